@@ -1,0 +1,93 @@
+"""The `charterflow` command line. Each package adds its own command group through ``register``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from charterflow import connectors_cli, ledger_cli
+
+app = typer.Typer(
+    name="charterflow",
+    help="Run a community working group's charter as Prefect flows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+rules_app = typer.Typer(help="Ask the charter: validate a charter file, evaluate a what-if case.",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error to stderr and exit with ``code`` (no traceback)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@rules_app.command("what-if")
+def what_if(
+    case_file: Path = typer.Argument(..., help="A JSON case file, or - for standard input."),
+    charter: Optional[Path] = typer.Option(None, "--charter", help="Charter TOML (default: settings)."),
+) -> None:
+    """Evaluate one case against the charter and print one JSON object."""
+    from rules import CaseError, CharterFileError, evaluate_case
+    from charterflow.charter import load_configured_charter
+
+    try:
+        loaded = load_configured_charter(charter)
+    except CharterFileError as exc:
+        fail(str(exc))
+    try:
+        raw = sys.stdin.read() if str(case_file) == "-" else case_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"{case_file}: cannot read: {exc.strerror}")
+    try:
+        result = evaluate_case(raw, charter=loaded)
+    except CaseError as exc:
+        fail(f"{case_file}: {exc}")
+    typer.echo(json.dumps(result, ensure_ascii=False))
+
+
+@rules_app.command("check")
+def check(
+    charter: Optional[Path] = typer.Argument(None, help="Charter TOML (default: settings)."),
+) -> None:
+    """Validate a charter file and print a summary of its numbers."""
+    from rules import CharterFileError
+    from charterflow.charter import load_configured_charter
+
+    try:
+        loaded = load_configured_charter(charter)
+    except CharterFileError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps({"ok": True, "charter": loaded.summary()}, ensure_ascii=False))
+
+
+@app.command()
+def up() -> None:
+    """Start the whole stack: Prefect server, the flows; stop with Ctrl-C."""
+    from charterflow.up import run_up
+
+    raise typer.Exit(run_up())
+
+
+@app.command()
+def version() -> None:
+    """Print charterflow's version."""
+    from importlib.metadata import version as dist_version
+
+    typer.echo(dist_version("charterflow"))
+
+
+ledger_cli.register(app)
+connectors_cli.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,47 @@
+"""Settings of charterflow, read from ``CHARTERFLOW_*`` environment variables and ``.env``.
+
+Secrets are ``SecretStr``: unwrap them only where a client is built, never log them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything charterflow reads from its environment. Each field is ``CHARTERFLOW_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHARTERFLOW_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(
+        default=Path(".charterflow"),
+        description="Folder for local state: Prefect's database, the SQLite ledger, logs.",
+    )
+    charter_file: Path | None = Field(
+        default=None,
+        description="The charter TOML; unset means the shipped DSF Online Community WG charter.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="Ledger database URL (postgresql+psycopg://…); unset means SQLite under home.",
+    )
+    prefect_host: str = Field(default="127.0.0.1", description="Where `up` binds Prefect's server.")
+    prefect_port: int = Field(default=4200, ge=1, le=65535, description="Prefect server port.")
+
+    def ledger_url(self) -> str:
+        """The ledger's SQLAlchemy URL (a secret: do not log it unredacted)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.home / 'ledger.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
