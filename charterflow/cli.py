@@ -49,7 +49,7 @@ def what_if(
     try:
         result = evaluate_case(raw, charter=loaded)
     except CaseError as exc:
-        fail(f"{case_file}: {exc}")
+        fail(f"{'<stdin>' if str(case_file) == '-' else case_file}: {exc}")
     typer.echo(json.dumps(result, ensure_ascii=False))
 
 

@@ -1,0 +1,238 @@
+"""Ballots: R-VOTE-APPROVE, R-REMOVE, R-VOTE-EARLY and R-ELECTORATE.
+
+A ballot's electorate is a snapshot taken when it opens. ``votes`` maps each voter to their
+latest choice (a later vote replaces an earlier one until the ballot closes; the ledger keeps
+the history). Every function here is pure: ``now`` is a parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+from typing import Literal
+
+from rules.charter import Charter
+from rules.decision import Decision
+
+Choice = Literal["yes", "no", "abstain"]
+BallotKind = Literal["approval", "removal", "endorsement"]
+Outcome = Literal["passed", "failed", "open"]
+CHOICES: tuple[str, ...] = ("yes", "no", "abstain")
+
+_BASE_RULING = {"approval": "R-VOTE-APPROVE", "endorsement": "R-VOTE-APPROVE",
+                "removal": "R-REMOVE"}
+
+
+def snapshot_electorate(
+    voting_members: Iterable[str], *, kind: BallotKind, subject: str | None, charter: Charter
+) -> tuple[str, ...]:
+    """The electorate of a ballot opening now (R-ELECTORATE): every voting member once, in the
+    order given; for a removal the member under vote is left out (R-REMOVE)."""
+    seen: dict[str, None] = {}
+    for member in voting_members:
+        if kind == "removal" and charter.ballots.removal.exclude_subject and member == subject:
+            continue
+        seen.setdefault(member, None)
+    return tuple(seen)
+
+
+def closes_at(kind: BallotKind, *, opened_at: datetime, charter: Charter) -> datetime:
+    """The ballot's deadline: opening time plus the charter's voting period for its kind."""
+    return opened_at + timedelta(days=_params(kind, charter).voting_days)
+
+
+def quorum(size: int, *, kind: BallotKind, charter: Charter) -> int:
+    """Approval/endorsement turnout needed: ``ceil(fraction * E)`` (R-VOTE-APPROVE)."""
+    fraction = Fraction(str(_params(kind, charter).quorum_fraction))
+    return math.ceil(fraction * size)
+
+
+def majority(size: int, *, charter: Charter) -> int:
+    """Yes votes a removal needs: ``floor(fraction * E) + 1`` of the whole electorate (R-REMOVE)."""
+    fraction = Fraction(str(charter.ballots.removal.majority_fraction))
+    return math.floor(fraction * size) + 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefusedVote:
+    """A vote that was not counted, with the ruling that refused it."""
+
+    voter: str
+    ruling: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"voter": self.voter, "ruling": self.ruling, "reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tally:
+    """The state of a ballot at ``now``.
+
+    ``needed`` is the turnout quorum for an approval or endorsement, and the yes votes needed
+    for a removal. ``decided_early`` is true when the votes cast decided it before the deadline
+    (R-VOTE-EARLY): from then on no vote may be cast or changed.
+    """
+
+    kind: BallotKind
+    outcome: Outcome
+    yes: int
+    no: int
+    abstain: int
+    electorate: int
+    needed: int
+    closes_at: datetime
+    decided_early: bool
+    counted: dict[str, str]
+    refused: tuple[RefusedVote, ...]
+    ruling: str
+    reason: str
+
+    @property
+    def closed(self) -> bool:
+        """True once the outcome is final (decided early or past the deadline)."""
+        return self.outcome != "open"
+
+
+def tally(
+    kind: BallotKind,
+    *,
+    electorate: Sequence[str],
+    votes: Mapping[str, str],
+    subject: str | None,
+    opened_at: datetime,
+    now: datetime,
+    charter: Charter,
+) -> Tally:
+    """Count a ballot: outcome ``passed``/``failed`` once decided (early or at the deadline),
+    else ``open``. Votes from outside the electorate, or from a removal's subject, are refused
+    and listed, never counted."""
+    members = snapshot_electorate(electorate, kind=kind, subject=subject, charter=charter)
+    member_set = set(members)
+    counted: dict[str, str] = {}
+    refused: list[RefusedVote] = []
+    for voter, choice in votes.items():
+        if choice not in CHOICES:
+            raise ValueError(f"votes.{voter}: {choice!r} is not one of yes, no, abstain")
+        if kind == "removal" and voter == subject:
+            refused.append(RefusedVote(
+                voter=voter, ruling="R-REMOVE",
+                reason=f"{voter} is the member under vote and is not in the electorate"))
+        elif voter not in member_set:
+            refused.append(RefusedVote(
+                voter=voter, ruling="R-ELECTORATE",
+                reason=f"{voter} is not in the electorate snapshotted when the ballot opened"))
+        else:
+            counted[voter] = choice
+
+    yes = sum(1 for c in counted.values() if c == "yes")
+    no = sum(1 for c in counted.values() if c == "no")
+    abstain = len(counted) - yes - no
+    size = len(members)
+    remaining = size - len(counted)
+    deadline = closes_at(kind, opened_at=opened_at, charter=charter)
+    at_deadline = now >= deadline
+    params = _params(kind, charter)
+    base = _BASE_RULING[kind]
+    figures = f"{yes} yes, {no} no, {abstain} abstain of {size}"
+
+    if kind == "removal":
+        needed = majority(size, charter=charter)
+        if yes >= needed:
+            outcome: Outcome = "passed"
+            why = f"{figures}: {yes} yes reaches the {needed} needed (a majority of the electorate)"
+        elif at_deadline or yes + remaining < needed:
+            outcome = "failed"
+            why = (f"{figures}: {needed} yes needed (a majority of the electorate); "
+                   + ("the deadline passed" if at_deadline and yes + remaining >= needed
+                      else f"even if the {remaining} who have not voted said yes, it cannot pass"))
+        else:
+            outcome = "open"
+            why = f"{figures}: {needed - yes} more yes needed of {remaining} who have not voted"
+    else:
+        needed = quorum(size, kind=kind, charter=charter)
+        turnout = yes + no + abstain
+        if at_deadline:
+            passed = yes > no and turnout >= needed
+            outcome = "passed" if passed else "failed"
+            if passed:
+                why = f"{figures}: more yes than no, and turnout {turnout} meets the quorum of {needed}"
+            elif turnout < needed:
+                why = f"{figures}: turnout {turnout} is below the quorum of {needed}"
+            else:
+                why = f"{figures}: yes does not outnumber no"
+        elif turnout >= needed and yes > no + remaining:
+            outcome = "passed"
+            why = (f"{figures}: turnout meets the quorum of {needed} and yes outnumbers no even "
+                   f"if the {remaining} who have not voted said no")
+        elif yes + remaining <= no:
+            outcome = "failed"
+            why = (f"{figures}: yes cannot outnumber no even if the {remaining} who have not "
+                   "voted said yes")
+        else:
+            outcome = "open"
+            why = f"{figures}: quorum {needed}; {remaining} have not voted"
+
+    decided_early = outcome != "open" and not at_deadline
+    if decided_early and not params.early_close:
+        # This charter does not close ballots early: the outcome is known but waits for the deadline.
+        outcome, decided_early = "open", False
+        why += " (decided, but this charter closes ballots only at their deadline)"
+    ruling = "R-VOTE-EARLY" if decided_early else base
+    if size == 0:
+        why = f"the electorate is empty, so the ballot cannot pass ({why})"
+    return Tally(kind=kind, outcome=outcome, yes=yes, no=no, abstain=abstain, electorate=size,
+                 needed=needed, closes_at=deadline, decided_early=decided_early, counted=counted,
+                 refused=tuple(refused), ruling=ruling, reason=why)
+
+
+def check_vote(
+    kind: BallotKind,
+    *,
+    voter: str,
+    electorate: Sequence[str],
+    votes: Mapping[str, str],
+    subject: str | None,
+    opened_at: datetime,
+    now: datetime,
+    charter: Charter,
+) -> Decision:
+    """May ``voter`` cast (or change) a vote now? Refused outside the electorate
+    (R-ELECTORATE), for a removal's subject (R-REMOVE), and once the ballot is closed
+    (R-VOTE-EARLY, or the deadline)."""
+    current = tally(kind, electorate=electorate, votes=votes, subject=subject,
+                    opened_at=opened_at, now=now, charter=charter)
+    evidence = {"outcome": current.outcome, "yes": current.yes, "no": current.no,
+                "abstain": current.abstain, "electorate": current.electorate}
+    if kind == "removal" and voter == subject:
+        return Decision(allowed=False, ruling="R-REMOVE", evidence=evidence,
+                        reason=f"{voter} is the member under vote and may not vote on it")
+    if voter not in snapshot_electorate(electorate, kind=kind, subject=subject, charter=charter):
+        return Decision(allowed=False, ruling="R-ELECTORATE", evidence=evidence,
+                        reason=f"{voter} is not in this ballot's electorate")
+    if current.closed:
+        return Decision(allowed=False, ruling=current.ruling, evidence=evidence,
+                        reason=f"the ballot is closed ({current.outcome}): no vote can be cast "
+                               "or changed")
+    replaces = votes.get(voter)
+    return Decision(allowed=True, ruling="R-ELECTORATE", evidence={**evidence, "replaces": replaces},
+                    reason="vote accepted" + (f"; it replaces the earlier {replaces!r}"
+                                              if replaces else ""))
+
+
+def voting_members(
+    active_members: Iterable[str], *, coc_liaison: str | None = None
+) -> tuple[str, ...]:
+    """Every voting member (R-ELECTORATE): the active members (Chair and Co-Chair are members)
+    plus the CoC WG Liaison, who votes even if the CoC WG rotates them in mid-term (R-ROLE-COC)."""
+    members = list(dict.fromkeys(active_members))
+    if coc_liaison and coc_liaison not in members:
+        members.append(coc_liaison)
+    return tuple(members)
+
+
+def _params(kind: BallotKind, charter: Charter):
+    return getattr(charter.ballots, kind)

@@ -1,0 +1,207 @@
+"""Who may join: R-ELIG-1 (activity), R-ELIG-2 (nomination), R-ELIG-3 (self-nomination),
+R-ELIG-4 (the evidence is kept). Pure: the caller fetches the figures and passes ``now``."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from rules.charter import Charter
+from rules.decision import Decision
+
+Answer = Literal["yes", "no", "unknown"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Applicant:
+    """The handles an application names (R-APP-1) and its nominator, if any."""
+
+    forum: str | None = None
+    discord: str | None = None
+    nominator: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiscourseEvidence:
+    """Figures from the Forum (``GET /admin/users/{id}.json``) and when they were fetched."""
+
+    created_at: datetime
+    days_visited: int
+    post_count: int
+    last_seen_at: datetime | None = None
+    fetched_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiscordEvidence:
+    """Figures from Discord: ``joined_at`` and messages found by member search in the window
+    (``None`` when search could not answer)."""
+
+    joined_at: datetime
+    messages_90d: int | None
+    fetched_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlatformCheck:
+    """R-ELIG-1 on one platform: ``yes``, ``no`` or ``unknown``, and why."""
+
+    platform: str
+    answer: Answer
+    reason: str
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def check_discourse(ev: DiscourseEvidence | None, *, now: datetime, charter: Charter) -> PlatformCheck:
+    """R-ELIG-1 on the Forum: account old enough and active (visits or posts, seen recently)."""
+    rule = charter.eligibility
+    if ev is None:
+        return PlatformCheck(platform="discourse", answer="unknown",
+                             reason="Forum activity was not fetched")
+    age = now - ev.created_at
+    min_age = timedelta(days=rule.account_min_age_days)
+    if age < min_age:
+        return PlatformCheck(
+            platform="discourse", answer="no",
+            reason=f"Forum account is {age.days} days old; {rule.account_min_age_days} needed")
+    d = rule.discourse
+    if ev.days_visited < d.min_days_visited and ev.post_count < d.min_post_count:
+        return PlatformCheck(
+            platform="discourse", answer="no",
+            reason=f"Forum activity is {ev.days_visited} days visited and {ev.post_count} posts; "
+                   f"{d.min_days_visited} days visited or {d.min_post_count} posts needed")
+    if ev.last_seen_at is not None and now - ev.last_seen_at > timedelta(days=d.seen_within_days):
+        return PlatformCheck(
+            platform="discourse", answer="no",
+            reason=f"last seen on the Forum {(now - ev.last_seen_at).days} days ago; "
+                   f"within {d.seen_within_days} days needed")
+    return PlatformCheck(
+        platform="discourse", answer="yes",
+        reason=f"Forum account {age.days} days old with {ev.days_visited} days visited and "
+               f"{ev.post_count} post{'' if ev.post_count == 1 else 's'}")
+
+
+def check_discord(ev: DiscordEvidence | None, *, now: datetime, charter: Charter) -> PlatformCheck:
+    """R-ELIG-1 on Discord: member long enough and enough recent messages; an unknown message
+    count answers ``unknown``, never ``yes``."""
+    rule = charter.eligibility
+    if ev is None:
+        return PlatformCheck(platform="discord", answer="unknown",
+                             reason="Discord activity was not fetched")
+    age = now - ev.joined_at
+    if age < timedelta(days=rule.account_min_age_days):
+        return PlatformCheck(
+            platform="discord", answer="no",
+            reason=f"Discord member for {age.days} days; {rule.account_min_age_days} needed")
+    d = rule.discord
+    if ev.messages_90d is None:
+        return PlatformCheck(
+            platform="discord", answer="unknown",
+            reason="Discord message search could not count messages yet")
+    if ev.messages_90d < d.min_messages:
+        return PlatformCheck(
+            platform="discord", answer="no",
+            reason=f"{ev.messages_90d} Discord messages in the last {d.messages_window_days} days; "
+                   f"{d.min_messages} needed")
+    return PlatformCheck(
+        platform="discord", answer="yes",
+        reason=f"Discord member for {age.days} days with {ev.messages_90d} messages in the last "
+               f"{d.messages_window_days} days")
+
+
+def _is_self(applicant: Applicant) -> bool:
+    own = {h.casefold() for h in (applicant.forum, applicant.discord) if h}
+    return applicant.nominator is None or applicant.nominator.casefold() in own
+
+
+def decide_eligibility(
+    applicant: Applicant,
+    *,
+    discourse: DiscourseEvidence | None,
+    discord: DiscordEvidence | None,
+    dsf_members: Collection[str],
+    now: datetime,
+    charter: Charter,
+) -> Decision:
+    """Decide eligibility. ``evidence["status"]`` is ``eligible``, ``not-eligible`` or
+    ``unknown``: unknown figures never count as yes, and the reason says what to do."""
+    if not applicant.forum and not applicant.discord:
+        return Decision(
+            allowed=False, ruling="R-APP-1",
+            reason="the application names no Forum or Discord username; at least one is needed",
+            evidence={"status": "not-eligible", "checked_at": now.isoformat(), "platforms": {}})
+
+    checks: list[PlatformCheck] = []
+    platform_evidence: dict[str, Any] = {}
+    if applicant.forum:
+        checks.append(check_discourse(discourse, now=now, charter=charter))
+        platform_evidence["discourse"] = _evidence_dict(discourse)
+    if applicant.discord:
+        checks.append(check_discord(discord, now=now, charter=charter))
+        platform_evidence["discord"] = _evidence_dict(discord)
+    for check in checks:
+        platform_evidence[check.platform] = {
+            **(platform_evidence[check.platform] or {}), "answer": check.answer,
+            "reason": check.reason}
+
+    evidence: dict[str, Any] = {"checked_at": now.isoformat(), "platforms": platform_evidence,
+                                "nominator": applicant.nominator}
+    active = [c for c in checks if c.answer == "yes"]
+    unknown = [c for c in checks if c.answer == "unknown"]
+    summary = "; ".join(c.reason for c in checks)
+
+    self_nominated = _is_self(applicant)
+    nomination_note = ""
+    if not self_nominated:
+        members = {m.casefold() for m in dsf_members}
+        valid = applicant.nominator.casefold() in members
+        evidence["nomination_valid"] = valid
+        if valid:
+            return Decision(
+                allowed=True, ruling="R-ELIG-2",
+                reason=f"nominated by {applicant.nominator}, a DSF Individual Member",
+                evidence={**evidence, "status": "eligible"})
+        nomination_note = (f"the nomination is invalid: {applicant.nominator} is not on the list "
+                           "of DSF Individual Members")
+
+    if self_nominated and not charter.eligibility.self_nomination:
+        return Decision(
+            allowed=False, ruling="R-ELIG-3",
+            reason="this charter does not allow self-nomination; a DSF Individual Member must "
+                   "nominate the applicant",
+            evidence={**evidence, "status": "not-eligible"})
+
+    ruling = "R-ELIG-3" if applicant.nominator is not None and self_nominated else "R-ELIG-1"
+    if active:
+        reason = f"active on {active[0].platform}: {active[0].reason}"
+        if nomination_note:
+            reason = f"{nomination_note}, but the applicant is {reason}"
+        return Decision(allowed=True, ruling="R-ELIG-1", reason=reason,
+                        evidence={**evidence, "status": "eligible"})
+    if nomination_note:
+        ruling = "R-ELIG-2"
+    if unknown:
+        what = "; ".join(c.reason for c in unknown)
+        return Decision(
+            allowed=False, ruling=ruling,
+            reason=(f"{nomination_note}; " if nomination_note else "")
+                   + f"eligibility is unknown ({what}); the check will be retried, or ask a DSF "
+                     "Individual Member to nominate you",
+            evidence={**evidence, "status": "unknown"})
+    return Decision(
+        allowed=False, ruling=ruling,
+        reason=(f"{nomination_note}; " if nomination_note else "")
+               + f"not active enough yet ({summary}); apply again later or ask a DSF Individual "
+                 "Member to nominate you",
+        evidence={**evidence, "status": "not-eligible"})
+
+
+def _evidence_dict(ev: DiscourseEvidence | DiscordEvidence | None) -> dict[str, Any] | None:
+    if ev is None:
+        return None
+    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in asdict(ev).items()}

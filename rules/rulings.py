@@ -1,0 +1,38 @@
+"""The ruling ids of shared/charter/RULINGS.md with their short titles. Code cites only these."""
+
+from __future__ import annotations
+
+RULINGS: dict[str, str] = {
+    "R-ELIG-1": "Activity: account >= 90 days old and active on an approved platform",
+    "R-ELIG-2": "Nomination by a DSF Individual Member",
+    "R-ELIG-3": "Self-nomination needs only activity",
+    "R-ELIG-4": "Eligibility evidence is kept",
+    "R-APP-1": "Application form fields",
+    "R-APP-2": "Identity confirmed from each named account",
+    "R-APP-3": "One open application per person",
+    "R-VOTE-APPROVE": "Approval: yes > no and quorum ceil(E/2)",
+    "R-VOTE-EARLY": "A ballot closes as soon as the votes cast decide it",
+    "R-TERM-1": "A term is one year from approval",
+    "R-TERM-2": "Yearly opt-in, reminders and grace",
+    "R-LEAVE": "A member may leave at any time",
+    "R-REMOVE": "Removal: yes >= floor(E/2)+1, subject excluded",
+    "R-ELECTORATE": "Electorate snapshotted at opening; one vote per person",
+    "R-ROLE-CHAIR": "Chair and Co-Chair ideally from separate platforms",
+    "R-ROLE-COC": "CoC WG Liaison chosen by the CoC WG, a voting member",
+    "R-ROLE-BOARD": "Board Liaison: active Board member, not the CoC WG Liaison",
+    "R-ROLE-SC": "SC Liaison: active Steering Council member",
+    "R-ADMIN-1": "Nobody is admin on all approved platforms",
+    "R-ADMIN-2": "At least two admins per platform",
+    "R-ADMIN-3": "Admin invariants are checked before sending; drift is reported",
+    "R-MOD": "The WG changes moderators and other roles directly",
+    "R-TRAIN": "New moderators get and acknowledge training",
+    "R-BOARD": "Platform trials, migrations, retirements and budgets go to the Board",
+    "R-DIRECT": "Everything else the WG does directly",
+    "R-IDEA-1": "Ideas backlog and statuses",
+    "R-IDEA-2": "Idea triage, digest and flags",
+    "R-REPORT": "Quarterly public and private reports",
+    "R-MEET": "Quarterly call on Discord",
+    "R-RECORD": "Every decision in a hash-chained log before it is announced",
+    "R-PRIVACY": "Applications and removal ballots are private to the WG",
+    "R-PRIVACY-2": "Export and erasure of personal data",
+}

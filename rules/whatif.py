@@ -1,0 +1,235 @@
+"""`charterflow rules what-if`: one JSON case in, one JSON answer out.
+
+This is a stable contract other tools rely on; the case kinds and their outputs are listed in
+rules/README.md. Malformed input raises :class:`CaseError` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints,
+                      ValidationError, model_validator)
+
+from rules.admins import check_admins
+from rules.ballots import tally
+from rules.board import needs_board
+from rules.charter import Charter
+from rules.eligibility import Applicant, DiscordEvidence, DiscourseEvidence, decide_eligibility
+from rules.errors import CaseError, describe_validation_error
+from rules.roles import WgRoles, check_roles
+from rules.terms import term_status, term_window
+
+Handle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Count = Annotated[int, Field(ge=0)]
+MAX_CASE_BYTES = 1_000_000
+
+
+class _Case(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApplicationIn(_Case):
+    forum: Handle | None = None
+    discord: Handle | None = None
+    nominator: Handle | None = None
+
+
+class DiscourseIn(_Case):
+    created_at: AwareDatetime
+    days_visited: Count
+    post_count: Count
+    last_seen_at: AwareDatetime | None = None
+    fetched_at: AwareDatetime | None = None
+
+
+class DiscordIn(_Case):
+    joined_at: AwareDatetime
+    messages_90d: Count | None
+    fetched_at: AwareDatetime | None = None
+
+
+class EvidenceIn(_Case):
+    discourse: DiscourseIn | None = None
+    discord: DiscordIn | None = None
+
+
+class EligibilityCase(_Case):
+    case: Literal["eligibility"]
+    now: AwareDatetime
+    application: ApplicationIn
+    evidence: EvidenceIn
+    dsf_members: list[Handle] = Field(default_factory=list)
+
+
+class BallotCase(_Case):
+    case: Literal["approval", "removal"]
+    electorate: list[Handle]
+    subject: Handle | None = None
+    votes: dict[Handle, Literal["yes", "no", "abstain"]]
+    opened_at: AwareDatetime
+    now: AwareDatetime
+
+    @model_validator(mode="after")
+    def _subject_for_removal(self) -> BallotCase:
+        if self.case == "removal" and self.subject is None:
+            raise ValueError("subject: a removal ballot needs the member under vote")
+        if self.now < self.opened_at:
+            raise ValueError("now: earlier than opened_at")
+        return self
+
+
+class AdminsCase(_Case):
+    case: Literal["admins"]
+    platforms: list[Handle] = Field(min_length=1)
+    admins: dict[Handle, list[Handle]]
+
+    @model_validator(mode="after")
+    def _known_platforms(self) -> AdminsCase:
+        unknown = [p for p in self.admins if p not in self.platforms]
+        if unknown:
+            raise ValueError(f"admins.{unknown[0]}: not one of the platforms "
+                             f"({', '.join(self.platforms)})")
+        return self
+
+
+class RolesIn(_Case):
+    chair: Handle
+    co_chair: Handle | None = None
+    coc_liaison: Handle | None = None
+    board_liaison: Handle | None = None
+    sc_liaison: Handle | None = None
+
+
+class RolesCase(_Case):
+    case: Literal["roles"]
+    roles: RolesIn
+    home_platform: dict[Handle, Handle] = Field(default_factory=dict)
+    board_members: list[Handle] = Field(default_factory=list)
+    steering_council: list[Handle] = Field(default_factory=list)
+
+
+class TermCase(_Case):
+    case: Literal["term"]
+    term_start: AwareDatetime
+    now: AwareDatetime
+    opted_in: bool
+    opted_in_at: AwareDatetime | None = None
+
+
+class ProposalIn(_Case):
+    kind: Handle
+    title: str | None = None
+
+
+class BoardCase(_Case):
+    case: Literal["board"]
+    proposal: ProposalIn
+
+
+Case = Annotated[Union[EligibilityCase, BallotCase, AdminsCase, RolesCase, TermCase, BoardCase],
+                 Field(discriminator="case")]
+KINDS = ("eligibility", "approval", "removal", "admins", "roles", "term", "board")
+
+
+class _Envelope(BaseModel):
+    case: Case
+
+
+def parse_case(raw: str | bytes | dict[str, Any]) -> BaseModel:
+    """Validate a case (JSON text or an already-decoded object); :class:`CaseError` names the
+    field that is wrong."""
+    if isinstance(raw, (str, bytes)):
+        if len(raw) > MAX_CASE_BYTES:
+            raise CaseError(f"case is larger than {MAX_CASE_BYTES} bytes")
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CaseError(f"not valid JSON: {exc}") from None
+    else:
+        data = raw
+    if not isinstance(data, dict):
+        raise CaseError("a case must be a JSON object")
+    kind = data.get("case")
+    if kind is None:
+        raise CaseError(f"case: required field is missing (one of {', '.join(KINDS)})")
+    if kind not in KINDS:
+        raise CaseError(f"case: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
+    try:
+        return _Envelope.model_validate({"case": data}).case
+    except ValidationError as exc:
+        # Drop the envelope and discriminator prefix ("case.removal.") so each path is the
+        # case file's own.
+        raise CaseError(describe_validation_error(exc).replace(f"case.{kind}.", "")) from None
+
+
+def evaluate_case(raw: str | bytes | dict[str, Any], *, charter: Charter) -> dict[str, Any]:
+    """Evaluate one case and return the JSON-ready answer."""
+    case = parse_case(raw)
+    try:
+        return _EVALUATORS[type(case)](case, charter)
+    except ValueError as exc:  # a rule refused the input itself (for example an unknown kind)
+        raise CaseError(str(exc)) from None
+
+
+def _eligibility(case: EligibilityCase, charter: Charter) -> dict[str, Any]:
+    ev = case.evidence
+    decision = decide_eligibility(
+        Applicant(forum=case.application.forum, discord=case.application.discord,
+                  nominator=case.application.nominator),
+        discourse=DiscourseEvidence(**ev.discourse.model_dump()) if ev.discourse else None,
+        discord=DiscordEvidence(**ev.discord.model_dump()) if ev.discord else None,
+        dsf_members=case.dsf_members, now=case.now, charter=charter)
+    return {"allowed": decision.allowed, "ruling": decision.ruling, "reason": decision.reason,
+            "status": decision.evidence["status"], "evidence": decision.evidence}
+
+
+def _ballot(case: BallotCase, charter: Charter) -> dict[str, Any]:
+    result = tally(case.case, electorate=case.electorate, votes=case.votes, subject=case.subject,
+                   opened_at=case.opened_at, now=case.now, charter=charter)
+    return {"outcome": result.outcome, "yes": result.yes, "no": result.no,
+            "abstain": result.abstain, "electorate": result.electorate, "needed": result.needed,
+            "ruling": result.ruling, "reason": result.reason,
+            "decided_early": result.decided_early, "closes_at": result.closes_at.isoformat(),
+            "refused": [r.to_dict() for r in result.refused]}
+
+
+def _admins(case: AdminsCase, charter: Charter) -> dict[str, Any]:
+    decision = check_admins(case.admins, platforms=case.platforms, charter=charter)
+    return {"allowed": decision.allowed, "violations": [v.to_dict() for v in decision.violations],
+            "ruling": decision.ruling, "reason": decision.reason}
+
+
+def _roles(case: RolesCase, charter: Charter) -> dict[str, Any]:
+    decision = check_roles(WgRoles(**case.roles.model_dump()), home_platform=case.home_platform,
+                           board_members=case.board_members,
+                           steering_council=case.steering_council, charter=charter)
+    return {"allowed": decision.allowed, "violations": [v.to_dict() for v in decision.violations],
+            "warnings": [w.to_dict() for w in decision.warnings],
+            "ruling": decision.ruling, "reason": decision.reason}
+
+
+def _term(case: TermCase, charter: Charter) -> dict[str, Any]:
+    status, decision = term_status(case.term_start, now=case.now, opted_in=case.opted_in,
+                                   opted_in_at=case.opted_in_at, charter=charter)
+    window = term_window(case.term_start, charter=charter)
+    out = {"status": status, "term_end": window.end.isoformat(), "ruling": decision.ruling,
+           "reason": decision.reason, "opt_in_opens": window.opt_in_opens.isoformat(),
+           "grace_ends": window.grace_ends.isoformat()}
+    if "new_term_end" in decision.evidence:
+        out["new_term_end"] = decision.evidence["new_term_end"]
+    return out
+
+
+def _board(case: BoardCase, charter: Charter) -> dict[str, Any]:
+    try:
+        decision = needs_board(case.proposal.kind, charter=charter)
+    except ValueError as exc:
+        raise CaseError(f"proposal.kind: {exc}") from None
+    return {"needs_board": not decision.allowed, "ruling": decision.ruling,
+            "reason": decision.reason}
+
+
+_EVALUATORS = {EligibilityCase: _eligibility, BallotCase: _ballot, AdminsCase: _admins,
+               RolesCase: _roles, TermCase: _term, BoardCase: _board}
