@@ -23,7 +23,7 @@ up: install
 	$(BIN)/charterflow up
 
 test: install
-	@if [ -f scripts/test-deps.sh ]; then bash scripts/test-deps.sh; fi
+	@bash scripts/test-deps.sh
 	$(BIN)/python -m pytest
 
 # Rewrites the pins from a clean resolve, so a fresh install is reproducible.

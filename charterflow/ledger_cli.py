@@ -1,9 +1,249 @@
-"""`charterflow db|audit|roster|person` commands (the ledger's command line)."""
+"""`charterflow db|audit|roster|person` commands (the ledger's command line).
+
+The database is ``CHARTERFLOW_DATABASE_URL`` (default: SQLite under ``CHARTERFLOW_HOME``).
+Errors print one line ``error: …`` to stderr and exit 2; a failed ``audit verify`` exits 1.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Optional
+
 import typer
+
+ACTOR_HELP = "Who acts, as an audit reference (operator, person:12, …)."
+
+
+class _DryRun(Exception):
+    """Raised inside a transaction to roll it back on purpose."""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn every expected failure into one ``error:`` line (never a traceback)."""
+    from connectors.errors import CharterflowError
+    from rules import CharterFileError
+
+    try:
+        yield
+    except (CharterflowError, CharterFileError) as exc:
+        _fail(_scrub(str(exc)))
+    except ValueError as exc:
+        _fail(_scrub(str(exc)))
+    except OSError as exc:
+        _fail(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def _scrub(message: str) -> str:
+    # Belt and braces: the ledger redacts already, but never let the password through.
+    from sqlalchemy.engine import make_url
+
+    from charterflow.settings import get_settings
+
+    url = get_settings().database_url
+    if url is not None:
+        try:
+            password = make_url(url.get_secret_value()).password
+        except Exception:  # an unparsable URL has been reported as such already
+            password = None
+        if password:
+            message = message.replace(str(password), "***")
+    return message
+
+
+def _ledger(*, current: bool = True) -> Any:
+    from ledger import Ledger
+    from ledger.migrate import require_current
+
+    from charterflow.settings import get_settings
+
+    ledger = Ledger(get_settings().ledger_url())
+    if current:
+        require_current(ledger)
+    return ledger
+
+
+@contextmanager
+def _output(path: Optional[Path]) -> Iterator[IO[str]]:
+    if path is None or str(path) == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+def _check_actor(actor: str) -> str:
+    from ledger.audit import _REF
+
+    if not _REF.match(actor):
+        raise ValueError(f"--actor {actor!r}: use a reference such as operator or person:12")
+    return actor
 
 
 def register(app: typer.Typer) -> None:
     """Add the ledger's command groups to the main CLI."""
+    db_app = typer.Typer(help="The ledger database: create or migrate its schema.",
+                         no_args_is_help=True)
+    audit_app = typer.Typer(help="The hash-chained audit log: verify it, export it.",
+                            no_args_is_help=True)
+    roster_app = typer.Typer(help="Import or export the WG's people, terms and roles.",
+                             no_args_is_help=True)
+    person_app = typer.Typer(help="One person's data: export it, erase it (R-PRIVACY-2).",
+                             no_args_is_help=True)
+    app.add_typer(db_app, name="db")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(roster_app, name="roster")
+    app.add_typer(person_app, name="person")
+
+    @db_app.command("upgrade")
+    def db_upgrade() -> None:
+        """Bring the ledger database to the current schema (safe to run again)."""
+        from ledger.migrate import upgrade
+
+        with _errors():
+            ledger = _ledger(current=False)
+            before, after = upgrade(ledger)
+            if before == after:
+                typer.echo(f"ledger {ledger.url} is at schema {after} already")
+            else:
+                typer.echo(f"ledger {ledger.url} upgraded from {before or 'empty'} to {after}")
+
+    @audit_app.command("verify")
+    def audit_verify(
+        expect_head: Optional[str] = typer.Option(
+            None, "--expect-head", help="A head hash printed by an earlier verify: also "
+            "catches entries deleted from the end."),
+        file: Optional[Path] = typer.Option(
+            None, "--file", help="Verify an export file instead of the database."),
+        fmt: str = typer.Option("jsonl", "--format", help="Format of --file: jsonl or csv."),
+    ) -> None:
+        """Check the audit log link by link; exit 1 naming the first bad entry."""
+        from ledger import audit
+
+        with _errors():
+            if file is not None:
+                with open(file, encoding="utf-8", newline="") as handle:
+                    try:
+                        result = audit.verify_chain(audit.read_export(handle, fmt=fmt),
+                                                    expect_head=expect_head)
+                    except (json.JSONDecodeError, KeyError) as exc:
+                        raise ValueError(f"{file}: not an audit export: {exc}") from None
+            else:
+                ledger = _ledger()
+                with ledger.read() as session:
+                    result = audit.verify(session, expect_head=expect_head)
+        if not result.ok:
+            _fail(result.message(), code=1)
+        typer.echo(result.message())
+
+    @audit_app.command("export")
+    def audit_export(
+        fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                              help="File to write (default: standard output)."),
+    ) -> None:
+        """Write the whole audit log out, oldest entry first."""
+        from ledger import audit
+
+        with _errors():
+            if fmt not in ("jsonl", "csv"):
+                raise ValueError(f"--format {fmt!r}: use jsonl or csv")
+            ledger = _ledger()
+            with ledger.read() as session, _output(output) as out:
+                audit.export(session, out, fmt=fmt)
+
+    @roster_app.command("import")
+    def roster_import(
+        file: Path = typer.Argument(..., help="The roster TOML (see examples/roster.toml)."),
+        actor: str = typer.Option("operator", "--actor", help=ACTOR_HELP),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Check and report, write nothing."),
+        charter: Optional[Path] = typer.Option(None, "--charter", help="Charter TOML."),
+    ) -> None:
+        """Import people, identities, terms and WG roles; refuses a file that breaks a rule."""
+        from ledger.roster import import_roster, load_roster
+
+        from charterflow.charter import load_configured_charter
+
+        with _errors():
+            _check_actor(actor)
+            loaded = load_configured_charter(charter)
+            roster = load_roster(file, charter=loaded)
+            ledger = _ledger()
+            try:
+                with ledger.transaction() as session:
+                    report = import_roster(session, roster, charter=loaded, actor=actor)
+                    if dry_run:
+                        raise _DryRun  # rolls the transaction back
+            except _DryRun:
+                pass
+        for warning in report.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        verb = "would change" if dry_run else "changed"
+        typer.echo(f"{file}: {len(roster.people)} people; {verb} {report.changes} record(s): "
+                   f"{len(report.created)} created, {len(report.updated)} updated")
+
+    @roster_app.command("export")
+    def roster_export(
+        output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                              help="File to write (default: standard output)."),
+    ) -> None:
+        """Write people, identities, terms, WG roles and reference lists as roster TOML."""
+        from ledger.roster import export_roster
+
+        with _errors():
+            ledger = _ledger()
+            with ledger.read() as session:
+                text = export_roster(session)
+            with _output(output) as out:
+                out.write(text)
+
+    @person_app.command("export")
+    def person_export(
+        person: str = typer.Argument(..., help="Person id or handle."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                              help="File to write (default: standard output)."),
+    ) -> None:
+        """Everything the ledger holds about a person, as JSON."""
+        from ledger.privacy import export_person
+        from ledger.repo import get_person
+
+        with _errors():
+            ledger = _ledger()
+            with ledger.read() as session:
+                data = export_person(session, get_person(session, person))
+            with _output(output) as out:
+                out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+    @person_app.command("erase")
+    def person_erase(
+        person: str = typer.Argument(..., help="Person id or handle."),
+        reason: str = typer.Option(..., "--reason", help="Why (kept in the ledger, hashed in "
+                                   "the audit log)."),
+        actor: str = typer.Option("operator", "--actor", help=ACTOR_HELP),
+    ) -> None:
+        """Erase a person's personal data, keep the decisions, record the erasure."""
+        from ledger.privacy import erase_person
+        from ledger.repo import get_person
+
+        def work(session: Any) -> tuple[int, int]:
+            erasure = erase_person(session, get_person(session, person), reason=reason,
+                                   actor=actor)
+            return erasure.person_id, erasure.id
+
+        with _errors():
+            _check_actor(actor)
+            ledger = _ledger()
+            person_id, erasure_id = ledger.run(work)
+        typer.echo(f"person:{person_id} erased (erasure {erasure_id}); decisions kept")
+
+

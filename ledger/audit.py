@@ -1,0 +1,238 @@
+"""The append-only, hash-chained audit log (R-RECORD, R-PRIVACY-2).
+
+Each entry's ``hash`` is ``sha256(prev_hash + "\\n" + canonical_json(entry))`` where the entry is
+``{seq, at, actor, action, subject, payload}``; the first entry's ``prev_hash`` is 64 zeros.
+Canonical JSON: keys sorted, no spaces, UTF-8, ``at`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``.
+Payloads hold ids, enum values and content hashes (``content_digest``), never personal data, so
+erasing a person leaves every hash intact. Floats are refused: their text form is not portable.
+
+``append`` is the only writer; there is no update or delete function. Appends serialize: on
+PostgreSQL with ``pg_advisory_xact_lock``, on SQLite through the ``BEGIN IMMEDIATE`` of every
+``Ledger.transaction()``; ``seq`` and ``hash`` are unique as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from ledger.db import WRITE_LOCK_KEY
+from ledger.models import AuditEntry
+from ledger.types import utcnow
+
+GENESIS = "0" * 64
+# Actors and subjects are references ("person:12", "operator", "flow:intake"), not names.
+_REF = re.compile(r"^[a-z][a-z0-9_.-]{0,39}(:[A-Za-z0-9_.:@/+-]{1,120})?$")
+EXPORT_FIELDS = ("seq", "at", "actor", "action", "subject", "payload", "prev_hash", "hash")
+
+
+def canonical_json(value: Any) -> str:
+    """The one text form of a JSON value that the hashes are computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def format_time(at: datetime) -> str:
+    """``at`` in the canonical UTC form used in hashes and exports."""
+    if at.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def content_digest(value: Any, *, salt: str | None = None) -> str:
+    """``sha256:<hex>`` of ``value``'s canonical JSON, salted when ``salt`` is given.
+
+    Use it to let the audit log refer to personal content without holding it; the salt (kept
+    beside the content, erased with it) stops anyone from confirming a guessed value later.
+    """
+    data = (salt or "") + canonical_json(value)
+    return "sha256:" + hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def entry_hash(*, prev_hash: str, seq: int, at: str, actor: str, action: str, subject: str,
+               payload: Any) -> str:
+    """The hash of one entry (``at`` already in canonical form)."""
+    body = canonical_json({"seq": seq, "at": at, "actor": actor, "action": action,
+                           "subject": subject, "payload": payload})
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def _check_payload(value: Any, path: str = "payload") -> None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        raise ValueError(f"{path}: floats are not allowed in audit payloads; use a string")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{path}: keys must be strings")
+            _check_payload(item, f"{path}.{key}")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_payload(item, f"{path}[{i}]")
+        return
+    raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
+
+
+def append(session: Session, *, actor: str, action: str, subject: str,
+           payload: Mapping[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+    """Append one entry in ``session``'s transaction (committed or rolled back with it)."""
+    for name, value in (("actor", actor), ("subject", subject)):
+        if not _REF.match(value):
+            raise ValueError(f"audit {name} {value!r} is not a reference like 'person:12'")
+    if not re.match(r"^[a-z][a-z0-9_.-]{0,79}$", action):
+        raise ValueError(f"audit action {action!r} must look like 'membership.started'")
+    body = dict(payload or {})
+    _check_payload(body)
+    payload_json = canonical_json(body)
+    if session.get_bind().dialect.name == "postgresql":
+        # Held until this transaction ends, so the next appender sees our entry as the tail.
+        # Ledger.transaction() took it already; advisory locks are re-entrant.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+    session.flush()
+    last = session.execute(
+        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+    ).first()
+    seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    when = (at or utcnow()).astimezone(UTC)
+    entry = AuditEntry(seq=seq, at=when, actor=actor, action=action, subject=subject,
+                       payload_json=payload_json, prev_hash=prev,
+                       hash=entry_hash(prev_hash=prev, seq=seq, at=format_time(when), actor=actor,
+                                       action=action, subject=subject, payload=body))
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+# --- reading, verifying, exporting -----------------------------------------------------------
+
+
+def entry_record(entry: AuditEntry) -> dict[str, Any]:
+    """An entry as the plain record that exports hold and ``verify_chain`` checks."""
+    return {"seq": entry.seq, "at": format_time(entry.at), "actor": entry.actor,
+            "action": entry.action, "subject": entry.subject,
+            "payload": json.loads(entry.payload_json), "prev_hash": entry.prev_hash,
+            "hash": entry.hash, "_payload_json": entry.payload_json}
+
+
+def iter_records(session: Session, *, batch: int = 500) -> Iterator[dict[str, Any]]:
+    """Every entry in ``seq`` order, streamed."""
+    result = session.execute(select(AuditEntry).order_by(AuditEntry.seq, AuditEntry.id)
+                             .execution_options(yield_per=batch))
+    for entry in result.scalars():
+        yield entry_record(entry)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyResult:
+    """What ``verify`` found. ``bad_seq``/``reason`` name the first bad entry when not ``ok``."""
+
+    ok: bool
+    count: int
+    head: str
+    bad_seq: int | None = None
+    reason: str | None = None
+
+    def message(self) -> str:
+        """One line for a person."""
+        if self.ok:
+            return f"ok: {self.count} audit entries, head {self.head}"
+        return f"audit log broken at entry #{self.bad_seq}: {self.reason}"
+
+
+def verify_chain(records: Iterable[Mapping[str, Any]], *,
+                 expect_head: str | None = None) -> VerifyResult:
+    """Check a sequence of records (from the database or an export) link by link.
+
+    Detects an edited entry (its hash no longer matches its content), a deleted, inserted or
+    reordered one (``seq`` not consecutive or ``prev_hash`` not the previous hash). Deleting
+    entries from the end leaves a valid shorter chain: pass a head hash seen earlier as
+    ``expect_head`` to catch that too.
+    """
+    prev, count, seen_head = GENESIS, 0, expect_head is None
+    for expected_seq, rec in enumerate(records, start=1):
+        seq = rec.get("seq")
+        if seq != expected_seq:
+            why = ("entries before it were deleted or it was moved" if isinstance(seq, int)
+                   and seq > expected_seq else "an entry was inserted or moved here")
+            return VerifyResult(ok=False, count=count, head=prev, bad_seq=expected_seq,
+                                reason=f"found seq {seq} where {expected_seq} belongs: {why}")
+        if rec.get("prev_hash") != prev:
+            return VerifyResult(ok=False, count=count, head=prev, bad_seq=seq, reason=(
+                "prev_hash does not match the previous entry's hash: an entry before it was "
+                "deleted, inserted, reordered or edited"))
+        payload = rec.get("payload")
+        raw = rec.get("_payload_json")
+        if raw is not None and raw != canonical_json(payload):
+            return VerifyResult(ok=False, count=count, head=prev, bad_seq=seq,
+                                reason="payload is not stored in canonical form: it was edited")
+        try:
+            computed = entry_hash(prev_hash=prev, seq=seq, at=str(rec.get("at")),
+                                  actor=str(rec.get("actor")), action=str(rec.get("action")),
+                                  subject=str(rec.get("subject")), payload=payload)
+        except (TypeError, ValueError):
+            computed = ""
+        if computed != rec.get("hash"):
+            return VerifyResult(ok=False, count=count, head=prev, bad_seq=seq,
+                                reason="hash does not match the entry's content: it was edited")
+        prev, count = computed, count + 1
+        if computed == expect_head:
+            seen_head = True
+    if not seen_head:
+        return VerifyResult(ok=False, count=count, head=prev, bad_seq=count + 1, reason=(
+            f"expected head {expect_head} is not in the log: entries were deleted from the "
+            "end or the log was rewritten"))
+    return VerifyResult(ok=True, count=count, head=prev)
+
+
+def verify(session: Session, *, expect_head: str | None = None) -> VerifyResult:
+    """Verify the whole log in the database."""
+    return verify_chain(iter_records(session), expect_head=expect_head)
+
+
+def count(session: Session) -> int:
+    """Number of entries."""
+    return session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+
+
+def export(session: Session, out: TextIO, *, fmt: str = "jsonl") -> int:
+    """Write every entry to ``out`` as ``jsonl`` (one canonical JSON object per line) or
+    ``csv`` (payload as canonical JSON text). Returns the number of entries written."""
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"unknown export format {fmt!r}: use jsonl or csv")
+    n = 0
+    writer = None
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(EXPORT_FIELDS)
+    for rec in iter_records(session):
+        if writer is not None:
+            writer.writerow([canonical_json(rec["payload"]) if f == "payload" else rec[f]
+                             for f in EXPORT_FIELDS])
+        else:
+            out.write(canonical_json({f: rec[f] for f in EXPORT_FIELDS}) + "\n")
+        n += 1
+    return n
+
+
+def read_export(lines: Iterable[str], *, fmt: str = "jsonl") -> Iterator[dict[str, Any]]:
+    """Records from an export, for ``verify_chain`` (offline verification)."""
+    if fmt == "jsonl":
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+    elif fmt == "csv":
+        for row in csv.DictReader(lines):
+            yield {**row, "seq": int(row["seq"]), "payload": json.loads(row["payload"])}
+    else:
+        raise ValueError(f"unknown export format {fmt!r}: use jsonl or csv")

@@ -1,0 +1,76 @@
+"""Schema migrations with alembic, configured in code (no alembic.ini).
+
+``upgrade(ledger)`` brings an empty or older database to the current schema in one transaction
+and is a no-op when it is already current; two upgrades started at once on PostgreSQL queue on
+an advisory lock, on SQLite on ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from ledger.db import Ledger
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_PG_MIGRATE_LOCK = 0x6368_6172_7465_7202
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An alembic ``Config`` for the ledger's migrations, bound to ``connection``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest revision the code knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(ledger: Ledger) -> str | None:
+    """The revision the database is at (None: empty)."""
+    try:
+        with ledger.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except DBAPIError as exc:
+        raise ledger.translate(exc, committing=False) from exc
+
+
+def upgrade(ledger: Ledger, revision: str = "head") -> tuple[str | None, str | None]:
+    """Migrate to ``revision``; returns (revision before, revision after)."""
+    committing = False
+    try:
+        with ledger.engine.execution_options(ledger_begin="IMMEDIATE").connect() as conn:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                 {"k": _PG_MIGRATE_LOCK})
+                before = MigrationContext.configure(conn).get_current_revision()
+                command.upgrade(alembic_config(conn), revision)
+                after = MigrationContext.configure(conn).get_current_revision()
+                committing = True
+    except DBAPIError as exc:
+        raise ledger.translate(exc, committing=committing) from exc
+    return before, after
+
+
+def require_current(ledger: Ledger) -> None:
+    """Raise ``LedgerUnavailable`` unless the database is at the code's schema revision."""
+    from ledger.errors import LedgerUnavailable
+
+    current, head = current_revision(ledger), head_revision()
+    if current != head:
+        state = "has no ledger schema" if current is None else f"is at schema {current}"
+        raise LedgerUnavailable(f"ledger database {ledger.url} {state}, this charterflow needs "
+                                f"{head}: run `charterflow db upgrade`", url=ledger.url)

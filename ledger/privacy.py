@@ -1,0 +1,181 @@
+"""R-PRIVACY-2: export everything held about a person; erase their personal data.
+
+Erasure keeps the decisions (memberships, terms, votes, ballots, role history, eligibility
+outcomes) under the person's id and removes what identifies them or what they wrote to us:
+display name, handle (replaced by ``erased-<id>``), platform usernames and ids, e-mail,
+application answers, the nominator they named, eligibility evidence, raw inbound events linked
+to them, their entries on reference lists. It also drops the person's salt, so the salted
+hashes in the audit log can no longer be matched against a guess. The audit log is not touched
+(it never held personal data) and gains one ``person.erased`` entry: it still verifies.
+
+Someone who is still an active member, or holds a WG or platform role, must leave first
+(``PolicyViolation`` R-PRIVACY-2): their accounts are needed to revoke those roles.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, inspect, or_, select
+from sqlalchemy.orm import Session
+
+from ledger import audit
+from ledger.errors import PolicyViolation
+from ledger.models import (
+    Application,
+    ApplicationConfirmation,
+    ApplicationStatus,
+    AuditEntry,
+    Ballot,
+    BallotElector,
+    BallotStatus,
+    EligibilityCheck,
+    Erasure,
+    Idea,
+    Identity,
+    InboxEvent,
+    Membership,
+    MembershipStatus,
+    Person,
+    PlatformRoleAssignment,
+    Proposal,
+    ReferenceList,
+    Term,
+    Vote,
+    WgRoleAssignment,
+)
+from ledger.repo import OPEN_APPLICATION, _log, _now, cancel_ballot, jsonable, set_application_status
+
+EXPORT_FORMAT = 1
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    return {c.key: jsonable(getattr(obj, c.key)) for c in inspect(type(obj)).column_attrs}
+
+
+def export_person(session: Session, person: Person) -> dict[str, Any]:
+    """Everything the ledger holds about ``person`` as plain JSON-ready data."""
+    pid = person.id
+
+    def rows(stmt: Any) -> list[dict[str, Any]]:
+        return [_row(obj) for obj in session.scalars(stmt)]
+
+    memberships = []
+    for m in session.scalars(select(Membership).where(Membership.person_id == pid)
+                             .order_by(Membership.id)):
+        memberships.append({**_row(m), "terms": rows(select(Term).where(
+            Term.membership_id == m.id).order_by(Term.number))})
+    applications = []
+    for a in session.scalars(select(Application).where(Application.person_id == pid)
+                             .order_by(Application.id)):
+        applications.append({
+            **_row(a),
+            "confirmations": rows(select(ApplicationConfirmation).where(
+                ApplicationConfirmation.application_id == a.id)),
+            "eligibility": rows(select(EligibilityCheck).where(
+                EligibilityCheck.application_id == a.id).order_by(EligibilityCheck.id)),
+        })
+    person_row = _row(person)
+    person_row.pop("salt", None)  # an internal secret, not data about the person
+    refs = [f"person:{pid}"] + [f"application:{a['id']}" for a in applications]
+    return {
+        "format": EXPORT_FORMAT,
+        "person": person_row,
+        "identities": rows(select(Identity).where(Identity.person_id == pid)
+                           .order_by(Identity.id)),
+        "memberships": memberships,
+        "wg_roles": rows(select(WgRoleAssignment).where(WgRoleAssignment.person_id == pid)
+                         .order_by(WgRoleAssignment.id)),
+        "platform_roles": rows(select(PlatformRoleAssignment).where(
+            PlatformRoleAssignment.person_id == pid).order_by(PlatformRoleAssignment.id)),
+        "applications": applications,
+        "nominations_made": rows(select(Application).where(
+            Application.nominator_person_id == pid).order_by(Application.id)),
+        "ballots_about": rows(select(Ballot).where(Ballot.subject_person_id == pid)
+                              .order_by(Ballot.id)),
+        "ballots_elector_of": [r.ballot_id for r in session.scalars(
+            select(BallotElector).where(BallotElector.person_id == pid)
+            .order_by(BallotElector.ballot_id))],
+        "votes": rows(select(Vote).where(Vote.voter_person_id == pid).order_by(Vote.id)),
+        "proposals": rows(select(Proposal).where(Proposal.proposed_by_person_id == pid)
+                          .order_by(Proposal.id)),
+        "ideas": rows(select(Idea).where(Idea.author_person_id == pid).order_by(Idea.id)),
+        "inbox_events": rows(select(InboxEvent).where(InboxEvent.person_id == pid)
+                             .order_by(InboxEvent.id)),
+        "reference_lists": rows(select(ReferenceList).where(
+            ReferenceList.handle == person.handle).order_by(ReferenceList.id)),
+        "erasures": rows(select(Erasure).where(Erasure.person_id == pid).order_by(Erasure.id)),
+        "audit_entries": [
+            {k: v for k, v in audit.entry_record(e).items() if not k.startswith("_")}
+            for e in session.scalars(select(AuditEntry).where(or_(
+                AuditEntry.subject.in_(refs), AuditEntry.actor == f"person:{pid}"))
+                .order_by(AuditEntry.seq))
+        ],
+    }
+
+
+def erase_person(session: Session, person: Person, *, reason: str, actor: str,
+                 at: datetime | None = None) -> Erasure:
+    """Erase ``person``'s personal data, keep the decisions, record the erasure."""
+    at = _now(at)
+    if not reason.strip():
+        raise ValueError("an erasure needs a reason")
+    pid = person.id
+    blockers = []
+    active = session.scalar(select(Membership).where(
+        Membership.person_id == pid, Membership.ended_at.is_(None),
+        Membership.status == MembershipStatus.ACTIVE))
+    if active is not None:
+        blockers.append(f"an active membership (membership:{active.id})")
+    if session.scalar(select(WgRoleAssignment.id).where(
+            WgRoleAssignment.person_id == pid, WgRoleAssignment.ends_at.is_(None))):
+        blockers.append("a WG role")
+    if session.scalar(select(PlatformRoleAssignment.id).where(
+            PlatformRoleAssignment.person_id == pid,
+            or_(PlatformRoleAssignment.desired, PlatformRoleAssignment.observed.is_(True)))):
+        blockers.append("a platform role")
+    if blockers:
+        raise PolicyViolation(f"person:{pid} still has {', '.join(blockers)}: they must leave "
+                              "(and their roles be revoked) before erasure", ruling="R-PRIVACY-2")
+    # Close what was still open about them, each step audited like any other.
+    for app in session.scalars(select(Application).where(
+            Application.person_id == pid, Application.status.in_(OPEN_APPLICATION))):
+        set_application_status(session, app, ApplicationStatus.WITHDRAWN, actor=actor, at=at)
+    for ballot in session.scalars(select(Ballot).where(Ballot.subject_person_id == pid,
+                                                       Ballot.status == BallotStatus.OPEN)):
+        cancel_ballot(session, ballot, actor=actor, reason_code="subject-erased", at=at)
+    applicant = session.scalar(select(Membership).where(
+        Membership.person_id == pid, Membership.ended_at.is_(None)))
+    if applicant is not None:  # an applicant who never became a member
+        applicant.status, applicant.ended_at = MembershipStatus.LEFT, at
+
+    counts = {"identities": 0, "applications": 0, "eligibility_checks": 0, "inbox_events": 0,
+              "reference_lists": 0}
+    for identity in session.scalars(select(Identity).where(Identity.person_id == pid)):
+        identity.external_id = identity.username = identity.username_key = None
+        counts["identities"] += 1
+    for app in session.scalars(select(Application).where(Application.person_id == pid)):
+        app.motivation = app.experience = app.nominator_handle = app.nomination_reason = None
+        app.answers_erased_at = at
+        counts["applications"] += 1
+        for check in session.scalars(select(EligibilityCheck).where(
+                EligibilityCheck.application_id == app.id)):
+            check.evidence = {"erased": True}
+            counts["eligibility_checks"] += 1
+    for event in session.scalars(select(InboxEvent).where(InboxEvent.person_id == pid)):
+        event.payload = {"erased": True}
+        counts["inbox_events"] += 1
+    counts["reference_lists"] = session.execute(
+        delete(ReferenceList).where(ReferenceList.handle == person.handle)).rowcount or 0
+    person.handle = f"erased-{pid}"
+    person.display_name = None
+    person.home_platform = None
+    person.salt = None
+    person.erased_at = person.updated_at = at
+    erasure = Erasure(person_id=pid, erased_at=at, erased_by=actor, reason=reason)
+    session.add(erasure)
+    session.flush()
+    _log(session, actor=actor, action="person.erased", subject=f"person:{pid}", at=at,
+         erasure=erasure.id, reason=audit.content_digest(reason), erased=counts)
+    return erasure

@@ -1,0 +1,774 @@
+"""Repository functions: the only way flows change the ledger.
+
+Each function takes the ``Session`` of a ``Ledger.transaction()`` and writes its change and its
+audit entry (``ledger.audit.append``) in that same transaction: both are committed together or
+neither is. Audit payloads carry ids, enum values and salted content hashes, never personal data
+(R-PRIVACY-2). Times are parameters (``at``), timezone-aware; they default to now.
+Refusals raise (``PolicyViolation`` with the ruling, ``NotFound``, ``Conflict``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ledger import audit
+from ledger.errors import Conflict, NotFound, PolicyViolation
+from ledger.models import (
+    Application,
+    ApplicationConfirmation,
+    ApplicationStatus,
+    Ballot,
+    BallotElector,
+    BallotKind,
+    BallotOutcome,
+    BallotStatus,
+    BoardDecision,
+    EligibilityCheck,
+    EligibilityOutcome,
+    Idea,
+    IdeaStatus,
+    IdeaStatusChange,
+    Identity,
+    InboxEvent,
+    Membership,
+    MembershipStatus,
+    Person,
+    Platform,
+    PlatformRoleAssignment,
+    Proposal,
+    ProposalStatus,
+    Term,
+    TermOrigin,
+    Vote,
+    VoteChoice,
+    WgRole,
+    WgRoleAssignment,
+)
+from ledger.types import utcnow
+
+OPEN_APPLICATION = (ApplicationStatus.OPEN, ApplicationStatus.CONFIRMED, ApplicationStatus.VOTING)
+_UNSET: Any = object()
+
+
+def ref(obj: Any) -> str:
+    """The audit reference of a row: ``person:12``, ``ballot:3``, …"""
+    kind = {Person: "person", Identity: "identity", Membership: "membership", Term: "term",
+            Application: "application", Ballot: "ballot", Vote: "vote", Proposal: "proposal",
+            Idea: "idea", InboxEvent: "inbox", WgRoleAssignment: "wg-role",
+            PlatformRoleAssignment: "platform-role"}[type(obj)]
+    return f"{kind}:{obj.id}"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as audit-safe JSON: times canonical, enums by value, numbers other than int
+    as strings (floats are not portable in hashes)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return audit.format_time(value)
+    if isinstance(value, (float, Decimal)):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [jsonable(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    return value
+
+
+def _now(at: datetime | None) -> datetime:
+    if at is None:
+        return utcnow()
+    if at.tzinfo is None:
+        raise ValueError("pass a timezone-aware datetime")
+    return at
+
+
+def _digest(person: Person | None, value: Any) -> str | None:
+    if value is None:
+        return None
+    return audit.content_digest(value, salt=person.salt if person else None)
+
+
+def _log(session: Session, *, actor: str, action: str, subject: str, at: datetime,
+         **payload: Any) -> None:
+    audit.append(session, actor=actor, action=action, subject=subject,
+                 payload=jsonable(payload), at=at)
+
+
+# --- people and identities -------------------------------------------------------------------
+
+
+def get_person(session: Session, key: int | str) -> Person:
+    """The person with id ``key`` (an int or digits) or handle ``key``; ``NotFound`` if none."""
+    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+        person = session.get(Person, int(key))
+    else:
+        person = session.scalar(select(Person).where(Person.handle == key))
+    if person is None:
+        raise NotFound(f"no person {key!r} in the ledger")
+    return person
+
+
+def create_person(session: Session, *, handle: str, actor: str, display_name: str | None = None,
+                  home_platform: Platform | str | None = None,
+                  at: datetime | None = None) -> Person:
+    """Add a person. ``handle`` must be new (``Conflict`` otherwise)."""
+    at = _now(at)
+    if not handle or len(handle) > 80:
+        raise ValueError("a handle is 1 to 80 characters")
+    if session.scalar(select(Person.id).where(Person.handle == handle)) is not None:
+        raise Conflict(f"handle {handle!r} is taken")
+    person = Person(handle=handle, display_name=display_name, salt=secrets.token_hex(16),
+                    home_platform=Platform(home_platform) if home_platform else None,
+                    created_at=at, updated_at=at)
+    session.add(person)
+    session.flush()
+    _log(session, actor=actor, action="person.created", subject=ref(person), at=at,
+         handle=_digest(person, handle), display_name=_digest(person, display_name),
+         home_platform=person.home_platform)
+    return person
+
+
+def update_person(session: Session, person: Person, *, actor: str, handle: str = _UNSET,
+                  display_name: str | None = _UNSET, home_platform: Platform | str | None = _UNSET,
+                  at: datetime | None = None) -> bool:
+    """Change the given fields; returns False (and writes nothing) when nothing changed."""
+    at = _now(at)
+    changes: dict[str, Any] = {}
+    if handle is not _UNSET and handle != person.handle:
+        if session.scalar(select(Person.id).where(Person.handle == handle)) is not None:
+            raise Conflict(f"handle {handle!r} is taken")
+        person.handle = handle
+        changes["handle"] = _digest(person, handle)
+    if display_name is not _UNSET and display_name != person.display_name:
+        person.display_name = display_name
+        changes["display_name"] = _digest(person, display_name)
+    if home_platform is not _UNSET:
+        new = Platform(home_platform) if home_platform else None
+        if new != person.home_platform:
+            person.home_platform = new
+            changes["home_platform"] = new
+    if not changes:
+        return False
+    person.updated_at = at
+    _log(session, actor=actor, action="person.updated", subject=ref(person), at=at, **changes)
+    return True
+
+
+def _identity_key(platform: Platform, username: str | None) -> str | None:
+    return username.casefold() if username is not None else None
+
+
+def find_identity(session: Session, *, platform: Platform | str, external_id: str | None = None,
+                  username: str | None = None) -> Identity | None:
+    """The identity with this platform id, else with this username (case-insensitive)."""
+    platform = Platform(platform)
+    if external_id is not None:
+        found = session.scalar(select(Identity).where(Identity.platform == platform,
+                                                      Identity.external_id == str(external_id)))
+        if found is not None:
+            return found
+    if username is not None:
+        return session.scalar(select(Identity).where(
+            Identity.platform == platform,
+            Identity.username_key == _identity_key(platform, username)))
+    return None
+
+
+def find_person_by_identity(session: Session, *, platform: Platform | str,
+                            external_id: str | None = None,
+                            username: str | None = None) -> Person | None:
+    """Who owns this platform account (the gateway's identity → person mapping)."""
+    identity = find_identity(session, platform=platform, external_id=external_id,
+                             username=username)
+    return identity.person if identity else None
+
+
+def add_identity(session: Session, person: Person, *, platform: Platform | str, actor: str,
+                 external_id: str | int | None = None, username: str | None = None,
+                 verified_at: datetime | None = None, at: datetime | None = None) -> Identity:
+    """Attach a platform account (or e-mail) to ``person``; each identity belongs to one person.
+
+    Adding one the person already has is a no-op returning it; one that belongs to someone else
+    raises ``Conflict``."""
+    at = _now(at)
+    platform = Platform(platform)
+    if external_id is None and username is None:
+        raise ValueError("an identity needs an external id or a username")
+    ext = str(external_id) if external_id is not None else None
+    for existing in (find_identity(session, platform=platform, external_id=ext),
+                     find_identity(session, platform=platform, username=username)):
+        if existing is None:
+            continue
+        if existing.person_id != person.id:
+            raise Conflict(f"that {platform} account belongs to another person "
+                           f"(person:{existing.person_id})")
+        return existing
+    identity = Identity(person=person, platform=platform, external_id=ext, username=username,
+                        username_key=_identity_key(platform, username), verified_at=verified_at,
+                        created_at=at)
+    session.add(identity)
+    session.flush()
+    _log(session, actor=actor, action="identity.added", subject=ref(person), at=at,
+         identity=identity.id, platform=platform, external_id=_digest(person, ext),
+         username=_digest(person, username))
+    return identity
+
+
+def update_identity(session: Session, identity: Identity, *, actor: str,
+                    username: str | None = _UNSET, external_id: str | None = _UNSET,
+                    at: datetime | None = None) -> bool:
+    """Record a renamed account or a newly learnt platform id; False if nothing changed."""
+    at = _now(at)
+    person = identity.person
+    changes: dict[str, Any] = {}
+    if username is not _UNSET and username != identity.username:
+        other = find_identity(session, platform=identity.platform, username=username)
+        if other is not None and other.id != identity.id:
+            raise Conflict(f"{identity.platform} username is used by person:{other.person_id}")
+        identity.username = username
+        identity.username_key = _identity_key(identity.platform, username)
+        changes["username"] = _digest(person, username)
+    if external_id is not _UNSET and external_id != identity.external_id:
+        ext = str(external_id) if external_id is not None else None
+        other = find_identity(session, platform=identity.platform, external_id=ext)
+        if other is not None and other.id != identity.id:
+            raise Conflict(f"{identity.platform} id is used by person:{other.person_id}")
+        identity.external_id = ext
+        changes["external_id"] = _digest(person, ext)
+    if not changes:
+        return False
+    _log(session, actor=actor, action="identity.updated", subject=ref(person), at=at,
+         identity=identity.id, **changes)
+    return True
+
+
+# --- memberships and terms -------------------------------------------------------------------
+
+
+def open_membership(session: Session, person: Person) -> Membership | None:
+    """The person's membership that has not ended, if any."""
+    return session.scalar(select(Membership).where(Membership.person_id == person.id,
+                                                   Membership.ended_at.is_(None)))
+
+
+def start_membership(session: Session, person: Person, *, actor: str, starts_at: datetime,
+                     ends_at: datetime, origin: TermOrigin = TermOrigin.APPROVAL,
+                     ballot_id: int | None = None, at: datetime | None = None) -> Membership:
+    """Make ``person`` an active member with a first term [starts_at, ends_at) (R-TERM-1:
+    the caller computes ``ends_at`` from the charter)."""
+    at = _now(at)
+    current = open_membership(session, person)
+    if current is not None and current.status == MembershipStatus.ACTIVE:
+        raise Conflict(f"person:{person.id} is already an active member")
+    if current is None:
+        current = Membership(person=person, status=MembershipStatus.ACTIVE,
+                             started_at=starts_at)
+        session.add(current)
+    else:  # an applicant becomes a member
+        current.status = MembershipStatus.ACTIVE
+        current.started_at = starts_at
+    session.flush()
+    term = Term(membership_id=current.id, number=1, starts_at=starts_at, ends_at=ends_at,
+                origin=origin, approved_by_ballot_id=ballot_id, created_at=at)
+    session.add(term)
+    session.flush()
+    _log(session, actor=actor, action="membership.started", subject=ref(person), at=at,
+         membership=current.id, term=term.id, starts_at=starts_at, ends_at=ends_at,
+         origin=origin, ballot=ballot_id)
+    return current
+
+
+def add_term(session: Session, membership: Membership, *, actor: str, starts_at: datetime,
+             ends_at: datetime, origin: TermOrigin, opted_in_at: datetime | None = None,
+             opt_in_source: str | None = None, at: datetime | None = None) -> Term:
+    """Append a term to a membership (imports; ``renew`` for an opt-in)."""
+    at = _now(at)
+    number = (session.scalar(select(func.max(Term.number))
+                             .where(Term.membership_id == membership.id)) or 0) + 1
+    term = Term(membership_id=membership.id, number=number, starts_at=starts_at, ends_at=ends_at,
+                origin=origin, opted_in_at=opted_in_at, opt_in_source=opt_in_source,
+                created_at=at)
+    session.add(term)
+    session.flush()
+    _log(session, actor=actor, action="membership.term-added", subject=f"person:{membership.person_id}",
+         at=at, membership=membership.id, term=term.id, number=number, starts_at=starts_at,
+         ends_at=ends_at, origin=origin, opted_in_at=opted_in_at, opt_in_source=opt_in_source)
+    return term
+
+
+def renew(session: Session, membership: Membership, *, actor: str, opted_in_at: datetime,
+          source: str, term_days: int, at: datetime | None = None) -> Term:
+    """R-TERM-2: an opt-in starts a new term at the old end date (no gap, no overlap)."""
+    if membership.status != MembershipStatus.ACTIVE or membership.ended_at is not None:
+        raise PolicyViolation("only an active membership can be renewed", ruling="R-TERM-2")
+    last = membership.terms[-1] if membership.terms else None
+    if last is None:
+        raise Conflict(f"membership:{membership.id} has no term to renew")
+    return add_term(session, membership, actor=actor, starts_at=last.ends_at,
+                    ends_at=last.ends_at + timedelta(days=term_days), origin=TermOrigin.OPT_IN,
+                    opted_in_at=opted_in_at, opt_in_source=source, at=at)
+
+
+def end_membership(session: Session, membership: Membership, *, status: MembershipStatus | str,
+                   actor: str, at: datetime | None = None,
+                   ballot_id: int | None = None) -> Membership:
+    """End a membership as lapsed, left or removed (R-TERM-2, R-LEAVE, R-REMOVE).
+
+    In the same transaction: the person's open WG roles end and every platform role they
+    hold becomes not desired, so the reconcile flow revokes it."""
+    at = _now(at)
+    status = MembershipStatus(status)
+    if status not in (MembershipStatus.LAPSED, MembershipStatus.LEFT, MembershipStatus.REMOVED):
+        raise ValueError(f"a membership ends as lapsed, left or removed, not {status}")
+    if membership.ended_at is not None:
+        raise Conflict(f"membership:{membership.id} already ended ({membership.status})")
+    membership.status = status
+    membership.ended_at = at
+    membership.ended_by_ballot_id = ballot_id
+    person = session.get(Person, membership.person_id)
+    assert person is not None
+    _log(session, actor=actor, action="membership.ended", subject=ref(person), at=at,
+         membership=membership.id, status=status, ballot=ballot_id)
+    for assignment in session.scalars(select(WgRoleAssignment).where(
+            WgRoleAssignment.person_id == person.id, WgRoleAssignment.ends_at.is_(None))):
+        end_wg_role(session, assignment, actor=actor, at=at)
+    for role in session.scalars(select(PlatformRoleAssignment).where(
+            PlatformRoleAssignment.person_id == person.id, PlatformRoleAssignment.desired)):
+        set_desired_platform_role(session, person, platform=role.platform, role=role.role,
+                                  desired=False, actor=actor, decision_ref=f"membership:{membership.id}",
+                                  at=at)
+    return membership
+
+
+# --- roles -----------------------------------------------------------------------------------
+
+
+def current_wg_roles(session: Session) -> dict[WgRole, WgRoleAssignment]:
+    """Every WG role held now, by role."""
+    rows = session.scalars(select(WgRoleAssignment).where(WgRoleAssignment.ends_at.is_(None)))
+    return {row.role: row for row in rows}
+
+
+def assign_wg_role(session: Session, person: Person, role: WgRole | str, *, actor: str,
+                   assigned_by: str, starts_at: datetime | None = None,
+                   at: datetime | None = None) -> WgRoleAssignment:
+    """Give ``role`` to ``person`` from ``starts_at``; the previous holder's assignment ends.
+
+    The rules layer decides whether it is allowed (R-ROLE-*); this records it. Assigning the
+    role to its current holder is a no-op returning the current assignment."""
+    at = _now(at)
+    role = WgRole(role)
+    current = current_wg_roles(session).get(role)
+    if current is not None and current.person_id == person.id:
+        return current
+    start = starts_at or at
+    if current is not None:
+        end_wg_role(session, current, actor=actor, at=max(start, current.starts_at))
+    assignment = WgRoleAssignment(person_id=person.id, role=role, assigned_by=assigned_by,
+                                  starts_at=start, created_at=at)
+    session.add(assignment)
+    session.flush()
+    _log(session, actor=actor, action="wg-role.assigned", subject=ref(person), at=at,
+         assignment=assignment.id, role=role, starts_at=start,
+         assigned_by=_digest(None, assigned_by))
+    return assignment
+
+
+def end_wg_role(session: Session, assignment: WgRoleAssignment, *, actor: str,
+                at: datetime | None = None) -> WgRoleAssignment:
+    """End a WG role assignment."""
+    at = _now(at)
+    if assignment.ends_at is None:
+        assignment.ends_at = at
+        session.flush()
+        _log(session, actor=actor, action="wg-role.ended", subject=f"person:{assignment.person_id}",
+             at=at, assignment=assignment.id, role=assignment.role)
+    return assignment
+
+
+def _platform_role(session: Session, person: Person, platform: Platform,
+                   role: str) -> PlatformRoleAssignment:
+    row = session.scalar(select(PlatformRoleAssignment).where(
+        PlatformRoleAssignment.person_id == person.id, PlatformRoleAssignment.platform == platform,
+        PlatformRoleAssignment.role == role))
+    if row is None:
+        row = PlatformRoleAssignment(person_id=person.id, platform=platform, role=role,
+                                     desired=False)
+        session.add(row)
+    return row
+
+
+def set_desired_platform_role(session: Session, person: Person, *, platform: Platform | str,
+                              role: str, desired: bool, actor: str, decision_ref: str,
+                              at: datetime | None = None) -> PlatformRoleAssignment:
+    """Record that the WG wants ``person`` to hold (or not) ``role`` on ``platform``."""
+    at = _now(at)
+    row = _platform_role(session, person, Platform(platform), role)
+    if row.desired == desired and row.id is not None:
+        return row
+    row.desired, row.desired_since, row.desired_by, row.decision_ref = (
+        desired, at, actor, decision_ref)
+    session.flush()
+    _log(session, actor=actor, action="platform-role.desired", subject=ref(person), at=at,
+         assignment=row.id, platform=row.platform, role=role, desired=desired,
+         decision=decision_ref)
+    return row
+
+
+def record_observed_platform_role(session: Session, person: Person, *, platform: Platform | str,
+                                  role: str, observed: bool, actor: str,
+                                  at: datetime | None = None) -> PlatformRoleAssignment:
+    """Record what a platform showed. Only a change is audited (drift, R-ADMIN-3); seeing
+    the same again just moves ``observed_at``."""
+    at = _now(at)
+    row = _platform_role(session, person, Platform(platform), role)
+    changed = row.observed != observed
+    row.observed, row.observed_at = observed, at
+    session.flush()
+    if changed:
+        _log(session, actor=actor, action="platform-role.observed", subject=ref(person), at=at,
+             assignment=row.id, platform=row.platform, role=role, observed=observed,
+             desired=row.desired)
+    return row
+
+
+# --- applications ----------------------------------------------------------------------------
+
+
+def submit_application(session: Session, person: Person, *, actor: str, source_platform: str,
+                       motivation: str, experience: str, nominator_handle: str | None = None,
+                       at: datetime | None = None) -> Application:
+    """Store an application (R-APP-1); a second open one is refused (R-APP-3)."""
+    at = _now(at)
+    existing = session.scalar(select(Application).where(
+        Application.person_id == person.id, Application.status.in_(OPEN_APPLICATION)))
+    if existing is not None:
+        raise PolicyViolation(f"an application is already open (application:{existing.id})",
+                              ruling="R-APP-3", evidence={"application": existing.id})
+    app = Application(person_id=person.id, status=ApplicationStatus.OPEN,
+                      source_platform=source_platform, submitted_at=at, motivation=motivation,
+                      experience=experience, nominator_handle=nominator_handle)
+    session.add(app)
+    session.flush()
+    _log(session, actor=actor, action="application.submitted", subject=ref(app), at=at,
+         person=person.id, source_platform=source_platform,
+         answers=_digest(person, {"motivation": motivation, "experience": experience}),
+         nominator=_digest(person, nominator_handle))
+    return app
+
+
+def confirm_application(session: Session, application: Application, identity: Identity, *,
+                        actor: str, at: datetime | None = None) -> ApplicationConfirmation:
+    """R-APP-2: the applicant confirmed from ``identity``; idempotent."""
+    at = _now(at)
+    if identity.person_id != application.person_id:
+        raise PolicyViolation("that account is not the applicant's", ruling="R-APP-2")
+    row = session.scalar(select(ApplicationConfirmation).where(
+        ApplicationConfirmation.application_id == application.id,
+        ApplicationConfirmation.identity_id == identity.id))
+    if row is not None:
+        return row
+    row = ApplicationConfirmation(application_id=application.id, identity_id=identity.id,
+                                  confirmed_at=at)
+    session.add(row)
+    session.flush()
+    _log(session, actor=actor, action="application.confirmed", subject=ref(application), at=at,
+         identity=identity.id, platform=identity.platform)
+    return row
+
+
+def record_eligibility(session: Session, application: Application, *,
+                       outcome: EligibilityOutcome | str, ruling: str, reason: str,
+                       evidence: Mapping[str, Any], actor: str,
+                       at: datetime | None = None) -> EligibilityCheck:
+    """R-ELIG-4: keep an eligibility decision with its evidence."""
+    at = _now(at)
+    person = session.get(Person, application.person_id)
+    check = EligibilityCheck(application_id=application.id, checked_at=at,
+                             outcome=EligibilityOutcome(outcome), ruling=ruling, reason=reason,
+                             evidence=jsonable(dict(evidence)))
+    session.add(check)
+    session.flush()
+    _log(session, actor=actor, action="eligibility.decided", subject=ref(application), at=at,
+         check=check.id, outcome=check.outcome, ruling=ruling,
+         evidence=_digest(person, check.evidence))
+    return check
+
+
+def set_application_status(session: Session, application: Application,
+                           status: ApplicationStatus | str, *, actor: str,
+                           ballot_id: int | None = None,
+                           at: datetime | None = None) -> Application:
+    """Move an application on (confirmed, voting, approved, rejected, expired, …)."""
+    at = _now(at)
+    status = ApplicationStatus(status)
+    before = application.status
+    application.status = status
+    if ballot_id is not None:
+        application.ballot_id = ballot_id
+    if status not in OPEN_APPLICATION and application.closed_at is None:
+        application.closed_at = at
+    session.flush()
+    _log(session, actor=actor, action="application.status", subject=ref(application), at=at,
+         before=before, after=status, ballot=ballot_id)
+    return application
+
+
+# --- ballots and votes -----------------------------------------------------------------------
+
+
+def open_ballot(session: Session, *, kind: BallotKind | str, subject_ref: str,
+                electorate: Iterable[Person | int], opens_at: datetime, closes_at: datetime,
+                rule_params: Mapping[str, Any], actor: str, subject_person: Person | None = None,
+                at: datetime | None = None) -> Ballot:
+    """Open a ballot with its electorate snapshot (R-ELECTORATE); the rules computed it."""
+    at = _now(at)
+    ids = sorted({p.id if isinstance(p, Person) else int(p) for p in electorate})
+    if not ids:
+        raise PolicyViolation("a ballot needs a non-empty electorate", ruling="R-ELECTORATE")
+    if closes_at <= opens_at:
+        raise ValueError("a ballot closes after it opens")
+    ballot = Ballot(kind=BallotKind(kind), subject_ref=subject_ref, opened_by=actor,
+                    subject_person_id=subject_person.id if subject_person else None,
+                    rule_params=jsonable(dict(rule_params)), opens_at=opens_at,
+                    closes_at=closes_at, status=BallotStatus.OPEN)
+    session.add(ballot)
+    session.flush()
+    session.add_all(BallotElector(ballot_id=ballot.id, person_id=i) for i in ids)
+    session.flush()
+    _log(session, actor=actor, action="ballot.opened", subject=ref(ballot), at=at,
+         kind=ballot.kind, about=subject_ref, electorate=ids, rule_params=ballot.rule_params,
+         opens_at=opens_at, closes_at=closes_at)
+    return ballot
+
+
+def current_votes(session: Session, ballot: Ballot) -> list[Vote]:
+    """The votes that count (the latest of each voter)."""
+    return list(session.scalars(select(Vote).where(Vote.ballot_id == ballot.id,
+                                                   Vote.replaced_at.is_(None))
+                                .order_by(Vote.id)))
+
+
+def cast_vote(session: Session, ballot: Ballot, voter: Person, *, choice: VoteChoice | str,
+              source_platform: str, actor: str, at: datetime | None = None) -> Vote:
+    """Record a vote; a later one from the same voter replaces it (R-ELECTORATE).
+
+    Refuses (``PolicyViolation``, nothing written) a vote on a closed ballot (R-VOTE-EARLY) or
+    from outside the electorate (R-ELECTORATE); record that with ``record_refused_vote``."""
+    at = _now(at)
+    if ballot.status != BallotStatus.OPEN or at >= ballot.closes_at:
+        raise PolicyViolation(f"ballot:{ballot.id} is closed", ruling="R-VOTE-EARLY")
+    elector = session.get(BallotElector, (ballot.id, voter.id))
+    if elector is None:
+        raise PolicyViolation(f"person:{voter.id} is not in the electorate of ballot:{ballot.id}",
+                              ruling="R-ELECTORATE")
+    previous = session.scalar(select(Vote).where(Vote.ballot_id == ballot.id,
+                                                 Vote.voter_person_id == voter.id,
+                                                 Vote.replaced_at.is_(None)))
+    if previous is not None:
+        # Mark the old vote first: the partial unique index allows one current vote per voter.
+        previous.replaced_at = at
+        session.flush()
+    vote = Vote(ballot_id=ballot.id, voter_person_id=voter.id, choice=VoteChoice(choice),
+                source_platform=source_platform, cast_at=at)
+    session.add(vote)
+    session.flush()
+    if previous is not None:
+        previous.replaced_by_id = vote.id
+        session.flush()
+    _log(session, actor=actor, action="vote.cast", subject=ref(ballot), at=at, vote=vote.id,
+         voter=voter.id, choice=vote.choice, source_platform=source_platform,
+         replaces=previous.id if previous else None)
+    return vote
+
+
+def record_refused_vote(session: Session, ballot: Ballot, *, voter_person_id: int | None,
+                        ruling: str, reason_code: str, source_platform: str, actor: str,
+                        at: datetime | None = None) -> None:
+    """Keep a refused vote in the audit log (R-ELECTORATE); ``reason_code`` is a short code
+    such as ``not-in-electorate``, not free text."""
+    at = _now(at)
+    _log(session, actor=actor, action="vote.refused", subject=ref(ballot), at=at,
+         voter=voter_person_id, ruling=ruling, reason=reason_code,
+         source_platform=source_platform)
+
+
+def close_ballot(session: Session, ballot: Ballot, *, outcome: BallotOutcome | str, ruling: str,
+                 tally: Mapping[str, Any], actor: str, at: datetime | None = None) -> Ballot:
+    """Close a ballot with the outcome and tally the rules computed (R-VOTE-*, R-REMOVE)."""
+    at = _now(at)
+    if ballot.status != BallotStatus.OPEN:
+        raise Conflict(f"ballot:{ballot.id} is {ballot.status}")
+    ballot.status, ballot.closed_at = BallotStatus.CLOSED, at
+    ballot.outcome, ballot.ruling = BallotOutcome(outcome), ruling
+    ballot.tally = jsonable(dict(tally))
+    session.flush()
+    _log(session, actor=actor, action="ballot.closed", subject=ref(ballot), at=at,
+         outcome=ballot.outcome, ruling=ruling, tally=ballot.tally)
+    return ballot
+
+
+def cancel_ballot(session: Session, ballot: Ballot, *, actor: str, reason_code: str,
+                  at: datetime | None = None) -> Ballot:
+    """Cancel an open ballot (its subject left, the application was withdrawn, …)."""
+    at = _now(at)
+    if ballot.status != BallotStatus.OPEN:
+        raise Conflict(f"ballot:{ballot.id} is {ballot.status}")
+    ballot.status, ballot.closed_at = BallotStatus.CANCELLED, at
+    session.flush()
+    _log(session, actor=actor, action="ballot.cancelled", subject=ref(ballot), at=at,
+         reason=reason_code)
+    return ballot
+
+
+# --- proposals to the Board ------------------------------------------------------------------
+
+
+def create_proposal(session: Session, *, kind: str, title: str, actor: str,
+                    body: str | None = None, amount: Decimal | None = None,
+                    currency: str | None = None, purpose: str | None = None,
+                    proposed_by: Person | None = None, at: datetime | None = None) -> Proposal:
+    """Record a proposal that needs the Board (R-BOARD)."""
+    at = _now(at)
+    proposal = Proposal(kind=kind, title=title, body=body, amount=amount, currency=currency,
+                        purpose=purpose, proposed_by_person_id=proposed_by.id if proposed_by
+                        else None, status=ProposalStatus.DRAFT, created_at=at)
+    session.add(proposal)
+    session.flush()
+    _log(session, actor=actor, action="proposal.created", subject=ref(proposal), at=at,
+         kind=kind, amount=amount, currency=currency,
+         content=_digest(None, {"title": title, "body": body, "purpose": purpose}),
+         proposed_by=proposal.proposed_by_person_id)
+    return proposal
+
+
+def escalate_proposal(session: Session, proposal: Proposal, *, actor: str,
+                      endorsement_ballot_id: int | None, escalation_ref: str,
+                      at: datetime | None = None) -> Proposal:
+    """The proposal went to the Board (``escalation_ref``: e.g. the Slack message ts)."""
+    at = _now(at)
+    proposal.status, proposal.escalated_at = ProposalStatus.ESCALATED, at
+    proposal.endorsement_ballot_id, proposal.escalation_ref = endorsement_ballot_id, escalation_ref
+    session.flush()
+    _log(session, actor=actor, action="proposal.escalated", subject=ref(proposal), at=at,
+         ballot=endorsement_ballot_id, escalation=escalation_ref)
+    return proposal
+
+
+def record_board_decision(session: Session, proposal: Proposal, *,
+                          decision: BoardDecision | str, decided_by: str, source: str,
+                          actor: str, at: datetime | None = None) -> Proposal:
+    """The Board decided (approved / rejected / needs more information), by whom, from where."""
+    at = _now(at)
+    proposal.decision = BoardDecision(decision)
+    proposal.decided_by, proposal.decided_at, proposal.decision_source = decided_by, at, source
+    if proposal.decision != BoardDecision.NEEDS_INFO:
+        proposal.status = ProposalStatus.DECIDED
+    session.flush()
+    _log(session, actor=actor, action="proposal.decided", subject=ref(proposal), at=at,
+         decision=proposal.decision, source=source, decided_by=_digest(None, decided_by))
+    return proposal
+
+
+# --- ideas -----------------------------------------------------------------------------------
+
+
+def add_idea(session: Session, *, title: str, source: str, actor: str, body: str | None = None,
+             source_url: str | None = None, author: Person | None = None,
+             platform: str | None = None, at: datetime | None = None) -> Idea:
+    """A new backlog item (R-IDEA-1), status ``new``."""
+    at = _now(at)
+    idea = Idea(title=title, body=body, source=source, source_url=source_url,
+                author_person_id=author.id if author else None, status=IdeaStatus.NEW,
+                platform=platform, created_at=at, updated_at=at)
+    session.add(idea)
+    session.flush()
+    session.add(IdeaStatusChange(idea_id=idea.id, from_status=None, to_status=IdeaStatus.NEW,
+                                 changed_by=actor, changed_at=at))
+    _log(session, actor=actor, action="idea.added", subject=ref(idea), at=at, source=source,
+         author=idea.author_person_id, content=_digest(None, {"title": title, "body": body}))
+    return idea
+
+
+def set_idea_status(session: Session, idea: Idea, status: IdeaStatus | str, *, actor: str,
+                    duplicate_of: Idea | None = None, needs_board: bool | None = None,
+                    platform: str | None = None, at: datetime | None = None) -> Idea:
+    """Move an idea along its status history (R-IDEA-1) with its triage (R-IDEA-2)."""
+    at = _now(at)
+    status = IdeaStatus(status)
+    before = idea.status
+    idea.status, idea.updated_at = status, at
+    if duplicate_of is not None:
+        idea.duplicate_of_id = duplicate_of.id
+    if needs_board is not None:
+        idea.needs_board = needs_board
+    if platform is not None:
+        idea.platform = platform
+    session.add(IdeaStatusChange(idea_id=idea.id, from_status=before, to_status=status,
+                                 changed_by=actor, changed_at=at))
+    session.flush()
+    _log(session, actor=actor, action="idea.status", subject=ref(idea), at=at, before=before,
+         after=status, duplicate_of=idea.duplicate_of_id, needs_board=idea.needs_board,
+         platform=idea.platform)
+    return idea
+
+
+# --- inbox -----------------------------------------------------------------------------------
+
+
+def inbox_put(session: Session, *, dedupe_key: str, source: str, kind: str,
+              payload: Mapping[str, Any], received_at: datetime | None = None,
+              actor: str = "gateway") -> tuple[InboxEvent, bool]:
+    """Store an inbound event once: returns (event, created). An existing key returns the
+    stored row untouched, also when another process inserts the same key at the same time."""
+    at = _now(received_at)
+    values = {"dedupe_key": dedupe_key, "source": source, "kind": kind,
+              "payload": jsonable(dict(payload)), "received_at": at}
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    # ON CONFLICT DO NOTHING: a concurrent insert of the same key waits for the other one
+    # and then does nothing; no exception, no aborted transaction.
+    stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing(
+        index_elements=["dedupe_key"]).returning(InboxEvent.id)
+    new_id = session.execute(stmt).scalar_one_or_none()
+    event = session.scalar(select(InboxEvent).where(InboxEvent.dedupe_key == dedupe_key)
+                           .execution_options(populate_existing=True))
+    assert event is not None
+    if new_id is not None:
+        _log(session, actor=actor, action="inbox.received", subject=ref(event), at=at,
+             source=source, kind=kind, key=_digest(None, dedupe_key),
+             payload=_digest(None, event.payload))
+    return event, new_id is not None
+
+
+def inbox_mark_processed(session: Session, event: InboxEvent, *, actor: str, result_ref: str,
+                         person: Person | None = None, at: datetime | None = None) -> InboxEvent:
+    """Mark an inbound event handled (idempotent), linking the person it concerned."""
+    at = _now(at)
+    if event.processed_at is not None:
+        return event
+    event.processed_at, event.result_ref = at, result_ref
+    if person is not None:
+        event.person_id = person.id
+    session.flush()
+    _log(session, actor=actor, action="inbox.processed", subject=ref(event), at=at,
+         result=result_ref, person=event.person_id)
+    return event
+
+
+def inbox_pending(session: Session, *, limit: int = 100) -> list[InboxEvent]:
+    """Unprocessed events, oldest first."""
+    return list(session.scalars(select(InboxEvent).where(InboxEvent.processed_at.is_(None))
+                                .order_by(InboxEvent.id).limit(limit)))
