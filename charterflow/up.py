@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
 from charterflow.settings import Settings, get_settings
 
@@ -148,6 +147,21 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def _migrate_ledger(settings: Settings) -> str | None:
+    """Bring the ledger to the current schema; its redacted URL, or None (reported) on failure."""
+    from connectors.errors import CharterflowError
+    from ledger.db import Ledger
+    from ledger.migrate import upgrade
+
+    try:
+        ledger = Ledger(settings.ledger_url())
+        upgrade(ledger)
+    except CharterflowError as exc:  # the message already has the password redacted
+        console.print(f"error: {exc}")
+        return None
+    return ledger.url
+
+
 def run_up(settings: Settings | None = None) -> int:
     """Start the stack, print where to find it, and supervise it until stopped. Returns the
     exit code: 0 after a requested stop, 1 when something could not start or died."""
@@ -161,6 +175,10 @@ def run_up(settings: Settings | None = None) -> int:
     if running:
         console.print(f"charterflow up is already running (pid {running['pid']}); "
                       f"Prefect UI: {running.get('ui_url', '?')}")
+        return 1
+
+    ledger_url = _migrate_ledger(settings)
+    if ledger_url is None:
         return 1
 
     stop = threading.Event()
@@ -217,15 +235,14 @@ def run_up(settings: Settings | None = None) -> int:
             return 1
 
         ui_url = api_url.removesuffix("/api")
-        table = Table(title="charterflow is up", show_header=False, title_justify="left")
-        table.add_column(style="bold")
-        table.add_column()
-        table.add_row("Prefect UI", ui_url + ("  (external)" if external else ""))
-        table.add_row("Prefect API", api_url)
-        table.add_row("Deployments", "\n".join(served) or "(none yet)")
-        table.add_row("Logs", str(logs))
-        table.add_row("Stop", "Ctrl-C")
-        console.print(table)
+        rows = [("Prefect UI", ui_url + ("  (external server)" if external else "")),
+                ("Prefect API", api_url), ("Ledger", ledger_url),
+                ("Deployments", ", ".join(served) or "(none yet)"), ("Logs", str(logs)),
+                ("Stop", "Ctrl-C")]
+        # Plain aligned lines rather than a box: long URLs stay on one line and copyable.
+        console.print("charterflow is up", style="bold")
+        for name, value in rows:
+            console.print(f"  {name:<12} {value}", soft_wrap=True)
 
         while not stop.wait(1.0):
             dead = stack.first_dead()

@@ -79,8 +79,10 @@ def test_up_serves_ui_and_flows_and_stops_cleanly_on_ctrl_c(tmp_path):
     try:
         assert out.wait_for("charterflow is up", 150), out.text
         base = f"http://127.0.0.1:{port}"
-        assert f"Prefect UI  │ {base}" in out.text
+        assert f"Prefect UI   {base}\n" in out.text
         assert "charter-what-if/operator" in out.text
+        assert f"sqlite:///{tmp_path}/ledger.db" in out.text  # the ledger was migrated first
+        assert (tmp_path / "ledger.db").exists()
 
         ui = httpx.get(base + "/", timeout=10, follow_redirects=True)
         assert ui.status_code == 200 and "<html" in ui.text.lower()
