@@ -6,8 +6,10 @@
     ├── ConfigError                  fix the settings or the charter file, then start again
     ├── PolicyViolation              the charter refused; show ``ruling`` and ``reason``, do not retry
     └── ConnectorError               a platform call failed
-        ├── RetriableError           try again after ``retry_after`` seconds (429, 5xx, timeout)
+        ├── RetriableError           try again after ``retry_after`` seconds (429, 5xx, timeout);
+        │                            ``ambiguous``: a write may have landed, re-read before resending
         └── FatalError               do not retry; a person must act (other 4xx, bad signature)
+            └── InvalidSignature     an inbound request failed verification: answer 401, drop it
 
 Raise, never return False. Messages never contain a secret: connectors redact before raising.
 """
@@ -43,14 +45,32 @@ class ConnectorError(CharterflowError):
 
 
 class RetriableError(ConnectorError):
-    """Temporary: rate limited, server error or timeout. Retry after ``retry_after`` seconds."""
+    """Temporary: rate limited, server error or timeout. Retry after ``retry_after`` seconds.
+
+    ``ambiguous`` is true when a write failed in a way that does not tell whether the platform
+    applied it (a dropped connection, a 5xx): re-read the platform before sending it again.
+    """
 
     def __init__(
-        self, message: str, *, platform: str, status: int | None = None, retry_after: float = 1.0
+        self,
+        message: str,
+        *,
+        platform: str,
+        status: int | None = None,
+        retry_after: float = 1.0,
+        ambiguous: bool = False,
     ) -> None:
         super().__init__(message, platform=platform, status=status)
         self.retry_after = retry_after
+        self.ambiguous = ambiguous
 
 
 class FatalError(ConnectorError):
     """Permanent for this request: retrying will not help; the message says what to change."""
+
+
+class InvalidSignature(FatalError):
+    """An inbound request (webhook, interaction) is unsigned or its signature does not match.
+
+    The gateway answers 401 and drops the request; nothing in it may be trusted or stored.
+    """

@@ -1,0 +1,421 @@
+"""Capability Protocols and the platform-neutral types every connector speaks.
+
+A connector is a class with three class attributes (``name``, ``capabilities``, ``docs_url``)
+that implements the Protocol of each capability it declares. Flows type-hint only the capability
+they use (``def tally(box: BallotBox) -> ...``), so a connector may implement any subset.
+
+Identifiers are strings everywhere (Discord snowflakes are strings; Discourse ids are turned into
+strings) so that a value read from one call can be passed to another without conversion.
+Every timestamp is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+__all__ = [
+    "ASGIApp",
+    "Activity",
+    "Ballot",
+    "BallotBox",
+    "BallotOption",
+    "Calendar",
+    "Capability",
+    "ChangeStatus",
+    "Connector",
+    "ConformanceSamples",
+    "Directory",
+    "Inbound",
+    "InboundEvent",
+    "Messenger",
+    "MessageRef",
+    "Role",
+    "RoleChange",
+    "RoleKind",
+    "RoleManager",
+    "Sandbox",
+    "ScheduledEvent",
+    "UserRef",
+    "Vote",
+    "CAPABILITY_PROTOCOLS",
+]
+
+# An ASGI application: ``await app(scope, receive, send)``.
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+class Capability(str, enum.Enum):
+    """What a connector can do; each value names one Protocol below."""
+
+    DIRECTORY = "directory"
+    ROLE_MANAGER = "role_manager"
+    MESSENGER = "messenger"
+    BALLOT_BOX = "ballot_box"
+    INBOUND = "inbound"
+    CALENDAR = "calendar"
+
+
+# --------------------------------------------------------------------------------------------
+# Platform-neutral types
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRef:
+    """A person's account on one platform. ``id`` is the platform's stable id, as a string."""
+
+    platform: str
+    id: str
+    username: str
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Activity:
+    """What a platform says about a user's activity (the 3-month rule, R-ELIG-1, reads this).
+
+    ``None`` means the platform does not report that figure, never "zero".
+    """
+
+    user: UserRef
+    created_at: datetime
+    last_seen_at: datetime | None = None
+    last_posted_at: datetime | None = None
+    days_visited: int | None = None
+    post_count: int | None = None
+
+
+class RoleKind(str, enum.Enum):
+    """The kinds of rights a connector can grant: site moderator, site admin, or a group/role."""
+
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+    GROUP = "group"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Role:
+    """A right on one platform: ``Role.moderator()``, ``Role.admin()`` or ``Role.group("board")``.
+
+    For ``GROUP`` the ``name`` is the platform's group or role name (Discourse group name,
+    Discord role name); the connector resolves it to an id.
+    """
+
+    kind: RoleKind
+    name: str = ""
+
+    @classmethod
+    def moderator(cls) -> Role:
+        """The site-wide moderator right."""
+        return cls(kind=RoleKind.MODERATOR, name="moderator")
+
+    @classmethod
+    def admin(cls) -> Role:
+        """The site-wide administrator right."""
+        return cls(kind=RoleKind.ADMIN, name="admin")
+
+    @classmethod
+    def group(cls, name: str) -> Role:
+        """Membership of the group (or role) called ``name``."""
+        if not name:
+            raise ValueError("a group role needs a name")
+        return cls(kind=RoleKind.GROUP, name=name)
+
+    def __str__(self) -> str:
+        return self.name if self.kind is not RoleKind.GROUP else f"group:{self.name}"
+
+
+class ChangeStatus(str, enum.Enum):
+    """Outcome of a grant or revoke. Failures are exceptions, never a status."""
+
+    APPLIED = "applied"  # this call changed the platform
+    UNCHANGED = "unchanged"  # the platform already was in the wanted state; nothing was sent
+    PENDING_CONFIRMATION = "pending_confirmation"  # a human must confirm (e.g. an e-mailed link)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoleChange:
+    """The report of one grant or revoke, with the audit reason it was sent with."""
+
+    user: UserRef
+    role: Role
+    action: str  # "grant" | "revoke"
+    status: ChangeStatus
+    reason: str
+    detail: str = ""
+
+    @property
+    def done(self) -> bool:
+        """True when the platform is now in the wanted state (applied or already so)."""
+        return self.status in (ChangeStatus.APPLIED, ChangeStatus.UNCHANGED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageRef:
+    """Where a message landed. ``thread_id`` is what ``Messenger.reply`` takes."""
+
+    platform: str
+    id: str
+    thread_id: str
+    url: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BallotOption:
+    """One choice on a ballot; ``id`` is the platform's (a Discourse option digest)."""
+
+    id: str
+    label: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ballot:
+    """A vote opened on a platform. ``id`` is enough to read and close it again."""
+
+    platform: str
+    id: str
+    question: str
+    options: tuple[BallotOption, ...]
+    is_open: bool = True
+    message: MessageRef | None = None
+    closes_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Vote:
+    """One voter's choice. A voter who chose several options gives several ``Vote``s."""
+
+    voter: UserRef
+    option_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboundEvent:
+    """A verified inbound request, parsed.
+
+    ``dedupe_key`` is unique per delivery of one event (redeliveries share it): the gateway's
+    inbox stores it under a unique constraint. ``attributes`` holds the few fields flows use,
+    as strings; ``data`` is the whole verified payload.
+    """
+
+    platform: str
+    dedupe_key: str
+    kind: str
+    actor: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduledEvent:
+    """A meeting on a platform's calendar."""
+
+    platform: str
+    id: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime | None = None
+    location: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Capabilities
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """Find people and read their activity."""
+
+    def find_user(self, username: str) -> UserRef:
+        """The account called ``username``; ``FatalError`` naming it if there is none."""
+        ...
+
+    def activity(self, user: UserRef) -> Activity:
+        """What the platform reports about ``user``'s activity."""
+        ...
+
+    def list_staff(self) -> list[UserRef]:
+        """Everyone holding a site-wide privileged right (moderators and admins)."""
+        ...
+
+
+@runtime_checkable
+class RoleManager(Protocol):
+    """Read, grant and revoke rights. Every change carries an audit ``reason``.
+
+    Implementations re-read the platform before writing, so a repeated call (or a retry after a
+    dropped connection) reports ``UNCHANGED`` instead of sending the write again.
+    """
+
+    def list_holders(self, role: Role) -> list[UserRef]:
+        """Everyone who holds ``role`` now."""
+        ...
+
+    def grant(self, user: UserRef, role: Role, *, reason: str) -> RoleChange:
+        """Give ``role`` to ``user``; may report ``PENDING_CONFIRMATION``."""
+        ...
+
+    def revoke(self, user: UserRef, role: Role, *, reason: str) -> RoleChange:
+        """Take ``role`` from ``user``."""
+        ...
+
+
+@runtime_checkable
+class Messenger(Protocol):
+    """Post in a channel/category, reply in a thread, message people privately.
+
+    ``key``, when given, makes the call idempotent: a second call with the same key returns the
+    message the first one created instead of posting again.
+    """
+
+    def post(self, *, channel: str, title: str, text: str, key: str | None = None) -> MessageRef:
+        """Start a new thread (a Discourse topic) in ``channel`` (a category name, a channel id)."""
+        ...
+
+    def reply(self, *, thread_id: str, text: str, key: str | None = None) -> MessageRef:
+        """Add ``text`` to the thread ``thread_id`` (``MessageRef.thread_id``)."""
+        ...
+
+    def direct_message(
+        self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None
+    ) -> MessageRef:
+        """Send a private message to ``recipients`` (usernames or group names)."""
+        ...
+
+
+@runtime_checkable
+class BallotBox(Protocol):
+    """Run a vote where the members are."""
+
+    def open_ballot(
+        self,
+        *,
+        channel: str,
+        question: str,
+        options: Sequence[str],
+        voters_group: str | None = None,
+        closes_at: datetime | None = None,
+        key: str | None = None,
+    ) -> Ballot:
+        """Open a public (named-voter) ballot in ``channel``, optionally restricted to a group."""
+        ...
+
+    def read_votes(self, ballot: Ballot) -> list[Vote]:
+        """Every vote cast so far, with the voter's identity."""
+        ...
+
+    def close_ballot(self, ballot: Ballot) -> Ballot:
+        """Stop accepting votes; closing a closed ballot is not an error."""
+        ...
+
+
+@runtime_checkable
+class Inbound(Protocol):
+    """Verify and parse a signed request that the platform sent us."""
+
+    def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
+        """The parsed event; ``InvalidSignature`` when the signature is missing or wrong."""
+        ...
+
+
+@runtime_checkable
+class Calendar(Protocol):
+    """Scheduled events (the quarterly meetings)."""
+
+    def schedule_event(
+        self,
+        *,
+        title: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        location: str | None = None,
+        description: str = "",
+    ) -> ScheduledEvent:
+        """Create an event on the platform's calendar."""
+        ...
+
+    def list_events(self) -> list[ScheduledEvent]:
+        """Upcoming events."""
+        ...
+
+
+CAPABILITY_PROTOCOLS: dict[Capability, type] = {
+    Capability.DIRECTORY: Directory,
+    Capability.ROLE_MANAGER: RoleManager,
+    Capability.MESSENGER: Messenger,
+    Capability.BALLOT_BOX: BallotBox,
+    Capability.INBOUND: Inbound,
+    Capability.CALENDAR: Calendar,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# What a connector class and its sandbox look like to the framework
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConformanceSamples:
+    """Sandbox data the conformance suite needs to exercise each capability generically.
+
+    Every name here exists in the sandbox's default seed, except ``missing_username``.
+    """
+
+    username: str
+    missing_username: str
+    grantable_role: Role
+    channel: str
+    recipients: tuple[str, ...]
+    voters: tuple[str, ...] = ()
+    voters_group: str | None = None
+
+
+class Sandbox(Protocol):
+    """A connector's loopback emulator of its platform, as the framework drives it."""
+
+    app: ASGIApp
+    samples: ConformanceSamples
+
+    def client_info(self, base_url: str) -> dict[str, Any]:
+        """What any HTTP client needs to talk to the sandbox at ``base_url``: URLs, credentials."""
+        ...
+
+    def connect(self, base_url: str, **options: Any) -> Any:
+        """A connector instance pointed at the sandbox at ``base_url``."""
+        ...
+
+    def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
+        """Vote on ``ballot`` as ``voter``, through the platform's own API."""
+        ...
+
+    def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
+        """Headers and body of an inbound request the platform would send (for ``Inbound``)."""
+        ...
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """The class-level contract checked by discovery (``connectors.registry``)."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+    docs_url: ClassVar[str]
+
+    @classmethod
+    def from_env(cls) -> Connector:
+        """Build one from ``CHARTERFLOW_<NAME>_*`` settings; ``ConfigError`` naming what is missing."""
+        ...
+
+    @classmethod
+    def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Sandbox:
+        """This connector's sandbox, seeded with ``seed`` (the default seed when ``None``)."""
+        ...
+
+    def close(self) -> None:
+        """Release the HTTP client."""
+        ...

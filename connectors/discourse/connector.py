@@ -1,0 +1,557 @@
+"""The Discourse connector: Directory, RoleManager, Messenger, BallotBox and Inbound on a forum.
+
+Every write re-reads the forum first (``HttpPolicy.ensure``), so a call repeated after a crash or
+a dropped connection reports ``UNCHANGED`` (or finds the post it already made) instead of acting
+twice. Endpoints and their quirks: ``specs/API-NOTES.md`` section 2 and https://docs.discourse.org/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from connectors.base import (
+    Activity,
+    Ballot,
+    BallotOption,
+    Capability,
+    ChangeStatus,
+    InboundEvent,
+    MessageRef,
+    Role,
+    RoleChange,
+    RoleKind,
+    UserRef,
+    Vote,
+)
+from connectors.discourse.client import PLATFORM, DiscourseClient, log
+from connectors.discourse.inbound import DiscourseWebhookVerifier
+from connectors.discourse.settings import DiscourseSettings
+from connectors.errors import ConfigError, FatalError, RetriableError
+from connectors.http import Clock, RetryPolicy, WriteOutcome
+
+__all__ = ["DiscourseConnector", "POLL_NAME"]
+
+POLL_NAME = "vote"
+_STAFF_PAGE = 100  # /admin/users/list/{flag}.json pages hold 100 users
+_MEMBERS_PAGE = 1000  # /groups/{name}/members.json allows limit up to 1000
+_VOTERS_PAGE = 50  # /polls/voters.json allows limit 1..50
+
+
+def _ts(value: Any) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _external_id(key: str | None) -> str:
+    """A Discourse ``external_id`` for an idempotency key (random when there is none)."""
+    if key is None:
+        return "cf-" + uuid.uuid4().hex
+    return "cf-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def _check_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("a role change needs an audit reason")
+    return reason
+
+
+class DiscourseConnector:
+    """Talks to one Discourse site through its REST API with an admin API key.
+
+    Build it with ``DiscourseConnector.from_env()`` or ``DiscourseConnector(settings=...)``;
+    ``transport``, ``clock``, ``rng`` and ``retry`` (a ``RetryPolicy``) are injectable. Close it (or use ``with``) when done.
+    """
+
+    name: ClassVar[str] = "discourse"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.DIRECTORY,
+            Capability.ROLE_MANAGER,
+            Capability.MESSENGER,
+            Capability.BALLOT_BOX,
+            Capability.INBOUND,
+        }
+    )
+    docs_url: ClassVar[str] = "https://docs.discourse.org/"
+
+    def __init__(
+        self,
+        *,
+        settings: DiscourseSettings,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock | None = None,
+        rng: Any = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = DiscourseClient(
+            base_url=settings.url,
+            api_key=settings.api_key,
+            api_username=settings.api_username,
+            admin_rate_limit=settings.admin_rate_limit,
+            admin_rate_window=settings.admin_rate_window,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            retry=retry,
+            transport=transport,
+            clock=clock,
+            rng=rng,
+            extra_secrets=(settings.webhook_secret,),
+        )
+        self._verifier = (
+            DiscourseWebhookVerifier(secret=settings.webhook_secret)
+            if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value()
+            else None
+        )
+        self._lock = threading.Lock()
+        self._group_ids: dict[str, int] = {}
+        self._category_ids: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"DiscourseConnector(url={self.settings.url!r}, api_username={self.settings.api_username!r})"
+
+    def __enter__(self) -> DiscourseConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> DiscourseConnector:
+        """Build from ``CHARTERFLOW_DISCOURSE_*`` (and ``.env``); ``ConfigError`` naming what is wrong."""
+        return cls(settings=DiscourseSettings.load(**overrides))
+
+    @classmethod
+    def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
+        """A ``DiscourseSandbox`` (a loopback emulator of the endpoints used here)."""
+        from connectors.discourse.sandbox import DiscourseSandbox
+
+        return DiscourseSandbox(seed=seed, **options)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()
+
+    # ----------------------------------------------------------------------------------------
+    # helpers
+
+    def _user_ref(self, data: Mapping[str, Any]) -> UserRef:
+        return UserRef(
+            platform=PLATFORM,
+            id=str(data["id"]),
+            username=str(data["username"]),
+            display_name=data.get("name") or None,
+        )
+
+    def _admin_user(self, user: UserRef) -> dict[str, Any]:
+        return self.client.get(
+            f"/admin/users/{int(user.id)}.json", what=f"Discourse user {user.username!r} (id {user.id})",
+            admin_route=True,
+        )
+
+    def _group_id(self, name: str) -> int:
+        with self._lock:
+            if name in self._group_ids:
+                return self._group_ids[name]
+        data = self.client.get(f"/groups/{quote(name, safe='')}.json", what=f"Discourse group {name!r}")
+        group_id = int(data["group"]["id"])
+        with self._lock:
+            self._group_ids[name] = group_id
+        return group_id
+
+    def _category_id(self, name: str) -> int:
+        with self._lock:
+            if name in self._category_ids:
+                return self._category_ids[name]
+        data = self.client.get("/categories.json", what="Discourse categories", params={"include_subcategories": "true"})
+        found: dict[str, int] = {}
+        for cat in data.get("category_list", {}).get("categories", []):
+            found[str(cat["name"])] = int(cat["id"])
+            found.setdefault(str(cat.get("slug", "")), int(cat["id"]))
+        with self._lock:
+            self._category_ids.update(found)
+        if name not in found:
+            known = ", ".join(sorted(k for k in found if k)) or "none visible"
+            raise FatalError(
+                f"Discourse category {name!r} not found (categories: {known}); check "
+                "CHARTERFLOW_DISCOURSE_CATEGORY and that the API user can see it",
+                platform=PLATFORM,
+                status=404,
+            )
+        return found[name]
+
+    # ----------------------------------------------------------------------------------------
+    # Directory
+
+    def find_user(self, username: str) -> UserRef:
+        """The account called ``username`` (``GET /u/{username}.json``)."""
+        if not username or "/" in username:
+            raise FatalError(f"Discourse user {username!r} not found (not a username)", platform=PLATFORM, status=404)
+        data = self.client.get(f"/u/{quote(username, safe='')}.json", what=f"Discourse user {username!r}")
+        return self._user_ref(data["user"])
+
+    def activity(self, user: UserRef) -> Activity:
+        """Activity from ``GET /admin/users/{id}.json``: the one call with ``days_visited``."""
+        data = self._admin_user(user)
+        created = _ts(data.get("created_at"))
+        if created is None:
+            raise FatalError(f"Discourse user {user.username!r} has no created_at", platform=PLATFORM)
+        return Activity(
+            user=self._user_ref(data),
+            created_at=created,
+            last_seen_at=_ts(data.get("last_seen_at")),
+            last_posted_at=_ts(data.get("last_posted_at")),
+            days_visited=data.get("days_visited"),
+            post_count=data.get("post_count"),
+        )
+
+    def _staff_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        page = 1  # pages start at 1; each holds up to 100 users
+        while True:
+            batch = self.client.get(
+                "/admin/users/list/staff.json", what="Discourse staff list", params={"page": page},
+                admin_route=True,
+            )
+            rows.extend(batch)
+            if len(batch) < _STAFF_PAGE:
+                return rows
+            page += 1
+
+    def list_staff(self) -> list[UserRef]:
+        """Moderators and admins (``GET /admin/users/list/staff.json``, every page)."""
+        return [self._user_ref(row) for row in self._staff_rows()]
+
+    # ----------------------------------------------------------------------------------------
+    # RoleManager
+
+    def list_holders(self, role: Role) -> list[UserRef]:
+        """Who holds ``role`` now: moderators/admins from the staff list, or a group's members."""
+        if role.kind is RoleKind.MODERATOR:
+            return [self._user_ref(r) for r in self._staff_rows() if r.get("moderator")]
+        if role.kind is RoleKind.ADMIN:
+            return [self._user_ref(r) for r in self._staff_rows() if r.get("admin")]
+        members: list[UserRef] = []
+        offset = 0
+        while True:
+            data = self.client.get(
+                f"/groups/{quote(role.name, safe='')}/members.json",
+                what=f"Discourse group {role.name!r}",
+                params={"limit": _MEMBERS_PAGE, "offset": offset},
+            )
+            batch = data.get("members", [])
+            members.extend(self._user_ref(m) for m in batch)
+            offset += len(batch)
+            if not batch or offset >= int(data.get("meta", {}).get("total", 0)):
+                return members
+
+    def _holds(self, user: UserRef, role: Role) -> bool:
+        data = self._admin_user(user)
+        if role.kind is RoleKind.MODERATOR:
+            return bool(data.get("moderator"))
+        if role.kind is RoleKind.ADMIN:
+            return bool(data.get("admin"))
+        return any(g.get("name") == role.name for g in data.get("groups", []))
+
+    def grant(self, user: UserRef, role: Role, *, reason: str) -> RoleChange:
+        """Give ``role`` to ``user``, re-reading the user first.
+
+        Discourse has no field for the audit reason on these endpoints: it is carried in the
+        returned ``RoleChange`` (for the ledger) and logged. ``grant_admin`` is completed by an
+        e-mailed confirmation link, so it reports ``PENDING_CONFIRMATION``.
+        """
+        reason = _check_reason(reason)
+        if role.kind is RoleKind.ADMIN:
+            return self._grant_admin(user, role, reason)
+        if role.kind is RoleKind.MODERATOR:
+            path, body = f"/admin/users/{int(user.id)}/grant_moderation.json", None
+            method, admin_route = "PUT", True
+        else:
+            path, body = f"/groups/{self._group_id(role.name)}/members.json", {"usernames": user.username}
+            method, admin_route = "PUT", False
+        what = f"grant {role} to {user.username!r}"
+        outcome = self._ensure(
+            is_done=lambda: self._holds(user, role),
+            write=lambda: self.client.request(method, path, what=what, json_body=body, admin_route=admin_route),
+            what=what,
+        )
+        return self._report(user, role, "grant", outcome, reason)
+
+    def _ensure(self, *, is_done: Any, write: Any, what: str) -> WriteOutcome:
+        try:
+            outcome, _ = self.client.policy.ensure(is_done=is_done, write=write, what=what)
+        except FatalError as exc:
+            # Someone else made the same change between our read and our write: Discourse then
+            # refuses ours (403 from the Guardian, 422 "already a member"); the state is as wanted.
+            if exc.status in (403, 422) and is_done():
+                return WriteOutcome.UNCHANGED
+            raise
+        return outcome
+
+    def _grant_admin(self, user: UserRef, role: Role, reason: str) -> RoleChange:
+        what = f"grant admin to {user.username!r}"
+        if self._holds(user, role):
+            return self._report(user, role, "grant", WriteOutcome.UNCHANGED, reason)
+        try:
+            response = self.client.request(
+                "PUT", f"/admin/users/{int(user.id)}/grant_admin.json", what=what, admin_route=True
+            )
+        except RetriableError as exc:
+            if not exc.ambiguous:
+                raise
+            # The grant may have sent a confirmation e-mail; sending it again would send another.
+            if self._holds(user, role):
+                return self._report(user, role, "grant", WriteOutcome.APPLIED, reason)
+            raise FatalError(
+                f"{what}: outcome unknown ({exc}); a confirmation e-mail may have gone to "
+                f"{self.settings.api_username!r}: check that inbox before trying again",
+                platform=PLATFORM,
+                status=exc.status,
+            ) from None
+        body = self.client.json(response, what=what)
+        if isinstance(body, dict) and body.get("email_confirmation_required"):
+            # Discourse's SecondFactor::Actions::GrantAdmin: without 2FA on the acting admin the
+            # grant waits for the e-mailed link (API-NOTES.md, "Roles").
+            return RoleChange(
+                user=user, role=role, action="grant", status=ChangeStatus.PENDING_CONFIRMATION, reason=reason,
+                detail=f"Discourse e-mailed a confirmation link to the acting admin "
+                f"{self.settings.api_username!r}; the grant takes effect when a person opens it",
+            )
+        if self._holds(user, role):
+            return self._report(user, role, "grant", WriteOutcome.APPLIED, reason)
+        raise FatalError(f"{what}: Discourse answered but the user is not an admin", platform=PLATFORM)
+
+    def revoke(self, user: UserRef, role: Role, *, reason: str) -> RoleChange:
+        """Take ``role`` from ``user``, re-reading the user first (see ``grant``)."""
+        reason = _check_reason(reason)
+        if role.kind is RoleKind.MODERATOR:
+            method, path, body, admin_route = "PUT", f"/admin/users/{int(user.id)}/revoke_moderation.json", None, True
+        elif role.kind is RoleKind.ADMIN:
+            method, path, body, admin_route = "PUT", f"/admin/users/{int(user.id)}/revoke_admin.json", None, True
+        else:
+            method, path = "DELETE", f"/groups/{self._group_id(role.name)}/members.json"
+            body, admin_route = {"usernames": user.username}, False
+        what = f"revoke {role} from {user.username!r}"
+        outcome = self._ensure(
+            is_done=lambda: not self._holds(user, role),
+            write=lambda: self.client.request(method, path, what=what, json_body=body, admin_route=admin_route),
+            what=what,
+        )
+        return self._report(user, role, "revoke", outcome, reason)
+
+    def _report(self, user: UserRef, role: Role, action: str, outcome: WriteOutcome, reason: str) -> RoleChange:
+        status = ChangeStatus.APPLIED if outcome is WriteOutcome.APPLIED else ChangeStatus.UNCHANGED
+        log.info("discourse: %s %s %s: %s (reason: %s)", action, role, user.username, status.value, reason)
+        return RoleChange(user=user, role=role, action=action, status=status, reason=reason)
+
+    # ----------------------------------------------------------------------------------------
+    # Messenger
+
+    def _message_ref(self, post: Mapping[str, Any]) -> MessageRef:
+        url = post.get("post_url")
+        return MessageRef(
+            platform=PLATFORM,
+            id=str(post["id"]),
+            thread_id=str(post["topic_id"]),
+            url=f"{self.settings.url}{url}" if url else None,
+        )
+
+    def _topic_by_external_id(self, external_id: str) -> dict[str, Any] | None:
+        response = self.client.request(
+            "GET", f"/t/external_id/{quote(external_id, safe='')}.json",
+            what=f"Discourse topic with external_id {external_id!r}", ok_statuses=(301, 302, 404),
+        )
+        if response.status_code == 404:
+            return None
+        # The redirect goes to the topic's URL (/t/{slug}/{id}.json or /t/{id}.json).
+        match = re.search(r"/(\d+)(?:\.json)?/?(?:\?.*)?$", response.headers.get("location", ""))
+        if not match:
+            raise FatalError("Discourse redirected an external_id lookup to an unexpected URL", platform=PLATFORM)
+        return self.client.get(
+            f"/posts/by_number/{match.group(1)}/1.json", what=f"first post of topic {match.group(1)}"
+        )
+
+    def _create_topic(self, body: dict[str, Any], *, key: str | None, what: str) -> dict[str, Any]:
+        """POST a new topic or PM at most once, using ``external_id`` to find it again."""
+        external_id = _external_id(key)
+        body = {**body, "external_id": external_id}
+        found: dict[str, Any] = {}
+
+        def is_done() -> bool:
+            post = self._topic_by_external_id(external_id)
+            if post is not None:
+                found["post"] = post
+            return post is not None
+
+        def write() -> dict[str, Any]:
+            return self.client.json(self.client.request("POST", "/posts.json", what=what, json_body=body), what=what)
+
+        _, created = self.client.policy.ensure(is_done=is_done, write=write, what=what)
+        return created if created is not None else found["post"]
+
+    def post(self, *, channel: str, title: str, text: str, key: str | None = None) -> MessageRef:
+        """Open a topic in the category called ``channel`` (``POST /posts.json``)."""
+        category = self._category_id(channel)
+        post = self._create_topic(
+            {"title": title, "raw": text, "category": category}, key=key,
+            what=f"new topic {title!r} in category {channel!r}",
+        )
+        return self._message_ref(post)
+
+    def reply(self, *, thread_id: str, text: str, key: str | None = None) -> MessageRef:
+        """Reply in topic ``thread_id``.
+
+        Replies have no ``external_id``; a marker comment (``<!-- cf:… -->``, invisible once
+        cooked) lets a retry find the reply among the latest posts (``GET /posts.json``) instead of
+        posting it twice. That listing covers public and category topics, not private messages.
+        """
+        marker = f"<!-- cf:{_external_id(key)} -->"
+        raw = f"{text}\n\n{marker}"
+        what = f"reply in topic {thread_id}"
+        found: dict[str, Any] = {}
+
+        def is_done() -> bool:
+            latest = self.client.get("/posts.json", what="Discourse latest posts").get("latest_posts", [])
+            for post in latest:
+                if str(post.get("topic_id")) == str(thread_id) and marker in str(post.get("raw", "")):
+                    found["post"] = post
+                    return True
+            return False
+
+        def write() -> dict[str, Any]:
+            body = {"topic_id": int(thread_id), "raw": raw}
+            return self.client.json(self.client.request("POST", "/posts.json", what=what, json_body=body), what=what)
+
+        _, created = self.client.policy.ensure(is_done=is_done, write=write, what=what)
+        return self._message_ref(created if created is not None else found["post"])
+
+    def direct_message(
+        self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None
+    ) -> MessageRef:
+        """Send a private message to usernames and/or group names (``archetype: private_message``)."""
+        names = [r.strip() for r in recipients if r and r.strip()]
+        if not names:
+            raise ValueError("a private message needs at least one recipient")
+        post = self._create_topic(
+            {
+                "title": title,
+                "raw": text,
+                "archetype": "private_message",
+                "target_recipients": ",".join(names),
+            },
+            key=key,
+            what=f"private message {title!r} to {', '.join(names)}",
+        )
+        return self._message_ref(post)
+
+    # ----------------------------------------------------------------------------------------
+    # BallotBox
+
+    def open_ballot(
+        self,
+        *,
+        channel: str,
+        question: str,
+        options: Sequence[str],
+        voters_group: str | None = None,
+        closes_at: datetime | None = None,
+        key: str | None = None,
+    ) -> Ballot:
+        """Open a topic holding a public poll (``[poll … public=true groups=…]``)."""
+        labels = [o.strip() for o in options]
+        if len(labels) < 2 or len(set(labels)) != len(labels) or any(not o or "\n" in o or "[" in o for o in labels):
+            raise ValueError("a ballot needs at least two distinct one-line options without '['")
+        if "\n" in question.strip():
+            raise ValueError("the ballot question must be one line (it is the topic title)")
+        attrs = [f"name={POLL_NAME}", "type=regular", "results=always", "public=true"]
+        if voters_group:
+            attrs.append(f"groups={voters_group}")
+        if closes_at is not None:
+            attrs.append("close=" + closes_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+        raw = "\n".join([question.strip(), "", f"[poll {' '.join(attrs)}]", *(f"* {o}" for o in labels), "[/poll]"])
+        post = self._create_topic(
+            {"title": question.strip(), "raw": raw, "category": self._category_id(channel)},
+            key=key, what=f"ballot {question.strip()!r} in category {channel!r}",
+        )
+        return self._read_ballot(str(post["id"]), message=self._message_ref(post))
+
+    def _poll(self, post_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        post = self.client.get(f"/posts/{int(post_id)}.json", what=f"Discourse post {post_id}")
+        for poll in post.get("polls") or []:
+            if poll.get("name") == POLL_NAME:
+                return post, poll
+        raise FatalError(f"Discourse post {post_id} holds no poll named {POLL_NAME!r}", platform=PLATFORM, status=404)
+
+    def _read_ballot(self, post_id: str, *, message: MessageRef | None = None) -> Ballot:
+        post, poll = self._poll(post_id)
+        lines = [line for line in str(post.get("raw", "")).splitlines() if line.strip()]
+        return Ballot(
+            platform=PLATFORM,
+            id=str(post["id"]),
+            question=lines[0] if lines else "",
+            options=tuple(
+                BallotOption(id=str(o["id"]), label=re.sub(r"<[^>]+>", "", str(o.get("html", ""))))
+                for o in poll.get("options", [])
+            ),
+            is_open=poll.get("status") == "open",
+            message=message or self._message_ref(post),
+            closes_at=_ts(poll.get("close")),
+        )
+
+    def read_votes(self, ballot: Ballot) -> list[Vote]:
+        """Every named vote, read option by option and page by page from ``/polls/voters.json``."""
+        votes: list[Vote] = []
+        for option in ballot.options:
+            page = 1
+            while True:
+                data = self.client.get(
+                    "/polls/voters.json",
+                    what=f"voters of ballot {ballot.id}",
+                    params={
+                        "post_id": int(ballot.id), "poll_name": POLL_NAME, "option_id": option.id,
+                        "page": page, "limit": _VOTERS_PAGE,
+                    },
+                )
+                batch = (data.get("voters") or {}).get(option.id, [])
+                votes.extend(Vote(voter=self._user_ref(v), option_id=option.id) for v in batch)
+                if len(batch) < _VOTERS_PAGE:
+                    break
+                page += 1
+        return votes
+
+    def close_ballot(self, ballot: Ballot) -> Ballot:
+        """Close the poll (``PUT /polls/toggle_status``); a closed poll is left as it is."""
+        what = f"close ballot {ballot.id}"
+        self.client.policy.ensure(
+            is_done=lambda: self._poll(ballot.id)[1].get("status") == "closed",
+            write=lambda: self.client.request(
+                "PUT", "/polls/toggle_status", what=what,
+                json_body={"post_id": int(ballot.id), "poll_name": POLL_NAME, "status": "closed"},
+            ),
+            what=what,
+        )
+        return self._read_ballot(ballot.id, message=ballot.message)
+
+    # ----------------------------------------------------------------------------------------
+    # Inbound
+
+    def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
+        """Verify and parse a webhook delivery (see ``DiscourseWebhookVerifier``)."""
+        if self._verifier is None:
+            raise ConfigError(
+                "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET is not set: Discourse webhooks cannot be "
+                "verified, so none is accepted; set it to the secret configured on the webhook"
+            )
+        return self._verifier.verify(headers=headers, body=body)

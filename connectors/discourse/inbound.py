@@ -1,0 +1,113 @@
+"""Verification and parsing of Discourse webhooks.
+
+Discourse signs each delivery with ``X-Discourse-Event-Signature: sha256=<hex HMAC-SHA256(secret,
+raw body)>`` when the webhook has a secret (the server's ``Jobs::EmitWebHookEvent``; see
+``specs/API-NOTES.md`` section 2, "Webhooks"). There is no timestamp, so no replay window: the
+dedupe key built from ``X-Discourse-Event-Id`` is what stops a replay from acting twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import SecretStr
+
+from connectors.base import InboundEvent
+from connectors.errors import InvalidSignature
+
+__all__ = ["DiscourseWebhookVerifier", "sign_body", "SIGNATURE_HEADER"]
+
+PLATFORM = "discourse"
+SIGNATURE_HEADER = "X-Discourse-Event-Signature"
+
+
+def sign_body(secret: str, body: bytes) -> str:
+    """The ``X-Discourse-Event-Signature`` value for ``body``: ``sha256=<hex>``."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+class DiscourseWebhookVerifier:
+    """Checks the signature of a webhook delivery and parses it into an ``InboundEvent``."""
+
+    def __init__(self, *, secret: SecretStr) -> None:
+        if not secret.get_secret_value():
+            raise ValueError("the webhook secret is empty")
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return "DiscourseWebhookVerifier(secret=SecretStr('**********'))"
+
+    def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
+        """The parsed event; ``InvalidSignature`` for a missing/wrong signature or a bad body.
+
+        The signature is checked over ``body`` exactly as received, before anything is parsed,
+        with a constant-time comparison.
+        """
+        given = _header(headers, SIGNATURE_HEADER)
+        if not given:
+            raise InvalidSignature(f"Discourse webhook without {SIGNATURE_HEADER}", platform=PLATFORM, status=401)
+        expected = sign_body(self._secret.get_secret_value(), body)
+        if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected.encode("ascii")):
+            raise InvalidSignature("Discourse webhook signature does not match", platform=PLATFORM, status=401)
+        return parse_event(headers=headers, body=body)
+
+
+def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
+    """Parse an already verified delivery (``topic_created``, ``post_created``, ``ping``, others).
+
+    Events other than those three are returned with their raw payload and no attributes.
+    """
+    event_id = _header(headers, "X-Discourse-Event-Id")
+    event = _header(headers, "X-Discourse-Event") or ""
+    event_type = _header(headers, "X-Discourse-Event-Type") or ""
+    instance = (_header(headers, "X-Discourse-Instance") or "").rstrip("/")
+    if not event_id or not event:
+        raise InvalidSignature(
+            "Discourse webhook lacks X-Discourse-Event-Id or X-Discourse-Event", platform=PLATFORM, status=400
+        )
+    try:
+        payload: Any = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidSignature("Discourse webhook body is not JSON", platform=PLATFORM, status=400) from None
+    if not isinstance(payload, dict):
+        raise InvalidSignature("Discourse webhook body is not a JSON object", platform=PLATFORM, status=400)
+
+    attributes: dict[str, str] = {"event_type": event_type}
+    actor: str | None = None
+    if event == "ping":
+        attributes["ping"] = str(payload.get("ping", ""))
+    elif event == "topic_created":
+        topic = payload.get("topic") or {}
+        actor = (topic.get("created_by") or {}).get("username")
+        attributes.update(_pick(topic, topic_id="id", title="title", category_id="category_id", archetype="archetype"))
+    elif event == "post_created":
+        post = payload.get("post") or {}
+        actor = post.get("username")
+        attributes.update(
+            _pick(post, post_id="id", topic_id="topic_id", post_number="post_number", category_id="category_id", raw="raw")
+        )
+    # Event ids are per site; the instance URL keeps two sites' ids apart.
+    return InboundEvent(
+        platform=PLATFORM,
+        dedupe_key=f"discourse:{instance}:{event_id}",
+        kind=event,
+        actor=actor,
+        attributes=attributes,
+        data=payload,
+    )
+
+
+def _pick(source: Mapping[str, Any], **fields: str) -> dict[str, str]:
+    return {name: str(source[key]) for name, key in fields.items() if source.get(key) is not None}

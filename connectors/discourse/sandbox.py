@@ -1,0 +1,1445 @@
+"""A loopback emulator of the Discourse endpoints charterflow uses (an ASGI app).
+
+It behaves as Discourse does where that matters to a client (``specs/API-NOTES.md`` section 2):
+``Api-Key``/``Api-Username`` auth with Discourse's 403 for bad credentials; 404 (not 403) on
+admin routes for a non-admin; 422 ``create_post`` bodies for a short title or body and for a
+duplicate body; polls with option digests, public voters and ``toggle_status``; ``grant_admin``
+answered with ``email_confirmation_required``; the admin API limit shared by all keys (sliding
+window, default 60 per 60 s) answered with the JSON 429 (``Retry-After``, ``extras.wait_seconds``);
+an optional per-IP limit answered with the plain-text 429; webhooks POSTed to a configured URL with
+Discourse's headers and signature. Responses of endpoints in the official OpenAPI document carry
+every field it requires (``_shapes.py``), so they validate against it.
+
+Not Discourse, for tests and operators:
+``GET /_sandbox/state`` (users, groups, categories, topics, posts, polls, role changes, pending
+admin confirmations, webhook deliveries, request counts per endpoint, rate-limit events),
+``POST /_sandbox/faults`` (``error_rate``, ``error_status``, ``latency``, ``drop_rate``,
+``drop_phase`` before|after, ``storm`` {count, retry_after}, ``seed``; an empty object clears),
+``POST /_sandbox/confirm_admin`` {user_id} (a person clicked the e-mailed link),
+``POST /_sandbox/webhooks/ping`` and ``POST /_sandbox/reset``. These routes need no key and are
+not rate limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import html
+import json
+import math
+import queue
+import random
+import re
+import secrets
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors.base import Ballot, ConformanceSamples, Role
+from connectors.discourse import _shapes
+from connectors.discourse.inbound import sign_body
+from connectors.errors import ConfigError
+
+__all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+NOT_FOUND = "The requested URL or resource could not be found."
+INVALID_ACCESS = "You are not permitted to view the requested resource."
+BAD_CREDENTIALS = "You are not permitted to view the requested resource. The API username or key is invalid."
+RATE_LIMIT_TEXT = "You’ve performed this action too many times. Please wait {time_left} before trying again."
+IP_LIMIT_TEXT = (
+    "Slow down, too many requests from this IP address. Please retry again in {n} seconds. "
+    "Error code: ip_10_secs_limit."
+)
+AVATAR = "/letter_avatar_proxy/v4/letter/{letter}/8e7dd6/{{size}}.png"
+
+
+# --------------------------------------------------------------------------------------------
+# Seed
+
+
+class SeedUser(BaseModel):
+    """A user of the sandbox site (invented people only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int | None = None
+    username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
+    name: str | None = None
+    email: str | None = None
+    admin: bool = False
+    moderator: bool = False
+    trust_level: int = Field(default=1, ge=0, le=4)
+    created_at: datetime = datetime(2023, 1, 10, 9, 0, tzinfo=UTC)
+    last_seen_at: datetime | None = None
+    last_posted_at: datetime | None = None
+    days_visited: int = 0
+    post_count: int = 0
+    second_factor_enabled: bool = False
+    active: bool = True
+
+
+class SeedGroup(BaseModel):
+    """A group and its members (by username)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int | None = None
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
+    full_name: str | None = None
+    members: list[str] = []
+
+
+class SeedCategory(BaseModel):
+    """A category; ``read_restricted`` makes it private."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: int | None = None
+    name: str
+    slug: str | None = None
+    read_restricted: bool = False
+    permissions: dict[str, int] = {}  # group name -> 1 full, 2 create_post, 3 readonly
+    color: str = "0088CC"
+
+
+class SeedApiKey(BaseModel):
+    """An admin API key; ``username`` null means "All users" (any Api-Username)."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=8)
+    username: str | None = None
+    description: str = ""
+
+
+class SeedSettings(BaseModel):
+    """Site and global settings the sandbox honours (Discourse's defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    admin_api_limit: int = Field(default=60, ge=1)
+    admin_api_window: float = Field(default=60.0, gt=0)
+    ip_limit: int | None = Field(default=None, ge=1)  # off: Discourse exempts private IPs
+    ip_window: float = Field(default=10.0, gt=0)
+    min_topic_title_length: int = 15
+    min_post_length: int = 20
+    min_first_post_length: int = 20
+    min_personal_message_title_length: int = 2
+    min_personal_message_post_length: int = 10
+    unique_posts_mins: float = 5.0
+    grant_admin_confirmation_hours: float = 3.0
+
+
+class SeedWebhook(BaseModel):
+    """Where the sandbox sends webhooks (``url`` null: nowhere) and the secret it signs with."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = None
+    secret: str | None = None
+    events: list[str] = ["topic_created", "post_created", "ping"]
+
+
+class SandboxSeed(BaseModel):
+    """The whole initial state of a sandbox (``charterflow sandbox discourse --seed FILE``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    instance: str | None = None
+    api_username: str = "system"
+    api_keys: list[SeedApiKey] = []
+    users: list[SeedUser]
+    groups: list[SeedGroup] = []
+    categories: list[SeedCategory] = []
+    settings: SeedSettings = SeedSettings()
+    webhook: SeedWebhook = SeedWebhook()
+
+
+def default_seed() -> dict[str, Any]:
+    """The default site: invented members, a private working-group category and group."""
+    return {
+        "api_username": "system",
+        "users": [
+            {"id": -1, "username": "system", "name": "system", "admin": True, "moderator": True, "trust_level": 4,
+             "created_at": "2022-05-01T00:00:00Z", "last_seen_at": None, "days_visited": 0},
+            {"username": "avery_quill", "name": "Avery Quill", "admin": True, "trust_level": 4,
+             "created_at": "2022-06-12T10:00:00Z", "last_seen_at": "2026-10-30T08:15:00Z",
+             "last_posted_at": "2026-10-28T19:02:00Z", "days_visited": 412, "post_count": 980},
+            {"username": "bram_tolliver", "name": "Bram Tolliver", "moderator": True, "trust_level": 3,
+             "created_at": "2023-02-03T12:00:00Z", "last_seen_at": "2026-10-29T21:40:00Z",
+             "last_posted_at": "2026-10-20T09:00:00Z", "days_visited": 301, "post_count": 415},
+            {"username": "cleo_marsh", "name": "Cleo Marsh", "trust_level": 2,
+             "created_at": "2024-04-18T08:30:00Z", "last_seen_at": "2026-10-25T17:05:00Z",
+             "last_posted_at": "2026-10-01T11:11:00Z", "days_visited": 143, "post_count": 88},
+            {"username": "dario_fenwick", "name": "Dario Fenwick", "trust_level": 2,
+             "created_at": "2025-01-07T15:45:00Z", "last_seen_at": "2026-09-14T06:20:00Z",
+             "days_visited": 61, "post_count": 23},
+            {"username": "esme_voss", "name": "Esme Voss", "trust_level": 1,
+             "created_at": "2026-09-30T10:00:00Z", "last_seen_at": "2026-10-02T10:00:00Z",
+             "days_visited": 3, "post_count": 1},
+            {"username": "felix_oakes", "name": "Felix Oakes", "trust_level": 2,
+             "created_at": "2024-11-21T13:00:00Z", "last_seen_at": "2026-10-31T12:00:00Z",
+             "last_posted_at": "2026-10-31T11:58:00Z", "days_visited": 220, "post_count": 132},
+        ],
+        "groups": [
+            {"name": "working-group", "full_name": "Online Community Working Group",
+             "members": ["avery_quill", "cleo_marsh", "dario_fenwick"]},
+            {"name": "board", "full_name": "Board liaisons", "members": ["felix_oakes"]},
+        ],
+        "categories": [
+            {"name": "General", "slug": "general"},
+            {"name": "Working Group", "slug": "working-group", "read_restricted": True, "color": "652D90",
+             "permissions": {"working-group": 1}},
+        ],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "topic"
+
+
+def _option_digest(option_html: str) -> str:
+    # The poll plugin names an option by an MD5 digest of its cooked HTML.
+    return hashlib.md5(json.dumps([option_html]).encode("utf-8")).hexdigest()  # noqa: S324 - not security
+
+
+# --------------------------------------------------------------------------------------------
+# Responses
+
+
+class _Response:
+    def __init__(self, status: int, body: Any = None, *, headers: Mapping[str, str] | None = None,
+                 text: str | None = None) -> None:
+        self.status = status
+        self.headers = dict(headers or {})
+        if status in (204, 301, 302):
+            self.body = b""
+        elif text is not None:
+            self.body = text.encode("utf-8")
+            self.headers.setdefault("content-type", "text/plain; charset=utf-8")
+        else:
+            self.body = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            self.headers.setdefault("content-type", "application/json; charset=utf-8")
+
+
+def _error(status: int, message: str, error_type: str | None = None, **extra: Any) -> _Response:
+    body: dict[str, Any] = {"errors": [message]}
+    if error_type:
+        body["error_type"] = error_type
+    body.update(extra)
+    return _Response(status, body)
+
+
+def _not_found() -> _Response:
+    return _error(404, NOT_FOUND, "not_found")
+
+
+def _invalid_access(message: str = INVALID_ACCESS) -> _Response:
+    return _error(403, message, "invalid_access")
+
+
+def _invalid_parameters(message: str) -> _Response:
+    return _error(400, message, "invalid_parameters")
+
+
+@dataclass
+class _Req:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    client_ip: str
+    params: dict[str, str] = field(default_factory=dict)
+    user: dict[str, Any] | None = None
+
+    def form(self) -> dict[str, Any]:
+        """JSON, form-encoded or query parameters merged (Discourse accepts all three)."""
+        out: dict[str, Any] = {k: (v if k.endswith("[]") or len(v) > 1 else v[0]) for k, v in self.query.items()}
+        ctype = self.headers.get("content-type", "")
+        if self.body:
+            if "json" in ctype:
+                try:
+                    data = json.loads(self.body)
+                except ValueError:
+                    data = {}
+                if isinstance(data, dict):
+                    out.update(data)
+            else:
+                pairs = parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True)
+                grouped: dict[str, list[str]] = defaultdict(list)
+                for k, v in pairs:
+                    grouped[k].append(v)
+                out.update({k: (v if k.endswith("[]") or len(v) > 1 else v[0]) for k, v in grouped.items()})
+        return out
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+_Handler = Callable[["DiscourseSandbox", _Req], _Response]
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    template: str
+    regex: re.Pattern[str]
+    handler: _Handler
+    access: str  # "user" | "staff" | "admin"
+
+
+_ROUTES: list[_Route] = []
+
+
+def _route(method: str, template: str, *, access: str = "user", optional_json: bool = False) -> Callable[[_Handler], _Handler]:
+    def register(fn: _Handler) -> _Handler:
+        pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m.group(1)}>[^/]+?)", template.replace(".", r"\."))
+        if optional_json:
+            pattern = pattern.removesuffix(r"\.json") + r"(?:\.json)?"
+        _ROUTES.append(_Route(method, template, re.compile(f"^{pattern}$"), fn, access))
+        return fn
+
+    return register
+
+
+# --------------------------------------------------------------------------------------------
+# The sandbox
+
+
+class DiscourseSandbox:
+    """A Discourse site in memory, served as an ASGI app (``sandbox.app``).
+
+    ``seed`` is a mapping in the ``SandboxSeed`` shape (``default_seed()`` when ``None``);
+    ``settings`` overrides ``seed["settings"]`` (for example ``admin_api_window=2.0`` to scale
+    the admin limit down for a test); ``webhook_url``/``webhook_secret`` override the seed's.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
+        raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
+        if settings:
+            raw["settings"] = {**dict(raw.get("settings") or {}), **settings}
+        if webhook_url is not None or webhook_secret is not None:
+            hook = dict(raw.get("webhook") or {})
+            if webhook_url is not None:
+                hook["url"] = webhook_url
+            if webhook_secret is not None:
+                hook["secret"] = webhook_secret
+            raw["webhook"] = hook
+        try:
+            self.seed = SandboxSeed.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"invalid sandbox seed: {where}: {first['msg']}") from None
+        self._lock = threading.RLock()
+        self.app = self  # an ASGI 3 callable (``__call__``)
+        self._webhook_queue: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue()
+        self._webhook_thread: threading.Thread | None = None
+        self._reset()
+
+    # ---- state -------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        seed = self.seed
+        with self._lock:
+            self.settings = seed.settings.model_copy()
+            if seed.api_keys:
+                self.api_keys = {k.key: k for k in seed.api_keys}
+            else:
+                key = SeedApiKey(key="sbx_" + secrets.token_hex(24), username=None, description="sandbox (all users)")
+                self.api_keys = {key.key: key}
+            self.webhook = seed.webhook.model_copy()
+            if self.webhook.secret is None:
+                self.webhook.secret = "whsec_" + secrets.token_hex(16)
+            self.users: dict[int, dict[str, Any]] = {}
+            next_id = 1
+            for u in seed.users:
+                uid = u.id if u.id is not None else next_id
+                next_id = max(next_id, uid + 1)
+                if uid in self.users or self._user_by_name(u.username):
+                    raise ConfigError(f"invalid sandbox seed: duplicate user {u.username!r}")
+                self.users[uid] = {**u.model_dump(), "id": uid}
+            if self._user_by_name(seed.api_username) is None:
+                raise ConfigError(f"invalid sandbox seed: api_username {seed.api_username!r} is not a user")
+            self.groups: dict[int, dict[str, Any]] = {}
+            for i, g in enumerate(seed.groups, start=41):
+                members: list[int] = []
+                for name in g.members:
+                    member = self._user_by_name(name)
+                    if member is None:
+                        raise ConfigError(f"invalid sandbox seed: group {g.name!r} member {name!r} is not a user")
+                    members.append(member["id"])
+                gid = g.id if g.id is not None else i
+                self.groups[gid] = {"id": gid, "name": g.name, "full_name": g.full_name,
+                                    "members": {m: "2024-01-01T00:00:00.000Z" for m in members}}
+            self.categories: dict[int, dict[str, Any]] = {}
+            for i, c in enumerate(seed.categories, start=4):
+                cid = c.id if c.id is not None else i
+                self.categories[cid] = {**c.model_dump(), "id": cid, "slug": c.slug or _slug(c.name)}
+            self.topics: dict[int, dict[str, Any]] = {}
+            self.posts: dict[int, dict[str, Any]] = {}
+            self._next_topic = 100
+            self._next_post = 1000
+            self.role_changes: list[dict[str, Any]] = []
+            self.pending_admin: dict[str, dict[str, Any]] = {}
+            self.emails: list[dict[str, Any]] = []
+            self.webhook_deliveries: list[dict[str, Any]] = []
+            self._next_event = 1
+            self.requests: Counter[str] = Counter()
+            self.responses: dict[str, Counter[str]] = defaultdict(Counter)
+            self.rate_limited: list[dict[str, Any]] = []
+            self._admin_hits: list[float] = []
+            self._ip_hits: dict[str, list[float]] = defaultdict(list)
+            self.faults: dict[str, Any] = {}
+            self._rng = random.Random()
+            self._started = time.monotonic()
+
+    def _user_by_name(self, username: str) -> dict[str, Any] | None:
+        wanted = username.lower()
+        for user in self.users.values():
+            if user["username"].lower() == wanted:
+                return user
+        return None
+
+    def _group_by_name(self, name: str) -> dict[str, Any] | None:
+        wanted = name.lower()
+        for group in self.groups.values():
+            if group["name"].lower() == wanted:
+                return group
+        return None
+
+    @property
+    def api_key(self) -> str:
+        """The first API key (what ``client_info`` hands out)."""
+        return next(iter(self.api_keys))
+
+    @property
+    def instance(self) -> str:
+        """The site URL used in ``X-Discourse-Instance`` (set from the first request's Host)."""
+        return self.seed.instance or getattr(self, "_instance", "http://127.0.0.1")
+
+    # ---- the framework's Sandbox protocol ----------------------------------------------------
+
+    @property
+    def samples(self) -> ConformanceSamples:
+        """Names from the default seed the conformance suite exercises."""
+        return ConformanceSamples(
+            username="cleo_marsh",
+            missing_username="nobody_by_this_name",
+            grantable_role=Role.group("board"),
+            channel="Working Group",
+            recipients=("cleo_marsh", "working-group"),
+            voters=("cleo_marsh", "dario_fenwick"),
+            voters_group="working-group",
+        )
+
+    def client_info(self, base_url: str) -> dict[str, Any]:
+        """Base URL, credentials and the matching ``CHARTERFLOW_DISCOURSE_*`` variables."""
+        base_url = base_url.rstrip("/")
+        return {
+            "connector": "discourse",
+            "base_url": base_url,
+            "credentials": {
+                "api_key": self.api_key,
+                "api_username": self.seed.api_username,
+                "webhook_secret": self.webhook.secret,
+            },
+            "headers": {"Api-Key": self.api_key, "Api-Username": self.seed.api_username},
+            "env": {
+                "CHARTERFLOW_DISCOURSE_URL": base_url,
+                "CHARTERFLOW_DISCOURSE_API_KEY": self.api_key,
+                "CHARTERFLOW_DISCOURSE_API_USERNAME": self.seed.api_username,
+                "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET": self.webhook.secret,
+                "CHARTERFLOW_DISCOURSE_ADMIN_RATE_LIMIT": str(self.settings.admin_api_limit),
+                "CHARTERFLOW_DISCOURSE_ADMIN_RATE_WINDOW": f"{self.settings.admin_api_window:g}",
+            },
+            "admin_api_limit": {"requests": self.settings.admin_api_limit, "window_seconds": self.settings.admin_api_window},
+            "control": {"state": f"{base_url}/_sandbox/state", "faults": f"{base_url}/_sandbox/faults"},
+        }
+
+    def connect(self, base_url: str, **options: Any) -> Any:
+        """A ``DiscourseConnector`` for this sandbox; ``options`` override settings fields,
+        except ``transport``, ``clock``, ``rng`` and ``retry`` which go to the connector."""
+        from connectors.discourse.connector import DiscourseConnector
+        from connectors.discourse.settings import DiscourseSettings
+
+        extra = {k: options.pop(k) for k in ("transport", "clock", "rng", "retry") if k in options}
+        values: dict[str, Any] = {
+            "url": base_url,
+            "api_key": self.api_key,
+            "api_username": self.seed.api_username,
+            "webhook_secret": self.webhook.secret,
+            "category": "Working Group",
+            "group": "working-group",
+            "admin_rate_limit": self.settings.admin_api_limit,
+            "admin_rate_window": self.settings.admin_api_window,
+            "timeout": 10.0,
+            "max_retries": 4,
+        }
+        values.update(options)
+        settings = DiscourseSettings(_env_file=None, **values)  # type: ignore[call-arg]
+        return DiscourseConnector(settings=settings, **extra)
+
+    def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
+        """Vote as ``voter`` through ``PUT /polls/vote`` (an all-users key acting as the voter)."""
+        response = httpx.put(
+            f"{base_url.rstrip('/')}/polls/vote",
+            headers={"Api-Key": self.api_key, "Api-Username": voter},
+            json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[option_index].id]},
+            timeout=10.0,
+        )
+        response.raise_for_status()
+
+    def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
+        """A webhook delivery as this sandbox would send it (headers, raw body)."""
+        with self._lock:
+            event_id = self._next_event
+            self._next_event += 1
+        return self._webhook_request(kind, event_id, dict(payload))
+
+    # ---- state snapshot ----------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything inspectable, JSON-ready (``GET /_sandbox/state``)."""
+        with self._lock:
+            return {
+                "users": [
+                    {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in u.items()}
+                    for u in sorted(self.users.values(), key=lambda u: u["id"])
+                ],
+                "groups": [
+                    {"id": g["id"], "name": g["name"], "full_name": g["full_name"],
+                     "members": sorted(self.users[m]["username"] for m in g["members"])}
+                    for g in self.groups.values()
+                ],
+                "categories": list(self.categories.values()),
+                "topics": [
+                    {k: v for k, v in t.items() if k != "posts"} | {"post_ids": list(t["posts"])}
+                    for t in self.topics.values()
+                ],
+                "posts": [
+                    {k: v for k, v in p.items() if k != "polls"} for p in self.posts.values()
+                ],
+                "polls": [
+                    {"post_id": p["id"], "name": poll["name"], "status": poll["status"], "public": poll["public"],
+                     "groups": poll["groups"], "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
+                     "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
+                    for p in self.posts.values() for poll in p["polls"]
+                ],
+                "role_changes": list(self.role_changes),
+                "pending_admin_confirmations": [
+                    {"user_id": v["user_id"], "requested_by": v["requested_by"], "expires_at": v["expires_at"]}
+                    for v in self.pending_admin.values()
+                ],
+                "emails": list(self.emails),
+                "webhook": {"url": self.webhook.url, "events": self.webhook.events},
+                "webhook_deliveries": list(self.webhook_deliveries),
+                "requests": dict(self.requests),
+                "responses": {k: dict(v) for k, v in self.responses.items()},
+                "rate_limited": list(self.rate_limited),
+                "settings": self.settings.model_dump(),
+                "faults": dict(self.faults),
+            }
+
+    # ---- ASGI ----------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point."""
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    self.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        query: dict[str, list[str]] = defaultdict(list)
+        for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+            query[k].append(v)
+        client = scope.get("client") or ("127.0.0.1", 0)
+        req = _Req(method=scope["method"].upper(), path=scope["path"], query=dict(query), headers=headers,
+                   body=body, client_ip=client[0])
+        if not hasattr(self, "_instance") and "host" in headers:
+            self._instance = f"{scope.get('scheme', 'http')}://{headers['host']}"
+
+        if req.path.startswith("/_sandbox/"):
+            response = self._control(req)
+            await self._send(send, response)
+            return
+
+        faults = dict(self.faults)
+        if faults.get("latency"):
+            await asyncio.sleep(float(faults["latency"]))
+        drop = bool(faults.get("drop_rate")) and self._rng.random() < float(faults["drop_rate"])
+        if drop and faults.get("drop_phase", "after") == "before":
+            await self._drop(send)
+            return
+        response = self._fault_response(faults, req)
+        if response is None:
+            response = self._handle(req)
+        if drop:
+            await self._drop(send)
+            return
+        await self._send(send, response)
+
+    async def _send(self, send: Send, response: _Response) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _drop(self, send: Send) -> None:
+        # Start a response and never finish it: the server closes the connection, and the client
+        # sees the connection drop mid-response (after the request may have been applied).
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+
+    def _fault_response(self, faults: Mapping[str, Any], req: _Req) -> _Response | None:
+        with self._lock:
+            storm = self.faults.get("storm")
+            if storm and storm.get("count", 0) > 0:
+                storm["count"] -= 1
+                wait = int(storm.get("retry_after", 1))
+                self._note_limited("storm", req)
+                return self._rate_limit_response(wait)
+        rate = float(faults.get("error_rate") or 0)
+        if rate and self._rng.random() < rate:
+            status = int(faults.get("error_status") or 503)
+            with self._lock:
+                self._count(req, None, status)
+            return _Response(status, text=f"sandbox: injected HTTP {status}\n")
+        return None
+
+    def _count(self, req: _Req, route: _Route | None, status: int) -> None:
+        key = f"{req.method} {route.template if route else req.path}"
+        self.requests[key] += 1
+        self.responses[key][str(status)] += 1
+
+    def _note_limited(self, kind: str, req: _Req) -> None:
+        self.rate_limited.append({"at": round(time.monotonic() - self._started, 4), "kind": kind,
+                                  "request": f"{req.method} {req.path}"})
+
+    def _rate_limit_response(self, wait_seconds: int) -> _Response:
+        wait_seconds = max(1, int(wait_seconds))
+        time_left = f"{wait_seconds} second" + ("s" if wait_seconds != 1 else "")
+        return _Response(
+            429,
+            {"errors": [RATE_LIMIT_TEXT.format(time_left=time_left)], "error_type": "rate_limit",
+             "extras": {"wait_seconds": wait_seconds, "time_left": time_left}},
+            headers={"Retry-After": str(wait_seconds), "Discourse-Rate-Limit-Error-Code": "admin_api_key_rate_limit"},
+        )
+
+    def _handle(self, req: _Req) -> _Response:
+        route, params = self._match(req)
+        with self._lock:
+            response = self._handle_locked(req, route, params)
+            self._count(req, route, response.status)
+            return response
+
+    def _match(self, req: _Req) -> tuple[_Route | None, dict[str, str]]:
+        for route in _ROUTES:
+            if route.method == req.method:
+                m = route.regex.match(req.path)
+                if m:
+                    return route, m.groupdict()
+        return None, {}
+
+    def _handle_locked(self, req: _Req, route: _Route | None, params: dict[str, str]) -> _Response:
+        now = time.monotonic()
+        # 1. The per-IP middleware (RequestTracker) runs before anything else.
+        if self.settings.ip_limit is not None:
+            hits = self._ip_hits[req.client_ip]
+            hits[:] = [t for t in hits if t > now - self.settings.ip_window]
+            if len(hits) >= self.settings.ip_limit:
+                wait = max(1, math.ceil(hits[0] + self.settings.ip_window - now))
+                self._note_limited("ip", req)
+                return _Response(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
+            hits.append(now)
+        # 2. API key authentication.
+        key = req.headers.get("api-key")
+        username = req.headers.get("api-username") or ""
+        if not key:
+            return _invalid_access()
+        api_key = self.api_keys.get(key)
+        user = self._user_by_name(username) if username else None
+        if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
+            return _invalid_access(BAD_CREDENTIALS)
+        # 3. The admin API limit, shared by every admin key of the site (a sliding window).
+        window = self.settings.admin_api_window
+        self._admin_hits[:] = [t for t in self._admin_hits if t > now - window]
+        if len(self._admin_hits) >= self.settings.admin_api_limit:
+            wait = math.ceil(self._admin_hits[0] + window - now)
+            self._note_limited("admin_api", req)
+            return self._rate_limit_response(wait)
+        self._admin_hits.append(now)
+        # 4. Routing, with the admin/staff constraints answering 404.
+        if route is None:
+            return _not_found()
+        if route.access == "admin" and not user["admin"]:
+            return _not_found()
+        if route.access == "staff" and not (user["admin"] or user["moderator"]):
+            return _not_found()
+        req.params = params
+        req.user = user
+        return route.handler(self, req)
+
+    # ---- control routes --------------------------------------------------------------------
+
+    def _control(self, req: _Req) -> _Response:
+        if req.method == "GET" and req.path == "/_sandbox/state":
+            return _Response(200, self.state())
+        if req.method == "POST" and req.path == "/_sandbox/faults":
+            data = req.form()
+            allowed = {"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed"}
+            unknown = set(data) - allowed
+            if unknown:
+                return _invalid_parameters(f"unknown fault settings: {', '.join(sorted(unknown))}")
+            try:
+                faults = _check_faults(data)
+            except ValueError as exc:
+                return _invalid_parameters(str(exc))
+            with self._lock:
+                self.faults = faults
+                if "seed" in faults:
+                    self._rng = random.Random(faults["seed"])
+            return _Response(200, {"faults": faults})
+        if req.method == "POST" and req.path == "/_sandbox/confirm_admin":
+            data = req.form()
+            with self._lock:
+                for token, pending in list(self.pending_admin.items()):
+                    if str(pending["user_id"]) == str(data.get("user_id")) or token == data.get("token"):
+                        del self.pending_admin[token]
+                        target = self.users[pending["user_id"]]
+                        target["admin"] = True
+                        self._record_role_change("grant_admin", target, pending["requested_by"], "confirmed")
+                        return _Response(200, {"success": "OK", "user_id": target["id"]})
+            return _not_found()
+        if req.method == "POST" and req.path == "/_sandbox/webhooks/ping":
+            self._emit("ping", {"ping": "OK"})
+            return _Response(200, {"success": "OK"})
+        if req.method == "POST" and req.path == "/_sandbox/reset":
+            self._reset()
+            return _Response(200, {"success": "OK"})
+        return _not_found()
+
+    # ---- serializers -------------------------------------------------------------------------
+
+    def _avatar(self, user: Mapping[str, Any]) -> str:
+        return AVATAR.format(letter=user["username"][0].lower())
+
+    def _basic_group(self, group: Mapping[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(_shapes.USER_GROUP)
+        out.update(id=group["id"], name=group["name"], display_name=group["name"], full_name=group["full_name"],
+                   user_count=len(group["members"]), mentionable_level=0, messageable_level=3,
+                   visibility_level=0, members_visibility_level=0, can_see_members=True,
+                   default_notification_level=3)
+        return out
+
+    def _user_groups(self, user: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [self._basic_group(g) for g in self.groups.values() if user["id"] in g["members"]]
+
+    def _admin_user(self, user: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(_shapes.ADMIN_USER)
+        out.update(
+            id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
+            active=user["active"], admin=user["admin"], moderator=user["moderator"],
+            last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
+            trust_level=user["trust_level"], days_visited=user["days_visited"], post_count=user["post_count"],
+            time_read=user["days_visited"] * 600, posts_read_count=user["post_count"] * 7,
+            topics_entered=user["days_visited"] * 2, ip_address="127.0.0.1",
+            can_grant_admin=bool(acting["admin"]) and not user["admin"],
+            can_revoke_admin=bool(acting["admin"]) and user["admin"] and user["id"] != acting["id"],
+            can_grant_moderation=bool(acting["admin"]) and not user["moderator"],
+            can_revoke_moderation=bool(acting["admin"]) and user["moderator"],
+            groups=self._user_groups(user),
+        )
+        # Not in the spec's schema (which forbids extra fields), so not sent: last_posted_at.
+        return out
+
+    def _list_item(self, user: Mapping[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(_shapes.ADMIN_USER_LIST_ITEM)
+        out.update(
+            id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
+            active=user["active"], admin=user["admin"], moderator=user["moderator"],
+            last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
+            trust_level=user["trust_level"], days_visited=user["days_visited"], post_count=user["post_count"],
+            time_read=user["days_visited"] * 600, posts_read_count=user["post_count"] * 7,
+            topics_entered=user["days_visited"] * 2,
+        )
+        return out
+
+    def _user_show(self, user: Mapping[str, Any]) -> dict[str, Any]:
+        out = copy.deepcopy(_shapes.USER_SHOW)
+        groups = self._user_groups(user)
+        out.update(
+            id=user["id"], username=user["username"], name=user["name"] or "", avatar_template=self._avatar(user),
+            last_posted_at=_iso(user["last_posted_at"]), last_seen_at=_iso(user["last_seen_at"]),
+            created_at=_iso(user["created_at"]), trust_level=user["trust_level"], moderator=user["moderator"],
+            admin=user["admin"], post_count=user["post_count"], time_read=user["days_visited"] * 600,
+            can_send_private_messages=True, can_send_private_message_to_user=True,
+            second_factor_enabled=user["second_factor_enabled"], groups=groups,
+            group_users=[{"group_id": g["id"], "user_id": user["id"], "notification_level": 3} for g in groups],
+            system_avatar_template=self._avatar(user),
+        )
+        out["user_option"]["user_id"] = user["id"]
+        return out
+
+    def _group_member(self, user: Mapping[str, Any], added_at: str) -> dict[str, Any]:
+        out = copy.deepcopy(_shapes.GROUP_MEMBER)
+        fallback = _iso(user["created_at"]) or added_at
+        out.update(id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
+                   last_posted_at=_iso(user["last_posted_at"]) or fallback,
+                   last_seen_at=_iso(user["last_seen_at"]) or fallback, added_at=added_at, timezone="UTC")
+        return out
+
+    def _post_fields(self, post: Mapping[str, Any], template: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
+        author = self.users[post["user_id"]]
+        topic = self.topics[post["topic_id"]]
+        out = copy.deepcopy(dict(template))
+        values = dict(
+            id=post["id"], name=author["name"], username=author["username"], avatar_template=self._avatar(author),
+            created_at=post["created_at"], updated_at=post["created_at"], cooked=post["cooked"],
+            post_number=post["post_number"], post_type=1, posts_count=len(topic["posts"]), topic_id=topic["id"],
+            topic_slug=topic["slug"], display_username=author["name"], version=1, yours=author["id"] == acting["id"],
+            can_edit=True, can_delete=True, can_wiki=True, moderator=author["moderator"], admin=author["admin"],
+            staff=bool(author["admin"] or author["moderator"]), user_id=author["id"], trust_level=author["trust_level"],
+            can_view_edit_history=True, post_url=f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
+            raw=post["raw"], topic_title=topic["title"], topic_html_title=html.escape(topic["title"]),
+            category_id=topic["category_id"], excerpt=html.escape(post["raw"][:100]), truncated=len(post["raw"]) > 100,
+            score=0.0, actions_summary=[],
+        )
+        for key, value in values.items():
+            if key in out:
+                out[key] = value
+        return out
+
+    def _poll_json(self, poll: Mapping[str, Any]) -> dict[str, Any]:
+        counts: Counter[str] = Counter()
+        for options in poll["votes"].values():
+            counts.update(options)
+        out = {
+            "name": poll["name"], "type": poll["type"], "status": poll["status"], "public": poll["public"],
+            "results": poll["results"], "chart_type": "bar", "title": None,
+            "options": [{"id": o["id"], "html": o["html"], "votes": counts[o["id"]]} for o in poll["options"]],
+            "voters": len(poll["votes"]),
+        }
+        if poll["groups"]:
+            out["groups"] = poll["groups"]
+        if poll["close"]:
+            out["close"] = poll["close"]
+        return out
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def _record_role_change(self, action: str, target: Mapping[str, Any], acting: str, status: str = "applied",
+                            detail: str = "") -> None:
+        self.role_changes.append({
+            "at": _iso(datetime.now(UTC)), "action": action, "user_id": target["id"],
+            "username": target["username"], "acting_user": acting, "status": status, "detail": detail,
+        })
+
+    def _emit(self, event: str, payload: dict[str, Any]) -> None:
+        if not self.webhook.url or event not in self.webhook.events:
+            return
+        with self._lock:
+            event_id = self._next_event
+            self._next_event += 1
+        headers, body = self._webhook_request(event, event_id, payload)
+        self._webhook_queue.put((self.webhook.url, body.decode("utf-8"), headers))
+        if self._webhook_thread is None or not self._webhook_thread.is_alive():
+            self._webhook_thread = threading.Thread(target=self._deliver_webhooks, name="sandbox-webhooks", daemon=True)
+            self._webhook_thread.start()
+
+    def _webhook_request(self, event: str, event_id: int, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+        event_type = "ping" if event == "ping" else event.split("_", 1)[0]
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {
+            "Content-Type": "application/json",
+            "Host": "127.0.0.1",
+            "User-Agent": "Discourse/3.5.0",
+            "X-Discourse-Instance": self.instance,
+            "X-Discourse-Event-Id": str(event_id),
+            "X-Discourse-Event-Type": event_type,
+            "X-Discourse-Event": event,
+        }
+        if self.webhook.secret:
+            headers["X-Discourse-Event-Signature"] = sign_body(self.webhook.secret, body)
+        return headers, body
+
+    def _deliver_webhooks(self) -> None:
+        with httpx.Client(timeout=20.0) as client:
+            while True:
+                try:
+                    item = self._webhook_queue.get(timeout=5.0)
+                except queue.Empty:
+                    return
+                if item is None:
+                    return
+                url, body, headers = item
+                record = {"event_id": headers["X-Discourse-Event-Id"], "event": headers["X-Discourse-Event"], "url": url}
+                try:
+                    response = client.post(url, content=body.encode("utf-8"), headers=headers)
+                    record["status"] = response.status_code
+                except httpx.HTTPError as exc:
+                    record["status"] = None
+                    record["error"] = type(exc).__name__
+                with self._lock:
+                    self.webhook_deliveries.append(record)
+
+    def close(self) -> None:
+        """Stop the webhook sender (pending deliveries are dropped)."""
+        self._webhook_queue.put(None)
+
+    def _topic_payload(self, topic: Mapping[str, Any]) -> dict[str, Any]:
+        author = self.users[topic["user_id"]]
+        return {"topic": {
+            "id": topic["id"], "title": topic["title"], "fancy_title": html.escape(topic["title"]),
+            "slug": topic["slug"], "posts_count": len(topic["posts"]), "created_at": topic["created_at"],
+            "archetype": topic["archetype"], "category_id": topic["category_id"], "user_id": author["id"],
+            "external_id": topic["external_id"], "closed": False, "archived": False, "visible": True,
+            "created_by": {"id": author["id"], "username": author["username"], "name": author["name"],
+                           "avatar_template": self._avatar(author)},
+        }}
+
+    def _post_payload(self, post: Mapping[str, Any]) -> dict[str, Any]:
+        author = self.users[post["user_id"]]
+        topic = self.topics[post["topic_id"]]
+        return {"post": {
+            "id": post["id"], "name": author["name"], "username": author["username"],
+            "avatar_template": self._avatar(author), "created_at": post["created_at"], "cooked": post["cooked"],
+            "raw": post["raw"], "post_number": post["post_number"], "post_type": 1, "topic_id": topic["id"],
+            "topic_slug": topic["slug"], "topic_title": topic["title"], "category_id": topic["category_id"],
+            "topic_archetype": topic["archetype"], "user_id": author["id"],
+        }}
+
+
+def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("error_rate", "drop_rate"):
+        if name in data:
+            value = float(data[name])
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+            out[name] = value
+    if "error_status" in data:
+        status = int(data["error_status"])
+        if not 500 <= status <= 599:
+            raise ValueError("error_status must be a 5xx status")
+        out["error_status"] = status
+    if "latency" in data:
+        latency = float(data["latency"])
+        if not 0 <= latency <= 30:
+            raise ValueError("latency must be between 0 and 30 seconds")
+        out["latency"] = latency
+    if "drop_phase" in data:
+        if data["drop_phase"] not in ("before", "after"):
+            raise ValueError("drop_phase must be 'before' or 'after'")
+        out["drop_phase"] = data["drop_phase"]
+    if "storm" in data:
+        storm = data["storm"]
+        if not isinstance(storm, Mapping):
+            raise ValueError("storm must be an object {count, retry_after}")
+        out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1)))}
+    if "seed" in data:
+        out["seed"] = int(data["seed"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Endpoint handlers
+
+
+def _int_param(value: str | None) -> int | None:
+    try:
+        return int(str(value).removesuffix(".json"))
+    except (TypeError, ValueError):
+        return None
+
+
+@_route("GET", "/u/{username}.json")
+def _get_user(sb: DiscourseSandbox, req: _Req) -> _Response:
+    user = sb._user_by_name(req.params["username"])
+    if user is None:
+        return _not_found()
+    return _Response(200, {"user_badges": [], "user": sb._user_show(user)})
+
+
+@_route("GET", "/admin/users/list/{flag}.json", access="staff")
+def _list_users(sb: DiscourseSandbox, req: _Req) -> _Response:
+    flag = req.params["flag"]
+    if flag not in ("active", "new", "staff", "suspended", "blocked", "suspect"):
+        return _not_found()
+    page = _int_param(req.arg("page", "1")) or 1
+    users = sorted(sb.users.values(), key=lambda u: u["id"])
+    if flag == "staff":
+        users = [u for u in users if u["admin"] or u["moderator"]]
+    elif flag == "active":
+        users = [u for u in users if u["active"]]
+    elif flag == "new":
+        users = [u for u in users if u["trust_level"] == 0]
+    else:
+        users = []
+    chunk = users[(max(page, 1) - 1) * 100: max(page, 1) * 100]
+    return _Response(200, [sb._list_item(u) for u in chunk])
+
+
+@_route("GET", "/admin/users/{id}.json", access="staff")
+def _admin_get_user(sb: DiscourseSandbox, req: _Req) -> _Response:
+    user = sb.users.get(_int_param(req.params["id"]) or 0)
+    if user is None:
+        return _not_found()
+    return _Response(200, sb._admin_user(user, req.user or {}))
+
+
+def _target(sb: DiscourseSandbox, req: _Req) -> dict[str, Any] | None:
+    return sb.users.get(_int_param(req.params["id"]) or 0)
+
+
+@_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True)
+def _grant_moderation(sb: DiscourseSandbox, req: _Req) -> _Response:
+    target = _target(sb, req)
+    if target is None:
+        return _not_found()
+    if target["moderator"]:  # Guardian#can_grant_moderation? is false for a moderator
+        return _invalid_access()
+    target["moderator"] = True
+    sb._record_role_change("grant_moderation", target, req.user["username"])
+    return _Response(200, sb._admin_user(target, req.user))
+
+
+@_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True)
+def _revoke_moderation(sb: DiscourseSandbox, req: _Req) -> _Response:
+    target = _target(sb, req)
+    if target is None:
+        return _not_found()
+    if not target["moderator"]:
+        return _invalid_access()
+    target["moderator"] = False
+    sb._record_role_change("revoke_moderation", target, req.user["username"])
+    return _Response(200, sb._admin_user(target, req.user))
+
+
+@_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True)
+def _grant_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
+    target = _target(sb, req)
+    if target is None:
+        return _not_found()
+    acting = req.user
+    if target["admin"]:
+        return _invalid_access()
+    if acting["second_factor_enabled"]:
+        # The second-factor challenge cannot be completed over the API.
+        return _Response(403, {"second_factor_challenge_nonce": secrets.token_hex(16)})
+    token = secrets.token_hex(16)
+    expires = datetime.now(UTC) + timedelta(hours=sb.settings.grant_admin_confirmation_hours)
+    sb.pending_admin[token] = {"user_id": target["id"], "requested_by": acting["username"], "expires_at": _iso(expires)}
+    sb.emails.append({"to": acting["email"] or f"{acting['username']}@example.invalid", "type": "admin_confirmation",
+                      "about": target["username"], "token": token})
+    sb._record_role_change("grant_admin", target, acting["username"], "email_confirmation_required")
+    return _Response(200, {"success": "OK", "email_confirmation_required": True})
+
+
+@_route("PUT", "/admin/users/{id}/revoke_admin.json", access="admin", optional_json=True)
+def _revoke_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
+    target = _target(sb, req)
+    if target is None:
+        return _not_found()
+    if not target["admin"] or target["id"] == req.user["id"] or target["id"] < 0:
+        return _invalid_access()
+    target["admin"] = False
+    sb._record_role_change("revoke_admin", target, req.user["username"])
+    return _Response(200, sb._admin_user(target, req.user))
+
+
+@_route("GET", "/groups/{name}.json")
+def _get_group(sb: DiscourseSandbox, req: _Req) -> _Response:
+    group = sb._group_by_name(req.params["name"])
+    if group is None:
+        return _not_found()
+    out = copy.deepcopy(_shapes.GROUP_SHOW)
+    out.update(id=group["id"], name=group["name"], full_name=group["full_name"], mentionable_level=0,
+               messageable_level=3, visibility_level=0, members_visibility_level=0, can_see_members=True,
+               can_admin_group=True, is_group_user=req.user["id"] in group["members"], messageable=True,
+               default_notification_level=3)
+    return _Response(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
+
+
+@_route("GET", "/groups/{name}/members.json")
+def _group_members(sb: DiscourseSandbox, req: _Req) -> _Response:
+    group = sb._group_by_name(req.params["name"])
+    if group is None:
+        return _not_found()
+    limit = _int_param(req.arg("limit", "50"))
+    offset = _int_param(req.arg("offset", "0"))
+    if limit is None or offset is None or limit < 1 or offset < 0:
+        return _invalid_parameters("limit and offset must be non-negative integers")
+    if limit > 1000:
+        return _invalid_parameters("limit must be at most 1000")
+    members = sorted(group["members"].items(), key=lambda kv: sb.users[kv[0]]["username"])
+    page = members[offset: offset + limit]
+    return _Response(200, {
+        "members": [sb._group_member(sb.users[uid], added) for uid, added in page],
+        "owners": [],
+        "meta": {"total": len(members), "limit": limit, "offset": offset},
+    })
+
+
+def _usernames(sb: DiscourseSandbox, req: _Req) -> tuple[list[dict[str, Any]], list[str]] | _Response:
+    data = req.form()
+    names = [n.strip() for n in str(data.get("usernames") or "").split(",") if n.strip()]
+    if not names:
+        return _invalid_parameters("param is missing or the value is empty: usernames")
+    users = [u for u in (sb._user_by_name(n) for n in names) if u is not None]
+    missing = [n for n in names if sb._user_by_name(n) is None]
+    return users, missing
+
+
+@_route("PUT", "/groups/{id}/members.json")
+def _add_members(sb: DiscourseSandbox, req: _Req) -> _Response:
+    group = sb.groups.get(_int_param(req.params["id"]) or 0)
+    if group is None:
+        return _not_found()
+    found = _usernames(sb, req)
+    if isinstance(found, _Response):
+        return found
+    users, missing = found
+    if not users:
+        return _invalid_parameters(f"Could not find user(s): {', '.join(missing)}")
+    already = [u["username"] for u in users if u["id"] in group["members"]]
+    if len(already) == len(users):
+        # GroupsController#add_members: every named user is already in the group.
+        noun = "is already a member" if len(already) == 1 else "are already members"
+        return _error(422, f"{', '.join(sorted(already))} {noun} of this group.")
+    added = []
+    for user in users:
+        if user["id"] not in group["members"]:
+            group["members"][user["id"]] = _iso(datetime.now(UTC))
+            added.append(user["username"])
+            sb._record_role_change(f"group_add:{group['name']}", user, req.user["username"])
+    return _Response(200, {"success": "OK", "usernames": added, "emails": []})
+
+
+@_route("DELETE", "/groups/{id}/members.json")
+def _remove_members(sb: DiscourseSandbox, req: _Req) -> _Response:
+    group = sb.groups.get(_int_param(req.params["id"]) or 0)
+    if group is None:
+        return _not_found()
+    found = _usernames(sb, req)
+    if isinstance(found, _Response):
+        return found
+    users, missing = found
+    removed, skipped = [], list(missing)
+    for user in users:
+        if user["id"] in group["members"]:
+            del group["members"][user["id"]]
+            removed.append(user["username"])
+            sb._record_role_change(f"group_remove:{group['name']}", user, req.user["username"])
+        else:
+            skipped.append(user["username"])
+    return _Response(200, {"success": "OK", "usernames": removed, "skipped_usernames": skipped})
+
+
+@_route("GET", "/categories.json")
+def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
+    cats = []
+    for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"])):
+        topics = [t for t in sb.topics.values() if t["category_id"] == cat["id"]]
+        out = copy.deepcopy(_shapes.CATEGORY)
+        out.update(id=cat["id"], name=cat["name"], color=cat["color"], text_color="FFFFFF", slug=cat["slug"],
+                   topic_count=len(topics), post_count=sum(len(t["posts"]) for t in topics), position=position,
+                   read_restricted=cat["read_restricted"], permission=1, notification_level=1, can_edit=True,
+                   style_type="square", subcategory_list_style="rows_with_featured_topics",
+                   default_top_period="all", default_list_filter="all", num_featured_topics=3)
+        cats.append(out)
+    return _Response(200, {"category_list": {"can_create_category": True, "can_create_topic": True, "categories": cats}})
+
+
+_POLL_RE = re.compile(r"\[poll([^\]]*)\](.*?)\[/poll\]", re.DOTALL)
+
+
+def _parse_polls(raw: str) -> list[dict[str, Any]] | str:
+    polls = []
+    for match in _POLL_RE.finditer(raw):
+        attrs = dict(re.findall(r"(\w+)=(\"[^\"]*\"|\S+)", match.group(1)))
+        attrs = {k: v.strip('"') for k, v in attrs.items()}
+        labels = [m.group(1).strip() for m in re.finditer(r"^\s*(?:[*\-]|\d+\.)\s+(.+)$", match.group(2), re.MULTILINE)]
+        if len(labels) < 2:
+            return "Poll must have at least 2 options."
+        if len(set(labels)) != len(labels):
+            return "Poll options must be unique."
+        name = attrs.get("name", "poll")
+        if any(p["name"] == name for p in polls):
+            return "Poll names must be unique."
+        options = []
+        for label in labels:
+            option_html = html.escape(label)
+            options.append({"id": _option_digest(option_html), "html": option_html, "label": label})
+        polls.append({
+            "name": name, "type": attrs.get("type", "regular"), "status": attrs.get("status", "open"),
+            "public": attrs.get("public") == "true", "results": attrs.get("results", "always"),
+            "groups": attrs.get("groups") or None, "close": attrs.get("close") or None,
+            "options": options, "votes": {},
+        })
+    return polls
+
+
+def _cook(raw: str) -> str:
+    text = re.sub(r"<!--.*?-->", "", _POLL_RE.sub("", raw), flags=re.DOTALL).strip()
+    return "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n") if p.strip())
+
+
+def _create_post_error(message: str) -> _Response:
+    return _Response(422, {"action": "create_post", "errors": [message]})
+
+
+@_route("POST", "/posts.json")
+def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
+    data = req.form()
+    acting = req.user
+    raw = str(data.get("raw") or "")
+    settings = sb.settings
+    topic_id = _int_param(data.get("topic_id")) if data.get("topic_id") not in (None, "") else None
+    is_pm = data.get("archetype") == "private_message"
+    errors = []
+    if topic_id is not None:
+        topic = sb.topics.get(topic_id)
+        if topic is None:
+            return _not_found()
+        min_body = settings.min_personal_message_post_length if topic["archetype"] == "private_message" else settings.min_post_length
+    else:
+        topic = None
+        title = str(data.get("title") or "").strip()
+        min_title = settings.min_personal_message_title_length if is_pm else settings.min_topic_title_length
+        min_body = settings.min_personal_message_post_length if is_pm else settings.min_first_post_length
+        if len(title) < min_title:
+            errors.append(f"Title is too short (minimum is {min_title} characters)")
+    if len(raw.strip()) < min_body:
+        errors.append(f"Body is too short (minimum is {min_body} characters)")
+    # UniquePostValidator: the same raw from the same user within unique_posts_mins.
+    horizon = time.time() - settings.unique_posts_mins * 60
+    if raw.strip() and any(
+        p["user_id"] == acting["id"] and p["raw"].strip() == raw.strip() and p["_ts"] > horizon for p in sb.posts.values()
+    ):
+        errors.append("Body is too similar to what you recently posted")
+    polls = _parse_polls(raw)
+    if isinstance(polls, str):
+        errors.append(polls)
+    category_id = None
+    recipients: list[tuple[str, int]] = []
+    if topic is None and not errors:
+        if is_pm:
+            names = [n.strip() for n in str(data.get("target_recipients") or data.get("target_usernames") or "").split(",") if n.strip()]
+            if not names:
+                errors.append("You must choose a valid user.")
+            for name in names:
+                user = sb._user_by_name(name)
+                group = sb._group_by_name(name)
+                if user is not None:
+                    recipients.append(("user", user["id"]))
+                elif group is not None:
+                    recipients.append(("group", group["id"]))
+                else:
+                    errors.append(f"Sorry, there is no user or group called {name}.")
+        else:
+            category_id = _int_param(data.get("category")) if data.get("category") not in (None, "") else None
+            if category_id is not None and category_id not in sb.categories:
+                errors.append("Category can't be blank")
+        external_id = data.get("external_id")
+        if external_id and any(t["external_id"] == external_id for t in sb.topics.values()):
+            errors.append("External ID has already been taken")
+    if errors:
+        return _create_post_error(errors[0]) if len(errors) == 1 else _Response(422, {"action": "create_post", "errors": errors})
+
+    now = datetime.now(UTC)
+    new_topic = topic is None
+    if new_topic:
+        title = str(data.get("title")).strip()
+        topic = {
+            "id": sb._next_topic, "title": title, "slug": _slug(title), "category_id": category_id,
+            "archetype": "private_message" if is_pm else "regular", "external_id": data.get("external_id") or None,
+            "user_id": acting["id"], "created_at": _iso(now), "posts": [], "allowed": recipients,
+        }
+        sb._next_topic += 1
+        sb.topics[topic["id"]] = topic
+    post = {
+        "id": sb._next_post, "topic_id": topic["id"], "post_number": len(topic["posts"]) + 1, "raw": raw,
+        "cooked": _cook(raw), "user_id": acting["id"], "created_at": _iso(now), "_ts": time.time(), "polls": polls,
+    }
+    sb._next_post += 1
+    sb.posts[post["id"]] = post
+    topic["posts"].append(post["id"])
+    acting["post_count"] += 1
+    acting["last_posted_at"] = now
+    if new_topic:
+        sb._emit("topic_created", sb._topic_payload(topic))
+    sb._emit("post_created", sb._post_payload(post))
+    return _Response(200, sb._post_fields(post, _shapes.POST_CREATED, acting))
+
+
+def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:
+    topic = sb.topics[post["topic_id"]]
+    if user["admin"]:
+        return True
+    if topic["archetype"] == "private_message":
+        return user["id"] == topic["user_id"] or any(
+            (kind == "user" and ref == user["id"]) or (kind == "group" and user["id"] in sb.groups[ref]["members"])
+            for kind, ref in topic["allowed"]
+        )
+    cat = sb.categories.get(topic["category_id"])
+    if not (cat and cat["read_restricted"]):
+        return True
+    permitted = {name.lower() for name in cat["permissions"]}
+    return any(g["name"].lower() in permitted and user["id"] in g["members"] for g in sb.groups.values())
+
+
+def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
+    out = sb._post_fields(post, _shapes.POST_SHOW, acting)
+    if post["polls"]:
+        out["polls"] = [sb._poll_json(p) for p in post["polls"]]
+    return out
+
+
+@_route("GET", "/posts/{id}.json")
+def _get_post(sb: DiscourseSandbox, req: _Req) -> _Response:
+    post = sb.posts.get(_int_param(req.params["id"]) or 0)
+    if post is None or not _visible(sb, post, req.user):
+        return _not_found()
+    return _Response(200, _post_show(sb, post, req.user))
+
+
+@_route("GET", "/posts/by_number/{topic_id}/{number}.json")
+def _post_by_number(sb: DiscourseSandbox, req: _Req) -> _Response:
+    topic = sb.topics.get(_int_param(req.params["topic_id"]) or 0)
+    number = _int_param(req.params["number"]) or 0
+    if topic is None or not 1 <= number <= len(topic["posts"]):
+        return _not_found()
+    post = sb.posts[topic["posts"][number - 1]]
+    if not _visible(sb, post, req.user):
+        return _not_found()
+    return _Response(200, _post_show(sb, post, req.user))
+
+
+@_route("GET", "/posts.json")
+def _latest_posts(sb: DiscourseSandbox, req: _Req) -> _Response:
+    before = _int_param(req.arg("before")) if req.arg("before") else None
+    posts = [
+        p for p in sorted(sb.posts.values(), key=lambda p: p["id"], reverse=True)
+        if sb.topics[p["topic_id"]]["archetype"] != "private_message" and _visible(sb, p, req.user)
+        and (before is None or p["id"] < before)
+    ][:50]
+    return _Response(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.user) for p in posts]})
+
+
+@_route("GET", "/t/external_id/{external_id}.json")
+def _topic_by_external_id(sb: DiscourseSandbox, req: _Req) -> _Response:
+    for topic in sb.topics.values():
+        if topic["external_id"] == req.params["external_id"]:
+            return _Response(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
+    return _not_found()
+
+
+def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str, Any]) -> tuple[dict, dict] | _Response:
+    post = sb.posts.get(_int_param(data.get("post_id")) or 0)
+    if post is None or not _visible(sb, post, user):
+        return _invalid_parameters("post_id is invalid")
+    for poll in post["polls"]:
+        if poll["name"] == data.get("poll_name"):
+            return post, poll
+    return _invalid_parameters("poll_name is invalid")
+
+
+@_route("PUT", "/polls/vote")
+def _vote(sb: DiscourseSandbox, req: _Req) -> _Response:
+    data = req.form()
+    found = _find_poll(sb, data, req.user)
+    if isinstance(found, _Response):
+        return found
+    post, poll = found
+    if poll["status"] != "open":
+        return _error(422, "This poll is closed, you cannot vote on it.")
+    if poll["groups"]:
+        allowed = {g.lower() for g in poll["groups"].split(",")}
+        if not any(g["name"].lower() in allowed and req.user["id"] in g["members"] for g in sb.groups.values()):
+            return _error(422, "You must be a member of a specific group to vote in this poll.")
+    chosen = data.get("options") or data.get("options[]") or []
+    if isinstance(chosen, str):
+        chosen = [chosen]
+    valid = {o["id"] for o in poll["options"]}
+    if not chosen or any(c not in valid for c in chosen):
+        return _error(422, "Your vote is invalid.")
+    if poll["type"] == "regular" and len(chosen) != 1:
+        return _error(422, "Your vote is invalid.")
+    poll["votes"][req.user["id"]] = list(chosen)
+    return _Response(200, {"poll": sb._poll_json(poll), "vote": list(chosen)})
+
+
+@_route("GET", "/polls/voters.json")
+def _voters(sb: DiscourseSandbox, req: _Req) -> _Response:
+    data = {k: v[0] for k, v in req.query.items()}
+    found = _find_poll(sb, data, req.user)
+    if isinstance(found, _Response):
+        return found
+    _, poll = found
+    if not poll["public"]:
+        return _invalid_parameters("poll_name is not public")
+    limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
+    page = max(1, _int_param(data.get("page", "1")) or 1)
+    option_ids = [data["option_id"]] if data.get("option_id") else [o["id"] for o in poll["options"]]
+    voters: dict[str, list[dict[str, Any]]] = {}
+    for option_id in option_ids:
+        ids = sorted(uid for uid, opts in poll["votes"].items() if option_id in opts)
+        chunk = ids[(page - 1) * limit: page * limit]
+        voters[option_id] = [
+            {"id": u["id"], "username": u["username"], "name": u["name"], "avatar_template": sb._avatar(u),
+             "title": None}
+            for u in (sb.users[i] for i in chunk)
+        ]
+    return _Response(200, {"voters": voters})
+
+
+@_route("PUT", "/polls/toggle_status")
+def _toggle_status(sb: DiscourseSandbox, req: _Req) -> _Response:
+    data = req.form()
+    found = _find_poll(sb, data, req.user)
+    if isinstance(found, _Response):
+        return found
+    post, poll = found
+    user = req.user
+    if not (user["admin"] or user["moderator"] or user["id"] == post["user_id"]):
+        return _invalid_access()
+    status = data.get("status")
+    if status not in ("open", "closed"):
+        return _invalid_parameters("status must be open or closed")
+    poll["status"] = status
+    return _Response(200, {"poll": sb._poll_json(poll)})
