@@ -13,6 +13,7 @@ from rules.eligibility import (Applicant, DiscordEvidence, DiscourseEvidence, ch
                                check_discourse, decide_eligibility)
 from rules.errors import CaseError, CharterFileError
 from rules.ideas import check_idea_transition
+from rules.plan import Assignment, Change, Plan, check_plan, diff, plan_roles
 from rules.roles import WgRoles, check_roles
 from rules.rulings import RULINGS
 from rules.terms import (TermWindow, check_opt_in, next_term, reminders, reminders_due,
@@ -20,7 +21,7 @@ from rules.terms import (TermWindow, check_opt_in, next_term, reminders, reminde
 from rules.whatif import evaluate_case, parse_case
 
 __all__ = [
-    "Applicant", "CaseError", "Charter", "CharterFileError", "Decision", "DiscordEvidence",
+    "Applicant", "Assignment", "CaseError", "Change", "Plan", "check_plan", "diff", "plan_roles", "Charter", "CharterFileError", "Decision", "DiscordEvidence",
     "DiscourseEvidence", "Finding", "RULINGS", "Tally", "TermWindow", "WgRoles",
     "check_admin_change", "check_admins", "check_discord", "check_discourse",
     "check_idea_transition", "check_opt_in", "check_roles", "check_vote", "closes_at",
