@@ -1,0 +1,1042 @@
+"""A loopback emulator of the Slack Web API methods charterflow uses (an ASGI app).
+
+It behaves as Slack does where that matters to a client (``specs/API-NOTES.md`` section 3):
+every method is ``POST /api/<method>`` (JSON with ``Authorization: Bearer``, or form-encoded);
+failures are HTTP 200 ``{"ok": false, "error": "<code>"}`` (``not_authed``, ``invalid_auth``,
+``channel_not_found``, ``not_in_channel``, ``is_archived``, ``users_not_found``,
+``user_not_found``, ``invalid_blocks`` with Slack's ``errors`` list, ``msg_too_long``,
+``no_text``, ``message_not_found``, ``cant_update_message``; ``thread_not_found`` for a reply to an
+unknown ``thread_ts``, where the sandbox is stricter than Slack may be); the special
+``chat.postMessage`` limit of about one message per second per channel (short bursts allowed)
+is answered with HTTP 429 ``{"ok": false, "error": "ratelimited"}`` and an **integer**
+``Retry-After`` (https://api.slack.com/apis/rate-limits#special). Methods: ``auth.test``,
+``chat.postMessage``, ``chat.update``, ``conversations.open``, ``conversations.history``,
+``conversations.replies``, ``users.lookupByEmail``. Interactions' ``response_url``\\ s
+(``POST /actions/<team>/<id>/<token>``) are accepted up to 5 times within 30 minutes and recorded
+(https://api.slack.com/interactivity/handling#message_responses).
+
+``time_factor`` scales the sandbox's clock: with 0.05 a "second" of rate limit lasts 50 ms
+while ``Retry-After`` still says ``1`` (connectors from ``connect()`` sleep in the same scale).
+
+Not Slack, for tests and operators: ``GET /_sandbox/state`` (channels, messages, DMs, ephemeral
+replies, response_url posts, interactions sent, request counts, rate-limit events; never the
+token or the signing secret), ``POST /_sandbox/faults`` (``error_rate``, ``error_status``,
+``latency``, ``drop_rate``, ``drop_phase`` before|after, ``storm`` {count, retry_after, method,
+channel}, ``seed``; an empty object clears), ``POST /_sandbox/interact`` {url, user, channel, ts,
+action_id} (click a button: a signed ``block_actions`` request is POSTed to ``url``) and
+``POST /_sandbox/reset``. These routes need no token and are not rate limited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import math
+import random
+import re
+import secrets
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors.base import Ballot, ConformanceSamples, Role
+from connectors.errors import ConfigError
+from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
+
+__all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+INTERACTION_TYPES = frozenset({
+    "block_actions", "block_suggestion", "interactive_message", "message_action", "shortcut",
+    "view_closed", "view_submission",
+})
+RESPONSE_URL_USES = 5  # "up to 5 times within 30 minutes"
+RESPONSE_URL_TTL = 30 * 60
+
+
+# --------------------------------------------------------------------------------------------
+# Seed
+
+
+class SeedUser(BaseModel):
+    """A member of the sandbox workspace (invented people only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$")
+    name: str
+    real_name: str
+    email: str | None = None
+    is_admin: bool = False
+    deleted: bool = False
+    tz: str = "Europe/Amsterdam"
+
+
+class SeedChannel(BaseModel):
+    """A channel; the app's bot can post only where it is a member."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[CG][A-Z0-9]{2,}$")
+    name: str
+    is_private: bool = False
+    is_archived: bool = False
+    members: list[str] = []
+    bot_member: bool = True
+
+
+class SeedLimits(BaseModel):
+    """``chat.postMessage``: ``per_second`` messages per channel, bursts up to ``burst``."""
+
+    model_config = ConfigDict(extra="forbid")
+    per_second: float = Field(default=1.0, gt=0)
+    burst: int = Field(default=3, ge=1)
+
+
+class SandboxSeed(BaseModel):
+    """The whole initial state of a sandbox workspace."""
+
+    model_config = ConfigDict(extra="forbid")
+    team_id: str = "T0SANDBOX"
+    team_name: str = "Sandbox Foundation"
+    team_domain: str = "sandbox-foundation"
+    app_id: str = "A0CHARTER"
+    bot_user_id: str = "U0CHARTER"
+    bot_id: str = "B0CHARTER"
+    bot_name: str = "charterflow"
+    bot_token: str | None = None  # random when unset
+    signing_secret: str | None = None  # random when unset
+    users: list[SeedUser]
+    channels: list[SeedChannel]
+    board_channel: str
+    limits: SeedLimits = SeedLimits()
+
+
+def default_seed() -> dict[str, Any]:
+    """The default workspace: invented Board members and members, a private Board channel."""
+    return {
+        "users": [
+            {"id": "U0WREN001", "name": "wren.halloway", "real_name": "Wren Halloway",
+             "email": "wren.halloway@example.org", "is_admin": True},
+            {"id": "U0TOBI002", "name": "tobin.ashgrove", "real_name": "Tobin Ashgrove",
+             "email": "tobin.ashgrove@example.org"},
+            {"id": "U0PELL003", "name": "pella.marchetti", "real_name": "Pella Marchetti",
+             "email": "pella.marchetti@example.org"},
+            {"id": "U0OSSI004", "name": "ossian.bright", "real_name": "Ossian Bright",
+             "email": "ossian.bright@example.org"},
+            {"id": "U0JUNO005", "name": "juno.castellan", "real_name": "Juno Castellan",
+             "email": "juno.castellan@example.org"},
+            {"id": "U0GONE006", "name": "former.member", "real_name": "Former Member",
+             "email": "former.member@example.org", "deleted": True},
+        ],
+        "channels": [
+            {"id": "C0BOARD01", "name": "dsf-board", "is_private": True,
+             "members": ["U0WREN001", "U0TOBI002", "U0PELL003"]},
+            {"id": "C0GENERAL", "name": "general", "bot_member": False,
+             "members": ["U0WREN001", "U0TOBI002", "U0PELL003", "U0OSSI004", "U0JUNO005"]},
+            {"id": "C0OLDBRD1", "name": "old-board", "is_private": True, "is_archived": True,
+             "members": ["U0WREN001"]},
+        ],
+        "board_channel": "C0BOARD01",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Block Kit validation (the subset of https://api.slack.com/reference/block-kit/blocks we send)
+
+
+def _check_text(obj: Any, where: str, errors: list[str], *, limit: int, plain_only: bool = False) -> None:
+    if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
+        errors.append(f"must be a text object [json-pointer:{where}]")
+        return
+    if plain_only and obj.get("type") != "plain_text":
+        errors.append(f"must be a plain_text object [json-pointer:{where}/type]")
+    text = obj.get("text")
+    if not isinstance(text, str) or not text:
+        errors.append(f"must be more than 0 characters [json-pointer:{where}/text]")
+    elif len(text) > limit:
+        errors.append(f"must be less than {limit + 1} characters [json-pointer:{where}/text]")
+
+
+def _check_button(el: Any, where: str, errors: list[str]) -> None:
+    if not isinstance(el, dict) or el.get("type") != "button":
+        errors.append(f"unsupported element type [json-pointer:{where}]")
+        return
+    _check_text(el.get("text"), f"{where}/text", errors, limit=75, plain_only=True)
+    if len(str(el.get("action_id", ""))) > 255:
+        errors.append(f"must be less than 256 characters [json-pointer:{where}/action_id]")
+    if "value" in el and len(str(el["value"])) > 2000:
+        errors.append(f"must be less than 2001 characters [json-pointer:{where}/value]")
+    if "style" in el and el["style"] not in ("primary", "danger"):
+        errors.append(f"must be one of primary, danger [json-pointer:{where}/style]")
+    confirm = el.get("confirm")
+    if confirm is not None:
+        _check_text(confirm.get("title") if isinstance(confirm, dict) else None, f"{where}/confirm/title", errors,
+                    limit=100, plain_only=True)
+        _check_text(confirm.get("text") if isinstance(confirm, dict) else None, f"{where}/confirm/text", errors,
+                    limit=300)
+
+
+def validate_blocks(blocks: Any) -> list[str]:
+    """Slack's ``invalid_blocks`` messages for ``blocks`` (empty when valid)."""
+    errors: list[str] = []
+    if not isinstance(blocks, list):
+        return ["must be an array [json-pointer:/blocks]"]
+    if len(blocks) > 50:
+        errors.append("must be less than 51 items [json-pointer:/blocks]")
+    block_ids: set[str] = set()
+    for i, block in enumerate(blocks):
+        where = f"/blocks/{i}"
+        if not isinstance(block, dict):
+            errors.append(f"must be an object [json-pointer:{where}]")
+            continue
+        bid = block.get("block_id")
+        if bid is not None:
+            if len(str(bid)) > 255:
+                errors.append(f"must be less than 256 characters [json-pointer:{where}/block_id]")
+            if bid in block_ids:
+                errors.append(f"duplicate block_id [json-pointer:{where}/block_id]")
+            block_ids.add(bid)
+        kind = block.get("type")
+        if kind == "section":
+            if "text" not in block and "fields" not in block:
+                errors.append(f"must provide text or fields [json-pointer:{where}]")
+            if "text" in block:
+                _check_text(block["text"], f"{where}/text", errors, limit=3000)
+            fields = block.get("fields", [])
+            if not isinstance(fields, list) or len(fields) > 10:
+                errors.append(f"must be less than 11 items [json-pointer:{where}/fields]")
+            else:
+                for j, f in enumerate(fields):
+                    _check_text(f, f"{where}/fields/{j}", errors, limit=2000)
+        elif kind == "header":
+            _check_text(block.get("text"), f"{where}/text", errors, limit=150, plain_only=True)
+        elif kind == "context":
+            els = block.get("elements")
+            if not isinstance(els, list) or not 1 <= len(els) <= 10:
+                errors.append(f"must have 1 to 10 items [json-pointer:{where}/elements]")
+            else:
+                for j, el in enumerate(els):
+                    _check_text(el, f"{where}/elements/{j}", errors, limit=3000)
+        elif kind == "actions":
+            els = block.get("elements")
+            if not isinstance(els, list) or not 1 <= len(els) <= 25:
+                errors.append(f"must have 1 to 25 items [json-pointer:{where}/elements]")
+            else:
+                seen: set[str] = set()
+                for j, el in enumerate(els):
+                    _check_button(el, f"{where}/elements/{j}", errors)
+                    aid = el.get("action_id") if isinstance(el, dict) else None
+                    if aid is not None and aid in seen:
+                        errors.append(f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]")
+                    seen.add(aid)
+        elif kind == "divider":
+            pass
+        else:
+            errors.append(f"unsupported type: {str(kind)[:40]} [json-pointer:{where}/type]")
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
+# Responses
+
+
+class _Response:
+    def __init__(self, status: int, body: Any = None, *, headers: Mapping[str, str] | None = None,
+                 text: str | None = None) -> None:
+        self.status = status
+        self.headers = dict(headers or {})
+        if text is not None:
+            self.body = text.encode("utf-8")
+            self.headers.setdefault("content-type", "text/plain; charset=utf-8")
+        else:
+            self.body = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            self.headers.setdefault("content-type", "application/json; charset=utf-8")
+
+
+def _ok(**fields: Any) -> _Response:
+    return _Response(200, {"ok": True, **fields})
+
+
+def _fail(error: str, **fields: Any) -> _Response:
+    # Slack answers errors with HTTP 200 (https://api.slack.com/web#evaluating_responses).
+    return _Response(200, {"ok": False, "error": error, **fields})
+
+
+def _limited(retry_after: int) -> _Response:
+    return _Response(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(max(1, int(retry_after)))})
+
+
+class _Args(dict):
+    """A method's arguments from the query, a form body or a JSON body."""
+
+    def flag(self, name: str) -> bool:
+        return str(self.get(name, "")).lower() in ("1", "true")
+
+    def json_arg(self, name: str) -> Any:
+        value = self.get(name)
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+
+_Handler = Callable[["SlackSandbox", _Args, dict[str, Any]], _Response]
+_METHODS: dict[str, _Handler] = {}
+
+
+def _method(name: str) -> Callable[[_Handler], _Handler]:
+    def register(fn: _Handler) -> _Handler:
+        _METHODS[name] = fn
+        return fn
+
+    return register
+
+
+# --------------------------------------------------------------------------------------------
+# The sandbox
+
+
+class SlackSandbox:
+    """A Slack workspace in memory, served as an ASGI app (``sandbox.app``).
+
+    ``seed`` is a mapping in the ``SandboxSeed`` shape (``default_seed()`` when ``None``);
+    ``time_factor`` scales the sandbox's clock (see the module docstring); ``limits`` overrides
+    ``seed["limits"]``.
+    """
+
+    def __init__(self, *, seed: Mapping[str, Any] | None = None, time_factor: float = 1.0,
+                 limits: Mapping[str, Any] | None = None) -> None:
+        raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
+        if limits:
+            raw["limits"] = {**dict(raw.get("limits") or {}), **limits}
+        if time_factor <= 0:
+            raise ConfigError("time_factor must be positive")
+        try:
+            self.seed = SandboxSeed.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"invalid sandbox seed: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        self.time_factor = float(time_factor)
+        self.bot_token = self.seed.bot_token or "xoxb-sandbox-" + secrets.token_hex(20)
+        self.signing_secret = self.seed.signing_secret or secrets.token_hex(16)
+        self._lock = threading.RLock()
+        self.app = self
+        self._reset()
+
+    def __repr__(self) -> str:
+        return f"SlackSandbox(team={self.seed.team_id!r}, time_factor={self.time_factor:g})"
+
+    # ---- state -------------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        seed = self.seed
+        with self._lock:
+            self.users = {u.id: u.model_dump() for u in seed.users}
+            self.users[seed.bot_user_id] = {"id": seed.bot_user_id, "name": seed.bot_name, "real_name": seed.bot_name,
+                                            "email": None, "is_admin": False, "deleted": False, "tz": "UTC",
+                                            "is_bot": True}
+            self.channels: dict[str, dict[str, Any]] = {}
+            for c in seed.channels:
+                unknown = [m for m in c.members if m not in self.users]
+                if unknown:
+                    raise ConfigError(f"invalid sandbox seed: channel {c.name!r} member {unknown[0]!r} is not a user")
+                members = set(c.members) | ({seed.bot_user_id} if c.bot_member else set())
+                self.channels[c.id] = {"id": c.id, "name": c.name, "is_private": c.is_private,
+                                       "is_archived": c.is_archived, "members": members, "is_im": False,
+                                       "is_mpim": False}
+            if seed.board_channel not in self.channels:
+                raise ConfigError("invalid sandbox seed: board_channel is not a channel")
+            self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            self.dms: dict[frozenset[str], str] = {}
+            self.ephemeral: list[dict[str, Any]] = []
+            self.response_posts: list[dict[str, Any]] = []
+            self.response_urls: dict[str, dict[str, Any]] = {}
+            self.interactions: list[dict[str, Any]] = []
+            self.requests: Counter[str] = Counter()
+            self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
+            self.rate_limited: list[dict[str, Any]] = []
+            self._buckets: dict[str, tuple[float, float]] = {}
+            self.faults: dict[str, Any] = {}
+            self._rng = random.Random()
+            self._last_ts = 0.0
+            self._seq = 0
+            self._started = time.monotonic()
+
+    def _now(self) -> float:
+        """Sandbox seconds since start (real seconds divided by ``time_factor``)."""
+        return (time.monotonic() - self._started) / self.time_factor
+
+    def _next_ts(self) -> str:
+        now = max(time.time(), self._last_ts + 0.000001)
+        self._last_ts = now
+        return f"{int(now)}.{int(round((now - int(now)) * 1_000_000)) % 1_000_000:06d}"
+
+    def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        for message in self.messages.get(channel, []):
+            if message["ts"] == ts:
+                return message
+        return None
+
+    # ---- the framework's Sandbox protocol ----------------------------------------------------
+
+    @property
+    def samples(self) -> ConformanceSamples:
+        """Names from the default seed the conformance suite exercises."""
+        return ConformanceSamples(
+            username="wren.halloway@example.org",
+            missing_username="nobody.by.this.name@example.org",
+            grantable_role=Role.group("board"),  # unused: Slack declares no RoleManager
+            channel=self.seed.board_channel,
+            recipients=("U0TOBI002", "pella.marchetti@example.org"),
+        )
+
+    @property
+    def board(self) -> tuple[str, ...]:
+        """The members of the Board channel (the seed's Board list), without the bot."""
+        return tuple(sorted(self.channels[self.seed.board_channel]["members"] - {self.seed.bot_user_id}))
+
+    def client_info(self, base_url: str) -> dict[str, Any]:
+        """Base URL, credentials and the matching ``CHARTERFLOW_SLACK_*`` variables."""
+        base_url = base_url.rstrip("/")
+        return {
+            "connector": "slack",
+            "base_url": f"{base_url}/api/",
+            "credentials": {"bot_token": self.bot_token, "signing_secret": self.signing_secret},
+            "headers": {"Authorization": f"Bearer {self.bot_token}"},
+            "env": {
+                "CHARTERFLOW_SLACK_BASE_URL": f"{base_url}/api/",
+                "CHARTERFLOW_SLACK_BOT_TOKEN": self.bot_token,
+                "CHARTERFLOW_SLACK_SIGNING_SECRET": self.signing_secret,
+                "CHARTERFLOW_SLACK_BOARD_CHANNEL": self.seed.board_channel,
+            },
+            "board": list(self.board),
+            "time_factor": self.time_factor,
+            "control": {"state": f"{base_url}/_sandbox/state", "faults": f"{base_url}/_sandbox/faults",
+                        "interact": f"{base_url}/_sandbox/interact"},
+        }
+
+    def connect(self, base_url: str, **options: Any) -> Any:
+        """A ``SlackConnector`` for this sandbox; ``options`` override settings fields, except
+        ``sleep``, ``clock`` and ``rng`` which go to the connector. Unless ``sleep`` is given,
+        the connector sleeps in the sandbox's time scale."""
+        from connectors.slack.connector import SlackConnector
+        from connectors.slack.settings import SlackSettings
+
+        extra = {k: options.pop(k) for k in ("sleep", "clock", "rng") if k in options}
+        if "sleep" not in extra and self.time_factor != 1.0:
+            factor = self.time_factor
+            extra["sleep"] = lambda seconds: time.sleep(max(0.0, seconds) * factor)
+        host = httpx.URL(base_url).netloc.decode("ascii")
+        values: dict[str, Any] = {
+            "bot_token": self.bot_token,
+            "signing_secret": self.signing_secret,
+            "board_channel": self.seed.board_channel,
+            "base_url": f"{base_url.rstrip('/')}/api/",
+            "response_url_hosts": (host,),
+            "timeout": 10,
+        }
+        values.update(options)
+        settings = SlackSettings(_env_file=None, **values)  # type: ignore[call-arg]
+        return SlackConnector(settings=settings, **extra)
+
+    def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
+        """Slack has no ballots here (the connector declares no BallotBox)."""
+        raise NotImplementedError("the Slack connector has no BallotBox")
+
+    def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
+        """Headers and raw body of a request Slack would send, signed with the signing secret.
+
+        Interaction types (``block_actions``…) are form-encoded ``payload=<JSON>``;
+        ``slash_command`` is a form of ``payload``'s fields; ``url_verification`` and every other
+        kind are Events API JSON (``event_callback`` wrapping ``{"type": kind, **payload}``).
+        """
+        data = dict(payload)
+        if kind in INTERACTION_TYPES:
+            data.setdefault("type", kind)
+            data.setdefault("team", {"id": self.seed.team_id, "domain": self.seed.team_domain})
+            data.setdefault("api_app_id", self.seed.app_id)
+            data.setdefault("trigger_id", self._trigger_id())
+            body = urlencode({"payload": json.dumps(data, separators=(",", ":"))}).encode("utf-8")
+            content_type = "application/x-www-form-urlencoded"
+        elif kind == "slash_command":
+            data.setdefault("team_id", self.seed.team_id)
+            data.setdefault("trigger_id", self._trigger_id())
+            body = urlencode({k: str(v) for k, v in data.items()}).encode("utf-8")
+            content_type = "application/x-www-form-urlencoded"
+        elif kind == "url_verification":
+            body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **data}).encode()
+            content_type = "application/json"
+        else:
+            with self._lock:
+                self._seq += 1
+                seq = self._seq
+            envelope = {
+                "team_id": self.seed.team_id, "api_app_id": self.seed.app_id,
+                "event": {"type": kind, "event_ts": self._next_ts(), **data},
+                "type": "event_callback", "event_id": f"Ev0SBX{seq:06d}", "event_time": int(time.time()),
+            }
+            body = json.dumps(envelope).encode("utf-8")
+            content_type = "application/json"
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": content_type,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign_request(self.signing_secret, timestamp=timestamp, body=body),
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        }
+        return headers, body
+
+    def _trigger_id(self) -> str:
+        return f"{random.randint(10**9, 10**10)}.{random.randint(10**9, 10**10)}.{secrets.token_hex(16)}"
+
+    # ---- interactions ------------------------------------------------------------------------
+
+    def block_actions_payload(self, base_url: str, *, user: str, channel: str, ts: str, action_id: str) -> dict[str, Any]:
+        """The ``block_actions`` payload Slack sends when ``user`` clicks button ``action_id`` on
+        message ``ts``; its ``response_url`` points at this sandbox (``base_url``)."""
+        with self._lock:
+            person = self.users.get(user)
+            if person is None:
+                raise ValueError(f"no user {user!r} in the sandbox")
+            message = self._find_message(channel, ts)
+            if message is None:
+                raise ValueError(f"no message {ts} in channel {channel}")
+            button = block_id = None
+            for block in message.get("blocks") or []:
+                for el in block.get("elements", []) if block.get("type") == "actions" else []:
+                    if isinstance(el, dict) and el.get("action_id") == action_id:
+                        button, block_id = el, block.get("block_id")
+            if button is None:
+                raise ValueError(f"message {ts} has no button {action_id!r}")
+            token = secrets.token_urlsafe(18)
+            self._seq += 1
+            path = f"/actions/{self.seed.team_id}/{self._seq:010d}/{token}"
+            self.response_urls[token] = {"channel": channel, "ts": ts, "user": user, "issued": self._now(), "uses": 0}
+            action = {"type": "button", "action_id": action_id, "block_id": block_id, "text": button.get("text"),
+                      "value": button.get("value"), "action_ts": f"{time.time():.6f}"}
+            if "style" in button:
+                action["style"] = button["style"]
+            return {
+                "type": "block_actions",
+                "user": {"id": user, "username": person["name"], "name": person["name"], "team_id": self.seed.team_id},
+                "api_app_id": self.seed.app_id,
+                "token": "sandbox-legacy-verification-token",
+                "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
+                "trigger_id": self._trigger_id(),
+                "team": {"id": self.seed.team_id, "domain": self.seed.team_domain},
+                "is_enterprise_install": False,
+                "channel": {"id": channel, "name": self.channels.get(channel, {}).get("name", "directmessage")},
+                "message": copy.deepcopy({k: v for k, v in message.items() if not k.startswith("_")}),
+                "state": {"values": {}},
+                "response_url": f"{base_url.rstrip('/')}{path}",
+                "actions": [action],
+            }
+
+    def click(self, url: str, *, base_url: str, user: str, channel: str, ts: str, action_id: str,
+              timeout: float = 10.0) -> httpx.Response:
+        """Click a button as ``user``: POST the signed ``block_actions`` request to ``url`` (the
+        app's interactivity URL, e.g. the gateway's ``/hooks/slack``) and return its answer."""
+        payload = self.block_actions_payload(base_url, user=user, channel=channel, ts=ts, action_id=action_id)
+        headers, body = self.signed_request(kind="block_actions", payload=payload)
+        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+        self._note_interaction(url, payload, response.status_code)
+        return response
+
+    def _note_interaction(self, url: str, payload: Mapping[str, Any], status: int) -> None:
+        with self._lock:
+            self.interactions.append({"url": url, "user": payload["user"]["id"],
+                                      "action_id": payload["actions"][0]["action_id"],
+                                      "message_ts": payload["container"]["message_ts"], "status": status})
+
+    # ---- state snapshot ----------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything inspectable, JSON-ready (``GET /_sandbox/state``); no token, no secret."""
+        with self._lock:
+            return {
+                "team": {"id": self.seed.team_id, "name": self.seed.team_name, "domain": self.seed.team_domain},
+                "bot_user_id": self.seed.bot_user_id,
+                "users": [{k: v for k, v in u.items()} for u in self.users.values()],
+                "channels": [{**{k: v for k, v in c.items() if k != "members"}, "members": sorted(c["members"])}
+                             for c in self.channels.values()],
+                "messages": {cid: [{k: v for k, v in m.items() if not k.startswith("_")} for m in msgs]
+                             for cid, msgs in self.messages.items()},
+                "posted": {cid: len(msgs) for cid, msgs in self.messages.items()},
+                "ephemeral": list(self.ephemeral),
+                "response_posts": list(self.response_posts),
+                "interactions": list(self.interactions),
+                "requests": dict(self.requests),
+                "outcomes": {k: dict(v) for k, v in self.outcomes.items()},
+                "rate_limited": list(self.rate_limited),
+                "limits": self.seed.limits.model_dump(),
+                "time_factor": self.time_factor,
+                "faults": dict(self.faults),
+            }
+
+    # ---- ASGI ----------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI entry point."""
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        method, path = scope["method"].upper(), scope["path"]
+        host = headers.get("host", "127.0.0.1")
+        base_url = f"{scope.get('scheme', 'http')}://{host}"
+
+        if path.startswith("/_sandbox/"):
+            response = await self._control(method, path, body, base_url)
+        elif path.startswith("/actions/") and method == "POST":
+            with self._lock:
+                response = self._response_url(path, body)
+        elif path.startswith("/api/"):
+            api_method = path.removeprefix("/api/")
+            faults = dict(self.faults)
+            if faults.get("latency"):
+                await asyncio.sleep(float(faults["latency"]))
+            drop = bool(faults.get("drop_rate")) and self._rng.random() < float(faults["drop_rate"])
+            if drop and faults.get("drop_phase", "after") == "before":
+                await self._drop(send)
+                return
+            args = self._args(scope, headers, body)
+            with self._lock:
+                response = self._fault_response(api_method, args) or self._call(api_method, args, headers)
+            if drop:
+                await self._drop(send)
+                return
+        else:
+            response = _Response(404, text="Not Found")
+        await self._send(send, response)
+
+    async def _send(self, send: Send, response: _Response) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    async def _drop(self, send: Send) -> None:
+        # Start a response and never finish it: the client sees the connection drop mid-response.
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+
+    def _args(self, scope: Scope, headers: Mapping[str, str], body: bytes) -> _Args:
+        args = _Args(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
+        ctype = headers.get("content-type", "")
+        if body:
+            if "json" in ctype:
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    args["_invalid_json"] = True
+                    return args
+                if isinstance(data, dict):
+                    args.update(data)
+                else:
+                    args["_invalid_json"] = True
+            else:
+                args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            args["_token"] = auth[7:].strip()
+        elif "token" in args:
+            args["_token"] = str(args.pop("token"))
+        return args
+
+    def _fault_response(self, api_method: str, args: _Args) -> _Response | None:
+        storm = self.faults.get("storm")
+        if storm and storm.get("count", 0) > 0:
+            if (not storm.get("method") or storm["method"] == api_method) and (
+                    not storm.get("channel") or storm["channel"] == args.get("channel")):
+                storm["count"] -= 1
+                self._note_limited("storm", api_method, args)
+                self.requests[api_method] += 1
+                self.outcomes[api_method]["429"] += 1
+                return _limited(int(storm.get("retry_after", 1)))
+        rate = float(self.faults.get("error_rate") or 0)
+        if rate and self._rng.random() < rate:
+            status = int(self.faults.get("error_status") or 503)
+            self.requests[api_method] += 1
+            self.outcomes[api_method][str(status)] += 1
+            return _Response(status, text=f"sandbox: injected HTTP {status}\n")
+        return None
+
+    def _note_limited(self, kind: str, api_method: str, args: Mapping[str, Any]) -> None:
+        self.rate_limited.append({"at": round(self._now(), 4), "kind": kind, "method": api_method,
+                                  "channel": args.get("channel")})
+
+    def _call(self, api_method: str, args: _Args, headers: Mapping[str, str]) -> _Response:
+        self.requests[api_method] += 1
+        handler = _METHODS.get(api_method)
+        if args.get("_invalid_json"):
+            response = _fail("invalid_json")
+        elif handler is None:
+            response = _fail("unknown_method")
+        elif not args.get("_token"):
+            response = _fail("not_authed")
+        elif not secrets.compare_digest(str(args["_token"]).encode(), self.bot_token.encode()):
+            response = _fail("invalid_auth")
+        else:
+            response = handler(self, args, dict(headers))
+        outcome = str(response.status) if response.status != 200 else json.loads(response.body).get("error", "ok")
+        self.outcomes[api_method][outcome] += 1
+        return response
+
+    def _channel_limit(self, channel: str) -> int | None:
+        """Token bucket per channel; ``None`` when a message may be posted, else Retry-After."""
+        limits = self.seed.limits
+        now = self._now()
+        tokens, last = self._buckets.get(channel, (float(limits.burst), now))
+        tokens = min(float(limits.burst), tokens + (now - last) * limits.per_second)
+        if tokens >= 1.0:
+            self._buckets[channel] = (tokens - 1.0, now)
+            return None
+        self._buckets[channel] = (tokens, now)
+        return max(1, math.ceil((1.0 - tokens) / limits.per_second))
+
+    # ---- control routes --------------------------------------------------------------------
+
+    async def _control(self, method: str, path: str, body: bytes, base_url: str) -> _Response:
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            return _Response(400, {"ok": False, "error": "invalid_json"})
+        if not isinstance(data, dict):
+            return _Response(400, {"ok": False, "error": "json_not_object"})
+        if method == "GET" and path == "/_sandbox/state":
+            return _Response(200, self.state())
+        if method == "POST" and path == "/_sandbox/faults":
+            try:
+                faults = _check_faults(data)
+            except (ValueError, TypeError) as exc:
+                return _Response(400, {"ok": False, "error": str(exc)})
+            with self._lock:
+                self.faults = faults
+                if "seed" in faults:
+                    self._rng = random.Random(faults["seed"])
+            return _Response(200, {"ok": True, "faults": faults})
+        if method == "POST" and path == "/_sandbox/reset":
+            self._reset()
+            return _Response(200, {"ok": True})
+        if method == "POST" and path == "/_sandbox/interact":
+            try:
+                payload = self.block_actions_payload(base_url, user=str(data.get("user")), channel=str(data.get("channel")),
+                                                     ts=str(data.get("ts")), action_id=str(data.get("action_id")))
+            except ValueError as exc:
+                return _Response(400, {"ok": False, "error": str(exc)})
+            headers, signed = self.signed_request(kind="block_actions", payload=payload)
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                try:
+                    answer = await client.post(str(data.get("url")), content=signed, headers=headers)
+                except httpx.HTTPError as exc:
+                    return _Response(502, {"ok": False, "error": f"{type(exc).__name__}"})
+            self._note_interaction(str(data.get("url")), payload, answer.status_code)
+            return _Response(200, {"ok": True, "status": answer.status_code, "body": answer.text[:2000]})
+        return _Response(404, {"ok": False, "error": "unknown_control_route"})
+
+    # ---- response_url ------------------------------------------------------------------------
+
+    def _response_url(self, path: str, body: bytes) -> _Response:
+        token = path.rstrip("/").rsplit("/", 1)[-1]
+        issued = self.response_urls.get(token)
+        if issued is None or self._now() - issued["issued"] > RESPONSE_URL_TTL:
+            return _Response(404, text="expired_url")
+        if issued["uses"] >= RESPONSE_URL_USES:
+            return _Response(404, text="used_url")
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return _Response(400, text="invalid_payload")
+        if not isinstance(data, dict):
+            return _Response(400, text="invalid_payload")
+        if not data.get("text") and not data.get("blocks") and not data.get("delete_original"):
+            return _Response(400, text="no_text")
+        if "blocks" in data and validate_blocks(data["blocks"]):
+            return _Response(400, text="invalid_blocks")
+        issued["uses"] += 1
+        record = {"to_user": issued["user"], "channel": issued["channel"], "message_ts": issued["ts"],
+                  "response_type": data.get("response_type", "ephemeral"),
+                  "replace_original": bool(data.get("replace_original")), "text": data.get("text"),
+                  "blocks": data.get("blocks")}
+        self.response_posts.append(record)
+        original = self._find_message(issued["channel"], issued["ts"])
+        if data.get("delete_original") and original is not None:
+            self.messages[issued["channel"]].remove(original)
+        elif data.get("replace_original") and original is not None:
+            original.update(text=data.get("text", ""), blocks=data.get("blocks") or [],
+                            edited={"user": self.seed.bot_user_id, "ts": self._next_ts()})
+        elif data.get("response_type") == "in_channel":
+            self._store(issued["channel"], text=str(data.get("text") or ""), blocks=data.get("blocks") or [],
+                        thread_ts=None, metadata=None)
+        else:
+            self.ephemeral.append({"user": issued["user"], "channel": issued["channel"], "text": data.get("text"),
+                                   "blocks": data.get("blocks")})
+        return _Response(200, {"ok": True})
+
+    def _store(self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None,
+               metadata: dict[str, Any] | None) -> dict[str, Any]:
+        ts = self._next_ts()
+        message: dict[str, Any] = {
+            "type": "message", "subtype": "bot_message", "ts": ts, "user": self.seed.bot_user_id,
+            "bot_id": self.seed.bot_id, "app_id": self.seed.app_id, "team": self.seed.team_id,
+            "text": text, "blocks": blocks,
+        }
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+            parent = self._find_message(channel, thread_ts)
+            if parent is not None:
+                parent["thread_ts"] = thread_ts
+                parent["reply_count"] = parent.get("reply_count", 0) + 1
+                parent["latest_reply"] = ts
+        if metadata:
+            message["_metadata"] = metadata
+        self.messages[channel].append(message)
+        return message
+
+
+def _public(message: Mapping[str, Any], *, with_metadata: bool) -> dict[str, Any]:
+    out = {k: copy.deepcopy(v) for k, v in message.items() if not k.startswith("_")}
+    if with_metadata and message.get("_metadata"):
+        out["metadata"] = copy.deepcopy(message["_metadata"])
+    return out
+
+
+def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = {"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed"}
+    unknown = set(data) - allowed
+    if unknown:
+        raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    for name in ("error_rate", "drop_rate"):
+        if name in data:
+            value = float(data[name])
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} must be between 0 and 1")
+            out[name] = value
+    if "error_status" in data:
+        status = int(data["error_status"])
+        if not 500 <= status <= 599:
+            raise ValueError("error_status must be a 5xx status")
+        out["error_status"] = status
+    if "latency" in data:
+        latency = float(data["latency"])
+        if not 0 <= latency <= 30:
+            raise ValueError("latency must be between 0 and 30 seconds")
+        out["latency"] = latency
+    if "drop_phase" in data:
+        if data["drop_phase"] not in ("before", "after"):
+            raise ValueError("drop_phase must be 'before' or 'after'")
+        out["drop_phase"] = data["drop_phase"]
+    if "storm" in data:
+        storm = data["storm"]
+        if not isinstance(storm, Mapping):
+            raise ValueError("storm must be an object {count, retry_after, method, channel}")
+        out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1))),
+                        "method": storm.get("method"), "channel": storm.get("channel")}
+    if "seed" in data:
+        out["seed"] = int(data["seed"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Methods
+
+
+def _conversation(sb: SlackSandbox, args: _Args) -> dict[str, Any] | _Response:
+    channel = str(args.get("channel") or "")
+    if not channel:
+        return _fail("channel_not_found")
+    if channel.startswith("#") or channel not in sb.channels:
+        # chat.postMessage also takes a channel name; the other methods need the ID.
+        name = channel.lstrip("#")
+        for candidate in sb.channels.values():
+            if candidate["name"] == name and not candidate["is_im"]:
+                return candidate
+        return _fail("channel_not_found")
+    conv = sb.channels[channel]
+    if conv["is_private"] and sb.seed.bot_user_id not in conv["members"]:
+        return _fail("channel_not_found")  # a private channel the bot is not in is invisible to it
+    return conv
+
+
+def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | _Response:
+    text = args.get("text")
+    blocks = args.json_arg("blocks") if "blocks" in args else None
+    if blocks is not None:
+        errors = validate_blocks(blocks)
+        if errors:
+            return _fail("invalid_blocks", errors=errors[:10],
+                         response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]})
+    if not text and not blocks:
+        return _fail("no_text")
+    text = str(text or "")
+    if len(text) > 40000:
+        return _fail("msg_too_long")
+    return text, list(blocks or [])
+
+
+@_method("auth.test")
+def _auth_test(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    seed = sb.seed
+    return _ok(url=f"https://{seed.team_domain}.slack.com/", team=seed.team_name, user=seed.bot_name,
+               team_id=seed.team_id, user_id=seed.bot_user_id, bot_id=seed.bot_id, is_enterprise_install=False)
+
+
+@_method("chat.postMessage")
+def _post_message(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    conv = _conversation(sb, args)
+    if isinstance(conv, _Response):
+        return conv
+    if conv["is_archived"]:
+        return _fail("is_archived")
+    if sb.seed.bot_user_id not in conv["members"]:
+        return _fail("not_in_channel")
+    checked = _text_and_blocks(args)
+    if isinstance(checked, _Response):
+        return checked
+    text, blocks = checked
+    thread_ts = args.get("thread_ts")
+    if thread_ts:
+        parent = sb._find_message(conv["id"], str(thread_ts))
+        if parent is None:
+            return _fail("thread_not_found")
+        thread_ts = parent.get("thread_ts") or parent["ts"]  # a reply's ts means its parent's thread
+    wait = sb._channel_limit(conv["id"])
+    if wait is not None:
+        sb._note_limited("channel", "chat.postMessage", {"channel": conv["id"]})
+        return _limited(wait)
+    metadata = args.json_arg("metadata") if "metadata" in args else None
+    message = sb._store(conv["id"], text=text, blocks=blocks, thread_ts=str(thread_ts) if thread_ts else None,
+                        metadata=metadata if isinstance(metadata, dict) else None)
+    return _ok(channel=conv["id"], ts=message["ts"], message=_public(message, with_metadata=False))
+
+
+@_method("chat.update")
+def _update(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    conv = _conversation(sb, args)
+    if isinstance(conv, _Response):
+        return conv
+    message = sb._find_message(conv["id"], str(args.get("ts") or ""))
+    if message is None:
+        return _fail("message_not_found")
+    if message.get("user") != sb.seed.bot_user_id:
+        return _fail("cant_update_message")
+    checked = _text_and_blocks(args)
+    if isinstance(checked, _Response):
+        return checked
+    text, blocks = checked
+    message.update(text=text, blocks=blocks, edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()})
+    message["_edits"] = message.get("_edits", 0) + 1
+    return _ok(channel=conv["id"], ts=message["ts"], text=text, message=_public(message, with_metadata=False))
+
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+
+
+@_method("conversations.open")
+def _open(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    raw = args.get("users")
+    if isinstance(raw, list):
+        users = [str(u).strip() for u in raw if str(u).strip()]
+    else:
+        users = [u.strip() for u in str(raw or "").split(",") if u.strip()]
+    if not users:
+        return _fail("users_list_not_supplied")
+    if len(users) > 8:
+        return _fail("too_many_users")
+    for uid in users:
+        person = sb.users.get(uid)
+        if person is None or not _USER_ID.match(uid):
+            return _fail("user_not_found")
+        if person.get("deleted"):
+            return _fail("user_disabled")
+    key = frozenset(users)
+    existing = sb.dms.get(key)
+    if existing is None:
+        is_mpim = len(key) > 1
+        sb._seq += 1
+        cid = f"{'G' if is_mpim else 'D'}0SBX{sb._seq:05d}"
+        sb.channels[cid] = {"id": cid, "name": "mpdm-" + "--".join(sorted(key)) if is_mpim else cid,
+                            "is_private": True, "is_archived": False, "is_im": not is_mpim, "is_mpim": is_mpim,
+                            "members": set(key) | {sb.seed.bot_user_id}}
+        sb.dms[key] = cid
+        return _ok(channel={"id": cid})
+    return _ok(channel={"id": existing}, no_op=True, already_open=True)
+
+
+def _page(items: list[dict[str, Any]], args: _Args) -> tuple[list[dict[str, Any]], str]:
+    try:
+        limit = max(1, min(999, int(args.get("limit") or 100)))
+        start = int(args.get("cursor") or 0) if str(args.get("cursor") or "0").isdigit() else 0
+    except ValueError:
+        limit, start = 100, 0
+    chunk = items[start: start + limit]
+    return chunk, str(start + limit) if start + limit < len(items) else ""
+
+
+@_method("conversations.history")
+def _history(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    conv = _conversation(sb, args)
+    if isinstance(conv, _Response):
+        return conv
+    if sb.seed.bot_user_id not in conv["members"]:
+        return _fail("not_in_channel")
+    top = [m for m in reversed(sb.messages.get(conv["id"], [])) if m.get("thread_ts") in (None, m["ts"])]
+    chunk, cursor = _page(top, args)
+    meta = args.flag("include_all_metadata")
+    return _ok(messages=[_public(m, with_metadata=meta) for m in chunk], has_more=bool(cursor),
+               response_metadata={"next_cursor": cursor})
+
+
+@_method("conversations.replies")
+def _replies(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    conv = _conversation(sb, args)
+    if isinstance(conv, _Response):
+        return conv
+    parent = sb._find_message(conv["id"], str(args.get("ts") or ""))
+    if parent is None:
+        return _fail("thread_not_found")
+    root = parent.get("thread_ts") or parent["ts"]
+    thread = [m for m in sb.messages.get(conv["id"], []) if m["ts"] == root or m.get("thread_ts") == root]
+    chunk, cursor = _page(thread, args)
+    meta = args.flag("include_all_metadata")
+    return _ok(messages=[_public(m, with_metadata=meta) for m in chunk], has_more=bool(cursor),
+               response_metadata={"next_cursor": cursor})
+
+
+@_method("users.lookupByEmail")
+def _lookup(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    email = str(args.get("email") or "").strip().lower()
+    for user in sb.users.values():
+        if user.get("email") and user["email"].lower() == email:
+            return _ok(user={
+                "id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
+                "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"],
+                "is_bot": bool(user.get("is_bot")),
+                "profile": {"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]},
+            })
+    return _fail("users_not_found")
