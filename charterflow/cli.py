@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from charterflow import connectors_cli, ledger_cli
+from charterflow import connectors_cli, discord_cli, gateway_cli, ledger_cli
 
 app = typer.Typer(
     name="charterflow",
@@ -86,8 +86,14 @@ def version() -> None:
 
 ledger_cli.register(app)
 connectors_cli.register(app)
+gateway_cli.register(app)
+discord_cli.register(app)
 
 
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

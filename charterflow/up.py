@@ -1,7 +1,9 @@
 """`charterflow up`: the whole stack on one machine, as one supervised group of processes.
 
-Today: the Prefect server (embedded SQLite; skipped when ``PREFECT_API_URL`` is set) and a
-runner serving every deployment. Ctrl-C or SIGTERM stops all of them within seconds.
+The ledger is migrated first; then the Prefect server (embedded SQLite, bound to 127.0.0.1;
+skipped when ``PREFECT_API_URL`` is set), a runner serving every deployment, the task worker
+that handles inbox events, and the gateway (the one public port). Ctrl-C or SIGTERM stops all
+of them within seconds, newest first.
 """
 
 from __future__ import annotations
@@ -140,6 +142,21 @@ def _wait_deployments(api_url: str, runner: Child, stop: threading.Event) -> lis
     return sorted(expected & found)
 
 
+def _wait_gateway(port: int, gateway: Child, stop: threading.Event) -> bool:
+    """Up once /healthz answers at all (503 only means Prefect or the ledger is not ready)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stop.is_set():
+        if gateway.process.poll() is not None:
+            return False
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return True
+        except httpx.HTTPError:
+            pass
+        stop.wait(0.3)
+    return False
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -198,7 +215,14 @@ def run_up(settings: Settings | None = None) -> int:
     env["PYTHONUNBUFFERED"] = "1"
     api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
     external = bool(api_url)
+    from gateway.settings import GatewaySettings
+
+    gw = GatewaySettings()
     try:
+        if not _port_free(gw.host, gw.port):
+            console.print(f"error: port {gw.port} on {gw.host} is in use by another program; stop "
+                          "it or set CHARTERFLOW_GATEWAY_PORT to a free port")
+            return 1
         if not external:
             host, port = settings.prefect_host, settings.prefect_port
             if not _port_free(host, port):
@@ -234,15 +258,33 @@ def run_up(settings: Settings | None = None) -> int:
             console.print(_tail(runner.log))
             return 1
 
+        stack.start("inbox-worker", [sys.executable, "-m", "flows.inbox"], env=env, logs=logs)
+        gateway = stack.start("gateway", [sys.executable, "-m", "charterflow.cli", "gateway",
+                                          "--host", gw.host, "--port", str(gw.port)],
+                              env=env, logs=logs)
+        if not _wait_gateway(gw.port, gateway, stop):
+            if stop.is_set():
+                return 0
+            console.print(f"error: the gateway did not start; see {gateway.log}")
+            console.print(_tail(gateway.log))
+            return 1
+
         ui_url = api_url.removesuffix("/api")
+        public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
         rows = [("Prefect UI", ui_url + ("  (external server)" if external else "")),
                 ("Prefect API", api_url), ("Ledger", ledger_url),
-                ("Deployments", ", ".join(served) or "(none yet)"), ("Logs", str(logs)),
-                ("Stop", "Ctrl-C")]
+                ("Deployments", "\n".join(served) or "(none yet)"),
+                ("Apply form", f"{public}/apply"),
+                ("Gateway", f"{gw.host}:{gw.port}  /hooks/discourse /hooks/discord /hooks/slack "
+                            "/healthz /metrics"),
+                ("Logs", str(logs)), ("Stop", "Ctrl-C")]
         # Plain aligned lines rather than a box: long URLs stay on one line and copyable.
         console.print("charterflow is up", style="bold")
         for name, value in rows:
-            console.print(f"  {name:<12} {value}", soft_wrap=True)
+            first, *rest = value.splitlines() or [""]
+            console.print(f"  {name:<12} {first}", soft_wrap=True)
+            for line in rest:
+                console.print(f"  {'':<12} {line}", soft_wrap=True)
 
         while not stop.wait(1.0):
             dead = stack.first_dead()

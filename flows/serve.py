@@ -12,22 +12,47 @@ from prefect import serve
 
 
 def deployments() -> list:
-    """Every deployment the runner serves, with its schedules."""
+    """Every deployment the runner serves, with its schedules. ``pause_on_shutdown=False``
+    in :func:`main` keeps the schedules active while the runner restarts."""
+    from flows.membership.approval import open_approval_ballot
+    from flows.membership.ballot import close_due_ballots
+    from flows.membership.eligibility import check_eligibility
+    from flows.membership.intake import expire_applications, intake
+    from flows.membership.leave import leave
+    from flows.membership.onboarding import onboard
+    from flows.membership.removal import open_removal_ballot
+    from flows.membership.renewal import opt_in, renewal
     from flows.whatif import what_if
 
+    rules_tags, tags = ["charterflow", "rules"], ["charterflow", "membership"]
     return [
-        what_if.to_deployment(
-            name="operator",
-            description="Ask the charter a what-if question (see rules/README.md).",
-            tags=["charterflow", "rules"],
-        ),
+        what_if.to_deployment(name="operator", tags=rules_tags,
+                              description="Ask the charter a what-if question (see rules/README.md)."),
+        intake.to_deployment(name="operator", tags=tags,
+                             description="File an application (R-APP-1..3)."),
+        check_eligibility.to_deployment(name="operator", tags=tags,
+                                        description="(Re)check eligibility (R-ELIG-1..4)."),
+        open_approval_ballot.to_deployment(name="operator", tags=tags,
+                                           description="Open or show an approval ballot."),
+        onboard.to_deployment(name="operator", tags=tags,
+                              description="Onboard an approved applicant."),
+        opt_in.to_deployment(name="operator", tags=tags, description="Record an opt-in (R-TERM-2)."),
+        leave.to_deployment(name="operator", tags=tags, description="A member leaves (R-LEAVE)."),
+        open_removal_ballot.to_deployment(name="operator", tags=tags,
+                                          description="Open a removal ballot (R-REMOVE)."),
+        renewal.to_deployment(name="daily", tags=tags, cron="0 9 * * *",
+                              description="Opt-in reminders and lapses, daily at 09:00 UTC (R-TERM-2)."),
+        close_due_ballots.to_deployment(name="every-5-minutes", tags=tags, interval=300,
+                                        description="Close decided or due ballots (R-VOTE-EARLY)."),
+        expire_applications.to_deployment(name="hourly", tags=tags, interval=3600,
+                                          description="Expire unconfirmed applications (R-APP-2)."),
     ]
 
 
 def main() -> None:
     """Serve until SIGTERM or SIGINT (Prefect's runner shuts down gracefully on both)."""
     try:
-        serve(*deployments(), print_starting_message=False)
+        serve(*deployments(), print_starting_message=False, pause_on_shutdown=False)
     except KeyboardInterrupt:
         pass
     sys.exit(0)

@@ -1,1 +1,12 @@
-"""gateway."""
+"""gateway: how platforms reach charterflow (see README.md). ``create_app()`` builds the app."""
+
+from __future__ import annotations
+
+__all__ = ["create_app"]
+
+
+def create_app(**kwargs):  # noqa: ANN003, ANN201 - re-exported lazily: importing gateway stays cheap
+    """See :func:`gateway.app.create_app`."""
+    from gateway.app import create_app as build
+
+    return build(**kwargs)

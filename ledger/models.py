@@ -488,6 +488,8 @@ class InboxEvent(Base):
     """A raw inbound event (webhook, interaction, form post), stored once per ``dedupe_key``."""
 
     __tablename__ = "inbox"
+    # The gateway's drain loop asks for "not processed, not dispatched" (migration 0003).
+    __table_args__ = (Index("ix_inbox_processed_at_dispatched_at", "processed_at", "dispatched_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
@@ -499,6 +501,13 @@ class InboxEvent(Base):
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     processed_at: Mapped[datetime | None]
     result_ref: Mapped[str | None] = mapped_column(String(200))
+    # Dispatch bookkeeping (gateway, issue 7): the flow route chosen when the event arrived; the
+    # claim (``dispatched_at``, numbered by ``dispatch_attempts``) a dispatcher takes before it
+    # starts the run; ``dispatch_note`` = "awaiting-handler" while that route's flow is not built.
+    route: Mapped[str | None] = mapped_column(String(40))
+    dispatch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    dispatched_at: Mapped[datetime | None]
+    dispatch_note: Mapped[str | None] = mapped_column(String(40))
 
 
 class Erasure(Base):

@@ -730,12 +730,13 @@ def set_idea_status(session: Session, idea: Idea, status: IdeaStatus | str, *, a
 
 def inbox_put(session: Session, *, dedupe_key: str, source: str, kind: str,
               payload: Mapping[str, Any], received_at: datetime | None = None,
-              actor: str = "gateway") -> tuple[InboxEvent, bool]:
+              actor: str = "gateway", route: str | None = None) -> tuple[InboxEvent, bool]:
     """Store an inbound event once: returns (event, created). An existing key returns the
-    stored row untouched, also when another process inserts the same key at the same time."""
+    stored row untouched, also when another process inserts the same key at the same time.
+    ``route`` names the flow that will handle it (the gateway's routing table)."""
     at = _now(received_at)
     values = {"dedupe_key": dedupe_key, "source": source, "kind": kind,
-              "payload": jsonable(dict(payload)), "received_at": at}
+              "payload": jsonable(dict(payload)), "received_at": at, "route": route}
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # ON CONFLICT DO NOTHING: a concurrent insert of the same key waits for the other one
@@ -748,7 +749,7 @@ def inbox_put(session: Session, *, dedupe_key: str, source: str, kind: str,
     assert event is not None
     if new_id is not None:
         _log(session, actor=actor, action="inbox.received", subject=ref(event), at=at,
-             source=source, kind=kind, key=_digest(None, dedupe_key),
+             source=source, kind=kind, route=route, key=_digest(None, dedupe_key),
              payload=_digest(None, event.payload))
     return event, new_id is not None
 
@@ -772,3 +773,179 @@ def inbox_pending(session: Session, *, limit: int = 100) -> list[InboxEvent]:
     """Unprocessed events, oldest first."""
     return list(session.scalars(select(InboxEvent).where(InboxEvent.processed_at.is_(None))
                                 .order_by(InboxEvent.id).limit(limit)))
+
+
+# --- inbox dispatch (gateway, issue 7) -------------------------------------------------------
+
+AWAITING_HANDLER = "awaiting-handler"
+
+
+def inbox_claim(session: Session, event_id: int, *, actor: str,
+                stale_before: datetime | None = None, handled_routes: Iterable[str] = (),
+                at: datetime | None = None) -> InboxEvent | None:
+    """Claim an unprocessed event for dispatch; the claimed event, or None when there is
+    nothing to do (processed, unknown, or claimed by someone else and not stale).
+
+    Claimable: never dispatched, or released after a failed start (the attempt number is kept,
+    so a start that did reach Prefect is found again under the same key), or claimed before
+    ``stale_before`` without any sign of its run (a lost run: next attempt number), or
+    ``awaiting-handler`` when its route is now in ``handled_routes`` (next attempt number).
+    Writers serialize (ledger.db), so two dispatchers never both claim one event.
+    """
+    at = _now(at)
+    event = session.get(InboxEvent, event_id, populate_existing=True)
+    if event is None or event.processed_at is not None:
+        return None
+    if event.dispatched_at is None:
+        attempt = max(event.dispatch_attempts, 1)
+    elif event.dispatch_note == AWAITING_HANDLER and event.route in set(handled_routes):
+        attempt = event.dispatch_attempts + 1
+    elif (event.dispatch_note is None and stale_before is not None
+          and event.dispatched_at < stale_before):
+        attempt = event.dispatch_attempts + 1
+    else:
+        return None
+    event.dispatch_attempts, event.dispatched_at, event.dispatch_note = attempt, at, None
+    session.flush()
+    _log(session, actor=actor, action="inbox.dispatched", subject=ref(event), at=at,
+         route=event.route, attempt=attempt)
+    return event
+
+
+def inbox_release(session: Session, event: InboxEvent, *, actor: str, reason: str,
+                  at: datetime | None = None) -> InboxEvent:
+    """Undo a claim whose run could not be started (``reason`` is a code, e.g.
+    ``prefect-unreachable``); the drain loop claims it again later."""
+    at = _now(at)
+    if event.dispatched_at is None or event.processed_at is not None:
+        return event
+    event.dispatched_at = None
+    session.flush()
+    _log(session, actor=actor, action="inbox.dispatch_deferred", subject=ref(event), at=at,
+         reason=reason, attempt=event.dispatch_attempts)
+    return event
+
+
+def inbox_set_note(session: Session, event: InboxEvent, *, note: str, actor: str,
+                   at: datetime | None = None) -> InboxEvent:
+    """Record why a dispatched event is still unprocessed (``awaiting-handler``); idempotent."""
+    at = _now(at)
+    if event.dispatch_note == note or event.processed_at is not None:
+        return event
+    event.dispatch_note = note
+    session.flush()
+    _log(session, actor=actor, action="inbox.held", subject=ref(event), at=at, note=note,
+         route=event.route)
+    return event
+
+
+def inbox_dispatchable(session: Session, *, stale_before: datetime | None = None,
+                       handled_routes: Iterable[str] = (), limit: int = 100) -> list[int]:
+    """Ids of events ``inbox_claim`` would claim, oldest first (the drain loop's query)."""
+    from sqlalchemy import and_, or_
+
+    conditions = [InboxEvent.dispatched_at.is_(None)]
+    routes = sorted(set(handled_routes))
+    if routes:
+        conditions.append(and_(InboxEvent.dispatch_note == AWAITING_HANDLER,
+                               InboxEvent.route.in_(routes)))
+    if stale_before is not None:
+        conditions.append(and_(InboxEvent.dispatch_note.is_(None),
+                               InboxEvent.dispatched_at < stale_before))
+    return list(session.scalars(select(InboxEvent.id)
+                                .where(InboxEvent.processed_at.is_(None), or_(*conditions))
+                                .order_by(InboxEvent.id).limit(limit)))
+
+
+def inbox_counts(session: Session) -> dict[str, int]:
+    """How many events are unprocessed (``pending``), of which not dispatched
+    (``undispatched``) and held for a flow not built yet (``awaiting_handler``)."""
+    pending = InboxEvent.processed_at.is_(None)
+    count = select(func.count()).select_from(InboxEvent)
+    return {
+        "pending": session.scalar(count.where(pending)) or 0,
+        "undispatched": session.scalar(count.where(pending, InboxEvent.dispatched_at.is_(None))) or 0,
+        "awaiting_handler": session.scalar(count.where(
+            pending, InboxEvent.dispatch_note == AWAITING_HANDLER)) or 0,
+    }
+
+
+# --- membership flows (issue 8): side-effect records and small queries -----------------------
+#
+# A side effect on a platform (a message, a ballot post, a reminder) is recorded as an audit
+# entry ``effect.done`` whose subject is ``effect:<sha256 of its idempotency key>``: the key
+# never reaches the log in clear (it may name a person), the lookup uses the indexed subject,
+# and no table is needed. Its payload holds platform references (message/ballot ids) only.
+
+
+def _effect_subject(key: str) -> str:
+    import hashlib
+
+    return "effect:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def effect_get(session: Session, *, key: str) -> dict[str, Any] | None:
+    """The payload recorded for the side effect ``key`` (``{"platform", "ref"}``), or None."""
+    import json
+
+    from ledger.models import AuditEntry
+
+    row = session.scalar(select(AuditEntry.payload_json).where(
+        AuditEntry.subject == _effect_subject(key), AuditEntry.action == "effect.done")
+        .order_by(AuditEntry.seq).limit(1))
+    return json.loads(row) if row is not None else None
+
+
+def effect_record(session: Session, *, key: str, platform: str, actor: str,
+                  ref: Mapping[str, Any] | None = None, about: str | None = None,
+                  at: datetime | None = None) -> dict[str, Any]:
+    """Record that the side effect ``key`` happened on ``platform`` (idempotent: a key already
+    recorded is returned as it was). ``ref`` holds platform ids only, never personal data;
+    ``about`` is a ledger reference such as ``application:4``."""
+    at = _now(at)
+    existing = effect_get(session, key=key)
+    if existing is not None:
+        return existing
+    payload = {"platform": platform, "ref": jsonable(dict(ref or {})), "about": about}
+    audit.append(session, actor=actor, action="effect.done", subject=_effect_subject(key),
+                 payload=payload, at=at)
+    return payload
+
+
+def open_ballots(session: Session) -> list[Ballot]:
+    """Every ballot still open, oldest first."""
+    return list(session.scalars(select(Ballot).where(Ballot.status == BallotStatus.OPEN)
+                                .order_by(Ballot.id)))
+
+
+def active_memberships(session: Session) -> list[Membership]:
+    """Every active membership that has not ended, by id."""
+    return list(session.scalars(select(Membership).where(
+        Membership.status == MembershipStatus.ACTIVE, Membership.ended_at.is_(None))
+        .order_by(Membership.id)))
+
+
+def applications_with_status(session: Session, *statuses: ApplicationStatus | str
+                             ) -> list[Application]:
+    """Applications in any of ``statuses``, oldest first."""
+    wanted = [ApplicationStatus(s) for s in statuses]
+    return list(session.scalars(select(Application).where(Application.status.in_(wanted))
+                                .order_by(Application.id)))
+
+
+def open_application_of(session: Session, person: Person) -> Application | None:
+    """The person's open application (open, confirmed or voting), if any (R-APP-3)."""
+    return session.scalar(select(Application).where(
+        Application.person_id == person.id, Application.status.in_(OPEN_APPLICATION)))
+
+
+def ballot_votes_history(session: Session, ballot: Ballot) -> list[Vote]:
+    """Every vote of a ballot, replaced ones included, in the order they were cast."""
+    return list(session.scalars(select(Vote).where(Vote.ballot_id == ballot.id)
+                                .order_by(Vote.id)))
+
+
+def platform_roles_of(session: Session, person: Person) -> list[PlatformRoleAssignment]:
+    """Every platform role row of ``person`` (desired or not, observed or not)."""
+    return list(session.scalars(select(PlatformRoleAssignment).where(
+        PlatformRoleAssignment.person_id == person.id).order_by(PlatformRoleAssignment.id)))

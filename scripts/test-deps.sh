@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests need from the system package manager, idempotently: the PostgreSQL
-# server binaries (initdb, pg_ctl) that tests/ledger start a throwaway server with.
+# Installs what the tests need from the system package manager, idempotently:
+# - the PostgreSQL server binaries (initdb, pg_ctl) that tests/ledger start a throwaway server with;
+# - Debian's `chromium` and `chromium-driver` (/usr/bin/chromium, /usr/bin/chromedriver) that
+#   tests/gateway drive the application form with. No browser is downloaded from anywhere else.
 # Prints nothing when everything is already there. CI: root on a fresh Debian 12.
 set -euo pipefail
 
@@ -10,7 +12,15 @@ have_postgres() {
     compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null 2>&1
 }
 
-if have_postgres; then
+have_chromium() {
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]
+}
+
+missing=()
+have_postgres || missing+=(postgresql)
+have_chromium || missing+=(chromium chromium-driver)
+
+if [ "${#missing[@]}" -eq 0 ]; then
     exit 0
 fi
 
@@ -18,8 +28,8 @@ if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         SUDO="sudo -n"
     else
-        echo "test-deps: PostgreSQL server binaries (initdb, pg_ctl) are missing; install the" \
-             "'postgresql' package as root (apt-get install postgresql) and rerun" >&2
+        echo "test-deps: missing system packages: ${missing[*]}; install them as root" \
+             "(apt-get install ${missing[*]}) and rerun" >&2
         exit 1
     fi
 else
@@ -27,15 +37,20 @@ else
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "test-deps: no apt-get here; install PostgreSQL server binaries (initdb, pg_ctl) by hand" >&2
+    echo "test-deps: no apt-get here; install by hand: ${missing[*]}" \
+         "(PostgreSQL server binaries initdb/pg_ctl; Chromium and its chromedriver)" >&2
     exit 1
 fi
 
-echo "test-deps: installing PostgreSQL server binaries with apt-get"
+echo "test-deps: installing ${missing[*]} with apt-get"
 export DEBIAN_FRONTEND=noninteractive
-# `apt-get update` only when the package lists do not know the package yet.
-if ! apt-cache show postgresql >/dev/null 2>&1; then
-    $SUDO apt-get update -qq
-fi
-$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+# `apt-get update` only when the package lists do not know a package yet.
+for package in "${missing[@]}"; do
+    if ! apt-cache show "$package" >/dev/null 2>&1; then
+        $SUDO apt-get update -qq
+        break
+    fi
+done
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 have_postgres || { echo "test-deps: PostgreSQL installed but initdb/pg_ctl not found" >&2; exit 1; }
+have_chromium || { echo "test-deps: chromium installed but /usr/bin/chromium or /usr/bin/chromedriver not found" >&2; exit 1; }

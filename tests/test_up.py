@@ -23,9 +23,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def stack_env(home: Path, port: int) -> dict[str, str]:
+def stack_env(home: Path, port: int, gateway_port: int | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CHARTERFLOW_"))}
     env.update(CHARTERFLOW_HOME=str(home), CHARTERFLOW_PREFECT_PORT=str(port),
+               CHARTERFLOW_GATEWAY_HOST="127.0.0.1",
+               CHARTERFLOW_GATEWAY_PORT=str(gateway_port or free_port()),
                PREFECT_RUNNER_POLL_FREQUENCY="2")
     return env
 
@@ -71,8 +73,8 @@ class Output:
 
 @pytest.mark.slow
 def test_up_serves_ui_and_flows_and_stops_cleanly_on_ctrl_c(tmp_path):
-    port = free_port()
-    env = stack_env(tmp_path, port)
+    port, gateway_port = free_port(), free_port()
+    env = stack_env(tmp_path, port, gateway_port)
     up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     out = Output(up)
@@ -86,6 +88,20 @@ def test_up_serves_ui_and_flows_and_stops_cleanly_on_ctrl_c(tmp_path):
 
         ui = httpx.get(base + "/", timeout=10, follow_redirects=True)
         assert ui.status_code == 200 and "<html" in ui.text.lower()
+
+        # The gateway is up with the public form; Prefect itself listens on loopback only.
+        form_url = f"http://127.0.0.1:{gateway_port}/apply"
+        assert f"Apply form   {form_url}\n" in out.text
+        form = httpx.get(form_url, timeout=10)
+        assert form.status_code == 200 and "<form" in form.text
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            health = httpx.get(f"http://127.0.0.1:{gateway_port}/healthz", timeout=10)
+            if health.status_code == 200:
+                break
+            time.sleep(0.5)
+        assert health.status_code == 200, health.text
+        assert health.json()["prefect"]["prefect_reachable"] is True
 
         # A second `up` says so instead of failing on the busy port.
         second = subprocess.run([CHARTERFLOW, "up"], env=env, capture_output=True, text=True,

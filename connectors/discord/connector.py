@@ -1,0 +1,929 @@
+"""The Discord connector: Directory, RoleManager, Messenger, BallotBox, Calendar and Inbound on one
+Discord server (guild), through REST v10 as a bot.
+
+Idempotency: role changes re-read the member first (``HttpPolicy.ensure``), so a repeated or
+retried change reports ``UNCHANGED`` instead of being sent twice; every message carries a
+``nonce`` with ``enforce_nonce`` (derived from ``key`` when one is given, random otherwise), so a
+retry after a dropped connection returns the message already created instead of posting again.
+Endpoints and quirks: ``specs/API-NOTES.md`` section 1 and https://discord.com/developers/docs/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from connectors.base import (
+    Activity,
+    Ballot,
+    BallotOption,
+    Capability,
+    ChangeStatus,
+    InboundEvent,
+    MessageRef,
+    Role,
+    RoleChange,
+    RoleKind,
+    ScheduledEvent,
+    UserRef,
+    Vote,
+)
+from connectors.discord import payloads
+from connectors.discord.client import (
+    INDEX_NOT_READY,
+    PLATFORM,
+    THREAD_ALREADY_CREATED,
+    UNKNOWN_MEMBER,
+    UNKNOWN_ROLE,
+    UNKNOWN_USER,
+    CannotDirectMessage,
+    DiscordAPIError,
+    DiscordClient,
+    MissingPermissions,
+    log,
+)
+from connectors.discord.interactions import InteractionVerifier
+from connectors.discord.settings import DiscordSettings
+from connectors.discord.snowflake import snowflake_at
+from connectors.discord.votes import BallotRecord, MemoryVoteStore, VoteRecord, VoteStore
+from connectors.errors import ConfigError, FatalError, InvalidSignature
+from connectors.http import Clock, SystemClock, WriteOutcome
+
+__all__ = ["DiscordConnector", "Member", "RoleRequest", "VoteReceipt"]
+
+_MEMBERS_PAGE = 1000  # GET /guilds/{id}/members allows limit 1..1000
+_SEARCH_LIMIT = 1000  # GET /guilds/{id}/members/search allows limit 1..1000
+_SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
+_ROLE_PATH = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
+_DEFAULT_ROLE_NAMES = {RoleKind.MODERATOR: "moderator", RoleKind.ADMIN: "admin"}
+_WG_MEMBER = "wg-member"
+GUILD_ONLY, EXTERNAL = 2, 3  # scheduled-event privacy level and entity type
+
+
+def _ts(value: Any) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _check_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("a role change needs an audit reason")
+    return reason
+
+
+def _nonce(key: str | None) -> str:
+    """A 21-character nonce base: derived from ``key`` (stable across retries and re-runs within
+    Discord's nonce window) or random."""
+    if key is None:
+        return "r" + uuid.uuid4().hex[:20]
+    return "k" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Member:
+    """A guild member: who, since when (``joined_at`` of the current join), which role ids."""
+
+    user: UserRef
+    joined_at: datetime | None
+    roles: frozenset[str]
+    bot: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoleRequest:
+    """One planned role change for ``DiscordConnector.apply_role_changes``."""
+
+    action: str  # "grant" | "revoke"
+    user: UserRef
+    role: Role
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoteReceipt:
+    """What became of one ballot button press, and the ephemeral answer to send back."""
+
+    accepted: bool
+    changed: bool
+    ballot_id: str
+    option_id: str
+    reason: str
+    response: dict[str, Any]
+
+
+class DiscordConnector:
+    """Talks to one Discord guild as one bot (REST v10).
+
+    Build it with ``DiscordConnector.from_env()`` or ``DiscordConnector(settings=...)``;
+    ``transport``, ``clock`` and ``rng`` are for tests; ``vote_store`` keeps button votes (the
+    gateway passes a ledger-backed one); ``now`` gives the current time for activity windows.
+    """
+
+    name: ClassVar[str] = "discord"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    docs_url: ClassVar[str] = "https://discord.com/developers/docs/intro"
+
+    def __init__(
+        self,
+        *,
+        settings: DiscordSettings,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock | None = None,
+        rng: Any = None,
+        vote_store: VoteStore | None = None,
+        now: Callable[[], datetime] | None = None,
+        retry: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.client = DiscordClient(
+            api_url=settings.api_url,
+            token=settings.token,
+            global_rate_limit=settings.global_rate_limit,
+            global_rate_window=settings.global_rate_window,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            max_forbidden=settings.max_forbidden,
+            retry=retry,
+            transport=transport,
+            clock=clock,
+            rng=rng,
+        )
+        self.verifier = InteractionVerifier(public_key=settings.public_key, max_age=settings.interaction_max_age)
+        self.votes: VoteStore = vote_store if vote_store is not None else MemoryVoteStore()
+        self._clock = clock or SystemClock()
+        self._now = now or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        self._roles: dict[str, dict[str, Any]] | None = None
+        self._channels: dict[str, str] | None = None
+
+    def __repr__(self) -> str:
+        return f"DiscordConnector(api_url={self.settings.api_url!r}, guild_id={self.settings.guild_id!r})"
+
+    def __enter__(self) -> DiscordConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> DiscordConnector:
+        """Build from ``CHARTERFLOW_DISCORD_*`` (and ``.env``); ``ConfigError`` naming what is wrong."""
+        return cls(settings=DiscordSettings.load(**overrides))
+
+    @classmethod
+    def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
+        """A ``DiscordSandbox`` (a loopback emulator of the endpoints used here)."""
+        from connectors.discord.sandbox import DiscordSandbox
+
+        return DiscordSandbox(seed=seed, **options)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()
+
+    @property
+    def guild(self) -> dict[str, str]:
+        """Path parameters naming the guild."""
+        return {"guild_id": self.settings.guild_id}
+
+    # ----------------------------------------------------------------------------------------
+    # Directory
+
+    def _member(self, data: Mapping[str, Any]) -> Member:
+        user = data.get("user") or {}
+        return Member(
+            user=UserRef(
+                platform=PLATFORM,
+                id=str(user["id"]),
+                username=str(user.get("username", "")),
+                display_name=data.get("nick") or user.get("global_name") or None,
+            ),
+            joined_at=_ts(data.get("joined_at")),
+            roles=frozenset(str(r) for r in data.get("roles") or ()),
+            bot=bool(user.get("bot")),
+        )
+
+    def get_member(self, user_id: str) -> Member:
+        """``GET /guilds/{guild}/members/{user}``; ``FatalError`` (404) when not a member."""
+        data = self.client.json(
+            self.client.request(
+                "GET", "/guilds/{guild_id}/members/{user_id}", path={**self.guild, "user_id": user_id},
+                what=f"Discord member {user_id}",
+            ),
+            what=f"Discord member {user_id}",
+        )
+        return self._member(data)
+
+    def iter_members(self, *, page_size: int = _MEMBERS_PAGE) -> Iterator[Member]:
+        """Every member, page by page (``after`` = the highest user id of the previous page).
+
+        Needs the Server Members privileged intent switched on for the bot.
+        """
+        if not 1 <= page_size <= _MEMBERS_PAGE:
+            raise ValueError("page_size must be 1..1000")
+        after = "0"
+        while True:
+            page = self.client.json(
+                self.client.request(
+                    "GET", "/guilds/{guild_id}/members", path=self.guild, params={"limit": page_size, "after": after},
+                    what="Discord member list",
+                ),
+                what="Discord member list",
+            )
+            for row in page:
+                yield self._member(row)
+            if len(page) < page_size:
+                return
+            after = str(max(int(row["user"]["id"]) for row in page))
+
+    def list_members(self) -> list[Member]:
+        """Every member of the guild (see ``iter_members``)."""
+        return list(self.iter_members())
+
+    def search_members(self, query: str, *, limit: int = 100) -> list[Member]:
+        """Members whose username or nickname starts with ``query`` (1-100 characters)."""
+        query = query.strip()
+        if not 1 <= len(query) <= 100:
+            raise ValueError("a member search needs 1 to 100 characters")
+        rows = self.client.json(
+            self.client.request(
+                "GET", "/guilds/{guild_id}/members/search", path=self.guild,
+                params={"query": query, "limit": max(1, min(limit, _SEARCH_LIMIT))},
+                what=f"Discord member search {query!r}",
+            ),
+            what="Discord member search",
+        )
+        return [self._member(r) for r in rows]
+
+    def find_user(self, username: str) -> UserRef:
+        """The member whose username is ``username`` (exact, case-insensitive), or whose id it is."""
+        name = (username or "").strip().lstrip("@")
+        if _SNOWFLAKE.match(name):
+            try:
+                return self.get_member(name).user
+            except DiscordAPIError as exc:
+                if exc.code not in (UNKNOWN_MEMBER, UNKNOWN_USER):
+                    raise
+        elif name and len(name) <= 100:
+            for member in self.search_members(name, limit=100):
+                if member.user.username.lower() == name.lower():
+                    return member.user
+        raise FatalError(
+            f"Discord member {username!r} not found in guild {self.settings.guild_id}", platform=PLATFORM, status=404
+        )
+
+    def message_count(self, user_id: str, *, days: int | None = None) -> tuple[int | None, datetime | None]:
+        """How many messages ``user_id`` posted in the last ``days`` days (settings: 90), and the
+        newest one's time, from ``GET /guilds/{guild}/messages/search``.
+
+        The search answers 202 ``{"code": 110000, "retry_after": …}`` while the guild is being
+        indexed: that is retried up to ``search_index_attempts`` times within
+        ``search_index_max_wait`` seconds, then the count is ``None`` (unknown) — never 0.
+        Needs Read Message History and the Message Content privileged intent.
+        """
+        days = days or self.settings.activity_days
+        since = self._now() - timedelta(days=days)
+        params = {"author_id": user_id, "min_id": snowflake_at(since), "limit": 1, "sort_by": "timestamp",
+                  "sort_order": "desc"}
+        waited = 0.0
+        for attempt in range(1, self.settings.search_index_attempts + 1):
+            response = self.client.request(
+                "GET", "/guilds/{guild_id}/messages/search", path=self.guild, params=params, ok=(200, 202),
+                what=f"Discord message search for {user_id}",
+            )
+            body = self.client.json(response, what="Discord message search")
+            if response.status_code == 200:
+                total = body.get("total_results")
+                newest = None
+                for group in body.get("messages") or []:
+                    for msg in group or []:
+                        stamp = _ts(msg.get("timestamp"))
+                        if stamp and (newest is None or stamp > newest):
+                            newest = stamp
+                return (int(total) if isinstance(total, int) else None), newest
+            wait = body.get("retry_after") if isinstance(body, dict) else None
+            wait = float(wait) if isinstance(wait, (int, float)) and wait >= 0 else 2.0
+            code = body.get("code") if isinstance(body, dict) else None
+            if attempt == self.settings.search_index_attempts or waited + wait > self.settings.search_index_max_wait:
+                log.warning(
+                    "discord: message search index not ready (code %s) after %d attempts; activity of %s is unknown",
+                    code or INDEX_NOT_READY, attempt, user_id,
+                )
+                break
+            waited += wait
+            self._clock.sleep(wait)
+        return None, None
+
+    def activity(self, user: UserRef) -> Activity:
+        """Member since ``joined_at`` (the current join) and messages in the last 90 days.
+
+        ``post_count`` counts messages within ``activity_days`` (``None`` when the search index is
+        not available); ``last_posted_at`` is the newest of them.
+        """
+        member = self.get_member(user.id)
+        if member.joined_at is None:
+            raise FatalError(
+                f"Discord member {user.username!r} has no joined_at (a guest voice member?)", platform=PLATFORM
+            )
+        count, newest = self.message_count(user.id)
+        return Activity(user=member.user, created_at=member.joined_at, last_posted_at=newest, post_count=count)
+
+    def list_staff(self) -> list[UserRef]:
+        """Members holding the moderator or admin role."""
+        wanted = {self.role_id(Role.moderator()), self.role_id(Role.admin())}
+        return [m.user for m in self.iter_members() if m.roles & wanted]
+
+    # ----------------------------------------------------------------------------------------
+    # RoleManager
+
+    def guild_roles(self, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
+        """The guild's roles by id (``GET /guilds/{guild}/roles``, cached)."""
+        with self._lock:
+            if self._roles is not None and not refresh:
+                return self._roles
+        rows = self.client.json(
+            self.client.request("GET", "/guilds/{guild_id}/roles", path=self.guild, what="Discord roles"),
+            what="Discord roles",
+        )
+        roles = {str(r["id"]): r for r in rows}
+        with self._lock:
+            self._roles = roles
+        return roles
+
+    def role_id(self, role: Role) -> str:
+        """The role id for ``role``: from settings (moderator, admin, wg-member) or by name."""
+        s = self.settings
+        configured = {RoleKind.MODERATOR: s.moderator_role_id, RoleKind.ADMIN: s.admin_role_id}.get(role.kind)
+        name = _DEFAULT_ROLE_NAMES.get(role.kind, role.name)
+        if role.kind is RoleKind.GROUP and role.name == _WG_MEMBER:
+            configured = s.wg_member_role_id
+        if configured:
+            return configured
+        if role.kind is RoleKind.GROUP and _SNOWFLAKE.match(role.name):
+            return role.name
+        matches = [rid for rid, r in self.guild_roles().items() if str(r.get("name", "")).lower() == name.lower()]
+        if len(matches) == 1:
+            return matches[0]
+        setting = {RoleKind.MODERATOR: "MODERATOR_ROLE_ID", RoleKind.ADMIN: "ADMIN_ROLE_ID"}.get(
+            role.kind, "WG_MEMBER_ROLE_ID" if role.name == _WG_MEMBER else None
+        )
+        hint = f"; set CHARTERFLOW_DISCORD_{setting}" if setting else ""
+        problem = "several roles are" if matches else "no role is"
+        raise FatalError(
+            f"Discord role {name!r}: {problem} called that in guild {s.guild_id}{hint}", platform=PLATFORM, status=404
+        )
+
+    def _role_name(self, role_id: str) -> str:
+        return str(self.guild_roles().get(role_id, {}).get("name", role_id))
+
+    def list_holders(self, role: Role) -> list[UserRef]:
+        """Everyone holding ``role`` (reads the whole member list)."""
+        rid = self.role_id(role)
+        return [m.user for m in self.iter_members() if rid in m.roles]
+
+    def grant(self, user: UserRef, role: Role, *, reason: str) -> RoleChange:
+        """Give ``role`` to ``user`` (``PUT …/roles/{role}`` with ``X-Audit-Log-Reason``)."""
+        return self._change("grant", user, role, reason=reason, observed=None)
+
+    def revoke(self, user: UserRef, role: Role, *, reason: str) -> RoleChange:
+        """Take ``role`` from ``user`` (``DELETE …/roles/{role}`` with ``X-Audit-Log-Reason``)."""
+        return self._change("revoke", user, role, reason=reason, observed=None)
+
+    def _change(self, action: str, user: UserRef, role: Role, *, reason: str,
+                observed: frozenset[str] | None) -> RoleChange:
+        reason = _check_reason(reason)
+        if action not in ("grant", "revoke"):
+            raise ValueError("action is 'grant' or 'revoke'")
+        rid = self.role_id(role)
+        what = f"{action} role {self._role_name(rid)!r} {'to' if action == 'grant' else 'from'} {user.username!r}"
+        known = [observed]  # the first check may use roles already read (apply_role_changes)
+
+        def is_done() -> bool:
+            roles = known[0] if known[0] is not None else self.get_member(user.id).roles
+            known[0] = None
+            return (rid in roles) == (action == "grant")
+
+        def write() -> None:
+            try:
+                self.client.request(
+                    "PUT" if action == "grant" else "DELETE", _ROLE_PATH,
+                    path={**self.guild, "user_id": user.id, "role_id": rid}, reason=reason, ok=(204,), what=what,
+                )
+            except MissingPermissions as exc:
+                raise self._explain_50013(exc, rid, what) from None
+            except DiscordAPIError as exc:
+                if exc.code == UNKNOWN_ROLE:
+                    raise FatalError(
+                        f"{what}: Discord has no role {rid} (10011); check the role id settings", platform=PLATFORM,
+                        status=404,
+                    ) from None
+                raise
+
+        outcome, _ = self.client.policy.ensure(is_done=is_done, write=write, what=what)
+        status = ChangeStatus.APPLIED if outcome is WriteOutcome.APPLIED else ChangeStatus.UNCHANGED
+        log.info("discord: %s %s %s: %s (reason: %s)", action, role, user.username, status.value, reason)
+        return RoleChange(user=user, role=role, action=action, status=status, reason=reason)
+
+    def _explain_50013(self, exc: MissingPermissions, role_id: str, what: str) -> MissingPermissions:
+        """Say which role is in the way and what to change in the server settings."""
+        try:
+            roles = self.guild_roles(refresh=True)
+            bot_roles = self.get_member(self.settings.application_id).roles
+        except FatalError:  # the lookups are a courtesy; never hide the refusal behind them
+            roles = self._roles or {}
+            bot_roles = frozenset()
+        target = roles.get(role_id, {})
+        top = max((roles[r] for r in bot_roles if r in roles), key=lambda r: r.get("position", 0), default=None)
+        if top is not None and target and int(target.get("position", 0)) >= int(top.get("position", 0)):
+            advice = (
+                f"the role {target.get('name')!r} (position {target.get('position')}) is not below the bot's "
+                f"highest role {top.get('name')!r} (position {top.get('position')}). In Server Settings → Roles, "
+                f"drag {top.get('name')!r} above {target.get('name')!r}"
+            )
+        elif top is not None:
+            advice = "the bot lacks the Manage Roles permission; give its role Manage Roles in Server Settings → Roles"
+        else:
+            advice = (f"the role {target.get('name', role_id)!r} must be below the bot's highest role, and the bot "
+                      "needs Manage Roles (Server Settings → Roles)")
+        return MissingPermissions(f"{what}: Discord refused (403, code 50013 Missing Permissions): {advice}",
+                                  status=403, code=exc.code)
+
+    def apply_role_changes(
+        self,
+        changes: Iterable[RoleRequest],
+        *,
+        observed: Mapping[str, frozenset[str]] | None = None,
+        workers: int = 4,
+    ) -> list[RoleChange]:
+        """Apply many role changes concurrently (the rate limits pace them); results in input order.
+
+        ``changes`` is consumed lazily, so a generator over ``iter_members()`` overlaps reading the
+        member list with applying the changes. ``observed`` maps user id → role ids as just read
+        (it may be filled while ``changes`` is consumed): the first check of each change uses it
+        instead of reading the member again; a change whose outcome is unknown after a failure is
+        still re-read before it is retried.
+        """
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="discord-roles") as pool:
+            futures = [
+                pool.submit(self._change, c.action, c.user, c.role, reason=c.reason,
+                            observed=None if observed is None else observed.get(c.user.id, frozenset()))
+                for c in changes
+            ]
+            return [f.result() for f in futures]
+
+    # ----------------------------------------------------------------------------------------
+    # Messenger
+
+    def channel_id(self, channel: str | None) -> str:
+        """A channel id from an id, a channel name (``#name`` or ``name``), or ``None`` (the WG channel)."""
+        if not channel:
+            if not self.settings.wg_channel_id:
+                raise ConfigError("no channel given and CHARTERFLOW_DISCORD_WG_CHANNEL_ID is not set")
+            return self.settings.wg_channel_id
+        channel = channel.strip().lstrip("#")
+        if _SNOWFLAKE.match(channel):
+            return channel
+        with self._lock:
+            cached = None if self._channels is None else self._channels.get(channel.lower())
+        if cached:
+            return cached
+        rows = self.client.json(
+            self.client.request("GET", "/guilds/{guild_id}/channels", path=self.guild, what="Discord channels"),
+            what="Discord channels",
+        )
+        names = {str(r.get("name", "")).lower(): str(r["id"]) for r in rows if r.get("type") in (0, 5, 15)}
+        with self._lock:
+            self._channels = names
+        if channel.lower() not in names:
+            raise FatalError(f"Discord channel {channel!r} not found in guild {self.settings.guild_id}",
+                             platform=PLATFORM, status=404)
+        return names[channel.lower()]
+
+    def _url(self, channel_id: str, message_id: str | None = None) -> str:
+        tail = f"/{message_id}" if message_id else ""
+        return f"https://discord.com/channels/{self.settings.guild_id}/{channel_id}{tail}"
+
+    def _send(self, channel_id: str, body: Mapping[str, Any], *, what: str) -> dict[str, Any]:
+        # The nonce with enforce_nonce makes a resend return the first message: safe to retry.
+        return self.client.json(
+            self.client.request(
+                "POST", "/channels/{channel_id}/messages", path={"channel_id": channel_id}, json_body=dict(body),
+                what=what, idempotent="nonce" in body,
+            ),
+            what=what,
+        )
+
+    def send_text(self, *, channel: str | None, text: str, title: str | None = None,
+                  key: str | None = None) -> list[MessageRef]:
+        """Post ``text`` in a channel as one or more messages (2000 characters each, cut at lines).
+
+        Mentions in ``text`` never ping (``allowed_mentions: {"parse": []}``).
+        """
+        cid = self.channel_id(channel)
+        refs = []
+        for body in payloads.messages(text, title=title, nonce=_nonce(key)):
+            msg = self._send(cid, body, what=f"message in channel {cid}")
+            refs.append(MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid, url=self._url(cid, msg["id"])))
+        return refs
+
+    def post(self, *, channel: str, title: str, text: str, key: str | None = None) -> MessageRef:
+        """Post ``title`` + ``text`` in ``channel`` and open a thread on it (named ``title``) for
+        replies; ``thread_id`` of the result is that thread."""
+        refs = self.send_text(channel=channel, text=text, title=title, key=key)
+        first = refs[0]
+        cid = first.thread_id
+        name = re.sub(r"\s+", " ", title).strip()[:100] or "discussion"
+        what = f"thread on message {first.id}"
+        try:
+            thread = self.client.json(
+                self.client.request(
+                    "POST", "/channels/{channel_id}/messages/{message_id}/threads",
+                    path={"channel_id": cid, "message_id": first.id},
+                    json_body={"name": name, "auto_archive_duration": 10080}, ok=(200, 201), what=what,
+                    idempotent=True,  # a second attempt answers 160004 "already created"
+                ),
+                what=what,
+            )
+            thread_id = str(thread["id"])
+        except DiscordAPIError as exc:
+            if exc.code != THREAD_ALREADY_CREATED:
+                raise
+            thread_id = first.id  # a thread started from a message takes the message's id
+        return replace(first, thread_id=thread_id)
+
+    def reply(self, *, thread_id: str, text: str, key: str | None = None) -> MessageRef:
+        """Post ``text`` in the thread (or channel) ``thread_id``."""
+        refs = self.send_text(channel=thread_id, text=text, key=key)
+        return refs[0]
+
+    def _dm_channel(self, user_id: str) -> str:
+        what = f"DM channel with {user_id}"
+        data = self.client.json(
+            self.client.request(
+                "POST", "/users/@me/channels", json_body={"recipient_id": user_id}, what=what,
+                idempotent=True,  # Discord returns the existing DM channel
+            ),
+            what=what,
+        )
+        return str(data["id"])
+
+    def direct_message(
+        self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None
+    ) -> MessageRef:
+        """DM each recipient (username or id): ``POST /users/@me/channels`` then the messages.
+
+        A member who does not accept DMs (403 code 50007) does not stop the others; afterwards
+        ``CannotDirectMessage`` lists who was not reached and which DMs went out, so the caller can
+        mention them in the WG channel instead. Returns the first recipient's message.
+        """
+        names = [r.strip() for r in recipients if r and r.strip()]
+        if not names:
+            raise ValueError("a direct message needs at least one recipient")
+        delivered: list[MessageRef] = []
+        refused: list[str] = []
+        for name in names:
+            user = self.find_user(name)
+            cid = self._dm_channel(user.id)
+            try:
+                bodies = payloads.messages(text, title=title, nonce=_nonce(None if key is None else f"{key}:{user.id}"))
+                first = None
+                for body in bodies:
+                    msg = self._send(cid, body, what=f"DM to {user.username!r}")
+                    first = first or MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid)
+                if first is not None:
+                    delivered.append(first)
+            except DiscordAPIError as exc:
+                if exc.code != 50007:
+                    raise
+                refused.append(user.id)
+                log.info("discord: %s does not accept DMs from the bot", user.username)
+        if refused:
+            raise CannotDirectMessage(
+                f"Discord: cannot DM {len(refused)} of {len(names)} recipient(s) (code 50007: they do not accept "
+                f"DMs from this server's members or blocked the bot): {', '.join(refused)}; mention them in the "
+                "working group channel instead",
+                user_ids=tuple(refused), delivered=tuple(delivered),
+            )
+        return delivered[0]
+
+    def private_thread(self, *, channel: str | None, name: str, members: Sequence[UserRef] = (),
+                       text: str | None = None, reason: str | None = None) -> MessageRef:
+        """Open a private thread (type 12, not invitable) in ``channel``, add ``members`` to it and
+        post ``text`` in it. The bot needs Create Private Threads."""
+        cid = self.channel_id(channel)
+        label = re.sub(r"\s+", " ", name).strip()[:100]
+        if not label:
+            raise ValueError("a thread needs a name")
+        what = f"private thread {label!r} in channel {cid}"
+        data = self.client.json(
+            self.client.request(
+                "POST", "/channels/{channel_id}/threads", path={"channel_id": cid},
+                json_body={"name": label, "type": 12, "invitable": False, "auto_archive_duration": 10080},
+                reason=reason, ok=(200, 201), what=what,
+            ),
+            what=what,
+        )
+        thread_id = str(data["id"])
+        for member in members:
+            self.client.request(
+                "PUT", "/channels/{channel_id}/thread-members/{user_id}",
+                path={"channel_id": thread_id, "user_id": member.id}, ok=(204,),
+                what=f"add {member.username!r} to thread {thread_id}", idempotent=True,
+            )
+        first = None
+        if text:
+            first = self.send_text(channel=thread_id, text=text)[0]
+        return MessageRef(platform=PLATFORM, id=first.id if first else thread_id, thread_id=thread_id,
+                          url=self._url(thread_id))
+
+    # ----------------------------------------------------------------------------------------
+    # BallotBox
+
+    def open_ballot(
+        self,
+        *,
+        channel: str,
+        question: str,
+        options: Sequence[str],
+        voters_group: str | None = None,
+        closes_at: datetime | None = None,
+        key: str | None = None,
+    ) -> Ballot:
+        """Post a ballot message with one button per option (``custom_id`` = ``cfb:<ballot>:<option>``).
+
+        Votes arrive as interactions (``accept_vote``); ``voters_group`` names the role allowed to vote.
+        """
+        labels = [re.sub(r"\s+", " ", o).strip() for o in options]
+        if len(labels) < 2 or len(set(labels)) != len(labels) or any(not o for o in labels):
+            raise ValueError("a ballot needs at least two distinct, non-empty options")
+        ballot_id = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16] if key else uuid.uuid4().hex[:16]
+        role_id = self.role_id(Role.group(voters_group)) if voters_group else None
+        cid = self.channel_id(channel)
+        note = f"Members of {voters_group} may vote." if voters_group else None
+        body = payloads.ballot_message(ballot_id=ballot_id, question=question, options=labels, closes_at=closes_at,
+                                       voters_note=note, nonce=_nonce(key or ballot_id) + ".b")
+        msg = self._send(cid, body, what=f"ballot in channel {cid}")
+        record = BallotRecord(
+            id=ballot_id, channel_id=cid, message_id=str(msg["id"]), question=question.strip(),
+            options=tuple(labels), voters_role_id=role_id, voters_role_name=voters_group, closes_at=closes_at,
+        )
+        self.votes.add_ballot(record)
+        return self._ballot(record)
+
+    def _ballot(self, record: BallotRecord) -> Ballot:
+        return Ballot(
+            platform=PLATFORM, id=record.id, question=record.question,
+            options=tuple(BallotOption(id=str(i), label=label) for i, label in enumerate(record.options)),
+            is_open=record.is_open,
+            message=MessageRef(platform=PLATFORM, id=record.message_id, thread_id=record.channel_id,
+                               url=self._url(record.channel_id, record.message_id)),
+            closes_at=record.closes_at,
+        )
+
+    def _record(self, ballot: Ballot) -> BallotRecord:
+        record = self.votes.ballot(ballot.id)
+        if record is not None:
+            return record
+        if ballot.message is None:
+            raise FatalError(f"Discord ballot {ballot.id} is unknown to the vote store", platform=PLATFORM)
+        record = BallotRecord(id=ballot.id, channel_id=ballot.message.thread_id, message_id=ballot.message.id,
+                              question=ballot.question, options=tuple(o.label for o in ballot.options),
+                              closes_at=ballot.closes_at, is_open=ballot.is_open)
+        self.votes.add_ballot(record)
+        return record
+
+    def read_votes(self, ballot: Ballot) -> list[Vote]:
+        """Every voter's current vote, from the vote store."""
+        return [
+            Vote(voter=UserRef(platform=PLATFORM, id=v.voter_id, username=v.voter_username), option_id=v.option_id)
+            for v in self.votes.votes(ballot.id)
+        ]
+
+    def close_ballot(self, ballot: Ballot) -> Ballot:
+        """Refuse further votes and edit the message to show the result with disabled buttons."""
+        record = self._record(ballot)
+        self.votes.close(ballot.id)
+        counts = [0] * len(record.options)
+        for vote in self.votes.votes(ballot.id):
+            if vote.option_id.isdigit() and int(vote.option_id) < len(counts):
+                counts[int(vote.option_id)] += 1
+        body = payloads.ballot_result_message(ballot_id=record.id, question=record.question,
+                                              options=record.options, counts=counts)
+        what = f"result of ballot {record.id}"
+        self.client.request(
+            "PATCH", "/channels/{channel_id}/messages/{message_id}",
+            path={"channel_id": record.channel_id, "message_id": record.message_id}, json_body=body, what=what,
+            idempotent=True,  # the same edit twice leaves the same message
+        )
+        return self._ballot(replace(record, is_open=False))
+
+    def accept_vote(self, event: InboundEvent) -> VoteReceipt:
+        """Record a ballot button press (``kind == "ballot_vote"``) and build the ephemeral answer.
+
+        Refused (with the reason in the answer) when the ballot is unknown or closed, its closing
+        time passed, the option does not exist, or the voter lacks the ballot's voters role.
+        """
+        attrs = event.attributes
+        ballot_id, option_id = attrs.get("ballot_id", ""), attrs.get("option_id", "")
+
+        def refuse(reason: str) -> VoteReceipt:
+            return VoteReceipt(accepted=False, changed=False, ballot_id=ballot_id, option_id=option_id, reason=reason,
+                               response=payloads.vote_confirmation(option_label="", accepted=False, reason=reason))
+
+        if event.kind != "ballot_vote":
+            raise ValueError("accept_vote takes ballot_vote events")
+        record = self.votes.ballot(ballot_id)
+        if record is None:
+            return refuse("this ballot is not known here")
+        if not record.is_open or (record.closes_at is not None and self._now() >= record.closes_at):
+            return refuse("this ballot is closed")
+        if not option_id.isdigit() or int(option_id) >= len(record.options):
+            return refuse("that option does not exist")
+        if record.voters_role_id:
+            roles = set(filter(None, attrs.get("member_roles", "").split(",")))
+            if record.voters_role_id not in roles:
+                return refuse(f"only members of {record.voters_role_name or 'the voters role'} may vote")
+        if not attrs.get("user_id"):
+            return refuse("the vote carries no voter")
+        stored, previous = self.votes.record(VoteRecord(
+            ballot_id=ballot_id, voter_id=attrs["user_id"], voter_username=attrs.get("username", ""),
+            option_id=option_id, interaction_id=attrs.get("interaction_id") or "0",
+        ))
+        current = self.votes.votes(ballot_id)
+        mine = next((v for v in current if v.voter_id == attrs["user_id"]), None)
+        label = record.options[int(mine.option_id if mine else option_id)]
+        changed = stored and previous is not None and previous.option_id != option_id
+        return VoteReceipt(accepted=True, changed=changed, ballot_id=ballot_id, option_id=option_id, reason="",
+                           response=payloads.vote_confirmation(option_label=label, changed=changed))
+
+    # ----------------------------------------------------------------------------------------
+    # Calendar
+
+    def _event(self, data: Mapping[str, Any]) -> ScheduledEvent:
+        return ScheduledEvent(
+            platform=PLATFORM, id=str(data["id"]), title=str(data.get("name", "")),
+            starts_at=_ts(data.get("scheduled_start_time")) or datetime.fromtimestamp(0, UTC),
+            ends_at=_ts(data.get("scheduled_end_time")),
+            location=(data.get("entity_metadata") or {}).get("location"),
+        )
+
+    def list_events(self) -> list[ScheduledEvent]:
+        """Scheduled and active events of the guild."""
+        rows = self.client.json(
+            self.client.request("GET", "/guilds/{guild_id}/scheduled-events", path=self.guild,
+                                what="Discord scheduled events"),
+            what="Discord scheduled events",
+        )
+        return [self._event(r) for r in rows]
+
+    def schedule_event(
+        self,
+        *,
+        title: str,
+        starts_at: datetime,
+        ends_at: datetime,
+        location: str | None = None,
+        description: str = "",
+        reason: str | None = None,
+    ) -> ScheduledEvent:
+        """Create an external event (entity type 3, guild only). An event with the same title and
+        start already there is returned instead of a second one."""
+        name = re.sub(r"\s+", " ", title).strip()
+        if not 1 <= len(name) <= 100:
+            raise ValueError("an event title holds 1 to 100 characters")
+        if starts_at.tzinfo is None or ends_at.tzinfo is None:
+            raise ValueError("event times must be timezone-aware")
+        if ends_at <= starts_at:
+            raise ValueError("an event must end after it starts")
+        if len(description) > 1000:
+            raise ValueError("an event description holds at most 1000 characters")
+        where = (location or "To be announced").strip()[:100]
+        wanted_start = starts_at.astimezone(UTC).replace(microsecond=0)
+        found: dict[str, ScheduledEvent] = {}
+
+        def is_done() -> bool:
+            for event in self.list_events():
+                if event.title == name and event.starts_at.replace(microsecond=0) == wanted_start:
+                    found["event"] = event
+                    return True
+            return False
+
+        def write() -> ScheduledEvent:
+            body = {
+                "name": name, "description": description or None, "privacy_level": GUILD_ONLY, "entity_type": EXTERNAL,
+                "scheduled_start_time": starts_at.astimezone(UTC).isoformat(),
+                "scheduled_end_time": ends_at.astimezone(UTC).isoformat(),
+                "entity_metadata": {"location": where},
+            }
+            what = f"scheduled event {name!r}"
+            return self._event(self.client.json(self.client.request(
+                "POST", "/guilds/{guild_id}/scheduled-events", path=self.guild, json_body=body, reason=reason,
+                what=what,
+            ), what=what))
+
+        _, created = self.client.policy.ensure(is_done=is_done, write=write, what=f"schedule {name!r}")
+        return created if created is not None else found["event"]
+
+    # ----------------------------------------------------------------------------------------
+    # Inbound (interactions)
+
+    def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
+        """Verify an interaction's Ed25519 signature and parse it (``InvalidSignature`` otherwise)."""
+        return self.verifier.verify(headers=headers, body=body)
+
+    def answer(self, event: InboundEvent) -> dict[str, Any]:
+        """The immediate answer to a verified interaction (it must reach Discord within 3 s).
+
+        PING → PONG; ``/apply`` → the R-APP-1 modal; a ballot button → the vote is recorded and
+        the voter gets an ephemeral confirmation; ``/idea``, ``/optin``, ``/leave`` and the
+        submitted application → a deferred ephemeral answer (the flow that does the work follows
+        up with ``followup``); other buttons → deferred update.
+        """
+        if event.kind == "ping":
+            return payloads.pong()
+        if event.kind == "apply":
+            return payloads.apply_modal()
+        if event.kind == "ballot_vote":
+            return self.accept_vote(event).response
+        if event.kind in ("idea", "optin", "leave", "apply_submitted"):
+            return payloads.deferred(ephemeral=True)
+        if event.kind == "component":
+            return payloads.deferred_update()
+        if event.kind == "autocomplete":
+            return {"type": 8, "data": {"choices": []}}
+        return payloads.ephemeral("This command is not known to the working group's bot.")
+
+    def handle_interaction(self, *, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """Verify and answer in one step: ``(HTTP status, JSON body)``; 401 for a bad signature.
+
+        A reference for the gateway, which also stores the event before answering.
+        """
+        try:
+            event = self.verify(headers=headers, body=body)
+        except InvalidSignature as exc:
+            return (exc.status or 401), {"error": "invalid request signature" if exc.status in (None, 401)
+                                         else "invalid interaction"}
+        return 200, self.answer(event)
+
+    def _webhook(self, event_or_token: InboundEvent | str) -> dict[str, str]:
+        token = event_or_token if isinstance(event_or_token, str) else event_or_token.attributes.get(
+            "interaction_token", "")
+        if not token:
+            raise ValueError("the interaction token is missing")
+        return {"application_id": self.settings.application_id, "interaction_token": token}
+
+    def followup(self, event: InboundEvent | str, text: str, *, ephemeral: bool = True) -> list[MessageRef]:
+        """Send ``text`` after a deferred answer (``POST /webhooks/{app}/{token}``), split at 2000
+        characters; the interaction token is valid for 15 minutes."""
+        refs = []
+        for body in payloads.followup(text, ephemeral=ephemeral):
+            msg = self.client.json(self.client.request(
+                "POST", "/webhooks/{application_id}/{interaction_token}", path=self._webhook(event), json_body=body,
+                auth=False, what="interaction follow-up",
+            ), what="interaction follow-up")
+            refs.append(MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=str(msg.get("channel_id", ""))))
+        return refs
+
+    def edit_original(self, event: InboundEvent | str, text: str) -> None:
+        """Replace the deferred "thinking…" answer with ``text`` (at most 2000 characters)."""
+        self.client.request(
+            "PATCH", "/webhooks/{application_id}/{interaction_token}/messages/@original", path=self._webhook(event),
+            json_body=payloads.message(text), auth=False, what="interaction answer edit", idempotent=True,
+        )
+
+    def callback(self, event: InboundEvent, response: Mapping[str, Any]) -> None:
+        """Send the initial answer out of band (``POST /interactions/{id}/{token}/callback``)."""
+        self.client.request(
+            "POST", "/interactions/{interaction_id}/{interaction_token}/callback",
+            path={"interaction_id": event.attributes["interaction_id"],
+                  "interaction_token": event.attributes["interaction_token"]},
+            json_body=dict(response), ok=(200, 204), auth=False, what="interaction callback",
+        )
+
+    def register_commands(self, *, scope: str = "guild") -> list[dict[str, Any]]:
+        """Register ``/apply``, ``/idea``, ``/optin`` and ``/leave`` (bulk overwrite, so re-running
+        is safe). ``scope="guild"`` (instant, this guild only) or ``"global"`` (every guild)."""
+        if scope not in ("guild", "global"):
+            raise ValueError("scope is 'guild' or 'global'")
+        app = {"application_id": self.settings.application_id}
+        template = "/applications/{application_id}/commands"
+        if scope == "guild":
+            app.update(self.guild)
+            template = "/applications/{application_id}/guilds/{guild_id}/commands"
+        rows = self.client.json(self.client.request(
+            "PUT", template, path=app, json_body=[dict(c) for c in payloads.COMMANDS], what="slash command registration",
+            idempotent=True,
+        ), what="slash command registration")
+        return list(rows or [])

@@ -1,0 +1,286 @@
+"""Pure builders of Discord payloads: messages, ballots, modals, interaction responses, commands.
+
+Nothing here sends anything (DESIGN convention 4). Limits enforced here:
+
+- message ``content`` at most **2000** characters. The OpenAPI spec says ``maxLength: 4000`` on
+  ``MessageCreateRequest.content``; the docs say 2000 for bots
+  (https://discord.com/developers/docs/resources/message#create-message-jsonform-params) and the
+  spec's own README says to follow the docs where they disagree, so 2000 it is. Longer text is
+  split on line boundaries into several messages (``split_text``).
+- every message built from user or charter text carries ``allowed_mentions: {"parse": []}``, so
+  no ``@everyone``, role or user mention in it pings anyone
+  (https://discord.com/developers/docs/resources/message#allowed-mentions-object).
+- buttons: at most 5 per action row, 5 rows, ``custom_id`` at most 100 characters, labels at
+  most 80 (https://discord.com/developers/docs/components/reference#button).
+- modals: title at most 45 characters, text inputs with ``max_length`` up to 4000
+  (https://discord.com/developers/docs/components/reference#text-input).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "APPLY_MODAL_ID",
+    "APPLY_QUESTIONS",
+    "BALLOT_PREFIX",
+    "COMMANDS",
+    "EPHEMERAL",
+    "MESSAGE_LIMIT",
+    "NO_MENTIONS",
+    "apply_modal",
+    "ballot_custom_id",
+    "ballot_message",
+    "ballot_result_message",
+    "deferred",
+    "deferred_update",
+    "ephemeral",
+    "followup",
+    "message",
+    "messages",
+    "parse_ballot_custom_id",
+    "pong",
+    "split_text",
+    "vote_confirmation",
+]
+
+MESSAGE_LIMIT = 2000
+NO_MENTIONS: dict[str, list[str]] = {"parse": []}
+EPHEMERAL = 1 << 6  # message flag 64
+BALLOT_PREFIX = "cfb"
+APPLY_MODAL_ID = "cf:apply"
+_CUSTOM_ID_MAX = 100
+_LABEL_MAX = 80
+_MAX_BUTTONS = 25
+
+# Interaction callback types (https://discord.com/developers/docs/interactions/receiving-and-responding).
+PONG = 1
+CHANNEL_MESSAGE_WITH_SOURCE = 4
+DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE = 5
+DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
+MODAL = 9
+
+# R-APP-1: an application carries the applicant's usernames (the Discord one is known from the
+# interaction), why they want to join, and the experience and skills they bring.
+APPLY_QUESTIONS: tuple[dict[str, Any], ...] = (
+    {"custom_id": "forum_username", "label": "Your Forum username (if you have one)", "style": 1,
+     "required": False, "max_length": 64},
+    {"custom_id": "why", "label": "Why do you want to join the working group?", "style": 2,
+     "required": True, "min_length": 1, "max_length": 4000},
+    {"custom_id": "experience", "label": "What experience and skills do you bring?", "style": 2,
+     "required": True, "min_length": 1, "max_length": 4000},
+)
+
+# Slash commands registered by `charterflow discord register-commands` (CHAT_INPUT, type 1).
+COMMANDS: tuple[dict[str, Any], ...] = (
+    {"name": "apply", "type": 1, "description": "Apply to join the Online Community Working Group"},
+    {"name": "idea", "type": 1, "description": "Suggest an idea to the working group",
+     "options": [{"type": 3, "name": "text", "description": "Your idea", "required": True,
+                  "min_length": 1, "max_length": 4000}]},
+    {"name": "optin", "type": 1, "description": "Opt in to a new one-year term in the working group"},
+    {"name": "leave", "type": 1, "description": "Leave the working group",
+     "options": [{"type": 3, "name": "reason", "description": "Why (optional, shared with the group)",
+                  "required": False, "max_length": 1000}]},
+)
+
+
+def split_text(text: str, *, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` characters, at line boundaries.
+
+    A line longer than ``limit`` is cut at its last space before the limit (or hard at the limit
+    when it has none). Empty text gives no pieces; joining the pieces with ``"\\n"`` gives back the
+    text (apart from the line breaks and spaces a cut falls on).
+    """
+    if limit < 1:
+        raise ValueError("limit must be positive")
+    text = text.rstrip()
+    if not text:
+        return []
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while True:
+            sep = 1 if current else 0
+            room = limit - len(current) - sep
+            if len(line) <= room:
+                current = f"{current}\n{line}" if current else line
+                break
+            if current and len(line) <= limit:
+                pieces.append(current)  # the line fits a piece of its own: do not cut it
+                current = ""
+                continue
+            cut = line.rfind(" ", 0, room + 1) if room > 0 else -1
+            if cut <= 0:
+                if current:
+                    pieces.append(current)
+                    current = ""
+                    continue
+                cut = limit
+            head, line = line[:cut], line[cut:].lstrip(" ")
+            pieces.append(f"{current}\n{head}" if current else head)
+            current = ""
+    if current.strip():
+        pieces.append(current)
+    return [p for p in pieces if p.strip()]
+
+
+def message(content: str, *, components: Sequence[Mapping[str, Any]] | None = None,
+            nonce: str | None = None, flags: int | None = None) -> dict[str, Any]:
+    """One ``MessageCreateRequest``; ``ValueError`` when ``content`` exceeds 2000 characters.
+
+    ``nonce`` (at most 25 characters) is sent with ``enforce_nonce: true``: Discord then returns
+    the message already created with that nonce (within a few minutes) instead of a second one.
+    """
+    if len(content) > MESSAGE_LIMIT:
+        raise ValueError(f"a Discord message holds at most {MESSAGE_LIMIT} characters (got {len(content)})")
+    if not content.strip() and not components:
+        raise ValueError("a Discord message needs content or components")
+    body: dict[str, Any] = {"content": content, "allowed_mentions": dict(NO_MENTIONS)}
+    if components:
+        body["components"] = [dict(c) for c in components]
+    if nonce is not None:
+        if len(nonce) > 25:
+            raise ValueError("a nonce holds at most 25 characters")
+        body["nonce"] = nonce
+        body["enforce_nonce"] = True
+    if flags:
+        body["flags"] = flags
+    return body
+
+
+def messages(text: str, *, title: str | None = None, nonce: str | None = None) -> list[dict[str, Any]]:
+    """The messages that carry ``text`` (with ``title`` in bold first), split at 2000 characters.
+
+    With ``nonce``, message ``i`` gets a nonce derived from it, so each piece is deduplicated.
+    """
+    body = f"**{_one_line(title)}**\n{text}" if title else text
+    pieces = split_text(body)
+    if not pieces:
+        raise ValueError("nothing to send: the text is empty")
+    return [
+        message(piece, nonce=None if nonce is None else f"{nonce[:21]}.{i}"[:25])
+        for i, piece in enumerate(pieces)
+    ]
+
+
+def _one_line(text: str | None) -> str:
+    return re.sub(r"\s+", " ", text or "").strip()
+
+
+# ---- ballots -------------------------------------------------------------------------------------
+
+
+def ballot_custom_id(ballot_id: str, option_id: str) -> str:
+    """``cfb:<ballot>:<option>``: what a button press tells us about the vote."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", ballot_id) or not re.fullmatch(r"[0-9]{1,2}", option_id):
+        raise ValueError("ballot ids are 1-64 of [A-Za-z0-9_-]; option ids are numbers")
+    return f"{BALLOT_PREFIX}:{ballot_id}:{option_id}"
+
+
+def parse_ballot_custom_id(custom_id: str) -> tuple[str, str] | None:
+    """``(ballot_id, option_id)`` from a ballot button's ``custom_id``; ``None`` for other ids."""
+    match = re.fullmatch(rf"{BALLOT_PREFIX}:([A-Za-z0-9_-]{{1,64}}):([0-9]{{1,2}})", custom_id or "")
+    return (match.group(1), match.group(2)) if match else None
+
+
+def _buttons(ballot_id: str, labels: Sequence[str], *, disabled: bool = False,
+             suffixes: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    if not 2 <= len(labels) <= _MAX_BUTTONS:
+        raise ValueError(f"a ballot has 2 to {_MAX_BUTTONS} options")
+    buttons = []
+    for i, label in enumerate(labels):
+        text = _one_line(label) + (suffixes[i] if suffixes else "")
+        if not text:
+            raise ValueError("ballot options need a label")
+        buttons.append({
+            "type": 2, "style": 1 if i == 0 else 2, "label": text[:_LABEL_MAX],
+            "custom_id": ballot_custom_id(ballot_id, str(i)), "disabled": disabled,
+        })
+    return [{"type": 1, "components": buttons[i:i + 5]} for i in range(0, len(buttons), 5)]
+
+
+def _closes_line(closes_at: datetime | None) -> str:
+    # <t:unix:F> renders in each reader's time zone (https://discord.com/developers/docs/reference#message-formatting).
+    return f"\nVoting closes <t:{int(closes_at.timestamp())}:F>." if closes_at else ""
+
+
+def ballot_message(*, ballot_id: str, question: str, options: Sequence[str], closes_at: datetime | None = None,
+                   voters_note: str | None = None, nonce: str | None = None) -> dict[str, Any]:
+    """The ballot: the question, who may vote, when it closes, and one button per option."""
+    note = f"\n{voters_note}" if voters_note else ""
+    content = f"**Ballot:** {_one_line(question)}{note}{_closes_line(closes_at)}\n" \
+              "Press a button to vote; press another to change your vote until the ballot closes."
+    if len(content) > MESSAGE_LIMIT:
+        raise ValueError("the ballot question is too long for one Discord message")
+    return message(content, components=_buttons(ballot_id, options), nonce=nonce)
+
+
+def ballot_result_message(*, ballot_id: str, question: str, options: Sequence[str],
+                          counts: Sequence[int]) -> dict[str, Any]:
+    """The ballot after it closed: the result in the text, the buttons disabled with their counts."""
+    if len(counts) != len(options):
+        raise ValueError("one count per option")
+    total = sum(counts)
+    lines = [f"**Ballot closed:** {_one_line(question)}", f"{total} vote{'s' if total != 1 else ''} cast."]
+    lines += [f"- {_one_line(label)}: {n}" for label, n in zip(options, counts, strict=True)]
+    content = "\n".join(lines)
+    if len(content) > MESSAGE_LIMIT:
+        content = content[: MESSAGE_LIMIT - 1] + "…"
+    body = message(content, components=_buttons(ballot_id, options, disabled=True,
+                                                 suffixes=[f" ({n})" for n in counts]))
+    return body
+
+
+def vote_confirmation(*, option_label: str, changed: bool = False, accepted: bool = True,
+                      reason: str = "") -> dict[str, Any]:
+    """The ephemeral answer to a vote button: recorded, changed, or refused (with why)."""
+    if not accepted:
+        return ephemeral(f"Your vote was not recorded: {reason or 'this ballot is closed'}.")
+    verb = "changed to" if changed else "recorded:"
+    return ephemeral(f"Your vote is {verb} **{_one_line(option_label)}**. "
+                     "You can change it by pressing another button until the ballot closes.")
+
+
+# ---- interaction responses ----------------------------------------------------------------------
+
+
+def pong() -> dict[str, Any]:
+    """The answer to a PING (type 1)."""
+    return {"type": PONG}
+
+
+def ephemeral(text: str) -> dict[str, Any]:
+    """A reply only the user sees (type 4, flag 64). Longer than 2000: ``ValueError`` (use
+    ``deferred`` and several ``followup``s)."""
+    data = message(text, flags=EPHEMERAL)
+    return {"type": CHANNEL_MESSAGE_WITH_SOURCE, "data": data}
+
+
+def deferred(*, ephemeral: bool = True) -> dict[str, Any]:
+    """"Thinking…" (type 5): the real answer follows through the interaction webhook within 15 min."""
+    return {"type": DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, "data": {"flags": EPHEMERAL} if ephemeral else {}}
+
+
+def deferred_update() -> dict[str, Any]:
+    """Acknowledge a button press without changing its message (type 6)."""
+    return {"type": DEFERRED_UPDATE_MESSAGE}
+
+
+def followup(text: str, *, ephemeral: bool = True) -> list[dict[str, Any]]:
+    """Follow-up message bodies (``POST /webhooks/{app}/{token}``) for ``text``, split at 2000."""
+    pieces = split_text(text)
+    if not pieces:
+        raise ValueError("nothing to send: the text is empty")
+    return [message(p, flags=EPHEMERAL if ephemeral else None) for p in pieces]
+
+
+def apply_modal(*, title: str = "Apply to the working group") -> dict[str, Any]:
+    """The ``/apply`` form (type 9): the three questions of R-APP-1, one text input per row."""
+    if not 1 <= len(title) <= 45:
+        raise ValueError("a modal title holds 1 to 45 characters")
+    rows = [{"type": 1, "components": [{"type": 4, **q}]} for q in APPLY_QUESTIONS]
+    return {"type": MODAL, "data": {"custom_id": APPLY_MODAL_ID, "title": title, "components": rows}}

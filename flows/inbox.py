@@ -1,0 +1,338 @@
+"""The Prefect side of the gateway: the routing table, and the background task that handles one
+inbox event (``python -m flows.inbox`` serves it from a long-running task worker).
+
+How an event travels (``gateway/README.md`` has the whole picture):
+
+1. the gateway verifies a request, stores it with ``ledger.repo.inbox_put`` under its dedupe key
+   and the route :func:`route_for` chose, and acknowledges;
+2. a dispatcher (the gateway's, or its drain loop after an outage) calls :func:`dispatch_event`:
+   it claims the event in the ledger (``inbox_claim``: one claimer wins) and creates a
+   *background task run* of :data:`handle_inbox_event` in Prefect, named ``inbox-<route>-<id>``,
+   under the dynamic key ``inbox-<id>-<attempt>``. Prefect returns the existing run for a key it
+   already has, so a start that reached Prefect but whose answer was lost is not started twice;
+   when Prefect cannot be reached the claim is released and the drain loop tries again;
+3. the task worker runs it: :func:`handle_event` re-reads the event, does nothing when it is
+   already processed, calls the handler of its route and marks it processed. A route whose flow
+   is not built yet leaves the event unprocessed with the note ``awaiting-handler``; it is
+   dispatched again when a handler for that route is registered.
+
+The run carries no parameters: the event id is in its dynamic key. That keeps Prefect's result
+storage out of the path (the gateway and the task worker need not share a file system) and
+makes a dispatch one HTTP request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import InboxEvent
+
+__all__ = [
+    "AWAITING_HANDLER",
+    "HANDLERS",
+    "ROUTES",
+    "Route",
+    "RoutingConfig",
+    "dispatch_event",
+    "dispatch_key",
+    "handle_event",
+    "handle_inbox_event",
+    "main",
+    "register_handler",
+    "route_for",
+]
+
+log = logging.getLogger("charterflow.inbox")
+
+AWAITING_HANDLER = repo.AWAITING_HANDLER
+ACTOR = "flow:inbox"
+
+
+class Route:
+    """The names of the routes: each is the flow (or built-in step) that handles an event."""
+
+    INTAKE = "intake"  # a membership application (issue 8)
+    IDEA = "idea"  # an idea for the backlog (issue 10)
+    OPT_IN = "renewal-opt-in"  # R-TERM-2 (issue 9)
+    LEAVE = "leave"  # R-LEAVE (issue 9)
+    VOTE = "vote"  # a ballot button (issue 8/9)
+    CONFIRM = "confirm"  # R-APP-2: the applicant's Confirm button in a Discord DM (issue 8)
+    BOARD_DECISION = "board-decision"  # a Slack Board button (issue 10)
+    APPLY_MODAL = "apply-modal"  # Discord /apply: the gateway answers with the form itself
+    PING = "ping"  # a platform checking that we answer
+    UNKNOWN = "unknown"  # acknowledged, logged and kept; nothing to do
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingConfig:
+    """What routing needs from the deployment: the Discourse categories (ids, as strings)
+    whose new topics are applications and ideas."""
+
+    discourse_applications_categories: frozenset[str] = frozenset()
+    discourse_ideas_categories: frozenset[str] = frozenset()
+    # Slack action ids of the Board decision buttons start with this (connectors.slack.blocks).
+    slack_board_action_prefix: str = field(default_factory=lambda: _slack_board_prefix())
+
+
+def _slack_board_prefix() -> str:
+    try:
+        from connectors.slack.blocks import BOARD_ACTION_PREFIX
+    except Exception:  # noqa: BLE001 - the Slack connector is optional here; its documented prefix
+        return "board_"
+    return str(BOARD_ACTION_PREFIX)
+
+
+# The routing table, in one place: (source, kind, condition, route). `route_for` applies it;
+# the gateway's README prints it.
+ROUTES: tuple[tuple[str, str, str, str], ...] = (
+    ("discourse", "topic_created", "category in the applications categories", Route.INTAKE),
+    ("discourse", "topic_created", "category in the ideas categories", Route.IDEA),
+    ("discourse", "ping", "", Route.PING),
+    ("discord", "ping", "(answered PONG, not stored)", Route.PING),
+    ("discord", "apply", "slash command /apply", Route.APPLY_MODAL),
+    ("discord", "apply_submitted", "the /apply modal submitted", Route.INTAKE),
+    ("discord", "idea", "slash command /idea", Route.IDEA),
+    ("discord", "optin", "slash command /optin", Route.OPT_IN),
+    ("discord", "leave", "slash command /leave", Route.LEAVE),
+    ("discord", "ballot_vote", "a ballot button", Route.VOTE),
+    ("discord", "component", "a Confirm button (custom_id cfc:…)", Route.CONFIRM),
+    ("discord", "component", "an Opt-in button (custom_id cfo:…)", Route.OPT_IN),
+    ("slack", "block_actions", "a Board decision button", Route.BOARD_DECISION),
+    ("slack", "url_verification", "(answered with the challenge, not stored)", Route.PING),
+    ("form", "application", "the public /apply form", Route.INTAKE),
+    ("*", "*", "anything else", Route.UNKNOWN),
+)
+
+
+def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
+              config: RoutingConfig) -> str:
+    """The route of an event (see :data:`ROUTES`); ``unknown`` when nothing matches."""
+    if source == "discourse":
+        if kind == "ping":
+            return Route.PING
+        if kind == "topic_created":
+            category = str(attributes.get("category_id", ""))
+            if category and category in config.discourse_applications_categories:
+                return Route.INTAKE
+            if category and category in config.discourse_ideas_categories:
+                return Route.IDEA
+        return Route.UNKNOWN
+    if source == "discord":
+        if kind == "component":
+            custom_id = str(attributes.get("custom_id", ""))
+            from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX
+
+            if custom_id.startswith(CONFIRM_PREFIX):
+                return Route.CONFIRM
+            if custom_id.startswith(OPTIN_PREFIX):
+                return Route.OPT_IN
+            return Route.UNKNOWN
+        return {
+            "ping": Route.PING,
+            "apply": Route.APPLY_MODAL,
+            "apply_submitted": Route.INTAKE,
+            "idea": Route.IDEA,
+            "optin": Route.OPT_IN,
+            "leave": Route.LEAVE,
+            "ballot_vote": Route.VOTE,
+        }.get(kind, Route.UNKNOWN)
+    if source == "slack":
+        if kind == "url_verification":
+            return Route.PING
+        if kind == "block_actions" and str(attributes.get("action_id", "")).startswith(
+                config.slack_board_action_prefix):
+            return Route.BOARD_DECISION
+        return Route.UNKNOWN
+    if source == "form" and kind == "application":
+        return Route.INTAKE
+    return Route.UNKNOWN
+
+
+# --------------------------------------------------------------------------------------------
+# Handlers
+
+Handler = Callable[..., str]
+"""``handler(*, ledger, event) -> result_ref``: acts on one event. It must be idempotent (it may
+run again after a crash before the event was marked processed) and raise to leave the event
+unprocessed. The returned reference (``application:12``) is stored on the event."""
+
+
+def _ping(*, ledger: Ledger, event: InboxEvent) -> str:
+    return "ping:answered"
+
+
+def _unknown(*, ledger: Ledger, event: InboxEvent) -> str:
+    # Kept in the inbox for the record; nothing acts on it.
+    log.info("inbox event %s (%s/%s) has no route; kept", event.id, event.source, event.kind)
+    return "no-route"
+
+
+def _modal(*, ledger: Ledger, event: InboxEvent) -> str:
+    return "discord:modal-shown"
+
+
+HANDLERS: dict[str, Handler] = {Route.PING: _ping, Route.UNKNOWN: _unknown,
+                                Route.APPLY_MODAL: _modal}
+"""Route → handler. Issues 8-10 register intake, idea, opt-in, leave, vote, Board decision."""
+
+
+def _membership_handler(handle: Callable[..., str]) -> Handler:
+    """Adapt a ``flows.membership.handlers`` function to the inbox's handler signature."""
+
+    def run(*, ledger: Ledger, event: InboxEvent) -> str:
+        from datetime import UTC
+
+        from flows.platforms import current_platforms, use
+
+        platforms = current_platforms()
+        # The flows the handler starts read the ledger through flows.platforms: make it this one.
+        with use(ledger=ledger, platforms=platforms):
+            return handle(event_id=event.id, ledger=ledger, platforms=platforms,
+                          now=datetime.now(UTC))
+
+    return run
+
+
+def _register_membership() -> None:
+    from flows.membership import handlers as membership
+
+    for route, handle in ((Route.INTAKE, membership.handle_intake),
+                          (Route.CONFIRM, membership.handle_confirm),
+                          (Route.OPT_IN, membership.handle_optin),
+                          (Route.LEAVE, membership.handle_leave),
+                          (Route.VOTE, membership.handle_vote)):
+        HANDLERS[route] = _membership_handler(handle)
+
+
+_register_membership()
+
+
+def register_handler(route: str, handler: Handler) -> None:
+    """Make ``handler`` handle ``route`` (events held as ``awaiting-handler`` are dispatched
+    again by the drain loop of a gateway that has it registered too)."""
+    HANDLERS[route] = handler
+
+
+def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR) -> str:
+    """Handle one inbox event, at most once in effect: ``already-processed``,
+    ``awaiting-handler``, ``missing`` or the handler's result reference."""
+    with ledger.transaction() as session:
+        event = session.get(InboxEvent, event_id)
+        if event is None:
+            return "missing"
+        if event.processed_at is not None:
+            return "already-processed"
+        handler = HANDLERS.get(event.route or Route.UNKNOWN)
+        if handler is None:
+            repo.inbox_set_note(session, event, note=AWAITING_HANDLER, actor=actor)
+            return AWAITING_HANDLER
+    result = handler(ledger=ledger, event=event)
+    with ledger.transaction() as session:
+        event = session.get(InboxEvent, event_id, populate_existing=True)
+        if event is None:  # erased meanwhile
+            return "missing"
+        repo.inbox_mark_processed(session, event, actor=actor, result_ref=str(result)[:200])
+    return str(result)
+
+
+# --------------------------------------------------------------------------------------------
+# Prefect: the background task and its dispatch
+
+_KEY = re.compile(r"^inbox-(\d+)-(\d+)$")
+
+
+def dispatch_key(event_id: int, attempt: int) -> str:
+    """The task run's dynamic key: one per event and dispatch attempt."""
+    return f"inbox-{event_id}-{attempt}"
+
+
+def _ledger_from_settings() -> Ledger:
+    from charterflow.settings import get_settings
+
+    global _worker_ledger
+    if _worker_ledger is None:
+        _worker_ledger = Ledger(get_settings().ledger_url())
+    return _worker_ledger
+
+
+_worker_ledger: Ledger | None = None
+
+
+@task(name="inbox-dispatch", retries=2, retry_delay_seconds=[2, 10], log_prints=False)
+def handle_inbox_event() -> str:
+    """Handle the inbox event named by this run's dynamic key (``inbox-<id>-<attempt>``)."""
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    match = _KEY.match(context.task_run.dynamic_key if context else "")
+    if match is None:
+        raise ValueError("inbox-dispatch runs are started by the gateway (dynamic key inbox-<id>-<n>)")
+    return handle_event(_ledger_from_settings(), int(match.group(1)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatchResult:
+    """What :func:`dispatch_event` did: ``started`` (a run exists now), ``skipped`` (nothing to
+    claim), or ``deferred`` (Prefect unreachable: claim released)."""
+
+    outcome: str
+    event_id: int
+    task_run_id: str | None = None
+    received_at: datetime | None = None
+    error: str | None = None
+
+
+def dispatch_event(ledger: Ledger, event_id: int, *, client: Any,
+                   stale_before: datetime | None = None, actor: str = "gateway") -> DispatchResult:
+    """Claim ``event_id`` and start its background task run through ``client`` (a
+    ``SyncPrefectClient``). Exactly one run per claim; see the module docstring."""
+    from prefect.states import Scheduled
+
+    with ledger.transaction() as session:
+        event = repo.inbox_claim(session, event_id, actor=actor, stale_before=stale_before,
+                                 handled_routes=HANDLERS.keys())
+        if event is None:
+            return DispatchResult(outcome="skipped", event_id=event_id)
+        attempt, route, received_at = event.dispatch_attempts, event.route or Route.UNKNOWN, event.received_at
+    state = Scheduled()
+    state.state_details.deferred = True
+    try:
+        run = client.create_task_run(task=handle_inbox_event, flow_run_id=None,
+                                     dynamic_key=dispatch_key(event_id, attempt),
+                                     name=f"inbox-{route}-{event_id}", state=state,
+                                     extra_tags=["charterflow", "inbox", f"route:{route}"])
+    except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect defers the event
+        with ledger.transaction() as session:
+            event = session.get(InboxEvent, event_id, populate_existing=True)
+            if event is not None:
+                repo.inbox_release(session, event, actor=actor, reason="prefect-unreachable")
+        return DispatchResult(outcome="deferred", event_id=event_id, error=type(exc).__name__)
+    return DispatchResult(outcome="started", event_id=event_id, task_run_id=str(run.id),
+                          received_at=received_at)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m flows.inbox``: a task worker serving :data:`handle_inbox_event` until
+    SIGTERM/SIGINT. ``--limit N`` caps concurrent runs (default 10)."""
+    from prefect.task_worker import serve
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    limit = int(args[args.index("--limit") + 1]) if "--limit" in args else 10
+    try:
+        serve(handle_inbox_event, limit=limit)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,281 @@
+"""What the approval and removal ballots share: posting a ledger ballot on every platform's
+private WG space, merging votes per person across platforms (R-ELECTORATE), and closing early or
+at the deadline (R-VOTE-EARLY) from a scheduled closer, so no process waits.
+
+- A ballot is a ledger row with its electorate snapshot; each platform shows it (a Forum poll in
+  the private category restricted to the WG group; Discord buttons in the private channel).
+  The platform ballot's ids are recorded as the side effect ``ballot:<id>:post:<platform>``.
+- Discord votes arrive as button interactions (handler ``vote``) and are cast at once; Forum poll
+  votes are read by the closer (every 5 minutes) and cast when a member's Forum choice changed
+  since it was last read. A person's latest vote counts, whichever platform it came from. A Forum
+  vote read after the deadline was cast before it (the poll closes itself at its ``close`` time),
+  so it is recorded just before the deadline.
+- After every vote and at every closer run the ballot is tallied with ``rules.tally``; a decided
+  ballot is closed in the ledger first, then on the platforms, then announced, then applied.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect import flow
+from sqlalchemy import select
+
+from connectors.base import Ballot as PlatformBallot
+from connectors.base import BallotOption, MessageRef
+from connectors.errors import PolicyViolation
+from ledger import repo
+from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
+from rules import check_vote, tally
+
+from flows.membership.common import Ctx, artifact, context, log, once, post_wg, render
+
+ACTOR = "flow:ballot"
+OPTIONS = ("Yes", "No", "Abstain")
+
+
+def _key(ballot_id: int, platform: str) -> str:
+    return f"ballot:{ballot_id}:post:{platform}"
+
+
+def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, **values: Any) -> dict[str, Any]:
+    """Show the ballot on every served platform, once each."""
+    with ctx.ledger.read() as session:
+        ballot = session.get(Ballot, ballot_id)
+        closes_at = ballot.closes_at
+    posted = {}
+    for space in ctx.platforms.spaces.values():
+        if space.ballots is None:
+            continue
+        question, text = render(template, platform=space.platform, ballot_id=ballot_id,
+                                closes_at=closes_at.strftime("%Y-%m-%d %H:%M UTC"), **values)
+
+        def act(s=space, q=question) -> dict[str, Any]:
+            b = s.ballots.open_ballot(channel=s.wg_channel, question=q, options=list(OPTIONS),
+                                      voters_group=s.wg_role.name, closes_at=closes_at,
+                                      key=_key(ballot_id, s.platform))
+            return {"ballot_id": b.id, "question": b.question,
+                    "options": [{"id": o.id, "label": o.label} for o in b.options],
+                    "message_id": b.message.id if b.message else None,
+                    "thread_id": b.message.thread_id if b.message else None}
+
+        try:
+            posted[space.platform] = once(ctx, key=_key(ballot_id, space.platform),
+                                          platform=space.platform, actor=actor,
+                                          about=f"ballot:{ballot_id}", act=act)["ref"]
+        except Exception as exc:  # noqa: BLE001 - the other platform still votes; rerun repairs
+            log.warning("membership: ballot:%s not posted on %s: %s", ballot_id, space.platform,
+                        type(exc).__name__)
+    return posted
+
+
+def refs(ctx: Ctx, ballot_id: int) -> dict[str, dict[str, Any]]:
+    """Where the ballot is shown: platform → recorded ids."""
+    out = {}
+    with ctx.ledger.read() as session:
+        for platform in ctx.platforms.spaces:
+            found = repo.effect_get(session, key=_key(ballot_id, platform))
+            if found is not None:
+                out[platform] = found["ref"]
+    return out
+
+
+def platform_ballot(platform: str, ref: dict[str, Any]) -> PlatformBallot:
+    """The connector's ``Ballot`` for recorded ids."""
+    message = (MessageRef(platform=platform, id=str(ref["message_id"]), thread_id=str(ref["thread_id"]))
+               if ref.get("message_id") else None)
+    return PlatformBallot(platform=platform, id=str(ref["ballot_id"]), question=ref.get("question", ""),
+                          options=tuple(BallotOption(id=str(o["id"]), label=o["label"])
+                                        for o in ref["options"]), message=message)
+
+
+def choice_of(ref: dict[str, Any], option_id: str) -> str | None:
+    """``yes``/``no``/``abstain`` for a platform option id."""
+    for option in ref["options"]:
+        if str(option["id"]) == str(option_id):
+            label = str(option["label"]).strip().lower()
+            return label if label in ("yes", "no", "abstain") else None
+    return None
+
+
+def _subject(ballot: Ballot) -> str | None:
+    return f"person:{ballot.subject_person_id}" if ballot.kind == BallotKind.REMOVAL else None
+
+
+def _state(session: Any, ballot: Ballot) -> tuple[list[str], dict[str, str]]:
+    electorate = [f"person:{e.person_id}" for e in ballot.electors]
+    votes = {f"person:{v.voter_person_id}": v.choice.value for v in repo.current_votes(session, ballot)}
+    return electorate, votes
+
+
+def cast(ctx: Ctx, *, ballot_id: int, platform: str, external_id: str, choice: str,
+         at: datetime | None = None) -> tuple[bool, str]:
+    """Cast (or replace) the vote of the person owning ``platform`` account ``external_id``;
+    a vote from outside the electorate, or on a closed ballot, is refused and audited.
+    Returns (accepted, reason)."""
+    at = at or ctx.now
+    with ctx.ledger.transaction() as session:
+        ballot = session.get(Ballot, ballot_id)
+        identity = session.scalar(select(Identity).where(
+            Identity.platform == Platform(platform), Identity.external_id == str(external_id)))
+        voter = identity.person if identity is not None else None
+        electorate, votes = _state(session, ballot)
+        key = f"person:{voter.id}" if voter else f"{platform}-user:{external_id}"
+        decision = check_vote(ballot.kind.value, voter=key, electorate=electorate, votes=votes,
+                              subject=_subject(ballot), opened_at=ballot.opens_at, now=at,
+                              charter=ctx.charter)
+        if decision.allowed and ballot.status == BallotStatus.OPEN:
+            try:
+                repo.cast_vote(session, ballot, voter, choice=VoteChoice(choice),
+                               source_platform=platform, actor=ACTOR, at=at)
+                return True, decision.reason
+            except PolicyViolation as exc:
+                ruling, code = exc.ruling, "closed"
+                reason = exc.reason
+        else:
+            ruling = decision.ruling if not decision.allowed else "R-VOTE-EARLY"
+            reason = decision.reason if not decision.allowed else "the ballot is closed"
+            code = "not-in-electorate" if ruling in ("R-ELECTORATE", "R-REMOVE") else "closed"
+    with ctx.ledger.transaction() as session:
+        ballot = session.get(Ballot, ballot_id)
+        repo.record_refused_vote(session, ballot, voter_person_id=voter.id if voter else None,
+                                 ruling=ruling, reason_code=code, source_platform=platform,
+                                 actor=ACTOR, at=at)
+    return False, reason
+
+
+def sync_platform_votes(ctx: Ctx, *, ballot_id: int) -> int:
+    """Read the votes of every platform whose votes are not pushed to us (the Forum poll) and
+    cast the ones that changed since the last read; returns how many were cast."""
+    cast_count = 0
+    for platform, ref in refs(ctx, ballot_id).items():
+        if platform == "discord":
+            continue  # Discord votes arrive as interactions (handler ``vote``)
+        space = ctx.platforms.space(platform)
+        if space is None or space.ballots is None:
+            continue
+        seen = space.ballots.read_votes(platform_ballot(platform, ref))
+        with ctx.ledger.read() as session:
+            ballot = session.get(Ballot, ballot_id)
+            if ballot.status != BallotStatus.OPEN:
+                return cast_count
+            closes_at = ballot.closes_at
+            last_here: dict[int, str] = {}
+            for v in repo.ballot_votes_history(session, ballot):
+                if v.source_platform == platform:
+                    last_here[v.voter_person_id] = v.choice.value
+            owners = {i.external_id: i.person_id for i in session.scalars(select(Identity).where(
+                Identity.platform == Platform(platform)))}
+        at = min(ctx.now, closes_at - timedelta(microseconds=1))
+        for vote in seen:
+            choice = choice_of(ref, vote.option_id)
+            if choice is None:
+                continue
+            person_id = owners.get(vote.voter.id)
+            if person_id is not None and last_here.get(person_id) == choice:
+                continue  # read before: nothing new from this platform
+            refused_key = f"refused:{ballot_id}:{platform}:{vote.voter.id}:{choice}"
+            if person_id is None and _done(ctx, refused_key):
+                continue
+            accepted, _ = cast(ctx, ballot_id=ballot_id, platform=platform,
+                               external_id=vote.voter.id, choice=choice, at=at)
+            if accepted:
+                cast_count += 1
+            else:
+                with ctx.ledger.transaction() as session:
+                    repo.effect_record(session, key=refused_key, platform=platform, actor=ACTOR,
+                                       about=f"ballot:{ballot_id}", at=ctx.now)
+                if person_id is not None:
+                    # Remember this Forum choice was read, so it is not refused again each run.
+                    last_here[person_id] = choice
+    return cast_count
+
+
+def _done(ctx: Ctx, key: str) -> bool:
+    with ctx.ledger.read() as session:
+        return repo.effect_get(session, key=key) is not None
+
+
+def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
+    """Tally; when decided (early or at the deadline) close it in the ledger, then on the
+    platforms, announce the result and apply it. Safe to call again at any point."""
+    with ctx.ledger.transaction() as session:
+        ballot = session.get(Ballot, ballot_id)
+        if ballot.status == BallotStatus.OPEN:
+            electorate, votes = _state(session, ballot)
+            result = tally(ballot.kind.value, electorate=electorate, votes=votes,
+                           subject=_subject(ballot), opened_at=ballot.opens_at, now=ctx.now,
+                           charter=ctx.charter)
+            if not result.closed:
+                return {"ballot": ballot_id, "outcome": "open", "yes": result.yes, "no": result.no,
+                        "abstain": result.abstain, "reason": result.reason}
+            repo.close_ballot(session, ballot, outcome=result.outcome, ruling=result.ruling,
+                              tally={"yes": result.yes, "no": result.no, "abstain": result.abstain,
+                                     "electorate": result.electorate, "needed": result.needed,
+                                     "decided_early": result.decided_early, "reason": result.reason},
+                              actor=ACTOR, at=ctx.now)
+        if ballot.status == BallotStatus.CANCELLED:
+            return {"ballot": ballot_id, "outcome": "cancelled"}
+        kind, outcome, ruling, figures = ballot.kind, ballot.outcome.value, ballot.ruling, dict(ballot.tally)
+    where = refs(ctx, ballot_id)
+    for platform, ref in where.items():
+        space = ctx.platforms.space(platform)
+        if space is None or space.ballots is None:
+            continue
+        once(ctx, key=f"ballot:{ballot_id}:closed:{platform}", platform=platform, actor=ACTOR,
+             about=f"ballot:{ballot_id}",
+             act=lambda s=space, p=platform, r=ref: (s.ballots.close_ballot(platform_ballot(p, r)), None)[1])
+    about = "an application" if kind == BallotKind.APPROVAL else "a removal"
+    _announce(ctx, ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling,
+              figures=figures, about=about)
+    from rules import Decision
+
+    artifact(key=f"ballot-{ballot_id}-result", title=f"Ballot {ballot_id} {outcome}",
+             decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
+             rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed",
+                                          "decided_early")})
+    if kind == BallotKind.APPROVAL:
+        from flows.membership.approval import apply_outcome
+    else:
+        from flows.membership.removal import apply_outcome
+    applied = apply_outcome(ctx, ballot_id=ballot_id)
+    return {"ballot": ballot_id, "outcome": outcome, "ruling": ruling, **{
+        k: figures[k] for k in ("yes", "no", "abstain", "electorate")}, "applied": applied}
+
+
+def _announce(ctx: Ctx, *, ballot_id: int, where: dict[str, Any], outcome: str, ruling: str,
+              figures: dict[str, Any], about: str) -> None:
+    post_wg(ctx, template="ballot_result", key=f"ballot:{ballot_id}:result", actor=ACTOR,
+            about=f"ballot:{ballot_id}",
+            threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
+            ballot_id=ballot_id, outcome=outcome, ruling=ruling, reason=figures["reason"],
+            yes=figures["yes"], no=figures["no"], abstain=figures["abstain"],
+            electorate=figures["electorate"], subject_text=about)
+
+
+def close_due(ctx: Ctx) -> list[dict[str, Any]]:
+    """Read platform votes of every open ballot and settle it; finish ballots closed earlier
+    whose outcome was not applied yet (a crash between closing and applying)."""
+    out = []
+    with ctx.ledger.read() as session:
+        open_ids = [b.id for b in repo.open_ballots(session)]
+        recent = [b.id for b in session.scalars(select(Ballot).where(
+            Ballot.status == BallotStatus.CLOSED, Ballot.closed_at >= ctx.now - timedelta(days=30)))]
+    for ballot_id in open_ids:
+        try:
+            sync_platform_votes(ctx, ballot_id=ballot_id)
+        except Exception as exc:  # noqa: BLE001 - a platform down: tally what the ledger has
+            log.warning("membership: votes of ballot:%s not read: %s", ballot_id, type(exc).__name__)
+        out.append(settle(ctx, ballot_id=ballot_id))
+    for ballot_id in recent:
+        if not _done(ctx, f"ballot:{ballot_id}:applied"):
+            out.append(settle(ctx, ballot_id=ballot_id))
+    return out
+
+
+@flow(name="membership-close-due-ballots", flow_run_name="close-due-ballots", log_prints=True)
+def close_due_ballots(now: datetime | None = None) -> list[dict[str, Any]]:
+    """Scheduled every 5 minutes: merge Forum poll votes into the ledger, close ballots that are
+    decided (R-VOTE-EARLY) or past their deadline, announce and apply their outcome."""
+    return close_due(context(now))

@@ -1,0 +1,242 @@
+"""What every membership flow shares: the clock, side effects done once, messages rendered
+from templates, and decision artifacts.
+
+**Side effects once.** :func:`once` looks the effect's key up in the ledger (``effect_get``);
+when it is recorded nothing is sent; otherwise it acts (the connector call carries the same key,
+so a retry inside the platform's own window finds the first message) and records the key
+(``effect_record``, an audit entry). A crash between the send and the record is repaired by
+the next run: the connector finds its first message by key (Discourse ``external_id``,
+Discord ``nonce``) and the record is written then.
+
+**Decisions before announcements.** Callers write the decision in a ledger transaction first and
+only then call :func:`once` to announce it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import select
+
+from connectors.base import MessageRef, UserRef
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import Identity, Person, Platform
+from rules import Decision
+
+from flows.platforms import Platforms, current_ledger, current_platforms
+
+log = logging.getLogger("charterflow.membership")
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+COMMUNITY = ("discourse", "discord")
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
+                   autoescape=False, keep_trailing_newline=False, trim_blocks=True,
+                   lstrip_blocks=True)
+
+
+def resolve_now(now: datetime | None) -> datetime:
+    """``now`` as an aware UTC datetime; ``None`` = the real clock."""
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ctx:
+    """One flow run's ledger, platforms and clock."""
+
+    ledger: Ledger
+    platforms: Platforms
+    now: datetime
+
+    @property
+    def charter(self):  # noqa: ANN201 - rules.Charter
+        """The charter in force."""
+        return self.platforms.charter
+
+
+def context(now: datetime | None, *, ledger: Ledger | None = None,
+            platforms: Platforms | None = None) -> Ctx:
+    """The context of a run: given objects, else the process's (``flows.platforms.use``)."""
+    return Ctx(ledger=ledger or current_ledger(), platforms=platforms or current_platforms(),
+               now=resolve_now(now))
+
+
+def render(name: str, **values: Any) -> tuple[str, str]:
+    """Render ``templates/membership/<name>.md.j2``: its first line is the title, the rest the
+    body."""
+    text = _env.get_template(f"membership/{name}.md.j2").render(**values).strip()
+    title, _, body = text.partition("\n")
+    return title.strip(), body.strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Side effects once
+
+
+def done(ctx: Ctx, key: str) -> dict[str, Any] | None:
+    """The record of side effect ``key``, if it happened."""
+    with ctx.ledger.read() as session:
+        return repo.effect_get(session, key=key)
+
+
+def once(ctx: Ctx, *, key: str, platform: str, actor: str, about: str | None,
+         act: Callable[[], Any]) -> dict[str, Any]:
+    """Do ``act`` unless ``key`` is recorded, then record it. ``act`` returns a ``MessageRef``,
+    a mapping of platform ids, or None."""
+    found = done(ctx, key)
+    if found is not None:
+        return found
+    result = act()
+    if isinstance(result, MessageRef):
+        ref: Mapping[str, Any] = {"id": result.id, "thread_id": result.thread_id}
+    elif isinstance(result, Mapping):
+        ref = result
+    else:
+        ref = {}
+    with ctx.ledger.transaction() as session:
+        return repo.effect_record(session, key=key, platform=platform, actor=actor, ref=ref,
+                                  about=about, at=ctx.now)
+
+
+# --------------------------------------------------------------------------------------------
+# People on platforms
+
+
+def identities_of(ctx: Ctx, person_id: int, *, ids: Iterable[int] | None = None) -> list[Identity]:
+    """The person's community-platform identities (optionally only ``ids``)."""
+    wanted = set(ids) if ids is not None else None
+    with ctx.ledger.read() as session:
+        rows = list(session.scalars(select(Identity).where(
+            Identity.person_id == person_id,
+            Identity.platform.in_([Platform.DISCOURSE, Platform.DISCORD])).order_by(Identity.id)))
+    return [r for r in rows if wanted is None or r.id in wanted]
+
+
+def user_ref(identity: Identity) -> UserRef:
+    """The platform account of an identity (its external id is needed to act on it)."""
+    return UserRef(platform=str(identity.platform.value), id=str(identity.external_id or ""),
+                   username=str(identity.username or ""))
+
+
+def person_handle(ctx: Ctx, person_id: int) -> str:
+    """The WG handle of a person (used in messages to the WG, never in the audit log)."""
+    with ctx.ledger.read() as session:
+        person = session.get(Person, person_id)
+        return person.handle if person else f"person-{person_id}"
+
+
+def message_person(ctx: Ctx, person_id: int, *, template: str, key: str, actor: str,
+                   about: str | None, identity_ids: Iterable[int] | None = None,
+                   **values: Any) -> list[str]:
+    """Send a private message to the person on each of their served platforms, once per key
+    and platform; returns the platforms reached. One platform failing does not stop the other."""
+    reached = []
+    for identity in identities_of(ctx, person_id, ids=identity_ids):
+        space = ctx.platforms.space(identity.platform.value)
+        if space is None or space.messenger is None or not identity.username:
+            continue
+        title, text = render(template, platform=space.platform, username=identity.username,
+                             **values)
+        try:
+            once(ctx, key=f"{key}:{space.platform}", platform=space.platform, actor=actor,
+                 about=about, act=lambda s=space, i=identity, t=title, b=text:
+                 s.messenger.direct_message(recipients=[i.username], title=t, text=b,
+                                            key=f"{key}:{s.platform}"))
+            reached.append(space.platform)
+        except Exception as exc:  # noqa: BLE001 - e.g. Discord 50007 (DMs closed): reported
+            log.warning("membership: could not message person:%s on %s: %s", person_id,
+                        space.platform, type(exc).__name__)
+    return reached
+
+
+def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str | None,
+            threads: Mapping[str, str] | None = None, **values: Any) -> list[str]:
+    """Post to the WG's private space on every served platform (a reply in ``threads[platform]``
+    when given, else a new topic/message), once per key and platform."""
+    posted = []
+    for space in ctx.platforms.spaces.values():
+        if space.messenger is None:
+            continue
+        title, text = render(template, platform=space.platform, **values)
+        thread = (threads or {}).get(space.platform)
+        k = f"{key}:{space.platform}"
+
+        def act(s=space, t=title, b=text, th=thread, k=k) -> MessageRef:
+            if th:
+                return s.messenger.reply(thread_id=th, text=f"**{t}**\n\n{b}", key=k)
+            return s.messenger.post(channel=s.wg_channel, title=t, text=b, key=k)
+
+        try:
+            once(ctx, key=k, platform=space.platform, actor=actor, about=about, act=act)
+            posted.append(space.platform)
+        except Exception as exc:  # noqa: BLE001 - one platform down must not hide the other
+            log.warning("membership: could not post to the WG on %s: %s", space.platform,
+                        type(exc).__name__)
+    return posted
+
+
+# --------------------------------------------------------------------------------------------
+# Artifacts
+
+
+def artifact(*, key: str, title: str, decision: Decision | None = None,
+             rows: Mapping[str, Any] | None = None, evidence: Mapping[str, Any] | None = None,
+             note: str | None = None) -> None:
+    """A markdown artifact on the current run: the decision, its ruling, its evidence. Outside a
+    run (a handler called directly) nothing is created. Never holds answers or secrets."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        return
+    lines = [f"# {title}", ""]
+    if decision is not None:
+        lines += [f"**{'allowed' if decision.allowed else 'refused'}** — ruling `{decision.ruling}`",
+                  "", decision.reason, ""]
+    if note:
+        lines += [note, ""]
+    if rows:
+        lines += ["| field | value |", "| --- | --- |"]
+        lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows.items()]
+        lines.append("")
+    if evidence:
+        import json
+
+        lines += ["## Evidence", "", "```json",
+                  json.dumps(evidence, indent=2, default=str, sort_keys=True), "```"]
+    try:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(key=_artifact_key(key), markdown="\n".join(lines),
+                                 description=title[:200])
+    except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
+        log.warning("membership: artifact %s not created: %s", key, type(exc).__name__)
+
+
+def _artifact_key(key: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")[:100] or "membership"
+
+
+def run_name(prefix: str, *names: str) -> Callable[[], str]:
+    """A ``flow_run_name`` callable: ``<prefix>-<first parameter among names that is set>``."""
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        params = flow_run.parameters or {}
+        for n in names:
+            value = params.get(n)
+            if value not in (None, ""):
+                return f"{prefix}-{value}"
+        return prefix
+    return name

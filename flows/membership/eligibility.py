@@ -1,0 +1,133 @@
+"""Eligibility (R-ELIG-1..4): collect activity from each named platform, decide with
+``rules.decide_eligibility``, keep the evidence, and tell the applicant kindly when it is not met.
+
+An eligible application goes on to its approval ballot. ``unknown`` (a figure the platform could
+not give) is never yes: the applicant is told, the application stays ``confirmed`` and an
+operator may run this flow again later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from connectors.errors import ConnectorError
+from ledger import repo
+from ledger.models import Application, ApplicationStatus, EligibilityOutcome
+from rules import Applicant, Decision, DiscordEvidence, DiscourseEvidence, decide_eligibility
+
+from flows.membership.common import Ctx, artifact, context, message_person, user_ref
+from flows.membership.intake import GROUP, named_identities
+
+ACTOR = "flow:eligibility"
+_OUTCOME = {"eligible": EligibilityOutcome.YES, "not-eligible": EligibilityOutcome.NO,
+            "unknown": EligibilityOutcome.UNKNOWN}
+
+
+@task(name="collect-activity", cache_policy=NO_CACHE)
+def collect(ctx: Ctx, application_id: int) -> tuple[Applicant, dict[str, Any]]:
+    """Read each named account's activity from its platform (R-ELIG-1)."""
+    from flows.membership.common import identities_of
+
+    with ctx.ledger.read() as session:
+        app = session.get(Application, application_id)
+        person_id, nominator = app.person_id, app.nominator_handle
+    names: dict[str, str] = {}
+    evidence: dict[str, Any] = {"discourse": None, "discord": None}
+    for identity in identities_of(ctx, person_id, ids=named_identities(ctx, application_id)):
+        platform = identity.platform.value
+        names[platform] = identity.username or ""
+        space = ctx.platforms.space(platform)
+        if space is None or space.directory is None:
+            continue
+        try:
+            activity = space.directory.activity(user_ref(identity))
+        except ConnectorError:
+            continue  # unknown, never yes (R-ELIG-1)
+        if platform == "discourse":
+            evidence[platform] = DiscourseEvidence(
+                created_at=activity.created_at, days_visited=activity.days_visited or 0,
+                post_count=activity.post_count or 0, last_seen_at=activity.last_seen_at,
+                fetched_at=ctx.now)
+        else:
+            evidence[platform] = DiscordEvidence(joined_at=activity.created_at,
+                                                 messages_90d=activity.post_count,
+                                                 fetched_at=ctx.now)
+    applicant = Applicant(forum=names.get("discourse"), discord=names.get("discord"),
+                          nominator=nominator)
+    return applicant, evidence
+
+
+def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
+    """Decide and record eligibility; open the ballot when eligible. Idempotent: an application
+    past ``confirmed`` is left as it is; a recorded "yes" is not decided again."""
+    with ctx.ledger.read() as session:
+        app = session.get(Application, application_id)
+        status, person_id = app.status, app.person_id
+        last = app.eligibility[-1] if app.eligibility else None
+        last_yes = last is not None and last.outcome == EligibilityOutcome.YES
+    if status != ApplicationStatus.CONFIRMED:
+        return {"application": application_id, "status": status.value, "changed": False}
+    if not last_yes:
+        applicant, evidence = collect(ctx, application_id)
+        decision = decide_eligibility(applicant, discourse=evidence["discourse"],
+                                      discord=evidence["discord"],
+                                      dsf_members=ctx.platforms.dsf_members, now=ctx.now,
+                                      charter=ctx.charter)
+        outcome = _OUTCOME[decision.evidence["status"]]
+        with ctx.ledger.transaction() as session:
+            app = session.get(Application, application_id)
+            check = repo.record_eligibility(session, app, outcome=outcome, ruling=decision.ruling,
+                                            reason=decision.reason[:400],
+                                            evidence=decision.evidence, actor=ACTOR, at=ctx.now)
+            if outcome == EligibilityOutcome.NO:
+                repo.set_application_status(session, app, ApplicationStatus.REFUSED, actor=ACTOR,
+                                            at=ctx.now)
+            check_id = check.id
+        artifact(key=f"application-{application_id}-eligibility",
+                 title=f"Eligibility of application {application_id}", decision=decision,
+                 evidence=decision.evidence)
+        if outcome == EligibilityOutcome.NO:
+            message_person(ctx, person_id, template="not_eligible", key=f"not-eligible:{application_id}",
+                           actor=ACTOR, about=f"application:{application_id}",
+                           identity_ids=named_identities(ctx, application_id), group=GROUP,
+                           application_id=application_id, ruling=decision.ruling,
+                           reason=decision.reason,
+                           min_age=ctx.charter.eligibility.account_min_age_days)
+            return {"application": application_id, "status": "refused", "ruling": decision.ruling,
+                    "reason": decision.reason}
+        if outcome == EligibilityOutcome.UNKNOWN:
+            message_person(ctx, person_id, template="eligibility_unknown",
+                           key=f"eligibility-unknown:{application_id}:{check_id}", actor=ACTOR,
+                           about=f"application:{application_id}",
+                           identity_ids=named_identities(ctx, application_id), group=GROUP,
+                           application_id=application_id, ruling=decision.ruling,
+                           reason=decision.reason)
+            return {"application": application_id, "status": "unknown", "ruling": decision.ruling,
+                    "reason": decision.reason}
+        result: dict[str, Any] = {"ruling": decision.ruling, "reason": decision.reason}
+    else:
+        result = {"ruling": last.ruling, "reason": last.reason}
+    from flows.membership.approval import open_approval_ballot
+
+    ballot = open_approval_ballot(application_id=application_id, now=ctx.now)
+    return {"application": application_id, "status": "eligible", **result, "ballot": ballot}
+
+
+@flow(name="membership-eligibility", flow_run_name=lambda: _name(), log_prints=True)
+def check_eligibility(application_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Decide R-ELIG-1..3 for a confirmed application, keep the evidence (R-ELIG-4), tell the
+    applicant when it is not met, open the approval ballot when it is."""
+    return decide(context(now), application_id=application_id)
+
+
+def _name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"eligibility-application-{(flow_run.parameters or {}).get('application_id')}"
+
+
+__all__ = ["check_eligibility", "decide", "Decision"]

@@ -1,0 +1,215 @@
+"""Handlers of the gateway's routes for membership: ``intake``, ``confirm``, ``optin``, ``leave``
+and ``vote``. Each is ``handle_<route>(*, event_id, ledger, platforms, now) -> str``: it reads the
+stored inbox event, acts (idempotently: it may run again after a crash before the event was
+marked processed) and returns a result reference for ``inbox_mark_processed``. Refusals by the
+charter are answered to the person (Discord follow-up) and returned as ``refused:<ruling>``;
+they do not raise, so the event is processed once. The payload fields each expects are listed
+in flows/README.md ("Inbound events").
+
+The stored payload is ``{"data": <verified payload>, "attributes": {...}, "actor": ...}``
+(``gateway.app._payload``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from connectors.errors import PolicyViolation
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import InboxEvent
+
+from flows.membership import ballot as ballots
+from flows.membership.common import Ctx, context, log, once
+from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
+from flows.platforms import Platforms
+
+__all__ = ["handle_confirm", "handle_intake", "handle_leave", "handle_optin", "handle_vote"]
+
+ACTOR = "flow:inbox"
+
+
+def _event(ctx: Ctx, event_id: int) -> tuple[str, str, dict[str, Any], dict[str, str], str | None]:
+    with ctx.ledger.read() as session:
+        event = session.get(InboxEvent, event_id)
+        if event is None:
+            raise LookupError(f"inbox:{event_id} does not exist")
+        payload = dict(event.payload or {})
+        return (event.source, event.kind, dict(payload.get("data") or {}),
+                {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()},
+                payload.get("actor"))
+
+
+def _answer(ctx: Ctx, event_id: int, attributes: dict[str, str], text: str) -> None:
+    """Answer a Discord interaction privately (the gateway deferred it), once per event."""
+    token = attributes.get("interaction_token")
+    space = ctx.platforms.space("discord")
+    followup = getattr(space.connector, "followup", None) if space else None
+    if not token or followup is None:
+        return
+    try:
+        once(ctx, key=f"answer:inbox:{event_id}", platform="discord", actor=ACTOR,
+             about=f"inbox:{event_id}", act=lambda: (followup(token, text[:1900]), None)[1])
+    except Exception as exc:  # noqa: BLE001 - the token lives 15 minutes; the work is done anyway
+        log.info("membership: no follow-up for inbox:%s (%s)", event_id, type(exc).__name__)
+
+
+def _person_of(ctx: Ctx, platform: str, external_id: str) -> int | None:
+    with ctx.ledger.read() as session:
+        person = repo.find_person_by_identity(session, platform=platform, external_id=external_id)
+        return person.id if person else None
+
+
+def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
+    """An application from the public form, the Discord ``/apply`` modal or a new Forum topic
+    in the applications category; returns ``application:<id>`` or ``refused:<ruling>:<code>``."""
+    from flows.membership.intake import intake
+
+    ctx = context(now, ledger=ledger, platforms=platforms)
+    source, kind, data, attrs, actor = _event(ctx, event_id)
+    proven: dict[str, str] = {}
+    if source == "form":
+        values = {"forum_username": data.get("discourse_username"),
+                  "discord_username": data.get("discord_username"),
+                  "motivation": data.get("why", ""), "experience": data.get("experience", ""),
+                  "nominator": data.get("nominator"), "email": data.get("email")}
+    elif source == "discord":
+        values = {"forum_username": attrs.get("field.forum_username") or None,
+                  "discord_username": attrs.get("username"),
+                  "motivation": attrs.get("field.why", ""),
+                  "experience": attrs.get("field.experience", ""),
+                  "nominator": attrs.get("field.nominator") or None, "email": None}
+        proven["discord"] = attrs.get("user_id", "")
+    elif source == "discourse":
+        topic = data.get("topic") or {}
+        author = topic.get("created_by") or {}
+        values = {"forum_username": author.get("username") or actor, "discord_username": None,
+                  "motivation": f"{topic.get('title', '')} (Forum topic {topic.get('id')})",
+                  "experience": f"see Forum topic {topic.get('id')}", "nominator": None,
+                  "email": None}
+        if author.get("id") is not None:
+            proven["discourse"] = str(author["id"])
+    else:
+        return "refused:unknown-source"
+    name = values.get("forum_username") or values.get("discord_username") or event_id
+    result = intake.with_options(flow_run_name=f"intake-{name}")(
+        **values, source=source, source_ref=f"inbox:{event_id}", proven_accounts=proven or None,
+        now=ctx.now)
+    if result.get("outcome") == "refused":
+        _answer(ctx, event_id, attrs, f"Your application was not accepted: {result.get('reason', '')} "
+                                     f"({result.get('ruling')}).")
+        return f"refused:{result.get('ruling')}:{result.get('code')}"
+    _answer(ctx, event_id, attrs, "Thank you, your application was received. Please confirm it "
+                                  "from each account you named (see your direct messages).")
+    return f"application:{result['application']}"
+
+
+def handle_confirm(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
+    """R-APP-2: a Discord **Confirm** button (``custom_id`` ``cfc:<token>``; the presser must be
+    the named account) or the gateway's confirmation page POST (``data.token``)."""
+    from flows.membership.intake import confirm_identity
+
+    ctx = context(now, ledger=ledger, platforms=platforms)
+    source, kind, data, attrs, _ = _event(ctx, event_id)
+    custom_id = attrs.get("custom_id", "")
+    token = custom_id.removeprefix(CONFIRM_PREFIX) if custom_id.startswith(CONFIRM_PREFIX) \
+        else str(data.get("token", ""))
+    pressed_by = attrs.get("user_id") if source == "discord" else None
+    try:
+        result = confirm_identity(token=token, ledger=ledger, platforms=platforms, now=ctx.now,
+                                  pressed_by=pressed_by)
+    except PolicyViolation as exc:
+        _answer(ctx, event_id, attrs, f"This confirmation was not accepted: {exc.reason}.")
+        return f"refused:{exc.ruling}"
+    _answer(ctx, event_id, attrs, "Thank you, your application is confirmed from this account.")
+    return result
+
+
+def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
+    """R-TERM-2: Discord ``/optin`` (the caller's account), the reminder's **Opt in** button
+    (``custom_id`` ``cfo:<token>``), or the gateway's opt-in page POST (``data.token``)."""
+    from flows.membership.renewal import opt_in
+
+    ctx = context(now, ledger=ledger, platforms=platforms)
+    source, kind, data, attrs, _ = _event(ctx, event_id)
+    custom_id = attrs.get("custom_id", "")
+    token = custom_id.removeprefix(OPTIN_PREFIX) if custom_id.startswith(OPTIN_PREFIX) \
+        else str(data.get("token", ""))
+    try:
+        if token:
+            claims = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now)
+            person_id = claims.identity
+            if source == "discord" and _person_of(ctx, "discord", attrs.get("user_id", "")) != person_id:
+                raise PolicyViolation("only the member the reminder was sent to can opt in with it",
+                                      ruling="R-TERM-2")
+        else:
+            person_id = _person_of(ctx, "discord", attrs.get("user_id", "")) if source == "discord" else None
+            if person_id is None:
+                raise PolicyViolation("this account is not a member's", ruling="R-TERM-2")
+        result = opt_in.with_options(flow_run_name=f"opt-in-person-{person_id}")(
+            member=str(person_id), source=source if not token else f"{source}-link", now=ctx.now)
+    except PolicyViolation as exc:
+        _answer(ctx, event_id, attrs, f"Opt-in not recorded: {exc.reason} ({exc.ruling}).")
+        return f"refused:{exc.ruling}"
+    _answer(ctx, event_id, attrs, f"Thank you: your new term runs until {result['ends_at'][:10]}.")
+    return f"term:{result['term']}"
+
+
+def handle_leave(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
+    """R-LEAVE: Discord ``/leave`` (optional ``reason`` option) by the member themself."""
+    from flows.membership.leave import leave
+
+    ctx = context(now, ledger=ledger, platforms=platforms)
+    source, kind, data, attrs, _ = _event(ctx, event_id)
+    person_id = _person_of(ctx, "discord", attrs.get("user_id", "")) if source == "discord" else None
+    if person_id is None and source == "discourse":
+        person_id = _person_of(ctx, "discourse", str((data.get("post") or {}).get("user_id", "")))
+    if person_id is None:
+        _answer(ctx, event_id, attrs, "This account is not a working group member's.")
+        return "refused:R-LEAVE:not-a-member"
+    try:
+        result = leave.with_options(flow_run_name=f"leave-person-{person_id}")(
+            member=str(person_id), reason=attrs.get("option.reason") or None, now=ctx.now)
+    except PolicyViolation as exc:
+        _answer(ctx, event_id, attrs, f"Nothing to do: {exc.reason}.")
+        return f"refused:{exc.ruling}"
+    _answer(ctx, event_id, attrs, "You have left the working group. Thank you for your work.")
+    return f"membership:{result['membership']}:left"
+
+
+def handle_vote(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
+    """R-ELECTORATE: a Discord ballot button (``ballot_id``, ``option_id``, ``user_id``). The vote
+    is cast in the ledger (a refused one is audited), the voter gets a private answer, and the
+    ballot closes at once when this vote decided it (R-VOTE-EARLY)."""
+    ctx = context(now, ledger=ledger, platforms=platforms)
+    source, kind, data, attrs, _ = _event(ctx, event_id)
+    with ctx.ledger.read() as session:
+        earlier = repo.effect_get(session, key=f"vote:inbox:{event_id}")
+        candidates = [b.id for b in repo.open_ballots(session)]
+    if earlier is not None:
+        return str(earlier["ref"].get("result", "vote:done"))
+    found = None
+    for ballot_id in candidates:
+        ref = ballots.refs(ctx, ballot_id).get(source)
+        if ref and str(ref.get("ballot_id")) == attrs.get("ballot_id"):
+            found = (ballot_id, ref)
+            break
+    if found is None:
+        _answer(ctx, event_id, attrs, "This ballot is closed or not known.")
+        return "refused:R-VOTE-EARLY:no-open-ballot"
+    ballot_id, ref = found
+    choice = ballots.choice_of(ref, attrs.get("option_id", ""))
+    if choice is None:
+        return "refused:unknown-option"
+    accepted, reason = ballots.cast(ctx, ballot_id=ballot_id, platform=source,
+                                    external_id=attrs.get("user_id", ""), choice=choice)
+    result = f"ballot:{ballot_id}:{'vote' if accepted else 'refused'}"
+    with ctx.ledger.transaction() as session:
+        repo.effect_record(session, key=f"vote:inbox:{event_id}", platform="ledger", actor=ACTOR,
+                           ref={"result": result}, about=f"ballot:{ballot_id}", at=ctx.now)
+    _answer(ctx, event_id, attrs, f"Your vote ({choice}) is recorded." if accepted
+            else f"Your vote was not counted: {reason}.")
+    if accepted:
+        ballots.settle(ctx, ballot_id=ballot_id)
+    return result

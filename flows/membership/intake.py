@@ -1,0 +1,342 @@
+"""Intake (R-APP-1, R-APP-3), identity confirmation (R-APP-2) and expiry of unconfirmed
+applications.
+
+``membership-intake`` stores an application and asks each named account to confirm it: a DM
+with a **Confirm** button on Discord (its press comes back as an interaction whose
+``custom_id`` is ``cfc:<token>``), a private message on the Forum with a link to the gateway's
+confirmation page, whose button POSTs the token (a GET never confirms). An account the source
+itself proves (the Discord user who submitted the ``/apply`` modal, the author of a Forum topic)
+is confirmed at once. Once every named account confirmed, eligibility runs, then the ballot.
+Nothing waits in a process: ``membership-expire-applications`` (hourly) expires what stayed
+unconfirmed for the charter's ``confirm_within_days``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect import flow
+from sqlalchemy import select
+
+from connectors.base import UserRef
+from connectors.errors import FatalError, PolicyViolation
+from ledger import repo
+from ledger.models import Application, ApplicationStatus, Identity, MembershipStatus, Person
+from ledger.db import Ledger
+from rules import Decision
+
+from flows.membership.common import (Ctx, artifact, context, identities_of, log, message_person,
+                                     once, run_name, user_ref)
+from flows.membership.tokens import CONFIRM_PREFIX, make_token, read_token
+from flows.platforms import Platforms
+
+ACTOR = "flow:intake"
+GROUP = "Online Community Working Group"
+LABEL = {"discourse": "Forum", "discord": "Discord"}
+
+
+def _intake_key(*, source: str, source_ref: str | None, values: dict[str, Any]) -> str:
+    if source_ref:
+        return f"intake:{source}:{source_ref}"
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:32]
+    return f"intake:{source}:{digest}"
+
+
+def _refuse(ctx: Ctx, *, key: str, ruling: str, reason: str, code: str,
+            about: str | None = None) -> dict[str, Any]:
+    with ctx.ledger.transaction() as session:
+        repo.effect_record(session, key=key, platform="ledger", actor=ACTOR, about=about,
+                           ref={"outcome": "refused", "ruling": ruling, "code": code}, at=ctx.now)
+    decision = Decision(allowed=False, ruling=ruling, reason=reason)
+    artifact(key=f"intake-refused-{code}", title="Application refused", decision=decision)
+    return {"outcome": "refused", "ruling": ruling, "reason": reason, "code": code}
+
+
+def _new_handle(session: Any, wanted: str) -> str:
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", wanted)[:70] or "applicant"
+    handle, n = base, 1
+    while session.scalar(select(Person.id).where(Person.handle == handle)) is not None:
+        n += 1
+        handle = f"{base}-{n}"
+    return handle
+
+
+def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None,
+           motivation: str, experience: str, nominator: str | None, email: str | None,
+           source: str, source_ref: str | None, proven: dict[str, str] | None = None
+           ) -> dict[str, Any]:
+    """Store an application and send the confirmation prompts (idempotent per source_ref, or per
+    input when there is none). ``proven`` maps a platform to the external id the source proved
+    (that account is confirmed at once)."""
+    forum = (forum_username or "").strip().lstrip("@") or None
+    discord = (discord_username or "").strip().lstrip("@") or None
+    values = {"forum": forum, "discord": discord, "motivation": motivation,
+              "experience": experience, "nominator": nominator}
+    key = _intake_key(source=source, source_ref=source_ref, values=values)
+    with ctx.ledger.read() as session:
+        previous = repo.effect_get(session, key=key)
+    if previous is not None:
+        about = previous.get("about") or ""
+        if previous["ref"].get("outcome") == "refused" or not about.startswith("application:"):
+            return {"outcome": "refused", **previous["ref"], "repeat": True}
+        return prompt_confirmations(ctx, application_id=int(about.split(":")[1]))
+
+    limits = ctx.charter.application
+    if not forum and not discord:
+        return _refuse(ctx, key=key, ruling="R-APP-1", code="no-username",
+                       reason="the application names no Forum or Discord username")
+    if not motivation.strip() or not experience.strip():
+        return _refuse(ctx, key=key, ruling="R-APP-1", code="missing-answers",
+                       reason="the application must say why and what experience the applicant brings")
+    if max(len(motivation), len(experience)) > limits.max_answer_chars or any(
+            h and len(h) > limits.max_handle_chars for h in (forum, discord)):
+        return _refuse(ctx, key=key, ruling="R-APP-1", code="too-long",
+                       reason="an answer or username is longer than the charter allows")
+
+    # Find each named account on its platform (its stable id is what we confirm and act on).
+    accounts: dict[str, UserRef] = {}
+    for platform, username in (("discourse", forum), ("discord", discord)):
+        if not username:
+            continue
+        space = ctx.platforms.space(platform)
+        if space is None or space.directory is None:
+            return _refuse(ctx, key=key, ruling="R-APP-2", code=f"{platform}-not-served",
+                           reason=f"the {LABEL[platform]} is not connected, so that account "
+                                  "cannot confirm the application; apply with another account")
+        try:
+            accounts[platform] = space.directory.find_user(username)
+        except FatalError as exc:
+            if exc.status != 404:
+                raise
+            return _refuse(ctx, key=key, ruling="R-APP-1", code=f"{platform}-unknown-user",
+                           reason=f"there is no {LABEL[platform]} account called {username!r}")
+        if proven and platform in proven and proven[platform] != accounts[platform].id:
+            return _refuse(ctx, key=key, ruling="R-APP-2", code="not-own-account",
+                           reason=f"the {LABEL[platform]} account named is not the one that applied")
+
+    with ctx.ledger.transaction() as session:
+        owners: dict[int, Person] = {}
+        for platform, user in accounts.items():
+            person = repo.find_person_by_identity(session, platform=platform, external_id=user.id,
+                                                  username=user.username)
+            if person is not None:
+                owners[person.id] = person
+        if len(owners) > 1:
+            refusal = ("R-APP-3", "accounts-of-several-people",
+                       "the accounts named belong to different people in our records")
+            person = None
+        else:
+            refusal = None
+            person = next(iter(owners.values()), None)
+        open_app = repo.open_application_of(session, person) if person is not None else None
+        membership = repo.open_membership(session, person) if person is not None else None
+    if refusal:
+        return _refuse(ctx, key=key, ruling=refusal[0], code=refusal[1], reason=refusal[2])
+    if open_app is not None:
+        # R-APP-3: point the person to the open application, once per intake.
+        message_person(ctx, person.id, template="duplicate", key=f"{key}:duplicate", actor=ACTOR,
+                       about=f"application:{open_app.id}", group=GROUP, open_id=open_app.id,
+                       open_status=open_app.status.value)
+        return _refuse(ctx, key=key, ruling="R-APP-3", code="duplicate",
+                       about=f"application:{open_app.id}",
+                       reason=f"an application is already open (application {open_app.id})")
+    if membership is not None and membership.status == MembershipStatus.ACTIVE:
+        return _refuse(ctx, key=key, ruling="R-APP-3", code="already-member",
+                       reason="the applicant is already an active member")
+
+    with ctx.ledger.transaction() as session:
+        person = session.get(Person, person.id) if person is not None else None
+        if person is None:
+            first = accounts.get("discourse") or accounts.get("discord")
+            person = repo.create_person(session, handle=_new_handle(session, first.username),
+                                        actor=ACTOR, display_name=first.display_name,
+                                        home_platform=source if source in LABEL else None,
+                                        at=ctx.now)
+        identity_ids = []
+        for platform, user in accounts.items():
+            identity = repo.find_identity(session, platform=platform, external_id=user.id,
+                                          username=user.username)
+            if identity is None:
+                identity = repo.add_identity(session, person, platform=platform, actor=ACTOR,
+                                             external_id=user.id, username=user.username,
+                                             at=ctx.now)
+            else:
+                repo.update_identity(session, identity, actor=ACTOR, username=user.username,
+                                     external_id=user.id, at=ctx.now)
+            identity_ids.append(identity.id)
+        if email:
+            repo.add_identity(session, person, platform="email", actor=ACTOR, username=email,
+                              at=ctx.now)
+        app = repo.submit_application(session, person, actor=ACTOR, source_platform=source,
+                                      motivation=motivation, experience=experience,
+                                      nominator_handle=nominator or None, at=ctx.now)
+        for platform in (proven or {}):
+            identity = repo.find_identity(session, platform=platform,
+                                          external_id=accounts[platform].id)
+            repo.confirm_application(session, app, identity, actor=ACTOR, at=ctx.now)
+        repo.effect_record(session, key=f"application:{app.id}:identities", platform="ledger",
+                           actor=ACTOR, ref={"identities": identity_ids},
+                           about=f"application:{app.id}", at=ctx.now)
+        repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
+                           ref={"outcome": "received"}, about=f"application:{app.id}", at=ctx.now)
+        app_id = app.id
+    return prompt_confirmations(ctx, application_id=app_id)
+
+
+def named_identities(ctx: Ctx, application_id: int) -> list[int]:
+    """The identity ids the application named (recorded at intake)."""
+    with ctx.ledger.read() as session:
+        found = repo.effect_get(session, key=f"application:{application_id}:identities")
+    return list(found["ref"]["identities"]) if found else []
+
+
+def prompt_confirmations(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
+    """Ask every named account that has not confirmed yet (once each); when all confirmed, move
+    the application on (eligibility, then the ballot)."""
+    with ctx.ledger.read() as session:
+        app = session.get(Application, application_id)
+        confirmed = {c.identity_id for c in app.confirmations}
+        status, person_id, submitted = app.status, app.person_id, app.submitted_at
+    named = named_identities(ctx, application_id)
+    waiting = [i for i in identities_of(ctx, person_id, ids=named) if i.id not in confirmed]
+    expires = submitted + timedelta(days=ctx.charter.application.confirm_within_days)
+    if status == ApplicationStatus.OPEN:
+        for identity in waiting:
+            _prompt(ctx, application_id=application_id, identity=identity, expires=expires)
+    result = {"outcome": "received", "application": application_id, "status": status.value,
+              "waiting_for": [i.platform.value for i in waiting],
+              "expires_at": expires.isoformat()}
+    artifact(key=f"application-{application_id}-intake", title=f"Application {application_id}",
+             rows={"status": status.value, "waiting for confirmation from":
+                   ", ".join(result["waiting_for"]) or "nobody", "expires at": expires.isoformat(),
+                   "ruling": "R-APP-2"})
+    if status == ApplicationStatus.OPEN and not waiting:
+        return {**result, **all_confirmed(ctx, application_id=application_id)}
+    return result
+
+
+def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) -> None:
+    space = ctx.platforms.space(identity.platform.value)
+    if space is None:
+        return
+    token = make_token(secret=ctx.platforms.confirm_secret, purpose="confirm",
+                       subject=application_id, identity=identity.id, expires_at=expires)
+    link = f"{ctx.platforms.gateway_url}/confirm/{token}"
+    from flows.membership.common import render
+
+    title, text = render("confirm_request", platform=space.platform, username=identity.username,
+                         group=GROUP, platform_label=LABEL[space.platform], link=link,
+                         expires=expires.date().isoformat(), application_id=application_id)
+    key = f"confirm-prompt:{application_id}:{identity.id}"
+    try:
+        once(ctx, key=key, platform=space.platform, actor=ACTOR,
+             about=f"application:{application_id}",
+             act=lambda: space.prompt(user=user_ref(identity), title=title, text=text,
+                                      button_label="Confirm", custom_id=CONFIRM_PREFIX + token,
+                                      key=key))
+    except Exception as exc:  # noqa: BLE001 - e.g. DMs closed: the application can still expire
+        log.warning("membership: confirmation prompt for application:%s on %s failed: %s",
+                    application_id, space.platform, type(exc).__name__)
+
+
+def all_confirmed(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
+    """Every named account confirmed: status ``confirmed`` (recorded), then eligibility."""
+    with ctx.ledger.transaction() as session:
+        app = session.get(Application, application_id)
+        if app.status == ApplicationStatus.OPEN:
+            repo.set_application_status(session, app, ApplicationStatus.CONFIRMED, actor=ACTOR,
+                                        at=ctx.now)
+    from flows.membership.eligibility import check_eligibility
+
+    return {"eligibility": check_eligibility(application_id=application_id, now=ctx.now)}
+
+
+def confirm_identity(*, token: str, ledger: Ledger | None = None,
+                     platforms: Platforms | None = None, now: datetime | None = None,
+                     pressed_by: str | None = None) -> str:
+    """Confirm one named account of an application (R-APP-2); the gateway calls this on the POST
+    of its confirmation page (``pressed_by`` None) and the ``confirm`` handler on a Discord button
+    press (``pressed_by`` = the presser's Discord user id, which must be the named account's).
+
+    Returns a result reference (``application:12:confirmed``, ``…:waiting``, ``…:already``);
+    raises ``PolicyViolation`` (R-APP-2) for a bad, expired or foreign token."""
+    ctx = context(now, ledger=ledger, platforms=platforms)
+    claims = read_token(token, secret=ctx.platforms.confirm_secret, purpose="confirm", now=ctx.now)
+    with ctx.ledger.transaction() as session:
+        app = session.get(Application, claims.subject)
+        identity = session.get(Identity, claims.identity)
+        if app is None or identity is None or identity.id not in named_identities_session(
+                session, app.id):
+            raise PolicyViolation("this link does not belong to an application", ruling="R-APP-2")
+        if pressed_by is not None and str(identity.external_id) != str(pressed_by):
+            raise PolicyViolation("only the account named in the application can confirm it",
+                                  ruling="R-APP-2")
+        if app.status != ApplicationStatus.OPEN:
+            if app.status in (ApplicationStatus.EXPIRED, ApplicationStatus.WITHDRAWN,
+                              ApplicationStatus.REFUSED):
+                raise PolicyViolation(f"the application is {app.status.value}", ruling="R-APP-2")
+            return f"application:{app.id}:already"
+        repo.confirm_application(session, app, identity, actor=ACTOR, at=ctx.now)
+        if identity.verified_at is None:
+            identity.verified_at = ctx.now
+        confirmed = {c.identity_id for c in app.confirmations} | {identity.id}
+        named = set(named_identities_session(session, app.id))
+    if named <= confirmed:
+        all_confirmed(ctx, application_id=claims.subject)
+        return f"application:{claims.subject}:confirmed"
+    return f"application:{claims.subject}:waiting"
+
+
+def named_identities_session(session: Any, application_id: int) -> list[int]:
+    """``named_identities`` inside an open session."""
+    found = repo.effect_get(session, key=f"application:{application_id}:identities")
+    return list(found["ref"]["identities"]) if found else []
+
+
+def expire(ctx: Ctx) -> list[int]:
+    """Expire every application still unconfirmed after ``confirm_within_days`` (R-APP-2) and
+    tell the applicant; returns the ids expired by this run or earlier runs not yet told."""
+    days = ctx.charter.application.confirm_within_days
+    expired = []
+    with ctx.ledger.transaction() as session:
+        for app in repo.applications_with_status(session, ApplicationStatus.OPEN):
+            if ctx.now >= app.submitted_at + timedelta(days=days):
+                repo.set_application_status(session, app, ApplicationStatus.EXPIRED, actor=ACTOR,
+                                            at=ctx.now)
+                expired.append((app.id, app.person_id))
+    for app_id, person_id in expired:
+        message_person(ctx, person_id, template="expired", key=f"expired:{app_id}", actor=ACTOR,
+                       about=f"application:{app_id}", identity_ids=named_identities(ctx, app_id),
+                       group=GROUP, application_id=app_id, days=days)
+        artifact(key=f"application-{app_id}-expired", title=f"Application {app_id} expired",
+                 decision=Decision(allowed=False, ruling="R-APP-2",
+                                   reason=f"not confirmed from every named account within {days} days"))
+    return [a for a, _ in expired]
+
+
+@flow(name="membership-intake", flow_run_name=run_name("intake", "forum_username", "discord_username"),
+      log_prints=True)
+def intake(forum_username: str | None = None, discord_username: str | None = None,
+           motivation: str = "", experience: str = "", nominator: str | None = None,
+           email: str | None = None, source: str = "operator", source_ref: str | None = None,
+           proven_accounts: dict[str, str] | None = None,
+           now: datetime | None = None) -> dict[str, Any]:
+    """Receive an application (R-APP-1): refuse duplicates (R-APP-3), ask each named account to
+    confirm (R-APP-2). Operators run it from the Prefect UI with ``source = operator``; running
+    it again with the same input sends nothing new. ``proven_accounts`` (platform → account id)
+    is set by the gateway's handler for an account the source itself proved (the Discord user
+    who sent the modal, the Forum topic's author): it counts as confirmed at once."""
+    ctx = context(now)
+    return submit(ctx, forum_username=forum_username, discord_username=discord_username,
+                  motivation=motivation, experience=experience, nominator=nominator, email=email,
+                  source=source, source_ref=source_ref, proven=proven_accounts)
+
+
+@flow(name="membership-expire-applications", flow_run_name="expire-applications", log_prints=True)
+def expire_applications(now: datetime | None = None) -> list[int]:
+    """Expire applications not confirmed within the charter's period (R-APP-2); scheduled hourly."""
+    return expire(context(now))

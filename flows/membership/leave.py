@@ -1,0 +1,95 @@
+"""Leave (R-LEAVE): a member leaves at any time by ``/leave`` on Discord, a request to the
+operators, or this flow run from the Prefect UI; effective immediately, no vote, the same
+revocations as a lapse. Open ballots about them are cancelled.
+
+``end_membership`` (shared with lapse and removal) ends the membership in the ledger first
+(the repository marks every platform role of the person as not desired), then revokes through
+plan-then-apply, then tells the group and the person.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow
+from sqlalchemy import select
+
+from connectors.errors import PolicyViolation
+from ledger import repo
+from ledger.models import BallotStatus, Membership, MembershipStatus, Person
+from rules import Decision
+
+from flows.membership.common import Ctx, artifact, context, message_person, post_wg
+from flows.membership.intake import GROUP
+from flows.membership.roles import reconcile_person
+
+ACTOR = "flow:leave"
+
+
+def end_membership(ctx: Ctx, *, person_id: int, status: MembershipStatus, actor: str,
+                   ruling: str, ballot_id: int | None = None) -> dict[str, Any]:
+    """End the person's active membership (once) and revoke its roles; returns what happened.
+    Run again after a crash, it only finishes the revocations."""
+    with ctx.ledger.transaction() as session:
+        person = session.get(Person, person_id)
+        membership = repo.open_membership(session, person)
+        if membership is not None and membership.status == MembershipStatus.ACTIVE:
+            repo.end_membership(session, membership, status=status, actor=actor, at=ctx.now,
+                                ballot_id=ballot_id)
+            for ballot in repo.open_ballots(session):
+                if ballot.subject_person_id == person_id and ballot.status == BallotStatus.OPEN:
+                    repo.cancel_ballot(session, ballot, actor=actor, reason_code=f"member-{status.value}",
+                                       at=ctx.now)
+            membership_id = membership.id
+        else:
+            last = session.scalar(select(Membership).where(Membership.person_id == person_id)
+                                  .order_by(Membership.id.desc()).limit(1))
+            if last is None or last.status != status:
+                raise PolicyViolation(f"person:{person_id} is not an active member", ruling=ruling)
+            membership_id = last.id
+    roles = reconcile_person(ctx, person_id, decision_ref=f"membership:{membership_id}", actor=actor)
+    artifact(key=f"membership-{membership_id}-{status.value}",
+             title=f"Membership {membership_id} {status.value}",
+             decision=Decision(allowed=True, ruling=ruling, reason=f"membership {status.value}"),
+             rows={"roles revoked": ", ".join(roles["applied"]) or "none held",
+                   "role plan refused": roles["refused"] or "no"})
+    return {"person": person_id, "membership": membership_id, "status": status.value,
+            "roles": roles}
+
+
+def leave_step(ctx: Ctx, *, person_id: int, reason: str | None = None) -> dict[str, Any]:
+    """R-LEAVE for ``person_id``: end, revoke, tell the group and the person."""
+    result = end_membership(ctx, person_id=person_id, status=MembershipStatus.LEFT, actor=ACTOR,
+                            ruling="R-LEAVE")
+    handle = _handle(ctx, person_id)
+    post_wg(ctx, template="left_wg", key=f"left:{result['membership']}", actor=ACTOR,
+            about=f"person:{person_id}", handle=handle, reason=(reason or "")[:300])
+    message_person(ctx, person_id, template="left_dm", key=f"left-dm:{result['membership']}",
+                   actor=ACTOR, about=f"person:{person_id}", group=GROUP)
+    return result
+
+
+def _handle(ctx: Ctx, person_id: int) -> str:
+    with ctx.ledger.read() as session:
+        return session.get(Person, person_id).handle
+
+
+def person_id_of(ctx: Ctx, handle: str) -> int:
+    """The person with WG handle (or id) ``handle``."""
+    with ctx.ledger.read() as session:
+        return repo.get_person(session, handle).id
+
+
+@flow(name="membership-leave", flow_run_name=lambda: _name(), log_prints=True)
+def leave(member: str, reason: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """A member leaves (R-LEAVE): ``member`` is their WG handle or person id. Effective at once;
+    their WG roles are revoked on every platform and the group is told."""
+    ctx = context(now)
+    return leave_step(ctx, person_id=person_id_of(ctx, member), reason=reason)
+
+
+def _name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"leave-{(flow_run.parameters or {}).get('member')}"

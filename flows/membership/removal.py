@@ -1,0 +1,106 @@
+"""The removal ballot (R-REMOVE): any voting member may open one about another member; the
+electorate is every voting member except the subject, snapshotted at opening; it passes with
+``floor(E/2)+1`` yes (a majority of the whole electorate). The subject is told that a vote was
+opened and its result; the ballot itself is shown in the WG's private spaces only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow
+
+from connectors.errors import PolicyViolation
+from ledger import repo
+from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, MembershipStatus, Person
+from rules import Decision, closes_at, majority
+
+from flows.membership import ballot as ballots
+from flows.membership.approval import electorate_ids
+from flows.membership.common import Ctx, artifact, context, message_person, post_wg
+from flows.membership.intake import GROUP
+from flows.membership.leave import end_membership, person_id_of
+
+ACTOR = "flow:removal"
+
+
+def open_step(ctx: Ctx, *, subject_id: int, proposer_id: int) -> dict[str, Any]:
+    """Open (once) a removal ballot about ``subject_id`` proposed by ``proposer_id``."""
+    with ctx.ledger.transaction() as session:
+        subject = session.get(Person, subject_id)
+        proposer = session.get(Person, proposer_id)
+        voters = electorate_ids(session, kind="removal", subject_person_id=None, charter=ctx.charter)
+        if proposer_id not in voters:
+            raise PolicyViolation("only a voting member may propose a removal", ruling="R-REMOVE")
+        membership = repo.open_membership(session, subject)
+        if membership is None or membership.status != MembershipStatus.ACTIVE:
+            raise PolicyViolation("the subject is not an active member", ruling="R-REMOVE")
+        if proposer_id == subject_id:
+            raise PolicyViolation("a member cannot propose their own removal; use leave (R-LEAVE)",
+                                  ruling="R-REMOVE")
+        existing = [b for b in repo.open_ballots(session)
+                    if b.kind == BallotKind.REMOVAL and b.subject_person_id == subject_id]
+        if existing:
+            ballot = existing[0]
+        else:
+            ids = electorate_ids(session, kind="removal", subject_person_id=subject_id,
+                                 charter=ctx.charter)
+            params = ctx.charter.ballots.removal
+            ballot = repo.open_ballot(
+                session, kind=BallotKind.REMOVAL, subject_ref=f"person:{subject_id}", electorate=ids,
+                opens_at=ctx.now, closes_at=closes_at("removal", opened_at=ctx.now, charter=ctx.charter),
+                rule_params={"voting_days": params.voting_days,
+                             "majority_fraction": str(params.majority_fraction),
+                             "proposed_by": f"person:{proposer.id}"},
+                actor=ACTOR, subject_person=subject, at=ctx.now)
+        ballot_id, size, handle, closes = ballot.id, len(ballot.electors), subject.handle, ballot.closes_at
+    needed = majority(size, charter=ctx.charter)
+    posted = ballots.post(ctx, ballot_id=ballot_id, template="removal_question", actor=ACTOR,
+                          handle=handle, needed=needed, electorate=size)
+    message_person(ctx, subject_id, template="removal_opened_dm", key=f"removal-opened:{ballot_id}",
+                   actor=ACTOR, about=f"ballot:{ballot_id}", group=GROUP, ballot_id=ballot_id,
+                   closes_at=closes.strftime("%Y-%m-%d %H:%M UTC"))
+    artifact(key=f"removal-ballot-{ballot_id}", title=f"Removal ballot {ballot_id} about {handle}",
+             decision=Decision(allowed=True, ruling="R-REMOVE",
+                               reason=f"opened; {needed} yes of {size} needed, subject excluded"),
+             rows={"electorate": size, "needed": needed, "shown on": ", ".join(posted)})
+    return {"ballot": ballot_id, "electorate": size, "needed": needed, "platforms": sorted(posted)}
+
+
+def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
+    """Passed: the membership ends as removed, roles revoked, group told. Either way the subject
+    is told the result. Idempotent (``ballot:<id>:applied``)."""
+    with ctx.ledger.read() as session:
+        ballot = session.get(Ballot, ballot_id)
+        subject_id, outcome = ballot.subject_person_id, ballot.outcome
+        handle = session.get(Person, subject_id).handle
+    if ballot.status == BallotStatus.CLOSED and outcome == BallotOutcome.PASSED:
+        try:
+            end_membership(ctx, person_id=subject_id, status=MembershipStatus.REMOVED, actor=ACTOR,
+                           ruling="R-REMOVE", ballot_id=ballot_id)
+        except PolicyViolation:
+            pass  # they left meanwhile: nothing to remove
+        post_wg(ctx, template="removed_wg", key=f"removed:{ballot_id}", actor=ACTOR,
+                about=f"ballot:{ballot_id}", handle=handle, ballot_id=ballot_id)
+    message_person(ctx, subject_id, template="removal_result_dm", key=f"removal-result:{ballot_id}",
+                   actor=ACTOR, about=f"ballot:{ballot_id}", group=GROUP, ballot_id=ballot_id,
+                   outcome=outcome.value if outcome else "cancelled")
+    with ctx.ledger.transaction() as session:
+        repo.effect_record(session, key=f"ballot:{ballot_id}:applied", platform="ledger",
+                           actor=ACTOR, about=f"ballot:{ballot_id}", at=ctx.now)
+    return outcome.value if outcome else "cancelled"
+
+
+@flow(name="membership-removal-ballot", flow_run_name=lambda: _name(), log_prints=True)
+def open_removal_ballot(member: str, proposed_by: str, now: datetime | None = None) -> dict[str, Any]:
+    """Open a removal ballot (R-REMOVE) about ``member`` (WG handle or id), proposed by the voting
+    member ``proposed_by``. Running it again while that ballot is open shows the same ballot."""
+    ctx = context(now)
+    return open_step(ctx, subject_id=person_id_of(ctx, member), proposer_id=person_id_of(ctx, proposed_by))
+
+
+def _name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"removal-ballot-{(flow_run.parameters or {}).get('member')}"

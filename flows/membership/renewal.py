@@ -1,0 +1,148 @@
+"""Renewal (R-TERM-1, R-TERM-2), scheduled daily at 09:00 UTC: reminders 30, 7 and 1 day(s)
+before a term ends (each sent once; a late run sends only the latest one due), opt-in (``/optin``
+on Discord, the button in the reminder, or the link in the Forum message) starting a new term at
+the old end date, and a lapse after the grace period: membership ended, its roles revoked on
+every platform, the group and the person told.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow
+
+from connectors.errors import PolicyViolation
+from ledger import repo
+from ledger.models import MembershipStatus, Person
+from rules import Decision, check_opt_in, reminders_due, term_status, term_window
+
+from flows.membership.common import (Ctx, artifact, context, identities_of, log, message_person,
+                                     once, post_wg, render, user_ref)
+from flows.membership.intake import GROUP
+from flows.membership.leave import end_membership
+from flows.membership.tokens import OPTIN_PREFIX, make_token
+
+ACTOR = "flow:renewal"
+
+
+def _remind(ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: int) -> list[str]:
+    window = term_window(start, charter=ctx.charter)
+    token = make_token(secret=ctx.platforms.confirm_secret, purpose="optin", subject=term_id,
+                       identity=person_id, expires_at=window.grace_ends)
+    reached = []
+    for identity in identities_of(ctx, person_id):
+        space = ctx.platforms.space(identity.platform.value)
+        if space is None or not identity.external_id:
+            continue
+        title, text = render("reminder", platform=space.platform, username=identity.username,
+                             group=GROUP, term_end=window.end.date().isoformat(), days=days,
+                             link=f"{ctx.platforms.gateway_url}/optin/{token}",
+                             grace_end=window.grace_ends.date().isoformat(), term_id=term_id)
+        key = f"reminder:{term_id}:{days}:{space.platform}"
+        try:
+            once(ctx, key=key, platform=space.platform, actor=ACTOR, about=f"person:{person_id}",
+                 act=lambda s=space, i=identity, t=title, b=text, k=key: s.prompt(
+                     user=user_ref(i), title=t, text=b, button_label="Opt in",
+                     custom_id=OPTIN_PREFIX + token, key=k))
+            reached.append(space.platform)
+        except Exception as exc:  # noqa: BLE001 - one platform failing does not stop the other
+            log.warning("membership: reminder to person:%s on %s failed: %s", person_id,
+                        space.platform, type(exc).__name__)
+    with ctx.ledger.transaction() as session:
+        repo.effect_record(session, key=f"reminder:{term_id}:{days}", platform="ledger",
+                           actor=ACTOR, about=f"person:{person_id}", ref={"platforms": reached},
+                           at=ctx.now)
+    return reached
+
+
+def renewal_step(ctx: Ctx) -> dict[str, Any]:
+    """One daily pass over every active membership."""
+    with ctx.ledger.read() as session:
+        rows = []
+        for m in repo.active_memberships(session):
+            term = m.terms[-1]
+            rows.append((m.person_id, session.get(Person, m.person_id).handle, term.id, term.starts_at))
+    reminded: list[dict[str, Any]] = []
+    lapsed: list[str] = []
+    for person_id, handle, term_id, start in rows:
+        status, decision = term_status(start, now=ctx.now, opted_in=False, charter=ctx.charter)
+        if status == "lapsed":
+            window = term_window(start, charter=ctx.charter)
+            end_membership(ctx, person_id=person_id, status=MembershipStatus.LAPSED, actor=ACTOR,
+                           ruling="R-TERM-2")
+            post_wg(ctx, template="lapsed_wg", key=f"lapsed:{term_id}", actor=ACTOR,
+                    about=f"person:{person_id}", handle=handle,
+                    grace_end=window.grace_ends.date().isoformat())
+            message_person(ctx, person_id, template="lapsed_dm", key=f"lapsed-dm:{term_id}",
+                           actor=ACTOR, about=f"person:{person_id}", group=GROUP,
+                           grace_end=window.grace_ends.date().isoformat())
+            artifact(key=f"term-{term_id}-lapsed", title=f"{handle}: membership lapsed",
+                     decision=decision)
+            lapsed.append(handle)
+            continue
+        sent: set[int] = set()
+        with ctx.ledger.read() as session:
+            for days in ctx.charter.terms.reminder_days_before_end:
+                if repo.effect_get(session, key=f"reminder:{term_id}:{days}") is not None:
+                    sent.add(days)
+        for days in reminders_due(start, now=ctx.now, already_sent=sent, charter=ctx.charter):
+            platforms = _remind(ctx, person_id=person_id, term_id=term_id, start=start, days=days)
+            reminded.append({"member": handle, "days": days, "platforms": platforms})
+    artifact(key="renewal-daily", title="Renewal pass",
+             rows={"memberships checked": len(rows),
+                   "reminders sent": ", ".join(f"{r['member']} ({r['days']}d)" for r in reminded) or "none",
+                   "lapsed": ", ".join(lapsed) or "none"})
+    return {"checked": len(rows), "reminded": reminded, "lapsed": lapsed}
+
+
+def opt_in_step(ctx: Ctx, *, person_id: int, source: str) -> dict[str, Any]:
+    """R-TERM-2: an opt-in in its window starts a new term at the old end date; a second opt-in
+    for the same term changes nothing. ``PolicyViolation`` outside the window."""
+    with ctx.ledger.transaction() as session:
+        person = session.get(Person, person_id)
+        membership = repo.open_membership(session, person)
+        if membership is None or membership.status != MembershipStatus.ACTIVE:
+            raise PolicyViolation("only an active member can opt in; apply again to rejoin",
+                                  ruling="R-TERM-2")
+        latest = membership.terms[-1]
+        if latest.starts_at > ctx.now:
+            term, renewed = latest, False  # already opted in for the coming term
+        else:
+            decision = check_opt_in(latest.starts_at, at=ctx.now, charter=ctx.charter)
+            if not decision.allowed:
+                raise PolicyViolation(decision.reason, ruling=decision.ruling)
+            term = repo.renew(session, membership, actor=ACTOR, opted_in_at=ctx.now, source=source,
+                              term_days=ctx.charter.terms.length_days, at=ctx.now)
+            renewed = True
+        term_id, start, end = term.id, term.starts_at, term.ends_at
+    message_person(ctx, person_id, template="optin_ok", key=f"optin:{term_id}", actor=ACTOR,
+                   about=f"person:{person_id}", term_start=start.date().isoformat(),
+                   term_end=end.date().isoformat(), term_id=term_id)
+    artifact(key=f"term-{term_id}-opt-in", title=f"Opt-in: term {term_id}",
+             decision=Decision(allowed=True, ruling="R-TERM-2",
+                               reason=f"new term {start.date()} to {end.date()}"))
+    return {"person": person_id, "term": term_id, "starts_at": start.isoformat(),
+            "ends_at": end.isoformat(), "renewed": renewed}
+
+
+@flow(name="membership-renewal", flow_run_name="renewal-daily", log_prints=True)
+def renewal(now: datetime | None = None) -> dict[str, Any]:
+    """Daily: opt-in reminders (30/7/1 days before the end, once each) and lapses after the
+    grace period with revocations (R-TERM-2)."""
+    return renewal_step(context(now))
+
+
+@flow(name="membership-opt-in", flow_run_name=lambda: _name(), log_prints=True)
+def opt_in(member: str, source: str = "operator", now: datetime | None = None) -> dict[str, Any]:
+    """Record an opt-in for ``member`` (WG handle or id) made outside the platforms (R-TERM-2)."""
+    from flows.membership.leave import person_id_of
+
+    ctx = context(now)
+    return opt_in_step(ctx, person_id=person_id_of(ctx, member), source=source)
+
+
+def _name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"opt-in-{(flow_run.parameters or {}).get('member')}"

@@ -1,0 +1,84 @@
+"""Apply a person's platform roles as the ledger wants them (plan, then apply: DESIGN 9).
+
+The ledger's ``platform_roles`` rows say what the WG wants (``desired``); this step reads what
+each platform shows first, plans with ``rules.plan_roles`` (guardrails R-ADMIN-1..3 and the
+removal limit checked before anything is sent), applies the plan through ``RoleManager`` with
+an audit reason carrying the change's key, and records what it observed. A crash between a
+grant and its record is repaired by the next run: the platform already shows the role, so the
+plan is empty and only the observation is recorded. No second role change is ever sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.base import Role
+from ledger import repo
+from ledger.models import Person
+from rules import Assignment, plan_roles
+
+from flows.membership.common import Ctx, artifact, identities_of, user_ref
+from flows.platforms import parse_role
+
+
+def reconcile_person(ctx: Ctx, person_id: int, *, decision_ref: str, actor: str) -> dict[str, Any]:
+    """Bring the person's roles on every served platform to what the ledger wants; returns
+    ``{"applied": [...], "unchanged": n, "refused": reason | None}``."""
+    with ctx.ledger.read() as session:
+        person = session.get(Person, person_id)
+        handle = person.handle if person else f"person-{person_id}"
+        rows = [(r.platform.value, r.role, r.desired) for r in repo.platform_roles_of(session, person)]
+    identities = {i.platform.value: i for i in identities_of(ctx, person_id)}
+    desired: set[Assignment] = set()
+    observed: set[Assignment] = set()
+    users: dict[str, Any] = {}
+    seen: list[tuple[str, str, bool]] = []
+    for platform, role_text, want in rows:
+        space = ctx.platforms.space(platform)
+        identity = identities.get(platform)
+        if space is None or space.roles is None or identity is None or not identity.external_id:
+            continue
+        user = user_ref(identity)
+        users[platform] = user
+        role = parse_role(role_text)
+        holders = _holders(ctx, space, role)
+        if want:
+            desired.add(Assignment(platform=platform, role=role_text, person=handle))
+        for holder in holders:
+            key = handle if holder.id == user.id else f"{platform}:{holder.username}"
+            observed.add(Assignment(platform=platform, role=role_text, person=key))
+            if key != handle:
+                desired.add(Assignment(platform=platform, role=role_text, person=key))
+        seen.append((platform, role_text, any(h.id == user.id for h in holders)))
+    plan = plan_roles(desired, observed, charter=ctx.charter)
+    mine = [c for c in plan.changes if c.person == handle]
+    result: dict[str, Any] = {"applied": [], "unchanged": 0, "refused": None}
+    if not plan.decision.allowed:
+        result["refused"] = f"{plan.decision.ruling}: {plan.decision.reason}"
+        artifact(key=f"roles-person-{person_id}", title=f"Role plan refused for {handle}",
+                 decision=plan.decision, rows={c.key(decision_ref): c.action for c in mine})
+        return result
+    now_holds = {(p, r): holds for p, r, holds in seen}
+    for change in mine:
+        space = ctx.platforms.space(change.platform)
+        assert space is not None and space.roles is not None
+        role = parse_role(change.role)
+        reason = f"charterflow {change.key(decision_ref)}"
+        if change.action == "grant":
+            report = space.roles.grant(users[change.platform], role, reason=reason)
+        else:
+            report = space.roles.revoke(users[change.platform], role, reason=reason)
+        if report.done:
+            now_holds[(change.platform, change.role)] = change.action == "grant"
+            result["applied"].append(change.key(decision_ref))
+    result["unchanged"] = len(seen) - len(result["applied"])
+    with ctx.ledger.transaction() as session:
+        person = session.get(Person, person_id)
+        for (platform, role_text), holds in now_holds.items():
+            repo.record_observed_platform_role(session, person, platform=platform, role=role_text,
+                                               observed=holds, actor=actor, at=ctx.now)
+    return result
+
+
+def _holders(ctx: Ctx, space: Any, role: Role) -> list[Any]:
+    return list(space.roles.list_holders(role))

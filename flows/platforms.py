@@ -1,0 +1,306 @@
+"""Which connector serves each capability on each platform, and the working group's spaces there.
+
+A :class:`Platforms` holds one :class:`PlatformSpace` per approved community platform the WG
+runs on (``discourse`` = the Forum, ``discord``): the connector, the WG's private channel or
+category, the WG role or group, and optionally a public announcements channel. Connector-specific
+settings (URLs, tokens, role ids) stay in each connector's own ``CHARTERFLOW_<PLATFORM>_*``
+settings; this file only names the WG's spaces and the few membership settings below.
+
+Flows get the ledger and the platforms through :func:`current_ledger` / :func:`current_platforms`
+(built from settings on first use); tests and ``charterflow up`` install their own with
+:func:`use`.
+
+Membership settings (environment, prefix ``CHARTERFLOW_MEMBERSHIP_``):
+
+========================== =====================================================================
+``GATEWAY_URL``            public base URL of the gateway (confirmation links); default
+                           ``http://127.0.0.1:8000``
+``CONFIRM_SECRET``         secret signing confirmation / opt-in tokens (shared with the gateway);
+                           unset: a random one kept in ``$CHARTERFLOW_HOME/confirm-secret``
+``DSF_MEMBERS_FILE``       the DSF Individual Members list (R-ELIG-2), TOML ``members = [...]`` or
+                           CSV with a ``handle`` column; default ``$CHARTERFLOW_HOME/<charter's
+                           dsf_members_file>``; missing = empty list (every nomination invalid)
+``DISCOURSE_CATEGORY``     the Forum's private WG category (default: the connector's setting)
+``DISCOURSE_GROUP``        the Forum's WG group (default: the connector's setting)
+``DISCORD_CHANNEL``        the Discord WG channel (default: the connector's WG channel id)
+``DISCORD_ROLE``           the Discord WG role name (default ``wg-member``)
+========================== =====================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import secrets
+import threading
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connectors.base import (BallotBox, Directory, MessageRef, Messenger, Role, RoleKind,
+                             RoleManager, UserRef)
+from ledger.db import Ledger
+from rules import Charter
+
+__all__ = ["MembershipSettings", "PlatformSpace", "Platforms", "current_ledger",
+           "current_platforms", "load_dsf_members", "parse_role", "use"]
+
+
+class MembershipSettings(BaseSettings):
+    """``CHARTERFLOW_MEMBERSHIP_*`` (see the module docstring)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_MEMBERSHIP_", env_file=".env",
+                                      extra="ignore")
+    gateway_url: str = "http://127.0.0.1:8000"
+    confirm_secret: SecretStr | None = None
+    dsf_members_file: Path | None = None
+    discourse_category: str | None = None
+    discourse_group: str | None = None
+    discord_channel: str | None = None
+    discord_role: str = "wg-member"
+
+
+def parse_role(text: str) -> Role:
+    """The ``Role`` a ledger platform-role string names: ``group:<name>``, ``moderator``, ``admin``."""
+    if text == "moderator":
+        return Role.moderator()
+    if text == "admin":
+        return Role.admin()
+    if text.startswith("group:"):
+        return Role.group(text.removeprefix("group:"))
+    return Role.group(text)
+
+
+@dataclass(kw_only=True)
+class PlatformSpace:
+    """The WG on one platform: its connector, private channel, WG role, announcements channel."""
+
+    platform: str
+    connector: Any
+    wg_channel: str
+    wg_role: Role
+    announce_channel: str | None = None
+
+    @property
+    def directory(self) -> Directory | None:
+        """The connector as a ``Directory`` when it is one."""
+        return self.connector if isinstance(self.connector, Directory) else None
+
+    @property
+    def roles(self) -> RoleManager | None:
+        """The connector as a ``RoleManager`` when it is one."""
+        return self.connector if isinstance(self.connector, RoleManager) else None
+
+    @property
+    def messenger(self) -> Messenger | None:
+        """The connector as a ``Messenger`` when it is one."""
+        return self.connector if isinstance(self.connector, Messenger) else None
+
+    @property
+    def ballots(self) -> BallotBox | None:
+        """The connector as a ``BallotBox`` when it is one."""
+        return self.connector if isinstance(self.connector, BallotBox) else None
+
+    def prompt(self, *, user: UserRef, title: str, text: str, button_label: str,
+               custom_id: str, key: str) -> MessageRef:
+        """A private message asking ``user`` to act. On Discord it carries a button (the press
+        comes back as an interaction with ``custom_id``); elsewhere ``text`` holds the link.
+
+        A connector offering ``direct_message_with_button`` is used as is; for the Discord
+        connector, which has no public method for a DM with components yet, the DM channel and
+        message are made here with its own payload builder (same nonce idempotency)."""
+        own = getattr(self.connector, "direct_message_with_button", None)
+        if callable(own):
+            return own(user=user, title=title, text=text, button_label=button_label,
+                       custom_id=custom_id, key=key)
+        if self.platform == "discord" and hasattr(self.connector, "_dm_channel"):
+            return _discord_prompt(self.connector, user=user, title=title, text=text,
+                                   button_label=button_label, custom_id=custom_id, key=key)
+        messenger = self.messenger
+        if messenger is None:
+            raise LookupError(f"{self.platform}: no Messenger to reach {user.username!r}")
+        return messenger.direct_message(recipients=[user.username], title=title, text=text, key=key)
+
+
+def _discord_prompt(connector: Any, *, user: UserRef, title: str, text: str, button_label: str,
+                    custom_id: str, key: str) -> MessageRef:
+    import hashlib
+
+    from connectors.discord import payloads
+
+    body_text = f"**{title}**\n{text}"[:1900]
+    button = {"type": 2, "style": 3, "label": button_label[:80], "custom_id": custom_id[:100]}
+    nonce = "p" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+    body = payloads.message(body_text, components=[{"type": 1, "components": [button]}],
+                            nonce=nonce)
+    channel_id = connector._dm_channel(user.id)
+    msg = connector._send(channel_id, body, what=f"DM to {user.username!r}")
+    return MessageRef(platform="discord", id=str(msg["id"]), thread_id=channel_id)
+
+
+@dataclass(kw_only=True)
+class Platforms:
+    """Everything the membership flows act with besides the ledger."""
+
+    spaces: dict[str, PlatformSpace]
+    charter: Charter
+    confirm_secret: SecretStr
+    gateway_url: str = "http://127.0.0.1:8000"
+    dsf_members: frozenset[str] = frozenset()
+    _closers: list[Any] = field(default_factory=list, repr=False)
+
+    def space(self, platform: str) -> PlatformSpace | None:
+        """The WG's space on ``platform`` (``discourse`` / ``discord``), if served."""
+        return self.spaces.get(str(platform))
+
+    def close(self) -> None:
+        """Close every connector this object built."""
+        for item in self._closers:
+            try:
+                item.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+    @classmethod
+    def build(cls, *, charter: Charter, discourse: Any = None, discord: Any = None,
+              confirm_secret: str | SecretStr | None = None, gateway_url: str | None = None,
+              dsf_members: frozenset[str] | set[str] | None = None,
+              settings: MembershipSettings | None = None) -> Platforms:
+        """From connector instances (either may be None: that platform is not served)."""
+        s = settings or MembershipSettings(_env_file=None)  # type: ignore[call-arg]
+        spaces: dict[str, PlatformSpace] = {}
+        if discourse is not None:
+            conf = getattr(discourse, "settings", None)
+            spaces["discourse"] = PlatformSpace(
+                platform="discourse", connector=discourse,
+                wg_channel=s.discourse_category or getattr(conf, "category", "Working Group"),
+                wg_role=Role.group(s.discourse_group or getattr(conf, "group", "working-group")))
+        if discord is not None:
+            conf = getattr(discord, "settings", None)
+            spaces["discord"] = PlatformSpace(
+                platform="discord", connector=discord,
+                wg_channel=s.discord_channel or getattr(conf, "wg_channel_id", None) or "wg-private",
+                wg_role=Role.group(s.discord_role))
+        secret = confirm_secret if confirm_secret is not None else s.confirm_secret
+        if secret is None:
+            secret = SecretStr(secrets.token_hex(32))
+        if isinstance(secret, str):
+            secret = SecretStr(secret)
+        return cls(spaces=spaces, charter=charter, confirm_secret=secret,
+                   gateway_url=(gateway_url or s.gateway_url).rstrip("/"),
+                   dsf_members=frozenset(dsf_members or ()))
+
+    @classmethod
+    def from_settings(cls) -> Platforms:
+        """From the environment: each connector whose settings load (``from_env``) serves its
+        platform; one that is not configured is left out (reported in the flow logs)."""
+        from charterflow.charter import load_configured_charter
+        from charterflow.settings import get_settings
+
+        s = MembershipSettings()
+        home = get_settings().home
+        charter = load_configured_charter()
+        built: dict[str, Any] = {}
+        for name, module, cls_name in (("discourse", "connectors.discourse.connector", "DiscourseConnector"),
+                                       ("discord", "connectors.discord.connector", "DiscordConnector")):
+            try:
+                mod = __import__(module, fromlist=[cls_name])
+                built[name] = getattr(mod, cls_name).from_env()
+            except Exception as exc:  # noqa: BLE001 - a platform not configured is not served
+                import logging
+
+                logging.getLogger("charterflow.membership").warning(
+                    "membership: %s is not served (%s)", name, type(exc).__name__)
+        members_file = s.dsf_members_file or (home / charter.eligibility.dsf_members_file)
+        secret = s.confirm_secret or SecretStr(_stored_secret(home))
+        platforms = cls.build(charter=charter, discourse=built.get("discourse"),
+                              discord=built.get("discord"), confirm_secret=secret,
+                              dsf_members=load_dsf_members(members_file), settings=s)
+        platforms._closers.extend(built.values())
+        return platforms
+
+
+def _stored_secret(home: Path) -> str:
+    path = Path(home) / "confirm-secret"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    path.touch(mode=0o600)
+    path.write_text(value)
+    return value
+
+
+def load_dsf_members(path: Path | None) -> frozenset[str]:
+    """The DSF Individual Members list (R-ELIG-2): TOML ``members = ["h", …]`` (or tables with
+    ``handle``/``email``) or CSV with a ``handle`` (and optional ``email``) column."""
+    if path is None or not Path(path).exists():
+        return frozenset()
+    path = Path(path)
+    out: set[str] = set()
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                for col in ("handle", "email"):
+                    if row.get(col):
+                        out.add(row[col].strip())
+        return frozenset(out)
+    data = tomllib.loads(path.read_text())
+    for item in data.get("members", []):
+        if isinstance(item, str):
+            out.add(item)
+        elif isinstance(item, Mapping):
+            out.update(str(item[k]) for k in ("handle", "email") if item.get(k))
+    return frozenset(out)
+
+
+# --------------------------------------------------------------------------------------------
+# What the flows of this process use
+
+_lock = threading.Lock()
+_ledger: Ledger | None = None
+_platforms: Platforms | None = None
+
+
+def current_ledger() -> Ledger:
+    """The ledger the flows write to (from settings unless :func:`use` installed one)."""
+    global _ledger
+    with _lock:
+        if _ledger is None:
+            from charterflow.settings import get_settings
+
+            _ledger = Ledger(get_settings().ledger_url())
+        return _ledger
+
+
+def current_platforms() -> Platforms:
+    """The platforms the flows act on (from settings unless :func:`use` installed them)."""
+    global _platforms
+    with _lock:
+        if _platforms is None:
+            _platforms = Platforms.from_settings()
+        return _platforms
+
+
+@contextmanager
+def use(*, ledger: Ledger, platforms: Platforms) -> Iterator[None]:
+    """Run the flows of this process against ``ledger`` and ``platforms`` inside the block."""
+    global _ledger, _platforms
+    with _lock:
+        before = (_ledger, _platforms)
+        _ledger, _platforms = ledger, platforms
+    try:
+        yield
+    finally:
+        with _lock:
+            _ledger, _platforms = before
+
+
+def role_text(role: Role) -> str:
+    """The ledger's string for a platform role (the inverse of :func:`parse_role`)."""
+    return role.name if role.kind is not RoleKind.GROUP else f"group:{role.name}"

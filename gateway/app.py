@@ -1,0 +1,397 @@
+"""The gateway's ASGI app: signed webhooks, Discord interactions, Slack actions, the public
+application form, /healthz and /metrics. ``create_app()`` builds it; see ``gateway/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from connectors.base import InboundEvent
+from connectors.errors import InvalidSignature
+from flows import inbox
+from gateway import form as forms
+from gateway.body import BadLength, BodyTooLarge, declared_length, read_limited
+from gateway.dispatch import Dispatcher, PrefectDispatcher, StoreOnlyDispatcher
+from gateway.metrics import Metrics
+from gateway.settings import GatewaySettings
+from gateway.verifiers import CONTENT_TYPES, SIGNATURE_HEADERS, Verifiers, build_verifiers
+from ledger import repo
+from ledger.db import Ledger
+from ledger.types import utcnow
+
+log = logging.getLogger("charterflow.gateway")
+HERE = Path(__file__).parent
+GROUP_NAME = "Online Community Working Group"
+# Security headers for every HTML page: no scripts at all, no framing, nothing sent elsewhere.
+HTML_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
+                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _json(status: int, body: dict[str, Any] | None = None, **headers: str) -> JSONResponse:
+    return JSONResponse(body if body is not None else {"ok": status < 400}, status_code=status,
+                        headers={"Cache-Control": "no-store", **headers})
+
+
+class MetricsMiddleware:
+    """Counts every response by route and status and times it (pure ASGI: no body buffering)."""
+
+    def __init__(self, app: Any, *, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = Metrics.route_label(scope.get("path", ""))
+            self.metrics.requests.labels(route=route, status=str(status["code"])).inc()
+            self.metrics.ack_seconds.labels(route=route).observe(time.perf_counter() - started)
+
+
+def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None = None,
+               dispatcher: Dispatcher | None = None, charter: Any = None,
+               prefect_api_url: str | None = None) -> FastAPI:
+    """The gateway app. Defaults: settings from the environment, the configured ledger, a
+    Prefect dispatcher for ``PREFECT_API_URL`` (store-only when dispatch is off), the
+    configured charter. The dispatcher starts and stops with the app's lifespan."""
+    settings = settings or GatewaySettings()
+    if ledger is None:
+        from charterflow.settings import get_settings
+
+        ledger = Ledger(get_settings().ledger_url())
+    if charter is None:
+        from charterflow.charter import load_configured_charter
+
+        charter = load_configured_charter()
+    limits = forms.Limits(max_handle_chars=charter.application.max_handle_chars,
+                          max_answer_chars=charter.application.max_answer_chars,
+                          confirm_within_days=charter.application.confirm_within_days)
+    verifiers = build_verifiers(settings)
+    routing = inbox.RoutingConfig(discourse_applications_categories=settings.applications_categories(),
+                                  discourse_ideas_categories=settings.ideas_categories())
+
+    def inbox_counts() -> dict[str, int]:
+        with ledger.read() as session:
+            return repo.inbox_counts(session)
+
+    metrics = Metrics(inbox_counts=inbox_counts)
+    if dispatcher is None:
+        if settings.dispatch:
+            if prefect_api_url is None:
+                from prefect.settings import PREFECT_API_URL
+
+                prefect_api_url = PREFECT_API_URL.value()
+            dispatcher = PrefectDispatcher(ledger=ledger, api_url=prefect_api_url, metrics=metrics,
+                                           drain_interval=settings.drain_interval,
+                                           stale_after=settings.stale_after)
+        else:
+            dispatcher = StoreOnlyDispatcher()
+    templates = Environment(loader=FileSystemLoader(HERE / "templates"),
+                            autoescape=select_autoescape(["html"]), auto_reload=False)
+    csrf = forms.CsrfTokens(secret=settings.form_secret, max_age=settings.form_token_max_age)
+    limiter = forms.RateLimiter(limit=settings.apply_rate_limit, window=settings.apply_rate_window)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        dispatcher.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(dispatcher.stop)
+
+    app = FastAPI(title="charterflow gateway", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    app.state.settings, app.state.ledger, app.state.dispatcher = settings, ledger, dispatcher
+    app.state.metrics, app.state.verifiers, app.state.limits = metrics, verifiers, limits
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    # ---- storing ------------------------------------------------------------------------------
+
+    def store(event: InboundEvent, route: str) -> tuple[int, bool, bool]:
+        """Store once under its dedupe key; (id, created, processed). The Discord /apply
+        command needs nothing but the modal we answer with: stored already processed."""
+        def work(session: Any) -> tuple[int, bool, bool]:
+            row, created = repo.inbox_put(session, dedupe_key=event.dedupe_key[:300],
+                                          source=event.platform, kind=event.kind[:80],
+                                          payload=_payload(event), route=route)
+            if created and route == inbox.Route.APPLY_MODAL:
+                repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discord:modal-shown")
+            return row.id, created, row.processed_at is not None
+        return ledger.run(work)
+
+    async def accept(event: InboundEvent) -> tuple[str, int | None, bool] | Response:
+        route = inbox.route_for(source=event.platform, kind=event.kind,
+                                attributes=event.attributes, config=routing)
+        try:
+            event_id, created, processed = await run_in_threadpool(store, event, route)
+        except Exception as exc:  # noqa: BLE001 - not stored: the platform must retry, so no 2xx
+            log.error("gateway: could not store a %s event: %s", event.platform, type(exc).__name__)
+            return _json(503, {"ok": False, "error": "ledger unavailable; retry later"}, **{"Retry-After": "5"})
+        if created:
+            metrics.stored.labels(source=event.platform, route=route).inc()
+            if route == inbox.Route.UNKNOWN:
+                log.info("gateway: %s event %r has no route; kept as inbox:%s", event.platform,
+                         event.kind[:80], event_id)
+            if not processed:
+                dispatcher.notify(event_id)
+        else:
+            metrics.duplicates.labels(source=event.platform).inc()
+        return route, event_id, created
+
+    # ---- hooks --------------------------------------------------------------------------------
+
+    async def receive_hook(request: Request, platform: str) -> InboundEvent | Response:
+        """Every check before the event may be trusted; a Response when refused."""
+        verifier = verifiers.get(platform)
+        if verifier is None:
+            return _json(503, {"ok": False, "error": f"{platform} connector not configured"})
+        try:
+            length = declared_length(request)
+        except BadLength:
+            return _json(400, {"ok": False, "error": "bad Content-Length"})
+        if length is not None and length > settings.max_body_bytes:
+            return _json(413, {"ok": False, "error": "body too large"})
+        if not all(request.headers.get(h) for h in SIGNATURE_HEADERS[platform]):
+            metrics.verification_failures.labels(platform=platform).inc()
+            return _json(401, {"ok": False, "error": "missing signature"})
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in CONTENT_TYPES[platform]:
+            return _json(415, {"ok": False, "error": f"content type must be {' or '.join(CONTENT_TYPES[platform])}"})
+        try:
+            body = await read_limited(request, settings.max_body_bytes)
+        except BodyTooLarge:
+            return _json(413, {"ok": False, "error": "body too large"})
+        headers = {k: v for k, v in request.headers.items()}
+        try:
+            return verifier.verify(headers=headers, body=body)
+        except InvalidSignature as exc:
+            status = exc.status if exc.status in (400, 401, 413) else 401
+            if status == 401:
+                metrics.verification_failures.labels(platform=platform).inc()
+            return _json(status, {"ok": False, "error": "invalid signature" if status == 401 else
+                                  "body too large" if status == 413 else "malformed request"})
+        except Exception as exc:  # noqa: BLE001 - a verifier bug must not become a 500 probe answer
+            log.warning("gateway: %s verifier raised %s", platform, type(exc).__name__)
+            return _json(400, {"ok": False, "error": "malformed request"})
+
+    @app.post("/hooks/discourse")
+    async def discourse_hook(request: Request) -> Response:
+        event = await receive_hook(request, "discourse")
+        if isinstance(event, Response):
+            return event
+        accepted = await accept(event)
+        if isinstance(accepted, Response):
+            return accepted
+        route, event_id, created = accepted
+        return _json(200, {"ok": True, "inbox": event_id, "duplicate": not created, "route": route})
+
+    @app.post("/hooks/discord")
+    async def discord_hook(request: Request) -> Response:
+        event = await receive_hook(request, "discord")
+        if isinstance(event, Response):
+            return event
+        from connectors.discord import payloads
+
+        if event.kind == "ping":
+            return _json(200, payloads.pong())
+        accepted = await accept(event)
+        if isinstance(accepted, Response):
+            return accepted
+        route = accepted[0]
+        if route == inbox.Route.APPLY_MODAL:
+            return _json(200, payloads.apply_modal())
+        if route in (inbox.Route.INTAKE, inbox.Route.IDEA, inbox.Route.OPT_IN, inbox.Route.LEAVE,
+                     inbox.Route.VOTE):
+            # Within Discord's 3 s: "thinking…"; the flow answers with a follow-up (15 min).
+            return _json(200, payloads.deferred(ephemeral=True))
+        if event.kind == "autocomplete":
+            return _json(200, {"type": 8, "data": {"choices": []}})
+        return _json(200, payloads.ephemeral("Sorry, this action is not known here. "
+                                             "It was kept for the working group to look at."))
+
+    @app.post("/hooks/slack")
+    async def slack_hook(request: Request) -> Response:
+        event = await receive_hook(request, "slack")
+        if isinstance(event, Response):
+            return event
+        if event.kind == "url_verification":
+            return _json(200, {"challenge": str(event.attributes.get("challenge", ""))})
+        accepted = await accept(event)
+        if isinstance(accepted, Response):
+            return accepted
+        # Slack wants a 200 within 3 s; the Board flow answers through response_url.
+        return Response(status_code=200)
+
+    # ---- the application form ---------------------------------------------------------------
+
+    def page(name: str, *, status: int = 200, cookie: str | None = None, secure: bool = False,
+             **context: Any) -> HTMLResponse:
+        html = templates.get_template(name).render(group_name=GROUP_NAME, limits=limits, **context)
+        response = HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
+        if cookie is not None:
+            response.set_cookie(forms.CSRF_COOKIE, cookie, httponly=True, samesite="strict",
+                                secure=secure, path="/apply", max_age=settings.form_token_max_age)
+        return response
+
+    def form_page(request: Request, *, values: dict[str, str] | None = None,
+                  errors: dict[str, str] | None = None, status: int = 200,
+                  submission: str | None = None) -> HTMLResponse:
+        cookie = request.cookies.get(forms.CSRF_COOKIE)
+        new_cookie = None
+        if not cookie or len(cookie) > 100:
+            cookie = new_cookie = forms.CsrfTokens.new_cookie()
+        submission = submission or forms.CsrfTokens.new_submission()
+        return page("apply.html", status=status, cookie=new_cookie, secure=request.url.scheme == "https",
+                    values={name: "" for name in forms.FIELDS} | (values or {}),
+                    errors=errors or {}, submission=submission,
+                    csrf=csrf.issue(cookie, submission), honeypot=forms.HONEYPOT)
+
+    def message(heading: str, text: str, *, status: int, **headers: str) -> HTMLResponse:
+        response = page("message.html", status=status, heading=heading, message=text, link="/apply")
+        response.headers.update(headers)
+        return response
+
+    @app.get("/apply")
+    async def apply_form(request: Request) -> Response:
+        return form_page(request)
+
+    @app.get("/")
+    async def root() -> Response:
+        return Response(status_code=303, headers={"Location": "/apply"})
+
+    @app.get("/static/form.css")
+    async def stylesheet() -> Response:
+        return Response((HERE / "static" / "form.css").read_bytes(), media_type="text/css",
+                        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+    @app.post("/apply")
+    async def apply_submit(request: Request) -> Response:
+        client_ip = request.client.host if request.client else "unknown"
+        wait = limiter.hit(client_ip)
+        if wait:
+            metrics.form.labels(outcome="rate-limited").inc()
+            return message("Too many attempts", "Too many applications were sent from your network "
+                           f"just now. Please try again in {int(wait // 60) + 1} minutes.",
+                           status=429, **{"Retry-After": str(int(wait) + 1)})
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return message("Unsupported form", "Please send the form from the application page.", status=415)
+        try:
+            raw = await read_limited(request, settings.max_form_bytes)
+            fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=40)
+        except BodyTooLarge:
+            return message("Too long", "The form is too long. Please shorten your answers.", status=413)
+        except (BadLength, UnicodeDecodeError, ValueError):
+            return message("Unreadable form", "Please send the form from the application page.", status=400)
+        posted = {name: values[0] for name, values in fields.items() if values}
+        submission = posted.get("submission", "")
+        if not csrf.check(cookie=request.cookies.get(forms.CSRF_COOKIE), submission=submission,
+                          token=posted.get("csrf", "")):
+            metrics.form.labels(outcome="csrf").inc()
+            # What was typed is kept; a fresh token lets the person simply send it again.
+            checked = forms.validate(posted, limits=limits)
+            return form_page(request, values=checked.values, status=403, errors={
+                "form": "This form had expired or was opened elsewhere. Please check your "
+                        "answers and send it again."})
+        if posted.get(forms.HONEYPOT, "").strip():
+            metrics.form.labels(outcome="honeypot").inc()
+            log.info("gateway: /apply honeypot filled; not stored")
+            return page("applied.html", accounts=[], confirm_days=limits.confirm_within_days,
+                        email=False, reference="-")
+        checked = forms.validate(posted, limits=limits)
+        if not checked.ok:
+            metrics.form.labels(outcome="invalid").inc()
+            return form_page(request, values=checked.values, errors=checked.errors, status=422,
+                             submission=submission)
+        values = checked.values
+        event = InboundEvent(
+            platform="form", dedupe_key=f"form:{submission}", kind="application",
+            actor=values["discourse_username"] or values["discord_username"],
+            attributes={}, data={"submission_id": submission, "submitted_at": utcnow().isoformat(),
+                                 **{name: values[name] for name in forms.FIELDS if values[name]}})
+        accepted = await accept(event)
+        if isinstance(accepted, Response):
+            return message("Please try again", "Your application could not be saved just now. "
+                           "Please go back and send it again in a minute.", status=503,
+                           **{"Retry-After": "30"})
+        metrics.form.labels(outcome="stored" if accepted[2] else "duplicate").inc()
+        accounts = [(label, values[name]) for name, label in
+                    (("discourse_username", "Forum"), ("discord_username", "Discord")) if values[name]]
+        return page("applied.html", accounts=accounts, confirm_days=limits.confirm_within_days,
+                    email=bool(values["email"]), reference=f"inbox:{accepted[1]}")
+
+    # ---- operations -------------------------------------------------------------------------
+
+    def health() -> tuple[bool, dict[str, Any]]:
+        report: dict[str, Any] = {}
+        ok = True
+        try:
+            report["inbox"] = inbox_counts()
+            report["ledger"] = {"reachable": True}
+        except Exception as exc:  # noqa: BLE001 - reported, never raised
+            ok = False
+            report["ledger"] = {"reachable": False, "error": type(exc).__name__}
+        prefect = dispatcher.status()
+        report["prefect"] = prefect
+        if prefect.get("prefect_reachable") is False:
+            ok = False
+        report["connectors"] = {name: ("configured" if verifiers.get(name) else
+                                       f"not configured: {verifiers.problems.get(name, '?')}")
+                                for name in ("discourse", "discord", "slack")}
+        report["status"] = "ok" if ok else "degraded"
+        return ok, report
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        ok, report = await run_in_threadpool(health)
+        return _json(200 if ok else 503, report)
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        body = await run_in_threadpool(metrics.render)
+        return Response(body, media_type=Metrics.content_type, headers={"Cache-Control": "no-store"})
+
+    return app
+
+
+def _payload(event: InboundEvent) -> dict[str, Any]:
+    """What the inbox keeps: the verified payload plus the parsed attributes, as JSON."""
+    data = json.loads(json.dumps(dict(event.data), default=str))
+    return {"data": data, "attributes": {str(k): str(v) for k, v in event.attributes.items()},
+            "actor": event.actor}
+
+
+def served_app() -> FastAPI:
+    """The app as ``uvicorn gateway.app:served_app --factory`` serves it."""
+    return create_app()
+
+
+__all__ = ["create_app", "served_app"]

@@ -1,0 +1,206 @@
+"""The gateway's dispatcher: starts a Prefect run for each stored event, and a drain loop that
+catches up on everything left in the inbox (Prefect was down, the gateway restarted, a run was
+lost with a restarted Prefect server, a handler was registered since).
+
+Runs on one daemon thread so the acknowledgement never waits for Prefect: the request path only
+calls :meth:`PrefectDispatcher.notify`. The ledger is the queue; the in-memory queue is only a
+shortcut, and dropping it loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import timedelta
+from typing import Any, Protocol
+
+import httpx
+
+from flows import inbox
+from gateway.metrics import Metrics
+from ledger import repo
+from ledger.db import Ledger
+from ledger.types import utcnow
+
+log = logging.getLogger("charterflow.gateway")
+
+
+class Dispatcher(Protocol):
+    """What the app needs from a dispatcher."""
+
+    def notify(self, event_id: int) -> None:
+        """An event was stored; start its run soon (never blocks)."""
+
+    def start(self) -> None:
+        """Start dispatching (idempotent)."""
+
+    def stop(self) -> None:
+        """Stop within a few seconds."""
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready state for /healthz: ``prefect_reachable`` (bool or None), ``detail``."""
+
+
+class StoreOnlyDispatcher:
+    """Dispatch disabled (``CHARTERFLOW_GATEWAY_DISPATCH=false``, tests, benchmarks): events stay
+    in the inbox for a gateway that dispatches."""
+
+    def notify(self, event_id: int) -> None:
+        """Nothing: the event waits in the inbox."""
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def status(self) -> dict[str, Any]:
+        """Dispatch is off; Prefect is not consulted."""
+        return {"prefect_reachable": None, "detail": "dispatch disabled"}
+
+
+class PrefectDispatcher:
+    """Starts ``flows.inbox`` background task runs through the Prefect API at ``api_url``."""
+
+    def __init__(self, *, ledger: Ledger, api_url: str | None, metrics: Metrics | None = None,
+                 drain_interval: float = 2.0, stale_after: float = 600.0,
+                 health_ttl: float = 1.0) -> None:
+        self._ledger = ledger
+        self._api_url = api_url.rstrip("/") if api_url else None
+        self._metrics = metrics
+        self._drain_interval = drain_interval
+        self._stale_after = stale_after
+        self._health_ttl = health_ttl
+        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: Any = None
+        self._reachable: bool | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+        self.last_drain: float | None = None
+
+    # -- public -------------------------------------------------------------------------------
+
+    def notify(self, event_id: int) -> None:
+        """Queue ``event_id`` for the dispatcher thread."""
+        self._queue.put(event_id)
+
+    def start(self) -> None:
+        """Start the dispatcher thread (first thing it does: a drain pass)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="gateway-dispatcher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and close the Prefect client."""
+        self._stop.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._client is not None:
+            try:
+                self._client.__exit__(None, None, None)
+            except Exception:  # noqa: BLE001 - closing a dead connection
+                pass
+            self._client = None
+
+    def status(self) -> dict[str, Any]:
+        """Prefect's reachability (checked now if the last check is older than the TTL)."""
+        reachable = self.prefect_reachable()
+        detail = "ok" if reachable else ("PREFECT_API_URL is not set" if not self._api_url
+                                         else "Prefect API not reachable; events wait in the inbox")
+        return {"prefect_reachable": reachable, "detail": detail,
+                "dispatcher_running": bool(self._thread and self._thread.is_alive())}
+
+    def prefect_reachable(self, *, fresh: bool = False) -> bool:
+        """GET ``<api>/health`` answered 200 (cached for ``health_ttl`` seconds)."""
+        if not self._api_url:
+            return False
+        now = time.monotonic()
+        if fresh or self._reachable is None or now - self._checked_at > self._health_ttl:
+            try:
+                ok = httpx.get(f"{self._api_url}/health", timeout=2.0).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            if ok != self._reachable and self._reachable is not None:
+                log.warning("gateway: Prefect API %s", "reachable again" if ok else "unreachable")
+            self._reachable, self._checked_at = ok, time.monotonic()
+        return bool(self._reachable)
+
+    def drain(self) -> dict[str, int]:
+        """Dispatch every dispatchable event now (also used by tests); counts by outcome."""
+        counts: dict[str, int] = {}
+        while not self._stop.is_set():
+            stale_before = utcnow() - timedelta(seconds=self._stale_after)
+            with self._ledger.read() as session:
+                ids = repo.inbox_dispatchable(session, stale_before=stale_before,
+                                              handled_routes=inbox.HANDLERS.keys(), limit=100)
+            if not ids:
+                break
+            progressed = False
+            for event_id in ids:
+                outcome = self._dispatch(event_id)
+                counts[outcome] = counts.get(outcome, 0) + 1
+                if outcome == "deferred":
+                    self.last_drain = time.monotonic()
+                    return counts
+                progressed = progressed or outcome == "started"
+            if not progressed:
+                break
+        self.last_drain = time.monotonic()
+        return counts
+
+    # -- thread -------------------------------------------------------------------------------
+
+    def _prefect_client(self) -> Any:
+        if self._client is None:
+            from prefect.client.orchestration import SyncPrefectClient
+
+            client = SyncPrefectClient(self._api_url, httpx_settings={"timeout": 10.0})
+            client.__enter__()
+            self._client = client
+        return self._client
+
+    def _dispatch(self, event_id: int) -> str:
+        try:
+            result = inbox.dispatch_event(self._ledger, event_id, client=self._prefect_client())
+        except Exception as exc:  # noqa: BLE001 - the ledger may be down: the drain retries
+            log.warning("gateway: dispatch of inbox event %s failed: %s", event_id, type(exc).__name__)
+            outcome = "error"
+        else:
+            outcome = result.outcome
+            if outcome == "deferred":
+                self._reachable, self._checked_at = False, time.monotonic()
+            if outcome == "started" and result.received_at is not None and self._metrics:
+                self._metrics.dispatch_latency.observe(
+                    max(0.0, (utcnow() - result.received_at).total_seconds()))
+        if self._metrics is not None:
+            self._metrics.dispatched.labels(outcome=outcome).inc()
+        return outcome
+
+    def _run(self) -> None:
+        next_drain = 0.0  # a drain pass first: events stored while no gateway ran
+        while not self._stop.is_set():
+            timeout = max(0.0, next_drain - time.monotonic())
+            try:
+                event_id = self._queue.get(timeout=timeout) if timeout > 0 else None
+            except queue.Empty:
+                event_id = None
+            if self._stop.is_set():
+                break
+            try:
+                if event_id is not None:
+                    if self.prefect_reachable():
+                        self._dispatch(event_id)
+                    continue  # Prefect down: the drain pass picks it up later
+                if self.prefect_reachable(fresh=True):
+                    self.drain()
+            except Exception:  # noqa: BLE001 - the loop must survive anything; the ledger keeps the events
+                log.exception("gateway: dispatcher pass failed")
+            next_drain = time.monotonic() + self._drain_interval

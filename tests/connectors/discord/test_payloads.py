@@ -1,0 +1,95 @@
+"""The pure payload builders: Discord's limits and shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connectors.discord import payloads
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("ab \n"), max_size=7000), limit=st.integers(min_value=5, max_value=2000))
+def test_split_text_respects_the_limit_and_keeps_every_word(text: str, limit: int) -> None:
+    pieces = payloads.split_text(text, limit=limit)
+    assert all(0 < len(p) <= limit for p in pieces)
+    assert "".join("".join(pieces).split()) == "".join(text.split())
+
+
+def test_split_text_cuts_at_line_boundaries_first() -> None:
+    lines = [f"{i:04d} " + "y" * 95 for i in range(60)]
+    pieces = payloads.split_text("\n".join(lines))
+    assert len(pieces) == 4 and all(len(p) <= 2000 for p in pieces)
+    assert [line for p in pieces for line in p.split("\n")] == lines
+
+
+def test_message_enforces_2000_and_never_pings() -> None:
+    body = payloads.message("hi @everyone")
+    assert body["allowed_mentions"] == {"parse": []}
+    assert len(payloads.message("x" * 2000)["content"]) == 2000
+    with pytest.raises(ValueError, match="2000"):
+        payloads.message("x" * 2001)
+    with pytest.raises(ValueError):
+        payloads.message("   ")
+    nonced = payloads.message("x", nonce="k" * 25)
+    assert nonced["enforce_nonce"] is True
+    with pytest.raises(ValueError):
+        payloads.message("x", nonce="k" * 26)
+
+
+def test_messages_put_the_title_first_and_derive_nonces() -> None:
+    bodies = payloads.messages("body " * 900, title="A  title\nwith newline", nonce="k" + "0" * 20)
+    assert bodies[0]["content"].startswith("**A title with newline**\n")
+    assert len({b["nonce"] for b in bodies}) == len(bodies) and all(len(b["nonce"]) <= 25 for b in bodies)
+
+
+def test_ballot_buttons_identify_ballot_and_choice() -> None:
+    body = payloads.ballot_message(ballot_id="b1", question="Adopt?", options=["Yes", "No", "Abstain"],
+                                   closes_at=datetime(2026, 12, 1, tzinfo=UTC))
+    buttons = [c for row in body["components"] for c in row["components"]]
+    assert [b["custom_id"] for b in buttons] == ["cfb:b1:0", "cfb:b1:1", "cfb:b1:2"]
+    assert payloads.parse_ballot_custom_id("cfb:b1:2") == ("b1", "2")
+    assert payloads.parse_ballot_custom_id("cfb:b1:x") is None and payloads.parse_ballot_custom_id("") is None
+    assert "<t:1796083200:F>" in body["content"]
+    many = payloads.ballot_message(ballot_id="b2", question="Pick", options=[f"o{i}" for i in range(12)])
+    assert [len(r["components"]) for r in many["components"]] == [5, 5, 2]
+    with pytest.raises(ValueError):
+        payloads.ballot_message(ballot_id="b3", question="Pick", options=["only one"])
+    with pytest.raises(ValueError):
+        payloads.ballot_custom_id("bad id!", "0")
+
+
+def test_result_message_disables_buttons_and_shows_counts() -> None:
+    body = payloads.ballot_result_message(ballot_id="b1", question="Adopt?", options=["Yes", "No"], counts=[3, 1])
+    assert "4 votes cast." in body["content"] and "- Yes: 3" in body["content"]
+    assert all(b["disabled"] for row in body["components"] for b in row["components"])
+
+
+def test_interaction_responses() -> None:
+    assert payloads.pong() == {"type": 1}
+    eph = payloads.ephemeral("Only you see this")
+    assert eph["type"] == 4 and eph["data"]["flags"] == 64 and eph["data"]["allowed_mentions"] == {"parse": []}
+    assert payloads.deferred() == {"type": 5, "data": {"flags": 64}}
+    assert payloads.deferred_update() == {"type": 6}
+    assert len(payloads.followup("z " * 1500)) == 2
+    with pytest.raises(ValueError):
+        payloads.ephemeral("x" * 2001)
+
+
+def test_apply_modal_has_the_three_questions_of_r_app_1() -> None:
+    modal = payloads.apply_modal()
+    assert modal["type"] == 9 and modal["data"]["custom_id"] == payloads.APPLY_MODAL_ID
+    inputs = [row["components"][0] for row in modal["data"]["components"]]
+    assert [i["custom_id"] for i in inputs] == ["forum_username", "why", "experience"]
+    assert all(i["type"] == 4 and len(i["label"]) <= 45 and i["max_length"] <= 4000 for i in inputs)
+    assert [i["required"] for i in inputs] == [False, True, True]
+
+
+def test_commands_are_valid_discord_command_definitions() -> None:
+    names = [c["name"] for c in payloads.COMMANDS]
+    assert names == ["apply", "idea", "optin", "leave"]
+    for command in payloads.COMMANDS:
+        assert command["name"].islower() and 1 <= len(command["description"]) <= 100

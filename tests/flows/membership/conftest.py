@@ -1,0 +1,179 @@
+"""Fixtures of the membership flow tests: both sandboxes on 127.0.0.1 with a seeded working group,
+a migrated SQLite ledger, and the session's Prefect test server (``prefect_server``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ledger import repo
+from ledger.db import Ledger
+from ledger.migrate import upgrade
+from rules import default_charter, term_window
+from tests.connectors.cf_loopback import LoopbackServer
+
+from flows.platforms import Platforms, use
+
+for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_var, None)
+os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
+# The real clock, rounded: Discord's sandbox dates message history from it.
+NOW = datetime.now(UTC).replace(microsecond=0)
+MEMBERS = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "felix_oakes",
+           "gale_morrow", "hana_pike"]
+
+
+def _iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def discourse_seed() -> dict[str, Any]:
+    """Seven WG members, an active applicant, a new account, a DSF-nominated newcomer."""
+    users = [{"id": -1, "username": "system", "admin": True, "moderator": True, "trust_level": 4,
+              "created_at": "2022-05-01T00:00:00Z"}]
+    for i, name in enumerate(MEMBERS):
+        users.append({"username": name, "name": name.replace("_", " ").title(),
+                      "admin": i < 2, "created_at": "2023-01-01T00:00:00Z",
+                      "last_seen_at": _iso(NOW - timedelta(days=1)), "days_visited": 200,
+                      "post_count": 100})
+    users += [
+        {"username": "quinn_harbor", "name": "Quinn Harbor", "created_at": _iso(NOW - timedelta(days=400)),
+         "last_seen_at": _iso(NOW - timedelta(days=2)), "days_visited": 40, "post_count": 12},
+        {"username": "rowan_vale", "name": "Rowan Vale", "created_at": _iso(NOW - timedelta(days=60)),
+         "last_seen_at": _iso(NOW - timedelta(days=1)), "days_visited": 30, "post_count": 20},
+        {"username": "sasha_lind", "name": "Sasha Lind", "created_at": _iso(NOW - timedelta(days=60)),
+         "last_seen_at": _iso(NOW - timedelta(days=1)), "days_visited": 3, "post_count": 1},
+        {"username": "ivo_stone", "name": "Ivo Stone", "created_at": "2023-01-01T00:00:00Z",
+         "days_visited": 50, "post_count": 30},
+    ]
+    return {"api_username": "system", "users": users,
+            "groups": [{"name": "working-group", "members": list(MEMBERS)}],
+            "categories": [{"name": "General"},
+                           {"name": "Working Group", "read_restricted": True,
+                            "permissions": {"working-group": 1}}],
+            "settings": {"admin_api_limit": 100000, "admin_api_window": 1.0}}
+
+
+def discord_seed() -> dict[str, Any]:
+    """The same people on Discord (WG role ``wg-member``)."""
+    from connectors.discord.sandbox import default_seed
+
+    seed = default_seed()
+    seed["members"] = [{"username": n, "roles": ["wg-member"] + (["admin"] if i in (2, 3) else []),
+                        "joined_at": "2023-01-01T00:00:00Z", "recent_messages": 10}
+                       for i, n in enumerate(MEMBERS)]
+    seed["members"] += [
+        {"username": "quinn_harbor", "joined_at": "2024-01-01T00:00:00Z", "recent_messages": 1},
+        {"username": "ivo_stone", "joined_at": "2023-01-01T00:00:00Z", "recent_messages": 30},
+    ]
+    seed["settings"] = {"global_limit": 100000, "buckets": {k: [100000, 1.0] for k in (
+        "member.get", "members.list", "members.search", "member.roles", "roles", "channels",
+        "messages.search", "message.create", "message.edit", "dm", "threads", "webhook", "callback")}}
+    return seed
+
+
+@dataclass
+class World:
+    """Everything a scenario touches."""
+
+    ledger: Ledger
+    platforms: Platforms
+    discourse_sb: Any
+    discourse_url: str
+    discord_sb: Any
+    discord_url: str
+    people: dict[str, int]
+
+    def writes(self) -> dict[str, int]:
+        """Write requests per endpoint on both sandboxes (the idempotency yardstick)."""
+        out = {}
+        for name, url in (("discourse", self.discourse_url), ("discord", self.discord_url)):
+            state = httpx.get(f"{url}/_sandbox/state", timeout=10).json()
+            for endpoint, n in state["requests"].items():
+                if not endpoint.startswith("GET"):
+                    out[f"{name} {endpoint}"] = n
+        return out
+
+    def discourse_state(self) -> dict[str, Any]:
+        return httpx.get(f"{self.discourse_url}/_sandbox/state", timeout=10).json()
+
+    def discord_state(self) -> dict[str, Any]:
+        return httpx.get(f"{self.discord_url}/_sandbox/state", timeout=10).json()
+
+
+@pytest.fixture
+def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
+    """The seeded WG: seven active members (term started 100 days ago) on both platforms."""
+    from connectors.discord.connector import DiscordConnector
+    from connectors.discourse.connector import DiscourseConnector
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    upgrade(ledger)
+    dsb = DiscourseConnector.sandbox(seed=discourse_seed())
+    csb = DiscordConnector.sandbox(seed=discord_seed())
+    with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv:
+        forum = dsb.connect(d_srv.url)
+        discord = csb.connect(c_srv.url)
+        charter = default_charter()
+        platforms = Platforms.build(charter=charter, discourse=forum, discord=discord,
+                                    confirm_secret="test-only-secret",
+                                    gateway_url="http://gateway.test",
+                                    dsf_members={"ursula_finch"})
+        start = NOW - timedelta(days=100)
+        people = {}
+        with ledger.transaction() as session:
+            for name in MEMBERS:
+                person = repo.create_person(session, handle=name, actor="operator", at=start)
+                f_user, d_user = forum.find_user(name), discord.find_user(name)
+                repo.add_identity(session, person, platform="discourse", actor="operator",
+                                  external_id=f_user.id, username=f_user.username, at=start)
+                repo.add_identity(session, person, platform="discord", actor="operator",
+                                  external_id=d_user.id, username=d_user.username, at=start)
+                repo.start_membership(session, person, actor="operator", starts_at=start,
+                                      ends_at=term_window(start, charter=charter).end,
+                                      origin="import", at=start)
+                for platform, role in (("discourse", "group:working-group"), ("discord", "group:wg-member")):
+                    repo.set_desired_platform_role(session, person, platform=platform, role=role,
+                                                   desired=True, actor="operator",
+                                                   decision_ref="roster", at=start)
+                people[name] = person.id
+        with use(ledger=ledger, platforms=platforms):
+            yield World(ledger=ledger, platforms=platforms, discourse_sb=dsb,
+                        discourse_url=d_srv.url, discord_sb=csb, discord_url=c_srv.url,
+                        people=people)
+        forum.close()
+        discord.close()
+    ledger.dispose()
+
+
+def put_event(world: World, *, source: str, kind: str, route: str, data: dict[str, Any],
+              attributes: dict[str, str] | None = None, key: str) -> int:
+    """Store an inbox event as the gateway does."""
+    with world.ledger.transaction() as session:
+        event, _ = repo.inbox_put(session, dedupe_key=key, source=source, kind=kind, route=route,
+                                  payload={"data": data, "attributes": attributes or {},
+                                           "actor": None}, received_at=NOW)
+        return event.id
+
+
+def discord_event(world: World, *, kind: str, payload: dict[str, Any], route: str) -> int:
+    """A signed Discord interaction from the sandbox, verified and stored as the gateway does."""
+    headers, body = world.discord_sb.signed_request(kind=kind, payload=payload)
+    event = world.platforms.space("discord").connector.verify(headers=headers, body=body)
+    import json
+
+    data = json.loads(json.dumps(dict(event.data), default=str))
+    with world.ledger.transaction() as session:
+        row, _ = repo.inbox_put(session, dedupe_key=event.dedupe_key, source="discord",
+                                kind=event.kind, route=route,
+                                payload={"data": data, "attributes": dict(event.attributes),
+                                         "actor": event.actor}, received_at=NOW)
+        return row.id

@@ -1,0 +1,113 @@
+"""The application form in a real browser: headless Chromium (Debian's `chromium` and
+`chromium-driver`, installed by scripts/test-deps.sh) driven by Selenium. Fill in, submit with
+an error, correct it, submit, see the confirmation; a PNG of each state is kept."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from gateway.dispatch import StoreOnlyDispatcher
+from tests.gateway.conftest import gateway_settings, inbox_rows
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+webdriver = pytest.importorskip("selenium.webdriver")
+
+
+@pytest.fixture
+def served(ledger):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("Chromium is missing: run `bash scripts/test-deps.sh` (make test does)")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=412,915"):
+        options.add_argument(flag)  # a phone-sized window
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_fill_in_error_correct_confirm(served, browser, ledger, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    shots = []
+
+    def wait_for(element_id: str):
+        # A submit navigates: wait for the next page rather than racing its load.
+        return WebDriverWait(browser, 15).until(seen.presence_of_element_located((By.ID, element_id)))
+
+    def shot(name: str) -> None:
+        path = tmp_path / f"apply-{len(shots) + 1}-{name}.png"
+        browser.save_screenshot(str(path))
+        shots.append(path)
+
+    browser.get(f"{served}/apply")
+    assert "Apply to join" in browser.title
+    # Keyboard only: the first text field is reached with Tab and every field is labelled.
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    labels = {label.get_attribute("for") for label in browser.find_elements(By.TAG_NAME, "label")}
+    assert {"discourse_username", "discord_username", "why", "experience", "nominator", "email"} <= labels
+    browser.find_element(By.ID, "why").send_keys("I welcome newcomers in the forum every week.")
+    browser.find_element(By.ID, "experience").send_keys("Moderation, event organising.")
+    shot("filled-without-username")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    summary = wait_for("error-summary")
+    assert "Enter your Forum username, your Discord username, or both" in summary.text
+    assert browser.find_element(By.ID, "why").get_attribute("value").startswith("I welcome newcomers")
+    shot("error-shown")
+    assert inbox_rows(ledger) == []
+
+    field = browser.find_element(By.ID, "discord_username")
+    field.send_keys("birch.rowan")
+    shot("corrected")
+    field.send_keys(Keys.ENTER)  # submit from the keyboard
+
+    heading = wait_for("done")
+    assert "your application is received" in heading.text
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "birch.rowan" in body and "7 days" in body
+    shot("confirmation")
+    rows = inbox_rows(ledger)
+    assert len(rows) == 1 and rows[0].route == "intake"
+
+    assert all(p.stat().st_size > 1000 for p in shots)
+    if os.environ.get("CHARTERFLOW_ARTIFACTS"):
+        target = Path(os.environ["CHARTERFLOW_ARTIFACTS"]) / "gateway-browser"
+        target.mkdir(parents=True, exist_ok=True)
+        for path in shots:
+            shutil.copy2(path, target / path.name)
