@@ -373,6 +373,10 @@ class ConformanceSamples:
     recipients: tuple[str, ...]
     voters: tuple[str, ...] = ()
     voters_group: str | None = None
+    # A request the sandbox's ``signed_request`` can sign and ``Inbound.verify`` parses to an
+    # event of this same kind (each platform has its own: a webhook event, a slash command...).
+    inbound_kind: str = "ping"
+    inbound_payload: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Sandbox(Protocol):

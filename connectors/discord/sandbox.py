@@ -458,6 +458,8 @@ class DiscordSandbox:
             recipients=("cleo_marsh", "dario_fenwick"),
             voters=("cleo_marsh", "dario_fenwick"),
             voters_group="wg-member",
+            inbound_kind="idea",  # the /idea slash command
+            inbound_payload={"text": "hello"},
         )
 
     def client_info(self, base_url: str) -> dict[str, Any]:

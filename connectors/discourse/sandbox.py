@@ -452,6 +452,9 @@ class DiscourseSandbox:
             recipients=("cleo_marsh", "working-group"),
             voters=("cleo_marsh", "dario_fenwick"),
             voters_group="working-group",
+            inbound_kind="post_created",
+            inbound_payload={"post": {"id": 7, "topic_id": 3, "post_number": 2,
+                                      "username": "cleo_marsh", "raw": "hello"}},
         )
 
     def client_info(self, base_url: str) -> dict[str, Any]:

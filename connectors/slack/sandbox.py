@@ -399,6 +399,8 @@ class SlackSandbox:
             grantable_role=Role.group("board"),  # unused: Slack declares no RoleManager
             channel=self.seed.board_channel,
             recipients=("U0TOBI002", "pella.marchetti@example.org"),
+            inbound_kind="app_mention",  # an Events API callback
+            inbound_payload={"text": "hello"},
         )
 
     @property

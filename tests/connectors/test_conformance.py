@@ -3,7 +3,6 @@ against its own sandbox served on 127.0.0.1 (real HTTP)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -131,18 +130,19 @@ def check_ballot_box(box: Any, connector: Any) -> None:
 
 
 def check_inbound(box: Any, connector: Any) -> None:
-    headers, body = box.sandbox.signed_request(kind="post_created", payload={"post": {
-        "id": 7, "topic_id": 3, "post_number": 2, "username": "cleo_marsh", "raw": "hello"}})
+    samples = box.sandbox.samples
+    headers, body = box.sandbox.signed_request(kind=samples.inbound_kind,
+                                               payload=samples.inbound_payload)
     event = connector.verify(headers=headers, body=body)
-    assert isinstance(event, InboundEvent) and event.kind == "post_created" and event.dedupe_key
+    assert isinstance(event, InboundEvent) and event.kind == samples.inbound_kind and event.dedupe_key
     assert connector.verify(headers=headers, body=body).dedupe_key == event.dedupe_key
-    tampered = body.replace(b"hello", b"HELLO")
+    # What was signed is the raw body: one changed byte (the payload's "hello") breaks it.
+    assert b"hello" in body
     with pytest.raises(InvalidSignature):
-        connector.verify(headers=headers, body=tampered)
+        connector.verify(headers=headers, body=body.replace(b"hello", b"HELLO"))
     unsigned = {k: v for k, v in headers.items() if "signature" not in k.lower()}
     with pytest.raises(InvalidSignature):
         connector.verify(headers=unsigned, body=body)
-    json.loads(body)  # what was signed is the raw JSON body
 
 
 def check_calendar(box: Any, connector: Any) -> None:
