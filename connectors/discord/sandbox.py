@@ -63,6 +63,7 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.interactions import sign_interaction
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
+from connectors.faults import check_faults, storm_settings
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 
@@ -1036,36 +1037,9 @@ class DiscordSandbox:
 
 
 def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
-    allowed = {"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed",
-               "search_not_indexed"}
-    unknown = set(data) - allowed
-    if unknown:
-        raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
-    out: dict[str, Any] = {}
-    for name in ("error_rate", "drop_rate"):
-        if name in data:
-            value = float(data[name])
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
-            out[name] = value
-    if "error_status" in data:
-        status = int(data["error_status"])
-        if not 500 <= status <= 599:
-            raise ValueError("error_status must be a 5xx status")
-        out["error_status"] = status
-    if "latency" in data:
-        latency = float(data["latency"])
-        if not 0 <= latency <= 30:
-            raise ValueError("latency must be between 0 and 30 seconds")
-        out["latency"] = latency
-    if "drop_phase" in data:
-        if data["drop_phase"] not in ("before", "after"):
-            raise ValueError("drop_phase must be 'before' or 'after'")
-        out["drop_phase"] = data["drop_phase"]
-    if "storm" in data:
-        storm = data["storm"]
-        if not isinstance(storm, Mapping):
-            raise ValueError("storm must be an object {count, retry_after, scope}")
+    out = check_faults(data, extra={"search_not_indexed"})
+    storm = storm_settings(data, shape="{count, retry_after, scope}")
+    if storm is not None:
         scope = str(storm.get("scope", "user"))
         if scope not in ("user", "global", "shared"):
             raise ValueError("storm.scope must be user, global or shared")
@@ -1073,8 +1047,6 @@ def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
                         "scope": scope}
     if "search_not_indexed" in data:
         out["search_not_indexed"] = int(data["search_not_indexed"])
-    if "seed" in data:
-        out["seed"] = int(data["seed"])
     return out
 
 

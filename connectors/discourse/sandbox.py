@@ -48,6 +48,7 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discourse import _shapes
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
+from connectors.faults import check_faults, storm_settings
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
@@ -948,34 +949,10 @@ class DiscourseSandbox:
 
 
 def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in ("error_rate", "drop_rate"):
-        if name in data:
-            value = float(data[name])
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
-            out[name] = value
-    if "error_status" in data:
-        status = int(data["error_status"])
-        if not 500 <= status <= 599:
-            raise ValueError("error_status must be a 5xx status")
-        out["error_status"] = status
-    if "latency" in data:
-        latency = float(data["latency"])
-        if not 0 <= latency <= 30:
-            raise ValueError("latency must be between 0 and 30 seconds")
-        out["latency"] = latency
-    if "drop_phase" in data:
-        if data["drop_phase"] not in ("before", "after"):
-            raise ValueError("drop_phase must be 'before' or 'after'")
-        out["drop_phase"] = data["drop_phase"]
-    if "storm" in data:
-        storm = data["storm"]
-        if not isinstance(storm, Mapping):
-            raise ValueError("storm must be an object {count, retry_after}")
+    out = check_faults(data)
+    storm = storm_settings(data, shape="{count, retry_after}")
+    if storm is not None:
         out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1)))}
-    if "seed" in data:
-        out["seed"] = int(data["seed"])
     return out
 
 

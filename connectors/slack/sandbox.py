@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
+from connectors.faults import check_faults, storm_settings
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 
@@ -828,39 +829,11 @@ def _public(message: Mapping[str, Any], *, with_metadata: bool) -> dict[str, Any
 
 
 def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
-    allowed = {"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed"}
-    unknown = set(data) - allowed
-    if unknown:
-        raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
-    out: dict[str, Any] = {}
-    for name in ("error_rate", "drop_rate"):
-        if name in data:
-            value = float(data[name])
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
-            out[name] = value
-    if "error_status" in data:
-        status = int(data["error_status"])
-        if not 500 <= status <= 599:
-            raise ValueError("error_status must be a 5xx status")
-        out["error_status"] = status
-    if "latency" in data:
-        latency = float(data["latency"])
-        if not 0 <= latency <= 30:
-            raise ValueError("latency must be between 0 and 30 seconds")
-        out["latency"] = latency
-    if "drop_phase" in data:
-        if data["drop_phase"] not in ("before", "after"):
-            raise ValueError("drop_phase must be 'before' or 'after'")
-        out["drop_phase"] = data["drop_phase"]
-    if "storm" in data:
-        storm = data["storm"]
-        if not isinstance(storm, Mapping):
-            raise ValueError("storm must be an object {count, retry_after, method, channel}")
+    out = check_faults(data)
+    storm = storm_settings(data, shape="{count, retry_after, method, channel}")
+    if storm is not None:
         out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1))),
                         "method": storm.get("method"), "channel": storm.get("channel")}
-    if "seed" in data:
-        out["seed"] = int(data["seed"])
     return out
 
 
