@@ -618,6 +618,41 @@ class DiscordConnector:
             )
         return delivered[0]
 
+    def direct_message_with_button(
+        self, *, user: UserRef, title: str, text: str, button_label: str, custom_id: str, key: str | None = None
+    ) -> MessageRef:
+        """DM ``user`` one message (``title`` in bold, then ``text``) with one button; its press
+        comes back as a ``component`` interaction carrying ``custom_id``.
+
+        ``user.id`` is used when set (no lookup), else ``user.username`` is found first. The text
+        is cut to fit one message (the button belongs to that message). With ``key`` the nonce is
+        derived from it, so a retry or re-run within Discord's nonce window returns the first DM.
+        Raises ``CannotDirectMessage`` (code 50007) when the member does not accept DMs.
+        """
+        label = re.sub(r"\s+", " ", button_label).strip()[:80]
+        if not label:
+            raise ValueError("a button needs a label")
+        if not custom_id or len(custom_id) > 100:
+            raise ValueError("a button custom_id has 1 to 100 characters")
+        target = user if user.id else self.find_user(user.username)
+        content = f"**{title.strip()}**\n{text.strip()}" if title.strip() else text.strip()
+        if len(content) > payloads.MESSAGE_LIMIT:
+            content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
+        button = {"type": 2, "style": 3, "label": label, "custom_id": custom_id}  # style 3: green
+        body = payloads.message(content, components=[{"type": 1, "components": [button]}],
+                                nonce=_nonce(None if key is None else f"{key}:{target.id}"))
+        cid = self._dm_channel(target.id)
+        try:
+            msg = self._send(cid, body, what=f"DM to {target.username or target.id!r}")
+        except DiscordAPIError as exc:
+            if exc.code != 50007:
+                raise
+            raise CannotDirectMessage(
+                f"Discord: cannot DM {target.id} (code 50007: they do not accept DMs from this server's members "
+                "or blocked the bot)", user_ids=(target.id,),
+            ) from None
+        return MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid)
+
     def private_thread(self, *, channel: str | None, name: str, members: Sequence[UserRef] = (),
                        text: str | None = None, reason: str | None = None) -> MessageRef:
         """Open a private thread (type 12, not invitable) in ``channel``, add ``members`` to it and

@@ -49,6 +49,7 @@ from connectors.discourse import _shapes
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
 from connectors.faults import check_faults, storm_settings
+from connectors.sandbox_asgi import read_request
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
@@ -570,24 +571,10 @@ class DiscourseSandbox:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    self.close()
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        request = await read_request(scope, receive, send, on_shutdown=self.close)
+        if request is None:
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        body, headers = request
         query: dict[str, list[str]] = defaultdict(list)
         for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
             query[k].append(v)

@@ -50,6 +50,7 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 from connectors.faults import check_faults, storm_settings
+from connectors.sandbox_asgi import read_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 
@@ -591,23 +592,10 @@ class SlackSandbox:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        request = await read_request(scope, receive, send)
+        if request is None:
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        body, headers = request
         method, path = scope["method"].upper(), scope["path"]
         host = headers.get("host", "127.0.0.1")
         base_url = f"{scope.get('scheme', 'http')}://{host}"
