@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: up test install lock clean help
+.PHONY: up test bench install lock clean help
 
 help:
 	@echo "make up     set up .venv and run the whole stack (charterflow up)"
 	@echo "make test   set up .venv and run every test"
+	@echo "make bench  run the benchmark scripts (not part of make test)"
 	@echo "make lock   re-resolve dependencies and rewrite constraints.txt"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -25,6 +26,9 @@ up: install
 test: install
 	@bash scripts/test-deps.sh
 	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python -m bench.gateway_ack
 
 # Rewrites the pins from a clean resolve, so a fresh install is reproducible.
 lock:
