@@ -68,6 +68,7 @@ class Route:
     VOTE = "vote"  # a ballot button (issue 8/9)
     CONFIRM = "confirm"  # R-APP-2: the applicant's Confirm button in a Discord DM (issue 8)
     BOARD_DECISION = "board-decision"  # a Slack Board button (issue 10)
+    BOARD_PROPOSAL = "board-proposal"  # Discord /propose: a proposal for the Board (issue 10)
     APPLY_MODAL = "apply-modal"  # Discord /apply: the gateway answers with the form itself
     PING = "ping"  # a platform checking that we answer
     UNKNOWN = "unknown"  # acknowledged, logged and kept; nothing to do
@@ -104,12 +105,15 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("discord", "idea", "slash command /idea", Route.IDEA),
     ("discord", "optin", "slash command /optin", Route.OPT_IN),
     ("discord", "leave", "slash command /leave", Route.LEAVE),
+    ("discord", "propose", "slash command /propose", Route.BOARD_PROPOSAL),
     ("discord", "ballot_vote", "a ballot button", Route.VOTE),
     ("discord", "component", "a Confirm button (custom_id cfc:…)", Route.CONFIRM),
     ("discord", "component", "an Opt-in button (custom_id cfo:…)", Route.OPT_IN),
     ("slack", "block_actions", "a Board decision button", Route.BOARD_DECISION),
     ("slack", "url_verification", "(answered with the challenge, not stored)", Route.PING),
     ("form", "application", "the public /apply form", Route.INTAKE),
+    ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
+    ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
     ("*", "*", "anything else", Route.UNKNOWN),
 )
 
@@ -144,6 +148,7 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
             "idea": Route.IDEA,
             "optin": Route.OPT_IN,
             "leave": Route.LEAVE,
+            "propose": Route.BOARD_PROPOSAL,
             "ballot_vote": Route.VOTE,
         }.get(kind, Route.UNKNOWN)
     if source == "slack":
@@ -153,8 +158,9 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
                 config.slack_board_action_prefix):
             return Route.BOARD_DECISION
         return Route.UNKNOWN
-    if source == "form" and kind == "application":
-        return Route.INTAKE
+    if source == "form":
+        return {"application": Route.INTAKE, "confirm": Route.CONFIRM,
+                "optin": Route.OPT_IN}.get(kind, Route.UNKNOWN)
     return Route.UNKNOWN
 
 
@@ -215,6 +221,17 @@ def _register_membership() -> None:
 
 
 _register_membership()
+
+
+def _register_board() -> None:
+    from flows.board.decision import handle_board_decision
+    from flows.board.escalation import handle_board_proposal
+
+    HANDLERS[Route.BOARD_DECISION] = handle_board_decision
+    HANDLERS[Route.BOARD_PROPOSAL] = handle_board_proposal
+
+
+_register_board()
 
 
 def register_handler(route: str, handler: Handler) -> None:

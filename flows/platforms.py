@@ -13,8 +13,9 @@ Flows get the ledger and the platforms through :func:`current_ledger` / :func:`c
 Membership settings (environment, prefix ``CHARTERFLOW_MEMBERSHIP_``):
 
 ========================== =====================================================================
-``GATEWAY_URL``            public base URL of the gateway (confirmation links); default
-                           ``http://127.0.0.1:8000``
+``GATEWAY_URL``            public base URL of the gateway (confirmation and opt-in links);
+                           default ``CHARTERFLOW_GATEWAY_PUBLIC_URL``, else
+                           ``http://127.0.0.1:<CHARTERFLOW_GATEWAY_PORT, 8080>``
 ``CONFIRM_SECRET``         secret signing confirmation / opt-in tokens (shared with the gateway);
                            unset: a random one kept in ``$CHARTERFLOW_HOME/confirm-secret``
 ``DSF_MEMBERS_FILE``       the DSF Individual Members list (R-ELIG-2), TOML ``members = [...]`` or
@@ -33,7 +34,7 @@ import csv
 import secrets
 import threading
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,8 @@ from connectors.base import (BallotBox, Directory, MessageRef, Messenger, Role, 
 from ledger.db import Ledger
 from rules import Charter
 
-__all__ = ["MembershipSettings", "PlatformSpace", "Platforms", "current_ledger",
-           "current_platforms", "load_dsf_members", "parse_role", "use"]
+__all__ = ["MembershipSettings", "PlatformSpace", "Platforms", "TallyVoteStore", "current_ledger",
+           "current_platforms", "load_dsf_members", "parse_role", "resolve_confirm_secret", "use"]
 
 
 class MembershipSettings(BaseSettings):
@@ -56,7 +57,7 @@ class MembershipSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_MEMBERSHIP_", env_file=".env",
                                       extra="ignore")
-    gateway_url: str = "http://127.0.0.1:8000"
+    gateway_url: str | None = None
     confirm_secret: SecretStr | None = None
     dsf_members_file: Path | None = None
     discourse_category: str | None = None
@@ -111,36 +112,84 @@ class PlatformSpace:
         """A private message asking ``user`` to act. On Discord it carries a button (the press
         comes back as an interaction with ``custom_id``); elsewhere ``text`` holds the link.
 
-        A connector offering ``direct_message_with_button`` is used as is; for the Discord
-        connector, which has no public method for a DM with components yet, the DM channel and
-        message are made here with its own payload builder (same nonce idempotency)."""
+        A connector offering ``direct_message_with_button`` (the Discord connector) is used for
+        it; any other ``Messenger`` gets a plain direct message."""
         own = getattr(self.connector, "direct_message_with_button", None)
         if callable(own):
             return own(user=user, title=title, text=text, button_label=button_label,
                        custom_id=custom_id, key=key)
-        if self.platform == "discord" and hasattr(self.connector, "_dm_channel"):
-            return _discord_prompt(self.connector, user=user, title=title, text=text,
-                                   button_label=button_label, custom_id=custom_id, key=key)
         messenger = self.messenger
         if messenger is None:
             raise LookupError(f"{self.platform}: no Messenger to reach {user.username!r}")
         return messenger.direct_message(recipients=[user.username], title=title, text=text, key=key)
 
+    def close_ballot(self, ballot: Any, *, counts: Sequence[int] | None = None) -> Any:
+        """Close ``ballot`` on this platform; ``counts`` (one per option, from the ledger's tally)
+        is what the closed message shows where the platform does not count itself (Discord:
+        votes are cast in the ledger, not in the connector's vote store)."""
+        box = self.ballots
+        if box is None:
+            raise LookupError(f"{self.platform}: no BallotBox")
+        store = getattr(self.connector, "votes", None)
+        if counts is not None and isinstance(store, TallyVoteStore):
+            store.publish(str(ballot.id), counts)
+        return box.close_ballot(ballot)
 
-def _discord_prompt(connector: Any, *, user: UserRef, title: str, text: str, button_label: str,
-                    custom_id: str, key: str) -> MessageRef:
-    import hashlib
 
-    from connectors.discord import payloads
+class TallyVoteStore:
+    """The Discord connector's ``VoteStore`` as the membership flows use it.
 
-    body_text = f"**{title}**\n{text}"[:1900]
-    button = {"type": 2, "style": 3, "label": button_label[:80], "custom_id": custom_id[:100]}
-    nonce = "p" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
-    body = payloads.message(body_text, components=[{"type": 1, "components": [button]}],
-                            nonce=nonce)
-    channel_id = connector._dm_channel(user.id)
-    msg = connector._send(channel_id, body, what=f"DM to {user.username!r}")
-    return MessageRef(platform="discord", id=str(msg["id"]), thread_id=channel_id)
+    Ballot votes are cast in the ledger (the ``vote`` handler; a person's latest vote on either
+    platform counts), never in the connector's store, so ``DiscordConnector.close_ballot`` would
+    count none. Before closing, :meth:`PlatformSpace.close_ballot` publishes the ledger's final
+    tally here; from then on :meth:`votes` answers one anonymous record per counted vote (who
+    voted stays in the ledger, R-PRIVACY), and the closed message shows the real counts. Until a
+    tally is published everything is the wrapped store's.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._final: dict[str, tuple[int, ...]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"TallyVoteStore(inner={self.inner!r})"
+
+    def publish(self, ballot_id: str, counts: Sequence[int]) -> None:
+        """The final tally of ``ballot_id``: one count per option, in option order."""
+        with self._lock:
+            self._final[str(ballot_id)] = tuple(int(n) for n in counts)
+
+    def add_ballot(self, ballot: Any) -> None:
+        """Delegated."""
+        self.inner.add_ballot(ballot)
+
+    def ballot(self, ballot_id: str) -> Any:
+        """Delegated."""
+        return self.inner.ballot(ballot_id)
+
+    def close(self, ballot_id: str) -> None:
+        """Delegated."""
+        self.inner.close(ballot_id)
+
+    def record(self, vote: Any) -> Any:
+        """Delegated."""
+        return self.inner.record(vote)
+
+    def votes(self, ballot_id: str) -> list[Any]:
+        """The published tally as anonymous records, else the wrapped store's votes."""
+        from connectors.discord.votes import VoteRecord
+
+        with self._lock:
+            final = self._final.get(str(ballot_id))
+        if final is None:
+            return self.inner.votes(ballot_id)
+        out = []
+        for option, count in enumerate(final):
+            for _ in range(count):
+                out.append(VoteRecord(ballot_id=str(ballot_id), voter_id=str(len(out) + 1),
+                                      voter_username="", option_id=str(option), interaction_id="0"))
+        return out
 
 
 @dataclass(kw_only=True)
@@ -150,7 +199,7 @@ class Platforms:
     spaces: dict[str, PlatformSpace]
     charter: Charter
     confirm_secret: SecretStr
-    gateway_url: str = "http://127.0.0.1:8000"
+    gateway_url: str = "http://127.0.0.1:8080"
     dsf_members: frozenset[str] = frozenset()
     _closers: list[Any] = field(default_factory=list, repr=False)
 
@@ -182,6 +231,10 @@ class Platforms:
                 wg_role=Role.group(s.discourse_group or getattr(conf, "group", "working-group")))
         if discord is not None:
             conf = getattr(discord, "settings", None)
+            store = getattr(discord, "votes", None)
+            if store is not None and not isinstance(store, TallyVoteStore):
+                # Closed ballots show the ledger's tally (see TallyVoteStore).
+                discord.votes = TallyVoteStore(store)
             spaces["discord"] = PlatformSpace(
                 platform="discord", connector=discord,
                 wg_channel=s.discord_channel or getattr(conf, "wg_channel_id", None) or "wg-private",
@@ -192,7 +245,7 @@ class Platforms:
         if isinstance(secret, str):
             secret = SecretStr(secret)
         return cls(spaces=spaces, charter=charter, confirm_secret=secret,
-                   gateway_url=(gateway_url or s.gateway_url).rstrip("/"),
+                   gateway_url=(gateway_url or s.gateway_url or _default_gateway_url()).rstrip("/"),
                    dsf_members=frozenset(dsf_members or ()))
 
     @classmethod
@@ -217,7 +270,7 @@ class Platforms:
                 logging.getLogger("charterflow.membership").warning(
                     "membership: %s is not served (%s)", name, type(exc).__name__)
         members_file = s.dsf_members_file or (home / charter.eligibility.dsf_members_file)
-        secret = s.confirm_secret or SecretStr(_stored_secret(home))
+        secret = resolve_confirm_secret(settings=s)
         platforms = cls.build(charter=charter, discourse=built.get("discourse"),
                               discord=built.get("discord"), confirm_secret=secret,
                               dsf_members=load_dsf_members(members_file), settings=s)
@@ -225,15 +278,52 @@ class Platforms:
         return platforms
 
 
+def _default_gateway_url() -> str:
+    # Links must reach the gateway: its public URL, else this machine on the gateway's port
+    # (read under the gateway's own variable names; flows do not import the gateway).
+    import os
+
+    public = os.environ.get("CHARTERFLOW_GATEWAY_PUBLIC_URL", "").strip()
+    if public:
+        return public
+    return f"http://127.0.0.1:{os.environ.get('CHARTERFLOW_GATEWAY_PORT', '').strip() or 8080}"
+
+
+def resolve_confirm_secret(*, settings: MembershipSettings | None = None) -> SecretStr:
+    """The secret signing confirmation and opt-in tokens, shared by the gateway (which checks a
+    token before showing its page) and the worker (which makes and reads tokens):
+    ``CHARTERFLOW_MEMBERSHIP_CONFIRM_SECRET`` when set, else a random one kept in
+    ``$CHARTERFLOW_HOME/confirm-secret`` (created on first use, mode 0600), which serves every
+    process of one machine. Processes on several machines must set the variable to one value."""
+    s = settings or MembershipSettings()
+    if s.confirm_secret is not None and s.confirm_secret.get_secret_value():
+        return s.confirm_secret
+    from charterflow.settings import get_settings
+
+    return SecretStr(_stored_secret(get_settings().home))
+
+
 def _stored_secret(home: Path) -> str:
+    # The gateway and the worker may start at the same moment: the secret is written to a
+    # private temporary file and linked into place, so exactly one value wins and nobody reads
+    # a half-written file.
+    import os
+    import tempfile
+
     path = Path(home) / "confirm-secret"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_hex(32)
-    path.touch(mode=0o600)
-    path.write_text(value)
-    return value
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".confirm-secret.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won; use its value
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
 
 
 def load_dsf_members(path: Path | None) -> frozenset[str]:

@@ -14,6 +14,9 @@ from prefect import serve
 def deployments() -> list:
     """Every deployment the runner serves, with its schedules. ``pause_on_shutdown=False``
     in :func:`main` keeps the schedules active while the runner restarts."""
+    from flows.board.decision import record_decision
+    from flows.board.escalation import board_escalation
+    from flows.board.reminders import board_reminders
     from flows.membership.approval import open_approval_ballot
     from flows.membership.ballot import close_due_ballots
     from flows.membership.eligibility import check_eligibility
@@ -25,6 +28,7 @@ def deployments() -> list:
     from flows.whatif import what_if
 
     rules_tags, tags = ["charterflow", "rules"], ["charterflow", "membership"]
+    board_tags = ["charterflow", "board"]
     return [
         what_if.to_deployment(name="operator", tags=rules_tags,
                               description="Ask the charter a what-if question (see rules/README.md)."),
@@ -46,6 +50,14 @@ def deployments() -> list:
                                         description="Close decided or due ballots (R-VOTE-EARLY)."),
         expire_applications.to_deployment(name="hourly", tags=tags, interval=3600,
                                           description="Expire unconfirmed applications (R-APP-2)."),
+        board_escalation.to_deployment(
+            name="operator", tags=board_tags,
+            description="File or continue a proposal for the DSF Board (R-BOARD, R-DIRECT)."),
+        record_decision.to_deployment(name="operator", tags=board_tags,
+                                      description="Record the Board's decision on a proposal (R-BOARD)."),
+        board_reminders.to_deployment(
+            name="daily", tags=board_tags, cron="0 8 * * *",
+            description="Remind the Board of undecided proposals (30 days, then every 14)."),
     ]
 
 

@@ -4,6 +4,7 @@ application form, /healthz and /metrics. ``create_app()`` builds it; see ``gatew
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -78,10 +80,13 @@ class MetricsMiddleware:
 
 def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None = None,
                dispatcher: Dispatcher | None = None, charter: Any = None,
-               prefect_api_url: str | None = None) -> FastAPI:
+               prefect_api_url: str | None = None,
+               confirm_secret: SecretStr | str | None = None) -> FastAPI:
     """The gateway app. Defaults: settings from the environment, the configured ledger, a
     Prefect dispatcher for ``PREFECT_API_URL`` (store-only when dispatch is off), the
-    configured charter. The dispatcher starts and stops with the app's lifespan."""
+    configured charter, and the membership token secret the worker uses
+    (``flows.platforms.resolve_confirm_secret``, read at the first confirmation or opt-in
+    page). The dispatcher starts and stops with the app's lifespan."""
     settings = settings or GatewaySettings()
     if ledger is None:
         from charterflow.settings import get_settings
@@ -229,7 +234,7 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         if route == inbox.Route.APPLY_MODAL:
             return _json(200, payloads.apply_modal())
         if route in (inbox.Route.INTAKE, inbox.Route.IDEA, inbox.Route.OPT_IN, inbox.Route.LEAVE,
-                     inbox.Route.VOTE):
+                     inbox.Route.VOTE, inbox.Route.BOARD_PROPOSAL):
             # Within Discord's 3 s: "thinking…"; the flow answers with a follow-up (15 min).
             return _json(200, payloads.deferred(ephemeral=True))
         if event.kind == "autocomplete":
@@ -253,12 +258,12 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
     # ---- the application form ---------------------------------------------------------------
 
     def page(name: str, *, status: int = 200, cookie: str | None = None, secure: bool = False,
-             **context: Any) -> HTMLResponse:
+             cookie_path: str = "/apply", **context: Any) -> HTMLResponse:
         html = templates.get_template(name).render(group_name=GROUP_NAME, limits=limits, **context)
         response = HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
         if cookie is not None:
             response.set_cookie(forms.CSRF_COOKIE, cookie, httponly=True, samesite="strict",
-                                secure=secure, path="/apply", max_age=settings.form_token_max_age)
+                                secure=secure, path=cookie_path, max_age=settings.form_token_max_age)
         return response
 
     def form_page(request: Request, *, values: dict[str, str] | None = None,
@@ -347,6 +352,127 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                     (("discourse_username", "Forum"), ("discord_username", "Discord")) if values[name]]
         return page("applied.html", accounts=accounts, confirm_days=limits.confirm_within_days,
                     email=bool(values["email"]), reference=f"inbox:{accepted[1]}")
+
+    # ---- confirmation and opt-in pages (R-APP-2, R-TERM-2) -----------------------------------
+    # A GET shows what the link stands for and a button; only the button's POST (CSRF-checked)
+    # stores an inbox event, so a link preview or a mail scanner opening the link consumes
+    # nothing. The handlers (flows.membership.handlers) check the token again when they act.
+
+    token_secret: dict[str, SecretStr | str | None] = {"value": confirm_secret}
+
+    def link_secret() -> SecretStr | str:
+        if token_secret["value"] is None:
+            from flows.platforms import resolve_confirm_secret
+
+            token_secret["value"] = resolve_confirm_secret()
+        return token_secret["value"]  # type: ignore[return-value]
+
+    link_pages = {
+        "confirm": {"heading": "Confirm your application", "button": "Confirm my application",
+                    "done": "Thank you, your confirmation is received", "event_kind": "confirm"},
+        "optin": {"heading": "Opt in for another year", "button": "Opt in for another year",
+                  "done": "Thank you, your opt-in is received", "event_kind": "optin"},
+    }
+
+    def describe(purpose: str, token: str) -> Any:
+        from flows.membership.links import describe_link
+
+        return describe_link(ledger=ledger, purpose=purpose, token=token, secret=link_secret(),
+                             now=utcnow())
+
+    def link_submission(token: str) -> str:
+        # The CSRF token is bound to this link: a button from one link cannot post another.
+        return hashlib.sha256(token.encode("utf-8")).hexdigest()[:40]
+
+    def link_refused(purpose: str, view: Any) -> HTMLResponse:
+        if view.state == "invalid":
+            heading, status = "This link cannot be used", 400
+            text = (f"Sorry: {view.reason}. Please use the newest message we sent you, or ask "
+                    "the working group for a new link.")
+        else:  # closed
+            heading, status = "Nothing to do here any more", 410
+            text = f"{view.reason[0].upper()}{view.reason[1:]}."
+            if purpose == "confirm":
+                text += " You are welcome to apply again."
+        return page("message.html", status=status, heading=heading, message=text,
+                    link="/apply" if purpose == "confirm" else None)
+
+    def link_page(request: Request, purpose: str, token: str, view: Any, *, status: int = 200,
+                  error: str | None = None) -> HTMLResponse:
+        cookie = request.cookies.get(forms.CSRF_COOKIE)
+        new_cookie = None
+        if not cookie or len(cookie) > 100:
+            cookie = new_cookie = forms.CsrfTokens.new_cookie()
+        texts = link_pages[purpose]
+        return page("link.html", status=status, cookie=new_cookie, cookie_path=f"/{purpose}",
+                    secure=request.url.scheme == "https", heading=texts["heading"],
+                    button=texts["button"], view=view, error=error, action=f"/{purpose}/{token}",
+                    csrf=csrf.issue(cookie, link_submission(token)))
+
+    def link_done(purpose: str, *, reference: str | None, note: str | None) -> HTMLResponse:
+        return page("link_done.html", heading=link_pages[purpose]["done"] if reference else
+                    ("Already confirmed" if purpose == "confirm" else "Already opted in"),
+                    purpose=purpose, reference=reference, note=note)
+
+    async def show_link(request: Request, purpose: str, token: str) -> Response:
+        token = token[:200]
+        view = await run_in_threadpool(describe, purpose, token)
+        metrics.form.labels(outcome=f"{purpose}-page-{view.state}").inc()
+        if view.state in ("invalid", "closed"):
+            return link_refused(purpose, view)
+        if view.state == "done":
+            return link_done(purpose, reference=None, note=f"Nothing more to do: {view.reason}.")
+        return link_page(request, purpose, token, view)
+
+    async def press_link(request: Request, purpose: str, token: str) -> Response:
+        token = token[:200]
+        view = await run_in_threadpool(describe, purpose, token)
+        if view.state in ("invalid", "closed"):
+            metrics.form.labels(outcome=f"{purpose}-{view.state}").inc()
+            return link_refused(purpose, view)
+        if view.state == "done":
+            return link_done(purpose, reference=None, note=f"Nothing more to do: {view.reason}.")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        posted: dict[str, str] = {}
+        if content_type == "application/x-www-form-urlencoded":
+            try:
+                raw = await read_limited(request, 4096)
+                posted = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True,
+                                                        max_num_fields=10).items() if v}
+            except (BodyTooLarge, BadLength, UnicodeDecodeError, ValueError):
+                posted = {}
+        if not csrf.check(cookie=request.cookies.get(forms.CSRF_COOKIE),
+                          submission=link_submission(token), token=posted.get("csrf", "")):
+            metrics.form.labels(outcome=f"{purpose}-csrf").inc()
+            return link_page(request, purpose, token, view, status=403, error=(
+                "This page had expired or was opened elsewhere, so nothing was recorded yet."))
+        digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:40]
+        event = InboundEvent(platform="form", dedupe_key=f"form:{purpose}:{digest}",
+                             kind=link_pages[purpose]["event_kind"], actor=None, attributes={},
+                             data={"token": token, "submitted_at": utcnow().isoformat()})
+        accepted = await accept(event)
+        if isinstance(accepted, Response):
+            return page("message.html", status=503, heading="Please try again", link=None,
+                        message="Your answer could not be saved just now. Please go back and "
+                                "press the button again in a minute.")
+        metrics.form.labels(outcome=f"{purpose}-{'stored' if accepted[2] else 'duplicate'}").inc()
+        return link_done(purpose, reference=f"inbox:{accepted[1]}", note=None)
+
+    @app.get("/confirm/{token}")
+    async def confirm_page(request: Request, token: str) -> Response:
+        return await show_link(request, "confirm", token)
+
+    @app.post("/confirm/{token}")
+    async def confirm_submit(request: Request, token: str) -> Response:
+        return await press_link(request, "confirm", token)
+
+    @app.get("/optin/{token}")
+    async def optin_page(request: Request, token: str) -> Response:
+        return await show_link(request, "optin", token)
+
+    @app.post("/optin/{token}")
+    async def optin_submit(request: Request, token: str) -> Response:
+        return await press_link(request, "optin", token)
 
     # ---- operations -------------------------------------------------------------------------
 

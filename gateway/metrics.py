@@ -51,7 +51,13 @@ class Metrics:
     @staticmethod
     def route_label(path: str) -> str:
         """``path`` if it is one of ours, else ``other``."""
-        return path if path in KNOWN_PATHS else "other"
+        if path in KNOWN_PATHS:
+            return path
+        # A link page is labelled by its route, never by its token (a secret, and unbounded).
+        for prefix in ("/confirm/", "/optin/"):
+            if path.startswith(prefix) and "/" not in path[len(prefix):]:
+                return prefix + "{token}"
+        return "other"
 
     def render(self) -> bytes:
         """The text exposition, with the inbox depth read now (left as is if the ledger is down)."""

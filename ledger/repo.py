@@ -949,3 +949,89 @@ def platform_roles_of(session: Session, person: Person) -> list[PlatformRoleAssi
     """Every platform role row of ``person`` (desired or not, observed or not)."""
     return list(session.scalars(select(PlatformRoleAssignment).where(
         PlatformRoleAssignment.person_id == person.id).order_by(PlatformRoleAssignment.id)))
+
+
+# --- Board escalation (issue 10): proposal steps and small queries ---------------------------
+
+
+def proposals_with_status(session: Session, *statuses: ProposalStatus | str) -> list[Proposal]:
+    """Proposals in any of ``statuses``, oldest first."""
+    wanted = [ProposalStatus(s) for s in statuses]
+    return list(session.scalars(select(Proposal).where(Proposal.status.in_(wanted))
+                                .order_by(Proposal.id)))
+
+
+def endorsement_ballot_of(session: Session, proposal: Proposal) -> Ballot | None:
+    """The proposal's WG endorsement ballot (the latest one opened for it), if any."""
+    return session.scalar(select(Ballot).where(
+        Ballot.kind == BallotKind.ENDORSEMENT, Ballot.subject_ref == ref(proposal))
+        .order_by(Ballot.id.desc()).limit(1))
+
+
+def mark_proposal_endorsing(session: Session, proposal: Proposal, *, ballot_id: int, actor: str,
+                            at: datetime | None = None) -> Proposal:
+    """The WG votes on endorsing the proposal before it goes to the Board (R-BOARD)."""
+    at = _now(at)
+    if proposal.status not in (ProposalStatus.DRAFT, ProposalStatus.ENDORSING):
+        raise Conflict(f"{ref(proposal)} is {proposal.status}")
+    if proposal.status == ProposalStatus.ENDORSING and proposal.endorsement_ballot_id == ballot_id:
+        return proposal
+    proposal.status, proposal.endorsement_ballot_id = ProposalStatus.ENDORSING, ballot_id
+    session.flush()
+    _log(session, actor=actor, action="proposal.endorsing", subject=ref(proposal), at=at,
+         ballot=ballot_id)
+    return proposal
+
+
+def withdraw_proposal(session: Session, proposal: Proposal, *, reason_code: str, actor: str,
+                      at: datetime | None = None) -> Proposal:
+    """The proposal does not go (further) to the Board; ``reason_code`` is a short code such
+    as ``not-endorsed``, never free text. Idempotent."""
+    at = _now(at)
+    if proposal.status == ProposalStatus.WITHDRAWN:
+        return proposal
+    if proposal.status == ProposalStatus.DECIDED:
+        raise Conflict(f"{ref(proposal)} is already decided")
+    proposal.status = ProposalStatus.WITHDRAWN
+    session.flush()
+    _log(session, actor=actor, action="proposal.withdrawn", subject=ref(proposal), at=at,
+         reason=reason_code, ballot=proposal.endorsement_ballot_id)
+    return proposal
+
+
+def set_escalation_ref(session: Session, proposal: Proposal, *, escalation_ref: str, actor: str,
+                       at: datetime | None = None) -> Proposal:
+    """Where the escalation was posted (the Slack ``channel:ts``), learnt after posting."""
+    at = _now(at)
+    if proposal.escalation_ref == escalation_ref:
+        return proposal
+    proposal.escalation_ref = escalation_ref
+    session.flush()
+    _log(session, actor=actor, action="proposal.escalation-posted", subject=ref(proposal), at=at,
+         escalation=escalation_ref)
+    return proposal
+
+
+def record_board_attempt(session: Session, *, proposal_ref: str, decision: BoardDecision | str,
+                         allowed: bool, reason_code: str, source: str, actor: str,
+                         person_id: int | None = None, event_ref: str | None = None,
+                         at: datetime | None = None) -> None:
+    """Audit one attempt to decide for the Board, allowed or refused (R-BOARD, R-RECORD).
+
+    Holds references and codes only: the person's ledger id when the clicker is known, the inbox
+    event that carried it (whose payload is erasable), never a platform id or a name."""
+    at = _now(at)
+    _log(session, actor=actor, action="proposal.decision-attempt", subject=proposal_ref, at=at,
+         decision=BoardDecision(decision), allowed=allowed, reason=reason_code, source=source,
+         person=person_id, event=event_ref)
+
+
+def record_board_reminder(session: Session, proposal: Proposal, *, number: int, actor: str,
+                          at: datetime | None = None) -> Proposal:
+    """The Board was reminded (``number``: 1 for the first reminder) of an undecided proposal."""
+    at = _now(at)
+    proposal.last_reminder_at = at
+    session.flush()
+    _log(session, actor=actor, action="proposal.reminded", subject=ref(proposal), at=at,
+         number=number)
+    return proposal

@@ -85,6 +85,22 @@ COMMANDS: tuple[dict[str, Any], ...] = (
     {"name": "leave", "type": 1, "description": "Leave the working group",
      "options": [{"type": 3, "name": "reason", "description": "Why (optional, shared with the group)",
                   "required": False, "max_length": 1000}]},
+    # The kinds are the charter's R-BOARD list (a connector cannot read the charter file).
+    {"name": "propose", "type": 1, "description": "Propose something for the DSF Board",
+     "options": [
+         {"type": 3, "name": "kind", "description": "What it is", "required": True,
+          "choices": [{"name": n, "value": n}
+                      for n in ("trial-platform", "migrate-platform", "retire-platform", "budget")]},
+         {"type": 3, "name": "title", "description": "Title", "required": True, "max_length": 300},
+         {"type": 3, "name": "summary", "description": "What and why", "required": True,
+          "max_length": 4000},
+         {"type": 3, "name": "amount", "description": "Budget: amount", "required": False},
+         {"type": 3, "name": "currency", "description": "Budget: ISO 4217 code, e.g. EUR",
+          "required": False, "max_length": 3},
+         {"type": 3, "name": "purpose", "description": "Budget: purpose", "required": False,
+          "max_length": 1000},
+         {"type": 3, "name": "links", "description": "Links, separated by spaces",
+          "required": False, "max_length": 1000}]},
 )
 
 

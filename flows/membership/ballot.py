@@ -223,10 +223,15 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
         space = ctx.platforms.space(platform)
         if space is None or space.ballots is None:
             continue
+        # The closed message shows the ledger's tally (votes merged across platforms), one
+        # count per option in the order the platform shows them.
+        counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
         once(ctx, key=f"ballot:{ballot_id}:closed:{platform}", platform=platform, actor=ACTOR,
              about=f"ballot:{ballot_id}",
-             act=lambda s=space, p=platform, r=ref: (s.ballots.close_ballot(platform_ballot(p, r)), None)[1])
-    about = "an application" if kind == BallotKind.APPROVAL else "a removal"
+             act=lambda s=space, p=platform, r=ref, c=counts:
+             (s.close_ballot(platform_ballot(p, r), counts=c), None)[1])
+    about = {BallotKind.APPROVAL: "an application",
+             BallotKind.ENDORSEMENT: "endorsing a proposal for the DSF Board"}.get(kind, "a removal")
     _announce(ctx, ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling,
               figures=figures, about=about)
     from rules import Decision
@@ -237,6 +242,8 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
                                           "decided_early")})
     if kind == BallotKind.APPROVAL:
         from flows.membership.approval import apply_outcome
+    elif kind == BallotKind.ENDORSEMENT:
+        from flows.board.endorsement import apply_outcome
     else:
         from flows.membership.removal import apply_outcome
     applied = apply_outcome(ctx, ballot_id=ballot_id)

@@ -258,8 +258,8 @@ def all_confirmed(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
 def confirm_identity(*, token: str, ledger: Ledger | None = None,
                      platforms: Platforms | None = None, now: datetime | None = None,
                      pressed_by: str | None = None) -> str:
-    """Confirm one named account of an application (R-APP-2); the gateway calls this on the POST
-    of its confirmation page (``pressed_by`` None) and the ``confirm`` handler on a Discord button
+    """Confirm one named account of an application (R-APP-2); the ``confirm`` handler calls this
+    for the POST of the gateway's confirmation page (``pressed_by`` None) and for a Discord button
     press (``pressed_by`` = the presser's Discord user id, which must be the named account's).
 
     Returns a result reference (``application:12:confirmed``, ``…:waiting``, ``…:already``);

@@ -2,8 +2,9 @@
 
 Pure functions, no I/O: ``make_token`` signs ``purpose.subject.identity.expires`` with
 HMAC-SHA256 under the shared secret (``CHARTERFLOW_MEMBERSHIP_CONFIRM_SECRET``); ``read_token``
-checks it in constant time. The gateway's confirmation page shows a button that POSTs the token
-(a GET never consumes it) and calls ``flows.membership.intake.confirm_identity``.
+checks it in constant time. The gateway's pages ``/confirm/<token>`` and ``/optin/<token>`` show
+a button that POSTs the token (a GET never consumes it); the POST is stored as an inbox event
+whose handler (``flows.membership.handlers``) calls ``confirm_identity`` or the opt-in flow.
 
 A token is ``c.12.34.1767225600.<32 hex>``: at most about 60 characters, so it fits a Discord
 ``custom_id`` (100) after its ``cfc:`` prefix.

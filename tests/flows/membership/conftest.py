@@ -27,6 +27,10 @@ os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 
 # The real clock, rounded: Discord's sandbox dates message history from it.
 NOW = datetime.now(UTC).replace(microsecond=0)
+FORUM_HOOK_SECRET = "forum-hook-secret-invented-0042"
+CONFIRM_SECRET = "test-only-secret"
+# The seeded members' first term (see ``world``): started 100 days ago, one year long.
+END_OF_FIRST_TERM = NOW - timedelta(days=100) + timedelta(days=365)
 MEMBERS = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "felix_oakes",
            "gale_morrow", "hana_pike"]
 
@@ -53,12 +57,18 @@ def discourse_seed() -> dict[str, Any]:
          "last_seen_at": _iso(NOW - timedelta(days=1)), "days_visited": 3, "post_count": 1},
         {"username": "ivo_stone", "name": "Ivo Stone", "created_at": "2023-01-01T00:00:00Z",
          "days_visited": 50, "post_count": 30},
+        {"username": "wren_calloway", "name": "Wren Calloway", "created_at": _iso(NOW - timedelta(days=60)),
+         "last_seen_at": _iso(NOW - timedelta(days=1)), "days_visited": 4, "post_count": 2},
+        {"username": "yara_penhale", "name": "Yara Penhale", "created_at": _iso(NOW - timedelta(days=300)),
+         "last_seen_at": _iso(NOW - timedelta(days=3)), "days_visited": 25, "post_count": 9},
     ]
     return {"api_username": "system", "users": users,
             "groups": [{"name": "working-group", "members": list(MEMBERS)}],
             "categories": [{"name": "General"},
                            {"name": "Working Group", "read_restricted": True,
-                            "permissions": {"working-group": 1}}],
+                            "permissions": {"working-group": 1}},
+                           {"name": "Applications"}],
+            "webhook": {"secret": FORUM_HOOK_SECRET},
             "settings": {"admin_api_limit": 100000, "admin_api_window": 1.0}}
 
 
@@ -73,6 +83,7 @@ def discord_seed() -> dict[str, Any]:
     seed["members"] += [
         {"username": "quinn_harbor", "joined_at": "2024-01-01T00:00:00Z", "recent_messages": 1},
         {"username": "ivo_stone", "joined_at": "2023-01-01T00:00:00Z", "recent_messages": 30},
+        {"username": "yara_penhale", "joined_at": "2024-06-01T00:00:00Z", "recent_messages": 12},
     ]
     seed["settings"] = {"global_limit": 100000, "buckets": {k: [100000, 1.0] for k in (
         "member.get", "members.list", "members.search", "member.roles", "roles", "channels",
@@ -124,7 +135,7 @@ def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
         discord = csb.connect(c_srv.url)
         charter = default_charter()
         platforms = Platforms.build(charter=charter, discourse=forum, discord=discord,
-                                    confirm_secret="test-only-secret",
+                                    confirm_secret=CONFIRM_SECRET,
                                     gateway_url="http://gateway.test",
                                     dsf_members={"ursula_finch"})
         start = NOW - timedelta(days=100)
@@ -177,3 +188,78 @@ def discord_event(world: World, *, kind: str, payload: dict[str, Any], route: st
                                 payload={"data": data, "attributes": dict(event.attributes),
                                          "actor": event.actor}, received_at=NOW)
         return row.id
+
+
+@dataclass
+class Gateway:
+    """The gateway served on 127.0.0.1 for a scenario, verifying with the sandboxes' own keys."""
+
+    url: str
+    app: Any
+    applications_category: str
+
+
+@pytest.fixture
+def gateway(world: World) -> Iterator[Gateway]:
+    """The real gateway app (store-only dispatch: a test runs each stored event with
+    ``flows.inbox.handle_event``, as the task worker does) on a loopback port; the Forum
+    sandbox's webhooks and the Discord sandbox's interactions are sent to it."""
+    from pydantic import SecretStr
+
+    from gateway.app import create_app
+    from gateway.dispatch import StoreOnlyDispatcher
+    from gateway.settings import GatewaySettings
+
+    category = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Applications")
+    values = {**GatewaySettings().model_dump(),
+              "discourse_webhook_secret": SecretStr(FORUM_HOOK_SECRET),
+              "discord_public_key": world.discord_sb.public_key,
+              "slack_signing_secret": None, "form_secret": SecretStr("form-secret-invented"),
+              "discourse_applications_categories": str(category), "dispatch": False}
+    app = create_app(settings=GatewaySettings.model_construct(**values), ledger=world.ledger,
+                     dispatcher=StoreOnlyDispatcher(), charter=world.platforms.charter,
+                     confirm_secret=CONFIRM_SECRET)
+    with LoopbackServer(app) as server:
+        world.discourse_sb.webhook.url = f"{server.url}/hooks/discourse"
+        httpx.post(f"{world.discord_url}/_sandbox/interactions_url",
+                   json={"url": f"{server.url}/hooks/discord"}, timeout=10).raise_for_status()
+        yield Gateway(url=server.url, app=app, applications_category=str(category))
+        world.discourse_sb.webhook.url = None
+
+
+def apply_proven(world: World, username: str, *, nominator: str | None = None, discord: bool = False,
+                 now: datetime | None = None) -> dict[str, Any]:
+    """An application whose accounts the source proved (a Forum topic's author; with ``discord``
+    also the same name's Discord account, as the /apply modal proves it): confirmed at once,
+    so eligibility runs straight away."""
+    from flows.membership.intake import intake
+
+    proven = {"discourse": world.platforms.space("discourse").directory.find_user(username).id}
+    if discord:
+        proven["discord"] = world.platforms.space("discord").directory.find_user(username).id
+    return intake(forum_username=username, discord_username=username if discord else None,
+                  motivation="I answer newcomers' questions every week.",
+                  experience="Moderation of a regional user group.", nominator=nominator,
+                  source="discourse", source_ref=f"test:{username}", proven_accounts=proven,
+                  now=now or NOW)
+
+
+def forum_pms(world: World, username: str) -> list[str]:
+    """The Forum private messages (raw) that greet ``username``."""
+    return [p["raw"] for p in world.discourse_state()["posts"] if p["raw"].startswith(f"Hello {username},")]
+
+
+def discord_dms(world: World, username: str) -> list[dict[str, Any]]:
+    """The Discord DMs (as the sandbox holds them) that greet ``username``."""
+    return [m for m in world.discord_state()["messages"] if f"Hello {username}," in (m["content"] or "")]
+
+
+def press_vote(world: World, ref: dict[str, Any], user: str, option: int, *, now: datetime) -> str:
+    """``user`` presses ballot button ``option`` (0 yes, 1 no, 2 abstain) on Discord: a signed
+    interaction from the sandbox, stored and handled as the gateway and worker do."""
+    from flows.membership.handlers import handle_vote
+
+    event = discord_event(world, kind="ballot_vote", route="vote", payload={
+        "user": user, "custom_id": f"cfb:{ref['ballot_id']}:{option}",
+        "message_id": ref["message_id"], "channel_id": ref["thread_id"]})
+    return handle_vote(event_id=event, ledger=world.ledger, platforms=world.platforms, now=now)

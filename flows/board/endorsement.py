@@ -1,0 +1,230 @@
+"""The WG's endorsement ballot before a Board escalation (charter ``ballots.endorsement``).
+
+It is the membership ballot machinery (``flows.membership.ballot``) with a proposal as its
+subject: a ledger ballot of kind ``endorsement`` with its electorate snapshot (R-ELECTORATE),
+shown as a Forum poll and Discord buttons in the WG's private spaces under the same effect keys
+(``ballot:<id>:post:<platform>``), so the vote handler, the Forum poll reader and the scheduled
+closer find it like any other ballot. It passes as an approval does (R-VOTE-APPROVE quorum,
+R-VOTE-EARLY), and :func:`apply_outcome` escalates the proposal when it passed.
+
+:func:`settle` is ``flows.membership.ballot.settle`` for this kind, with the same effect keys
+(closing on the platforms, announcing, ``ballot:<id>:applied``), so whichever closer runs first
+does the work once; it is called when the escalation flow is run again and by the daily
+``board-reminders`` run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from ledger import repo
+from ledger.models import (Ballot, BallotKind, BallotOutcome, BallotStatus, Person, Proposal,
+                           ProposalStatus)
+from rules import Decision, closes_at, quorum, tally
+
+from flows.board.common import BoardCtx, post_wg, render, split_body
+from flows.membership import ballot as ballots
+from flows.membership.approval import electorate_ids
+from flows.membership.common import artifact, log, once
+
+ACTOR = "flow:board-endorsement"
+
+
+def amount_text(proposal: Proposal) -> str | None:
+    """``1,200 EUR`` for a budget request, else None."""
+    if proposal.amount is None:
+        return None
+    return f"{proposal.amount:,.2f}".removesuffix(".00") + f" {proposal.currency or ''}".rstrip()
+
+
+def open_step(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
+    """Open (once) the endorsement ballot of a proposal and show it on every WG platform."""
+    params = ctx.charter.ballots.endorsement
+    with ctx.ledger.transaction() as session:
+        proposal = session.get(Proposal, proposal_id)
+        ballot = repo.endorsement_ballot_of(session, proposal)
+        if ballot is None:
+            ids = electorate_ids(session, kind="endorsement", subject_person_id=None,
+                                 charter=ctx.charter)
+            ballot = repo.open_ballot(
+                session, kind=BallotKind.ENDORSEMENT, subject_ref=repo.ref(proposal),
+                electorate=ids, opens_at=ctx.now,
+                closes_at=closes_at("endorsement", opened_at=ctx.now, charter=ctx.charter),
+                rule_params={"voting_days": params.voting_days,
+                             "quorum_fraction": str(params.quorum_fraction),
+                             "early_close": params.early_close, "proposal": proposal.id},
+                actor=ACTOR, at=ctx.now)
+        if proposal.status == ProposalStatus.DRAFT:
+            repo.mark_proposal_endorsing(session, proposal, ballot_id=ballot.id, actor=ACTOR,
+                                         at=ctx.now)
+        ballot_id, size, closes = ballot.id, len(ballot.electors), ballot.closes_at
+        proposer = session.get(Person, proposal.proposed_by_person_id) if \
+            proposal.proposed_by_person_id else None
+        summary, links = split_body(proposal.body)
+        values = {"proposal_id": proposal.id, "title": proposal.title, "kind": proposal.kind,
+                  "summary": summary, "amount_text": amount_text(proposal),
+                  "purpose": proposal.purpose, "links": list(links),
+                  "proposer": proposer.handle if proposer else "an operator"}
+    needed = quorum(size, kind="endorsement", charter=ctx.charter)
+    posted = post_ballot(ctx, ballot_id=ballot_id, closes=closes, electorate=size, quorum=needed,
+                         values=values)
+    artifact(key=f"proposal-{proposal_id}-endorsement", title=f"Endorsement ballot {ballot_id}",
+             decision=Decision(allowed=True, ruling="R-BOARD",
+                               reason=f"the WG votes on endorsing proposal {proposal_id} before "
+                                      "it goes to the Board (charter ballots.endorsement)"),
+             rows={"electorate": size, "quorum": needed,
+                   "closes": closes.strftime("%Y-%m-%d %H:%M UTC"),
+                   "shown on": ", ".join(sorted(posted)) or "no platform yet (run again)"})
+    return {"ballot": ballot_id, "electorate": size, "quorum": needed, "platforms": sorted(posted)}
+
+
+def post_ballot(ctx: BoardCtx, *, ballot_id: int, closes: Any, electorate: int, quorum: int,
+                values: dict[str, Any]) -> dict[str, Any]:
+    """``flows.membership.ballot.post`` with this package's question template: the same effect
+    keys and recorded ids, so the membership vote handler and closer know the ballot."""
+    posted = {}
+    for space in ctx.platforms.spaces.values():
+        if space.ballots is None:
+            continue
+        question, _text = render("endorsement_question", platform=space.platform,
+                                 ballot_id=ballot_id, electorate=electorate, quorum=quorum,
+                                 closes_at=closes.strftime("%Y-%m-%d %H:%M UTC"), **values)
+        key = f"ballot:{ballot_id}:post:{space.platform}"
+
+        def act(s=space, q=question, k=key) -> dict[str, Any]:
+            b = s.ballots.open_ballot(channel=s.wg_channel, question=q, options=list(ballots.OPTIONS),
+                                      voters_group=s.wg_role.name, closes_at=closes, key=k)
+            return {"ballot_id": b.id, "question": b.question,
+                    "options": [{"id": o.id, "label": o.label} for o in b.options],
+                    "message_id": b.message.id if b.message else None,
+                    "thread_id": b.message.thread_id if b.message else None}
+
+        try:
+            posted[space.platform] = once(ctx, key=key, platform=space.platform, actor=ACTOR,
+                                          about=f"ballot:{ballot_id}", act=act)["ref"]
+        except Exception as exc:  # noqa: BLE001 - the other platform still votes; rerun repairs
+            log.warning("board: ballot:%s not posted on %s: %s", ballot_id, space.platform,
+                        type(exc).__name__)
+    return posted
+
+
+def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
+    """Read the Forum poll's votes, tally (R-VOTE-APPROVE, R-VOTE-EARLY); when decided close it
+    in the ledger, then on the platforms, announce it and apply it. Safe to call again."""
+    try:
+        ballots.sync_platform_votes(ctx, ballot_id=ballot_id)
+    except Exception as exc:  # noqa: BLE001 - a platform down: tally what the ledger has
+        log.warning("board: votes of ballot:%s not read: %s", ballot_id, type(exc).__name__)
+    with ctx.ledger.transaction() as session:
+        ballot = session.get(Ballot, ballot_id)
+        if ballot is None or ballot.kind != BallotKind.ENDORSEMENT:
+            raise LookupError(f"ballot:{ballot_id} is not an endorsement ballot")
+        if ballot.status == BallotStatus.OPEN:
+            electorate = [f"person:{e.person_id}" for e in ballot.electors]
+            votes = {f"person:{v.voter_person_id}": v.choice.value
+                     for v in repo.current_votes(session, ballot)}
+            result = tally("endorsement", electorate=electorate, votes=votes, subject=None,
+                           opened_at=ballot.opens_at, now=ctx.now, charter=ctx.charter)
+            if not result.closed:
+                return {"ballot": ballot_id, "outcome": "open", "yes": result.yes,
+                        "no": result.no, "abstain": result.abstain, "reason": result.reason}
+            repo.close_ballot(session, ballot, outcome=result.outcome, ruling=result.ruling,
+                              tally={"yes": result.yes, "no": result.no, "abstain": result.abstain,
+                                     "electorate": result.electorate, "needed": result.needed,
+                                     "decided_early": result.decided_early,
+                                     "reason": result.reason},
+                              actor=ACTOR, at=ctx.now)
+        if ballot.status == BallotStatus.CANCELLED:
+            return {"ballot": ballot_id, "outcome": "cancelled"}
+        outcome, ruling, figures = ballot.outcome.value, ballot.ruling, dict(ballot.tally)
+        proposal_id = int(ballot.subject_ref.split(":")[1])
+    where = ballots.refs(ctx, ballot_id)
+    for platform, ref in where.items():
+        space = ctx.platforms.space(platform)
+        if space is None or space.ballots is None:
+            continue
+        once(ctx, key=f"ballot:{ballot_id}:closed:{platform}", platform=platform, actor=ACTOR,
+             about=f"ballot:{ballot_id}",
+             act=lambda s=space, p=platform, r=ref: _close_on(s, p, r, figures))
+    post_wg(ctx, template="endorsement_result", key=f"ballot:{ballot_id}:result", actor=ACTOR,
+            about=f"ballot:{ballot_id}",
+            threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
+            ballot_id=ballot_id, proposal_id=proposal_id, outcome=outcome, ruling=ruling,
+            reason=figures["reason"], yes=figures["yes"], no=figures["no"],
+            abstain=figures["abstain"], electorate=figures["electorate"])
+    artifact(key=f"ballot-{ballot_id}-result", title=f"Endorsement ballot {ballot_id} {outcome}",
+             decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
+             rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed",
+                                          "decided_early")})
+    applied = apply_outcome(ctx, ballot_id=ballot_id)
+    return {"ballot": ballot_id, "outcome": outcome, "ruling": ruling,
+            **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")}, "applied": applied}
+
+
+def _close_on(space: Any, platform: str, ref: dict[str, Any], figures: dict[str, Any]) -> None:
+    """Close the platform's ballot; where the connector can show the ledger's tally (votes
+    merged across platforms, one count per option), it is passed as the membership closer does."""
+    import inspect
+
+    close = space.ballots.close_ballot
+    shown = ballots.platform_ballot(platform, ref)
+    if "counts" in inspect.signature(close).parameters:
+        counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
+        close(shown, counts=counts)
+    else:
+        close(shown)
+
+
+def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
+    """Passed: the proposal goes to the Board (``escalate``). Failed or cancelled: the proposal
+    is withdrawn as not endorsed and the WG is told. Idempotent (``ballot:<id>:applied``).
+
+    ``ctx`` may be a membership ``Ctx`` (``flows.membership.ballot.settle`` calls this for
+    endorsement ballots); the Slack connector is then the process's."""
+    from flows.board.common import BoardCtx, current_slack
+    from flows.board.escalation import escalate
+
+    if not isinstance(ctx, BoardCtx):
+        ctx = BoardCtx(ledger=ctx.ledger, platforms=ctx.platforms, now=ctx.now,
+                       slack=current_slack())
+    with ctx.ledger.read() as session:
+        ballot = session.get(Ballot, ballot_id)
+        proposal = session.get(Proposal, int(ballot.subject_ref.split(":")[1]))
+        outcome = ballot.outcome if ballot.status == BallotStatus.CLOSED else None
+        proposal_id = proposal.id
+        title, kind = proposal.title, proposal.kind
+        reason = (ballot.tally or {}).get("reason", "the ballot was cancelled")
+        applied = repo.effect_get(session, key=f"ballot:{ballot_id}:applied")
+    if applied is not None:
+        return str(applied["ref"].get("result", "applied"))
+    if outcome == BallotOutcome.PASSED:
+        result = escalate(ctx, proposal_id=proposal_id)["status"]
+    else:
+        with ctx.ledger.transaction() as session:
+            proposal = session.get(Proposal, proposal_id)
+            if proposal.status in (ProposalStatus.DRAFT, ProposalStatus.ENDORSING):
+                repo.withdraw_proposal(session, proposal, reason_code="not-endorsed", actor=ACTOR,
+                                       at=ctx.now)
+        post_wg(ctx, template="not_endorsed_wg", key=f"board:not-endorsed:{proposal_id}",
+                actor=ACTOR, about=f"proposal:{proposal_id}", proposal_id=proposal_id,
+                title=title, kind=kind, ballot_id=ballot_id,
+                outcome=outcome.value if outcome else "cancelled", reason=reason)
+        result = "not-endorsed"
+    with ctx.ledger.transaction() as session:
+        repo.effect_record(session, key=f"ballot:{ballot_id}:applied", platform="ledger",
+                           actor=ACTOR, ref={"result": result}, about=f"ballot:{ballot_id}",
+                           at=ctx.now)
+    return result
+
+
+def open_endorsements(ctx: BoardCtx) -> list[int]:
+    """Ids of the endorsement ballots still open, and of closed ones whose outcome was not
+    applied yet (a crash between closing and escalating)."""
+    with ctx.ledger.read() as session:
+        rows = list(session.scalars(select(Ballot).where(
+            Ballot.kind == BallotKind.ENDORSEMENT,
+            Ballot.status.in_([BallotStatus.OPEN, BallotStatus.CLOSED])).order_by(Ballot.id)))
+        return [b.id for b in rows if b.status == BallotStatus.OPEN
+                or repo.effect_get(session, key=f"ballot:{b.id}:applied") is None]

@@ -1,0 +1,122 @@
+"""Ballots end to end: an approval that does not reach its quorum by the deadline is rejected
+(R-VOTE-APPROVE) and the closed Discord message shows the ledger's counts; a removal fails one
+vote short of floor(E/2)+1 at its deadline and passes with exactly floor(E/2)+1, the subject
+excluded from the electorate and told (R-REMOVE, R-ELECTORATE, R-VOTE-EARLY)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from ledger import repo
+from ledger.models import (Application, ApplicationStatus, AuditEntry, Ballot, BallotOutcome,
+                           BallotStatus, MembershipStatus, Person)
+
+from flows.membership import ballot as ballots
+from flows.membership.ballot import close_due_ballots
+from flows.membership.common import context
+from flows.membership.removal import open_removal_ballot
+from tests.flows.membership.conftest import NOW, apply_proven, discord_dms, forum_pms, press_vote
+
+
+def _discord_message(world, message_id):
+    return next(m for m in world.discord_state()["messages"] if m["id"] == message_id)
+
+
+def test_quorum_not_reached_at_the_deadline_rejects(world):
+    result = apply_proven(world, "yara_penhale")
+    app_id = result["application"]
+    with world.ledger.read() as session:
+        app = session.get(Application, app_id)
+        assert app.status == ApplicationStatus.VOTING
+        ballot_id, closes = app.ballot_id, session.get(Ballot, app.ballot_id).closes_at
+    where = ballots.refs(context(NOW), ballot_id)
+    # Two yes on Discord, one no on the Forum: 3 of 7 voted, the quorum is 4.
+    soon = NOW + timedelta(hours=1)
+    assert press_vote(world, where["discord"], "cleo_marsh", 0, now=soon) == f"ballot:{ballot_id}:vote"
+    assert press_vote(world, where["discord"], "dario_fenwick", 0, now=soon) == f"ballot:{ballot_id}:vote"
+    world.discourse_sb.cast_vote(world.discourse_url, ballots.platform_ballot("discourse", where["discourse"]),
+                                 voter="avery_quill", option_index=1)
+    assert close_due_ballots(now=soon)[0]["outcome"] == "open"  # the others may still vote
+
+    [closed] = close_due_ballots(now=closes + timedelta(minutes=1))
+    assert (closed["outcome"], closed["yes"], closed["no"]) == ("failed", 2, 1)
+    with world.ledger.read() as session:
+        ballot = session.get(Ballot, ballot_id)
+        assert ballot.status == BallotStatus.CLOSED and ballot.outcome == BallotOutcome.FAILED
+        assert ballot.ruling == "R-VOTE-APPROVE" and "quorum" in ballot.tally["reason"]
+        assert session.get(Application, app_id).status == ApplicationStatus.REJECTED
+    [told] = [m for m in forum_pms(world, "yara_penhale") if "voted on your application" in m]
+    assert "not approved this time (R-VOTE-APPROVE)" in told
+    # The closed Discord ballot shows the ledger's tally (votes merged across both platforms).
+    message = _discord_message(world, where["discord"]["message_id"])
+    assert message["content"].startswith("**Ballot closed:**") and "3 votes cast." in message["content"]
+    assert "- Yes: 2" in message["content"] and "- No: 1" in message["content"]
+    assert all(c["disabled"] for row in message["components"] for c in row["components"])
+    # Closing again changes nothing anywhere.
+    before = world.writes()
+    close_due_ballots(now=closes + timedelta(hours=1))
+    assert world.writes() == before
+
+
+def test_removal_fails_one_short_and_passes_with_exactly_the_majority(world):
+    # Seven members: a removal's electorate is the six others, so floor(6/2)+1 = 4 yes are needed.
+    opened = open_removal_ballot(member="hana_pike", proposed_by="avery_quill", now=NOW)
+    assert (opened["electorate"], opened["needed"]) == (6, 4)
+    ballot_id = opened["ballot"]
+    with world.ledger.read() as session:
+        ballot = session.get(Ballot, ballot_id)
+        assert world.people["hana_pike"] not in {e.person_id for e in ballot.electors}
+        closes = ballot.closes_at
+    assert closes == NOW + timedelta(days=14)
+    where = ballots.refs(context(NOW), ballot_id)
+    [opened_dm] = [m for m in discord_dms(world, "hana_pike") if "opened a vote on removing you" in m["content"]]
+    assert any("opened a vote on removing you" in m for m in forum_pms(world, "hana_pike"))
+
+    soon = NOW + timedelta(hours=2)
+    # The subject cannot vote on their own removal: refused and audited.
+    assert press_vote(world, where["discord"], "hana_pike", 1, now=soon) == f"ballot:{ballot_id}:refused"
+    # Three yes (two on Discord, one on the Forum) and nobody else: one short of four.
+    press_vote(world, where["discord"], "cleo_marsh", 0, now=soon)
+    press_vote(world, where["discord"], "dario_fenwick", 0, now=soon)
+    world.discourse_sb.cast_vote(world.discourse_url, ballots.platform_ballot("discourse", where["discourse"]),
+                                 voter="bram_tolliver", option_index=0)
+    assert close_due_ballots(now=soon)[0]["outcome"] == "open"
+    [failed] = close_due_ballots(now=closes + timedelta(minutes=5))
+    assert (failed["outcome"], failed["yes"], failed["electorate"]) == ("failed", 3, 6)
+    with world.ledger.read() as session:
+        person = session.get(Person, world.people["hana_pike"])
+        assert repo.open_membership(session, person).status == MembershipStatus.ACTIVE
+        refused = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "vote.refused")))
+        assert len(refused) == 1
+    assert any("did not pass: you remain a member" in m["content"] for m in discord_dms(world, "hana_pike"))
+    assert "hana_pike" in next(g for g in world.discourse_state()["groups"]
+                               if g["name"] == "working-group")["members"]
+
+    # Another removal: exactly four yes of six passes, at the fourth vote (R-VOTE-EARLY).
+    later = closes + timedelta(days=1)
+    second = open_removal_ballot(member="gale_morrow", proposed_by="bram_tolliver", now=later)
+    assert (second["electorate"], second["needed"]) == (6, 4)
+    where = ballots.refs(context(later), second["ballot"])
+    for voter in ("avery_quill", "cleo_marsh", "dario_fenwick"):
+        assert press_vote(world, where["discord"], voter, 0, now=later) == f"ballot:{second['ballot']}:vote"
+    with world.ledger.read() as session:
+        assert session.get(Ballot, second["ballot"]).status == BallotStatus.OPEN  # 3 yes: not yet
+    press_vote(world, where["discord"], "hana_pike", 0, now=later)
+    with world.ledger.read() as session:
+        ballot = session.get(Ballot, second["ballot"])
+        assert ballot.outcome == BallotOutcome.PASSED and ballot.tally["yes"] == 4
+        assert ballot.ruling == "R-VOTE-EARLY"
+        person = session.get(Person, world.people["gale_morrow"])
+        assert person.memberships[-1].status == MembershipStatus.REMOVED
+    assert "gale_morrow" not in next(g for g in world.discourse_state()["groups"]
+                                     if g["name"] == "working-group")["members"]
+    gale_id = next(m["id"] for m in world.discord_state()["members"] if m["username"] == "gale_morrow")
+    assert any(c["action"] == "revoke" and c["user_id"] == gale_id for c in world.discord_state()["role_changes"])
+    assert any("passed: your membership has ended" in m["content"] for m in discord_dms(world, "gale_morrow"))
+    message = _discord_message(world, where["discord"]["message_id"])
+    assert "- Yes: 4" in message["content"]
+    before = world.writes()
+    close_due_ballots(now=later + timedelta(hours=1))
+    assert world.writes() == before
