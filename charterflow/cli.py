@@ -77,6 +77,14 @@ def up() -> None:
 
 
 @app.command()
+def serve() -> None:
+    """Serve every deployment (with its schedules) from one runner, against PREFECT_API_URL."""
+    from flows.serve import main as serve_main
+
+    serve_main()
+
+
+@app.command()
 def version() -> None:
     """Print charterflow's version."""
     from importlib.metadata import version as dist_version
