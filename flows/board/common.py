@@ -36,6 +36,7 @@ from ledger.roster import stored_list
 from rules import Charter, Decision, needs_board
 
 from flows.membership.common import Ctx, context, log, once
+from flows.membership.common import post_wg as membership_post_wg
 
 __all__ = [
     "BOARD_LIST",
@@ -333,29 +334,10 @@ def render(name: str, **values: Any) -> tuple[str, str]:
 
 def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str,
             threads: Mapping[str, str] | None = None, **values: Any) -> dict[str, dict[str, Any]]:
-    """Post to the WG's private space on every served platform once per key and platform (a
-    reply in ``threads[platform]`` when given); returns platform → recorded ids. One platform
-    failing does not stop the other; the next run repairs it."""
-    posted: dict[str, dict[str, Any]] = {}
-    for space in ctx.platforms.spaces.values():
-        if space.messenger is None:
-            continue
-        title, text = render(template, platform=space.platform, **values)
-        thread = (threads or {}).get(space.platform)
-        k = f"{key}:{space.platform}"
-
-        def act(s=space, t=title, b=text, th=thread, k=k) -> MessageRef:
-            if th:
-                return s.messenger.reply(thread_id=th, text=f"**{t}**\n\n{b}", key=k)
-            return s.messenger.post(channel=s.wg_channel, title=t, text=b, key=k)
-
-        try:
-            posted[space.platform] = once(ctx, key=k, platform=space.platform, actor=actor,
-                                          about=about, act=act)["ref"]
-        except Exception as exc:  # noqa: BLE001 - one platform down must not hide the other
-            log.warning("board: could not post to the WG on %s: %s", space.platform,
-                        type(exc).__name__)
-    return posted
+    """Post a Board template to the WG's private space on every served platform, once per key
+    and platform (``flows.membership.common.post_wg``); returns platform → recorded ids."""
+    return membership_post_wg(ctx, template=template, key=key, actor=actor, about=about,
+                              threads=threads, renderer=render, **values)
 
 
 def wg_threads(ctx: Ctx, proposal_id: int) -> dict[str, str]:

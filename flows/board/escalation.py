@@ -33,7 +33,7 @@ from rules import Decision
 from flows.board import endorsement
 from flows.board.common import (BoardCtx, InvalidProposal, ProposalInput, board_context,
                                 compose_body, escalation_of, post_wg, validate_proposal)
-from flows.membership.common import artifact, log, once
+from flows.membership.common import answer_interaction, artifact, log, once
 
 ACTOR = "flow:board-escalation"
 __all__ = ["board_escalation", "continue_step", "escalate", "file_step",
@@ -189,17 +189,8 @@ def board_escalation(kind: str = "", title: str = "", summary: str = "",
 
 
 def _answer(ctx: BoardCtx, event_id: int, attributes: dict[str, str], text: str) -> None:
-    """Answer the Discord command privately (the gateway deferred it), once per event."""
-    token = attributes.get("interaction_token")
-    space = ctx.platforms.space("discord")
-    followup = getattr(space.connector, "followup", None) if space else None
-    if not token or followup is None:
-        return
-    try:
-        once(ctx, key=f"board:answer:inbox:{event_id}", platform="discord", actor=ACTOR,
-             about=f"inbox:{event_id}", act=lambda: (followup(token, text[:1900]), None)[1])
-    except Exception as exc:  # noqa: BLE001 - the token lives 15 minutes; the work is done anyway
-        log.info("board: no follow-up for inbox:%s (%s)", event_id, type(exc).__name__)
+    answer_interaction(ctx, key=f"board:answer:inbox:{event_id}", actor=ACTOR,
+                       about=f"inbox:{event_id}", attributes=attributes, text=text)
 
 
 def handle_board_proposal(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:

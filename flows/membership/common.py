@@ -160,14 +160,19 @@ def message_person(ctx: Ctx, person_id: int, *, template: str, key: str, actor: 
 
 
 def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str | None,
-            threads: Mapping[str, str] | None = None, **values: Any) -> list[str]:
+            threads: Mapping[str, str] | None = None,
+            renderer: Callable[..., tuple[str, str]] | None = None,
+            **values: Any) -> dict[str, dict[str, Any]]:
     """Post to the WG's private space on every served platform (a reply in ``threads[platform]``
-    when given, else a new topic/message), once per key and platform."""
-    posted = []
+    when given, else a new topic/message), once per key and platform; returns platform → the
+    recorded message ids. ``renderer`` defaults to the membership templates. One platform
+    failing does not stop the other; the next run repairs it."""
+    renderer = renderer or render
+    posted: dict[str, dict[str, Any]] = {}
     for space in ctx.platforms.spaces.values():
         if space.messenger is None:
             continue
-        title, text = render(template, platform=space.platform, **values)
+        title, text = renderer(template, platform=space.platform, **values)
         thread = (threads or {}).get(space.platform)
         k = f"{key}:{space.platform}"
 
@@ -177,12 +182,26 @@ def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str | None,
             return s.messenger.post(channel=s.wg_channel, title=t, text=b, key=k)
 
         try:
-            once(ctx, key=k, platform=space.platform, actor=actor, about=about, act=act)
-            posted.append(space.platform)
+            posted[space.platform] = once(ctx, key=k, platform=space.platform, actor=actor,
+                                          about=about, act=act)["ref"]
         except Exception as exc:  # noqa: BLE001 - one platform down must not hide the other
-            log.warning("membership: could not post to the WG on %s: %s", space.platform,
-                        type(exc).__name__)
+            log.warning("could not post to the WG on %s: %s", space.platform, type(exc).__name__)
     return posted
+
+
+def answer_interaction(ctx: Ctx, *, key: str, actor: str, about: str,
+                       attributes: Mapping[str, str], text: str) -> None:
+    """Answer a Discord interaction privately (the gateway deferred it), once per ``key``."""
+    token = attributes.get("interaction_token")
+    space = ctx.platforms.space("discord")
+    followup = getattr(space.connector, "followup", None) if space else None
+    if not token or followup is None:
+        return
+    try:
+        once(ctx, key=key, platform="discord", actor=actor, about=about,
+             act=lambda: (followup(token, text[:1900]), None)[1])
+    except Exception as exc:  # noqa: BLE001 - the token lives 15 minutes; the work is done anyway
+        log.info("no follow-up for %s (%s)", about, type(exc).__name__)
 
 
 # --------------------------------------------------------------------------------------------

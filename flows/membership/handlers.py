@@ -21,7 +21,7 @@ from ledger.db import Ledger
 from ledger.models import InboxEvent
 
 from flows.membership import ballot as ballots
-from flows.membership.common import Ctx, context, log, once
+from flows.membership.common import Ctx, answer_interaction, context
 from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
 from flows.platforms import Platforms
 
@@ -42,17 +42,8 @@ def _event(ctx: Ctx, event_id: int) -> tuple[str, str, dict[str, Any], dict[str,
 
 
 def _answer(ctx: Ctx, event_id: int, attributes: dict[str, str], text: str) -> None:
-    """Answer a Discord interaction privately (the gateway deferred it), once per event."""
-    token = attributes.get("interaction_token")
-    space = ctx.platforms.space("discord")
-    followup = getattr(space.connector, "followup", None) if space else None
-    if not token or followup is None:
-        return
-    try:
-        once(ctx, key=f"answer:inbox:{event_id}", platform="discord", actor=ACTOR,
-             about=f"inbox:{event_id}", act=lambda: (followup(token, text[:1900]), None)[1])
-    except Exception as exc:  # noqa: BLE001 - the token lives 15 minutes; the work is done anyway
-        log.info("membership: no follow-up for inbox:%s (%s)", event_id, type(exc).__name__)
+    answer_interaction(ctx, key=f"answer:inbox:{event_id}", actor=ACTOR, about=f"inbox:{event_id}",
+                       attributes=attributes, text=text)
 
 
 def _person_of(ctx: Ctx, platform: str, external_id: str) -> int | None:
