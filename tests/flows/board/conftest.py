@@ -111,14 +111,14 @@ class Board:
 
 
 @pytest.fixture
-def board(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Board]:  # noqa: F811
+def board(world: World) -> Iterator[Board]:  # noqa: F811
     """The seeded WG, the Board in the ledger and on Slack, and the gateway."""
     sandbox = SlackSandbox(time_factor=0.02)
     with world.ledger.transaction() as session:
         import_roster(session, parse_roster(ROSTER, charter=world.platforms.charter),
                       charter=world.platforms.charter, actor="operator", at=NOW)
-    # The lead registers the handler in flows/inbox.py; until then the tests do it.
-    monkeypatch.setitem(inbox.HANDLERS, inbox.Route.BOARD_DECISION, handle_board_decision)
+    # flows/inbox.py registers the real handler; the tests rely on that registration.
+    assert inbox.HANDLERS[inbox.Route.BOARD_DECISION] is handle_board_decision
     app = create_app(settings=gateway_settings(slack_signing_secret=SecretStr(sandbox.signing_secret)),
                      ledger=world.ledger, dispatcher=StoreOnlyDispatcher(),
                      charter=world.platforms.charter, confirm_secret="test-only-secret")

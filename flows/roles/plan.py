@@ -1,0 +1,289 @@
+"""Roles as code: the ledger says who should hold which platform role, the platforms say who
+does; the difference is a plan, checked by the charter's guardrails before anything is sent.
+
+Usable by a flow and by ``charterflow roles plan|apply``:
+
+* :func:`observe` reads every served platform's holders of ``admin``, ``moderator``, the WG
+  group/role and any other role the ledger names there (``RoleManager.list_holders``: reads only).
+* :func:`build_plan` turns the ledger's ``platform_roles`` rows and that observation into a
+  ``rules.Plan`` (``rules.plan_roles``: R-ADMIN-1, R-ADMIN-2, R-ADMIN-3 and the removal limit).
+* :func:`apply_plan` applies exactly that plan through the membership applier
+  (``flows.membership.roles.reconcile_person``) and records the run in the audit log.
+
+What the ledger manages: a (person, platform, role) with a ledger row is managed (``desired``
+true: must hold; false: must not). A holding without a row, or an account the ledger does not
+know (shown as ``<platform>:<username>``), is *unmanaged*: shown, counted by the invariants,
+never changed. A row whose person has no identity (with a platform id) on that platform, or a
+platform that is not served, cannot be planned and is listed under ``skipped``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import select
+
+from ledger import audit, repo
+from ledger.models import Identity, Person, PlatformRoleAssignment
+from rules import Assignment, Plan, plan_roles
+from rules.plan import ADMIN, admins_of
+
+from flows.membership.common import Ctx
+from flows.platforms import parse_role, role_text
+
+ROLE_ORDER = ("admin", "moderator")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observation:
+    """What the platforms show, in ledger terms."""
+
+    assignments: frozenset[Assignment]
+    # handle -> person id, for the people the ledger knows on some platform
+    people: dict[str, int] = field(default_factory=dict)
+    # (platform, handle) -> platform user id, to act on
+    users: dict[tuple[str, str], str] = field(default_factory=dict)
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolesPlan:
+    """A plan with what it was made from."""
+
+    plan: Plan
+    observed: frozenset[Assignment]
+    desired: frozenset[Assignment]
+    people: dict[str, int]
+    skipped: tuple[str, ...] = ()
+    override_reason: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        """True when the guardrails let the plan be sent."""
+        return self.plan.decision.allowed
+
+    def resulting_state(self) -> dict[str, dict[str, list[str]]]:
+        """platform → role → holders after the plan (the state the verdict is about)."""
+        after = set(self.observed)
+        for c in self.plan.changes:
+            a = Assignment(platform=c.platform, role=c.role, person=c.person)
+            (after.add if c.action == "grant" else after.discard)(a)
+        return state_of(after)
+
+
+def state_of(assignments: Iterable[Assignment]) -> dict[str, dict[str, list[str]]]:
+    """platform → role → sorted holders."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for a in assignments:
+        out.setdefault(a.platform, {}).setdefault(a.role, []).append(a.person)
+    return {p: {r: sorted(v) for r, v in sorted(roles.items())} for p, roles in sorted(out.items())}
+
+
+def _ledger_rows(ctx: Ctx) -> list[tuple[int, str, str, str, bool]]:
+    """Every ledger platform-role row as (person id, handle, platform, role, desired)."""
+    with ctx.ledger.read() as session:
+        rows = session.execute(
+            select(PlatformRoleAssignment.person_id, Person.handle, PlatformRoleAssignment.platform,
+                   PlatformRoleAssignment.role, PlatformRoleAssignment.desired)
+            .join(Person, Person.id == PlatformRoleAssignment.person_id)
+            .order_by(PlatformRoleAssignment.id)).all()
+    return [(pid, handle, plat.value, role, bool(desired)) for pid, handle, plat, role, desired in rows]
+
+
+def _identities(ctx: Ctx) -> dict[tuple[str, str], tuple[int, str]]:
+    """(platform, external id) → (person id, handle) for every identity with a platform id."""
+    with ctx.ledger.read() as session:
+        rows = session.execute(select(Identity.platform, Identity.external_id, Identity.person_id,
+                                      Person.handle)
+                               .join(Person, Person.id == Identity.person_id)
+                               .where(Identity.external_id.is_not(None))).all()
+    return {(plat.value, str(ext)): (pid, handle) for plat, ext, pid, handle in rows}
+
+
+def roles_to_observe(ctx: Ctx, platform: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """``admin``, ``moderator``, the WG group/role, then any other role the ledger names."""
+    space = ctx.platforms.space(platform)
+    names = list(ROLE_ORDER)
+    if space is not None:
+        names.append(role_text(space.wg_role))
+    names += sorted(set(extra) - set(names))
+    return tuple(names)
+
+
+def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None) -> Observation:
+    """Read the holders of every role of interest on every served platform (GETs only)."""
+    known = _identities(ctx)
+    assignments: set[Assignment] = set()
+    people: dict[str, int] = {}
+    users: dict[tuple[str, str], str] = {}
+    roles: dict[str, tuple[str, ...]] = {}
+    for platform, space in sorted(ctx.platforms.spaces.items()):
+        if space.roles is None:
+            continue
+        roles[platform] = roles_to_observe(ctx, platform, (extra_roles or {}).get(platform, ()))
+        for text in roles[platform]:
+            for holder in space.roles.list_holders(parse_role(text)):
+                found = known.get((platform, str(holder.id)))
+                if found is not None:
+                    person_id, key = found
+                    people[key] = person_id
+                    users[(platform, key)] = str(holder.id)
+                else:
+                    key = f"{platform}:{holder.username or holder.id}"
+                assignments.add(Assignment(platform=platform, role=text, person=key))
+    for (platform, ext), (person_id, handle) in known.items():
+        people.setdefault(handle, person_id)
+        users.setdefault((platform, handle), ext)
+    return Observation(assignments=frozenset(assignments), people=people, users=users, roles=roles)
+
+
+def build_plan(ctx: Ctx, *, override_reason: str | None = None,
+               extra: Iterable[tuple[str, str, str, bool]] = ()) -> RolesPlan:
+    """The plan from the observed state to the ledger's desired one, with the guardrails'
+    verdict. ``extra`` adds (handle, platform, role, desired) wishes on top of the ledger's rows
+    (a proposed change, checked on the state it would make)."""
+    rows = [(h, p, r, d) for _pid, h, p, r, d in _ledger_rows(ctx)]
+    rows += list(extra)
+    wanted_roles: dict[str, set[str]] = {}
+    for _h, p, r, _d in rows:
+        wanted_roles.setdefault(p, set()).add(r)
+    seen = observe(ctx, extra_roles=wanted_roles)
+    desired = set(seen.assignments)
+    skipped: list[str] = []
+    for handle, platform, role, want in rows:
+        if platform not in seen.roles:
+            skipped.append(f"{handle}: {role} on {platform} (platform not served)")
+            continue
+        if (platform, handle) not in seen.users:
+            skipped.append(f"{handle}: {role} on {platform} (no {platform} identity with a "
+                           "platform id)")
+            continue
+        a = Assignment(platform=platform, role=role, person=handle)
+        (desired.add if want else desired.discard)(a)
+    plan = plan_roles(desired, seen.assignments, charter=ctx.charter,
+                      override_reason=override_reason)
+    return RolesPlan(plan=plan, observed=seen.assignments, desired=frozenset(desired),
+                     people=seen.people, skipped=tuple(skipped), override_reason=override_reason)
+
+
+def lifted(ctx: Ctx) -> Ctx:
+    """``ctx`` with the guardrails lifted, for applying a plan already checked as a whole: the
+    applier re-plans one person at a time, and a swap of admins between two people (or an
+    operator's override) must not be refused half-way."""
+    charter = ctx.charter
+    admins = charter.admins.model_copy(update={"min_admins_per_platform": 0,
+                                               "forbid_admin_on_all_platforms": False,
+                                               "max_removals_per_run": 10**6})
+    platforms = replace(ctx.platforms, charter=charter.model_copy(update={"admins": admins}))
+    return Ctx(ledger=ctx.ledger, platforms=platforms, now=ctx.now)
+
+
+def person_order(plan: Plan) -> list[str]:
+    """The people of a plan, those only gaining roles first and those only losing last, so the
+    platforms pass through as few thin states as possible."""
+    kinds: dict[str, set[str]] = {}
+    for c in plan.changes:
+        kinds.setdefault(c.person, set()).add(c.action)
+    rank = {frozenset({"grant"}): 0, frozenset({"grant", "revoke"}): 1, frozenset({"revoke"}): 2}
+    return sorted(kinds, key=lambda h: (rank[frozenset(kinds[h])], h))
+
+
+def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> dict[str, Any]:
+    """Apply exactly ``shown`` (refused plans are not applied) through the membership applier;
+    returns ``{"applied": [keys], "not_applied": [keys], "unexpected": [keys]}``.
+
+    The run is recorded in the audit log (``roles.apply``: the plan, the verdict, any override
+    reason); each person's observed roles are recorded by the applier."""
+    from flows.membership.roles import reconcile_person
+
+    if not shown.allowed:
+        raise ValueError(f"the plan is refused ({shown.plan.decision.ruling}); nothing to apply")
+    planned = [c.key(decision_ref) for c in shown.plan.changes]
+    unmanaged = [c for c in shown.plan.changes if c.person not in shown.people]
+    if unmanaged:  # cannot happen by construction: unmanaged holders are never changed
+        raise ValueError(f"the plan changes an account the ledger does not know: {unmanaged[0].person}")
+    _record(ctx, shown, decision_ref=decision_ref, actor=actor, action="roles.apply",
+            keys=planned)
+    applied: list[str] = []
+    refused: list[str] = []
+    run = lifted(ctx)
+    for handle in person_order(shown.plan):
+        result = reconcile_person(run, shown.people[handle], decision_ref=decision_ref, actor=actor)
+        applied += result["applied"]
+        if result["refused"]:
+            refused.append(f"{handle}: {result['refused']}")
+    return {"applied": [k for k in planned if k in applied],
+            "not_applied": [k for k in planned if k not in applied],
+            "unexpected": [k for k in applied if k not in planned], "refused": refused}
+
+
+def _record(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str, action: str,
+            keys: list[str]) -> None:
+    decision = shown.plan.decision
+    payload: dict[str, Any] = {
+        "decision": decision_ref, "changes": keys, "allowed": decision.allowed,
+        "ruling": decision.ruling, "reason": decision.reason,
+        "warnings": [f"{w.ruling}: {w.reason}" for w in decision.warnings]}
+    if shown.override_reason:
+        payload["override_reason"] = shown.override_reason
+    with ctx.ledger.transaction() as session:
+        audit.append(session, actor=actor, action=action, subject=f"roles:{decision_ref}",
+                     payload=payload, at=ctx.now)
+
+
+def record_refusal(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> None:
+    """Audit a refused plan (``roles.refused``) with the changes it would have made."""
+    _record(ctx, shown, decision_ref=decision_ref, actor=actor, action="roles.refused",
+            keys=[c.key(decision_ref) for c in shown.plan.changes])
+
+
+def format_plan(shown: RolesPlan) -> str:
+    """The plan as text: per platform, grants and revocations; then the verdict and, when
+    refused, the resulting state (admins per platform) the refusal is about."""
+    lines: list[str] = []
+    platforms = sorted({a.platform for a in shown.observed | shown.desired}
+                       | {c.platform for c in shown.plan.changes})
+    for platform in platforms:
+        mine = [c for c in shown.plan.changes if c.platform == platform]
+        lines.append(f"{platform}: {len(mine)} change(s)")
+        for c in mine:
+            sign = "+" if c.action == "grant" else "-"
+            lines.append(f"  {sign} {c.action} {c.role} {'to' if c.action == 'grant' else 'from'} "
+                         f"{c.person}")
+    for item in shown.skipped:
+        lines.append(f"skipped: {item}")
+    d = shown.plan.decision
+    verdict = "allowed" if d.allowed else "REFUSED"
+    lines.append(f"verdict: {verdict} ({d.ruling}): {d.reason}")
+    for v in (d.violations if not d.allowed else d.warnings):
+        lines.append(f"  {v.ruling} {v.subject}: {v.reason}")
+    if shown.override_reason and d.allowed and d.warnings:
+        lines.append(f"override recorded: {shown.override_reason}")
+    if not d.allowed or d.warnings:
+        after = admins_of(_after(shown))
+        for platform in platforms:
+            lines.append(f"  resulting {ADMIN}s on {platform}: "
+                         f"{', '.join(sorted(after.get(platform, []))) or 'nobody'}")
+    return "\n".join(lines)
+
+
+def _after(shown: RolesPlan) -> set[Assignment]:
+    after = set(shown.observed)
+    for c in shown.plan.changes:
+        a = Assignment(platform=c.platform, role=c.role, person=c.person)
+        (after.add if c.action == "grant" else after.discard)(a)
+    return after
+
+
+def decision_ref_for(ctx: Ctx, prefix: str = "roles-apply") -> str:
+    """A decision reference for one run: ``<prefix>-<UTC timestamp>``."""
+    return f"{prefix}-{ctx.now:%Y%m%dT%H%M%SZ}"
+
+
+__all__ = ["Observation", "RolesPlan", "apply_plan", "build_plan", "decision_ref_for",
+           "format_plan", "lifted", "observe", "person_order", "record_refusal", "roles_to_observe",
+           "state_of"]
+
+_ = repo  # the ledger's platform-role functions are used through the applier
