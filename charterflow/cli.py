@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from charterflow import connectors_cli, discord_cli, gateway_cli, ledger_cli
+from charterflow import connectors_cli, discord_cli, gateway_cli, ledger_cli, roles_cli
 
 app = typer.Typer(
     name="charterflow",
@@ -96,6 +96,7 @@ ledger_cli.register(app)
 connectors_cli.register(app)
 gateway_cli.register(app)
 discord_cli.register(app)
+roles_cli.register(app)
 
 
 def main() -> None:

@@ -25,10 +25,11 @@ def deployments() -> list:
     from flows.membership.onboarding import onboard
     from flows.membership.removal import open_removal_ballot
     from flows.membership.renewal import opt_in, renewal
+    from flows.roles.change import roles_change
     from flows.whatif import what_if
 
     rules_tags, tags = ["charterflow", "rules"], ["charterflow", "membership"]
-    board_tags = ["charterflow", "board"]
+    board_tags, roles_tags = ["charterflow", "board"], ["charterflow", "roles"]
     return [
         what_if.to_deployment(name="operator", tags=rules_tags,
                               description="Ask the charter a what-if question (see rules/README.md)."),
@@ -50,6 +51,9 @@ def deployments() -> list:
                                         description="Close decided or due ballots (R-VOTE-EARLY)."),
         expire_applications.to_deployment(name="hourly", tags=tags, interval=3600,
                                           description="Expire unconfirmed applications (R-APP-2)."),
+        roles_change.to_deployment(
+            name="operator", tags=roles_tags,
+            description="Grant or revoke a platform role to a person (R-MOD, R-ADMIN-1..3)."),
         board_escalation.to_deployment(
             name="operator", tags=board_tags,
             description="File or continue a proposal for the DSF Board (R-BOARD, R-DIRECT)."),

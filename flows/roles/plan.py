@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ledger import audit, repo
+from ledger import audit
 from ledger.models import Identity, Person, PlatformRoleAssignment
 from rules import Assignment, Plan, plan_roles
 from rules.plan import ADMIN, admins_of
@@ -285,5 +285,3 @@ def decision_ref_for(ctx: Ctx, prefix: str = "roles-apply") -> str:
 __all__ = ["Observation", "RolesPlan", "apply_plan", "build_plan", "decision_ref_for",
            "format_plan", "lifted", "observe", "person_order", "record_refusal", "roles_to_observe",
            "state_of"]
-
-_ = repo  # the ledger's platform-role functions are used through the applier
