@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from charterflow.cli_errors import fail
 from charterflow import connectors_cli, discord_cli, gateway_cli, ledger_cli, roles_cli
 
 app = typer.Typer(
@@ -21,12 +22,6 @@ app = typer.Typer(
 rules_app = typer.Typer(help="Ask the charter: validate a charter file, evaluate a what-if case.",
                         no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print a one-line error to stderr and exit with ``code`` (no traceback)."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @rules_app.command("what-if")

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
+
+from charterflow.cli_errors import fail as _fail
 
 connectors_app = typer.Typer(help="The platform connectors: list them, inspect load errors.", no_args_is_help=True)
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    """One line to stderr, exit ``code``, no traceback."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _read_seed(path: Path) -> dict[str, Any]:

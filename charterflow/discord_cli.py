@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import NoReturn
 
 import typer
+
+from charterflow.cli_errors import fail as _fail
 
 __all__ = ["register"]
 
 discord_app = typer.Typer(help="The Discord connector: register slash commands.", no_args_is_help=True)
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    """One line to stderr, exit ``code``, no traceback."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 @discord_app.command("register-commands")

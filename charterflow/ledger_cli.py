@@ -15,6 +15,8 @@ from typing import IO, Any, Optional
 
 import typer
 
+from charterflow.cli_errors import fail as _fail, one_line_errors as _errors
+
 ACTOR_HELP = "Who acts, as an audit reference (operator, person:12, …)."
 
 
@@ -22,42 +24,8 @@ class _DryRun(Exception):
     """Raised inside a transaction to roll it back on purpose."""
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn every expected failure into one ``error:`` line (never a traceback)."""
-    from connectors.errors import CharterflowError
-    from rules import CharterFileError
-
-    try:
-        yield
-    except (CharterflowError, CharterFileError) as exc:
-        _fail(_scrub(str(exc)))
-    except ValueError as exc:
-        _fail(_scrub(str(exc)))
-    except OSError as exc:
-        _fail(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
-
-
-def _scrub(message: str) -> str:
-    # Belt and braces: the ledger redacts already, but never let the password through.
-    from sqlalchemy.engine import make_url
-
-    from charterflow.settings import get_settings
-
-    url = get_settings().database_url
-    if url is not None:
-        try:
-            password = make_url(url.get_secret_value()).password
-        except Exception:  # an unparsable URL has been reported as such already
-            password = None
-        if password:
-            message = message.replace(str(password), "***")
-    return message
 
 
 def _ledger(*, current: bool = True) -> Any:

@@ -11,33 +11,16 @@ Other errors print one line ``error: …`` to stderr and exit 2.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Optional
 
 import typer
+
+from charterflow.cli_errors import fail as _fail, one_line_errors as _errors
 
 OVERRIDE_HELP = ("Apply a plan the guardrails refuse; the reason is recorded in the audit log "
                  "and the refusals become warnings.")
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Every expected failure as one ``error:`` line."""
-    from connectors.errors import CharterflowError
-    from rules import CharterFileError
-
-    try:
-        yield
-    except (CharterflowError, CharterFileError, ValueError) as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    except OSError as exc:
-        _fail(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
 
 
 def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:

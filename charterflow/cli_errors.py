@@ -1,0 +1,49 @@
+"""How every `charterflow` command reports an expected failure: one line, never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def scrub(message: str) -> str:
+    """``message`` without the ledger database password (the ledger redacts already; this is
+    belt and braces for messages that quote a URL some other way)."""
+    from sqlalchemy.engine import make_url
+
+    from charterflow.settings import get_settings
+
+    url = get_settings().database_url
+    if url is not None:
+        try:
+            password = make_url(url.get_secret_value()).password
+        except Exception:  # an unparsable URL has been reported as such already
+            password = None
+        if password:
+            message = message.replace(str(password), "***")
+    return message
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn every expected failure (ours, a bad charter file, bad input, a file that cannot be
+    read) into one ``error:`` line and exit code 2."""
+    from connectors.errors import CharterflowError
+    from rules import CharterFileError
+
+    try:
+        yield
+    except (CharterflowError, CharterFileError, ValueError) as exc:
+        text = scrub(str(exc))
+        fail(text.splitlines()[0] if text else type(exc).__name__)
+    except OSError as exc:
+        fail(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
