@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.errors import ConfigError
+from connectors.settings import load_settings
 
 __all__ = ["DiscordSettings", "ENV_PREFIX", "DEFAULT_API_URL"]
 
@@ -114,12 +114,4 @@ class DiscordSettings(BaseSettings):
 
         The message never contains a value, so a mistyped token is not echoed.
         """
-        try:
-            return cls(**overrides)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                field = str(err["loc"][0]) if err["loc"] else "?"
-                kind = "is not set" if err["type"] == "missing" else f"is invalid: {err['msg']}"
-                problems.append(f"{ENV_PREFIX}{field.upper()} {kind}")
-            raise ConfigError("Discord settings: " + "; ".join(problems)) from None
+        return load_settings(cls, prefix=ENV_PREFIX, label="Discord", **overrides)

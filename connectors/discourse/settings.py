@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.errors import ConfigError
+from connectors.settings import load_settings
 
 ENV_PREFIX = "CHARTERFLOW_DISCOURSE_"
 
@@ -66,12 +66,4 @@ class DiscourseSettings(BaseSettings):
     @classmethod
     def load(cls, **overrides: Any) -> DiscourseSettings:
         """Read the environment (and ``.env``); ``ConfigError`` naming each bad or missing variable."""
-        try:
-            return cls(**overrides)
-        except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                field = str(err["loc"][0]) if err["loc"] else "?"
-                kind = "is not set" if err["type"] == "missing" else f"is invalid: {err['msg']}"
-                problems.append(f"{ENV_PREFIX}{field.upper()} {kind}")
-            raise ConfigError("Discourse settings: " + "; ".join(problems)) from None
+        return load_settings(cls, prefix=ENV_PREFIX, label="Discourse", **overrides)
