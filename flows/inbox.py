@@ -49,6 +49,7 @@ __all__ = [
     "handle_inbox_event",
     "main",
     "register_handler",
+    "register_route",
     "route_for",
 ]
 
@@ -118,6 +119,34 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+# Routes added by later capabilities (roles, ideas, reports, moderation): each package's
+# ``handlers.register()`` calls :func:`register_route`. Discord slash command name → route, and
+# Discord button custom_id prefix → route; ``DEFERRED_ROUTES`` are answered "thinking…" at once.
+COMMAND_ROUTES: dict[str, str] = {}
+COMPONENT_ROUTES: dict[str, str] = {}
+DEFERRED_ROUTES: set[str] = set()
+
+
+def register_route(route: str, handler: Callable[..., str], *, discord_command: str | None = None,
+                   discord_component_prefix: str | None = None, condition: str = "") -> None:
+    """Route a Discord slash command and/or button prefix to ``route``, handled by ``handler``
+    (``handler(*, ledger, event) -> result_ref``, idempotent). The gateway answers such an
+    interaction with a deferred ephemeral message; the handler follows up."""
+    global ROUTES
+    if discord_command:
+        COMMAND_ROUTES[discord_command] = route
+        row = ("discord", discord_command, condition or f"slash command /{discord_command}", route)
+        if row not in ROUTES:
+            ROUTES = ROUTES[:-1] + (row,) + ROUTES[-1:]
+    if discord_component_prefix:
+        COMPONENT_ROUTES[discord_component_prefix] = route
+        row = ("discord", "component", condition or f"a button (custom_id {discord_component_prefix}…)", route)
+        if row not in ROUTES:
+            ROUTES = ROUTES[:-1] + (row,) + ROUTES[-1:]
+    DEFERRED_ROUTES.add(route)
+    HANDLERS[route] = handler
+
+
 def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
               config: RoutingConfig) -> str:
     """The route of an event (see :data:`ROUTES`); ``unknown`` when nothing matches."""
@@ -140,6 +169,9 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
                 return Route.CONFIRM
             if custom_id.startswith(OPTIN_PREFIX):
                 return Route.OPT_IN
+            for prefix, route in COMPONENT_ROUTES.items():
+                if custom_id.startswith(prefix):
+                    return route
             return Route.UNKNOWN
         return {
             "ping": Route.PING,
@@ -150,6 +182,7 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
             "leave": Route.LEAVE,
             "propose": Route.BOARD_PROPOSAL,
             "ballot_vote": Route.VOTE,
+            **COMMAND_ROUTES,
         }.get(kind, Route.UNKNOWN)
     if source == "slack":
         if kind == "url_verification":
@@ -234,10 +267,24 @@ def _register_board() -> None:
 _register_board()
 
 
+def _register_capabilities() -> None:
+    # Each capability package owns its routes (flows/<package>/handlers.py: register()).
+    import importlib
+
+    for name in ("flows.roles.handlers", "flows.ideas.handlers", "flows.reports.handlers",
+                 "flows.moderation.handlers"):
+        importlib.import_module(name).register()
+
+
+
+
 def register_handler(route: str, handler: Handler) -> None:
     """Make ``handler`` handle ``route`` (events held as ``awaiting-handler`` are dispatched
     again by the drain loop of a gateway that has it registered too)."""
     HANDLERS[route] = handler
+
+
+_register_capabilities()
 
 
 def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR) -> str:

@@ -62,7 +62,19 @@ def deployments() -> list:
         board_reminders.to_deployment(
             name="daily", tags=board_tags, cron="0 8 * * *",
             description="Remind the Board of undecided proposals (30 days, then every 14)."),
+        *capability_deployments(),
     ]
+
+
+CAPABILITIES = ("flows.roles.deploy", "flows.ideas.deploy", "flows.reports.deploy",
+                "flows.moderation.deploy")
+
+
+def capability_deployments() -> list:
+    """The deployments each capability package declares in its ``deploy.deployments()``."""
+    import importlib
+
+    return [d for name in CAPABILITIES for d in importlib.import_module(name).deployments()]
 
 
 def main() -> None:

@@ -541,3 +541,8 @@ class AuditEntry(Base):
     payload_json: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+# Tables of later capabilities live in their own modules; importing them here puts them on
+# Base.metadata (migrations, compare_metadata) whichever module is imported first.
+from ledger import models_moderation, models_reports, models_roles  # noqa: E402,F401

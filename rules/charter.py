@@ -162,6 +162,14 @@ class Meetings(_Strict):
     reminder_days_ahead: int = Field(ge=0)
 
 
+class Moderation(_Strict):
+    """Issue 13: which actions on one platform alert the others' moderators."""
+
+    severe_actions: list[str]
+    severe_timeout_minutes: int = Field(gt=0)
+    digest_hour_utc: int = Field(ge=0, le=23)
+
+
 class Charter(_Strict):
     """A whole charter file. ``source`` is where it was read from (for error messages)."""
 
@@ -177,6 +185,7 @@ class Charter(_Strict):
     ideas: Ideas
     reporting: Reporting
     meetings: Meetings
+    moderation: Moderation
     source: str = "<memory>"
 
     @property

@@ -101,6 +101,27 @@ COMMANDS: tuple[dict[str, Any], ...] = (
           "max_length": 1000},
          {"type": 3, "name": "links", "description": "Links, separated by spaces",
           "required": False, "max_length": 1000}]},
+    # R-MOD: a member proposes a platform role change (flows.roles handles it).
+    {"name": "role", "type": 1, "description": "Propose a platform role change (moderator, admin, ...)",
+     "options": [
+         {"type": 3, "name": "action", "description": "grant or revoke", "required": True,
+          "choices": [{"name": n, "value": n} for n in ("grant", "revoke")]},
+         {"type": 3, "name": "role", "description": "The role, e.g. moderator", "required": True,
+          "max_length": 64},
+         {"type": 3, "name": "platform", "description": "discord, discourse or slack", "required": True,
+          "choices": [{"name": n, "value": n} for n in ("discord", "discourse", "slack")]},
+         {"type": 3, "name": "person", "description": "The person's handle in the ledger", "required": True,
+          "max_length": 100},
+         {"type": 3, "name": "reason", "description": "Why", "required": True, "max_length": 1000}]},
+    # R-IDEA-1: a member changes a backlog item's status (flows.ideas handles it).
+    {"name": "idea-status", "type": 1, "description": "Change the status of a backlog idea",
+     "options": [
+         {"type": 4, "name": "id", "description": "The idea's number", "required": True, "min_value": 1},
+         {"type": 3, "name": "status", "description": "The new status", "required": True,
+          "choices": [{"name": n, "value": n}
+                      for n in ("accepted", "declined", "duplicate", "in-progress", "done")]},
+         {"type": 3, "name": "note", "description": "Why (optional)", "required": False,
+          "max_length": 1000}]},
 )
 
 
