@@ -10,7 +10,18 @@ from typing import Optional
 import typer
 
 from charterflow.cli_errors import fail
-from charterflow import connectors_cli, discord_cli, gateway_cli, ledger_cli, roles_cli
+from charterflow import (
+    connectors_cli,
+    demo_cli,
+    discord_cli,
+    gateway_cli,
+    ideas_cli,
+    ledger_cli,
+    moderation_cli,
+    ops_cli,
+    reports_cli,
+    roles_cli,
+)
 
 app = typer.Typer(
     name="charterflow",
@@ -92,6 +103,11 @@ connectors_cli.register(app)
 gateway_cli.register(app)
 discord_cli.register(app)
 roles_cli.register(app)
+ideas_cli.register(app)
+reports_cli.register(app)
+moderation_cli.register(app)
+ops_cli.register(app)  # doctor, deploy
+demo_cli.register(app)
 
 
 def main() -> None:
