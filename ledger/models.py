@@ -448,7 +448,14 @@ class Proposal(Base):
 
 
 class Idea(Base):
-    """A backlog item (R-IDEA-1) with its triage (R-IDEA-2)."""
+    """A backlog item (R-IDEA-1) with its triage (R-IDEA-2).
+
+    ``source_key`` names where it came from (``discord:interaction:<id>``,
+    ``discourse:topic:<id>``, ``operator:<hash>``): unique, so a replayed webhook or interaction
+    never files it twice. ``author_handle`` is the platform handle of an author who is not a
+    person in the ledger. Triage suggests ``duplicate_of_id`` with its ``similarity`` (0..1),
+    ``needs_board`` with ``board_kind`` and ``platform``; ``flagged_at`` is set when the item
+    has waited for the WG longer than the charter allows."""
 
     __tablename__ = "ideas"
 
@@ -457,11 +464,17 @@ class Idea(Base):
     body: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(24))
     source_url: Mapped[str | None] = mapped_column(String(500))
+    source_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     author_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    author_handle: Mapped[str | None] = mapped_column(String(120))
     status: Mapped[IdeaStatus] = mapped_column(_enum(IdeaStatus))
     platform: Mapped[str | None] = mapped_column(String(24))
     needs_board: Mapped[bool | None] = mapped_column(Boolean)
+    board_kind: Mapped[str | None] = mapped_column(String(40))
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("ideas.id"))
+    similarity: Mapped[Decimal | None] = mapped_column(Numeric(4, 3))
+    triaged_at: Mapped[datetime | None]
+    flagged_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -479,6 +492,8 @@ class IdeaStatusChange(Base):
     to_status: Mapped[IdeaStatus] = mapped_column(_enum(IdeaStatus))
     changed_by: Mapped[str] = mapped_column(String(80))
     changed_at: Mapped[datetime]
+    # The member's "why" (``/idea-status`` note), if any.
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 # --- inbox, erasures, audit log --------------------------------------------------------------

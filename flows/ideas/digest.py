@@ -1,0 +1,66 @@
+"""The weekly digest of ideas waiting for the WG (R-IDEA-2), as Discord messages. Pure.
+
+Each message holds at most :data:`PER_MESSAGE` items, because each triaged item gets one action
+row of status buttons and a Discord message holds at most 5 action rows
+(https://discord.com/developers/docs/components/reference#action-row); its text stays within
+2000 characters (an item's line is shortened when needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from connectors.discord import payloads
+
+from flows.ideas.common import BUTTON_STATUSES, button_id, render
+
+__all__ = ["PER_MESSAGE", "digest_messages", "item_line"]
+
+PER_MESSAGE = 5
+LABELS = {"accepted": "Accept", "declined": "Decline", "duplicate": "Duplicate"}
+
+
+def item_line(item: Mapping[str, Any], *, limit: int = 600) -> str:
+    """One item of the digest (at most ``limit`` characters)."""
+    text = render("digest_item", item=item)
+    if len(text) <= limit:
+        return text
+    title = str(item["title"])
+    room = max(20, len(title) - (len(text) - limit) - 1)
+    return render("digest_item", item={**item, "title": title[:room].rstrip() + "…"})[:limit]
+
+
+def _buttons(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if item["status"] != "triaged":
+        return []
+    buttons = []
+    for status in BUTTON_STATUSES:
+        style = {"accepted": 3, "declined": 4}.get(status, 2)  # green, red, grey
+        buttons.append({"type": 2, "style": style, "label": f"#{item['id']} {LABELS[status]}",
+                        "custom_id": button_id(int(item["id"]), status)})
+    return [{"type": 1, "components": buttons}]
+
+
+def digest_messages(items: Sequence[Mapping[str, Any]], *, week: str,
+                    counts: Mapping[str, int], flag_days: int) -> list[dict[str, Any]]:
+    """The digest's Discord message bodies (``content`` + ``components``, no nonce): a header,
+    then the waiting items (``backlog_rows`` rows), :data:`PER_MESSAGE` per message, each
+    triaged one with Accept / Decline / Duplicate buttons. With nothing waiting: one message
+    saying so."""
+    flagged = sum(1 for i in items if i.get("flagged"))
+    header = render("digest_header", week=week, waiting=len(items), flagged=flagged,
+                    flag_days=flag_days, counts=dict(counts))
+    if not items:
+        return [payloads.message(header[:payloads.MESSAGE_LIMIT])]
+    out = []
+    chunks = [items[i:i + PER_MESSAGE] for i in range(0, len(items), PER_MESSAGE)]
+    for n, chunk in enumerate(chunks):
+        lines = [header] if n == 0 else [f"**Ideas digest {week}** ({n + 1}/{len(chunks)})"]
+        room = payloads.MESSAGE_LIMIT - len("\n\n".join(lines)) - 2 * len(chunk)
+        each = max(80, room // len(chunk))
+        lines += [item_line(item, limit=each) for item in chunk]
+        content = "\n\n".join(lines)[:payloads.MESSAGE_LIMIT]
+        rows = [row for item in chunk for row in _buttons(item)]
+        out.append(payloads.message(content, components=rows or None))
+    return out

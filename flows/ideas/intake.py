@@ -1,0 +1,209 @@
+"""Ideas arrive (R-IDEA-1): a new topic in a Forum ideas category (webhook), Discord ``/idea``,
+or an operator (flow ``ideas-file``). Each becomes one backlog item, status ``new``, with its
+source, source link and author, filed once per source (``Idea.source_key``): a replayed webhook
+or interaction, or a handler run again after a crash, finds the item already filed.
+
+The Discord member gets a private follow-up with the item's number; a Forum topic gets a reply
+with it. Both are side effects done once (``flows.membership.common.once``), after the item is
+in the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from prefect import flow
+
+from ledger import ideas as backlog
+from ledger import repo
+from ledger.errors import NotFound
+from ledger.models import InboxEvent, Person, Platform
+
+from flows.ideas.common import IdeaInput, InvalidIdea, render, validate_idea
+from flows.membership.common import Ctx, answer_interaction, artifact, context, log, once
+
+ACTOR = "flow:ideas-intake"
+__all__ = ["check_url", "file_step", "handle_idea", "ideas_file", "operator_key"]
+
+
+def file_step(ctx: Ctx, *, idea: IdeaInput, source: str, source_key: str,
+              source_url: str | None, author_id: int | None,
+              author_handle: str | None) -> tuple[int, bool]:
+    """Record the idea once per ``source_key``: (idea id, filed now)."""
+    if source not in ctx.charter.ideas.sources:
+        raise InvalidIdea("source", f"{source!r} is not one of the charter's sources "
+                                    f"({', '.join(ctx.charter.ideas.sources)})")
+    with ctx.ledger.transaction() as session:
+        author = session.get(Person, author_id) if author_id else None
+        row, created = backlog.file_idea(
+            session, title=idea.title, body=idea.body, source=source, source_key=source_key,
+            source_url=source_url, author=author, author_handle=author_handle, actor=ACTOR,
+            at=ctx.now)
+        return row.id, created
+
+
+def _show(idea_id: int, created: bool, *, source: str, idea: IdeaInput) -> None:
+    artifact(key=f"idea-{idea_id}-filed", title=f"Idea {idea_id} {'filed' if created else 'already filed'}",
+             rows={"source": source, "title": idea.title, "status": "new"},
+             note="Triage (flow `ideas-triage`) classifies it; members decide its status (R-IDEA-1).")
+
+
+# --------------------------------------------------------------------------------------------
+# The gateway's ``idea`` route
+
+
+def _person_by(ctx: Ctx, platform: Platform, external_id: str) -> int | None:
+    if not external_id:
+        return None
+    with ctx.ledger.read() as session:
+        person = repo.find_person_by_identity(session, platform=platform, external_id=external_id)
+        return person.id if person else None
+
+
+def _forum_url(ctx: Ctx, topic: dict[str, Any]) -> str | None:
+    space = ctx.platforms.space("discourse")
+    settings = getattr(getattr(space, "connector", None), "settings", None)
+    base = str(getattr(settings, "url", "") or "").rstrip("/")
+    if not base or not topic.get("id"):
+        return None
+    slug = str(topic.get("slug") or "").strip("/")
+    return f"{base}/t/{slug}/{topic['id']}" if slug else f"{base}/t/{topic['id']}"
+
+
+def handle_idea(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
+    """Inbox handler of route ``idea``: a Forum ``topic_created`` in an ideas category, or a
+    Discord ``/idea`` (option ``text``). Returns ``idea:<id>`` or ``refused:invalid:<field>``."""
+    ctx = context(now, ledger=ledger)
+    with ctx.ledger.read() as session:
+        row = session.get(InboxEvent, event.id)
+        source, kind = row.source, row.kind
+        payload = dict(row.payload or {})
+    data = dict(payload.get("data") or {})
+    attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
+    if source == "discord":
+        return _from_discord(ctx, event.id, attrs)
+    if source == "discourse" and kind == "topic_created":
+        return _from_forum(ctx, dict(data.get("topic") or {}), attrs)
+    log.info("ideas: inbox event %s (%s/%s) is not an idea source; kept", event.id, source, kind)
+    return "refused:not-an-idea"
+
+
+def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str]) -> str:
+    def answer(text: str) -> None:
+        answer_interaction(ctx, key=f"ideas:answer:inbox:{event_id}", actor=ACTOR,
+                           about=f"inbox:{event_id}", attributes=attrs, text=text)
+
+    try:
+        idea = validate_idea(text=attrs.get("option.text", ""))
+    except InvalidIdea as exc:
+        answer(f"Your idea was not filed: {exc}.")
+        return f"refused:invalid:{exc.field}"
+    user_id = attrs.get("user_id", "")
+    person_id = _person_by(ctx, Platform.DISCORD, user_id)
+    handle = f"discord:{attrs.get('username') or user_id}"[:120]
+    guild, channel = attrs.get("guild_id", ""), attrs.get("channel_id", "")
+    url = f"https://discord.com/channels/{guild}/{channel}" if guild and channel else None
+    key = f"discord:interaction:{attrs.get('interaction_id') or event_id}"
+    idea_id, created = file_step(ctx, idea=idea, source="discord", source_key=key,
+                                 source_url=url, author_id=person_id,
+                                 author_handle=None if person_id else handle)
+    _show(idea_id, created, source="discord", idea=idea)
+    answer(render("filed", idea_id=idea_id, created=True))
+    return f"idea:{idea_id}"
+
+
+def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str]) -> str:
+    try:
+        idea = validate_idea(title=str(topic.get("title") or attrs.get("title") or ""),
+                             body=str(topic.get("excerpt") or "") or None)
+    except InvalidIdea as exc:
+        return f"refused:invalid:{exc.field}"
+    author = dict(topic.get("created_by") or {})
+    person_id = _person_by(ctx, Platform.DISCOURSE, str(author.get("id", "")))
+    handle = f"discourse:{author.get('username') or 'unknown'}"[:120]
+    topic_id = str(topic.get("id") or attrs.get("topic_id") or "")
+    if not topic_id:
+        return "refused:invalid:topic.id"
+    idea_id, created = file_step(ctx, idea=idea, source="forum",
+                                 source_key=f"discourse:topic:{topic_id}",
+                                 source_url=_forum_url(ctx, topic), author_id=person_id,
+                                 author_handle=None if person_id else handle)
+    _show(idea_id, created, source="forum", idea=idea)
+    space = ctx.platforms.space("discourse")
+    if space is not None and space.messenger is not None:
+        text = render("filed", idea_id=idea_id, created=True)
+        try:
+            once(ctx, key=f"ideas:forum-reply:{idea_id}", platform="discourse", actor=ACTOR,
+                 about=f"idea:{idea_id}",
+                 act=lambda: space.messenger.reply(thread_id=topic_id, text=text,
+                                                   key=f"ideas-filed-{idea_id}"))
+        except Exception as exc:  # noqa: BLE001 - the idea is filed; the reply is a courtesy
+            log.warning("ideas: no reply on Forum topic for idea:%s (%s)", idea_id,
+                        type(exc).__name__)
+    return f"idea:{idea_id}"
+
+
+# --------------------------------------------------------------------------------------------
+# An operator files an idea
+
+
+def operator_key(idea: IdeaInput, source_ref: str) -> str:
+    if source_ref.strip():
+        return f"operator:{source_ref.strip()[:180]}"
+    digest = hashlib.sha256(f"{idea.title}\n{idea.body or ''}".encode()).hexdigest()[:24]
+    return f"operator:{digest}"
+
+
+def check_url(url: str) -> str | None:
+    url = (url or "").strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 500:
+        raise InvalidIdea("source_url", "must be an http(s) URL of at most 500 characters")
+    return url
+
+
+def _file_run_name() -> str:
+    import re
+
+    from prefect.runtime import flow_run
+
+    title = str((flow_run.parameters or {}).get("title") or "")
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].rstrip("-")
+    return f"ideas-file-{slug}" if slug else "ideas-file"
+
+
+@flow(name="ideas-file", flow_run_name=_file_run_name, log_prints=True)
+def ideas_file(title: str, body: str = "", author: str = "", source_url: str = "",
+               source_ref: str = "", now: datetime | None = None) -> dict[str, Any]:
+    """File an idea for the backlog as an operator (R-IDEA-1, source ``operator``).
+
+    ``title``: one line (at most 300 characters). ``body``: the details. ``author``: the WG
+    handle of the person it comes from (a handle not in the ledger is kept as given; empty:
+    the operator). ``source_url``: where it was suggested (http/https). ``source_ref``: your own
+    reference (a mail id…): filing the same reference again files nothing new; empty = the same
+    title and body file nothing new. A bad field fails the run naming it, before anything is
+    recorded."""
+    ctx = context(now)
+    idea = validate_idea(title=title, body=body)
+    url = check_url(source_url)
+    author = (author or "").strip()
+    if len(author) > 100:
+        raise InvalidIdea("author", "has more than 100 characters")
+    person_id = None
+    if author:
+        with ctx.ledger.read() as session:
+            try:
+                person_id = repo.get_person(session, author).id
+            except NotFound:  # not a person in the ledger: kept as a handle
+                person_id = None
+    idea_id, created = file_step(ctx, idea=idea, source="operator",
+                                 source_key=operator_key(idea, source_ref), source_url=url,
+                                 author_id=person_id,
+                                 author_handle=(author or None) if person_id is None else None)
+    _show(idea_id, created, source="operator", idea=idea)
+    return {"idea": idea_id, "filed": created, "status": "new"}

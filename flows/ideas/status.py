@@ -1,0 +1,122 @@
+"""Members change an idea's status (R-IDEA-1): Discord ``/idea-status id status [note]`` or a
+status button of the weekly digest (``cfi:<idea>:<status>``).
+
+Only an active WG member may; anyone else is refused, and the refusal is audited
+(``idea.status-refused``, with the person's ledger id when known and the inbox event, never a
+platform id). The move is checked with ``rules.check_idea_transition``; a move the charter does
+not allow is refused naming the allowed ones. An allowed change writes the history row
+(``IdeaStatusChange``, with the note) and its audit entry (``idea.status``) in one transaction,
+together with the event's outcome, so handling the same event again changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ledger import ideas as backlog
+from ledger import repo
+from ledger.models import Idea, InboxEvent, Platform
+from rules import check_idea_transition
+
+from flows.ideas.common import parse_button_id, render
+from flows.membership.common import Ctx, answer_interaction, artifact, context
+
+ACTOR = "flow:ideas-status"
+MAX_NOTE = 1000
+__all__ = ["handle_status"]
+
+
+def _request(kind: str, attrs: dict[str, str]) -> tuple[int | None, str, str | None, str]:
+    """(idea id, status, note, source) of a command or a button; id None when unreadable."""
+    if kind == "component":
+        parsed = parse_button_id(attrs.get("custom_id", ""))
+        if parsed is None:
+            return None, "", None, "button"
+        return parsed[0], parsed[1], None, "button"
+    raw = attrs.get("option.id", "").strip()
+    idea_id = int(raw) if raw.isdigit() and 0 < int(raw) < 10**12 else None
+    note = attrs.get("option.note", "").strip()[:MAX_NOTE] or None
+    return idea_id, attrs.get("option.status", "").strip(), note, "command"
+
+
+def _decide(ctx: Ctx, *, event_id: int, attrs: dict[str, str], idea_id: int | None, status: str,
+            note: str | None, source: str) -> dict[str, Any]:
+    """Check and record, in one transaction (see the module docstring)."""
+    key = f"ideas:status:inbox:{event_id}"
+    statuses = ctx.charter.ideas.statuses
+    with ctx.ledger.transaction() as session:
+        found = repo.effect_get(session, key=key)
+        if found is not None:
+            return dict(found["ref"])
+        person = repo.find_person_by_identity(session, platform=Platform.DISCORD,
+                                              external_id=attrs.get("user_id", ""))
+        membership = repo.open_membership(session, person) if person else None
+        idea = session.get(Idea, idea_id) if idea_id else None
+
+        def refuse(code: str, text: str, ruling: str = "R-IDEA-1") -> dict[str, Any]:
+            backlog.record_refused_change(
+                session, idea_id=idea.id if idea else None, actor=ACTOR,
+                attempted=status if status in statuses else "unknown", reason_code=code,
+                ruling=ruling, person_id=person.id if person else None,
+                event_ref=f"inbox:{event_id}", at=ctx.now)
+            return {"outcome": f"refused:{code}", "idea": idea.id if idea else None, "text": text}
+
+        if membership is None or membership.status.value != "active":
+            outcome = refuse("not-a-member", "Only active members of the working group can "
+                                             "change an idea's status (R-IDEA-1).")
+        elif idea is None:
+            outcome = refuse("no-such-idea", f"There is no idea {idea_id or '(no number)'} in "
+                                             "the backlog.")
+        elif status not in statuses:
+            outcome = refuse("unknown-status", f"{status or '(none)'} is not a status; use one "
+                                               f"of {', '.join(statuses)}.")
+        elif idea.status.value == status:
+            outcome = {"outcome": "unchanged", "idea": idea.id,
+                       "text": f"Idea #{idea.id} is already {status}."}
+        else:
+            decision = check_idea_transition(idea.status.value, status, charter=ctx.charter)
+            if not decision.allowed:
+                outcome = refuse("transition", f"Not changed: {decision.reason} (R-IDEA-1).")
+            else:
+                before = idea.status.value
+                backlog.change_status(session, idea, status, actor=f"person:{person.id}",
+                                      note=note, at=ctx.now)
+                outcome = {"outcome": "changed", "idea": idea.id, "before": before,
+                           "status": status,
+                           "text": render("status_changed", idea_id=idea.id,
+                                          title=idea.title[:150], status=status, before=before,
+                                          note=note)}
+        outcome["source"] = source
+        repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
+                           ref={k: v for k, v in outcome.items() if k != "text"},
+                           about=f"inbox:{event_id}", at=ctx.now)
+        return outcome
+
+
+def handle_status(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
+    """Inbox handler of route ``ideas-status`` (``/idea-status`` and ``cfi:`` buttons).
+    Returns ``idea:<id>:<status>``, ``idea:<id>:unchanged`` or ``refused:<code>``."""
+    ctx = context(now, ledger=ledger)
+    with ctx.ledger.read() as session:
+        row = session.get(InboxEvent, event.id)
+        kind, payload = row.kind, dict(row.payload or {})
+    attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
+    idea_id, status, note, source = _request(kind, attrs)
+    outcome = _decide(ctx, event_id=event.id, attrs=attrs, idea_id=idea_id, status=status,
+                      note=note, source=source)
+    text = outcome.get("text")
+    if text is None:  # handled before: the recorded outcome has no text; say it again briefly
+        text = (f"Idea #{outcome.get('idea')}: {outcome['outcome']}." if outcome.get("idea")
+                else f"Not changed ({outcome['outcome']}).")
+    answer_interaction(ctx, key=f"ideas:status-answer:inbox:{event.id}", actor=ACTOR,
+                       about=f"inbox:{event.id}", attributes=attrs, text=text)
+    result = outcome["outcome"]
+    if result == "changed":
+        artifact(key=f"idea-{outcome['idea']}-status", title=f"Idea {outcome['idea']} is now {status}",
+                 rows={"before": outcome["before"], "after": status, "by": "a WG member",
+                       "source": source})
+        return f"idea:{outcome['idea']}:{status}"
+    if result == "unchanged":
+        return f"idea:{outcome['idea']}:unchanged"
+    return result
