@@ -33,6 +33,7 @@ from ledger.models import (
     EligibilityCheck,
     Erasure,
     Idea,
+    IdeaStatusChange,
     Identity,
     InboxEvent,
     Membership,
@@ -101,6 +102,8 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
         "proposals": rows(select(Proposal).where(Proposal.proposed_by_person_id == pid)
                           .order_by(Proposal.id)),
         "ideas": rows(select(Idea).where(Idea.author_person_id == pid).order_by(Idea.id)),
+        "idea_status_changes": rows(select(IdeaStatusChange).where(
+            IdeaStatusChange.changed_by == f"person:{pid}").order_by(IdeaStatusChange.id)),
         "inbox_events": rows(select(InboxEvent).where(InboxEvent.person_id == pid)
                              .order_by(InboxEvent.id)),
         "reference_lists": rows(select(ReferenceList).where(
@@ -166,6 +169,12 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
     for event in session.scalars(select(InboxEvent).where(InboxEvent.person_id == pid)):
         event.payload = {"erased": True}
         counts["inbox_events"] += 1
+    # Notes they wrote on backlog status changes (the changes themselves are decisions: kept).
+    counts["idea_notes"] = 0
+    for change in session.scalars(select(IdeaStatusChange).where(
+            IdeaStatusChange.changed_by == f"person:{pid}", IdeaStatusChange.note.is_not(None))):
+        change.note = None
+        counts["idea_notes"] += 1
     counts["reference_lists"] = session.execute(
         delete(ReferenceList).where(ReferenceList.handle == person.handle)).rowcount or 0
     person.handle = f"erased-{pid}"

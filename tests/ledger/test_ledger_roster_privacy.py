@@ -225,3 +225,23 @@ def test_erasure_refused_for_an_active_member(ledger: Ledger) -> None:
         assert s.scalar(select(func.count()).select_from(Identity).where(
             Identity.username.is_(None), Identity.external_id.is_(None))) == 0
         assert s.scalar(select(func.count()).select_from(Membership)) == 6
+
+
+def test_erasure_drops_the_notes_a_person_wrote_on_ideas(ledger: Ledger) -> None:
+    from ledger import ideas as backlog
+
+    pid = _applicant(ledger)
+    with ledger.transaction() as s:
+        idea, _ = backlog.file_idea(s, title="A quieter #general", source="operator",
+                                    source_key="operator:1", actor="operator")
+        backlog.change_status(s, idea, "triaged", actor="operator", at=NOW)
+        backlog.change_status(s, idea, "accepted", actor=f"person:{pid}",
+                              note="juniper thinks it helps newcomers", at=NOW)
+    with ledger.read() as s:
+        assert export_person(s, s.get(Person, pid))["idea_status_changes"][0]["note"].startswith("juniper")
+    with ledger.transaction() as s:
+        erase_person(s, s.get(Person, pid), reason="asked", actor="operator")
+    with ledger.read() as s:
+        changes = export_person(s, s.get(Person, pid))["idea_status_changes"]
+        assert audit.verify(s).ok
+    assert [(c["to_status"], c["note"]) for c in changes] == [("accepted", None)]  # decision kept
