@@ -1,0 +1,174 @@
+"""`charterflow doctor`: check the configured platforms before going live, one line per check.
+
+A platform counts as configured when any of its ``CHARTERFLOW_<PLATFORM>_*`` variables is set
+(in the environment or ``.env``); each configured one runs its connector's read-only checks
+(``connectors/<platform>/doctor.py``) with the names the flows use (``CHARTERFLOW_MEMBERSHIP_*``
+overrides, the gateway's Forum category ids). A platform whose settings do not load fails with
+the loader's message, which names variables, never values. ``--sandboxes`` runs the same checks
+against the three sandboxes (default seeds) served on 127.0.0.1, to see what a healthy setup
+prints. No secret is ever printed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.doctor import Check, failed, passed
+from connectors.errors import ConfigError
+
+__all__ = ["PLATFORMS", "DoctorReport", "run_doctor", "sandboxes"]
+
+PLATFORMS = ("discord", "discourse", "slack")
+
+
+@dataclass
+class DoctorReport:
+    """The checks that ran and the platforms left out because nothing configures them."""
+
+    checks: list[Check] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when at least one check ran and none failed."""
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+
+def _configured(platform: str, env_file: Path | None) -> bool:
+    prefix = f"CHARTERFLOW_{platform.upper()}_"
+    if any(k.upper().startswith(prefix) and v for k, v in os.environ.items()):
+        return True
+    if env_file is not None and env_file.is_file():
+        from dotenv import dotenv_values
+
+        return any(str(k).upper().startswith(prefix) and v for k, v in dotenv_values(env_file).items())
+    return False
+
+
+def run_doctor(*, platforms: Sequence[str] | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+               env_file: Path | None = Path(".env")) -> DoctorReport:
+    """Run the checks of ``platforms`` (default: every configured one). ``overrides`` gives a
+    platform's settings fields explicitly (``--sandboxes``); such a platform counts as configured."""
+    from flows.platforms import MembershipSettings
+    from gateway.settings import GatewaySettings
+
+    overrides = overrides or {}
+    report = DoctorReport()
+    membership = MembershipSettings()
+    gateway = GatewaySettings()
+    for platform in platforms or PLATFORMS:
+        if platform not in PLATFORMS:
+            raise ValueError(f"unknown platform {platform!r}: one of {', '.join(PLATFORMS)}")
+        given = dict(overrides.get(platform) or {})
+        if not given and not _configured(platform, env_file):
+            if platforms:
+                report.checks.append(failed(platform, "settings", f"no CHARTERFLOW_{platform.upper()}_* variable "
+                                            "is set", f"configure it (see docs/production.md) or leave it out"))
+            else:
+                report.skipped.append(platform)
+            continue
+        try:
+            report.checks.extend(_check_platform(platform, given, membership=membership, gateway=gateway))
+        except ConfigError as exc:
+            report.checks.append(failed(platform, "settings", str(exc), "set the variables named"))
+    report.checks.extend(_shared_secrets(membership, gateway))
+    return report
+
+
+def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, gateway: Any) -> list[Check]:
+    if platform == "discord":
+        from connectors.discord.doctor import check
+        from connectors.discord.settings import DiscordSettings
+
+        settings = DiscordSettings.load(**given)
+        channel = membership.discord_channel or settings.wg_channel_id or "wg-private"
+        return check(settings, channels=[channel], wg_role=membership.discord_role)
+    if platform == "discourse":
+        from connectors.discourse.doctor import check
+        from connectors.discourse.settings import DiscourseSettings
+
+        settings = DiscourseSettings.load(**given)
+        ids = sorted(gateway.applications_categories() | gateway.ideas_categories())
+        return check(settings, category=membership.discourse_category, group=membership.discourse_group,
+                     category_ids=ids)
+    from connectors.slack.doctor import check
+    from connectors.slack.settings import SlackSettings
+
+    return check(SlackSettings.load(**given))
+
+
+def _shared_secrets(membership: Any, gateway: Any) -> list[Check]:
+    """Secrets shared by the gateway and the workers: unset is fine on one machine only."""
+    out = []
+    for name, value, what in (
+        ("CHARTERFLOW_MEMBERSHIP_CONFIRM_SECRET", membership.confirm_secret, "confirmation and opt-in links"),
+        ("CHARTERFLOW_GATEWAY_FORM_SECRET", gateway.form_secret, "the application form's CSRF tokens"),
+    ):
+        if value is not None and value.get_secret_value():
+            out.append(passed("gateway", name, f"set (signs {what})"))
+        else:
+            out.append(passed("gateway", name, f"unset: a random value per machine signs {what}; set one value "
+                              "everywhere before running the gateway or workers on several machines"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# --sandboxes
+
+
+class _Served:
+    """A sandbox's ASGI app served by uvicorn on 127.0.0.1 from a daemon thread."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("a sandbox did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@contextmanager
+def sandboxes(seeds: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[dict[str, dict[str, Any]]]:
+    """The three sandboxes (default seeds unless ``seeds`` names one) served on 127.0.0.1; yields
+    each platform's settings fields pointing at its sandbox, for :func:`run_doctor`'s overrides."""
+    from connectors.discord.connector import DiscordConnector
+    from connectors.discourse.connector import DiscourseConnector
+    from connectors.slack.connector import SlackConnector
+
+    seeds = seeds or {}
+    served: list[_Served] = []
+    try:
+        fields: dict[str, dict[str, Any]] = {}
+        for name, cls in (("discord", DiscordConnector), ("discourse", DiscourseConnector),
+                          ("slack", SlackConnector)):
+            box = cls.sandbox(seed=seeds.get(name))
+            server = _Served(box.app)
+            served.append(server)
+            prefix = f"CHARTERFLOW_{name.upper()}_"
+            fields[name] = {k.removeprefix(prefix).lower(): v
+                            for k, v in box.client_info(server.url)["env"].items()}
+        yield fields
+    finally:
+        for server in served:
+            server.stop()

@@ -1,0 +1,248 @@
+"""`charterflow doctor` for Discord: read-only checks of a bot's setup, one ``Check`` each.
+
+What is checked (all ``GET``, nothing is changed):
+
+- the token (``GET /users/@me``), the application id, the interactions public key and the
+  privileged intents (``GET /applications/@me``: ``id``, ``verify_key``, ``flags``);
+- the bot is in the configured guild (``GET /guilds/{id}/members/{bot}``);
+- the bot's guild permissions, computed as Discord does from ``@everyone`` and its roles
+  (https://discord.com/developers/docs/topics/permissions#permission-overwrites), against
+  :data:`REQUIRED_PERMISSIONS`, the ones the connector's calls need;
+- each role it manages (``wg-member``, moderator, admin: by configured id or by name) exists,
+  is not a managed (integration) role, and sits below the bot's highest role (a bot changes only
+  roles below it: https://discord.com/developers/docs/topics/permissions#permission-hierarchy);
+- each configured channel exists and, after its permission overwrites, lets the bot post there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from connectors.discord.client import DiscordAPIError, DiscordClient
+from connectors.discord.settings import DiscordSettings
+from connectors.doctor import Check, failed, passed
+from connectors.errors import CharterflowError, ConfigError
+
+__all__ = ["CHANNEL_PERMISSIONS", "INTENTS", "REQUIRED_PERMISSIONS", "check", "channel_permissions",
+           "guild_permissions"]
+
+P = "discord"
+ADMINISTRATOR = 1 << 3
+# Permission bits (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags)
+# and the connector call that needs each one.
+REQUIRED_PERMISSIONS: dict[str, tuple[int, ...]] = {
+    "View Audit Log": (1 << 7,),  # moderation_entries: GET /guilds/{id}/audit-logs
+    "View Channels": (1 << 10,),  # everything in a channel
+    "Send Messages": (1 << 11,),  # post, ballots, send_text
+    "Read Message History": (1 << 16,),  # message search (activity), reading messages back
+    "Manage Roles": (1 << 28,),  # grant / revoke
+    "Create Events": (1 << 44, 1 << 33),  # schedule_event (Create Events, or the older Manage Events)
+    "Create Public Threads": (1 << 35,),  # post(): a thread on each message for replies
+    "Create Private Threads": (1 << 36,),  # private_thread
+    "Send Messages in Threads": (1 << 38,),  # reply
+}
+# Privileged intents, as application flags (full or "limited" bit), and why the connector needs them
+# (https://discord.com/developers/docs/resources/application#application-object-application-flags).
+INTENTS = {
+    "Server Members Intent": ((1 << 14) | (1 << 15), "listing members (GET /guilds/{id}/members)"),
+    "Message Content Intent": ((1 << 18) | (1 << 19), "message search for activity counts"),
+}
+CHANNEL_PERMISSIONS = ("View Channels", "Send Messages", "Read Message History", "Create Public Threads",
+                       "Create Private Threads", "Send Messages in Threads")
+_ROLES_PAGE = "Server Settings → Roles"
+
+
+def guild_permissions(*, guild_id: str, roles: Mapping[str, Mapping[str, Any]], member_roles: Sequence[str]) -> int:
+    """The member's base permissions: ``@everyone`` (the role whose id is the guild's) OR its roles;
+    every bit when one of them has Administrator."""
+    perms = int(roles.get(guild_id, {}).get("permissions", 0))
+    for rid in member_roles:
+        perms |= int(roles.get(rid, {}).get("permissions", 0))
+    return -1 if perms & ADMINISTRATOR else perms
+
+
+def channel_permissions(base: int, *, guild_id: str, member_id: str, member_roles: Sequence[str],
+                        overwrites: Sequence[Mapping[str, Any]]) -> int:
+    """``base`` after a channel's overwrites: ``@everyone``'s, then the member's roles' (allows and
+    denies merged), then the member's own."""
+    if base == -1:
+        return -1
+    by_id = {str(o.get("id")): o for o in overwrites}
+
+    def apply(perms: int, allow: int, deny: int) -> int:
+        return (perms & ~deny) | allow
+
+    perms = base
+    if guild_id in by_id:
+        o = by_id[guild_id]
+        perms = apply(perms, int(o.get("allow", 0)), int(o.get("deny", 0)))
+    allow = deny = 0
+    for rid in member_roles:
+        if rid in by_id and int(by_id[rid].get("type", 0)) == 0:
+            allow |= int(by_id[rid].get("allow", 0))
+            deny |= int(by_id[rid].get("deny", 0))
+    perms = apply(perms, allow, deny)
+    if member_id in by_id and int(by_id[member_id].get("type", 0)) == 1:
+        o = by_id[member_id]
+        perms = apply(perms, int(o.get("allow", 0)), int(o.get("deny", 0)))
+    return perms
+
+
+def _lacking(perms: int, names: Sequence[str]) -> list[str]:
+    if perms == -1:
+        return []
+    return [name for name in names if not any(perms & bit for bit in REQUIRED_PERMISSIONS[name])]
+
+
+def check(settings: DiscordSettings, *, channels: Sequence[str] = (), wg_role: str = "wg-member",
+          transport: httpx.BaseTransport | None = None) -> list[Check]:
+    """Every check of the bot described by ``settings``. ``channels`` are the channels the flows
+    post to (ids or names; default the WG channel setting, else ``wg-private``); ``wg_role`` is the
+    WG role's name when ``CHARTERFLOW_DISCORD_WG_MEMBER_ROLE_ID`` is unset."""
+    client = DiscordClient(api_url=settings.api_url, token=settings.token, timeout=settings.timeout,
+                           max_retries=1, max_forbidden=100, transport=transport)
+    out: list[Check] = []
+    try:
+        _checks(client, settings, out, channels=list(channels) or [settings.wg_channel_id or "wg-private"],
+                wg_role=wg_role)
+    finally:
+        client.close()
+    return out
+
+
+def _get(client: DiscordClient, template: str, *, what: str, path: Mapping[str, str] | None = None) -> Any:
+    return client.json(client.request("GET", template, path=path, what=what), what=what)
+
+
+def _checks(client: DiscordClient, s: DiscordSettings, out: list[Check], *, channels: list[str],
+            wg_role: str) -> None:
+    try:
+        me = _get(client, "/users/@me", what="the bot user")
+    except ConfigError:
+        out.append(failed(P, "token", "Discord refuses the bot token (HTTP 401)",
+                          "set CHARTERFLOW_DISCORD_TOKEN to the token under Developer Portal → your "
+                          "application → Bot → Reset Token"))
+        return
+    except CharterflowError as exc:
+        out.append(failed(P, "token", f"Discord API at {s.api_url} did not answer: {type(exc).__name__}",
+                          "check CHARTERFLOW_DISCORD_API_URL and this machine's network access to it"))
+        return
+    bot_id, bot_name = str(me.get("id")), str(me.get("username"))
+    out.append(passed(P, "token", f"valid, bot user {bot_name!r} ({bot_id})"))
+
+    try:
+        app = _get(client, "/applications/@me", what="the application")
+    except CharterflowError as exc:
+        out.append(failed(P, "application", f"cannot read the bot's application: {exc}",
+                          "use the token of the application's own bot"))
+    else:
+        if str(app.get("id")) != s.application_id:
+            out.append(failed(P, "application id", f"the token's application is {app.get('id')}, "
+                              f"CHARTERFLOW_DISCORD_APPLICATION_ID is {s.application_id}",
+                              f"set CHARTERFLOW_DISCORD_APPLICATION_ID to {app.get('id')} (General Information)"))
+        else:
+            out.append(passed(P, "application id", f"{s.application_id} matches the token"))
+        if str(app.get("verify_key", "")).lower() != s.public_key:
+            out.append(failed(P, "interactions key", "CHARTERFLOW_DISCORD_PUBLIC_KEY is not this application's "
+                              "public key: every interaction would be refused (401)",
+                              "copy General Information → Public Key into CHARTERFLOW_DISCORD_PUBLIC_KEY"))
+        else:
+            out.append(passed(P, "interactions key", "CHARTERFLOW_DISCORD_PUBLIC_KEY matches the application"))
+        flags = int(app.get("flags") or 0)
+        off = [name for name, (bits, _) in INTENTS.items() if not flags & bits]
+        if off:
+            out.append(failed(P, "intents", "off: " + "; ".join(f"{n} (for {INTENTS[n][1]})" for n in off),
+                              "Developer Portal → your application → Bot → Privileged Gateway Intents: turn on "
+                              + " and ".join(off)))
+        else:
+            out.append(passed(P, "intents", "Server Members and Message Content intents are on"))
+
+    guild = {"guild_id": s.guild_id}
+    try:
+        member = _get(client, "/guilds/{guild_id}/members/{user_id}", path={**guild, "user_id": bot_id},
+                      what="the bot's guild membership")
+    except DiscordAPIError as exc:
+        if exc.code == 10004:
+            detail = f"no guild {s.guild_id} for this bot (Unknown Guild)"
+        else:
+            detail = f"the bot is not a member of guild {s.guild_id} ({exc.code or exc.status})"
+        out.append(failed(P, "guild", detail, "set CHARTERFLOW_DISCORD_GUILD_ID to the server's id (Copy Server "
+                          "ID) and invite the bot with the bot and applications.commands scopes"))
+        return
+    except CharterflowError as exc:
+        out.append(failed(P, "guild", f"cannot read guild {s.guild_id}: {exc}", "see the error"))
+        return
+    out.append(passed(P, "guild", f"the bot is a member of guild {s.guild_id}"))
+    bot_roles = [str(r) for r in member.get("roles") or []]
+
+    roles = {str(r["id"]): r for r in _get(client, "/guilds/{guild_id}/roles", path=guild, what="the roles")}
+    perms = guild_permissions(guild_id=s.guild_id, roles=roles, member_roles=bot_roles)
+    own = [roles[r] for r in bot_roles if r in roles]
+    top = max(own, key=lambda r: (int(r.get("position", 0)), int(r["id"])), default=None)
+    top_name = str(top.get("name")) if top else "@everyone"
+    missing = _lacking(perms, list(REQUIRED_PERMISSIONS))
+    if missing:
+        out.append(failed(P, "permissions", "the bot lacks " + ", ".join(missing),
+                          f"{_ROLES_PAGE} → {top_name!r} → Permissions: turn on " + ", ".join(missing)))
+    else:
+        out.append(passed(P, "permissions", "Administrator" if perms == -1 else
+                          "has " + ", ".join(REQUIRED_PERMISSIONS)))
+
+    for label, configured, setting, name in (
+        ("wg-member", s.wg_member_role_id, "WG_MEMBER_ROLE_ID", wg_role),
+        ("moderator", s.moderator_role_id, "MODERATOR_ROLE_ID", "moderator"),
+        ("admin", s.admin_role_id, "ADMIN_ROLE_ID", "admin"),
+    ):
+        out.append(_role_check(label, configured, setting, name, roles=roles, top=top))
+
+    rows = _get(client, "/guilds/{guild_id}/channels", path=guild, what="the channels")
+    for ref in dict.fromkeys(c for c in channels if c):
+        out.append(_channel_check(ref, rows, s, base=perms, bot_id=bot_id, bot_roles=bot_roles))
+
+
+def _role_check(label: str, configured: str | None, setting: str, name: str, *,
+                roles: Mapping[str, Mapping[str, Any]], top: Mapping[str, Any] | None) -> Check:
+    var = f"CHARTERFLOW_DISCORD_{setting}"
+    if configured:
+        role = roles.get(configured)
+        if role is None:
+            return failed(P, f"role {label}", f"{var}={configured} is not a role of this guild",
+                          f"{_ROLES_PAGE} → right-click the role → Copy Role ID, into {var}")
+    else:
+        found = [r for r in roles.values() if str(r.get("name", "")).lower() == name.lower()]
+        if len(found) != 1:
+            problem = "several roles are" if found else "no role is"
+            return failed(P, f"role {label}", f"{var} is unset and {problem} called {name!r}",
+                          f"set {var} to the role's id, or create one role called {name!r}")
+        role = found[0]
+    shown = f"{role.get('name')!r} ({role['id']})"
+    if role.get("managed"):
+        return failed(P, f"role {label}", f"{shown} is managed by an integration: no bot can grant it",
+                      f"use a normal role for {label} ({var})")
+    if top is None or (int(role.get("position", 0)), int(role["id"])) >= (int(top.get("position", 0)), int(top["id"])):
+        above = top.get("name") if top else "the bot's role"
+        return failed(P, f"role {label}", f"{shown} is not below the bot's highest role {above!r}: the bot "
+                      "cannot grant or revoke it", f"{_ROLES_PAGE}: drag {above!r} above {role.get('name')!r}")
+    return passed(P, f"role {label}", f"{shown}, below the bot's role {top.get('name')!r}")
+
+
+def _channel_check(ref: str, rows: Sequence[Mapping[str, Any]], s: DiscordSettings, *, base: int, bot_id: str,
+                   bot_roles: Sequence[str]) -> Check:
+    wanted = ref.strip().lstrip("#")
+    row = next((r for r in rows if str(r.get("id")) == wanted), None) or next(
+        (r for r in rows if str(r.get("name", "")).lower() == wanted.lower()), None)
+    if row is None:
+        setting = "CHARTERFLOW_DISCORD_WG_CHANNEL_ID" if wanted == s.wg_channel_id else "the channel setting"
+        return failed(P, f"channel {ref}", f"no channel {ref!r} in guild {s.guild_id} (or the bot cannot see it)",
+                      f"right-click the channel → Copy Channel ID, into {setting}; give the bot View Channel there")
+    perms = channel_permissions(base, guild_id=s.guild_id, member_id=bot_id, member_roles=bot_roles,
+                                overwrites=row.get("permission_overwrites") or [])
+    shown = f"#{row.get('name')} ({row.get('id')})"
+    missing = _lacking(perms, CHANNEL_PERMISSIONS)
+    if missing:
+        return failed(P, f"channel {ref}", f"in {shown} the bot lacks " + ", ".join(missing),
+                      f"Edit Channel → Permissions: allow {', '.join(missing)} for the bot's role")
+    return passed(P, f"channel {ref}", f"{shown}: the bot can post, thread and read there")

@@ -1,0 +1,213 @@
+"""`charterflow doctor` against the three sandboxes served on 127.0.0.1: set up right, every line is
+``ok`` and the exit code 0; set up wrong on purpose (a permission missing, the bot's role below a
+role it manages, an unknown channel, a Slack scope missing, the bot outside the Board channel, a
+Forum key without admin rights, webhook secrets unset, bad tokens), each problem is one ``FAIL``
+line saying what to fix, and the exit code is 1. No secret ever appears in the output."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from charterflow.cli import app
+from connectors.discord.connector import DiscordConnector
+from connectors.discord.sandbox import default_seed as discord_default
+from connectors.discourse.connector import DiscourseConnector
+from connectors.discourse.sandbox import default_seed as discourse_default
+from connectors.slack.connector import SlackConnector
+from connectors.slack.sandbox import default_seed as slack_default
+from tests.connectors.cf_loopback import LoopbackServer
+
+CREATE_PRIVATE_THREADS = 1 << 36
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(tmp_path, monkeypatch) -> None:
+    """No ``.env`` and no inherited CHARTERFLOW_* variable: each test sets exactly its own."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("CHARTERFLOW_") or key.upper() in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def _serve(seeds: dict[str, dict[str, Any] | None]) -> Iterator[tuple[dict[str, str], list[str]]]:
+    """The sandboxes named in ``seeds`` on loopback ports: (their env variables, their secrets)."""
+    with ExitStack() as stack:
+        env: dict[str, str] = {}
+        secrets: list[str] = []
+        for name, cls in (("discord", DiscordConnector), ("discourse", DiscourseConnector), ("slack", SlackConnector)):
+            if name not in seeds:
+                continue
+            box = cls.sandbox(seed=seeds[name])
+            server = stack.enter_context(LoopbackServer(box.app))
+            info = box.client_info(server.url)
+            env.update(info["env"])
+            secrets += [str(v) for k, v in info["credentials"].items()
+                        if k in ("token", "api_key", "webhook_secret", "bot_token", "signing_secret")]
+        yield env, secrets
+
+
+def _doctor(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["doctor", *args], env=env)
+    return result.exit_code, result.output
+
+
+def _line(output: str, platform: str, name: str) -> str:
+    found = [ln for ln in output.splitlines() if ln[6:].startswith(f"{platform:<9} {name}:")]
+    assert len(found) == 1, f"no single line for {platform} {name!r} in:\n{output}"
+    return found[0]
+
+
+def test_sandboxes_set_up_right_are_all_ok():
+    for env, secrets in _serve({"discord": None, "discourse": None, "slack": None}):
+        code, out = _doctor(env)
+    assert code == 0, out
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert lines[-1].endswith("all ok")
+    checks = lines[:-1]
+    assert len(checks) >= 19 and all(ln.startswith("ok ") for ln in checks), out
+    for name in ("token", "permissions", "role wg-member", "role moderator", "role admin", "interactions key",
+                 "intents"):
+        assert _line(out, "discord", name).startswith("ok")
+    for name in ("api key", "admin scope", "category Working Group", "group working-group", "webhook secret"):
+        assert _line(out, "discourse", name).startswith("ok")
+    for name in ("token", "scopes", "board channel", "signing secret"):
+        assert _line(out, "slack", name).startswith("ok")
+    assert not any(secret in out for secret in secrets)
+
+
+def _wrong_seeds() -> dict[str, dict[str, Any]]:
+    discord = discord_default()
+    discord["application_flags"] = 1 << 15  # Server Members on, Message Content off
+    for role in discord["roles"]:
+        if role.get("bot_role"):
+            role["permissions"] &= ~CREATE_PRIVATE_THREADS  # a permission missing
+            role["position"] = 3  # now below ...
+        elif role["name"] == "admin":
+            role["position"] = 4  # ... the admin role it manages
+    discourse = discourse_default()
+    discourse["api_username"] = "cleo_marsh"  # not an admin: admin routes answer 404
+    discourse["api_keys"] = [{"key": "forum-key-invented-0451", "username": "cleo_marsh"}]
+    slack = slack_default()
+    slack["bot_scopes"] = ["chat:write", "im:write", "mpim:write", "users:read", "users:read.email",
+                           "channels:history", "im:history", "mpim:history"]  # no groups:history
+    for channel in slack["channels"]:
+        if channel["id"] == "C0GENERAL":
+            channel["is_private"] = False
+    slack["board_channel"] = "C0GENERAL"  # public, and the bot was never invited
+    return {"discord": discord, "discourse": discourse, "slack": slack}
+
+
+def test_each_problem_of_a_wrong_setup_is_reported_with_its_fix():
+    for env, secrets in _serve(_wrong_seeds()):
+        env["CHARTERFLOW_DISCORD_WG_CHANNEL_ID"] = "1100000000000009999"  # no such channel
+        del env["CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET"]
+        del env["CHARTERFLOW_SLACK_SIGNING_SECRET"]
+        code, out = _doctor(env)
+    assert code == 1, out
+
+    permissions = _line(out, "discord", "permissions")
+    assert permissions.startswith("FAIL") and "Create Private Threads" in permissions
+    assert "Server Settings → Roles → 'charterflow' → Permissions: turn on Create Private Threads" in permissions
+    assert "Manage Roles" not in permissions.split("fix:")[0]  # only what is missing
+    admin = _line(out, "discord", "role admin")
+    assert admin.startswith("FAIL") and "not below the bot's highest role 'charterflow'" in admin
+    assert "drag 'charterflow' above 'admin'" in admin
+    assert _line(out, "discord", "role wg-member").startswith("ok")  # still below the bot
+    intents = _line(out, "discord", "intents")
+    assert intents.startswith("FAIL") and "Message Content Intent" in intents
+    assert "Server Members" not in intents.split("fix:")[0]
+    channel = _line(out, "discord", "channel 1100000000000009999")
+    assert channel.startswith("FAIL") and "no channel '1100000000000009999'" in channel
+    assert "CHARTERFLOW_DISCORD_WG_CHANNEL_ID" in channel
+
+    assert _line(out, "discourse", "api key").startswith("ok")
+    account = _line(out, "discourse", "admin account")
+    assert account.startswith("FAIL") and "'cleo_marsh' is not an admin" in account and "Grant Admin" in account
+    scope = _line(out, "discourse", "admin scope")
+    assert scope.startswith("FAIL") and "404" in scope and "Scope Global" in scope
+    hook = _line(out, "discourse", "webhook secret")
+    assert hook.startswith("FAIL") and "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET" in hook
+
+    scopes = _line(out, "slack", "scopes")
+    assert scopes.startswith("FAIL") and "groups:history" in scopes and "reinstall the app" in scopes
+    assert "chat:write" not in scopes.split("fix:")[0]
+    board = _line(out, "slack", "board channel")
+    assert board.startswith("FAIL") and "not_in_channel" in board and "/invite @<app name>" in board
+    assert _line(out, "slack", "signing secret").startswith("FAIL")
+
+    assert out.rstrip().splitlines()[-1].endswith("failed")
+    assert not any(secret in out for secret in secrets + ["forum-key-invented-0451"])
+
+
+def test_bad_credentials_stop_each_platform_at_its_first_check():
+    for env, secrets in _serve({"discord": None, "discourse": None, "slack": None}):
+        wrong = {"CHARTERFLOW_DISCORD_TOKEN": "invented.discord.token-not-valid",
+                 "CHARTERFLOW_DISCOURSE_API_KEY": "invented-forum-key-not-valid",
+                 "CHARTERFLOW_SLACK_BOT_TOKEN": "xoxb-invented-not-valid"}
+        code, out = _doctor({**env, **wrong})
+    assert code == 1, out
+    assert "set CHARTERFLOW_DISCORD_TOKEN" in _line(out, "discord", "token")
+    assert "CHARTERFLOW_DISCOURSE_API_KEY" in _line(out, "discourse", "api key")
+    assert "invalid_auth" in _line(out, "slack", "token")
+    assert not any(f"discord   {n}:" in out for n in ("permissions", "guild"))  # nothing after a bad token
+    assert not any(s in out for s in [*secrets, *wrong.values()])
+
+
+def test_a_half_configured_platform_names_the_missing_variable_and_others_are_skipped():
+    code, out = _doctor({"CHARTERFLOW_SLACK_BOT_TOKEN": "xoxb-invented-half-set"})
+    assert code == 1, out
+    settings = _line(out, "slack", "settings")
+    assert settings.startswith("FAIL") and "CHARTERFLOW_SLACK_BOARD_CHANNEL is not set" in settings
+    assert "discord   not configured" in out and "discourse not configured" in out
+    assert "xoxb-invented-half-set" not in out
+
+
+def test_nothing_configured_is_a_failure():
+    code, out = _doctor({})
+    assert code == 1 and "no platform is configured" in out
+
+
+def test_doctor_sandboxes_option_checks_the_builtin_sandboxes():
+    code, out = _doctor({}, "--sandboxes", "--platform", "slack")
+    assert code == 0, out
+    assert _line(out, "slack", "scopes").startswith("ok") and "discord" not in out
+
+
+def test_channel_overwrites_are_applied_as_discord_does():
+    from connectors.discord.doctor import REQUIRED_PERMISSIONS, channel_permissions, guild_permissions
+
+    view, send = REQUIRED_PERMISSIONS["View Channels"][0], REQUIRED_PERMISSIONS["Send Messages"][0]
+    guild, bot, wg_role, bot_role = "10", "20", "30", "40"
+    roles = {guild: {"permissions": str(view | send)}, bot_role: {"permissions": "0"}}
+    base = guild_permissions(guild_id=guild, roles=roles, member_roles=[bot_role])
+    assert base == view | send
+    private = [{"id": guild, "type": 0, "allow": "0", "deny": str(view)},  # hidden from @everyone
+               {"id": wg_role, "type": 0, "allow": str(view), "deny": "0"}]
+    assert not channel_permissions(base, guild_id=guild, member_id=bot, member_roles=[bot_role],
+                                   overwrites=private) & view
+    assert channel_permissions(base, guild_id=guild, member_id=bot, member_roles=[bot_role, wg_role],
+                               overwrites=private) & view
+    member_deny = private + [{"id": bot, "type": 1, "allow": "0", "deny": str(send)}]
+    assert not channel_permissions(base, guild_id=guild, member_id=bot, member_roles=[bot_role, wg_role],
+                                   overwrites=member_deny) & send
+    admin = {**roles, bot_role: {"permissions": str(1 << 3)}}
+    top = guild_permissions(guild_id=guild, roles=admin, member_roles=[bot_role])
+    assert channel_permissions(top, guild_id=guild, member_id=bot, member_roles=[bot_role],
+                               overwrites=member_deny) == -1  # Administrator passes every overwrite
+
+
+def test_json_output_is_one_object_per_check():
+    import json
+
+    code, out = _doctor({}, "--sandboxes", "--platform", "discourse", "--json")
+    assert code == 0, out
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {r["platform"] for r in rows} == {"discourse", "gateway"}
+    assert all(set(r) == {"platform", "name", "ok", "detail", "fix"} and r["ok"] for r in rows)
