@@ -52,3 +52,48 @@ class ModerationCursor(Base):
     platform: Mapped[str] = mapped_column(String(24), primary_key=True)
     last_entry_id: Mapped[str | None] = mapped_column(String(80))
     updated_at: Mapped[datetime]
+
+
+class ModerationLink(Base):
+    """Two platform accounts of one person, as a moderator confirmed (or a suggestion waiting
+    for that). Only ``confirmed`` links join accounts; a ``suggested`` one is never used.
+
+    The pair is stored in a fixed order (``platform_a``/``account_a`` sorts first), so a pair
+    has one row whichever side it was found from."""
+
+    __tablename__ = "moderation_links"
+    __table_args__ = (UniqueConstraint("platform_a", "account_a", "platform_b", "account_b"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform_a: Mapped[str] = mapped_column(String(24))
+    account_a: Mapped[str] = mapped_column(String(80))
+    username_a: Mapped[str | None] = mapped_column(String(200))
+    platform_b: Mapped[str] = mapped_column(String(24))
+    account_b: Mapped[str] = mapped_column(String(80))
+    username_b: Mapped[str | None] = mapped_column(String(200))
+    basis: Mapped[str] = mapped_column(String(24))  # username | email | moderator
+    status: Mapped[str] = mapped_column(String(16), index=True)  # suggested | confirmed | rejected
+    suggested_by_action_id: Mapped[int | None] = mapped_column(ForeignKey("moderation_actions.id"))
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+
+
+class ModerationAlert(Base):
+    """The alert about a severe action, in one other platform's moderator space (one per action
+    and platform), and who acknowledged it there."""
+
+    __tablename__ = "moderation_alerts"
+    __table_args__ = (UniqueConstraint("action_id", "platform"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("moderation_actions.id"))
+    platform: Mapped[str] = mapped_column(String(24))
+    linked_account: Mapped[str | None] = mapped_column(String(80))
+    linked_username: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    channel_id: Mapped[str | None] = mapped_column(String(80))
+    message_id: Mapped[str | None] = mapped_column(String(80))
+    posted_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None]

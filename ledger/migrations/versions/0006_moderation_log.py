@@ -52,9 +52,52 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("platform", name=op.f("pk_moderation_cursors")),
     )
+    op.create_table(
+        "moderation_links",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("platform_a", sa.String(length=24), nullable=False),
+        sa.Column("account_a", sa.String(length=80), nullable=False),
+        sa.Column("username_a", sa.String(length=200), nullable=True),
+        sa.Column("platform_b", sa.String(length=24), nullable=False),
+        sa.Column("account_b", sa.String(length=80), nullable=False),
+        sa.Column("username_b", sa.String(length=200), nullable=True),
+        sa.Column("basis", sa.String(length=24), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("suggested_by_action_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("decided_by", sa.String(length=200), nullable=True),
+        sa.Column("decided_at", UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["suggested_by_action_id"], ["moderation_actions.id"],
+                                name=op.f("fk_moderation_links_suggested_by_action_id_moderation_actions")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_links")),
+        sa.UniqueConstraint("platform_a", "account_a", "platform_b", "account_b",
+                            name=op.f("uq_moderation_links_platform_a_account_a_platform_b_account_b")),
+    )
+    op.create_index(op.f("ix_moderation_links_status"), "moderation_links", ["status"])
+    op.create_table(
+        "moderation_alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("action_id", sa.Integer(), nullable=False),
+        sa.Column("platform", sa.String(length=24), nullable=False),
+        sa.Column("linked_account", sa.String(length=80), nullable=True),
+        sa.Column("linked_username", sa.String(length=200), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("channel_id", sa.String(length=80), nullable=True),
+        sa.Column("message_id", sa.String(length=80), nullable=True),
+        sa.Column("posted_at", UTCDateTime(), nullable=True),
+        sa.Column("acknowledged_by", sa.String(length=200), nullable=True),
+        sa.Column("acknowledged_at", UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["action_id"], ["moderation_actions.id"],
+                                name=op.f("fk_moderation_alerts_action_id_moderation_actions")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_alerts")),
+        sa.UniqueConstraint("action_id", "platform", name=op.f("uq_moderation_alerts_action_id_platform")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("moderation_alerts")
+    op.drop_index(op.f("ix_moderation_links_status"), table_name="moderation_links")
+    op.drop_table("moderation_links")
     op.drop_table("moderation_cursors")
     op.drop_index(op.f("ix_moderation_actions_target_person_id"), table_name="moderation_actions")
     op.drop_index("ix_moderation_actions_occurred_at", table_name="moderation_actions")

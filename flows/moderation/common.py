@@ -1,0 +1,113 @@
+"""What the moderation flows share: their settings, the moderators' space on each platform, and
+messages rendered from ``templates/moderation``.
+
+Settings (environment, prefix ``CHARTERFLOW_MODERATION_``):
+
+==================== ==========================================================================
+``DISCORD_CHANNEL``  the Discord moderators' channel (name or id; default ``moderators``)
+``DISCOURSE_GROUP``  the Forum group that receives alerts and digests as a private message
+                     (default ``moderators``, Discourse's own moderators group)
+``LOOKBACK_DAYS``    how far back a sync looks for severe actions still needing an alert or a
+                     link suggestion (default 30)
+==================== ==========================================================================
+
+Moderation data goes only to these spaces (moderators) and to the WG's CLI and artifacts; never
+to a public channel (R-PRIVACY).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connectors.base import MessageRef, ModerationLog
+from flows.membership.common import Ctx
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=False,
+                   keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+ACTOR = "flow:moderation"
+BUTTON_PREFIX = "cfm:"
+
+
+class ModerationSettings(BaseSettings):
+    """``CHARTERFLOW_MODERATION_*`` (see the module docstring)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_MODERATION_", env_file=".env", extra="ignore")
+    discord_channel: str = "moderators"
+    discourse_group: str = "moderators"
+    lookback_days: int = Field(default=30, ge=1, le=365)
+
+
+def settings() -> ModerationSettings:
+    """The settings in force (read each time: tests and operators change the environment)."""
+    return ModerationSettings()
+
+
+def render(name: str, **values: Any) -> tuple[str, str]:
+    """Render ``templates/moderation/<name>.md.j2``: first line the title, the rest the body."""
+    text = _env.get_template(f"moderation/{name}.md.j2").render(**values).strip()
+    title, _, body = text.partition("\n")
+    return title.strip(), body.strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModeratorSpace:
+    """Where one platform's moderators read: a Discord channel, or a private message to a Forum
+    group."""
+
+    platform: str
+    connector: Any
+    target: str
+
+    @property
+    def buttons(self) -> bool:
+        """Whether messages here can carry buttons (Discord)."""
+        return callable(getattr(self.connector, "post_with_buttons", None))
+
+    def send(self, *, title: str, text: str, key: str,
+             buttons: list[tuple[str, str]] | None = None) -> MessageRef:
+        """Post ``title`` + ``text`` once per ``key`` (the platform's own idempotency)."""
+        if self.buttons:
+            body = f"**{title}**\n{text}"
+            if buttons:
+                return self.connector.post_with_buttons(channel=self.target, text=body, buttons=buttons, key=key)
+            return self.connector.send_text(channel=self.target, text=text, title=title, key=key)[0]
+        return self.connector.direct_message(recipients=[self.target], title=title, text=text, key=key)
+
+    def update(self, *, channel_id: str, message_id: str, title: str, text: str, note: str, key: str) -> None:
+        """Show an outcome on a message posted earlier: on Discord the message is replaced (its
+        buttons dropped); elsewhere ``note`` is added as a reply in its thread."""
+        edit = getattr(self.connector, "edit_message", None)
+        if callable(edit):
+            edit(channel_id=channel_id, message_id=message_id, text=f"**{title}**\n{text}")
+        else:
+            self.connector.reply(thread_id=channel_id, text=note, key=key)
+
+
+def moderator_spaces(ctx: Ctx) -> dict[str, ModeratorSpace]:
+    """The moderators' space of each served platform whose connector can post."""
+    s = settings()
+    out = {}
+    for name, space in ctx.platforms.spaces.items():
+        if space.messenger is None:
+            continue
+        target = s.discord_channel if name == "discord" else s.discourse_group
+        out[name] = ModeratorSpace(platform=name, connector=space.connector, target=target)
+    return out
+
+
+def logs(ctx: Ctx) -> dict[str, ModerationLog]:
+    """The served platforms whose connector reads a moderation log."""
+    return {name: space.connector for name, space in ctx.platforms.spaces.items()
+            if isinstance(space.connector, ModerationLog)}
+
+
+def platform_name(platform: str) -> str:
+    """How a platform is named in messages."""
+    return {"discourse": "the Forum", "discord": "Discord", "slack": "Slack"}.get(platform, platform)
