@@ -155,6 +155,7 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
 
     counts = {"identities": 0, "applications": 0, "eligibility_checks": 0, "inbox_events": 0,
               "reference_lists": 0}
+    counts["moderation"] = _erase_moderation(session, pid)
     for identity in session.scalars(select(Identity).where(Identity.person_id == pid)):
         identity.external_id = identity.username = identity.username_key = None
         counts["identities"] += 1
@@ -188,3 +189,36 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
     _log(session, actor=actor, action="person.erased", subject=f"person:{pid}", at=at,
          erasure=erasure.id, reason=audit.content_digest(reason), erased=counts)
     return erasure
+
+
+def _erase_moderation(session: Session, pid: int) -> int:
+    """Moderation log rows about the person's accounts (issue 13): the action and its platform
+    entry id stay (a decision, and the dedupe key); names, reasons and raw entries go."""
+    from ledger.models_moderation import ModerationAction, ModerationAlert, ModerationLink
+
+    accounts = {(i.platform.value if hasattr(i.platform, "value") else str(i.platform), i.external_id)
+                for i in session.scalars(select(Identity).where(Identity.person_id == pid))
+                if i.external_id}
+    ids = {account for _, account in accounts}
+    changed = 0
+    for row in session.scalars(select(ModerationAction).where(or_(
+            ModerationAction.target_person_id == pid,
+            ModerationAction.target_platform_id.in_(ids),
+            ModerationAction.moderator_platform_id.in_(ids)))):
+        if row.target_person_id == pid or (row.platform, row.target_platform_id) in accounts:
+            row.target_platform_id = row.target_username = row.reason = None
+            row.raw = {"erased": True}
+        if (row.platform, row.moderator_platform_id) in accounts:
+            row.moderator_platform_id = row.moderator_username = None
+            row.raw = {"erased": True}
+        changed += 1
+    for link in session.scalars(select(ModerationLink).where(or_(
+            ModerationLink.account_a.in_(ids), ModerationLink.account_b.in_(ids)))):
+        link.account_a = link.account_b = f"erased-{pid}"
+        link.username_a = link.username_b = None
+        changed += 1
+    for alert in session.scalars(select(ModerationAlert).where(ModerationAlert.linked_account.in_(ids))):
+        alert.linked_account, alert.linked_username = f"erased-{pid}", None
+        changed += 1
+    return changed
+

@@ -245,3 +245,21 @@ def test_erasure_drops_the_notes_a_person_wrote_on_ideas(ledger: Ledger) -> None
         changes = export_person(s, s.get(Person, pid))["idea_status_changes"]
         assert audit.verify(s).ok
     assert [(c["to_status"], c["note"]) for c in changes] == [("accepted", None)]  # decision kept
+
+
+def test_erasure_clears_the_moderation_log_about_the_person(ledger: Ledger) -> None:
+    from ledger.models_moderation import ModerationAction
+
+    pid = _applicant(ledger)  # Forum account 4815162342
+    with ledger.transaction() as s:
+        s.add(ModerationAction(platform="discourse", entry_id="77", action="suspend",
+                               platform_action="suspend_user", target_platform_id="4815162342",
+                               target_username="juniper_k", reason="juniper_k spammed twice",
+                               occurred_at=NOW, recorded_at=NOW, raw={"target": "juniper_k"}))
+    with ledger.transaction() as s:
+        erase_person(s, s.get(Person, pid), reason="asked", actor="operator")
+    with ledger.read() as s:
+        row = s.scalars(select(ModerationAction)).one()
+        assert audit.verify(s).ok
+    assert (row.action, row.entry_id) == ("suspend", "77")  # the decision and its key are kept
+    assert "juniper" not in repr((row.target_username, row.reason, row.raw, row.target_platform_id))
