@@ -1,9 +1,70 @@
-"""`charterflow` commands of this capability (registered by ``charterflow.cli``)."""
+"""`charterflow reports draft` (issue 10, R-REPORT): render a quarter's report locally.
+
+Writes, into ``--out`` (default ``./report-<quarter>``): ``forum.md`` (the public Forum post,
+charts linked as the PNG files beside it), ``discord.txt`` (the announcement), ``board.json``
+(the Slack Block Kit message to the Board) and ``<quarter>-membership.png``,
+``-moderation.png``, ``-ideas.png``. Nothing is stored in the ledger and nothing is posted. The
+privacy check (R-PRIVACY) runs as for publishing: a refused draft is not written and the command
+exits 1 naming the text and the kind of private string (never the string). Other errors: one
+line ``error: …``, exit 2.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from charterflow.cli_errors import one_line_errors
+
+
+def _ledger():  # noqa: ANN202 - ledger.db.Ledger
+    from flows.platforms import current_ledger
+    from ledger.migrate import require_current
+
+    ledger = current_ledger()
+    require_current(ledger)
+    return ledger
+
+
+def draft_command(
+    quarter: Optional[str] = typer.Option(None, "--quarter", "-q",
+                                          help="The quarter, e.g. 2026Q3 (default: the quarter just ended)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                       help="Directory to write to (default ./report-<quarter>)."),
+) -> None:
+    """Render the quarterly report (three texts and three charts) without publishing it."""
+    from flows.reports.quarterly import chart_files, draft
+    from rules.reports import Quarter
+
+    with one_line_errors():
+        q = Quarter.parse(quarter) if quarter else Quarter.just_ended(datetime.now(UTC))
+        d = draft(_ledger(), q)
+        if not d.privacy.allowed:
+            typer.echo(f"refused by {d.privacy.ruling}: {d.privacy.reason}; nothing written",
+                       err=True)
+            raise typer.Exit(1)
+        folder = out or Path(f"report-{q.label}")
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {"forum.md": f"# {d.texts.forum_title}\n\n{d.texts.forum}",
+                 "discord.txt": d.texts.discord + "\n", "board.json": d.texts.board_json()}
+        for name, text in files.items():
+            (folder / name).write_text(text, encoding="utf-8")
+        names = chart_files(q)
+        for chart, png in d.charts.items():
+            (folder / names[chart]).write_bytes(png)
+    if q.end > datetime.now(UTC):
+        typer.echo(f"note: {q.label} has not ended yet; the figures are partial", err=True)
+    for name in [*files, *names.values()]:
+        typer.echo(str(folder / name))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this capability's commands to ``app``."""
+    """Add the ``reports`` command group to ``app``."""
+    reports = typer.Typer(help="Quarterly reports (R-REPORT): draft locally; publishing needs "
+                               "a member's approval (see docs/reports.md).",
+                          no_args_is_help=True)
+    reports.command("draft")(draft_command)
+    app.add_typer(reports, name="reports")

@@ -104,6 +104,7 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
         "ideas": rows(select(Idea).where(Idea.author_person_id == pid).order_by(Idea.id)),
         "idea_status_changes": rows(select(IdeaStatusChange).where(
             IdeaStatusChange.changed_by == f"person:{pid}").order_by(IdeaStatusChange.id)),
+        "reports_approved": [r.quarter for r in session.scalars(_reports_approved_by(pid))],
         "inbox_events": rows(select(InboxEvent).where(InboxEvent.person_id == pid)
                              .order_by(InboxEvent.id)),
         "reference_lists": rows(select(ReferenceList).where(
@@ -221,4 +222,10 @@ def _erase_moderation(session: Session, pid: int) -> int:
         alert.linked_account, alert.linked_username = f"erased-{pid}", None
         changed += 1
     return changed
+
+
+def _reports_approved_by(pid: int) -> Any:
+    from ledger.models_reports import Report
+
+    return select(Report).where(Report.approved_by_person_id == pid).order_by(Report.id)
 

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+ROUTE = "reports-approve"
+
 
 def register() -> None:
-    """Register this package's routes with ``flows.inbox.register_route``."""
+    """Route the report approval button (``custom_id`` ``cfr:<quarter>:<digest12>``) to
+    :func:`flows.reports.quarterly.handle_report_approval`."""
+    from flows.inbox import register_route
+    from flows.reports.quarterly import APPROVE_PREFIX, handle_report_approval
+
+    register_route(ROUTE, handle_report_approval, discord_component_prefix=APPROVE_PREFIX,
+                   condition="the quarterly report's Approve button (custom_id cfr:…)")
