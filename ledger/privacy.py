@@ -104,6 +104,7 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
         "ideas": rows(select(Idea).where(Idea.author_person_id == pid).order_by(Idea.id)),
         "idea_status_changes": rows(select(IdeaStatusChange).where(
             IdeaStatusChange.changed_by == f"person:{pid}").order_by(IdeaStatusChange.id)),
+        "role_training": [_row(r) for r in session.scalars(_training_of(pid))],
         "reports_approved": [r.quarter for r in session.scalars(_reports_approved_by(pid))],
         "inbox_events": rows(select(InboxEvent).where(InboxEvent.person_id == pid)
                              .order_by(InboxEvent.id)),
@@ -157,6 +158,7 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
     counts = {"identities": 0, "applications": 0, "eligibility_checks": 0, "inbox_events": 0,
               "reference_lists": 0}
     counts["moderation"] = _erase_moderation(session, pid)
+    counts["drift_reports"] = _erase_drift_reports(session, person.handle, pid)
     for identity in session.scalars(select(Identity).where(Identity.person_id == pid)):
         identity.external_id = identity.username = identity.username_key = None
         counts["identities"] += 1
@@ -228,4 +230,26 @@ def _reports_approved_by(pid: int) -> Any:
     from ledger.models_reports import Report
 
     return select(Report).where(Report.approved_by_person_id == pid).order_by(Report.id)
+
+
+def _training_of(pid: int) -> Any:
+    from ledger.models_roles import RoleTraining
+
+    return select(RoleTraining).where(RoleTraining.person_id == pid).order_by(RoleTraining.id)
+
+
+def _erase_drift_reports(session: Session, handle: str, pid: int) -> int:
+    """Drift reports (issue 9) name people by handle in their summary: replace it."""
+    import json
+
+    from ledger.models_roles import RoleDriftReport
+
+    changed = 0
+    needle = json.dumps(handle)[1:-1]
+    for report in session.scalars(select(RoleDriftReport)):
+        text = json.dumps(report.summary)
+        if needle and needle in text:
+            report.summary = json.loads(text.replace(needle, f"erased-{pid}"))
+            changed += 1
+    return changed
 

@@ -6,13 +6,20 @@ removal limit checked before anything is sent), applies the plan through ``RoleM
 an audit reason carrying the change's key, and records what it observed. A crash between a
 grant and its record is repaired by the next run: the platform already shows the role, so the
 plan is empty and only the observation is recorded. No second role change is ever sent.
+
+A platform failing half-way (Discord applied, the Forum refused) stops the person's plan there:
+what was applied is recorded as observed first, then the error is raised (or, with
+``report_errors``, returned under ``failed``), so the ledger shows exactly what is applied where
+and the next run plans only the missing part. A grant the platform has not completed yet
+(Discourse's e-mailed ``grant_admin`` confirmation) is listed under ``pending``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from connectors.base import Role
+from connectors.base import ChangeStatus, Role
+from connectors.errors import CharterflowError
 from ledger import repo
 from ledger.models import Person
 from rules import Assignment, plan_roles
@@ -21,9 +28,11 @@ from flows.membership.common import Ctx, artifact, identities_of, user_ref
 from flows.platforms import parse_role
 
 
-def reconcile_person(ctx: Ctx, person_id: int, *, decision_ref: str, actor: str) -> dict[str, Any]:
+def reconcile_person(ctx: Ctx, person_id: int, *, decision_ref: str, actor: str,
+                     report_errors: bool = False) -> dict[str, Any]:
     """Bring the person's roles on every served platform to what the ledger wants; returns
-    ``{"applied": [...], "unchanged": n, "refused": reason | None}``."""
+    ``{"applied": [...], "pending": [...], "failed": {key: error}, "unchanged": n,
+    "refused": reason | None}``. A platform error stops the plan (see the module docstring)."""
     with ctx.ledger.read() as session:
         person = session.get(Person, person_id)
         handle = person.handle if person else f"person-{person_id}"
@@ -52,31 +61,43 @@ def reconcile_person(ctx: Ctx, person_id: int, *, decision_ref: str, actor: str)
         seen.append((platform, role_text, any(h.id == user.id for h in holders)))
     plan = plan_roles(desired, observed, charter=ctx.charter)
     mine = [c for c in plan.changes if c.person == handle]
-    result: dict[str, Any] = {"applied": [], "unchanged": 0, "refused": None}
+    result: dict[str, Any] = {"applied": [], "pending": [], "failed": {}, "unchanged": 0,
+                              "refused": None}
     if not plan.decision.allowed:
         result["refused"] = f"{plan.decision.ruling}: {plan.decision.reason}"
         artifact(key=f"roles-person-{person_id}", title=f"Role plan refused for {handle}",
                  decision=plan.decision, rows={c.key(decision_ref): c.action for c in mine})
         return result
     now_holds = {(p, r): holds for p, r, holds in seen}
+    failure: CharterflowError | None = None
     for change in mine:
         space = ctx.platforms.space(change.platform)
         assert space is not None and space.roles is not None
         role = parse_role(change.role)
         reason = f"charterflow {change.key(decision_ref)}"
-        if change.action == "grant":
-            report = space.roles.grant(users[change.platform], role, reason=reason)
-        else:
-            report = space.roles.revoke(users[change.platform], role, reason=reason)
+        try:
+            if change.action == "grant":
+                report = space.roles.grant(users[change.platform], role, reason=reason)
+            else:
+                report = space.roles.revoke(users[change.platform], role, reason=reason)
+        except CharterflowError as exc:
+            # Stop here: the plan was checked as a whole, its rest may rely on this change.
+            failure = exc
+            result["failed"][change.key(decision_ref)] = str(exc)
+            break
         if report.done:
             now_holds[(change.platform, change.role)] = change.action == "grant"
             result["applied"].append(change.key(decision_ref))
+        elif report.status is ChangeStatus.PENDING_CONFIRMATION:
+            result["pending"].append(change.key(decision_ref))
     result["unchanged"] = len(seen) - len(result["applied"])
     with ctx.ledger.transaction() as session:
         person = session.get(Person, person_id)
         for (platform, role_text), holds in now_holds.items():
             repo.record_observed_platform_role(session, person, platform=platform, role=role_text,
                                                observed=holds, actor=actor, at=ctx.now)
+    if failure is not None and not report_errors:
+        raise failure
     return result
 
 

@@ -11,12 +11,19 @@ applied through the membership applier with that decision in the platform's audi
 announced to the WG (``templates/roles/change.md.j2``). Running the same change again applies
 and announces nothing new.
 
-Not here yet (issue 9): the pause for Discourse's e-mailed ``grant_admin`` confirmation (such a
-grant is recorded as desired and reported "not yet applied"), moderator training, drift audit.
+A Discourse admin grant waits for Discourse's e-mailed confirmation: inside a flow run the run
+pauses for the operator's answer (``flows.roles.confirm``) and only the admin flag Discourse then
+shows counts. A platform refusing part of a change (Discord 50013, Discourse 404 on admin routes,
+an outage) is recorded (audit ``roles.change-failed`` naming what was applied and what failed,
+each observed role in the ledger) and shown with the platform's instruction; the flow run fails
+with it, and running the same change again sends only the missing part. A granted moderator role
+starts the moderator training (``flows.roles.training``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,19 +32,22 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from prefect import flow
 from sqlalchemy import select
 
-from connectors.errors import CharterflowError
+from connectors.base import UserRef
+from connectors.errors import FatalError
 from ledger import audit, repo
-from ledger.models import Identity, Platform, PlatformRoleAssignment
+from ledger.models import Identity, InboxEvent, Platform, PlatformRoleAssignment
 from rules import Change
 
-from flows.membership.common import Ctx, artifact, context, post_wg, run_name
+from flows.membership.common import (Ctx, answer_interaction, artifact, context, identities_of,
+                                     once, post_wg, run_name)
 from flows.platforms import role_text
-from flows.roles.plan import build_plan, lifted, state_of
+from flows.roles.plan import build_plan, explain, lifted, state_of
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
                    autoescape=False, trim_blocks=True, lstrip_blocks=True)
 ACTIONS = ("grant", "revoke")
+log = logging.getLogger("charterflow.roles")
 
 
 class ChangeRefused(ValueError):
@@ -93,9 +103,12 @@ def parse_change(ctx: Ctx, *, action: str, role: str, platform: str,
 
 
 def change_role(ctx: Ctx, *, action: str, role: str, platform: str, person: str, reason: str,
-                actor: str = "operator", override_reason: str | None = None) -> dict[str, Any]:
+                actor: str = "operator", override_reason: str | None = None,
+                notify: Callable[[str, str], None] | None = None,
+                confirm_timeout: int | None = None) -> dict[str, Any]:
     """Check, record, apply and announce one change; see the module docstring. Returns
-    ``{"status": "applied"|"recorded"|"unchanged"|"refused", ...}``."""
+    ``{"status": "applied"|"recorded"|"unchanged"|"refused"|"failed", ...}``. ``notify(text,
+    stage)`` tells the proposer along the way (the ``/role`` follow-up)."""
     if not reason or not reason.strip():
         return _refused_part(ctx, "reason", "a change needs a reason")
     try:
@@ -105,8 +118,12 @@ def change_role(ctx: Ctx, *, action: str, role: str, platform: str, person: str,
         return _refused_part(ctx, exc.part, str(exc))
     values = {"action": action, "role": text, "target_platform": platform, "person": handle,
               "reason": reason.strip(), "requested_by": actor, "override_reason": override_reason}
-    shown = build_plan(ctx, override_reason=override_reason,
-                       extra=[(handle, platform, text, action == "grant")])
+    try:
+        shown = build_plan(ctx, override_reason=override_reason,
+                           extra=[(handle, platform, text, action == "grant")])
+    except FatalError as exc:  # a platform cannot be read: say what to fix there
+        raise FatalError(explain(exc.platform, str(exc)), platform=exc.platform,
+                         status=exc.status) from None
     decision = shown.plan.decision
     this = Change(action=action, platform=platform, role=text, person=handle)
     if not decision.allowed:
@@ -145,15 +162,26 @@ def change_role(ctx: Ctx, *, action: str, role: str, platform: str, person: str,
         return {"status": "unchanged", "decision": decision_ref}
     from flows.membership.roles import reconcile_person
 
-    try:
-        result = reconcile_person(lifted(ctx), person_id, decision_ref=decision_ref,
-                                  actor=actor)
-    except CharterflowError as exc:
-        return {"status": "recorded", "decision": decision_ref,
-                "outcome": f"not applied: {exc}"}
+    result = reconcile_person(lifted(ctx), person_id, decision_ref=decision_ref, actor=actor,
+                              report_errors=True)
+    result["failed"] = {k: explain(k.split(":", 2)[1], why) for k, why in result["failed"].items()}
     key = this.key(decision_ref)
+    common = {"decision": decision_ref, "key": key}
+    if result["failed"]:
+        failed = _record_failure(ctx, person_id=person_id, handle=handle, result=result,
+                                 decision_ref=decision_ref, actor=actor)
+        return {"status": "failed", **common, "outcome": failed, "applied": result["applied"],
+                "failed": result["failed"]}
     applied = key in result["applied"]
-    outcome = "applied" if applied else "awaiting the platform (e.g. an e-mailed confirmation)"
+    if not applied and key in result["pending"] and platform == "discourse" and text == "admin":
+        applied = _confirm_discourse_admin(ctx, person_id=person_id, handle=handle,
+                                           decision_ref=decision_ref, actor=actor,
+                                           notify=notify, timeout=confirm_timeout)
+        outcome = "applied" if applied else "not applied: the e-mailed confirmation was not completed"
+    else:
+        outcome = "applied" if applied else "awaiting the platform (e.g. an e-mailed confirmation)"
+    for other in result["applied"]:
+        _maybe_train(ctx, other, person_id=person_id, decision_ref=decision_ref, actor=actor)
     post_wg(ctx, template="change", renderer=render, key=f"roles-change:{key}", actor=actor,
             about=f"person:{person_id}", applied=applied, outcome=outcome,
             decision_ref=decision_ref, ruling=decision.ruling, ruling_reason=decision.reason,
@@ -161,8 +189,110 @@ def change_role(ctx: Ctx, *, action: str, role: str, platform: str, person: str,
     artifact(key=f"roles-change-{person_id}", title=f"Role change for {handle}", decision=decision,
              rows={"change": f"{action} {text} on {platform}", "decision": decision_ref,
                    "outcome": outcome, "reason": reason})
-    return {"status": "applied" if applied else "recorded", "decision": decision_ref,
-            "key": key, "outcome": outcome, "resulting_state": state_of(shown.desired)}
+    return {"status": "applied" if applied else "recorded", **common, "outcome": outcome,
+            "resulting_state": state_of(shown.desired)}
+
+
+def _maybe_train(ctx: Ctx, key: str, *, person_id: int, decision_ref: str, actor: str) -> None:
+    """Start moderator training for an applied ``grant:<platform>:<person>:moderator:…``."""
+    action, platform, _person, role = key.removesuffix(f":{decision_ref}").split(":", 3)
+    if action == "grant" and role == "moderator":
+        from flows.roles.training import start_training
+
+        start_training(ctx, person_id=person_id, platform=platform, decision_ref=decision_ref,
+                       actor=actor)
+
+
+def _record_failure(ctx: Ctx, *, person_id: int, handle: str, result: dict[str, Any],
+                    decision_ref: str, actor: str) -> str:
+    """Audit and show a change a platform refused part of: what is applied where, what failed,
+    and the platform's instruction (e.g. Discord 50013: move the bot's role up)."""
+    def short(key: str) -> str:  # the audit holds no handles: action:platform:role
+        action, platform, _person, role = key.removesuffix(f":{decision_ref}").split(":", 3)
+        return f"{action}:{platform}:{role}"
+
+    with ctx.ledger.transaction() as session:
+        audit.append(session, actor=actor, action="roles.change-failed",
+                     subject=f"person:{person_id}", at=ctx.now,
+                     payload={"decision": decision_ref,
+                              "applied": [short(k) for k in result["applied"]],
+                              "failed": [short(k) for k in result["failed"]]})
+    lines = [f"applied: {k}" for k in result["applied"]]
+    lines += [f"FAILED: {k}: {why}" for k, why in result["failed"].items()]
+    message = "; ".join(f"{k.split(':')[1]}: {why}" for k, why in result["failed"].items())
+    artifact(key=f"roles-change-failed-{person_id}", title=f"Role change for {handle}: platform error",
+             note=("A platform refused the change. Fix the platform setting named below, then run "
+                   "the same change again (or `charterflow roles apply --confirm`): only the "
+                   "missing part is sent."),
+             rows={"decision": decision_ref, **{f"line {i + 1}": line for i, line in enumerate(lines)}})
+    for key in result["applied"]:
+        _maybe_train(ctx, key, person_id=person_id, decision_ref=decision_ref, actor=actor)
+    return message
+
+
+def _confirm_discourse_admin(ctx: Ctx, *, person_id: int, handle: str, decision_ref: str,
+                             actor: str, notify: Callable[[str, str], None] | None,
+                             timeout: int | None) -> bool:
+    """Pause for the e-mailed confirmation (inside a flow run), tell the proposer the outcome."""
+    from flows.roles.confirm import await_admin_confirmation, in_flow_run
+
+    with ctx.ledger.read() as session:
+        identity = session.scalar(select(Identity).where(
+            Identity.person_id == person_id, Identity.platform == Platform.DISCOURSE))
+        user = UserRef(platform="discourse", id=str(identity.external_id),
+                       username=str(identity.username or handle))
+    if not in_flow_run():
+        return False
+    api_user = getattr(getattr(ctx.platforms.space("discourse").connector, "settings", None),
+                       "api_username", "the API admin")
+    title, text = render("admin_pending", person=handle, target_platform="discourse",
+                         api_user=api_user, run_name=_run_name())
+    if notify is not None:
+        notify(f"**{title}**\n{text}", "pending")
+    seen = await_admin_confirmation(ctx, person_id=person_id, user=user,
+                                    decision_ref=decision_ref, actor=actor, timeout=timeout)
+    title, text = render("admin_outcome", granted=seen["granted"], person=handle,
+                         target_platform="discourse", decision_ref=decision_ref, why=seen["why"])
+    if notify is not None:
+        notify(f"**{title}**\n{text}", "outcome")
+    tell_proposer(ctx, actor=actor, key=f"roles-admin-outcome:{decision_ref}", title=title,
+                  text=text)
+    artifact(key=f"roles-admin-confirmation-{person_id}",
+             title=f"Discourse admin grant for {handle}: {'applied' if seen['granted'] else 'NOT applied'}",
+             rows={"decision": decision_ref, "answer": seen["answer"], "why": seen["why"]})
+    return bool(seen["granted"])
+
+
+def _run_name() -> str:
+    try:
+        from prefect.runtime import flow_run
+
+        return str(flow_run.name or "roles-change")
+    except Exception:  # noqa: BLE001 - only a label in a message
+        return "roles-change"
+
+
+def tell_proposer(ctx: Ctx, *, actor: str, key: str, title: str, text: str) -> bool:
+    """A private message to the proposer when ``actor`` is a person (``person:<id>``): on
+    Discord when they have an account there, else on the Forum; once per ``key``."""
+    if not actor.startswith("person:"):
+        return False
+    person_id = int(actor.removeprefix("person:"))
+    mine = sorted(identities_of(ctx, person_id), key=lambda i: i.platform.value != "discord")
+    for identity in mine:
+        space = ctx.platforms.space(identity.platform.value)
+        if space is None or space.messenger is None or not identity.username:
+            continue
+        try:
+            once(ctx, key=f"{key}:{space.platform}", platform=space.platform, actor=actor,
+                 about=actor, act=lambda s=space, u=identity.username:
+                 s.messenger.direct_message(recipients=[u], title=title, text=text,
+                                            key=f"{key}:{s.platform}"))
+            return True
+        except Exception as exc:  # noqa: BLE001 - try the next platform
+            log.warning("roles: could not tell %s on %s: %s", actor, space.platform,
+                        type(exc).__name__)
+    return False
 
 
 def _refused_part(ctx: Ctx, part: str, message: str) -> dict[str, Any]:
@@ -174,10 +304,38 @@ def _refused_part(ctx: Ctx, part: str, message: str) -> dict[str, Any]:
 @flow(name="roles-change", flow_run_name=run_name("roles-change", "person"), log_prints=True)
 def roles_change(action: str, role: str, platform: str, person: str, reason: str,
                  actor: str = "operator", override_reason: str | None = None,
-                 now: datetime | None = None) -> dict[str, Any]:
+                 now: datetime | None = None, inbox_event: int | None = None,
+                 confirm_timeout_seconds: int | None = None) -> dict[str, Any]:
     """Grant or revoke ``role`` (admin, moderator, wg, group:<name>) on ``platform`` to
     ``person`` (WG handle or person id) because ``reason``; checked against R-ADMIN-1..3 on the
     resulting state, recorded, applied, announced to the WG. ``override_reason`` lets a refused
-    change through and is recorded."""
-    return change_role(context(now), action=action, role=role, platform=platform, person=person,
-                       reason=reason, actor=actor, override_reason=override_reason)
+    change through and is recorded. ``inbox_event``: the ``/role`` command it comes from (its
+    member is answered there). A Discourse admin grant pauses for the e-mailed confirmation
+    (``confirm_timeout_seconds``, default ``CHARTERFLOW_ROLES_ADMIN_CONFIRM_TIMEOUT_SECONDS``).
+    A platform error fails the run with the platform's instruction, after recording what was
+    applied."""
+    ctx = context(now)
+    notify = interaction_notifier(ctx, inbox_event) if inbox_event is not None else None
+    result = change_role(ctx, action=action, role=role, platform=platform, person=person,
+                         reason=reason, actor=actor, override_reason=override_reason,
+                         notify=notify, confirm_timeout=confirm_timeout_seconds)
+    if result["status"] == "failed":
+        raise FatalError(f"role change {result['decision']} not fully applied: "
+                         f"{result['outcome']}", platform=platform)
+    return result
+
+
+def interaction_notifier(ctx: Ctx, event_id: int) -> Callable[[str, str], None]:
+    """``notify(text, stage)`` answering the Discord interaction of inbox event ``event_id``
+    privately, once per stage (the token lives 15 minutes; later stages may not arrive)."""
+    with ctx.ledger.read() as session:
+        row = session.get(InboxEvent, event_id)
+        attrs = {str(k): str(v) for k, v in (((row.payload or {}) if row else {})
+                                             .get("attributes") or {}).items()}
+
+    def notify(text: str, stage: str) -> None:
+        answer_interaction(ctx, key=f"roles-command-answer:{event_id}:{stage}",
+                           actor="flow:roles-change", about=f"inbox:{event_id}",
+                           attributes=attrs, text=text)
+
+    return notify

@@ -4,5 +4,18 @@ from __future__ import annotations
 
 
 def deployments() -> list:
-    """The deployments of this package."""
-    return []
+    """The deployments of this package: the hourly drift audit (R-ADMIN-3: drift reported
+    within the hour) and the daily training reminders (R-TRAIN). (``roles-change/operator`` is
+    declared in ``flows.serve``.)"""
+    from flows.roles.drift import roles_drift_audit
+    from flows.roles.training import roles_training_reminders
+
+    return [
+        roles_drift_audit.to_deployment(
+            name="hourly", interval=3600, tags=["charterflow", "roles"],
+            description="Observed platform roles vs the ledger and the admin invariants; "
+                        "reports drift once to the WG's admins with a repair plan (R-ADMIN-3)."),
+        roles_training_reminders.to_deployment(
+            name="daily", cron="30 9 * * *", tags=["charterflow", "roles"],
+            description="Reminds new moderators to acknowledge their moderation guide (R-TRAIN)."),
+    ]

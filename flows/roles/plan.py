@@ -46,6 +46,8 @@ class Observation:
     # (platform, handle) -> platform user id, to act on
     users: dict[tuple[str, str], str] = field(default_factory=dict)
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # unknown accounts that are the platform's own (Discourse's ``system``, negative ids)
+    builtin: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +60,9 @@ class RolesPlan:
     people: dict[str, int]
     skipped: tuple[str, ...] = ()
     override_reason: str | None = None
+    # the ledger's rows as (handle, platform, role, desired), and the platforms' own accounts
+    rows: tuple[tuple[str, str, str, bool], ...] = ()
+    builtin: frozenset[str] = frozenset()
 
     @property
     def allowed(self) -> bool:
@@ -119,6 +124,7 @@ def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None) ->
     people: dict[str, int] = {}
     users: dict[tuple[str, str], str] = {}
     roles: dict[str, tuple[str, ...]] = {}
+    builtin: set[str] = set()
     for platform, space in sorted(ctx.platforms.spaces.items()):
         if space.roles is None:
             continue
@@ -132,11 +138,14 @@ def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None) ->
                     users[(platform, key)] = str(holder.id)
                 else:
                     key = f"{platform}:{holder.username or holder.id}"
+                    if str(holder.id).startswith("-"):
+                        builtin.add(key)
                 assignments.add(Assignment(platform=platform, role=text, person=key))
     for (platform, ext), (person_id, handle) in known.items():
         people.setdefault(handle, person_id)
         users.setdefault((platform, handle), ext)
-    return Observation(assignments=frozenset(assignments), people=people, users=users, roles=roles)
+    return Observation(assignments=frozenset(assignments), people=people, users=users, roles=roles,
+                       builtin=frozenset(builtin))
 
 
 def build_plan(ctx: Ctx, *, override_reason: str | None = None,
@@ -165,7 +174,8 @@ def build_plan(ctx: Ctx, *, override_reason: str | None = None,
     plan = plan_roles(desired, seen.assignments, charter=ctx.charter,
                       override_reason=override_reason)
     return RolesPlan(plan=plan, observed=seen.assignments, desired=frozenset(desired),
-                     people=seen.people, skipped=tuple(skipped), override_reason=override_reason)
+                     people=seen.people, skipped=tuple(skipped), override_reason=override_reason,
+                     rows=tuple(rows), builtin=seen.builtin)
 
 
 def lifted(ctx: Ctx) -> Ctx:
@@ -192,11 +202,17 @@ def person_order(plan: Plan) -> list[str]:
 
 def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> dict[str, Any]:
     """Apply exactly ``shown`` (refused plans are not applied) through the membership applier;
-    returns ``{"applied": [keys], "not_applied": [keys], "unexpected": [keys]}``.
+    returns ``{"applied": [keys], "pending": [keys], "failed": {key: error}, "not_applied":
+    [keys], "unexpected": [keys], "refused": [...]}``.
 
     The run is recorded in the audit log (``roles.apply``: the plan, the verdict, any override
-    reason); each person's observed roles are recorded by the applier."""
+    reason); each person's observed roles are recorded by the applier. A platform error stops
+    the run there (the plan was checked as a whole): what was applied is recorded, the audit
+    entry ``roles.apply-failed`` names what was applied and what failed, and the next apply
+    plans only what is missing. A moderator grant starts the new moderator's training. A
+    Discourse admin grant stays ``pending`` until someone opens the e-mailed link."""
     from flows.membership.roles import reconcile_person
+    from flows.roles.training import start_training
 
     if not shown.allowed:
         raise ValueError(f"the plan is refused ({shown.plan.decision.ruling}); nothing to apply")
@@ -207,16 +223,46 @@ def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> 
     _record(ctx, shown, decision_ref=decision_ref, actor=actor, action="roles.apply",
             keys=planned)
     applied: list[str] = []
+    pending: list[str] = []
+    failed: dict[str, str] = {}
     refused: list[str] = []
     run = lifted(ctx)
     for handle in person_order(shown.plan):
-        result = reconcile_person(run, shown.people[handle], decision_ref=decision_ref, actor=actor)
+        result = reconcile_person(run, shown.people[handle], decision_ref=decision_ref,
+                                  actor=actor, report_errors=True)
         applied += result["applied"]
+        pending += result["pending"]
+        failed.update({k: explain(k.split(":", 2)[1], why) for k, why in result["failed"].items()})
         if result["refused"]:
             refused.append(f"{handle}: {result['refused']}")
+        for c in shown.plan.changes:
+            if (c.person == handle and c.action == "grant" and c.role == "moderator"
+                    and c.key(decision_ref) in result["applied"]):
+                start_training(ctx, person_id=shown.people[handle], platform=c.platform,
+                               decision_ref=decision_ref, actor=actor)
+        if failed:
+            break
+    if failed:
+        with ctx.ledger.transaction() as session:
+            audit.append(session, actor=actor, action="roles.apply-failed",
+                         subject=f"roles:{decision_ref}", at=ctx.now,
+                         payload={"decision": decision_ref,
+                                  "applied": [_short(k, shown, decision_ref) for k in planned
+                                              if k in applied],
+                                  "failed": [_short(k, shown, decision_ref) for k in failed]})
     return {"applied": [k for k in planned if k in applied],
+            "pending": [k for k in planned if k in pending],
+            "failed": failed,
             "not_applied": [k for k in planned if k not in applied],
             "unexpected": [k for k in applied if k not in planned], "refused": refused}
+
+
+def _short(key: str, shown: RolesPlan, decision_ref: str) -> str:
+    """A change key without the handle, for the audit log: ``grant:discord:person:12:admin``."""
+    for c in shown.plan.changes:
+        if c.key(decision_ref) == key:
+            return f"{c.action}:{c.platform}:person:{shown.people.get(c.person, 0)}:{c.role}"
+    return "unknown"
 
 
 def _record(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str, action: str,
@@ -277,11 +323,31 @@ def _after(shown: RolesPlan) -> set[Assignment]:
     return after
 
 
+# Platform answers that a person must fix in the platform's settings, and how.
+HINTS = (
+    ("discourse", "HTTP 404", "Fix on the Forum: the API user must be an admin (Discourse answers "
+     "404 on admin routes to anyone else). Set CHARTERFLOW_DISCOURSE_API_USERNAME to an admin "
+     "account, or give the API key the admin scopes (Admin → Advanced → API keys)."),
+    ("discord", "50013", "Fix on Discord: Server Settings → Roles; the bot's role needs Manage "
+     "Roles and must sit above every role charterflow grants "
+     "(https://discord.com/developers/docs/topics/permissions#permission-hierarchy)."),
+)
+
+
+def explain(platform: str, message: str) -> str:
+    """``message`` with the instruction for a platform refusal a person must fix (Discourse 404
+    on admin routes, Discord 50013), if it is one; pure."""
+    for where, marker, hint in HINTS:
+        if platform == where and marker in message:
+            return f"{message} {hint}"
+    return message
+
+
 def decision_ref_for(ctx: Ctx, prefix: str = "roles-apply") -> str:
     """A decision reference for one run: ``<prefix>-<UTC timestamp>``."""
     return f"{prefix}-{ctx.now:%Y%m%dT%H%M%SZ}"
 
 
 __all__ = ["Observation", "RolesPlan", "apply_plan", "build_plan", "decision_ref_for",
-           "format_plan", "lifted", "observe", "person_order", "record_refusal", "roles_to_observe",
+           "explain", "format_plan", "lifted", "observe", "person_order", "record_refusal", "roles_to_observe",
            "state_of"]

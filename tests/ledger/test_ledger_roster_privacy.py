@@ -263,3 +263,17 @@ def test_erasure_clears_the_moderation_log_about_the_person(ledger: Ledger) -> N
         assert audit.verify(s).ok
     assert (row.action, row.entry_id) == ("suspend", "77")  # the decision and its key are kept
     assert "juniper" not in repr((row.target_username, row.reason, row.raw, row.target_platform_id))
+
+
+def test_erasure_replaces_the_handle_in_drift_reports(ledger: Ledger) -> None:
+    from ledger.models_roles import RoleDriftReport
+
+    pid = _applicant(ledger)
+    with ledger.transaction() as s:
+        s.add(RoleDriftReport(status="drift", fingerprint="f1", reported_at=NOW, findings=1,
+                              summary={"lines": ["juniper: moderator on discord, not in the ledger"]}))
+    with ledger.transaction() as s:
+        erase_person(s, s.get(Person, pid), reason="asked", actor="operator")
+    with ledger.read() as s:
+        report = s.scalars(select(RoleDriftReport)).one()
+    assert report.summary == {"lines": [f"erased-{pid}: moderator on discord, not in the ledger"]}

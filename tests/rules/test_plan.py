@@ -88,3 +88,68 @@ def test_a_valid_state_never_refuses_its_own_repair_plan(observed):
     plan = plan_roles(BASE, observed, charter=charter)
     if len(plan.revokes) <= charter.admins.max_removals_per_run:
         assert plan.decision.allowed
+
+
+# --------------------------------------------------------------------------------------------
+# Table-driven: plans checked on the resulting state, with two platforms and with three.
+
+import pytest  # noqa: E402
+
+TWO = ("discourse", "discord")
+THREE = ("discourse", "discord", "slack")
+
+
+def state(admins: dict[str, list[str]]) -> set[Assignment]:
+    return {a(p, "admin", who) for p, people in admins.items() for who in people}
+
+
+CASES = [
+    # (id, platforms, observed admins, desired admins, override, allowed, ruling)
+    ("two: swap keeps two admins", TWO,
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "elm"]}, None, True, "R-ADMIN-3"),
+    ("two: last but one admin removed", TWO,
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
+     {"discourse": ["ash", "birch"], "discord": ["cedar"]}, None, False, "R-ADMIN-2"),
+    ("two: one person admin everywhere", TWO,
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
+     {"discourse": ["ash", "birch"], "discord": ["ash", "cedar", "dogwood"]}, None, False,
+     "R-ADMIN-1"),
+    ("two: override with a recorded reason", TWO,
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
+     {"discourse": ["ash", "birch"], "discord": ["cedar"]}, "dogwood leaves today; vote next week",
+     True, "R-ADMIN-3"),
+    ("three: admin on two of three platforms is fine", THREE,
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm", "fir"]},
+     {"discourse": ["ash", "birch"], "discord": ["ash", "cedar", "dogwood"], "slack": ["elm", "fir"]},
+     None, True, "R-ADMIN-3"),
+    ("three: one person admin on all three", THREE,
+     {"discourse": ["ash", "birch"], "discord": ["ash", "cedar"], "slack": ["elm", "fir"]},
+     {"discourse": ["ash", "birch"], "discord": ["ash", "cedar"], "slack": ["ash", "elm", "fir"]},
+     None, False, "R-ADMIN-1"),
+    ("three: last but one admin removed on the third", THREE,
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm", "fir"]},
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["fir"]},
+     None, False, "R-ADMIN-2"),
+    ("three: repairing a broken platform is allowed", THREE,
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm"]},
+     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm", "fir"]},
+     None, True, "R-ADMIN-3"),
+]
+
+
+@pytest.mark.parametrize("platforms, observed, desired, override, allowed, ruling",
+                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_R_ADMIN_table(platforms, observed, desired, override, allowed, ruling, charter):
+    info = charter.charter.model_copy(update={"platforms": list(platforms)})
+    local = charter.model_copy(update={"charter": info})
+    assert local.platforms == platforms
+    plan = plan_roles(state(desired), state(observed), charter=local, override_reason=override)
+    assert plan.decision.allowed is allowed, plan.decision.reason
+    assert plan.decision.ruling == ruling
+    if override:
+        assert plan.decision.evidence["override"] == override
+        assert plan.decision.warnings and plan.decision.warnings[0].ruling == "R-ADMIN-2"
+    if not allowed:  # the refusal shows the state it is about
+        after = plan.decision.evidence["admins_after"]
+        assert after == {p: sorted(v) for p, v in desired.items() if v}

@@ -70,7 +70,15 @@ def test_apply_makes_exactly_the_plan_and_a_second_apply_nothing(roles_world, cl
     assert result.exit_code == 0, result.output
     applied = [line for line in result.output.splitlines() if line.startswith("applied ")]
     assert len(applied) == 3
-    assert total(roles_world.writes()) - before == 3  # one write per change, nothing else
+    # one role write per change; besides them only the new moderator's guide (a Discord DM:
+    # open the DM channel, send the message)
+    writes = roles_world.writes()
+    roles_only = {k: v for k, v in writes.items() if "/roles/" in k or "moderation" in k}
+    assert total(roles_only) == 3
+    assert total(writes) - before == 5
+    guide = [m for m in roles_world.discord_state()["messages"]
+             if "Moderating the Forum" in (m["content"] or "")]
+    assert len(guide) == 1
     assert "felix_oakes" in holders(roles_world, "discourse", Role.moderator())
     assert holders(roles_world, "discord", Role.admin()) == {"cleo_marsh", "gale_morrow"}
     # recorded: the run, and each observed change on the person's rows

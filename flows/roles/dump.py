@@ -1,0 +1,177 @@
+"""Bootstrap roles as code: today's observed platform roles in the roster format, and back in.
+
+:func:`dump_roles` writes a roster file (``format = 1``, ``ledger/README.md``) with one
+``[[person]]`` per holder of a role of interest (admin, moderator, the WG group/role, any group
+the ledger names): a person the ledger knows under their handle with their accounts, an account
+it does not know under a new handle made from its username; each with
+``platform_roles = { discord = ["admin"], discourse = ["moderator"] }``. The platforms' own
+accounts (Discourse ``system``) are left out. Nothing is sent (GETs only).
+
+:func:`import_roles` reads such a file: the people and accounts through
+``ledger.roster.import_roster`` (the ``platform_roles`` lines taken out first; membership is left
+as it is), then every listed role as desired in the ledger (``platform-role.desired`` with
+``decision_ref`` ``roles-import:<digest of the file>``). Roles the file does not list are left
+as they are. Importing the same file again records nothing new. Then ``charterflow roles plan``
+shows what, if anything, differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from typing import Any
+
+from sqlalchemy import select
+
+from ledger import repo
+from ledger.errors import ConfigError
+from ledger.models import Identity, Person, Platform
+from ledger.roster import import_roster, parse_roster
+
+from flows.membership.common import Ctx
+from flows.platforms import parse_role
+from flows.roles.plan import roles_to_observe
+
+_LINE = re.compile(r"^\s*platform_roles\s*=.*$", re.MULTILINE)
+_HANDLE = re.compile(r"[^a-z0-9_.-]+")
+
+
+def _s(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def dump_roles(ctx: Ctx) -> str:
+    """Today's observed platform roles as roster TOML (see the module docstring)."""
+    with ctx.ledger.read() as session:
+        known = {(p.value, str(ext)): pid for p, ext, pid in session.execute(
+            select(Identity.platform, Identity.external_id, Identity.person_id)
+            .where(Identity.external_id.is_not(None)))}
+        people = {p.id: p for p in session.scalars(select(Person).where(Person.erased_at.is_(None)))}
+        accounts: dict[int, dict[str, tuple[str | None, str | None]]] = {}
+        for i in session.scalars(select(Identity).where(Identity.platform.in_(
+                [Platform.DISCOURSE, Platform.DISCORD, Platform.SLACK]))):
+            accounts.setdefault(i.person_id, {})[i.platform.value] = (i.external_id, i.username)
+        handles = {p.handle for p in people.values()}
+        wanted: dict[str, set[str]] = {}
+        from ledger.models import PlatformRoleAssignment
+
+        for plat, role in session.execute(select(PlatformRoleAssignment.platform,
+                                                 PlatformRoleAssignment.role)):
+            wanted.setdefault(plat.value, set()).add(role)
+    entries: dict[str, dict[str, Any]] = {}  # handle -> {"accounts": {...}, "roles": {...}}
+    for platform, space in sorted(ctx.platforms.spaces.items()):
+        if space.roles is None:
+            continue
+        for text in roles_to_observe(ctx, platform, wanted.get(platform, ())):
+            for holder in space.roles.list_holders(parse_role(text)):
+                if str(holder.id).startswith("-"):
+                    continue  # the platform's own account
+                pid = known.get((platform, str(holder.id)))
+                if pid is not None and pid in people:
+                    handle = people[pid].handle
+                    entry = entries.setdefault(handle, {"accounts": dict(accounts.get(pid, {})),
+                                                        "roles": {}})
+                else:
+                    handle = _new_handle(holder.username or str(holder.id), platform, handles,
+                                         entries, holder.id)
+                    entry = entries.setdefault(handle, {"accounts": {}, "roles": {}})
+                    entry["accounts"][platform] = (str(holder.id), holder.username or None)
+                entry["roles"].setdefault(platform, [])
+                if text not in entry["roles"][platform]:
+                    entry["roles"][platform].append(text)
+    out = ["# charterflow roster with platform roles, written by `charterflow roles dump`:",
+           f"# what the platforms showed at {ctx.now:%Y-%m-%d %H:%M} UTC. Edit it, then",
+           "# `charterflow roles import FILE` records these roles as the ledger's wishes.", "",
+           "[roster]", "format = 1", ""]
+    for handle in sorted(entries):
+        entry = entries[handle]
+        out += ["[[person]]", f"handle = {_s(handle)}"]
+        for platform in ("discourse", "discord", "slack"):
+            if platform in entry["accounts"]:
+                ext, user = entry["accounts"][platform]
+                parts = ([f"id = {_s(str(ext))}"] if ext else []) + (
+                    [f"username = {_s(user)}"] if user else [])
+                if parts:
+                    out.append(f"{platform} = {{ {', '.join(parts)} }}")
+        roles = ", ".join(f"{p} = [{', '.join(_s(r) for r in sorted(rs))}]"
+                          for p, rs in sorted(entry["roles"].items()))
+        out += [f"platform_roles = {{ {roles} }}", ""]
+    return "\n".join(out)
+
+
+def _new_handle(name: str, platform: str, handles: set[str], entries: dict[str, Any],
+                holder_id: str) -> str:
+    """A handle for an account the ledger does not know (the same account keeps one handle)."""
+    for handle, entry in entries.items():
+        if entry["accounts"].get(platform, (None,))[0] == str(holder_id):
+            return handle
+    base = _HANDLE.sub("-", name.lower()).strip("-.") or f"{platform}-user"
+    handle, n = base, 1
+    while handle in handles or (handle in entries and
+                                entries[handle]["accounts"].get(platform, (None,))[0] != str(holder_id)):
+        n += 1
+        handle = f"{base}-{platform}" if n == 2 else f"{base}-{platform}-{n}"
+    return handle
+
+
+def parse_roles_file(text: str, *, source: str) -> tuple[str, dict[str, dict[str, list[str]]]]:
+    """The roster part of a dump (``platform_roles`` lines out) and handle → platform → roles;
+    ``ConfigError`` names the file and the field."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    roles: dict[str, dict[str, list[str]]] = {}
+    for i, person in enumerate(data.get("person", [])):
+        given = person.get("platform_roles") if isinstance(person, dict) else None
+        if given is None:
+            continue
+        where = f"{source}: person[{i}].platform_roles"
+        if not isinstance(given, dict):
+            raise ConfigError(f"{where}: expected {{ discord = [\"admin\"], … }}")
+        for platform, names in given.items():
+            if platform not in ("discourse", "discord", "slack"):
+                raise ConfigError(f"{where}.{platform}: unknown platform")
+            if not isinstance(names, list) or not all(isinstance(n, str) and n.strip()
+                                                      for n in names):
+                raise ConfigError(f"{where}.{platform}: expected a list of roles")
+            for name in names:
+                if name not in ("admin", "moderator") and not name.startswith("group:"):
+                    raise ConfigError(f"{where}.{platform}: unknown role {name!r} (admin, "
+                                      "moderator or group:<name>)")
+        roles[str(person.get("handle"))] = {p: list(v) for p, v in given.items()}
+    rest = _LINE.sub("", text)
+    try:
+        left = tomllib.loads(rest)
+    except tomllib.TOMLDecodeError:
+        left = {"person": [{"platform_roles": None}]}
+    if any(isinstance(p, dict) and "platform_roles" in p for p in left.get("person", [])):
+        raise ConfigError(f"{source}: write each person's platform_roles on one line "
+                          "(platform_roles = { discord = [\"admin\"] })")
+    return rest, roles
+
+
+def import_roles(ctx: Ctx, text: str, *, source: str, actor: str) -> dict[str, Any]:
+    """Import a dump (see the module docstring); returns ``{"people": n, "recorded": n,
+    "decision": ref}`` (``recorded``: roles newly recorded as desired)."""
+    rest, roles = parse_roles_file(text, source=source)
+    roster = parse_roster(rest, source=source, charter=ctx.charter)
+    decision = "roles-import:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    recorded = 0
+    with ctx.ledger.transaction() as session:
+        import_roster(session, roster, charter=ctx.charter, actor=actor, at=ctx.now)
+        for handle, by_platform in sorted(roles.items()):
+            person = repo.get_person(session, handle)
+            held = {(r.platform.value, r.role) for r in repo.platform_roles_of(session, person)
+                    if r.desired}
+            for platform, names in sorted(by_platform.items()):
+                for name in names:
+                    if (platform, name) in held:
+                        continue
+                    repo.set_desired_platform_role(
+                        session, person, platform=platform, role=name, desired=True,
+                        actor=actor, decision_ref=decision, at=ctx.now)
+                    recorded += 1
+    return {"people": len(roster.people), "recorded": recorded, "decision": decision}
