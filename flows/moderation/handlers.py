@@ -24,7 +24,7 @@ from ledger.errors import NotFound
 from ledger.models import InboxEvent
 
 log = logging.getLogger("charterflow.moderation")
-ROUTE = "moderation_button"
+ROUTE = "moderation-button"
 
 
 def register() -> None:

@@ -89,9 +89,9 @@ def test_the_deployments_and_their_schedules() -> None:
 def test_the_moderators_buttons_are_routed() -> None:
     from flows import inbox
 
-    assert inbox.COMPONENT_ROUTES["cfm:"] == "moderation_button"
+    assert inbox.COMPONENT_ROUTES["cfm:"] == "moderation-button"
     assert inbox.route_for(source="discord", kind="component", attributes={"custom_id": "cfm:ack:3"},
-                           config=inbox.RoutingConfig()) == "moderation_button"
+                           config=inbox.RoutingConfig()) == "moderation-button"
 
 
 def test_the_digest_lists_at_most_150_lines_per_platform() -> None:
