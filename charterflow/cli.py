@@ -90,6 +90,14 @@ def serve() -> None:
     serve_main()
 
 
+@app.command("settings")
+def settings_reference() -> None:
+    """Print every setting (environment variable), its default and what it does, as Markdown."""
+    from charterflow.settings_reference import table
+
+    typer.echo(table())
+
+
 @app.command()
 def version() -> None:
     """Print charterflow's version."""

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.base import (BallotBox, Directory, MessageRef, Messenger, Role, RoleKind,
@@ -57,13 +57,21 @@ class MembershipSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_MEMBERSHIP_", env_file=".env",
                                       extra="ignore")
-    gateway_url: str | None = None
-    confirm_secret: SecretStr | None = None
-    dsf_members_file: Path | None = None
-    discourse_category: str | None = None
-    discourse_group: str | None = None
-    discord_channel: str | None = None
-    discord_role: str = "wg-member"
+    gateway_url: str | None = Field(default=None, description=(
+        "Public base URL of the gateway, for confirmation and opt-in links (default: the gateway's)."))
+    confirm_secret: SecretStr | None = Field(default=None, description=(
+        "Signs confirmation and opt-in tokens; shared with the gateway (default: random, kept in "
+        "CHARTERFLOW_HOME)."))
+    dsf_members_file: Path | None = Field(default=None, description=(
+        "The DSF Individual Members list (R-ELIG-2), TOML members = [...] (default: "
+        "CHARTERFLOW_HOME/dsf-members.toml)."))
+    discourse_category: str | None = Field(default=None, description=(
+        "The Forum's private WG category (default: the connector's setting)."))
+    discourse_group: str | None = Field(default=None, description=(
+        "The Forum's WG group (default: the connector's setting)."))
+    discord_channel: str | None = Field(default=None, description=(
+        "The Discord WG channel (default: the connector's WG channel)."))
+    discord_role: str = Field(default="wg-member", description="The Discord WG role's name.")
 
 
 def parse_role(text: str) -> Role:

@@ -39,9 +39,12 @@ class ModerationSettings(BaseSettings):
     """``CHARTERFLOW_MODERATION_*`` (see the module docstring)."""
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_MODERATION_", env_file=".env", extra="ignore")
-    discord_channel: str = "moderators"
-    discourse_group: str = "moderators"
-    lookback_days: int = Field(default=30, ge=1, le=365)
+    discord_channel: str = Field(default="moderators", description=(
+        "The Discord moderators' channel (id or name): alerts and the digest."))
+    discourse_group: str = Field(default="moderators", description=(
+        "The Forum moderators' group: alerts and the digest arrive as a group message."))
+    lookback_days: int = Field(default=30, ge=1, le=365, description=(
+        "On the first sync, how far back severe actions still raise alerts, days."))
 
 
 def settings() -> ModerationSettings:

@@ -34,6 +34,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.errors import ConfigError, PolicyViolation
@@ -70,9 +71,11 @@ class ReportSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_REPORTS_", env_file=".env",
                                       extra="ignore")
-    forum_category: str = "General"
-    discord_channel: str = "announcements"
-    slack_channel: str | None = None
+    forum_category: str = Field(default="General", description="Public Forum category of the report topic.")
+    discord_channel: str = Field(default="announcements", description=(
+        "Public Discord channel (id or name) of the report announcement."))
+    slack_channel: str | None = Field(default=None, description=(
+        "The Board's Slack channel id (default: CHARTERFLOW_SLACK_BOARD_CHANNEL)."))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,9 +38,12 @@ class RolesSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_ROLES_", env_file=".env",
                                       extra="ignore")
-    admin_confirm_timeout_seconds: int = Field(default=3 * 3600, ge=1)
-    admin_confirm_poll_seconds: int = Field(default=10, ge=1)
-    slack_channel: str | None = None
+    admin_confirm_timeout_seconds: int = Field(default=3 * 3600, ge=1, description=(
+        "How long a Discourse admin grant waits for the e-mailed confirmation (then: not applied)."))
+    admin_confirm_poll_seconds: int = Field(default=10, ge=1, description=(
+        "How often the paused grant re-reads the user's admin flag, seconds."))
+    slack_channel: str | None = Field(default=None, description=(
+        "Slack channel for drift reports (default: a group DM to the WG admins on Slack)."))
 
 
 class AdminConfirmation(RunInput):
