@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import pytest
+import typer
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +20,16 @@ def prefect_server():
     # The harness's server logs its own shutdown (cancelled tasks) at ERROR; silence what is
     # left of it so the test output stays clean.
     logging.getLogger("prefect").handlers.clear()
+
+
+def cli_with(register: Callable[[typer.Typer], None]) -> typer.Typer:
+    """A Typer app holding only the command group ``register`` adds (as ``charterflow`` does)."""
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """charterflow (test)."""
+
+    register(app)
+    return app
+

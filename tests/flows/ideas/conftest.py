@@ -11,16 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 import typer
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from ledger.models import InboxEvent
-from tests.connectors.cf_loopback import LoopbackServer
+from tests.conftest import cli_with
 from tests.flows.membership.conftest import (CONFIRM_SECRET, FORUM_HOOK_SECRET, NOW,  # noqa: F401
-                                             World, world)
+                                             World, serve_gateway, world)
 
 
 @dataclass
@@ -33,26 +31,9 @@ class IdeasGateway:
 
 @pytest.fixture
 def gateway(world: World) -> Iterator[IdeasGateway]:  # noqa: F811 - the imported fixture
-    from gateway.app import create_app
-    from gateway.dispatch import StoreOnlyDispatcher
-    from gateway.settings import GatewaySettings
-
-    categories = {c["name"]: c["id"] for c in world.discourse_state()["categories"]}
-    values = {**GatewaySettings().model_dump(),
-              "discourse_webhook_secret": SecretStr(FORUM_HOOK_SECRET),
-              "discord_public_key": world.discord_sb.public_key,
-              "slack_signing_secret": None, "form_secret": SecretStr("form-secret-invented"),
-              "discourse_applications_categories": str(categories["Applications"]),
-              "discourse_ideas_categories": str(categories["General"]), "dispatch": False}
-    app = create_app(settings=GatewaySettings.model_construct(**values), ledger=world.ledger,
-                     dispatcher=StoreOnlyDispatcher(), charter=world.platforms.charter,
-                     confirm_secret=CONFIRM_SECRET)
-    with LoopbackServer(app) as server:
-        world.discourse_sb.webhook.url = f"{server.url}/hooks/discourse"
-        httpx.post(f"{world.discord_url}/_sandbox/interactions_url",
-                   json={"url": f"{server.url}/hooks/discord"}, timeout=10).raise_for_status()
-        yield IdeasGateway(url=server.url, ideas_category=int(categories["General"]))
-        world.discourse_sb.webhook.url = None
+    category = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "General")
+    with serve_gateway(world, ideas_category=str(category)) as served:
+        yield IdeasGateway(url=served.url, ideas_category=int(category))
 
 
 def events(world: World, **where: Any) -> list[int]:
@@ -84,11 +65,4 @@ def cli() -> typer.Typer:
     """A Typer app with only the ``ideas`` group (what ``charterflow`` registers)."""
     from charterflow.ideas_cli import register
 
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """charterflow (test)."""
-
-    register(app)
-    return app
+    return cli_with(register)

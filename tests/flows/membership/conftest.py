@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -199,8 +200,8 @@ class Gateway:
     applications_category: str
 
 
-@pytest.fixture
-def gateway(world: World) -> Iterator[Gateway]:
+@contextmanager
+def serve_gateway(world: World, *, ideas_category: str = "") -> Iterator[Gateway]:
     """The real gateway app (store-only dispatch: a test runs each stored event with
     ``flows.inbox.handle_event``, as the task worker does) on a loopback port; the Forum
     sandbox's webhooks and the Discord sandbox's interactions are sent to it."""
@@ -215,7 +216,8 @@ def gateway(world: World) -> Iterator[Gateway]:
               "discourse_webhook_secret": SecretStr(FORUM_HOOK_SECRET),
               "discord_public_key": world.discord_sb.public_key,
               "slack_signing_secret": None, "form_secret": SecretStr("form-secret-invented"),
-              "discourse_applications_categories": str(category), "dispatch": False}
+              "discourse_applications_categories": str(category),
+              "discourse_ideas_categories": ideas_category, "dispatch": False}
     app = create_app(settings=GatewaySettings.model_construct(**values), ledger=world.ledger,
                      dispatcher=StoreOnlyDispatcher(), charter=world.platforms.charter,
                      confirm_secret=CONFIRM_SECRET)
@@ -223,8 +225,17 @@ def gateway(world: World) -> Iterator[Gateway]:
         world.discourse_sb.webhook.url = f"{server.url}/hooks/discourse"
         httpx.post(f"{world.discord_url}/_sandbox/interactions_url",
                    json={"url": f"{server.url}/hooks/discord"}, timeout=10).raise_for_status()
-        yield Gateway(url=server.url, app=app, applications_category=str(category))
-        world.discourse_sb.webhook.url = None
+        try:
+            yield Gateway(url=server.url, app=app, applications_category=str(category))
+        finally:
+            world.discourse_sb.webhook.url = None
+
+
+@pytest.fixture
+def gateway(world: World) -> Iterator[Gateway]:
+    """The gateway of :func:`serve_gateway`, for one test."""
+    with serve_gateway(world) as served:
+        yield served
 
 
 def apply_proven(world: World, username: str, *, nominator: str | None = None, discord: bool = False,

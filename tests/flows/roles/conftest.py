@@ -16,6 +16,7 @@ import pytest
 import typer
 
 from ledger import repo
+from tests.conftest import cli_with
 from tests.flows.membership.conftest import NOW, World, gateway, world  # noqa: F401 - fixtures
 
 SEEDED_ADMINS = {"discourse": ["avery_quill", "bram_tolliver"],
@@ -45,14 +46,7 @@ def cli() -> typer.Typer:
     """A Typer app with only the ``roles`` group (what ``charterflow`` registers)."""
     from charterflow.roles_cli import register
 
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """charterflow (test)."""
-
-    register(app)
-    return app
+    return cli_with(register)
 
 
 @dataclass
