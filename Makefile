@@ -29,6 +29,10 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench.gateway_ack
+	$(BIN)/python -m bench.ratelimit
+	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.intake
+	$(BIN)/python -m bench.intake --postgres --out bench/results/intake-postgres.json
 
 # Rewrites the pins from a clean resolve, so a fresh install is reproducible.
 lock:

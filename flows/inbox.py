@@ -399,4 +399,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m flows.inbox` runs this file as `__main__`, a second copy of the module; the
+    # capability packages register their routes in `flows.inbox`, so serve that one.
+    import flows.inbox
+
+    flows.inbox.main()

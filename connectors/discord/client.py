@@ -13,6 +13,7 @@ loop of refused requests must not be allowed to spend that budget.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import re
@@ -56,7 +57,7 @@ THREAD_ALREADY_CREATED = 160004
 INDEX_NOT_READY = 110000
 
 _FORBIDDEN_WINDOW = 600.0  # Discord counts invalid requests per 10 minutes
-_MAJOR_PARAMS = ("guild_id", "channel_id", "webhook_id", "application_id", "interaction_id")
+_MAJOR_PARAMS = ("guild_id", "channel_id", "interaction_token", "webhook_id", "application_id", "interaction_id")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -208,7 +209,13 @@ class DiscordClient:
             # 1-512 URL-encoded UTF-8 characters (https://discord.com/developers/docs/resources/audit-log).
             headers["X-Audit-Log-Reason"] = quote(reason.strip()[:512], safe=" ")
         request = self._http.build_request(method, url, params=params, json=json_body, headers=headers)
-        major = next((str(values[p]) for p in _MAJOR_PARAMS if p in values), "")
+        param = next((p for p in _MAJOR_PARAMS if p in values), None)
+        major = str(values[param]) if param else ""
+        if param == "interaction_token":
+            # Follow-ups are limited per interaction, not per application (their webhook_id is
+            # the application id): https://github.com/discord/discord-api-docs/issues/2701.
+            # A digest: the token itself never sits in the limiter's tables.
+            major = hashlib.sha256(major.encode()).hexdigest()[:16]
         if idempotent is None:
             # Writes are not retried blindly, even the idempotent-looking PUT/DELETE: the connector
             # re-reads the platform first (HttpPolicy.ensure), so no change is ever sent twice.

@@ -31,6 +31,8 @@ from connectors.http import Clock, RateLimiter, SystemClock
 __all__ = ["DiscordRateLimits", "RouteKey", "discord_retry_after"]
 
 RouteKey = tuple[str, str, str]  # (method, route template, major parameter value)
+# Idle buckets are forgotten beyond this many: every interaction's follow-ups get their own.
+MAX_BUCKETS = 2048
 
 
 def discord_retry_after(response: httpx.Response) -> float | None:
@@ -249,6 +251,8 @@ class DiscordRateLimits:
                 window = float("nan")
             route = slot.route
             if self._route_bucket.get(route) != name:
+                if len(self._buckets) >= MAX_BUCKETS:
+                    self._prune(now)
                 self._route_bucket[route] = name
                 learned = self._bucket_for(route)
                 old = slot.bucket
@@ -264,6 +268,15 @@ class DiscordRateLimits:
             if response.status_code == 429:
                 bucket.remaining = 0
             self._cond.notify_all()
+
+    def _prune(self, now: float) -> None:
+        """Forget buckets with nothing in flight whose window has passed (held: ``_cond``); a
+        route of a forgotten bucket is learned again by its next answer."""
+        idle = {key for key, b in self._buckets.items()
+                if b.inflight == 0 and b.blocked_until < now and (b.reset_at is None or b.reset_at < now)}
+        for key in idle:
+            del self._buckets[key]
+        self._route_bucket = {r: n for r, n in self._route_bucket.items() if (n, r[2]) not in idle}
 
     def retry_after(self, response: httpx.Response) -> float | None:
         """The policy's 429 hook: the wait, and which scope ``pause`` should hold back."""

@@ -1,0 +1,342 @@
+"""Intake latency: signed interactions at a steady rate into a running ``charterflow up``.
+
+    .venv/bin/python -m bench.intake [--seconds 60] [--rate 5] [--postgres]
+
+Starts ``charterflow up`` in a child process (a temporary ``CHARTERFLOW_HOME`` and working
+directory, free ports). Discord is this bench's own sandbox, given to ``up`` as the real Discord
+(``CHARTERFLOW_DISCORD_*``); ``up`` serves sandboxes for the Forum and Slack. At a steady
+``--rate`` per second for ``--seconds``, the Discord sandbox sends a member's ``/idea <text>`` to
+the gateway's ``/hooks/discord``, Ed25519-signed as Discord does, over one kept-alive connection
+(``POST /_bench/deliver``, see ``bench.common``), and applies the answer as Discord would. For
+each one:
+
+- **acknowledgement**: the gateway's answer time as the sender saw it (verify, store in the
+  inbox with its audit entry, answer "deferred");
+- **end to end**: from the moment the bench asked for the interaction to the moment the
+  "your idea is filed as #N" follow-up message was created on the sandbox (the message id is a
+  snowflake: its creation time in milliseconds). The path: the gateway's dispatcher creates a
+  Prefect *background task run* (``flows.inbox.handle_inbox_event``), the task worker
+  ``up`` runs (subscribed to the server) runs the ``idea`` handler: the idea is filed in the
+  ledger and the follow-up posted.
+
+Baseline from the same run: Discord PINGs sent the same way once a second (verified and answered
+by the gateway, nothing stored), and the inbox timestamps of the same events (received ->
+dispatched -> processed) to show where the end-to-end time goes. ``--postgres`` puts the ledger
+and the Prefect server's database on a throwaway PostgreSQL cluster (skipped with a line when
+there are no PostgreSQL binaries). Targets: acknowledgement p99 <= 50 ms; end to end p95 <= 1 s.
+Results go to ``bench/results/intake.json``, ``up``'s logs to ``bench/results/intake-logs/``.
+Only one ``charterflow up`` runs at a time; it is always stopped (SIGTERM to its process group).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import RESULTS, Row, ServedSandbox, clean_env, median, percentile, table, wait_until, write_results
+
+DISCORD_EPOCH_MS = 1420070400000
+FILED = re.compile(r"filed as \*\*#(\d+)\*\*")
+UP_TIMEOUT = 300.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def snowflake_time(snowflake: str) -> float:
+    """Unix seconds at which a Discord id was made."""
+    return ((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000
+
+
+class Up:
+    """``charterflow up`` in a child process (its own session: stopped as a group)."""
+
+    def __init__(self, work: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.home = work / "home"
+        self.home.mkdir()
+        self.log = work / "up.log"
+        env = clean_env()
+        for name in [k for k in env if k.startswith("PREFECT_")]:
+            env.pop(name)
+        env.update({
+            "CHARTERFLOW_HOME": str(self.home), "CHARTERFLOW_GATEWAY_HOST": "127.0.0.1",
+            "CHARTERFLOW_GATEWAY_PORT": str(_free_port()), "CHARTERFLOW_PREFECT_PORT": str(_free_port()),
+            "CHARTERFLOW_INSPECTOR_PORT": "0", "PYTHONUNBUFFERED": "1", **(extra_env or {}),
+        })
+        charterflow = Path(sys.executable).with_name("charterflow")
+        argv = [str(charterflow), "up"] if charterflow.exists() else [sys.executable, "-m", "charterflow.cli", "up"]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(argv, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        self.started = time.monotonic()
+
+    def wait_ready(self) -> dict[str, Any]:
+        """``up.json`` once ``up`` says it is up; ``SystemExit`` with its log when it fails."""
+        def ready() -> bool:
+            return self.process.poll() is not None or "charterflow is up" in self.log.read_text(errors="replace")
+
+        if not wait_until(ready, timeout=UP_TIMEOUT, interval=0.5) or self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"charterflow up did not come up within {UP_TIMEOUT:g} s:\n{tail}")
+        return json.loads((self.home / "up.json").read_text())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # up stops its children, newest first
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def _inbox_times(url: str) -> dict[str, dict[str, float | None]]:
+    """Inbox timestamps and idea ids of the Discord ``/idea`` events, by interaction id."""
+    from sqlalchemy import select
+
+    from ledger.db import Ledger
+    from ledger.models import Idea, InboxEvent
+
+    ledger = Ledger(url)
+    out: dict[str, dict[str, float | None]] = {}
+    try:
+        with ledger.read() as session:
+            ideas = {key.removeprefix("discord:interaction:"): idea_id for idea_id, key in session.execute(
+                select(Idea.id, Idea.source_key).where(Idea.source_key.like("discord:interaction:%")))}
+            for event in session.scalars(select(InboxEvent).where(InboxEvent.source == "discord")):
+                attrs = (event.payload or {}).get("attributes") or {}
+                iid = str(attrs.get("interaction_id") or "")
+                if not iid:
+                    continue
+
+                def ts(value: datetime | None) -> float | None:
+                    return value.timestamp() if value is not None else None
+
+                out[iid] = {"received": ts(event.received_at), "dispatched": ts(event.dispatched_at),
+                            "processed": ts(event.processed_at), "idea": ideas.get(iid)}
+    finally:
+        ledger.dispose()
+    return out
+
+
+def _dispatch_metrics(text: str) -> dict[str, float]:
+    """The gateway's dispatch counters (Prometheus text): attempts by outcome, latency sum/count."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("charterflow_gateway_dispatches_total", "charterflow_gateway_dispatch_latency")) \
+                and not line.startswith("#") and "_bucket" not in line and "_created" not in line:
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def run(*, seconds: float, rate: float, postgres: bool = False) -> dict[str, Any] | None:
+    if postgres:
+        from bench.scale import _pg_database
+        from bench.scale import postgres as cluster
+
+        with cluster() as admin_url:  # prints why when there are no PostgreSQL binaries
+            if admin_url is None:
+                return None
+            prefect_db = _pg_database(admin_url, "prefect").replace("+psycopg", "+asyncpg")
+            return _run(seconds=seconds, rate=rate, database_url=_pg_database(admin_url, "intake"),
+                        prefect_database_url=prefect_db)
+    return _run(seconds=seconds, rate=rate, database_url=None)
+
+
+def _run(*, seconds: float, rate: float, database_url: str | None,
+         prefect_database_url: str | None = None) -> dict[str, Any]:
+    # Discord is this bench's own sandbox (so it can sign and time deliveries over one kept-alive
+    # connection); `up` takes it as the real Discord and serves sandboxes for the others.
+    with tempfile.TemporaryDirectory(prefix="charterflow-bench-intake-") as tmp, \
+            ServedSandbox("discord", bench_deliver=True) as discord:
+        env = {k: str(v) for k, v in discord.info["env"].items()}
+        if database_url:
+            env["CHARTERFLOW_DATABASE_URL"] = database_url
+        if prefect_database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database_url
+        up = Up(Path(tmp), extra_env=env)
+        try:
+            info = up.wait_ready()
+            startup = time.monotonic() - up.started
+            hook = info["gateway_url"].rstrip("/") + "/hooks/discord"
+            user = "cleo_marsh"  # an invented member of the sandbox's default guild
+            http = httpx.Client(base_url=discord.url, timeout=30)
+            sent: list[dict[str, Any]] = []
+            pings: list[dict[str, Any]] = []
+            lock = threading.Lock()
+
+            def deliver(kind: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+                return http.post("/_bench/deliver", json={"url": hook, "kind": kind, "user": user,
+                                                           "options": options}).json()
+
+            def interaction(n: int) -> None:
+                at = time.time()
+                answer = deliver("idea", {"text": f"Benchmark idea {n:04d}: a monthly reading group on topic {n}"})
+                with lock:
+                    sent.append({"n": n, "at": at, **answer})
+
+            def ping() -> None:
+                answer = deliver("ping")
+                with lock:
+                    pings.append(answer)
+
+            def messages() -> dict[int, float]:
+                found: dict[int, float] = {}
+                for m in discord.state()["messages"]:
+                    match = FILED.search(m["content"] or "")
+                    if match:
+                        found[int(match.group(1))] = snowflake_time(m["id"])
+                return found
+
+            health: list[float] = []
+            sampling = threading.Event()
+
+            def sample_health() -> None:
+                # Prefect's /health as the gateway's dispatcher probes it (about every second, a
+                # fresh httpx.get each time).
+                while not sampling.wait(0.5):
+                    started = time.perf_counter()
+                    try:
+                        httpx.get(info["api_url"].rstrip("/") + "/health", timeout=10)
+                    except httpx.HTTPError:
+                        pass
+                    health.append(time.perf_counter() - started)
+
+            for n in range(3):  # warm-up: the first run of each path imports and connects
+                interaction(-1 - n)
+            wait_until(lambda: len(messages()) >= 3, timeout=60, interval=0.5)
+            sent.clear()
+            total = int(seconds * rate)
+            sampler = threading.Thread(target=sample_health, daemon=True)
+            sampler.start()
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                t0 = time.monotonic()
+                for n in range(total):
+                    delay = t0 + n / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    pool.submit(interaction, n)
+                    if n % max(1, int(rate)) == 0:
+                        pool.submit(ping)
+            sending = time.monotonic() - t0
+            wait_until(lambda: len(messages()) >= total + 3, timeout=120, interval=0.5)
+            sampling.set()
+            posted = messages()
+            inbox = _inbox_times(database_url or f"sqlite:///{up.home / 'ledger.db'}")
+            metrics = _dispatch_metrics(httpx.get(info["gateway_url"].rstrip("/") + "/metrics", timeout=10).text)
+            http.close()
+        finally:
+            up.stop()
+            # up's logs, for looking into a slow run (bench/results/ is not in git)
+            shutil.rmtree(RESULTS / "intake-logs", ignore_errors=True)
+            if (up.home / "logs").is_dir():
+                shutil.copytree(up.home / "logs", RESULTS / "intake-logs", dirs_exist_ok=True)
+
+    acks = [s["elapsed"] for s in sent if not s.get("failed")]
+    e2e, parts = [], {"received_to_dispatched": [], "dispatched_to_processed": []}
+    missing = 0
+    events = []
+    for s in sorted(sent, key=lambda s: s["n"]):
+        row = inbox.get(str(s.get("interaction_id"))) or {}
+        idea = row.get("idea")
+        event = {"n": s["n"], "ack_ms": round(s["elapsed"] * 1000, 1)}
+        if row.get("dispatched") and row.get("received"):
+            parts["received_to_dispatched"].append(row["dispatched"] - row["received"])
+            event["received_to_dispatched_ms"] = round((row["dispatched"] - row["received"]) * 1000)
+        if row.get("processed") and row.get("dispatched"):
+            parts["dispatched_to_processed"].append(row["processed"] - row["dispatched"])
+            event["dispatched_to_processed_ms"] = round((row["processed"] - row["dispatched"]) * 1000)
+        if idea is None or idea not in posted:
+            missing += 1
+        else:
+            e2e.append(posted[idea] - s["at"])
+            event["e2e_ms"] = round((posted[idea] - s["at"]) * 1000)
+        events.append(event)
+    ms = lambda values: [v * 1000 for v in values]  # noqa: E731
+    return {
+        "config": {"seconds": seconds, "rate": rate, "interactions": total,
+                   "ledger": "postgresql" if database_url else "sqlite",
+                   "prefect_database": "postgresql" if prefect_database_url else "sqlite"},
+        "startup_s": round(startup, 1),
+        "sending_s": round(sending, 2),
+        "achieved_rate_per_s": round(total / sending, 2) if sending else None,
+        "ack_ms": {"n": len(acks), "p50": percentile(ms(acks), 50), "p99": percentile(ms(acks), 99),
+                   "max": max(ms(acks), default=None)},
+        "ack_failed": sum(1 for s in sent if s.get("failed")),
+        "ack_errors": sorted({str(s.get("error")) for s in sent if s.get("failed")})[:5],
+        "ping_ack_ms": {"n": len(pings), "p50": percentile(ms([p["elapsed"] for p in pings]), 50),
+                        "p99": percentile(ms([p["elapsed"] for p in pings]), 99)},
+        "e2e_ms": {"n": len(e2e), "p50": percentile(ms(e2e), 50), "p95": percentile(ms(e2e), 95),
+                   "max": max(ms(e2e), default=None)},
+        "e2e_missing": missing,
+        "inbox_ms": {name: {"p50": median(ms(v)), "p95": percentile(ms(v), 95)} for name, v in parts.items()},
+        "gateway_dispatch_metrics": metrics,
+        "prefect_health_ms": {"n": len(health), "p50": percentile(ms(health), 50),
+                              "p95": percentile(ms(health), 95), "max": max(ms(health), default=None)},
+        "events": events,
+    }
+
+
+def rows(r: dict[str, Any]) -> list[Row]:
+    ack, e2e, ping = r["ack_ms"], r["e2e_ms"], r["ping_ack_ms"]
+    inbox = r["inbox_ms"]
+    n = r["config"]["interactions"]
+    return [
+        Row("rate sent", f"{r['achieved_rate_per_s']:.2f} per s ({n} /idea)", f"{r['config']['rate']:g} per s"),
+        Row("ack p50", f"{ack['p50']:.1f} ms", "", None, f"PING p50 {ping['p50']:.1f} ms"),
+        Row("ack p99", f"{ack['p99']:.1f} ms", "<= 50 ms", ack["p99"] <= 50 and r["ack_failed"] == 0,
+            f"PING p99 {ping['p99']:.1f} ms"),
+        Row("webhook -> follow-up posted p50", f"{e2e['p50']:.0f} ms", "", None,
+            f"inbox received->dispatched p50 {inbox['received_to_dispatched']['p50']:.0f} ms"),
+        Row("webhook -> follow-up posted p95", f"{e2e['p95']:.0f} ms", "<= 1000 ms",
+            e2e["p95"] <= 1000 and r["e2e_missing"] == 0,
+            f"dispatched->processed p50 {inbox['dispatched_to_processed']['p50']:.0f} ms"),
+        Row("events without a follow-up", str(r["e2e_missing"]), "0", r["e2e_missing"] == 0),
+        Row("Prefect API /health during the run p95", f"{r['prefect_health_ms']['p95']:.0f} ms", "", None,
+            f"max {r['prefect_health_ms']['max'] or 0:.0f} ms"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any] | None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=5.0, help="interactions per second")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the ledger and Prefect's database on a throwaway PostgreSQL cluster")
+    parser.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/intake.json)")
+    args = parser.parse_args(argv)
+    results = run(seconds=args.seconds, rate=args.rate, postgres=args.postgres)
+    if results is None:
+        return None
+    results["table"] = [r.as_dict() for r in rows(results)]
+    path = write_results("intake", results, out=args.out)
+    where = ("ledger and Prefect database on PostgreSQL" if args.postgres
+             else "default up: ledger and Prefect database on SQLite")
+    print(table(f"intake latency ({where}): Discord /idea into charterflow up, {args.rate:g} per s for "
+                f"{args.seconds:g} s (baseline: PINGs and inbox timestamps, same run)", rows(results)))
+    print(f"results: {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The benchmark scripts run end to end in a tiny configuration (the shape of what they write,
+never their timings), and the library changes the benchmarks led to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import ratelimit, scale
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())  # strict JSON: a figure not measured is null, not NaN
+    assert data["machine"]["cpus"] >= 1
+    for row in data["table"]:
+        assert set(row) == {"figure", "value", "target", "met", "baseline"}
+    return data
+
+
+def test_ratelimit_bench_in_a_tiny_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ratelimit.json"
+    ratelimit.main(["--discord-changes", "40", "--discourse-changes", "10", "--discord-scale", "0.005",
+                    "--discourse-scale", "0.01", "--out", str(out)])
+    data = _load(out)
+    for client in ("ours", "naive"):
+        for platform, planned in (("discord", 40), ("discourse", 10)):
+            figures = data[client][platform]
+            assert figures["changes_planned"] == planned
+            assert figures["changes_applied"] == planned
+            assert figures["failed_changes"] == 0 and figures["duplicate_changes"] == 0
+            assert figures["efficiency"] >= 0  # 0 when every request fits in the first window
+            assert figures["429_total"] >= figures["429_max_per_window"] >= 0
+    assert data["ours"]["discord"]["requests"]["role_changes"] == 40  # one request per change
+    assert data["ours"]["discourse"]["requests"]["group_changes"] == 10
+    printed = capsys.readouterr().out
+    assert "efficiency" in printed and "baseline" in printed
+
+
+def test_scale_bench_in_a_tiny_configuration(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    scale.main(["--size", "0.0005", "--skip-postgres", "--out", str(out)])
+    data = _load(out)
+    cases = data["cases"]
+    assert set(cases) == {"eligibility", "tally", "roster_plan", "audit_verify_sqlite"}
+    assert data["skipped"] == {"audit_verify_postgresql": "--skip-postgres"}
+    for case in cases.values():
+        for size in ("full", "tenth"):
+            assert case[size]["seconds"] >= 0 and case[size]["peak_mib"] > 0
+    assert cases["audit_verify_sqlite"]["full"]["detail"] == {"entries": 500}
+    assert cases["eligibility"]["full"]["detail"]["decisions"] == 25
+    assert cases["roster_plan"]["full"]["detail"]["allowed"] is True
+
+
+def test_intake_reads_snowflake_times_and_the_gateways_dispatch_counters() -> None:
+    from bench.intake import _dispatch_metrics, snowflake_time
+
+    # Discord's documented example: 175928847299117063 was made at 2016-04-30 11:18:25.796 UTC.
+    assert abs(snowflake_time("175928847299117063") - 1462015105.796) < 1e-6
+    text = "\n".join([
+        "# HELP charterflow_gateway_dispatches_total Dispatch attempts by outcome",
+        'charterflow_gateway_dispatches_total{outcome="started"} 12.0',
+        'charterflow_gateway_dispatches_created{outcome="started"} 1.7e9',
+        'charterflow_gateway_dispatch_latency_seconds_bucket{le="0.1"} 3.0',
+        "charterflow_gateway_dispatch_latency_seconds_sum 0.5",
+    ])
+    assert _dispatch_metrics(text) == {'charterflow_gateway_dispatches_total{outcome="started"}': 12.0,
+                                       "charterflow_gateway_dispatch_latency_seconds_sum": 0.5}
