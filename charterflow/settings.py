@@ -33,6 +33,18 @@ class Settings(BaseSettings):
     )
     prefect_host: str = Field(default="127.0.0.1", description="Where `up` binds Prefect's server.")
     prefect_port: int = Field(default=4200, ge=1, le=65535, description="Prefect server port.")
+    sandboxes: bool = Field(
+        default=True,
+        description="`up` starts a seeded sandbox for each platform without credentials (false: "
+                    "such a platform is not served).")
+    inspector_port: int = Field(default=8090, ge=0, le=65535,
+                                description="Port of the sandbox inspector on 127.0.0.1 (0: any free port).")
+    sandbox_discord_port: int = Field(default=0, ge=0, le=65535,
+                                      description="Port of the Discord sandbox on 127.0.0.1 (0: any free port).")
+    sandbox_discourse_port: int = Field(default=0, ge=0, le=65535,
+                                        description="Port of the Forum sandbox on 127.0.0.1 (0: any free port).")
+    sandbox_slack_port: int = Field(default=0, ge=0, le=65535,
+                                    description="Port of the Slack sandbox on 127.0.0.1 (0: any free port).")
 
     def ledger_url(self) -> str:
         """The ledger's SQLAlchemy URL (a secret: do not log it unredacted)."""

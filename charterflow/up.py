@@ -1,9 +1,11 @@
 """`charterflow up`: the whole stack on one machine, as one supervised group of processes.
 
 The ledger is migrated first; then the Prefect server (embedded SQLite, bound to 127.0.0.1;
-skipped when ``PREFECT_API_URL`` is set), a runner serving every deployment, the task worker
-that handles inbox events, and the gateway (the one public port). Ctrl-C or SIGTERM stops all
-of them within seconds, newest first.
+skipped when ``PREFECT_API_URL`` is set), the sandboxes of the platforms without credentials
+with the sandbox inspector (``python -m charterflow.inspector``, seeded with the invented
+community of :mod:`charterflow.seed`; the ledger gets the same working group), a runner serving
+every deployment, the task worker that handles inbox events, and the gateway (the one public
+port). Ctrl-C or SIGTERM stops all of them within seconds, newest first.
 """
 
 from __future__ import annotations
@@ -179,6 +181,126 @@ def _migrate_ledger(settings: Settings) -> str | None:
     return ledger.url
 
 
+PLATFORMS = ("discord", "discourse", "slack")
+# A platform is real when its token is set (the variable or .env): then no sandbox for it.
+TOKEN_VARIABLES = {"discord": "CHARTERFLOW_DISCORD_TOKEN", "discourse": "CHARTERFLOW_DISCOURSE_API_KEY",
+                   "slack": "CHARTERFLOW_SLACK_BOT_TOKEN"}
+LABELS = {"discord": "Discord", "discourse": "Forum (Discourse)", "slack": "Slack"}
+
+
+def real_platforms() -> set[str]:
+    """The platforms whose credentials are set in the environment or ``.env``."""
+    from dotenv import dotenv_values
+
+    dotenv = {k: v for k, v in dotenv_values(".env").items() if v} if Path(".env").exists() else {}
+    return {name for name, var in TOKEN_VARIABLES.items()
+            if os.environ.get(var, "").strip() or dotenv.get(var, "").strip()}
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str,
+                 prefect_ui: str) -> dict:
+    """What the sandboxes process needs: ports and fresh secrets for this run."""
+    import secrets
+    from datetime import UTC, datetime
+
+    ports = {"discord": settings.sandbox_discord_port, "discourse": settings.sandbox_discourse_port,
+             "slack": settings.sandbox_slack_port}
+    fresh = {
+        "discord": lambda: {"token": f"sbx.{secrets.token_urlsafe(24)}",
+                            "private_key": secrets.token_hex(32)},
+        "discourse": lambda: {"api_key": f"sbx_{secrets.token_hex(24)}",
+                              "webhook_secret": f"whsec_{secrets.token_hex(16)}",
+                              # event ids above any earlier run's: the ledger keeps their keys
+                              "first_event_id": int(time.time())},
+        "slack": lambda: {"bot_token": f"xoxb-sandbox-{secrets.token_hex(20)}",
+                          "signing_secret": secrets.token_hex(16)},
+    }
+    return {
+        "host": "127.0.0.1", "today": datetime.now(UTC).date().isoformat(),
+        "platforms": {name: {"port": ports[name] or _free_port(), **fresh[name]()} for name in platforms},
+        "inspector_port": settings.inspector_port or _free_port(),
+        "gateway_url": gateway_url, "prefect_ui": prefect_ui,
+    }
+
+
+def sandbox_env(spec: dict) -> dict[str, str]:
+    """The ``CHARTERFLOW_*`` variables that point the connectors and the gateway at the sandboxes
+    (each sandbox's own ``client_info``, so ids and keys match what it serves)."""
+    from charterflow.inspector.serve import build_sandboxes
+    from charterflow.seed import CATEGORIES, build
+
+    community = build()
+    env: dict[str, str] = {}
+    for name, box in build_sandboxes(spec, community).items():
+        url = f"http://{spec['host']}:{spec['platforms'][name]['port']}"
+        env.update({k: str(v) for k, v in box.client_info(url)["env"].items()})
+        close = getattr(box, "close", None)
+        if callable(close):
+            close()
+    if "discourse" in spec["platforms"]:
+        env["CHARTERFLOW_GATEWAY_DISCOURSE_APPLICATIONS_CATEGORIES"] = str(CATEGORIES["Applications"])
+        env["CHARTERFLOW_GATEWAY_DISCOURSE_IDEAS_CATEGORIES"] = str(CATEGORIES["Ideas"])
+    return env
+
+
+def seed_ledger(settings: Settings) -> str:
+    """Import the invented community's roster (the WG, the Board, admins and moderators) and the
+    platform roles the WG wants held; idempotent. A short summary of what changed."""
+    from charterflow.charter import load_configured_charter
+    from charterflow.seed import build
+    from ledger import repo
+    from ledger.db import Ledger
+    from ledger.roster import import_roster, parse_roster
+
+    community = build()
+    charter = load_configured_charter()
+    text = community.roster_toml()
+    roster_file = settings.home / "community-roster.toml"
+    roster_file.write_text(text, encoding="utf-8")
+    ledger = Ledger(settings.ledger_url())
+    try:
+        with ledger.transaction() as session:
+            report = import_roster(session, parse_roster(text, source=str(roster_file), charter=charter),
+                                   charter=charter, actor="charterflow-up")
+            # Only for people this import created: later decisions of the WG (a moderator
+            # removed, say) are not overridden by the next `up`.
+            for handle, platform, role in community.platform_roles():
+                if handle not in report.created:
+                    continue
+                person = repo.get_person(session, handle)
+                repo.set_desired_platform_role(session, person, platform=platform, role=role,
+                                               desired=True, actor="charterflow-up",
+                                               decision_ref="seed")
+    finally:
+        ledger.dispose()
+    if report.created:
+        return f"{len(report.created)} people imported from {roster_file.name}"
+    return "already seeded" if not report.changes else f"{report.changes} changes"
+
+
+def _wait_inspector(port: int, child: Child, stop: threading.Event) -> dict | None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stop.is_set():
+        if child.process.poll() is not None:
+            return None
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            if response.status_code == 200:
+                return response.json()
+            if response.json().get("problems"):
+                return response.json()
+        except (httpx.HTTPError, ValueError):
+            pass
+        stop.wait(0.3)
+    return None
+
+
 def run_up(settings: Settings | None = None) -> int:
     """Start the stack, print where to find it, and supervise it until stopped. Returns the
     exit code: 0 after a requested stop, 1 when something could not start or died."""
@@ -197,6 +319,18 @@ def run_up(settings: Settings | None = None) -> int:
     ledger_url = _migrate_ledger(settings)
     if ledger_url is None:
         return 1
+    real = real_platforms()
+    sandboxed = [p for p in PLATFORMS if p not in real] if settings.sandboxes else []
+    seeded = None
+    if sandboxed and not real:
+        # Only a stack without any real platform gets the invented people in its ledger.
+        from connectors.errors import CharterflowError
+
+        try:
+            seeded = seed_ledger(settings)
+        except CharterflowError as exc:
+            console.print(f"error: seeding the ledger failed: {exc}")
+            return 1
 
     stop = threading.Event()
     stop_reason: list[str] = []
@@ -223,6 +357,10 @@ def run_up(settings: Settings | None = None) -> int:
             console.print(f"error: port {gw.port} on {gw.host} is in use by another program; stop "
                           "it or set CHARTERFLOW_GATEWAY_PORT to a free port")
             return 1
+        if sandboxed and settings.inspector_port and not _port_free("127.0.0.1", settings.inspector_port):
+            console.print(f"error: port {settings.inspector_port} on 127.0.0.1 is in use by another "
+                          "program; stop it or set CHARTERFLOW_INSPECTOR_PORT to a free port (0: any)")
+            return 1
         if not external:
             host, port = settings.prefect_host, settings.prefect_port
             if not _port_free(host, port):
@@ -235,11 +373,23 @@ def run_up(settings: Settings | None = None) -> int:
             server = stack.start("prefect-server", [sys.executable, "-m", "prefect", "server",
                                  "start", "--host", host, "--port", str(port)],
                                  env=env, logs=logs)
-            state_file.write_text(json.dumps({"pid": os.getpid(),
-                                              "ui_url": api_url.removesuffix("/api")}))
         else:
             server = None
-            state_file.write_text(json.dumps({"pid": os.getpid(), "ui_url": api_url}))
+        ui_url = api_url.removesuffix("/api")
+        public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
+        lock = {"pid": os.getpid(), "ui_url": ui_url, "api_url": api_url, "gateway_url": public,
+                "real": sorted(real), "sandboxes": {}, "inspector_url": None}
+        sandboxes = None
+        if sandboxed:
+            # Started while Prefect boots: seeding the sandboxes takes a few seconds too.
+            spec = sandbox_spec(settings, sandboxed, gateway_url=public, prefect_ui=ui_url)
+            env.update(sandbox_env(spec))
+            sandboxes = stack.start("sandboxes", [sys.executable, "-m", "charterflow.inspector"],
+                                    env={**env, "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)}, logs=logs)
+            lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}"
+                                 for name in sandboxed}
+            lock["inspector_url"] = f"http://127.0.0.1:{spec['inspector_port']}"
+        state_file.write_text(json.dumps(lock))
         if not _wait_healthy(api_url, server, stop):
             if stop.is_set():
                 return 0
@@ -250,7 +400,11 @@ def run_up(settings: Settings | None = None) -> int:
             return 1
 
         runner = stack.start("runner", [sys.executable, "-m", "flows.serve"], env=env, logs=logs)
-        served = _wait_deployments(api_url, runner, stop)
+        try:
+            served = _wait_deployments(api_url, runner, stop)
+        except Exception as exc:  # noqa: BLE001 - a flow module that does not import: one line
+            console.print(f"error: the deployments could not be loaded: {type(exc).__name__}: {exc}")
+            return 1
         if stop.is_set():
             return 0
         if runner.process.poll() is not None:
@@ -258,7 +412,10 @@ def run_up(settings: Settings | None = None) -> int:
             console.print(_tail(runner.log))
             return 1
 
-        stack.start("inbox-worker", [sys.executable, "-m", "flows.inbox"], env=env, logs=logs)
+        # Not `-m flows.inbox`: run as __main__ the module would exist twice, and the handlers
+        # that capability packages register (into flows.inbox) would miss the served task's table.
+        stack.start("inbox-worker", [sys.executable, "-c", "from flows.inbox import main; main()"],
+                    env=env, logs=logs)
         gateway = stack.start("gateway", [sys.executable, "-m", "charterflow.cli", "gateway",
                                           "--host", gw.host, "--port", str(gw.port)],
                               env=env, logs=logs)
@@ -269,14 +426,23 @@ def run_up(settings: Settings | None = None) -> int:
             console.print(_tail(gateway.log))
             return 1
 
-        ui_url = api_url.removesuffix("/api")
-        public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
+        if sandboxes is not None:
+            health = _wait_inspector(spec["inspector_port"], sandboxes, stop)
+            if stop.is_set():
+                return 0
+            if health is None or not health.get("ready"):
+                problems = "; ".join((health or {}).get("problems") or []) or "see the log"
+                console.print(f"error: the sandboxes did not start ({problems}); see {sandboxes.log}")
+                console.print(_tail(sandboxes.log))
+                return 1
+        where = [f"{LABELS[p]}: " + ("real" if p in real else "sandbox" if p in sandboxed else "not served")
+                 for p in PLATFORMS]
         rows = [("Prefect UI", ui_url + ("  (external server)" if external else "")),
-                ("Prefect API", api_url), ("Ledger", ledger_url),
-                ("Deployments", "\n".join(served) or "(none yet)"),
                 ("Apply form", f"{public}/apply"),
-                ("Gateway", f"{gw.host}:{gw.port}  /hooks/discourse /hooks/discord /hooks/slack "
-                            "/healthz /metrics"),
+                ("Inspector", lock["inspector_url"] or "(no sandboxes)"),
+                ("Platforms", ", ".join(where)),
+                ("Ledger", ledger_url + (f"  ({seeded})" if seeded else "")),
+                ("Deployments", f"{len(served)} served"),
                 ("Logs", str(logs)), ("Stop", "Ctrl-C")]
         # Plain aligned lines rather than a box: long URLs stay on one line and copyable.
         console.print("charterflow is up", style="bold")

@@ -33,6 +33,8 @@ __all__ = [
     "InboundEvent",
     "Messenger",
     "MessageRef",
+    "ModerationEntry",
+    "ModerationLog",
     "Role",
     "RoleChange",
     "RoleKind",
@@ -224,6 +226,25 @@ class ScheduledEvent:
     location: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ModerationEntry:
+    """One entry of a platform's moderation log (Discord guild audit log, Discourse staff action
+    log), as the platform reported it. ``kind`` is the platform's own name for the action
+    (``MEMBER_BAN_ADD``, ``suspend_user``; a number as text when the connector does not know
+    it); ``changes`` holds the entry's change or detail fields; ``raw`` the whole entry."""
+
+    platform: str
+    id: str
+    kind: str
+    occurred_at: datetime
+    target: UserRef | None = None
+    moderator: UserRef | None = None
+    reason: str | None = None
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    link: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------------------------
 # Capabilities
 
@@ -342,6 +363,17 @@ class Calendar(Protocol):
 
     def list_events(self) -> list[ScheduledEvent]:
         """Upcoming events."""
+        ...
+
+
+@runtime_checkable
+class ModerationLog(Protocol):
+    """Read a platform's moderation log (not a ``Capability`` member: a flow checks for it with
+    ``isinstance``)."""
+
+    def moderation_entries(self, *, after: str | None, limit: int = 100) -> list[ModerationEntry]:
+        """At most ``limit`` entries newer than the entry id ``after`` (``None``: from the
+        oldest kept), oldest first; call again with the last id for the next page."""
         ...
 
 

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rules.errors import CharterFileError, describe_validation_error
 
@@ -156,16 +156,26 @@ class Reporting(_Strict):
 
 
 class Meetings(_Strict):
+    """R-MEET. ``anchor``: the start (UTC) of one meeting; the others are every ``every_months``
+    months from it, same day and time (a shorter month takes its last day). No anchor: no
+    meeting is scheduled."""
+
     every_months: int = Field(gt=0, le=12)
     platform: str
     create_days_ahead: int = Field(ge=0)
     reminder_days_ahead: int = Field(ge=0)
+    anchor: AwareDatetime | None = None
+    duration_minutes: int = Field(default=60, gt=0, le=24 * 60)
+    title: str = Field(default="Quarterly community call", min_length=1, max_length=100)
+    location: str = Field(default="Discord voice channel", min_length=1, max_length=100)
 
 
 class Moderation(_Strict):
-    """Issue 13: which actions on one platform alert the others' moderators."""
+    """Issue 13: which actions on one platform alert the others' moderators (names as in
+    ``rules.moderation``: a typo would silently alert about nothing, so it is refused)."""
 
-    severe_actions: list[str]
+    severe_actions: list[Literal["ban", "kick", "timeout", "suspend", "silence", "message_delete",
+                                 "post_delete", "role_change"]]
     severe_timeout_minutes: int = Field(gt=0)
     digest_hour_utc: int = Field(ge=0, le=23)
 

@@ -1,8 +1,11 @@
-"""`charterflow up` as a user runs it: a real Prefect server and runner, stopped with Ctrl-C."""
+"""`charterflow up` as a user runs it: a real Prefect server, runner, task worker, gateway and the
+seeded sandboxes; `charterflow demo` driven against it; stopped with Ctrl-C, nothing left behind."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from charterflow.seed import build
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
 
@@ -71,23 +76,47 @@ class Output:
         return "".join(self.lines)
 
 
+def ideas_installed() -> bool:
+    """Whether this tree has the ideas capability the demo's last step needs."""
+    from flows import inbox
+    from flows.serve import deployments
+
+    names = {f"{d.flow_name}/{d.name}" for d in deployments()}
+    return inbox.HANDLERS.get(inbox.Route.IDEA) is not None and "ideas-triage/operator" in names
+
+
+def wait_terminal(api: httpx.Client, run_id: str, timeout: float = 90, path: str = "/flow_runs") -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = api.get(f"{path}/{run_id}").json()
+        if run["state"]["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} or time.monotonic() > deadline:
+            return run
+        time.sleep(1)
+
+
 @pytest.mark.slow
-def test_up_serves_ui_and_flows_and_stops_cleanly_on_ctrl_c(tmp_path):
-    port, gateway_port = free_port(), free_port()
+def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(tmp_path):
+    port, gateway_port, inspector_port = free_port(), free_port(), free_port()
     env = stack_env(tmp_path, port, gateway_port)
+    env["CHARTERFLOW_INSPECTOR_PORT"] = str(inspector_port)
     up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     out = Output(up)
     try:
         assert out.wait_for("charterflow is up", 150), out.text
         base = f"http://127.0.0.1:{port}"
+        inspector = f"http://127.0.0.1:{inspector_port}"
         assert f"Prefect UI   {base}\n" in out.text
-        assert "charter-what-if/operator" in out.text
+        assert f"Inspector    {inspector}\n" in out.text
+        assert "Platforms    Discord: sandbox, Forum (Discourse): sandbox, Slack: sandbox\n" in out.text
         assert f"sqlite:///{tmp_path}/ledger.db" in out.text  # the ledger was migrated first
-        assert (tmp_path / "ledger.db").exists()
+        assert "people imported" in out.text  # and seeded with the invented community
+        for secret_prefix in ("sbx.", "sbx_", "xoxb-", "whsec_"):
+            assert secret_prefix not in out.text, "per-run secrets are never printed"
 
         ui = httpx.get(base + "/", timeout=10, follow_redirects=True)
         assert ui.status_code == 200 and "<html" in ui.text.lower()
+        assert httpx.get(inspector + "/discord", timeout=10).status_code == 200
 
         # The gateway is up with the public form; Prefect itself listens on loopback only.
         form_url = f"http://127.0.0.1:{gateway_port}/apply"
@@ -109,19 +138,57 @@ def test_up_serves_ui_and_flows_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert second.returncode == 1
         assert "already running" in second.stdout and "Traceback" not in second.stdout + second.stderr
 
-        # The runner really runs the served deployment.
+        # The demo drives its story through the public interfaces.
+        demo = subprocess.run([CHARTERFLOW, "demo", "--timeout", "120"], env=env, capture_output=True,
+                              text=True, timeout=900)
+        print(demo.stdout, demo.stderr)
+        assert "Traceback" not in demo.stdout + demo.stderr
+        if ideas_installed():
+            assert demo.returncode == 0, demo.stderr
+        else:  # the capability is missing: the step says so at once, after all the others
+            assert demo.returncode == 1
+            assert "error: step 'file and triage an idea' did not happen" in demo.stderr
+        for step in ("1. An applicant", "2. They confirm", "3. Members vote", "4. A moderator",
+                     "5. A platform trial", "6. A Board member", "7. An idea"):
+            assert step in demo.stdout
+
+        # Every flow run the demo caused completed.
         api = httpx.Client(base_url=base + "/api", timeout=10)
-        deployment = api.get("/deployments/name/charter-what-if/operator").json()
-        run = api.post(f"/deployments/{deployment['id']}/create_flow_run", json={
-            "parameters": {"case": {"case": "board", "proposal": {"kind": "budget"}}}}).json()
-        deadline = time.monotonic() + 90
-        state = None
-        while time.monotonic() < deadline:
-            state = api.get(f"/flow_runs/{run['id']}").json()["state"]["type"]
-            if state in {"COMPLETED", "FAILED", "CRASHED"}:
-                break
-            time.sleep(1)
-        assert state == "COMPLETED"
+        run_ids = re.findall(r"/runs/flow-run/([0-9a-f-]{36})", demo.stdout)
+        assert len(run_ids) >= 6
+        for run_id in run_ids:
+            run = wait_terminal(api, run_id)
+            assert run["state"]["type"] == "COMPLETED", (run["name"], run["state"])
+        # And every inbox task run that handled the story's platform events.
+        task_ids = re.findall(r"/runs/task-run/([0-9a-f-]{36})", demo.stdout)
+        assert len(task_ids) >= 10
+        for task_id in task_ids:
+            run = wait_terminal(api, task_id, path="/task_runs")
+            assert run["state"]["type"] == "COMPLETED", (run["name"], run["state"])
+
+        # Each effect happened once on the platforms.
+        lock = json.loads((tmp_path / "up.json").read_text())
+        applicant = re.search(r"applied as (\S+) on Discord", demo.stdout).group(1)
+        moderator = re.search(r"      (\S+) is a moderator on Discord", demo.stdout).group(1)
+        discord = httpx.get(f"{lock['sandboxes']['discord']}/_sandbox/state", timeout=10).json()
+        grants = [(c["username"], c["role"]) for c in discord["role_changes"] if c["action"] == "grant"]
+        assert grants.count((applicant, "wg-member")) == 1
+        moderator_user = next(p.discord["username"] for p in build().wg if p.handle == moderator)
+        assert grants.count((moderator_user, "moderator")) == 1
+        buttons = [b.get("custom_id", "") for m in discord["messages"] for row in m["components"]
+                   for b in row.get("components", [])]
+        assert sum(1 for b in buttons if b.startswith("cfc:")) == 1, "one confirmation DM"
+        ballot_messages = {m["id"] for m in discord["messages"] for row in m["components"]
+                           for b in row.get("components", []) if b.get("custom_id", "").startswith("cfb:")}
+        assert len(ballot_messages) == 2, "the approval and the endorsement ballot, once each"
+        forum = httpx.get(f"{lock['sandboxes']['discourse']}/_sandbox/state", timeout=10).json()
+        assert len(forum["polls"]) == 2
+        slack = httpx.get(f"{lock['sandboxes']['slack']}/_sandbox/state", timeout=10).json()
+        board = slack["messages"]["C0BOARD01"]
+        top = [m for m in board if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
+        assert len(top) == 1, "one escalation in the Board channel"
+        assert [m for m in board if m.get("thread_ts") == top[0]["ts"] and m["ts"] != top[0]["ts"]], \
+            "the decision is told in its thread"
         assert processes_of(tmp_path), "the stack's processes should be found while it runs"
     finally:
         started = time.monotonic()

@@ -30,6 +30,7 @@ from connectors.base import (
     ChangeStatus,
     InboundEvent,
     MessageRef,
+    ModerationEntry,
     Role,
     RoleChange,
     RoleKind,
@@ -53,7 +54,7 @@ from connectors.discord.client import (
 )
 from connectors.discord.interactions import InteractionVerifier
 from connectors.discord.settings import DiscordSettings
-from connectors.discord.snowflake import snowflake_at
+from connectors.discord.snowflake import snowflake_at, time_of
 from connectors.discord.votes import BallotRecord, MemoryVoteStore, VoteRecord, VoteStore
 from connectors.errors import ConfigError, FatalError, InvalidSignature
 from connectors.http import Clock, SystemClock, WriteOutcome
@@ -66,6 +67,14 @@ _SNOWFLAKE = re.compile(r"^[0-9]{1,20}$")
 _ROLE_PATH = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 _DEFAULT_ROLE_NAMES = {RoleKind.MODERATOR: "moderator", RoleKind.ADMIN: "admin"}
 _WG_MEMBER = "wg-member"
+_AUDIT_PAGE = 100  # GET /guilds/{id}/audit-logs allows limit 1..100
+# Audit-log action types (https://discord.com/developers/docs/resources/audit-log#audit-log-entry-object-audit-log-events);
+# the ones moderators use by hand are named, any other is reported by its number.
+AUDIT_ACTION_NAMES = {20: "MEMBER_KICK", 21: "MEMBER_PRUNE", 22: "MEMBER_BAN_ADD", 23: "MEMBER_BAN_REMOVE",
+                      24: "MEMBER_UPDATE", 25: "MEMBER_ROLE_UPDATE", 26: "MEMBER_MOVE", 27: "MEMBER_DISCONNECT",
+                      72: "MESSAGE_DELETE", 73: "MESSAGE_BULK_DELETE", 143: "AUTO_MODERATION_BLOCK_MESSAGE",
+                      145: "AUTO_MODERATION_USER_COMM_DISABLED"}
+_USER_TARGETS = {20, 22, 23, 24, 25, 26, 27, 72, 145}  # types whose target_id is a user
 GUILD_ONLY, EXTERNAL = 2, 3  # scheduled-event privacy level and entity type
 
 
@@ -946,6 +955,82 @@ class DiscordConnector:
                   "interaction_token": event.attributes["interaction_token"]},
             json_body=dict(response), ok=(200, 204), auth=False, what="interaction callback",
         )
+
+    # ----------------------------------------------------------------------------------------
+    # ModerationLog (the guild audit log; needs VIEW_AUDIT_LOG)
+
+    def moderation_entries(self, *, after: str | None, limit: int = _AUDIT_PAGE) -> list[ModerationEntry]:
+        """Audit-log entries newer than ``after``, oldest first (``GET /guilds/{id}/audit-logs``
+        with only ``after`` answers in ascending order; ``after=0`` starts at the oldest kept)."""
+        if not 1 <= limit <= _AUDIT_PAGE:
+            raise ValueError(f"limit must be 1..{_AUDIT_PAGE}")
+        data = self.client.json(
+            self.client.request("GET", "/guilds/{guild_id}/audit-logs", path=self.guild,
+                                params={"after": after or "0", "limit": limit}, what="Discord audit log"),
+            what="Discord audit log",
+        )
+        users = {str(u["id"]): u for u in data.get("users") or ()}
+        entries = [self._audit_entry(e, users) for e in data.get("audit_log_entries") or ()]
+        # Sorted here too: the order is the contract, whatever the server did.
+        return sorted(entries, key=lambda e: int(e.id))
+
+    def _audit_entry(self, e: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]]) -> ModerationEntry:
+        def ref(uid: Any) -> UserRef | None:
+            if not uid:
+                return None
+            user = users.get(str(uid)) or {}
+            return UserRef(platform=PLATFORM, id=str(uid), username=str(user.get("username", "")),
+                           display_name=user.get("global_name") or None)
+
+        action_type = int(e.get("action_type", 0))
+        changes: dict[str, Any] = {str(c.get("key")): {"old": c.get("old_value"), "new": c.get("new_value")}
+                                   for c in e.get("changes") or ()}
+        if e.get("options"):
+            changes["options"] = dict(e["options"])
+        target = ref(e.get("target_id")) if action_type in _USER_TARGETS else None
+        link = f"https://discord.com/users/{target.id}" if target else None
+        channel = (e.get("options") or {}).get("channel_id")
+        if channel:
+            link = self._url(str(channel))
+        return ModerationEntry(
+            platform=PLATFORM, id=str(e["id"]), kind=AUDIT_ACTION_NAMES.get(action_type, str(action_type)),
+            occurred_at=time_of(e["id"]), target=target, moderator=ref(e.get("user_id")),
+            reason=e.get("reason") or None, changes=changes, link=link, raw=dict(e),
+        )
+
+    def post_with_buttons(self, *, channel: str, text: str, buttons: Sequence[tuple[str, str]],
+                          key: str | None = None) -> MessageRef:
+        """One message in ``channel`` (cut to 2000 characters) with 1 to 5 buttons, each
+        ``(label, custom_id)``; a press comes back as a ``component`` interaction carrying its
+        ``custom_id``. With ``key`` a re-send within Discord's nonce window returns the first."""
+        if not 1 <= len(buttons) <= 5:
+            raise ValueError("a message row holds 1 to 5 buttons")
+        row = []
+        for i, (label, custom_id) in enumerate(buttons):
+            label = re.sub(r"\s+", " ", label).strip()[:80]
+            if not label or not custom_id or len(custom_id) > 100:
+                raise ValueError("a button needs a label and a custom_id of 1 to 100 characters")
+            row.append({"type": 2, "style": 1 if i == 0 else 2, "label": label, "custom_id": custom_id})
+        content = text.strip()
+        if len(content) > payloads.MESSAGE_LIMIT:
+            content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
+        cid = self.channel_id(channel)
+        msg = self._send(cid, payloads.message(content, components=[{"type": 1, "components": row}],
+                                               nonce=_nonce(key)), what=f"message in channel {cid}")
+        return MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid, url=self._url(cid, msg["id"]))
+
+    def edit_message(self, *, channel_id: str, message_id: str, text: str, keep_buttons: bool = False) -> None:
+        """Replace a bot message's text (cut to 2000 characters); its buttons are removed unless
+        ``keep_buttons``. Editing twice to the same text leaves the same message."""
+        content = text.strip()
+        if len(content) > payloads.MESSAGE_LIMIT:
+            content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
+        body = payloads.message(content)
+        if not keep_buttons:
+            body["components"] = []
+        self.client.request("PATCH", "/channels/{channel_id}/messages/{message_id}",
+                            path={"channel_id": channel_id, "message_id": message_id}, json_body=body,
+                            what=f"message {message_id}", idempotent=True)
 
     def register_commands(self, *, scope: str = "guild") -> list[dict[str, Any]]:
         """Register ``/apply``, ``/idea``, ``/optin`` and ``/leave`` (bulk overwrite, so re-running

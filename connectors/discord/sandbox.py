@@ -12,8 +12,8 @@ channels, threads, ``nonce`` + ``enforce_nonce``, external scheduled events, bul
 registration, interaction callbacks and follow-up webhooks.
 
 Rate limits are shaped like Discord's (https://discord.com/developers/docs/topics/rate-limits):
-per-route buckets counted per top-level resource, named by ``X-RateLimit-Bucket`` (the member-role
-PUT and DELETE share one), with ``X-RateLimit-Limit/-Remaining/-Reset/-Reset-After`` on every
+per-route buckets counted per top-level resource (interaction follow-ups: per interaction), named
+by ``X-RateLimit-Bucket`` (the member-role PUT and DELETE share one), with ``X-RateLimit-Limit/-Remaining/-Reset/-Reset-After`` on every
 answer; a global limit of 50 requests per second for the bot (interaction callbacks and webhooks
 do not count); 429 bodies ``{"message", "retry_after": <float>, "global"}`` with ``Retry-After``,
 ``X-RateLimit-Scope`` and, for the global limit, ``X-RateLimit-Global: true``. The per-route
@@ -31,7 +31,12 @@ Not Discord, for tests and operators (no auth, not rate limited):
 user|global|shared}, ``search_not_indexed`` (the next N message searches answer 202; -1: all),
 ``seed``; an empty object clears); ``POST /_sandbox/reset``; ``POST /_sandbox/interactions``
 (send a signed interaction to the interactions endpoint, see ``DiscordSandbox.interact``);
-``POST /_sandbox/interactions_url`` {url}.
+``POST /_sandbox/interactions_url`` {url}; ``POST /_sandbox/audit_log`` (a moderator acts by
+hand: ``{action_type, user, target, reason?, changes?, options?, timeout_minutes?}``, users by
+name or id, any integer type, even one Discord does not define) adds a guild audit-log entry,
+served by ``GET /guilds/{guild_id}/audit-logs`` (``before``/``after``/``limit``/``user_id``/
+``target_id``/``action_type``; with only ``after`` the entries come oldest first, as the docs say:
+https://discord.com/developers/docs/resources/audit-log#get-guild-audit-log).
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -76,6 +81,9 @@ Sink = Callable[[Mapping[str, str], bytes], tuple[int, Any]]
 API_PREFIX = "/api/v10"
 MANAGE_ROLES = 1 << 28
 ADMINISTRATOR = 1 << 3
+# The default seed's bot role: the permissions the connector uses (connectors/discord/doctor.py
+# REQUIRED_PERMISSIONS, checked by `charterflow doctor`).
+BOT_PERMISSIONS = sum(1 << bit for bit in (7, 10, 11, 16, 28, 33, 35, 36, 38))
 EPHEMERAL = 1 << 6
 MESSAGE_LIMIT = 2000  # docs; the spec says 4000 (see the module docstring)
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
@@ -98,6 +106,8 @@ DEFAULT_BUCKETS: dict[str, tuple[int, float]] = {
     "commands": (5, 20.0),
     "webhook": (5, 2.0),
     "callback": (10, 1.0),
+    "me": (5, 1.0),
+    "audit_log": (10, 10.0),
 }
 
 
@@ -162,6 +172,9 @@ class SandboxSeed(BaseModel):
     guild_name: str = "Online Community (sandbox)"
     application_id: str = "1100000000000000002"
     bot_username: str = "charterflow"
+    # Application flags: the Server Members and Message Content intents switched on (the
+    # "limited" bits of a bot in fewer than 100 servers), as `charterflow doctor` expects.
+    application_flags: int = (1 << 15) | (1 << 19)
     token: str | None = None
     private_key: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     roles: list[SeedRole]
@@ -179,10 +192,12 @@ def default_seed() -> dict[str, Any]:
             {"name": "wg-member", "position": 1},
             {"name": "moderator", "position": 2, "permissions": 1 << 13},
             {"name": "admin", "position": 3, "permissions": ADMINISTRATOR},
-            {"name": "charterflow", "position": 4, "permissions": MANAGE_ROLES, "managed": True, "bot_role": True},
+            {"name": "charterflow", "position": 4, "permissions": BOT_PERMISSIONS, "managed": True,
+             "bot_role": True},
             {"name": "owners", "position": 5, "permissions": ADMINISTRATOR},
         ],
-        "channels": [{"name": "general"}, {"name": "wg-private"}, {"name": "announcements"}],
+        "channels": [{"name": "general"}, {"name": "wg-private"}, {"name": "announcements"},
+                     {"name": "moderators"}],
         "members": [
             {"username": "avery_quill", "global_name": "Avery Quill", "roles": ["wg-member", "admin"],
              "joined_at": "2022-06-12T10:00:00Z", "recent_messages": 42, "older_messages": 300},
@@ -285,7 +300,10 @@ _ROUTES: list[_Route] = []
 def _route(method: str, template: str, *, bucket: str, auth: bool = True) -> Callable[[_Handler], _Handler]:
     def register(fn: _Handler) -> _Handler:
         pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
-        major = next((p for p in ("guild_id", "channel_id", "webhook_id", "interaction_id") if "{" + p + "}" in template), None)
+        # Interaction follow-ups are limited per interaction (their webhook_id is the application
+        # id): https://github.com/discord/discord-api-docs/issues/2701
+        major = next((p for p in ("guild_id", "channel_id", "interaction_token", "webhook_id", "interaction_id")
+                      if "{" + p + "}" in template), None)
         _ROUTES.append(_Route(method, template, re.compile(f"^{pattern}$"), fn, bucket, auth, major))
         return fn
 
@@ -738,7 +756,8 @@ class DiscordSandbox:
         return {"id": m["id"], "channel_id": m["channel_id"], "author_id": m["author_id"], "content": m["content"],
                 "components": m["components"], "flags": m["flags"], "nonce": m.get("nonce"),
                 "allowed_mentions": m.get("allowed_mentions"), "edited": m["edited"] is not None,
-                "thread_id": m.get("thread_id")}
+                "thread_id": m.get("thread_id"), "timestamp": m["timestamp"],
+                "visible_to": m.get("visible_to")}  # an ephemeral reply's only reader
 
     # ---- ASGI ----------------------------------------------------------------------------------
 
@@ -911,6 +930,9 @@ class DiscordSandbox:
         if req.method == "POST" and req.path == "/_sandbox/interactions_url":
             self.interactions_url = data.get("url") or None
             return _Response(200, {"url": self.interactions_url})
+        if req.method == "POST" and req.path == "/_sandbox/audit_log":
+            with self._lock:
+                return self._inject_audit(data)
         if req.method == "POST" and req.path == "/_sandbox/interactions":
             with self._lock:
                 built = self._build_interaction(data)
@@ -918,6 +940,32 @@ class DiscordSandbox:
                 return built
             return _Response(200, await self._deliver(built))
         return _error(404, 0, "404: Not Found")
+
+    def _inject_audit(self, data: Mapping[str, Any]) -> _Response:
+        def uid(field_name: str) -> str | None | _Response:
+            value = data.get(field_name)
+            if value in (None, ""):
+                return None
+            user = self._user_by_name(str(value)) or self.users.get(str(value))
+            if user is None:
+                return _error(400, 10013, f"Unknown User ({field_name})")
+            return str(user["id"])
+
+        try:
+            action_type = int(data.get("action_type"))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return _form_error(action_type="Value is not int.")
+        user_id, target_id = uid("user"), uid("target")
+        for value in (user_id, target_id):
+            if isinstance(value, _Response):
+                return value
+        changes = list(data.get("changes") or [])
+        if data.get("timeout_minutes") is not None:  # a timeout: MEMBER_UPDATE of communication_disabled_until
+            until = datetime.now(UTC) + timedelta(minutes=float(data["timeout_minutes"]))
+            changes.append({"key": "communication_disabled_until", "new_value": until.isoformat()})
+        entry = self.audit(action_type, user_id=user_id, target_id=target_id,
+                           reason=data.get("reason") or None, changes=changes, options=data.get("options"))
+        return _Response(200, entry)
 
     def _build_interaction(self, data: Mapping[str, Any]) -> dict[str, Any] | _Response:
         user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
@@ -1010,9 +1058,20 @@ class DiscordSandbox:
         entry = {"at": datetime.now(UTC).isoformat(), "action": action, "user_id": uid,
                  "username": self.users[uid]["username"], "role": self.roles[rid]["name"], "reason": reason}
         self.role_changes.append(entry)
-        self.audit_log.append({"action_type": 25, "target_id": uid, "user_id": self.bot_id, "reason": reason,
-                               "changes": [{"key": "$add" if action == "grant" else "$remove",
-                                            "new_value": [{"id": rid, "name": self.roles[rid]["name"]}]}]})
+        self.audit(25, user_id=self.bot_id, target_id=uid, reason=reason,
+                   changes=[{"key": "$add" if action == "grant" else "$remove",
+                             "new_value": [{"id": rid, "name": self.roles[rid]["name"]}]}])
+
+    def audit(self, action_type: int, *, user_id: str | None, target_id: str | None,
+              reason: str | None = None, changes: list[dict[str, Any]] | None = None,
+              options: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Append a guild audit-log entry (its id is a fresh snowflake, so ids grow with time)."""
+        entry: dict[str, Any] = {"id": self._id(), "action_type": int(action_type), "user_id": user_id,
+                                 "target_id": target_id, "reason": reason, "changes": list(changes or [])}
+        if options:
+            entry["options"] = {str(k): str(v) for k, v in options.items()}
+        self.audit_log.append(entry)
+        return entry
 
     def _bot_top_position(self) -> int:
         return max((self.roles[r]["position"] for r in self.members[self.bot_id]["roles"]), default=0)
@@ -1299,6 +1358,20 @@ def _edit_message(sb: DiscordSandbox, req: _Req) -> _Response:
     return _Response(200, sb._message_json(msg))
 
 
+@_route("GET", "/users/@me", bucket="me")
+def _get_me(sb: DiscordSandbox, req: _Req) -> _Response:
+    return _Response(200, sb._user_json(sb.bot_id))
+
+
+@_route("GET", "/applications/@me", bucket="me")
+def _get_application(sb: DiscordSandbox, req: _Req) -> _Response:
+    # The fields `charterflow doctor` reads (id, verify_key), plus the bot user.
+    return _Response(200, {"id": sb.seed.application_id, "name": sb.seed.bot_username, "icon": None,
+                           "description": "", "verify_key": sb.public_key, "bot_public": False,
+                           "bot_require_code_grant": False, "flags": sb.seed.application_flags,
+                           "bot": sb._user_json(sb.bot_id)})
+
+
 @_route("POST", "/users/@me/channels", bucket="dm")
 def _create_dm(sb: DiscordSandbox, req: _Req) -> _Response:
     data = req.json() or {}
@@ -1438,9 +1511,43 @@ def _create_event(sb: DiscordSandbox, req: _Req) -> _Response:
         "guild_scheduled_event_exceptions": [], "entity_metadata": {"location": location}, "user_count": 0,
     }
     sb.events[eid] = event
-    sb.audit_log.append({"action_type": 100, "target_id": eid, "user_id": sb.bot_id,
-                         "reason": unquote(req.headers.get("x-audit-log-reason", "")) or None, "changes": []})
+    sb.audit(100, user_id=sb.bot_id, target_id=eid,
+             reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
     return _Response(200, _event_json(sb, event))
+
+
+@_route("GET", "/guilds/{guild_id}/audit-logs", bucket="audit_log")
+def _audit_logs(sb: DiscordSandbox, req: _Req) -> _Response:
+    if (bad := _guild(sb, req)) is not None:
+        return bad
+    limit = _int_arg(req, "limit", 50, 1, 100)
+    if isinstance(limit, _Response):
+        return limit
+    bounds: dict[str, int] = {}
+    for name in ("before", "after", "user_id", "target_id", "action_type"):
+        raw = req.arg(name)
+        if raw is not None:
+            if not raw.isdigit():
+                return _form_error(**{name: "Value is not snowflake." if name != "action_type" else "Value is not int."})
+            bounds[name] = int(raw)
+    entries = [e for e in sb.audit_log
+               if ("before" not in bounds or int(e["id"]) < bounds["before"])
+               and ("after" not in bounds or int(e["id"]) > bounds["after"])
+               and ("user_id" not in bounds or e["user_id"] == str(bounds["user_id"]))
+               and ("target_id" not in bounds or e["target_id"] == str(bounds["target_id"]))
+               and ("action_type" not in bounds or e["action_type"] == bounds["action_type"])]
+    # Newest first, except with only `after`: then oldest first (the docs' "reversed" order).
+    ascending = "after" in bounds and "before" not in bounds
+    entries.sort(key=lambda e: int(e["id"]), reverse=not ascending)
+    page = entries[:limit]
+    out = []
+    for e in page:
+        item = {k: copy.deepcopy(v) for k, v in e.items() if v is not None or k in ("user_id", "target_id")}
+        out.append(item)
+    ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.users}
+    return _Response(200, {"audit_log_entries": out, "users": [sb._user_json(u) for u in sorted(ids)],
+                           "integrations": [], "webhooks": [], "guild_scheduled_events": [], "threads": [],
+                           "application_commands": [], "auto_moderation_rules": []})
 
 
 def _put_commands(sb: DiscordSandbox, req: _Req, scope: str) -> _Response:

@@ -26,6 +26,7 @@ from connectors.base import (
     ChangeStatus,
     InboundEvent,
     MessageRef,
+    ModerationEntry,
     Role,
     RoleChange,
     RoleKind,
@@ -44,6 +45,8 @@ POLL_NAME = "vote"
 _STAFF_PAGE = 100  # /admin/users/list/{flag}.json pages hold 100 users
 _MEMBERS_PAGE = 1000  # /groups/{name}/members.json allows limit up to 1000
 _VOTERS_PAGE = 50  # /polls/voters.json allows limit 1..50
+_STAFF_LOG_PAGE = 200  # /admin/logs/staff_action_logs.json pages hold up to 200 rows, newest first
+_STAFF_LOG_MAX_PAGES = 50  # a first read (no cursor) imports at most this many pages of history
 
 
 def _ts(value: Any) -> datetime | None:
@@ -456,6 +459,27 @@ class DiscourseConnector:
         )
         return self._message_ref(post)
 
+    def upload(self, *, filename: str, content: bytes, content_type: str = "image/png") -> dict[str, Any]:
+        """Upload a file for posts (``POST /uploads.json``, multipart, ``upload_type=composer``,
+        ``synchronous=true``). Returns the upload's JSON; embed it in Markdown as
+        ``![alt](short_url)``.
+
+        Discourse keeps one upload per content (``UploadCreator`` finds an existing upload by
+        SHA1: https://github.com/discourse/discourse/blob/main/lib/upload_creator.rb), so sending
+        the same file again after a dropped connection returns the same upload: safe to retry."""
+        if not content:
+            raise ValueError("an upload needs content")
+        name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", filename).strip("-") or "upload"
+        what = f"upload of {name!r}"
+        http = self.client._http  # noqa: SLF001 - the client's request() sends JSON bodies only
+        request = http.build_request(
+            "POST", "/uploads.json", data={"upload_type": "composer", "synchronous": "true"},
+            files={"file": (name, content, content_type)})
+        response = self.client.policy.send(http, request, idempotent=True)
+        if response.status_code != 200:
+            raise self.client._error(response, what=what, admin_route=False)  # noqa: SLF001
+        return self.client.json(response, what=what)
+
     # ----------------------------------------------------------------------------------------
     # BallotBox
 
@@ -546,6 +570,62 @@ class DiscourseConnector:
 
     # ----------------------------------------------------------------------------------------
     # Inbound
+
+    # ----------------------------------------------------------------------------------------
+    # ModerationLog (the staff action log; needs a staff API user)
+
+    def moderation_entries(self, *, after: str | None, limit: int = 100) -> list[ModerationEntry]:
+        """Staff action log rows newer than the row id ``after``, oldest first, at most ``limit``.
+
+        The log pages newest first by offset (``page`` from 0), so rows are read page by page
+        until one at or below ``after``; a row written meanwhile shifts the pages down, which can
+        show a row twice (dropped here by id) but never hides one. Without ``after`` only the
+        newest ``50 × 200`` rows of history are read."""
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        floor = int(after) if after else 0
+        found: dict[int, Mapping[str, Any]] = {}
+        page = -1
+        while True:
+            page += 1
+            if floor == 0 and page >= _STAFF_LOG_MAX_PAGES:
+                break  # a first read takes the newest rows only; after a cursor, never stop short (no gap)
+            data = self.client.get("/admin/logs/staff_action_logs.json", what="Discourse staff action log",
+                                   params={"page": page, "limit": _STAFF_LOG_PAGE}, admin_route=True)
+            rows = data.get("staff_action_logs") or []
+            for row in rows:
+                if int(row["id"]) > floor:
+                    found[int(row["id"])] = row
+            if len(rows) < _STAFF_LOG_PAGE or any(int(r["id"]) <= floor for r in rows):
+                break
+        return [self._staff_entry(found[i]) for i in sorted(found)[:limit]]
+
+    def _staff_entry(self, row: Mapping[str, Any]) -> ModerationEntry:
+        def ref(user: Mapping[str, Any] | None) -> UserRef | None:
+            return self._user_ref(user) if user else None
+
+        changes: dict[str, Any] = {k: row.get(k) for k in ("details", "context", "previous_value", "new_value",
+                                                           "post_id", "topic_id", "category_id", "subject")
+                                   if row.get(k) not in (None, "")}
+        if row.get("flagged_at"):
+            changes["flagged_at"] = row["flagged_at"]
+        base = self.settings.url.rstrip("/")
+        if row.get("topic_id") and row.get("post_id"):
+            link = f"{base}/p/{row['post_id']}"
+        elif row.get("topic_id"):
+            link = f"{base}/t/{row['topic_id']}"
+        elif row.get("post_id"):
+            link = f"{base}/p/{row['post_id']}"
+        elif row.get("target_user"):
+            link = f"{base}/admin/users/{row['target_user']['id']}/{quote(str(row['target_user']['username']))}"
+        else:
+            link = f"{base}/admin/logs/staff_action_logs"
+        return ModerationEntry(
+            platform=PLATFORM, id=str(row["id"]), kind=str(row.get("action_name") or row.get("action") or "unknown"),
+            occurred_at=_ts(row.get("created_at")) or datetime.now(UTC), target=ref(row.get("target_user")),
+            moderator=ref(row.get("acting_user")), reason=(row.get("details") or None), changes=changes,
+            link=link, raw=dict(row),
+        )
 
     def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         """Verify and parse a webhook delivery (see ``DiscourseWebhookVerifier``)."""

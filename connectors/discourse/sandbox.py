@@ -14,10 +14,21 @@ Not Discourse, for tests and operators:
 ``GET /_sandbox/state`` (users, groups, categories, topics, posts, polls, role changes, pending
 admin confirmations, webhook deliveries, request counts per endpoint, rate-limit events),
 ``POST /_sandbox/faults`` (``error_rate``, ``error_status``, ``latency``, ``drop_rate``,
-``drop_phase`` before|after, ``storm`` {count, retry_after}, ``seed``; an empty object clears),
+``drop_phase`` before|after, ``storm`` {count, retry_after}, ``seed``, ``methods`` ["PUT", …]: errors
+only on those methods; an empty object clears),
 ``POST /_sandbox/confirm_admin`` {user_id} (a person clicked the e-mailed link),
-``POST /_sandbox/webhooks/ping`` and ``POST /_sandbox/reset``. These routes need no key and are
-not rate limited.
+``POST /_sandbox/webhooks/ping``, ``POST /_sandbox/staff_action`` (a moderator acts by hand:
+``{action_name, acting_user, target_user?, details?, context?, post_id?, topic_id?, new_value?,
+flagged_at?}``, any action name, even one Discourse does not have; ``flagged_at`` is a
+sandbox-only field standing for the flag's time in the review queue) and
+``POST /_sandbox/reset``. These routes need no key and are not rate limited.
+
+The staff action log (``GET /admin/logs/staff_action_logs.json``, not in the spec) is shaped as
+Discourse's ``Admin::StaffActionLogsController#index`` answers: ``{staff_action_logs: [...newest
+first], total_rows_staff_action_logs, load_more_staff_action_logs, extras}``, paged with ``page``
+(from 0) and ``limit`` (1..200, default 200); each row as ``UserHistorySerializer``. Suspending
+and silencing (``PUT /admin/users/{id}/suspend.json``, ``silence.json``) add rows, with the end
+time in ``new_value`` (a sandbox choice: Discourse keeps it on the user record).
 """
 
 from __future__ import annotations
@@ -88,6 +99,8 @@ class SeedUser(BaseModel):
     last_posted_at: datetime | None = None
     days_visited: int = 0
     post_count: int = 0
+    likes_given: int = 0
+    likes_received: int = 0
     second_factor_enabled: bool = False
     active: bool = True
 
@@ -161,6 +174,9 @@ class SandboxSeed(BaseModel):
     categories: list[SeedCategory] = []
     settings: SeedSettings = SeedSettings()
     webhook: SeedWebhook = SeedWebhook()
+    # X-Discourse-Event-Id of the first webhook; a restarted sandbox in front of a kept ledger
+    # starts above the old ids so its events are not taken for replays.
+    first_event_id: int = Field(default=1, ge=1)
 
 
 def default_seed() -> dict[str, Any]:
@@ -193,6 +209,7 @@ def default_seed() -> dict[str, Any]:
             {"name": "working-group", "full_name": "Online Community Working Group",
              "members": ["avery_quill", "cleo_marsh", "dario_fenwick"]},
             {"name": "board", "full_name": "Board liaisons", "members": ["felix_oakes"]},
+            {"name": "moderators", "full_name": "Moderators", "members": ["bram_tolliver"]},
         ],
         "categories": [
             {"name": "General", "slug": "general"},
@@ -407,7 +424,9 @@ class DiscourseSandbox:
             self.pending_admin: dict[str, dict[str, Any]] = {}
             self.emails: list[dict[str, Any]] = []
             self.webhook_deliveries: list[dict[str, Any]] = []
-            self._next_event = 1
+            self.uploads: dict[int, dict[str, Any]] = {}
+            self.staff_actions: list[dict[str, Any]] = []
+            self._next_event = seed.first_event_id
             self.requests: Counter[str] = Counter()
             self.responses: dict[str, Counter[str]] = defaultdict(Counter)
             self.rate_limited: list[dict[str, Any]] = []
@@ -553,6 +572,7 @@ class DiscourseSandbox:
                     for p in self.posts.values() for poll in p["polls"]
                 ],
                 "role_changes": list(self.role_changes),
+                "staff_actions": copy.deepcopy(self.staff_actions),
                 "pending_admin_confirmations": [
                     {"user_id": v["user_id"], "requested_by": v["requested_by"], "expires_at": v["expires_at"]}
                     for v in self.pending_admin.values()
@@ -560,6 +580,7 @@ class DiscourseSandbox:
                 "emails": list(self.emails),
                 "webhook": {"url": self.webhook.url, "events": self.webhook.events},
                 "webhook_deliveries": list(self.webhook_deliveries),
+                "uploads": [{k: v for k, v in u.items() if k != "content"} for u in self.uploads.values()],
                 "requests": dict(self.requests),
                 "responses": {k: dict(v) for k, v in self.responses.items()},
                 "rate_limited": list(self.rate_limited),
@@ -625,6 +646,8 @@ class DiscourseSandbox:
                 self._note_limited("storm", req)
                 return self._rate_limit_response(wait)
         rate = float(faults.get("error_rate") or 0)
+        if faults.get("methods") and req.method not in faults["methods"]:
+            rate = 0.0  # errors injected only on these methods (e.g. writes, not reads)
         if rate and self._rng.random() < rate:
             status = int(faults.get("error_status") or 503)
             with self._lock:
@@ -712,7 +735,8 @@ class DiscourseSandbox:
             return _Response(200, self.state())
         if req.method == "POST" and req.path == "/_sandbox/faults":
             data = req.form()
-            allowed = {"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed"}
+            allowed = {"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed",
+                       "methods"}
             unknown = set(data) - allowed
             if unknown:
                 return _invalid_parameters(f"unknown fault settings: {', '.join(sorted(unknown))}")
@@ -742,7 +766,42 @@ class DiscourseSandbox:
         if req.method == "POST" and req.path == "/_sandbox/reset":
             self._reset()
             return _Response(200, {"success": "OK"})
+        if req.method == "POST" and req.path == "/_sandbox/staff_action":
+            data = req.form()
+            with self._lock:
+                acting = self._user_by_name(str(data.get("acting_user") or ""))
+                target = self._user_by_name(str(data["target_user"])) if data.get("target_user") else None
+                if acting is None or (data.get("target_user") and target is None) or not data.get("action_name"):
+                    return _invalid_parameters("action_name and a known acting_user (and target_user) are required")
+                extra = {k: data[k] for k in ("context", "post_id", "topic_id", "new_value", "previous_value",
+                                              "flagged_at") if data.get(k) is not None}
+                entry = self.log_staff_action(str(data["action_name"]), acting=acting, target=target,
+                                              details=str(data.get("details") or ""), **extra)
+            return _Response(200, entry)
         return _not_found()
+
+    # ---- the staff action log ------------------------------------------------------------
+
+    def log_staff_action(self, action_name: str, *, acting: Mapping[str, Any], target: Mapping[str, Any] | None,
+                         details: str = "", **extra: Any) -> dict[str, Any]:
+        """Add a row to the staff action log (``UserHistorySerializer`` fields)."""
+        def basic(user: Mapping[str, Any] | None) -> dict[str, Any] | None:
+            if user is None:
+                return None
+            return {"id": user["id"], "username": user["username"], "name": user["name"],
+                    "avatar_template": self._avatar(user)}
+
+        entry = {"id": len(self.staff_actions) + 1, "action_name": action_name, "details": details,
+                 "context": extra.pop("context", None), "ip_address": None, "email": None,
+                 "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                 "subject": None, "previous_value": extra.pop("previous_value", None),
+                 "new_value": extra.pop("new_value", None), "topic_id": extra.pop("topic_id", None),
+                 "post_id": extra.pop("post_id", None), "category_id": None,
+                 "action": _STAFF_ACTION_IDS.get(action_name, 0), "custom_type": None,
+                 "acting_user": basic(acting), "target_user": basic(target)}
+        entry.update(extra)
+        self.staff_actions.append(entry)
+        return entry
 
     # ---- serializers -------------------------------------------------------------------------
 
@@ -936,7 +995,12 @@ class DiscourseSandbox:
 
 
 def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
-    out = check_faults(data)
+    out = check_faults(data, extra=("methods",))
+    if "methods" in data:
+        methods = data["methods"]
+        if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+            raise ValueError("methods must be a list of HTTP methods, e.g. [\"PUT\", \"DELETE\"]")
+        out["methods"] = sorted({m.upper() for m in methods})
     storm = storm_settings(data, shape="{count, retry_after}")
     if storm is not None:
         out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1)))}
@@ -952,6 +1016,72 @@ def _int_param(value: str | None) -> int | None:
         return int(str(value).removesuffix(".json"))
     except (TypeError, ValueError):
         return None
+
+
+# UserHistory.actions ids of the rows the sandbox writes (others: 0).
+_STAFF_ACTION_IDS = {"delete_user": 1, "suspend_user": 10, "unsuspend_user": 11, "delete_post": 19,
+                     "silence_user": 30, "unsilence_user": 31, "post_rejected": 89, "post_approved": 73}
+
+
+@_route("GET", "/admin/logs/staff_action_logs.json", access="staff")
+def _staff_action_logs(sb: DiscourseSandbox, req: _Req) -> _Response:
+    page = _int_param(req.arg("page", "0"))
+    limit = _int_param(req.arg("limit", "200"))
+    if page is None or page < 0 or limit is None:
+        return _invalid_parameters("page and limit must be integers")
+    limit = min(max(limit, 1), 200)
+    rows = [r for r in reversed(sb.staff_actions)
+            if not req.arg("action_name") or r["action_name"] == req.arg("action_name")]
+    chunk = rows[page * limit:(page + 1) * limit]
+    return _Response(200, {
+        "staff_action_logs": copy.deepcopy(chunk), "total_rows_staff_action_logs": len(rows),
+        "load_more_staff_action_logs": f"/admin/logs/staff_action_logs.json?limit={limit}&page={page + 1}",
+        "extras": {"user_history_actions": [{"id": n, "action_id": i} for n, i in sorted(_STAFF_ACTION_IDS.items())]},
+    })
+
+
+def _restrict(sb: DiscourseSandbox, req: _Req, kind: str) -> _Response:
+    # PUT /admin/users/{id}/suspend.json {suspend_until, reason} and silence.json {silenced_till, reason}.
+    target = _target(sb, req)
+    if target is None:
+        return _not_found()
+    data = req.form()
+    until_field = "suspend_until" if kind == "suspend" else "silenced_till"
+    if not data.get(until_field) or not data.get("reason"):
+        missing = until_field if not data.get(until_field) else "reason"
+        return _invalid_parameters(f"param is missing or the value is empty: {missing}")
+    try:
+        until = datetime.fromisoformat(str(data[until_field]).replace("Z", "+00:00"))
+    except ValueError:
+        return _invalid_parameters(f"{until_field} is not a date")
+    until = until if until.tzinfo else until.replace(tzinfo=UTC)
+    if target["admin"]:
+        return _invalid_access()
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    till = until.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    target["suspended_till" if kind == "suspend" else "silenced_till"] = till
+    acting = req.user or {}
+    sb.log_staff_action(f"{kind}_user", acting=acting, target=target, details=str(data["reason"]), new_value=till,
+                        post_id=data.get("post_id"))
+    by = {"id": acting["id"], "username": acting["username"], "name": acting["name"] or "",
+          "avatar_template": sb._avatar(acting)}
+    if kind == "suspend":
+        return _Response(200, {"suspension": {"suspend_reason": str(data["reason"]),
+                                              "full_suspend_reason": str(data["reason"]), "suspended_till": till,
+                                              "suspended_at": now, "suspended_by": by}})
+    return _Response(200, {"silence": {"silenced": True, "silence_reason": str(data["reason"]),
+                                       "full_silence_reason": str(data["reason"]), "silenced_till": till,
+                                       "silenced_at": now, "silenced_by": by}})
+
+
+@_route("PUT", "/admin/users/{id}/suspend.json", access="staff")
+def _suspend(sb: DiscourseSandbox, req: _Req) -> _Response:
+    return _restrict(sb, req, "suspend")
+
+
+@_route("PUT", "/admin/users/{id}/silence.json", access="staff")
+def _silence(sb: DiscourseSandbox, req: _Req) -> _Response:
+    return _restrict(sb, req, "silence")
 
 
 @_route("GET", "/u/{username}.json")
@@ -1047,6 +1177,14 @@ def _revoke_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
     target["admin"] = False
     sb._record_role_change("revoke_admin", target, req.user["username"])
     return _Response(200, sb._admin_user(target, req.user))
+
+
+@_route("GET", "/admin/site_settings.json", access="admin")
+def _site_settings(sb: DiscourseSandbox, req: _Req) -> _Response:
+    # Behind AdminConstraint on Discourse (a 404 to non-admins): `charterflow doctor` uses it to
+    # prove the key reaches admin-only routes. Only the site title, never a secret setting.
+    return _Response(200, {"site_settings": [{"setting": "title", "value": "Sandbox Forum", "type": "string",
+                                              "category": "required", "default": "Discourse"}]})
 
 
 @_route("GET", "/groups/{name}.json")
@@ -1272,6 +1410,67 @@ def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
         sb._emit("topic_created", sb._topic_payload(topic))
     sb._emit("post_created", sb._post_payload(post))
     return _Response(200, sb._post_fields(post, _shapes.POST_CREATED, acting))
+
+
+def _multipart(req: _Req) -> dict[str, Any]:
+    """The fields of a multipart/form-data body: text fields as str, files as dicts."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    head = f"Content-Type: {req.headers.get('content-type', '')}\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=HTTP).parsebytes(head + req.body)
+    out: dict[str, Any] = {}
+    if not message.is_multipart():
+        return out
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            out[str(name)] = {"filename": part.get_filename(), "content": data,
+                              "content_type": part.get_content_type()}
+        else:
+            out[str(name)] = data.decode("utf-8", "replace")
+    return out
+
+
+_BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@_route("POST", "/uploads.json")
+def _create_upload(sb: DiscourseSandbox, req: _Req) -> _Response:
+    # UploadsController#create: a multipart body with upload_type and file; the same content
+    # (SHA1) uploaded again returns the existing upload (UploadCreator).
+    if "multipart/form-data" not in req.headers.get("content-type", ""):
+        return _invalid_parameters("file")
+    data = _multipart(req)
+    if not str(data.get("upload_type") or data.get("type") or "").strip():
+        return _invalid_parameters("type")
+    file = data.get("file")
+    if not isinstance(file, dict) or not file["content"]:
+        return _Response(422, {"errors": ["You must provide a file to upload."]})
+    content: bytes = file["content"]
+    sha1 = hashlib.sha1(content).hexdigest()  # noqa: S324 - Discourse's content key
+    found = next((u for u in sb.uploads.values() if u["sha1"] == sha1), None)
+    if found is None:
+        uid = len(sb.uploads) + 1
+        filename = str(file["filename"] or "upload")
+        ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+        width = height = 0
+        if content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) >= 24:
+            width, height = int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")
+        number, short = int(sha1, 16), ""
+        while number:
+            number, r = divmod(number, 62)
+            short = _BASE62[r] + short
+        found = {"id": uid, "sha1": sha1, "url": f"/uploads/default/original/1X/{sha1}.{ext}",
+                 "original_filename": filename, "filesize": len(content), "width": width, "height": height,
+                 "thumbnail_width": width, "thumbnail_height": height, "extension": ext,
+                 "short_url": f"upload://{short}.{ext}", "short_path": f"/uploads/short-url/{short}.{ext}",
+                 "retain_hours": None, "human_filesize": f"{max(1, round(len(content) / 1024))} KB",
+                 "dominant_color": None, "thumbnail": None,
+                 "user_id": req.user["id"] if req.user else None, "content": content}
+        sb.uploads[uid] = found
+    return _Response(200, {k: v for k, v in found.items() if k not in ("sha1", "user_id", "content")})
 
 
 def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:

@@ -120,6 +120,10 @@ class SandboxSeed(BaseModel):
     channels: list[SeedChannel]
     board_channel: str
     limits: SeedLimits = SeedLimits()
+    # The bot token's scopes, sent back in ``x-oauth-scopes`` on every authenticated answer as
+    # Slack does (https://api.slack.com/scopes); `charterflow doctor` compares them with its needs.
+    bot_scopes: list[str] = ["chat:write", "im:write", "mpim:write", "users:read", "users:read.email",
+                             "channels:history", "groups:history", "im:history", "mpim:history"]
 
 
 def default_seed() -> dict[str, Any]:
@@ -693,6 +697,7 @@ class SlackSandbox:
             response = _fail("invalid_auth")
         else:
             response = handler(self, args, dict(headers))
+            response.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
         outcome = str(response.status) if response.status != 200 else json.loads(response.body).get("error", "ok")
         self.outcomes[api_method][outcome] += 1
         return response

@@ -1,0 +1,1 @@
+"""The sandbox inspector and the sandboxes process of `charterflow up` (see README.md)."""

@@ -1,0 +1,156 @@
+"""The sandboxes process of `charterflow up` (``python -m charterflow.inspector``).
+
+It serves, in one process on 127.0.0.1, the sandbox of each platform `up` found without
+credentials, seeded with the fictional community of :mod:`charterflow.seed`, and the inspector
+(:mod:`charterflow.inspector.app`). `up` passes what it needs in one environment variable,
+``CHARTERFLOW_SANDBOX_SPEC`` (JSON: ports, the per-run secrets, the gateway's URL), so the
+secrets are never written to disk nor printed. Once the servers listen it posts the seeded ideas
+on the Forum, registers the Discord slash commands, points the Forum webhook and the Discord
+interactions at the gateway, and only then answers ``GET /healthz`` on the inspector with 200.
+SIGINT/SIGTERM stop every server at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import httpx
+import uvicorn
+
+SPEC_VARIABLE = "CHARTERFLOW_SANDBOX_SPEC"
+
+
+@dataclass(kw_only=True)
+class Running:
+    """The sandboxes and their URLs, as the inspector sees them."""
+
+    urls: dict[str, str]  # platform -> base URL
+    gateway_url: str
+    discourse_api_key: str | None = None
+    community: Any = None
+    ready: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+class _Server(uvicorn.Server):
+    # Several servers share this process: the process handles the signals once, for all.
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[override]
+        yield
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def build_sandboxes(spec: dict[str, Any], community: Any) -> dict[str, Any]:
+    """The sandbox objects the spec asks for, with its secrets."""
+    boxes: dict[str, Any] = {}
+    wanted = spec["platforms"]
+    if "discord" in wanted:
+        from connectors.discord.sandbox import DiscordSandbox
+
+        seed = community.discord_seed()
+        seed.update(token=wanted["discord"]["token"], private_key=wanted["discord"]["private_key"])
+        boxes["discord"] = DiscordSandbox(seed=seed)
+    if "discourse" in wanted:
+        from connectors.discourse.sandbox import DiscourseSandbox
+
+        seed = community.discourse_seed()
+        conf = wanted["discourse"]
+        seed.update(api_keys=[{"key": conf["api_key"], "username": None, "description": "charterflow up"}],
+                    first_event_id=int(conf.get("first_event_id", 1)))
+        seed["webhook"] = {"url": None, "secret": conf["webhook_secret"]}
+        boxes["discourse"] = DiscourseSandbox(seed=seed)
+    if "slack" in wanted:
+        from connectors.slack.sandbox import SlackSandbox
+
+        seed = community.slack_seed()
+        seed.update(bot_token=wanted["slack"]["bot_token"], signing_secret=wanted["slack"]["signing_secret"])
+        boxes["slack"] = SlackSandbox(seed=seed)
+    return boxes
+
+
+def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running) -> None:
+    """What happens once the sandboxes listen: ideas on the Forum (before the webhook points
+    anywhere: they are the community's old ideas), the Discord commands, then the webhook and
+    the interactions URL pointed at the gateway."""
+    gateway = spec["gateway_url"].rstrip("/")
+    if "discourse" in boxes:
+        url, key = running.urls["discourse"], spec["platforms"]["discourse"]["api_key"]
+        for idea in running.community.ideas:
+            response = httpx.post(f"{url}/posts.json", timeout=10, headers={
+                "Api-Key": key, "Api-Username": idea["author"]}, json={
+                "title": idea["title"], "raw": idea["body"], "category": 7})
+            if response.status_code != 200:
+                running.problems.append(f"idea not seeded: HTTP {response.status_code}")
+        boxes["discourse"].webhook.url = f"{gateway}/hooks/discourse"
+    if "discord" in boxes:
+        connector = boxes["discord"].connect(running.urls["discord"])
+        try:
+            connector.register_commands(scope="guild")
+        finally:
+            connector.close()
+        boxes["discord"].interactions_url = f"{gateway}/hooks/discord"
+
+
+async def _run(spec: dict[str, Any]) -> int:
+    from charterflow.inspector.app import create_app
+    from charterflow.seed import build
+
+    host = spec.get("host", "127.0.0.1")
+    community = build(today=date.fromisoformat(spec["today"]) if spec.get("today") else None)
+    boxes = build_sandboxes(spec, community)
+    sockets = {name: _bind(host, int(spec["platforms"][name]["port"])) for name in boxes}
+    sockets["inspector"] = _bind(host, int(spec["inspector_port"]))
+    running = Running(urls={name: f"http://{host}:{sockets[name].getsockname()[1]}" for name in boxes},
+                      gateway_url=spec["gateway_url"], community=community,
+                      discourse_api_key=(spec["platforms"].get("discourse") or {}).get("api_key"))
+    apps = {name: box.app for name, box in boxes.items()}
+    apps["inspector"] = create_app(running=running, prefect_ui=spec.get("prefect_ui"))
+    servers = {name: _Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                            lifespan="on", timeout_graceful_shutdown=3))
+               for name, app in apps.items()}
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s in servers.values()])
+    tasks = [asyncio.create_task(server.serve(sockets=[sockets[name]])) for name, server in servers.items()]
+    while not all(s.started for s in servers.values()):
+        if any(t.done() for t in tasks):
+            break
+        await asyncio.sleep(0.05)
+    if all(s.started for s in servers.values()):
+        try:
+            await asyncio.to_thread(prepare, spec, boxes, running)
+            running.ready = True
+        except Exception as exc:  # noqa: BLE001 - reported on /healthz and in the log
+            running.problems.append(f"{type(exc).__name__}: {exc}")
+            print(f"sandboxes: preparing failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for box in boxes.values():
+        close = getattr(box, "close", None)
+        if callable(close):
+            close()
+    return 0
+
+
+def main() -> None:
+    """Read ``CHARTERFLOW_SANDBOX_SPEC`` and serve until SIGINT/SIGTERM."""
+    raw = os.environ.get(SPEC_VARIABLE)
+    if not raw:
+        print(f"error: {SPEC_VARIABLE} is not set (this process is started by `charterflow up`)",
+              file=sys.stderr)
+        sys.exit(2)
+    sys.exit(asyncio.run(_run(json.loads(raw))))

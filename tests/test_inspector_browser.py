@@ -1,0 +1,150 @@
+"""The sandbox inspector and the Prefect UI in a real browser (headless Chromium from the system
+packages, driven by Selenium) against a running `charterflow up`: a WG member presses Yes on a
+ballot in the inspector, the vote lands in the ledger, and the screenshots the README shows are
+saved to docs/screenshots/ (inspector.png, prefect-ui.png; 1280x800)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from charterflow.seed import build
+from tests.test_up import CHARTERFLOW, Output, free_port, processes_of, stack_env
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+webdriver = pytest.importorskip("selenium.webdriver")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: run `bash scripts/test-deps.sh` (make test does)")
+        pytest.skip("Chromium is not installed (scripts/test-deps.sh installs it)")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,800",
+                 "--hide-scrollbars"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    # The screenshots' size, whatever room the headless window keeps for itself.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """`charterflow up` on free ports; stopped with Ctrl-C, nothing left behind."""
+    env = stack_env(tmp_path, free_port(), free_port())
+    env["CHARTERFLOW_INSPECTOR_PORT"] = str(free_port())
+    up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    out = Output(up)
+    try:
+        assert out.wait_for("charterflow is up", 150), out.text
+        yield json.loads((tmp_path / "up.json").read_text())
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            assert up.wait(timeout=15) == 0
+        finally:
+            if up.poll() is None:
+                up.kill()
+    assert "Traceback" not in out.text
+    time.sleep(0.5)
+    assert processes_of(tmp_path) == []
+
+
+def _wait(probe, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from ledger import repo
+    from ledger.db import Ledger
+    from ledger.models import Proposal, Vote
+
+    community = build()
+    chair = community.person(community.wg_roles["chair"])
+    voter = community.wg[1]
+    # The Chair proposes a platform trial on Discord: the WG's endorsement ballot opens.
+    outcome = httpx.post(f"{stack['sandboxes']['discord']}/_sandbox/interactions", timeout=30, json={
+        "type": "command", "user": chair.discord["username"], "name": "propose",
+        "options": {"kind": "trial-platform", "title": "Trial a forum-to-chat bridge",
+                    "summary": "Three months, to let Forum-only members join live events."}}).json()
+    assert outcome["status"] == 200, outcome
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        def ballot_ref():
+            with ledger.read() as session:
+                proposal = session.scalars(select(Proposal)).first()
+                if proposal is None or proposal.endorsement_ballot_id is None:
+                    return None
+                found = repo.effect_get(session, key=f"ballot:{proposal.endorsement_ballot_id}:post:discord")
+                return (proposal.endorsement_ballot_id, found["ref"]) if found else None
+
+        ballot_id, ref = _wait(ballot_ref) or (None, None)
+        assert ballot_id, "the endorsement ballot was not posted on Discord"
+
+        inspector = stack["inspector_url"]
+        browser.get(f"{inspector}/discord?channel={ref['thread_id']}&as={voter.discord['username']}")
+        assert "Discord" in browser.title
+        yes = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button[data-custom-id^='cfb:']")
+                   if b.text.strip().lower() == "yes")
+        yes.click()
+        note = WebDriverWait(browser, 30).until(seen.presence_of_element_located((By.ID, "note")))
+        assert "pressed the button" in note.text and "HTTP 200" in note.text, note.text
+
+        def voted():
+            with ledger.read() as session:
+                person = repo.get_person(session, voter.handle)
+                return session.scalars(select(Vote).where(Vote.ballot_id == ballot_id,
+                                                          Vote.voter_person_id == person.id)).first()
+
+        vote = _wait(voted)
+        assert vote is not None and vote.choice.value == "yes" and vote.source_platform == "discord"
+        # The voter's private answer is shown too (the handler's follow-up).
+        _wait(lambda: "recorded" in httpx.get(f"{stack['sandboxes']['discord']}/_sandbox/state",
+                                              timeout=10).text, timeout=30)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.get(browser.current_url)  # the same page, its note, and the private answer
+        assert "Your vote (yes) is recorded." in browser.page_source
+        browser.save_screenshot(str(SCREENSHOTS / "inspector.png"))
+
+        # The Prefect UI: every deployment the runner serves, with its schedule.
+        browser.get(f"{stack['ui_url']}/deployments")
+        WebDriverWait(browser, 60).until(lambda d: "membership-renewal" in d.page_source)
+        time.sleep(2)  # the single-page app fills in schedules and tags after the list
+        browser.save_screenshot(str(SCREENSHOTS / "prefect-ui.png"))
+    finally:
+        ledger.dispose()
+    for name in ("inspector.png", "prefect-ui.png"):
+        shot = SCREENSHOTS / name
+        assert shot.exists() and 20_000 < shot.stat().st_size < 2_000_000
