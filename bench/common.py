@@ -163,13 +163,9 @@ class _Deliverer:
         if scope.get("type") != "http" or scope.get("path") != "/_bench/deliver":
             await self.box.app(scope, receive, send)
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        ask = json.loads(body)
+        from connectors.sandbox_asgi import read_body
+
+        ask = json.loads(await read_body(receive))
         box = self.box
         user = box._user_by_name(ask["user"])
         with box._lock:

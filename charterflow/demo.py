@@ -37,6 +37,8 @@ from typing import Any
 
 import httpx
 
+from charterflow.up import process_alive
+
 __all__ = ["DemoFailed", "Demo", "find_stack", "run_demo"]
 
 STEP_TIMEOUT = 120.0
@@ -51,16 +53,6 @@ class DemoFailed(Exception):
         self.step = step
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def find_stack(home: Path) -> dict[str, Any]:
     """The running `up`'s lock file (``$CHARTERFLOW_HOME/up.json``); ``DemoFailed`` when none."""
     path = home / "up.json"
@@ -69,7 +61,7 @@ def find_stack(home: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         raise DemoFailed("find the stack", f"no running `charterflow up` found ({path} is missing); "
                          "start it first, with the same CHARTERFLOW_HOME") from None
-    if not isinstance(lock.get("pid"), int) or not _alive(lock["pid"]):
+    if not isinstance(lock.get("pid"), int) or not process_alive(lock["pid"]):
         raise DemoFailed("find the stack", f"the `charterflow up` recorded in {path} is not running")
     real = [p for p in ("discord", "discourse", "slack") if p not in (lock.get("sandboxes") or {})]
     if real:

@@ -92,7 +92,8 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (ours or not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -107,7 +108,7 @@ def _running_instance(state_file: Path) -> dict | None:
         state = json.loads(state_file.read_text())
     except (OSError, ValueError):
         return None
-    return state if isinstance(state.get("pid"), int) and _alive(state["pid"]) else None
+    return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
 
 
 def _wait_healthy(api_url: str, child: Child | None, stop: threading.Event) -> bool:

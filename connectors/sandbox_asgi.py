@@ -27,11 +27,16 @@ async def read_request(scope: Scope, receive: Receive, send: Send, *,
                 return None
     if scope["type"] != "http":
         return None
+    body = await read_body(receive)
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    return body, headers
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole body of an HTTP request, however many messages it came in."""
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
         if not message.get("more_body"):
-            break
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-    return body, headers
+            return body
