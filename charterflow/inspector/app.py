@@ -83,6 +83,13 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
         referer = request.headers.get("referer")
         return bool(referer) and f"{urlsplit(referer).scheme}://{urlsplit(referer).netloc}" == own
 
+    @app.middleware("http")
+    async def actions_from_own_pages(request: Request, call_next: Any) -> Response:
+        # Every action (POST /act/...) must come from the inspector's own pages.
+        if request.method == "POST" and not same_origin(request):
+            return HTMLResponse("Refused: actions are accepted from the inspector's own pages only.", 403)
+        return await call_next(request)
+
     def back(request: Request, note: str) -> RedirectResponse:
         referer = request.headers.get("referer") or "/"
         parts = urlsplit(referer)
@@ -206,8 +213,6 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
 
     @app.post("/act/discord/press")
     async def discord_press(request: Request) -> Response:
-        if not same_origin(request):
-            return HTMLResponse("Refused: actions are accepted from the inspector's own pages only.", 403)
         form = await _form(request)
         body = {"type": "component", "user": form.get("user"), "channel_id": form.get("channel_id"),
                 "message_id": form.get("message_id"), "custom_id": form.get("custom_id")}
@@ -216,8 +221,6 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
 
     @app.post("/act/discord/command")
     async def discord_command(request: Request) -> Response:
-        if not same_origin(request):
-            return HTMLResponse("Refused: actions are accepted from the inspector's own pages only.", 403)
         form = await _form(request)
         body = {"type": "command", "user": form.get("user"), "name": form.get("name"),
                 "options": _options(str(form.get("options") or "")),
@@ -227,8 +230,6 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
 
     @app.post("/act/forum/vote")
     async def forum_vote(request: Request) -> Response:
-        if not same_origin(request):
-            return HTMLResponse("Refused: actions are accepted from the inspector's own pages only.", 403)
         form = await _form(request)
         answer = await client.put(
             f"{running.urls['discourse']}/polls/vote",
@@ -241,8 +242,6 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
 
     @app.post("/act/slack/click")
     async def slack_click(request: Request) -> Response:
-        if not same_origin(request):
-            return HTMLResponse("Refused: actions are accepted from the inspector's own pages only.", 403)
         form = await _form(request)
         body = {"url": f"{running.gateway_url.rstrip('/')}/hooks/slack", "user": form.get("user"),
                 "channel": form.get("channel"), "ts": form.get("ts"), "action_id": form.get("action_id")}
