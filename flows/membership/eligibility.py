@@ -63,13 +63,15 @@ def collect(ctx: Ctx, application_id: int) -> tuple[Applicant, dict[str, Any]]:
 
 def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     """Decide and record eligibility; open the ballot when eligible. Idempotent: an application
-    past ``confirmed`` is left as it is; a recorded "yes" is not decided again."""
+    past ``voting`` is left as it is; a recorded "yes" is not decided again."""
     with ctx.ledger.read() as session:
         app = session.get(Application, application_id)
         status, person_id = app.status, app.person_id
         last = app.eligibility[-1] if app.eligibility else None
         last_yes = last is not None and last.outcome == EligibilityOutcome.YES
-    if status != ApplicationStatus.CONFIRMED:
+    # Voting: eligibility was decided; (re)show the ballot a cut-short run may not have posted.
+    if status not in (ApplicationStatus.CONFIRMED, ApplicationStatus.VOTING) or (
+            status == ApplicationStatus.VOTING and not last_yes):
         return {"application": application_id, "status": status.value, "changed": False}
     if not last_yes:
         applicant, evidence = collect(ctx, application_id)

@@ -214,7 +214,10 @@ def prompt_confirmations(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
              rows={"status": status.value, "waiting for confirmation from":
                    ", ".join(result["waiting_for"]) or "nobody", "expires at": expires.isoformat(),
                    "ruling": "R-APP-2"})
-    if status == ApplicationStatus.OPEN and not waiting:
+    # Confirmed or voting: a run cut short after confirming (the ledger or a platform was down)
+    # continues where it stopped when run again; every step below is idempotent.
+    if status in (ApplicationStatus.OPEN, ApplicationStatus.CONFIRMED,
+                  ApplicationStatus.VOTING) and not waiting:
         return {**result, **all_confirmed(ctx, application_id=application_id)}
     return result
 
