@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.play import Played, play
-from tests.reliability.procs import start, stop
+from tests.procs import start, stop
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -31,7 +31,7 @@ from ledger.migrate import upgrade
 from ledger.models import AuditEntry
 from tests.gateway.conftest import DISCOURSE_SECRET, discourse_request, gateway_settings, inbox_rows
 from tests.reliability.conftest import subprocess_env
-from tests.reliability.procs import PrefectServer, start, stop, wait_for
+from tests.procs import PrefectServer, start, stop, wait_for
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -24,7 +24,7 @@ import pytest
 from ledger.models import Application
 from tests.flows.membership.conftest import CONFIRM_SECRET, NOW, apply_proven
 from tests.reliability.conftest import subprocess_env
-from tests.reliability.procs import start, stop, wait_for
+from tests.procs import start, stop, wait_for
 from tests.reliability.serve_closer import DEPLOYMENT
 from tests.reliability.world import APPLICANTS, duplicates, stack
 

@@ -27,16 +27,15 @@ from connectors.discourse.connector import DiscourseConnector
 from connectors.slack.sandbox import SlackSandbox
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
-from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import Base
 from ledger.roster import import_roster, parse_roster
-from rules import default_charter, term_window
+from rules import default_charter
 from tests.connectors.cf_loopback import LoopbackServer
 from tests.flows.board.conftest import BOARD_CHANNEL, ROSTER
-from tests.flows.membership.conftest import (CONFIRM_SECRET, FORUM_HOOK_SECRET, MEMBERS, NOW,
-                                             World, discord_seed, discourse_seed)
+from tests.flows.membership.conftest import (CONFIRM_SECRET, FORUM_HOOK_SECRET, NOW, World,
+                                             discord_seed, discourse_seed, seed_members)
 from tests.gateway.conftest import gateway_settings
 
 from flows.board.common import use_slack
@@ -136,24 +135,8 @@ def stack(tmp: Path, *, ledger_url: str | None = None) -> Iterator[Stack]:
                                     confirm_secret=CONFIRM_SECRET, gateway_url="http://gateway.test",
                                     dsf_members=set())
         start = NOW - timedelta(days=100)
-        people = {}
         with ledger.transaction() as session:
-            for name in MEMBERS:
-                person = repo.create_person(session, handle=name, actor="operator", at=start)
-                f_user, d_user = forum.find_user(name), discord.find_user(name)
-                repo.add_identity(session, person, platform="discourse", actor="operator",
-                                  external_id=f_user.id, username=f_user.username, at=start)
-                repo.add_identity(session, person, platform="discord", actor="operator",
-                                  external_id=d_user.id, username=d_user.username, at=start)
-                repo.start_membership(session, person, actor="operator", starts_at=start,
-                                      ends_at=term_window(start, charter=charter).end,
-                                      origin="import", at=start)
-                for platform, role in (("discourse", "group:working-group"),
-                                       ("discord", "group:wg-member")):
-                    repo.set_desired_platform_role(session, person, platform=platform, role=role,
-                                                   desired=True, actor="operator",
-                                                   decision_ref="roster", at=start)
-                people[name] = person.id
+            people = seed_members(session, forum=forum, discord=discord, charter=charter, start=start)
             import_roster(session, parse_roster(ROSTER, charter=charter), charter=charter,
                           actor="operator", at=NOW)
         categories = {c["name"]: str(c["id"]) for c in

@@ -121,6 +121,27 @@ class World:
         return httpx.get(f"{self.discord_url}/_sandbox/state", timeout=10).json()
 
 
+def seed_members(session: Any, *, forum: Any, discord: Any, charter: Any, start: datetime,
+                 names: tuple[str, ...] | list[str] = ()) -> dict[str, int]:
+    """The WG's members (``MEMBERS``) in the ledger, with their sandbox accounts, a term from
+    ``start`` and their desired WG group/role on both platforms: handle → person id."""
+    people = {}
+    for name in names or MEMBERS:
+        person = repo.create_person(session, handle=name, actor="operator", at=start)
+        f_user, d_user = forum.find_user(name), discord.find_user(name)
+        repo.add_identity(session, person, platform="discourse", actor="operator",
+                          external_id=f_user.id, username=f_user.username, at=start)
+        repo.add_identity(session, person, platform="discord", actor="operator",
+                          external_id=d_user.id, username=d_user.username, at=start)
+        repo.start_membership(session, person, actor="operator", starts_at=start,
+                              ends_at=term_window(start, charter=charter).end, origin="import", at=start)
+        for platform, role in (("discourse", "group:working-group"), ("discord", "group:wg-member")):
+            repo.set_desired_platform_role(session, person, platform=platform, role=role, desired=True,
+                                           actor="operator", decision_ref="roster", at=start)
+        people[name] = person.id
+    return people
+
+
 @pytest.fixture
 def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
     """The seeded WG: seven active members (term started 100 days ago) on both platforms."""
@@ -140,23 +161,8 @@ def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
                                     gateway_url="http://gateway.test",
                                     dsf_members={"ursula_finch"})
         start = NOW - timedelta(days=100)
-        people = {}
         with ledger.transaction() as session:
-            for name in MEMBERS:
-                person = repo.create_person(session, handle=name, actor="operator", at=start)
-                f_user, d_user = forum.find_user(name), discord.find_user(name)
-                repo.add_identity(session, person, platform="discourse", actor="operator",
-                                  external_id=f_user.id, username=f_user.username, at=start)
-                repo.add_identity(session, person, platform="discord", actor="operator",
-                                  external_id=d_user.id, username=d_user.username, at=start)
-                repo.start_membership(session, person, actor="operator", starts_at=start,
-                                      ends_at=term_window(start, charter=charter).end,
-                                      origin="import", at=start)
-                for platform, role in (("discourse", "group:working-group"), ("discord", "group:wg-member")):
-                    repo.set_desired_platform_role(session, person, platform=platform, role=role,
-                                                   desired=True, actor="operator",
-                                                   decision_ref="roster", at=start)
-                people[name] = person.id
+            people = seed_members(session, forum=forum, discord=discord, charter=charter, start=start)
         with use(ledger=ledger, platforms=platforms):
             yield World(ledger=ledger, platforms=platforms, discourse_sb=dsb,
                         discourse_url=d_srv.url, discord_sb=csb, discord_url=c_srv.url,

@@ -1,4 +1,4 @@
-"""Subprocess helpers of the reliability suite: free ports, processes started in their own
+"""Subprocess helpers of the tests: free ports, processes started in their own
 session (so a whole tree can be killed), a Prefect server that can be stopped and started again."""
 
 from __future__ import annotations
