@@ -87,7 +87,7 @@ def test_runner_killed_mid_onboarding_then_restarted(prefect_server, tmp_path, e
 
         env = subprocess_env(
             PREFECT_API_URL=api_url, PREFECT_HOME=str(tmp_path / "prefect"),
-            PREFECT_RUNNER_POLL_FREQUENCY="1", CHARTERFLOW_HOME=str(tmp_path),
+            PREFECT_RUNNER_POLL_FREQUENCY="1", CHARTERFLOW_HOME=str(tmp_path), PYTHONUNBUFFERED="1",
             CHARTERFLOW_DATABASE_URL=str(world.ledger.engine.url),
             CHARTERFLOW_MEMBERSHIP_CONFIRM_SECRET=CONFIRM_SECRET,
             CHARTERFLOW_MEMBERSHIP_GATEWAY_URL="http://gateway.test",
@@ -111,7 +111,7 @@ def test_runner_killed_mid_onboarding_then_restarted(prefect_server, tmp_path, e
                 "parameters": {"now": (NOW + timedelta(hours=2)).isoformat()}}).json()
 
             # Kill the runner (and the run's process) once the first role is granted.
-            assert wait_for(lambda: _progress(s)["forum group adds"] >= 1, 180, step=0.2), \
+            assert wait_for(lambda: _progress(s)["forum group adds"] >= 1, 300, step=0.2), \
                 log.read_text(errors="replace")[-3000:]
             stop(runner, sig=signal.SIGKILL)
             at_kill = _progress(s)

@@ -179,7 +179,7 @@ _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 _INTERACTION_TOKEN = re.compile(r"itok_[\w\-]+")
 _EPOCH = re.compile(r"(?<!\d)1[6-9]\d{8}(?!\d)")
 _CLOCK = re.compile(r"\b\d{2}:\d{2} UTC\b")
-_RESPONSE_URL = re.compile(r"(/actions/T\w+/\d+/)\w+")
+_RESPONSE_URL = re.compile(r"(/actions/T\w+/\d+/)[\w-]+")  # the path is URL-safe base64
 _LOOPBACK = re.compile(r"http://127\.0\.0\.1:\d+")
 _HEX = re.compile(r"\b[0-9a-f]{32,}\b")
 _TOKEN = re.compile(r"(/confirm/|/optin/|/opt-in/|token=)[\w.\-]+")
