@@ -1,5 +1,7 @@
 # Two commands on a fresh machine: `make up` and `make test`. Everything else is set up by them.
 PYTHON ?= python3
+# Test processes (pytest-xdist); most tests wait on servers and sandboxes, so two share 2 cores well.
+TEST_WORKERS ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
@@ -25,7 +27,7 @@ up: install
 
 test: install
 	@bash scripts/test-deps.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 bench: install
 	$(BIN)/python -m bench.gateway_ack

@@ -1,4 +1,5 @@
-"""Shared fixtures: one real Prefect server for the whole session (``prefect_server``)."""
+"""Shared fixtures: one real Prefect server for the whole session (``prefect_server``); how
+``make test`` spreads the tests over pytest-xdist workers; the measurements' closing summary."""
 
 from __future__ import annotations
 
@@ -8,6 +9,35 @@ from collections.abc import Callable
 
 import pytest
 import typer
+
+_MEASUREMENTS: list[str] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``make test`` (``-n 2 --dist loadgroup --no-loadscope-reorder``): a module's tests
+    stay on one worker (its module fixtures are set up once), and the reliability suite is one
+    group (its tests share session fixtures; its secret scan reads what the others produced),
+    listed first because it is the longest, so it starts at once on one worker while the other
+    worker runs the rest."""
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group("reliability" if path.startswith("tests/reliability/") else path))
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/reliability/"))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _MEASUREMENTS.extend(f"{report.nodeid.split('::')[-1].split('@')[0]}: {text}"
+                             for name, text in report.user_properties if str(name).startswith("measure:"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Repeat the measurements (``report`` fixture) at the end of the run."""
+    if _MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for line in _MEASUREMENTS:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """The sandbox inspector and the Prefect UI in a real browser (headless Chromium from the system
 packages, driven by Selenium) against a running `charterflow up`: a WG member presses Yes on a
 ballot in the inspector, the vote lands in the ledger, and the screenshots the README shows are
-saved to docs/screenshots/ (inspector.png, prefect-ui.png; 1280x800)."""
+taken (inspector.png, prefect-ui.png; 1280x800): into docs/screenshots/ with
+``CHARTERFLOW_UPDATE_SCREENSHOTS=1``, else into the test's temporary directory, so that a test
+run leaves the working tree as it was."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from charterflow.seed import build
 from tests.test_up import CHARTERFLOW, Output, free_port, processes_of, stack_env
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 webdriver = pytest.importorskip("selenium.webdriver")
 
 
@@ -83,6 +85,7 @@ def _wait(probe, timeout: float = 90.0):
 
 @pytest.mark.slow
 def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
+    shots = DOCS_SCREENSHOTS if os.environ.get("CHARTERFLOW_UPDATE_SCREENSHOTS") else tmp_path / "shots"
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as seen
     from selenium.webdriver.support.ui import WebDriverWait
@@ -133,18 +136,18 @@ def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
         # The voter's private answer is shown too (the handler's follow-up).
         _wait(lambda: "recorded" in httpx.get(f"{stack['sandboxes']['discord']}/_sandbox/state",
                                               timeout=10).text, timeout=30)
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shots.mkdir(parents=True, exist_ok=True)
         browser.get(browser.current_url)  # the same page, its note, and the private answer
         assert "Your vote (yes) is recorded." in browser.page_source
-        browser.save_screenshot(str(SCREENSHOTS / "inspector.png"))
+        browser.save_screenshot(str(shots / "inspector.png"))
 
         # The Prefect UI: every deployment the runner serves, with its schedule.
         browser.get(f"{stack['ui_url']}/deployments")
         WebDriverWait(browser, 60).until(lambda d: "membership-renewal" in d.page_source)
         time.sleep(2)  # the single-page app fills in schedules and tags after the list
-        browser.save_screenshot(str(SCREENSHOTS / "prefect-ui.png"))
+        browser.save_screenshot(str(shots / "prefect-ui.png"))
     finally:
         ledger.dispose()
     for name in ("inspector.png", "prefect-ui.png"):
-        shot = SCREENSHOTS / name
+        shot = shots / name
         assert shot.exists() and 20_000 < shot.stat().st_size < 2_000_000

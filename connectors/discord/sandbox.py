@@ -756,6 +756,7 @@ class DiscordSandbox:
         return {"id": m["id"], "channel_id": m["channel_id"], "author_id": m["author_id"], "content": m["content"],
                 "components": m["components"], "flags": m["flags"], "nonce": m.get("nonce"),
                 "allowed_mentions": m.get("allowed_mentions"), "edited": m["edited"] is not None,
+                "edited_at": m["edited"],
                 "thread_id": m.get("thread_id"), "timestamp": m["timestamp"],
                 "visible_to": m.get("visible_to")}  # an ephemeral reply's only reader
 

@@ -191,17 +191,37 @@ def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str | None,
 
 def answer_interaction(ctx: Ctx, *, key: str, actor: str, about: str,
                        attributes: Mapping[str, str], text: str) -> None:
-    """Answer a Discord interaction privately (the gateway deferred it), once per ``key``."""
+    """Answer a Discord interaction privately (the gateway deferred it), once per ``key``.
+
+    The first answer replaces the deferred "thinking…" message (``PATCH …/messages/@original``):
+    an edit is safe to retry, so a 5xx or a dropped connection does not lose it. A follow-up
+    (``POST /webhooks/{app}/{token}``) cannot be retried blindly, so only later answers to the
+    same interaction use one. https://discord.com/developers/docs/interactions/receiving-and-responding
+    """
     token = attributes.get("interaction_token")
     space = ctx.platforms.space("discord")
-    followup = getattr(space.connector, "followup", None) if space else None
-    if not token or followup is None:
+    connector = space.connector if space else None
+    followup = getattr(connector, "followup", None)
+    edit_original = getattr(connector, "edit_original", None)
+    if not token or (followup is None and edit_original is None):
         return
+    import hashlib
+
+    first = f"interaction-original:{hashlib.sha256(token.encode()).hexdigest()[:24]}"
+
+    def act() -> None:
+        if edit_original is not None and done(ctx, first) is None:
+            edit_original(token, text[:2000])
+            with ctx.ledger.transaction() as session:
+                repo.effect_record(session, key=first, platform="discord", actor=actor, ref={},
+                                   about=about, at=ctx.now)
+        elif followup is not None:
+            followup(token, text[:1900])
+
     try:
-        once(ctx, key=key, platform="discord", actor=actor, about=about,
-             act=lambda: (followup(token, text[:1900]), None)[1])
+        once(ctx, key=key, platform="discord", actor=actor, about=about, act=act)
     except Exception as exc:  # noqa: BLE001 - the token lives 15 minutes; the work is done anyway
-        log.info("no follow-up for %s (%s)", about, type(exc).__name__)
+        log.info("no answer for %s (%s)", about, type(exc).__name__)
 
 
 # --------------------------------------------------------------------------------------------

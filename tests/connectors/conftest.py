@@ -69,14 +69,14 @@ def discourse(serve: Any) -> RunningSandbox:
 
 @pytest.fixture
 def report(request: pytest.FixtureRequest) -> Any:
-    """``report(name, text)`` records a measurement: in the test's ``record_property`` (JUnit XML),
-    on the terminal at once (even without ``-s``) and again in the run's closing summary."""
+    """``report(name, text)`` records a measurement: in the test's ``record_property`` (JUnit XML;
+    ``tests/conftest.py`` repeats them in the run's closing summary, also from xdist workers) and
+    on the terminal at once (even without ``-s``) when the test runs in the main process."""
     terminal = request.config.pluginmanager.getplugin("terminalreporter")
     capman = request.config.pluginmanager.getplugin("capturemanager")
 
     def write(name: str, text: str) -> None:
-        request.node.user_properties.append((name, text))
-        _MEASUREMENTS.append(f"{request.node.name}: {text}")
+        request.node.user_properties.append((f"measure:{name}", text))
         if terminal is None:  # pragma: no cover
             print(text)
             return
@@ -87,14 +87,3 @@ def report(request: pytest.FixtureRequest) -> Any:
             terminal.write_line(f"[measure] {text}")
 
     return write
-
-
-_MEASUREMENTS: list[str] = []
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Repeat the connector measurements at the end of the run."""
-    if _MEASUREMENTS:
-        terminalreporter.section("connector measurements")
-        for line in _MEASUREMENTS:
-            terminalreporter.write_line(line)
