@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ class Evidence:
 
     secrets: dict[str, str] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)  # the suite's first fixture
 
     def add_secrets(self, found: dict[str, str], *, prefix: str) -> None:
         for name, value in found.items():

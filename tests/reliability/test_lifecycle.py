@@ -41,9 +41,11 @@ def test_clean_run_does_the_whole_lifecycle(lifecycle_runs):
 
 
 @pytest.mark.timeout(900)
-def test_faults_change_nothing_in_the_outcome(lifecycle_runs):
+def test_faults_change_nothing_in_the_outcome(lifecycle_runs, record_property):
     clean, faulted = lifecycle_runs
-    print(f"\nfaults survived; steps run again: {faulted.run.reruns or 'none'}")
+    for name, played in (("clean run", clean), ("faulted run", faulted)):
+        record_property("measure:lifecycle", f"lifecycle {name}: {played.run.seconds:.0f} s; steps run "
+                                             f"again: {played.run.reruns or 'none'}")
     assert faulted.run.results == clean.run.results
     assert faulted.audit_ok
     assert faulted.duplicates == [], "a side effect was done twice"
@@ -61,12 +63,12 @@ def test_faults_change_nothing_in_the_outcome(lifecycle_runs):
 
 
 @pytest.mark.timeout(900)
-def test_private_interaction_answers_survive_faults(lifecycle_runs):
+def test_private_interaction_answers_survive_faults(lifecycle_runs, record_property):
     # The first answer replaces the deferred "thinking…" message (an edit, safe to retry): a 5xx
     # or a dropped connection on the way does not lose it.
     clean, faulted = lifecycle_runs
     left = clean.platforms["discord"]["interaction answers"]
     right = faulted.platforms["discord"]["interaction answers"]
-    print(f"\ninteraction answers: clean {len(left)}, faulted {len(right)}")
+    record_property("measure:answers", f"interaction answers: clean {len(left)}, faulted {len(right)}")
     assert right == left, _diff(left, right)
     assert faulted.ledger["interaction answer effects"] == clean.ledger["interaction answer effects"]

@@ -81,7 +81,7 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def test_postgres_restarted_mid_run(prefect_server, cluster, tmp_path, evidence):
+def test_postgres_restarted_mid_run(prefect_server, cluster, tmp_path, evidence, record_property):
     admin = create_engine(cluster.url("postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text("CREATE DATABASE reliability"))
@@ -106,8 +106,8 @@ def test_postgres_restarted_mid_run(prefect_server, cluster, tmp_path, evidence)
         life.applications()
         threads[0].join(timeout=120)
         assert restarts and restarts[0].returncode == 0, restarts and restarts[0].stderr
-        print(f"\nPostgreSQL restarted during {SIX[2]}'s intake; steps run again: "
-              f"{life.run.reruns or 'none'}")
+        record_property("measure:postgres", f"PostgreSQL restarted during {SIX[2]}'s intake; steps "
+                                            f"run again: {life.run.reruns or 'none'}")
         states = s.states()
         ledger = s.world.ledger
         with ledger.read() as session:

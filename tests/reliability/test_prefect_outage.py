@@ -79,8 +79,8 @@ class Outage:
         return self.report
 
 
-def test_prefect_down_for_a_minute_while_fifty_webhooks_arrive(prefect_outage):
-    print("\n" + prefect_outage.result())
+def test_prefect_down_for_a_minute_while_fifty_webhooks_arrive(prefect_outage, record_property):
+    record_property("measure:outage", prefect_outage.result())
 
 
 def outage_scenario(tmp_path: Path, ledger: Ledger, evidence: Any) -> str:

@@ -74,16 +74,16 @@ def _progress(s) -> dict[str, int]:
 
 
 @pytest.mark.timeout(600)
-def test_runner_killed_mid_onboarding_then_restarted(prefect_server, tmp_path, evidence):
+def test_runner_killed_mid_onboarding_then_restarted(prefect_server, tmp_path, evidence, record_property):
     server = PrefectServer(tmp_path, subprocess_env())
     server.start()
     try:
-        _killed_then_restarted(server.api, tmp_path, evidence)
+        record_property("measure:runner-kill", _killed_then_restarted(server.api, tmp_path, evidence))
     finally:
         server.stop()
 
 
-def _killed_then_restarted(api_url: str, tmp_path, evidence) -> None:
+def _killed_then_restarted(api_url: str, tmp_path, evidence) -> str:
     with stack(tmp_path / "world") as s:
         evidence.add_secrets(s.secrets, prefix="runner-kill")
         world = s.world
@@ -158,7 +158,6 @@ def _killed_then_restarted(api_url: str, tmp_path, evidence) -> None:
             evidence.add_text("runner-kill runner.log", log.read_text(errors="replace"))
 
         done = _progress(s)
-        print(f"\nat the kill: {at_kill}; after the restart: {done}")
         assert done == {"forum group adds": 1, "discord role grants": 1, "forum welcome PMs": 1,
                         "discord welcome DMs": 1}
         states = s.states()
@@ -176,3 +175,4 @@ def _killed_then_restarted(api_url: str, tmp_path, evidence) -> None:
             evidence.add_text("runner-kill audit entries", "\n".join(
                 f"{e.action} {e.subject} {e.payload_json}" for e in session.scalars(select(AuditEntry))))
         evidence.add_text("runner-kill sandbox states", json.dumps(states, default=str))
+    return f"runner kill: at the kill {at_kill}; after the restart {done}"
