@@ -1,6 +1,6 @@
 """Intake latency: signed interactions at a steady rate into a running ``charterflow up``.
 
-    .venv/bin/python -m bench.intake [--seconds 60] [--rate 5] [--postgres]
+    .venv/bin/python -m bench.intake [--seconds 60] [--rate 5] [--postgres] [--env NAME=VALUE]
 
 Starts ``charterflow up`` in a child process (a temporary ``CHARTERFLOW_HOME`` and working
 directory, free ports). Discord is this bench's own sandbox, given to ``up`` as the real Discord
@@ -13,17 +13,20 @@ each one:
 - **acknowledgement**: the gateway's answer time as the sender saw it (verify, store in the
   inbox with its audit entry, answer "deferred");
 - **end to end**: from the moment the bench asked for the interaction to the moment the
-  "your idea is filed as #N" follow-up message was created on the sandbox (the message id is a
-  snowflake: its creation time in milliseconds). The path: the gateway's dispatcher creates a
-  Prefect *background task run* (``flows.inbox.handle_inbox_event``), the task worker
-  ``up`` runs (subscribed to the server) runs the ``idea`` handler: the idea is filed in the
-  ledger and the follow-up posted.
+  "your idea is filed as #N" answer replaced the deferred "thinking…" message on the sandbox
+  (its edit time; were it a follow-up, the time in its snowflake id). The path: the gateway's
+  dispatcher creates a Prefect *background task run* (``flows.inbox.handle_inbox_event``), the
+  task worker ``up`` runs (subscribed to the server) runs the ``idea`` handler: the idea is
+  filed in the ledger and the answer posted.
 
 Baseline from the same run: Discord PINGs sent the same way once a second (verified and answered
 by the gateway, nothing stored), and the inbox timestamps of the same events (received ->
 dispatched -> processed) to show where the end-to-end time goes. ``--postgres`` puts the ledger
 and the Prefect server's database on a throwaway PostgreSQL cluster (skipped with a line when
 there are no PostgreSQL binaries). Targets: acknowledgement p99 <= 50 ms; end to end p95 <= 1 s.
+Also counted: the requests the Prefect server answered 503 because its database was busy (from
+its log, ``PREFECT_SERVER_LOG_RETRYABLE_ERRORS``). ``--env NAME=VALUE`` passes a setting to ``up``
+(to measure without one of its Prefect server settings, say).
 Results go to ``bench/results/intake.json``, ``up``'s logs to ``bench/results/intake-logs/``.
 Only one ``charterflow up`` runs at a time; it is always stopped (SIGTERM to its process group).
 """
@@ -138,6 +141,25 @@ def _inbox_times(url: str) -> dict[str, dict[str, float | None]]:
     return out
 
 
+BUSY = re.compile(r"Encountered retryable exception in request")
+BUSY_TARGET = re.compile(r"^\[SQL: (INSERT INTO|UPDATE|DELETE FROM|SELECT .*? FROM) (\w+)", re.M)
+
+
+def prefect_busy(log: Path) -> dict[str, int]:
+    """Requests the Prefect server answered 503 (its database busy), by the statement that
+    failed (``INSERT INTO task_run``…), from its log."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return {}
+    counts: dict[str, int] = {}
+    for block in BUSY.split(text)[1:]:
+        match = BUSY_TARGET.search(block)
+        name = f"{match.group(1).split()[0]} {match.group(2)}" if match else "other"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def _dispatch_metrics(text: str) -> dict[str, float]:
     """The gateway's dispatch counters (Prometheus text): attempts by outcome, latency sum/count."""
     out: dict[str, float] = {}
@@ -149,7 +171,8 @@ def _dispatch_metrics(text: str) -> dict[str, float]:
     return out
 
 
-def run(*, seconds: float, rate: float, postgres: bool = False) -> dict[str, Any] | None:
+def run(*, seconds: float, rate: float, postgres: bool = False,
+        up_env: dict[str, str] | None = None) -> dict[str, Any] | None:
     if postgres:
         from bench.scale import _pg_database
         from bench.scale import postgres as cluster
@@ -159,12 +182,12 @@ def run(*, seconds: float, rate: float, postgres: bool = False) -> dict[str, Any
                 return None
             prefect_db = _pg_database(admin_url, "prefect").replace("+psycopg", "+asyncpg")
             return _run(seconds=seconds, rate=rate, database_url=_pg_database(admin_url, "intake"),
-                        prefect_database_url=prefect_db)
-    return _run(seconds=seconds, rate=rate, database_url=None)
+                        prefect_database_url=prefect_db, up_env=up_env)
+    return _run(seconds=seconds, rate=rate, database_url=None, up_env=up_env)
 
 
 def _run(*, seconds: float, rate: float, database_url: str | None,
-         prefect_database_url: str | None = None) -> dict[str, Any]:
+         prefect_database_url: str | None = None, up_env: dict[str, str] | None = None) -> dict[str, Any]:
     # Discord is this bench's own sandbox (so it can sign and time deliveries over one kept-alive
     # connection); `up` takes it as the real Discord and serves sandboxes for the others.
     with tempfile.TemporaryDirectory(prefix="charterflow-bench-intake-") as tmp, \
@@ -174,6 +197,11 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
             env["CHARTERFLOW_DATABASE_URL"] = database_url
         if prefect_database_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database_url
+        # The server then logs each request it answered 503 because its database was busy
+        # (Prefect's own client repeats those after 2 s, the gateway's dispatcher after 50 ms):
+        # counted below, by the table the failed write was for.
+        env["PREFECT_SERVER_LOG_RETRYABLE_ERRORS"] = "true"
+        env.update(up_env or {})
         up = Up(Path(tmp), extra_env=env)
         try:
             info = up.wait_ready()
@@ -205,7 +233,10 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
                 for m in discord.state()["messages"]:
                     match = FILED.search(m["content"] or "")
                     if match:
-                        found[int(match.group(1))] = snowflake_time(m["id"])
+                        # The answer replaces the deferred message (an edit) or is a follow-up.
+                        edited = m.get("edited_at")
+                        found[int(match.group(1))] = (datetime.fromisoformat(edited).timestamp()
+                                                      if edited else snowflake_time(m["id"]))
                 return found
 
             health: list[float] = []
@@ -251,6 +282,7 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
             shutil.rmtree(RESULTS / "intake-logs", ignore_errors=True)
             if (up.home / "logs").is_dir():
                 shutil.copytree(up.home / "logs", RESULTS / "intake-logs", dirs_exist_ok=True)
+            busy = prefect_busy(up.home / "logs" / "prefect-server.log")
 
     acks = [s["elapsed"] for s in sent if not s.get("failed")]
     e2e, parts = [], {"received_to_dispatched": [], "dispatched_to_processed": []}
@@ -276,7 +308,8 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
     return {
         "config": {"seconds": seconds, "rate": rate, "interactions": total,
                    "ledger": "postgresql" if database_url else "sqlite",
-                   "prefect_database": "postgresql" if prefect_database_url else "sqlite"},
+                   "prefect_database": "postgresql" if prefect_database_url else "sqlite",
+                   "up_env": dict(up_env or {})},
         "startup_s": round(startup, 1),
         "sending_s": round(sending, 2),
         "achieved_rate_per_s": round(total / sending, 2) if sending else None,
@@ -291,6 +324,7 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
         "e2e_missing": missing,
         "inbox_ms": {name: {"p50": median(ms(v)), "p95": percentile(ms(v), 95)} for name, v in parts.items()},
         "gateway_dispatch_metrics": metrics,
+        "prefect_busy_503": busy,
         "prefect_health_ms": {"n": len(health), "p50": percentile(ms(health), 50),
                               "p95": percentile(ms(health), 95), "max": max(ms(health), default=None)},
         "events": events,
@@ -300,20 +334,23 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
 def rows(r: dict[str, Any]) -> list[Row]:
     ack, e2e, ping = r["ack_ms"], r["e2e_ms"], r["ping_ack_ms"]
     inbox = r["inbox_ms"]
+    busy = r.get("prefect_busy_503") or {}
     n = r["config"]["interactions"]
     return [
         Row("rate sent", f"{r['achieved_rate_per_s']:.2f} per s ({n} /idea)", f"{r['config']['rate']:g} per s"),
         Row("ack p50", f"{ack['p50']:.1f} ms", "", None, f"PING p50 {ping['p50']:.1f} ms"),
         Row("ack p99", f"{ack['p99']:.1f} ms", "<= 50 ms", ack["p99"] <= 50 and r["ack_failed"] == 0,
             f"PING p99 {ping['p99']:.1f} ms"),
-        Row("webhook -> follow-up posted p50", f"{e2e['p50']:.0f} ms", "", None,
+        Row("webhook -> answer posted p50", f"{e2e['p50']:.0f} ms", "", None,
             f"inbox received->dispatched p50 {inbox['received_to_dispatched']['p50']:.0f} ms"),
-        Row("webhook -> follow-up posted p95", f"{e2e['p95']:.0f} ms", "<= 1000 ms",
+        Row("webhook -> answer posted p95", f"{e2e['p95']:.0f} ms", "<= 1000 ms",
             e2e["p95"] <= 1000 and r["e2e_missing"] == 0,
             f"dispatched->processed p50 {inbox['dispatched_to_processed']['p50']:.0f} ms"),
-        Row("events without a follow-up", str(r["e2e_missing"]), "0", r["e2e_missing"] == 0),
+        Row("events without an answer", str(r["e2e_missing"]), "0", r["e2e_missing"] == 0),
         Row("Prefect API /health during the run p95", f"{r['prefect_health_ms']['p95']:.0f} ms", "", None,
             f"max {r['prefect_health_ms']['max'] or 0:.0f} ms"),
+        Row("Prefect API answered 503 (database busy)", str(sum(busy.values())), "", None,
+            ", ".join(f"{name}: {count}" for name, count in sorted(busy.items(), key=lambda i: -i[1])[:3])),
     ]
 
 
@@ -324,8 +361,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--postgres", action="store_true",
                         help="the ledger and Prefect's database on a throwaway PostgreSQL cluster")
     parser.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/intake.json)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for `up` and its processes (repeatable), e.g. to measure "
+                             "without one of the Prefect server settings `up` makes")
     args = parser.parse_args(argv)
-    results = run(seconds=args.seconds, rate=args.rate, postgres=args.postgres)
+    up_env = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--env {item!r}: expected NAME=VALUE")
+        up_env[name] = value
+    results = run(seconds=args.seconds, rate=args.rate, postgres=args.postgres, up_env=up_env)
     if results is None:
         return None
     results["table"] = [r.as_dict() for r in rows(results)]

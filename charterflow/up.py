@@ -30,6 +30,18 @@ STOP_GRACE_SECONDS = 7.0
 SERVER_START_TIMEOUT = 120.0
 console = Console(highlight=False)
 
+# Settings of the Prefect server `up` starts (an operator's own values win). Task workers report
+# each state change of a task run as an event; with the default batch of 1 the server's task run
+# recorder commits one SQLite write per event, and a concurrent `POST /task_runs/` (which reads,
+# then writes) then fails "database is locked" at once and the client retries after 2 s: at 5
+# inbox events per s that happened every few events (bench/README.md, intake). Batched, the
+# recorder writes about once a second; a run's state shows in the UI up to 1 s later.
+# https://docs.prefect.io/v3/api-ref/settings-ref (server.services.task_run_recorder)
+PREFECT_SERVER_DEFAULTS = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "50",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
+
 
 @dataclass
 class Child:
@@ -373,7 +385,7 @@ def run_up(settings: Settings | None = None) -> int:
             console.print(f"Starting the Prefect server on {host}:{port} …")
             server = stack.start("prefect-server", [sys.executable, "-m", "prefect", "server",
                                  "start", "--host", host, "--port", str(port)],
-                                 env=env, logs=logs)
+                                 env={**PREFECT_SERVER_DEFAULTS, **env}, logs=logs)
         else:
             server = None
         ui_url = api_url.removesuffix("/api")
@@ -415,8 +427,10 @@ def run_up(settings: Settings | None = None) -> int:
 
         # Not `-m flows.inbox`: run as __main__ the module would exist twice, and the handlers
         # that capability packages register (into flows.inbox) would miss the served task's table.
+        # A background task run has no flow run, so Prefect never sends its logs to the API;
+        # by default it warns about that once per run, in this log.
         stack.start("inbox-worker", [sys.executable, "-c", "from flows.inbox import main; main()"],
-                    env=env, logs=logs)
+                    env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env}, logs=logs)
         gateway = stack.start("gateway", [sys.executable, "-m", "charterflow.cli", "gateway",
                                           "--host", gw.host, "--port", str(gw.port)],
                               env=env, logs=logs)

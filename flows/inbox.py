@@ -23,14 +23,17 @@ makes a dispatch one HTTP request.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import httpx
 from prefect import task
 
 from ledger import repo
@@ -290,16 +293,20 @@ _register_capabilities()
 def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR) -> str:
     """Handle one inbox event, at most once in effect: ``already-processed``,
     ``awaiting-handler``, ``missing`` or the handler's result reference."""
-    with ledger.transaction() as session:
+    with ledger.read() as session:  # a read: the ledger's writers need not wait for it
         event = session.get(InboxEvent, event_id)
         if event is None:
             return "missing"
         if event.processed_at is not None:
             return "already-processed"
         handler = HANDLERS.get(event.route or Route.UNKNOWN)
-        if handler is None:
+    if handler is None:
+        with ledger.transaction() as session:
+            event = session.get(InboxEvent, event_id, populate_existing=True)
+            if event is None:
+                return "missing"
             repo.inbox_set_note(session, event, note=AWAITING_HANDLER, actor=actor)
-            return AWAITING_HANDLER
+        return AWAITING_HANDLER
     result = handler(ledger=ledger, event=event)
     with ledger.transaction() as session:
         event = session.get(InboxEvent, event_id, populate_existing=True)
@@ -341,7 +348,12 @@ def handle_inbox_event() -> str:
     match = _KEY.match(context.task_run.dynamic_key if context else "")
     if match is None:
         raise ValueError("inbox-dispatch runs are started by the gateway (dynamic key inbox-<id>-<n>)")
-    return handle_event(_ledger_from_settings(), int(match.group(1)))
+    started = time.perf_counter()
+    result = handle_event(_ledger_from_settings(), int(match.group(1)))
+    # In the worker's log: how long the handler took, apart from Prefect's part of the run.
+    log.info("inbox event %s: %s in %.0f ms", match.group(1), result[:80],
+             (time.perf_counter() - started) * 1000)
+    return result
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -356,32 +368,92 @@ class DispatchResult:
     error: str | None = None
 
 
-def dispatch_event(ledger: Ledger, event_id: int, *, client: Any,
+# Prefect's own client waits 2 s (then 4, 8…) before it repeats a request answered 503, and at
+# least 2 s even with PREFECT_CLIENT_MAX_RETRIES=0. The server answers 503 when its database was
+# busy for a moment (SQLite: another write committed between this request's read and its write),
+# and nothing of the request was stored: sooner is safe, the dynamic key dedupes anyway.
+CREATE_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+RETRY_STATUSES = frozenset({429, 502, 503})
+
+
+def prefect_http(api_url: str, *, timeout: float = 10.0) -> httpx.Client:
+    """A kept-alive HTTP client for the Prefect API at ``api_url``, with the credentials of
+    Prefect's settings (``PREFECT_API_AUTH_STRING`` or ``PREFECT_API_KEY``), if any."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+
+    headers: dict[str, str] = {}
+    auth_string, api_key = PREFECT_API_AUTH_STRING.value(), PREFECT_API_KEY.value()
+    if auth_string:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+    elif api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=timeout)
+
+
+def task_run_body(*, event_id: int, attempt: int, route: str) -> dict[str, Any]:
+    """The ``POST /task_runs/`` body of an event's background run: Scheduled and deferred (so
+    the server pushes it to a subscribed task worker), named ``inbox-<route>-<id>``, keyed
+    ``inbox-<id>-<attempt>``, tagged ``charterflow``, ``inbox`` and ``route:<route>``."""
+    from prefect.client.schemas.actions import TaskRunCreate
+    from prefect.client.schemas.objects import TaskRunPolicy
+    from prefect.states import Scheduled, to_state_create
+
+    task = handle_inbox_event
+    state = Scheduled()
+    state.state_details.deferred = True
+    delays = task.retry_delay_seconds
+    body = TaskRunCreate(
+        name=f"inbox-{route}-{event_id}", flow_run_id=None, task_key=task.task_key,
+        dynamic_key=dispatch_key(event_id, attempt), task_version=task.version,
+        tags=["charterflow", "inbox", f"route:{route}"],
+        empirical_policy=TaskRunPolicy(
+            retries=task.retries, retry_jitter_factor=task.retry_jitter_factor,
+            retry_delay=[int(d) for d in delays] if isinstance(delays, list) else delays),
+        state=to_state_create(state), task_inputs={})
+    return body.model_dump(mode="json", exclude={"id"})
+
+
+def create_task_run(http: httpx.Client, body: Mapping[str, Any], *,
+                    sleep: Callable[[float], None] = time.sleep) -> str:
+    """``POST /task_runs/``; the run's id. A 429/502/503 is sent again after
+    :data:`CREATE_RETRY_DELAYS`; anything else (and the last 503) raises an ``httpx`` error."""
+    for delay in (*CREATE_RETRY_DELAYS, None):
+        response = http.post("task_runs/", json=body)
+        if response.status_code in RETRY_STATUSES and delay is not None:
+            sleep(delay)
+            continue
+        response.raise_for_status()
+        return str(response.json()["id"])
+    raise AssertionError("unreachable")
+
+
+def dispatch_event(ledger: Ledger, event_id: int, *, client: httpx.Client,
                    stale_before: datetime | None = None, actor: str = "gateway") -> DispatchResult:
     """Claim ``event_id`` and start its background task run through ``client`` (a
-    ``SyncPrefectClient``). Exactly one run per claim; see the module docstring."""
-    from prefect.states import Scheduled
-
+    :func:`prefect_http` client). Exactly one run per claim; see the module docstring."""
+    with ledger.read() as session:
+        # Most events reach this twice (the gateway's notice and a drain pass): the second
+        # needs no write transaction, which every ledger writer would wait for.
+        event = session.get(InboxEvent, event_id)
+        if event is None or event.processed_at is not None or (
+                event.dispatched_at is not None and event.dispatch_note is None
+                and (stale_before is None or event.dispatched_at >= stale_before)):
+            return DispatchResult(outcome="skipped", event_id=event_id)
     with ledger.transaction() as session:
         event = repo.inbox_claim(session, event_id, actor=actor, stale_before=stale_before,
                                  handled_routes=HANDLERS.keys())
         if event is None:
             return DispatchResult(outcome="skipped", event_id=event_id)
         attempt, route, received_at = event.dispatch_attempts, event.route or Route.UNKNOWN, event.received_at
-    state = Scheduled()
-    state.state_details.deferred = True
     try:
-        run = client.create_task_run(task=handle_inbox_event, flow_run_id=None,
-                                     dynamic_key=dispatch_key(event_id, attempt),
-                                     name=f"inbox-{route}-{event_id}", state=state,
-                                     extra_tags=["charterflow", "inbox", f"route:{route}"])
+        run_id = create_task_run(client, task_run_body(event_id=event_id, attempt=attempt, route=route))
     except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect defers the event
         with ledger.transaction() as session:
             event = session.get(InboxEvent, event_id, populate_existing=True)
             if event is not None:
                 repo.inbox_release(session, event, actor=actor, reason="prefect-unreachable")
         return DispatchResult(outcome="deferred", event_id=event_id, error=type(exc).__name__)
-    return DispatchResult(outcome="started", event_id=event_id, task_run_id=str(run.id),
+    return DispatchResult(outcome="started", event_id=event_id, task_run_id=run_id,
                           received_at=received_at)
 
 
@@ -392,6 +464,12 @@ def main(argv: list[str] | None = None) -> None:
 
     args = list(sys.argv[1:] if argv is None else argv)
     limit = int(args[args.index("--limit") + 1]) if "--limit" in args else 10
+    log.setLevel(logging.INFO)  # one line per event handled, beside Prefect's own
+    import faulthandler
+    import signal
+
+    # `kill -USR1 <pid>` prints every thread's stack to the worker's log: what a stuck worker waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         serve(handle_inbox_event, limit=limit)
     except KeyboardInterrupt:

@@ -235,7 +235,7 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
             return _json(200, payloads.apply_modal())
         if route in (inbox.Route.INTAKE, inbox.Route.IDEA, inbox.Route.OPT_IN, inbox.Route.LEAVE,
                      inbox.Route.VOTE, inbox.Route.BOARD_PROPOSAL) or route in inbox.DEFERRED_ROUTES:
-            # Within Discord's 3 s: "thinking…"; the flow answers with a follow-up (15 min).
+            # Within Discord's 3 s: "thinking…"; the flow replaces it with its answer (15 min).
             return _json(200, payloads.deferred(ephemeral=True))
         if event.kind == "autocomplete":
             return _json(200, {"type": 8, "data": {"choices": []}})

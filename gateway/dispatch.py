@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
@@ -105,7 +105,7 @@ class PrefectDispatcher:
             self._thread.join(timeout=10)
         if self._client is not None:
             try:
-                self._client.__exit__(None, None, None)
+                self._client.close()
             except Exception:  # noqa: BLE001 - closing a dead connection
                 pass
             self._client = None
@@ -145,7 +145,7 @@ class PrefectDispatcher:
                 break
             progressed = False
             for event_id in ids:
-                outcome = self._dispatch(event_id)
+                outcome = self._dispatch(event_id, stale_before=stale_before)
                 counts[outcome] = counts.get(outcome, 0) + 1
                 if outcome == "deferred":
                     self.last_drain = time.monotonic()
@@ -158,18 +158,15 @@ class PrefectDispatcher:
 
     # -- thread -------------------------------------------------------------------------------
 
-    def _prefect_client(self) -> Any:
+    def _prefect_client(self) -> httpx.Client:
         if self._client is None:
-            from prefect.client.orchestration import SyncPrefectClient
-
-            client = SyncPrefectClient(self._api_url, httpx_settings={"timeout": 10.0})
-            client.__enter__()
-            self._client = client
+            self._client = inbox.prefect_http(self._api_url or "", timeout=10.0)
         return self._client
 
-    def _dispatch(self, event_id: int) -> str:
+    def _dispatch(self, event_id: int, *, stale_before: datetime | None = None) -> str:
         try:
-            result = inbox.dispatch_event(self._ledger, event_id, client=self._prefect_client())
+            result = inbox.dispatch_event(self._ledger, event_id, client=self._prefect_client(),
+                                          stale_before=stale_before)
         except Exception as exc:  # noqa: BLE001 - the ledger may be down: the drain retries
             log.warning("gateway: dispatch of inbox event %s failed: %s", event_id, type(exc).__name__)
             outcome = "error"
@@ -177,9 +174,13 @@ class PrefectDispatcher:
             outcome = result.outcome
             if outcome == "deferred":
                 self._reachable, self._checked_at = False, time.monotonic()
-            if outcome == "started" and result.received_at is not None and self._metrics:
-                self._metrics.dispatch_latency.observe(
-                    max(0.0, (utcnow() - result.received_at).total_seconds()))
+            if outcome == "started":
+                # The server just answered: no /health probe needed for a while (under load
+                # a probe takes as long as a dispatch, on this same thread).
+                self._reachable, self._checked_at = True, time.monotonic()
+                if result.received_at is not None and self._metrics:
+                    self._metrics.dispatch_latency.observe(
+                        max(0.0, (utcnow() - result.received_at).total_seconds()))
         if self._metrics is not None:
             self._metrics.dispatched.labels(outcome=outcome).inc()
         return outcome
@@ -199,7 +200,7 @@ class PrefectDispatcher:
                     if self.prefect_reachable():
                         self._dispatch(event_id)
                     continue  # Prefect down: the drain pass picks it up later
-                if self.prefect_reachable(fresh=True):
+                if self.prefect_reachable(fresh=time.monotonic() - self._checked_at > self._drain_interval):
                     self.drain()
             except Exception:  # noqa: BLE001 - the loop must survive anything; the ledger keeps the events
                 log.exception("gateway: dispatcher pass failed")

@@ -778,6 +778,10 @@ def inbox_pending(session: Session, *, limit: int = 100) -> list[InboxEvent]:
 # --- inbox dispatch (gateway, issue 7) -------------------------------------------------------
 
 AWAITING_HANDLER = "awaiting-handler"
+# A claim that went stale this many times (its run never finished the event) is no longer
+# dispatched by itself: the note tells the operator, who dispatches it again by hand.
+GAVE_UP = "dispatch-gave-up"
+MAX_DISPATCH_ATTEMPTS = 5
 
 
 def inbox_claim(session: Session, event_id: int, *, actor: str,
@@ -788,8 +792,10 @@ def inbox_claim(session: Session, event_id: int, *, actor: str,
 
     Claimable: never dispatched, or released after a failed start (the attempt number is kept,
     so a start that did reach Prefect is found again under the same key), or claimed before
-    ``stale_before`` without any sign of its run (a lost run: next attempt number), or
-    ``awaiting-handler`` when its route is now in ``handled_routes`` (next attempt number).
+    ``stale_before`` and still unprocessed (its run was lost, or failed: next attempt number; the
+    handlers are idempotent; after :data:`MAX_DISPATCH_ATTEMPTS` the event is noted
+    :data:`GAVE_UP` instead), or ``awaiting-handler`` when its route is now in ``handled_routes``
+    (next attempt number).
     Writers serialize (ledger.db), so two dispatchers never both claim one event.
     """
     at = _now(at)
@@ -802,6 +808,12 @@ def inbox_claim(session: Session, event_id: int, *, actor: str,
         attempt = event.dispatch_attempts + 1
     elif (event.dispatch_note is None and stale_before is not None
           and event.dispatched_at < stale_before):
+        if event.dispatch_attempts >= MAX_DISPATCH_ATTEMPTS:
+            event.dispatch_note = GAVE_UP
+            session.flush()
+            _log(session, actor=actor, action="inbox.gave-up", subject=ref(event), at=at,
+                 route=event.route, attempts=event.dispatch_attempts)
+            return None
         attempt = event.dispatch_attempts + 1
     else:
         return None
@@ -810,6 +822,30 @@ def inbox_claim(session: Session, event_id: int, *, actor: str,
     _log(session, actor=actor, action="inbox.dispatched", subject=ref(event), at=at,
          route=event.route, attempt=attempt)
     return event
+
+
+def inbox_retry(session: Session, event_id: int, *, actor: str,
+                at: datetime | None = None) -> InboxEvent:
+    """An operator's retry of an unprocessed event (one the dispatcher gave up on, or any other):
+    the next attempt number, so its run is a new one; the gateway's drain loop dispatches it."""
+    at = _now(at)
+    event = session.get(InboxEvent, event_id, populate_existing=True)
+    if event is None:
+        raise NotFound(f"inbox:{event_id} does not exist")
+    if event.processed_at is not None:
+        raise Conflict(f"inbox:{event_id} is already processed ({event.result_ref})")
+    event.dispatch_attempts += 1
+    event.dispatched_at, event.dispatch_note = None, None
+    session.flush()
+    _log(session, actor=actor, action="inbox.retry", subject=ref(event), at=at,
+         route=event.route, attempt=event.dispatch_attempts)
+    return event
+
+
+def inbox_unprocessed(session: Session, *, limit: int = 100) -> list[InboxEvent]:
+    """Events not processed yet, oldest first."""
+    return list(session.scalars(select(InboxEvent).where(InboxEvent.processed_at.is_(None))
+                                .order_by(InboxEvent.id).limit(limit)))
 
 
 def inbox_release(session: Session, event: InboxEvent, *, actor: str, reason: str,

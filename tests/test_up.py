@@ -190,6 +190,26 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert [m for m in board if m.get("thread_ts") == top[0]["ts"] and m["ts"] != top[0]["ts"]], \
             "the decision is told in its thread"
         assert processes_of(tmp_path), "the stack's processes should be found while it runs"
+
+        # The Prefect server got up's settings (its task run recorder writes in batches: see
+        # bench/README.md, intake); the inbox worker logs one line per event and no warnings.
+        from charterflow.up import PREFECT_SERVER_DEFAULTS
+
+        servers = []
+        for pid in processes_of(tmp_path):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"prefect" in argv and b"server" in argv and b"start" in argv:
+                servers.append(environ)
+        assert servers, "the Prefect server should be among the stack's processes"
+        for name, value in PREFECT_SERVER_DEFAULTS.items():
+            assert all(f"{name}={value}".encode() in environ for environ in servers), name
+        worker_log = (tmp_path / "logs" / "inbox-worker.log").read_text(errors="replace")
+        assert re.search(r"charterflow\.inbox - inbox event \d+: \S+ in \d+ ms", worker_log), worker_log[-2000:]
+        assert "UserWarning" not in worker_log
     finally:
         started = time.monotonic()
         up.send_signal(signal.SIGINT)

@@ -68,3 +68,25 @@ def test_intake_reads_snowflake_times_and_the_gateways_dispatch_counters() -> No
     ])
     assert _dispatch_metrics(text) == {'charterflow_gateway_dispatches_total{outcome="started"}': 12.0,
                                        "charterflow_gateway_dispatch_latency_seconds_sum": 0.5}
+
+
+def test_intake_counts_the_requests_prefect_answered_503_by_the_write_that_failed(tmp_path: Path) -> None:
+    from bench.intake import main, prefect_busy
+
+    log = tmp_path / "prefect-server.log"
+    busy = "\n".join([
+        "02:13:45.150 | ERROR   | prefect.server - Encountered retryable exception in request:",
+        "Traceback (most recent call last):",
+        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked",
+        "[SQL: INSERT INTO task_run (flow_run_id, task_key, dynamic_key) VALUES (:flow_run_id, :task_key, :dynamic_key)]",
+        "[parameters: {'flow_run_id': None, 'task_key': 'inbox-dispatch-0', 'dynamic_key': 'inbox-1-1'}]",
+    ])
+    other = busy.replace("INSERT INTO task_run (flow_run_id, task_key, dynamic_key) VALUES "
+                         "(:flow_run_id, :task_key, :dynamic_key)",
+                         "UPDATE concurrency_limit_v2 SET active_slots=(active_slots + :slots)")
+    log.write_text("\n".join(["Configure Prefect to communicate with the server", busy, busy, other,
+                              "02:13:46.000 | INFO    | prefect.server - all good"]))
+    assert prefect_busy(log) == {"INSERT task_run": 2, "UPDATE concurrency_limit_v2": 1}
+    assert prefect_busy(tmp_path / "missing.log") == {}
+    with pytest.raises(SystemExit):  # --env takes NAME=VALUE
+        main(["--env", "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"])

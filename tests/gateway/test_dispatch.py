@@ -20,7 +20,8 @@ from starlette.testclient import TestClient
 from flows import inbox
 from gateway.app import create_app
 from gateway.dispatch import PrefectDispatcher
-from ledger.models import AuditEntry
+from ledger.models import AuditEntry, InboxEvent
+from ledger.types import utcnow
 from tests.gateway.conftest import discourse_request, gateway_settings, inbox_rows
 from tests.procs import free_port, start, stop, wait_for
 
@@ -100,3 +101,115 @@ def test_prefect_down_fifty_events_then_up_each_runs_exactly_once(tmp_path, ledg
     finally:
         for process in reversed(processes):
             stop(process)
+
+
+# --------------------------------------------------------------------------------------------
+# One dispatch, against the session's real Prefect server (no task worker: runs stay scheduled)
+
+
+def _store(ledger, n: int) -> int:
+    from ledger import repo
+
+    with ledger.transaction() as session:
+        event, created = repo.inbox_put(session, dedupe_key=f"discourse:test:{n}", source="discourse",
+                                        kind="ping", payload={"data": {}}, route=inbox.Route.PING)
+        assert created
+        return event.id
+
+
+def test_a_dispatch_is_one_deferred_background_run_and_a_lost_answer_finds_it_again(
+        ledger, prefect_server):
+    from prefect.settings import PREFECT_API_URL
+
+    event_id = _store(ledger, 1)
+    with inbox.prefect_http(PREFECT_API_URL.value()) as http:
+        result = inbox.dispatch_event(ledger, event_id, client=http)
+        assert result.outcome == "started"
+        run = http.get(f"task_runs/{result.task_run_id}").json()
+        assert run["name"] == f"inbox-ping-{event_id}" and run["dynamic_key"] == f"inbox-{event_id}-1"
+        assert run["flow_run_id"] is None and sorted(run["tags"]) == ["charterflow", "inbox", "route:ping"]
+        assert run["state"]["type"] == "SCHEDULED" and run["state"]["state_details"]["deferred"]
+        assert run["empirical_policy"]["retries"] == 2
+        # The answer to the POST was lost: sent again, the same key gives the same run.
+        body = inbox.task_run_body(event_id=event_id, attempt=1, route=inbox.Route.PING)
+        assert inbox.create_task_run(http, body) == result.task_run_id
+        # Dispatched once: a second notice for the same event starts nothing.
+        assert inbox.dispatch_event(ledger, event_id, client=http).outcome == "skipped"
+        runs = http.post("task_runs/filter", json={"task_runs": {"name": {"any_": [run["name"]]}}}).json()
+        assert [r["id"] for r in runs] == [result.task_run_id]
+
+
+def test_a_stale_claim_is_dispatched_again_up_to_the_limit_then_left_to_the_operator(
+        ledger, prefect_server):
+    """No task worker here, so every run stays Scheduled: a lost run as far as the event is
+    concerned. With ``stale_after=0`` every claim is stale at once, so one drain pass shows
+    the whole life of such an event."""
+    from prefect.settings import PREFECT_API_URL
+
+    from ledger import repo
+
+    event_id = _store(ledger, 2)
+    dispatcher = PrefectDispatcher(ledger=ledger, api_url=PREFECT_API_URL.value(), stale_after=0)
+    try:
+        counts = dispatcher.drain()
+    finally:
+        dispatcher.stop()
+    assert counts == {"started": repo.MAX_DISPATCH_ATTEMPTS, "skipped": 1}
+    with ledger.read() as session:
+        event = session.get(InboxEvent, event_id)
+        assert (event.dispatch_attempts, event.dispatch_note) == (repo.MAX_DISPATCH_ATTEMPTS, repo.GAVE_UP)
+        actions = list(session.scalars(select(AuditEntry.action).where(
+            AuditEntry.subject == f"inbox:{event_id}").order_by(AuditEntry.seq)))
+    assert actions == ["inbox.received"] + ["inbox.dispatched"] * repo.MAX_DISPATCH_ATTEMPTS + ["inbox.gave-up"]
+    with inbox.prefect_http(PREFECT_API_URL.value()) as http:
+        runs = http.post("task_runs/filter", json={"task_runs": {"name": {"any_": [f"inbox-ping-{event_id}"]}}}).json()
+    assert sorted(r["dynamic_key"] for r in runs) == [
+        f"inbox-{event_id}-{n}" for n in range(1, repo.MAX_DISPATCH_ATTEMPTS + 1)]
+    # Left alone from now on: the drain pass does not list it any more.
+    with ledger.read() as session:
+        assert event_id not in repo.inbox_dispatchable(session, stale_before=utcnow())
+
+
+# --------------------------------------------------------------------------------------------
+# Prefect answering 503 (its SQLite database busy for a moment): asked again within ms, not 2 s.
+# A Prefect server cannot be made busy on cue, so its answers come from an httpx transport.
+
+
+def _answers(*statuses: int) -> tuple[httpx.Client, list[dict]]:
+    seen: list[dict] = []
+    pending = list(statuses)
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        import json
+
+        seen.append(json.loads(request.content))
+        status = pending.pop(0)
+        body = {"id": "9f7d3c2e-0000-4000-8000-000000000001"} if status == 201 else {
+            "exception_message": "Service Unavailable" if status == 503 else "Unprocessable"}
+        return httpx.Response(status, json=body)
+
+    return httpx.Client(base_url="http://prefect.invalid/api/", transport=httpx.MockTransport(respond)), seen
+
+
+def test_a_busy_prefect_is_asked_again_after_50_then_100_ms_with_the_same_run():
+    http, seen = _answers(503, 503, 201)
+    waited: list[float] = []
+    body = inbox.task_run_body(event_id=7, attempt=1, route="idea")
+    assert inbox.create_task_run(http, body, sleep=waited.append) == "9f7d3c2e-0000-4000-8000-000000000001"
+    assert waited == [0.05, 0.1]
+    assert seen == [body] * 3  # the same dynamic key each time: at most one run
+
+
+def test_prefect_busy_for_seconds_or_refusing_raises_for_the_drain_loop():
+    http, seen = _answers(*[503] * 7)
+    waited: list[float] = []
+    with pytest.raises(httpx.HTTPStatusError):
+        inbox.create_task_run(http, inbox.task_run_body(event_id=7, attempt=1, route="idea"),
+                              sleep=waited.append)
+    assert waited == list(inbox.CREATE_RETRY_DELAYS) and len(seen) == 7
+    assert sum(waited) < 4  # then the event is released and the drain loop takes it later
+    http, seen = _answers(422)
+    with pytest.raises(httpx.HTTPStatusError):
+        inbox.create_task_run(http, inbox.task_run_body(event_id=7, attempt=1, route="idea"),
+                              sleep=waited.append)
+    assert len(seen) == 1  # a refusal is not repeated
