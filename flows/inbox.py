@@ -27,6 +27,7 @@ import base64
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -331,12 +332,14 @@ def _ledger_from_settings() -> Ledger:
     from charterflow.settings import get_settings
 
     global _worker_ledger
-    if _worker_ledger is None:
-        _worker_ledger = Ledger(get_settings().ledger_url())
-    return _worker_ledger
+    with _worker_lock:  # the worker runs several events at once: one ledger (one pool) for all
+        if _worker_ledger is None:
+            _worker_ledger = Ledger(get_settings().ledger_url())
+        return _worker_ledger
 
 
 _worker_ledger: Ledger | None = None
+_worker_lock = threading.Lock()
 
 
 @task(name="inbox-dispatch", retries=2, retry_delay_seconds=[2, 10], log_prints=False)
@@ -470,6 +473,13 @@ def main(argv: list[str] | None = None) -> None:
 
     # `kill -USR1 <pid>` prints every thread's stack to the worker's log: what a stuck worker waits on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # Open the ledger before the first run, not in the first runs' threads at once (when
+    # events waited for the worker, the first ten arrive together).
+    try:
+        with _ledger_from_settings().read():
+            pass
+    except Exception as exc:  # noqa: BLE001 - the runs report it; the worker serves anyway
+        log.warning("inbox worker: the ledger is not reachable yet (%s)", type(exc).__name__)
     try:
         serve(handle_inbox_event, limit=limit)
     except KeyboardInterrupt:

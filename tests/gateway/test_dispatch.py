@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -81,7 +83,11 @@ def test_prefect_down_fifty_events_then_up_each_runs_exactly_once(tmp_path, ledg
                 return all(r.processed_at is not None or r.dispatch_note == inbox.AWAITING_HANDLER
                            for r in inbox_rows(ledger))
 
-            assert wait_for(settled, 150), (tmp_path / "worker.log").read_text()[-3000:]
+            if not wait_for(settled, 150):
+                os.kill(processes[-1].pid, signal.SIGUSR1)  # the worker prints its threads' stacks
+                time.sleep(3)
+                pytest.fail("not every event was handled; the task worker's log:\n"
+                            + (tmp_path / "worker.log").read_text()[-12000:])
             assert client.get("/healthz").status_code == 200
 
         rows = inbox_rows(ledger)
