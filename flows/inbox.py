@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 import sys
 import threading
@@ -480,6 +481,12 @@ def main(argv: list[str] | None = None) -> None:
             pass
     except Exception as exc:  # noqa: BLE001 - the runs report it; the worker serves anyway
         log.warning("inbox worker: the ledger is not reachable yet (%s)", type(exc).__name__)
+    # An event in Prefect's feed when a worker starts; it also starts Prefect's events client
+    # here, once, instead of in the first runs' threads and the worker's loop at the same time.
+    from prefect.events import emit_event
+
+    emit_event(event="charterflow.inbox-worker.started",
+               resource={"prefect.resource.id": f"charterflow.inbox-worker.{os.getpid()}"})
     try:
         serve(handle_inbox_event, limit=limit)
     except KeyboardInterrupt:

@@ -210,6 +210,10 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         worker_log = (tmp_path / "logs" / "inbox-worker.log").read_text(errors="replace")
         assert re.search(r"charterflow\.inbox - inbox event \d+: \S+ in \d+ ms", worker_log), worker_log[-2000:]
         assert "UserWarning" not in worker_log
+        # The worker said it started, in Prefect's event feed.
+        found = api.post("/events/filter", json={
+            "filter": {"event": {"prefix": ["charterflow.inbox-worker.started"]}}, "limit": 10}).json()
+        assert [e["event"] for e in found["events"]] == ["charterflow.inbox-worker.started"], found
     finally:
         started = time.monotonic()
         up.send_signal(signal.SIGINT)
