@@ -19,7 +19,9 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -50,6 +52,41 @@ class Child:
     name: str
     process: subprocess.Popen
     log: Path
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class WorkerWatch:
+    """Notices an inbox task worker that is alive but no longer works its runs
+    (``ledger.repo.inbox_stalled``); ``up`` then restarts it and the events get new runs."""
+
+    def __init__(self, ledger: Any, *, stall: int) -> None:
+        self.ledger, self.stall = ledger, timedelta(seconds=stall)
+        self.next_check = time.monotonic() + min(30.0, stall / 2)
+
+    def due(self) -> bool:
+        if time.monotonic() < self.next_check:
+            return False
+        self.next_check = time.monotonic() + min(30.0, self.stall.total_seconds() / 2)
+        return True
+
+    def stuck(self) -> list[int]:
+        from ledger import repo
+        from ledger.types import utcnow
+
+        try:
+            with self.ledger.read() as session:
+                return repo.inbox_stalled(session, now=utcnow(), after=self.stall)
+        except Exception as exc:  # noqa: BLE001 - a ledger hiccup: look again next time
+            console.print(f"warning: the worker watch could not read the ledger ({type(exc).__name__})")
+            return []
+
+    def retry(self, event_ids: list[int]) -> None:
+        from ledger import repo
+
+        with self.ledger.transaction() as session:
+            for event_id in event_ids:
+                repo.inbox_retry(session, event_id, actor="up")
 
 
 @dataclass
@@ -61,9 +98,21 @@ class Stack:
         with log.open("ab") as out:
             process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name=name, process=process, log=log)
+        child = Child(name=name, process=process, log=log, argv=list(argv), env=dict(env))
         self.children.append(child)
         return child
+
+    def restart(self, child: Child) -> Child:
+        """Stop ``child``'s group (SIGTERM, then SIGKILL: a stuck process may not answer) and
+        start the same command again, logging to the same file."""
+        _signal_group(child.process, signal.SIGTERM)
+        try:
+            child.process.wait(timeout=STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _signal_group(child.process, signal.SIGKILL)
+            child.process.wait(timeout=STOP_GRACE_SECONDS)
+        self.children.remove(child)
+        return self.start(child.name, child.argv, env=child.env, logs=child.log.parent)
 
     def first_dead(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
@@ -429,8 +478,8 @@ def run_up(settings: Settings | None = None) -> int:
         # that capability packages register (into flows.inbox) would miss the served task's table.
         # A background task run has no flow run, so Prefect never sends its logs to the API;
         # by default it warns about that once per run, in this log.
-        stack.start("inbox-worker", [sys.executable, "-c", "from flows.inbox import main; main()"],
-                    env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env}, logs=logs)
+        worker = stack.start("inbox-worker", [sys.executable, "-c", "from flows.inbox import main; main()"],
+                             env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env}, logs=logs)
         gateway = stack.start("gateway", [sys.executable, "-m", "charterflow.cli", "gateway",
                                           "--host", gw.host, "--port", str(gw.port)],
                               env=env, logs=logs)
@@ -467,7 +516,18 @@ def run_up(settings: Settings | None = None) -> int:
             for line in rest:
                 console.print(f"  {'':<12} {line}", soft_wrap=True)
 
+        from ledger.db import Ledger
+
+        watch = WorkerWatch(Ledger(settings.ledger_url()), stall=settings.worker_stall_seconds)
         while not stop.wait(1.0):
+            if watch.due():
+                stuck = watch.stuck()
+                if stuck:
+                    console.print(f"warning: the inbox worker handled nothing for "
+                                  f"{settings.worker_stall_seconds} s while {len(stuck)} event(s) "
+                                  f"waited; restarting it and dispatching them again")
+                    worker = stack.restart(worker)
+                    watch.retry(stuck)
             dead = stack.first_dead()
             if dead is not None:
                 console.print(f"error: {dead.name} stopped unexpectedly (exit {dead.process.returncode}); "

@@ -842,6 +842,23 @@ def inbox_retry(session: Session, event_id: int, *, actor: str,
     return event
 
 
+def inbox_stalled(session: Session, *, now: datetime, after: timedelta) -> list[int]:
+    """Ids of events handed to a run more than ``after`` ago and still unprocessed, when no
+    event at all was processed in that time: the runs are not being worked (the task worker is
+    stuck, or the runs were lost). Empty otherwise."""
+    since = now - after
+    waiting = list(session.scalars(select(InboxEvent.id).where(
+        InboxEvent.processed_at.is_(None), InboxEvent.dispatch_note.is_(None),
+        InboxEvent.dispatched_at < since, InboxEvent.dispatch_attempts < MAX_DISPATCH_ATTEMPTS)
+        .order_by(InboxEvent.id)))
+    if not waiting:
+        return []
+    if session.scalar(select(func.count()).select_from(InboxEvent)
+                      .where(InboxEvent.processed_at >= since)):
+        return []
+    return waiting
+
+
 def inbox_unprocessed(session: Session, *, limit: int = 100) -> list[InboxEvent]:
     """Events not processed yet, oldest first."""
     return list(session.scalars(select(InboxEvent).where(InboxEvent.processed_at.is_(None))

@@ -7,10 +7,7 @@ run leaves the working tree as it was."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from charterflow.seed import build
-from tests.test_up import CHARTERFLOW, Output, free_port, processes_of, stack_env
+from tests.test_up import running_up
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
@@ -54,24 +51,8 @@ def browser(tmp_path):
 @pytest.fixture
 def stack(tmp_path):
     """`charterflow up` on free ports; stopped with Ctrl-C, nothing left behind."""
-    env = stack_env(tmp_path, free_port(), free_port())
-    env["CHARTERFLOW_INSPECTOR_PORT"] = str(free_port())
-    up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-    out = Output(up)
-    try:
-        assert out.wait_for("charterflow is up", 150), out.text
-        yield json.loads((tmp_path / "up.json").read_text())
-    finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            assert up.wait(timeout=15) == 0
-        finally:
-            if up.poll() is None:
-                up.kill()
-    assert "Traceback" not in out.text
-    time.sleep(0.5)
-    assert processes_of(tmp_path) == []
+    with running_up(tmp_path) as (lock, _):
+        yield lock
 
 
 def _wait(probe, timeout: float = 90.0):

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -74,6 +76,30 @@ class Output:
     @property
     def text(self) -> str:
         return "".join(self.lines)
+
+
+@contextmanager
+def running_up(tmp_path: Path, **extra_env: str) -> Iterator[tuple[dict, Output]]:
+    """`charterflow up` on free ports (its lock file and its output); stopped with Ctrl-C at
+    the end, nothing left behind."""
+    env = stack_env(tmp_path, free_port(), free_port())
+    env.update(CHARTERFLOW_INSPECTOR_PORT=str(free_port()), **extra_env)
+    up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    out = Output(up)
+    try:
+        assert out.wait_for("charterflow is up", 150), out.text
+        yield json.loads((tmp_path / "up.json").read_text()), out
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            assert up.wait(timeout=15) == 0, out.text[-3000:]
+        finally:
+            if up.poll() is None:
+                up.kill()
+    assert "Traceback" not in out.text
+    time.sleep(0.5)
+    assert processes_of(tmp_path) == []
 
 
 def ideas_installed() -> bool:
@@ -242,3 +268,57 @@ def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path):
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stdout
     assert "CHARTERFLOW_PREFECT_PORT" in result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_path):
+    """The inbox task worker frozen (SIGSTOP: alive, working nothing): `up` notices that the
+    event it was given waits while nothing is processed, restarts it, and the event gets a new
+    run that the new worker handles, once."""
+    from sqlalchemy import select
+
+    from ledger.db import Ledger
+    from ledger.models import AuditEntry, InboxEvent
+
+    with running_up(tmp_path, CHARTERFLOW_WORKER_STALL_SECONDS="10") as (lock, out):
+        def worker_pids() -> list[int]:
+            found = []
+            for pid in processes_of(tmp_path):
+                try:
+                    if b"from flows.inbox import main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.append(pid)
+                except OSError:
+                    continue
+            return found
+
+        frozen = worker_pids()
+        assert frozen, "the inbox worker should be running"
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        author = build().applicants()[-1]
+        sent = httpx.post(f"{lock['sandboxes']['discord']}/_sandbox/interactions", timeout=30, json={
+            "type": "command", "user": author.discord["username"], "name": "idea",
+            "options": {"text": "A shared calendar of community events across both platforms"}}).json()
+        assert sent["status"] == 200, sent
+        assert out.wait_for("restarting it and dispatching them again", 120), out.text[-3000:]
+        ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        try:
+            def handled() -> InboxEvent | None:
+                with ledger.read() as session:
+                    return session.scalars(select(InboxEvent).where(InboxEvent.route == "idea",
+                                                                    InboxEvent.processed_at.is_not(None))).first()
+
+            deadline = time.monotonic() + 90
+            while handled() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+            event = handled()
+            assert event is not None, (tmp_path / "logs" / "inbox-worker.log").read_text()[-3000:]
+            assert event.dispatch_attempts == 2 and event.result_ref.startswith("idea:"), event.result_ref
+            with ledger.read() as session:
+                retries = list(session.scalars(select(AuditEntry).where(
+                    AuditEntry.action == "inbox.retry", AuditEntry.subject == f"inbox:{event.id}")))
+            assert [r.actor for r in retries] == ["up"]
+        finally:
+            ledger.dispose()
+        assert not set(frozen) & set(worker_pids()), "the frozen worker should be gone"
+        assert worker_pids(), "a new worker should be running"
