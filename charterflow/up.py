@@ -82,11 +82,18 @@ class WorkerWatch:
             return []
 
     def retry(self, event_ids: list[int]) -> None:
+        from connectors.errors import CharterflowError
         from ledger import repo
 
-        with self.ledger.transaction() as session:
-            for event_id in event_ids:
-                repo.inbox_retry(session, event_id, actor="up")
+        try:
+            with self.ledger.transaction() as session:
+                for event_id in event_ids:
+                    try:
+                        repo.inbox_retry(session, event_id, actor="up")
+                    except CharterflowError:  # processed meanwhile: nothing to do
+                        continue
+        except Exception as exc:  # noqa: BLE001 - the stale-claim pass dispatches them later anyway
+            console.print(f"warning: could not dispatch the waiting events again ({type(exc).__name__})")
 
 
 @dataclass
