@@ -118,8 +118,14 @@ def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
         _wait(lambda: "recorded" in httpx.get(f"{stack['sandboxes']['discord']}/_sandbox/state",
                                               timeout=10).text, timeout=30)
         shots.mkdir(parents=True, exist_ok=True)
-        browser.get(browser.current_url)  # the same page, its note, and the private answer
-        assert "Your vote (yes) is recorded." in browser.page_source
+        page = browser.current_url  # the same page, its note, and the private answer
+
+        def answer_shown(driver) -> bool:
+            driver.get(page)
+            return "Your vote (yes) is recorded." in driver.page_source
+
+        # Reloaded until shown: on a busy machine the page can come back before the answer.
+        WebDriverWait(browser, 60, poll_frequency=2).until(answer_shown)
         browser.save_screenshot(str(shots / "inspector.png"))
 
         # The Prefect UI: every deployment the runner serves, with its schedule.
