@@ -1,10 +1,11 @@
-"""How every `charterflow` command reports an expected failure: one line, never a traceback."""
+"""How every `charterflow` command reports an expected failure: one line, never a traceback;
+and the ledger the commands read and write (migrated, or a one-line error)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 
@@ -47,3 +48,14 @@ def one_line_errors() -> Iterator[None]:
         fail(text.splitlines()[0] if text else type(exc).__name__)
     except OSError as exc:
         fail(f"{getattr(exc, 'filename', None) or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def migrated_ledger() -> Any:
+    """The ledger of this process (``flows.platforms.current_ledger``: from settings), checked
+    to be at the current schema (``ledger.migrate.require_current``)."""
+    from flows.platforms import current_ledger
+    from ledger.migrate import require_current
+
+    ledger = current_ledger()
+    require_current(ledger)
+    return ledger

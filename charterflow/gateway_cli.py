@@ -3,26 +3,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``gateway`` command and the ``inbox`` group to the ``charterflow`` CLI."""
+    from charterflow.cli_errors import migrated_ledger as ledger
     from charterflow.cli_errors import one_line_errors
 
     inbox = typer.Typer(help="The gateway's inbox: events received and not handled yet.",
                         no_args_is_help=True)
     app.add_typer(inbox, name="inbox")
-
-    def ledger() -> Any:
-        from flows.platforms import current_ledger
-        from ledger.migrate import require_current
-
-        found = current_ledger()
-        require_current(found)
-        return found
 
     @inbox.command("list")
     def inbox_list(limit: int = typer.Option(100, "--limit", min=1, max=10_000)) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import typer
 
+from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors as _errors
 
 PLATFORMS = ("discord", "discourse", "slack", "general")
@@ -20,14 +21,6 @@ COLUMNS = (("id", 4), ("status", 11), ("platform", 9), ("board", 24), ("dup", 5)
            ("flag", 4), ("author", 18), ("title", 0))
 
 
-def _ledger() -> Any:
-    """The ledger of this process (``flows.platforms.current_ledger``: from settings), migrated."""
-    from flows.platforms import current_ledger
-    from ledger.migrate import require_current
-
-    ledger = current_ledger()
-    require_current(ledger)
-    return ledger
 
 
 def _check(values: list[str], *, known: tuple[str, ...] | list[str], option: str) -> list[str]:

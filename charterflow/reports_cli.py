@@ -17,16 +17,10 @@ from typing import Optional
 
 import typer
 
+from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors
 
 
-def _ledger():  # noqa: ANN202 - ledger.db.Ledger
-    from flows.platforms import current_ledger
-    from ledger.migrate import require_current
-
-    ledger = current_ledger()
-    require_current(ledger)
-    return ledger
 
 
 def draft_command(

@@ -112,29 +112,25 @@ class Stack:
     def restart(self, child: Child) -> Child:
         """Stop ``child``'s group (SIGTERM, then SIGKILL: a stuck process may not answer) and
         start the same command again, logging to the same file."""
-        _signal_group(child.process, signal.SIGTERM)
-        try:
-            child.process.wait(timeout=STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            _signal_group(child.process, signal.SIGKILL)
-            child.process.wait(timeout=STOP_GRACE_SECONDS)
+        self.stop([child])
         self.children.remove(child)
         return self.start(child.name, child.argv, env=child.env, logs=child.log.parent)
 
     def first_dead(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
 
-    def stop(self) -> None:
-        """Stop the groups newest first (the runner before the server it talks to): SIGTERM,
-        wait within the shared grace period, then SIGKILL what is left."""
+    def stop(self, children: list[Child] | None = None) -> None:
+        """Stop the groups (all by default) newest first (the runner before the server it talks
+        to): SIGTERM, wait within the shared grace period, then SIGKILL what is left."""
+        children = self.children if children is None else children
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in reversed(self.children):
+        for child in reversed(children):
             _signal_group(child.process, signal.SIGTERM)
             try:
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-        for child in self.children:
+        for child in children:
             # Also reaps grandchildren (flow-run processes) left in the group.
             _signal_group(child.process, signal.SIGKILL)
             try:
