@@ -558,6 +558,20 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class EffectClaim(Base):
+    """A side effect being done now (``flows.membership.common.once``): who does it and until
+    when. Written before the effect, deleted with its record, so two concurrent runs never both
+    send it; a claim past ``expires_at`` (its holder died) is taken over. ``subject`` is the
+    effect's audit subject (a digest of the key), so no key text is stored here."""
+
+    __tablename__ = "effect_claims"
+
+    subject: Mapped[str] = mapped_column(String(80), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    claimed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 # Tables of later capabilities live in their own modules; importing them here puts them on
 # Base.metadata (migrations, compare_metadata) whichever module is imported first.
 from ledger import models_moderation, models_reports, models_roles  # noqa: E402,F401

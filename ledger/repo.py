@@ -962,7 +962,44 @@ def effect_record(session: Session, *, key: str, platform: str, actor: str,
     payload = {"platform": platform, "ref": jsonable(dict(ref or {})), "about": about}
     audit.append(session, actor=actor, action="effect.done", subject=_effect_subject(key),
                  payload=payload, at=at)
+    effect_unclaim(session, key=key)
     return payload
+
+
+def effect_claim(session: Session, *, key: str, holder: str, until: datetime, at: datetime,
+                 take_from: str | None = None) -> tuple[str, Any]:
+    """Claim the side effect ``key`` for ``holder`` until ``until`` (both times from the real
+    clock). Returns ``("done", payload)`` when it is recorded already, ``("claimed", None)``
+    when the caller may act now, or ``("held", holder)`` while another holder's claim runs.
+    A claim of the same holder, of ``take_from`` (known dead) or expired at ``at`` is taken
+    over. Writers serialize
+    (ledger.db), so two callers never both get "claimed"."""
+    from ledger.models import EffectClaim
+
+    found = effect_get(session, key=key)
+    if found is not None:
+        return "done", found
+    subject = _effect_subject(key)
+    claim = session.get(EffectClaim, subject)
+    if claim is None:
+        session.add(EffectClaim(subject=subject, holder=holder, claimed_at=at, expires_at=until))
+        return "claimed", None
+    if claim.holder not in (holder, take_from) and claim.expires_at > at:
+        return "held", claim.holder
+    claim.holder, claim.claimed_at, claim.expires_at = holder, at, until
+    return "claimed", None
+
+
+def effect_unclaim(session: Session, *, key: str, holder: str | None = None) -> None:
+    """Drop the claim of ``key`` (only ``holder``'s, when given): recorded, or given up."""
+    from sqlalchemy import delete
+
+    from ledger.models import EffectClaim
+
+    query = delete(EffectClaim).where(EffectClaim.subject == _effect_subject(key))
+    if holder is not None:
+        query = query.where(EffectClaim.holder == holder)
+    session.execute(query)
 
 
 def open_ballots(session: Session) -> list[Ballot]:

@@ -6,7 +6,11 @@ when it is recorded nothing is sent; otherwise it acts (the connector call carri
 so a retry inside the platform's own window finds the first message) and records the key
 (``effect_record``, an audit entry). A crash between the send and the record is repaired by
 the next run: the connector finds its first message by key (Discourse ``external_id``,
-Discord ``nonce``) and the record is written then.
+Discord ``nonce``) and the record is written then. Two runs reaching the same effect at once
+(two deciding votes handled side by side) do not both send it: before acting, ``once`` claims
+the key in the ledger (``effect_claim``, a lease of :data:`CLAIM_LEASE`); the other run waits
+for the record and returns it. A holder killed mid-act is taken over at once when it was a
+process of this host, else when its lease ends.
 
 **Decisions before announcements.** Callers write the decision in a ledger transaction first and
 only then call :func:`once` to announce it.
@@ -15,9 +19,13 @@ only then call :func:`once` to announce it.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +100,20 @@ def done(ctx: Ctx, key: str) -> dict[str, Any] | None:
 def once(ctx: Ctx, *, key: str, platform: str, actor: str, about: str | None,
          act: Callable[[], Any]) -> dict[str, Any]:
     """Do ``act`` unless ``key`` is recorded, then record it. ``act`` returns a ``MessageRef``,
-    a mapping of platform ids, or None."""
+    a mapping of platform ids, or None. A caller that finds the key claimed by a run doing it
+    right now waits for that run's record instead of acting too."""
     found = done(ctx, key)
     if found is not None:
         return found
-    result = act()
+    holder = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    found = _claim(ctx, key=key, holder=holder)
+    if found is not None:
+        return found
+    try:
+        result = act()
+    except BaseException:
+        _unclaim(ctx, key=key, holder=holder)
+        raise
     if isinstance(result, MessageRef):
         ref: Mapping[str, Any] = {"id": result.id, "thread_id": result.thread_id}
     elif isinstance(result, Mapping):
@@ -106,6 +123,56 @@ def once(ctx: Ctx, *, key: str, platform: str, actor: str, about: str | None,
     with ctx.ledger.transaction() as session:
         return repo.effect_record(session, key=key, platform=platform, actor=actor, ref=ref,
                                   about=about, at=ctx.now)
+
+
+# How long a claim holds without its effect being recorded: longer than any one platform call
+# with its retries; after it a crashed holder's claim is taken over.
+CLAIM_LEASE = timedelta(seconds=120)
+_HOST = socket.gethostname()
+
+
+def _claim(ctx: Ctx, *, key: str, holder: str) -> dict[str, Any] | None:
+    """Claim ``key`` (None: the caller acts now) or, while another run holds it, wait for its
+    record and return that. The lease is on the real clock (``ctx.now`` may be a test's)."""
+    take_from, pause = None, 0.02
+    while True:
+        at = datetime.now(UTC)
+        with ctx.ledger.transaction() as session:
+            state, value = repo.effect_claim(session, key=key, holder=holder,
+                                             until=at + CLAIM_LEASE, at=at, take_from=take_from)
+        if state == "done":
+            return value
+        if state == "claimed":
+            return None
+        take_from = value if _holder_gone(value) else None
+        if take_from is None:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
+def _holder_gone(holder: str) -> bool:
+    """True when ``holder`` was a process of this host that no longer runs (killed between
+    claiming and recording): its claim need not wait for the lease."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _unclaim(ctx: Ctx, *, key: str, holder: str) -> None:
+    """Give a claim up after ``act`` failed, so a retry need not wait for the lease."""
+    try:
+        with ctx.ledger.transaction() as session:
+            repo.effect_unclaim(session, key=key, holder=holder)
+    except Exception as exc:  # noqa: BLE001 - the act's own error is the one to raise
+        log.warning("claim of an effect not given up (%s); it expires", type(exc).__name__)
 
 
 # --------------------------------------------------------------------------------------------

@@ -300,6 +300,56 @@ def test_membership_closer_escalates_an_endorsed_proposal(board: Board):
     assert len(board.board_messages()) == 1
 
 
+def test_two_deciding_votes_at_once_escalate_once(board: Board):
+    """The deciding vote's handler and another settling run (a second vote's handler on the
+    inbox worker's other thread, the scheduled closer) settle the ballot side by side; one
+    closes it, and the Board still gets one message, the WG one announcement."""
+    import threading
+
+    import httpx
+
+    world = board.world
+    result = board_escalation(kind="migrate-platform", title="Move the chat to a new server",
+                              summary="The old server is full.", now=NOW)
+    ballot_id = result["ballot"]
+    ctx = context(NOW)
+    discord = world.platforms.space("discord").connector
+    at = NOW + timedelta(minutes=30)
+    # The fourth yes decides it (R-VOTE-EARLY); its handler and the scheduled closer both settle.
+    for name in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"):
+        accepted, _ = ballots.cast(ctx, ballot_id=ballot_id, platform="discord",
+                                   external_id=discord.find_user(name).id, choice="yes", at=at)
+        assert accepted
+    # Slack answers slowly, so both finishers reach the Board post while one is in flight.
+    httpx.post(f"{board.slack_url}/_sandbox/faults", json={"latency": 0.4}).raise_for_status()
+    start = threading.Barrier(2)
+    outcomes: list[dict] = []
+    errors: list[BaseException] = []
+
+    def settle():
+        try:
+            start.wait()
+            outcomes.append(ballots.settle(context(at), ballot_id=ballot_id))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=settle) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    httpx.post(f"{board.slack_url}/_sandbox/faults", json={}).raise_for_status()
+    assert errors == []
+    assert [o["outcome"] for o in outcomes] == ["passed", "passed"]
+    assert {o["applied"] for o in outcomes} == {"escalated"}
+    assert len(board.board_messages()) == 1
+    with world.ledger.read() as session:
+        assert session.get(Proposal, result["proposal"]).status == ProposalStatus.ESCALATED
+    discord_posts = [m for m in world.discord_state()["messages"]
+                     if f"Proposal {result['proposal']} went to the DSF Board" in (m["content"] or "")]
+    assert len(discord_posts) == 1
+
+
 def _audit_verify_cli(world) -> None:
     """``charterflow audit verify`` on the test ledger exits 0."""
     url = str(world.ledger.engine.url)
