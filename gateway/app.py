@@ -234,8 +234,11 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         if route == inbox.Route.APPLY_MODAL:
             return _json(200, payloads.apply_modal())
         if route in (inbox.Route.INTAKE, inbox.Route.IDEA, inbox.Route.OPT_IN, inbox.Route.LEAVE,
-                     inbox.Route.VOTE, inbox.Route.BOARD_PROPOSAL) or route in inbox.DEFERRED_ROUTES:
+                     inbox.Route.VOTE, inbox.Route.CONFIRM, inbox.Route.BOARD_PROPOSAL) \
+                or route in inbox.DEFERRED_ROUTES:
             # Within Discord's 3 s: "thinking…"; the flow replaces it with its answer (15 min).
+            # Buttons too: a private "thinking…" (type 5), not a deferred update (type 6), whose
+            # @original would be the message the button is on, edited by the answer.
             return _json(200, payloads.deferred(ephemeral=True))
         if event.kind == "autocomplete":
             return _json(200, {"type": 8, "data": {"choices": []}})

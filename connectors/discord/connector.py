@@ -891,9 +891,10 @@ class DiscordConnector:
         """The immediate answer to a verified interaction (it must reach Discord within 3 s).
 
         PING → PONG; ``/apply`` → the R-APP-1 modal; a ballot button → the vote is recorded and
-        the voter gets an ephemeral confirmation; ``/idea``, ``/optin``, ``/leave`` and the
-        submitted application → a deferred ephemeral answer (the flow that does the work follows
-        up with ``followup``); other buttons → deferred update.
+        the voter gets an ephemeral confirmation; ``/idea``, ``/optin``, ``/leave``, the
+        submitted application and other buttons → a deferred ephemeral answer that the flow
+        doing the work edits. Not a deferred update (type 6) for buttons: its "original" is the
+        message the button is on, which the answer would then overwrite.
         """
         if event.kind == "ping":
             return payloads.pong()
@@ -901,10 +902,8 @@ class DiscordConnector:
             return payloads.apply_modal()
         if event.kind == "ballot_vote":
             return self.accept_vote(event).response
-        if event.kind in ("idea", "optin", "leave", "apply_submitted"):
+        if event.kind in ("idea", "optin", "leave", "apply_submitted", "component"):
             return payloads.deferred(ephemeral=True)
-        if event.kind == "component":
-            return payloads.deferred_update()
         if event.kind == "autocomplete":
             return {"type": 8, "data": {"choices": []}}
         return payloads.ephemeral("This command is not known to the working group's bot.")

@@ -716,8 +716,11 @@ class DiscordSandbox:
             msg = self._create_message(record["channel_id"], self.bot_id,
                                        {"content": "", "flags": data.get("flags", 0)}, interaction=record)
             record["original_id"] = msg["id"]
-        elif rtype == 7 and record.get("message_id") in self.messages:
-            self._edit_message(self.messages[record["message_id"]], data)
+        elif rtype in (6, 7) and record.get("message_id") in self.messages:
+            if rtype == 7:
+                self._edit_message(self.messages[record["message_id"]], data)
+            # An update's "original" is the message the button is on: @original edits edit it.
+            record["original_id"] = record["message_id"]
         return None
 
     # ---- state snapshot ----------------------------------------------------------------------

@@ -103,6 +103,20 @@ def test_discord_ping_apply_modal_and_deferred_commands(client, ledger):
                       ("apply_submitted", Route.INTAKE, False)]
 
 
+def test_discord_buttons_get_a_private_thinking_answer(client, ledger):
+    """A Confirm (``cfc:``) or Opt-in (``cfo:``) button: "thinking…" only the presser sees
+    (type 5, ephemeral), which the handler's answer then replaces; never the "not known" text."""
+    for n, custom_id in enumerate(("cfc:invented-token", "cfo:invented-token"), start=3):
+        press = {**discord_command("x", interaction_id=f"121000000000000000{n}"), "type": 3,
+                 "message": {"id": "1300000000000000001", "channel_id": "1000000000000000002"},
+                 "data": {"custom_id": custom_id, "component_type": 2}}
+        headers, body = discord_request(press)
+        answer = post(client, "/hooks/discord", headers, body).json()
+        assert answer == {"type": 5, "data": {"flags": 64}}, answer
+    assert [(r.kind, r.route) for r in inbox_rows(ledger)] == [
+        ("component", Route.CONFIRM), ("component", Route.OPT_IN)]
+
+
 def test_discord_bad_and_stale_signatures_are_401(client, ledger):
     headers, body = discord_request(discord_command("idea"))
     assert post(client, "/hooks/discord", {**headers, "X-Signature-Ed25519": "00" * 64}, body).status_code == 401
