@@ -1018,15 +1018,17 @@ class DiscordConnector:
                                                nonce=_nonce(key)), what=f"message in channel {cid}")
         return MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid, url=self._url(cid, msg["id"]))
 
-    def edit_message(self, *, channel_id: str, message_id: str, text: str, keep_buttons: bool = False) -> None:
-        """Replace a bot message's text (cut to 2000 characters); its buttons are removed unless
-        ``keep_buttons``. Editing twice to the same text leaves the same message."""
+    def edit_message(self, *, channel_id: str, message_id: str, text: str, keep_buttons: bool = False,
+                     components: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Replace a bot message's text (cut to 2000 characters) and its buttons with
+        ``components`` when given; else its buttons are removed unless ``keep_buttons``. Editing
+        twice to the same text leaves the same message."""
         content = text.strip()
         if len(content) > payloads.MESSAGE_LIMIT:
             content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
-        body = payloads.message(content)
-        if not keep_buttons:
-            body["components"] = []
+        body = payloads.message(content, components=components)
+        if components is not None or not keep_buttons:
+            body["components"] = [dict(c) for c in components or ()]
         self.client.request("PATCH", "/channels/{channel_id}/messages/{message_id}",
                             path={"channel_id": channel_id, "message_id": message_id}, json_body=body,
                             what=f"message {message_id}", idempotent=True)

@@ -8,14 +8,15 @@ row of status buttons and a Discord message holds at most 5 action rows
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connectors.discord import payloads
 
-from flows.ideas.common import BUTTON_STATUSES, button_id, render
+from flows.ideas.common import BUTTON_STATUSES, button_id, parse_button_id, render
 
-__all__ = ["PER_MESSAGE", "digest_messages", "item_line"]
+__all__ = ["PER_MESSAGE", "digest_messages", "ideas_in", "item_line", "shown_after_change"]
 
 PER_MESSAGE = 5
 LABELS = {"accepted": "Accept", "declined": "Decline", "duplicate": "Duplicate"}
@@ -64,3 +65,45 @@ def digest_messages(items: Sequence[Mapping[str, Any]], *, week: str,
         rows = [row for item in chunk for row in _buttons(item)]
         out.append(payloads.message(content, components=rows or None))
     return out
+
+
+# The first line of an item (``digest_item.md.j2``): "[⚠️ ]**#<id>** <title> (<status>)".
+_ITEM_LINE = re.compile(r"^(?P<head>(?:⚠️ )?\*\*#(?P<id>\d{1,12})\*\* .*\()(?P<status>[a-z-]{1,24})\)$",
+                        re.MULTILINE)
+
+
+def _button_ideas(row: Mapping[str, Any]) -> set[int]:
+    ids = set()
+    for button in row.get("components") or ():
+        parsed = parse_button_id(str(button.get("custom_id", "")))
+        if parsed is not None:
+            ids.add(parsed[0])
+    return ids
+
+
+def ideas_in(message: Mapping[str, Any]) -> set[int]:
+    """The ideas a posted digest message lists (its item lines and its buttons)."""
+    ids = {int(m.group("id")) for m in _ITEM_LINE.finditer(str(message.get("content") or ""))}
+    for row in message.get("components") or ():
+        ids |= _button_ideas(row)
+    return ids
+
+
+def shown_after_change(message: Mapping[str, Any], statuses: Mapping[int, str]
+                       ) -> dict[str, Any] | None:
+    """A posted digest message brought up to date with the ideas' ``statuses`` now: each
+    item's status in its line, and buttons only on items still ``triaged`` (R-IDEA-1). The
+    new ``{"content", "components"}``, or None when nothing shown changed."""
+    content = str(message.get("content") or "")
+    rows = [dict(r) for r in message.get("components") or ()]
+
+    def status_of(match: re.Match[str]) -> str:
+        now = statuses.get(int(match.group("id")), match.group("status"))
+        return f"{match.group('head')}{now})"
+
+    new_content = _ITEM_LINE.sub(status_of, content)
+    new_rows = [r for r in rows if all(statuses.get(i, "triaged") == "triaged"
+                                       for i in _button_ideas(r))]
+    if new_content == content and len(new_rows) == len(rows):
+        return None
+    return {"content": new_content, "components": new_rows}

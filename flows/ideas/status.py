@@ -6,13 +6,17 @@ Only an active WG member may; anyone else is refused, and the refusal is audited
 platform id). The move is checked with ``rules.check_idea_transition``; a move the charter does
 not allow is refused naming the allowed ones. An allowed change writes the history row
 (``IdeaStatusChange``, with the note) and its audit entry (``idea.status``) in one transaction,
-together with the event's outcome, so handling the same event again changes nothing.
+together with the event's outcome, so handling the same event again changes nothing. A change
+made with a digest button then shows on that digest message (:func:`show_on_digest`).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import select
 
 from ledger import ideas as backlog
 from ledger import repo
@@ -20,11 +24,14 @@ from ledger.models import Idea, InboxEvent, Platform
 from rules import check_idea_transition
 
 from flows.ideas.common import parse_button_id, render
-from flows.membership.common import Ctx, answer_interaction, artifact, context
+from flows.ideas.digest import ideas_in, shown_after_change
+from flows.membership.common import Ctx, answer_interaction, artifact, context, once
+
+log = logging.getLogger("charterflow.ideas")
 
 ACTOR = "flow:ideas-status"
 MAX_NOTE = 1000
-__all__ = ["handle_status"]
+__all__ = ["handle_status", "show_on_digest"]
 
 
 def _request(kind: str, attrs: dict[str, str]) -> tuple[int | None, str, str | None, str]:
@@ -112,6 +119,8 @@ def handle_status(*, ledger: Any, event: InboxEvent, now: datetime | None = None
     answer_interaction(ctx, key=f"ideas:status-answer:inbox:{event.id}", actor=ACTOR,
                        about=f"inbox:{event.id}", attributes=attrs, text=text)
     result = outcome["outcome"]
+    if result == "changed" and source == "button":
+        show_on_digest(ctx, event_id=event.id, data=payload.get("data"))
     if result == "changed":
         artifact(key=f"idea-{outcome['idea']}-status", title=f"Idea {outcome['idea']} is now {status}",
                  rows={"before": outcome["before"], "after": status, "by": "a WG member",
@@ -120,3 +129,31 @@ def handle_status(*, ledger: Any, event: InboxEvent, now: datetime | None = None
     if result == "unchanged":
         return f"idea:{outcome['idea']}:unchanged"
     return result
+
+
+def show_on_digest(ctx: Ctx, *, event_id: int, data: Any) -> bool:
+    """After a change made with a digest button, edit that digest message to show every listed
+    idea's status now, with buttons only on those still ``triaged``: the rest of the WG sees
+    what was decided. Built from the ledger, so two presses in a row converge. True when the
+    message was edited; a failed edit is logged (the change itself is recorded)."""
+    message = (data or {}).get("message") if isinstance(data, dict) else None
+    space = ctx.platforms.space("discord")
+    edit = getattr(space.connector, "edit_message", None) if space else None
+    if not isinstance(message, dict) or not message.get("id") or edit is None:
+        return False
+    ids = ideas_in(message)
+    with ctx.ledger.read() as session:
+        statuses = {i.id: i.status.value for i in session.scalars(select(Idea).where(Idea.id.in_(ids)))}
+    new = shown_after_change(message, statuses)
+    if new is None:
+        return False
+    channel_id = str(message.get("channel_id") or data.get("channel_id") or "")
+    try:
+        once(ctx, key=f"ideas:digest-shown:inbox:{event_id}", platform="discord", actor=ACTOR,
+             about=f"inbox:{event_id}",
+             act=lambda: edit(channel_id=channel_id, message_id=str(message["id"]),
+                              text=new["content"], components=new["components"]))
+    except Exception as exc:  # noqa: BLE001 - the status change stands; next week's digest is right
+        log.warning("ideas: digest message not updated (%s)", type(exc).__name__)
+        return False
+    return True

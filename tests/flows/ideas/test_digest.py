@@ -6,7 +6,7 @@ import pytest
 
 from flows.ideas.common import InvalidIdea, parse_button_id, validate_idea
 from flows.ideas.deploy import weekly_cron
-from flows.ideas.digest import PER_MESSAGE, digest_messages
+from flows.ideas.digest import PER_MESSAGE, digest_messages, ideas_in, shown_after_change
 
 
 def item(n: int, *, status: str = "triaged", title: str | None = None, **extra) -> dict:
@@ -57,3 +57,20 @@ def test_buttons_and_input_checks():
                                                ("saturday", "0 7 * * 6")])
 def test_weekly_cron_follows_the_charter_weekday(weekday, cron):
     assert weekly_cron(weekday) == cron
+
+
+def test_a_posted_digest_message_shows_the_statuses_now():
+    items = [{"id": i, "title": f"Idea number {i} (draft)", "status": status, "platform": None,
+              "board": None, "age_days": 2, "flagged": i == 1, "link": None, "duplicate_of": None,
+              "similarity": None, "duplicate_link": None}
+             for i, status in ((1, "triaged"), (2, "triaged"), (3, "new"))]
+    [posted] = digest_messages(items, week="2026-W48", counts={"triaged": 2, "new": 1}, flag_days=30)
+    assert ideas_in(posted) == {1, 2, 3}
+    assert shown_after_change(posted, {1: "triaged", 2: "triaged", 3: "new"}) is None
+    new = shown_after_change(posted, {1: "accepted", 2: "triaged", 3: "triaged"})
+    assert "⚠️ **#1** Idea number 1 (draft) (accepted)" in new["content"]
+    assert "**#3** Idea number 3 (draft) (triaged)" in new["content"]
+    assert [b["custom_id"] for r in new["components"] for b in r["components"]] == [
+        "cfi:2:accepted", "cfi:2:declined", "cfi:2:duplicate"]
+    # An idea the ledger does not know keeps what the message showed.
+    assert shown_after_change(posted, {}) is None

@@ -125,10 +125,21 @@ def test_members_change_status_others_are_refused_and_everything_is_audited(worl
     assert _press(world, gateway, user="cleo_marsh", custom_id=f"cfi:{first}:accepted",
                   count=1) == f"idea:{first}:accepted"
     assert bot_messages(world, f"Idea **#{first}**")
+    # The digest shows it to the rest of the WG: the item's status, its buttons gone, the
+    # other items' buttons kept.
+    [shown] = [m for m in digest_messages(world) if f"**#{first}**" in m["content"]]
+    assert f"**#{first}** Weekly office hours on Discord (accepted)" in shown["content"]
+    buttons = [b["custom_id"] for r in shown["components"] for b in r["components"]]
+    assert not any(b.startswith(f"cfi:{first}:") for b in buttons)
+    assert f"cfi:{first + 1}:declined" in buttons
+    edited = shown["edited_at"]
+    assert edited is not None
     # Someone on Discord who is not a WG member is refused; the refusal is audited.
     assert _press(world, gateway, user="quinn_harbor", custom_id=f"cfi:{first + 1}:declined",
                   count=2) == "refused:not-a-member"
     assert bot_messages(world, "Only active members of the working group")
+    [again] = [m for m in digest_messages(world) if m["id"] == shown["id"]]
+    assert again["edited_at"] == edited, "a refused press edits nothing"
 
     # /idea-status: a move R-IDEA-1 forbids is refused naming the allowed one; then allowed.
     def command(user: str, count: int, **options) -> str:
