@@ -139,6 +139,9 @@ def outage_scenario(tmp_path: Path, ledger: Ledger, evidence: Any) -> str:
 
         rows = inbox_rows(ledger)
         assert all(r.dispatch_attempts == 1 for r in rows), [r.dispatch_attempts for r in rows]
+        # The ledger marks an event processed inside its task; the run's Completed state reaches
+        # the server just after (task-run states are recorded in batches): wait for it.
+        wait_for(lambda: {run["state_type"] for run in task_runs(server.api)} == {"COMPLETED"}, 60)
         runs = task_runs(server.api)
         names = collections.Counter(run["name"] for run in runs)
         assert set(names) == {f"inbox-{r.route}-{r.id}" for r in rows}
