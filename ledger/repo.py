@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from ledger.models import (
     BallotOutcome,
     BallotStatus,
     BoardDecision,
+    EffectClaim,
     EligibilityCheck,
     EligibilityOutcome,
     Idea,
@@ -972,10 +973,7 @@ def effect_claim(session: Session, *, key: str, holder: str, until: datetime, at
     clock). Returns ``("done", payload)`` when it is recorded already, ``("claimed", None)``
     when the caller may act now, or ``("held", holder)`` while another holder's claim runs.
     A claim of the same holder, of ``take_from`` (known dead) or expired at ``at`` is taken
-    over. Writers serialize
-    (ledger.db), so two callers never both get "claimed"."""
-    from ledger.models import EffectClaim
-
+    over. Writers serialize (ledger.db), so two callers never both get "claimed"."""
     found = effect_get(session, key=key)
     if found is not None:
         return "done", found
@@ -992,10 +990,6 @@ def effect_claim(session: Session, *, key: str, holder: str, until: datetime, at
 
 def effect_unclaim(session: Session, *, key: str, holder: str | None = None) -> None:
     """Drop the claim of ``key`` (only ``holder``'s, when given): recorded, or given up."""
-    from sqlalchemy import delete
-
-    from ledger.models import EffectClaim
-
     query = delete(EffectClaim).where(EffectClaim.subject == _effect_subject(key))
     if holder is not None:
         query = query.where(EffectClaim.holder == holder)

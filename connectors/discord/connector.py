@@ -1026,7 +1026,7 @@ class DiscordConnector:
         content = text.strip()
         if len(content) > payloads.MESSAGE_LIMIT:
             content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
-        body = payloads.message(content, components=components)
+        body = payloads.message(content)
         if components is not None or not keep_buttons:
             body["components"] = [dict(c) for c in components or ()]
         self.client.request("PATCH", "/channels/{channel_id}/messages/{message_id}",

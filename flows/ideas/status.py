@@ -119,9 +119,9 @@ def handle_status(*, ledger: Any, event: InboxEvent, now: datetime | None = None
     answer_interaction(ctx, key=f"ideas:status-answer:inbox:{event.id}", actor=ACTOR,
                        about=f"inbox:{event.id}", attributes=attrs, text=text)
     result = outcome["outcome"]
-    if result == "changed" and source == "button":
-        show_on_digest(ctx, event_id=event.id, data=payload.get("data"))
     if result == "changed":
+        if source == "button":
+            show_on_digest(ctx, event_id=event.id, data=payload.get("data"))
         artifact(key=f"idea-{outcome['idea']}-status", title=f"Idea {outcome['idea']} is now {status}",
                  rows={"before": outcome["before"], "after": status, "by": "a WG member",
                        "source": source})
