@@ -1,4 +1,4 @@
-"""The ruling ids of shared/charter/RULINGS.md with their short titles. Code cites only these."""
+"""The ruling ids of the charter rulings (docs/charter.md) with their short titles. Code cites only these."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ RULINGS: dict[str, str] = {
     "R-APP-1": "Application form fields",
     "R-APP-2": "Identity confirmed from each named account",
     "R-APP-3": "One open application per person",
+    "R-APP-4": "The applicant is told every outcome where they applied",
+    "R-APP-5": "Ballots show voters the case; one merged tally when closed",
     "R-VOTE-APPROVE": "Approval: yes > no and quorum ceil(E/2)",
     "R-VOTE-EARLY": "A ballot closes as soon as the votes cast decide it",
     "R-TERM-1": "A term is one year from approval",
     "R-TERM-2": "Yearly opt-in, reminders and grace",
     "R-LEAVE": "A member may leave at any time",
     "R-REMOVE": "Removal: yes >= floor(E/2)+1, subject excluded",
+    "R-VOTE-SECRET": "Removal ballots are secret; counts only once closed",
     "R-ELECTORATE": "Electorate snapshotted at opening; one vote per person",
     "R-ROLE-CHAIR": "Chair and Co-Chair ideally from separate platforms",
     "R-ROLE-COC": "CoC WG Liaison chosen by the CoC WG, a voting member",
@@ -24,15 +27,25 @@ RULINGS: dict[str, str] = {
     "R-ADMIN-1": "Nobody is admin on all approved platforms",
     "R-ADMIN-2": "At least two admins per platform",
     "R-ADMIN-3": "Admin invariants are checked before sending; drift is reported",
+    "R-ADMIN-4": "Ending a membership revokes admin unless R-ADMIN-2 would break",
     "R-MOD": "The WG changes moderators and other roles directly",
     "R-TRAIN": "New moderators get and acknowledge training",
     "R-BOARD": "Platform trials, migrations, retirements and budgets go to the Board",
     "R-DIRECT": "Everything else the WG does directly",
+    "R-PLATFORM": "Approved platforms are data with a history (trial, approved, retiring)",
+    "R-BUDGET": "Budget requests tracked from request to spending",
     "R-IDEA-1": "Ideas backlog and statuses",
     "R-IDEA-2": "Idea triage, digest and flags",
+    "R-COMMS": "Moderators' and the WG's private spaces are bridged across platforms",
+    "R-SAFE-1": "Reports from every platform go to one queue, claimed and resolved",
+    "R-SAFE-2": "Code of Conduct reports go privately to the CoC WG via its liaison",
+    "R-SAFE-3": "Reports give safety counts and response times, never names",
+    "R-GUIDE": "Community guides kept as text, published on each platform",
+    "R-ROLE-APPOINT": "WG roles appointed by ballot, the CoC WG or the Board; vacancies reported",
     "R-REPORT": "Quarterly public and private reports",
     "R-MEET": "Quarterly call on Discord",
     "R-RECORD": "Every decision in a hash-chained log before it is announced",
     "R-PRIVACY": "Applications and removal ballots are private to the WG",
     "R-PRIVACY-2": "Export and erasure of personal data",
+    "R-PRIVACY-3": "Run parameters, names, logs and artifacts carry ids, not personal data",
 }
