@@ -81,12 +81,15 @@ class MetricsMiddleware:
 def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None = None,
                dispatcher: Dispatcher | None = None, charter: Any = None,
                prefect_api_url: str | None = None,
-               confirm_secret: SecretStr | str | None = None) -> FastAPI:
+               confirm_secret: SecretStr | str | None = None,
+               lookup: forms.UsernameLookup | None = None) -> FastAPI:
     """The gateway app. Defaults: settings from the environment, the configured ledger, a
     Prefect dispatcher for ``PREFECT_API_URL`` (store-only when dispatch is off), the
     configured charter, and the membership token secret the worker uses
     (``flows.platforms.resolve_confirm_secret``, read at the first confirmation or opt-in
-    page). The dispatcher starts and stops with the app's lifespan."""
+    page). The dispatcher starts and stops with the app's lifespan. ``lookup`` checks the
+    form's usernames on their platforms (none: the intake flow checks them later);
+    :func:`served_app` builds it from the configured connectors."""
     settings = settings or GatewaySettings()
     if ledger is None:
         from charterflow.settings import get_settings
@@ -123,6 +126,8 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                             autoescape=select_autoescape(["html"]), auto_reload=False)
     csrf = forms.CsrfTokens(secret=settings.form_secret, max_age=settings.form_token_max_age)
     limiter = forms.RateLimiter(limit=settings.apply_rate_limit, window=settings.apply_rate_window)
+    lookup_limiter = forms.RateLimiter(limit=settings.apply_rate_limit * forms.LOOKUPS_PER_APPLICATION,
+                                       window=settings.apply_rate_window)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -302,13 +307,12 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     @app.post("/apply")
     async def apply_submit(request: Request) -> Response:
+        # Only accepted applications count toward the limit (a person correcting mistakes is
+        # never locked out); lookups on the platforms have their own, larger allowance.
         client_ip = request.client.host if request.client else "unknown"
-        wait = limiter.hit(client_ip)
+        wait = limiter.wait(client_ip)
         if wait:
-            metrics.form.labels(outcome="rate-limited").inc()
-            return message("Too many attempts", "Too many applications were sent from your network "
-                           f"just now. Please try again in {int(wait // 60) + 1} minutes.",
-                           status=429, **{"Retry-After": str(int(wait) + 1)})
+            return too_many(wait)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/x-www-form-urlencoded":
             return message("Unsupported form", "Please send the form from the application page.", status=415)
@@ -331,15 +335,37 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                         "answers and send it again."})
         if posted.get(forms.HONEYPOT, "").strip():
             metrics.form.labels(outcome="honeypot").inc()
+            limiter.hit(client_ip)
             log.info("gateway: /apply honeypot filled; not stored")
             return page("applied.html", accounts=[], confirm_days=limits.confirm_within_days,
-                        email=False, reference="-")
+                        reference="-", status_url=None)
         checked = forms.validate(posted, limits=limits)
+        if checked.ok and lookup is not None:
+            lookup_wait = lookup_limiter.hit(client_ip)
+            if lookup_wait:
+                return too_many(lookup_wait)
+            checked.errors.update(await run_in_threadpool(lookup.errors, checked.values))
         if not checked.ok:
             metrics.form.labels(outcome="invalid").inc()
             return form_page(request, values=checked.values, errors=checked.errors, status=422,
                              submission=submission)
-        values = checked.values
+        return await store_application(request, client_ip, submission, checked.values)
+
+    def too_many(wait: float) -> HTMLResponse:
+        metrics.form.labels(outcome="rate-limited").inc()
+        return message("Too many attempts", "Too many applications were sent from your network "
+                       f"just now. Please try again in {int(wait // 60) + 1} minutes.",
+                       status=429, **{"Retry-After": str(int(wait) + 1)})
+
+    def stored_data(event_id: int) -> dict[str, Any]:
+        with ledger.read() as session:
+            from ledger.models import InboxEvent
+
+            row = session.get(InboxEvent, event_id)
+            return dict((row.payload or {}).get("data") or {}) if row else {}
+
+    async def store_application(request: Request, client_ip: str, submission: str,
+                                values: dict[str, str]) -> Response:
         event = InboundEvent(
             platform="form", dedupe_key=f"form:{submission}", kind="application",
             actor=values["discourse_username"] or values["discord_username"],
@@ -350,11 +376,39 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
             return message("Please try again", "Your application could not be saved just now. "
                            "Please go back and send it again in a minute.", status=503,
                            **{"Retry-After": "30"})
-        metrics.form.labels(outcome="stored" if accepted[2] else "duplicate").inc()
+        route, event_id, created = accepted
+        metrics.form.labels(outcome="stored" if created else "duplicate").inc()
+        status_url = f"/apply/status/{submission}"
+        if created:
+            limiter.hit(client_ip)
+        else:
+            stored = await run_in_threadpool(stored_data, event_id)
+            changed = forms.kept_changes(stored, values)
+            if changed:
+                # The same form sent again with other answers (the back button): the first stays.
+                return page("kept.html", status=409, reference=f"inbox:{event_id}",
+                            status_url=status_url, confirm_days=limits.confirm_within_days,
+                            changed=[forms.LABELS[name] for name in changed])
+            values = {name: str(stored.get(name) or "") for name in forms.FIELDS}
         accounts = [(label, values[name]) for name, label in
                     (("discourse_username", "Forum"), ("discord_username", "Discord")) if values[name]]
         return page("applied.html", accounts=accounts, confirm_days=limits.confirm_within_days,
-                    email=bool(values["email"]), reference=f"inbox:{accepted[1]}")
+                    reference=f"inbox:{event_id}", status_url=status_url)
+
+    @app.get("/apply/status/{submission}")
+    async def apply_status(submission: str) -> Response:
+        from flows.membership.status import describe_submission
+
+        if not forms.valid_submission(submission):
+            view = None
+        else:
+            view = await run_in_threadpool(lambda: describe_submission(
+                ledger, submission=submission, confirm_days=limits.confirm_within_days))
+        if view is None:
+            return page("message.html", status=404, heading="No such application",
+                        message="This link does not belong to an application. Please use the "
+                                "link shown after you sent the form.", link="/apply")
+        return page("status.html", view=view, reference=submission)
 
     # ---- confirmation and opt-in pages (R-APP-2, R-TERM-2) -----------------------------------
     # A GET shows what the link stands for and a button; only the button's POST (CSRF-checked)
@@ -519,8 +573,17 @@ def _payload(event: InboundEvent) -> dict[str, Any]:
 
 
 def served_app() -> FastAPI:
-    """The app as ``uvicorn gateway.app:served_app --factory`` serves it."""
-    return create_app()
+    """The app as ``uvicorn gateway.app:served_app --factory`` serves it: the form's usernames
+    are looked up with the configured connectors (built at the first submission)."""
+    return create_app(lookup=forms.UsernameLookup(_configured_directories))
+
+
+def _configured_directories() -> dict[str, Any]:
+    from flows.platforms import Platforms
+
+    platforms = Platforms.from_settings()
+    return {name: space.directory for name, space in platforms.spaces.items()
+            if space.directory is not None}
 
 
 __all__ = ["create_app", "served_app"]

@@ -11,24 +11,33 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import SecretStr
 
+log = logging.getLogger("charterflow.gateway")
 CSRF_COOKIE = "cf_csrf"
 HONEYPOT = "website"
 _SUBMISSION = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 # Letters (any script), digits, dot, dash, underscore: what Discourse and Discord allow.
-_USERNAME = re.compile(r"^[\w.\-]{2,}$")
+_USERNAME = re.compile(r"^[\w.\-]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 MAX_EMAIL = 254
+# The platforms' own username lengths: Discord 2-32 (its username rules); Discourse's site
+# setting min_username_length defaults to 3 (its longest, max_username_length, to 20, but sites
+# raise it, so the charter's max_handle_chars is the upper bound there).
+# https://discord.com/developers/docs/resources/user#usernames-and-nicknames
+# https://meta.discourse.org/t/username-length-settings/
+USERNAME_LENGTHS = {"discourse_username": (3, None), "discord_username": (2, 32)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,10 +63,50 @@ class Submission:
 
 
 FIELDS = ("discourse_username", "discord_username", "why", "experience", "nominator", "email")
+LABELS = {"discourse_username": "Forum username", "discord_username": "Discord username",
+          "why": "why you want to join", "experience": "experience and skills",
+          "nominator": "nominated by", "email": "e-mail"}
+# Sending the form with usernames looks them up on the platforms; a person correcting a typo
+# may do that a few times per application before the lookups are limited too.
+LOOKUPS_PER_APPLICATION = 5
+
+
+def valid_submission(submission: str) -> bool:
+    """A well-formed server-generated submission id."""
+    return bool(_SUBMISSION.match(submission or ""))
 
 
 def _clean(text: str) -> str:
     return _CONTROL.sub("", text.replace("\r\n", "\n")).strip()
+
+
+def _control_errors(form: Mapping[str, str]) -> dict[str, str]:
+    """A field holding NUL or another control character is refused with a message (they are
+    taken out of what is shown again, so the person sees exactly what will be sent)."""
+    errors = {}
+    for name in FIELDS:
+        text = form.get(name, "")
+        if "\x00" in text:
+            errors[name] = ("This field contained a NUL character (an invisible byte that usually "
+                            "comes from copying out of another program); we took it out. Please "
+                            "check the text and send again.")
+        elif _CONTROL.search(text):
+            errors[name] = ("This field contained invisible control characters; we took them out. "
+                            "Please check the text and send again.")
+    return errors
+
+
+def username_length_error(name: str, value: str, *, limits: Limits) -> str | None:
+    """The message for a username shorter or longer than its platform allows, else None."""
+    platform = "Forum" if name == "discourse_username" else "Discord"
+    shortest, longest = USERNAME_LENGTHS[name]
+    longest = min(longest or limits.max_handle_chars, limits.max_handle_chars)
+    if len(value) < shortest:
+        return (f"A {platform} username has at least {shortest} characters; "
+                f"{value!r} has {len(value)}. Please check it on your {platform} profile.")
+    if len(value) > longest:
+        return f"A {platform} username has at most {longest} characters."
+    return None
 
 
 def validate(form: Mapping[str, str], *, limits: Limits) -> Submission:
@@ -71,8 +120,9 @@ def validate(form: Mapping[str, str], *, limits: Limits) -> Submission:
         value = values[name]
         if not value:
             continue
-        if len(value) > limits.max_handle_chars:
-            errors[name] = f"A {platform} username has at most {limits.max_handle_chars} characters."
+        length_error = username_length_error(name, value, limits=limits)
+        if length_error:
+            errors[name] = length_error
         elif not _USERNAME.match(value):
             errors[name] = f"Enter your {platform} username: {handle_hint}."
     if not values["discourse_username"] and not values["discord_username"]:
@@ -89,7 +139,8 @@ def validate(form: Mapping[str, str], *, limits: Limits) -> Submission:
     if values["email"]:
         if len(values["email"]) > MAX_EMAIL or not _EMAIL.match(values["email"]):
             errors["email"] = "Enter an e-mail address like name@example.org, or leave it empty."
-    return Submission(values=values, errors=errors)
+    # A control character is the first thing to fix in its field.
+    return Submission(values=values, errors=errors | _control_errors(form))
 
 
 class CsrfTokens:
@@ -146,6 +197,17 @@ class RateLimiter:
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
+    def wait(self, key: str, *, now: float | None = None) -> float:
+        """0 when a hit would be allowed now, else the seconds until it is (records nothing)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            hits = self._hits.get(key)
+            while hits and now - hits[0] > self.window:
+                hits.popleft()
+            if hits and len(hits) >= self.limit:
+                return max(0.1, self.window - (now - hits[0]))
+            return 0.0
+
     def hit(self, key: str, *, now: float | None = None) -> float:
         """Record a hit; 0 when allowed, else the seconds until the next one is."""
         now = time.monotonic() if now is None else now
@@ -161,3 +223,58 @@ class RateLimiter:
                 return max(0.1, self.window - (now - hits[0]))
             hits.append(now)
             return 0.0
+
+
+_PLATFORM_OF = {"discourse_username": ("discourse", "Forum"), "discord_username": ("discord", "Discord")}
+
+
+class UsernameLookup:
+    """Looks the form's usernames up on their platforms through the connectors' ``Directory``
+    (R-APP-4: an unknown account is answered on the form's page, not accepted and dropped
+    later). ``directories`` maps ``discourse``/``discord`` to a Directory, or is a callable that
+    builds that mapping on first use. A platform that cannot answer (not served, down, rate
+    limited) is not held against the applicant: the intake flow checks again."""
+
+    def __init__(self, directories: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> None:
+        self._source = directories
+        self._built: Mapping[str, Any] | None = None if callable(directories) else directories
+        self._lock = threading.Lock()
+
+    def _directories(self) -> Mapping[str, Any]:
+        with self._lock:
+            if self._built is None:
+                try:
+                    self._built = self._source()  # type: ignore[operator]
+                except Exception as exc:  # noqa: BLE001 - no lookup then; the flow checks
+                    log.warning("gateway: username lookup unavailable (%s)", type(exc).__name__)
+                    self._built = {}
+            return self._built
+
+    def errors(self, values: Mapping[str, str]) -> dict[str, str]:
+        """A message per username field whose account does not exist on its platform."""
+        from connectors.errors import ConnectorError
+
+        errors = {}
+        for name, (platform, label) in _PLATFORM_OF.items():
+            username = values.get(name, "")
+            directory = self._directories().get(platform) if username else None
+            if directory is None:
+                continue
+            try:
+                directory.find_user(username)
+            except ConnectorError as exc:
+                if getattr(exc, "status", None) == 404:
+                    errors[name] = (f"There is no {label} account called {username!r}. Please "
+                                    f"copy your username from your {label} profile.")
+                else:
+                    log.info("gateway: %s lookup failed (%s); the flow checks later", platform,
+                             type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - a lookup never loses an application
+                log.info("gateway: %s lookup failed (%s); the flow checks later", platform,
+                         type(exc).__name__)
+        return errors
+
+
+def kept_changes(stored: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
+    """The fields a resent submission changed against the stored one (empty: the same)."""
+    return [name for name in FIELDS if str(stored.get(name) or "") != (values.get(name) or "")]

@@ -122,3 +122,30 @@ def slack_board_click(decision: str = "approve", proposal: str = "12", trigger: 
                "actions": [{"action_id": f"board_{decision}", "block_id": f"board_decision:{proposal}",
                             "value": proposal, "action_ts": "1700000001.000200"}]}
     return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+@pytest.fixture
+def directories() -> Iterator[dict[str, Any]]:
+    """The Forum and Discord sandboxes (their default invented sites) on 127.0.0.1, connected:
+    ``discourse`` and ``discord`` → the real connectors, used as the form's Directory."""
+    from connectors.discord.connector import DiscordConnector
+    from connectors.discourse.connector import DiscourseConnector
+    from tests.connectors.cf_loopback import LoopbackServer
+
+    forum_sb, discord_sb = DiscourseConnector.sandbox(), DiscordConnector.sandbox()
+    with LoopbackServer(forum_sb.app) as f_srv, LoopbackServer(discord_sb.app) as d_srv:
+        forum, discord = forum_sb.connect(f_srv.url), discord_sb.connect(d_srv.url)
+        yield {"discourse": forum, "discord": discord}
+        forum.close()
+        discord.close()
+
+
+@pytest.fixture
+def looked_up(ledger: Ledger, directories: dict[str, Any]) -> Iterator[TestClient]:
+    """The gateway whose form looks usernames up on the sandboxes."""
+    from gateway.form import UsernameLookup
+
+    app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(),
+                     lookup=UsernameLookup(directories))
+    with TestClient(app, base_url="http://testserver") as c:
+        yield c

@@ -79,12 +79,67 @@ def test_honeypot_pretends_success_and_stores_nothing(client, ledger):
     assert inbox_rows(ledger) == []
 
 
-def test_rate_limit_per_ip(ledger):
+def test_rate_limit_counts_accepted_applications_only(ledger):
     app = create_app(settings=gateway_settings(apply_rate_limit=3), ledger=ledger,
                      dispatcher=StoreOnlyDispatcher())
     with TestClient(app) as client:
-        codes = [client.post("/apply", data=fill(client)).status_code for _ in range(4)]
-    assert codes == [422, 422, 422, 429]
+        # Mistakes never lock a person out: ten invalid sends, all answered with the errors.
+        assert [client.post("/apply", data=fill(client)).status_code for _ in range(10)] == [422] * 10
+        accepted = [client.post("/apply", data=fill(client, **GOOD)).status_code for _ in range(4)]
+    assert accepted == [200, 200, 200, 429]
+    assert len(inbox_rows(ledger)) == 3
+
+
+def test_usernames_shorter_than_the_platform_allows_say_so(client, ledger):
+    page = client.post("/apply", data=fill(client, **{**GOOD, "discourse_username": "qa",
+                                                      "discord_username": "q"}))
+    assert page.status_code == 422
+    assert "A Forum username has at least 3 characters; &#39;qa&#39; has 2." in page.text
+    assert "A Discord username has at least 2 characters; &#39;q&#39; has 1." in page.text
+    long_discord = client.post("/apply", data=fill(client, **GOOD, discord_username="d" * 33))
+    assert long_discord.status_code == 422
+    assert "A Discord username has at most 32 characters." in long_discord.text
+    ok = client.post("/apply", data=fill(client, **{**GOOD, "discourse_username": "qua",
+                                                    "discord_username": "qu"}))
+    assert ok.status_code == 200
+    assert len(inbox_rows(ledger)) == 1
+
+
+def test_nul_bytes_are_refused_with_a_message_not_dropped(client, ledger):
+    page = client.post("/apply", data=fill(client, **{**GOOD, "why": "I help\x00 newcomers."}))
+    assert page.status_code == 422
+    assert "This field contained a NUL character" in page.text
+    assert "I help newcomers." in page.text and "\x00" not in page.text  # shown without it
+    control = client.post("/apply", data=fill(client, **{**GOOD, "experience": "Moderation\x07."}))
+    assert control.status_code == 422 and "invisible control characters" in control.text
+    assert inbox_rows(ledger) == []
+
+
+def test_the_same_form_sent_again_with_changes_keeps_the_first(client, ledger):
+    data = fill(client, **GOOD)
+    assert client.post("/apply", data=data).status_code == 200
+    again = client.post("/apply", data={**data, "why": "Another reason, typed after going back."})
+    assert again.status_code == 409
+    assert "Your first application is kept" in again.text
+    assert "why you want to join" in again.text and "How to change it" in again.text
+    assert f"after {LIMITS.confirm_within_days} days" in again.text
+    rows = inbox_rows(ledger)
+    assert len(rows) == 1 and rows[0].payload["data"]["why"] == GOOD["why"]
+    # Sent again unchanged (a reload): the usual page, still one application.
+    assert client.post("/apply", data=data).status_code == 200
+    assert len(inbox_rows(ledger)) == 1
+
+
+def test_the_status_page_follows_the_submission(client, ledger):
+    data = fill(client, **GOOD)
+    done = client.post("/apply", data=data)
+    link = re.search(r'id="status-link" href="([^"]+)"', done.text).group(1)
+    assert link == f"/apply/status/{data['submission']}"
+    status = client.get(link)
+    assert status.status_code == 200 and 'data-state="received"' in status.text
+    assert client.get("/apply/status/" + "x" * 30).status_code == 404
+    assert client.get("/apply/status/bad!").status_code == 404
+    assert "e-mail" not in done.text  # no automatic e-mail is promised
 
 
 def test_wrong_content_type_and_oversize(client, ledger):
@@ -92,3 +147,30 @@ def test_wrong_content_type_and_oversize(client, ledger):
     big = fill(client, **{**GOOD, "why": "y" * 70_000})
     assert client.post("/apply", data=big).status_code == 413
     assert inbox_rows(ledger) == []
+
+
+def test_unknown_usernames_are_answered_on_the_page_through_the_platforms(looked_up, ledger):
+    # Looked up on the Forum and Discord sandboxes by the real connectors (R-APP-4).
+    page = looked_up.post("/apply", data=fill(looked_up, **{**GOOD, "discourse_username": "nobody_here",
+                                                            "discord_username": "nobody.either"}))
+    assert page.status_code == 422
+    assert "There is no Forum account called &#39;nobody_here&#39;" in page.text
+    assert "There is no Discord account called &#39;nobody.either&#39;" in page.text
+    assert 'value="nobody_here"' in page.text and "I help newcomers every week." in page.text
+    assert inbox_rows(ledger) == []
+    ok = looked_up.post("/apply", data=fill(looked_up, **{**GOOD, "discourse_username": "cleo_marsh",
+                                                          "discord_username": "cleo_marsh"}))
+    assert ok.status_code == 200 and len(inbox_rows(ledger)) == 1
+
+
+def test_a_platform_that_cannot_answer_does_not_lose_the_application(ledger):
+    from gateway.form import UsernameLookup
+
+    def broken() -> dict:
+        raise ConnectionError("the platform is down")
+
+    app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(),
+                     lookup=UsernameLookup(broken))
+    with TestClient(app) as client:
+        assert client.post("/apply", data=fill(client, **GOOD)).status_code == 200
+    assert len(inbox_rows(ledger)) == 1  # the intake flow checks the account later
