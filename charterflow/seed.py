@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from rules.applications import TOPIC_TEMPLATE
+
 __all__ = ["Community", "Person", "build", "SEED", "GUILD_ID", "APPLICATION_ID", "BOARD_CHANNEL"]
 
 SEED = 20261124
@@ -162,7 +164,9 @@ class Community:
                 {"id": CATEGORIES["Working Group"], "name": "Working Group",
                  "slug": "working-group", "read_restricted": True, "color": "652D90",
                  "permissions": {"working-group": 1}},
-                {"id": CATEGORIES["Applications"], "name": "Applications", "slug": "applications"},
+                # R-APP-1: new topics here start from the charter's three questions.
+                {"id": CATEGORIES["Applications"], "name": "Applications", "slug": "applications",
+                 "topic_template": TOPIC_TEMPLATE},
                 {"id": CATEGORIES["Ideas"], "name": "Ideas", "slug": "ideas"},
             ],
             "settings": {"admin_api_limit": 600, "admin_api_window": 60.0},

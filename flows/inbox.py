@@ -102,7 +102,9 @@ def _slack_board_prefix() -> str:
 # The routing table, in one place: (source, kind, condition, route). `route_for` applies it;
 # the gateway's README prints it.
 ROUTES: tuple[tuple[str, str, str, str], ...] = (
-    ("discourse", "topic_created", "category in the applications categories", Route.INTAKE),
+    ("discourse", "topic_created", "category in the applications categories (noted; the answers come with its first post)", Route.INTAKE),
+    ("discourse", "post_created", "first post of a topic in the applications categories", Route.INTAKE),
+    ("discourse", "post_edited", "first post of a topic in the applications categories, edited", Route.INTAKE),
     ("discourse", "topic_created", "category in the ideas categories", Route.IDEA),
     ("discourse", "ping", "", Route.PING),
     ("discord", "ping", "(answered PONG, not stored)", Route.PING),
@@ -158,12 +160,15 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
     if source == "discourse":
         if kind == "ping":
             return Route.PING
+        category = str(attributes.get("category_id", ""))
         if kind == "topic_created":
-            category = str(attributes.get("category_id", ""))
             if category and category in config.discourse_applications_categories:
                 return Route.INTAKE
             if category and category in config.discourse_ideas_categories:
                 return Route.IDEA
+        if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
+                and category and category in config.discourse_applications_categories:
+            return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
         return Route.UNKNOWN
     if source == "discord":
         if kind == "component":

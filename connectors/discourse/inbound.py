@@ -65,9 +65,10 @@ class DiscourseWebhookVerifier:
 
 
 def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
-    """Parse an already verified delivery (``topic_created``, ``post_created``, ``ping``, others).
+    """Parse an already verified delivery (``topic_created``, ``post_created``, ``post_edited``,
+    ``ping``, others).
 
-    Events other than those three are returned with their raw payload and no attributes.
+    Events other than those four are returned with their raw payload and no attributes.
     """
     event_id = _header(headers, "X-Discourse-Event-Id")
     event = _header(headers, "X-Discourse-Event") or ""
@@ -92,7 +93,7 @@ def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         topic = payload.get("topic") or {}
         actor = (topic.get("created_by") or {}).get("username")
         attributes.update(_pick(topic, topic_id="id", title="title", category_id="category_id", archetype="archetype"))
-    elif event == "post_created":
+    elif event in ("post_created", "post_edited"):
         post = payload.get("post") or {}
         actor = post.get("username")
         attributes.update(

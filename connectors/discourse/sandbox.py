@@ -125,6 +125,8 @@ class SeedCategory(BaseModel):
     read_restricted: bool = False
     permissions: dict[str, int] = {}  # group name -> 1 full, 2 create_post, 3 readonly
     color: str = "0088CC"
+    # What the composer starts with for a new topic here (category settings → Topic Template).
+    topic_template: str | None = None
 
 
 class SeedApiKey(BaseModel):
@@ -159,7 +161,7 @@ class SeedWebhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str | None = None
     secret: str | None = None
-    events: list[str] = ["topic_created", "post_created", "ping"]
+    events: list[str] = ["topic_created", "post_created", "post_edited", "ping"]
 
 
 class SandboxSeed(BaseModel):
@@ -1285,7 +1287,8 @@ def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
                    topic_count=len(topics), post_count=sum(len(t["posts"]) for t in topics), position=position,
                    read_restricted=cat["read_restricted"], permission=1, notification_level=1, can_edit=True,
                    style_type="square", subcategory_list_style="rows_with_featured_topics",
-                   default_top_period="all", default_list_filter="all", num_featured_topics=3)
+                   default_top_period="all", default_list_filter="all", num_featured_topics=3,
+                   topic_template=cat.get("topic_template"))
         cats.append(out)
     return _Response(200, {"category_list": {"can_create_category": True, "can_create_topic": True, "categories": cats}})
 
@@ -1410,6 +1413,49 @@ def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
         sb._emit("topic_created", sb._topic_payload(topic))
     sb._emit("post_created", sb._post_payload(post))
     return _Response(200, sb._post_fields(post, _shapes.POST_CREATED, acting))
+
+
+# updatePost's answer: the post fields the spec lists for it (POST_SHOW has them, and a few more).
+_POST_UPDATED_KEYS = ("id", "username", "avatar_template", "created_at", "cooked", "post_number",
+                      "post_type", "posts_count", "updated_at", "reply_count", "reply_to_post_number",
+                      "quote_count", "incoming_link_count", "reads", "readers_count", "score", "yours",
+                      "topic_id", "topic_slug", "primary_group_name", "flair_name", "flair_url",
+                      "flair_bg_color", "flair_color", "version", "can_edit", "can_delete",
+                      "can_recover", "can_wiki", "user_title", "bookmarked", "raw", "actions_summary",
+                      "moderator", "admin", "staff", "user_id", "draft_sequence", "hidden",
+                      "trust_level", "deleted_at", "user_deleted", "edit_reason",
+                      "can_view_edit_history", "wiki", "reviewable_id", "reviewable_score_count",
+                      "reviewable_score_pending_count", "post_url", "name", "display_username")
+
+
+@_route("PUT", "/posts/{id}.json")
+def _update_post(sb: DiscourseSandbox, req: _Req) -> _Response:
+    """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
+    post = sb.posts.get(_int_param(req.params["id"]) or 0)
+    acting = req.user
+    if post is None or not _visible(sb, post, acting):
+        return _not_found()
+    if post["user_id"] != acting["id"] and not (acting["admin"] or acting["moderator"]):
+        return _invalid_access()
+    data = req.form()
+    fields = data.get("post") if isinstance(data.get("post"), dict) else {
+        "raw": data.get("post[raw]"), "edit_reason": data.get("post[edit_reason]")}
+    raw = str(fields.get("raw") or "")
+    minimum = (sb.settings.min_first_post_length if post["post_number"] == 1 else sb.settings.min_post_length)
+    if len(raw.strip()) < minimum:
+        return _create_post_error(f"Body is too short (minimum is {minimum} characters)")
+    polls = _parse_polls(raw)
+    if isinstance(polls, str):
+        return _create_post_error(polls)
+    post.update(raw=raw, cooked=_cook(raw), polls=polls or post["polls"],
+                version=post.get("version", 1) + 1, edit_reason=fields.get("edit_reason"))
+    sb._emit("post_edited", sb._post_payload(post))
+    shown = _post_show(sb, post, acting)
+    out = {key: shown.get(key) for key in _POST_UPDATED_KEYS}
+    out.update(version=post["version"], edit_reason=post.get("edit_reason"), wiki=False,
+               hidden=False, user_deleted=False, draft_sequence=0, reviewable_score_count=0,
+               reviewable_score_pending_count=0)
+    return _Response(200, {"post": out})
 
 
 def _multipart(req: _Req) -> dict[str, Any]:

@@ -60,6 +60,7 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, actor = _event(ctx, event_id)
     proven: dict[str, str] = {}
+    source_ref = f"inbox:{event_id}"
     if source == "form":
         values = {"forum_username": data.get("discourse_username"),
                   "discord_username": data.get("discord_username"),
@@ -73,19 +74,19 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
                   "nominator": attrs.get("field.nominator") or None, "email": None}
         proven["discord"] = attrs.get("user_id", "")
     elif source == "discourse":
-        topic = data.get("topic") or {}
-        author = topic.get("created_by") or {}
-        values = {"forum_username": author.get("username") or actor, "discord_username": None,
-                  "motivation": f"{topic.get('title', '')} (Forum topic {topic.get('id')})",
-                  "experience": f"see Forum topic {topic.get('id')}", "nominator": None,
-                  "email": None}
-        if author.get("id") is not None:
-            proven["discourse"] = str(author["id"])
+        if kind == "topic_created":
+            return "forum-topic:answers-come-with-its-first-post"
+        from flows.membership.forum import forum_values
+
+        found = forum_values(ctx, event_id=event_id, data=data)
+        if isinstance(found, str):
+            return found  # waiting for an edit (answers missing), or not a first post
+        values, proven, source_ref = found
     else:
         return "refused:unknown-source"
     name = values.get("forum_username") or values.get("discord_username") or event_id
     result = intake.with_options(flow_run_name=f"intake-{name}")(
-        **values, source=source, source_ref=f"inbox:{event_id}", proven_accounts=proven or None,
+        **values, source=source, source_ref=source_ref, proven_accounts=proven or None,
         now=ctx.now)
     if result.get("outcome") == "refused":
         _answer(ctx, event_id, attrs, f"Your application was not accepted: {result.get('reason', '')} "

@@ -47,13 +47,37 @@ def _intake_key(*, source: str, source_ref: str | None, values: dict[str, Any]) 
 
 
 def _refuse(ctx: Ctx, *, key: str, ruling: str, reason: str, code: str,
-            about: str | None = None) -> dict[str, Any]:
+            about: str | None = None, tell: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Record the refusal (with its reason: the form's status page shows it), then tell the
+    applicant on the account that applied (``tell`` = platform, username), once (R-APP-4)."""
     with ctx.ledger.transaction() as session:
         repo.effect_record(session, key=key, platform="ledger", actor=ACTOR, about=about,
-                           ref={"outcome": "refused", "ruling": ruling, "code": code}, at=ctx.now)
+                           ref={"outcome": "refused", "ruling": ruling, "code": code,
+                                "reason": reason}, at=ctx.now)
     decision = Decision(allowed=False, ruling=ruling, reason=reason)
     artifact(key=f"intake-refused-{code}", title="Application refused", decision=decision)
+    if tell is not None:
+        _tell_refusal(ctx, key=key, platform=tell[0], username=tell[1], ruling=ruling,
+                      reason=reason, code=code)
     return {"outcome": "refused", "ruling": ruling, "reason": reason, "code": code}
+
+
+def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: str, reason: str,
+                  code: str) -> None:
+    space = ctx.platforms.space(platform)
+    if space is None or space.messenger is None or not username:
+        return
+    from flows.membership.common import render
+
+    title, text = render("refused", platform=platform, username=username, group=GROUP,
+                         reason=reason, ruling=ruling, code=code)
+    told = f"{key}:told:{platform}"
+    try:
+        once(ctx, key=told, platform=platform, actor=ACTOR, about=None,
+             act=lambda: space.messenger.direct_message(recipients=[username], title=title,
+                                                        text=text, key=told))
+    except Exception as exc:  # noqa: BLE001 - e.g. DMs closed; the refusal stays recorded
+        log.warning("membership: refusal not delivered on %s: %s", platform, type(exc).__name__)
 
 
 def _new_handle(session: Any, wanted: str) -> str:
@@ -77,6 +101,9 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
     values = {"forum": forum, "discord": discord, "motivation": motivation,
               "experience": experience, "nominator": nominator}
     key = _intake_key(source=source, source_ref=source_ref, values=values)
+    # The account the source proved is where a refusal is told (the form's page reads the record).
+    named = {"discourse": forum, "discord": discord}
+    tell = (source, named[source]) if source in (proven or {}) and named.get(source) else None
     with ctx.ledger.read() as session:
         previous = repo.effect_get(session, key=key)
     if previous is not None:
@@ -88,14 +115,14 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
     limits = ctx.charter.application
     if not forum and not discord:
         return _refuse(ctx, key=key, ruling="R-APP-1", code="no-username",
-                       reason="the application names no Forum or Discord username")
+                       reason="the application names no Forum or Discord username", tell=tell)
     if not motivation.strip() or not experience.strip():
         return _refuse(ctx, key=key, ruling="R-APP-1", code="missing-answers",
-                       reason="the application must say why and what experience the applicant brings")
+                       reason="the application must say why and what experience the applicant brings", tell=tell)
     if max(len(motivation), len(experience)) > limits.max_answer_chars or any(
             h and len(h) > limits.max_handle_chars for h in (forum, discord)):
         return _refuse(ctx, key=key, ruling="R-APP-1", code="too-long",
-                       reason="an answer or username is longer than the charter allows")
+                       reason="an answer or username is longer than the charter allows", tell=tell)
 
     # Find each named account on its platform (its stable id is what we confirm and act on).
     accounts: dict[str, UserRef] = {}
@@ -106,17 +133,17 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
         if space is None or space.directory is None:
             return _refuse(ctx, key=key, ruling="R-APP-2", code=f"{platform}-not-served",
                            reason=f"the {LABEL[platform]} is not connected, so that account "
-                                  "cannot confirm the application; apply with another account")
+                                  "cannot confirm the application; apply with another account", tell=tell)
         try:
             accounts[platform] = space.directory.find_user(username)
         except FatalError as exc:
             if exc.status != 404:
                 raise
             return _refuse(ctx, key=key, ruling="R-APP-1", code=f"{platform}-unknown-user",
-                           reason=f"there is no {LABEL[platform]} account called {username!r}")
+                           reason=f"there is no {LABEL[platform]} account called {username!r}", tell=tell)
         if proven and platform in proven and proven[platform] != accounts[platform].id:
             return _refuse(ctx, key=key, ruling="R-APP-2", code="not-own-account",
-                           reason=f"the {LABEL[platform]} account named is not the one that applied")
+                           reason=f"the {LABEL[platform]} account named is not the one that applied", tell=tell)
 
     with ctx.ledger.transaction() as session:
         owners: dict[int, Person] = {}
@@ -135,7 +162,8 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
         open_app = repo.open_application_of(session, person) if person is not None else None
         membership = repo.open_membership(session, person) if person is not None else None
     if refusal:
-        return _refuse(ctx, key=key, ruling=refusal[0], code=refusal[1], reason=refusal[2])
+        return _refuse(ctx, key=key, ruling=refusal[0], code=refusal[1], reason=refusal[2],
+                       tell=tell)
     if open_app is not None:
         # R-APP-3: point the person to the open application, once per intake.
         message_person(ctx, person.id, template="duplicate", key=f"{key}:duplicate", actor=ACTOR,
@@ -146,7 +174,7 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
                        reason=f"an application is already open (application {open_app.id})")
     if membership is not None and membership.status == MembershipStatus.ACTIVE:
         return _refuse(ctx, key=key, ruling="R-APP-3", code="already-member",
-                       reason="the applicant is already an active member")
+                       reason="the applicant is already an active member", tell=tell)
 
     with ctx.ledger.transaction() as session:
         person = session.get(Person, person.id) if person is not None else None

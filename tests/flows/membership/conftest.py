@@ -18,6 +18,7 @@ from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from rules import default_charter, term_window
+from rules.applications import TOPIC_TEMPLATE
 from tests.connectors.cf_loopback import LoopbackServer
 
 from flows.platforms import Platforms, use
@@ -68,7 +69,7 @@ def discourse_seed() -> dict[str, Any]:
             "categories": [{"name": "General"},
                            {"name": "Working Group", "read_restricted": True,
                             "permissions": {"working-group": 1}},
-                           {"name": "Applications"}],
+                           {"name": "Applications", "topic_template": TOPIC_TEMPLATE}],
             "webhook": {"secret": FORUM_HOOK_SECRET},
             "settings": {"admin_api_limit": 100000, "admin_api_window": 1.0}}
 
@@ -224,9 +225,12 @@ def serve_gateway(world: World, *, ideas_category: str = "") -> Iterator[Gateway
               "slack_signing_secret": None, "form_secret": SecretStr("form-secret-invented"),
               "discourse_applications_categories": str(category),
               "discourse_ideas_categories": ideas_category, "dispatch": False}
+    from gateway.form import UsernameLookup
+
+    lookup = UsernameLookup({name: space.directory for name, space in world.platforms.spaces.items()})
     app = create_app(settings=GatewaySettings.model_construct(**values), ledger=world.ledger,
                      dispatcher=StoreOnlyDispatcher(), charter=world.platforms.charter,
-                     confirm_secret=CONFIRM_SECRET)
+                     confirm_secret=CONFIRM_SECRET, lookup=lookup)
     with LoopbackServer(app) as server:
         world.discourse_sb.webhook.url = f"{server.url}/hooks/discourse"
         httpx.post(f"{world.discord_url}/_sandbox/interactions_url",
