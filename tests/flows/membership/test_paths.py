@@ -88,21 +88,30 @@ def test_discord_modal_and_forum_topic_through_the_gateway_end_in_applications(w
     assert again.status_code == 200 and "already confirmed" in again.text and "<form" not in again.text
     assert len(_events(world, source="form", kind="confirm")) == 1
 
-    # The Forum: ivo_stone opens a topic in the applications category; the sandbox's webhook
-    # sender delivers topic_created to the gateway, signed with the shared secret.
+    # The Forum: ivo_stone opens a topic in the applications category, answering the template's
+    # questions; the sandbox's webhook sender delivers topic_created and post_created to the
+    # gateway, signed with the shared secret. The answers come with the first post.
+    from rules.applications import TOPIC_TEMPLATE
+
+    raw = (TOPIC_TEMPLATE.replace("join the working group?\n", "join the working group?\nI have helped "
+                                  "in the forum for two years.\n")
+           .replace("do you bring?\n", "do you bring?\nI moderate a meetup.\n"))
     created = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, headers={
         "Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"}, json={
         "title": "Application to join the working group", "category": int(gateway.applications_category),
-        "raw": "I would like to join: I have helped in the forum for two years and moderate a meetup."})
+        "raw": raw})
     assert created.status_code == 200, created.text
     topic_event = _wait_for_event(world, source="discourse", kind="topic_created", route=inbox.Route.INTAKE)
-    result = inbox.handle_event(world.ledger, topic_event)
+    assert inbox.handle_event(world.ledger, topic_event) == "forum-topic:answers-come-with-its-first-post"
+    post_event = _wait_for_event(world, source="discourse", kind="post_created", route=inbox.Route.INTAKE)
+    result = inbox.handle_event(world.ledger, post_event)
     assert result.startswith("application:")
     with world.ledger.read() as session:
         app = session.get(Application, int(result.split(":")[1]))
         # The topic's author is proven: confirmed at once, eligible by Forum activity, voting.
         assert app.status == ApplicationStatus.VOTING and app.source_platform == "discourse"
-    assert inbox.handle_event(world.ledger, topic_event) == "already-processed"
+        assert app.motivation == "I have helped in the forum for two years."
+    assert inbox.handle_event(world.ledger, post_event) == "already-processed"
 
 
 def test_opt_in_page_renews_from_the_old_end_date(world, gateway):
