@@ -209,6 +209,8 @@ class Platforms:
     confirm_secret: SecretStr
     gateway_url: str = "http://127.0.0.1:8080"
     dsf_members: frozenset[str] = frozenset()
+    # Sends outcome e-mails to applicants who gave an address (None: no e-mail; R-APP-4).
+    mailer: Any = None
     _closers: list[Any] = field(default_factory=list, repr=False)
 
     def space(self, platform: str) -> PlatformSpace | None:
@@ -227,7 +229,7 @@ class Platforms:
     def build(cls, *, charter: Charter, discourse: Any = None, discord: Any = None,
               confirm_secret: str | SecretStr | None = None, gateway_url: str | None = None,
               dsf_members: frozenset[str] | set[str] | None = None,
-              settings: MembershipSettings | None = None) -> Platforms:
+              settings: MembershipSettings | None = None, mailer: Any = None) -> Platforms:
         """From connector instances (either may be None: that platform is not served)."""
         s = settings or MembershipSettings(_env_file=None)  # type: ignore[call-arg]
         spaces: dict[str, PlatformSpace] = {}
@@ -254,7 +256,7 @@ class Platforms:
             secret = SecretStr(secret)
         return cls(spaces=spaces, charter=charter, confirm_secret=secret,
                    gateway_url=(gateway_url or s.gateway_url or _default_gateway_url()).rstrip("/"),
-                   dsf_members=frozenset(dsf_members or ()))
+                   dsf_members=frozenset(dsf_members or ()), mailer=mailer)
 
     @classmethod
     def from_settings(cls) -> Platforms:
@@ -281,9 +283,18 @@ class Platforms:
         secret = resolve_confirm_secret(settings=s)
         platforms = cls.build(charter=charter, discourse=built.get("discourse"),
                               discord=built.get("discord"), confirm_secret=secret,
-                              dsf_members=load_dsf_members(members_file), settings=s)
+                              dsf_members=load_dsf_members(members_file), settings=s,
+                              mailer=_mailer_from_settings())
         platforms._closers.extend(built.values())
         return platforms
+
+
+def _mailer_from_settings() -> Any:
+    """The SMTP mailer when ``CHARTERFLOW_SMTP_HOST`` is set, else None (no e-mail)."""
+    from connectors.email import SmtpMailer, SmtpSettings
+
+    settings = SmtpSettings()
+    return SmtpMailer(settings=settings) if settings.host else None
 
 
 def _default_gateway_url() -> str:

@@ -82,14 +82,16 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                dispatcher: Dispatcher | None = None, charter: Any = None,
                prefect_api_url: str | None = None,
                confirm_secret: SecretStr | str | None = None,
-               lookup: forms.UsernameLookup | None = None) -> FastAPI:
+               lookup: forms.UsernameLookup | None = None,
+               email_outcomes: bool | None = None) -> FastAPI:
     """The gateway app. Defaults: settings from the environment, the configured ledger, a
     Prefect dispatcher for ``PREFECT_API_URL`` (store-only when dispatch is off), the
     configured charter, and the membership token secret the worker uses
     (``flows.platforms.resolve_confirm_secret``, read at the first confirmation or opt-in
     page). The dispatcher starts and stops with the app's lifespan. ``lookup`` checks the
     form's usernames on their platforms (none: the intake flow checks them later);
-    :func:`served_app` builds it from the configured connectors."""
+    :func:`served_app` builds it from the configured connectors. ``email_outcomes`` says
+    whether the form promises outcome e-mails (default: ``CHARTERFLOW_SMTP_HOST`` is set)."""
     settings = settings or GatewaySettings()
     if ledger is None:
         from charterflow.settings import get_settings
@@ -126,6 +128,10 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                             autoescape=select_autoescape(["html"]), auto_reload=False)
     csrf = forms.CsrfTokens(secret=settings.form_secret, max_age=settings.form_token_max_age)
     limiter = forms.RateLimiter(limit=settings.apply_rate_limit, window=settings.apply_rate_window)
+    if email_outcomes is None:
+        from connectors.email import SmtpSettings
+
+        email_outcomes = bool(SmtpSettings().host)
     lookup_limiter = forms.RateLimiter(limit=settings.apply_rate_limit * forms.LOOKUPS_PER_APPLICATION,
                                        window=settings.apply_rate_window)
 
@@ -267,7 +273,8 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     def page(name: str, *, status: int = 200, cookie: str | None = None, secure: bool = False,
              cookie_path: str = "/apply", **context: Any) -> HTMLResponse:
-        html = templates.get_template(name).render(group_name=GROUP_NAME, limits=limits, **context)
+        html = templates.get_template(name).render(group_name=GROUP_NAME, limits=limits,
+                                                   email_outcomes=email_outcomes, **context)
         response = HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
         if cookie is not None:
             response.set_cookie(forms.CSRF_COOKIE, cookie, httponly=True, samesite="strict",
@@ -338,7 +345,7 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
             limiter.hit(client_ip)
             log.info("gateway: /apply honeypot filled; not stored")
             return page("applied.html", accounts=[], confirm_days=limits.confirm_within_days,
-                        reference="-", status_url=None)
+                        reference="-", status_url=None, email=False)
         checked = forms.validate(posted, limits=limits)
         if checked.ok and lookup is not None:
             lookup_wait = lookup_limiter.hit(client_ip)
@@ -393,7 +400,8 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         accounts = [(label, values[name]) for name, label in
                     (("discourse_username", "Forum"), ("discord_username", "Discord")) if values[name]]
         return page("applied.html", accounts=accounts, confirm_days=limits.confirm_within_days,
-                    reference=f"inbox:{event_id}", status_url=status_url)
+                    reference=f"inbox:{event_id}", status_url=status_url,
+                    email=bool(values["email"]) and email_outcomes)
 
     @app.get("/apply/status/{submission}")
     async def apply_status(submission: str) -> Response:

@@ -204,10 +204,14 @@ def person_handle(ctx: Ctx, person_id: int) -> str:
 
 def message_person(ctx: Ctx, person_id: int, *, template: str, key: str, actor: str,
                    about: str | None, identity_ids: Iterable[int] | None = None,
-                   **values: Any) -> list[str]:
+                   email: bool = False, **values: Any) -> list[str]:
     """Send a private message to the person on each of their served platforms, once per key
-    and platform; returns the platforms reached. One platform failing does not stop the other."""
+    and platform; with ``email``, also to the e-mail address they gave (an application's
+    outcome, R-APP-4). Returns the platforms reached. One failing does not stop the others."""
     reached = []
+    if email and email_person(ctx, person_id, template=template, key=key, actor=actor,
+                              about=about, **values):
+        reached.append("email")
     for identity in identities_of(ctx, person_id, ids=identity_ids):
         space = ctx.platforms.space(identity.platform.value)
         if space is None or space.messenger is None or not identity.username:
@@ -224,6 +228,42 @@ def message_person(ctx: Ctx, person_id: int, *, template: str, key: str, actor: 
             log.warning("membership: could not message person:%s on %s: %s", person_id,
                         space.platform, type(exc).__name__)
     return reached
+
+
+def email_person(ctx: Ctx, person_id: int, *, template: str, key: str, actor: str,
+                 about: str | None, **values: Any) -> bool:
+    """E-mail the person at the newest address they gave, once per key; False when there is no
+    mailer or no address."""
+    if ctx.platforms.mailer is None:
+        return False
+    with ctx.ledger.read() as session:
+        rows = list(session.scalars(select(Identity).where(Identity.person_id == person_id)
+                                    .order_by(Identity.id)))
+        address = next((r.username for r in reversed(rows) if r.platform == Platform.EMAIL), None)
+        name = next((r.username for r in rows if r.platform != Platform.EMAIL and r.username),
+                    None) or person_handle(ctx, person_id)
+    if not address:
+        return False
+    return send_email(ctx, to=address, template=template, key=key, actor=actor, about=about,
+                      username=name, **values)
+
+
+def send_email(ctx: Ctx, *, to: str, template: str, key: str, actor: str, about: str | None,
+               **values: Any) -> bool:
+    """Render a membership template and e-mail it to ``to``, once per ``key`` (``<key>:email``).
+    A failure is logged, not raised: the platforms' messages and the form's page tell too."""
+    mailer = ctx.platforms.mailer
+    if mailer is None:
+        return False
+    title, text = render(template, platform="email", **values)
+    k = f"{key}:email"
+    try:
+        once(ctx, key=k, platform="email", actor=actor, about=about,
+             act=lambda: mailer.send(to=to, subject=title, text=text, key=k))
+        return True
+    except Exception as exc:  # noqa: BLE001 - e.g. the SMTP server down; reported
+        log.warning("membership: e-mail %s not sent: %s", k, type(exc).__name__)
+        return False
 
 
 def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str | None,

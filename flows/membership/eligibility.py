@@ -93,7 +93,7 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
                  title=f"Eligibility of application {application_id}", decision=decision,
                  evidence=decision.evidence)
         if outcome == EligibilityOutcome.NO:
-            message_person(ctx, person_id, template="not_eligible", key=f"not-eligible:{application_id}",
+            message_person(ctx, person_id, email=True, template="not_eligible", key=f"not-eligible:{application_id}",
                            actor=ACTOR, about=f"application:{application_id}",
                            identity_ids=named_identities(ctx, application_id), group=GROUP,
                            application_id=application_id, ruling=decision.ruling,
@@ -102,7 +102,7 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
             return {"application": application_id, "status": "refused", "ruling": decision.ruling,
                     "reason": decision.reason}
         if outcome == EligibilityOutcome.UNKNOWN:
-            message_person(ctx, person_id, template="eligibility_unknown",
+            message_person(ctx, person_id, email=True, template="eligibility_unknown",
                            key=f"eligibility-unknown:{application_id}:{check_id}", actor=ACTOR,
                            about=f"application:{application_id}",
                            identity_ids=named_identities(ctx, application_id), group=GROUP,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import partial
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,18 +48,27 @@ def _intake_key(*, source: str, source_ref: str | None, values: dict[str, Any]) 
 
 
 def _refuse(ctx: Ctx, *, key: str, ruling: str, reason: str, code: str,
-            about: str | None = None, tell: tuple[str, str] | None = None) -> dict[str, Any]:
+            about: str | None = None, tell: tuple[str, str] | None = None,
+            email: str | None = None) -> dict[str, Any]:
     """Record the refusal (with its reason: the form's status page shows it), then tell the
-    applicant on the account that applied (``tell`` = platform, username), once (R-APP-4)."""
+    applicant on the account that applied (``tell`` = platform, username) and at the e-mail
+    address they gave, once each (R-APP-4)."""
     with ctx.ledger.transaction() as session:
         repo.effect_record(session, key=key, platform="ledger", actor=ACTOR, about=about,
                            ref={"outcome": "refused", "ruling": ruling, "code": code,
                                 "reason": reason}, at=ctx.now)
     decision = Decision(allowed=False, ruling=ruling, reason=reason)
     artifact(key=f"intake-refused-{code}", title="Application refused", decision=decision)
-    if tell is not None:
+    # A duplicate is told with the open application's reference (the ``duplicate`` message).
+    if tell is not None and code != "duplicate":
         _tell_refusal(ctx, key=key, platform=tell[0], username=tell[1], ruling=ruling,
                       reason=reason, code=code)
+    if email and code != "duplicate":
+        from flows.membership.common import send_email
+
+        send_email(ctx, to=email, template="refused", key=f"{key}:told", actor=ACTOR, about=None,
+                   username="there", group=GROUP, reason=reason, ruling=ruling,
+                   code=code)
     return {"outcome": "refused", "ruling": ruling, "reason": reason, "code": code}
 
 
@@ -104,6 +114,8 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
     # The account the source proved is where a refusal is told (the form's page reads the record).
     named = {"discourse": forum, "discord": discord}
     tell = (source, named[source]) if source in (proven or {}) and named.get(source) else None
+    email = (email or "").strip() or None
+    refuse = partial(_refuse, ctx, key=key, tell=tell, email=email)
     with ctx.ledger.read() as session:
         previous = repo.effect_get(session, key=key)
     if previous is not None:
@@ -114,15 +126,15 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
 
     limits = ctx.charter.application
     if not forum and not discord:
-        return _refuse(ctx, key=key, ruling="R-APP-1", code="no-username",
-                       reason="the application names no Forum or Discord username", tell=tell)
+        return refuse(ruling="R-APP-1", code="no-username",
+                       reason="the application names no Forum or Discord username")
     if not motivation.strip() or not experience.strip():
-        return _refuse(ctx, key=key, ruling="R-APP-1", code="missing-answers",
-                       reason="the application must say why and what experience the applicant brings", tell=tell)
+        return refuse(ruling="R-APP-1", code="missing-answers",
+                       reason="the application must say why and what experience the applicant brings")
     if max(len(motivation), len(experience)) > limits.max_answer_chars or any(
             h and len(h) > limits.max_handle_chars for h in (forum, discord)):
-        return _refuse(ctx, key=key, ruling="R-APP-1", code="too-long",
-                       reason="an answer or username is longer than the charter allows", tell=tell)
+        return refuse(ruling="R-APP-1", code="too-long",
+                       reason="an answer or username is longer than the charter allows")
 
     # Find each named account on its platform (its stable id is what we confirm and act on).
     accounts: dict[str, UserRef] = {}
@@ -131,19 +143,19 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
             continue
         space = ctx.platforms.space(platform)
         if space is None or space.directory is None:
-            return _refuse(ctx, key=key, ruling="R-APP-2", code=f"{platform}-not-served",
+            return refuse(ruling="R-APP-2", code=f"{platform}-not-served",
                            reason=f"the {LABEL[platform]} is not connected, so that account "
-                                  "cannot confirm the application; apply with another account", tell=tell)
+                                  "cannot confirm the application; apply with another account")
         try:
             accounts[platform] = space.directory.find_user(username)
         except FatalError as exc:
             if exc.status != 404:
                 raise
-            return _refuse(ctx, key=key, ruling="R-APP-1", code=f"{platform}-unknown-user",
-                           reason=f"there is no {LABEL[platform]} account called {username!r}", tell=tell)
+            return refuse(ruling="R-APP-1", code=f"{platform}-unknown-user",
+                           reason=f"there is no {LABEL[platform]} account called {username!r}")
         if proven and platform in proven and proven[platform] != accounts[platform].id:
-            return _refuse(ctx, key=key, ruling="R-APP-2", code="not-own-account",
-                           reason=f"the {LABEL[platform]} account named is not the one that applied", tell=tell)
+            return refuse(ruling="R-APP-2", code="not-own-account",
+                           reason=f"the {LABEL[platform]} account named is not the one that applied")
 
     with ctx.ledger.transaction() as session:
         owners: dict[int, Person] = {}
@@ -162,19 +174,18 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
         open_app = repo.open_application_of(session, person) if person is not None else None
         membership = repo.open_membership(session, person) if person is not None else None
     if refusal:
-        return _refuse(ctx, key=key, ruling=refusal[0], code=refusal[1], reason=refusal[2],
-                       tell=tell)
+        return refuse(ruling=refusal[0], code=refusal[1], reason=refusal[2])
     if open_app is not None:
         # R-APP-3: point the person to the open application, once per intake.
-        message_person(ctx, person.id, template="duplicate", key=f"{key}:duplicate", actor=ACTOR,
+        message_person(ctx, person.id, email=True, template="duplicate", key=f"{key}:duplicate", actor=ACTOR,
                        about=f"application:{open_app.id}", group=GROUP, open_id=open_app.id,
                        open_status=open_app.status.value)
-        return _refuse(ctx, key=key, ruling="R-APP-3", code="duplicate",
+        return refuse(ruling="R-APP-3", code="duplicate",
                        about=f"application:{open_app.id}",
                        reason=f"an application is already open (application {open_app.id})")
     if membership is not None and membership.status == MembershipStatus.ACTIVE:
-        return _refuse(ctx, key=key, ruling="R-APP-3", code="already-member",
-                       reason="the applicant is already an active member", tell=tell)
+        return refuse(ruling="R-APP-3", code="already-member",
+                       reason="the applicant is already an active member")
 
     with ctx.ledger.transaction() as session:
         person = session.get(Person, person.id) if person is not None else None
@@ -340,7 +351,7 @@ def expire(ctx: Ctx) -> list[int]:
                                             at=ctx.now)
                 expired.append((app.id, app.person_id))
     for app_id, person_id in expired:
-        message_person(ctx, person_id, template="expired", key=f"expired:{app_id}", actor=ACTOR,
+        message_person(ctx, person_id, email=True, template="expired", key=f"expired:{app_id}", actor=ACTOR,
                        about=f"application:{app_id}", identity_ids=named_identities(ctx, app_id),
                        group=GROUP, application_id=app_id, days=days)
         artifact(key=f"application-{app_id}-expired", title=f"Application {app_id} expired",

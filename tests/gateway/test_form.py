@@ -139,7 +139,19 @@ def test_the_status_page_follows_the_submission(client, ledger):
     assert status.status_code == 200 and 'data-state="received"' in status.text
     assert client.get("/apply/status/" + "x" * 30).status_code == 404
     assert client.get("/apply/status/bad!").status_code == 404
-    assert "e-mail" not in done.text  # no automatic e-mail is promised
+    assert "by\n  e-mail" not in done.text  # no SMTP configured: no e-mail is promised
+
+
+def test_outcome_e_mail_is_promised_only_when_e_mail_is_sent(ledger):
+    for sending in (True, False):
+        app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(),
+                         email_outcomes=sending)
+        with TestClient(app) as client:
+            form = client.get("/apply").text
+            done = client.post("/apply", data=fill(client, **GOOD, email="quill@example.org")).text
+        assert ("you get each outcome by e-mail too" in form) is sending
+        assert ("this site sends no\n    automatic e-mail" in form) is not sending
+        assert (", by\n  e-mail" in done) is sending
 
 
 def test_wrong_content_type_and_oversize(client, ledger):

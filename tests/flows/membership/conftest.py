@@ -104,6 +104,11 @@ class World:
     discord_sb: Any
     discord_url: str
     people: dict[str, int]
+    mailbox: Any = None  # the loopback SMTP server outcome e-mails go to
+
+    def mails(self, to: str) -> list[dict[str, Any]]:
+        """The e-mails the SMTP sandbox received for ``to``."""
+        return [m for m in self.mailbox.messages() if to in m["to"]]
 
     def writes(self) -> dict[str, int]:
         """Write requests per endpoint on both sandboxes (the idempotency yardstick)."""
@@ -148,26 +153,29 @@ def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
     """The seeded WG: seven active members (term started 100 days ago) on both platforms."""
     from connectors.discord.connector import DiscordConnector
     from connectors.discourse.connector import DiscourseConnector
+    from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
 
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     upgrade(ledger)
     dsb = DiscourseConnector.sandbox(seed=discourse_seed())
     csb = DiscordConnector.sandbox(seed=discord_seed())
-    with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv:
+    with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv, SmtpSandbox() as mailbox:
+        mailer = SmtpMailer(settings=SmtpSettings(_env_file=None, host=mailbox.host, port=mailbox.port,
+                                                  tls="none", sender="wg@example.org"))
         forum = dsb.connect(d_srv.url)
         discord = csb.connect(c_srv.url)
         charter = default_charter()
         platforms = Platforms.build(charter=charter, discourse=forum, discord=discord,
                                     confirm_secret=CONFIRM_SECRET,
                                     gateway_url="http://gateway.test",
-                                    dsf_members={"ursula_finch"})
+                                    dsf_members={"ursula_finch"}, mailer=mailer)
         start = NOW - timedelta(days=100)
         with ledger.transaction() as session:
             people = seed_members(session, forum=forum, discord=discord, charter=charter, start=start)
         with use(ledger=ledger, platforms=platforms):
             yield World(ledger=ledger, platforms=platforms, discourse_sb=dsb,
                         discourse_url=d_srv.url, discord_sb=csb, discord_url=c_srv.url,
-                        people=people)
+                        people=people, mailbox=mailbox)
         forum.close()
         discord.close()
     ledger.dispose()

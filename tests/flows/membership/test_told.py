@@ -186,20 +186,25 @@ def test_refusals_are_told_where_the_person_applied(world, gateway):
     _topic(world, gateway, "dario_fenwick", _answered(why="To help more.", experience="Already serving."))
     assert _handle_forum_post(world, seen) == "refused:R-APP-3:already-member"
     assert any("already a member" in m for m in forum_pms(world, "dario_fenwick"))
-    sent, status_path = _form(gateway, discourse_username="hana_pike")
+    sent, status_path = _form(gateway, discourse_username="hana_pike", email="hana@example.org")
     assert sent.status_code == 200
     assert _handle_form(world, seen) == "refused:R-APP-3:already-member"
     state, page = _status(gateway, status_path)
     assert state == "refused" and "already an active member" in page and "R-APP-3" in page
+    [mail] = world.mails("hana@example.org")  # and by e-mail, over SMTP
+    assert mail["from"] == "wg@example.org" and "already an active member" in mail["text"]
 
     # A duplicate: quinn_harbor's form application is open; applying again anywhere points to it.
-    sent, first_path = _form(gateway, discourse_username="quinn_harbor", discord_username="quinn_harbor")
+    sent, first_path = _form(gateway, discourse_username="quinn_harbor", discord_username="quinn_harbor",
+                             email="quinn@example.org")
     open_id = int(_handle_form(world, seen).split(":")[1])
     assert _status(gateway, first_path)[0] == "waiting"
     sent, second_path = _form(gateway, discord_username="quinn_harbor")
     assert _handle_form(world, seen) == "refused:R-APP-3:duplicate"
     state, page = _status(gateway, second_path)
     assert state == "refused" and f"Your open application is application {open_id}" in page
+    [mail] = world.mails("quinn@example.org")
+    assert f"(application {open_id}, open)" in mail["text"]
     assert _modal(world, seen, "quinn_harbor") == "refused:R-APP-3:duplicate"
     assert any(f"(application {open_id}, open)" in m["content"] for m in discord_dms(world, "quinn_harbor"))
     _topic(world, gateway, "quinn_harbor", _answered(why="Applying again.", experience="Event organising."))
@@ -217,7 +222,7 @@ def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway)
     seen: set[int] = set()
     paths = {}
     for name in ("quinn_harbor", "rowan_vale", "yara_penhale", "ivo_stone"):
-        sent, paths[name] = _form(gateway, discourse_username=name)
+        sent, paths[name] = _form(gateway, discourse_username=name, email=f"{name}@example.org")
         assert sent.status_code == 200 and "follow your application" in sent.text
         assert _handle_form(world, seen).startswith("application:")
         assert _status(gateway, paths[name])[0] == "waiting"
@@ -227,6 +232,8 @@ def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway)
     state, page = _status(gateway, paths["rowan_vale"])
     assert state == "refused" and "not active enough yet" in page and "R-ELIG-1" in page
     assert any("(R-ELIG-1)" in m and "not met yet" in m for m in forum_pms(world, "rowan_vale"))
+    [mail] = world.mails("rowan_vale@example.org")
+    assert "(R-ELIG-1)" in mail["text"] and mail["subject"] == "About your application to the working group"
 
     # Approved and not approved: the members vote on Discord.
     for name, choice in (("yara_penhale", 0), ("ivo_stone", 1)):
@@ -245,6 +252,9 @@ def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway)
     state, page = _status(gateway, paths["ivo_stone"])
     assert state == "not-approved" and "not approved this time" in page
     assert any("not approved this time" in m for m in forum_pms(world, "ivo_stone"))
+    assert [m["subject"] for m in world.mails("yara_penhale@example.org")] == ["Welcome to the working group"]
+    [mail] = world.mails("ivo_stone@example.org")
+    assert "not approved this time" in mail["text"]
 
     # Unconfirmed for seven days (the form's events ran on the real clock): expired, on the page
     # and in the PM.
@@ -252,3 +262,8 @@ def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway)
     state, page = _status(gateway, paths["quinn_harbor"])
     assert state == "expired" and "within 7 days" in page
     assert any("has expired (R-APP-2)" in m for m in forum_pms(world, "quinn_harbor"))
+    [mail] = world.mails("quinn_harbor@example.org")
+    assert "has expired (R-APP-2)" in mail["text"]
+    # Each e-mail was sent once: running the expiry again sends nothing more.
+    expire_applications(now=datetime.now(UTC) + timedelta(days=8))
+    assert len(world.mails("quinn_harbor@example.org")) == 1
