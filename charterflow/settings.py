@@ -45,6 +45,9 @@ class Settings(BaseSettings):
                                         description="Port of the Forum sandbox on 127.0.0.1 (0: any free port).")
     sandbox_slack_port: int = Field(default=0, ge=0, le=65535,
                                     description="Port of the Slack sandbox on 127.0.0.1 (0: any free port).")
+    sandbox_smtp_port: int = Field(default=0, ge=0, le=65535, description=(
+        "Port of the loopback SMTP sandbox `up` runs when CHARTERFLOW_SMTP_HOST is unset "
+        "(0: any free port)."))
     worker_stall_seconds: int = Field(
         default=300, ge=10,
         description="`up` restarts the inbox task worker when events it was given wait this long "

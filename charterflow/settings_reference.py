@@ -23,6 +23,7 @@ CLASSES: tuple[tuple[str, str], ...] = (
     ("connectors.discourse.settings", "DiscourseSettings"),
     ("connectors.discord.settings", "DiscordSettings"),
     ("connectors.slack.settings", "SlackSettings"),
+    ("connectors.email.mailer", "SmtpSettings"),
 )
 
 

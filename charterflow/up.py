@@ -291,7 +291,15 @@ def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str,
         "platforms": {name: {"port": ports[name] or _free_port(), **fresh[name]()} for name in platforms},
         "inspector_port": settings.inspector_port or _free_port(),
         "gateway_url": gateway_url, "prefect_ui": prefect_ui,
+        # No SMTP server configured: outcome e-mails go to a loopback one (the inspector's Mail).
+        "smtp": None if _smtp_configured() else {"port": settings.sandbox_smtp_port or _free_port()},
     }
+
+
+def _smtp_configured() -> bool:
+    from connectors.email import SmtpSettings
+
+    return bool(SmtpSettings().host)
 
 
 def sandbox_env(spec: dict) -> dict[str, str]:
@@ -308,6 +316,9 @@ def sandbox_env(spec: dict) -> dict[str, str]:
         close = getattr(box, "close", None)
         if callable(close):
             close()
+    if spec.get("smtp"):
+        env.update({"CHARTERFLOW_SMTP_HOST": spec["host"], "CHARTERFLOW_SMTP_PORT": str(spec["smtp"]["port"]),
+                    "CHARTERFLOW_SMTP_TLS": "none", "CHARTERFLOW_SMTP_SENDER": "wg@sandbox.invalid"})
     if "discourse" in spec["platforms"]:
         env["CHARTERFLOW_GATEWAY_DISCOURSE_APPLICATIONS_CATEGORIES"] = str(CATEGORIES["Applications"])
         env["CHARTERFLOW_GATEWAY_DISCOURSE_IDEAS_CATEGORIES"] = str(CATEGORIES["Ideas"])

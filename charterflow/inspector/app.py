@@ -28,7 +28,7 @@ from markupsafe import Markup, escape
 
 from charterflow.inspector.templates import TEMPLATES
 
-LABELS = {"discord": "Discord", "forum": "Forum", "slack": "Slack"}
+LABELS = {"discord": "Discord", "forum": "Forum", "slack": "Slack", "mail": "Mail"}
 PLATFORM_OF = {"discord": "discord", "forum": "discourse", "slack": "slack"}
 
 
@@ -60,8 +60,9 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
     env.filters["slack"] = slack_markup
 
     def shown() -> list[tuple[str, str]]:
-        return [(page, LABELS[page]) for page in ("discord", "forum", "slack")
-                if PLATFORM_OF[page] in running.urls]
+        pages = [(page, LABELS[page]) for page in ("discord", "forum", "slack")
+                 if PLATFORM_OF[page] in running.urls]
+        return pages + ([("mail", LABELS["mail"])] if getattr(running, "mailbox", None) else [])
 
     def render(name: str, request: Request, **values: Any) -> HTMLResponse:
         values.setdefault("title", LABELS.get(values.get("page", ""), "Overview"))
@@ -189,6 +190,16 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
                       topics_by_category=by_category, pms=pms, current=topic, topic=chosen,
                       posts=posts, polls=polls, names=names, acting=acting, recipients=recipients,
                       users=sorted(u["username"] for u in s["users"] if u["id"] > 0), wg=wg)
+
+    @app.get("/mail", response_class=HTMLResponse)
+    async def mail(request: Request) -> HTMLResponse:
+        mailbox = getattr(running, "mailbox", None)
+        if mailbox is None:
+            return render("off.html", request, page="mail", title="Mail",
+                          text="E-mail goes to the configured SMTP server (CHARTERFLOW_SMTP_HOST), "
+                               "not to a sandbox: there is nothing to inspect here.")
+        return render("mail.html", request, page="mail", messages=list(reversed(mailbox.messages())),
+                      smtp=f"{mailbox.host}:{mailbox.port}")
 
     @app.get("/slack", response_class=HTMLResponse)
     async def slack(request: Request, channel: str | None = None) -> HTMLResponse:

@@ -37,6 +37,7 @@ class Running:
     gateway_url: str
     discourse_api_key: str | None = None
     community: Any = None
+    mailbox: Any = None  # the loopback SMTP sandbox, when `up` runs one
     ready: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -118,6 +119,10 @@ async def _run(spec: dict[str, Any]) -> int:
     running = Running(urls={name: f"http://{host}:{sockets[name].getsockname()[1]}" for name in boxes},
                       gateway_url=spec["gateway_url"], community=community,
                       discourse_api_key=(spec["platforms"].get("discourse") or {}).get("api_key"))
+    if spec.get("smtp"):
+        from connectors.email import SmtpSandbox
+
+        running.mailbox = SmtpSandbox(host=host, port=int(spec["smtp"]["port"])).start()
     apps = {name: box.app for name, box in boxes.items()}
     apps["inspector"] = create_app(running=running, prefect_ui=spec.get("prefect_ui"))
     servers = {name: _Server(uvicorn.Config(app, log_level="warning", access_log=False,
@@ -139,6 +144,8 @@ async def _run(spec: dict[str, Any]) -> int:
             running.problems.append(f"{type(exc).__name__}: {exc}")
             print(f"sandboxes: preparing failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     await asyncio.gather(*tasks, return_exceptions=True)
+    if running.mailbox is not None:
+        running.mailbox.stop()
     for box in boxes.values():
         close = getattr(box, "close", None)
         if callable(close):

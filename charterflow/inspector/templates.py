@@ -154,5 +154,17 @@ OFF = """{% extends "base.html" %}{% block body %}<section class="feed"><h2>{{ t
 <p>{{ text }}</p></section>{% endblock %}
 """
 
+MAIL = """{% extends "base.html" %}{% block body %}
+<section class="feed">
+<h2>Mail</h2>
+<p>What the loopback SMTP server (<code>{{ smtp }}</code>) received: outcome e-mails to applicants
+who gave an address. Nothing leaves this machine.</p>
+{% for m in messages %}<div class="msg" id="mail{{ loop.index }}"><span class="who">To {{ m.to|join(', ') }}</span>
+<span class="when">{{ m.received_at }}</span> · from {{ m.from }}
+<h3>{{ m.subject }}</h3><pre style="white-space:pre-wrap">{{ m.text }}</pre></div>
+{% else %}<p class="empty">No e-mail yet.</p>{% endfor %}
+</section>{% endblock %}
+"""
+
 TEMPLATES = {"base.html": BASE, "home.html": HOME, "discord.html": DISCORD, "forum.html": FORUM,
-             "slack.html": SLACK, "off.html": OFF}
+             "slack.html": SLACK, "off.html": OFF, "mail.html": MAIL}
