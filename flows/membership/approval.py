@@ -89,9 +89,10 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
 
         onboard(application_id=app_id, now=ctx.now)
     elif status == ApplicationStatus.REJECTED:
-        message_person(ctx, person_id, email=True, template="rejected", key=f"rejected:{app_id}", actor=ACTOR,
-                       about=f"application:{app_id}", identity_ids=named_identities(ctx, app_id),
-                       group=GROUP, application_id=app_id, ruling=ruling)
+        message_person(ctx, person_id, email=True, template="rejected", key=f"rejected:{app_id}",
+                       actor=ACTOR, about=f"application:{app_id}",
+                       identity_ids=named_identities(ctx, app_id), group=GROUP,
+                       application_id=app_id, ruling=ruling)
     with ctx.ledger.transaction() as session:
         repo.effect_record(session, key=f"ballot:{ballot_id}:applied", platform="ledger",
                            actor=ACTOR, about=f"application:{app_id}", at=ctx.now)

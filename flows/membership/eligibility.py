@@ -93,8 +93,8 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
                  title=f"Eligibility of application {application_id}", decision=decision,
                  evidence=decision.evidence)
         if outcome == EligibilityOutcome.NO:
-            message_person(ctx, person_id, email=True, template="not_eligible", key=f"not-eligible:{application_id}",
-                           actor=ACTOR, about=f"application:{application_id}",
+            message_person(ctx, person_id, email=True, template="not_eligible",
+                           key=f"not-eligible:{application_id}", actor=ACTOR, about=f"application:{application_id}",
                            identity_ids=named_identities(ctx, application_id), group=GROUP,
                            application_id=application_id, ruling=decision.ruling,
                            reason=decision.reason,

@@ -127,14 +127,14 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
     limits = ctx.charter.application
     if not forum and not discord:
         return refuse(ruling="R-APP-1", code="no-username",
-                       reason="the application names no Forum or Discord username")
+                      reason="the application names no Forum or Discord username")
     if not motivation.strip() or not experience.strip():
         return refuse(ruling="R-APP-1", code="missing-answers",
-                       reason="the application must say why and what experience the applicant brings")
+                      reason="the application must say why and what experience the applicant brings")
     if max(len(motivation), len(experience)) > limits.max_answer_chars or any(
             h and len(h) > limits.max_handle_chars for h in (forum, discord)):
         return refuse(ruling="R-APP-1", code="too-long",
-                       reason="an answer or username is longer than the charter allows")
+                      reason="an answer or username is longer than the charter allows")
 
     # Find each named account on its platform (its stable id is what we confirm and act on).
     accounts: dict[str, UserRef] = {}
@@ -144,18 +144,18 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
         space = ctx.platforms.space(platform)
         if space is None or space.directory is None:
             return refuse(ruling="R-APP-2", code=f"{platform}-not-served",
-                           reason=f"the {LABEL[platform]} is not connected, so that account "
-                                  "cannot confirm the application; apply with another account")
+                          reason=f"the {LABEL[platform]} is not connected, so that account "
+                                 "cannot confirm the application; apply with another account")
         try:
             accounts[platform] = space.directory.find_user(username)
         except FatalError as exc:
             if exc.status != 404:
                 raise
             return refuse(ruling="R-APP-1", code=f"{platform}-unknown-user",
-                           reason=f"there is no {LABEL[platform]} account called {username!r}")
+                          reason=f"there is no {LABEL[platform]} account called {username!r}")
         if proven and platform in proven and proven[platform] != accounts[platform].id:
             return refuse(ruling="R-APP-2", code="not-own-account",
-                           reason=f"the {LABEL[platform]} account named is not the one that applied")
+                          reason=f"the {LABEL[platform]} account named is not the one that applied")
 
     with ctx.ledger.transaction() as session:
         owners: dict[int, Person] = {}
@@ -177,15 +177,15 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
         return refuse(ruling=refusal[0], code=refusal[1], reason=refusal[2])
     if open_app is not None:
         # R-APP-3: point the person to the open application, once per intake.
-        message_person(ctx, person.id, email=True, template="duplicate", key=f"{key}:duplicate", actor=ACTOR,
-                       about=f"application:{open_app.id}", group=GROUP, open_id=open_app.id,
-                       open_status=open_app.status.value)
+        message_person(ctx, person.id, email=True, template="duplicate", key=f"{key}:duplicate",
+                       actor=ACTOR, about=f"application:{open_app.id}", group=GROUP,
+                       open_id=open_app.id, open_status=open_app.status.value)
         return refuse(ruling="R-APP-3", code="duplicate",
-                       about=f"application:{open_app.id}",
-                       reason=f"an application is already open (application {open_app.id})")
+                      about=f"application:{open_app.id}",
+                      reason=f"an application is already open (application {open_app.id})")
     if membership is not None and membership.status == MembershipStatus.ACTIVE:
         return refuse(ruling="R-APP-3", code="already-member",
-                       reason="the applicant is already an active member")
+                      reason="the applicant is already an active member")
 
     with ctx.ledger.transaction() as session:
         person = session.get(Person, person.id) if person is not None else None
@@ -352,7 +352,7 @@ def expire(ctx: Ctx) -> list[int]:
                 expired.append((app.id, app.person_id))
     for app_id, person_id in expired:
         message_person(ctx, person_id, email=True, template="expired", key=f"expired:{app_id}", actor=ACTOR,
-                       about=f"application:{app_id}", identity_ids=named_identities(ctx, app_id),
+                      about=f"application:{app_id}", identity_ids=named_identities(ctx, app_id),
                        group=GROUP, application_id=app_id, days=days)
         artifact(key=f"application-{app_id}-expired", title=f"Application {app_id} expired",
                  decision=Decision(allowed=False, ruling="R-APP-2",

@@ -51,8 +51,8 @@ def onboard_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     post_wg(ctx, template="welcome_wg", key=f"welcome:{application_id}", actor=ACTOR,
             about=f"person:{person_id}", handle=handle, ballot_id=ballot_id,
             term_start=term_start.date().isoformat(), term_end=term_end.date().isoformat())
-    message_person(ctx, person_id, email=True, template="welcome_dm", key=f"welcome-dm:{application_id}",
-                   actor=ACTOR, about=f"person:{person_id}", group=GROUP,
+    message_person(ctx, person_id, email=True, template="welcome_dm",
+                   key=f"welcome-dm:{application_id}", actor=ACTOR, about=f"person:{person_id}", group=GROUP,
                    term_end=term_end.date().isoformat())
     artifact(key=f"application-{application_id}-onboarded", title=f"{handle} onboarded",
              decision=Decision(allowed=True, ruling="R-TERM-1",
