@@ -57,6 +57,8 @@ class Metrics:
         for prefix in ("/confirm/", "/optin/"):
             if path.startswith(prefix) and "/" not in path[len(prefix):]:
                 return prefix + "{token}"
+        if path.startswith("/apply/status/") and "/" not in path[len("/apply/status/"):]:
+            return "/apply/status/{submission}"  # the id is the applicant's capability
         return "other"
 
     def render(self) -> bytes:

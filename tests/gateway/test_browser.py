@@ -92,7 +92,19 @@ def test_fill_in_error_correct_confirm(served, browser, ledger, tmp_path):
     shot("error-shown")
     assert inbox_rows(ledger) == []
 
+    # A username shorter than Discord allows: the page says so, and keeps what was typed.
     field = browser.find_element(By.ID, "discord_username")
+    field.send_keys("b")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 15).until(seen.staleness_of(summary))  # the next page, not this one
+    summary = wait_for("error-summary")
+    assert "A Discord username has at least 2 characters; 'b' has 1." in summary.text
+    assert browser.find_element(By.ID, "discord_username").get_attribute("aria-invalid") == "true"
+    shot("too-short")
+    assert inbox_rows(ledger) == []
+
+    field = browser.find_element(By.ID, "discord_username")
+    field.clear()
     field.send_keys("birch.rowan")
     shot("corrected")
     field.send_keys(Keys.ENTER)  # submit from the keyboard
@@ -104,6 +116,12 @@ def test_fill_in_error_correct_confirm(served, browser, ledger, tmp_path):
     shot("confirmation")
     rows = inbox_rows(ledger)
     assert len(rows) == 1 and rows[0].route == "intake"
+
+    # The application's own page, where every outcome will show (R-APP-4).
+    browser.find_element(By.ID, "status-link").click()
+    status = wait_for("status")
+    assert status.get_attribute("data-state") == "received" and "is received" in status.text
+    shot("status")
 
     assert all(p.stat().st_size > 1000 for p in shots)
     if os.environ.get("CHARTERFLOW_ARTIFACTS"):

@@ -139,6 +139,9 @@ def test_the_status_page_follows_the_submission(client, ledger):
     assert status.status_code == 200 and 'data-state="received"' in status.text
     assert client.get("/apply/status/" + "x" * 30).status_code == 404
     assert client.get("/apply/status/bad!").status_code == 404
+    metrics = client.get("/metrics").text  # labelled by route, never by the submission id
+    assert 'route="/apply/status/{submission}",status="200"' in metrics
+    assert data["submission"] not in metrics
     assert "by\n  e-mail" not in done.text  # no SMTP configured: no e-mail is promised
 
 
