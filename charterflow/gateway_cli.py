@@ -58,14 +58,15 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from connectors.errors import CharterflowError
-        from gateway.app import create_app
+        from gateway.app import configured_lookup, create_app
         from gateway.settings import GatewaySettings
 
         settings = GatewaySettings()
         host = host or settings.host
         port = settings.port if port is None else port
         try:
-            application = create_app(settings=settings)
+            # The form looks usernames up with the configured connectors (R-APP-4).
+            application = create_app(settings=settings, lookup=configured_lookup())
         except CharterflowError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2)

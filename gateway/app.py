@@ -583,7 +583,12 @@ def _payload(event: InboundEvent) -> dict[str, Any]:
 def served_app() -> FastAPI:
     """The app as ``uvicorn gateway.app:served_app --factory`` serves it: the form's usernames
     are looked up with the configured connectors (built at the first submission)."""
-    return create_app(lookup=forms.UsernameLookup(_configured_directories))
+    return create_app(lookup=configured_lookup())
+
+
+def configured_lookup() -> forms.UsernameLookup:
+    """The form's username lookup through the configured connectors (built at first use)."""
+    return forms.UsernameLookup(_configured_directories)
 
 
 def _configured_directories() -> dict[str, Any]:
@@ -594,4 +599,4 @@ def _configured_directories() -> dict[str, Any]:
             if space.directory is not None}
 
 
-__all__ = ["create_app", "served_app"]
+__all__ = ["configured_lookup", "create_app", "served_app"]
