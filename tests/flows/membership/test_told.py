@@ -218,11 +218,22 @@ def _confirm_from_pm(world, username):
     return confirm_identity(token=token, now=NOW)
 
 
+def _confirm_from_dm(world, username):
+    """The applicant's Confirm button in the Discord DM (pressed by that account)."""
+    [custom_id] = [c["custom_id"] for m in discord_dms(world, username) for row in m["components"]
+                   for c in row["components"] if str(c.get("custom_id", "")).startswith("cfc:")]
+    user = world.platforms.space("discord").directory.find_user(username)
+    return confirm_identity(token=custom_id.removeprefix("cfc:"), now=NOW, pressed_by=user.id)
+
+
 def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway):
     seen: set[int] = set()
     paths = {}
     for name in ("quinn_harbor", "rowan_vale", "yara_penhale", "ivo_stone"):
-        sent, paths[name] = _form(gateway, discourse_username=name, email=f"{name}@example.org")
+        # All but rowan_vale (not on Discord) name their Discord account too.
+        discord = "" if name == "rowan_vale" else name
+        sent, paths[name] = _form(gateway, discourse_username=name, discord_username=discord,
+                                  email=f"{name}@example.org")
         assert sent.status_code == 200 and "follow your application" in sent.text
         assert _handle_form(world, seen).startswith("application:")
         assert _status(gateway, paths[name])[0] == "waiting"
@@ -237,6 +248,7 @@ def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway)
 
     # Approved and not approved: the members vote on Discord.
     for name, choice in (("yara_penhale", 0), ("ivo_stone", 1)):
+        assert _confirm_from_dm(world, name).endswith(":waiting")
         _confirm_from_pm(world, name)
         assert _status(gateway, paths[name])[0] == "voting"
         with world.ledger.read() as session:
@@ -249,6 +261,8 @@ def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway)
     state, page = _status(gateway, paths["yara_penhale"])
     assert state == "approved" and "approved your application" in page
     assert any("your application was approved" in m for m in forum_pms(world, "yara_penhale"))
+    assert any("your application was approved" in m["content"] for m in discord_dms(world, "yara_penhale"))
+    assert any("not approved this time" in m["content"] for m in discord_dms(world, "ivo_stone"))
     state, page = _status(gateway, paths["ivo_stone"])
     assert state == "not-approved" and "not approved this time" in page
     assert any("not approved this time" in m for m in forum_pms(world, "ivo_stone"))
@@ -262,6 +276,7 @@ def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway)
     state, page = _status(gateway, paths["quinn_harbor"])
     assert state == "expired" and "within 7 days" in page
     assert any("has expired (R-APP-2)" in m for m in forum_pms(world, "quinn_harbor"))
+    assert any("has expired (R-APP-2)" in m["content"] for m in discord_dms(world, "quinn_harbor"))
     [mail] = world.mails("quinn_harbor@example.org")
     assert "has expired (R-APP-2)" in mail["text"]
     # Each e-mail was sent once: running the expiry again sends nothing more.
