@@ -165,6 +165,12 @@ def test_every_sandbox_answer_the_connector_receives_validates(serve, spec_dict,
     c.post(channel="Working Group", title="Spec validation keyed", text="Body for the keyed spec topic.", key="k")
     c.post(channel="Working Group", title="Spec validation keyed", text="Body for the keyed spec topic.", key="k")
     c.reply(thread_id=topic.thread_id, text="A reply for the spec validation.")
+    # An applicant editing the first post of their topic (updatePost; sends post_edited).
+    with httpx.Client(transport=recording, base_url=box.url, headers={
+            "Api-Key": "spec-test-key-000001", "Api-Username": "system"}) as editor:
+        edited = editor.put(f"/posts/{topic.id}.json", json={"post": {
+            "raw": "Body for the spec validation, edited.", "edit_reason": "spec"}})
+    assert edited.status_code == 200 and edited.json()["post"]["raw"].endswith("edited.")
     c.direct_message(recipients=["cleo_marsh", "board"], title="Spec PM", text="A private message body.")
     ballot = c.open_ballot(channel="Working Group", question="Spec ballot: adopt it?", options=["Yes", "No"],
                            voters_group="working-group")
@@ -193,7 +199,8 @@ def test_every_sandbox_answer_the_connector_receives_validates(serve, spec_dict,
     report("spec_validation", f"{len(recording.exchanges)} exchanges validated: {kinds}; {len(seen)} distinct requests")
     assert kinds.get("spec", 0) >= 15 and kinds.get("hand", 0) >= 5 and kinds.get("error", 0) >= 6
     # Every spec-covered endpoint the connector uses was exercised.
-    for needed in ("/u/cleo_marsh.json", "/categories.json", "/posts.json", "/groups/working-group/members.json"):
+    for needed in ("/u/cleo_marsh.json", "/categories.json", "/posts.json", "/groups/working-group/members.json",
+                   f"/posts/{topic.id}.json"):
         assert any(needed == r.url.path for r, _ in recording.exchanges)
 
 
