@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from charterflow.cli_errors import fail
+from charterflow.stack import STACK_COMMANDS
 from charterflow import (
     connectors_cli,
     demo_cli,
@@ -30,6 +31,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def main_options(ctx: typer.Context) -> None:
+    """Run a community working group's charter as Prefect flows."""
+    if ctx.invoked_subcommand not in STACK_COMMANDS:
+        return
+    # A command acting on the platforms or the ledger uses the running `up`'s (charterflow/stack.py).
+    from charterflow.settings import get_settings
+    from charterflow.stack import use_running
+
+    settings = get_settings()
+    line = use_running(settings.home.resolve(), enabled=settings.use_up)
+    get_settings.cache_clear()
+    if line:
+        typer.echo(line, err=True)
+
+
 rules_app = typer.Typer(help="Ask the charter: validate a charter file, evaluate a what-if case.",
                         no_args_is_help=True)
 app.add_typer(rules_app, name="rules")

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
                                         description="Port of the Forum sandbox on 127.0.0.1 (0: any free port).")
     sandbox_slack_port: int = Field(default=0, ge=0, le=65535,
                                     description="Port of the Slack sandbox on 127.0.0.1 (0: any free port).")
+    use_up: bool = Field(
+        default=True,
+        description="Commands that act on the platforms or the ledger (roles, moderation, ideas, "
+                    "reports, roster, …) use the settings of the `up` running under "
+                    "CHARTERFLOW_HOME, and say so (false: your own settings only).")
     worker_stall_seconds: int = Field(
         default=300, ge=10,
         description="`up` restarts the inbox task worker when events it was given wait this long "

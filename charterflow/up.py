@@ -26,7 +26,9 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from charterflow import stack as stack_files
 from charterflow.settings import Settings, get_settings
+from charterflow.stack import process_alive  # noqa: F401 - demo imports it from here
 
 STOP_GRACE_SECONDS = 7.0
 SERVER_START_TIMEOUT = 120.0
@@ -154,25 +156,6 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists (ours or not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _running_instance(state_file: Path) -> dict | None:
-    try:
-        state = json.loads(state_file.read_text())
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
 
 
 def _wait_healthy(api_url: str, child: Child | None, stop: threading.Event) -> bool:
@@ -373,9 +356,8 @@ def run_up(settings: Settings | None = None) -> int:
     home = settings.home.resolve()
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    state_file = home / "up.json"
 
-    running = _running_instance(state_file)
+    running = stack_files.running(home)
     if running:
         console.print(f"charterflow up is already running (pid {running['pid']}); "
                       f"Prefect UI: {running.get('ui_url', '?')}")
@@ -443,7 +425,7 @@ def run_up(settings: Settings | None = None) -> int:
         ui_url = api_url.removesuffix("/api")
         public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
         lock = {"pid": os.getpid(), "ui_url": ui_url, "api_url": api_url, "gateway_url": public,
-                "real": sorted(real), "sandboxes": {}, "inspector_url": None}
+                "real": sorted(real), "sandboxes": {}, "inspector_url": None, "ledger": ledger_url}
         sandboxes = None
         if sandboxed:
             # Started while Prefect boots: seeding the sandboxes takes a few seconds too.
@@ -454,7 +436,8 @@ def run_up(settings: Settings | None = None) -> int:
             lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}"
                                  for name in sandboxed}
             lock["inspector_url"] = f"http://127.0.0.1:{spec['inspector_port']}"
-        state_file.write_text(json.dumps(lock))
+        # up.json, and (0600) the settings its processes got: CLI commands use the same stack.
+        stack_files.record(home, lock, env)
         if not _wait_healthy(api_url, server, stop):
             if stop.is_set():
                 return 0
@@ -543,8 +526,7 @@ def run_up(settings: Settings | None = None) -> int:
             console.print("Stopping …")
         stack.stop()
         try:
-            if (_running_instance(state_file) or {}).get("pid") == os.getpid():
-                state_file.unlink()
+            stack_files.forget(home, os.getpid())
         except OSError:
             pass
         for sig, handler in previous.items():

@@ -14,7 +14,9 @@ What the ledger manages: a (person, platform, role) with a ledger row is managed
 true: must hold; false: must not). A holding without a row, or an account the ledger does not
 know (shown as ``<platform>:<username>``), is *unmanaged*: shown, counted by the invariants,
 never changed. A row whose person has no identity (with a platform id) on that platform, or a
-platform that is not served, cannot be planned and is listed under ``skipped``.
+platform that is not reached (not configured in this process, or, with ``tolerate_unreachable``,
+not answering), cannot be planned and is listed under ``skipped``; the verdict on such a
+platform is *unknown* (``RolesPlan.unreached``), and ``format_plan`` says so.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors.errors import RetriableError
 from ledger import audit
 from ledger.models import Identity, Person, PlatformRoleAssignment
 from rules import Assignment, Plan, plan_roles
@@ -48,6 +51,8 @@ class Observation:
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # unknown accounts that are the platform's own (Discourse's ``system``, negative ids)
     builtin: frozenset[str] = frozenset()
+    # platform → why it was not read (not configured here, or not answering)
+    unreached: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,11 +68,18 @@ class RolesPlan:
     # the ledger's rows as (handle, platform, role, desired), and the platforms' own accounts
     rows: tuple[tuple[str, str, str, bool], ...] = ()
     builtin: frozenset[str] = frozenset()
+    # platform → why it was not reached: the verdict on it is unknown
+    unreached: dict[str, str] = field(default_factory=dict)
 
     @property
     def allowed(self) -> bool:
         """True when the guardrails let the plan be sent."""
         return self.plan.decision.allowed
+
+    def plan_platforms(self) -> set[str]:
+        """The platforms the plan was made on (observed), the unreached ones left out."""
+        return ({a.platform for a in self.observed | self.desired}
+                | {c.platform for c in self.plan.changes}) - set(self.unreached)
 
     def resulting_state(self) -> dict[str, dict[str, list[str]]]:
         """platform → role → holders after the plan (the state the verdict is about)."""
@@ -117,53 +129,74 @@ def roles_to_observe(ctx: Ctx, platform: str, extra: Iterable[str] = ()) -> tupl
     return tuple(names)
 
 
-def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None) -> Observation:
-    """Read the holders of every role of interest on every served platform (GETs only)."""
+def _holders(space: Any, texts: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """(role text, holder) for every holder of every role in ``texts`` on one platform."""
+    return [(text, holder) for text in texts for holder in space.roles.list_holders(parse_role(text))]
+
+
+def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None,
+            tolerate_unreachable: bool = False) -> Observation:
+    """Read the holders of every role of interest on every served platform (GETs only). The
+    charter's platforms without a connector here are ``unreached``; so, with
+    ``tolerate_unreachable``, is a platform that does not answer (else its error is raised)."""
     known = _identities(ctx)
     assignments: set[Assignment] = set()
     people: dict[str, int] = {}
     users: dict[tuple[str, str], str] = {}
     roles: dict[str, tuple[str, ...]] = {}
     builtin: set[str] = set()
+    unreached = {p: "not configured here" for p in ctx.charter.platforms
+                 if ctx.platforms.space(p) is None}
     for platform, space in sorted(ctx.platforms.spaces.items()):
         if space.roles is None:
             continue
-        roles[platform] = roles_to_observe(ctx, platform, (extra_roles or {}).get(platform, ()))
-        for text in roles[platform]:
-            for holder in space.roles.list_holders(parse_role(text)):
-                found = known.get((platform, str(holder.id)))
-                if found is not None:
-                    person_id, key = found
-                    people[key] = person_id
-                    users[(platform, key)] = str(holder.id)
-                else:
-                    key = f"{platform}:{holder.username or holder.id}"
-                    if str(holder.id).startswith("-"):
-                        builtin.add(key)
-                assignments.add(Assignment(platform=platform, role=text, person=key))
+        texts = roles_to_observe(ctx, platform, (extra_roles or {}).get(platform, ()))
+        try:
+            held = _holders(space, texts)
+        except RetriableError as exc:
+            if not tolerate_unreachable:
+                raise
+            unreached[platform] = f"not answering ({str(exc).splitlines()[0][:160]})"
+            continue
+        roles[platform] = texts
+        for text, holder in held:
+            found = known.get((platform, str(holder.id)))
+            if found is not None:
+                person_id, key = found
+                people[key] = person_id
+                users[(platform, key)] = str(holder.id)
+            else:
+                key = f"{platform}:{holder.username or holder.id}"
+                if str(holder.id).startswith("-"):
+                    builtin.add(key)
+            assignments.add(Assignment(platform=platform, role=text, person=key))
     for (platform, ext), (person_id, handle) in known.items():
         people.setdefault(handle, person_id)
         users.setdefault((platform, handle), ext)
     return Observation(assignments=frozenset(assignments), people=people, users=users, roles=roles,
-                       builtin=frozenset(builtin))
+                       builtin=frozenset(builtin), unreached=unreached)
 
 
 def build_plan(ctx: Ctx, *, override_reason: str | None = None,
-               extra: Iterable[tuple[str, str, str, bool]] = ()) -> RolesPlan:
+               extra: Iterable[tuple[str, str, str, bool]] = (),
+               tolerate_unreachable: bool = False) -> RolesPlan:
     """The plan from the observed state to the ledger's desired one, with the guardrails'
     verdict. ``extra`` adds (handle, platform, role, desired) wishes on top of the ledger's rows
-    (a proposed change, checked on the state it would make)."""
+    (a proposed change, checked on the state it would make). ``tolerate_unreachable``: a
+    platform that does not answer is left out (its verdict unknown) instead of failing."""
     rows = [(h, p, r, d) for _pid, h, p, r, d in _ledger_rows(ctx)]
     rows += list(extra)
     wanted_roles: dict[str, set[str]] = {}
     for _h, p, r, _d in rows:
         wanted_roles.setdefault(p, set()).add(r)
-    seen = observe(ctx, extra_roles=wanted_roles)
+    seen = observe(ctx, extra_roles=wanted_roles, tolerate_unreachable=tolerate_unreachable)
+    unreached = dict(seen.unreached)
     desired = set(seen.assignments)
     skipped: list[str] = []
     for handle, platform, role, want in rows:
         if platform not in seen.roles:
-            skipped.append(f"{handle}: {role} on {platform} (platform not served)")
+            why = unreached.setdefault(platform, "not configured here")
+            skipped.append(f"{handle}: {role} on {platform} ({platform} not reached: {why})")
             continue
         if (platform, handle) not in seen.users:
             skipped.append(f"{handle}: {role} on {platform} (no {platform} identity with a "
@@ -175,7 +208,7 @@ def build_plan(ctx: Ctx, *, override_reason: str | None = None,
                       override_reason=override_reason)
     return RolesPlan(plan=plan, observed=seen.assignments, desired=frozenset(desired),
                      people=seen.people, skipped=tuple(skipped), override_reason=override_reason,
-                     rows=tuple(rows), builtin=seen.builtin)
+                     rows=tuple(rows), builtin=seen.builtin, unreached=unreached)
 
 
 def lifted(ctx: Ctx) -> Ctx:
@@ -301,8 +334,7 @@ def format_plan(shown: RolesPlan) -> str:
     for item in shown.skipped:
         lines.append(f"skipped: {item}")
     d = shown.plan.decision
-    verdict = "allowed" if d.allowed else "REFUSED"
-    lines.append(f"verdict: {verdict} ({d.ruling}): {d.reason}")
+    lines.append(verdict_line(shown))
     for v in (d.violations if not d.allowed else d.warnings):
         lines.append(f"  {v.ruling} {v.subject}: {v.reason}")
     if shown.override_reason and d.allowed and d.warnings:
@@ -313,6 +345,21 @@ def format_plan(shown: RolesPlan) -> str:
             lines.append(f"  resulting {ADMIN}s on {platform}: "
                          f"{', '.join(sorted(after.get(platform, []))) or 'nobody'}")
     return "\n".join(lines)
+
+
+def verdict_line(shown: RolesPlan) -> str:
+    """``verdict: allowed (R-…): …``; a platform not reached makes the verdict on it unknown:
+    ``verdict: allowed for discourse (…): …; unknown for discord (not reached: …)``."""
+    d = shown.plan.decision
+    verdict = "allowed" if d.allowed else "REFUSED"
+    if not shown.unreached:
+        return f"verdict: {verdict} ({d.ruling}): {d.reason}"
+    unknown = "; ".join(f"unknown for {p} (not reached: {why})"
+                        for p, why in sorted(shown.unreached.items()))
+    reached = sorted(shown.plan_platforms())
+    if not reached:
+        return f"verdict: {unknown} (no platform was reached; nothing can be judged)"
+    return f"verdict: {verdict} for {', '.join(reached)} ({d.ruling}): {d.reason}; {unknown}"
 
 
 def _after(shown: RolesPlan) -> set[Assignment]:
@@ -349,5 +396,5 @@ def decision_ref_for(ctx: Ctx, prefix: str = "roles-apply") -> str:
 
 
 __all__ = ["Observation", "RolesPlan", "apply_plan", "build_plan", "decision_ref_for",
-           "explain", "format_plan", "lifted", "observe", "person_order", "record_refusal", "roles_to_observe",
+           "explain", "format_plan", "lifted", "verdict_line", "observe", "person_order", "record_refusal", "roles_to_observe",
            "state_of"]
