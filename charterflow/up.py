@@ -332,6 +332,44 @@ def seed_ledger(settings: Settings) -> str:
     return "already seeded" if not report.changes else f"{report.changes} changes"
 
 
+def seed_ideas(settings: Settings, spec: dict) -> int:
+    """File the seeded ideas (the Forum topics the sandboxes process posted in the Ideas
+    category) in the ledger's backlog, as the intake would have (``discourse:topic:<id>``, so a
+    later webhook for the topic finds it filed), without replying on the Forum: they are the
+    community's history. Read through the Forum's latest posts; idempotent. How many were new."""
+    from charterflow.seed import CATEGORIES, build
+    from ledger import ideas as backlog
+    from ledger import repo
+    from ledger.db import Ledger
+
+    conf = spec["platforms"]["discourse"]
+    url = f"http://{spec['host']}:{conf['port']}"
+    response = httpx.get(f"{url}/posts.json", timeout=10,
+                         headers={"Api-Key": conf["api_key"], "Api-Username": "system"})
+    response.raise_for_status()
+    titles = {idea["title"] for idea in build().ideas}
+    topics = [p for p in response.json().get("latest_posts", [])
+              if p.get("post_number") == 1 and p.get("category_id") == CATEGORIES["Ideas"]
+              and p.get("topic_title") in titles]
+    ledger = Ledger(settings.ledger_url())
+    filed = 0
+    try:
+        with ledger.transaction() as session:
+            for post in sorted(topics, key=lambda p: p["topic_id"]):
+                author = repo.find_person_by_identity(session, platform="discourse",
+                                                      username=post["username"])
+                _, new = backlog.file_idea(
+                    session, title=post["topic_title"], body=post.get("raw") or None,
+                    source="forum", source_key=f"discourse:topic:{post['topic_id']}",
+                    source_url=f"{url}/t/{post.get('topic_slug') or 'topic'}/{post['topic_id']}",
+                    author=author, author_handle=f"discourse:{post['username']}",
+                    actor="charterflow-up")
+                filed += new
+    finally:
+        ledger.dispose()
+    return filed
+
+
 def _wait_inspector(port: int, child: Child, stop: threading.Event) -> dict | None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not stop.is_set():
@@ -485,6 +523,13 @@ def run_up(settings: Settings | None = None) -> int:
                 console.print(f"error: the sandboxes did not start ({problems}); see {sandboxes.log}")
                 console.print(_tail(sandboxes.log))
                 return 1
+            if seeded is not None and "discourse" in sandboxed:
+                try:
+                    filed = seed_ideas(settings, spec)
+                except Exception as exc:  # noqa: BLE001 - the stack runs; the backlog is short
+                    console.print(f"warning: the seeded ideas are not in the backlog ({type(exc).__name__})")
+                else:
+                    seeded += f"; {filed} seeded ideas filed in the backlog" if filed else ""
         where = [f"{LABELS[p]}: " + ("real" if p in real else "sandbox" if p in sandboxed else "not served")
                  for p in PLATFORMS]
         rows = [("Prefect UI", ui_url + ("  (external server)" if external else "")),

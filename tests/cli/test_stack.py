@@ -20,7 +20,7 @@ import pytest
 
 from charterflow import stack
 from charterflow.settings import Settings
-from charterflow.up import seed_ledger, sandbox_env, sandbox_spec
+from charterflow.up import sandbox_env, sandbox_spec, seed_ideas, seed_ledger
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from tests.procs import free_port, start, stop, wait_for
@@ -31,6 +31,7 @@ class FakeUp:
     home: Path
     pid: int
     sandboxes: dict[str, str]
+    ideas_filed: int
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +57,12 @@ def fake_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUp]:
                 return False
 
         assert wait_for(ready, 60), (home / "sandboxes.log").read_text()
+        filed = seed_ideas(settings, spec)  # what `up` does once the sandboxes are ready
+        assert seed_ideas(settings, spec) == 0  # and again: nothing new
         urls = {name: f"http://127.0.0.1:{conf['port']}" for name, conf in spec["platforms"].items()}
         stack.record(home, {"pid": process.pid, "sandboxes": urls, "real": [],
                             "ledger": "sqlite:///…/ledger.db"}, env)
-        yield FakeUp(home=home, pid=process.pid, sandboxes=urls)
+        yield FakeUp(home=home, pid=process.pid, sandboxes=urls, ideas_filed=filed)
     finally:
         stop(process)
 
@@ -122,3 +125,17 @@ def test_other_commands_say_which_stack_and_commands_that_do_not_act_stay_quiet(
     assert report.returncode == 0 and report.stderr.startswith("using the stack of `charterflow up`")
     version = charterflow(fake_up.home, "version")
     assert version.returncode == 0 and "using the stack" not in version.stderr
+
+
+def test_the_seeded_ideas_are_in_the_backlog(fake_up: FakeUp) -> None:
+    from charterflow.seed import build
+
+    seeded = build().ideas
+    assert fake_up.ideas_filed == len(seeded) == 3
+    out = charterflow(fake_up.home, "ideas", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    items = json.loads(out.stdout)
+    assert sorted(i["title"] for i in items) == sorted(i["title"] for i in seeded)
+    forum = fake_up.sandboxes["discourse"]
+    assert all(i["status"] == "new" for i in items)
+    assert all(i["source"] == "forum" and i["link"].startswith(f"{forum}/t/") for i in items), items
