@@ -101,7 +101,8 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                           confirm_within_days=charter.application.confirm_within_days)
     verifiers = build_verifiers(settings)
     routing = inbox.RoutingConfig(discourse_applications_categories=settings.applications_categories(),
-                                  discourse_ideas_categories=settings.ideas_categories())
+                                  discourse_ideas_categories=settings.ideas_categories(),
+                                  discourse_own_usernames=settings.own_usernames())
 
     def inbox_counts() -> dict[str, int]:
         with ledger.read() as session:
@@ -149,12 +150,14 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                                           payload=_payload(event), route=route)
             if created and route == inbox.Route.APPLY_MODAL:
                 repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discord:modal-shown")
+            elif created and route == inbox.Route.OWN:  # the bot's own post: nothing to do
+                repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discourse:own-post")
             return row.id, created, row.processed_at is not None
         return ledger.run(work)
 
     async def accept(event: InboundEvent) -> tuple[str, int | None, bool] | Response:
         route = inbox.route_for(source=event.platform, kind=event.kind,
-                                attributes=event.attributes, config=routing)
+                                attributes=event.attributes, config=routing, actor=event.actor)
         try:
             event_id, created, processed = await run_in_threadpool(store, event, route)
         except Exception as exc:  # noqa: BLE001 - not stored: the platform must retry, so no 2xx

@@ -47,6 +47,10 @@ class GatewaySettings(BaseSettings):
         description="A dispatched event with no sign of its run after this many seconds is dispatched again.")
     dispatch: bool = Field(default=True, description="Start runs in Prefect (false: only store).")
 
+    discourse_api_username: str = Field(
+        default="system", description="The Forum account the bot posts as (the Discourse connector's "
+        "Api-Username): its posts coming back by webhook start no run.",
+        validation_alias=AliasChoices("CHARTERFLOW_DISCOURSE_API_USERNAME", "discourse_api_username"))
     discourse_webhook_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET",
                                                     "discourse_webhook_secret"))
@@ -59,6 +63,11 @@ class GatewaySettings(BaseSettings):
     def applications_categories(self) -> frozenset[str]:
         """The applications category ids as a set."""
         return _ids(self.discourse_applications_categories)
+
+    def own_usernames(self) -> frozenset[str]:
+        """The Forum accounts whose posts are the bot's own (casefolded): the API username and
+        ``system``, Discourse's own account that API keys without a user act as."""
+        return frozenset({self.discourse_api_username.strip().casefold(), "system"} - {""})
 
     def ideas_categories(self) -> frozenset[str]:
         """The ideas category ids as a set."""

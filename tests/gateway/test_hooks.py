@@ -42,6 +42,30 @@ def test_discourse_idea_category_and_unknown_events_are_kept(client, ledger):
     assert [r.route for r in inbox_rows(ledger)] == [Route.IDEA, Route.UNKNOWN]
 
 
+def _post_created(event_id: int, username: str) -> tuple[dict[str, str], bytes]:
+    payload = {"post": {"id": 500 + event_id, "topic_id": 1001, "post_number": 2,
+                        "category_id": int(IDEAS_CATEGORY), "username": username,
+                        "raw": "Filed as idea #4."}}
+    return discourse_request(event_id, event="post_created", body=json.dumps(payload).encode())
+
+
+def test_the_bots_own_forum_posts_are_recognised_and_start_no_run(ledger):
+    from ledger import repo
+
+    app = create_app(settings=gateway_settings(discourse_api_username="WG-Bot"), ledger=ledger,
+                     dispatcher=StoreOnlyDispatcher())
+    with TestClient(app, base_url="http://testserver") as client:
+        answers = [post(client, "/hooks/discourse", *_post_created(n, user)).json()
+                   for n, user in ((1, "wg-bot"), (2, "system"), (3, "quill_ash"))]
+    assert [a["route"] for a in answers] == [Route.OWN, Route.OWN, Route.UNKNOWN]
+    rows = inbox_rows(ledger)
+    assert [(r.processed_at is not None, r.result_ref) for r in rows] == [
+        (True, "discourse:own-post"), (True, "discourse:own-post"), (False, None)]
+    # Only the member's post is left for the dispatcher (an inbox-unknown-<id> run).
+    with ledger.read() as s:
+        assert repo.inbox_dispatchable(s, handled_routes=inbox.HANDLERS.keys()) == [rows[2].id]
+
+
 @pytest.mark.parametrize("mutate, status", [
     (lambda h, b: ({k: v for k, v in h.items() if k != "X-Discourse-Event-Signature"}, b), 401),
     (lambda h, b: ({**h, "X-Discourse-Event-Signature": "sha256=" + "0" * 64}, b), 401),
