@@ -139,6 +139,9 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert "people imported" in out.text  # and seeded with the invented community
         for secret_prefix in ("sbx.", "sbx_", "xoxb-", "whsec_"):
             assert secret_prefix not in out.text, "per-run secrets are never printed"
+        assert "3 seeded ideas filed in the backlog" in out.text  # the Forum's old ideas
+        # What CLI commands use to reach this stack: private to its owner.
+        assert (tmp_path / "up-env.json").stat().st_mode & 0o077 == 0
 
         ui = httpx.get(base + "/", timeout=10, follow_redirects=True)
         assert ui.status_code == 200 and "<html" in ui.text.lower()
@@ -217,6 +220,30 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
             "the decision is told in its thread"
         assert processes_of(tmp_path), "the stack's processes should be found while it runs"
 
+        # The bot's own Forum posts (its replies, as `system`) came back by webhook and were
+        # recognised: route "own", no inbox-unknown run.
+        from sqlalchemy import select
+
+        from ledger.db import Ledger
+        from ledger.models import InboxEvent
+
+        ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+        try:
+            with ledger.read() as session:
+                routes = [e.route for e in session.scalars(select(InboxEvent).where(
+                    InboxEvent.source == "discourse")) if (e.payload or {}).get("actor") == "system"]
+        finally:
+            ledger.dispose()
+        assert routes and set(routes) == {"own"}, routes
+        # A CLI command run from a plain shell sees this stack's ledger and says so.
+        shell = {k: v for k, v in env.items() if not k.startswith("CHARTERFLOW_")}
+        listed = subprocess.run([CHARTERFLOW, "ideas", "list", "--json"], text=True, timeout=120,
+                                capture_output=True,
+                                env={**shell, "CHARTERFLOW_HOME": str(tmp_path), "CHARTERFLOW_USE_UP": "1"})
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stderr.startswith("using the stack of `charterflow up` (up.json, pid ")
+        assert len(json.loads(listed.stdout)) >= 4  # the three seeded ideas and the demo's
+
         # The Prefect server got up's settings (its task run recorder writes in batches: see
         # bench/README.md, intake); the inbox worker logs one line per event and no warnings.
         from charterflow.up import PREFECT_SERVER_DEFAULTS
@@ -256,6 +283,7 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
     time.sleep(0.5)
     assert processes_of(tmp_path) == []
     assert not (tmp_path / "up.json").exists()
+    assert not (tmp_path / "up-env.json").exists()
 
 
 def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path):
