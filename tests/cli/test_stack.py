@@ -139,3 +139,19 @@ def test_the_seeded_ideas_are_in_the_backlog(fake_up: FakeUp) -> None:
     forum = fake_up.sandboxes["discourse"]
     assert all(i["status"] == "new" for i in items)
     assert all(i["source"] == "forum" and i["link"].startswith(f"{forum}/t/") for i in items), items
+
+
+def test_a_platform_that_does_not_answer_makes_its_verdict_unknown(fake_up: FakeUp,
+                                                                    tmp_path: Path) -> None:
+    # The same stack, but its Forum gone silent (a port nobody listens on).
+    env = json.loads((fake_up.home / stack.ENV_FILE).read_text())
+    assert env["CHARTERFLOW_DISCOURSE_URL"] == fake_up.sandboxes["discourse"]
+    env["CHARTERFLOW_DISCOURSE_URL"] = f"http://127.0.0.1:{free_port()}"
+    env["CHARTERFLOW_DATABASE_URL"] = f"sqlite:///{fake_up.home / 'ledger.db'}"
+    stack.record(tmp_path, {"pid": fake_up.pid, "sandboxes": fake_up.sandboxes, "real": []}, env)
+    out = charterflow(tmp_path, "roles", "plan")
+    assert out.returncode == 0, out.stderr
+    verdict = next(v for v in out.stdout.splitlines() if v.startswith("verdict: "))
+    assert verdict.startswith("verdict: allowed for discord (R-"), verdict
+    assert "; unknown for discourse (not reached: not answering (discourse: " in verdict
+    assert "not served" not in out.stdout
