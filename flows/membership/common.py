@@ -334,6 +334,25 @@ def _artifact_key(key: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")[:100] or "membership"
 
 
+def person_run_name(prefix: str, parameter: str) -> Callable[[], str]:
+    """A ``flow_run_name`` callable naming the person of ``parameter`` (a handle or an id) by
+    ledger id only, ``<prefix>-person-<id>`` (R-PRIVACY-3); just ``prefix`` when unknown."""
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        from flows.platforms import current_ledger
+
+        value = str((flow_run.parameters or {}).get(parameter) or "").strip().removeprefix("person:")
+        if value.isdigit():
+            return f"{prefix}-person-{value}"
+        try:
+            with current_ledger().read() as session:
+                return f"{prefix}-person-{repo.get_person(session, value).id}"
+        except Exception:  # noqa: BLE001 - a name is a courtesy; the run reports the error
+            return prefix
+    return name
+
+
 def run_name(prefix: str, *names: str) -> Callable[[], str]:
     """A ``flow_run_name`` callable: ``<prefix>-<first parameter among names that is set>``."""
     def name() -> str:

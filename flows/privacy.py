@@ -1,0 +1,130 @@
+"""R-PRIVACY-3: what the orchestration layer (Prefect) holds about a person, and its redaction.
+
+The flows keep personal data out of Prefect by construction: run names and parameters carry
+ledger ids (``intake-inbox-42``, ``leave-person-17``), and nothing is logged but ids and
+outcomes. Artifacts are views for operators and may show a handle or an eligibility figure;
+when a person is erased (``charterflow person erase``, R-PRIVACY-2) every stored record that
+still contains one of their strings is rewritten through Prefect's REST API:
+
+- artifacts (every version, and so the latest of each key): ``PATCH /artifacts/{id}`` with the
+  redacted ``data`` and ``description`` (Prefect 3 keeps the key's collection in step);
+- flow runs: ``PATCH /flow_runs/{id}`` with the redacted ``name`` and ``parameters`` (a run an
+  operator started by hand with a handle as a parameter);
+- task runs: ``PATCH /task_runs/{id}`` with the redacted ``name``.
+
+Prefect's API cannot change log records; :func:`find` reports any that name the person, so an
+operator can delete those runs (``prefect flow-run delete``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import httpx
+
+__all__ = ["Redactor", "find", "redact"]
+
+PAGE = 200
+
+
+class Redactor:
+    """Replaces each of ``values`` (case-insensitive, whole words for short ones) by
+    ``replacement`` in strings and in JSON-like data."""
+
+    def __init__(self, values: Iterable[str], *, replacement: str, whole_words: bool = True) -> None:
+        self.replacement = replacement
+        forms: set[str] = set()
+        for value in values:
+            forms.add(value)
+            forms.add(json.dumps(value)[1:-1])  # as it reads inside a JSON string
+        # A handle inside another word ("quinn" in "quinnette") is left alone; "intake-quinn" is not.
+        edge = r"(?<![A-Za-z0-9]){}(?![A-Za-z0-9])" if whole_words else "{}"
+        parts = [edge.format(re.escape(f)) for f in sorted(forms, key=len, reverse=True) if f]
+        self.pattern = re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+    def text(self, value: str) -> str:
+        return self.pattern.sub(self.replacement, value) if self.pattern else value
+
+    def data(self, value: Any) -> Any:
+        """``value`` with every string inside it redacted (keys included)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.data(v) for v in value]
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.data(v) for k, v in value.items()}
+        return value
+
+    def hits(self, value: Any) -> bool:
+        if self.pattern is None:
+            return False
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        return self.pattern.search(text) is not None
+
+
+def _records(http: httpx.Client, kind: str) -> Iterator[dict[str, Any]]:
+    offset = 0
+    while True:
+        response = http.post(f"{kind}/filter", json={"limit": PAGE, "offset": offset})
+        response.raise_for_status()
+        page = response.json()
+        yield from page
+        if len(page) < PAGE:
+            return
+        offset += PAGE
+
+
+def _patch(http: httpx.Client, path: str, body: dict[str, Any]) -> None:
+    response = http.patch(path, json=body)
+    if response.status_code != 404:  # deleted meanwhile: nothing left to redact
+        response.raise_for_status()
+
+
+def redact(http: httpx.Client, values: Iterable[str], *, replacement: str) -> dict[str, int]:
+    """Rewrite every Prefect artifact, flow run and task run that contains one of ``values``;
+    returns how many of each were changed. ``http``: a client on the Prefect API (its
+    ``base_url`` ends with ``/api/``). Safe to run again: a second pass changes nothing."""
+    redactor = Redactor(values, replacement=replacement)
+    changed = {"artifacts": 0, "flow_runs": 0, "task_runs": 0}
+    for artifact in _records(http, "artifacts"):
+        fields = {"data": artifact.get("data"), "description": artifact.get("description")}
+        if redactor.hits(fields):
+            _patch(http, f"artifacts/{artifact['id']}", redactor.data(fields))
+            changed["artifacts"] += 1
+    for run in _records(http, "flow_runs"):
+        fields = {"name": run.get("name"), "parameters": run.get("parameters") or {}}
+        if redactor.hits(fields):
+            _patch(http, f"flow_runs/{run['id']}", redactor.data(fields))
+            changed["flow_runs"] += 1
+    for run in _records(http, "task_runs"):
+        if redactor.hits(run.get("name") or ""):
+            _patch(http, f"task_runs/{run['id']}", {"name": redactor.text(run["name"])})
+            changed["task_runs"] += 1
+    return changed
+
+
+RECORDS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "flow_runs": lambda r: {k: r.get(k) for k in ("name", "parameters", "state_name")}
+    | {"message": (r.get("state") or {}).get("message")},
+    "task_runs": lambda r: {k: r.get(k) for k in ("name", "task_inputs", "state_name")}
+    | {"message": (r.get("state") or {}).get("message")},
+    "logs": lambda r: {"name": r.get("name"), "message": r.get("message")},
+    "artifacts": lambda r: {k: r.get(k) for k in ("key", "data", "description", "metadata_")},
+}
+"""What of each kind of Prefect record is searched: everything a person could read there."""
+
+
+def find(http: httpx.Client, values: Iterable[str]) -> list[str]:
+    """Where ``values`` still appear in Prefect (``<kind> <id>: <field text>``), anywhere in a
+    field, whole word or not."""
+    redactor = Redactor(values, replacement="", whole_words=False)
+    found = []
+    for kind, fields in RECORDS.items():
+        for record in _records(http, kind):
+            shown = fields(record)
+            if redactor.hits(shown):
+                found.append(f"{kind} {record.get('id')}: {json.dumps(shown, default=str)[:300]}")
+    return found
