@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -89,20 +90,14 @@ def redact(http: httpx.Client, values: Iterable[str], *, replacement: str) -> di
     ``base_url`` ends with ``/api/``). Safe to run again: a second pass changes nothing."""
     redactor = Redactor(values, replacement=replacement)
     changed = {"artifacts": 0, "flow_runs": 0, "task_runs": 0}
-    for artifact in _records(http, "artifacts"):
-        fields = {"data": artifact.get("data"), "description": artifact.get("description")}
-        if redactor.hits(fields):
-            _patch(http, f"artifacts/{artifact['id']}", redactor.data(fields))
-            changed["artifacts"] += 1
-    for run in _records(http, "flow_runs"):
-        fields = {"name": run.get("name"), "parameters": run.get("parameters") or {}}
-        if redactor.hits(fields):
-            _patch(http, f"flow_runs/{run['id']}", redactor.data(fields))
-            changed["flow_runs"] += 1
-    for run in _records(http, "task_runs"):
-        if redactor.hits(run.get("name") or ""):
-            _patch(http, f"task_runs/{run['id']}", {"name": redactor.text(run["name"])})
-            changed["task_runs"] += 1
+    for kind, fields in (("artifacts", ("data", "description")),
+                         ("flow_runs", ("name", "parameters")), ("task_runs", ("name",))):
+        for record in _records(http, kind):
+            before = {f: record.get(f) for f in fields}
+            after = redactor.data(before)
+            if after != before:
+                _patch(http, f"{kind}/{record['id']}", after)
+                changed[kind] += 1
     return changed
 
 
@@ -117,14 +112,18 @@ RECORDS: dict[str, Callable[[dict[str, Any]], Any]] = {
 """What of each kind of Prefect record is searched: everything a person could read there."""
 
 
-def find(http: httpx.Client, values: Iterable[str]) -> list[str]:
-    """Where ``values`` still appear in Prefect (``<kind> <id>: <field text>``), anywhere in a
-    field, whole word or not."""
+def find(http: httpx.Client, values: Iterable[str], *, kinds: Iterable[str] = tuple(RECORDS),
+         since: datetime | None = None) -> list[str]:
+    """Where ``values`` still appear in Prefect (``<kind> <id>: <fields>``), anywhere in a field,
+    whole word or not; ``since``: only records created from then on."""
     redactor = Redactor(values, replacement="", whole_words=False)
     found = []
-    for kind, fields in RECORDS.items():
+    for kind in kinds:
         for record in _records(http, kind):
-            shown = fields(record)
+            created = record.get("created") or record.get("timestamp")
+            if since is not None and created and datetime.fromisoformat(created) < since:
+                continue
+            shown = RECORDS[kind](record)
             if redactor.hits(shown):
                 found.append(f"{kind} {record.get('id')}: {json.dumps(shown, default=str)[:300]}")
     return found
