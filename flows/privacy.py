@@ -26,9 +26,31 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Redactor", "find", "redact"]
+__all__ = ["Redactor", "find", "publish_artifact", "redact"]
 
 PAGE = 200
+
+
+def publish_artifact(*, key: str, kind: str, content: Any, description: str) -> None:
+    """Create a keyed ``markdown`` or ``table`` artifact on the current run.
+
+    Prefect's server copies a keyed artifact's data into an "artifact created" event, and events
+    cannot be changed afterwards, so an erasure could not reach it. The artifact is therefore
+    created holding its description only (ids), then its content is written with a plain
+    ``PATCH /artifacts/{id}``, which emits no event. ``description`` must carry ids only.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.utilities.context import get_task_and_flow_run_ids
+
+    task_run_id, flow_run_id = get_task_and_flow_run_ids()
+    data = content if kind == "markdown" else json.dumps(content, default=str)
+    placeholder = f"*{description}*" if kind == "markdown" else "[]"
+    with get_client(sync_client=True) as client:
+        created = client.create_artifact(ArtifactCreate(
+            key=key, type=kind, description=description, data=placeholder,
+            flow_run_id=flow_run_id, task_run_id=task_run_id))
+        client.request("PATCH", "/artifacts/{id}", path_params={"id": created.id}, json={"data": data})
 
 
 class Redactor:
@@ -60,10 +82,13 @@ class Redactor:
         return value
 
     def hits(self, value: Any) -> bool:
-        if self.pattern is None:
-            return False
+        return self.where(value) is not None
+
+    def where(self, value: Any) -> str | None:
+        """The text around the first match in ``value``, or None."""
         text = value if isinstance(value, str) else json.dumps(value, default=str)
-        return self.pattern.search(text) is not None
+        match = self.pattern.search(text) if self.pattern else None
+        return text[max(0, match.start() - 120):match.end() + 40] if match else None
 
 
 def _records(http: httpx.Client, kind: str) -> Iterator[dict[str, Any]]:
@@ -112,18 +137,34 @@ RECORDS: dict[str, Callable[[dict[str, Any]], Any]] = {
 """What of each kind of Prefect record is searched: everything a person could read there."""
 
 
-def find(http: httpx.Client, values: Iterable[str], *, kinds: Iterable[str] = tuple(RECORDS),
+def _events(http: httpx.Client, since: datetime | None) -> Iterator[dict[str, Any]]:
+    """Prefect's events (state changes name their runs); Prefect keeps them for a retention
+    period and offers no way to change them, so the run names must be right from the start."""
+    start = (since or datetime(2000, 1, 1)).isoformat()
+    response = http.post("events/filter", json={"filter": {"occurred": {"since": start}}, "limit": 50})
+    while True:
+        response.raise_for_status()
+        page = response.json()
+        yield from page.get("events") or []
+        if not page.get("next_page"):
+            return
+        response = http.get(page["next_page"])
+
+
+def find(http: httpx.Client, values: Iterable[str], *, kinds: Iterable[str] = (*RECORDS, "events"),
          since: datetime | None = None) -> list[str]:
     """Where ``values`` still appear in Prefect (``<kind> <id>: <fields>``), anywhere in a field,
     whole word or not; ``since``: only records created from then on."""
     redactor = Redactor(values, replacement="", whole_words=False)
     found = []
     for kind in kinds:
-        for record in _records(http, kind):
-            created = record.get("created") or record.get("timestamp")
-            if since is not None and created and datetime.fromisoformat(created) < since:
-                continue
-            shown = RECORDS[kind](record)
-            if redactor.hits(shown):
-                found.append(f"{kind} {record.get('id')}: {json.dumps(shown, default=str)[:300]}")
+        if kind == "events":
+            records: Iterable[dict[str, Any]] = _events(http, since)
+        else:
+            records = (r for r in _records(http, kind) if since is None
+                       or datetime.fromisoformat(r.get("created") or r["timestamp"]) >= since)
+        for record in records:
+            context = redactor.where(RECORDS[kind](record) if kind in RECORDS else record)
+            if context is not None:
+                found.append(f"{kind} {record.get('id')}: …{context}…")
     return found

@@ -320,10 +320,12 @@ def artifact(*, key: str, title: str, decision: Decision | None = None,
         lines += ["## Evidence", "", "```json",
                   json.dumps(evidence, indent=2, default=str, sort_keys=True), "```"]
     try:
-        from prefect.artifacts import create_markdown_artifact
+        from flows.privacy import publish_artifact
 
-        create_markdown_artifact(key=_artifact_key(key), markdown="\n".join(lines),
-                                 description=title[:200])
+        # The description is kept in Prefect's events, which an erasure cannot reach: the key
+        # (ledger ids only) serves; the title stays in the body (R-PRIVACY-3).
+        publish_artifact(key=_artifact_key(key), kind="markdown", content="\n".join(lines),
+                         description=_artifact_key(key))
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("membership: artifact %s not created: %s", key, type(exc).__name__)
 

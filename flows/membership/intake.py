@@ -30,7 +30,7 @@ from ledger.db import Ledger
 from rules import Decision
 
 from flows.membership.common import (Ctx, artifact, context, identities_of, log, message_person,
-                                     once, user_ref)
+                                     once, run_name, user_ref)
 from flows.membership.tokens import CONFIRM_PREFIX, make_token, read_token
 from flows.platforms import Platforms
 
@@ -322,7 +322,7 @@ def expire(ctx: Ctx) -> list[int]:
 
 
 # Named by source only: the parameters an operator typed hold the applicant's names (R-PRIVACY-3).
-@flow(name="membership-intake", flow_run_name="intake-{source}", log_prints=True)
+@flow(name="membership-intake", flow_run_name=run_name("intake", "source"), log_prints=True)
 def intake(forum_username: str | None = None, discord_username: str | None = None,
            motivation: str = "", experience: str = "", nominator: str | None = None,
            email: str | None = None, source: str = "operator", source_ref: str | None = None,
