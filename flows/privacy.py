@@ -12,8 +12,9 @@ still contains one of their strings is rewritten through Prefect's REST API:
   operator started by hand with a handle as a parameter);
 - task runs: ``PATCH /task_runs/{id}`` with the redacted ``name``.
 
-Prefect's API cannot change log records; :func:`find` reports any that name the person, so an
-operator can delete those runs (``prefect flow-run delete``).
+Prefect's API cannot change log records or events. Nothing personal is logged, and artifacts are
+written by :func:`publish_artifact` so that the event Prefect's server records for a keyed
+artifact holds ids only. :func:`find` searches all of these, events included.
 """
 
 from __future__ import annotations
