@@ -216,7 +216,8 @@ def register(app: typer.Typer) -> None:
             if api is not None:
                 # Inside the transaction: when Prefect cannot be reached nothing is erased, so
                 # the values to search for are not lost.
-                redacted.update(_redact_prefect(api, values, replacement=f"erased-{erasure.person_id}"))
+                redacted.update(_redact_prefect(api, values,
+                                                replacement=f"erased-{erasure.person_id}"))
             return erasure.person_id, erasure.id
 
         with _errors():
@@ -246,7 +247,8 @@ def _prefect_api() -> str | None:
         return None
     from charterflow.up import process_alive
 
-    if not lock.get("api_url") or not isinstance(lock.get("pid"), int) or not process_alive(lock["pid"]):
+    pid = lock.get("pid")
+    if not lock.get("api_url") or not isinstance(pid, int) or not process_alive(pid):
         return None
     return str(lock["api_url"]).rstrip("/")
 

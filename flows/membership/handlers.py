@@ -27,7 +27,8 @@ from flows.membership.common import Ctx, answer_interaction, context
 from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
 from flows.platforms import Platforms
 
-__all__ = ["handle_confirm", "handle_intake", "intake_inbox", "handle_leave", "handle_optin", "handle_vote"]
+__all__ = ["handle_confirm", "handle_intake", "handle_leave", "handle_optin", "handle_vote",
+           "intake_inbox"]
 
 ACTOR = "flow:inbox"
 
