@@ -55,8 +55,9 @@ def publish_artifact(*, key: str, kind: str, content: Any, description: str) -> 
 
 
 class Redactor:
-    """Replaces each of ``values`` (case-insensitive, whole words for short ones) by
-    ``replacement`` in strings and in JSON-like data."""
+    """Replaces each of ``values`` (case-insensitive; with ``whole_words``, not inside a longer
+    word) by ``replacement`` in strings and in JSON-like data, also where a value appears
+    JSON-escaped (a table artifact's data is a JSON string)."""
 
     def __init__(self, values: Iterable[str], *, replacement: str, whole_words: bool = True) -> None:
         self.replacement = replacement
