@@ -129,10 +129,8 @@ def redact(http: httpx.Client, values: Iterable[str], *, replacement: str) -> di
 
 
 RECORDS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "flow_runs": lambda r: {k: r.get(k) for k in ("name", "parameters", "state_name")}
-    | {"message": (r.get("state") or {}).get("message")},
-    "task_runs": lambda r: {k: r.get(k) for k in ("name", "task_inputs", "state_name")}
-    | {"message": (r.get("state") or {}).get("message")},
+    "flow_runs": lambda r: {k: r.get(k) for k in ("name", "parameters", "state", "tags", "labels")},
+    "task_runs": lambda r: {k: r.get(k) for k in ("name", "task_inputs", "state", "tags", "labels")},
     "logs": lambda r: {"name": r.get("name"), "message": r.get("message")},
     "artifacts": lambda r: {k: r.get(k) for k in ("key", "data", "description", "metadata_")},
 }
