@@ -198,14 +198,26 @@ def register(app: typer.Typer) -> None:
         reason: str = typer.Option(..., "--reason", help="Why (kept in the ledger, hashed in "
                                    "the audit log)."),
         actor: str = typer.Option("operator", "--actor", help=ACTOR_HELP),
+        skip_prefect: bool = typer.Option(False, "--skip-prefect", help="Erase the ledger only, "
+                                          "leaving Prefect's runs and artifacts as they are."),
     ) -> None:
-        """Erase a person's personal data, keep the decisions, record the erasure."""
-        from ledger.privacy import erase_person
+        """Erase a person's personal data, keep the decisions, record the erasure; their names
+        and answers are also redacted from Prefect's runs and artifacts (R-PRIVACY-3)."""
+        from ledger.privacy import erase_person, personal_values
         from ledger.repo import get_person
 
+        api = None if skip_prefect else _prefect_api()
+        redacted: dict[str, int] = {}
+
         def work(session: Any) -> tuple[int, int]:
-            erasure = erase_person(session, get_person(session, person), reason=reason,
-                                   actor=actor)
+            target = get_person(session, person)
+            values = personal_values(session, target)
+            erasure = erase_person(session, target, reason=reason, actor=actor)
+            if api is not None:
+                # Inside the transaction: when Prefect cannot be reached nothing is erased, so
+                # the values to search for are not lost.
+                redacted.update(_redact_prefect(api, values,
+                                                replacement=f"erased-{erasure.person_id}"))
             return erasure.person_id, erasure.id
 
         with _errors():
@@ -213,5 +225,45 @@ def register(app: typer.Typer) -> None:
             ledger = _ledger()
             person_id, erasure_id = ledger.run(work)
         typer.echo(f"person:{person_id} erased (erasure {erasure_id}); decisions kept")
+        if api is None:
+            typer.echo("Prefect: not searched (" + ("--skip-prefect" if skip_prefect else
+                       "PREFECT_API_URL is not set and no `charterflow up` is running") + ")")
+        else:
+            typer.echo(f"Prefect ({api}): redacted {redacted['artifacts']} artifact(s), "
+                       f"{redacted['flow_runs']} flow run(s), {redacted['task_runs']} task run(s)")
+
+
+def _prefect_api() -> str | None:
+    """The Prefect API the erasure searches: ``PREFECT_API_URL``, else the running `up`'s."""
+    from prefect.settings import PREFECT_API_URL
+
+    from charterflow.settings import get_settings
+
+    if PREFECT_API_URL.value():
+        return str(PREFECT_API_URL.value()).rstrip("/")
+    try:
+        lock = json.loads((get_settings().home / "up.json").read_text())
+    except (OSError, ValueError):
+        return None
+    from charterflow.up import process_alive
+
+    pid = lock.get("pid")
+    if not lock.get("api_url") or not isinstance(pid, int) or not process_alive(pid):
+        return None
+    return str(lock["api_url"]).rstrip("/")
+
+
+def _redact_prefect(api: str, values: list[str], *, replacement: str) -> dict[str, int]:
+    import httpx
+
+    from flows.inbox import prefect_http
+    from flows.privacy import redact
+
+    try:
+        with prefect_http(api, timeout=30.0) as http:
+            return redact(http, values, replacement=replacement)
+    except httpx.HTTPError as exc:
+        raise ValueError(f"Prefect at {api} could not be searched ({type(exc).__name__}): nothing "
+                         "erased; start it, or use --skip-prefect to erase the ledger only") from None
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
 
 from rules import CaseError, evaluate_case, parse_case
 
 from charterflow.charter import load_configured_charter
+
+from flows.privacy import publish_artifact
 
 
 @task(name="evaluate-case")
@@ -59,6 +60,6 @@ def what_if(case: dict[str, Any], charter_file: str | None = None) -> dict[str, 
     except CaseError as exc:
         raise ValueError(f"malformed case: {exc}") from None
     answer = evaluate(case, charter_file)
-    create_markdown_artifact(key="what-if-answer", markdown=answer_markdown(case, answer),
-                             description=f"charter answer for a {case.get('case')} case")
+    publish_artifact(key="what-if-answer", kind="markdown", content=answer_markdown(case, answer),
+                     description=f"charter answer for a {case.get('case')} case")
     return answer

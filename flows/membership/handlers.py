@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from prefect import flow
+
 from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.db import Ledger
@@ -25,7 +27,8 @@ from flows.membership.common import Ctx, answer_interaction, context
 from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
 from flows.platforms import Platforms
 
-__all__ = ["handle_confirm", "handle_intake", "handle_leave", "handle_optin", "handle_vote"]
+__all__ = ["handle_confirm", "handle_intake", "handle_leave", "handle_optin", "handle_vote",
+           "intake_inbox"]
 
 ACTOR = "flow:inbox"
 
@@ -52,13 +55,9 @@ def _person_of(ctx: Ctx, platform: str, external_id: str) -> int | None:
         return person.id if person else None
 
 
-def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
-    """An application from the public form, the Discord ``/apply`` modal or a new Forum topic
-    in the applications category; returns ``application:<id>`` or ``refused:<ruling>:<code>``."""
-    from flows.membership.intake import intake
-
-    ctx = context(now, ledger=ledger, platforms=platforms)
-    source, kind, data, attrs, actor = _event(ctx, event_id)
+def _application(source: str, data: dict[str, Any], attrs: dict[str, str],
+                 actor: str | None) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """The application's fields and the accounts its source proved, from a stored event."""
     proven: dict[str, str] = {}
     if source == "form":
         values = {"forum_username": data.get("discourse_username"),
@@ -82,11 +81,34 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
         if author.get("id") is not None:
             proven["discourse"] = str(author["id"])
     else:
+        return None
+    return values, proven
+
+
+@flow(name="membership-intake-inbox", flow_run_name="intake-inbox-{event_id}", log_prints=True)
+def intake_inbox(event_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """R-APP-1 for an application the gateway stored: the membership intake, reading the answers
+    from the ledger's inbox event, so that this run's name and parameters carry the event id
+    only, never a handle, an e-mail or an answer (R-PRIVACY-3)."""
+    from flows.membership.intake import submit
+
+    ctx = context(now)
+    source, kind, data, attrs, actor = _event(ctx, event_id)
+    found = _application(source, data, attrs, actor)
+    if found is None:
+        return {"outcome": "refused", "ruling": "R-APP-1", "code": "unknown-source"}
+    values, proven = found
+    return submit(ctx, **values, source=source, source_ref=f"inbox:{event_id}", proven=proven or None)
+
+
+def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
+    """An application from the public form, the Discord ``/apply`` modal or a new Forum topic
+    in the applications category; returns ``application:<id>`` or ``refused:<ruling>:<code>``."""
+    ctx = context(now, ledger=ledger, platforms=platforms)
+    source, kind, data, attrs, actor = _event(ctx, event_id)
+    if source not in ("form", "discord", "discourse"):
         return "refused:unknown-source"
-    name = values.get("forum_username") or values.get("discord_username") or event_id
-    result = intake.with_options(flow_run_name=f"intake-{name}")(
-        **values, source=source, source_ref=f"inbox:{event_id}", proven_accounts=proven or None,
-        now=ctx.now)
+    result = intake_inbox(event_id=event_id, now=ctx.now)
     if result.get("outcome") == "refused":
         _answer(ctx, event_id, attrs, f"Your application was not accepted: {result.get('reason', '')} "
                                      f"({result.get('ruling')}).")

@@ -321,8 +321,8 @@ def expire(ctx: Ctx) -> list[int]:
     return [a for a, _ in expired]
 
 
-@flow(name="membership-intake", flow_run_name=run_name("intake", "forum_username", "discord_username"),
-      log_prints=True)
+# Named by source only: the parameters an operator typed hold the applicant's names (R-PRIVACY-3).
+@flow(name="membership-intake", flow_run_name=run_name("intake", "source"), log_prints=True)
 def intake(forum_username: str | None = None, discord_username: str | None = None,
            motivation: str = "", experience: str = "", nominator: str | None = None,
            email: str | None = None, source: str = "operator", source_ref: str | None = None,

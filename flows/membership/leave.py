@@ -20,7 +20,8 @@ from ledger import repo
 from ledger.models import BallotStatus, Membership, MembershipStatus, Person
 from rules import Decision
 
-from flows.membership.common import Ctx, artifact, context, message_person, post_wg
+from flows.membership.common import (Ctx, artifact, context, message_person, person_run_name,
+                                     post_wg)
 from flows.membership.intake import GROUP
 from flows.membership.roles import reconcile_person
 
@@ -81,15 +82,10 @@ def person_id_of(ctx: Ctx, handle: str) -> int:
         return repo.get_person(session, handle).id
 
 
-@flow(name="membership-leave", flow_run_name=lambda: _name(), log_prints=True)
+@flow(name="membership-leave", flow_run_name=person_run_name("leave", "member"), log_prints=True)
 def leave(member: str, reason: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     """A member leaves (R-LEAVE): ``member`` is their WG handle or person id. Effective at once;
     their WG roles are revoked on every platform and the group is told."""
     ctx = context(now)
     return leave_step(ctx, person_id=person_id_of(ctx, member), reason=reason)
 
-
-def _name() -> str:
-    from prefect.runtime import flow_run
-
-    return f"leave-{(flow_run.parameters or {}).get('member')}"

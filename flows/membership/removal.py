@@ -18,7 +18,8 @@ from rules import Decision, closes_at, majority
 
 from flows.membership import ballot as ballots
 from flows.membership.approval import electorate_ids
-from flows.membership.common import Ctx, artifact, context, message_person, post_wg
+from flows.membership.common import (Ctx, artifact, context, message_person, person_run_name,
+                                     post_wg)
 from flows.membership.intake import GROUP
 from flows.membership.leave import end_membership, person_id_of
 
@@ -92,15 +93,11 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     return outcome.value if outcome else "cancelled"
 
 
-@flow(name="membership-removal-ballot", flow_run_name=lambda: _name(), log_prints=True)
+@flow(name="membership-removal-ballot", flow_run_name=person_run_name("removal-ballot", "member"),
+      log_prints=True)
 def open_removal_ballot(member: str, proposed_by: str, now: datetime | None = None) -> dict[str, Any]:
     """Open a removal ballot (R-REMOVE) about ``member`` (WG handle or id), proposed by the voting
     member ``proposed_by``. Running it again while that ballot is open shows the same ballot."""
     ctx = context(now)
     return open_step(ctx, subject_id=person_id_of(ctx, member), proposer_id=person_id_of(ctx, proposed_by))
 
-
-def _name() -> str:
-    from prefect.runtime import flow_run
-
-    return f"removal-ballot-{(flow_run.parameters or {}).get('member')}"

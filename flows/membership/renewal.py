@@ -18,7 +18,7 @@ from ledger.models import MembershipStatus, Person
 from rules import Decision, check_opt_in, reminders_due, term_status, term_window
 
 from flows.membership.common import (Ctx, artifact, context, identities_of, log, message_person,
-                                     once, post_wg, render, user_ref)
+                                     once, person_run_name, post_wg, render, user_ref)
 from flows.membership.intake import GROUP
 from flows.membership.leave import end_membership
 from flows.membership.tokens import OPTIN_PREFIX, make_token
@@ -133,7 +133,7 @@ def renewal(now: datetime | None = None) -> dict[str, Any]:
     return renewal_step(context(now))
 
 
-@flow(name="membership-opt-in", flow_run_name=lambda: _name(), log_prints=True)
+@flow(name="membership-opt-in", flow_run_name=person_run_name("opt-in", "member"), log_prints=True)
 def opt_in(member: str, source: str = "operator", now: datetime | None = None) -> dict[str, Any]:
     """Record an opt-in for ``member`` (WG handle or id) made outside the platforms (R-TERM-2)."""
     from flows.membership.leave import person_id_of
@@ -141,8 +141,3 @@ def opt_in(member: str, source: str = "operator", now: datetime | None = None) -
     ctx = context(now)
     return opt_in_step(ctx, person_id=person_id_of(ctx, member), source=source)
 
-
-def _name() -> str:
-    from prefect.runtime import flow_run
-
-    return f"opt-in-{(flow_run.parameters or {}).get('member')}"

@@ -170,10 +170,10 @@ def _artifact(key: str, markdown: str, description: str) -> None:
 
     if FlowRunContext.get() is None and TaskRunContext.get() is None:
         return
-    from prefect.artifacts import create_markdown_artifact
+    from flows.privacy import publish_artifact
 
     try:
-        create_markdown_artifact(key=key, markdown=markdown, description=description[:200])
+        publish_artifact(key=key, kind="markdown", content=markdown, description=description[:200])
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("reports: artifact %s not created: %s", key, type(exc).__name__)
 
