@@ -37,6 +37,9 @@ log = logging.getLogger("charterflow.gateway")
 HERE = Path(__file__).parent
 GROUP_NAME = "Online Community Working Group"
 # Security headers for every HTML page: no scripts at all, no framing, nothing sent elsewhere.
+# A body this large is verified and parsed in a worker thread (a deeply nested document may
+# take a second to read), so the event loop keeps answering the others.
+BIG_BODY = 64 * 1024
 HTML_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
@@ -140,24 +143,31 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     # ---- storing ------------------------------------------------------------------------------
 
-    def store(event: InboundEvent, route: str) -> tuple[int, bool, bool]:
+    def store(event: InboundEvent, route: str, raw: bytes | None) -> tuple[int, bool, bool]:
         """Store once under its dedupe key; (id, created, processed). The Discord /apply
         command needs nothing but the modal we answer with: stored already processed."""
         def work(session: Any) -> tuple[int, bool, bool]:
-            row, created = repo.inbox_put(session, dedupe_key=event.dedupe_key[:300],
-                                          source=event.platform, kind=event.kind[:80],
-                                          payload=_payload(event), route=route)
+            row, created = repo.inbox_put(session, dedupe_key=_text(event.dedupe_key, 300),
+                                          source=event.platform, kind=_text(event.kind, 80),
+                                          payload=_payload(event), route=route, raw=raw)
             if created and route == inbox.Route.APPLY_MODAL:
                 repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discord:modal-shown")
             return row.id, created, row.processed_at is not None
         return ledger.run(work)
 
-    async def accept(event: InboundEvent) -> tuple[str, int | None, bool] | Response:
+    async def accept(event: InboundEvent, raw: bytes | None = None
+                     ) -> tuple[str, int | None, bool] | Response:
         route = inbox.route_for(source=event.platform, kind=event.kind,
                                 attributes=event.attributes, config=routing)
         try:
-            event_id, created, processed = await run_in_threadpool(store, event, route)
-        except Exception as exc:  # noqa: BLE001 - not stored: the platform must retry, so no 2xx
+            event_id, created, processed = await run_in_threadpool(store, event, route, raw)
+        except Exception as exc:  # noqa: BLE001 - not stored, so never a 2xx
+            if not _ledger_outage(exc):
+                # Our bug, not the platform's: a retry would fail the same way forever.
+                log.error("gateway: a %s event could not be stored (%s); refused with 400",
+                          event.platform, type(exc).__name__)
+                return _json(400, {"ok": False, "error": "this event cannot be stored"})
+            # The platform must retry.
             log.error("gateway: could not store a %s event: %s", event.platform, type(exc).__name__)
             return _json(503, {"ok": False, "error": "ledger unavailable; retry later"}, **{"Retry-After": "5"})
         if created:
@@ -173,8 +183,9 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     # ---- hooks --------------------------------------------------------------------------------
 
-    async def receive_hook(request: Request, platform: str) -> InboundEvent | Response:
-        """Every check before the event may be trusted; a Response when refused."""
+    async def receive_hook(request: Request, platform: str) -> tuple[InboundEvent, bytes] | Response:
+        """Every check before the event may be trusted: the event and the body as received,
+        or a Response when refused."""
         verifier = verifiers.get(platform)
         if verifier is None:
             return _json(503, {"ok": False, "error": f"{platform} connector not configured"})
@@ -196,7 +207,9 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
             return _json(413, {"ok": False, "error": "body too large"})
         headers = {k: v for k, v in request.headers.items()}
         try:
-            return verifier.verify(headers=headers, body=body)
+            if len(body) > BIG_BODY:  # a deeply nested document takes a while to read
+                return await run_in_threadpool(verifier.verify, headers=headers, body=body), body
+            return verifier.verify(headers=headers, body=body), body
         except InvalidSignature as exc:
             status = exc.status if exc.status in (400, 401, 413) else 401
             if status == 401:
@@ -209,10 +222,11 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     @app.post("/hooks/discourse")
     async def discourse_hook(request: Request) -> Response:
-        event = await receive_hook(request, "discourse")
-        if isinstance(event, Response):
-            return event
-        accepted = await accept(event)
+        received = await receive_hook(request, "discourse")
+        if isinstance(received, Response):
+            return received
+        event, raw = received
+        accepted = await accept(event, raw)
         if isinstance(accepted, Response):
             return accepted
         route, event_id, created = accepted
@@ -220,14 +234,15 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     @app.post("/hooks/discord")
     async def discord_hook(request: Request) -> Response:
-        event = await receive_hook(request, "discord")
-        if isinstance(event, Response):
-            return event
+        received = await receive_hook(request, "discord")
+        if isinstance(received, Response):
+            return received
+        event, raw = received
         from connectors.discord import payloads
 
         if event.kind == "ping":
             return _json(200, payloads.pong())
-        accepted = await accept(event)
+        accepted = await accept(event, raw)
         if isinstance(accepted, Response):
             return accepted
         route = accepted[0]
@@ -247,12 +262,13 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     @app.post("/hooks/slack")
     async def slack_hook(request: Request) -> Response:
-        event = await receive_hook(request, "slack")
-        if isinstance(event, Response):
-            return event
+        received = await receive_hook(request, "slack")
+        if isinstance(received, Response):
+            return received
+        event, raw = received
         if event.kind == "url_verification":
             return _json(200, {"challenge": str(event.attributes.get("challenge", ""))})
-        accepted = await accept(event)
+        accepted = await accept(event, raw)
         if isinstance(accepted, Response):
             return accepted
         # Slack wants a 200 within 3 s; the Board flow answers through response_url.
@@ -512,10 +528,35 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
 
 def _payload(event: InboundEvent) -> dict[str, Any]:
-    """What the inbox keeps: the verified payload plus the parsed attributes, as JSON."""
+    """What the inbox keeps: the verified payload plus the parsed attributes, as JSON (and,
+    for an unusual body, the notes on what its parsed view changed)."""
     data = json.loads(json.dumps(dict(event.data), default=str))
-    return {"data": data, "attributes": {str(k): str(v) for k, v in event.attributes.items()},
-            "actor": event.actor}
+    payload = {"data": data, "attributes": {str(k): _text(v) for k, v in event.attributes.items()},
+               "actor": event.actor}
+    if event.notes:
+        payload["notes"] = list(event.notes)
+    return payload
+
+
+def _text(value: Any, limit: int | None = None) -> str:
+    """``value`` as text a database column takes: no NUL (PostgreSQL refuses it), no lone
+    surrogate (not encodable as UTF-8)."""
+    text = str(value)[:limit] if limit else str(value)
+    if "\x00" in text or any("\ud800" <= c <= "\udfff" for c in text):
+        text = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
+def _ledger_outage(exc: BaseException) -> bool:
+    """Whether a failed store means the ledger cannot be reached (the platform should retry),
+    rather than an event it can never take (a DataError, or a bug of ours)."""
+    from sqlalchemy.exc import DataError, SQLAlchemyError
+
+    from ledger.errors import LedgerUnavailable
+
+    if isinstance(exc, DataError):
+        return False
+    return isinstance(exc, (LedgerUnavailable, SQLAlchemyError, OSError, TimeoutError))
 
 
 def served_app() -> FastAPI:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from pydantic import SecretStr
 
 from connectors.base import InboundEvent
 from connectors.errors import InvalidSignature
+from connectors.jsonbody import NotJson, read_json
 
 __all__ = ["DiscourseWebhookVerifier", "sign_body", "SIGNATURE_HEADER"]
 
@@ -78,8 +78,8 @@ def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
             "Discourse webhook lacks X-Discourse-Event-Id or X-Discourse-Event", platform=PLATFORM, status=400
         )
     try:
-        payload: Any = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        payload, notes = read_json(body)
+    except NotJson:
         raise InvalidSignature("Discourse webhook body is not JSON", platform=PLATFORM, status=400) from None
     if not isinstance(payload, dict):
         raise InvalidSignature("Discourse webhook body is not a JSON object", platform=PLATFORM, status=400)
@@ -106,6 +106,7 @@ def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         actor=actor,
         attributes=attributes,
         data=payload,
+        notes=tuple(notes),
     )
 
 
