@@ -89,12 +89,12 @@ def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
     if event == "ping":
         attributes["ping"] = str(payload.get("ping", ""))
     elif event == "topic_created":
-        topic = payload.get("topic") or {}
-        actor = (topic.get("created_by") or {}).get("username")
+        topic = _object(payload.get("topic"))
+        actor = _text(_object(topic.get("created_by")).get("username"))
         attributes.update(_pick(topic, topic_id="id", title="title", category_id="category_id", archetype="archetype"))
     elif event == "post_created":
-        post = payload.get("post") or {}
-        actor = post.get("username")
+        post = _object(payload.get("post"))
+        actor = _text(post.get("username"))
         attributes.update(
             _pick(post, post_id="id", topic_id="topic_id", post_number="post_number", category_id="category_id", raw="raw")
         )
@@ -110,5 +110,15 @@ def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
     )
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _pick(source: Mapping[str, Any], **fields: str) -> dict[str, str]:
-    return {name: str(source[key]) for name, key in fields.items() if source.get(key) is not None}
+    # Only scalars: a list or an object where a field belongs is left out, not stringified.
+    return {name: str(source[key]) for name, key in fields.items()
+            if source.get(key) is not None and not isinstance(source[key], (dict, list))}

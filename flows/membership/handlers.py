@@ -73,9 +73,11 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
                   "nominator": attrs.get("field.nominator") or None, "email": None}
         proven["discord"] = attrs.get("user_id", "")
     elif source == "discourse":
-        topic = data.get("topic") or {}
-        author = topic.get("created_by") or {}
-        values = {"forum_username": author.get("username") or actor, "discord_username": None,
+        # A signed webhook may still hold odd shapes (a list where a name belongs): text only.
+        topic = data.get("topic") if isinstance(data.get("topic"), dict) else {}
+        author = topic.get("created_by") if isinstance(topic.get("created_by"), dict) else {}
+        username = author.get("username") if isinstance(author.get("username"), str) else None
+        values = {"forum_username": username or actor, "discord_username": None,
                   "motivation": f"{topic.get('title', '')} (Forum topic {topic.get('id')})",
                   "experience": f"see Forum topic {topic.get('id')}", "nominator": None,
                   "email": None}
