@@ -434,7 +434,7 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                     purpose=purpose, reference=reference, note=note)
 
     async def show_link(request: Request, purpose: str, token: str) -> Response:
-        token = token[:200]
+        token = _link_token(token)
         view = await run_in_threadpool(describe, purpose, token)
         metrics.form.labels(outcome=f"{purpose}-page-{view.state}").inc()
         if view.state in ("invalid", "closed"):
@@ -444,7 +444,9 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         return link_page(request, purpose, token, view)
 
     async def press_link(request: Request, purpose: str, token: str) -> Response:
-        token = token[:200]
+        # Normalised before anything (a link copied with a trailing full stop is the same
+        # link), so the dedupe key below is one per token, however it was pasted.
+        token = _link_token(token)
         view = await run_in_threadpool(describe, purpose, token)
         if view.state in ("invalid", "closed"):
             metrics.form.labels(outcome=f"{purpose}-{view.state}").inc()
@@ -545,6 +547,12 @@ def _text(value: Any, limit: int | None = None) -> str:
     if "\x00" in text or any("\ud800" <= c <= "\udfff" for c in text):
         text = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
     return text
+
+
+def _link_token(raw: str) -> str:
+    from flows.membership.tokens import normalise_token
+
+    return normalise_token(raw[:200])
 
 
 def _ledger_outage(exc: BaseException) -> bool:

@@ -111,7 +111,8 @@ def handle_confirm(*, event_id: int, ledger: Ledger, platforms: Platforms, now: 
     pressed_by = attrs.get("user_id") if source == "discord" else None
     try:
         result = confirm_identity(token=token, ledger=ledger, platforms=platforms, now=ctx.now,
-                                  pressed_by=pressed_by)
+                                  pressed_by=pressed_by,
+                                  channel="discord" if custom_id.startswith(CONFIRM_PREFIX) else "web")
     except PolicyViolation as exc:
         _answer(ctx, event_id, attrs, f"This confirmation was not accepted: {exc.reason}.")
         return f"refused:{exc.ruling}"
@@ -131,7 +132,8 @@ def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
         else str(data.get("token", ""))
     try:
         if token:
-            claims = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now)
+            claims = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now,
+                                channel="discord" if custom_id.startswith(OPTIN_PREFIX) else "web")
             person_id = claims.identity
             if source == "discord" and _person_of(ctx, "discord", attrs.get("user_id", "")) != person_id:
                 raise PolicyViolation("only the member the reminder was sent to can opt in with it",
