@@ -17,14 +17,14 @@ from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from connectors.base import InboundEvent
 from connectors.errors import InvalidSignature
 from flows import inbox
 from gateway import form as forms
-from gateway.body import BadLength, BodyTooLarge, declared_length, read_limited
+from gateway.body import BadLength, BodyTimeout, BodyTooLarge, declared_length, read_limited
 from gateway.dispatch import Dispatcher, PrefectDispatcher, StoreOnlyDispatcher
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
@@ -75,6 +75,12 @@ class MetricsMiddleware:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            # The client left before sending its whole body: nothing was stored, nobody is
+            # there to answer. One line, not a traceback per hanging client.
+            status["code"] = 499
+            log.info("gateway: %s %s: the client disconnected before sending the whole body",
+                     scope.get("method", "?"), Metrics.route_label(scope.get("path", "")))
         finally:
             route = Metrics.route_label(scope.get("path", ""))
             self.metrics.requests.labels(route=route, status=str(status["code"])).inc()
@@ -191,8 +197,9 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
             return _json(503, {"ok": False, "error": f"{platform} connector not configured"})
         try:
             length = declared_length(request)
-        except BadLength:
-            return _json(400, {"ok": False, "error": "bad Content-Length"})
+        except BadLength as exc:
+            return _json(400, {"ok": False, "error": f"bad framing: {exc}" if "both" in str(exc)
+                               else "bad Content-Length"}, Connection="close")
         if length is not None and length > settings.max_body_bytes:
             return _json(413, {"ok": False, "error": "body too large"})
         if not all(request.headers.get(h) for h in SIGNATURE_HEADERS[platform]):
@@ -202,9 +209,14 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         if content_type not in CONTENT_TYPES[platform]:
             return _json(415, {"ok": False, "error": f"content type must be {' or '.join(CONTENT_TYPES[platform])}"})
         try:
-            body = await read_limited(request, settings.max_body_bytes)
+            body = await read_limited(request, settings.max_body_bytes, timeout=settings.body_timeout)
         except BodyTooLarge:
             return _json(413, {"ok": False, "error": "body too large"})
+        except BodyTimeout:
+            log.info("gateway: %s hook: the body did not arrive within %s s; 408", platform,
+                     settings.body_timeout)
+            return _json(408, {"ok": False, "error": "request body not received in time"},
+                         Connection="close")
         headers = {k: v for k, v in request.headers.items()}
         try:
             if len(body) > BIG_BODY:  # a deeply nested document takes a while to read
@@ -329,10 +341,13 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         if content_type != "application/x-www-form-urlencoded":
             return message("Unsupported form", "Please send the form from the application page.", status=415)
         try:
-            raw = await read_limited(request, settings.max_form_bytes)
+            raw = await read_limited(request, settings.max_form_bytes, timeout=settings.body_timeout)
             fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=40)
         except BodyTooLarge:
             return message("Too long", "The form is too long. Please shorten your answers.", status=413)
+        except BodyTimeout:
+            return message("Too slow", "The form did not arrive in time. Please send it again.",
+                           status=408)
         except (BadLength, UnicodeDecodeError, ValueError):
             return message("Unreadable form", "Please send the form from the application page.", status=400)
         posted = {name: values[0] for name, values in fields.items() if values}
@@ -457,10 +472,10 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         posted: dict[str, str] = {}
         if content_type == "application/x-www-form-urlencoded":
             try:
-                raw = await read_limited(request, 4096)
+                raw = await read_limited(request, 4096, timeout=settings.body_timeout)
                 posted = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True,
                                                         max_num_fields=10).items() if v}
-            except (BodyTooLarge, BadLength, UnicodeDecodeError, ValueError):
+            except (BodyTooLarge, BodyTimeout, BadLength, UnicodeDecodeError, ValueError):
                 posted = {}
         if not csrf.check(cookie=request.cookies.get(forms.CSRF_COOKIE),
                           submission=link_submission(token), token=posted.get("csrf", "")):
