@@ -73,7 +73,10 @@ def read_json(body: bytes | str) -> tuple[Any, list[str]]:
 
 
 def _depth(text: str) -> int:
-    """The deepest bracket nesting outside strings (an estimate on broken JSON)."""
+    """The deepest bracket nesting outside strings (an estimate on broken JSON; 0 when there
+    are too few brackets to nest deeper than MAX_DEPTH)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:  # the usual body: no scan needed
+        return 0
     brackets = _NOT_BRACKETS.sub("", _STRINGS.sub('""', text))
     if not brackets:
         return 0
