@@ -68,13 +68,15 @@ def what_if(
     except CharterFileError as exc:
         fail(str(exc))
     try:
-        raw = sys.stdin.read() if str(case_file) == "-" else case_file.read_text(encoding="utf-8")
+        # Bytes: the case reader checks they are UTF-8 (and says which byte is not).
+        raw = sys.stdin.buffer.read() if str(case_file) == "-" else case_file.read_bytes()
     except OSError as exc:
         fail(f"{case_file}: cannot read: {exc.strerror}")
     try:
         result = evaluate_case(raw, charter=loaded)
     except CaseError as exc:
-        fail(f"{'<stdin>' if str(case_file) == '-' else case_file}: {exc}")
+        # One line, whatever the case file's keys hold.
+        fail(f"{'<stdin>' if str(case_file) == '-' else case_file}: {' '.join(str(exc).splitlines())}")
     typer.echo(json.dumps(result, ensure_ascii=False))
 
 

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
                     "such a platform is not served).")
     inspector_port: int = Field(default=8090, ge=0, le=65535,
                                 description="Port of the sandbox inspector on 127.0.0.1 (0: any free port).")
+    inspector_allowed_hosts: str = Field(
+        default="",
+        description="Host names the sandbox inspector answers to besides 127.0.0.1 and localhost "
+                    "(comma-separated, `name` or `name:port`); any other Host header is refused "
+                    "(DNS rebinding).")
     sandbox_discord_port: int = Field(default=0, ge=0, le=65535,
                                       description="Port of the Discord sandbox on 127.0.0.1 (0: any free port).")
     sandbox_discourse_port: int = Field(default=0, ge=0, le=65535,

@@ -203,7 +203,9 @@ class InboundEvent:
 
     ``dedupe_key`` is unique per delivery of one event (redeliveries share it): the gateway's
     inbox stores it under a unique constraint. ``attributes`` holds the few fields flows use,
-    as strings; ``data`` is the whole verified payload.
+    as strings; ``data`` is the whole verified payload, as the safe view of
+    ``connectors.jsonbody.read_json`` when the body was unusual, and ``notes`` then says what
+    that view changed (the gateway keeps the raw body beside it).
     """
 
     platform: str
@@ -212,6 +214,7 @@ class InboundEvent:
     actor: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -321,13 +321,35 @@ def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR) -> str:
                 return "missing"
             repo.inbox_set_note(session, event, note=AWAITING_HANDLER, actor=actor)
         return AWAITING_HANDLER
-    result = handler(ledger=ledger, event=event)
+    try:
+        result = handler(ledger=ledger, event=event)
+    except Exception as exc:
+        if not _refusable(event, exc):
+            raise
+        # A signed body that was valid but unusual JSON (its payload holds notes: a cut deep
+        # part, a huge number kept as text): what the handler cannot read is refused, recorded.
+        log.warning("inbox event %s (%s/%s) refused: unreadable payload (%s)", event_id,
+                    event.source, event.kind, type(exc).__name__)
+        result = f"refused:unusual-body:{type(exc).__name__}"
     with ledger.transaction() as session:
         event = session.get(InboxEvent, event_id, populate_existing=True)
         if event is None:  # erased meanwhile
             return "missing"
         repo.inbox_mark_processed(session, event, actor=actor, result_ref=str(result)[:200])
     return str(result)
+
+
+def _refusable(event: InboxEvent, exc: Exception) -> bool:
+    """Whether a handler's failure on ``event`` is about its unusual payload (refuse it), not a
+    passing fault (raise: the event stays for the next attempt)."""
+    from prefect.exceptions import ParameterTypeError
+
+    from connectors.errors import CharterflowError
+
+    if not (event.payload or {}).get("notes") or isinstance(exc, CharterflowError):
+        return False
+    return isinstance(exc, (TypeError, ValueError, KeyError, AttributeError, IndexError,
+                            ParameterTypeError))
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
         default="127.0.0.1",
         description="Proxies trusted for X-Forwarded-For (the client IP used by the rate limit).")
     max_body_bytes: int = Field(default=MiB, gt=0, description="Largest webhook body accepted (413 above).")
+    body_timeout: float = Field(default=30.0, gt=0, description=(
+        "Seconds a client has to send a request's whole body (408 after: a client that stops "
+        "half-way does not hold a connection)."))
     max_form_bytes: int = Field(default=64 * 1024, gt=0, description="Largest /apply post accepted.")
     form_secret: SecretStr | None = Field(
         default=None,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -523,6 +524,9 @@ class InboxEvent(Base):
     dispatch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     dispatched_at: Mapped[datetime | None]
     dispatch_note: Mapped[str | None] = mapped_column(String(40))
+    # A signed request's body exactly as received (issue 19); ``payload`` holds a safe view of
+    # it (connectors.jsonbody: lone surrogates replaced, deep nesting cut, huge numbers as text).
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Erasure(Base):

@@ -191,7 +191,7 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
             check.evidence = {"erased": True}
             counts["eligibility_checks"] += 1
     for event in session.scalars(select(InboxEvent).where(InboxEvent.person_id == pid)):
-        event.payload = {"erased": True}
+        event.payload, event.raw = {"erased": True}, None
         counts["inbox_events"] += 1
     # Notes they wrote on backlog status changes (the changes themselves are decisions: kept).
     counts["idea_notes"] = 0

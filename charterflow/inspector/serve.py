@@ -106,6 +106,14 @@ def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running) -> No
         boxes["discord"].interactions_url = f"{gateway}/hooks/discord"
 
 
+def _allowed_hosts() -> list[str]:
+    """``CHARTERFLOW_INSPECTOR_ALLOWED_HOSTS``: comma-separated names (``name`` or ``name:port``)
+    the inspector answers to besides its bound address and ``localhost``."""
+    from charterflow.settings import get_settings
+
+    return [h.strip() for h in get_settings().inspector_allowed_hosts.split(",") if h.strip()]
+
+
 async def _run(spec: dict[str, Any]) -> int:
     from charterflow.inspector.app import create_app
     from charterflow.seed import build
@@ -119,7 +127,9 @@ async def _run(spec: dict[str, Any]) -> int:
                       gateway_url=spec["gateway_url"], community=community,
                       discourse_api_key=(spec["platforms"].get("discourse") or {}).get("api_key"))
     apps = {name: box.app for name, box in boxes.items()}
-    apps["inspector"] = create_app(running=running, prefect_ui=spec.get("prefect_ui"))
+    apps["inspector"] = create_app(running=running, prefect_ui=spec.get("prefect_ui"),
+                                   port=sockets["inspector"].getsockname()[1],
+                                   allowed_hosts=_allowed_hosts())
     servers = {name: _Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                             lifespan="on", timeout_graceful_shutdown=3))
                for name, app in apps.items()}

@@ -31,10 +31,10 @@ Every event also has ``interaction_id``, ``interaction_token`` (for the follow-u
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from connectors.base import InboundEvent
 from connectors.discord import payloads
 from connectors.errors import ConfigError, InvalidSignature
+from connectors.jsonbody import NotJson, read_json
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -129,10 +130,11 @@ class InteractionVerifier:
         a signed body that is not an interaction."""
         self.check(headers=headers, body=body)
         try:
-            payload = json.loads(bytes(body).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
+            payload, notes = read_json(bytes(body))
+        except NotJson:
             raise _refuse("the body is not JSON", status=400) from None
-        return parse_interaction(payload)
+        event = parse_interaction(payload)
+        return replace(event, notes=tuple(notes)) if notes else event
 
 
 def sign_interaction(private_key: Ed25519PrivateKey, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:

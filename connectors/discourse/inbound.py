@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from pydantic import SecretStr
 
 from connectors.base import InboundEvent
 from connectors.errors import InvalidSignature
+from connectors.jsonbody import NotJson, read_json
 
 __all__ = ["DiscourseWebhookVerifier", "sign_body", "SIGNATURE_HEADER"]
 
@@ -78,8 +78,8 @@ def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
             "Discourse webhook lacks X-Discourse-Event-Id or X-Discourse-Event", platform=PLATFORM, status=400
         )
     try:
-        payload: Any = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        payload, notes = read_json(body)
+    except NotJson:
         raise InvalidSignature("Discourse webhook body is not JSON", platform=PLATFORM, status=400) from None
     if not isinstance(payload, dict):
         raise InvalidSignature("Discourse webhook body is not a JSON object", platform=PLATFORM, status=400)
@@ -89,12 +89,12 @@ def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
     if event == "ping":
         attributes["ping"] = str(payload.get("ping", ""))
     elif event == "topic_created":
-        topic = payload.get("topic") or {}
-        actor = (topic.get("created_by") or {}).get("username")
+        topic = _object(payload.get("topic"))
+        actor = _text(_object(topic.get("created_by")).get("username"))
         attributes.update(_pick(topic, topic_id="id", title="title", category_id="category_id", archetype="archetype"))
     elif event == "post_created":
-        post = payload.get("post") or {}
-        actor = post.get("username")
+        post = _object(payload.get("post"))
+        actor = _text(post.get("username"))
         attributes.update(
             _pick(post, post_id="id", topic_id="topic_id", post_number="post_number", category_id="category_id", raw="raw")
         )
@@ -106,8 +106,19 @@ def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         actor=actor,
         attributes=attributes,
         data=payload,
+        notes=tuple(notes),
     )
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _pick(source: Mapping[str, Any], **fields: str) -> dict[str, str]:
-    return {name: str(source[key]) for name, key in fields.items() if source.get(key) is not None}
+    # Only scalars: a list or an object where a field belongs is left out, not stringified.
+    return {name: str(source[key]) for name, key in fields.items()
+            if source.get(key) is not None and not isinstance(source[key], (dict, list))}

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -28,6 +27,7 @@ from pydantic import SecretStr
 
 from connectors.base import InboundEvent
 from connectors.errors import InvalidSignature
+from connectors.jsonbody import NotJson, read_json
 from connectors.slack.blocks import ACTION_IDS, BOARD_ACTION_PREFIX, BOARD_BLOCK_PREFIX, BoardDecision
 
 __all__ = [
@@ -130,10 +130,14 @@ def _str(value: Any) -> str | None:
     return str(value)
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    data = json.loads(text)
+def _json_object(text: str, notes: list[str]) -> dict[str, Any]:
+    try:
+        data, found = read_json(text)
+    except NotJson:
+        raise _bad("payload is not JSON", 400) from None
     if not isinstance(data, dict):
         raise _bad("payload is not a JSON object", 400)
+    notes.extend(found)
     return data
 
 
@@ -148,14 +152,19 @@ def parse_request(*, headers: Mapping[str, Any], body: bytes) -> InboundEvent:
     """
     content_type = (_header(headers, "Content-Type") or "").lower()
     text = body.decode("utf-8")
+    notes: list[str] = []
     if "json" in content_type or (not content_type and text.lstrip().startswith("{")):
-        return _parse_event(_json_object(text), body)
+        return _noted(_parse_event(_json_object(text, notes), body), notes)
     form = parse_qs(text, keep_blank_values=True, strict_parsing=False, max_num_fields=200)
     if "payload" in form:
-        return _parse_interaction(_json_object(form["payload"][0]), body)
+        return _noted(_parse_interaction(_json_object(form["payload"][0], notes), body), notes)
     if "command" in form:
         return _parse_command({k: v[0] for k, v in form.items()}, body)
     raise _bad("neither an interaction payload, an event nor a slash command", 400)
+
+
+def _noted(event: InboundEvent, notes: list[str]) -> InboundEvent:
+    return replace(event, notes=tuple(notes)) if notes else event
 
 
 def _team_of(data: Mapping[str, Any]) -> str:

@@ -72,9 +72,11 @@ def _application(source: str, data: dict[str, Any], attrs: dict[str, str],
                   "nominator": attrs.get("field.nominator") or None, "email": None}
         proven["discord"] = attrs.get("user_id", "")
     elif source == "discourse":
-        topic = data.get("topic") or {}
-        author = topic.get("created_by") or {}
-        values = {"forum_username": author.get("username") or actor, "discord_username": None,
+        # A signed webhook may still hold odd shapes (a list where a name belongs): text only.
+        topic = data.get("topic") if isinstance(data.get("topic"), dict) else {}
+        author = topic.get("created_by") if isinstance(topic.get("created_by"), dict) else {}
+        username = author.get("username") if isinstance(author.get("username"), str) else None
+        values = {"forum_username": username or actor, "discord_username": None,
                   "motivation": f"{topic.get('title', '')} (Forum topic {topic.get('id')})",
                   "experience": f"see Forum topic {topic.get('id')}", "nominator": None,
                   "email": None}
@@ -131,7 +133,8 @@ def handle_confirm(*, event_id: int, ledger: Ledger, platforms: Platforms, now: 
     pressed_by = attrs.get("user_id") if source == "discord" else None
     try:
         result = confirm_identity(token=token, ledger=ledger, platforms=platforms, now=ctx.now,
-                                  pressed_by=pressed_by)
+                                  pressed_by=pressed_by,
+                                  channel="discord" if custom_id.startswith(CONFIRM_PREFIX) else "web")
     except PolicyViolation as exc:
         _answer(ctx, event_id, attrs, f"This confirmation was not accepted: {exc.reason}.")
         return f"refused:{exc.ruling}"
@@ -151,7 +154,8 @@ def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
         else str(data.get("token", ""))
     try:
         if token:
-            claims = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now)
+            claims = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now,
+                                channel="discord" if custom_id.startswith(OPTIN_PREFIX) else "web")
             person_id = claims.identity
             if source == "discord" and _person_of(ctx, "discord", attrs.get("user_id", "")) != person_id:
                 raise PolicyViolation("only the member the reminder was sent to can opt in with it",

@@ -28,13 +28,15 @@ ACTOR = "flow:renewal"
 
 def _remind(ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: int) -> list[str]:
     window = term_window(start, charter=ctx.charter)
-    token = make_token(secret=ctx.platforms.confirm_secret, purpose="optin", subject=term_id,
-                       identity=person_id, expires_at=window.grace_ends)
     reached = []
     for identity in identities_of(ctx, person_id):
         space = ctx.platforms.space(identity.platform.value)
         if space is None or not identity.external_id:
             continue
+        # Bound to where it is sent (issue 19): Discord's DM carries a button, elsewhere a link.
+        token = make_token(secret=ctx.platforms.confirm_secret, purpose="optin", subject=term_id,
+                           identity=person_id, expires_at=window.grace_ends,
+                           channel="discord" if space.platform == "discord" else "web")
         title, text = render("reminder", platform=space.platform, username=identity.username,
                              group=GROUP, term_end=window.end.date().isoformat(), days=days,
                              link=f"{ctx.platforms.gateway_url}/optin/{token}",
@@ -42,9 +44,9 @@ def _remind(ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: in
         key = f"reminder:{term_id}:{days}:{space.platform}"
         try:
             once(ctx, key=key, platform=space.platform, actor=ACTOR, about=f"person:{person_id}",
-                 act=lambda s=space, i=identity, t=title, b=text, k=key: s.prompt(
-                     user=user_ref(i), title=t, text=b, button_label="Opt in",
-                     custom_id=OPTIN_PREFIX + token, key=k))
+                 act=lambda s=space, i=identity, t=title, b=text, k=key, c=OPTIN_PREFIX + token:
+                 s.prompt(user=user_ref(i), title=t, text=b, button_label="Opt in", custom_id=c,
+                          key=k))
             reached.append(space.platform)
         except Exception as exc:  # noqa: BLE001 - one platform failing does not stop the other
             log.warning("membership: reminder to person:%s on %s failed: %s", person_id,
