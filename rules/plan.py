@@ -87,8 +87,8 @@ def check_plan(
     """Check a plan's resulting state against the guardrails. Refuses only what the plan breaks
     or makes worse (a broken state may be repaired). With ``override_reason`` the refusals
     become warnings and the decision records the reason. ``members`` and ``platform_accounts``
-    say who counts toward R-ADMIN-2 (``rules.admins``); ``evidence["admin_counts"]`` has one
-    line per platform of who counts after the plan and who does not."""
+    say who counts toward R-ADMIN-2 (``rules.admins``); ``evidence["admin_counts"]`` has, per
+    platform, a line saying who counts after the plan and who does not."""
     before = set(observed)
     changes = tuple(changes)
     after = set(before)
@@ -112,7 +112,7 @@ def check_plan(
 
     evidence = {"grants": sum(1 for c in changes if c.action == "grant"), "revokes": removals,
                 "admins_after": {p: sorted(v) for p, v in admins_of(after).items()},
-                "admin_counts": now.evidence["lines"]}
+                "admin_counts": dict(zip(now.evidence["counted"], now.evidence["lines"]))}
     if violations and override_reason:
         return Decision(allowed=True, ruling="R-ADMIN-3",
                         reason=f"overridden by an operator: {override_reason}",
