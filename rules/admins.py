@@ -29,6 +29,11 @@ def label(platform: str) -> str:
     return LABELS.get(platform, platform)
 
 
+def place(platform: str) -> str:
+    """The platform's name inside a sentence: "the Forum", "Discord"."""
+    return f"the {label(platform)}" if platform == "discourse" else label(platform)
+
+
 @dataclass(frozen=True, kw_only=True)
 class AdminCount:
     """The admins of one platform, split into those R-ADMIN-2 counts and those it does not."""
@@ -196,11 +201,11 @@ def admin_revocation(
     minimum = charter.admins.min_admins_per_platform
     if count.count >= minimum:
         return Decision(allowed=True, ruling="R-ADMIN-4",
-                        reason=f"{label(platform)} keeps {count.count} counted admins without "
+                        reason=f"{place(platform)} keeps {count.count} counted admins without "
                                f"{person}; the admin role is revoked",
                         evidence={"count": count})
     return Decision(allowed=False, ruling="R-ADMIN-4",
-                    reason=f"revoking {person}'s admin would leave the {label(platform)} with "
+                    reason=f"revoking {person}'s admin would leave {place(platform)} with "
                            f"{count.count} counted admin{'s' if count.count != 1 else ''} "
                            f"(at least {minimum} required); the revocation waits until the WG "
                            "appoints another admin",
@@ -236,7 +241,7 @@ def end_of_membership(
     if waiting:
         decision = Decision(
             allowed=True, ruling="R-ADMIN-4",
-            reason="; ".join(f"{label(c.platform)} needs a new admin: its admin revocation "
+            reason="; ".join(f"{place(c.platform)} needs a new admin: the admin revocation "
                              f"waits ({c.line()})" for c in waiting),
             evidence={"waiting": [c.platform for c in waiting]})
     else:

@@ -32,7 +32,7 @@ from ledger import repo
 from ledger import roles as roles_ledger
 from ledger.models import Person, PlatformRoleAssignment
 from rules import EndOfMembership, admin_revocation, end_of_membership
-from rules.admins import label
+from rules.admins import place
 from rules.plan import ADMIN, admins_of
 
 from flows.membership.common import Ctx, artifact, context, post_wg
@@ -102,7 +102,7 @@ def announce_waiting(ctx: Ctx, *, revocation_id: int, count_line: str, reminder:
         status = person.memberships[-1].status.value if person.memberships else "ended"
         handle, platform = person.handle, row.platform
     post_wg(ctx, template="admin_needed", key=f"admin-needed:{revocation_id}:{reminder}",
-            actor=actor, about=f"person:{row.person_id}", handle=handle, label=label(platform),
+            actor=actor, about=f"person:{row.person_id}", handle=handle, where=place(platform),
             status=status, count_line=count_line, reminder=reminder, revocation_id=revocation_id,
             every=ctx.charter.admins.revocation_reminder_every_days)
 
@@ -162,7 +162,7 @@ def _settle(ctx: Ctx, row_id: int, seen: Observation) -> str:
         roles_ledger.resolve_revocation(session, _revocation(session, row_id), status="done",
                                         actor=ACTOR, reason_code="admins-enough", at=ctx.now)
     post_wg(ctx, template="admin_revoked", key=f"admin-revoked:{row_id}", actor=ACTOR,
-            about=f"person:{person_id}", handle=handle, label=label(platform),
+            about=f"person:{person_id}", handle=handle, where=place(platform),
             count_line=count.line(), revocation_id=row_id)
     return "done"
 

@@ -124,7 +124,7 @@ def test_R_ADMIN_4_ending_a_membership(person, holds, admins, revoked, kept, wai
     assert [c.platform for c in end.waiting] == waiting
     assert end.decision.ruling == "R-ADMIN-4"
     if waiting:
-        assert "Forum needs a new admin" in end.decision.reason
+        assert "the Forum needs a new admin" in end.decision.reason
 
 
 def test_R_ADMIN_4_revocation_waits_until_a_second_counted_admin(charter):
