@@ -42,9 +42,12 @@ def grant(w, platform: str, handle: str, role: str) -> None:
 
 
 def wg_posts(w) -> list[str]:
-    """What the bot posted in the WG's spaces (Forum topics and Discord messages)."""
-    return ([p["raw"] for p in w.discourse_state()["posts"]]
-            + [m["content"] or "" for m in w.discord_state()["messages"]])
+    """What the bot posted in the WG's spaces: Forum topics (title and first post) and Discord
+    messages."""
+    forum = w.discourse_state()
+    raw = {p["id"]: p["raw"] for p in forum["posts"]}
+    topics = [t["title"] + "\n" + raw.get((t["post_ids"] or [None])[0], "") for t in forum["topics"]]
+    return topics + [m["content"] or "" for m in w.discord_state()["messages"]]
 
 
 def desired(w, handle: str) -> dict[tuple[str, str], bool]:
@@ -75,6 +78,7 @@ def test_R_ADMIN_2_plan_counts_members_only_and_refuses_system_as_second_admin(r
     assert ("Forum: 1 admin counts (avery_quill); not counted: discourse:system (platform "
             "account)") in text
     # A Forum admin whose membership ended does not count either.
+    want(w, "bram_tolliver", "discourse", "admin", desired=True)
     with w.ledger.transaction() as session:
         person = repo.get_person(session, "avery_quill")
         repo.end_membership(session, repo.open_membership(session, person), status="left",
