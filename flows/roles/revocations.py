@@ -55,6 +55,13 @@ def _holds(ctx: Ctx, person_id: int, handle: str, seen: Observation) -> dict[str
     return holds
 
 
+def _wants(ctx: Ctx, person_id: int, platform: str, role: str) -> bool:
+    """Does the ledger want the person to hold ``role`` on ``platform``?"""
+    with ctx.ledger.read() as session:
+        return any(r.desired and r.platform.value == platform and r.role == role
+                   for r in repo.platform_roles_of(session, session.get(Person, person_id)))
+
+
 def decide_end(ctx: Ctx, *, person_id: int) -> EndOfMembership:
     """What ending ``person_id``'s membership does to their roles (pure decision on what the
     platforms show now and who the members are)."""
@@ -125,8 +132,7 @@ def _settle(ctx: Ctx, row_id: int, seen: Observation) -> str:
         member_again = membership is not None and membership.status.value == "active"
         created, reminders = row.created_at, row.reminders
     admins = admins_of(seen.assignments)
-    holds = handle in admins.get(platform, ()) or ADMIN in _holds(
-        ctx, person_id, handle, Observation(assignments=frozenset())).get(platform, set())
+    holds = handle in admins.get(platform, ()) or _wants(ctx, person_id, platform, ADMIN)
     if member_again or not holds:  # they count again, or someone revoked it already
         outcome = "cancelled" if member_again else "done"
         with ctx.ledger.transaction() as session:

@@ -178,3 +178,13 @@ def test_R_ADMIN_4_opt_in_reminder_warns_when_a_lapse_would_leave_a_platform_sho
     assert any("If you lapse, Discord keeps one admin (cleo_marsh)" in (m["content"] or "")
                for m in discord_dms(w, "dario_fenwick"))
     assert not any("If you lapse" in p for p in forum_pms(w, "felix_oakes"))
+
+
+def test_R_ADMIN_2_a_bot_holding_admin_on_discord_is_a_platform_account(roles_world):
+    w = roles_world
+    space = w.platforms.space("discord")
+    bot = space.connector.get_member(space.connector.settings.application_id).user
+    space.roles.grant(bot, Role.admin(), reason="test setup: an integration made admin by hand")
+    text = format_plan(build_plan(context(NOW)))
+    assert ("Discord: 2 admins count (cleo_marsh, dario_fenwick); not counted: "
+            f"discord:{bot.username} (platform account)") in text
