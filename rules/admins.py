@@ -110,9 +110,8 @@ def check_admins(
     minimum = charter.admins.min_admins_per_platform
     for platform, count in counts.items():
         if count.count < minimum:
-            violations.append(Finding(
-                ruling="R-ADMIN-2", subject=platform,
-                reason=f"{count.line()}; at least {minimum} WG members must be admins"))
+            violations.append(Finding(ruling="R-ADMIN-2", subject=platform,
+                                      reason=_short_reason(count, minimum)))
     if charter.admins.forbid_admin_on_all_platforms and len(names) >= 2:
         everywhere = set.intersection(*(set(holders[p]) for p in names)) - accounts
         for person in sorted(everywhere):
@@ -127,6 +126,16 @@ def check_admins(
         evidence={"admins": holders, "counted": {p: list(c.counted) for p, c in counts.items()},
                   "not_counted": {p: dict(c.not_counted) for p, c in counts.items()},
                   "lines": [c.line() for c in counts.values()]})
+
+
+def _short_reason(count: AdminCount, minimum: int) -> str:
+    n, who = count.count, ", ".join(count.counted) or "nobody"
+    s = "s" if n != 1 else ""
+    if not count.not_counted:
+        return f"{count.platform} has {n} admin{s} ({who}); at least {minimum} are required"
+    skipped = ", ".join(f"{h} ({why})" for h, why in count.not_counted)
+    return (f"{count.platform} has {n} admin{s} who count{'' if s else 's'} toward R-ADMIN-2 "
+            f"({who}); at least {minimum} are required; not counted: {skipped}")
 
 
 def worse(before: Decision, after: Decision) -> list[Finding]:
