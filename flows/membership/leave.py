@@ -61,7 +61,7 @@ def end_membership(ctx: Ctx, *, person_id: int, status: MembershipStatus, actor:
             if last is None or last.status != status:
                 raise PolicyViolation(f"person:{person_id} is not an active member", ruling=ruling)
             membership_id = last.id
-        waiting = [(r.id, r.platform) for r in roles_ledger.revocations(session, status=None)
+        waiting = [(r.id, r.platform) for r in roles_ledger.revocations(session)
                    if r.membership_id == membership_id and r.person_id == person_id]
     roles = reconcile_person(ctx, person_id, decision_ref=f"membership:{membership_id}", actor=actor)
     lines = {c.platform: c.line() for c in (end.waiting if end else ())}
@@ -70,8 +70,11 @@ def end_membership(ctx: Ctx, *, person_id: int, status: MembershipStatus, actor:
                          count_line=lines.get(platform, f"{platform}: see `charterflow roles plan`"))
     artifact(key=f"membership-{membership_id}-{status.value}",
              title=f"Membership {membership_id} {status.value}",
-             decision=end.decision if end else Decision(allowed=True, ruling=ruling,
-                                                        reason=f"membership {status.value}"),
+             # Platforms and role names only: the WG's message carries the handles (R-PRIVACY-3).
+             decision=Decision(allowed=True, ruling="R-ADMIN-4" if waiting else ruling,
+                               reason=f"membership {status.value}" + (
+                                   "; admin revocation waits on " + ", ".join(
+                                       p for _i, p in waiting) if waiting else "")),
              rows={"roles revoked": ", ".join(roles["applied"]) or "none held",
                    "roles kept (R-MOD)": ", ".join(f"{r} on {p}" for p, r in end.keep) if end else "-",
                    "admin revocations waiting (R-ADMIN-4)": ", ".join(p for _i, p in waiting) or "none",
