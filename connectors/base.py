@@ -70,12 +70,15 @@ class Capability(str, enum.Enum):
 
 @dataclass(frozen=True, kw_only=True)
 class UserRef:
-    """A person's account on one platform. ``id`` is the platform's stable id, as a string."""
+    """A person's account on one platform. ``id`` is the platform's stable id, as a string.
+    ``platform_account``: the platform's own account (Discourse ``system``, a Discord bot or
+    integration), which R-ADMIN-2 never counts; not part of equality."""
 
     platform: str
     id: str
     username: str
     display_name: str | None = None
+    platform_account: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,9 +30,11 @@ def answer_markdown(case: dict[str, Any], answer: dict[str, Any]) -> str:
     """A readable table of the answer for the run's artifact."""
     lines = [f"# What-if: {case.get('case', '?')}", "", "| field | value |", "| --- | --- |"]
     for key, value in answer.items():
-        if key in {"evidence", "violations", "warnings", "refused"}:
+        if key in {"evidence", "violations", "warnings", "refused", "counts", "lines"}:
             continue
         lines.append(f"| {key} | {str(value).replace('|', '/')} |")
+    for line in answer.get("lines", []):  # R-ADMIN-2: who counts on each platform, who does not
+        lines.append(f"| admins | {line.replace('|', '/')} |")
     for key in ("violations", "warnings", "refused"):
         for item in answer.get(key, []):
             who = item.get("subject") or item.get("voter")

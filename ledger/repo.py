@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -327,11 +327,14 @@ def renew(session: Session, membership: Membership, *, actor: str, opted_in_at: 
 
 def end_membership(session: Session, membership: Membership, *, status: MembershipStatus | str,
                    actor: str, at: datetime | None = None,
-                   ballot_id: int | None = None) -> Membership:
+                   ballot_id: int | None = None,
+                   keep: Collection[tuple[str, str]] = ()) -> Membership:
     """End a membership as lapsed, left or removed (R-TERM-2, R-LEAVE, R-REMOVE).
 
     In the same transaction: the person's open WG roles end and every platform role they
-    hold becomes not desired, so the reconcile flow revokes it."""
+    hold becomes not desired, so the reconcile flow revokes it, except the (platform, role)
+    pairs in ``keep`` (the rules decide them: moderators stay, R-MOD; an admin revocation that
+    waits, R-ADMIN-4)."""
     at = _now(at)
     status = MembershipStatus(status)
     if status not in (MembershipStatus.LAPSED, MembershipStatus.LEFT, MembershipStatus.REMOVED):
@@ -348,8 +351,11 @@ def end_membership(session: Session, membership: Membership, *, status: Membersh
     for assignment in session.scalars(select(WgRoleAssignment).where(
             WgRoleAssignment.person_id == person.id, WgRoleAssignment.ends_at.is_(None))):
         end_wg_role(session, assignment, actor=actor, at=at)
+    kept = {(Platform(p), r) for p, r in keep}
     for role in session.scalars(select(PlatformRoleAssignment).where(
             PlatformRoleAssignment.person_id == person.id, PlatformRoleAssignment.desired)):
+        if (role.platform, role.role) in kept:
+            continue
         set_desired_platform_role(session, person, platform=role.platform, role=role.role,
                                   desired=False, actor=actor, decision_ref=f"membership:{membership.id}",
                                   at=at)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field,
                       StringConstraints, ValidationError, model_validator)
 
-from rules.admins import check_admins
+from rules.admins import check_admins, count_admins
 from rules.ballots import tally
 from rules.board import needs_board
 from rules.charter import Charter
@@ -114,6 +114,10 @@ class AdminsCase(_Case):
     case: Literal["admins"]
     platforms: list[Handle] = Field(min_length=1)
     admins: dict[Handle, list[Handle]]
+    # R-ADMIN-2 counts WG members only: without ``members`` every holder but a platform account
+    # counts (the roster is not known).
+    members: list[Handle] | None = None
+    platform_accounts: list[Handle] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_platforms(self) -> AdminsCase:
@@ -268,9 +272,14 @@ def _ballot(case: BallotCase, charter: Charter) -> dict[str, Any]:
 
 
 def _admins(case: AdminsCase, charter: Charter) -> dict[str, Any]:
-    decision = check_admins(case.admins, platforms=case.platforms, charter=charter)
+    counts = count_admins(case.admins, platforms=case.platforms, members=case.members,
+                          platform_accounts=case.platform_accounts, charter=charter)
+    decision = check_admins(case.admins, platforms=case.platforms, members=case.members,
+                            platform_accounts=case.platform_accounts, charter=charter)
     return {"allowed": decision.allowed, "violations": [v.to_dict() for v in decision.violations],
-            "ruling": decision.ruling, "reason": decision.reason}
+            "ruling": decision.ruling, "reason": decision.reason,
+            "counts": {p: c.to_dict() for p, c in counts.items()},
+            "lines": [c.line() for c in counts.values()]}
 
 
 def _roles(case: RolesCase, charter: Charter) -> dict[str, Any]:

@@ -218,6 +218,7 @@ class DiscordConnector:
                 id=str(user["id"]),
                 username=str(user.get("username", "")),
                 display_name=data.get("nick") or user.get("global_name") or None,
+                platform_account=bool(user.get("bot")),
             ),
             joined_at=_ts(data.get("joined_at")),
             roles=frozenset(str(r) for r in data.get("roles") or ()),

@@ -156,6 +156,8 @@ class DiscourseConnector:
             id=str(data["id"]),
             username=str(data["username"]),
             display_name=data.get("name") or None,
+            # Discourse's own users (``system``, ``discobot``) have ids below 1.
+            platform_account=int(data["id"]) < 1,
         )
 
     def _admin_user(self, user: UserRef) -> dict[str, Any]:

@@ -12,8 +12,11 @@ Usable by a flow and by ``charterflow roles plan|apply``:
 
 What the ledger manages: a (person, platform, role) with a ledger row is managed (``desired``
 true: must hold; false: must not). A holding without a row, or an account the ledger does not
-know (shown as ``<platform>:<username>``), is *unmanaged*: shown, counted by the invariants,
-never changed. A row whose person has no identity (with a platform id) on that platform, or a
+know (shown as ``<platform>:<username>``), is *unmanaged*: shown, judged by the invariants,
+never changed. R-ADMIN-2 counts WG members only (``rules.count_admins``): the platform's own
+accounts (Discourse ``system``: a negative id) and anyone without an active membership hold
+admin but are listed as "not counted"; the plan prints one line per platform saying who counts.
+A row whose person has no identity (with a platform id) on that platform, or a
 platform that is not reached (not configured in this process, or, with ``tolerate_unreachable``,
 not answering), cannot be planned and is listed under ``skipped``; the verdict on such a
 platform is *unknown* (``RolesPlan.unreached``), and ``format_plan`` says so.
@@ -30,7 +33,8 @@ from sqlalchemy import select
 from connectors.errors import RetriableError
 from ledger import audit
 from ledger.models import Identity, Person, PlatformRoleAssignment
-from rules import Assignment, Plan, plan_roles
+from ledger import repo
+from rules import Assignment, Plan, count_admins, plan_roles
 from rules.plan import ADMIN, admins_of
 
 from flows.membership.common import Ctx
@@ -53,6 +57,8 @@ class Observation:
     builtin: frozenset[str] = frozenset()
     # platform → why it was not read (not configured here, or not answering)
     unreached: dict[str, str] = field(default_factory=dict)
+    # handles of the people with an active membership (who R-ADMIN-2 counts)
+    members: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +76,8 @@ class RolesPlan:
     builtin: frozenset[str] = frozenset()
     # platform → why it was not reached: the verdict on it is unknown
     unreached: dict[str, str] = field(default_factory=dict)
+    # who R-ADMIN-2 counts (active members' handles); None: the roster is not known
+    members: frozenset[str] | None = None
 
     @property
     def allowed(self) -> bool:
@@ -117,6 +125,20 @@ def _identities(ctx: Ctx) -> dict[tuple[str, str], tuple[int, str]]:
                                .join(Person, Person.id == Identity.person_id)
                                .where(Identity.external_id.is_not(None))).all()
     return {(plat.value, str(ext)): (pid, handle) for plat, ext, pid, handle in rows}
+
+
+def member_handles(ctx: Ctx) -> frozenset[str]:
+    """The handles of every person with an active membership (R-ADMIN-2 counts only them)."""
+    with ctx.ledger.read() as session:
+        return frozenset(session.get(Person, m.person_id).handle
+                         for m in repo.active_memberships(session))
+
+
+def is_platform_account(holder: object) -> bool:
+    """The platform's own account: Discourse's ``system`` and its other built-in users have
+    negative ids; a connector may mark bots and integrations (``platform_account``)."""
+    return bool(getattr(holder, "platform_account", False)) or str(getattr(holder, "id", "")
+                                                                   ).startswith("-")
 
 
 def roles_to_observe(ctx: Ctx, platform: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -167,14 +189,15 @@ def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None,
                 users[(platform, key)] = str(holder.id)
             else:
                 key = f"{platform}:{holder.username or holder.id}"
-                if str(holder.id).startswith("-"):
+                if is_platform_account(holder):
                     builtin.add(key)
             assignments.add(Assignment(platform=platform, role=text, person=key))
     for (platform, ext), (person_id, handle) in known.items():
         people.setdefault(handle, person_id)
         users.setdefault((platform, handle), ext)
     return Observation(assignments=frozenset(assignments), people=people, users=users, roles=roles,
-                       builtin=frozenset(builtin), unreached=unreached)
+                       builtin=frozenset(builtin), unreached=unreached,
+                       members=member_handles(ctx))
 
 
 def build_plan(ctx: Ctx, *, override_reason: str | None = None,
@@ -205,10 +228,24 @@ def build_plan(ctx: Ctx, *, override_reason: str | None = None,
         a = Assignment(platform=platform, role=role, person=handle)
         (desired.add if want else desired.discard)(a)
     plan = plan_roles(desired, seen.assignments, charter=ctx.charter,
-                      override_reason=override_reason)
+                      override_reason=override_reason, members=seen.members,
+                      platform_accounts=seen.builtin)
     return RolesPlan(plan=plan, observed=seen.assignments, desired=frozenset(desired),
                      people=seen.people, skipped=tuple(skipped), override_reason=override_reason,
-                     rows=tuple(rows), builtin=seen.builtin, unreached=unreached)
+                     rows=tuple(rows), builtin=seen.builtin, unreached=unreached,
+                     members=seen.members)
+
+
+def admin_lines(shown: RolesPlan, *, charter: Any,
+                state: Iterable[Assignment] | None = None) -> list[str]:
+    """One line per approved platform observed: which admins count toward R-ADMIN-2 and
+    which do not, in ``state`` (default: what the platforms show now)."""
+    observed = {a.platform for a in shown.observed}
+    served = [p for p in charter.platforms if p in observed]
+    counts = count_admins(admins_of(shown.observed if state is None else state),
+                          members=shown.members, platform_accounts=shown.builtin,
+                          platforms=served, charter=charter)
+    return [c.line() for c in counts.values()]
 
 
 def lifted(ctx: Ctx) -> Ctx:
@@ -344,6 +381,11 @@ def format_plan(shown: RolesPlan) -> str:
         for platform in platforms:
             lines.append(f"  resulting {ADMIN}s on {platform}: "
                          f"{', '.join(sorted(after.get(platform, []))) or 'nobody'}")
+    counts = d.evidence.get("admin_counts", {})
+    shown_counts = [counts[p] for p in counts if p in platforms]
+    if shown_counts:
+        lines.append("admins after the plan (R-ADMIN-2 counts WG members only):")
+        lines += [f"  {line}" for line in shown_counts]
     return "\n".join(lines)
 
 
@@ -395,6 +437,7 @@ def decision_ref_for(ctx: Ctx, prefix: str = "roles-apply") -> str:
     return f"{prefix}-{ctx.now:%Y%m%dT%H%M%SZ}"
 
 
-__all__ = ["Observation", "RolesPlan", "apply_plan", "build_plan", "decision_ref_for",
-           "explain", "format_plan", "lifted", "verdict_line", "observe", "person_order", "record_refusal", "roles_to_observe",
+__all__ = ["Observation", "RolesPlan", "admin_lines", "apply_plan", "build_plan", "decision_ref_for",
+           "explain", "format_plan", "is_platform_account", "lifted", "member_handles", "observe",
+           "person_order", "record_refusal", "roles_to_observe", "verdict_line",
            "state_of"]
