@@ -267,11 +267,11 @@ def ballot_message(*, ballot_id: str, question: str, options: Sequence[str], clo
     tail = "\n".join(p for p in (voters_note, _closes_line(closes_at).strip(),
                                   "Press a button to vote; press another to change your vote "
                                   "until the ballot closes.") if p)
-    room = MESSAGE_LIMIT - len(head) - len(tail) - 2
+    room = MESSAGE_LIMIT - len(head) - len(tail) - 3
     if room < 0:
         raise ValueError("the ballot question is too long for one Discord message")
     body = shorten(text.strip(), room, note="too long for one Discord message") if text.strip() else ""
-    content = "\n".join(p for p in (head, body, tail) if p)
+    content = f"{head}\n{body}\n\n{tail}" if body else f"{head}\n{tail}"
     return message(content, components=_buttons(ballot_id, options), nonce=nonce)
 
 
