@@ -205,6 +205,30 @@ def test_secret_ballot_lists_no_voters_hides_counts_until_closed_and_is_read_per
                params={"post_id": ballot.id, "poll_name": "vote"}).status_code == 400
 
 
+def test_sandbox_poll_visibility_follows_discourse(discourse):
+    # Poll#can_see_results? / can_see_voters?: a public poll with results=on_close lists neither
+    # counts nor voters until it is closed; results=on_vote shows counts to those who voted.
+    c = discourse.connect()
+    post = c.post(channel="Working Group", title="Two polls with hidden results", text=(
+        "[poll name=later public=true results=on_close]\n* A\n* B\n[/poll]\n\n"
+        "[poll name=voted results=on_vote]\n* A\n* B\n[/poll]"))
+    polls = {p["name"]: p for p in discourse.state()["polls"] if p["post_id"] == int(post.id)}
+    for name in polls:
+        _as(discourse, "cleo_marsh", "PUT", "/polls/vote", json={
+            "post_id": int(post.id), "poll_name": name, "options": [polls[name]["options"][0]["id"]]}).raise_for_status()
+    voters = {"post_id": post.id, "poll_name": "later"}
+    assert _as(discourse, "system", "GET", "/polls/voters.json", params=voters).status_code == 400
+    for reader, sees_voted in (("cleo_marsh", True), ("dario_fenwick", False)):
+        shown = {p["name"]: p for p in _as(discourse, reader, "GET", f"/posts/{post.id}.json").json()["polls"]}
+        assert all("votes" not in o for o in shown["later"]["options"])
+        assert all(("votes" in o) == sees_voted for o in shown["voted"]["options"])
+    _as(discourse, "system", "PUT", "/polls/toggle_status",
+        json={"post_id": int(post.id), "poll_name": "later", "status": "closed"}).raise_for_status()
+    listed = _as(discourse, "dario_fenwick", "GET", "/polls/voters.json", params=voters)
+    assert listed.status_code == 200 and [v["username"] for v in listed.json()["voters"][
+        polls["later"]["options"][0]["id"]]] == ["cleo_marsh"]
+
+
 def test_secret_ballot_needs_an_all_users_key_and_says_so(serve):
     seed = default_seed()
     seed["api_keys"] = [{"key": "all-users-key-0000"}, {"key": "single-user-key-1234", "username": "system"}]
