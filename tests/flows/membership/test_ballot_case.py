@@ -81,3 +81,25 @@ def test_long_answers_are_shortened_on_discord_with_a_link_to_the_forum_ballot(w
     assert content.count(f"[shortened; read it in full at {where['discourse']['url']}]") == 2
     assert "reason-0000" in content and "reason-0299" not in content
     assert "Vote yes, no or abstain" in content  # the instructions are not cut off
+
+
+def test_evidence_and_nomination_lines_say_what_is_known_and_what_is_not():
+    from rules import default_charter
+
+    from flows.membership.approval import evidence_line, nomination_line
+
+    evidence = {"checked_at": "2026-12-05T00:00:00+00:00", "nominator": "nell_ashgrove", "platforms": {
+        "discourse": {"created_at": "2025-11-30T00:00:00+00:00", "days_visited": 14, "post_count": 6,
+                      "answer": "yes", "reason": "…"},
+        "discord": {"joined_at": "2026-05-19T00:00:00+00:00", "messages_90d": None, "answer": "unknown",
+                    "reason": "…"}},
+        "nomination_valid": False}
+    assert evidence_line(evidence, charter=default_charter()) == (
+        "Forum: 14 days visited, 6 posts, account 370 days; Discord: member 200 days, unknown messages/90 days")
+    assert nomination_line("nell_ashgrove", evidence, handle="orla_quince") == (
+        "nominated by nell_ashgrove, who is not on the list of DSF Individual Members: not valid (R-ELIG-2)")
+    assert nomination_line(None, evidence, handle="orla_quince") == "none (applied without a nominator)"
+    assert nomination_line("Orla_Quince", {}, handle="orla_quince") == "self-nominated (Orla_Quince, R-ELIG-3)"
+    unfetched = {"platforms": {"discord": {"answer": "unknown", "reason": "not fetched"}}}
+    assert evidence_line(unfetched, charter=default_charter()) == "Discord: figures not fetched"
+    assert evidence_line({}, charter=default_charter()) == "no platform figures (eligible by nomination)"
