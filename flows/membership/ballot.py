@@ -12,6 +12,11 @@ at the deadline (R-VOTE-EARLY) from a scheduled closer, so no process waits.
   so it is recorded just before the deadline.
 - After every vote and at every closer run the ballot is tallied with ``rules.tally``; a decided
   ballot is closed in the ledger first, then on the platforms, then announced, then applied.
+- Voters see the case (R-APP-5: ``post(long_values=…)`` shortens an applicant's answers, with a
+  note and a link, where a platform's message cannot hold them) and, once it closed, the one
+  merged tally on every platform (``result_line``). A removal ballot is secret (R-VOTE-SECRET,
+  ``post(secret=True)``): the connectors show no voter and no count until it is closed; the
+  ledger keeps each vote, for one vote per person and the audit log.
 """
 
 from __future__ import annotations
