@@ -329,16 +329,24 @@ class BallotBox(Protocol):
         voters_group: str | None = None,
         closes_at: datetime | None = None,
         key: str | None = None,
+        text: str = "",
+        secret: bool = False,
     ) -> Ballot:
-        """Open a public (named-voter) ballot in ``channel``, optionally restricted to a group."""
+        """Open a ballot in ``channel``, optionally restricted to a group. ``text`` is what
+        voters read with the question (the case); a connector shortens it to the platform's
+        limit with a visible note, never silently. ``secret`` (R-VOTE-SECRET): no member sees
+        who voted how, and counts only once it is closed; otherwise voters are public."""
         ...
 
     def read_votes(self, ballot: Ballot) -> list[Vote]:
-        """Every vote cast so far, with the voter's identity."""
+        """Every vote cast so far, with the voter's identity (for a secret ballot too: the
+        connector reads them with its operator credentials, never where members look)."""
         ...
 
-    def close_ballot(self, ballot: Ballot) -> Ballot:
-        """Stop accepting votes; closing a closed ballot is not an error."""
+    def close_ballot(self, ballot: Ballot, *, result: str | None = None) -> Ballot:
+        """Stop accepting votes; closing a closed ballot is not an error. ``result`` (one line,
+        the tally merged across platforms) is shown on the closed ballot where the platform
+        lets a bot change what the ballot shows; a connector that cannot ignores it."""
         ...
 
 

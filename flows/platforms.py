@@ -131,16 +131,20 @@ class PlatformSpace:
             raise LookupError(f"{self.platform}: no Messenger to reach {user.username!r}")
         return messenger.direct_message(recipients=[user.username], title=title, text=text, key=key)
 
-    def close_ballot(self, ballot: Any, *, counts: Sequence[int] | None = None) -> Any:
-        """Close ``ballot`` on this platform; ``counts`` (one per option, from the ledger's tally)
-        is what the closed message shows where the platform does not count itself (Discord:
-        votes are cast in the ledger, not in the connector's vote store)."""
+    def close_ballot(self, ballot: Any, *, counts: Sequence[int] | None = None,
+                     result: str | None = None) -> Any:
+        """Close ``ballot`` on this platform; ``result`` (one line, the ledger's tally merged
+        across platforms) is shown on the closed ballot where the connector can; ``counts`` (one
+        per option) is published for a connector that counts from its own vote store (Discord:
+        votes are cast in the ledger, not in that store)."""
         box = self.ballots
         if box is None:
             raise LookupError(f"{self.platform}: no BallotBox")
         store = getattr(self.connector, "votes", None)
         if counts is not None and isinstance(store, TallyVoteStore):
             store.publish(str(ballot.id), counts)
+        if result is not None:
+            return box.close_ballot(ballot, result=result)
         return box.close_ballot(ballot)
 
 

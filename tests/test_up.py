@@ -207,8 +207,8 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         buttons = [b.get("custom_id", "") for m in discord["messages"] for row in m["components"]
                    for b in row.get("components", [])]
         assert sum(1 for b in buttons if b.startswith("cfc:")) == 1, "one confirmation DM"
-        ballot_messages = {m["id"] for m in discord["messages"] for row in m["components"]
-                           for b in row.get("components", []) if b.get("custom_id", "").startswith("cfb:")}
+        # A ballot message keeps its buttons while open; once closed they are removed.
+        ballot_messages = {m["id"] for m in discord["messages"] if m["content"].startswith("**Ballot")}
         assert len(ballot_messages) == 2, "the approval and the endorsement ballot, once each"
         forum = httpx.get(f"{lock['sandboxes']['discourse']}/_sandbox/state", timeout=10).json()
         assert len(forum["polls"]) == 2

@@ -228,7 +228,9 @@ def create_app(*, running: Any, prefect_ui: str | None = None, port: int | None 
         polls: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for poll in s["polls"]:
             counts = Counter(o for opts in poll["votes"].values() for o in opts)
-            polls[poll["post_id"]].append({**poll, "counts": counts})
+            # As a member sees it: a results=on_close poll shows no counts while open.
+            hidden = poll.get("results") == "on_close" and poll["status"] == "open"
+            polls[poll["post_id"]].append({**poll, "counts": None if hidden else counts})
         recipients = []
         if chosen and chosen["archetype"] == "private_message":
             groups = {g["id"]: g["name"] for g in s["groups"]}

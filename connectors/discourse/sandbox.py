@@ -3,7 +3,9 @@
 It behaves as Discourse does where that matters to a client (``specs/API-NOTES.md`` section 2):
 ``Api-Key``/``Api-Username`` auth with Discourse's 403 for bad credentials; 404 (not 403) on
 admin routes for a non-admin; 422 ``create_post`` bodies for a short title or body and for a
-duplicate body; polls with option digests, public voters and ``toggle_status``; ``grant_admin``
+duplicate body; polls with option digests, voters listed only for a public poll, counts hidden from
+whoever may not see results yet (``results=on_close``), the reader's own ``polls_votes``, and
+``toggle_status``; ``grant_admin``
 answered with ``email_confirmation_required``; the admin API limit shared by all keys (sliding
 window, default 60 per 60 s) answered with the JSON 429 (``Retry-After``, ``extras.wait_seconds``);
 an optional per-IP limit answered with the plain-text 429; webhooks POSTed to a configured URL with
@@ -223,6 +225,14 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _parse_ts(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _slug(text: str) -> str:
@@ -567,6 +577,7 @@ class DiscourseSandbox:
                 ],
                 "polls": [
                     {"post_id": p["id"], "name": poll["name"], "status": poll["status"], "public": poll["public"],
+                     "results": poll["results"],
                      "groups": poll["groups"], "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
                      "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
                     for p in self.posts.values() for poll in p["polls"]
@@ -894,16 +905,23 @@ class DiscourseSandbox:
                 out[key] = value
         return out
 
-    def _poll_json(self, poll: Mapping[str, Any]) -> dict[str, Any]:
+    def _poll_json(self, poll: Mapping[str, Any], post: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+        """A poll as ``user`` reads it (``PollSerializer``): ``public`` only on a public poll, each
+        option's count only when ``user`` may see results (``Poll#can_see_results?``); the number
+        of voters always."""
         counts: Counter[str] = Counter()
         for options in poll["votes"].values():
             counts.update(options)
+        see = _can_see_results(poll, post, user)
         out = {
-            "name": poll["name"], "type": poll["type"], "status": poll["status"], "public": poll["public"],
+            "name": poll["name"], "type": poll["type"], "status": poll["status"],
             "results": poll["results"], "chart_type": "bar", "title": None,
-            "options": [{"id": o["id"], "html": o["html"], "votes": counts[o["id"]]} for o in poll["options"]],
+            "options": [{"id": o["id"], "html": o["html"], **({"votes": counts[o["id"]]} if see else {})}
+                        for o in poll["options"]],
             "voters": len(poll["votes"]),
         }
+        if poll["public"]:
+            out["public"] = True
         if poll["groups"]:
             out["groups"] = poll["groups"]
         if poll["close"]:
@@ -1489,10 +1507,31 @@ def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, A
     return any(g["name"].lower() in permitted and user["id"] in g["members"] for g in sb.groups.values())
 
 
+def _poll_closed(poll: Mapping[str, Any]) -> bool:
+    # Poll#is_closed?: closed by hand or past its close time.
+    if poll["status"] == "closed":
+        return True
+    close = _parse_ts(poll["close"]) if poll["close"] else None
+    return close is not None and close <= datetime.now(UTC)
+
+
+def _can_see_results(poll: Mapping[str, Any], post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:
+    """``Poll#can_see_results?`` (plugins/poll/app/models/poll.rb)."""
+    if poll["results"] == "staff_only":
+        return bool(user["admin"] or user["moderator"])
+    if poll["results"] == "on_vote" and (user["id"] == post["user_id"] or user["id"] in poll["votes"]):
+        return True
+    return poll["results"] == "always" or _poll_closed(poll)
+
+
 def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
     out = sb._post_fields(post, _shapes.POST_SHOW, acting)
     if post["polls"]:
-        out["polls"] = [sb._poll_json(p) for p in post["polls"]]
+        out["polls"] = [sb._poll_json(p, post, acting) for p in post["polls"]]
+        # The reader's own votes only (the poll plugin's ``polls_votes`` on PostSerializer).
+        own = {p["name"]: list(p["votes"][acting["id"]]) for p in post["polls"] if acting["id"] in p["votes"]}
+        if own:
+            out["polls_votes"] = own
     return out
 
 
@@ -1567,7 +1606,7 @@ def _vote(sb: DiscourseSandbox, req: _Req) -> _Response:
     if poll["type"] == "regular" and len(chosen) != 1:
         return _error(422, "Your vote is invalid.")
     poll["votes"][req.user["id"]] = list(chosen)
-    return _Response(200, {"poll": sb._poll_json(poll), "vote": list(chosen)})
+    return _Response(200, {"poll": sb._poll_json(poll, post, req.user), "vote": list(chosen)})
 
 
 @_route("GET", "/polls/voters.json")
@@ -1576,9 +1615,11 @@ def _voters(sb: DiscourseSandbox, req: _Req) -> _Response:
     found = _find_poll(sb, data, req.user)
     if isinstance(found, _Response):
         return found
-    _, poll = found
-    if not poll["public"]:
-        return _invalid_parameters("poll_name is not public")
+    post, poll = found
+    # Poll#can_see_voters?: a public poll whose results this reader may see; nobody, staff
+    # included, can list the voters of a secret poll. Discourse answers InvalidParameters.
+    if not (poll["public"] and _can_see_results(poll, post, req.user)):
+        return _invalid_parameters("You supplied invalid parameters to the request: poll_name")
     limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
     page = max(1, _int_param(data.get("page", "1")) or 1)
     option_ids = [data["option_id"]] if data.get("option_id") else [o["id"] for o in poll["options"]]
@@ -1608,4 +1649,4 @@ def _toggle_status(sb: DiscourseSandbox, req: _Req) -> _Response:
     if status not in ("open", "closed"):
         return _invalid_parameters("status must be open or closed")
     poll["status"] = status
-    return _Response(200, {"poll": sb._poll_json(poll)})
+    return _Response(200, {"poll": sb._poll_json(poll, post, user)})

@@ -49,6 +49,16 @@ _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUnde
                    lstrip_blocks=True)
 
 
+def _quote(text: Any) -> str:
+    """A person's text as a Markdown quote (Forum and Discord alike), so it reads as theirs and
+    its own headings or lists do not become the message's."""
+    lines = str(text or "").strip().splitlines() or ["(no answer)"]
+    return "\n".join(f"> {line}".rstrip() for line in lines)
+
+
+_env.filters["quote"] = _quote
+
+
 def resolve_now(now: datetime | None) -> datetime:
     """``now`` as an aware UTC datetime; ``None`` = the real clock."""
     if now is None:

@@ -57,8 +57,9 @@ def open_step(ctx: Ctx, *, subject_id: int, proposer_id: int) -> dict[str, Any]:
                 actor=ACTOR, subject_person=subject, at=ctx.now)
         ballot_id, size, handle, closes = ballot.id, len(ballot.electors), subject.handle, ballot.closes_at
     needed = majority(size, charter=ctx.charter)
+    # R-VOTE-SECRET: no platform shows who voted how; counts only once closed.
     posted = ballots.post(ctx, ballot_id=ballot_id, template="removal_question", actor=ACTOR,
-                          handle=handle, needed=needed, electorate=size)
+                          secret=True, handle=handle, needed=needed, electorate=size)
     message_person(ctx, subject_id, template="removal_opened_dm", key=f"removal-opened:{ballot_id}",
                    actor=ACTOR, about=f"ballot:{ballot_id}", group=GROUP, ballot_id=ballot_id,
                    closes_at=closes.strftime("%Y-%m-%d %H:%M UTC"))
