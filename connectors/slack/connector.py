@@ -137,6 +137,11 @@ class SlackConnector:
             self._identity = identity
         return dict(identity)
 
+    @property
+    def instance(self) -> str:
+        """The workspace's team id (``Instanced``), from ``auth.test`` (read once)."""
+        return str(self.auth_test().get("team_id") or "")
+
     def _permalink(self, channel: str, ts: str) -> str | None:
         try:
             url = str(self.auth_test().get("url") or "")

@@ -29,7 +29,7 @@ def test_discourse_webhook_is_stored_once_and_routed_to_intake(client, ledger):
     assert first.status_code == again.status_code == 200
     assert first.json()["route"] == Route.INTAKE and again.json()["duplicate"] is True
     rows = inbox_rows(ledger)
-    assert len(rows) == 1 and rows[0].dedupe_key == "discourse:https://forum.example.org:41"
+    assert len(rows) == 1 and rows[0].dedupe_key == "discourse:forum.example.org:41"
     assert rows[0].payload["data"]["topic"]["title"].startswith("I would like")
 
 
