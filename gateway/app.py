@@ -515,7 +515,7 @@ def _payload(event: InboundEvent) -> dict[str, Any]:
     """What the inbox keeps: the verified payload plus the parsed attributes, as JSON."""
     data = json.loads(json.dumps(dict(event.data), default=str))
     return {"data": data, "attributes": {str(k): str(v) for k, v in event.attributes.items()},
-            "actor": event.actor}
+            "actor": event.actor, "instance": event.instance}
 
 
 def served_app() -> FastAPI:
