@@ -198,12 +198,15 @@ def head(session: Session) -> Head:
 
 def parse_head(text: str) -> tuple[int | None, str]:
     """``SEQ:HASH`` (or a bare ``HASH``, as older heads were printed) → (seq or None, hash);
-    ``ValueError`` naming the expected form."""
-    seq_text, _, digest = text.strip().rpartition(":")
+    with ``SEQ`` the hash may be a prefix of at least 12 hex digits (what the quarterly Board
+    report shows); ``SEQ HASH`` is read as ``SEQ:HASH``. ``ValueError`` naming the form."""
+    seq_text, _, digest = text.strip().replace(" ", ":", 1).rpartition(":")
     digest = digest.lower()
-    if not re.fullmatch(r"[0-9a-f]{64}", digest) or (seq_text and not seq_text.isdigit()):
+    shape = r"[0-9a-f]{12,64}" if seq_text else r"[0-9a-f]{64}"
+    if not re.fullmatch(shape, digest) or (seq_text and not seq_text.isdigit()):
         raise ValueError(f"--expect-head {text[:80]!r}: use SEQ:HASH as printed by "
-                         "`charterflow db backup` or `audit verify` (HASH: 64 hex digits)")
+                         "`charterflow db backup` or `audit verify` (HASH: 64 hex digits, or "
+                         "at least the first 12 with SEQ)")
     return (int(seq_text) if seq_text else None), digest
 
 
@@ -239,7 +242,7 @@ class _HeadCheck:
         if self.seq is None and computed == self.digest:
             self.seen = True
         elif seq == self.seq:
-            self.seen = computed == self.digest
+            self.seen = computed.startswith(self.digest)
             self.found_at = None if self.seen else computed
 
     def verdict(self, result: VerifyResult) -> VerifyResult:

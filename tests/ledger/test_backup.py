@@ -105,6 +105,11 @@ def test_expect_head_catches_an_older_copy_and_a_cut_tail(ledger: Ledger, ledger
     witnessed = head_file(later).read_text().strip()
     assert witnessed.startswith("9:")
 
+    # The quarterly Board report shows "<seq> <12 hex digits>": that form is a witness too.
+    seq, _, digest = witnessed.partition(":")
+    r = cli(ledger_url, "audit", "verify", "--expect-head", f"{seq} {digest[:12]}")
+    assert r.exit_code == 0 and r.stdout.startswith(f"ok: 9 audit entries, head {witnessed}")
+
     # An old backup restored in place of the newest: valid chain, but not the witnessed head.
     assert cli(db_url, "db", "restore", str(old)).exit_code == 0
     r = cli(db_url, "audit", "verify", "--expect-head", witnessed)
