@@ -94,8 +94,7 @@ def register(app: typer.Typer) -> None:
         instance: list[str] = typer.Option(
             [], "--instance", help="PLATFORM=INSTANCE: whose ids the stored keys are, for "
             "migration 0012 (discourse=forum.example.org or its URL, discord=GUILD_ID, "
-            "slack=TEAM_ID); default: CHARTERFLOW_DISCOURSE_URL, CHARTERFLOW_DISCORD_GUILD_ID, "
-            "CHARTERFLOW_SLACK_TEAM_ID."),
+            "slack=TEAM_ID); default: CHARTERFLOW_DISCOURSE_URL, CHARTERFLOW_DISCORD_GUILD_ID."),
     ) -> None:
         """Bring the ledger database to the current schema (safe to run again)."""
         from ledger.migrate import upgrade

@@ -15,8 +15,8 @@ Which instance: first the row's own evidence (an idea's ``source_url``, the site
 inbox key, a Discord payload's ``guild_id``, a Forum moderation entry's link); else the
 configured instance, from the alembic config attribute ``instances`` (``{"discourse": host,
 "discord": guild id, "slack": team id}``) or, when not given, the connectors' settings in the
-environment (``CHARTERFLOW_DISCOURSE_URL``'s host, ``CHARTERFLOW_DISCORD_GUILD_ID``,
-``CHARTERFLOW_SLACK_TEAM_ID``); else ``unknown``. A cursor whose instance cannot be known stays
+environment (``CHARTERFLOW_DISCOURSE_URL``'s host, ``CHARTERFLOW_DISCORD_GUILD_ID``; Slack's
+keys named their team already); else ``unknown``. A cursor whose instance cannot be known stays
 ``NULL``: the first instance that reads that platform's log adopts it (as before this revision).
 
 Downgrade strips the instance again from ideas and moderation entries, and refuses (naming the
@@ -46,8 +46,7 @@ branch_labels = None
 depends_on = None
 
 UNKNOWN = "unknown"
-_ENV = {"discourse": "CHARTERFLOW_DISCOURSE_URL", "discord": "CHARTERFLOW_DISCORD_GUILD_ID",
-        "slack": "CHARTERFLOW_SLACK_TEAM_ID"}
+_ENV = {"discourse": "CHARTERFLOW_DISCOURSE_URL", "discord": "CHARTERFLOW_DISCORD_GUILD_ID"}
 
 ideas = sa.table("ideas", sa.column("id", sa.Integer), sa.column("source_key", sa.String),
                  sa.column("source_url", sa.String))
@@ -71,7 +70,7 @@ def host(url: Any) -> str:
 def configured(attributes: dict[str, Any], environ: Any = os.environ) -> dict[str, str]:
     """The instance of each platform the operator configured (see the module docstring)."""
     given = dict(attributes.get("instances") or {})
-    found = {}
+    found = {"slack": str(given.get("slack") or "")}
     for platform, variable in _ENV.items():
         value = str(given.get(platform) or "")
         if not value:
