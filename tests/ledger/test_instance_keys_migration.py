@@ -137,3 +137,29 @@ def test_0012_without_configuration_uses_the_rows_evidence_and_downgrade_refuses
         downgrade(lg, "0008")
     assert _keys(lg)["ideas"][-1] == "discourse:other.example.org:topic:123"  # nothing changed
     lg.dispose()
+
+
+def test_moderation_entries_and_cursor_are_per_instance(ledger: Ledger) -> None:
+    """Entry 17 of one Forum is not entry 17 of another; a cursor of another Forum is not ours."""
+    from ledger import moderation as modlog
+    from ledger.models_moderation import ModerationAction
+
+    row = {"entry_id": "17", "action": "suspend", "platform_action": "suspend_user",
+           "occurred_at": AT, "raw": {}}
+    with ledger.transaction() as s:
+        assert len(modlog.store_entries(s, platform="discourse", instance="a.example.org",
+                                        rows=[row], last_entry_id="17", at=AT)) == 1
+    with ledger.read() as s:
+        assert modlog.cursor(s, "discourse", "a.example.org") == "17"
+        assert modlog.cursor(s, "discourse", "b.example.org") is None  # read B from its start
+    with ledger.transaction() as s:
+        assert len(modlog.store_entries(s, platform="discourse", instance="b.example.org",
+                                        rows=[row], last_entry_id="17", at=AT)) == 1
+        # A re-read of A's entry is still recognised.
+        assert modlog.store_entries(s, platform="discourse", instance="a.example.org",
+                                    rows=[row], last_entry_id="17", at=AT) == []
+    with ledger.read() as s:
+        keys = sorted(s.scalars(sa.select(ModerationAction.entry_id)))
+    assert keys == ["a.example.org:17", "b.example.org:17"]
+    with pytest.raises(ValueError, match="instance"):
+        modlog.entry_key("", "17")
