@@ -85,6 +85,11 @@ def handle_idea(*, ledger: Any, event: InboxEvent, now: datetime | None = None) 
     data = dict(payload.get("data") or {})
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
     instance = ctx.platforms.instance_of(source, payload.get("instance"))
+    if source in ("discord", "discourse") and not instance:
+        # Ids without their Forum or guild would merge two sites' items (issue 19).
+        log.warning("ideas: inbox event %s names no %s instance and none is served; kept",
+                    event.id, source)
+        return "refused:no-instance"
     if source == "discord":
         return _from_discord(ctx, event.id, attrs, instance)
     if source == "discourse" and kind == "topic_created":
