@@ -59,7 +59,9 @@ def read_platform(ctx: Ctx, platform: str, source: ModerationLog) -> dict[str, A
     """Read ``platform``'s log from its cursor to the end (at most ``MAX_PAGES`` pages)."""
     stored = seen = 0
     size = PAGE_SIZES.get(platform, PAGE)
-    instance = source.instance if isinstance(source, Instanced) else ""
+    # "-": a connector that cannot name its instance (its entries are still told apart from
+    # every named instance's).
+    instance = (source.instance if isinstance(source, Instanced) else "") or "-"
     for _ in range(MAX_PAGES):
         with ctx.ledger.read() as session:
             after = modlog.cursor(session, platform, instance)
@@ -71,8 +73,8 @@ def read_platform(ctx: Ctx, platform: str, source: ModerationLog) -> dict[str, A
             for row in rows:
                 row["target_person_id"] = modlog.person_of_account(session, platform, row["target_platform_id"])
         with ctx.ledger.transaction() as session:
-            stored += len(modlog.store_entries(session, platform=platform, instance=instance, rows=rows,
-                                               last_entry_id=page[-1].id, at=ctx.now))
+            stored += len(modlog.store_entries(session, platform=platform, instance=instance,
+                                               rows=rows, last_entry_id=page[-1].id, at=ctx.now))
         seen += len(page)
         if len(page) < size:
             break
