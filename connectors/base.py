@@ -31,6 +31,7 @@ __all__ = [
     "Directory",
     "Inbound",
     "InboundEvent",
+    "Instanced",
     "Messenger",
     "MessageRef",
     "ModerationEntry",
@@ -44,6 +45,8 @@ __all__ = [
     "UserRef",
     "Vote",
     "CAPABILITY_PROTOCOLS",
+    "instance_key",
+    "url_instance",
 ]
 
 # An ASGI application: ``await app(scope, receive, send)``.
@@ -205,8 +208,10 @@ class InboundEvent:
     """A verified inbound request, parsed.
 
     ``dedupe_key`` is unique per delivery of one event (redeliveries share it): the gateway's
-    inbox stores it under a unique constraint. ``attributes`` holds the few fields flows use,
-    as strings; ``data`` is the whole verified payload, as the safe view of
+    inbox stores it under a unique constraint. ``instance`` names the platform instance the
+    event came from (the Forum's host, the Discord guild id, the Slack team id): every key built
+    from a platform id in it goes through ``instance_key``. ``attributes`` holds the few fields
+    flows use, as strings; ``data`` is the whole verified payload, as the safe view of
     ``connectors.jsonbody.read_json`` when the body was unusual, and ``notes`` then says what
     that view changed (the gateway keeps the raw body beside it).
     """
@@ -214,6 +219,7 @@ class InboundEvent:
     platform: str
     dedupe_key: str
     kind: str
+    instance: str = ""
     actor: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -249,6 +255,42 @@ class ModerationEntry:
     changes: Mapping[str, Any] = field(default_factory=dict)
     link: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Platform instances: ids are unique only within one Forum, guild or team
+
+
+def url_instance(url: str | None) -> str:
+    """The instance a site's base URL names: its host (and port, when given), lower case;
+    ``""`` for no URL. ``https://Forum.example.org/`` gives ``forum.example.org``."""
+    from urllib.parse import urlsplit
+
+    text = (url or "").strip()
+    if not text:
+        return ""
+    netloc = urlsplit(text if "//" in text else f"//{text}").netloc
+    return netloc.rpartition("@")[2].lower()
+
+
+def instance_key(platform: str, instance: str, *parts: object) -> str:
+    """A key built from platform ids, naming the instance they belong to, so that two Forums
+    (or guilds, teams) with the same ids never meet: ``discourse:forum.example.org:topic:123``.
+    ``ValueError`` when the instance is unknown (an empty one would merge instances again)."""
+    if not instance:
+        raise ValueError(f"a {platform} key needs the platform instance")
+    return ":".join([platform, instance, *(str(p) for p in parts)])
+
+
+@runtime_checkable
+class Instanced(Protocol):
+    """A connector (or verifier) that knows which platform instance it talks to: Discourse the
+    site's host from its base URL, Discord the guild id, Slack the team id."""
+
+    @property
+    def instance(self) -> str:
+        """The instance, as ``instance_key`` takes it."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,8 +43,8 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.base import (BallotBox, Directory, MessageRef, Messenger, Role, RoleKind,
-                             RoleManager, UserRef)
+from connectors.base import (BallotBox, Directory, Instanced, MessageRef, Messenger, Role,
+                             RoleKind, RoleManager, UserRef)
 from ledger.db import Ledger
 from rules import Charter
 
@@ -94,6 +94,11 @@ class PlatformSpace:
     wg_channel: str
     wg_role: Role
     announce_channel: str | None = None
+
+    @property
+    def instance(self) -> str:
+        """The platform instance the connector talks to (``Instanced``; ``""`` if it cannot say)."""
+        return self.connector.instance if isinstance(self.connector, Instanced) else ""
 
     @property
     def directory(self) -> Directory | None:
@@ -218,6 +223,15 @@ class Platforms:
     def space(self, platform: str) -> PlatformSpace | None:
         """The WG's space on ``platform`` (``discourse`` / ``discord``), if served."""
         return self.spaces.get(str(platform))
+
+    def instance_of(self, platform: str, stored: Any = None) -> str:
+        """The instance an inbound event came from: the one its verifier stored with it
+        (``InboundEvent.instance``), else (events stored before instances were kept) the one
+        the connector of ``platform`` talks to."""
+        if isinstance(stored, str) and stored:
+            return stored
+        space = self.space(platform)
+        return space.instance if space is not None else ""
 
     def close(self) -> None:
         """Close every connector this object built."""

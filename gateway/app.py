@@ -552,7 +552,7 @@ def _payload(event: InboundEvent) -> dict[str, Any]:
     for an unusual body, the notes on what its parsed view changed)."""
     data = json.loads(json.dumps(dict(event.data), default=str))
     payload = {"data": data, "attributes": {str(k): _text(v) for k, v in event.attributes.items()},
-               "actor": event.actor}
+               "actor": event.actor, "instance": event.instance}
     if event.notes:
         payload["notes"] = list(event.notes)
     return payload

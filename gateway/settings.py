@@ -57,6 +57,10 @@ class GatewaySettings(BaseSettings):
     discourse_webhook_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET",
                                                     "discourse_webhook_secret"))
+    discourse_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CHARTERFLOW_DISCOURSE_URL", "discourse_url"),
+        description="The Forum's base URL: its webhooks are keyed by its host; a delivery "
+                    "naming another site is refused (400).")
     discord_public_key: str | None = Field(
         default=None, validation_alias=AliasChoices("CHARTERFLOW_DISCORD_PUBLIC_KEY", "discord_public_key"))
     slack_signing_secret: SecretStr | None = Field(

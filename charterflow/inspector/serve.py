@@ -71,7 +71,9 @@ def build_sandboxes(spec: dict[str, Any], community: Any) -> dict[str, Any]:
         seed = community.discourse_seed()
         conf = wanted["discourse"]
         seed.update(api_keys=[{"key": conf["api_key"], "username": None, "description": "charterflow up"}],
-                    first_event_id=int(conf.get("first_event_id", 1)))
+                    first_event_id=int(conf.get("first_event_id", 1)),
+                    # The site its webhooks name: the URL the gateway knows it by (issue 19).
+                    instance=f"http://{spec['host']}:{conf['port']}")
         seed["webhook"] = {"url": None, "secret": conf["webhook_secret"]}
         boxes["discourse"] = DiscourseSandbox(seed=seed)
     if "slack" in wanted:

@@ -890,6 +890,11 @@ class DiscordConnector:
     # ----------------------------------------------------------------------------------------
     # Inbound (interactions)
 
+    @property
+    def instance(self) -> str:
+        """The guild id (``Instanced``): Discord ids are global, the guild says whose."""
+        return self.settings.guild_id
+
     def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         """Verify an interaction's Ed25519 signature and parse it (``InvalidSignature`` otherwise)."""
         return self.verifier.verify(headers=headers, body=body)

@@ -40,7 +40,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from connectors.base import InboundEvent
+from connectors.base import InboundEvent, instance_key
 from connectors.discord import payloads
 from connectors.errors import ConfigError, InvalidSignature
 from connectors.jsonbody import NotJson, read_json
@@ -179,6 +179,9 @@ def _modal_fields(components: Any) -> dict[str, str]:
     return out
 
 
+DM_INSTANCE = "@me"
+
+
 def parse_interaction(payload: Any) -> InboundEvent:
     """An ``InboundEvent`` from a verified interaction (see the module docstring for the kinds).
 
@@ -239,9 +242,13 @@ def parse_interaction(payload: Any) -> InboundEvent:
         kind = "apply_submitted" if custom_id == payloads.APPLY_MODAL_ID else "modal_submit"
     else:
         raise _refuse(f"unknown interaction type {itype}", status=400)
+    # The instance is the guild (signed, in the payload); "@me" for a direct message, as
+    # Discord's own paths name that scope (/channels/@me).
+    instance = attributes["guild_id"] or DM_INSTANCE
     return InboundEvent(
         platform=PLATFORM,
-        dedupe_key=f"discord:{attributes['application_id'] or 'app'}:{interaction_id}",
+        dedupe_key=instance_key(PLATFORM, instance, interaction_id),
+        instance=instance,
         kind=kind,
         actor=attributes["user_id"] or None,
         attributes=attributes,

@@ -32,6 +32,7 @@ from connectors.base import (
     RoleKind,
     UserRef,
     Vote,
+    url_instance,
 )
 from connectors.discourse.client import PLATFORM, DiscourseClient, log
 from connectors.discourse.inbound import DiscourseWebhookVerifier
@@ -125,13 +126,19 @@ class DiscourseConnector:
             extra_secrets=(settings.webhook_secret,),
         )
         self._verifier = (
-            DiscourseWebhookVerifier(secret=settings.webhook_secret)
+            DiscourseWebhookVerifier(secret=settings.webhook_secret, instance=self.instance)
             if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value()
             else None
         )
         self._lock = threading.Lock()
         self._group_ids: dict[str, int] = {}
         self._category_ids: dict[str, int] = {}
+
+    @property
+    def instance(self) -> str:
+        """The site's host from its base URL (``Instanced``): Discourse has no stable site id
+        readable through the API, and the host is what its webhooks name."""
+        return url_instance(self.settings.url)
 
     def __repr__(self) -> str:
         return f"DiscourseConnector(url={self.settings.url!r}, api_username={self.settings.api_username!r})"

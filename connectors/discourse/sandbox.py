@@ -519,6 +519,8 @@ class DiscourseSandbox:
         from connectors.discourse.settings import DiscourseSettings
 
         extra = {k: options.pop(k) for k in ("transport", "clock", "rng", "retry") if k in options}
+        if not hasattr(self, "_instance"):
+            self._instance = base_url.rstrip("/")  # the site URL its webhooks name
         values: dict[str, Any] = {
             "url": base_url,
             "api_key": self.api_key,

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 from pydantic import SecretStr
 
-from connectors.base import InboundEvent
+from connectors.base import InboundEvent, instance_key
 from connectors.errors import InvalidSignature
 from connectors.jsonbody import NotJson, read_json
 from connectors.slack.blocks import ACTION_IDS, BOARD_ACTION_PREFIX, BOARD_BLOCK_PREFIX, BoardDecision
@@ -207,7 +207,8 @@ def _parse_interaction(payload: dict[str, Any], body: bytes) -> InboundEvent:
         })
     return InboundEvent(
         platform=PLATFORM,
-        dedupe_key=f"slack:{team}:{unique}",
+        dedupe_key=instance_key(PLATFORM, team, unique),
+        instance=team,
         kind=kind,
         actor=attributes["user_id"],
         attributes={k: v for k, v in attributes.items() if v is not None},
@@ -233,7 +234,8 @@ def _parse_event(envelope: dict[str, Any], body: bytes) -> InboundEvent:
                   "ts": _str(event.get("ts")), "envelope_type": outer or None}
     return InboundEvent(
         platform=PLATFORM,
-        dedupe_key=f"slack:{team}:{event_id}",
+        dedupe_key=instance_key(PLATFORM, team, event_id),
+        instance=team,
         kind=kind,
         actor=actor,
         attributes={k: v for k, v in attributes.items() if v is not None},
@@ -245,7 +247,8 @@ def _parse_command(form: dict[str, str], body: bytes) -> InboundEvent:
     team = form.get("team_id") or "-"
     unique = form.get("trigger_id") or _digest(body)
     keep = ("command", "text", "user_id", "user_name", "channel_id", "response_url", "trigger_id", "team_id")
-    return InboundEvent(platform=PLATFORM, dedupe_key=f"slack:{team}:{unique}", kind="slash_command",
+    return InboundEvent(platform=PLATFORM, dedupe_key=instance_key(PLATFORM, team, unique),
+                        instance=team, kind="slash_command",
                         actor=form.get("user_id"), attributes={k: form[k] for k in keep if k in form}, data=form)
 
 

@@ -28,7 +28,7 @@ from prefect import flow
 from sqlalchemy import select
 
 from connectors.base import Ballot as PlatformBallot
-from connectors.base import BallotOption, MessageRef
+from connectors.base import BallotOption, MessageRef, instance_key
 from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
@@ -225,7 +225,8 @@ def sync_platform_votes(ctx: Ctx, *, ballot_id: int) -> int:
             person_id = owners.get(vote.voter.id)
             if person_id is not None and last_here.get(person_id) == choice:
                 continue  # read before: nothing new from this platform
-            refused_key = f"refused:{ballot_id}:{platform}:{vote.voter.id}:{choice}"
+            voter_key = instance_key(platform, space.instance or "-", "user", vote.voter.id)
+            refused_key = f"refused:{ballot_id}:{voter_key}:{choice}"
             if person_id is None and _done(ctx, refused_key):
                 continue
             accepted, _ = cast(ctx, ballot_id=ballot_id, platform=platform,

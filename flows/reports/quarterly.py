@@ -38,7 +38,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.errors import ConfigError, PolicyViolation
-from ledger import repo
+from ledger import audit, repo
 from ledger import reports as store
 from ledger.models import InboxEvent, MembershipStatus, Person, Platform
 from ledger.models_reports import ReportStatus
@@ -142,7 +142,9 @@ def draft(ledger: Any, quarter: Quarter, *, charts: Mapping[str, str] | None = N
         if facts is None:
             facts = store.gather_facts(session, quarter)
         private = store.private_strings(session, quarter)
-    texts = render_report(facts, charts=charts or chart_files(quarter), forum_url=forum_url)
+        head = audit.head(session)  # not a fact: the digest names the report, not the moment
+    texts = render_report(facts, charts=charts or chart_files(quarter), forum_url=forum_url,
+                          audit_head=head.short())
     return Draft(quarter=quarter, facts=facts, digest=facts_digest(facts), texts=texts,
                  charts=render_charts(facts, now=now), privacy=check_privacy(texts.public, private),
                  now=now)

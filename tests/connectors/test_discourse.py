@@ -329,7 +329,7 @@ def test_webhooks_arrive_signed_and_parse(serve):
         assert post.attributes["post_id"] == ref.id and post.attributes["post_number"] == "1"
         assert ping.data == {"ping": "OK"}
         assert len({e.dedupe_key for e in receiver.events}) == 3
-        assert all(e.dedupe_key.startswith("discourse:http://127.0.0.1:") for e in receiver.events)
+        assert all(e.dedupe_key.startswith("discourse:127.0.0.1:") for e in receiver.events)
         wait_for(lambda: len(box.state()["webhook_deliveries"]) == 3)
         assert {d["status"] for d in box.state()["webhook_deliveries"]} == {200}
         assert receiver.rejected == 0
@@ -348,7 +348,7 @@ def test_webhook_verification_rejects_tampering_and_uses_constant_time_compare(m
     monkeypatch.setattr(inbound.hmac, "compare_digest", lambda a, b: compared.append(1) or real(a, b))
     event = verifier.verify(headers={k.lower(): v for k, v in headers.items()}, body=body)
     assert compared and event.kind == "topic_created" and event.actor == "cleo_marsh"
-    assert event.dedupe_key == "discourse:https://forum.example.org:41"
+    assert event.dedupe_key == "discourse:forum.example.org:41" and event.instance == "forum.example.org"
     assert event.attributes["topic_id"] == "5"
     for bad in ({**headers, "X-Discourse-Event-Signature": "sha256=" + "0" * 64},
                 {**headers, "X-Discourse-Event-Signature": sign_body("other-secret", body)},
@@ -449,3 +449,23 @@ def test_sandbox_control_routes_validate_their_input_and_expose_state(discourse)
     assert "/_sandbox" not in " ".join(state["requests"])  # control routes are not counted
     reset = httpx.post(f"{discourse.url}/_sandbox/reset")
     assert reset.status_code == 200
+
+
+def test_webhook_instance_is_the_sites_host_and_a_known_site_refuses_another():
+    body = b'{"topic":{"id":5,"title":"A topic","created_by":{"username":"cleo_marsh"}}}'
+    headers = {"X-Discourse-Event-Id": "41", "X-Discourse-Event": "topic_created",
+               "X-Discourse-Instance": "https://Forum.Example.org/",
+               "X-Discourse-Event-Signature": sign_body("s3cret-hook", body)}
+    free = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"))
+    assert free.verify(headers=headers, body=body).instance == "forum.example.org"
+    pinned = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"), instance="forum.example.org")
+    assert pinned.verify(headers=headers, body=body).dedupe_key == "discourse:forum.example.org:41"
+    without = {k: v for k, v in headers.items() if k != "X-Discourse-Instance"}
+    assert pinned.verify(headers=without, body=body).instance == "forum.example.org"
+    # The header is not signed: a replay naming another site cannot make a new key.
+    other = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"), instance="other.example.org")
+    with pytest.raises(InvalidSignature, match="another site") as info:
+        other.verify(headers=headers, body=body)
+    assert info.value.status == 400
+    with pytest.raises(InvalidSignature, match="X-Discourse-Instance"):
+        free.verify(headers=without, body=body)

@@ -29,8 +29,24 @@ def test_discourse_webhook_is_stored_once_and_routed_to_intake(client, ledger):
     assert first.status_code == again.status_code == 200
     assert first.json()["route"] == Route.INTAKE and again.json()["duplicate"] is True
     rows = inbox_rows(ledger)
-    assert len(rows) == 1 and rows[0].dedupe_key == "discourse:https://forum.example.org:41"
+    assert len(rows) == 1 and rows[0].dedupe_key == "discourse:forum.example.org:41"
     assert rows[0].payload["data"]["topic"]["title"].startswith("I would like")
+
+
+def test_a_gateway_that_knows_its_forum_refuses_a_delivery_naming_another(ledger):
+    """X-Discourse-Instance is not signed: a replayed body naming another site must not get a
+    new dedupe key (issue 19), so a gateway given CHARTERFLOW_DISCOURSE_URL refuses it."""
+    settings = gateway_settings(discourse_url="https://Forum.example.org/")
+    app = create_app(settings=settings, ledger=ledger, dispatcher=StoreOnlyDispatcher())
+    with TestClient(app, base_url="http://testserver") as client:
+        headers, body = discourse_request(41)
+        assert post(client, "/hooks/discourse", headers, body).status_code == 200
+        forged = {**headers, "X-Discourse-Instance": "https://evil.example"}
+        answer = post(client, "/hooks/discourse", forged, body)
+        assert answer.status_code == 400
+        rows = inbox_rows(ledger)
+        assert [(r.dedupe_key, r.payload["instance"]) for r in rows] == [
+            ("discourse:forum.example.org:41", "forum.example.org")]
 
 
 def test_discourse_idea_category_and_unknown_events_are_kept(client, ledger):

@@ -2,7 +2,7 @@
 a safe view of it (``connectors.jsonbody``), the raw bytes are the exact record.
 
 Revision ID: 0016
-Revises: 0008
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0008"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
