@@ -45,6 +45,10 @@ class Settings(BaseSettings):
                                         description="Port of the Forum sandbox on 127.0.0.1 (0: any free port).")
     sandbox_slack_port: int = Field(default=0, ge=0, le=65535,
                                     description="Port of the Slack sandbox on 127.0.0.1 (0: any free port).")
+    sandbox_webhook_retry: str = Field(
+        default="60,300,1500,7500",
+        description="Seconds after which the Forum sandbox sends a webhook the gateway did not take "
+                    "again (comma-separated; Discourse's own schedule by default; empty: never).")
     worker_stall_seconds: int = Field(
         default=300, ge=10,
         description="`up` restarts the inbox task worker when events it was given wait this long "
