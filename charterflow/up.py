@@ -3,13 +3,13 @@
 The ledger is migrated first; then the Prefect server (embedded SQLite, bound to 127.0.0.1;
 skipped when ``PREFECT_API_URL`` is set), the sandboxes of the platforms without credentials
 with the sandbox inspector (``python -m charterflow.inspector``, seeded with the invented
-community of :mod:`charterflow.seed`; the ledger gets the same working group), a runner serving
-every deployment, the task worker that handles inbox events, and the gateway (the one public
-port). Ctrl-C or SIGTERM stops all of them within seconds, newest first.
+community of :mod:`charterflow.seed`; the ledger gets the same working group), the ``flows``
+process (:mod:`charterflow.workers`: a runner serving every deployment and the task worker that
+handles inbox events) and the gateway (the one public port). Ctrl-C or SIGTERM stops all of them within seconds, newest first.
 
 Supervision (:class:`Supervisor`): a child that exits is started again after 0.5 s, doubling per
 exit up to 30 s, while the others keep running; 5 exits of one child within 2 minutes stop
-everything with one line naming it and its log. After a restart of the gateway, the inbox worker
+everything with one line naming it and its log. After a restart of the gateway, the flows process
 or the Prefect server, the inbox events that were in flight at the exit are dispatched again
 (:func:`redispatch_inflight`). The sandboxes process keeps each platform's state in
 ``<home>/sandboxes`` (:mod:`charterflow.sandbox_state`) and restores it when restarted. Each
@@ -29,8 +29,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -210,12 +212,44 @@ class Supervisor:
             self.say(f"warning: could not write the status file ({exc})")
 
 
+def with_ledger(url: str, work: Callable[[Any], Any]) -> Any:
+    """``work(ledger)`` on a ledger opened for it (run :func:`forked`: `up` itself never imports
+    SQLAlchemy and the models)."""
+    from ledger.db import Ledger
+
+    ledger = Ledger(url)
+    try:
+        return work(ledger)
+    finally:
+        ledger.dispose()
+
+
+def stalled_events(ledger: Any, stall: timedelta) -> list[int]:
+    from ledger import repo
+    from ledger.types import utcnow
+
+    with ledger.read() as session:
+        return repo.inbox_stalled(session, now=utcnow(), after=stall)
+
+
+def retry_events(ledger: Any, event_ids: list[int]) -> None:
+    from connectors.errors import CharterflowError
+    from ledger import repo
+
+    with ledger.transaction() as session:
+        for event_id in event_ids:
+            try:
+                repo.inbox_retry(session, event_id, actor="up")
+            except CharterflowError:  # processed meanwhile: nothing to do
+                continue
+
+
 class WorkerWatch:
     """Notices an inbox task worker that is alive but no longer works its runs
     (``ledger.repo.inbox_stalled``); ``up`` then restarts it and the events get new runs."""
 
-    def __init__(self, ledger: Any, *, stall: int) -> None:
-        self.ledger, self.stall = ledger, timedelta(seconds=stall)
+    def __init__(self, ledger_url: str, *, stall: int) -> None:
+        self.ledger_url, self.stall = ledger_url, timedelta(seconds=stall)
         self.next_check = time.monotonic() + min(30.0, stall / 2)
 
     def due(self) -> bool:
@@ -225,30 +259,17 @@ class WorkerWatch:
         return True
 
     def stuck(self) -> list[int]:
-        from ledger import repo
-        from ledger.types import utcnow
-
         try:
-            with self.ledger.read() as session:
-                return repo.inbox_stalled(session, now=utcnow(), after=self.stall)
+            return forked(with_ledger, self.ledger_url, partial(stalled_events, stall=self.stall)).result(120)
         except Exception as exc:  # noqa: BLE001 - a ledger hiccup: look again next time
             console.print(f"warning: the worker watch could not read the ledger ({type(exc).__name__})")
             return []
 
     def retry(self, event_ids: list[int]) -> None:
-        from connectors.errors import CharterflowError
-        from ledger import repo
-
         try:
-            with self.ledger.transaction() as session:
-                for event_id in event_ids:
-                    try:
-                        repo.inbox_retry(session, event_id, actor="up")
-                    except CharterflowError:  # processed meanwhile: nothing to do
-                        continue
+            forked(with_ledger, self.ledger_url, partial(retry_events, event_ids=event_ids)).result(120)
         except Exception as exc:  # noqa: BLE001 - the stale-claim pass dispatches them later anyway
             console.print(f"warning: could not dispatch the waiting events again ({type(exc).__name__})")
-
 
 
 def _stop_group(process: subprocess.Popen | None, *, grace: float = 2.0) -> None:
@@ -318,10 +339,29 @@ def _wait_healthy(api_url: str, child: Child | None, stop: threading.Event) -> b
     return False
 
 
-def _wait_deployments(api_url: str, runner: Child, stop: threading.Event) -> list[str]:
+def forked(fn: Callable[..., Any], *args: Any) -> Future:
+    """``fn(*args)`` run in a forked child; its result (pickled) as a future. What it imports
+    (every flow, the sandboxes, alembic) never enlarges `up`, which lives as long as the stack:
+    `up` stays at about 55 MiB instead of 190 (bench/startup.py)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    future = executor.submit(fn, *args)
+    executor.shutdown(wait=False)
+    return future
+
+
+def expected_deployments() -> list[str]:
+    """``flow/deployment`` of every deployment the runner serves."""
     from flows.serve import deployments
 
-    expected = {f"{d.flow_name}/{d.name}" for d in deployments()}
+    return sorted(f"{d.flow_name}/{d.name}" for d in deployments())
+
+
+def _wait_deployments(api_url: str, expected_names: list[str], runner: Child,
+                      stop: threading.Event) -> list[str]:
+    expected = set(expected_names)
     deadline = time.monotonic() + 60
     found: set[str] = set()
     while time.monotonic() < deadline and not stop.is_set() and runner.process.poll() is None:
@@ -445,6 +485,21 @@ def sandbox_env(spec: dict) -> dict[str, str]:
     return env
 
 
+def prepare_ledger(settings: Settings, seed: bool) -> tuple[str, str | None] | None:
+    """Migrate (and ``seed``) the ledger: its redacted URL and what seeding did; None when it
+    failed (said on the console)."""
+    from connectors.errors import CharterflowError
+
+    ledger_url = _migrate_ledger(settings)
+    if ledger_url is None or not seed:
+        return None if ledger_url is None else (ledger_url, None)
+    try:
+        return ledger_url, seed_ledger(settings)
+    except CharterflowError as exc:
+        console.print(f"error: seeding the ledger failed: {exc}")
+        return None
+
+
 def seed_ledger(settings: Settings) -> str:
     """Import the invented community's roster (the WG, the Board, admins and moderators) and the
     platform roles the WG wants held; idempotent. A short summary of what changed."""
@@ -533,8 +588,7 @@ class Plan:
     external_prefect: bool
     server: ChildSpec | None
     sandboxes: ChildSpec | None
-    runner: ChildSpec
-    worker: ChildSpec
+    flows: ChildSpec  # the runner and the inbox task worker
     gateway: ChildSpec
     gateway_port: int
     inspector_port: int | None
@@ -543,6 +597,8 @@ class Plan:
 
 def _base_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
+    # Fewer malloc arenas: the threaded children (gateway, task worker) keep less memory.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     env.setdefault("PREFECT_HOME", str(home / "prefect"))
     env.setdefault("PREFECT_LOGGING_COLORS", "false")
     # The server would try to send telemetry; this stack may have no network beyond loopback.
@@ -593,26 +649,24 @@ def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: lis
         # A restarted sandboxes process finds its platforms' state here (this run's only).
         spec["state_dir"] = str(home / "sandboxes")
         shutil.rmtree(spec["state_dir"], ignore_errors=True)
-        env.update(sandbox_env(spec))
+        env.update(forked(sandbox_env, spec).result())
         sandboxes = ChildSpec(name="sandboxes", argv=[sys.executable, "-m", "charterflow.inspector"],
                               env={**env, "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)})
         inspector_port = spec["inspector_port"]
         lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}"
                              for name in sandboxed}
         lock["inspector_url"] = f"http://127.0.0.1:{inspector_port}"
-    # Not `-m flows.inbox`: run as __main__ the module would exist twice, and the handlers
-    # that capability packages register (into flows.inbox) would miss the served task's table.
-    # A background task run has no flow run, so Prefect never sends its logs to the API;
-    # by default it warns about that once per run, in this log.
-    worker = ChildSpec(name="inbox-worker", after_restart=heal,
-                       argv=[sys.executable, "-c", "from flows.inbox import main; main()"],
-                       env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env})
+    # The runner and the inbox task worker share one process (charterflow.workers): both hold
+    # Prefect and every flow. A background task run has no flow run, so Prefect never sends its
+    # logs to the API; by default it warns about that once per run, in this log.
+    flows = ChildSpec(name="flows", after_restart=heal,
+                      argv=[sys.executable, "-m", "charterflow.workers"],
+                      env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env})
     gateway = ChildSpec(name="gateway", after_restart=heal, env=env,
                         argv=[sys.executable, "-m", "charterflow.cli", "gateway", "--host", gw.host,
                               "--port", str(gw.port)])
-    runner = ChildSpec(name="runner", argv=[sys.executable, "-m", "flows.serve"], env=env)
     return Plan(api_url=api_url, ui_url=ui_url, public_url=public, external_prefect=external,
-                server=server, sandboxes=sandboxes, runner=runner, worker=worker, gateway=gateway,
+                server=server, sandboxes=sandboxes, flows=flows, gateway=gateway,
                 gateway_port=gw.port, inspector_port=inspector_port, lock=lock)
 
 
@@ -628,19 +682,12 @@ class Up:
         self.stop_event = threading.Event()
         self.supervisor = Supervisor(home=self.home, logs=self.logs,
                                      say=lambda text: console.print(text, soft_wrap=True))
-        self._ledger: Any = None
 
     # -- healing ---------------------------------------------------------------------------
 
-    def ledger(self) -> Any:
-        if self._ledger is None:
-            from ledger.db import Ledger
-
-            self._ledger = Ledger(self.settings.ledger_url())
-        return self._ledger
-
     def heal(self, exited_at: datetime) -> None:
-        count = redispatch_inflight(self.ledger(), before=exited_at)
+        count = forked(with_ledger, self.settings.ledger_url(),
+                       partial(redispatch_inflight, before=exited_at)).result(120)
         if count:
             console.print(f"  {count} inbox event(s) in flight at that exit dispatched again")
 
@@ -678,21 +725,13 @@ class Up:
         self.stop_event.set()
 
     def _prepare_ledger(self) -> int | tuple[str, str | None, set[str], list[str]]:
-        ledger_url = _migrate_ledger(self.settings)
-        if ledger_url is None:
-            return 1
         real = real_platforms()
         sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
-        seeded = None
-        if sandboxed and not real:
-            # Only a stack without any real platform gets the invented people in its ledger.
-            from connectors.errors import CharterflowError
-
-            try:
-                seeded = seed_ledger(self.settings)
-            except CharterflowError as exc:
-                console.print(f"error: seeding the ledger failed: {exc}")
-                return 1
+        # Only a stack without any real platform gets the invented people in its ledger.
+        prepared = forked(prepare_ledger, self.settings, bool(sandboxed and not real)).result()
+        if prepared is None:
+            return 1
+        ledger_url, seeded = prepared
         return ledger_url, seeded, real, sandboxed
 
     def _failed(self, what: str, child: Child | None) -> int:
@@ -710,22 +749,22 @@ class Up:
             console.print(f"Starting the Prefect server on {plan.api_url.removesuffix('/api')} …")
             server = sup.start(plan.server)
         sandboxes = sup.start(plan.sandboxes) if plan.sandboxes else None  # seeds while Prefect boots
+        expected = forked(expected_deployments)  # imports every flow, meanwhile too
         self.state_file.write_text(json.dumps(plan.lock))
         if not _wait_healthy(plan.api_url, server, stop):
             return 0 if stop.is_set() else self._failed(
                 f"the Prefect server at {plan.api_url} did not become healthy", server)
-        runner = sup.start(plan.runner)
+        flows = sup.start(plan.flows)
+        gateway = sup.start(plan.gateway)  # its drain loop waits for the runs' worker by itself
         try:
-            served = _wait_deployments(plan.api_url, runner, stop)
+            served = _wait_deployments(plan.api_url, expected.result(), flows, stop)
         except Exception as exc:  # noqa: BLE001 - a flow module that does not import: one line
             console.print(f"error: the deployments could not be loaded: {type(exc).__name__}: {exc}")
             return 1
         if stop.is_set():
             return 0
-        if runner.process.poll() is not None:
-            return self._failed("the flow runner stopped", runner)
-        sup.start(plan.worker)
-        gateway = sup.start(plan.gateway)
+        if flows.process.poll() is not None:
+            return self._failed("the flow runner stopped", flows)
         if not _wait_gateway(plan.gateway_port, gateway, stop):
             return 0 if stop.is_set() else self._failed("the gateway did not start", gateway)
         if sandboxes is not None:
@@ -755,7 +794,7 @@ class Up:
 
     def _supervise(self) -> int:
         """Until Ctrl-C/SIGTERM (0) or a crash loop (1)."""
-        watch = WorkerWatch(self.ledger(), stall=self.settings.worker_stall_seconds)
+        watch = WorkerWatch(self.settings.ledger_url(), stall=self.settings.worker_stall_seconds)
         while not self.stop_event.wait(0.25):
             looping = self.supervisor.check()
             if looping is not None:
@@ -765,7 +804,7 @@ class Up:
                 return 1
             if watch.due():
                 stuck = watch.stuck()
-                worker = self.supervisor.child("inbox-worker")
+                worker = self.supervisor.child("flows")
                 if stuck and worker.state == "running":
                     console.print(f"warning: the inbox worker handled nothing for "
                                   f"{self.settings.worker_stall_seconds} s while {len(stuck)} event(s) "
@@ -785,8 +824,6 @@ class Up:
                 self.state_file.unlink()
         except OSError:
             pass
-        if self._ledger is not None:
-            self._ledger.dispose()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if self.supervisor.children:

@@ -1,7 +1,8 @@
 """Chaos: `charterflow up` on its sandboxes while members keep filing ideas (Discord ``/idea``
 interactions, signed by the Discord sandbox; new Forum topics in the Ideas category, whose
 ``topic_created`` webhooks the Forum sandbox signs and sends), and each child of `up` is
-SIGKILLed in turn: the gateway, the inbox worker, the runner, the sandboxes, the Prefect server.
+SIGKILLed in turn: the gateway, the flows process (the runner and the inbox task worker), the
+sandboxes (and the inspector), the Prefect server.
 
 `up` restarts each (it never stops), and at the end every acknowledged event was handled once
 and each of its effects on the platforms happened once: one idea per interaction or topic, one
@@ -40,7 +41,8 @@ from tests.reliability.conftest import subprocess_env
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
-VICTIMS = ("gateway", "inbox-worker", "runner", "sandboxes", "prefect-server")
+# "flows" is the runner and the inbox task worker (one process: charterflow.workers).
+VICTIMS = ("gateway", "flows", "sandboxes", "prefect-server")
 FILED = re.compile(r"filed as \*\*#(\d+)\*\*")
 
 
@@ -188,7 +190,7 @@ def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property
         assert up.poll() is None, "up must not stop: " + log.read_text(errors="replace")[-3000:]
         figures = _settled(home, lock, members.sent)
         statuses = _status(home)
-        # Each was restarted; a runner may also stop (exit 1) while the Prefect server is down,
+        # Each was restarted; the runner may also stop (exit 1) while the Prefect server is down,
         # and is restarted too.
         assert all(statuses[v]["restarts"] >= 1 and statuses[v]["state"] == "running" for v in VICTIMS), statuses
         restarts = sum(c["restarts"] for c in statuses.values())
@@ -200,7 +202,7 @@ def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property
         stop_event.set()
         stop(up, sig=signal.SIGINT)
     record_property("measure:chaos", (
-        f"5 children SIGKILLed in turn under {figures['sent']} ideas ({figures['discord']} Discord "
+        f"{len(VICTIMS)} children SIGKILLed in turn under {figures['sent']} ideas ({figures['discord']} Discord "
         f"/idea, {figures['forum']} Forum topics): {figures['acked']} acknowledged, "
         f"{figures['handled']} handled once, {figures['lost']} lost, {figures['duplicated']} duplicated; "
         f"{figures['refused']} refused while down and sent again, {figures['unsure']} unsure; "
