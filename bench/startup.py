@@ -94,8 +94,7 @@ def describe(argv: list[bytes]) -> str:
     words = [a.decode(errors="replace") for a in argv if a]
     text = " ".join(words)
     for needle, name in (("prefect server start", "prefect-server"), ("charterflow.inspector", "sandboxes"),
-                         ("charterflow.workers", "flows (runner + inbox worker)"),
-                         ("flows.serve", "runner"), ("flows.inbox", "inbox-worker"),
+                         ("workers runner", "runner"), ("workers inbox", "inbox-worker"),
                          (" gateway ", "gateway"), ("charterflow up", "up"), ("make", "make")):
         if needle in f" {text} ":
             return name

@@ -3,13 +3,13 @@
 The ledger is migrated first; then the Prefect server (embedded SQLite, bound to 127.0.0.1;
 skipped when ``PREFECT_API_URL`` is set), the sandboxes of the platforms without credentials
 with the sandbox inspector (``python -m charterflow.inspector``, seeded with the invented
-community of :mod:`charterflow.seed`; the ledger gets the same working group), the ``flows``
-process (:mod:`charterflow.workers`: a runner serving every deployment and the task worker that
-handles inbox events) and the gateway (the one public port). Ctrl-C or SIGTERM stops all of them within seconds, newest first.
+community of :mod:`charterflow.seed`; the ledger gets the same working group), a runner serving
+every deployment and the task worker that handles inbox events (:mod:`charterflow.workers`),
+and the gateway (the one public port), all at once, then waits until each answers. Ctrl-C or SIGTERM stops all of them within seconds, newest first.
 
 Supervision (:class:`Supervisor`): a child that exits is started again after 0.5 s, doubling per
 exit up to 30 s, while the others keep running; 5 exits of one child within 2 minutes stop
-everything with one line naming it and its log. After a restart of the gateway, the flows process
+everything with one line naming it and its log. After a restart of the gateway, the inbox worker
 or the Prefect server, the inbox events that were in flight at the exit are dispatched again
 (:func:`redispatch_inflight`). The sandboxes process keeps each platform's state in
 ``<home>/sandboxes`` (:mod:`charterflow.sandbox_state`) and restores it when restarted. Each
@@ -43,7 +43,8 @@ from charterflow.settings import Settings, get_settings
 from charterflow.status import write_status
 
 STOP_GRACE_SECONDS = 7.0
-SERVER_START_TIMEOUT = 120.0
+START_TIMEOUT = 240.0  # every part answers within this, or `up` gives up (a 2-core box under load)
+DEPLOYMENTS_FILE = "flows-deployments.json"  # the runner names its deployments here (charterflow.workers)
 console = Console(highlight=False)
 
 # Settings of the Prefect server `up` starts (an operator's own values win). Task workers report
@@ -325,20 +326,6 @@ def _running_instance(state_file: Path) -> dict | None:
     return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
 
 
-def _wait_healthy(api_url: str, child: Child | None, stop: threading.Event) -> bool:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline and not stop.is_set():
-        if child is not None and child.process.poll() is not None:
-            return False
-        try:
-            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        stop.wait(0.5)
-    return False
-
-
 def forked(fn: Callable[..., Any], *args: Any) -> Future:
     """``fn(*args)`` run in a forked child; its result (pickled) as a future. What it imports
     (every flow, the sandboxes, alembic) never enlarges `up`, which lives as long as the stack:
@@ -352,45 +339,56 @@ def forked(fn: Callable[..., Any], *args: Any) -> Future:
     return future
 
 
-def expected_deployments() -> list[str]:
-    """``flow/deployment`` of every deployment the runner serves."""
-    from flows.serve import deployments
+class Readiness:
+    """Whether each part of a starting stack answers yet (each check is one quick look)."""
 
-    return sorted(f"{d.flow_name}/{d.name}" for d in deployments())
+    def __init__(self, plan: Plan, home: Path) -> None:
+        self.plan, self.deployments_file = plan, home / DEPLOYMENTS_FILE
+        self.expected: list[str] | None = None
+        self.served: list[str] = []
 
-
-def _wait_deployments(api_url: str, expected_names: list[str], runner: Child,
-                      stop: threading.Event) -> list[str]:
-    expected = set(expected_names)
-    deadline = time.monotonic() + 60
-    found: set[str] = set()
-    while time.monotonic() < deadline and not stop.is_set() and runner.process.poll() is None:
+    def prefect(self) -> bool:
         try:
-            response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5)
-            flows = httpx.post(f"{api_url}/flows/filter", json={"limit": 200}, timeout=5)
-            names = {f["id"]: f["name"] for f in flows.json()}
-            found = {f"{names.get(d['flow_id'], '?')}/{d['name']}" for d in response.json()}
-            if expected <= found:
-                return sorted(expected)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            pass
-        stop.wait(0.5)
-    return sorted(expected & found)
-
-
-def _wait_gateway(port: int, gateway: Child, stop: threading.Event) -> bool:
-    """Up once /healthz answers at all (503 only means Prefect or the ledger is not ready)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stop.is_set():
-        if gateway.process.poll() is not None:
+            return httpx.get(f"{self.plan.api_url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
             return False
+
+    def deployments(self) -> bool:
+        """Every deployment the runner said it serves is registered."""
+        if self.expected is None:
+            try:
+                self.expected = json.loads(self.deployments_file.read_text())
+            except (OSError, ValueError):
+                return False
         try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            api = self.plan.api_url
+            found = httpx.post(f"{api}/deployments/filter", json={"limit": 200}, timeout=5).json()
+            flows = httpx.post(f"{api}/flows/filter", json={"limit": 200}, timeout=5).json()
+            names = {f["id"]: f["name"] for f in flows}
+            registered = {f"{names.get(d['flow_id'], '?')}/{d['name']}" for d in found}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return False
+        self.served = sorted(set(self.expected) & registered)
+        return set(self.expected) <= registered
+
+    def gateway(self) -> bool:
+        """Up once /healthz answers at all (503 only means Prefect or the ledger is not ready)."""
+        try:
+            httpx.get(f"http://127.0.0.1:{self.plan.gateway_port}/healthz", timeout=2)
             return True
         except httpx.HTTPError:
-            pass
-        stop.wait(0.3)
-    return False
+            return False
+
+    def sandboxes(self) -> bool:
+        """Ready; raises ``RuntimeError`` with the problems the sandboxes report."""
+        try:
+            response = httpx.get(f"http://127.0.0.1:{self.plan.inspector_port}/healthz", timeout=2)
+            health = response.json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        if health.get("problems"):
+            raise RuntimeError("; ".join(health["problems"]))
+        return response.status_code == 200 and bool(health.get("ready"))
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -535,23 +533,6 @@ def seed_ledger(settings: Settings) -> str:
     return "already seeded" if not report.changes else f"{report.changes} changes"
 
 
-def _wait_inspector(port: int, child: Child, stop: threading.Event) -> dict | None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stop.is_set():
-        if child.process.poll() is not None:
-            return None
-        try:
-            response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            if response.status_code == 200:
-                return response.json()
-            if response.json().get("problems"):
-                return response.json()
-        except (httpx.HTTPError, ValueError):
-            pass
-        stop.wait(0.3)
-    return None
-
-
 def redispatch_inflight(ledger: Any, *, before: datetime) -> int:
     """Give a new dispatch attempt to every event handed to a run before ``before`` and not
     processed: those runs may have gone with a process that exited (the task worker's runs, the
@@ -588,7 +569,8 @@ class Plan:
     external_prefect: bool
     server: ChildSpec | None
     sandboxes: ChildSpec | None
-    flows: ChildSpec  # the runner and the inbox task worker
+    runner: ChildSpec
+    worker: ChildSpec
     gateway: ChildSpec
     gateway_port: int
     inspector_port: int | None
@@ -656,17 +638,18 @@ def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: lis
         lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}"
                              for name in sandboxed}
         lock["inspector_url"] = f"http://127.0.0.1:{inspector_port}"
-    # The runner and the inbox task worker share one process (charterflow.workers): both hold
-    # Prefect and every flow. A background task run has no flow run, so Prefect never sends its
-    # logs to the API; by default it warns about that once per run, in this log.
-    flows = ChildSpec(name="flows", after_restart=heal,
-                      argv=[sys.executable, "-m", "charterflow.workers"],
-                      env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env})
+    # charterflow.workers: each waits for the Prefect server, so all start at once. A background
+    # task run has no flow run, so Prefect never sends its logs to the API; by default it warns
+    # about that once per run, in the worker's log.
+    runner = ChildSpec(name="runner", argv=[sys.executable, "-m", "charterflow.workers", "runner"], env=env)
+    worker = ChildSpec(name="inbox-worker", after_restart=heal,
+                       argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
+                       env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env})
     gateway = ChildSpec(name="gateway", after_restart=heal, env=env,
                         argv=[sys.executable, "-m", "charterflow.cli", "gateway", "--host", gw.host,
                               "--port", str(gw.port)])
     return Plan(api_url=api_url, ui_url=ui_url, public_url=public, external_prefect=external,
-                server=server, sandboxes=sandboxes, flows=flows, gateway=gateway,
+                server=server, sandboxes=sandboxes, runner=runner, worker=worker, gateway=gateway,
                 gateway_port=gw.port, inspector_port=inspector_port, lock=lock)
 
 
@@ -741,40 +724,41 @@ class Up:
         return 1
 
     def _start(self, plan: Plan) -> int | list[str]:
-        """Start in order, waiting where the next needs the previous; the deployments served,
-        or the exit code (a start-up failure is reported, not restarted: it would only repeat)."""
-        sup, stop = self.supervisor, self.stop_event
-        server = None
+        """Start every child at once (their imports overlap; the runner and the inbox worker wait
+        for the Prefect server by themselves) and wait until each answers; the deployments served, or the
+        exit code. A child that stops meanwhile is restarted as later on."""
+        sup = self.supervisor
+        (self.home / DEPLOYMENTS_FILE).unlink(missing_ok=True)
         if plan.server is not None:
             console.print(f"Starting the Prefect server on {plan.api_url.removesuffix('/api')} …")
-            server = sup.start(plan.server)
-        sandboxes = sup.start(plan.sandboxes) if plan.sandboxes else None  # seeds while Prefect boots
-        expected = forked(expected_deployments)  # imports every flow, meanwhile too
+        for spec in (plan.server, plan.sandboxes, plan.runner, plan.worker, plan.gateway):
+            if spec is not None:
+                sup.start(spec)
         self.state_file.write_text(json.dumps(plan.lock))
-        if not _wait_healthy(plan.api_url, server, stop):
-            return 0 if stop.is_set() else self._failed(
-                f"the Prefect server at {plan.api_url} did not become healthy", server)
-        flows = sup.start(plan.flows)
-        gateway = sup.start(plan.gateway)  # its drain loop waits for the runs' worker by itself
-        try:
-            served = _wait_deployments(plan.api_url, expected.result(), flows, stop)
-        except Exception as exc:  # noqa: BLE001 - a flow module that does not import: one line
-            console.print(f"error: the deployments could not be loaded: {type(exc).__name__}: {exc}")
-            return 1
-        if stop.is_set():
-            return 0
-        if flows.process.poll() is not None:
-            return self._failed("the flow runner stopped", flows)
-        if not _wait_gateway(plan.gateway_port, gateway, stop):
-            return 0 if stop.is_set() else self._failed("the gateway did not start", gateway)
-        if sandboxes is not None:
-            health = _wait_inspector(plan.inspector_port, sandboxes, stop)
-            if stop.is_set():
+        ready = Readiness(plan, self.home)
+        waiting = {"prefect-server": ready.prefect, "runner": ready.deployments, "gateway": ready.gateway}
+        if plan.sandboxes is not None:
+            waiting["sandboxes"] = ready.sandboxes
+        deadline = time.monotonic() + START_TIMEOUT
+        while waiting:
+            if self.stop_event.wait(0.3):
                 return 0
-            if health is None or not health.get("ready"):
-                problems = "; ".join((health or {}).get("problems") or []) or "see the log"
-                return self._failed(f"the sandboxes did not start ({problems})", sandboxes)
-        return served
+            looping = sup.check()
+            if looping is not None:
+                return self._failed(f"{looping.name} stopped {CRASH_LOOP_EXITS} times while starting "
+                                    f"({describe_exit(looping.last_exit)})", looping)
+            for name, check in list(waiting.items()):
+                try:
+                    if (name == "runner" and "prefect-server" in waiting) or not check():
+                        continue
+                except RuntimeError as exc:
+                    return self._failed(f"the sandboxes did not start ({exc})", sup.child(name))
+                del waiting[name]
+            if time.monotonic() > deadline:
+                names = ", ".join(waiting)
+                late = next((c for c in sup.children if c.name in waiting), None)
+                return self._failed(f"{names} did not answer within {START_TIMEOUT:.0f} s", late)
+        return ready.served
 
     def _banner(self, plan: Plan, served: list[str], real: set[str], sandboxed: list[str],
                 ledger_url: str, seeded: str | None) -> None:
@@ -804,7 +788,7 @@ class Up:
                 return 1
             if watch.due():
                 stuck = watch.stuck()
-                worker = self.supervisor.child("flows")
+                worker = self.supervisor.child("inbox-worker")
                 if stuck and worker.state == "running":
                     console.print(f"warning: the inbox worker handled nothing for "
                                   f"{self.settings.worker_stall_seconds} s while {len(stuck)} event(s) "

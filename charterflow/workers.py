@@ -1,38 +1,87 @@
-"""The `flows` process of `charterflow up`: the runner serving every deployment and the inbox
-task worker, in one process (``python -m charterflow.workers``, started by ``up.py``).
+"""The Prefect-side processes of `charterflow up`: ``python -m charterflow.workers runner`` (every
+deployment, with its schedules) and ``python -m charterflow.workers inbox`` (the task worker that
+handles the gateway's inbox events).
 
-Both import Prefect and every flow; one process holds them once, about 170 MiB less than two
-(bench/startup.py). The runner keeps the main thread (it handles SIGTERM there); the task worker
-runs on a thread with its own event loop. Should either end on its own, the whole process ends,
-so that `up` restarts both and dispatches the inbox events in flight again.
+`up` starts them together with the Prefect server, so their imports (Prefect and every flow)
+overlap the server's start; each then waits for the server's ``/health`` before it serves, rather
+than failing and being restarted. The runner writes the names of its deployments to
+``<home>/flows-deployments.json``, and `up` waits until they are registered.
+
+(One process for both was tried: it holds Prefect and the flows once, about 170 MiB less, but
+after a restart of the Prefect server its task runs hung in Prefect's own service start-up, a
+deadlock between the task worker's loop and the runner's threads; two processes do not.)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-import threading
+import tempfile
+import time
+
+API_WAIT_SECONDS = 300.0
+DEPLOYMENTS_FILE = "flows-deployments.json"
 
 
-def _task_worker() -> None:
-    from flows import inbox
+def wait_for_api() -> None:
+    """Until the Prefect server answers (the runner would fail at once without it)."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
 
-    try:
-        inbox.main([])
-    except BaseException as exc:  # noqa: BLE001 - anything: the process must not go on half
-        print(f"flows: the inbox task worker stopped: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-    else:
-        print("flows: the inbox task worker stopped", file=sys.stderr, flush=True)
-    os._exit(3)
+    url = str(PREFECT_API_URL.value() or "").rstrip("/")
+    deadline = time.monotonic() + API_WAIT_SECONDS
+    while url and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
 
 
-def main() -> None:
-    """Serve the deployments and the inbox task until SIGTERM/SIGINT."""
-    import flows.inbox  # noqa: F401 - imported here first, not by two threads at once
+def announce(names: list[str]) -> None:
+    """Write the deployment names for `up`, atomically."""
+    from charterflow.settings import get_settings
+
+    home = get_settings().home
+    home.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".flows-", dir=home)
+    with os.fdopen(fd, "w") as out:
+        json.dump(names, out)
+    os.replace(tmp, home / DEPLOYMENTS_FILE)
+
+
+def runner() -> None:
+    """Serve every deployment until SIGTERM/SIGINT."""
+    from flows.serve import deployments
     from flows.serve import main as serve
 
-    threading.Thread(target=_task_worker, name="inbox-task-worker", daemon=True).start()
+    names = sorted(f"{d.flow_name}/{d.name}" for d in deployments())
+    wait_for_api()
+    announce(names)
     serve()
+
+
+def inbox() -> None:
+    """Serve the inbox task until SIGTERM/SIGINT."""
+    # flows.inbox, not a second copy as __main__: the capability packages register their
+    # handlers into flows.inbox.
+    from flows.inbox import main as serve
+
+    wait_for_api()
+    serve([])
+
+
+def main(argv: list[str] | None = None) -> None:
+    role = (sys.argv[1:] if argv is None else argv)[:1]
+    if role == ["runner"]:
+        runner()
+    elif role == ["inbox"]:
+        inbox()
+    else:
+        print("usage: python -m charterflow.workers runner|inbox (started by `charterflow up`)", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

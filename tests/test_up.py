@@ -233,7 +233,7 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert servers, "the Prefect server should be among the stack's processes"
         for name, value in PREFECT_SERVER_DEFAULTS.items():
             assert all(f"{name}={value}".encode() in environ for environ in servers), name
-        worker_log = (tmp_path / "logs" / "flows.log").read_text(errors="replace")
+        worker_log = (tmp_path / "logs" / "inbox-worker.log").read_text(errors="replace")
         assert re.search(r"charterflow\.inbox - inbox event \d+: \S+ in \d+ ms", worker_log), worker_log[-2000:]
         assert "UserWarning" not in worker_log
         # The worker said it started, in Prefect's event feed.
@@ -285,7 +285,7 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
             found = []
             for pid in processes_of(tmp_path):
                 try:
-                    if b"charterflow.workers" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    if b"charterflow.workers\0inbox" in Path(f"/proc/{pid}/cmdline").read_bytes():
                         found.append(pid)
                 except OSError:
                     continue
@@ -312,7 +312,7 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
             while handled() is None and time.monotonic() < deadline:
                 time.sleep(0.5)
             event = handled()
-            assert event is not None, (tmp_path / "logs" / "flows.log").read_text()[-3000:]
+            assert event is not None, (tmp_path / "logs" / "inbox-worker.log").read_text()[-3000:]
             assert event.dispatch_attempts == 2 and event.result_ref.startswith("idea:"), event.result_ref
             with ledger.read() as session:
                 retries = list(session.scalars(select(AuditEntry).where(

@@ -1,8 +1,8 @@
 """Chaos: `charterflow up` on its sandboxes while members keep filing ideas (Discord ``/idea``
 interactions, signed by the Discord sandbox; new Forum topics in the Ideas category, whose
 ``topic_created`` webhooks the Forum sandbox signs and sends), and each child of `up` is
-SIGKILLed in turn: the gateway, the flows process (the runner and the inbox task worker), the
-sandboxes (and the inspector), the Prefect server.
+SIGKILLed in turn: the gateway, the inbox worker, the runner, the sandboxes (with the
+inspector), the Prefect server.
 
 `up` restarts each (it never stops), and at the end every acknowledged event was handled once
 and each of its effects on the platforms happened once: one idea per interaction or topic, one
@@ -41,8 +41,7 @@ from tests.reliability.conftest import subprocess_env
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
-# "flows" is the runner and the inbox task worker (one process: charterflow.workers).
-VICTIMS = ("gateway", "flows", "sandboxes", "prefect-server")
+VICTIMS = ("gateway", "inbox-worker", "runner", "sandboxes", "prefect-server")
 FILED = re.compile(r"filed as \*\*#(\d+)\*\*")
 
 
