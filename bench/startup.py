@@ -89,6 +89,14 @@ def memory_of(pid: int) -> dict[str, Any] | None:
     return {"pid": pid, "name": describe(argv), **fields}
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), None)
+
+
 def describe(argv: list[bytes]) -> str:
     """A short name for a stack process from its command line."""
     words = [a.decode(errors="replace") for a in argv if a]
@@ -135,8 +143,13 @@ class Stack:
             print(f"warning: charterflow demo exited {result.returncode}: {result.stderr[-500:]}")
 
     def memory(self) -> list[dict[str, Any]]:
-        found = [memory_of(pid) for pid in stack_processes(self.home)]
-        return sorted((m for m in found if m), key=lambda m: -m.get("rss", 0))
+        """Each process of the stack; not `up`'s short-lived forked helpers (a ledger check
+        every 30 s), which are copies of `up` that end within a second or two."""
+        pids = stack_processes(self.home)
+        found = [m for m in (memory_of(pid) for pid in pids) if m]
+        ups = {m["pid"] for m in found if m["name"] == "up"}
+        kept = [m for m in found if not (m["name"] == "up" and _parent(m["pid"]) in ups)]
+        return sorted(kept, key=lambda m: -m.get("rss", 0))
 
     def stop(self) -> None:
         if self.process is None:

@@ -561,7 +561,7 @@ def redispatch_inflight(ledger: Any, *, before: datetime) -> int:
 
 @dataclass(kw_only=True)
 class Plan:
-    """What `up` starts, in order, and where a user finds it."""
+    """What `up` starts, and where a user finds it."""
 
     api_url: str
     ui_url: str
@@ -654,8 +654,8 @@ def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: lis
 
 
 class Up:
-    """One run of `charterflow up`: prepares the ledger, starts the plan's children in order,
-    waits for each to answer, then supervises them until stopped or a crash loop."""
+    """One run of `charterflow up`: prepares the ledger, starts the plan's children, waits for
+    each to answer, then supervises them until stopped or a crash loop."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
