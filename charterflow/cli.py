@@ -104,6 +104,14 @@ def up() -> None:
 
 
 @app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="The status file as JSON.")) -> None:
+    """Each child of the running `up`: state, pid, restarts, last exit (exit 1: up is not running)."""
+    from charterflow.status import status_command
+
+    raise typer.Exit(status_command(as_json=as_json))
+
+
+@app.command()
 def serve() -> None:
     """Serve every deployment (with its schedules) from one runner, against PREFECT_API_URL."""
     from flows.serve import main as serve_main

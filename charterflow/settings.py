@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         description="Commands that act on the platforms or the ledger (roles, moderation, ideas, "
                     "reports, roster, …) use the settings of the `up` running under "
                     "CHARTERFLOW_HOME, and say so (false: your own settings only).")
+    sandbox_webhook_retry: str = Field(
+        default="60,300,1500,7500",
+        description="Seconds after which the Forum sandbox sends a webhook the gateway did not take "
+                    "again (comma-separated; Discourse's own schedule by default; empty: never).")
     worker_stall_seconds: int = Field(
         default=300, ge=10,
         description="`up` restarts the inbox task worker when events it was given wait this long "

@@ -313,7 +313,7 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
             found = []
             for pid in processes_of(tmp_path):
                 try:
-                    if b"from flows.inbox import main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    if b"charterflow.workers\0inbox" in Path(f"/proc/{pid}/cmdline").read_bytes():
                         found.append(pid)
                 except OSError:
                     continue

@@ -14,7 +14,9 @@ every field it requires (``_shapes.py``), so they validate against it.
 
 Not Discourse, for tests and operators:
 ``GET /_sandbox/state`` (users, groups, categories, topics, posts, polls, role changes, pending
-admin confirmations, webhook deliveries, request counts per endpoint, rate-limit events),
+admin confirmations, webhook deliveries (each attempt) and those pending, request counts per
+endpoint, rate-limit events). A delivery not answered 2xx is sent again after
+``settings.webhook_retry_delays`` (Discourse's 1, 5, 25, 125 min by default), then dropped.
 ``POST /_sandbox/faults`` (``error_rate``, ``error_status``, ``latency``, ``drop_rate``,
 ``drop_phase`` before|after, ``storm`` {count, retry_after}, ``seed``, ``methods`` ["PUT", …]: errors
 only on those methods; an empty object clears),
@@ -41,7 +43,6 @@ import hashlib
 import html
 import json
 import math
-import queue
 import random
 import re
 import secrets
@@ -153,6 +154,10 @@ class SeedSettings(BaseModel):
     min_personal_message_post_length: int = 10
     unique_posts_mins: float = 5.0
     grant_admin_confirmation_hours: float = 3.0
+    # A delivery answered other than 2xx (or not at all) is sent again after these delays, as
+    # Discourse's retry_web_hook_events does (1, 5, 25, 125 min; specs/API-NOTES.md section 2);
+    # then dropped. [] sends each once.
+    webhook_retry_delays: list[float] = Field(default=[60.0, 300.0, 1500.0, 7500.0])
 
 
 class SeedWebhook(BaseModel):
@@ -383,8 +388,12 @@ class DiscourseSandbox:
             raise ConfigError(f"invalid sandbox seed: {where}: {first['msg']}") from None
         self._lock = threading.RLock()
         self.app = self  # an ASGI 3 callable (``__call__``)
-        self._webhook_queue: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue()
+        self._webhook_wake = threading.Event()
+        self._webhook_closed = False
         self._webhook_thread: threading.Thread | None = None
+        # Called (outside the lock) after the sandbox changed on its own (a webhook delivery),
+        # so a keeper of its state can save it (charterflow.sandbox_state).
+        self.on_change: Callable[[], None] | None = None
         self._reset()
 
     # ---- state -------------------------------------------------------------------------------
@@ -434,6 +443,8 @@ class DiscourseSandbox:
             self.pending_admin: dict[str, dict[str, Any]] = {}
             self.emails: list[dict[str, Any]] = []
             self.webhook_deliveries: list[dict[str, Any]] = []
+            # Deliveries not answered 2xx yet: {event_id, event, url, body, headers, attempts, due}.
+            self.webhook_pending: list[dict[str, Any]] = []
             self.uploads: dict[int, dict[str, Any]] = {}
             self.staff_actions: list[dict[str, Any]] = []
             self._next_event = seed.first_event_id
@@ -593,6 +604,8 @@ class DiscourseSandbox:
                 "emails": list(self.emails),
                 "webhook": {"url": self.webhook.url, "events": self.webhook.events},
                 "webhook_deliveries": list(self.webhook_deliveries),
+                "webhook_pending": [{k: p[k] for k in ("event_id", "event", "attempts", "due")}
+                                    for p in self.webhook_pending],
                 "uploads": [{k: v for k, v in u.items() if k != "content"} for u in self.uploads.values()],
                 "requests": dict(self.requests),
                 "responses": {k: dict(v) for k, v in self.responses.items()},
@@ -945,11 +958,22 @@ class DiscourseSandbox:
         with self._lock:
             event_id = self._next_event
             self._next_event += 1
-        headers, body = self._webhook_request(event, event_id, payload)
-        self._webhook_queue.put((self.webhook.url, body.decode("utf-8"), headers))
-        if self._webhook_thread is None or not self._webhook_thread.is_alive():
-            self._webhook_thread = threading.Thread(target=self._deliver_webhooks, name="sandbox-webhooks", daemon=True)
-            self._webhook_thread.start()
+            headers, body = self._webhook_request(event, event_id, payload)
+            self.webhook_pending.append({"event_id": str(event_id), "event": event, "url": self.webhook.url,
+                                         "body": body.decode("utf-8"), "headers": headers,
+                                         "attempts": 0, "due": time.time()})
+        self.resume_webhooks()
+
+    def resume_webhooks(self) -> None:
+        """Make sure pending deliveries are being sent (also after the state was restored)."""
+        with self._lock:
+            if not self.webhook_pending or self._webhook_closed:
+                return
+            if self._webhook_thread is None or not self._webhook_thread.is_alive():
+                self._webhook_thread = threading.Thread(target=self._deliver_webhooks,
+                                                        name="sandbox-webhooks", daemon=True)
+                self._webhook_thread.start()
+        self._webhook_wake.set()
 
     def _webhook_request(self, event: str, event_id: int, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         event_type = "ping" if event == "ping" else event.split("_", 1)[0]
@@ -967,29 +991,60 @@ class DiscourseSandbox:
             headers["X-Discourse-Event-Signature"] = sign_body(self.webhook.secret, body)
         return headers, body
 
+    def _next_delivery(self) -> tuple[dict[str, Any] | None, float | None]:
+        """The pending delivery due now, else (None, seconds until the next one or None)."""
+        with self._lock:
+            if self._webhook_closed or not self.webhook_pending:
+                return None, None
+            item = min(self.webhook_pending, key=lambda p: (p["due"], int(p["event_id"])))
+            wait = item["due"] - time.time()
+            return (item, None) if wait <= 0 else (None, wait)
+
     def _deliver_webhooks(self) -> None:
+        idle_since = time.monotonic()
         with httpx.Client(timeout=20.0) as client:
-            while True:
-                try:
-                    item = self._webhook_queue.get(timeout=5.0)
-                except queue.Empty:
-                    return
+            while not self._webhook_closed:
+                item, wait = self._next_delivery()
                 if item is None:
-                    return
-                url, body, headers = item
-                record = {"event_id": headers["X-Discourse-Event-Id"], "event": headers["X-Discourse-Event"], "url": url}
-                try:
-                    response = client.post(url, content=body.encode("utf-8"), headers=headers)
-                    record["status"] = response.status_code
-                except httpx.HTTPError as exc:
-                    record["status"] = None
-                    record["error"] = type(exc).__name__
-                with self._lock:
-                    self.webhook_deliveries.append(record)
+                    if wait is None and time.monotonic() - idle_since > 5.0:
+                        with self._lock:  # nothing pending: end (the next _emit starts one)
+                            if not self.webhook_pending:
+                                self._webhook_thread = None
+                                return
+                    self._webhook_wake.wait(min(wait or 1.0, 1.0))
+                    self._webhook_wake.clear()
+                    continue
+                idle_since = time.monotonic()
+                self._attempt(client, item)
+
+    def _attempt(self, client: httpx.Client, item: dict[str, Any]) -> None:
+        record = {"event_id": item["event_id"], "event": item["event"], "url": item["url"],
+                  "attempt": item["attempts"] + 1}
+        try:
+            response = client.post(item["url"], content=item["body"].encode("utf-8"), headers=item["headers"])
+            record["status"] = response.status_code
+        except httpx.HTTPError as exc:
+            record["status"] = None
+            record["error"] = type(exc).__name__
+        with self._lock:
+            delays = self.settings.webhook_retry_delays
+            item["attempts"] += 1
+            if record["status"] is not None and 200 <= record["status"] < 300:
+                self.webhook_pending.remove(item)
+            elif item["attempts"] > len(delays):
+                self.webhook_pending.remove(item)
+                record["gave_up"] = True
+            else:
+                item["due"] = time.time() + delays[item["attempts"] - 1]
+                record["retry_in"] = delays[item["attempts"] - 1]
+            self.webhook_deliveries.append(record)
+        if self.on_change is not None:
+            self.on_change()
 
     def close(self) -> None:
-        """Stop the webhook sender (pending deliveries are dropped)."""
-        self._webhook_queue.put(None)
+        """Stop the webhook sender (pending deliveries stay in the state, unsent)."""
+        self._webhook_closed = True
+        self._webhook_wake.set()
 
     def _topic_payload(self, topic: Mapping[str, Any]) -> dict[str, Any]:
         author = self.users[topic["user_id"]]
