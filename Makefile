@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.intake --postgres --out bench/results/intake-postgres.json
+	$(BIN)/python -m bench.startup
 
 # Rewrites the pins from a clean resolve, so a fresh install is reproducible.
 lock:

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from charterflow.cli_errors import fail
+from charterflow.stack import STACK_COMMANDS
 from charterflow import (
     connectors_cli,
     demo_cli,
@@ -30,6 +31,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def main_options(ctx: typer.Context) -> None:
+    """Run a community working group's charter as Prefect flows."""
+    if ctx.invoked_subcommand not in STACK_COMMANDS:
+        return
+    # A command acting on the platforms or the ledger uses the running `up`'s (charterflow/stack.py).
+    from charterflow.settings import get_settings
+    from charterflow.stack import use_running
+
+    settings = get_settings()
+    line = use_running(settings.home.resolve(), enabled=settings.use_up)
+    get_settings.cache_clear()
+    if line:
+        typer.echo(line, err=True)
+
+
 rules_app = typer.Typer(help="Ask the charter: validate a charter file, evaluate a what-if case.",
                         no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
@@ -49,13 +68,15 @@ def what_if(
     except CharterFileError as exc:
         fail(str(exc))
     try:
-        raw = sys.stdin.read() if str(case_file) == "-" else case_file.read_text(encoding="utf-8")
+        # Bytes: the case reader checks they are UTF-8 (and says which byte is not).
+        raw = sys.stdin.buffer.read() if str(case_file) == "-" else case_file.read_bytes()
     except OSError as exc:
         fail(f"{case_file}: cannot read: {exc.strerror}")
     try:
         result = evaluate_case(raw, charter=loaded)
     except CaseError as exc:
-        fail(f"{'<stdin>' if str(case_file) == '-' else case_file}: {exc}")
+        # One line, whatever the case file's keys hold.
+        fail(f"{'<stdin>' if str(case_file) == '-' else case_file}: {' '.join(str(exc).splitlines())}")
     typer.echo(json.dumps(result, ensure_ascii=False))
 
 
@@ -80,6 +101,14 @@ def up() -> None:
     from charterflow.up import run_up
 
     raise typer.Exit(run_up())
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="The status file as JSON.")) -> None:
+    """Each child of the running `up`: state, pid, restarts, last exit (exit 1: up is not running)."""
+    from charterflow.status import status_command
+
+    raise typer.Exit(status_command(as_json=as_json))
 
 
 @app.command()

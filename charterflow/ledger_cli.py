@@ -58,9 +58,25 @@ def _check_actor(actor: str) -> str:
     return actor
 
 
+def _instances(pairs: list[str]) -> dict[str, str]:
+    """``--instance PLATFORM=INSTANCE`` options as a mapping (a Forum URL gives its host)."""
+    from connectors.base import url_instance
+
+    found: dict[str, str] = {}
+    for pair in pairs:
+        platform, _, value = pair.partition("=")
+        platform, value = platform.strip().lower(), value.strip()
+        if platform not in ("discourse", "discord", "slack") or not value:
+            raise ValueError(f"--instance {pair!r}: use discourse=HOST, discord=GUILD_ID or "
+                             "slack=TEAM_ID")
+        found[platform] = url_instance(value) if "://" in value else value.lower() \
+            if platform == "discourse" else value
+    return found
+
+
 def register(app: typer.Typer) -> None:
     """Add the ledger's command groups to the main CLI."""
-    db_app = typer.Typer(help="The ledger database: create or migrate its schema.",
+    db_app = typer.Typer(help="The ledger database: migrate its schema, back it up, restore it.",
                          no_args_is_help=True)
     audit_app = typer.Typer(help="The hash-chained audit log: verify it, export it.",
                             no_args_is_help=True)
@@ -74,23 +90,66 @@ def register(app: typer.Typer) -> None:
     app.add_typer(person_app, name="person")
 
     @db_app.command("upgrade")
-    def db_upgrade() -> None:
+    def db_upgrade(
+        instance: list[str] = typer.Option(
+            [], "--instance", help="PLATFORM=INSTANCE: whose ids the stored keys are, for "
+            "migration 0012 (discourse=forum.example.org or its URL, discord=GUILD_ID, "
+            "slack=TEAM_ID); default: CHARTERFLOW_DISCOURSE_URL, CHARTERFLOW_DISCORD_GUILD_ID."),
+    ) -> None:
         """Bring the ledger database to the current schema (safe to run again)."""
         from ledger.migrate import upgrade
 
         with _errors():
+            instances = _instances(instance)
             ledger = _ledger(current=False)
-            before, after = upgrade(ledger)
+            before, after = upgrade(ledger, instances=instances)
             if before == after:
                 typer.echo(f"ledger {ledger.url} is at schema {after} already")
             else:
                 typer.echo(f"ledger {ledger.url} upgraded from {before or 'empty'} to {after}")
 
+    @db_app.command("backup")
+    def db_backup(
+        file: Path = typer.Argument(..., help="The backup file to write."),
+        force: bool = typer.Option(False, "--force", help="Replace FILE if it exists."),
+    ) -> None:
+        """Copy the ledger while the stack runs (SQLite online backup, PostgreSQL pg_dump) and
+        print its audit head, also written to FILE.head: keep that apart from the backup."""
+        from ledger.backup import backup, head_file
+
+        with _errors():
+            ledger = _ledger()
+            head = backup(ledger, file, force=force)
+        typer.echo(f"backup of {ledger.url} written to {file}")
+        typer.echo(f"audit head: {head}  (also in {head_file(file)}; check a ledger against it "
+                   f"with `charterflow audit verify --expect-head {head}`)")
+
+    @db_app.command("restore")
+    def db_restore(
+        file: Path = typer.Argument(..., help="A file written by `charterflow db backup`."),
+    ) -> None:
+        """Fill an empty ledger database from a backup, then verify its audit chain (against
+        FILE.head when present); exit 1 if the chain is broken or not the witnessed one."""
+        from ledger.backup import restore
+        from ledger.migrate import current_revision, head_revision
+
+        with _errors():
+            ledger = _ledger(current=False)
+            restored = restore(ledger, file)
+            revision = current_revision(ledger)
+        if not restored.verify.ok:
+            _fail(f"restored {file} into {ledger.url}, but {restored.verify.message()}", code=1)
+        witnessed = " (the witnessed head)" if restored.witnessed else ""
+        typer.echo(f"restored {file} into {ledger.url}: {restored.verify.message()}{witnessed}")
+        if revision != head_revision():
+            typer.echo(f"the backup is at schema {revision}: run `charterflow db upgrade` next")
+
     @audit_app.command("verify")
     def audit_verify(
         expect_head: Optional[str] = typer.Option(
-            None, "--expect-head", help="A head hash printed by an earlier verify: also "
-            "catches entries deleted from the end."),
+            None, "--expect-head", help="SEQ:HASH, a head witnessed earlier (printed by `db "
+            "backup`, `audit verify`, the quarterly report): also catches entries deleted "
+            "from the end."),
         file: Optional[Path] = typer.Option(
             None, "--file", help="Verify an export file instead of the database."),
         fmt: str = typer.Option("jsonl", "--format", help="Format of --file: jsonl or csv."),
@@ -198,14 +257,26 @@ def register(app: typer.Typer) -> None:
         reason: str = typer.Option(..., "--reason", help="Why (kept in the ledger, hashed in "
                                    "the audit log)."),
         actor: str = typer.Option("operator", "--actor", help=ACTOR_HELP),
+        skip_prefect: bool = typer.Option(False, "--skip-prefect", help="Erase the ledger only, "
+                                          "leaving Prefect's runs and artifacts as they are."),
     ) -> None:
-        """Erase a person's personal data, keep the decisions, record the erasure."""
-        from ledger.privacy import erase_person
+        """Erase a person's personal data, keep the decisions, record the erasure; their names
+        and answers are also redacted from Prefect's runs and artifacts (R-PRIVACY-3)."""
+        from ledger.privacy import erase_person, personal_values
         from ledger.repo import get_person
 
+        api = None if skip_prefect else _prefect_api()
+        redacted: dict[str, int] = {}
+
         def work(session: Any) -> tuple[int, int]:
-            erasure = erase_person(session, get_person(session, person), reason=reason,
-                                   actor=actor)
+            target = get_person(session, person)
+            values = personal_values(session, target)
+            erasure = erase_person(session, target, reason=reason, actor=actor)
+            if api is not None:
+                # Inside the transaction: when Prefect cannot be reached nothing is erased, so
+                # the values to search for are not lost.
+                redacted.update(_redact_prefect(api, values,
+                                                replacement=f"erased-{erasure.person_id}"))
             return erasure.person_id, erasure.id
 
         with _errors():
@@ -213,5 +284,45 @@ def register(app: typer.Typer) -> None:
             ledger = _ledger()
             person_id, erasure_id = ledger.run(work)
         typer.echo(f"person:{person_id} erased (erasure {erasure_id}); decisions kept")
+        if api is None:
+            typer.echo("Prefect: not searched (" + ("--skip-prefect" if skip_prefect else
+                       "PREFECT_API_URL is not set and no `charterflow up` is running") + ")")
+        else:
+            typer.echo(f"Prefect ({api}): redacted {redacted['artifacts']} artifact(s), "
+                       f"{redacted['flow_runs']} flow run(s), {redacted['task_runs']} task run(s)")
+
+
+def _prefect_api() -> str | None:
+    """The Prefect API the erasure searches: ``PREFECT_API_URL``, else the running `up`'s."""
+    from prefect.settings import PREFECT_API_URL
+
+    from charterflow.settings import get_settings
+
+    if PREFECT_API_URL.value():
+        return str(PREFECT_API_URL.value()).rstrip("/")
+    try:
+        lock = json.loads((get_settings().home / "up.json").read_text())
+    except (OSError, ValueError):
+        return None
+    from charterflow.up import process_alive
+
+    pid = lock.get("pid")
+    if not lock.get("api_url") or not isinstance(pid, int) or not process_alive(pid):
+        return None
+    return str(lock["api_url"]).rstrip("/")
+
+
+def _redact_prefect(api: str, values: list[str], *, replacement: str) -> dict[str, int]:
+    import httpx
+
+    from flows.inbox import prefect_http
+    from flows.privacy import redact
+
+    try:
+        with prefect_http(api, timeout=30.0) as http:
+            return redact(http, values, replacement=replacement)
+    except httpx.HTTPError as exc:
+        raise ValueError(f"Prefect at {api} could not be searched ({type(exc).__name__}): nothing "
+                         "erased; start it, or use --skip-prefect to erase the ledger only") from None
 
 

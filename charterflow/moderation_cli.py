@@ -27,15 +27,20 @@ def _when(value: str | None, option: str) -> datetime | None:
         fail(f"{option}: {exc}")
 
 
-def _format(figures: dict) -> str:
-    lines = [f"Moderation consistency, {figures['period']['start'][:10]} to {figures['period']['end'][:10]}",
+def _format(figures: dict, label: str = "") -> str:
+    period = f"{figures['period']['start'][:10]} to {figures['period']['end'][:10]}"
+    lines = [f"Moderation consistency, {label + ': ' if label else ''}{period}",
              f"{figures['actions']} actions", "", "Actions per platform and type:"]
-    for platform, counts in figures["per_platform"].items():
-        lines.append(f"  {platform}: " + ", ".join(f"{a} {n}" for a, n in counts.items()))
+    lines += [f"  {platform}: " + ", ".join(f"{a} {n}" for a, n in counts.items())
+              for platform, counts in figures["per_platform"].items()] or ["  none"]
     flag = figures["flag_to_action"]
-    median = "n/a" if flag["median_minutes"] is None else f"{flag['median_minutes']} minutes"
-    lines += ["", f"Forum, median time from flag to action: {median} "
-                  f"({flag['with_flag_time']} of {flag['flags_handled']} handled flags have a flag time)",
+    if not flag["flags_handled"]:
+        median = "none (no flag was handled)"
+    else:
+        median = "n/a" if flag["median_minutes"] is None else f"{flag['median_minutes']} minutes"
+        median += (f" ({flag['with_flag_time']} of {flag['flags_handled']} handled flags have "
+                   "a flag time)")
+    lines += ["", f"Forum, median time from flag to action: {median}",
               "", "Sanctioned on one platform only:"]
     lines += [f"  {i['subject']}: on {', '.join(i['sanctioned_on'])}; not on {', '.join(i['not_on'])}"
               for i in figures["one_platform_only"]] or ["  none"]
@@ -54,21 +59,30 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="moderation")
 
     @group.command("report")
-    def report(since: str = typer.Option(..., "--since", help="Start date, YYYY-MM-DD (UTC)."),
+    def report(since: Optional[str] = typer.Option(
+                   None, "--since", help="Start date, YYYY-MM-DD (UTC; default: the start of "
+                                         "this quarter)."),
                until: Optional[str] = typer.Option(None, "--until", help="End date (default: now)."),
                as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
         """Actions per platform and type, Forum flag-to-action time, people sanctioned on one
-        platform only, moderators' reasons grouped."""
+        platform only, moderators' reasons grouped. Without --since: this quarter so far."""
         from flows.moderation.figures import figures_between
         from flows.platforms import current_ledger
+        from rules.reports import Quarter
 
+        now = datetime.now(UTC)
+        label = ""
         start = _when(since, "--since")
-        end = _when(until, "--until") or datetime.now(UTC)
+        if start is None:
+            quarter = Quarter.of(now)
+            start = quarter.start
+            label = f"this quarter ({quarter.label})" + (" so far" if until is None else "")
+        end = _when(until, "--until") or now
         if end <= start:
-            fail("--until: must be after --since")
+            fail(f"--until: must be after {'--since' if since else 'the start of this quarter'}")
         with one_line_errors():
             figures = figures_between(current_ledger(), start, end)
-        typer.echo(json.dumps(figures, ensure_ascii=False) if as_json else _format(figures))
+        typer.echo(json.dumps(figures, ensure_ascii=False) if as_json else _format(figures, label))
 
     @group.command("ack")
     def ack(alert_id: int = typer.Argument(..., help="The alert number (in the alert's text)."),

@@ -34,8 +34,9 @@ def draft_command(
     from rules.reports import Quarter
 
     with one_line_errors():
-        q = Quarter.parse(quarter) if quarter else Quarter.just_ended(datetime.now(UTC))
-        d = draft(_ledger(), q)
+        now = datetime.now(UTC)
+        q = Quarter.parse(quarter) if quarter else Quarter.just_ended(now)
+        d = draft(_ledger(), q, now=now)
         if not d.privacy.allowed:
             typer.echo(f"refused by {d.privacy.ruling}: {d.privacy.reason}; nothing written",
                        err=True)
@@ -49,7 +50,7 @@ def draft_command(
         names = chart_files(q)
         for chart, png in d.charts.items():
             (folder / names[chart]).write_bytes(png)
-    if q.end > datetime.now(UTC):
+    if q.end > now:
         typer.echo(f"note: {q.label} has not ended yet; the figures are partial", err=True)
     for name in [*files, *names.values()]:
         typer.echo(str(folder / name))

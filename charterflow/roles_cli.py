@@ -6,6 +6,8 @@ guardrails' verdict (R-ADMIN-1, R-ADMIN-2, R-ADMIN-3, the removal limit). Nothin
 ``apply --confirm`` applies exactly the plan it prints and records every change; without
 ``--confirm`` it is the same as ``plan``. A refused plan exits 1, naming the ruling and the
 state that would have resulted; ``--override-reason`` lets it through and records the reason.
+A platform that is not reached (not configured, or not answering) makes the verdict on it
+*unknown*: ``plan`` says so, ``apply --confirm`` sends nothing (exit 1) unless overridden.
 A Discourse admin grant is reported ``PENDING`` (Discourse e-mailed a confirmation link to its
 API admin; ``roles plan`` shows it applied once the link is opened). A platform refusing a change
 (Discord 50013, Discourse 404 on admin routes) stops the run: what was applied is listed, then
@@ -42,7 +44,7 @@ def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
             raise ValueError("--override-reason needs a reason")
         ctx = context(None)
         try:
-            shown = build_plan(ctx, override_reason=override_reason)
+            shown = build_plan(ctx, override_reason=override_reason, tolerate_unreachable=True)
         except ConnectorError as exc:  # reading a platform failed: say what to fix there
             raise ConnectorError(explain(exc.platform, str(exc)), platform=exc.platform,
                                  status=exc.status) from None
@@ -55,6 +57,11 @@ def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
         if not confirm:
             typer.echo("dry run: nothing sent (apply with `charterflow roles apply --confirm`)")
             return
+        if shown.unreached and not override_reason:
+            # R-ADMIN-3 looks at every platform at once: a plan judged on some cannot be sent.
+            typer.echo(f"verdict unknown for {', '.join(sorted(shown.unreached))}: nothing sent "
+                       "(reach every platform, or apply with --override-reason)", err=True)
+            raise typer.Exit(1)
         if not shown.plan.changes:
             typer.echo("nothing to apply")
             return

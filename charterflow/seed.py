@@ -3,7 +3,7 @@
 Everything is generated deterministically (a fixed random seed) from invented name parts: about
 200 people with activity histories on the Forum (Discourse) and Discord, a working group of
 seven with Chair, Co-Chair and liaisons (each with a home platform), moderators and admins that
-satisfy R-ADMIN-1/2 (at least two admins per approved platform, nobody admin on all of them), a
+satisfy R-ADMIN-1/2 (at least two WG members admin per approved platform, nobody admin on all of them), a
 DSF Board on Slack, and a few open ideas on the Forum. Dates are relative to ``today`` so the
 people stay eligible (R-ELIG-1) whatever day the stack starts.
 
@@ -316,10 +316,13 @@ def build(*, today: date | None = None, size: int = 200) -> Community:
         p.discord.update(joined_at=_at(today - timedelta(days=rng.randint(200, 900))),
                          recent_messages=rng.randint(9, 40))
     chair, co_chair, coc, board_liaison, sc_liaison = wg[0], wg[1], wg[2], wg[3], wg[4]
-    # Admins: two per approved platform, nobody on both (R-ADMIN-1/2); moderators besides.
+    # Admins: two WG members per approved platform (R-ADMIN-2 counts members only), nobody on
+    # both (R-ADMIN-1); a staff admin besides on each, shown as "not counted"; moderators.
     chair.roles["discourse"] = {"admin"}
-    staff[0].roles["discourse"] = {"admin"}
+    wg[6].roles["discourse"] = {"admin"}
     co_chair.roles["discord"] = {"admin"}
+    wg[5].roles["discord"] = {"admin"}
+    staff[0].roles["discourse"] = {"admin"}
     staff[1].roles["discord"] = {"admin"}
     for p in staff[2:5]:
         p.roles["discourse"] = {"moderator"}

@@ -39,12 +39,26 @@ class Settings(BaseSettings):
                     "such a platform is not served).")
     inspector_port: int = Field(default=8090, ge=0, le=65535,
                                 description="Port of the sandbox inspector on 127.0.0.1 (0: any free port).")
+    inspector_allowed_hosts: str = Field(
+        default="",
+        description="Host names the sandbox inspector answers to besides 127.0.0.1 and localhost "
+                    "(comma-separated, `name` or `name:port`); any other Host header is refused "
+                    "(DNS rebinding).")
     sandbox_discord_port: int = Field(default=0, ge=0, le=65535,
                                       description="Port of the Discord sandbox on 127.0.0.1 (0: any free port).")
     sandbox_discourse_port: int = Field(default=0, ge=0, le=65535,
                                         description="Port of the Forum sandbox on 127.0.0.1 (0: any free port).")
     sandbox_slack_port: int = Field(default=0, ge=0, le=65535,
                                     description="Port of the Slack sandbox on 127.0.0.1 (0: any free port).")
+    use_up: bool = Field(
+        default=True,
+        description="Commands that act on the platforms or the ledger (roles, moderation, ideas, "
+                    "reports, roster, …) use the settings of the `up` running under "
+                    "CHARTERFLOW_HOME, and say so (false: your own settings only).")
+    sandbox_webhook_retry: str = Field(
+        default="60,300,1500,7500",
+        description="Seconds after which the Forum sandbox sends a webhook the gateway did not take "
+                    "again (comma-separated; Discourse's own schedule by default; empty: never).")
     sandbox_smtp_port: int = Field(default=0, ge=0, le=65535, description=(
         "Port of the loopback SMTP sandbox `up` runs when CHARTERFLOW_SMTP_HOST is unset "
         "(0: any free port)."))

@@ -4,32 +4,49 @@ The ledger is migrated first; then the Prefect server (embedded SQLite, bound to
 skipped when ``PREFECT_API_URL`` is set), the sandboxes of the platforms without credentials
 with the sandbox inspector (``python -m charterflow.inspector``, seeded with the invented
 community of :mod:`charterflow.seed`; the ledger gets the same working group), a runner serving
-every deployment, the task worker that handles inbox events, and the gateway (the one public
-port). Ctrl-C or SIGTERM stops all of them within seconds, newest first.
+every deployment and the task worker that handles inbox events (:mod:`charterflow.workers`),
+and the gateway (the one public port), all at once, then waits until each answers. Ctrl-C or SIGTERM stops all of them within seconds, newest first.
+
+Supervision (:class:`Supervisor`): a child that exits is started again after 0.5 s, doubling per
+exit up to 30 s, while the others keep running; 5 exits of one child within 2 minutes stop
+everything with one line naming it and its log. After a restart of the gateway, the inbox worker
+or the Prefect server, the inbox events that were in flight at the exit are dispatched again
+(:func:`redispatch_inflight`). The sandboxes process keeps each platform's state in
+``<home>/sandboxes`` (:mod:`charterflow.sandbox_state`) and restores it when restarted. Each
+child's state is in ``<home>/status.json`` (``charterflow status``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 from rich.console import Console
 
+from charterflow import stack as stack_files
 from charterflow.settings import Settings, get_settings
+from charterflow.stack import process_alive  # noqa: F401 - demo imports it from here
+from charterflow.status import write_status
 
 STOP_GRACE_SECONDS = 7.0
-SERVER_START_TIMEOUT = 120.0
+START_TIMEOUT = 240.0  # every part answers within this, or `up` gives up (a 2-core box under load)
+DEPLOYMENTS_FILE = "flows-deployments.json"  # the runner names its deployments here (charterflow.workers)
 console = Console(highlight=False)
 
 # Settings of the Prefect server `up` starts (an operator's own values win). Task workers report
@@ -45,23 +62,197 @@ PREFECT_SERVER_DEFAULTS = {
 }
 
 
-@dataclass
-class Child:
-    """One supervised process, in its own process group so its children stop with it."""
+RESTART_FIRST_DELAY = 0.5  # seconds before the first restart of a child; doubles per exit
+RESTART_MAX_DELAY = 30.0
+CRASH_LOOP_EXITS = 5  # this many exits of one child within the window stop `up`
+CRASH_LOOP_WINDOW = 120.0
+
+
+@dataclass(kw_only=True)
+class ChildSpec:
+    """One process `up` runs: its command and environment, and what to do once it was started
+    again after an exit (``after_restart`` gets the time of that exit)."""
 
     name: str
-    process: subprocess.Popen
+    argv: list[str]
+    env: dict[str, str]
+    after_restart: Callable[[datetime], None] | None = None
+
+
+@dataclass
+class Child:
+    """A supervised process, in its own process group so its children stop with it."""
+
+    spec: ChildSpec
     log: Path
-    argv: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+    state: str = "starting"
+    restarts: int = 0
+    exits: deque = field(default_factory=deque)  # monotonic times of recent exits
+    last_exit: int | None = None
+    last_exit_at: datetime | None = None
+    restart_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def describe_exit(code: int | None) -> str:
+    """``exit 1``, ``exit -9 (SIGKILL)``."""
+    if code is not None and code < 0:
+        try:
+            return f"exit {code} ({signal.Signals(-code).name})"
+        except ValueError:
+            pass
+    return f"exit {code}"
+
+
+class Supervisor:
+    """Starts children, restarts any that exits (backoff 0.5 s doubling to 30 s), and reports a
+    crash loop (:data:`CRASH_LOOP_EXITS` exits of one child in :data:`CRASH_LOOP_WINDOW` s).
+    Every change of state is written to the status file (:mod:`charterflow.status`)."""
+
+    def __init__(self, *, home: Path, logs: Path, say: Callable[[str], None]) -> None:
+        self.home, self.logs, self.say = home, logs, say
+        self.children: list[Child] = []
+        self.started_at = datetime.now(UTC)
+
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    def start(self, spec: ChildSpec) -> Child:
+        child = Child(spec=spec, log=self.logs / f"{spec.name}.log")
+        self.children.append(child)
+        self._spawn(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
+        with child.log.open("ab") as out:
+            child.process = subprocess.Popen(child.spec.argv, env=child.spec.env, stdout=out,
+                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=True)
+        child.state, child.restart_at = "running", None
+        self.write_status()
+
+    def restart(self, child: Child, reason: str) -> None:
+        """Stop ``child`` now (it is stuck, say) and start it again at once."""
+        self.say(f"restarting {child.name}: {reason}")
+        _stop_group(child.process)
+        child.restarts += 1
+        self._spawn(child)
+
+    def check(self) -> Child | None:
+        """Notice exits, start again what is due; the crash-looping child, if one is."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.state == "running" and child.process is not None and child.process.poll() is not None:
+                if self._exited(child, now):
+                    return child
+            elif child.state == "restarting" and child.restart_at is not None and child.restart_at <= now:
+                self._respawn(child)
+        return None
+
+    def _exited(self, child: Child, now: float) -> bool:
+        code = child.process.returncode
+        _stop_group(child.process)  # what it left behind (a flow run's process) goes too
+        child.last_exit, child.last_exit_at = code, datetime.now(UTC)
+        child.exits.append(now)
+        while child.exits and now - child.exits[0] > CRASH_LOOP_WINDOW:
+            child.exits.popleft()
+        if len(child.exits) >= CRASH_LOOP_EXITS:
+            child.state = "stopped"
+            self.write_status()
+            return True
+        delay = min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2 ** (len(child.exits) - 1))
+        child.state, child.restart_at = "restarting", now + delay
+        self.say(f"{child.name} stopped unexpectedly: {describe_exit(code)}; restarting it in "
+                 f"{delay:g} s (log: {child.log})")
+        self.write_status()
+        return False
+
+    def _respawn(self, child: Child) -> None:
+        child.restarts += 1
+        self._spawn(child)
+        self.say(f"{child.name} restarted (pid {child.process.pid}, restart {child.restarts})")
+        if child.spec.after_restart is not None and child.last_exit_at is not None:
+            try:
+                child.spec.after_restart(child.last_exit_at)
+            except Exception as exc:  # noqa: BLE001 - healing is best effort; the drain loop catches up
+                self.say(f"warning: after restarting {child.name}: {type(exc).__name__}: {exc}")
+
+    def stop(self) -> None:
+        """Stop every child newest first (the runner before the server it talks to): SIGTERM,
+        wait within the shared grace period, then SIGKILL what is left."""
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        alive = [c for c in self.children if c.process is not None]
+        for child in reversed(alive):
+            _signal_group(child.process, signal.SIGTERM)
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for child in alive:
+            _stop_group(child.process, grace=0)
+            child.state = "stopped"
+
+    def status(self) -> dict[str, Any]:
+        def stamp(value: datetime | None) -> str | None:
+            return value.isoformat(timespec="seconds") if value else None
+
+        return {"pid": os.getpid(), "started_at": stamp(self.started_at),
+                "updated_at": stamp(datetime.now(UTC)),
+                "children": [{"name": c.name, "state": c.state,
+                              "pid": c.process.pid if c.process is not None and c.state == "running" else None,
+                              "restarts": c.restarts, "last_exit": c.last_exit,
+                              "last_exit_at": stamp(c.last_exit_at), "log": str(c.log)}
+                             for c in self.children]}
+
+    def write_status(self) -> None:
+        try:
+            write_status(self.home, self.status())
+        except OSError as exc:  # a full disk must not stop the stack
+            self.say(f"warning: could not write the status file ({exc})")
+
+
+def with_ledger(url: str, work: Callable[[Any], Any]) -> Any:
+    """``work(ledger)`` on a ledger opened for it (run :func:`forked`: `up` itself never imports
+    SQLAlchemy and the models)."""
+    from ledger.db import Ledger
+
+    ledger = Ledger(url)
+    try:
+        return work(ledger)
+    finally:
+        ledger.dispose()
+
+
+def stalled_events(ledger: Any, stall: timedelta) -> list[int]:
+    from ledger import repo
+    from ledger.types import utcnow
+
+    with ledger.read() as session:
+        return repo.inbox_stalled(session, now=utcnow(), after=stall)
+
+
+def retry_events(ledger: Any, event_ids: list[int]) -> None:
+    from connectors.errors import CharterflowError
+    from ledger import repo
+
+    with ledger.transaction() as session:
+        for event_id in event_ids:
+            try:
+                repo.inbox_retry(session, event_id, actor="up")
+            except CharterflowError:  # processed meanwhile: nothing to do
+                continue
 
 
 class WorkerWatch:
     """Notices an inbox task worker that is alive but no longer works its runs
     (``ledger.repo.inbox_stalled``); ``up`` then restarts it and the events get new runs."""
 
-    def __init__(self, ledger: Any, *, stall: int) -> None:
-        self.ledger, self.stall = ledger, timedelta(seconds=stall)
+    def __init__(self, ledger_url: str, *, stall: int) -> None:
+        self.ledger_url, self.stall = ledger_url, timedelta(seconds=stall)
         self.next_check = time.monotonic() + min(30.0, stall / 2)
 
     def due(self) -> bool:
@@ -71,72 +262,34 @@ class WorkerWatch:
         return True
 
     def stuck(self) -> list[int]:
-        from ledger import repo
-        from ledger.types import utcnow
-
         try:
-            with self.ledger.read() as session:
-                return repo.inbox_stalled(session, now=utcnow(), after=self.stall)
+            return forked(with_ledger, self.ledger_url, partial(stalled_events, stall=self.stall)).result(120)
         except Exception as exc:  # noqa: BLE001 - a ledger hiccup: look again next time
             console.print(f"warning: the worker watch could not read the ledger ({type(exc).__name__})")
             return []
 
     def retry(self, event_ids: list[int]) -> None:
-        from connectors.errors import CharterflowError
-        from ledger import repo
-
         try:
-            with self.ledger.transaction() as session:
-                for event_id in event_ids:
-                    try:
-                        repo.inbox_retry(session, event_id, actor="up")
-                    except CharterflowError:  # processed meanwhile: nothing to do
-                        continue
+            forked(with_ledger, self.ledger_url, partial(retry_events, event_ids=event_ids)).result(120)
         except Exception as exc:  # noqa: BLE001 - the stale-claim pass dispatches them later anyway
             console.print(f"warning: could not dispatch the waiting events again ({type(exc).__name__})")
 
 
-@dataclass
-class Stack:
-    children: list[Child] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], *, env: dict[str, str], logs: Path) -> Child:
-        log = logs / f"{name}.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name=name, process=process, log=log, argv=list(argv), env=dict(env))
-        self.children.append(child)
-        return child
-
-    def restart(self, child: Child) -> Child:
-        """Stop ``child``'s group (SIGTERM, then SIGKILL: a stuck process may not answer) and
-        start the same command again, logging to the same file."""
-        self.stop([child])
-        self.children.remove(child)
-        return self.start(child.name, child.argv, env=child.env, logs=child.log.parent)
-
-    def first_dead(self) -> Child | None:
-        return next((c for c in self.children if c.process.poll() is not None), None)
-
-    def stop(self, children: list[Child] | None = None) -> None:
-        """Stop the groups (all by default) newest first (the runner before the server it talks
-        to): SIGTERM, wait within the shared grace period, then SIGKILL what is left."""
-        children = self.children if children is None else children
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for child in reversed(children):
-            _signal_group(child.process, signal.SIGTERM)
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for child in children:
-            # Also reaps grandchildren (flow-run processes) left in the group.
-            _signal_group(child.process, signal.SIGKILL)
-            try:
-                child.process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
+def _stop_group(process: subprocess.Popen | None, *, grace: float = 2.0) -> None:
+    """SIGTERM the group (after ``grace`` s, SIGKILL): a stuck process may not answer."""
+    if process is None:
+        return
+    if grace > 0 and process.poll() is None:
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    _signal_group(process, signal.SIGKILL)  # also reaps grandchildren left in the group
+    try:
+        process.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
@@ -156,72 +309,69 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists (ours or not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def forked(fn: Callable[..., Any], *args: Any) -> Future:
+    """``fn(*args)`` run in a forked child; its result (pickled) as a future. What it imports
+    (every flow, the sandboxes, alembic) never enlarges `up`, which lives as long as the stack:
+    `up` stays at about 55 MiB instead of 190 (bench/startup.py)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    future = executor.submit(fn, *args)
+    executor.shutdown(wait=False)
+    return future
 
 
-def _running_instance(state_file: Path) -> dict | None:
-    try:
-        state = json.loads(state_file.read_text())
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state.get("pid"), int) and process_alive(state["pid"]) else None
+class Readiness:
+    """Whether each part of a starting stack answers yet (each check is one quick look)."""
 
+    def __init__(self, plan: Plan, home: Path) -> None:
+        self.plan, self.deployments_file = plan, home / DEPLOYMENTS_FILE
+        self.expected: list[str] | None = None
+        self.served: list[str] = []
 
-def _wait_healthy(api_url: str, child: Child | None, stop: threading.Event) -> bool:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline and not stop.is_set():
-        if child is not None and child.process.poll() is not None:
-            return False
+    def prefect(self) -> bool:
         try:
-            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                return True
+            return httpx.get(f"{self.plan.api_url}/health", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        stop.wait(0.5)
-    return False
-
-
-def _wait_deployments(api_url: str, runner: Child, stop: threading.Event) -> list[str]:
-    from flows.serve import deployments
-
-    expected = {f"{d.flow_name}/{d.name}" for d in deployments()}
-    deadline = time.monotonic() + 60
-    found: set[str] = set()
-    while time.monotonic() < deadline and not stop.is_set() and runner.process.poll() is None:
-        try:
-            response = httpx.post(f"{api_url}/deployments/filter", json={"limit": 200}, timeout=5)
-            flows = httpx.post(f"{api_url}/flows/filter", json={"limit": 200}, timeout=5)
-            names = {f["id"]: f["name"] for f in flows.json()}
-            found = {f"{names.get(d['flow_id'], '?')}/{d['name']}" for d in response.json()}
-            if expected <= found:
-                return sorted(expected)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            pass
-        stop.wait(0.5)
-    return sorted(expected & found)
-
-
-def _wait_gateway(port: int, gateway: Child, stop: threading.Event) -> bool:
-    """Up once /healthz answers at all (503 only means Prefect or the ledger is not ready)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stop.is_set():
-        if gateway.process.poll() is not None:
             return False
+
+    def deployments(self) -> bool:
+        """Every deployment the runner said it serves is registered."""
+        if self.expected is None:
+            try:
+                self.expected = json.loads(self.deployments_file.read_text())
+            except (OSError, ValueError):
+                return False
         try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            api = self.plan.api_url
+            found = httpx.post(f"{api}/deployments/filter", json={"limit": 200}, timeout=5).json()
+            flows = httpx.post(f"{api}/flows/filter", json={"limit": 200}, timeout=5).json()
+            names = {f["id"]: f["name"] for f in flows}
+            registered = {f"{names.get(d['flow_id'], '?')}/{d['name']}" for d in found}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return False
+        self.served = sorted(set(self.expected) & registered)
+        return set(self.expected) <= registered
+
+    def gateway(self) -> bool:
+        """Up once /healthz answers at all (503 only means Prefect or the ledger is not ready)."""
+        try:
+            httpx.get(f"http://127.0.0.1:{self.plan.gateway_port}/healthz", timeout=2)
             return True
         except httpx.HTTPError:
-            pass
-        stop.wait(0.3)
-    return False
+            return False
+
+    def sandboxes(self) -> bool:
+        """Ready; raises ``RuntimeError`` with the problems the sandboxes report."""
+        try:
+            response = httpx.get(f"http://127.0.0.1:{self.plan.inspector_port}/healthz", timeout=2)
+            health = response.json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        if health.get("problems"):
+            raise RuntimeError("; ".join(health["problems"]))
+        return response.status_code == 200 and bool(health.get("ready"))
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -282,7 +432,9 @@ def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str,
         "discourse": lambda: {"api_key": f"sbx_{secrets.token_hex(24)}",
                               "webhook_secret": f"whsec_{secrets.token_hex(16)}",
                               # event ids above any earlier run's: the ledger keeps their keys
-                              "first_event_id": int(time.time())},
+                              "first_event_id": int(time.time()),
+                              "webhook_retry_delays": [float(d) for d in
+                                                       settings.sandbox_webhook_retry.split(",") if d.strip()]},
         "slack": lambda: {"bot_token": f"xoxb-sandbox-{secrets.token_hex(20)}",
                           "signing_secret": secrets.token_hex(16)},
     }
@@ -325,6 +477,21 @@ def sandbox_env(spec: dict) -> dict[str, str]:
     return env
 
 
+def prepare_ledger(settings: Settings, seed: bool) -> tuple[str, str | None] | None:
+    """Migrate (and ``seed``) the ledger: its redacted URL and what seeding did; None when it
+    failed (said on the console)."""
+    from connectors.errors import CharterflowError
+
+    ledger_url = _migrate_ledger(settings)
+    if ledger_url is None or not seed:
+        return None if ledger_url is None else (ledger_url, None)
+    try:
+        return ledger_url, seed_ledger(settings)
+    except CharterflowError as exc:
+        console.print(f"error: seeding the ledger failed: {exc}")
+        return None
+
+
 def seed_ledger(settings: Settings) -> str:
     """Import the invented community's roster (the WG, the Board, admins and moderators) and the
     platform roles the WG wants held; idempotent. A short summary of what changed."""
@@ -360,205 +527,340 @@ def seed_ledger(settings: Settings) -> str:
     return "already seeded" if not report.changes else f"{report.changes} changes"
 
 
-def _wait_inspector(port: int, child: Child, stop: threading.Event) -> dict | None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stop.is_set():
-        if child.process.poll() is not None:
-            return None
-        try:
-            response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            if response.status_code == 200:
-                return response.json()
-            if response.json().get("problems"):
-                return response.json()
-        except (httpx.HTTPError, ValueError):
-            pass
-        stop.wait(0.3)
-    return None
+def seed_ideas(settings: Settings, spec: dict) -> int:
+    """File the seeded ideas (the Forum topics the sandboxes process posted in the Ideas
+    category) in the ledger's backlog, as the intake would have (``discourse:<host>:topic:<id>``, so a
+    later webhook for the topic finds it filed), without replying on the Forum: they are the
+    community's history. Read through the Forum's latest posts; idempotent. How many were new."""
+    from charterflow.seed import CATEGORIES, build
+    from connectors.base import instance_key, url_instance
+    from ledger import ideas as backlog
+    from ledger import repo
+    from ledger.db import Ledger
+
+    conf = spec["platforms"]["discourse"]
+    url = f"http://{spec['host']}:{conf['port']}"
+    response = httpx.get(f"{url}/posts.json", timeout=10,
+                         headers={"Api-Key": conf["api_key"], "Api-Username": "system"})
+    response.raise_for_status()
+    titles = {idea["title"] for idea in build().ideas}
+    topics = [p for p in response.json().get("latest_posts", [])
+              if p.get("post_number") == 1 and p.get("category_id") == CATEGORIES["Ideas"]
+              and p.get("topic_title") in titles]
+    ledger = Ledger(settings.ledger_url())
+    filed = 0
+    try:
+        with ledger.transaction() as session:
+            for post in sorted(topics, key=lambda p: p["topic_id"]):
+                author = repo.find_person_by_identity(session, platform="discourse",
+                                                      username=post["username"])
+                _, new = backlog.file_idea(
+                    session, title=post["topic_title"], body=post.get("raw") or None,
+                    source="forum", source_key=instance_key("discourse", url_instance(url), "topic", post["topic_id"]),
+                    source_url=f"{url}/t/{post.get('topic_slug') or 'topic'}/{post['topic_id']}",
+                    author=author, author_handle=f"discourse:{post['username']}",
+                    actor="charterflow-up")
+                filed += new
+    finally:
+        ledger.dispose()
+    return filed
 
 
-def run_up(settings: Settings | None = None) -> int:
-    """Start the stack, print where to find it, and supervise it until stopped. Returns the
-    exit code: 0 after a requested stop, 1 when something could not start or died."""
-    settings = settings or get_settings()
-    home = settings.home.resolve()
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    state_file = home / "up.json"
 
-    running = _running_instance(state_file)
-    if running:
-        console.print(f"charterflow up is already running (pid {running['pid']}); "
-                      f"Prefect UI: {running.get('ui_url', '?')}")
-        return 1
+def redispatch_inflight(ledger: Any, *, before: datetime) -> int:
+    """Give a new dispatch attempt to every event handed to a run before ``before`` and not
+    processed: those runs may have gone with a process that exited (the task worker's runs, the
+    Prefect server's in-memory queue of scheduled task runs, a gateway's claim whose run was
+    never created). The handlers are idempotent, so a run that was not lost after all does no
+    harm; the gateway's drain loop starts the new runs. How many events."""
+    from sqlalchemy import select
 
-    ledger_url = _migrate_ledger(settings)
-    if ledger_url is None:
-        return 1
-    real = real_platforms()
-    sandboxed = [p for p in PLATFORMS if p not in real] if settings.sandboxes else []
-    seeded = None
-    if sandboxed and not real:
-        # Only a stack without any real platform gets the invented people in its ledger.
-        from connectors.errors import CharterflowError
+    from connectors.errors import CharterflowError
+    from ledger import repo
+    from ledger.models import InboxEvent
 
-        try:
-            seeded = seed_ledger(settings)
-        except CharterflowError as exc:
-            console.print(f"error: seeding the ledger failed: {exc}")
-            return 1
+    count = 0
+    with ledger.transaction() as session:
+        ids = list(session.scalars(select(InboxEvent.id).where(
+            InboxEvent.processed_at.is_(None), InboxEvent.dispatch_note.is_(None),
+            InboxEvent.dispatched_at.is_not(None), InboxEvent.dispatched_at <= before)))
+        for event_id in ids:
+            try:
+                repo.inbox_retry(session, event_id, actor="up")
+                count += 1
+            except CharterflowError:  # processed meanwhile
+                continue
+    return count
 
-    stop = threading.Event()
-    stop_reason: list[str] = []
 
-    def request_stop(signum: int, frame: object) -> None:
-        stop_reason.append(signal.Signals(signum).name)
-        stop.set()
+@dataclass(kw_only=True)
+class Plan:
+    """What `up` starts, and where a user finds it."""
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    stack = Stack()
+    api_url: str
+    ui_url: str
+    public_url: str
+    external_prefect: bool
+    server: ChildSpec | None
+    sandboxes: ChildSpec | None
+    runner: ChildSpec
+    worker: ChildSpec
+    gateway: ChildSpec
+    gateway_port: int
+    inspector_port: int | None
+    lock: dict[str, Any]
+
+
+def _base_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
+    # Fewer malloc arenas: the threaded children (gateway, task worker) keep less memory.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     env.setdefault("PREFECT_HOME", str(home / "prefect"))
     env.setdefault("PREFECT_LOGGING_COLORS", "false")
     # The server would try to send telemetry; this stack may have no network beyond loopback.
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env["PYTHONUNBUFFERED"] = "1"
-    api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
-    external = bool(api_url)
+    return env
+
+
+def _busy_port(settings: Settings, gw: Any, sandboxed: list[str], external: bool) -> str | None:
+    """The error line for a port another program holds, or None."""
+    if not _port_free(gw.host, gw.port):
+        return (f"error: port {gw.port} on {gw.host} is in use by another program; stop it or set "
+                "CHARTERFLOW_GATEWAY_PORT to a free port")
+    if sandboxed and settings.inspector_port and not _port_free("127.0.0.1", settings.inspector_port):
+        return (f"error: port {settings.inspector_port} on 127.0.0.1 is in use by another program; "
+                "stop it or set CHARTERFLOW_INSPECTOR_PORT to a free port (0: any)")
+    if not external and not _port_free(settings.prefect_host, settings.prefect_port):
+        return (f"error: port {settings.prefect_port} on {settings.prefect_host} is in use by another "
+                "program; stop it or set CHARTERFLOW_PREFECT_PORT to a free port")
+    return None
+
+
+def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: list[str],
+               heal: Callable[[datetime], None]) -> Plan:
+    """The children `up` runs for these settings (``heal`` runs after a restart of a process
+    that may have taken inbox runs with it)."""
     from gateway.settings import GatewaySettings
 
     gw = GatewaySettings()
-    try:
-        if not _port_free(gw.host, gw.port):
-            console.print(f"error: port {gw.port} on {gw.host} is in use by another program; stop "
-                          "it or set CHARTERFLOW_GATEWAY_PORT to a free port")
-            return 1
-        if sandboxed and settings.inspector_port and not _port_free("127.0.0.1", settings.inspector_port):
-            console.print(f"error: port {settings.inspector_port} on 127.0.0.1 is in use by another "
-                          "program; stop it or set CHARTERFLOW_INSPECTOR_PORT to a free port (0: any)")
-            return 1
-        if not external:
-            host, port = settings.prefect_host, settings.prefect_port
-            if not _port_free(host, port):
-                console.print(f"error: port {port} on {host} is in use by another program; stop "
-                              "it or set CHARTERFLOW_PREFECT_PORT to a free port")
-                return 1
-            api_url = f"http://{host}:{port}/api"
-            env["PREFECT_API_URL"] = api_url
-            console.print(f"Starting the Prefect server on {host}:{port} …")
-            server = stack.start("prefect-server", [sys.executable, "-m", "prefect", "server",
-                                 "start", "--host", host, "--port", str(port)],
-                                 env={**PREFECT_SERVER_DEFAULTS, **env}, logs=logs)
-        else:
-            server = None
-        ui_url = api_url.removesuffix("/api")
-        public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
-        lock = {"pid": os.getpid(), "ui_url": ui_url, "api_url": api_url, "gateway_url": public,
-                "real": sorted(real), "sandboxes": {}, "inspector_url": None}
-        sandboxes = None
-        if sandboxed:
-            # Started while Prefect boots: seeding the sandboxes takes a few seconds too.
-            spec = sandbox_spec(settings, sandboxed, gateway_url=public, prefect_ui=ui_url)
-            env.update(sandbox_env(spec))
-            sandboxes = stack.start("sandboxes", [sys.executable, "-m", "charterflow.inspector"],
-                                    env={**env, "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)}, logs=logs)
-            lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}"
-                                 for name in sandboxed}
-            lock["inspector_url"] = f"http://127.0.0.1:{spec['inspector_port']}"
-        state_file.write_text(json.dumps(lock))
-        if not _wait_healthy(api_url, server, stop):
-            if stop.is_set():
-                return 0
-            console.print(f"error: the Prefect server at {api_url} did not become healthy; "
-                          f"see {logs / 'prefect-server.log'}")
-            if server is not None:
-                console.print(_tail(server.log))
-            return 1
+    env = _base_env(home)
+    api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    external = bool(api_url)
+    server = None
+    if not external:
+        host, port = settings.prefect_host, settings.prefect_port
+        api_url = f"http://{host}:{port}/api"
+        env["PREFECT_API_URL"] = api_url
+        server = ChildSpec(name="prefect-server", after_restart=heal,
+                           argv=[sys.executable, "-m", "prefect", "server", "start", "--host", host,
+                                 "--port", str(port)], env={**PREFECT_SERVER_DEFAULTS, **env})
+    ui_url = api_url.removesuffix("/api")
+    public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
+    lock = {"pid": os.getpid(), "ui_url": ui_url, "api_url": api_url, "gateway_url": public,
+            "real": sorted(real), "sandboxes": {}, "inspector_url": None}
+    sandboxes, inspector_port = None, None
+    if sandboxed:
+        spec = sandbox_spec(settings, sandboxed, gateway_url=public, prefect_ui=ui_url)
+        # A restarted sandboxes process finds its platforms' state here (this run's only).
+        spec["state_dir"] = str(home / "sandboxes")
+        shutil.rmtree(spec["state_dir"], ignore_errors=True)
+        env.update(forked(sandbox_env, spec).result())
+        sandboxes = ChildSpec(name="sandboxes", argv=[sys.executable, "-m", "charterflow.inspector"],
+                              env={**env, "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)})
+        inspector_port = spec["inspector_port"]
+        lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}"
+                             for name in sandboxed}
+        lock["inspector_url"] = f"http://127.0.0.1:{inspector_port}"
+    # charterflow.workers: each waits for the Prefect server, so all start at once. A background
+    # task run has no flow run, so Prefect never sends its logs to the API; by default it warns
+    # about that once per run, in the worker's log.
+    runner = ChildSpec(name="runner", argv=[sys.executable, "-m", "charterflow.workers", "runner"], env=env)
+    worker = ChildSpec(name="inbox-worker", after_restart=heal,
+                       argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
+                       env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env})
+    gateway = ChildSpec(name="gateway", after_restart=heal, env=env,
+                        argv=[sys.executable, "-m", "charterflow.cli", "gateway", "--host", gw.host,
+                              "--port", str(gw.port)])
+    return Plan(api_url=api_url, ui_url=ui_url, public_url=public, external_prefect=external,
+                server=server, sandboxes=sandboxes, runner=runner, worker=worker, gateway=gateway,
+                gateway_port=gw.port, inspector_port=inspector_port, lock=lock)
 
-        runner = stack.start("runner", [sys.executable, "-m", "flows.serve"], env=env, logs=logs)
+
+class Up:
+    """One run of `charterflow up`: prepares the ledger, starts the plan's children, waits for
+    each to answer, then supervises them until stopped or a crash loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.home.resolve()
+        self.logs = self.home / "logs"
+        self.state_file = self.home / "up.json"
+        self.stop_event = threading.Event()
+        self.supervisor = Supervisor(home=self.home, logs=self.logs,
+                                     say=lambda text: console.print(text, soft_wrap=True))
+
+    # -- healing ---------------------------------------------------------------------------
+
+    def heal(self, exited_at: datetime) -> None:
+        count = forked(with_ledger, self.settings.ledger_url(),
+                       partial(redispatch_inflight, before=exited_at)).result(120)
+        if count:
+            console.print(f"  {count} inbox event(s) in flight at that exit dispatched again")
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        running = stack_files.running(self.home)
+        if running:
+            console.print(f"charterflow up is already running (pid {running['pid']}); "
+                          f"Prefect UI: {running.get('ui_url', '?')}")
+            return 1
+        prepared = self._prepare_ledger()
+        if isinstance(prepared, int):
+            return prepared
+        ledger_url, seeded, real, sandboxed = prepared
+        previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            served = _wait_deployments(api_url, runner, stop)
-        except Exception as exc:  # noqa: BLE001 - a flow module that does not import: one line
-            console.print(f"error: the deployments could not be loaded: {type(exc).__name__}: {exc}")
-            return 1
-        if stop.is_set():
-            return 0
-        if runner.process.poll() is not None:
-            console.print(f"error: the flow runner stopped; see {runner.log}")
-            console.print(_tail(runner.log))
-            return 1
+            plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed, heal=self.heal)
+            plan.lock["ledger"] = ledger_url
+            from gateway.settings import GatewaySettings
 
-        # Not `-m flows.inbox`: run as __main__ the module would exist twice, and the handlers
-        # that capability packages register (into flows.inbox) would miss the served task's table.
-        # A background task run has no flow run, so Prefect never sends its logs to the API;
-        # by default it warns about that once per run, in this log.
-        worker = stack.start("inbox-worker", [sys.executable, "-c", "from flows.inbox import main; main()"],
-                             env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env}, logs=logs)
-        gateway = stack.start("gateway", [sys.executable, "-m", "charterflow.cli", "gateway",
-                                          "--host", gw.host, "--port", str(gw.port)],
-                              env=env, logs=logs)
-        if not _wait_gateway(gw.port, gateway, stop):
-            if stop.is_set():
-                return 0
-            console.print(f"error: the gateway did not start; see {gateway.log}")
-            console.print(_tail(gateway.log))
-            return 1
-
-        if sandboxes is not None:
-            health = _wait_inspector(spec["inspector_port"], sandboxes, stop)
-            if stop.is_set():
-                return 0
-            if health is None or not health.get("ready"):
-                problems = "; ".join((health or {}).get("problems") or []) or "see the log"
-                console.print(f"error: the sandboxes did not start ({problems}); see {sandboxes.log}")
-                console.print(_tail(sandboxes.log))
+            busy = _busy_port(self.settings, GatewaySettings(), sandboxed, plan.external_prefect)
+            if busy:
+                console.print(busy)
                 return 1
+            served = self._start(plan)
+            if isinstance(served, int):
+                return served
+            if seeded is not None and plan.sandboxes is not None and "discourse" in sandboxed:
+                seeded += self._file_seeded_ideas(plan)
+            self._banner(plan, served, real, sandboxed, ledger_url, seeded)
+            return self._supervise()
+        finally:
+            self._shutdown(previous)
+
+    def _file_seeded_ideas(self, plan: Plan) -> str:
+        spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
+        try:
+            filed = forked(seed_ideas, self.settings, spec).result(120)
+        except Exception as exc:  # noqa: BLE001 - the stack runs; the backlog is short
+            console.print(f"warning: the seeded ideas are not in the backlog ({type(exc).__name__})")
+            return ""
+        return f"; {filed} seeded ideas filed in the backlog" if filed else ""
+
+    def _request_stop(self, signum: int, frame: object) -> None:
+        self.stop_event.set()
+
+    def _prepare_ledger(self) -> int | tuple[str, str | None, set[str], list[str]]:
+        real = real_platforms()
+        sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
+        # Only a stack without any real platform gets the invented people in its ledger.
+        prepared = forked(prepare_ledger, self.settings, bool(sandboxed and not real)).result()
+        if prepared is None:
+            return 1
+        ledger_url, seeded = prepared
+        return ledger_url, seeded, real, sandboxed
+
+    def _failed(self, what: str, child: Child | None) -> int:
+        console.print(f"error: {what}" + (f"; see {child.log}" if child else ""))
+        if child is not None:
+            console.print(_tail(child.log))
+        return 1
+
+    def _start(self, plan: Plan) -> int | list[str]:
+        """Start every child at once (their imports overlap; the runner and the inbox worker wait
+        for the Prefect server by themselves) and wait until each answers; the deployments served, or the
+        exit code. A child that stops meanwhile is restarted as later on."""
+        sup = self.supervisor
+        (self.home / DEPLOYMENTS_FILE).unlink(missing_ok=True)
+        if plan.server is not None:
+            console.print(f"Starting the Prefect server on {plan.api_url.removesuffix('/api')} …")
+        for spec in (plan.server, plan.sandboxes, plan.runner, plan.worker, plan.gateway):
+            if spec is not None:
+                sup.start(spec)
+        # up.json, and (0600) the settings its processes got: CLI commands use the same stack.
+        stack_files.record(self.home, plan.lock, plan.gateway.env)
+        ready = Readiness(plan, self.home)
+        waiting = {"prefect-server": ready.prefect, "runner": ready.deployments, "gateway": ready.gateway}
+        if plan.sandboxes is not None:
+            waiting["sandboxes"] = ready.sandboxes
+        deadline = time.monotonic() + START_TIMEOUT
+        while waiting:
+            if self.stop_event.wait(0.3):
+                return 0
+            looping = sup.check()
+            if looping is not None:
+                return self._failed(f"{looping.name} stopped {CRASH_LOOP_EXITS} times while starting "
+                                    f"({describe_exit(looping.last_exit)})", looping)
+            for name, check in list(waiting.items()):
+                try:
+                    if (name == "runner" and "prefect-server" in waiting) or not check():
+                        continue
+                except RuntimeError as exc:
+                    return self._failed(f"the sandboxes did not start ({exc})", sup.child(name))
+                del waiting[name]
+            if time.monotonic() > deadline:
+                names = ", ".join(waiting)
+                late = next((c for c in sup.children if c.name in waiting), None)
+                return self._failed(f"{names} did not answer within {START_TIMEOUT:.0f} s", late)
+        return ready.served
+
+    def _banner(self, plan: Plan, served: list[str], real: set[str], sandboxed: list[str],
+                ledger_url: str, seeded: str | None) -> None:
         where = [f"{LABELS[p]}: " + ("real" if p in real else "sandbox" if p in sandboxed else "not served")
                  for p in PLATFORMS]
-        rows = [("Prefect UI", ui_url + ("  (external server)" if external else "")),
-                ("Apply form", f"{public}/apply"),
-                ("Inspector", lock["inspector_url"] or "(no sandboxes)"),
+        rows = [("Prefect UI", plan.ui_url + ("  (external server)" if plan.external_prefect else "")),
+                ("Apply form", f"{plan.public_url}/apply"),
+                ("Inspector", plan.lock["inspector_url"] or "(no sandboxes)"),
                 ("Platforms", ", ".join(where)),
                 ("Ledger", ledger_url + (f"  ({seeded})" if seeded else "")),
                 ("Deployments", f"{len(served)} served"),
-                ("Logs", str(logs)), ("Stop", "Ctrl-C")]
+                ("Logs", str(self.logs)), ("Status", "charterflow status"), ("Stop", "Ctrl-C")]
         # Plain aligned lines rather than a box: long URLs stay on one line and copyable.
         console.print("charterflow is up", style="bold")
         for name, value in rows:
-            first, *rest = value.splitlines() or [""]
-            console.print(f"  {name:<12} {first}", soft_wrap=True)
-            for line in rest:
-                console.print(f"  {'':<12} {line}", soft_wrap=True)
+            console.print(f"  {name:<12} {value}", soft_wrap=True)
 
-        from ledger.db import Ledger
-
-        watch = WorkerWatch(Ledger(settings.ledger_url()), stall=settings.worker_stall_seconds)
-        while not stop.wait(1.0):
+    def _supervise(self) -> int:
+        """Until Ctrl-C/SIGTERM (0) or a crash loop (1)."""
+        watch = WorkerWatch(self.settings.ledger_url(), stall=self.settings.worker_stall_seconds)
+        while not self.stop_event.wait(0.25):
+            looping = self.supervisor.check()
+            if looping is not None:
+                console.print(f"error: {looping.name} stopped {CRASH_LOOP_EXITS} times within "
+                              f"{CRASH_LOOP_WINDOW:.0f} s (last: {describe_exit(looping.last_exit)}); "
+                              f"stopping everything; see {looping.log}", soft_wrap=True)
+                return 1
             if watch.due():
                 stuck = watch.stuck()
-                if stuck:
+                worker = self.supervisor.child("inbox-worker")
+                if stuck and worker.state == "running":
                     console.print(f"warning: the inbox worker handled nothing for "
-                                  f"{settings.worker_stall_seconds} s while {len(stuck)} event(s) "
+                                  f"{self.settings.worker_stall_seconds} s while {len(stuck)} event(s) "
                                   f"waited; restarting it and dispatching them again")
-                    worker = stack.restart(worker)
+                    self.supervisor.restart(worker, "stalled")
                     watch.retry(stuck)
-            dead = stack.first_dead()
-            if dead is not None:
-                console.print(f"error: {dead.name} stopped unexpectedly (exit {dead.process.returncode}); "
-                              f"see {dead.log}")
-                console.print(_tail(dead.log))
-                return 1
         return 0
-    finally:
-        if stack.children:
+
+    def _shutdown(self, previous: dict) -> None:
+        if self.supervisor.children:
             console.print("Stopping …")
-        stack.stop()
+        self.supervisor.stop()
+        if self.supervisor.children:
+            self.supervisor.write_status()  # kept: `status` shows the last exits, and "not running"
         try:
-            if (_running_instance(state_file) or {}).get("pid") == os.getpid():
-                state_file.unlink()
+            stack_files.forget(self.home, os.getpid())
         except OSError:
             pass
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if stack.children:
+        if self.supervisor.children:
             console.print("Stopped.")
+
+
+def run_up(settings: Settings | None = None) -> int:
+    """Start the stack, print where to find it, and supervise it until stopped. Returns the
+    exit code: 0 after a requested stop, 1 when something could not start or crash-looped."""
+    return Up(settings or get_settings()).run()

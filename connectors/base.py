@@ -31,6 +31,7 @@ __all__ = [
     "Directory",
     "Inbound",
     "InboundEvent",
+    "Instanced",
     "Messenger",
     "MessageRef",
     "ModerationEntry",
@@ -44,6 +45,8 @@ __all__ = [
     "UserRef",
     "Vote",
     "CAPABILITY_PROTOCOLS",
+    "instance_key",
+    "url_instance",
 ]
 
 # An ASGI application: ``await app(scope, receive, send)``.
@@ -70,12 +73,15 @@ class Capability(str, enum.Enum):
 
 @dataclass(frozen=True, kw_only=True)
 class UserRef:
-    """A person's account on one platform. ``id`` is the platform's stable id, as a string."""
+    """A person's account on one platform. ``id`` is the platform's stable id, as a string.
+    ``platform_account``: the platform's own account (Discourse ``system``, a Discord bot or
+    integration), which R-ADMIN-2 never counts; not part of equality."""
 
     platform: str
     id: str
     username: str
     display_name: str | None = None
+    platform_account: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,16 +208,22 @@ class InboundEvent:
     """A verified inbound request, parsed.
 
     ``dedupe_key`` is unique per delivery of one event (redeliveries share it): the gateway's
-    inbox stores it under a unique constraint. ``attributes`` holds the few fields flows use,
-    as strings; ``data`` is the whole verified payload.
+    inbox stores it under a unique constraint. ``instance`` names the platform instance the
+    event came from (the Forum's host, the Discord guild id, the Slack team id): every key built
+    from a platform id in it goes through ``instance_key``. ``attributes`` holds the few fields
+    flows use, as strings; ``data`` is the whole verified payload, as the safe view of
+    ``connectors.jsonbody.read_json`` when the body was unusual, and ``notes`` then says what
+    that view changed (the gateway keeps the raw body beside it).
     """
 
     platform: str
     dedupe_key: str
     kind: str
+    instance: str = ""
     actor: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,6 +255,42 @@ class ModerationEntry:
     changes: Mapping[str, Any] = field(default_factory=dict)
     link: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Platform instances: ids are unique only within one Forum, guild or team
+
+
+def url_instance(url: str | None) -> str:
+    """The instance a site's base URL names: its host (and port, when given), lower case;
+    ``""`` for no URL. ``https://Forum.example.org/`` gives ``forum.example.org``."""
+    from urllib.parse import urlsplit
+
+    text = (url or "").strip()
+    if not text:
+        return ""
+    netloc = urlsplit(text if "//" in text else f"//{text}").netloc
+    return netloc.rpartition("@")[2].lower()
+
+
+def instance_key(platform: str, instance: str, *parts: object) -> str:
+    """A key built from platform ids, naming the instance they belong to, so that two Forums
+    (or guilds, teams) with the same ids never meet: ``discourse:forum.example.org:topic:123``.
+    ``ValueError`` when the instance is unknown (an empty one would merge instances again)."""
+    if not instance:
+        raise ValueError(f"a {platform} key needs the platform instance")
+    return ":".join([platform, instance, *(str(p) for p in parts)])
+
+
+@runtime_checkable
+class Instanced(Protocol):
+    """A connector (or verifier) that knows which platform instance it talks to: Discourse the
+    site's host from its base URL, Discord the guild id, Slack the team id."""
+
+    @property
+    def instance(self) -> str:
+        """The instance, as ``instance_key`` takes it."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,16 +371,24 @@ class BallotBox(Protocol):
         voters_group: str | None = None,
         closes_at: datetime | None = None,
         key: str | None = None,
+        text: str = "",
+        secret: bool = False,
     ) -> Ballot:
-        """Open a public (named-voter) ballot in ``channel``, optionally restricted to a group."""
+        """Open a ballot in ``channel``, optionally restricted to a group. ``text`` is what
+        voters read with the question (the case); a connector shortens it to the platform's
+        limit with a visible note, never silently. ``secret`` (R-VOTE-SECRET): no member sees
+        who voted how, and counts only once it is closed; otherwise voters are public."""
         ...
 
     def read_votes(self, ballot: Ballot) -> list[Vote]:
-        """Every vote cast so far, with the voter's identity."""
+        """Every vote cast so far, with the voter's identity (for a secret ballot too: the
+        connector reads them with its operator credentials, never where members look)."""
         ...
 
-    def close_ballot(self, ballot: Ballot) -> Ballot:
-        """Stop accepting votes; closing a closed ballot is not an error."""
+    def close_ballot(self, ballot: Ballot, *, result: str | None = None) -> Ballot:
+        """Stop accepting votes; closing a closed ballot is not an error. ``result`` (one line,
+        the tally merged across platforms) is shown on the closed ballot where the platform
+        lets a bot change what the ballot shows; a connector that cannot ignores it."""
         ...
 
 

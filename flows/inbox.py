@@ -77,6 +77,7 @@ class Route:
     BOARD_PROPOSAL = "board-proposal"  # Discord /propose: a proposal for the Board (issue 10)
     APPLY_MODAL = "apply-modal"  # Discord /apply: the gateway answers with the form itself
     PING = "ping"  # a platform checking that we answer
+    OWN = "own"  # what the bot itself posted, coming back by webhook: stored processed, no run
     UNKNOWN = "unknown"  # acknowledged, logged and kept; nothing to do
 
 
@@ -87,6 +88,9 @@ class RoutingConfig:
 
     discourse_applications_categories: frozenset[str] = frozenset()
     discourse_ideas_categories: frozenset[str] = frozenset()
+    # The Forum accounts the bot posts as (the connector's Api-Username, and ``system``),
+    # casefolded: their posts come back by webhook and are recognised as the bot's own.
+    discourse_own_usernames: frozenset[str] = frozenset({"system"})
     # Slack action ids of the Board decision buttons start with this (connectors.slack.blocks).
     slack_board_action_prefix: str = field(default_factory=lambda: _slack_board_prefix())
 
@@ -107,6 +111,7 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("discourse", "post_edited", "first post of a topic in the applications categories, edited", Route.INTAKE),
     ("discourse", "topic_created", "category in the ideas categories", Route.IDEA),
     ("discourse", "ping", "", Route.PING),
+    ("discourse", "*", "posted by the bot's own account (the API username, system)", Route.OWN),
     ("discord", "ping", "(answered PONG, not stored)", Route.PING),
     ("discord", "apply", "slash command /apply", Route.APPLY_MODAL),
     ("discord", "apply_submitted", "the /apply modal submitted", Route.INTAKE),
@@ -155,11 +160,14 @@ def register_route(route: str, handler: Callable[..., str], *, discord_command: 
 
 
 def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
-              config: RoutingConfig) -> str:
-    """The route of an event (see :data:`ROUTES`); ``unknown`` when nothing matches."""
+              config: RoutingConfig, actor: str | None = None) -> str:
+    """The route of an event (see :data:`ROUTES`); ``unknown`` when nothing matches. ``actor``:
+    the platform account that caused it (a Forum post's author)."""
     if source == "discourse":
         if kind == "ping":
             return Route.PING
+        if actor and actor.casefold() in config.discourse_own_usernames:
+            return Route.OWN
         category = str(attributes.get("category_id", ""))
         if kind == "topic_created":
             if category and category in config.discourse_applications_categories:
@@ -230,8 +238,12 @@ def _modal(*, ledger: Ledger, event: InboxEvent) -> str:
     return "discord:modal-shown"
 
 
+def _own(*, ledger: Ledger, event: InboxEvent) -> str:
+    return "discourse:own-post"
+
+
 HANDLERS: dict[str, Handler] = {Route.PING: _ping, Route.UNKNOWN: _unknown,
-                                Route.APPLY_MODAL: _modal}
+                                Route.APPLY_MODAL: _modal, Route.OWN: _own}
 """Route → handler. Issues 8-10 register intake, idea, opt-in, leave, vote, Board decision."""
 
 
@@ -314,13 +326,35 @@ def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR) -> str:
                 return "missing"
             repo.inbox_set_note(session, event, note=AWAITING_HANDLER, actor=actor)
         return AWAITING_HANDLER
-    result = handler(ledger=ledger, event=event)
+    try:
+        result = handler(ledger=ledger, event=event)
+    except Exception as exc:
+        if not _refusable(event, exc):
+            raise
+        # A signed body that was valid but unusual JSON (its payload holds notes: a cut deep
+        # part, a huge number kept as text): what the handler cannot read is refused, recorded.
+        log.warning("inbox event %s (%s/%s) refused: unreadable payload (%s)", event_id,
+                    event.source, event.kind, type(exc).__name__)
+        result = f"refused:unusual-body:{type(exc).__name__}"
     with ledger.transaction() as session:
         event = session.get(InboxEvent, event_id, populate_existing=True)
         if event is None:  # erased meanwhile
             return "missing"
         repo.inbox_mark_processed(session, event, actor=actor, result_ref=str(result)[:200])
     return str(result)
+
+
+def _refusable(event: InboxEvent, exc: Exception) -> bool:
+    """Whether a handler's failure on ``event`` is about its unusual payload (refuse it), not a
+    passing fault (raise: the event stays for the next attempt)."""
+    from prefect.exceptions import ParameterTypeError
+
+    from connectors.errors import CharterflowError
+
+    if not (event.payload or {}).get("notes") or isinstance(exc, CharterflowError):
+        return False
+    return isinstance(exc, (TypeError, ValueError, KeyError, AttributeError, IndexError,
+                            ParameterTypeError))
 
 
 # --------------------------------------------------------------------------------------------

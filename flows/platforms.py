@@ -43,8 +43,8 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.base import (BallotBox, Directory, MessageRef, Messenger, Role, RoleKind,
-                             RoleManager, UserRef)
+from connectors.base import (BallotBox, Directory, Instanced, MessageRef, Messenger, Role,
+                             RoleKind, RoleManager, UserRef)
 from ledger.db import Ledger
 from rules import Charter
 
@@ -96,6 +96,11 @@ class PlatformSpace:
     announce_channel: str | None = None
 
     @property
+    def instance(self) -> str:
+        """The platform instance the connector talks to (``Instanced``; ``""`` if it cannot say)."""
+        return self.connector.instance if isinstance(self.connector, Instanced) else ""
+
+    @property
     def directory(self) -> Directory | None:
         """The connector as a ``Directory`` when it is one."""
         return self.connector if isinstance(self.connector, Directory) else None
@@ -131,16 +136,20 @@ class PlatformSpace:
             raise LookupError(f"{self.platform}: no Messenger to reach {user.username!r}")
         return messenger.direct_message(recipients=[user.username], title=title, text=text, key=key)
 
-    def close_ballot(self, ballot: Any, *, counts: Sequence[int] | None = None) -> Any:
-        """Close ``ballot`` on this platform; ``counts`` (one per option, from the ledger's tally)
-        is what the closed message shows where the platform does not count itself (Discord:
-        votes are cast in the ledger, not in the connector's vote store)."""
+    def close_ballot(self, ballot: Any, *, counts: Sequence[int] | None = None,
+                     result: str | None = None) -> Any:
+        """Close ``ballot`` on this platform; ``result`` (one line, the ledger's tally merged
+        across platforms) is shown on the closed ballot where the connector can; ``counts`` (one
+        per option) is published for a connector that counts from its own vote store (Discord:
+        votes are cast in the ledger, not in that store)."""
         box = self.ballots
         if box is None:
             raise LookupError(f"{self.platform}: no BallotBox")
         store = getattr(self.connector, "votes", None)
         if counts is not None and isinstance(store, TallyVoteStore):
             store.publish(str(ballot.id), counts)
+        if result is not None:
+            return box.close_ballot(ballot, result=result)
         return box.close_ballot(ballot)
 
 
@@ -216,6 +225,15 @@ class Platforms:
     def space(self, platform: str) -> PlatformSpace | None:
         """The WG's space on ``platform`` (``discourse`` / ``discord``), if served."""
         return self.spaces.get(str(platform))
+
+    def instance_of(self, platform: str, stored: Any = None) -> str:
+        """The instance an inbound event came from: the one its verifier stored with it
+        (``InboundEvent.instance``), else (events stored before instances were kept) the one
+        the connector of ``platform`` talks to."""
+        if isinstance(stored, str) and stored:
+            return stored
+        space = self.space(platform)
+        return space.instance if space is not None else ""
 
     def close(self) -> None:
         """Close every connector this object built."""

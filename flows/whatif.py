@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
 
 from rules import CaseError, evaluate_case, parse_case
 
 from charterflow.charter import load_configured_charter
+
+from flows.privacy import publish_artifact
 
 
 @task(name="evaluate-case")
@@ -29,9 +30,11 @@ def answer_markdown(case: dict[str, Any], answer: dict[str, Any]) -> str:
     """A readable table of the answer for the run's artifact."""
     lines = [f"# What-if: {case.get('case', '?')}", "", "| field | value |", "| --- | --- |"]
     for key, value in answer.items():
-        if key in {"evidence", "violations", "warnings", "refused"}:
+        if key in {"evidence", "violations", "warnings", "refused", "counts", "lines"}:
             continue
         lines.append(f"| {key} | {str(value).replace('|', '/')} |")
+    for line in answer.get("lines", []):  # R-ADMIN-2: who counts on each platform, who does not
+        lines.append(f"| admins | {line.replace('|', '/')} |")
     for key in ("violations", "warnings", "refused"):
         for item in answer.get(key, []):
             who = item.get("subject") or item.get("voter")
@@ -59,6 +62,6 @@ def what_if(case: dict[str, Any], charter_file: str | None = None) -> dict[str, 
     except CaseError as exc:
         raise ValueError(f"malformed case: {exc}") from None
     answer = evaluate(case, charter_file)
-    create_markdown_artifact(key="what-if-answer", markdown=answer_markdown(case, answer),
-                             description=f"charter answer for a {case.get('case')} case")
+    publish_artifact(key="what-if-answer", kind="markdown", content=answer_markdown(case, answer),
+                     description=f"charter answer for a {case.get('case')} case")
     return answer

@@ -17,14 +17,14 @@ from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from connectors.base import InboundEvent
 from connectors.errors import InvalidSignature
 from flows import inbox
 from gateway import form as forms
-from gateway.body import BadLength, BodyTooLarge, declared_length, read_limited
+from gateway.body import BadLength, BodyTimeout, BodyTooLarge, declared_length, read_limited
 from gateway.dispatch import Dispatcher, PrefectDispatcher, StoreOnlyDispatcher
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
@@ -37,6 +37,9 @@ log = logging.getLogger("charterflow.gateway")
 HERE = Path(__file__).parent
 GROUP_NAME = "Online Community Working Group"
 # Security headers for every HTML page: no scripts at all, no framing, nothing sent elsewhere.
+# A body this large is verified and parsed in a worker thread (a deeply nested document may
+# take a second to read), so the event loop keeps answering the others.
+BIG_BODY = 64 * 1024
 HTML_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
@@ -72,6 +75,12 @@ class MetricsMiddleware:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            # The client left before sending its whole body: nothing was stored, nobody is
+            # there to answer. One line, not a traceback per hanging client.
+            status["code"] = 499
+            log.info("gateway: %s %s: the client disconnected before sending the whole body",
+                     scope.get("method", "?"), Metrics.route_label(scope.get("path", "")))
         finally:
             route = Metrics.route_label(scope.get("path", ""))
             self.metrics.requests.labels(route=route, status=str(status["code"])).inc()
@@ -106,7 +115,8 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                           confirm_within_days=charter.application.confirm_within_days)
     verifiers = build_verifiers(settings)
     routing = inbox.RoutingConfig(discourse_applications_categories=settings.applications_categories(),
-                                  discourse_ideas_categories=settings.ideas_categories())
+                                  discourse_ideas_categories=settings.ideas_categories(),
+                                  discourse_own_usernames=settings.own_usernames())
 
     def inbox_counts() -> dict[str, int]:
         with ledger.read() as session:
@@ -151,24 +161,33 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     # ---- storing ------------------------------------------------------------------------------
 
-    def store(event: InboundEvent, route: str) -> tuple[int, bool, bool]:
+    def store(event: InboundEvent, route: str, raw: bytes | None) -> tuple[int, bool, bool]:
         """Store once under its dedupe key; (id, created, processed). The Discord /apply
         command needs nothing but the modal we answer with: stored already processed."""
         def work(session: Any) -> tuple[int, bool, bool]:
-            row, created = repo.inbox_put(session, dedupe_key=event.dedupe_key[:300],
-                                          source=event.platform, kind=event.kind[:80],
-                                          payload=_payload(event), route=route)
+            row, created = repo.inbox_put(session, dedupe_key=_text(event.dedupe_key, 300),
+                                          source=event.platform, kind=_text(event.kind, 80),
+                                          payload=_payload(event), route=route, raw=raw)
             if created and route == inbox.Route.APPLY_MODAL:
                 repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discord:modal-shown")
+            elif created and route == inbox.Route.OWN:  # the bot's own post: nothing to do
+                repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discourse:own-post")
             return row.id, created, row.processed_at is not None
         return ledger.run(work)
 
-    async def accept(event: InboundEvent) -> tuple[str, int | None, bool] | Response:
+    async def accept(event: InboundEvent, raw: bytes | None = None
+                     ) -> tuple[str, int | None, bool] | Response:
         route = inbox.route_for(source=event.platform, kind=event.kind,
-                                attributes=event.attributes, config=routing)
+                                attributes=event.attributes, config=routing, actor=event.actor)
         try:
-            event_id, created, processed = await run_in_threadpool(store, event, route)
-        except Exception as exc:  # noqa: BLE001 - not stored: the platform must retry, so no 2xx
+            event_id, created, processed = await run_in_threadpool(store, event, route, raw)
+        except Exception as exc:  # noqa: BLE001 - not stored, so never a 2xx
+            if not _ledger_outage(exc):
+                # Our bug, not the platform's: a retry would fail the same way forever.
+                log.error("gateway: a %s event could not be stored (%s); refused with 400",
+                          event.platform, type(exc).__name__)
+                return _json(400, {"ok": False, "error": "this event cannot be stored"})
+            # The platform must retry.
             log.error("gateway: could not store a %s event: %s", event.platform, type(exc).__name__)
             return _json(503, {"ok": False, "error": "ledger unavailable; retry later"}, **{"Retry-After": "5"})
         if created:
@@ -184,15 +203,17 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     # ---- hooks --------------------------------------------------------------------------------
 
-    async def receive_hook(request: Request, platform: str) -> InboundEvent | Response:
-        """Every check before the event may be trusted; a Response when refused."""
+    async def receive_hook(request: Request, platform: str) -> tuple[InboundEvent, bytes] | Response:
+        """Every check before the event may be trusted: the event and the body as received,
+        or a Response when refused."""
         verifier = verifiers.get(platform)
         if verifier is None:
             return _json(503, {"ok": False, "error": f"{platform} connector not configured"})
         try:
             length = declared_length(request)
-        except BadLength:
-            return _json(400, {"ok": False, "error": "bad Content-Length"})
+        except BadLength as exc:
+            return _json(400, {"ok": False, "error": f"bad framing: {exc}" if "both" in str(exc)
+                               else "bad Content-Length"}, Connection="close")
         if length is not None and length > settings.max_body_bytes:
             return _json(413, {"ok": False, "error": "body too large"})
         if not all(request.headers.get(h) for h in SIGNATURE_HEADERS[platform]):
@@ -202,12 +223,19 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         if content_type not in CONTENT_TYPES[platform]:
             return _json(415, {"ok": False, "error": f"content type must be {' or '.join(CONTENT_TYPES[platform])}"})
         try:
-            body = await read_limited(request, settings.max_body_bytes)
+            body = await read_limited(request, settings.max_body_bytes, timeout=settings.body_timeout)
         except BodyTooLarge:
             return _json(413, {"ok": False, "error": "body too large"})
+        except BodyTimeout:
+            log.info("gateway: %s hook: the body did not arrive within %s s; 408", platform,
+                     settings.body_timeout)
+            return _json(408, {"ok": False, "error": "request body not received in time"},
+                         Connection="close")
         headers = {k: v for k, v in request.headers.items()}
         try:
-            return verifier.verify(headers=headers, body=body)
+            if len(body) > BIG_BODY:  # a deeply nested document takes a while to read
+                return await run_in_threadpool(verifier.verify, headers=headers, body=body), body
+            return verifier.verify(headers=headers, body=body), body
         except InvalidSignature as exc:
             status = exc.status if exc.status in (400, 401, 413) else 401
             if status == 401:
@@ -220,10 +248,11 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     @app.post("/hooks/discourse")
     async def discourse_hook(request: Request) -> Response:
-        event = await receive_hook(request, "discourse")
-        if isinstance(event, Response):
-            return event
-        accepted = await accept(event)
+        received = await receive_hook(request, "discourse")
+        if isinstance(received, Response):
+            return received
+        event, raw = received
+        accepted = await accept(event, raw)
         if isinstance(accepted, Response):
             return accepted
         route, event_id, created = accepted
@@ -231,14 +260,15 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     @app.post("/hooks/discord")
     async def discord_hook(request: Request) -> Response:
-        event = await receive_hook(request, "discord")
-        if isinstance(event, Response):
-            return event
+        received = await receive_hook(request, "discord")
+        if isinstance(received, Response):
+            return received
+        event, raw = received
         from connectors.discord import payloads
 
         if event.kind == "ping":
             return _json(200, payloads.pong())
-        accepted = await accept(event)
+        accepted = await accept(event, raw)
         if isinstance(accepted, Response):
             return accepted
         route = accepted[0]
@@ -258,12 +288,13 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
     @app.post("/hooks/slack")
     async def slack_hook(request: Request) -> Response:
-        event = await receive_hook(request, "slack")
-        if isinstance(event, Response):
-            return event
+        received = await receive_hook(request, "slack")
+        if isinstance(received, Response):
+            return received
+        event, raw = received
         if event.kind == "url_verification":
             return _json(200, {"challenge": str(event.attributes.get("challenge", ""))})
-        accepted = await accept(event)
+        accepted = await accept(event, raw)
         if isinstance(accepted, Response):
             return accepted
         # Slack wants a 200 within 3 s; the Board flow answers through response_url.
@@ -324,10 +355,13 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         if content_type != "application/x-www-form-urlencoded":
             return message("Unsupported form", "Please send the form from the application page.", status=415)
         try:
-            raw = await read_limited(request, settings.max_form_bytes)
+            raw = await read_limited(request, settings.max_form_bytes, timeout=settings.body_timeout)
             fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=40)
         except BodyTooLarge:
             return message("Too long", "The form is too long. Please shorten your answers.", status=413)
+        except BodyTimeout:
+            return message("Too slow", "The form did not arrive in time. Please send it again.",
+                           status=408)
         except (BadLength, UnicodeDecodeError, ValueError):
             return message("Unreadable form", "Please send the form from the application page.", status=400)
         posted = {name: values[0] for name, values in fields.items() if values}
@@ -480,7 +514,7 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                     purpose=purpose, reference=reference, note=note)
 
     async def show_link(request: Request, purpose: str, token: str) -> Response:
-        token = token[:200]
+        token = _link_token(token)
         view = await run_in_threadpool(describe, purpose, token)
         metrics.form.labels(outcome=f"{purpose}-page-{view.state}").inc()
         if view.state in ("invalid", "closed"):
@@ -490,7 +524,9 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         return link_page(request, purpose, token, view)
 
     async def press_link(request: Request, purpose: str, token: str) -> Response:
-        token = token[:200]
+        # Normalised before anything (a link copied with a trailing full stop is the same
+        # link), so the dedupe key below is one per token, however it was pasted.
+        token = _link_token(token)
         view = await run_in_threadpool(describe, purpose, token)
         if view.state in ("invalid", "closed"):
             metrics.form.labels(outcome=f"{purpose}-{view.state}").inc()
@@ -501,10 +537,10 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         posted: dict[str, str] = {}
         if content_type == "application/x-www-form-urlencoded":
             try:
-                raw = await read_limited(request, 4096)
+                raw = await read_limited(request, 4096, timeout=settings.body_timeout)
                 posted = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True,
                                                         max_num_fields=10).items() if v}
-            except (BodyTooLarge, BadLength, UnicodeDecodeError, ValueError):
+            except (BodyTooLarge, BodyTimeout, BadLength, UnicodeDecodeError, ValueError):
                 posted = {}
         if not csrf.check(cookie=request.cookies.get(forms.CSRF_COOKIE),
                           submission=link_submission(token), token=posted.get("csrf", "")):
@@ -574,10 +610,41 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
 
 
 def _payload(event: InboundEvent) -> dict[str, Any]:
-    """What the inbox keeps: the verified payload plus the parsed attributes, as JSON."""
+    """What the inbox keeps: the verified payload plus the parsed attributes, as JSON (and,
+    for an unusual body, the notes on what its parsed view changed)."""
     data = json.loads(json.dumps(dict(event.data), default=str))
-    return {"data": data, "attributes": {str(k): str(v) for k, v in event.attributes.items()},
-            "actor": event.actor}
+    payload = {"data": data, "attributes": {str(k): _text(v) for k, v in event.attributes.items()},
+               "actor": event.actor, "instance": event.instance}
+    if event.notes:
+        payload["notes"] = list(event.notes)
+    return payload
+
+
+def _text(value: Any, limit: int | None = None) -> str:
+    """``value`` as text a database column takes: no NUL (PostgreSQL refuses it), no lone
+    surrogate (not encodable as UTF-8)."""
+    text = str(value)[:limit] if limit else str(value)
+    if "\x00" in text or any("\ud800" <= c <= "\udfff" for c in text):
+        text = "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in text)
+    return text
+
+
+def _link_token(raw: str) -> str:
+    from flows.membership.tokens import normalise_token
+
+    return normalise_token(raw[:200])
+
+
+def _ledger_outage(exc: BaseException) -> bool:
+    """Whether a failed store means the ledger cannot be reached (the platform should retry),
+    rather than an event it can never take (a DataError, or a bug of ours)."""
+    from sqlalchemy.exc import DataError, SQLAlchemyError
+
+    from ledger.errors import LedgerUnavailable
+
+    if isinstance(exc, DataError):
+        return False
+    return isinstance(exc, (LedgerUnavailable, SQLAlchemyError, OSError, TimeoutError))
 
 
 def served_app() -> FastAPI:

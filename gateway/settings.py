@@ -30,6 +30,9 @@ class GatewaySettings(BaseSettings):
         default="127.0.0.1",
         description="Proxies trusted for X-Forwarded-For (the client IP used by the rate limit).")
     max_body_bytes: int = Field(default=MiB, gt=0, description="Largest webhook body accepted (413 above).")
+    body_timeout: float = Field(default=30.0, gt=0, description=(
+        "Seconds a client has to send a request's whole body (408 after: a client that stops "
+        "half-way does not hold a connection)."))
     max_form_bytes: int = Field(default=64 * 1024, gt=0, description="Largest /apply post accepted.")
     form_secret: SecretStr | None = Field(
         default=None,
@@ -47,9 +50,17 @@ class GatewaySettings(BaseSettings):
         description="A dispatched event with no sign of its run after this many seconds is dispatched again.")
     dispatch: bool = Field(default=True, description="Start runs in Prefect (false: only store).")
 
+    discourse_api_username: str = Field(
+        default="system", description="The Forum account the bot posts as (the Discourse connector's "
+        "Api-Username): its posts coming back by webhook start no run.",
+        validation_alias=AliasChoices("CHARTERFLOW_DISCOURSE_API_USERNAME", "discourse_api_username"))
     discourse_webhook_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET",
                                                     "discourse_webhook_secret"))
+    discourse_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CHARTERFLOW_DISCOURSE_URL", "discourse_url"),
+        description="The Forum's base URL: its webhooks are keyed by its host; a delivery "
+                    "naming another site is refused (400).")
     discord_public_key: str | None = Field(
         default=None, validation_alias=AliasChoices("CHARTERFLOW_DISCORD_PUBLIC_KEY", "discord_public_key"))
     slack_signing_secret: SecretStr | None = Field(
@@ -59,6 +70,11 @@ class GatewaySettings(BaseSettings):
     def applications_categories(self) -> frozenset[str]:
         """The applications category ids as a set."""
         return _ids(self.discourse_applications_categories)
+
+    def own_usernames(self) -> frozenset[str]:
+        """The Forum accounts whose posts are the bot's own (casefolded): the API username and
+        ``system``, Discourse's own account that API keys without a user act as."""
+        return frozenset({self.discourse_api_username.strip().casefold(), "system"} - {""})
 
     def ideas_categories(self) -> frozenset[str]:
         """The ideas category ids as a set."""

@@ -61,8 +61,10 @@ def build_verifiers(settings: GatewaySettings) -> Verifiers:
             log.warning("gateway: %s", problems[name])
 
     def discourse() -> Inbound:
+        from connectors.base import url_instance
         from connectors.discourse.inbound import DiscourseWebhookVerifier
-        return DiscourseWebhookVerifier(secret=settings.discourse_webhook_secret)
+        return DiscourseWebhookVerifier(secret=settings.discourse_webhook_secret,
+                                        instance=url_instance(settings.discourse_url))
 
     def discord() -> Inbound:
         from connectors.discord.interactions import InteractionVerifier

@@ -168,8 +168,46 @@ class VerifyResult:
     def message(self) -> str:
         """One line for a person."""
         if self.ok:
-            return f"ok: {self.count} audit entries, head {self.head}"
+            return f"ok: {self.count} audit entries, head {self.count}:{self.head}"
         return f"audit log broken at entry #{self.bad_seq}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Head:
+    """The newest entry of the chain: its ``seq`` and ``hash`` (``0`` and 64 zeros when empty).
+    Printed as ``SEQ:HASH``, the form ``--expect-head`` takes; witnessed outside the ledger
+    (``db backup``, the quarterly Board report) it catches a chain whose tail was cut."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    def short(self) -> str:
+        """``<seq> <first 12 hex digits>``: enough to compare by eye in a report."""
+        return f"{self.seq} {self.hash[:12]}"
+
+
+def head(session: Session) -> Head:
+    """The chain's head as stored (``verify`` says whether it is intact)."""
+    row = session.execute(select(AuditEntry.seq, AuditEntry.hash)
+                          .order_by(AuditEntry.seq.desc()).limit(1)).first()
+    return Head(seq=row[0], hash=row[1]) if row else Head(seq=0, hash=GENESIS)
+
+
+def parse_head(text: str) -> tuple[int | None, str]:
+    """``SEQ:HASH`` (or a bare ``HASH``, as older heads were printed) → (seq or None, hash);
+    with ``SEQ`` the hash may be a prefix of at least 12 hex digits (what the quarterly Board
+    report shows); ``SEQ HASH`` is read as ``SEQ:HASH``. ``ValueError`` naming the form."""
+    seq_text, _, digest = text.strip().replace(" ", ":", 1).rpartition(":")
+    digest = digest.lower()
+    shape = r"[0-9a-f]{12,64}" if seq_text else r"[0-9a-f]{64}"
+    if not re.fullmatch(shape, digest) or (seq_text and not seq_text.isdigit()):
+        raise ValueError(f"--expect-head {text[:80]!r}: use SEQ:HASH as printed by "
+                         "`charterflow db backup` or `audit verify` (HASH: 64 hex digits, or "
+                         "at least the first 12 with SEQ)")
+    return (int(seq_text) if seq_text else None), digest
 
 
 def verify_chain(records: Iterable[Mapping[str, Any]], *,
@@ -178,10 +216,51 @@ def verify_chain(records: Iterable[Mapping[str, Any]], *,
 
     Detects an edited entry (its hash no longer matches its content), a deleted, inserted or
     reordered one (``seq`` not consecutive or ``prev_hash`` not the previous hash). Deleting
-    entries from the end leaves a valid shorter chain: pass a head hash seen earlier as
-    ``expect_head`` to catch that too.
+    entries from the end leaves a valid shorter chain: pass a head witnessed earlier as
+    ``expect_head`` (``SEQ:HASH``; a bare hash is still accepted) to catch that too: entry SEQ
+    must exist and have that hash.
     """
-    prev, count, seen_head = GENESIS, 0, expect_head is None
+    want_seq, want_hash = parse_head(expect_head) if expect_head is not None else (None, None)
+    checker = _HeadCheck(want_seq, want_hash)
+    result = _walk(records, checker)
+    if not result.ok:
+        return result
+    return checker.verdict(result)
+
+
+class _HeadCheck:
+    """Whether the witnessed head is in the chain, at its place."""
+
+    def __init__(self, seq: int | None, digest: str | None) -> None:
+        self.seq, self.digest = seq, digest
+        self.seen = digest is None
+        self.found_at: str | None = None  # the hash at ``seq``, when it differs
+
+    def see(self, seq: int, computed: str) -> None:
+        if self.digest is None:
+            return
+        if self.seq is None and computed == self.digest:
+            self.seen = True
+        elif seq == self.seq:
+            self.seen = computed.startswith(self.digest)
+            self.found_at = None if self.seen else computed
+
+    def verdict(self, result: VerifyResult) -> VerifyResult:
+        if self.seen:
+            return result
+        expected = f"{self.seq}:{self.digest}" if self.seq is not None else str(self.digest)
+        found = f"{result.count}:{result.head}"
+        if self.found_at is not None:
+            why = f"entry #{self.seq} has hash {self.found_at}: the log was rewritten"
+        else:
+            why = "entries were deleted from the end, or this is an older copy of the log"
+        return VerifyResult(ok=False, count=result.count, head=result.head,
+                            bad_seq=result.count + 1 if self.found_at is None else self.seq,
+                            reason=f"expected head {expected}, found head {found}: {why}")
+
+
+def _walk(records: Iterable[Mapping[str, Any]], checker: _HeadCheck) -> VerifyResult:
+    prev, count = GENESIS, 0
     for expected_seq, rec in enumerate(records, start=1):
         seq = rec.get("seq")
         if seq != expected_seq:
@@ -202,8 +281,7 @@ def verify_chain(records: Iterable[Mapping[str, Any]], *,
                                      subject=str(rec.get("subject")), payload_json=raw)
             if computed == rec.get("hash"):
                 prev, count = computed, count + 1
-                if computed == expect_head:
-                    seen_head = True
+                checker.see(seq, computed)
                 continue
         if "payload" in rec or raw is None:
             payload = rec.get("payload")
@@ -226,12 +304,7 @@ def verify_chain(records: Iterable[Mapping[str, Any]], *,
             return VerifyResult(ok=False, count=count, head=prev, bad_seq=seq,
                                 reason="hash does not match the entry's content: it was edited")
         prev, count = computed, count + 1
-        if computed == expect_head:
-            seen_head = True
-    if not seen_head:
-        return VerifyResult(ok=False, count=count, head=prev, bad_seq=count + 1, reason=(
-            f"expected head {expect_head} is not in the log: entries were deleted from the "
-            "end or the log was rewritten"))
+        checker.see(seq, computed)
     return VerifyResult(ok=True, count=count, head=prev)
 
 

@@ -7,6 +7,7 @@ an advisory lock, on SQLite on ``BEGIN IMMEDIATE``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic import command
@@ -23,11 +24,15 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATE_LOCK = 0x6368_6172_7465_7202
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An alembic ``Config`` for the ledger's migrations, bound to ``connection``."""
+def alembic_config(connection: Connection | None = None,
+                   instances: Mapping[str, str] | None = None) -> Config:
+    """An alembic ``Config`` for the ledger's migrations, bound to ``connection``.
+    ``instances`` (platform → instance: the Forum's host, the Discord guild id, the Slack team
+    id) tells migration 0012 whose ids the stored keys are (see that revision)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
+    cfg.attributes["instances"] = dict(instances or {})
     return cfg
 
 
@@ -47,8 +52,10 @@ def current_revision(ledger: Ledger) -> str | None:
         raise ledger.translate(exc, committing=False) from exc
 
 
-def upgrade(ledger: Ledger, revision: str = "head") -> tuple[str | None, str | None]:
-    """Migrate to ``revision``; returns (revision before, revision after)."""
+def upgrade(ledger: Ledger, revision: str = "head", *,
+            instances: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """Migrate to ``revision``; returns (revision before, revision after). ``instances``: see
+    ``alembic_config``."""
     committing = False
     try:
         with ledger.engine.execution_options(ledger_begin="IMMEDIATE").connect() as conn:
@@ -57,7 +64,26 @@ def upgrade(ledger: Ledger, revision: str = "head") -> tuple[str | None, str | N
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
                                  {"k": _PG_MIGRATE_LOCK})
                 before = MigrationContext.configure(conn).get_current_revision()
-                command.upgrade(alembic_config(conn), revision)
+                command.upgrade(alembic_config(conn, instances), revision)
+                after = MigrationContext.configure(conn).get_current_revision()
+                committing = True
+    except DBAPIError as exc:
+        raise ledger.translate(exc, committing=committing) from exc
+    return before, after
+
+
+def downgrade(ledger: Ledger, revision: str) -> tuple[str | None, str | None]:
+    """Migrate back to ``revision`` (a revision that cannot be undone raises, naming why);
+    returns (revision before, revision after)."""
+    committing = False
+    try:
+        with ledger.engine.execution_options(ledger_begin="IMMEDIATE").connect() as conn:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                 {"k": _PG_MIGRATE_LOCK})
+                before = MigrationContext.configure(conn).get_current_revision()
+                command.downgrade(alembic_config(conn), revision)
                 after = MigrationContext.configure(conn).get_current_revision()
                 committing = True
     except DBAPIError as exc:

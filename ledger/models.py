@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
@@ -450,8 +451,9 @@ class Proposal(Base):
 class Idea(Base):
     """A backlog item (R-IDEA-1) with its triage (R-IDEA-2).
 
-    ``source_key`` names where it came from (``discord:interaction:<id>``,
-    ``discourse:topic:<id>``, ``operator:<hash>``): unique, so a replayed webhook or interaction
+    ``source_key`` names where it came from, with the platform instance
+    (``discord:<guild>:interaction:<id>``, ``discourse:<forum host>:topic:<id>``,
+    ``operator:<hash>``): unique, so a replayed webhook or interaction
     never files it twice. ``author_handle`` is the platform handle of an author who is not a
     person in the ledger. Triage suggests ``duplicate_of_id`` with its ``similarity`` (0..1),
     ``needs_board`` with ``board_kind`` and ``platform``; ``flagged_at`` is set when the item
@@ -464,7 +466,7 @@ class Idea(Base):
     body: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(24))
     source_url: Mapped[str | None] = mapped_column(String(500))
-    source_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    source_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     author_person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     author_handle: Mapped[str | None] = mapped_column(String(120))
     status: Mapped[IdeaStatus] = mapped_column(_enum(IdeaStatus))
@@ -523,6 +525,9 @@ class InboxEvent(Base):
     dispatch_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     dispatched_at: Mapped[datetime | None]
     dispatch_note: Mapped[str | None] = mapped_column(String(40))
+    # A signed request's body exactly as received (issue 19); ``payload`` holds a safe view of
+    # it (connectors.jsonbody: lone surrogates replaced, deep nesting cut, huge numbers as text).
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Erasure(Base):

@@ -1,7 +1,8 @@
 """Moderation log tables (issue 13): actions read from each platform's audit log, normalised.
 
-One row per platform entry (``platform`` + ``entry_id`` unique: the platform's own id, so a
-re-read never stores it twice); ``cursors`` remember how far each platform's log was read.
+One row per platform entry (``platform`` + ``entry_id`` unique: ``<instance>:<the platform's own
+id>``, so a re-read never stores it twice and another Forum's or guild's entry 17 is not taken
+for ours); ``cursors`` remember how far each platform's log was read, and on which instance.
 Moderation data is for moderators and WG members only (never in a public output).
 """
 
@@ -28,7 +29,7 @@ class ModerationAction(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(24))
-    entry_id: Mapped[str] = mapped_column(String(80))
+    entry_id: Mapped[str] = mapped_column(String(300))
     action: Mapped[str] = mapped_column(String(40))
     platform_action: Mapped[str] = mapped_column(String(80))
     target_platform_id: Mapped[str | None] = mapped_column(String(80))
@@ -45,11 +46,13 @@ class ModerationAction(Base):
 
 
 class ModerationCursor(Base):
-    """How far a platform's moderation log has been read (the last entry id seen)."""
+    """How far a platform's moderation log has been read (the last entry id seen), and on which
+    instance: a cursor of another Forum or guild means nothing here (read from the start)."""
 
     __tablename__ = "moderation_cursors"
 
     platform: Mapped[str] = mapped_column(String(24), primary_key=True)
+    instance: Mapped[str | None] = mapped_column(String(255))
     last_entry_id: Mapped[str | None] = mapped_column(String(80))
     updated_at: Mapped[datetime]
 

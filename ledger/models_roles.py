@@ -52,3 +52,25 @@ class RoleDriftReport(Base):
     findings: Mapped[int] = mapped_column(default=0)
     # The findings and the repair plan as reported (personal data: handles; never in the audit).
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class AdminRevocation(Base):
+    """R-ADMIN-4: a former member's admin privileges on ``platform`` whose revocation waits
+    because it would leave the platform with fewer counted admins than R-ADMIN-2 asks.
+
+    ``status``: ``waiting`` (the WG is reminded), ``done`` (revoked once the platform had enough
+    counted admins again), ``cancelled`` (the person is a member again, or no longer holds
+    admin there). Ids and counts only: no handles."""
+
+    __tablename__ = "admin_revocations"
+    __table_args__ = (UniqueConstraint("person_id", "platform", "membership_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(24))
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id"))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime]
+    reminders: Mapped[int] = mapped_column(default=0)
+    reminded_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]

@@ -38,18 +38,28 @@ def workload(session: Session, start: datetime, end: datetime) -> list[dict[str,
 # --- the log and its cursors --------------------------------------------------------------------
 
 
-def cursor(session: Session, platform: str) -> str | None:
-    """The last entry id read from ``platform`` (``None``: nothing read yet)."""
+def cursor(session: Session, platform: str, instance: str) -> str | None:
+    """The last entry id read from ``platform``'s ``instance`` (``None``: nothing read from it
+    yet, also when the cursor belongs to another instance: a restored or another Forum)."""
     row = session.get(ModerationCursor, platform)
-    return row.last_entry_id if row else None
+    return row.last_entry_id if row and row.instance == instance else None
 
 
-def store_entries(session: Session, *, platform: str, rows: Iterable[Mapping[str, Any]], last_entry_id: str,
+def entry_key(instance: str, entry_id: object) -> str:
+    """What ``ModerationAction.entry_id`` holds: the platform's entry id within its instance."""
+    if not instance:
+        raise ValueError("a moderation entry needs its platform instance")
+    return f"{instance}:{entry_id}"
+
+
+def store_entries(session: Session, *, platform: str, instance: str,
+                  rows: Iterable[Mapping[str, Any]], last_entry_id: str,
                   at: datetime, actor: str = "flow:moderation-sync") -> list[int]:
-    """Store the entries of one page (``ModerationAction`` fields) that are not stored yet, and
-    move the cursor to ``last_entry_id``, in the caller's transaction (so rows and cursor commit
-    together). Returns the ids of the new rows."""
-    rows = list(rows)
+    """Store the entries of one page (``ModerationAction`` fields, ``entry_id`` as the platform
+    gave it) of ``platform``'s ``instance`` that are not stored yet, and move the cursor to
+    ``last_entry_id``, in the caller's transaction (so rows and cursor commit together).
+    Returns the ids of the new rows."""
+    rows = [{**r, "entry_id": entry_key(instance, r["entry_id"])} for r in rows]
     wanted = [str(r["entry_id"]) for r in rows]
     known = set(session.scalars(select(ModerationAction.entry_id).where(
         ModerationAction.platform == platform, ModerationAction.entry_id.in_(wanted)))) if wanted else set()
@@ -65,9 +75,10 @@ def store_entries(session: Session, *, platform: str, rows: Iterable[Mapping[str
         new.append(item)
     row = session.get(ModerationCursor, platform)
     if row is None:
-        session.add(ModerationCursor(platform=platform, last_entry_id=last_entry_id, updated_at=at))
+        session.add(ModerationCursor(platform=platform, instance=instance,
+                                     last_entry_id=last_entry_id, updated_at=at))
     else:
-        row.last_entry_id, row.updated_at = last_entry_id, at
+        row.instance, row.last_entry_id, row.updated_at = instance, last_entry_id, at
     session.flush()
     audit.append(session, actor=actor, action="moderation.read", subject=f"moderation-log:{platform}",
                  payload={"stored": len(new), "seen": len(rows), "cursor": last_entry_id,

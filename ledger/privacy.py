@@ -120,6 +120,26 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
     }
 
 
+def personal_values(session: Session, person: Person) -> list[str]:
+    """The strings that identify ``person`` or that they wrote to us, as held before an erasure:
+    handle, display name, platform usernames and account ids, e-mail, application answers and
+    the reasons of moderation actions about them. The orchestration layer's records are
+    searched for these when the person is erased (R-PRIVACY-3); longest first."""
+    from ledger.models_moderation import ModerationAction
+
+    pid = person.id
+    found = {person.handle, person.display_name}
+    for identity in session.scalars(select(Identity).where(Identity.person_id == pid)):
+        found |= {identity.username, identity.external_id}
+    for app in session.scalars(select(Application).where(Application.person_id == pid)):
+        found |= {app.motivation, app.experience, app.nomination_reason}
+    found |= set(session.scalars(select(ModerationAction.reason).where(
+        ModerationAction.target_person_id == pid)))
+    # Short strings (an id like "7", a one-word answer) would match unrelated text.
+    values = {v.strip() for v in found if v and len(v.strip()) >= 4}
+    return sorted(values, key=lambda v: (-len(v), v))
+
+
 def erase_person(session: Session, person: Person, *, reason: str, actor: str,
                  at: datetime | None = None) -> Erasure:
     """Erase ``person``'s personal data, keep the decisions, record the erasure."""
@@ -171,7 +191,7 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
             check.evidence = {"erased": True}
             counts["eligibility_checks"] += 1
     for event in session.scalars(select(InboxEvent).where(InboxEvent.person_id == pid)):
-        event.payload = {"erased": True}
+        event.payload, event.raw = {"erased": True}, None
         counts["inbox_events"] += 1
     # Notes they wrote on backlog status changes (the changes themselves are decisions: kept).
     counts["idea_notes"] = 0

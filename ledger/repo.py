@@ -9,8 +9,9 @@ Refusals raise (``PolicyViolation`` with the ruling, ``NotFound``, ``Conflict``)
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -79,6 +80,8 @@ def jsonable(value: Any) -> Any:
         return audit.format_time(value)
     if isinstance(value, (float, Decimal)):
         return str(value)
+    if isinstance(value, (bytes, bytearray)):  # a raw request body, as readable text
+        return bytes(value).decode("utf-8", "replace")
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -324,11 +327,14 @@ def renew(session: Session, membership: Membership, *, actor: str, opted_in_at: 
 
 def end_membership(session: Session, membership: Membership, *, status: MembershipStatus | str,
                    actor: str, at: datetime | None = None,
-                   ballot_id: int | None = None) -> Membership:
+                   ballot_id: int | None = None,
+                   keep: Collection[tuple[str, str]] = ()) -> Membership:
     """End a membership as lapsed, left or removed (R-TERM-2, R-LEAVE, R-REMOVE).
 
     In the same transaction: the person's open WG roles end and every platform role they
-    hold becomes not desired, so the reconcile flow revokes it."""
+    hold becomes not desired, so the reconcile flow revokes it, except the (platform, role)
+    pairs in ``keep`` (the rules decide them: moderators stay, R-MOD; an admin revocation that
+    waits, R-ADMIN-4)."""
     at = _now(at)
     status = MembershipStatus(status)
     if status not in (MembershipStatus.LAPSED, MembershipStatus.LEFT, MembershipStatus.REMOVED):
@@ -345,8 +351,11 @@ def end_membership(session: Session, membership: Membership, *, status: Membersh
     for assignment in session.scalars(select(WgRoleAssignment).where(
             WgRoleAssignment.person_id == person.id, WgRoleAssignment.ends_at.is_(None))):
         end_wg_role(session, assignment, actor=actor, at=at)
+    kept = {(Platform(p), r) for p, r in keep}
     for role in session.scalars(select(PlatformRoleAssignment).where(
             PlatformRoleAssignment.person_id == person.id, PlatformRoleAssignment.desired)):
+        if (role.platform, role.role) in kept:
+            continue
         set_desired_platform_role(session, person, platform=role.platform, role=role.role,
                                   desired=False, actor=actor, decision_ref=f"membership:{membership.id}",
                                   at=at)
@@ -731,13 +740,16 @@ def set_idea_status(session: Session, idea: Idea, status: IdeaStatus | str, *, a
 
 def inbox_put(session: Session, *, dedupe_key: str, source: str, kind: str,
               payload: Mapping[str, Any], received_at: datetime | None = None,
-              actor: str = "gateway", route: str | None = None) -> tuple[InboxEvent, bool]:
+              actor: str = "gateway", route: str | None = None,
+              raw: bytes | None = None) -> tuple[InboxEvent, bool]:
     """Store an inbound event once: returns (event, created). An existing key returns the
     stored row untouched, also when another process inserts the same key at the same time.
-    ``route`` names the flow that will handle it (the gateway's routing table)."""
+    ``route`` names the flow that will handle it (the gateway's routing table); ``raw`` is the
+    request body as received (kept as is, beside the payload's parsed view)."""
     at = _now(received_at)
     values = {"dedupe_key": dedupe_key, "source": source, "kind": kind,
-              "payload": jsonable(dict(payload)), "received_at": at, "route": route}
+              "payload": jsonable(dict(payload)), "received_at": at, "route": route,
+              "raw": bytes(raw) if raw is not None else None}
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # ON CONFLICT DO NOTHING: a concurrent insert of the same key waits for the other one
@@ -749,9 +761,14 @@ def inbox_put(session: Session, *, dedupe_key: str, source: str, kind: str,
                            .execution_options(populate_existing=True))
     assert event is not None
     if new_id is not None:
+        extra: dict[str, Any] = {}
+        if event.raw is not None:
+            extra["raw"] = hashlib.sha256(event.raw).hexdigest()
+        if event.payload.get("notes"):  # what the parsed view changed (an unusual body)
+            extra["notes"] = list(event.payload["notes"])
         _log(session, actor=actor, action="inbox.received", subject=ref(event), at=at,
              source=source, kind=kind, route=route, key=_digest(None, dedupe_key),
-             payload=_digest(None, event.payload))
+             payload=_digest(None, event.payload), **extra)
     return event, new_id is not None
 
 

@@ -1,5 +1,5 @@
-"""Queries and writes of the platform roles tables (issue 9): moderator training (R-TRAIN) and
-the drift audit's reports (R-ADMIN-3). Each write carries its audit entry in the same
+"""Queries and writes of the platform roles tables (issue 9): moderator training (R-TRAIN), the
+drift audit's reports (R-ADMIN-3) and admin revocations that wait (R-ADMIN-4, issue 18). Each write carries its audit entry in the same
 transaction; audit payloads hold ids, platform names, counts and digests, never handles."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 
 from ledger import audit
 from ledger.models import Person
-from ledger.models_roles import RoleDriftReport, RoleTraining
+from ledger.models_roles import AdminRevocation, RoleDriftReport, RoleTraining
 from ledger.types import utcnow
 
-__all__ = ["acknowledge_training", "latest_drift_report", "record_drift_report",
+__all__ = ["acknowledge_training", "record_revocation_reminder", "resolve_revocation",
+           "revocations", "wait_revocation", "latest_drift_report", "record_drift_report",
            "record_training_reminder", "record_training_sent", "start_training", "training_of",
            "training_rows"]
 
@@ -131,3 +132,67 @@ def record_drift_report(session: Session, *, status: str, fingerprint: str, find
                  subject=f"roles-drift:{row.id}", at=at,
                  payload={"report": row.id, "fingerprint": fingerprint, "findings": findings})
     return row
+
+
+# --- admin revocations that wait (R-ADMIN-4) -----------------------------------------------
+
+REVOCATION_STATUSES = ("waiting", "done", "cancelled")
+
+
+def wait_revocation(session: Session, *, person_id: int, platform: str, membership_id: int,
+                    actor: str, at: datetime | None = None) -> tuple[AdminRevocation, bool]:
+    """Record once that ``person_id``'s admin on ``platform`` stays until the platform has
+    enough counted admins again; returns (row, created)."""
+    at = _at(at)
+    row = session.scalar(select(AdminRevocation).where(
+        AdminRevocation.person_id == person_id, AdminRevocation.platform == platform,
+        AdminRevocation.membership_id == membership_id))
+    if row is not None:
+        return row, False
+    row = AdminRevocation(person_id=person_id, platform=platform, membership_id=membership_id,
+                          status="waiting", created_at=at, reminders=0)
+    session.add(row)
+    session.flush()
+    audit.append(session, actor=actor, action="roles.admin-revocation-waits",
+                 subject=f"person:{person_id}", at=at,
+                 payload={"revocation": row.id, "platform": platform,
+                          "membership": membership_id, "ruling": "R-ADMIN-4"})
+    return row, True
+
+
+def revocations(session: Session, *, status: str | None = "waiting") -> list[AdminRevocation]:
+    """Admin revocations (by default those still waiting), oldest first."""
+    query = select(AdminRevocation).order_by(AdminRevocation.id)
+    if status is not None:
+        query = query.where(AdminRevocation.status == status)
+    return list(session.scalars(query))
+
+
+def record_revocation_reminder(session: Session, row: AdminRevocation, *, number: int,
+                               actor: str, at: datetime | None = None) -> bool:
+    """Record reminder ``number`` (1, 2, …) to the WG once; True when this call recorded it."""
+    at = _at(at)
+    if row.reminders >= number:
+        return False
+    row.reminders, row.reminded_at = number, at
+    session.flush()
+    audit.append(session, actor=actor, action="roles.admin-revocation-reminded",
+                 subject=f"person:{row.person_id}", at=at,
+                 payload={"revocation": row.id, "platform": row.platform, "reminder": number})
+    return True
+
+
+def resolve_revocation(session: Session, row: AdminRevocation, *, status: str, actor: str,
+                       reason_code: str, at: datetime | None = None) -> bool:
+    """End a waiting revocation as ``done`` or ``cancelled``; True when this call ended it."""
+    if status not in ("done", "cancelled"):
+        raise ValueError("a revocation ends as 'done' or 'cancelled'")
+    at = _at(at)
+    if row.status != "waiting":
+        return False
+    row.status, row.resolved_at = status, at
+    session.flush()
+    audit.append(session, actor=actor, action=f"roles.admin-revocation-{status}",
+                 subject=f"person:{row.person_id}", at=at,
+                 payload={"revocation": row.id, "platform": row.platform, "reason": reason_code})
+    return True

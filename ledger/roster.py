@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger import audit, repo
-from ledger.errors import ConfigError, PolicyViolation
+from ledger.errors import ConfigError, Conflict, PolicyViolation
 from ledger.models import (
     Identity,
     Membership,
@@ -72,6 +73,7 @@ class RosterPerson:
     membership: str  # "active", "lapsed", "left", "removed" or "none"
     ended: datetime | None
     terms: tuple[RosterTerm, ...]
+    line: int | None = None  # of its [[person]] header in the file, for error messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,8 +162,11 @@ def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
     people: list[RosterPerson] = []
     seen_handles: set[str] = set()
     seen_accounts: dict[tuple[Platform, str, str], str] = {}
+    lines = _person_lines(text)
     for i, raw in enumerate(data.get("person", [])):
-        where = f"{source}: person[{i}]"
+        line = lines[i] if i < len(lines) else None
+        at_line = f" (line {line})" if line else ""
+        where = f"{source}: person[{i}]{at_line}"
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a [[person]] table")
         extra = set(raw) - _PERSON_KEYS
@@ -173,7 +178,7 @@ def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
         if handle in seen_handles:
             raise ConfigError(f"{where}.handle: {handle!r} appears twice")
         seen_handles.add(handle)
-        where = f"{source}: person {handle!r}"
+        where = f"{source}: person {handle!r}{at_line}"
         home = raw.get("home_platform")
         if home is not None and home not in charter.platforms:
             raise ConfigError(f"{where}.home_platform: {home!r} is not one of the charter's "
@@ -201,9 +206,9 @@ def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
                     continue
                 key = (acc.platform, kind, value.casefold() if kind == "username" else value)
                 if key in seen_accounts:
-                    raise ConfigError(f"{where}.{acc.platform}.{kind}: already given for "
-                                      f"{seen_accounts[key]!r}")
-                seen_accounts[key] = handle
+                    raise ConfigError(f"{where}: {acc.platform} {kind} {value!r} already given "
+                                      f"for {seen_accounts[key]}")
+                seen_accounts[key] = repr(handle) + (f" (line {line})" if line else "")
         terms: list[RosterTerm] = []
         raw_terms = raw.get("terms", [])
         if not isinstance(raw_terms, list):
@@ -235,7 +240,7 @@ def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
         people.append(RosterPerson(
             handle=handle, name=_str(raw["name"], f"{where}.name") if "name" in raw else None,
             home_platform=Platform(home) if home else None, accounts=tuple(accounts),
-            membership=membership, ended=ended_at, terms=tuple(terms)))
+            membership=membership, ended=ended_at, terms=tuple(terms), line=line))
 
     roles: dict[WgRole, RosterRole] = {}
     raw_roles = data.get("roles", {})
@@ -277,6 +282,14 @@ def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
                 path = base_dir / path
             lists[name] = _read_list_file(path, f"{source}: lists.{name}_file")
     return Roster(source=source, people=tuple(people), roles=roles, lists=lists)
+
+
+_PERSON_HEADER = re.compile(r"^\s*\[\[\s*person\s*\]\]")
+
+
+def _person_lines(text: str) -> list[int]:
+    """The line numbers (from 1) of the ``[[person]]`` headers, in order (tomllib gives none)."""
+    return [n for n, line in enumerate(text.splitlines(), start=1) if _PERSON_HEADER.match(line)]
 
 
 def load_roster(path: str | Path, *, charter: Charter) -> Roster:
@@ -340,7 +353,10 @@ def import_roster(session: Session, roster: Roster, *, charter: Charter, actor: 
     for name, handles in roster.lists.items():
         _sync_list(session, name, handles, actor=actor, at=at)
     for entry in roster.people:
-        _import_person(session, entry, actor=actor, at=at, report=report)
+        try:
+            _import_person(session, entry, actor=actor, at=at, report=report)
+        except _AccountTaken as taken:
+            raise Conflict(f"{roster.source}: {taken.describe(session, entry)}") from None
     for role, given in roster.roles.items():
         current = repo.current_wg_roles(session).get(role)
         if given.handle is None:
@@ -373,6 +389,22 @@ def _sync_list(session: Session, name: str, handles: tuple[str, ...], *, actor: 
                                  "content": audit.content_digest(sorted(wanted))})
 
 
+class _AccountTaken(Exception):
+    """A roster account that the ledger has for another person."""
+
+    def __init__(self, account: RosterAccount, owner_id: int | None) -> None:
+        super().__init__(account.platform.value)
+        self.account, self.owner_id = account, owner_id
+
+    def describe(self, session: Session, entry: RosterPerson) -> str:
+        """``person 'ash' (line 12): discord account 'ash_b' already belongs to 'birch'``."""
+        owner = session.get(Person, self.owner_id) if self.owner_id else None
+        name = self.account.username or self.account.external_id
+        line = f" (line {entry.line})" if entry.line else ""
+        return (f"person {entry.handle!r}{line}: {self.account.platform.value} account {name!r} "
+                f"already belongs to {owner.handle if owner else 'another person'!r}")
+
+
 def _import_person(session: Session, entry: RosterPerson, *, actor: str, at: datetime,
                    report: ImportReport) -> None:
     person = session.scalar(select(Person).where(Person.handle == entry.handle))
@@ -402,14 +434,17 @@ def _import_person(session: Session, entry: RosterPerson, *, actor: str, at: dat
             continue
         identity = mine[0]
         if identity.person_id != person.id:
-            repo.add_identity(session, person, platform=acc.platform, actor=actor,
-                              external_id=acc.external_id, username=acc.username, at=at)
+            raise _AccountTaken(acc, identity.person_id)
         kwargs: dict[str, Any] = {}
         if acc.username is not None:
             kwargs["username"] = acc.username
         if acc.external_id is not None:
             kwargs["external_id"] = acc.external_id
-        changed |= repo.update_identity(session, identity, actor=actor, at=at, **kwargs)
+        try:
+            changed |= repo.update_identity(session, identity, actor=actor, at=at, **kwargs)
+        except Conflict:  # renamed to a name another person's account has
+            other = repo.find_identity(session, platform=acc.platform, username=acc.username)
+            raise _AccountTaken(acc, other.person_id if other else None) from None
     changed |= _import_membership(session, person, entry, actor=actor, at=at)
     if changed and entry.handle not in report.created:
         report.updated.append(entry.handle)

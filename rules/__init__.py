@@ -3,7 +3,8 @@ charter file; no clock: ``now`` is always a parameter. Every decision cites a ru
 
 from __future__ import annotations
 
-from rules.admins import check_admin_change, check_admins
+from rules.admins import (AdminCount, EndOfMembership, admin_revocation, check_admin_change,
+                          check_admins, count_admins, end_of_membership, short_if_gone)
 from rules.ballots import (Tally, check_vote, closes_at, majority, quorum, snapshot_electorate,
                            tally, voting_members)
 from rules.board import needs_board
@@ -21,7 +22,8 @@ from rules.terms import (TermWindow, check_opt_in, next_term, reminders, reminde
 from rules.whatif import evaluate_case, parse_case
 
 __all__ = [
-    "Applicant", "Assignment", "CaseError", "Change", "Plan", "check_plan", "diff", "plan_roles", "Charter", "CharterFileError", "Decision", "DiscordEvidence",
+    "AdminCount", "EndOfMembership", "admin_revocation", "count_admins", "end_of_membership",
+    "short_if_gone", "Applicant", "Assignment", "CaseError", "Change", "Plan", "check_plan", "diff", "plan_roles", "Charter", "CharterFileError", "Decision", "DiscordEvidence",
     "DiscourseEvidence", "Finding", "RULINGS", "Tally", "TermWindow", "WgRoles",
     "check_admin_change", "check_admins", "check_discord", "check_discourse",
     "check_idea_transition", "check_opt_in", "check_roles", "check_vote", "closes_at",

@@ -110,6 +110,8 @@ class Admins(_Strict):
     forbid_admin_on_all_platforms: bool = True
     drift_report_within_minutes: int = Field(gt=0)
     max_removals_per_run: int = Field(ge=0)
+    # R-ADMIN-4: how often the WG is reminded that a platform needs a new admin
+    revocation_reminder_every_days: int = Field(default=7, gt=0)
 
 
 class Training(_Strict):

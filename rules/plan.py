@@ -9,11 +9,11 @@ reason, never implied.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from rules.admins import check_admins
+from rules.admins import check_admins, worse
 from rules.charter import Charter
 from rules.decision import Decision, Finding, findings_decision
 
@@ -81,11 +81,14 @@ def admins_of(state: Iterable[Assignment]) -> dict[str, list[str]]:
 
 def check_plan(
     observed: Iterable[Assignment], changes: Iterable[Change], *, charter: Charter,
-    override_reason: str | None = None,
+    override_reason: str | None = None, members: Collection[str] | None = None,
+    platform_accounts: Collection[str] = (),
 ) -> Decision:
     """Check a plan's resulting state against the guardrails. Refuses only what the plan breaks
     or makes worse (a broken state may be repaired). With ``override_reason`` the refusals
-    become warnings and the decision records the reason."""
+    become warnings and the decision records the reason. ``members`` and ``platform_accounts``
+    say who counts toward R-ADMIN-2 (``rules.admins``); ``evidence["admin_counts"]`` has, per
+    platform, a line saying who counts after the plan and who does not."""
     before = set(observed)
     changes = tuple(changes)
     after = set(before)
@@ -94,11 +97,10 @@ def check_plan(
         (after.add if c.action == "grant" else after.discard)(a)
 
     violations: list[Finding] = []
-    admin_platforms = {c.platform for c in changes if c.role == ADMIN}
-    if admin_platforms:
-        was = check_admins(admins_of(before), charter=charter)
-        now = check_admins(admins_of(after), charter=charter)
-        violations += [v for v in now.violations if v not in was.violations]
+    who = {"members": members, "platform_accounts": platform_accounts, "charter": charter}
+    now = check_admins(admins_of(after), **who)
+    if any(c.role == ADMIN for c in changes):
+        violations += worse(check_admins(admins_of(before), **who), now)
 
     limit = charter.admins.max_removals_per_run
     removals = sum(1 for c in changes if c.action == "revoke")
@@ -109,7 +111,8 @@ def check_plan(
                    "operator's override (a guard against a mistaken desired state)"))
 
     evidence = {"grants": sum(1 for c in changes if c.action == "grant"), "revokes": removals,
-                "admins_after": {p: sorted(v) for p, v in admins_of(after).items()}}
+                "admins_after": {p: sorted(v) for p, v in admins_of(after).items()},
+                "admin_counts": dict(zip(now.evidence["counted"], now.evidence["lines"]))}
     if violations and override_reason:
         return Decision(allowed=True, ruling="R-ADMIN-3",
                         reason=f"overridden by an operator: {override_reason}",
@@ -123,10 +126,12 @@ def check_plan(
 
 def plan_roles(
     desired: Iterable[Assignment], observed: Iterable[Assignment], *, charter: Charter,
-    override_reason: str | None = None,
+    override_reason: str | None = None, members: Collection[str] | None = None,
+    platform_accounts: Collection[str] = (),
 ) -> Plan:
     """Diff, then check: the plan to show (dry run) or to apply when ``decision.allowed``."""
     observed = tuple(observed)
     changes = diff(desired, observed)
-    return Plan(changes=changes, decision=check_plan(observed, changes, charter=charter,
-                                                     override_reason=override_reason))
+    return Plan(changes=changes, decision=check_plan(
+        observed, changes, charter=charter, override_reason=override_reason, members=members,
+        platform_accounts=platform_accounts))

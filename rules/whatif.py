@@ -7,12 +7,15 @@ rules/README.md. Malformed input raises :class:`CaseError` naming the field.
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
+from itertools import accumulate
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints,
-                      ValidationError, model_validator)
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field,
+                      StringConstraints, ValidationError, model_validator)
 
-from rules.admins import check_admins
+from rules.admins import check_admins, count_admins
 from rules.ballots import tally
 from rules.board import needs_board
 from rules.charter import Charter
@@ -21,9 +24,33 @@ from rules.errors import CaseError, describe_validation_error
 from rules.roles import WgRoles, check_roles
 from rules.terms import term_status, term_window
 
-Handle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Count = Annotated[int, Field(ge=0)]
 MAX_CASE_BYTES = 1_000_000
+MAX_DEPTH = 32  # a case is a few levels deep; deeper is refused before Python's parser recurses
+MAX_INT_DIGITS = 18
+# The rules add a few years at most (terms, grace periods): dates they can compute with.
+FIRST_YEAR, LAST_YEAR = 1900, 9000
+
+
+def _text(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate (\\ud800-\\udfff), not text") from None
+    return value
+
+
+def _computable(value: datetime) -> datetime:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"year {value.year} is outside {FIRST_YEAR}-{LAST_YEAR}, the dates the "
+                         "rules compute with")
+    return value
+
+
+Handle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+                   AfterValidator(_text)]
+Text = Annotated[str, AfterValidator(_text)]
+Count = Annotated[int, Field(ge=0, le=10**9)]
+When = Annotated[AwareDatetime, AfterValidator(_computable)]
 
 
 class _Case(BaseModel):
@@ -37,17 +64,17 @@ class ApplicationIn(_Case):
 
 
 class DiscourseIn(_Case):
-    created_at: AwareDatetime
+    created_at: When
     days_visited: Count
     post_count: Count
-    last_seen_at: AwareDatetime | None = None
-    fetched_at: AwareDatetime | None = None
+    last_seen_at: When | None = None
+    fetched_at: When | None = None
 
 
 class DiscordIn(_Case):
-    joined_at: AwareDatetime
+    joined_at: When
     messages_90d: Count | None
-    fetched_at: AwareDatetime | None = None
+    fetched_at: When | None = None
 
 
 class EvidenceIn(_Case):
@@ -57,7 +84,7 @@ class EvidenceIn(_Case):
 
 class EligibilityCase(_Case):
     case: Literal["eligibility"]
-    now: AwareDatetime
+    now: When
     application: ApplicationIn
     evidence: EvidenceIn
     dsf_members: list[Handle] = Field(default_factory=list)
@@ -68,8 +95,8 @@ class BallotCase(_Case):
     electorate: list[Handle]
     subject: Handle | None = None
     votes: dict[Handle, Literal["yes", "no", "abstain"]]
-    opened_at: AwareDatetime
-    now: AwareDatetime
+    opened_at: When
+    now: When
 
     @model_validator(mode="after")
     def _subject_for_removal(self) -> BallotCase:
@@ -77,6 +104,9 @@ class BallotCase(_Case):
             raise ValueError("subject: a removal ballot needs the member under vote")
         if self.now < self.opened_at:
             raise ValueError("now: earlier than opened_at")
+        if self.case == "removal" and self.subject not in self.electorate:
+            raise ValueError(f"subject: {self.subject!r} is not in the electorate; a removal vote "
+                             "is about a member of it (R-REMOVE)")
         return self
 
 
@@ -84,6 +114,10 @@ class AdminsCase(_Case):
     case: Literal["admins"]
     platforms: list[Handle] = Field(min_length=1)
     admins: dict[Handle, list[Handle]]
+    # R-ADMIN-2 counts WG members only: without ``members`` every holder but a platform account
+    # counts (the roster is not known).
+    members: list[Handle] | None = None
+    platform_accounts: list[Handle] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _known_platforms(self) -> AdminsCase:
@@ -112,15 +146,15 @@ class RolesCase(_Case):
 
 class TermCase(_Case):
     case: Literal["term"]
-    term_start: AwareDatetime
-    now: AwareDatetime
+    term_start: When
+    now: When
     opted_in: bool
-    opted_in_at: AwareDatetime | None = None
+    opted_in_at: When | None = None
 
 
 class ProposalIn(_Case):
     kind: Handle
-    title: str | None = None
+    title: Text | None = None
 
 
 class BoardCase(_Case):
@@ -141,12 +175,7 @@ def parse_case(raw: str | bytes | dict[str, Any]) -> BaseModel:
     """Validate a case (JSON text or an already-decoded object); :class:`CaseError` names the
     field that is wrong."""
     if isinstance(raw, (str, bytes)):
-        if len(raw) > MAX_CASE_BYTES:
-            raise CaseError(f"case is larger than {MAX_CASE_BYTES} bytes")
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CaseError(f"not valid JSON: {exc}") from None
+        data = _decode(raw)
     else:
         data = raw
     if not isinstance(data, dict):
@@ -161,7 +190,52 @@ def parse_case(raw: str | bytes | dict[str, Any]) -> BaseModel:
     except ValidationError as exc:
         # Drop the envelope and discriminator prefix ("case.removal.") so each path is the
         # case file's own.
-        raise CaseError(describe_validation_error(exc).replace(f"case.{kind}.", "")) from None
+        raise CaseError(describe_validation_error(exc).replace(f"case.{kind}: ", "")
+                        .replace(f"case.{kind}.", "")) from None
+
+
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _check_depth(raw: str) -> None:
+    """:class:`CaseError` naming the top-level field under which ``raw`` nests deeper than
+    MAX_DEPTH (checked before parsing: Python's parser recurses, and fails on 100,000 levels)."""
+    brackets = re.sub(r"[^\[\]{}]+", "", _TOKENS.sub(lambda m: "" if m[0][0] == '"' else m[0], raw))
+    if max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0) <= MAX_DEPTH:
+        return
+    depth, field = 0, "case"
+    for match in _TOKENS.finditer(raw):
+        token = match[0]
+        if token[0] == '"':
+            if depth == 1:
+                field = token[1:-1][:40]
+        else:
+            depth += 1 if token in "[{" else -1
+            if depth > MAX_DEPTH:
+                break
+    raise CaseError(f"{field}: nested deeper than {MAX_DEPTH} levels")
+
+
+def _decode(raw: str | bytes) -> Any:
+    """The JSON of a case file: UTF-8, at most MAX_DEPTH levels, integers of at most
+    MAX_INT_DIGITS digits (:class:`CaseError` otherwise)."""
+    if len(raw) > MAX_CASE_BYTES:
+        raise CaseError(f"case is larger than {MAX_CASE_BYTES} bytes")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CaseError(f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})") from None
+    _check_depth(raw)
+
+    def integer(text: str) -> Any:
+        # Too long for any count: pydantic then names the field ("a finite number").
+        return int(text) if len(text.lstrip("-")) <= MAX_INT_DIGITS else float("inf")
+
+    try:
+        return json.loads(raw, parse_int=integer)
+    except (ValueError, RecursionError) as exc:
+        raise CaseError(f"not valid JSON: {exc}") from None
 
 
 def evaluate_case(raw: str | bytes | dict[str, Any], *, charter: Charter) -> dict[str, Any]:
@@ -171,6 +245,8 @@ def evaluate_case(raw: str | bytes | dict[str, Any], *, charter: Charter) -> dic
         return _EVALUATORS[type(case)](case, charter)
     except ValueError as exc:  # a rule refused the input itself (for example an unknown kind)
         raise CaseError(str(exc)) from None
+    except OverflowError:  # belt and braces: the dates are bounded when validated
+        raise CaseError("a date is outside the range the rules can compute with") from None
 
 
 def _eligibility(case: EligibilityCase, charter: Charter) -> dict[str, Any]:
@@ -196,9 +272,14 @@ def _ballot(case: BallotCase, charter: Charter) -> dict[str, Any]:
 
 
 def _admins(case: AdminsCase, charter: Charter) -> dict[str, Any]:
-    decision = check_admins(case.admins, platforms=case.platforms, charter=charter)
+    counts = count_admins(case.admins, platforms=case.platforms, members=case.members,
+                          platform_accounts=case.platform_accounts, charter=charter)
+    decision = check_admins(case.admins, platforms=case.platforms, members=case.members,
+                            platform_accounts=case.platform_accounts, charter=charter)
     return {"allowed": decision.allowed, "violations": [v.to_dict() for v in decision.violations],
-            "ruling": decision.ruling, "reason": decision.reason}
+            "ruling": decision.ruling, "reason": decision.reason,
+            "counts": {p: c.to_dict() for p, c in counts.items()},
+            "lines": [c.line() for c in counts.values()]}
 
 
 def _roles(case: RolesCase, charter: Charter) -> dict[str, Any]:

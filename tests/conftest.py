@@ -12,6 +12,10 @@ import typer
 
 _MEASUREMENTS: list[str] = []
 
+# A developer's own `charterflow up` (same CHARTERFLOW_HOME) must not steer the CLI under test;
+# the tests of that (tests/cli/test_stack.py) turn it on for their own commands.
+os.environ.setdefault("CHARTERFLOW_USE_UP", "0")
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

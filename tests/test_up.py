@@ -139,6 +139,9 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert "people imported" in out.text  # and seeded with the invented community
         for secret_prefix in ("sbx.", "sbx_", "xoxb-", "whsec_"):
             assert secret_prefix not in out.text, "per-run secrets are never printed"
+        assert "3 seeded ideas filed in the backlog" in out.text  # the Forum's old ideas
+        # What CLI commands use to reach this stack: private to its owner.
+        assert (tmp_path / "up-env.json").stat().st_mode & 0o077 == 0
 
         ui = httpx.get(base + "/", timeout=10, follow_redirects=True)
         assert ui.status_code == 200 and "<html" in ui.text.lower()
@@ -204,8 +207,8 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         buttons = [b.get("custom_id", "") for m in discord["messages"] for row in m["components"]
                    for b in row.get("components", [])]
         assert sum(1 for b in buttons if b.startswith("cfc:")) == 1, "one confirmation DM"
-        ballot_messages = {m["id"] for m in discord["messages"] for row in m["components"]
-                           for b in row.get("components", []) if b.get("custom_id", "").startswith("cfb:")}
+        # A ballot message keeps its buttons while open; once closed they are removed.
+        ballot_messages = {m["id"] for m in discord["messages"] if m["content"].startswith("**Ballot")}
         assert len(ballot_messages) == 2, "the approval and the endorsement ballot, once each"
         forum = httpx.get(f"{lock['sandboxes']['discourse']}/_sandbox/state", timeout=10).json()
         assert len(forum["polls"]) == 2
@@ -216,6 +219,30 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert [m for m in board if m.get("thread_ts") == top[0]["ts"] and m["ts"] != top[0]["ts"]], \
             "the decision is told in its thread"
         assert processes_of(tmp_path), "the stack's processes should be found while it runs"
+
+        # The bot's own Forum posts (its replies, as `system`) came back by webhook and were
+        # recognised: route "own", no inbox-unknown run.
+        from sqlalchemy import select
+
+        from ledger.db import Ledger
+        from ledger.models import InboxEvent
+
+        ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
+        try:
+            with ledger.read() as session:
+                routes = [e.route for e in session.scalars(select(InboxEvent).where(
+                    InboxEvent.source == "discourse")) if (e.payload or {}).get("actor") == "system"]
+        finally:
+            ledger.dispose()
+        assert routes and set(routes) == {"own"}, routes
+        # A CLI command run from a plain shell sees this stack's ledger and says so.
+        shell = {k: v for k, v in env.items() if not k.startswith("CHARTERFLOW_")}
+        listed = subprocess.run([CHARTERFLOW, "ideas", "list", "--json"], text=True, timeout=120,
+                                capture_output=True,
+                                env={**shell, "CHARTERFLOW_HOME": str(tmp_path), "CHARTERFLOW_USE_UP": "1"})
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stderr.startswith("using the stack of `charterflow up` (up.json, pid ")
+        assert len(json.loads(listed.stdout)) >= 4  # the three seeded ideas and the demo's
 
         # The Prefect server got up's settings (its task run recorder writes in batches: see
         # bench/README.md, intake); the inbox worker logs one line per event and no warnings.
@@ -256,6 +283,7 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
     time.sleep(0.5)
     assert processes_of(tmp_path) == []
     assert not (tmp_path / "up.json").exists()
+    assert not (tmp_path / "up-env.json").exists()
 
 
 def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path):
@@ -285,7 +313,7 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
             found = []
             for pid in processes_of(tmp_path):
                 try:
-                    if b"from flows.inbox import main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    if b"charterflow.workers\0inbox" in Path(f"/proc/{pid}/cmdline").read_bytes():
                         found.append(pid)
                 except OSError:
                     continue

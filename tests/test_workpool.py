@@ -341,7 +341,7 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
     parent = httpx.get(f"{api}/task_runs/{onboarding['parent_task_run_id']}", timeout=10).json()
     assert parent["flow_run_id"] == run["id"]
     # The inbox events were handled by the task worker, never by the pool.
-    intakes = _flow_runs(api, "membership-intake")
+    intakes = _flow_runs(api, "membership-intake-inbox")
     assert intakes and all(r["work_pool_name"] is None and r["state_type"] == "COMPLETED" for r in intakes)
 
     with ledger.read() as session:

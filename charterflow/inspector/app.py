@@ -8,6 +8,12 @@ signed ``block_actions`` request to the gateway's ``/hooks/slack``), and the For
 the voter (``PUT /polls/vote`` with the sandbox's all-users key). Every page is a GET that
 changes nothing; every action is a POST accepted only from this origin (``Origin``, else
 ``Referer``, must be the inspector itself) and answered with a redirect back to the page.
+
+Every request must name an allowed host (``Host``): the address the inspector is bound to,
+``localhost``, and the names the operator lists in ``CHARTERFLOW_INSPECTOR_ALLOWED_HOSTS``;
+anything else is 403, so a page on another site that rebinds its own name to 127.0.0.1 (DNS
+rebinding) can neither read the pages nor act. The redirect after an action goes to one of the
+inspector's own pages, built from the ``Referer``'s page name, never to the ``Referer`` as is.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qsl, parse_qs, urlencode, urlsplit
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup, escape
@@ -29,6 +36,8 @@ from markupsafe import Markup, escape
 from charterflow.inspector.templates import TEMPLATES
 
 LABELS = {"discord": "Discord", "forum": "Forum", "slack": "Slack", "mail": "Mail"}
+PAGES = ("/", "/discord", "/forum", "/slack")  # where an action may send the browser back to
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 PLATFORM_OF = {"discord": "discord", "forum": "discourse", "slack": "slack"}
 
 
@@ -42,9 +51,36 @@ def _options(text: str) -> dict[str, str]:
     return out
 
 
-def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
-    """The inspector for ``running`` (a ``charterflow.inspector.serve.Running``)."""
+class BadNumber(ValueError):
+    """A form field that must be a number is not one."""
+
+
+def allowed_host(host: str, *, port: int | None, names: tuple[str, ...]) -> bool:
+    """Whether a ``Host`` header names this inspector: a loopback name or a listed ``name`` on
+    the bound ``port`` (any port when None), or a listed ``name:port`` exactly."""
+    host = host.strip().lower()
+    name, _, given = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+    if not name:
+        name, given = host, ""
+    if given and not given.isdigit():
+        return False
+    for entry in (*LOOPBACK_NAMES, *names):
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if entry == host:
+            return True
+        if entry == name and (port is None or given == str(port)):
+            return True
+    return False
+
+
+def create_app(*, running: Any, prefect_ui: str | None = None, port: int | None = None,
+               allowed_hosts: tuple[str, ...] | list[str] = ()) -> FastAPI:
+    """The inspector for ``running`` (a ``charterflow.inspector.serve.Running``), bound to
+    ``port`` on loopback; ``allowed_hosts`` are the other host names it answers to."""
     client = httpx.AsyncClient(timeout=20.0)
+    names = tuple(h for h in allowed_hosts if h.strip())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,17 +122,31 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def actions_from_own_pages(request: Request, call_next: Any) -> Response:
-        # Every action (POST /act/...) must come from the inspector's own pages.
+        # Only requests naming this inspector (DNS rebinding), and every action (POST /act/...)
+        # from the inspector's own pages.
+        if not allowed_host(request.headers.get("host", ""), port=port, names=names):
+            return HTMLResponse("Refused: this inspector does not answer to that host name. "
+                                "List it in CHARTERFLOW_INSPECTOR_ALLOWED_HOSTS.", 403)
         if request.method == "POST" and not same_origin(request):
             return HTMLResponse("Refused: actions are accepted from the inspector's own pages only.", 403)
         return await call_next(request)
 
+    @app.exception_handler(BadNumber)
+    async def bad_number(request: Request, exc: BadNumber) -> Response:
+        return HTMLResponse(f"Refused: {exc}.", 400)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_query(request: Request, exc: RequestValidationError) -> Response:
+        fields = ", ".join(str(e.get("loc", ["?"])[-1]) for e in exc.errors()) or "the request"
+        return HTMLResponse(f"Refused: {fields} is not valid.", 400)
+
     def back(request: Request, note: str) -> RedirectResponse:
-        referer = request.headers.get("referer") or "/"
-        parts = urlsplit(referer)
-        query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("note="))
-        target = f"{parts.path or '/'}?{query + '&' if query else ''}note={quote(note)}"
-        return RedirectResponse(target, status_code=303)
+        # A path we build: one of our pages (the Referer's, when it is one), its own query
+        # parameters re-encoded; never the Referer as is (``//evil.example/x`` is another site).
+        parts = urlsplit(request.headers.get("referer") or "/")
+        path = parts.path if parts.path in PAGES else "/"
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k in ("channel", "topic", "as")]
+        return RedirectResponse(f"{path}?{urlencode([*query, ('note', note)])}", status_code=303)
 
     def off(request: Request, page: str) -> HTMLResponse:
         return render("off.html", request, page=page, title=LABELS[page],
@@ -179,7 +229,9 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
         polls: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for poll in s["polls"]:
             counts = Counter(o for opts in poll["votes"].values() for o in opts)
-            polls[poll["post_id"]].append({**poll, "counts": counts})
+            # As a member sees it: a results=on_close poll shows no counts while open.
+            hidden = poll.get("results") == "on_close" and poll["status"] == "open"
+            polls[poll["post_id"]].append({**poll, "counts": None if hidden else counts})
         recipients = []
         if chosen and chosen["archetype"] == "private_message":
             groups = {g["id"]: g["name"] for g in s["groups"]}
@@ -245,7 +297,7 @@ def create_app(*, running: Any, prefect_ui: str | None = None) -> FastAPI:
         answer = await client.put(
             f"{running.urls['discourse']}/polls/vote",
             headers={"Api-Key": running.discourse_api_key or "", "Api-Username": str(form.get("user"))},
-            json={"post_id": int(str(form.get("post_id"))), "poll_name": form.get("poll_name"),
+            json={"post_id": _number(form, "post_id"), "poll_name": form.get("poll_name"),
                   "options": [form.get("option_id")]})
         note = (f"{form.get('user')} voted" if answer.status_code == 200
                 else f"The Forum refused the vote (HTTP {answer.status_code}): {answer.text[:200]}")
@@ -313,6 +365,13 @@ def slack_markup(text: str, names: dict[str, str] | None = None) -> Markup:
     html = _SLACK_LINK.sub(r'<a href="\1" target="_blank">\2</a>', html)
     html = _SLACK_CODE.sub(r"<code>\1</code>", html)
     return Markup(_SLACK_BOLD.sub(r"<b>\1</b>", html))
+
+
+def _number(form: dict[str, str], name: str) -> int:
+    value = str(form.get(name) or "").strip()
+    if not value.isdigit() or len(value) > 18:
+        raise BadNumber(f"{name} must be a number")
+    return int(value)
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -72,8 +72,12 @@ def build_sandboxes(spec: dict[str, Any], community: Any) -> dict[str, Any]:
         seed = community.discourse_seed()
         conf = wanted["discourse"]
         seed.update(api_keys=[{"key": conf["api_key"], "username": None, "description": "charterflow up"}],
-                    first_event_id=int(conf.get("first_event_id", 1)))
+                    first_event_id=int(conf.get("first_event_id", 1)),
+                    # The site its webhooks name: the URL the gateway knows it by (issue 19).
+                    instance=f"http://{spec['host']}:{conf['port']}")
         seed["webhook"] = {"url": None, "secret": conf["webhook_secret"]}
+        if conf.get("webhook_retry_delays") is not None:
+            seed["settings"] = {**seed.get("settings", {}), "webhook_retry_delays": conf["webhook_retry_delays"]}
         boxes["discourse"] = DiscourseSandbox(seed=seed)
     if "slack" in wanted:
         from connectors.slack.sandbox import SlackSandbox
@@ -84,12 +88,13 @@ def build_sandboxes(spec: dict[str, Any], community: Any) -> dict[str, Any]:
     return boxes
 
 
-def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running) -> None:
+def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running,
+            restored: frozenset[str] = frozenset()) -> None:
     """What happens once the sandboxes listen: ideas on the Forum (before the webhook points
-    anywhere: they are the community's old ideas), the Discord commands, then the webhook and
-    the interactions URL pointed at the gateway."""
+    anywhere: they are the community's old ideas; not again on a ``restored`` Forum), the Discord
+    commands, then the webhook and the interactions URL pointed at the gateway."""
     gateway = spec["gateway_url"].rstrip("/")
-    if "discourse" in boxes:
+    if "discourse" in boxes and "discourse" not in restored:
         url, key = running.urls["discourse"], spec["platforms"]["discourse"]["api_key"]
         for idea in running.community.ideas:
             response = httpx.post(f"{url}/posts.json", timeout=10, headers={
@@ -97,7 +102,9 @@ def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running) -> No
                 "title": idea["title"], "raw": idea["body"], "category": 7})
             if response.status_code != 200:
                 running.problems.append(f"idea not seeded: HTTP {response.status_code}")
+    if "discourse" in boxes:
         boxes["discourse"].webhook.url = f"{gateway}/hooks/discourse"
+        boxes["discourse"].resume_webhooks()  # those pending when the process stopped
     if "discord" in boxes:
         connector = boxes["discord"].connect(running.urls["discord"])
         try:
@@ -107,6 +114,26 @@ def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running) -> No
         boxes["discord"].interactions_url = f"{gateway}/hooks/discord"
 
 
+def _allowed_hosts() -> list[str]:
+    """``CHARTERFLOW_INSPECTOR_ALLOWED_HOSTS``: comma-separated names (``name`` or ``name:port``)
+    the inspector answers to besides its bound address and ``localhost``."""
+    from charterflow.settings import get_settings
+
+    return [h.strip() for h in get_settings().inspector_allowed_hosts.split(",") if h.strip()]
+
+
+def _store(spec: dict[str, Any]) -> Any:
+    """Where this run keeps the sandboxes' state (``state_dir``), so a restart serves it again."""
+    if not spec.get("state_dir"):
+        return None
+    from pathlib import Path
+
+    from charterflow.sandbox_state import SandboxStore
+
+    secrets = [v for conf in spec["platforms"].values() for v in conf.values() if isinstance(v, str)]
+    return SandboxStore(Path(spec["state_dir"]), secrets=secrets)
+
+
 async def _run(spec: dict[str, Any]) -> int:
     from charterflow.inspector.app import create_app
     from charterflow.seed import build
@@ -114,6 +141,10 @@ async def _run(spec: dict[str, Any]) -> int:
     host = spec.get("host", "127.0.0.1")
     community = build(today=date.fromisoformat(spec["today"]) if spec.get("today") else None)
     boxes = build_sandboxes(spec, community)
+    store = _store(spec)
+    restored = frozenset(name for name, box in boxes.items() if store and store.restore(name, box))
+    if restored:
+        print(f"sandboxes: state restored for {', '.join(sorted(restored))}", file=sys.stderr)
     sockets = {name: _bind(host, int(spec["platforms"][name]["port"])) for name in boxes}
     sockets["inspector"] = _bind(host, int(spec["inspector_port"]))
     running = Running(urls={name: f"http://{host}:{sockets[name].getsockname()[1]}" for name in boxes},
@@ -123,8 +154,10 @@ async def _run(spec: dict[str, Any]) -> int:
         from connectors.email import SmtpSandbox
 
         running.mailbox = SmtpSandbox(host=host, port=int(spec["smtp"]["port"])).start()
-    apps = {name: box.app for name, box in boxes.items()}
-    apps["inspector"] = create_app(running=running, prefect_ui=spec.get("prefect_ui"))
+    apps = {name: store.watch(name, box) if store else box.app for name, box in boxes.items()}
+    apps["inspector"] = create_app(running=running, prefect_ui=spec.get("prefect_ui"),
+                                   port=sockets["inspector"].getsockname()[1],
+                                   allowed_hosts=_allowed_hosts())
     servers = {name: _Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                             lifespan="on", timeout_graceful_shutdown=3))
                for name, app in apps.items()}
@@ -138,7 +171,7 @@ async def _run(spec: dict[str, Any]) -> int:
         await asyncio.sleep(0.05)
     if all(s.started for s in servers.values()):
         try:
-            await asyncio.to_thread(prepare, spec, boxes, running)
+            await asyncio.to_thread(prepare, spec, boxes, running, restored)
             running.ready = True
         except Exception as exc:  # noqa: BLE001 - reported on /healthz and in the log
             running.problems.append(f"{type(exc).__name__}: {exc}")

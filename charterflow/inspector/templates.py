@@ -120,8 +120,8 @@ Act as <select name="as" onchange="this.form.submit()">{% for u in users %}<opti
 <div class="buttons">{% for o in poll.options %}<form method="post" action="/act/forum/vote">
 <input type="hidden" name="user" value="{{ acting }}"><input type="hidden" name="post_id" value="{{ p.id }}">
 <input type="hidden" name="poll_name" value="{{ poll.name }}"><input type="hidden" name="option_id" value="{{ o.id }}">
-<button class="primary" {{ 'disabled' if poll.status != 'open' }}>{{ o.label }} ({{ poll.counts.get(o.id, 0) }})</button></form>{% endfor %}</div>
-{% if poll.public %}<div class="meta">Voted: {{ poll.votes.keys()|join(', ') or 'nobody yet' }}</div>{% endif %}</div>{% endfor %}
+<button class="primary" {{ 'disabled' if poll.status != 'open' }}>{{ o.label }}{% if poll.counts is not none %} ({{ poll.counts.get(o.id, 0) }}){% endif %}</button></form>{% endfor %}</div>
+{% if poll.public %}<div class="meta">Voted: {{ poll.votes.keys()|join(', ') or 'nobody yet' }}</div>{% else %}<div class="meta">Secret ballot: {{ poll.votes|length }} voted{{ '; counts once closed' if poll.counts is none }}</div>{% endif %}</div>{% endfor %}
 </div>{% endfor %}
 {% else %}<p class="empty">Pick a topic.</p>{% endif %}
 </section>{% endblock %}

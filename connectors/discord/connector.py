@@ -218,6 +218,7 @@ class DiscordConnector:
                 id=str(user["id"]),
                 username=str(user.get("username", "")),
                 display_name=data.get("nick") or user.get("global_name") or None,
+                platform_account=bool(user.get("bot")),
             ),
             joined_at=_ts(data.get("joined_at")),
             roles=frozenset(str(r) for r in data.get("roles") or ()),
@@ -704,10 +705,15 @@ class DiscordConnector:
         voters_group: str | None = None,
         closes_at: datetime | None = None,
         key: str | None = None,
+        text: str = "",
+        secret: bool = False,
     ) -> Ballot:
-        """Post a ballot message with one button per option (``custom_id`` = ``cfb:<ballot>:<option>``).
+        """Post a ballot message (the question, ``text``, one button per option, ``custom_id`` =
+        ``cfb:<ballot>:<option>``).
 
-        Votes arrive as interactions (``accept_vote``); ``voters_group`` names the role allowed to vote.
+        Votes arrive as interactions (``accept_vote``); ``voters_group`` names the role allowed to
+        vote. Every ballot here is ``secret`` already: a press is answered to the voter only
+        (ephemeral) and the open message shows no counts, so the flag changes nothing.
         """
         labels = [re.sub(r"\s+", " ", o).strip() for o in options]
         if len(labels) < 2 or len(set(labels)) != len(labels) or any(not o for o in labels):
@@ -717,7 +723,7 @@ class DiscordConnector:
         cid = self.channel_id(channel)
         note = f"Members of {voters_group} may vote." if voters_group else None
         body = payloads.ballot_message(ballot_id=ballot_id, question=question, options=labels, closes_at=closes_at,
-                                       voters_note=note, nonce=_nonce(key or ballot_id) + ".b")
+                                       voters_note=note, nonce=_nonce(key or ballot_id) + ".b", text=text)
         msg = self._send(cid, body, what=f"ballot in channel {cid}")
         record = BallotRecord(
             id=ballot_id, channel_id=cid, message_id=str(msg["id"]), question=question.strip(),
@@ -755,8 +761,9 @@ class DiscordConnector:
             for v in self.votes.votes(ballot.id)
         ]
 
-    def close_ballot(self, ballot: Ballot) -> Ballot:
-        """Refuse further votes and edit the message to show the result with disabled buttons."""
+    def close_ballot(self, ballot: Ballot, *, result: str | None = None) -> Ballot:
+        """Refuse further votes and edit the message to show the result, its buttons removed:
+        ``result`` (the tally merged across platforms) when given, else the vote store's counts."""
         record = self._record(ballot)
         self.votes.close(ballot.id)
         counts = [0] * len(record.options)
@@ -764,7 +771,7 @@ class DiscordConnector:
             if vote.option_id.isdigit() and int(vote.option_id) < len(counts):
                 counts[int(vote.option_id)] += 1
         body = payloads.ballot_result_message(ballot_id=record.id, question=record.question,
-                                              options=record.options, counts=counts)
+                                              options=record.options, counts=counts, result=result)
         what = f"result of ballot {record.id}"
         self.client.request(
             "PATCH", "/channels/{channel_id}/messages/{message_id}",
@@ -882,6 +889,11 @@ class DiscordConnector:
 
     # ----------------------------------------------------------------------------------------
     # Inbound (interactions)
+
+    @property
+    def instance(self) -> str:
+        """The guild id (``Instanced``): Discord ids are global, the guild says whose."""
+        return self.settings.guild_id
 
     def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         """Verify an interaction's Ed25519 signature and parse it (``InvalidSignature`` otherwise)."""

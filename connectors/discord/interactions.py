@@ -31,18 +31,19 @@ Every event also has ``interaction_id``, ``interaction_token`` (for the follow-u
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from connectors.base import InboundEvent
+from connectors.base import InboundEvent, instance_key
 from connectors.discord import payloads
 from connectors.errors import ConfigError, InvalidSignature
+from connectors.jsonbody import NotJson, read_json
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -129,10 +130,11 @@ class InteractionVerifier:
         a signed body that is not an interaction."""
         self.check(headers=headers, body=body)
         try:
-            payload = json.loads(bytes(body).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, RecursionError):
+            payload, notes = read_json(bytes(body))
+        except NotJson:
             raise _refuse("the body is not JSON", status=400) from None
-        return parse_interaction(payload)
+        event = parse_interaction(payload)
+        return replace(event, notes=tuple(notes)) if notes else event
 
 
 def sign_interaction(private_key: Ed25519PrivateKey, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
@@ -175,6 +177,9 @@ def _modal_fields(components: Any) -> dict[str, str]:
             if isinstance(comp, dict) and isinstance(comp.get("custom_id"), str) and isinstance(comp.get("value"), str):
                 out[f"field.{comp['custom_id']}"] = comp["value"]
     return out
+
+
+DM_INSTANCE = "@me"
 
 
 def parse_interaction(payload: Any) -> InboundEvent:
@@ -237,9 +242,13 @@ def parse_interaction(payload: Any) -> InboundEvent:
         kind = "apply_submitted" if custom_id == payloads.APPLY_MODAL_ID else "modal_submit"
     else:
         raise _refuse(f"unknown interaction type {itype}", status=400)
+    # The instance is the guild (signed, in the payload); "@me" for a direct message, as
+    # Discord's own paths name that scope (/channels/@me).
+    instance = attributes["guild_id"] or DM_INSTANCE
     return InboundEvent(
         platform=PLATFORM,
-        dedupe_key=f"discord:{attributes['application_id'] or 'app'}:{interaction_id}",
+        dedupe_key=instance_key(PLATFORM, instance, interaction_id),
+        instance=instance,
         kind=kind,
         actor=attributes["user_id"] or None,
         attributes=attributes,

@@ -43,6 +43,7 @@ __all__ = [
     "messages",
     "parse_ballot_custom_id",
     "pong",
+    "shorten",
     "split_text",
     "vote_confirmation",
 ]
@@ -245,30 +246,52 @@ def _closes_line(closes_at: datetime | None) -> str:
     return f"\nVoting closes <t:{int(closes_at.timestamp())}:F>." if closes_at else ""
 
 
+def shorten(text: str, room: int, *, note: str = "") -> str:
+    """``text`` cut at a word to at most ``room`` characters, ending with a visible mark (and
+    ``note``, e.g. where to read the rest) so a reader knows it was cut; unchanged if it fits."""
+    if len(text) <= room:
+        return text
+    tail = f" … [shortened{': ' + note if note else ''}]"
+    keep = max(0, room - len(tail))
+    cut = text.rfind(" ", 0, keep + 1)
+    head = text[:cut if cut > keep // 2 else keep].rstrip()
+    return (head + tail)[:room] if room > 0 else ""
+
+
 def ballot_message(*, ballot_id: str, question: str, options: Sequence[str], closes_at: datetime | None = None,
-                   voters_note: str | None = None, nonce: str | None = None) -> dict[str, Any]:
-    """The ballot: the question, who may vote, when it closes, and one button per option."""
-    note = f"\n{voters_note}" if voters_note else ""
-    content = f"**Ballot:** {_one_line(question)}{note}{_closes_line(closes_at)}\n" \
-              "Press a button to vote; press another to change your vote until the ballot closes."
-    if len(content) > MESSAGE_LIMIT:
+                   voters_note: str | None = None, nonce: str | None = None, text: str = "") -> dict[str, Any]:
+    """The ballot: the question, ``text`` (the case voters read), who may vote, when it closes,
+    and one button per option. ``text`` is shortened, with a visible mark, to fit 2000
+    characters; the question itself must fit."""
+    head = f"**Ballot:** {_one_line(question)}"
+    tail = "\n".join(p for p in (voters_note, _closes_line(closes_at).strip(),
+                                  "Press a button to vote; press another to change your vote "
+                                  "until the ballot closes.") if p)
+    room = MESSAGE_LIMIT - len(head) - len(tail) - 3
+    if room < 0:
         raise ValueError("the ballot question is too long for one Discord message")
+    body = shorten(text.strip(), room, note="too long for one Discord message") if text.strip() else ""
+    content = f"{head}\n{body}\n\n{tail}" if body else f"{head}\n{tail}"
     return message(content, components=_buttons(ballot_id, options), nonce=nonce)
 
 
 def ballot_result_message(*, ballot_id: str, question: str, options: Sequence[str],
-                          counts: Sequence[int]) -> dict[str, Any]:
-    """The ballot after it closed: the result in the text, the buttons disabled with their counts."""
-    if len(counts) != len(options):
-        raise ValueError("one count per option")
-    total = sum(counts)
-    lines = [f"**Ballot closed:** {_one_line(question)}", f"{total} vote{'s' if total != 1 else ''} cast."]
-    lines += [f"- {_one_line(label)}: {n}" for label, n in zip(options, counts, strict=True)]
-    content = "\n".join(lines)
-    if len(content) > MESSAGE_LIMIT:
-        content = content[: MESSAGE_LIMIT - 1] + "…"
-    body = message(content, components=_buttons(ballot_id, options, disabled=True,
-                                                 suffixes=[f" ({n})" for n in counts]))
+                          counts: Sequence[int] | None = None, result: str | None = None) -> dict[str, Any]:
+    """The ballot after it closed, its buttons removed: ``result`` (the tally merged across
+    platforms) when given, else the counts of ``counts`` (one per option); no count line at all
+    when there are none to show, so a closed ballot never reads "0 votes" by mistake."""
+    lines = [f"**Ballot closed:** {_one_line(question)}"]
+    if result:
+        lines.append(_one_line(result))
+    elif counts is not None and sum(counts):
+        if len(counts) != len(options):
+            raise ValueError("one count per option")
+        total = sum(counts)
+        lines.append(f"{total} vote{'s' if total != 1 else ''} cast.")
+        lines += [f"- {_one_line(label)}: {n}" for label, n in zip(options, counts, strict=True)]
+    content = shorten("\n".join(lines), MESSAGE_LIMIT)
+    body = message(content)
+    body["components"] = []  # an empty list removes the buttons on edit
     return body
 
 

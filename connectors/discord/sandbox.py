@@ -330,6 +330,9 @@ class DiscordSandbox:
     by ``connect`` or ``set_interaction_sink``).
     """
 
+    # Built from the seed and never changed: a keeper of the state need not save it.
+    state_from_seed = ("history",)
+
     def __init__(
         self,
         *,
@@ -353,6 +356,9 @@ class DiscordSandbox:
         self.interactions_url = interactions_url
         self._sink: Sink | None = None
         self._lock = threading.RLock()
+        # Called before an interaction is sent, so a keeper of the state (charterflow.sandbox_state)
+        # has saved its token: the answer may arrive after this process was restarted.
+        self.on_change: Callable[[], None] | None = None
         self.app = self
         key_hex = self.seed.private_key or secrets.token_hex(32)
         self._private_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex))
@@ -653,6 +659,10 @@ class DiscordSandbox:
         return next(iter(self.channels))
 
     async def _deliver(self, interaction: dict[str, Any]) -> dict[str, Any]:
+        # Discord sends an interaction once: an endpoint that does not answer in time (or at
+        # all) makes the member's client show "This interaction failed"; nothing is retried.
+        if self.on_change is not None:
+            self.on_change()
         body = json.dumps(interaction, separators=(",", ":")).encode("utf-8")
         headers = self.sign(body)
         timeout = self.settings.interaction_timeout

@@ -124,6 +124,7 @@ class DiscourseClient:
         json_body: Mapping[str, Any] | None = None,
         admin_route: bool = False,
         ok_statuses: tuple[int, ...] = (200,),
+        as_user: str | None = None,
     ) -> httpx.Response:
         """Send one request and return the response if its status is in ``ok_statuses``.
 
@@ -131,17 +132,21 @@ class DiscourseClient:
         retried on 5xx/timeouts; writes raise ``RetriableError(ambiguous=True)`` instead (see
         ``HttpPolicy.ensure``). Other failures raise ``ConfigError`` or ``FatalError``.
         """
+        # ``as_user``: act as that user (an "All users" key may), e.g. to read their own vote.
         request = self._http.build_request(
-            method, path, params=params, json=dict(json_body) if json_body is not None else None
+            method, path, params=params, json=dict(json_body) if json_body is not None else None,
+            headers={"Api-Username": as_user} if as_user else None,
         )
         response = self.policy.send(self._http, request, idempotent=method.upper() in ("GET", "HEAD"))
         if response.status_code in ok_statuses:
             return response
         raise self._error(response, what=what, admin_route=admin_route)
 
-    def get(self, path: str, *, what: str, params: Any = None, admin_route: bool = False) -> Any:
-        """GET ``path`` and return its JSON."""
-        return self.json(self.request("GET", path, what=what, params=params, admin_route=admin_route), what=what)
+    def get(self, path: str, *, what: str, params: Any = None, admin_route: bool = False,
+            as_user: str | None = None) -> Any:
+        """GET ``path`` and return its JSON (as ``as_user`` when given)."""
+        return self.json(self.request("GET", path, what=what, params=params, admin_route=admin_route,
+                                      as_user=as_user), what=what)
 
     def json(self, response: httpx.Response, *, what: str) -> Any:
         """The JSON body of ``response``; ``FatalError`` if it is not JSON."""

@@ -32,6 +32,7 @@ from connectors.base import (
     RoleKind,
     UserRef,
     Vote,
+    url_instance,
 )
 from connectors.discourse.client import PLATFORM, DiscourseClient, log
 from connectors.discourse.inbound import DiscourseWebhookVerifier
@@ -45,6 +46,8 @@ POLL_NAME = "vote"
 _STAFF_PAGE = 100  # /admin/users/list/{flag}.json pages hold 100 users
 _MEMBERS_PAGE = 1000  # /groups/{name}/members.json allows limit up to 1000
 _VOTERS_PAGE = 50  # /polls/voters.json allows limit 1..50
+# The site setting max_post_length (default 32000 characters): longer raw is refused with 422.
+MAX_POST_LENGTH = 32000
 _STAFF_LOG_PAGE = 200  # /admin/logs/staff_action_logs.json pages hold up to 200 rows, newest first
 _STAFF_LOG_MAX_PAGES = 50  # a first read (no cursor) imports at most this many pages of history
 
@@ -61,6 +64,15 @@ def _external_id(key: str | None) -> str:
     if key is None:
         return "cf-" + uuid.uuid4().hex
     return "cf-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def _shorten(text: str, room: int) -> str:
+    """``text`` cut to ``room`` characters with a visible note saying how much was left out."""
+    if len(text) <= room:
+        return text
+    note = " … [shortened to fit the Forum's post length: {n} characters left out]"
+    keep = max(0, room - len(note.format(n=len(text))))
+    return text[:keep].rstrip() + note.format(n=len(text) - len(text[:keep].rstrip()))
 
 
 def _check_reason(reason: str) -> str:
@@ -114,13 +126,19 @@ class DiscourseConnector:
             extra_secrets=(settings.webhook_secret,),
         )
         self._verifier = (
-            DiscourseWebhookVerifier(secret=settings.webhook_secret)
+            DiscourseWebhookVerifier(secret=settings.webhook_secret, instance=self.instance)
             if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value()
             else None
         )
         self._lock = threading.Lock()
         self._group_ids: dict[str, int] = {}
         self._category_ids: dict[str, int] = {}
+
+    @property
+    def instance(self) -> str:
+        """The site's host from its base URL (``Instanced``): Discourse has no stable site id
+        readable through the API, and the host is what its webhooks name."""
+        return url_instance(self.settings.url)
 
     def __repr__(self) -> str:
         return f"DiscourseConnector(url={self.settings.url!r}, api_username={self.settings.api_username!r})"
@@ -156,6 +174,8 @@ class DiscourseConnector:
             id=str(data["id"]),
             username=str(data["username"]),
             display_name=data.get("name") or None,
+            # Discourse's own users (``system``, ``discobot``) have ids below 1.
+            platform_account=int(data["id"]) < 1,
         )
 
     def _admin_user(self, user: UserRef) -> dict[str, Any]:
@@ -492,19 +512,31 @@ class DiscourseConnector:
         voters_group: str | None = None,
         closes_at: datetime | None = None,
         key: str | None = None,
+        text: str = "",
+        secret: bool = False,
     ) -> Ballot:
-        """Open a topic holding a public poll (``[poll … public=true groups=…]``)."""
+        """Open a topic holding the poll: ``text`` above it, voters named (``public=true``,
+        results always shown) or, when ``secret``, a poll whose voters no one can list
+        (``public`` left out) and whose counts show once it is closed (``results=on_close``)."""
         labels = [o.strip() for o in options]
         if len(labels) < 2 or len(set(labels)) != len(labels) or any(not o or "\n" in o or "[" in o for o in labels):
             raise ValueError("a ballot needs at least two distinct one-line options without '['")
         if "\n" in question.strip():
             raise ValueError("the ballot question must be one line (it is the topic title)")
-        attrs = [f"name={POLL_NAME}", "type=regular", "results=always", "public=true"]
+        attrs = [f"name={POLL_NAME}", "type=regular"]
+        attrs += ["results=on_close"] if secret else ["results=always", "public=true"]
         if voters_group:
             attrs.append(f"groups={voters_group}")
         if closes_at is not None:
             attrs.append("close=" + closes_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
-        raw = "\n".join([question.strip(), "", f"[poll {' '.join(attrs)}]", *(f"* {o}" for o in labels), "[/poll]"])
+        poll = "\n".join([f"[poll {' '.join(attrs)}]", *(f"* {o}" for o in labels), "[/poll]"])
+        head = question.strip()
+        room = MAX_POST_LENGTH - len(head) - len(poll) - 4
+        # A person's text (an applicant's answer) must not open or end a poll of its own: a
+        # zero-width space after "[" keeps it readable but no longer BBCode.
+        text = text.replace("[poll", "[\u200bpoll").replace("[/poll", "[/\u200bpoll")
+        body = _shorten(text.strip(), room) if text.strip() else ""
+        raw = "\n\n".join(part for part in (head, body, poll) if part)
         post = self._create_topic(
             {"title": question.strip(), "raw": raw, "category": self._category_id(channel)},
             key=key, what=f"ballot {question.strip()!r} in category {channel!r}",
@@ -535,7 +567,14 @@ class DiscourseConnector:
         )
 
     def read_votes(self, ballot: Ballot) -> list[Vote]:
-        """Every named vote, read option by option and page by page from ``/polls/voters.json``."""
+        """Every vote. A public poll's are read option by option and page by page from
+        ``/polls/voters.json``. A secret poll's voters cannot be listed by anyone (Discourse's
+        ``Poll#can_see_voters?`` needs ``public``), so each member of the poll's groups is asked
+        for their own choice: the post read as that user carries ``polls_votes`` (their vote
+        only). That needs an "All users" API key; no member ever sees another's vote."""
+        _, poll = self._poll(ballot.id)
+        if not poll.get("public"):
+            return self._secret_votes(ballot, poll)
         votes: list[Vote] = []
         for option in ballot.options:
             page = 1
@@ -555,8 +594,40 @@ class DiscourseConnector:
                 page += 1
         return votes
 
-    def close_ballot(self, ballot: Ballot) -> Ballot:
-        """Close the poll (``PUT /polls/toggle_status``); a closed poll is left as it is."""
+    def _secret_votes(self, ballot: Ballot, poll: Mapping[str, Any]) -> list[Vote]:
+        if not int(poll.get("voters") or 0):
+            return []  # nobody voted yet: no need to ask each member
+        groups = [g.strip() for g in str(poll.get("groups") or "").split(",") if g.strip()]
+        if not groups:
+            raise FatalError(f"Discourse ballot {ballot.id} is secret but names no voters group: its "
+                             "votes cannot be read", platform=PLATFORM)
+        members: dict[str, UserRef] = {}
+        for group in groups:
+            for user in self.list_holders(Role.group(group)):
+                members.setdefault(user.id, user)
+        votes: list[Vote] = []
+        for user in members.values():
+            try:
+                post = self.client.get(f"/posts/{int(ballot.id)}.json", as_user=user.username,
+                                       what=f"the vote of {user.username!r} on ballot {ballot.id}")
+            except ConfigError as exc:
+                raise ConfigError(
+                    "reading a secret Forum ballot asks each voter's own choice as that voter, which "
+                    "needs an 'All users' API key (CHARTERFLOW_DISCOURSE_API_KEY is a single-user "
+                    f"key): {exc}") from None
+            except FatalError as exc:
+                if exc.status == 404:
+                    continue  # this member cannot see the ballot's topic, so did not vote
+                raise
+            for option_id in (post.get("polls_votes") or {}).get(POLL_NAME, []):
+                votes.append(Vote(voter=user, option_id=str(option_id)))
+        return votes
+
+    def close_ballot(self, ballot: Ballot, *, result: str | None = None) -> Ballot:
+        """Close the poll (``PUT /polls/toggle_status``); a closed poll is left as it is.
+
+        A poll shows only its own Forum counts and a bot cannot change them, so ``result`` is not
+        shown here: the flow states the merged tally in a reply in the ballot's topic."""
         what = f"close ballot {ballot.id}"
         self.client.policy.ensure(
             is_done=lambda: self._poll(ballot.id)[1].get("status") == "closed",

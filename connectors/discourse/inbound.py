@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import SecretStr
 
-from connectors.base import InboundEvent
+from connectors.base import InboundEvent, instance_key, url_instance
 from connectors.errors import InvalidSignature
+from connectors.jsonbody import NotJson, read_json
 
 __all__ = ["DiscourseWebhookVerifier", "sign_body", "SIGNATURE_HEADER"]
 
@@ -41,10 +41,11 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 class DiscourseWebhookVerifier:
     """Checks the signature of a webhook delivery and parses it into an ``InboundEvent``."""
 
-    def __init__(self, *, secret: SecretStr) -> None:
+    def __init__(self, *, secret: SecretStr, instance: str = "") -> None:
         if not secret.get_secret_value():
             raise ValueError("the webhook secret is empty")
         self._secret = secret
+        self.instance = instance  # the site's host when known (connector settings); else per header
 
     def __repr__(self) -> str:
         return "DiscourseWebhookVerifier(secret=SecretStr('**********'))"
@@ -61,26 +62,42 @@ class DiscourseWebhookVerifier:
         expected = sign_body(self._secret.get_secret_value(), body)
         if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected.encode("ascii")):
             raise InvalidSignature("Discourse webhook signature does not match", platform=PLATFORM, status=401)
-        return parse_event(headers=headers, body=body)
+        return parse_event(headers=headers, body=body, instance=self.instance)
 
 
-def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
+def event_instance(headers: Mapping[str, str], configured: str = "") -> str:
+    """The Forum a delivery comes from: the host of ``X-Discourse-Instance`` (the site's base
+    URL; Discourse sends it with every webhook), else ``configured``. The header is not signed,
+    so a verifier that knows its site refuses a delivery naming another one (400)."""
+    named = url_instance(_header(headers, "X-Discourse-Instance"))
+    if configured and named and named != configured:
+        raise InvalidSignature(f"Discourse webhook from another site ({named[:80]}, not {configured})",
+                               platform=PLATFORM, status=400)
+    found = named or configured
+    if not found:
+        raise InvalidSignature("Discourse webhook without X-Discourse-Instance", platform=PLATFORM,
+                               status=400)
+    return found
+
+
+def parse_event(*, headers: Mapping[str, str], body: bytes, instance: str = "") -> InboundEvent:
     """Parse an already verified delivery (``topic_created``, ``post_created``, ``post_edited``,
     ``ping``, others).
 
     Events other than those four are returned with their raw payload and no attributes.
+    ``instance``: the site's host when the caller knows it (see ``event_instance``).
     """
     event_id = _header(headers, "X-Discourse-Event-Id")
     event = _header(headers, "X-Discourse-Event") or ""
     event_type = _header(headers, "X-Discourse-Event-Type") or ""
-    instance = (_header(headers, "X-Discourse-Instance") or "").rstrip("/")
     if not event_id or not event:
         raise InvalidSignature(
             "Discourse webhook lacks X-Discourse-Event-Id or X-Discourse-Event", platform=PLATFORM, status=400
         )
+    instance = event_instance(headers, instance)
     try:
-        payload: Any = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        payload, notes = read_json(body)
+    except NotJson:
         raise InvalidSignature("Discourse webhook body is not JSON", platform=PLATFORM, status=400) from None
     if not isinstance(payload, dict):
         raise InvalidSignature("Discourse webhook body is not a JSON object", platform=PLATFORM, status=400)
@@ -90,25 +107,37 @@ def parse_event(*, headers: Mapping[str, str], body: bytes) -> InboundEvent:
     if event == "ping":
         attributes["ping"] = str(payload.get("ping", ""))
     elif event == "topic_created":
-        topic = payload.get("topic") or {}
-        actor = (topic.get("created_by") or {}).get("username")
+        topic = _object(payload.get("topic"))
+        actor = _text(_object(topic.get("created_by")).get("username"))
         attributes.update(_pick(topic, topic_id="id", title="title", category_id="category_id", archetype="archetype"))
     elif event in ("post_created", "post_edited"):
-        post = payload.get("post") or {}
-        actor = post.get("username")
+        post = _object(payload.get("post"))
+        actor = _text(post.get("username"))
         attributes.update(
             _pick(post, post_id="id", topic_id="topic_id", post_number="post_number", category_id="category_id", raw="raw")
         )
-    # Event ids are per site; the instance URL keeps two sites' ids apart.
+    # Event ids are per site; the instance keeps two sites' ids apart.
     return InboundEvent(
         platform=PLATFORM,
-        dedupe_key=f"discourse:{instance}:{event_id}",
+        dedupe_key=instance_key(PLATFORM, instance, event_id),
+        instance=instance,
         kind=event,
         actor=actor,
         attributes=attributes,
         data=payload,
+        notes=tuple(notes),
     )
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _pick(source: Mapping[str, Any], **fields: str) -> dict[str, str]:
-    return {name: str(source[key]) for name, key in fields.items() if source.get(key) is not None}
+    # Only scalars: a list or an object where a field belongs is left out, not stringified.
+    return {name: str(source[key]) for name, key in fields.items()
+            if source.get(key) is not None and not isinstance(source[key], (dict, list))}

@@ -3,7 +3,9 @@
 It behaves as Discourse does where that matters to a client (``specs/API-NOTES.md`` section 2):
 ``Api-Key``/``Api-Username`` auth with Discourse's 403 for bad credentials; 404 (not 403) on
 admin routes for a non-admin; 422 ``create_post`` bodies for a short title or body and for a
-duplicate body; polls with option digests, public voters and ``toggle_status``; ``grant_admin``
+duplicate body; polls with option digests, voters listed only for a public poll, counts hidden from
+whoever may not see results yet (``results=on_close``), the reader's own ``polls_votes``, and
+``toggle_status``; ``grant_admin``
 answered with ``email_confirmation_required``; the admin API limit shared by all keys (sliding
 window, default 60 per 60 s) answered with the JSON 429 (``Retry-After``, ``extras.wait_seconds``);
 an optional per-IP limit answered with the plain-text 429; webhooks POSTed to a configured URL with
@@ -12,7 +14,9 @@ every field it requires (``_shapes.py``), so they validate against it.
 
 Not Discourse, for tests and operators:
 ``GET /_sandbox/state`` (users, groups, categories, topics, posts, polls, role changes, pending
-admin confirmations, webhook deliveries, request counts per endpoint, rate-limit events),
+admin confirmations, webhook deliveries (each attempt) and those pending, request counts per
+endpoint, rate-limit events). A delivery not answered 2xx is sent again after
+``settings.webhook_retry_delays`` (Discourse's 1, 5, 25, 125 min by default), then dropped.
 ``POST /_sandbox/faults`` (``error_rate``, ``error_status``, ``latency``, ``drop_rate``,
 ``drop_phase`` before|after, ``storm`` {count, retry_after}, ``seed``, ``methods`` ["PUT", …]: errors
 only on those methods; an empty object clears),
@@ -39,7 +43,6 @@ import hashlib
 import html
 import json
 import math
-import queue
 import random
 import re
 import secrets
@@ -153,6 +156,10 @@ class SeedSettings(BaseModel):
     min_personal_message_post_length: int = 10
     unique_posts_mins: float = 5.0
     grant_admin_confirmation_hours: float = 3.0
+    # A delivery answered other than 2xx (or not at all) is sent again after these delays, as
+    # Discourse's retry_web_hook_events does (1, 5, 25, 125 min; specs/API-NOTES.md section 2);
+    # then dropped. [] sends each once.
+    webhook_retry_delays: list[float] = Field(default=[60.0, 300.0, 1500.0, 7500.0])
 
 
 class SeedWebhook(BaseModel):
@@ -225,6 +232,14 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _parse_ts(value: str) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _slug(text: str) -> str:
@@ -375,8 +390,12 @@ class DiscourseSandbox:
             raise ConfigError(f"invalid sandbox seed: {where}: {first['msg']}") from None
         self._lock = threading.RLock()
         self.app = self  # an ASGI 3 callable (``__call__``)
-        self._webhook_queue: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue()
+        self._webhook_wake = threading.Event()
+        self._webhook_closed = False
         self._webhook_thread: threading.Thread | None = None
+        # Called (outside the lock) after the sandbox changed on its own (a webhook delivery),
+        # so a keeper of its state can save it (charterflow.sandbox_state).
+        self.on_change: Callable[[], None] | None = None
         self._reset()
 
     # ---- state -------------------------------------------------------------------------------
@@ -426,6 +445,8 @@ class DiscourseSandbox:
             self.pending_admin: dict[str, dict[str, Any]] = {}
             self.emails: list[dict[str, Any]] = []
             self.webhook_deliveries: list[dict[str, Any]] = []
+            # Deliveries not answered 2xx yet: {event_id, event, url, body, headers, attempts, due}.
+            self.webhook_pending: list[dict[str, Any]] = []
             self.uploads: dict[int, dict[str, Any]] = {}
             self.staff_actions: list[dict[str, Any]] = []
             self._next_event = seed.first_event_id
@@ -511,6 +532,8 @@ class DiscourseSandbox:
         from connectors.discourse.settings import DiscourseSettings
 
         extra = {k: options.pop(k) for k in ("transport", "clock", "rng", "retry") if k in options}
+        if not hasattr(self, "_instance"):
+            self._instance = base_url.rstrip("/")  # the site URL its webhooks name
         values: dict[str, Any] = {
             "url": base_url,
             "api_key": self.api_key,
@@ -569,6 +592,7 @@ class DiscourseSandbox:
                 ],
                 "polls": [
                     {"post_id": p["id"], "name": poll["name"], "status": poll["status"], "public": poll["public"],
+                     "results": poll["results"],
                      "groups": poll["groups"], "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
                      "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
                     for p in self.posts.values() for poll in p["polls"]
@@ -582,6 +606,8 @@ class DiscourseSandbox:
                 "emails": list(self.emails),
                 "webhook": {"url": self.webhook.url, "events": self.webhook.events},
                 "webhook_deliveries": list(self.webhook_deliveries),
+                "webhook_pending": [{k: p[k] for k in ("event_id", "event", "attempts", "due")}
+                                    for p in self.webhook_pending],
                 "uploads": [{k: v for k, v in u.items() if k != "content"} for u in self.uploads.values()],
                 "requests": dict(self.requests),
                 "responses": {k: dict(v) for k, v in self.responses.items()},
@@ -896,16 +922,23 @@ class DiscourseSandbox:
                 out[key] = value
         return out
 
-    def _poll_json(self, poll: Mapping[str, Any]) -> dict[str, Any]:
+    def _poll_json(self, poll: Mapping[str, Any], post: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+        """A poll as ``user`` reads it (``PollSerializer``): ``public`` only on a public poll, each
+        option's count only when ``user`` may see results (``Poll#can_see_results?``); the number
+        of voters always."""
         counts: Counter[str] = Counter()
         for options in poll["votes"].values():
             counts.update(options)
+        see = _can_see_results(poll, post, user)
         out = {
-            "name": poll["name"], "type": poll["type"], "status": poll["status"], "public": poll["public"],
+            "name": poll["name"], "type": poll["type"], "status": poll["status"],
             "results": poll["results"], "chart_type": "bar", "title": None,
-            "options": [{"id": o["id"], "html": o["html"], "votes": counts[o["id"]]} for o in poll["options"]],
+            "options": [{"id": o["id"], "html": o["html"], **({"votes": counts[o["id"]]} if see else {})}
+                        for o in poll["options"]],
             "voters": len(poll["votes"]),
         }
+        if poll["public"]:
+            out["public"] = True
         if poll["groups"]:
             out["groups"] = poll["groups"]
         if poll["close"]:
@@ -927,11 +960,22 @@ class DiscourseSandbox:
         with self._lock:
             event_id = self._next_event
             self._next_event += 1
-        headers, body = self._webhook_request(event, event_id, payload)
-        self._webhook_queue.put((self.webhook.url, body.decode("utf-8"), headers))
-        if self._webhook_thread is None or not self._webhook_thread.is_alive():
-            self._webhook_thread = threading.Thread(target=self._deliver_webhooks, name="sandbox-webhooks", daemon=True)
-            self._webhook_thread.start()
+            headers, body = self._webhook_request(event, event_id, payload)
+            self.webhook_pending.append({"event_id": str(event_id), "event": event, "url": self.webhook.url,
+                                         "body": body.decode("utf-8"), "headers": headers,
+                                         "attempts": 0, "due": time.time()})
+        self.resume_webhooks()
+
+    def resume_webhooks(self) -> None:
+        """Make sure pending deliveries are being sent (also after the state was restored)."""
+        with self._lock:
+            if not self.webhook_pending or self._webhook_closed:
+                return
+            if self._webhook_thread is None or not self._webhook_thread.is_alive():
+                self._webhook_thread = threading.Thread(target=self._deliver_webhooks,
+                                                        name="sandbox-webhooks", daemon=True)
+                self._webhook_thread.start()
+        self._webhook_wake.set()
 
     def _webhook_request(self, event: str, event_id: int, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         event_type = "ping" if event == "ping" else event.split("_", 1)[0]
@@ -949,29 +993,60 @@ class DiscourseSandbox:
             headers["X-Discourse-Event-Signature"] = sign_body(self.webhook.secret, body)
         return headers, body
 
+    def _next_delivery(self) -> tuple[dict[str, Any] | None, float | None]:
+        """The pending delivery due now, else (None, seconds until the next one or None)."""
+        with self._lock:
+            if self._webhook_closed or not self.webhook_pending:
+                return None, None
+            item = min(self.webhook_pending, key=lambda p: (p["due"], int(p["event_id"])))
+            wait = item["due"] - time.time()
+            return (item, None) if wait <= 0 else (None, wait)
+
     def _deliver_webhooks(self) -> None:
+        idle_since = time.monotonic()
         with httpx.Client(timeout=20.0) as client:
-            while True:
-                try:
-                    item = self._webhook_queue.get(timeout=5.0)
-                except queue.Empty:
-                    return
+            while not self._webhook_closed:
+                item, wait = self._next_delivery()
                 if item is None:
-                    return
-                url, body, headers = item
-                record = {"event_id": headers["X-Discourse-Event-Id"], "event": headers["X-Discourse-Event"], "url": url}
-                try:
-                    response = client.post(url, content=body.encode("utf-8"), headers=headers)
-                    record["status"] = response.status_code
-                except httpx.HTTPError as exc:
-                    record["status"] = None
-                    record["error"] = type(exc).__name__
-                with self._lock:
-                    self.webhook_deliveries.append(record)
+                    if wait is None and time.monotonic() - idle_since > 5.0:
+                        with self._lock:  # nothing pending: end (the next _emit starts one)
+                            if not self.webhook_pending:
+                                self._webhook_thread = None
+                                return
+                    self._webhook_wake.wait(min(wait or 1.0, 1.0))
+                    self._webhook_wake.clear()
+                    continue
+                idle_since = time.monotonic()
+                self._attempt(client, item)
+
+    def _attempt(self, client: httpx.Client, item: dict[str, Any]) -> None:
+        record = {"event_id": item["event_id"], "event": item["event"], "url": item["url"],
+                  "attempt": item["attempts"] + 1}
+        try:
+            response = client.post(item["url"], content=item["body"].encode("utf-8"), headers=item["headers"])
+            record["status"] = response.status_code
+        except httpx.HTTPError as exc:
+            record["status"] = None
+            record["error"] = type(exc).__name__
+        with self._lock:
+            delays = self.settings.webhook_retry_delays
+            item["attempts"] += 1
+            if record["status"] is not None and 200 <= record["status"] < 300:
+                self.webhook_pending.remove(item)
+            elif item["attempts"] > len(delays):
+                self.webhook_pending.remove(item)
+                record["gave_up"] = True
+            else:
+                item["due"] = time.time() + delays[item["attempts"] - 1]
+                record["retry_in"] = delays[item["attempts"] - 1]
+            self.webhook_deliveries.append(record)
+        if self.on_change is not None:
+            self.on_change()
 
     def close(self) -> None:
-        """Stop the webhook sender (pending deliveries are dropped)."""
-        self._webhook_queue.put(None)
+        """Stop the webhook sender (pending deliveries stay in the state, unsent)."""
+        self._webhook_closed = True
+        self._webhook_wake.set()
 
     def _topic_payload(self, topic: Mapping[str, Any]) -> dict[str, Any]:
         author = self.users[topic["user_id"]]
@@ -1535,10 +1610,31 @@ def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, A
     return any(g["name"].lower() in permitted and user["id"] in g["members"] for g in sb.groups.values())
 
 
+def _poll_closed(poll: Mapping[str, Any]) -> bool:
+    # Poll#is_closed?: closed by hand or past its close time.
+    if poll["status"] == "closed":
+        return True
+    close = _parse_ts(poll["close"]) if poll["close"] else None
+    return close is not None and close <= datetime.now(UTC)
+
+
+def _can_see_results(poll: Mapping[str, Any], post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:
+    """``Poll#can_see_results?`` (plugins/poll/app/models/poll.rb)."""
+    if poll["results"] == "staff_only":
+        return bool(user["admin"] or user["moderator"])
+    if poll["results"] == "on_vote" and (user["id"] == post["user_id"] or user["id"] in poll["votes"]):
+        return True
+    return poll["results"] == "always" or _poll_closed(poll)
+
+
 def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
     out = sb._post_fields(post, _shapes.POST_SHOW, acting)
     if post["polls"]:
-        out["polls"] = [sb._poll_json(p) for p in post["polls"]]
+        out["polls"] = [sb._poll_json(p, post, acting) for p in post["polls"]]
+        # The reader's own votes only (the poll plugin's ``polls_votes`` on PostSerializer).
+        own = {p["name"]: list(p["votes"][acting["id"]]) for p in post["polls"] if acting["id"] in p["votes"]}
+        if own:
+            out["polls_votes"] = own
     return out
 
 
@@ -1613,7 +1709,7 @@ def _vote(sb: DiscourseSandbox, req: _Req) -> _Response:
     if poll["type"] == "regular" and len(chosen) != 1:
         return _error(422, "Your vote is invalid.")
     poll["votes"][req.user["id"]] = list(chosen)
-    return _Response(200, {"poll": sb._poll_json(poll), "vote": list(chosen)})
+    return _Response(200, {"poll": sb._poll_json(poll, post, req.user), "vote": list(chosen)})
 
 
 @_route("GET", "/polls/voters.json")
@@ -1622,9 +1718,11 @@ def _voters(sb: DiscourseSandbox, req: _Req) -> _Response:
     found = _find_poll(sb, data, req.user)
     if isinstance(found, _Response):
         return found
-    _, poll = found
-    if not poll["public"]:
-        return _invalid_parameters("poll_name is not public")
+    post, poll = found
+    # Poll#can_see_voters?: a public poll whose results this reader may see; nobody, staff
+    # included, can list the voters of a secret poll. Discourse answers InvalidParameters.
+    if not (poll["public"] and _can_see_results(poll, post, req.user)):
+        return _invalid_parameters("You supplied invalid parameters to the request: poll_name")
     limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
     page = max(1, _int_param(data.get("page", "1")) or 1)
     option_ids = [data["option_id"]] if data.get("option_id") else [o["id"] for o in poll["options"]]
@@ -1654,4 +1752,4 @@ def _toggle_status(sb: DiscourseSandbox, req: _Req) -> _Response:
     if status not in ("open", "closed"):
         return _invalid_parameters("status must be open or closed")
     poll["status"] = status
-    return _Response(200, {"poll": sb._poll_json(poll)})
+    return _Response(200, {"poll": sb._poll_json(poll, post, user)})

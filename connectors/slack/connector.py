@@ -137,6 +137,15 @@ class SlackConnector:
             self._identity = identity
         return dict(identity)
 
+    @property
+    def instance(self) -> str:
+        """The workspace's team id (``Instanced``), from ``auth.test`` (read once); ``""``
+        while Slack cannot be asked (a property must not raise: ``isinstance`` reads it)."""
+        try:
+            return str(self.auth_test().get("team_id") or "")
+        except (RetriableError, FatalError):
+            return ""
+
     def _permalink(self, channel: str, ts: str) -> str | None:
         try:
             url = str(self.auth_test().get("url") or "")

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs
 
 from pydantic import SecretStr
 
-from connectors.base import InboundEvent
+from connectors.base import InboundEvent, instance_key
 from connectors.errors import InvalidSignature
+from connectors.jsonbody import NotJson, read_json
 from connectors.slack.blocks import ACTION_IDS, BOARD_ACTION_PREFIX, BOARD_BLOCK_PREFIX, BoardDecision
 
 __all__ = [
@@ -130,10 +130,14 @@ def _str(value: Any) -> str | None:
     return str(value)
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    data = json.loads(text)
+def _json_object(text: str, notes: list[str]) -> dict[str, Any]:
+    try:
+        data, found = read_json(text)
+    except NotJson:
+        raise _bad("payload is not JSON", 400) from None
     if not isinstance(data, dict):
         raise _bad("payload is not a JSON object", 400)
+    notes.extend(found)
     return data
 
 
@@ -148,14 +152,19 @@ def parse_request(*, headers: Mapping[str, Any], body: bytes) -> InboundEvent:
     """
     content_type = (_header(headers, "Content-Type") or "").lower()
     text = body.decode("utf-8")
+    notes: list[str] = []
     if "json" in content_type or (not content_type and text.lstrip().startswith("{")):
-        return _parse_event(_json_object(text), body)
+        return _noted(_parse_event(_json_object(text, notes), body), notes)
     form = parse_qs(text, keep_blank_values=True, strict_parsing=False, max_num_fields=200)
     if "payload" in form:
-        return _parse_interaction(_json_object(form["payload"][0]), body)
+        return _noted(_parse_interaction(_json_object(form["payload"][0], notes), body), notes)
     if "command" in form:
         return _parse_command({k: v[0] for k, v in form.items()}, body)
     raise _bad("neither an interaction payload, an event nor a slash command", 400)
+
+
+def _noted(event: InboundEvent, notes: list[str]) -> InboundEvent:
+    return replace(event, notes=tuple(notes)) if notes else event
 
 
 def _team_of(data: Mapping[str, Any]) -> str:
@@ -198,7 +207,8 @@ def _parse_interaction(payload: dict[str, Any], body: bytes) -> InboundEvent:
         })
     return InboundEvent(
         platform=PLATFORM,
-        dedupe_key=f"slack:{team}:{unique}",
+        dedupe_key=instance_key(PLATFORM, team, unique),
+        instance=team,
         kind=kind,
         actor=attributes["user_id"],
         attributes={k: v for k, v in attributes.items() if v is not None},
@@ -224,7 +234,8 @@ def _parse_event(envelope: dict[str, Any], body: bytes) -> InboundEvent:
                   "ts": _str(event.get("ts")), "envelope_type": outer or None}
     return InboundEvent(
         platform=PLATFORM,
-        dedupe_key=f"slack:{team}:{event_id}",
+        dedupe_key=instance_key(PLATFORM, team, event_id),
+        instance=team,
         kind=kind,
         actor=actor,
         attributes={k: v for k, v in attributes.items() if v is not None},
@@ -236,7 +247,8 @@ def _parse_command(form: dict[str, str], body: bytes) -> InboundEvent:
     team = form.get("team_id") or "-"
     unique = form.get("trigger_id") or _digest(body)
     keep = ("command", "text", "user_id", "user_name", "channel_id", "response_url", "trigger_id", "team_id")
-    return InboundEvent(platform=PLATFORM, dedupe_key=f"slack:{team}:{unique}", kind="slash_command",
+    return InboundEvent(platform=PLATFORM, dedupe_key=instance_key(PLATFORM, team, unique),
+                        instance=team, kind="slash_command",
                         actor=form.get("user_id"), attributes={k: form[k] for k in keep if k in form}, data=form)
 
 

@@ -140,6 +140,8 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
             return {"ballot": ballot_id, "outcome": "cancelled"}
         outcome, ruling, figures = ballot.outcome.value, ballot.ruling, dict(ballot.tally)
         proposal_id = int(ballot.subject_ref.split(":")[1])
+        line = ballots.result_line(outcome=outcome, figures=figures,
+                                   per_platform=ballots.votes_by_platform(session, ballot))
     where = ballots.refs(ctx, ballot_id)
     for platform, ref in where.items():
         space = ctx.platforms.space(platform)
@@ -147,7 +149,7 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
             continue
         once(ctx, key=f"ballot:{ballot_id}:closed:{platform}", platform=platform, actor=ACTOR,
              about=f"ballot:{ballot_id}",
-             act=lambda s=space, p=platform, r=ref: _close_on(s, p, r, figures))
+             act=lambda s=space, p=platform, r=ref: _close_on(s, p, r, figures, line))
     post_wg(ctx, template="endorsement_result", key=f"ballot:{ballot_id}:result", actor=ACTOR,
             about=f"ballot:{ballot_id}",
             threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
@@ -163,18 +165,12 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
             **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")}, "applied": applied}
 
 
-def _close_on(space: Any, platform: str, ref: dict[str, Any], figures: dict[str, Any]) -> None:
-    """Close the platform's ballot; where the connector can show the ledger's tally (votes
-    merged across platforms, one count per option), it is passed as the membership closer does."""
-    import inspect
-
-    close = space.ballots.close_ballot
-    shown = ballots.platform_ballot(platform, ref)
-    if "counts" in inspect.signature(close).parameters:
-        counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
-        close(shown, counts=counts)
-    else:
-        close(shown)
+def _close_on(space: Any, platform: str, ref: dict[str, Any], figures: dict[str, Any],
+              line: str) -> None:
+    """Close the platform's ballot showing the ledger's one tally (votes merged across
+    platforms), as the membership closer does (R-APP-5's "one merged tally")."""
+    counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
+    space.close_ballot(ballots.platform_ballot(platform, ref), counts=counts, result=line)
 
 
 def apply_outcome(ctx: Any, *, ballot_id: int) -> str:

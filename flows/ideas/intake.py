@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from prefect import flow
 
+from connectors.base import instance_key
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.errors import NotFound
@@ -83,15 +84,21 @@ def handle_idea(*, ledger: Any, event: InboxEvent, now: datetime | None = None) 
         payload = dict(row.payload or {})
     data = dict(payload.get("data") or {})
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
+    instance = ctx.platforms.instance_of(source, payload.get("instance"))
+    if source in ("discord", "discourse") and not instance:
+        # Ids without their Forum or guild would merge two sites' items (issue 19).
+        log.warning("ideas: inbox event %s names no %s instance and none is served; kept",
+                    event.id, source)
+        return "refused:no-instance"
     if source == "discord":
-        return _from_discord(ctx, event.id, attrs)
+        return _from_discord(ctx, event.id, attrs, instance)
     if source == "discourse" and kind == "topic_created":
-        return _from_forum(ctx, dict(data.get("topic") or {}), attrs)
+        return _from_forum(ctx, dict(data.get("topic") or {}), attrs, instance)
     log.info("ideas: inbox event %s (%s/%s) is not an idea source; kept", event.id, source, kind)
     return "refused:not-an-idea"
 
 
-def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str]) -> str:
+def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str], instance: str) -> str:
     def answer(text: str) -> None:
         answer_interaction(ctx, key=f"ideas:answer:inbox:{event_id}", actor=ACTOR,
                            about=f"inbox:{event_id}", attributes=attrs, text=text)
@@ -106,7 +113,7 @@ def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str]) -> str:
     handle = f"discord:{attrs.get('username') or user_id}"[:120]
     guild, channel = attrs.get("guild_id", ""), attrs.get("channel_id", "")
     url = f"https://discord.com/channels/{guild}/{channel}" if guild and channel else None
-    key = f"discord:interaction:{attrs.get('interaction_id') or event_id}"
+    key = instance_key("discord", instance, "interaction", attrs.get("interaction_id") or event_id)
     idea_id, created = file_step(ctx, idea=idea, source="discord", source_key=key,
                                  source_url=url, author_id=person_id,
                                  author_handle=None if person_id else handle)
@@ -115,7 +122,7 @@ def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str]) -> str:
     return f"idea:{idea_id}"
 
 
-def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str]) -> str:
+def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str], instance: str) -> str:
     try:
         idea = validate_idea(title=str(topic.get("title") or attrs.get("title") or ""),
                              body=str(topic.get("excerpt") or "") or None)
@@ -128,12 +135,16 @@ def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str]) -> str:
     if not topic_id:
         return "refused:invalid:topic.id"
     idea_id, created = file_step(ctx, idea=idea, source="forum",
-                                 source_key=f"discourse:topic:{topic_id}",
+                                 source_key=instance_key("discourse", instance, "topic", topic_id),
                                  source_url=_forum_url(ctx, topic), author_id=person_id,
                                  author_handle=None if person_id else handle)
     _show(idea_id, created, source="forum", idea=idea)
     space = ctx.platforms.space("discourse")
-    if space is not None and space.messenger is not None:
+    if space is not None and space.messenger is not None and space.instance != instance:
+        # Topic ids are per Forum: replying on the Forum we talk to would answer someone else.
+        log.warning("ideas: idea:%s came from Forum %s, not the one served (%s); no reply",
+                    idea_id, instance, space.instance)
+    elif space is not None and space.messenger is not None:
         text = render("filed", idea_id=idea_id, created=True)
         try:
             once(ctx, key=f"ideas:forum-reply:{idea_id}", platform="discourse", actor=ACTOR,

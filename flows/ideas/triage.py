@@ -132,15 +132,15 @@ def digest_step(ctx: Ctx, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _artifacts(rows: list[dict[str, Any]], triaged: list[dict[str, Any]], flagged: list[int],
                digest: dict[str, Any] | None) -> None:
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from flows.privacy import publish_artifact
     from prefect.context import FlowRunContext
 
     if FlowRunContext.get() is None:
         return
     table = [{**r, "title": r["title"][:120]} for r in rows]
     try:
-        create_table_artifact(key=BACKLOG_ARTIFACT, table=table or [{"id": None}],
-                              description=f"The ideas backlog: {len(rows)} items (R-IDEA-1)")
+        publish_artifact(key=BACKLOG_ARTIFACT, kind="table", content=table or [{"id": None}],
+                         description=f"The ideas backlog: {len(rows)} items (R-IDEA-1)")
         lines = ["# Ideas triage", "",
                  f"Triaged {len(triaged)} new item(s); flagged {len(flagged)} waiting too long "
                  f"({', '.join(f'#{i}' for i in flagged) or 'none'}).", ""]
@@ -150,8 +150,8 @@ def _artifacts(rows: list[dict[str, Any]], triaged: list[dict[str, Any]], flagge
                          digest.get("reason") or "already posted this week (not sent again)"), ""]
         for t in triaged:
             lines.append(f"- **#{t['id']}**: " + "; ".join(t["reasons"]))
-        create_markdown_artifact(key="ideas-triage", markdown="\n".join(lines),
-                                 description="What this triage run suggested (R-IDEA-2)")
+        publish_artifact(key="ideas-triage", kind="markdown", content="\n".join(lines),
+                         description="What this triage run suggested (R-IDEA-2)")
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("ideas: artifact not created: %s", type(exc).__name__)
 

@@ -59,17 +59,69 @@ def open_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         ballot = session.get(Ballot, app.ballot_id)
         ballot_id, size = ballot.id, len(ballot.electors)
         eligibility = app.eligibility[-1]
-        ruling, reason = eligibility.ruling, eligibility.reason
+        ruling, evidence = eligibility.ruling, dict(eligibility.evidence or {})
+        why, experience, nominator = app.motivation, app.experience, app.nominator_handle
+    # R-APP-5: the voters see the case (answers, evidence in short, the nomination).
     posted = ballots.post(ctx, ballot_id=ballot_id, template="approval_question", actor=ACTOR,
-                          handle=handle, application_id=application_id, eligibility_ruling=ruling,
-                          eligibility_reason=reason, electorate=size,
-                          quorum=quorum(size, kind="approval", charter=ctx.charter))
+                          long_values=("why", "experience"), handle=handle,
+                          application_id=application_id, eligibility_ruling=ruling,
+                          why=why or "(no answer, or erased)",
+                          experience=experience or "(no answer, or erased)",
+                          evidence_line=evidence_line(evidence, charter=ctx.charter),
+                          nomination_line=nomination_line(nominator, evidence, handle=handle),
+                          electorate=size, quorum=quorum(size, kind="approval", charter=ctx.charter))
     artifact(key=f"application-{application_id}-ballot", title=f"Approval ballot {ballot_id}",
              decision=Decision(allowed=True, ruling="R-VOTE-APPROVE",
                                reason=f"ballot opened for application {application_id}"),
              rows={"electorate": size, "shown on": ", ".join(posted) or "no platform"})
     return {"application": application_id, "ballot": ballot_id, "electorate": size,
             "platforms": sorted(posted)}
+
+
+def _days(since: str | None, until: str | None) -> int | None:
+    try:
+        return (datetime.fromisoformat(str(until)) - datetime.fromisoformat(str(since))).days
+    except (TypeError, ValueError):
+        return None
+
+
+def evidence_line(evidence: dict[str, Any], *, charter: Any) -> str:
+    """The eligibility evidence in short, per platform (R-APP-5), e.g. "Forum: 14 days visited,
+    6 posts, account 400 days; Discord: member 200 days, 9 messages/90 days". Ages are as of the
+    check. Pure."""
+    platforms = evidence.get("platforms") or {}
+    checked = evidence.get("checked_at")
+    parts = []
+    forum = platforms.get("discourse")
+    if forum:
+        if forum.get("days_visited") is None:
+            parts.append("Forum: figures not fetched")
+        else:
+            age = _days(forum.get("created_at"), checked)
+            parts.append(f"Forum: {forum['days_visited']} days visited, {forum.get('post_count', 0)} "
+                         f"posts" + (f", account {age} days" if age is not None else ""))
+    discord = platforms.get("discord")
+    if discord:
+        age = _days(discord.get("joined_at"), checked)
+        window = charter.eligibility.discord.messages_window_days
+        count = discord.get("messages_90d")
+        parts.append("Discord: " + ", ".join(p for p in (
+            f"member {age} days" if age is not None else "",
+            f"{count if count is not None else 'unknown'} messages/{window} days"
+            if "messages_90d" in discord else "figures not fetched") if p))
+    return "; ".join(parts) or "no platform figures (eligible by nomination)"
+
+
+def nomination_line(nominator: str | None, evidence: dict[str, Any], *, handle: str) -> str:
+    """Who nominated the applicant and whether the nomination is valid (R-ELIG-2/3). Pure."""
+    if not nominator:
+        return "none (applied without a nominator)"
+    if nominator.casefold() == handle.casefold() or "nomination_valid" not in evidence:
+        return f"self-nominated ({nominator}, R-ELIG-3)"
+    if evidence["nomination_valid"]:
+        return f"nominated by {nominator}, a DSF Individual Member: valid (R-ELIG-2)"
+    return (f"nominated by {nominator}, who is not on the list of DSF Individual Members: "
+            "not valid (R-ELIG-2)")
 
 
 def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:

@@ -12,6 +12,11 @@ at the deadline (R-VOTE-EARLY) from a scheduled closer, so no process waits.
   so it is recorded just before the deadline.
 - After every vote and at every closer run the ballot is tallied with ``rules.tally``; a decided
   ballot is closed in the ledger first, then on the platforms, then announced, then applied.
+- Voters see the case (R-APP-5: ``post(long_values=…)`` shortens an applicant's answers, with a
+  note and a link, where a platform's message cannot hold them) and, once it closed, the one
+  merged tally on every platform (``result_line``). A removal ballot is secret (R-VOTE-SECRET,
+  ``post(secret=True)``): the connectors show no voter and no count until it is closed; the
+  ledger keeps each vote, for one vote per person and the audit log.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from prefect import flow
 from sqlalchemy import select
 
 from connectors.base import Ballot as PlatformBallot
-from connectors.base import BallotOption, MessageRef
+from connectors.base import BallotOption, MessageRef, instance_key
 from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
@@ -39,26 +44,41 @@ def _key(ballot_id: int, platform: str) -> str:
     return f"ballot:{ballot_id}:post:{platform}"
 
 
-def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, **values: Any) -> dict[str, Any]:
-    """Show the ballot on every served platform, once each."""
+# How much ballot text each platform shows in one message (Discord: 2000 characters per
+# message, less the question, the voters note and the buttons' hint); elsewhere a post's length.
+TEXT_LIMIT = {"discord": 1700}
+DEFAULT_TEXT_LIMIT = 30000
+
+
+def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, secret: bool = False,
+         long_values: tuple[str, ...] = (), **values: Any) -> dict[str, Any]:
+    """Show the ballot on every served platform, once each. ``secret`` (R-VOTE-SECRET): no
+    member sees who voted how. ``long_values`` name the values (an applicant's answers) that are
+    shortened, with a visible note and a link to a ballot showing them in full, where the text
+    would not fit the platform's message."""
     with ctx.ledger.read() as session:
         ballot = session.get(Ballot, ballot_id)
         closes_at = ballot.closes_at
     posted = {}
+    full_at: str | None = None  # a ballot that shows the long values in full
     for space in ctx.platforms.spaces.values():
         if space.ballots is None:
             continue
-        question, text = render(template, platform=space.platform, ballot_id=ballot_id,
-                                closes_at=closes_at.strftime("%Y-%m-%d %H:%M UTC"), **values)
+        question, text, shortened = fit(
+            template, platform=space.platform, long_values=long_values, full_at=full_at,
+            limit=TEXT_LIMIT.get(space.platform, DEFAULT_TEXT_LIMIT),
+            values={**values, "ballot_id": ballot_id,
+                    "closes_at": closes_at.strftime("%Y-%m-%d %H:%M UTC")})
 
-        def act(s=space, q=question) -> dict[str, Any]:
+        def act(s=space, q=question, t=text) -> dict[str, Any]:
             b = s.ballots.open_ballot(channel=s.wg_channel, question=q, options=list(OPTIONS),
                                       voters_group=s.wg_role.name, closes_at=closes_at,
-                                      key=_key(ballot_id, s.platform))
+                                      key=_key(ballot_id, s.platform), text=t, secret=secret)
             return {"ballot_id": b.id, "question": b.question,
                     "options": [{"id": o.id, "label": o.label} for o in b.options],
                     "message_id": b.message.id if b.message else None,
-                    "thread_id": b.message.thread_id if b.message else None}
+                    "thread_id": b.message.thread_id if b.message else None,
+                    "url": b.message.url if b.message else None}
 
         try:
             posted[space.platform] = once(ctx, key=_key(ballot_id, space.platform),
@@ -67,7 +87,37 @@ def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, **values: Any) 
         except Exception as exc:  # noqa: BLE001 - the other platform still votes; rerun repairs
             log.warning("membership: ballot:%s not posted on %s: %s", ballot_id, space.platform,
                         type(exc).__name__)
+            continue
+        if full_at is None and not shortened:
+            full_at = posted[space.platform].get("url")
     return posted
+
+
+def fit(template: str, *, platform: str, values: dict[str, Any], long_values: tuple[str, ...],
+        limit: int, full_at: str | None) -> tuple[str, str, bool]:
+    """Render ``template`` for ``platform``; when its text is over ``limit``, shorten each of
+    ``long_values`` to an equal share of the room left, saying so and where to read it in full.
+    Returns (question, text, shortened)."""
+    question, text = render(template, platform=platform, **values)
+    long_values = tuple(k for k in long_values if values.get(k))
+    if len(text) <= limit or not long_values:
+        return question, text, False
+    _, bare = render(template, platform=platform, **{**values, **{k: "" for k in long_values}})
+    share = max(80, (limit - len(bare)) // len(long_values))
+    where = f"read it in full at {full_at}" if full_at else "the full answer is kept with the application"
+    short = {k: shorten(str(values[k]), share, note=where) for k in long_values}
+    question, text = render(template, platform=platform, **{**values, **short})
+    return question, text, True
+
+
+def shorten(text: str, room: int, *, note: str) -> str:
+    """``text`` cut at a word to at most ``room`` characters, ending with a visible note."""
+    if len(text) <= room:
+        return text
+    tail = f" … [shortened; {note}]"
+    keep = max(0, room - len(tail))
+    cut = text.rfind(" ", 0, keep + 1)
+    return text[:cut if cut > keep // 2 else keep].rstrip() + tail
 
 
 def refs(ctx: Ctx, ballot_id: int) -> dict[str, dict[str, Any]]:
@@ -175,7 +225,8 @@ def sync_platform_votes(ctx: Ctx, *, ballot_id: int) -> int:
             person_id = owners.get(vote.voter.id)
             if person_id is not None and last_here.get(person_id) == choice:
                 continue  # read before: nothing new from this platform
-            refused_key = f"refused:{ballot_id}:{platform}:{vote.voter.id}:{choice}"
+            voter_key = instance_key(platform, space.instance or "-", "user", vote.voter.id)
+            refused_key = f"refused:{ballot_id}:{voter_key}:{choice}"
             if person_id is None and _done(ctx, refused_key):
                 continue
             accepted, _ = cast(ctx, ballot_id=ballot_id, platform=platform,
@@ -218,22 +269,23 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
         if ballot.status == BallotStatus.CANCELLED:
             return {"ballot": ballot_id, "outcome": "cancelled"}
         kind, outcome, ruling, figures = ballot.kind, ballot.outcome.value, ballot.ruling, dict(ballot.tally)
+        per_platform = votes_by_platform(session, ballot)
+    line = result_line(outcome=outcome, figures=figures, per_platform=per_platform)
     where = refs(ctx, ballot_id)
     for platform, ref in where.items():
         space = ctx.platforms.space(platform)
         if space is None or space.ballots is None:
             continue
-        # The closed message shows the ledger's tally (votes merged across platforms), one
-        # count per option in the order the platform shows them.
+        # Every platform shows the ledger's one tally (votes merged across platforms).
         counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
         once(ctx, key=f"ballot:{ballot_id}:closed:{platform}", platform=platform, actor=ACTOR,
              about=f"ballot:{ballot_id}",
              act=lambda s=space, p=platform, r=ref, c=counts:
-             (s.close_ballot(platform_ballot(p, r), counts=c), None)[1])
+             (s.close_ballot(platform_ballot(p, r), counts=c, result=line), None)[1])
     about = {BallotKind.APPROVAL: "an application",
              BallotKind.ENDORSEMENT: "endorsing a proposal for the DSF Board"}.get(kind, "a removal")
     _announce(ctx, ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling,
-              figures=figures, about=about)
+              figures=figures, about=about, line=line)
     from rules import Decision
 
     artifact(key=f"ballot-{ballot_id}-result", title=f"Ballot {ballot_id} {outcome}",
@@ -251,14 +303,34 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
         k: figures[k] for k in ("yes", "no", "abstain", "electorate")}, "applied": applied}
 
 
+def votes_by_platform(session: Any, ballot: Ballot) -> dict[str, int]:
+    """How many of the counted votes came from each platform (counts only, never who)."""
+    out: dict[str, int] = {}
+    for vote in repo.current_votes(session, ballot):
+        out[vote.source_platform] = out.get(vote.source_platform, 0) + 1
+    return out
+
+
+def result_line(*, outcome: str, figures: dict[str, Any], per_platform: dict[str, int]) -> str:
+    """The one merged tally every platform shows once a ballot closed, e.g. "Closed: passed,
+    4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)". Counts only (R-VOTE-SECRET)."""
+    from flows.membership.intake import LABEL
+
+    where = ", ".join(f"{LABEL.get(p, p.title())} {n}" for p, n in sorted(
+        per_platform.items(), key=lambda item: LABEL.get(item[0], item[0])) if n)
+    return (f"Closed: {outcome}, {figures['yes']} yes, {figures['no']} no, "
+            f"{figures['abstain']} abstain of {figures['electorate']}"
+            + (f" ({where})" if where else " (no votes cast)"))
+
+
 def _announce(ctx: Ctx, *, ballot_id: int, where: dict[str, Any], outcome: str, ruling: str,
-              figures: dict[str, Any], about: str) -> None:
+              figures: dict[str, Any], about: str, line: str) -> None:
     post_wg(ctx, template="ballot_result", key=f"ballot:{ballot_id}:result", actor=ACTOR,
             about=f"ballot:{ballot_id}",
             threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
             ballot_id=ballot_id, outcome=outcome, ruling=ruling, reason=figures["reason"],
             yes=figures["yes"], no=figures["no"], abstain=figures["abstain"],
-            electorate=figures["electorate"], subject_text=about)
+            electorate=figures["electorate"], subject_text=about, result_line=line)
 
 
 def close_due(ctx: Ctx) -> list[dict[str, Any]]:

@@ -49,6 +49,16 @@ _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUnde
                    lstrip_blocks=True)
 
 
+def _quote(text: Any) -> str:
+    """A person's text as a Markdown quote (Forum and Discord alike), so it reads as theirs and
+    its own headings or lists do not become the message's."""
+    lines = str(text or "").strip().splitlines() or ["(no answer)"]
+    return "\n".join(f"> {line}".rstrip() for line in lines)
+
+
+_env.filters["quote"] = _quote
+
+
 def resolve_now(now: datetime | None) -> datetime:
     """``now`` as an aware UTC datetime; ``None`` = the real clock."""
     if now is None:
@@ -360,10 +370,12 @@ def artifact(*, key: str, title: str, decision: Decision | None = None,
         lines += ["## Evidence", "", "```json",
                   json.dumps(evidence, indent=2, default=str, sort_keys=True), "```"]
     try:
-        from prefect.artifacts import create_markdown_artifact
+        from flows.privacy import publish_artifact
 
-        create_markdown_artifact(key=_artifact_key(key), markdown="\n".join(lines),
-                                 description=title[:200])
+        # The description is kept in Prefect's events, which an erasure cannot reach: the key
+        # (ledger ids only) serves; the title stays in the body (R-PRIVACY-3).
+        publish_artifact(key=_artifact_key(key), kind="markdown", content="\n".join(lines),
+                         description=_artifact_key(key))
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("membership: artifact %s not created: %s", key, type(exc).__name__)
 
@@ -372,6 +384,25 @@ def _artifact_key(key: str) -> str:
     import re
 
     return re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")[:100] or "membership"
+
+
+def person_run_name(prefix: str, parameter: str) -> Callable[[], str]:
+    """A ``flow_run_name`` callable naming the person of ``parameter`` (a handle or an id) by
+    ledger id only, ``<prefix>-person-<id>`` (R-PRIVACY-3); just ``prefix`` when unknown."""
+    def name() -> str:
+        from prefect.runtime import flow_run
+
+        from flows.platforms import current_ledger
+
+        value = str((flow_run.parameters or {}).get(parameter) or "").strip().removeprefix("person:")
+        if value.isdigit():
+            return f"{prefix}-person-{value}"
+        try:
+            with current_ledger().read() as session:
+                return f"{prefix}-person-{repo.get_person(session, value).id}"
+        except Exception:  # noqa: BLE001 - a name is a courtesy; the run reports the error
+            return prefix
+    return name
 
 
 def run_name(prefix: str, *names: str) -> Callable[[], str]:

@@ -19,24 +19,38 @@ from flows.membership.common import Ctx, log, once, render
 ACTOR = "flow:intake"
 
 
-def forum_values(ctx: Ctx, *, event_id: int, data: dict[str, Any]
-                 ) -> tuple[dict[str, Any], dict[str, str], str] | str:
-    """The intake's values, proven accounts and source reference for a first post; or a result
-    reference when there is nothing to take in yet (answers missing: one reply asks for them)."""
-    post = data.get("post") or {}
+def _post(data: dict[str, Any]) -> dict[str, Any]:
+    # A signed webhook may still hold odd shapes (a list where a name belongs): text only.
+    post = data.get("post") if isinstance(data.get("post"), dict) else {}
+    return {k: (v if isinstance(v, (str, int)) and not isinstance(v, bool) else None)
+            for k, v in post.items()}
+
+
+def forum_waiting(ctx: Ctx, *, data: dict[str, Any]) -> str | None:
+    """A result reference when the post is nothing to take in yet: not a first post, or answers
+    missing (then **one** reply in the topic asks for them); None when it is an application."""
+    post = _post(data)
     if str(post.get("post_number")) != "1" or not post.get("topic_id"):
         return "forum-topic:not-a-first-post"
     topic_id = str(post["topic_id"])
     answers = parse_forum_application(str(post.get("raw") or ""))
-    if answers.missing:
-        _ask_for_answers(ctx, topic_id=topic_id, username=str(post.get("username") or ""),
-                         missing=answers.missing)
-        return f"waiting:forum-topic:{topic_id}:missing-{'-'.join(answers.missing)}"
+    if not answers.missing:
+        return None
+    _ask_for_answers(ctx, topic_id=topic_id, username=str(post.get("username") or ""),
+                     missing=answers.missing)
+    return f"waiting:forum-topic:{topic_id}:missing-{'-'.join(answers.missing)}"
+
+
+def forum_application(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str]:
+    """The intake's values, the proven Forum account and the source reference (one per topic)
+    of a first post whose answers are complete (see :func:`forum_waiting`)."""
+    post = _post(data)
+    answers = parse_forum_application(str(post.get("raw") or ""))
     values = {"forum_username": post.get("username"), "discord_username": answers.discord,
               "motivation": answers.why, "experience": answers.experience,
               "nominator": answers.nominator, "email": None}
     proven = {"discourse": str(post["user_id"])} if post.get("user_id") is not None else {}
-    return values, proven, f"forum-topic:{topic_id}"
+    return values, proven, f"forum-topic:{post.get('topic_id')}"
 
 
 def _ask_for_answers(ctx: Ctx, *, topic_id: str, username: str, missing: tuple[str, ...]) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from prefect import flow
+
 from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.db import Ledger
@@ -25,7 +27,8 @@ from flows.membership.common import Ctx, answer_interaction, context
 from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
 from flows.platforms import Platforms
 
-__all__ = ["handle_confirm", "handle_intake", "handle_leave", "handle_optin", "handle_vote"]
+__all__ = ["handle_confirm", "handle_intake", "handle_leave", "handle_optin", "handle_vote",
+           "intake_inbox"]
 
 ACTOR = "flow:inbox"
 
@@ -52,13 +55,10 @@ def _person_of(ctx: Ctx, platform: str, external_id: str) -> int | None:
         return person.id if person else None
 
 
-def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
-    """An application from the public form, the Discord ``/apply`` modal or a new Forum topic
-    in the applications category; returns ``application:<id>`` or ``refused:<ruling>:<code>``."""
-    from flows.membership.intake import intake
-
-    ctx = context(now, ledger=ledger, platforms=platforms)
-    source, kind, data, attrs, actor = _event(ctx, event_id)
+def _application(source: str, data: dict[str, Any], attrs: dict[str, str], actor: str | None,
+                 event_id: int) -> tuple[dict[str, Any], dict[str, str], str] | None:
+    """The application's fields, the accounts its source proved and its intake reference (the
+    inbox event; a Forum topic's id, so its edits are one application), from a stored event."""
     proven: dict[str, str] = {}
     source_ref = f"inbox:{event_id}"
     if source == "form":
@@ -74,20 +74,46 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
                   "nominator": attrs.get("field.nominator") or None, "email": None}
         proven["discord"] = attrs.get("user_id", "")
     elif source == "discourse":
+        from flows.membership.forum import forum_application
+
+        values, proven, source_ref = forum_application(data)
+    else:
+        return None
+    return values, proven, source_ref
+
+
+@flow(name="membership-intake-inbox", flow_run_name="intake-inbox-{event_id}", log_prints=True)
+def intake_inbox(event_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """R-APP-1 for an application the gateway stored: the membership intake, reading the answers
+    from the ledger's inbox event, so that this run's name and parameters carry the event id
+    only, never a handle, an e-mail or an answer (R-PRIVACY-3)."""
+    from flows.membership.intake import submit
+
+    ctx = context(now)
+    source, kind, data, attrs, actor = _event(ctx, event_id)
+    found = _application(source, data, attrs, actor, event_id)
+    if found is None:
+        return {"outcome": "refused", "ruling": "R-APP-1", "code": "unknown-source"}
+    values, proven, source_ref = found
+    return submit(ctx, **values, source=source, source_ref=source_ref, proven=proven or None)
+
+
+def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
+    """An application from the public form, the Discord ``/apply`` modal or a new Forum topic
+    in the applications category; returns ``application:<id>`` or ``refused:<ruling>:<code>``."""
+    ctx = context(now, ledger=ledger, platforms=platforms)
+    source, kind, data, attrs, actor = _event(ctx, event_id)
+    if source not in ("form", "discord", "discourse"):
+        return "refused:unknown-source"
+    if source == "discourse":
         if kind == "topic_created":
             return "forum-topic:answers-come-with-its-first-post"
-        from flows.membership.forum import forum_values
+        from flows.membership.forum import forum_waiting
 
-        found = forum_values(ctx, event_id=event_id, data=data)
-        if isinstance(found, str):
-            return found  # waiting for an edit (answers missing), or not a first post
-        values, proven, source_ref = found
-    else:
-        return "refused:unknown-source"
-    name = values.get("forum_username") or values.get("discord_username") or event_id
-    result = intake.with_options(flow_run_name=f"intake-{name}")(
-        **values, source=source, source_ref=source_ref, proven_accounts=proven or None,
-        now=ctx.now)
+        waiting = forum_waiting(ctx, data=data)
+        if waiting:
+            return waiting  # not a first post, or answers missing: the edit brings it back
+    result = intake_inbox(event_id=event_id, now=ctx.now)
     if result.get("outcome") == "refused":
         _answer(ctx, event_id, attrs, f"Your application was not accepted: {result.get('reason', '')} "
                                      f"({result.get('ruling')}).")
@@ -110,7 +136,8 @@ def handle_confirm(*, event_id: int, ledger: Ledger, platforms: Platforms, now: 
     pressed_by = attrs.get("user_id") if source == "discord" else None
     try:
         result = confirm_identity(token=token, ledger=ledger, platforms=platforms, now=ctx.now,
-                                  pressed_by=pressed_by)
+                                  pressed_by=pressed_by,
+                                  channel="discord" if custom_id.startswith(CONFIRM_PREFIX) else "web")
     except PolicyViolation as exc:
         _answer(ctx, event_id, attrs, f"This confirmation was not accepted: {exc.reason}.")
         return f"refused:{exc.ruling}"
@@ -130,7 +157,8 @@ def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
         else str(data.get("token", ""))
     try:
         if token:
-            claims = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now)
+            claims = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now,
+                                channel="discord" if custom_id.startswith(OPTIN_PREFIX) else "web")
             person_id = claims.identity
             if source == "discord" and _person_of(ctx, "discord", attrs.get("user_id", "")) != person_id:
                 raise PolicyViolation("only the member the reminder was sent to can opt in with it",

@@ -265,8 +265,10 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
     space = ctx.platforms.space(identity.platform.value)
     if space is None:
         return
+    # Bound to where it is sent (issue 19): Discord's DM carries a button, elsewhere a link.
     token = make_token(secret=ctx.platforms.confirm_secret, purpose="confirm",
-                       subject=application_id, identity=identity.id, expires_at=expires)
+                       subject=application_id, identity=identity.id, expires_at=expires,
+                       channel="discord" if space.platform == "discord" else "web")
     link = f"{ctx.platforms.gateway_url}/confirm/{token}"
     from flows.membership.common import render
 
@@ -299,15 +301,19 @@ def all_confirmed(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
 
 def confirm_identity(*, token: str, ledger: Ledger | None = None,
                      platforms: Platforms | None = None, now: datetime | None = None,
-                     pressed_by: str | None = None) -> str:
+                     pressed_by: str | None = None, channel: str | None = None) -> str:
     """Confirm one named account of an application (R-APP-2); the ``confirm`` handler calls this
     for the POST of the gateway's confirmation page (``pressed_by`` None) and for a Discord button
     press (``pressed_by`` = the presser's Discord user id, which must be the named account's).
+    ``channel`` (default: ``discord`` for a press, else ``web``) must be the one the token was
+    sent on (``flows.membership.tokens``).
 
     Returns a result reference (``application:12:confirmed``, ``…:waiting``, ``…:already``);
     raises ``PolicyViolation`` (R-APP-2) for a bad, expired or foreign token."""
     ctx = context(now, ledger=ledger, platforms=platforms)
-    claims = read_token(token, secret=ctx.platforms.confirm_secret, purpose="confirm", now=ctx.now)
+    channel = channel or ("discord" if pressed_by is not None else "web")
+    claims = read_token(token, secret=ctx.platforms.confirm_secret, purpose="confirm", now=ctx.now,
+                        channel=channel)
     with ctx.ledger.transaction() as session:
         app = session.get(Application, claims.subject)
         identity = session.get(Identity, claims.identity)
@@ -360,8 +366,8 @@ def expire(ctx: Ctx) -> list[int]:
     return [a for a, _ in expired]
 
 
-@flow(name="membership-intake", flow_run_name=run_name("intake", "forum_username", "discord_username"),
-      log_prints=True)
+# Named by source only: the parameters an operator typed hold the applicant's names (R-PRIVACY-3).
+@flow(name="membership-intake", flow_run_name=run_name("intake", "source"), log_prints=True)
 def intake(forum_username: str | None = None, discord_username: str | None = None,
            motivation: str = "", experience: str = "", nominator: str | None = None,
            email: str | None = None, source: str = "operator", source_ref: str | None = None,

@@ -17,10 +17,12 @@ from sqlalchemy import select
 
 from connectors.errors import PolicyViolation
 from ledger import repo
+from ledger import roles as roles_ledger
 from ledger.models import BallotStatus, Membership, MembershipStatus, Person
 from rules import Decision
 
-from flows.membership.common import Ctx, artifact, context, message_person, post_wg
+from flows.membership.common import (Ctx, artifact, context, message_person, person_run_name,
+                                     post_wg)
 from flows.membership.intake import GROUP
 from flows.membership.roles import reconcile_person
 
@@ -30,13 +32,25 @@ ACTOR = "flow:leave"
 def end_membership(ctx: Ctx, *, person_id: int, status: MembershipStatus, actor: str,
                    ruling: str, ballot_id: int | None = None) -> dict[str, Any]:
     """End the person's active membership (once) and revoke its roles; returns what happened.
-    Run again after a crash, it only finishes the revocations."""
+
+    R-ADMIN-4 (``flows.roles.revocations``): the WG group/role and admin are revoked, moderator
+    and other roles stay (R-MOD); an admin revocation that would leave a platform short of
+    counted admins waits (recorded in the ledger) and the WG is told which platform needs a new
+    admin. Run again after a crash, it only finishes the revocations and the notices."""
+    from flows.roles.revocations import announce_waiting, decide_end, kept_roles, record_end
+
+    with ctx.ledger.read() as session:
+        membership = repo.open_membership(session, session.get(Person, person_id))
+        active = membership is not None and membership.status == MembershipStatus.ACTIVE
+    end = decide_end(ctx, person_id=person_id) if active else None
     with ctx.ledger.transaction() as session:
         person = session.get(Person, person_id)
         membership = repo.open_membership(session, person)
-        if membership is not None and membership.status == MembershipStatus.ACTIVE:
+        if end is not None and membership is not None and membership.status == MembershipStatus.ACTIVE:
             repo.end_membership(session, membership, status=status, actor=actor, at=ctx.now,
-                                ballot_id=ballot_id)
+                                ballot_id=ballot_id, keep=kept_roles(end))
+            record_end(session, end, person=person, membership_id=membership.id, actor=actor,
+                       at=ctx.now)
             for ballot in repo.open_ballots(session):
                 if ballot.subject_person_id == person_id and ballot.status == BallotStatus.OPEN:
                     repo.cancel_ballot(session, ballot, actor=actor, reason_code=f"member-{status.value}",
@@ -48,14 +62,27 @@ def end_membership(ctx: Ctx, *, person_id: int, status: MembershipStatus, actor:
             if last is None or last.status != status:
                 raise PolicyViolation(f"person:{person_id} is not an active member", ruling=ruling)
             membership_id = last.id
+        waiting = [(r.id, r.platform) for r in roles_ledger.revocations(session)
+                   if r.membership_id == membership_id and r.person_id == person_id]
     roles = reconcile_person(ctx, person_id, decision_ref=f"membership:{membership_id}", actor=actor)
+    lines = {c.platform: c.line() for c in (end.waiting if end else ())}
+    for revocation_id, platform in waiting:
+        announce_waiting(ctx, revocation_id=revocation_id, actor=actor,
+                         count_line=lines.get(platform, f"{platform}: see `charterflow roles plan`"))
     artifact(key=f"membership-{membership_id}-{status.value}",
              title=f"Membership {membership_id} {status.value}",
-             decision=Decision(allowed=True, ruling=ruling, reason=f"membership {status.value}"),
+             # Platforms and role names only: the WG's message carries the handles (R-PRIVACY-3).
+             decision=Decision(allowed=True, ruling="R-ADMIN-4" if waiting else ruling,
+                               reason=f"membership {status.value}" + (
+                                   "; admin revocation waits on " + ", ".join(
+                                       p for _i, p in waiting) if waiting else "")),
              rows={"roles revoked": ", ".join(roles["applied"]) or "none held",
+                   "roles kept (R-MOD)": ", ".join(f"{r} on {p}" for p, r in end.keep) if end else "-",
+                   "admin revocations waiting (R-ADMIN-4)": ", ".join(p for _i, p in waiting) or "none",
                    "role plan refused": roles["refused"] or "no"})
     return {"person": person_id, "membership": membership_id, "status": status.value,
-            "roles": roles}
+            "roles": roles, "waiting": [p for _i, p in waiting],
+            "kept": [f"{p}:{r}" for p, r in end.keep] if end else []}
 
 
 def leave_step(ctx: Ctx, *, person_id: int, reason: str | None = None) -> dict[str, Any]:
@@ -81,15 +108,10 @@ def person_id_of(ctx: Ctx, handle: str) -> int:
         return repo.get_person(session, handle).id
 
 
-@flow(name="membership-leave", flow_run_name=lambda: _name(), log_prints=True)
+@flow(name="membership-leave", flow_run_name=person_run_name("leave", "member"), log_prints=True)
 def leave(member: str, reason: str | None = None, now: datetime | None = None) -> dict[str, Any]:
     """A member leaves (R-LEAVE): ``member`` is their WG handle or person id. Effective at once;
     their WG roles are revoked on every platform and the group is told."""
     ctx = context(now)
     return leave_step(ctx, person_id=person_id_of(ctx, member), reason=reason)
 
-
-def _name() -> str:
-    from prefect.runtime import flow_run
-
-    return f"leave-{(flow_run.parameters or {}).get('member')}"

@@ -56,7 +56,7 @@ def describe_link(*, ledger: Ledger, purpose: Literal["confirm", "optin"], token
     """What ``token`` stands for now (see :class:`LinkView`); reads only."""
     ruling = "R-APP-2" if purpose == "confirm" else "R-TERM-2"
     try:
-        claims = read_token(token, secret=secret, purpose=purpose, now=now)
+        claims = read_token(token, secret=secret, purpose=purpose, now=now, channel="web")
     except PolicyViolation as exc:
         return LinkView(purpose=purpose, state="invalid", reason=exc.reason, ruling=ruling)
     except ValueError:  # the secret is empty: no token can be valid

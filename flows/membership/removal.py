@@ -18,7 +18,8 @@ from rules import Decision, closes_at, majority
 
 from flows.membership import ballot as ballots
 from flows.membership.approval import electorate_ids
-from flows.membership.common import Ctx, artifact, context, message_person, post_wg
+from flows.membership.common import (Ctx, artifact, context, message_person, person_run_name,
+                                     post_wg)
 from flows.membership.intake import GROUP
 from flows.membership.leave import end_membership, person_id_of
 
@@ -56,8 +57,9 @@ def open_step(ctx: Ctx, *, subject_id: int, proposer_id: int) -> dict[str, Any]:
                 actor=ACTOR, subject_person=subject, at=ctx.now)
         ballot_id, size, handle, closes = ballot.id, len(ballot.electors), subject.handle, ballot.closes_at
     needed = majority(size, charter=ctx.charter)
+    # R-VOTE-SECRET: no platform shows who voted how; counts only once closed.
     posted = ballots.post(ctx, ballot_id=ballot_id, template="removal_question", actor=ACTOR,
-                          handle=handle, needed=needed, electorate=size)
+                          secret=True, handle=handle, needed=needed, electorate=size)
     message_person(ctx, subject_id, template="removal_opened_dm", key=f"removal-opened:{ballot_id}",
                    actor=ACTOR, about=f"ballot:{ballot_id}", group=GROUP, ballot_id=ballot_id,
                    closes_at=closes.strftime("%Y-%m-%d %H:%M UTC"))
@@ -92,15 +94,11 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     return outcome.value if outcome else "cancelled"
 
 
-@flow(name="membership-removal-ballot", flow_run_name=lambda: _name(), log_prints=True)
+@flow(name="membership-removal-ballot", flow_run_name=person_run_name("removal-ballot", "member"),
+      log_prints=True)
 def open_removal_ballot(member: str, proposed_by: str, now: datetime | None = None) -> dict[str, Any]:
     """Open a removal ballot (R-REMOVE) about ``member`` (WG handle or id), proposed by the voting
     member ``proposed_by``. Running it again while that ballot is open shows the same ballot."""
     ctx = context(now)
     return open_step(ctx, subject_id=person_id_of(ctx, member), proposer_id=person_id_of(ctx, proposed_by))
 
-
-def _name() -> str:
-    from prefect.runtime import flow_run
-
-    return f"removal-ballot-{(flow_run.parameters or {}).get('member')}"

@@ -2,7 +2,9 @@
 before a term ends (each sent once; a late run sends only the latest one due), opt-in (``/optin``
 on Discord, the button in the reminder, or the link in the Forum message) starting a new term at
 the old end date, and a lapse after the grace period: membership ended, its roles revoked on
-every platform, the group and the person told.
+every platform, the group and the person told. A reminder to an admin whose lapse would leave a
+platform short of counted admins says so in advance (R-ADMIN-4: "if you lapse, the Forum keeps
+one admin").
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from prefect import flow
 from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.models import MembershipStatus, Person
-from rules import Decision, check_opt_in, reminders_due, term_status, term_window
+from rules import (AdminCount, Decision, check_opt_in, reminders_due, short_if_gone, term_status,
+                   term_window)
+from rules.admins import place
+from rules.plan import admins_of
 
 from flows.membership.common import (Ctx, artifact, context, identities_of, log, message_person,
-                                     once, post_wg, render, user_ref)
+                                     once, person_run_name, post_wg, render, user_ref)
 from flows.membership.intake import GROUP
 from flows.membership.leave import end_membership
 from flows.membership.tokens import OPTIN_PREFIX, make_token
@@ -26,25 +31,45 @@ from flows.membership.tokens import OPTIN_PREFIX, make_token
 ACTOR = "flow:renewal"
 
 
-def _remind(ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: int) -> list[str]:
+def keeps(count: AdminCount) -> str:
+    """``one admin (ash)``: what a platform keeps without the member (counted admins only)."""
+    if count.count == 0:
+        return "no admin who is a WG member"
+    words = {1: "one admin", 2: "two admins"}.get(count.count, f"{count.count} admins")
+    return f"{words} ({', '.join(count.counted)})"
+
+
+def admin_warnings(ctx: Ctx, handle: str, seen: Any) -> list[dict[str, str]]:
+    """R-ADMIN-4 in advance: the platforms the member is admin on that their lapse would leave
+    short of counted admins (``seen``: a ``flows.roles.plan.Observation``)."""
+    short = short_if_gone(handle, admins=admins_of(seen.assignments), members=seen.members or (),
+                          platform_accounts=seen.builtin, charter=ctx.charter)
+    return [{"where": place(c.platform), "keeps": keeps(c)} for c in short]
+
+
+def _remind(ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: int,
+            short: list[dict[str, str]] | None = None) -> list[str]:
     window = term_window(start, charter=ctx.charter)
-    token = make_token(secret=ctx.platforms.confirm_secret, purpose="optin", subject=term_id,
-                       identity=person_id, expires_at=window.grace_ends)
     reached = []
     for identity in identities_of(ctx, person_id):
         space = ctx.platforms.space(identity.platform.value)
         if space is None or not identity.external_id:
             continue
+        # Bound to where it is sent (issue 19): Discord's DM carries a button, elsewhere a link.
+        token = make_token(secret=ctx.platforms.confirm_secret, purpose="optin", subject=term_id,
+                           identity=person_id, expires_at=window.grace_ends,
+                           channel="discord" if space.platform == "discord" else "web")
         title, text = render("reminder", platform=space.platform, username=identity.username,
                              group=GROUP, term_end=window.end.date().isoformat(), days=days,
                              link=f"{ctx.platforms.gateway_url}/optin/{token}",
-                             grace_end=window.grace_ends.date().isoformat(), term_id=term_id)
+                             grace_end=window.grace_ends.date().isoformat(), term_id=term_id,
+                             short=short or [])
         key = f"reminder:{term_id}:{days}:{space.platform}"
         try:
             once(ctx, key=key, platform=space.platform, actor=ACTOR, about=f"person:{person_id}",
-                 act=lambda s=space, i=identity, t=title, b=text, k=key: s.prompt(
-                     user=user_ref(i), title=t, text=b, button_label="Opt in",
-                     custom_id=OPTIN_PREFIX + token, key=k))
+                 act=lambda s=space, i=identity, t=title, b=text, k=key, c=OPTIN_PREFIX + token:
+                 s.prompt(user=user_ref(i), title=t, text=b, button_label="Opt in", custom_id=c,
+                          key=k))
             reached.append(space.platform)
         except Exception as exc:  # noqa: BLE001 - one platform failing does not stop the other
             log.warning("membership: reminder to person:%s on %s failed: %s", person_id,
@@ -56,6 +81,18 @@ def _remind(ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: in
     return reached
 
 
+def _observe(ctx: Ctx) -> Any:
+    """The platforms' roles for the advance warning; False when a platform cannot be read
+    (the reminder goes out without the warning rather than not at all)."""
+    from flows.roles.plan import observe
+
+    try:
+        return observe(ctx)
+    except Exception as exc:  # noqa: BLE001 - the reminder matters more than the warning
+        log.warning("membership: admins not read for the reminders: %s", type(exc).__name__)
+        return False
+
+
 def renewal_step(ctx: Ctx) -> dict[str, Any]:
     """One daily pass over every active membership."""
     with ctx.ledger.read() as session:
@@ -65,6 +102,7 @@ def renewal_step(ctx: Ctx) -> dict[str, Any]:
             rows.append((m.person_id, session.get(Person, m.person_id).handle, term.id, term.starts_at))
     reminded: list[dict[str, Any]] = []
     lapsed: list[str] = []
+    seen: Any = None
     for person_id, handle, term_id, start in rows:
         status, decision = term_status(start, now=ctx.now, opted_in=False, charter=ctx.charter)
         if status == "lapsed":
@@ -87,8 +125,13 @@ def renewal_step(ctx: Ctx) -> dict[str, Any]:
                 if repo.effect_get(session, key=f"reminder:{term_id}:{days}") is not None:
                     sent.add(days)
         for days in reminders_due(start, now=ctx.now, already_sent=sent, charter=ctx.charter):
-            platforms = _remind(ctx, person_id=person_id, term_id=term_id, start=start, days=days)
-            reminded.append({"member": handle, "days": days, "platforms": platforms})
+            if seen is None:  # read the platforms' admins once per pass, only when reminding
+                seen = _observe(ctx)
+            short = admin_warnings(ctx, handle, seen) if seen is not False else []
+            platforms = _remind(ctx, person_id=person_id, term_id=term_id, start=start, days=days,
+                                short=short)
+            reminded.append({"member": handle, "days": days, "platforms": platforms,
+                             "admin_warning": [c["where"] for c in short]})
     artifact(key="renewal-daily", title="Renewal pass",
              rows={"memberships checked": len(rows),
                    "reminders sent": ", ".join(f"{r['member']} ({r['days']}d)" for r in reminded) or "none",
@@ -133,7 +176,7 @@ def renewal(now: datetime | None = None) -> dict[str, Any]:
     return renewal_step(context(now))
 
 
-@flow(name="membership-opt-in", flow_run_name=lambda: _name(), log_prints=True)
+@flow(name="membership-opt-in", flow_run_name=person_run_name("opt-in", "member"), log_prints=True)
 def opt_in(member: str, source: str = "operator", now: datetime | None = None) -> dict[str, Any]:
     """Record an opt-in for ``member`` (WG handle or id) made outside the platforms (R-TERM-2)."""
     from flows.membership.leave import person_id_of
@@ -141,8 +184,3 @@ def opt_in(member: str, source: str = "operator", now: datetime | None = None) -
     ctx = context(now)
     return opt_in_step(ctx, person_id=person_id_of(ctx, member), source=source)
 
-
-def _name() -> str:
-    from prefect.runtime import flow_run
-
-    return f"opt-in-{(flow_run.parameters or {}).get('member')}"

@@ -37,7 +37,11 @@ def reconcile_person(ctx: Ctx, person_id: int, *, decision_ref: str, actor: str,
         person = session.get(Person, person_id)
         handle = person.handle if person else f"person-{person_id}"
         rows = [(r.platform.value, r.role, r.desired) for r in repo.platform_roles_of(session, person)]
+    from flows.roles.plan import _identities, is_platform_account, member_handles
+
     identities = {i.platform.value: i for i in identities_of(ctx, person_id)}
+    known = _identities(ctx)  # other holders by ledger handle, so R-ADMIN-2 can count members
+    accounts: set[str] = set()
     desired: set[Assignment] = set()
     observed: set[Assignment] = set()
     users: dict[str, Any] = {}
@@ -54,12 +58,16 @@ def reconcile_person(ctx: Ctx, person_id: int, *, decision_ref: str, actor: str,
         if want:
             desired.add(Assignment(platform=platform, role=role_text, person=handle))
         for holder in holders:
-            key = handle if holder.id == user.id else f"{platform}:{holder.username}"
+            other = known.get((platform, str(holder.id)), (None, f"{platform}:{holder.username}"))
+            key = handle if holder.id == user.id else other[1]
+            if is_platform_account(holder):
+                accounts.add(key)
             observed.add(Assignment(platform=platform, role=role_text, person=key))
             if key != handle:
                 desired.add(Assignment(platform=platform, role=role_text, person=key))
         seen.append((platform, role_text, any(h.id == user.id for h in holders)))
-    plan = plan_roles(desired, observed, charter=ctx.charter)
+    plan = plan_roles(desired, observed, charter=ctx.charter, members=member_handles(ctx),
+                      platform_accounts=accounts)
     mine = [c for c in plan.changes if c.person == handle]
     result: dict[str, Any] = {"applied": [], "pending": [], "failed": {}, "unchanged": 0,
                               "refused": None}

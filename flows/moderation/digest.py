@@ -58,12 +58,12 @@ def post_digest(ctx: Ctx, day: date) -> dict[str, Any]:
 def consistency_artifact(ctx: Ctx) -> None:
     """The ``moderation-consistency`` table artifact of the last ``REPORT_DAYS`` days (no names:
     people appear as ledger references)."""
-    from prefect.artifacts import create_table_artifact
+    from flows.privacy import publish_artifact
 
     figures = figures_between(ctx.ledger, ctx.now - timedelta(days=REPORT_DAYS), ctx.now)
     try:
-        create_table_artifact(key="moderation-consistency", table=table_rows(figures),
-                              description=f"Moderation consistency, last {REPORT_DAYS} days (moderators and WG only)")
+        publish_artifact(key="moderation-consistency", kind="table", content=table_rows(figures),
+                         description=f"Moderation consistency, last {REPORT_DAYS} days (moderators and WG only)")
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("moderation: artifact not created (%s)", type(exc).__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from connectors.base import ModerationEntry, ModerationLog
+from connectors.base import Instanced, ModerationEntry, ModerationLog
 from flows.membership.common import Ctx, context
 from flows.moderation.common import logs
 from ledger import moderation as modlog
@@ -59,9 +59,12 @@ def read_platform(ctx: Ctx, platform: str, source: ModerationLog) -> dict[str, A
     """Read ``platform``'s log from its cursor to the end (at most ``MAX_PAGES`` pages)."""
     stored = seen = 0
     size = PAGE_SIZES.get(platform, PAGE)
+    # "-": a connector that cannot name its instance (its entries are still told apart from
+    # every named instance's).
+    instance = (source.instance if isinstance(source, Instanced) else "") or "-"
     for _ in range(MAX_PAGES):
         with ctx.ledger.read() as session:
-            after = modlog.cursor(session, platform)
+            after = modlog.cursor(session, platform, instance)
         page = source.moderation_entries(after=after, limit=size)
         if not page:
             break
@@ -70,8 +73,8 @@ def read_platform(ctx: Ctx, platform: str, source: ModerationLog) -> dict[str, A
             for row in rows:
                 row["target_person_id"] = modlog.person_of_account(session, platform, row["target_platform_id"])
         with ctx.ledger.transaction() as session:
-            stored += len(modlog.store_entries(session, platform=platform, rows=rows,
-                                               last_entry_id=page[-1].id, at=ctx.now))
+            stored += len(modlog.store_entries(session, platform=platform, instance=instance,
+                                               rows=rows, last_entry_id=page[-1].id, at=ctx.now))
         seen += len(page)
         if len(page) < size:
             break

@@ -1,12 +1,15 @@
 """The quarterly report's charts as PNG bytes, drawn with matplotlib (Agg, no display) from a
 quarter's facts: members over the last year, moderation actions per month and platform, ideas
-in and out per month. Pure apart from the drawing: the same facts give the same pictures."""
+in and out per month. Pure apart from the drawing: the same facts (and ``now``) give the same
+pictures. With ``now`` (a draft of a quarter not yet over), months after it are not plotted; an
+empty chart says so in the picture."""
 
 from __future__ import annotations
 
 import base64
 import io
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import matplotlib
@@ -17,12 +20,23 @@ from matplotlib.figure import Figure  # noqa: E402 - after the backend is chosen
 
 from flows.reports.render import CHARTS, platform_name  # noqa: E402
 
-__all__ = ["PNG_MAGIC", "data_uri", "render_charts"]
+__all__ = ["PNG_MAGIC", "chart_figures", "data_uri", "render_charts"]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _COLORS = {"discourse": "#2f6f9f", "discord": "#5865f2", "in": "#3a9a5b", "out": "#c0663a"}
 # No "Software"/date metadata: the same facts make byte-identical files.
 _METADATA = {"Software": None}
+_GREY = "#555555"
+
+
+def _empty(ax: Any, text: str) -> None:
+    """Say in the picture that there is nothing to plot."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color=_GREY)
+
+
+def _past(months: list[str], now: datetime | None) -> list[str]:
+    """``months`` (``YYYY-MM``) up to ``now``'s month: a month still to come has no figures."""
+    return months if now is None else [m for m in months if m <= f"{now:%Y-%m}"]
 
 
 def _figure(title: str) -> tuple[Figure, Any]:
@@ -39,8 +53,10 @@ def _png(fig: Figure, dpi: int) -> bytes:
     return out.getvalue()
 
 
-def _membership(facts: Mapping[str, Any]) -> Figure:
+def _membership(facts: Mapping[str, Any], now: datetime | None) -> Figure:
     series = list(facts.get("membership_series") or [])
+    if now is not None:  # a count at a moment still to come is not a count
+        series = [p for p in series if str(p["at"])[:10] <= f"{now:%Y-%m-%d}"]
     fig, ax = _figure("Working group members (start of each month)")
     labels = [str(p["at"])[:7] for p in series]
     values = [int(p["active"]) for p in series]
@@ -48,6 +64,8 @@ def _membership(facts: Mapping[str, Any]) -> Figure:
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_ylim(bottom=0, top=max([*values, 1]) * 1.2)
     ax.yaxis.get_major_locator().set_params(integer=True)
+    if not any(values):
+        _empty(ax, "No working group members in this period")
     return fig
 
 
@@ -62,35 +80,47 @@ def _bars(ax: Any, months: list[str], groups: list[tuple[str, list[int], str]]) 
     ax.yaxis.get_major_locator().set_params(integer=True)
 
 
-def _moderation(facts: Mapping[str, Any]) -> Figure:
-    months = list(facts.get("months") or [])
+def _moderation(facts: Mapping[str, Any], now: datetime | None) -> Figure:
+    months = _past(list(facts.get("months") or []), now)
     rows = list(facts.get("moderation") or [])
     fig, ax = _figure("Moderation actions per month")
-    if rows:
-        _bars(ax, months, [(platform_name(r["platform"]), [int(r["months"].get(m, 0)) for m in months],
-                            _COLORS.get(r["platform"], "#777777")) for r in rows])
+    groups = [(platform_name(r["platform"]), [int(r["months"].get(m, 0)) for m in months],
+               _COLORS.get(r["platform"], "#777777")) for r in rows]
+    if any(v for _, values, _ in groups for v in values):
+        _bars(ax, months, groups)
         ax.legend(frameon=False, fontsize=8)
     else:
         _bars(ax, months, [("none", [0] * len(months), "#777777")])
-        ax.text(0.5, 0.5, "No moderation actions recorded", transform=ax.transAxes,
-                ha="center", va="center", color="#555555")
+        _empty(ax, "No moderation actions this quarter")
     return fig
 
 
-def _ideas(facts: Mapping[str, Any]) -> Figure:
-    flow = list(facts.get("ideas_flow") or [])
-    months = [str(r["month"]) for r in flow]
+def _ideas(facts: Mapping[str, Any], now: datetime | None) -> Figure:
+    months = _past([str(r["month"]) for r in facts.get("ideas_flow") or []], now)
+    flow = [r for r in facts.get("ideas_flow") or [] if str(r["month"]) in months]
     fig, ax = _figure("Ideas in and out per month")
-    _bars(ax, months, [("in", [int(r["in"]) for r in flow], _COLORS["in"]),
-                       ("closed", [int(r["out"]) for r in flow], _COLORS["out"])])
-    ax.legend(frameon=False, fontsize=8)
+    groups = [("in", [int(r["in"]) for r in flow], _COLORS["in"]),
+              ("closed", [int(r["out"]) for r in flow], _COLORS["out"])]
+    _bars(ax, months, groups)
+    if any(v for _, values, _ in groups for v in values):
+        ax.legend(frameon=False, fontsize=8)
+    else:
+        _empty(ax, "No ideas filed or closed this quarter")
     return fig
 
 
-def render_charts(facts: Mapping[str, Any], *, dpi: int = 100) -> dict[str, bytes]:
-    """``{"membership", "moderation", "ideas"}`` → PNG bytes (``dpi`` 100 ≈ 700×320 pixels)."""
+def chart_figures(facts: Mapping[str, Any], *, now: datetime | None = None) -> dict[str, Figure]:
+    """``{"membership", "moderation", "ideas"}`` → the matplotlib figure (not drawn yet).
+    ``now``: leave out the months after it (a quarter not over yet)."""
     figures = {"membership": _membership, "moderation": _moderation, "ideas": _ideas}
-    return {name: _png(figures[name](facts), dpi) for name in CHARTS}
+    return {name: figures[name](facts, now) for name in CHARTS}
+
+
+def render_charts(facts: Mapping[str, Any], *, dpi: int = 100,
+                  now: datetime | None = None) -> dict[str, bytes]:
+    """``{"membership", "moderation", "ideas"}`` → PNG bytes (``dpi`` 100 ≈ 700×320 pixels);
+    ``now`` as for :func:`chart_figures`."""
+    return {name: _png(fig, dpi) for name, fig in chart_figures(facts, now=now).items()}
 
 
 def data_uri(png: bytes) -> str:

@@ -38,7 +38,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.errors import ConfigError, PolicyViolation
-from ledger import repo
+from ledger import audit, repo
 from ledger import reports as store
 from ledger.models import InboxEvent, MembershipStatus, Person, Platform
 from ledger.models_reports import ReportStatus
@@ -124,6 +124,8 @@ class Draft:
     texts: ReportTexts
     charts: dict[str, bytes]
     privacy: Decision
+    # when it was drawn: the charts leave out the months after it
+    now: datetime | None = None
 
 
 def chart_files(q: Quarter) -> dict[str, str]:
@@ -132,20 +134,24 @@ def chart_files(q: Quarter) -> dict[str, str]:
 
 
 def draft(ledger: Any, quarter: Quarter, *, charts: Mapping[str, str] | None = None,
-          forum_url: str | None = None, facts: dict[str, Any] | None = None) -> Draft:
+          forum_url: str | None = None, facts: dict[str, Any] | None = None,
+          now: datetime | None = None) -> Draft:
     """Gather (unless ``facts`` are given), render and privacy-check one quarter. Stores
-    nothing."""
+    nothing. ``now``: the charts plot no month after it."""
     with ledger.read() as session:
         if facts is None:
             facts = store.gather_facts(session, quarter)
         private = store.private_strings(session, quarter)
-    texts = render_report(facts, charts=charts or chart_files(quarter), forum_url=forum_url)
+        head = audit.head(session)  # not a fact: the digest names the report, not the moment
+    texts = render_report(facts, charts=charts or chart_files(quarter), forum_url=forum_url,
+                          audit_head=head.short())
     return Draft(quarter=quarter, facts=facts, digest=facts_digest(facts), texts=texts,
-                 charts=render_charts(facts), privacy=check_privacy(texts.public, private))
+                 charts=render_charts(facts, now=now), privacy=check_privacy(texts.public, private),
+                 now=now)
 
 
 def _draft_markdown(d: Draft) -> str:
-    inline = render_report(d.facts, charts={n: data_uri(render_charts(d.facts, dpi=60)[n])
+    inline = render_report(d.facts, charts={n: data_uri(render_charts(d.facts, dpi=60, now=d.now)[n])
                                             for n in CHARTS})
     board = d.texts.board.payload()
     board_text = "\n\n".join(b["text"]["text"] for b in board["blocks"]
@@ -166,10 +172,10 @@ def _artifact(key: str, markdown: str, description: str) -> None:
 
     if FlowRunContext.get() is None and TaskRunContext.get() is None:
         return
-    from prefect.artifacts import create_markdown_artifact
+    from flows.privacy import publish_artifact
 
     try:
-        create_markdown_artifact(key=key, markdown=markdown, description=description[:200])
+        publish_artifact(key=key, kind="markdown", content=markdown, description=description[:200])
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("reports: artifact %s not created: %s", key, type(exc).__name__)
 
@@ -213,7 +219,7 @@ def _ask_approval(ctx: ReportCtx, d: Draft, *, artifact_key: str) -> dict[str, A
 @task(name="report-draft", cache_policy=NO_CACHE)
 def draft_step(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
     """Render, check, store and show the draft; ask the WG for approval."""
-    d = draft(ctx.ledger, quarter)
+    d = draft(ctx.ledger, quarter, now=ctx.now)
     if not d.privacy.allowed:
         _refuse_privacy(d)
     with ctx.ledger.transaction() as session:
@@ -316,7 +322,7 @@ def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
     forum, discord = ctx.platforms.space("discourse"), ctx.platforms.space("discord")
     refs: dict[str, Any] = {}
     chart_urls: dict[str, str] = {}
-    charts = render_charts(facts)
+    charts = render_charts(facts, now=ctx.now)
     if forum is not None and hasattr(forum.connector, "upload"):
         for name in CHARTS:
             up = once(ctx, key=f"report:{q}:upload:{name}", platform="discourse", actor=ACTOR,
@@ -325,7 +331,8 @@ def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
                           filename=f"ocwg-report-{q}-{n}.png", content=charts[n]).items()
                           if k in ("id", "short_url", "url")})
             chart_urls[name] = str(up["ref"].get("short_url") or up["ref"].get("url"))
-    d = draft(ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter))
+    d = draft(ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter),
+              now=ctx.now)
     if d.digest != row.digest:  # a bug, never data: the facts are the stored ones
         raise PolicyViolation(f"report {q}: the stored facts do not match their digest",
                               ruling="R-REPORT")
@@ -344,7 +351,7 @@ def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
                              act=post_forum)["ref"]
         forum_url = _forum_url(forum, refs["forum"])
     final = draft(ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter),
-                  forum_url=forum_url)
+                  forum_url=forum_url, now=ctx.now)
     if discord is not None:
         key = f"report:{q}:discord"
 

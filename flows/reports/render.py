@@ -110,7 +110,8 @@ def _discord(values: dict[str, Any], forum_url: str | None) -> str:
     return text[: MESSAGE_LIMIT - 1] + "…"
 
 
-def _board(values: dict[str, Any], facts: Mapping[str, Any], forum_url: str | None) -> SlackMessage:
+def _board(values: dict[str, Any], facts: Mapping[str, Any], forum_url: str | None,
+           audit_head: str | None = None) -> SlackMessage:
     text = _env.get_template("board.mrkdwn.j2").render(
         **values, moderation_grid=_moderation_grid(facts), forum_url=forum_url).strip()
     title, _, body = text.partition("\n")
@@ -128,14 +129,20 @@ def _board(values: dict[str, Any], facts: Mapping[str, Any], forum_url: str | No
                                        f"{values['m']['active_end']} members, "
                                        f"{values['moderation_total']} moderation actions, "
                                        f"{len(values['escalations'])} open escalations")
+    # The ledger's audit head, witnessed outside the ledger: `audit verify --expect-head`.
+    tail = [{"type": "context", "elements": [
+        {"type": "mrkdwn", "text": f"audit head: {escape(audit_head)}"}]}] if audit_head else []
     return SlackMessage(text=truncate(fallback, 3000),
-                        blocks=fit_blocks(head, blocks[:-1], more_url=forum_url, noun="sections"))
+                        blocks=fit_blocks(head, blocks[:-1], tail, more_url=forum_url,
+                                          noun="sections"))
 
 
 def render_report(facts: Mapping[str, Any], *, charts: Mapping[str, str],
-                  forum_url: str | None = None, idea_hint: str | None = None) -> ReportTexts:
+                  forum_url: str | None = None, idea_hint: str | None = None,
+                  audit_head: str | None = None) -> ReportTexts:
     """The three texts of ``facts``. ``charts`` maps each of :data:`CHARTS` to an image address;
-    ``forum_url`` is the published Forum post (None in a draft)."""
+    ``forum_url`` is the published Forum post (None in a draft); ``audit_head`` (``<seq> <hash
+    prefix>``) is shown in the Board's report as a witness of the ledger's audit chain."""
     values = _values(facts)
     missing = [c for c in CHARTS if not charts.get(c)]
     if missing:
@@ -145,7 +152,7 @@ def render_report(facts: Mapping[str, Any], *, charts: Mapping[str, str],
     title, _, body = forum.partition("\n")
     return ReportTexts(forum_title=title.strip(), forum=body.strip() + "\n",
                        discord=_discord(values, forum_url),
-                       board=_board(values, facts, forum_url))
+                       board=_board(values, facts, forum_url, audit_head))
 
 
 def _split(text: str) -> tuple[str, str]:

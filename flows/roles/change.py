@@ -39,7 +39,7 @@ from ledger.models import Identity, InboxEvent, Platform, PlatformRoleAssignment
 from rules import Change
 
 from flows.membership.common import (Ctx, answer_interaction, artifact, context, identities_of,
-                                     once, post_wg, run_name)
+                                     once, person_run_name, post_wg)
 from flows.platforms import role_text
 from flows.roles.plan import build_plan, explain, lifted, state_of
 
@@ -301,7 +301,7 @@ def _refused_part(ctx: Ctx, part: str, message: str) -> dict[str, Any]:
     return {"status": "refused", "part": part, "reason": message}
 
 
-@flow(name="roles-change", flow_run_name=run_name("roles-change", "person"), log_prints=True)
+@flow(name="roles-change", flow_run_name=person_run_name("roles-change", "person"), log_prints=True)
 def roles_change(action: str, role: str, platform: str, person: str, reason: str,
                  actor: str = "operator", override_reason: str | None = None,
                  now: datetime | None = None, inbox_event: int | None = None,

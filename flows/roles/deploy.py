@@ -5,9 +5,11 @@ from __future__ import annotations
 
 def deployments() -> list:
     """The deployments of this package: the hourly drift audit (R-ADMIN-3: drift reported
-    within the hour) and the daily training reminders (R-TRAIN). (``roles-change/operator`` is
+    within the hour) the daily training reminders (R-TRAIN) and the daily pass over admin revocations that wait
+    (R-ADMIN-4). (``roles-change/operator`` is
     declared in ``flows.serve``.)"""
     from flows.roles.drift import roles_drift_audit
+    from flows.roles.revocations import roles_admin_revocations
     from flows.roles.training import roles_training_reminders
 
     return [
@@ -18,4 +20,8 @@ def deployments() -> list:
         roles_training_reminders.to_deployment(
             name="daily", cron="30 9 * * *", tags=["charterflow", "roles"],
             description="Reminds new moderators to acknowledge their moderation guide (R-TRAIN)."),
+        roles_admin_revocations.to_deployment(
+            name="daily", cron="45 9 * * *", tags=["charterflow", "roles"],
+            description="Applies admin revocations that waited for a second counted admin, or "
+                        "reminds the WG which platform needs one (R-ADMIN-4)."),
     ]

@@ -7,7 +7,10 @@ repaired.
   hand against a ledger "must not");
 * a role held without a ledger decision (granted by hand), by a person the ledger knows or by an
   account it does not know; the platform's own accounts (Discourse ``system``) are left out;
-* any admin invariant the *observed* state breaks (R-ADMIN-1, R-ADMIN-2).
+* any admin invariant the *observed* state breaks (R-ADMIN-1, R-ADMIN-2: counting WG members
+  only, so the Forum's ``system`` or an admin outside the WG is no second admin).
+
+Every report and the artifact say, per platform, which admins count and which do not.
 
 The ``roles-drift-audit`` flow reports them to the WG's admins, in the WG's private Discord
 channel and on Slack (``CHARTERFLOW_ROLES_SLACK_CHANNEL``, else a group DM to the admins who have
@@ -35,7 +38,7 @@ from rules.plan import admins_of
 
 from flows.membership.common import Ctx, artifact, context, once
 from flows.roles.change import render
-from flows.roles.plan import RolesPlan, build_plan, format_plan
+from flows.roles.plan import RolesPlan, admin_lines, build_plan, format_plan
 
 log = logging.getLogger("charterflow.roles")
 ACTOR = "flow:roles-drift-audit"
@@ -61,7 +64,8 @@ def find_drift(shown: RolesPlan, *, charter: Any) -> dict[str, list[str]]:
     # The invariants of the platforms observed (a platform not served is not judged here).
     observed = {a.platform for a in shown.observed}
     served = [p for p in charter.platforms if p in observed]
-    verdict = check_admins(admins, platforms=served, charter=charter)
+    verdict = check_admins(admins, platforms=served, members=shown.members,
+                           platform_accounts=shown.builtin, charter=charter)
     invariants = sorted(f"{v.ruling} {v.subject}: {v.reason}" for v in verdict.violations)
     return {"changes": sorted(changes), "unrecorded": unrecorded, "invariants": invariants}
 
@@ -151,12 +155,15 @@ def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None
         status = "resolved"
     else:
         status = "clean"
+    counts = admin_lines(shown, charter=ctx.charter)
     artifact(key="roles-drift-audit", title=f"Roles drift audit: {status}",
              rows={"findings": count, "fingerprint": mark, "last report": last_status or "none"},
              note="\n".join([*(f"- {f}" for group in findings.values() for f in group),
+                             "", "Admins now (R-ADMIN-2 counts WG members only):", "",
+                             *(f"- {line}" for line in counts),
                              "", "Repair plan:", "", "```", print_, "```"]))
     if status in ("clean", "already-reported"):
-        return {"status": status, "findings": findings, "fingerprint": mark}
+        return {"status": status, "findings": findings, "fingerprint": mark, "admins": counts}
     summary = {"findings": findings, "plan": print_}
     with ctx.ledger.transaction() as session:
         row = roles_ledger.record_drift_report(session, status=status, fingerprint=mark,
@@ -168,13 +175,14 @@ def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None
                             if ":" in f and not f.startswith("R-")})
         title, text = render("drift", platforms=platforms or ["the platforms"],
                              findings=[f for group in findings.values() for f in group],
-                             limit=LIMIT, plan_text=print_, unrecorded=bool(findings["unrecorded"]))
+                             limit=LIMIT, plan_text=print_, unrecorded=bool(findings["unrecorded"]),
+                             admins=counts)
     else:
         title, text = render("drift_resolved", reported_on=f"{last_at:%Y-%m-%d %H:%M} UTC")
     sent = _post(ctx, key=f"roles-drift:{report_id}", title=title, text=text,
                  slack=slack if slack is not None else _slack(), slack_channel=slack_channel)
     return {"status": status, "findings": findings, "fingerprint": mark, "report": report_id,
-            "sent": sent}
+            "sent": sent, "admins": counts}
 
 
 @flow(name="roles-drift-audit", log_prints=True)

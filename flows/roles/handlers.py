@@ -77,7 +77,8 @@ def handle_role_command(*, ledger: Any, event: InboxEvent, now: datetime | None 
         options = {k.removeprefix("option."): v for k, v in attrs.items() if k.startswith("option.")}
         state = roles_change(action=options.get("action", ""), role=options.get("role", ""),
                              platform=options.get("platform", ""),
-                             person=options.get("person", ""), reason=options.get("reason", ""),
+                             person=_ledger_id(ledger, options.get("person", "")),
+                             reason=options.get("reason", ""),
                              actor=f"person:{person_id}", now=ctx.now, inbox_event=event.id,
                              return_state=True)
         result = state.result(raise_on_failure=False)
@@ -93,6 +94,16 @@ def handle_role_command(*, ledger: Any, event: InboxEvent, now: datetime | None 
         once(ctx, key=key, platform="discord", actor=ACTOR, about=f"inbox:{event.id}",
              act=lambda: {"status": status})
         return f"roles-change:{status}"
+
+
+def _ledger_id(ledger: Any, handle: str) -> str:
+    """The person's ledger id for the flow's parameters (R-PRIVACY-3); a name the ledger does
+    not know is passed on as typed, for the flow to refuse with it."""
+    try:
+        with ledger.read() as session:
+            return str(repo.get_person(session, handle.strip()).id)
+    except repo.NotFound:
+        return handle
 
 
 def register() -> None:

@@ -12,9 +12,14 @@ Usable by a flow and by ``charterflow roles plan|apply``:
 
 What the ledger manages: a (person, platform, role) with a ledger row is managed (``desired``
 true: must hold; false: must not). A holding without a row, or an account the ledger does not
-know (shown as ``<platform>:<username>``), is *unmanaged*: shown, counted by the invariants,
-never changed. A row whose person has no identity (with a platform id) on that platform, or a
-platform that is not served, cannot be planned and is listed under ``skipped``.
+know (shown as ``<platform>:<username>``), is *unmanaged*: shown, judged by the invariants,
+never changed. R-ADMIN-2 counts WG members only (``rules.count_admins``): the platform's own
+accounts (Discourse ``system``: a negative id) and anyone without an active membership hold
+admin but are listed as "not counted"; the plan prints one line per platform saying who counts.
+A row whose person has no identity (with a platform id) on that platform, or a
+platform that is not reached (not configured in this process, or, with ``tolerate_unreachable``,
+not answering), cannot be planned and is listed under ``skipped``; the verdict on such a
+platform is *unknown* (``RolesPlan.unreached``), and ``format_plan`` says so.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors.errors import RetriableError
 from ledger import audit
 from ledger.models import Identity, Person, PlatformRoleAssignment
-from rules import Assignment, Plan, plan_roles
+from ledger import repo
+from rules import Assignment, Plan, count_admins, plan_roles
 from rules.plan import ADMIN, admins_of
 
 from flows.membership.common import Ctx
@@ -48,6 +55,10 @@ class Observation:
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # unknown accounts that are the platform's own (Discourse's ``system``, negative ids)
     builtin: frozenset[str] = frozenset()
+    # platform → why it was not read (not configured here, or not answering)
+    unreached: dict[str, str] = field(default_factory=dict)
+    # handles of the people with an active membership (who R-ADMIN-2 counts)
+    members: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,11 +74,20 @@ class RolesPlan:
     # the ledger's rows as (handle, platform, role, desired), and the platforms' own accounts
     rows: tuple[tuple[str, str, str, bool], ...] = ()
     builtin: frozenset[str] = frozenset()
+    # platform → why it was not reached: the verdict on it is unknown
+    unreached: dict[str, str] = field(default_factory=dict)
+    # who R-ADMIN-2 counts (active members' handles); None: the roster is not known
+    members: frozenset[str] | None = None
 
     @property
     def allowed(self) -> bool:
         """True when the guardrails let the plan be sent."""
         return self.plan.decision.allowed
+
+    def plan_platforms(self) -> set[str]:
+        """The platforms the plan was made on (observed), the unreached ones left out."""
+        return ({a.platform for a in self.observed | self.desired}
+                | {c.platform for c in self.plan.changes}) - set(self.unreached)
 
     def resulting_state(self) -> dict[str, dict[str, list[str]]]:
         """platform → role → holders after the plan (the state the verdict is about)."""
@@ -107,6 +127,20 @@ def _identities(ctx: Ctx) -> dict[tuple[str, str], tuple[int, str]]:
     return {(plat.value, str(ext)): (pid, handle) for plat, ext, pid, handle in rows}
 
 
+def member_handles(ctx: Ctx) -> frozenset[str]:
+    """The handles of every person with an active membership (R-ADMIN-2 counts only them)."""
+    with ctx.ledger.read() as session:
+        return frozenset(session.get(Person, m.person_id).handle
+                         for m in repo.active_memberships(session))
+
+
+def is_platform_account(holder: object) -> bool:
+    """The platform's own account: Discourse's ``system`` and its other built-in users have
+    negative ids; a connector may mark bots and integrations (``platform_account``)."""
+    return bool(getattr(holder, "platform_account", False)) or str(getattr(holder, "id", "")
+                                                                   ).startswith("-")
+
+
 def roles_to_observe(ctx: Ctx, platform: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
     """``admin``, ``moderator``, the WG group/role, then any other role the ledger names."""
     space = ctx.platforms.space(platform)
@@ -117,53 +151,75 @@ def roles_to_observe(ctx: Ctx, platform: str, extra: Iterable[str] = ()) -> tupl
     return tuple(names)
 
 
-def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None) -> Observation:
-    """Read the holders of every role of interest on every served platform (GETs only)."""
+def _holders(space: Any, texts: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """(role text, holder) for every holder of every role in ``texts`` on one platform."""
+    return [(text, holder) for text in texts for holder in space.roles.list_holders(parse_role(text))]
+
+
+def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None,
+            tolerate_unreachable: bool = False) -> Observation:
+    """Read the holders of every role of interest on every served platform (GETs only). The
+    charter's platforms without a connector here are ``unreached``; so, with
+    ``tolerate_unreachable``, is a platform that does not answer (else its error is raised)."""
     known = _identities(ctx)
     assignments: set[Assignment] = set()
     people: dict[str, int] = {}
     users: dict[tuple[str, str], str] = {}
     roles: dict[str, tuple[str, ...]] = {}
     builtin: set[str] = set()
+    unreached = {p: "not configured here" for p in ctx.charter.platforms
+                 if ctx.platforms.space(p) is None}
     for platform, space in sorted(ctx.platforms.spaces.items()):
         if space.roles is None:
             continue
-        roles[platform] = roles_to_observe(ctx, platform, (extra_roles or {}).get(platform, ()))
-        for text in roles[platform]:
-            for holder in space.roles.list_holders(parse_role(text)):
-                found = known.get((platform, str(holder.id)))
-                if found is not None:
-                    person_id, key = found
-                    people[key] = person_id
-                    users[(platform, key)] = str(holder.id)
-                else:
-                    key = f"{platform}:{holder.username or holder.id}"
-                    if str(holder.id).startswith("-"):
-                        builtin.add(key)
-                assignments.add(Assignment(platform=platform, role=text, person=key))
+        texts = roles_to_observe(ctx, platform, (extra_roles or {}).get(platform, ()))
+        try:
+            held = _holders(space, texts)
+        except RetriableError as exc:
+            if not tolerate_unreachable:
+                raise
+            unreached[platform] = f"not answering ({str(exc).splitlines()[0][:160]})"
+            continue
+        roles[platform] = texts
+        for text, holder in held:
+            found = known.get((platform, str(holder.id)))
+            if found is not None:
+                person_id, key = found
+                people[key] = person_id
+                users[(platform, key)] = str(holder.id)
+            else:
+                key = f"{platform}:{holder.username or holder.id}"
+                if is_platform_account(holder):
+                    builtin.add(key)
+            assignments.add(Assignment(platform=platform, role=text, person=key))
     for (platform, ext), (person_id, handle) in known.items():
         people.setdefault(handle, person_id)
         users.setdefault((platform, handle), ext)
     return Observation(assignments=frozenset(assignments), people=people, users=users, roles=roles,
-                       builtin=frozenset(builtin))
+                       builtin=frozenset(builtin), unreached=unreached,
+                       members=member_handles(ctx))
 
 
 def build_plan(ctx: Ctx, *, override_reason: str | None = None,
-               extra: Iterable[tuple[str, str, str, bool]] = ()) -> RolesPlan:
+               extra: Iterable[tuple[str, str, str, bool]] = (),
+               tolerate_unreachable: bool = False) -> RolesPlan:
     """The plan from the observed state to the ledger's desired one, with the guardrails'
     verdict. ``extra`` adds (handle, platform, role, desired) wishes on top of the ledger's rows
-    (a proposed change, checked on the state it would make)."""
+    (a proposed change, checked on the state it would make). ``tolerate_unreachable``: a
+    platform that does not answer is left out (its verdict unknown) instead of failing."""
     rows = [(h, p, r, d) for _pid, h, p, r, d in _ledger_rows(ctx)]
     rows += list(extra)
     wanted_roles: dict[str, set[str]] = {}
     for _h, p, r, _d in rows:
         wanted_roles.setdefault(p, set()).add(r)
-    seen = observe(ctx, extra_roles=wanted_roles)
+    seen = observe(ctx, extra_roles=wanted_roles, tolerate_unreachable=tolerate_unreachable)
+    unreached = dict(seen.unreached)
     desired = set(seen.assignments)
     skipped: list[str] = []
     for handle, platform, role, want in rows:
         if platform not in seen.roles:
-            skipped.append(f"{handle}: {role} on {platform} (platform not served)")
+            why = unreached.setdefault(platform, "not configured here")
+            skipped.append(f"{handle}: {role} on {platform} ({platform} not reached: {why})")
             continue
         if (platform, handle) not in seen.users:
             skipped.append(f"{handle}: {role} on {platform} (no {platform} identity with a "
@@ -172,10 +228,24 @@ def build_plan(ctx: Ctx, *, override_reason: str | None = None,
         a = Assignment(platform=platform, role=role, person=handle)
         (desired.add if want else desired.discard)(a)
     plan = plan_roles(desired, seen.assignments, charter=ctx.charter,
-                      override_reason=override_reason)
+                      override_reason=override_reason, members=seen.members,
+                      platform_accounts=seen.builtin)
     return RolesPlan(plan=plan, observed=seen.assignments, desired=frozenset(desired),
                      people=seen.people, skipped=tuple(skipped), override_reason=override_reason,
-                     rows=tuple(rows), builtin=seen.builtin)
+                     rows=tuple(rows), builtin=seen.builtin, unreached=unreached,
+                     members=seen.members)
+
+
+def admin_lines(shown: RolesPlan, *, charter: Any,
+                state: Iterable[Assignment] | None = None) -> list[str]:
+    """One line per approved platform observed: which admins count toward R-ADMIN-2 and
+    which do not, in ``state`` (default: what the platforms show now)."""
+    observed = {a.platform for a in shown.observed}
+    served = [p for p in charter.platforms if p in observed]
+    counts = count_admins(admins_of(shown.observed if state is None else state),
+                          members=shown.members, platform_accounts=shown.builtin,
+                          platforms=served, charter=charter)
+    return [c.line() for c in counts.values()]
 
 
 def lifted(ctx: Ctx) -> Ctx:
@@ -301,8 +371,7 @@ def format_plan(shown: RolesPlan) -> str:
     for item in shown.skipped:
         lines.append(f"skipped: {item}")
     d = shown.plan.decision
-    verdict = "allowed" if d.allowed else "REFUSED"
-    lines.append(f"verdict: {verdict} ({d.ruling}): {d.reason}")
+    lines.append(verdict_line(shown))
     for v in (d.violations if not d.allowed else d.warnings):
         lines.append(f"  {v.ruling} {v.subject}: {v.reason}")
     if shown.override_reason and d.allowed and d.warnings:
@@ -312,7 +381,27 @@ def format_plan(shown: RolesPlan) -> str:
         for platform in platforms:
             lines.append(f"  resulting {ADMIN}s on {platform}: "
                          f"{', '.join(sorted(after.get(platform, []))) or 'nobody'}")
+    counts = d.evidence.get("admin_counts", {})
+    shown_counts = [counts[p] for p in counts if p in platforms]
+    if shown_counts:
+        lines.append("admins after the plan (R-ADMIN-2 counts WG members only):")
+        lines += [f"  {line}" for line in shown_counts]
     return "\n".join(lines)
+
+
+def verdict_line(shown: RolesPlan) -> str:
+    """``verdict: allowed (R-…): …``; a platform not reached makes the verdict on it unknown:
+    ``verdict: allowed for discourse (…): …; unknown for discord (not reached: …)``."""
+    d = shown.plan.decision
+    verdict = "allowed" if d.allowed else "REFUSED"
+    if not shown.unreached:
+        return f"verdict: {verdict} ({d.ruling}): {d.reason}"
+    unknown = "; ".join(f"unknown for {p} (not reached: {why})"
+                        for p, why in sorted(shown.unreached.items()))
+    reached = sorted(shown.plan_platforms())
+    if not reached:
+        return f"verdict: {unknown} (no platform was reached; nothing can be judged)"
+    return f"verdict: {verdict} for {', '.join(reached)} ({d.ruling}): {d.reason}; {unknown}"
 
 
 def _after(shown: RolesPlan) -> set[Assignment]:
@@ -348,6 +437,7 @@ def decision_ref_for(ctx: Ctx, prefix: str = "roles-apply") -> str:
     return f"{prefix}-{ctx.now:%Y%m%dT%H%M%SZ}"
 
 
-__all__ = ["Observation", "RolesPlan", "apply_plan", "build_plan", "decision_ref_for",
-           "explain", "format_plan", "lifted", "observe", "person_order", "record_refusal", "roles_to_observe",
+__all__ = ["Observation", "RolesPlan", "admin_lines", "apply_plan", "build_plan", "decision_ref_for",
+           "explain", "format_plan", "is_platform_account", "lifted", "member_handles", "observe",
+           "person_order", "record_refusal", "roles_to_observe", "verdict_line",
            "state_of"]

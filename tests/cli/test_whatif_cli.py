@@ -133,6 +133,26 @@ BAD = [
                         "evidence": {"discourse": {"created_at": T0, "days_visited": -3,
                                                    "post_count": 0}, "discord": None}},
      "evidence.discourse.days_visited: Input should be greater than or equal to 0"),
+    ("nested-100000-deep", '{"case": "board", "proposal": ' + "[" * 100_000 + "]" * 100_000 + "}",
+     "proposal: nested deeper than 32 levels"),
+    ("5000-digit-integer", '{"case": "eligibility", "now": "%s", "application": {"forum": "q"}, '
+     '"evidence": {"discourse": {"created_at": "%s", "days_visited": 1%s, "post_count": 0}}}'
+     % (T0, T0, "0" * 5000), "evidence.discourse.days_visited: Input should be a finite number"),
+    ("count-beyond-any-real-one", {"case": "eligibility", "now": T0, "application": {"forum": "q"},
+                                   "evidence": {"discourse": {"created_at": T0, "days_visited": 10**17,
+                                                              "post_count": 0}}},
+     "evidence.discourse.days_visited: Input should be less than or equal to 1000000000"),
+    ("year-9999", {"case": "term", "term_start": "9999-12-01T00:00:00Z", "now": "9999-12-31T00:00:00Z",
+                   "opted_in": False}, "term_start: year 9999 is outside 1900-9000"),
+    ("year-1", {"case": "approval", "electorate": ["a"], "votes": {}, "opened_at": "0001-01-01T00:00:00Z",
+                "now": T0}, "opened_at: year 1 is outside"),
+    ("lone-surrogate", '{"case": "board", "proposal": {"kind": "budget", "title": "x\\ud800"}}',
+     "proposal.title: holds a lone surrogate"),
+    ("removal-subject-outside-electorate",
+     {"case": "removal", "electorate": ["a", "b", "c"], "subject": "zed", "votes": {"a": "yes"},
+      "opened_at": T0, "now": T0}, "subject: 'zed' is not in the electorate; a removal vote is about "
+                                   "a member of it (R-REMOVE)"),
+    ("newline-in-a-key", {"case": "board", "proposal": {"kind": "budget"}, "x\ny": 1}, "unknown field"),
     ("not-json", "{nope", "not valid JSON"),
     ("not-an-object", "[1, 2]", "a case must be a JSON object"),
     ("empty", "", "not valid JSON"),
@@ -147,6 +167,17 @@ def test_malformed_case_exits_2_with_one_line(name, case, message, tmp_path):
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: {tmp_path / 'case.json'}: ")
     assert message in result.stderr
+
+
+def test_a_file_that_is_not_utf8_exits_2_naming_the_byte(tmp_path):
+    path = tmp_path / "case.json"
+    path.write_bytes('{"case": "board", "proposal": {"kind": "budget", "title": "caf\u00e9"}}'.encode("latin-1"))
+    result = run("rules", "what-if", str(path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"error: {path}: not UTF-8 text (byte 62 is 0xe9)\n"
+    from_stdin = subprocess.run([CHARTERFLOW, "rules", "what-if", "-"], capture_output=True, timeout=60,
+                                input='{"case": "board", "proposal": {"kind": "budget"}}'.encode("utf-16"))
+    assert from_stdin.returncode == 2 and b"<stdin>: not UTF-8 text" in from_stdin.stderr
 
 
 def test_case_from_stdin():

@@ -15,6 +15,7 @@ from connectors.base import (
     Capability,
     ChangeStatus,
     InboundEvent,
+    Instanced,
     MessageRef,
     RoleChange,
     ScheduledEvent,
@@ -136,6 +137,11 @@ def check_inbound(box: Any, connector: Any) -> None:
     event = connector.verify(headers=headers, body=body)
     assert isinstance(event, InboundEvent) and event.kind == samples.inbound_kind and event.dedupe_key
     assert connector.verify(headers=headers, body=body).dedupe_key == event.dedupe_key
+    # The event names the instance it came from, the one the connector talks to, and its key
+    # is scoped by it (two Forums, guilds or teams with the same ids never meet).
+    assert isinstance(connector, Instanced) and connector.instance
+    assert event.instance == connector.instance
+    assert event.dedupe_key.startswith(f"{event.platform}:{event.instance}:")
     # What was signed is the raw body: one changed byte (the payload's "hello") breaks it.
     assert b"hello" in body
     with pytest.raises(InvalidSignature):

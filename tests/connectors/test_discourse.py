@@ -164,6 +164,96 @@ def test_ballot_voters_are_read_page_by_page(serve):
         box.sandbox.cast_vote(box.url, closed, voter="cleo_marsh", option_index=0)
 
 
+def _as(box, username, method, path, **kw):
+    """A request as ``username`` makes it (the sandbox's all-users key acting as them)."""
+    return httpx.request(method, f"{box.url}{path}", timeout=10, headers={
+        "Api-Key": box.sandbox.api_key, "Api-Username": username}, **kw)
+
+
+def test_secret_ballot_lists_no_voters_hides_counts_until_closed_and_is_read_per_voter(discourse):
+    # R-VOTE-SECRET: Discourse's Poll#can_see_voters? needs a public poll, so nobody (staff
+    # included) can list who voted; results=on_close hides the counts until it is closed.
+    c = discourse.connect()
+    ballot = c.open_ballot(channel="Working Group", question="Secret: remove someone from the group?",
+                           options=["Yes", "No", "Abstain"], voters_group="working-group", secret=True,
+                           text="Nobody sees who voted how.")
+    [poll] = [p for p in discourse.state()["polls"] if p["post_id"] == int(ballot.id)]
+    assert poll["public"] is False and poll["results"] == "on_close"
+    for voter, index in (("avery_quill", 0), ("cleo_marsh", 1)):
+        discourse.sandbox.cast_vote(discourse.url, ballot, voter=voter, option_index=index)
+    for reader in ("system", "avery_quill", "dario_fenwick"):
+        listed = _as(discourse, reader, "GET", "/polls/voters.json",
+                     params={"post_id": ballot.id, "poll_name": "vote", "option_id": ballot.options[0].id})
+        assert listed.status_code == 400 and listed.json()["error_type"] == "invalid_parameters"
+        post = _as(discourse, reader, "GET", f"/posts/{ballot.id}.json").json()
+        [shown] = post["polls"]
+        assert "public" not in shown and all("votes" not in o for o in shown["options"])
+        assert shown["voters"] == 2  # how many voted is no secret; who and how is
+        # Each reader sees their own vote only.
+        own = {"avery_quill": [ballot.options[0].id]}.get(reader)
+        assert post.get("polls_votes") == ({"vote": own} if own else None)
+    # The connector reads each group member's own choice, as that member.
+    votes = c.read_votes(ballot)
+    assert sorted((v.voter.username, v.option_id) for v in votes) == [
+        ("avery_quill", ballot.options[0].id), ("cleo_marsh", ballot.options[1].id)]
+    assert "GET /polls/voters.json" not in {k for k, v in discourse.state()["responses"].items() if "200" in v}
+    c.close_ballot(ballot, result="Closed: failed, 1 yes, 1 no, 0 abstain of 3 (Forum 2)")
+    [closed] = _as(discourse, "dario_fenwick", "GET", f"/posts/{ballot.id}.json").json()["polls"]
+    assert closed["status"] == "closed" and [o["votes"] for o in closed["options"]] == [1, 1, 0]
+    # Still no voter list once closed: the poll is secret for good.
+    assert _as(discourse, "dario_fenwick", "GET", "/polls/voters.json",
+               params={"post_id": ballot.id, "poll_name": "vote"}).status_code == 400
+
+
+def test_sandbox_poll_visibility_follows_discourse(discourse):
+    # Poll#can_see_results? / can_see_voters?: a public poll with results=on_close lists neither
+    # counts nor voters until it is closed; results=on_vote shows counts to those who voted.
+    c = discourse.connect()
+    post = c.post(channel="Working Group", title="Two polls with hidden results", text=(
+        "[poll name=later public=true results=on_close]\n* A\n* B\n[/poll]\n\n"
+        "[poll name=voted results=on_vote]\n* A\n* B\n[/poll]"))
+    polls = {p["name"]: p for p in discourse.state()["polls"] if p["post_id"] == int(post.id)}
+    for name in polls:
+        _as(discourse, "cleo_marsh", "PUT", "/polls/vote", json={
+            "post_id": int(post.id), "poll_name": name, "options": [polls[name]["options"][0]["id"]]}).raise_for_status()
+    voters = {"post_id": post.id, "poll_name": "later"}
+    assert _as(discourse, "system", "GET", "/polls/voters.json", params=voters).status_code == 400
+    for reader, sees_voted in (("cleo_marsh", True), ("dario_fenwick", False)):
+        shown = {p["name"]: p for p in _as(discourse, reader, "GET", f"/posts/{post.id}.json").json()["polls"]}
+        assert all("votes" not in o for o in shown["later"]["options"])
+        assert all(("votes" in o) == sees_voted for o in shown["voted"]["options"])
+    _as(discourse, "system", "PUT", "/polls/toggle_status",
+        json={"post_id": int(post.id), "poll_name": "later", "status": "closed"}).raise_for_status()
+    listed = _as(discourse, "dario_fenwick", "GET", "/polls/voters.json", params=voters)
+    assert listed.status_code == 200 and [v["username"] for v in listed.json()["voters"][
+        polls["later"]["options"][0]["id"]]] == ["cleo_marsh"]
+
+
+def test_secret_ballot_needs_an_all_users_key_and_says_so(serve):
+    seed = default_seed()
+    seed["api_keys"] = [{"key": "all-users-key-0000"}, {"key": "single-user-key-1234", "username": "system"}]
+    box = serve(DiscourseSandbox(seed=seed))
+    c = box.connect(api_key=SecretStr("single-user-key-1234"))
+    ballot = c.open_ballot(channel="Working Group", question="Secret: remove someone from the group?",
+                           options=["Yes", "No"], voters_group="working-group", secret=True)
+    httpx.put(f"{box.url}/polls/vote", timeout=10, json={
+        "post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[0].id]},
+        headers={"Api-Key": box.sandbox.api_key, "Api-Username": "cleo_marsh"}).raise_for_status()
+    with pytest.raises(ConfigError, match="'All users' API key"):
+        c.read_votes(ballot)
+
+
+def test_ballot_text_is_shown_above_the_poll_and_cannot_open_a_poll(discourse):
+    c = discourse.connect()
+    text = "Why: I help newcomers.\n[poll name=sneaky]\n* A\n* B\n[/poll]"
+    ballot = c.open_ballot(channel="Working Group", question="Approve a newcomer to the group?",
+                           options=["Yes", "No"], text=text)
+    raw = next(p["raw"] for p in discourse.state()["posts"] if p["id"] == int(ballot.id))
+    assert raw.index("Why: I help newcomers.") < raw.index("[poll name=vote")
+    assert [p["name"] for p in discourse.state()["polls"] if p["post_id"] == int(ballot.id)] == ["vote"]
+    assert "public=true" in raw and "results=always" in raw  # not secret: voters are public
+
+
 def test_ballot_rejects_bad_options_before_sending(discourse):
     c = discourse.connect()
     for options in (["Only"], ["Yes", "Yes"], ["Yes", "No\n[/poll]"]):
@@ -239,7 +329,7 @@ def test_webhooks_arrive_signed_and_parse(serve):
         assert post.attributes["post_id"] == ref.id and post.attributes["post_number"] == "1"
         assert ping.data == {"ping": "OK"}
         assert len({e.dedupe_key for e in receiver.events}) == 3
-        assert all(e.dedupe_key.startswith("discourse:http://127.0.0.1:") for e in receiver.events)
+        assert all(e.dedupe_key.startswith("discourse:127.0.0.1:") for e in receiver.events)
         wait_for(lambda: len(box.state()["webhook_deliveries"]) == 3)
         assert {d["status"] for d in box.state()["webhook_deliveries"]} == {200}
         assert receiver.rejected == 0
@@ -258,7 +348,7 @@ def test_webhook_verification_rejects_tampering_and_uses_constant_time_compare(m
     monkeypatch.setattr(inbound.hmac, "compare_digest", lambda a, b: compared.append(1) or real(a, b))
     event = verifier.verify(headers={k.lower(): v for k, v in headers.items()}, body=body)
     assert compared and event.kind == "topic_created" and event.actor == "cleo_marsh"
-    assert event.dedupe_key == "discourse:https://forum.example.org:41"
+    assert event.dedupe_key == "discourse:forum.example.org:41" and event.instance == "forum.example.org"
     assert event.attributes["topic_id"] == "5"
     for bad in ({**headers, "X-Discourse-Event-Signature": "sha256=" + "0" * 64},
                 {**headers, "X-Discourse-Event-Signature": sign_body("other-secret", body)},
@@ -359,3 +449,23 @@ def test_sandbox_control_routes_validate_their_input_and_expose_state(discourse)
     assert "/_sandbox" not in " ".join(state["requests"])  # control routes are not counted
     reset = httpx.post(f"{discourse.url}/_sandbox/reset")
     assert reset.status_code == 200
+
+
+def test_webhook_instance_is_the_sites_host_and_a_known_site_refuses_another():
+    body = b'{"topic":{"id":5,"title":"A topic","created_by":{"username":"cleo_marsh"}}}'
+    headers = {"X-Discourse-Event-Id": "41", "X-Discourse-Event": "topic_created",
+               "X-Discourse-Instance": "https://Forum.Example.org/",
+               "X-Discourse-Event-Signature": sign_body("s3cret-hook", body)}
+    free = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"))
+    assert free.verify(headers=headers, body=body).instance == "forum.example.org"
+    pinned = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"), instance="forum.example.org")
+    assert pinned.verify(headers=headers, body=body).dedupe_key == "discourse:forum.example.org:41"
+    without = {k: v for k, v in headers.items() if k != "X-Discourse-Instance"}
+    assert pinned.verify(headers=without, body=body).instance == "forum.example.org"
+    # The header is not signed: a replay naming another site cannot make a new key.
+    other = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"), instance="other.example.org")
+    with pytest.raises(InvalidSignature, match="another site") as info:
+        other.verify(headers=headers, body=body)
+    assert info.value.status == 400
+    with pytest.raises(InvalidSignature, match="X-Discourse-Instance"):
+        free.verify(headers=without, body=body)

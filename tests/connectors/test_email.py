@@ -46,7 +46,7 @@ def test_the_inspector_shows_the_mailbox():
         running = Running(urls={}, gateway_url="http://127.0.0.1:1", community=build(), mailbox=box)
         _mailer(box.port).send(to="quill@example.org", subject="Your application has expired",
                                text="Hello quill_ash, it has expired (R-APP-2).", key="expired:3:email")
-        with TestClient(create_app(running=running)) as client:
+        with TestClient(create_app(running=running, allowed_hosts=["testserver"])) as client:
             page = client.get("/mail")
             home = client.get("/")
     assert page.status_code == 200 and "Your application has expired" in page.text

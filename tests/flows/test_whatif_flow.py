@@ -37,3 +37,16 @@ def test_malformed_case_fails_the_run_with_the_field_named(prefect_server):
     with get_client(sync_client=True) as client:
         run_name = client.read_flow_run(state.state_details.flow_run_id).name
     assert run_name == "what-if-term"
+
+
+def test_what_if_admins_shows_who_counts_and_who_does_not(prefect_server):
+    case = {"case": "admins", "platforms": ["discourse", "discord"],
+            "admins": {"discourse": ["ash", "system"], "discord": ["cedar", "dogwood"]},
+            "members": ["ash", "cedar", "dogwood"], "platform_accounts": ["system"]}
+    state = what_if(case=case, return_state=True)
+    answer = state.result()
+    assert answer["allowed"] is False and answer["violations"][0]["ruling"] == "R-ADMIN-2"
+    [artifact] = _artifacts(state.state_details.flow_run_id)
+    assert ("| admins | Forum: 1 admin counts (ash); not counted: system (platform account) |"
+            in artifact.data)
+    assert "| admins | Discord: 2 admins count (cedar, dogwood) |" in artifact.data

@@ -55,14 +55,15 @@ def site(ledger) -> Iterator[TestClient]:
         yield c
 
 
-def confirm_token(seeded, *, identity: str = "forum", secret: str = SECRET, days: int = 7) -> str:
+def confirm_token(seeded, *, identity: str = "forum", secret: str = SECRET, days: int = 7,
+                  channel: str = "web") -> str:
     return make_token(secret=secret, purpose="confirm", subject=seeded["application"],
-                      identity=seeded[identity], expires_at=NOW + timedelta(days=days))
+                      identity=seeded[identity], expires_at=NOW + timedelta(days=days), channel=channel)
 
 
 def optin_token(seeded, *, secret: str = SECRET, days: int = 30) -> str:
     return make_token(secret=secret, purpose="optin", subject=seeded["term"], identity=seeded["member"],
-                      expires_at=NOW + timedelta(days=days))
+                      expires_at=NOW + timedelta(days=days), channel="web")
 
 
 def csrf_of(html: str) -> str:
@@ -128,15 +129,15 @@ def _bad_tokens(seeded) -> dict[str, str]:
     head, mac = good.rsplit(".", 1)
     return {
         "garbage": "not-a-token",
-        "tampered-subject": re.sub(r"^c\.\d+\.", "c.999.", good),
+        "tampered-subject": re.sub(r"^c\.w\.\d+\.", "c.w.999.", good),
         "tampered-mac": f"{head}.{'0' * 32}",
         "expired": confirm_token(seeded, days=-1),
         "other-secret": confirm_token(seeded, secret="another-secret"),
         "wrong-purpose": optin_token(seeded),
         "unknown-application": make_token(secret=SECRET, purpose="confirm", subject=4242,
-                                          identity=seeded["forum"], expires_at=NOW + timedelta(days=7)),
+                                          identity=seeded["forum"], expires_at=NOW + timedelta(days=7), channel="web"),
         "identity-not-named": make_token(secret=SECRET, purpose="confirm", subject=seeded["application"],
-                                         identity=seeded["not_named"], expires_at=NOW + timedelta(days=7)),
+                                         identity=seeded["not_named"], expires_at=NOW + timedelta(days=7), channel="web"),
     }
 
 
@@ -252,3 +253,36 @@ def test_confirm_page_in_a_real_browser(ledger, seeded, tmp_path):
     rows = inbox_rows(ledger)
     assert len(rows) == 1 and rows[0].route == Route.CONFIRM
     assert (tmp_path / "confirm-done.png").stat().st_size > 1000
+
+
+def test_a_discord_button_token_is_refused_on_the_web_page_naming_the_button(site, ledger, seeded):
+    token = confirm_token(seeded, identity="discord", channel="discord")
+    shown = site.get(f"/confirm/{token}")
+    assert shown.status_code == 400 and "button in the Discord direct message" in shown.text
+    assert "<form" not in shown.text
+    csrf = csrf_of(site.get(f"/confirm/{confirm_token(seeded)}").text)
+    assert site.post(f"/confirm/{token}", data={"csrf": csrf}).status_code == 400
+    assert inbox_rows(ledger) == []
+
+
+@pytest.mark.parametrize("suffix", [".", "%20", "%0A", ").", "%22", "%20%20.%20"])
+def test_a_link_copied_with_trailing_punctuation_is_normalised_before_the_duplicate_check(
+        site, ledger, seeded, suffix):
+    token = confirm_token(seeded)
+    csrf = csrf_of(site.get(f"/confirm/{token}{suffix}").text)
+    assert site.post(f"/confirm/{token}{suffix}", data={"csrf": csrf}).status_code == 200
+    again = site.post(f"/confirm/{token}", data={"csrf": csrf})
+    assert again.status_code == 200
+    rows = inbox_rows(ledger)
+    assert len(rows) == 1, "the same token pasted two ways is one press"
+    assert rows[0].payload["data"]["token"] == token
+
+
+@pytest.mark.parametrize("suffix", ["x", "0", ".abc", "%20x", "-"])
+def test_a_token_with_other_extra_characters_is_refused(site, ledger, seeded, suffix):
+    token = confirm_token(seeded)
+    shown = site.get(f"/confirm/{token}{suffix}")
+    assert shown.status_code == 400 and "This link cannot be used" in shown.text
+    csrf = csrf_of(site.get(f"/confirm/{token}").text)
+    assert site.post(f"/confirm/{token}{suffix}", data={"csrf": csrf}).status_code in (400, 403)
+    assert inbox_rows(ledger) == []

@@ -29,8 +29,24 @@ def test_discourse_webhook_is_stored_once_and_routed_to_intake(client, ledger):
     assert first.status_code == again.status_code == 200
     assert first.json()["route"] == Route.INTAKE and again.json()["duplicate"] is True
     rows = inbox_rows(ledger)
-    assert len(rows) == 1 and rows[0].dedupe_key == "discourse:https://forum.example.org:41"
+    assert len(rows) == 1 and rows[0].dedupe_key == "discourse:forum.example.org:41"
     assert rows[0].payload["data"]["topic"]["title"].startswith("I would like")
+
+
+def test_a_gateway_that_knows_its_forum_refuses_a_delivery_naming_another(ledger):
+    """X-Discourse-Instance is not signed: a replayed body naming another site must not get a
+    new dedupe key (issue 19), so a gateway given CHARTERFLOW_DISCOURSE_URL refuses it."""
+    settings = gateway_settings(discourse_url="https://Forum.example.org/")
+    app = create_app(settings=settings, ledger=ledger, dispatcher=StoreOnlyDispatcher())
+    with TestClient(app, base_url="http://testserver") as client:
+        headers, body = discourse_request(41)
+        assert post(client, "/hooks/discourse", headers, body).status_code == 200
+        forged = {**headers, "X-Discourse-Instance": "https://evil.example"}
+        answer = post(client, "/hooks/discourse", forged, body)
+        assert answer.status_code == 400
+        rows = inbox_rows(ledger)
+        assert [(r.dedupe_key, r.payload["instance"]) for r in rows] == [
+            ("discourse:forum.example.org:41", "forum.example.org")]
 
 
 def test_discourse_idea_category_and_unknown_events_are_kept(client, ledger):
@@ -40,6 +56,30 @@ def test_discourse_idea_category_and_unknown_events_are_kept(client, ledger):
     answer = post(client, "/hooks/discourse", headers, body)
     assert answer.status_code == 200 and answer.json()["route"] == Route.UNKNOWN
     assert [r.route for r in inbox_rows(ledger)] == [Route.IDEA, Route.UNKNOWN]
+
+
+def _post_created(event_id: int, username: str) -> tuple[dict[str, str], bytes]:
+    payload = {"post": {"id": 500 + event_id, "topic_id": 1001, "post_number": 2,
+                        "category_id": int(IDEAS_CATEGORY), "username": username,
+                        "raw": "Filed as idea #4."}}
+    return discourse_request(event_id, event="post_created", body=json.dumps(payload).encode())
+
+
+def test_the_bots_own_forum_posts_are_recognised_and_start_no_run(ledger):
+    from ledger import repo
+
+    app = create_app(settings=gateway_settings(discourse_api_username="WG-Bot"), ledger=ledger,
+                     dispatcher=StoreOnlyDispatcher())
+    with TestClient(app, base_url="http://testserver") as client:
+        answers = [post(client, "/hooks/discourse", *_post_created(n, user)).json()
+                   for n, user in ((1, "wg-bot"), (2, "system"), (3, "quill_ash"))]
+    assert [a["route"] for a in answers] == [Route.OWN, Route.OWN, Route.UNKNOWN]
+    rows = inbox_rows(ledger)
+    assert [(r.processed_at is not None, r.result_ref) for r in rows] == [
+        (True, "discourse:own-post"), (True, "discourse:own-post"), (False, None)]
+    # Only the member's post is left for the dispatcher (an inbox-unknown-<id> run).
+    with ledger.read() as s:
+        assert repo.inbox_dispatchable(s, handled_routes=inbox.HANDLERS.keys()) == [rows[2].id]
 
 
 @pytest.mark.parametrize("mutate, status", [

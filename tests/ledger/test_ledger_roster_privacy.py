@@ -171,7 +171,8 @@ def _applicant(ledger: Ledger) -> int:
         repo.record_eligibility(s, app, outcome="yes", ruling="R-ELIG-1", reason="active",
                                 evidence={"discourse": {"post_count": 42}}, actor="flow:intake")
         event, _ = repo.inbox_put(s, dedupe_key="form:1", source="form", kind="application",
-                                  payload={"email": "juniper@example.net"})
+                                  payload={"email": "juniper@example.net"},
+                                  raw=b'{"email": "juniper@example.net"}')
         repo.inbox_mark_processed(s, event, actor="flow:intake", result_ref=f"application:{app.id}",
                                   person=p)
         return p.id
@@ -186,6 +187,7 @@ def test_person_export_holds_everything(ledger: Ledger) -> None:
     assert data["applications"][0]["motivation"] == "I love tidy forums"
     assert data["applications"][0]["eligibility"][0]["evidence"]["discourse"]["post_count"] == 42
     assert data["inbox_events"][0]["payload"] == {"email": "juniper@example.net"}
+    assert data["inbox_events"][0]["raw"] == '{"email": "juniper@example.net"}'  # the body as received
     assert {e["action"] for e in data["audit_entries"]} >= {"person.created",
                                                             "application.submitted"}
     assert "salt" not in data["person"]

@@ -193,6 +193,28 @@ def test_cli_refuses_a_hard_rule_violation(cli, ledger_url: str, tmp_path: Path)
     assert cli(ledger_url, "audit", "verify").stdout.startswith("ok: 0 audit entries")
 
 
+def test_cli_roster_conflicts_name_the_person_line_and_account(cli, ledger_url: str,
+                                                              tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    line_of = {h: text.splitlines().index(f'handle = "{h}"') for h in ("bram", "cosima")}
+    # In the file: cosima's Discord account given as bram's too.
+    twice = tmp_path / "twice.toml"
+    twice.write_text(text.replace('username = "cosima" }', 'username = "BRAM.T" }', 1))
+    r = cli(ledger_url, "roster", "import", str(twice))
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1
+    assert (f"person 'cosima' (line {line_of['cosima']}): discord username 'BRAM.T' already "
+            f"given for 'bram' (line {line_of['bram']})") in r.stderr
+    # Against the ledger: a second file gives bram's Discord account to a new person.
+    assert cli(ledger_url, "roster", "import", str(EXAMPLE)).exit_code == 0
+    other = tmp_path / "other.toml"
+    other.write_text('[roster]\nformat = 1\n\n# a newcomer\n[[person]]\nhandle = "ivo"\n'
+                     'discord = { id = "400000000000000002", username = "ivo_b" }\n')
+    r = cli(ledger_url, "roster", "import", str(other))
+    assert r.exit_code == 2, r.output
+    assert r.stderr == (f"error: {other}: person 'ivo' (line 5): discord account 'ivo_b' "
+                        "already belongs to 'bram'\n")
+
+
 def test_cli_unreachable_database_is_one_redacted_line(cli) -> None:
     r = cli("postgresql+psycopg://wg:hunter2-secret@127.0.0.1:9/ledger", "db", "upgrade")
     assert r.exit_code == 2

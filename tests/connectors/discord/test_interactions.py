@@ -34,7 +34,8 @@ def test_valid_signature_parses_each_kind() -> None:
     event = VERIFIER.verify(headers=h, body=b)
     assert event.kind == "idea" and event.attributes["option.text"] == "Office hours"
     assert event.actor == event.attributes["user_id"] and event.attributes["username"] == "cleo_marsh"
-    assert event.dedupe_key == f"discord:{SANDBOX.seed.application_id}:{event.attributes['interaction_id']}"
+    assert event.dedupe_key == f"discord:{event.attributes['guild_id']}:{event.attributes['interaction_id']}"
+    assert event.instance == event.attributes["guild_id"] != ""
     h, b = SANDBOX.signed_request(kind="ballot_vote", payload={"custom_id": payloads.ballot_custom_id("abc123", "2")})
     event = VERIFIER.verify(headers=h, body=b)
     assert (event.kind, event.attributes["ballot_id"], event.attributes["option_id"]) == ("ballot_vote", "abc123", "2")

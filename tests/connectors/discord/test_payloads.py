@@ -62,10 +62,31 @@ def test_ballot_buttons_identify_ballot_and_choice() -> None:
         payloads.ballot_custom_id("bad id!", "0")
 
 
-def test_result_message_disables_buttons_and_shows_counts() -> None:
+def test_result_message_removes_buttons_and_shows_the_merged_result() -> None:
     body = payloads.ballot_result_message(ballot_id="b1", question="Adopt?", options=["Yes", "No"], counts=[3, 1])
     assert "4 votes cast." in body["content"] and "- Yes: 3" in body["content"]
-    assert all(b["disabled"] for row in body["components"] for b in row["components"])
+    assert body["components"] == []  # an empty list removes the buttons on edit
+    merged = payloads.ballot_result_message(
+        ballot_id="b1", question="Adopt?", options=["Yes", "No"], counts=[0, 0],
+        result="Closed: passed, 4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)")
+    assert merged["content"] == ("**Ballot closed:** Adopt?\n"
+                                 "Closed: passed, 4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)")
+    # Counts kept elsewhere (none in the store) never show as "0 votes".
+    empty = payloads.ballot_result_message(ballot_id="b1", question="Adopt?", options=["Yes", "No"], counts=[0, 0])
+    assert empty["content"] == "**Ballot closed:** Adopt?" and empty["components"] == []
+
+
+def test_ballot_text_is_shortened_visibly_to_fit_one_message() -> None:
+    case = "**Why:** " + "I help newcomers every week. " * 60 + "\n**Experience:** " + "Moderation. " * 100
+    body = payloads.ballot_message(ballot_id="b1", question="Approve avery?", options=["Yes", "No"],
+                                   closes_at=datetime(2026, 12, 1, tzinfo=UTC), voters_note="Members may vote.",
+                                   text=case)
+    content = body["content"]
+    assert len(content) <= 2000 and content.startswith("**Ballot:** Approve avery?\n**Why:** I help")
+    assert "… [shortened: too long for one Discord message]" in content
+    assert content.endswith("Press a button to vote; press another to change your vote until the ballot closes.")
+    short = payloads.ballot_message(ballot_id="b1", question="Approve avery?", options=["Yes", "No"], text="Fits.")
+    assert "Fits." in short["content"] and "shortened" not in short["content"]
 
 
 def test_interaction_responses() -> None:

@@ -48,7 +48,8 @@ def test_forum_topic_in_the_ideas_category_files_one_idea_even_when_replayed(wor
     assert (idea.id, idea.source, idea.status) == (idea_id, "forum", IdeaStatus.NEW)
     assert idea.title == "Office hours for newcomers every Friday"
     assert idea.author_person_id == world.people["felix_oakes"] and idea.author_handle is None
-    assert idea.source_url.endswith(f"/{topic_id}") and idea.source_key == f"discourse:topic:{topic_id}"
+    assert idea.source_url.endswith(f"/{topic_id}") and idea.source_key == \
+        f"discourse:{world.platforms.space('discourse').instance}:topic:{topic_id}"
     # The topic gets one reply with the number.
     replies = [p for p in world.discourse_state()["posts"]
                if p["topic_id"] == topic_id and f"#{idea_id}" in p["raw"]]
@@ -154,3 +155,74 @@ def test_operator_files_an_idea_once_and_bad_input_names_the_field(world):
         with pytest.raises(ValueError, match=f"^{culprit}: "):
             ideas_file(**fields, now=NOW)
     assert len(_ideas(world)) == 2
+
+
+def _open_topic(url: str, api_key: str, *, user: str, title: str, category: int) -> int:
+    created = httpx.post(f"{url}/posts.json", timeout=15, headers={
+        "Api-Key": api_key, "Api-Username": user}, json={
+        "title": title, "category": category, "raw": "Details follow in the thread, thank you."})
+    assert created.status_code == 200, created.text
+    return created.json()["topic_id"]
+
+
+def _replies(url: str, topic_id: int) -> list[str]:
+    posts = httpx.get(f"{url}/_sandbox/state", timeout=10).json()["posts"]
+    return [p["raw"] for p in posts if p["topic_id"] == topic_id and p["post_number"] > 1]
+
+
+def test_two_forums_with_the_same_topic_id_never_meet(world, gateway):
+    """Issue 19: after the Forum is replaced (restored, or another site) its topic ids start
+    again; each idea is filed apart and answered on its own Forum, never as someone else's."""
+    from connectors.discourse.connector import DiscourseConnector
+    from flows.platforms import Platforms, use
+    from tests.connectors.cf_loopback import LoopbackServer
+    from tests.flows.membership.conftest import CONFIRM_SECRET, discourse_seed
+
+    forum_a = world.platforms.space("discourse")
+    topic = _open_topic(world.discourse_url, world.discourse_sb.api_key, user="felix_oakes",
+                        title="Office hours for newcomers every Friday",
+                        category=gateway.ideas_category)
+    first = inbox.handle_event(world.ledger, wait_for_event(world, route="idea"))
+
+    # Forum B: the same seed, so its first new topic gets the same id; its webhooks reach the
+    # same gateway. The stack now serves B.
+    box_b = DiscourseConnector.sandbox(seed=discourse_seed())
+    with LoopbackServer(box_b.app) as server_b:
+        forum_b = box_b.connect(server_b.url)
+        assert forum_b.instance != forum_a.instance
+        box_b.webhook.url = f"{gateway.url}/hooks/discourse"
+        platforms_b = Platforms.build(charter=world.platforms.charter, discourse=forum_b,
+                                      discord=world.platforms.space("discord").connector,
+                                      confirm_secret=CONFIRM_SECRET,
+                                      gateway_url="http://gateway.test")
+        with use(ledger=world.ledger, platforms=platforms_b):
+            topic_b = _open_topic(server_b.url, box_b.api_key, user="quinn_harbor",
+                                  title="A mentoring programme for new moderators",
+                                  category=gateway.ideas_category)
+            assert topic_b == topic  # the reused id the issue describes
+            second = inbox.handle_event(world.ledger, wait_for_event(world, route="idea", count=2))
+            # A late redelivery of Forum A's topic, while B is served: the idea A filed, and
+            # no answer on B's topic with the same number.
+            payload = {"topic": {"id": topic, "title": "Office hours for newcomers every Friday",
+                                 "category_id": gateway.ideas_category,
+                                 "created_by": {"id": 99, "username": "felix_oakes"}}}
+            headers, body = world.discourse_sb.signed_request(kind="topic_created", payload=payload)
+            answer = httpx.post(f"{gateway.url}/hooks/discourse", content=body, headers=headers,
+                                timeout=10)
+            assert answer.status_code == 200 and answer.json()["duplicate"] is False
+            late = inbox.handle_event(world.ledger, answer.json()["inbox"])
+        box_b.webhook.url = None
+        replies_b = _replies(server_b.url, topic_b)
+        forum_b.close()
+
+    assert first != second and late == first  # two ideas; A's redelivery is A's idea
+    rows = _ideas(world)
+    assert [i.source_key for i in rows] == [f"discourse:{forum_a.instance}:topic:{topic}",
+                                            f"discourse:{forum_b.instance}:topic:{topic}"]
+    assert [i.title for i in rows] == ["Office hours for newcomers every Friday",
+                                       "A mentoring programme for new moderators"]
+    one, two = (int(r.split(":")[1]) for r in (first, second))
+    # Each Forum's author got exactly one answer, with their own idea's number.
+    replies_a = _replies(world.discourse_url, topic)
+    assert len(replies_a) == 1 and f"#{one}" in replies_a[0]
+    assert len(replies_b) == 1 and f"#{two}" in replies_b[0] and f"#{one}" not in replies_b[0]

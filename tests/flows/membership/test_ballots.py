@@ -51,9 +51,9 @@ def test_quorum_not_reached_at_the_deadline_rejects(world):
     assert "not approved this time (R-VOTE-APPROVE)" in told
     # The closed Discord ballot shows the ledger's tally (votes merged across both platforms).
     message = _discord_message(world, where["discord"]["message_id"])
-    assert message["content"].startswith("**Ballot closed:**") and "3 votes cast." in message["content"]
-    assert "- Yes: 2" in message["content"] and "- No: 1" in message["content"]
-    assert all(c["disabled"] for row in message["components"] for c in row["components"])
+    assert message["content"].startswith("**Ballot closed:**")
+    assert "Closed: failed, 2 yes, 1 no, 0 abstain of 7 (Discord 2, Forum 1)" in message["content"]
+    assert message["components"] == []
     # Closing again changes nothing anywhere.
     before = world.writes()
     close_due_ballots(now=closes + timedelta(hours=1))
@@ -116,7 +116,7 @@ def test_removal_fails_one_short_and_passes_with_exactly_the_majority(world):
     assert any(c["action"] == "revoke" and c["user_id"] == gale_id for c in world.discord_state()["role_changes"])
     assert any("passed: your membership has ended" in m["content"] for m in discord_dms(world, "gale_morrow"))
     message = _discord_message(world, where["discord"]["message_id"])
-    assert "- Yes: 4" in message["content"]
+    assert "Closed: passed, 4 yes, 0 no, 0 abstain of 6 (Discord 4)" in message["content"]
     before = world.writes()
     close_due_ballots(now=later + timedelta(hours=1))
     assert world.writes() == before

@@ -41,3 +41,35 @@ def test_links_and_acknowledgements_from_the_command_line(world: World) -> None:
     assert twice.output.strip() == f"alert {forum_alert} acknowledged by bram_tolliver (already)"
     missing = run(app, ["moderation", "ack", "9999", "--by", "bram_tolliver"])
     assert missing.exit_code == 2 and "no moderation alert 9999" in missing.output
+
+
+def test_the_report_covers_this_quarter_by_default_and_says_none(world: World) -> None:
+    from datetime import timedelta
+
+    from rules.reports import Quarter
+
+    run = CliRunner().invoke
+    world.suspend_on_forum("rowan_vale", reason="Spam")
+    moderation_sync(now=NOW)
+    quarter = Quarter.of(NOW)  # the world's "now" is the wall clock's
+
+    report = run(app, ["moderation", "report"])
+    assert report.exit_code == 0, report.output
+    lines = report.output.splitlines()
+    assert lines[0].startswith(f"Moderation consistency, this quarter ({quarter.label}) so far: "
+                               f"{quarter.start:%Y-%m-%d} to ")
+    assert lines[1] == "1 actions" and "  discourse: suspend 1" in lines
+
+    # A period without actions: every section says so.
+    before = quarter.start - timedelta(days=30)
+    empty = run(app, ["moderation", "report", "--since", f"{before:%Y-%m-%d}",
+                      "--until", f"{before + timedelta(days=7):%Y-%m-%d}"])
+    assert empty.exit_code == 0, empty.output
+    lines = empty.output.splitlines()
+    assert lines[0] == (f"Moderation consistency, {before:%Y-%m-%d} to "
+                        f"{before + timedelta(days=7):%Y-%m-%d}")
+    assert lines[1] == "0 actions"
+    for header in ("Actions per platform and type:", "Sanctioned on one platform only:",
+                   "Moderators' reasons, grouped:"):
+        assert lines[lines.index(header) + 1] == "  none"
+    assert "Forum, median time from flag to action: none (no flag was handled)" in lines

@@ -201,7 +201,10 @@ def test_a_platform_down_for_hours_catches_up_without_gaps_or_duplicates(world: 
     httpx.post(f"{world.discord_url}/_sandbox/faults", json={}, timeout=10).raise_for_status()
     moderation_sync(now=NOW + timedelta(hours=5))
     expected = [e["id"] for e in world.discord_state()["audit_log"]]
-    stored = [a.entry_id for a in _actions(world) if a.platform == "discord"]
+    guild = world.platforms.space("discord").instance
+    keys = [a.entry_id for a in _actions(world) if a.platform == "discord"]
+    assert all(k.startswith(f"{guild}:") for k in keys)  # entry ids are per guild
+    stored = [k.removeprefix(f"{guild}:") for k in keys]
     assert sorted(stored, key=int) == expected and len(stored) == len(set(stored)) == 151
 
 

@@ -83,7 +83,7 @@ def dms_to(w, username: str) -> list[str]:
 def test_the_run_pauses_and_only_the_observed_flag_counts(roles_world):
     w = roles_world
     thread, out = start(w, timeout=300)
-    run = paused_run("roles-change-gale_morrow")
+    run = paused_run(f"roles-change-person-{w.people['gale_morrow']}")
     assert run.state.state_details.run_input_keyset  # a typed input waits in the UI
     assert "gale_morrow" not in admin_holders(w)
     pending = [p for p in w.discourse_state()["pending_admin_confirmations"]]
@@ -112,7 +112,7 @@ def test_the_run_pauses_and_only_the_observed_flag_counts(roles_world):
 def test_a_yes_without_the_flag_or_a_timeout_is_not_applied(roles_world):
     w = roles_world
     thread, out = start(w, timeout=300)
-    run = paused_run("roles-change-gale_morrow")
+    run = paused_run(f"roles-change-person-{w.people['gale_morrow']}")
     resume_flow_run(run.id, run_input={"confirmed": True})  # but nobody opened the link
     thread.join(120)
     assert out["result"]["status"] == "recorded"
@@ -151,7 +151,7 @@ def test_a_role_command_for_a_forum_admin_pauses_and_tells_the_member(roles_worl
     thread = threading.Thread(target=lambda: out.update(result=inbox.handle_event(w.ledger, event)),
                               daemon=True)
     thread.start()
-    run = paused_run("roles-change-gale_morrow")
+    run = paused_run(f"roles-change-person-{w.people['gale_morrow']}")
     # While paused the member already knows what is happening and who must act.
     assert any("Admin grant awaiting confirmation: gale_morrow on discourse" in t
                for t in followups(w))

@@ -1,0 +1,88 @@
+"""The Prefect-side processes of `charterflow up`: ``python -m charterflow.workers runner`` (every
+deployment, with its schedules) and ``python -m charterflow.workers inbox`` (the task worker that
+handles the gateway's inbox events).
+
+`up` starts them together with the Prefect server, so their imports (Prefect and every flow)
+overlap the server's start; each then waits for the server's ``/health`` before it serves, rather
+than failing and being restarted. The runner writes the names of its deployments to
+``<home>/flows-deployments.json``, and `up` waits until they are registered.
+
+(One process for both was tried: it holds Prefect and the flows once, about 170 MiB less, but
+after a restart of the Prefect server its task runs hung in Prefect's own service start-up, a
+deadlock between the task worker's loop and the runner's threads; two processes do not.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+API_WAIT_SECONDS = 300.0
+DEPLOYMENTS_FILE = "flows-deployments.json"
+
+
+def wait_for_api() -> None:
+    """Until the Prefect server answers (the runner would fail at once without it)."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    url = str(PREFECT_API_URL.value() or "").rstrip("/")
+    deadline = time.monotonic() + API_WAIT_SECONDS
+    while url and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+
+
+def announce(names: list[str]) -> None:
+    """Write the deployment names for `up`, atomically."""
+    from charterflow.settings import get_settings
+
+    home = get_settings().home
+    home.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".flows-", dir=home)
+    with os.fdopen(fd, "w") as out:
+        json.dump(names, out)
+    os.replace(tmp, home / DEPLOYMENTS_FILE)
+
+
+def runner() -> None:
+    """Serve every deployment until SIGTERM/SIGINT."""
+    from flows.serve import deployments
+    from flows.serve import main as serve
+
+    names = sorted(f"{d.flow_name}/{d.name}" for d in deployments())
+    wait_for_api()
+    announce(names)
+    serve()
+
+
+def inbox() -> None:
+    """Serve the inbox task until SIGTERM/SIGINT."""
+    # flows.inbox, not a second copy as __main__: the capability packages register their
+    # handlers into flows.inbox.
+    from flows.inbox import main as serve
+
+    wait_for_api()
+    serve([])
+
+
+def main(argv: list[str] | None = None) -> None:
+    role = (sys.argv[1:] if argv is None else argv)[:1]
+    if role == ["runner"]:
+        runner()
+    elif role == ["inbox"]:
+        inbox()
+    else:
+        print("usage: python -m charterflow.workers runner|inbox (started by `charterflow up`)", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Chaos: `charterflow up` on its sandboxes while members keep filing ideas (Discord ``/idea``
+interactions, signed by the Discord sandbox; new Forum topics in the Ideas category, whose
+``topic_created`` webhooks the Forum sandbox signs and sends), and each child of `up` is
+SIGKILLed in turn: the gateway, the inbox worker, the runner, the sandboxes (with the
+inspector), the Prefect server.
+
+`up` restarts each (it never stops), and at the end every acknowledged event was handled once
+and each of its effects on the platforms happened once: one idea per interaction or topic, one
+private answer per interaction, one reply per topic; 0 lost, 0 duplicated.
+
+What a platform does when the gateway is down is modelled, not skipped: Discord sends an
+interaction once (the member's client shows "This interaction failed", the member runs the
+command again: a new interaction); the Forum sandbox sends a webhook again on Discourse's retry
+schedule (shortened here with ``CHARTERFLOW_SANDBOX_WEBHOOK_RETRY``). A request that was cut
+while the sandbox itself was killed is "unsure" (it may or may not have been taken): it may add
+at most one idea, never two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from charterflow.seed import CATEGORIES, build
+from ledger.db import Ledger
+from ledger.models import AuditEntry, Idea, InboxEvent
+from tests.procs import free_port, start, stop, wait_for
+from tests.reliability.conftest import subprocess_env
+
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+
+CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
+VICTIMS = ("gateway", "inbox-worker", "runner", "sandboxes", "prefect-server")
+FILED = re.compile(r"filed as \*\*#(\d+)\*\*")
+
+
+@dataclass
+class Sent:
+    """What the members sent, by the token in each idea's text."""
+
+    acked: dict[str, str] = field(default_factory=dict)  # token -> interaction id / topic id
+    unsure: dict[str, int] = field(default_factory=dict)  # token -> attempts that may have landed
+    refused: int = 0  # "This interaction failed" / the Forum unreachable: sent again
+    kinds: dict[str, str] = field(default_factory=dict)  # token -> discord | forum
+
+
+class Members:
+    """Members filing ideas at a steady pace on a thread, until :meth:`stop`."""
+
+    def __init__(self, lock: dict, forum_key: str, stop_event: threading.Event) -> None:
+        self.discord, self.forum = lock["sandboxes"]["discord"], lock["sandboxes"]["discourse"]
+        self.forum_key, self.stop_event = forum_key, stop_event
+        community = build()
+        self.discord_users = [p.discord["username"] for p in community.applicants()[:20]]
+        self.forum_users = sorted({i["author"] for i in community.ideas})
+        self.sent = Sent()
+        self.http = httpx.Client(timeout=30)
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop_event.is_set():
+            n += 1
+            if n % 4 == 0:
+                self._file(f"chaos-f{n:03d}", self._forum_topic)
+            else:
+                self._file(f"chaos-d{n:03d}", self._discord_idea)
+            self.stop_event.wait(0.7)
+
+    def _file(self, token: str, send) -> None:
+        """Send until acknowledged, as a member would (a few tries, then give up)."""
+        for _ in range(20):
+            if self.stop_event.is_set() and token not in self.sent.unsure:
+                return
+            outcome, ref = send(token)
+            if outcome == "acked":
+                self.sent.acked[token] = ref
+                return
+            if outcome == "unsure":
+                self.sent.unsure[token] = self.sent.unsure.get(token, 0) + 1
+            else:
+                self.sent.refused += 1
+            time.sleep(1.0)
+
+    def _discord_idea(self, token: str) -> tuple[str, str]:
+        self.sent.kinds[token] = "discord"
+        user = self.discord_users[int(token[-3:]) % len(self.discord_users)]
+        try:
+            out = self.http.post(f"{self.discord}/_sandbox/interactions", json={
+                "type": "command", "user": user, "name": "idea",
+                "options": {"text": f"Idea {token}: a rota of greeters for newcomers in the help channel"}})
+        except httpx.ConnectError:
+            return "refused", ""  # Discord itself unreachable: nothing was sent
+        except httpx.HTTPError:
+            return "unsure", ""
+        result = out.json()
+        if out.status_code == 200 and result.get("status") == 200 and not result.get("failed"):
+            return "acked", str(result["interaction_id"])
+        error = str(result.get("error") or "")
+        # Not answered in 3 s: the gateway may have stored it; the member saw it fail.
+        return ("unsure" if "did not answer" in error else "refused"), ""
+
+    def _forum_topic(self, token: str) -> tuple[str, str]:
+        self.sent.kinds[token] = "forum"
+        author = self.forum_users[int(token[-3:]) % len(self.forum_users)]
+        try:
+            out = self.http.post(f"{self.forum}/posts.json", headers={
+                "Api-Key": self.forum_key, "Api-Username": author}, json={
+                "title": f"Idea {token}: monthly office hours", "category": CATEGORIES["Ideas"],
+                "raw": f"Proposal {token}: the working group holds monthly open office hours."})
+        except httpx.ConnectError:
+            return "refused", ""
+        except httpx.HTTPError:
+            return "unsure", ""
+        if out.status_code == 200:
+            return "acked", str(out.json()["topic_id"])
+        if out.status_code == 422 and "already" in out.text.lower():
+            return "acked", ""  # an unsure try had landed: the Forum refuses the same body again
+        return "refused", ""
+
+
+def _status(home: Path) -> dict[str, dict]:
+    try:
+        return {c["name"]: c for c in json.loads((home / "status.json").read_text())["children"]}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _forum_key(home: Path) -> str:
+    """The Forum API key `up` gave its children (an operator finds it in the environment)."""
+    pid = _status(home)["gateway"]["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    for entry in environ:
+        if entry.startswith(b"CHARTERFLOW_DISCOURSE_API_KEY="):
+            return entry.split(b"=", 1)[1].decode()
+    raise AssertionError("the gateway has no Forum API key")
+
+
+def _gateway_ready(port: int) -> bool:
+    try:
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return bool((health.get("prefect") or {}).get("prefect_reachable"))
+
+
+@pytest.mark.timeout(900)
+def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property):
+    home = tmp_path / "home"
+    gateway_port = free_port()
+    env = subprocess_env(CHARTERFLOW_HOME=str(home), CHARTERFLOW_PREFECT_PORT=str(free_port()),
+                         CHARTERFLOW_GATEWAY_HOST="127.0.0.1", CHARTERFLOW_GATEWAY_PORT=str(gateway_port),
+                         CHARTERFLOW_INSPECTOR_PORT=str(free_port()), PREFECT_RUNNER_POLL_FREQUENCY="2",
+                         CHARTERFLOW_SANDBOX_WEBHOOK_RETRY="1,2,4,8,8,8,8,8")
+    log = tmp_path / "up.out"
+    up = start([CHARTERFLOW, "up"], env, log)
+    stop_event = threading.Event()
+    try:
+        assert wait_for(lambda: "charterflow is up" in log.read_text(errors="replace"), 300), \
+            log.read_text(errors="replace")[-3000:]
+        lock = json.loads((home / "up.json").read_text())
+        members = Members(lock, _forum_key(home), stop_event)
+        stream = threading.Thread(target=members.run, daemon=True)
+        stream.start()
+        recovery = {}
+        for victim in VICTIMS:
+            time.sleep(4)
+            before = _status(home)[victim]
+            os.kill(before["pid"], signal.SIGKILL)
+            killed = time.monotonic()
+            assert wait_for(lambda: _status(home)[victim]["restarts"] == before["restarts"] + 1
+                            and _status(home)[victim]["state"] == "running", 60, step=0.2), \
+                log.read_text(errors="replace")[-3000:]
+            assert wait_for(lambda: _gateway_ready(gateway_port), 180), log.read_text(errors="replace")[-3000:]
+            recovery[victim] = time.monotonic() - killed
+        time.sleep(4)
+        stop_event.set()
+        stream.join(timeout=120)
+        assert up.poll() is None, "up must not stop: " + log.read_text(errors="replace")[-3000:]
+        figures = _settled(home, lock, members.sent)
+        statuses = _status(home)
+        # Each was restarted; the runner may also stop (exit 1) while the Prefect server is down,
+        # and is restarted too.
+        assert all(statuses[v]["restarts"] >= 1 and statuses[v]["state"] == "running" for v in VICTIMS), statuses
+        restarts = sum(c["restarts"] for c in statuses.values())
+        out = log.read_text(errors="replace")
+        for victim in VICTIMS:
+            assert f"{victim} stopped unexpectedly: exit -9 (SIGKILL); restarting it" in out
+            assert f"{victim} restarted (pid" in out
+    finally:
+        stop_event.set()
+        stop(up, sig=signal.SIGINT)
+    record_property("measure:chaos", (
+        f"{len(VICTIMS)} children SIGKILLed in turn under {figures['sent']} ideas ({figures['discord']} Discord "
+        f"/idea, {figures['forum']} Forum topics): {figures['acked']} acknowledged, "
+        f"{figures['handled']} handled once, {figures['lost']} lost, {figures['duplicated']} duplicated; "
+        f"{figures['refused']} refused while down and sent again, {figures['unsure']} unsure; "
+        f"{restarts} restarts; back to ready after "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in recovery.items())))
+
+
+def _settled(home: Path, lock: dict, sent: Sent) -> dict:
+    """Wait until every acknowledged idea is handled and answered, then count (and assert)."""
+    ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
+    try:
+        def snapshot() -> dict:
+            with ledger.read() as session:
+                ideas = list(session.scalars(select(Idea).where(Idea.title.like("Idea chaos-%"))))
+                events = list(session.scalars(select(InboxEvent).where(InboxEvent.route == "idea")))
+                processed = dict(session.execute(
+                    select(AuditEntry.subject, func.count()).where(AuditEntry.action == "inbox.processed")
+                    .group_by(AuditEntry.subject)).all())
+            discord = httpx.get(f"{lock['sandboxes']['discord']}/_sandbox/state", timeout=30).json()
+            forum = httpx.get(f"{lock['sandboxes']['discourse']}/_sandbox/state", timeout=30).json()
+            return {"ideas": ideas, "events": events, "processed": processed, "discord": discord,
+                    "forum": forum}
+
+        def done() -> bool:
+            s = snapshot()
+            titles = " ".join(i.title for i in s["ideas"])
+            return (all(token in titles for token in sent.acked)
+                    and all(e.processed_at is not None for e in s["events"])
+                    and not s["forum"]["webhook_pending"]
+                    and len(_answers(s)) >= len([t for t in sent.acked if sent.kinds[t] == "discord"]))
+
+        settled = wait_for(done, 240, step=2)
+        s = snapshot()
+    finally:
+        ledger.dispose()
+    by_token: dict[str, list[Idea]] = {}
+    for idea in s["ideas"]:
+        token = re.search(r"chaos-[df]\d{3}", idea.title).group(0)
+        by_token.setdefault(token, []).append(idea)
+    lost = sorted(t for t in sent.acked if not by_token.get(t))
+    # An idea per acknowledged send, and at most one per send that may have landed.
+    duplicated = sorted(t for t, rows in by_token.items()
+                        if len(rows) > (1 if t in sent.acked else 0) + sent.unsure.get(t, 0))
+    answers = _answers(s)
+    replies = _replies(s)
+    unanswered = [t for t, rows in by_token.items() for i in rows
+                  if (answers if sent.kinds[t] == "discord" else replies).get(i.id, 0) != 1]
+    unhandled = [e.id for e in s["events"] if e.processed_at is None]
+    twice = [subject for subject, n in s["processed"].items() if n != 1]
+    assert settled, f"not settled: lost {lost}, unanswered {unanswered}, unprocessed {unhandled}"
+    assert lost == [] and duplicated == [], (lost, duplicated)
+    assert unanswered == [], f"ideas whose answer/reply is not there exactly once: {unanswered}"
+    assert unhandled == [] and twice == [], (unhandled, twice)
+    assert len(s["events"]) >= len(sent.acked)
+    return {"sent": len(sent.kinds), "discord": sum(1 for k in sent.kinds.values() if k == "discord"),
+            "forum": sum(1 for k in sent.kinds.values() if k == "forum"), "acked": len(sent.acked),
+            "handled": sum(1 for t in sent.acked if len(by_token.get(t, [])) == 1),
+            "lost": len(lost), "duplicated": len(duplicated), "refused": sent.refused,
+            "unsure": sum(sent.unsure.values())}
+
+
+def _answers(s: dict) -> dict[int, int]:
+    """Idea id -> private Discord answers naming it."""
+    found: dict[int, int] = {}
+    for message in s["discord"]["messages"]:
+        match = FILED.search(message.get("content") or "")
+        if match:
+            found[int(match.group(1))] = found.get(int(match.group(1)), 0) + 1
+    return found
+
+
+def _replies(s: dict) -> dict[int, int]:
+    """Idea id -> Forum replies naming it."""
+    found: dict[int, int] = {}
+    for post in s["forum"]["posts"]:
+        match = FILED.search(post.get("raw") or "")
+        if match:
+            found[int(match.group(1))] = found.get(int(match.group(1)), 0) + 1
+    return found
