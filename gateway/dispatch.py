@@ -2,9 +2,14 @@
 catches up on everything left in the inbox (Prefect was down, the gateway restarted, a run was
 lost with a restarted Prefect server, a handler was registered since).
 
-Runs on one daemon thread so the acknowledgement never waits for Prefect: the request path only
+Runs on daemon threads so the acknowledgement never waits for Prefect: the request path only
 calls :meth:`PrefectDispatcher.notify`. The ledger is the queue; the in-memory queue is only a
 shortcut, and dropping it loses nothing.
+
+One ``POST /task_runs/`` takes tens of ms (more when Prefect is busy), so one thread caps
+dispatch at some 10-20 events a second: a small pool of threads starts runs side by side. Each
+event is still claimed in its own ledger transaction (writers serialize), so two threads (or
+two gateways) never start one event twice.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -66,13 +72,15 @@ class PrefectDispatcher:
 
     def __init__(self, *, ledger: Ledger, api_url: str | None, metrics: Metrics | None = None,
                  drain_interval: float = 2.0, stale_after: float = 600.0,
-                 health_ttl: float = 1.0) -> None:
+                 health_ttl: float = 1.0, threads: int = 4) -> None:
         self._ledger = ledger
         self._api_url = api_url.rstrip("/") if api_url else None
         self._metrics = metrics
         self._drain_interval = drain_interval
         self._stale_after = stale_after
         self._health_ttl = health_ttl
+        self._threads = max(1, threads)
+        self._pool: ThreadPoolExecutor | None = None
         self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,6 +102,7 @@ class PrefectDispatcher:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stop.clear()
+            self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="gateway-dispatch")
             self._thread = threading.Thread(target=self._run, name="gateway-dispatcher", daemon=True)
             self._thread.start()
 
@@ -103,6 +112,10 @@ class PrefectDispatcher:
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._pool is not None:
+            # Queued dispatches are dropped (their events stay in the ledger for the next drain).
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._client is not None:
             try:
                 self._client.close()
@@ -143,15 +156,10 @@ class PrefectDispatcher:
                                               handled_routes=inbox.HANDLERS.keys(), limit=100)
             if not ids:
                 break
-            progressed = False
-            for event_id in ids:
-                outcome = self._dispatch(event_id, stale_before=stale_before)
+            outcomes = self._dispatch_all(ids, stale_before=stale_before)
+            for outcome in outcomes:
                 counts[outcome] = counts.get(outcome, 0) + 1
-                if outcome == "deferred":
-                    self.last_drain = time.monotonic()
-                    return counts
-                progressed = progressed or outcome == "started"
-            if not progressed:
+            if "deferred" in outcomes or "started" not in outcomes:
                 break
         self.last_drain = time.monotonic()
         return counts
@@ -159,9 +167,28 @@ class PrefectDispatcher:
     # -- thread -------------------------------------------------------------------------------
 
     def _prefect_client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = inbox.prefect_http(self._api_url or "", timeout=10.0)
-        return self._client
+        with self._lock:  # one kept-alive client (thread-safe) for all the dispatch threads
+            if self._client is None:
+                self._client = inbox.prefect_http(self._api_url or "", timeout=10.0)
+            return self._client
+
+    def _dispatch_all(self, ids: list[int], *, stale_before: datetime | None) -> list[str]:
+        """Dispatch ``ids`` on the pool (in order on this thread when it is not started)."""
+        pool = self._pool
+        if pool is None:
+            outcomes = []
+            for event_id in ids:
+                outcomes.append(self._dispatch(event_id, stale_before=stale_before))
+                if outcomes[-1] == "deferred":  # Prefect is down: the rest wait too
+                    break
+            return outcomes
+
+        def one(event_id: int) -> str:
+            if self._reachable is False:  # a dispatch beside it found Prefect down: not now
+                return "deferred"
+            return self._dispatch(event_id, stale_before=stale_before)
+
+        return list(pool.map(one, ids))
 
     def _dispatch(self, event_id: int, *, stale_before: datetime | None = None) -> str:
         try:
@@ -185,6 +212,12 @@ class PrefectDispatcher:
             self._metrics.dispatched.labels(outcome=outcome).inc()
         return outcome
 
+    def _dispatch_notified(self, event_id: int) -> None:
+        # Queued behind others while Prefect went away: leave it to the drain pass rather than
+        # spend the create retries on it.
+        if self._reachable is not False and not self._stop.is_set():
+            self._dispatch(event_id)
+
     def _run(self) -> None:
         next_drain = 0.0  # a drain pass first: events stored while no gateway ran
         while not self._stop.is_set():
@@ -197,8 +230,8 @@ class PrefectDispatcher:
                 break
             try:
                 if event_id is not None:
-                    if self.prefect_reachable():
-                        self._dispatch(event_id)
+                    if self.prefect_reachable() and self._pool is not None:
+                        self._pool.submit(self._dispatch_notified, event_id)
                     continue  # Prefect down: the drain pass picks it up later
                 if self.prefect_reachable(fresh=time.monotonic() - self._checked_at > self._drain_interval):
                     self.drain()
