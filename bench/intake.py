@@ -117,26 +117,25 @@ WORKER_ARGV = b"from flows.inbox import main"
 
 def extra_workers(up: Up, count: int) -> list[subprocess.Popen]:
     """``count`` more inbox task workers beside the one ``up`` runs, with that one's environment
-    (read from /proc: up's child, on loopback sandboxes), in up's process group so that stopping
-    ``up`` stops them too."""
+    (read from /proc: up's child, on loopback sandboxes). The caller stops them."""
     if count <= 0:
         return []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if os.getpgid(int(pid)) != up.process.pid:
-                continue
             if WORKER_ARGV not in Path(f"/proc/{pid}/cmdline").read_bytes():
                 continue
             raw = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:
             continue
+        if f"CHARTERFLOW_HOME={up.home}".encode() not in raw.split(b"\0"):
+            continue  # another engineer's or test's worker
         env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
         argv = [sys.executable, "-c", "from flows.inbox import main; main()"]
         workers = []
         for n in range(count):
             with (up.home / "logs" / f"inbox-worker-extra-{n + 1}.log").open("ab") as out:
                 workers.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, process_group=up.process.pid))
+                                                stdin=subprocess.DEVNULL, start_new_session=True))
         return workers
     raise SystemExit("the inbox worker of `up` was not found: cannot start more")
 
@@ -233,10 +232,11 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
         env["PREFECT_SERVER_LOG_RETRYABLE_ERRORS"] = "true"
         env.update(up_env or {})
         up = Up(Path(tmp), extra_env=env)
+        extra: list[subprocess.Popen] = []
         try:
             info = up.wait_ready()
             startup = time.monotonic() - up.started
-            extra_workers(up, workers - 1)
+            extra = extra_workers(up, workers - 1)
             hook = info["gateway_url"].rstrip("/") + "/hooks/discord"
             user = "cleo_marsh"  # an invented member of the sandbox's default guild
             http = httpx.Client(base_url=discord.url, timeout=30)
@@ -308,6 +308,9 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
             metrics = _dispatch_metrics(httpx.get(info["gateway_url"].rstrip("/") + "/metrics", timeout=10).text)
             http.close()
         finally:
+            for worker in extra:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=30)
             up.stop()
             # up's logs, for looking into a slow run (bench/results/ is not in git)
             shutil.rmtree(RESULTS / "intake-logs", ignore_errors=True)

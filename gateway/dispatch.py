@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,9 +29,12 @@ from flows import inbox
 from gateway.metrics import Metrics
 from ledger import repo
 from ledger.db import Ledger
+from ledger.models import InboxEvent
 from ledger.types import utcnow
 
 log = logging.getLogger("charterflow.gateway")
+
+NOTICE_BATCH = 32  # events claimed in one ledger transaction, at most
 
 
 class Dispatcher(Protocol):
@@ -191,32 +195,68 @@ class PrefectDispatcher:
         return list(pool.map(one, ids))
 
     def _dispatch(self, event_id: int, *, stale_before: datetime | None = None) -> str:
+        return self._outcome(event_id, lambda: inbox.dispatch_event(
+            self._ledger, event_id, client=self._prefect_client(), stale_before=stale_before))
+
+    def _start(self, claim: inbox.Claim) -> str:
+        if self._reachable is False or self._stop.is_set():
+            # Claimed behind others while Prefect went away: released for the drain pass rather
+            # than spend the create retries on it.
+            with self._ledger.transaction() as session:
+                event = session.get(InboxEvent, claim.event_id, populate_existing=True)
+                if event is not None:
+                    repo.inbox_release(session, event, actor="gateway", reason="prefect-unreachable")
+            return self._count("deferred")
+        return self._outcome(claim.event_id, lambda: inbox.start_claimed(
+            self._ledger, claim, client=self._prefect_client()))
+
+    def _outcome(self, event_id: int, dispatch: Callable[[], inbox.DispatchResult]) -> str:
         try:
-            result = inbox.dispatch_event(self._ledger, event_id, client=self._prefect_client(),
-                                          stale_before=stale_before)
+            result = dispatch()
         except Exception as exc:  # noqa: BLE001 - the ledger may be down: the drain retries
             log.warning("gateway: dispatch of inbox event %s failed: %s", event_id, type(exc).__name__)
-            outcome = "error"
-        else:
-            outcome = result.outcome
-            if outcome == "deferred":
-                self._reachable, self._checked_at = False, time.monotonic()
-            if outcome == "started":
-                # The server just answered: no /health probe needed for a while (under load
-                # a probe takes as long as a dispatch, on this same thread).
-                self._reachable, self._checked_at = True, time.monotonic()
-                if result.received_at is not None and self._metrics:
-                    self._metrics.dispatch_latency.observe(
-                        max(0.0, (utcnow() - result.received_at).total_seconds()))
-        if self._metrics is not None:
-            self._metrics.dispatched.labels(outcome=outcome).inc()
+            return self._count("error")
+        if result.outcome == "deferred":
+            self._reachable, self._checked_at = False, time.monotonic()
+        if result.outcome == "started":
+            # The server just answered: no /health probe needed for a while.
+            self._reachable, self._checked_at = True, time.monotonic()
+            if result.received_at is not None and self._metrics:
+                self._metrics.dispatch_latency.observe(
+                    max(0.0, (utcnow() - result.received_at).total_seconds()))
+        return self._count(result.outcome)
+
+    def _count(self, outcome: str, n: int = 1) -> str:
+        if self._metrics is not None and n:
+            self._metrics.dispatched.labels(outcome=outcome).inc(n)
         return outcome
 
-    def _dispatch_notified(self, event_id: int) -> None:
-        # Queued behind others while Prefect went away: leave it to the drain pass rather than
-        # spend the create retries on it.
-        if self._reachable is not False and not self._stop.is_set():
-            self._dispatch(event_id)
+    def _dispatch_notified(self, first: int) -> None:
+        """Claim ``first`` and every other event queued by now in one ledger transaction (the
+        writers take turns: one turn for the batch), then start their runs on the pool."""
+        ids = [first]
+        while len(ids) < NOTICE_BATCH:
+            try:
+                event_id = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if event_id is None:  # stop() was called
+                self._queue.put(None)
+                break
+            ids.append(event_id)
+        try:
+            claims = inbox.claim_events(self._ledger, ids)
+        except Exception as exc:  # noqa: BLE001 - the ledger may be down: the drain retries
+            log.warning("gateway: claiming %d inbox events failed: %s", len(ids), type(exc).__name__)
+            self._count("error", len(ids))
+            return
+        self._count("skipped", len(ids) - len(claims))
+        pool = self._pool
+        for claim in claims:
+            if pool is None:  # stopping: the claim must not stay taken
+                self._start(claim)
+            else:
+                pool.submit(self._start, claim)
 
     def _run(self) -> None:
         next_drain = 0.0  # a drain pass first: events stored while no gateway ran
@@ -230,8 +270,8 @@ class PrefectDispatcher:
                 break
             try:
                 if event_id is not None:
-                    if self.prefect_reachable() and self._pool is not None:
-                        self._pool.submit(self._dispatch_notified, event_id)
+                    if self.prefect_reachable():
+                        self._dispatch_notified(event_id)
                     continue  # Prefect down: the drain pass picks it up later
                 if self.prefect_reachable(fresh=time.monotonic() - self._checked_at > self._drain_interval):
                     self.drain()
