@@ -117,8 +117,9 @@ class PrefectDispatcher:
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._pool is not None:
-            # Queued dispatches are dropped (their events stay in the ledger for the next drain).
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            # Runs still queued are not started: a claimed event is released (``_start``), a drain
+            # pass's event is left for the next drain.
+            self._pool.shutdown(wait=True)
             self._pool = None
         if self._client is not None:
             try:
@@ -190,6 +191,8 @@ class PrefectDispatcher:
         def one(event_id: int) -> str:
             if self._reachable is False:  # a dispatch beside it found Prefect down: not now
                 return "deferred"
+            if self._stop.is_set():
+                return "skipped"
             return self._dispatch(event_id, stale_before=stale_before)
 
         return list(pool.map(one, ids))
