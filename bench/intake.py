@@ -112,6 +112,34 @@ class Up:
                 self.process.wait(timeout=10)
 
 
+WORKER_ARGV = b"from flows.inbox import main"
+
+
+def extra_workers(up: Up, count: int) -> list[subprocess.Popen]:
+    """``count`` more inbox task workers beside the one ``up`` runs, with that one's environment
+    (read from /proc: up's child, on loopback sandboxes). The caller stops them."""
+    if count <= 0:
+        return []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if WORKER_ARGV not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"CHARTERFLOW_HOME={up.home}".encode() not in raw.split(b"\0"):
+            continue  # another engineer's or test's worker
+        env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+        argv = [sys.executable, "-c", "from flows.inbox import main; main()"]
+        workers = []
+        for n in range(count):
+            with (up.home / "logs" / f"inbox-worker-extra-{n + 1}.log").open("ab") as out:
+                workers.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, start_new_session=True))
+        return workers
+    raise SystemExit("the inbox worker of `up` was not found: cannot start more")
+
+
 def _inbox_times(url: str) -> dict[str, dict[str, float | None]]:
     """Inbox timestamps and idea ids of the Discord ``/idea`` events, by interaction id."""
     from sqlalchemy import select
@@ -172,7 +200,7 @@ def _dispatch_metrics(text: str) -> dict[str, float]:
 
 
 def run(*, seconds: float, rate: float, postgres: bool = False,
-        up_env: dict[str, str] | None = None) -> dict[str, Any] | None:
+        up_env: dict[str, str] | None = None, workers: int = 1) -> dict[str, Any] | None:
     if postgres:
         from bench.scale import _pg_database
         from bench.scale import postgres as cluster
@@ -182,12 +210,13 @@ def run(*, seconds: float, rate: float, postgres: bool = False,
                 return None
             prefect_db = _pg_database(admin_url, "prefect").replace("+psycopg", "+asyncpg")
             return _run(seconds=seconds, rate=rate, database_url=_pg_database(admin_url, "intake"),
-                        prefect_database_url=prefect_db, up_env=up_env)
-    return _run(seconds=seconds, rate=rate, database_url=None, up_env=up_env)
+                        prefect_database_url=prefect_db, up_env=up_env, workers=workers)
+    return _run(seconds=seconds, rate=rate, database_url=None, up_env=up_env, workers=workers)
 
 
 def _run(*, seconds: float, rate: float, database_url: str | None,
-         prefect_database_url: str | None = None, up_env: dict[str, str] | None = None) -> dict[str, Any]:
+         prefect_database_url: str | None = None, up_env: dict[str, str] | None = None,
+         workers: int = 1) -> dict[str, Any]:
     # Discord is this bench's own sandbox (so it can sign and time deliveries over one kept-alive
     # connection); `up` takes it as the real Discord and serves sandboxes for the others.
     with tempfile.TemporaryDirectory(prefix="charterflow-bench-intake-") as tmp, \
@@ -203,9 +232,11 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
         env["PREFECT_SERVER_LOG_RETRYABLE_ERRORS"] = "true"
         env.update(up_env or {})
         up = Up(Path(tmp), extra_env=env)
+        extra: list[subprocess.Popen] = []
         try:
             info = up.wait_ready()
             startup = time.monotonic() - up.started
+            extra = extra_workers(up, workers - 1)
             hook = info["gateway_url"].rstrip("/") + "/hooks/discord"
             user = "cleo_marsh"  # an invented member of the sandbox's default guild
             http = httpx.Client(base_url=discord.url, timeout=30)
@@ -277,6 +308,9 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
             metrics = _dispatch_metrics(httpx.get(info["gateway_url"].rstrip("/") + "/metrics", timeout=10).text)
             http.close()
         finally:
+            for worker in extra:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=30)
             up.stop()
             # up's logs, for looking into a slow run (bench/results/ is not in git)
             shutil.rmtree(RESULTS / "intake-logs", ignore_errors=True)
@@ -309,7 +343,8 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
         "config": {"seconds": seconds, "rate": rate, "interactions": total,
                    "ledger": "postgresql" if database_url else "sqlite",
                    "prefect_database": "postgresql" if prefect_database_url else "sqlite",
-                   "up_env": dict(up_env or {})},
+                   "up_env": dict(up_env or {}), "inbox_workers": workers},
+        "load_average": os.getloadavg(),
         "startup_s": round(startup, 1),
         "sending_s": round(sending, 2),
         "achieved_rate_per_s": round(total / sending, 2) if sending else None,
@@ -354,12 +389,29 @@ def rows(r: dict[str, Any]) -> list[Row]:
     ]
 
 
+# The figures before issue 19 (bench/README.md and the issue), printed beside a run's own.
+PREVIOUS = {
+    ("sqlite", 5): "ack p99 12.7 ms (87 ms in another quiet run), answer posted p95 93-173 ms",
+    ("postgresql", 5): "ack p99 11.3 ms, answer posted p95 94 ms",
+    ("sqlite", 20): "answer posted p95 19 s, 80 Prefect 503s (one dispatch thread)",
+    ("postgresql", 20): "inbox received->dispatched p50 11 s (one dispatch thread)",
+}
+
+
+def previous(r: dict[str, Any]) -> str:
+    """The earlier figures for this configuration, if any were recorded."""
+    key = (r["config"]["ledger"], int(r["config"]["rate"]))
+    return PREVIOUS.get(key, "none recorded at this rate")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=5.0, help="interactions per second")
     parser.add_argument("--postgres", action="store_true",
                         help="the ledger and Prefect's database on a throwaway PostgreSQL cluster")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="inbox task workers (up runs one; the bench starts the others)")
     parser.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/intake.json)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for `up` and its processes (repeatable), e.g. to measure "
@@ -371,7 +423,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         if not sep or not name:
             parser.error(f"--env {item!r}: expected NAME=VALUE")
         up_env[name] = value
-    results = run(seconds=args.seconds, rate=args.rate, postgres=args.postgres, up_env=up_env)
+    results = run(seconds=args.seconds, rate=args.rate, postgres=args.postgres, up_env=up_env,
+                  workers=args.workers)
     if results is None:
         return None
     results["table"] = [r.as_dict() for r in rows(results)]
@@ -380,6 +433,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
              else "default up: ledger and Prefect database on SQLite")
     print(table(f"intake latency ({where}): Discord /idea into charterflow up, {args.rate:g} per s for "
                 f"{args.seconds:g} s (baseline: PINGs and inbox timestamps, same run)", rows(results)))
+    print(f"inbox workers: {args.workers}; load average at the end (1/5/15 min): "
+          + " / ".join(f"{v:.1f}" for v in results["load_average"]))
+    print(f"previous (before issue 19): {previous(results)}")
     print(f"results: {path}")
     return results
 

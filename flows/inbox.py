@@ -470,34 +470,68 @@ def create_task_run(http: httpx.Client, body: Mapping[str, Any], *,
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """An event claimed for dispatch: the run to start is keyed by ``attempt``."""
+
+    event_id: int
+    attempt: int
+    route: str
+    received_at: datetime | None
+
+
+def claim_events(ledger: Ledger, event_ids: list[int], *, stale_before: datetime | None = None,
+                 actor: str = "gateway") -> list[Claim]:
+    """Claim ``event_ids`` (those still to dispatch) in one write transaction: the ledger's
+    writers take turns, and a batch takes one turn instead of one per event."""
+    with ledger.read() as session:
+        # Most events reach this twice (the gateway's notice and a drain pass): the second
+        # needs no write transaction, which every ledger writer would wait for.
+        wanted = []
+        for event_id in event_ids:
+            event = session.get(InboxEvent, event_id)
+            if event is None or event.processed_at is not None or (
+                    event.dispatched_at is not None and event.dispatch_note is None
+                    and (stale_before is None or event.dispatched_at >= stale_before)):
+                continue
+            wanted.append(event_id)
+    if not wanted:
+        return []
+    claims = []
+    with ledger.transaction() as session:
+        for event_id in wanted:
+            event = repo.inbox_claim(session, event_id, actor=actor, stale_before=stale_before,
+                                     handled_routes=HANDLERS.keys())
+            if event is not None:
+                claims.append(Claim(event_id=event_id, attempt=event.dispatch_attempts,
+                                    route=event.route or Route.UNKNOWN, received_at=event.received_at))
+    return claims
+
+
+def start_claimed(ledger: Ledger, claim: Claim, *, client: httpx.Client,
+                  actor: str = "gateway") -> DispatchResult:
+    """Start the run of a claimed event; Prefect unreachable: release the claim (``deferred``)."""
+    try:
+        run_id = create_task_run(client, task_run_body(event_id=claim.event_id, attempt=claim.attempt,
+                                                       route=claim.route))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect defers the event
+        with ledger.transaction() as session:
+            event = session.get(InboxEvent, claim.event_id, populate_existing=True)
+            if event is not None:
+                repo.inbox_release(session, event, actor=actor, reason="prefect-unreachable")
+        return DispatchResult(outcome="deferred", event_id=claim.event_id, error=type(exc).__name__)
+    return DispatchResult(outcome="started", event_id=claim.event_id, task_run_id=run_id,
+                          received_at=claim.received_at)
+
+
 def dispatch_event(ledger: Ledger, event_id: int, *, client: httpx.Client,
                    stale_before: datetime | None = None, actor: str = "gateway") -> DispatchResult:
     """Claim ``event_id`` and start its background task run through ``client`` (a
     :func:`prefect_http` client). Exactly one run per claim; see the module docstring."""
-    with ledger.read() as session:
-        # Most events reach this twice (the gateway's notice and a drain pass): the second
-        # needs no write transaction, which every ledger writer would wait for.
-        event = session.get(InboxEvent, event_id)
-        if event is None or event.processed_at is not None or (
-                event.dispatched_at is not None and event.dispatch_note is None
-                and (stale_before is None or event.dispatched_at >= stale_before)):
-            return DispatchResult(outcome="skipped", event_id=event_id)
-    with ledger.transaction() as session:
-        event = repo.inbox_claim(session, event_id, actor=actor, stale_before=stale_before,
-                                 handled_routes=HANDLERS.keys())
-        if event is None:
-            return DispatchResult(outcome="skipped", event_id=event_id)
-        attempt, route, received_at = event.dispatch_attempts, event.route or Route.UNKNOWN, event.received_at
-    try:
-        run_id = create_task_run(client, task_run_body(event_id=event_id, attempt=attempt, route=route))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect defers the event
-        with ledger.transaction() as session:
-            event = session.get(InboxEvent, event_id, populate_existing=True)
-            if event is not None:
-                repo.inbox_release(session, event, actor=actor, reason="prefect-unreachable")
-        return DispatchResult(outcome="deferred", event_id=event_id, error=type(exc).__name__)
-    return DispatchResult(outcome="started", event_id=event_id, task_run_id=run_id,
-                          received_at=received_at)
+    claims = claim_events(ledger, [event_id], stale_before=stale_before, actor=actor)
+    if not claims:
+        return DispatchResult(outcome="skipped", event_id=event_id)
+    return start_claimed(ledger, claims[0], client=client, actor=actor)
 
 
 def main(argv: list[str] | None = None) -> None:

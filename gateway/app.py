@@ -131,7 +131,8 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
                 prefect_api_url = PREFECT_API_URL.value()
             dispatcher = PrefectDispatcher(ledger=ledger, api_url=prefect_api_url, metrics=metrics,
                                            drain_interval=settings.drain_interval,
-                                           stale_after=settings.stale_after)
+                                           stale_after=settings.stale_after,
+                                           threads=settings.dispatch_threads)
         else:
             dispatcher = StoreOnlyDispatcher()
     templates = Environment(loader=FileSystemLoader(HERE / "templates"),

@@ -2,9 +2,14 @@
 catches up on everything left in the inbox (Prefect was down, the gateway restarted, a run was
 lost with a restarted Prefect server, a handler was registered since).
 
-Runs on one daemon thread so the acknowledgement never waits for Prefect: the request path only
+Runs on daemon threads so the acknowledgement never waits for Prefect: the request path only
 calls :meth:`PrefectDispatcher.notify`. The ledger is the queue; the in-memory queue is only a
 shortcut, and dropping it loses nothing.
+
+One ``POST /task_runs/`` takes tens of ms (more when Prefect is busy), so one thread caps
+dispatch at some 10-20 events a second: a small pool of threads starts runs side by side. Each
+event is still claimed in its own ledger transaction (writers serialize), so two threads (or
+two gateways) never start one event twice.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -22,9 +29,12 @@ from flows import inbox
 from gateway.metrics import Metrics
 from ledger import repo
 from ledger.db import Ledger
+from ledger.models import InboxEvent
 from ledger.types import utcnow
 
 log = logging.getLogger("charterflow.gateway")
+
+NOTICE_BATCH = 32  # events claimed in one ledger transaction, at most
 
 
 class Dispatcher(Protocol):
@@ -66,13 +76,15 @@ class PrefectDispatcher:
 
     def __init__(self, *, ledger: Ledger, api_url: str | None, metrics: Metrics | None = None,
                  drain_interval: float = 2.0, stale_after: float = 600.0,
-                 health_ttl: float = 1.0) -> None:
+                 health_ttl: float = 1.0, threads: int = 4) -> None:
         self._ledger = ledger
         self._api_url = api_url.rstrip("/") if api_url else None
         self._metrics = metrics
         self._drain_interval = drain_interval
         self._stale_after = stale_after
         self._health_ttl = health_ttl
+        self._threads = max(1, threads)
+        self._pool: ThreadPoolExecutor | None = None
         self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -94,6 +106,7 @@ class PrefectDispatcher:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stop.clear()
+            self._pool = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="gateway-dispatch")
             self._thread = threading.Thread(target=self._run, name="gateway-dispatcher", daemon=True)
             self._thread.start()
 
@@ -103,6 +116,11 @@ class PrefectDispatcher:
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._pool is not None:
+            # Runs still queued are not started: a claimed event is released (``_start``), a drain
+            # pass's event is left for the next drain.
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._client is not None:
             try:
                 self._client.close()
@@ -143,15 +161,10 @@ class PrefectDispatcher:
                                               handled_routes=inbox.HANDLERS.keys(), limit=100)
             if not ids:
                 break
-            progressed = False
-            for event_id in ids:
-                outcome = self._dispatch(event_id, stale_before=stale_before)
+            outcomes = self._dispatch_all(ids, stale_before=stale_before)
+            for outcome in outcomes:
                 counts[outcome] = counts.get(outcome, 0) + 1
-                if outcome == "deferred":
-                    self.last_drain = time.monotonic()
-                    return counts
-                progressed = progressed or outcome == "started"
-            if not progressed:
+            if "deferred" in outcomes or "started" not in outcomes:
                 break
         self.last_drain = time.monotonic()
         return counts
@@ -159,31 +172,94 @@ class PrefectDispatcher:
     # -- thread -------------------------------------------------------------------------------
 
     def _prefect_client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = inbox.prefect_http(self._api_url or "", timeout=10.0)
-        return self._client
+        with self._lock:  # one kept-alive client (thread-safe) for all the dispatch threads
+            if self._client is None:
+                self._client = inbox.prefect_http(self._api_url or "", timeout=10.0)
+            return self._client
+
+    def _dispatch_all(self, ids: list[int], *, stale_before: datetime | None) -> list[str]:
+        """Dispatch ``ids`` on the pool (in order on this thread when it is not started)."""
+        pool = self._pool
+        if pool is None:
+            outcomes = []
+            for event_id in ids:
+                outcomes.append(self._dispatch(event_id, stale_before=stale_before))
+                if outcomes[-1] == "deferred":  # Prefect is down: the rest wait too
+                    break
+            return outcomes
+
+        def one(event_id: int) -> str:
+            if self._reachable is False:  # a dispatch beside it found Prefect down: not now
+                return "deferred"
+            if self._stop.is_set():
+                return "skipped"
+            return self._dispatch(event_id, stale_before=stale_before)
+
+        return list(pool.map(one, ids))
 
     def _dispatch(self, event_id: int, *, stale_before: datetime | None = None) -> str:
+        return self._outcome(event_id, lambda: inbox.dispatch_event(
+            self._ledger, event_id, client=self._prefect_client(), stale_before=stale_before))
+
+    def _start(self, claim: inbox.Claim) -> str:
+        if self._reachable is False or self._stop.is_set():
+            # Claimed behind others while Prefect went away: released for the drain pass rather
+            # than spend the create retries on it.
+            with self._ledger.transaction() as session:
+                event = session.get(InboxEvent, claim.event_id, populate_existing=True)
+                if event is not None:
+                    repo.inbox_release(session, event, actor="gateway", reason="prefect-unreachable")
+            return self._count("deferred")
+        return self._outcome(claim.event_id, lambda: inbox.start_claimed(
+            self._ledger, claim, client=self._prefect_client()))
+
+    def _outcome(self, event_id: int, dispatch: Callable[[], inbox.DispatchResult]) -> str:
         try:
-            result = inbox.dispatch_event(self._ledger, event_id, client=self._prefect_client(),
-                                          stale_before=stale_before)
+            result = dispatch()
         except Exception as exc:  # noqa: BLE001 - the ledger may be down: the drain retries
             log.warning("gateway: dispatch of inbox event %s failed: %s", event_id, type(exc).__name__)
-            outcome = "error"
-        else:
-            outcome = result.outcome
-            if outcome == "deferred":
-                self._reachable, self._checked_at = False, time.monotonic()
-            if outcome == "started":
-                # The server just answered: no /health probe needed for a while (under load
-                # a probe takes as long as a dispatch, on this same thread).
-                self._reachable, self._checked_at = True, time.monotonic()
-                if result.received_at is not None and self._metrics:
-                    self._metrics.dispatch_latency.observe(
-                        max(0.0, (utcnow() - result.received_at).total_seconds()))
-        if self._metrics is not None:
-            self._metrics.dispatched.labels(outcome=outcome).inc()
+            return self._count("error")
+        if result.outcome == "deferred":
+            self._reachable, self._checked_at = False, time.monotonic()
+        if result.outcome == "started":
+            # The server just answered: no /health probe needed for a while.
+            self._reachable, self._checked_at = True, time.monotonic()
+            if result.received_at is not None and self._metrics:
+                self._metrics.dispatch_latency.observe(
+                    max(0.0, (utcnow() - result.received_at).total_seconds()))
+        return self._count(result.outcome)
+
+    def _count(self, outcome: str, n: int = 1) -> str:
+        if self._metrics is not None and n:
+            self._metrics.dispatched.labels(outcome=outcome).inc(n)
         return outcome
+
+    def _dispatch_notified(self, first: int) -> None:
+        """Claim ``first`` and every other event queued by now in one ledger transaction (the
+        writers take turns: one turn for the batch), then start their runs on the pool."""
+        ids = [first]
+        while len(ids) < NOTICE_BATCH:
+            try:
+                event_id = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if event_id is None:  # stop() was called
+                self._queue.put(None)
+                break
+            ids.append(event_id)
+        try:
+            claims = inbox.claim_events(self._ledger, ids)
+        except Exception as exc:  # noqa: BLE001 - the ledger may be down: the drain retries
+            log.warning("gateway: claiming %d inbox events failed: %s", len(ids), type(exc).__name__)
+            self._count("error", len(ids))
+            return
+        self._count("skipped", len(ids) - len(claims))
+        pool = self._pool
+        for claim in claims:
+            if pool is None:  # stopping: the claim must not stay taken
+                self._start(claim)
+            else:
+                pool.submit(self._start, claim)
 
     def _run(self) -> None:
         next_drain = 0.0  # a drain pass first: events stored while no gateway ran
@@ -198,7 +274,7 @@ class PrefectDispatcher:
             try:
                 if event_id is not None:
                     if self.prefect_reachable():
-                        self._dispatch(event_id)
+                        self._dispatch_notified(event_id)
                     continue  # Prefect down: the drain pass picks it up later
                 if self.prefect_reachable(fresh=time.monotonic() - self._checked_at > self._drain_interval):
                     self.drain()

@@ -49,6 +49,8 @@ class GatewaySettings(BaseSettings):
         default=600.0, gt=0,
         description="A dispatched event with no sign of its run after this many seconds is dispatched again.")
     dispatch: bool = Field(default=True, description="Start runs in Prefect (false: only store).")
+    dispatch_threads: int = Field(
+        default=4, ge=1, le=32, description="Runs started in Prefect side by side (one POST each).")
 
     discourse_api_username: str = Field(
         default="system", description="The Forum account the bot posts as (the Discourse connector's "

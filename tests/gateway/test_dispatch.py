@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -219,3 +220,47 @@ def test_prefect_busy_for_seconds_or_refusing_raises_for_the_drain_loop():
         inbox.create_task_run(http, inbox.task_run_body(event_id=7, attempt=1, route="idea"),
                               sleep=waited.append)
     assert len(seen) == 1  # a refusal is not repeated
+
+
+def test_events_are_dispatched_side_by_side_each_once_when_prefect_is_slow(ledger, prefect_server):
+    """Each ``POST /task_runs/`` held 0.3 s (a busy Prefect): a dispatcher with a few threads
+    starts runs side by side, not one after another, and still starts each event once."""
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.proxy import Proxy, serve
+
+    api = PREFECT_API_URL.value().rstrip("/")
+    base, _, prefix = api.rpartition("/")
+    from ledger import repo
+
+    # Run keys are inbox-<id>-<attempt>, and the session's server holds other tests' runs of
+    # events 1, 2…: these events take ids none of them had.
+    with ledger.transaction() as session:
+        for n in range(20):
+            event, _ = repo.inbox_put(session, dedupe_key=f"discourse:pad:{n}", source="discourse",
+                                      kind="ping", payload={"data": {}}, route=inbox.Route.PING)
+            repo.inbox_mark_processed(session, event, actor="test", result_ref="padding")
+    ids = [_store(ledger, 100 + n) for n in range(12)]
+    since = utcnow()
+    slow = Proxy([base], delay=0.3, slow=lambda r: r.method == "POST" and r.url.path.endswith("/task_runs/"))
+    with serve(slow):
+        dispatcher = PrefectDispatcher(ledger=ledger, api_url=f"{slow.url}/{prefix}", threads=4,
+                                       drain_interval=0.2)
+        dispatcher.start()
+        try:
+            for event_id in ids:
+                dispatcher.notify(event_id)
+            assert wait_for(lambda: all(r.dispatched_at is not None for r in inbox_rows(ledger)
+                                        if r.id in ids), 30)
+        finally:
+            dispatcher.stop()
+    assert slow.max_in_flight >= 3  # one thread held one request at a time
+    with inbox.prefect_http(api) as http:
+        runs = http.post("task_runs/filter", json={"task_runs": {"name": {"any_": [
+            f"inbox-ping-{i}" for i in ids]}}, "limit": 200}).json()
+    runs = [r for r in runs if datetime.fromisoformat(r["created"]) >= since]
+    assert sorted(r["name"] for r in runs) == sorted(f"inbox-ping-{i}" for i in ids)
+    with ledger.read() as session:
+        dispatched = session.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "inbox.dispatched", AuditEntry.subject.in_([f"inbox:{i}" for i in ids])))
+    assert dispatched == len(ids)
