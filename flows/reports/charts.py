@@ -10,15 +10,12 @@ import base64
 import io
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from flows.reports.render import CHARTS, platform_name
 
-matplotlib.use("Agg")  # no display; must come before anything imports pyplot
-
-from matplotlib.figure import Figure  # noqa: E402 - after the backend is chosen
-
-from flows.reports.render import CHARTS, platform_name  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["PNG_MAGIC", "chart_figures", "data_uri", "render_charts"]
 
@@ -40,6 +37,14 @@ def _past(months: list[str], now: datetime | None) -> list[str]:
 
 
 def _figure(title: str) -> tuple[Figure, Any]:
+    # Imported here, not at module level: every process that loads the flows (gateway, inbox
+    # worker, runner) would otherwise carry matplotlib, about 70 MiB and 2.5 s each
+    # (bench/startup.py), for charts drawn once a quarter.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(7.0, 3.2), dpi=100, layout="constrained")
     ax = fig.subplots()
     ax.set_title(title, fontsize=11)
