@@ -69,7 +69,7 @@ from connectors.discord.interactions import sign_interaction
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
 from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import read_request
+from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 
@@ -255,6 +255,24 @@ def _error(status: int, code: int, message: str, errors: Mapping[str, Any] | Non
 def _form_error(**fields: str) -> _Response:
     errors = {name: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": msg}]} for name, msg in fields.items()}
     return _error(400, 50035, "Invalid Form Body", errors)
+
+
+_SNOWFLAKE = re.compile(r"^(0|[1-9][0-9]*)$")  # the spec's SnowflakeType pattern
+AUDIT_REASON_MAX = 512
+
+
+def _invalid_path_or_reason(req: _Req) -> _Response | None:
+    """Discord's 400 50035 for a path id that is not a snowflake (it never reaches the lookup that
+    would answer 10013 & co.) and for an ``X-Audit-Log-Reason`` over 512 characters."""
+    for name, value in req.params.items():
+        if name.endswith("_id") and not _SNOWFLAKE.match(value):
+            return _error(400, 50035, "Invalid Form Body", {name: {"_errors": [
+                {"code": "NUMBER_TYPE_COERCE", "message": f"Value \"{value}\" is not snowflake."}]}})
+    reason = req.headers.get("x-audit-log-reason")
+    if reason is not None and len(unquote(reason)) > AUDIT_REASON_MAX:
+        return _error(400, 50035, "Invalid Form Body", {"audit_log_reason": {"_errors": [
+            {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {AUDIT_REASON_MAX} or fewer in length."}]}})
+    return None
 
 
 def _unknown(what: str, code: int) -> _Response:
@@ -835,8 +853,8 @@ class DiscordSandbox:
 
     def _handle_locked(self, req: _Req, route: _Route | None, params: dict[str, str],
                        faults: Mapping[str, Any]) -> _Response:
-        if not req.path.startswith(API_PREFIX + "/") or route is None:
-            return _error(404, 0, "404: Not Found")
+        if route is None:
+            return self._unrouted(req)
         # Cloudflare in front of Discord blocks clients without a proper User-Agent.
         if not req.headers.get("user-agent", "").startswith("DiscordBot ("):
             return _error(400, 0, "Requests need User-Agent: DiscordBot ($url, $versionNumber)")
@@ -872,6 +890,9 @@ class DiscordSandbox:
             response = _Response(status, {"message": f"sandbox: injected HTTP {status}", "code": 0})
         else:
             req.params = params
+            invalid = _invalid_path_or_reason(req)
+            if invalid is not None:
+                return invalid
             try:
                 body = req.json()
             except (ValueError, UnicodeDecodeError):
@@ -883,6 +904,13 @@ class DiscordSandbox:
         response.headers.update(self._limit_headers(route.bucket, limit, limit - state.count, reset_after,
                                                     state.reset_epoch))
         return response
+
+    def _unrouted(self, req: _Req) -> _Response:
+        """A known path with another method is Discord's 405; anything else is not emulated."""
+        path = req.path.removeprefix(API_PREFIX)
+        if req.path.startswith(API_PREFIX + "/") and any(r.regex.match(path) for r in _ROUTES):
+            return _error(405, 0, "405: Method Not Allowed")
+        return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
 
     def _limit_headers(self, bucket: str, limit: int, remaining: int, reset_after: float,
                        reset_epoch: float) -> dict[str, str]:
@@ -906,7 +934,8 @@ class DiscordSandbox:
         # Docs-accurate 429: no "code" (the spec's RatelimitedResponse requires one; the docs'
         # examples have none: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
         body = {"message": "You are being rate limited.", "retry_after": rounded, "global": scope == "global"}
-        headers = {"Retry-After": str(max(1, math.ceil(wait))), "X-RateLimit-Scope": scope}
+        # Via: a 429 from the API itself passes Google's front end; a Cloudflare ban lacks it.
+        headers = {"Retry-After": str(max(1, math.ceil(wait))), "X-RateLimit-Scope": scope, "Via": "1.1 google"}
         if scope == "global":
             headers["X-RateLimit-Global"] = "true"
         else:

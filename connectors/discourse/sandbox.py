@@ -63,7 +63,7 @@ from connectors.discourse import _shapes
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
 from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import read_request
+from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
@@ -745,7 +745,7 @@ class DiscourseSandbox:
         self._admin_hits.append(now)
         # 4. Routing, with the admin/staff constraints answering 404.
         if route is None:
-            return _not_found()
+            return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
         if route.access == "admin" and not user["admin"]:
             return _not_found()
         if route.access == "staff" and not (user["admin"] or user["moderator"]):

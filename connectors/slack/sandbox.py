@@ -50,7 +50,7 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import read_request
+from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 
@@ -620,12 +620,12 @@ class SlackSandbox:
                 return
             args = self._args(scope, headers, body)
             with self._lock:
-                response = self._fault_response(api_method, args) or self._call(api_method, args, headers)
+                response = self._fault_response(api_method, args) or self._call(api_method, args, headers, http_method=method)
             if drop:
                 await self._drop(send)
                 return
         else:
-            response = _Response(404, text="Not Found")
+            response = _Response(NOT_EMULATED_STATUS, text=not_emulated(method, path))
         await self._send(send, response)
 
     async def _send(self, send: Send, response: _Response) -> None:
@@ -684,13 +684,16 @@ class SlackSandbox:
         self.rate_limited.append({"at": round(self._now(), 4), "kind": kind, "method": api_method,
                                   "channel": args.get("channel")})
 
-    def _call(self, api_method: str, args: _Args, headers: Mapping[str, str]) -> _Response:
+    def _call(self, api_method: str, args: _Args, headers: Mapping[str, str], *,
+              http_method: str = "POST") -> _Response:
         self.requests[api_method] += 1
         handler = _METHODS.get(api_method)
         if args.get("_invalid_json"):
             response = _fail("invalid_json")
         elif handler is None:
-            response = _fail("unknown_method")
+            # Slack's own unknown_method is for names Slack lacks; this one may exist on Slack.
+            response = _Response(NOT_EMULATED_STATUS, {"ok": False, "error": "not_emulated",
+                                                       "detail": not_emulated(http_method, f"/api/{api_method}")})
         elif not args.get("_token"):
             response = _fail("not_authed")
         elif not secrets.compare_digest(str(args["_token"]).encode(), self.bot_token.encode()):

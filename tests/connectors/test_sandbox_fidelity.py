@@ -1,0 +1,117 @@
+"""Where the sandboxes used to differ from the real platforms (issue 20, point 4).
+
+Each test talks to a sandbox the way a third-party client would: raw HTTP (httpx) on loopback, or
+slack_sdk's WebClient. One test per difference, named after it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.discord.sandbox import API_PREFIX, DiscordSandbox
+from connectors.discourse.sandbox import DiscourseSandbox
+from connectors.slack.sandbox import SlackSandbox
+
+
+@pytest.fixture
+def discord(serve: Any) -> Any:
+    return serve(DiscordSandbox())
+
+
+@pytest.fixture
+def slack(serve: Any) -> Any:
+    return serve(SlackSandbox())
+
+
+def _discord(box: Any, method: str, path: str, **kw: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bot {box.sandbox.token}", "User-Agent": "DiscordBot (tests, 1.0)",
+               **kw.pop("headers", {})}
+    return httpx.request(method, f"{box.url}{API_PREFIX}{path}", headers=headers, timeout=10, **kw)
+
+
+def _discourse(box: Any, method: str, path: str, **kw: Any) -> httpx.Response:
+    headers = {"Api-Key": box.sandbox.api_key, "Api-Username": "system", **kw.pop("headers", {})}
+    return httpx.request(method, f"{box.url}{path}", headers=headers, timeout=10, **kw)
+
+
+def _slack(box: Any, api_method: str, **data: Any) -> httpx.Response:
+    return httpx.post(f"{box.url}/api/{api_method}", data=data, timeout=10,
+                      headers={"Authorization": f"Bearer {box.sandbox.bot_token}"})
+
+
+# ---- 1. an endpoint a sandbox does not emulate is not "not found" ---------------------------------
+
+def test_discord_unemulated_endpoint_answers_501_not_404(discord: Any) -> None:
+    guild = discord.sandbox.seed.guild_id
+    answer = _discord(discord, "GET", f"/guilds/{guild}/bans")
+    assert answer.status_code == 501
+    assert answer.json() == {"message": f"not emulated by the sandbox: GET {API_PREFIX}/guilds/{guild}/bans",
+                             "code": 0}
+    # A known route with an unknown id keeps Discord's real 404.
+    unknown = _discord(discord, "GET", f"/guilds/{guild}/members/1999999999999999999")
+    assert unknown.status_code == 404 and unknown.json()["code"] in (10007, 10013)
+
+
+def test_discourse_unemulated_endpoint_answers_501_not_404(discourse: Any) -> None:
+    answer = _discourse(discourse, "GET", "/admin/plugins.json")
+    assert answer.status_code == 501
+    assert answer.json() == {"errors": ["not emulated by the sandbox: GET /admin/plugins.json"],
+                             "error_type": "not_emulated"}
+    unknown = _discourse(discourse, "GET", "/posts/999999.json")
+    assert unknown.status_code == 404 and unknown.json()["error_type"] == "not_found"
+
+
+def test_slack_unemulated_method_answers_501_not_emulated(slack: Any) -> None:
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    answer = _slack(slack, "pins.list", channel="C0000000001")
+    assert answer.status_code == 501
+    assert answer.json()["ok"] is False and answer.json()["error"] == "not_emulated"
+    assert "not emulated by the sandbox: POST /api/pins.list" in answer.json()["detail"]
+    client = WebClient(token=slack.sandbox.bot_token, base_url=f"{slack.url}/api/")
+    with pytest.raises(SlackApiError) as caught:
+        client.api_call("bookmarks.list", params={"channel_id": "C0000000001"})
+    assert caught.value.response.status_code == 501
+    assert caught.value.response["error"] == "not_emulated"
+
+
+# ---- 2. Discord -----------------------------------------------------------------------------------
+
+def test_discord_wrong_method_on_known_path_answers_405(discord: Any) -> None:
+    guild = discord.sandbox.seed.guild_id
+    answer = _discord(discord, "DELETE", f"/guilds/{guild}/roles")
+    assert answer.status_code == 405
+    assert answer.json() == {"message": "405: Method Not Allowed", "code": 0}
+
+
+def test_discord_non_snowflake_path_id_answers_400_invalid_form_body(discord: Any) -> None:
+    guild = discord.sandbox.seed.guild_id
+    answer = _discord(discord, "GET", f"/guilds/{guild}/members/not-a-snowflake")
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["code"] == 50035 and body["message"] == "Invalid Form Body"
+    assert "user_id" in body["errors"]
+
+
+def test_discord_audit_log_reason_over_512_characters_is_refused(discord: Any) -> None:
+    sandbox = discord.sandbox
+    guild = sandbox.seed.guild_id
+    user = next(iter(sandbox.members))
+    role = next(r for r in sandbox.roles if r != guild)
+    path = f"/guilds/{guild}/members/{user}/roles/{role}"
+    too_long = _discord(discord, "PUT", path, headers={"X-Audit-Log-Reason": "r" * 513})
+    assert too_long.status_code == 400
+    assert too_long.json()["code"] == 50035 and "audit_log_reason" in too_long.json()["errors"]
+    assert _discord(discord, "PUT", path, headers={"X-Audit-Log-Reason": "r" * 512}).status_code == 204
+
+
+def test_discord_429_carries_via_and_scope_headers(discord: Any) -> None:
+    discord.faults(storm={"count": 1, "retry_after": 0.01, "scope": "user"})
+    answer = _discord(discord, "GET", f"/guilds/{discord.sandbox.seed.guild_id}/roles")
+    assert answer.status_code == 429
+    assert answer.headers["Via"] == "1.1 google"
+    assert answer.headers["X-RateLimit-Scope"] == "user"
