@@ -1011,3 +1011,77 @@ def _lookup(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response
                 "profile": {"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]},
             })
     return _fail("users_not_found")
+
+
+# ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user) --------
+
+def _epoch(sb: SlackSandbox) -> int:
+    """When the sandbox workspace (and all its seeded channels) was created, in Unix seconds."""
+    return int(time.time() - time.monotonic() + sb._started)
+
+
+def _conversation_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | _Response:
+    """Like ``_conversation`` but by ID only, as conversations.info/members take it."""
+    conv = sb.channels.get(str(args.get("channel") or ""))
+    if conv is None or (conv["is_private"] and sb.seed.bot_user_id not in conv["members"]):
+        return _fail("channel_not_found")
+    return conv
+
+
+@_method("conversations.info")
+def _conversation_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    conv = _conversation_by_id(sb, args)
+    if isinstance(conv, _Response):
+        return conv
+    created = _epoch(sb)
+    if conv["is_im"]:
+        other = next(iter(sorted(conv["members"] - {sb.seed.bot_user_id})), sb.seed.bot_user_id)
+        return _ok(channel={"id": conv["id"], "created": created, "is_im": True, "is_org_shared": False,
+                            "user": other, "priority": 0, "is_open": True})
+    unset = {"value": "", "creator": "", "last_set": 0}
+    channel = {
+        "id": conv["id"], "name": conv["name"], "name_normalized": conv["name"], "created": created,
+        "creator": sb.seed.bot_user_id, "is_archived": conv["is_archived"],
+        "is_channel": not conv["is_private"], "is_group": conv["is_private"] and not conv["is_mpim"],
+        "is_general": conv["name"] == "general", "is_mpim": conv["is_mpim"], "is_im": False, "is_private": conv["is_private"],
+        "is_shared": False, "is_org_shared": False, "is_ext_shared": False,
+        "is_member": sb.seed.bot_user_id in conv["members"], "topic": dict(unset), "purpose": dict(unset),
+    }
+    if args.flag("include_num_members"):
+        channel["num_members"] = len(conv["members"])
+    return _ok(channel=channel)
+
+
+@_method("conversations.members")
+def _conversation_members(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    conv = _conversation_by_id(sb, args)
+    if isinstance(conv, _Response):
+        return conv
+    limit = str(args.get("limit") or "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        return _fail("invalid_limit")
+    cursor = str(args.get("cursor") or "")
+    if cursor and not cursor.isdigit():
+        return _fail("invalid_cursor")
+    members = [{"id": uid} for uid in sorted(conv["members"])]
+    chunk, next_cursor = _page(members, args)
+    return _ok(members=[m["id"] for m in chunk], response_metadata={"next_cursor": next_cursor})
+
+
+@_method("users.info")
+def _user_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    user = sb.users.get(str(args.get("user") or ""))
+    if user is None:
+        return _fail("user_not_found")
+    profile: dict[str, Any] = {
+        "real_name": user["real_name"], "real_name_normalized": user["real_name"],
+        "display_name": user["name"], "display_name_normalized": user["name"], "avatar_hash": "",
+        "title": "", "phone": "", "skype": "", "status_text": "", "status_emoji": "", "fields": None,
+    }
+    if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
+        profile["email"] = user["email"]  # only with that scope, as on Slack
+    return _ok(user={
+        "id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
+        "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"], "is_owner": False,
+        "is_bot": bool(user.get("is_bot")), "is_app_user": False, "updated": _epoch(sb), "profile": profile,
+    })

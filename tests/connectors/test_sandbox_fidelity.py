@@ -115,3 +115,84 @@ def test_discord_429_carries_via_and_scope_headers(discord: Any) -> None:
     assert answer.status_code == 429
     assert answer.headers["Via"] == "1.1 google"
     assert answer.headers["X-RateLimit-Scope"] == "user"
+
+
+# ---- 4. Slack: conversations.info, conversations.members, users.info ------------------------------
+
+def _tuples_to_any_of(node: Any) -> Any:
+    """Slack's spec writes alternatives as tuple-style ``"items": [...]`` on non-arrays (its
+    SOURCE notes call that out as invalid); read them as the ``anyOf`` they mean."""
+    if isinstance(node, list):
+        return [_tuples_to_any_of(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _tuples_to_any_of(v) for k, v in node.items()}
+    if isinstance(out.get("items"), list) and out.get("type") != "array":
+        out["anyOf"] = out.pop("items")
+    return out
+
+
+@pytest.fixture(scope="module")
+def slack_spec() -> dict[str, Any]:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "data" / "slack-openapi.json"
+    return _tuples_to_any_of(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _check_slack(spec: dict[str, Any], api_method: str, body: dict[str, Any]) -> None:
+    """Validate ``body`` against the method's success (ok) or error (default) schema."""
+    import jsonschema
+
+    responses = spec["paths"][f"/{api_method}"]["get"]["responses"]
+    schema = dict(responses["200" if body["ok"] else "default"]["schema"], definitions=spec["definitions"])
+    jsonschema.Draft4Validator(schema).validate(body)
+
+
+def test_slack_conversations_info_answers_like_slack(slack: Any, slack_spec: dict[str, Any]) -> None:
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    client = WebClient(token=slack.sandbox.bot_token, base_url=f"{slack.url}/api/")
+    board = slack.sandbox.seed.board_channel
+    answer = client.conversations_info(channel=board, include_num_members=True)
+    _check_slack(slack_spec, "conversations.info", answer.data)
+    channel = answer["channel"]
+    assert channel["id"] == board and channel["is_private"] and channel["is_member"]
+    assert channel["num_members"] == len(slack.sandbox.channels[board]["members"])
+    with pytest.raises(SlackApiError) as caught:
+        client.conversations_info(channel="C0NOSUCH99")
+    assert caught.value.response.status_code == 200
+    _check_slack(slack_spec, "conversations.info", caught.value.response.data)
+    assert caught.value.response["error"] == "channel_not_found"
+
+
+def test_slack_conversations_members_answers_like_slack(slack: Any, slack_spec: dict[str, Any]) -> None:
+    board = slack.sandbox.seed.board_channel
+    members = sorted(slack.sandbox.channels[board]["members"])
+    first = _slack(slack, "conversations.members", channel=board, limit="2").json()
+    _check_slack(slack_spec, "conversations.members", first)
+    rest = _slack(slack, "conversations.members", channel=board,
+                  cursor=first["response_metadata"]["next_cursor"], limit="100").json()
+    assert first["members"] + rest["members"] == members and rest["response_metadata"]["next_cursor"] == ""
+    missing = _slack(slack, "conversations.members", channel="C0NOSUCH99").json()
+    _check_slack(slack_spec, "conversations.members", missing)
+    assert missing == {"ok": False, "error": "channel_not_found"}
+    bad_limit = _slack(slack, "conversations.members", channel=board, limit="0").json()
+    assert bad_limit["error"] == "invalid_limit"
+
+
+def test_slack_users_info_answers_like_slack(slack: Any, slack_spec: dict[str, Any]) -> None:
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    client = WebClient(token=slack.sandbox.bot_token, base_url=f"{slack.url}/api/")
+    seeded = slack.sandbox.seed.users[0]
+    answer = client.users_info(user=seeded.id)
+    _check_slack(slack_spec, "users.info", answer.data)
+    assert answer["user"]["id"] == seeded.id and answer["user"]["profile"]["email"] == seeded.email
+    with pytest.raises(SlackApiError) as caught:
+        client.users_info(user="U0NOBODY99")
+    _check_slack(slack_spec, "users.info", caught.value.response.data)
+    assert caught.value.response["error"] == "user_not_found"
