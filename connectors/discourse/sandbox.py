@@ -152,6 +152,7 @@ class SeedSettings(BaseModel):
     min_first_post_length: int = 20
     min_personal_message_title_length: int = 2
     min_personal_message_post_length: int = 10
+    max_post_length: int = Field(default=32000, ge=1)
     unique_posts_mins: float = 5.0
     grant_admin_confirmation_hours: float = 3.0
     # A delivery answered other than 2xx (or not at all) is sent again after these delays, as
@@ -282,6 +283,16 @@ def _not_found() -> _Response:
 
 def _invalid_access(message: str = INVALID_ACCESS) -> _Response:
     return _error(403, message, "invalid_access")
+
+
+def _malformed_json(req: _Req) -> bool:
+    if not req.body.strip() or "json" not in req.headers.get("content-type", ""):
+        return False
+    try:
+        json.loads(req.body)
+    except ValueError:
+        return True
+    return False
 
 
 def _invalid_parameters(message: str) -> _Response:
@@ -750,6 +761,9 @@ class DiscourseSandbox:
             return _not_found()
         if route.access == "staff" and not (user["admin"] or user["moderator"]):
             return _not_found()
+        if _malformed_json(req):
+            # Rails fails to parse the params (ActionDispatch ParseError) before any validation.
+            return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
         req.params = params
         req.user = user
         return route.handler(self, req)
@@ -1424,7 +1438,10 @@ def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
         min_body = settings.min_personal_message_post_length if is_pm else settings.min_first_post_length
         if len(title) < min_title:
             errors.append(f"Title is too short (minimum is {min_title} characters)")
-    if len(raw.strip()) < min_body:
+    if len(raw) > settings.max_post_length:
+        # StrippedLengthValidator: the unstripped length, checked before the minimum.
+        errors.append(f"Body is limited to {settings.max_post_length} characters; you entered {len(raw)}.")
+    elif len(raw.strip()) < min_body:
         errors.append(f"Body is too short (minimum is {min_body} characters)")
     # UniquePostValidator: the same raw from the same user within unique_posts_mins.
     horizon = time.time() - settings.unique_posts_mins * 60

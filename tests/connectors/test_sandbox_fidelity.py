@@ -196,3 +196,24 @@ def test_slack_users_info_answers_like_slack(slack: Any, slack_spec: dict[str, A
         client.users_info(user="U0NOBODY99")
     _check_slack(slack_spec, "users.info", caught.value.response.data)
     assert caught.value.response["error"] == "user_not_found"
+
+
+# ---- 3. Discourse ---------------------------------------------------------------------------------
+
+def test_discourse_post_longer_than_max_post_length_is_refused_422(discourse: Any) -> None:
+    too_long = _discourse(discourse, "POST", "/posts.json",
+                          json={"title": "A topic title long enough", "raw": "x" * 32001})
+    assert too_long.status_code == 422
+    assert too_long.json() == {"action": "create_post",
+                               "errors": ["Body is limited to 32000 characters; you entered 32001."]}
+    at_limit = _discourse(discourse, "POST", "/posts.json",
+                          json={"title": "Another topic title here", "raw": "y" * 32000})
+    assert at_limit.status_code == 200
+
+
+def test_discourse_malformed_json_answers_400_not_422(discourse: Any) -> None:
+    answer = _discourse(discourse, "POST", "/posts.json", content=b'{"title": "broken',
+                        headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["error_type"] == "invalid_parameters"
+    assert not discourse.sandbox.posts  # nothing was created
