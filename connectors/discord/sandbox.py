@@ -1403,15 +1403,25 @@ def _edit_message(sb: DiscordSandbox, req: _Req) -> _Response:
 
 @_route("GET", "/users/@me", bucket="me")
 def _get_me(sb: DiscordSandbox, req: _Req) -> _Response:
-    return _Response(200, sb._user_json(sb.bot_id))
+    # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
+    return _Response(200, {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"})
 
 
 @_route("GET", "/applications/@me", bucket="me")
 def _get_application(sb: DiscordSandbox, req: _Req) -> _Response:
     # The fields `charterflow doctor` reads (id, verify_key), plus the bot user.
+    # Plus every other field the spec's PrivateApplicationResponse requires; the owner is the
+    # first seeded person (an application belongs to a human account, not to its bot).
+    owner = next((uid for uid, u in sb.users.items() if not u["bot"]), sb.bot_id)
     return _Response(200, {"id": sb.seed.application_id, "name": sb.seed.bot_username, "icon": None,
                            "description": "", "verify_key": sb.public_key, "bot_public": False,
                            "bot_require_code_grant": False, "flags": sb.seed.application_flags,
+                           "flags_new": str(sb.seed.application_flags), "type": None,
+                           "redirect_uris": [], "interactions_endpoint_url": sb.interactions_url,
+                           "role_connections_verification_url": None, "owner": sb._user_json(owner),
+                           "approximate_guild_count": 1, "approximate_user_install_count": 0,
+                           "approximate_user_authorization_count": 0, "explicit_content_filter": 0,
+                           "team": None, "eligible_oauth2_scopes": ["bot", "applications.commands"],
                            "bot": sb._user_json(sb.bot_id)})
 
 

@@ -217,3 +217,16 @@ def test_discourse_malformed_json_answers_400_not_422(discourse: Any) -> None:
     assert answer.status_code == 400
     assert answer.json()["error_type"] == "invalid_parameters"
     assert not discourse.sandbox.posts  # nothing was created
+
+
+def test_discord_me_endpoints_return_every_field_the_openapi_requires(discord: Any) -> None:
+    from tests.connectors.discord.test_spec import SPEC, response_validator
+
+    for template in ("/users/@me", "/applications/@me"):
+        answer = _discord(discord, "GET", template)
+        assert answer.status_code == 200
+        response_validator("GET", template, 200).validate(answer.json())
+        schema_name = SPEC["paths"][template]["get"]["responses"]["200"]["content"]["application/json"][
+            "schema"]["$ref"].rsplit("/", 1)[1]
+        missing = set(SPEC["components"]["schemas"][schema_name]["required"]) - set(answer.json())
+        assert not missing, f"{template} lacks {sorted(missing)}"
