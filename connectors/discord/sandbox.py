@@ -56,6 +56,8 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import policy as email_policy
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -275,6 +277,31 @@ def _invalid_path_or_reason(req: _Req) -> _Response | None:
     return None
 
 
+# Routes that take files as multipart/form-data (``payload_json`` + ``files[n]``), as Discord's
+# "Uploading Files" section lists them; the JSON part then goes through the usual checks.
+_MULTIPART_ROUTES = frozenset({"/channels/{channel_id}/messages"})
+
+
+def _read_multipart(req: _Req) -> _Response | None:
+    """Turn a multipart body into its ``payload_json`` (as the request's JSON body) and files."""
+    head = f"Content-Type: {req.headers['content-type']}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(head + req.body)
+    if not message.is_multipart():
+        return _form_error(body="Invalid multipart/form-data body")
+    payload = b""
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if name == "payload_json":
+            payload = data
+        elif part.get_filename():
+            req.files.append({"field": name, "filename": part.get_filename(), "size": len(data),
+                              "content_type": part.get_content_type()})
+    req.body = payload
+    req.headers["content-type"] = "application/json"
+    return None
+
+
 def _unknown(what: str, code: int) -> _Response:
     return _error(404, code, f"Unknown {what}")
 
@@ -287,6 +314,7 @@ class _Req:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
+    files: list[dict[str, Any]] = field(default_factory=list)  # multipart uploads: name, type, size
 
     def json(self) -> Any:
         if not self.body:
@@ -893,6 +921,11 @@ class DiscordSandbox:
             invalid = _invalid_path_or_reason(req)
             if invalid is not None:
                 return invalid
+            if route.template in _MULTIPART_ROUTES and req.headers.get("content-type", "").startswith(
+                    "multipart/form-data"):
+                invalid = _read_multipart(req)
+                if invalid is not None:
+                    return invalid
             try:
                 body = req.json()
             except (ValueError, UnicodeDecodeError):
@@ -1061,7 +1094,7 @@ class DiscordSandbox:
     def _message_json(self, m: Mapping[str, Any]) -> dict[str, Any]:
         out = {
             "type": 0 if not m.get("interaction") else 20, "content": m["content"], "mentions": [],
-            "mention_roles": [], "attachments": [], "embeds": [], "timestamp": m["timestamp"],
+            "mention_roles": [], "attachments": copy.deepcopy(m.get("attachments") or []), "embeds": [], "timestamp": m["timestamp"],
             "edited_timestamp": m["edited"], "flags": m["flags"], "components": copy.deepcopy(m["components"]),
             "id": m["id"], "channel_id": m["channel_id"], "author": self._user_json(m["author_id"]),
             "pinned": False, "mention_everyone": False, "tts": False,
@@ -1081,6 +1114,11 @@ class DiscordSandbox:
                "components": components, "flags": int(data.get("flags") or 0),
                "timestamp": datetime.now(UTC).isoformat(), "edited": None, "nonce": data.get("nonce"),
                "allowed_mentions": data.get("allowed_mentions"), "thread_id": None,
+               "attachments": [{"id": self._id(), "filename": f["filename"], "size": f["size"],
+                                "content_type": f["content_type"],
+                                "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{mid}/{f['filename']}",
+                                "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{mid}/{f['filename']}"}
+                               for f in data.get("_files") or []],
                "interaction": interaction["id"] if interaction else None,
                "visible_to": interaction["user_id"] if interaction and int(data.get("flags") or 0) & EPHEMERAL else None}
         self.messages[mid] = msg
@@ -1345,11 +1383,13 @@ def _create_message(sb: DiscordSandbox, req: _Req) -> _Response:
     if content and len(content) > MESSAGE_LIMIT:
         return _error(400, 50035, "Invalid Form Body", {"content": {"_errors": [
             {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {MESSAGE_LIMIT} or fewer in length."}]}})
-    if not (content or data.get("components") or data.get("embeds") or data.get("poll")):
+    if not (content or data.get("components") or data.get("embeds") or data.get("poll") or req.files):
         return _error(400, 50006, "Cannot send an empty message")
     problem = _validate_components(data.get("components"))
     if problem:
         return _form_error(components=problem)
+    if req.files:
+        data = {**data, "_files": req.files}
     nonce = data.get("nonce")
     if nonce is not None and (not isinstance(nonce, (str, int)) or len(str(nonce)) > 25):
         return _form_error(nonce="Must be 25 or fewer in length.")

@@ -230,3 +230,19 @@ def test_discord_me_endpoints_return_every_field_the_openapi_requires(discord: A
             "schema"]["$ref"].rsplit("/", 1)[1]
         missing = set(SPEC["components"]["schemas"][schema_name]["required"]) - set(answer.json())
         assert not missing, f"{template} lacks {sorted(missing)}"
+
+
+def test_discord_multipart_message_create_is_accepted(discord: Any) -> None:
+    import json
+
+    channel = next(cid for cid, c in discord.sandbox.channels.items() if c["type"] == 0)
+    answer = _discord(discord, "POST", f"/channels/{channel}/messages",
+                      data={"payload_json": json.dumps({"content": "minutes attached"})},
+                      files={"files[0]": ("minutes.txt", b"agenda and notes", "text/plain")})
+    assert answer.status_code == 200, answer.text
+    message = answer.json()
+    assert message["content"] == "minutes attached"
+    assert [(a["filename"], a["size"]) for a in message["attachments"]] == [("minutes.txt", 16)]
+    from tests.connectors.discord.test_spec import response_validator
+
+    response_validator("POST", "/channels/{channel_id}/messages", 200).validate(message)
