@@ -73,6 +73,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 NOT_FOUND = "The requested URL or resource could not be found."
 INVALID_ACCESS = "You are not permitted to view the requested resource."
+# Who an unauthenticated request acts as: sees what an anonymous visitor of a public site sees.
+ANONYMOUS: dict[str, Any] = {"id": None, "username": "", "name": "", "admin": False, "moderator": False,
+                             "email": None, "trust_level": 0, "anonymous": True}
 BAD_CREDENTIALS = "You are not permitted to view the requested resource. The API username or key is invalid."
 RATE_LIMIT_TEXT = "You’ve performed this action too many times. Please wait {time_left} before trying again."
 IP_LIMIT_TEXT = (
@@ -737,11 +740,11 @@ class DiscourseSandbox:
                 self._note_limited("ip", req)
                 return _Response(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
             hits.append(now)
-        # 2. API key authentication.
+        # 2. API key authentication. No key at all: an anonymous visitor of a public site.
         key = req.headers.get("api-key")
         username = req.headers.get("api-username") or ""
         if not key:
-            return _invalid_access()
+            return self._anonymous(req, route, params)
         api_key = self.api_keys.get(key)
         user = self._user_by_name(username) if username else None
         if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
@@ -766,6 +769,22 @@ class DiscourseSandbox:
             return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
         req.params = params
         req.user = user
+        return route.handler(self, req)
+
+    def _anonymous(self, req: _Req, route: _Route | None, params: dict[str, str]) -> _Response:
+        """A request without credentials, as a public Discourse site answers it: public GETs are
+        served as to an anonymous visitor; admin/staff routes do not exist for it (their route
+        constraints fail: 404); anything else needs a login (403)."""
+        if route is None:
+            return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
+        if route.access in ("admin", "staff"):
+            return _not_found()
+        if req.method != "GET":
+            return _invalid_access()
+        if _malformed_json(req):
+            return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
+        req.params = params
+        req.user = dict(ANONYMOUS)
         return route.handler(self, req)
 
     # ---- control routes --------------------------------------------------------------------
@@ -1367,7 +1386,10 @@ def _remove_members(sb: DiscourseSandbox, req: _Req) -> _Response:
 @_route("GET", "/categories.json")
 def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
     cats = []
+    anonymous = bool(req.user.get("anonymous"))
     for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"])):
+        if anonymous and cat["read_restricted"]:
+            continue  # a visitor sees only the public categories
         topics = [t for t in sb.topics.values() if t["category_id"] == cat["id"]]
         out = copy.deepcopy(_shapes.CATEGORY)
         out.update(id=cat["id"], name=cat["name"], color=cat["color"], text_color="FFFFFF", slug=cat["slug"],
@@ -1376,7 +1398,8 @@ def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
                    style_type="square", subcategory_list_style="rows_with_featured_topics",
                    default_top_period="all", default_list_filter="all", num_featured_topics=3)
         cats.append(out)
-    return _Response(200, {"category_list": {"can_create_category": True, "can_create_topic": True, "categories": cats}})
+    return _Response(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
+                                             "categories": cats}})
 
 
 _POLL_RE = re.compile(r"\[poll([^\]]*)\](.*?)\[/poll\]", re.DOTALL)
@@ -1612,6 +1635,8 @@ def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[st
 @_route("GET", "/posts/{id}.json")
 def _get_post(sb: DiscourseSandbox, req: _Req) -> _Response:
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
+    if post is not None and req.user.get("anonymous") and not _visible(sb, post, req.user):
+        return _invalid_access()  # Guardian#ensure_can_see! on a private post, for a visitor
     if post is None or not _visible(sb, post, req.user):
         return _not_found()
     return _Response(200, _post_show(sb, post, req.user))

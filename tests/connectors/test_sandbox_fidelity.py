@@ -246,3 +246,26 @@ def test_discord_multipart_message_create_is_accepted(discord: Any) -> None:
     from tests.connectors.discord.test_spec import response_validator
 
     response_validator("POST", "/channels/{channel_id}/messages", 200).validate(message)
+
+
+def test_discourse_unauthenticated_gets_answer_as_anonymous_on_a_public_site(discourse: Any) -> None:
+    public = _discourse(discourse, "POST", "/posts.json",
+                        json={"title": "A public topic for visitors", "raw": "Everyone may read this post."})
+    assert public.status_code == 200, public.text
+    private = _discourse(discourse, "POST", "/posts.json", json={
+        "title": "A private message", "raw": "Only the recipient reads this.", "archetype": "private_message",
+        "target_recipients": "avery_quill"})
+    assert private.status_code == 200, private.text
+    anonymous = httpx.Client(base_url=discourse.url, timeout=10, headers={"Accept": "application/json"})
+    seen = anonymous.get(f"/posts/{public.json()['id']}.json")
+    assert seen.status_code == 200 and seen.json()["raw"] == "Everyone may read this post."
+    categories = anonymous.get("/categories.json").json()["category_list"]
+    assert categories["can_create_topic"] is False
+    assert [c["name"] for c in categories["categories"]] == ["General"]  # not the restricted one
+    hidden = anonymous.get(f"/posts/{private.json()['id']}.json")
+    assert hidden.status_code == 403
+    assert hidden.json() == {"errors": ["You are not permitted to view the requested resource."],
+                             "error_type": "invalid_access"}
+    # Admin routes do not match for a visitor (StaffConstraint/AdminConstraint fail): 404.
+    assert anonymous.get("/admin/users/list/active.json").status_code == 404
+    assert anonymous.post("/posts.json", json={"title": "x" * 20, "raw": "y" * 30}).status_code == 403
