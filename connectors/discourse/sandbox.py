@@ -288,6 +288,16 @@ def _invalid_access(message: str = INVALID_ACCESS) -> _Response:
     return _error(403, message, "invalid_access")
 
 
+def _json_paths(req: _Req) -> list[str]:
+    """The paths a request may name a JSON route by: Rails takes the format from ``.json`` or
+    from ``Accept: application/json``, and ``/users/{u}`` is the older alias of ``/u/{u}``."""
+    paths = [req.path]
+    if not req.path.endswith(".json") and "application/json" in req.headers.get("accept", ""):
+        paths.append(req.path.rstrip("/") + ".json")
+    paths += ["/u/" + p.removeprefix("/users/") for p in paths if p.startswith("/users/")]
+    return paths
+
+
 def _malformed_json(req: _Req) -> bool:
     if not req.body.strip() or "json" not in req.headers.get("content-type", ""):
         return False
@@ -722,11 +732,12 @@ class DiscourseSandbox:
             return response
 
     def _match(self, req: _Req) -> tuple[_Route | None, dict[str, str]]:
-        for route in _ROUTES:
-            if route.method == req.method:
-                m = route.regex.match(req.path)
-                if m:
-                    return route, m.groupdict()
+        for path in _json_paths(req):
+            for route in _ROUTES:
+                if route.method == req.method:
+                    m = route.regex.match(path)
+                    if m:
+                        return route, m.groupdict()
         return None, {}
 
     def _handle_locked(self, req: _Req, route: _Route | None, params: dict[str, str]) -> _Response:

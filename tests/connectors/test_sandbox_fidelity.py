@@ -269,3 +269,15 @@ def test_discourse_unauthenticated_gets_answer_as_anonymous_on_a_public_site(dis
     # Admin routes do not match for a visitor (StaffConstraint/AdminConstraint fail): 404.
     assert anonymous.get("/admin/users/list/active.json").status_code == 404
     assert anonymous.post("/posts.json", json={"title": "x" * 20, "raw": "y" * 30}).status_code == 403
+
+
+def test_discourse_paths_without_json_are_served_when_the_client_accepts_json(discourse: Any) -> None:
+    json_accept = {"Accept": "application/json"}
+    created = _discourse(discourse, "POST", "/posts", headers=json_accept,
+                         json={"title": "Posted without the suffix", "raw": "The Accept header says JSON."})
+    assert created.status_code == 200, created.text
+    shown = _discourse(discourse, "GET", f"/posts/{created.json()['id']}", headers=json_accept)
+    assert shown.status_code == 200 and shown.json()["id"] == created.json()["id"]
+    by_alias = _discourse(discourse, "GET", "/users/avery_quill.json")
+    assert by_alias.status_code == 200 and by_alias.json()["user"]["username"] == "avery_quill"
+    assert _discourse(discourse, "GET", "/u/avery_quill", headers=json_accept).status_code == 200
