@@ -11,7 +11,9 @@ unknown ``thread_ts``, where the sandbox is stricter than Slack may be); the spe
 is answered with HTTP 429 ``{"ok": false, "error": "ratelimited"}`` and an **integer**
 ``Retry-After`` (https://api.slack.com/apis/rate-limits#special). Methods: ``auth.test``,
 ``chat.postMessage``, ``chat.update``, ``conversations.open``, ``conversations.history``,
-``conversations.replies``, ``users.lookupByEmail``. Interactions' ``response_url``\\ s
+``conversations.replies``, ``conversations.info``, ``conversations.members``, ``users.info``,
+``users.lookupByEmail``; any other method answers HTTP 501 ``not_emulated`` (not Slack's
+``unknown_method``: the method may well exist on Slack). Interactions' ``response_url``\\ s
 (``POST /actions/<team>/<id>/<token>``) are accepted up to 5 times within 30 minutes and recorded
 (https://api.slack.com/interactivity/handling#message_responses).
 
