@@ -40,3 +40,15 @@ async def read_body(receive: Receive) -> bytes:
         body += message.get("body", b"")
         if not message.get("more_body"):
             return body
+
+
+# A route the sandbox does not emulate must not look like the platform's "not found": a connector
+# calling a new endpoint would pass its tests for the wrong reason. Every sandbox answers it with
+# this status and message (in its platform's error shape); a known route with an unknown id keeps
+# the platform's real 404.
+NOT_EMULATED_STATUS = 501
+
+
+def not_emulated(method: str, path: str) -> str:
+    """The message of a sandbox's answer to a route it does not emulate."""
+    return f"not emulated by the sandbox: {method.upper()} {path}"

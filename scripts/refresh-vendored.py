@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Copy into tests/data/ the few upstream files the tests read, so the suite needs nothing
 outside the repository: the rulings text (the registry cross-check) and the official OpenAPI
-documents of Discord and Discourse (the spec tests). Run it when the upstream copies change:
+documents of Discord and Discourse and Slack's Web API spec (the spec tests). Run it when the upstream copies change:
 
     python scripts/refresh-vendored.py [SOURCE]   # SOURCE: the folder holding charter/ and specs/
 
@@ -21,6 +21,7 @@ FILES = {
     "charter/RULINGS.md": "RULINGS.md",
     "specs/discord/openapi.json": "discord-openapi.json",
     "specs/discourse/openapi.json": "discourse-openapi.json",
+    "specs/slack/slack_web_openapi_v2.json": "slack-openapi.json",
 }
 
 

@@ -56,6 +56,8 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import policy as email_policy
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -69,7 +71,7 @@ from connectors.discord.interactions import sign_interaction
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
 from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import read_request
+from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 
@@ -257,6 +259,49 @@ def _form_error(**fields: str) -> _Response:
     return _error(400, 50035, "Invalid Form Body", errors)
 
 
+_SNOWFLAKE = re.compile(r"^(0|[1-9][0-9]*)$")  # the spec's SnowflakeType pattern
+AUDIT_REASON_MAX = 512
+
+
+def _invalid_path_or_reason(req: _Req) -> _Response | None:
+    """Discord's 400 50035 for a path id that is not a snowflake (it never reaches the lookup that
+    would answer 10013 & co.) and for an ``X-Audit-Log-Reason`` over 512 characters."""
+    for name, value in req.params.items():
+        if name.endswith("_id") and not _SNOWFLAKE.match(value):
+            return _error(400, 50035, "Invalid Form Body", {name: {"_errors": [
+                {"code": "NUMBER_TYPE_COERCE", "message": f"Value \"{value}\" is not snowflake."}]}})
+    reason = req.headers.get("x-audit-log-reason")
+    if reason is not None and len(unquote(reason)) > AUDIT_REASON_MAX:
+        return _error(400, 50035, "Invalid Form Body", {"audit_log_reason": {"_errors": [
+            {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {AUDIT_REASON_MAX} or fewer in length."}]}})
+    return None
+
+
+# Routes that take files as multipart/form-data (``payload_json`` + ``files[n]``), as Discord's
+# "Uploading Files" section lists them; the JSON part then goes through the usual checks.
+_MULTIPART_ROUTES = frozenset({"/channels/{channel_id}/messages"})
+
+
+def _read_multipart(req: _Req) -> _Response | None:
+    """Turn a multipart body into its ``payload_json`` (as the request's JSON body) and files."""
+    head = f"Content-Type: {req.headers['content-type']}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(head + req.body)
+    if not message.is_multipart():
+        return _form_error(body="Invalid multipart/form-data body")
+    payload = b""
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if name == "payload_json":
+            payload = data
+        elif part.get_filename():
+            req.files.append({"field": name, "filename": part.get_filename(), "size": len(data),
+                              "content_type": part.get_content_type()})
+    req.body = payload
+    req.headers["content-type"] = "application/json"
+    return None
+
+
 def _unknown(what: str, code: int) -> _Response:
     return _error(404, code, f"Unknown {what}")
 
@@ -269,6 +314,7 @@ class _Req:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
+    files: list[dict[str, Any]] = field(default_factory=list)  # multipart uploads: name, type, size
 
     def json(self) -> Any:
         if not self.body:
@@ -835,8 +881,8 @@ class DiscordSandbox:
 
     def _handle_locked(self, req: _Req, route: _Route | None, params: dict[str, str],
                        faults: Mapping[str, Any]) -> _Response:
-        if not req.path.startswith(API_PREFIX + "/") or route is None:
-            return _error(404, 0, "404: Not Found")
+        if route is None:
+            return self._unrouted(req)
         # Cloudflare in front of Discord blocks clients without a proper User-Agent.
         if not req.headers.get("user-agent", "").startswith("DiscordBot ("):
             return _error(400, 0, "Requests need User-Agent: DiscordBot ($url, $versionNumber)")
@@ -872,6 +918,14 @@ class DiscordSandbox:
             response = _Response(status, {"message": f"sandbox: injected HTTP {status}", "code": 0})
         else:
             req.params = params
+            invalid = _invalid_path_or_reason(req)
+            if invalid is not None:
+                return invalid
+            if route.template in _MULTIPART_ROUTES and req.headers.get("content-type", "").startswith(
+                    "multipart/form-data"):
+                invalid = _read_multipart(req)
+                if invalid is not None:
+                    return invalid
             try:
                 body = req.json()
             except (ValueError, UnicodeDecodeError):
@@ -883,6 +937,13 @@ class DiscordSandbox:
         response.headers.update(self._limit_headers(route.bucket, limit, limit - state.count, reset_after,
                                                     state.reset_epoch))
         return response
+
+    def _unrouted(self, req: _Req) -> _Response:
+        """A known path with another method is Discord's 405; anything else is not emulated."""
+        path = req.path.removeprefix(API_PREFIX)
+        if req.path.startswith(API_PREFIX + "/") and any(r.regex.match(path) for r in _ROUTES):
+            return _error(405, 0, "405: Method Not Allowed")
+        return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
 
     def _limit_headers(self, bucket: str, limit: int, remaining: int, reset_after: float,
                        reset_epoch: float) -> dict[str, str]:
@@ -906,7 +967,8 @@ class DiscordSandbox:
         # Docs-accurate 429: no "code" (the spec's RatelimitedResponse requires one; the docs'
         # examples have none: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
         body = {"message": "You are being rate limited.", "retry_after": rounded, "global": scope == "global"}
-        headers = {"Retry-After": str(max(1, math.ceil(wait))), "X-RateLimit-Scope": scope}
+        # Via: a 429 from the API itself passes Google's front end; a Cloudflare ban lacks it.
+        headers = {"Retry-After": str(max(1, math.ceil(wait))), "X-RateLimit-Scope": scope, "Via": "1.1 google"}
         if scope == "global":
             headers["X-RateLimit-Global"] = "true"
         else:
@@ -1032,7 +1094,7 @@ class DiscordSandbox:
     def _message_json(self, m: Mapping[str, Any]) -> dict[str, Any]:
         out = {
             "type": 0 if not m.get("interaction") else 20, "content": m["content"], "mentions": [],
-            "mention_roles": [], "attachments": [], "embeds": [], "timestamp": m["timestamp"],
+            "mention_roles": [], "attachments": copy.deepcopy(m.get("attachments") or []), "embeds": [], "timestamp": m["timestamp"],
             "edited_timestamp": m["edited"], "flags": m["flags"], "components": copy.deepcopy(m["components"]),
             "id": m["id"], "channel_id": m["channel_id"], "author": self._user_json(m["author_id"]),
             "pinned": False, "mention_everyone": False, "tts": False,
@@ -1052,6 +1114,11 @@ class DiscordSandbox:
                "components": components, "flags": int(data.get("flags") or 0),
                "timestamp": datetime.now(UTC).isoformat(), "edited": None, "nonce": data.get("nonce"),
                "allowed_mentions": data.get("allowed_mentions"), "thread_id": None,
+               "attachments": [{"id": self._id(), "filename": f["filename"], "size": f["size"],
+                                "content_type": f["content_type"],
+                                "url": f"https://cdn.discordapp.com/attachments/{channel_id}/{mid}/{f['filename']}",
+                                "proxy_url": f"https://media.discordapp.net/attachments/{channel_id}/{mid}/{f['filename']}"}
+                               for f in data.get("_files") or []],
                "interaction": interaction["id"] if interaction else None,
                "visible_to": interaction["user_id"] if interaction and int(data.get("flags") or 0) & EPHEMERAL else None}
         self.messages[mid] = msg
@@ -1316,11 +1383,13 @@ def _create_message(sb: DiscordSandbox, req: _Req) -> _Response:
     if content and len(content) > MESSAGE_LIMIT:
         return _error(400, 50035, "Invalid Form Body", {"content": {"_errors": [
             {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {MESSAGE_LIMIT} or fewer in length."}]}})
-    if not (content or data.get("components") or data.get("embeds") or data.get("poll")):
+    if not (content or data.get("components") or data.get("embeds") or data.get("poll") or req.files):
         return _error(400, 50006, "Cannot send an empty message")
     problem = _validate_components(data.get("components"))
     if problem:
         return _form_error(components=problem)
+    if req.files:
+        data = {**data, "_files": req.files}
     nonce = data.get("nonce")
     if nonce is not None and (not isinstance(nonce, (str, int)) or len(str(nonce)) > 25):
         return _form_error(nonce="Must be 25 or fewer in length.")
@@ -1374,15 +1443,25 @@ def _edit_message(sb: DiscordSandbox, req: _Req) -> _Response:
 
 @_route("GET", "/users/@me", bucket="me")
 def _get_me(sb: DiscordSandbox, req: _Req) -> _Response:
-    return _Response(200, sb._user_json(sb.bot_id))
+    # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
+    return _Response(200, {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"})
 
 
 @_route("GET", "/applications/@me", bucket="me")
 def _get_application(sb: DiscordSandbox, req: _Req) -> _Response:
     # The fields `charterflow doctor` reads (id, verify_key), plus the bot user.
+    # Plus every other field the spec's PrivateApplicationResponse requires; the owner is the
+    # first seeded person (an application belongs to a human account, not to its bot).
+    owner = next((uid for uid, u in sb.users.items() if not u["bot"]), sb.bot_id)
     return _Response(200, {"id": sb.seed.application_id, "name": sb.seed.bot_username, "icon": None,
                            "description": "", "verify_key": sb.public_key, "bot_public": False,
                            "bot_require_code_grant": False, "flags": sb.seed.application_flags,
+                           "flags_new": str(sb.seed.application_flags), "type": None,
+                           "redirect_uris": [], "interactions_endpoint_url": sb.interactions_url,
+                           "role_connections_verification_url": None, "owner": sb._user_json(owner),
+                           "approximate_guild_count": 1, "approximate_user_install_count": 0,
+                           "approximate_user_authorization_count": 0, "explicit_content_filter": 0,
+                           "team": None, "eligible_oauth2_scopes": ["bot", "applications.commands"],
                            "bot": sb._user_json(sb.bot_id)})
 
 

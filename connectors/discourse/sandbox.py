@@ -63,7 +63,7 @@ from connectors.discourse import _shapes
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
 from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import read_request
+from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
@@ -73,6 +73,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 NOT_FOUND = "The requested URL or resource could not be found."
 INVALID_ACCESS = "You are not permitted to view the requested resource."
+# Who an unauthenticated request acts as: sees what an anonymous visitor of a public site sees.
+ANONYMOUS: dict[str, Any] = {"id": None, "username": "", "name": "", "admin": False, "moderator": False,
+                             "email": None, "trust_level": 0, "anonymous": True}
 BAD_CREDENTIALS = "You are not permitted to view the requested resource. The API username or key is invalid."
 RATE_LIMIT_TEXT = "You’ve performed this action too many times. Please wait {time_left} before trying again."
 IP_LIMIT_TEXT = (
@@ -154,6 +157,7 @@ class SeedSettings(BaseModel):
     min_first_post_length: int = 20
     min_personal_message_title_length: int = 2
     min_personal_message_post_length: int = 10
+    max_post_length: int = Field(default=32000, ge=1)
     unique_posts_mins: float = 5.0
     grant_admin_confirmation_hours: float = 3.0
     # A delivery answered other than 2xx (or not at all) is sent again after these delays, as
@@ -284,6 +288,26 @@ def _not_found() -> _Response:
 
 def _invalid_access(message: str = INVALID_ACCESS) -> _Response:
     return _error(403, message, "invalid_access")
+
+
+def _json_paths(req: _Req) -> list[str]:
+    """The paths a request may name a JSON route by: Rails takes the format from ``.json`` or
+    from ``Accept: application/json``, and ``/users/{u}`` is the older alias of ``/u/{u}``."""
+    paths = [req.path]
+    if not req.path.endswith(".json") and "application/json" in req.headers.get("accept", ""):
+        paths.append(req.path.rstrip("/") + ".json")
+    paths += ["/u/" + p.removeprefix("/users/") for p in paths if p.startswith("/users/")]
+    return paths
+
+
+def _malformed_json(req: _Req) -> bool:
+    if not req.body.strip() or "json" not in req.headers.get("content-type", ""):
+        return False
+    try:
+        json.loads(req.body)
+    except ValueError:
+        return True
+    return False
 
 
 def _invalid_parameters(message: str) -> _Response:
@@ -710,11 +734,12 @@ class DiscourseSandbox:
             return response
 
     def _match(self, req: _Req) -> tuple[_Route | None, dict[str, str]]:
-        for route in _ROUTES:
-            if route.method == req.method:
-                m = route.regex.match(req.path)
-                if m:
-                    return route, m.groupdict()
+        for path in _json_paths(req):
+            for route in _ROUTES:
+                if route.method == req.method:
+                    m = route.regex.match(path)
+                    if m:
+                        return route, m.groupdict()
         return None, {}
 
     def _handle_locked(self, req: _Req, route: _Route | None, params: dict[str, str]) -> _Response:
@@ -728,11 +753,11 @@ class DiscourseSandbox:
                 self._note_limited("ip", req)
                 return _Response(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
             hits.append(now)
-        # 2. API key authentication.
+        # 2. API key authentication. No key at all: an anonymous visitor of a public site.
         key = req.headers.get("api-key")
         username = req.headers.get("api-username") or ""
         if not key:
-            return _invalid_access()
+            return self._anonymous(req, route, params)
         api_key = self.api_keys.get(key)
         user = self._user_by_name(username) if username else None
         if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
@@ -747,13 +772,32 @@ class DiscourseSandbox:
         self._admin_hits.append(now)
         # 4. Routing, with the admin/staff constraints answering 404.
         if route is None:
-            return _not_found()
+            return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
         if route.access == "admin" and not user["admin"]:
             return _not_found()
         if route.access == "staff" and not (user["admin"] or user["moderator"]):
             return _not_found()
+        if _malformed_json(req):
+            # Rails fails to parse the params (ActionDispatch ParseError) before any validation.
+            return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
         req.params = params
         req.user = user
+        return route.handler(self, req)
+
+    def _anonymous(self, req: _Req, route: _Route | None, params: dict[str, str]) -> _Response:
+        """A request without credentials, as a public Discourse site answers it: public GETs are
+        served as to an anonymous visitor; admin/staff routes do not exist for it (their route
+        constraints fail: 404); anything else needs a login (403)."""
+        if route is None:
+            return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
+        if route.access in ("admin", "staff"):
+            return _not_found()
+        if req.method != "GET":
+            return _invalid_access()
+        if _malformed_json(req):
+            return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
+        req.params = params
+        req.user = dict(ANONYMOUS)
         return route.handler(self, req)
 
     # ---- control routes --------------------------------------------------------------------
@@ -1355,7 +1399,10 @@ def _remove_members(sb: DiscourseSandbox, req: _Req) -> _Response:
 @_route("GET", "/categories.json")
 def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
     cats = []
+    anonymous = bool(req.user.get("anonymous"))
     for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"])):
+        if anonymous and cat["read_restricted"]:
+            continue  # a visitor sees only the public categories
         topics = [t for t in sb.topics.values() if t["category_id"] == cat["id"]]
         out = copy.deepcopy(_shapes.CATEGORY)
         out.update(id=cat["id"], name=cat["name"], color=cat["color"], text_color="FFFFFF", slug=cat["slug"],
@@ -1365,7 +1412,8 @@ def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
                    default_top_period="all", default_list_filter="all", num_featured_topics=3,
                    topic_template=cat.get("topic_template"))
         cats.append(out)
-    return _Response(200, {"category_list": {"can_create_category": True, "can_create_topic": True, "categories": cats}})
+    return _Response(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
+                                             "categories": cats}})
 
 
 _POLL_RE = re.compile(r"\[poll([^\]]*)\](.*?)\[/poll\]", re.DOTALL)
@@ -1427,7 +1475,10 @@ def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
         min_body = settings.min_personal_message_post_length if is_pm else settings.min_first_post_length
         if len(title) < min_title:
             errors.append(f"Title is too short (minimum is {min_title} characters)")
-    if len(raw.strip()) < min_body:
+    if len(raw) > settings.max_post_length:
+        # StrippedLengthValidator: the unstripped length, checked before the minimum.
+        errors.append(f"Body is limited to {settings.max_post_length} characters; you entered {len(raw)}.")
+    elif len(raw.strip()) < min_body:
         errors.append(f"Body is too short (minimum is {min_body} characters)")
     # UniquePostValidator: the same raw from the same user within unique_posts_mins.
     horizon = time.time() - settings.unique_posts_mins * 60
@@ -1641,6 +1692,8 @@ def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[st
 @_route("GET", "/posts/{id}.json")
 def _get_post(sb: DiscourseSandbox, req: _Req) -> _Response:
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
+    if post is not None and req.user.get("anonymous") and not _visible(sb, post, req.user):
+        return _invalid_access()  # Guardian#ensure_can_see! on a private post, for a visitor
     if post is None or not _visible(sb, post, req.user):
         return _not_found()
     return _Response(200, _post_show(sb, post, req.user))

@@ -11,7 +11,9 @@ unknown ``thread_ts``, where the sandbox is stricter than Slack may be); the spe
 is answered with HTTP 429 ``{"ok": false, "error": "ratelimited"}`` and an **integer**
 ``Retry-After`` (https://api.slack.com/apis/rate-limits#special). Methods: ``auth.test``,
 ``chat.postMessage``, ``chat.update``, ``conversations.open``, ``conversations.history``,
-``conversations.replies``, ``users.lookupByEmail``. Interactions' ``response_url``\\ s
+``conversations.replies``, ``conversations.info``, ``conversations.members``, ``users.info``,
+``users.lookupByEmail``; any other method answers HTTP 501 ``not_emulated`` (not Slack's
+``unknown_method``: the method may well exist on Slack). Interactions' ``response_url``\\ s
 (``POST /actions/<team>/<id>/<token>``) are accepted up to 5 times within 30 minutes and recorded
 (https://api.slack.com/interactivity/handling#message_responses).
 
@@ -50,7 +52,7 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import read_request
+from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 
@@ -620,12 +622,12 @@ class SlackSandbox:
                 return
             args = self._args(scope, headers, body)
             with self._lock:
-                response = self._fault_response(api_method, args) or self._call(api_method, args, headers)
+                response = self._fault_response(api_method, args) or self._call(api_method, args, headers, http_method=method)
             if drop:
                 await self._drop(send)
                 return
         else:
-            response = _Response(404, text="Not Found")
+            response = _Response(NOT_EMULATED_STATUS, text=not_emulated(method, path))
         await self._send(send, response)
 
     async def _send(self, send: Send, response: _Response) -> None:
@@ -684,13 +686,16 @@ class SlackSandbox:
         self.rate_limited.append({"at": round(self._now(), 4), "kind": kind, "method": api_method,
                                   "channel": args.get("channel")})
 
-    def _call(self, api_method: str, args: _Args, headers: Mapping[str, str]) -> _Response:
+    def _call(self, api_method: str, args: _Args, headers: Mapping[str, str], *,
+              http_method: str = "POST") -> _Response:
         self.requests[api_method] += 1
         handler = _METHODS.get(api_method)
         if args.get("_invalid_json"):
             response = _fail("invalid_json")
         elif handler is None:
-            response = _fail("unknown_method")
+            # Slack's own unknown_method is for names Slack lacks; this one may exist on Slack.
+            response = _Response(NOT_EMULATED_STATUS, {"ok": False, "error": "not_emulated",
+                                                       "detail": not_emulated(http_method, f"/api/{api_method}")})
         elif not args.get("_token"):
             response = _fail("not_authed")
         elif not secrets.compare_digest(str(args["_token"]).encode(), self.bot_token.encode()):
@@ -1008,3 +1013,77 @@ def _lookup(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response
                 "profile": {"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]},
             })
     return _fail("users_not_found")
+
+
+# ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user) --------
+
+def _epoch(sb: SlackSandbox) -> int:
+    """When the sandbox workspace (and all its seeded channels) was created, in Unix seconds."""
+    return int(time.time() - time.monotonic() + sb._started)
+
+
+def _conversation_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | _Response:
+    """Like ``_conversation`` but by ID only, as conversations.info/members take it."""
+    conv = sb.channels.get(str(args.get("channel") or ""))
+    if conv is None or (conv["is_private"] and sb.seed.bot_user_id not in conv["members"]):
+        return _fail("channel_not_found")
+    return conv
+
+
+@_method("conversations.info")
+def _conversation_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    conv = _conversation_by_id(sb, args)
+    if isinstance(conv, _Response):
+        return conv
+    created = _epoch(sb)
+    if conv["is_im"]:
+        other = next(iter(sorted(conv["members"] - {sb.seed.bot_user_id})), sb.seed.bot_user_id)
+        return _ok(channel={"id": conv["id"], "created": created, "is_im": True, "is_org_shared": False,
+                            "user": other, "priority": 0, "is_open": True})
+    unset = {"value": "", "creator": "", "last_set": 0}
+    channel = {
+        "id": conv["id"], "name": conv["name"], "name_normalized": conv["name"], "created": created,
+        "creator": sb.seed.bot_user_id, "is_archived": conv["is_archived"],
+        "is_channel": not conv["is_private"], "is_group": conv["is_private"] and not conv["is_mpim"],
+        "is_general": conv["name"] == "general", "is_mpim": conv["is_mpim"], "is_im": False, "is_private": conv["is_private"],
+        "is_shared": False, "is_org_shared": False, "is_ext_shared": False,
+        "is_member": sb.seed.bot_user_id in conv["members"], "topic": dict(unset), "purpose": dict(unset),
+    }
+    if args.flag("include_num_members"):
+        channel["num_members"] = len(conv["members"])
+    return _ok(channel=channel)
+
+
+@_method("conversations.members")
+def _conversation_members(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    conv = _conversation_by_id(sb, args)
+    if isinstance(conv, _Response):
+        return conv
+    limit = str(args.get("limit") or "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        return _fail("invalid_limit")
+    cursor = str(args.get("cursor") or "")
+    if cursor and not cursor.isdigit():
+        return _fail("invalid_cursor")
+    members = [{"id": uid} for uid in sorted(conv["members"])]
+    chunk, next_cursor = _page(members, args)
+    return _ok(members=[m["id"] for m in chunk], response_metadata={"next_cursor": next_cursor})
+
+
+@_method("users.info")
+def _user_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+    user = sb.users.get(str(args.get("user") or ""))
+    if user is None:
+        return _fail("user_not_found")
+    profile: dict[str, Any] = {
+        "real_name": user["real_name"], "real_name_normalized": user["real_name"],
+        "display_name": user["name"], "display_name_normalized": user["name"], "avatar_hash": "",
+        "title": "", "phone": "", "skype": "", "status_text": "", "status_emoji": "", "fields": None,
+    }
+    if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
+        profile["email"] = user["email"]  # only with that scope, as on Slack
+    return _ok(user={
+        "id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
+        "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"], "is_owner": False,
+        "is_bot": bool(user.get("is_bot")), "is_app_user": False, "updated": _epoch(sb), "profile": profile,
+    })
