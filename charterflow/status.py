@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from charterflow.stack import process_alive
+
 STATUS_FILE = "status.json"
 STATES = ("starting", "running", "restarting", "stopped")
 
@@ -43,22 +45,13 @@ def read_status(home: Path) -> dict[str, Any] | None:
     return status if isinstance(status, dict) else None
 
 
-def _pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def running_status(home: Path) -> dict[str, Any] | None:
     """The status of the `up` running for ``home``; None when no `up` runs there."""
     status = read_status(home)
-    if status is None or not _pid_alive(status.get("pid")):
+    pid = (status or {}).get("pid")
+    if status is None or not (isinstance(pid, int) and pid > 0 and process_alive(pid)):
         return None
     return status
 

@@ -7,8 +7,9 @@ an advisory lock, on SQLite on ``BEGIN IMMEDIATE``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -52,29 +53,24 @@ def current_revision(ledger: Ledger) -> str | None:
         raise ledger.translate(exc, committing=False) from exc
 
 
+
+
 def upgrade(ledger: Ledger, revision: str = "head", *,
             instances: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
     """Migrate to ``revision``; returns (revision before, revision after). ``instances``: see
     ``alembic_config``."""
-    committing = False
-    try:
-        with ledger.engine.execution_options(ledger_begin="IMMEDIATE").connect() as conn:
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
-                                 {"k": _PG_MIGRATE_LOCK})
-                before = MigrationContext.configure(conn).get_current_revision()
-                command.upgrade(alembic_config(conn, instances), revision)
-                after = MigrationContext.configure(conn).get_current_revision()
-                committing = True
-    except DBAPIError as exc:
-        raise ledger.translate(exc, committing=committing) from exc
-    return before, after
+    return _migrate(ledger, lambda conn: command.upgrade(alembic_config(conn, instances), revision))
 
 
 def downgrade(ledger: Ledger, revision: str) -> tuple[str | None, str | None]:
     """Migrate back to ``revision`` (a revision that cannot be undone raises, naming why);
     returns (revision before, revision after)."""
+    return _migrate(ledger, lambda conn: command.downgrade(alembic_config(conn), revision))
+
+
+def _migrate(ledger: Ledger, run: Callable[[Any], None]) -> tuple[str | None, str | None]:
+    """``run(conn)`` in one write transaction, one migrator at a time (PostgreSQL: an advisory
+    lock); (revision before, revision after)."""
     committing = False
     try:
         with ledger.engine.execution_options(ledger_begin="IMMEDIATE").connect() as conn:
@@ -83,7 +79,7 @@ def downgrade(ledger: Ledger, revision: str) -> tuple[str | None, str | None]:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
                                  {"k": _PG_MIGRATE_LOCK})
                 before = MigrationContext.configure(conn).get_current_revision()
-                command.downgrade(alembic_config(conn), revision)
+                run(conn)
                 after = MigrationContext.configure(conn).get_current_revision()
                 committing = True
     except DBAPIError as exc:

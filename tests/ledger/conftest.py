@@ -25,20 +25,18 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ledger import Ledger
+from ledger.backup import BackupError, find_pg_tool
 from ledger.migrate import upgrade
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _pg_bin(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if candidates:
-        return candidates[-1]
-    pytest.fail(f"PostgreSQL server binary {name!r} not found (PATH, /usr/lib/postgresql/*/bin): "
-                "run scripts/test-deps.sh (make test does) to install it", pytrace=False)
+    try:
+        return find_pg_tool(name)
+    except BackupError:
+        pytest.fail(f"PostgreSQL server binary {name!r} not found (PATH, /usr/lib/postgresql/*/bin): "
+                    "run scripts/test-deps.sh (make test does) to install it", pytrace=False)
 
 
 def _free_port() -> int:
