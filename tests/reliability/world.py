@@ -180,7 +180,8 @@ _INTERACTION_TOKEN = re.compile(r"itok_[\w\-]+")
 _EPOCH = re.compile(r"(?<!\d)1[6-9]\d{8}(?!\d)")
 _CLOCK = re.compile(r"\b\d{2}:\d{2} UTC\b")
 _RESPONSE_URL = re.compile(r"(/actions/T\w+/\d+/)[\w-]+")  # the path is URL-safe base64
-_LOOPBACK = re.compile(r"http://127\.0\.0\.1:\d+")
+# URLs, and the Forum instance in keys (discourse:127.0.0.1:PORT:topic:N)
+_LOOPBACK = re.compile(r"127\.0\.0\.1:\d+")
 _HEX = re.compile(r"\b[0-9a-f]{32,}\b")
 _TOKEN = re.compile(r"(/confirm/|/optin/|/opt-in/|token=)[\w.\-]+")
 
@@ -192,7 +193,7 @@ def scrub(text: str) -> str:
     text = _TOKEN.sub(r"\1<token>", text)
     text = _INTERACTION_TOKEN.sub("<itok>", text)
     text = _RESPONSE_URL.sub(r"\1<secret-path>", text)  # Slack's random response_url path
-    text = _LOOPBACK.sub("http://127.0.0.1:<port>", text)  # each run's sandboxes have their ports
+    text = _LOOPBACK.sub("127.0.0.1:<port>", text)  # each run's sandboxes have their ports
     text = _HEX.sub("<hex>", text)
     text = _ISO.sub("<time>", text)
     # The scenario's clock is "now" where each run started: dates, epochs and clock times differ.
