@@ -717,20 +717,28 @@ class Up:
             console.print(f"charterflow up is already running (pid {running['pid']}); "
                           f"Prefect UI: {running.get('ui_url', '?')}")
             return 1
-        prepared = self._prepare_ledger()
-        if isinstance(prepared, int):
-            return prepared
-        ledger_url, seeded, real, sandboxed = prepared
+        real = real_platforms()
+        sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed, heal=self.heal)
-            plan.lock["ledger"] = ledger_url
             from gateway.settings import GatewaySettings
 
             busy = _busy_port(self.settings, GatewaySettings(), sandboxed, plan.external_prefect)
             if busy:
                 console.print(busy)
                 return 1
+            if plan.server is not None:
+                # The server needs no ledger: it boots while the ledger is migrated and seeded
+                # (about 2 s of a warm start, bench/startup.py).
+                console.print(f"Starting the Prefect server on {plan.ui_url} …")
+                self.supervisor.start(plan.server)
+            # Only a stack without any real platform gets the invented people in its ledger.
+            prepared = forked(prepare_ledger, self.settings, bool(sandboxed and not real)).result()
+            if prepared is None:
+                return 1
+            ledger_url, seeded = prepared
+            plan.lock["ledger"] = ledger_url
             served = self._start(plan)
             if isinstance(served, int):
                 return served
@@ -753,16 +761,6 @@ class Up:
     def _request_stop(self, signum: int, frame: object) -> None:
         self.stop_event.set()
 
-    def _prepare_ledger(self) -> int | tuple[str, str | None, set[str], list[str]]:
-        real = real_platforms()
-        sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
-        # Only a stack without any real platform gets the invented people in its ledger.
-        prepared = forked(prepare_ledger, self.settings, bool(sandboxed and not real)).result()
-        if prepared is None:
-            return 1
-        ledger_url, seeded = prepared
-        return ledger_url, seeded, real, sandboxed
-
     def _failed(self, what: str, child: Child | None) -> int:
         console.print(f"error: {what}" + (f"; see {child.log}" if child else ""))
         if child is not None:
@@ -775,9 +773,7 @@ class Up:
         exit code. A child that stops meanwhile is restarted as later on."""
         sup = self.supervisor
         (self.home / DEPLOYMENTS_FILE).unlink(missing_ok=True)
-        if plan.server is not None:
-            console.print(f"Starting the Prefect server on {plan.api_url.removesuffix('/api')} …")
-        for spec in (plan.server, plan.sandboxes, plan.runner, plan.worker, plan.gateway):
+        for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):  # the server runs
             if spec is not None:
                 sup.start(spec)
         # up.json, and (0600) the settings its processes got: CLI commands use the same stack.
