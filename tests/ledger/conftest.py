@@ -156,3 +156,28 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
     lg = Ledger(ledger_url, lock_timeout=20)
     yield lg
     lg.dispose()
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Run the ledger's commands (registered on a bare Typer app) against ``url``."""
+    import typer
+    from typer.testing import CliRunner
+
+    from charterflow import ledger_cli
+    from charterflow.settings import get_settings
+
+    app = typer.Typer(pretty_exceptions_enable=False)
+    ledger_cli.register(app)
+    runner = CliRunner()
+
+    def run(url: str, *args: str):
+        monkeypatch.setenv("CHARTERFLOW_DATABASE_URL", url)
+        monkeypatch.setenv("CHARTERFLOW_HOME", str(tmp_path / "home"))
+        get_settings.cache_clear()
+        try:
+            return runner.invoke(app, list(args))
+        finally:
+            get_settings.cache_clear()
+
+    return run

@@ -9,12 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
-import typer
 from sqlalchemy import text
-from typer.testing import CliRunner
 
-from charterflow import ledger_cli
-from charterflow.settings import get_settings
 from ledger import Ledger, audit
 from ledger.backup import BackupError, find_pg_tool, head_file, restore
 from ledger.migrate import upgrade
@@ -22,22 +18,6 @@ from ledger.models import AuditEntry
 from ledger_helpers import append_n, guard_off
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    app = typer.Typer(pretty_exceptions_enable=False)
-    ledger_cli.register(app)
-    runner = CliRunner()
-
-    def run(url: str, *args: str):
-        monkeypatch.setenv("CHARTERFLOW_DATABASE_URL", url)
-        monkeypatch.setenv("CHARTERFLOW_HOME", str(tmp_path / "home"))
-        get_settings.cache_clear()
-        try:
-            return runner.invoke(app, list(args))
-        finally:
-            get_settings.cache_clear()
-
-    return run
 
 
 def _head(ledger: Ledger) -> audit.Head:

@@ -11,14 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
-from typer.testing import CliRunner
 
-from charterflow import ledger_cli
-from charterflow.settings import get_settings
 from ledger import Ledger, LedgerUnavailable, audit, redact_url
 from ledger.db import WRITE_LOCK_KEY
 from ledger.migrate import current_revision, head_revision, require_current, upgrade
@@ -117,23 +113,6 @@ def test_redact_url() -> None:
 # --- command line ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """Run the ledger's commands (registered on a bare Typer app) against ``url``."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-    ledger_cli.register(app)
-    runner = CliRunner()
-
-    def run(url: str, *args: str):
-        monkeypatch.setenv("CHARTERFLOW_DATABASE_URL", url)
-        monkeypatch.setenv("CHARTERFLOW_HOME", str(tmp_path / "home"))
-        get_settings.cache_clear()
-        try:
-            return runner.invoke(app, list(args))
-        finally:
-            get_settings.cache_clear()
-
-    return run
 
 
 def test_cli_end_to_end(cli, db_url: str, tmp_path: Path) -> None:
