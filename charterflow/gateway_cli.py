@@ -78,6 +78,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror}; set "
                        "CHARTERFLOW_GATEWAY_PORT or --port", err=True)
             raise typer.Exit(1)
+        # Listening before the URLs are printed: a client that reads them and connects at once
+        # waits in the backlog while uvicorn starts, instead of being refused.
+        sock.listen(2048)
         bound = sock.getsockname()[1]
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         base = (settings.public_url or f"http://{shown}:{bound}").rstrip("/")

@@ -237,7 +237,9 @@ def _value(value: Any) -> Any:
     return value
 
 
-_LEDGER_SKIP = re.compile(r"^(id|seq|.*_at|.*hash.*|prev_.*|.*_token.*|nonce)$")
+# ``raw``: an inbox event's bytes as received (each run's ids and times, escaped); its parsed
+# payload beside it is compared, scrubbed.
+_LEDGER_SKIP = re.compile(r"^(id|seq|.*_at|.*hash.*|prev_.*|.*_token.*|nonce|raw)$")
 
 
 def ledger_snapshot(ledger: Ledger) -> dict[str, list[str]]:
