@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from charterflow.seed import build
+from bench.startup import stack_processes
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
 
@@ -39,18 +40,8 @@ def stack_env(home: Path, port: int, gateway_port: int | None = None) -> dict[st
     return env
 
 
-def processes_of(home: Path) -> list[int]:
-    """Every process whose environment names this stack's home: nothing may outlive `up`."""
-    marker = f"CHARTERFLOW_HOME={home}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+# Every process whose environment names this stack's home: nothing may outlive `up`.
+processes_of = stack_processes
 
 
 class Output:
