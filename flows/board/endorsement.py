@@ -85,6 +85,7 @@ def post_ballot(ctx: BoardCtx, *, ballot_id: int, closes: Any, electorate: int, 
     """``flows.membership.ballot.post`` with this package's question template: the same effect
     keys and recorded ids, so the membership vote handler and closer know the ballot."""
     posted = {}
+    failed: list[Exception] = []
     for space in ctx.platforms.spaces.values():
         if space.ballots is None:
             continue
@@ -104,9 +105,12 @@ def post_ballot(ctx: BoardCtx, *, ballot_id: int, closes: Any, electorate: int, 
         try:
             posted[space.platform] = once(ctx, key=key, platform=space.platform, actor=ACTOR,
                                           about=f"ballot:{ballot_id}", act=act)["ref"]
-        except Exception as exc:  # noqa: BLE001 - the other platform still votes; rerun repairs
+        except Exception as exc:  # noqa: BLE001 - post on the others first, then fail the run
             log.warning("board: ballot:%s not posted on %s: %s", ballot_id, space.platform,
                         type(exc).__name__)
+            failed.append(exc)
+    if failed:
+        raise failed[0]  # the rerun posts what is missing; the rest is keyed
     return posted
 
 

@@ -52,7 +52,8 @@ DEFAULT_TEXT_LIMIT = 30000
 
 def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, secret: bool = False,
          long_values: tuple[str, ...] = (), **values: Any) -> dict[str, Any]:
-    """Show the ballot on every served platform, once each. ``secret`` (R-VOTE-SECRET): no
+    """Show the ballot on every served platform, once each; raise the first failure after
+    trying them all, so a rerun shows it where it is missing. ``secret`` (R-VOTE-SECRET): no
     member sees who voted how. ``long_values`` name the values (an applicant's answers) that are
     shortened, with a visible note and a link to a ballot showing them in full, where the text
     would not fit the platform's message."""
@@ -60,6 +61,7 @@ def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, secret: bool = 
         ballot = session.get(Ballot, ballot_id)
         closes_at = ballot.closes_at
     posted = {}
+    failed: list[Exception] = []
     full_at: str | None = None  # a ballot that shows the long values in full
     for space in ctx.platforms.spaces.values():
         if space.ballots is None:
@@ -84,12 +86,17 @@ def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, secret: bool = 
             posted[space.platform] = once(ctx, key=_key(ballot_id, space.platform),
                                           platform=space.platform, actor=actor,
                                           about=f"ballot:{ballot_id}", act=act)["ref"]
-        except Exception as exc:  # noqa: BLE001 - the other platform still votes; rerun repairs
+        except Exception as exc:  # noqa: BLE001 - post on the others first, then fail the run
             log.warning("membership: ballot:%s not posted on %s: %s", ballot_id, space.platform,
                         type(exc).__name__)
+            failed.append(exc)
             continue
         if full_at is None and not shortened:
             full_at = posted[space.platform].get("url")
+    if failed:
+        # The run fails so that its retry (or the inbox's next attempt) posts what is missing;
+        # what was posted is keyed and not posted again.
+        raise failed[0]
     return posted
 
 
