@@ -120,3 +120,35 @@ def test_removal_fails_one_short_and_passes_with_exactly_the_majority(world):
     before = world.writes()
     close_due_ballots(now=later + timedelta(hours=1))
     assert world.writes() == before
+
+
+def test_a_ballot_not_shown_on_one_platform_fails_its_run_and_the_rerun_shows_it_once(world):
+    """Discord down while the ballot is posted: the Forum still shows it, the run fails (it does
+    not pass with the ballot missing on Discord), and running it again posts it on Discord only."""
+    import httpx
+    import pytest
+
+    from connectors.errors import RetriableError
+    from flows.membership.approval import open_approval_ballot
+
+    httpx.post(f"{world.discord_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503},
+               timeout=10).raise_for_status()
+    try:
+        with pytest.raises(RetriableError):
+            apply_proven(world, "yara_penhale")
+    finally:
+        httpx.post(f"{world.discord_url}/_sandbox/faults", json={}, timeout=10).raise_for_status()
+    with world.ledger.read() as session:
+        app = session.scalars(select(Application).order_by(Application.id.desc())).first()
+        assert app.status == ApplicationStatus.VOTING
+        app_id, ballot_id = app.id, app.ballot_id
+    assert set(ballots.refs(context(NOW), ballot_id)) == {"discourse"}
+    polls = len(world.discourse_state()["polls"])
+
+    again = open_approval_ballot(application_id=app_id, now=NOW)
+    assert again["ballot"] == ballot_id and again["platforms"] == ["discord", "discourse"]
+    where = ballots.refs(context(NOW), ballot_id)
+    assert set(where) == {"discord", "discourse"}
+    shown = [m for m in world.discord_state()["messages"] if m["id"] == where["discord"]["message_id"]]
+    assert len(shown) == 1
+    assert len(world.discourse_state()["polls"]) == polls  # the Forum's poll not posted twice
