@@ -9,6 +9,8 @@ available to every test; a directory's ``conftest.py`` may override one by name,
 - ``ledger``: ``postgres_server`` (a throwaway PostgreSQL) and the two-backend ``ledger``;
 - ``board``, ``reports``: the Board's and the quarterly report's worlds built on ``world``.
 
-Helper modules (imported): ``net`` (``free_port``, ``LoopbackServer``), ``gateway`` (signed
-requests as each platform sends them), ``cli``, ``ideas``, ``roles``, ``moderation``.
+Helper modules (imported): ``net`` (the one ``free_port`` and ``LoopbackServer``), ``gateway``
+(requests signed as each platform signs them), ``cli`` (``cli_with``), and the constants and
+helpers of one directory's tests: ``ideas``, ``roles``, ``moderation``, ``rules``, ``slack``.
+Subprocess helpers stay in ``tests/procs.py`` (with ``subprocess_env``) and ``tests/proxy.py``.
 """
