@@ -3,7 +3,7 @@ a migrated SQLite ledger, the real gateway, and 30 invented applicants; plus wha
 records for its final checks (every configured secret, every log line, every sandbox state).
 
 Built on the membership and Board tests' seeds (``tests/support/membership.py``,
-``tests/flows/board/conftest.py``) so the scenario speaks the same working group.
+``tests/support/board.py``) so the scenario speaks the same working group.
 """
 
 from __future__ import annotations
