@@ -18,9 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError,
+                      ValidationInfo, field_validator, model_validator)
 from rules import Charter, WgRoles, check_roles
+from rules.errors import describe_validation_error
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -42,8 +45,6 @@ from ledger.types import utcnow
 FORMAT = 1
 LISTS = ("board_members", "steering_council")
 ACCOUNT_PLATFORMS = (Platform.DISCOURSE, Platform.DISCORD, Platform.SLACK)
-_PERSON_KEYS = {"handle", "name", "home_platform", "email", "membership", "ended", "terms",
-                *(p.value for p in ACCOUNT_PLATFORMS)}
 _END_STATUSES = {"lapsed": MembershipStatus.LAPSED, "left": MembershipStatus.LEFT,
                  "removed": MembershipStatus.REMOVED}
 
@@ -103,22 +104,194 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _when(value: Any, where: str) -> datetime:
+# --- the file's schema (pydantic, as the charter file's) ----------------------------------------
+
+
+def _when(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            raise ConfigError(f"{where}: give a time zone (e.g. 2025-01-15T10:00:00Z) or a date")
+            raise ValueError("give a time zone (e.g. 2025-01-15T10:00:00Z) or a date")
         return value.astimezone(UTC)
     if isinstance(value, date):
         return datetime.combine(value, time(0), tzinfo=UTC)
-    raise ConfigError(f"{where}: expected a date like 2025-01-15")
+    raise ValueError("expected a date like 2025-01-15")
 
 
-def _str(value: Any, where: str, *, max_len: int = 200) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
-        raise ConfigError(f"{where}: expected a non-empty text of at most {max_len} characters")
-    return value.strip()
+def _text(max_len: int) -> BeforeValidator:
+    """A non-empty text of at most ``max_len`` characters, stripped (a TOML number: its text)."""
+    def check(value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip() or len(value) > max_len:
+            raise ValueError(f"expected a non-empty text of at most {max_len} characters")
+        return value.strip()
+    return BeforeValidator(check)
+
+
+def _vacant_or(text: BeforeValidator) -> BeforeValidator:
+    """``""`` as given (a vacant role), anything else checked by ``text``."""
+    return BeforeValidator(lambda value: value if value == "" else text.func(value))
+
+
+When = Annotated[datetime, BeforeValidator(_when)]
+Text = Annotated[str, _text(200)]
+Handle = Annotated[str, _text(80)]
+AccountText = Annotated[str, _text(64)]
+
+
+class _Strict(BaseModel):
+    # A misspelt key must fail loudly rather than silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AccountEntry(_Strict):
+    """``{ id = …, username = … }``, at least one of them."""
+
+    id: AccountText | None = None
+    username: AccountText | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> AccountEntry:
+        if self.id is None and self.username is None:
+            raise ValueError("expected { id = …, username = … }")
+        return self
+
+
+class TermEntry(_Strict):
+    start: When
+    end: When | None = None  # None: the charter's term length
+
+
+class PersonEntry(_Strict):
+    """One ``[[person]]`` table; validated with the charter in the context (its platforms and
+    its term length)."""
+
+    handle: Handle
+    name: Text | None = None
+    home_platform: str | None = None
+    email: Annotated[str, _text(320)] | None = None
+    membership: Literal["active", "lapsed", "left", "removed", "none"] | None = None
+    ended: When | None = None
+    terms: list[TermEntry] = []
+    discourse: AccountEntry | None = None
+    discord: AccountEntry | None = None
+    slack: AccountEntry | None = None
+
+    @field_validator("handle")
+    @classmethod
+    def _not_reserved(cls, handle: str) -> str:
+        if handle.startswith("erased-"):
+            raise ValueError("'erased-' names are reserved")
+        return handle
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, email: str | None) -> str | None:
+        if email is not None and "@" not in email:
+            raise ValueError(f"{email!r} is not an e-mail address")
+        return email
+
+    @field_validator("home_platform")
+    @classmethod
+    def _charter_platform(cls, home: str | None, info: ValidationInfo) -> str | None:
+        platforms = info.context["charter"].platforms
+        if home is not None and home not in platforms:
+            raise ValueError(f"{home!r} is not one of the charter's platforms ({', '.join(platforms)})")
+        return home
+
+    @model_validator(mode="after")
+    def _membership(self, info: ValidationInfo) -> PersonEntry:
+        terms = self.spans(info.context["charter"].terms.length_days)
+        status = self.status
+        if status != "none" and not terms:
+            raise ValueError(f"membership {status!r} needs at least one term")
+        if self.ended is not None and status not in _END_STATUSES:
+            raise ValueError("ended: only a lapsed, left or removed membership ends")
+        return self
+
+    @property
+    def status(self) -> str:
+        """``membership`` as given, else active with terms and none without."""
+        return self.membership or ("active" if self.terms else "none")
+
+    def spans(self, term_days: int) -> tuple[RosterTerm, ...]:
+        """The terms with their ends; ``ValueError`` for one that ends first or overlaps."""
+        out: list[RosterTerm] = []
+        for j, term in enumerate(self.terms):
+            end = term.end or term.start + timedelta(days=term_days)
+            if end <= term.start:
+                raise ValueError(f"terms[{j}]: ends before it starts")
+            if out and term.start < out[-1].end:
+                raise ValueError(f"terms[{j}]: overlaps the term before it")
+            out.append(RosterTerm(start=term.start, end=end))
+        return tuple(out)
+
+    def to_person(self, *, term_days: int, line: int | None) -> RosterPerson:
+        accounts = [RosterAccount(platform=p, external_id=acc.id, username=acc.username)
+                    for p in ACCOUNT_PLATFORMS if (acc := getattr(self, p.value)) is not None]
+        if self.email is not None:
+            accounts.append(RosterAccount(platform=Platform.EMAIL, external_id=None, username=self.email))
+        terms = self.spans(term_days)
+        status = self.status
+        ended = (self.ended or terms[-1].end) if status in _END_STATUSES else None
+        return RosterPerson(handle=self.handle, name=self.name,
+                            home_platform=Platform(self.home_platform) if self.home_platform else None,
+                            accounts=tuple(accounts), membership=status, ended=ended, terms=terms,
+                            line=line)
+
+
+def _role_entry(value: Any) -> Any:
+    return {"handle": value} if isinstance(value, str) else value
+
+
+class RoleEntry(_Strict):
+    """``chair = "handle"`` or ``{ handle, since, assigned_by }``; an empty handle: vacant."""
+
+    handle: Annotated[str, _vacant_or(_text(80))] = ""
+    since: When | None = None
+    assigned_by: Text = "roster-import"
+
+
+class ListsEntry(_Strict):
+    """Each reference list inline or as ``<list>_file`` (a path relative to the roster)."""
+
+    board_members: list[Handle] | None = None
+    board_members_file: Annotated[str, _text(500)] | None = None
+    steering_council: list[Handle] | None = None
+    steering_council_file: Annotated[str, _text(500)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> ListsEntry:
+        for name in LISTS:
+            if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
+                raise ValueError(f"give {name} or {name}_file, not both")
+        return self
+
+
+class RosterHead(BaseModel):
+    format: Literal[1] = FORMAT
+
+
+class RosterFile(_Strict):
+    """The whole file; each ``[[person]]`` is validated apart, so its error can name its line."""
+
+    roster: RosterHead = RosterHead()
+    lists: ListsEntry = ListsEntry()
+    person: list[dict[str, Any]] = []
+    roles: dict[WgRole, Annotated[RoleEntry, BeforeValidator(_role_entry)]] = {}
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _known_roles(cls, roles: Any) -> Any:
+        known = {r.value for r in WgRole}
+        for name in roles if isinstance(roles, dict) else ():
+            if name not in known:
+                raise ValueError(f"{name}: unknown role (use {', '.join(sorted(known))})")
+        return roles
+
+
+def _invalid(where: str, exc: ValidationError) -> ConfigError:
+    return ConfigError(f"{where}: {describe_validation_error(exc)}")
 
 
 def _read_list_file(path: Path, where: str) -> tuple[str, ...]:
@@ -132,75 +305,72 @@ def _read_list_file(path: Path, where: str) -> tuple[str, ...]:
         rows = list(csv.DictReader(text.splitlines()))
         if rows and "handle" not in rows[0]:
             raise ConfigError(f"{path}: a CSV list needs a 'handle' column")
-        return tuple(_str(r["handle"], f"{path}: handle", max_len=80) for r in rows)
+        members: Any = [r["handle"] for r in rows]
+    else:
+        try:
+            members = tomllib.loads(text).get("members")
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        if not isinstance(members, list):
+            raise ConfigError(f"{path}: expected members = [\"handle\", …]")
+        members = [m.get("handle") if isinstance(m, dict) else m for m in members]
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    members = data.get("members")
-    if not isinstance(members, list):
-        raise ConfigError(f"{path}: expected members = [\"handle\", …]")
-    return tuple(_str(m.get("handle") if isinstance(m, dict) else m, f"{path}: members[{i}]",
-                      max_len=80) for i, m in enumerate(members))
+        return tuple(_HANDLES.validate_python(members))
+    except ValidationError as exc:
+        raise _invalid(f"{path}: members", exc) from None
+
+
+_HANDLES = TypeAdapter(list[Handle])
 
 
 def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
                  base_dir: Path | None = None) -> Roster:
-    """Parse and validate roster TOML; ``ConfigError`` names the file and the field."""
+    """Parse and validate roster TOML; ``ConfigError`` names the file, the line and the field."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    head = data.get("roster", {})
-    if head.get("format", FORMAT) != FORMAT:
-        raise ConfigError(f"{source}: roster.format {head.get('format')!r} is not {FORMAT}")
-    unknown = set(data) - {"roster", "lists", "person", "roles"}
-    if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
-    term_days = charter.terms.length_days
+    try:
+        file = RosterFile.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(source, exc) from None
+    people = _people(file.person, source=source, charter=charter, lines=_person_lines(text))
+    roles = {role: RosterRole(handle=given.handle or None, since=given.since, assigned_by=given.assigned_by)
+             for role, given in file.roles.items()}
+    lists: dict[str, tuple[str, ...]] = {}
+    for name in LISTS:
+        inline, listed = getattr(file.lists, name), getattr(file.lists, f"{name}_file")
+        if inline is not None:
+            lists[name] = tuple(inline)
+        elif listed is not None:
+            path = Path(listed)
+            if not path.is_absolute() and base_dir is not None:
+                path = base_dir / path
+            lists[name] = _read_list_file(path, f"{source}: lists.{name}_file")
+    return Roster(source=source, people=people, roles=roles, lists=lists)
 
+
+def _people(raw: list[dict[str, Any]], *, source: str, charter: Charter,
+            lines: list[int]) -> tuple[RosterPerson, ...]:
+    """Each ``[[person]]`` validated, then the checks across people: a handle or an account
+    given twice."""
     people: list[RosterPerson] = []
     seen_handles: set[str] = set()
     seen_accounts: dict[tuple[Platform, str, str], str] = {}
-    lines = _person_lines(text)
-    for i, raw in enumerate(data.get("person", [])):
+    for i, entry in enumerate(raw):
         line = lines[i] if i < len(lines) else None
         at_line = f" (line {line})" if line else ""
-        where = f"{source}: person[{i}]{at_line}"
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: expected a [[person]] table")
-        extra = set(raw) - _PERSON_KEYS
-        if extra:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
-        handle = _str(raw.get("handle"), f"{where}.handle", max_len=80)
-        if handle.startswith("erased-"):
-            raise ConfigError(f"{where}.handle: 'erased-' names are reserved")
-        if handle in seen_handles:
-            raise ConfigError(f"{where}.handle: {handle!r} appears twice")
-        seen_handles.add(handle)
-        where = f"{source}: person {handle!r}{at_line}"
-        home = raw.get("home_platform")
-        if home is not None and home not in charter.platforms:
-            raise ConfigError(f"{where}.home_platform: {home!r} is not one of the charter's "
-                              f"platforms ({', '.join(charter.platforms)})")
-        accounts: list[RosterAccount] = []
-        for platform in ACCOUNT_PLATFORMS:
-            acc = raw.get(platform.value)
-            if acc is None:
-                continue
-            if not isinstance(acc, dict) or not set(acc) <= {"id", "username"} or not acc:
-                raise ConfigError(f"{where}.{platform}: expected {{ id = …, username = … }}")
-            ext = _str(acc["id"], f"{where}.{platform}.id", max_len=64) if "id" in acc else None
-            user = (_str(acc["username"], f"{where}.{platform}.username", max_len=64)
-                    if "username" in acc else None)
-            accounts.append(RosterAccount(platform=platform, external_id=ext, username=user))
-        if raw.get("email") is not None:
-            email = _str(raw["email"], f"{where}.email", max_len=320)
-            if "@" not in email:
-                raise ConfigError(f"{where}.email: {email!r} is not an e-mail address")
-            accounts.append(RosterAccount(platform=Platform.EMAIL, external_id=None,
-                                          username=email))
-        for acc in accounts:
+        handle = entry.get("handle")
+        where = f"{source}: person {handle!r}{at_line}" if isinstance(handle, str) else f"{source}: person[{i}]{at_line}"
+        try:
+            person = PersonEntry.model_validate(entry, context={"charter": charter}).to_person(
+                term_days=charter.terms.length_days, line=line)
+        except ValidationError as exc:
+            raise _invalid(where, exc) from None
+        if person.handle in seen_handles:
+            raise ConfigError(f"{source}: person[{i}]{at_line}.handle: {person.handle!r} appears twice")
+        seen_handles.add(person.handle)
+        for acc in person.accounts:
             for kind, value in (("id", acc.external_id), ("username", acc.username)):
                 if value is None:
                     continue
@@ -208,80 +378,9 @@ def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
                 if key in seen_accounts:
                     raise ConfigError(f"{where}: {acc.platform} {kind} {value!r} already given "
                                       f"for {seen_accounts[key]}")
-                seen_accounts[key] = repr(handle) + (f" (line {line})" if line else "")
-        terms: list[RosterTerm] = []
-        raw_terms = raw.get("terms", [])
-        if not isinstance(raw_terms, list):
-            raise ConfigError(f"{where}.terms: expected a list of {{ start = …, end = … }}")
-        for j, t in enumerate(raw_terms):
-            if not isinstance(t, dict) or "start" not in t or not set(t) <= {"start", "end"}:
-                raise ConfigError(f"{where}.terms[{j}]: expected {{ start = …, end = … }}")
-            start = _when(t["start"], f"{where}.terms[{j}].start")
-            end = (_when(t["end"], f"{where}.terms[{j}].end") if "end" in t
-                   else start + timedelta(days=term_days))
-            if end <= start:
-                raise ConfigError(f"{where}.terms[{j}]: ends before it starts")
-            if terms and start < terms[-1].end:
-                raise ConfigError(f"{where}.terms[{j}]: overlaps the term before it")
-            terms.append(RosterTerm(start=start, end=end))
-        membership = raw.get("membership", "active" if terms else "none")
-        if membership not in ("active", "none", *_END_STATUSES):
-            raise ConfigError(f"{where}.membership: expected active, lapsed, left, removed "
-                              "or none")
-        if membership != "none" and not terms:
-            raise ConfigError(f"{where}: membership {membership!r} needs at least one term")
-        ended = raw.get("ended")
-        if membership in _END_STATUSES:
-            ended_at = _when(ended, f"{where}.ended") if ended is not None else terms[-1].end
-        elif ended is not None:
-            raise ConfigError(f"{where}.ended: only a lapsed, left or removed membership ends")
-        else:
-            ended_at = None
-        people.append(RosterPerson(
-            handle=handle, name=_str(raw["name"], f"{where}.name") if "name" in raw else None,
-            home_platform=Platform(home) if home else None, accounts=tuple(accounts),
-            membership=membership, ended=ended_at, terms=tuple(terms), line=line))
-
-    roles: dict[WgRole, RosterRole] = {}
-    raw_roles = data.get("roles", {})
-    for name, value in raw_roles.items():
-        where = f"{source}: roles.{name}"
-        try:
-            role = WgRole(name)
-        except ValueError:
-            raise ConfigError(f"{where}: unknown role (use "
-                              f"{', '.join(r.value for r in WgRole)})") from None
-        if isinstance(value, str):
-            value = {"handle": value}
-        if not isinstance(value, dict) or not set(value) <= {"handle", "since", "assigned_by"}:
-            raise ConfigError(f"{where}: expected a handle or {{ handle, since, assigned_by }}")
-        handle = value.get("handle", "")
-        roles[role] = RosterRole(
-            handle=_str(handle, f"{where}.handle", max_len=80) if handle else None,
-            since=_when(value["since"], f"{where}.since") if "since" in value else None,
-            assigned_by=_str(value.get("assigned_by", "roster-import"),
-                             f"{where}.assigned_by"))
-
-    lists: dict[str, tuple[str, ...]] = {}
-    raw_lists = data.get("lists", {})
-    for key in raw_lists:
-        if key not in LISTS and key.removesuffix("_file") not in LISTS:
-            raise ConfigError(f"{source}: lists.{key}: unknown list (use "
-                              f"{', '.join(LISTS)} or <list>_file)")
-    for name in LISTS:
-        if name in raw_lists and f"{name}_file" in raw_lists:
-            raise ConfigError(f"{source}: lists: give {name} or {name}_file, not both")
-        if name in raw_lists:
-            if not isinstance(raw_lists[name], list):
-                raise ConfigError(f"{source}: lists.{name}: expected a list of handles")
-            lists[name] = tuple(_str(h, f"{source}: lists.{name}[{i}]", max_len=80)
-                                for i, h in enumerate(raw_lists[name]))
-        elif f"{name}_file" in raw_lists:
-            path = Path(_str(raw_lists[f"{name}_file"], f"{source}: lists.{name}_file", max_len=500))
-            if not path.is_absolute() and base_dir is not None:
-                path = base_dir / path
-            lists[name] = _read_list_file(path, f"{source}: lists.{name}_file")
-    return Roster(source=source, people=tuple(people), roles=roles, lists=lists)
+                seen_accounts[key] = repr(person.handle) + at_line
+        people.append(person)
+    return tuple(people)
 
 
 _PERSON_HEADER = re.compile(r"^\s*\[\[\s*person\s*\]\]")

@@ -36,8 +36,10 @@ def refresh(source: Path, target: Path = TARGET) -> list[str]:
         text = (source / name).read_text(encoding="utf-8")
         if copy.endswith(".json"):
             text = json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":")) + "\n"
-        (target / copy).write_text(text, encoding="utf-8")
-        lines.append(f"{name} -> {(target / copy).relative_to(ROOT)} ({len(text.encode()) // 1024} KiB)")
+        written = target / copy
+        written.write_text(text, encoding="utf-8")
+        shown = written.relative_to(ROOT) if written.is_relative_to(ROOT) else written
+        lines.append(f"{name} -> {shown} ({len(text.encode()) // 1024} KiB)")
     return lines
 
 

@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 
 import pytest
-import typer
+
+# Fixtures every directory may use (tests/support/__init__.py lists them); helpers are imported
+# from tests.support, never from another conftest.
+pytest.register_assert_rewrite("tests.support")
+pytest_plugins = ["tests.support.membership", "tests.support.ledger", "tests.support.board",
+                  "tests.support.reports"]
 
 _MEASUREMENTS: list[str] = []
 
 # A developer's own `charterflow up` (same CHARTERFLOW_HOME) must not steer the CLI under test;
 # the tests of that (tests/cli/test_stack.py) turn it on for their own commands.
 os.environ.setdefault("CHARTERFLOW_USE_UP", "0")
+# Every test server is on loopback: a proxy from the environment must not come between.
+for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_var, None)
+os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -54,16 +62,4 @@ def prefect_server():
     # The harness's server logs its own shutdown (cancelled tasks) at ERROR; silence what is
     # left of it so the test output stays clean.
     logging.getLogger("prefect").handlers.clear()
-
-
-def cli_with(register: Callable[[typer.Typer], None]) -> typer.Typer:
-    """A Typer app holding only the command group ``register`` adds (as ``charterflow`` does)."""
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """charterflow (test)."""
-
-    register(app)
-    return app
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +13,19 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.net import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a subprocess: no inherited Prefect/charterflow settings, no proxy."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PREFECT_", "CHARTERFLOW_")) and "proxy" not in k.lower()}
+    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_COLORS="false",
+               PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
+    env.update(extra)
+    return env
 
 
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.procs import free_port
+from tests.support.net import LoopbackServer, free_port
 
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 
@@ -68,16 +65,5 @@ class Proxy:
 @contextmanager
 def serve(proxy: Proxy) -> Iterator[Proxy]:
     """Serve ``proxy`` on its port for the block."""
-    server = uvicorn.Server(uvicorn.Config(proxy, host="127.0.0.1", port=proxy.port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="test-proxy", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the test proxy did not start")
-        time.sleep(0.05)
-    try:
+    with LoopbackServer(proxy, port=proxy.port, lifespan="on"):
         yield proxy
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,9 @@ import pytest
 
 from charterflow.seed import CATEGORIES, build
 from rules import check_admins, default_charter
+from tests.support.net import free_port
 
 TODAY = date(2026, 11, 24)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_community_is_deterministic_and_keeps_the_charter():

@@ -21,7 +21,7 @@ from connectors.discourse.connector import DiscourseConnector
 from connectors.discourse.sandbox import default_seed as discourse_default
 from connectors.slack.connector import SlackConnector
 from connectors.slack.sandbox import default_seed as slack_default
-from tests.connectors.cf_loopback import LoopbackServer
+from tests.support.net import LoopbackServer
 
 CREATE_PRIVATE_THREADS = 1 << 36
 

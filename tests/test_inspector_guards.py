@@ -14,8 +14,8 @@ from charterflow.inspector.app import allowed_host, create_app
 from charterflow.inspector.serve import Running
 from charterflow.seed import build
 from connectors.discord.connector import DiscordConnector
-from tests.connectors.cf_loopback import LoopbackServer
-from tests.flows.membership.conftest import discord_seed
+from tests.support.net import LoopbackServer
+from tests.support.membership import discord_seed
 
 
 @pytest.fixture

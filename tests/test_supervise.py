@@ -19,7 +19,7 @@ from charterflow.status import render, running_status, write_status
 from charterflow.up import CRASH_LOOP_EXITS, ChildSpec, Supervisor
 from connectors.discord.sandbox import DiscordSandbox
 from connectors.discourse.sandbox import DiscourseSandbox
-from tests.connectors.cf_loopback import LoopbackServer
+from tests.support.net import LoopbackServer
 from tests.procs import wait_for
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))

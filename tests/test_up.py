@@ -21,14 +21,9 @@ import pytest
 
 from charterflow.seed import build
 from bench.startup import stack_processes
+from tests.support.net import free_port
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stack_env(home: Path, port: int, gateway_port: int | None = None) -> dict[str, str]:

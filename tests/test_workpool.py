@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,20 +36,13 @@ from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import Application, ApplicationStatus, InboxEvent, MembershipStatus, Person
 from rules import default_charter, term_window
-from tests.connectors.cf_loopback import LoopbackServer
-from tests.flows.membership.conftest import MEMBERS, NOW, discord_seed, discourse_seed
-from tests.ledger.conftest import postgres_server  # noqa: F401 - the session's throwaway PostgreSQL
+from tests.support.net import LoopbackServer, free_port
+from tests.support.membership import MEMBERS, NOW, discord_seed, discourse_seed
 
 BIN = Path(sys.executable).parent
 POOL = "charterflow-test-pool"
 APPLICANT = "quinn_harbor"
 CONFIRM_SECRET = "workpool-test-confirm-secret-invented"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _database(server: Any, name: str) -> str:
@@ -161,7 +153,7 @@ def stack(tmp_path: Path, postgres_server: Any) -> Iterator[dict[str, Any]]:  # 
     with LoopbackServer(forum_sb.app) as forum_srv, LoopbackServer(discord_sb.app) as discord_srv:
         forum, discord = forum_sb.connect(forum_srv.url), discord_sb.connect(discord_srv.url)
         _seed_ledger(ledger, forum, discord)
-        api_port, gateway_port = _free_port(), _free_port()
+        api_port, gateway_port = free_port(), free_port()
         api = f"http://127.0.0.1:{api_port}/api"
         gateway = f"http://127.0.0.1:{gateway_port}"
         env = {k: v for k, v in os.environ.items()

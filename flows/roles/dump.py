@@ -23,12 +23,14 @@ import re
 import tomllib
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import select
 
 from ledger import repo
 from ledger.errors import ConfigError
 from ledger.models import Identity, Person, Platform
 from ledger.roster import import_roster, parse_roster
+from rules.errors import describe_validation_error
 
 from flows.membership.common import Ctx
 from flows.platforms import parse_role
@@ -116,6 +118,31 @@ def _new_handle(name: str, platform: str, handles: set[str], entries: dict[str, 
     return handle
 
 
+class PlatformRoles(BaseModel):
+    """A person's ``platform_roles = { discord = ["admin"], discourse = ["moderator"] }``."""
+
+    # A misspelt platform must fail loudly (as in the charter and roster files).
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    discourse: list[str] | None = None
+    discord: list[str] | None = None
+    slack: list[str] | None = None
+
+    @field_validator("discourse", "discord", "slack")
+    @classmethod
+    def _known(cls, names: list[str] | None) -> list[str] | None:
+        # The whole list at once, so an error names the platform, not an index in it.
+        for name in names or ():
+            if not name.strip():
+                raise ValueError("expected a list of roles")
+            if name not in ("admin", "moderator") and not name.startswith("group:"):
+                raise ValueError(f"unknown role {name!r} (admin, moderator or group:<name>)")
+        return names
+
+    def by_platform(self) -> dict[str, list[str]]:
+        return {p: list(names) for p, names in self.model_dump(exclude_none=True).items()}
+
+
 def parse_roles_file(text: str, *, source: str) -> tuple[str, dict[str, dict[str, list[str]]]]:
     """The roster part of a dump (``platform_roles`` lines out) and handle → platform → roles;
     ``ConfigError`` names the file and the field."""
@@ -129,19 +156,12 @@ def parse_roles_file(text: str, *, source: str) -> tuple[str, dict[str, dict[str
         if given is None:
             continue
         where = f"{source}: person[{i}].platform_roles"
-        if not isinstance(given, dict):
-            raise ConfigError(f"{where}: expected {{ discord = [\"admin\"], … }}")
-        for platform, names in given.items():
-            if platform not in ("discourse", "discord", "slack"):
-                raise ConfigError(f"{where}.{platform}: unknown platform")
-            if not isinstance(names, list) or not all(isinstance(n, str) and n.strip()
-                                                      for n in names):
-                raise ConfigError(f"{where}.{platform}: expected a list of roles")
-            for name in names:
-                if name not in ("admin", "moderator") and not name.startswith("group:"):
-                    raise ConfigError(f"{where}.{platform}: unknown role {name!r} (admin, "
-                                      "moderator or group:<name>)")
-        roles[str(person.get("handle"))] = {p: list(v) for p, v in given.items()}
+        try:
+            parsed = PlatformRoles.model_validate(given)
+        except ValidationError as exc:
+            joint = "." if exc.errors()[0]["loc"] else ": "  # .discord: … or : not a table
+            raise ConfigError(f"{where}{joint}{describe_validation_error(exc)}") from None
+        roles[str(person.get("handle"))] = parsed.by_platform()
     rest = _LINE.sub("", text)
     try:
         left = tomllib.loads(rest)

@@ -14,7 +14,7 @@ import httpx
 from connectors.discord.ratelimit import DiscordRateLimits
 from connectors.discord.sandbox import DiscordSandbox
 from ledger import audit
-from tests.connectors.cf_loopback import LoopbackServer
+from tests.support.net import LoopbackServer
 
 TRICKY = ["plain", "quote \" and backslash \\", "naïve — ünïcode ✓", "tab\tnewline\n", "\u2028 \x00 \x1f"]
 

@@ -4,7 +4,6 @@ The redaction itself is tested end to end in tests/flows/membership/test_privacy
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -15,9 +14,10 @@ from charterflow.settings import get_settings
 from ledger import Ledger, repo
 from ledger.migrate import upgrade
 from ledger.models import Person
-from tests.conftest import cli_with
+from tests.support.cli import cli_with
 
 from flows.privacy import Redactor
+from tests.support.net import free_port
 
 
 @pytest.fixture
@@ -35,19 +35,13 @@ def ledger_with_person(tmp_path, monkeypatch):
     ledger.dispose()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _erase(*args: str):
     return CliRunner().invoke(cli_with(ledger_cli.register), ["person", "erase", *args])
 
 
 def test_unreachable_prefect_erases_nothing(ledger_with_person):
     ledger, pid = ledger_with_person
-    api = f"http://127.0.0.1:{_closed_port()}/api"
+    api = f"http://127.0.0.1:{free_port()}/api"
     with temporary_settings({PREFECT_API_URL: api}):
         result = _erase(str(pid), "--reason", "asked by e-mail")
     assert result.exit_code == 2
@@ -60,7 +54,7 @@ def test_unreachable_prefect_erases_nothing(ledger_with_person):
 
 def test_skip_prefect_erases_the_ledger_only(ledger_with_person):
     ledger, pid = ledger_with_person
-    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{_closed_port()}/api"}):
+    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
         result = _erase(str(pid), "--reason", "asked by e-mail", "--skip-prefect")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [f"person:{pid} erased (erasure 1); decisions kept",

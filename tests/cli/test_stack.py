@@ -23,7 +23,8 @@ from charterflow.settings import Settings
 from charterflow.up import sandbox_env, sandbox_spec, seed_ideas, seed_ledger
 from ledger.db import Ledger
 from ledger.migrate import upgrade
-from tests.procs import free_port, start, stop, wait_for
+from tests.procs import start, stop, wait_for
+from tests.support.net import free_port
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.connectors.cf_loopback import LoopbackServer
+from tests.support.net import LoopbackServer
 
 # Loopback only: never let a proxy setting send sandbox traffic elsewhere.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):

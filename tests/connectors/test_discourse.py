@@ -49,7 +49,7 @@ def test_wrong_api_username_names_that_setting(discourse):
     seed = default_seed()
     seed["api_keys"] = [{"key": "single-user-key-1234", "username": "system"}]
     box = DiscourseSandbox(seed=seed)
-    from tests.connectors.cf_loopback import LoopbackServer
+    from tests.support.net import LoopbackServer
 
     with LoopbackServer(box.app) as server:
         c = box.connect(server.url, api_username="avery_quill")
@@ -314,7 +314,7 @@ def wait_for(predicate, timeout: float = 5.0) -> None:
 def test_webhooks_arrive_signed_and_parse(serve):
     verifier = DiscourseWebhookVerifier(secret=SecretStr("hook-secret-for-tests"))
     receiver = Receiver(verifier.verify)
-    from tests.connectors.cf_loopback import LoopbackServer
+    from tests.support.net import LoopbackServer
 
     with LoopbackServer(receiver) as hook_server:
         box = serve(DiscourseSandbox(webhook_url=f"{hook_server.url}/hooks/discourse", webhook_secret="hook-secret-for-tests"))

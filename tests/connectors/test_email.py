@@ -3,13 +3,13 @@ inspector's Mail page, and `up` pointing everything at the sandbox when no SMTP 
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 from starlette.testclient import TestClient
 
 from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
 from connectors.errors import RetriableError
+from tests.support.net import free_port
 
 
 def _mailer(port: int) -> SmtpMailer:
@@ -29,11 +29,8 @@ def test_a_message_goes_through_smtp_with_a_message_id_from_its_key():
 
 
 def test_an_unreachable_server_is_retriable():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again: nothing listens there
     with pytest.raises(RetriableError) as caught:
-        _mailer(port).send(to="quill@example.org", subject="s", text="t", key="k")
+        _mailer(free_port()).send(to="quill@example.org", subject="s", text="t", key="k")
     assert caught.value.platform == "email"
 
 

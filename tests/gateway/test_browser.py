@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
-from tests.gateway.conftest import gateway_settings, inbox_rows
+from tests.support.gateway import gateway_settings, inbox_rows
+from tests.support.net import LoopbackServer
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -24,19 +21,9 @@ webdriver = pytest.importorskip("selenium.webdriver")
 
 @pytest.fixture
 def served(ledger):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with LoopbackServer(app) as server:
+        yield server.url
 
 
 @pytest.fixture

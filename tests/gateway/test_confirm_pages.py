@@ -18,7 +18,7 @@ from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger import repo
 from ledger.models import ApplicationStatus
-from tests.gateway.conftest import gateway_settings, inbox_rows
+from tests.support.gateway import gateway_settings, inbox_rows
 
 SECRET = "links-secret-invented-for-tests"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -214,7 +214,7 @@ def test_confirm_page_in_a_real_browser(ledger, seeded, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     from tests.gateway.test_browser import CHROMEDRIVER, CHROMIUM
-    from tests.connectors.cf_loopback import LoopbackServer
+    from tests.support.net import LoopbackServer
 
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail("Chromium is missing: run `bash scripts/test-deps.sh` (make test does)")

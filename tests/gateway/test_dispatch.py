@@ -25,8 +25,9 @@ from gateway.app import create_app
 from gateway.dispatch import PrefectDispatcher
 from ledger.models import AuditEntry, InboxEvent
 from ledger.types import utcnow
-from tests.gateway.conftest import discourse_request, gateway_settings, inbox_rows
-from tests.procs import free_port, start, stop, wait_for
+from tests.support.gateway import discourse_request, gateway_settings, inbox_rows
+from tests.procs import start, stop, wait_for
+from tests.support.net import free_port
 
 OTHER_CATEGORY = "77"  # neither the applications nor the ideas category
 

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from rules import default_charter
-from tests.gateway.conftest import gateway_settings, inbox_rows
+from tests.support.gateway import gateway_settings, inbox_rows
 
 LIMITS = default_charter().application
 

@@ -21,7 +21,7 @@ from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger.db import Ledger
 from ledger.migrate import upgrade
-from tests.gateway.conftest import DISCORD_KEY, discourse_request, gateway_settings, slack_request
+from tests.support.gateway import DISCORD_KEY, discourse_request, gateway_settings, slack_request
 
 EXAMPLES = 2000
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,

@@ -8,10 +8,8 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.dispatch import PrefectDispatcher
-from tests.gateway.conftest import (
-    DISCOURSE_SECRET, SLACK_SECRET, discourse_request, gateway_settings,
-)
-from tests.gateway.test_dispatch import free_port
+from tests.support.gateway import DISCOURSE_SECRET, SLACK_SECRET, discourse_request, gateway_settings
+from tests.support.net import free_port
 
 
 def test_healthz_reports_prefect_unreachable_and_metrics_count(ledger, caplog):

@@ -12,10 +12,9 @@ from flows import inbox
 from flows.inbox import Route, RoutingConfig, route_for
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
-from tests.gateway.conftest import (
+from tests.support.gateway import (
     IDEAS_CATEGORY, discord_command, discord_request, discourse_request, gateway_settings, inbox_rows,
-    slack_board_click, slack_request,
-)
+    slack_board_click, slack_request)
 
 
 def post(client, path, headers, body):

@@ -3,7 +3,7 @@ stored once and handled once, however often and wherever it is delivered.
 
 Real parts only: `charterflow gateway` twice (each with its dispatcher), a Prefect server
 subprocess of its own (the session's holds other tests' runs under the same dynamic keys), the
-inbox task worker, a throwaway PostgreSQL cluster (tests/ledger/conftest.py's fixture).
+inbox task worker, a throwaway PostgreSQL cluster (``postgres_server`` of tests/support/ledger.py).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import AuditEntry
-from tests.gateway.conftest import DISCORD_PUBLIC, DISCOURSE_SECRET, discourse_request, inbox_rows
-from tests.ledger.conftest import _create_database, postgres_server  # noqa: F401 - the fixture
-from tests.procs import PrefectServer, free_port, start, stop, wait_for
+from tests.support.gateway import DISCORD_PUBLIC, DISCOURSE_SECRET, discourse_request, inbox_rows
+from tests.support.ledger import create_database
+from tests.procs import PrefectServer, start, stop, subprocess_env, wait_for
+from tests.support.net import free_port
 from tests.proxy import Proxy, serve
-from tests.reliability.conftest import subprocess_env
 
 pytestmark = [pytest.mark.slow]
 
@@ -50,7 +50,7 @@ def _post(url: str, n: int) -> dict:
 
 
 def test_two_gateways_one_inbox_each_event_stored_once_and_handled_once(tmp_path, postgres_server):  # noqa: F811
-    url = postgres_server.url(_create_database(postgres_server))
+    url = postgres_server.url(create_database(postgres_server))
     ledger = Ledger(url)
     upgrade(ledger)
     env = subprocess_env(CHARTERFLOW_HOME=str(tmp_path), CHARTERFLOW_DATABASE_URL=url,

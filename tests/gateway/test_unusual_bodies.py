@@ -22,9 +22,9 @@ from flows.inbox import handle_event
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger.models import InboxEvent
-from tests.flows.membership.conftest import CONFIRM_SECRET, World, world  # noqa: F401 - fixture
-from tests.gateway.conftest import (APPLICATIONS_CATEGORY, DISCORD_KEY, IDEAS_CATEGORY,
-                                    discourse_request, gateway_settings, slack_request)
+from tests.support.membership import CONFIRM_SECRET, World
+from tests.support.gateway import (
+    APPLICATIONS_CATEGORY, DISCORD_KEY, IDEAS_CATEGORY, discourse_request, gateway_settings, slack_request)
 
 PLACE = '"@@unusual@@"'
 # Valid JSON that Python's json either refuses, or returns in a form the database refuses.

@@ -8,7 +8,6 @@ secret and everything the tests produced (logs, audit entries, sandbox states) f
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.play import Played, play
-from tests.procs import start, stop
+from tests.procs import start, stop, subprocess_env
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,13 +89,3 @@ def lifecycle_runs(prefect_server: None, tmp_path_factory: pytest.TempPathFactor
               f"steps run again: {played.run.reruns or 'none'}", flush=True)
     evidence.add_text("clean run subprocess output", log.read_text(errors="replace"))
     yield clean, faulted
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    """The environment of a subprocess: no inherited Prefect/charterflow settings, no proxy."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "CHARTERFLOW_")) and "proxy" not in k.lower()}
-    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_COLORS="false",
-               PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
-    env.update(extra)
-    return env

@@ -22,8 +22,8 @@ import httpx
 from sqlalchemy import select
 
 from ledger.models import Application, Ballot, InboxEvent, Membership, Person
-from tests.flows.board.conftest import BOARD_CHANNEL, WREN
-from tests.flows.membership.conftest import END_OF_FIRST_TERM, NOW, apply_proven
+from tests.support.board import BOARD_CHANNEL, WREN
+from tests.support.membership import END_OF_FIRST_TERM, NOW, apply_proven
 from tests.reliability.world import APPLICANTS, Stack
 
 from flows import inbox

@@ -35,8 +35,8 @@ from sqlalchemy import func, select
 from charterflow.seed import CATEGORIES, build
 from ledger.db import Ledger
 from ledger.models import AuditEntry, Idea, InboxEvent
-from tests.procs import free_port, start, stop, wait_for
-from tests.reliability.conftest import subprocess_env
+from tests.procs import start, stop, subprocess_env, wait_for
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -3,7 +3,7 @@ ledger on PostgreSQL: every step either goes through (the pool pings and reconne
 loudly and completes when run again; nothing is half-written (ledger invariants, the audit
 chain, each side effect once on the platforms).
 
-A throwaway cluster of its own, started as ``tests/ledger/conftest.py`` does (``initdb`` +
+A throwaway cluster of its own, started as ``tests/support/ledger.py`` does (``initdb`` +
 ``pg_ctl`` on a free port; as the ``postgres`` user when run as root).
 """
 
@@ -28,9 +28,10 @@ from sqlalchemy import create_engine, select, text
 from ledger import audit
 from ledger.models import (Application, ApplicationStatus, AuditEntry, Ballot, BallotStatus,
                            InboxEvent, MembershipStatus, Person)
-from tests.ledger.conftest import _free_port, _pg_bin
+from tests.support.ledger import pg_bin
 from tests.reliability.scenario import Lifecycle
 from tests.reliability.world import APPLICANTS, duplicates, side_effects, stack
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -49,7 +50,7 @@ class Cluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.prefix, _pg_bin("pg_ctl"), "-D", str(self.data), "-l",
+        return subprocess.run([*self.prefix, pg_bin("pg_ctl"), "-D", str(self.data), "-l",
                                str(self.log), *args], env=self.env, capture_output=True, text=True,
                               timeout=120)
 
@@ -65,10 +66,10 @@ def cluster() -> Iterator[Cluster]:
     os.chmod(workdir, 0o700)
     env = {**os.environ, "LC_ALL": "C"}
     data = workdir / "data"
-    subprocess.run([*prefix, _pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+    subprocess.run([*prefix, pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
                     "-E", "UTF8", "--locale=C", "--no-sync"], check=True, env=env,
                    capture_output=True, text=True)
-    port = _free_port()
+    port = free_port()
     c = Cluster(port=port, data=data, log=workdir / "server.log", prefix=prefix, env=env)
     opts = (f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")

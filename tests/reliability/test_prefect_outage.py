@@ -29,9 +29,8 @@ from gateway.dispatch import PrefectDispatcher
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import AuditEntry
-from tests.gateway.conftest import DISCOURSE_SECRET, discourse_request, gateway_settings, inbox_rows
-from tests.reliability.conftest import subprocess_env
-from tests.procs import PrefectServer, start, stop, wait_for
+from tests.support.gateway import DISCOURSE_SECRET, discourse_request, gateway_settings, inbox_rows
+from tests.procs import PrefectServer, start, stop, subprocess_env, wait_for
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

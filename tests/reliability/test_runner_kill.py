@@ -23,9 +23,8 @@ import httpx
 import pytest
 
 from ledger.models import Application
-from tests.flows.membership.conftest import CONFIRM_SECRET, NOW, apply_proven
-from tests.reliability.conftest import subprocess_env
-from tests.procs import PrefectServer, start, stop, wait_for
+from tests.support.membership import CONFIRM_SECRET, NOW, apply_proven
+from tests.procs import PrefectServer, start, stop, subprocess_env, wait_for
 from tests.reliability.serve_closer import DEPLOYMENT
 from tests.reliability.world import APPLICANTS, duplicates, stack
 

@@ -2,8 +2,8 @@
 a migrated SQLite ledger, the real gateway, and 30 invented applicants; plus what the suite
 records for its final checks (every configured secret, every log line, every sandbox state).
 
-Built on the membership and Board tests' seeds (``tests/flows/membership/conftest.py``,
-``tests/flows/board/conftest.py``) so the scenario speaks the same working group.
+Built on the membership and Board tests' seeds (``tests/support/membership.py``,
+``tests/support/board.py``) so the scenario speaks the same working group.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from ledger.migrate import upgrade
 from ledger.models import Base
 from ledger.roster import import_roster, parse_roster
 from rules import default_charter
-from tests.connectors.cf_loopback import LoopbackServer
-from tests.flows.board.conftest import BOARD_CHANNEL, ROSTER
-from tests.flows.membership.conftest import (CONFIRM_SECRET, FORUM_HOOK_SECRET, NOW, World,
-                                             discord_seed, discourse_seed, seed_members)
-from tests.gateway.conftest import gateway_settings
+from tests.support.net import LoopbackServer
+from tests.support.board import BOARD_CHANNEL, ROSTER
+from tests.support.membership import (
+    CONFIRM_SECRET, FORUM_HOOK_SECRET, NOW, World, discord_seed, discourse_seed, seed_members)
+from tests.support.gateway import gateway_settings
 
 from flows.board.common import use_slack
 from flows.platforms import Platforms, use

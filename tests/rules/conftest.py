@@ -1,16 +1,10 @@
-from __future__ import annotations
+"""Fixtures of the rules tests: the shipped charter (once per session)."""
 
-from datetime import datetime, timedelta, timezone
+from __future__ import annotations
 
 import pytest
 
 from rules import default_charter
-
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
-
-
-def days_ago(days: float) -> datetime:
-    return NOW - timedelta(days=days)
 
 
 @pytest.fixture(scope="session")

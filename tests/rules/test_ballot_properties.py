@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from rules import default_charter, snapshot_electorate, tally
 
-from .conftest import NOW
+from tests.support.rules import NOW
 
 CHARTER = default_charter()
 NAMES = [f"m{i}" for i in range(15)]

@@ -8,7 +8,7 @@ import pytest
 
 from rules import check_vote, majority, quorum, snapshot_electorate, tally, voting_members
 
-from .conftest import NOW
+from tests.support.rules import NOW
 
 MEMBERS7 = ["ash", "birch", "cedar", "dogwood", "elm", "fir", "gorse"]
 OPENED = NOW

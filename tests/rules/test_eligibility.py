@@ -6,7 +6,7 @@ import pytest
 
 from rules import Applicant, DiscordEvidence, DiscourseEvidence, decide_eligibility
 
-from .conftest import NOW, days_ago
+from tests.support.rules import NOW, days_ago
 
 
 def forum(age_days: float, *, visited: int = 20, posts: int = 0, seen_days: float | None = None):

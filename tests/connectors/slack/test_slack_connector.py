@@ -16,7 +16,7 @@ from connectors.slack.blocks import BoardEscalation, Endorsement, SlackMessage
 from connectors.slack.client import SlackConfigError, SlackFatalError, SlackRetriableError
 from connectors.slack.connector import SlackConnector, split_ref
 from connectors.slack.sandbox import SlackSandbox
-from tests.connectors.slack.conftest import TIME_FACTOR, MiniGateway
+from tests.support.slack import TIME_FACTOR, MiniGateway
 
 BOARD = "C0BOARD01"
 

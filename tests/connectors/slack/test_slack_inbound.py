@@ -102,6 +102,22 @@ def test_missing_wrong_or_malformed_signatures_and_changed_bodies_are_rejected()
         verifier().verify(headers=good, body=changed)
 
 
+def test_a_signed_non_ascii_body_verifies_through_slack_sdk():
+    """slack_sdk signs the decoded text, the sandbox and Slack the raw bytes: the same for UTF-8."""
+    proposal = "prop-\u00e9t\u00e9-\u2603"
+    body = form(click_payload(value=proposal, block_id=f"board_decision:{proposal}"))
+    event = verifier().verify(headers=signed(body), body=body)
+    assert parse_board_actions(event)[0].proposal_id == proposal
+    with pytest.raises(InvalidSignature, match="does not match"):
+        verifier().verify(headers=signed(body, secret="0" * 32), body=body)
+
+
+def test_a_replay_window_wider_than_slack_sdk_checks_is_refused():
+    with pytest.raises(ValueError, match="replay window"):
+        SlackRequestVerifier(signing_secret=SecretStr(SECRET), window=301)
+    assert "8f2c" not in repr(SlackRequestVerifier(signing_secret=SecretStr(SECRET), window=60))
+
+
 def test_a_signed_but_unreadable_body_is_a_400_invalid_signature():
     for body in (b"payload=%7Bnot-json", b"\xff\xfe", b"nothing=here", b"payload=%5B1%5D"):
         with pytest.raises(InvalidSignature) as err:

@@ -3,7 +3,6 @@ Discourse sandboxes on 127.0.0.1, the real gateway, and the session's Prefect se
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -18,8 +17,8 @@ from sqlalchemy import select
 from ledger import audit, repo
 from ledger.models import (AuditEntry, Ballot, BallotOutcome, BoardDecision, Proposal,
                            ProposalStatus)
-from tests.flows.board.conftest import BOARD_CHANNEL, OSSIAN, PELLA, TOBIN, WREN, Board
-from tests.flows.membership.conftest import NOW
+from tests.support.board import BOARD_CHANNEL, OSSIAN, PELLA, TOBIN, WREN, Board
+from tests.support.membership import NOW
 
 from flows import inbox
 from flows.board.common import InvalidProposal, validate_proposal
@@ -280,12 +279,9 @@ def test_reminders_at_30_and_44_days_then_operator_decides(board: Board):
 
 
 # --------------------------------------------------------------------------------------------
-# The membership closer (after the one-line dispatch the lead adds to flows/membership/ballot.py)
+# The membership closer settles endorsement ballots too
 
 
-@pytest.mark.skipif("ENDORSEMENT" not in inspect.getsource(ballots.settle),
-                    reason="flows/membership/ballot.py: settle() does not dispatch endorsement "
-                           "ballots yet (see the Board escalation report)")
 def test_membership_closer_escalates_an_endorsed_proposal(board: Board):
     world = board.world
     result = board_escalation(kind="retire-platform", title="Retire the old mailing list",
@@ -367,7 +363,7 @@ def _audit_verify_cli(world) -> None:
 
 
 def test_member_files_a_proposal_from_discord(board: Board):
-    from tests.flows.membership.conftest import discord_event
+    from tests.support.membership import discord_event
 
     from flows.board.escalation import handle_board_proposal
     from ledger.models import InboxEvent

@@ -14,7 +14,8 @@ from ledger.models import AuditEntry, Idea, IdeaStatus, InboxEvent
 
 from flows import inbox
 from flows.ideas.intake import handle_idea, ideas_file
-from tests.flows.ideas.conftest import NOW, bot_messages, events, wait_for_event
+from tests.support.ideas import bot_messages, events, wait_for_event
+from tests.support.membership import NOW
 
 
 def _ideas(world) -> list[Idea]:
@@ -175,8 +176,8 @@ def test_two_forums_with_the_same_topic_id_never_meet(world, gateway):
     again; each idea is filed apart and answered on its own Forum, never as someone else's."""
     from connectors.discourse.connector import DiscourseConnector
     from flows.platforms import Platforms, use
-    from tests.connectors.cf_loopback import LoopbackServer
-    from tests.flows.membership.conftest import CONFIRM_SECRET, discourse_seed
+    from tests.support.net import LoopbackServer
+    from tests.support.membership import CONFIRM_SECRET, discourse_seed
 
     forum_a = world.platforms.space("discourse")
     topic = _open_topic(world.discourse_url, world.discourse_sb.api_key, user="felix_oakes",

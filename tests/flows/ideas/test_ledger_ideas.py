@@ -13,8 +13,6 @@ from ledger import audit, repo
 from ledger import ideas as backlog
 from ledger.errors import NotFound
 from ledger.models import AuditEntry, IdeaStatus
-from tests.ledger.conftest import (_templates, backend, ledger, ledger_url,  # noqa: F401
-                                   postgres_server)
 
 AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

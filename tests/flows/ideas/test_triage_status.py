@@ -19,7 +19,8 @@ from flows import inbox
 from flows.ideas.handlers import STATUS_ROUTE
 from flows.ideas.status import handle_status
 from flows.ideas.triage import ideas_triage, iso_week
-from tests.flows.ideas.conftest import NOW, bot_messages, events, wait_for_event
+from tests.support.ideas import bot_messages, events, wait_for_event
+from tests.support.membership import NOW
 
 # (title, body, age in days, status): the seeded backlog, ids 1..9 in this order.
 SEED = [

@@ -20,12 +20,11 @@ from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import Application, ApplicationStatus, Ballot, BallotOutcome
 from rules import default_charter
-from tests.connectors.cf_loopback import LoopbackServer
-from tests.flows.membership.conftest import (CONFIRM_SECRET, NOW, World, discord_event,
-                                             discord_seed, discourse_seed, put_event,
-                                             seed_members)
+from tests.support.net import LoopbackServer
+from tests.support.membership import (
+    CONFIRM_SECRET, NOW, World, discord_event, discord_seed, discourse_seed, put_event, seed_members)
 from tests.flows.membership.test_join import _dm_button, _forum_token
-from tests.ledger.conftest import _create_database, postgres_server  # noqa: F401
+from tests.support.ledger import create_database
 
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
@@ -39,7 +38,7 @@ def _ledger_url(backend: str, request: pytest.FixtureRequest, path: Path) -> str
     if backend == "sqlite":
         return f"sqlite:///{path}"
     server = request.getfixturevalue("postgres_server")
-    return server.url(_create_database(server))
+    return server.url(create_database(server))
 
 
 @contextmanager

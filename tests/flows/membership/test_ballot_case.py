@@ -13,7 +13,7 @@ from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
 from flows.membership.common import context
 from flows.membership.intake import intake
-from tests.flows.membership.conftest import NOW, apply_proven, press_vote
+from tests.support.membership import NOW, apply_proven, press_vote
 
 
 def _ballot_of(world, app_id):

@@ -19,7 +19,7 @@ from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
 from flows.membership.common import context
 from flows.membership.removal import open_removal_ballot
-from tests.flows.membership.conftest import NOW
+from tests.support.membership import NOW
 
 VOTERS = ("bram_tolliver", "cleo_marsh", "dario_fenwick", "felix_oakes")
 

@@ -17,7 +17,7 @@ from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
 from flows.membership.common import context
 from flows.membership.removal import open_removal_ballot
-from tests.flows.membership.conftest import NOW, apply_proven, discord_dms, forum_pms, press_vote
+from tests.support.membership import NOW, apply_proven, discord_dms, forum_pms, press_vote
 
 
 def _discord_message(world, message_id):

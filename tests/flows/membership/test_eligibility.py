@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ledger.models import Application, ApplicationStatus, EligibilityOutcome
 
-from tests.flows.membership.conftest import NOW, apply_proven, forum_pms
+from tests.support.membership import NOW, apply_proven, forum_pms
 
 
 def _app(world, app_id):

@@ -17,7 +17,7 @@ from flows.membership.ballot import close_due_ballots
 from flows.membership.handlers import handle_confirm, handle_intake, handle_vote
 from flows.membership.intake import confirm_identity
 from flows.membership.onboarding import onboard
-from tests.flows.membership.conftest import NOW, discord_event, put_event
+from tests.support.membership import NOW, discord_event, put_event
 
 
 def _form(world, key, **fields):

@@ -29,8 +29,8 @@ from flows.membership.common import context
 from flows.membership.handlers import handle_intake, handle_optin
 from flows.membership.intake import confirm_identity, expire_applications
 from flows.membership.renewal import renewal
-from tests.flows.membership.conftest import (END_OF_FIRST_TERM, NOW, apply_proven, discord_dms, forum_pms,
-                                             press_vote, put_event)
+from tests.support.membership import (
+    END_OF_FIRST_TERM, NOW, apply_proven, discord_dms, forum_pms, press_vote, put_event)
 
 
 def _events(world, **where):

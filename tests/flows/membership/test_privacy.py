@@ -23,8 +23,8 @@ from flows.membership.handlers import handle_confirm, handle_intake
 from flows.membership.intake import confirm_identity
 from flows.membership.leave import leave
 from flows.privacy import find
-from tests.conftest import cli_with
-from tests.flows.membership.conftest import NOW, discord_event, press_vote
+from tests.support.cli import cli_with
+from tests.support.membership import NOW, discord_event, press_vote
 from tests.flows.membership.test_join import _dm_button, _form, _forum_token
 
 WHO = "yara_penhale"

@@ -10,7 +10,7 @@ from ledger.models import MembershipStatus, Person
 
 from flows.membership.leave import leave
 from flows.membership.renewal import opt_in, renewal
-from tests.flows.membership.conftest import NOW
+from tests.support.membership import NOW
 
 START = NOW - timedelta(days=100)
 END = START + timedelta(days=365)

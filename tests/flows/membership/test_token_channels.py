@@ -12,7 +12,7 @@ from ledger.models import Application, ApplicationStatus
 
 from flows.membership.handlers import handle_confirm, handle_intake
 from flows.membership.intake import confirm_identity
-from tests.flows.membership.conftest import NOW, discord_event
+from tests.support.membership import NOW, discord_event
 from tests.flows.membership.test_join import _dm_button, _form, _forum_token
 
 

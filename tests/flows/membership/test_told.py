@@ -25,7 +25,7 @@ from flows import inbox
 from flows.membership import ballot as ballots
 from flows.membership.common import context
 from flows.membership.intake import confirm_identity, expire_applications
-from tests.flows.membership.conftest import NOW, discord_dms, forum_pms, press_vote
+from tests.support.membership import NOW, discord_dms, forum_pms, press_vote
 
 
 def _events(world, **where):

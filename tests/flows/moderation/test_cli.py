@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from charterflow.cli import app
 from flows.moderation.sync import moderation_sync
 from ledger.models_moderation import ModerationAlert
-from tests.flows.moderation.conftest import NOW, World
+from tests.support.moderation import NOW, World
 
 
 def test_links_and_acknowledgements_from_the_command_line(world: World) -> None:

@@ -17,7 +17,7 @@ from ledger.db import Ledger
 from ledger.models import AuditEntry
 from ledger.models_moderation import ModerationAction, ModerationAlert, ModerationCursor, ModerationLink
 from rules import default_charter
-from tests.flows.moderation.conftest import NOW, World, buttons, press
+from tests.support.moderation import NOW, World, buttons, press
 
 
 def _actions(world: World) -> list[ModerationAction]:

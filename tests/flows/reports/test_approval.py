@@ -23,8 +23,8 @@ from rules.reports import Quarter
 from flows import inbox
 from flows.reports.handlers import ROUTE
 from flows.reports.quarterly import handle_report_approval, reports_approve, reports_quarterly
-from tests.flows.membership.conftest import discord_event
-from tests.flows.reports.conftest import NOW, ReportWorld
+from tests.support.membership import discord_event
+from tests.support.reports import NOW, ReportWorld
 
 Q = Quarter.just_ended(NOW)
 

@@ -18,7 +18,7 @@ from rules.reports import Quarter
 
 from flows.platforms import Platforms, use
 from flows.reports.charts import PNG_MAGIC
-from tests.flows.reports.conftest import MODERATION_TARGETS, QUARTER
+from tests.support.reports import MODERATION_TARGETS, QUARTER
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -16,7 +16,7 @@ from rules.reports import Quarter, add_months, meeting_due, meeting_starts
 
 from flows.membership.common import context
 from flows.reports.meetings import meetings_quarterly, run_meetings
-from tests.flows.reports.conftest import NOW, ReportWorld, at
+from tests.support.reports import NOW, ReportWorld, at
 
 ANCHOR = at("2027-01-14 17:00")
 

@@ -21,8 +21,8 @@ from rules.reports import PrivateStrings, Quarter, check_privacy
 from flows.reports.charts import PNG_MAGIC, render_charts
 from flows.reports.quarterly import chart_files, draft
 from flows.reports.render import render_report
-from tests.flows.reports.conftest import (ANSWER, EXPERIENCE, MODERATION_TARGETS, QUARTER,
-                                          REMOVAL_SUBJECT, REMOVAL_VOTERS)
+from tests.support.reports import (
+    ANSWER, EXPERIENCE, MODERATION_TARGETS, QUARTER, REMOVAL_SUBJECT, REMOVAL_VOTERS)
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("CHARTERFLOW_REGEN_GOLDEN") == "1"

@@ -13,7 +13,7 @@ import pytest
 from connectors.discourse.connector import DiscourseConnector
 from connectors.errors import RetriableError
 from rules.reports import Quarter
-from tests.connectors.cf_loopback import LoopbackServer
+from tests.support.net import LoopbackServer
 
 from flows.reports.charts import render_charts
 

@@ -14,8 +14,8 @@ from connectors.base import Role
 from ledger import repo
 from ledger.models import Person
 from ledger.models_roles import AdminRevocation
-from tests.flows.membership.conftest import discord_dms, forum_pms
-from tests.flows.roles.conftest import NOW, want
+from tests.support.membership import NOW, discord_dms, forum_pms
+from tests.support.roles import want
 
 from flows.membership.common import context
 from flows.membership.leave import leave

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from connectors.base import Role
 from ledger import repo
 from ledger.models import AuditEntry
-from tests.flows.roles.conftest import NOW
+from tests.support.membership import NOW
 
 from flows.roles.change import roles_change
 

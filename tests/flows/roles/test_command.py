@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from connectors.base import Role
 from ledger.models import AuditEntry, InboxEvent
 from ledger.models_roles import RoleTraining
-from tests.flows.roles.conftest import NOW, command, followups
+from tests.support.membership import NOW
+from tests.support.roles import command, followups
 
 from flows import inbox
 from flows.roles.handlers import handle_role_command

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from connectors.base import Role
 from ledger import repo
 from ledger.models import AuditEntry
-from tests.flows.roles.conftest import NOW
+from tests.support.membership import NOW
 
 from flows.roles.change import roles_change
 
@@ -140,7 +140,7 @@ def test_a_timeout_records_not_applied(roles_world):
 
 
 def test_a_role_command_for_a_forum_admin_pauses_and_tells_the_member(roles_world, gateway):
-    from tests.flows.roles.conftest import command, followups
+    from tests.support.roles import command, followups
 
     from flows import inbox
 

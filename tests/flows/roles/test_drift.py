@@ -10,7 +10,7 @@ from connectors.base import Role
 from ledger.models import AuditEntry
 from ledger.models_roles import RoleDriftReport
 from rules import Assignment, default_charter, plan_roles
-from tests.flows.roles.conftest import NOW
+from tests.support.membership import NOW
 
 from flows.roles.drift import find_drift, fingerprint, roles_drift_audit
 from flows.roles.plan import RolesPlan

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from connectors.base import Role
 from ledger import repo
 from ledger.errors import ConfigError
-from tests.flows.roles.conftest import NOW
+from tests.support.membership import NOW
 
 from flows.membership.common import context
 from flows.roles.dump import import_roles, parse_roles_file

@@ -17,7 +17,8 @@ from connectors.base import Role
 from connectors.errors import FatalError
 from ledger import repo
 from ledger.models import AuditEntry
-from tests.flows.roles.conftest import NOW, want
+from tests.support.membership import NOW
+from tests.support.roles import want
 
 from flows.platforms import Platforms, use
 from flows.roles.change import roles_change

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from connectors.base import Role
 from ledger.models import AuditEntry
-from tests.flows.roles.conftest import want
+from tests.support.roles import want
 
 from flows.membership.common import context
 from flows.roles.plan import build_plan

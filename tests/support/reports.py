@@ -1,4 +1,4 @@
-"""Fixtures of the report and meeting tests.
+"""The report and meeting tests' worlds (a pytest plugin: ``tests/conftest.py`` registers it).
 
 ``seeded``: a migrated SQLite ledger holding one busy quarter, 2025Q2, at fixed dates (the
 golden files depend on nothing else): members who joined, renewed, left, lapsed or were removed
@@ -26,8 +26,8 @@ from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import BallotKind, MembershipStatus, TermOrigin
 from ledger.models_moderation import ModerationAction
-from tests.connectors.cf_loopback import LoopbackServer
-from tests.flows.membership.conftest import NOW, World, gateway, world  # noqa: F401 - fixtures
+from tests.support.net import LoopbackServer
+from tests.support.membership import NOW, World
 
 from flows.board.common import use_slack
 
@@ -182,7 +182,7 @@ class ReportWorld:
 
 
 @pytest.fixture
-def report_world(world: World) -> Iterator[ReportWorld]:  # noqa: F811
+def report_world(world: World) -> Iterator[ReportWorld]:
     """The membership world plus the Slack sandbox installed as the process's Slack."""
     sandbox = SlackSandbox(time_factor=0.02)
     with LoopbackServer(sandbox.app) as server:

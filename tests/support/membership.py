@@ -1,9 +1,10 @@
-"""Fixtures of the membership flow tests: both sandboxes on 127.0.0.1 with a seeded working group,
-a migrated SQLite ledger, and the session's Prefect test server (``prefect_server``)."""
+"""The seeded working group most flow tests start from (a pytest plugin: ``tests/conftest.py``
+registers it). Fixtures ``world`` (both sandboxes on 127.0.0.1 with a seeded working group, a
+migrated SQLite ledger, the session's Prefect test server) and ``gateway`` (the real gateway in
+front of them); helpers that act as members and the gateway do."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,13 +20,9 @@ from ledger.db import Ledger
 from ledger.migrate import upgrade
 from rules import default_charter, term_window
 from rules.applications import TOPIC_TEMPLATE
-from tests.connectors.cf_loopback import LoopbackServer
+from tests.support.net import LoopbackServer
 
 from flows.platforms import Platforms, use
-
-for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-    os.environ.pop(_var, None)
-os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 
 # The real clock, rounded: Discord's sandbox dates message history from it.
 NOW = datetime.now(UTC).replace(microsecond=0)

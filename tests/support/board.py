@@ -1,4 +1,4 @@
-"""Fixtures of the Board flow tests: the membership tests' seeded working group (Forum and
+"""The Board flow tests' world (a pytest plugin: ``tests/conftest.py`` registers it): the membership tests' seeded working group (Forum and
 Discord sandboxes, ledger, the session's Prefect server) plus the Slack sandbox, the Board list
 in the ledger, and the real gateway on 127.0.0.1 receiving the Board's clicks."""
 
@@ -18,9 +18,9 @@ from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger.models import InboxEvent
 from ledger.roster import import_roster, parse_roster
-from tests.connectors.cf_loopback import LoopbackServer
-from tests.flows.membership.conftest import NOW, World, world  # noqa: F401 - the fixture
-from tests.gateway.conftest import gateway_settings
+from tests.support.net import LoopbackServer
+from tests.support.membership import NOW, World
+from tests.support.gateway import gateway_settings
 
 from flows import inbox
 from flows.board.common import use_slack
@@ -111,7 +111,7 @@ class Board:
 
 
 @pytest.fixture
-def board(world: World) -> Iterator[Board]:  # noqa: F811
+def board(world: World) -> Iterator[Board]:
     """The seeded WG, the Board in the ledger and on Slack, and the gateway."""
     sandbox = SlackSandbox(time_factor=0.02)
     with world.ledger.transaction() as session:

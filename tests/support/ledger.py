@@ -1,0 +1,141 @@
+"""The ledger on both backends (a pytest plugin: ``tests/conftest.py`` registers it): a test
+asking for ``ledger`` runs on SQLite and on a real, throwaway PostgreSQL.
+
+``postgres_server`` (session) runs ``initdb`` into a temporary folder and ``pg_ctl start`` on a
+free port of 127.0.0.1, with its unix socket in that folder; it stops the server and deletes
+the folder at the end. PostgreSQL refuses to run as root, so as root both run as the
+``postgres`` system user. Missing binaries fail the run loudly: `make test` installs them
+(scripts/test-deps.sh).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from ledger import Ledger
+from ledger.backup import BackupError, find_pg_tool
+from ledger.migrate import upgrade
+from tests.support.net import free_port
+
+
+def pg_bin(name: str) -> str:
+    try:
+        return find_pg_tool(name)
+    except BackupError:
+        pytest.fail(f"PostgreSQL server binary {name!r} not found (PATH, /usr/lib/postgresql/*/bin): "
+                    "run scripts/test-deps.sh (make test does) to install it", pytrace=False)
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    port: int
+    admin_url: str
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
+    as_root = os.geteuid() == 0
+    prefix: list[str] = []
+    # Under /tmp: the postgres user must be able to reach it (a root TMPDIR may be closed).
+    workdir = Path(tempfile.mkdtemp(prefix="charterflow-pg-", dir="/tmp" if as_root else None))
+    if as_root:
+        prefix = ["runuser", "-u", "postgres", "--"]
+        pw = pwd.getpwnam("postgres")
+        os.chown(workdir, pw.pw_uid, pw.pw_gid)
+    os.chmod(workdir, 0o700)
+    data = workdir / "data"
+    env = {**os.environ, "LC_ALL": "C"}
+    try:
+        subprocess.run([*prefix, initdb, "-D", str(data), "-U", "postgres", "-A", "trust",
+                        "-E", "UTF8", "--locale=C", "--no-sync"], check=True, env=env,
+                       capture_output=True, text=True)
+        for attempt in range(3):
+            port = free_port()
+            opts = (f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
+            proc = subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l",
+                                   str(workdir / "server.log"), "-w", "-t", "60", "start"],
+                                  env=env, capture_output=True, text=True)
+            if proc.returncode == 0:
+                break
+        else:
+            log = (workdir / "server.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"pg_ctl start failed: {proc.stderr}\n{log}", pytrace=False)
+        server = PostgresServer(port=port, admin_url=f"postgresql+psycopg://postgres@127.0.0.1:"
+                                                     f"{port}/postgres")
+        yield server
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"{exc.cmd[len(prefix)]} failed: {exc.stderr}", pytrace=False)
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           env=env, capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+_counter = itertools.count()
+
+
+def create_database(server: PostgresServer, *, template: str | None = None) -> str:
+    name = f"t{os.getpid()}_{next(_counter)}"
+    engine = create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        clause = f" TEMPLATE {template} STRATEGY FILE_COPY" if template else ""
+        conn.execute(text(f"CREATE DATABASE {name}{clause}"))
+    engine.dispose()
+    return name
+
+
+@pytest.fixture(scope="session")
+def _templates(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+               ) -> dict[str, str]:
+    """A migrated database per backend, copied for each test (much faster than migrating)."""
+    pg_name = create_database(postgres_server)
+    pg = Ledger(postgres_server.url(pg_name))
+    upgrade(pg)
+    pg.dispose()
+    sqlite_file = tmp_path_factory.mktemp("template") / "ledger.db"
+    lite = Ledger(f"sqlite:///{sqlite_file}")
+    upgrade(lite)
+    lite.dispose()
+    return {"postgresql": pg_name, "sqlite": str(sqlite_file)}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def ledger_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a database at the current schema on ``backend``."""
+    templates = request.getfixturevalue("_templates")
+    if backend == "sqlite":
+        target = tmp_path / "ledger.db"
+        shutil.copyfile(templates["sqlite"], target)
+        return f"sqlite:///{target}"
+    server = request.getfixturevalue("postgres_server")
+    return server.url(create_database(server, template=templates["postgresql"]))
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    """A migrated ledger on ``backend``."""
+    lg = Ledger(ledger_url, lock_timeout=20)
+    yield lg
+    lg.dispose()

@@ -1,0 +1,62 @@
+"""Loopback networking of the tests: ``free_port`` and ``LoopbackServer``, an ASGI app served
+on 127.0.0.1 from a background thread over real HTTP (uvicorn). The one copy of each."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (for a process that binds it itself; a server of
+    this process binds port 0 instead: ``LoopbackServer``)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class LoopbackServer:
+    """``with LoopbackServer(app) as server: server.url`` — a real uvicorn on a free port.
+
+    ``port`` binds a given port instead (one chosen before the app existed); ``lifespan="on"``
+    runs the app's startup and shutdown (a proxy whose client lives in between).
+    """
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off") -> None:
+        self.app = app
+        self.host = host
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto is TCP,
+        # and without it every response waits ~40 ms for a delayed ACK.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan=lifespan)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> LoopbackServer:
+        # Dropped connections are injected on purpose; keep uvicorn's error log quiet about them.
+        logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the loopback server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
