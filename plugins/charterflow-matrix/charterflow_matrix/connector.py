@@ -13,8 +13,6 @@ re-read the room first (``HttpPolicy.ensure``).
 
 from __future__ import annotations
 
-import hmac
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -24,6 +22,7 @@ import httpx
 
 from charterflow_matrix import payloads
 from charterflow_matrix.client import PLATFORM, MatrixClient, event_filter, log, q
+from charterflow_matrix.inbound import AppserviceVerifier
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import (
     Activity,
@@ -39,17 +38,15 @@ from connectors.base import (
     RoleKind,
     UserRef,
     Vote,
-    instance_key,
 )
-from connectors.errors import FatalError, InvalidSignature
+from connectors.errors import FatalError
 from connectors.http import Clock, RetryPolicy, WriteOutcome
 
-__all__ = ["ADMIN_LEVEL", "BOT_LEVEL", "MODERATOR_LEVEL", "SERVER_ADMINS", "MatrixConnector", "parse_command"]
+__all__ = ["ADMIN_LEVEL", "BOT_LEVEL", "MODERATOR_LEVEL", "SERVER_ADMINS", "MatrixConnector"]
 
 ADMIN_LEVEL, MODERATOR_LEVEL, BOT_LEVEL = 100, 50, 150
 SERVER_ADMINS = "server-admins"  # Role.group(SERVER_ADMINS): Synapse's server admin flag
 REASON_KEY = "org.charterflow.reason"  # the audit reason, kept in the power-levels event itself
-COMMANDS = ("apply", "idea", "optin", "leave", "propose", "help")
 _PAGE = 100
 _MAX_PAGES = 50
 
@@ -63,17 +60,6 @@ def _check_reason(reason: str) -> str:
     if not reason:
         raise ValueError("a role change needs an audit reason")
     return reason
-
-
-def parse_command(body: str) -> tuple[str, str] | None:
-    """``("apply", "rest of line")`` for a message ``!apply rest of line``; ``None`` otherwise.
-    Unknown ``!words`` give ``("command", …)`` so they are kept, never dropped."""
-    text = (body or "").strip()
-    if not text.startswith("!") or len(text) < 2:
-        return None
-    word, _, rest = text[1:].partition(" ")
-    name = word.lower()
-    return (name if name in COMMANDS else "command"), rest.strip()
 
 
 class MatrixConnector:
@@ -553,59 +539,15 @@ class MatrixConnector:
     # ----------------------------------------------------------------------------------------
     # the appservice push
 
+    def _verifier(self) -> AppserviceVerifier:
+        return AppserviceVerifier(hs_token=self.settings.hs_token, server_name=self.instance,
+                                  own_users=(self.user_id(self.settings.bot_user),
+                                             self.user_id(self.settings.appservice_sender)))
+
     def verify_transaction(self, *, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
-        """The events of an appservice transaction (``PUT /_matrix/app/v1/transactions/{txnId}``),
-        after checking its ``Authorization: Bearer <hs_token>`` in constant time.
-        ``InvalidSignature`` (status 401 missing, 403 wrong, 400 malformed).
-        https://spec.matrix.org/v1.11/application-service-api/#authorization"""
-        expected = self.settings.hs_token.get_secret_value() if self.settings.hs_token else ""
-        given = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if not expected or scheme.lower() != "bearer" or not token:
-            raise InvalidSignature("matrix: push without the homeserver's token", platform=PLATFORM, status=401)
-        if not hmac.compare_digest(token.encode(), expected.encode()):
-            raise InvalidSignature("matrix: push with a wrong homeserver token", platform=PLATFORM, status=403)
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidSignature("matrix: push body is not JSON", platform=PLATFORM, status=400) from None
-        events = data.get("events") if isinstance(data, dict) else None
-        if not isinstance(events, list):
-            raise InvalidSignature("matrix: push body has no events list", platform=PLATFORM, status=400)
-        return [self.parse_event(e) for e in events]
+        """The events of an appservice transaction (``AppserviceVerifier.verify_transaction``)."""
+        return self._verifier().verify_transaction(headers=headers, body=body)
 
     def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         """The first event of a transaction (``verify_transaction`` gives them all)."""
-        events = self.verify_transaction(headers=headers, body=body)
-        if not events:
-            raise InvalidSignature("matrix: push holds no event", platform=PLATFORM, status=400)
-        return events[0]
-
-    def parse_event(self, event: Any) -> InboundEvent:
-        """One pushed event as an ``InboundEvent``: ``!apply``/``!idea``… messages become the
-        command's kind, poll answers ``ballot_vote``, the rest keep their Matrix type."""
-        if not isinstance(event, dict) or not all(isinstance(event.get(k), str) and event.get(k)
-                                                  for k in ("event_id", "type", "room_id", "sender")):
-            raise InvalidSignature("matrix: a pushed event lacks event_id, type, room_id or sender",
-                                   platform=PLATFORM, status=400)
-        content = event.get("content") if isinstance(event.get("content"), dict) else {}
-        kind, attributes = event["type"], {"room_id": event["room_id"], "event_id": event["event_id"],
-                                          "sender": event["sender"]}
-        if kind == "m.room.message" and isinstance(content.get("body"), str):
-            command = parse_command(content["body"])
-            kind = "message"
-            if command is not None:
-                kind, attributes["args"] = command
-                attributes["command"] = content["body"].strip()[1:].split(" ", 1)[0][:80]
-        elif kind in payloads.POLL_RESPONSE_TYPES:
-            kind = "ballot_vote"
-            relates = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}
-            attributes["ballot"] = f"{event['room_id']}/{relates.get('event_id', '')}"
-        elif kind == "m.room.member":
-            attributes["membership"] = str(content.get("membership", ""))
-            attributes["target"] = str(event.get("state_key", ""))
-        if event["sender"] == self.me:
-            attributes["own"] = "true"
-        return InboundEvent(platform=PLATFORM, instance=self.instance,
-                            dedupe_key=instance_key(PLATFORM, self.instance, "event", event["event_id"]),
-                            kind=kind, actor=event["sender"], attributes=attributes, data=event)
+        return self._verifier().verify(headers=headers, body=body)

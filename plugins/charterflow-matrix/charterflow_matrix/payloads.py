@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# Element still votes with the MSC3381 unstable type; both count.
+from charterflow_matrix.inbound import POLL_RESPONSE_TYPES
+
 __all__ = ["MAX_CONTENT_BYTES", "POLL_END", "POLL_RESPONSE_TYPES", "POLL_START", "content_size",
            "message", "poll_end", "poll_response", "poll_start", "txn_id"]
 
 MAX_CONTENT_BYTES = 48_000
 POLL_START, POLL_END = "m.poll.start", "m.poll.end"
-# Element still votes with the MSC3381 unstable type; both count.
-POLL_RESPONSE_TYPES = ("m.poll.response", "org.matrix.msc3381.poll.response")
 POLL_END_TYPES = (POLL_END, "org.matrix.msc3381.poll.end")
 VOTERS_GROUP_KEY = "org.charterflow.voters_group"
 

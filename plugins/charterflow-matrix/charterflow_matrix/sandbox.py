@@ -46,7 +46,8 @@ _counter = itertools.count(1)
 
 
 def shared_homeserver() -> Homeserver:
-    """This process's Synapse (one per pytest-xdist worker), started on first use."""
+    """This process's Synapse (one per pytest-xdist worker), started on first use; its
+    appservice URL leads nowhere (a test of the push starts its own, see the plugin's tests)."""
     global _shared
     with _lock:
         if _shared is None or not _shared.alive():
@@ -72,8 +73,8 @@ class Users:
         uid = self.uid(name)
         if self.admin.get(f"/_synapse/admin/v2/users/{q(uid)}").status_code == 404:
             self.admin.put(f"/_synapse/admin/v2/users/{q(uid)}",
-                           json={"password": secrets.token_urlsafe(16), "displayname": name.replace("_", " ").title()}
-                           ).raise_for_status()
+                           # No password: members act through admin-issued tokens (no bcrypt per user).
+                           json={"displayname": name.replace("_", " ").title()}).raise_for_status()
         return uid
 
     def token(self, name: str) -> str:
@@ -142,9 +143,10 @@ class MatrixSandbox:
     def settings(self, base_url: str | None = None, **options: Any) -> MatrixSettings:
         """Connector settings for this community, through ``base_url`` (default: Synapse itself)."""
         creds = self.credentials
-        return MatrixSettings(homeserver_url=base_url or creds.base_url, server_name=creds.server_name,
-                              access_token=SecretStr(creds.bot_token), hs_token=SecretStr(creds.hs_token),
-                              alias_prefix=self.prefix, **options)
+        values: dict[str, Any] = {"homeserver_url": base_url or creds.base_url, "server_name": creds.server_name,
+                                  "access_token": SecretStr(creds.bot_token), "hs_token": SecretStr(creds.hs_token),
+                                  "alias_prefix": self.prefix}
+        return MatrixSettings(_env_file=None, **{**values, **options})
 
     def client_info(self, base_url: str) -> dict[str, Any]:
         """URL, server name, the bot's id and token, the alias prefix."""
