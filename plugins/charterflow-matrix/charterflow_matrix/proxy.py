@@ -5,7 +5,8 @@ Every request is forwarded unchanged to Synapse except while a fault is set thro
 (a 5xx instead of forwarding), ``drop_rate``/``drop_phase`` (``before``: the request never
 reaches Synapse; ``after``: Synapse applied it, the client loses the answer), ``latency``,
 ``storm`` ``{"count": N, "retry_after_ms": M}`` (N answers of 429 ``M_LIMIT_EXCEEDED`` in
-Matrix's shape), and ``methods`` (only those methods are faulted). ``GET /_sandbox/state``
+Matrix's shape), ``methods`` (only those methods are faulted) and ``times`` (only the first N
+requests that draw an error or a drop get it). ``GET /_sandbox/state``
 counts requests by ``METHOD /path``. Synapse's own limits still give real 429s behind it.
 """
 
@@ -41,10 +42,12 @@ class FaultProxy:
 
     def set_faults(self, data: dict[str, Any]) -> dict[str, Any]:
         """Validate and set (``{}`` clears); ``ValueError`` names a bad setting."""
-        faults = check_faults(data, extra=("methods",))
+        faults = check_faults(data, extra=("methods", "times"))
         storm = storm_settings(data, shape='{"count": N, "retry_after_ms": M}')
         if storm is not None:
             faults["storm"] = {"count": int(storm.get("count", 0)), "retry_after_ms": int(storm.get("retry_after_ms", 100))}
+        if "times" in data:
+            faults["times"] = int(data["times"])
         if "methods" in data:
             faults["methods"] = [str(m).upper() for m in data["methods"]]
         with self._lock:
@@ -72,6 +75,11 @@ class FaultProxy:
                 storm["count"] -= 1
             drop = applies and self._rng.random() < faults.get("drop_rate", 0)
             error = applies and not drop and self._rng.random() < faults.get("error_rate", 0)
+            if (drop or error) and "times" in faults:
+                if faults["times"] <= 0:
+                    drop = error = False
+                else:
+                    faults["times"] -= 1
         if faults.get("latency"):
             await asyncio.sleep(faults["latency"])
         if limited:
