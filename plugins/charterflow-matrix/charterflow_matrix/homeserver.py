@@ -137,9 +137,9 @@ class Homeserver:
             "hs_token": values["hs_token"],
             "sender_localpart": f"{self.bot_localpart}-appservice",
             # Not exclusive: we only listen. A room regex makes Synapse push every event of
-            # every room on this server (commands, polls, moderation) to the gateway.
-            "namespaces": {"users": [], "aliases": [],
-                           "rooms": [{"exclusive": False, "regex": f"!.*:{SERVER_NAME}"}]},
+            # every room on this server (commands, polls, moderation) to the gateway; room
+            # version 12 ids carry no server name (MSC4291), so the regex names none.
+            "namespaces": {"users": [], "aliases": [], "rooms": [{"exclusive": False, "regex": "!.*"}]},
             "rate_limited": False,
         }
         (self.workdir / "appservice.yaml").write_text(json.dumps(registration, indent=2))
