@@ -27,6 +27,9 @@ class MatrixSettings(BaseSettings):
     access_token: SecretStr = Field(description="The bot's access token; the bot is a server admin.")
     hs_token: SecretStr | None = Field(default=None, description="The appservice registration's hs_token"
                                        " (verifies Synapse's pushes); unset refuses every push.")
+    as_token: SecretStr | None = Field(default=None, description="The appservice registration's as_token"
+                                       " (only ``doctor`` uses it: it asks Synapse to ping the gateway).")
+    appservice_id: str = Field(default="charterflow", description="The appservice registration's id.")
     alias_prefix: str = Field(default="", description="Prefix of every room alias (several communities on one server).")
     space: str = Field(default="community", description="The community's space (alias localpart).")
     wg_room: str = Field(default="working-group", description="The working group's private room.")

@@ -137,3 +137,19 @@ def test_the_user_and_room_queries_need_the_token(world: dict[str, Any]) -> None
     assert httpx.get(url, timeout=10).status_code == 401
     found = httpx.get(url, headers={"Authorization": f"Bearer {world['creds'].hs_token}"}, timeout=10)
     assert found.status_code == 404 and found.json()["errcode"] == "M_NOT_FOUND"
+
+
+def test_doctor_checks_the_homeserver_the_bot_the_rooms_and_the_appservice(world: dict[str, Any]) -> None:
+    from pydantic import SecretStr
+
+    from charterflow_matrix.doctor import check
+
+    community, creds = world["community"], world["creds"]
+    checks = check(community.settings(as_token=SecretStr(creds.as_token)))
+    assert [(c.name, c.ok) for c in checks] == [("homeserver", True), ("token", True), ("rooms", True),
+                                                ("power", True), ("appservice", True)]
+    assert not any(creds.bot_token in c.line() or creds.as_token in c.line() for c in checks)
+    wrong = check(community.settings(as_token=SecretStr("not-the-as-token-0123")))
+    assert wrong[-1].name == "appservice" and not wrong[-1].ok
+    missing = check(community.settings(wg_room="no-such-room"))
+    assert [(c.name, c.ok) for c in missing][2] == ("rooms", False)
