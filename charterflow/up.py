@@ -697,6 +697,7 @@ class Up:
         self.logs = self.home / "logs"
         self.state_file = self.home / "up.json"
         self.stop_event = threading.Event()
+        self.services: list[Any] = []
         self.supervisor = Supervisor(home=self.home, logs=self.logs,
                                      say=lambda text: console.print(text, soft_wrap=True))
 
@@ -721,6 +722,8 @@ class Up:
         sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if self.settings.sandboxes:
+                self._start_services()
             plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed, heal=self.heal)
             from gateway.settings import GatewaySettings
 
@@ -748,6 +751,27 @@ class Up:
             return self._supervise()
         finally:
             self._shutdown(previous)
+
+    def _start_services(self) -> None:
+        """Plugins' services (entry-point group ``charterflow.stack``, e.g. a Matrix homeserver):
+        each gets the home and the gateway's URL and returns ``None`` or an object with ``env``
+        (set for every child), ``links`` (for the banner) and ``stop()``. A failing one is
+        reported and skipped: the stack runs without it."""
+        from importlib.metadata import entry_points
+
+        from gateway.settings import GatewaySettings
+
+        gw = GatewaySettings()
+        public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
+        for ep in sorted(entry_points(group="charterflow.stack"), key=lambda e: e.name):
+            try:
+                service = ep.load()(home=self.home, gateway_url=public)
+            except Exception as exc:  # noqa: BLE001 - a plugin never stops the stack
+                console.print(f"warning: {ep.name} not started ({type(exc).__name__}: {exc})", soft_wrap=True)
+                continue
+            if service is not None:
+                self.services.append(service)
+                os.environ.update(service.env)  # every child's environment starts from ours
 
     def _file_seeded_ideas(self, plan: Plan) -> str:
         spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
@@ -813,6 +837,7 @@ class Up:
                 ("Platforms", ", ".join(where)),
                 ("Ledger", ledger_url + (f"  ({seeded})" if seeded else "")),
                 ("Deployments", f"{len(served)} served"),
+                *(link for service in self.services for link in service.links.items()),
                 ("Logs", str(self.logs)), ("Status", "charterflow status"), ("Stop", "Ctrl-C")]
         # Plain aligned lines rather than a box: long URLs stay on one line and copyable.
         console.print("charterflow is up", style="bold")
@@ -844,6 +869,8 @@ class Up:
         if self.supervisor.children:
             console.print("Stopping …")
         self.supervisor.stop()
+        for service in self.services:
+            service.stop()
         if self.supervisor.children:
             self.supervisor.write_status()  # kept: `status` shows the last exits, and "not running"
         try:
