@@ -722,8 +722,6 @@ class Up:
         sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            if self.settings.sandboxes:
-                self._start_services()
             plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed, heal=self.heal)
             from gateway.settings import GatewaySettings
 
@@ -736,6 +734,8 @@ class Up:
                 # (about 2 s of a warm start, bench/startup.py).
                 console.print(f"Starting the Prefect server on {plan.ui_url} …")
                 self.supervisor.start(plan.server)
+            if self.settings.sandboxes:  # while the Prefect server boots
+                self._start_services(plan)
             # Only a stack without any real platform gets the invented people in its ledger.
             prepared = forked(prepare_ledger, self.settings, bool(sandboxed and not real)).result()
             if prepared is None:
@@ -752,26 +752,24 @@ class Up:
         finally:
             self._shutdown(previous)
 
-    def _start_services(self) -> None:
+    def _start_services(self, plan: Plan) -> None:
         """Plugins' services (entry-point group ``charterflow.stack``, e.g. a Matrix homeserver):
         each gets the home and the gateway's URL and returns ``None`` or an object with ``env``
-        (set for every child), ``links`` (for the banner) and ``stop()``. A failing one is
-        reported and skipped: the stack runs without it."""
+        (added to every child's but the Prefect server's), ``links`` (for the banner) and
+        ``stop()``. A failing one is reported and skipped: the stack runs without it."""
         from importlib.metadata import entry_points
 
-        from gateway.settings import GatewaySettings
-
-        gw = GatewaySettings()
-        public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
         for ep in sorted(entry_points(group="charterflow.stack"), key=lambda e: e.name):
             try:
-                service = ep.load()(home=self.home, gateway_url=public)
+                service = ep.load()(home=self.home, gateway_url=plan.public_url)
             except Exception as exc:  # noqa: BLE001 - a plugin never stops the stack
                 console.print(f"warning: {ep.name} not started ({type(exc).__name__}: {exc})", soft_wrap=True)
                 continue
             if service is not None:
                 self.services.append(service)
-                os.environ.update(service.env)  # every child's environment starts from ours
+                for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):
+                    if spec is not None:
+                        spec.env.update(service.env)
 
     def _file_seeded_ideas(self, plan: Plan) -> str:
         spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])

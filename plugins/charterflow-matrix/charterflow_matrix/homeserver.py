@@ -91,7 +91,8 @@ class Homeserver:
 
     def __init__(self, workdir: Path | str, *, appservice_url: str | None = None,
                  port: int | None = None, bot_localpart: str = "charterflow",
-                 rate_limits: RateLimits | None = None, python: str | None = None) -> None:
+                 rate_limits: RateLimits | None = None, python: str | None = None,
+                 die_with_parent: bool = False) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -101,6 +102,7 @@ class Homeserver:
         self.bot_localpart = bot_localpart
         self.rate_limits = rate_limits or RateLimits()
         self.python = python or sys.executable
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
         self.credentials: Credentials | None = None
         self.started_in: float | None = None
@@ -197,6 +199,7 @@ class Homeserver:
             [self.python, "-m", "synapse.app.homeserver", "--config-path", str(self.config_path)],
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "SYNAPSE_ASYNC_IO_REACTOR": "0"},
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         log.close()
         deadline = started + timeout
@@ -263,6 +266,15 @@ class Homeserver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started it ends, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG; elsewhere nothing), so a killed ``up`` or test run leaves no Synapse."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def register_user(client: httpx.Client, shared_secret: str, localpart: str, *, password: str,

@@ -52,7 +52,7 @@ def shared_homeserver() -> Homeserver:
     with _lock:
         if _shared is None or not _shared.alive():
             workdir = Path(tempfile.mkdtemp(prefix="charterflow-synapse-"))
-            server = Homeserver(workdir)
+            server = Homeserver(workdir, die_with_parent=True)
             server.start()
             atexit.register(server.stop)
             _shared = server
@@ -84,6 +84,16 @@ class Users:
             response.raise_for_status()
             self._tokens[uid] = response.json()["access_token"]
         return self._tokens[uid]
+
+    def login(self, name: str) -> str:
+        """A token from a real password login. Synapse treats the admin's "login as" tokens as
+        the admin puppeting: rate limited as the admin, and the member is never "last seen"."""
+        uid, password = self.uid(name), secrets.token_urlsafe(16)
+        self.admin.put(f"/_synapse/admin/v2/users/{q(uid)}", json={"password": password}).raise_for_status()
+        response = self.admin.post("/_matrix/client/v3/login", headers={"Authorization": ""}, json={
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": uid}, "password": password})
+        response.raise_for_status()
+        return response.json()["access_token"]
 
     def client(self, base_url: str, name: str) -> httpx.Client:
         return httpx.Client(base_url=base_url, timeout=30, trust_env=False,

@@ -59,7 +59,8 @@ def up_service(*, home: Path, gateway_url: str) -> MatrixService | None:
     if not port or not _port_free(port):
         port = free_port()
     saved.write_text(str(port))
-    server = Homeserver(workdir, port=port, appservice_url=gateway_url.rstrip("/") + APPSERVICE_PATH)
+    server = Homeserver(workdir, port=port, appservice_url=gateway_url.rstrip("/") + APPSERVICE_PATH,
+                        die_with_parent=True)
     creds = server.start()
     seeded = workdir / "community.json"
     try:

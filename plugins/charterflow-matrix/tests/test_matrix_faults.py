@@ -83,14 +83,7 @@ def test_a_role_change_whose_answer_was_lost_is_not_reported_twice(community: An
 def test_synapses_own_rate_limit_gives_real_429s_that_are_retried(community: Any) -> None:
     """A member (not exempt like the bot) sends faster than rc_message allows: Synapse answers
     429 M_LIMIT_EXCEEDED with retry_after_ms; every message still lands exactly once."""
-    # A token from a real login: the admin "login as" tokens are rate limited as the admin.
-    creds = community.credentials
-    with httpx.Client(base_url=creds.base_url, timeout=30, trust_env=False) as client:
-        client.put(f"/_synapse/admin/v2/users/{q('@wren_halloway:localhost')}", json={"password": "invented-pass-1"},
-                   headers={"Authorization": f"Bearer {creds.bot_token}"}).raise_for_status()
-        token = client.post("/_matrix/client/v3/login", json={
-            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "wren_halloway"},
-            "password": "invented-pass-1"}).raise_for_status().json()["access_token"]
+    token = community.users.login("wren_halloway")  # the admin's "login as" tokens are not limited
     member = MatrixConnector(settings=community.settings(community.url, access_token=SecretStr(token),
                                                          rate_limit=1000), retry=FAST)
     try:
