@@ -124,8 +124,7 @@ class Homeserver:
             return json.loads(path.read_text())
         values = {name: secrets.token_urlsafe(32) for name in
                   ("registration_shared_secret", "macaroon_secret_key", "form_secret", "as_token", "hs_token")}
-        path.write_text(json.dumps(values))
-        path.chmod(0o600)
+        _write_private(path, json.dumps(values))
         return values
 
     def write_config(self) -> Path:
@@ -144,7 +143,7 @@ class Homeserver:
             "namespaces": {"users": [], "aliases": [], "rooms": [{"exclusive": False, "regex": "!.*"}]},
             "rate_limited": False,
         }
-        (self.workdir / "appservice.yaml").write_text(json.dumps(registration, indent=2))
+        _write_private(self.workdir / "appservice.yaml", json.dumps(registration, indent=2))
         key = self.workdir / "signing.key"
         if not key.exists():
             from signedjson.key import generate_signing_key, write_signing_keys
@@ -185,7 +184,7 @@ class Homeserver:
             **self.rate_limits.config(),
         }
         # JSON is YAML: no YAML writer needed.
-        self.config_path.write_text(json.dumps(config, indent=2))
+        _write_private(self.config_path, json.dumps(config, indent=2))
         return self.config_path
 
     # ---- process ---------------------------------------------------------------------------
@@ -218,8 +217,7 @@ class Homeserver:
                     raise RuntimeError(f"synapse did not answer within {timeout:g}s; see {self.log_path}")
                 time.sleep(0.2)
             self.credentials = self._bot(client)
-        (self.workdir / "credentials.json").write_text(json.dumps(self.credentials.as_json()))
-        (self.workdir / "credentials.json").chmod(0o600)
+        _write_private(self.workdir / "credentials.json", json.dumps(self.credentials.as_json()))
         self.started_in = time.monotonic() - started
         return self.credentials
 
@@ -266,6 +264,14 @@ class Homeserver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (config, registration, tokens), from its creation."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
 
 
 def _die_with_parent() -> None:
