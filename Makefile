@@ -15,12 +15,16 @@ help:
 	@echo "make bench  run the benchmark scripts (not part of make test)"
 	@echo "make lock   re-resolve dependencies and rewrite constraints.txt"
 
-$(STAMP): pyproject.toml constraints.txt
+# The Matrix connector is a plugin (plugins/charterflow-matrix): installed beside the core, never
+# imported by it; `uv pip uninstall charterflow-matrix` leaves `make up` and `make test` working.
+PLUGINS := plugins/charterflow-matrix
+
+$(STAMP): pyproject.toml constraints.txt $(PLUGINS:%=%/pyproject.toml)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "charterflow needs Python 3.11 or newer; set PYTHON=python3.11")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# uv resolves and installs in parallel: about 10x faster than pip for this tree (bench/startup.py).
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]' $(PLUGINS:%=-e %)
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -43,7 +47,7 @@ bench: install
 # Rewrites the pins from a clean resolve, so a fresh install is reproducible.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]' $(PLUGINS:%=-e %)
 	.lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 	rm -rf .lock-venv
 

@@ -697,6 +697,7 @@ class Up:
         self.logs = self.home / "logs"
         self.state_file = self.home / "up.json"
         self.stop_event = threading.Event()
+        self.services: list[Any] = []
         self.supervisor = Supervisor(home=self.home, logs=self.logs,
                                      say=lambda text: console.print(text, soft_wrap=True))
 
@@ -733,6 +734,8 @@ class Up:
                 # (about 2 s of a warm start, bench/startup.py).
                 console.print(f"Starting the Prefect server on {plan.ui_url} …")
                 self.supervisor.start(plan.server)
+            if self.settings.sandboxes:  # while the Prefect server boots
+                self._start_services(plan)
             # Only a stack without any real platform gets the invented people in its ledger.
             prepared = forked(prepare_ledger, self.settings, bool(sandboxed and not real)).result()
             if prepared is None:
@@ -748,6 +751,25 @@ class Up:
             return self._supervise()
         finally:
             self._shutdown(previous)
+
+    def _start_services(self, plan: Plan) -> None:
+        """Plugins' services (entry-point group ``charterflow.stack``, e.g. a Matrix homeserver):
+        each gets the home and the gateway's URL and returns ``None`` or an object with ``env``
+        (added to every child's but the Prefect server's), ``links`` (for the banner) and
+        ``stop()``. A failing one is reported and skipped: the stack runs without it."""
+        from importlib.metadata import entry_points
+
+        for ep in sorted(entry_points(group="charterflow.stack"), key=lambda e: e.name):
+            try:
+                service = ep.load()(home=self.home, gateway_url=plan.public_url)
+            except Exception as exc:  # noqa: BLE001 - a plugin never stops the stack
+                console.print(f"warning: {ep.name} not started ({type(exc).__name__}: {exc})", soft_wrap=True)
+                continue
+            if service is not None:
+                self.services.append(service)
+                for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):
+                    if spec is not None:
+                        spec.env.update(service.env)
 
     def _file_seeded_ideas(self, plan: Plan) -> str:
         spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
@@ -813,6 +835,7 @@ class Up:
                 ("Platforms", ", ".join(where)),
                 ("Ledger", ledger_url + (f"  ({seeded})" if seeded else "")),
                 ("Deployments", f"{len(served)} served"),
+                *(link for service in self.services for link in service.links.items()),
                 ("Logs", str(self.logs)), ("Status", "charterflow status"), ("Stop", "Ctrl-C")]
         # Plain aligned lines rather than a box: long URLs stay on one line and copyable.
         console.print("charterflow is up", style="bold")
@@ -844,6 +867,8 @@ class Up:
         if self.supervisor.children:
             console.print("Stopping …")
         self.supervisor.stop()
+        for service in self.services:
+            service.stop()
         if self.supervisor.children:
             self.supervisor.write_status()  # kept: `status` shows the last exits, and "not running"
         try:

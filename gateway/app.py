@@ -607,7 +607,34 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         body = await run_in_threadpool(metrics.render)
         return Response(body, media_type=Metrics.content_type, headers={"Cache-Control": "no-store"})
 
+    # Plugins' routes (a Matrix appservice push...), mounted without the core importing them.
+    for name, factory in gateway_hooks():
+        try:
+            app.include_router(factory(accept=accept, settings=settings))
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never fatal
+            log.error("gateway: hook %r not mounted: %s: %s", name, type(exc).__name__, exc)
     return app
+
+
+HOOK_GROUP = "charterflow.gateway_hooks"
+
+
+def gateway_hooks(group: str = HOOK_GROUP) -> list[tuple[str, Any]]:
+    """The router factories of the entry-point group ``charterflow.gateway_hooks``, by name.
+
+    Each is called as ``factory(accept=..., settings=...)`` and returns a FastAPI ``APIRouter``;
+    ``accept(event, raw)`` (async) stores one verified ``InboundEvent`` in the inbox exactly as
+    the built-in hooks do: ``(route, inbox id, created)``, or a ``Response`` (503) when the
+    ledger cannot store it. One that fails to import is logged and skipped."""
+    from importlib.metadata import entry_points
+
+    hooks = []
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        try:
+            hooks.append((ep.name, ep.load()))
+        except Exception as exc:  # noqa: BLE001 - reported, never fatal
+            log.error("gateway: hook %r cannot load: %s: %s", ep.name, type(exc).__name__, exc)
+    return hooks
 
 
 def _payload(event: InboundEvent) -> dict[str, Any]:

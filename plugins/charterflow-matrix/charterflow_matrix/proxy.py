@@ -1,0 +1,140 @@
+"""A loopback proxy in front of the real homeserver that injects faults (DESIGN convention 7).
+
+Every request is forwarded unchanged to Synapse except while a fault is set through
+``POST /_sandbox/faults`` (the settings of ``connectors.faults``): ``error_rate``/``error_status``
+(a 5xx instead of forwarding), ``drop_rate``/``drop_phase`` (``before``: the request never
+reaches Synapse; ``after``: Synapse applied it, the client loses the answer), ``latency``,
+``storm`` ``{"count": N, "retry_after_ms": M}`` (N answers of 429 ``M_LIMIT_EXCEEDED`` in
+Matrix's shape), ``methods`` (only those methods are faulted) and ``times`` (only the first N
+requests that draw an error or a drop get it). ``GET /_sandbox/state``
+counts requests by ``METHOD /path``. Synapse's own limits still give real 429s behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from connectors.faults import check_faults, storm_settings
+from connectors.sandbox_asgi import Receive, Scope, Send, read_request
+
+__all__ = ["FaultProxy"]
+
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
+
+
+class FaultProxy:
+    """An ASGI app forwarding to ``upstream`` (``http://127.0.0.1:PORT``)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.faults: dict[str, Any] = {}
+        self.requests: Counter[str] = Counter()
+        self.forwarded: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._rng = random.Random()
+
+    def set_faults(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Validate and set (``{}`` clears); ``ValueError`` names a bad setting."""
+        faults = check_faults(data, extra=("methods", "times"))
+        storm = storm_settings(data, shape='{"count": N, "retry_after_ms": M}')
+        if storm is not None:
+            faults["storm"] = {"count": int(storm.get("count", 0)), "retry_after_ms": int(storm.get("retry_after_ms", 100))}
+        if "times" in data:
+            faults["times"] = int(data["times"])
+        if "methods" in data:
+            faults["methods"] = [str(m).upper() for m in data["methods"]]
+        with self._lock:
+            self.faults = faults
+            if "seed" in faults:
+                self._rng = random.Random(faults["seed"])
+        return faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = await read_request(scope, receive, send)
+        if request is None:
+            return
+        body, headers = request
+        method, path = scope["method"].upper(), scope["path"]
+        if path.startswith("/_sandbox/"):
+            await self._control(method, path, body, send)
+            return
+        with self._lock:
+            self.requests[f"{method} {path}"] += 1
+            faults = self.faults
+            applies = not faults.get("methods") or method in faults["methods"]
+            storm = faults.get("storm") if applies else None
+            limited = bool(storm and storm["count"] > 0)
+            if limited:
+                storm["count"] -= 1
+            drop = applies and self._rng.random() < faults.get("drop_rate", 0)
+            error = applies and not drop and self._rng.random() < faults.get("error_rate", 0)
+            if (drop or error) and "times" in faults:
+                if faults["times"] <= 0:
+                    drop = error = False
+                else:
+                    faults["times"] -= 1
+        if faults.get("latency"):
+            await asyncio.sleep(faults["latency"])
+        if limited:
+            await _answer(send, 429, {"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests (storm)",
+                                      "retry_after_ms": storm["retry_after_ms"]})
+            return
+        if error:
+            await _answer(send, faults.get("error_status", 502), {"errcode": "M_UNKNOWN", "error": "injected fault"})
+            return
+        if drop and faults.get("drop_phase", "after") == "before":
+            await _drop(send)
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        url = f"{self.upstream}{scope.get('raw_path', path.encode()).decode('latin-1')}" + (f"?{query}" if query else "")
+        forward = {k: v for k, v in headers.items() if k not in _HOP}
+        try:
+            async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
+                response = await client.request(method, url, content=body, headers=forward)
+        except httpx.TransportError:
+            await _answer(send, 502, {"errcode": "M_UNKNOWN", "error": "homeserver unreachable"})
+            return
+        with self._lock:
+            self.forwarded[f"{method} {path}"] += 1
+        if drop:
+            await _drop(send)
+            return
+        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items() if k.lower() not in _HOP]
+        out.append((b"content-length", str(len(response.content)).encode()))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+        await send({"type": "http.response.body", "body": response.content})
+
+    async def _control(self, method: str, path: str, body: bytes, send: Send) -> None:
+        if path == "/_sandbox/faults" and method == "POST":
+            try:
+                faults = self.set_faults(json.loads(body or b"{}"))
+            except (ValueError, TypeError) as exc:
+                await _answer(send, 400, {"error": str(exc)})
+                return
+            await _answer(send, 200, {"faults": faults})
+        elif path == "/_sandbox/state" and method == "GET":
+            with self._lock:
+                state = {"requests": dict(self.requests), "forwarded": dict(self.forwarded), "faults": self.faults}
+            await _answer(send, 200, state)
+        else:
+            await _answer(send, 501, {"error": f"not emulated by the sandbox: {method} {path}"})
+
+
+async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _drop(send: Send) -> None:
+    # Start an answer and never finish it: the client sees the connection drop mid-response.
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})

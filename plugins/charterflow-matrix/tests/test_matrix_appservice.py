@@ -1,0 +1,155 @@
+"""Synapse's appservice push reaching the gateway through the plugin's hook: a second real
+Synapse whose registration points at a gateway served on loopback, with a migrated ledger."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from charterflow_matrix.client import q
+from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver, free_port
+from charterflow_matrix.sandbox import MatrixSandbox
+from conftest import Served
+from gateway.app import create_app
+from gateway.dispatch import StoreOnlyDispatcher
+from gateway.settings import GatewaySettings
+from ledger.db import Ledger
+from ledger.migrate import upgrade
+from ledger.models import InboxEvent
+
+TXN = APPSERVICE_PATH + "/_matrix/app/v1/transactions/"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    workdir: Path = tmp_path_factory.mktemp("appservice")
+    port = free_port()
+    server = Homeserver(workdir / "synapse", appservice_url=f"http://127.0.0.1:{port}{APPSERVICE_PATH}")
+    creds = server.start()
+    ledger = Ledger(f"sqlite:///{workdir / 'ledger.db'}")
+    upgrade(ledger)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {"HOMESERVER_URL": creds.base_url, "SERVER_NAME": creds.server_name,
+                            "ACCESS_TOKEN": creds.bot_token, "HS_TOKEN": creds.hs_token}.items():
+            env.setenv(f"CHARTERFLOW_MATRIX_{name}", value)
+        settings = GatewaySettings.model_construct(**{**GatewaySettings().model_dump(), "dispatch": False,
+                                                      "max_body_bytes": 256 * 1024})
+        app = create_app(settings=settings, ledger=ledger, dispatcher=StoreOnlyDispatcher())
+        with Served(app, port=port) as gateway:
+            community = MatrixSandbox(homeserver=server)
+            yield {"server": server, "creds": creds, "ledger": ledger, "gateway": gateway.url,
+                   "community": community}
+    ledger.dispose()
+    server.stop()
+
+
+def rows(ledger: Ledger) -> list[InboxEvent]:
+    with ledger.read() as session:
+        return list(session.scalars(select(InboxEvent).where(InboxEvent.source == "matrix").order_by(InboxEvent.id)))
+
+
+def push(world: dict[str, Any], txn: str, events: list[dict[str, Any]] | bytes, *, token: str | None = None,
+         **headers: str) -> httpx.Response:
+    body = events if isinstance(events, bytes) else json.dumps({"events": events}).encode()
+    auth = {} if token == "" else {"Authorization": f"Bearer {token or world['creds'].hs_token}"}
+    return httpx.put(world["gateway"] + TXN + txn, content=body, timeout=30,
+                     headers={"Content-Type": "application/json", **auth, **headers})
+
+
+def event(n: int, body: str = "!idea a quiet room for newcomers") -> dict[str, Any]:
+    return {"type": "m.room.message", "event_id": f"$test-event-{n}", "room_id": "!room:localhost",
+            "sender": "@cleo_marsh:localhost", "origin_server_ts": 1_700_000_000_000 + n,
+            "content": {"msgtype": "m.text", "body": body}}
+
+
+def test_a_command_sent_in_a_room_is_pushed_by_synapse_and_stored(world: dict[str, Any]) -> None:
+    community = world["community"]
+    base = world["creds"].base_url
+    with community.as_member(base, "avery_quill") as avery:
+        sent = avery.put(f"/_matrix/client/v3/rooms/{q(community.room('general'))}/send/m.room.message/apply-1",
+                         json={"msgtype": "m.text", "body": "!apply I run the Tuesday help desk"}).json()["event_id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = [r for r in rows(world["ledger"]) if r.dedupe_key.endswith(sent)]
+        if found:
+            break
+        time.sleep(0.5)
+    assert found, "Synapse did not push the command to the gateway"
+    assert found[0].kind == "apply" and found[0].dedupe_key == f"matrix:localhost:event:{sent}"
+    assert found[0].payload["attributes"]["args"] == "I run the Tuesday help desk"
+    # The bot's own messages are pushed too, and not stored.
+    assert not any(r.payload.get("actor") == "@charterflow:localhost" for r in rows(world["ledger"]))
+
+
+def test_synapse_pings_the_registered_appservice(world: dict[str, Any]) -> None:
+    creds = world["creds"]
+    answer = httpx.post(f"{creds.base_url}/_matrix/client/v1/appservice/charterflow/ping", json={},
+                        headers={"Authorization": f"Bearer {creds.as_token}"}, timeout=30)
+    assert answer.status_code == 200 and "duration_ms" in answer.json()
+
+
+@pytest.mark.parametrize(("token", "status"), [("", 401), ("wrong-hs-token-0123456789", 403)])
+def test_a_push_without_the_right_token_is_refused_and_not_stored(world: dict[str, Any], token: str,
+                                                                   status: int) -> None:
+    before = len(rows(world["ledger"]))
+    answer = push(world, f"bad-{status}", [event(900 + status)], token=token)
+    assert answer.status_code == status
+    assert answer.json()["errcode"] == ("M_UNAUTHORIZED" if status == 401 else "M_FORBIDDEN")
+    assert "wrong-hs-token" not in answer.text and world["creds"].hs_token not in answer.text
+    assert len(rows(world["ledger"])) == before
+
+
+def test_a_replayed_transaction_and_a_repeated_event_are_stored_once(world: dict[str, Any]) -> None:
+    before = len(rows(world["ledger"]))
+    assert push(world, "replay-1", [event(1), event(2, "just chatting")]).json() == {}
+    assert push(world, "replay-1", [event(1), event(2, "just chatting")]).status_code == 200
+    assert push(world, "replay-2", [event(2, "just chatting"), event(3, "!frobnicate now")]).status_code == 200
+    new = rows(world["ledger"])[before:]
+    assert [(r.kind, r.dedupe_key) for r in new] == [("idea", "matrix:localhost:event:$test-event-1"),
+                                                     ("message", "matrix:localhost:event:$test-event-2"),
+                                                     ("command", "matrix:localhost:event:$test-event-3")]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"events": {"a": 1}}', b"[1, 2]",
+                                  json.dumps({"events": [event(50), {"type": "m.room.message"}]}).encode(),
+                                  "\udcff".encode("utf-8", "surrogatepass")])
+def test_a_malformed_transaction_is_refused_whole(world: dict[str, Any], body: bytes) -> None:
+    before = len(rows(world["ledger"]))
+    answer = push(world, "malformed", body)
+    assert answer.status_code == 400 and answer.json()["errcode"] == "M_BAD_JSON"
+    assert len(rows(world["ledger"])) == before
+
+
+def test_an_oversized_transaction_is_refused_before_it_is_read(world: dict[str, Any]) -> None:
+    answer = push(world, "big", [event(70, "x" * (300 * 1024))])
+    assert answer.status_code == 413
+
+
+def test_the_user_and_room_queries_need_the_token(world: dict[str, Any]) -> None:
+    url = world["gateway"] + APPSERVICE_PATH + "/_matrix/app/v1/users/" + q("@someone:localhost")
+    assert httpx.get(url, timeout=10).status_code == 401
+    found = httpx.get(url, headers={"Authorization": f"Bearer {world['creds'].hs_token}"}, timeout=10)
+    assert found.status_code == 404 and found.json()["errcode"] == "M_NOT_FOUND"
+
+
+def test_doctor_checks_the_homeserver_the_bot_the_rooms_and_the_appservice(world: dict[str, Any]) -> None:
+    from pydantic import SecretStr
+
+    from charterflow_matrix.doctor import check
+
+    community, creds = world["community"], world["creds"]
+    checks = check(community.settings(as_token=SecretStr(creds.as_token)))
+    assert [(c.name, c.ok) for c in checks] == [("homeserver", True), ("token", True), ("rooms", True),
+                                                ("power", True), ("appservice", True)]
+    assert not any(creds.bot_token in c.line() or creds.as_token in c.line() for c in checks)
+    wrong = check(community.settings(as_token=SecretStr("not-the-as-token-0123")))
+    assert wrong[-1].name == "appservice" and not wrong[-1].ok
+    missing = check(community.settings(wg_room="no-such-room"))
+    assert [(c.name, c.ok) for c in missing][2] == ("rooms", False)
