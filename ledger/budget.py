@@ -222,7 +222,8 @@ def request_rows(session: Session, *, until: datetime | None = None,
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """Totals per currency of :func:`request_rows` (``rules.budget.totals``), as strings."""
+    # A request without an amount (filed before amounts were checked) has nothing to add up.
     figures = totals([{"currency": r["currency"], "amount": Decimal(r["asked"] or 0),
                        "approved": Decimal(r["approved"]) if r["approved"] else None,
-                       "spent": Decimal(r["spent"] or 0)} for r in rows])
+                       "spent": Decimal(r["spent"] or 0)} for r in rows if r["currency"]])
     return {cur: {k: _money(v) for k, v in item.items()} for cur, item in figures.items()}

@@ -26,7 +26,6 @@ __all__ = ["CHARTER_IDEAS", "MAX_AMOUNT", "BudgetState", "check_close", "check_s
            "check_transition", "parse_amount", "state_of", "totals"]
 
 MAX_AMOUNT = Decimal("1e10")
-CENT = Decimal("0.01")
 
 # The charter's "Budget ideas" (charter section "Budget"), filed in the backlog once with
 # source "charter" (R-BUDGET: "the charter's own budget ideas start in the backlog").
@@ -132,7 +131,7 @@ def parse_amount(value: Any, *, field: str = "amount") -> Decimal:
         raise ValueError(f"{field}: must be more than zero")
     if amount.as_tuple().exponent < -2 or amount >= MAX_AMOUNT:
         raise ValueError(f"{field}: at most two decimals and under 10,000,000,000")
-    return amount.quantize(CENT)
+    return amount
 
 
 def check_spending(*, state: BudgetState | str, approved: Decimal | None,

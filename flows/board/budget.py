@@ -20,7 +20,7 @@ from connectors.errors import PolicyViolation
 from ledger import budget as store
 from ledger import ideas as backlog
 from ledger import repo
-from ledger.errors import NotFound
+from ledger.errors import Conflict, NotFound
 from ledger.models import BoardDecision, MembershipStatus, Person, Proposal
 from rules.budget import CHARTER_IDEAS, BudgetState, check_close, check_spending, parse_amount
 
@@ -125,6 +125,9 @@ def record_spending(ledger: Any, *, proposal_id: int, amount: Any, reference: st
             if found is not None and Decimal(found.amount) == value and found.currency == code:
                 return _result(session, proposal, found, recorded=False,
                                reason="this reference was recorded before; nothing was added")
+            if found is not None:  # a typo, or two invoices under one number: a person decides
+                raise Conflict(f"reference {ref_text[:80]!r} is already recorded on proposal "
+                               f"{proposal.id} as {found.amount} {found.currency}")
             spent = store.spent(session, proposal.id)
             state = store.state(session, proposal)
             approved = proposal.approved_amount if proposal.approved_amount is not None \

@@ -21,7 +21,7 @@ from ledger.errors import Conflict, NotFound
 from ledger.models import AuditEntry, Idea, Proposal
 from ledger.models_budget import BudgetSpending
 from rules.reports import Quarter
-from tests.flows.board.conftest import WREN, Board
+from tests.flows.board.conftest import WREN, Board, without_endorsement
 from tests.flows.membership.conftest import NOW
 
 from flows import inbox
@@ -176,11 +176,8 @@ def test_budget_request_from_slack_approval_to_spending_in_the_board_report(boar
 def test_operator_approves_another_amount_then_a_member_closes(board: Board):
     world = board.world
     ledger = world.ledger
-    charter = world.platforms.charter
     # A charter that asks for no endorsement vote: the request goes straight to the Board.
-    world.platforms.charter = charter.model_copy(update={"ballots": charter.ballots.model_copy(
-        update={"endorsement": charter.ballots.endorsement.model_copy(update={"required": False})})})
-    try:
+    with without_endorsement(world):
         filed = board_escalation(kind="budget", title="Discord Nitro for the server",
                                  summary="Boosts for better audio.", amount=Decimal("500"),
                                  currency="USD", purpose="server boosts", now=NOW)
@@ -240,5 +237,3 @@ def test_operator_approves_another_amount_then_a_member_closes(board: Board):
         assert result.exit_code == 2 and "amount: at most two decimals" in result.output
         result = runner.invoke(cli, ["budget", "seed"])
         assert result.exit_code == 0 and result.output.count("already filed") == 5
-    finally:
-        world.platforms.charter = charter
