@@ -207,14 +207,16 @@ def request_row(session: Session, proposal: Proposal, *,
 def request_rows(session: Session, *, until: datetime | None = None,
                  since: datetime | None = None) -> list[dict[str, Any]]:
     """Every budget request as :func:`request_row`; with ``until``, those filed before it,
-    and with ``since``, not those closed or withdrawn before it (the quarter's requests)."""
+    and with ``since``, not those closed, rejected or withdrawn (filed) before it: the
+    requests of a quarter."""
     out = []
     for proposal in requests(session):
         if until is not None and proposal.created_at >= until:
             continue
         row = request_row(session, proposal, until=until)
-        if since is not None and row["state"] in ("closed", "withdrawn") and (
-                proposal.closed_at or proposal.created_at) < since:
+        ended = {"closed": proposal.closed_at, "withdrawn": proposal.created_at,
+                 "rejected": proposal.decided_at}.get(row["state"])
+        if since is not None and ended is not None and ended < since:
             continue
         out.append(row)
     return out
