@@ -50,14 +50,15 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.
 def spend_command(
     proposal: int = typer.Argument(..., help="The budget request (proposal number)."),
     amount: str = typer.Argument(..., help="How much, at most two decimals (e.g. 120.50)."),
-    reference: str = typer.Option(..., "--reference", "-r",
-                                  help="Invoice, receipt or link; the same one records nothing new."),
-    by: str = typer.Option(..., "--by", help="Your WG handle (only active members record spending)."),
+    reference: str = typer.Option(..., "--reference", "-r", help=(
+        "Invoice, receipt or link; the same one records nothing new.")),
+    by: str = typer.Option(..., "--by", help=(
+        "Your WG handle (only active members record spending).")),
     currency: Optional[str] = typer.Option(None, "--currency",
                                            help="ISO 4217 code (default: the request's)."),
-    reason: Optional[str] = typer.Option(None, "--reason",
-                                         help="Why, when this goes over the approved amount "
-                                              "(the record is then flagged in the Board's report)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help=(
+        "Why, when this goes over the approved amount (the record is then flagged in the "
+        "Board's report).")),
 ) -> None:
     """Record spending on an approved budget request (R-BUDGET)."""
     from flows.board.budget import record_spending

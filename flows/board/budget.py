@@ -30,8 +30,8 @@ ACTOR = "flow:budget"
 SOURCE = "charter"  # the backlog source of the charter's own budget ideas
 MAX_REFERENCE = 500
 MAX_REASON = 2000
-__all__ = ["approved_amount_of", "close_request", "link_idea", "link_idea_in", "list_requests", "on_decision",
-           "record_spending", "seed_charter_ideas"]
+__all__ = ["approved_amount_of", "close_request", "link_idea", "link_idea_in", "list_requests",
+           "on_decision", "record_spending", "seed_charter_ideas"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -74,8 +74,23 @@ def _member(session: Any, handle: str) -> Person | None:
         else None
 
 
-def _refuse(ledger: Any, *, proposal_id: int | None, attempted: str, code: str, person_id: int | None,
-            message: str, now: datetime, ruling: str = "R-BUDGET") -> PolicyViolation:
+def _who_and_what(session: Any, by: str, proposal_id: int, *, doing: str
+                  ) -> tuple[Any, Any, tuple[str, str, int | None] | None]:
+    """(the active member ``by``, the budget request, None) or a refusal (code, why, person)."""
+    person = _member(session, (by or "").strip())
+    proposal = session.get(Proposal, int(proposal_id))
+    if person is None:
+        return None, proposal, ("not-a-member", f"only active working group members {doing}",
+                                None)
+    if proposal is None or proposal.kind != store.KIND:
+        return person, None, ("unknown-proposal",
+                              f"proposal {proposal_id} is not a budget request", person.id)
+    return person, proposal, None
+
+
+def _refuse(ledger: Any, *, proposal_id: int | None, attempted: str, code: str,
+            person_id: int | None, message: str, now: datetime,
+            ruling: str = "R-BUDGET") -> PolicyViolation:
     with ledger.transaction() as session:
         store.record_refused(session, proposal_id=proposal_id, attempted=attempted,
                              reason_code=code, ruling=ruling, person_id=person_id, actor=ACTOR,
@@ -111,15 +126,9 @@ def record_spending(ledger: Any, *, proposal_id: int, amount: Any, reference: st
         raise ValueError(f"currency: {code[:10]!r} is not a known ISO 4217 currency")
     refusal: tuple[str, str, int | None] | None = None
     with ledger.transaction() as session:
-        person = _member(session, (by or "").strip())
-        proposal = session.get(Proposal, int(proposal_id))
-        if person is None:
-            refusal = ("not-a-member", "only active working group members record spending",
-                       None)
-        elif proposal is None or proposal.kind != store.KIND:
-            refusal = ("unknown-proposal", f"proposal {proposal_id} is not a budget request",
-                       person.id)
-        else:
+        person, proposal, refusal = _who_and_what(session, by, proposal_id,
+                                                  doing="record spending")
+        if refusal is None:
             code = code or proposal.currency
             found = store.find_spending(session, proposal.id, ref_text)
             if found is not None and Decimal(found.amount) == value and found.currency == code:
@@ -168,23 +177,20 @@ def close_request(ledger: Any, *, proposal_id: int, by: str, now: datetime) -> d
     closed request again changes nothing."""
     refusal = None
     with ledger.transaction() as session:
-        person = _member(session, (by or "").strip())
-        proposal = session.get(Proposal, int(proposal_id))
-        if person is None:
-            refusal = ("not-a-member", "only active working group members close a request", None)
-        elif proposal is None or proposal.kind != store.KIND:
-            refusal = ("unknown-proposal", f"proposal {proposal_id} is not a budget request",
-                       person.id)
-        else:
+        person, proposal, refusal = _who_and_what(session, by, proposal_id,
+                                                  doing="close a request")
+        if refusal is None:
             state = store.state(session, proposal)
             if state == BudgetState.CLOSED:
-                return {"proposal": proposal.id, "closed": False, **store.request_row(session, proposal)}
+                return {"proposal": proposal.id, "closed": False,
+                        **store.request_row(session, proposal)}
             decision = check_close(state)
             if not decision.allowed:
                 refusal = ("not-decided", decision.reason, person.id)
             else:
                 store.close_request(session, proposal, actor=ACTOR, person_id=person.id, at=now)
-                return {"proposal": proposal.id, "closed": True, **store.request_row(session, proposal)}
+                return {"proposal": proposal.id, "closed": True,
+                        **store.request_row(session, proposal)}
     code, message, person_id = refusal
     raise _refuse(ledger, proposal_id=int(proposal_id) if code != "unknown-proposal" else None,
                   attempted="close", code=code, person_id=person_id,
