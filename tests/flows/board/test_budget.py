@@ -55,6 +55,19 @@ def _endorse(board: Board, ballot_id: int) -> None:
         assert accepted
 
 
+@pytest.mark.parametrize(("fields", "problem"), [
+    ({"reference": "x" * 501}, "reference: at most 500 characters"),
+    ({"reason": "why " * 600}, "reason: at most 2000 characters"),
+    ({"amount": 12.5}, "amount: give money as text or Decimal"),
+    ({"amount": "1e12"}, "amount: at most two decimals"),
+    ({"currency": "EURO"}, "currency: 'EURO' is not a known ISO 4217 currency"),
+])
+def test_malformed_or_oversized_spending_is_refused_before_the_ledger(fields, problem):
+    good = {"proposal_id": 1, "amount": "5", "reference": "INV-1", "by": "cleo_marsh"}
+    with pytest.raises(ValueError, match=problem):
+        record_spending(None, **{**good, **fields}, now=NOW)  # no ledger: nothing is read
+
+
 def test_budget_request_from_slack_approval_to_spending_in_the_board_report(board: Board):
     world = board.world
     ledger = world.ledger
@@ -76,6 +89,8 @@ def test_budget_request_from_slack_approval_to_spending_in_the_board_report(boar
     assert filed["status"] == "endorsing"
     row = _request(board, proposal_id)
     assert (row["state"], row["asked"], row["ideas"]) == ("requested", "1200.00", [forum_idea])
+    ideas = json.loads(CliRunner().invoke(cli, ["ideas", "list", "--json"]).output)
+    assert {r["id"]: r["budget_request"] for r in ideas}[forum_idea] == proposal_id
     with pytest.raises(PolicyViolation, match="not approved by the Board"):
         record_spending(ledger, proposal_id=proposal_id, amount="10", reference="EARLY-1",
                         by="cleo_marsh", now=NOW)
