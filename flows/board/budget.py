@@ -95,7 +95,7 @@ def _refuse(ledger: Any, *, proposal_id: int | None, attempted: str, code: str,
         store.record_refused(session, proposal_id=proposal_id, attempted=attempted,
                              reason_code=code, ruling=ruling, person_id=person_id, actor=ACTOR,
                              at=now)
-    return PolicyViolation(f"{message} ({ruling})", ruling=ruling)
+    return PolicyViolation(message, ruling=ruling)  # str(): "R-BUDGET: <message>"
 
 
 def _one_line(value: str | None, name: str, *, limit: int, required: bool) -> str | None:
@@ -237,7 +237,8 @@ def seed_charter_ideas(ledger: Any, *, now: datetime) -> list[dict[str, Any]]:
         for title, body in CHARTER_IDEAS:
             key = "charter:budget-idea:" + hashlib.sha256(title.encode()).hexdigest()[:16]
             row, created = backlog.file_idea(session, title=title, body=body, source=SOURCE,
-                                             source_key=key, actor=ACTOR, at=now)
+                                             source_key=key, author_handle=SOURCE, actor=ACTOR,
+                                             at=now)
             out.append({"idea": row.id, "title": row.title, "filed": created})
     return out
 

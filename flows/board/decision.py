@@ -263,7 +263,8 @@ def _operator(ctx: BoardCtx, event_id: int, data: dict[str, Any]) -> str:
     return f"proposal:{proposal_id}:{decision.value}"
 
 
-def _approved_amount(ctx: BoardCtx, proposal_id: int, decision: str, value: Any) -> Decimal:
+def _approved_amount(ctx: BoardCtx, proposal_id: int, decision: str,
+                     value: Any) -> Decimal | None:
     """An operator's approved amount, checked before anything is recorded."""
     if decision != BoardDecision.APPROVED.value:
         raise ValueError("approved_amount: only an approval carries an approved amount")
@@ -271,9 +272,7 @@ def _approved_amount(ctx: BoardCtx, proposal_id: int, decision: str, value: Any)
         proposal = session.get(Proposal, proposal_id)
         if proposal is None:
             raise ValueError(f"proposal_id: proposal {proposal_id} does not exist")
-        amount = budget.approved_amount_of(proposal, value)
-    assert amount is not None
-    return amount
+        return budget.approved_amount_of(proposal, value)
 
 
 def _decision_name() -> str:

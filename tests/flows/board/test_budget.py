@@ -77,7 +77,8 @@ def test_budget_request_from_slack_approval_to_spending_in_the_board_report(boar
     assert [r["filed"] for r in seeded] == [True] * 5
     assert [r["filed"] for r in seed_charter_ideas(ledger, now=NOW)] == [False] * 5
     with ledger.read() as session:
-        assert {i.source for i in session.scalars(select(Idea))} == {"charter"}
+        assert {(i.source, i.author_handle) for i in session.scalars(select(Idea))} == {
+            ("charter", "charter")}
     forum_idea = next(r["idea"] for r in seeded if "Forum" in r["title"])
 
     # A budget request filed from that idea goes to the WG's endorsement vote first.
@@ -125,7 +126,7 @@ def test_budget_request_from_slack_approval_to_spending_in_the_board_report(boar
         record_spending(ledger, proposal_id=proposal_id, amount="70", reference="INV-2026-001",
                         by="cleo_marsh", now=at)
     # Over the approved amount: refused without a reason, recorded and flagged with one.
-    with pytest.raises(PolicyViolation, match="give a reason.*R-BUDGET"):
+    with pytest.raises(PolicyViolation, match="R-BUDGET: not recorded: .*give a reason"):
         record_spending(ledger, proposal_id=proposal_id, amount="550", reference="INV-2026-002",
                         by="dario_fenwick", now=at)
     out = record_spending(ledger, proposal_id=proposal_id, amount="550", reference="INV-2026-002",
@@ -246,7 +247,8 @@ def test_operator_approves_another_amount_then_a_member_closes(board: Board):
         result = runner.invoke(cli, ["budget", "spend", str(proposal_id), "5", "--reference",
                                      "R-9", "--by", "ivo_stone"])
         assert result.exit_code == 2
-        assert "only active working group members record spending (R-BUDGET)" in result.output
+        assert "error: R-BUDGET: not recorded: only active working group members record " \
+               "spending" in result.output
         result = runner.invoke(cli, ["budget", "spend", str(proposal_id), "5.001", "--reference",
                                      "R-9", "--by", "hana_pike"])
         assert result.exit_code == 2 and "amount: at most two decimals" in result.output
