@@ -12,6 +12,7 @@ import typer
 from charterflow.cli_errors import fail
 from charterflow.stack import STACK_COMMANDS
 from charterflow import (
+    budget_cli,
     connectors_cli,
     demo_cli,
     discord_cli,
@@ -141,6 +142,7 @@ gateway_cli.register(app)
 discord_cli.register(app)
 roles_cli.register(app)
 ideas_cli.register(app)
+budget_cli.register(app)
 reports_cli.register(app)
 moderation_cli.register(app)
 ops_cli.register(app)  # doctor, deploy

@@ -446,6 +446,10 @@ class Proposal(Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None]
     decision_source: Mapped[str | None] = mapped_column(String(24))
+    # R-BUDGET (migration 0018): the amount the Board approved (default the amount asked; it
+    # may approve another), and when the request was closed (no more spending).
+    approved_amount: Mapped[Decimal | None]
+    closed_at: Mapped[datetime | None]
 
 
 class Idea(Base):
@@ -479,6 +483,8 @@ class Idea(Base):
     flagged_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # R-BUDGET (migration 0018): the budget request an idea about money led to.
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"), index=True)
 
     history: Mapped[list[IdeaStatusChange]] = relationship(order_by="IdeaStatusChange.id")
 
@@ -579,4 +585,4 @@ class EffectClaim(Base):
 
 # Tables of later capabilities live in their own modules; importing them here puts them on
 # Base.metadata (migrations, compare_metadata) whichever module is imported first.
-from ledger import models_moderation, models_reports, models_roles  # noqa: E402,F401
+from ledger import models_budget, models_moderation, models_reports, models_roles  # noqa: E402,F401

@@ -46,6 +46,7 @@ from ledger.models import (
     Vote,
     WgRoleAssignment,
 )
+from ledger.models_budget import BudgetSpending
 from ledger.repo import OPEN_APPLICATION, _log, _now, cancel_ballot, jsonable, set_application_status
 
 EXPORT_FORMAT = 1
@@ -104,6 +105,9 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
         "ideas": rows(select(Idea).where(Idea.author_person_id == pid).order_by(Idea.id)),
         "idea_status_changes": rows(select(IdeaStatusChange).where(
             IdeaStatusChange.changed_by == f"person:{pid}").order_by(IdeaStatusChange.id)),
+        # R-BUDGET: spending they recorded (kept on erasure: the WG's accounts).
+        "budget_spending": rows(select(BudgetSpending).where(
+            BudgetSpending.recorded_by_person_id == pid).order_by(BudgetSpending.id)),
         "role_training": [_row(r) for r in session.scalars(_training_of(pid))],
         "reports_approved": [r.quarter for r in session.scalars(_reports_approved_by(pid))],
         "inbox_events": rows(select(InboxEvent).where(InboxEvent.person_id == pid)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger import audit
+from ledger import audit, budget
 from ledger.errors import Conflict, NotFound
 from ledger.models import (Application, AuditEntry, Ballot, BallotKind, Identity, Idea,
                            IdeaStatus, IdeaStatusChange, Membership, MembershipStatus, Person,
@@ -126,8 +126,9 @@ def gather_facts(session: Session, quarter: Quarter) -> dict[str, Any]:
     """The quarter's figures, JSON-ready (see ``ledger/models_reports.py``): ideas done (title,
     platform, link), ideas in and out per month, counted moderator/admin role changes, the
     membership counts and the active members at each month start of the last year, the
-    moderation workload per platform and month, and the proposals still waiting for the Board
-    (status as it is now)."""
+    moderation workload per platform and month, the proposals still waiting for the Board
+    (status as it is now), and the budget requests with their spending (``budgets``, Board
+    report only; absent when there is none)."""
     done, flow = _ideas(session, quarter)
     membership, series = _membership(session, quarter)
     return jsonable({
@@ -141,7 +142,16 @@ def gather_facts(session: Session, quarter: Quarter) -> dict[str, Any]:
         "moderation": moderation_table(workload(session, quarter.start, quarter.end),
                                        quarter.months),
         "escalations": _escalations(session, quarter),
+        **_budgets(session, quarter),
     })
+
+
+def _budgets(session: Session, q: Quarter) -> dict[str, Any]:
+    """R-BUDGET, for the Board's report only: each budget request filed before the quarter's end
+    and not closed before its start, as it stood at the quarter's end, and the totals per
+    currency. No key at all when there is none (earlier reports keep their digest)."""
+    rows = budget.request_rows(session, until=q.end, since=q.start)
+    return {"budgets": {"requests": rows, "totals": budget.summary(rows)}} if rows else {}
 
 
 def _names_of(session: Session, person_ids: set[int]) -> set[str]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +34,7 @@ from ledger.models import (Ballot, BallotStatus, BoardDecision, Identity, Person
                            Proposal)
 from ledger.roster import stored_list
 from rules import Charter, Decision, needs_board
+from rules.budget import parse_amount
 
 from flows.membership.common import Ctx, context, log, once
 from flows.membership.common import post_wg as membership_post_wg
@@ -232,13 +233,9 @@ def validate_proposal(*, kind: str, title: str, summary: str, amount: Any = None
         if amount in (None, ""):
             raise InvalidProposal("amount", "a budget request needs an amount")
         try:
-            amount_value = Decimal(str(amount).replace(",", "").strip())
-        except InvalidOperation:
-            raise InvalidProposal("amount", f"{str(amount)[:40]!r} is not a number") from None
-        if not amount_value.is_finite() or amount_value <= 0:
-            raise InvalidProposal("amount", "must be more than zero")
-        if amount_value.as_tuple().exponent < -2 or amount_value >= Decimal("1e10"):
-            raise InvalidProposal("amount", "at most two decimals and under 10,000,000,000")
+            amount_value = parse_amount(amount)
+        except ValueError as exc:
+            raise InvalidProposal("amount", str(exc).removeprefix("amount: ")) from None
         currency_code = (currency or "").strip().upper()
         if not currency_code:
             raise InvalidProposal("currency", "a budget request needs a currency (ISO 4217, e.g. USD)")

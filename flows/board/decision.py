@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from prefect import flow
@@ -41,6 +42,7 @@ from ledger import repo
 from ledger.models import BoardDecision, InboxEvent, Person, Proposal, ProposalStatus
 from rules import Decision
 
+from flows.board import budget
 from flows.board.common import (TO_LEDGER, TO_SLACK, WORDS, BoardCtx, board_context, board_list,
                                 escalation_of, person_of_slack, post_wg, proposal_id_from, render,
                                 thread_reply, when, who, wg_threads)
@@ -92,7 +94,8 @@ def _workspace(ctx: BoardCtx) -> str | None:
 
 def _attempt(ctx: BoardCtx, *, key: str, proposal_id: int | None, decision: BoardDecision,
              board_ok: bool, refused_code: str, source: str, person_id: int | None,
-             decided_by: str, event_id: int) -> dict[str, Any]:
+             decided_by: str, event_id: int,
+             approved_amount: Decimal | None = None) -> dict[str, Any]:
     """Audit the attempt and, when allowed, record the decision, in one transaction; once per
     ``key`` (checked inside the transaction: writers serialize, so two workers agree)."""
     with ctx.ledger.transaction() as session:
@@ -118,6 +121,9 @@ def _attempt(ctx: BoardCtx, *, key: str, proposal_id: int | None, decision: Boar
         if allowed:
             repo.record_board_decision(session, proposal, decision=decision, decided_by=decided_by,
                                        source=source, actor=ACTOR, at=ctx.now)
+            # R-BUDGET: an approved budget request records its approved amount with the decision.
+            budget.on_decision(session, proposal, decision=decision,
+                               approved_amount=approved_amount, actor=ACTOR, at=ctx.now)
         outcome = {"outcome": code, "decision": decision.value, "proposal": proposal_id,
                    "at": ctx.now.isoformat()}
         repo.effect_record(session, key=key, platform="ledger", actor=ACTOR, ref=outcome,
@@ -239,6 +245,7 @@ def _operator(ctx: BoardCtx, event_id: int, data: dict[str, Any]) -> str:
     proposal_id = int(data["proposal_id"])
     decision = BoardDecision(data["decision"])
     decided_by, note = str(data["decided_by"]), data.get("note") or None
+    approved_amount = Decimal(data["approved_amount"]) if data.get("approved_amount") else None
     with ctx.ledger.read() as session:
         # decided_by may name a Slack account or a WG handle the ledger knows.
         person = (repo.find_person_by_identity(session, platform="slack", external_id=decided_by)
@@ -247,13 +254,25 @@ def _operator(ctx: BoardCtx, event_id: int, data: dict[str, Any]) -> str:
     key = f"board:attempt:{event_id}:0"
     outcome = _attempt(ctx, key=key, proposal_id=proposal_id, decision=decision, board_ok=True,
                        refused_code="", source="operator", person_id=person_id,
-                       decided_by=decided_by, event_id=event_id)
+                       decided_by=decided_by, event_id=event_id, approved_amount=approved_amount)
     if outcome["outcome"] != "allowed":
         return f"refused:{outcome['outcome']}:proposal:{proposal_id}"
     announce(ctx, proposal_id=proposal_id, key=f"board:decision:{event_id}:0", decision=decision,
              decided_by=decided_by, decided_at=datetime.fromisoformat(outcome["at"]), note=note,
              source="an operator", person_id=person_id)
     return f"proposal:{proposal_id}:{decision.value}"
+
+
+def _approved_amount(ctx: BoardCtx, proposal_id: int, decision: str,
+                     value: Any) -> Decimal | None:
+    """An operator's approved amount, checked before anything is recorded."""
+    if decision != BoardDecision.APPROVED.value:
+        raise ValueError("approved_amount: only an approval carries an approved amount")
+    with ctx.ledger.read() as session:
+        proposal = session.get(Proposal, proposal_id)
+        if proposal is None:
+            raise ValueError(f"proposal_id: proposal {proposal_id} does not exist")
+        return budget.approved_amount_of(proposal, value)
 
 
 def _decision_name() -> str:
@@ -266,12 +285,15 @@ def _decision_name() -> str:
 @flow(name="board-record-decision", flow_run_name=_decision_name, log_prints=True)
 def record_decision(proposal_id: int, decision: Literal["approved", "rejected", "needs-info"],
                     decided_by: str, note: str | None = None,
+                    approved_amount: Decimal | None = None,
                     now: datetime | None = None) -> dict[str, Any]:
     """Record the Board's decision on ``proposal_id`` as an operator (a decision taken in a
     meeting or by mail): ``decided_by`` is who decided for the Board (a WG handle, a Slack user
     id or a name), ``note`` is shown on the Board message and to the WG. Takes the same path as
     a Slack click; running it again with the same input records nothing twice. A proposal
-    already approved or rejected is refused with who decided it."""
+    already approved or rejected is refused with who decided it. ``approved_amount``: for an
+    approved budget request, the amount the Board approved when it is not the amount asked
+    (R-BUDGET; in the request's currency)."""
     ctx = board_context(now)
     decided_by = " ".join((decided_by or "").split())
     if not decided_by or len(decided_by) > 200:
@@ -280,6 +302,9 @@ def record_decision(proposal_id: int, decision: Literal["approved", "rejected", 
         raise ValueError("note: at most 3000 characters")
     data = {"proposal_id": int(proposal_id), "decision": BoardDecision(decision).value,
             "decided_by": decided_by, "note": note or None}
+    if approved_amount not in (None, ""):
+        data["approved_amount"] = str(_approved_amount(ctx, int(proposal_id), data["decision"],
+                                                       approved_amount))
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:32]
     with ctx.ledger.transaction() as session:
         row, created = repo.inbox_put(session, dedupe_key=f"operator:board-decision:{digest}",

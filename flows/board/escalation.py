@@ -27,10 +27,10 @@ from typing import Any
 from prefect import flow
 
 from ledger import repo
-from ledger.models import InboxEvent, Person, Platform, Proposal, ProposalStatus
+from ledger.models import Idea, InboxEvent, Person, Platform, Proposal, ProposalStatus
 from rules import Decision
 
-from flows.board import endorsement
+from flows.board import budget, endorsement
 from flows.board.common import (BoardCtx, InvalidProposal, ProposalInput, board_context,
                                 compose_body, escalation_of, post_wg, validate_proposal)
 from flows.membership.common import answer_interaction, artifact, log, once
@@ -41,8 +41,9 @@ __all__ = ["board_escalation", "continue_step", "escalate", "file_step",
 
 
 def file_step(ctx: BoardCtx, *, proposal: ProposalInput, proposer_id: int | None,
-              key: str) -> tuple[int, bool]:
-    """Record the proposal once per ``key``: (proposal id, created now)."""
+              key: str, idea_id: int | None = None) -> tuple[int, bool]:
+    """Record the proposal once per ``key``: (proposal id, created now). ``idea_id``: the
+    backlog item it is filed from, linked to it in the same transaction (R-BUDGET)."""
     with ctx.ledger.transaction() as session:
         found = repo.effect_get(session, key=key)
         if found is not None:
@@ -52,6 +53,8 @@ def file_step(ctx: BoardCtx, *, proposal: ProposalInput, proposer_id: int | None
             session, kind=proposal.kind, title=proposal.title, actor=ACTOR,
             body=compose_body(proposal.summary, proposal.links), amount=proposal.amount,
             currency=proposal.currency, purpose=proposal.purpose, proposed_by=person, at=ctx.now)
+        if idea_id is not None:
+            budget.link_idea_in(session, idea_id=idea_id, proposal=row, actor=ACTOR, at=ctx.now)
         # In the same transaction: a crash cannot leave a proposal whose key is unrecorded.
         repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
                            ref={"proposal_id": row.id}, about=repo.ref(row), at=ctx.now)
@@ -158,6 +161,7 @@ def board_escalation(kind: str = "", title: str = "", summary: str = "",
                      amount: Decimal | None = None, currency: str | None = None,
                      purpose: str | None = None, links: list[str] | None = None,
                      proposed_by: str | None = None, proposal_id: int | None = None,
+                     from_idea: int | None = None,
                      now: datetime | None = None) -> dict[str, Any]:
     """File a proposal for the DSF Board (R-BOARD) and move it on; or, with ``proposal_id``,
     continue a recorded one.
@@ -166,7 +170,8 @@ def board_escalation(kind: str = "", title: str = "", summary: str = "",
     (with ``amount``, ``currency`` (ISO 4217) and ``purpose``); a kind the WG decides itself
     (R-DIRECT, e.g. ``moderator-change``) is not escalated and the run says why.
     ``proposed_by``: the WG handle of the member proposing it (empty: the operator).
-    ``links``: http(s) URLs (discussion topic, quotes). ``now``: empty = the real clock.
+    ``links``: http(s) URLs (discussion topic, quotes). ``from_idea``: the backlog item the
+    proposal comes from (linked to it, R-BUDGET). ``now``: empty = the real clock.
     A bad field fails the run with the field named, before anything is recorded."""
     ctx = board_context(now)
     if proposal_id is not None:
@@ -177,7 +182,11 @@ def board_escalation(kind: str = "", title: str = "", summary: str = "",
     if checked.decision is not None and checked.decision.allowed:
         return not_escalated(checked.decision, kind=checked.kind, title=checked.title)
     proposer = _person_id(ctx, proposed_by)
-    new_id, created = file_step(ctx, proposal=checked,
+    if from_idea is not None:
+        with ctx.ledger.read() as session:
+            if session.get(Idea, int(from_idea)) is None:
+                raise InvalidProposal("from_idea", f"idea {from_idea} does not exist")
+    new_id, created = file_step(ctx, proposal=checked, idea_id=from_idea,
                                 proposer_id=proposer, key=checked.key(proposed_by or "operator"))
     if not created:
         log.info("board: the same proposal was filed before: proposal:%s", new_id)

@@ -135,5 +135,7 @@ def backlog_rows(session: Session, *, charter: Charter, now: datetime,
             "age_days": max(0, (now - idea.created_at).days),
             "flagged": bool(waiting.allowed or idea.flagged_at is not None)
                        and idea.status.value in ("new", "triaged"),
+            # R-BUDGET: the budget request this idea led to (``charterflow budget link``).
+            "budget_request": idea.proposal_id,
         })
     return rows

@@ -83,6 +83,8 @@ def _values(facts: Mapping[str, Any]) -> dict[str, Any]:
         "ideas_in": sum(int(r["in"]) for r in flow), "ideas_out": sum(int(r["out"]) for r in flow),
         "roles_granted": sum(int(r["granted"]) for r in roles),
         "roles_revoked": sum(int(r["revoked"]) for r in roles),
+        "budgets": list((facts.get("budgets") or {}).get("requests") or []),
+        "budget_totals": dict((facts.get("budgets") or {}).get("totals") or {}),
         "public_empty": not (facts.get("ideas_done") or roles),
         "empty": is_empty(facts), "platform_name": platform_name, "link": link,
     }

@@ -5,6 +5,7 @@ in the ledger, and the real gateway on 127.0.0.1 receiving the Board's clicks.""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,3 +128,17 @@ def board(world: World) -> Iterator[Board]:
         with use_slack(slack):
             yield Board(world=world, slack_sb=sandbox, slack_url=s_srv.url, slack=slack,
                         gateway_url=g_srv.url)
+
+
+@contextmanager
+def without_endorsement(world: World) -> Iterator[None]:
+    """A charter that asks for no endorsement vote inside the block: proposals go straight to
+    the Board."""
+    charter = world.platforms.charter
+    endorsement = charter.ballots.endorsement.model_copy(update={"required": False})
+    world.platforms.charter = charter.model_copy(update={"ballots": charter.ballots.model_copy(
+        update={"endorsement": endorsement})})
+    try:
+        yield
+    finally:
+        world.platforms.charter = charter

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from ledger import audit, repo
 from ledger.models import (AuditEntry, Ballot, BallotOutcome, BoardDecision, Proposal,
                            ProposalStatus)
-from tests.support.board import BOARD_CHANNEL, OSSIAN, PELLA, TOBIN, WREN, Board
+from tests.support.board import (BOARD_CHANNEL, OSSIAN, PELLA, TOBIN, WREN, Board,
+                                 without_endorsement)
 from tests.support.membership import NOW
 
 from flows import inbox
@@ -229,11 +230,8 @@ def test_budget_proposal_endorsed_escalated_and_decided_in_slack(board: Board):
 
 def test_reminders_at_30_and_44_days_then_operator_decides(board: Board):
     world = board.world
-    charter = world.platforms.charter
     # A charter that does not ask for an endorsement vote: the proposal goes straight up.
-    world.platforms.charter = charter.model_copy(update={"ballots": charter.ballots.model_copy(
-        update={"endorsement": charter.ballots.endorsement.model_copy(update={"required": False})})})
-    try:
+    with without_endorsement(world):
         result = board_escalation(kind="migrate-platform", title="Move the chat bridge",
                                   summary="Retire the IRC bridge for a Matrix one.", now=NOW)
         assert result["status"] == "escalated"
@@ -274,8 +272,6 @@ def test_reminders_at_30_and_44_days_then_operator_decides(board: Board):
             proposal = session.get(Proposal, proposal_id)
             assert proposal.decision_source == "operator"
             assert audit.verify(session).ok
-    finally:
-        world.platforms.charter = charter
 
 
 # --------------------------------------------------------------------------------------------
