@@ -1,4 +1,4 @@
-"""A loopback emulator of the Slack Web API methods charterflow uses (an ASGI app).
+"""A loopback emulator of the Slack Web API methods charterflow uses, on the sandbox kit.
 
 It behaves as Slack does where that matters to a client (``specs/API-NOTES.md`` section 3):
 every method is ``POST /api/<method>`` (JSON with ``Authorization: Bearer``, or form-encoded);
@@ -31,34 +31,27 @@ action_id} (click a button: a signed ``block_actions`` request is POSTed to ``ur
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import math
 import random
 import re
 import secrets
-import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, TokenBucket, check_faults, control,
+                                   load_seed, not_emulated)
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
-from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 INTERACTION_TYPES = frozenset({
     "block_actions", "block_suggestion", "interactive_message", "message_action", "shortcut",
@@ -254,33 +247,20 @@ def validate_blocks(blocks: Any) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Responses
+# Answers
 
 
-class _Response:
-    def __init__(self, status: int, body: Any = None, *, headers: Mapping[str, str] | None = None,
-                 text: str | None = None) -> None:
-        self.status = status
-        self.headers = dict(headers or {})
-        if text is not None:
-            self.body = text.encode("utf-8")
-            self.headers.setdefault("content-type", "text/plain; charset=utf-8")
-        else:
-            self.body = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            self.headers.setdefault("content-type", "application/json; charset=utf-8")
+def _ok(**fields: Any) -> Reply:
+    return Reply(200, {"ok": True, **fields})
 
 
-def _ok(**fields: Any) -> _Response:
-    return _Response(200, {"ok": True, **fields})
-
-
-def _fail(error: str, **fields: Any) -> _Response:
+def _fail(error: str, **fields: Any) -> Reply:
     # Slack answers errors with HTTP 200 (https://api.slack.com/web#evaluating_responses).
-    return _Response(200, {"ok": False, "error": error, **fields})
+    return Reply(200, {"ok": False, "error": error, **fields})
 
 
-def _limited(retry_after: int) -> _Response:
-    return _Response(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(max(1, int(retry_after)))})
+def _limited(retry_after: int) -> Reply:
+    return Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(max(1, int(retry_after)))})
 
 
 class _Args(dict):
@@ -299,7 +279,7 @@ class _Args(dict):
         return value
 
 
-_Handler = Callable[["SlackSandbox", _Args, dict[str, Any]], _Response]
+_Handler = Callable[["SlackSandbox", _Args], Reply]
 _METHODS: dict[str, _Handler] = {}
 
 
@@ -315,7 +295,7 @@ def _method(name: str) -> Callable[[_Handler], _Handler]:
 # The sandbox
 
 
-class SlackSandbox:
+class SlackSandbox(Sandbox):
     """A Slack workspace in memory, served as an ASGI app (``sandbox.app``).
 
     ``seed`` is a mapping in the ``SandboxSeed`` shape (``default_seed()`` when ``None``);
@@ -323,23 +303,17 @@ class SlackSandbox:
     ``seed["limits"]``.
     """
 
+    fault_free = ("/_sandbox/", "/actions/")
+
     def __init__(self, *, seed: Mapping[str, Any] | None = None, time_factor: float = 1.0,
                  limits: Mapping[str, Any] | None = None) -> None:
-        raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
-        if limits:
-            raw["limits"] = {**dict(raw.get("limits") or {}), **limits}
         if time_factor <= 0:
             raise ConfigError("time_factor must be positive")
-        try:
-            self.seed = SandboxSeed.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(f"invalid sandbox seed: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        self.seed = load_seed(SandboxSeed, seed if seed is not None else default_seed(), limits, key="limits")
         self.time_factor = float(time_factor)
         self.bot_token = self.seed.bot_token or "xoxb-sandbox-" + secrets.token_hex(20)
         self.signing_secret = self.seed.signing_secret or secrets.token_hex(16)
-        self._lock = threading.RLock()
-        self.app = self
+        self._setup()
         self._reset()
 
     def __repr__(self) -> str:
@@ -359,10 +333,9 @@ class SlackSandbox:
                 unknown = [m for m in c.members if m not in self.users]
                 if unknown:
                     raise ConfigError(f"invalid sandbox seed: channel {c.name!r} member {unknown[0]!r} is not a user")
-                members = set(c.members) | ({seed.bot_user_id} if c.bot_member else set())
                 self.channels[c.id] = {"id": c.id, "name": c.name, "is_private": c.is_private,
-                                       "is_archived": c.is_archived, "members": members, "is_im": False,
-                                       "is_mpim": False}
+                                       "is_archived": c.is_archived, "is_im": False, "is_mpim": False,
+                                       "members": set(c.members) | ({seed.bot_user_id} if c.bot_member else set())}
             if seed.board_channel not in self.channels:
                 raise ConfigError("invalid sandbox seed: board_channel is not a channel")
             self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -374,8 +347,8 @@ class SlackSandbox:
             self.requests: Counter[str] = Counter()
             self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
             self.rate_limited: list[dict[str, Any]] = []
-            self._buckets: dict[str, tuple[float, float]] = {}
-            self.faults: dict[str, Any] = {}
+            self._buckets: dict[str, TokenBucket] = {}
+            self.faults = {}
             self._rng = random.Random()
             self._last_ts = 0.0
             self._seq = 0
@@ -391,10 +364,7 @@ class SlackSandbox:
         return f"{int(now)}.{int(round((now - int(now)) * 1_000_000)) % 1_000_000:06d}"
 
     def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
-        for message in self.messages.get(channel, []):
-            if message["ts"] == ts:
-                return message
-        return None
+        return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
 
     # ---- the framework's Sandbox protocol ----------------------------------------------------
 
@@ -447,18 +417,12 @@ class SlackSandbox:
         if "sleep" not in extra and self.time_factor != 1.0:
             factor = self.time_factor
             extra["sleep"] = lambda seconds: time.sleep(max(0.0, seconds) * factor)
-        host = httpx.URL(base_url).netloc.decode("ascii")
         values: dict[str, Any] = {
-            "bot_token": self.bot_token,
-            "signing_secret": self.signing_secret,
-            "board_channel": self.seed.board_channel,
-            "base_url": f"{base_url.rstrip('/')}/api/",
-            "response_url_hosts": (host,),
-            "timeout": 10,
+            "bot_token": self.bot_token, "signing_secret": self.signing_secret,
+            "board_channel": self.seed.board_channel, "base_url": f"{base_url.rstrip('/')}/api/",
+            "response_url_hosts": (httpx.URL(base_url).netloc.decode("ascii"),), "timeout": 10, **options,
         }
-        values.update(options)
-        settings = SlackSettings(_env_file=None, **values)  # type: ignore[call-arg]
-        return SlackConnector(settings=settings, **extra)
+        return SlackConnector(settings=SlackSettings(_env_file=None, **values), **extra)  # type: ignore[call-arg]
 
     def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
         """Slack has no ballots here (the connector declares no BallotBox)."""
@@ -471,19 +435,17 @@ class SlackSandbox:
         ``slash_command`` is a form of ``payload``'s fields; ``url_verification`` and every other
         kind are Events API JSON (``event_callback`` wrapping ``{"type": kind, **payload}``).
         """
-        data = dict(payload)
+        data, content_type = dict(payload), "application/x-www-form-urlencoded"
         if kind in INTERACTION_TYPES:
             data.setdefault("type", kind)
             data.setdefault("team", {"id": self.seed.team_id, "domain": self.seed.team_domain})
             data.setdefault("api_app_id", self.seed.app_id)
             data.setdefault("trigger_id", self._trigger_id())
             body = urlencode({"payload": json.dumps(data, separators=(",", ":"))}).encode("utf-8")
-            content_type = "application/x-www-form-urlencoded"
         elif kind == "slash_command":
             data.setdefault("team_id", self.seed.team_id)
             data.setdefault("trigger_id", self._trigger_id())
             body = urlencode({k: str(v) for k, v in data.items()}).encode("utf-8")
-            content_type = "application/x-www-form-urlencoded"
         elif kind == "url_verification":
             body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **data}).encode()
             content_type = "application/json"
@@ -491,21 +453,19 @@ class SlackSandbox:
             with self._lock:
                 self._seq += 1
                 seq = self._seq
-            envelope = {
+            body = json.dumps({
                 "team_id": self.seed.team_id, "api_app_id": self.seed.app_id,
                 "event": {"type": kind, "event_ts": self._next_ts(), **data},
                 "type": "event_callback", "event_id": f"Ev0SBX{seq:06d}", "event_time": int(time.time()),
-            }
-            body = json.dumps(envelope).encode("utf-8")
+            }).encode("utf-8")
             content_type = "application/json"
         timestamp = int(time.time())
-        headers = {
+        return {
             "Content-Type": content_type,
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign_request(self.signing_secret, timestamp=timestamp, body=body),
             "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-        }
-        return headers, body
+        }, body
 
     def _trigger_id(self) -> str:
         return f"{random.randint(10**9, 10**10)}.{random.randint(10**9, 10**10)}.{secrets.token_hex(16)}"
@@ -522,13 +482,12 @@ class SlackSandbox:
             message = self._find_message(channel, ts)
             if message is None:
                 raise ValueError(f"no message {ts} in channel {channel}")
-            button = block_id = None
-            for block in message.get("blocks") or []:
-                for el in block.get("elements", []) if block.get("type") == "actions" else []:
-                    if isinstance(el, dict) and el.get("action_id") == action_id:
-                        button, block_id = el, block.get("block_id")
-            if button is None:
+            found = [(el, block.get("block_id")) for block in message.get("blocks") or []
+                     if block.get("type") == "actions" for el in block.get("elements", [])
+                     if isinstance(el, dict) and el.get("action_id") == action_id]
+            if not found:
                 raise ValueError(f"message {ts} has no button {action_id!r}")
+            button, block_id = found[-1]
             token = secrets.token_urlsafe(18)
             self._seq += 1
             path = f"/actions/{self.seed.team_id}/{self._seq:010d}/{token}"
@@ -547,7 +506,7 @@ class SlackSandbox:
                 "team": {"id": self.seed.team_id, "domain": self.seed.team_domain},
                 "is_enterprise_install": False,
                 "channel": {"id": channel, "name": self.channels.get(channel, {}).get("name", "directmessage")},
-                "message": copy.deepcopy({k: v for k, v in message.items() if not k.startswith("_")}),
+                "message": _public(message, with_metadata=False),
                 "state": {"values": {}},
                 "response_url": f"{base_url.rstrip('/')}{path}",
                 "actions": [action],
@@ -569,6 +528,22 @@ class SlackSandbox:
                                       "action_id": payload["actions"][0]["action_id"],
                                       "message_ts": payload["container"]["message_ts"], "status": status})
 
+    @control("interact")
+    async def _interact(self, call: Call, data: dict[str, Any]) -> Reply:
+        try:
+            payload = self.block_actions_payload(call.base_url, user=str(data.get("user")), channel=str(data.get("channel")),
+                                                 ts=str(data.get("ts")), action_id=str(data.get("action_id")))
+        except ValueError as exc:
+            return self.error(400, str(exc))
+        headers, signed = self.signed_request(kind="block_actions", payload=payload)
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            try:
+                answer = await client.post(str(data.get("url")), content=signed, headers=headers)
+            except httpx.HTTPError as exc:
+                return self.error(502, type(exc).__name__)
+        self._note_interaction(str(data.get("url")), payload, answer.status_code)
+        return Reply(200, {"ok": True, "status": answer.status_code, "body": answer.text[:2000]})
+
     # ---- state snapshot ----------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
@@ -577,7 +552,7 @@ class SlackSandbox:
             return {
                 "team": {"id": self.seed.team_id, "name": self.seed.team_name, "domain": self.seed.team_domain},
                 "bot_user_id": self.seed.bot_user_id,
-                "users": [{k: v for k, v in u.items()} for u in self.users.values()],
+                "users": [dict(u) for u in self.users.values()],
                 "channels": [{**{k: v for k, v in c.items() if k != "members"}, "members": sorted(c["members"])}
                              for c in self.channels.values()],
                 "messages": {cid: [{k: v for k, v in m.items() if not k.startswith("_")} for m in msgs]
@@ -594,196 +569,98 @@ class SlackSandbox:
                 "faults": dict(self.faults),
             }
 
-    # ---- ASGI ----------------------------------------------------------------------------------
+    # ---- the platform ------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI entry point."""
-        request = await read_request(scope, receive, send)
-        if request is None:
-            return
-        body, headers = request
-        method, path = scope["method"].upper(), scope["path"]
-        host = headers.get("host", "127.0.0.1")
-        base_url = f"{scope.get('scheme', 'http')}://{host}"
+    def error(self, status: int, message: str) -> Reply:
+        return Reply(status, {"ok": False, "error": message})
 
-        if path.startswith("/_sandbox/"):
-            response = await self._control(method, path, body, base_url)
-        elif path.startswith("/actions/") and method == "POST":
-            with self._lock:
-                response = self._response_url(path, body)
-        elif path.startswith("/api/"):
-            api_method = path.removeprefix("/api/")
-            faults = dict(self.faults)
-            if faults.get("latency"):
-                await asyncio.sleep(float(faults["latency"]))
-            drop = bool(faults.get("drop_rate")) and self._rng.random() < float(faults["drop_rate"])
-            if drop and faults.get("drop_phase", "after") == "before":
-                await self._drop(send)
-                return
-            args = self._args(scope, headers, body)
-            with self._lock:
-                response = self._fault_response(api_method, args) or self._call(api_method, args, headers, http_method=method)
-            if drop:
-                await self._drop(send)
-                return
-        else:
-            response = _Response(NOT_EMULATED_STATUS, text=not_emulated(method, path))
-        await self._send(send, response)
+    def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = check_faults(data)
+        if "storm" in data:
+            storm = data["storm"]
+            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1))),
+                            "method": storm.get("method"), "channel": storm.get("channel")}
+        return out
 
-    async def _send(self, send: Send, response: _Response) -> None:
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
-
-    async def _drop(self, send: Send) -> None:
-        # Start a response and never finish it: the client sees the connection drop mid-response.
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
-
-    def _args(self, scope: Scope, headers: Mapping[str, str], body: bytes) -> _Args:
-        args = _Args(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        ctype = headers.get("content-type", "")
-        if body:
-            if "json" in ctype:
-                try:
-                    data = json.loads(body)
-                except ValueError:
-                    args["_invalid_json"] = True
-                    return args
-                if isinstance(data, dict):
-                    args.update(data)
-                else:
-                    args["_invalid_json"] = True
-            else:
-                args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        auth = headers.get("authorization", "")
+    def handle(self, call: Call) -> Reply:
+        if call.path.startswith("/actions/") and call.method == "POST":
+            return self._response_url(call)
+        if not call.path.startswith("/api/"):
+            return Reply(NOT_EMULATED_STATUS, text=not_emulated(call.method, call.path))
+        api_method = call.path.removeprefix("/api/")
+        args = _Args(call.form())
+        if "json" in call.headers.get("content-type", "") and call.body:
+            try:
+                body = json.loads(call.body)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                args["_invalid_json"] = True
+        auth = call.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             args["_token"] = auth[7:].strip()
         elif "token" in args:
             args["_token"] = str(args.pop("token"))
-        return args
-
-    def _fault_response(self, api_method: str, args: _Args) -> _Response | None:
-        storm = self.faults.get("storm")
-        if storm and storm.get("count", 0) > 0:
-            if (not storm.get("method") or storm["method"] == api_method) and (
-                    not storm.get("channel") or storm["channel"] == args.get("channel")):
-                storm["count"] -= 1
-                self._note_limited("storm", api_method, args)
-                self.requests[api_method] += 1
-                self.outcomes[api_method]["429"] += 1
-                return _limited(int(storm.get("retry_after", 1)))
-        rate = float(self.faults.get("error_rate") or 0)
-        if rate and self._rng.random() < rate:
-            status = int(self.faults.get("error_status") or 503)
-            self.requests[api_method] += 1
+        self.requests[api_method] += 1
+        if self.take_storm(lambda s: (not s.get("method") or s["method"] == api_method)
+                           and (not s.get("channel") or s["channel"] == args.get("channel"))):
+            self._note_limited("storm", api_method, args)
+            self.outcomes[api_method]["429"] += 1
+            return _limited(int(self.faults["storm"].get("retry_after", 1)))
+        status = self.injected_status(503)
+        if status:
             self.outcomes[api_method][str(status)] += 1
-            return _Response(status, text=f"sandbox: injected HTTP {status}\n")
-        return None
+            return Reply(status, text=f"sandbox: injected HTTP {status}\n")
+        reply = self._call(api_method, args, call.method)
+        self.outcomes[api_method][str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")] += 1
+        return reply
+
+    def _call(self, api_method: str, args: _Args, http_method: str) -> Reply:
+        handler = _METHODS.get(api_method)
+        if args.get("_invalid_json"):
+            return _fail("invalid_json")
+        if handler is None:
+            # Slack's own unknown_method is for names Slack lacks; this one may exist on Slack.
+            return Reply(NOT_EMULATED_STATUS, {"ok": False, "error": "not_emulated",
+                                               "detail": not_emulated(http_method, f"/api/{api_method}")})
+        if not args.get("_token"):
+            return _fail("not_authed")
+        if not secrets.compare_digest(str(args["_token"]).encode(), self.bot_token.encode()):
+            return _fail("invalid_auth")
+        reply = handler(self, args)
+        reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
+        return reply
 
     def _note_limited(self, kind: str, api_method: str, args: Mapping[str, Any]) -> None:
         self.rate_limited.append({"at": round(self._now(), 4), "kind": kind, "method": api_method,
                                   "channel": args.get("channel")})
 
-    def _call(self, api_method: str, args: _Args, headers: Mapping[str, str], *,
-              http_method: str = "POST") -> _Response:
-        self.requests[api_method] += 1
-        handler = _METHODS.get(api_method)
-        if args.get("_invalid_json"):
-            response = _fail("invalid_json")
-        elif handler is None:
-            # Slack's own unknown_method is for names Slack lacks; this one may exist on Slack.
-            response = _Response(NOT_EMULATED_STATUS, {"ok": False, "error": "not_emulated",
-                                                       "detail": not_emulated(http_method, f"/api/{api_method}")})
-        elif not args.get("_token"):
-            response = _fail("not_authed")
-        elif not secrets.compare_digest(str(args["_token"]).encode(), self.bot_token.encode()):
-            response = _fail("invalid_auth")
-        else:
-            response = handler(self, args, dict(headers))
-            response.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
-        outcome = str(response.status) if response.status != 200 else json.loads(response.body).get("error", "ok")
-        self.outcomes[api_method][outcome] += 1
-        return response
-
     def _channel_limit(self, channel: str) -> int | None:
         """Token bucket per channel; ``None`` when a message may be posted, else Retry-After."""
-        limits = self.seed.limits
-        now = self._now()
-        tokens, last = self._buckets.get(channel, (float(limits.burst), now))
-        tokens = min(float(limits.burst), tokens + (now - last) * limits.per_second)
-        if tokens >= 1.0:
-            self._buckets[channel] = (tokens - 1.0, now)
-            return None
-        self._buckets[channel] = (tokens, now)
-        return max(1, math.ceil((1.0 - tokens) / limits.per_second))
+        limits, now = self.seed.limits, self._now()
+        return self._buckets.setdefault(channel, TokenBucket(limits.per_second, limits.burst, now)).wait(now)
 
-    # ---- control routes --------------------------------------------------------------------
-
-    async def _control(self, method: str, path: str, body: bytes, base_url: str) -> _Response:
-        try:
-            data = json.loads(body) if body else {}
-        except ValueError:
-            return _Response(400, {"ok": False, "error": "invalid_json"})
-        if not isinstance(data, dict):
-            return _Response(400, {"ok": False, "error": "json_not_object"})
-        if method == "GET" and path == "/_sandbox/state":
-            return _Response(200, self.state())
-        if method == "POST" and path == "/_sandbox/faults":
-            try:
-                faults = _check_faults(data)
-            except (ValueError, TypeError) as exc:
-                return _Response(400, {"ok": False, "error": str(exc)})
-            with self._lock:
-                self.faults = faults
-                if "seed" in faults:
-                    self._rng = random.Random(faults["seed"])
-            return _Response(200, {"ok": True, "faults": faults})
-        if method == "POST" and path == "/_sandbox/reset":
-            self._reset()
-            return _Response(200, {"ok": True})
-        if method == "POST" and path == "/_sandbox/interact":
-            try:
-                payload = self.block_actions_payload(base_url, user=str(data.get("user")), channel=str(data.get("channel")),
-                                                     ts=str(data.get("ts")), action_id=str(data.get("action_id")))
-            except ValueError as exc:
-                return _Response(400, {"ok": False, "error": str(exc)})
-            headers, signed = self.signed_request(kind="block_actions", payload=payload)
-            async with httpx.AsyncClient(timeout=10.0) as client:
-                try:
-                    answer = await client.post(str(data.get("url")), content=signed, headers=headers)
-                except httpx.HTTPError as exc:
-                    return _Response(502, {"ok": False, "error": f"{type(exc).__name__}"})
-            self._note_interaction(str(data.get("url")), payload, answer.status_code)
-            return _Response(200, {"ok": True, "status": answer.status_code, "body": answer.text[:2000]})
-        return _Response(404, {"ok": False, "error": "unknown_control_route"})
-
-    # ---- response_url ------------------------------------------------------------------------
-
-    def _response_url(self, path: str, body: bytes) -> _Response:
-        token = path.rstrip("/").rsplit("/", 1)[-1]
-        issued = self.response_urls.get(token)
+    def _response_url(self, call: Call) -> Reply:
+        issued = self.response_urls.get(call.path.rstrip("/").rsplit("/", 1)[-1])
         if issued is None or self._now() - issued["issued"] > RESPONSE_URL_TTL:
-            return _Response(404, text="expired_url")
+            return Reply(404, text="expired_url")
         if issued["uses"] >= RESPONSE_URL_USES:
-            return _Response(404, text="used_url")
+            return Reply(404, text="used_url")
         try:
-            data = json.loads(body)
+            data = json.loads(call.body)
         except ValueError:
-            return _Response(400, text="invalid_payload")
+            data = None
         if not isinstance(data, dict):
-            return _Response(400, text="invalid_payload")
+            return Reply(400, text="invalid_payload")
         if not data.get("text") and not data.get("blocks") and not data.get("delete_original"):
-            return _Response(400, text="no_text")
+            return Reply(400, text="no_text")
         if "blocks" in data and validate_blocks(data["blocks"]):
-            return _Response(400, text="invalid_blocks")
+            return Reply(400, text="invalid_blocks")
         issued["uses"] += 1
-        record = {"to_user": issued["user"], "channel": issued["channel"], "message_ts": issued["ts"],
-                  "response_type": data.get("response_type", "ephemeral"),
-                  "replace_original": bool(data.get("replace_original")), "text": data.get("text"),
-                  "blocks": data.get("blocks")}
-        self.response_posts.append(record)
+        self.response_posts.append({"to_user": issued["user"], "channel": issued["channel"], "message_ts": issued["ts"],
+                                    "response_type": data.get("response_type", "ephemeral"),
+                                    "replace_original": bool(data.get("replace_original")), "text": data.get("text"),
+                                    "blocks": data.get("blocks")})
         original = self._find_message(issued["channel"], issued["ts"])
         if data.get("delete_original") and original is not None:
             self.messages[issued["channel"]].remove(original)
@@ -796,7 +673,7 @@ class SlackSandbox:
         else:
             self.ephemeral.append({"user": issued["user"], "channel": issued["channel"], "text": data.get("text"),
                                    "blocks": data.get("blocks")})
-        return _Response(200, {"ok": True})
+        return Reply(200, {"ok": True})
 
     def _store(self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None,
                metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -826,20 +703,11 @@ def _public(message: Mapping[str, Any], *, with_metadata: bool) -> dict[str, Any
     return out
 
 
-def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
-    out = check_faults(data)
-    storm = storm_settings(data, shape="{count, retry_after, method, channel}")
-    if storm is not None:
-        out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1))),
-                        "method": storm.get("method"), "channel": storm.get("channel")}
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Methods
 
 
-def _conversation(sb: SlackSandbox, args: _Args) -> dict[str, Any] | _Response:
+def _conversation(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
     channel = str(args.get("channel") or "")
     if not channel:
         return _fail("channel_not_found")
@@ -856,7 +724,7 @@ def _conversation(sb: SlackSandbox, args: _Args) -> dict[str, Any] | _Response:
     return conv
 
 
-def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | _Response:
+def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
     text = args.get("text")
     blocks = args.json_arg("blocks") if "blocks" in args else None
     if blocks is not None:
@@ -873,23 +741,23 @@ def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | _Response:
 
 
 @_method("auth.test")
-def _auth_test(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
     seed = sb.seed
     return _ok(url=f"https://{seed.team_domain}.slack.com/", team=seed.team_name, user=seed.bot_name,
                team_id=seed.team_id, user_id=seed.bot_user_id, bot_id=seed.bot_id, is_enterprise_install=False)
 
 
 @_method("chat.postMessage")
-def _post_message(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _post_message(sb: SlackSandbox, args: _Args) -> Reply:
     conv = _conversation(sb, args)
-    if isinstance(conv, _Response):
+    if isinstance(conv, Reply):
         return conv
     if conv["is_archived"]:
         return _fail("is_archived")
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
     checked = _text_and_blocks(args)
-    if isinstance(checked, _Response):
+    if isinstance(checked, Reply):
         return checked
     text, blocks = checked
     thread_ts = args.get("thread_ts")
@@ -909,9 +777,9 @@ def _post_message(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Re
 
 
 @_method("chat.update")
-def _update(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _update(sb: SlackSandbox, args: _Args) -> Reply:
     conv = _conversation(sb, args)
-    if isinstance(conv, _Response):
+    if isinstance(conv, Reply):
         return conv
     message = sb._find_message(conv["id"], str(args.get("ts") or ""))
     if message is None:
@@ -919,7 +787,7 @@ def _update(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response
     if message.get("user") != sb.seed.bot_user_id:
         return _fail("cant_update_message")
     checked = _text_and_blocks(args)
-    if isinstance(checked, _Response):
+    if isinstance(checked, Reply):
         return checked
     text, blocks = checked
     message.update(text=text, blocks=blocks, edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()})
@@ -931,7 +799,7 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 
 
 @_method("conversations.open")
-def _open(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _open(sb: SlackSandbox, args: _Args) -> Reply:
     raw = args.get("users")
     if isinstance(raw, list):
         users = [str(u).strip() for u in raw if str(u).strip()]
@@ -972,9 +840,9 @@ def _page(items: list[dict[str, Any]], args: _Args) -> tuple[list[dict[str, Any]
 
 
 @_method("conversations.history")
-def _history(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _history(sb: SlackSandbox, args: _Args) -> Reply:
     conv = _conversation(sb, args)
-    if isinstance(conv, _Response):
+    if isinstance(conv, Reply):
         return conv
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
@@ -986,9 +854,9 @@ def _history(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Respons
 
 
 @_method("conversations.replies")
-def _replies(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _replies(sb: SlackSandbox, args: _Args) -> Reply:
     conv = _conversation(sb, args)
-    if isinstance(conv, _Response):
+    if isinstance(conv, Reply):
         return conv
     parent = sb._find_message(conv["id"], str(args.get("ts") or ""))
     if parent is None:
@@ -1002,7 +870,7 @@ def _replies(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Respons
 
 
 @_method("users.lookupByEmail")
-def _lookup(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     email = str(args.get("email") or "").strip().lower()
     for user in sb.users.values():
         if user.get("email") and user["email"].lower() == email:
@@ -1022,7 +890,7 @@ def _epoch(sb: SlackSandbox) -> int:
     return int(time.time() - time.monotonic() + sb._started)
 
 
-def _conversation_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | _Response:
+def _conversation_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
     """Like ``_conversation`` but by ID only, as conversations.info/members take it."""
     conv = sb.channels.get(str(args.get("channel") or ""))
     if conv is None or (conv["is_private"] and sb.seed.bot_user_id not in conv["members"]):
@@ -1031,9 +899,9 @@ def _conversation_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | _Resp
 
 
 @_method("conversations.info")
-def _conversation_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
     conv = _conversation_by_id(sb, args)
-    if isinstance(conv, _Response):
+    if isinstance(conv, Reply):
         return conv
     created = _epoch(sb)
     if conv["is_im"]:
@@ -1055,9 +923,9 @@ def _conversation_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -
 
 
 @_method("conversations.members")
-def _conversation_members(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _conversation_members(sb: SlackSandbox, args: _Args) -> Reply:
     conv = _conversation_by_id(sb, args)
-    if isinstance(conv, _Response):
+    if isinstance(conv, Reply):
         return conv
     limit = str(args.get("limit") or "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
@@ -1071,7 +939,7 @@ def _conversation_members(sb: SlackSandbox, args: _Args, headers: dict[str, Any]
 
 
 @_method("users.info")
-def _user_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     user = sb.users.get(str(args.get("user") or ""))
     if user is None:
         return _fail("user_not_found")
