@@ -50,34 +50,30 @@ import math
 import random
 import re
 import secrets
-import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy as email_policy
 from email.parser import BytesParser
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.interactions import sign_interaction
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
-from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, check_faults,
+                                   control, load_seed, not_emulated)
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Sink = Callable[[Mapping[str, str], bytes], tuple[int, Any]]
 
 API_PREFIX = "/api/v10"
@@ -231,30 +227,14 @@ def _snowflake_ms(ms: int, seq: int) -> str:
 # Responses
 
 
-class _Response:
-    def __init__(self, status: int, body: Any = None, *, headers: Mapping[str, str] | None = None,
-                 raw: bytes | None = None) -> None:
-        self.status = status
-        self.headers = dict(headers or {})
-        self.json = body
-        if status == 204:
-            self.body = b""
-        elif raw is not None:
-            self.body = raw
-            self.headers.setdefault("content-type", "application/json")
-        else:
-            self.body = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-            self.headers.setdefault("content-type", "application/json")
-
-
-def _error(status: int, code: int, message: str, errors: Mapping[str, Any] | None = None) -> _Response:
+def _error(status: int, code: int, message: str, errors: Mapping[str, Any] | None = None) -> Reply:
     body: dict[str, Any] = {"message": message, "code": code}
     if errors:
         body["errors"] = dict(errors)
-    return _Response(status, body)
+    return Reply(status, body)
 
 
-def _form_error(**fields: str) -> _Response:
+def _form_error(**fields: str) -> Reply:
     errors = {name: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": msg}]} for name, msg in fields.items()}
     return _error(400, 50035, "Invalid Form Body", errors)
 
@@ -263,7 +243,7 @@ _SNOWFLAKE = re.compile(r"^(0|[1-9][0-9]*)$")  # the spec's SnowflakeType patter
 AUDIT_REASON_MAX = 512
 
 
-def _invalid_path_or_reason(req: _Req) -> _Response | None:
+def _invalid_path_or_reason(req: Call) -> Reply | None:
     """Discord's 400 50035 for a path id that is not a snowflake (it never reaches the lookup that
     would answer 10013 & co.) and for an ``X-Audit-Log-Reason`` over 512 characters."""
     for name, value in req.params.items():
@@ -282,7 +262,7 @@ def _invalid_path_or_reason(req: _Req) -> _Response | None:
 _MULTIPART_ROUTES = frozenset({"/channels/{channel_id}/messages"})
 
 
-def _read_multipart(req: _Req) -> _Response | None:
+def _read_multipart(req: Call) -> Reply | None:
     """Turn a multipart body into its ``payload_json`` (as the request's JSON body) and files."""
     head = f"Content-Type: {req.headers['content-type']}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
     message = BytesParser(policy=email_policy.HTTP).parsebytes(head + req.body)
@@ -302,58 +282,19 @@ def _read_multipart(req: _Req) -> _Response | None:
     return None
 
 
-def _unknown(what: str, code: int) -> _Response:
+def _unknown(what: str, code: int) -> Reply:
     return _error(404, code, f"Unknown {what}")
 
 
-@dataclass
-class _Req:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-    params: dict[str, str] = field(default_factory=dict)
-    files: list[dict[str, Any]] = field(default_factory=list)  # multipart uploads: name, type, size
-
-    def json(self) -> Any:
-        if not self.body:
-            return None
-        return json.loads(self.body)
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
+_routes = Routes()
 
 
-_Handler = Callable[["DiscordSandbox", _Req], _Response]
-
-
-@dataclass(frozen=True)
-class _Route:
-    method: str
-    template: str
-    regex: re.Pattern[str]
-    handler: _Handler
-    bucket: str
-    auth: bool
-    major: str | None
-
-
-_ROUTES: list[_Route] = []
-
-
-def _route(method: str, template: str, *, bucket: str, auth: bool = True) -> Callable[[_Handler], _Handler]:
-    def register(fn: _Handler) -> _Handler:
-        pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
-        # Interaction follow-ups are limited per interaction (their webhook_id is the application
-        # id): https://github.com/discord/discord-api-docs/issues/2701
-        major = next((p for p in ("guild_id", "channel_id", "interaction_token", "webhook_id", "interaction_id")
-                      if "{" + p + "}" in template), None)
-        _ROUTES.append(_Route(method, template, re.compile(f"^{pattern}$"), fn, bucket, auth, major))
-        return fn
-
-    return register
+def _route(method: str, template: str, *, bucket: str, auth: bool = True) -> Callable[[Callable], Callable]:
+    # Interaction follow-ups are limited per interaction (their webhook_id is the application
+    # id): https://github.com/discord/discord-api-docs/issues/2701
+    major = next((p for p in ("guild_id", "channel_id", "interaction_token", "webhook_id", "interaction_id")
+                  if "{" + p + "}" in template), None)
+    return _routes(method, template, bucket=bucket, auth=auth, major=major)
 
 
 @dataclass
@@ -367,7 +308,7 @@ class _BucketState:
 # The sandbox
 
 
-class DiscordSandbox:
+class DiscordSandbox(Sandbox):
     """A Discord guild in memory, served as an ASGI app (``sandbox.app``) under ``/api/v10``.
 
     ``seed`` is a mapping in the ``SandboxSeed`` shape (``default_seed()`` when ``None``);
@@ -389,23 +330,14 @@ class DiscordSandbox:
     ) -> None:
         if not time_scale > 0:
             raise ConfigError("time_scale must be positive")
-        raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
-        if settings:
-            raw["settings"] = {**dict(raw.get("settings") or {}), **settings}
-        try:
-            self.seed = SandboxSeed.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"invalid sandbox seed: {where}: {first['msg']}") from None
+        self.seed = load_seed(SandboxSeed, seed if seed is not None else default_seed(), settings)
         self.time_scale = float(time_scale)
         self.interactions_url = interactions_url
         self._sink: Sink | None = None
-        self._lock = threading.RLock()
+        self._setup()
         # Called before an interaction is sent, so a keeper of the state (charterflow.sandbox_state)
         # has saved its token: the answer may arrive after this process was restarted.
         self.on_change: Callable[[], None] | None = None
-        self.app = self
         key_hex = self.seed.private_key or secrets.token_hex(32)
         self._private_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex))
         self.public_key = self._private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
@@ -819,68 +751,39 @@ class DiscordSandbox:
                 "thread_id": m.get("thread_id"), "timestamp": m["timestamp"],
                 "visible_to": m.get("visible_to")}  # an ephemeral reply's only reader
 
-    # ---- ASGI ----------------------------------------------------------------------------------
+    # ---- the platform ------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI entry point."""
-        request = await read_request(scope, receive, send)
-        if request is None:
-            return
-        body, headers = request
-        query: dict[str, list[str]] = defaultdict(list)
-        for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
-            query[k].append(v)
-        path = scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0] or scope["path"]
-        req = _Req(method=scope["method"].upper(), path=path, query=dict(query), headers=headers, body=body)
+    routes = _routes
+    json_type = "application/json"
+    compact_json = True
+    raw_paths = True
 
-        if req.path.startswith("/_sandbox/"):
-            response = await self._control(req)
-            await self._send(send, response)
-            return
-        faults = dict(self.faults)
-        if faults.get("latency"):
-            await asyncio.sleep(float(faults["latency"]))
-        drop = bool(faults.get("drop_rate")) and self._rng.random() < float(faults["drop_rate"])
-        if drop and faults.get("drop_phase", "after") == "before":
-            await self._drop(send)
-            return
-        response = self._handle(req, faults)
-        if drop:
-            await self._drop(send)
-            return
-        await self._send(send, response)
+    def error(self, status: int, message: str) -> Reply:
+        if message == "invalid_json":
+            return _error(400, 50109, "The request body contains invalid JSON.")
+        return _error(status, 50035 if status == 400 else 0, message)
 
-    async def _send(self, send: Send, response: _Response) -> None:
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+    def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = check_faults(data, extra={"search_not_indexed"})
+        if "storm" in data:
+            storm = data["storm"]
+            if str(storm.get("scope", "user")) not in ("user", "global", "shared"):
+                raise ValueError("storm.scope must be user, global or shared")
+            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": float(storm.get("retry_after", 1.0)),
+                            "scope": str(storm.get("scope", "user"))}
+        if "search_not_indexed" in data:
+            out["search_not_indexed"] = int(data["search_not_indexed"])
+        return out
 
-    async def _drop(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
-
-    def _match(self, req: _Req) -> tuple[_Route | None, dict[str, str]]:
-        path = req.path.removeprefix(API_PREFIX)
-        # Literal segments win over placeholders (/members/search before /members/{user_id}).
-        for route in sorted(_ROUTES, key=lambda r: r.template.count("{")):
-            if route.method == req.method:
-                m = route.regex.match(path)
-                if m:
-                    return route, {k: unquote(v) for k, v in m.groupdict().items()}
-        return None, {}
-
-    def _handle(self, req: _Req, faults: Mapping[str, Any]) -> _Response:
-        route, params = self._match(req)
+    def handle(self, req: Call) -> Reply:
+        route, params = _routes.match(req.method, req.path.removeprefix(API_PREFIX))
         key = f"{req.method} {route.template if route else req.path}"
-        with self._lock:
-            response = self._handle_locked(req, route, params, faults)
-            self.requests[key] += 1
-            self.responses[key][str(response.status)] += 1
-            return response
+        response = self._handle_locked(req, route, params)
+        self.requests[key] += 1
+        self.responses[key][str(response.status)] += 1
+        return response
 
-    def _handle_locked(self, req: _Req, route: _Route | None, params: dict[str, str],
-                       faults: Mapping[str, Any]) -> _Response:
+    def _handle_locked(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
         if route is None:
             return self._unrouted(req)
         # Cloudflare in front of Discord blocks clients without a proper User-Agent.
@@ -889,9 +792,7 @@ class DiscordSandbox:
         if route.auth and req.headers.get("authorization") != f"Bot {self.token}":
             return _error(401, 0, "401: Unauthorized")
         now = time.monotonic()
-        storm = self.faults.get("storm")
-        if storm and storm.get("count", 0) > 0:
-            storm["count"] -= 1
+        if storm := self.take_storm():
             return self._too_many(req, route, params, float(storm.get("retry_after", 1.0)) * self.time_scale,
                                   scope=str(storm.get("scope", "user")), kind="storm")
         if route.auth:  # interaction callbacks and webhooks do not count against the global limit
@@ -912,10 +813,8 @@ class DiscordSandbox:
         state.count += 1
         if route.auth:
             self._global_hits.append(now)
-        rate = float(faults.get("error_rate") or 0)
-        if rate and self._rng.random() < rate:
-            status = int(faults.get("error_status") or 502)
-            response = _Response(status, {"message": f"sandbox: injected HTTP {status}", "code": 0})
+        if status := self.injected_status(502):
+            response = Reply(status, {"message": f"sandbox: injected HTTP {status}", "code": 0})
         else:
             req.params = params
             invalid = _invalid_path_or_reason(req)
@@ -938,10 +837,10 @@ class DiscordSandbox:
                                                     state.reset_epoch))
         return response
 
-    def _unrouted(self, req: _Req) -> _Response:
+    def _unrouted(self, req: Call) -> Reply:
         """A known path with another method is Discord's 405; anything else is not emulated."""
         path = req.path.removeprefix(API_PREFIX)
-        if req.path.startswith(API_PREFIX + "/") and any(r.regex.match(path) for r in _ROUTES):
+        if req.path.startswith(API_PREFIX + "/") and _routes.knows(path):
             return _error(405, 0, "405: Method Not Allowed")
         return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
 
@@ -957,8 +856,8 @@ class DiscordSandbox:
             "X-RateLimit-Bucket": hashlib.sha1(bucket.encode()).hexdigest()[:16],  # noqa: S324 - an opaque name
         }
 
-    def _too_many(self, req: _Req, route: _Route, params: dict[str, str], wait: float, *, scope: str,
-                  kind: str) -> _Response:
+    def _too_many(self, req: Call, route: Any, params: dict[str, str], wait: float, *, scope: str,
+                  kind: str) -> Reply:
         wait = max(wait, 0.0)
         rounded = math.ceil(wait * 1000) / 1000
         self.rate_limited.append({"at": round(time.monotonic() - self._started, 4), "kind": kind, "scope": scope,
@@ -977,48 +876,28 @@ class DiscordSandbox:
             state = self._bucket_states.get((route.bucket, major))
             epoch = state.reset_epoch if state else math.ceil((time.time() + wait) * 1000) / 1000
             headers.update(self._limit_headers(route.bucket, limit, 0, wait, epoch))
-        return _Response(429, body, headers=headers)
+        return Reply(429, body, headers=headers)
 
     # ---- control routes --------------------------------------------------------------------
 
-    async def _control(self, req: _Req) -> _Response:
-        if req.method == "GET" and req.path == "/_sandbox/state":
-            return _Response(200, self.state())
-        try:
-            data = req.json() or {}
-        except ValueError:
-            return _error(400, 50109, "The request body contains invalid JSON.")
-        if not isinstance(data, dict):
-            return _error(400, 50035, "a JSON object is expected")
-        if req.method == "POST" and req.path == "/_sandbox/faults":
-            try:
-                faults = _check_faults(data)
-            except ValueError as exc:
-                return _error(400, 50035, str(exc))
-            with self._lock:
-                self.faults = faults
-                if "seed" in faults:
-                    self._rng = random.Random(faults["seed"])
-            return _Response(200, {"faults": faults})
-        if req.method == "POST" and req.path == "/_sandbox/reset":
-            self._reset()
-            return _Response(200, {"ok": True})
-        if req.method == "POST" and req.path == "/_sandbox/interactions_url":
-            self.interactions_url = data.get("url") or None
-            return _Response(200, {"url": self.interactions_url})
-        if req.method == "POST" and req.path == "/_sandbox/audit_log":
-            with self._lock:
-                return self._inject_audit(data)
-        if req.method == "POST" and req.path == "/_sandbox/interactions":
-            with self._lock:
-                built = self._build_interaction(data)
-            if isinstance(built, _Response):
-                return built
-            return _Response(200, await self._deliver(built))
-        return _error(404, 0, "404: Not Found")
+    @control("interactions_url")
+    def _set_interactions_url(self, call: Call, data: dict[str, Any]) -> Reply:
+        self.interactions_url = data.get("url") or None
+        return Reply(200, {"url": self.interactions_url})
 
-    def _inject_audit(self, data: Mapping[str, Any]) -> _Response:
-        def uid(field_name: str) -> str | None | _Response:
+    @control("audit_log")
+    def _audit_control(self, call: Call, data: dict[str, Any]) -> Reply:
+        with self._lock:
+            return self._inject_audit(data)
+
+    @control("interactions")
+    async def _interactions_control(self, call: Call, data: dict[str, Any]) -> Reply:
+        with self._lock:
+            built = self._build_interaction(data)
+        return built if isinstance(built, Reply) else Reply(200, await self._deliver(built))
+
+    def _inject_audit(self, data: Mapping[str, Any]) -> Reply:
+        def uid(field_name: str) -> str | None | Reply:
             value = data.get(field_name)
             if value in (None, ""):
                 return None
@@ -1033,7 +912,7 @@ class DiscordSandbox:
             return _form_error(action_type="Value is not int.")
         user_id, target_id = uid("user"), uid("target")
         for value in (user_id, target_id):
-            if isinstance(value, _Response):
+            if isinstance(value, Reply):
                 return value
         changes = list(data.get("changes") or [])
         if data.get("timeout_minutes") is not None:  # a timeout: MEMBER_UPDATE of communication_disabled_until
@@ -1041,9 +920,9 @@ class DiscordSandbox:
             changes.append({"key": "communication_disabled_until", "new_value": until.isoformat()})
         entry = self.audit(action_type, user_id=user_id, target_id=target_id,
                            reason=data.get("reason") or None, changes=changes, options=data.get("options"))
-        return _Response(200, entry)
+        return Reply(200, entry)
 
-    def _build_interaction(self, data: Mapping[str, Any]) -> dict[str, Any] | _Response:
+    def _build_interaction(self, data: Mapping[str, Any]) -> dict[str, Any] | Reply:
         user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
         if user is None or str(user["id"]) not in self.members:
             return _error(400, 10013, "Unknown User")
@@ -1164,31 +1043,17 @@ class DiscordSandbox:
         return bool(perms & (MANAGE_ROLES | ADMINISTRATOR))
 
 
-def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
-    out = check_faults(data, extra={"search_not_indexed"})
-    storm = storm_settings(data, shape="{count, retry_after, scope}")
-    if storm is not None:
-        scope = str(storm.get("scope", "user"))
-        if scope not in ("user", "global", "shared"):
-            raise ValueError("storm.scope must be user, global or shared")
-        out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": float(storm.get("retry_after", 1.0)),
-                        "scope": scope}
-    if "search_not_indexed" in data:
-        out["search_not_indexed"] = int(data["search_not_indexed"])
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Endpoint handlers (paths below /api/v10)
 
 
-def _guild(sb: DiscordSandbox, req: _Req) -> _Response | None:
+def _guild(sb: DiscordSandbox, req: Call) -> Reply | None:
     if req.params.get("guild_id") != sb.seed.guild_id:
         return _error(404, 10004, "Unknown Guild")
     return None
 
 
-def _int_arg(req: _Req, name: str, default: int, low: int, high: int) -> int | _Response:
+def _int_arg(req: Call, name: str, default: int, low: int, high: int) -> int | Reply:
     raw = req.arg(name)
     if raw is None:
         return default
@@ -1202,21 +1067,21 @@ def _int_arg(req: _Req, name: str, default: int, low: int, high: int) -> int | _
 
 
 @_route("GET", "/guilds/{guild_id}/members/{user_id}", bucket="member.get")
-def _get_member(sb: DiscordSandbox, req: _Req) -> _Response:
+def _get_member(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
     uid = req.params["user_id"]
     if uid not in sb.members:
         return _unknown("Member", 10007) if uid in sb.users else _unknown("User", 10013)
-    return _Response(200, sb._member_json(uid))
+    return Reply(200, sb._member_json(uid))
 
 
 @_route("GET", "/guilds/{guild_id}/members", bucket="members.list")
-def _list_members(sb: DiscordSandbox, req: _Req) -> _Response:
+def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
     limit = _int_arg(req, "limit", 1, 1, 1000)
-    if isinstance(limit, _Response):
+    if isinstance(limit, Reply):
         return limit
     after_raw = req.arg("after", "0") or "0"
     if not after_raw.isdigit():
@@ -1232,25 +1097,25 @@ def _list_members(sb: DiscordSandbox, req: _Req) -> _Response:
         if cached is None:
             cached = sb._member_cache[uid] = json.dumps(sb._member_json(uid), separators=(",", ":")).encode()
         chunk.append(cached)
-    return _Response(200, None, raw=b"[" + b",".join(chunk) + b"]")
+    return Reply(200, raw=b"[" + b",".join(chunk) + b"]")
 
 
 @_route("GET", "/guilds/{guild_id}/members/search", bucket="members.search")
-def _search_members(sb: DiscordSandbox, req: _Req) -> _Response:
+def _search_members(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
     query = (req.arg("query") or "").lower()
     if not 1 <= len(query) <= 100:
         return _form_error(query="This field is required" if not query else "Must be between 1 and 100 in length.")
     limit = _int_arg(req, "limit", 1, 1, 1000)
-    if isinstance(limit, _Response):
+    if isinstance(limit, Reply):
         return limit
     found = [uid for uid, u in sb.users.items() if uid in sb.members and (
         u["username"].startswith(query) or (sb.members[uid]["nick"] or "").lower().startswith(query))]
-    return _Response(200, [sb._member_json(uid) for uid in found[:limit]])
+    return Reply(200, [sb._member_json(uid) for uid in found[:limit]])
 
 
-def _role_change(sb: DiscordSandbox, req: _Req, grant: bool) -> _Response:
+def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
     uid, rid = req.params["user_id"], req.params["role_id"]
@@ -1272,48 +1137,48 @@ def _role_change(sb: DiscordSandbox, req: _Req, grant: bool) -> _Response:
         roles.remove(rid)
         sb._record_role_change("revoke", uid, rid, reason)
     sb._invalidate(uid)
-    return _Response(204)
+    return Reply(204)
 
 
 @_route("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", bucket="member.roles")
-def _add_role(sb: DiscordSandbox, req: _Req) -> _Response:
+def _add_role(sb: DiscordSandbox, req: Call) -> Reply:
     return _role_change(sb, req, True)
 
 
 @_route("DELETE", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", bucket="member.roles")
-def _remove_role(sb: DiscordSandbox, req: _Req) -> _Response:
+def _remove_role(sb: DiscordSandbox, req: Call) -> Reply:
     return _role_change(sb, req, False)
 
 
 @_route("GET", "/guilds/{guild_id}/roles", bucket="roles")
-def _list_roles(sb: DiscordSandbox, req: _Req) -> _Response:
+def _list_roles(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
-    return _Response(200, [sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])])
+    return Reply(200, [sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])])
 
 
 @_route("GET", "/guilds/{guild_id}/channels", bucket="channels")
-def _list_channels(sb: DiscordSandbox, req: _Req) -> _Response:
+def _list_channels(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
-    return _Response(200, [{"id": c["id"], "type": c["type"], "flags": 0, "guild_id": c["guild_id"], "name": c["name"],
+    return Reply(200, [{"id": c["id"], "type": c["type"], "flags": 0, "guild_id": c["guild_id"], "name": c["name"],
                             "position": c["position"], "parent_id": None, "permission_overwrites": [],
                             "nsfw": False, "topic": None, "last_message_id": None, "rate_limit_per_user": 0}
                            for c in sb.channels.values() if c["type"] in (0, 5, 15)])
 
 
 @_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search")
-def _search_messages(sb: DiscordSandbox, req: _Req) -> _Response:
+def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
     pending = sb.faults.get("search_not_indexed", 0)
     if pending:
         if pending > 0:
             sb.faults["search_not_indexed"] = pending - 1
-        return _Response(202, {"message": "Index not yet available. Try again later", "code": 110000,
+        return Reply(202, {"message": "Index not yet available. Try again later", "code": 110000,
                                "documents_indexed": 0, "retry_after": sb.settings.search_index_retry_after})
     limit = _int_arg(req, "limit", 25, 1, 25)
-    if isinstance(limit, _Response):
+    if isinstance(limit, Reply):
         return limit
     authors = set(req.query.get("author_id", []))
     lo = req.arg("min_id")
@@ -1336,7 +1201,7 @@ def _search_messages(sb: DiscordSandbox, req: _Req) -> _Response:
             "timestamp": datetime.fromtimestamp(((int(row["id"]) >> 22) + DISCORD_EPOCH_MS) / 1000, UTC).isoformat(),
         }
         out.append([{**sb._message_json(full), "hit": True}])
-    return _Response(200, {"messages": out, "doing_deep_historical_index": False, "total_results": len(rows),
+    return Reply(200, {"messages": out, "doing_deep_historical_index": False, "total_results": len(rows),
                            "threads": [], "members": []})
 
 
@@ -1369,7 +1234,7 @@ def _validate_components(components: Any) -> str | None:
 
 
 @_route("POST", "/channels/{channel_id}/messages", bucket="message.create")
-def _create_message(sb: DiscordSandbox, req: _Req) -> _Response:
+def _create_message(sb: DiscordSandbox, req: Call) -> Reply:
     cid = req.params["channel_id"]
     channel = _channel(sb, cid)
     if channel is None:
@@ -1401,14 +1266,14 @@ def _create_message(sb: DiscordSandbox, req: _Req) -> _Response:
     if nonce is not None and data.get("enforce_nonce"):
         seen = sb.nonces.get((sb.bot_id, str(nonce)))
         if seen and now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
-            return _Response(200, sb._message_json(sb.messages[seen[1]]))
+            return Reply(200, sb._message_json(sb.messages[seen[1]]))
     msg = sb._create_message(cid, sb.bot_id, data)
     if nonce is not None:
         sb.nonces[(sb.bot_id, str(nonce))] = (now, msg["id"])
-    return _Response(200, sb._message_json(msg))
+    return Reply(200, sb._message_json(msg))
 
 
-def _find_message(sb: DiscordSandbox, req: _Req) -> dict[str, Any] | _Response:
+def _find_message(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
     if _channel(sb, req.params["channel_id"]) is None:
         return _unknown("Channel", 10003)
     msg = sb.messages.get(req.params["message_id"])
@@ -1418,15 +1283,15 @@ def _find_message(sb: DiscordSandbox, req: _Req) -> dict[str, Any] | _Response:
 
 
 @_route("GET", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit")
-def _get_message(sb: DiscordSandbox, req: _Req) -> _Response:
+def _get_message(sb: DiscordSandbox, req: Call) -> Reply:
     msg = _find_message(sb, req)
-    return msg if isinstance(msg, _Response) else _Response(200, sb._message_json(msg))
+    return msg if isinstance(msg, Reply) else Reply(200, sb._message_json(msg))
 
 
 @_route("PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit")
-def _edit_message(sb: DiscordSandbox, req: _Req) -> _Response:
+def _edit_message(sb: DiscordSandbox, req: Call) -> Reply:
     msg = _find_message(sb, req)
-    if isinstance(msg, _Response):
+    if isinstance(msg, Reply):
         return msg
     if msg["author_id"] != sb.bot_id:
         return _error(403, 50005, "Cannot edit a message authored by another user")
@@ -1438,22 +1303,22 @@ def _edit_message(sb: DiscordSandbox, req: _Req) -> _Response:
     if problem:
         return _form_error(components=problem)
     sb._edit_message(msg, data)
-    return _Response(200, sb._message_json(msg))
+    return Reply(200, sb._message_json(msg))
 
 
 @_route("GET", "/users/@me", bucket="me")
-def _get_me(sb: DiscordSandbox, req: _Req) -> _Response:
+def _get_me(sb: DiscordSandbox, req: Call) -> Reply:
     # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
-    return _Response(200, {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"})
+    return Reply(200, {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"})
 
 
 @_route("GET", "/applications/@me", bucket="me")
-def _get_application(sb: DiscordSandbox, req: _Req) -> _Response:
+def _get_application(sb: DiscordSandbox, req: Call) -> Reply:
     # The fields `charterflow doctor` reads (id, verify_key), plus the bot user.
     # Plus every other field the spec's PrivateApplicationResponse requires; the owner is the
     # first seeded person (an application belongs to a human account, not to its bot).
     owner = next((uid for uid, u in sb.users.items() if not u["bot"]), sb.bot_id)
-    return _Response(200, {"id": sb.seed.application_id, "name": sb.seed.bot_username, "icon": None,
+    return Reply(200, {"id": sb.seed.application_id, "name": sb.seed.bot_username, "icon": None,
                            "description": "", "verify_key": sb.public_key, "bot_public": False,
                            "bot_require_code_grant": False, "flags": sb.seed.application_flags,
                            "flags_new": str(sb.seed.application_flags), "type": None,
@@ -1466,7 +1331,7 @@ def _get_application(sb: DiscordSandbox, req: _Req) -> _Response:
 
 
 @_route("POST", "/users/@me/channels", bucket="dm")
-def _create_dm(sb: DiscordSandbox, req: _Req) -> _Response:
+def _create_dm(sb: DiscordSandbox, req: Call) -> Reply:
     data = req.json() or {}
     rid = str(data.get("recipient_id", ""))
     if rid not in sb.users or rid == sb.bot_id:
@@ -1477,7 +1342,7 @@ def _create_dm(sb: DiscordSandbox, req: _Req) -> _Response:
         sb.dm_channels[rid] = cid
         sb.channels[cid] = {"id": cid, "name": "", "type": 1, "position": 0, "parent_id": None, "guild_id": None,
                             "recipient_id": rid, "thread": None}
-    return _Response(200, {"id": cid, "type": 1, "last_message_id": None, "flags": 0,
+    return Reply(200, {"id": cid, "type": 1, "last_message_id": None, "flags": 0,
                            "recipients": [sb._user_json(rid)]})
 
 
@@ -1502,9 +1367,9 @@ def _thread_args(data: Mapping[str, Any]) -> str | None:
 
 
 @_route("POST", "/channels/{channel_id}/messages/{message_id}/threads", bucket="threads")
-def _thread_from_message(sb: DiscordSandbox, req: _Req) -> _Response:
+def _thread_from_message(sb: DiscordSandbox, req: Call) -> Reply:
     msg = _find_message(sb, req)
-    if isinstance(msg, _Response):
+    if isinstance(msg, Reply):
         return msg
     data = req.json() or {}
     if (problem := _thread_args(data)) is not None:
@@ -1516,11 +1381,11 @@ def _thread_from_message(sb: DiscordSandbox, req: _Req) -> _Response:
                         "parent_id": req.params["channel_id"], "thread": True, "members": [sb.bot_id],
                         "auto_archive_duration": data.get("auto_archive_duration", 10080)}
     msg["thread_id"] = tid
-    return _Response(201, _thread_json(sb, sb.channels[tid]))
+    return Reply(201, _thread_json(sb, sb.channels[tid]))
 
 
 @_route("POST", "/channels/{channel_id}/threads", bucket="threads")
-def _create_thread(sb: DiscordSandbox, req: _Req) -> _Response:
+def _create_thread(sb: DiscordSandbox, req: Call) -> Reply:
     parent = _channel(sb, req.params["channel_id"])
     if parent is None or parent["type"] not in (0, 5):
         return _unknown("Channel", 10003)
@@ -1535,11 +1400,11 @@ def _create_thread(sb: DiscordSandbox, req: _Req) -> _Response:
                         "parent_id": parent["id"], "thread": True, "members": [sb.bot_id],
                         "invitable": bool(data.get("invitable", True)),
                         "auto_archive_duration": data.get("auto_archive_duration", 10080)}
-    return _Response(201, _thread_json(sb, sb.channels[tid]))
+    return Reply(201, _thread_json(sb, sb.channels[tid]))
 
 
 @_route("PUT", "/channels/{channel_id}/thread-members/{user_id}", bucket="thread.members")
-def _add_thread_member(sb: DiscordSandbox, req: _Req) -> _Response:
+def _add_thread_member(sb: DiscordSandbox, req: Call) -> Reply:
     thread = _channel(sb, req.params["channel_id"])
     if thread is None or not thread.get("thread"):
         return _unknown("Channel", 10003)
@@ -1548,7 +1413,7 @@ def _add_thread_member(sb: DiscordSandbox, req: _Req) -> _Response:
         return _unknown("Member", 10007)
     if uid not in thread["members"]:
         thread["members"].append(uid)
-    return _Response(204)
+    return Reply(204)
 
 
 def _event_json(sb: DiscordSandbox, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -1556,14 +1421,14 @@ def _event_json(sb: DiscordSandbox, event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @_route("GET", "/guilds/{guild_id}/scheduled-events", bucket="events")
-def _list_events(sb: DiscordSandbox, req: _Req) -> _Response:
+def _list_events(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
-    return _Response(200, [_event_json(sb, e) for e in sb.events.values() if e["status"] in (1, 2)])
+    return Reply(200, [_event_json(sb, e) for e in sb.events.values() if e["status"] in (1, 2)])
 
 
 @_route("POST", "/guilds/{guild_id}/scheduled-events", bucket="events")
-def _create_event(sb: DiscordSandbox, req: _Req) -> _Response:
+def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
     data = req.json() or {}
@@ -1606,15 +1471,15 @@ def _create_event(sb: DiscordSandbox, req: _Req) -> _Response:
     sb.events[eid] = event
     sb.audit(100, user_id=sb.bot_id, target_id=eid,
              reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
-    return _Response(200, _event_json(sb, event))
+    return Reply(200, _event_json(sb, event))
 
 
 @_route("GET", "/guilds/{guild_id}/audit-logs", bucket="audit_log")
-def _audit_logs(sb: DiscordSandbox, req: _Req) -> _Response:
+def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
     limit = _int_arg(req, "limit", 50, 1, 100)
-    if isinstance(limit, _Response):
+    if isinstance(limit, Reply):
         return limit
     bounds: dict[str, int] = {}
     for name in ("before", "after", "user_id", "target_id", "action_type"):
@@ -1638,12 +1503,12 @@ def _audit_logs(sb: DiscordSandbox, req: _Req) -> _Response:
         item = {k: copy.deepcopy(v) for k, v in e.items() if v is not None or k in ("user_id", "target_id")}
         out.append(item)
     ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.users}
-    return _Response(200, {"audit_log_entries": out, "users": [sb._user_json(u) for u in sorted(ids)],
+    return Reply(200, {"audit_log_entries": out, "users": [sb._user_json(u) for u in sorted(ids)],
                            "integrations": [], "webhooks": [], "guild_scheduled_events": [], "threads": [],
                            "application_commands": [], "auto_moderation_rules": []})
 
 
-def _put_commands(sb: DiscordSandbox, req: _Req, scope: str) -> _Response:
+def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
     if req.params["application_id"] != sb.seed.application_id:
         return _error(403, 50001, "Missing Access")
     data = req.json()
@@ -1670,22 +1535,22 @@ def _put_commands(sb: DiscordSandbox, req: _Req, scope: str) -> _Response:
             entry["options"] = [{k: v for k, v in o.items()} for o in cmd["options"]]
         out.append(entry)
     sb.commands[scope] = out
-    return _Response(200, out)
+    return Reply(200, out)
 
 
 @_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands")
-def _put_guild_commands(sb: DiscordSandbox, req: _Req) -> _Response:
+def _put_guild_commands(sb: DiscordSandbox, req: Call) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
     return _put_commands(sb, req, sb.seed.guild_id)
 
 
 @_route("PUT", "/applications/{application_id}/commands", bucket="commands")
-def _put_global_commands(sb: DiscordSandbox, req: _Req) -> _Response:
+def _put_global_commands(sb: DiscordSandbox, req: Call) -> Reply:
     return _put_commands(sb, req, "global")
 
 
-def _interaction_for(sb: DiscordSandbox, token: str) -> dict[str, Any] | _Response:
+def _interaction_for(sb: DiscordSandbox, token: str) -> dict[str, Any] | Reply:
     record = sb.interactions.get(token)
     # Interaction tokens are valid for 15 minutes.
     if record is None or time.monotonic() - record["created"] > 15 * 60:
@@ -1694,9 +1559,9 @@ def _interaction_for(sb: DiscordSandbox, token: str) -> dict[str, Any] | _Respon
 
 
 @_route("POST", "/interactions/{interaction_id}/{interaction_token}/callback", bucket="callback", auth=False)
-def _callback(sb: DiscordSandbox, req: _Req) -> _Response:
+def _callback(sb: DiscordSandbox, req: Call) -> Reply:
     record = _interaction_for(sb, req.params["interaction_token"])
-    if isinstance(record, _Response):
+    if isinstance(record, Reply):
         return record
     if record["id"] != req.params["interaction_id"]:
         return _error(404, 10062, "Unknown interaction")
@@ -1705,15 +1570,15 @@ def _callback(sb: DiscordSandbox, req: _Req) -> _Response:
     problem = sb._apply_callback(record, req.json())
     if problem:
         return _form_error(body=problem)
-    return _Response(204)
+    return Reply(204)
 
 
 @_route("POST", "/webhooks/{webhook_id}/{interaction_token}", bucket="webhook", auth=False)
-def _followup(sb: DiscordSandbox, req: _Req) -> _Response:
+def _followup(sb: DiscordSandbox, req: Call) -> Reply:
     if req.params["webhook_id"] != sb.seed.application_id:
         return _error(404, 10015, "Unknown Webhook")
     record = _interaction_for(sb, req.params["interaction_token"])
-    if isinstance(record, _Response):
+    if isinstance(record, Reply):
         return record
     if not record["acknowledged"]:
         return _error(404, 10015, "Unknown Webhook")  # nothing to follow up before the first answer
@@ -1725,15 +1590,15 @@ def _followup(sb: DiscordSandbox, req: _Req) -> _Response:
     if not content and not data.get("components"):
         return _error(400, 50006, "Cannot send an empty message")
     msg = sb._create_message(record["channel_id"], sb.bot_id, data, interaction=record)
-    return _Response(200, sb._message_json(msg))
+    return Reply(200, sb._message_json(msg))
 
 
 @_route("PATCH", "/webhooks/{webhook_id}/{interaction_token}/messages/@original", bucket="webhook", auth=False)
-def _edit_original(sb: DiscordSandbox, req: _Req) -> _Response:
+def _edit_original(sb: DiscordSandbox, req: Call) -> Reply:
     if req.params["webhook_id"] != sb.seed.application_id:
         return _error(404, 10015, "Unknown Webhook")
     record = _interaction_for(sb, req.params["interaction_token"])
-    if isinstance(record, _Response):
+    if isinstance(record, Reply):
         return record
     msg = sb.messages.get(record.get("original_id") or "")
     if msg is None:
@@ -1742,4 +1607,4 @@ def _edit_original(sb: DiscordSandbox, req: _Req) -> _Response:
     if len(data.get("content") or "") > MESSAGE_LIMIT:
         return _form_error(content=f"Must be {MESSAGE_LIMIT} or fewer in length.")
     sb._edit_message(msg, data)
-    return _Response(200, sb._message_json(msg))
+    return Reply(200, sb._message_json(msg))

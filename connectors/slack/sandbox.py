@@ -304,6 +304,7 @@ class SlackSandbox(Sandbox):
     """
 
     fault_free = ("/_sandbox/", "/actions/")
+    faults_body = {"ok": True}
 
     def __init__(self, *, seed: Mapping[str, Any] | None = None, time_factor: float = 1.0,
                  limits: Mapping[str, Any] | None = None) -> None:
