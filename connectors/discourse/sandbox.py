@@ -49,27 +49,22 @@ import secrets
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discourse import _shapes
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
-from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, check_faults, control,
+                                   load_seed, not_emulated)
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 NOT_FOUND = "The requested URL or resource could not be found."
 INVALID_ACCESS = "You are not permitted to view the requested resource."
@@ -259,38 +254,23 @@ def _option_digest(option_html: str) -> str:
 # Responses
 
 
-class _Response:
-    def __init__(self, status: int, body: Any = None, *, headers: Mapping[str, str] | None = None,
-                 text: str | None = None) -> None:
-        self.status = status
-        self.headers = dict(headers or {})
-        if status in (204, 301, 302):
-            self.body = b""
-        elif text is not None:
-            self.body = text.encode("utf-8")
-            self.headers.setdefault("content-type", "text/plain; charset=utf-8")
-        else:
-            self.body = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            self.headers.setdefault("content-type", "application/json; charset=utf-8")
-
-
-def _error(status: int, message: str, error_type: str | None = None, **extra: Any) -> _Response:
+def _error(status: int, message: str, error_type: str | None = None, **extra: Any) -> Reply:
     body: dict[str, Any] = {"errors": [message]}
     if error_type:
         body["error_type"] = error_type
     body.update(extra)
-    return _Response(status, body)
+    return Reply(status, body)
 
 
-def _not_found() -> _Response:
+def _not_found() -> Reply:
     return _error(404, NOT_FOUND, "not_found")
 
 
-def _invalid_access(message: str = INVALID_ACCESS) -> _Response:
+def _invalid_access(message: str = INVALID_ACCESS) -> Reply:
     return _error(403, message, "invalid_access")
 
 
-def _json_paths(req: _Req) -> list[str]:
+def _json_paths(req: Call) -> list[str]:
     """The paths a request may name a JSON route by: Rails takes the format from ``.json`` or
     from ``Accept: application/json``, and ``/users/{u}`` is the older alias of ``/u/{u}``."""
     paths = [req.path]
@@ -300,7 +280,7 @@ def _json_paths(req: _Req) -> list[str]:
     return paths
 
 
-def _malformed_json(req: _Req) -> bool:
+def _malformed_json(req: Call) -> bool:
     if not req.body.strip() or "json" not in req.headers.get("content-type", ""):
         return False
     try:
@@ -310,77 +290,23 @@ def _malformed_json(req: _Req) -> bool:
     return False
 
 
-def _invalid_parameters(message: str) -> _Response:
+def _invalid_parameters(message: str) -> Reply:
     return _error(400, message, "invalid_parameters")
 
 
-@dataclass
-class _Req:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-    client_ip: str
-    params: dict[str, str] = field(default_factory=dict)
-    user: dict[str, Any] | None = None
-
-    def form(self) -> dict[str, Any]:
-        """JSON, form-encoded or query parameters merged (Discourse accepts all three)."""
-        out: dict[str, Any] = {k: (v if k.endswith("[]") or len(v) > 1 else v[0]) for k, v in self.query.items()}
-        ctype = self.headers.get("content-type", "")
-        if self.body:
-            if "json" in ctype:
-                try:
-                    data = json.loads(self.body)
-                except ValueError:
-                    data = {}
-                if isinstance(data, dict):
-                    out.update(data)
-            else:
-                pairs = parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True)
-                grouped: dict[str, list[str]] = defaultdict(list)
-                for k, v in pairs:
-                    grouped[k].append(v)
-                out.update({k: (v if k.endswith("[]") or len(v) > 1 else v[0]) for k, v in grouped.items()})
-        return out
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
+_routes = Routes()
 
 
-_Handler = Callable[["DiscourseSandbox", _Req], _Response]
-
-
-@dataclass(frozen=True)
-class _Route:
-    method: str
-    template: str
-    regex: re.Pattern[str]
-    handler: _Handler
-    access: str  # "user" | "staff" | "admin"
-
-
-_ROUTES: list[_Route] = []
-
-
-def _route(method: str, template: str, *, access: str = "user", optional_json: bool = False) -> Callable[[_Handler], _Handler]:
-    def register(fn: _Handler) -> _Handler:
-        pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m.group(1)}>[^/]+?)", template.replace(".", r"\."))
-        if optional_json:
-            pattern = pattern.removesuffix(r"\.json") + r"(?:\.json)?"
-        _ROUTES.append(_Route(method, template, re.compile(f"^{pattern}$"), fn, access))
-        return fn
-
-    return register
+def _route(method: str, template: str, *, access: str = "user", optional_json: bool = False) -> Callable:
+    """Register a handler; ``access`` is who the route exists for: "user", "staff" or "admin"."""
+    return _routes(method, template, access=access, optional_json=optional_json)
 
 
 # --------------------------------------------------------------------------------------------
 # The sandbox
 
 
-class DiscourseSandbox:
+class DiscourseSandbox(Sandbox):
     """A Discourse site in memory, served as an ASGI app (``sandbox.app``).
 
     ``seed`` is a mapping in the ``SandboxSeed`` shape (``default_seed()`` when ``None``);
@@ -397,8 +323,6 @@ class DiscourseSandbox:
         webhook_secret: str | None = None,
     ) -> None:
         raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
-        if settings:
-            raw["settings"] = {**dict(raw.get("settings") or {}), **settings}
         if webhook_url is not None or webhook_secret is not None:
             hook = dict(raw.get("webhook") or {})
             if webhook_url is not None:
@@ -406,14 +330,8 @@ class DiscourseSandbox:
             if webhook_secret is not None:
                 hook["secret"] = webhook_secret
             raw["webhook"] = hook
-        try:
-            self.seed = SandboxSeed.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"invalid sandbox seed: {where}: {first['msg']}") from None
-        self._lock = threading.RLock()
-        self.app = self  # an ASGI 3 callable (``__call__``)
+        self.seed = load_seed(SandboxSeed, raw, settings)
+        self._setup()
         self._webhook_wake = threading.Event()
         self._webhook_closed = False
         self._webhook_thread: threading.Thread | None = None
@@ -640,109 +558,69 @@ class DiscourseSandbox:
                 "faults": dict(self.faults),
             }
 
-    # ---- ASGI ----------------------------------------------------------------------------------
+    # ---- the platform ------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI entry point."""
-        request = await read_request(scope, receive, send, on_shutdown=self.close)
-        if request is None:
-            return
-        body, headers = request
-        query: dict[str, list[str]] = defaultdict(list)
-        for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
-            query[k].append(v)
-        client = scope.get("client") or ("127.0.0.1", 0)
-        req = _Req(method=scope["method"].upper(), path=scope["path"], query=dict(query), headers=headers,
-                   body=body, client_ip=client[0])
-        if not hasattr(self, "_instance") and "host" in headers:
-            self._instance = f"{scope.get('scheme', 'http')}://{headers['host']}"
+    routes = _routes
+    ok_body = {"success": "OK"}
+    control_forms = True
 
-        if req.path.startswith("/_sandbox/"):
-            response = self._control(req)
-            await self._send(send, response)
-            return
+    def error(self, status: int, message: str) -> Reply:
+        return _invalid_parameters(message) if status == 400 else _not_found()
 
-        faults = dict(self.faults)
-        if faults.get("latency"):
-            await asyncio.sleep(float(faults["latency"]))
-        drop = bool(faults.get("drop_rate")) and self._rng.random() < float(faults["drop_rate"])
-        if drop and faults.get("drop_phase", "after") == "before":
-            await self._drop(send)
-            return
-        response = self._fault_response(faults, req)
-        if response is None:
-            response = self._handle(req)
-        if drop:
-            await self._drop(send)
-            return
-        await self._send(send, response)
+    def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = check_faults(data, extra=("methods",))
+        if "methods" in data:
+            methods = data["methods"]
+            if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+                raise ValueError("methods must be a list of HTTP methods, e.g. [\"PUT\", \"DELETE\"]")
+            out["methods"] = sorted({m.upper() for m in methods})
+        if "storm" in data:
+            storm = data["storm"]
+            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1)))}
+        return out
 
-    async def _send(self, send: Send, response: _Response) -> None:
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+    def _note_host(self, req: Call) -> None:
+        if not hasattr(self, "_instance") and "host" in req.headers:
+            self._instance = req.base_url
 
-    async def _drop(self, send: Send) -> None:
-        # Start a response and never finish it: the server closes the connection, and the client
-        # sees the connection drop mid-response (after the request may have been applied).
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+    def handle(self, req: Call) -> Reply:
+        self._note_host(req)
+        if storm := self.take_storm():
+            self._note_limited("storm", req)
+            return self._rate_limit_response(int(storm.get("retry_after", 1)))
+        methods = self.faults.get("methods")
+        # errors injected only on these methods (e.g. writes, not reads)
+        if (not methods or req.method in methods) and (status := self.injected_status(503)):
+            self._count(req, None, status)
+            return Reply(status, text=f"sandbox: injected HTTP {status}\n")
+        route, params = self._match(req)
+        response = self._handle_locked(req, route, params)
+        self._count(req, route, response.status)
+        return response
 
-    def _fault_response(self, faults: Mapping[str, Any], req: _Req) -> _Response | None:
-        with self._lock:
-            storm = self.faults.get("storm")
-            if storm and storm.get("count", 0) > 0:
-                storm["count"] -= 1
-                wait = int(storm.get("retry_after", 1))
-                self._note_limited("storm", req)
-                return self._rate_limit_response(wait)
-        rate = float(faults.get("error_rate") or 0)
-        if faults.get("methods") and req.method not in faults["methods"]:
-            rate = 0.0  # errors injected only on these methods (e.g. writes, not reads)
-        if rate and self._rng.random() < rate:
-            status = int(faults.get("error_status") or 503)
-            with self._lock:
-                self._count(req, None, status)
-            return _Response(status, text=f"sandbox: injected HTTP {status}\n")
-        return None
-
-    def _count(self, req: _Req, route: _Route | None, status: int) -> None:
+    def _count(self, req: Call, route: Any, status: int) -> None:
         key = f"{req.method} {route.template if route else req.path}"
         self.requests[key] += 1
         self.responses[key][str(status)] += 1
 
-    def _note_limited(self, kind: str, req: _Req) -> None:
+    def _note_limited(self, kind: str, req: Call) -> None:
         self.rate_limited.append({"at": round(time.monotonic() - self._started, 4), "kind": kind,
                                   "request": f"{req.method} {req.path}"})
 
-    def _rate_limit_response(self, wait_seconds: int) -> _Response:
+    def _rate_limit_response(self, wait_seconds: int) -> Reply:
         wait_seconds = max(1, int(wait_seconds))
         time_left = f"{wait_seconds} second" + ("s" if wait_seconds != 1 else "")
-        return _Response(
+        return Reply(
             429,
             {"errors": [RATE_LIMIT_TEXT.format(time_left=time_left)], "error_type": "rate_limit",
              "extras": {"wait_seconds": wait_seconds, "time_left": time_left}},
             headers={"Retry-After": str(wait_seconds), "Discourse-Rate-Limit-Error-Code": "admin_api_key_rate_limit"},
         )
 
-    def _handle(self, req: _Req) -> _Response:
-        route, params = self._match(req)
-        with self._lock:
-            response = self._handle_locked(req, route, params)
-            self._count(req, route, response.status)
-            return response
+    def _match(self, req: Call) -> tuple[Any, dict[str, str]]:
+        return _routes.match(req.method, *_json_paths(req))
 
-    def _match(self, req: _Req) -> tuple[_Route | None, dict[str, str]]:
-        for path in _json_paths(req):
-            for route in _ROUTES:
-                if route.method == req.method:
-                    m = route.regex.match(path)
-                    if m:
-                        return route, m.groupdict()
-        return None, {}
-
-    def _handle_locked(self, req: _Req, route: _Route | None, params: dict[str, str]) -> _Response:
+    def _handle_locked(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
         now = time.monotonic()
         # 1. The per-IP middleware (RequestTracker) runs before anything else.
         if self.settings.ip_limit is not None:
@@ -751,7 +629,7 @@ class DiscourseSandbox:
             if len(hits) >= self.settings.ip_limit:
                 wait = max(1, math.ceil(hits[0] + self.settings.ip_window - now))
                 self._note_limited("ip", req)
-                return _Response(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
+                return Reply(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
             hits.append(now)
         # 2. API key authentication. No key at all: an anonymous visitor of a public site.
         key = req.headers.get("api-key")
@@ -784,7 +662,7 @@ class DiscourseSandbox:
         req.user = user
         return route.handler(self, req)
 
-    def _anonymous(self, req: _Req, route: _Route | None, params: dict[str, str]) -> _Response:
+    def _anonymous(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
         """A request without credentials, as a public Discourse site answers it: public GETs are
         served as to an anonymous visitor; admin/staff routes do not exist for it (their route
         constraints fail: 404); anything else needs a login (403)."""
@@ -802,55 +680,38 @@ class DiscourseSandbox:
 
     # ---- control routes --------------------------------------------------------------------
 
-    def _control(self, req: _Req) -> _Response:
-        if req.method == "GET" and req.path == "/_sandbox/state":
-            return _Response(200, self.state())
-        if req.method == "POST" and req.path == "/_sandbox/faults":
-            data = req.form()
-            allowed = {"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed",
-                       "methods"}
-            unknown = set(data) - allowed
-            if unknown:
-                return _invalid_parameters(f"unknown fault settings: {', '.join(sorted(unknown))}")
-            try:
-                faults = _check_faults(data)
-            except ValueError as exc:
-                return _invalid_parameters(str(exc))
-            with self._lock:
-                self.faults = faults
-                if "seed" in faults:
-                    self._rng = random.Random(faults["seed"])
-            return _Response(200, {"faults": faults})
-        if req.method == "POST" and req.path == "/_sandbox/confirm_admin":
-            data = req.form()
-            with self._lock:
-                for token, pending in list(self.pending_admin.items()):
-                    if str(pending["user_id"]) == str(data.get("user_id")) or token == data.get("token"):
-                        del self.pending_admin[token]
-                        target = self.users[pending["user_id"]]
-                        target["admin"] = True
-                        self._record_role_change("grant_admin", target, pending["requested_by"], "confirmed")
-                        return _Response(200, {"success": "OK", "user_id": target["id"]})
-            return _not_found()
-        if req.method == "POST" and req.path == "/_sandbox/webhooks/ping":
-            self._emit("ping", {"ping": "OK"})
-            return _Response(200, {"success": "OK"})
-        if req.method == "POST" and req.path == "/_sandbox/reset":
-            self._reset()
-            return _Response(200, {"success": "OK"})
-        if req.method == "POST" and req.path == "/_sandbox/staff_action":
-            data = req.form()
-            with self._lock:
-                acting = self._user_by_name(str(data.get("acting_user") or ""))
-                target = self._user_by_name(str(data["target_user"])) if data.get("target_user") else None
-                if acting is None or (data.get("target_user") and target is None) or not data.get("action_name"):
-                    return _invalid_parameters("action_name and a known acting_user (and target_user) are required")
-                extra = {k: data[k] for k in ("context", "post_id", "topic_id", "new_value", "previous_value",
-                                              "flagged_at") if data.get(k) is not None}
-                entry = self.log_staff_action(str(data["action_name"]), acting=acting, target=target,
-                                              details=str(data.get("details") or ""), **extra)
-            return _Response(200, entry)
+    async def _control(self, call: Call) -> Reply:
+        self._note_host(call)
+        return await super()._control(call)
+
+    @control("confirm_admin")
+    def _confirm_admin(self, req: Call, data: dict[str, Any]) -> Reply:
+        with self._lock:
+            for token, pending in list(self.pending_admin.items()):
+                if str(pending["user_id"]) == str(data.get("user_id")) or token == data.get("token"):
+                    del self.pending_admin[token]
+                    target = self.users[pending["user_id"]]
+                    target["admin"] = True
+                    self._record_role_change("grant_admin", target, pending["requested_by"], "confirmed")
+                    return Reply(200, {"success": "OK", "user_id": target["id"]})
         return _not_found()
+
+    @control("webhooks/ping")
+    def _ping(self, req: Call, data: dict[str, Any]) -> Reply:
+        self._emit("ping", {"ping": "OK"})
+        return Reply(200, {"success": "OK"})
+
+    @control("staff_action")
+    def _staff_action(self, req: Call, data: dict[str, Any]) -> Reply:
+        with self._lock:
+            acting = self._user_by_name(str(data.get("acting_user") or ""))
+            target = self._user_by_name(str(data["target_user"])) if data.get("target_user") else None
+            if acting is None or (data.get("target_user") and target is None) or not data.get("action_name"):
+                return _invalid_parameters("action_name and a known acting_user (and target_user) are required")
+            extra = {k: data[k] for k in ("context", "post_id", "topic_id", "new_value", "previous_value",
+                                          "flagged_at") if data.get(k) is not None}
+            return Reply(200, self.log_staff_action(str(data["action_name"]), acting=acting, target=target,
+                                                    details=str(data.get("details") or ""), **extra))
 
     # ---- the staff action log ------------------------------------------------------------
 
@@ -1115,19 +976,6 @@ class DiscourseSandbox:
         }}
 
 
-def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
-    out = check_faults(data, extra=("methods",))
-    if "methods" in data:
-        methods = data["methods"]
-        if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
-            raise ValueError("methods must be a list of HTTP methods, e.g. [\"PUT\", \"DELETE\"]")
-        out["methods"] = sorted({m.upper() for m in methods})
-    storm = storm_settings(data, shape="{count, retry_after}")
-    if storm is not None:
-        out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1)))}
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Endpoint handlers
 
@@ -1145,7 +993,7 @@ _STAFF_ACTION_IDS = {"delete_user": 1, "suspend_user": 10, "unsuspend_user": 11,
 
 
 @_route("GET", "/admin/logs/staff_action_logs.json", access="staff")
-def _staff_action_logs(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _staff_action_logs(sb: DiscourseSandbox, req: Call) -> Reply:
     page = _int_param(req.arg("page", "0"))
     limit = _int_param(req.arg("limit", "200"))
     if page is None or page < 0 or limit is None:
@@ -1154,14 +1002,14 @@ def _staff_action_logs(sb: DiscourseSandbox, req: _Req) -> _Response:
     rows = [r for r in reversed(sb.staff_actions)
             if not req.arg("action_name") or r["action_name"] == req.arg("action_name")]
     chunk = rows[page * limit:(page + 1) * limit]
-    return _Response(200, {
+    return Reply(200, {
         "staff_action_logs": copy.deepcopy(chunk), "total_rows_staff_action_logs": len(rows),
         "load_more_staff_action_logs": f"/admin/logs/staff_action_logs.json?limit={limit}&page={page + 1}",
         "extras": {"user_history_actions": [{"id": n, "action_id": i} for n, i in sorted(_STAFF_ACTION_IDS.items())]},
     })
 
 
-def _restrict(sb: DiscourseSandbox, req: _Req, kind: str) -> _Response:
+def _restrict(sb: DiscourseSandbox, req: Call, kind: str) -> Reply:
     # PUT /admin/users/{id}/suspend.json {suspend_until, reason} and silence.json {silenced_till, reason}.
     target = _target(sb, req)
     if target is None:
@@ -1187,34 +1035,34 @@ def _restrict(sb: DiscourseSandbox, req: _Req, kind: str) -> _Response:
     by = {"id": acting["id"], "username": acting["username"], "name": acting["name"] or "",
           "avatar_template": sb._avatar(acting)}
     if kind == "suspend":
-        return _Response(200, {"suspension": {"suspend_reason": str(data["reason"]),
+        return Reply(200, {"suspension": {"suspend_reason": str(data["reason"]),
                                               "full_suspend_reason": str(data["reason"]), "suspended_till": till,
                                               "suspended_at": now, "suspended_by": by}})
-    return _Response(200, {"silence": {"silenced": True, "silence_reason": str(data["reason"]),
+    return Reply(200, {"silence": {"silenced": True, "silence_reason": str(data["reason"]),
                                        "full_silence_reason": str(data["reason"]), "silenced_till": till,
                                        "silenced_at": now, "silenced_by": by}})
 
 
 @_route("PUT", "/admin/users/{id}/suspend.json", access="staff")
-def _suspend(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _suspend(sb: DiscourseSandbox, req: Call) -> Reply:
     return _restrict(sb, req, "suspend")
 
 
 @_route("PUT", "/admin/users/{id}/silence.json", access="staff")
-def _silence(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _silence(sb: DiscourseSandbox, req: Call) -> Reply:
     return _restrict(sb, req, "silence")
 
 
 @_route("GET", "/u/{username}.json")
-def _get_user(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _get_user(sb: DiscourseSandbox, req: Call) -> Reply:
     user = sb._user_by_name(req.params["username"])
     if user is None:
         return _not_found()
-    return _Response(200, {"user_badges": [], "user": sb._user_show(user)})
+    return Reply(200, {"user_badges": [], "user": sb._user_show(user)})
 
 
 @_route("GET", "/admin/users/list/{flag}.json", access="staff")
-def _list_users(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _list_users(sb: DiscourseSandbox, req: Call) -> Reply:
     flag = req.params["flag"]
     if flag not in ("active", "new", "staff", "suspended", "blocked", "suspect"):
         return _not_found()
@@ -1229,23 +1077,23 @@ def _list_users(sb: DiscourseSandbox, req: _Req) -> _Response:
     else:
         users = []
     chunk = users[(max(page, 1) - 1) * 100: max(page, 1) * 100]
-    return _Response(200, [sb._list_item(u) for u in chunk])
+    return Reply(200, [sb._list_item(u) for u in chunk])
 
 
 @_route("GET", "/admin/users/{id}.json", access="staff")
-def _admin_get_user(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _admin_get_user(sb: DiscourseSandbox, req: Call) -> Reply:
     user = sb.users.get(_int_param(req.params["id"]) or 0)
     if user is None:
         return _not_found()
-    return _Response(200, sb._admin_user(user, req.user or {}))
+    return Reply(200, sb._admin_user(user, req.user or {}))
 
 
-def _target(sb: DiscourseSandbox, req: _Req) -> dict[str, Any] | None:
+def _target(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | None:
     return sb.users.get(_int_param(req.params["id"]) or 0)
 
 
 @_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True)
-def _grant_moderation(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _grant_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
     target = _target(sb, req)
     if target is None:
         return _not_found()
@@ -1253,11 +1101,11 @@ def _grant_moderation(sb: DiscourseSandbox, req: _Req) -> _Response:
         return _invalid_access()
     target["moderator"] = True
     sb._record_role_change("grant_moderation", target, req.user["username"])
-    return _Response(200, sb._admin_user(target, req.user))
+    return Reply(200, sb._admin_user(target, req.user))
 
 
 @_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True)
-def _revoke_moderation(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _revoke_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
     target = _target(sb, req)
     if target is None:
         return _not_found()
@@ -1265,11 +1113,11 @@ def _revoke_moderation(sb: DiscourseSandbox, req: _Req) -> _Response:
         return _invalid_access()
     target["moderator"] = False
     sb._record_role_change("revoke_moderation", target, req.user["username"])
-    return _Response(200, sb._admin_user(target, req.user))
+    return Reply(200, sb._admin_user(target, req.user))
 
 
 @_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True)
-def _grant_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _grant_admin(sb: DiscourseSandbox, req: Call) -> Reply:
     target = _target(sb, req)
     if target is None:
         return _not_found()
@@ -1278,18 +1126,18 @@ def _grant_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
         return _invalid_access()
     if acting["second_factor_enabled"]:
         # The second-factor challenge cannot be completed over the API.
-        return _Response(403, {"second_factor_challenge_nonce": secrets.token_hex(16)})
+        return Reply(403, {"second_factor_challenge_nonce": secrets.token_hex(16)})
     token = secrets.token_hex(16)
     expires = datetime.now(UTC) + timedelta(hours=sb.settings.grant_admin_confirmation_hours)
     sb.pending_admin[token] = {"user_id": target["id"], "requested_by": acting["username"], "expires_at": _iso(expires)}
     sb.emails.append({"to": acting["email"] or f"{acting['username']}@example.invalid", "type": "admin_confirmation",
                       "about": target["username"], "token": token})
     sb._record_role_change("grant_admin", target, acting["username"], "email_confirmation_required")
-    return _Response(200, {"success": "OK", "email_confirmation_required": True})
+    return Reply(200, {"success": "OK", "email_confirmation_required": True})
 
 
 @_route("PUT", "/admin/users/{id}/revoke_admin.json", access="admin", optional_json=True)
-def _revoke_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _revoke_admin(sb: DiscourseSandbox, req: Call) -> Reply:
     target = _target(sb, req)
     if target is None:
         return _not_found()
@@ -1297,19 +1145,19 @@ def _revoke_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
         return _invalid_access()
     target["admin"] = False
     sb._record_role_change("revoke_admin", target, req.user["username"])
-    return _Response(200, sb._admin_user(target, req.user))
+    return Reply(200, sb._admin_user(target, req.user))
 
 
 @_route("GET", "/admin/site_settings.json", access="admin")
-def _site_settings(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _site_settings(sb: DiscourseSandbox, req: Call) -> Reply:
     # Behind AdminConstraint on Discourse (a 404 to non-admins): `charterflow doctor` uses it to
     # prove the key reaches admin-only routes. Only the site title, never a secret setting.
-    return _Response(200, {"site_settings": [{"setting": "title", "value": "Sandbox Forum", "type": "string",
+    return Reply(200, {"site_settings": [{"setting": "title", "value": "Sandbox Forum", "type": "string",
                                               "category": "required", "default": "Discourse"}]})
 
 
 @_route("GET", "/groups/{name}.json")
-def _get_group(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _get_group(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb._group_by_name(req.params["name"])
     if group is None:
         return _not_found()
@@ -1318,11 +1166,11 @@ def _get_group(sb: DiscourseSandbox, req: _Req) -> _Response:
                messageable_level=3, visibility_level=0, members_visibility_level=0, can_see_members=True,
                can_admin_group=True, is_group_user=req.user["id"] in group["members"], messageable=True,
                default_notification_level=3)
-    return _Response(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
+    return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
 
 @_route("GET", "/groups/{name}/members.json")
-def _group_members(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _group_members(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb._group_by_name(req.params["name"])
     if group is None:
         return _not_found()
@@ -1334,14 +1182,14 @@ def _group_members(sb: DiscourseSandbox, req: _Req) -> _Response:
         return _invalid_parameters("limit must be at most 1000")
     members = sorted(group["members"].items(), key=lambda kv: sb.users[kv[0]]["username"])
     page = members[offset: offset + limit]
-    return _Response(200, {
+    return Reply(200, {
         "members": [sb._group_member(sb.users[uid], added) for uid, added in page],
         "owners": [],
         "meta": {"total": len(members), "limit": limit, "offset": offset},
     })
 
 
-def _usernames(sb: DiscourseSandbox, req: _Req) -> tuple[list[dict[str, Any]], list[str]] | _Response:
+def _usernames(sb: DiscourseSandbox, req: Call) -> tuple[list[dict[str, Any]], list[str]] | Reply:
     data = req.form()
     names = [n.strip() for n in str(data.get("usernames") or "").split(",") if n.strip()]
     if not names:
@@ -1352,12 +1200,12 @@ def _usernames(sb: DiscourseSandbox, req: _Req) -> tuple[list[dict[str, Any]], l
 
 
 @_route("PUT", "/groups/{id}/members.json")
-def _add_members(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _add_members(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb.groups.get(_int_param(req.params["id"]) or 0)
     if group is None:
         return _not_found()
     found = _usernames(sb, req)
-    if isinstance(found, _Response):
+    if isinstance(found, Reply):
         return found
     users, missing = found
     if not users:
@@ -1373,16 +1221,16 @@ def _add_members(sb: DiscourseSandbox, req: _Req) -> _Response:
             group["members"][user["id"]] = _iso(datetime.now(UTC))
             added.append(user["username"])
             sb._record_role_change(f"group_add:{group['name']}", user, req.user["username"])
-    return _Response(200, {"success": "OK", "usernames": added, "emails": []})
+    return Reply(200, {"success": "OK", "usernames": added, "emails": []})
 
 
 @_route("DELETE", "/groups/{id}/members.json")
-def _remove_members(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _remove_members(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb.groups.get(_int_param(req.params["id"]) or 0)
     if group is None:
         return _not_found()
     found = _usernames(sb, req)
-    if isinstance(found, _Response):
+    if isinstance(found, Reply):
         return found
     users, missing = found
     removed, skipped = [], list(missing)
@@ -1393,11 +1241,11 @@ def _remove_members(sb: DiscourseSandbox, req: _Req) -> _Response:
             sb._record_role_change(f"group_remove:{group['name']}", user, req.user["username"])
         else:
             skipped.append(user["username"])
-    return _Response(200, {"success": "OK", "usernames": removed, "skipped_usernames": skipped})
+    return Reply(200, {"success": "OK", "usernames": removed, "skipped_usernames": skipped})
 
 
 @_route("GET", "/categories.json")
-def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
     cats = []
     anonymous = bool(req.user.get("anonymous"))
     for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"])):
@@ -1412,7 +1260,7 @@ def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
                    default_top_period="all", default_list_filter="all", num_featured_topics=3,
                    topic_template=cat.get("topic_template"))
         cats.append(out)
-    return _Response(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
+    return Reply(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
                                              "categories": cats}})
 
 
@@ -1450,12 +1298,12 @@ def _cook(raw: str) -> str:
     return "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n") if p.strip())
 
 
-def _create_post_error(message: str) -> _Response:
-    return _Response(422, {"action": "create_post", "errors": [message]})
+def _create_post_error(message: str) -> Reply:
+    return Reply(422, {"action": "create_post", "errors": [message]})
 
 
 @_route("POST", "/posts.json")
-def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
     data = req.form()
     acting = req.user
     raw = str(data.get("raw") or "")
@@ -1513,7 +1361,7 @@ def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
         if external_id and any(t["external_id"] == external_id for t in sb.topics.values()):
             errors.append("External ID has already been taken")
     if errors:
-        return _create_post_error(errors[0]) if len(errors) == 1 else _Response(422, {"action": "create_post", "errors": errors})
+        return _create_post_error(errors[0]) if len(errors) == 1 else Reply(422, {"action": "create_post", "errors": errors})
 
     now = datetime.now(UTC)
     new_topic = topic is None
@@ -1538,7 +1386,7 @@ def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
     if new_topic:
         sb._emit("topic_created", sb._topic_payload(topic))
     sb._emit("post_created", sb._post_payload(post))
-    return _Response(200, sb._post_fields(post, _shapes.POST_CREATED, acting))
+    return Reply(200, sb._post_fields(post, _shapes.POST_CREATED, acting))
 
 
 # updatePost's answer: the post fields the spec lists for it (POST_SHOW has them, and a few more).
@@ -1555,7 +1403,7 @@ _POST_UPDATED_KEYS = ("id", "username", "avatar_template", "created_at", "cooked
 
 
 @_route("PUT", "/posts/{id}.json")
-def _update_post(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
     """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
     acting = req.user
@@ -1581,10 +1429,10 @@ def _update_post(sb: DiscourseSandbox, req: _Req) -> _Response:
     out.update(version=post["version"], edit_reason=post.get("edit_reason"), wiki=False,
                hidden=False, user_deleted=False, draft_sequence=0, reviewable_score_count=0,
                reviewable_score_pending_count=0)
-    return _Response(200, {"post": out})
+    return Reply(200, {"post": out})
 
 
-def _multipart(req: _Req) -> dict[str, Any]:
+def _multipart(req: Call) -> dict[str, Any]:
     """The fields of a multipart/form-data body: text fields as str, files as dicts."""
     from email.parser import BytesParser
     from email.policy import HTTP
@@ -1609,7 +1457,7 @@ _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @_route("POST", "/uploads.json")
-def _create_upload(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
     # UploadsController#create: a multipart body with upload_type and file; the same content
     # (SHA1) uploaded again returns the existing upload (UploadCreator).
     if "multipart/form-data" not in req.headers.get("content-type", ""):
@@ -1619,7 +1467,7 @@ def _create_upload(sb: DiscourseSandbox, req: _Req) -> _Response:
         return _invalid_parameters("type")
     file = data.get("file")
     if not isinstance(file, dict) or not file["content"]:
-        return _Response(422, {"errors": ["You must provide a file to upload."]})
+        return Reply(422, {"errors": ["You must provide a file to upload."]})
     content: bytes = file["content"]
     sha1 = hashlib.sha1(content).hexdigest()  # noqa: S324 - Discourse's content key
     found = next((u for u in sb.uploads.values() if u["sha1"] == sha1), None)
@@ -1642,7 +1490,7 @@ def _create_upload(sb: DiscourseSandbox, req: _Req) -> _Response:
                  "dominant_color": None, "thumbnail": None,
                  "user_id": req.user["id"] if req.user else None, "content": content}
         sb.uploads[uid] = found
-    return _Response(200, {k: v for k, v in found.items() if k not in ("sha1", "user_id", "content")})
+    return Reply(200, {k: v for k, v in found.items() if k not in ("sha1", "user_id", "content")})
 
 
 def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:
@@ -1690,17 +1538,17 @@ def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[st
 
 
 @_route("GET", "/posts/{id}.json")
-def _get_post(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _get_post(sb: DiscourseSandbox, req: Call) -> Reply:
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
     if post is not None and req.user.get("anonymous") and not _visible(sb, post, req.user):
         return _invalid_access()  # Guardian#ensure_can_see! on a private post, for a visitor
     if post is None or not _visible(sb, post, req.user):
         return _not_found()
-    return _Response(200, _post_show(sb, post, req.user))
+    return Reply(200, _post_show(sb, post, req.user))
 
 
 @_route("GET", "/posts/by_number/{topic_id}/{number}.json")
-def _post_by_number(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _post_by_number(sb: DiscourseSandbox, req: Call) -> Reply:
     topic = sb.topics.get(_int_param(req.params["topic_id"]) or 0)
     number = _int_param(req.params["number"]) or 0
     if topic is None or not 1 <= number <= len(topic["posts"]):
@@ -1708,29 +1556,29 @@ def _post_by_number(sb: DiscourseSandbox, req: _Req) -> _Response:
     post = sb.posts[topic["posts"][number - 1]]
     if not _visible(sb, post, req.user):
         return _not_found()
-    return _Response(200, _post_show(sb, post, req.user))
+    return Reply(200, _post_show(sb, post, req.user))
 
 
 @_route("GET", "/posts.json")
-def _latest_posts(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _latest_posts(sb: DiscourseSandbox, req: Call) -> Reply:
     before = _int_param(req.arg("before")) if req.arg("before") else None
     posts = [
         p for p in sorted(sb.posts.values(), key=lambda p: p["id"], reverse=True)
         if sb.topics[p["topic_id"]]["archetype"] != "private_message" and _visible(sb, p, req.user)
         and (before is None or p["id"] < before)
     ][:50]
-    return _Response(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.user) for p in posts]})
+    return Reply(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.user) for p in posts]})
 
 
 @_route("GET", "/t/external_id/{external_id}.json")
-def _topic_by_external_id(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _topic_by_external_id(sb: DiscourseSandbox, req: Call) -> Reply:
     for topic in sb.topics.values():
         if topic["external_id"] == req.params["external_id"]:
-            return _Response(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
+            return Reply(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
     return _not_found()
 
 
-def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str, Any]) -> tuple[dict, dict] | _Response:
+def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str, Any]) -> tuple[dict, dict] | Reply:
     post = sb.posts.get(_int_param(data.get("post_id")) or 0)
     if post is None or not _visible(sb, post, user):
         return _invalid_parameters("post_id is invalid")
@@ -1741,10 +1589,10 @@ def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str,
 
 
 @_route("PUT", "/polls/vote")
-def _vote(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _vote(sb: DiscourseSandbox, req: Call) -> Reply:
     data = req.form()
     found = _find_poll(sb, data, req.user)
-    if isinstance(found, _Response):
+    if isinstance(found, Reply):
         return found
     post, poll = found
     if poll["status"] != "open":
@@ -1762,14 +1610,14 @@ def _vote(sb: DiscourseSandbox, req: _Req) -> _Response:
     if poll["type"] == "regular" and len(chosen) != 1:
         return _error(422, "Your vote is invalid.")
     poll["votes"][req.user["id"]] = list(chosen)
-    return _Response(200, {"poll": sb._poll_json(poll, post, req.user), "vote": list(chosen)})
+    return Reply(200, {"poll": sb._poll_json(poll, post, req.user), "vote": list(chosen)})
 
 
 @_route("GET", "/polls/voters.json")
-def _voters(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _voters(sb: DiscourseSandbox, req: Call) -> Reply:
     data = {k: v[0] for k, v in req.query.items()}
     found = _find_poll(sb, data, req.user)
-    if isinstance(found, _Response):
+    if isinstance(found, Reply):
         return found
     post, poll = found
     # Poll#can_see_voters?: a public poll whose results this reader may see; nobody, staff
@@ -1788,14 +1636,14 @@ def _voters(sb: DiscourseSandbox, req: _Req) -> _Response:
              "title": None}
             for u in (sb.users[i] for i in chunk)
         ]
-    return _Response(200, {"voters": voters})
+    return Reply(200, {"voters": voters})
 
 
 @_route("PUT", "/polls/toggle_status")
-def _toggle_status(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _toggle_status(sb: DiscourseSandbox, req: Call) -> Reply:
     data = req.form()
     found = _find_poll(sb, data, req.user)
-    if isinstance(found, _Response):
+    if isinstance(found, Reply):
         return found
     post, poll = found
     user = req.user
@@ -1805,4 +1653,4 @@ def _toggle_status(sb: DiscourseSandbox, req: _Req) -> _Response:
     if status not in ("open", "closed"):
         return _invalid_parameters("status must be open or closed")
     poll["status"] = status
-    return _Response(200, {"poll": sb._poll_json(poll, post, user)})
+    return Reply(200, {"poll": sb._poll_json(poll, post, user)})
