@@ -3,30 +3,25 @@
 It behaves as Slack does where that matters to a client (``specs/API-NOTES.md`` section 3):
 every method is ``POST /api/<method>`` (JSON with ``Authorization: Bearer``, or form-encoded);
 failures are HTTP 200 ``{"ok": false, "error": "<code>"}`` (``not_authed``, ``invalid_auth``,
-``channel_not_found``, ``not_in_channel``, ``is_archived``, ``users_not_found``,
-``user_not_found``, ``invalid_blocks`` with Slack's ``errors`` list, ``msg_too_long``,
-``no_text``, ``message_not_found``, ``cant_update_message``; ``thread_not_found`` for a reply to an
-unknown ``thread_ts``, where the sandbox is stricter than Slack may be); the special
-``chat.postMessage`` limit of about one message per second per channel (short bursts allowed)
-is answered with HTTP 429 ``{"ok": false, "error": "ratelimited"}`` and an **integer**
-``Retry-After`` (https://api.slack.com/apis/rate-limits#special). Methods: ``auth.test``,
-``chat.postMessage``, ``chat.update``, ``conversations.open``, ``conversations.history``,
-``conversations.replies``, ``conversations.info``, ``conversations.members``, ``users.info``,
-``users.lookupByEmail``; any other method answers HTTP 501 ``not_emulated`` (not Slack's
-``unknown_method``: the method may well exist on Slack). Interactions' ``response_url``\\ s
-(``POST /actions/<team>/<id>/<token>``) are accepted up to 5 times within 30 minutes and recorded
-(https://api.slack.com/interactivity/handling#message_responses).
+``channel_not_found``, ``not_in_channel``, ``is_archived``, ``users_not_found``, ``user_not_found``,
+``invalid_blocks`` with Slack's ``errors`` list, ``msg_too_long``, ``no_text``,
+``message_not_found``, ``cant_update_message``; ``thread_not_found`` for a reply to an unknown
+``thread_ts``, stricter than Slack may be); ``chat.postMessage``'s special limit of about one
+message per second per channel (short bursts allowed) is HTTP 429 ``ratelimited`` with an
+**integer** ``Retry-After`` (https://api.slack.com/apis/rate-limits#special). Methods:
+``auth.test``, ``chat.postMessage``, ``chat.update``, ``conversations.open``, ``.history``,
+``.replies``, ``.info``, ``.members``, ``users.info``, ``users.lookupByEmail``; any other method
+answers HTTP 501 ``not_emulated`` (not Slack's ``unknown_method``: it may exist on Slack).
+Interactions' ``response_url``\\ s (``POST /actions/<team>/<id>/<token>``) are accepted up to 5
+times within 30 minutes (https://api.slack.com/interactivity/handling#message_responses).
 
 ``time_factor`` scales the sandbox's clock: with 0.05 a "second" of rate limit lasts 50 ms
 while ``Retry-After`` still says ``1`` (connectors from ``connect()`` sleep in the same scale).
 
-Not Slack, for tests and operators: ``GET /_sandbox/state`` (channels, messages, DMs, ephemeral
-replies, response_url posts, interactions sent, request counts, rate-limit events; never the
-token or the signing secret), ``POST /_sandbox/faults`` (``error_rate``, ``error_status``,
-``latency``, ``drop_rate``, ``drop_phase`` before|after, ``storm`` {count, retry_after, method,
-channel}, ``seed``; an empty object clears), ``POST /_sandbox/interact`` {url, user, channel, ts,
-action_id} (click a button: a signed ``block_actions`` request is POSTed to ``url``) and
-``POST /_sandbox/reset``. These routes need no token and are not rate limited.
+Not Slack (the kit's control API): ``GET /_sandbox/state`` (no token, no signing secret),
+``POST /_sandbox/faults`` (the kit's settings; ``storm`` {count, retry_after, method, channel}),
+``POST /_sandbox/reset`` and ``POST /_sandbox/interact`` {url, user, channel, ts, action_id}
+(click a button: a signed ``block_actions`` request is POSTed to ``url``).
 """
 
 from __future__ import annotations
@@ -53,22 +48,18 @@ from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_re
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 
-INTERACTION_TYPES = frozenset({
-    "block_actions", "block_suggestion", "interactive_message", "message_action", "shortcut",
-    "view_closed", "view_submission",
-})
-RESPONSE_URL_USES = 5  # "up to 5 times within 30 minutes"
-RESPONSE_URL_TTL = 30 * 60
+INTERACTION_TYPES = frozenset({"block_actions", "block_suggestion", "interactive_message", "message_action",
+                               "shortcut", "view_closed", "view_submission"})
+RESPONSE_URL_USES, RESPONSE_URL_TTL = 5, 30 * 60  # "up to 5 times within 30 minutes"
 
 
-# --------------------------------------------------------------------------------------------
-# Seed
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-class SeedUser(BaseModel):
+class SeedUser(_Model):
     """A member of the sandbox workspace (invented people only)."""
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$")
     name: str
     real_name: str
@@ -78,10 +69,9 @@ class SeedUser(BaseModel):
     tz: str = "Europe/Amsterdam"
 
 
-class SeedChannel(BaseModel):
+class SeedChannel(_Model):
     """A channel; the app's bot can post only where it is a member."""
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[CG][A-Z0-9]{2,}$")
     name: str
     is_private: bool = False
@@ -90,18 +80,16 @@ class SeedChannel(BaseModel):
     bot_member: bool = True
 
 
-class SeedLimits(BaseModel):
+class SeedLimits(_Model):
     """``chat.postMessage``: ``per_second`` messages per channel, bursts up to ``burst``."""
 
-    model_config = ConfigDict(extra="forbid")
     per_second: float = Field(default=1.0, gt=0)
     burst: int = Field(default=3, ge=1)
 
 
-class SandboxSeed(BaseModel):
-    """The whole initial state of a sandbox workspace."""
+class SandboxSeed(_Model):
+    """The whole initial state of a sandbox workspace (token and secret random when unset)."""
 
-    model_config = ConfigDict(extra="forbid")
     team_id: str = "T0SANDBOX"
     team_name: str = "Sandbox Foundation"
     team_domain: str = "sandbox-foundation"
@@ -109,55 +97,38 @@ class SandboxSeed(BaseModel):
     bot_user_id: str = "U0CHARTER"
     bot_id: str = "B0CHARTER"
     bot_name: str = "charterflow"
-    bot_token: str | None = None  # random when unset
-    signing_secret: str | None = None  # random when unset
+    bot_token: str | None = None
+    signing_secret: str | None = None
     users: list[SeedUser]
     channels: list[SeedChannel]
     board_channel: str
     limits: SeedLimits = SeedLimits()
-    # The bot token's scopes, sent back in ``x-oauth-scopes`` on every authenticated answer as
-    # Slack does (https://api.slack.com/scopes); `charterflow doctor` compares them with its needs.
+    # Sent back in ``x-oauth-scopes`` on every authenticated answer as Slack does
+    # (https://api.slack.com/scopes); `charterflow doctor` compares them with its needs.
     bot_scopes: list[str] = ["chat:write", "im:write", "mpim:write", "users:read", "users:read.email",
                              "channels:history", "groups:history", "im:history", "mpim:history"]
 
 
 def default_seed() -> dict[str, Any]:
     """The default workspace: invented Board members and members, a private Board channel."""
-    return {
-        "users": [
-            {"id": "U0WREN001", "name": "wren.halloway", "real_name": "Wren Halloway",
-             "email": "wren.halloway@example.org", "is_admin": True},
-            {"id": "U0TOBI002", "name": "tobin.ashgrove", "real_name": "Tobin Ashgrove",
-             "email": "tobin.ashgrove@example.org"},
-            {"id": "U0PELL003", "name": "pella.marchetti", "real_name": "Pella Marchetti",
-             "email": "pella.marchetti@example.org"},
-            {"id": "U0OSSI004", "name": "ossian.bright", "real_name": "Ossian Bright",
-             "email": "ossian.bright@example.org"},
-            {"id": "U0JUNO005", "name": "juno.castellan", "real_name": "Juno Castellan",
-             "email": "juno.castellan@example.org"},
-            {"id": "U0GONE006", "name": "former.member", "real_name": "Former Member",
-             "email": "former.member@example.org", "deleted": True},
-        ],
-        "channels": [
-            {"id": "C0BOARD01", "name": "dsf-board", "is_private": True,
-             "members": ["U0WREN001", "U0TOBI002", "U0PELL003"]},
-            {"id": "C0GENERAL", "name": "general", "bot_member": False,
-             "members": ["U0WREN001", "U0TOBI002", "U0PELL003", "U0OSSI004", "U0JUNO005"]},
-            {"id": "C0OLDBRD1", "name": "old-board", "is_private": True, "is_archived": True,
-             "members": ["U0WREN001"]},
-        ],
-        "board_channel": "C0BOARD01",
-    }
+    people = [("U0WREN001", "Wren Halloway"), ("U0TOBI002", "Tobin Ashgrove"), ("U0PELL003", "Pella Marchetti"),
+              ("U0OSSI004", "Ossian Bright"), ("U0JUNO005", "Juno Castellan"), ("U0GONE006", "Former Member")]
+    users = [{"id": uid, "name": name.lower().replace(" ", "."), "real_name": name,
+              "email": name.lower().replace(" ", ".") + "@example.org"} for uid, name in people]
+    users[0]["is_admin"] = users[-1]["deleted"] = True
+    return {"users": users, "board_channel": "C0BOARD01", "channels": [
+        {"id": "C0BOARD01", "name": "dsf-board", "is_private": True, "members": ["U0WREN001", "U0TOBI002", "U0PELL003"]},
+        {"id": "C0GENERAL", "name": "general", "bot_member": False, "members": [uid for uid, _ in people[:5]]},
+        {"id": "C0OLDBRD1", "name": "old-board", "is_private": True, "is_archived": True, "members": ["U0WREN001"]},
+    ]}
 
 
-# --------------------------------------------------------------------------------------------
-# Block Kit validation (the subset of https://api.slack.com/reference/block-kit/blocks we send)
+# ---- Block Kit validation (the subset of https://api.slack.com/reference/block-kit/blocks we send)
 
 
 def _check_text(obj: Any, where: str, errors: list[str], *, limit: int, plain_only: bool = False) -> None:
     if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
-        errors.append(f"must be a text object [json-pointer:{where}]")
-        return
+        return errors.append(f"must be a text object [json-pointer:{where}]")
     if plain_only and obj.get("type") != "plain_text":
         errors.append(f"must be a plain_text object [json-pointer:{where}/type]")
     text = obj.get("text")
@@ -169,38 +140,39 @@ def _check_text(obj: Any, where: str, errors: list[str], *, limit: int, plain_on
 
 def _check_button(el: Any, where: str, errors: list[str]) -> None:
     if not isinstance(el, dict) or el.get("type") != "button":
-        errors.append(f"unsupported element type [json-pointer:{where}]")
-        return
+        return errors.append(f"unsupported element type [json-pointer:{where}]")
     _check_text(el.get("text"), f"{where}/text", errors, limit=75, plain_only=True)
-    if len(str(el.get("action_id", ""))) > 255:
-        errors.append(f"must be less than 256 characters [json-pointer:{where}/action_id]")
-    if "value" in el and len(str(el["value"])) > 2000:
-        errors.append(f"must be less than 2001 characters [json-pointer:{where}/value]")
+    for name, limit in (("action_id", 255), ("value", 2000)):
+        if len(str(el.get(name, ""))) > limit:
+            errors.append(f"must be less than {limit + 1} characters [json-pointer:{where}/{name}]")
     if "style" in el and el["style"] not in ("primary", "danger"):
         errors.append(f"must be one of primary, danger [json-pointer:{where}/style]")
-    confirm = el.get("confirm")
-    if confirm is not None:
-        _check_text(confirm.get("title") if isinstance(confirm, dict) else None, f"{where}/confirm/title", errors,
-                    limit=100, plain_only=True)
-        _check_text(confirm.get("text") if isinstance(confirm, dict) else None, f"{where}/confirm/text", errors,
-                    limit=300)
+    if "confirm" in el and el["confirm"] is not None:
+        confirm = el["confirm"] if isinstance(el["confirm"], dict) else {}
+        _check_text(confirm.get("title"), f"{where}/confirm/title", errors, limit=100, plain_only=True)
+        _check_text(confirm.get("text"), f"{where}/confirm/text", errors, limit=300)
+
+
+def _check_elements(block: dict[str, Any], where: str, errors: list[str], most: int) -> list[Any]:
+    els = block.get("elements")
+    if not isinstance(els, list) or not 1 <= len(els) <= most:
+        errors.append(f"must have 1 to {most} items [json-pointer:{where}/elements]")
+        return []
+    return els
 
 
 def validate_blocks(blocks: Any) -> list[str]:
     """Slack's ``invalid_blocks`` messages for ``blocks`` (empty when valid)."""
-    errors: list[str] = []
     if not isinstance(blocks, list):
         return ["must be an array [json-pointer:/blocks]"]
-    if len(blocks) > 50:
-        errors.append("must be less than 51 items [json-pointer:/blocks]")
+    errors = ["must be less than 51 items [json-pointer:/blocks]"] if len(blocks) > 50 else []
     block_ids: set[str] = set()
     for i, block in enumerate(blocks):
         where = f"/blocks/{i}"
         if not isinstance(block, dict):
             errors.append(f"must be an object [json-pointer:{where}]")
             continue
-        bid = block.get("block_id")
-        if bid is not None:
+        if (bid := block.get("block_id")) is not None:
             if len(str(bid)) > 255:
                 errors.append(f"must be less than 256 characters [json-pointer:{where}/block_id]")
             if bid in block_ids:
@@ -221,33 +193,22 @@ def validate_blocks(blocks: Any) -> list[str]:
         elif kind == "header":
             _check_text(block.get("text"), f"{where}/text", errors, limit=150, plain_only=True)
         elif kind == "context":
-            els = block.get("elements")
-            if not isinstance(els, list) or not 1 <= len(els) <= 10:
-                errors.append(f"must have 1 to 10 items [json-pointer:{where}/elements]")
-            else:
-                for j, el in enumerate(els):
-                    _check_text(el, f"{where}/elements/{j}", errors, limit=3000)
+            for j, el in enumerate(_check_elements(block, where, errors, 10)):
+                _check_text(el, f"{where}/elements/{j}", errors, limit=3000)
         elif kind == "actions":
-            els = block.get("elements")
-            if not isinstance(els, list) or not 1 <= len(els) <= 25:
-                errors.append(f"must have 1 to 25 items [json-pointer:{where}/elements]")
-            else:
-                seen: set[str] = set()
-                for j, el in enumerate(els):
-                    _check_button(el, f"{where}/elements/{j}", errors)
-                    aid = el.get("action_id") if isinstance(el, dict) else None
-                    if aid is not None and aid in seen:
-                        errors.append(f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]")
-                    seen.add(aid)
-        elif kind == "divider":
-            pass
-        else:
+            seen: set[str] = set()
+            for j, el in enumerate(_check_elements(block, where, errors, 25)):
+                _check_button(el, f"{where}/elements/{j}", errors)
+                aid = el.get("action_id") if isinstance(el, dict) else None
+                if aid is not None and aid in seen:
+                    errors.append(f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]")
+                seen.add(aid)
+        elif kind != "divider":
             errors.append(f"unsupported type: {str(kind)[:40]} [json-pointer:{where}/type]")
     return errors
 
 
-# --------------------------------------------------------------------------------------------
-# Answers
+# ---- answers and arguments
 
 
 def _ok(**fields: Any) -> Reply:
@@ -271,28 +232,17 @@ class _Args(dict):
 
     def json_arg(self, name: str) -> Any:
         value = self.get(name)
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return value
+        try:
+            return json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            return value
 
 
-_Handler = Callable[["SlackSandbox", _Args], Reply]
-_METHODS: dict[str, _Handler] = {}
+_METHODS: dict[str, Callable[[SlackSandbox, _Args], Reply]] = {}
 
 
-def _method(name: str) -> Callable[[_Handler], _Handler]:
-    def register(fn: _Handler) -> _Handler:
-        _METHODS[name] = fn
-        return fn
-
-    return register
-
-
-# --------------------------------------------------------------------------------------------
-# The sandbox
+def _method(name: str) -> Callable[[Callable[[SlackSandbox, _Args], Reply]], Any]:
+    return lambda fn: _METHODS.setdefault(name, fn)
 
 
 class SlackSandbox(Sandbox):
@@ -320,23 +270,19 @@ class SlackSandbox(Sandbox):
     def __repr__(self) -> str:
         return f"SlackSandbox(team={self.seed.team_id!r}, time_factor={self.time_factor:g})"
 
-    # ---- state -------------------------------------------------------------------------------
-
     def _reset(self) -> None:
-        seed = self.seed
+        seed, bot = self.seed, self.seed.bot_user_id
         with self._lock:
             self.users = {u.id: u.model_dump() for u in seed.users}
-            self.users[seed.bot_user_id] = {"id": seed.bot_user_id, "name": seed.bot_name, "real_name": seed.bot_name,
-                                            "email": None, "is_admin": False, "deleted": False, "tz": "UTC",
-                                            "is_bot": True}
+            self.users[bot] = {"id": bot, "name": seed.bot_name, "real_name": seed.bot_name, "email": None,
+                               "is_admin": False, "deleted": False, "tz": "UTC", "is_bot": True}
             self.channels: dict[str, dict[str, Any]] = {}
             for c in seed.channels:
-                unknown = [m for m in c.members if m not in self.users]
-                if unknown:
+                if unknown := [m for m in c.members if m not in self.users]:
                     raise ConfigError(f"invalid sandbox seed: channel {c.name!r} member {unknown[0]!r} is not a user")
                 self.channels[c.id] = {"id": c.id, "name": c.name, "is_private": c.is_private,
                                        "is_archived": c.is_archived, "is_im": False, "is_mpim": False,
-                                       "members": set(c.members) | ({seed.bot_user_id} if c.bot_member else set())}
+                                       "members": set(c.members) | ({bot} if c.bot_member else set())}
             if seed.board_channel not in self.channels:
                 raise ConfigError("invalid sandbox seed: board_channel is not a channel")
             self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -349,19 +295,15 @@ class SlackSandbox(Sandbox):
             self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
             self.rate_limited: list[dict[str, Any]] = []
             self._buckets: dict[str, TokenBucket] = {}
-            self.faults = {}
-            self._rng = random.Random()
-            self._last_ts = 0.0
-            self._seq = 0
-            self._started = time.monotonic()
+            self.faults, self._rng = {}, random.Random()
+            self._last_ts, self._seq, self._started = 0.0, 0, time.monotonic()
 
     def _now(self) -> float:
         """Sandbox seconds since start (real seconds divided by ``time_factor``)."""
         return (time.monotonic() - self._started) / self.time_factor
 
     def _next_ts(self) -> str:
-        now = max(time.time(), self._last_ts + 0.000001)
-        self._last_ts = now
+        now = self._last_ts = max(time.time(), self._last_ts + 0.000001)
         return f"{int(now)}.{int(round((now - int(now)) * 1_000_000)) % 1_000_000:06d}"
 
     def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
@@ -373,14 +315,10 @@ class SlackSandbox(Sandbox):
     def samples(self) -> ConformanceSamples:
         """Names from the default seed the conformance suite exercises."""
         return ConformanceSamples(
-            username="wren.halloway@example.org",
-            missing_username="nobody.by.this.name@example.org",
+            username="wren.halloway@example.org", missing_username="nobody.by.this.name@example.org",
             grantable_role=Role.group("board"),  # unused: Slack declares no RoleManager
-            channel=self.seed.board_channel,
-            recipients=("U0TOBI002", "pella.marchetti@example.org"),
-            inbound_kind="app_mention",  # an Events API callback
-            inbound_payload={"text": "hello"},
-        )
+            channel=self.seed.board_channel, recipients=("U0TOBI002", "pella.marchetti@example.org"),
+            inbound_kind="app_mention", inbound_payload={"text": "hello"})  # an Events API callback
 
     @property
     def board(self) -> tuple[str, ...]:
@@ -391,20 +329,14 @@ class SlackSandbox(Sandbox):
         """Base URL, credentials and the matching ``CHARTERFLOW_SLACK_*`` variables."""
         base_url = base_url.rstrip("/")
         return {
-            "connector": "slack",
-            "base_url": f"{base_url}/api/",
+            "connector": "slack", "base_url": f"{base_url}/api/",
             "credentials": {"bot_token": self.bot_token, "signing_secret": self.signing_secret},
             "headers": {"Authorization": f"Bearer {self.bot_token}"},
-            "env": {
-                "CHARTERFLOW_SLACK_BASE_URL": f"{base_url}/api/",
-                "CHARTERFLOW_SLACK_BOT_TOKEN": self.bot_token,
-                "CHARTERFLOW_SLACK_SIGNING_SECRET": self.signing_secret,
-                "CHARTERFLOW_SLACK_BOARD_CHANNEL": self.seed.board_channel,
-            },
-            "board": list(self.board),
-            "time_factor": self.time_factor,
-            "control": {"state": f"{base_url}/_sandbox/state", "faults": f"{base_url}/_sandbox/faults",
-                        "interact": f"{base_url}/_sandbox/interact"},
+            "env": {"CHARTERFLOW_SLACK_BASE_URL": f"{base_url}/api/", "CHARTERFLOW_SLACK_BOT_TOKEN": self.bot_token,
+                    "CHARTERFLOW_SLACK_SIGNING_SECRET": self.signing_secret,
+                    "CHARTERFLOW_SLACK_BOARD_CHANNEL": self.seed.board_channel},
+            "board": list(self.board), "time_factor": self.time_factor,
+            "control": {name: f"{base_url}/_sandbox/{name}" for name in ("state", "faults", "interact")},
         }
 
     def connect(self, base_url: str, **options: Any) -> Any:
@@ -438,14 +370,11 @@ class SlackSandbox(Sandbox):
         """
         data, content_type = dict(payload), "application/x-www-form-urlencoded"
         if kind in INTERACTION_TYPES:
-            data.setdefault("type", kind)
-            data.setdefault("team", {"id": self.seed.team_id, "domain": self.seed.team_domain})
-            data.setdefault("api_app_id", self.seed.app_id)
-            data.setdefault("trigger_id", self._trigger_id())
+            data = {"type": kind, "team": {"id": self.seed.team_id, "domain": self.seed.team_domain},
+                    "api_app_id": self.seed.app_id, "trigger_id": self._trigger_id(), **data}
             body = urlencode({"payload": json.dumps(data, separators=(",", ":"))}).encode("utf-8")
         elif kind == "slash_command":
-            data.setdefault("team_id", self.seed.team_id)
-            data.setdefault("trigger_id", self._trigger_id())
+            data = {"team_id": self.seed.team_id, "trigger_id": self._trigger_id(), **data}
             body = urlencode({k: str(v) for k, v in data.items()}).encode("utf-8")
         elif kind == "url_verification":
             body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **data}).encode()
@@ -461,12 +390,9 @@ class SlackSandbox(Sandbox):
             }).encode("utf-8")
             content_type = "application/json"
         timestamp = int(time.time())
-        return {
-            "Content-Type": content_type,
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign_request(self.signing_secret, timestamp=timestamp, body=body),
-            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-        }, body
+        return {"Content-Type": content_type, TIMESTAMP_HEADER: str(timestamp),
+                SIGNATURE_HEADER: sign_request(self.signing_secret, timestamp=timestamp, body=body),
+                "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}, body
 
     def _trigger_id(self) -> str:
         return f"{random.randint(10**9, 10**10)}.{random.randint(10**9, 10**10)}.{secrets.token_hex(16)}"
@@ -477,11 +403,9 @@ class SlackSandbox(Sandbox):
         """The ``block_actions`` payload Slack sends when ``user`` clicks button ``action_id`` on
         message ``ts``; its ``response_url`` points at this sandbox (``base_url``)."""
         with self._lock:
-            person = self.users.get(user)
-            if person is None:
+            if (person := self.users.get(user)) is None:
                 raise ValueError(f"no user {user!r} in the sandbox")
-            message = self._find_message(channel, ts)
-            if message is None:
+            if (message := self._find_message(channel, ts)) is None:
                 raise ValueError(f"no message {ts} in channel {channel}")
             found = [(el, block.get("block_id")) for block in message.get("blocks") or []
                      if block.get("type") == "actions" for el in block.get("elements", [])
@@ -491,25 +415,20 @@ class SlackSandbox(Sandbox):
             button, block_id = found[-1]
             token = secrets.token_urlsafe(18)
             self._seq += 1
-            path = f"/actions/{self.seed.team_id}/{self._seq:010d}/{token}"
             self.response_urls[token] = {"channel": channel, "ts": ts, "user": user, "issued": self._now(), "uses": 0}
             action = {"type": "button", "action_id": action_id, "block_id": block_id, "text": button.get("text"),
-                      "value": button.get("value"), "action_ts": f"{time.time():.6f}"}
-            if "style" in button:
-                action["style"] = button["style"]
+                      "value": button.get("value"), "action_ts": f"{time.time():.6f}",
+                      **({"style": button["style"]} if "style" in button else {})}
+            team = self.seed.team_id
             return {
-                "type": "block_actions",
-                "user": {"id": user, "username": person["name"], "name": person["name"], "team_id": self.seed.team_id},
-                "api_app_id": self.seed.app_id,
-                "token": "sandbox-legacy-verification-token",
+                "type": "block_actions", "api_app_id": self.seed.app_id,
+                "user": {"id": user, "username": person["name"], "name": person["name"], "team_id": team},
+                "token": "sandbox-legacy-verification-token", "trigger_id": self._trigger_id(),
                 "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
-                "trigger_id": self._trigger_id(),
-                "team": {"id": self.seed.team_id, "domain": self.seed.team_domain},
-                "is_enterprise_install": False,
+                "team": {"id": team, "domain": self.seed.team_domain}, "is_enterprise_install": False,
                 "channel": {"id": channel, "name": self.channels.get(channel, {}).get("name", "directmessage")},
-                "message": _public(message, with_metadata=False),
-                "state": {"values": {}},
-                "response_url": f"{base_url.rstrip('/')}{path}",
+                "message": _public(message, with_metadata=False), "state": {"values": {}},
+                "response_url": f"{base_url.rstrip('/')}/actions/{team}/{self._seq:010d}/{token}",
                 "actions": [action],
             }
 
@@ -525,15 +444,15 @@ class SlackSandbox(Sandbox):
 
     def _note_interaction(self, url: str, payload: Mapping[str, Any], status: int) -> None:
         with self._lock:
-            self.interactions.append({"url": url, "user": payload["user"]["id"],
+            self.interactions.append({"url": url, "user": payload["user"]["id"], "status": status,
                                       "action_id": payload["actions"][0]["action_id"],
-                                      "message_ts": payload["container"]["message_ts"], "status": status})
+                                      "message_ts": payload["container"]["message_ts"]})
 
     @control("interact")
     async def _interact(self, call: Call, data: dict[str, Any]) -> Reply:
         try:
-            payload = self.block_actions_payload(call.base_url, user=str(data.get("user")), channel=str(data.get("channel")),
-                                                 ts=str(data.get("ts")), action_id=str(data.get("action_id")))
+            payload = self.block_actions_payload(call.base_url, **{k: str(data.get(k)) for k in
+                                                                   ("user", "channel", "ts", "action_id")})
         except ValueError as exc:
             return self.error(400, str(exc))
         headers, signed = self.signed_request(kind="block_actions", payload=payload)
@@ -545,29 +464,21 @@ class SlackSandbox(Sandbox):
         self._note_interaction(str(data.get("url")), payload, answer.status_code)
         return Reply(200, {"ok": True, "status": answer.status_code, "body": answer.text[:2000]})
 
-    # ---- state snapshot ----------------------------------------------------------------------
-
     def state(self) -> dict[str, Any]:
         """Everything inspectable, JSON-ready (``GET /_sandbox/state``); no token, no secret."""
         with self._lock:
             return {
                 "team": {"id": self.seed.team_id, "name": self.seed.team_name, "domain": self.seed.team_domain},
-                "bot_user_id": self.seed.bot_user_id,
-                "users": [dict(u) for u in self.users.values()],
+                "bot_user_id": self.seed.bot_user_id, "users": [dict(u) for u in self.users.values()],
                 "channels": [{**{k: v for k, v in c.items() if k != "members"}, "members": sorted(c["members"])}
                              for c in self.channels.values()],
                 "messages": {cid: [{k: v for k, v in m.items() if not k.startswith("_")} for m in msgs]
                              for cid, msgs in self.messages.items()},
                 "posted": {cid: len(msgs) for cid, msgs in self.messages.items()},
-                "ephemeral": list(self.ephemeral),
-                "response_posts": list(self.response_posts),
-                "interactions": list(self.interactions),
-                "requests": dict(self.requests),
-                "outcomes": {k: dict(v) for k, v in self.outcomes.items()},
-                "rate_limited": list(self.rate_limited),
-                "limits": self.seed.limits.model_dump(),
-                "time_factor": self.time_factor,
-                "faults": dict(self.faults),
+                "ephemeral": list(self.ephemeral), "response_posts": list(self.response_posts),
+                "interactions": list(self.interactions), "requests": dict(self.requests),
+                "outcomes": {k: dict(v) for k, v in self.outcomes.items()}, "rate_limited": list(self.rate_limited),
+                "limits": self.seed.limits.model_dump(), "time_factor": self.time_factor, "faults": dict(self.faults),
             }
 
     # ---- the platform ------------------------------------------------------------------------
@@ -577,8 +488,7 @@ class SlackSandbox(Sandbox):
 
     def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
         out = check_faults(data)
-        if "storm" in data:
-            storm = data["storm"]
+        if storm := data.get("storm"):
             out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1))),
                             "method": storm.get("method"), "channel": storm.get("channel")}
         return out
@@ -588,48 +498,37 @@ class SlackSandbox(Sandbox):
             return self._response_url(call)
         if not call.path.startswith("/api/"):
             return Reply(NOT_EMULATED_STATUS, text=not_emulated(call.method, call.path))
-        api_method = call.path.removeprefix("/api/")
-        args = _Args(call.form())
+        name, args = call.path.removeprefix("/api/"), _Args(call.form())
         if "json" in call.headers.get("content-type", "") and call.body:
             try:
                 body = json.loads(call.body)
             except ValueError:
                 body = None
-            if not isinstance(body, dict):
-                args["_invalid_json"] = True
+            args["_invalid_json"] = not isinstance(body, dict)
         auth = call.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            args["_token"] = auth[7:].strip()
-        elif "token" in args:
-            args["_token"] = str(args.pop("token"))
-        self.requests[api_method] += 1
-        if self.take_storm(lambda s: (not s.get("method") or s["method"] == api_method)
-                           and (not s.get("channel") or s["channel"] == args.get("channel"))):
-            self._note_limited("storm", api_method, args)
-            self.outcomes[api_method]["429"] += 1
+        args["_token"] = auth[7:].strip() if auth.lower().startswith("bearer ") else str(args.pop("token", ""))
+        self.requests[name] += 1
+        if self.take_storm(lambda s: s.get("method") in (None, "", name)
+                           and s.get("channel") in (None, "", args.get("channel"))):
+            self._note_limited("storm", name, args)
+            self.outcomes[name]["429"] += 1
             return _limited(int(self.faults["storm"].get("retry_after", 1)))
-        status = self.injected_status(503)
-        if status:
-            self.outcomes[api_method][str(status)] += 1
+        if status := self.injected_status(503):
+            self.outcomes[name][str(status)] += 1
             return Reply(status, text=f"sandbox: injected HTTP {status}\n")
-        reply = self._call(api_method, args, call.method)
-        self.outcomes[api_method][str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")] += 1
-        return reply
-
-    def _call(self, api_method: str, args: _Args, http_method: str) -> Reply:
-        handler = _METHODS.get(api_method)
         if args.get("_invalid_json"):
-            return _fail("invalid_json")
-        if handler is None:
-            # Slack's own unknown_method is for names Slack lacks; this one may exist on Slack.
-            return Reply(NOT_EMULATED_STATUS, {"ok": False, "error": "not_emulated",
-                                               "detail": not_emulated(http_method, f"/api/{api_method}")})
-        if not args.get("_token"):
-            return _fail("not_authed")
-        if not secrets.compare_digest(str(args["_token"]).encode(), self.bot_token.encode()):
-            return _fail("invalid_auth")
-        reply = handler(self, args)
-        reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
+            reply = _fail("invalid_json")
+        elif name not in _METHODS:  # Slack's unknown_method is for names Slack lacks; this one may exist
+            reply = Reply(NOT_EMULATED_STATUS, {"ok": False, "error": "not_emulated",
+                                                "detail": not_emulated(call.method, f"/api/{name}")})
+        elif not args["_token"]:
+            reply = _fail("not_authed")
+        elif not secrets.compare_digest(args["_token"].encode(), self.bot_token.encode()):
+            reply = _fail("invalid_auth")
+        else:
+            reply = _METHODS[name](self, args)
+            reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
+        self.outcomes[name][str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")] += 1
         return reply
 
     def _note_limited(self, kind: str, api_method: str, args: Mapping[str, Any]) -> None:
@@ -658,43 +557,53 @@ class SlackSandbox(Sandbox):
         if "blocks" in data and validate_blocks(data["blocks"]):
             return Reply(400, text="invalid_blocks")
         issued["uses"] += 1
-        self.response_posts.append({"to_user": issued["user"], "channel": issued["channel"], "message_ts": issued["ts"],
+        channel, text, blocks = issued["channel"], data.get("text"), data.get("blocks")
+        self.response_posts.append({"to_user": issued["user"], "channel": channel, "message_ts": issued["ts"],
                                     "response_type": data.get("response_type", "ephemeral"),
-                                    "replace_original": bool(data.get("replace_original")), "text": data.get("text"),
-                                    "blocks": data.get("blocks")})
-        original = self._find_message(issued["channel"], issued["ts"])
+                                    "replace_original": bool(data.get("replace_original")), "text": text,
+                                    "blocks": blocks})
+        original = self._find_message(channel, issued["ts"])
         if data.get("delete_original") and original is not None:
-            self.messages[issued["channel"]].remove(original)
+            self.messages[channel].remove(original)
         elif data.get("replace_original") and original is not None:
-            original.update(text=data.get("text", ""), blocks=data.get("blocks") or [],
+            original.update(text=data.get("text", ""), blocks=blocks or [],
                             edited={"user": self.seed.bot_user_id, "ts": self._next_ts()})
         elif data.get("response_type") == "in_channel":
-            self._store(issued["channel"], text=str(data.get("text") or ""), blocks=data.get("blocks") or [],
-                        thread_ts=None, metadata=None)
+            self._store(channel, text=str(text or ""), blocks=blocks or [], thread_ts=None, metadata=None)
         else:
-            self.ephemeral.append({"user": issued["user"], "channel": issued["channel"], "text": data.get("text"),
-                                   "blocks": data.get("blocks")})
+            self.ephemeral.append({"user": issued["user"], "channel": channel, "text": text, "blocks": blocks})
         return Reply(200, {"ok": True})
 
     def _store(self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None,
                metadata: dict[str, Any] | None) -> dict[str, Any]:
-        ts = self._next_ts()
-        message: dict[str, Any] = {
-            "type": "message", "subtype": "bot_message", "ts": ts, "user": self.seed.bot_user_id,
-            "bot_id": self.seed.bot_id, "app_id": self.seed.app_id, "team": self.seed.team_id,
-            "text": text, "blocks": blocks,
-        }
+        ts, seed = self._next_ts(), self.seed
+        message: dict[str, Any] = {"type": "message", "subtype": "bot_message", "ts": ts, "user": seed.bot_user_id,
+                                   "bot_id": seed.bot_id, "app_id": seed.app_id, "team": seed.team_id,
+                                   "text": text, "blocks": blocks}
         if thread_ts:
             message["thread_ts"] = thread_ts
-            parent = self._find_message(channel, thread_ts)
-            if parent is not None:
-                parent["thread_ts"] = thread_ts
-                parent["reply_count"] = parent.get("reply_count", 0) + 1
-                parent["latest_reply"] = ts
+            if (parent := self._find_message(channel, thread_ts)) is not None:
+                parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1, latest_reply=ts)
         if metadata:
             message["_metadata"] = metadata
         self.messages[channel].append(message)
         return message
+
+    def _conversation(self, args: _Args, *, by_name: bool = True) -> dict[str, Any] | Reply:
+        """The channel ``args`` names; chat.postMessage & co. also take a channel name,
+        conversations.info/members need the ID. A private channel without the bot is invisible."""
+        channel = str(args.get("channel") or "")
+        if by_name and channel and (channel.startswith("#") or channel not in self.channels):
+            found = [c for c in self.channels.values() if c["name"] == channel.lstrip("#") and not c["is_im"]]
+            return found[0] if found else _fail("channel_not_found")
+        conv = self.channels.get(channel)
+        if conv is None or (conv["is_private"] and self.seed.bot_user_id not in conv["members"]):
+            return _fail("channel_not_found")
+        return conv
+
+    def _epoch(self) -> int:
+        """When the sandbox workspace (and all its seeded channels) was created, in Unix seconds."""
+        return int(time.time() - time.monotonic() + self._started)
 
 
 def _public(message: Mapping[str, Any], *, with_metadata: bool) -> dict[str, Any]:
@@ -704,41 +613,18 @@ def _public(message: Mapping[str, Any], *, with_metadata: bool) -> dict[str, Any
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Methods
-
-
-def _conversation(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
-    channel = str(args.get("channel") or "")
-    if not channel:
-        return _fail("channel_not_found")
-    if channel.startswith("#") or channel not in sb.channels:
-        # chat.postMessage also takes a channel name; the other methods need the ID.
-        name = channel.lstrip("#")
-        for candidate in sb.channels.values():
-            if candidate["name"] == name and not candidate["is_im"]:
-                return candidate
-        return _fail("channel_not_found")
-    conv = sb.channels[channel]
-    if conv["is_private"] and sb.seed.bot_user_id not in conv["members"]:
-        return _fail("channel_not_found")  # a private channel the bot is not in is invisible to it
-    return conv
+# ---- methods
 
 
 def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
     text = args.get("text")
     blocks = args.json_arg("blocks") if "blocks" in args else None
-    if blocks is not None:
-        errors = validate_blocks(blocks)
-        if errors:
-            return _fail("invalid_blocks", errors=errors[:10],
-                         response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]})
+    if blocks is not None and (errors := validate_blocks(blocks)):
+        return _fail("invalid_blocks", errors=errors[:10],
+                     response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]})
     if not text and not blocks:
         return _fail("no_text")
-    text = str(text or "")
-    if len(text) > 40000:
-        return _fail("msg_too_long")
-    return text, list(blocks or [])
+    return (str(text or ""), list(blocks or [])) if len(str(text or "")) <= 40000 else _fail("msg_too_long")
 
 
 @_method("auth.test")
@@ -750,50 +636,40 @@ def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
 
 @_method("chat.postMessage")
 def _post_message(sb: SlackSandbox, args: _Args) -> Reply:
-    conv = _conversation(sb, args)
-    if isinstance(conv, Reply):
+    if isinstance(conv := sb._conversation(args), Reply):
         return conv
     if conv["is_archived"]:
         return _fail("is_archived")
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
-    checked = _text_and_blocks(args)
-    if isinstance(checked, Reply):
+    if isinstance(checked := _text_and_blocks(args), Reply):
         return checked
-    text, blocks = checked
-    thread_ts = args.get("thread_ts")
-    if thread_ts:
-        parent = sb._find_message(conv["id"], str(thread_ts))
-        if parent is None:
+    if thread_ts := args.get("thread_ts"):
+        if (parent := sb._find_message(conv["id"], str(thread_ts))) is None:
             return _fail("thread_not_found")
         thread_ts = parent.get("thread_ts") or parent["ts"]  # a reply's ts means its parent's thread
-    wait = sb._channel_limit(conv["id"])
-    if wait is not None:
+    if (wait := sb._channel_limit(conv["id"])) is not None:
         sb._note_limited("channel", "chat.postMessage", {"channel": conv["id"]})
         return _limited(wait)
     metadata = args.json_arg("metadata") if "metadata" in args else None
-    message = sb._store(conv["id"], text=text, blocks=blocks, thread_ts=str(thread_ts) if thread_ts else None,
+    message = sb._store(conv["id"], text=checked[0], blocks=checked[1], thread_ts=str(thread_ts) if thread_ts else None,
                         metadata=metadata if isinstance(metadata, dict) else None)
     return _ok(channel=conv["id"], ts=message["ts"], message=_public(message, with_metadata=False))
 
 
 @_method("chat.update")
 def _update(sb: SlackSandbox, args: _Args) -> Reply:
-    conv = _conversation(sb, args)
-    if isinstance(conv, Reply):
+    if isinstance(conv := sb._conversation(args), Reply):
         return conv
-    message = sb._find_message(conv["id"], str(args.get("ts") or ""))
-    if message is None:
+    if (message := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("message_not_found")
     if message.get("user") != sb.seed.bot_user_id:
         return _fail("cant_update_message")
-    checked = _text_and_blocks(args)
-    if isinstance(checked, Reply):
+    if isinstance(checked := _text_and_blocks(args), Reply):
         return checked
-    text, blocks = checked
-    message.update(text=text, blocks=blocks, edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()})
+    message.update(text=checked[0], blocks=checked[1], edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()})
     message["_edits"] = message.get("_edits", 0) + 1
-    return _ok(channel=conv["id"], ts=message["ts"], text=text, message=_public(message, with_metadata=False))
+    return _ok(channel=conv["id"], ts=message["ts"], text=checked[0], message=_public(message, with_metadata=False))
 
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
@@ -802,72 +678,64 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 @_method("conversations.open")
 def _open(sb: SlackSandbox, args: _Args) -> Reply:
     raw = args.get("users")
-    if isinstance(raw, list):
-        users = [str(u).strip() for u in raw if str(u).strip()]
-    else:
-        users = [u.strip() for u in str(raw or "").split(",") if u.strip()]
+    users = [str(u).strip() for u in (raw if isinstance(raw, list) else str(raw or "").split(",")) if str(u).strip()]
     if not users:
         return _fail("users_list_not_supplied")
     if len(users) > 8:
         return _fail("too_many_users")
     for uid in users:
-        person = sb.users.get(uid)
-        if person is None or not _USER_ID.match(uid):
+        if (person := sb.users.get(uid)) is None or not _USER_ID.match(uid):
             return _fail("user_not_found")
         if person.get("deleted"):
             return _fail("user_disabled")
     key = frozenset(users)
-    existing = sb.dms.get(key)
-    if existing is None:
-        is_mpim = len(key) > 1
-        sb._seq += 1
-        cid = f"{'G' if is_mpim else 'D'}0SBX{sb._seq:05d}"
-        sb.channels[cid] = {"id": cid, "name": "mpdm-" + "--".join(sorted(key)) if is_mpim else cid,
-                            "is_private": True, "is_archived": False, "is_im": not is_mpim, "is_mpim": is_mpim,
-                            "members": set(key) | {sb.seed.bot_user_id}}
-        sb.dms[key] = cid
-        return _ok(channel={"id": cid})
-    return _ok(channel={"id": existing}, no_op=True, already_open=True)
+    if (existing := sb.dms.get(key)) is not None:
+        return _ok(channel={"id": existing}, no_op=True, already_open=True)
+    is_mpim = len(key) > 1
+    sb._seq += 1
+    cid = f"{'G' if is_mpim else 'D'}0SBX{sb._seq:05d}"
+    sb.channels[cid] = {"id": cid, "name": "mpdm-" + "--".join(sorted(key)) if is_mpim else cid, "is_private": True,
+                        "is_archived": False, "is_im": not is_mpim, "is_mpim": is_mpim,
+                        "members": set(key) | {sb.seed.bot_user_id}}
+    sb.dms[key] = cid
+    return _ok(channel={"id": cid})
 
 
-def _page(items: list[dict[str, Any]], args: _Args) -> tuple[list[dict[str, Any]], str]:
+def _page(items: list[Any], args: _Args) -> tuple[list[Any], str]:
     try:
         limit = max(1, min(999, int(args.get("limit") or 100)))
         start = int(args.get("cursor") or 0) if str(args.get("cursor") or "0").isdigit() else 0
     except ValueError:
         limit, start = 100, 0
-    chunk = items[start: start + limit]
-    return chunk, str(start + limit) if start + limit < len(items) else ""
+    return items[start: start + limit], str(start + limit) if start + limit < len(items) else ""
+
+
+def _messages(sb: SlackSandbox, args: _Args, messages: list[dict[str, Any]]) -> Reply:
+    chunk, cursor = _page(messages, args)
+    meta = args.flag("include_all_metadata")
+    return _ok(messages=[_public(m, with_metadata=meta) for m in chunk], has_more=bool(cursor),
+               response_metadata={"next_cursor": cursor})
 
 
 @_method("conversations.history")
 def _history(sb: SlackSandbox, args: _Args) -> Reply:
-    conv = _conversation(sb, args)
-    if isinstance(conv, Reply):
+    if isinstance(conv := sb._conversation(args), Reply):
         return conv
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
-    top = [m for m in reversed(sb.messages.get(conv["id"], [])) if m.get("thread_ts") in (None, m["ts"])]
-    chunk, cursor = _page(top, args)
-    meta = args.flag("include_all_metadata")
-    return _ok(messages=[_public(m, with_metadata=meta) for m in chunk], has_more=bool(cursor),
-               response_metadata={"next_cursor": cursor})
+    return _messages(sb, args, [m for m in reversed(sb.messages.get(conv["id"], []))
+                                if m.get("thread_ts") in (None, m["ts"])])
 
 
 @_method("conversations.replies")
 def _replies(sb: SlackSandbox, args: _Args) -> Reply:
-    conv = _conversation(sb, args)
-    if isinstance(conv, Reply):
+    if isinstance(conv := sb._conversation(args), Reply):
         return conv
-    parent = sb._find_message(conv["id"], str(args.get("ts") or ""))
-    if parent is None:
+    if (parent := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("thread_not_found")
     root = parent.get("thread_ts") or parent["ts"]
-    thread = [m for m in sb.messages.get(conv["id"], []) if m["ts"] == root or m.get("thread_ts") == root]
-    chunk, cursor = _page(thread, args)
-    meta = args.flag("include_all_metadata")
-    return _ok(messages=[_public(m, with_metadata=meta) for m in chunk], has_more=bool(cursor),
-               response_metadata={"next_cursor": cursor})
+    return _messages(sb, args, [m for m in sb.messages.get(conv["id"], [])
+                                if m["ts"] == root or m.get("thread_ts") == root])
 
 
 @_method("users.lookupByEmail")
@@ -884,39 +752,26 @@ def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     return _fail("users_not_found")
 
 
-# ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user) --------
-
-def _epoch(sb: SlackSandbox) -> int:
-    """When the sandbox workspace (and all its seeded channels) was created, in Unix seconds."""
-    return int(time.time() - time.monotonic() + sb._started)
-
-
-def _conversation_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
-    """Like ``_conversation`` but by ID only, as conversations.info/members take it."""
-    conv = sb.channels.get(str(args.get("channel") or ""))
-    if conv is None or (conv["is_private"] and sb.seed.bot_user_id not in conv["members"]):
-        return _fail("channel_not_found")
-    return conv
+# ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
 
 
 @_method("conversations.info")
 def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
-    conv = _conversation_by_id(sb, args)
-    if isinstance(conv, Reply):
+    if isinstance(conv := sb._conversation(args, by_name=False), Reply):
         return conv
-    created = _epoch(sb)
+    created, bot = sb._epoch(), sb.seed.bot_user_id
     if conv["is_im"]:
-        other = next(iter(sorted(conv["members"] - {sb.seed.bot_user_id})), sb.seed.bot_user_id)
+        other = next(iter(sorted(conv["members"] - {bot})), bot)
         return _ok(channel={"id": conv["id"], "created": created, "is_im": True, "is_org_shared": False,
                             "user": other, "priority": 0, "is_open": True})
     unset = {"value": "", "creator": "", "last_set": 0}
+    private, name = conv["is_private"], conv["name"]
     channel = {
-        "id": conv["id"], "name": conv["name"], "name_normalized": conv["name"], "created": created,
-        "creator": sb.seed.bot_user_id, "is_archived": conv["is_archived"],
-        "is_channel": not conv["is_private"], "is_group": conv["is_private"] and not conv["is_mpim"],
-        "is_general": conv["name"] == "general", "is_mpim": conv["is_mpim"], "is_im": False, "is_private": conv["is_private"],
-        "is_shared": False, "is_org_shared": False, "is_ext_shared": False,
-        "is_member": sb.seed.bot_user_id in conv["members"], "topic": dict(unset), "purpose": dict(unset),
+        "id": conv["id"], "name": name, "name_normalized": name, "created": created, "creator": bot,
+        "is_archived": conv["is_archived"], "is_channel": not private, "is_group": private and not conv["is_mpim"],
+        "is_general": name == "general", "is_mpim": conv["is_mpim"], "is_im": False, "is_private": private,
+        "is_shared": False, "is_org_shared": False, "is_ext_shared": False, "is_member": bot in conv["members"],
+        "topic": dict(unset), "purpose": dict(unset),
     }
     if args.flag("include_num_members"):
         channel["num_members"] = len(conv["members"])
@@ -925,34 +780,30 @@ def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
 
 @_method("conversations.members")
 def _conversation_members(sb: SlackSandbox, args: _Args) -> Reply:
-    conv = _conversation_by_id(sb, args)
-    if isinstance(conv, Reply):
+    if isinstance(conv := sb._conversation(args, by_name=False), Reply):
         return conv
     limit = str(args.get("limit") or "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return _fail("invalid_limit")
-    cursor = str(args.get("cursor") or "")
-    if cursor and not cursor.isdigit():
+    if (cursor := str(args.get("cursor") or "")) and not cursor.isdigit():
         return _fail("invalid_cursor")
-    members = [{"id": uid} for uid in sorted(conv["members"])]
-    chunk, next_cursor = _page(members, args)
-    return _ok(members=[m["id"] for m in chunk], response_metadata={"next_cursor": next_cursor})
+    chunk, next_cursor = _page(sorted(conv["members"]), args)
+    return _ok(members=chunk, response_metadata={"next_cursor": next_cursor})
 
 
 @_method("users.info")
 def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
-    user = sb.users.get(str(args.get("user") or ""))
-    if user is None:
+    if (user := sb.users.get(str(args.get("user") or ""))) is None:
         return _fail("user_not_found")
     profile: dict[str, Any] = {
-        "real_name": user["real_name"], "real_name_normalized": user["real_name"],
-        "display_name": user["name"], "display_name_normalized": user["name"], "avatar_hash": "",
-        "title": "", "phone": "", "skype": "", "status_text": "", "status_emoji": "", "fields": None,
+        "real_name": user["real_name"], "real_name_normalized": user["real_name"], "display_name": user["name"],
+        "display_name_normalized": user["name"], "avatar_hash": "", "title": "", "phone": "", "skype": "",
+        "status_text": "", "status_emoji": "", "fields": None,
     }
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
     return _ok(user={
         "id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
         "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"], "is_owner": False,
-        "is_bot": bool(user.get("is_bot")), "is_app_user": False, "updated": _epoch(sb), "profile": profile,
+        "is_bot": bool(user.get("is_bot")), "is_app_user": False, "updated": sb._epoch(), "profile": profile,
     })
