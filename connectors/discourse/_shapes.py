@@ -157,3 +157,44 @@ CATEGORY: dict[str, Any] = {
     "topics_year": 0, "topics_all_time": 0, "subcategory_ids": [], "uploaded_logo": None, "uploaded_logo_dark": None,
     "uploaded_background": None, "uploaded_background_dark": None,
 }
+
+# The topic view (GET /t/{id}.json), a post of its post_stream, a topic of a topic list (/c/{slug}/{id}.json).
+TOPIC_VIEW: dict[str, Any] = {
+    "post_stream": {"posts": [], "stream": []}, "timeline_lookup": [], "suggested_topics": [], "tags": [],
+    "tags_descriptions": {}, "id": 0, "title": "", "fancy_title": "", "posts_count": 0, "created_at": "", "views": 0,
+    "reply_count": 0, "like_count": 0, "last_posted_at": None, "visible": False, "closed": False, "archived": False,
+    "has_summary": False, "archetype": "", "slug": "", "category_id": 0, "word_count": None, "deleted_at": None,
+    "user_id": 0, "featured_link": None, "pinned_globally": False, "pinned_at": None, "pinned_until": None,
+    "image_url": None, "slow_mode_seconds": 0, "draft": None, "draft_key": "", "draft_sequence": 0, "unpinned": None,
+    "pinned": False, "highest_post_number": None, "deleted_by": None, "has_deleted": False, "actions_summary": [],
+    "chunk_size": 0, "bookmarked": False, "bookmarks": [], "topic_timer": None, "message_bus_last_id": 0,
+    "participant_count": 0, "show_read_indicator": False, "thumbnails": None, "slow_mode_enabled_until": None,
+    "details": {
+        "can_edit": False, "notification_level": 0, "can_move_posts": False, "can_delete": False,
+        "can_remove_allowed_users": False, "can_create_post": False, "can_reply_as_new_topic": False,
+        "can_convert_topic": False, "can_review_topic": False, "can_close_topic": False, "can_archive_topic": False,
+        "can_split_merge_topic": False, "can_edit_staff_notes": False, "can_toggle_topic_visibility": False,
+        "can_pin_unpin_topic": False, "can_moderate_category": False, "can_remove_self_id": 0,
+        "created_by": {"id": 0, "username": "", "name": "", "avatar_template": ""},
+        "last_poster": {"id": 0, "username": "", "name": "", "avatar_template": ""},
+    },
+}
+TOPIC_POST: dict[str, Any] = {
+    "id": 0, "name": "", "username": "", "avatar_template": "", "created_at": "", "cooked": "", "post_number": 0,
+    "post_type": 0, "updated_at": "", "reply_count": 0, "reply_to_post_number": None, "quote_count": 0,
+    "incoming_link_count": 0, "reads": 0, "readers_count": 0, "score": 0, "yours": False, "topic_id": 0,
+    "topic_slug": "", "display_username": "", "primary_group_name": None, "flair_name": None, "flair_url": None,
+    "flair_bg_color": None, "flair_color": None, "version": 0, "can_edit": False, "can_delete": False,
+    "can_recover": False, "can_wiki": False, "link_counts": [], "read": False, "user_title": None,
+    "bookmarked": False, "actions_summary": [], "moderator": False, "admin": False, "staff": False, "user_id": 0,
+    "hidden": False, "trust_level": 0, "deleted_at": None, "user_deleted": False, "edit_reason": None,
+    "can_view_edit_history": False, "wiki": False, "reviewable_id": 0, "reviewable_score_count": 0,
+    "reviewable_score_pending_count": 0,
+}
+TOPIC_LIST_ITEM: dict[str, Any] = {
+    "id": 0, "title": "", "fancy_title": "", "slug": "", "posts_count": 0, "reply_count": 0, "highest_post_number": 0,
+    "image_url": None, "created_at": "", "last_posted_at": "", "bumped": False, "bumped_at": "", "archetype": "",
+    "unseen": False, "pinned": False, "unpinned": None, "excerpt": "", "visible": False, "closed": False,
+    "archived": False, "bookmarked": None, "liked": None, "views": 0, "like_count": 0, "has_summary": False,
+    "last_poster_username": "", "category_id": 0, "pinned_globally": False, "featured_link": None, "posters": [],
+}

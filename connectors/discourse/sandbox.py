@@ -1493,16 +1493,19 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, {k: v for k, v in found.items() if k not in ("sha1", "user_id", "content")})
 
 
-def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:
-    topic = sb.topics[post["topic_id"]]
+def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, Any], *,
+             category: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``user`` may read ``post`` (or, given ``category``, that category's topics)."""
     if user["admin"]:
         return True
-    if topic["archetype"] == "private_message":
-        return user["id"] == topic["user_id"] or any(
-            (kind == "user" and ref == user["id"]) or (kind == "group" and user["id"] in sb.groups[ref]["members"])
-            for kind, ref in topic["allowed"]
-        )
-    cat = sb.categories.get(topic["category_id"])
+    if category is None:
+        topic = sb.topics[post["topic_id"]]
+        if topic["archetype"] == "private_message":
+            return user["id"] == topic["user_id"] or any(
+                (kind == "user" and ref == user["id"]) or (kind == "group" and user["id"] in sb.groups[ref]["members"])
+                for kind, ref in topic["allowed"])
+        category = sb.categories.get(topic["category_id"])
+    cat = category
     if not (cat and cat["read_restricted"]):
         return True
     permitted = {name.lower() for name in cat["permissions"]}
@@ -1576,6 +1579,84 @@ def _topic_by_external_id(sb: DiscourseSandbox, req: Call) -> Reply:
         if topic["external_id"] == req.params["external_id"]:
             return Reply(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
     return _not_found()
+
+
+def _poster(sb: DiscourseSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": user["id"], "username": user["username"], "name": user["name"] or "",
+            "avatar_template": sb._avatar(user)}
+
+
+def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
+    """``template`` (a shape) filled with what the sandbox knows of ``topic``."""
+    last = sb.posts[topic["posts"][-1]] if topic["posts"] else None
+    out = copy.deepcopy(dict(template))
+    values = dict(id=topic["id"], title=topic["title"], fancy_title=html.escape(topic["title"]), slug=topic["slug"],
+                  posts_count=len(topic["posts"]), reply_count=max(0, len(topic["posts"]) - 1),
+                  highest_post_number=len(topic["posts"]), created_at=topic["created_at"],
+                  last_posted_at=last["created_at"] if last else topic["created_at"], bumped=True,
+                  bumped_at=last["created_at"] if last else topic["created_at"], archetype=topic["archetype"],
+                  visible=True, user_id=topic["user_id"],
+                  # A topic posted without a category is in Uncategorized (uncategorized_category_id: 1).
+                  category_id=topic["category_id"] if topic["category_id"] is not None else 1,
+                  last_poster_username=sb.users[last["user_id"]]["username"] if last else "",
+                  excerpt=html.escape(sb.posts[topic["posts"][0]]["raw"][:100]) if topic["posts"] else "",
+                  posters=[{"extras": "latest single", "description": "Original Poster, Most Recent Poster",
+                            "user_id": topic["user_id"], "primary_group_id": None}])
+    out.update({k: v for k, v in values.items() if k in out})
+    return out
+
+
+def _topic_or_refusal(sb: DiscourseSandbox, req: Call, topic_id: int | None) -> dict[str, Any] | Reply:
+    topic = sb.topics.get(topic_id or 0)
+    if topic is None or (topic["posts"] and not _visible(sb, sb.posts[topic["posts"][0]], req.user)):
+        # Guardian#ensure_can_see!: a visitor is told to log in (403), a member sees "not found".
+        return _invalid_access() if topic is not None and req.user.get("anonymous") else _not_found()
+    return topic
+
+
+@_route("GET", "/t/{id}.json")
+@_route("GET", "/t/{slug}/{id}.json")
+def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
+    # TopicsController#show (TopicViewSerializer); the slug is not checked (Discourse redirects a
+    # wrong one to the right one, the id decides).
+    topic = _topic_or_refusal(sb, req, _int_param(req.params["id"]))
+    if isinstance(topic, Reply):
+        return topic
+    out = _topic_fields(sb, topic, _shapes.TOPIC_VIEW)
+    posts = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in topic["posts"]]
+    author, last = sb.users[topic["user_id"]], sb.users[sb.posts[topic["posts"][-1]]["user_id"]]
+    out.update(post_stream={"posts": posts, "stream": list(topic["posts"])}, chunk_size=20,
+               participant_count=len({sb.posts[pid]["user_id"] for pid in topic["posts"]}),
+               word_count=sum(len(sb.posts[pid]["raw"].split()) for pid in topic["posts"]))
+    out["details"].update(created_by=_poster(sb, author), last_poster=_poster(sb, last),
+                          can_create_post=not req.user.get("anonymous"))
+    return Reply(200, out)
+
+
+def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Reply:
+    """A TopicListSerializer answer: the regular topics ``req.user`` may see, last bumped first."""
+    topics = [t for t in sb.topics.values() if t["archetype"] == "regular" and t["posts"]
+              and (category_id is None or t["category_id"] == category_id)
+              and _visible(sb, sb.posts[t["posts"][0]], req.user)]
+    topics.sort(key=lambda t: sb.posts[t["posts"][-1]]["id"], reverse=True)
+    users = {t["user_id"] for t in topics} | {sb.posts[t["posts"][-1]]["user_id"] for t in topics}
+    return Reply(200, {"users": [_poster(sb, sb.users[u]) for u in sorted(users)], "primary_groups": [],
+                       "topic_list": {"can_create_topic": not req.user.get("anonymous"), "per_page": 30,
+                                      "topics": [_topic_fields(sb, t, _shapes.TOPIC_LIST_ITEM) for t in topics[:30]]}})
+
+
+@_route("GET", "/latest.json")
+def _latest(sb: DiscourseSandbox, req: Call) -> Reply:
+    return _topic_list(sb, req, None)
+
+
+@_route("GET", "/c/{slug}/{id}.json")
+def _category_topics(sb: DiscourseSandbox, req: Call) -> Reply:
+    category = sb.categories.get(_int_param(req.params["id"]) or 0)
+    if category is None or (category["read_restricted"] and not _visible(
+            sb, {"topic_id": None}, req.user, category=category)):
+        return _not_found()  # a category one may not see does not exist for them
+    return _topic_list(sb, req, category["id"])
 
 
 def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str, Any]) -> tuple[dict, dict] | Reply:
