@@ -19,6 +19,8 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.parser import BytesParser
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
@@ -31,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from connectors.errors import ConfigError
 
 __all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox", "SlidingWindow",
-           "TokenBucket", "check_faults", "control", "load_seed", "not_emulated", "read_body"]
+           "TokenBucket", "check_faults", "control", "load_seed", "multipart", "not_emulated", "read_body"]
 
 # A route the sandbox does not emulate must not look like the platform's "not found": a connector
 # calling a new endpoint would pass its tests for the wrong reason. A known route with an unknown
@@ -116,6 +118,17 @@ class Call:
                 data = None
             out.update(data if isinstance(data, dict) else {})
         return out
+
+
+def multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, str, bytes]] | None:
+    """The parts of a multipart/form-data body as (name, filename, content type, bytes); ``None``
+    when it is not one."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        return None
+    return [(str(part.get_param("name", header="content-disposition")), part.get_filename(),
+             part.get_content_type(), part.get_payload(decode=True) or b"") for part in message.iter_parts()]
 
 
 async def read_body(receive: Receive) -> bytes:
