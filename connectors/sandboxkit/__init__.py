@@ -170,7 +170,8 @@ class Routes:
     def __call__(self, method: str, template: str, *, optional_json: bool = False,
                  **meta: Any) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
         def register(fn: Callable[..., Reply]) -> Callable[..., Reply]:
-            regex = compile_path(template)[0]
+            # Lazy placeholders: with ``optional_json`` the ``.json`` is the suffix's, not the id's.
+            regex = re.compile(compile_path(template)[0].pattern.replace("[^/]+)", "[^/]+?)"))
             if optional_json:
                 regex = re.compile(regex.pattern.replace(r"\.json$", r"(?:\.json)?$"))
             self.routes.append(Route(method, template, regex, fn, meta))
