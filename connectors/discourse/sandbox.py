@@ -1,43 +1,32 @@
-"""A loopback emulator of the Discourse endpoints charterflow uses (an ASGI app).
+"""A loopback emulator of the Discourse endpoints charterflow uses, on the sandbox kit.
 
 It behaves as Discourse does where that matters to a client (``specs/API-NOTES.md`` section 2):
-``Api-Key``/``Api-Username`` auth with Discourse's 403 for bad credentials; 404 (not 403) on
-admin routes for a non-admin; 422 ``create_post`` bodies for a short title or body and for a
-duplicate body; polls with option digests, voters listed only for a public poll, counts hidden from
-whoever may not see results yet (``results=on_close``), the reader's own ``polls_votes``, and
-``toggle_status``; ``grant_admin``
-answered with ``email_confirmation_required``; the admin API limit shared by all keys (sliding
-window, default 60 per 60 s) answered with the JSON 429 (``Retry-After``, ``extras.wait_seconds``);
-an optional per-IP limit answered with the plain-text 429; webhooks POSTed to a configured URL with
-Discourse's headers and signature. Responses of endpoints in the official OpenAPI document carry
-every field it requires (``_shapes.py``), so they validate against it.
-
-Not Discourse, for tests and operators:
-``GET /_sandbox/state`` (users, groups, categories, topics, posts, polls, role changes, pending
-admin confirmations, webhook deliveries (each attempt) and those pending, request counts per
-endpoint, rate-limit events). A delivery not answered 2xx is sent again after
-``settings.webhook_retry_delays`` (Discourse's 1, 5, 25, 125 min by default), then dropped.
-``POST /_sandbox/faults`` (``error_rate``, ``error_status``, ``latency``, ``drop_rate``,
-``drop_phase`` before|after, ``storm`` {count, retry_after}, ``seed``, ``methods`` ["PUT", …]: errors
-only on those methods; an empty object clears),
-``POST /_sandbox/confirm_admin`` {user_id} (a person clicked the e-mailed link),
-``POST /_sandbox/webhooks/ping``, ``POST /_sandbox/staff_action`` (a moderator acts by hand:
-``{action_name, acting_user, target_user?, details?, context?, post_id?, topic_id?, new_value?,
-flagged_at?}``, any action name, even one Discourse does not have; ``flagged_at`` is a
-sandbox-only field standing for the flag's time in the review queue) and
-``POST /_sandbox/reset``. These routes need no key and are not rate limited.
+``Api-Key``/``Api-Username`` auth with Discourse's 403 for bad credentials, and requests without
+credentials answered as to an anonymous visitor of a public site; 404 (not 403) on admin routes
+for a non-admin; 422 ``create_post`` bodies for a short or too long body, a short title and a
+duplicate body; 400 for malformed JSON; polls with option digests, voters listed only for a public
+poll, counts hidden from whoever may not see results yet, the reader's own ``polls_votes`` and
+``toggle_status``; ``grant_admin`` answered with ``email_confirmation_required``; the admin API
+limit shared by all keys (sliding window, 60 per 60 s) answered with the JSON 429 (``Retry-After``,
+``extras.wait_seconds``), an optional per-IP limit with the plain-text 429; webhooks POSTed with
+Discourse's headers and signature, a delivery not answered 2xx sent again after
+``settings.webhook_retry_delays`` (1, 5, 25, 125 min), then dropped. Answers of endpoints in the
+official OpenAPI document carry every field it requires (``_shapes.py``).
 
 The staff action log (``GET /admin/logs/staff_action_logs.json``, not in the spec) is shaped as
-Discourse's ``Admin::StaffActionLogsController#index`` answers: ``{staff_action_logs: [...newest
-first], total_rows_staff_action_logs, load_more_staff_action_logs, extras}``, paged with ``page``
-(from 0) and ``limit`` (1..200, default 200); each row as ``UserHistorySerializer``. Suspending
-and silencing (``PUT /admin/users/{id}/suspend.json``, ``silence.json``) add rows, with the end
-time in ``new_value`` (a sandbox choice: Discourse keeps it on the user record).
+``Admin::StaffActionLogsController#index`` answers (newest first, ``page`` from 0, ``limit``
+1..200); suspending and silencing add rows, the end time in ``new_value`` (a sandbox choice).
+
+Not Discourse (the kit's control API, no key, not rate limited): ``state``, ``faults`` (``storm``
+{count, retry_after}, ``methods`` ["PUT", …]: errors only on those methods), ``reset``;
+``POST /_sandbox/confirm_admin`` {user_id} (a person clicked the e-mailed link),
+``POST /_sandbox/webhooks/ping`` and ``POST /_sandbox/staff_action`` (a moderator acts by hand:
+``{action_name, acting_user, target_user?, details?, context?, post_id?, topic_id?, new_value?,
+flagged_at?}``; ``flagged_at`` stands for the flag's time in the review queue).
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import html
@@ -61,7 +50,7 @@ from connectors.discourse import _shapes
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, check_faults, control,
-                                   load_seed, not_emulated)
+                                   load_seed, multipart, not_emulated)
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
@@ -80,14 +69,12 @@ IP_LIMIT_TEXT = (
 AVATAR = "/letter_avatar_proxy/v4/letter/{letter}/8e7dd6/{{size}}.png"
 
 
-# --------------------------------------------------------------------------------------------
-# Seed
-
-
-class SeedUser(BaseModel):
-    """A user of the sandbox site (invented people only)."""
-
+class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SeedUser(_Model):
+    """A user of the sandbox site (invented people only)."""
     id: int | None = None
     username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
     name: str | None = None
@@ -106,20 +93,16 @@ class SeedUser(BaseModel):
     active: bool = True
 
 
-class SeedGroup(BaseModel):
+class SeedGroup(_Model):
     """A group and its members (by username)."""
-
-    model_config = ConfigDict(extra="forbid")
     id: int | None = None
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
     full_name: str | None = None
     members: list[str] = []
 
 
-class SeedCategory(BaseModel):
+class SeedCategory(_Model):
     """A category; ``read_restricted`` makes it private."""
-
-    model_config = ConfigDict(extra="forbid")
     id: int | None = None
     name: str
     slug: str | None = None
@@ -130,19 +113,15 @@ class SeedCategory(BaseModel):
     topic_template: str | None = None
 
 
-class SeedApiKey(BaseModel):
+class SeedApiKey(_Model):
     """An admin API key; ``username`` null means "All users" (any Api-Username)."""
-
-    model_config = ConfigDict(extra="forbid")
     key: str = Field(min_length=8)
     username: str | None = None
     description: str = ""
 
 
-class SeedSettings(BaseModel):
+class SeedSettings(_Model):
     """Site and global settings the sandbox honours (Discourse's defaults)."""
-
-    model_config = ConfigDict(extra="forbid")
     admin_api_limit: int = Field(default=60, ge=1)
     admin_api_window: float = Field(default=60.0, gt=0)
     ip_limit: int | None = Field(default=None, ge=1)  # off: Discourse exempts private IPs
@@ -161,19 +140,15 @@ class SeedSettings(BaseModel):
     webhook_retry_delays: list[float] = Field(default=[60.0, 300.0, 1500.0, 7500.0])
 
 
-class SeedWebhook(BaseModel):
+class SeedWebhook(_Model):
     """Where the sandbox sends webhooks (``url`` null: nowhere) and the secret it signs with."""
-
-    model_config = ConfigDict(extra="forbid")
     url: str | None = None
     secret: str | None = None
     events: list[str] = ["topic_created", "post_created", "post_edited", "ping"]
 
 
-class SandboxSeed(BaseModel):
+class SandboxSeed(_Model):
     """The whole initial state of a sandbox (``charterflow sandbox discourse --seed FILE``)."""
-
-    model_config = ConfigDict(extra="forbid")
     instance: str | None = None
     api_username: str = "system"
     api_keys: list[SeedApiKey] = []
@@ -191,28 +166,21 @@ def default_seed() -> dict[str, Any]:
     """The default site: invented members, a private working-group category and group."""
     return {
         "api_username": "system",
-        "users": [
-            {"id": -1, "username": "system", "name": "system", "admin": True, "moderator": True, "trust_level": 4,
-             "created_at": "2022-05-01T00:00:00Z", "last_seen_at": None, "days_visited": 0},
-            {"username": "avery_quill", "name": "Avery Quill", "admin": True, "trust_level": 4,
-             "created_at": "2022-06-12T10:00:00Z", "last_seen_at": "2026-10-30T08:15:00Z",
-             "last_posted_at": "2026-10-28T19:02:00Z", "days_visited": 412, "post_count": 980},
-            {"username": "bram_tolliver", "name": "Bram Tolliver", "moderator": True, "trust_level": 3,
-             "created_at": "2023-02-03T12:00:00Z", "last_seen_at": "2026-10-29T21:40:00Z",
-             "last_posted_at": "2026-10-20T09:00:00Z", "days_visited": 301, "post_count": 415},
-            {"username": "cleo_marsh", "name": "Cleo Marsh", "trust_level": 2,
-             "created_at": "2024-04-18T08:30:00Z", "last_seen_at": "2026-10-25T17:05:00Z",
-             "last_posted_at": "2026-10-01T11:11:00Z", "days_visited": 143, "post_count": 88},
-            {"username": "dario_fenwick", "name": "Dario Fenwick", "trust_level": 2,
-             "created_at": "2025-01-07T15:45:00Z", "last_seen_at": "2026-09-14T06:20:00Z",
-             "days_visited": 61, "post_count": 23},
-            {"username": "esme_voss", "name": "Esme Voss", "trust_level": 1,
-             "created_at": "2026-09-30T10:00:00Z", "last_seen_at": "2026-10-02T10:00:00Z",
-             "days_visited": 3, "post_count": 1},
-            {"username": "felix_oakes", "name": "Felix Oakes", "trust_level": 2,
-             "created_at": "2024-11-21T13:00:00Z", "last_seen_at": "2026-10-31T12:00:00Z",
-             "last_posted_at": "2026-10-31T11:58:00Z", "days_visited": 220, "post_count": 132},
-        ],
+        "users": [{"id": -1, "username": "system", "name": "system", "admin": True, "moderator": True,
+                   "trust_level": 4, "created_at": "2022-05-01T00:00:00Z", "last_seen_at": None, "days_visited": 0}] + [
+            {"username": name, "name": name.replace("_", " ").title(), "trust_level": level, "created_at": created,
+             "last_seen_at": seen, "days_visited": days, "post_count": posts,
+             **({"last_posted_at": posted} if posted else {}), **extra}
+            for name, level, created, seen, posted, days, posts, extra in (
+                ("avery_quill", 4, "2022-06-12T10:00:00Z", "2026-10-30T08:15:00Z", "2026-10-28T19:02:00Z", 412, 980,
+                 {"admin": True}),
+                ("bram_tolliver", 3, "2023-02-03T12:00:00Z", "2026-10-29T21:40:00Z", "2026-10-20T09:00:00Z", 301,
+                 415, {"moderator": True}),
+                ("cleo_marsh", 2, "2024-04-18T08:30:00Z", "2026-10-25T17:05:00Z", "2026-10-01T11:11:00Z", 143, 88, {}),
+                ("dario_fenwick", 2, "2025-01-07T15:45:00Z", "2026-09-14T06:20:00Z", None, 61, 23, {}),
+                ("esme_voss", 1, "2026-09-30T10:00:00Z", "2026-10-02T10:00:00Z", None, 3, 1, {}),
+                ("felix_oakes", 2, "2024-11-21T13:00:00Z", "2026-10-31T12:00:00Z", "2026-10-31T11:58:00Z", 220, 132,
+                 {}))],
         "groups": [
             {"name": "working-group", "full_name": "Online Community Working Group",
              "members": ["avery_quill", "cleo_marsh", "dario_fenwick"]},
@@ -228,9 +196,7 @@ def default_seed() -> dict[str, Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def _parse_ts(value: str) -> datetime | None:
@@ -250,16 +216,8 @@ def _option_digest(option_html: str) -> str:
     return hashlib.md5(json.dumps([option_html]).encode("utf-8")).hexdigest()  # noqa: S324 - not security
 
 
-# --------------------------------------------------------------------------------------------
-# Responses
-
-
 def _error(status: int, message: str, error_type: str | None = None, **extra: Any) -> Reply:
-    body: dict[str, Any] = {"errors": [message]}
-    if error_type:
-        body["error_type"] = error_type
-    body.update(extra)
-    return Reply(status, body)
+    return Reply(status, {"errors": [message], **({"error_type": error_type} if error_type else {}), **extra})
 
 
 def _not_found() -> Reply:
@@ -302,10 +260,6 @@ def _route(method: str, template: str, *, access: str = "user", optional_json: b
     return _routes(method, template, access=access, optional_json=optional_json)
 
 
-# --------------------------------------------------------------------------------------------
-# The sandbox
-
-
 class DiscourseSandbox(Sandbox):
     """A Discourse site in memory, served as an ASGI app (``sandbox.app``).
 
@@ -314,22 +268,16 @@ class DiscourseSandbox(Sandbox):
     the admin limit down for a test); ``webhook_url``/``webhook_secret`` override the seed's.
     """
 
-    def __init__(
-        self,
-        *,
-        seed: Mapping[str, Any] | None = None,
-        settings: Mapping[str, Any] | None = None,
-        webhook_url: str | None = None,
-        webhook_secret: str | None = None,
-    ) -> None:
+    routes = _routes
+    ok_body = {"success": "OK"}
+    control_forms = True
+
+    def __init__(self, *, seed: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None,
+                 webhook_url: str | None = None, webhook_secret: str | None = None) -> None:
         raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
-        if webhook_url is not None or webhook_secret is not None:
-            hook = dict(raw.get("webhook") or {})
-            if webhook_url is not None:
-                hook["url"] = webhook_url
-            if webhook_secret is not None:
-                hook["secret"] = webhook_secret
-            raw["webhook"] = hook
+        hook = {k: v for k, v in (("url", webhook_url), ("secret", webhook_secret)) if v is not None}
+        if hook:
+            raw["webhook"] = {**dict(raw.get("webhook") or {}), **hook}
         self.seed = load_seed(SandboxSeed, raw, settings)
         self._setup()
         self._webhook_wake = threading.Event()
@@ -346,11 +294,8 @@ class DiscourseSandbox(Sandbox):
         seed = self.seed
         with self._lock:
             self.settings = seed.settings.model_copy()
-            if seed.api_keys:
-                self.api_keys = {k.key: k for k in seed.api_keys}
-            else:
-                key = SeedApiKey(key="sbx_" + secrets.token_hex(24), username=None, description="sandbox (all users)")
-                self.api_keys = {key.key: key}
+            keys = seed.api_keys or [SeedApiKey(key="sbx_" + secrets.token_hex(24), description="sandbox (all users)")]
+            self.api_keys = {k.key: k for k in keys}
             self.webhook = seed.webhook.model_copy()
             if self.webhook.secret is None:
                 self.webhook.secret = "whsec_" + secrets.token_hex(16)
@@ -366,12 +311,9 @@ class DiscourseSandbox(Sandbox):
                 raise ConfigError(f"invalid sandbox seed: api_username {seed.api_username!r} is not a user")
             self.groups: dict[int, dict[str, Any]] = {}
             for i, g in enumerate(seed.groups, start=41):
-                members: list[int] = []
-                for name in g.members:
-                    member = self._user_by_name(name)
-                    if member is None:
-                        raise ConfigError(f"invalid sandbox seed: group {g.name!r} member {name!r} is not a user")
-                    members.append(member["id"])
+                if missing := [name for name in g.members if self._user_by_name(name) is None]:
+                    raise ConfigError(f"invalid sandbox seed: group {g.name!r} member {missing[0]!r} is not a user")
+                members = [self._user_by_name(name)["id"] for name in g.members]  # type: ignore[index]
                 gid = g.id if g.id is not None else i
                 self.groups[gid] = {"id": gid, "name": g.name, "full_name": g.full_name,
                                     "members": {m: "2024-01-01T00:00:00.000Z" for m in members}}
@@ -381,8 +323,7 @@ class DiscourseSandbox(Sandbox):
                 self.categories[cid] = {**c.model_dump(), "id": cid, "slug": c.slug or _slug(c.name)}
             self.topics: dict[int, dict[str, Any]] = {}
             self.posts: dict[int, dict[str, Any]] = {}
-            self._next_topic = 100
-            self._next_post = 1000
+            self._next_topic, self._next_post = 100, 1000
             self.role_changes: list[dict[str, Any]] = []
             self.pending_admin: dict[str, dict[str, Any]] = {}
             self.emails: list[dict[str, Any]] = []
@@ -397,23 +338,13 @@ class DiscourseSandbox(Sandbox):
             self.rate_limited: list[dict[str, Any]] = []
             self._admin_hits: list[float] = []
             self._ip_hits: dict[str, list[float]] = defaultdict(list)
-            self.faults: dict[str, Any] = {}
-            self._rng = random.Random()
-            self._started = time.monotonic()
+            self.faults, self._rng, self._started = {}, random.Random(), time.monotonic()
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
-        wanted = username.lower()
-        for user in self.users.values():
-            if user["username"].lower() == wanted:
-                return user
-        return None
+        return next((u for u in self.users.values() if u["username"].lower() == username.lower()), None)
 
     def _group_by_name(self, name: str) -> dict[str, Any] | None:
-        wanted = name.lower()
-        for group in self.groups.values():
-            if group["name"].lower() == wanted:
-                return group
-        return None
+        return next((g for g in self.groups.values() if g["name"].lower() == name.lower()), None)
 
     @property
     def api_key(self) -> str:
@@ -431,38 +362,24 @@ class DiscourseSandbox(Sandbox):
     def samples(self) -> ConformanceSamples:
         """Names from the default seed the conformance suite exercises."""
         return ConformanceSamples(
-            username="cleo_marsh",
-            missing_username="nobody_by_this_name",
-            grantable_role=Role.group("board"),
-            channel="Working Group",
-            recipients=("cleo_marsh", "working-group"),
-            voters=("cleo_marsh", "dario_fenwick"),
-            voters_group="working-group",
-            inbound_kind="post_created",
-            inbound_payload={"post": {"id": 7, "topic_id": 3, "post_number": 2,
-                                      "username": "cleo_marsh", "raw": "hello"}},
-        )
+            username="cleo_marsh", missing_username="nobody_by_this_name", grantable_role=Role.group("board"),
+            channel="Working Group", recipients=("cleo_marsh", "working-group"), voters=("cleo_marsh", "dario_fenwick"),
+            voters_group="working-group", inbound_kind="post_created",
+            inbound_payload={"post": {"id": 7, "topic_id": 3, "post_number": 2, "username": "cleo_marsh", "raw": "hello"}})
 
     def client_info(self, base_url: str) -> dict[str, Any]:
         """Base URL, credentials and the matching ``CHARTERFLOW_DISCOURSE_*`` variables."""
         base_url = base_url.rstrip("/")
         return {
-            "connector": "discourse",
-            "base_url": base_url,
-            "credentials": {
-                "api_key": self.api_key,
-                "api_username": self.seed.api_username,
-                "webhook_secret": self.webhook.secret,
-            },
+            "connector": "discourse", "base_url": base_url,
+            "credentials": {"api_key": self.api_key, "api_username": self.seed.api_username,
+                            "webhook_secret": self.webhook.secret},
             "headers": {"Api-Key": self.api_key, "Api-Username": self.seed.api_username},
-            "env": {
-                "CHARTERFLOW_DISCOURSE_URL": base_url,
-                "CHARTERFLOW_DISCOURSE_API_KEY": self.api_key,
-                "CHARTERFLOW_DISCOURSE_API_USERNAME": self.seed.api_username,
-                "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET": self.webhook.secret,
-                "CHARTERFLOW_DISCOURSE_ADMIN_RATE_LIMIT": str(self.settings.admin_api_limit),
-                "CHARTERFLOW_DISCOURSE_ADMIN_RATE_WINDOW": f"{self.settings.admin_api_window:g}",
-            },
+            "env": {"CHARTERFLOW_DISCOURSE_URL": base_url, "CHARTERFLOW_DISCOURSE_API_KEY": self.api_key,
+                    "CHARTERFLOW_DISCOURSE_API_USERNAME": self.seed.api_username,
+                    "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET": self.webhook.secret,
+                    "CHARTERFLOW_DISCOURSE_ADMIN_RATE_LIMIT": str(self.settings.admin_api_limit),
+                    "CHARTERFLOW_DISCOURSE_ADMIN_RATE_WINDOW": f"{self.settings.admin_api_window:g}"},
             "admin_api_limit": {"requests": self.settings.admin_api_limit, "window_seconds": self.settings.admin_api_window},
             "control": {"state": f"{base_url}/_sandbox/state", "faults": f"{base_url}/_sandbox/faults"},
         }
@@ -477,30 +394,17 @@ class DiscourseSandbox(Sandbox):
         if not hasattr(self, "_instance"):
             self._instance = base_url.rstrip("/")  # the site URL its webhooks name
         values: dict[str, Any] = {
-            "url": base_url,
-            "api_key": self.api_key,
-            "api_username": self.seed.api_username,
-            "webhook_secret": self.webhook.secret,
-            "category": "Working Group",
-            "group": "working-group",
-            "admin_rate_limit": self.settings.admin_api_limit,
-            "admin_rate_window": self.settings.admin_api_window,
-            "timeout": 10.0,
-            "max_retries": 4,
-        }
-        values.update(options)
-        settings = DiscourseSettings(_env_file=None, **values)  # type: ignore[call-arg]
-        return DiscourseConnector(settings=settings, **extra)
+            "url": base_url, "api_key": self.api_key, "api_username": self.seed.api_username,
+            "webhook_secret": self.webhook.secret, "category": "Working Group", "group": "working-group",
+            "admin_rate_limit": self.settings.admin_api_limit, "admin_rate_window": self.settings.admin_api_window,
+            "timeout": 10.0, "max_retries": 4, **options}
+        return DiscourseConnector(settings=DiscourseSettings(_env_file=None, **values), **extra)  # type: ignore[call-arg]
 
     def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
         """Vote as ``voter`` through ``PUT /polls/vote`` (an all-users key acting as the voter)."""
-        response = httpx.put(
-            f"{base_url.rstrip('/')}/polls/vote",
-            headers={"Api-Key": self.api_key, "Api-Username": voter},
-            json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[option_index].id]},
-            timeout=10.0,
-        )
-        response.raise_for_status()
+        httpx.put(f"{base_url.rstrip('/')}/polls/vote", headers={"Api-Key": self.api_key, "Api-Username": voter},
+                  json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[option_index].id]},
+                  timeout=10.0).raise_for_status()
 
     def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
         """A webhook delivery as this sandbox would send it (headers, raw body)."""
@@ -515,36 +419,22 @@ class DiscourseSandbox(Sandbox):
         """Everything inspectable, JSON-ready (``GET /_sandbox/state``)."""
         with self._lock:
             return {
-                "users": [
-                    {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in u.items()}
-                    for u in sorted(self.users.values(), key=lambda u: u["id"])
-                ],
-                "groups": [
-                    {"id": g["id"], "name": g["name"], "full_name": g["full_name"],
-                     "members": sorted(self.users[m]["username"] for m in g["members"])}
-                    for g in self.groups.values()
-                ],
+                "users": [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in u.items()}
+                          for u in sorted(self.users.values(), key=lambda u: u["id"])],
+                "groups": [{"id": g["id"], "name": g["name"], "full_name": g["full_name"],
+                            "members": sorted(self.users[m]["username"] for m in g["members"])}
+                           for g in self.groups.values()],
                 "categories": list(self.categories.values()),
-                "topics": [
-                    {k: v for k, v in t.items() if k != "posts"} | {"post_ids": list(t["posts"])}
-                    for t in self.topics.values()
-                ],
-                "posts": [
-                    {k: v for k, v in p.items() if k != "polls"} for p in self.posts.values()
-                ],
-                "polls": [
-                    {"post_id": p["id"], "name": poll["name"], "status": poll["status"], "public": poll["public"],
-                     "results": poll["results"],
-                     "groups": poll["groups"], "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
-                     "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
-                    for p in self.posts.values() for poll in p["polls"]
-                ],
-                "role_changes": list(self.role_changes),
-                "staff_actions": copy.deepcopy(self.staff_actions),
-                "pending_admin_confirmations": [
-                    {"user_id": v["user_id"], "requested_by": v["requested_by"], "expires_at": v["expires_at"]}
-                    for v in self.pending_admin.values()
-                ],
+                "topics": [{k: v for k, v in t.items() if k != "posts"} | {"post_ids": list(t["posts"])}
+                           for t in self.topics.values()],
+                "posts": [{k: v for k, v in p.items() if k != "polls"} for p in self.posts.values()],
+                "polls": [{"post_id": p["id"], **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
+                           "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
+                           "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
+                          for p in self.posts.values() for poll in p["polls"]],
+                "role_changes": list(self.role_changes), "staff_actions": copy.deepcopy(self.staff_actions),
+                "pending_admin_confirmations": [{k: v[k] for k in ("user_id", "requested_by", "expires_at")}
+                                                for v in self.pending_admin.values()],
                 "emails": list(self.emails),
                 "webhook": {"url": self.webhook.url, "events": self.webhook.events},
                 "webhook_deliveries": list(self.webhook_deliveries),
@@ -559,10 +449,6 @@ class DiscourseSandbox(Sandbox):
             }
 
     # ---- the platform ------------------------------------------------------------------------
-
-    routes = _routes
-    ok_body = {"success": "OK"}
-    control_forms = True
 
     def error(self, status: int, message: str) -> Reply:
         return _invalid_parameters(message) if status == 400 else _not_found()
@@ -635,7 +521,7 @@ class DiscourseSandbox(Sandbox):
         key = req.headers.get("api-key")
         username = req.headers.get("api-username") or ""
         if not key:
-            return self._anonymous(req, route, params)
+            return self._dispatch(req, route, params, dict(ANONYMOUS))
         api_key = self.api_keys.get(key)
         user = self._user_by_name(username) if username else None
         if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
@@ -648,34 +534,22 @@ class DiscourseSandbox(Sandbox):
             self._note_limited("admin_api", req)
             return self._rate_limit_response(wait)
         self._admin_hits.append(now)
-        # 4. Routing, with the admin/staff constraints answering 404.
+        return self._dispatch(req, route, params, user)
+
+    def _dispatch(self, req: Call, route: Any, params: dict[str, str], user: dict[str, Any]) -> Reply:
+        """Routing, with the admin/staff route constraints answering 404 when they fail; a visitor
+        (no credentials, as on a public site) gets GETs only, anything else needs a login (403)."""
         if route is None:
             return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
-        if route.access == "admin" and not user["admin"]:
+        if (route.access == "admin" and not user["admin"]) or (
+                route.access == "staff" and not (user["admin"] or user["moderator"])):
             return _not_found()
-        if route.access == "staff" and not (user["admin"] or user["moderator"]):
-            return _not_found()
+        if user.get("anonymous") and req.method != "GET":
+            return _invalid_access()
         if _malformed_json(req):
             # Rails fails to parse the params (ActionDispatch ParseError) before any validation.
             return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
-        req.params = params
-        req.user = user
-        return route.handler(self, req)
-
-    def _anonymous(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
-        """A request without credentials, as a public Discourse site answers it: public GETs are
-        served as to an anonymous visitor; admin/staff routes do not exist for it (their route
-        constraints fail: 404); anything else needs a login (403)."""
-        if route is None:
-            return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
-        if route.access in ("admin", "staff"):
-            return _not_found()
-        if req.method != "GET":
-            return _invalid_access()
-        if _malformed_json(req):
-            return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
-        req.params = params
-        req.user = dict(ANONYMOUS)
+        req.params, req.user = params, user
         return route.handler(self, req)
 
     # ---- control routes --------------------------------------------------------------------
@@ -753,33 +627,25 @@ class DiscourseSandbox(Sandbox):
         return [self._basic_group(g) for g in self.groups.values() if user["id"] in g["members"]]
 
     def _admin_user(self, user: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.ADMIN_USER)
-        out.update(
-            id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
-            active=user["active"], admin=user["admin"], moderator=user["moderator"],
-            last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
-            trust_level=user["trust_level"], days_visited=user["days_visited"], post_count=user["post_count"],
-            time_read=user["days_visited"] * 600, posts_read_count=user["post_count"] * 7,
-            topics_entered=user["days_visited"] * 2, ip_address="127.0.0.1",
+        # Not in the spec's schema (which forbids extra fields), so not sent: last_posted_at.
+        return self._list_item(
+            user, _shapes.ADMIN_USER, ip_address="127.0.0.1",
             can_grant_admin=bool(acting["admin"]) and not user["admin"],
             can_revoke_admin=bool(acting["admin"]) and user["admin"] and user["id"] != acting["id"],
             can_grant_moderation=bool(acting["admin"]) and not user["moderator"],
             can_revoke_moderation=bool(acting["admin"]) and user["moderator"],
-            groups=self._user_groups(user),
-        )
-        # Not in the spec's schema (which forbids extra fields), so not sent: last_posted_at.
-        return out
+            groups=self._user_groups(user))
 
-    def _list_item(self, user: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.ADMIN_USER_LIST_ITEM)
+    def _list_item(self, user: Mapping[str, Any], shape: Mapping[str, Any] = _shapes.ADMIN_USER_LIST_ITEM,
+                   **more: Any) -> dict[str, Any]:
+        out = copy.deepcopy(dict(shape))
         out.update(
             id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
             active=user["active"], admin=user["admin"], moderator=user["moderator"],
             last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
             trust_level=user["trust_level"], days_visited=user["days_visited"], post_count=user["post_count"],
             time_read=user["days_visited"] * 600, posts_read_count=user["post_count"] * 7,
-            topics_entered=user["days_visited"] * 2,
-        )
+            topics_entered=user["days_visited"] * 2, **more)
         return out
 
     def _user_show(self, user: Mapping[str, Any]) -> dict[str, Any]:
@@ -885,15 +751,9 @@ class DiscourseSandbox(Sandbox):
     def _webhook_request(self, event: str, event_id: int, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         event_type = "ping" if event == "ping" else event.split("_", 1)[0]
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        headers = {
-            "Content-Type": "application/json",
-            "Host": "127.0.0.1",
-            "User-Agent": "Discourse/3.5.0",
-            "X-Discourse-Instance": self.instance,
-            "X-Discourse-Event-Id": str(event_id),
-            "X-Discourse-Event-Type": event_type,
-            "X-Discourse-Event": event,
-        }
+        headers = {"Content-Type": "application/json", "Host": "127.0.0.1", "User-Agent": "Discourse/3.5.0",
+                   "X-Discourse-Instance": self.instance, "X-Discourse-Event-Id": str(event_id),
+                   "X-Discourse-Event-Type": event_type, "X-Discourse-Event": event}
         if self.webhook.secret:
             headers["X-Discourse-Event-Signature"] = sign_body(self.webhook.secret, body)
         return headers, body
@@ -1032,15 +892,12 @@ def _restrict(sb: DiscourseSandbox, req: Call, kind: str) -> Reply:
     acting = req.user or {}
     sb.log_staff_action(f"{kind}_user", acting=acting, target=target, details=str(data["reason"]), new_value=till,
                         post_id=data.get("post_id"))
-    by = {"id": acting["id"], "username": acting["username"], "name": acting["name"] or "",
-          "avatar_template": sb._avatar(acting)}
+    by, reason = _poster(sb, acting), str(data["reason"])
     if kind == "suspend":
-        return Reply(200, {"suspension": {"suspend_reason": str(data["reason"]),
-                                              "full_suspend_reason": str(data["reason"]), "suspended_till": till,
-                                              "suspended_at": now, "suspended_by": by}})
-    return Reply(200, {"silence": {"silenced": True, "silence_reason": str(data["reason"]),
-                                       "full_silence_reason": str(data["reason"]), "silenced_till": till,
-                                       "silenced_at": now, "silenced_by": by}})
+        return Reply(200, {"suspension": {"suspend_reason": reason, "full_suspend_reason": reason,
+                                          "suspended_till": till, "suspended_at": now, "suspended_by": by}})
+    return Reply(200, {"silence": {"silenced": True, "silence_reason": reason, "full_silence_reason": reason,
+                                   "silenced_till": till, "silenced_at": now, "silenced_by": by}})
 
 
 @_route("PUT", "/admin/users/{id}/suspend.json", access="staff")
@@ -1056,9 +913,7 @@ def _silence(sb: DiscourseSandbox, req: Call) -> Reply:
 @_route("GET", "/u/{username}.json")
 def _get_user(sb: DiscourseSandbox, req: Call) -> Reply:
     user = sb._user_by_name(req.params["username"])
-    if user is None:
-        return _not_found()
-    return Reply(200, {"user_badges": [], "user": sb._user_show(user)})
+    return _not_found() if user is None else Reply(200, {"user_badges": [], "user": sb._user_show(user)})
 
 
 @_route("GET", "/admin/users/list/{flag}.json", access="staff")
@@ -1066,54 +921,41 @@ def _list_users(sb: DiscourseSandbox, req: Call) -> Reply:
     flag = req.params["flag"]
     if flag not in ("active", "new", "staff", "suspended", "blocked", "suspect"):
         return _not_found()
-    page = _int_param(req.arg("page", "1")) or 1
-    users = sorted(sb.users.values(), key=lambda u: u["id"])
-    if flag == "staff":
-        users = [u for u in users if u["admin"] or u["moderator"]]
-    elif flag == "active":
-        users = [u for u in users if u["active"]]
-    elif flag == "new":
-        users = [u for u in users if u["trust_level"] == 0]
-    else:
-        users = []
-    chunk = users[(max(page, 1) - 1) * 100: max(page, 1) * 100]
-    return Reply(200, [sb._list_item(u) for u in chunk])
+    page = max(_int_param(req.arg("page", "1")) or 1, 1)
+    keep = {"staff": lambda u: u["admin"] or u["moderator"], "active": lambda u: u["active"],
+            "new": lambda u: u["trust_level"] == 0}.get(flag, lambda u: False)
+    users = [u for u in sorted(sb.users.values(), key=lambda u: u["id"]) if keep(u)]
+    return Reply(200, [sb._list_item(u) for u in users[(page - 1) * 100: page * 100]])
 
 
 @_route("GET", "/admin/users/{id}.json", access="staff")
 def _admin_get_user(sb: DiscourseSandbox, req: Call) -> Reply:
-    user = sb.users.get(_int_param(req.params["id"]) or 0)
-    if user is None:
-        return _not_found()
-    return Reply(200, sb._admin_user(user, req.user or {}))
+    user = _target(sb, req)
+    return _not_found() if user is None else Reply(200, sb._admin_user(user, req.user or {}))
 
 
 def _target(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | None:
     return sb.users.get(_int_param(req.params["id"]) or 0)
 
 
+def _moderation(sb: DiscourseSandbox, req: Call, grant: bool) -> Reply:
+    if (target := _target(sb, req)) is None:
+        return _not_found()
+    if target["moderator"] == grant:  # Guardian#can_grant_moderation? is false for a moderator
+        return _invalid_access()
+    target["moderator"] = grant
+    sb._record_role_change("grant_moderation" if grant else "revoke_moderation", target, req.user["username"])
+    return Reply(200, sb._admin_user(target, req.user))
+
+
 @_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True)
 def _grant_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
-    target = _target(sb, req)
-    if target is None:
-        return _not_found()
-    if target["moderator"]:  # Guardian#can_grant_moderation? is false for a moderator
-        return _invalid_access()
-    target["moderator"] = True
-    sb._record_role_change("grant_moderation", target, req.user["username"])
-    return Reply(200, sb._admin_user(target, req.user))
+    return _moderation(sb, req, True)
 
 
 @_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True)
 def _revoke_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
-    target = _target(sb, req)
-    if target is None:
-        return _not_found()
-    if not target["moderator"]:
-        return _invalid_access()
-    target["moderator"] = False
-    sb._record_role_change("revoke_moderation", target, req.user["username"])
-    return Reply(200, sb._admin_user(target, req.user))
+    return _moderation(sb, req, False)
 
 
 @_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True)
@@ -1181,12 +1023,8 @@ def _group_members(sb: DiscourseSandbox, req: Call) -> Reply:
     if limit > 1000:
         return _invalid_parameters("limit must be at most 1000")
     members = sorted(group["members"].items(), key=lambda kv: sb.users[kv[0]]["username"])
-    page = members[offset: offset + limit]
-    return Reply(200, {
-        "members": [sb._group_member(sb.users[uid], added) for uid, added in page],
-        "owners": [],
-        "meta": {"total": len(members), "limit": limit, "offset": offset},
-    })
+    return Reply(200, {"members": [sb._group_member(sb.users[uid], added) for uid, added in members[offset:offset + limit]],
+                       "owners": [], "meta": {"total": len(members), "limit": limit, "offset": offset}})
 
 
 def _usernames(sb: DiscourseSandbox, req: Call) -> tuple[list[dict[str, Any]], list[str]] | Reply:
@@ -1390,16 +1228,14 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
 
 
 # updatePost's answer: the post fields the spec lists for it (POST_SHOW has them, and a few more).
-_POST_UPDATED_KEYS = ("id", "username", "avatar_template", "created_at", "cooked", "post_number",
-                      "post_type", "posts_count", "updated_at", "reply_count", "reply_to_post_number",
-                      "quote_count", "incoming_link_count", "reads", "readers_count", "score", "yours",
-                      "topic_id", "topic_slug", "primary_group_name", "flair_name", "flair_url",
-                      "flair_bg_color", "flair_color", "version", "can_edit", "can_delete",
-                      "can_recover", "can_wiki", "user_title", "bookmarked", "raw", "actions_summary",
-                      "moderator", "admin", "staff", "user_id", "draft_sequence", "hidden",
-                      "trust_level", "deleted_at", "user_deleted", "edit_reason",
-                      "can_view_edit_history", "wiki", "reviewable_id", "reviewable_score_count",
-                      "reviewable_score_pending_count", "post_url", "name", "display_username")
+_POST_UPDATED_KEYS = tuple((
+    "id username avatar_template created_at cooked post_number post_type posts_count updated_at reply_count "
+    "reply_to_post_number quote_count incoming_link_count reads readers_count score yours topic_id topic_slug "
+    "primary_group_name flair_name flair_url flair_bg_color flair_color version can_edit can_delete can_recover "
+    "can_wiki user_title bookmarked raw actions_summary moderator admin staff user_id draft_sequence hidden "
+    "trust_level deleted_at user_deleted edit_reason can_view_edit_history wiki reviewable_id "
+    "reviewable_score_count reviewable_score_pending_count post_url name display_username"
+).split())
 
 
 @_route("PUT", "/posts/{id}.json")
@@ -1434,23 +1270,9 @@ def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
 
 def _multipart(req: Call) -> dict[str, Any]:
     """The fields of a multipart/form-data body: text fields as str, files as dicts."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
-    head = f"Content-Type: {req.headers.get('content-type', '')}\r\n\r\n".encode("latin-1")
-    message = BytesParser(policy=HTTP).parsebytes(head + req.body)
-    out: dict[str, Any] = {}
-    if not message.is_multipart():
-        return out
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        data = part.get_payload(decode=True) or b""
-        if part.get_filename() is not None:
-            out[str(name)] = {"filename": part.get_filename(), "content": data,
-                              "content_type": part.get_content_type()}
-        else:
-            out[str(name)] = data.decode("utf-8", "replace")
-    return out
+    return {name: {"filename": filename, "content": data, "content_type": ctype} if filename is not None
+            else data.decode("utf-8", "replace")
+            for name, filename, ctype, data in multipart(req.headers.get("content-type", ""), req.body) or []}
 
 
 _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -1671,9 +1493,7 @@ def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str,
 
 @_route("PUT", "/polls/vote")
 def _vote(sb: DiscourseSandbox, req: Call) -> Reply:
-    data = req.form()
-    found = _find_poll(sb, data, req.user)
-    if isinstance(found, Reply):
+    if isinstance(found := _find_poll(sb, data := req.form(), req.user), Reply):
         return found
     post, poll = found
     if poll["status"] != "open":
@@ -1696,9 +1516,7 @@ def _vote(sb: DiscourseSandbox, req: Call) -> Reply:
 
 @_route("GET", "/polls/voters.json")
 def _voters(sb: DiscourseSandbox, req: Call) -> Reply:
-    data = {k: v[0] for k, v in req.query.items()}
-    found = _find_poll(sb, data, req.user)
-    if isinstance(found, Reply):
+    if isinstance(found := _find_poll(sb, data := {k: v[0] for k, v in req.query.items()}, req.user), Reply):
         return found
     post, poll = found
     # Poll#can_see_voters?: a public poll whose results this reader may see; nobody, staff
@@ -1712,22 +1530,15 @@ def _voters(sb: DiscourseSandbox, req: Call) -> Reply:
     for option_id in option_ids:
         ids = sorted(uid for uid, opts in poll["votes"].items() if option_id in opts)
         chunk = ids[(page - 1) * limit: page * limit]
-        voters[option_id] = [
-            {"id": u["id"], "username": u["username"], "name": u["name"], "avatar_template": sb._avatar(u),
-             "title": None}
-            for u in (sb.users[i] for i in chunk)
-        ]
+        voters[option_id] = [{**_poster(sb, sb.users[i]), "name": sb.users[i]["name"], "title": None} for i in chunk]
     return Reply(200, {"voters": voters})
 
 
 @_route("PUT", "/polls/toggle_status")
 def _toggle_status(sb: DiscourseSandbox, req: Call) -> Reply:
-    data = req.form()
-    found = _find_poll(sb, data, req.user)
-    if isinstance(found, Reply):
+    if isinstance(found := _find_poll(sb, data := req.form(), req.user), Reply):
         return found
-    post, poll = found
-    user = req.user
+    (post, poll), user = found, req.user
     if not (user["admin"] or user["moderator"] or user["id"] == post["user_id"]):
         return _invalid_access()
     status = data.get("status")

@@ -73,10 +73,6 @@ class Reply:
     text: str | None = None
     raw: bytes | None = None
 
-    @property
-    def json(self) -> Any:
-        return self.body
-
 
 @dataclass
 class Call:
@@ -244,19 +240,14 @@ def check_faults(data: Mapping[str, Any], *, extra: Iterable[str] = ()) -> dict[
     if unknown:
         raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
     out: dict[str, Any] = {}
-    for name in ("error_rate", "drop_rate"):
+    for name, kind, low, high, rule in (("error_rate", float, 0, 1, "between 0 and 1"),
+                                        ("drop_rate", float, 0, 1, "between 0 and 1"),
+                                        ("error_status", int, 500, 599, "a 5xx status"),
+                                        ("latency", float, 0, 30, "between 0 and 30 seconds")):
         if name in data:
-            out[name] = float(data[name])
-            if not 0 <= out[name] <= 1:
-                raise ValueError(f"{name} must be between 0 and 1")
-    if "error_status" in data:
-        out["error_status"] = int(data["error_status"])
-        if not 500 <= out["error_status"] <= 599:
-            raise ValueError("error_status must be a 5xx status")
-    if "latency" in data:
-        out["latency"] = float(data["latency"])
-        if not 0 <= out["latency"] <= 30:
-            raise ValueError("latency must be between 0 and 30 seconds")
+            out[name] = kind(data[name])
+            if not low <= out[name] <= high:
+                raise ValueError(f"{name} must be {rule}")
     if "drop_phase" in data:
         if data["drop_phase"] not in ("before", "after"):
             raise ValueError("drop_phase must be 'before' or 'after'")
