@@ -163,7 +163,7 @@ class _Deliverer:
         if scope.get("type") != "http" or scope.get("path") != "/_bench/deliver":
             await self.box.app(scope, receive, send)
             return
-        from connectors.sandbox_asgi import read_body
+        from connectors.sandboxkit import read_body
 
         ask = json.loads(await read_body(receive))
         box = self.box

@@ -1,43 +1,32 @@
-"""A loopback emulator of the Discourse endpoints charterflow uses (an ASGI app).
+"""A loopback emulator of the Discourse endpoints charterflow uses, on the sandbox kit.
 
 It behaves as Discourse does where that matters to a client (``specs/API-NOTES.md`` section 2):
-``Api-Key``/``Api-Username`` auth with Discourse's 403 for bad credentials; 404 (not 403) on
-admin routes for a non-admin; 422 ``create_post`` bodies for a short title or body and for a
-duplicate body; polls with option digests, voters listed only for a public poll, counts hidden from
-whoever may not see results yet (``results=on_close``), the reader's own ``polls_votes``, and
-``toggle_status``; ``grant_admin``
-answered with ``email_confirmation_required``; the admin API limit shared by all keys (sliding
-window, default 60 per 60 s) answered with the JSON 429 (``Retry-After``, ``extras.wait_seconds``);
-an optional per-IP limit answered with the plain-text 429; webhooks POSTed to a configured URL with
-Discourse's headers and signature. Responses of endpoints in the official OpenAPI document carry
-every field it requires (``_shapes.py``), so they validate against it.
-
-Not Discourse, for tests and operators:
-``GET /_sandbox/state`` (users, groups, categories, topics, posts, polls, role changes, pending
-admin confirmations, webhook deliveries (each attempt) and those pending, request counts per
-endpoint, rate-limit events). A delivery not answered 2xx is sent again after
-``settings.webhook_retry_delays`` (Discourse's 1, 5, 25, 125 min by default), then dropped.
-``POST /_sandbox/faults`` (``error_rate``, ``error_status``, ``latency``, ``drop_rate``,
-``drop_phase`` before|after, ``storm`` {count, retry_after}, ``seed``, ``methods`` ["PUT", …]: errors
-only on those methods; an empty object clears),
-``POST /_sandbox/confirm_admin`` {user_id} (a person clicked the e-mailed link),
-``POST /_sandbox/webhooks/ping``, ``POST /_sandbox/staff_action`` (a moderator acts by hand:
-``{action_name, acting_user, target_user?, details?, context?, post_id?, topic_id?, new_value?,
-flagged_at?}``, any action name, even one Discourse does not have; ``flagged_at`` is a
-sandbox-only field standing for the flag's time in the review queue) and
-``POST /_sandbox/reset``. These routes need no key and are not rate limited.
+``Api-Key``/``Api-Username`` auth with Discourse's 403 for bad credentials, and requests without
+credentials answered as to an anonymous visitor of a public site; 404 (not 403) on admin routes
+for a non-admin; 422 ``create_post`` bodies for a short or too long body, a short title and a
+duplicate body; 400 for malformed JSON; polls with option digests, voters listed only for a public
+poll, counts hidden from whoever may not see results yet, the reader's own ``polls_votes`` and
+``toggle_status``; ``grant_admin`` answered with ``email_confirmation_required``; the admin API
+limit shared by all keys (sliding window, 60 per 60 s) answered with the JSON 429 (``Retry-After``,
+``extras.wait_seconds``), an optional per-IP limit with the plain-text 429; webhooks POSTed with
+Discourse's headers and signature, a delivery not answered 2xx sent again after
+``settings.webhook_retry_delays`` (1, 5, 25, 125 min), then dropped. Answers of endpoints in the
+official OpenAPI document carry every field it requires (``_shapes.py``).
 
 The staff action log (``GET /admin/logs/staff_action_logs.json``, not in the spec) is shaped as
-Discourse's ``Admin::StaffActionLogsController#index`` answers: ``{staff_action_logs: [...newest
-first], total_rows_staff_action_logs, load_more_staff_action_logs, extras}``, paged with ``page``
-(from 0) and ``limit`` (1..200, default 200); each row as ``UserHistorySerializer``. Suspending
-and silencing (``PUT /admin/users/{id}/suspend.json``, ``silence.json``) add rows, with the end
-time in ``new_value`` (a sandbox choice: Discourse keeps it on the user record).
+``Admin::StaffActionLogsController#index`` answers (newest first, ``page`` from 0, ``limit``
+1..200); suspending and silencing add rows, the end time in ``new_value`` (a sandbox choice).
+
+Not Discourse (the kit's control API, no key, not rate limited): ``state``, ``faults`` (``storm``
+{count, retry_after}, ``methods`` ["PUT", …]: errors only on those methods), ``reset``;
+``POST /_sandbox/confirm_admin`` {user_id} (a person clicked the e-mailed link),
+``POST /_sandbox/webhooks/ping`` and ``POST /_sandbox/staff_action`` (a moderator acts by hand:
+``{action_name, acting_user, target_user?, details?, context?, post_id?, topic_id?, new_value?,
+flagged_at?}``; ``flagged_at`` stands for the flag's time in the review queue).
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import html
@@ -49,27 +38,22 @@ import secrets
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discourse import _shapes
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
-from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, check_faults, control,
+                                   load_seed, multipart, not_emulated)
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 NOT_FOUND = "The requested URL or resource could not be found."
 INVALID_ACCESS = "You are not permitted to view the requested resource."
@@ -85,14 +69,12 @@ IP_LIMIT_TEXT = (
 AVATAR = "/letter_avatar_proxy/v4/letter/{letter}/8e7dd6/{{size}}.png"
 
 
-# --------------------------------------------------------------------------------------------
-# Seed
-
-
-class SeedUser(BaseModel):
-    """A user of the sandbox site (invented people only)."""
-
+class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SeedUser(_Model):
+    """A user of the sandbox site (invented people only)."""
     id: int | None = None
     username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
     name: str | None = None
@@ -111,20 +93,16 @@ class SeedUser(BaseModel):
     active: bool = True
 
 
-class SeedGroup(BaseModel):
+class SeedGroup(_Model):
     """A group and its members (by username)."""
-
-    model_config = ConfigDict(extra="forbid")
     id: int | None = None
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
     full_name: str | None = None
     members: list[str] = []
 
 
-class SeedCategory(BaseModel):
+class SeedCategory(_Model):
     """A category; ``read_restricted`` makes it private."""
-
-    model_config = ConfigDict(extra="forbid")
     id: int | None = None
     name: str
     slug: str | None = None
@@ -135,19 +113,15 @@ class SeedCategory(BaseModel):
     topic_template: str | None = None
 
 
-class SeedApiKey(BaseModel):
+class SeedApiKey(_Model):
     """An admin API key; ``username`` null means "All users" (any Api-Username)."""
-
-    model_config = ConfigDict(extra="forbid")
     key: str = Field(min_length=8)
     username: str | None = None
     description: str = ""
 
 
-class SeedSettings(BaseModel):
+class SeedSettings(_Model):
     """Site and global settings the sandbox honours (Discourse's defaults)."""
-
-    model_config = ConfigDict(extra="forbid")
     admin_api_limit: int = Field(default=60, ge=1)
     admin_api_window: float = Field(default=60.0, gt=0)
     ip_limit: int | None = Field(default=None, ge=1)  # off: Discourse exempts private IPs
@@ -166,19 +140,15 @@ class SeedSettings(BaseModel):
     webhook_retry_delays: list[float] = Field(default=[60.0, 300.0, 1500.0, 7500.0])
 
 
-class SeedWebhook(BaseModel):
+class SeedWebhook(_Model):
     """Where the sandbox sends webhooks (``url`` null: nowhere) and the secret it signs with."""
-
-    model_config = ConfigDict(extra="forbid")
     url: str | None = None
     secret: str | None = None
     events: list[str] = ["topic_created", "post_created", "post_edited", "ping"]
 
 
-class SandboxSeed(BaseModel):
+class SandboxSeed(_Model):
     """The whole initial state of a sandbox (``charterflow sandbox discourse --seed FILE``)."""
-
-    model_config = ConfigDict(extra="forbid")
     instance: str | None = None
     api_username: str = "system"
     api_keys: list[SeedApiKey] = []
@@ -196,28 +166,21 @@ def default_seed() -> dict[str, Any]:
     """The default site: invented members, a private working-group category and group."""
     return {
         "api_username": "system",
-        "users": [
-            {"id": -1, "username": "system", "name": "system", "admin": True, "moderator": True, "trust_level": 4,
-             "created_at": "2022-05-01T00:00:00Z", "last_seen_at": None, "days_visited": 0},
-            {"username": "avery_quill", "name": "Avery Quill", "admin": True, "trust_level": 4,
-             "created_at": "2022-06-12T10:00:00Z", "last_seen_at": "2026-10-30T08:15:00Z",
-             "last_posted_at": "2026-10-28T19:02:00Z", "days_visited": 412, "post_count": 980},
-            {"username": "bram_tolliver", "name": "Bram Tolliver", "moderator": True, "trust_level": 3,
-             "created_at": "2023-02-03T12:00:00Z", "last_seen_at": "2026-10-29T21:40:00Z",
-             "last_posted_at": "2026-10-20T09:00:00Z", "days_visited": 301, "post_count": 415},
-            {"username": "cleo_marsh", "name": "Cleo Marsh", "trust_level": 2,
-             "created_at": "2024-04-18T08:30:00Z", "last_seen_at": "2026-10-25T17:05:00Z",
-             "last_posted_at": "2026-10-01T11:11:00Z", "days_visited": 143, "post_count": 88},
-            {"username": "dario_fenwick", "name": "Dario Fenwick", "trust_level": 2,
-             "created_at": "2025-01-07T15:45:00Z", "last_seen_at": "2026-09-14T06:20:00Z",
-             "days_visited": 61, "post_count": 23},
-            {"username": "esme_voss", "name": "Esme Voss", "trust_level": 1,
-             "created_at": "2026-09-30T10:00:00Z", "last_seen_at": "2026-10-02T10:00:00Z",
-             "days_visited": 3, "post_count": 1},
-            {"username": "felix_oakes", "name": "Felix Oakes", "trust_level": 2,
-             "created_at": "2024-11-21T13:00:00Z", "last_seen_at": "2026-10-31T12:00:00Z",
-             "last_posted_at": "2026-10-31T11:58:00Z", "days_visited": 220, "post_count": 132},
-        ],
+        "users": [{"id": -1, "username": "system", "name": "system", "admin": True, "moderator": True,
+                   "trust_level": 4, "created_at": "2022-05-01T00:00:00Z", "last_seen_at": None, "days_visited": 0}] + [
+            {"username": name, "name": name.replace("_", " ").title(), "trust_level": level, "created_at": created,
+             "last_seen_at": seen, "days_visited": days, "post_count": posts,
+             **({"last_posted_at": posted} if posted else {}), **extra}
+            for name, level, created, seen, posted, days, posts, extra in (
+                ("avery_quill", 4, "2022-06-12T10:00:00Z", "2026-10-30T08:15:00Z", "2026-10-28T19:02:00Z", 412, 980,
+                 {"admin": True}),
+                ("bram_tolliver", 3, "2023-02-03T12:00:00Z", "2026-10-29T21:40:00Z", "2026-10-20T09:00:00Z", 301,
+                 415, {"moderator": True}),
+                ("cleo_marsh", 2, "2024-04-18T08:30:00Z", "2026-10-25T17:05:00Z", "2026-10-01T11:11:00Z", 143, 88, {}),
+                ("dario_fenwick", 2, "2025-01-07T15:45:00Z", "2026-09-14T06:20:00Z", None, 61, 23, {}),
+                ("esme_voss", 1, "2026-09-30T10:00:00Z", "2026-10-02T10:00:00Z", None, 3, 1, {}),
+                ("felix_oakes", 2, "2024-11-21T13:00:00Z", "2026-10-31T12:00:00Z", "2026-10-31T11:58:00Z", 220, 132,
+                 {}))],
         "groups": [
             {"name": "working-group", "full_name": "Online Community Working Group",
              "members": ["avery_quill", "cleo_marsh", "dario_fenwick"]},
@@ -233,9 +196,7 @@ def default_seed() -> dict[str, Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def _parse_ts(value: str) -> datetime | None:
@@ -255,42 +216,19 @@ def _option_digest(option_html: str) -> str:
     return hashlib.md5(json.dumps([option_html]).encode("utf-8")).hexdigest()  # noqa: S324 - not security
 
 
-# --------------------------------------------------------------------------------------------
-# Responses
+def _error(status: int, message: str, error_type: str | None = None, **extra: Any) -> Reply:
+    return Reply(status, {"errors": [message], **({"error_type": error_type} if error_type else {}), **extra})
 
 
-class _Response:
-    def __init__(self, status: int, body: Any = None, *, headers: Mapping[str, str] | None = None,
-                 text: str | None = None) -> None:
-        self.status = status
-        self.headers = dict(headers or {})
-        if status in (204, 301, 302):
-            self.body = b""
-        elif text is not None:
-            self.body = text.encode("utf-8")
-            self.headers.setdefault("content-type", "text/plain; charset=utf-8")
-        else:
-            self.body = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            self.headers.setdefault("content-type", "application/json; charset=utf-8")
-
-
-def _error(status: int, message: str, error_type: str | None = None, **extra: Any) -> _Response:
-    body: dict[str, Any] = {"errors": [message]}
-    if error_type:
-        body["error_type"] = error_type
-    body.update(extra)
-    return _Response(status, body)
-
-
-def _not_found() -> _Response:
+def _not_found() -> Reply:
     return _error(404, NOT_FOUND, "not_found")
 
 
-def _invalid_access(message: str = INVALID_ACCESS) -> _Response:
+def _invalid_access(message: str = INVALID_ACCESS) -> Reply:
     return _error(403, message, "invalid_access")
 
 
-def _json_paths(req: _Req) -> list[str]:
+def _json_paths(req: Call) -> list[str]:
     """The paths a request may name a JSON route by: Rails takes the format from ``.json`` or
     from ``Accept: application/json``, and ``/users/{u}`` is the older alias of ``/u/{u}``."""
     paths = [req.path]
@@ -300,7 +238,7 @@ def _json_paths(req: _Req) -> list[str]:
     return paths
 
 
-def _malformed_json(req: _Req) -> bool:
+def _malformed_json(req: Call) -> bool:
     if not req.body.strip() or "json" not in req.headers.get("content-type", ""):
         return False
     try:
@@ -310,77 +248,19 @@ def _malformed_json(req: _Req) -> bool:
     return False
 
 
-def _invalid_parameters(message: str) -> _Response:
+def _invalid_parameters(message: str) -> Reply:
     return _error(400, message, "invalid_parameters")
 
 
-@dataclass
-class _Req:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-    client_ip: str
-    params: dict[str, str] = field(default_factory=dict)
-    user: dict[str, Any] | None = None
-
-    def form(self) -> dict[str, Any]:
-        """JSON, form-encoded or query parameters merged (Discourse accepts all three)."""
-        out: dict[str, Any] = {k: (v if k.endswith("[]") or len(v) > 1 else v[0]) for k, v in self.query.items()}
-        ctype = self.headers.get("content-type", "")
-        if self.body:
-            if "json" in ctype:
-                try:
-                    data = json.loads(self.body)
-                except ValueError:
-                    data = {}
-                if isinstance(data, dict):
-                    out.update(data)
-            else:
-                pairs = parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True)
-                grouped: dict[str, list[str]] = defaultdict(list)
-                for k, v in pairs:
-                    grouped[k].append(v)
-                out.update({k: (v if k.endswith("[]") or len(v) > 1 else v[0]) for k, v in grouped.items()})
-        return out
-
-    def arg(self, name: str, default: str | None = None) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else default
+_routes = Routes()
 
 
-_Handler = Callable[["DiscourseSandbox", _Req], _Response]
+def _route(method: str, template: str, *, access: str = "user", optional_json: bool = False) -> Callable:
+    """Register a handler; ``access`` is who the route exists for: "user", "staff" or "admin"."""
+    return _routes(method, template, access=access, optional_json=optional_json)
 
 
-@dataclass(frozen=True)
-class _Route:
-    method: str
-    template: str
-    regex: re.Pattern[str]
-    handler: _Handler
-    access: str  # "user" | "staff" | "admin"
-
-
-_ROUTES: list[_Route] = []
-
-
-def _route(method: str, template: str, *, access: str = "user", optional_json: bool = False) -> Callable[[_Handler], _Handler]:
-    def register(fn: _Handler) -> _Handler:
-        pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m.group(1)}>[^/]+?)", template.replace(".", r"\."))
-        if optional_json:
-            pattern = pattern.removesuffix(r"\.json") + r"(?:\.json)?"
-        _ROUTES.append(_Route(method, template, re.compile(f"^{pattern}$"), fn, access))
-        return fn
-
-    return register
-
-
-# --------------------------------------------------------------------------------------------
-# The sandbox
-
-
-class DiscourseSandbox:
+class DiscourseSandbox(Sandbox):
     """A Discourse site in memory, served as an ASGI app (``sandbox.app``).
 
     ``seed`` is a mapping in the ``SandboxSeed`` shape (``default_seed()`` when ``None``);
@@ -388,32 +268,18 @@ class DiscourseSandbox:
     the admin limit down for a test); ``webhook_url``/``webhook_secret`` override the seed's.
     """
 
-    def __init__(
-        self,
-        *,
-        seed: Mapping[str, Any] | None = None,
-        settings: Mapping[str, Any] | None = None,
-        webhook_url: str | None = None,
-        webhook_secret: str | None = None,
-    ) -> None:
+    routes = _routes
+    ok_body = {"success": "OK"}
+    control_forms = True
+
+    def __init__(self, *, seed: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None,
+                 webhook_url: str | None = None, webhook_secret: str | None = None) -> None:
         raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
-        if settings:
-            raw["settings"] = {**dict(raw.get("settings") or {}), **settings}
-        if webhook_url is not None or webhook_secret is not None:
-            hook = dict(raw.get("webhook") or {})
-            if webhook_url is not None:
-                hook["url"] = webhook_url
-            if webhook_secret is not None:
-                hook["secret"] = webhook_secret
-            raw["webhook"] = hook
-        try:
-            self.seed = SandboxSeed.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"invalid sandbox seed: {where}: {first['msg']}") from None
-        self._lock = threading.RLock()
-        self.app = self  # an ASGI 3 callable (``__call__``)
+        hook = {k: v for k, v in (("url", webhook_url), ("secret", webhook_secret)) if v is not None}
+        if hook:
+            raw["webhook"] = {**dict(raw.get("webhook") or {}), **hook}
+        self.seed = load_seed(SandboxSeed, raw, settings)
+        self._setup()
         self._webhook_wake = threading.Event()
         self._webhook_closed = False
         self._webhook_thread: threading.Thread | None = None
@@ -428,11 +294,8 @@ class DiscourseSandbox:
         seed = self.seed
         with self._lock:
             self.settings = seed.settings.model_copy()
-            if seed.api_keys:
-                self.api_keys = {k.key: k for k in seed.api_keys}
-            else:
-                key = SeedApiKey(key="sbx_" + secrets.token_hex(24), username=None, description="sandbox (all users)")
-                self.api_keys = {key.key: key}
+            keys = seed.api_keys or [SeedApiKey(key="sbx_" + secrets.token_hex(24), description="sandbox (all users)")]
+            self.api_keys = {k.key: k for k in keys}
             self.webhook = seed.webhook.model_copy()
             if self.webhook.secret is None:
                 self.webhook.secret = "whsec_" + secrets.token_hex(16)
@@ -448,12 +311,9 @@ class DiscourseSandbox:
                 raise ConfigError(f"invalid sandbox seed: api_username {seed.api_username!r} is not a user")
             self.groups: dict[int, dict[str, Any]] = {}
             for i, g in enumerate(seed.groups, start=41):
-                members: list[int] = []
-                for name in g.members:
-                    member = self._user_by_name(name)
-                    if member is None:
-                        raise ConfigError(f"invalid sandbox seed: group {g.name!r} member {name!r} is not a user")
-                    members.append(member["id"])
+                if missing := [name for name in g.members if self._user_by_name(name) is None]:
+                    raise ConfigError(f"invalid sandbox seed: group {g.name!r} member {missing[0]!r} is not a user")
+                members = [self._user_by_name(name)["id"] for name in g.members]  # type: ignore[index]
                 gid = g.id if g.id is not None else i
                 self.groups[gid] = {"id": gid, "name": g.name, "full_name": g.full_name,
                                     "members": {m: "2024-01-01T00:00:00.000Z" for m in members}}
@@ -463,8 +323,7 @@ class DiscourseSandbox:
                 self.categories[cid] = {**c.model_dump(), "id": cid, "slug": c.slug or _slug(c.name)}
             self.topics: dict[int, dict[str, Any]] = {}
             self.posts: dict[int, dict[str, Any]] = {}
-            self._next_topic = 100
-            self._next_post = 1000
+            self._next_topic, self._next_post = 100, 1000
             self.role_changes: list[dict[str, Any]] = []
             self.pending_admin: dict[str, dict[str, Any]] = {}
             self.emails: list[dict[str, Any]] = []
@@ -479,23 +338,13 @@ class DiscourseSandbox:
             self.rate_limited: list[dict[str, Any]] = []
             self._admin_hits: list[float] = []
             self._ip_hits: dict[str, list[float]] = defaultdict(list)
-            self.faults: dict[str, Any] = {}
-            self._rng = random.Random()
-            self._started = time.monotonic()
+            self.faults, self._rng, self._started = {}, random.Random(), time.monotonic()
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
-        wanted = username.lower()
-        for user in self.users.values():
-            if user["username"].lower() == wanted:
-                return user
-        return None
+        return next((u for u in self.users.values() if u["username"].lower() == username.lower()), None)
 
     def _group_by_name(self, name: str) -> dict[str, Any] | None:
-        wanted = name.lower()
-        for group in self.groups.values():
-            if group["name"].lower() == wanted:
-                return group
-        return None
+        return next((g for g in self.groups.values() if g["name"].lower() == name.lower()), None)
 
     @property
     def api_key(self) -> str:
@@ -513,38 +362,24 @@ class DiscourseSandbox:
     def samples(self) -> ConformanceSamples:
         """Names from the default seed the conformance suite exercises."""
         return ConformanceSamples(
-            username="cleo_marsh",
-            missing_username="nobody_by_this_name",
-            grantable_role=Role.group("board"),
-            channel="Working Group",
-            recipients=("cleo_marsh", "working-group"),
-            voters=("cleo_marsh", "dario_fenwick"),
-            voters_group="working-group",
-            inbound_kind="post_created",
-            inbound_payload={"post": {"id": 7, "topic_id": 3, "post_number": 2,
-                                      "username": "cleo_marsh", "raw": "hello"}},
-        )
+            username="cleo_marsh", missing_username="nobody_by_this_name", grantable_role=Role.group("board"),
+            channel="Working Group", recipients=("cleo_marsh", "working-group"), voters=("cleo_marsh", "dario_fenwick"),
+            voters_group="working-group", inbound_kind="post_created",
+            inbound_payload={"post": {"id": 7, "topic_id": 3, "post_number": 2, "username": "cleo_marsh", "raw": "hello"}})
 
     def client_info(self, base_url: str) -> dict[str, Any]:
         """Base URL, credentials and the matching ``CHARTERFLOW_DISCOURSE_*`` variables."""
         base_url = base_url.rstrip("/")
         return {
-            "connector": "discourse",
-            "base_url": base_url,
-            "credentials": {
-                "api_key": self.api_key,
-                "api_username": self.seed.api_username,
-                "webhook_secret": self.webhook.secret,
-            },
+            "connector": "discourse", "base_url": base_url,
+            "credentials": {"api_key": self.api_key, "api_username": self.seed.api_username,
+                            "webhook_secret": self.webhook.secret},
             "headers": {"Api-Key": self.api_key, "Api-Username": self.seed.api_username},
-            "env": {
-                "CHARTERFLOW_DISCOURSE_URL": base_url,
-                "CHARTERFLOW_DISCOURSE_API_KEY": self.api_key,
-                "CHARTERFLOW_DISCOURSE_API_USERNAME": self.seed.api_username,
-                "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET": self.webhook.secret,
-                "CHARTERFLOW_DISCOURSE_ADMIN_RATE_LIMIT": str(self.settings.admin_api_limit),
-                "CHARTERFLOW_DISCOURSE_ADMIN_RATE_WINDOW": f"{self.settings.admin_api_window:g}",
-            },
+            "env": {"CHARTERFLOW_DISCOURSE_URL": base_url, "CHARTERFLOW_DISCOURSE_API_KEY": self.api_key,
+                    "CHARTERFLOW_DISCOURSE_API_USERNAME": self.seed.api_username,
+                    "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET": self.webhook.secret,
+                    "CHARTERFLOW_DISCOURSE_ADMIN_RATE_LIMIT": str(self.settings.admin_api_limit),
+                    "CHARTERFLOW_DISCOURSE_ADMIN_RATE_WINDOW": f"{self.settings.admin_api_window:g}"},
             "admin_api_limit": {"requests": self.settings.admin_api_limit, "window_seconds": self.settings.admin_api_window},
             "control": {"state": f"{base_url}/_sandbox/state", "faults": f"{base_url}/_sandbox/faults"},
         }
@@ -559,30 +394,17 @@ class DiscourseSandbox:
         if not hasattr(self, "_instance"):
             self._instance = base_url.rstrip("/")  # the site URL its webhooks name
         values: dict[str, Any] = {
-            "url": base_url,
-            "api_key": self.api_key,
-            "api_username": self.seed.api_username,
-            "webhook_secret": self.webhook.secret,
-            "category": "Working Group",
-            "group": "working-group",
-            "admin_rate_limit": self.settings.admin_api_limit,
-            "admin_rate_window": self.settings.admin_api_window,
-            "timeout": 10.0,
-            "max_retries": 4,
-        }
-        values.update(options)
-        settings = DiscourseSettings(_env_file=None, **values)  # type: ignore[call-arg]
-        return DiscourseConnector(settings=settings, **extra)
+            "url": base_url, "api_key": self.api_key, "api_username": self.seed.api_username,
+            "webhook_secret": self.webhook.secret, "category": "Working Group", "group": "working-group",
+            "admin_rate_limit": self.settings.admin_api_limit, "admin_rate_window": self.settings.admin_api_window,
+            "timeout": 10.0, "max_retries": 4, **options}
+        return DiscourseConnector(settings=DiscourseSettings(_env_file=None, **values), **extra)  # type: ignore[call-arg]
 
     def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
         """Vote as ``voter`` through ``PUT /polls/vote`` (an all-users key acting as the voter)."""
-        response = httpx.put(
-            f"{base_url.rstrip('/')}/polls/vote",
-            headers={"Api-Key": self.api_key, "Api-Username": voter},
-            json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[option_index].id]},
-            timeout=10.0,
-        )
-        response.raise_for_status()
+        httpx.put(f"{base_url.rstrip('/')}/polls/vote", headers={"Api-Key": self.api_key, "Api-Username": voter},
+                  json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[option_index].id]},
+                  timeout=10.0).raise_for_status()
 
     def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
         """A webhook delivery as this sandbox would send it (headers, raw body)."""
@@ -597,36 +419,22 @@ class DiscourseSandbox:
         """Everything inspectable, JSON-ready (``GET /_sandbox/state``)."""
         with self._lock:
             return {
-                "users": [
-                    {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in u.items()}
-                    for u in sorted(self.users.values(), key=lambda u: u["id"])
-                ],
-                "groups": [
-                    {"id": g["id"], "name": g["name"], "full_name": g["full_name"],
-                     "members": sorted(self.users[m]["username"] for m in g["members"])}
-                    for g in self.groups.values()
-                ],
+                "users": [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in u.items()}
+                          for u in sorted(self.users.values(), key=lambda u: u["id"])],
+                "groups": [{"id": g["id"], "name": g["name"], "full_name": g["full_name"],
+                            "members": sorted(self.users[m]["username"] for m in g["members"])}
+                           for g in self.groups.values()],
                 "categories": list(self.categories.values()),
-                "topics": [
-                    {k: v for k, v in t.items() if k != "posts"} | {"post_ids": list(t["posts"])}
-                    for t in self.topics.values()
-                ],
-                "posts": [
-                    {k: v for k, v in p.items() if k != "polls"} for p in self.posts.values()
-                ],
-                "polls": [
-                    {"post_id": p["id"], "name": poll["name"], "status": poll["status"], "public": poll["public"],
-                     "results": poll["results"],
-                     "groups": poll["groups"], "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
-                     "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
-                    for p in self.posts.values() for poll in p["polls"]
-                ],
-                "role_changes": list(self.role_changes),
-                "staff_actions": copy.deepcopy(self.staff_actions),
-                "pending_admin_confirmations": [
-                    {"user_id": v["user_id"], "requested_by": v["requested_by"], "expires_at": v["expires_at"]}
-                    for v in self.pending_admin.values()
-                ],
+                "topics": [{k: v for k, v in t.items() if k != "posts"} | {"post_ids": list(t["posts"])}
+                           for t in self.topics.values()],
+                "posts": [{k: v for k, v in p.items() if k != "polls"} for p in self.posts.values()],
+                "polls": [{"post_id": p["id"], **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
+                           "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
+                           "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
+                          for p in self.posts.values() for poll in p["polls"]],
+                "role_changes": list(self.role_changes), "staff_actions": copy.deepcopy(self.staff_actions),
+                "pending_admin_confirmations": [{k: v[k] for k in ("user_id", "requested_by", "expires_at")}
+                                                for v in self.pending_admin.values()],
                 "emails": list(self.emails),
                 "webhook": {"url": self.webhook.url, "events": self.webhook.events},
                 "webhook_deliveries": list(self.webhook_deliveries),
@@ -640,109 +448,65 @@ class DiscourseSandbox:
                 "faults": dict(self.faults),
             }
 
-    # ---- ASGI ----------------------------------------------------------------------------------
+    # ---- the platform ------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI entry point."""
-        request = await read_request(scope, receive, send, on_shutdown=self.close)
-        if request is None:
-            return
-        body, headers = request
-        query: dict[str, list[str]] = defaultdict(list)
-        for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
-            query[k].append(v)
-        client = scope.get("client") or ("127.0.0.1", 0)
-        req = _Req(method=scope["method"].upper(), path=scope["path"], query=dict(query), headers=headers,
-                   body=body, client_ip=client[0])
-        if not hasattr(self, "_instance") and "host" in headers:
-            self._instance = f"{scope.get('scheme', 'http')}://{headers['host']}"
+    def error(self, status: int, message: str) -> Reply:
+        return _invalid_parameters(message) if status == 400 else _not_found()
 
-        if req.path.startswith("/_sandbox/"):
-            response = self._control(req)
-            await self._send(send, response)
-            return
+    def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = check_faults(data, extra=("methods",))
+        if "methods" in data:
+            methods = data["methods"]
+            if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+                raise ValueError("methods must be a list of HTTP methods, e.g. [\"PUT\", \"DELETE\"]")
+            out["methods"] = sorted({m.upper() for m in methods})
+        if "storm" in data:
+            storm = data["storm"]
+            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1)))}
+        return out
 
-        faults = dict(self.faults)
-        if faults.get("latency"):
-            await asyncio.sleep(float(faults["latency"]))
-        drop = bool(faults.get("drop_rate")) and self._rng.random() < float(faults["drop_rate"])
-        if drop and faults.get("drop_phase", "after") == "before":
-            await self._drop(send)
-            return
-        response = self._fault_response(faults, req)
-        if response is None:
-            response = self._handle(req)
-        if drop:
-            await self._drop(send)
-            return
-        await self._send(send, response)
+    def _note_host(self, req: Call) -> None:
+        if not hasattr(self, "_instance") and "host" in req.headers:
+            self._instance = req.base_url
 
-    async def _send(self, send: Send, response: _Response) -> None:
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
+    def handle(self, req: Call) -> Reply:
+        self._note_host(req)
+        if storm := self.take_storm():
+            self._note_limited("storm", req)
+            return self._rate_limit_response(int(storm.get("retry_after", 1)))
+        methods = self.faults.get("methods")
+        # errors injected only on these methods (e.g. writes, not reads)
+        if (not methods or req.method in methods) and (status := self.injected_status(503)):
+            self._count(req, None, status)
+            return Reply(status, text=f"sandbox: injected HTTP {status}\n")
+        route, params = self._match(req)
+        response = self._handle_locked(req, route, params)
+        self._count(req, route, response.status)
+        return response
 
-    async def _drop(self, send: Send) -> None:
-        # Start a response and never finish it: the server closes the connection, and the client
-        # sees the connection drop mid-response (after the request may have been applied).
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
-
-    def _fault_response(self, faults: Mapping[str, Any], req: _Req) -> _Response | None:
-        with self._lock:
-            storm = self.faults.get("storm")
-            if storm and storm.get("count", 0) > 0:
-                storm["count"] -= 1
-                wait = int(storm.get("retry_after", 1))
-                self._note_limited("storm", req)
-                return self._rate_limit_response(wait)
-        rate = float(faults.get("error_rate") or 0)
-        if faults.get("methods") and req.method not in faults["methods"]:
-            rate = 0.0  # errors injected only on these methods (e.g. writes, not reads)
-        if rate and self._rng.random() < rate:
-            status = int(faults.get("error_status") or 503)
-            with self._lock:
-                self._count(req, None, status)
-            return _Response(status, text=f"sandbox: injected HTTP {status}\n")
-        return None
-
-    def _count(self, req: _Req, route: _Route | None, status: int) -> None:
+    def _count(self, req: Call, route: Any, status: int) -> None:
         key = f"{req.method} {route.template if route else req.path}"
         self.requests[key] += 1
         self.responses[key][str(status)] += 1
 
-    def _note_limited(self, kind: str, req: _Req) -> None:
+    def _note_limited(self, kind: str, req: Call) -> None:
         self.rate_limited.append({"at": round(time.monotonic() - self._started, 4), "kind": kind,
                                   "request": f"{req.method} {req.path}"})
 
-    def _rate_limit_response(self, wait_seconds: int) -> _Response:
+    def _rate_limit_response(self, wait_seconds: int) -> Reply:
         wait_seconds = max(1, int(wait_seconds))
         time_left = f"{wait_seconds} second" + ("s" if wait_seconds != 1 else "")
-        return _Response(
+        return Reply(
             429,
             {"errors": [RATE_LIMIT_TEXT.format(time_left=time_left)], "error_type": "rate_limit",
              "extras": {"wait_seconds": wait_seconds, "time_left": time_left}},
             headers={"Retry-After": str(wait_seconds), "Discourse-Rate-Limit-Error-Code": "admin_api_key_rate_limit"},
         )
 
-    def _handle(self, req: _Req) -> _Response:
-        route, params = self._match(req)
-        with self._lock:
-            response = self._handle_locked(req, route, params)
-            self._count(req, route, response.status)
-            return response
+    def _match(self, req: Call) -> tuple[Any, dict[str, str]]:
+        return _routes.match(req.method, *_json_paths(req))
 
-    def _match(self, req: _Req) -> tuple[_Route | None, dict[str, str]]:
-        for path in _json_paths(req):
-            for route in _ROUTES:
-                if route.method == req.method:
-                    m = route.regex.match(path)
-                    if m:
-                        return route, m.groupdict()
-        return None, {}
-
-    def _handle_locked(self, req: _Req, route: _Route | None, params: dict[str, str]) -> _Response:
+    def _handle_locked(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
         now = time.monotonic()
         # 1. The per-IP middleware (RequestTracker) runs before anything else.
         if self.settings.ip_limit is not None:
@@ -751,13 +515,13 @@ class DiscourseSandbox:
             if len(hits) >= self.settings.ip_limit:
                 wait = max(1, math.ceil(hits[0] + self.settings.ip_window - now))
                 self._note_limited("ip", req)
-                return _Response(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
+                return Reply(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
             hits.append(now)
         # 2. API key authentication. No key at all: an anonymous visitor of a public site.
         key = req.headers.get("api-key")
         username = req.headers.get("api-username") or ""
         if not key:
-            return self._anonymous(req, route, params)
+            return self._dispatch(req, route, params, dict(ANONYMOUS))
         api_key = self.api_keys.get(key)
         user = self._user_by_name(username) if username else None
         if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
@@ -770,87 +534,58 @@ class DiscourseSandbox:
             self._note_limited("admin_api", req)
             return self._rate_limit_response(wait)
         self._admin_hits.append(now)
-        # 4. Routing, with the admin/staff constraints answering 404.
+        return self._dispatch(req, route, params, user)
+
+    def _dispatch(self, req: Call, route: Any, params: dict[str, str], user: dict[str, Any]) -> Reply:
+        """Routing, with the admin/staff route constraints answering 404 when they fail; a visitor
+        (no credentials, as on a public site) gets GETs only, anything else needs a login (403)."""
         if route is None:
             return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
-        if route.access == "admin" and not user["admin"]:
+        if (route.access == "admin" and not user["admin"]) or (
+                route.access == "staff" and not (user["admin"] or user["moderator"])):
             return _not_found()
-        if route.access == "staff" and not (user["admin"] or user["moderator"]):
-            return _not_found()
+        if user.get("anonymous") and req.method != "GET":
+            return _invalid_access()
         if _malformed_json(req):
             # Rails fails to parse the params (ActionDispatch ParseError) before any validation.
             return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
-        req.params = params
-        req.user = user
-        return route.handler(self, req)
-
-    def _anonymous(self, req: _Req, route: _Route | None, params: dict[str, str]) -> _Response:
-        """A request without credentials, as a public Discourse site answers it: public GETs are
-        served as to an anonymous visitor; admin/staff routes do not exist for it (their route
-        constraints fail: 404); anything else needs a login (403)."""
-        if route is None:
-            return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
-        if route.access in ("admin", "staff"):
-            return _not_found()
-        if req.method != "GET":
-            return _invalid_access()
-        if _malformed_json(req):
-            return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
-        req.params = params
-        req.user = dict(ANONYMOUS)
+        req.params, req.user = params, user
         return route.handler(self, req)
 
     # ---- control routes --------------------------------------------------------------------
 
-    def _control(self, req: _Req) -> _Response:
-        if req.method == "GET" and req.path == "/_sandbox/state":
-            return _Response(200, self.state())
-        if req.method == "POST" and req.path == "/_sandbox/faults":
-            data = req.form()
-            allowed = {"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed",
-                       "methods"}
-            unknown = set(data) - allowed
-            if unknown:
-                return _invalid_parameters(f"unknown fault settings: {', '.join(sorted(unknown))}")
-            try:
-                faults = _check_faults(data)
-            except ValueError as exc:
-                return _invalid_parameters(str(exc))
-            with self._lock:
-                self.faults = faults
-                if "seed" in faults:
-                    self._rng = random.Random(faults["seed"])
-            return _Response(200, {"faults": faults})
-        if req.method == "POST" and req.path == "/_sandbox/confirm_admin":
-            data = req.form()
-            with self._lock:
-                for token, pending in list(self.pending_admin.items()):
-                    if str(pending["user_id"]) == str(data.get("user_id")) or token == data.get("token"):
-                        del self.pending_admin[token]
-                        target = self.users[pending["user_id"]]
-                        target["admin"] = True
-                        self._record_role_change("grant_admin", target, pending["requested_by"], "confirmed")
-                        return _Response(200, {"success": "OK", "user_id": target["id"]})
-            return _not_found()
-        if req.method == "POST" and req.path == "/_sandbox/webhooks/ping":
-            self._emit("ping", {"ping": "OK"})
-            return _Response(200, {"success": "OK"})
-        if req.method == "POST" and req.path == "/_sandbox/reset":
-            self._reset()
-            return _Response(200, {"success": "OK"})
-        if req.method == "POST" and req.path == "/_sandbox/staff_action":
-            data = req.form()
-            with self._lock:
-                acting = self._user_by_name(str(data.get("acting_user") or ""))
-                target = self._user_by_name(str(data["target_user"])) if data.get("target_user") else None
-                if acting is None or (data.get("target_user") and target is None) or not data.get("action_name"):
-                    return _invalid_parameters("action_name and a known acting_user (and target_user) are required")
-                extra = {k: data[k] for k in ("context", "post_id", "topic_id", "new_value", "previous_value",
-                                              "flagged_at") if data.get(k) is not None}
-                entry = self.log_staff_action(str(data["action_name"]), acting=acting, target=target,
-                                              details=str(data.get("details") or ""), **extra)
-            return _Response(200, entry)
+    async def _control(self, call: Call) -> Reply:
+        self._note_host(call)
+        return await super()._control(call)
+
+    @control("confirm_admin")
+    def _confirm_admin(self, req: Call, data: dict[str, Any]) -> Reply:
+        with self._lock:
+            for token, pending in list(self.pending_admin.items()):
+                if str(pending["user_id"]) == str(data.get("user_id")) or token == data.get("token"):
+                    del self.pending_admin[token]
+                    target = self.users[pending["user_id"]]
+                    target["admin"] = True
+                    self._record_role_change("grant_admin", target, pending["requested_by"], "confirmed")
+                    return Reply(200, {"success": "OK", "user_id": target["id"]})
         return _not_found()
+
+    @control("webhooks/ping")
+    def _ping(self, req: Call, data: dict[str, Any]) -> Reply:
+        self._emit("ping", {"ping": "OK"})
+        return Reply(200, {"success": "OK"})
+
+    @control("staff_action")
+    def _staff_action(self, req: Call, data: dict[str, Any]) -> Reply:
+        with self._lock:
+            acting = self._user_by_name(str(data.get("acting_user") or ""))
+            target = self._user_by_name(str(data["target_user"])) if data.get("target_user") else None
+            if acting is None or (data.get("target_user") and target is None) or not data.get("action_name"):
+                return _invalid_parameters("action_name and a known acting_user (and target_user) are required")
+            extra = {k: data[k] for k in ("context", "post_id", "topic_id", "new_value", "previous_value",
+                                          "flagged_at") if data.get(k) is not None}
+            return Reply(200, self.log_staff_action(str(data["action_name"]), acting=acting, target=target,
+                                                    details=str(data.get("details") or ""), **extra))
 
     # ---- the staff action log ------------------------------------------------------------
 
@@ -892,33 +627,25 @@ class DiscourseSandbox:
         return [self._basic_group(g) for g in self.groups.values() if user["id"] in g["members"]]
 
     def _admin_user(self, user: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.ADMIN_USER)
-        out.update(
-            id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
-            active=user["active"], admin=user["admin"], moderator=user["moderator"],
-            last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
-            trust_level=user["trust_level"], days_visited=user["days_visited"], post_count=user["post_count"],
-            time_read=user["days_visited"] * 600, posts_read_count=user["post_count"] * 7,
-            topics_entered=user["days_visited"] * 2, ip_address="127.0.0.1",
+        # Not in the spec's schema (which forbids extra fields), so not sent: last_posted_at.
+        return self._list_item(
+            user, _shapes.ADMIN_USER, ip_address="127.0.0.1",
             can_grant_admin=bool(acting["admin"]) and not user["admin"],
             can_revoke_admin=bool(acting["admin"]) and user["admin"] and user["id"] != acting["id"],
             can_grant_moderation=bool(acting["admin"]) and not user["moderator"],
             can_revoke_moderation=bool(acting["admin"]) and user["moderator"],
-            groups=self._user_groups(user),
-        )
-        # Not in the spec's schema (which forbids extra fields), so not sent: last_posted_at.
-        return out
+            groups=self._user_groups(user))
 
-    def _list_item(self, user: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.ADMIN_USER_LIST_ITEM)
+    def _list_item(self, user: Mapping[str, Any], shape: Mapping[str, Any] = _shapes.ADMIN_USER_LIST_ITEM,
+                   **more: Any) -> dict[str, Any]:
+        out = copy.deepcopy(dict(shape))
         out.update(
             id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
             active=user["active"], admin=user["admin"], moderator=user["moderator"],
             last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
             trust_level=user["trust_level"], days_visited=user["days_visited"], post_count=user["post_count"],
             time_read=user["days_visited"] * 600, posts_read_count=user["post_count"] * 7,
-            topics_entered=user["days_visited"] * 2,
-        )
+            topics_entered=user["days_visited"] * 2, **more)
         return out
 
     def _user_show(self, user: Mapping[str, Any]) -> dict[str, Any]:
@@ -1024,15 +751,9 @@ class DiscourseSandbox:
     def _webhook_request(self, event: str, event_id: int, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         event_type = "ping" if event == "ping" else event.split("_", 1)[0]
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        headers = {
-            "Content-Type": "application/json",
-            "Host": "127.0.0.1",
-            "User-Agent": "Discourse/3.5.0",
-            "X-Discourse-Instance": self.instance,
-            "X-Discourse-Event-Id": str(event_id),
-            "X-Discourse-Event-Type": event_type,
-            "X-Discourse-Event": event,
-        }
+        headers = {"Content-Type": "application/json", "Host": "127.0.0.1", "User-Agent": "Discourse/3.5.0",
+                   "X-Discourse-Instance": self.instance, "X-Discourse-Event-Id": str(event_id),
+                   "X-Discourse-Event-Type": event_type, "X-Discourse-Event": event}
         if self.webhook.secret:
             headers["X-Discourse-Event-Signature"] = sign_body(self.webhook.secret, body)
         return headers, body
@@ -1115,19 +836,6 @@ class DiscourseSandbox:
         }}
 
 
-def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
-    out = check_faults(data, extra=("methods",))
-    if "methods" in data:
-        methods = data["methods"]
-        if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
-            raise ValueError("methods must be a list of HTTP methods, e.g. [\"PUT\", \"DELETE\"]")
-        out["methods"] = sorted({m.upper() for m in methods})
-    storm = storm_settings(data, shape="{count, retry_after}")
-    if storm is not None:
-        out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1)))}
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Endpoint handlers
 
@@ -1145,7 +853,7 @@ _STAFF_ACTION_IDS = {"delete_user": 1, "suspend_user": 10, "unsuspend_user": 11,
 
 
 @_route("GET", "/admin/logs/staff_action_logs.json", access="staff")
-def _staff_action_logs(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _staff_action_logs(sb: DiscourseSandbox, req: Call) -> Reply:
     page = _int_param(req.arg("page", "0"))
     limit = _int_param(req.arg("limit", "200"))
     if page is None or page < 0 or limit is None:
@@ -1154,14 +862,14 @@ def _staff_action_logs(sb: DiscourseSandbox, req: _Req) -> _Response:
     rows = [r for r in reversed(sb.staff_actions)
             if not req.arg("action_name") or r["action_name"] == req.arg("action_name")]
     chunk = rows[page * limit:(page + 1) * limit]
-    return _Response(200, {
+    return Reply(200, {
         "staff_action_logs": copy.deepcopy(chunk), "total_rows_staff_action_logs": len(rows),
         "load_more_staff_action_logs": f"/admin/logs/staff_action_logs.json?limit={limit}&page={page + 1}",
         "extras": {"user_history_actions": [{"id": n, "action_id": i} for n, i in sorted(_STAFF_ACTION_IDS.items())]},
     })
 
 
-def _restrict(sb: DiscourseSandbox, req: _Req, kind: str) -> _Response:
+def _restrict(sb: DiscourseSandbox, req: Call, kind: str) -> Reply:
     # PUT /admin/users/{id}/suspend.json {suspend_until, reason} and silence.json {silenced_till, reason}.
     target = _target(sb, req)
     if target is None:
@@ -1184,92 +892,74 @@ def _restrict(sb: DiscourseSandbox, req: _Req, kind: str) -> _Response:
     acting = req.user or {}
     sb.log_staff_action(f"{kind}_user", acting=acting, target=target, details=str(data["reason"]), new_value=till,
                         post_id=data.get("post_id"))
-    by = {"id": acting["id"], "username": acting["username"], "name": acting["name"] or "",
-          "avatar_template": sb._avatar(acting)}
+    by, reason = _poster(sb, acting), str(data["reason"])
     if kind == "suspend":
-        return _Response(200, {"suspension": {"suspend_reason": str(data["reason"]),
-                                              "full_suspend_reason": str(data["reason"]), "suspended_till": till,
-                                              "suspended_at": now, "suspended_by": by}})
-    return _Response(200, {"silence": {"silenced": True, "silence_reason": str(data["reason"]),
-                                       "full_silence_reason": str(data["reason"]), "silenced_till": till,
-                                       "silenced_at": now, "silenced_by": by}})
+        return Reply(200, {"suspension": {"suspend_reason": reason, "full_suspend_reason": reason,
+                                          "suspended_till": till, "suspended_at": now, "suspended_by": by}})
+    return Reply(200, {"silence": {"silenced": True, "silence_reason": reason, "full_silence_reason": reason,
+                                   "silenced_till": till, "silenced_at": now, "silenced_by": by}})
 
 
 @_route("PUT", "/admin/users/{id}/suspend.json", access="staff")
-def _suspend(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _suspend(sb: DiscourseSandbox, req: Call) -> Reply:
     return _restrict(sb, req, "suspend")
 
 
 @_route("PUT", "/admin/users/{id}/silence.json", access="staff")
-def _silence(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _silence(sb: DiscourseSandbox, req: Call) -> Reply:
     return _restrict(sb, req, "silence")
 
 
 @_route("GET", "/u/{username}.json")
-def _get_user(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _get_user(sb: DiscourseSandbox, req: Call) -> Reply:
     user = sb._user_by_name(req.params["username"])
-    if user is None:
-        return _not_found()
-    return _Response(200, {"user_badges": [], "user": sb._user_show(user)})
+    return _not_found() if user is None else Reply(200, {"user_badges": [], "user": sb._user_show(user)})
 
 
 @_route("GET", "/admin/users/list/{flag}.json", access="staff")
-def _list_users(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _list_users(sb: DiscourseSandbox, req: Call) -> Reply:
     flag = req.params["flag"]
     if flag not in ("active", "new", "staff", "suspended", "blocked", "suspect"):
         return _not_found()
-    page = _int_param(req.arg("page", "1")) or 1
-    users = sorted(sb.users.values(), key=lambda u: u["id"])
-    if flag == "staff":
-        users = [u for u in users if u["admin"] or u["moderator"]]
-    elif flag == "active":
-        users = [u for u in users if u["active"]]
-    elif flag == "new":
-        users = [u for u in users if u["trust_level"] == 0]
-    else:
-        users = []
-    chunk = users[(max(page, 1) - 1) * 100: max(page, 1) * 100]
-    return _Response(200, [sb._list_item(u) for u in chunk])
+    page = max(_int_param(req.arg("page", "1")) or 1, 1)
+    keep = {"staff": lambda u: u["admin"] or u["moderator"], "active": lambda u: u["active"],
+            "new": lambda u: u["trust_level"] == 0}.get(flag, lambda u: False)
+    users = [u for u in sorted(sb.users.values(), key=lambda u: u["id"]) if keep(u)]
+    return Reply(200, [sb._list_item(u) for u in users[(page - 1) * 100: page * 100]])
 
 
 @_route("GET", "/admin/users/{id}.json", access="staff")
-def _admin_get_user(sb: DiscourseSandbox, req: _Req) -> _Response:
-    user = sb.users.get(_int_param(req.params["id"]) or 0)
-    if user is None:
-        return _not_found()
-    return _Response(200, sb._admin_user(user, req.user or {}))
+def _admin_get_user(sb: DiscourseSandbox, req: Call) -> Reply:
+    user = _target(sb, req)
+    return _not_found() if user is None else Reply(200, sb._admin_user(user, req.user or {}))
 
 
-def _target(sb: DiscourseSandbox, req: _Req) -> dict[str, Any] | None:
+def _target(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | None:
     return sb.users.get(_int_param(req.params["id"]) or 0)
 
 
-@_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True)
-def _grant_moderation(sb: DiscourseSandbox, req: _Req) -> _Response:
-    target = _target(sb, req)
-    if target is None:
+def _moderation(sb: DiscourseSandbox, req: Call, grant: bool) -> Reply:
+    if (target := _target(sb, req)) is None:
         return _not_found()
-    if target["moderator"]:  # Guardian#can_grant_moderation? is false for a moderator
+    if target["moderator"] == grant:  # Guardian#can_grant_moderation? is false for a moderator
         return _invalid_access()
-    target["moderator"] = True
-    sb._record_role_change("grant_moderation", target, req.user["username"])
-    return _Response(200, sb._admin_user(target, req.user))
+    target["moderator"] = grant
+    sb._record_role_change("grant_moderation" if grant else "revoke_moderation", target, req.user["username"])
+    return Reply(200, sb._admin_user(target, req.user))
+
+
+@_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True)
+def _grant_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
+    return _moderation(sb, req, True)
 
 
 @_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True)
-def _revoke_moderation(sb: DiscourseSandbox, req: _Req) -> _Response:
-    target = _target(sb, req)
-    if target is None:
-        return _not_found()
-    if not target["moderator"]:
-        return _invalid_access()
-    target["moderator"] = False
-    sb._record_role_change("revoke_moderation", target, req.user["username"])
-    return _Response(200, sb._admin_user(target, req.user))
+def _revoke_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
+    return _moderation(sb, req, False)
 
 
 @_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True)
-def _grant_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _grant_admin(sb: DiscourseSandbox, req: Call) -> Reply:
     target = _target(sb, req)
     if target is None:
         return _not_found()
@@ -1278,18 +968,18 @@ def _grant_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
         return _invalid_access()
     if acting["second_factor_enabled"]:
         # The second-factor challenge cannot be completed over the API.
-        return _Response(403, {"second_factor_challenge_nonce": secrets.token_hex(16)})
+        return Reply(403, {"second_factor_challenge_nonce": secrets.token_hex(16)})
     token = secrets.token_hex(16)
     expires = datetime.now(UTC) + timedelta(hours=sb.settings.grant_admin_confirmation_hours)
     sb.pending_admin[token] = {"user_id": target["id"], "requested_by": acting["username"], "expires_at": _iso(expires)}
     sb.emails.append({"to": acting["email"] or f"{acting['username']}@example.invalid", "type": "admin_confirmation",
                       "about": target["username"], "token": token})
     sb._record_role_change("grant_admin", target, acting["username"], "email_confirmation_required")
-    return _Response(200, {"success": "OK", "email_confirmation_required": True})
+    return Reply(200, {"success": "OK", "email_confirmation_required": True})
 
 
 @_route("PUT", "/admin/users/{id}/revoke_admin.json", access="admin", optional_json=True)
-def _revoke_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _revoke_admin(sb: DiscourseSandbox, req: Call) -> Reply:
     target = _target(sb, req)
     if target is None:
         return _not_found()
@@ -1297,19 +987,19 @@ def _revoke_admin(sb: DiscourseSandbox, req: _Req) -> _Response:
         return _invalid_access()
     target["admin"] = False
     sb._record_role_change("revoke_admin", target, req.user["username"])
-    return _Response(200, sb._admin_user(target, req.user))
+    return Reply(200, sb._admin_user(target, req.user))
 
 
 @_route("GET", "/admin/site_settings.json", access="admin")
-def _site_settings(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _site_settings(sb: DiscourseSandbox, req: Call) -> Reply:
     # Behind AdminConstraint on Discourse (a 404 to non-admins): `charterflow doctor` uses it to
     # prove the key reaches admin-only routes. Only the site title, never a secret setting.
-    return _Response(200, {"site_settings": [{"setting": "title", "value": "Sandbox Forum", "type": "string",
+    return Reply(200, {"site_settings": [{"setting": "title", "value": "Sandbox Forum", "type": "string",
                                               "category": "required", "default": "Discourse"}]})
 
 
 @_route("GET", "/groups/{name}.json")
-def _get_group(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _get_group(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb._group_by_name(req.params["name"])
     if group is None:
         return _not_found()
@@ -1318,11 +1008,11 @@ def _get_group(sb: DiscourseSandbox, req: _Req) -> _Response:
                messageable_level=3, visibility_level=0, members_visibility_level=0, can_see_members=True,
                can_admin_group=True, is_group_user=req.user["id"] in group["members"], messageable=True,
                default_notification_level=3)
-    return _Response(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
+    return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
 
 @_route("GET", "/groups/{name}/members.json")
-def _group_members(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _group_members(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb._group_by_name(req.params["name"])
     if group is None:
         return _not_found()
@@ -1333,15 +1023,11 @@ def _group_members(sb: DiscourseSandbox, req: _Req) -> _Response:
     if limit > 1000:
         return _invalid_parameters("limit must be at most 1000")
     members = sorted(group["members"].items(), key=lambda kv: sb.users[kv[0]]["username"])
-    page = members[offset: offset + limit]
-    return _Response(200, {
-        "members": [sb._group_member(sb.users[uid], added) for uid, added in page],
-        "owners": [],
-        "meta": {"total": len(members), "limit": limit, "offset": offset},
-    })
+    return Reply(200, {"members": [sb._group_member(sb.users[uid], added) for uid, added in members[offset:offset + limit]],
+                       "owners": [], "meta": {"total": len(members), "limit": limit, "offset": offset}})
 
 
-def _usernames(sb: DiscourseSandbox, req: _Req) -> tuple[list[dict[str, Any]], list[str]] | _Response:
+def _usernames(sb: DiscourseSandbox, req: Call) -> tuple[list[dict[str, Any]], list[str]] | Reply:
     data = req.form()
     names = [n.strip() for n in str(data.get("usernames") or "").split(",") if n.strip()]
     if not names:
@@ -1352,12 +1038,12 @@ def _usernames(sb: DiscourseSandbox, req: _Req) -> tuple[list[dict[str, Any]], l
 
 
 @_route("PUT", "/groups/{id}/members.json")
-def _add_members(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _add_members(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb.groups.get(_int_param(req.params["id"]) or 0)
     if group is None:
         return _not_found()
     found = _usernames(sb, req)
-    if isinstance(found, _Response):
+    if isinstance(found, Reply):
         return found
     users, missing = found
     if not users:
@@ -1373,16 +1059,16 @@ def _add_members(sb: DiscourseSandbox, req: _Req) -> _Response:
             group["members"][user["id"]] = _iso(datetime.now(UTC))
             added.append(user["username"])
             sb._record_role_change(f"group_add:{group['name']}", user, req.user["username"])
-    return _Response(200, {"success": "OK", "usernames": added, "emails": []})
+    return Reply(200, {"success": "OK", "usernames": added, "emails": []})
 
 
 @_route("DELETE", "/groups/{id}/members.json")
-def _remove_members(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _remove_members(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb.groups.get(_int_param(req.params["id"]) or 0)
     if group is None:
         return _not_found()
     found = _usernames(sb, req)
-    if isinstance(found, _Response):
+    if isinstance(found, Reply):
         return found
     users, missing = found
     removed, skipped = [], list(missing)
@@ -1393,11 +1079,11 @@ def _remove_members(sb: DiscourseSandbox, req: _Req) -> _Response:
             sb._record_role_change(f"group_remove:{group['name']}", user, req.user["username"])
         else:
             skipped.append(user["username"])
-    return _Response(200, {"success": "OK", "usernames": removed, "skipped_usernames": skipped})
+    return Reply(200, {"success": "OK", "usernames": removed, "skipped_usernames": skipped})
 
 
 @_route("GET", "/categories.json")
-def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
     cats = []
     anonymous = bool(req.user.get("anonymous"))
     for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"])):
@@ -1412,7 +1098,7 @@ def _categories(sb: DiscourseSandbox, req: _Req) -> _Response:
                    default_top_period="all", default_list_filter="all", num_featured_topics=3,
                    topic_template=cat.get("topic_template"))
         cats.append(out)
-    return _Response(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
+    return Reply(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
                                              "categories": cats}})
 
 
@@ -1450,12 +1136,12 @@ def _cook(raw: str) -> str:
     return "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n") if p.strip())
 
 
-def _create_post_error(message: str) -> _Response:
-    return _Response(422, {"action": "create_post", "errors": [message]})
+def _create_post_error(message: str) -> Reply:
+    return Reply(422, {"action": "create_post", "errors": [message]})
 
 
 @_route("POST", "/posts.json")
-def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
     data = req.form()
     acting = req.user
     raw = str(data.get("raw") or "")
@@ -1513,7 +1199,7 @@ def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
         if external_id and any(t["external_id"] == external_id for t in sb.topics.values()):
             errors.append("External ID has already been taken")
     if errors:
-        return _create_post_error(errors[0]) if len(errors) == 1 else _Response(422, {"action": "create_post", "errors": errors})
+        return _create_post_error(errors[0]) if len(errors) == 1 else Reply(422, {"action": "create_post", "errors": errors})
 
     now = datetime.now(UTC)
     new_topic = topic is None
@@ -1538,24 +1224,22 @@ def _create_post(sb: DiscourseSandbox, req: _Req) -> _Response:
     if new_topic:
         sb._emit("topic_created", sb._topic_payload(topic))
     sb._emit("post_created", sb._post_payload(post))
-    return _Response(200, sb._post_fields(post, _shapes.POST_CREATED, acting))
+    return Reply(200, sb._post_fields(post, _shapes.POST_CREATED, acting))
 
 
 # updatePost's answer: the post fields the spec lists for it (POST_SHOW has them, and a few more).
-_POST_UPDATED_KEYS = ("id", "username", "avatar_template", "created_at", "cooked", "post_number",
-                      "post_type", "posts_count", "updated_at", "reply_count", "reply_to_post_number",
-                      "quote_count", "incoming_link_count", "reads", "readers_count", "score", "yours",
-                      "topic_id", "topic_slug", "primary_group_name", "flair_name", "flair_url",
-                      "flair_bg_color", "flair_color", "version", "can_edit", "can_delete",
-                      "can_recover", "can_wiki", "user_title", "bookmarked", "raw", "actions_summary",
-                      "moderator", "admin", "staff", "user_id", "draft_sequence", "hidden",
-                      "trust_level", "deleted_at", "user_deleted", "edit_reason",
-                      "can_view_edit_history", "wiki", "reviewable_id", "reviewable_score_count",
-                      "reviewable_score_pending_count", "post_url", "name", "display_username")
+_POST_UPDATED_KEYS = tuple((
+    "id username avatar_template created_at cooked post_number post_type posts_count updated_at reply_count "
+    "reply_to_post_number quote_count incoming_link_count reads readers_count score yours topic_id topic_slug "
+    "primary_group_name flair_name flair_url flair_bg_color flair_color version can_edit can_delete can_recover "
+    "can_wiki user_title bookmarked raw actions_summary moderator admin staff user_id draft_sequence hidden "
+    "trust_level deleted_at user_deleted edit_reason can_view_edit_history wiki reviewable_id "
+    "reviewable_score_count reviewable_score_pending_count post_url name display_username"
+).split())
 
 
 @_route("PUT", "/posts/{id}.json")
-def _update_post(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
     """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
     acting = req.user
@@ -1581,35 +1265,21 @@ def _update_post(sb: DiscourseSandbox, req: _Req) -> _Response:
     out.update(version=post["version"], edit_reason=post.get("edit_reason"), wiki=False,
                hidden=False, user_deleted=False, draft_sequence=0, reviewable_score_count=0,
                reviewable_score_pending_count=0)
-    return _Response(200, {"post": out})
+    return Reply(200, {"post": out})
 
 
-def _multipart(req: _Req) -> dict[str, Any]:
+def _multipart(req: Call) -> dict[str, Any]:
     """The fields of a multipart/form-data body: text fields as str, files as dicts."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
-    head = f"Content-Type: {req.headers.get('content-type', '')}\r\n\r\n".encode("latin-1")
-    message = BytesParser(policy=HTTP).parsebytes(head + req.body)
-    out: dict[str, Any] = {}
-    if not message.is_multipart():
-        return out
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        data = part.get_payload(decode=True) or b""
-        if part.get_filename() is not None:
-            out[str(name)] = {"filename": part.get_filename(), "content": data,
-                              "content_type": part.get_content_type()}
-        else:
-            out[str(name)] = data.decode("utf-8", "replace")
-    return out
+    return {name: {"filename": filename, "content": data, "content_type": ctype} if filename is not None
+            else data.decode("utf-8", "replace")
+            for name, filename, ctype, data in multipart(req.headers.get("content-type", ""), req.body) or []}
 
 
 _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @_route("POST", "/uploads.json")
-def _create_upload(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
     # UploadsController#create: a multipart body with upload_type and file; the same content
     # (SHA1) uploaded again returns the existing upload (UploadCreator).
     if "multipart/form-data" not in req.headers.get("content-type", ""):
@@ -1619,7 +1289,7 @@ def _create_upload(sb: DiscourseSandbox, req: _Req) -> _Response:
         return _invalid_parameters("type")
     file = data.get("file")
     if not isinstance(file, dict) or not file["content"]:
-        return _Response(422, {"errors": ["You must provide a file to upload."]})
+        return Reply(422, {"errors": ["You must provide a file to upload."]})
     content: bytes = file["content"]
     sha1 = hashlib.sha1(content).hexdigest()  # noqa: S324 - Discourse's content key
     found = next((u for u in sb.uploads.values() if u["sha1"] == sha1), None)
@@ -1642,19 +1312,22 @@ def _create_upload(sb: DiscourseSandbox, req: _Req) -> _Response:
                  "dominant_color": None, "thumbnail": None,
                  "user_id": req.user["id"] if req.user else None, "content": content}
         sb.uploads[uid] = found
-    return _Response(200, {k: v for k, v in found.items() if k not in ("sha1", "user_id", "content")})
+    return Reply(200, {k: v for k, v in found.items() if k not in ("sha1", "user_id", "content")})
 
 
-def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:
-    topic = sb.topics[post["topic_id"]]
+def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, Any], *,
+             category: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``user`` may read ``post`` (or, given ``category``, that category's topics)."""
     if user["admin"]:
         return True
-    if topic["archetype"] == "private_message":
-        return user["id"] == topic["user_id"] or any(
-            (kind == "user" and ref == user["id"]) or (kind == "group" and user["id"] in sb.groups[ref]["members"])
-            for kind, ref in topic["allowed"]
-        )
-    cat = sb.categories.get(topic["category_id"])
+    if category is None:
+        topic = sb.topics[post["topic_id"]]
+        if topic["archetype"] == "private_message":
+            return user["id"] == topic["user_id"] or any(
+                (kind == "user" and ref == user["id"]) or (kind == "group" and user["id"] in sb.groups[ref]["members"])
+                for kind, ref in topic["allowed"])
+        category = sb.categories.get(topic["category_id"])
+    cat = category
     if not (cat and cat["read_restricted"]):
         return True
     permitted = {name.lower() for name in cat["permissions"]}
@@ -1690,17 +1363,17 @@ def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[st
 
 
 @_route("GET", "/posts/{id}.json")
-def _get_post(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _get_post(sb: DiscourseSandbox, req: Call) -> Reply:
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
     if post is not None and req.user.get("anonymous") and not _visible(sb, post, req.user):
         return _invalid_access()  # Guardian#ensure_can_see! on a private post, for a visitor
     if post is None or not _visible(sb, post, req.user):
         return _not_found()
-    return _Response(200, _post_show(sb, post, req.user))
+    return Reply(200, _post_show(sb, post, req.user))
 
 
 @_route("GET", "/posts/by_number/{topic_id}/{number}.json")
-def _post_by_number(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _post_by_number(sb: DiscourseSandbox, req: Call) -> Reply:
     topic = sb.topics.get(_int_param(req.params["topic_id"]) or 0)
     number = _int_param(req.params["number"]) or 0
     if topic is None or not 1 <= number <= len(topic["posts"]):
@@ -1708,29 +1381,107 @@ def _post_by_number(sb: DiscourseSandbox, req: _Req) -> _Response:
     post = sb.posts[topic["posts"][number - 1]]
     if not _visible(sb, post, req.user):
         return _not_found()
-    return _Response(200, _post_show(sb, post, req.user))
+    return Reply(200, _post_show(sb, post, req.user))
 
 
 @_route("GET", "/posts.json")
-def _latest_posts(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _latest_posts(sb: DiscourseSandbox, req: Call) -> Reply:
     before = _int_param(req.arg("before")) if req.arg("before") else None
     posts = [
         p for p in sorted(sb.posts.values(), key=lambda p: p["id"], reverse=True)
         if sb.topics[p["topic_id"]]["archetype"] != "private_message" and _visible(sb, p, req.user)
         and (before is None or p["id"] < before)
     ][:50]
-    return _Response(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.user) for p in posts]})
+    return Reply(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.user) for p in posts]})
 
 
 @_route("GET", "/t/external_id/{external_id}.json")
-def _topic_by_external_id(sb: DiscourseSandbox, req: _Req) -> _Response:
+def _topic_by_external_id(sb: DiscourseSandbox, req: Call) -> Reply:
     for topic in sb.topics.values():
         if topic["external_id"] == req.params["external_id"]:
-            return _Response(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
+            return Reply(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
     return _not_found()
 
 
-def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str, Any]) -> tuple[dict, dict] | _Response:
+def _poster(sb: DiscourseSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": user["id"], "username": user["username"], "name": user["name"] or "",
+            "avatar_template": sb._avatar(user)}
+
+
+def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
+    """``template`` (a shape) filled with what the sandbox knows of ``topic``."""
+    last = sb.posts[topic["posts"][-1]] if topic["posts"] else None
+    out = copy.deepcopy(dict(template))
+    values = dict(id=topic["id"], title=topic["title"], fancy_title=html.escape(topic["title"]), slug=topic["slug"],
+                  posts_count=len(topic["posts"]), reply_count=max(0, len(topic["posts"]) - 1),
+                  highest_post_number=len(topic["posts"]), created_at=topic["created_at"],
+                  last_posted_at=last["created_at"] if last else topic["created_at"], bumped=True,
+                  bumped_at=last["created_at"] if last else topic["created_at"], archetype=topic["archetype"],
+                  visible=True, user_id=topic["user_id"],
+                  # A topic posted without a category is in Uncategorized (uncategorized_category_id: 1).
+                  category_id=topic["category_id"] if topic["category_id"] is not None else 1,
+                  last_poster_username=sb.users[last["user_id"]]["username"] if last else "",
+                  excerpt=html.escape(sb.posts[topic["posts"][0]]["raw"][:100]) if topic["posts"] else "",
+                  posters=[{"extras": "latest single", "description": "Original Poster, Most Recent Poster",
+                            "user_id": topic["user_id"], "primary_group_id": None}])
+    out.update({k: v for k, v in values.items() if k in out})
+    return out
+
+
+def _topic_or_refusal(sb: DiscourseSandbox, req: Call, topic_id: int | None) -> dict[str, Any] | Reply:
+    topic = sb.topics.get(topic_id or 0)
+    if topic is None or (topic["posts"] and not _visible(sb, sb.posts[topic["posts"][0]], req.user)):
+        # Guardian#ensure_can_see!: a visitor is told to log in (403), a member sees "not found".
+        return _invalid_access() if topic is not None and req.user.get("anonymous") else _not_found()
+    return topic
+
+
+@_route("GET", "/t/{id}.json")
+@_route("GET", "/t/{slug}/{id}.json")
+def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
+    # TopicsController#show (TopicViewSerializer); the slug is not checked (Discourse redirects a
+    # wrong one to the right one, the id decides).
+    topic = _topic_or_refusal(sb, req, _int_param(req.params["id"]))
+    if isinstance(topic, Reply):
+        return topic
+    out = _topic_fields(sb, topic, _shapes.TOPIC_VIEW)
+    posts = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in topic["posts"]]
+    author, last = sb.users[topic["user_id"]], sb.users[sb.posts[topic["posts"][-1]]["user_id"]]
+    out.update(post_stream={"posts": posts, "stream": list(topic["posts"])}, chunk_size=20,
+               participant_count=len({sb.posts[pid]["user_id"] for pid in topic["posts"]}),
+               word_count=sum(len(sb.posts[pid]["raw"].split()) for pid in topic["posts"]))
+    out["details"].update(created_by=_poster(sb, author), last_poster=_poster(sb, last),
+                          can_create_post=not req.user.get("anonymous"))
+    return Reply(200, out)
+
+
+def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Reply:
+    """A TopicListSerializer answer: the regular topics ``req.user`` may see, last bumped first."""
+    topics = [t for t in sb.topics.values() if t["archetype"] == "regular" and t["posts"]
+              and (category_id is None or t["category_id"] == category_id)
+              and _visible(sb, sb.posts[t["posts"][0]], req.user)]
+    topics.sort(key=lambda t: sb.posts[t["posts"][-1]]["id"], reverse=True)
+    users = {t["user_id"] for t in topics} | {sb.posts[t["posts"][-1]]["user_id"] for t in topics}
+    return Reply(200, {"users": [_poster(sb, sb.users[u]) for u in sorted(users)], "primary_groups": [],
+                       "topic_list": {"can_create_topic": not req.user.get("anonymous"), "per_page": 30,
+                                      "topics": [_topic_fields(sb, t, _shapes.TOPIC_LIST_ITEM) for t in topics[:30]]}})
+
+
+@_route("GET", "/latest.json")
+def _latest(sb: DiscourseSandbox, req: Call) -> Reply:
+    return _topic_list(sb, req, None)
+
+
+@_route("GET", "/c/{slug}/{id}.json")
+def _category_topics(sb: DiscourseSandbox, req: Call) -> Reply:
+    category = sb.categories.get(_int_param(req.params["id"]) or 0)
+    if category is None or (category["read_restricted"] and not _visible(
+            sb, {"topic_id": None}, req.user, category=category)):
+        return _not_found()  # a category one may not see does not exist for them
+    return _topic_list(sb, req, category["id"])
+
+
+def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str, Any]) -> tuple[dict, dict] | Reply:
     post = sb.posts.get(_int_param(data.get("post_id")) or 0)
     if post is None or not _visible(sb, post, user):
         return _invalid_parameters("post_id is invalid")
@@ -1741,10 +1492,8 @@ def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str,
 
 
 @_route("PUT", "/polls/vote")
-def _vote(sb: DiscourseSandbox, req: _Req) -> _Response:
-    data = req.form()
-    found = _find_poll(sb, data, req.user)
-    if isinstance(found, _Response):
+def _vote(sb: DiscourseSandbox, req: Call) -> Reply:
+    if isinstance(found := _find_poll(sb, data := req.form(), req.user), Reply):
         return found
     post, poll = found
     if poll["status"] != "open":
@@ -1762,14 +1511,12 @@ def _vote(sb: DiscourseSandbox, req: _Req) -> _Response:
     if poll["type"] == "regular" and len(chosen) != 1:
         return _error(422, "Your vote is invalid.")
     poll["votes"][req.user["id"]] = list(chosen)
-    return _Response(200, {"poll": sb._poll_json(poll, post, req.user), "vote": list(chosen)})
+    return Reply(200, {"poll": sb._poll_json(poll, post, req.user), "vote": list(chosen)})
 
 
 @_route("GET", "/polls/voters.json")
-def _voters(sb: DiscourseSandbox, req: _Req) -> _Response:
-    data = {k: v[0] for k, v in req.query.items()}
-    found = _find_poll(sb, data, req.user)
-    if isinstance(found, _Response):
+def _voters(sb: DiscourseSandbox, req: Call) -> Reply:
+    if isinstance(found := _find_poll(sb, data := {k: v[0] for k, v in req.query.items()}, req.user), Reply):
         return found
     post, poll = found
     # Poll#can_see_voters?: a public poll whose results this reader may see; nobody, staff
@@ -1783,26 +1530,19 @@ def _voters(sb: DiscourseSandbox, req: _Req) -> _Response:
     for option_id in option_ids:
         ids = sorted(uid for uid, opts in poll["votes"].items() if option_id in opts)
         chunk = ids[(page - 1) * limit: page * limit]
-        voters[option_id] = [
-            {"id": u["id"], "username": u["username"], "name": u["name"], "avatar_template": sb._avatar(u),
-             "title": None}
-            for u in (sb.users[i] for i in chunk)
-        ]
-    return _Response(200, {"voters": voters})
+        voters[option_id] = [{**_poster(sb, sb.users[i]), "name": sb.users[i]["name"], "title": None} for i in chunk]
+    return Reply(200, {"voters": voters})
 
 
 @_route("PUT", "/polls/toggle_status")
-def _toggle_status(sb: DiscourseSandbox, req: _Req) -> _Response:
-    data = req.form()
-    found = _find_poll(sb, data, req.user)
-    if isinstance(found, _Response):
+def _toggle_status(sb: DiscourseSandbox, req: Call) -> Reply:
+    if isinstance(found := _find_poll(sb, data := req.form(), req.user), Reply):
         return found
-    post, poll = found
-    user = req.user
+    (post, poll), user = found, req.user
     if not (user["admin"] or user["moderator"] or user["id"] == post["user_id"]):
         return _invalid_access()
     status = data.get("status")
     if status not in ("open", "closed"):
         return _invalid_parameters("status must be open or closed")
     poll["status"] = status
-    return _Response(200, {"poll": sb._poll_json(poll, post, user)})
+    return Reply(200, {"poll": sb._poll_json(poll, post, user)})

@@ -1,81 +1,65 @@
-"""A loopback emulator of the Slack Web API methods charterflow uses (an ASGI app).
+"""A loopback emulator of the Slack Web API methods charterflow uses, on the sandbox kit.
 
 It behaves as Slack does where that matters to a client (``specs/API-NOTES.md`` section 3):
 every method is ``POST /api/<method>`` (JSON with ``Authorization: Bearer``, or form-encoded);
 failures are HTTP 200 ``{"ok": false, "error": "<code>"}`` (``not_authed``, ``invalid_auth``,
-``channel_not_found``, ``not_in_channel``, ``is_archived``, ``users_not_found``,
-``user_not_found``, ``invalid_blocks`` with Slack's ``errors`` list, ``msg_too_long``,
-``no_text``, ``message_not_found``, ``cant_update_message``; ``thread_not_found`` for a reply to an
-unknown ``thread_ts``, where the sandbox is stricter than Slack may be); the special
-``chat.postMessage`` limit of about one message per second per channel (short bursts allowed)
-is answered with HTTP 429 ``{"ok": false, "error": "ratelimited"}`` and an **integer**
-``Retry-After`` (https://api.slack.com/apis/rate-limits#special). Methods: ``auth.test``,
-``chat.postMessage``, ``chat.update``, ``conversations.open``, ``conversations.history``,
-``conversations.replies``, ``conversations.info``, ``conversations.members``, ``users.info``,
-``users.lookupByEmail``; any other method answers HTTP 501 ``not_emulated`` (not Slack's
-``unknown_method``: the method may well exist on Slack). Interactions' ``response_url``\\ s
-(``POST /actions/<team>/<id>/<token>``) are accepted up to 5 times within 30 minutes and recorded
-(https://api.slack.com/interactivity/handling#message_responses).
+``channel_not_found``, ``not_in_channel``, ``is_archived``, ``users_not_found``, ``user_not_found``,
+``invalid_blocks`` with Slack's ``errors`` list, ``msg_too_long``, ``no_text``,
+``message_not_found``, ``cant_update_message``; ``thread_not_found`` for a reply to an unknown
+``thread_ts``, stricter than Slack may be); ``chat.postMessage``'s special limit of about one
+message per second per channel (short bursts allowed) is HTTP 429 ``ratelimited`` with an
+**integer** ``Retry-After`` (https://api.slack.com/apis/rate-limits#special). Methods:
+``auth.test``, ``chat.postMessage``, ``chat.update``, ``conversations.open``, ``.history``,
+``.replies``, ``.info``, ``.members``, ``users.info``, ``users.lookupByEmail``; any other method
+answers HTTP 501 ``not_emulated`` (not Slack's ``unknown_method``: it may exist on Slack).
+Interactions' ``response_url``\\ s (``POST /actions/<team>/<id>/<token>``) are accepted up to 5
+times within 30 minutes (https://api.slack.com/interactivity/handling#message_responses).
 
 ``time_factor`` scales the sandbox's clock: with 0.05 a "second" of rate limit lasts 50 ms
 while ``Retry-After`` still says ``1`` (connectors from ``connect()`` sleep in the same scale).
 
-Not Slack, for tests and operators: ``GET /_sandbox/state`` (channels, messages, DMs, ephemeral
-replies, response_url posts, interactions sent, request counts, rate-limit events; never the
-token or the signing secret), ``POST /_sandbox/faults`` (``error_rate``, ``error_status``,
-``latency``, ``drop_rate``, ``drop_phase`` before|after, ``storm`` {count, retry_after, method,
-channel}, ``seed``; an empty object clears), ``POST /_sandbox/interact`` {url, user, channel, ts,
-action_id} (click a button: a signed ``block_actions`` request is POSTed to ``url``) and
-``POST /_sandbox/reset``. These routes need no token and are not rate limited.
+Not Slack (the kit's control API): ``GET /_sandbox/state`` (no token, no signing secret),
+``POST /_sandbox/faults`` (the kit's settings; ``storm`` {count, retry_after, method, channel}),
+``POST /_sandbox/reset`` and ``POST /_sandbox/interact`` {url, user, channel, ts, action_id}
+(click a button: a signed ``block_actions`` request is POSTed to ``url``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import math
 import random
 import re
 import secrets
-import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, TokenBucket, check_faults, control,
+                                   load_seed, not_emulated)
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
-from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import NOT_EMULATED_STATUS, not_emulated, read_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-INTERACTION_TYPES = frozenset({
-    "block_actions", "block_suggestion", "interactive_message", "message_action", "shortcut",
-    "view_closed", "view_submission",
-})
-RESPONSE_URL_USES = 5  # "up to 5 times within 30 minutes"
-RESPONSE_URL_TTL = 30 * 60
+INTERACTION_TYPES = frozenset({"block_actions", "block_suggestion", "interactive_message", "message_action",
+                               "shortcut", "view_closed", "view_submission"})
+RESPONSE_URL_USES, RESPONSE_URL_TTL = 5, 30 * 60  # "up to 5 times within 30 minutes"
 
 
-# --------------------------------------------------------------------------------------------
-# Seed
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-class SeedUser(BaseModel):
+class SeedUser(_Model):
     """A member of the sandbox workspace (invented people only)."""
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$")
     name: str
     real_name: str
@@ -85,10 +69,9 @@ class SeedUser(BaseModel):
     tz: str = "Europe/Amsterdam"
 
 
-class SeedChannel(BaseModel):
+class SeedChannel(_Model):
     """A channel; the app's bot can post only where it is a member."""
 
-    model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[CG][A-Z0-9]{2,}$")
     name: str
     is_private: bool = False
@@ -97,18 +80,16 @@ class SeedChannel(BaseModel):
     bot_member: bool = True
 
 
-class SeedLimits(BaseModel):
+class SeedLimits(_Model):
     """``chat.postMessage``: ``per_second`` messages per channel, bursts up to ``burst``."""
 
-    model_config = ConfigDict(extra="forbid")
     per_second: float = Field(default=1.0, gt=0)
     burst: int = Field(default=3, ge=1)
 
 
-class SandboxSeed(BaseModel):
-    """The whole initial state of a sandbox workspace."""
+class SandboxSeed(_Model):
+    """The whole initial state of a sandbox workspace (token and secret random when unset)."""
 
-    model_config = ConfigDict(extra="forbid")
     team_id: str = "T0SANDBOX"
     team_name: str = "Sandbox Foundation"
     team_domain: str = "sandbox-foundation"
@@ -116,55 +97,38 @@ class SandboxSeed(BaseModel):
     bot_user_id: str = "U0CHARTER"
     bot_id: str = "B0CHARTER"
     bot_name: str = "charterflow"
-    bot_token: str | None = None  # random when unset
-    signing_secret: str | None = None  # random when unset
+    bot_token: str | None = None
+    signing_secret: str | None = None
     users: list[SeedUser]
     channels: list[SeedChannel]
     board_channel: str
     limits: SeedLimits = SeedLimits()
-    # The bot token's scopes, sent back in ``x-oauth-scopes`` on every authenticated answer as
-    # Slack does (https://api.slack.com/scopes); `charterflow doctor` compares them with its needs.
+    # Sent back in ``x-oauth-scopes`` on every authenticated answer as Slack does
+    # (https://api.slack.com/scopes); `charterflow doctor` compares them with its needs.
     bot_scopes: list[str] = ["chat:write", "im:write", "mpim:write", "users:read", "users:read.email",
                              "channels:history", "groups:history", "im:history", "mpim:history"]
 
 
 def default_seed() -> dict[str, Any]:
     """The default workspace: invented Board members and members, a private Board channel."""
-    return {
-        "users": [
-            {"id": "U0WREN001", "name": "wren.halloway", "real_name": "Wren Halloway",
-             "email": "wren.halloway@example.org", "is_admin": True},
-            {"id": "U0TOBI002", "name": "tobin.ashgrove", "real_name": "Tobin Ashgrove",
-             "email": "tobin.ashgrove@example.org"},
-            {"id": "U0PELL003", "name": "pella.marchetti", "real_name": "Pella Marchetti",
-             "email": "pella.marchetti@example.org"},
-            {"id": "U0OSSI004", "name": "ossian.bright", "real_name": "Ossian Bright",
-             "email": "ossian.bright@example.org"},
-            {"id": "U0JUNO005", "name": "juno.castellan", "real_name": "Juno Castellan",
-             "email": "juno.castellan@example.org"},
-            {"id": "U0GONE006", "name": "former.member", "real_name": "Former Member",
-             "email": "former.member@example.org", "deleted": True},
-        ],
-        "channels": [
-            {"id": "C0BOARD01", "name": "dsf-board", "is_private": True,
-             "members": ["U0WREN001", "U0TOBI002", "U0PELL003"]},
-            {"id": "C0GENERAL", "name": "general", "bot_member": False,
-             "members": ["U0WREN001", "U0TOBI002", "U0PELL003", "U0OSSI004", "U0JUNO005"]},
-            {"id": "C0OLDBRD1", "name": "old-board", "is_private": True, "is_archived": True,
-             "members": ["U0WREN001"]},
-        ],
-        "board_channel": "C0BOARD01",
-    }
+    people = [("U0WREN001", "Wren Halloway"), ("U0TOBI002", "Tobin Ashgrove"), ("U0PELL003", "Pella Marchetti"),
+              ("U0OSSI004", "Ossian Bright"), ("U0JUNO005", "Juno Castellan"), ("U0GONE006", "Former Member")]
+    users = [{"id": uid, "name": name.lower().replace(" ", "."), "real_name": name,
+              "email": name.lower().replace(" ", ".") + "@example.org"} for uid, name in people]
+    users[0]["is_admin"] = users[-1]["deleted"] = True
+    return {"users": users, "board_channel": "C0BOARD01", "channels": [
+        {"id": "C0BOARD01", "name": "dsf-board", "is_private": True, "members": ["U0WREN001", "U0TOBI002", "U0PELL003"]},
+        {"id": "C0GENERAL", "name": "general", "bot_member": False, "members": [uid for uid, _ in people[:5]]},
+        {"id": "C0OLDBRD1", "name": "old-board", "is_private": True, "is_archived": True, "members": ["U0WREN001"]},
+    ]}
 
 
-# --------------------------------------------------------------------------------------------
-# Block Kit validation (the subset of https://api.slack.com/reference/block-kit/blocks we send)
+# ---- Block Kit validation (the subset of https://api.slack.com/reference/block-kit/blocks we send)
 
 
 def _check_text(obj: Any, where: str, errors: list[str], *, limit: int, plain_only: bool = False) -> None:
     if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
-        errors.append(f"must be a text object [json-pointer:{where}]")
-        return
+        return errors.append(f"must be a text object [json-pointer:{where}]")
     if plain_only and obj.get("type") != "plain_text":
         errors.append(f"must be a plain_text object [json-pointer:{where}/type]")
     text = obj.get("text")
@@ -176,38 +140,39 @@ def _check_text(obj: Any, where: str, errors: list[str], *, limit: int, plain_on
 
 def _check_button(el: Any, where: str, errors: list[str]) -> None:
     if not isinstance(el, dict) or el.get("type") != "button":
-        errors.append(f"unsupported element type [json-pointer:{where}]")
-        return
+        return errors.append(f"unsupported element type [json-pointer:{where}]")
     _check_text(el.get("text"), f"{where}/text", errors, limit=75, plain_only=True)
-    if len(str(el.get("action_id", ""))) > 255:
-        errors.append(f"must be less than 256 characters [json-pointer:{where}/action_id]")
-    if "value" in el and len(str(el["value"])) > 2000:
-        errors.append(f"must be less than 2001 characters [json-pointer:{where}/value]")
+    for name, limit in (("action_id", 255), ("value", 2000)):
+        if len(str(el.get(name, ""))) > limit:
+            errors.append(f"must be less than {limit + 1} characters [json-pointer:{where}/{name}]")
     if "style" in el and el["style"] not in ("primary", "danger"):
         errors.append(f"must be one of primary, danger [json-pointer:{where}/style]")
-    confirm = el.get("confirm")
-    if confirm is not None:
-        _check_text(confirm.get("title") if isinstance(confirm, dict) else None, f"{where}/confirm/title", errors,
-                    limit=100, plain_only=True)
-        _check_text(confirm.get("text") if isinstance(confirm, dict) else None, f"{where}/confirm/text", errors,
-                    limit=300)
+    if "confirm" in el and el["confirm"] is not None:
+        confirm = el["confirm"] if isinstance(el["confirm"], dict) else {}
+        _check_text(confirm.get("title"), f"{where}/confirm/title", errors, limit=100, plain_only=True)
+        _check_text(confirm.get("text"), f"{where}/confirm/text", errors, limit=300)
+
+
+def _check_elements(block: dict[str, Any], where: str, errors: list[str], most: int) -> list[Any]:
+    els = block.get("elements")
+    if not isinstance(els, list) or not 1 <= len(els) <= most:
+        errors.append(f"must have 1 to {most} items [json-pointer:{where}/elements]")
+        return []
+    return els
 
 
 def validate_blocks(blocks: Any) -> list[str]:
     """Slack's ``invalid_blocks`` messages for ``blocks`` (empty when valid)."""
-    errors: list[str] = []
     if not isinstance(blocks, list):
         return ["must be an array [json-pointer:/blocks]"]
-    if len(blocks) > 50:
-        errors.append("must be less than 51 items [json-pointer:/blocks]")
+    errors = ["must be less than 51 items [json-pointer:/blocks]"] if len(blocks) > 50 else []
     block_ids: set[str] = set()
     for i, block in enumerate(blocks):
         where = f"/blocks/{i}"
         if not isinstance(block, dict):
             errors.append(f"must be an object [json-pointer:{where}]")
             continue
-        bid = block.get("block_id")
-        if bid is not None:
+        if (bid := block.get("block_id")) is not None:
             if len(str(bid)) > 255:
                 errors.append(f"must be less than 256 characters [json-pointer:{where}/block_id]")
             if bid in block_ids:
@@ -228,59 +193,35 @@ def validate_blocks(blocks: Any) -> list[str]:
         elif kind == "header":
             _check_text(block.get("text"), f"{where}/text", errors, limit=150, plain_only=True)
         elif kind == "context":
-            els = block.get("elements")
-            if not isinstance(els, list) or not 1 <= len(els) <= 10:
-                errors.append(f"must have 1 to 10 items [json-pointer:{where}/elements]")
-            else:
-                for j, el in enumerate(els):
-                    _check_text(el, f"{where}/elements/{j}", errors, limit=3000)
+            for j, el in enumerate(_check_elements(block, where, errors, 10)):
+                _check_text(el, f"{where}/elements/{j}", errors, limit=3000)
         elif kind == "actions":
-            els = block.get("elements")
-            if not isinstance(els, list) or not 1 <= len(els) <= 25:
-                errors.append(f"must have 1 to 25 items [json-pointer:{where}/elements]")
-            else:
-                seen: set[str] = set()
-                for j, el in enumerate(els):
-                    _check_button(el, f"{where}/elements/{j}", errors)
-                    aid = el.get("action_id") if isinstance(el, dict) else None
-                    if aid is not None and aid in seen:
-                        errors.append(f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]")
-                    seen.add(aid)
-        elif kind == "divider":
-            pass
-        else:
+            seen: set[str] = set()
+            for j, el in enumerate(_check_elements(block, where, errors, 25)):
+                _check_button(el, f"{where}/elements/{j}", errors)
+                aid = el.get("action_id") if isinstance(el, dict) else None
+                if aid is not None and aid in seen:
+                    errors.append(f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]")
+                seen.add(aid)
+        elif kind != "divider":
             errors.append(f"unsupported type: {str(kind)[:40]} [json-pointer:{where}/type]")
     return errors
 
 
-# --------------------------------------------------------------------------------------------
-# Responses
+# ---- answers and arguments
 
 
-class _Response:
-    def __init__(self, status: int, body: Any = None, *, headers: Mapping[str, str] | None = None,
-                 text: str | None = None) -> None:
-        self.status = status
-        self.headers = dict(headers or {})
-        if text is not None:
-            self.body = text.encode("utf-8")
-            self.headers.setdefault("content-type", "text/plain; charset=utf-8")
-        else:
-            self.body = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            self.headers.setdefault("content-type", "application/json; charset=utf-8")
+def _ok(**fields: Any) -> Reply:
+    return Reply(200, {"ok": True, **fields})
 
 
-def _ok(**fields: Any) -> _Response:
-    return _Response(200, {"ok": True, **fields})
-
-
-def _fail(error: str, **fields: Any) -> _Response:
+def _fail(error: str, **fields: Any) -> Reply:
     # Slack answers errors with HTTP 200 (https://api.slack.com/web#evaluating_responses).
-    return _Response(200, {"ok": False, "error": error, **fields})
+    return Reply(200, {"ok": False, "error": error, **fields})
 
 
-def _limited(retry_after: int) -> _Response:
-    return _Response(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(max(1, int(retry_after)))})
+def _limited(retry_after: int) -> Reply:
+    return Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(max(1, int(retry_after)))})
 
 
 class _Args(dict):
@@ -291,31 +232,20 @@ class _Args(dict):
 
     def json_arg(self, name: str) -> Any:
         value = self.get(name)
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return value
+        try:
+            return json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            return value
 
 
-_Handler = Callable[["SlackSandbox", _Args, dict[str, Any]], _Response]
-_METHODS: dict[str, _Handler] = {}
+_METHODS: dict[str, Callable[[SlackSandbox, _Args], Reply]] = {}
 
 
-def _method(name: str) -> Callable[[_Handler], _Handler]:
-    def register(fn: _Handler) -> _Handler:
-        _METHODS[name] = fn
-        return fn
-
-    return register
+def _method(name: str) -> Callable[[Callable[[SlackSandbox, _Args], Reply]], Any]:
+    return lambda fn: _METHODS.setdefault(name, fn)
 
 
-# --------------------------------------------------------------------------------------------
-# The sandbox
-
-
-class SlackSandbox:
+class SlackSandbox(Sandbox):
     """A Slack workspace in memory, served as an ASGI app (``sandbox.app``).
 
     ``seed`` is a mapping in the ``SandboxSeed`` shape (``default_seed()`` when ``None``);
@@ -323,46 +253,36 @@ class SlackSandbox:
     ``seed["limits"]``.
     """
 
+    fault_free = ("/_sandbox/", "/actions/")
+    faults_body = {"ok": True}
+
     def __init__(self, *, seed: Mapping[str, Any] | None = None, time_factor: float = 1.0,
                  limits: Mapping[str, Any] | None = None) -> None:
-        raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
-        if limits:
-            raw["limits"] = {**dict(raw.get("limits") or {}), **limits}
         if time_factor <= 0:
             raise ConfigError("time_factor must be positive")
-        try:
-            self.seed = SandboxSeed.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(f"invalid sandbox seed: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+        self.seed = load_seed(SandboxSeed, seed if seed is not None else default_seed(), limits, key="limits")
         self.time_factor = float(time_factor)
         self.bot_token = self.seed.bot_token or "xoxb-sandbox-" + secrets.token_hex(20)
         self.signing_secret = self.seed.signing_secret or secrets.token_hex(16)
-        self._lock = threading.RLock()
-        self.app = self
+        self._setup()
         self._reset()
 
     def __repr__(self) -> str:
         return f"SlackSandbox(team={self.seed.team_id!r}, time_factor={self.time_factor:g})"
 
-    # ---- state -------------------------------------------------------------------------------
-
     def _reset(self) -> None:
-        seed = self.seed
+        seed, bot = self.seed, self.seed.bot_user_id
         with self._lock:
             self.users = {u.id: u.model_dump() for u in seed.users}
-            self.users[seed.bot_user_id] = {"id": seed.bot_user_id, "name": seed.bot_name, "real_name": seed.bot_name,
-                                            "email": None, "is_admin": False, "deleted": False, "tz": "UTC",
-                                            "is_bot": True}
+            self.users[bot] = {"id": bot, "name": seed.bot_name, "real_name": seed.bot_name, "email": None,
+                               "is_admin": False, "deleted": False, "tz": "UTC", "is_bot": True}
             self.channels: dict[str, dict[str, Any]] = {}
             for c in seed.channels:
-                unknown = [m for m in c.members if m not in self.users]
-                if unknown:
+                if unknown := [m for m in c.members if m not in self.users]:
                     raise ConfigError(f"invalid sandbox seed: channel {c.name!r} member {unknown[0]!r} is not a user")
-                members = set(c.members) | ({seed.bot_user_id} if c.bot_member else set())
                 self.channels[c.id] = {"id": c.id, "name": c.name, "is_private": c.is_private,
-                                       "is_archived": c.is_archived, "members": members, "is_im": False,
-                                       "is_mpim": False}
+                                       "is_archived": c.is_archived, "is_im": False, "is_mpim": False,
+                                       "members": set(c.members) | ({bot} if c.bot_member else set())}
             if seed.board_channel not in self.channels:
                 raise ConfigError("invalid sandbox seed: board_channel is not a channel")
             self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -374,27 +294,20 @@ class SlackSandbox:
             self.requests: Counter[str] = Counter()
             self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
             self.rate_limited: list[dict[str, Any]] = []
-            self._buckets: dict[str, tuple[float, float]] = {}
-            self.faults: dict[str, Any] = {}
-            self._rng = random.Random()
-            self._last_ts = 0.0
-            self._seq = 0
-            self._started = time.monotonic()
+            self._buckets: dict[str, TokenBucket] = {}
+            self.faults, self._rng = {}, random.Random()
+            self._last_ts, self._seq, self._started = 0.0, 0, time.monotonic()
 
     def _now(self) -> float:
         """Sandbox seconds since start (real seconds divided by ``time_factor``)."""
         return (time.monotonic() - self._started) / self.time_factor
 
     def _next_ts(self) -> str:
-        now = max(time.time(), self._last_ts + 0.000001)
-        self._last_ts = now
+        now = self._last_ts = max(time.time(), self._last_ts + 0.000001)
         return f"{int(now)}.{int(round((now - int(now)) * 1_000_000)) % 1_000_000:06d}"
 
     def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
-        for message in self.messages.get(channel, []):
-            if message["ts"] == ts:
-                return message
-        return None
+        return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
 
     # ---- the framework's Sandbox protocol ----------------------------------------------------
 
@@ -402,14 +315,10 @@ class SlackSandbox:
     def samples(self) -> ConformanceSamples:
         """Names from the default seed the conformance suite exercises."""
         return ConformanceSamples(
-            username="wren.halloway@example.org",
-            missing_username="nobody.by.this.name@example.org",
+            username="wren.halloway@example.org", missing_username="nobody.by.this.name@example.org",
             grantable_role=Role.group("board"),  # unused: Slack declares no RoleManager
-            channel=self.seed.board_channel,
-            recipients=("U0TOBI002", "pella.marchetti@example.org"),
-            inbound_kind="app_mention",  # an Events API callback
-            inbound_payload={"text": "hello"},
-        )
+            channel=self.seed.board_channel, recipients=("U0TOBI002", "pella.marchetti@example.org"),
+            inbound_kind="app_mention", inbound_payload={"text": "hello"})  # an Events API callback
 
     @property
     def board(self) -> tuple[str, ...]:
@@ -420,20 +329,14 @@ class SlackSandbox:
         """Base URL, credentials and the matching ``CHARTERFLOW_SLACK_*`` variables."""
         base_url = base_url.rstrip("/")
         return {
-            "connector": "slack",
-            "base_url": f"{base_url}/api/",
+            "connector": "slack", "base_url": f"{base_url}/api/",
             "credentials": {"bot_token": self.bot_token, "signing_secret": self.signing_secret},
             "headers": {"Authorization": f"Bearer {self.bot_token}"},
-            "env": {
-                "CHARTERFLOW_SLACK_BASE_URL": f"{base_url}/api/",
-                "CHARTERFLOW_SLACK_BOT_TOKEN": self.bot_token,
-                "CHARTERFLOW_SLACK_SIGNING_SECRET": self.signing_secret,
-                "CHARTERFLOW_SLACK_BOARD_CHANNEL": self.seed.board_channel,
-            },
-            "board": list(self.board),
-            "time_factor": self.time_factor,
-            "control": {"state": f"{base_url}/_sandbox/state", "faults": f"{base_url}/_sandbox/faults",
-                        "interact": f"{base_url}/_sandbox/interact"},
+            "env": {"CHARTERFLOW_SLACK_BASE_URL": f"{base_url}/api/", "CHARTERFLOW_SLACK_BOT_TOKEN": self.bot_token,
+                    "CHARTERFLOW_SLACK_SIGNING_SECRET": self.signing_secret,
+                    "CHARTERFLOW_SLACK_BOARD_CHANNEL": self.seed.board_channel},
+            "board": list(self.board), "time_factor": self.time_factor,
+            "control": {name: f"{base_url}/_sandbox/{name}" for name in ("state", "faults", "interact")},
         }
 
     def connect(self, base_url: str, **options: Any) -> Any:
@@ -447,18 +350,12 @@ class SlackSandbox:
         if "sleep" not in extra and self.time_factor != 1.0:
             factor = self.time_factor
             extra["sleep"] = lambda seconds: time.sleep(max(0.0, seconds) * factor)
-        host = httpx.URL(base_url).netloc.decode("ascii")
         values: dict[str, Any] = {
-            "bot_token": self.bot_token,
-            "signing_secret": self.signing_secret,
-            "board_channel": self.seed.board_channel,
-            "base_url": f"{base_url.rstrip('/')}/api/",
-            "response_url_hosts": (host,),
-            "timeout": 10,
+            "bot_token": self.bot_token, "signing_secret": self.signing_secret,
+            "board_channel": self.seed.board_channel, "base_url": f"{base_url.rstrip('/')}/api/",
+            "response_url_hosts": (httpx.URL(base_url).netloc.decode("ascii"),), "timeout": 10, **options,
         }
-        values.update(options)
-        settings = SlackSettings(_env_file=None, **values)  # type: ignore[call-arg]
-        return SlackConnector(settings=settings, **extra)
+        return SlackConnector(settings=SlackSettings(_env_file=None, **values), **extra)  # type: ignore[call-arg]
 
     def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
         """Slack has no ballots here (the connector declares no BallotBox)."""
@@ -471,19 +368,14 @@ class SlackSandbox:
         ``slash_command`` is a form of ``payload``'s fields; ``url_verification`` and every other
         kind are Events API JSON (``event_callback`` wrapping ``{"type": kind, **payload}``).
         """
-        data = dict(payload)
+        data, content_type = dict(payload), "application/x-www-form-urlencoded"
         if kind in INTERACTION_TYPES:
-            data.setdefault("type", kind)
-            data.setdefault("team", {"id": self.seed.team_id, "domain": self.seed.team_domain})
-            data.setdefault("api_app_id", self.seed.app_id)
-            data.setdefault("trigger_id", self._trigger_id())
+            data = {"type": kind, "team": {"id": self.seed.team_id, "domain": self.seed.team_domain},
+                    "api_app_id": self.seed.app_id, "trigger_id": self._trigger_id(), **data}
             body = urlencode({"payload": json.dumps(data, separators=(",", ":"))}).encode("utf-8")
-            content_type = "application/x-www-form-urlencoded"
         elif kind == "slash_command":
-            data.setdefault("team_id", self.seed.team_id)
-            data.setdefault("trigger_id", self._trigger_id())
+            data = {"team_id": self.seed.team_id, "trigger_id": self._trigger_id(), **data}
             body = urlencode({k: str(v) for k, v in data.items()}).encode("utf-8")
-            content_type = "application/x-www-form-urlencoded"
         elif kind == "url_verification":
             body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **data}).encode()
             content_type = "application/json"
@@ -491,21 +383,16 @@ class SlackSandbox:
             with self._lock:
                 self._seq += 1
                 seq = self._seq
-            envelope = {
+            body = json.dumps({
                 "team_id": self.seed.team_id, "api_app_id": self.seed.app_id,
                 "event": {"type": kind, "event_ts": self._next_ts(), **data},
                 "type": "event_callback", "event_id": f"Ev0SBX{seq:06d}", "event_time": int(time.time()),
-            }
-            body = json.dumps(envelope).encode("utf-8")
+            }).encode("utf-8")
             content_type = "application/json"
         timestamp = int(time.time())
-        headers = {
-            "Content-Type": content_type,
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign_request(self.signing_secret, timestamp=timestamp, body=body),
-            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-        }
-        return headers, body
+        return {"Content-Type": content_type, TIMESTAMP_HEADER: str(timestamp),
+                SIGNATURE_HEADER: sign_request(self.signing_secret, timestamp=timestamp, body=body),
+                "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}, body
 
     def _trigger_id(self) -> str:
         return f"{random.randint(10**9, 10**10)}.{random.randint(10**9, 10**10)}.{secrets.token_hex(16)}"
@@ -516,40 +403,32 @@ class SlackSandbox:
         """The ``block_actions`` payload Slack sends when ``user`` clicks button ``action_id`` on
         message ``ts``; its ``response_url`` points at this sandbox (``base_url``)."""
         with self._lock:
-            person = self.users.get(user)
-            if person is None:
+            if (person := self.users.get(user)) is None:
                 raise ValueError(f"no user {user!r} in the sandbox")
-            message = self._find_message(channel, ts)
-            if message is None:
+            if (message := self._find_message(channel, ts)) is None:
                 raise ValueError(f"no message {ts} in channel {channel}")
-            button = block_id = None
-            for block in message.get("blocks") or []:
-                for el in block.get("elements", []) if block.get("type") == "actions" else []:
-                    if isinstance(el, dict) and el.get("action_id") == action_id:
-                        button, block_id = el, block.get("block_id")
-            if button is None:
+            found = [(el, block.get("block_id")) for block in message.get("blocks") or []
+                     if block.get("type") == "actions" for el in block.get("elements", [])
+                     if isinstance(el, dict) and el.get("action_id") == action_id]
+            if not found:
                 raise ValueError(f"message {ts} has no button {action_id!r}")
+            button, block_id = found[-1]
             token = secrets.token_urlsafe(18)
             self._seq += 1
-            path = f"/actions/{self.seed.team_id}/{self._seq:010d}/{token}"
             self.response_urls[token] = {"channel": channel, "ts": ts, "user": user, "issued": self._now(), "uses": 0}
             action = {"type": "button", "action_id": action_id, "block_id": block_id, "text": button.get("text"),
-                      "value": button.get("value"), "action_ts": f"{time.time():.6f}"}
-            if "style" in button:
-                action["style"] = button["style"]
+                      "value": button.get("value"), "action_ts": f"{time.time():.6f}",
+                      **({"style": button["style"]} if "style" in button else {})}
+            team = self.seed.team_id
             return {
-                "type": "block_actions",
-                "user": {"id": user, "username": person["name"], "name": person["name"], "team_id": self.seed.team_id},
-                "api_app_id": self.seed.app_id,
-                "token": "sandbox-legacy-verification-token",
+                "type": "block_actions", "api_app_id": self.seed.app_id,
+                "user": {"id": user, "username": person["name"], "name": person["name"], "team_id": team},
+                "token": "sandbox-legacy-verification-token", "trigger_id": self._trigger_id(),
                 "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
-                "trigger_id": self._trigger_id(),
-                "team": {"id": self.seed.team_id, "domain": self.seed.team_domain},
-                "is_enterprise_install": False,
+                "team": {"id": team, "domain": self.seed.team_domain}, "is_enterprise_install": False,
                 "channel": {"id": channel, "name": self.channels.get(channel, {}).get("name", "directmessage")},
-                "message": copy.deepcopy({k: v for k, v in message.items() if not k.startswith("_")}),
-                "state": {"values": {}},
-                "response_url": f"{base_url.rstrip('/')}{path}",
+                "message": _public(message, with_metadata=False), "state": {"values": {}},
+                "response_url": f"{base_url.rstrip('/')}/actions/{team}/{self._seq:010d}/{token}",
                 "actions": [action],
             }
 
@@ -565,258 +444,166 @@ class SlackSandbox:
 
     def _note_interaction(self, url: str, payload: Mapping[str, Any], status: int) -> None:
         with self._lock:
-            self.interactions.append({"url": url, "user": payload["user"]["id"],
+            self.interactions.append({"url": url, "user": payload["user"]["id"], "status": status,
                                       "action_id": payload["actions"][0]["action_id"],
-                                      "message_ts": payload["container"]["message_ts"], "status": status})
+                                      "message_ts": payload["container"]["message_ts"]})
 
-    # ---- state snapshot ----------------------------------------------------------------------
+    @control("interact")
+    async def _interact(self, call: Call, data: dict[str, Any]) -> Reply:
+        try:
+            payload = self.block_actions_payload(call.base_url, **{k: str(data.get(k)) for k in
+                                                                   ("user", "channel", "ts", "action_id")})
+        except ValueError as exc:
+            return self.error(400, str(exc))
+        headers, signed = self.signed_request(kind="block_actions", payload=payload)
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            try:
+                answer = await client.post(str(data.get("url")), content=signed, headers=headers)
+            except httpx.HTTPError as exc:
+                return self.error(502, type(exc).__name__)
+        self._note_interaction(str(data.get("url")), payload, answer.status_code)
+        return Reply(200, {"ok": True, "status": answer.status_code, "body": answer.text[:2000]})
 
     def state(self) -> dict[str, Any]:
         """Everything inspectable, JSON-ready (``GET /_sandbox/state``); no token, no secret."""
         with self._lock:
             return {
                 "team": {"id": self.seed.team_id, "name": self.seed.team_name, "domain": self.seed.team_domain},
-                "bot_user_id": self.seed.bot_user_id,
-                "users": [{k: v for k, v in u.items()} for u in self.users.values()],
+                "bot_user_id": self.seed.bot_user_id, "users": [dict(u) for u in self.users.values()],
                 "channels": [{**{k: v for k, v in c.items() if k != "members"}, "members": sorted(c["members"])}
                              for c in self.channels.values()],
                 "messages": {cid: [{k: v for k, v in m.items() if not k.startswith("_")} for m in msgs]
                              for cid, msgs in self.messages.items()},
                 "posted": {cid: len(msgs) for cid, msgs in self.messages.items()},
-                "ephemeral": list(self.ephemeral),
-                "response_posts": list(self.response_posts),
-                "interactions": list(self.interactions),
-                "requests": dict(self.requests),
-                "outcomes": {k: dict(v) for k, v in self.outcomes.items()},
-                "rate_limited": list(self.rate_limited),
-                "limits": self.seed.limits.model_dump(),
-                "time_factor": self.time_factor,
-                "faults": dict(self.faults),
+                "ephemeral": list(self.ephemeral), "response_posts": list(self.response_posts),
+                "interactions": list(self.interactions), "requests": dict(self.requests),
+                "outcomes": {k: dict(v) for k, v in self.outcomes.items()}, "rate_limited": list(self.rate_limited),
+                "limits": self.seed.limits.model_dump(), "time_factor": self.time_factor, "faults": dict(self.faults),
             }
 
-    # ---- ASGI ----------------------------------------------------------------------------------
+    # ---- the platform ------------------------------------------------------------------------
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI entry point."""
-        request = await read_request(scope, receive, send)
-        if request is None:
-            return
-        body, headers = request
-        method, path = scope["method"].upper(), scope["path"]
-        host = headers.get("host", "127.0.0.1")
-        base_url = f"{scope.get('scheme', 'http')}://{host}"
+    def error(self, status: int, message: str) -> Reply:
+        return Reply(status, {"ok": False, "error": message})
 
-        if path.startswith("/_sandbox/"):
-            response = await self._control(method, path, body, base_url)
-        elif path.startswith("/actions/") and method == "POST":
-            with self._lock:
-                response = self._response_url(path, body)
-        elif path.startswith("/api/"):
-            api_method = path.removeprefix("/api/")
-            faults = dict(self.faults)
-            if faults.get("latency"):
-                await asyncio.sleep(float(faults["latency"]))
-            drop = bool(faults.get("drop_rate")) and self._rng.random() < float(faults["drop_rate"])
-            if drop and faults.get("drop_phase", "after") == "before":
-                await self._drop(send)
-                return
-            args = self._args(scope, headers, body)
-            with self._lock:
-                response = self._fault_response(api_method, args) or self._call(api_method, args, headers, http_method=method)
-            if drop:
-                await self._drop(send)
-                return
+    def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = check_faults(data)
+        if storm := data.get("storm"):
+            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1))),
+                            "method": storm.get("method"), "channel": storm.get("channel")}
+        return out
+
+    def handle(self, call: Call) -> Reply:
+        if call.path.startswith("/actions/") and call.method == "POST":
+            return self._response_url(call)
+        if not call.path.startswith("/api/"):
+            return Reply(NOT_EMULATED_STATUS, text=not_emulated(call.method, call.path))
+        name, args = call.path.removeprefix("/api/"), _Args(call.form())
+        if "json" in call.headers.get("content-type", "") and call.body:
+            try:
+                body = json.loads(call.body)
+            except ValueError:
+                body = None
+            args["_invalid_json"] = not isinstance(body, dict)
+        auth = call.headers.get("authorization", "")
+        args["_token"] = auth[7:].strip() if auth.lower().startswith("bearer ") else str(args.pop("token", ""))
+        self.requests[name] += 1
+        if self.take_storm(lambda s: s.get("method") in (None, "", name)
+                           and s.get("channel") in (None, "", args.get("channel"))):
+            self._note_limited("storm", name, args)
+            self.outcomes[name]["429"] += 1
+            return _limited(int(self.faults["storm"].get("retry_after", 1)))
+        if status := self.injected_status(503):
+            self.outcomes[name][str(status)] += 1
+            return Reply(status, text=f"sandbox: injected HTTP {status}\n")
+        if args.get("_invalid_json"):
+            reply = _fail("invalid_json")
+        elif name not in _METHODS:  # Slack's unknown_method is for names Slack lacks; this one may exist
+            reply = Reply(NOT_EMULATED_STATUS, {"ok": False, "error": "not_emulated",
+                                                "detail": not_emulated(call.method, f"/api/{name}")})
+        elif not args["_token"]:
+            reply = _fail("not_authed")
+        elif not secrets.compare_digest(args["_token"].encode(), self.bot_token.encode()):
+            reply = _fail("invalid_auth")
         else:
-            response = _Response(NOT_EMULATED_STATUS, text=not_emulated(method, path))
-        await self._send(send, response)
-
-    async def _send(self, send: Send, response: _Response) -> None:
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()]
-        headers.append((b"content-length", str(len(response.body)).encode()))
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        await send({"type": "http.response.body", "body": response.body})
-
-    async def _drop(self, send: Send) -> None:
-        # Start a response and never finish it: the client sees the connection drop mid-response.
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
-
-    def _args(self, scope: Scope, headers: Mapping[str, str], body: bytes) -> _Args:
-        args = _Args(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-        ctype = headers.get("content-type", "")
-        if body:
-            if "json" in ctype:
-                try:
-                    data = json.loads(body)
-                except ValueError:
-                    args["_invalid_json"] = True
-                    return args
-                if isinstance(data, dict):
-                    args.update(data)
-                else:
-                    args["_invalid_json"] = True
-            else:
-                args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        auth = headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            args["_token"] = auth[7:].strip()
-        elif "token" in args:
-            args["_token"] = str(args.pop("token"))
-        return args
-
-    def _fault_response(self, api_method: str, args: _Args) -> _Response | None:
-        storm = self.faults.get("storm")
-        if storm and storm.get("count", 0) > 0:
-            if (not storm.get("method") or storm["method"] == api_method) and (
-                    not storm.get("channel") or storm["channel"] == args.get("channel")):
-                storm["count"] -= 1
-                self._note_limited("storm", api_method, args)
-                self.requests[api_method] += 1
-                self.outcomes[api_method]["429"] += 1
-                return _limited(int(storm.get("retry_after", 1)))
-        rate = float(self.faults.get("error_rate") or 0)
-        if rate and self._rng.random() < rate:
-            status = int(self.faults.get("error_status") or 503)
-            self.requests[api_method] += 1
-            self.outcomes[api_method][str(status)] += 1
-            return _Response(status, text=f"sandbox: injected HTTP {status}\n")
-        return None
+            reply = _METHODS[name](self, args)
+            reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
+        self.outcomes[name][str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")] += 1
+        return reply
 
     def _note_limited(self, kind: str, api_method: str, args: Mapping[str, Any]) -> None:
         self.rate_limited.append({"at": round(self._now(), 4), "kind": kind, "method": api_method,
                                   "channel": args.get("channel")})
 
-    def _call(self, api_method: str, args: _Args, headers: Mapping[str, str], *,
-              http_method: str = "POST") -> _Response:
-        self.requests[api_method] += 1
-        handler = _METHODS.get(api_method)
-        if args.get("_invalid_json"):
-            response = _fail("invalid_json")
-        elif handler is None:
-            # Slack's own unknown_method is for names Slack lacks; this one may exist on Slack.
-            response = _Response(NOT_EMULATED_STATUS, {"ok": False, "error": "not_emulated",
-                                                       "detail": not_emulated(http_method, f"/api/{api_method}")})
-        elif not args.get("_token"):
-            response = _fail("not_authed")
-        elif not secrets.compare_digest(str(args["_token"]).encode(), self.bot_token.encode()):
-            response = _fail("invalid_auth")
-        else:
-            response = handler(self, args, dict(headers))
-            response.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
-        outcome = str(response.status) if response.status != 200 else json.loads(response.body).get("error", "ok")
-        self.outcomes[api_method][outcome] += 1
-        return response
-
     def _channel_limit(self, channel: str) -> int | None:
         """Token bucket per channel; ``None`` when a message may be posted, else Retry-After."""
-        limits = self.seed.limits
-        now = self._now()
-        tokens, last = self._buckets.get(channel, (float(limits.burst), now))
-        tokens = min(float(limits.burst), tokens + (now - last) * limits.per_second)
-        if tokens >= 1.0:
-            self._buckets[channel] = (tokens - 1.0, now)
-            return None
-        self._buckets[channel] = (tokens, now)
-        return max(1, math.ceil((1.0 - tokens) / limits.per_second))
+        limits, now = self.seed.limits, self._now()
+        return self._buckets.setdefault(channel, TokenBucket(limits.per_second, limits.burst, now)).wait(now)
 
-    # ---- control routes --------------------------------------------------------------------
-
-    async def _control(self, method: str, path: str, body: bytes, base_url: str) -> _Response:
-        try:
-            data = json.loads(body) if body else {}
-        except ValueError:
-            return _Response(400, {"ok": False, "error": "invalid_json"})
-        if not isinstance(data, dict):
-            return _Response(400, {"ok": False, "error": "json_not_object"})
-        if method == "GET" and path == "/_sandbox/state":
-            return _Response(200, self.state())
-        if method == "POST" and path == "/_sandbox/faults":
-            try:
-                faults = _check_faults(data)
-            except (ValueError, TypeError) as exc:
-                return _Response(400, {"ok": False, "error": str(exc)})
-            with self._lock:
-                self.faults = faults
-                if "seed" in faults:
-                    self._rng = random.Random(faults["seed"])
-            return _Response(200, {"ok": True, "faults": faults})
-        if method == "POST" and path == "/_sandbox/reset":
-            self._reset()
-            return _Response(200, {"ok": True})
-        if method == "POST" and path == "/_sandbox/interact":
-            try:
-                payload = self.block_actions_payload(base_url, user=str(data.get("user")), channel=str(data.get("channel")),
-                                                     ts=str(data.get("ts")), action_id=str(data.get("action_id")))
-            except ValueError as exc:
-                return _Response(400, {"ok": False, "error": str(exc)})
-            headers, signed = self.signed_request(kind="block_actions", payload=payload)
-            async with httpx.AsyncClient(timeout=10.0) as client:
-                try:
-                    answer = await client.post(str(data.get("url")), content=signed, headers=headers)
-                except httpx.HTTPError as exc:
-                    return _Response(502, {"ok": False, "error": f"{type(exc).__name__}"})
-            self._note_interaction(str(data.get("url")), payload, answer.status_code)
-            return _Response(200, {"ok": True, "status": answer.status_code, "body": answer.text[:2000]})
-        return _Response(404, {"ok": False, "error": "unknown_control_route"})
-
-    # ---- response_url ------------------------------------------------------------------------
-
-    def _response_url(self, path: str, body: bytes) -> _Response:
-        token = path.rstrip("/").rsplit("/", 1)[-1]
-        issued = self.response_urls.get(token)
+    def _response_url(self, call: Call) -> Reply:
+        issued = self.response_urls.get(call.path.rstrip("/").rsplit("/", 1)[-1])
         if issued is None or self._now() - issued["issued"] > RESPONSE_URL_TTL:
-            return _Response(404, text="expired_url")
+            return Reply(404, text="expired_url")
         if issued["uses"] >= RESPONSE_URL_USES:
-            return _Response(404, text="used_url")
+            return Reply(404, text="used_url")
         try:
-            data = json.loads(body)
+            data = json.loads(call.body)
         except ValueError:
-            return _Response(400, text="invalid_payload")
+            data = None
         if not isinstance(data, dict):
-            return _Response(400, text="invalid_payload")
+            return Reply(400, text="invalid_payload")
         if not data.get("text") and not data.get("blocks") and not data.get("delete_original"):
-            return _Response(400, text="no_text")
+            return Reply(400, text="no_text")
         if "blocks" in data and validate_blocks(data["blocks"]):
-            return _Response(400, text="invalid_blocks")
+            return Reply(400, text="invalid_blocks")
         issued["uses"] += 1
-        record = {"to_user": issued["user"], "channel": issued["channel"], "message_ts": issued["ts"],
-                  "response_type": data.get("response_type", "ephemeral"),
-                  "replace_original": bool(data.get("replace_original")), "text": data.get("text"),
-                  "blocks": data.get("blocks")}
-        self.response_posts.append(record)
-        original = self._find_message(issued["channel"], issued["ts"])
+        channel, text, blocks = issued["channel"], data.get("text"), data.get("blocks")
+        self.response_posts.append({"to_user": issued["user"], "channel": channel, "message_ts": issued["ts"],
+                                    "response_type": data.get("response_type", "ephemeral"),
+                                    "replace_original": bool(data.get("replace_original")), "text": text,
+                                    "blocks": blocks})
+        original = self._find_message(channel, issued["ts"])
         if data.get("delete_original") and original is not None:
-            self.messages[issued["channel"]].remove(original)
+            self.messages[channel].remove(original)
         elif data.get("replace_original") and original is not None:
-            original.update(text=data.get("text", ""), blocks=data.get("blocks") or [],
+            original.update(text=data.get("text", ""), blocks=blocks or [],
                             edited={"user": self.seed.bot_user_id, "ts": self._next_ts()})
         elif data.get("response_type") == "in_channel":
-            self._store(issued["channel"], text=str(data.get("text") or ""), blocks=data.get("blocks") or [],
-                        thread_ts=None, metadata=None)
+            self._store(channel, text=str(text or ""), blocks=blocks or [], thread_ts=None, metadata=None)
         else:
-            self.ephemeral.append({"user": issued["user"], "channel": issued["channel"], "text": data.get("text"),
-                                   "blocks": data.get("blocks")})
-        return _Response(200, {"ok": True})
+            self.ephemeral.append({"user": issued["user"], "channel": channel, "text": text, "blocks": blocks})
+        return Reply(200, {"ok": True})
 
     def _store(self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None,
                metadata: dict[str, Any] | None) -> dict[str, Any]:
-        ts = self._next_ts()
-        message: dict[str, Any] = {
-            "type": "message", "subtype": "bot_message", "ts": ts, "user": self.seed.bot_user_id,
-            "bot_id": self.seed.bot_id, "app_id": self.seed.app_id, "team": self.seed.team_id,
-            "text": text, "blocks": blocks,
-        }
+        ts, seed = self._next_ts(), self.seed
+        message: dict[str, Any] = {"type": "message", "subtype": "bot_message", "ts": ts, "user": seed.bot_user_id,
+                                   "bot_id": seed.bot_id, "app_id": seed.app_id, "team": seed.team_id,
+                                   "text": text, "blocks": blocks}
         if thread_ts:
             message["thread_ts"] = thread_ts
-            parent = self._find_message(channel, thread_ts)
-            if parent is not None:
-                parent["thread_ts"] = thread_ts
-                parent["reply_count"] = parent.get("reply_count", 0) + 1
-                parent["latest_reply"] = ts
+            if (parent := self._find_message(channel, thread_ts)) is not None:
+                parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1, latest_reply=ts)
         if metadata:
             message["_metadata"] = metadata
         self.messages[channel].append(message)
         return message
+
+    def _conversation(self, args: _Args, *, by_name: bool = True) -> dict[str, Any] | Reply:
+        """The channel ``args`` names; chat.postMessage & co. also take a channel name,
+        conversations.info/members need the ID. A private channel without the bot is invisible."""
+        channel = str(args.get("channel") or "")
+        if by_name and channel and (channel.startswith("#") or channel not in self.channels):
+            found = [c for c in self.channels.values() if c["name"] == channel.lstrip("#") and not c["is_im"]]
+            return found[0] if found else _fail("channel_not_found")
+        conv = self.channels.get(channel)
+        if conv is None or (conv["is_private"] and self.seed.bot_user_id not in conv["members"]):
+            return _fail("channel_not_found")
+        return conv
+
+    def _epoch(self) -> int:
+        """When the sandbox workspace (and all its seeded channels) was created, in Unix seconds."""
+        return int(time.time() - time.monotonic() + self._started)
 
 
 def _public(message: Mapping[str, Any], *, with_metadata: bool) -> dict[str, Any]:
@@ -826,183 +613,133 @@ def _public(message: Mapping[str, Any], *, with_metadata: bool) -> dict[str, Any
     return out
 
 
-def _check_faults(data: Mapping[str, Any]) -> dict[str, Any]:
-    out = check_faults(data)
-    storm = storm_settings(data, shape="{count, retry_after, method, channel}")
-    if storm is not None:
-        out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1))),
-                        "method": storm.get("method"), "channel": storm.get("channel")}
-    return out
+# ---- methods
 
 
-# --------------------------------------------------------------------------------------------
-# Methods
-
-
-def _conversation(sb: SlackSandbox, args: _Args) -> dict[str, Any] | _Response:
-    channel = str(args.get("channel") or "")
-    if not channel:
-        return _fail("channel_not_found")
-    if channel.startswith("#") or channel not in sb.channels:
-        # chat.postMessage also takes a channel name; the other methods need the ID.
-        name = channel.lstrip("#")
-        for candidate in sb.channels.values():
-            if candidate["name"] == name and not candidate["is_im"]:
-                return candidate
-        return _fail("channel_not_found")
-    conv = sb.channels[channel]
-    if conv["is_private"] and sb.seed.bot_user_id not in conv["members"]:
-        return _fail("channel_not_found")  # a private channel the bot is not in is invisible to it
-    return conv
-
-
-def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | _Response:
+def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
     text = args.get("text")
     blocks = args.json_arg("blocks") if "blocks" in args else None
-    if blocks is not None:
-        errors = validate_blocks(blocks)
-        if errors:
-            return _fail("invalid_blocks", errors=errors[:10],
-                         response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]})
+    if blocks is not None and (errors := validate_blocks(blocks)):
+        return _fail("invalid_blocks", errors=errors[:10],
+                     response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]})
     if not text and not blocks:
         return _fail("no_text")
-    text = str(text or "")
-    if len(text) > 40000:
-        return _fail("msg_too_long")
-    return text, list(blocks or [])
+    return (str(text or ""), list(blocks or [])) if len(str(text or "")) <= 40000 else _fail("msg_too_long")
 
 
 @_method("auth.test")
-def _auth_test(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
     seed = sb.seed
     return _ok(url=f"https://{seed.team_domain}.slack.com/", team=seed.team_name, user=seed.bot_name,
                team_id=seed.team_id, user_id=seed.bot_user_id, bot_id=seed.bot_id, is_enterprise_install=False)
 
 
 @_method("chat.postMessage")
-def _post_message(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
-    conv = _conversation(sb, args)
-    if isinstance(conv, _Response):
+def _post_message(sb: SlackSandbox, args: _Args) -> Reply:
+    if isinstance(conv := sb._conversation(args), Reply):
         return conv
     if conv["is_archived"]:
         return _fail("is_archived")
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
-    checked = _text_and_blocks(args)
-    if isinstance(checked, _Response):
+    if isinstance(checked := _text_and_blocks(args), Reply):
         return checked
-    text, blocks = checked
-    thread_ts = args.get("thread_ts")
-    if thread_ts:
-        parent = sb._find_message(conv["id"], str(thread_ts))
-        if parent is None:
+    if thread_ts := args.get("thread_ts"):
+        if (parent := sb._find_message(conv["id"], str(thread_ts))) is None:
             return _fail("thread_not_found")
         thread_ts = parent.get("thread_ts") or parent["ts"]  # a reply's ts means its parent's thread
-    wait = sb._channel_limit(conv["id"])
-    if wait is not None:
+    if (wait := sb._channel_limit(conv["id"])) is not None:
         sb._note_limited("channel", "chat.postMessage", {"channel": conv["id"]})
         return _limited(wait)
     metadata = args.json_arg("metadata") if "metadata" in args else None
-    message = sb._store(conv["id"], text=text, blocks=blocks, thread_ts=str(thread_ts) if thread_ts else None,
+    message = sb._store(conv["id"], text=checked[0], blocks=checked[1], thread_ts=str(thread_ts) if thread_ts else None,
                         metadata=metadata if isinstance(metadata, dict) else None)
     return _ok(channel=conv["id"], ts=message["ts"], message=_public(message, with_metadata=False))
 
 
 @_method("chat.update")
-def _update(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
-    conv = _conversation(sb, args)
-    if isinstance(conv, _Response):
+def _update(sb: SlackSandbox, args: _Args) -> Reply:
+    if isinstance(conv := sb._conversation(args), Reply):
         return conv
-    message = sb._find_message(conv["id"], str(args.get("ts") or ""))
-    if message is None:
+    if (message := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("message_not_found")
     if message.get("user") != sb.seed.bot_user_id:
         return _fail("cant_update_message")
-    checked = _text_and_blocks(args)
-    if isinstance(checked, _Response):
+    if isinstance(checked := _text_and_blocks(args), Reply):
         return checked
-    text, blocks = checked
-    message.update(text=text, blocks=blocks, edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()})
+    message.update(text=checked[0], blocks=checked[1], edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()})
     message["_edits"] = message.get("_edits", 0) + 1
-    return _ok(channel=conv["id"], ts=message["ts"], text=text, message=_public(message, with_metadata=False))
+    return _ok(channel=conv["id"], ts=message["ts"], text=checked[0], message=_public(message, with_metadata=False))
 
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 
 
 @_method("conversations.open")
-def _open(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _open(sb: SlackSandbox, args: _Args) -> Reply:
     raw = args.get("users")
-    if isinstance(raw, list):
-        users = [str(u).strip() for u in raw if str(u).strip()]
-    else:
-        users = [u.strip() for u in str(raw or "").split(",") if u.strip()]
+    users = [str(u).strip() for u in (raw if isinstance(raw, list) else str(raw or "").split(",")) if str(u).strip()]
     if not users:
         return _fail("users_list_not_supplied")
     if len(users) > 8:
         return _fail("too_many_users")
     for uid in users:
-        person = sb.users.get(uid)
-        if person is None or not _USER_ID.match(uid):
+        if (person := sb.users.get(uid)) is None or not _USER_ID.match(uid):
             return _fail("user_not_found")
         if person.get("deleted"):
             return _fail("user_disabled")
     key = frozenset(users)
-    existing = sb.dms.get(key)
-    if existing is None:
-        is_mpim = len(key) > 1
-        sb._seq += 1
-        cid = f"{'G' if is_mpim else 'D'}0SBX{sb._seq:05d}"
-        sb.channels[cid] = {"id": cid, "name": "mpdm-" + "--".join(sorted(key)) if is_mpim else cid,
-                            "is_private": True, "is_archived": False, "is_im": not is_mpim, "is_mpim": is_mpim,
-                            "members": set(key) | {sb.seed.bot_user_id}}
-        sb.dms[key] = cid
-        return _ok(channel={"id": cid})
-    return _ok(channel={"id": existing}, no_op=True, already_open=True)
+    if (existing := sb.dms.get(key)) is not None:
+        return _ok(channel={"id": existing}, no_op=True, already_open=True)
+    is_mpim = len(key) > 1
+    sb._seq += 1
+    cid = f"{'G' if is_mpim else 'D'}0SBX{sb._seq:05d}"
+    sb.channels[cid] = {"id": cid, "name": "mpdm-" + "--".join(sorted(key)) if is_mpim else cid, "is_private": True,
+                        "is_archived": False, "is_im": not is_mpim, "is_mpim": is_mpim,
+                        "members": set(key) | {sb.seed.bot_user_id}}
+    sb.dms[key] = cid
+    return _ok(channel={"id": cid})
 
 
-def _page(items: list[dict[str, Any]], args: _Args) -> tuple[list[dict[str, Any]], str]:
+def _page(items: list[Any], args: _Args) -> tuple[list[Any], str]:
     try:
         limit = max(1, min(999, int(args.get("limit") or 100)))
         start = int(args.get("cursor") or 0) if str(args.get("cursor") or "0").isdigit() else 0
     except ValueError:
         limit, start = 100, 0
-    chunk = items[start: start + limit]
-    return chunk, str(start + limit) if start + limit < len(items) else ""
+    return items[start: start + limit], str(start + limit) if start + limit < len(items) else ""
+
+
+def _messages(sb: SlackSandbox, args: _Args, messages: list[dict[str, Any]]) -> Reply:
+    chunk, cursor = _page(messages, args)
+    meta = args.flag("include_all_metadata")
+    return _ok(messages=[_public(m, with_metadata=meta) for m in chunk], has_more=bool(cursor),
+               response_metadata={"next_cursor": cursor})
 
 
 @_method("conversations.history")
-def _history(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
-    conv = _conversation(sb, args)
-    if isinstance(conv, _Response):
+def _history(sb: SlackSandbox, args: _Args) -> Reply:
+    if isinstance(conv := sb._conversation(args), Reply):
         return conv
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
-    top = [m for m in reversed(sb.messages.get(conv["id"], [])) if m.get("thread_ts") in (None, m["ts"])]
-    chunk, cursor = _page(top, args)
-    meta = args.flag("include_all_metadata")
-    return _ok(messages=[_public(m, with_metadata=meta) for m in chunk], has_more=bool(cursor),
-               response_metadata={"next_cursor": cursor})
+    return _messages(sb, args, [m for m in reversed(sb.messages.get(conv["id"], []))
+                                if m.get("thread_ts") in (None, m["ts"])])
 
 
 @_method("conversations.replies")
-def _replies(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
-    conv = _conversation(sb, args)
-    if isinstance(conv, _Response):
+def _replies(sb: SlackSandbox, args: _Args) -> Reply:
+    if isinstance(conv := sb._conversation(args), Reply):
         return conv
-    parent = sb._find_message(conv["id"], str(args.get("ts") or ""))
-    if parent is None:
+    if (parent := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("thread_not_found")
     root = parent.get("thread_ts") or parent["ts"]
-    thread = [m for m in sb.messages.get(conv["id"], []) if m["ts"] == root or m.get("thread_ts") == root]
-    chunk, cursor = _page(thread, args)
-    meta = args.flag("include_all_metadata")
-    return _ok(messages=[_public(m, with_metadata=meta) for m in chunk], has_more=bool(cursor),
-               response_metadata={"next_cursor": cursor})
+    return _messages(sb, args, [m for m in sb.messages.get(conv["id"], [])
+                                if m["ts"] == root or m.get("thread_ts") == root])
 
 
 @_method("users.lookupByEmail")
-def _lookup(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
+def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     email = str(args.get("email") or "").strip().lower()
     for user in sb.users.values():
         if user.get("email") and user["email"].lower() == email:
@@ -1015,39 +752,26 @@ def _lookup(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response
     return _fail("users_not_found")
 
 
-# ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user) --------
-
-def _epoch(sb: SlackSandbox) -> int:
-    """When the sandbox workspace (and all its seeded channels) was created, in Unix seconds."""
-    return int(time.time() - time.monotonic() + sb._started)
-
-
-def _conversation_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | _Response:
-    """Like ``_conversation`` but by ID only, as conversations.info/members take it."""
-    conv = sb.channels.get(str(args.get("channel") or ""))
-    if conv is None or (conv["is_private"] and sb.seed.bot_user_id not in conv["members"]):
-        return _fail("channel_not_found")
-    return conv
+# ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
 
 
 @_method("conversations.info")
-def _conversation_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
-    conv = _conversation_by_id(sb, args)
-    if isinstance(conv, _Response):
+def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
+    if isinstance(conv := sb._conversation(args, by_name=False), Reply):
         return conv
-    created = _epoch(sb)
+    created, bot = sb._epoch(), sb.seed.bot_user_id
     if conv["is_im"]:
-        other = next(iter(sorted(conv["members"] - {sb.seed.bot_user_id})), sb.seed.bot_user_id)
+        other = next(iter(sorted(conv["members"] - {bot})), bot)
         return _ok(channel={"id": conv["id"], "created": created, "is_im": True, "is_org_shared": False,
                             "user": other, "priority": 0, "is_open": True})
     unset = {"value": "", "creator": "", "last_set": 0}
+    private, name = conv["is_private"], conv["name"]
     channel = {
-        "id": conv["id"], "name": conv["name"], "name_normalized": conv["name"], "created": created,
-        "creator": sb.seed.bot_user_id, "is_archived": conv["is_archived"],
-        "is_channel": not conv["is_private"], "is_group": conv["is_private"] and not conv["is_mpim"],
-        "is_general": conv["name"] == "general", "is_mpim": conv["is_mpim"], "is_im": False, "is_private": conv["is_private"],
-        "is_shared": False, "is_org_shared": False, "is_ext_shared": False,
-        "is_member": sb.seed.bot_user_id in conv["members"], "topic": dict(unset), "purpose": dict(unset),
+        "id": conv["id"], "name": name, "name_normalized": name, "created": created, "creator": bot,
+        "is_archived": conv["is_archived"], "is_channel": not private, "is_group": private and not conv["is_mpim"],
+        "is_general": name == "general", "is_mpim": conv["is_mpim"], "is_im": False, "is_private": private,
+        "is_shared": False, "is_org_shared": False, "is_ext_shared": False, "is_member": bot in conv["members"],
+        "topic": dict(unset), "purpose": dict(unset),
     }
     if args.flag("include_num_members"):
         channel["num_members"] = len(conv["members"])
@@ -1055,35 +779,31 @@ def _conversation_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -
 
 
 @_method("conversations.members")
-def _conversation_members(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
-    conv = _conversation_by_id(sb, args)
-    if isinstance(conv, _Response):
+def _conversation_members(sb: SlackSandbox, args: _Args) -> Reply:
+    if isinstance(conv := sb._conversation(args, by_name=False), Reply):
         return conv
     limit = str(args.get("limit") or "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return _fail("invalid_limit")
-    cursor = str(args.get("cursor") or "")
-    if cursor and not cursor.isdigit():
+    if (cursor := str(args.get("cursor") or "")) and not cursor.isdigit():
         return _fail("invalid_cursor")
-    members = [{"id": uid} for uid in sorted(conv["members"])]
-    chunk, next_cursor = _page(members, args)
-    return _ok(members=[m["id"] for m in chunk], response_metadata={"next_cursor": next_cursor})
+    chunk, next_cursor = _page(sorted(conv["members"]), args)
+    return _ok(members=chunk, response_metadata={"next_cursor": next_cursor})
 
 
 @_method("users.info")
-def _user_info(sb: SlackSandbox, args: _Args, headers: dict[str, Any]) -> _Response:
-    user = sb.users.get(str(args.get("user") or ""))
-    if user is None:
+def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
+    if (user := sb.users.get(str(args.get("user") or ""))) is None:
         return _fail("user_not_found")
     profile: dict[str, Any] = {
-        "real_name": user["real_name"], "real_name_normalized": user["real_name"],
-        "display_name": user["name"], "display_name_normalized": user["name"], "avatar_hash": "",
-        "title": "", "phone": "", "skype": "", "status_text": "", "status_emoji": "", "fields": None,
+        "real_name": user["real_name"], "real_name_normalized": user["real_name"], "display_name": user["name"],
+        "display_name_normalized": user["name"], "avatar_hash": "", "title": "", "phone": "", "skype": "",
+        "status_text": "", "status_emoji": "", "fields": None,
     }
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
     return _ok(user={
         "id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
         "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"], "is_owner": False,
-        "is_bot": bool(user.get("is_bot")), "is_app_user": False, "updated": _epoch(sb), "profile": profile,
+        "is_bot": bool(user.get("is_bot")), "is_app_user": False, "updated": sb._epoch(), "profile": profile,
     })

@@ -281,3 +281,61 @@ def test_discourse_paths_without_json_are_served_when_the_client_accepts_json(di
     by_alias = _discourse(discourse, "GET", "/users/avery_quill.json")
     assert by_alias.status_code == 200 and by_alias.json()["user"]["username"] == "avery_quill"
     assert _discourse(discourse, "GET", "/u/avery_quill", headers=json_accept).status_code == 200
+
+
+def test_discourse_anonymous_topic_and_listing_reads_answer_like_a_public_site(discourse: Any) -> None:
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    spec = json.loads((Path(__file__).resolve().parents[1] / "data" / "discourse-openapi.json").read_text("utf-8"))
+
+    def check(template: str, body: Any) -> None:
+        schema = spec["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        jsonschema.Draft202012Validator(schema).validate(body)
+
+    general = next(c for c in discourse.sandbox.categories.values() if not c["read_restricted"])
+    restricted = next(c for c in discourse.sandbox.categories.values() if c["read_restricted"])
+    public = _discourse(discourse, "POST", "/posts.json", json={
+        "title": "A public topic for visitors", "raw": "Everyone may read this post.", "category": general["id"]})
+    assert public.status_code == 200, public.text
+    private = _discourse(discourse, "POST", "/posts.json", json={
+        "title": "Working group business", "raw": "Only the working group reads this topic.",
+        "category": restricted["id"]})
+    assert private.status_code == 200, private.text
+    anonymous = httpx.Client(base_url=discourse.url, timeout=10)
+    topic_id, slug = public.json()["topic_id"], public.json()["topic_slug"]
+
+    for path in (f"/t/{slug}/{topic_id}.json", f"/t/{topic_id}.json"):
+        shown = anonymous.get(path)
+        assert shown.status_code == 200, (path, shown.text)
+        check("/t/{id}.json", shown.json())
+        assert shown.json()["title"] == "A public topic for visitors"
+        assert [p["cooked"] for p in shown.json()["post_stream"]["posts"]] == ["<p>Everyone may read this post.</p>"]
+        assert shown.json()["details"]["can_create_post"] is False
+
+    hidden = anonymous.get(f"/t/{private.json()['topic_slug']}/{private.json()['topic_id']}.json")
+    assert hidden.status_code == 403 and hidden.json()["error_type"] == "invalid_access"
+    assert anonymous.get("/t/no-such-topic/999999.json").status_code == 404
+
+    latest = anonymous.get("/latest.json")
+    assert latest.status_code == 200
+    # The spec's two topic lists (one TopicListItemSerializer) disagree: /latest.json types
+    # image_url and bookmarked as non-null, /c/{slug}/{id}.json as nullable and requires every
+    # field. The topics are checked against the stricter one, the envelope against its own.
+    def topics_schema(template: str) -> dict[str, Any]:
+        return spec["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"][
+            "properties"]["topic_list"]["properties"]["topics"]
+    topics_schema("/latest.json")["items"] = topics_schema("/c/{slug}/{id}.json")["items"]
+    check("/latest.json", latest.json())
+    assert [t["id"] for t in latest.json()["topic_list"]["topics"]] == [topic_id]  # not the restricted one
+    as_admin = _discourse(discourse, "GET", "/latest.json").json()["topic_list"]["topics"]
+    assert {t["id"] for t in as_admin} == {topic_id, private.json()["topic_id"]}
+
+    listed = anonymous.get(f"/c/{general['slug']}/{general['id']}.json")
+    assert listed.status_code == 200
+    check("/c/{slug}/{id}.json", listed.json())
+    assert [t["id"] for t in listed.json()["topic_list"]["topics"]] == [topic_id]
+    assert anonymous.get(f"/c/{restricted['slug']}/{restricted['id']}.json").status_code == 404
+    assert anonymous.get("/c/nowhere/999.json").status_code == 404
