@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app, gateway_hooks
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger.db import Ledger
-from tests.gateway.conftest import gateway_settings, inbox_rows
+from tests.support.gateway import gateway_settings, inbox_rows
 
 HOOK = '''
 from fastapi import APIRouter, Request
