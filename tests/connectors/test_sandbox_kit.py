@@ -13,7 +13,7 @@ import pytest
 
 from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, FaultMiddleware, Reply, Routes, Sandbox, SlidingWindow,
                                    TokenBucket, control, multipart)
-from tests.connectors.cf_loopback import LoopbackServer
+from tests.support.net import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[2]
 # What "the kit plus the three sandboxes" is: every line of these modules (the Discourse response

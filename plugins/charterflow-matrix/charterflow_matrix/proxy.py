@@ -1,7 +1,7 @@
 """A loopback proxy in front of the real homeserver that injects faults (DESIGN convention 7).
 
 Every request is forwarded unchanged to Synapse except while a fault is set through
-``POST /_sandbox/faults`` (the settings of ``connectors.faults``): ``error_rate``/``error_status``
+``POST /_sandbox/faults`` (the sandbox kit's fault settings): ``error_rate``/``error_status``
 (a 5xx instead of forwarding), ``drop_rate``/``drop_phase`` (``before``: the request never
 reaches Synapse; ``after``: Synapse applied it, the client loses the answer), ``latency``,
 ``storm`` ``{"count": N, "retry_after_ms": M}`` (N answers of 429 ``M_LIMIT_EXCEEDED`` in
@@ -17,12 +17,13 @@ import json
 import random
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from connectors.faults import check_faults, storm_settings
-from connectors.sandbox_asgi import Receive, Scope, Send, read_request
+from connectors.sandboxkit import check_faults, read_body
+from starlette.types import Receive, Scope, Send
 
 __all__ = ["FaultProxy"]
 
@@ -138,3 +139,29 @@ async def _drop(send: Send) -> None:
     # Start an answer and never finish it: the client sees the connection drop mid-response.
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+
+
+def storm_settings(data: Mapping[str, Any], *, shape: str) -> Mapping[str, Any] | None:
+    """The ``storm`` object if given (``shape`` describes it for the error message)."""
+    if "storm" not in data:
+        return None
+    storm = data["storm"]
+    if not isinstance(storm, Mapping):
+        raise ValueError(f"storm must be an object {shape}")
+    return storm
+
+
+async def read_request(scope: Scope, receive: Receive, send: Send) -> tuple[bytes, dict[str, str]] | None:
+    """Answer a lifespan scope and return ``None``; for an HTTP request its body and headers."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return None
+    if scope["type"] != "http":
+        return None
+    body = await read_body(receive)
+    return body, {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
