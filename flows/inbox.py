@@ -560,8 +560,16 @@ def main(argv: list[str] | None = None) -> None:
 
     emit_event(event="charterflow.inbox-worker.started",
                resource={"prefect.resource.id": f"charterflow.inbox-worker.{os.getpid()}"})
+    # One Prefect client for every run. The worker runs each one in a copy of this context;
+    # without a client in it, each run made its own, and a new httpx client builds an SSL
+    # context (reading the CA bundle): a third of the worker's CPU at 20 events a second
+    # (bench/README.md, intake). httpx clients are thread-safe; Prefect shares one between the
+    # threads of a flow's task runner the same way.
+    from prefect.context import SyncClientContext
+
     try:
-        serve(handle_inbox_event, limit=limit)
+        with SyncClientContext():
+            serve(handle_inbox_event, limit=limit)
     except KeyboardInterrupt:
         pass
 
