@@ -28,11 +28,13 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -382,7 +384,10 @@ _worker_ledger: Ledger | None = None
 _worker_lock = threading.Lock()
 
 
-@task(name="inbox-dispatch", retries=2, retry_delay_seconds=[2, 10], log_prints=False)
+# persist_result=False: the result is the event's own record in the ledger. A result storage
+# that is a path (never written) saves every run a request for the server's default storage.
+@task(name="inbox-dispatch", retries=2, retry_delay_seconds=[2, 10], log_prints=False,
+      persist_result=False, result_storage=Path(tempfile.gettempdir()))
 def handle_inbox_event() -> str:
     """Handle the inbox event named by this run's dynamic key (``inbox-<id>-<attempt>``)."""
     from prefect.context import TaskRunContext
