@@ -25,7 +25,10 @@ dispatched -> processed) to show where the end-to-end time goes. ``--postgres`` 
 and the Prefect server's database on a throwaway PostgreSQL cluster (skipped with a line when
 there are no PostgreSQL binaries). Targets: acknowledgement p99 <= 50 ms; end to end p95 <= 1 s.
 Also counted: the requests the Prefect server answered 503 because its database was busy (from
-its log, ``PREFECT_SERVER_LOG_RETRYABLE_ERRORS``). ``--env NAME=VALUE`` passes a setting to ``up``
+its log, ``PREFECT_SERVER_LOG_RETRYABLE_ERRORS``), and the CPU time per event of each part of the
+stack (less noisy than latencies on a shared machine). Past the ceiling the events queue in the
+ledger's inbox: the bench waits for the answers as long as they keep coming (``DRAIN_STALL``)
+before it counts the rest as lost. ``--env NAME=VALUE`` passes a setting to ``up``
 (to measure without one of its Prefect server settings, say).
 Results go to ``bench/results/intake.json``, ``up``'s logs to ``bench/results/intake-logs/``.
 Only one ``charterflow up`` runs at a time; it is always stopped (SIGTERM to its process group).
