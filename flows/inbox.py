@@ -438,6 +438,11 @@ def prefect_http(api_url: str, *, timeout: float = 10.0) -> httpx.Client:
     return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=timeout)
 
 
+def run_tags(route: str) -> list[str]:
+    """The tags of an event's background run."""
+    return ["charterflow", "inbox", f"route:{route}"]
+
+
 def task_run_body(*, event_id: int, attempt: int, route: str) -> dict[str, Any]:
     """The ``POST /task_runs/`` body of an event's background run: Scheduled and deferred (so
     the server pushes it to a subscribed task worker), named ``inbox-<route>-<id>``, keyed
@@ -453,7 +458,7 @@ def task_run_body(*, event_id: int, attempt: int, route: str) -> dict[str, Any]:
     body = TaskRunCreate(
         name=f"inbox-{route}-{event_id}", flow_run_id=None, task_key=task.task_key,
         dynamic_key=dispatch_key(event_id, attempt), task_version=task.version,
-        tags=["charterflow", "inbox", f"route:{route}"],
+        tags=run_tags(route),
         empirical_policy=TaskRunPolicy(
             retries=task.retries, retry_jitter_factor=task.retry_jitter_factor,
             retry_delay=[int(d) for d in delays] if isinstance(delays, list) else delays),
@@ -565,6 +570,16 @@ def main(argv: list[str] | None = None) -> None:
 
     emit_event(event="charterflow.inbox-worker.started",
                resource={"prefect.resource.id": f"charterflow.inbox-worker.{os.getpid()}"})
+    # A run's tags are checked for concurrency limits through a Prefect service made once per
+    # set of tags, by the first run with that set, in the run's thread: it holds a lock all of
+    # Prefect's services share while Prefect's loop thread starts it. That thread also runs the
+    # task worker, and when it emits an event meanwhile it waits for the same lock: the worker
+    # hung for good after "Received" of the first run of a route (bench/README.md, intake).
+    # Made here, before serving, for every route a run can have.
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+
+    for route in sorted(HANDLERS):
+        ConcurrencySlotAcquisitionWithLeaseService.instance(frozenset(f"tag:{t}" for t in run_tags(route)))
     # One Prefect client for every run. The worker runs each one in a copy of this context;
     # without a client in it, each run made its own, and a new httpx client builds an SSL
     # context (reading the CA bundle): a third of the worker's CPU at 20 events a second
