@@ -25,7 +25,10 @@ dispatched -> processed) to show where the end-to-end time goes. ``--postgres`` 
 and the Prefect server's database on a throwaway PostgreSQL cluster (skipped with a line when
 there are no PostgreSQL binaries). Targets: acknowledgement p99 <= 50 ms; end to end p95 <= 1 s.
 Also counted: the requests the Prefect server answered 503 because its database was busy (from
-its log, ``PREFECT_SERVER_LOG_RETRYABLE_ERRORS``). ``--env NAME=VALUE`` passes a setting to ``up``
+its log, ``PREFECT_SERVER_LOG_RETRYABLE_ERRORS``), and the CPU time per event of each part of the
+stack (less noisy than latencies on a shared machine). Past the ceiling the events queue in the
+ledger's inbox: the bench waits for the answers as long as they keep coming (``DRAIN_STALL``)
+before it counts the rest as lost. ``--env NAME=VALUE`` passes a setting to ``up``
 (to measure without one of its Prefect server settings, say).
 Results go to ``bench/results/intake.json``, ``up``'s logs to ``bench/results/intake-logs/``.
 Only one ``charterflow up`` runs at a time; it is always stopped (SIGTERM to its process group).
@@ -57,6 +60,7 @@ from bench.common import RESULTS, Row, ServedSandbox, clean_env, median, percent
 DISCORD_EPOCH_MS = 1420070400000
 FILED = re.compile(r"filed as \*\*#(\d+)\*\*")
 UP_TIMEOUT = 300.0
+DRAIN_STALL = 60.0  # no answer for this long after sending: the rest count as lost
 
 
 def _free_port() -> int:
@@ -151,8 +155,9 @@ def _inbox_times(url: str) -> dict[str, dict[str, float | None]]:
     out: dict[str, dict[str, float | None]] = {}
     try:
         with ledger.read() as session:
-            ideas = {key.removeprefix("discord:interaction:"): idea_id for idea_id, key in session.execute(
-                select(Idea.id, Idea.source_key).where(Idea.source_key.like("discord:interaction:%")))}
+            # discord:<guild>:interaction:<id> (connectors.base.instance_key)
+            ideas = {key.rpartition(":interaction:")[2]: idea_id for idea_id, key in session.execute(
+                select(Idea.id, Idea.source_key).where(Idea.source_key.like("discord:%:interaction:%")))}
             for event in session.scalars(select(InboxEvent).where(InboxEvent.source == "discord")):
                 attrs = (event.payload or {}).get("attributes") or {}
                 iid = str(attrs.get("interaction_id") or "")
@@ -199,6 +204,52 @@ def _dispatch_metrics(text: str) -> dict[str, float]:
     return out
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+PART_NAMES = (("prefect server start", "prefect-server"), ("from flows.inbox import main", "inbox-worker"),
+              ("charterflow.workers inbox", "inbox-worker"), ("charterflow.workers runner", "runner"),
+              ("gateway", "gateway"), ("charterflow.inspector", "sandboxes"), ("charterflow up", "up"),
+              ("cli up", "up"))
+
+
+def _stat(pid: str) -> tuple[list[str], str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split(), cmdline  # fields from the state on (field 3)
+
+
+def cpu_seconds(home: Path, pg_port: int | None) -> dict[str, float]:
+    """CPU time (user + system) used so far by the processes of the ``up`` whose
+    ``CHARTERFLOW_HOME`` is ``home`` (the extra workers too), by part, and by the PostgreSQL
+    cluster on ``pg_port`` (its server processes, and the connections already closed: the
+    postmaster's reaped children)."""
+    marker = f"CHARTERFLOW_HOME={home}".encode()
+    out: dict[str, float] = {}
+    postmaster, children = None, []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        found = _stat(pid)
+        if found is None:
+            continue
+        fields, cmdline = found
+        used = (int(fields[11]) + int(fields[12])) / TICK
+        try:
+            ours = marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            ours = False
+        if ours:
+            name = next((n for marker, n in PART_NAMES if marker in cmdline), "other")
+            out[name] = out.get(name, 0.0) + used
+        elif pg_port is not None and f"-p {pg_port} " in cmdline:
+            postmaster = (pid, used + (int(fields[13]) + int(fields[14])) / TICK)
+        elif cmdline.startswith("postgres:"):
+            children.append((fields[1], used))
+    if postmaster is not None:
+        out["postgresql"] = postmaster[1] + sum(used for ppid, used in children if ppid == postmaster[0])
+    return out
+
+
 def run(*, seconds: float, rate: float, postgres: bool = False,
         up_env: dict[str, str] | None = None, workers: int = 1) -> dict[str, Any] | None:
     if postgres:
@@ -237,6 +288,7 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
             info = up.wait_ready()
             startup = time.monotonic() - up.started
             extra = extra_workers(up, workers - 1)
+            pg_port = int(re.search(r":(\d+)/", database_url).group(1)) if database_url else None
             hook = info["gateway_url"].rstrip("/") + "/hooks/discord"
             user = "cleo_marsh"  # an invented member of the sandbox's default guild
             http = httpx.Client(base_url=discord.url, timeout=30)
@@ -291,6 +343,7 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
             total = int(seconds * rate)
             sampler = threading.Thread(target=sample_health, daemon=True)
             sampler.start()
+            cpu_before = cpu_seconds(up.home, pg_port)
             with ThreadPoolExecutor(max_workers=16) as pool:
                 t0 = time.monotonic()
                 for n in range(total):
@@ -301,7 +354,17 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
                     if n % max(1, int(rate)) == 0:
                         pool.submit(ping)
             sending = time.monotonic() - t0
-            wait_until(lambda: len(messages()) >= total + 3, timeout=120, interval=0.5)
+            # Past the ceiling the events queue in the ledger's inbox: wait for the queue to drain
+            # (as long as it keeps draining) before counting an event as lost.
+            drained, last = time.monotonic(), -1
+            while (count := len(messages())) < total + 3:
+                if count > last:
+                    drained, last = time.monotonic(), count
+                elif time.monotonic() - drained > DRAIN_STALL:
+                    break
+                time.sleep(0.5)
+            drain_s = time.monotonic() - t0 - sending
+            cpu_after = cpu_seconds(up.home, pg_port)
             sampling.set()
             posted = messages()
             inbox = _inbox_times(database_url or f"sqlite:///{up.home / 'ledger.db'}")
@@ -347,6 +410,11 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
         "load_average": os.getloadavg(),
         "startup_s": round(startup, 1),
         "sending_s": round(sending, 2),
+        "drained_after_s": round(drain_s, 1),
+        # CPU per event, by part (all the events sent to the last answer): less noisy than the
+        # latencies on a shared machine; 2 cores / this = the rate the CPU alone allows.
+        "cpu_ms_per_event": {name: round((cpu_after.get(name, 0.0) - used) * 1000 / max(1, total), 1)
+                             for name, used in sorted(cpu_before.items())},
         "achieved_rate_per_s": round(total / sending, 2) if sending else None,
         "ack_ms": {"n": len(acks), "p50": percentile(ms(acks), 50), "p99": percentile(ms(acks), 99),
                    "max": max(ms(acks), default=None)},
@@ -369,6 +437,7 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
 def rows(r: dict[str, Any]) -> list[Row]:
     ack, e2e, ping = r["ack_ms"], r["e2e_ms"], r["ping_ack_ms"]
     inbox = r["inbox_ms"]
+    cpu = r.get("cpu_ms_per_event") or {}
     busy = r.get("prefect_busy_503") or {}
     n = r["config"]["interactions"]
     return [
@@ -382,6 +451,10 @@ def rows(r: dict[str, Any]) -> list[Row]:
             e2e["p95"] <= 1000 and r["e2e_missing"] == 0,
             f"dispatched->processed p50 {inbox['dispatched_to_processed']['p50']:.0f} ms"),
         Row("events without an answer", str(r["e2e_missing"]), "0", r["e2e_missing"] == 0),
+        Row("answered within, after the last was sent", f"{r['drained_after_s']:.1f} s", "", None,
+            f"sending took {r['sending_s']:.0f} s"),
+        Row("CPU per event, the whole stack", f"{sum(cpu.values()):.0f} ms", "", None,
+            ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(cpu.items(), key=lambda i: -i[1]) if ms >= 1)),
         Row("Prefect API /health during the run p95", f"{r['prefect_health_ms']['p95']:.0f} ms", "", None,
             f"max {r['prefect_health_ms']['max'] or 0:.0f} ms"),
         Row("Prefect API answered 503 (database busy)", str(sum(busy.values())), "", None,

@@ -28,11 +28,13 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -382,7 +384,10 @@ _worker_ledger: Ledger | None = None
 _worker_lock = threading.Lock()
 
 
-@task(name="inbox-dispatch", retries=2, retry_delay_seconds=[2, 10], log_prints=False)
+# persist_result=False: the result is the event's own record in the ledger. A result storage
+# that is a path (never written) saves every run a request for the server's default storage.
+@task(name="inbox-dispatch", retries=2, retry_delay_seconds=[2, 10], log_prints=False,
+      persist_result=False, result_storage=Path(tempfile.gettempdir()))
 def handle_inbox_event() -> str:
     """Handle the inbox event named by this run's dynamic key (``inbox-<id>-<attempt>``)."""
     from prefect.context import TaskRunContext
@@ -433,6 +438,11 @@ def prefect_http(api_url: str, *, timeout: float = 10.0) -> httpx.Client:
     return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=timeout)
 
 
+def run_tags(route: str) -> list[str]:
+    """The tags of an event's background run."""
+    return ["charterflow", "inbox", f"route:{route}"]
+
+
 def task_run_body(*, event_id: int, attempt: int, route: str) -> dict[str, Any]:
     """The ``POST /task_runs/`` body of an event's background run: Scheduled and deferred (so
     the server pushes it to a subscribed task worker), named ``inbox-<route>-<id>``, keyed
@@ -448,7 +458,7 @@ def task_run_body(*, event_id: int, attempt: int, route: str) -> dict[str, Any]:
     body = TaskRunCreate(
         name=f"inbox-{route}-{event_id}", flow_run_id=None, task_key=task.task_key,
         dynamic_key=dispatch_key(event_id, attempt), task_version=task.version,
-        tags=["charterflow", "inbox", f"route:{route}"],
+        tags=run_tags(route),
         empirical_policy=TaskRunPolicy(
             retries=task.retries, retry_jitter_factor=task.retry_jitter_factor,
             retry_delay=[int(d) for d in delays] if isinstance(delays, list) else delays),
@@ -560,8 +570,26 @@ def main(argv: list[str] | None = None) -> None:
 
     emit_event(event="charterflow.inbox-worker.started",
                resource={"prefect.resource.id": f"charterflow.inbox-worker.{os.getpid()}"})
+    # A run's tags are checked for concurrency limits through a Prefect service made once per
+    # set of tags, by the first run with that set, in the run's thread: it holds a lock all of
+    # Prefect's services share while Prefect's loop thread starts it. That thread also runs the
+    # task worker, and when it emits an event meanwhile it waits for the same lock: the worker
+    # hung for good after "Received" of the first run of a route (bench/README.md, intake).
+    # Made here, before serving, for every route a run can have.
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+
+    for route in sorted(HANDLERS):
+        ConcurrencySlotAcquisitionWithLeaseService.instance(frozenset(f"tag:{t}" for t in run_tags(route)))
+    # One Prefect client for every run. The worker runs each one in a copy of this context;
+    # without a client in it, each run made its own, and a new httpx client builds an SSL
+    # context (reading the CA bundle): a third of the worker's CPU at 20 events a second
+    # (bench/README.md, intake). httpx clients are thread-safe; Prefect shares one between the
+    # threads of a flow's task runner the same way.
+    from prefect.context import SyncClientContext
+
     try:
-        serve(handle_inbox_event, limit=limit)
+        with SyncClientContext():
+            serve(handle_inbox_event, limit=limit)
     except KeyboardInterrupt:
         pass
 

@@ -90,3 +90,28 @@ def test_intake_counts_the_requests_prefect_answered_503_by_the_write_that_faile
     assert prefect_busy(tmp_path / "missing.log") == {}
     with pytest.raises(SystemExit):  # --env takes NAME=VALUE
         main(["--env", "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE"])
+
+
+def test_intake_counts_the_cpu_of_the_processes_of_one_up_by_part(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from bench.intake import cpu_seconds
+
+    home = tmp_path / "home"
+    spin = ("import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+            "print('spun', flush=True)\ntime.sleep(60)")
+    # One process of this `up` (a gateway, by its command line) and one of another `up`.
+    started = [subprocess.Popen([sys.executable, "-c", spin, "gateway"], stdout=subprocess.PIPE,
+                                env={"CHARTERFLOW_HOME": str(where)})
+               for where in (home, tmp_path / "other")]
+    try:
+        for process in started:
+            assert process.stdout is not None and process.stdout.readline() == b"spun\n"
+        used = cpu_seconds(home, None)
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
+    assert set(used) == {"gateway"}
+    assert 0.25 <= used["gateway"] < 0.55  # the one process that spun 0.3 s, not both
