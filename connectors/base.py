@@ -639,6 +639,10 @@ class Sandbox(Protocol):
         """Headers and body of an inbound request the platform would send (for ``Inbound``)."""
         ...
 
+    # A sandbox of a connector declaring ``interactions`` also offers
+    # ``deferred_interaction(base_url) -> str``: the token of an interaction the platform
+    # delivered and our side deferred (the conformance suite answers it).
+
 
 @runtime_checkable
 class Connector(Protocol):
