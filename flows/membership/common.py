@@ -189,12 +189,13 @@ def _unclaim(ctx: Ctx, *, key: str, holder: str) -> None:
 
 
 def identities_of(ctx: Ctx, person_id: int, *, ids: Iterable[int] | None = None) -> list[Identity]:
-    """The person's community-platform identities (optionally only ``ids``)."""
+    """The person's community-platform identities (optionally only ``ids``): every platform's
+    but the Board's Slack and e-mail, which are not community platforms."""
     wanted = set(ids) if ids is not None else None
     with ctx.ledger.read() as session:
         rows = list(session.scalars(select(Identity).where(
             Identity.person_id == person_id,
-            Identity.platform.in_([Platform.DISCOURSE, Platform.DISCORD])).order_by(Identity.id)))
+            Identity.platform.not_in([Platform.SLACK, Platform.EMAIL])).order_by(Identity.id)))
     return [r for r in rows if wanted is None or r.id in wanted]
 
 
