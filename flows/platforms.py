@@ -88,8 +88,7 @@ class MembershipSettings(BaseSettings):
         "The Forum's WG group (default: the connector's setting)."))
     discord_channel: str | None = Field(default=None, description=(
         "The Discord WG channel (default: the connector's WG channel)."))
-    discord_role: str | None = Field(default=None, description=(
-        "The Discord WG role's name (default: the connector's, wg-member)."))
+    discord_role: str = Field(default="wg-member", description="The Discord WG role's name.")
 
     def space_setting(self, platform: str, what: str) -> str | None:
         """``CHARTERFLOW_MEMBERSHIP_<PLATFORM>_<WHAT>`` (``what``: ``channel`` or ``role``) for any
