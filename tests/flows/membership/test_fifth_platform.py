@@ -188,3 +188,29 @@ def test_membership_lifecycle_on_a_fifth_platform(parlor_world):
     onboard(application_id=app_id, now=NOW + timedelta(hours=3))
     again = parlor_state(w)["requests"]
     assert {k: n for k, n in again.items() if not k.startswith("GET")} == writes
+
+
+def test_an_application_naming_other_platforms_is_checked_like_any(parlor_world):
+    w = parlor_world
+    ask = dict(motivation="I host the Parlor newcomers' table.", experience="Moderation.", now=NOW)
+    # A platform the WG does not run on cannot confirm anything (R-APP-2).
+    result = intake(accounts={"zulip": "nell_bracken"}, source="operator", source_ref="t:1", **ask)
+    assert (result["outcome"], result["code"]) == ("refused", "zulip-not-served")
+    # No such account on Parlor (R-APP-1), and an oversized name (the charter's limit).
+    result = intake(accounts={"parlor": "nobody_here"}, source="operator", source_ref="t:2", **ask)
+    assert (result["outcome"], result["code"]) == ("refused", "parlor-unknown-user")
+    result = intake(accounts={"parlor": "n" * 500}, source="operator", source_ref="t:3", **ask)
+    assert (result["outcome"], result["code"]) == ("refused", "too-long")
+    # A proven account that is not the one named (R-APP-2).
+    other = w.platforms.space("parlor").directory.find_user("otto_pell")
+    result = intake(accounts={"parlor": "nell_bracken"}, source="parlor", source_ref="t:4",
+                    proven_accounts={"parlor": other.id}, **ask)
+    assert (result["outcome"], result["code"]) == ("refused", "not-own-account")
+    # A Parlor account that already belongs to a member: already a member (R-APP-3).
+    result = intake(accounts={"parlor": "cleo_marsh"}, source="operator", source_ref="t:5", **ask)
+    assert (result["outcome"], result["code"]) == ("refused", "already-member")
+    # The same intake again (a redelivery) answers the same, and posts nothing new.
+    before = [m["id"] for m in parlor_state(w)["messages"]]
+    again = intake(accounts={"parlor": "nobody_here"}, source="operator", source_ref="t:2", **ask)
+    assert again["outcome"] == "refused" and again.get("repeat")
+    assert [m["id"] for m in parlor_state(w)["messages"]] == before
