@@ -30,6 +30,8 @@ from flows.membership.ballot import close_due_ballots
 from flows.membership.intake import intake
 from flows.platforms import Platforms, use
 
+# Installing a package and a world of three sandboxes take longer than one ordinary test.
+pytestmark = pytest.mark.timeout(900)
 TEMPLATE = Path(__file__).resolve().parents[2] / "plugins" / "parlor"
 DIST = "charterflow-parlor"
 
