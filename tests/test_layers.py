@@ -54,7 +54,7 @@ def test_every_top_level_package_states_its_contract():
 PLATFORM_PACKAGES = sorted(p.name for p in (ROOT / "connectors").iterdir() if (p / "connector.py").is_file())
 # The Board's Slack channel: its Block Kit builders and action parsers are still imported by
 # the Board flows and the report's Board message (issue 20: the Slack side stays the Board's).
-BOARD_CHANNEL = {"flows/board/common.py": {"connectors.slack.blocks", "connectors.slack.connector"},
+BOARD_CHANNEL = {"flows/board/common.py": {"connectors.slack.blocks", "connectors.slack.connector"},  # split_ref
                  "flows/board/decision.py": {"connectors.slack.blocks", "connectors.slack.inbound"},
                  "flows/inbox.py": {"connectors.slack.blocks"},
                  "flows/reports/render.py": {"connectors.slack.blocks"}}
