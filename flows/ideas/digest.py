@@ -18,17 +18,15 @@ from flows.presentation import DISCORD_MESSAGE_LIMIT as MESSAGE_LIMIT
 __all__ = ["PER_MESSAGE", "digest_messages", "ideas_in", "item_line", "shown_after_change"]
 
 PER_MESSAGE = 5
-# Presentation: no pings from titles
-# (https://discord.com/developers/docs/resources/message#allowed-mentions-object).
+LABELS = {"accepted": "Accept", "declined": "Decline", "duplicate": "Duplicate"}
 
 
 def _message(content: str, components: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    # No pings from titles: https://discord.com/developers/docs/resources/message#allowed-mentions-object
     body: dict[str, Any] = {"content": content, "allowed_mentions": {"parse": []}}
     if components:
         body["components"] = components
     return body
-
-LABELS = {"accepted": "Accept", "declined": "Decline", "duplicate": "Duplicate"}
 
 
 def item_line(item: Mapping[str, Any], *, limit: int = 600) -> str:
