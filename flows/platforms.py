@@ -95,7 +95,8 @@ class MembershipSettings(BaseSettings):
         platform, else the declared field (or its older alias), else ``None``."""
         import os
 
-        value = os.environ.get(f"CHARTERFLOW_MEMBERSHIP_{platform.upper()}_{what.upper()}", "").strip()
+        name = f"CHARTERFLOW_MEMBERSHIP_{platform.upper().replace('-', '_')}_{what.upper()}"
+        value = os.environ.get(name, "").strip()
         if value:
             return value
         fields = self.model_dump()

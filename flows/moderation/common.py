@@ -54,7 +54,7 @@ def space_setting(s: ModerationSettings, platform: str) -> str:
     else the declared setting of the Forum or Discord, else ``moderators``."""
     import os
 
-    value = os.environ.get(f"CHARTERFLOW_MODERATION_{platform.upper()}_SPACE", "").strip()
+    value = os.environ.get(f"CHARTERFLOW_MODERATION_{platform.upper().replace('-', '_')}_SPACE", "").strip()
     known = {"discord": s.discord_channel, "discourse": s.discourse_group}
     return value or known.get(platform) or "moderators"
 
