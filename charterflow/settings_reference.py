@@ -16,6 +16,7 @@ from pydantic_core import PydanticUndefined
 CLASSES: tuple[tuple[str, str], ...] = (
     ("charterflow.settings", "Settings"),
     ("gateway.settings", "GatewaySettings"),
+    ("flows.platforms", "PlatformsSettings"),
     ("flows.platforms", "MembershipSettings"),
     ("flows.roles.confirm", "RolesSettings"),
     ("flows.reports.quarterly", "ReportSettings"),

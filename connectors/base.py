@@ -23,6 +23,17 @@ __all__ = [
     "Ballot",
     "BallotBox",
     "BallotOption",
+    "ButtonMessenger",
+    "ChannelText",
+    "InteractionResponder",
+    "Links",
+    "MessageEditor",
+    "OperatorAccount",
+    "PROTOCOLS",
+    "RoleResolver",
+    "TallyDisplay",
+    "Uploader",
+    "WorkingGroupHome",
     "Calendar",
     "Capability",
     "ChangeStatus",
@@ -65,6 +76,11 @@ class Capability(str, enum.Enum):
     BALLOT_BOX = "ballot_box"
     INBOUND = "inbound"
     CALENDAR = "calendar"
+    CHANNEL_TEXT = "channel_text"
+    BUTTONS = "buttons"
+    MESSAGE_EDITOR = "message_editor"
+    INTERACTIONS = "interactions"
+    UPLOADER = "uploader"
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,6 +449,129 @@ class ModerationLog(Protocol):
         ...
 
 
+@runtime_checkable
+class ChannelText(Protocol):
+    """Post text in a channel without opening a thread (a Discord channel message)."""
+
+    def send_text(self, *, channel: str | None, text: str, title: str | None = None,
+                  key: str | None = None) -> list[MessageRef]:
+        """``text`` (``title`` first, in bold) as one or more messages within the platform's
+        limit; ``channel`` ``None`` is the connector's WG channel."""
+        ...
+
+
+@runtime_checkable
+class ButtonMessenger(Protocol):
+    """Messages carrying buttons; a press comes back through ``Inbound`` with the button's
+    ``custom_id`` (Discord message components)."""
+
+    def post_with_buttons(self, *, channel: str, text: str, buttons: Sequence[tuple[str, str]],
+                          key: str | None = None) -> MessageRef:
+        """One message in ``channel`` with 1 to 5 buttons, each ``(label, custom_id)``."""
+        ...
+
+    def direct_message_with_button(self, *, user: UserRef, title: str, text: str,
+                                   button_label: str, custom_id: str,
+                                   key: str | None = None) -> MessageRef:
+        """A private message to ``user`` with one button."""
+        ...
+
+    def post_components(self, *, channel: str, content: str,
+                        components: Sequence[Mapping[str, Any]], key: str | None = None
+                        ) -> MessageRef:
+        """One message with the platform's own component rows (a flow's presentation table
+        builds them); the connector enforces the platform's limits."""
+        ...
+
+
+@runtime_checkable
+class MessageEditor(Protocol):
+    """Change a message the bot posted (a ballot's or an alert's outcome shown in place)."""
+
+    def edit_message(self, *, channel_id: str, message_id: str, text: str,
+                     keep_buttons: bool = False,
+                     components: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """Replace the text; the buttons go unless ``keep_buttons`` or new ``components``."""
+        ...
+
+
+@runtime_checkable
+class InteractionResponder(Protocol):
+    """Answer an interaction the gateway deferred (by its token, valid for minutes)."""
+
+    def followup(self, event: InboundEvent | str, text: str, *,
+                 ephemeral: bool = True) -> list[MessageRef]:
+        """A further answer (not idempotent: a flow sends it once per key)."""
+        ...
+
+    def edit_original(self, event: InboundEvent | str, text: str) -> None:
+        """Replace the deferred first answer (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class Uploader(Protocol):
+    """Upload a file (a report's charts) and get where it can be linked from."""
+
+    def upload(self, *, filename: str, content: bytes,
+               content_type: str = "image/png") -> dict[str, Any]:
+        """The platform's answer, with at least ``url`` (and ``short_url`` when it has one)."""
+        ...
+
+
+# Small descriptive Protocols (not ``Capability`` members: a flow asks with ``isinstance``).
+
+
+@runtime_checkable
+class WorkingGroupHome(Protocol):
+    """Where the WG lives on the platform unless the settings say otherwise."""
+
+    def working_group_space(self) -> tuple[str, str]:
+        """``(channel, group)``: the WG's private channel or category, and its group or role."""
+        ...
+
+
+@runtime_checkable
+class RoleResolver(Protocol):
+    """The platform's id of a role (an interaction lists the presser's role ids)."""
+
+    def role_id(self, role: Role) -> str:
+        """The id of ``role``; ``FatalError`` when the platform has no such role."""
+        ...
+
+
+@runtime_checkable
+class Links(Protocol):
+    """Where people open a thread or an event in their browser."""
+
+    def thread_url(self, thread_id: str, *, slug: str = "") -> str | None:
+        """The thread's (topic's) URL; ``None`` when the connector cannot say."""
+        ...
+
+    def event_url(self, event_id: str) -> str | None:
+        """A scheduled event's URL; ``None`` when the connector cannot say."""
+        ...
+
+
+@runtime_checkable
+class OperatorAccount(Protocol):
+    """The account the connector acts as (where a platform e-mails a confirmation)."""
+
+    def operator_name(self) -> str:
+        """Its username."""
+        ...
+
+
+@runtime_checkable
+class TallyDisplay(Protocol):
+    """A ballot whose platform shows counts the connector keeps itself (Discord buttons): the
+    flows publish the ledger's final tally before closing it."""
+
+    def publish_tally(self, ballot_id: str, counts: Sequence[int]) -> None:
+        """One count per option, in option order; the closed ballot shows them."""
+        ...
+
+
 CAPABILITY_PROTOCOLS: dict[Capability, type] = {
     Capability.DIRECTORY: Directory,
     Capability.ROLE_MANAGER: RoleManager,
@@ -440,7 +579,18 @@ CAPABILITY_PROTOCOLS: dict[Capability, type] = {
     Capability.BALLOT_BOX: BallotBox,
     Capability.INBOUND: Inbound,
     Capability.CALENDAR: Calendar,
+    Capability.CHANNEL_TEXT: ChannelText,
+    Capability.BUTTONS: ButtonMessenger,
+    Capability.MESSAGE_EDITOR: MessageEditor,
+    Capability.INTERACTIONS: InteractionResponder,
+    Capability.UPLOADER: Uploader,
 }
+
+# Every Protocol a flow may ask a connector for, with the descriptive ones (the conformance
+# suite covers each for every connector implementing it).
+PROTOCOLS: tuple[type, ...] = (*CAPABILITY_PROTOCOLS.values(), ModerationLog, Instanced,
+                               WorkingGroupHome, RoleResolver, Links, OperatorAccount,
+                               TallyDisplay)
 
 
 # --------------------------------------------------------------------------------------------
@@ -489,6 +639,10 @@ class Sandbox(Protocol):
         """Headers and body of an inbound request the platform would send (for ``Inbound``)."""
         ...
 
+    # A sandbox of a connector declaring ``interactions`` also offers
+    # ``deferred_interaction(base_url) -> str``: the token of an interaction the platform
+    # delivered and our side deferred (the conformance suite answers it).
+
 
 @runtime_checkable
 class Connector(Protocol):
@@ -497,6 +651,9 @@ class Connector(Protocol):
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]
     docs_url: ClassVar[str]
+    # Optional: ``False`` for a connector that is not a community platform of the WG (Slack,
+    # the Board's channel); such a one is never served as a ``flows.platforms`` space.
+    # community: ClassVar[bool] = True
 
     @classmethod
     def from_env(cls) -> Connector:

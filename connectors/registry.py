@@ -14,7 +14,8 @@ from importlib.metadata import EntryPoint, entry_points
 from connectors.base import CAPABILITY_PROTOCOLS, Capability
 from connectors.errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "ConnectorInfo", "discover", "load_connector", "loaded_connectors"]
+__all__ = ["ENTRY_POINT_GROUP", "ConnectorInfo", "community_connectors", "discover", "load_connector",
+           "loaded_connectors"]
 
 ENTRY_POINT_GROUP = "charterflow.connectors"
 
@@ -128,6 +129,12 @@ def discover(group: str = ENTRY_POINT_GROUP) -> list[ConnectorInfo]:
 def loaded_connectors(group: str = ENTRY_POINT_GROUP) -> dict[str, type]:
     """The connectors that loaded, by name."""
     return {info.name: info.cls for info in discover(group) if info.cls is not None}
+
+
+def community_connectors(group: str = ENTRY_POINT_GROUP) -> list[str]:
+    """The names of the loaded connectors that serve a community platform, sorted: every one
+    but those whose class says ``community = False`` (Slack: the Board's channel)."""
+    return [name for name, cls in loaded_connectors(group).items() if getattr(cls, "community", True)]
 
 
 def load_connector(name: str, group: str = ENTRY_POINT_GROUP) -> type:

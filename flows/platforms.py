@@ -1,10 +1,15 @@
 """Which connector serves each capability on each platform, and the working group's spaces there.
 
-A :class:`Platforms` holds one :class:`PlatformSpace` per approved community platform the WG
-runs on (``discourse`` = the Forum, ``discord``): the connector, the WG's private channel or
-category, the WG role or group, and optionally a public announcements channel. Connector-specific
-settings (URLs, tokens, role ids) stay in each connector's own ``CHARTERFLOW_<PLATFORM>_*``
-settings; this file only names the WG's spaces and the few membership settings below.
+A :class:`Platforms` holds one :class:`PlatformSpace` per community platform the WG runs on,
+any number of them: the connector, the WG's private channel or category, the WG role or group,
+and optionally a public announcements channel. :meth:`Platforms.from_settings` builds one
+connector per configured platform (``CHARTERFLOW_PLATFORMS``, below) from the
+``charterflow.connectors`` entry points, so a connector plugin is served by configuration alone.
+Flows reach a connector only through the capability Protocols (``connectors.base``):
+``space.capable(ButtonMessenger)`` is the connector when it is one, else ``None``.
+Connector-specific settings (URLs, tokens, role ids) stay in each connector's own
+``CHARTERFLOW_<PLATFORM>_*`` settings; this file only names the WG's spaces and the few
+membership settings below.
 
 Flows get the ledger and the platforms through :func:`current_ledger` / :func:`current_platforms`
 (built from settings on first use); tests and ``charterflow up`` install their own with
@@ -21,11 +26,17 @@ Membership settings (environment, prefix ``CHARTERFLOW_MEMBERSHIP_``):
 ``DSF_MEMBERS_FILE``       the DSF Individual Members list (R-ELIG-2), TOML ``members = [...]`` or
                            CSV with a ``handle`` column; default ``$CHARTERFLOW_HOME/<charter's
                            dsf_members_file>``; missing = empty list (every nomination invalid)
-``DISCOURSE_CATEGORY``     the Forum's private WG category (default: the connector's setting)
-``DISCOURSE_GROUP``        the Forum's WG group (default: the connector's setting)
-``DISCORD_CHANNEL``        the Discord WG channel (default: the connector's WG channel id)
-``DISCORD_ROLE``           the Discord WG role name (default ``wg-member``)
+``<PLATFORM>_CHANNEL``     the WG's private channel or category on ``<PLATFORM>`` (any configured
+                           platform: ``MATRIX_CHANNEL``); default: the connector's
+                           ``working_group_space()``, else ``working-group``
+``<PLATFORM>_ROLE``        the WG's group or role there (default: as for the channel)
+``DISCOURSE_CATEGORY``     the Forum's, as ``DISCOURSE_CHANNEL`` (kept for existing setups)
+``DISCOURSE_GROUP``        the Forum's, as ``DISCOURSE_ROLE``
 ========================== =====================================================================
+
+``CHARTERFLOW_PLATFORMS`` (comma-separated connector names) lists the community platforms
+served; unset, every registered connector that serves a community (all but the Board's Slack),
+the Forum and Discord first: one whose settings do not load is left out.
 """
 
 from __future__ import annotations
@@ -43,13 +54,19 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.base import (BallotBox, Directory, Instanced, MessageRef, Messenger, Role,
-                             RoleKind, RoleManager, UserRef)
+from connectors.base import (BallotBox, ButtonMessenger, Directory, Instanced, MessageRef, Messenger,
+                             OperatorAccount, Role, RoleKind, RoleManager, TallyDisplay, UserRef, WorkingGroupHome)
 from ledger.db import Ledger
 from rules import Charter
 
-__all__ = ["MembershipSettings", "PlatformSpace", "Platforms", "TallyVoteStore", "current_ledger",
-           "current_platforms", "load_dsf_members", "parse_role", "resolve_confirm_secret", "use"]
+__all__ = ["DEFAULT_PLATFORMS", "MembershipSettings", "PlatformSpace", "Platforms", "configured_platforms",
+           "current_ledger", "current_platforms", "load_dsf_members", "parse_role",
+           "resolve_confirm_secret", "use"]
+
+# The community platforms served when CHARTERFLOW_PLATFORMS is not set.
+DEFAULT_PLATFORMS = ("discourse", "discord")
+# Older names of the generic <PLATFORM>_CHANNEL / _ROLE settings, still read.
+_SETTING_ALIASES = {("discourse", "channel"): "discourse_category", ("discourse", "role"): "discourse_group"}
 
 
 class MembershipSettings(BaseSettings):
@@ -73,6 +90,44 @@ class MembershipSettings(BaseSettings):
         "The Discord WG channel (default: the connector's WG channel)."))
     discord_role: str = Field(default="wg-member", description="The Discord WG role's name.")
 
+    def space_setting(self, platform: str, what: str) -> str | None:
+        """``CHARTERFLOW_MEMBERSHIP_<PLATFORM>_<WHAT>`` (``what``: ``channel`` or ``role``) for any
+        platform, else the declared field (or its older alias), else ``None``."""
+        import os
+
+        name = f"CHARTERFLOW_MEMBERSHIP_{platform.upper().replace('-', '_')}_{what.upper()}"
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+        fields = self.model_dump()
+        return fields.get(f"{platform}_{what}") or fields.get(_SETTING_ALIASES.get((platform, what), "")) or None
+
+
+class PlatformsSettings(BaseSettings):
+    """``CHARTERFLOW_PLATFORMS``: the community platforms served, by connector name."""
+
+    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_", env_file=".env", extra="ignore")
+    platforms: str | None = Field(default=None, description=(
+        "Comma-separated connector names (entry points of charterflow.connectors) serving the "
+        "WG's community platforms (default: every registered community connector, the Forum "
+        "and Discord first); the Board's Slack is never one of them."))
+
+
+def configured_platforms(settings: PlatformsSettings | None = None) -> tuple[str, ...]:
+    """The platform names ``CHARTERFLOW_PLATFORMS`` lists (lower case, in order, once each);
+    unset: every registered community connector (``DEFAULT_PLATFORMS`` first), so an installed
+    plugin is served once its own settings load."""
+    raw = (settings or PlatformsSettings()).platforms
+    if raw is None or not raw.strip():
+        from connectors.registry import community_connectors
+
+        registered = community_connectors()
+        names = [n for n in DEFAULT_PLATFORMS if n in registered] + sorted(
+            n for n in registered if n not in DEFAULT_PLATFORMS)
+    else:
+        names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    return tuple(dict.fromkeys(names))
+
 
 def parse_role(text: str) -> Role:
     """The ``Role`` a ledger platform-role string names: ``group:<name>``, ``moderator``, ``admin``."""
@@ -95,6 +150,11 @@ class PlatformSpace:
     wg_role: Role
     announce_channel: str | None = None
 
+    def capable(self, protocol: type) -> Any:
+        """The connector when it implements ``protocol`` (a runtime-checkable Protocol of
+        ``connectors.base``), else ``None``: how a flow asks "can this platform do X"."""
+        return self.connector if isinstance(self.connector, protocol) else None
+
     @property
     def instance(self) -> str:
         """The platform instance the connector talks to (``Instanced``; ``""`` if it cannot say)."""
@@ -103,34 +163,38 @@ class PlatformSpace:
     @property
     def directory(self) -> Directory | None:
         """The connector as a ``Directory`` when it is one."""
-        return self.connector if isinstance(self.connector, Directory) else None
+        return self.capable(Directory)
 
     @property
     def roles(self) -> RoleManager | None:
         """The connector as a ``RoleManager`` when it is one."""
-        return self.connector if isinstance(self.connector, RoleManager) else None
+        return self.capable(RoleManager)
 
     @property
     def messenger(self) -> Messenger | None:
         """The connector as a ``Messenger`` when it is one."""
-        return self.connector if isinstance(self.connector, Messenger) else None
+        return self.capable(Messenger)
 
     @property
     def ballots(self) -> BallotBox | None:
         """The connector as a ``BallotBox`` when it is one."""
-        return self.connector if isinstance(self.connector, BallotBox) else None
+        return self.capable(BallotBox)
+
+    def operator_name(self) -> str:
+        """The account the connector acts as (``OperatorAccount``), else a neutral phrase."""
+        account = self.capable(OperatorAccount)
+        return account.operator_name() if account is not None else "the API admin"
 
     def prompt(self, *, user: UserRef, title: str, text: str, button_label: str,
                custom_id: str, key: str) -> MessageRef:
-        """A private message asking ``user`` to act. On Discord it carries a button (the press
-        comes back as an interaction with ``custom_id``); elsewhere ``text`` holds the link.
-
-        A connector offering ``direct_message_with_button`` (the Discord connector) is used for
-        it; any other ``Messenger`` gets a plain direct message."""
-        own = getattr(self.connector, "direct_message_with_button", None)
-        if callable(own):
-            return own(user=user, title=title, text=text, button_label=button_label,
-                       custom_id=custom_id, key=key)
+        """A private message asking ``user`` to act: with a button where the connector is a
+        ``ButtonMessenger`` (the press comes back as an interaction with ``custom_id``), else a
+        plain direct message whose ``text`` holds the link."""
+        buttons = self.capable(ButtonMessenger)
+        if buttons is not None:
+            return buttons.direct_message_with_button(user=user, title=title, text=text,
+                                                      button_label=button_label,
+                                                      custom_id=custom_id, key=key)
         messenger = self.messenger
         if messenger is None:
             raise LookupError(f"{self.platform}: no Messenger to reach {user.username!r}")
@@ -140,73 +204,17 @@ class PlatformSpace:
                      result: str | None = None) -> Any:
         """Close ``ballot`` on this platform; ``result`` (one line, the ledger's tally merged
         across platforms) is shown on the closed ballot where the connector can; ``counts`` (one
-        per option) is published for a connector that counts from its own vote store (Discord:
-        votes are cast in the ledger, not in that store)."""
+        per option) is published first to a connector that is a ``TallyDisplay`` (it shows
+        counts it keeps itself, while the WG's votes are cast in the ledger)."""
         box = self.ballots
         if box is None:
             raise LookupError(f"{self.platform}: no BallotBox")
-        store = getattr(self.connector, "votes", None)
-        if counts is not None and isinstance(store, TallyVoteStore):
-            store.publish(str(ballot.id), counts)
+        display = self.capable(TallyDisplay)
+        if counts is not None and display is not None:
+            display.publish_tally(str(ballot.id), counts)
         if result is not None:
             return box.close_ballot(ballot, result=result)
         return box.close_ballot(ballot)
-
-
-class TallyVoteStore:
-    """The Discord connector's ``VoteStore`` as the membership flows use it.
-
-    Ballot votes are cast in the ledger (the ``vote`` handler; a person's latest vote on either
-    platform counts), never in the connector's store, so ``DiscordConnector.close_ballot`` would
-    count none. Before closing, :meth:`PlatformSpace.close_ballot` publishes the ledger's final
-    tally here; from then on :meth:`votes` answers one anonymous record per counted vote (who
-    voted stays in the ledger, R-PRIVACY), and the closed message shows the real counts. Until a
-    tally is published everything is the wrapped store's.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self._final: dict[str, tuple[int, ...]] = {}
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"TallyVoteStore(inner={self.inner!r})"
-
-    def publish(self, ballot_id: str, counts: Sequence[int]) -> None:
-        """The final tally of ``ballot_id``: one count per option, in option order."""
-        with self._lock:
-            self._final[str(ballot_id)] = tuple(int(n) for n in counts)
-
-    def add_ballot(self, ballot: Any) -> None:
-        """Delegated."""
-        self.inner.add_ballot(ballot)
-
-    def ballot(self, ballot_id: str) -> Any:
-        """Delegated."""
-        return self.inner.ballot(ballot_id)
-
-    def close(self, ballot_id: str) -> None:
-        """Delegated."""
-        self.inner.close(ballot_id)
-
-    def record(self, vote: Any) -> Any:
-        """Delegated."""
-        return self.inner.record(vote)
-
-    def votes(self, ballot_id: str) -> list[Any]:
-        """The published tally as anonymous records, else the wrapped store's votes."""
-        from connectors.discord.votes import VoteRecord
-
-        with self._lock:
-            final = self._final.get(str(ballot_id))
-        if final is None:
-            return self.inner.votes(ballot_id)
-        out = []
-        for option, count in enumerate(final):
-            for _ in range(count):
-                out.append(VoteRecord(ballot_id=str(ballot_id), voter_id=str(len(out) + 1),
-                                      voter_username="", option_id=str(option), interaction_id="0"))
-        return out
 
 
 @dataclass(kw_only=True)
@@ -223,8 +231,12 @@ class Platforms:
     _closers: list[Any] = field(default_factory=list, repr=False)
 
     def space(self, platform: str) -> PlatformSpace | None:
-        """The WG's space on ``platform`` (``discourse`` / ``discord``), if served."""
+        """The WG's space on ``platform`` (a connector name), if served."""
         return self.spaces.get(str(platform))
+
+    def names(self) -> tuple[str, ...]:
+        """The platforms served, in configured order (the seam for the ledger's platform list)."""
+        return tuple(self.spaces)
 
     def instance_of(self, platform: str, stored: Any = None) -> str:
         """The instance an inbound event came from: the one its verifier stored with it
@@ -244,29 +256,24 @@ class Platforms:
                 pass
 
     @classmethod
-    def build(cls, *, charter: Charter, discourse: Any = None, discord: Any = None,
-              confirm_secret: str | SecretStr | None = None, gateway_url: str | None = None,
-              dsf_members: frozenset[str] | set[str] | None = None,
-              settings: MembershipSettings | None = None, mailer: Any = None) -> Platforms:
-        """From connector instances (either may be None: that platform is not served)."""
+    def build(cls, *, charter: Charter, confirm_secret: str | SecretStr | None = None,
+              gateway_url: str | None = None, dsf_members: frozenset[str] | set[str] | None = None,
+              settings: MembershipSettings | None = None, mailer: Any = None,
+              **connectors: Any) -> Platforms:
+        """From connector instances by platform name (``Platforms.build(charter=c, discourse=f,
+        matrix=m)``), in that order; ``None`` leaves a platform unserved."""
         s = settings or MembershipSettings(_env_file=None)  # type: ignore[call-arg]
         spaces: dict[str, PlatformSpace] = {}
-        if discourse is not None:
-            conf = getattr(discourse, "settings", None)
-            spaces["discourse"] = PlatformSpace(
-                platform="discourse", connector=discourse,
-                wg_channel=s.discourse_category or getattr(conf, "category", "Working Group"),
-                wg_role=Role.group(s.discourse_group or getattr(conf, "group", "working-group")))
-        if discord is not None:
-            conf = getattr(discord, "settings", None)
-            store = getattr(discord, "votes", None)
-            if store is not None and not isinstance(store, TallyVoteStore):
-                # Closed ballots show the ledger's tally (see TallyVoteStore).
-                discord.votes = TallyVoteStore(store)
-            spaces["discord"] = PlatformSpace(
-                platform="discord", connector=discord,
-                wg_channel=s.discord_channel or getattr(conf, "wg_channel_id", None) or "wg-private",
-                wg_role=Role.group(s.discord_role))
+        for name, connector in connectors.items():
+            if connector is None:
+                continue
+            channel, group = "working-group", "working-group"
+            if isinstance(connector, WorkingGroupHome):
+                channel, group = connector.working_group_space()
+            spaces[name] = PlatformSpace(
+                platform=name, connector=connector,
+                wg_channel=s.space_setting(name, "channel") or channel,
+                wg_role=Role.group(s.space_setting(name, "role") or group))
         secret = confirm_secret if confirm_secret is not None else s.confirm_secret
         if secret is None:
             secret = SecretStr(secrets.token_hex(32))
@@ -277,32 +284,31 @@ class Platforms:
                    dsf_members=frozenset(dsf_members or ()), mailer=mailer)
 
     @classmethod
-    def from_settings(cls) -> Platforms:
-        """From the environment: each connector whose settings load (``from_env``) serves its
-        platform; one that is not configured is left out (reported in the flow logs)."""
+    def from_settings(cls, names: Sequence[str] | None = None) -> Platforms:
+        """From the environment: each platform of ``names`` (default ``CHARTERFLOW_PLATFORMS``)
+        whose connector is registered and whose settings load (``from_env``) is served; one that
+        is not is left out (reported in the flow logs)."""
+        import logging
+
         from charterflow.charter import load_configured_charter
         from charterflow.settings import get_settings
+        from connectors.registry import load_connector
 
         s = MembershipSettings()
         home = get_settings().home
         charter = load_configured_charter()
         built: dict[str, Any] = {}
-        for name, module, cls_name in (("discourse", "connectors.discourse.connector", "DiscourseConnector"),
-                                       ("discord", "connectors.discord.connector", "DiscordConnector")):
+        for name in names if names is not None else configured_platforms():
             try:
-                mod = __import__(module, fromlist=[cls_name])
-                built[name] = getattr(mod, cls_name).from_env()
+                built[name] = load_connector(name).from_env()
             except Exception as exc:  # noqa: BLE001 - a platform not configured is not served
-                import logging
-
                 logging.getLogger("charterflow.membership").warning(
                     "membership: %s is not served (%s)", name, type(exc).__name__)
         members_file = s.dsf_members_file or (home / charter.eligibility.dsf_members_file)
         secret = resolve_confirm_secret(settings=s)
-        platforms = cls.build(charter=charter, discourse=built.get("discourse"),
-                              discord=built.get("discord"), confirm_secret=secret,
+        platforms = cls.build(charter=charter, confirm_secret=secret,
                               dsf_members=load_dsf_members(members_file), settings=s,
-                              mailer=_mailer_from_settings())
+                              mailer=_mailer_from_settings(), **built)
         platforms._closers.extend(built.values())
         return platforms
 

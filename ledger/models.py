@@ -9,6 +9,7 @@ Every timestamp is a timezone-aware UTC ``datetime`` (``UTCDateTime``).
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from ledger.types import UTCDateTime, utcnow
 
@@ -57,12 +59,42 @@ def _enum(cls: type[enum.Enum]) -> Enum:
 
 
 class Platform(enum.StrEnum):
-    """Where an identity lives. ``email`` is an identity kind too (issue 3)."""
+    """Where an identity lives. ``email`` is an identity kind too (issue 3).
+
+    Open (issue 20): any connector name (``matrix``, a plugin's) is a member too, made on first
+    use, so a platform served from the connector registry needs no change here."""
 
     DISCOURSE = "discourse"
     DISCORD = "discord"
     SLACK = "slack"
     EMAIL = "email"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Platform | None:
+        if not isinstance(value, str) or not _PLATFORM_NAME.fullmatch(value):
+            return None  # Platform("Bad Name") still raises ValueError
+        member = str.__new__(cls, value)
+        member._name_ = value.upper()
+        member._value_ = value
+        return cls._value2member_map_.setdefault(value, member)
+
+
+# A connector's entry-point name as the ledger stores it (columns are 24 characters).
+_PLATFORM_NAME = re.compile(r"[a-z][a-z0-9_-]{0,23}")
+
+
+class PlatformName(TypeDecorator[Platform]):
+    """A ``Platform`` stored as its name (plain text, as the enum column stored it before: no
+    migration); an unknown or malformed name is refused on write and on read."""
+
+    impl = String(24)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else Platform(value).value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Platform | None:
+        return None if value is None else Platform(value)
 
 
 class MembershipStatus(enum.StrEnum):
@@ -178,7 +210,7 @@ class Person(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     handle: Mapped[str] = mapped_column(String(80), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
-    home_platform: Mapped[Platform | None] = mapped_column(_enum(Platform))
+    home_platform: Mapped[Platform | None] = mapped_column(PlatformName())
     # Salt of every content hash about this person in the audit log; erasure clears it, so the
     # hashes left in the log can no longer be linked to a guessed value.
     salt: Mapped[str | None] = mapped_column(String(64))
@@ -203,7 +235,7 @@ class Identity(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    platform: Mapped[Platform] = mapped_column(_enum(Platform))
+    platform: Mapped[Platform] = mapped_column(PlatformName())
     # The platform's stable user id (Discourse user id, Discord snowflake, Slack U…).
     external_id: Mapped[str | None] = mapped_column(String(64))
     # Discourse/Discord username or the e-mail address; username_key is its case-folded form
@@ -287,7 +319,7 @@ class PlatformRoleAssignment(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    platform: Mapped[Platform] = mapped_column(_enum(Platform))
+    platform: Mapped[Platform] = mapped_column(PlatformName())
     role: Mapped[str] = mapped_column(String(64))
     desired: Mapped[bool] = mapped_column(Boolean, default=False)
     desired_since: Mapped[datetime | None]

@@ -10,8 +10,8 @@ from rules.ballots import (Tally, check_vote, closes_at, majority, quorum, snaps
 from rules.board import needs_board
 from rules.charter import Charter, default_charter, load_charter, parse_charter
 from rules.decision import Decision, Finding
-from rules.eligibility import (Applicant, DiscordEvidence, DiscourseEvidence, check_discord,
-                               check_discourse, decide_eligibility)
+from rules.eligibility import (ActivityEvidence, Applicant, DiscordEvidence, DiscourseEvidence,
+                               check_activity, check_discord, check_discourse, decide_eligibility)
 from rules.errors import CaseError, CharterFileError
 from rules.ideas import check_idea_transition
 from rules.plan import Assignment, Change, Plan, check_plan, diff, plan_roles
@@ -23,7 +23,7 @@ from rules.whatif import evaluate_case, parse_case
 
 __all__ = [
     "AdminCount", "EndOfMembership", "admin_revocation", "count_admins", "end_of_membership",
-    "short_if_gone", "Applicant", "Assignment", "CaseError", "Change", "Plan", "check_plan", "diff", "plan_roles", "Charter", "CharterFileError", "Decision", "DiscordEvidence",
+    "short_if_gone", "ActivityEvidence", "Applicant", "check_activity", "Assignment", "CaseError", "Change", "Plan", "check_plan", "diff", "plan_roles", "Charter", "CharterFileError", "Decision", "DiscordEvidence",
     "DiscourseEvidence", "Finding", "RULINGS", "Tally", "TermWindow", "WgRoles",
     "check_admin_change", "check_admins", "check_discord", "check_discourse",
     "check_idea_transition", "check_opt_in", "check_roles", "check_vote", "closes_at",

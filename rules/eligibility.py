@@ -3,8 +3,8 @@ R-ELIG-4 (the evidence is kept). Pure: the caller fetches the figures and passes
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass, fields
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -21,6 +21,13 @@ class Applicant:
     forum: str | None = None
     discord: str | None = None
     nominator: str | None = None
+    # Accounts on any other platform the WG runs on (a connector plugin's): platform -> username.
+    accounts: Mapping[str, str] = field(default_factory=dict)
+
+    def usernames(self) -> dict[str, str]:
+        """Every account named, by platform (the Forum's under ``discourse``)."""
+        named = {"discourse": self.forum, "discord": self.discord, **self.accounts}
+        return {p: u for p, u in named.items() if u}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +48,17 @@ class DiscordEvidence:
 
     joined_at: datetime
     messages_90d: int | None
+    fetched_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivityEvidence:
+    """Figures from any other platform, as its connector reports them (``None``: not reported)."""
+
+    created_at: datetime
+    post_count: int | None = None
+    days_visited: int | None = None
+    last_seen_at: datetime | None = None
     fetched_at: datetime | None = None
 
 
@@ -114,8 +132,40 @@ def check_discord(ev: DiscordEvidence | None, *, now: datetime, charter: Charter
                f"{d.messages_window_days} days")
 
 
+def check_activity(platform: str, ev: ActivityEvidence | None, *, now: datetime,
+                   charter: Charter) -> PlatformCheck:
+    """R-ELIG-1 on a platform the charter has no table for: the account is old enough and
+    active by the Forum's measures (posts or days visited, seen recently) as far as the platform
+    reports them; a platform reporting neither answers ``unknown``, never ``yes``."""
+    rule = charter.eligibility
+    if ev is None:
+        return PlatformCheck(platform=platform, answer="unknown",
+                             reason=f"{platform} activity was not fetched")
+    age = now - ev.created_at
+    if age < timedelta(days=rule.account_min_age_days):
+        return PlatformCheck(platform=platform, answer="no",
+                             reason=f"{platform} account is {age.days} days old; "
+                                    f"{rule.account_min_age_days} needed")
+    d = rule.discourse
+    if ev.post_count is None and ev.days_visited is None:
+        return PlatformCheck(platform=platform, answer="unknown",
+                             reason=f"{platform} reports no posts or visits to count")
+    posts, visits = ev.post_count or 0, ev.days_visited or 0
+    if visits < d.min_days_visited and posts < d.min_post_count:
+        return PlatformCheck(platform=platform, answer="no",
+                             reason=f"{platform} activity is {visits} days visited and {posts} posts; "
+                                    f"{d.min_days_visited} days visited or {d.min_post_count} posts needed")
+    if ev.last_seen_at is not None and now - ev.last_seen_at > timedelta(days=d.seen_within_days):
+        return PlatformCheck(platform=platform, answer="no",
+                             reason=f"last seen on {platform} {(now - ev.last_seen_at).days} days ago; "
+                                    f"within {d.seen_within_days} days needed")
+    return PlatformCheck(platform=platform, answer="yes",
+                         reason=f"{platform} account {age.days} days old with {posts} "
+                                f"post{'' if posts == 1 else 's'} and {visits} days visited")
+
+
 def _is_self(applicant: Applicant) -> bool:
-    own = {h.casefold() for h in (applicant.forum, applicant.discord) if h}
+    own = {h.casefold() for h in applicant.usernames().values()}
     return applicant.nominator is None or applicant.nominator.casefold() in own
 
 
@@ -127,10 +177,12 @@ def decide_eligibility(
     dsf_members: Collection[str],
     now: datetime,
     charter: Charter,
+    others: Mapping[str, ActivityEvidence | None] | None = None,
 ) -> Decision:
     """Decide eligibility. ``evidence["status"]`` is ``eligible``, ``not-eligible`` or
-    ``unknown``: unknown figures never count as yes, and the reason says what to do."""
-    if not applicant.forum and not applicant.discord:
+    ``unknown``: unknown figures never count as yes, and the reason says what to do.
+    ``others`` holds the evidence of the ``applicant.accounts`` platforms (R-ELIG-1 on any)."""
+    if not applicant.usernames():
         return Decision(
             allowed=False, ruling="R-APP-1",
             reason="the application names no Forum or Discord username; at least one is needed",
@@ -144,6 +196,10 @@ def decide_eligibility(
     if applicant.discord:
         checks.append(check_discord(discord, now=now, charter=charter))
         platform_evidence["discord"] = _evidence_dict(discord)
+    for platform in sorted(applicant.accounts):
+        ev = (others or {}).get(platform)
+        checks.append(check_activity(platform, ev, now=now, charter=charter))
+        platform_evidence[platform] = _evidence_dict(ev)
     for check in checks:
         platform_evidence[check.platform] = {
             **(platform_evidence[check.platform] or {}), "answer": check.answer,
@@ -201,7 +257,7 @@ def decide_eligibility(
         evidence={**evidence, "status": "not-eligible"})
 
 
-def _evidence_dict(ev: DiscourseEvidence | DiscordEvidence | None) -> dict[str, Any] | None:
+def _evidence_dict(ev: DiscourseEvidence | DiscordEvidence | ActivityEvidence | None) -> dict[str, Any] | None:
     if ev is None:
         return None
     # Evidence holds only flat values: read the fields (asdict deep-copies, 2x slower at scale).

@@ -87,3 +87,41 @@ def test_import_contracts_refuse_a_new_exception(tmp_path, module, line, contrac
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{contract}" in result.stdout and "BROKEN" in result.stdout
     assert module.removesuffix(".py").removesuffix("/__init__").replace("/", ".") in result.stdout
+
+
+# A platform's package under connectors/ is one with a connector module (email is a mailer, the
+# sandbox kit is shared); flows reach platforms only through connectors.base's Protocols.
+PLATFORM_PACKAGES = sorted(p.name for p in (ROOT / "connectors").iterdir() if (p / "connector.py").is_file())
+# The Board's Slack channel: its Block Kit builders and action parsers are still imported by
+# the Board flows and the report's Board message (issue 20: the Slack side stays the Board's).
+BOARD_CHANNEL = {"flows/board/common.py": {"connectors.slack.blocks", "connectors.slack.connector"},  # split_ref
+                 "flows/board/decision.py": {"connectors.slack.blocks", "connectors.slack.inbound"},
+                 "flows/inbox.py": {"connectors.slack.blocks"},
+                 "flows/reports/render.py": {"connectors.slack.blocks"}}
+
+
+def test_there_are_platform_packages_to_guard():
+    assert {"discord", "discourse", "slack"} <= set(PLATFORM_PACKAGES)
+
+
+def test_flows_import_no_concrete_connector():
+    bad = []
+    for path in sorted((ROOT / "flows").rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        for name in imports(path):
+            parts = name.split(".")
+            if parts[0] == "connectors" and len(parts) > 1 and parts[1] in PLATFORM_PACKAGES \
+                    and name not in BOARD_CHANNEL.get(rel, set()):
+                bad.append(f"{rel} imports {name}")
+    assert bad == []
+
+
+def test_flows_do_not_probe_connectors():
+    # "does this platform do X" is an isinstance check against a Protocol, never getattr/hasattr.
+    bad = []
+    for path in sorted((ROOT / "flows").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in ("getattr", "hasattr"):
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.id}")
+    assert bad == []

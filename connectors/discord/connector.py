@@ -55,7 +55,7 @@ from connectors.discord.client import (
 from connectors.discord.interactions import InteractionVerifier
 from connectors.discord.settings import DiscordSettings
 from connectors.discord.snowflake import snowflake_at, time_of
-from connectors.discord.votes import BallotRecord, MemoryVoteStore, VoteRecord, VoteStore
+from connectors.discord.votes import BallotRecord, MemoryVoteStore, TallyVoteStore, VoteRecord, VoteStore
 from connectors.errors import ConfigError, FatalError, InvalidSignature
 from connectors.http import Clock, SystemClock, WriteOutcome
 
@@ -141,7 +141,10 @@ class DiscordConnector:
     """
 
     name: ClassVar[str] = "discord"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({
+        Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX,
+        Capability.INBOUND, Capability.CALENDAR, Capability.CHANNEL_TEXT, Capability.BUTTONS,
+        Capability.MESSAGE_EDITOR, Capability.INTERACTIONS})
     docs_url: ClassVar[str] = "https://discord.com/developers/docs/intro"
 
     def __init__(
@@ -1029,6 +1032,40 @@ class DiscordConnector:
         msg = self._send(cid, payloads.message(content, components=[{"type": 1, "components": row}],
                                                nonce=_nonce(key)), what=f"message in channel {cid}")
         return MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid, url=self._url(cid, msg["id"]))
+
+    def post_components(self, *, channel: str, content: str, components: Sequence[Mapping[str, Any]],
+                        key: str | None = None) -> MessageRef:
+        """One message with these component rows (at most 5:
+        https://discord.com/developers/docs/components/reference#action-row); ``content`` is cut
+        to 2000 characters. With ``key`` a re-send within the nonce window returns the first."""
+        if len(components) > 5:
+            raise ValueError("a Discord message holds at most 5 action rows")
+        content = content.strip()
+        if len(content) > payloads.MESSAGE_LIMIT:
+            content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
+        cid = self.channel_id(channel)
+        msg = self._send(cid, payloads.message(content, components=[dict(c) for c in components] or None,
+                                               nonce=_nonce(key)), what=f"message in channel {cid}")
+        return MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid, url=self._url(cid, msg["id"]))
+
+    def publish_tally(self, ballot_id: str, counts: Sequence[int]) -> None:
+        """Show the ledger's final tally on ``ballot_id`` when it closes (``TallyVoteStore``:
+        the WG's votes are cast in the ledger, not in this connector's store)."""
+        if not isinstance(self.votes, TallyVoteStore):
+            self.votes = TallyVoteStore(self.votes)
+        self.votes.publish(str(ballot_id), counts)
+
+    def working_group_space(self) -> tuple[str, str]:
+        """The WG channel (settings, else ``wg-private``) and the ``wg-member`` role."""
+        return self.settings.wg_channel_id or "wg-private", _WG_MEMBER
+
+    def thread_url(self, thread_id: str, *, slug: str = "") -> str | None:
+        """The channel or thread ``thread_id`` in the guild."""
+        return self._url(str(thread_id)) if thread_id else None
+
+    def event_url(self, event_id: str) -> str | None:
+        """The guild's scheduled event ``event_id``."""
+        return f"https://discord.com/events/{self.settings.guild_id}/{event_id}" if event_id else None
 
     def edit_message(self, *, channel_id: str, message_id: str, text: str, keep_buttons: bool = False,
                      components: Sequence[Mapping[str, Any]] | None = None) -> None:

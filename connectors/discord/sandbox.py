@@ -483,6 +483,12 @@ class DiscordSandbox(Sandbox):
             raise RuntimeError(f"sandbox refused the interaction: {response.text}")
         return response.json()
 
+    def deferred_interaction(self, base_url: str) -> str:
+        """The token of an interaction delivered and deferred (``/idea`` as a sample member), for
+        the conformance check of ``InteractionResponder``."""
+        sent = self.command(base_url, user=self.samples.recipients[0], name="idea", options={"text": "hello"})
+        return next(t for t, r in self.interactions.items() if r["id"] == sent["interaction_id"])
+
     def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
         """A signed interaction request as Discord would send it (headers, raw body).
 

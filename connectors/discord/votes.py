@@ -12,9 +12,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["BallotRecord", "MemoryVoteStore", "VoteRecord", "VoteStore"]
+__all__ = ["BallotRecord", "MemoryVoteStore", "TallyVoteStore", "VoteRecord", "VoteStore"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,3 +114,56 @@ class MemoryVoteStore:
         """Current votes."""
         with self._lock:
             return sorted(self._votes.get(ballot_id, {}).values(), key=lambda v: int(v.voter_id))
+
+
+class TallyVoteStore:
+    """A ``VoteStore`` whose closed ballots show a tally published from outside.
+
+    The working group's ballot votes are cast in the ledger (a person's latest vote on any
+    platform counts), never in this store, so ``close_ballot`` would count none. Before
+    closing, ``DiscordConnector.publish_tally`` publishes the ledger's final tally here; from
+    then on :meth:`votes` answers one anonymous record per counted vote (who voted stays in the
+    ledger, R-PRIVACY). Until a tally is published everything is the wrapped store's.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._final: dict[str, tuple[int, ...]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"TallyVoteStore(inner={self.inner!r})"
+
+    def publish(self, ballot_id: str, counts: Sequence[int]) -> None:
+        """The final tally of ``ballot_id``: one count per option, in option order."""
+        with self._lock:
+            self._final[str(ballot_id)] = tuple(int(n) for n in counts)
+
+    def add_ballot(self, ballot: BallotRecord) -> None:
+        """Delegated."""
+        self.inner.add_ballot(ballot)
+
+    def ballot(self, ballot_id: str) -> BallotRecord | None:
+        """Delegated."""
+        return self.inner.ballot(ballot_id)
+
+    def close(self, ballot_id: str) -> None:
+        """Delegated."""
+        self.inner.close(ballot_id)
+
+    def record(self, vote: VoteRecord) -> tuple[bool, VoteRecord | None]:
+        """Delegated."""
+        return self.inner.record(vote)
+
+    def votes(self, ballot_id: str) -> list[VoteRecord]:
+        """The published tally as anonymous records, else the wrapped store's votes."""
+        with self._lock:
+            final = self._final.get(str(ballot_id))
+        if final is None:
+            return self.inner.votes(ballot_id)
+        out = []
+        for option, count in enumerate(final):
+            for _ in range(count):
+                out.append(VoteRecord(ballot_id=str(ballot_id), voter_id=str(len(out) + 1),
+                                      voter_username="", option_id=str(option), interaction_id="0"))
+        return out

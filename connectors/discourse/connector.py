@@ -97,6 +97,7 @@ class DiscourseConnector:
             Capability.MESSENGER,
             Capability.BALLOT_BOX,
             Capability.INBOUND,
+            Capability.UPLOADER,
         }
     )
     docs_url: ClassVar[str] = "https://docs.discourse.org/"
@@ -139,6 +140,25 @@ class DiscourseConnector:
         """The site's host from its base URL (``Instanced``): Discourse has no stable site id
         readable through the API, and the host is what its webhooks name."""
         return url_instance(self.settings.url)
+
+    def working_group_space(self) -> tuple[str, str]:
+        """The WG's private category and group, from the connector's settings."""
+        return self.settings.category, self.settings.group
+
+    def thread_url(self, thread_id: str, *, slug: str = "") -> str | None:
+        """The topic's URL (``/t/{slug}/{id}``, or ``/t/{id}`` without a slug)."""
+        if not thread_id:
+            return None
+        base, slug = self.settings.url.rstrip("/"), slug.strip("/")
+        return f"{base}/t/{slug}/{thread_id}" if slug else f"{base}/t/{thread_id}"
+
+    def event_url(self, event_id: str) -> str | None:
+        """None: the Forum keeps no calendar here."""
+        return None
+
+    def operator_name(self) -> str:
+        """The API user the connector acts as (Discourse e-mails it admin confirmations)."""
+        return self.settings.api_username
 
     def __repr__(self) -> str:
         return f"DiscourseConnector(url={self.settings.url!r}, api_username={self.settings.api_username!r})"

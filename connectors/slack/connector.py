@@ -69,6 +69,8 @@ class SlackConnector:
 
     name: ClassVar[str] = "slack"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.MESSENGER, Capability.INBOUND})
+    # The Board's channel, never a community platform the WG runs on (flows.platforms).
+    community: ClassVar[bool] = False
     docs_url: ClassVar[str] = "https://api.slack.com/web"
 
     def __init__(

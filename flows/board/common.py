@@ -98,14 +98,14 @@ _slack: Any = None
 
 
 def current_slack() -> Any:
-    """The Slack connector of this process (``SlackConnector.from_env()`` unless
+    """The Slack connector of this process (the registry's ``slack``, ``from_env()``, unless
     :func:`use_slack` installed one); ``ConfigError`` naming the missing setting."""
     global _slack
     with _lock:
         if _slack is None:
-            from connectors.slack.connector import SlackConnector
+            from connectors.registry import load_connector
 
-            _slack = SlackConnector.from_env()
+            _slack = load_connector("slack").from_env()
         return _slack
 
 

@@ -12,14 +12,21 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connectors.discord import payloads
-
 from flows.ideas.common import BUTTON_STATUSES, button_id, parse_button_id, render
+from flows.presentation import DISCORD_MESSAGE_LIMIT as MESSAGE_LIMIT
 
 __all__ = ["PER_MESSAGE", "digest_messages", "ideas_in", "item_line", "shown_after_change"]
 
 PER_MESSAGE = 5
 LABELS = {"accepted": "Accept", "declined": "Decline", "duplicate": "Duplicate"}
+
+
+def _message(content: str, components: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    # No pings from titles: https://discord.com/developers/docs/resources/message#allowed-mentions-object
+    body: dict[str, Any] = {"content": content, "allowed_mentions": {"parse": []}}
+    if components:
+        body["components"] = components
+    return body
 
 
 def item_line(item: Mapping[str, Any], *, limit: int = 600) -> str:
@@ -53,17 +60,17 @@ def digest_messages(items: Sequence[Mapping[str, Any]], *, week: str,
     header = render("digest_header", week=week, waiting=len(items), flagged=flagged,
                     flag_days=flag_days, counts=dict(counts))
     if not items:
-        return [payloads.message(header[:payloads.MESSAGE_LIMIT])]
+        return [_message(header[:MESSAGE_LIMIT])]
     out = []
     chunks = [items[i:i + PER_MESSAGE] for i in range(0, len(items), PER_MESSAGE)]
     for n, chunk in enumerate(chunks):
         lines = [header] if n == 0 else [f"**Ideas digest {week}** ({n + 1}/{len(chunks)})"]
-        room = payloads.MESSAGE_LIMIT - len("\n\n".join(lines)) - 2 * len(chunk)
+        room = MESSAGE_LIMIT - len("\n\n".join(lines)) - 2 * len(chunk)
         each = max(80, room // len(chunk))
         lines += [item_line(item, limit=each) for item in chunk]
-        content = "\n\n".join(lines)[:payloads.MESSAGE_LIMIT]
+        content = "\n\n".join(lines)[:MESSAGE_LIMIT]
         rows = [row for item in chunk for row in _buttons(item)]
-        out.append(payloads.message(content, components=rows or None))
+        out.append(_message(content, rows or None))
     return out
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from prefect import flow
 
-from connectors.base import instance_key
+from connectors.base import Links, instance_key
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.errors import NotFound
@@ -66,12 +66,10 @@ def _person_by(ctx: Ctx, platform: Platform, external_id: str) -> int | None:
 
 def _forum_url(ctx: Ctx, topic: dict[str, Any]) -> str | None:
     space = ctx.platforms.space("discourse")
-    settings = getattr(getattr(space, "connector", None), "settings", None)
-    base = str(getattr(settings, "url", "") or "").rstrip("/")
-    if not base or not topic.get("id"):
+    links = space.capable(Links) if space is not None else None
+    if links is None or not topic.get("id"):
         return None
-    slug = str(topic.get("slug") or "").strip("/")
-    return f"{base}/t/{slug}/{topic['id']}" if slug else f"{base}/t/{topic['id']}"
+    return links.thread_url(str(topic["id"]), slug=str(topic.get("slug") or ""))
 
 
 def handle_idea(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:

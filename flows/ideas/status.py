@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors.base import MessageEditor
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.models import Idea, InboxEvent, Platform
@@ -138,7 +139,8 @@ def show_on_digest(ctx: Ctx, *, event_id: int, data: Any) -> bool:
     message was edited; a failed edit is logged (the change itself is recorded)."""
     message = (data or {}).get("message") if isinstance(data, dict) else None
     space = ctx.platforms.space("discord")
-    edit = getattr(space.connector, "edit_message", None) if space else None
+    editor = space.capable(MessageEditor) if space else None
+    edit = editor.edit_message if editor is not None else None
     if not isinstance(message, dict) or not message.get("id") or edit is None:
         return False
     ids = ideas_in(message)

@@ -16,14 +16,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
 from prefect import flow
 
-from connectors.base import MessageRef
+from connectors.base import ButtonMessenger
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.models import Idea, IdeaStatus
@@ -87,30 +86,13 @@ def flag_step(ctx: Ctx) -> list[int]:
     return flagged
 
 
-def _nonce(key: str, n: int) -> str:
-    # Discord returns the message already sent with this nonce (enforce_nonce) within its window.
-    return f"k{hashlib.sha256(key.encode()).hexdigest()[:20]}.{n}"[:25]
-
-
-def _send(connector: Any, channel: str, body: dict[str, Any]) -> MessageRef:
-    """One message with buttons in a channel. The Discord connector's ``post`` sends text only,
-    so the message goes through its HTTP client (same endpoint, same rate limits and retries):
-    https://discord.com/developers/docs/resources/message#create-message"""
-    cid = connector.channel_id(channel)
-    client = connector.client
-    what = f"ideas digest in channel {cid}"
-    msg = client.json(client.request("POST", "/channels/{channel_id}/messages",
-                                     path={"channel_id": cid}, json_body=body, what=what,
-                                     idempotent="nonce" in body), what=what)
-    return MessageRef(platform="discord", id=str(msg["id"]), thread_id=cid)
-
-
 def digest_step(ctx: Ctx, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Post this week's digest to the Discord WG channel, once per ISO week."""
     week = iso_week(ctx.now)
     key = f"ideas:digest:{week}"
     space = ctx.platforms.space("discord")
-    if space is None or getattr(space.connector, "client", None) is None:
+    poster = space.capable(ButtonMessenger) if space is not None else None
+    if poster is None:
         return {"week": week, "posted": False, "reason": "Discord is not served"}
     waiting = [r for r in rows if r["status"] in ("new", "triaged")]
     counts = dict(sorted(Counter(r["status"] for r in rows).items()))
@@ -118,8 +100,9 @@ def digest_step(ctx: Ctx, rows: list[dict[str, Any]]) -> dict[str, Any]:
                              flag_days=ctx.charter.ideas.flag_untriaged_after_days)
 
     def act() -> dict[str, Any]:
-        refs = [_send(space.connector, space.wg_channel, {**body, "nonce": _nonce(key, n),
-                                                          "enforce_nonce": True})
+        # One key per message: the connector's nonce returns a message already sent.
+        refs = [poster.post_components(channel=space.wg_channel, content=body["content"],
+                                       components=body.get("components") or (), key=f"{key}:{n}")
                 for n, body in enumerate(bodies)]
         return {"ids": [r.id for r in refs], "channel": refs[0].thread_id if refs else None}
 

@@ -18,6 +18,7 @@ from rules import Decision, closes_at, quorum, snapshot_electorate, voting_membe
 from flows.membership import ballot as ballots
 from flows.membership.common import Ctx, artifact, context, message_person
 from flows.membership.intake import GROUP, named_identities
+from flows.presentation import label
 
 ACTOR = "flow:approval"
 
@@ -109,6 +110,14 @@ def evidence_line(evidence: dict[str, Any], *, charter: Any) -> str:
             f"member {age} days" if age is not None else "",
             f"{count if count is not None else 'unknown'} messages/{window} days"
             if "messages_90d" in discord else "figures not fetched") if p))
+    for platform, figures in sorted(platforms.items()):
+        if platform in ("discourse", "discord") or not figures:
+            continue
+        age = _days(figures.get("created_at"), checked)
+        parts.append(f"{label(platform)}: " + ", ".join(p for p in (
+            f"{figures['post_count']} posts" if figures.get("post_count") is not None else "",
+            f"{figures['days_visited']} days visited" if figures.get("days_visited") is not None else "",
+            f"account {age} days" if age is not None else "") if p))
     return "; ".join(parts) or "no platform figures (eligible by nomination)"
 
 

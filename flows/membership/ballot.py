@@ -28,7 +28,7 @@ from prefect import flow
 from sqlalchemy import select
 
 from connectors.base import Ballot as PlatformBallot
-from connectors.base import BallotOption, MessageRef, instance_key
+from connectors.base import BallotOption, MessageRef, TallyDisplay, instance_key
 from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
@@ -207,11 +207,9 @@ def sync_platform_votes(ctx: Ctx, *, ballot_id: int) -> int:
     cast the ones that changed since the last read; returns how many were cast."""
     cast_count = 0
     for platform, ref in refs(ctx, ballot_id).items():
-        if platform == "discord":
-            continue  # Discord votes arrive as interactions (handler ``vote``)
         space = ctx.platforms.space(platform)
-        if space is None or space.ballots is None:
-            continue
+        if space is None or space.ballots is None or space.capable(TallyDisplay) is not None:
+            continue  # a TallyDisplay's votes arrive as interactions (handler ``vote``)
         seen = space.ballots.read_votes(platform_ballot(platform, ref))
         with ctx.ledger.read() as session:
             ballot = session.get(Ballot, ballot_id)
@@ -321,10 +319,10 @@ def votes_by_platform(session: Any, ballot: Ballot) -> dict[str, int]:
 def result_line(*, outcome: str, figures: dict[str, Any], per_platform: dict[str, int]) -> str:
     """The one merged tally every platform shows once a ballot closed, e.g. "Closed: passed,
     4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)". Counts only (R-VOTE-SECRET)."""
-    from flows.membership.intake import LABEL
+    from flows.presentation import label
 
-    where = ", ".join(f"{LABEL.get(p, p.title())} {n}" for p, n in sorted(
-        per_platform.items(), key=lambda item: LABEL.get(item[0], item[0])) if n)
+    where = ", ".join(f"{label(p)} {n}" for p, n in sorted(
+        per_platform.items(), key=lambda item: label(item[0])) if n)
     return (f"Closed: {outcome}, {figures['yes']} yes, {figures['no']} no, "
             f"{figures['abstain']} abstain of {figures['electorate']}"
             + (f" ({where})" if where else " (no votes cast)"))

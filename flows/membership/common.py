@@ -32,7 +32,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
-from connectors.base import MessageRef, UserRef
+from connectors.base import InteractionResponder, MessageRef, UserRef
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import Identity, Person, Platform
@@ -43,7 +43,6 @@ from flows.platforms import Platforms, current_ledger, current_platforms
 log = logging.getLogger("charterflow.membership")
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-COMMUNITY = ("discourse", "discord")
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
                    autoescape=False, keep_trailing_newline=False, trim_blocks=True,
                    lstrip_blocks=True)
@@ -190,12 +189,13 @@ def _unclaim(ctx: Ctx, *, key: str, holder: str) -> None:
 
 
 def identities_of(ctx: Ctx, person_id: int, *, ids: Iterable[int] | None = None) -> list[Identity]:
-    """The person's community-platform identities (optionally only ``ids``)."""
+    """The person's community-platform identities (optionally only ``ids``): every platform's
+    but the Board's Slack and e-mail, which are not community platforms."""
     wanted = set(ids) if ids is not None else None
     with ctx.ledger.read() as session:
         rows = list(session.scalars(select(Identity).where(
             Identity.person_id == person_id,
-            Identity.platform.in_([Platform.DISCOURSE, Platform.DISCORD])).order_by(Identity.id)))
+            Identity.platform.not_in([Platform.SLACK, Platform.EMAIL])).order_by(Identity.id)))
     return [r for r in rows if wanted is None or r.id in wanted]
 
 
@@ -307,8 +307,9 @@ def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str | None,
 
 
 def answer_interaction(ctx: Ctx, *, key: str, actor: str, about: str,
-                       attributes: Mapping[str, str], text: str) -> None:
-    """Answer a Discord interaction privately (the gateway deferred it), once per ``key``.
+                       attributes: Mapping[str, str], text: str, platform: str | None = None) -> None:
+    """Answer an interaction privately (the gateway deferred it), once per ``key``, through the
+    ``InteractionResponder`` of ``platform`` (default: the served one that answers interactions).
 
     The first answer replaces the deferred "thinking…" message (``PATCH …/messages/@original``):
     an edit is safe to retry, so a 5xx or a dropped connection does not lose it. A follow-up
@@ -316,27 +317,27 @@ def answer_interaction(ctx: Ctx, *, key: str, actor: str, about: str,
     same interaction use one. https://discord.com/developers/docs/interactions/receiving-and-responding
     """
     token = attributes.get("interaction_token")
-    space = ctx.platforms.space("discord")
-    connector = space.connector if space else None
-    followup = getattr(connector, "followup", None)
-    edit_original = getattr(connector, "edit_original", None)
-    if not token or (followup is None and edit_original is None):
+    spaces = [ctx.platforms.space(platform)] if platform else list(ctx.platforms.spaces.values())
+    found = [(s.platform, s.capable(InteractionResponder)) for s in spaces if s is not None]
+    found = [(name, r) for name, r in found if r is not None]
+    if not token or not found:
         return
+    where, responder = found[0]
     import hashlib
 
     first = f"interaction-original:{hashlib.sha256(token.encode()).hexdigest()[:24]}"
 
     def act() -> None:
-        if edit_original is not None and done(ctx, first) is None:
-            edit_original(token, text[:2000])
+        if done(ctx, first) is None:
+            responder.edit_original(token, text[:2000])
             with ctx.ledger.transaction() as session:
-                repo.effect_record(session, key=first, platform="discord", actor=actor, ref={},
+                repo.effect_record(session, key=first, platform=where, actor=actor, ref={},
                                    about=about, at=ctx.now)
-        elif followup is not None:
-            followup(token, text[:1900])
+        else:
+            responder.followup(token, text[:1900])
 
     try:
-        once(ctx, key=key, platform="discord", actor=actor, about=about, act=act)
+        once(ctx, key=key, platform=where, actor=actor, about=about, act=act)
     except Exception as exc:  # noqa: BLE001 - the token lives 15 minutes; the work is done anyway
         log.info("no answer for %s (%s)", about, type(exc).__name__)
 

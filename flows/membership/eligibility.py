@@ -17,7 +17,8 @@ from prefect.cache_policies import NO_CACHE
 from connectors.errors import ConnectorError
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, EligibilityOutcome
-from rules import Applicant, Decision, DiscordEvidence, DiscourseEvidence, decide_eligibility
+from rules import (ActivityEvidence, Applicant, Decision, DiscordEvidence, DiscourseEvidence,
+                   decide_eligibility)
 
 from flows.membership.common import Ctx, artifact, context, message_person, user_ref
 from flows.membership.intake import GROUP, named_identities
@@ -47,17 +48,25 @@ def collect(ctx: Ctx, application_id: int) -> tuple[Applicant, dict[str, Any]]:
             activity = space.directory.activity(user_ref(identity))
         except ConnectorError:
             continue  # unknown, never yes (R-ELIG-1)
+        # The charter's own tables for the Forum and Discord; any other platform's figures as
+        # its connector reports them (rules.check_activity).
         if platform == "discourse":
             evidence[platform] = DiscourseEvidence(
                 created_at=activity.created_at, days_visited=activity.days_visited or 0,
                 post_count=activity.post_count or 0, last_seen_at=activity.last_seen_at,
                 fetched_at=ctx.now)
-        else:
+        elif platform == "discord":
             evidence[platform] = DiscordEvidence(joined_at=activity.created_at,
                                                  messages_90d=activity.post_count,
                                                  fetched_at=ctx.now)
+        else:
+            evidence[platform] = ActivityEvidence(
+                created_at=activity.created_at, post_count=activity.post_count,
+                days_visited=activity.days_visited, last_seen_at=activity.last_seen_at,
+                fetched_at=ctx.now)
+    others = {p: u for p, u in names.items() if p not in ("discourse", "discord")}
     applicant = Applicant(forum=names.get("discourse"), discord=names.get("discord"),
-                          nominator=nominator)
+                          nominator=nominator, accounts=others)
     return applicant, evidence
 
 
@@ -77,6 +86,7 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         applicant, evidence = collect(ctx, application_id)
         decision = decide_eligibility(applicant, discourse=evidence["discourse"],
                                       discord=evidence["discord"],
+                                      others={p: evidence.get(p) for p in applicant.accounts},
                                       dsf_members=ctx.platforms.dsf_members, now=ctx.now,
                                       charter=ctx.charter)
         outcome = _OUTCOME[decision.evidence["status"]]

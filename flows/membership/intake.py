@@ -16,14 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import partial
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from prefect import flow
 from sqlalchemy import select
 
-from connectors.base import UserRef
+from connectors.base import ButtonMessenger, UserRef
 from connectors.errors import FatalError, PolicyViolation
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, Identity, MembershipStatus, Person
@@ -34,10 +35,10 @@ from flows.membership.common import (Ctx, artifact, context, identities_of, log,
                                      once, run_name, user_ref)
 from flows.membership.tokens import CONFIRM_PREFIX, make_token, read_token
 from flows.platforms import Platforms
+from flows.presentation import label
 
 ACTOR = "flow:intake"
 GROUP = "Online Community Working Group"
-LABEL = {"discourse": "Forum", "discord": "Discord"}
 
 
 def _intake_key(*, source: str, source_ref: str | None, values: dict[str, Any]) -> str:
@@ -101,18 +102,23 @@ def _new_handle(session: Any, wanted: str) -> str:
 
 def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None,
            motivation: str, experience: str, nominator: str | None, email: str | None,
-           source: str, source_ref: str | None, proven: dict[str, str] | None = None
-           ) -> dict[str, Any]:
+           source: str, source_ref: str | None, proven: dict[str, str] | None = None,
+           accounts: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Store an application and send the confirmation prompts (idempotent per source_ref, or per
     input when there is none). ``proven`` maps a platform to the external id the source proved
-    (that account is confirmed at once)."""
+    (that account is confirmed at once); ``accounts`` names the applicant's accounts on any
+    other platform served (platform → username)."""
     forum = (forum_username or "").strip().lstrip("@") or None
     discord = (discord_username or "").strip().lstrip("@") or None
+    others = {str(p): (u or "").strip().lstrip("@") for p, u in (accounts or {}).items()
+              if p not in ("discourse", "discord")}
     values = {"forum": forum, "discord": discord, "motivation": motivation,
               "experience": experience, "nominator": nominator}
+    if any(others.values()):
+        values["accounts"] = others
     key = _intake_key(source=source, source_ref=source_ref, values=values)
     # The account the source proved is where a refusal is told (the form's page reads the record).
-    named = {"discourse": forum, "discord": discord}
+    named = {"discourse": forum, "discord": discord, **{p: u or None for p, u in others.items()}}
     tell = (source, named[source]) if source in (proven or {}) and named.get(source) else None
     email = (email or "").strip() or None
     refuse = partial(_refuse, ctx, key=key, tell=tell, email=email)
@@ -125,26 +131,26 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
         return prompt_confirmations(ctx, application_id=int(about.split(":")[1]))
 
     limits = ctx.charter.application
-    if not forum and not discord:
+    if not any(named.values()):
         return refuse(ruling="R-APP-1", code="no-username",
                       reason="the application names no Forum or Discord username")
     if not motivation.strip() or not experience.strip():
         return refuse(ruling="R-APP-1", code="missing-answers",
                       reason="the application must say why and what experience the applicant brings")
     if max(len(motivation), len(experience)) > limits.max_answer_chars or any(
-            h and len(h) > limits.max_handle_chars for h in (forum, discord)):
+            h and len(h) > limits.max_handle_chars for h in named.values()):
         return refuse(ruling="R-APP-1", code="too-long",
                       reason="an answer or username is longer than the charter allows")
 
     # Find each named account on its platform (its stable id is what we confirm and act on).
     accounts: dict[str, UserRef] = {}
-    for platform, username in (("discourse", forum), ("discord", discord)):
+    for platform, username in named.items():
         if not username:
             continue
         space = ctx.platforms.space(platform)
         if space is None or space.directory is None:
             return refuse(ruling="R-APP-2", code=f"{platform}-not-served",
-                          reason=f"the {LABEL[platform]} is not connected, so that account "
+                          reason=f"the {label(platform)} is not connected, so that account "
                                  "cannot confirm the application; apply with another account")
         try:
             accounts[platform] = space.directory.find_user(username)
@@ -152,10 +158,10 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
             if exc.status != 404:
                 raise
             return refuse(ruling="R-APP-1", code=f"{platform}-unknown-user",
-                          reason=f"there is no {LABEL[platform]} account called {username!r}")
+                          reason=f"there is no {label(platform)} account called {username!r}")
         if proven and platform in proven and proven[platform] != accounts[platform].id:
             return refuse(ruling="R-APP-2", code="not-own-account",
-                          reason=f"the {LABEL[platform]} account named is not the one that applied")
+                          reason=f"the {label(platform)} account named is not the one that applied")
 
     with ctx.ledger.transaction() as session:
         owners: dict[int, Person] = {}
@@ -190,10 +196,10 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
     with ctx.ledger.transaction() as session:
         person = session.get(Person, person.id) if person is not None else None
         if person is None:
-            first = accounts.get("discourse") or accounts.get("discord")
+            first = next(iter(accounts.values()))
             person = repo.create_person(session, handle=_new_handle(session, first.username),
                                         actor=ACTOR, display_name=first.display_name,
-                                        home_platform=source if source in LABEL else None,
+                                        home_platform=source if source in named else None,
                                         at=ctx.now)
         identity_ids = []
         for platform, user in accounts.items():
@@ -268,12 +274,12 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
     # Bound to where it is sent (issue 19): Discord's DM carries a button, elsewhere a link.
     token = make_token(secret=ctx.platforms.confirm_secret, purpose="confirm",
                        subject=application_id, identity=identity.id, expires_at=expires,
-                       channel="discord" if space.platform == "discord" else "web")
+                       channel="discord" if space.capable(ButtonMessenger) is not None else "web")
     link = f"{ctx.platforms.gateway_url}/confirm/{token}"
     from flows.membership.common import render
 
     title, text = render("confirm_request", platform=space.platform, username=identity.username,
-                         group=GROUP, platform_label=LABEL[space.platform], link=link,
+                         group=GROUP, platform_label=label(space.platform), link=link,
                          expires=expires.date().isoformat(), application_id=application_id)
     key = f"confirm-prompt:{application_id}:{identity.id}"
     try:
@@ -372,16 +378,18 @@ def intake(forum_username: str | None = None, discord_username: str | None = Non
            motivation: str = "", experience: str = "", nominator: str | None = None,
            email: str | None = None, source: str = "operator", source_ref: str | None = None,
            proven_accounts: dict[str, str] | None = None,
+           accounts: dict[str, str] | None = None,
            now: datetime | None = None) -> dict[str, Any]:
     """Receive an application (R-APP-1): refuse duplicates (R-APP-3), ask each named account to
     confirm (R-APP-2). Operators run it from the Prefect UI with ``source = operator``; running
     it again with the same input sends nothing new. ``proven_accounts`` (platform → account id)
     is set by the gateway's handler for an account the source itself proved (the Discord user
-    who sent the modal, the Forum topic's author): it counts as confirmed at once."""
+    who sent the modal, the Forum topic's author): it counts as confirmed at once. ``accounts``
+    (platform → username) names accounts on any other platform served."""
     ctx = context(now)
     return submit(ctx, forum_username=forum_username, discord_username=discord_username,
                   motivation=motivation, experience=experience, nominator=nominator, email=email,
-                  source=source, source_ref=source_ref, proven=proven_accounts)
+                  source=source, source_ref=source_ref, proven=proven_accounts, accounts=accounts)
 
 
 @flow(name="membership-expire-applications", flow_run_name="expire-applications", log_prints=True)

@@ -21,10 +21,10 @@ from ledger.models import (Application, ApplicationStatus, Identity, Membership,
                            Person, Term)
 
 from flows.membership.tokens import read_token
+from flows.presentation import label
 
 __all__ = ["LinkView", "describe_link"]
 
-LABEL = {"discourse": "Forum", "discord": "Discord"}
 _CLOSED = {ApplicationStatus.EXPIRED: "it was not confirmed in time and has expired",
            ApplicationStatus.WITHDRAWN: "it was withdrawn",
            ApplicationStatus.REFUSED: "it was not accepted",
@@ -77,7 +77,7 @@ def _confirm_view(session, application_id: int, identity_id: int, expires_on: da
         return LinkView(purpose="confirm", state="invalid", ruling="R-APP-2",
                         reason="this link does not belong to an application")
     common = dict(purpose="confirm", ruling="R-APP-2", application_id=app.id,
-                  platform_label=LABEL.get(identity.platform.value, identity.platform.value),
+                  platform_label=label(identity.platform.value),
                   username=identity.username, expires_on=expires_on)
     if app.status in _CLOSED:
         return LinkView(state="closed", reason=f"this application is closed: {_CLOSED[app.status]}",

@@ -7,6 +7,8 @@ Settings (environment, prefix ``CHARTERFLOW_MODERATION_``):
 ``DISCORD_CHANNEL``  the Discord moderators' channel (name or id; default ``moderators``)
 ``DISCOURSE_GROUP``  the Forum group that receives alerts and digests as a private message
                      (default ``moderators``, Discourse's own moderators group)
+``<PLATFORM>_SPACE`` the moderators' channel or group on any other platform (default
+                     ``moderators``)
 ``LOOKBACK_DAYS``    how far back a sync looks for severe actions still needing an alert or a
                      link suggestion (default 30)
 ==================== ==========================================================================
@@ -25,7 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.base import MessageRef, ModerationLog
+from connectors.base import ButtonMessenger, ChannelText, MessageEditor, MessageRef, Messenger, ModerationLog
 from flows.membership.common import Ctx
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -45,6 +47,16 @@ class ModerationSettings(BaseSettings):
         "The Forum moderators' group: alerts and the digest arrive as a group message."))
     lookback_days: int = Field(default=30, ge=1, le=365, description=(
         "On the first sync, how far back severe actions still raise alerts, days."))
+
+
+def space_setting(s: ModerationSettings, platform: str) -> str:
+    """The moderators' channel or group on ``platform``: ``CHARTERFLOW_MODERATION_<PLATFORM>_SPACE``,
+    else the declared setting of the Forum or Discord, else ``moderators``."""
+    import os
+
+    value = os.environ.get(f"CHARTERFLOW_MODERATION_{platform.upper().replace('-', '_')}_SPACE", "").strip()
+    known = {"discord": s.discord_channel, "discourse": s.discourse_group}
+    return value or known.get(platform) or "moderators"
 
 
 def settings() -> ModerationSettings:
@@ -70,27 +82,31 @@ class ModeratorSpace:
 
     @property
     def buttons(self) -> bool:
-        """Whether messages here can carry buttons (Discord)."""
-        return callable(getattr(self.connector, "post_with_buttons", None))
+        """Whether messages here can carry buttons (a ``ButtonMessenger`` posting in a channel)."""
+        return isinstance(self.connector, ButtonMessenger) and isinstance(self.connector, ChannelText)
 
     def send(self, *, title: str, text: str, key: str,
              buttons: list[tuple[str, str]] | None = None) -> MessageRef:
         """Post ``title`` + ``text`` once per ``key`` (the platform's own idempotency)."""
         if self.buttons:
-            body = f"**{title}**\n{text}"
+            connector: Any = self.connector
             if buttons:
-                return self.connector.post_with_buttons(channel=self.target, text=body, buttons=buttons, key=key)
-            return self.connector.send_text(channel=self.target, text=text, title=title, key=key)[0]
-        return self.connector.direct_message(recipients=[self.target], title=title, text=text, key=key)
+                return connector.post_with_buttons(channel=self.target, text=f"**{title}**\n{text}",
+                                                   buttons=buttons, key=key)
+            return connector.send_text(channel=self.target, text=text, title=title, key=key)[0]
+        messenger: Messenger = self.connector
+        return messenger.direct_message(recipients=[self.target], title=title, text=text, key=key)
 
     def update(self, *, channel_id: str, message_id: str, title: str, text: str, note: str, key: str) -> None:
-        """Show an outcome on a message posted earlier: on Discord the message is replaced (its
-        buttons dropped); elsewhere ``note`` is added as a reply in its thread."""
-        edit = getattr(self.connector, "edit_message", None)
-        if callable(edit):
-            edit(channel_id=channel_id, message_id=message_id, text=f"**{title}**\n{text}")
+        """Show an outcome on a message posted earlier: where the connector is a
+        ``MessageEditor`` the message is replaced (its buttons dropped); elsewhere ``note`` is
+        added as a reply in its thread."""
+        if isinstance(self.connector, MessageEditor):
+            self.connector.edit_message(channel_id=channel_id, message_id=message_id,
+                                        text=f"**{title}**\n{text}")
         else:
-            self.connector.reply(thread_id=channel_id, text=note, key=key)
+            messenger: Messenger = self.connector
+            messenger.reply(thread_id=channel_id, text=note, key=key)
 
 
 def moderator_spaces(ctx: Ctx) -> dict[str, ModeratorSpace]:
@@ -100,7 +116,7 @@ def moderator_spaces(ctx: Ctx) -> dict[str, ModeratorSpace]:
     for name, space in ctx.platforms.spaces.items():
         if space.messenger is None:
             continue
-        target = s.discord_channel if name == "discord" else s.discourse_group
+        target = space_setting(s, name)
         out[name] = ModeratorSpace(platform=name, connector=space.connector, target=target)
     return out
 

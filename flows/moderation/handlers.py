@@ -16,7 +16,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from connectors.base import Role
+from connectors.base import Role, RoleResolver
 from flows.membership.common import answer_interaction, context
 from flows.moderation.common import ACTOR, BUTTON_PREFIX
 from ledger import moderation as modlog
@@ -35,11 +35,13 @@ def register() -> None:
                          condition="a moderator's button (custom_id cfm:…): acknowledge an alert, decide a link")
 
 
-def _is_moderator(ctx: Any, attrs: dict[str, str]) -> bool:
-    space = ctx.platforms.space("discord")
-    role_id = getattr(space.connector, "role_id", None) if space else None
-    if role_id is None:
+def _is_moderator(ctx: Any, platform: str, attrs: dict[str, str]) -> bool:
+    # The press lists the presser's role ids; the connector names the moderator/admin role ids.
+    space = ctx.platforms.space(platform)
+    resolver = space.capable(RoleResolver) if space else None
+    if resolver is None:
         return False
+    role_id = resolver.role_id
     held = {r for r in attrs.get("member_roles", "").split(",") if r}
     for role in (Role.moderator(), Role.admin()):
         try:
@@ -68,7 +70,7 @@ def handle_moderation_button(*, ledger: Any, event: InboxEvent, now: datetime | 
         answer_interaction(ctx, key=f"moderation:answer:inbox:{event.id}", actor=ACTOR, about=f"inbox:{event.id}",
                            attributes=attrs, text=text)
 
-    if not _is_moderator(ctx, attrs):
+    if not _is_moderator(ctx, event.source, attrs):
         answer("Only moderators can answer moderation alerts and link suggestions.")
         return "refused:not-a-moderator"
     try:

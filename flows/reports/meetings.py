@@ -19,7 +19,7 @@ from typing import Any
 
 from prefect import flow
 
-from connectors.base import Calendar
+from connectors.base import Calendar, Links
 from ledger import reports as store
 from rules.reports import meeting_due
 
@@ -35,8 +35,7 @@ DESCRIPTION = ("The Online Community Working Group's quarterly call (R-MEET). Ev
 
 
 def _event_url(connector: Any, event_id: str | None) -> str | None:
-    guild = getattr(getattr(connector, "settings", None), "guild_id", None)
-    return f"https://discord.com/events/{guild}/{event_id}" if guild and event_id else None
+    return connector.event_url(event_id) if isinstance(connector, Links) and event_id else None
 
 
 def _when(starts_at: datetime, now: datetime) -> str:

@@ -37,6 +37,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.base import ButtonMessenger, ChannelText, Links, MessageEditor, Messenger, Uploader
 from connectors.errors import ConfigError, PolicyViolation
 from ledger import audit, repo
 from ledger import reports as store
@@ -192,9 +193,8 @@ def _refuse_privacy(d: Draft) -> None:
 
 def _ask_approval(ctx: ReportCtx, d: Draft, *, artifact_key: str) -> dict[str, Any] | None:
     space = ctx.platforms.space("discord")
-    # DiscordConnector.post_with_buttons: one message with buttons in a channel.
-    button = getattr(space.connector, "post_with_buttons", None) if space else None
-    if button is None:
+    buttons = space.capable(ButtonMessenger) if space else None
+    if buttons is None:
         log.warning("reports: no Discord to ask for approval; use the reports-approve deployment")
         return None
     from prefect.runtime import flow_run
@@ -207,7 +207,7 @@ def _ask_approval(ctx: ReportCtx, d: Draft, *, artifact_key: str) -> dict[str, A
     key = f"report:{d.quarter.label}:approval-request:{d.digest[:12]}"
 
     def act() -> dict[str, Any]:
-        ref = button(channel=space.wg_channel, text=f"**{title}**\n{body}",
+        ref = buttons.post_with_buttons(channel=space.wg_channel, text=f"**{title}**\n{body}",
                      buttons=[("Approve and publish",
                                f"{APPROVE_PREFIX}{d.quarter.label}:{d.digest[:12]}")], key=key)
         return {"id": ref.id, "thread_id": ref.thread_id}
@@ -306,8 +306,8 @@ def approve(ctx: Ctx, quarter: Quarter, *, person_id: int | None, source: str,
 def _forum_url(space: Any, ref: Mapping[str, Any]) -> str | None:
     if ref.get("url"):
         return str(ref["url"])
-    base = getattr(getattr(space.connector, "settings", None), "url", None)
-    return f"{str(base).rstrip('/')}/t/{ref['thread_id']}" if base and ref.get("thread_id") else None
+    links = space.capable(Links)
+    return links.thread_url(str(ref["thread_id"])) if links is not None and ref.get("thread_id") else None
 
 
 def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
@@ -323,11 +323,12 @@ def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
     refs: dict[str, Any] = {}
     chart_urls: dict[str, str] = {}
     charts = render_charts(facts, now=ctx.now)
-    if forum is not None and hasattr(forum.connector, "upload"):
+    uploader = forum.capable(Uploader) if forum is not None else None
+    if uploader is not None:
         for name in CHARTS:
             up = once(ctx, key=f"report:{q}:upload:{name}", platform="discourse", actor=ACTOR,
                       about=f"quarter:{q}",
-                      act=lambda n=name: {k: v for k, v in forum.connector.upload(
+                      act=lambda n=name: {k: v for k, v in uploader.upload(
                           filename=f"ocwg-report-{q}-{n}.png", content=charts[n]).items()
                           if k in ("id", "short_url", "url")})
             chart_urls[name] = str(up["ref"].get("short_url") or up["ref"].get("url"))
@@ -339,12 +340,13 @@ def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
     if not d.privacy.allowed:
         _refuse_privacy(d)
     forum_url = None
-    if forum is not None:
+    forum_poster = forum.capable(Messenger) if forum is not None else None
+    if forum_poster is not None:
         key = f"report:{q}:forum"
 
         def post_forum() -> dict[str, Any]:
-            ref = forum.connector.post(channel=ctx.settings.forum_category, title=d.texts.forum_title,
-                                       text=d.texts.forum, key=key)
+            ref = forum_poster.post(channel=ctx.settings.forum_category, title=d.texts.forum_title,
+                                     text=d.texts.forum, key=key)
             return {"id": ref.id, "thread_id": ref.thread_id, "url": ref.url}
 
         refs["forum"] = once(ctx, key=key, platform="discourse", actor=ACTOR, about=f"quarter:{q}",
@@ -352,12 +354,13 @@ def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
         forum_url = _forum_url(forum, refs["forum"])
     final = draft(ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter),
                   forum_url=forum_url, now=ctx.now)
-    if discord is not None:
+    discord_poster = discord.capable(ChannelText) if discord is not None else None
+    if discord_poster is not None:
         key = f"report:{q}:discord"
 
         def post_discord() -> dict[str, Any]:
-            sent = discord.connector.send_text(channel=ctx.settings.discord_channel,
-                                               text=final.texts.discord, key=key)
+            sent = discord_poster.send_text(channel=ctx.settings.discord_channel,
+                                            text=final.texts.discord, key=key)
             return {"id": sent[0].id, "thread_id": sent[0].thread_id}
 
         refs["discord"] = once(ctx, key=key, platform="discord", actor=ACTOR, about=f"quarter:{q}",
@@ -383,7 +386,8 @@ def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
 def _close_request(ctx: Ctx, quarter: Quarter, *, digest: str, forum_url: str | None) -> None:
     """Take the button off the approval request (best effort: the press is refused anyway)."""
     space = ctx.platforms.space("discord")
-    edit = getattr(space.connector, "edit_message", None) if space else None
+    editor = space.capable(MessageEditor) if space else None
+    edit = editor.edit_message if editor is not None else None
     with ctx.ledger.read() as session:
         asked = repo.effect_get(session, key=f"report:{quarter.label}:approval-request:{digest[:12]}")
     if edit is None or asked is None:

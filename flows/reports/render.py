@@ -20,10 +20,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from connectors.discord.payloads import MESSAGE_LIMIT
 from connectors.slack.blocks import (MAX_SECTION_TEXT, SlackMessage, escape, fit_blocks, link,
                                      truncate)
 from rules.reports import Quarter, is_empty
+
+from flows.presentation import DISCORD_MESSAGE_LIMIT as MESSAGE_LIMIT
 
 __all__ = ["CHARTS", "ReportTexts", "facts_digest", "platform_name", "render_meeting_reminder",
            "render_approval_request", "render_report"]

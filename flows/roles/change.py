@@ -243,8 +243,7 @@ def _confirm_discourse_admin(ctx: Ctx, *, person_id: int, handle: str, decision_
                        username=str(identity.username or handle))
     if not in_flow_run():
         return False
-    api_user = getattr(getattr(ctx.platforms.space("discourse").connector, "settings", None),
-                       "api_username", "the API admin")
+    api_user = ctx.platforms.space("discourse").operator_name()
     title, text = render("admin_pending", person=handle, target_platform="discourse",
                          api_user=api_user, run_name=_run_name())
     if notify is not None:

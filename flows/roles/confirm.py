@@ -79,8 +79,7 @@ def await_admin_confirmation(ctx: Ctx, *, person_id: int, user: UserRef, decisio
     settings = RolesSettings()
     timeout = timeout or settings.admin_confirm_timeout_seconds
     poll = poll or settings.admin_confirm_poll_seconds
-    api_user = getattr(getattr(ctx.platforms.space("discourse").connector, "settings", None),
-                       "api_username", "the API admin")
+    api_user = ctx.platforms.space("discourse").operator_name()
     form = AdminConfirmation.with_initial_data(
         description=(f"**Discourse admin grant for {user.username}** ({decision_ref}).\n\n"
                      f"Discourse e-mailed a confirmation link to its API admin ({api_user}). "

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors.base import UserRef
 from connectors.errors import RetriableError
 from ledger import audit
 from ledger.models import Identity, Person, PlatformRoleAssignment
@@ -134,11 +135,10 @@ def member_handles(ctx: Ctx) -> frozenset[str]:
                          for m in repo.active_memberships(session))
 
 
-def is_platform_account(holder: object) -> bool:
+def is_platform_account(holder: UserRef) -> bool:
     """The platform's own account: Discourse's ``system`` and its other built-in users have
     negative ids; a connector may mark bots and integrations (``platform_account``)."""
-    return bool(getattr(holder, "platform_account", False)) or str(getattr(holder, "id", "")
-                                                                   ).startswith("-")
+    return holder.platform_account or str(holder.id).startswith("-")
 
 
 def roles_to_observe(ctx: Ctx, platform: str, extra: Iterable[str] = ()) -> tuple[str, ...]:

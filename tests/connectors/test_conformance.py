@@ -10,16 +10,28 @@ import pytest
 
 from connectors.base import (
     CAPABILITY_PROTOCOLS,
+    PROTOCOLS,
     Activity,
     Ballot,
     Capability,
     ChangeStatus,
+    ChannelText,
+    Directory,
     InboundEvent,
     Instanced,
+    Links,
     MessageRef,
+    Messenger,
+    ModerationEntry,
+    ModerationLog,
+    OperatorAccount,
+    Role,
     RoleChange,
+    RoleResolver,
     ScheduledEvent,
+    TallyDisplay,
     UserRef,
+    WorkingGroupHome,
 )
 from connectors.errors import FatalError, InvalidSignature
 from connectors.registry import discover
@@ -29,6 +41,15 @@ CASES = [
     pytest.param((info.name, Capability(cap)), id=f"{info.name}-{cap.value}")
     for info in LOADED
     for cap in Capability
+]
+
+
+# The Protocols that are not Capability members: covered for every connector implementing one.
+DESCRIPTIVE = [p for p in PROTOCOLS if p not in CAPABILITY_PROTOCOLS.values()]
+EXTRA_CASES = [
+    pytest.param((info.name, protocol), id=f"{info.name}-{protocol.__name__}")
+    for info in LOADED
+    for protocol in DESCRIPTIVE
 ]
 
 
@@ -54,6 +75,25 @@ def test_capability(running: Any) -> None:
     protocol = CAPABILITY_PROTOCOLS[capability]
     assert isinstance(connector, protocol), f"{type(connector).__name__} does not implement {protocol.__name__}"
     CHECKS[capability](box, connector)
+
+
+def test_every_protocol_has_a_check():
+    assert set(CHECKS) == set(Capability)
+    assert set(EXTRA_CHECKS) == set(DESCRIPTIVE)
+
+
+@pytest.mark.parametrize("case", EXTRA_CASES)
+def test_descriptive_protocol(case: tuple[str, type], serve: Any) -> None:
+    name, protocol = case
+    info = next(i for i in LOADED if i.name == name)
+    box = serve(info.cls.sandbox())
+    connector = box.connect()
+    try:
+        if not isinstance(connector, protocol):
+            pytest.skip(f"{name} does not implement {protocol.__name__}")
+        EXTRA_CHECKS[protocol](box, connector)
+    finally:
+        connector.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,6 +199,126 @@ def check_calendar(box: Any, connector: Any) -> None:
     assert event.id in {e.id for e in connector.list_events()}
 
 
+def _sent_in_channel(connector: Any, samples: Any, key: str) -> MessageRef:
+    # A message the bot posted in a channel (where an editor or a button message lives).
+    if isinstance(connector, ChannelText):
+        return connector.send_text(channel=samples.channel, text="A conformance message.", key=key)[0]
+    return connector.post(channel=samples.channel, title="Conformance message title",
+                          text="A conformance message.", key=key)
+
+
+def check_channel_text(box: Any, connector: Any) -> None:
+    samples = box.sandbox.samples
+    long = "\n".join(f"Line {i} of a long conformance message." for i in range(200))
+    refs = connector.send_text(channel=samples.channel, text=long, title="Conformance", key="conformance-text")
+    assert len(refs) > 1 and all(isinstance(r, MessageRef) and r.id for r in refs)
+    again = connector.send_text(channel=samples.channel, text=long, title="Conformance", key="conformance-text")
+    assert [r.id for r in again] == [r.id for r in refs], "a repeated key must not post again"
+
+
+def check_buttons(box: Any, connector: Any) -> None:
+    samples = box.sandbox.samples
+    ref = connector.post_with_buttons(channel=samples.channel, text="Conformance: press one.",
+                                      buttons=[("Yes", "conformance:yes"), ("No", "conformance:no")],
+                                      key="conformance-buttons")
+    assert isinstance(ref, MessageRef) and ref.id
+    assert connector.post_with_buttons(channel=samples.channel, text="Conformance: press one.",
+                                       buttons=[("Yes", "conformance:yes"), ("No", "conformance:no")],
+                                       key="conformance-buttons").id == ref.id
+    with pytest.raises(ValueError):
+        connector.post_with_buttons(channel=samples.channel, text="No buttons.", buttons=[])
+    assert isinstance(connector, Directory), "a ButtonMessenger finds the member it messages"
+    user = connector.find_user(samples.recipients[0])
+    dm = connector.direct_message_with_button(user=user, title="Conformance", text="Press to confirm.",
+                                              button_label="Confirm", custom_id="conformance:confirm",
+                                              key="conformance-dm-button")
+    assert isinstance(dm, MessageRef) and dm.id and dm.thread_id != ref.thread_id
+    plain = connector.post_components(channel=samples.channel, content="Conformance: no rows.", components=(),
+                                      key="conformance-components")
+    assert isinstance(plain, MessageRef) and plain.id not in (ref.id, dm.id)
+
+
+def check_message_editor(box: Any, connector: Any) -> None:
+    samples = box.sandbox.samples
+    ref = _sent_in_channel(connector, samples, "conformance-edit")
+    connector.edit_message(channel_id=ref.thread_id, message_id=ref.id, text="Conformance: edited.")
+    connector.edit_message(channel_id=ref.thread_id, message_id=ref.id, text="Conformance: edited.")
+    with pytest.raises(FatalError):
+        connector.edit_message(channel_id=ref.thread_id, message_id="999999999999999999", text="Nothing here.")
+
+
+def check_interactions(box: Any, connector: Any) -> None:
+    token = box.sandbox.deferred_interaction(box.url)
+    connector.edit_original(token, "Conformance: answered.")
+    connector.edit_original(token, "Conformance: answered.")  # an edit is safe to repeat
+    refs = connector.followup(token, "Conformance: a further answer.")
+    assert refs and all(isinstance(r, MessageRef) and r.id for r in refs)
+    with pytest.raises(FatalError):
+        connector.edit_original("itok_unknown_conformance_token", "Nobody asked.")
+
+
+# The smallest valid PNG (1x1, transparent).
+_PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                     "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082")
+
+
+def check_uploader(box: Any, connector: Any) -> None:
+    first = connector.upload(filename="conformance chart.png", content=_PNG)
+    assert str(first["url"])
+    again = connector.upload(filename="conformance chart.png", content=_PNG)
+    assert again["url"] == first["url"], "the same content uploaded twice is one upload (safe to retry)"
+    with pytest.raises(ValueError):
+        connector.upload(filename="empty.png", content=b"")
+
+
+def check_moderation_log(box: Any, connector: Any) -> None:
+    entries = connector.moderation_entries(after=None, limit=5)
+    assert len(entries) <= 5 and all(isinstance(e, ModerationEntry) for e in entries)
+    if entries:
+        later = connector.moderation_entries(after=entries[-1].id, limit=5)
+        assert entries[-1].id not in {e.id for e in later}
+
+
+def check_instanced(box: Any, connector: Any) -> None:
+    assert connector.instance and connector.instance == connector.instance.strip()
+
+
+def check_working_group_home(box: Any, connector: Any) -> None:
+    channel, group = connector.working_group_space()
+    assert channel.strip() and group.strip()
+    Role.group(group)  # a usable group name
+
+
+def check_role_resolver(box: Any, connector: Any) -> None:
+    samples = box.sandbox.samples
+    assert connector.role_id(samples.grantable_role)
+    with pytest.raises(FatalError):
+        connector.role_id(Role.group("no-such-role-conformance"))
+
+
+def check_links(box: Any, connector: Any) -> None:
+    url = connector.thread_url("12345", slug="conformance-topic")
+    assert url is None or (url.startswith(("http://", "https://")) and "12345" in url)
+    assert connector.thread_url("") is None
+    event = connector.event_url("67890")
+    assert event is None or (event.startswith(("http://", "https://")) and "67890" in event)
+
+
+def check_operator_account(box: Any, connector: Any) -> None:
+    assert connector.operator_name().strip()
+
+
+def check_tally_display(box: Any, connector: Any) -> None:
+    samples = box.sandbox.samples
+    ballot = connector.open_ballot(channel=samples.channel, question="Conformance: tally shown?",
+                                   options=["Yes", "No", "Abstain"], voters_group=samples.voters_group)
+    connector.publish_tally(ballot.id, [3, 1, 0])
+    closed = connector.close_ballot(ballot)
+    assert not closed.is_open
+    votes = connector.read_votes(closed)
+    assert sorted(v.option_id for v in votes) == sorted([ballot.options[0].id] * 3 + [ballot.options[1].id])
+
+
 CHECKS = {
     Capability.DIRECTORY: check_directory,
     Capability.ROLE_MANAGER: check_role_manager,
@@ -166,4 +326,19 @@ CHECKS = {
     Capability.BALLOT_BOX: check_ballot_box,
     Capability.INBOUND: check_inbound,
     Capability.CALENDAR: check_calendar,
+    Capability.CHANNEL_TEXT: check_channel_text,
+    Capability.BUTTONS: check_buttons,
+    Capability.MESSAGE_EDITOR: check_message_editor,
+    Capability.INTERACTIONS: check_interactions,
+    Capability.UPLOADER: check_uploader,
+}
+
+EXTRA_CHECKS = {
+    ModerationLog: check_moderation_log,
+    Instanced: check_instanced,
+    WorkingGroupHome: check_working_group_home,
+    RoleResolver: check_role_resolver,
+    Links: check_links,
+    OperatorAccount: check_operator_account,
+    TallyDisplay: check_tally_display,
 }

@@ -77,7 +77,8 @@ def test_discovery_reports_failures_without_crashing(monkeypatch):
 def test_the_real_registry_loads_discourse_and_reports_the_unbuilt_ones():
     infos = {i.name: i for i in registry.discover()}
     assert infos["discourse"].loaded
-    assert set(infos["discourse"].capabilities) == {"directory", "role_manager", "messenger", "ballot_box", "inbound"}
+    assert set(infos["discourse"].capabilities) == {"directory", "role_manager", "messenger", "ballot_box", "inbound",
+                                                "uploader"}
     for name, info in infos.items():
         assert info.loaded or info.error, name
 

@@ -1,0 +1,104 @@
+"""``flows.platforms`` builds any number of platform spaces from the connector registry, and
+reads each platform's WG space from generic settings; bad configuration is refused or reported,
+never a crash. Sandboxes over real HTTP; no Prefect needed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import StatementError
+
+from connectors.registry import community_connectors, load_connector
+from ledger import repo
+from ledger.db import Ledger
+from ledger.migrate import upgrade
+from ledger.models import Identity, Platform
+from rules import default_charter
+from tests.support.net import LoopbackServer
+
+from flows.platforms import MembershipSettings, Platforms, PlatformsSettings, configured_platforms
+
+
+@pytest.fixture
+def forum(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The Forum sandbox served on 127.0.0.1, its settings in the environment."""
+    sandbox = load_connector("discourse").sandbox()
+    with LoopbackServer(sandbox.app) as server:
+        for name, value in sandbox.client_info(server.url).get("env", {}).items():
+            monkeypatch.setenv(name, str(value))
+        yield sandbox.connect(server.url)
+
+
+def test_the_platform_list_is_read_generously_but_once_each():
+    raw = PlatformsSettings.model_construct(platforms=" Discourse, discord ,discord,, matrix ")
+    assert configured_platforms(raw) == ("discourse", "discord", "matrix")
+
+
+def test_unset_means_every_registered_community_connector_forum_and_discord_first(monkeypatch):
+    monkeypatch.delenv("CHARTERFLOW_PLATFORMS", raising=False)
+    names = configured_platforms(PlatformsSettings(_env_file=None))
+    assert names[:2] == ("discourse", "discord")
+    assert set(names) == set(community_connectors())
+    assert "slack" not in names  # the Board's channel, never a community platform
+
+
+def test_a_platform_not_registered_or_not_configured_is_left_out_and_reported(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CHARTERFLOW_HOME", str(tmp_path))
+    for name in ("CHARTERFLOW_DISCORD_TOKEN", "CHARTERFLOW_DISCORD_GUILD_ID"):
+        monkeypatch.delenv(name, raising=False)
+    with caplog.at_level(logging.WARNING, logger="charterflow.membership"):
+        platforms = Platforms.from_settings(names=["no-such-platform", "discord"])
+    assert platforms.names() == ()
+    logged = caplog.text
+    assert "no-such-platform is not served (ConfigError)" in logged
+    assert "discord is not served" in logged
+
+
+def test_each_space_reads_generic_settings_then_older_names_then_the_connector(forum, monkeypatch):
+    charter = default_charter()
+    built = Platforms.build(charter=charter, settings=MembershipSettings(_env_file=None), discourse=forum,
+                            parlor_like=None)
+    space = built.space("discourse")
+    assert built.names() == ("discourse",)  # None: not served
+    assert (space.wg_channel, space.wg_role.name) == forum.working_group_space()
+    older = MembershipSettings(_env_file=None, discourse_category="WG Private", discourse_group="wg-team")
+    space = Platforms.build(charter=charter, settings=older, discourse=forum).space("discourse")
+    assert (space.wg_channel, space.wg_role.name) == ("WG Private", "wg-team")
+    monkeypatch.setenv("CHARTERFLOW_MEMBERSHIP_DISCOURSE_CHANNEL", "Working Group Lounge")
+    monkeypatch.setenv("CHARTERFLOW_MEMBERSHIP_DISCOURSE_ROLE", "wg-lounge")
+    space = Platforms.build(charter=charter, settings=older, discourse=forum).space("discourse")
+    assert (space.wg_channel, space.wg_role.name) == ("Working Group Lounge", "wg-lounge")
+
+
+def test_a_space_answers_only_for_the_protocols_its_connector_implements(forum):
+    from connectors.base import ButtonMessenger, Messenger, TallyDisplay, Uploader
+
+    space = Platforms.build(charter=default_charter(), discourse=forum).space("discourse")
+    assert space.capable(Messenger) is forum and space.capable(Uploader) is forum
+    assert space.capable(ButtonMessenger) is None and space.capable(TallyDisplay) is None
+
+
+def test_the_ledger_stores_any_connector_name_and_refuses_a_malformed_one(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    upgrade(ledger)
+    try:
+        with ledger.transaction() as session:
+            person = repo.create_person(session, handle="nell_bracken", actor="operator")
+            repo.add_identity(session, person, platform="parlor", actor="operator", external_id="7",
+                              username="nell_bracken")
+        with ledger.read() as session:
+            [identity] = session.query(Identity).all()
+            assert identity.platform is Platform("parlor") and identity.platform.value == "parlor"
+        for bad in ("Parlor Site", "x" * 30, "", "../etc"):
+            with pytest.raises(ValueError):
+                Platform(bad)
+        with pytest.raises((ValueError, StatementError)):
+            with ledger.transaction() as session:
+                person = repo.create_person(session, handle="otto_pell", actor="operator")
+                repo.add_identity(session, person, platform="Parlor Site", actor="operator",
+                                  external_id="8", username="otto_pell")
+    finally:
+        ledger.dispose()

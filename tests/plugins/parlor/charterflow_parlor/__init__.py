@@ -1,0 +1,1 @@
+"""A throwaway connector for an invented platform, Parlor (tests only)."""
