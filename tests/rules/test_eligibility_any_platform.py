@@ -7,7 +7,7 @@ import pytest
 
 from rules import ActivityEvidence, Applicant, check_activity, decide_eligibility
 
-from .conftest import NOW, days_ago
+from tests.support.rules import NOW, days_ago
 
 
 def parlor(age_days: float, *, posts: int | None = 0, visited: int | None = 20, seen_days: float | None = None):
