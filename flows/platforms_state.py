@@ -45,9 +45,9 @@ __all__ = ["charter_in_force", "check_proposal", "follow_up", "platform_states",
            "platforms_retire", "platforms_trial_ends", "record_board_outcome", "retire"]
 
 
-def render(name: str, **values: Any) -> tuple[str, str]:
-    """Render ``templates/platforms/<name>.md.j2``: first line the title, the rest the body."""
-    text = _env.get_template(f"platforms/{name}.md.j2").render(**values).strip()
+def render(template: str, **values: Any) -> tuple[str, str]:
+    """Render ``templates/platforms/<template>.md.j2``: first line the title, the rest the body."""
+    text = _env.get_template(f"platforms/{template}.md.j2").render(**values).strip()
     title, _, body = text.partition("\n")
     return title.strip(), body.strip()
 
@@ -261,10 +261,11 @@ def retire(ctx: Ctx, *, platform: str, decision_ref: str) -> dict[str, Any]:
             applied, failed = result["applied"], result["failed"]
         if reachable:
             after = _plan_on(fresh, platform, override_reason="check")
-            managed = {h for _p, h, _r, _d, _o in _managed_rows(fresh, platform)}
-            left = [a for a in after.observed if a.platform == platform and a.person in managed]
-            unmanaged = sorted({a.person for a in after.observed
-                                if a.platform == platform and a.person not in managed})
+            managed = {(h, r) for _p, h, r, _d, _o in _managed_rows(fresh, platform)}
+            held = [a for a in after.observed if a.platform == platform]
+            left = [a for a in held if (a.person, a.role) in managed]
+            unmanaged = sorted({f"{a.person} ({a.role})" for a in held
+                                if (a.person, a.role) not in managed})
     if not reachable:
         left = [r for r in _managed_rows(fresh, platform) if r[4]]
     decision = may_retire(state, managed_roles_left=len(left), unreachable=not reachable)
@@ -276,7 +277,7 @@ def retire(ctx: Ctx, *, platform: str, decision_ref: str) -> dict[str, Any]:
                          payload={"ruling": decision.ruling, "left": len(left),
                                   "reachable": reachable, "decision": decision_ref})
         post_wg(fresh, template="retiring_wg", key=f"platform:retiring-wg:{decision_ref}:{len(left)}",
-                actor=ACTOR, about=about, renderer=render, platform=platform,
+                actor=ACTOR, about=about, renderer=render, name=platform,
                 reason=decision.reason, failed=[f"{k}: {v}" for k, v in failed.items()])
         artifact(key=f"platform-{platform}-retiring", title=f"{platform} stays retiring",
                  decision=decision, rows={"revoked now": len(applied), "left": len(left)})
@@ -291,7 +292,7 @@ def retire(ctx: Ctx, *, platform: str, decision_ref: str) -> dict[str, Any]:
                                           charter_platforms=_file_charter(fresh).platforms,
                                           at=fresh.now, note=decision.reason)
     post_wg(fresh, template="retired_wg", key=f"platform:retired-wg:{platform}:{decision_ref}",
-            actor=ACTOR, about=about, renderer=render, platform=platform, revoked=len(applied),
+            actor=ACTOR, about=about, renderer=render, name=platform, revoked=len(applied),
             unmanaged=unmanaged)
     artifact(key=f"platform-{platform}-retired", title=f"{platform} retired", decision=decision,
              rows={"revoked now": len(applied), "unmanaged holders left": len(unmanaged)})
@@ -341,7 +342,7 @@ def platforms_trial_ends(now: datetime | None = None) -> dict[str, Any]:
                                    at=ctx.now)
                 asked.append(end.platform)
         post_wg(ctx, template="trial_end_wg", key=f"{end.key}:wg", actor=ACTOR,
-                about=f"platform:{end.platform}", renderer=render, platform=end.platform,
+                about=f"platform:{end.platform}", renderer=render, name=end.platform,
                 ends_at=f"{end.ends_at:%Y-%m-%d}")
         artifact(key=f"platform-{end.platform}-trial-end", title=f"Trial of {end.platform} ended",
                  decision=end.decision)
