@@ -83,8 +83,10 @@ def admin_platforms(states: Mapping[str, PlatformState], *, at: datetime) -> tup
                                             and s.first_admin_at <= at))
 
 
-def _refused(reason: str, **evidence: object) -> Decision:
-    return Decision(allowed=False, ruling=RULING, reason=reason, evidence=dict(evidence))
+def _refused(reason: str, *, field: str = "platform", **evidence: object) -> Decision:
+    """A refusal; ``evidence["field"]`` names the proposal field it is about."""
+    return Decision(allowed=False, ruling=RULING, reason=reason,
+                    evidence={**evidence, "field": field})
 
 
 def _state(states: Mapping[str, PlatformState], platform: str) -> str | None:
@@ -109,11 +111,11 @@ def decide_trial(states: Mapping[str, PlatformState], *, platform: str, now: dat
     if end <= now or (state == TRIAL and current.trial_ends_at and end <= current.trial_ends_at):
         after = "its current end" if state == TRIAL else "now"
         return _refused(f"the trial's end date {end:%Y-%m-%d} is not after {after}",
-                        platform=platform, state=state)
+                        platform=platform, state=state, field="trial_ends")
     if end > now + timedelta(days=charter.trials.max_days):
         return _refused(f"the trial's end date {end:%Y-%m-%d} is more than "
                         f"{charter.trials.max_days} days away (trials.max_days)",
-                        platform=platform, state=state)
+                        platform=platform, state=state, field="trial_ends")
     verb = "keeps trialling" if state == TRIAL else "starts a trial"
     return Decision(allowed=True, ruling=RULING,
                     reason=f"{platform} {verb} until {end:%Y-%m-%d}",
@@ -128,11 +130,11 @@ def decide_migration(states: Mapping[str, PlatformState], *, platform: str,
     in use): ``platform`` becomes approved, ``replaces`` retiring."""
     if platform == replaces:
         return _refused(f"a migration needs two platforms; {platform} replaces itself",
-                        platform=platform)
+                        platform=platform, field="replaces")
     old, new = _state(states, replaces), _state(states, platform)
     if old != APPROVED:
         return _refused(f"{replaces} is {old or 'not a platform in use'}: a migration replaces "
-                        "an approved platform", platform=replaces, state=old)
+                        "an approved platform", platform=replaces, state=old, field="replaces")
     if new in (APPROVED, RETIRING):
         return _refused(f"{platform} is {new}: a migration moves to a platform on trial or "
                         "not in use yet", platform=platform, state=new)

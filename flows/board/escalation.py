@@ -69,10 +69,8 @@ def check_platforms(ctx: BoardCtx, proposal: ProposalInput) -> None:
     decision = check_proposal(ctx, kind=proposal.kind, platform=proposal.platform,
                               replaces=proposal.replaces, ends_at=proposal.trial_ends_at)
     if decision is not None and not decision.allowed:
-        culprit = "trial_ends" if "end date" in decision.reason else (
-            "replaces" if proposal.replaces and decision.evidence.get("platform") == proposal.replaces
-            else "platform")
-        raise InvalidProposal(culprit, f"{decision.reason} ({decision.ruling})")
+        raise InvalidProposal(str(decision.evidence.get("field", "platform")),
+                              f"{decision.reason} ({decision.ruling})")
 
 
 def escalate(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:

@@ -73,6 +73,7 @@ def test_R_PLATFORM_trial_refused(charter, current, ends_in, why):
     end = NOW + timedelta(days=ends_in) if ends_in is not None else None
     d = decide_trial(world, platform="discord", now=NOW, ends_at=end, charter=charter)
     assert not d.allowed and d.ruling == "R-PLATFORM" and why in d.reason
+    assert d.evidence["field"] == ("platform" if current else "trial_ends")
 
 
 def test_R_PLATFORM_keep_trialling_extends_the_end_date(charter):
@@ -104,6 +105,7 @@ def test_R_PLATFORM_migration_approves_the_new_and_retires_the_old():
 def test_R_PLATFORM_migration_refused(platform, replaces, why):
     d = decide_migration(TODAY, platform=platform, replaces=replaces)
     assert not d.allowed and d.ruling == "R-PLATFORM" and why in d.reason
+    assert d.evidence["field"] == ("platform" if platform == "discourse" else "replaces")
 
 
 def test_R_PLATFORM_retirement_marks_retiring():

@@ -288,8 +288,13 @@ def test_unknown_and_last_platforms_are_refused_before_anything_is_recorded(boar
     world = board.world
     with pytest.raises(InvalidProposal, match=r"myspace is not a platform in use.*R-PLATFORM"):
         file(board, kind="retire-platform", platform="myspace")
-    with pytest.raises(InvalidProposal, match=r"irc is not a platform in use"):
+    with pytest.raises(InvalidProposal, match=r"irc is not a platform in use") as caught:
         file(board, kind="migrate-platform", platform="matrix", replaces="irc")
+    assert caught.value.field == "replaces"
+    with pytest.raises(InvalidProposal, match=r"is not after now") as caught:
+        file(board, kind="trial-platform", platform="matrix",
+             trial_ends=(NOW - timedelta(days=1)).date().isoformat())
+    assert caught.value.field == "trial_ends"
     with pytest.raises(InvalidProposal, match=r"discord is approved: only a platform not in use"):
         file(board, kind="trial-platform", platform="discord")
     # A member on Discord: the same refusal, answered with the field.
