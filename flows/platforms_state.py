@@ -42,7 +42,8 @@ _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUnde
                    autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
 __all__ = ["charter_in_force", "check_proposal", "follow_up", "platform_states",
-           "platforms_retire", "platforms_trial_ends", "record_board_outcome", "retire"]
+           "platforms_retire", "platforms_trial_ends", "record_board_outcome", "retire",
+           "role_platforms"]
 
 
 def render(template: str, **values: Any) -> tuple[str, str]:
@@ -73,6 +74,13 @@ def charter_in_force(charter: Any, *, ledger: Any, now: datetime) -> Any:
         return charter
     return charter.model_copy(update={"charter": charter.charter.model_copy(
         update={"platforms": names})})
+
+
+def role_platforms(ctx: Ctx, *, grant: bool) -> list[str]:
+    """Where a role may be granted (approved and trial platforms) or revoked (any platform
+    not retired)."""
+    wanted = ("approved", "trial") if grant else ("approved", "trial", RETIRING)
+    return [p for p, s in platform_states(ctx).items() if s.state in wanted]
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,18 +18,10 @@ from sqlalchemy.orm import Session
 from ledger import audit
 from ledger.models import PlatformRoleAssignment
 from ledger.models_platforms import PlatformStateRow
-from ledger.types import utcnow
+from ledger.repo import _now as _at  # the ledger's one check of an aware `at`
 from rules.platforms import APPROVED, STATES, TRIAL, PlatformState, seed
 
 __all__ = ["first_admin_granted", "history", "record_first_admin", "record_state", "states"]
-
-
-def _at(at: datetime | None) -> datetime:
-    if at is None:
-        return utcnow()
-    if at.tzinfo is None:
-        raise ValueError("pass a timezone-aware datetime")
-    return at
 
 
 def _latest(session: Session) -> list[PlatformStateRow]:

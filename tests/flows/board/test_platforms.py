@@ -336,3 +336,35 @@ def test_an_approval_the_list_no_longer_allows_changes_nothing_and_says_why(boar
     again = approve(board, pid, at=NOW + timedelta(minutes=5))
     assert again["result"] == out["result"]
     assert (world.writes(), actions(world, "platform.")) == before
+
+
+# --------------------------------------------------------------------------------------------
+# A trial platform's first admin
+
+
+def test_a_trial_gets_its_first_admin_and_counts_for_the_admin_invariants_from_then(board: Board):
+    """Discord on trial (recorded directly): nobody is judged there until its first admin is
+    granted, so a Forum admin may become its first admin; from then R-ADMIN-1 judges both, and
+    making a second Forum admin Discord's admin too is refused (admin everywhere)."""
+    from flows.roles.change import roles_change
+
+    world = board.world
+    with world.ledger.transaction() as session:
+        ledger_platforms.record_state(session, platform="discord", state="trial", actor="operator",
+                                      decided_by="operator", at=NOW,
+                                      charter_platforms=("discourse", "discord"),
+                                      trial_ends_at=NOW + timedelta(days=30))
+    assert context(NOW, ledger=world.ledger,
+                   platforms=world.platforms).charter.platforms == ("discourse",)
+    first = roles_change(action="grant", role="admin", platform="discord", person="avery_quill",
+                         reason="first admin of the trial", now=NOW)
+    assert first["status"] == "applied", first
+    later = context(NOW + timedelta(minutes=1), ledger=world.ledger, platforms=world.platforms)
+    assert later.charter.platforms == ("discourse", "discord")
+    second = roles_change(action="grant", role="admin", platform="discord",
+                          person="bram_tolliver", reason="second admin",
+                          now=NOW + timedelta(minutes=2), return_state=True).result()
+    assert second["status"] == "refused" and second["ruling"] == "R-ADMIN-1", second
+    # The daily flow records the first grant once: it counts even if that admin goes later.
+    assert platforms_trial_ends(now=NOW + timedelta(minutes=3))["first_admin_recorded"] == ["discord"]
+    assert platforms_trial_ends(now=NOW + timedelta(minutes=4))["first_admin_recorded"] == []
