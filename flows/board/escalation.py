@@ -34,6 +34,7 @@ from flows.board import endorsement
 from flows.board.common import (BoardCtx, InvalidProposal, ProposalInput, board_context,
                                 compose_body, escalation_of, post_wg, validate_proposal)
 from flows.membership.common import answer_interaction, artifact, log, once
+from flows.platforms_state import check_proposal
 
 ACTOR = "flow:board-escalation"
 __all__ = ["board_escalation", "continue_step", "escalate", "file_step",
@@ -64,8 +65,6 @@ def check_platforms(ctx: BoardCtx, proposal: ProposalInput) -> None:
     """R-PLATFORM: a platform proposal must be one the platform list allows today (an unknown
     platform, the last approved one, a trial of a platform in use are refused before anything
     is recorded); the Board's approval is judged again when it comes."""
-    from flows.platforms_state import check_proposal
-
     decision = check_proposal(ctx, kind=proposal.kind, platform=proposal.platform,
                               replaces=proposal.replaces, ends_at=proposal.trial_ends_at)
     if decision is not None and not decision.allowed:
@@ -219,7 +218,8 @@ def handle_board_proposal(*, ledger: Any, event: InboxEvent, now: datetime | Non
     """Inbox handler for the Discord ``/propose`` command (see flows/README.md, "Board
     escalation"): options ``kind``, ``title``, ``summary``, ``amount``, ``currency``,
     ``purpose``, ``links``, ``platform``, ``replaces``, ``trial_ends``. Only an active WG
-    member may file (the WG endorses, R-BOARD). Returns ``proposal:<id>``, ``not-escalated:R-DIRECT`` or ``refused:<code>``."""
+    member may file (the WG endorses, R-BOARD). Returns ``proposal:<id>``,
+    ``not-escalated:R-DIRECT`` or ``refused:<code>``."""
     ctx = board_context(now, ledger=ledger)
     with ctx.ledger.read() as session:
         row = session.get(InboxEvent, event.id)
