@@ -21,6 +21,7 @@ from charterflow import (
     ledger_cli,
     moderation_cli,
     ops_cli,
+    platforms_cli,
     reports_cli,
     roles_cli,
 )
@@ -141,6 +142,7 @@ connectors_cli.register(app)
 gateway_cli.register(app)
 discord_cli.register(app)
 roles_cli.register(app)
+platforms_cli.register(app)
 ideas_cli.register(app)
 budget_cli.register(app)
 reports_cli.register(app)

@@ -367,7 +367,7 @@ class Demo:
         step = "propose and escalate"
         chair = self.community.person(self.community.wg_roles["chair"])
         self.interact(step, {"type": "command", "user": chair.discord["username"], "name": "propose",
-                             "options": {"kind": "trial-platform", "title": title,
+                             "options": {"kind": "trial-platform", "title": title, "platform": "matrix",
                                          "summary": "Trial a self-hosted chat bridge for three months "
                                                     "so Forum-only members can join live events."}})
         self.say(f"      {chair.discord['username']} ran /propose (trial-platform)")

@@ -482,6 +482,11 @@ class Proposal(Base):
     # may approve another), and when the request was closed (no more spending).
     approved_amount: Mapped[Decimal | None]
     closed_at: Mapped[datetime | None]
+    # R-PLATFORM: the platform a trial/migrate/retire proposal is about, the one a migration
+    # replaces, and the end date a trial asks for (None: the charter's default).
+    platform: Mapped[str | None] = mapped_column(String(24))
+    replaces_platform: Mapped[str | None] = mapped_column(String(24))
+    trial_ends_at: Mapped[datetime | None]
 
 
 class Idea(Base):
@@ -617,4 +622,4 @@ class EffectClaim(Base):
 
 # Tables of later capabilities live in their own modules; importing them here puts them on
 # Base.metadata (migrations, compare_metadata) whichever module is imported first.
-from ledger import models_budget, models_moderation, models_reports, models_roles  # noqa: E402,F401
+from ledger import models_budget, models_moderation, models_platforms, models_reports, models_roles  # noqa: E402,F401

@@ -649,18 +649,25 @@ def cancel_ballot(session: Session, ballot: Ballot, *, actor: str, reason_code: 
 def create_proposal(session: Session, *, kind: str, title: str, actor: str,
                     body: str | None = None, amount: Decimal | None = None,
                     currency: str | None = None, purpose: str | None = None,
-                    proposed_by: Person | None = None, at: datetime | None = None) -> Proposal:
-    """Record a proposal that needs the Board (R-BOARD)."""
+                    proposed_by: Person | None = None, at: datetime | None = None,
+                    platform: str | None = None, replaces_platform: str | None = None,
+                    trial_ends_at: datetime | None = None) -> Proposal:
+    """Record a proposal that needs the Board (R-BOARD); a platform proposal with its
+    platform, the one it replaces and a trial's end date (R-PLATFORM)."""
     at = _now(at)
     proposal = Proposal(kind=kind, title=title, body=body, amount=amount, currency=currency,
                         purpose=purpose, proposed_by_person_id=proposed_by.id if proposed_by
-                        else None, status=ProposalStatus.DRAFT, created_at=at)
+                        else None, status=ProposalStatus.DRAFT, created_at=at,
+                        platform=platform, replaces_platform=replaces_platform,
+                        trial_ends_at=trial_ends_at)
     session.add(proposal)
     session.flush()
+    extra = ({"platform": platform, "replaces": replaces_platform, "trial_ends_at": trial_ends_at}
+             if platform else {})
     _log(session, actor=actor, action="proposal.created", subject=ref(proposal), at=at,
          kind=kind, amount=amount, currency=currency,
          content=_digest(None, {"title": title, "body": body, "purpose": purpose}),
-         proposed_by=proposal.proposed_by_person_id)
+         proposed_by=proposal.proposed_by_person_id, **extra)
     return proposal
 
 

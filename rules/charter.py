@@ -182,6 +182,20 @@ class Moderation(_Strict):
     digest_hour_utc: int = Field(ge=0, le=23)
 
 
+class Trials(_Strict):
+    """R-PLATFORM: how long a Board-approved platform trial runs when the proposal names no end
+    date, and the longest one (or one extension) may run."""
+
+    default_days: int = Field(default=90, gt=0, le=3650)
+    max_days: int = Field(default=365, gt=0, le=3650)
+
+    @model_validator(mode="after")
+    def _order(self) -> Trials:
+        if self.default_days > self.max_days:
+            raise ValueError("default_days: longer than max_days")
+        return self
+
+
 class Charter(_Strict):
     """A whole charter file. ``source`` is where it was read from (for error messages)."""
 
@@ -198,6 +212,7 @@ class Charter(_Strict):
     reporting: Reporting
     meetings: Meetings
     moderation: Moderation
+    trials: Trials = Field(default_factory=Trials)
     source: str = "<memory>"
 
     @property

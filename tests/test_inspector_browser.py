@@ -81,7 +81,7 @@ def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
     # The Chair proposes a platform trial on Discord: the WG's endorsement ballot opens.
     outcome = httpx.post(f"{stack['sandboxes']['discord']}/_sandbox/interactions", timeout=30, json={
         "type": "command", "user": chair.discord["username"], "name": "propose",
-        "options": {"kind": "trial-platform", "title": "Trial a forum-to-chat bridge",
+        "options": {"kind": "trial-platform", "title": "Trial a forum-to-chat bridge", "platform": "matrix",
                     "summary": "Three months, to let Forum-only members join live events."}}).json()
     assert outcome["status"] == 200, outcome
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")

@@ -101,7 +101,14 @@ COMMANDS: tuple[dict[str, Any], ...] = (
          {"type": 3, "name": "purpose", "description": "Budget: purpose", "required": False,
           "max_length": 1000},
          {"type": 3, "name": "links", "description": "Links, separated by spaces",
-          "required": False, "max_length": 1000}]},
+          "required": False, "max_length": 1000},
+         # R-PLATFORM: a platform proposal names its platform (a migration the one it replaces).
+         {"type": 3, "name": "platform", "description": "Platform proposals: the platform, e.g. matrix",
+          "required": False, "max_length": 24},
+         {"type": 3, "name": "replaces", "description": "Migration: the platform it replaces",
+          "required": False, "max_length": 24},
+         {"type": 3, "name": "trial_ends", "description": "Trial: its end date, YYYY-MM-DD",
+          "required": False, "max_length": 10}]},
     # R-MOD: a member proposes a platform role change (flows.roles handles it).
     {"name": "role", "type": 1, "description": "Propose a platform role change (moderator, admin, ...)",
      "options": [

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from ledger.models import (Ballot, BallotStatus, BoardDecision, Identity, Person
 from ledger.roster import stored_list
 from rules import Charter, Decision, needs_board
 from rules.budget import parse_amount
+from rules.platforms import PLATFORM_KINDS, check_name
 
 from flows.membership.common import Ctx, context, log, once
 from flows.membership.common import post_wg as membership_post_wg
@@ -165,6 +166,11 @@ class ProposalInput:
     currency: str | None = None
     purpose: str | None = None
     links: tuple[str, ...] = ()
+    # R-PLATFORM: the platform a trial/migrate/retire proposal is about, the one a migration
+    # replaces, the end date a trial asks for (None: the charter's default).
+    platform: str | None = None
+    replaces: str | None = None
+    trial_ends_at: datetime | None = None
     decision: Decision | None = field(default=None, compare=False)
 
     def key(self, proposer: str | None) -> str:
@@ -173,6 +179,9 @@ class ProposalInput:
                 "amount": str(self.amount) if self.amount is not None else None,
                 "currency": self.currency, "purpose": self.purpose, "links": list(self.links),
                 "proposer": proposer}
+        if self.platform:  # only platform proposals carry these (older keys stay as they were)
+            data.update(platform=self.platform, replaces=self.replaces,
+                        trial_ends_at=self.trial_ends_at.isoformat() if self.trial_ends_at else None)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "board:file:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -210,15 +219,74 @@ def _links(value: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _platform_name(value: Any, name: str) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        return check_name(value)
+    except ValueError as exc:
+        raise InvalidProposal(name, str(exc)) from None
+
+
+def _trial_end(value: Any) -> datetime | None:
+    """A trial's end date: an ISO date (the end of that day, UTC) or an aware date-time."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time(23, 59, 59), tzinfo=UTC)
+    else:
+        text = str(value).strip()
+        try:
+            moment = (datetime.combine(date.fromisoformat(text), time(23, 59, 59), tzinfo=UTC)
+                      if len(text) == 10 else datetime.fromisoformat(text))
+        except ValueError:
+            raise InvalidProposal("trial_ends", f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
+    if moment.tzinfo is None:
+        raise InvalidProposal("trial_ends", "a date-time needs a time zone (or give a date)")
+    return moment.astimezone(UTC)
+
+
+def _platform_fields(kind: str, platform: Any, replaces: Any,
+                     trial_ends: Any) -> tuple[str | None, str | None, datetime | None]:
+    """R-PLATFORM: a platform proposal names its platform (a migration also the one it
+    replaces; a trial may name its end date); other proposals name none."""
+    name = _platform_name(platform, "platform")
+    old = _platform_name(replaces, "replaces")
+    end = _trial_end(trial_ends)
+    if kind not in PLATFORM_KINDS:
+        for field_name, value in (("platform", name), ("replaces", old), ("trial_ends", end)):
+            if value is not None:
+                raise InvalidProposal(field_name, f"only a platform proposal names it, not a {kind}")
+        return None, None, None
+    if name is None:
+        raise InvalidProposal("platform", f"a {kind} proposal names the platform (e.g. matrix)")
+    if kind == "migrate-platform":
+        if old is None:
+            raise InvalidProposal("replaces", "a migration names the platform it replaces")
+        if old == name:
+            raise InvalidProposal("replaces", f"{name} cannot replace itself")
+    elif old is not None:
+        raise InvalidProposal("replaces", f"only a migration replaces a platform, not a {kind}")
+    if end is not None and kind != "trial-platform":
+        raise InvalidProposal("trial_ends", f"only a trial has an end date, not a {kind}")
+    return name, old, end
+
+
 def validate_proposal(*, kind: str, title: str, summary: str, amount: Any = None,
                       currency: str | None = None, purpose: str | None = None,
-                      links: Sequence[str] | str | None = None,
+                      links: Sequence[str] | str | None = None, platform: str | None = None,
+                      replaces: str | None = None, trial_ends: Any = None,
                       charter: Charter) -> ProposalInput:
     """Check a proposal; :class:`InvalidProposal` names the first bad field. The returned
     ``decision`` says whether it goes to the Board (R-BOARD) or the WG decides it (R-DIRECT).
 
     A budget request needs a positive amount with at most two decimals, a known ISO 4217
-    currency and a purpose; other kinds may not carry an amount."""
+    currency and a purpose; other kinds may not carry an amount. A platform proposal names
+    its ``platform``; a migration the platform it ``replaces``; a trial may name its end date
+    (``trial_ends``, YYYY-MM-DD; default: the charter's ``trials.default_days``). Whether the
+    platform list allows it is checked by the flow (``flows.platforms_state.check_proposal``)."""
     kind = (kind or "").strip()
     try:
         decision = needs_board(kind, charter=charter)
@@ -245,9 +313,11 @@ def validate_proposal(*, kind: str, title: str, summary: str, amount: Any = None
             raise InvalidProposal("purpose", "a budget request needs a purpose")
     elif amount not in (None, ""):
         raise InvalidProposal("amount", f"only a budget request carries an amount, not a {kind}")
+    name, old, end = _platform_fields(kind, platform, replaces, trial_ends)
     return ProposalInput(kind=kind, title=title_text or "", summary=summary_text or "",
                          amount=amount_value, currency=currency_code, purpose=purpose_text,
-                         links=_links(links), decision=decision)
+                         links=_links(links), platform=name, replaces=old, trial_ends_at=end,
+                         decision=decision)
 
 
 def compose_body(summary: str, links: Sequence[str]) -> str:
@@ -375,6 +445,18 @@ def when(at: datetime) -> str:
 # The escalation as the Board sees it
 
 
+def platform_line(proposal: Proposal) -> str:
+    """What a platform proposal asks the Board to change in the platform list (R-PLATFORM)."""
+    if proposal.kind == "migrate-platform":
+        return (f"Platform: {proposal.platform} becomes approved; {proposal.replaces_platform} "
+                "is retired after its roles are revoked")
+    if proposal.kind == "retire-platform":
+        return f"Platform: {proposal.platform} is retired after its roles are revoked"
+    end = (f"until {proposal.trial_ends_at:%Y-%m-%d}" if proposal.trial_ends_at
+           else "for the charter's default trial length")
+    return f"Platform: {proposal.platform} on trial {end}"
+
+
 def escalation_of(ctx: Ctx, proposal_id: int) -> BoardEscalation:
     """The ``BoardEscalation`` of a proposal, from the ledger alone (so the message and its
     later updates always show the same thing)."""
@@ -385,6 +467,8 @@ def escalation_of(ctx: Ctx, proposal_id: int) -> BoardEscalation:
         summary, links = split_body(proposal.body)
         if proposal.purpose:
             summary = f"{summary}\n\nPurpose: {proposal.purpose}"
+        if proposal.platform:
+            summary = f"{summary}\n\n{platform_line(proposal)}"
         ballot = session.get(Ballot, proposal.endorsement_ballot_id) if \
             proposal.endorsement_ballot_id else None
         if ballot is not None and ballot.status == BallotStatus.CLOSED and ballot.tally:

@@ -13,7 +13,10 @@ with the route ``board-decision``; :func:`handle_board_decision` handles it:
 4. then announce: refused → the ephemeral "not allowed" reply (``deny``); already decided → an
    ephemeral "already decided by X"; allowed → the Board message is updated to show who decided
    and when (``record_decision``), the thread gets the history, and the WG is told on the Forum
-   and Discord.
+   and Discord;
+5. an approved platform proposal changes the platform list (R-PLATFORM,
+   ``flows.platforms_state``): the transitions are recorded before step 4, the WG is told after
+   it, and a platform made ``retiring`` has its managed roles revoked, then is retired.
 
 Each step is keyed by the inbox event (``board:attempt:<event>:<n>`` …), so a redelivery or a
 re-run after a crash does nothing twice. "Needs more information" keeps the proposal open (the
@@ -47,6 +50,9 @@ from flows.board.common import (TO_LEDGER, TO_SLACK, WORDS, BoardCtx, board_cont
                                 escalation_of, person_of_slack, post_wg, proposal_id_from, render,
                                 thread_reply, when, who, wg_threads)
 from flows.membership.common import artifact, log, once
+# R-PLATFORM: an approved platform proposal changes the platform list (recorded before the
+# decision is announced), then the WG is told and a retiring platform's roles are revoked.
+from flows.platforms_state import follow_up, record_board_outcome
 
 ACTOR = "flow:board-decision"
 ROUTE = "board-decision"
@@ -153,9 +159,11 @@ def _click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -> str
     code = outcome["outcome"]
     base = f"board:decision:{event_id}:{index}"
     if code == "allowed":
+        record_board_outcome(ctx, proposal_id=proposal_id)
         announce(ctx, proposal_id=proposal_id, key=base, decision=decision,
                  decided_by=action.user_id, decided_at=datetime.fromisoformat(outcome["at"]),
                  note=None, source="Slack", person_id=person_of_slack(ctx, action.user_id))
+        follow_up(ctx, proposal_id=proposal_id)
         return f"proposal:{proposal_id}:{decision.value}"
     if code in ("not-on-board-list", "other-workspace"):
         _reply(ctx, key=f"{base}:deny", action=action,
@@ -257,9 +265,11 @@ def _operator(ctx: BoardCtx, event_id: int, data: dict[str, Any]) -> str:
                        decided_by=decided_by, event_id=event_id, approved_amount=approved_amount)
     if outcome["outcome"] != "allowed":
         return f"refused:{outcome['outcome']}:proposal:{proposal_id}"
+    record_board_outcome(ctx, proposal_id=proposal_id)
     announce(ctx, proposal_id=proposal_id, key=f"board:decision:{event_id}:0", decision=decision,
              decided_by=decided_by, decided_at=datetime.fromisoformat(outcome["at"]), note=note,
              source="an operator", person_id=person_id)
+    follow_up(ctx, proposal_id=proposal_id)
     return f"proposal:{proposal_id}:{decision.value}"
 
 

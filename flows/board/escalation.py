@@ -34,6 +34,7 @@ from flows.board import budget, endorsement
 from flows.board.common import (BoardCtx, InvalidProposal, ProposalInput, board_context,
                                 compose_body, escalation_of, post_wg, validate_proposal)
 from flows.membership.common import answer_interaction, artifact, log, once
+from flows.platforms_state import check_proposal
 
 ACTOR = "flow:board-escalation"
 __all__ = ["board_escalation", "continue_step", "escalate", "file_step",
@@ -52,13 +53,26 @@ def file_step(ctx: BoardCtx, *, proposal: ProposalInput, proposer_id: int | None
         row = repo.create_proposal(
             session, kind=proposal.kind, title=proposal.title, actor=ACTOR,
             body=compose_body(proposal.summary, proposal.links), amount=proposal.amount,
-            currency=proposal.currency, purpose=proposal.purpose, proposed_by=person, at=ctx.now)
+            currency=proposal.currency, purpose=proposal.purpose, proposed_by=person, at=ctx.now,
+            platform=proposal.platform, replaces_platform=proposal.replaces,
+            trial_ends_at=proposal.trial_ends_at)
         if idea_id is not None:
             budget.link_idea_in(session, idea_id=idea_id, proposal=row, actor=ACTOR, at=ctx.now)
         # In the same transaction: a crash cannot leave a proposal whose key is unrecorded.
         repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
                            ref={"proposal_id": row.id}, about=repo.ref(row), at=ctx.now)
         return row.id, True
+
+
+def check_platforms(ctx: BoardCtx, proposal: ProposalInput) -> None:
+    """R-PLATFORM: a platform proposal must be one the platform list allows today (an unknown
+    platform, the last approved one, a trial of a platform in use are refused before anything
+    is recorded); the Board's approval is judged again when it comes."""
+    decision = check_proposal(ctx, kind=proposal.kind, platform=proposal.platform,
+                              replaces=proposal.replaces, ends_at=proposal.trial_ends_at)
+    if decision is not None and not decision.allowed:
+        raise InvalidProposal(str(decision.evidence.get("field", "platform")),
+                              f"{decision.reason} ({decision.ruling})")
 
 
 def escalate(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
@@ -162,6 +176,8 @@ def board_escalation(kind: str = "", title: str = "", summary: str = "",
                      purpose: str | None = None, links: list[str] | None = None,
                      proposed_by: str | None = None, proposal_id: int | None = None,
                      from_idea: int | None = None,
+                     platform: str | None = None, replaces: str | None = None,
+                     trial_ends: str | None = None,
                      now: datetime | None = None) -> dict[str, Any]:
     """File a proposal for the DSF Board (R-BOARD) and move it on; or, with ``proposal_id``,
     continue a recorded one.
@@ -171,16 +187,21 @@ def board_escalation(kind: str = "", title: str = "", summary: str = "",
     (R-DIRECT, e.g. ``moderator-change``) is not escalated and the run says why.
     ``proposed_by``: the WG handle of the member proposing it (empty: the operator).
     ``links``: http(s) URLs (discussion topic, quotes). ``from_idea``: the backlog item the
-    proposal comes from (linked to it, R-BUDGET). ``now``: empty = the real clock.
+    proposal comes from (linked to it, R-BUDGET). ``platform``: the platform a
+    trial/migrate/retire proposal is about (``matrix``); ``replaces``: the approved platform a
+    migration replaces; ``trial_ends``: a trial's end date, YYYY-MM-DD (empty: the charter's
+    ``trials.default_days``) (R-PLATFORM). ``now``: empty = the real clock.
     A bad field fails the run with the field named, before anything is recorded."""
     ctx = board_context(now)
     if proposal_id is not None:
         return continue_step(ctx, proposal_id=int(proposal_id))
     checked = validate_proposal(kind=kind, title=title, summary=summary, amount=amount,
                                 currency=currency, purpose=purpose, links=links,
+                                platform=platform, replaces=replaces, trial_ends=trial_ends,
                                 charter=ctx.charter)
     if checked.decision is not None and checked.decision.allowed:
         return not_escalated(checked.decision, kind=checked.kind, title=checked.title)
+    check_platforms(ctx, checked)
     proposer = _person_id(ctx, proposed_by)
     if from_idea is not None:
         with ctx.ledger.read() as session:
@@ -205,8 +226,9 @@ def _answer(ctx: BoardCtx, event_id: int, attributes: dict[str, str], text: str)
 def handle_board_proposal(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler for the Discord ``/propose`` command (see flows/README.md, "Board
     escalation"): options ``kind``, ``title``, ``summary``, ``amount``, ``currency``,
-    ``purpose``, ``links``. Only an active WG member may file (the WG endorses, R-BOARD).
-    Returns ``proposal:<id>``, ``not-escalated:R-DIRECT`` or ``refused:<code>``."""
+    ``purpose``, ``links``, ``platform``, ``replaces``, ``trial_ends``. Only an active WG
+    member may file (the WG endorses, R-BOARD). Returns ``proposal:<id>``,
+    ``not-escalated:R-DIRECT`` or ``refused:<code>``."""
     ctx = board_context(now, ledger=ledger)
     with ctx.ledger.read() as session:
         row = session.get(InboxEvent, event.id)
@@ -230,7 +252,11 @@ def handle_board_proposal(*, ledger: Any, event: InboxEvent, now: datetime | Non
         checked = validate_proposal(kind=option.get("kind", ""), title=option.get("title", ""),
                                     summary=option.get("summary", ""), amount=option.get("amount"),
                                     currency=option.get("currency"), purpose=option.get("purpose"),
-                                    links=option.get("links"), charter=ctx.charter)
+                                    links=option.get("links"), platform=option.get("platform"),
+                                    replaces=option.get("replaces"),
+                                    trial_ends=option.get("trial_ends"), charter=ctx.charter)
+        if not checked.decision or not checked.decision.allowed:
+            check_platforms(ctx, checked)
     except InvalidProposal as exc:
         _answer(ctx, event.id, attrs, f"Your proposal was not filed: {exc}.")
         return f"refused:invalid:{exc.field}"

@@ -77,8 +77,16 @@ class Ctx:
 
     @property
     def charter(self):  # noqa: ANN201 - rules.Charter
-        """The charter in force."""
-        return self.platforms.charter
+        """The charter in force: the charter file's, its approved platforms read from the
+        ledger (R-PLATFORM: ``flows.platforms_state.charter_in_force``), once per context."""
+        cached = self.__dict__.get("_charter")
+        if cached is None or cached[0] is not self.platforms.charter:
+            from flows.platforms_state import charter_in_force
+
+            cached = (self.platforms.charter, charter_in_force(self.platforms.charter,
+                                                               ledger=self.ledger, now=self.now))
+            object.__setattr__(self, "_charter", cached)
+        return cached[1]
 
 
 def context(now: datetime | None, *, ledger: Ledger | None = None,

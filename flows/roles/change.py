@@ -41,6 +41,7 @@ from rules import Change
 from flows.membership.common import (Ctx, answer_interaction, artifact, context, identities_of,
                                      once, person_run_name, post_wg)
 from flows.platforms import role_text
+from flows.platforms_state import role_platforms
 from flows.roles.plan import build_plan, explain, lifted, state_of
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -75,7 +76,10 @@ def parse_change(ctx: Ctx, *, action: str, role: str, platform: str,
         raise ChangeRefused("action", f"unknown action {action!r}: grant or revoke")
     platform = platform.strip().lower()
     space = ctx.platforms.space(platform)
-    if platform not in ctx.charter.platforms or space is None or space.roles is None:
+    # R-PLATFORM: roles are granted on approved and trial platforms (a trial's first admin
+    # included, before it counts for R-ADMIN-1/2), revoked on any platform still in use.
+    if platform not in role_platforms(ctx, grant=action == "grant") or space is None \
+            or space.roles is None:
         served = ", ".join(sorted(ctx.platforms.spaces)) or "none"
         raise ChangeRefused("platform", f"unknown platform {platform!r} (served: {served})")
     text = role.strip()

@@ -151,7 +151,7 @@ class Lifecycle:
             links=["https://forum.example.org/t/search/123"], proposed_by="avery_quill", now=at))
         second = self.step("escalation 2", lambda: board_escalation(
             kind="trial-platform", title="Try a wiki", summary="A wiki for the moderation guides.",
-            proposed_by="cleo_marsh", now=at))
+            platform="wiki", proposed_by="cleo_marsh", now=at))
         for proposal in (first, second):
             for voter in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"):
                 self.step(f"endorse {voter}", lambda p=proposal, v=voter:

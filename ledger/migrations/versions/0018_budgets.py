@@ -4,7 +4,7 @@
 otherwise) and ``closed_at``. ``ideas``: ``proposal_id``, the budget request an idea led to.
 ``budget_spending``: each spending record (see ``ledger/models_budget.py``).
 
-Revision ID: 0018_budgets
+Revision ID: 0018
 Revises: 0016
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 from ledger.types import UTCDateTime
 
-revision = "0018_budgets"
+revision = "0018"
 down_revision = "0016"
 branch_labels = None
 depends_on = None

@@ -233,7 +233,8 @@ def test_reminders_at_30_and_44_days_then_operator_decides(board: Board):
     # A charter that does not ask for an endorsement vote: the proposal goes straight up.
     with without_endorsement(world):
         result = board_escalation(kind="migrate-platform", title="Move the chat bridge",
-                                  summary="Retire the IRC bridge for a Matrix one.", now=NOW)
+                                  summary="Retire the IRC bridge for a Matrix one.",
+                                  platform="matrix", replaces="discord", now=NOW)
         assert result["status"] == "escalated"
         proposal_id = result["proposal"]
         [message] = board.board_messages()
@@ -280,8 +281,9 @@ def test_reminders_at_30_and_44_days_then_operator_decides(board: Board):
 
 def test_membership_closer_escalates_an_endorsed_proposal(board: Board):
     world = board.world
-    result = board_escalation(kind="retire-platform", title="Retire the old mailing list",
-                              summary="Nobody posted there in a year.", now=NOW)
+    result = board_escalation(kind="retire-platform", title="Retire the Discord server",
+                              summary="Nobody posted there in a year.", platform="discord",
+                              now=NOW)
     ctx = context(NOW)
     fballot = ballots.platform_ballot("discourse", ballots.refs(ctx, result["ballot"])["discourse"])
     for voter in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"):
@@ -302,7 +304,8 @@ def test_two_deciding_votes_at_once_escalate_once(board: Board):
 
     world = board.world
     result = board_escalation(kind="migrate-platform", title="Move the chat to a new server",
-                              summary="The old server is full.", now=NOW)
+                              summary="The old server is full.", platform="matrix",
+                              replaces="discord", now=NOW)
     ballot_id = result["ballot"]
     ctx = context(NOW)
     discord = world.platforms.space("discord").connector
@@ -381,7 +384,7 @@ def test_member_files_a_proposal_from_discord(board: Board):
     assert propose("cleo_marsh", kind="process", title="Weekly triage",
                    summary="Triage on Mondays.") == "not-escalated:R-DIRECT"
     result = propose("cleo_marsh", kind="trial-platform", title="Try a wiki",
-                     summary="A wiki for the moderation guides.",
+                     summary="A wiki for the moderation guides.", platform="wiki",
                      links="https://wiki.example.org https://forum.example.org/t/wiki/9")
     assert result.startswith("proposal:")
     with world.ledger.read() as session:
