@@ -298,7 +298,8 @@ class Platforms:
         home = get_settings().home
         charter = load_configured_charter()
         built: dict[str, Any] = {}
-        for name in names if names is not None else configured_platforms():
+        wanted = names if names is not None else served_by_ledger(configured_platforms(), charter)
+        for name in wanted:
             try:
                 built[name] = load_connector(name).from_env()
             except Exception as exc:  # noqa: BLE001 - a platform not configured is not served
@@ -311,6 +312,36 @@ class Platforms:
                               mailer=_mailer_from_settings(), **built)
         platforms._closers.extend(built.values())
         return platforms
+
+
+def served_by_ledger(names: Sequence[str], charter: Charter) -> list[str]:
+    """``names`` less those the ledger's platform list (R-PLATFORM) does not serve: only an
+    approved, trial or retiring platform is served (retiring: its roles are still to revoke), so
+    an installed and configured connector is not used before the Board approves its platform.
+    The list is read when the platforms are built (a process start)."""
+    import logging
+
+    from charterflow.settings import get_settings
+    from ledger import platforms as ledger_platforms
+
+    ledger = _ledger or Ledger(get_settings().ledger_url())
+    try:
+        with ledger.read() as session:
+            states = ledger_platforms.states(session, charter_platforms=charter.platforms)
+    except Exception as exc:  # noqa: BLE001 - no ledger yet (a first start): the charter's list
+        logging.getLogger("charterflow.membership").warning(
+            "membership: the ledger's platform list was not read (%s); serving the charter's",
+            type(exc).__name__)
+        states = {p: None for p in charter.platforms}
+    finally:
+        if ledger is not _ledger:
+            ledger.dispose()
+    serve = {p for p, st in states.items() if st is None or st.state in ("approved", "trial", "retiring")}
+    left = [n for n in names if n not in serve]
+    if left:
+        logging.getLogger("charterflow.membership").info(
+            "membership: not served, not on the approved platforms' list: %s", ", ".join(left))
+    return [n for n in names if n in serve]
 
 
 def _mailer_from_settings() -> Any:

@@ -102,3 +102,38 @@ def test_the_ledger_stores_any_connector_name_and_refuses_a_malformed_one(tmp_pa
                                   external_id="8", username="otto_pell")
     finally:
         ledger.dispose()
+
+
+def test_only_platforms_on_the_ledgers_list_are_served(tmp_path):
+    """R-PLATFORM: a connector installed and configured is not served before the Board approves
+    its platform; a trial or retiring one is (a retiring one's roles are still to revoke), a
+    retired one is not."""
+    from datetime import UTC, datetime, timedelta
+
+    from ledger import platforms as ledger_platforms
+
+    from flows.platforms import served_by_ledger, use
+
+    charter = default_charter()
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    upgrade(ledger)
+    asked = ["discourse", "discord", "matrix", "parlor"]
+    try:
+        with use(ledger=ledger, platforms=Platforms.build(charter=charter)):
+            assert served_by_ledger(asked, charter) == ["discourse", "discord"]  # the charter's seed
+            now = datetime.now(UTC)
+            with ledger.transaction() as session:
+                ledger_platforms.record_state(session, platform="matrix", state="trial", actor="test",
+                                              decided_by="board:slack", charter_platforms=charter.platforms,
+                                              at=now, trial_ends_at=now + timedelta(days=90))
+                ledger_platforms.record_state(session, platform="discord", state="retiring", actor="test",
+                                              decided_by="board:slack", charter_platforms=charter.platforms,
+                                              at=now)
+            assert served_by_ledger(asked, charter) == ["discourse", "discord", "matrix"]
+            with ledger.transaction() as session:
+                ledger_platforms.record_state(session, platform="discord", state="retired", actor="test",
+                                              decided_by="flow:retire", charter_platforms=charter.platforms,
+                                              at=now)
+            assert served_by_ledger(asked, charter) == ["discourse", "matrix"]
+    finally:
+        ledger.dispose()
