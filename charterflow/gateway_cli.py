@@ -58,13 +58,14 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from connectors.errors import CharterflowError
-        from gateway.app import configured_lookup, create_app
+        from gateway.app import configured_lookup, create_app, load_routes_apart
         from gateway.settings import GatewaySettings
 
         settings = GatewaySettings()
         host = host or settings.host
         port = settings.port if port is None else port
         try:
+            load_routes_apart()  # before uvicorn starts a thread: it forks
             # The form looks usernames up with the configured connectors (R-APP-4).
             application = create_app(settings=settings, lookup=configured_lookup())
         except CharterflowError as exc:

@@ -40,6 +40,7 @@ import httpx
 from rich.console import Console
 
 from charterflow import stack as stack_files
+from charterflow.forking import forked
 from charterflow.settings import Settings, get_settings
 from charterflow.stack import process_alive  # noqa: F401 - demo imports it from here
 from charterflow.status import write_status
@@ -307,19 +308,6 @@ def _port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def forked(fn: Callable[..., Any], *args: Any) -> Future:
-    """``fn(*args)`` run in a forked child; its result (pickled) as a future. What it imports
-    (every flow, the sandboxes, alembic) never enlarges `up`, which lives as long as the stack:
-    `up` stays at about 55 MiB instead of 190 (bench/startup.py)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    future = executor.submit(fn, *args)
-    executor.shutdown(wait=False)
-    return future
 
 
 class Readiness:
