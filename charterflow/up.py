@@ -36,7 +36,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 
 from charterflow import stack as stack_files
@@ -310,6 +309,30 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
+def _request(url: str, *, timeout: float, body: Any = None) -> tuple[int, Any]:
+    """GET (POST with a JSON ``body``) ``url``: the status and the JSON answer (None if not
+    JSON). The standard library's client: httpx would add some 25 MiB to `up`, which lives as
+    long as the stack, and a new SSL context at each call. Raises ``OSError`` when nothing
+    answers."""
+    import urllib.error
+    import urllib.request
+    from http.client import HTTPException
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except HTTPException as exc:  # a connection cut mid-answer
+        raise OSError(str(exc)) from exc
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, None
+
+
 class Readiness:
     """Whether each part of a starting stack answers yet (each check is one quick look)."""
 
@@ -320,8 +343,8 @@ class Readiness:
 
     def prefect(self) -> bool:
         try:
-            return httpx.get(f"{self.plan.api_url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
+            return _request(f"{self.plan.api_url}/health", timeout=2)[0] == 200
+        except OSError:
             return False
 
     def deployments(self) -> bool:
@@ -333,11 +356,11 @@ class Readiness:
                 return False
         try:
             api = self.plan.api_url
-            found = httpx.post(f"{api}/deployments/filter", json={"limit": 200}, timeout=5).json()
-            flows = httpx.post(f"{api}/flows/filter", json={"limit": 200}, timeout=5).json()
+            found = _request(f"{api}/deployments/filter", body={"limit": 200}, timeout=5)[1]
+            flows = _request(f"{api}/flows/filter", body={"limit": 200}, timeout=5)[1]
             names = {f["id"]: f["name"] for f in flows}
             registered = {f"{names.get(d['flow_id'], '?')}/{d['name']}" for d in found}
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        except (OSError, KeyError, TypeError):
             return False
         self.served = sorted(set(self.expected) & registered)
         return set(self.expected) <= registered
@@ -345,21 +368,22 @@ class Readiness:
     def gateway(self) -> bool:
         """Up once /healthz answers at all (503 only means Prefect or the ledger is not ready)."""
         try:
-            httpx.get(f"http://127.0.0.1:{self.plan.gateway_port}/healthz", timeout=2)
+            _request(f"http://127.0.0.1:{self.plan.gateway_port}/healthz", timeout=2)
             return True
-        except httpx.HTTPError:
+        except OSError:
             return False
 
     def sandboxes(self) -> bool:
         """Ready; raises ``RuntimeError`` with the problems the sandboxes report."""
         try:
-            response = httpx.get(f"http://127.0.0.1:{self.plan.inspector_port}/healthz", timeout=2)
-            health = response.json()
-        except (httpx.HTTPError, ValueError):
+            status, health = _request(f"http://127.0.0.1:{self.plan.inspector_port}/healthz", timeout=2)
+        except OSError:
+            return False
+        if not isinstance(health, dict):
             return False
         if health.get("problems"):
             raise RuntimeError("; ".join(health["problems"]))
-        return response.status_code == 200 and bool(health.get("ready"))
+        return status == 200 and bool(health.get("ready"))
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -526,6 +550,8 @@ def seed_ideas(settings: Settings, spec: dict) -> int:
     from ledger import repo
     from ledger.db import Ledger
 
+    import httpx
+
     conf = spec["platforms"]["discourse"]
     url = f"http://{spec['host']}:{conf['port']}"
     response = httpx.get(f"{url}/posts.json", timeout=10,
@@ -625,24 +651,34 @@ def _busy_port(settings: Settings, gw: Any, sandboxed: list[str], external: bool
     return None
 
 
+def prefect_server(settings: Settings, *, home: Path,
+                   heal: Callable[[datetime], None]) -> tuple[str, ChildSpec | None]:
+    """The Prefect API URL, and the server `up` runs for it (None: ``PREFECT_API_URL`` names a
+    server already running)."""
+    api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if api_url:
+        return api_url, None
+    host, port = settings.prefect_host, settings.prefect_port
+    api_url = f"http://{host}:{port}/api"
+    env = {**PREFECT_SERVER_DEFAULTS, **_base_env(home), "PREFECT_API_URL": api_url}
+    return api_url, ChildSpec(name="prefect-server", after_restart=heal, env=env,
+                              argv=[sys.executable, "-m", "prefect", "server", "start", "--host", host,
+                                    "--port", str(port)])
+
+
 def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: list[str],
-               heal: Callable[[datetime], None]) -> Plan:
+               heal: Callable[[datetime], None],
+               prefect: tuple[str, ChildSpec | None] | None = None) -> Plan:
     """The children `up` runs for these settings (``heal`` runs after a restart of a process
-    that may have taken inbox runs with it)."""
+    that may have taken inbox runs with it; ``prefect``: :func:`prefect_server`'s answer)."""
     from gateway.settings import GatewaySettings
 
     gw = GatewaySettings()
     env = _base_env(home)
-    api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
-    external = bool(api_url)
-    server = None
+    api_url, server = prefect or prefect_server(settings, home=home, heal=heal)
+    external = server is None
     if not external:
-        host, port = settings.prefect_host, settings.prefect_port
-        api_url = f"http://{host}:{port}/api"
         env["PREFECT_API_URL"] = api_url
-        server = ChildSpec(name="prefect-server", after_restart=heal,
-                           argv=[sys.executable, "-m", "prefect", "server", "start", "--host", host,
-                                 "--port", str(port)], env={**PREFECT_SERVER_DEFAULTS, **env})
     ui_url = api_url.removesuffix("/api")
     public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
     lock = {"pid": os.getpid(), "ui_url": ui_url, "api_url": api_url, "gateway_url": public,
@@ -709,18 +745,21 @@ class Up:
         sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed, heal=self.heal)
             from gateway.settings import GatewaySettings
 
-            busy = _busy_port(self.settings, GatewaySettings(), sandboxed, plan.external_prefect)
+            prefect = prefect_server(self.settings, home=self.home, heal=self.heal)
+            busy = _busy_port(self.settings, GatewaySettings(), sandboxed, prefect[1] is None)
             if busy:
                 console.print(busy)
                 return 1
-            if plan.server is not None:
-                # The server needs no ledger: it boots while the ledger is migrated and seeded
-                # (about 2 s of a warm start, bench/startup.py).
-                console.print(f"Starting the Prefect server on {plan.ui_url} …")
-                self.supervisor.start(plan.server)
+            if prefect[1] is not None:
+                # The server, the slowest to start, needs nothing else: it boots while the
+                # sandboxes' settings are made and the ledger is migrated and seeded (about 3 s
+                # of a warm start, bench/startup.py).
+                console.print(f"Starting the Prefect server on {prefect[0].removesuffix('/api')} …")
+                self.supervisor.start(prefect[1])
+            plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed,
+                              heal=self.heal, prefect=prefect)
             # Only a stack without any real platform gets the invented people in its ledger.
             prepared = forked(prepare_ledger, self.settings, bool(sandboxed and not real)).result()
             if prepared is None:
