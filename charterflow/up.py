@@ -721,6 +721,7 @@ class Up:
         self.logs = self.home / "logs"
         self.state_file = self.home / "up.json"
         self.stop_event = threading.Event()
+        self._filing: Any = None  # the future of the seeded ideas being filed (seed_ideas)
         self.supervisor = Supervisor(home=self.home, logs=self.logs,
                                      say=lambda text: console.print(text, soft_wrap=True))
 
@@ -766,20 +767,20 @@ class Up:
                 return 1
             ledger_url, seeded = prepared
             plan.lock["ledger"] = ledger_url
-            served = self._start(plan)
+            file_ideas = seeded is not None and plan.sandboxes is not None and "discourse" in sandboxed
+            served = self._start(plan, file_ideas=file_ideas)
             if isinstance(served, int):
                 return served
-            if seeded is not None and plan.sandboxes is not None and "discourse" in sandboxed:
-                seeded += self._file_seeded_ideas(plan)
+            if file_ideas:
+                seeded += self._seeded_ideas_filed()
             self._banner(plan, served, real, sandboxed, ledger_url, seeded)
             return self._supervise()
         finally:
             self._shutdown(previous)
 
-    def _file_seeded_ideas(self, plan: Plan) -> str:
-        spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
+    def _seeded_ideas_filed(self) -> str:
         try:
-            filed = forked(seed_ideas, self.settings, spec).result(120)
+            filed = self._filing.result(120)
         except Exception as exc:  # noqa: BLE001 - the stack runs; the backlog is short
             console.print(f"warning: the seeded ideas are not in the backlog ({type(exc).__name__})")
             return ""
@@ -794,10 +795,11 @@ class Up:
             console.print(_tail(child.log))
         return 1
 
-    def _start(self, plan: Plan) -> int | list[str]:
+    def _start(self, plan: Plan, *, file_ideas: bool = False) -> int | list[str]:
         """Start every child at once (their imports overlap; the runner and the inbox worker wait
         for the Prefect server by themselves) and wait until each answers; the deployments served, or the
-        exit code. A child that stops meanwhile is restarted as later on."""
+        exit code. A child that stops meanwhile is restarted as later on. ``file_ideas``: once
+        the sandboxes answer, file the seeded ideas (:func:`seed_ideas`) while the rest starts."""
         sup = self.supervisor
         (self.home / DEPLOYMENTS_FILE).unlink(missing_ok=True)
         for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):  # the server runs
@@ -824,6 +826,9 @@ class Up:
                 except RuntimeError as exc:
                     return self._failed(f"the sandboxes did not start ({exc})", sup.child(name))
                 del waiting[name]
+                if name == "sandboxes" and file_ideas:
+                    spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
+                    self._filing = forked(seed_ideas, self.settings, spec)
             if time.monotonic() > deadline:
                 names = ", ".join(waiting)
                 late = next((c for c in sup.children if c.name in waiting), None)
