@@ -629,11 +629,6 @@ def _base_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     # Fewer malloc arenas: the threaded children (gateway, task worker) keep less memory.
     env.setdefault("MALLOC_ARENA_MAX", "2")
-    # A fixed mmap threshold: glibc otherwise raises it after each large block freed, so later
-    # large blocks (request bodies, JSON answers) come from the heap and stay resident after use.
-    # https://man7.org/linux/man-pages/man3/mallopt.3.html (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)
-    env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
-    env.setdefault("MALLOC_TRIM_THRESHOLD_", "131072")
     env.setdefault("PREFECT_HOME", str(home / "prefect"))
     env.setdefault("PREFECT_LOGGING_COLORS", "false")
     # The server would try to send telemetry; this stack may have no network beyond loopback.
