@@ -56,15 +56,9 @@ console = Console(highlight=False)
 # inbox events per s that happened every few events (bench/README.md, intake). Batched, the
 # recorder writes about once a second; a run's state shows in the UI up to 1 s later.
 # https://docs.prefect.io/v3/api-ref/settings-ref (server.services.task_run_recorder)
-# Two services charterflow does not use stay off (set them to true to use automations or work
-# pools' workers): triggers (automations: the stack defines none, and each event would be
-# buffered for them) and foreman (work pools' worker health: the runner serves the deployments
-# itself).
 PREFECT_SERVER_DEFAULTS = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "50",
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
-    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
 }
 
 
