@@ -1,11 +1,13 @@
 """`charterflow up`: the whole stack on one machine, as one supervised group of processes.
 
-The ledger is migrated first; then the Prefect server (embedded SQLite, bound to 127.0.0.1;
-skipped when ``PREFECT_API_URL`` is set), the sandboxes of the platforms without credentials
-with the sandbox inspector (``python -m charterflow.inspector``, seeded with the invented
-community of :mod:`charterflow.seed`; the ledger gets the same working group), a runner serving
-every deployment and the task worker that handles inbox events (:mod:`charterflow.workers`),
-and the gateway (the one public port), all at once, then waits until each answers. Ctrl-C or SIGTERM stops all of them within seconds, newest first.
+The Prefect server (embedded SQLite, bound to 127.0.0.1; skipped when ``PREFECT_API_URL`` is
+set) starts first, the slowest to answer and needing nothing else; meanwhile the ledger is
+migrated; then the sandboxes of the platforms without credentials with the sandbox inspector
+(``python -m charterflow.inspector``, seeded with the invented community of
+:mod:`charterflow.seed`; the ledger gets the same working group), a runner serving every
+deployment and the task worker that handles inbox events (:mod:`charterflow.workers`), and the
+gateway (``python -m gateway.serve``, the one public port), all at once, then waits until each
+answers. Ctrl-C or SIGTERM stops all of them within seconds, newest first.
 
 Supervision (:class:`Supervisor`): a child that exits is started again after 0.5 s, doubling per
 exit up to 30 s, while the others keep running; 5 exits of one child within 2 minutes stop
