@@ -103,7 +103,7 @@ def describe(argv: list[bytes]) -> str:
     text = " ".join(words)
     for needle, name in (("prefect server start", "prefect-server"), ("charterflow.inspector", "sandboxes"),
                          ("workers runner", "runner"), ("workers inbox", "inbox-worker"),
-                         (" gateway ", "gateway"), ("charterflow up", "up"), ("make", "make")):
+                         (" gateway ", "gateway"), ("gateway.serve", "gateway"), ("charterflow up", "up"), ("make", "make")):
         if needle in f" {text} ":
             return name
     return Path(words[0]).name if words else "?"

@@ -1,11 +1,13 @@
 """`charterflow up`: the whole stack on one machine, as one supervised group of processes.
 
-The ledger is migrated first; then the Prefect server (embedded SQLite, bound to 127.0.0.1;
-skipped when ``PREFECT_API_URL`` is set), the sandboxes of the platforms without credentials
-with the sandbox inspector (``python -m charterflow.inspector``, seeded with the invented
-community of :mod:`charterflow.seed`; the ledger gets the same working group), a runner serving
-every deployment and the task worker that handles inbox events (:mod:`charterflow.workers`),
-and the gateway (the one public port), all at once, then waits until each answers. Ctrl-C or SIGTERM stops all of them within seconds, newest first.
+The Prefect server (embedded SQLite, bound to 127.0.0.1; skipped when ``PREFECT_API_URL`` is
+set) starts first, the slowest to answer and needing nothing else; meanwhile the ledger is
+migrated; then the sandboxes of the platforms without credentials with the sandbox inspector
+(``python -m charterflow.inspector``, seeded with the invented community of
+:mod:`charterflow.seed`; the ledger gets the same working group), a runner serving every
+deployment and the task worker that handles inbox events (:mod:`charterflow.workers`), and the
+gateway (``python -m gateway.serve``, the one public port), all at once, then waits until each
+answers. Ctrl-C or SIGTERM stops all of them within seconds, newest first.
 
 Supervision (:class:`Supervisor`): a child that exits is started again after 0.5 s, doubling per
 exit up to 30 s, while the others keep running; 5 exits of one child within 2 minutes stop
@@ -36,10 +38,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 
 from charterflow import stack as stack_files
+from charterflow.forking import forked
 from charterflow.settings import Settings, get_settings
 from charterflow.stack import process_alive  # noqa: F401 - demo imports it from here
 from charterflow.status import write_status
@@ -309,17 +311,28 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def forked(fn: Callable[..., Any], *args: Any) -> Future:
-    """``fn(*args)`` run in a forked child; its result (pickled) as a future. What it imports
-    (every flow, the sandboxes, alembic) never enlarges `up`, which lives as long as the stack:
-    `up` stays at about 55 MiB instead of 190 (bench/startup.py)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def _request(url: str, *, timeout: float, body: Any = None) -> tuple[int, Any]:
+    """GET (POST with a JSON ``body``) ``url``: the status and the JSON answer (None if not
+    JSON). The standard library's client: httpx would add some 25 MiB to `up`, which lives as
+    long as the stack, and a new SSL context at each call. Raises ``OSError`` when nothing
+    answers."""
+    import urllib.error
+    import urllib.request
+    from http.client import HTTPException
 
-    executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    future = executor.submit(fn, *args)
-    executor.shutdown(wait=False)
-    return future
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except HTTPException as exc:  # a connection cut mid-answer
+        raise OSError(str(exc)) from exc
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, None
 
 
 class Readiness:
@@ -332,8 +345,8 @@ class Readiness:
 
     def prefect(self) -> bool:
         try:
-            return httpx.get(f"{self.plan.api_url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
+            return _request(f"{self.plan.api_url}/health", timeout=2)[0] == 200
+        except OSError:
             return False
 
     def deployments(self) -> bool:
@@ -345,11 +358,11 @@ class Readiness:
                 return False
         try:
             api = self.plan.api_url
-            found = httpx.post(f"{api}/deployments/filter", json={"limit": 200}, timeout=5).json()
-            flows = httpx.post(f"{api}/flows/filter", json={"limit": 200}, timeout=5).json()
+            found = _request(f"{api}/deployments/filter", body={"limit": 200}, timeout=5)[1]
+            flows = _request(f"{api}/flows/filter", body={"limit": 200}, timeout=5)[1]
             names = {f["id"]: f["name"] for f in flows}
             registered = {f"{names.get(d['flow_id'], '?')}/{d['name']}" for d in found}
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        except (OSError, KeyError, TypeError):
             return False
         self.served = sorted(set(self.expected) & registered)
         return set(self.expected) <= registered
@@ -357,21 +370,22 @@ class Readiness:
     def gateway(self) -> bool:
         """Up once /healthz answers at all (503 only means Prefect or the ledger is not ready)."""
         try:
-            httpx.get(f"http://127.0.0.1:{self.plan.gateway_port}/healthz", timeout=2)
+            _request(f"http://127.0.0.1:{self.plan.gateway_port}/healthz", timeout=2)
             return True
-        except httpx.HTTPError:
+        except OSError:
             return False
 
     def sandboxes(self) -> bool:
         """Ready; raises ``RuntimeError`` with the problems the sandboxes report."""
         try:
-            response = httpx.get(f"http://127.0.0.1:{self.plan.inspector_port}/healthz", timeout=2)
-            health = response.json()
-        except (httpx.HTTPError, ValueError):
+            status, health = _request(f"http://127.0.0.1:{self.plan.inspector_port}/healthz", timeout=2)
+        except OSError:
+            return False
+        if not isinstance(health, dict):
             return False
         if health.get("problems"):
             raise RuntimeError("; ".join(health["problems"]))
-        return response.status_code == 200 and bool(health.get("ready"))
+        return status == 200 and bool(health.get("ready"))
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -538,6 +552,8 @@ def seed_ideas(settings: Settings, spec: dict) -> int:
     from ledger import repo
     from ledger.db import Ledger
 
+    import httpx
+
     conf = spec["platforms"]["discourse"]
     url = f"http://{spec['host']}:{conf['port']}"
     response = httpx.get(f"{url}/posts.json", timeout=10,
@@ -637,24 +653,34 @@ def _busy_port(settings: Settings, gw: Any, sandboxed: list[str], external: bool
     return None
 
 
+def prefect_server(settings: Settings, *, home: Path,
+                   heal: Callable[[datetime], None]) -> tuple[str, ChildSpec | None]:
+    """The Prefect API URL, and the server `up` runs for it (None: ``PREFECT_API_URL`` names a
+    server already running)."""
+    api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if api_url:
+        return api_url, None
+    host, port = settings.prefect_host, settings.prefect_port
+    api_url = f"http://{host}:{port}/api"
+    env = {**PREFECT_SERVER_DEFAULTS, **_base_env(home), "PREFECT_API_URL": api_url}
+    return api_url, ChildSpec(name="prefect-server", after_restart=heal, env=env,
+                              argv=[sys.executable, "-m", "prefect", "server", "start", "--host", host,
+                                    "--port", str(port)])
+
+
 def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: list[str],
-               heal: Callable[[datetime], None]) -> Plan:
+               heal: Callable[[datetime], None],
+               prefect: tuple[str, ChildSpec | None] | None = None) -> Plan:
     """The children `up` runs for these settings (``heal`` runs after a restart of a process
-    that may have taken inbox runs with it)."""
+    that may have taken inbox runs with it; ``prefect``: :func:`prefect_server`'s answer)."""
     from gateway.settings import GatewaySettings
 
     gw = GatewaySettings()
     env = _base_env(home)
-    api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
-    external = bool(api_url)
-    server = None
+    api_url, server = prefect or prefect_server(settings, home=home, heal=heal)
+    external = server is None
     if not external:
-        host, port = settings.prefect_host, settings.prefect_port
-        api_url = f"http://{host}:{port}/api"
         env["PREFECT_API_URL"] = api_url
-        server = ChildSpec(name="prefect-server", after_restart=heal,
-                           argv=[sys.executable, "-m", "prefect", "server", "start", "--host", host,
-                                 "--port", str(port)], env={**PREFECT_SERVER_DEFAULTS, **env})
     ui_url = api_url.removesuffix("/api")
     public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
     lock = {"pid": os.getpid(), "ui_url": ui_url, "api_url": api_url, "gateway_url": public,
@@ -680,7 +706,7 @@ def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: lis
                        argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
                        env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env})
     gateway = ChildSpec(name="gateway", after_restart=heal, env=env,
-                        argv=[sys.executable, "-m", "charterflow.cli", "gateway", "--host", gw.host,
+                        argv=[sys.executable, "-m", "gateway.serve", "--host", gw.host,
                               "--port", str(gw.port)])
     return Plan(api_url=api_url, ui_url=ui_url, public_url=public, external_prefect=external,
                 server=server, sandboxes=sandboxes, runner=runner, worker=worker, gateway=gateway,
@@ -698,6 +724,7 @@ class Up:
         self.state_file = self.home / "up.json"
         self.stop_event = threading.Event()
         self.services: list[Any] = []
+        self._filing: Any = None  # the future of the seeded ideas being filed (seed_ideas)
         self.supervisor = Supervisor(home=self.home, logs=self.logs,
                                      say=lambda text: console.print(text, soft_wrap=True))
 
@@ -722,18 +749,21 @@ class Up:
         sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed, heal=self.heal)
             from gateway.settings import GatewaySettings
 
-            busy = _busy_port(self.settings, GatewaySettings(), sandboxed, plan.external_prefect)
+            prefect = prefect_server(self.settings, home=self.home, heal=self.heal)
+            busy = _busy_port(self.settings, GatewaySettings(), sandboxed, prefect[1] is None)
             if busy:
                 console.print(busy)
                 return 1
-            if plan.server is not None:
-                # The server needs no ledger: it boots while the ledger is migrated and seeded
-                # (about 2 s of a warm start, bench/startup.py).
-                console.print(f"Starting the Prefect server on {plan.ui_url} …")
-                self.supervisor.start(plan.server)
+            if prefect[1] is not None:
+                # The server, the slowest to start, needs nothing else: it boots while the
+                # sandboxes' settings are made and the ledger is migrated and seeded (about 3 s
+                # of a warm start, bench/startup.py).
+                console.print(f"Starting the Prefect server on {prefect[0].removesuffix('/api')} …")
+                self.supervisor.start(prefect[1])
+            plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed,
+                              heal=self.heal, prefect=prefect)
             if self.settings.sandboxes:  # while the Prefect server boots
                 self._start_services(plan)
             # Only a stack without any real platform gets the invented people in its ledger.
@@ -742,11 +772,12 @@ class Up:
                 return 1
             ledger_url, seeded = prepared
             plan.lock["ledger"] = ledger_url
-            served = self._start(plan)
+            file_ideas = seeded is not None and plan.sandboxes is not None and "discourse" in sandboxed
+            served = self._start(plan, file_ideas=file_ideas)
             if isinstance(served, int):
                 return served
-            if seeded is not None and plan.sandboxes is not None and "discourse" in sandboxed:
-                seeded += self._file_seeded_ideas(plan)
+            if file_ideas:
+                seeded += self._seeded_ideas_filed()
             self._banner(plan, served, real, sandboxed, ledger_url, seeded)
             return self._supervise()
         finally:
@@ -771,10 +802,9 @@ class Up:
                     if spec is not None:
                         spec.env.update(service.env)
 
-    def _file_seeded_ideas(self, plan: Plan) -> str:
-        spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
+    def _seeded_ideas_filed(self) -> str:
         try:
-            filed = forked(seed_ideas, self.settings, spec).result(120)
+            filed = self._filing.result(120)
         except Exception as exc:  # noqa: BLE001 - the stack runs; the backlog is short
             console.print(f"warning: the seeded ideas are not in the backlog ({type(exc).__name__})")
             return ""
@@ -789,10 +819,11 @@ class Up:
             console.print(_tail(child.log))
         return 1
 
-    def _start(self, plan: Plan) -> int | list[str]:
+    def _start(self, plan: Plan, *, file_ideas: bool = False) -> int | list[str]:
         """Start every child at once (their imports overlap; the runner and the inbox worker wait
         for the Prefect server by themselves) and wait until each answers; the deployments served, or the
-        exit code. A child that stops meanwhile is restarted as later on."""
+        exit code. A child that stops meanwhile is restarted as later on. ``file_ideas``: once
+        the sandboxes answer, file the seeded ideas (:func:`seed_ideas`) while the rest starts."""
         sup = self.supervisor
         (self.home / DEPLOYMENTS_FILE).unlink(missing_ok=True)
         for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):  # the server runs
@@ -819,6 +850,9 @@ class Up:
                 except RuntimeError as exc:
                     return self._failed(f"the sandboxes did not start ({exc})", sup.child(name))
                 del waiting[name]
+                if name == "sandboxes" and file_ideas:
+                    spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
+                    self._filing = forked(seed_ideas, self.settings, spec)
             if time.monotonic() > deadline:
                 names = ", ".join(waiting)
                 late = next((c for c in sup.children if c.name in waiting), None)

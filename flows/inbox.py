@@ -23,7 +23,6 @@ makes a dispatch one HTTP request.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import re
@@ -31,18 +30,25 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from prefect import task
 
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import InboxEvent
+
+# Routing and dispatch live in flows.inbox_routing (no Prefect, no flow: the gateway imports only
+# that); they are this module's too, and the registry below fills theirs.
+from flows.inbox_routing import (  # noqa: F401 - re-exported
+    AWAITING_HANDLER, COMMAND_ROUTES, COMPONENT_ROUTES, CREATE_RETRY_DELAYS, DEFERRED_ROUTES,
+    HANDLERS, RETRY_STATUSES, TASK_NAME, TASK_RETRIES, TASK_RETRY_DELAYS, Claim, DispatchResult,
+    Handler, Route, RoutingConfig, claim_events, create_task_run, dispatch_event, dispatch_key,
+    load_routes, prefect_http, prefect_setting, register_handler, register_route,
+    register_task_key, route_for, routes_snapshot, run_tags, start_claimed, task_run_body)
 
 __all__ = [
     "AWAITING_HANDLER",
@@ -62,192 +68,11 @@ __all__ = [
 
 log = logging.getLogger("charterflow.inbox")
 
-AWAITING_HANDLER = repo.AWAITING_HANDLER
 ACTOR = "flow:inbox"
-
-
-class Route:
-    """The names of the routes: each is the flow (or built-in step) that handles an event."""
-
-    INTAKE = "intake"  # a membership application (issue 8)
-    IDEA = "idea"  # an idea for the backlog (issue 10)
-    OPT_IN = "renewal-opt-in"  # R-TERM-2 (issue 9)
-    LEAVE = "leave"  # R-LEAVE (issue 9)
-    VOTE = "vote"  # a ballot button (issue 8/9)
-    CONFIRM = "confirm"  # R-APP-2: the applicant's Confirm button in a Discord DM (issue 8)
-    BOARD_DECISION = "board-decision"  # a Slack Board button (issue 10)
-    BOARD_PROPOSAL = "board-proposal"  # Discord /propose: a proposal for the Board (issue 10)
-    APPLY_MODAL = "apply-modal"  # Discord /apply: the gateway answers with the form itself
-    PING = "ping"  # a platform checking that we answer
-    OWN = "own"  # what the bot itself posted, coming back by webhook: stored processed, no run
-    UNKNOWN = "unknown"  # acknowledged, logged and kept; nothing to do
-
-
-@dataclass(frozen=True, kw_only=True)
-class RoutingConfig:
-    """What routing needs from the deployment: the Discourse categories (ids, as strings)
-    whose new topics are applications and ideas."""
-
-    discourse_applications_categories: frozenset[str] = frozenset()
-    discourse_ideas_categories: frozenset[str] = frozenset()
-    # The Forum accounts the bot posts as (the connector's Api-Username, and ``system``),
-    # casefolded: their posts come back by webhook and are recognised as the bot's own.
-    discourse_own_usernames: frozenset[str] = frozenset({"system"})
-    # Slack action ids of the Board decision buttons start with this (connectors.slack.blocks).
-    slack_board_action_prefix: str = field(default_factory=lambda: _slack_board_prefix())
-
-
-def _slack_board_prefix() -> str:
-    try:
-        from connectors.slack.blocks import BOARD_ACTION_PREFIX
-    except Exception:  # noqa: BLE001 - the Slack connector is optional here; its documented prefix
-        return "board_"
-    return str(BOARD_ACTION_PREFIX)
-
-
-# The routing table, in one place: (source, kind, condition, route). `route_for` applies it;
-# the gateway's README prints it.
-ROUTES: tuple[tuple[str, str, str, str], ...] = (
-    ("discourse", "topic_created", "category in the applications categories (noted; the answers come with its first post)", Route.INTAKE),
-    ("discourse", "post_created", "first post of a topic in the applications categories", Route.INTAKE),
-    ("discourse", "post_edited", "first post of a topic in the applications categories, edited", Route.INTAKE),
-    ("discourse", "topic_created", "category in the ideas categories", Route.IDEA),
-    ("discourse", "ping", "", Route.PING),
-    ("discourse", "*", "posted by the bot's own account (the API username, system)", Route.OWN),
-    ("discord", "ping", "(answered PONG, not stored)", Route.PING),
-    ("discord", "apply", "slash command /apply", Route.APPLY_MODAL),
-    ("discord", "apply_submitted", "the /apply modal submitted", Route.INTAKE),
-    ("discord", "idea", "slash command /idea", Route.IDEA),
-    ("discord", "optin", "slash command /optin", Route.OPT_IN),
-    ("discord", "leave", "slash command /leave", Route.LEAVE),
-    ("discord", "propose", "slash command /propose", Route.BOARD_PROPOSAL),
-    ("discord", "ballot_vote", "a ballot button", Route.VOTE),
-    ("discord", "component", "a Confirm button (custom_id cfc:…)", Route.CONFIRM),
-    ("discord", "component", "an Opt-in button (custom_id cfo:…)", Route.OPT_IN),
-    ("slack", "block_actions", "a Board decision button", Route.BOARD_DECISION),
-    ("slack", "url_verification", "(answered with the challenge, not stored)", Route.PING),
-    ("form", "application", "the public /apply form", Route.INTAKE),
-    ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
-    ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
-    ("*", "*", "anything else", Route.UNKNOWN),
-)
-
-
-# Routes added by later capabilities (roles, ideas, reports, moderation): each package's
-# ``handlers.register()`` calls :func:`register_route`. Discord slash command name → route, and
-# Discord button custom_id prefix → route; ``DEFERRED_ROUTES`` are answered "thinking…" at once.
-COMMAND_ROUTES: dict[str, str] = {}
-COMPONENT_ROUTES: dict[str, str] = {}
-DEFERRED_ROUTES: set[str] = set()
-
-
-def register_route(route: str, handler: Callable[..., str], *, discord_command: str | None = None,
-                   discord_component_prefix: str | None = None, condition: str = "") -> None:
-    """Route a Discord slash command and/or button prefix to ``route``, handled by ``handler``
-    (``handler(*, ledger, event) -> result_ref``, idempotent). The gateway answers such an
-    interaction with a deferred ephemeral message; the handler follows up."""
-    global ROUTES
-    if discord_command:
-        COMMAND_ROUTES[discord_command] = route
-        row = ("discord", discord_command, condition or f"slash command /{discord_command}", route)
-        if row not in ROUTES:
-            ROUTES = ROUTES[:-1] + (row,) + ROUTES[-1:]
-    if discord_component_prefix:
-        COMPONENT_ROUTES[discord_component_prefix] = route
-        row = ("discord", "component", condition or f"a button (custom_id {discord_component_prefix}…)", route)
-        if row not in ROUTES:
-            ROUTES = ROUTES[:-1] + (row,) + ROUTES[-1:]
-    DEFERRED_ROUTES.add(route)
-    HANDLERS[route] = handler
-
-
-def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
-              config: RoutingConfig, actor: str | None = None) -> str:
-    """The route of an event (see :data:`ROUTES`); ``unknown`` when nothing matches. ``actor``:
-    the platform account that caused it (a Forum post's author)."""
-    if source == "discourse":
-        if kind == "ping":
-            return Route.PING
-        if actor and actor.casefold() in config.discourse_own_usernames:
-            return Route.OWN
-        category = str(attributes.get("category_id", ""))
-        if kind == "topic_created":
-            if category and category in config.discourse_applications_categories:
-                return Route.INTAKE
-            if category and category in config.discourse_ideas_categories:
-                return Route.IDEA
-        if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
-                and category and category in config.discourse_applications_categories:
-            return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
-        return Route.UNKNOWN
-    if source == "discord":
-        if kind == "component":
-            custom_id = str(attributes.get("custom_id", ""))
-            from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX
-
-            if custom_id.startswith(CONFIRM_PREFIX):
-                return Route.CONFIRM
-            if custom_id.startswith(OPTIN_PREFIX):
-                return Route.OPT_IN
-            for prefix, route in COMPONENT_ROUTES.items():
-                if custom_id.startswith(prefix):
-                    return route
-            return Route.UNKNOWN
-        return {
-            "ping": Route.PING,
-            "apply": Route.APPLY_MODAL,
-            "apply_submitted": Route.INTAKE,
-            "idea": Route.IDEA,
-            "optin": Route.OPT_IN,
-            "leave": Route.LEAVE,
-            "propose": Route.BOARD_PROPOSAL,
-            "ballot_vote": Route.VOTE,
-            **COMMAND_ROUTES,
-        }.get(kind, Route.UNKNOWN)
-    if source == "slack":
-        if kind == "url_verification":
-            return Route.PING
-        if kind == "block_actions" and str(attributes.get("action_id", "")).startswith(
-                config.slack_board_action_prefix):
-            return Route.BOARD_DECISION
-        return Route.UNKNOWN
-    if source == "form":
-        return {"application": Route.INTAKE, "confirm": Route.CONFIRM,
-                "optin": Route.OPT_IN}.get(kind, Route.UNKNOWN)
-    return Route.UNKNOWN
 
 
 # --------------------------------------------------------------------------------------------
 # Handlers
-
-Handler = Callable[..., str]
-"""``handler(*, ledger, event) -> result_ref``: acts on one event. It must be idempotent (it may
-run again after a crash before the event was marked processed) and raise to leave the event
-unprocessed. The returned reference (``application:12``) is stored on the event."""
-
-
-def _ping(*, ledger: Ledger, event: InboxEvent) -> str:
-    return "ping:answered"
-
-
-def _unknown(*, ledger: Ledger, event: InboxEvent) -> str:
-    # Kept in the inbox for the record; nothing acts on it.
-    log.info("inbox event %s (%s/%s) has no route; kept", event.id, event.source, event.kind)
-    return "no-route"
-
-
-def _modal(*, ledger: Ledger, event: InboxEvent) -> str:
-    return "discord:modal-shown"
-
-
-def _own(*, ledger: Ledger, event: InboxEvent) -> str:
-    return "discourse:own-post"
-
-
-HANDLERS: dict[str, Handler] = {Route.PING: _ping, Route.UNKNOWN: _unknown,
-                                Route.APPLY_MODAL: _modal, Route.OWN: _own}
-"""Route → handler. Issues 8-10 register intake, idea, opt-in, leave, vote, Board decision."""
-
 
 def _membership_handler(handle: Callable[..., str]) -> Handler:
     """Adapt a ``flows.membership.handlers`` function to the inbox's handler signature."""
@@ -298,14 +123,6 @@ def _register_capabilities() -> None:
     for name in ("flows.roles.handlers", "flows.ideas.handlers", "flows.reports.handlers",
                  "flows.moderation.handlers"):
         importlib.import_module(name).register()
-
-
-
-
-def register_handler(route: str, handler: Handler) -> None:
-    """Make ``handler`` handle ``route`` (events held as ``awaiting-handler`` are dispatched
-    again by the drain loop of a gateway that has it registered too)."""
-    HANDLERS[route] = handler
 
 
 _register_capabilities()
@@ -365,11 +182,6 @@ def _refusable(event: InboxEvent, exc: Exception) -> bool:
 _KEY = re.compile(r"^inbox-(\d+)-(\d+)$")
 
 
-def dispatch_key(event_id: int, attempt: int) -> str:
-    """The task run's dynamic key: one per event and dispatch attempt."""
-    return f"inbox-{event_id}-{attempt}"
-
-
 def _ledger_from_settings() -> Ledger:
     from charterflow.settings import get_settings
 
@@ -386,7 +198,7 @@ _worker_lock = threading.Lock()
 
 # persist_result=False: the result is the event's own record in the ledger. A result storage
 # that is a path (never written) saves every run a request for the server's default storage.
-@task(name="inbox-dispatch", retries=2, retry_delay_seconds=[2, 10], log_prints=False,
+@task(name=TASK_NAME, retries=TASK_RETRIES, retry_delay_seconds=list(TASK_RETRY_DELAYS), log_prints=False,
       persist_result=False, result_storage=Path(tempfile.gettempdir()))
 def handle_inbox_event() -> str:
     """Handle the inbox event named by this run's dynamic key (``inbox-<id>-<attempt>``)."""
@@ -404,144 +216,16 @@ def handle_inbox_event() -> str:
     return result
 
 
-@dataclass(frozen=True, kw_only=True)
-class DispatchResult:
-    """What :func:`dispatch_event` did: ``started`` (a run exists now), ``skipped`` (nothing to
-    claim), or ``deferred`` (Prefect unreachable: claim released)."""
-
-    outcome: str
-    event_id: int
-    task_run_id: str | None = None
-    received_at: datetime | None = None
-    error: str | None = None
+register_task_key(handle_inbox_event.task_key)  # the gateway creates its runs under this key
 
 
-# Prefect's own client waits 2 s (then 4, 8…) before it repeats a request answered 503, and at
-# least 2 s even with PREFECT_CLIENT_MAX_RETRIES=0. The server answers 503 when its database was
-# busy for a moment (SQLite: another write committed between this request's read and its write),
-# and nothing of the request was stored: sooner is safe, the dynamic key dedupes anyway.
-CREATE_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
-RETRY_STATUSES = frozenset({429, 502, 503})
+def __getattr__(name: str) -> Any:
+    # ROUTES is rebound (a tuple) whenever a route is registered: always the current one.
+    if name == "ROUTES":
+        import flows.inbox_routing
 
-
-def prefect_http(api_url: str, *, timeout: float = 10.0) -> httpx.Client:
-    """A kept-alive HTTP client for the Prefect API at ``api_url``, with the credentials of
-    Prefect's settings (``PREFECT_API_AUTH_STRING`` or ``PREFECT_API_KEY``), if any."""
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
-
-    headers: dict[str, str] = {}
-    auth_string, api_key = PREFECT_API_AUTH_STRING.value(), PREFECT_API_KEY.value()
-    if auth_string:
-        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
-    elif api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=timeout)
-
-
-def run_tags(route: str) -> list[str]:
-    """The tags of an event's background run."""
-    return ["charterflow", "inbox", f"route:{route}"]
-
-
-def task_run_body(*, event_id: int, attempt: int, route: str) -> dict[str, Any]:
-    """The ``POST /task_runs/`` body of an event's background run: Scheduled and deferred (so
-    the server pushes it to a subscribed task worker), named ``inbox-<route>-<id>``, keyed
-    ``inbox-<id>-<attempt>``, tagged ``charterflow``, ``inbox`` and ``route:<route>``."""
-    from prefect.client.schemas.actions import TaskRunCreate
-    from prefect.client.schemas.objects import TaskRunPolicy
-    from prefect.states import Scheduled, to_state_create
-
-    task = handle_inbox_event
-    state = Scheduled()
-    state.state_details.deferred = True
-    delays = task.retry_delay_seconds
-    body = TaskRunCreate(
-        name=f"inbox-{route}-{event_id}", flow_run_id=None, task_key=task.task_key,
-        dynamic_key=dispatch_key(event_id, attempt), task_version=task.version,
-        tags=run_tags(route),
-        empirical_policy=TaskRunPolicy(
-            retries=task.retries, retry_jitter_factor=task.retry_jitter_factor,
-            retry_delay=[int(d) for d in delays] if isinstance(delays, list) else delays),
-        state=to_state_create(state), task_inputs={})
-    return body.model_dump(mode="json", exclude={"id"})
-
-
-def create_task_run(http: httpx.Client, body: Mapping[str, Any], *,
-                    sleep: Callable[[float], None] = time.sleep) -> str:
-    """``POST /task_runs/``; the run's id. A 429/502/503 is sent again after
-    :data:`CREATE_RETRY_DELAYS`; anything else (and the last 503) raises an ``httpx`` error."""
-    for delay in (*CREATE_RETRY_DELAYS, None):
-        response = http.post("task_runs/", json=body)
-        if response.status_code in RETRY_STATUSES and delay is not None:
-            sleep(delay)
-            continue
-        response.raise_for_status()
-        return str(response.json()["id"])
-    raise AssertionError("unreachable")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Claim:
-    """An event claimed for dispatch: the run to start is keyed by ``attempt``."""
-
-    event_id: int
-    attempt: int
-    route: str
-    received_at: datetime | None
-
-
-def claim_events(ledger: Ledger, event_ids: list[int], *, stale_before: datetime | None = None,
-                 actor: str = "gateway") -> list[Claim]:
-    """Claim ``event_ids`` (those still to dispatch) in one write transaction: the ledger's
-    writers take turns, and a batch takes one turn instead of one per event."""
-    with ledger.read() as session:
-        # Most events reach this twice (the gateway's notice and a drain pass): the second
-        # needs no write transaction, which every ledger writer would wait for.
-        wanted = []
-        for event_id in event_ids:
-            event = session.get(InboxEvent, event_id)
-            if event is None or event.processed_at is not None or (
-                    event.dispatched_at is not None and event.dispatch_note is None
-                    and (stale_before is None or event.dispatched_at >= stale_before)):
-                continue
-            wanted.append(event_id)
-    if not wanted:
-        return []
-    claims = []
-    with ledger.transaction() as session:
-        for event_id in wanted:
-            event = repo.inbox_claim(session, event_id, actor=actor, stale_before=stale_before,
-                                     handled_routes=HANDLERS.keys())
-            if event is not None:
-                claims.append(Claim(event_id=event_id, attempt=event.dispatch_attempts,
-                                    route=event.route or Route.UNKNOWN, received_at=event.received_at))
-    return claims
-
-
-def start_claimed(ledger: Ledger, claim: Claim, *, client: httpx.Client,
-                  actor: str = "gateway") -> DispatchResult:
-    """Start the run of a claimed event; Prefect unreachable: release the claim (``deferred``)."""
-    try:
-        run_id = create_task_run(client, task_run_body(event_id=claim.event_id, attempt=claim.attempt,
-                                                       route=claim.route))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect defers the event
-        with ledger.transaction() as session:
-            event = session.get(InboxEvent, claim.event_id, populate_existing=True)
-            if event is not None:
-                repo.inbox_release(session, event, actor=actor, reason="prefect-unreachable")
-        return DispatchResult(outcome="deferred", event_id=claim.event_id, error=type(exc).__name__)
-    return DispatchResult(outcome="started", event_id=claim.event_id, task_run_id=run_id,
-                          received_at=claim.received_at)
-
-
-def dispatch_event(ledger: Ledger, event_id: int, *, client: httpx.Client,
-                   stale_before: datetime | None = None, actor: str = "gateway") -> DispatchResult:
-    """Claim ``event_id`` and start its background task run through ``client`` (a
-    :func:`prefect_http` client). Exactly one run per claim; see the module docstring."""
-    claims = claim_events(ledger, [event_id], stale_before=stale_before, actor=actor)
-    if not claims:
-        return DispatchResult(outcome="skipped", event_id=event_id)
-    return start_claimed(ledger, claims[0], client=client, actor=actor)
+        return flows.inbox_routing.ROUTES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from flows import inbox
+# Routing and dispatch only: no Prefect and no flow in the gateway process.
+from flows import inbox_routing as inbox
 from gateway.metrics import Metrics
 from ledger import repo
 from ledger.db import Ledger

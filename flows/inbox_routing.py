@@ -1,0 +1,469 @@
+"""The gateway's half of the inbox: the routing table, the route registry and the dispatch of
+stored events as Prefect background task runs, over plain HTTP. It imports neither Prefect nor
+any flow, so the gateway process holds neither (``bench/README.md``, start-up and memory).
+:mod:`flows.inbox` is the whole inbox (handlers, the task, the worker) and re-exports all of
+this; its docstring tells how an event travels.
+
+The registry (:data:`HANDLERS`, :data:`COMMAND_ROUTES`, :data:`COMPONENT_ROUTES`,
+:data:`DEFERRED_ROUTES`, :data:`ROUTES`) is filled when :mod:`flows.inbox` is imported (the
+capability packages register their routes there); the served gateway, which must not import
+it, loads a snapshot of it taken in a short-lived child (:func:`load_routes`).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import InboxEvent
+
+log = logging.getLogger("charterflow.inbox")
+
+AWAITING_HANDLER = repo.AWAITING_HANDLER
+
+# The inbox task (flows.inbox defines it with these): the gateway writes its runs' bodies.
+TASK_NAME = "inbox-dispatch"
+TASK_RETRIES = 2
+TASK_RETRY_DELAYS = (2, 10)
+
+
+class Route:
+    """The names of the routes: each is the flow (or built-in step) that handles an event."""
+
+    INTAKE = "intake"  # a membership application (issue 8)
+    IDEA = "idea"  # an idea for the backlog (issue 10)
+    OPT_IN = "renewal-opt-in"  # R-TERM-2 (issue 9)
+    LEAVE = "leave"  # R-LEAVE (issue 9)
+    VOTE = "vote"  # a ballot button (issue 8/9)
+    CONFIRM = "confirm"  # R-APP-2: the applicant's Confirm button in a Discord DM (issue 8)
+    BOARD_DECISION = "board-decision"  # a Slack Board button (issue 10)
+    BOARD_PROPOSAL = "board-proposal"  # Discord /propose: a proposal for the Board (issue 10)
+    APPLY_MODAL = "apply-modal"  # Discord /apply: the gateway answers with the form itself
+    PING = "ping"  # a platform checking that we answer
+    OWN = "own"  # what the bot itself posted, coming back by webhook: stored processed, no run
+    UNKNOWN = "unknown"  # acknowledged, logged and kept; nothing to do
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingConfig:
+    """What routing needs from the deployment: the Discourse categories (ids, as strings)
+    whose new topics are applications and ideas."""
+
+    discourse_applications_categories: frozenset[str] = frozenset()
+    discourse_ideas_categories: frozenset[str] = frozenset()
+    # The Forum accounts the bot posts as (the connector's Api-Username, and ``system``),
+    # casefolded: their posts come back by webhook and are recognised as the bot's own.
+    discourse_own_usernames: frozenset[str] = frozenset({"system"})
+    # Slack action ids of the Board decision buttons start with this (connectors.slack.blocks).
+    slack_board_action_prefix: str = field(default_factory=lambda: _slack_board_prefix())
+
+
+def _slack_board_prefix() -> str:
+    try:
+        from connectors.slack.blocks import BOARD_ACTION_PREFIX
+    except Exception:  # noqa: BLE001 - the Slack connector is optional here; its documented prefix
+        return "board_"
+    return str(BOARD_ACTION_PREFIX)
+
+
+# The routing table, in one place: (source, kind, condition, route). `route_for` applies it;
+# the gateway's README prints it.
+ROUTES: tuple[tuple[str, str, str, str], ...] = (
+    ("discourse", "topic_created", "category in the applications categories (noted; the answers come with its first post)", Route.INTAKE),
+    ("discourse", "post_created", "first post of a topic in the applications categories", Route.INTAKE),
+    ("discourse", "post_edited", "first post of a topic in the applications categories, edited", Route.INTAKE),
+    ("discourse", "topic_created", "category in the ideas categories", Route.IDEA),
+    ("discourse", "ping", "", Route.PING),
+    ("discourse", "*", "posted by the bot's own account (the API username, system)", Route.OWN),
+    ("discord", "ping", "(answered PONG, not stored)", Route.PING),
+    ("discord", "apply", "slash command /apply", Route.APPLY_MODAL),
+    ("discord", "apply_submitted", "the /apply modal submitted", Route.INTAKE),
+    ("discord", "idea", "slash command /idea", Route.IDEA),
+    ("discord", "optin", "slash command /optin", Route.OPT_IN),
+    ("discord", "leave", "slash command /leave", Route.LEAVE),
+    ("discord", "propose", "slash command /propose", Route.BOARD_PROPOSAL),
+    ("discord", "ballot_vote", "a ballot button", Route.VOTE),
+    ("discord", "component", "a Confirm button (custom_id cfc:…)", Route.CONFIRM),
+    ("discord", "component", "an Opt-in button (custom_id cfo:…)", Route.OPT_IN),
+    ("slack", "block_actions", "a Board decision button", Route.BOARD_DECISION),
+    ("slack", "url_verification", "(answered with the challenge, not stored)", Route.PING),
+    ("form", "application", "the public /apply form", Route.INTAKE),
+    ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
+    ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
+    ("*", "*", "anything else", Route.UNKNOWN),
+)
+
+
+# Routes added by later capabilities (roles, ideas, reports, moderation): each package's
+# ``handlers.register()`` calls :func:`register_route`. Discord slash command name → route, and
+# Discord button custom_id prefix → route; ``DEFERRED_ROUTES`` are answered "thinking…" at once.
+COMMAND_ROUTES: dict[str, str] = {}
+COMPONENT_ROUTES: dict[str, str] = {}
+DEFERRED_ROUTES: set[str] = set()
+
+
+def register_route(route: str, handler: Callable[..., str], *, discord_command: str | None = None,
+                   discord_component_prefix: str | None = None, condition: str = "") -> None:
+    """Route a Discord slash command and/or button prefix to ``route``, handled by ``handler``
+    (``handler(*, ledger, event) -> result_ref``, idempotent). The gateway answers such an
+    interaction with a deferred ephemeral message; the handler follows up."""
+    global ROUTES
+    if discord_command:
+        COMMAND_ROUTES[discord_command] = route
+        row = ("discord", discord_command, condition or f"slash command /{discord_command}", route)
+        if row not in ROUTES:
+            ROUTES = ROUTES[:-1] + (row,) + ROUTES[-1:]
+    if discord_component_prefix:
+        COMPONENT_ROUTES[discord_component_prefix] = route
+        row = ("discord", "component", condition or f"a button (custom_id {discord_component_prefix}…)", route)
+        if row not in ROUTES:
+            ROUTES = ROUTES[:-1] + (row,) + ROUTES[-1:]
+    DEFERRED_ROUTES.add(route)
+    HANDLERS[route] = handler
+
+
+def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
+              config: RoutingConfig, actor: str | None = None) -> str:
+    """The route of an event (see :data:`ROUTES`); ``unknown`` when nothing matches. ``actor``:
+    the platform account that caused it (a Forum post's author)."""
+    if source == "discourse":
+        if kind == "ping":
+            return Route.PING
+        if actor and actor.casefold() in config.discourse_own_usernames:
+            return Route.OWN
+        category = str(attributes.get("category_id", ""))
+        if kind == "topic_created":
+            if category and category in config.discourse_applications_categories:
+                return Route.INTAKE
+            if category and category in config.discourse_ideas_categories:
+                return Route.IDEA
+        if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
+                and category and category in config.discourse_applications_categories:
+            return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
+        return Route.UNKNOWN
+    if source == "discord":
+        if kind == "component":
+            custom_id = str(attributes.get("custom_id", ""))
+            from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX
+
+            if custom_id.startswith(CONFIRM_PREFIX):
+                return Route.CONFIRM
+            if custom_id.startswith(OPTIN_PREFIX):
+                return Route.OPT_IN
+            for prefix, route in COMPONENT_ROUTES.items():
+                if custom_id.startswith(prefix):
+                    return route
+            return Route.UNKNOWN
+        return {
+            "ping": Route.PING,
+            "apply": Route.APPLY_MODAL,
+            "apply_submitted": Route.INTAKE,
+            "idea": Route.IDEA,
+            "optin": Route.OPT_IN,
+            "leave": Route.LEAVE,
+            "propose": Route.BOARD_PROPOSAL,
+            "ballot_vote": Route.VOTE,
+            **COMMAND_ROUTES,
+        }.get(kind, Route.UNKNOWN)
+    if source == "slack":
+        if kind == "url_verification":
+            return Route.PING
+        if kind == "block_actions" and str(attributes.get("action_id", "")).startswith(
+                config.slack_board_action_prefix):
+            return Route.BOARD_DECISION
+        return Route.UNKNOWN
+    if source == "form":
+        return {"application": Route.INTAKE, "confirm": Route.CONFIRM,
+                "optin": Route.OPT_IN}.get(kind, Route.UNKNOWN)
+    return Route.UNKNOWN
+
+
+# --------------------------------------------------------------------------------------------
+# Handlers
+
+Handler = Callable[..., str]
+"""``handler(*, ledger, event) -> result_ref``: acts on one event. It must be idempotent (it may
+run again after a crash before the event was marked processed) and raise to leave the event
+unprocessed. The returned reference (``application:12``) is stored on the event."""
+
+
+def _ping(*, ledger: Ledger, event: InboxEvent) -> str:
+    return "ping:answered"
+
+
+def _unknown(*, ledger: Ledger, event: InboxEvent) -> str:
+    # Kept in the inbox for the record; nothing acts on it.
+    log.info("inbox event %s (%s/%s) has no route; kept", event.id, event.source, event.kind)
+    return "no-route"
+
+
+def _modal(*, ledger: Ledger, event: InboxEvent) -> str:
+    return "discord:modal-shown"
+
+
+def _own(*, ledger: Ledger, event: InboxEvent) -> str:
+    return "discourse:own-post"
+
+
+HANDLERS: dict[str, Handler] = {Route.PING: _ping, Route.UNKNOWN: _unknown,
+                                Route.APPLY_MODAL: _modal, Route.OWN: _own}
+"""Route → handler. Issues 8-10 register intake, idea, opt-in, leave, vote, Board decision."""
+
+
+def register_handler(route: str, handler: Handler) -> None:
+    """Make ``handler`` handle ``route`` (events held as ``awaiting-handler`` are dispatched
+    again by the drain loop of a gateway that has it registered too)."""
+    HANDLERS[route] = handler
+
+
+def _handled_by_worker(*, ledger: Ledger, event: InboxEvent) -> str:
+    raise RuntimeError("this route is handled by the inbox task worker (flows.inbox), not here")
+
+
+def routes_snapshot() -> dict[str, Any]:
+    """The registry as plain data (picklable): what :func:`load_routes` restores."""
+    return {"routes": [list(row) for row in ROUTES], "commands": dict(COMMAND_ROUTES),
+            "components": list(COMPONENT_ROUTES.items()), "deferred": sorted(DEFERRED_ROUTES),
+            "handled": sorted(HANDLERS), "task_key": _task_key}
+
+
+def full_routes_snapshot() -> dict[str, Any]:
+    """:func:`routes_snapshot` once :mod:`flows.inbox` registered every capability's routes
+    (run it in a child that may import Prefect and every flow)."""
+    import flows.inbox  # noqa: F401 - registers
+
+    return routes_snapshot()
+
+
+def routes_loaded() -> bool:
+    """Whether the registry is complete here: :mod:`flows.inbox` imported, or a snapshot loaded."""
+    return _snapshot_loaded or "flows.inbox" in sys.modules
+
+
+def ensure_routes() -> None:
+    """Complete the registry if it is not (by importing :mod:`flows.inbox`)."""
+    if not routes_loaded():
+        import flows.inbox  # noqa: F401 - registers
+
+
+def load_routes(snapshot: Mapping[str, Any]) -> None:
+    """Restore a :func:`routes_snapshot` taken in a process that imported :mod:`flows.inbox`:
+    routing then matches that process's. Each handled route gets a stand-in handler: the
+    gateway only asks which routes have one, the task worker calls them."""
+    global ROUTES, _snapshot_loaded, _task_key
+    ROUTES = tuple(tuple(row) for row in snapshot["routes"])
+    _task_key = snapshot["task_key"]
+    COMMAND_ROUTES.update(snapshot["commands"])
+    COMPONENT_ROUTES.update(dict(snapshot["components"]))  # registration order: first prefix wins
+    DEFERRED_ROUTES.update(snapshot["deferred"])
+    for route in snapshot["handled"]:
+        HANDLERS.setdefault(route, _handled_by_worker)
+    _snapshot_loaded = True
+
+
+_snapshot_loaded = False
+_task_key: str | None = None
+
+
+def register_task_key(key: str) -> None:
+    """The inbox task's key in Prefect (:mod:`flows.inbox` tells it). Prefect derives it from a
+    hash of the task function's code object, which only importing the task can tell; the task
+    worker takes only runs created under it."""
+    global _task_key
+    _task_key = key
+
+
+def task_key() -> str:
+    """The key :func:`task_run_body` creates runs under."""
+    if _task_key is None:
+        ensure_routes()
+    if _task_key is None:
+        raise RuntimeError("the inbox task's key is unknown: flows.inbox was not imported")
+    return _task_key
+
+
+
+# --------------------------------------------------------------------------------------------
+# Dispatch: the background task run of an event
+
+def dispatch_key(event_id: int, attempt: int) -> str:
+    """The task run's dynamic key: one per event and dispatch attempt."""
+    return f"inbox-{event_id}-{attempt}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatchResult:
+    """What :func:`dispatch_event` did: ``started`` (a run exists now), ``skipped`` (nothing to
+    claim), or ``deferred`` (Prefect unreachable: claim released)."""
+
+    outcome: str
+    event_id: int
+    task_run_id: str | None = None
+    received_at: datetime | None = None
+    error: str | None = None
+
+
+# Prefect's own client waits 2 s (then 4, 8…) before it repeats a request answered 503, and at
+# least 2 s even with PREFECT_CLIENT_MAX_RETRIES=0. The server answers 503 when its database was
+# busy for a moment (SQLite: another write committed between this request's read and its write),
+# and nothing of the request was stored: sooner is safe, the dynamic key dedupes anyway.
+CREATE_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+RETRY_STATUSES = frozenset({429, 502, 503})
+
+
+def prefect_http(api_url: str, *, timeout: float = 10.0) -> httpx.Client:
+    """A kept-alive HTTP client for the Prefect API at ``api_url``, with the credentials of
+    Prefect's settings (``PREFECT_API_AUTH_STRING`` or ``PREFECT_API_KEY``), if any."""
+    auth_string, api_key = prefect_setting("PREFECT_API_AUTH_STRING"), prefect_setting("PREFECT_API_KEY")
+    headers: dict[str, str] = {}
+    if auth_string:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
+    elif api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return httpx.Client(base_url=api_url.rstrip("/") + "/", headers=headers, timeout=timeout)
+
+
+def prefect_setting(name: str) -> str | None:
+    """A Prefect client setting (``PREFECT_API_URL``, ``PREFECT_API_KEY``, …). Read from the
+    environment when no file Prefect reads could set it (how `charterflow up` runs its
+    processes); otherwise from Prefect's settings, which also read its profile, ``.env``,
+    ``prefect.toml`` and ``pyproject.toml`` (importing Prefect: 2-3 s and some 36 MiB)."""
+    if not _prefect_files():
+        return os.environ.get(name) or None
+    import prefect.settings
+
+    value = getattr(prefect.settings, name).value()
+    if hasattr(value, "get_secret_value"):
+        value = value.get_secret_value()
+    return str(value) if value else None
+
+
+def _prefect_files() -> bool:
+    """Whether a file Prefect reads settings from may set some
+    (https://docs.prefect.io/v3/develop/settings-and-profiles)."""
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    profiles = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    if Path("prefect.toml").exists():
+        return True
+    for path, marker in ((profiles, "PREFECT_"), (Path(".env"), "PREFECT_"),
+                         (Path("pyproject.toml"), "[tool.prefect")):
+        try:
+            if marker in path.read_text(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def run_tags(route: str) -> list[str]:
+    """The tags of an event's background run (the inbox worker makes their concurrency service
+    before serving, ``flows.inbox.main``)."""
+    return ["charterflow", "inbox", f"route:{route}"]
+
+
+def task_run_body(*, event_id: int, attempt: int, route: str) -> dict[str, Any]:
+    """The ``POST /task_runs/`` body of an event's background run: Scheduled and deferred (so
+    the server pushes it to a subscribed task worker), named ``inbox-<route>-<id>``, keyed
+    ``inbox-<id>-<attempt>``, tagged ``charterflow``, ``inbox`` and ``route:<route>``. Written
+    out, not built with Prefect's ``TaskRunCreate`` (a test checks that it validates as one)."""
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "name": f"inbox-{route}-{event_id}", "flow_run_id": None, "task_key": task_key(),
+        "dynamic_key": dispatch_key(event_id, attempt), "task_version": None,
+        "tags": run_tags(route),
+        "empirical_policy": {"retries": TASK_RETRIES, "retry_delay": list(TASK_RETRY_DELAYS),
+                             "retry_jitter_factor": None},
+        "state": {"type": "SCHEDULED", "name": "Scheduled",
+                  "state_details": {"scheduled_time": now, "deferred": True}},
+        "task_inputs": {},
+    }
+
+
+def create_task_run(http: httpx.Client, body: Mapping[str, Any], *,
+                    sleep: Callable[[float], None] = time.sleep) -> str:
+    """``POST /task_runs/``; the run's id. A 429/502/503 is sent again after
+    :data:`CREATE_RETRY_DELAYS`; anything else (and the last 503) raises an ``httpx`` error."""
+    for delay in (*CREATE_RETRY_DELAYS, None):
+        response = http.post("task_runs/", json=body)
+        if response.status_code in RETRY_STATUSES and delay is not None:
+            sleep(delay)
+            continue
+        response.raise_for_status()
+        return str(response.json()["id"])
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """An event claimed for dispatch: the run to start is keyed by ``attempt``."""
+
+    event_id: int
+    attempt: int
+    route: str
+    received_at: datetime | None
+
+
+def claim_events(ledger: Ledger, event_ids: list[int], *, stale_before: datetime | None = None,
+                 actor: str = "gateway") -> list[Claim]:
+    """Claim ``event_ids`` (those still to dispatch) in one write transaction: the ledger's
+    writers take turns, and a batch takes one turn instead of one per event."""
+    with ledger.read() as session:
+        # Most events reach this twice (the gateway's notice and a drain pass): the second
+        # needs no write transaction, which every ledger writer would wait for.
+        wanted = []
+        for event_id in event_ids:
+            event = session.get(InboxEvent, event_id)
+            if event is None or event.processed_at is not None or (
+                    event.dispatched_at is not None and event.dispatch_note is None
+                    and (stale_before is None or event.dispatched_at >= stale_before)):
+                continue
+            wanted.append(event_id)
+    if not wanted:
+        return []
+    claims = []
+    with ledger.transaction() as session:
+        for event_id in wanted:
+            event = repo.inbox_claim(session, event_id, actor=actor, stale_before=stale_before,
+                                     handled_routes=HANDLERS.keys())
+            if event is not None:
+                claims.append(Claim(event_id=event_id, attempt=event.dispatch_attempts,
+                                    route=event.route or Route.UNKNOWN, received_at=event.received_at))
+    return claims
+
+
+def start_claimed(ledger: Ledger, claim: Claim, *, client: httpx.Client,
+                  actor: str = "gateway") -> DispatchResult:
+    """Start the run of a claimed event; Prefect unreachable: release the claim (``deferred``)."""
+    try:
+        run_id = create_task_run(client, task_run_body(event_id=claim.event_id, attempt=claim.attempt,
+                                                       route=claim.route))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect defers the event
+        with ledger.transaction() as session:
+            event = session.get(InboxEvent, claim.event_id, populate_existing=True)
+            if event is not None:
+                repo.inbox_release(session, event, actor=actor, reason="prefect-unreachable")
+        return DispatchResult(outcome="deferred", event_id=claim.event_id, error=type(exc).__name__)
+    return DispatchResult(outcome="started", event_id=claim.event_id, task_run_id=run_id,
+                          received_at=claim.received_at)
+
+
+def dispatch_event(ledger: Ledger, event_id: int, *, client: httpx.Client,
+                   stale_before: datetime | None = None, actor: str = "gateway") -> DispatchResult:
+    """Claim ``event_id`` and start its background task run through ``client`` (a
+    :func:`prefect_http` client). Exactly one run per claim; see the module docstring."""
+    claims = claim_events(ledger, [event_id], stale_before=stale_before, actor=actor)
+    if not claims:
+        return DispatchResult(outcome="skipped", event_id=event_id)
+    return start_claimed(ledger, claims[0], client=client, actor=actor)
