@@ -41,7 +41,7 @@ from typing import Any
 from rich.console import Console
 
 from charterflow import stack as stack_files
-from charterflow.forking import forked
+from flows.forking import forked
 from charterflow.settings import Settings, get_settings
 from charterflow.stack import process_alive  # noqa: F401 - demo imports it from here
 from charterflow.status import write_status

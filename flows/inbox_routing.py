@@ -344,8 +344,13 @@ def prefect_setting(name: str) -> str | None:
         return os.environ.get(name) or None
     import prefect.settings
 
-    value = getattr(prefect.settings, name).value()
-    if hasattr(value, "get_secret_value"):
+    from operator import attrgetter
+
+    from pydantic import SecretStr
+
+    # Prefect's settings module makes its PREFECT_* objects on attribute access (no vars()).
+    value = attrgetter(name)(prefect.settings).value()
+    if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return str(value) if value else None
 

@@ -209,7 +209,7 @@ def _managed_rows(ctx: Ctx, platform: str) -> list[tuple[int, str, str, bool, bo
             .order_by(PlatformRoleAssignment.id)).all()
     return [(pid, handle, role, bool(desired), observed)
             for pid, handle, plat, role, desired, observed in rows
-            if str(getattr(plat, "value", plat)) == platform]
+            if str(plat) == platform]  # Platform is a StrEnum
 
 
 def _unwant(ctx: Ctx, platform: str, *, decision_ref: str) -> int:

@@ -686,7 +686,7 @@ def load_routes_apart() -> None:
     """Fill the inbox's route registry from a forked child that imports :mod:`flows.inbox` (so
     Prefect and every flow), so that this process never does: the served gateway stays about
     40 MiB smaller and starts 2-3 s sooner (bench/startup.py). Call it before any thread starts."""
-    from charterflow.forking import forked
+    from flows.forking import forked
 
     if not inbox.routes_loaded():
         inbox.load_routes(forked(inbox.full_routes_snapshot).result(timeout=300))

@@ -97,6 +97,7 @@ PLATFORM_PACKAGES = sorted(p.name for p in (ROOT / "connectors").iterdir() if (p
 BOARD_CHANNEL = {"flows/board/common.py": {"connectors.slack.blocks", "connectors.slack.connector"},  # split_ref
                  "flows/board/decision.py": {"connectors.slack.blocks", "connectors.slack.inbound"},
                  "flows/inbox.py": {"connectors.slack.blocks"},
+                 "flows/inbox_routing.py": {"connectors.slack.blocks"},
                  "flows/reports/render.py": {"connectors.slack.blocks"}}
 
 

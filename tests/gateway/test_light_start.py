@@ -21,7 +21,7 @@ from gateway.app import create_app, load_routes_apart
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger.db import Ledger
 from ledger.migrate import upgrade
-from tests.gateway.conftest import gateway_settings
+from tests.support.gateway import gateway_settings
 from flows import inbox_routing as r
 
 load_routes_apart()

@@ -10,7 +10,7 @@ from rules import check_admins
 from rules.platforms import (APPROVED, RETIRING, TRIAL, PlatformState, Transition,
                              admin_platforms, check_name, decide_migration, decide_proposal,
                              decide_retirement, decide_trial, may_retire, seed, trials_ended)
-from tests.rules.conftest import NOW
+from tests.support.rules import NOW
 
 
 def states(**kw: str | tuple) -> dict[str, PlatformState]:

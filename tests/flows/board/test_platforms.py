@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from ledger import audit, repo
 from ledger import platforms as ledger_platforms
 from ledger.models import AuditEntry, InboxEvent, Proposal
-from tests.conftest import cli_with
-from tests.flows.board.conftest import WREN, Board
-from tests.flows.membership.conftest import NOW, World, discord_event
+from tests.support.cli import cli_with
+from tests.support.board import WREN, Board
+from tests.support.membership import NOW, World, discord_event
 
 from flows import inbox
 from flows.board.common import InvalidProposal, validate_proposal
