@@ -12,6 +12,14 @@ from connectors.errors import ConfigError
 S = TypeVar("S", bound=BaseSettings)
 
 
+def base_url(value: str) -> str:
+    """A settings validator's check of a platform's base URL: http(s), no trailing slash."""
+    value = value.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
 def load_settings(cls: type[S], *, prefix: str, label: str, **overrides: Any) -> S:
     """``cls`` read from the environment (and ``.env``); a ``ConfigError`` naming each bad or
     missing ``<prefix><FIELD>`` variable. The message never contains a value, so a mistyped

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.settings import load_settings
+from connectors.settings import base_url, load_settings
 
 __all__ = ["DiscordSettings", "ENV_PREFIX", "DEFAULT_API_URL"]
 
@@ -85,10 +85,7 @@ class DiscordSettings(BaseSettings):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
+        return base_url(value)
 
     @field_validator("token")
     @classmethod

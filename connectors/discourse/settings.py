@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.settings import load_settings
+from connectors.settings import base_url, load_settings
 
 ENV_PREFIX = "CHARTERFLOW_DISCOURSE_"
 
@@ -50,10 +50,7 @@ class DiscourseSettings(BaseSettings):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
+        return base_url(value)
 
     def __repr__(self) -> str:  # SecretStr already masks; keep the repr short and obviously safe
         return (

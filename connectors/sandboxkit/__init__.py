@@ -33,7 +33,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from connectors.errors import ConfigError
 
 __all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox", "SlidingWindow",
-           "TokenBucket", "check_faults", "control", "load_seed", "multipart", "not_emulated", "read_body"]
+           "TokenBucket", "check_faults", "control", "lifespan", "load_seed", "multipart", "not_emulated",
+           "read_body"]
 
 # A route the sandbox does not emulate must not look like the platform's "not found": a connector
 # calling a new endpoint would pass its tests for the wrong reason. A known route with an unknown
@@ -125,6 +126,18 @@ def multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, str
         return None
     return [(str(part.get_param("name", header="content-disposition")), part.get_filename(),
              part.get_content_type(), part.get_payload(decode=True) or b"") for part in message.iter_parts()]
+
+
+async def lifespan(receive: Receive, send: Send, *, on_shutdown: Callable[[], None] | None = None) -> None:
+    """Answer an ASGI lifespan scope until shutdown (calling ``on_shutdown`` then)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            if on_shutdown is not None:
+                on_shutdown()
+            return await send({"type": "lifespan.shutdown.complete"})
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -372,13 +385,7 @@ class Sandbox:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    self.close()
-                    return await send({"type": "lifespan.shutdown.complete"})
+            return await lifespan(receive, send, on_shutdown=self.close)
         if scope["type"] == "http":
             await self._asgi(scope, receive, send)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from connectors.sandboxkit import check_faults, read_body
+from connectors.sandboxkit import check_faults, lifespan, read_body
 from starlette.types import Receive, Scope, Send
 
 __all__ = ["FaultProxy"]
@@ -154,13 +154,8 @@ def storm_settings(data: Mapping[str, Any], *, shape: str) -> Mapping[str, Any] 
 async def read_request(scope: Scope, receive: Receive, send: Send) -> tuple[bytes, dict[str, str]] | None:
     """Answer a lifespan scope and return ``None``; for an HTTP request its body and headers."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return None
+        await lifespan(receive, send)
+        return None
     if scope["type"] != "http":
         return None
     body = await read_body(receive)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.settings import load_settings
+from connectors.settings import base_url, load_settings
 
 ENV_PREFIX = "CHARTERFLOW_MATRIX_"
 
@@ -44,10 +44,7 @@ class MatrixSettings(BaseSettings):
     @field_validator("homeserver_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
+        return base_url(value)
 
     def __repr__(self) -> str:
         return f"MatrixSettings(homeserver_url={self.homeserver_url!r}, server_name={self.server_name!r})"
