@@ -16,7 +16,7 @@ from sqlalchemy import select
 from charterflow_matrix.client import q
 from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver, free_port
 from charterflow_matrix.sandbox import MatrixSandbox
-from conftest import Served
+from matrix_served import Served
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from gateway.settings import GatewaySettings

@@ -125,13 +125,15 @@ def test_board_approves_a_matrix_trial_in_slack(board: Board):
     assert handle_board_decision(ledger=world.ledger, event=row) == f"proposal:{pid}:approved"
     assert (board.slack_writes(), world.writes(), actions(world, "platform.")) == before
 
-    # `charterflow platforms`: matrix listed, without a connector installed (reported, no crash).
+    # `charterflow platforms`: matrix listed, and whether its connector (the plugin) is installed.
     from charterflow.platforms_cli import register
+    from connectors.registry import community_connectors
 
     out = CliRunner().invoke(cli_with(register), ["platforms", "--history"])
     assert out.exit_code == 0, out.output
     line = next(ln for ln in out.output.splitlines() if ln.startswith("matrix"))
-    assert "trial" in line and str(ends) in line and "not installed" in line
+    installed = "matrix" in community_connectors()
+    assert "trial" in line and str(ends) in line and ("not installed" in line) is not installed
     assert "counts" not in line  # no admin granted yet
     assert "matrix trial until" in out.output and "by board:slack" in out.output
     data = json.loads(CliRunner().invoke(cli_with(register), ["platforms", "--json"]).output)

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,12 @@ import httpx
 import pytest
 
 from connectors.registry import discover, load_connector
+from ledger import platforms as ledger_platforms
 from ledger import repo
+from ledger.db import Ledger
+from ledger.migrate import upgrade
 from ledger.models import Application, ApplicationStatus, Ballot, BallotOutcome, Person, Platform
+from rules import default_charter
 from tests.support.net import LoopbackServer
 from tests.support.membership import CONFIRM_SECRET, MEMBERS, NOW, press_vote
 
@@ -117,22 +121,43 @@ def test_the_plugin_is_discovered_and_served_by_configuration(parlor_installed, 
         monkeypatch.setenv("CHARTERFLOW_HOME", str(tmp_path))
         monkeypatch.setenv("CHARTERFLOW_PLATFORMS", "parlor")
         monkeypatch.setenv("CHARTERFLOW_MEMBERSHIP_PARLOR_CHANNEL", "wg-lounge")
-        platforms = Platforms.from_settings()
+        ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+        upgrade(ledger)
         try:
-            assert platforms.names() == ("parlor",)
-            space = platforms.space("parlor")
-            assert space.wg_channel == "wg-lounge"  # the generic setting wins
-            assert space.wg_role.name == "working-group"  # the connector's default
-            assert space.directory.find_user("cleo_marsh").platform == "parlor"
+            with use(ledger=ledger, platforms=Platforms.build(charter=default_charter())):
+                _served_once_approved(ledger, monkeypatch)
         finally:
-            platforms.close()
-        # Unset: every registered community connector whose settings load (not the Board's Slack).
-        monkeypatch.delenv("CHARTERFLOW_PLATFORMS")
-        platforms = Platforms.from_settings()
-        try:
-            assert "parlor" in platforms.names() and "slack" not in platforms.names()
-        finally:
-            platforms.close()
+            ledger.dispose()
+
+
+def _served_once_approved(ledger: Any, monkeypatch: Any) -> None:
+    # R-PLATFORM: installed and configured, but not served before the Board approves a trial.
+    platforms = Platforms.from_settings()
+    try:
+        assert platforms.names() == ()
+    finally:
+        platforms.close()
+    charter = default_charter()
+    with ledger.transaction() as session:
+        ledger_platforms.record_state(session, platform="parlor", state="trial", actor="test",
+                                      decided_by="board:slack", charter_platforms=charter.platforms,
+                                      trial_ends_at=datetime.now(UTC) + timedelta(days=90))
+    platforms = Platforms.from_settings()
+    try:
+        assert platforms.names() == ("parlor",)
+        space = platforms.space("parlor")
+        assert space.wg_channel == "wg-lounge"  # the generic setting wins
+        assert space.wg_role.name == "working-group"  # the connector's default
+        assert space.directory.find_user("cleo_marsh").platform == "parlor"
+    finally:
+        platforms.close()
+    # Unset: every registered community connector whose settings load (not the Board's Slack).
+    monkeypatch.delenv("CHARTERFLOW_PLATFORMS")
+    platforms = Platforms.from_settings()
+    try:
+        assert "parlor" in platforms.names() and "slack" not in platforms.names()
+    finally:
+        platforms.close()
 
 
 def test_membership_lifecycle_on_a_fifth_platform(parlor_world):
