@@ -35,12 +35,9 @@ class MiniGateway:
         from connectors.errors import InvalidSignature
         from connectors.slack.inbound import check_board_member
 
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        from connectors.sandboxkit import read_body
+
+        body = await read_body(receive)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         status = 200
         try:
