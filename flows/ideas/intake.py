@@ -149,9 +149,12 @@ def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str], instance
                  about=f"idea:{idea_id}",
                  act=lambda: space.messenger.reply(thread_id=topic_id, text=text,
                                                    key=f"ideas-filed-{idea_id}"))
-        except Exception as exc:  # noqa: BLE001 - the idea is filed; the reply is a courtesy
+        except Exception as exc:  # noqa: BLE001 - logged, then the run fails: its retry replies
+            # The idea is filed (keyed); failing the run makes the inbox try again, so the
+            # author is not left without the reply when the Forum was down for a moment.
             log.warning("ideas: no reply on Forum topic for idea:%s (%s)", idea_id,
                         type(exc).__name__)
+            raise
     return f"idea:{idea_id}"
 
 
