@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from prefect import flow
 
 from connectors.base import Links, instance_key
+from connectors.errors import FatalError
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.errors import NotFound
@@ -149,11 +150,15 @@ def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str], instance
                  about=f"idea:{idea_id}",
                  act=lambda: space.messenger.reply(thread_id=topic_id, text=text,
                                                    key=f"ideas-filed-{idea_id}"))
-        except Exception as exc:  # noqa: BLE001 - logged, then the run fails: its retry replies
-            # The idea is filed (keyed); failing the run makes the inbox try again, so the
-            # author is not left without the reply when the Forum was down for a moment.
+        except FatalError as exc:
+            # The topic is gone (deleted, or never on this Forum): a retry cannot reply.
             log.warning("ideas: no reply on Forum topic for idea:%s (%s)", idea_id,
                         type(exc).__name__)
+        except Exception as exc:
+            # The idea is filed (keyed); failing the run makes the inbox try again, so the
+            # author is not left without the reply when the Forum was down for a moment.
+            log.warning("ideas: no reply on Forum topic for idea:%s yet (%s); retrying",
+                        idea_id, type(exc).__name__)
             raise
     return f"idea:{idea_id}"
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from connectors.errors import RetriableError
 from ledger.models import AuditEntry, Idea, IdeaStatus, InboxEvent
 
 from flows import inbox
@@ -227,3 +228,51 @@ def test_two_forums_with_the_same_topic_id_never_meet(world, gateway):
     replies_a = _replies(world.discourse_url, topic)
     assert len(replies_a) == 1 and f"#{one}" in replies_a[0]
     assert len(replies_b) == 1 and f"#{two}" in replies_b[0] and f"#{one}" not in replies_b[0]
+
+
+def _signed_topic(world, gateway, *, topic_id: int, title: str) -> int:
+    topic = {"topic": {"id": topic_id, "title": title, "category_id": gateway.ideas_category,
+                       "created_by": {"id": 99, "username": "felix_oakes"}}}
+    headers, body = world.discourse_sb.signed_request(kind="topic_created", payload=topic)
+    answer = httpx.post(f"{gateway.url}/hooks/discourse", content=body, headers=headers,
+                        timeout=10)
+    assert answer.status_code == 200 and answer.json()["route"] == "idea", answer.text
+    return events(world, source="discourse", kind="topic_created", route="idea")[-1]
+
+
+def test_forum_down_fails_the_run_and_the_retry_replies_once(world, gateway):
+    """The idea is filed even while the Forum refuses the reply; the event stays unprocessed (the
+    run fails), and the next attempt posts the one reply without filing a second idea."""
+    created = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, headers={
+        "Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"}, json={
+        "title": "A reading group for the contributing guide", "category": gateway.ideas_category,
+        "raw": "Once a month, one chapter, with the moderators answering questions."})
+    assert created.status_code == 200, created.text
+    topic_id = created.json()["topic_id"]
+    event_id = wait_for_event(world, source="discourse", kind="topic_created", route="idea")
+    httpx.post(f"{world.discourse_url}/_sandbox/faults", json={"error_rate": 1.0,
+               "error_status": 503}, timeout=10).raise_for_status()
+    try:
+        with pytest.raises(RetriableError):
+            inbox.handle_event(world.ledger, event_id)
+    finally:
+        httpx.post(f"{world.discourse_url}/_sandbox/faults", json={}, timeout=10).raise_for_status()
+    [idea] = _ideas(world)
+    with world.ledger.read() as session:
+        assert session.get(InboxEvent, event_id).processed_at is None
+    assert inbox.handle_event(world.ledger, event_id) == f"idea:{idea.id}"
+    assert len(_ideas(world)) == 1
+    replies = [p for p in world.discourse_state()["posts"]
+               if p["topic_id"] == topic_id and f"#{idea.id}" in p["raw"]]
+    assert len(replies) == 1
+
+
+def test_a_topic_gone_from_the_forum_files_the_idea_without_a_reply(world, gateway):
+    """A topic deleted before the reply (the Forum answers 404): no retry can reply, so the run
+    ends with the idea filed and no reply, instead of failing for ever."""
+    event_id = _signed_topic(world, gateway, topic_id=987_654, title="A topic deleted at once")
+    result = inbox.handle_event(world.ledger, event_id)
+    [idea] = _ideas(world)
+    assert result == f"idea:{idea.id}"
+    assert not [p for p in world.discourse_state()["posts"] if f"#{idea.id}" in p["raw"]]
+    assert inbox.handle_event(world.ledger, event_id) == "already-processed"
