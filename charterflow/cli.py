@@ -149,6 +149,8 @@ reports_cli.register(app)
 moderation_cli.register(app)
 ops_cli.register(app)  # doctor, deploy
 demo_cli.register(app)
+from charterflow import wg_cli  # noqa: E402 - issue 23, WG role appointments
+wg_cli.register(app)
 
 
 def main() -> None:

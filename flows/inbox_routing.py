@@ -115,11 +115,17 @@ DEFERRED_ROUTES: set[str] = set()
 
 
 def register_route(route: str, handler: Callable[..., str], *, discord_command: str | None = None,
-                   discord_component_prefix: str | None = None, condition: str = "") -> None:
+                   discord_component_prefix: str | None = None, form_kind: str | None = None,
+                   condition: str = "") -> None:
     """Route a Discord slash command and/or button prefix to ``route``, handled by ``handler``
     (``handler(*, ledger, event) -> result_ref``, idempotent). The gateway answers such an
-    interaction with a deferred ephemeral message; the handler follows up."""
+    interaction with a deferred ephemeral message; the handler follows up. ``form_kind``: a
+    gateway page's event kind (source ``form``) that goes to ``route``."""
     global ROUTES
+    if form_kind:
+        row = ("form", form_kind, condition or f"a gateway page ({form_kind})", route)
+        if row not in ROUTES:
+            ROUTES = ROUTES[:-1] + (row,) + ROUTES[-1:]
     if discord_command:
         COMMAND_ROUTES[discord_command] = route
         row = ("discord", discord_command, condition or f"slash command /{discord_command}", route)
@@ -184,9 +190,8 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
                 config.slack_board_action_prefix):
             return Route.BOARD_DECISION
         return Route.UNKNOWN
-    if source == "form":
-        return {"application": Route.INTAKE, "confirm": Route.CONFIRM,
-                "optin": Route.OPT_IN}.get(kind, Route.UNKNOWN)
+    if source == "form":  # the table's rows, registered pages' included
+        return next((r for s, k, _, r in ROUTES if s == "form" and k == kind), Route.UNKNOWN)
     return Route.UNKNOWN
 
 

@@ -152,6 +152,7 @@ class BallotKind(enum.StrEnum):
     APPROVAL = "approval"
     REMOVAL = "removal"
     ENDORSEMENT = "endorsement"
+    APPOINTMENT = "appointment"  # a Chair or Co-Chair (R-ROLE-APPOINT)
 
 
 class BallotStatus(enum.StrEnum):
@@ -623,3 +624,4 @@ class EffectClaim(Base):
 # Tables of later capabilities live in their own modules; importing them here puts them on
 # Base.metadata (migrations, compare_metadata) whichever module is imported first.
 from ledger import models_budget, models_moderation, models_platforms, models_reports, models_roles  # noqa: E402,F401
+from ledger import models_appointments  # noqa: E402,F401 - R-ROLE-APPOINT (issue 23)

@@ -18,12 +18,12 @@ from rules.charter import Charter
 from rules.decision import Decision
 
 Choice = Literal["yes", "no", "abstain"]
-BallotKind = Literal["approval", "removal", "endorsement"]
+BallotKind = Literal["approval", "removal", "endorsement", "appointment"]
 Outcome = Literal["passed", "failed", "open"]
 CHOICES: tuple[str, ...] = ("yes", "no", "abstain")
 
 _BASE_RULING = {"approval": "R-VOTE-APPROVE", "endorsement": "R-VOTE-APPROVE",
-                "removal": "R-REMOVE"}
+                "removal": "R-REMOVE", "appointment": "R-ROLE-APPOINT"}
 
 
 def snapshot_electorate(
@@ -235,4 +235,5 @@ def voting_members(
 
 
 def _params(kind: BallotKind, charter: Charter):
-    return getattr(charter.ballots, kind)
+    # R-ROLE-APPOINT: a Chair or Co-Chair ballot runs "as R-VOTE-APPROVE".
+    return getattr(charter.ballots, "approval" if kind == "appointment" else kind)

@@ -98,7 +98,8 @@ BOARD_CHANNEL = {"flows/board/common.py": {"connectors.slack.blocks", "connector
                  "flows/board/decision.py": {"connectors.slack.blocks", "connectors.slack.inbound"},
                  "flows/inbox.py": {"connectors.slack.blocks"},
                  "flows/inbox_routing.py": {"connectors.slack.blocks"},
-                 "flows/reports/render.py": {"connectors.slack.blocks"}}
+                 "flows/reports/render.py": {"connectors.slack.blocks"},
+                 "flows/wg_roles/board.py": {"connectors.slack.blocks", "connectors.slack.inbound"}}
 
 
 def test_there_are_platform_packages_to_guard():

@@ -139,6 +139,10 @@ def _attempt(ctx: BoardCtx, *, key: str, proposal_id: int | None, decision: Boar
 
 def _click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -> str:
     """One Board button click: check, record, answer (see the module docstring)."""
+    if action.proposal_id.startswith("wg-role:"):  # a Board Liaison question (R-ROLE-APPOINT)
+        from flows.wg_roles.board import board_click
+
+        return board_click(ctx, event_id, index, action)
     key = f"board:attempt:{event_id}:{index}"
     proposal_id = proposal_id_from(action.proposal_id)
     decision = TO_LEDGER[action.decision]

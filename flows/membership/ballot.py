@@ -288,7 +288,8 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
              act=lambda s=space, p=platform, r=ref, c=counts:
              (s.close_ballot(platform_ballot(p, r), counts=c, result=line), None)[1])
     about = {BallotKind.APPROVAL: "an application",
-             BallotKind.ENDORSEMENT: "endorsing a proposal for the DSF Board"}.get(kind, "a removal")
+             BallotKind.ENDORSEMENT: "endorsing a proposal for the DSF Board",
+             BallotKind.APPOINTMENT: "a WG role appointment"}.get(kind, "a removal")
     _announce(ctx, ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling,
               figures=figures, about=about, line=line)
     from rules import Decision
@@ -301,6 +302,8 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
         from flows.membership.approval import apply_outcome
     elif kind == BallotKind.ENDORSEMENT:
         from flows.board.endorsement import apply_outcome
+    elif kind == BallotKind.APPOINTMENT:
+        from flows.wg_roles.ballot import apply_outcome
     else:
         from flows.membership.removal import apply_outcome
     applied = apply_outcome(ctx, ballot_id=ballot_id)
