@@ -399,6 +399,38 @@ class Demo:
                   lambda: (lambda p: p.decision is not None)(self.proposal(title)))
         self.say(f"      proposal {proposal.id}: {self.proposal(title).decision.value} by the Board")
 
+    def step_appoint(self) -> None:
+        """R-ROLE-APPOINT: the WG asks the Board to name another Board member as Board Liaison
+        (checked against R-ROLE-BOARD first); a Board member approves in Slack."""
+        from sqlalchemy import select
+
+        from ledger.models_appointments import WgAppointment
+
+        step = "appoint the Board Liaison"
+        holder = self.community.wg_roles["board_liaison"]
+        nominee, member = [p for p in self.community.board if p.handle != holder][:2]
+        self.run_deployment(step, "wg-roles-ask-board/operator",
+                            {"nominee": nominee.handle, "requested_by": "demo"})
+
+        def asked() -> Any:
+            with self.ledger.read() as session:
+                row = session.scalars(select(WgAppointment).where(
+                    WgAppointment.role == "board_liaison").order_by(WgAppointment.id.desc())).first()
+                return row if row is not None and row.message_ref else None
+
+        row = self.wait(step, "the Board was not asked in Slack", asked)
+        self.say(f"      the Board was asked to name {nominee.handle} (R-ROLE-BOARD checked)")
+        channel, ts = row.message_ref.split(":", 1)
+        response = self.http.post(f"{self.slack}/_sandbox/interact", json={
+            "url": f"{self.gateway}/hooks/slack", "user": member.slack_id, "channel": channel,
+            "ts": ts, "action_id": "board_approve"})
+        if response.status_code != 200 or response.json().get("status") != 200:
+            raise DemoFailed(step, f"the Slack click was not accepted: {response.text[:300]}")
+        self.say(f"      {member.name} pressed Approve in Slack")
+        self.wait(step, f"{nominee.handle} was not appointed", lambda: (
+            lambda r: r if r.status == "appointed" else None)(asked()))
+        self.say(f"      {nominee.handle} is the Board Liaison; the WG was told (R-ROLE-APPOINT)")
+
     def _last_inbox_id(self) -> int:
         from sqlalchemy import func, select
 
@@ -456,6 +488,7 @@ def run_demo(*, home: Path, ledger_url: str, say: Callable[[str], None] = print,
             ("A moderator is added", demo.step_moderator),
             ("A platform trial is proposed and escalated", lambda: demo.step_propose(title)),
             ("A Board member approves it in Slack", lambda: demo.step_board(title)),
+            ("The Board names its Liaison to the WG in Slack", demo.step_appoint),
             ("An idea is filed and triaged",
              lambda: demo.step_idea(f"A monthly 'meet the moderators' thread ({stamp})")),
         ]
