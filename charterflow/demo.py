@@ -13,7 +13,10 @@ The story, each step waiting for its effect (the ledger or a sandbox's state) wi
 5. **propose**: the Chair proposes a platform trial with Discord ``/propose``; the WG endorses it
    on Discord, it is escalated to the Board's Slack channel, and a Board member presses
    **Approve** (a signed Slack ``block_actions`` request to the gateway's ``/hooks/slack``);
-6. **idea**: a community member files an idea with Discord ``/idea``, and the
+6. **appoint**: the ``wg-roles-ask-board/operator`` deployment asks the Board to name another
+   Board member as the WG's Board Liaison (R-ROLE-BOARD checked first), and a Board member
+   presses **Approve** in Slack; the appointment is recorded, then announced (R-ROLE-APPOINT);
+7. **idea**: a community member files an idea with Discord ``/idea``, and the
    ``ideas-triage/operator`` deployment triages the backlog.
 
 Each step prints the Prefect UI links of the flow runs it caused and of the gateway's inbox task
