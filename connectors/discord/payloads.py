@@ -130,6 +130,13 @@ COMMANDS: tuple[dict[str, Any], ...] = (
                       for n in ("accepted", "declined", "duplicate", "in-progress", "done")]},
          {"type": 3, "name": "note", "description": "Why (optional)", "required": False,
           "max_length": 1000}]},
+    # R-ROLE-APPOINT: a member proposes a Chair or Co-Chair (flows.wg_roles opens the WG ballot).
+    {"name": "appoint", "type": 1, "description": "Propose a Chair or Co-Chair (a WG ballot)",
+     "options": [
+         {"type": 3, "name": "role", "description": "The WG role", "required": True,
+          "choices": [{"name": "Chair", "value": "chair"}, {"name": "Co-Chair", "value": "co_chair"}]},
+         {"type": 3, "name": "member", "description": "The member's handle in the ledger",
+          "required": True, "max_length": 100}]},
 )
 
 

@@ -111,6 +111,7 @@ def test_apply_modal_has_the_three_questions_of_r_app_1() -> None:
 
 def test_commands_are_valid_discord_command_definitions() -> None:
     names = [c["name"] for c in payloads.COMMANDS]
-    assert names == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status"]
+    assert names == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status",
+                     "appoint"]
     for command in payloads.COMMANDS:
         assert command["name"].islower() and 1 <= len(command["description"]) <= 100

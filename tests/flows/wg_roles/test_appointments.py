@@ -235,3 +235,34 @@ def test_wg_roles_cli_shows_holders_vacancies_and_requests(world: World):
     assert refused.exit_code == 2 and "Refused by R-ROLE-CHAIR" in refused.output
     bad = runner.invoke(cli_with(wg_cli.register), ["wg", "appoint", "treasurer", "avery_quill"])
     assert bad.exit_code == 2 and "treasurer" in bad.output
+
+
+def test_discord_appoint_answers_privately_with_the_explanation(world: World, gateway):
+    """/appoint: the proposer hears the R-ROLE-* explanation in an ephemeral answer: a warning
+    with the ballot, or the refusal with its rule (and then nothing is posted)."""
+    from tests.support.roles import followups
+
+    _set_roles(world, homes={"avery_quill": "discord", "bram_tolliver": "discord"},
+               roles={"chair": "avery_quill"})
+
+    def appoint(user: str, **options: str) -> str:
+        world.discord_sb.command(world.discord_url, user=user, name="appoint", options=options)
+        with world.ledger.read() as session:
+            event = session.scalars(select(InboxEvent.id).where(
+                InboxEvent.route == "wg-role-appoint").order_by(InboxEvent.id.desc())).first()
+        return inbox.handle_event(world.ledger, event)
+
+    before = world.writes()
+    assert re.fullmatch(r"wg-appointment:\d+:refused",
+                        appoint("cleo_marsh", role="co_chair", member="avery_quill"))
+    refused = [a for a in followups(world) if a.startswith("Refused by R-ROLE-CHAIR")]
+    assert refused and "Nothing was announced" in refused[0]
+    assert "Appoint avery_quill" not in _wg_text(world)
+    assert {k: v for k, v in world.writes().items() if "interactions" not in k and "webhooks" not in k} \
+        == {k: v for k, v in before.items() if "interactions" not in k and "webhooks" not in k}
+
+    result = appoint("cleo_marsh", role="co_chair", member="bram_tolliver")
+    assert re.fullmatch(r"wg-appointment:\d+:voting", result)
+    answer = next(a for a in followups(world) if "bram_tolliver as Co-Chair" in a)
+    assert "Warning R-ROLE-CHAIR" in answer and "is open on discord, discourse" in answer
+    assert "Appoint bram_tolliver as Co-Chair" in _wg_text(world)
