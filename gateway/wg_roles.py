@@ -50,8 +50,8 @@ def _page(status: int, heading: str, text: str, *, button: str | None = None) ->
 
 def router(*, accept: Callable[..., Awaitable[Any]], settings: Any = None) -> APIRouter:
     """The page's routes; ``accept(event)`` stores an event as the gateway's hooks do."""
-    from flows.wg_roles.coc import FORM_KIND
-    from flows.wg_roles.links import PATH, read_link_token
+    # Not flows.wg_roles.coc: the served gateway holds no Prefect (tests/gateway/test_light_start.py).
+    from flows.wg_roles.links import FORM_KIND, PATH, read_link_token
 
     routes = APIRouter()
 

@@ -23,7 +23,6 @@ from flows.wg_roles.settings import WgRolesSettings
 
 ACTOR = "flow:wg-roles-coc"
 ROUTE = "wg-role-confirm"
-FORM_KIND = "wg_role_confirm"
 
 
 def name_step(ctx: Any, *, nominee: str, settings: WgRolesSettings | None = None) -> dict[str, Any]:

@@ -69,7 +69,8 @@ def handle_appoint_command(*, ledger: Any, event: InboxEvent, now: datetime | No
 
 def register() -> None:
     from flows.inbox import register_route
-    from flows.wg_roles.coc import FORM_KIND, ROUTE, handle_confirm
+    from flows.wg_roles.coc import ROUTE, handle_confirm
+    from flows.wg_roles.links import FORM_KIND
 
     register_route(ROUTE, handle_confirm, form_kind=FORM_KIND,
                    condition="the CoC WG Liaison confirmation page's button (POST /wg-role/<token>)")

@@ -19,9 +19,10 @@ from pydantic import SecretStr
 
 from connectors.errors import PolicyViolation
 
-__all__ = ["PATH", "LinkClaims", "make_link_token", "read_link_token"]
+__all__ = ["FORM_KIND", "PATH", "LinkClaims", "make_link_token", "read_link_token"]
 
 PATH = "/wg-role"  # the gateway's page: <gateway>/wg-role/<token>
+FORM_KIND = "wg_role_confirm"  # the inbox event its button stores (source ``form``)
 _SHAPE = re.compile(r"r\.(\d{1,12})\.(\d{1,12})\.([0-9a-f]{32})")
 _DOMAIN = "charterflow:wg-role-confirm:"
 
