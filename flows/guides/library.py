@@ -4,26 +4,38 @@ shipped DSF OCWG guides (``rules/charters/guides``) when no charter file is set;
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from rules.guides import Guide, GuideError, check_guides
 
-__all__ = ["guides_dir", "load_guides"]
+__all__ = ["GuidesSettings", "guides_dir", "load_guides"]
+
+SHIPPED = Path(__file__).resolve().parents[2] / "rules" / "charters" / "guides"
 
 
-def guides_dir() -> Path:
+class GuidesSettings(BaseSettings):
+    """``CHARTERFLOW_GUIDES_DIR``, and the charter file the guides sit beside (read under its
+    own name, ``CHARTERFLOW_CHARTER_FILE``: flows do not import the shell's settings)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_", env_file=".env", extra="ignore")
+    guides_dir: Path | None = Field(default=None, description=(
+        "The folder of the community guides (default: guides/ beside the charter file, else the "
+        "shipped DSF OCWG guides)."))
+    charter_file: Path | None = None
+
+
+def guides_dir(settings: GuidesSettings | None = None) -> Path:
     """Where the guides are (see the module docstring)."""
-    explicit = os.environ.get("CHARTERFLOW_GUIDES_DIR", "").strip()
-    if explicit:
-        return Path(explicit)
-    from charterflow.settings import get_settings
-
-    charter_file = get_settings().charter_file
-    if charter_file is not None:
-        return Path(charter_file).parent / "guides"
-    return Path(__file__).resolve().parents[2] / "rules" / "charters" / "guides"
+    s = settings or GuidesSettings()
+    if s.guides_dir is not None:
+        return Path(s.guides_dir)
+    if s.charter_file is not None:
+        return Path(s.charter_file).parent / "guides"
+    return SHIPPED
 
 
 def load_guides(directory: Path | None = None, *, known_platforms: Iterable[str]

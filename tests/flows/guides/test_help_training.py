@@ -12,7 +12,10 @@ from flows import inbox
 from flows.guides.handlers import HELP_ROUTE
 from flows.guides.publish import guides_publish
 from flows.guides.training import TrainingError, training_reminders, training_schedule
+from flows.reports.render import CHARTS, render_report
 from ledger import guides as shelf_ledger
+from ledger import reports as reports_store
+from rules.reports import Quarter
 from tests.flows.guides.conftest import CHANNELS
 from tests.support.ideas import bot_messages, wait_for_event
 from tests.support.membership import NOW, serve_gateway
@@ -76,6 +79,13 @@ def test_r_guide_training_scheduled_once_with_events_announcements_and_reminders
     with world.ledger.read() as session:
         [row] = shelf_ledger.training_between(session, NOW, NOW + timedelta(days=30))
         assert row.slug == "asking-questions" and row.ends_at - row.starts_at == timedelta(minutes=90)
+        # The quarterly report lists the quarter's sessions (public Forum post and Board report).
+        facts = reports_store.gather_facts(session, Quarter.of(starts))
+    assert facts["training"] == [{"guide": "asking-questions", "title": first["title"],
+                                  "on": f"{starts:%Y-%m-%d}", "platforms": ["discord", "discourse"]}]
+    texts = render_report(facts, charts={c: f"upload://{c}.png" for c in CHARTS})
+    assert f"- {starts:%Y-%m-%d}: {first['title']} (" in texts.forum
+    assert "*Community training* (R-GUIDE)" in texts.board_json()
 
 
 def test_r_guide_training_refuses_bad_input_before_recording(world, guides_folder):
