@@ -57,3 +57,14 @@ def test_guides_cli_check_publish_status_and_training(world, guides_folder, cli)
     assert "welcome" in listed.output and "discord, discourse" in listed.output
     bad = runner.invoke(cli, ["training", "schedule", "welcome", "--at", "next tuesday"])
     assert bad.exit_code == 2 and "--at: 'next tuesday' is not a date" in bad.output
+
+
+def test_guides_deployments_are_served():
+    from flows.guides.deploy import deployments
+    from flows.serve import deployments as served
+
+    found = {f"{d.flow_name}/{d.name}": d for d in deployments()}
+    assert sorted(found) == ["guides-publish/daily", "guides-publish/operator", "training-reminders/hourly",
+                             "training-schedule/operator"]
+    assert found["guides-publish/daily"].schedules[0].schedule.cron == "0 6 * * *"
+    assert set(found) <= {f"{d.flow_name}/{d.name}" for d in served()}
