@@ -45,6 +45,14 @@ def test_r_guide_help_answers_with_links_on_each_platform(world, guides_folder):
         assert inbox.handle_event(world.ledger, wait_for_event(
             world, source="discord", kind="help", route=HELP_ROUTE, count=3)) == "help:0"
         assert bot_messages(world, "No guide matches \u201ckubernetes\u201d. The guides: ")
+        # An oversized topic (a forged interaction past the command's 100 characters) is read
+        # as its first 100 characters; the answer stays one message.
+        world.discord_sb.command(world.discord_url, user="quinn_harbor", name="help",
+                                 options={"topic": "report spam " * 600})
+        assert inbox.handle_event(world.ledger, wait_for_event(
+            world, source="discord", kind="help", route=HELP_ROUTE, count=4)) == "help:1"
+        [long] = bot_messages(world, "Guides about \u201creport spam")
+        assert len(long["content"]) <= 2000 and long["content"].count("report spam") == 8
 
 
 def test_r_guide_training_scheduled_once_with_events_announcements_and_reminders(world, guides_folder):
