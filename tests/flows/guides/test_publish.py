@@ -94,3 +94,36 @@ def test_r_guide_newcomers_pointed_at_the_guides(world, guides_folder):
     writes = world.writes()
     assert guides_publish(channels=CHANNELS, now=NOW)["welcome"] == out["welcome"]
     assert world.writes() == writes
+
+
+def test_r_guide_too_long_is_split_or_linked_never_cut(world, guides_folder):
+    paragraph = "Moderators read every flag and answer within a day where they can. " * 6
+    head = "---\ntitle: {title}\nplatforms: discourse, discord\naudience: members\n---\n"
+    (guides_folder / "moderation-notes.md").write_text(
+        head.format(title="Moderation notes") + "\n\n".join([paragraph] * 8))   # ~3300 characters
+    (guides_folder / "handbook.md").write_text(
+        head.format(title="The moderators' handbook") + "\n\n".join([paragraph] * 30))  # ~12000
+    out = guides_publish(channels=CHANNELS, now=NOW)
+    rows = {(r["guide"], r["platform"]): r for r in out["guides"]}
+    assert rows[("moderation-notes", "discourse")]["mode"] == "whole"
+    assert rows[("moderation-notes", "discord")]["mode"] == "split"
+    parts = _discord_messages(world, "(part ")
+    notes = [m for m in parts if "Moderation notes" in m["content"] or "of 2)" in m["content"]]
+    assert [m["content"].rsplit("\n\n", 1)[-1] for m in notes] == ["(part 1 of 2)", "(part 2 of 2)"]
+    # Too many Discord messages: a summary links to the whole guide on the Forum.
+    handbook = rows[("handbook", "discord")]
+    assert handbook["mode"] == "linked" and "a summary links to it" in handbook["reason"]
+    [summary] = _discord_messages(world, "The moderators' handbook")
+    assert rows[("handbook", "discourse")]["url"] in summary["content"]
+    [topic] = _topics(world, "The moderators' handbook")
+    [post] = [p for p in world.discourse_state()["posts"] if p["id"] == topic["post_ids"][0]]
+    assert post["raw"].count("Moderators read every flag") == 6 * 30  # the whole text there
+
+    # The split guide becomes short: its first message is edited, the second says it is unused.
+    (guides_folder / "moderation-notes.md").write_text(head.format(title="Moderation notes") + paragraph)
+    again = {(r["guide"], r["platform"]): r for r in guides_publish(channels=CHANNELS, now=NOW)["guides"]}
+    assert again[("moderation-notes", "discord")]["mode"] == "whole"
+    assert again[("moderation-notes", "discord")]["change"] == "edited"
+    now_shown = [m for m in world.discord_state()["messages"] if m["id"] in {n["id"] for n in notes}]
+    assert sorted(m["content"].startswith("**Moderation notes**") for m in now_shown) == [False, True]
+    assert any("is no longer used" in m["content"] for m in now_shown)
