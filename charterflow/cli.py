@@ -17,6 +17,7 @@ from charterflow import (
     demo_cli,
     discord_cli,
     gateway_cli,
+    guides_cli,
     ideas_cli,
     ledger_cli,
     moderation_cli,
@@ -147,6 +148,8 @@ ideas_cli.register(app)
 budget_cli.register(app)
 reports_cli.register(app)
 moderation_cli.register(app)
+guides_cli.register(app)  # guides, training (R-GUIDE)
+guides_cli.register(app)  # guides, training (R-GUIDE)
 ops_cli.register(app)  # doctor, deploy
 demo_cli.register(app)
 from charterflow import wg_cli  # noqa: E402 - issue 23, WG role appointments

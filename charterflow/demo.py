@@ -471,6 +471,16 @@ class Demo:
         self.run_deployment(step, "ideas-triage/operator", {})
         self.say("      the backlog was triaged")
 
+    def step_guides(self) -> None:
+        from ledger import guides as shelf_ledger
+
+        # The seeded sandboxes have no Guides category or resources channel: their general ones.
+        self.run_deployment("publish the guides", "guides-publish/operator",
+                            {"channels": {"discourse": "General", "discord": "general"}})
+        with self.ledger.read() as session:
+            for post in shelf_ledger.posts(session):
+                self.say(f"      {post.slug} on {post.platform} (version {post.version}): {post.url}")
+
 
 def run_demo(*, home: Path, ledger_url: str, say: Callable[[str], None] = print,
              timeout: float = STEP_TIMEOUT) -> list[dict[str, Any]]:
@@ -494,6 +504,7 @@ def run_demo(*, home: Path, ledger_url: str, say: Callable[[str], None] = print,
             ("The Board names its Liaison to the WG in Slack", demo.step_appoint),
             ("An idea is filed and triaged",
              lambda: demo.step_idea(f"A monthly 'meet the moderators' thread ({stamp})")),
+            ("The community guides are published (R-GUIDE)", demo.step_guides),
         ]
         for number, (label, act) in enumerate(steps, start=1):
             # Start times are second-precise in the filter: a small margin keeps the step's runs.

@@ -22,6 +22,7 @@ CLASSES: tuple[tuple[str, str], ...] = (
     ("flows.reports.quarterly", "ReportSettings"),
     ("flows.moderation.common", "ModerationSettings"),
     ("flows.wg_roles.settings", "WgRolesSettings"),
+    ("flows.guides.library", "GuidesSettings"),
     ("connectors.discourse.settings", "DiscourseSettings"),
     ("connectors.discord.settings", "DiscordSettings"),
     ("connectors.slack.settings", "SlackSettings"),

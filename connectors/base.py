@@ -47,6 +47,8 @@ __all__ = [
     "MessageRef",
     "ModerationEntry",
     "ModerationLog",
+    "GuideShelf",
+    "NewcomerWelcome",
     "Role",
     "RoleChange",
     "RoleKind",
@@ -572,6 +574,41 @@ class TallyDisplay(Protocol):
         ...
 
 
+@runtime_checkable
+class GuideShelf(Protocol):
+    """Where the community guides live on a platform (R-GUIDE): one post per guide, edited in
+    place when its text changes (a Forum topic in the guides category; messages in Discord's
+    resources channel). Not a ``Capability`` member: a flow asks with ``isinstance``."""
+
+    def guide_format(self) -> tuple[int, int, bool]:
+        """``(limit, max_pieces, title_in_text)``: characters one message holds, how many
+        messages one guide may take before it is linked instead, and whether the platform
+        shows no title of its own (the title then opens the first message)."""
+        ...
+
+    def shelve_guide(self, *, channel: str | None, title: str, pieces: Sequence[str],
+                     placed: Sequence[MessageRef] = (), key: str) -> list[MessageRef]:
+        """Show ``pieces`` (each within ``guide_format``'s limit) as one guide in ``channel``
+        (``None``: the connector's guides channel): the messages in ``placed`` (what an earlier
+        call returned) are edited in place, missing ones posted once (keyed from ``key``), and
+        placed ones no longer needed say so. Returns every message the guide now holds, in
+        order (the first is where people open it)."""
+        ...
+
+
+@runtime_checkable
+class NewcomerWelcome(Protocol):
+    """What a newcomer sees first (Discord's welcome screen, the Forum's welcome message),
+    pointing at the guides (R-GUIDE). Not a ``Capability`` member."""
+
+    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]],
+                    channel: str | None = None) -> str:
+        """Point newcomers at the guides: ``summary`` (at most 140 characters), ``guides`` as
+        ``(title, url)``, ``channel`` the guides channel (``None``: the connector's).
+        Idempotent (the same call twice leaves the same welcome). Returns where it is shown."""
+        ...
+
+
 CAPABILITY_PROTOCOLS: dict[Capability, type] = {
     Capability.DIRECTORY: Directory,
     Capability.ROLE_MANAGER: RoleManager,
@@ -590,7 +627,7 @@ CAPABILITY_PROTOCOLS: dict[Capability, type] = {
 # suite covers each for every connector implementing it).
 PROTOCOLS: tuple[type, ...] = (*CAPABILITY_PROTOCOLS.values(), ModerationLog, Instanced,
                                WorkingGroupHome, RoleResolver, Links, OperatorAccount,
-                               TallyDisplay)
+                               TallyDisplay, GuideShelf, NewcomerWelcome)
 
 
 # --------------------------------------------------------------------------------------------

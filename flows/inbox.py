@@ -121,7 +121,8 @@ def _register_capabilities() -> None:
     import importlib
 
     for name in ("flows.roles.handlers", "flows.ideas.handlers", "flows.reports.handlers",
-                 "flows.moderation.handlers", "flows.wg_roles.handlers"):
+                 "flows.moderation.handlers", "flows.wg_roles.handlers",
+                 "flows.guides.handlers"):
         importlib.import_module(name).register()
 
 

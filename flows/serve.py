@@ -67,7 +67,8 @@ def deployments() -> list:
 
 
 CAPABILITIES = ("flows.roles.deploy", "flows.ideas.deploy", "flows.reports.deploy",
-                "flows.moderation.deploy", "flows.platforms_state", "flows.wg_roles.deploy")
+                "flows.moderation.deploy", "flows.platforms_state", "flows.wg_roles.deploy",
+                "flows.guides.deploy")
 
 
 def capability_deployments() -> list:

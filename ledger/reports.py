@@ -143,7 +143,18 @@ def gather_facts(session: Session, quarter: Quarter) -> dict[str, Any]:
                                        quarter.months),
         "escalations": _escalations(session, quarter),
         **_budgets(session, quarter),
+        **_training(session, quarter),
     })
+
+
+def _training(session: Session, q: Quarter) -> dict[str, Any]:
+    """R-GUIDE: the community training sessions held in the quarter (guide, title, day, the
+    platforms it was on). No key when there is none (earlier reports keep their digest)."""
+    from ledger.guides import training_between
+
+    rows = [{"guide": r.slug, "title": r.title, "on": _day(r.starts_at), "platforms": sorted(r.events or {})}
+            for r in training_between(session, q.start, q.end)]
+    return {"training": rows} if rows else {}
 
 
 def _budgets(session: Session, q: Quarter) -> dict[str, Any]:

@@ -1067,6 +1067,47 @@ class DiscordConnector:
         """The guild's scheduled event ``event_id``."""
         return f"https://discord.com/events/{self.settings.guild_id}/{event_id}" if event_id else None
 
+    # ----------------------------------------------------------------------------------------
+    # Guides (R-GUIDE): messages in the resources channel, the welcome screen
+
+    GUIDES_CHANNEL = "resources"
+    GUIDE_MAX_PIECES = 4  # more messages than this and a guide is linked (its Forum topic)
+
+    def guide_format(self) -> tuple[int, int, bool]:
+        """2000 characters a message, 4 messages a guide, no title of its own (``GuideShelf``)."""
+        return payloads.MESSAGE_LIMIT, self.GUIDE_MAX_PIECES, True
+
+    def shelve_guide(self, *, channel: str | None, title: str, pieces: Sequence[str],
+                     placed: Sequence[MessageRef] = (), key: str) -> list[MessageRef]:
+        """One message per piece in ``channel`` (default ``resources``): placed ones edited in
+        place (``PATCH``), missing ones posted (nonce from ``key``), extra ones told they are no
+        longer used. ``title`` is in the first piece already (``guide_format``)."""
+        cid = self.channel_id(channel or self.GUIDES_CHANNEL)
+        refs: list[MessageRef] = []
+        for i in range(max(len(pieces), len(placed))):
+            text = pieces[i] if i < len(pieces) else f"(This part of \u201c{title[:80]}\u201d is no longer used.)"
+            if i < len(placed):
+                old = placed[i]
+                self.edit_message(channel_id=old.thread_id or cid, message_id=old.id, text=text)
+                refs.append(old)
+                continue
+            body = payloads.message(text, nonce=f"{_nonce(key)[:21]}{i:02d}")
+            msg = self._send(cid, body, what=f"guide message in channel {cid}")
+            refs.append(MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid,
+                                   url=self._url(cid, msg["id"])))
+        return refs
+
+    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]],
+                    channel: str | None = None) -> str:
+        """The server's welcome screen (``PATCH /guilds/{id}/welcome-screen``): ``summary`` and
+        the guides channel; re-sending the same body leaves the same screen.
+        https://discord.com/developers/docs/resources/guild#modify-guild-welcome-screen"""
+        cid = self.channel_id(channel or self.GUIDES_CHANNEL)
+        body = payloads.welcome_screen(summary, [(cid, "Community guides: start here")])
+        self.client.request("PATCH", "/guilds/{guild_id}/welcome-screen", path=self.guild, json_body=body,
+                            what="the welcome screen", idempotent=True)
+        return f"welcome screen of guild {self.settings.guild_id}"
+
     def edit_message(self, *, channel_id: str, message_id: str, text: str, keep_buttons: bool = False,
                      components: Sequence[Mapping[str, Any]] | None = None) -> None:
         """Replace a bot message's text (cut to 2000 characters) and its buttons with

@@ -137,6 +137,10 @@ COMMANDS: tuple[dict[str, Any], ...] = (
           "choices": [{"name": "Chair", "value": "chair"}, {"name": "Co-Chair", "value": "co_chair"}]},
          {"type": 3, "name": "member", "description": "The member's handle in the ledger",
           "required": True, "max_length": 100}]},
+    # R-GUIDE: the community guides matching a topic (flows.guides handles it).
+    {"name": "help", "type": 1, "description": "Find the community guides on a topic",
+     "options": [{"type": 3, "name": "topic", "description": "What you need help with (empty: where to start)",
+                  "required": False, "max_length": 100}]},
 )
 
 
@@ -358,3 +362,29 @@ def apply_modal(*, title: str = "Apply to the working group") -> dict[str, Any]:
         raise ValueError("a modal title holds 1 to 45 characters")
     rows = [{"type": 1, "components": [{"type": 4, **q}]} for q in APPLY_QUESTIONS]
     return {"type": MODAL, "data": {"custom_id": APPLY_MODAL_ID, "title": title, "components": rows}}
+
+
+# The welcome screen's limits (WelcomeScreenPatchRequestPartial and GuildWelcomeChannel in the
+# spec): https://discord.com/developers/docs/resources/guild#modify-guild-welcome-screen
+WELCOME_DESCRIPTION_MAX = 140
+WELCOME_CHANNEL_LABEL_MAX = 50
+WELCOME_CHANNELS_MAX = 5
+
+
+def welcome_screen(description: str, channels: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """A ``PATCH /guilds/{id}/welcome-screen`` body: enabled, ``description`` (at most 140
+    characters) and up to 5 ``(channel_id, label)`` with labels of 1 to 50 characters;
+    ``ValueError`` when a limit is passed (never cut silently)."""
+    text = description.strip()
+    if not 1 <= len(text) <= WELCOME_DESCRIPTION_MAX:
+        raise ValueError(f"a welcome screen description holds 1 to {WELCOME_DESCRIPTION_MAX} "
+                         f"characters, not {len(text)}")
+    if len(channels) > WELCOME_CHANNELS_MAX:
+        raise ValueError(f"a welcome screen lists at most {WELCOME_CHANNELS_MAX} channels")
+    rows = []
+    for channel_id, label in channels:
+        if not 1 <= len(label.strip()) <= WELCOME_CHANNEL_LABEL_MAX:
+            raise ValueError(f"a welcome channel's label holds 1 to {WELCOME_CHANNEL_LABEL_MAX} characters")
+        rows.append({"channel_id": str(channel_id), "description": label.strip(),
+                     "emoji_id": None, "emoji_name": None})
+    return {"enabled": True, "description": text, "welcome_channels": rows}

@@ -1371,3 +1371,5 @@ def _edit_original(sb: DiscordSandbox, req: Call) -> Reply:
         return _form_error(content=f"Must be {MESSAGE_LIMIT} or fewer in length.")
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
+
+from connectors.discord import sandbox_welcome as _welcome  # noqa: E402,F401 - registers its routes

@@ -499,6 +499,54 @@ class DiscourseConnector:
         )
         return self._message_ref(post)
 
+    # ----------------------------------------------------------------------------------------
+    # Guides (R-GUIDE): a topic in the Guides category, the welcome message
+
+    GUIDES_CATEGORY = "Guides"
+    GUIDE_LIMIT = 32000  # Discourse's default max_post_length
+    GUIDE_MAX_PIECES = 10
+
+    def guide_format(self) -> tuple[int, int, bool]:
+        """A post holds 32000 characters (the site default); a topic has its own title."""
+        return self.GUIDE_LIMIT, self.GUIDE_MAX_PIECES, False
+
+    def _edit_post(self, post_id: str, raw: str, *, reason: str) -> None:
+        self.client.request("PUT", f"/posts/{quote(str(post_id), safe='')}.json", what=f"post {post_id}",
+                            json_body={"post": {"raw": raw, "edit_reason": reason}})
+
+    def shelve_guide(self, *, channel: str | None, title: str, pieces: Sequence[str],
+                     placed: Sequence[MessageRef] = (), key: str) -> list[MessageRef]:
+        """The first piece opens a topic in ``channel`` (default ``Guides``), later pieces are
+        replies in it; placed posts are edited in place (``PUT /posts/{id}.json``, which keeps
+        the post's revision history), extra ones told they are no longer used."""
+        refs: list[MessageRef] = []
+        for i in range(max(len(pieces), len(placed))):
+            text = pieces[i] if i < len(pieces) else "(This part of the guide is no longer used.)"
+            if i < len(placed):
+                self._edit_post(placed[i].id, text, reason="guide updated")
+                refs.append(placed[i])
+            elif i == 0:
+                refs.append(self.post(channel=channel or self.GUIDES_CATEGORY, title=title, text=text, key=key))
+            else:
+                refs.append(self.reply(thread_id=refs[0].thread_id, text=text, key=f"{key}:{i}"))
+        return refs
+
+    # The welcome message a new user gets as a private message from the system user is the
+    # site text ``system_messages.welcome_user.text_body_template`` (Admin › Customize › Text).
+    # https://meta.discourse.org/t/customizing-trust-level-promotion-messages-for-new-users/193270
+    WELCOME_TEXT = "system_messages.welcome_user.text_body_template"
+
+    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]],
+                    channel: str | None = None) -> str:
+        """Write the welcome message new users receive (``PUT /admin/customize/site_texts/{id}``):
+        ``summary`` and a link to each guide. Writing the same text again changes nothing."""
+        lines = [summary.strip(), ""] + [f"- [{t}]({u})" for t, u in guides]
+        value = "\n".join(lines).strip()
+        self.client.request("PUT", f"/admin/customize/site_texts/{self.WELCOME_TEXT}.json",
+                            what="the welcome message", json_body={"site_text": {"value": value}},
+                            admin_route=True)
+        return f"{self.settings.url}/admin/customize/site_texts/{self.WELCOME_TEXT}"
+
     def upload(self, *, filename: str, content: bytes, content_type: str = "image/png") -> dict[str, Any]:
         """Upload a file for posts (``POST /uploads.json``, multipart, ``upload_type=composer``,
         ``synchronous=true``). Returns the upload's JSON; embed it in Markdown as

@@ -1546,3 +1546,5 @@ def _toggle_status(sb: DiscourseSandbox, req: Call) -> Reply:
         return _invalid_parameters("status must be open or closed")
     poll["status"] = status
     return Reply(200, {"poll": sb._poll_json(poll, post, user)})
+
+from connectors.discourse import sandbox_welcome as _welcome  # noqa: E402,F401 - registers its routes

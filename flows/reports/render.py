@@ -86,6 +86,7 @@ def _values(facts: Mapping[str, Any]) -> dict[str, Any]:
         "roles_revoked": sum(int(r["revoked"]) for r in roles),
         "budgets": list((facts.get("budgets") or {}).get("requests") or []),
         "budget_totals": dict((facts.get("budgets") or {}).get("totals") or {}),
+        "training": list(facts.get("training") or []),
         "public_empty": not (facts.get("ideas_done") or roles),
         "empty": is_empty(facts), "platform_name": platform_name, "link": link,
     }

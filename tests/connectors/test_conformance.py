@@ -17,6 +17,7 @@ from connectors.base import (
     ChangeStatus,
     ChannelText,
     Directory,
+    GuideShelf,
     InboundEvent,
     Instanced,
     Links,
@@ -24,6 +25,7 @@ from connectors.base import (
     Messenger,
     ModerationEntry,
     ModerationLog,
+    NewcomerWelcome,
     OperatorAccount,
     Role,
     RoleChange,
@@ -319,6 +321,28 @@ def check_tally_display(box: Any, connector: Any) -> None:
     assert sorted(v.option_id for v in votes) == sorted([ballot.options[0].id] * 3 + [ballot.options[1].id])
 
 
+def check_guide_shelf(box: Any, connector: Any) -> None:
+    # R-GUIDE: one guide's messages, posted once, then edited in place (same ids); a part no
+    # longer needed stays and says so.
+    channel = box.sandbox.samples.channel
+    limit, max_pieces, _ = connector.guide_format()
+    assert limit >= 500 and max_pieces >= 1
+    pieces = ["The first part of a conformance guide.", "The second part of a conformance guide."]
+    refs = connector.shelve_guide(channel=channel, title="A conformance guide", pieces=pieces, key="conformance-guide")
+    assert len(refs) == 2 and len({r.id for r in refs}) == 2 and all(isinstance(r, MessageRef) for r in refs)
+    again = connector.shelve_guide(channel=channel, title="A conformance guide", placed=refs,
+                                   pieces=["The first part, edited in place by the test."], key="conformance-guide")
+    assert [r.id for r in again] == [r.id for r in refs]
+
+
+def check_newcomer_welcome(box: Any, connector: Any) -> None:
+    channel = box.sandbox.samples.channel
+    guides = [("A conformance guide", "https://example.org/guides/1")]
+    where = connector.set_welcome(summary="New here? Start with the community guides.", guides=guides, channel=channel)
+    assert where and connector.set_welcome(summary="New here? Start with the community guides.", guides=guides,
+                                           channel=channel) == where
+
+
 CHECKS = {
     Capability.DIRECTORY: check_directory,
     Capability.ROLE_MANAGER: check_role_manager,
@@ -341,4 +365,6 @@ EXTRA_CHECKS = {
     Links: check_links,
     OperatorAccount: check_operator_account,
     TallyDisplay: check_tally_display,
+    GuideShelf: check_guide_shelf,
+    NewcomerWelcome: check_newcomer_welcome,
 }

@@ -112,6 +112,20 @@ def test_apply_modal_has_the_three_questions_of_r_app_1() -> None:
 def test_commands_are_valid_discord_command_definitions() -> None:
     names = [c["name"] for c in payloads.COMMANDS]
     assert names == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status",
-                     "appoint"]
+                     "appoint", "help"]
     for command in payloads.COMMANDS:
         assert command["name"].islower() and 1 <= len(command["description"]) <= 100
+
+
+def test_welcome_screen_enforces_discords_limits_never_cuts() -> None:
+    # R-GUIDE: the welcome screen points newcomers at the guides channel.
+    body = payloads.welcome_screen("New here? Start with the guides.", [("123", "Community guides")])
+    assert body == {"enabled": True, "description": "New here? Start with the guides.",
+                    "welcome_channels": [{"channel_id": "123", "description": "Community guides",
+                                          "emoji_id": None, "emoji_name": None}]}
+    with pytest.raises(ValueError, match="140"):
+        payloads.welcome_screen("x" * 141, [])
+    with pytest.raises(ValueError, match="50"):
+        payloads.welcome_screen("ok", [("123", "y" * 51)])
+    with pytest.raises(ValueError, match="at most 5"):
+        payloads.welcome_screen("ok", [(str(i), "c") for i in range(6)])

@@ -1,0 +1,15 @@
+"""The inbox routes of this package (called by ``flows.inbox`` at import): ``guides-help``,
+Discord ``/help [topic]`` (R-GUIDE)."""
+
+from __future__ import annotations
+
+HELP_ROUTE = "guides-help"
+
+
+def register() -> None:
+    """Register this package's routes with ``flows.inbox.register_route``."""
+    from flows import inbox
+    from flows.guides.help import handle_help
+
+    inbox.register_route(HELP_ROUTE, handle_help, discord_command="help",
+                         condition="slash command /help (the matching guides, R-GUIDE)")

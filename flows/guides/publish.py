@@ -1,0 +1,207 @@
+"""Publish the guides (R-GUIDE): each guide to each platform that takes it (a ``GuideShelf``),
+one post per guide per platform, edited in place when the text changes; then point newcomers at
+them (each ``NewcomerWelcome``). The guide files are read and checked first: a broken one is
+reported by name and line and not published (its earlier post, if any, stays as it was).
+
+Order: platforms whose messages hold the most text come first, so a guide too long for another
+platform links to the whole guide there instead of being cut (``rules.guides.fit_guide``).
+Every platform write is a keyed effect (``once``), recorded with the guide's version before the
+run reports it; a re-run with the same text sends nothing.
+
+Channels: ``CHARTERFLOW_GUIDES_<PLATFORM>_CHANNEL`` (the Forum category or Discord channel the
+guides live in); unset, the connector's own default (``Guides``, ``resources``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from prefect import flow
+
+from connectors.base import GuideShelf, MessageRef, NewcomerWelcome
+from ledger import guides as shelf_ledger
+from rules.guides import Guide, GuideError, fit_guide
+
+from flows.guides.library import load_guides
+from flows.membership.common import Ctx, context, once
+
+log = logging.getLogger("charterflow.guides")
+
+ACTOR = "flow:guides-publish"
+# What newcomers read first (Discord's welcome screen holds 140 characters).
+WELCOME_SUMMARY = ("New here? Start with our community guides: how to ask a good question, where to "
+                   "get help and how to report a problem.")
+NEWCOMER_AUDIENCES = ("newcomers", "everyone")
+
+__all__ = ["guides_channel", "guides_publish", "known_platforms", "publish_step", "report_table",
+           "status_rows", "welcome_step"]
+
+
+def guides_channel(platform: str, channels: Mapping[str, str] | None = None) -> str | None:
+    """The guides' channel on ``platform``: ``channels`` (a flow parameter), else
+    ``CHARTERFLOW_GUIDES_<PLATFORM>_CHANNEL``, else ``None`` (the connector's default)."""
+    if channels and channels.get(platform):
+        return channels[platform]
+    name = f"CHARTERFLOW_GUIDES_{platform.upper().replace('-', '_')}_CHANNEL"
+    return os.environ.get(name, "").strip() or None
+
+
+def known_platforms(ctx: Ctx) -> tuple[str, ...]:
+    """The platforms a guide may name: the charter's and those served."""
+    return tuple(dict.fromkeys([*ctx.charter.platforms, *ctx.platforms.names()]))
+
+
+def _shelves(ctx: Ctx) -> list[tuple[Any, GuideShelf]]:
+    found = [(space, space.capable(GuideShelf)) for space in ctx.platforms.spaces.values()]
+    found = [(space, shelf) for space, shelf in found if shelf is not None]
+    return sorted(found, key=lambda pair: -pair[1].guide_format()[0])
+
+
+def _refs(items: Sequence[Mapping[str, Any]]) -> list[MessageRef]:
+    return [MessageRef(platform=str(m.get("platform", "")), id=str(m["id"]),
+                       thread_id=str(m.get("thread_id", "")), url=m.get("url")) for m in items]
+
+
+def publish_step(ctx: Ctx, guides: Sequence[Guide], errors: Sequence[GuideError] = (), *,
+                 channels: Mapping[str, str] | None = None, force: bool = False) -> list[dict[str, Any]]:
+    """Publish ``guides`` where they belong; one row per (guide, platform) saying what changed
+    (``published``, ``edited``, ``unchanged``) and one ``refused`` row per broken guide.
+    ``force``: re-send the current text even where the ledger says it is shown already."""
+    rows: list[dict[str, Any]] = [
+        {"guide": e.name, "platform": "-", "change": "refused", "version": None, "mode": "-",
+         "url": None, "reason": f"line {e.line}: {e.problem}" if e.line else e.problem, "ruling": "R-GUIDE"}
+        for e in errors]
+    shelves = _shelves(ctx)
+    for guide in guides:
+        with ctx.ledger.transaction() as session:
+            version = shelf_ledger.record_version(session, slug=guide.slug, title=guide.title, body=guide.body,
+                                                  digest=guide.digest, actor=ACTOR, at=ctx.now)[0].version
+        link: str | None = None  # the whole guide, on a platform it fit (for those it does not)
+        for space, shelf in shelves:
+            if not guide.for_platform(space.platform):
+                continue
+            instance = space.instance or space.platform
+            limit, max_pieces, title_in_text = shelf.guide_format()
+            fit = fit_guide(guide, limit=limit, max_pieces=max_pieces, link=link, title_in_text=title_in_text)
+            with ctx.ledger.read() as session:
+                row = shelf_ledger.post_of(session, slug=guide.slug, platform=space.platform, instance=instance)
+                placed = _refs(row.messages.get("items", [])) if row is not None else []
+                shown = (row.version, row.mode, row.url) if row is not None else None
+            if shown is not None and shown[0] == version and shown[1] == fit.mode and not force:
+                rows.append(_row(guide, space.platform, "unchanged", version, fit, shown[2]))
+                link = link or (shown[2] if fit.mode != "linked" else None)
+                continue
+            base = f"guide:{guide.slug}:{space.platform}:{instance}"
+
+            def act(shelf: GuideShelf = shelf, space: Any = space, fit: Any = fit,
+                    placed: list[MessageRef] = placed, base: str = base) -> dict[str, Any]:
+                refs = shelf.shelve_guide(channel=guides_channel(space.platform, channels), title=guide.title,
+                                          pieces=fit.pieces, placed=placed, key=base)
+                return {"messages": [{"platform": r.platform, "id": r.id, "thread_id": r.thread_id, "url": r.url}
+                                     for r in refs]}
+
+            suffix = f":force:{ctx.now.isoformat()}" if force else ""
+            done = once(ctx, key=f"{base}:v{version}:{fit.mode}{suffix}", platform=space.platform, actor=ACTOR,
+                        about=f"guide:{guide.slug}", act=act)
+            with ctx.ledger.transaction() as session:
+                post, change = shelf_ledger.record_post(
+                    session, slug=guide.slug, platform=space.platform, instance=instance, version=version,
+                    mode=fit.mode, messages=done["ref"]["messages"], actor=ACTOR, at=ctx.now,
+                    decision={"ruling": fit.decision.ruling, "reason": fit.decision.reason})
+                url = post.url
+            rows.append(_row(guide, space.platform, change, version, fit, url))
+            if fit.mode != "linked":
+                link = link or url
+    return rows
+
+
+def _row(guide: Guide, platform: str, change: str, version: int, fit: Any, url: str | None) -> dict[str, Any]:
+    return {"guide": guide.slug, "platform": platform, "change": change, "version": version,
+            "mode": fit.mode, "url": url, "reason": fit.decision.reason, "ruling": fit.decision.ruling}
+
+
+def welcome_step(ctx: Ctx, guides: Sequence[Guide], *, channels: Mapping[str, str] | None = None
+                 ) -> list[dict[str, Any]]:
+    """Point newcomers at the guides on each platform that has a ``NewcomerWelcome``: the
+    summary and the links of the guides for newcomers and everyone published there. Sent again
+    only when that content changes."""
+    out = []
+    with ctx.ledger.read() as session:
+        posted = {(p.slug, p.platform, p.instance): p.url for p in shelf_ledger.posts(session)}
+    for space in ctx.platforms.spaces.values():
+        welcome = space.capable(NewcomerWelcome)
+        if welcome is None:
+            continue
+        instance = space.instance or space.platform
+        links = [(g.title, posted[(g.slug, space.platform, instance)]) for g in guides
+                 if g.audience in NEWCOMER_AUDIENCES and posted.get((g.slug, space.platform, instance))]
+        if not links:
+            continue
+        channel = guides_channel(space.platform, channels)
+        digest = hashlib.sha256(repr((WELCOME_SUMMARY, links, channel)).encode()).hexdigest()[:16]
+        done = once(ctx, key=f"guides:welcome:{space.platform}:{instance}:{digest}", platform=space.platform,
+                    actor=ACTOR, about="guides:welcome",
+                    act=lambda w=welcome, c=channel, l=links: {"where": w.set_welcome(
+                        summary=WELCOME_SUMMARY, guides=l, channel=c)})
+        out.append({"platform": space.platform, "where": done["ref"].get("where"), "guides": len(links)})
+    return out
+
+
+def status_rows(ctx: Ctx, guides: Sequence[Guide]) -> list[dict[str, Any]]:
+    """For each guide and each platform it is meant for: where it is published and whether the
+    text shown is the current one (``current``, ``outdated``, ``not published``)."""
+    with ctx.ledger.read() as session:
+        posts = {(p.slug, p.platform): p for p in shelf_ledger.posts(session)}
+        latest = {g.slug: shelf_ledger.latest_version(session, g.slug) for g in guides}
+    rows = []
+    for guide in guides:
+        for platform in guide.platforms:
+            post = posts.get((guide.slug, platform))
+            newest = latest.get(guide.slug)
+            if post is None:
+                state = "not published"
+            elif newest is not None and newest.digest == guide.digest and post.version == newest.version:
+                state = "current"
+            else:
+                state = "outdated"
+            rows.append({"guide": guide.slug, "platform": platform, "state": state,
+                         "version": post.version if post else None, "mode": post.mode if post else None,
+                         "url": post.url if post else None})
+    return rows
+
+
+def report_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """``rows`` as a Markdown table (the run's artifact)."""
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c) if row.get(c) is not None else "-").replace("|", "/")
+                                       for c in columns) + " |")
+    return "\n".join(lines)
+
+
+@flow(name="guides-publish", log_prints=True)
+def guides_publish(force: bool = False, channels: dict[str, str] | None = None,
+                   now: datetime | None = None) -> dict[str, Any]:
+    """Publish every guide to every platform that takes it and point newcomers at them
+    (R-GUIDE). ``force``: re-send texts already shown. ``channels``: platform → the guides'
+    channel (default the settings'). Returns what changed; the run's artifact shows it."""
+    ctx = context(now)
+    guides, errors = load_guides(known_platforms=known_platforms(ctx))
+    for error in errors:
+        log.warning("guides: %s is not published (%s)", error.name, error)
+    rows = publish_step(ctx, guides, errors, channels=channels, force=force)
+    welcome = welcome_step(ctx, guides, channels=channels)
+    try:
+        from flows.privacy import publish_artifact
+
+        publish_artifact(key="guides-publish", kind="markdown", description="guides-publish",
+                         content="# Guides published (R-GUIDE)\n\n" + report_table(
+                             rows, ("guide", "platform", "change", "version", "mode", "url", "reason")))
+    except Exception as exc:  # noqa: BLE001 - the report is a view; the ledger holds the record
+        log.warning("guides: no artifact (%s)", type(exc).__name__)
+    return {"guides": rows, "welcome": welcome, "errors": [str(e) for e in errors]}

@@ -1,0 +1,54 @@
+"""R-GUIDE in the sandboxes: Discord's welcome screen and the Forum's welcome message (a site
+text) validate what they are sent as the platforms do, and refuse who may not change them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+def test_discord_welcome_screen_validates_like_discord(serve: Any) -> None:
+    from connectors.discord.connector import DiscordConnector
+
+    box = serve(DiscordConnector.sandbox())
+    sb = box.sandbox
+    url = f"{box.url}/api/v10/guilds/{sb.seed.guild_id}/welcome-screen"
+    headers = {"Authorization": f"Bot {sb.token}", "User-Agent": "DiscordBot (test, 1)"}
+    general = sb.channel_id("general")
+    assert httpx.get(url, headers=headers).json() == {"description": None, "welcome_channels": []}
+    too_long = httpx.patch(url, headers=headers, json={"description": "x" * 141})
+    assert too_long.status_code == 400 and too_long.json()["code"] == 50035
+    unknown = httpx.patch(url, headers=headers, json={"welcome_channels": [{"channel_id": "42", "description": "d"}]})
+    assert unknown.status_code == 400 and "welcome_channels.0.channel_id" in unknown.json()["errors"]
+    empty = httpx.patch(url, headers=headers, json={"welcome_channels": [{"channel_id": general, "description": ""}]})
+    assert empty.status_code == 400
+    assert httpx.patch(url, headers={**headers, "Authorization": "Bot wrong"}, json={}).status_code == 401
+    assert httpx.get(url, headers=headers).json()["description"] is None  # nothing was changed
+    connector = box.connect()
+    connector.set_welcome(summary="New here? Start with the guides.", guides=[], channel="general")
+    shown = httpx.get(url, headers=headers).json()
+    assert shown["description"] == "New here? Start with the guides."
+    assert shown["welcome_channels"][0]["channel_id"] == general
+    connector.close()
+
+
+def test_forum_welcome_message_is_an_admin_site_text(discourse: Any) -> None:
+    connector = discourse.connect()
+    text_id = connector.WELCOME_TEXT
+    connector.set_welcome(summary="Welcome!", guides=[("Asking", "https://forum.example.org/t/asking/3")])
+    shown = connector.client.get(f"/admin/customize/site_texts/{text_id}.json", what="site text")
+    assert shown["site_text"]["value"] == "Welcome!\n\n- [Asking](https://forum.example.org/t/asking/3)"
+    sb = discourse.sandbox
+
+    def put(path: str, body: dict[str, Any], user: str = "system") -> httpx.Response:
+        return httpx.put(f"{discourse.url}{path}", json=body,
+                         headers={"Api-Key": sb.api_key, "Api-Username": user})
+
+    assert put(f"/admin/customize/site_texts/{text_id}.json", {}).status_code == 400
+    assert put("/admin/customize/site_texts/nope.json", {"site_text": {"value": "x"}}).status_code == 404
+    member = sb.samples.username  # not an admin: the admin route does not exist for them
+    assert put(f"/admin/customize/site_texts/{text_id}.json", {"site_text": {"value": "x"}}, member).status_code == 404
+    assert connector.client.get(f"/admin/customize/site_texts/{text_id}.json", what="t")["site_text"]["value"] \
+        .startswith("Welcome!")
+    connector.close()

@@ -1,0 +1,22 @@
+"""Fixtures of the guides tests: the seeded working group (``world``, tests/support/membership.py)
+with the shipped guides copied to a folder of the test's own (``CHARTERFLOW_GUIDES_DIR``), so a
+test can change a guide's text as a WG member would."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+SHIPPED = Path(__file__).resolve().parents[3] / "rules" / "charters" / "guides"
+# The sandboxes' seeded spaces stand for the guides category and the resources channel.
+CHANNELS = {"discourse": "General", "discord": "general"}
+
+
+@pytest.fixture
+def guides_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "guides"
+    shutil.copytree(SHIPPED, folder)
+    monkeypatch.setenv("CHARTERFLOW_GUIDES_DIR", str(folder))
+    return folder

@@ -1,0 +1,129 @@
+"""R-GUIDE end to end against the sandboxes: every guide published once per platform (a Forum
+topic, a Discord message), nothing sent again when nothing changed, edited in place (same post,
+same message) when its text changes with the version history in the ledger; a broken guide
+reported by name and line and not published; newcomers pointed at the guides (Discord's welcome
+screen, the Forum's welcome message)."""
+
+from __future__ import annotations
+
+import httpx
+
+from flows.guides.publish import guides_publish, status_rows
+from flows.membership.common import context
+from ledger import guides as shelf_ledger
+from tests.flows.guides.conftest import CHANNELS
+from tests.support.membership import NOW
+
+
+def _topics(world, title):
+    return [t for t in world.discourse_state()["topics"] if t["title"] == title]
+
+
+def _discord_messages(world, containing):
+    return [m for m in world.discord_state()["messages"] if containing in (m.get("content") or "")]
+
+
+def test_r_guide_published_once_per_platform_then_edited_in_place(world, guides_folder):
+    out = guides_publish(channels=CHANNELS, now=NOW)
+    assert out["errors"] == []
+    rows = {(r["guide"], r["platform"]): r for r in out["guides"]}
+    assert len(rows) == 8 and {r["change"] for r in rows.values()} == {"published"}
+    assert {r["mode"] for r in rows.values()} == {"whole"}
+    title = "How to ask a good question on the Forum"
+    [topic] = _topics(world, title)
+    [message] = _discord_messages(world, f"**{title}**")
+    assert rows[("asking-questions", "discourse")]["url"].endswith(f"/t/{topic['slug']}/{topic['id']}/1")
+
+    # Nothing changed: nothing is sent (the sandboxes count every write).
+    writes = world.writes()
+    again = guides_publish(channels=CHANNELS, now=NOW)
+    assert {r["change"] for r in again["guides"]} == {"unchanged"}
+    assert world.writes() == writes
+
+    # A WG member changes one guide: edited in place on both platforms, version 2 recorded.
+    path = guides_folder / "asking-questions.md"
+    path.write_text(path.read_text().replace("Search the Forum first.", "Search the Forum and the docs first."))
+    changed = guides_publish(channels=CHANNELS, now=NOW)
+    by = {(r["guide"], r["platform"]): r["change"] for r in changed["guides"]}
+    assert by[("asking-questions", "discourse")] == by[("asking-questions", "discord")] == "edited"
+    assert [c for k, c in by.items() if k[0] != "asking-questions"] == ["unchanged"] * 6
+    assert len(_topics(world, title)) == 1
+    [post] = [p for p in world.discourse_state()["posts"] if p["id"] == topic["post_ids"][0]]
+    assert "Search the Forum and the docs first." in post["raw"]
+    [edited] = _discord_messages(world, f"**{title}**")
+    assert edited["id"] == message["id"] and "the docs first" in edited["content"]
+    with world.ledger.read() as session:
+        assert [v.version for v in shelf_ledger.versions(session, "asking-questions")] == [1, 2]
+        assert {p.version for p in shelf_ledger.posts(session) if p.slug == "asking-questions"} == {2}
+    states = {(r["guide"], r["platform"]): r["state"]
+              for r in status_rows(context(NOW), out_guides(guides_folder))}
+    assert set(states.values()) == {"current"}
+
+
+def out_guides(folder):
+    from flows.guides.library import load_guides
+
+    return load_guides(folder, known_platforms=("discourse", "discord"))[0]
+
+
+def test_r_guide_broken_front_matter_is_reported_and_not_published(world, guides_folder):
+    (guides_folder / "events.md").write_text("---\ntitle: Community events\nplatforms: discord\n"
+                                             "audince: everyone\n---\nText of the guide.\n")
+    out = guides_publish(channels=CHANNELS, now=NOW)
+    [refused] = [r for r in out["guides"] if r["change"] == "refused"]
+    assert refused["guide"] == "events.md" and refused["reason"].startswith("line 4: unknown field 'audince'")
+    assert out["errors"] == ["events.md:4: unknown field 'audince' (fields: title, platforms, audience, keywords)"]
+    assert not _topics(world, "Community events") and not _discord_messages(world, "Community events")
+    assert len([r for r in out["guides"] if r["change"] == "published"]) == 8  # the others are
+
+
+def test_r_guide_newcomers_pointed_at_the_guides(world, guides_folder):
+    out = guides_publish(channels=CHANNELS, now=NOW)
+    assert {w["platform"] for w in out["welcome"]} == {"discourse", "discord"}
+    sb = world.discord_sb
+    screen = httpx.get(f"{world.discord_url}/api/v10/guilds/{sb.seed.guild_id}/welcome-screen",
+                       headers={"Authorization": f"Bot {sb.token}", "User-Agent": "DiscordBot (test, 1)"}).json()
+    assert screen["description"].startswith("New here? Start with our community guides")
+    assert [c["channel_id"] for c in screen["welcome_channels"]] == [sb.channel_id("general")]
+    forum = world.platforms.space("discourse").connector
+    text = forum.client.get(f"/admin/customize/site_texts/{forum.WELCOME_TEXT}.json", what="welcome")
+    welcome = text["site_text"]["value"]
+    url = next(r["url"] for r in out["guides"] if r["guide"] == "welcome" and r["platform"] == "discourse")
+    assert f"[Welcome to the Django community]({url})" in welcome
+    # Unchanged guides: the welcome is not sent again.
+    writes = world.writes()
+    assert guides_publish(channels=CHANNELS, now=NOW)["welcome"] == out["welcome"]
+    assert world.writes() == writes
+
+
+def test_r_guide_too_long_is_split_or_linked_never_cut(world, guides_folder):
+    paragraph = "Moderators read every flag and answer within a day where they can. " * 6
+    head = "---\ntitle: {title}\nplatforms: discourse, discord\naudience: members\n---\n"
+    (guides_folder / "moderation-notes.md").write_text(
+        head.format(title="Moderation notes") + "\n\n".join([paragraph] * 8))   # ~3300 characters
+    (guides_folder / "handbook.md").write_text(
+        head.format(title="The moderators' handbook") + "\n\n".join([paragraph] * 30))  # ~12000
+    out = guides_publish(channels=CHANNELS, now=NOW)
+    rows = {(r["guide"], r["platform"]): r for r in out["guides"]}
+    assert rows[("moderation-notes", "discourse")]["mode"] == "whole"
+    assert rows[("moderation-notes", "discord")]["mode"] == "split"
+    parts = _discord_messages(world, "(part ")
+    notes = [m for m in parts if "Moderation notes" in m["content"] or "of 2)" in m["content"]]
+    assert [m["content"].rsplit("\n\n", 1)[-1] for m in notes] == ["(part 1 of 2)", "(part 2 of 2)"]
+    # Too many Discord messages: a summary links to the whole guide on the Forum.
+    handbook = rows[("handbook", "discord")]
+    assert handbook["mode"] == "linked" and "a summary links to it" in handbook["reason"]
+    [summary] = _discord_messages(world, "The moderators' handbook")
+    assert rows[("handbook", "discourse")]["url"] in summary["content"]
+    [topic] = _topics(world, "The moderators' handbook")
+    [post] = [p for p in world.discourse_state()["posts"] if p["id"] == topic["post_ids"][0]]
+    assert post["raw"].count("Moderators read every flag") == 6 * 30  # the whole text there
+
+    # The split guide becomes short: its first message is edited, the second says it is unused.
+    (guides_folder / "moderation-notes.md").write_text(head.format(title="Moderation notes") + paragraph)
+    again = {(r["guide"], r["platform"]): r for r in guides_publish(channels=CHANNELS, now=NOW)["guides"]}
+    assert again[("moderation-notes", "discord")]["mode"] == "whole"
+    assert again[("moderation-notes", "discord")]["change"] == "edited"
+    now_shown = [m for m in world.discord_state()["messages"] if m["id"] in {n["id"] for n in notes}]
+    assert sorted(m["content"].startswith("**Moderation notes**") for m in now_shown) == [False, True]
+    assert any("is no longer used" in m["content"] for m in now_shown)
