@@ -223,23 +223,11 @@ def check_vote(
                                               if replaces else ""))
 
 
-def decide_vote(
-    kind: BallotKind,
-    *,
-    voter: str,
-    electorate: Sequence[str],
-    votes: Mapping[str, str],
-    subject: str | None,
-    opened_at: datetime,
-    now: datetime,
-    charter: Charter,
-    ballot_open: bool = True,
-) -> CodedDecision:
-    """``check_vote`` for a ballot as the ledger holds it: ``ballot_open`` false (closed or
-    cancelled there) refuses a vote the figures alone would accept (R-VOTE-EARLY). Codes:
-    ``cast``, ``not-in-electorate`` (R-ELECTORATE, R-REMOVE's subject) or ``closed``."""
-    vote = check_vote(kind, voter=voter, electorate=electorate, votes=votes, subject=subject,
-                      opened_at=opened_at, now=now, charter=charter)
+def decide_vote(vote: Decision, *, ballot_open: bool) -> CodedDecision:
+    """A vote (``check_vote``'s answer) on a ballot as the ledger holds it: ``ballot_open``
+    false (closed or cancelled there) refuses a vote the figures alone would accept
+    (R-VOTE-EARLY). Codes: ``cast``, ``not-in-electorate`` (R-ELECTORATE, R-REMOVE's subject)
+    or ``closed``."""
     if vote.allowed and ballot_open:
         return CodedDecision(allowed=True, ruling=vote.ruling, reason=vote.reason,
                              evidence=vote.evidence, code="cast")

@@ -32,7 +32,7 @@ from connectors.base import BallotOption, MessageRef, TallyDisplay, instance_key
 from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
-from rules import tally
+from rules import check_vote, tally
 from rules.ballots import decide_vote
 
 from flows.membership.common import Ctx, artifact, context, log, once, post_wg, render
@@ -180,9 +180,10 @@ def cast(ctx: Ctx, *, ballot_id: int, platform: str, external_id: str, choice: s
         voter = identity.person if identity is not None else None
         electorate, votes = _state(session, ballot)
         key = f"person:{voter.id}" if voter else f"{platform}-user:{external_id}"
-        decision = decide_vote(ballot.kind.value, voter=key, electorate=electorate, votes=votes,
-                               subject=_subject(ballot), opened_at=ballot.opens_at, now=at,
-                               charter=ctx.charter, ballot_open=ballot.status == BallotStatus.OPEN)
+        decision = decide_vote(check_vote(ballot.kind.value, voter=key, electorate=electorate,
+                                          votes=votes, subject=_subject(ballot),
+                                          opened_at=ballot.opens_at, now=at, charter=ctx.charter),
+                               ballot_open=ballot.status == BallotStatus.OPEN)
         ruling, reason, code = decision.ruling, decision.reason, decision.code
         if decision.allowed:
             try:

@@ -198,7 +198,8 @@ DECIDE_VOTE = [
                          DECIDE_VOTE)
 def test_R_ELECTORATE_decide_vote(case, voter, cast, subject, kind, is_open, code, ruling,
                                   charter):
-    decision = decide_vote(kind, voter=voter, electorate=MEMBERS7, votes=cast, subject=subject,
-                           opened_at=OPENED, now=OPENED + timedelta(hours=1), charter=charter,
+    decision = decide_vote(check_vote(kind, voter=voter, electorate=MEMBERS7, votes=cast,
+                                      subject=subject, opened_at=OPENED,
+                                      now=OPENED + timedelta(hours=1), charter=charter),
                            ballot_open=is_open)
     assert (decision.code, decision.ruling, decision.allowed) == (code, ruling, code == "cast"), case
