@@ -74,20 +74,18 @@ def _decide(ctx: Ctx, *, event_id: int, attrs: dict[str, str], idea_id: int | No
             member=membership is not None and membership.status.value == "active",
             current=idea.status.value if idea is not None else None, new=status),
             charter=ctx.charter)
-        if decision.code == "not-a-member":
-            outcome = refuse("not-a-member", "Only active members of the working group can "
-                                             "change an idea's status (R-IDEA-1).")
-        elif decision.code == "no-such-idea":
-            outcome = refuse("no-such-idea", f"There is no idea {idea_id or '(no number)'} in "
-                                             "the backlog.")
-        elif decision.code == "unknown-status":
-            outcome = refuse("unknown-status", f"{status or '(none)'} is not a status; use one "
-                                               f"of {', '.join(statuses)}.")
+        if not decision.allowed:
+            # The member's answer, worded here from what the rules returned.
+            text = {"not-a-member": "Only active members of the working group can change an "
+                                    "idea's status (R-IDEA-1).",
+                    "no-such-idea": f"There is no idea {idea_id or '(no number)'} in the backlog.",
+                    "unknown-status": f"{status or '(none)'} is not a status; use one of "
+                                      f"{', '.join(statuses)}.",
+                    }.get(decision.code, f"Not changed: {decision.reason} (R-IDEA-1).")
+            outcome = refuse(decision.code, text, ruling=decision.ruling)
         elif decision.code == "unchanged":
             outcome = {"outcome": "unchanged", "idea": idea.id,
                        "text": f"Idea #{idea.id} is already {status}."}
-        elif not decision.allowed:
-            outcome = refuse("transition", f"Not changed: {decision.reason} (R-IDEA-1).")
         else:
             before = idea.status.value
             backlog.change_status(session, idea, status, actor=f"person:{person.id}",
