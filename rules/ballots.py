@@ -239,6 +239,12 @@ def decide_vote(vote: Decision, *, ballot_open: bool) -> CodedDecision:
                          evidence=vote.evidence, code="not-in-electorate" if outside else "closed")
 
 
+def approval_opened(application_id: int) -> Decision:
+    """R-VOTE-APPROVE: what opening an application's approval ballot records."""
+    return Decision(allowed=True, ruling="R-VOTE-APPROVE",
+                    reason=f"ballot opened for application {application_id}")
+
+
 def voting_members(
     active_members: Iterable[str], *, coc_liaison: str | None = None
 ) -> tuple[str, ...]:

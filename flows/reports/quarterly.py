@@ -188,7 +188,7 @@ def _refuse_privacy(d: Draft) -> None:
                          "Nothing was stored or published. Fix the source (an idea title, "
                          "a proposal title) and run again."]),
               f"report {d.quarter.label} refused by R-PRIVACY")
-    raise PolicyViolation(f"report {d.quarter.label}: {d.privacy.reason}", ruling="R-PRIVACY")
+    raise PolicyViolation(f"report {d.quarter.label}: {d.privacy.reason}", ruling=d.privacy.ruling)
 
 
 def _ask_approval(ctx: ReportCtx, d: Draft, *, artifact_key: str) -> dict[str, Any] | None:
@@ -259,8 +259,8 @@ def reports_quarterly(quarter: str = "", now: datetime | None = None) -> dict[st
 class ApprovalRefused(PolicyViolation):
     """An approval that does not count; ``code`` says why."""
 
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message, ruling="R-REPORT")
+    def __init__(self, message: str, *, code: str, ruling: str = "R-REPORT") -> None:
+        super().__init__(message, ruling=ruling)
         self.code, self.text = code, message
 
 
@@ -285,7 +285,7 @@ def approve(ctx: Ctx, quarter: Quarter, *, person_id: int | None, source: str,
             store.record_refused_approval(session, quarter=quarter.label, person_id=person_id,
                                           reason_code=decision.code, actor=ACTOR, at=ctx.now)
     if not decision.allowed:
-        raise ApprovalRefused(decision.reason, code=decision.code)
+        raise ApprovalRefused(decision.reason, code=decision.code, ruling=decision.ruling)
     with ctx.ledger.transaction() as session:
         store.approve_report(session, quarter=quarter.label, person_id=int(person_id),
                              source=source, actor=ACTOR, at=ctx.now)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from rules import check_vote, majority, quorum, snapshot_electorate, tally, voting_members
-from rules.ballots import decide_vote
+from rules.ballots import approval_opened, decide_vote
 
 from tests.support.rules import NOW
 
@@ -203,3 +203,9 @@ def test_R_ELECTORATE_decide_vote(case, voter, cast, subject, kind, is_open, cod
                                       now=OPENED + timedelta(hours=1), charter=charter),
                            ballot_open=is_open)
     assert (decision.code, decision.ruling, decision.allowed) == (code, ruling, code == "cast"), case
+
+
+def test_R_VOTE_APPROVE_approval_opened():
+    opened = approval_opened(12)
+    assert (opened.allowed, opened.ruling, opened.reason) == (
+        True, "R-VOTE-APPROVE", "ballot opened for application 12")
