@@ -90,9 +90,9 @@ def parse_forum_application(raw: str) -> ForumApplication:
     discord = _answer(sections.get("discord")).split("\n")[0].strip().lstrip("@").strip()
     nominator = _answer(sections.get("nominator")).split("\n")[0].strip()
     why, experience = _answer(sections.get("why")), _answer(sections.get("experience"))
-    missing = tuple(name for name, text in (("why", why), ("experience", experience)) if not text)
     return ForumApplication(discord=discord or None, why=why, experience=experience,
-                            nominator=nominator or None, missing=missing)
+                            nominator=nominator or None,
+                            missing=missing_answers(why=why, experience=experience))
 
 
 # --- R-APP-1: what an application must say -------------------------------------------------
@@ -157,16 +157,22 @@ def names_an_account(usernames: Mapping[str, str | None]) -> bool:
     return any(usernames.values())
 
 
+def missing_answers(*, why: str, experience: str) -> tuple[str, ...]:
+    """R-APP-1: the answers not given (only blanks count as not given), in the form's order."""
+    return tuple(name for name, text in (("why", why), ("experience", experience))
+                 if not text.strip())
+
+
 def check_form(form: ApplicationForm, *, limits: FormLimits) -> FormCheck:
     """R-APP-1: at least one account named, both answers given (not only blanks), no answer over
     ``max_answer_chars`` and no username over ``max_handle_chars``."""
     problems: list[FormProblem] = []
     if not names_an_account(form.usernames):
         problems.append(FormProblem(field="usernames", code="no-username"))
+    missing = missing_answers(why=form.why, experience=form.experience)
+    problems.extend(FormProblem(field=field, code="missing-answers") for field in missing)
     for field, text in (("why", form.why), ("experience", form.experience)):
-        if not text.strip():
-            problems.append(FormProblem(field=field, code="missing-answers"))
-        elif len(text) > limits.max_answer_chars:
+        if field not in missing and len(text) > limits.max_answer_chars:
             problems.append(FormProblem(field=field, code="too-long", length=len(text),
                                         limit=limits.max_answer_chars))
     for platform, username in form.usernames.items():

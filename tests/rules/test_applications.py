@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rules.applications import (AccountLookup, ApplicationForm, ConfirmationAttempt, PriorRecord,
-                                check_account, check_confirmation, check_duplicates,
-                                check_expiry, check_form, confirmation_deadline)
+from rules.applications import (TOPIC_TEMPLATE, AccountLookup, ApplicationForm,
+                                ConfirmationAttempt, PriorRecord, check_account,
+                                check_confirmation, check_duplicates, check_expiry, check_form,
+                                confirmation_deadline, missing_answers, parse_forum_application)
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -128,3 +129,10 @@ def test_R_APP_2_check_expiry(charter, case, age, expired):
     assert decision.evidence["deadline"] == confirmation_deadline(submitted, charter=charter)
     if expired:
         assert decision.reason == "not confirmed from every named account within 7 days"
+
+
+def test_R_APP_1_forum_topic_reads_missing_answers_like_the_form():
+    answers = parse_forum_application(TOPIC_TEMPLATE.replace(
+        "<!-- Replace this comment with your answer. -->", "I run the local meetup."))
+    assert answers.missing == ("experience",) == missing_answers(why=answers.why, experience="")
+    assert answers.why == "I run the local meetup."
