@@ -23,6 +23,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from rules.applications import ApplicationForm, check_form
+
 log = logging.getLogger("charterflow.gateway")
 CSRF_COOKIE = "cf_csrf"
 HONEYPOT = "website"
@@ -96,44 +98,59 @@ def _control_errors(form: Mapping[str, str]) -> dict[str, str]:
     return errors
 
 
-def username_length_error(name: str, value: str, *, limits: Limits) -> str | None:
-    """The message for a username shorter or longer than its platform allows, else None."""
+def username_length_error(name: str, value: str, *, limits: Limits,
+                          too_long: bool = False) -> str | None:
+    """The message for a username shorter or longer than its platform allows (``too_long``:
+    longer than the charter allows, R-APP-1 as ``rules.applications`` decided), else None."""
     platform = "Forum" if name == "discourse_username" else "Discord"
     shortest, longest = USERNAME_LENGTHS[name]
     longest = min(longest or limits.max_handle_chars, limits.max_handle_chars)
     if len(value) < shortest:
         return (f"A {platform} username has at least {shortest} characters; "
                 f"{value!r} has {len(value)}. Please check it on your {platform} profile.")
-    if len(value) > longest:
+    if too_long or len(value) > longest:
         return f"A {platform} username has at most {longest} characters."
     return None
 
 
+# The form's fields by what ``rules.applications.check_form`` calls them.
+_RULE_FIELDS = {"discourse_username": "discourse", "discord_username": "discord",
+                "why": "why", "experience": "experience", "usernames": "usernames"}
+
+
 def validate(form: Mapping[str, str], *, limits: Limits) -> Submission:
-    """Check the fields of R-APP-1; every message says how to fix it."""
+    """Check the fields: R-APP-1 as ``rules.applications.check_form`` decides it, then what the
+    platforms accept (username lengths and characters) and the e-mail's shape. Every message
+    says how to fix it."""
     values = {name: _clean(form.get(name, "")) for name in FIELDS}
     for name in ("discourse_username", "discord_username"):
         values[name] = values[name].removeprefix("@")
+    check = check_form(ApplicationForm(
+        usernames={"discourse": values["discourse_username"], "discord": values["discord_username"]},
+        why=values["why"], experience=values["experience"]), limits=limits)
+    problems = {name: check.problem(field) for name, field in _RULE_FIELDS.items()}
     errors: dict[str, str] = {}
     handle_hint = "letters, digits, dots, dashes or underscores, as shown on your profile"
     for name, platform in (("discourse_username", "Forum"), ("discord_username", "Discord")):
         value = values[name]
         if not value:
             continue
-        length_error = username_length_error(name, value, limits=limits)
+        length_error = username_length_error(name, value, limits=limits,
+                                             too_long=problems[name] is not None)
         if length_error:
             errors[name] = length_error
         elif not _USERNAME.match(value):
             errors[name] = f"Enter your {platform} username: {handle_hint}."
-    if not values["discourse_username"] and not values["discord_username"]:
+    if problems["usernames"] is not None:
         errors["usernames"] = ("Enter your Forum username, your Discord username, or both: we "
                                "confirm the application from each account you name.")
     for name, label in (("why", "why you want to join"), ("experience", "your experience and skills")):
-        if not values[name]:
+        problem = problems[name]
+        if problem is not None and problem.code == "missing-answers":
             errors[name] = f"Tell us {label}."
-        elif len(values[name]) > limits.max_answer_chars:
-            errors[name] = (f"Please shorten this to {limits.max_answer_chars} characters "
-                            f"(it has {len(values[name])}).")
+        elif problem is not None:
+            errors[name] = (f"Please shorten this to {problem.limit} characters "
+                            f"(it has {problem.length}).")
     if len(values["nominator"]) > MAX_EMAIL:
         errors["nominator"] = f"A nominator's name or username has at most {MAX_EMAIL} characters."
     if values["email"]:

@@ -1,5 +1,12 @@
-"""R-APP-1 on the Forum: the applications category's topic template asks the charter's three
-questions (usernames, why, experience; a nomination is optional), and :func:`parse_forum_application`
+"""Applications: R-APP-1 (what an application must say), R-APP-2 (each named account confirms,
+within the charter's days) and R-APP-3 (no second open application, no application from a member).
+
+:func:`check_form` is the one R-APP-1 check: the gateway's form, the intake flow and eligibility
+use it. The flows gather the facts (accounts found, records held) and ask the functions below;
+each answer is a :class:`~rules.decision.CodedDecision` the flow records as it is.
+
+On the Forum the applications category's topic template asks the charter's three questions
+(usernames, why, experience; a nomination is optional), and :func:`parse_forum_application`
 reads a topic's first post back into those answers.
 
 The template's hints are HTML comments: Discourse keeps them in the raw text but shows nothing,
@@ -9,7 +16,13 @@ so an answer left as the template had it reads as missing, never as the hint.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from rules.charter import Charter
+from rules.decision import CodedDecision
 
 TOPIC_TEMPLATE = """\
 ## Discord username
@@ -77,6 +90,223 @@ def parse_forum_application(raw: str) -> ForumApplication:
     discord = _answer(sections.get("discord")).split("\n")[0].strip().lstrip("@").strip()
     nominator = _answer(sections.get("nominator")).split("\n")[0].strip()
     why, experience = _answer(sections.get("why")), _answer(sections.get("experience"))
-    missing = tuple(name for name, text in (("why", why), ("experience", experience)) if not text)
     return ForumApplication(discord=discord or None, why=why, experience=experience,
-                            nominator=nominator or None, missing=missing)
+                            nominator=nominator or None,
+                            missing=missing_answers(why=why, experience=experience))
+
+
+# --- R-APP-1: what an application must say -------------------------------------------------
+
+NO_USERNAME = "the application names no Forum or Discord username; at least one is needed"
+_FORM_REASONS = {
+    "no-username": NO_USERNAME,
+    "missing-answers": "the application must say why and what experience the applicant brings",
+    "too-long": "an answer or username is longer than the charter allows",
+}
+# The order a person fixes them in: name an account, answer, then shorten.
+_FORM_ORDER = tuple(_FORM_REASONS)
+
+
+class FormLimits(Protocol):
+    """The charter's ``[application]`` limits (``Charter.application`` or the gateway's copy)."""
+
+    @property
+    def max_answer_chars(self) -> int: ...
+
+    @property
+    def max_handle_chars(self) -> int: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplicationForm:
+    """What an application says: the usernames it names by platform (the Forum's under
+    ``discourse``; empty or None: not named) and its two answers, as the applicant gave them."""
+
+    usernames: Mapping[str, str | None]
+    why: str
+    experience: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class FormProblem:
+    """One R-APP-1 problem of one field (``usernames``, ``why``, ``experience`` or a platform):
+    ``code`` is ``no-username``, ``missing-answers`` or ``too-long``; a too-long field carries its
+    ``length`` and the charter's ``limit``."""
+
+    field: str
+    code: str
+    length: int = 0
+    limit: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FormCheck:
+    """R-APP-1 on a whole form: the decision (refused with the first problem's code and reason)
+    and every problem, so a form can show each beside its field."""
+
+    decision: CodedDecision
+    problems: tuple[FormProblem, ...]
+
+    def problem(self, field: str) -> FormProblem | None:
+        """The problem of ``field``, if any."""
+        return next((p for p in self.problems if p.field == field), None)
+
+
+def names_an_account(usernames: Mapping[str, str | None]) -> bool:
+    """R-APP-1: at least one account is named."""
+    return any(usernames.values())
+
+
+def missing_answers(*, why: str, experience: str) -> tuple[str, ...]:
+    """R-APP-1: the answers not given (only blanks count as not given), in the form's order."""
+    return tuple(name for name, text in (("why", why), ("experience", experience))
+                 if not text.strip())
+
+
+def check_form(form: ApplicationForm, *, limits: FormLimits) -> FormCheck:
+    """R-APP-1: at least one account named, both answers given (not only blanks), no answer over
+    ``max_answer_chars`` and no username over ``max_handle_chars``."""
+    problems: list[FormProblem] = []
+    if not names_an_account(form.usernames):
+        problems.append(FormProblem(field="usernames", code="no-username"))
+    missing = missing_answers(why=form.why, experience=form.experience)
+    problems.extend(FormProblem(field=field, code="missing-answers") for field in missing)
+    for field, text in (("why", form.why), ("experience", form.experience)):
+        if field not in missing and len(text) > limits.max_answer_chars:
+            problems.append(FormProblem(field=field, code="too-long", length=len(text),
+                                        limit=limits.max_answer_chars))
+    for platform, username in form.usernames.items():
+        if username and len(username) > limits.max_handle_chars:
+            problems.append(FormProblem(field=platform, code="too-long", length=len(username),
+                                        limit=limits.max_handle_chars))
+    problems.sort(key=lambda p: _FORM_ORDER.index(p.code))
+    if not problems:
+        return FormCheck(decision=CodedDecision(allowed=True, ruling="R-APP-1", code="complete",
+                                                reason="the application says what R-APP-1 asks"),
+                         problems=())
+    first = problems[0].code
+    return FormCheck(decision=CodedDecision(allowed=False, ruling="R-APP-1", code=first,
+                                            reason=_FORM_REASONS[first]),
+                     problems=tuple(problems))
+
+
+# --- R-APP-1/R-APP-2: the accounts named ------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class AccountLookup:
+    """What the flow found for one named account: whether its platform is served (a directory
+    is connected), the account's id there (None: no such account), and the id the source itself
+    proved (the account that applied), if any. ``label`` is the platform as people call it."""
+
+    platform: str
+    label: str
+    username: str
+    served: bool
+    found_id: str | None = None
+    proven_id: str | None = None
+
+
+def check_account(lookup: AccountLookup) -> CodedDecision:
+    """One named account: its platform must be served so it can confirm (R-APP-2), the account
+    must exist (R-APP-1), and an account the source proved must be the one named (R-APP-2)."""
+    where = lookup.label
+    if not lookup.served:
+        return CodedDecision(allowed=False, ruling="R-APP-2", code=f"{lookup.platform}-not-served",
+                             reason=f"the {where} is not connected, so that account cannot "
+                                    "confirm the application; apply with another account")
+    if lookup.found_id is None:
+        return CodedDecision(allowed=False, ruling="R-APP-1",
+                             code=f"{lookup.platform}-unknown-user",
+                             reason=f"there is no {where} account called {lookup.username!r}")
+    if lookup.proven_id is not None and lookup.proven_id != lookup.found_id:
+        return CodedDecision(allowed=False, ruling="R-APP-2", code="not-own-account",
+                             reason=f"the {where} account named is not the one that applied")
+    return CodedDecision(allowed=True, ruling="R-APP-2", code="found",
+                         reason=f"the {where} account {lookup.username!r} can confirm")
+
+
+# --- R-APP-3: duplicates ------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class PriorRecord:
+    """What the ledger holds about the accounts named: how many different people own them, the
+    owner's open application (id and status) and whether the owner is an active member."""
+
+    owners: int = 0
+    open_application: int | None = None
+    open_status: str | None = None
+    active_member: bool = False
+
+
+def check_duplicates(prior: PriorRecord) -> CodedDecision:
+    """R-APP-3: accounts of several people, a second open application (``duplicate``: the
+    applicant is pointed to the open one) or an application from an active member are refused."""
+    if prior.owners > 1:
+        return CodedDecision(allowed=False, ruling="R-APP-3", code="accounts-of-several-people",
+                             reason="the accounts named belong to different people in our records")
+    if prior.open_application is not None:
+        return CodedDecision(allowed=False, ruling="R-APP-3", code="duplicate",
+                             reason="an application is already open "
+                                    f"(application {prior.open_application})",
+                             evidence={"open": prior.open_application,
+                                       "status": prior.open_status})
+    if prior.active_member:
+        return CodedDecision(allowed=False, ruling="R-APP-3", code="already-member",
+                             reason="the applicant is already an active member")
+    return CodedDecision(allowed=True, ruling="R-APP-3", code="new",
+                         reason="no open application and no membership")
+
+
+# --- R-APP-2: confirmation and expiry -----------------------------------------------------
+
+# An application in one of these states can no longer be confirmed (it has ended unconfirmed).
+CLOSED_UNCONFIRMED = frozenset({"expired", "withdrawn", "refused"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfirmationAttempt:
+    """A confirmation of one named account: whether the link's account is one the application
+    named, that account's platform id, who pressed (a Discord button: the presser's id; a web
+    page: None) and the application's status."""
+
+    named: bool
+    account_id: str | None = None
+    pressed_by: str | None = None
+    status: str = "open"
+
+
+def check_confirmation(attempt: ConfirmationAttempt) -> CodedDecision:
+    """R-APP-2: only the account named confirms, and only an open application. Allowed with code
+    ``confirm`` (record it) or ``already`` (confirmed before: nothing to do)."""
+    if not attempt.named:
+        return CodedDecision(allowed=False, ruling="R-APP-2", code="foreign-link",
+                             reason="this link does not belong to an application")
+    if attempt.pressed_by is not None and str(attempt.account_id) != str(attempt.pressed_by):
+        return CodedDecision(allowed=False, ruling="R-APP-2", code="not-named-account",
+                             reason="only the account named in the application can confirm it")
+    if attempt.status in CLOSED_UNCONFIRMED:
+        return CodedDecision(allowed=False, ruling="R-APP-2", code=attempt.status,
+                             reason=f"the application is {attempt.status}")
+    if attempt.status != "open":
+        return CodedDecision(allowed=True, ruling="R-APP-2", code="already",
+                             reason=f"the application is {attempt.status} already")
+    return CodedDecision(allowed=True, ruling="R-APP-2", code="confirm",
+                         reason="the account named confirms the application")
+
+
+def confirmation_deadline(submitted_at: datetime, *, charter: Charter) -> datetime:
+    """R-APP-2: the moment an application still unconfirmed expires."""
+    return submitted_at + timedelta(days=charter.application.confirm_within_days)
+
+
+def check_expiry(submitted_at: datetime, *, now: datetime, charter: Charter) -> CodedDecision:
+    """R-APP-2: an open application expires at its deadline (inclusive); refused = expire it."""
+    days = charter.application.confirm_within_days
+    deadline = confirmation_deadline(submitted_at, charter=charter)
+    if now >= deadline:
+        return CodedDecision(allowed=False, ruling="R-APP-2", code="expired",
+                             reason=f"not confirmed from every named account within {days} days",
+                             evidence={"deadline": deadline})
+    return CodedDecision(allowed=True, ruling="R-APP-2", code="waiting",
+                         reason=f"may be confirmed until {deadline.isoformat()}",
+                         evidence={"deadline": deadline})

@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Literal
 
 from rules.charter import Charter
-from rules.decision import Decision
+from rules.decision import CodedDecision, Decision
 
 Choice = Literal["yes", "no", "abstain"]
 BallotKind = Literal["approval", "removal", "endorsement", "appointment"]
@@ -221,6 +221,28 @@ def check_vote(
     return Decision(allowed=True, ruling="R-ELECTORATE", evidence={**evidence, "replaces": replaces},
                     reason="vote accepted" + (f"; it replaces the earlier {replaces!r}"
                                               if replaces else ""))
+
+
+def decide_vote(vote: Decision, *, ballot_open: bool) -> CodedDecision:
+    """A vote (``check_vote``'s answer) on a ballot as the ledger holds it: ``ballot_open``
+    false (closed or cancelled there) refuses a vote the figures alone would accept
+    (R-VOTE-EARLY). Codes: ``cast``, ``not-in-electorate`` (R-ELECTORATE, R-REMOVE's subject)
+    or ``closed``."""
+    if vote.allowed and ballot_open:
+        return CodedDecision(allowed=True, ruling=vote.ruling, reason=vote.reason,
+                             evidence=vote.evidence, code="cast")
+    if vote.allowed:
+        return CodedDecision(allowed=False, ruling="R-VOTE-EARLY", reason="the ballot is closed",
+                             evidence=vote.evidence, code="closed")
+    outside = vote.ruling in ("R-ELECTORATE", "R-REMOVE")
+    return CodedDecision(allowed=False, ruling=vote.ruling, reason=vote.reason,
+                         evidence=vote.evidence, code="not-in-electorate" if outside else "closed")
+
+
+def approval_opened(application_id: int) -> Decision:
+    """R-VOTE-APPROVE: what opening an application's approval ballot records."""
+    return Decision(allowed=True, ruling="R-VOTE-APPROVE",
+                    reason=f"ballot opened for application {application_id}")
 
 
 def voting_members(

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from rules.decision import Decision
+from rules.decision import CodedDecision, Decision
 
 __all__ = ["CHARTER_IDEAS", "MAX_AMOUNT", "BudgetState", "check_close", "check_spending",
            "check_transition", "parse_amount", "state_of", "totals"]
@@ -190,3 +190,17 @@ def totals(requests: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Decimal
     for item in out.values():
         item["left"] = item["approved"] - item["spent"]
     return dict(sorted(out.items()))
+
+
+def check_actor(*, member: bool, budget_request: bool, proposal_id: int, doing: str
+                ) -> CodedDecision:
+    """R-BUDGET: only an active WG member records spending on or closes (``doing``) a request,
+    and only a budget request. Codes: ``member``, or ``not-a-member``, ``unknown-proposal``."""
+    if not member:
+        return CodedDecision(allowed=False, ruling="R-BUDGET", code="not-a-member",
+                             reason=f"only active working group members {doing}")
+    if not budget_request:
+        return CodedDecision(allowed=False, ruling="R-BUDGET", code="unknown-proposal",
+                             reason=f"proposal {proposal_id} is not a budget request")
+    return CodedDecision(allowed=True, ruling="R-BUDGET", code="member",
+                         reason=f"an active working group member acts on proposal {proposal_id}")

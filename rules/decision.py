@@ -58,3 +58,11 @@ def findings_decision(
                         warnings=tuple(warnings))
     return Decision(allowed=True, ruling=ok_ruling, reason=ok_reason,
                     evidence=dict(evidence or {}), warnings=tuple(warnings))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodedDecision(Decision):
+    """A decision a flow records and acts on: ``code`` is the short machine name of the outcome
+    (``duplicate``, ``too-long``, ``already``…) that the ledger keeps beside the ruling."""
+
+    code: str = ""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from rules.applications import NO_USERNAME, names_an_account
 from rules.charter import Charter
 from rules.decision import Decision
 
@@ -182,10 +183,9 @@ def decide_eligibility(
     """Decide eligibility. ``evidence["status"]`` is ``eligible``, ``not-eligible`` or
     ``unknown``: unknown figures never count as yes, and the reason says what to do.
     ``others`` holds the evidence of the ``applicant.accounts`` platforms (R-ELIG-1 on any)."""
-    if not applicant.usernames():
+    if not names_an_account(applicant.usernames()):
         return Decision(
-            allowed=False, ruling="R-APP-1",
-            reason="the application names no Forum or Discord username; at least one is needed",
+            allowed=False, ruling="R-APP-1", reason=NO_USERNAME,
             evidence={"status": "not-eligible", "checked_at": now.isoformat(), "platforms": {}})
 
     checks: list[PlatformCheck] = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rules.decision import Decision, Finding
+from rules.decision import CodedDecision, Decision, Finding
 
 __all__ = [
     "MeetingDue",
@@ -318,3 +318,46 @@ def meeting_due(*, anchor: datetime | None, every_months: int, duration_minutes:
     return MeetingDue(starts_at=start, ends_at=start + timedelta(minutes=duration_minutes),
                       create=now >= create_from, remind=now >= remind_from,
                       create_from=create_from, remind_from=remind_from)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportApproval:
+    """An approval of quarter ``quarter``'s report: whether the approver is an active member,
+    the report's status (None: no draft) and whether the approved text is the stored draft
+    (False: the draft was replaced since it was shown)."""
+
+    quarter: str
+    member: bool
+    status: str | None
+    same_draft: bool = True
+
+
+def check_report_approval(approval: ReportApproval) -> CodedDecision:
+    """R-REPORT: one active WG member approves the current draft. Codes: ``approve``,
+    ``already`` (approved or published before: nothing to do), or why not: ``not-a-member``,
+    ``no-draft``, ``draft-replaced``."""
+    def refused(code: str, reason: str) -> CodedDecision:
+        return CodedDecision(allowed=False, ruling="R-REPORT", code=code, reason=reason)
+
+    if not approval.member:
+        return refused("not-a-member",
+                       "only active working group members may approve the quarterly report")
+    if approval.status is None:
+        return refused("no-draft", f"there is no draft of the {approval.quarter} report to approve")
+    if approval.status != "draft":
+        return CodedDecision(allowed=True, ruling="R-REPORT", code="already",
+                             reason=f"the {approval.quarter} report is {approval.status} already")
+    if not approval.same_draft:
+        return refused("draft-replaced",
+                       "this draft was replaced by a newer one; approve the latest")
+    return CodedDecision(allowed=True, ruling="R-REPORT", code="approve",
+                         reason=f"a working group member approves the {approval.quarter} report")
+
+
+def check_publish(quarter: str, *, status: str | None) -> CodedDecision:
+    """R-REPORT: only an approved report (or one published, to finish) is published."""
+    if status is None or status == "draft":
+        return CodedDecision(allowed=False, ruling="R-REPORT", code="not-approved",
+                             reason=f"report {quarter} is not approved")
+    return CodedDecision(allowed=True, ruling="R-REPORT", code="publish",
+                         reason=f"report {quarter} is {status}")

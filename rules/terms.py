@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from rules.charter import Charter
-from rules.decision import Decision
+from rules.decision import CodedDecision, Decision
 
 TermStatus = Literal["active", "opt-in-open", "grace", "lapsed", "renewed"]
 
@@ -126,3 +126,57 @@ def reminders_due(
     if any(sent <= latest for sent in already_sent):
         return ()
     return (latest,)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptInRequest:
+    """Who asks to opt in: the member a reminder's link was made for (None: no link, an
+    ``/optin`` command), and the member whose platform account sent it (None: not a member's
+    account, or a web page, which does not say)."""
+
+    link_for: int | None = None
+    sent_by: int | None = None
+    sender_known: bool = False
+
+
+def check_opt_in_sender(request: OptInRequest) -> CodedDecision:
+    """R-TERM-2: a reminder's link opts in the member it was sent to, pressed on a platform only
+    by that member; a command opts in the member who sent it. Allowed: ``evidence["person"]``
+    is the member who opts in."""
+    if request.link_for is not None:
+        if request.sender_known and request.sent_by != request.link_for:
+            return CodedDecision(allowed=False, ruling="R-TERM-2", code="not-link-owner",
+                                 reason="only the member the reminder was sent to can opt in "
+                                        "with it")
+        person = request.link_for
+    elif request.sent_by is None:
+        return CodedDecision(allowed=False, ruling="R-TERM-2", code="not-a-member",
+                             reason="this account is not a member's")
+    else:
+        person = request.sent_by
+    return CodedDecision(allowed=True, ruling="R-TERM-2", code="member",
+                         reason=f"person:{person} asks to opt in", evidence={"person": person})
+
+
+def decide_opt_in(latest_start: datetime | None, *, at: datetime, charter: Charter) -> CodedDecision:
+    """R-TERM-2 for a member whose latest term started at ``latest_start`` (None: no active
+    membership): ``renew`` in the window (``check_opt_in``), ``already`` when the latest term
+    is the coming one (opted in before), refused otherwise."""
+    if latest_start is None:
+        return CodedDecision(allowed=False, ruling="R-TERM-2", code="not-a-member",
+                             reason="only an active member can opt in; apply again to rejoin")
+    if latest_start > at:
+        return CodedDecision(allowed=True, ruling="R-TERM-2", code="already",
+                             reason="opted in already for the coming term")
+    window = check_opt_in(latest_start, at=at, charter=charter)
+    return CodedDecision(allowed=window.allowed, ruling=window.ruling, reason=window.reason,
+                         evidence=window.evidence, code="renew" if window.allowed else "closed")
+
+
+def term_started(*, start: datetime, end: datetime, first: bool) -> Decision:
+    """What a new term records: the first (R-TERM-1, at onboarding) or a renewed one (R-TERM-2)."""
+    if first:
+        return Decision(allowed=True, ruling="R-TERM-1",
+                        reason=f"first term {start.date()} to {end.date()}")
+    return Decision(allowed=True, ruling="R-TERM-2",
+                    reason=f"new term {start.date()} to {end.date()}")

@@ -22,7 +22,8 @@ from ledger import ideas as backlog
 from ledger import repo
 from ledger.errors import Conflict, NotFound
 from ledger.models import BoardDecision, MembershipStatus, Person, Proposal
-from rules.budget import CHARTER_IDEAS, BudgetState, check_close, check_spending, parse_amount
+from rules.budget import (CHARTER_IDEAS, BudgetState, check_actor, check_close, check_spending,
+                          parse_amount)
 
 from flows.board.common import CURRENCIES
 
@@ -79,12 +80,11 @@ def _who_and_what(session: Any, by: str, proposal_id: int, *, doing: str
     """(the active member ``by``, the budget request, None) or a refusal (code, why, person)."""
     person = _member(session, (by or "").strip())
     proposal = session.get(Proposal, int(proposal_id))
-    if person is None:
-        return None, proposal, ("not-a-member", f"only active working group members {doing}",
-                                None)
-    if proposal is None or proposal.kind != store.KIND:
-        return person, None, ("unknown-proposal",
-                              f"proposal {proposal_id} is not a budget request", person.id)
+    decision = check_actor(member=person is not None, doing=doing, proposal_id=proposal_id,
+                           budget_request=proposal is not None and proposal.kind == store.KIND)
+    if not decision.allowed:
+        return (person, proposal if person is None else None,
+                (decision.code, decision.reason, person.id if person is not None else None))
     return person, proposal, None
 
 

@@ -42,8 +42,8 @@ from connectors.errors import FatalError, InvalidSignature
 from connectors.slack.blocks import escape
 from connectors.slack.inbound import BoardAction, BoardCheck, check_board_member, parse_board_actions
 from ledger import repo
-from ledger.models import BoardDecision, InboxEvent, Person, Proposal, ProposalStatus
-from rules import Decision
+from ledger.models import BoardDecision, InboxEvent, Person, Proposal
+from rules.board import BoardAttempt, board_decided, check_board_decision, not_on_board
 
 from flows.board import budget
 from flows.board.common import (TO_LEDGER, TO_SLACK, WORDS, BoardCtx, board_context, board_list,
@@ -109,17 +109,10 @@ def _attempt(ctx: BoardCtx, *, key: str, proposal_id: int | None, decision: Boar
         if found is not None:
             return dict(found["ref"])
         proposal = session.get(Proposal, proposal_id) if proposal_id else None
-        if proposal is None:
-            code = "unknown-proposal"
-        elif not board_ok:
-            code = refused_code
-        elif proposal.status == ProposalStatus.DECIDED:
-            code = "already-decided"
-        elif proposal.status != ProposalStatus.ESCALATED:
-            code = "not-escalated"
-        else:
-            code = "allowed"
-        allowed = code == "allowed"
+        ruled = check_board_decision(BoardAttempt(
+            proposal_status=proposal.status.value if proposal is not None else None,
+            on_board=board_ok, refused_code=refused_code))
+        code, allowed = ruled.code, ruled.allowed
         repo.record_board_attempt(
             session, proposal_ref=f"proposal:{proposal_id}" if proposal else f"inbox:{event_id}",
             decision=decision, allowed=allowed, reason_code=code, source=source, actor=ACTOR,
@@ -174,8 +167,7 @@ def _click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -> str
                send=lambda: ctx.slack.deny(action, BoardCheck(allowed=False, reason=code,
                                                               user_id=action.user_id)))
         artifact(key=f"proposal-{proposal_id}-refused-click", title="Board click refused",
-                 decision=Decision(allowed=False, ruling="R-BOARD",
-                                   reason="the clicker is not on the Board list"),
+                 decision=not_on_board(code),
                  rows={"proposal": proposal_id, "decision": decision.value, "code": code})
         return f"refused:{code}:proposal:{proposal_id}"
     text = _refusal_text(ctx, code=code, proposal_id=proposal_id)
@@ -243,8 +235,7 @@ def announce(ctx: BoardCtx, *, proposal_id: int, key: str, decision: BoardDecisi
             final=decision != BoardDecision.NEEDS_INFO, decided_by=name,
             decided_at=decided_at.strftime("%Y-%m-%d %H:%M UTC"), source=source, note=note)
     artifact(key=f"proposal-{proposal_id}-decision", title=f"Board decision on proposal {proposal_id}",
-             decision=Decision(allowed=True, ruling="R-BOARD",
-                               reason=f"the Board {WORDS[decision]} the proposal"),
+             decision=board_decided(WORDS[decision]),
              rows={"decision": decision.value, "source": source,
                    "at": decided_at.strftime("%Y-%m-%d %H:%M UTC")})
 

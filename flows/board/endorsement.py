@@ -23,6 +23,7 @@ from ledger import repo
 from ledger.models import (Ballot, BallotKind, BallotOutcome, BallotStatus, Person, Proposal,
                            ProposalStatus)
 from rules import Decision, closes_at, quorum, tally
+from rules.board import endorsement_opened
 
 from flows.board.common import BoardCtx, post_wg, render, split_body
 from flows.membership import ballot as ballots
@@ -71,9 +72,7 @@ def open_step(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
     posted = post_ballot(ctx, ballot_id=ballot_id, closes=closes, electorate=size, quorum=needed,
                          values=values)
     artifact(key=f"proposal-{proposal_id}-endorsement", title=f"Endorsement ballot {ballot_id}",
-             decision=Decision(allowed=True, ruling="R-BOARD",
-                               reason=f"the WG votes on endorsing proposal {proposal_id} before "
-                                      "it goes to the Board (charter ballots.endorsement)"),
+             decision=endorsement_opened(proposal_id),
              rows={"electorate": size, "quorum": needed,
                    "closes": closes.strftime("%Y-%m-%d %H:%M UTC"),
                    "shown on": ", ".join(sorted(posted)) or "no platform yet (run again)"})

@@ -29,6 +29,7 @@ from prefect import flow
 from ledger import repo
 from ledger.models import Idea, InboxEvent, Person, Platform, Proposal, ProposalStatus
 from rules import Decision
+from rules.board import escalated
 
 from flows.board import budget, endorsement
 from flows.board.common import (BoardCtx, InvalidProposal, ProposalInput, board_context,
@@ -105,9 +106,7 @@ def escalate(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
                    title=title, kind=kind, amount_text=amount, endorsement=endorsement_text,
                    reminder_after_days=ctx.charter.board.reminder_after_days)
     artifact(key=f"proposal-{proposal_id}-escalation", title=f"Proposal {proposal_id} escalated",
-             decision=Decision(allowed=False, ruling="R-BOARD",
-                               reason=f"a {kind} proposal is decided by the DSF Board; sent to "
-                                      "the Board channel with decision buttons"),
+             decision=escalated(kind),
              rows={"status": status, "escalated": escalated_at.strftime("%Y-%m-%d %H:%M UTC"),
                    "slack message": slack_ref, "WG told on": ", ".join(sorted(told)) or "-",
                    "endorsement": endorsement_text})

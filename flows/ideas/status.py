@@ -3,7 +3,7 @@ status button of the weekly digest (``cfi:<idea>:<status>``).
 
 Only an active WG member may; anyone else is refused, and the refusal is audited
 (``idea.status-refused``, with the person's ledger id when known and the inbox event, never a
-platform id). The move is checked with ``rules.check_idea_transition``; a move the charter does
+platform id). The request is decided by ``rules.ideas.decide_status_change``; a move the charter does
 not allow is refused naming the allowed ones. An allowed change writes the history row
 (``IdeaStatusChange``, with the note) and its audit entry (``idea.status``) in one transaction,
 together with the event's outcome, so handling the same event again changes nothing. A change
@@ -22,7 +22,7 @@ from connectors.base import MessageEditor
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.models import Idea, InboxEvent, Platform
-from rules import check_idea_transition
+from rules.ideas import StatusRequest, decide_status_change
 
 from flows.ideas.common import parse_button_id, render
 from flows.ideas.digest import ideas_in, shown_after_change
@@ -70,31 +70,31 @@ def _decide(ctx: Ctx, *, event_id: int, attrs: dict[str, str], idea_id: int | No
                 event_ref=f"inbox:{event_id}", at=ctx.now)
             return {"outcome": f"refused:{code}", "idea": idea.id if idea else None, "text": text}
 
-        if membership is None or membership.status.value != "active":
-            outcome = refuse("not-a-member", "Only active members of the working group can "
-                                             "change an idea's status (R-IDEA-1).")
-        elif idea is None:
-            outcome = refuse("no-such-idea", f"There is no idea {idea_id or '(no number)'} in "
-                                             "the backlog.")
-        elif status not in statuses:
-            outcome = refuse("unknown-status", f"{status or '(none)'} is not a status; use one "
-                                               f"of {', '.join(statuses)}.")
-        elif idea.status.value == status:
+        decision = decide_status_change(StatusRequest(
+            member=membership is not None and membership.status.value == "active",
+            current=idea.status.value if idea is not None else None, new=status),
+            charter=ctx.charter)
+        if not decision.allowed:
+            # The member's answer, worded here from what the rules returned.
+            text = {"not-a-member": "Only active members of the working group can change an "
+                                    "idea's status (R-IDEA-1).",
+                    "no-such-idea": f"There is no idea {idea_id or '(no number)'} in the backlog.",
+                    "unknown-status": f"{status or '(none)'} is not a status; use one of "
+                                      f"{', '.join(statuses)}.",
+                    }.get(decision.code, f"Not changed: {decision.reason} (R-IDEA-1).")
+            outcome = refuse(decision.code, text, ruling=decision.ruling)
+        elif decision.code == "unchanged":
             outcome = {"outcome": "unchanged", "idea": idea.id,
                        "text": f"Idea #{idea.id} is already {status}."}
         else:
-            decision = check_idea_transition(idea.status.value, status, charter=ctx.charter)
-            if not decision.allowed:
-                outcome = refuse("transition", f"Not changed: {decision.reason} (R-IDEA-1).")
-            else:
-                before = idea.status.value
-                backlog.change_status(session, idea, status, actor=f"person:{person.id}",
-                                      note=note, at=ctx.now)
-                outcome = {"outcome": "changed", "idea": idea.id, "before": before,
-                           "status": status,
-                           "text": render("status_changed", idea_id=idea.id,
-                                          title=idea.title[:150], status=status, before=before,
-                                          note=note)}
+            before = idea.status.value
+            backlog.change_status(session, idea, status, actor=f"person:{person.id}",
+                                  note=note, at=ctx.now)
+            outcome = {"outcome": "changed", "idea": idea.id, "before": before,
+                       "status": status,
+                       "text": render("status_changed", idea_id=idea.id,
+                                      title=idea.title[:150], status=status, before=before,
+                                      note=note)}
         outcome["source"] = source
         repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
                            ref={k: v for k, v in outcome.items() if k != "text"},

@@ -13,7 +13,8 @@ from prefect import flow
 from ledger import repo
 from ledger.models import (Application, ApplicationStatus, Ballot, BallotKind, BallotOutcome,
                            EligibilityOutcome, Person, WgRole)
-from rules import Decision, closes_at, quorum, snapshot_electorate, voting_members
+from rules import closes_at, quorum, snapshot_electorate, voting_members
+from rules.ballots import approval_opened
 
 from flows.membership import ballot as ballots
 from flows.membership.common import Ctx, artifact, context, message_person
@@ -72,8 +73,7 @@ def open_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
                           nomination_line=nomination_line(nominator, evidence, handle=handle),
                           electorate=size, quorum=quorum(size, kind="approval", charter=ctx.charter))
     artifact(key=f"application-{application_id}-ballot", title=f"Approval ballot {ballot_id}",
-             decision=Decision(allowed=True, ruling="R-VOTE-APPROVE",
-                               reason=f"ballot opened for application {application_id}"),
+             decision=approval_opened(application_id),
              rows={"electorate": size, "shown on": ", ".join(posted) or "no platform"})
     return {"application": application_id, "ballot": ballot_id, "electorate": size,
             "platforms": sorted(posted)}

@@ -33,6 +33,7 @@ from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
 from rules import check_vote, tally
+from rules.ballots import decide_vote
 
 from flows.membership.common import Ctx, artifact, context, log, once, post_wg, render
 
@@ -179,10 +180,12 @@ def cast(ctx: Ctx, *, ballot_id: int, platform: str, external_id: str, choice: s
         voter = identity.person if identity is not None else None
         electorate, votes = _state(session, ballot)
         key = f"person:{voter.id}" if voter else f"{platform}-user:{external_id}"
-        decision = check_vote(ballot.kind.value, voter=key, electorate=electorate, votes=votes,
-                              subject=_subject(ballot), opened_at=ballot.opens_at, now=at,
-                              charter=ctx.charter)
-        if decision.allowed and ballot.status == BallotStatus.OPEN:
+        decision = decide_vote(check_vote(ballot.kind.value, voter=key, electorate=electorate,
+                                          votes=votes, subject=_subject(ballot),
+                                          opened_at=ballot.opens_at, now=at, charter=ctx.charter),
+                               ballot_open=ballot.status == BallotStatus.OPEN)
+        ruling, reason, code = decision.ruling, decision.reason, decision.code
+        if decision.allowed:
             try:
                 repo.cast_vote(session, ballot, voter, choice=VoteChoice(choice),
                                source_platform=platform, actor=ACTOR, at=at)
@@ -190,10 +193,6 @@ def cast(ctx: Ctx, *, ballot_id: int, platform: str, external_id: str, choice: s
             except PolicyViolation as exc:
                 ruling, code = exc.ruling, "closed"
                 reason = exc.reason
-        else:
-            ruling = decision.ruling if not decision.allowed else "R-VOTE-EARLY"
-            reason = decision.reason if not decision.allowed else "the ballot is closed"
-            code = "not-in-electorate" if ruling in ("R-ELECTORATE", "R-REMOVE") else "closed"
     with ctx.ledger.transaction() as session:
         ballot = session.get(Ballot, ballot_id)
         repo.record_refused_vote(session, ballot, voter_person_id=voter.id if voter else None,

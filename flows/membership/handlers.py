@@ -21,6 +21,7 @@ from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import InboxEvent
+from rules.terms import OptInRequest, check_opt_in_sender
 
 from flows.membership import ballot as ballots
 from flows.membership.common import Ctx, answer_interaction, context
@@ -156,17 +157,15 @@ def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
     token = custom_id.removeprefix(OPTIN_PREFIX) if custom_id.startswith(OPTIN_PREFIX) \
         else str(data.get("token", ""))
     try:
-        if token:
-            claims = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now,
-                                channel="discord" if custom_id.startswith(OPTIN_PREFIX) else "web")
-            person_id = claims.identity
-            if source == "discord" and _person_of(ctx, "discord", attrs.get("user_id", "")) != person_id:
-                raise PolicyViolation("only the member the reminder was sent to can opt in with it",
-                                      ruling="R-TERM-2")
-        else:
-            person_id = _person_of(ctx, "discord", attrs.get("user_id", "")) if source == "discord" else None
-            if person_id is None:
-                raise PolicyViolation("this account is not a member's", ruling="R-TERM-2")
+        link_for = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now,
+                              channel="discord" if custom_id.startswith(OPTIN_PREFIX) else "web",
+                              ).identity if token else None
+        sender = _person_of(ctx, "discord", attrs.get("user_id", "")) if source == "discord" else None
+        decision = check_opt_in_sender(OptInRequest(link_for=link_for, sent_by=sender,
+                                                    sender_known=source == "discord"))
+        if not decision.allowed:
+            raise PolicyViolation(decision.reason, ruling=decision.ruling)
+        person_id = decision.evidence["person"]
         result = opt_in.with_options(flow_run_name=f"opt-in-person-{person_id}")(
             member=str(person_id), source=source if not token else f"{source}-link", now=ctx.now)
     except PolicyViolation as exc:

@@ -17,7 +17,8 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -29,7 +30,10 @@ from connectors.errors import FatalError, PolicyViolation
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, Identity, MembershipStatus, Person
 from ledger.db import Ledger
-from rules import Decision
+from rules.applications import (AccountLookup, ApplicationForm, ConfirmationAttempt,
+                                PriorRecord, check_account, check_confirmation, check_duplicates,
+                                check_expiry, check_form, confirmation_deadline)
+from rules.decision import CodedDecision
 
 from flows.membership.common import (Ctx, artifact, context, identities_of, log, message_person,
                                      once, run_name, user_ref)
@@ -48,17 +52,16 @@ def _intake_key(*, source: str, source_ref: str | None, values: dict[str, Any]) 
     return f"intake:{source}:{digest}"
 
 
-def _refuse(ctx: Ctx, *, key: str, ruling: str, reason: str, code: str,
-            about: str | None = None, tell: tuple[str, str] | None = None,
-            email: str | None = None) -> dict[str, Any]:
-    """Record the refusal (with its reason: the form's status page shows it), then tell the
-    applicant on the account that applied (``tell`` = platform, username) and at the e-mail
-    address they gave, once each (R-APP-4)."""
+def _refuse(ctx: Ctx, *, key: str, decision: CodedDecision, about: str | None = None,
+            tell: tuple[str, str] | None = None, email: str | None = None) -> dict[str, Any]:
+    """Record the refusal the rules returned (with its reason: the form's status page shows it),
+    then tell the applicant on the account that applied (``tell`` = platform, username) and at
+    the e-mail address they gave, once each (R-APP-4)."""
+    ruling, reason, code = decision.ruling, decision.reason, decision.code
     with ctx.ledger.transaction() as session:
         repo.effect_record(session, key=key, platform="ledger", actor=ACTOR, about=about,
                            ref={"outcome": "refused", "ruling": ruling, "code": code,
                                 "reason": reason}, at=ctx.now)
-    decision = Decision(allowed=False, ruling=ruling, reason=reason)
     artifact(key=f"intake-refused-{code}", title="Application refused", decision=decision)
     # A duplicate is told with the open application's reference (the ``duplicate`` message).
     if tell is not None and code != "duplicate":
@@ -100,6 +103,133 @@ def _new_handle(session: Any, wanted: str) -> str:
     return handle
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Received:
+    """One application as received: the accounts it names (platform -> username or None), its
+    answers and where a refusal is told."""
+
+    key: str
+    named: dict[str, str | None]
+    motivation: str
+    experience: str
+    nominator: str | None
+    email: str | None
+    source: str
+    proven: dict[str, str]
+    tell: tuple[str, str] | None
+
+
+def _username(typed: str | None) -> str:
+    return (typed or "").strip().lstrip("@")
+
+
+def _receive(*, forum_username: str | None, discord_username: str | None, motivation: str,
+             experience: str, nominator: str | None, email: str | None, source: str,
+             source_ref: str | None, proven: dict[str, str] | None,
+             accounts: Mapping[str, str] | None) -> _Received:
+    forum, discord = _username(forum_username) or None, _username(discord_username) or None
+    others = {str(p): _username(u) for p, u in (accounts or {}).items()
+              if p not in ("discourse", "discord")}
+    values = {"forum": forum, "discord": discord, "motivation": motivation,
+              "experience": experience, "nominator": nominator}
+    if any(others.values()):
+        values["accounts"] = others
+    named = {"discourse": forum, "discord": discord, **{p: u or None for p, u in others.items()}}
+    # The account the source proved is where a refusal is told (the form's page reads the record).
+    tell = (source, named[source]) if source in (proven or {}) and named.get(source) else None
+    return _Received(key=_intake_key(source=source, source_ref=source_ref, values=values),
+                     named=named, motivation=motivation, experience=experience,
+                     nominator=nominator, email=(email or "").strip() or None, source=source,
+                     proven=dict(proven or {}), tell=tell)
+
+
+def _find_accounts(ctx: Ctx, got: _Received) -> dict[str, UserRef] | CodedDecision:
+    """Each named account on its platform (its stable id is what we confirm and act on), or the
+    refusal of the first that cannot confirm (R-APP-1, R-APP-2)."""
+    found: dict[str, UserRef] = {}
+    for platform, username in got.named.items():
+        if not username:
+            continue
+        space = ctx.platforms.space(platform)
+        user = None
+        if space is not None and space.directory is not None:
+            try:
+                user = space.directory.find_user(username)
+            except FatalError as exc:
+                if exc.status != 404:
+                    raise
+        decision = check_account(AccountLookup(
+            platform=platform, label=label(platform), username=username,
+            served=space is not None and space.directory is not None,
+            found_id=user.id if user is not None else None, proven_id=got.proven.get(platform)))
+        if not decision.allowed:
+            return decision
+        found[platform] = user
+    return found
+
+
+def _prior(ctx: Ctx, accounts: dict[str, UserRef]) -> tuple[PriorRecord, int | None]:
+    """What the ledger holds about the accounts (R-APP-3) and their one owner's person id."""
+    with ctx.ledger.read() as session:
+        owners: dict[int, Person] = {}
+        for platform, user in accounts.items():
+            person = repo.find_person_by_identity(session, platform=platform, external_id=user.id,
+                                                  username=user.username)
+            if person is not None:
+                owners[person.id] = person
+        if len(owners) != 1:
+            return PriorRecord(owners=len(owners)), None
+        person = next(iter(owners.values()))
+        open_app = repo.open_application_of(session, person)
+        membership = repo.open_membership(session, person)
+        return PriorRecord(
+            owners=1, open_application=open_app.id if open_app is not None else None,
+            open_status=open_app.status.value if open_app is not None else None,
+            active_member=membership is not None and membership.status == MembershipStatus.ACTIVE,
+        ), person.id
+
+
+def _store(ctx: Ctx, got: _Received, accounts: dict[str, UserRef], person_id: int | None) -> int:
+    """Record the person, their identities and the application; returns its id."""
+    with ctx.ledger.transaction() as session:
+        person = session.get(Person, person_id) if person_id is not None else None
+        if person is None:
+            first = next(iter(accounts.values()))
+            person = repo.create_person(session, handle=_new_handle(session, first.username),
+                                        actor=ACTOR, display_name=first.display_name,
+                                        home_platform=got.source if got.source in got.named else None,
+                                        at=ctx.now)
+        identity_ids = [_identity(ctx, session, person, platform, user).id
+                        for platform, user in accounts.items()]
+        if got.email:
+            repo.add_identity(session, person, platform="email", actor=ACTOR, username=got.email,
+                              at=ctx.now)
+        app = repo.submit_application(session, person, actor=ACTOR, source_platform=got.source,
+                                      motivation=got.motivation, experience=got.experience,
+                                      nominator_handle=got.nominator or None, at=ctx.now)
+        for platform in got.proven:
+            identity = repo.find_identity(session, platform=platform,
+                                          external_id=accounts[platform].id)
+            repo.confirm_application(session, app, identity, actor=ACTOR, at=ctx.now)
+        repo.effect_record(session, key=f"application:{app.id}:identities", platform="ledger",
+                           actor=ACTOR, ref={"identities": identity_ids},
+                           about=f"application:{app.id}", at=ctx.now)
+        repo.effect_record(session, key=got.key, platform="ledger", actor=ACTOR,
+                           ref={"outcome": "received"}, about=f"application:{app.id}", at=ctx.now)
+        return app.id
+
+
+def _identity(ctx: Ctx, session: Any, person: Person, platform: str, user: UserRef) -> Identity:
+    identity = repo.find_identity(session, platform=platform, external_id=user.id,
+                                  username=user.username)
+    if identity is None:
+        return repo.add_identity(session, person, platform=platform, actor=ACTOR,
+                                 external_id=user.id, username=user.username, at=ctx.now)
+    repo.update_identity(session, identity, actor=ACTOR, username=user.username,
+                         external_id=user.id, at=ctx.now)
+    return identity
+
+
 def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None,
            motivation: str, experience: str, nominator: str | None, email: str | None,
            source: str, source_ref: str | None, proven: dict[str, str] | None = None,
@@ -107,129 +237,40 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
     """Store an application and send the confirmation prompts (idempotent per source_ref, or per
     input when there is none). ``proven`` maps a platform to the external id the source proved
     (that account is confirmed at once); ``accounts`` names the applicant's accounts on any
-    other platform served (platform → username)."""
-    forum = (forum_username or "").strip().lstrip("@") or None
-    discord = (discord_username or "").strip().lstrip("@") or None
-    others = {str(p): (u or "").strip().lstrip("@") for p, u in (accounts or {}).items()
-              if p not in ("discourse", "discord")}
-    values = {"forum": forum, "discord": discord, "motivation": motivation,
-              "experience": experience, "nominator": nominator}
-    if any(others.values()):
-        values["accounts"] = others
-    key = _intake_key(source=source, source_ref=source_ref, values=values)
-    # The account the source proved is where a refusal is told (the form's page reads the record).
-    named = {"discourse": forum, "discord": discord, **{p: u or None for p, u in others.items()}}
-    tell = (source, named[source]) if source in (proven or {}) and named.get(source) else None
-    email = (email or "").strip() or None
-    refuse = partial(_refuse, ctx, key=key, tell=tell, email=email)
+    other platform served (platform → username). The rules decide (``rules.applications``:
+    R-APP-1 form and accounts, R-APP-3 duplicates); a refusal is recorded as they returned it."""
+    got = _receive(forum_username=forum_username, discord_username=discord_username,
+                   motivation=motivation, experience=experience, nominator=nominator,
+                   email=email, source=source, source_ref=source_ref, proven=proven,
+                   accounts=accounts)
+    refuse = partial(_refuse, ctx, key=got.key, tell=got.tell, email=got.email)
     with ctx.ledger.read() as session:
-        previous = repo.effect_get(session, key=key)
+        previous = repo.effect_get(session, key=got.key)
     if previous is not None:
         about = previous.get("about") or ""
         if previous["ref"].get("outcome") == "refused" or not about.startswith("application:"):
             return {"outcome": "refused", **previous["ref"], "repeat": True}
         return prompt_confirmations(ctx, application_id=int(about.split(":")[1]))
 
-    limits = ctx.charter.application
-    if not any(named.values()):
-        return refuse(ruling="R-APP-1", code="no-username",
-                      reason="the application names no Forum or Discord username")
-    if not motivation.strip() or not experience.strip():
-        return refuse(ruling="R-APP-1", code="missing-answers",
-                      reason="the application must say why and what experience the applicant brings")
-    if max(len(motivation), len(experience)) > limits.max_answer_chars or any(
-            h and len(h) > limits.max_handle_chars for h in named.values()):
-        return refuse(ruling="R-APP-1", code="too-long",
-                      reason="an answer or username is longer than the charter allows")
-
-    # Find each named account on its platform (its stable id is what we confirm and act on).
-    accounts: dict[str, UserRef] = {}
-    for platform, username in named.items():
-        if not username:
-            continue
-        space = ctx.platforms.space(platform)
-        if space is None or space.directory is None:
-            return refuse(ruling="R-APP-2", code=f"{platform}-not-served",
-                          reason=f"the {label(platform)} is not connected, so that account "
-                                 "cannot confirm the application; apply with another account")
-        try:
-            accounts[platform] = space.directory.find_user(username)
-        except FatalError as exc:
-            if exc.status != 404:
-                raise
-            return refuse(ruling="R-APP-1", code=f"{platform}-unknown-user",
-                          reason=f"there is no {label(platform)} account called {username!r}")
-        if proven and platform in proven and proven[platform] != accounts[platform].id:
-            return refuse(ruling="R-APP-2", code="not-own-account",
-                          reason=f"the {label(platform)} account named is not the one that applied")
-
-    with ctx.ledger.transaction() as session:
-        owners: dict[int, Person] = {}
-        for platform, user in accounts.items():
-            person = repo.find_person_by_identity(session, platform=platform, external_id=user.id,
-                                                  username=user.username)
-            if person is not None:
-                owners[person.id] = person
-        if len(owners) > 1:
-            refusal = ("R-APP-3", "accounts-of-several-people",
-                       "the accounts named belong to different people in our records")
-            person = None
-        else:
-            refusal = None
-            person = next(iter(owners.values()), None)
-        open_app = repo.open_application_of(session, person) if person is not None else None
-        membership = repo.open_membership(session, person) if person is not None else None
-    if refusal:
-        return refuse(ruling=refusal[0], code=refusal[1], reason=refusal[2])
-    if open_app is not None:
+    form = check_form(ApplicationForm(usernames=got.named, why=motivation, experience=experience),
+                      limits=ctx.charter.application).decision
+    if not form.allowed:
+        return refuse(decision=form)
+    found = _find_accounts(ctx, got)
+    if isinstance(found, CodedDecision):
+        return refuse(decision=found)
+    prior, person_id = _prior(ctx, found)
+    duplicates = check_duplicates(prior)
+    if duplicates.code == "duplicate" and person_id is not None:
         # R-APP-3: point the person to the open application, once per intake.
-        message_person(ctx, person.id, email=True, template="duplicate", key=f"{key}:duplicate",
-                       actor=ACTOR, about=f"application:{open_app.id}", group=GROUP,
-                       open_id=open_app.id, open_status=open_app.status.value)
-        return refuse(ruling="R-APP-3", code="duplicate",
-                      about=f"application:{open_app.id}",
-                      reason=f"an application is already open (application {open_app.id})")
-    if membership is not None and membership.status == MembershipStatus.ACTIVE:
-        return refuse(ruling="R-APP-3", code="already-member",
-                      reason="the applicant is already an active member")
-
-    with ctx.ledger.transaction() as session:
-        person = session.get(Person, person.id) if person is not None else None
-        if person is None:
-            first = next(iter(accounts.values()))
-            person = repo.create_person(session, handle=_new_handle(session, first.username),
-                                        actor=ACTOR, display_name=first.display_name,
-                                        home_platform=source if source in named else None,
-                                        at=ctx.now)
-        identity_ids = []
-        for platform, user in accounts.items():
-            identity = repo.find_identity(session, platform=platform, external_id=user.id,
-                                          username=user.username)
-            if identity is None:
-                identity = repo.add_identity(session, person, platform=platform, actor=ACTOR,
-                                             external_id=user.id, username=user.username,
-                                             at=ctx.now)
-            else:
-                repo.update_identity(session, identity, actor=ACTOR, username=user.username,
-                                     external_id=user.id, at=ctx.now)
-            identity_ids.append(identity.id)
-        if email:
-            repo.add_identity(session, person, platform="email", actor=ACTOR, username=email,
-                              at=ctx.now)
-        app = repo.submit_application(session, person, actor=ACTOR, source_platform=source,
-                                      motivation=motivation, experience=experience,
-                                      nominator_handle=nominator or None, at=ctx.now)
-        for platform in (proven or {}):
-            identity = repo.find_identity(session, platform=platform,
-                                          external_id=accounts[platform].id)
-            repo.confirm_application(session, app, identity, actor=ACTOR, at=ctx.now)
-        repo.effect_record(session, key=f"application:{app.id}:identities", platform="ledger",
-                           actor=ACTOR, ref={"identities": identity_ids},
-                           about=f"application:{app.id}", at=ctx.now)
-        repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
-                           ref={"outcome": "received"}, about=f"application:{app.id}", at=ctx.now)
-        app_id = app.id
-    return prompt_confirmations(ctx, application_id=app_id)
+        message_person(ctx, person_id, email=True, template="duplicate",
+                       key=f"{got.key}:duplicate", actor=ACTOR,
+                       about=f"application:{prior.open_application}", group=GROUP,
+                       open_id=prior.open_application, open_status=prior.open_status)
+        return refuse(decision=duplicates, about=f"application:{prior.open_application}")
+    if not duplicates.allowed:
+        return refuse(decision=duplicates)
+    return prompt_confirmations(ctx, application_id=_store(ctx, got, found, person_id))
 
 
 def named_identities(ctx: Ctx, application_id: int) -> list[int]:
@@ -248,7 +289,7 @@ def prompt_confirmations(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         status, person_id, submitted = app.status, app.person_id, app.submitted_at
     named = named_identities(ctx, application_id)
     waiting = [i for i in identities_of(ctx, person_id, ids=named) if i.id not in confirmed]
-    expires = submitted + timedelta(days=ctx.charter.application.confirm_within_days)
+    expires = confirmation_deadline(submitted, charter=ctx.charter)
     if status == ApplicationStatus.OPEN:
         for identity in waiting:
             _prompt(ctx, application_id=application_id, identity=identity, expires=expires)
@@ -323,16 +364,14 @@ def confirm_identity(*, token: str, ledger: Ledger | None = None,
     with ctx.ledger.transaction() as session:
         app = session.get(Application, claims.subject)
         identity = session.get(Identity, claims.identity)
-        if app is None or identity is None or identity.id not in named_identities_session(
-                session, app.id):
-            raise PolicyViolation("this link does not belong to an application", ruling="R-APP-2")
-        if pressed_by is not None and str(identity.external_id) != str(pressed_by):
-            raise PolicyViolation("only the account named in the application can confirm it",
-                                  ruling="R-APP-2")
-        if app.status != ApplicationStatus.OPEN:
-            if app.status in (ApplicationStatus.EXPIRED, ApplicationStatus.WITHDRAWN,
-                              ApplicationStatus.REFUSED):
-                raise PolicyViolation(f"the application is {app.status.value}", ruling="R-APP-2")
+        named = app is not None and identity is not None and identity.id in (
+            named_identities_session(session, app.id))
+        decision = check_confirmation(ConfirmationAttempt(
+            named=named, account_id=identity.external_id if named else None,
+            pressed_by=pressed_by, status=app.status.value if named else "open"))
+        if not decision.allowed:
+            raise PolicyViolation(decision.reason, ruling=decision.ruling)
+        if decision.code == "already":
             return f"application:{app.id}:already"
         repo.confirm_application(session, app, identity, actor=ACTOR, at=ctx.now)
         if identity.verified_at is None:
@@ -358,18 +397,19 @@ def expire(ctx: Ctx) -> list[int]:
     expired = []
     with ctx.ledger.transaction() as session:
         for app in repo.applications_with_status(session, ApplicationStatus.OPEN):
-            if ctx.now >= app.submitted_at + timedelta(days=days):
+            decision = check_expiry(app.submitted_at, now=ctx.now, charter=ctx.charter)
+            if not decision.allowed:
                 repo.set_application_status(session, app, ApplicationStatus.EXPIRED, actor=ACTOR,
                                             at=ctx.now)
-                expired.append((app.id, app.person_id))
-    for app_id, person_id in expired:
-        message_person(ctx, person_id, email=True, template="expired", key=f"expired:{app_id}", actor=ACTOR,
-                      about=f"application:{app_id}", identity_ids=named_identities(ctx, app_id),
-                       group=GROUP, application_id=app_id, days=days)
+                expired.append((app.id, app.person_id, decision))
+    for app_id, person_id, decision in expired:
+        message_person(ctx, person_id, email=True, template="expired", key=f"expired:{app_id}",
+                       actor=ACTOR, about=f"application:{app_id}",
+                       identity_ids=named_identities(ctx, app_id), group=GROUP,
+                       application_id=app_id, days=days)
         artifact(key=f"application-{app_id}-expired", title=f"Application {app_id} expired",
-                 decision=Decision(allowed=False, ruling="R-APP-2",
-                                   reason=f"not confirmed from every named account within {days} days"))
-    return [a for a, _ in expired]
+                 decision=decision)
+    return [a for a, _p, _d in expired]
 
 
 # Named by source only: the parameters an operator typed hold the applicant's names (R-PRIVACY-3).

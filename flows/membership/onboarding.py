@@ -13,7 +13,8 @@ from prefect import flow
 
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, Ballot, Membership, MembershipStatus, Person
-from rules import Decision, term_window
+from rules import term_window
+from rules.terms import term_started
 
 from flows.membership.common import Ctx, artifact, context, identities_of, message_person, post_wg
 from flows.membership.intake import GROUP
@@ -55,8 +56,7 @@ def onboard_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
                    key=f"welcome-dm:{application_id}", actor=ACTOR, about=f"person:{person_id}", group=GROUP,
                    term_end=term_end.date().isoformat())
     artifact(key=f"application-{application_id}-onboarded", title=f"{handle} onboarded",
-             decision=Decision(allowed=True, ruling="R-TERM-1",
-                               reason=f"first term {term_start.date()} to {term_end.date()}"),
+             decision=term_started(start=term_start, end=term_end, first=True),
              rows={"roles granted": ", ".join(roles["applied"]) or "none (already held)",
                    "role plan refused": roles["refused"] or "no",
                    "platforms": ", ".join(i.platform.value for i in identities_of(ctx, person_id))})

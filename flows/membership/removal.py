@@ -14,7 +14,8 @@ from prefect import flow
 from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, MembershipStatus, Person
-from rules import Decision, closes_at, majority
+from rules import closes_at, majority
+from rules.leaving import RemovalProposal, check_removal_proposal, removal_opened
 
 from flows.membership import ballot as ballots
 from flows.membership.approval import electorate_ids
@@ -32,14 +33,12 @@ def open_step(ctx: Ctx, *, subject_id: int, proposer_id: int) -> dict[str, Any]:
         subject = session.get(Person, subject_id)
         proposer = session.get(Person, proposer_id)
         voters = electorate_ids(session, kind="removal", subject_person_id=None, charter=ctx.charter)
-        if proposer_id not in voters:
-            raise PolicyViolation("only a voting member may propose a removal", ruling="R-REMOVE")
         membership = repo.open_membership(session, subject)
-        if membership is None or membership.status != MembershipStatus.ACTIVE:
-            raise PolicyViolation("the subject is not an active member", ruling="R-REMOVE")
-        if proposer_id == subject_id:
-            raise PolicyViolation("a member cannot propose their own removal; use leave (R-LEAVE)",
-                                  ruling="R-REMOVE")
+        decision = check_removal_proposal(RemovalProposal(
+            proposer_votes=proposer_id in voters, own_removal=proposer_id == subject_id,
+            subject_active=membership is not None and membership.status == MembershipStatus.ACTIVE))
+        if not decision.allowed:
+            raise PolicyViolation(decision.reason, ruling=decision.ruling)
         existing = [b for b in repo.open_ballots(session)
                     if b.kind == BallotKind.REMOVAL and b.subject_person_id == subject_id]
         if existing:
@@ -64,8 +63,7 @@ def open_step(ctx: Ctx, *, subject_id: int, proposer_id: int) -> dict[str, Any]:
                    actor=ACTOR, about=f"ballot:{ballot_id}", group=GROUP, ballot_id=ballot_id,
                    closes_at=closes.strftime("%Y-%m-%d %H:%M UTC"))
     artifact(key=f"removal-ballot-{ballot_id}", title=f"Removal ballot {ballot_id} about {handle}",
-             decision=Decision(allowed=True, ruling="R-REMOVE",
-                               reason=f"opened; {needed} yes of {size} needed, subject excluded"),
+             decision=removal_opened(needed=needed, electorate=size),
              rows={"electorate": size, "needed": needed, "shown on": ", ".join(posted)})
     return {"ballot": ballot_id, "electorate": size, "needed": needed, "platforms": sorted(posted)}
 
@@ -80,7 +78,7 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     if ballot.status == BallotStatus.CLOSED and outcome == BallotOutcome.PASSED:
         try:
             end_membership(ctx, person_id=subject_id, status=MembershipStatus.REMOVED, actor=ACTOR,
-                           ruling="R-REMOVE", ballot_id=ballot_id)
+                           ballot_id=ballot_id)
         except PolicyViolation:
             pass  # they left meanwhile: nothing to remove
         post_wg(ctx, template="removed_wg", key=f"removed:{ballot_id}", actor=ACTOR,

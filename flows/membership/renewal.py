@@ -17,8 +17,8 @@ from prefect import flow
 from connectors.errors import PolicyViolation
 from ledger import repo
 from ledger.models import MembershipStatus, Person
-from rules import (AdminCount, Decision, check_opt_in, reminders_due, short_if_gone, term_status,
-                   term_window)
+from rules import AdminCount, reminders_due, short_if_gone, term_status, term_window
+from rules.terms import decide_opt_in, term_started
 from rules.admins import place
 from rules.plan import admins_of
 
@@ -107,8 +107,7 @@ def renewal_step(ctx: Ctx) -> dict[str, Any]:
         status, decision = term_status(start, now=ctx.now, opted_in=False, charter=ctx.charter)
         if status == "lapsed":
             window = term_window(start, charter=ctx.charter)
-            end_membership(ctx, person_id=person_id, status=MembershipStatus.LAPSED, actor=ACTOR,
-                           ruling="R-TERM-2")
+            end_membership(ctx, person_id=person_id, status=MembershipStatus.LAPSED, actor=ACTOR)
             post_wg(ctx, template="lapsed_wg", key=f"lapsed:{term_id}", actor=ACTOR,
                     about=f"person:{person_id}", handle=handle,
                     grace_end=window.grace_ends.date().isoformat())
@@ -145,16 +144,15 @@ def opt_in_step(ctx: Ctx, *, person_id: int, source: str) -> dict[str, Any]:
     with ctx.ledger.transaction() as session:
         person = session.get(Person, person_id)
         membership = repo.open_membership(session, person)
-        if membership is None or membership.status != MembershipStatus.ACTIVE:
-            raise PolicyViolation("only an active member can opt in; apply again to rejoin",
-                                  ruling="R-TERM-2")
-        latest = membership.terms[-1]
-        if latest.starts_at > ctx.now:
-            term, renewed = latest, False  # already opted in for the coming term
+        active = membership is not None and membership.status == MembershipStatus.ACTIVE
+        latest = membership.terms[-1] if active else None
+        decision = decide_opt_in(latest.starts_at if latest is not None else None, at=ctx.now,
+                                 charter=ctx.charter)
+        if not decision.allowed:
+            raise PolicyViolation(decision.reason, ruling=decision.ruling)
+        if decision.code == "already":
+            term, renewed = latest, False
         else:
-            decision = check_opt_in(latest.starts_at, at=ctx.now, charter=ctx.charter)
-            if not decision.allowed:
-                raise PolicyViolation(decision.reason, ruling=decision.ruling)
             term = repo.renew(session, membership, actor=ACTOR, opted_in_at=ctx.now, source=source,
                               term_days=ctx.charter.terms.length_days, at=ctx.now)
             renewed = True
@@ -163,8 +161,7 @@ def opt_in_step(ctx: Ctx, *, person_id: int, source: str) -> dict[str, Any]:
                    about=f"person:{person_id}", term_start=start.date().isoformat(),
                    term_end=end.date().isoformat(), term_id=term_id)
     artifact(key=f"term-{term_id}-opt-in", title=f"Opt-in: term {term_id}",
-             decision=Decision(allowed=True, ruling="R-TERM-2",
-                               reason=f"new term {start.date()} to {end.date()}"))
+             decision=term_started(start=start, end=end, first=False))
     return {"person": person_id, "term": term_id, "starts_at": start.isoformat(),
             "ends_at": end.isoformat(), "renewed": renewed}
 

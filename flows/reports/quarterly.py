@@ -44,7 +44,7 @@ from ledger import reports as store
 from ledger.models import InboxEvent, MembershipStatus, Person, Platform
 from ledger.models_reports import ReportStatus
 from rules import Decision
-from rules.reports import Quarter, check_privacy
+from rules.reports import Quarter, ReportApproval, check_privacy, check_publish, check_report_approval
 
 from flows.membership.common import Ctx, answer_interaction, context, once, run_name
 from flows.reports.charts import data_uri, render_charts
@@ -188,7 +188,7 @@ def _refuse_privacy(d: Draft) -> None:
                          "Nothing was stored or published. Fix the source (an idea title, "
                          "a proposal title) and run again."]),
               f"report {d.quarter.label} refused by R-PRIVACY")
-    raise PolicyViolation(f"report {d.quarter.label}: {d.privacy.reason}", ruling="R-PRIVACY")
+    raise PolicyViolation(f"report {d.quarter.label}: {d.privacy.reason}", ruling=d.privacy.ruling)
 
 
 def _ask_approval(ctx: ReportCtx, d: Draft, *, artifact_key: str) -> dict[str, Any] | None:
@@ -259,8 +259,8 @@ def reports_quarterly(quarter: str = "", now: datetime | None = None) -> dict[st
 class ApprovalRefused(PolicyViolation):
     """An approval that does not count; ``code`` says why."""
 
-    def __init__(self, message: str, *, code: str) -> None:
-        super().__init__(message, ruling="R-REPORT")
+    def __init__(self, message: str, *, code: str, ruling: str = "R-REPORT") -> None:
+        super().__init__(message, ruling=ruling)
         self.code, self.text = code, message
 
 
@@ -271,28 +271,21 @@ def approve(ctx: Ctx, quarter: Quarter, *, person_id: int | None, source: str,
     ``{"status": "already", "by": handle}``; ``ApprovalRefused`` otherwise (audited)."""
     with ctx.ledger.transaction() as session:
         row = store.get_report(session, quarter.label)
-        code = None
         person = session.get(Person, person_id) if person_id is not None else None
         membership = repo.open_membership(session, person) if person else None
-        if membership is None or membership.status != MembershipStatus.ACTIVE:
-            code = "not-a-member"
-        elif row is None:
-            code = "no-draft"
-        elif row.status != ReportStatus.DRAFT:
+        decision = check_report_approval(ReportApproval(
+            quarter=quarter.label, status=row.status.value if row is not None else None,
+            member=membership is not None and membership.status == MembershipStatus.ACTIVE,
+            same_draft=digest12 is None or row is None or row.digest.startswith(digest12)))
+        if decision.code == "already":
             by = session.get(Person, row.approved_by_person_id) if row.approved_by_person_id else None
             return {"status": "already", "by": by.handle if by else "an operator",
                     "report": row.status.value}
-        elif digest12 is not None and not row.digest.startswith(digest12):
-            code = "draft-replaced"
-        if code is not None:
+        if not decision.allowed:
             store.record_refused_approval(session, quarter=quarter.label, person_id=person_id,
-                                          reason_code=code, actor=ACTOR, at=ctx.now)
-    if code is not None:
-        raise ApprovalRefused({
-            "not-a-member": "only active working group members may approve the quarterly report",
-            "no-draft": f"there is no draft of the {quarter.label} report to approve",
-            "draft-replaced": "this draft was replaced by a newer one; approve the latest",
-        }[code], code=code)
+                                          reason_code=decision.code, actor=ACTOR, at=ctx.now)
+    if not decision.allowed:
+        raise ApprovalRefused(decision.reason, code=decision.code, ruling=decision.ruling)
     with ctx.ledger.transaction() as session:
         store.approve_report(session, quarter=quarter.label, person_id=int(person_id),
                              source=source, actor=ACTOR, at=ctx.now)
@@ -316,8 +309,9 @@ def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
     q = quarter.label
     with ctx.ledger.read() as session:
         row = store.get_report(session, q)
-        if row is None or row.status == ReportStatus.DRAFT:
-            raise PolicyViolation(f"report {q} is not approved", ruling="R-REPORT")
+        allowed = check_publish(q, status=row.status.value if row is not None else None)
+        if not allowed.allowed:
+            raise PolicyViolation(allowed.reason, ruling=allowed.ruling)
         facts = dict(row.facts)
     forum, discord = ctx.platforms.space("discourse"), ctx.platforms.space("discord")
     refs: dict[str, Any] = {}

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from rules import check_vote, majority, quorum, snapshot_electorate, tally, voting_members
+from rules.ballots import approval_opened, decide_vote
 
 from tests.support.rules import NOW
 
@@ -179,3 +180,32 @@ def test_R_ELECTORATE_later_vote_replaces_earlier_until_close(charter):
 def test_R_ELECTORATE_coc_liaison_votes(charter):
     assert voting_members(["ash", "birch"], coc_liaison="cedar") == ("ash", "birch", "cedar")
     assert voting_members(["ash", "birch"], coc_liaison="ash") == ("ash", "birch")
+
+
+# (case, voter, votes, subject, kind, ballot open in the ledger?, code, ruling)
+DECIDE_VOTE = [
+    ("a member votes", "ash", {}, None, "approval", True, "cast", "R-ELECTORATE"),
+    ("the ledger closed it first", "ash", {}, None, "approval", False, "closed", "R-VOTE-EARLY"),
+    ("a stranger", "stranger", {}, None, "approval", True, "not-in-electorate", "R-ELECTORATE"),
+    ("the subject of a removal", "ash", {}, "ash", "removal", True, "not-in-electorate",
+     "R-REMOVE"),
+    ("decided early by the figures", "gorse", votes(4), None, "approval", True, "closed",
+     "R-VOTE-EARLY"),
+]
+
+
+@pytest.mark.parametrize(("case", "voter", "cast", "subject", "kind", "is_open", "code", "ruling"),
+                         DECIDE_VOTE)
+def test_R_ELECTORATE_decide_vote(case, voter, cast, subject, kind, is_open, code, ruling,
+                                  charter):
+    decision = decide_vote(check_vote(kind, voter=voter, electorate=MEMBERS7, votes=cast,
+                                      subject=subject, opened_at=OPENED,
+                                      now=OPENED + timedelta(hours=1), charter=charter),
+                           ballot_open=is_open)
+    assert (decision.code, decision.ruling, decision.allowed) == (code, ruling, code == "cast"), case
+
+
+def test_R_VOTE_APPROVE_approval_opened():
+    opened = approval_opened(12)
+    assert (opened.allowed, opened.ruling, opened.reason) == (
+        True, "R-VOTE-APPROVE", "ballot opened for application 12")

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from rules.budget import (CHARTER_IDEAS, BudgetState, check_close, check_spending,
+from rules.budget import (CHARTER_IDEAS, BudgetState, check_actor, check_close, check_spending,
                           check_transition, parse_amount, state_of, totals)
 
 S = BudgetState
@@ -127,3 +127,17 @@ def test_the_charters_budget_ideas():
     for word in ("training", "bots", "community", "forum", "nitro"):
         assert any(word in t for t in titles), word
     assert len(set(titles)) == len(titles) == 5
+
+
+@pytest.mark.parametrize(("case", "member", "budget_request", "allowed", "code"), [
+    ("a member on a budget request", True, True, True, "member"),
+    ("not a member", False, True, False, "not-a-member"),
+    ("membership is checked first", False, False, False, "not-a-member"),
+    ("not a budget request", True, False, False, "unknown-proposal"),
+])
+def test_R_BUDGET_check_actor(case, member, budget_request, allowed, code):
+    decision = check_actor(member=member, budget_request=budget_request, proposal_id=7,
+                           doing="close a budget request")
+    assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-BUDGET", code), case
+    if code == "not-a-member":
+        assert decision.reason == "only active working group members close a budget request"

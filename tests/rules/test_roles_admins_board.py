@@ -6,6 +6,8 @@ import pytest
 
 from rules import (WgRoles, check_admin_change, check_admins, check_idea_transition, check_roles,
                    needs_board)
+from rules.board import (BoardAttempt, board_decided, check_board_decision, endorsement_opened,
+                         escalated, not_on_board)
 
 HOME = {"ash": "discord", "birch": "discourse", "cedar": "discord", "dogwood": "discourse"}
 BOARD = ["dogwood", "elm"]
@@ -149,3 +151,30 @@ def test_R_IDEA_1_status_flow(current, new, allowed, charter):
 def test_R_IDEA_1_unknown_status(charter):
     with pytest.raises(ValueError, match="unknown idea status"):
         check_idea_transition("new", "shelved", charter=charter)
+
+
+@pytest.mark.parametrize(("case", "attempt", "code"), [
+    ("a Board member decides an escalated proposal",
+     BoardAttempt(proposal_status="escalated", on_board=True), "allowed"),
+    ("no such proposal", BoardAttempt(proposal_status=None, on_board=True), "unknown-proposal"),
+    ("not on the Board list", BoardAttempt(proposal_status="escalated", on_board=False),
+     "not-on-board-list"),
+    ("another workspace", BoardAttempt(proposal_status="escalated", on_board=False,
+                                       refused_code="other-workspace"), "other-workspace"),
+    ("decided already", BoardAttempt(proposal_status="decided", on_board=True), "already-decided"),
+    ("not sent to the Board yet", BoardAttempt(proposal_status="endorsing", on_board=True),
+     "not-escalated"),
+    ("unknown before the Board list", BoardAttempt(proposal_status=None, on_board=False),
+     "unknown-proposal"),
+])
+def test_R_BOARD_check_board_decision(case, attempt, code):
+    decision = check_board_decision(attempt)
+    assert (decision.ruling, decision.code, decision.allowed) == ("R-BOARD", code,
+                                                                  code == "allowed"), case
+
+
+def test_R_BOARD_records():
+    assert not_on_board("other-workspace").reason == "the clicker is not on the Board list"
+    assert board_decided("approved").reason == "the Board approved the proposal"
+    assert not escalated("budget").allowed
+    assert "proposal 7" in endorsement_opened(7).reason
