@@ -719,6 +719,15 @@ class RoomWriter(Protocol):
         """The longest text one message may hold here."""
         ...
 
+    def room_key(self, room: str) -> str:
+        """The platform's id of ``room`` (a channel's, a category's), as pushed events name it."""
+        ...
+
+    def room_thread(self, *, room: str, message_id: str, name: str) -> str:
+        """The conversation a person's message in ``room`` opens: its thread (opened now on a
+        platform whose threads hang on a message, found again when it exists), or its topic."""
+        ...
+
     def room_post(self, *, room: str, text: str, thread_id: str | None = None,
                   title: str | None = None, key: str | None = None) -> MessageRef:
         """Post ``text``: a reply in conversation ``thread_id``, else a new conversation in

@@ -1083,6 +1083,15 @@ class DiscordConnector:
         """Discord's 2000 characters per message."""
         return payloads.MESSAGE_LIMIT
 
+    def room_key(self, room: str) -> str:
+        """The channel's id."""
+        return self.channel_id(room)
+
+    def room_thread(self, *, room: str, message_id: str, name: str) -> str:
+        """A thread on the message (its id is the message's)."""
+        first = MessageRef(platform=PLATFORM, id=str(message_id), thread_id=self.channel_id(room))
+        return self.post_thread_on(first, name=name).thread_id
+
     def room_messages(self, *, room: str, after: str | None, limit: int = 100) -> list[RoomMessage]:
         """``GET /channels/{id}/messages`` (``after``: the next ``limit``; none: the newest),
         oldest first; system messages (thread created, pins) are left out

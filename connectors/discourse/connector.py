@@ -505,6 +505,15 @@ class DiscourseConnector:
         """The site's ``max_post_length`` (default 32000 characters)."""
         return MAX_POST_LENGTH
 
+    def room_key(self, room: str) -> str:
+        """The category's id (webhooks name it)."""
+        return str(self._category_id(room))
+
+    def room_thread(self, *, room: str, message_id: str, name: str) -> str:
+        """The post's topic (``GET /posts/{id}.json``)."""
+        post = self.client.get(f"/posts/{int(message_id)}.json", what=f"post {message_id}")
+        return str(post["topic_id"])
+
     def room_post(self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None,
                   key: str | None = None) -> MessageRef:
         """A reply in topic ``thread_id``, else a new topic titled ``title`` in category ``room``."""

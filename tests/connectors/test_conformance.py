@@ -334,6 +334,8 @@ def check_room_writer(box: Any, connector: Any) -> None:
     reply = connector.room_post(room=room, text="Conformance: a reply in that conversation.",
                                 thread_id=first.thread_id, key="conformance-room-reply")
     assert reply.id != first.id and reply.thread_id == first.thread_id
+    assert connector.room_key(room) and connector.room_key(room) == connector.room_key(room)
+    assert connector.room_thread(room=room, message_id=first.id, name="Conformance") == first.thread_id
     connector.room_edit(room=room, thread_id=first.thread_id, message_id=reply.id,
                         text="Conformance: the reply, edited where it was written.")
     connector.room_delete(room=room, thread_id=first.thread_id, message_id=reply.id)
