@@ -76,7 +76,7 @@ def conversation_title(*, title: str | None, text: str, author: str, platform: s
     its text; never shorter than a Forum accepts (the author and platform fill it up)."""
     base = re.sub(r"\s+", " ", (title or "").strip()) or re.sub(
         r"\s+", " ", next((line for line in text.splitlines() if line.strip()), "")).strip()
-    base = re.sub(r"[*_`~>#]", "", base).strip()
+    base = re.sub(r"^[#>\s]+", "", re.sub(r"[*_`~]", "", base)).strip()
     if len(base) < TITLE_MIN:
         base = f"{base} ({author} on {platform})".strip() if base else f"From {author} on {platform}"
     if len(base) < TITLE_MIN:

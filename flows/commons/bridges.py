@@ -12,6 +12,7 @@ membership flows use). ``none`` turns the bridge off. Only platforms whose conne
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -19,9 +20,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.base import RoomWriter
+from connectors.errors import FatalError
 from flows.platforms import Platforms
 
 __all__ = ["Bridge", "CommonsSettings", "bridges", "parse_bridges"]
+
+log = logging.getLogger("charterflow.commons")
 
 
 class CommonsSettings(BaseSettings):
@@ -63,8 +67,9 @@ def parse_bridges(text: str) -> list[Bridge]:
 
 
 def bridges(platforms: Platforms, settings: CommonsSettings | None = None) -> list[Bridge]:
-    """The bridges in force, restricted to served platforms whose connector is a ``RoomWriter``;
-    a bridge left with fewer than two rooms bridges nothing and is left out."""
+    """The bridges in force, restricted to served platforms whose connector is a ``RoomWriter``
+    and to rooms the platform has (a default ``moderators`` room missing on one platform is left
+    out, logged); a bridge left with fewer than two rooms bridges nothing and is left out."""
     raw = (settings or CommonsSettings()).bridges
     if raw is not None and raw.strip().lower() == "none":
         return []
@@ -79,8 +84,20 @@ def bridges(platforms: Platforms, settings: CommonsSettings | None = None) -> li
         wanted = parse_bridges(raw)
     out = []
     for bridge in wanted:
-        rooms = {p: r for p, r in bridge.rooms.items()
-                 if (space := platforms.space(p)) is not None and space.capable(RoomWriter) is not None}
+        rooms = {p: r for p, r in bridge.rooms.items() if _has_room(platforms, p, r)}
         if len(rooms) >= 2:
             out.append(Bridge(name=bridge.name, rooms=rooms))
     return out
+
+
+def _has_room(platforms: Platforms, platform: str, room: str) -> bool:
+    space = platforms.space(platform)
+    writer = space.capable(RoomWriter) if space is not None else None
+    if writer is None:
+        return False
+    try:
+        writer.room_key(room)  # connectors cache what they resolved
+    except FatalError as exc:
+        log.warning("commons: %s has no room %r (%s); not bridged there", platform, room, exc.status)
+        return False
+    return True
