@@ -176,3 +176,26 @@ def test_a_copy_the_platform_refuses_is_noted_in_the_common_room_and_audited(wor
         entries = [e for e in audit.iter_records(session) if e["action"] == "commons.refused"]
     assert len(refused) == 1 and "too short" in refused[0].note and len(entries) == 1
     assert entries[0]["payload"]["ruling"] == "R-COMMS"
+
+
+def test_erasure_deletes_the_bridged_copies_of_a_persons_messages(world: World, room: Any) -> None:
+    """R-PRIVACY-2: the copies the bridge made of avery's messages are deleted on the Forum; her
+    own message stays on Discord (hers to delete); the ledger forgets who wrote it."""
+    from flows.commons.erase import commons_erase, has_bridged
+
+    say(world, "avery_quill", "A note from avery that will be erased from the copies.")
+    say(world, "bram_tolliver", "A note from bram that stays where it was copied.")
+    commons_poll()
+    assert len(forum_copies(world, "will be erased from the copies")) == 1
+    with world.ledger.read() as session:
+        assert has_bridged(session, world.people["avery_quill"])
+    result = commons_erase(world.people["avery_quill"])
+    assert result == {"sources": 1, "copies_deleted": 1, "refused": []}
+    assert forum_copies(world, "will be erased from the copies") == []
+    assert len(forum_copies(world, "stays where it was copied")) == 1
+    assert len(discord_copies(world, "will be erased from the copies")) == 1
+    with world.ledger.read() as session:
+        assert not has_bridged(session, world.people["avery_quill"])
+        rows = session.scalars(select(CommonsMessage).where(CommonsMessage.state == "erased")).all()
+        assert len(rows) == 2 and all(r.author_username is None for r in rows)
+        assert [e for e in audit.iter_records(session) if e["action"] == "commons.erased"]
