@@ -87,20 +87,22 @@ def open_conversation(session: Session, *, bridge: str, opened_on: str, at: date
     return conv
 
 
-def conversation_of_thread(session: Session, platform: str, instance: str, thread_id: str) -> int | None:
-    """The conversation a platform thread (topic) carries, if the bridge knows it."""
-    found = session.scalar(select(CommonsThread.conversation_id).where(
+def _thread(session: Session, platform: str, instance: str, thread_id: str) -> CommonsThread | None:
+    return session.scalar(select(CommonsThread).where(
         CommonsThread.platform == platform, CommonsThread.instance == instance,
         CommonsThread.thread_id == str(thread_id)))
-    return int(found) if found is not None else None
+
+
+def conversation_of_thread(session: Session, platform: str, instance: str, thread_id: str) -> int | None:
+    """The conversation a platform thread (topic) carries, if the bridge knows it."""
+    found = _thread(session, platform, instance, thread_id)
+    return found.conversation_id if found is not None else None
 
 
 def map_thread(session: Session, *, conversation_id: int, platform: str, instance: str, room: str,
                thread_id: str, at: datetime) -> CommonsThread:
     """Record that ``thread_id`` carries the conversation on ``platform`` (once)."""
-    row = session.scalar(select(CommonsThread).where(
-        CommonsThread.platform == platform, CommonsThread.instance == instance,
-        CommonsThread.thread_id == str(thread_id)))
+    row = _thread(session, platform, instance, thread_id)
     if row is None:
         row = CommonsThread(conversation_id=conversation_id, platform=platform, instance=instance, room=room,
                             thread_id=str(thread_id), created_at=at)

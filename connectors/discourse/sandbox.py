@@ -1241,15 +1241,23 @@ _POST_UPDATED_KEYS = tuple((
 ).split())
 
 
-@_route("PUT", "/posts/{id}.json")
-def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
-    """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
+def _writable_post(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
+    """The post of the path when the caller may change it (its author or staff)."""
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
     acting = req.user
     if post is None or not _visible(sb, post, acting):
         return _not_found()
     if post["user_id"] != acting["id"] and not (acting["admin"] or acting["moderator"]):
         return _invalid_access()
+    return post
+
+
+@_route("PUT", "/posts/{id}.json")
+def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
+    """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
+    if isinstance(post := _writable_post(sb, req), Reply):
+        return post
+    acting = req.user
     data = req.form()
     fields = data.get("post") if isinstance(data.get("post"), dict) else {
         "raw": data.get("post[raw]"), "edit_reason": data.get("post[edit_reason]")}
@@ -1276,12 +1284,8 @@ def _destroy_post(sb: DiscourseSandbox, req: Call) -> Reply:
     """Delete a post (its author or staff; ``PostsController#destroy`` answers 200 with no body);
     the first post takes its topic along. Discourse sends ``post_destroyed`` to its webhooks,
     with the post as ``post_created`` has it."""
-    post = sb.posts.get(_int_param(req.params["id"]) or 0)
-    acting = req.user
-    if post is None or not _visible(sb, post, acting):
-        return _not_found()
-    if post["user_id"] != acting["id"] and not (acting["admin"] or acting["moderator"]):
-        return _invalid_access()
+    if isinstance(post := _writable_post(sb, req), Reply):
+        return post
     payload = sb._post_payload(post)
     payload["post"]["deleted_at"] = _iso(datetime.now(UTC))
     topic = sb.topics[post["topic_id"]]

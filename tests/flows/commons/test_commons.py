@@ -199,3 +199,35 @@ def test_erasure_deletes_the_bridged_copies_of_a_persons_messages(world: World, 
         rows = session.scalars(select(CommonsMessage).where(CommonsMessage.state == "erased")).all()
         assert len(rows) == 2 and all(r.author_username is None for r in rows)
         assert [e for e in audit.iter_records(session) if e["action"] == "commons.erased"]
+
+
+def test_forum_pushes_are_verified_deduplicated_and_a_replay_copies_nothing_twice(world: World, room: Any) -> None:
+    """The Forum's webhooks into the common room: unsigned or wrongly signed is refused (401),
+    a redelivery is stored once, a replay under a new event id finds the copy already made, and
+    an event without a post is kept without acting."""
+    moderators = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
+    bram = next(u for u in world.discourse_state()["users"] if u["username"] == "bram_tolliver")
+    post = {"post": {"id": 990_001, "topic_id": 990_002, "post_number": 1, "category_id": moderators,
+                     "username": "bram_tolliver", "user_id": bram["id"], "name": "Bram Tolliver",
+                     "topic_title": "Pushed straight to the gateway", "raw": "A topic pushed by a webhook only."}}
+    headers, body = world.discourse_sb.signed_request(kind="post_created", payload=post)
+    url = f"{room.url}/hooks/discourse"
+    assert httpx.post(url, content=body, headers={**headers, "X-Discourse-Event-Signature": "sha256=" + "0" * 64},
+                      timeout=10).status_code == 401
+    unsigned = {k: v for k, v in headers.items() if k != "X-Discourse-Event-Signature"}
+    assert httpx.post(url, content=body, headers=unsigned, timeout=10).status_code == 401
+    for _ in range(2):  # a redelivery of the same event
+        assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200
+    event = wait_for_event(world, source="discourse", kind="post_created", route="commons")
+    assert inbox.handle_event(world.ledger, event).startswith("relayed")
+    headers2, body2 = world.discourse_sb.signed_request(kind="post_created", payload=post)  # new event id
+    assert httpx.post(url, content=body2, headers=headers2, timeout=10).status_code == 200
+    replay = wait_for_event(world, source="discourse", kind="post_created", route="commons", count=2)
+    assert replay != event
+    assert inbox.handle_event(world.ledger, replay) == "relayed: discord already"
+    assert len(discord_copies(world, "A topic pushed by a webhook only")) == 1
+    headers3, body3 = world.discourse_sb.signed_request(kind="post_destroyed", payload={
+        "post": {"category_id": moderators}})
+    assert httpx.post(url, content=body3, headers=headers3, timeout=10).status_code == 200
+    empty = wait_for_event(world, source="discourse", kind="post_destroyed", route="commons")
+    assert inbox.handle_event(world.ledger, empty) == "refused:not-a-room-message"
