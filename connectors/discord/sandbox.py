@@ -29,8 +29,8 @@ hand: ``{action_type, user, target, reason?, changes?, options?, timeout_minutes
 ``GET /guilds/{guild_id}/audit-logs`` (with only ``after``: oldest first, as the docs say:
 https://discord.com/developers/docs/resources/audit-log#get-guild-audit-log).
 ``POST /_sandbox/messages`` {user, channel (name or id; a thread's id), content, attachments?
-[filenames]}, ``/_sandbox/messages/edit`` {message_id, content} and ``/_sandbox/messages/delete``
-{message_id}: a person writes, edits, deletes (read back with ``GET /channels/{id}/messages``).
+[filenames]}, ``/_sandbox/messages/edit`` {message_id, content (null: deleted)}: a person
+writes, edits, deletes (read back with ``GET /channels/{id}/messages``).
 """
 
 from __future__ import annotations
@@ -790,8 +790,6 @@ class DiscordSandbox(Sandbox):
             (c["id"] for c in self.channels.values() if c["name"] == channel and c.get("guild_id")), None)
         if cid is None:
             return _unknown("Channel", 10003)
-        if not data.get("content") and not data.get("attachments"):
-            return _error(400, 50006, "Cannot send an empty message")
         files = [{"filename": str(a), "size": 1, "content_type": "application/octet-stream"}
                  for a in data.get("attachments") or []]
         with self._lock:
@@ -803,15 +801,11 @@ class DiscordSandbox(Sandbox):
         with self._lock:
             if (msg := self.messages.get(str(data.get("message_id")))) is None:
                 return _unknown("Message", 10008)
-            self._edit_message(msg, {"content": str(data.get("content") or "")})
+            if data.get("content") is None:  # the person deletes it
+                del self.messages[msg["id"]]
+                return Reply(204)
+            self._edit_message(msg, {"content": str(data["content"])})
             return Reply(200, self._message_json(msg))
-
-    @control("messages/delete")
-    def _person_delete(self, call: Call, data: Mapping[str, Any]) -> Reply:
-        with self._lock:
-            if self.messages.pop(str(data.get("message_id")), None) is None:
-                return _unknown("Message", 10008)
-            return Reply(204)
 
     def _build_interaction(self, data: Mapping[str, Any]) -> dict[str, Any] | Reply:
         user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))

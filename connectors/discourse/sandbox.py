@@ -1281,9 +1281,8 @@ def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
 
 @_route("DELETE", "/posts/{id}.json")
 def _destroy_post(sb: DiscourseSandbox, req: Call) -> Reply:
-    """Delete a post (its author or staff; ``PostsController#destroy`` answers 200 with no body);
-    the first post takes its topic along. Discourse sends ``post_destroyed`` to its webhooks,
-    with the post as ``post_created`` has it."""
+    """Delete a post (author or staff: ``PostsController#destroy``, 200); a first post takes its
+    topic. Discourse sends ``post_destroyed`` with the post as ``post_created`` has it."""
     if isinstance(post := _writable_post(sb, req), Reply):
         return post
     payload = sb._post_payload(post)

@@ -123,8 +123,8 @@ def test_a_new_forum_topic_opens_a_discord_thread_and_a_deleted_discord_reply_fo
     answer = say(world, "gale_morrow", "I can take the first week.", channel=copy["id"])
     commons_poll()
     [relayed] = forum_copies(world, "I can take the first week")
-    httpx.post(f"{world.discord_url}/_sandbox/messages/delete", timeout=10,
-               json={"message_id": answer["id"]}).raise_for_status()
+    httpx.post(f"{world.discord_url}/_sandbox/messages/edit", timeout=10,
+               json={"message_id": answer["id"], "content": None}).raise_for_status()
     commons_poll()
     assert forum_copies(world, "I can take the first week") == []
     with world.ledger.read() as session:
