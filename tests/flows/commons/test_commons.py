@@ -104,6 +104,13 @@ def test_a_forum_reply_appears_in_the_discord_thread_and_back_nothing_loops(worl
     assert back["topic_id"] == copy["topic_id"]
     assert len(discord_copies(world, "link it from the welcome message")) == 1
     assert len(forum_copies(world, "link it from the welcome message")) == 1
+    # An idle poll costs two reads per polled room and conversation thread, nothing on the Forum.
+    before = world.writes(), world.discord_state()["requests"], world.discourse_state()["requests"]
+    commons_poll()
+    after = world.writes(), world.discord_state()["requests"], world.discourse_state()["requests"]
+    reads = "GET /channels/{channel_id}/messages"
+    assert after[0] == before[0] and after[2] == before[2]
+    assert after[1][reads] - before[1][reads] == 2 * 2  # the room and the thread on cleo's message
     # A deletion on the Forum follows to Discord.
     httpx.delete(f"{world.discourse_url}/posts/{forum_copies(world, 'welcome message')[0]['id']}.json", timeout=10,
                  headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "bram_tolliver"}).raise_for_status()
