@@ -282,7 +282,13 @@ def register(app: typer.Typer) -> None:
         with _errors():
             _check_actor(actor)
             ledger = _ledger()
+            from flows.commons.erase import erase_before_ledger  # R-COMMS: copies on the platforms
+
+            bridged = erase_before_ledger(ledger, person)
             person_id, erasure_id = ledger.run(work)
+        if bridged is not None:
+            typer.echo(f"common room: {bridged['copies_deleted']} bridged cop(ies) deleted, "
+                       f"{len(bridged['refused'])} refused by their platform")
         typer.echo(f"person:{person_id} erased (erasure {erasure_id}); decisions kept")
         if api is None:
             typer.echo("Prefect: not searched (" + ("--skip-prefect" if skip_prefect else

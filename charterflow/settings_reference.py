@@ -23,6 +23,7 @@ CLASSES: tuple[tuple[str, str], ...] = (
     ("flows.moderation.common", "ModerationSettings"),
     ("flows.wg_roles.settings", "WgRolesSettings"),
     ("flows.guides.library", "GuidesSettings"),
+    ("flows.commons.bridges", "CommonsSettings"),
     ("connectors.discourse.settings", "DiscourseSettings"),
     ("connectors.discord.settings", "DiscordSettings"),
     ("connectors.slack.settings", "SlackSettings"),

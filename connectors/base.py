@@ -50,6 +50,9 @@ __all__ = [
     "GuideShelf",
     "NewcomerWelcome",
     "Role",
+    "RoomMessage",
+    "RoomReader",
+    "RoomWriter",
     "RoleChange",
     "RoleKind",
     "RoleManager",
@@ -705,3 +708,77 @@ class Connector(Protocol):
     def close(self) -> None:
         """Release the HTTP client."""
         ...
+
+
+# --------------------------------------------------------------------------------------------
+# The common room (R-COMMS): private rooms a bridge reads and writes
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoomMessage:
+    """One message of a private room as the platform holds it. ``thread_id`` is the
+    conversation it belongs to (a Discord thread, a Forum topic; ``None``: the room itself);
+    ``title`` is set on a message that opens a conversation with a name (a topic's first
+    post); ``own`` says the connector's own account wrote it (a bridge never relays those);
+    ``attachments`` are the files' URLs."""
+
+    platform: str
+    id: str
+    room: str
+    author: UserRef
+    text: str
+    created_at: datetime
+    thread_id: str | None = None
+    title: str | None = None
+    edited_at: datetime | None = None
+    attachments: tuple[str, ...] = ()
+    own: bool = False
+    url: str | None = None
+
+
+@runtime_checkable
+class RoomReader(Protocol):
+    """Read a private room by polling (a platform that does not push its messages to us)."""
+
+    def room_messages(self, *, room: str, after: str | None, limit: int = 100) -> list[RoomMessage]:
+        """Oldest first: at most ``limit`` messages of ``room`` (a channel or a thread, by id or
+        name) newer than the message id ``after``; ``after`` ``None``: the newest ``limit``
+        (what a reader compares to find edits and deletions)."""
+        ...
+
+
+@runtime_checkable
+class RoomWriter(Protocol):
+    """Write into a private room as the bridge: open a conversation, reply in one, edit, delete.
+    Text longer than ``room_text_limit()`` is the caller's to split or shorten (rules.commons)."""
+
+    def room_text_limit(self) -> int:
+        """The longest text one message may hold here."""
+        ...
+
+    def room_key(self, room: str) -> str:
+        """The platform's id of ``room`` (a channel's, a category's), as pushed events name it."""
+        ...
+
+    def room_thread(self, *, room: str, message_id: str, name: str) -> str:
+        """The conversation a person's message in ``room`` opens: its thread (opened now on a
+        platform whose threads hang on a message, found again when it exists), or its topic."""
+        ...
+
+    def room_post(self, *, room: str, text: str, thread_id: str | None = None,
+                  title: str | None = None, key: str | None = None) -> MessageRef:
+        """Post ``text``: a reply in conversation ``thread_id``, else a new conversation in
+        ``room`` named ``title`` (its ``MessageRef.thread_id`` is where replies go). ``key`` makes
+        a retry find the first post instead of posting again."""
+        ...
+
+    def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
+        """Replace the text of a message the bridge posted."""
+        ...
+
+    def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
+        """Delete a message the bridge posted; one already gone is not an error."""
+        ...
+
+
+PROTOCOLS = (*PROTOCOLS, RoomReader, RoomWriter)

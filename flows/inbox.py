@@ -122,7 +122,7 @@ def _register_capabilities() -> None:
 
     for name in ("flows.roles.handlers", "flows.ideas.handlers", "flows.reports.handlers",
                  "flows.moderation.handlers", "flows.wg_roles.handlers",
-                 "flows.guides.handlers"):
+                 "flows.guides.handlers", "flows.commons.handlers"):
         importlib.import_module(name).register()
 
 

@@ -53,6 +53,7 @@ class Route:
     APPLY_MODAL = "apply-modal"  # Discord /apply: the gateway answers with the form itself
     PING = "ping"  # a platform checking that we answer
     OWN = "own"  # what the bot itself posted, coming back by webhook: stored processed, no run
+    COMMONS = "commons"  # a message of a bridged room, pushed (R-COMMS, issue 22)
     UNKNOWN = "unknown"  # acknowledged, logged and kept; nothing to do
 
 
@@ -63,6 +64,7 @@ class RoutingConfig:
 
     discourse_applications_categories: frozenset[str] = frozenset()
     discourse_ideas_categories: frozenset[str] = frozenset()
+    discourse_commons_categories: frozenset[str] = frozenset()  # the common room's (R-COMMS)
     # The Forum accounts the bot posts as (the connector's Api-Username, and ``system``),
     # casefolded: their posts come back by webhook and are recognised as the bot's own.
     discourse_own_usernames: frozenset[str] = frozenset({"system"})
@@ -86,6 +88,7 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("discourse", "post_edited", "first post of a topic in the applications categories, edited", Route.INTAKE),
     ("discourse", "topic_created", "category in the ideas categories", Route.IDEA),
     ("discourse", "ping", "", Route.PING),
+    ("discourse", "post_created|post_edited|post_destroyed", "category in the common room's categories", Route.COMMONS),
     ("discourse", "*", "posted by the bot's own account (the API username, system)", Route.OWN),
     ("discord", "ping", "(answered PONG, not stored)", Route.PING),
     ("discord", "apply", "slash command /apply", Route.APPLY_MODAL),
@@ -155,6 +158,9 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
                 return Route.INTAKE
             if category and category in config.discourse_ideas_categories:
                 return Route.IDEA
+        if kind in ("post_created", "post_edited", "post_destroyed") and category \
+                and category in config.discourse_commons_categories:
+            return Route.COMMONS
         if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
                 and category and category in config.discourse_applications_categories:
             return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited

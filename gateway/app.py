@@ -118,6 +118,7 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
     verifiers = build_verifiers(settings)
     routing = inbox.RoutingConfig(discourse_applications_categories=settings.applications_categories(),
                                   discourse_ideas_categories=settings.ideas_categories(),
+                                  discourse_commons_categories=settings.commons_categories(),
                                   discourse_own_usernames=settings.own_usernames())
 
     def inbox_counts() -> dict[str, int]:

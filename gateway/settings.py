@@ -44,6 +44,9 @@ class GatewaySettings(BaseSettings):
         default="", description="Comma-separated Discourse category ids whose new topics are applications.")
     discourse_ideas_categories: str = Field(
         default="", description="Comma-separated Discourse category ids whose new topics are ideas.")
+    discourse_commons_categories: str = Field(
+        default="", description="Comma-separated Discourse category ids of the common room's bridged "
+        "categories (R-COMMS): their posts, edits and deletions are relayed.")
     drain_interval: float = Field(default=2.0, gt=0, description="Seconds between drain-loop passes.")
     stale_after: float = Field(
         default=600.0, gt=0,
@@ -81,3 +84,7 @@ class GatewaySettings(BaseSettings):
     def ideas_categories(self) -> frozenset[str]:
         """The ideas category ids as a set."""
         return _ids(self.discourse_ideas_categories)
+
+    def commons_categories(self) -> frozenset[str]:
+        """The common room's category ids as a set."""
+        return _ids(self.discourse_commons_categories)

@@ -623,6 +623,6 @@ class EffectClaim(Base):
 
 # Tables of later capabilities live in their own modules; importing them here puts them on
 # Base.metadata (migrations, compare_metadata) whichever module is imported first.
-from ledger import models_budget, models_moderation, models_platforms, models_reports, models_roles  # noqa: E402,F401
+from ledger import models_budget, models_commons, models_moderation, models_platforms, models_reports, models_roles  # noqa: E402,F401
 from ledger import models_appointments  # noqa: E402,F401 - R-ROLE-APPOINT (issue 23)
 from ledger import models_guides  # noqa: E402,F401 - R-GUIDE (issue 23)

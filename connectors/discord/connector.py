@@ -34,6 +34,7 @@ from connectors.base import (
     Role,
     RoleChange,
     RoleKind,
+    RoomMessage,
     ScheduledEvent,
     UserRef,
     Vote,
@@ -177,6 +178,7 @@ class DiscordConnector:
         self._clock = clock or SystemClock()
         self._now = now or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
+        self._me_id: str | None = None  # the bot's user id, read once (the common room's "own")
         self._roles: dict[str, dict[str, Any]] | None = None
         self._channels: dict[str, str] | None = None
 
@@ -554,27 +556,8 @@ class DiscordConnector:
     def post(self, *, channel: str, title: str, text: str, key: str | None = None) -> MessageRef:
         """Post ``title`` + ``text`` in ``channel`` and open a thread on it (named ``title``) for
         replies; ``thread_id`` of the result is that thread."""
-        refs = self.send_text(channel=channel, text=text, title=title, key=key)
-        first = refs[0]
-        cid = first.thread_id
-        name = re.sub(r"\s+", " ", title).strip()[:100] or "discussion"
-        what = f"thread on message {first.id}"
-        try:
-            thread = self.client.json(
-                self.client.request(
-                    "POST", "/channels/{channel_id}/messages/{message_id}/threads",
-                    path={"channel_id": cid, "message_id": first.id},
-                    json_body={"name": name, "auto_archive_duration": 10080}, ok=(200, 201), what=what,
-                    idempotent=True,  # a second attempt answers 160004 "already created"
-                ),
-                what=what,
-            )
-            thread_id = str(thread["id"])
-        except DiscordAPIError as exc:
-            if exc.code != THREAD_ALREADY_CREATED:
-                raise
-            thread_id = first.id  # a thread started from a message takes the message's id
-        return replace(first, thread_id=thread_id)
+        first = self.send_text(channel=channel, text=text, title=title, key=key)[0]
+        return self.post_thread_on(first, name=title)
 
     def reply(self, *, thread_id: str, text: str, key: str | None = None) -> MessageRef:
         """Post ``text`` in the thread (or channel) ``thread_id``."""
@@ -1122,6 +1105,102 @@ class DiscordConnector:
         self.client.request("PATCH", "/channels/{channel_id}/messages/{message_id}",
                             path={"channel_id": channel_id, "message_id": message_id}, json_body=body,
                             what=f"message {message_id}", idempotent=True)
+
+    # ----------------------------------------------------------------------------------------
+    # RoomReader, RoomWriter: the common room (R-COMMS) polls channels and threads
+
+    def _bot_user_id(self) -> str:
+        with self._lock:
+            known = self._me_id
+        if known:
+            return known
+        me = self.client.json(self.client.request("GET", "/users/@me", what="the bot's account"),
+                              what="the bot's account")
+        with self._lock:
+            self._me_id = str(me["id"])
+        return self._me_id
+
+    def room_text_limit(self) -> int:
+        """Discord's 2000 characters per message."""
+        return payloads.MESSAGE_LIMIT
+
+    def room_key(self, room: str) -> str:
+        """The channel's id."""
+        return self.channel_id(room)
+
+    def room_thread(self, *, room: str, message_id: str, name: str) -> str:
+        """A thread on the message (its id is the message's)."""
+        first = MessageRef(platform=PLATFORM, id=str(message_id), thread_id=self.channel_id(room))
+        return self.post_thread_on(first, name=name).thread_id
+
+    def room_messages(self, *, room: str, after: str | None, limit: int = 100) -> list[RoomMessage]:
+        """``GET /channels/{id}/messages`` (``after``: the next ``limit``; none: the newest),
+        oldest first; system messages (thread created, pins) are left out
+        (https://discord.com/developers/docs/resources/message#get-channel-messages)."""
+        cid = self.channel_id(room)
+        params = {"limit": str(max(1, min(int(limit), 100)))}
+        if after:
+            params["after"] = str(after)
+        what = f"messages of channel {cid}"
+        rows = self.client.json(self.client.request("GET", "/channels/{channel_id}/messages",
+                                                    path={"channel_id": cid}, params=params, what=what), what=what)
+        me = self._bot_user_id()
+        out = []
+        for row in rows or []:
+            if int(row.get("type") or 0) not in (0, 19):  # DEFAULT and REPLY carry people's text
+                continue
+            author = row.get("author") or {}
+            out.append(RoomMessage(
+                platform=PLATFORM, id=str(row["id"]), room=cid,
+                author=UserRef(platform=PLATFORM, id=str(author.get("id", "")),
+                               username=str(author.get("username", "")),
+                               display_name=author.get("global_name") or None),
+                text=str(row.get("content") or ""), created_at=_ts(row.get("timestamp")) or datetime.now(UTC),
+                edited_at=_ts(row.get("edited_timestamp")),
+                attachments=tuple(str(a["url"]) for a in row.get("attachments") or [] if a.get("url")),
+                own=str(author.get("id", "")) == me, url=self._url(cid, str(row["id"]))))
+        return sorted(out, key=lambda m: int(m.id))
+
+    def room_post(self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None,
+                  key: str | None = None) -> MessageRef:
+        """A reply in thread ``thread_id``, else a channel message (``title`` in bold first) with a
+        thread opened on it for the replies."""
+        if thread_id:
+            return self.reply(thread_id=thread_id, text=text, key=key)
+        if title:
+            return self.post(channel=room, title=title, text=text, key=key)
+        first = self.send_text(channel=room, text=text, key=key)[0]
+        return self.post_thread_on(first, name=text)
+
+    def post_thread_on(self, first: MessageRef, *, name: str) -> MessageRef:
+        """Open a thread (named from ``name``) on message ``first``; ``thread_id`` of the result."""
+        label = re.sub(r"\s+", " ", name).strip()[:100] or "discussion"
+        what = f"thread on message {first.id}"
+        try:
+            self.client.request("POST", "/channels/{channel_id}/messages/{message_id}/threads",
+                                path={"channel_id": first.thread_id, "message_id": first.id},
+                                json_body={"name": label, "auto_archive_duration": 10080}, ok=(200, 201),
+                                what=what, idempotent=True)
+        except DiscordAPIError as exc:
+            if exc.code != THREAD_ALREADY_CREATED:
+                raise
+        return replace(first, thread_id=first.id)  # a thread on a message takes the message's id
+
+    def _room_channel(self, room: str, thread_id: str | None, message_id: str) -> str:
+        # A conversation's first message sits in the room; its replies in the thread.
+        return thread_id if thread_id and thread_id != message_id else self.channel_id(room)
+
+    def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
+        """Replace a bridged message's text (``PATCH``, idempotent)."""
+        self.edit_message(channel_id=self._room_channel(room, thread_id, message_id), message_id=message_id,
+                          text=text, keep_buttons=True)
+
+    def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
+        """``DELETE /channels/{id}/messages/{id}``; a message already gone (404) is fine."""
+        self.client.request("DELETE", "/channels/{channel_id}/messages/{message_id}",
+                            path={"channel_id": self._room_channel(room, thread_id, message_id),
+                                  "message_id": message_id},
+                            ok=(204, 404), what=f"message {message_id}", idempotent=True)
 
     def register_commands(self, *, scope: str = "guild") -> list[dict[str, Any]]:
         """Register ``/apply``, ``/idea``, ``/optin`` and ``/leave`` (bulk overwrite, so re-running

@@ -28,6 +28,9 @@ user|global|shared}, ``search_not_indexed``: the next N message searches answer 
 hand: ``{action_type, user, target, reason?, changes?, options?, timeout_minutes?}``), served by
 ``GET /guilds/{guild_id}/audit-logs`` (with only ``after``: oldest first, as the docs say:
 https://discord.com/developers/docs/resources/audit-log#get-guild-audit-log).
+``POST /_sandbox/messages`` {user, channel (name or id; a thread's id), content, attachments?
+[filenames]}, ``/_sandbox/messages/edit`` {message_id, content (null: deleted)}: a person
+writes, edits, deletes (read back with ``GET /channels/{id}/messages``).
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ DEFAULT_BUCKETS: dict[str, tuple[int, float]] = {
     "member.get": (5, 1.0), "members.list": (10, 10.0), "members.search": (10, 10.0), "member.roles": (10, 10.0),
     "roles": (10, 10.0), "channels": (10, 10.0), "messages.search": (10, 10.0), "message.create": (5, 5.0),
     "message.edit": (5, 5.0), "dm": (5, 5.0), "threads": (10, 10.0), "thread.members": (10, 10.0),
-    "events": (10, 10.0), "commands": (5, 20.0), "webhook": (5, 2.0), "callback": (10, 1.0), "me": (5, 1.0),
+    "events": (10, 10.0), "messages.list": (5, 1.0), "message.delete": (5, 1.0), "commands": (5, 20.0), "webhook": (5, 2.0), "callback": (10, 1.0), "me": (5, 1.0),
     "audit_log": (10, 10.0),
 }
 
@@ -776,6 +779,34 @@ class DiscordSandbox(Sandbox):
             return Reply(200, self.audit(action_type, user_id=ids[0], target_id=ids[1],
                                          reason=data.get("reason") or None, changes=changes, options=data.get("options")))
 
+    # A person writes, edits or deletes in a channel or thread (what a bridge polls for).
+    @control("messages")
+    def _person_message(self, call: Call, data: Mapping[str, Any]) -> Reply:
+        user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
+        if user is None or str(user["id"]) not in self.members:
+            return _error(400, 10013, "Unknown User")
+        channel = str(data.get("channel", "")).lstrip("#")
+        cid = channel if channel in self.channels else next(
+            (c["id"] for c in self.channels.values() if c["name"] == channel and c.get("guild_id")), None)
+        if cid is None:
+            return _unknown("Channel", 10003)
+        files = [{"filename": str(a), "size": 1, "content_type": "application/octet-stream"}
+                 for a in data.get("attachments") or []]
+        with self._lock:
+            msg = self._create_message(cid, str(user["id"]), {"content": data.get("content") or "", "_files": files})
+            return Reply(200, self._message_json(msg))
+
+    @control("messages/edit")
+    def _person_edit(self, call: Call, data: Mapping[str, Any]) -> Reply:
+        with self._lock:
+            if (msg := self.messages.get(str(data.get("message_id")))) is None:
+                return _unknown("Message", 10008)
+            if data.get("content") is None:  # the person deletes it
+                del self.messages[msg["id"]]
+                return Reply(204)
+            self._edit_message(msg, {"content": str(data["content"])})
+            return Reply(200, self._message_json(msg))
+
     def _build_interaction(self, data: Mapping[str, Any]) -> dict[str, Any] | Reply:
         user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
         if user is None or str(user["id"]) not in self.members:
@@ -1119,6 +1150,31 @@ def _edit_message(sb: DiscordSandbox, req: Call) -> Reply:
         return bad
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
+
+
+@_route("GET", "/channels/{channel_id}/messages", bucket="messages.list")
+def _list_messages(sb: DiscordSandbox, req: Call) -> Reply:
+    """Newest first; with ``after`` the ``limit`` messages right after it (still newest first)
+    (https://discord.com/developers/docs/resources/message#get-channel-messages)."""
+    if req.params["channel_id"] not in sb.channels:
+        return _unknown("Channel", 10003)
+    if isinstance(limit := _int_arg(req, "limit", 50, 1, 100), Reply):
+        return limit
+    if isinstance(bounds := _snowflake_args(req, "after", "before"), Reply):
+        return bounds
+    rows = sorted((m for m in sb.messages.values() if m["channel_id"] == req.params["channel_id"]
+                   and not m.get("visible_to") and int(m["id"]) > bounds.get("after", -1)
+                   and ("before" not in bounds or int(m["id"]) < bounds["before"])), key=lambda m: int(m["id"]))
+    rows = rows[:limit] if "after" in bounds else rows[-limit:]
+    return Reply(200, [sb._message_json(m) for m in reversed(rows)])
+
+
+@_route("DELETE", "/channels/{channel_id}/messages/{message_id}", bucket="message.delete")
+def _delete_message(sb: DiscordSandbox, req: Call) -> Reply:
+    if isinstance(msg := _find_message(sb, req), Reply):
+        return msg
+    sb.messages.pop(msg["id"], None)
+    return Reply(204)
 
 
 @_route("GET", "/users/@me", bucket="me")

@@ -546,6 +546,36 @@ class DiscourseConnector:
                             what="the welcome message", json_body={"site_text": {"value": value}},
                             admin_route=True)
         return f"{self.settings.url}/admin/customize/site_texts/{self.WELCOME_TEXT}"
+    # RoomWriter: the common room (R-COMMS); the Forum pushes its posts by webhook, so no reader
+
+    def room_text_limit(self) -> int:
+        """The site's ``max_post_length`` (default 32000 characters)."""
+        return MAX_POST_LENGTH
+
+    def room_key(self, room: str) -> str:
+        """The category's id (webhooks name it)."""
+        return str(self._category_id(room))
+
+    def room_thread(self, *, room: str, message_id: str, name: str) -> str:
+        """The post's topic (``GET /posts/{id}.json``)."""
+        post = self.client.get(f"/posts/{int(message_id)}.json", what=f"post {message_id}")
+        return str(post["topic_id"])
+
+    def room_post(self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None,
+                  key: str | None = None) -> MessageRef:
+        """A reply in topic ``thread_id``, else a new topic titled ``title`` in category ``room``."""
+        if thread_id:
+            return self.reply(thread_id=thread_id, text=text, key=key)
+        return self.post(channel=room, title=title or text.splitlines()[0][:200], text=text, key=key)
+
+    def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
+        """``PUT /posts/{id}.json`` (Discourse sends ``post_edited``, which comes back as our own)."""
+        self._edit_post(str(int(message_id)), text, reason="edited where it was written")
+
+    def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
+        """``DELETE /posts/{id}.json`` (a first post takes its topic along); gone already is fine."""
+        self.client.request("DELETE", f"/posts/{int(message_id)}.json", what=f"post {message_id}",
+                            ok_statuses=(200, 204, 404))
 
     def upload(self, *, filename: str, content: bytes, content_type: str = "image/png") -> dict[str, Any]:
         """Upload a file for posts (``POST /uploads.json``, multipart, ``upload_type=composer``,

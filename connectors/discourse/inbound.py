@@ -82,9 +82,9 @@ def event_instance(headers: Mapping[str, str], configured: str = "") -> str:
 
 def parse_event(*, headers: Mapping[str, str], body: bytes, instance: str = "") -> InboundEvent:
     """Parse an already verified delivery (``topic_created``, ``post_created``, ``post_edited``,
-    ``ping``, others).
+    ``post_destroyed``, ``ping``, others).
 
-    Events other than those four are returned with their raw payload and no attributes.
+    Events other than those five are returned with their raw payload and no attributes.
     ``instance``: the site's host when the caller knows it (see ``event_instance``).
     """
     event_id = _header(headers, "X-Discourse-Event-Id")
@@ -110,11 +110,12 @@ def parse_event(*, headers: Mapping[str, str], body: bytes, instance: str = "") 
         topic = _object(payload.get("topic"))
         actor = _text(_object(topic.get("created_by")).get("username"))
         attributes.update(_pick(topic, topic_id="id", title="title", category_id="category_id", archetype="archetype"))
-    elif event in ("post_created", "post_edited"):
+    elif event in ("post_created", "post_edited", "post_destroyed"):
         post = _object(payload.get("post"))
         actor = _text(post.get("username"))
         attributes.update(
-            _pick(post, post_id="id", topic_id="topic_id", post_number="post_number", category_id="category_id", raw="raw")
+            _pick(post, post_id="id", topic_id="topic_id", post_number="post_number", category_id="category_id", raw="raw",
+                  topic_title="topic_title", user_id="user_id", name="name")
         )
     # Event ids are per site; the instance keeps two sites' ids apart.
     return InboundEvent(

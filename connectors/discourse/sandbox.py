@@ -10,7 +10,8 @@ poll, counts hidden from whoever may not see results yet, the reader's own ``pol
 limit shared by all keys (sliding window, 60 per 60 s) answered with the JSON 429 (``Retry-After``,
 ``extras.wait_seconds``), an optional per-IP limit with the plain-text 429; webhooks POSTed with
 Discourse's headers and signature, a delivery not answered 2xx sent again after
-``settings.webhook_retry_delays`` (1, 5, 25, 125 min), then dropped. Answers of endpoints in the
+``settings.webhook_retry_delays`` (1, 5, 25, 125 min), then dropped; ``DELETE /posts/{id}.json``
+sends ``post_destroyed`` (the first post takes its topic along). Answers of endpoints in the
 official OpenAPI document carry every field it requires (``_shapes.py``).
 
 The staff action log (``GET /admin/logs/staff_action_logs.json``, not in the spec) is shaped as
@@ -144,7 +145,7 @@ class SeedWebhook(_Model):
     """Where the sandbox sends webhooks (``url`` null: nowhere) and the secret it signs with."""
     url: str | None = None
     secret: str | None = None
-    events: list[str] = ["topic_created", "post_created", "post_edited", "ping"]
+    events: list[str] = ["topic_created", "post_created", "post_edited", "post_destroyed", "ping"]
 
 
 class SandboxSeed(_Model):
@@ -1213,7 +1214,9 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
         sb._next_topic += 1
         sb.topics[topic["id"]] = topic
     post = {
-        "id": sb._next_post, "topic_id": topic["id"], "post_number": len(topic["posts"]) + 1, "raw": raw,
+        "id": sb._next_post, "topic_id": topic["id"], "raw": raw,
+        # Numbers continue after a deleted post (Discourse's highest_post_number).
+        "post_number": max((sb.posts[p]["post_number"] for p in topic["posts"]), default=0) + 1,
         "cooked": _cook(raw), "user_id": acting["id"], "created_at": _iso(now), "_ts": time.time(), "polls": polls,
     }
     sb._next_post += 1
@@ -1238,15 +1241,23 @@ _POST_UPDATED_KEYS = tuple((
 ).split())
 
 
-@_route("PUT", "/posts/{id}.json")
-def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
-    """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
+def _writable_post(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
+    """The post of the path when the caller may change it (its author or staff)."""
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
     acting = req.user
     if post is None or not _visible(sb, post, acting):
         return _not_found()
     if post["user_id"] != acting["id"] and not (acting["admin"] or acting["moderator"]):
         return _invalid_access()
+    return post
+
+
+@_route("PUT", "/posts/{id}.json")
+def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
+    """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
+    if isinstance(post := _writable_post(sb, req), Reply):
+        return post
+    acting = req.user
     data = req.form()
     fields = data.get("post") if isinstance(data.get("post"), dict) else {
         "raw": data.get("post[raw]"), "edit_reason": data.get("post[edit_reason]")}
@@ -1266,6 +1277,25 @@ def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
                hidden=False, user_deleted=False, draft_sequence=0, reviewable_score_count=0,
                reviewable_score_pending_count=0)
     return Reply(200, {"post": out})
+
+
+@_route("DELETE", "/posts/{id}.json")
+def _destroy_post(sb: DiscourseSandbox, req: Call) -> Reply:
+    """Delete a post (author or staff: ``PostsController#destroy``, 200); a first post takes its
+    topic. Discourse sends ``post_destroyed`` with the post as ``post_created`` has it."""
+    if isinstance(post := _writable_post(sb, req), Reply):
+        return post
+    payload = sb._post_payload(post)
+    payload["post"]["deleted_at"] = _iso(datetime.now(UTC))
+    topic = sb.topics[post["topic_id"]]
+    gone = list(topic["posts"]) if post["post_number"] == 1 else [post["id"]]
+    for pid in gone:
+        sb.posts.pop(pid, None)
+        topic["posts"].remove(pid)
+    if post["post_number"] == 1:
+        sb.topics.pop(topic["id"], None)
+    sb._emit("post_destroyed", payload)
+    return Reply(200, {})
 
 
 def _multipart(req: Call) -> dict[str, Any]:

@@ -30,6 +30,9 @@ from connectors.base import (
     Role,
     RoleChange,
     RoleResolver,
+    RoomMessage,
+    RoomReader,
+    RoomWriter,
     ScheduledEvent,
     TallyDisplay,
     UserRef,
@@ -341,6 +344,36 @@ def check_newcomer_welcome(box: Any, connector: Any) -> None:
     where = connector.set_welcome(summary="New here? Start with the community guides.", guides=guides, channel=channel)
     assert where and connector.set_welcome(summary="New here? Start with the community guides.", guides=guides,
                                            channel=channel) == where
+def check_room_writer(box: Any, connector: Any) -> None:
+    # R-COMMS: what the common room's bridge writes with.
+    room = box.sandbox.samples.channel
+    assert connector.room_text_limit() >= 500
+    first = connector.room_post(room=room, text="Conformance: a conversation in the common room.",
+                                title="Conformance: common room topic", key="conformance-room")
+    again = connector.room_post(room=room, text="Conformance: a conversation in the common room.",
+                                title="Conformance: common room topic", key="conformance-room")
+    assert isinstance(first, MessageRef) and first.thread_id and again.id == first.id
+    reply = connector.room_post(room=room, text="Conformance: a reply in that conversation.",
+                                thread_id=first.thread_id, key="conformance-room-reply")
+    assert reply.id != first.id and reply.thread_id == first.thread_id
+    assert connector.room_key(room) and connector.room_key(room) == connector.room_key(room)
+    assert connector.room_thread(room=room, message_id=first.id, name="Conformance") == first.thread_id
+    connector.room_edit(room=room, thread_id=first.thread_id, message_id=reply.id,
+                        text="Conformance: the reply, edited where it was written.")
+    connector.room_delete(room=room, thread_id=first.thread_id, message_id=reply.id)
+    connector.room_delete(room=room, thread_id=first.thread_id, message_id=reply.id)  # gone: fine
+
+
+def check_room_reader(box: Any, connector: Any) -> None:
+    room = box.sandbox.samples.channel
+    assert isinstance(connector, RoomWriter), "a RoomReader's own posts are what it must recognise"
+    ref = connector.room_post(room=room, text="Conformance: read me back.", title="Conformance: reader")
+    newest = connector.room_messages(room=room, after=None, limit=10)
+    assert newest and all(isinstance(m, RoomMessage) for m in newest)
+    assert [m.id for m in newest] == sorted((m.id for m in newest), key=int)
+    mine = next(m for m in newest if m.id == ref.id)
+    assert mine.own and "read me back" in mine.text
+    assert ref.id not in {m.id for m in connector.room_messages(room=room, after=ref.id)}
 
 
 CHECKS = {
@@ -367,4 +400,6 @@ EXTRA_CHECKS = {
     TallyDisplay: check_tally_display,
     GuideShelf: check_guide_shelf,
     NewcomerWelcome: check_newcomer_welcome,
+    RoomReader: check_room_reader,
+    RoomWriter: check_room_writer,
 }

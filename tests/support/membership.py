@@ -66,7 +66,9 @@ def discourse_seed() -> dict[str, Any]:
             "categories": [{"name": "General"},
                            {"name": "Working Group", "read_restricted": True,
                             "permissions": {"working-group": 1}},
-                           {"name": "Applications", "topic_template": TOPIC_TEMPLATE}],
+                           {"name": "Applications", "topic_template": TOPIC_TEMPLATE},
+                           {"name": "Moderators", "read_restricted": True,  # the common room (R-COMMS)
+                            "permissions": {"working-group": 1}}],
             "webhook": {"secret": FORUM_HOOK_SECRET},
             "settings": {"admin_api_limit": 100000, "admin_api_window": 1.0}}
 
@@ -213,7 +215,7 @@ class Gateway:
 
 
 @contextmanager
-def serve_gateway(world: World, *, ideas_category: str = "") -> Iterator[Gateway]:
+def serve_gateway(world: World, *, ideas_category: str = "", commons_categories: str = "") -> Iterator[Gateway]:
     """The real gateway app (store-only dispatch: a test runs each stored event with
     ``flows.inbox.handle_event``, as the task worker does) on a loopback port; the Forum
     sandbox's webhooks and the Discord sandbox's interactions are sent to it."""
@@ -229,7 +231,8 @@ def serve_gateway(world: World, *, ideas_category: str = "") -> Iterator[Gateway
               "discord_public_key": world.discord_sb.public_key,
               "slack_signing_secret": None, "form_secret": SecretStr("form-secret-invented"),
               "discourse_applications_categories": str(category),
-              "discourse_ideas_categories": ideas_category, "dispatch": False}
+              "discourse_ideas_categories": ideas_category,
+              "discourse_commons_categories": commons_categories, "dispatch": False}
     from gateway.form import UsernameLookup
 
     lookup = UsernameLookup({name: space.directory for name, space in world.platforms.spaces.items()})
