@@ -100,8 +100,9 @@ def list_connectors(
             typer.echo(f"{info.name:<{width}}  FAILED  {info.error}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the connectors' commands to the main CLI."""
-    app.command("sandbox")(sandbox)
-    connectors_app.command("list")(list_connectors)
-    app.add_typer(connectors_app, name="connectors")
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(connectors_cli.app)`.
+app = typer.Typer()
+app.command("sandbox")(sandbox)
+connectors_app.command("list")(list_connectors)
+app.add_typer(connectors_app, name="connectors")
