@@ -21,7 +21,7 @@ Other errors print one line ``error: …`` to stderr and exit 2.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -65,24 +65,28 @@ def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
         if not shown.plan.changes:
             typer.echo("nothing to apply")
             return
-        result = apply_plan(ctx, shown, decision_ref=decision_ref_for(ctx), actor=actor)
-        for key in result["applied"]:
-            typer.echo(f"applied {key}")
-        for key in result["pending"]:
-            typer.echo(f"PENDING {key}: Discourse e-mailed a confirmation link to its API admin; "
-                       "the grant counts once it is opened (check with `charterflow roles plan`)")
-        for key, why in result["failed"].items():
-            typer.echo(f"FAILED {key}: {why}")
-        for key in result["not_applied"]:
-            if key not in result["pending"] and key not in result["failed"]:
-                typer.echo(f"NOT applied {key}")
-        for item in result["refused"] + result["unexpected"]:
-            typer.echo(f"unexpected: {item}")
-        if result["failed"]:
-            typer.echo("stopped at the first platform error: fix the platform setting above, "
-                       "then apply again (only what is missing is sent)", err=True)
-        if result["not_applied"] or result["refused"] or result["unexpected"]:
-            raise typer.Exit(1)
+        _report(apply_plan(ctx, shown, decision_ref=decision_ref_for(ctx), actor=actor))
+
+
+def _report(result: dict[str, Any]) -> None:
+    """One line per change applied, pending, failed or not applied; exit 1 unless all applied."""
+    for key in result["applied"]:
+        typer.echo(f"applied {key}")
+    for key in result["pending"]:
+        typer.echo(f"PENDING {key}: Discourse e-mailed a confirmation link to its API admin; "
+                   "the grant counts once it is opened (check with `charterflow roles plan`)")
+    for key, why in result["failed"].items():
+        typer.echo(f"FAILED {key}: {why}")
+    for key in result["not_applied"]:
+        if key not in result["pending"] and key not in result["failed"]:
+            typer.echo(f"NOT applied {key}")
+    for item in result["refused"] + result["unexpected"]:
+        typer.echo(f"unexpected: {item}")
+    if result["failed"]:
+        typer.echo("stopped at the first platform error: fix the platform setting above, "
+                   "then apply again (only what is missing is sent)", err=True)
+    if result["not_applied"] or result["refused"] or result["unexpected"]:
+        raise typer.Exit(1)
 
 
 # The commands this module adds to `charterflow`: charterflow/cli.py does

@@ -50,31 +50,47 @@ async def home(request: Request, inspector: InspectorDep) -> HTMLResponse:
                             board=[p.handle for p in community.board], problems=running.problems)
 
 
-def discord_view(s: dict[str, Any], *, channel: str | None, acting: str) -> dict[str, Any]:
-    """What the Discord page shows of the sandbox's state, as ``acting`` sees it."""
+def discord_names(s: dict[str, Any]) -> dict[str, str]:
+    """Member id → username, the bot included."""
     names = {m["id"]: m["username"] for m in s["members"]}
     names[s["guild"]["application_id"]] = "charterflow (bot)"
-    text = [c for c in s["channels"] if c["type"] == 0]
+    return names
+
+
+def discord_channels(s: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """The side bar: text channels, their threads, and the DMs by recipient."""
     threads: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in s["channels"]:
         if c["type"] in (11, 12) and c.get("parent_id"):
             threads[c["parent_id"]].append(c)
     dms = [{"id": c["id"], "username": names.get(c.get("recipient_id"), c.get("recipient_id"))}
            for c in s["channels"] if c["type"] == 1]
-    by_id = {c["id"]: c for c in s["channels"]}
-    current = channel or next((c["id"] for c in text if c["name"] == "wg-private"), text[0]["id"])
-    chosen = by_id.get(current, {})
-    heading = (f"@ {names.get(chosen.get('recipient_id'), '?')}" if chosen.get("type") == 1
-               else f"# {chosen.get('name', '?')}")
+    return {"channels": [c for c in s["channels"] if c["type"] == 0], "threads": threads, "dms": dms}
+
+
+def discord_heading(s: dict[str, Any], names: dict[str, str], current: str) -> str:
+    chosen = next((c for c in s["channels"] if c["id"] == current), {})
+    if chosen.get("type") == 1:
+        return f"@ {names.get(chosen.get('recipient_id'), '?')}"
+    return f"# {chosen.get('name', '?')}"
+
+
+def discord_view(s: dict[str, Any], *, channel: str | None, acting: str) -> dict[str, Any]:
+    """What the Discord page shows of the sandbox's state, as ``acting`` sees it."""
+    names = discord_names(s)
+    side = discord_channels(s, names)
+    current = channel or next((c["id"] for c in side["channels"] if c["name"] == "wg-private"),
+                              side["channels"][0]["id"])
     # An ephemeral reply is shown to its only reader, as Discord does.
-    messages = [m for m in s["messages"] if m["channel_id"] == current
-                and m.get("visible_to") in (None, *(u for u, n in names.items() if n == acting))]
-    commands = sorted({name for names_ in s["commands"].values() for name in names_}) or \
-        ["idea", "propose", "role", "optin", "leave", "apply"]
-    return dict(guild=s["guild"]["name"], channels=text, threads=threads, dms=dms, current=current,
-                heading=heading, messages=messages, names=names, acting=acting, commands=commands,
-                members=sorted(names[m["id"]] for m in s["members"] if m["id"] in names
-                               and m["id"] != s["guild"]["application_id"]))
+    readers = (None, *(u for u, n in names.items() if n == acting))
+    messages = [m for m in s["messages"] if m["channel_id"] == current and m.get("visible_to") in readers]
+    commands = sorted({name for names_ in s["commands"].values() for name in names_})
+    bot = s["guild"]["application_id"]
+    return dict(guild=s["guild"]["name"], current=current, heading=discord_heading(s, names, current),
+                messages=messages, names=names, acting=acting,
+                commands=commands or ["idea", "propose", "role", "optin", "leave", "apply"],
+                members=sorted(names[m["id"]] for m in s["members"] if m["id"] in names and m["id"] != bot),
+                **side)
 
 
 @router.get("/discord", response_class=HTMLResponse)
@@ -89,6 +105,26 @@ async def discord(request: Request, inspector: InspectorDep, channel: str | None
                             **discord_view(s, channel=channel, acting=acting))
 
 
+def forum_polls(s: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    """Each post's polls with their counts, as a member sees them: a ``results=on_close`` poll
+    shows no counts while open."""
+    polls: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for poll in s["polls"]:
+        counts = Counter(o for opts in poll["votes"].values() for o in opts)
+        hidden = poll.get("results") == "on_close" and poll["status"] == "open"
+        polls[poll["post_id"]].append({**poll, "counts": None if hidden else counts})
+    return polls
+
+
+def forum_recipients(s: dict[str, Any], chosen: dict[str, Any] | None, names: dict[int, str]) -> list[str]:
+    """Who a personal message is for (users by name, groups as ``group <name>``)."""
+    if not chosen or chosen["archetype"] != "private_message":
+        return []
+    groups = {g["id"]: g["name"] for g in s["groups"]}
+    return [names.get(ref, ref) if kind == "user" else f"group {groups.get(ref, ref)}"
+            for kind, ref in chosen.get("allowed", [])]
+
+
 def forum_view(s: dict[str, Any], *, topic: int | None) -> dict[str, Any]:
     """What the Forum page shows of the sandbox's state, with ``topic`` open."""
     names = {u["id"]: u["username"] for u in s["users"]}
@@ -97,21 +133,11 @@ def forum_view(s: dict[str, Any], *, topic: int | None) -> dict[str, Any]:
         if t["archetype"] != "private_message":
             by_category[t["category_id"]].append(t)
     chosen = next((t for t in s["topics"] if t["id"] == topic), None)
-    polls: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for poll in s["polls"]:
-        counts = Counter(o for opts in poll["votes"].values() for o in opts)
-        # As a member sees it: a results=on_close poll shows no counts while open.
-        hidden = poll.get("results") == "on_close" and poll["status"] == "open"
-        polls[poll["post_id"]].append({**poll, "counts": None if hidden else counts})
-    recipients = []
-    if chosen and chosen["archetype"] == "private_message":
-        groups = {g["id"]: g["name"] for g in s["groups"]}
-        for kind, ref in chosen.get("allowed", []):
-            recipients.append(names.get(ref, ref) if kind == "user" else f"group {groups.get(ref, ref)}")
+    posts = [p for p in s["posts"] if chosen and p["topic_id"] == chosen["id"]]
     return dict(categories=s["categories"], topics_by_category=by_category, current=topic,
                 pms=[t for t in s["topics"] if t["archetype"] == "private_message"], topic=chosen,
-                posts=[p for p in s["posts"] if chosen and p["topic_id"] == chosen["id"]],
-                polls=polls, names=names, recipients=recipients,
+                posts=posts, polls=forum_polls(s), names=names,
+                recipients=forum_recipients(s, chosen, names),
                 users=sorted(u["username"] for u in s["users"] if u["id"] > 0))
 
 
