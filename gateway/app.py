@@ -26,7 +26,8 @@ from gateway.metrics import Metrics
 from gateway.routers import form as form_routes
 from gateway.routers import health, hooks, links
 from gateway.settings import GatewaySettings
-from gateway.state import _payload, GatewayState, inbox_counts  # noqa: F401 - _payload: named in flows.membership.handlers
+# _payload: named by flows.membership.handlers as where the inbox's payload is built.
+from gateway.state import GatewayState, _payload, inbox_counts  # noqa: F401
 from gateway.verifiers import build_verifiers
 from ledger.db import Ledger
 
