@@ -4,6 +4,7 @@ platforms send, then go back to the page with a note."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -24,9 +25,7 @@ async def discord_press(request: Request, inspector: InspectorDep) -> Response:
     form = await _form(request)
     body = {"type": "component", "user": form.get("user"), "channel_id": form.get("channel_id"),
             "message_id": form.get("message_id"), "custom_id": form.get("custom_id")}
-    answer = await inspector.client.post(f"{inspector.running.urls['discord']}/_sandbox/interactions",
-                                         json=body)
-    return back(request, _discord_note(answer, f"{form.get('user')} pressed the button"))
+    return back(request, await _interact(inspector, body, f"{form.get('user')} pressed the button"))
 
 
 @router.post("/discord/command")
@@ -35,9 +34,7 @@ async def discord_command(request: Request, inspector: InspectorDep) -> Response
     body = {"type": "command", "user": form.get("user"), "name": form.get("name"),
             "options": _options(str(form.get("options") or "")),
             "channel_id": form.get("channel_id") or None}
-    answer = await inspector.client.post(f"{inspector.running.urls['discord']}/_sandbox/interactions",
-                                         json=body)
-    return back(request, _discord_note(answer, f"{form.get('user')} ran /{form.get('name')}"))
+    return back(request, await _interact(inspector, body, f"{form.get('user')} ran /{form.get('name')}"))
 
 
 @router.post("/forum/vote")
@@ -88,6 +85,13 @@ async def _form(request: Request) -> dict[str, str]:
     # Parsed here (as the gateway does): no multipart support is needed for these small forms.
     body = (await request.body())[:64 * 1024]
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+
+
+async def _interact(inspector: Any, body: dict[str, Any], done: str) -> str:
+    """Deliver a signed interaction through the Discord sandbox; the note saying how it went."""
+    answer = await inspector.client.post(f"{inspector.running.urls['discord']}/_sandbox/interactions",
+                                         json=body)
+    return _discord_note(answer, done)
 
 
 def _discord_note(answer: httpx.Response, done: str) -> str:

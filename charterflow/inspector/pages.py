@@ -93,14 +93,21 @@ def discord_view(s: dict[str, Any], *, channel: str | None, acting: str) -> dict
                 **side)
 
 
+async def seen_by(inspector: Any, request: Request, page: str) -> tuple[dict[str, Any], str, set[str]]:
+    """A sandbox's state, who the page shows it as (``?as=``, else the first WG member) and the
+    WG's usernames there."""
+    account = "discord" if page == "discord" else "forum"
+    wg = inspector.running.community.wg
+    acting = request.query_params.get("as") or getattr(wg[0], account)["username"]
+    return (await inspector.state(PLATFORM_OF[page]), acting,
+            {getattr(p, account)["username"] for p in wg if getattr(p, account)})
+
+
 @router.get("/discord", response_class=HTMLResponse)
 async def discord(request: Request, inspector: InspectorDep, channel: str | None = None) -> HTMLResponse:
-    running = inspector.running
-    if "discord" not in running.urls:
+    if "discord" not in inspector.running.urls:
         return inspector.off(request, "discord")
-    s = await inspector.state("discord")
-    acting = request.query_params.get("as") or running.community.wg[0].discord["username"]
-    wg = {p.discord["username"] for p in running.community.wg if p.discord}
+    s, acting, wg = await seen_by(inspector, request, "discord")
     return inspector.render("discord.html", request, page="discord", wg=wg,
                             **discord_view(s, channel=channel, acting=acting))
 
@@ -143,12 +150,9 @@ def forum_view(s: dict[str, Any], *, topic: int | None) -> dict[str, Any]:
 
 @router.get("/forum", response_class=HTMLResponse)
 async def forum(request: Request, inspector: InspectorDep, topic: int | None = None) -> HTMLResponse:
-    running = inspector.running
-    if "discourse" not in running.urls:
+    if "discourse" not in inspector.running.urls:
         return inspector.off(request, "forum")
-    s = await inspector.state("discourse")
-    acting = request.query_params.get("as") or running.community.wg[0].forum["username"]
-    wg = {p.forum["username"] for p in running.community.wg if p.forum}
+    s, acting, wg = await seen_by(inspector, request, "forum")
     return inspector.render("forum.html", request, page="forum", acting=acting, wg=wg,
                             **forum_view(s, topic=topic))
 
