@@ -14,8 +14,6 @@ from charterflow.cli_errors import fail as _fail
 connectors_app = typer.Typer(help="The platform connectors: list them, inspect load errors.", no_args_is_help=True)
 
 
-
-
 def _read_seed(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")

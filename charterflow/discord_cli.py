@@ -13,8 +13,6 @@ __all__ = ["app", "discord_app"]
 discord_app = typer.Typer(help="The Discord connector: register slash commands.", no_args_is_help=True)
 
 
-
-
 @discord_app.command("register-commands")
 def register_commands(
     scope: str = typer.Option("guild", "--scope", help="guild: this server only, at once; global: every server."),

@@ -7,16 +7,17 @@ from typing import Optional
 
 import typer
 
+from charterflow.cli_errors import migrated_ledger as ledger
+from charterflow.cli_errors import one_line_errors
 
 # The commands this module adds to `charterflow`: charterflow/cli.py does
 # `app.add_typer(gateway_cli.app)`.
 app = typer.Typer()
-from charterflow.cli_errors import migrated_ledger as ledger
-from charterflow.cli_errors import one_line_errors
 
 inbox = typer.Typer(help="The gateway's inbox: events received and not handled yet.",
                     no_args_is_help=True)
 app.add_typer(inbox, name="inbox")
+
 
 @inbox.command("list")
 def inbox_list(limit: int = typer.Option(100, "--limit", min=1, max=10_000)) -> None:
@@ -36,6 +37,7 @@ def inbox_list(limit: int = typer.Option(100, "--limit", min=1, max=10_000)) -> 
                            f"{e.dispatch_attempts:>5}  {state}")
             typer.echo(f"{len(rows)} unprocessed")
 
+
 @inbox.command("retry")
 def inbox_retry(event_id: int = typer.Argument(..., help="The event's id (inbox list).")) -> None:
     """Dispatch an unprocessed event again, as a new run (the gateway's drain loop starts
@@ -47,6 +49,7 @@ def inbox_retry(event_id: int = typer.Argument(..., help="The event's id (inbox 
             event = repo.inbox_retry(session, event_id, actor="operator")
             typer.echo(f"inbox:{event.id} ({event.route}) will be dispatched again "
                        f"(attempt {event.dispatch_attempts})")
+
 
 @app.command("gateway")
 def gateway(

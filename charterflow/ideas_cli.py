@@ -21,8 +21,6 @@ COLUMNS = (("id", 4), ("status", 11), ("platform", 9), ("board", 24), ("dup", 5)
            ("flag", 4), ("author", 18), ("title", 0))
 
 
-
-
 def _check(values: list[str], *, known: tuple[str, ...] | list[str], option: str) -> list[str]:
     for value in values:
         if value not in known:
@@ -49,6 +47,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 # `app.add_typer(ideas_cli.app)`.
 app = typer.Typer()
 ideas = typer.Typer(help="The ideas backlog (R-IDEA-1, R-IDEA-2).", no_args_is_help=True)
+
 
 @ideas.command("list")
 def list_cmd(
@@ -78,6 +77,7 @@ def list_cmd(
         typer.echo("no ideas" + (" match" if statuses or platforms else " yet"))
     else:
         typer.echo(_table(rows))
+
 
 @ideas.command("add")
 def add_cmd(

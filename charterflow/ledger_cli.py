@@ -24,10 +24,6 @@ class _DryRun(Exception):
     """Raised inside a transaction to roll it back on purpose."""
 
 
-
-
-
-
 def _ledger(*, current: bool = True) -> Any:
     from ledger import Ledger
     from ledger.migrate import require_current
@@ -90,6 +86,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(roster_app, name="roster")
 app.add_typer(person_app, name="person")
 
+
 @db_app.command("upgrade")
 def db_upgrade(
     instance: list[str] = typer.Option(
@@ -109,6 +106,7 @@ def db_upgrade(
         else:
             typer.echo(f"ledger {ledger.url} upgraded from {before or 'empty'} to {after}")
 
+
 @db_app.command("backup")
 def db_backup(
     file: Path = typer.Argument(..., help="The backup file to write."),
@@ -124,6 +122,7 @@ def db_backup(
     typer.echo(f"backup of {ledger.url} written to {file}")
     typer.echo(f"audit head: {head}  (also in {head_file(file)}; check a ledger against it "
                f"with `charterflow audit verify --expect-head {head}`)")
+
 
 @db_app.command("restore")
 def db_restore(
@@ -144,6 +143,7 @@ def db_restore(
     typer.echo(f"restored {file} into {ledger.url}: {restored.verify.message()}{witnessed}")
     if revision != head_revision():
         typer.echo(f"the backup is at schema {revision}: run `charterflow db upgrade` next")
+
 
 @audit_app.command("verify")
 def audit_verify(
@@ -174,6 +174,7 @@ def audit_verify(
         _fail(result.message(), code=1)
     typer.echo(result.message())
 
+
 @audit_app.command("export")
 def audit_export(
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
@@ -189,6 +190,7 @@ def audit_export(
         ledger = _ledger()
         with ledger.read() as session, _output(output) as out:
             audit.export(session, out, fmt=fmt)
+
 
 @roster_app.command("import")
 def roster_import(
@@ -220,6 +222,7 @@ def roster_import(
     typer.echo(f"{file}: {len(roster.people)} people; {verb} {report.changes} record(s): "
                f"{len(report.created)} created, {len(report.updated)} updated")
 
+
 @roster_app.command("export")
 def roster_export(
     output: Optional[Path] = typer.Option(None, "--output", "-o",
@@ -234,6 +237,7 @@ def roster_export(
             text = export_roster(session)
         with _output(output) as out:
             out.write(text)
+
 
 @person_app.command("export")
 def person_export(
@@ -251,6 +255,7 @@ def person_export(
             data = export_person(session, get_person(session, person))
         with _output(output) as out:
             out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
 
 @person_app.command("erase")
 def person_erase(

@@ -59,6 +59,7 @@ links = typer.Typer(help="Links between one person's accounts on two platforms."
 group.add_typer(links, name="links")
 app.add_typer(group, name="moderation")
 
+
 @group.command("report")
 def report(since: Optional[str] = typer.Option(
                None, "--since", help="Start date, YYYY-MM-DD (UTC; default: the start of "
@@ -85,6 +86,7 @@ def report(since: Optional[str] = typer.Option(
         figures = figures_between(current_ledger(), start, end)
     typer.echo(json.dumps(figures, ensure_ascii=False) if as_json else _format(figures, label))
 
+
 @group.command("ack")
 def ack(alert_id: int = typer.Argument(..., help="The alert number (in the alert's text)."),
         by: str = typer.Option(..., "--by", help="Who acknowledges (a moderator's name).")) -> None:
@@ -104,6 +106,7 @@ def ack(alert_id: int = typer.Argument(..., help="The alert number (in the alert
         show_acknowledged(ctx, alert_id)
     typer.echo(f"alert {alert_id} acknowledged by {who}" + ("" if first else " (already)"))
 
+
 def _decide(link_id: int, by: str, confirm: bool) -> None:
     from flows.membership.common import context
     from flows.moderation.alerts import raise_alerts, show_link_decision
@@ -122,6 +125,7 @@ def _decide(link_id: int, by: str, confirm: bool) -> None:
             raise_alerts(ctx)
     typer.echo(f"link {link_id}: {status}" + ("" if first else " (already decided)"))
 
+
 @links.command("list")
 def list_links(status: Optional[str] = typer.Option(None, "--status",
                                                     help="suggested, confirmed or rejected.")) -> None:
@@ -137,15 +141,18 @@ def list_links(status: Optional[str] = typer.Option(None, "--status",
                    + (f", {r.decided_by}" if r.decided_by else "") + ")" for r in rows]
     typer.echo("\n".join(out) if out else "no links")
 
+
 @links.command("confirm")
 def confirm(link_id: int = typer.Argument(...), by: str = typer.Option(..., "--by")) -> None:
     """A moderator confirms a suggested link: it is used from now on."""
     _decide(link_id, by, True)
 
+
 @links.command("reject")
 def reject(link_id: int = typer.Argument(...), by: str = typer.Option(..., "--by")) -> None:
     """A moderator rejects a suggested link: it is never used."""
     _decide(link_id, by, False)
+
 
 @group.command("sync")
 def sync() -> None:
@@ -154,6 +161,7 @@ def sync() -> None:
 
     with one_line_errors():
         typer.echo(json.dumps(moderation_sync(), default=str))
+
 
 @group.command("digest")
 def digest(day: Optional[str] = typer.Option(None, "--day",

@@ -79,6 +79,7 @@ app = typer.Typer()
 platforms = typer.Typer(help="The approved community platforms and their history "
                              "(R-PLATFORM).", invoke_without_command=True)
 
+
 @platforms.callback()
 def list_cmd(
     ctx: typer.Context,
@@ -104,6 +105,7 @@ def list_cmd(
     typer.echo(_table(items, recorded=bool(steps)))
     if history:
         typer.echo(_history(steps) if steps else "history: nothing recorded yet")
+
 
 @platforms.command("retire")
 def retire_cmd(platform: str = typer.Argument(..., help="A retiring platform's name.")) -> None:

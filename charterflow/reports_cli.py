@@ -21,8 +21,6 @@ from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors
 
 
-
-
 def draft_command(
     quarter: Optional[str] = typer.Option(None, "--quarter", "-q",
                                           help="The quarter, e.g. 2026Q3 (default: the quarter just ended)."),

@@ -31,8 +31,6 @@ OVERRIDE_HELP = ("Apply a plan the guardrails refuse; the reason is recorded in 
                  "and the refusals become warnings.")
 
 
-
-
 def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
     from flows.membership.common import context
     from connectors.errors import ConnectorError
@@ -95,12 +93,14 @@ app = typer.Typer()
 roles = typer.Typer(help="Platform roles as code: plan, then apply (R-ADMIN-1..3).",
                     no_args_is_help=True)
 
+
 @roles.command("plan")
 def plan_cmd(
     override_reason: Optional[str] = typer.Option(None, "--override-reason", help=OVERRIDE_HELP),
 ) -> None:
     """Show the difference between the ledger and the platforms, and the verdict. Sends nothing."""
     _run(confirm=False, override_reason=override_reason, actor="operator")
+
 
 @roles.command("apply")
 def apply_cmd(
@@ -111,6 +111,7 @@ def apply_cmd(
 ) -> None:
     """Apply exactly the plan shown, and record every change (only with --confirm)."""
     _run(confirm=confirm, override_reason=override_reason, actor=actor)
+
 
 @roles.command("dump")
 def dump_cmd(
@@ -127,6 +128,7 @@ def dump_cmd(
         else:
             out.write_text(text + "\n", encoding="utf-8")
             typer.echo(f"wrote {out}", err=True)
+
 
 @roles.command("import")
 def import_cmd(
@@ -145,6 +147,7 @@ def import_cmd(
 
 training = typer.Typer(help="Moderator training (R-TRAIN): who has acknowledged the guide.",
                        invoke_without_command=True)
+
 
 @training.callback()
 def training_list(ctx: typer.Context) -> None:
@@ -173,6 +176,7 @@ def training_list(ctx: typer.Context) -> None:
                 state = "NOT acknowledged, guide never sent"
             gone = "" if r["moderator"] else " (no longer a moderator)"
             typer.echo(f"  {r['handle']}: {state}{gone}")
+
 
 @training.command("ack")
 def training_ack(
