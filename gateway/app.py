@@ -1,5 +1,7 @@
 """The gateway's ASGI app: signed webhooks, Discord interactions, Slack actions, the public
-application form, /healthz and /metrics. ``create_app()`` builds it; see ``gateway/README.md``.
+application form, /healthz and /metrics. ``create_app()`` builds the shared state
+(``gateway.state``) and includes the routers of ``gateway/routers/`` (``ROUTERS``) and the
+plugins' hooks; see ``gateway/README.md``.
 """
 
 from __future__ import annotations
