@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Optional
@@ -223,6 +223,16 @@ def roster_import(
                f"{len(report.created)} created, {len(report.updated)} updated")
 
 
+def _export(output: Optional[Path], text_of: Callable[[Any], str]) -> None:
+    """Write what ``text_of`` reads from the ledger (one read transaction) to ``output``."""
+    with _errors():
+        ledger = _ledger()
+        with ledger.read() as session:
+            text = text_of(session)
+        with _output(output) as out:
+            out.write(text)
+
+
 @roster_app.command("export")
 def roster_export(
     output: Optional[Path] = typer.Option(None, "--output", "-o",
@@ -231,12 +241,7 @@ def roster_export(
     """Write people, identities, terms, WG roles and reference lists as roster TOML."""
     from ledger.roster import export_roster
 
-    with _errors():
-        ledger = _ledger()
-        with ledger.read() as session:
-            text = export_roster(session)
-        with _output(output) as out:
-            out.write(text)
+    _export(output, export_roster)
 
 
 @person_app.command("export")
@@ -249,12 +254,8 @@ def person_export(
     from ledger.privacy import export_person
     from ledger.repo import get_person
 
-    with _errors():
-        ledger = _ledger()
-        with ledger.read() as session:
-            data = export_person(session, get_person(session, person))
-        with _output(output) as out:
-            out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    _export(output, lambda session: json.dumps(export_person(session, get_person(session, person)),
+                                               ensure_ascii=False, indent=2) + "\n")
 
 
 @person_app.command("erase")
