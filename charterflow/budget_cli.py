@@ -110,13 +110,14 @@ def seed_command() -> None:
         typer.echo(f"idea #{r['idea']} {'filed' if r['filed'] else 'already filed'}: {r['title']}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``budget`` command group to ``app``."""
-    budget = typer.Typer(help="Budget requests from the Board's decision to spending (R-BUDGET).",
-                         no_args_is_help=True)
-    budget.command("list")(list_command)
-    budget.command("spend")(spend_command)
-    budget.command("close")(close_command)
-    budget.command("link")(link_command)
-    budget.command("seed")(seed_command)
-    app.add_typer(budget, name="budget")
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(budget_cli.app)`.
+app = typer.Typer()
+budget = typer.Typer(help="Budget requests from the Board's decision to spending (R-BUDGET).",
+                     no_args_is_help=True)
+budget.command("list")(list_command)
+budget.command("spend")(spend_command)
+budget.command("close")(close_command)
+budget.command("link")(link_command)
+budget.command("seed")(seed_command)
+app.add_typer(budget, name="budget")

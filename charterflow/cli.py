@@ -1,4 +1,5 @@
-"""The `charterflow` command line. Each package adds its own command group through ``register``."""
+"""The `charterflow` command line. Each ``charterflow/*_cli.py`` module holds its commands in a
+module-level Typer ``app``; this one adds them with ``add_typer``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from charterflow import (
     platforms_cli,
     reports_cli,
     roles_cli,
+    wg_cli,
 )
 
 app = typer.Typer(
@@ -138,22 +140,22 @@ def version() -> None:
     typer.echo(dist_version("charterflow"))
 
 
-ledger_cli.register(app)
-connectors_cli.register(app)
-gateway_cli.register(app)
-discord_cli.register(app)
-roles_cli.register(app)
-platforms_cli.register(app)
-ideas_cli.register(app)
-budget_cli.register(app)
-reports_cli.register(app)
-moderation_cli.register(app)
-guides_cli.register(app)  # guides, training (R-GUIDE)
-guides_cli.register(app)  # guides, training (R-GUIDE)
-ops_cli.register(app)  # doctor, deploy
-demo_cli.register(app)
-from charterflow import wg_cli  # noqa: E402 - issue 23, WG role appointments
-wg_cli.register(app)
+# Each module's commands and groups live in its module-level Typer ``app``; a new module is
+# one line here.
+app.add_typer(ledger_cli.app)  # db, audit, roster, person
+app.add_typer(connectors_cli.app)  # sandbox, connectors
+app.add_typer(gateway_cli.app)  # gateway, inbox
+app.add_typer(discord_cli.app)
+app.add_typer(roles_cli.app)
+app.add_typer(platforms_cli.app)
+app.add_typer(ideas_cli.app)
+app.add_typer(budget_cli.app)
+app.add_typer(reports_cli.app)
+app.add_typer(moderation_cli.app)
+app.add_typer(guides_cli.app)  # guides, training (R-GUIDE)
+app.add_typer(wg_cli.app)  # wg roles, wg appoint (R-ROLE-APPOINT)
+app.add_typer(ops_cli.app)  # doctor, deploy
+app.add_typer(demo_cli.app)
 
 
 def main() -> None:

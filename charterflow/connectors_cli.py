@@ -14,8 +14,6 @@ from charterflow.cli_errors import fail as _fail
 connectors_app = typer.Typer(help="The platform connectors: list them, inspect load errors.", no_args_is_help=True)
 
 
-
-
 def _read_seed(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -100,8 +98,9 @@ def list_connectors(
             typer.echo(f"{info.name:<{width}}  FAILED  {info.error}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the connectors' commands to the main CLI."""
-    app.command("sandbox")(sandbox)
-    connectors_app.command("list")(list_connectors)
-    app.add_typer(connectors_app, name="connectors")
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(connectors_cli.app)`.
+app = typer.Typer()
+app.command("sandbox")(sandbox)
+connectors_app.command("list")(list_connectors)
+app.add_typer(connectors_app, name="connectors")

@@ -34,6 +34,7 @@ def demo(
     typer.echo(f"{len(runs)} runs, each linked above.")
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``charterflow demo`` to ``app``."""
-    app.command("demo")(demo)
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(demo_cli.app)`.
+app = typer.Typer()
+app.command("demo")(demo)

@@ -8,11 +8,9 @@ import typer
 
 from charterflow.cli_errors import fail as _fail
 
-__all__ = ["register"]
+__all__ = ["app", "discord_app"]
 
 discord_app = typer.Typer(help="The Discord connector: register slash commands.", no_args_is_help=True)
-
-
 
 
 @discord_app.command("register-commands")
@@ -53,6 +51,7 @@ def register_commands(
     }, ensure_ascii=False))
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``discord`` command group to ``app``."""
-    app.add_typer(discord_app, name="discord")
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(discord_cli.app)`.
+app = typer.Typer()
+app.add_typer(discord_app, name="discord")

@@ -151,7 +151,7 @@ def list_cmd() -> None:
     typer.echo(_table(rows, ("id", "guide", "starts", "platforms", "title")) if rows else "no training sessions")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``guides`` and ``training`` command groups to ``app``."""
-    app.add_typer(guides_app, name="guides")
-    app.add_typer(training_app, name="training")
+# `charterflow` adds this module with `app.add_typer(guides_cli.app)`.
+app = typer.Typer()
+app.add_typer(guides_app, name="guides")
+app.add_typer(training_app, name="training")

@@ -50,116 +50,125 @@ def _format(figures: dict, label: str = "") -> str:
     return "\n".join(lines)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``moderation`` command group to ``app``."""
-    group = typer.Typer(help="Consistent moderation across platforms: report, links, alerts (issue 13).",
-                        no_args_is_help=True)
-    links = typer.Typer(help="Links between one person's accounts on two platforms.", no_args_is_help=True)
-    group.add_typer(links, name="links")
-    app.add_typer(group, name="moderation")
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(moderation_cli.app)`.
+app = typer.Typer()
+group = typer.Typer(help="Consistent moderation across platforms: report, links, alerts (issue 13).",
+                    no_args_is_help=True)
+links = typer.Typer(help="Links between one person's accounts on two platforms.", no_args_is_help=True)
+group.add_typer(links, name="links")
+app.add_typer(group, name="moderation")
 
-    @group.command("report")
-    def report(since: Optional[str] = typer.Option(
-                   None, "--since", help="Start date, YYYY-MM-DD (UTC; default: the start of "
-                                         "this quarter)."),
-               until: Optional[str] = typer.Option(None, "--until", help="End date (default: now)."),
-               as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-        """Actions per platform and type, Forum flag-to-action time, people sanctioned on one
-        platform only, moderators' reasons grouped. Without --since: this quarter so far."""
-        from flows.moderation.figures import figures_between
-        from flows.platforms import current_ledger
-        from rules.reports import Quarter
 
-        now = datetime.now(UTC)
-        label = ""
-        start = _when(since, "--since")
-        if start is None:
-            quarter = Quarter.of(now)
-            start = quarter.start
-            label = f"this quarter ({quarter.label})" + (" so far" if until is None else "")
-        end = _when(until, "--until") or now
-        if end <= start:
-            fail(f"--until: must be after {'--since' if since else 'the start of this quarter'}")
-        with one_line_errors():
-            figures = figures_between(current_ledger(), start, end)
-        typer.echo(json.dumps(figures, ensure_ascii=False) if as_json else _format(figures, label))
+@group.command("report")
+def report(since: Optional[str] = typer.Option(
+               None, "--since", help="Start date, YYYY-MM-DD (UTC; default: the start of "
+                                     "this quarter)."),
+           until: Optional[str] = typer.Option(None, "--until", help="End date (default: now)."),
+           as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Actions per platform and type, Forum flag-to-action time, people sanctioned on one
+    platform only, moderators' reasons grouped. Without --since: this quarter so far."""
+    from flows.moderation.figures import figures_between
+    from flows.platforms import current_ledger
+    from rules.reports import Quarter
 
-    @group.command("ack")
-    def ack(alert_id: int = typer.Argument(..., help="The alert number (in the alert's text)."),
-            by: str = typer.Option(..., "--by", help="Who acknowledges (a moderator's name).")) -> None:
-        """Acknowledge an alert (the Forum has no button; Discord's button does the same)."""
-        from flows.membership.common import context
-        from flows.moderation.alerts import show_acknowledged
-        from ledger import moderation as modlog
+    now = datetime.now(UTC)
+    label = ""
+    start = _when(since, "--since")
+    if start is None:
+        quarter = Quarter.of(now)
+        start = quarter.start
+        label = f"this quarter ({quarter.label})" + (" so far" if until is None else "")
+    end = _when(until, "--until") or now
+    if end <= start:
+        fail(f"--until: must be after {'--since' if since else 'the start of this quarter'}")
+    with one_line_errors():
+        figures = figures_between(current_ledger(), start, end)
+    typer.echo(json.dumps(figures, ensure_ascii=False) if as_json else _format(figures, label))
 
-        with one_line_errors():
-            if not by.strip():
-                raise ValueError("--by: a name is needed")
-            ctx = context(None)
-            with ctx.ledger.transaction() as session:
-                alert, first = modlog.acknowledge_alert(session, alert_id, by=by.strip(), at=ctx.now,
-                                                        actor="operator")
-                who = alert.acknowledged_by
-            show_acknowledged(ctx, alert_id)
-        typer.echo(f"alert {alert_id} acknowledged by {who}" + ("" if first else " (already)"))
 
-    def _decide(link_id: int, by: str, confirm: bool) -> None:
-        from flows.membership.common import context
-        from flows.moderation.alerts import raise_alerts, show_link_decision
-        from ledger import moderation as modlog
+@group.command("ack")
+def ack(alert_id: int = typer.Argument(..., help="The alert number (in the alert's text)."),
+        by: str = typer.Option(..., "--by", help="Who acknowledges (a moderator's name).")) -> None:
+    """Acknowledge an alert (the Forum has no button; Discord's button does the same)."""
+    from flows.membership.common import context
+    from flows.moderation.alerts import show_acknowledged
+    from ledger import moderation as modlog
 
-        with one_line_errors():
-            if not by.strip():
-                raise ValueError("--by: a name is needed")
-            ctx = context(None)
-            with ctx.ledger.transaction() as session:
-                link, first = modlog.decide_link(session, link_id, confirm=confirm, by=by.strip(), at=ctx.now,
-                                                 actor="operator")
-                status = link.status
-            show_link_decision(ctx, link_id)
-            if status == "confirmed":
-                raise_alerts(ctx)
-        typer.echo(f"link {link_id}: {status}" + ("" if first else " (already decided)"))
+    with one_line_errors():
+        if not by.strip():
+            raise ValueError("--by: a name is needed")
+        ctx = context(None)
+        with ctx.ledger.transaction() as session:
+            alert, first = modlog.acknowledge_alert(session, alert_id, by=by.strip(), at=ctx.now,
+                                                    actor="operator")
+            who = alert.acknowledged_by
+        show_acknowledged(ctx, alert_id)
+    typer.echo(f"alert {alert_id} acknowledged by {who}" + ("" if first else " (already)"))
 
-    @links.command("list")
-    def list_links(status: Optional[str] = typer.Option(None, "--status",
-                                                        help="suggested, confirmed or rejected.")) -> None:
-        """The links (newest first)."""
-        from flows.platforms import current_ledger
-        from ledger import moderation as modlog
 
-        with one_line_errors():
-            with current_ledger().read() as session:
-                rows = modlog.links(session, status=status)
-                out = [f"{r.id:>5}  {r.status:<9}  {r.platform_a}:{r.username_a or r.account_a} = "
-                       f"{r.platform_b}:{r.username_b or r.account_b}  ({r.basis}"
-                       + (f", {r.decided_by}" if r.decided_by else "") + ")" for r in rows]
-        typer.echo("\n".join(out) if out else "no links")
+def _decide(link_id: int, by: str, confirm: bool) -> None:
+    from flows.membership.common import context
+    from flows.moderation.alerts import raise_alerts, show_link_decision
+    from ledger import moderation as modlog
 
-    @links.command("confirm")
-    def confirm(link_id: int = typer.Argument(...), by: str = typer.Option(..., "--by")) -> None:
-        """A moderator confirms a suggested link: it is used from now on."""
-        _decide(link_id, by, True)
+    with one_line_errors():
+        if not by.strip():
+            raise ValueError("--by: a name is needed")
+        ctx = context(None)
+        with ctx.ledger.transaction() as session:
+            link, first = modlog.decide_link(session, link_id, confirm=confirm, by=by.strip(), at=ctx.now,
+                                             actor="operator")
+            status = link.status
+        show_link_decision(ctx, link_id)
+        if status == "confirmed":
+            raise_alerts(ctx)
+    typer.echo(f"link {link_id}: {status}" + ("" if first else " (already decided)"))
 
-    @links.command("reject")
-    def reject(link_id: int = typer.Argument(...), by: str = typer.Option(..., "--by")) -> None:
-        """A moderator rejects a suggested link: it is never used."""
-        _decide(link_id, by, False)
 
-    @group.command("sync")
-    def sync() -> None:
-        """Read every platform's moderation log once now (what the every-15-minutes deployment runs)."""
-        from flows.moderation.sync import moderation_sync
+@links.command("list")
+def list_links(status: Optional[str] = typer.Option(None, "--status",
+                                                    help="suggested, confirmed or rejected.")) -> None:
+    """The links (newest first)."""
+    from flows.platforms import current_ledger
+    from ledger import moderation as modlog
 
-        with one_line_errors():
-            typer.echo(json.dumps(moderation_sync(), default=str))
+    with one_line_errors():
+        with current_ledger().read() as session:
+            rows = modlog.links(session, status=status)
+            out = [f"{r.id:>5}  {r.status:<9}  {r.platform_a}:{r.username_a or r.account_a} = "
+                   f"{r.platform_b}:{r.username_b or r.account_b}  ({r.basis}"
+                   + (f", {r.decided_by}" if r.decided_by else "") + ")" for r in rows]
+    typer.echo("\n".join(out) if out else "no links")
 
-    @group.command("digest")
-    def digest(day: Optional[str] = typer.Option(None, "--day",
-                                                 help="The day, YYYY-MM-DD (default: yesterday).")) -> None:
-        """Post the digest of a day to every moderator space (once per day and platform)."""
-        from flows.moderation.digest import moderation_digest
 
-        when = _when(day, "--day")
-        with one_line_errors():
-            typer.echo(json.dumps(moderation_digest(day=when.date() if when else None), default=str))
+@links.command("confirm")
+def confirm(link_id: int = typer.Argument(...), by: str = typer.Option(..., "--by")) -> None:
+    """A moderator confirms a suggested link: it is used from now on."""
+    _decide(link_id, by, True)
+
+
+@links.command("reject")
+def reject(link_id: int = typer.Argument(...), by: str = typer.Option(..., "--by")) -> None:
+    """A moderator rejects a suggested link: it is never used."""
+    _decide(link_id, by, False)
+
+
+@group.command("sync")
+def sync() -> None:
+    """Read every platform's moderation log once now (what the every-15-minutes deployment runs)."""
+    from flows.moderation.sync import moderation_sync
+
+    with one_line_errors():
+        typer.echo(json.dumps(moderation_sync(), default=str))
+
+
+@group.command("digest")
+def digest(day: Optional[str] = typer.Option(None, "--day",
+                                             help="The day, YYYY-MM-DD (default: yesterday).")) -> None:
+    """Post the digest of a day to every moderator space (once per day and platform)."""
+    from flows.moderation.digest import moderation_digest
+
+    when = _when(day, "--day")
+    with one_line_errors():
+        typer.echo(json.dumps(moderation_digest(day=when.date() if when else None), default=str))

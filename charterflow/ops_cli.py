@@ -109,7 +109,8 @@ def deploy(
                f"prefect worker start --pool {work_pool}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add this capability's commands to ``app``."""
-    app.command("doctor")(doctor)
-    app.command("deploy")(deploy)
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(ops_cli.app)`.
+app = typer.Typer()
+app.command("doctor")(doctor)
+app.command("deploy")(deploy)

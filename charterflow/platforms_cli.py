@@ -73,52 +73,55 @@ def _history(items: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``platforms`` command group to ``app``."""
-    platforms = typer.Typer(help="The approved community platforms and their history "
-                                 "(R-PLATFORM).", invoke_without_command=True)
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(platforms_cli.app)`.
+app = typer.Typer()
+platforms = typer.Typer(help="The approved community platforms and their history "
+                             "(R-PLATFORM).", invoke_without_command=True)
 
-    @platforms.callback()
-    def list_cmd(
-        ctx: typer.Context,
-        history: bool = typer.Option(False, "--history", help="Also every recorded step."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-    ) -> None:
-        """List the platforms: state, since, trial end, counted by R-ADMIN-1/2, connector."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from charterflow.charter import load_configured_charter
 
-        with _errors():
-            charter = load_configured_charter()
-            with _ledger().read() as session:
-                items = rows(session, charter=charter, now=datetime.now(UTC))
-                steps = history_rows(session)
-        if as_json:
-            out: dict[str, Any] = {"platforms": items}
-            if history:
-                out["history"] = steps
-            typer.echo(json.dumps(out, indent=2, default=str))
-            return
-        typer.echo(_table(items, recorded=bool(steps)))
+@platforms.callback()
+def list_cmd(
+    ctx: typer.Context,
+    history: bool = typer.Option(False, "--history", help="Also every recorded step."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the platforms: state, since, trial end, counted by R-ADMIN-1/2, connector."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from charterflow.charter import load_configured_charter
+
+    with _errors():
+        charter = load_configured_charter()
+        with _ledger().read() as session:
+            items = rows(session, charter=charter, now=datetime.now(UTC))
+            steps = history_rows(session)
+    if as_json:
+        out: dict[str, Any] = {"platforms": items}
         if history:
-            typer.echo(_history(steps) if steps else "history: nothing recorded yet")
+            out["history"] = steps
+        typer.echo(json.dumps(out, indent=2, default=str))
+        return
+    typer.echo(_table(items, recorded=bool(steps)))
+    if history:
+        typer.echo(_history(steps) if steps else "history: nothing recorded yet")
 
-    @platforms.command("retire")
-    def retire_cmd(platform: str = typer.Argument(..., help="A retiring platform's name.")) -> None:
-        """Continue a retiring platform's retirement: revoke its managed roles, then retire it."""
-        from flows.membership.common import context
-        from flows.platforms_state import retire
-        from rules.platforms import check_name
 
-        with _errors():
-            name = check_name(platform)
-            ctx = context(None)
-            result = retire(ctx, platform=name, decision_ref=f"platform-retire:{name}")
-        for key in result.get("revoked", []):
-            typer.echo(f"revoked {key}")
-        typer.echo(f"{name}: {result['status']}: {result['reason']}")
-        if result["status"] != "retired":
-            raise typer.Exit(1)
+@platforms.command("retire")
+def retire_cmd(platform: str = typer.Argument(..., help="A retiring platform's name.")) -> None:
+    """Continue a retiring platform's retirement: revoke its managed roles, then retire it."""
+    from flows.membership.common import context
+    from flows.platforms_state import retire
+    from rules.platforms import check_name
 
-    app.add_typer(platforms, name="platforms")
+    with _errors():
+        name = check_name(platform)
+        ctx = context(None)
+        result = retire(ctx, platform=name, decision_ref=f"platform-retire:{name}")
+    for key in result.get("revoked", []):
+        typer.echo(f"revoked {key}")
+    typer.echo(f"{name}: {result['status']}: {result['reason']}")
+    if result["status"] != "retired":
+        raise typer.Exit(1)
+
+app.add_typer(platforms, name="platforms")

@@ -21,8 +21,6 @@ from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors
 
 
-
-
 def draft_command(
     quarter: Optional[str] = typer.Option(None, "--quarter", "-q",
                                           help="The quarter, e.g. 2026Q3 (default: the quarter just ended)."),
@@ -56,10 +54,11 @@ def draft_command(
         typer.echo(str(folder / name))
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``reports`` command group to ``app``."""
-    reports = typer.Typer(help="Quarterly reports (R-REPORT): draft locally; publishing needs "
-                               "a member's approval (see docs/reports.md).",
-                          no_args_is_help=True)
-    reports.command("draft")(draft_command)
-    app.add_typer(reports, name="reports")
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(reports_cli.app)`.
+app = typer.Typer()
+reports = typer.Typer(help="Quarterly reports (R-REPORT): draft locally; publishing needs "
+                           "a member's approval (see docs/reports.md).",
+                      no_args_is_help=True)
+reports.command("draft")(draft_command)
+app.add_typer(reports, name="reports")

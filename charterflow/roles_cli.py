@@ -21,7 +21,7 @@ Other errors print one line ``error: …`` to stderr and exit 2.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -29,8 +29,6 @@ from charterflow.cli_errors import fail as _fail, one_line_errors as _errors
 
 OVERRIDE_HELP = ("Apply a plan the guardrails refuse; the reason is recorded in the audit log "
                  "and the refusals become warnings.")
-
-
 
 
 def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
@@ -65,127 +63,138 @@ def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
         if not shown.plan.changes:
             typer.echo("nothing to apply")
             return
-        result = apply_plan(ctx, shown, decision_ref=decision_ref_for(ctx), actor=actor)
-        for key in result["applied"]:
-            typer.echo(f"applied {key}")
-        for key in result["pending"]:
-            typer.echo(f"PENDING {key}: Discourse e-mailed a confirmation link to its API admin; "
-                       "the grant counts once it is opened (check with `charterflow roles plan`)")
-        for key, why in result["failed"].items():
-            typer.echo(f"FAILED {key}: {why}")
-        for key in result["not_applied"]:
-            if key not in result["pending"] and key not in result["failed"]:
-                typer.echo(f"NOT applied {key}")
-        for item in result["refused"] + result["unexpected"]:
-            typer.echo(f"unexpected: {item}")
-        if result["failed"]:
-            typer.echo("stopped at the first platform error: fix the platform setting above, "
-                       "then apply again (only what is missing is sent)", err=True)
-        if result["not_applied"] or result["refused"] or result["unexpected"]:
-            raise typer.Exit(1)
+        _report(apply_plan(ctx, shown, decision_ref=decision_ref_for(ctx), actor=actor))
 
 
-def register(app: typer.Typer) -> None:
-    """Add the ``roles`` command group to ``app``."""
-    roles = typer.Typer(help="Platform roles as code: plan, then apply (R-ADMIN-1..3).",
-                        no_args_is_help=True)
+def _report(result: dict[str, Any]) -> None:
+    """One line per change applied, pending, failed or not applied; exit 1 unless all applied."""
+    for key in result["applied"]:
+        typer.echo(f"applied {key}")
+    for key in result["pending"]:
+        typer.echo(f"PENDING {key}: Discourse e-mailed a confirmation link to its API admin; "
+                   "the grant counts once it is opened (check with `charterflow roles plan`)")
+    for key, why in result["failed"].items():
+        typer.echo(f"FAILED {key}: {why}")
+    for key in result["not_applied"]:
+        if key not in result["pending"] and key not in result["failed"]:
+            typer.echo(f"NOT applied {key}")
+    for item in result["refused"] + result["unexpected"]:
+        typer.echo(f"unexpected: {item}")
+    if result["failed"]:
+        typer.echo("stopped at the first platform error: fix the platform setting above, "
+                   "then apply again (only what is missing is sent)", err=True)
+    if result["not_applied"] or result["refused"] or result["unexpected"]:
+        raise typer.Exit(1)
 
-    @roles.command("plan")
-    def plan_cmd(
-        override_reason: Optional[str] = typer.Option(None, "--override-reason", help=OVERRIDE_HELP),
-    ) -> None:
-        """Show the difference between the ledger and the platforms, and the verdict. Sends nothing."""
-        _run(confirm=False, override_reason=override_reason, actor="operator")
 
-    @roles.command("apply")
-    def apply_cmd(
-        confirm: bool = typer.Option(False, "--confirm", help="Send the changes (else a dry run)."),
-        override_reason: Optional[str] = typer.Option(None, "--override-reason", help=OVERRIDE_HELP),
-        actor: str = typer.Option("operator", "--actor",
-                                  help="Who acts, as an audit reference (operator, person:12, …)."),
-    ) -> None:
-        """Apply exactly the plan shown, and record every change (only with --confirm)."""
-        _run(confirm=confirm, override_reason=override_reason, actor=actor)
+# The commands this module adds to `charterflow`: charterflow/cli.py does
+# `app.add_typer(roles_cli.app)`.
+app = typer.Typer()
+roles = typer.Typer(help="Platform roles as code: plan, then apply (R-ADMIN-1..3).",
+                    no_args_is_help=True)
 
-    @roles.command("dump")
-    def dump_cmd(
-        out: Optional[Path] = typer.Option(None, "--out", help="Write to FILE (default: stdout)."),
-    ) -> None:
-        """Write today's observed platform roles in the roster format (reads only)."""
-        from flows.membership.common import context
-        from flows.roles.dump import dump_roles
 
-        with _errors():
-            text = dump_roles(context(None))
-            if out is None:
-                typer.echo(text)
+@roles.command("plan")
+def plan_cmd(
+    override_reason: Optional[str] = typer.Option(None, "--override-reason", help=OVERRIDE_HELP),
+) -> None:
+    """Show the difference between the ledger and the platforms, and the verdict. Sends nothing."""
+    _run(confirm=False, override_reason=override_reason, actor="operator")
+
+
+@roles.command("apply")
+def apply_cmd(
+    confirm: bool = typer.Option(False, "--confirm", help="Send the changes (else a dry run)."),
+    override_reason: Optional[str] = typer.Option(None, "--override-reason", help=OVERRIDE_HELP),
+    actor: str = typer.Option("operator", "--actor",
+                              help="Who acts, as an audit reference (operator, person:12, …)."),
+) -> None:
+    """Apply exactly the plan shown, and record every change (only with --confirm)."""
+    _run(confirm=confirm, override_reason=override_reason, actor=actor)
+
+
+@roles.command("dump")
+def dump_cmd(
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to FILE (default: stdout)."),
+) -> None:
+    """Write today's observed platform roles in the roster format (reads only)."""
+    from flows.membership.common import context
+    from flows.roles.dump import dump_roles
+
+    with _errors():
+        text = dump_roles(context(None))
+        if out is None:
+            typer.echo(text)
+        else:
+            out.write_text(text + "\n", encoding="utf-8")
+            typer.echo(f"wrote {out}", err=True)
+
+
+@roles.command("import")
+def import_cmd(
+    file: Path = typer.Argument(..., help="A file written by `roles dump` (edited or not)."),
+    actor: str = typer.Option("operator", "--actor", help="Who acts, as an audit reference."),
+) -> None:
+    """Record a dump's people, accounts and platform roles in the ledger (sends nothing)."""
+    from flows.membership.common import context
+    from flows.roles.dump import import_roles
+
+    with _errors():
+        text = file.read_text(encoding="utf-8")
+        result = import_roles(context(None), text, source=str(file), actor=actor)
+        typer.echo(f"{file}: {result['people']} people; {result['recorded']} role(s) "
+                   f"recorded as desired ({result['decision']}); see `charterflow roles plan`")
+
+training = typer.Typer(help="Moderator training (R-TRAIN): who has acknowledged the guide.",
+                       invoke_without_command=True)
+
+
+@training.callback()
+def training_list(ctx: typer.Context) -> None:
+    """List, per platform, who has and has not acknowledged the moderation guide, since when."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from flows.membership.common import context
+    from flows.roles.training import training_status
+
+    with _errors():
+        rows = training_status(context(None))
+    if not rows:
+        typer.echo("no moderator has been sent a moderation guide yet")
+        return
+    for platform in sorted({r["platform"] for r in rows}):
+        mine = [r for r in rows if r["platform"] == platform]
+        done = [r for r in mine if r["acknowledged_at"]]
+        typer.echo(f"{platform}: {len(done)} of {len(mine)} acknowledged")
+        for r in mine:
+            since = f"{r['since']:%Y-%m-%d}" if r["since"] else "never sent"
+            if r["acknowledged_at"]:
+                state = f"acknowledged since {since}"
+            elif r["sent_at"]:
+                state = f"NOT acknowledged, sent {since}, {r['reminders']} reminder(s)"
             else:
-                out.write_text(text + "\n", encoding="utf-8")
-                typer.echo(f"wrote {out}", err=True)
+                state = "NOT acknowledged, guide never sent"
+            gone = "" if r["moderator"] else " (no longer a moderator)"
+            typer.echo(f"  {r['handle']}: {state}{gone}")
 
-    @roles.command("import")
-    def import_cmd(
-        file: Path = typer.Argument(..., help="A file written by `roles dump` (edited or not)."),
-        actor: str = typer.Option("operator", "--actor", help="Who acts, as an audit reference."),
-    ) -> None:
-        """Record a dump's people, accounts and platform roles in the ledger (sends nothing)."""
-        from flows.membership.common import context
-        from flows.roles.dump import import_roles
 
-        with _errors():
-            text = file.read_text(encoding="utf-8")
-            result = import_roles(context(None), text, source=str(file), actor=actor)
-            typer.echo(f"{file}: {result['people']} people; {result['recorded']} role(s) "
-                       f"recorded as desired ({result['decision']}); see `charterflow roles plan`")
+@training.command("ack")
+def training_ack(
+    person: str = typer.Argument(..., help="The moderator's WG handle or person id."),
+    platform: str = typer.Argument(..., help="discourse or discord"),
+    actor: str = typer.Option("operator", "--actor", help="Who records it (audit reference)."),
+) -> None:
+    """Record an acknowledgement received another way (e.g. a Forum reply)."""
+    from flows.membership.common import context
+    from flows.roles.training import acknowledge_by_operator
 
-    training = typer.Typer(help="Moderator training (R-TRAIN): who has acknowledged the guide.",
-                           invoke_without_command=True)
+    with _errors():
+        try:
+            new = acknowledge_by_operator(context(None), person=person, platform=platform,
+                                          actor=actor)
+        except LookupError as exc:
+            raise ValueError(str(exc).strip("'\"")) from None
+    typer.echo("recorded" if new else "already acknowledged")
 
-    @training.callback()
-    def training_list(ctx: typer.Context) -> None:
-        """List, per platform, who has and has not acknowledged the moderation guide, since when."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from flows.membership.common import context
-        from flows.roles.training import training_status
-
-        with _errors():
-            rows = training_status(context(None))
-        if not rows:
-            typer.echo("no moderator has been sent a moderation guide yet")
-            return
-        for platform in sorted({r["platform"] for r in rows}):
-            mine = [r for r in rows if r["platform"] == platform]
-            done = [r for r in mine if r["acknowledged_at"]]
-            typer.echo(f"{platform}: {len(done)} of {len(mine)} acknowledged")
-            for r in mine:
-                since = f"{r['since']:%Y-%m-%d}" if r["since"] else "never sent"
-                if r["acknowledged_at"]:
-                    state = f"acknowledged since {since}"
-                elif r["sent_at"]:
-                    state = f"NOT acknowledged, sent {since}, {r['reminders']} reminder(s)"
-                else:
-                    state = "NOT acknowledged, guide never sent"
-                gone = "" if r["moderator"] else " (no longer a moderator)"
-                typer.echo(f"  {r['handle']}: {state}{gone}")
-
-    @training.command("ack")
-    def training_ack(
-        person: str = typer.Argument(..., help="The moderator's WG handle or person id."),
-        platform: str = typer.Argument(..., help="discourse or discord"),
-        actor: str = typer.Option("operator", "--actor", help="Who records it (audit reference)."),
-    ) -> None:
-        """Record an acknowledgement received another way (e.g. a Forum reply)."""
-        from flows.membership.common import context
-        from flows.roles.training import acknowledge_by_operator
-
-        with _errors():
-            try:
-                new = acknowledge_by_operator(context(None), person=person, platform=platform,
-                                              actor=actor)
-            except LookupError as exc:
-                raise ValueError(str(exc).strip("'\"")) from None
-        typer.echo("recorded" if new else "already acknowledged")
-
-    roles.add_typer(training, name="training")
-    app.add_typer(roles, name="roles")
+roles.add_typer(training, name="training")
+app.add_typer(roles, name="roles")

@@ -260,58 +260,67 @@ def _names(rng: random.Random, count: int) -> list[tuple[str, str]]:
     return out
 
 
+def _forum_account(rng: random.Random, i: int, handle: str, today: date) -> dict[str, Any]:
+    age = rng.randint(20, 1500)
+    visited = rng.randint(0, min(age, 600))
+    posts = int(visited * rng.uniform(0.05, 2.5))
+    seen = rng.randint(0, 200) if rng.random() < 0.8 else rng.randint(0, 30)
+    return {
+        "id": 1001 + i, "username": handle,
+        "email": f"{handle.replace('_', '.')}@example.org",
+        "trust_level": 0 if visited < 3 else 1 if visited < 15 else 2 if visited < 100 else 3,
+        "created_at": _at(today - timedelta(days=age)),
+        "last_seen_at": _at(today - timedelta(days=min(seen, age))),
+        "last_posted_at": _at(today - timedelta(days=min(seen + rng.randint(0, 40), age)))
+        if posts else None,
+        "days_visited": visited, "post_count": posts,
+        "likes_given": int(posts * rng.uniform(0.2, 3.0)),
+        "likes_received": int(posts * rng.uniform(0.1, 2.0)),
+    }
+
+
+def _person(rng: random.Random, i: int, first: str, last: str, today: date) -> Person:
+    """The ``i``-th person with their accounts (the random draws in a fixed order: the same
+    community every time)."""
+    handle = f"{first}_{last}".lower()
+    person = Person(handle=handle, name=f"{first} {last}")
+    where = rng.random()
+    on_forum, on_discord = where < 0.85, where >= 0.15
+    if i < 40:  # the first people (WG, staff, Board, applicants) are on both platforms
+        on_forum = on_discord = True
+    if on_forum:
+        person.forum = _forum_account(rng, i, handle, today)
+    if on_discord:
+        joined = rng.randint(10, 1400)
+        person.discord = {"id": str(400_000_000_000_000_000 + 1001 + i), "username": handle,
+                          "joined_at": _at(today - timedelta(days=joined)),
+                          "recent_messages": rng.choice((0, 0, 1, 2, 4, 7, 12, 25, 60)),
+                          "older_messages": rng.randint(0, 400)}
+    return person
+
+
+def _active(p: Person, today: date) -> None:
+    """The WG and staff are long-standing, active people."""
+    p.forum.update(created_at=_at(today - timedelta(days=700)), days_visited=300,
+                   post_count=max(p.forum["post_count"], 150), trust_level=3,
+                   last_seen_at=_at(today - timedelta(days=1)))
+    p.discord.update(joined_at=_at(today - timedelta(days=650)),
+                     recent_messages=max(p.discord["recent_messages"], 30))
+
+
 def build(*, today: date | None = None, size: int = 200) -> Community:
     """The community of ``size`` people as of ``today`` (default: today, UTC)."""
     today = today or datetime.now(UTC).date()
     rng = random.Random(SEED)
-    people: list[Person] = []
-    for i, (first, last) in enumerate(_names(rng, size)):
-        handle = f"{first}_{last}".lower()
-        person = Person(handle=handle, name=f"{first} {last}")
-        where = rng.random()
-        on_forum, on_discord = where < 0.85, where >= 0.15
-        if i < 40:  # the first people (WG, staff, Board, applicants) are on both platforms
-            on_forum = on_discord = True
-        if on_forum:
-            age = rng.randint(20, 1500)
-            visited = rng.randint(0, min(age, 600))
-            posts = int(visited * rng.uniform(0.05, 2.5))
-            seen = rng.randint(0, 200) if rng.random() < 0.8 else rng.randint(0, 30)
-            person.forum = {
-                "id": 1001 + i, "username": handle,
-                "email": f"{handle.replace('_', '.')}@example.org",
-                "trust_level": 0 if visited < 3 else 1 if visited < 15 else 2 if visited < 100 else 3,
-                "created_at": _at(today - timedelta(days=age)),
-                "last_seen_at": _at(today - timedelta(days=min(seen, age))),
-                "last_posted_at": _at(today - timedelta(days=min(seen + rng.randint(0, 40), age)))
-                if posts else None,
-                "days_visited": visited, "post_count": posts,
-                "likes_given": int(posts * rng.uniform(0.2, 3.0)),
-                "likes_received": int(posts * rng.uniform(0.1, 2.0)),
-            }
-        if on_discord:
-            joined = rng.randint(10, 1400)
-            person.discord = {"id": str(400_000_000_000_000_000 + 1001 + i), "username": handle,
-                              "joined_at": _at(today - timedelta(days=joined)),
-                              "recent_messages": rng.choice((0, 0, 1, 2, 4, 7, 12, 25, 60)),
-                              "older_messages": rng.randint(0, 400)}
-        people.append(person)
-
-    def active(p: Person) -> None:  # the WG and staff are long-standing, active people
-        p.forum.update(created_at=_at(today - timedelta(days=700)), days_visited=300,
-                       post_count=max(p.forum["post_count"], 150), trust_level=3,
-                       last_seen_at=_at(today - timedelta(days=1)))
-        p.discord.update(joined_at=_at(today - timedelta(days=650)),
-                         recent_messages=max(p.discord["recent_messages"], 30))
-
+    people = [_person(rng, i, first, last, today) for i, (first, last) in enumerate(_names(rng, size))]
     wg, staff, board, sc, applicants = (people[0:7], people[7:15], people[15:19], people[19:21],
                                         people[21:40])
     homes = ("discourse", "discord", "discord", "discourse", "discourse", "discord", "discourse")
     for p, home in zip(wg, homes):
-        active(p)
+        _active(p, today)
         p.wg, p.home_platform = True, home
     for p in staff:
-        active(p)
+        _active(p, today)
     for p in applicants:  # eligible on Discord (R-ELIG-1), not yet in the WG
         p.discord.update(joined_at=_at(today - timedelta(days=rng.randint(200, 900))),
                          recent_messages=rng.randint(9, 40))

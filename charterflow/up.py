@@ -70,14 +70,33 @@ CRASH_LOOP_EXITS = 5  # this many exits of one child within the window stop `up`
 CRASH_LOOP_WINDOW = 120.0
 
 
+@dataclass(frozen=True, kw_only=True)
+class RestartPolicy:
+    """When a child that exited is started again: after ``first_delay`` s, doubling per exit up
+    to ``max_delay``; ``crash_loop_exits`` exits within ``crash_loop_window`` s stop `up`."""
+
+    first_delay: float = RESTART_FIRST_DELAY
+    max_delay: float = RESTART_MAX_DELAY
+    crash_loop_exits: int = CRASH_LOOP_EXITS
+    crash_loop_window: float = CRASH_LOOP_WINDOW
+
+    def delay(self, exits: int) -> float:
+        """Seconds before the restart that follows the ``exits``-th recent exit."""
+        return min(self.max_delay, self.first_delay * 2 ** (exits - 1))
+
+
 @dataclass(kw_only=True)
 class ChildSpec:
-    """One process `up` runs: its command and environment, and what to do once it was started
-    again after an exit (``after_restart`` gets the time of that exit)."""
+    """One process `up` runs, as data: its command and environment, its readiness check
+    (``ready``: one quick look, True once it answers; None: running is enough), its restart
+    policy, and what to do once it was started again after an exit (``after_restart`` gets
+    the time of that exit). :class:`Supervisor` runs it."""
 
     name: str
     argv: list[str]
     env: dict[str, str]
+    ready: Callable[[], bool] | None = None
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
     after_restart: Callable[[datetime], None] | None = None
 
 
@@ -111,8 +130,9 @@ def describe_exit(code: int | None) -> str:
 
 
 class Supervisor:
-    """Starts children, restarts any that exits (backoff 0.5 s doubling to 30 s), and reports a
-    crash loop (:data:`CRASH_LOOP_EXITS` exits of one child in :data:`CRASH_LOOP_WINDOW` s).
+    """Starts children, restarts any that exits as its :class:`RestartPolicy` says (by default
+    backoff 0.5 s doubling to 30 s), and reports a crash loop (by default
+    :data:`CRASH_LOOP_EXITS` exits of one child in :data:`CRASH_LOOP_WINDOW` s).
     Every change of state is written to the status file (:mod:`charterflow.status`)."""
 
     def __init__(self, *, home: Path, logs: Path, say: Callable[[str], None]) -> None:
@@ -160,13 +180,14 @@ class Supervisor:
         _stop_group(child.process)  # what it left behind (a flow run's process) goes too
         child.last_exit, child.last_exit_at = code, datetime.now(UTC)
         child.exits.append(now)
-        while child.exits and now - child.exits[0] > CRASH_LOOP_WINDOW:
+        policy = child.spec.restart
+        while child.exits and now - child.exits[0] > policy.crash_loop_window:
             child.exits.popleft()
-        if len(child.exits) >= CRASH_LOOP_EXITS:
+        if len(child.exits) >= policy.crash_loop_exits:
             child.state = "stopped"
             self.write_status()
             return True
-        delay = min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2 ** (len(child.exits) - 1))
+        delay = policy.delay(len(child.exits))
         child.state, child.restart_at = "restarting", now + delay
         self.say(f"{child.name} stopped unexpectedly: {describe_exit(code)}; restarting it in "
                  f"{delay:g} s (log: {child.log})")
@@ -335,29 +356,55 @@ def _request(url: str, *, timeout: float, body: Any = None) -> tuple[int, Any]:
         return status, None
 
 
-class Readiness:
-    """Whether each part of a starting stack answers yet (each check is one quick look)."""
+def prefect_answers(api_url: str) -> bool:
+    """The Prefect server's readiness: ``/health`` answers 200."""
+    try:
+        return _request(f"{api_url}/health", timeout=2)[0] == 200
+    except OSError:
+        return False
 
-    def __init__(self, plan: Plan, home: Path) -> None:
-        self.plan, self.deployments_file = plan, home / DEPLOYMENTS_FILE
+
+def gateway_answers(port: int) -> bool:
+    """The gateway's readiness: /healthz answers at all (503 only means Prefect or the ledger is
+    not ready)."""
+    try:
+        _request(f"http://127.0.0.1:{port}/healthz", timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def sandboxes_ready(port: int) -> bool:
+    """The sandboxes' readiness (their inspector's /healthz); raises ``RuntimeError`` with the
+    problems the sandboxes report."""
+    try:
+        status, health = _request(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    except OSError:
+        return False
+    if not isinstance(health, dict):
+        return False
+    if health.get("problems"):
+        raise RuntimeError("; ".join(health["problems"]))
+    return status == 200 and bool(health.get("ready"))
+
+
+class Deployments:
+    """The runner's readiness: every deployment it said it serves (in ``DEPLOYMENTS_FILE``) is
+    registered with the Prefect server; ``served`` lists them."""
+
+    def __init__(self, *, api_url: str, file: Path) -> None:
+        self.api_url, self.file = api_url, file
         self.expected: list[str] | None = None
         self.served: list[str] = []
 
-    def prefect(self) -> bool:
-        try:
-            return _request(f"{self.plan.api_url}/health", timeout=2)[0] == 200
-        except OSError:
-            return False
-
-    def deployments(self) -> bool:
-        """Every deployment the runner said it serves is registered."""
+    def __call__(self) -> bool:
         if self.expected is None:
             try:
-                self.expected = json.loads(self.deployments_file.read_text())
+                self.expected = json.loads(self.file.read_text())
             except (OSError, ValueError):
                 return False
         try:
-            api = self.plan.api_url
+            api = self.api_url
             found = _request(f"{api}/deployments/filter", body={"limit": 200}, timeout=5)[1]
             flows = _request(f"{api}/flows/filter", body={"limit": 200}, timeout=5)[1]
             names = {f["id"]: f["name"] for f in flows}
@@ -366,26 +413,6 @@ class Readiness:
             return False
         self.served = sorted(set(self.expected) & registered)
         return set(self.expected) <= registered
-
-    def gateway(self) -> bool:
-        """Up once /healthz answers at all (503 only means Prefect or the ledger is not ready)."""
-        try:
-            _request(f"http://127.0.0.1:{self.plan.gateway_port}/healthz", timeout=2)
-            return True
-        except OSError:
-            return False
-
-    def sandboxes(self) -> bool:
-        """Ready; raises ``RuntimeError`` with the problems the sandboxes report."""
-        try:
-            status, health = _request(f"http://127.0.0.1:{self.plan.inspector_port}/healthz", timeout=2)
-        except OSError:
-            return False
-        if not isinstance(health, dict):
-            return False
-        if health.get("problems"):
-            raise RuntimeError("; ".join(health["problems"]))
-        return status == 200 and bool(health.get("ready"))
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -626,6 +653,11 @@ class Plan:
     inspector_port: int | None
     lock: dict[str, Any]
 
+    def children(self) -> list[ChildSpec]:
+        """Every child `up` starts, the Prefect server (when it runs one) first."""
+        return [spec for spec in (self.server, self.sandboxes, self.runner, self.worker, self.gateway)
+                if spec is not None]
+
 
 def _base_env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
@@ -664,6 +696,7 @@ def prefect_server(settings: Settings, *, home: Path,
     api_url = f"http://{host}:{port}/api"
     env = {**PREFECT_SERVER_DEFAULTS, **_base_env(home), "PREFECT_API_URL": api_url}
     return api_url, ChildSpec(name="prefect-server", after_restart=heal, env=env,
+                              ready=partial(prefect_answers, api_url),
                               argv=[sys.executable, "-m", "prefect", "server", "start", "--host", host,
                                     "--port", str(port)])
 
@@ -693,6 +726,7 @@ def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: lis
         shutil.rmtree(spec["state_dir"], ignore_errors=True)
         env.update(forked(sandbox_env, spec).result())
         sandboxes = ChildSpec(name="sandboxes", argv=[sys.executable, "-m", "charterflow.inspector"],
+                              ready=partial(sandboxes_ready, spec["inspector_port"]),
                               env={**env, "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)})
         inspector_port = spec["inspector_port"]
         lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}"
@@ -701,11 +735,12 @@ def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: lis
     # charterflow.workers: each waits for the Prefect server, so all start at once. A background
     # task run has no flow run, so Prefect never sends its logs to the API; by default it warns
     # about that once per run, in the worker's log.
-    runner = ChildSpec(name="runner", argv=[sys.executable, "-m", "charterflow.workers", "runner"], env=env)
+    runner = ChildSpec(name="runner", argv=[sys.executable, "-m", "charterflow.workers", "runner"], env=env,
+                       ready=Deployments(api_url=api_url, file=home / DEPLOYMENTS_FILE))
     worker = ChildSpec(name="inbox-worker", after_restart=heal,
                        argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
                        env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env})
-    gateway = ChildSpec(name="gateway", after_restart=heal, env=env,
+    gateway = ChildSpec(name="gateway", after_restart=heal, env=env, ready=partial(gateway_answers, gw.port),
                         argv=[sys.executable, "-m", "gateway.serve", "--host", gw.host,
                               "--port", str(gw.port)])
     return Plan(api_url=api_url, ui_url=ui_url, public_url=public, external_prefect=external,
@@ -831,17 +866,18 @@ class Up:
                 sup.start(spec)
         # up.json, and (0600) the settings its processes got: CLI commands use the same stack.
         stack_files.record(self.home, plan.lock, plan.gateway.env)
-        ready = Readiness(plan, self.home)
-        waiting = {"prefect-server": ready.prefect, "runner": ready.deployments, "gateway": ready.gateway}
-        if plan.sandboxes is not None:
-            waiting["sandboxes"] = ready.sandboxes
+        # Each child's own readiness check; an external Prefect server is waited for too.
+        waiting = {spec.name: spec.ready for spec in plan.children() if spec.ready is not None}
+        if plan.server is None:
+            waiting["prefect-server"] = partial(prefect_answers, plan.api_url)
         deadline = time.monotonic() + START_TIMEOUT
         while waiting:
             if self.stop_event.wait(0.3):
                 return 0
             looping = sup.check()
             if looping is not None:
-                return self._failed(f"{looping.name} stopped {CRASH_LOOP_EXITS} times while starting "
+                exits = looping.spec.restart.crash_loop_exits
+                return self._failed(f"{looping.name} stopped {exits} times while starting "
                                     f"({describe_exit(looping.last_exit)})", looping)
             for name, check in list(waiting.items()):
                 try:
@@ -857,7 +893,7 @@ class Up:
                 names = ", ".join(waiting)
                 late = next((c for c in sup.children if c.name in waiting), None)
                 return self._failed(f"{names} did not answer within {START_TIMEOUT:.0f} s", late)
-        return ready.served
+        return plan.runner.ready.served if isinstance(plan.runner.ready, Deployments) else []
 
     def _banner(self, plan: Plan, served: list[str], real: set[str], sandboxed: list[str],
                 ledger_url: str, seeded: str | None) -> None:
@@ -882,8 +918,9 @@ class Up:
         while not self.stop_event.wait(0.25):
             looping = self.supervisor.check()
             if looping is not None:
-                console.print(f"error: {looping.name} stopped {CRASH_LOOP_EXITS} times within "
-                              f"{CRASH_LOOP_WINDOW:.0f} s (last: {describe_exit(looping.last_exit)}); "
+                policy = looping.spec.restart
+                console.print(f"error: {looping.name} stopped {policy.crash_loop_exits} times within "
+                              f"{policy.crash_loop_window:.0f} s (last: {describe_exit(looping.last_exit)}); "
                               f"stopping everything; see {looping.log}", soft_wrap=True)
                 return 1
             if watch.due():

@@ -23,7 +23,7 @@ ROLE_NAMES = {"chair": "chair", "co-chair": "co_chair", "co_chair": "co_chair",
               "coc-liaison": "coc_liaison", "coc_liaison": "coc_liaison",
               "board-liaison": "board_liaison", "board_liaison": "board_liaison"}
 
-app = typer.Typer(help="The working group's own roles: who holds what, appointments (R-ROLE-APPOINT).",
+wg_app = typer.Typer(help="The working group's own roles: who holds what, appointments (R-ROLE-APPOINT).",
                   no_args_is_help=True)
 
 
@@ -42,7 +42,7 @@ def table(found: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@app.command("roles")
+@wg_app.command("roles")
 def roles_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Who holds each WG role, what is vacant, and the appointments under way."""
     from flows.wg_roles.common import status
@@ -52,7 +52,7 @@ def roles_command(as_json: bool = typer.Option(False, "--json", help="Print JSON
     typer.echo(json.dumps(found, indent=2) if as_json else table(found))
 
 
-@app.command("appoint")
+@wg_app.command("appoint")
 def appoint_command(
     role: str = typer.Argument(..., help="chair, co-chair, coc-liaison or board-liaison."),
     handle: str = typer.Argument(..., help="The nominee's WG handle."),
@@ -94,6 +94,6 @@ def _start(role: str, handle: str, by: str | None) -> dict[str, Any]:
     return ask_step(board_context(None), nominee=handle, requested_by=by or "operator")
 
 
-def register(root: typer.Typer) -> None:
-    """Add the ``wg`` command group to ``root``."""
-    root.add_typer(app, name="wg")
+# `charterflow` adds this module with `app.add_typer(wg_cli.app)`.
+app = typer.Typer()
+app.add_typer(wg_app, name="wg")

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from prefect import flow
 from sqlalchemy import select
 
@@ -35,11 +33,9 @@ from rules.platforms import (PLATFORM_KINDS, RETIRING, RULING, PlatformState, ad
                              decide_proposal, may_retire, trials_ended)
 
 from flows.membership.common import Ctx, artifact, context, log, once, post_wg
+from flows.presentation import templates as _env
 
 ACTOR = "flow:platforms"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                   autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
 __all__ = ["charter_in_force", "check_proposal", "follow_up", "platform_states",
            "platforms_retire", "platforms_trial_ends", "record_board_outcome", "retire",

@@ -147,13 +147,7 @@ async def _run(spec: dict[str, Any]) -> int:
         print(f"sandboxes: state restored for {', '.join(sorted(restored))}", file=sys.stderr)
     sockets = {name: _bind(host, int(spec["platforms"][name]["port"])) for name in boxes}
     sockets["inspector"] = _bind(host, int(spec["inspector_port"]))
-    running = Running(urls={name: f"http://{host}:{sockets[name].getsockname()[1]}" for name in boxes},
-                      gateway_url=spec["gateway_url"], community=community,
-                      discourse_api_key=(spec["platforms"].get("discourse") or {}).get("api_key"))
-    if spec.get("smtp"):
-        from connectors.email import SmtpSandbox
-
-        running.mailbox = SmtpSandbox(host=host, port=int(spec["smtp"]["port"])).start()
+    running = _running(spec, host=host, community=community, sockets=sockets, names=list(boxes))
     apps = {name: store.watch(name, box) if store else box.app for name, box in boxes.items()}
     apps["inspector"] = create_app(running=running, prefect_ui=spec.get("prefect_ui"),
                                    port=sockets["inspector"].getsockname()[1],
@@ -161,6 +155,30 @@ async def _run(spec: dict[str, Any]) -> int:
     servers = {name: _Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                             lifespan="on", timeout_graceful_shutdown=3))
                for name, app in apps.items()}
+    await _serve(servers, sockets, prepared=lambda: prepare(spec, boxes, running, restored),
+                 running=running)
+    _close(boxes, running)
+    return 0
+
+
+def _running(spec: dict[str, Any], *, host: str, community: Any, sockets: dict[str, socket.socket],
+             names: list[str]) -> Running:
+    """What the inspector shows: the sandboxes' URLs on their bound ports, and the SMTP
+    sandbox's mailbox when the spec asks for one."""
+    running = Running(urls={name: f"http://{host}:{sockets[name].getsockname()[1]}" for name in names},
+                      gateway_url=spec["gateway_url"], community=community,
+                      discourse_api_key=(spec["platforms"].get("discourse") or {}).get("api_key"))
+    if spec.get("smtp"):
+        from connectors.email import SmtpSandbox
+
+        running.mailbox = SmtpSandbox(host=host, port=int(spec["smtp"]["port"])).start()
+    return running
+
+
+async def _serve(servers: dict[str, Any], sockets: dict[str, socket.socket], *,
+                 prepared: Any, running: Running) -> None:
+    """Serve every app on its socket until SIGINT/SIGTERM; once all listen, run ``prepared``
+    (in a thread) and say ready on /healthz, or the problem."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s in servers.values()])
@@ -171,19 +189,21 @@ async def _run(spec: dict[str, Any]) -> int:
         await asyncio.sleep(0.05)
     if all(s.started for s in servers.values()):
         try:
-            await asyncio.to_thread(prepare, spec, boxes, running, restored)
+            await asyncio.to_thread(prepared)
             running.ready = True
         except Exception as exc:  # noqa: BLE001 - reported on /healthz and in the log
             running.problems.append(f"{type(exc).__name__}: {exc}")
             print(f"sandboxes: preparing failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _close(boxes: dict[str, Any], running: Running) -> None:
     if running.mailbox is not None:
         running.mailbox.stop()
     for box in boxes.values():
         close = getattr(box, "close", None)
         if callable(close):
             close()
-    return 0
 
 
 def main() -> None:

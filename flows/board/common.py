@@ -19,11 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
 from connectors.base import MessageRef
@@ -39,6 +37,7 @@ from rules.platforms import PLATFORM_KINDS, check_name
 
 from flows.membership.common import Ctx, context, log, once
 from flows.membership.common import post_wg as membership_post_wg
+from flows.presentation import templates as _env
 
 __all__ = [
     "BOARD_LIST",
@@ -59,11 +58,7 @@ __all__ = [
     "validate_proposal",
 ]
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 BOARD_LIST = "board_members"
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                   autoescape=False, keep_trailing_newline=False, trim_blocks=True,
-                   lstrip_blocks=True)
 
 # Slack's three buttons ↔ the ledger's decisions.
 TO_LEDGER = {SlackDecision.APPROVE: BoardDecision.APPROVED,

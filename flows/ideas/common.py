@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
+from flows.presentation import templates as _env
 from ledger import ideas as backlog
 from ledger.models import Idea, Person
 from rules import Charter
@@ -22,10 +21,6 @@ from rules import Charter
 __all__ = ["BUTTON_PREFIX", "BUTTON_STATUSES", "InvalidIdea", "IdeaInput", "MAX_BODY", "MAX_TITLE",
            "author_of", "backlog_rows", "button_id", "parse_button_id", "render", "validate_idea"]
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                   autoescape=False, keep_trailing_newline=False, trim_blocks=True,
-                   lstrip_blocks=True)
 
 BUTTON_PREFIX = "cfi:"
 # The decisions the digest's buttons offer on a triaged item (R-IDEA-1: triaged -> ...).

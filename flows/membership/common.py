@@ -26,10 +26,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
 from connectors.base import InteractionResponder, MessageRef, UserRef
@@ -39,23 +37,9 @@ from ledger.models import Identity, Person, Platform
 from rules import Decision
 
 from flows.platforms import Platforms, current_ledger, current_platforms
+from flows.presentation import templates as _env
 
 log = logging.getLogger("charterflow.membership")
-
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                   autoescape=False, keep_trailing_newline=False, trim_blocks=True,
-                   lstrip_blocks=True)
-
-
-def _quote(text: Any) -> str:
-    """A person's text as a Markdown quote (Forum and Discord alike), so it reads as theirs and
-    its own headings or lists do not become the message's."""
-    lines = str(text or "").strip().splitlines() or ["(no answer)"]
-    return "\n".join(f"> {line}".rstrip() for line in lines)
-
-
-_env.filters["quote"] = _quote
 
 
 def resolve_now(now: datetime | None) -> datetime:

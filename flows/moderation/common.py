@@ -20,19 +20,15 @@ to a public channel (R-PRIVACY).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.base import ButtonMessenger, ChannelText, MessageEditor, MessageRef, Messenger, ModerationLog
 from flows.membership.common import Ctx
+from flows.presentation import templates as _env
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=False,
-                   keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
 ACTOR = "flow:moderation"
 BUTTON_PREFIX = "cfm:"
 

@@ -15,29 +15,23 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from connectors.slack.blocks import (MAX_SECTION_TEXT, SlackMessage, escape, fit_blocks, link,
                                      truncate)
 from rules.reports import Quarter, is_empty
 
 from flows.presentation import DISCORD_MESSAGE_LIMIT as MESSAGE_LIMIT
+from flows.presentation import templates as _env
 
 __all__ = ["CHARTS", "ReportTexts", "facts_digest", "platform_name", "render_meeting_reminder",
            "render_approval_request", "render_report"]
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "reports"
 CHARTS = ("membership", "moderation", "ideas")
 PLATFORM_NAMES = {"discourse": "Forum", "discord": "Discord", "slack": "Slack"}
 _SECTION = "\n%%\n"
 
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                   autoescape=False, keep_trailing_newline=False, trim_blocks=True,
-                   lstrip_blocks=True)
-_env.filters["esc"] = escape
+_env.filters.setdefault("esc", escape)  # Slack mrkdwn escaping for board.mrkdwn.j2
 
 
 def platform_name(platform: str | None) -> str:
@@ -106,7 +100,7 @@ def _moderation_grid(facts: Mapping[str, Any]) -> str:
 def _discord(values: dict[str, Any], forum_url: str | None) -> str:
     ideas = values["ideas_done"]
     for shown in range(len(ideas), -1, -1):
-        text = _env.get_template("discord.md.j2").render(
+        text = _env.get_template("reports/discord.md.j2").render(
             **values, shown=ideas[:shown], hidden=len(ideas) - shown, forum_url=forum_url).strip()
         if len(text) <= MESSAGE_LIMIT:
             return text
@@ -116,7 +110,7 @@ def _discord(values: dict[str, Any], forum_url: str | None) -> str:
 
 def _board(values: dict[str, Any], facts: Mapping[str, Any], forum_url: str | None,
            audit_head: str | None = None) -> SlackMessage:
-    text = _env.get_template("board.mrkdwn.j2").render(
+    text = _env.get_template("reports/board.mrkdwn.j2").render(
         **values, moderation_grid=_moderation_grid(facts), forum_url=forum_url).strip()
     title, _, body = text.partition("\n")
     sections = [s.strip() for s in body.split(_SECTION.strip()) if s.strip()]
@@ -151,7 +145,7 @@ def render_report(facts: Mapping[str, Any], *, charts: Mapping[str, str],
     missing = [c for c in CHARTS if not charts.get(c)]
     if missing:
         raise ValueError(f"charts: no address for {', '.join(missing)}")
-    forum = _env.get_template("forum.md.j2").render(**values, charts=dict(charts),
+    forum = _env.get_template("reports/forum.md.j2").render(**values, charts=dict(charts),
                                                      idea_hint=idea_hint).strip()
     title, _, body = forum.partition("\n")
     return ReportTexts(forum_title=title.strip(), forum=body.strip() + "\n",
@@ -166,9 +160,9 @@ def _split(text: str) -> tuple[str, str]:
 
 def render_meeting_reminder(**values: Any) -> tuple[str, str]:
     """Title and body of the meeting reminder (``meeting_reminder.md.j2``)."""
-    return _split(_env.get_template("meeting_reminder.md.j2").render(**values))
+    return _split(_env.get_template("reports/meeting_reminder.md.j2").render(**values))
 
 
 def render_approval_request(**values: Any) -> tuple[str, str]:
     """Title and body of the message asking the WG to approve a draft."""
-    return _split(_env.get_template("approval_request.md.j2").render(**values))
+    return _split(_env.get_template("reports/approval_request.md.j2").render(**values))

@@ -25,10 +25,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from prefect import flow
 from sqlalchemy import select
 
@@ -42,11 +40,9 @@ from flows.membership.common import (Ctx, answer_interaction, artifact, context,
                                      once, person_run_name, post_wg)
 from flows.platforms import role_text
 from flows.platforms_state import role_platforms
+from flows.presentation import templates as _env
 from flows.roles.plan import build_plan, explain, lifted, state_of
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                   autoescape=False, trim_blocks=True, lstrip_blocks=True)
 ACTIONS = ("grant", "revoke")
 log = logging.getLogger("charterflow.roles")
 

@@ -19,10 +19,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from prefect import flow
 from sqlalchemy import select
 
@@ -33,16 +31,15 @@ from ledger.models import Identity, InboxEvent, Person, Platform, PlatformRoleAs
 from ledger.models_roles import RoleTraining
 
 from flows.membership.common import Ctx, answer_interaction, artifact, context, once
+from flows.presentation import TEMPLATES
+from flows.presentation import templates as _env
 
 log = logging.getLogger("charterflow.roles")
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 PREFIX = "cft:"
 ROUTE = "roles-training-ack"
 MAX_REMINDERS = 3
 ACTOR = "flow:roles-training"
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                   autoescape=False, trim_blocks=True, lstrip_blocks=True)
 
 
 def guide_platforms() -> tuple[str, ...]:

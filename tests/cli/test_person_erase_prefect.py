@@ -36,7 +36,7 @@ def ledger_with_person(tmp_path, monkeypatch):
 
 
 def _erase(*args: str):
-    return CliRunner().invoke(cli_with(ledger_cli.register), ["person", "erase", *args])
+    return CliRunner().invoke(cli_with(ledger_cli.app), ["person", "erase", *args])
 
 
 def test_unreachable_prefect_erases_nothing(ledger_with_person):

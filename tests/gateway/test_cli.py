@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-SCRIPT = ("import typer; from charterflow.gateway_cli import register; app = typer.Typer(); "
-          "register(app); app.command('noop')(lambda: None); app()")
+SCRIPT = ("import typer; from charterflow.gateway_cli import app as group; app = typer.Typer(); "
+          "app.add_typer(group); app.command('noop')(lambda: None); app()")
 
 
 def test_gateway_command_serves_and_stops(tmp_path):

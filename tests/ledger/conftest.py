@@ -28,7 +28,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     from charterflow.settings import get_settings
 
     app = typer.Typer(pretty_exceptions_enable=False)
-    ledger_cli.register(app)
+    app.add_typer(ledger_cli.app)
     runner = CliRunner()
 
     def run(url: str, *args: str):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import typer
 
 
-def cli_with(register: Callable[[typer.Typer], None]) -> typer.Typer:
-    """A Typer app holding only the command group ``register`` adds (as ``charterflow`` does)."""
+def cli_with(group: typer.Typer) -> typer.Typer:
+    """A Typer app holding only ``group`` (a ``charterflow/*_cli.py`` module's ``app``), added
+    as ``charterflow`` adds it."""
     app = typer.Typer()
 
     @app.callback()
     def main() -> None:
         """charterflow (test)."""
 
-    register(app)
+    app.add_typer(group)
     return app

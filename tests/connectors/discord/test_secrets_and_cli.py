@@ -13,7 +13,7 @@ import typer
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from charterflow.discord_cli import register
+from charterflow.discord_cli import app as discord_cli
 from connectors.base import Role
 from connectors.discord.client import MissingPermissions
 from connectors.discord.settings import DiscordSettings
@@ -60,7 +60,7 @@ def _app() -> typer.Typer:
     def main() -> None:
         """charterflow (test shell)."""
 
-    register(app)
+    app.add_typer(discord_cli)
     return app
 
 

@@ -126,17 +126,17 @@ def test_board_approves_a_matrix_trial_in_slack(board: Board):
     assert (board.slack_writes(), world.writes(), actions(world, "platform.")) == before
 
     # `charterflow platforms`: matrix listed, and whether its connector (the plugin) is installed.
-    from charterflow.platforms_cli import register
+    from charterflow.platforms_cli import app as platforms_cli
     from connectors.registry import community_connectors
 
-    out = CliRunner().invoke(cli_with(register), ["platforms", "--history"])
+    out = CliRunner().invoke(cli_with(platforms_cli), ["platforms", "--history"])
     assert out.exit_code == 0, out.output
     line = next(ln for ln in out.output.splitlines() if ln.startswith("matrix"))
     installed = "matrix" in community_connectors()
     assert "trial" in line and str(ends) in line and ("not installed" in line) is not installed
     assert "counts" not in line  # no admin granted yet
     assert "matrix trial until" in out.output and "by board:slack" in out.output
-    data = json.loads(CliRunner().invoke(cli_with(register), ["platforms", "--json"]).output)
+    data = json.loads(CliRunner().invoke(cli_with(platforms_cli), ["platforms", "--json"]).output)
     assert {p["platform"]: p["admin_invariants"] for p in data["platforms"]} == {
         "discourse": True, "discord": True, "matrix": False}
 

@@ -14,11 +14,11 @@ from tests.support.membership import NOW
 
 @pytest.fixture
 def cli(monkeypatch):
-    from charterflow.guides_cli import register
+    from charterflow.guides_cli import app
 
     monkeypatch.setenv("CHARTERFLOW_GUIDES_DISCOURSE_CHANNEL", "General")
     monkeypatch.setenv("CHARTERFLOW_GUIDES_DISCORD_CHANNEL", "general")
-    return cli_with(register)
+    return cli_with(app)
 
 
 def test_guides_cli_check_publish_status_and_training(world, guides_folder, cli):

@@ -25,6 +25,6 @@ def gateway(world: World) -> Iterator[IdeasGateway]:
 @pytest.fixture
 def cli() -> typer.Typer:
     """A Typer app with only the ``ideas`` group (what ``charterflow`` registers)."""
-    from charterflow.ideas_cli import register
+    from charterflow.ideas_cli import app as ideas_cli
 
-    return cli_with(register)
+    return cli_with(ideas_cli)

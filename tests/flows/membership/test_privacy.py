@@ -80,7 +80,7 @@ def _erase(world, person_id: int, monkeypatch) -> str:
     monkeypatch.setenv("CHARTERFLOW_DATABASE_URL", str(world.ledger.engine.url))
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(cli_with(ledger_cli.register),
+        result = CliRunner().invoke(cli_with(ledger_cli.app),
                                     ["person", "erase", str(person_id), "--reason", "asked by e-mail"])
     finally:
         get_settings.cache_clear()

@@ -26,9 +26,9 @@ def roles_world(world: World) -> Iterator[World]:
 @pytest.fixture
 def cli() -> typer.Typer:
     """A Typer app with only the ``roles`` group (what ``charterflow`` registers)."""
-    from charterflow.roles_cli import register
+    from charterflow.roles_cli import app as roles_cli
 
-    return cli_with(register)
+    return cli_with(roles_cli)
 
 
 @pytest.fixture

@@ -222,7 +222,7 @@ def test_wg_roles_cli_shows_holders_vacancies_and_requests(world: World):
     _set_roles(world, homes={}, roles={"chair": "avery_quill"})
     appoint_by_ballot(role="co_chair", nominee="bram_tolliver", proposed_by="cleo_marsh", now=NOW)
     runner = CliRunner()
-    result = runner.invoke(cli_with(wg_cli.register), ["wg", "roles"])
+    result = runner.invoke(cli_with(wg_cli.app), ["wg", "roles"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[1].split()[:3] == ["Chair", "avery_quill", NOW.date().isoformat()]
@@ -230,10 +230,10 @@ def test_wg_roles_cli_shows_holders_vacancies_and_requests(world: World):
     assert "SC Liaison      (vacant, optional)" in result.output
     assert "#1 Co-Chair: bram_tolliver (voting, via ballot, ballot 1)" in result.output
     assert lines[-1] == "vacant: co_chair, coc_liaison, board_liaison, sc_liaison"
-    refused = runner.invoke(cli_with(wg_cli.register), ["wg", "appoint", "co-chair", "avery_quill",
+    refused = runner.invoke(cli_with(wg_cli.app), ["wg", "appoint", "co-chair", "avery_quill",
                                                         "--by", "cleo_marsh"])
     assert refused.exit_code == 2 and "Refused by R-ROLE-CHAIR" in refused.output
-    bad = runner.invoke(cli_with(wg_cli.register), ["wg", "appoint", "treasurer", "avery_quill"])
+    bad = runner.invoke(cli_with(wg_cli.app), ["wg", "appoint", "treasurer", "avery_quill"])
     assert bad.exit_code == 2 and "treasurer" in bad.output
 
 

@@ -1,0 +1,2 @@
+"""The gateway's routes, one ``APIRouter`` per concern; ``gateway.app.ROUTERS`` lists them in
+the order ``create_app`` includes them."""
