@@ -11,7 +11,7 @@ import pytest
 
 SHIPPED = Path(__file__).resolve().parents[3] / "rules" / "charters" / "guides"
 # The sandboxes' seeded spaces stand for the guides category and the resources channel.
-CHANNELS = {"discourse": "General", "discord": "general"}
+from tests.support.guides import CHANNELS  # noqa: F401 - the fixtures below use it
 
 
 @pytest.fixture

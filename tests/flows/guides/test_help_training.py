@@ -16,7 +16,7 @@ from flows.reports.render import CHARTS, render_report
 from ledger import guides as shelf_ledger
 from ledger import reports as reports_store
 from rules.reports import Quarter
-from tests.flows.guides.conftest import CHANNELS
+from tests.support.guides import CHANNELS
 from tests.support.ideas import bot_messages, wait_for_event
 from tests.support.membership import NOW, serve_gateway
 

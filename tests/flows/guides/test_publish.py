@@ -11,7 +11,7 @@ import httpx
 from flows.guides.publish import guides_publish, status_rows
 from flows.membership.common import context
 from ledger import guides as shelf_ledger
-from tests.flows.guides.conftest import CHANNELS
+from tests.support.guides import CHANNELS
 from tests.support.membership import NOW
 
 
