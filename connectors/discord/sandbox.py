@@ -42,7 +42,6 @@ import random
 import re
 import secrets
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,14 +51,14 @@ from urllib.parse import unquote
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.interactions import sign_interaction
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, check_faults, control,
-                                   load_seed, multipart, not_emulated)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel, check_faults,
+                                   control, data_file, load_seed, multipart, not_emulated)
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 
@@ -67,9 +66,6 @@ Sink = Callable[[Mapping[str, str], bytes], tuple[int, Any]]
 
 API_PREFIX = "/api/v10"
 MANAGE_ROLES, ADMINISTRATOR, EPHEMERAL = 1 << 28, 1 << 3, 1 << 6
-# The default seed's bot role: the permissions the connector uses (connectors/discord/doctor.py
-# REQUIRED_PERMISSIONS, checked by `charterflow doctor`).
-BOT_PERMISSIONS = sum(1 << bit for bit in (7, 10, 11, 16, 28, 33, 35, 36, 38))
 MESSAGE_LIMIT = 2000  # docs; the spec says 4000 (see the module docstring)
 AUDIT_REASON_MAX = 512
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
@@ -85,11 +81,7 @@ DEFAULT_BUCKETS: dict[str, tuple[int, float]] = {
 }
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SeedRole(_Model):
+class SeedRole(SeedModel):
     """A guild role; higher ``position`` is higher in the hierarchy."""
 
     id: str | None = None
@@ -100,7 +92,7 @@ class SeedRole(_Model):
     bot_role: bool = False  # the bot's own managed role
 
 
-class SeedChannel(_Model):
+class SeedChannel(SeedModel):
     """A text channel of the guild (``type`` 0)."""
 
     id: str | None = None
@@ -108,7 +100,7 @@ class SeedChannel(_Model):
     type: int = 0
 
 
-class SeedMember(_Model):
+class SeedMember(SeedModel):
     """A member (invented people only); ``recent_messages`` fall in the last 90 days."""
 
     id: str | None = None
@@ -123,7 +115,7 @@ class SeedMember(_Model):
     older_messages: int = Field(default=0, ge=0, le=10_000)
 
 
-class SeedSettings(_Model):
+class SeedSettings(SeedModel):
     """Limits and windows the sandbox honours (seconds before ``time_scale``)."""
 
     global_limit: int = Field(default=50, ge=1)
@@ -134,7 +126,7 @@ class SeedSettings(_Model):
     search_index_retry_after: int = Field(default=2, ge=0)
 
 
-class SandboxSeed(_Model):
+class SandboxSeed(SeedModel):
     """The whole initial state of a sandbox (``charterflow sandbox discord --seed FILE``)."""
 
     guild_id: str = "1100000000000000001"
@@ -156,24 +148,7 @@ class SandboxSeed(_Model):
 
 def default_seed() -> dict[str, Any]:
     """The default guild: invented members, the WG roles below the bot's role, one role above it."""
-    members = [("avery_quill", ["wg-member", "admin"], "2022-06-12T10:00:00Z", 42, 300),
-               ("bram_tolliver", ["moderator"], "2023-02-03T12:00:00Z", 17, 120),
-               ("cleo_marsh", ["wg-member"], "2024-04-18T08:30:00Z", 9, 40),
-               ("dario_fenwick", ["wg-member"], "2025-01-07T15:45:00Z", 2, 30),
-               ("esme_voss", [], "2026-09-30T10:00:00Z", 1, 0),
-               ("felix_oakes", ["owners"], "2021-11-21T13:00:00Z", 5, 500)]
-    return {
-        "roles": [{"name": "wg-member", "position": 1}, {"name": "moderator", "position": 2, "permissions": 1 << 13},
-                  {"name": "admin", "position": 3, "permissions": ADMINISTRATOR},
-                  {"name": "charterflow", "position": 4, "permissions": BOT_PERMISSIONS, "managed": True,
-                   "bot_role": True},
-                  {"name": "owners", "position": 5, "permissions": ADMINISTRATOR}],
-        "channels": [{"name": name} for name in ("general", "wg-private", "announcements", "moderators")],
-        "members": [{"username": name, "global_name": name.replace("_", " ").title(), "roles": roles,
-                     "joined_at": joined, "recent_messages": recent, "older_messages": older,
-                     **({"accepts_dms": False} if name == "esme_voss" else {})}
-                    for name, roles, joined, recent, older in members],
-    }
+    return data_file(__file__, "seed.json")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -354,12 +329,9 @@ class DiscordSandbox(Sandbox):
             self.audit_log: list[dict[str, Any]] = []
             self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction record
             self.interaction_log: list[dict[str, Any]] = []
-            self.requests: Counter[str] = Counter()
-            self.responses: dict[str, Counter[str]] = defaultdict(Counter)
-            self.rate_limited: list[dict[str, Any]] = []
             self._bucket_states: dict[tuple[str, str], _BucketState] = {}
             self._global_hits: list[float] = []
-            self.faults, self._rng, self._started = {}, random.Random(), time.monotonic()
+            self._reset_stats()
             self._member_cache: dict[str, bytes] = {}
             self._sorted_ids: list[int] | None = None
 
@@ -625,11 +597,9 @@ class DiscordSandbox(Sandbox):
                 "events": list(self.events.values()),
                 "commands": {scope: [c["name"] for c in cmds] for scope, cmds in self.commands.items()},
                 "role_changes": list(self.role_changes), "audit_log": list(self.audit_log),
-                "interactions": list(self.interaction_log), "requests": dict(self.requests),
-                "responses": {k: dict(v) for k, v in self.responses.items()}, "rate_limited": list(self.rate_limited),
+                "interactions": list(self.interaction_log), **self.stats(),
                 "limits": {"global": [self.settings.global_limit, self.settings.global_window * self.time_scale],
                            "buckets": {k: [v[0], v[1] * self.time_scale] for k, v in self.buckets.items()}},
-                "faults": dict(self.faults),
             }
 
     # ---- the platform ------------------------------------------------------------------------
@@ -640,23 +610,19 @@ class DiscordSandbox(Sandbox):
         return _error(status, 50035 if status == 400 else 0, message)
 
     def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        out = check_faults(data, extra={"search_not_indexed"})
-        if "storm" in data:
-            storm, scope = data["storm"], str(data["storm"].get("scope", "user"))
+        out = check_faults(data, extra={"search_not_indexed"}, storm_keys=("scope",), whole_seconds=False)
+        if "storm" in out:
+            out["storm"]["scope"] = scope = str(out["storm"]["scope"] or "user")
             if scope not in ("user", "global", "shared"):
                 raise ValueError("storm.scope must be user, global or shared")
-            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": float(storm.get("retry_after", 1.0)),
-                            "scope": scope}
         if "search_not_indexed" in data:
             out["search_not_indexed"] = int(data["search_not_indexed"])
         return out
 
     def handle(self, req: Call) -> Reply:
         route, params = _routes.match(req.method, req.path.removeprefix(API_PREFIX))
-        key = f"{req.method} {route.template if route else req.path}"
         response = self._route(req, route, params) if route else self._unrouted(req)
-        self.requests[key] += 1
-        self.responses[key][str(response.status)] += 1
+        self.count(f"{req.method} {route.template if route else req.path}", response.status)
         return response
 
     def _route(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
@@ -725,9 +691,8 @@ class DiscordSandbox(Sandbox):
                   kind: str) -> Reply:
         wait = max(wait, 0.0)
         rounded = math.ceil(wait * 1000) / 1000
-        self.rate_limited.append({"at": round(time.monotonic() - self._started, 4), "kind": kind, "scope": scope,
-                                  "bucket": route.bucket, "request": f"{req.method} {route.template}",
-                                  "retry_after": rounded})
+        self.note_limited(kind=kind, scope=scope, bucket=route.bucket, request=f"{req.method} {route.template}",
+                          retry_after=rounded)
         # Docs-accurate 429: no "code" (the spec's RatelimitedResponse requires one; the docs'
         # examples have none: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
         body = {"message": "You are being rate limited.", "retry_after": rounded, "global": scope == "global"}

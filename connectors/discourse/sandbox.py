@@ -11,7 +11,7 @@ limit shared by all keys (sliding window, 60 per 60 s) answered with the JSON 42
 ``extras.wait_seconds``), an optional per-IP limit with the plain-text 429; webhooks POSTed with
 Discourse's headers and signature, a delivery not answered 2xx sent again after
 ``settings.webhook_retry_delays`` (1, 5, 25, 125 min), then dropped. Answers of endpoints in the
-official OpenAPI document carry every field it requires (``_shapes.py``).
+official OpenAPI document carry every field it requires (``shapes.json``).
 
 The staff action log (``GET /admin/logs/staff_action_logs.json``, not in the spec) is shaped as
 ``Admin::StaffActionLogsController#index`` answers (newest first, ``page`` from 0, ``limit``
@@ -32,7 +32,6 @@ import hashlib
 import html
 import json
 import math
-import random
 import re
 import secrets
 import threading
@@ -40,19 +39,23 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
-from connectors.discourse import _shapes
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, check_faults, control,
-                                   load_seed, multipart, not_emulated)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel, check_faults,
+                                   control, data_file, load_seed, multipart, not_emulated)
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
+
+# Every field the OpenAPI document requires of each answer, with a neutral default (it forbids
+# additional properties on most): a handler copies one and fills in what it knows.
+_shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
 
 
 NOT_FOUND = "The requested URL or resource could not be found."
@@ -69,11 +72,7 @@ IP_LIMIT_TEXT = (
 AVATAR = "/letter_avatar_proxy/v4/letter/{letter}/8e7dd6/{{size}}.png"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SeedUser(_Model):
+class SeedUser(SeedModel):
     """A user of the sandbox site (invented people only)."""
     id: int | None = None
     username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
@@ -93,7 +92,7 @@ class SeedUser(_Model):
     active: bool = True
 
 
-class SeedGroup(_Model):
+class SeedGroup(SeedModel):
     """A group and its members (by username)."""
     id: int | None = None
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
@@ -101,7 +100,7 @@ class SeedGroup(_Model):
     members: list[str] = []
 
 
-class SeedCategory(_Model):
+class SeedCategory(SeedModel):
     """A category; ``read_restricted`` makes it private."""
     id: int | None = None
     name: str
@@ -113,14 +112,14 @@ class SeedCategory(_Model):
     topic_template: str | None = None
 
 
-class SeedApiKey(_Model):
+class SeedApiKey(SeedModel):
     """An admin API key; ``username`` null means "All users" (any Api-Username)."""
     key: str = Field(min_length=8)
     username: str | None = None
     description: str = ""
 
 
-class SeedSettings(_Model):
+class SeedSettings(SeedModel):
     """Site and global settings the sandbox honours (Discourse's defaults)."""
     admin_api_limit: int = Field(default=60, ge=1)
     admin_api_window: float = Field(default=60.0, gt=0)
@@ -140,14 +139,14 @@ class SeedSettings(_Model):
     webhook_retry_delays: list[float] = Field(default=[60.0, 300.0, 1500.0, 7500.0])
 
 
-class SeedWebhook(_Model):
+class SeedWebhook(SeedModel):
     """Where the sandbox sends webhooks (``url`` null: nowhere) and the secret it signs with."""
     url: str | None = None
     secret: str | None = None
     events: list[str] = ["topic_created", "post_created", "post_edited", "ping"]
 
 
-class SandboxSeed(_Model):
+class SandboxSeed(SeedModel):
     """The whole initial state of a sandbox (``charterflow sandbox discourse --seed FILE``)."""
     instance: str | None = None
     api_username: str = "system"
@@ -164,35 +163,7 @@ class SandboxSeed(_Model):
 
 def default_seed() -> dict[str, Any]:
     """The default site: invented members, a private working-group category and group."""
-    return {
-        "api_username": "system",
-        "users": [{"id": -1, "username": "system", "name": "system", "admin": True, "moderator": True,
-                   "trust_level": 4, "created_at": "2022-05-01T00:00:00Z", "last_seen_at": None, "days_visited": 0}] + [
-            {"username": name, "name": name.replace("_", " ").title(), "trust_level": level, "created_at": created,
-             "last_seen_at": seen, "days_visited": days, "post_count": posts,
-             **({"last_posted_at": posted} if posted else {}), **extra}
-            for name, level, created, seen, posted, days, posts, extra in (
-                ("avery_quill", 4, "2022-06-12T10:00:00Z", "2026-10-30T08:15:00Z", "2026-10-28T19:02:00Z", 412, 980,
-                 {"admin": True}),
-                ("bram_tolliver", 3, "2023-02-03T12:00:00Z", "2026-10-29T21:40:00Z", "2026-10-20T09:00:00Z", 301,
-                 415, {"moderator": True}),
-                ("cleo_marsh", 2, "2024-04-18T08:30:00Z", "2026-10-25T17:05:00Z", "2026-10-01T11:11:00Z", 143, 88, {}),
-                ("dario_fenwick", 2, "2025-01-07T15:45:00Z", "2026-09-14T06:20:00Z", None, 61, 23, {}),
-                ("esme_voss", 1, "2026-09-30T10:00:00Z", "2026-10-02T10:00:00Z", None, 3, 1, {}),
-                ("felix_oakes", 2, "2024-11-21T13:00:00Z", "2026-10-31T12:00:00Z", "2026-10-31T11:58:00Z", 220, 132,
-                 {}))],
-        "groups": [
-            {"name": "working-group", "full_name": "Online Community Working Group",
-             "members": ["avery_quill", "cleo_marsh", "dario_fenwick"]},
-            {"name": "board", "full_name": "Board liaisons", "members": ["felix_oakes"]},
-            {"name": "moderators", "full_name": "Moderators", "members": ["bram_tolliver"]},
-        ],
-        "categories": [
-            {"name": "General", "slug": "general"},
-            {"name": "Working Group", "slug": "working-group", "read_restricted": True, "color": "652D90",
-             "permissions": {"working-group": 1}},
-        ],
-    }
+    return data_file(__file__, "seed.json")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -333,12 +304,9 @@ class DiscourseSandbox(Sandbox):
             self.uploads: dict[int, dict[str, Any]] = {}
             self.staff_actions: list[dict[str, Any]] = []
             self._next_event = seed.first_event_id
-            self.requests: Counter[str] = Counter()
-            self.responses: dict[str, Counter[str]] = defaultdict(Counter)
-            self.rate_limited: list[dict[str, Any]] = []
             self._admin_hits: list[float] = []
             self._ip_hits: dict[str, list[float]] = defaultdict(list)
-            self.faults, self._rng, self._started = {}, random.Random(), time.monotonic()
+            self._reset_stats()
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
         return next((u for u in self.users.values() if u["username"].lower() == username.lower()), None)
@@ -441,11 +409,7 @@ class DiscourseSandbox(Sandbox):
                 "webhook_pending": [{k: p[k] for k in ("event_id", "event", "attempts", "due")}
                                     for p in self.webhook_pending],
                 "uploads": [{k: v for k, v in u.items() if k != "content"} for u in self.uploads.values()],
-                "requests": dict(self.requests),
-                "responses": {k: dict(v) for k, v in self.responses.items()},
-                "rate_limited": list(self.rate_limited),
-                "settings": self.settings.model_dump(),
-                "faults": dict(self.faults),
+                "settings": self.settings.model_dump(), **self.stats(),
             }
 
     # ---- the platform ------------------------------------------------------------------------
@@ -460,9 +424,6 @@ class DiscourseSandbox(Sandbox):
             if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
                 raise ValueError("methods must be a list of HTTP methods, e.g. [\"PUT\", \"DELETE\"]")
             out["methods"] = sorted({m.upper() for m in methods})
-        if "storm" in data:
-            storm = data["storm"]
-            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1)))}
         return out
 
     def _note_host(self, req: Call) -> None:
@@ -485,13 +446,10 @@ class DiscourseSandbox(Sandbox):
         return response
 
     def _count(self, req: Call, route: Any, status: int) -> None:
-        key = f"{req.method} {route.template if route else req.path}"
-        self.requests[key] += 1
-        self.responses[key][str(status)] += 1
+        self.count(f"{req.method} {route.template if route else req.path}", status)
 
     def _note_limited(self, kind: str, req: Call) -> None:
-        self.rate_limited.append({"at": round(time.monotonic() - self._started, 4), "kind": kind,
-                                  "request": f"{req.method} {req.path}"})
+        self.note_limited(kind=kind, request=f"{req.method} {req.path}")
 
     def _rate_limit_response(self, wait_seconds: int) -> Reply:
         wait_seconds = max(1, int(wait_seconds))

@@ -32,18 +32,18 @@ import random
 import re
 import secrets
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, TokenBucket, check_faults, control,
-                                   load_seed, not_emulated)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, SeedModel, TokenBucket, check_faults,
+                                   control, data_file, load_seed, not_emulated)
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
@@ -53,11 +53,7 @@ INTERACTION_TYPES = frozenset({"block_actions", "block_suggestion", "interactive
 RESPONSE_URL_USES, RESPONSE_URL_TTL = 5, 30 * 60  # "up to 5 times within 30 minutes"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SeedUser(_Model):
+class SeedUser(SeedModel):
     """A member of the sandbox workspace (invented people only)."""
 
     id: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$")
@@ -69,7 +65,7 @@ class SeedUser(_Model):
     tz: str = "Europe/Amsterdam"
 
 
-class SeedChannel(_Model):
+class SeedChannel(SeedModel):
     """A channel; the app's bot can post only where it is a member."""
 
     id: str = Field(pattern=r"^[CG][A-Z0-9]{2,}$")
@@ -80,14 +76,14 @@ class SeedChannel(_Model):
     bot_member: bool = True
 
 
-class SeedLimits(_Model):
+class SeedLimits(SeedModel):
     """``chat.postMessage``: ``per_second`` messages per channel, bursts up to ``burst``."""
 
     per_second: float = Field(default=1.0, gt=0)
     burst: int = Field(default=3, ge=1)
 
 
-class SandboxSeed(_Model):
+class SandboxSeed(SeedModel):
     """The whole initial state of a sandbox workspace (token and secret random when unset)."""
 
     team_id: str = "T0SANDBOX"
@@ -111,16 +107,7 @@ class SandboxSeed(_Model):
 
 def default_seed() -> dict[str, Any]:
     """The default workspace: invented Board members and members, a private Board channel."""
-    people = [("U0WREN001", "Wren Halloway"), ("U0TOBI002", "Tobin Ashgrove"), ("U0PELL003", "Pella Marchetti"),
-              ("U0OSSI004", "Ossian Bright"), ("U0JUNO005", "Juno Castellan"), ("U0GONE006", "Former Member")]
-    users = [{"id": uid, "name": name.lower().replace(" ", "."), "real_name": name,
-              "email": name.lower().replace(" ", ".") + "@example.org"} for uid, name in people]
-    users[0]["is_admin"] = users[-1]["deleted"] = True
-    return {"users": users, "board_channel": "C0BOARD01", "channels": [
-        {"id": "C0BOARD01", "name": "dsf-board", "is_private": True, "members": ["U0WREN001", "U0TOBI002", "U0PELL003"]},
-        {"id": "C0GENERAL", "name": "general", "bot_member": False, "members": [uid for uid, _ in people[:5]]},
-        {"id": "C0OLDBRD1", "name": "old-board", "is_private": True, "is_archived": True, "members": ["U0WREN001"]},
-    ]}
+    return data_file(__file__, "seed.json")
 
 
 # ---- Block Kit validation (the subset of https://api.slack.com/reference/block-kit/blocks we send)
@@ -291,12 +278,9 @@ class SlackSandbox(Sandbox):
             self.response_posts: list[dict[str, Any]] = []
             self.response_urls: dict[str, dict[str, Any]] = {}
             self.interactions: list[dict[str, Any]] = []
-            self.requests: Counter[str] = Counter()
-            self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
-            self.rate_limited: list[dict[str, Any]] = []
             self._buckets: dict[str, TokenBucket] = {}
-            self.faults, self._rng = {}, random.Random()
-            self._last_ts, self._seq, self._started = 0.0, 0, time.monotonic()
+            self._reset_stats()
+            self._last_ts, self._seq = 0.0, 0
 
     def _now(self) -> float:
         """Sandbox seconds since start (real seconds divided by ``time_factor``)."""
@@ -476,9 +460,8 @@ class SlackSandbox(Sandbox):
                              for cid, msgs in self.messages.items()},
                 "posted": {cid: len(msgs) for cid, msgs in self.messages.items()},
                 "ephemeral": list(self.ephemeral), "response_posts": list(self.response_posts),
-                "interactions": list(self.interactions), "requests": dict(self.requests),
-                "outcomes": {k: dict(v) for k, v in self.outcomes.items()}, "rate_limited": list(self.rate_limited),
-                "limits": self.seed.limits.model_dump(), "time_factor": self.time_factor, "faults": dict(self.faults),
+                "interactions": list(self.interactions), **(stats := self.stats()), "outcomes": stats["responses"],
+                "limits": self.seed.limits.model_dump(), "time_factor": self.time_factor,
             }
 
     # ---- the platform ------------------------------------------------------------------------
@@ -487,11 +470,7 @@ class SlackSandbox(Sandbox):
         return Reply(status, {"ok": False, "error": message})
 
     def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        out = check_faults(data)
-        if storm := data.get("storm"):
-            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1))),
-                            "method": storm.get("method"), "channel": storm.get("channel")}
-        return out
+        return check_faults(data, storm_keys=("method", "channel"))
 
     def handle(self, call: Call) -> Reply:
         if call.path.startswith("/actions/") and call.method == "POST":
@@ -511,10 +490,10 @@ class SlackSandbox(Sandbox):
         if self.take_storm(lambda s: s.get("method") in (None, "", name)
                            and s.get("channel") in (None, "", args.get("channel"))):
             self._note_limited("storm", name, args)
-            self.outcomes[name]["429"] += 1
+            self.responses[name]["429"] += 1
             return _limited(int(self.faults["storm"].get("retry_after", 1)))
         if status := self.injected_status(503):
-            self.outcomes[name][str(status)] += 1
+            self.responses[name][str(status)] += 1
             return Reply(status, text=f"sandbox: injected HTTP {status}\n")
         if args.get("_invalid_json"):
             reply = _fail("invalid_json")
@@ -528,12 +507,11 @@ class SlackSandbox(Sandbox):
         else:
             reply = _METHODS[name](self, args)
             reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
-        self.outcomes[name][str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")] += 1
+        self.responses[name][str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")] += 1
         return reply
 
     def _note_limited(self, kind: str, api_method: str, args: Mapping[str, Any]) -> None:
-        self.rate_limited.append({"at": round(self._now(), 4), "kind": kind, "method": api_method,
-                                  "channel": args.get("channel")})
+        self.note_limited(at=round(self._now(), 4), kind=kind, method=api_method, channel=args.get("channel"))
 
     def _channel_limit(self, channel: str) -> int | None:
         """Token bucket per channel; ``None`` when a message may be posted, else Retry-After."""
