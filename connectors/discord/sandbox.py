@@ -1,34 +1,7 @@
 """A loopback emulator of the Discord REST endpoints charterflow uses, on the sandbox kit, and an
-interaction sender that signs with the sandbox's own Ed25519 key pair.
-
-It answers as Discord does where that matters to a client (``specs/API-NOTES.md`` section 1):
-``Authorization: Bot`` (401 ``{"message": "401: Unauthorized", "code": 0}``), the ``DiscordBot``
-User-Agent, string snowflakes, Discord's JSON error codes (10003 channel, 10007 member, 10008
-message, 10011 role, 10013 user, 50007 cannot DM, 50013 missing permissions, 50035 invalid form
-body, 160004 thread exists, 40060 already acknowledged), 405 for a known path with another method,
-the role hierarchy (a bot changes only roles below its highest role), members paged with
-``after``, member and message search (202 while "indexing"), DM channels, threads, ``nonce`` +
-``enforce_nonce``, external scheduled events, bulk command registration, interaction callbacks,
-follow-up webhooks and multipart message bodies (``payload_json`` + files).
-
-Rate limits are shaped like Discord's (https://discord.com/developers/docs/topics/rate-limits):
-per-route buckets per top-level resource (interaction follow-ups: per interaction) named by
-``X-RateLimit-Bucket``, ``X-RateLimit-Limit/-Remaining/-Reset/-Reset-After`` on every answer, a
-global limit (50/s; callbacks and webhooks do not count), 429 bodies ``{"message", "retry_after",
-"global"}`` with ``Retry-After``, ``X-RateLimit-Scope``, ``Via`` and for the global limit
-``X-RateLimit-Global: true``. The per-route numbers are invented (Discord does not publish them);
-every window is multiplied by ``time_scale``. Answers validate against the official OpenAPI
-document, except where the docs disagree and the sandbox follows them (its ``README`` says to):
-``content`` is limited to 2000 characters (spec: 4000), 429 bodies have no ``code``.
-
-Not Discord (the kit's control API): ``state``, ``faults`` (``storm`` {count, retry_after, scope
-user|global|shared}, ``search_not_indexed``: the next N message searches answer 202, -1: all),
-``reset``; ``POST /_sandbox/interactions`` (send a signed interaction, see ``press``/``command``),
-``POST /_sandbox/interactions_url`` {url}; ``POST /_sandbox/audit_log`` (a moderator acts by
-hand: ``{action_type, user, target, reason?, changes?, options?, timeout_minutes?}``), served by
-``GET /guilds/{guild_id}/audit-logs`` (with only ``after``: oldest first, as the docs say:
-https://discord.com/developers/docs/resources/audit-log#get-guild-audit-log).
-"""
+interaction sender that signs with the sandbox's own Ed25519 key pair. It answers as Discord does
+where that matters to a client (``specs/API-NOTES.md`` section 1); what it emulates, its rate
+limits and its control routes: the package README, "The sandbox"."""
 
 from __future__ import annotations
 
@@ -45,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
@@ -58,9 +32,13 @@ from connectors.discord.interactions import sign_interaction
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel, check_faults,
-                                   control, data_file, load_seed, multipart, not_emulated)
+                                   control, data_file, load_seed, multipart, not_emulated, shaped)
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
+
+# The fixed fields of the answers (every field the OpenAPI document requires that the sandbox has
+# no value of its own for): data, beside this module.
+_shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
 
 Sink = Callable[[Mapping[str, str], bytes], tuple[int, Any]]
 
@@ -483,13 +461,10 @@ class DiscordSandbox(Sandbox):
 
     def _interaction_payload(self, kind: str, user: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
         iid, token = self._id(), "itok_" + secrets.token_urlsafe(32)
-        base: dict[str, Any] = {
-            "id": iid, "application_id": self.seed.application_id, "token": token, "version": 1,
-            "guild_id": self.seed.guild_id, "channel_id": payload.get("channel_id") or self.channel_id_first(),
-            "member": {**self._member_json(user["id"]), "permissions": "0"}, "locale": "en-US",
-            "guild_locale": "en-US", "app_permissions": str(MANAGE_ROLES), "entitlements": [],
-            "authorizing_integration_owners": {"0": self.seed.guild_id}, "context": 0,
-        }
+        base = shaped(_shapes.INTERACTION, id=iid, application_id=self.seed.application_id, token=token,
+                      guild_id=self.seed.guild_id, channel_id=payload.get("channel_id") or self.channel_id_first(),
+                      member={**self._member_json(user["id"]), "permissions": "0"}, app_permissions=str(MANAGE_ROLES),
+                      authorizing_integration_owners={"0": self.seed.guild_id})
         if kind == "ping":
             base = {"id": iid, "application_id": self.seed.application_id, "type": 1, "token": token, "version": 1,
                     "channel_id": None}
@@ -780,31 +755,25 @@ class DiscordSandbox(Sandbox):
 
     def _member_json(self, uid: str) -> dict[str, Any]:
         member = self.members[uid]
-        return {"avatar": None, "banner": None, "communication_disabled_until": None, "flags": 0,
-                "joined_at": _iso(member["joined_at"]), "nick": member["nick"], "pending": False,
-                "premium_since": None, "roles": list(member["roles"]), "user": self._user_json(uid), "mute": False,
-                "deaf": False}
+        return shaped(_shapes.MEMBER, joined_at=_iso(member["joined_at"]), nick=member["nick"],
+                      roles=list(member["roles"]), user=self._user_json(uid))
 
     def _user_json(self, uid: str) -> dict[str, Any]:
         user = self.users[uid]
-        return {"id": uid, "username": user["username"], "avatar": None, "discriminator": "0", "public_flags": 0,
-                "flags": 0, "global_name": user["global_name"], "primary_guild": None,
-                **({"bot": True} if user["bot"] else {})}
+        return shaped(_shapes.USER, id=uid, username=user["username"], global_name=user["global_name"],
+                      **({"bot": True} if user["bot"] else {}))
 
     def _role_json(self, role: Mapping[str, Any]) -> dict[str, Any]:
-        return {"id": role["id"], "name": role["name"], "permissions": str(role["permissions"]),
-                "position": role["position"], "color": 0,
-                "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-                "hoist": False, "managed": role["managed"], "mentionable": False, "icon": None,
-                "unicode_emoji": None, "flags": 0, **({"tags": {"bot_id": self.bot_id}} if role.get("bot_role") else {})}
+        return shaped(_shapes.ROLE, id=role["id"], name=role["name"], permissions=str(role["permissions"]),
+                      position=role["position"], managed=role["managed"],
+                      **({"tags": {"bot_id": self.bot_id}} if role.get("bot_role") else {}))
 
     def _message_json(self, m: Mapping[str, Any]) -> dict[str, Any]:
-        return {"type": 0 if not m.get("interaction") else 20, "content": m["content"], "mentions": [],
-                "mention_roles": [], "attachments": copy.deepcopy(m.get("attachments") or []), "embeds": [],
-                "timestamp": m["timestamp"], "edited_timestamp": m["edited"], "flags": m["flags"],
-                "components": copy.deepcopy(m["components"]), "id": m["id"], "channel_id": m["channel_id"],
-                "author": self._user_json(m["author_id"]), "pinned": False, "mention_everyone": False, "tts": False,
-                **({"nonce": m["nonce"]} if m.get("nonce") is not None else {})}
+        return shaped(_shapes.MESSAGE, type=0 if not m.get("interaction") else 20, content=m["content"],
+                      attachments=copy.deepcopy(m.get("attachments") or []), timestamp=m["timestamp"],
+                      edited_timestamp=m["edited"], flags=m["flags"], components=copy.deepcopy(m["components"]),
+                      id=m["id"], channel_id=m["channel_id"], author=self._user_json(m["author_id"]),
+                      **({"nonce": m["nonce"]} if m.get("nonce") is not None else {}))
 
     def _create_message(self, channel_id: str, author_id: str, data: Mapping[str, Any], *,
                         interaction: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -969,9 +938,8 @@ def _list_roles(sb: DiscordSandbox, req: Call) -> Reply:
 @_route("GET", "/guilds/{guild_id}/channels", bucket="channels")
 def _list_channels(sb: DiscordSandbox, req: Call) -> Reply:
     return _guild(sb, req) or Reply(200, [
-        {"id": c["id"], "type": c["type"], "flags": 0, "guild_id": c["guild_id"], "name": c["name"],
-         "position": c["position"], "parent_id": None, "permission_overwrites": [], "nsfw": False, "topic": None,
-         "last_message_id": None, "rate_limit_per_user": 0} for c in sb.channels.values() if c["type"] in (0, 5, 15)])
+        shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
+        for c in sb.channels.values() if c["type"] in (0, 5, 15)])
 
 
 @_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search")
@@ -1098,16 +1066,10 @@ def _get_application(sb: DiscordSandbox, req: Call) -> Reply:
     # PrivateApplicationResponse requires; the owner is the first seeded person (an application
     # belongs to a human account, not to its bot).
     owner = next((uid for uid, u in sb.users.items() if not u["bot"]), sb.bot_id)
-    return Reply(200, {"id": sb.seed.application_id, "name": sb.seed.bot_username, "icon": None,
-                       "description": "", "verify_key": sb.public_key, "bot_public": False,
-                       "bot_require_code_grant": False, "flags": sb.seed.application_flags,
-                       "flags_new": str(sb.seed.application_flags), "type": None,
-                       "redirect_uris": [], "interactions_endpoint_url": sb.interactions_url,
-                       "role_connections_verification_url": None, "owner": sb._user_json(owner),
-                       "approximate_guild_count": 1, "approximate_user_install_count": 0,
-                       "approximate_user_authorization_count": 0, "explicit_content_filter": 0,
-                       "team": None, "eligible_oauth2_scopes": ["bot", "applications.commands"],
-                       "bot": sb._user_json(sb.bot_id)})
+    return Reply(200, shaped(_shapes.APPLICATION, id=sb.seed.application_id, name=sb.seed.bot_username,
+                             verify_key=sb.public_key, flags=sb.seed.application_flags,
+                             flags_new=str(sb.seed.application_flags), interactions_endpoint_url=sb.interactions_url,
+                             owner=sb._user_json(owner), bot=sb._user_json(sb.bot_id)))
 
 
 @_route("POST", "/users/@me/channels", bucket="dm")
@@ -1127,14 +1089,12 @@ def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any]
         "id": tid, "name": data["name"], "position": 0, "guild_id": sb.seed.guild_id,
         "parent_id": req.params["channel_id"], "thread": True, "members": [sb.bot_id],
         "auto_archive_duration": data.get("auto_archive_duration", 10080), **fields}
-    return Reply(201, {
-        "id": tid, "type": channel["type"], "last_message_id": None, "flags": 0, "guild_id": sb.seed.guild_id,
-        "name": channel["name"], "parent_id": channel["parent_id"], "rate_limit_per_user": 0, "owner_id": sb.bot_id,
-        "thread_metadata": {"archived": False, "archive_timestamp": None,
-                            "auto_archive_duration": channel["auto_archive_duration"], "locked": False,
-                            "invitable": channel.get("invitable", True),
-                            "create_timestamp": datetime.now(UTC).isoformat()},
-        "message_count": 0, "member_count": len(channel["members"]), "total_message_sent": 0})
+    return Reply(201, shaped(
+        _shapes.THREAD, id=tid, type=channel["type"], guild_id=sb.seed.guild_id, name=channel["name"],
+        parent_id=channel["parent_id"], owner_id=sb.bot_id, member_count=len(channel["members"]),
+        thread_metadata={"archived": False, "archive_timestamp": None, "locked": False,
+                         "auto_archive_duration": channel["auto_archive_duration"],
+                         "invitable": channel.get("invitable", True), "create_timestamp": datetime.now(UTC).isoformat()}))
 
 
 def _thread_args(data: Mapping[str, Any]) -> Reply | None:
@@ -1217,13 +1177,10 @@ def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
     if sum(1 for e in sb.events.values() if e["status"] in (1, 2)) >= 100:
         return _error(400, 30038, "Maximum number of guild events reached (100)")
     eid = sb._id()
-    sb.events[eid] = {
-        "id": eid, "guild_id": sb.seed.guild_id, "name": name, "description": data.get("description"),
-        "channel_id": None, "creator_id": sb.bot_id, "creator": sb._user_json(sb.bot_id), "image": None,
-        "scheduled_start_time": start.astimezone(UTC).isoformat(), "scheduled_end_time": end.astimezone(UTC).isoformat(),
-        "status": 1, "entity_type": 3, "entity_id": None, "recurrence_rule": None, "privacy_level": 2,
-        "guild_scheduled_event_exceptions": [], "entity_metadata": {"location": location}, "user_count": 0,
-    }
+    sb.events[eid] = shaped(
+        _shapes.EVENT, id=eid, guild_id=sb.seed.guild_id, name=name, description=data.get("description"),
+        creator_id=sb.bot_id, creator=sb._user_json(sb.bot_id), entity_metadata={"location": location},
+        scheduled_start_time=start.astimezone(UTC).isoformat(), scheduled_end_time=end.astimezone(UTC).isoformat())
     sb.audit(100, user_id=sb.bot_id, target_id=eid, reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
     return Reply(200, dict(sb.events[eid]))
 
@@ -1246,11 +1203,9 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
     entries.sort(key=lambda e: int(e["id"]), reverse=not ("after" in bounds and "before" not in bounds))
     page = entries[:limit]
     ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.users}
-    return Reply(200, {"audit_log_entries": [{k: copy.deepcopy(v) for k, v in e.items()
-                                              if v is not None or k in ("user_id", "target_id")} for e in page],
-                       "users": [sb._user_json(u) for u in sorted(ids)], "integrations": [], "webhooks": [],
-                       "guild_scheduled_events": [], "threads": [], "application_commands": [],
-                       "auto_moderation_rules": []})
+    return Reply(200, shaped(_shapes.AUDIT_LOG, users=[sb._user_json(u) for u in sorted(ids)],
+                             audit_log_entries=[{k: copy.deepcopy(v) for k, v in e.items()
+                                                 if v is not None or k in ("user_id", "target_id")} for e in page]))
 
 
 def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
@@ -1270,11 +1225,10 @@ def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
         if name in names:
             return _form_error(**{f"{i}.name": "Application command names must be unique"})
         names.add(name)
-        out.append({"id": sb._id(), "application_id": sb.seed.application_id, "version": sb._id(),
-                    "default_member_permissions": None, "type": cmd.get("type", 1), "name": name,
-                    "description": desc, "dm_permission": True, "nsfw": False, "integration_types": [0],
-                    "contexts": None, **({"guild_id": scope} if scope != "global" else {}),
-                    **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {})})
+        out.append(shaped(_shapes.COMMAND, id=sb._id(), application_id=sb.seed.application_id, version=sb._id(),
+                          type=cmd.get("type", 1), name=name, description=desc,
+                          **({"guild_id": scope} if scope != "global" else {}),
+                          **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {})))
     sb.commands[scope] = out
     return Reply(200, out)
 

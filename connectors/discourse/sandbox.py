@@ -1,29 +1,6 @@
-"""A loopback emulator of the Discourse endpoints charterflow uses, on the sandbox kit.
-
-It behaves as Discourse does where that matters to a client (``specs/API-NOTES.md`` section 2):
-``Api-Key``/``Api-Username`` auth with Discourse's 403 for bad credentials, and requests without
-credentials answered as to an anonymous visitor of a public site; 404 (not 403) on admin routes
-for a non-admin; 422 ``create_post`` bodies for a short or too long body, a short title and a
-duplicate body; 400 for malformed JSON; polls with option digests, voters listed only for a public
-poll, counts hidden from whoever may not see results yet, the reader's own ``polls_votes`` and
-``toggle_status``; ``grant_admin`` answered with ``email_confirmation_required``; the admin API
-limit shared by all keys (sliding window, 60 per 60 s) answered with the JSON 429 (``Retry-After``,
-``extras.wait_seconds``), an optional per-IP limit with the plain-text 429; webhooks POSTed with
-Discourse's headers and signature, a delivery not answered 2xx sent again after
-``settings.webhook_retry_delays`` (1, 5, 25, 125 min), then dropped. Answers of endpoints in the
-official OpenAPI document carry every field it requires (``shapes.json``).
-
-The staff action log (``GET /admin/logs/staff_action_logs.json``, not in the spec) is shaped as
-``Admin::StaffActionLogsController#index`` answers (newest first, ``page`` from 0, ``limit``
-1..200); suspending and silencing add rows, the end time in ``new_value`` (a sandbox choice).
-
-Not Discourse (the kit's control API, no key, not rate limited): ``state``, ``faults`` (``storm``
-{count, retry_after}, ``methods`` ["PUT", …]: errors only on those methods), ``reset``;
-``POST /_sandbox/confirm_admin`` {user_id} (a person clicked the e-mailed link),
-``POST /_sandbox/webhooks/ping`` and ``POST /_sandbox/staff_action`` (a moderator acts by hand:
-``{action_name, acting_user, target_user?, details?, context?, post_id?, topic_id?, new_value?,
-flagged_at?}``; ``flagged_at`` stands for the flag's time in the review queue).
-"""
+"""A loopback emulator of the Discourse endpoints charterflow uses, on the sandbox kit. It behaves
+as Discourse does where that matters to a client (``specs/API-NOTES.md`` section 2); what it
+emulates and its control routes: ``connectors/README.md``, "The Discourse sandbox"."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from connectors.errors import ConfigError
 
 __all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox", "SeedModel",
            "SlidingWindow", "TokenBucket", "check_faults", "control", "data_file", "lifespan", "load_seed",
-           "multipart", "not_emulated", "read_body"]
+           "multipart", "not_emulated", "read_body", "shaped"]
 
 # A route the sandbox does not emulate must not look like the platform's "not found": a connector
 # calling a new endpoint would pass its tests for the wrong reason. A known route with an unknown
@@ -53,6 +53,12 @@ def not_emulated(method: str, path: str) -> str:
 def data_file(module_file: str, name: str) -> Any:
     """The JSON data file ``name`` beside ``module_file`` (a seed, response shapes), parsed."""
     return json.loads((Path(module_file).parent / name).read_text(encoding="utf-8"))
+
+
+def shaped(template: Mapping[str, Any], /, **values: Any) -> dict[str, Any]:
+    """A copy of ``template`` (a response shape from a data file) with ``values`` set."""
+    # Copy only what is mutable: 20,000 members are serialized at once.
+    return {**{k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v for k, v in template.items()}, **values}
 
 
 class SeedModel(BaseModel):

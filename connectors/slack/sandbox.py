@@ -1,28 +1,7 @@
-"""A loopback emulator of the Slack Web API methods charterflow uses, on the sandbox kit.
-
-It behaves as Slack does where that matters to a client (``specs/API-NOTES.md`` section 3):
-every method is ``POST /api/<method>`` (JSON with ``Authorization: Bearer``, or form-encoded);
-failures are HTTP 200 ``{"ok": false, "error": "<code>"}`` (``not_authed``, ``invalid_auth``,
-``channel_not_found``, ``not_in_channel``, ``is_archived``, ``users_not_found``, ``user_not_found``,
-``invalid_blocks`` with Slack's ``errors`` list, ``msg_too_long``, ``no_text``,
-``message_not_found``, ``cant_update_message``; ``thread_not_found`` for a reply to an unknown
-``thread_ts``, stricter than Slack may be); ``chat.postMessage``'s special limit of about one
-message per second per channel (short bursts allowed) is HTTP 429 ``ratelimited`` with an
-**integer** ``Retry-After`` (https://api.slack.com/apis/rate-limits#special). Methods:
-``auth.test``, ``chat.postMessage``, ``chat.update``, ``conversations.open``, ``.history``,
-``.replies``, ``.info``, ``.members``, ``users.info``, ``users.lookupByEmail``; any other method
-answers HTTP 501 ``not_emulated`` (not Slack's ``unknown_method``: it may exist on Slack).
-Interactions' ``response_url``\\ s (``POST /actions/<team>/<id>/<token>``) are accepted up to 5
-times within 30 minutes (https://api.slack.com/interactivity/handling#message_responses).
-
-``time_factor`` scales the sandbox's clock: with 0.05 a "second" of rate limit lasts 50 ms
-while ``Retry-After`` still says ``1`` (connectors from ``connect()`` sleep in the same scale).
-
-Not Slack (the kit's control API): ``GET /_sandbox/state`` (no token, no signing secret),
-``POST /_sandbox/faults`` (the kit's settings; ``storm`` {count, retry_after, method, channel}),
-``POST /_sandbox/reset`` and ``POST /_sandbox/interact`` {url, user, channel, ts, action_id}
-(click a button: a signed ``block_actions`` request is POSTed to ``url``).
-"""
+"""A loopback emulator of the Slack Web API methods charterflow uses, on the sandbox kit: every
+method is ``POST /api/<method>``, failures are HTTP 200 ``{"ok": false, "error": "<code>"}`` as on
+Slack (``specs/API-NOTES.md`` section 3). What it emulates, its clock and its control routes: the
+package README, "The sandbox"."""
 
 from __future__ import annotations
 
