@@ -26,7 +26,7 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel, check_faults,
-                                   control, data_file, load_seed, multipart, not_emulated)
+                                   control, data_file, load_seed, multipart, not_emulated, shaped)
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
@@ -551,12 +551,8 @@ class DiscourseSandbox(Sandbox):
         return AVATAR.format(letter=user["username"][0].lower())
 
     def _basic_group(self, group: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.USER_GROUP)
-        out.update(id=group["id"], name=group["name"], display_name=group["name"], full_name=group["full_name"],
-                   user_count=len(group["members"]), mentionable_level=0, messageable_level=3,
-                   visibility_level=0, members_visibility_level=0, can_see_members=True,
-                   default_notification_level=3)
-        return out
+        return shaped(_shapes.USER_GROUP, id=group["id"], name=group["name"], display_name=group["name"],
+                      full_name=group["full_name"], user_count=len(group["members"]))
 
     def _user_groups(self, user: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [self._basic_group(g) for g in self.groups.values() if user["id"] in g["members"]]
@@ -573,25 +569,22 @@ class DiscourseSandbox(Sandbox):
 
     def _list_item(self, user: Mapping[str, Any], shape: Mapping[str, Any] = _shapes.ADMIN_USER_LIST_ITEM,
                    **more: Any) -> dict[str, Any]:
-        out = copy.deepcopy(dict(shape))
-        out.update(
-            id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
+        return shaped(
+            shape, id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
             active=user["active"], admin=user["admin"], moderator=user["moderator"],
             last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
             trust_level=user["trust_level"], days_visited=user["days_visited"], post_count=user["post_count"],
             time_read=user["days_visited"] * 600, posts_read_count=user["post_count"] * 7,
             topics_entered=user["days_visited"] * 2, **more)
-        return out
 
     def _user_show(self, user: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.USER_SHOW)
         groups = self._user_groups(user)
-        out.update(
-            id=user["id"], username=user["username"], name=user["name"] or "", avatar_template=self._avatar(user),
-            last_posted_at=_iso(user["last_posted_at"]), last_seen_at=_iso(user["last_seen_at"]),
+        out = shaped(
+            _shapes.USER_SHOW, id=user["id"], username=user["username"], name=user["name"] or "",
+            avatar_template=self._avatar(user), last_posted_at=_iso(user["last_posted_at"]),
+            last_seen_at=_iso(user["last_seen_at"]),
             created_at=_iso(user["created_at"]), trust_level=user["trust_level"], moderator=user["moderator"],
             admin=user["admin"], post_count=user["post_count"], time_read=user["days_visited"] * 600,
-            can_send_private_messages=True, can_send_private_message_to_user=True,
             second_factor_enabled=user["second_factor_enabled"], groups=groups,
             group_users=[{"group_id": g["id"], "user_id": user["id"], "notification_level": 3} for g in groups],
             system_avatar_template=self._avatar(user),
@@ -600,12 +593,10 @@ class DiscourseSandbox(Sandbox):
         return out
 
     def _group_member(self, user: Mapping[str, Any], added_at: str) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.GROUP_MEMBER)
         fallback = _iso(user["created_at"]) or added_at
-        out.update(id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
-                   last_posted_at=_iso(user["last_posted_at"]) or fallback,
-                   last_seen_at=_iso(user["last_seen_at"]) or fallback, added_at=added_at, timezone="UTC")
-        return out
+        return shaped(_shapes.GROUP_MEMBER, id=user["id"], username=user["username"], name=user["name"],
+                      avatar_template=self._avatar(user), last_posted_at=_iso(user["last_posted_at"]) or fallback,
+                      last_seen_at=_iso(user["last_seen_at"]) or fallback, added_at=added_at)
 
     def _post_fields(self, post: Mapping[str, Any], template: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
         author = self.users[post["user_id"]]
@@ -614,14 +605,13 @@ class DiscourseSandbox(Sandbox):
         values = dict(
             id=post["id"], name=author["name"], username=author["username"], avatar_template=self._avatar(author),
             created_at=post["created_at"], updated_at=post["created_at"], cooked=post["cooked"],
-            post_number=post["post_number"], post_type=1, posts_count=len(topic["posts"]), topic_id=topic["id"],
-            topic_slug=topic["slug"], display_username=author["name"], version=1, yours=author["id"] == acting["id"],
-            can_edit=True, can_delete=True, can_wiki=True, moderator=author["moderator"], admin=author["admin"],
-            staff=bool(author["admin"] or author["moderator"]), user_id=author["id"], trust_level=author["trust_level"],
-            can_view_edit_history=True, post_url=f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
+            post_number=post["post_number"], posts_count=len(topic["posts"]), topic_id=topic["id"],
+            topic_slug=topic["slug"], display_username=author["name"], yours=author["id"] == acting["id"],
+            moderator=author["moderator"], admin=author["admin"], staff=bool(author["admin"] or author["moderator"]),
+            user_id=author["id"], trust_level=author["trust_level"],
+            post_url=f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
             raw=post["raw"], topic_title=topic["title"], topic_html_title=html.escape(topic["title"]),
             category_id=topic["category_id"], excerpt=html.escape(post["raw"][:100]), truncated=len(post["raw"]) > 100,
-            score=0.0, actions_summary=[],
         )
         for key, value in values.items():
             if key in out:
@@ -938,11 +928,8 @@ def _get_group(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb._group_by_name(req.params["name"])
     if group is None:
         return _not_found()
-    out = copy.deepcopy(_shapes.GROUP_SHOW)
-    out.update(id=group["id"], name=group["name"], full_name=group["full_name"], mentionable_level=0,
-               messageable_level=3, visibility_level=0, members_visibility_level=0, can_see_members=True,
-               can_admin_group=True, is_group_user=req.user["id"] in group["members"], messageable=True,
-               default_notification_level=3)
+    out = shaped(_shapes.GROUP_SHOW, id=group["id"], name=group["name"], full_name=group["full_name"],
+                 is_group_user=req.user["id"] in group["members"])
     return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
 
@@ -1025,14 +1012,10 @@ def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
         if anonymous and cat["read_restricted"]:
             continue  # a visitor sees only the public categories
         topics = [t for t in sb.topics.values() if t["category_id"] == cat["id"]]
-        out = copy.deepcopy(_shapes.CATEGORY)
-        out.update(id=cat["id"], name=cat["name"], color=cat["color"], text_color="FFFFFF", slug=cat["slug"],
-                   topic_count=len(topics), post_count=sum(len(t["posts"]) for t in topics), position=position,
-                   read_restricted=cat["read_restricted"], permission=1, notification_level=1, can_edit=True,
-                   style_type="square", subcategory_list_style="rows_with_featured_topics",
-                   default_top_period="all", default_list_filter="all", num_featured_topics=3,
-                   topic_template=cat.get("topic_template"))
-        cats.append(out)
+        cats.append(shaped(_shapes.CATEGORY, id=cat["id"], name=cat["name"], color=cat["color"], slug=cat["slug"],
+                           topic_count=len(topics), post_count=sum(len(t["posts"]) for t in topics),
+                           position=position, read_restricted=cat["read_restricted"],
+                           topic_template=cat.get("topic_template")))
     return Reply(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
                                              "categories": cats}})
 
@@ -1350,9 +1333,9 @@ def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapp
     values = dict(id=topic["id"], title=topic["title"], fancy_title=html.escape(topic["title"]), slug=topic["slug"],
                   posts_count=len(topic["posts"]), reply_count=max(0, len(topic["posts"]) - 1),
                   highest_post_number=len(topic["posts"]), created_at=topic["created_at"],
-                  last_posted_at=last["created_at"] if last else topic["created_at"], bumped=True,
+                  last_posted_at=last["created_at"] if last else topic["created_at"],
                   bumped_at=last["created_at"] if last else topic["created_at"], archetype=topic["archetype"],
-                  visible=True, user_id=topic["user_id"],
+                  user_id=topic["user_id"],
                   # A topic posted without a category is in Uncategorized (uncategorized_category_id: 1).
                   category_id=topic["category_id"] if topic["category_id"] is not None else 1,
                   last_poster_username=sb.users[last["user_id"]]["username"] if last else "",
