@@ -189,12 +189,13 @@ _routes = Routes()
 _MULTIPART_ROUTES = frozenset({"/channels/{channel_id}/messages"})
 
 
-def _route(method: str, template: str, *, bucket: str, auth: bool = True) -> Callable[[Callable], Callable]:
+def _route(method: str, template: str, *, bucket: str, auth: bool = True,
+           **bind: Any) -> Callable[[Callable], Callable]:
     # Interaction follow-ups are limited per interaction (their webhook_id is the application
     # id): https://github.com/discord/discord-api-docs/issues/2701
     major = next((p for p in ("guild_id", "channel_id", "interaction_token", "webhook_id", "interaction_id")
                   if "{" + p + "}" in template), None)
-    return _routes(method, template, bucket=bucket, auth=auth, major=major)
+    return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind)
 
 
 @dataclass
@@ -900,6 +901,11 @@ def _search_members(sb: DiscordSandbox, req: Call) -> Reply:
     return Reply(200, [sb._member_json(uid) for uid in found[:limit]])
 
 
+_ROLE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
+
+
+@_route("PUT", _ROLE, bucket="member.roles", grant=True)
+@_route("DELETE", _ROLE, bucket="member.roles", grant=False)
 def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
@@ -917,16 +923,6 @@ def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
         sb._record_role_change("grant" if grant else "revoke", uid, rid, reason)
     sb._invalidate(uid)
     return Reply(204)
-
-
-@_route("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", bucket="member.roles")
-def _add_role(sb: DiscordSandbox, req: Call) -> Reply:
-    return _role_change(sb, req, True)
-
-
-@_route("DELETE", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", bucket="member.roles")
-def _remove_role(sb: DiscordSandbox, req: Call) -> Reply:
-    return _role_change(sb, req, False)
 
 
 @_route("GET", "/guilds/{guild_id}/roles", bucket="roles")
@@ -1208,7 +1204,13 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
                                                  if v is not None or k in ("user_id", "target_id")} for e in page]))
 
 
+@_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands",
+        scope="guild")
+@_route("PUT", "/applications/{application_id}/commands", bucket="commands", scope="global")
 def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
+    if scope == "guild" and (bad := _guild(sb, req)) is not None:
+        return bad
+    scope = sb.seed.guild_id if scope == "guild" else scope
     if req.params["application_id"] != sb.seed.application_id:
         return _error(403, 50001, "Missing Access")
     if not isinstance(data := req.json(), list) or len(data) > 100:
@@ -1231,16 +1233,6 @@ def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
                           **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {})))
     sb.commands[scope] = out
     return Reply(200, out)
-
-
-@_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands")
-def _put_guild_commands(sb: DiscordSandbox, req: Call) -> Reply:
-    return _guild(sb, req) or _put_commands(sb, req, sb.seed.guild_id)
-
-
-@_route("PUT", "/applications/{application_id}/commands", bucket="commands")
-def _put_global_commands(sb: DiscordSandbox, req: Call) -> Reply:
-    return _put_commands(sb, req, "global")
 
 
 def _interaction_for(sb: DiscordSandbox, req: Call, *, webhook: bool) -> dict[str, Any] | Reply:

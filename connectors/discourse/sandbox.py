@@ -200,12 +200,8 @@ def _invalid_parameters(message: str) -> Reply:
     return _error(400, message, "invalid_parameters")
 
 
-_routes = Routes()
-
-
-def _route(method: str, template: str, *, access: str = "user", optional_json: bool = False) -> Callable:
-    """Register a handler; ``access`` is who the route exists for: "user", "staff" or "admin"."""
-    return _routes(method, template, access=access, optional_json=optional_json)
+# ``access``: who a route exists for, "user", "staff" or "admin".
+_route = Routes(access="user")
 
 
 class DiscourseSandbox(Sandbox):
@@ -216,7 +212,7 @@ class DiscourseSandbox(Sandbox):
     the admin limit down for a test); ``webhook_url``/``webhook_secret`` override the seed's.
     """
 
-    routes = _routes
+    routes = _route
     ok_body = {"success": "OK"}
     control_forms = True
 
@@ -439,7 +435,7 @@ class DiscourseSandbox(Sandbox):
         )
 
     def _match(self, req: Call) -> tuple[Any, dict[str, str]]:
-        return _routes.match(req.method, *_json_paths(req))
+        return _route.match(req.method, *_json_paths(req))
 
     def _handle_locked(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
         now = time.monotonic()
@@ -794,6 +790,8 @@ def _staff_action_logs(sb: DiscourseSandbox, req: Call) -> Reply:
     })
 
 
+@_route("PUT", "/admin/users/{id}/suspend.json", access="staff", bind={"kind": "suspend"})
+@_route("PUT", "/admin/users/{id}/silence.json", access="staff", bind={"kind": "silence"})
 def _restrict(sb: DiscourseSandbox, req: Call, kind: str) -> Reply:
     # PUT /admin/users/{id}/suspend.json {suspend_until, reason} and silence.json {silenced_till, reason}.
     target = _target(sb, req)
@@ -825,16 +823,6 @@ def _restrict(sb: DiscourseSandbox, req: Call, kind: str) -> Reply:
                                    "silenced_till": till, "silenced_at": now, "silenced_by": by}})
 
 
-@_route("PUT", "/admin/users/{id}/suspend.json", access="staff")
-def _suspend(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _restrict(sb, req, "suspend")
-
-
-@_route("PUT", "/admin/users/{id}/silence.json", access="staff")
-def _silence(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _restrict(sb, req, "silence")
-
-
 @_route("GET", "/u/{username}.json")
 def _get_user(sb: DiscourseSandbox, req: Call) -> Reply:
     user = sb._user_by_name(req.params["username"])
@@ -863,6 +851,10 @@ def _target(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | None:
     return sb.users.get(_int_param(req.params["id"]) or 0)
 
 
+@_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True,
+        bind={"grant": True})
+@_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True,
+        bind={"grant": False})
 def _moderation(sb: DiscourseSandbox, req: Call, grant: bool) -> Reply:
     if (target := _target(sb, req)) is None:
         return _not_found()
@@ -871,16 +863,6 @@ def _moderation(sb: DiscourseSandbox, req: Call, grant: bool) -> Reply:
     target["moderator"] = grant
     sb._record_role_change("grant_moderation" if grant else "revoke_moderation", target, req.user["username"])
     return Reply(200, sb._admin_user(target, req.user))
-
-
-@_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True)
-def _grant_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _moderation(sb, req, True)
-
-
-@_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True)
-def _revoke_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _moderation(sb, req, False)
 
 
 @_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True)
@@ -1373,6 +1355,7 @@ def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, out)
 
 
+@_route("GET", "/latest.json", bind={"category_id": None})
 def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Reply:
     """A TopicListSerializer answer: the regular topics ``req.user`` may see, last bumped first."""
     topics = [t for t in sb.topics.values() if t["archetype"] == "regular" and t["posts"]
@@ -1383,11 +1366,6 @@ def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Rep
     return Reply(200, {"users": [_poster(sb, sb.users[u]) for u in sorted(users)], "primary_groups": [],
                        "topic_list": {"can_create_topic": not req.user.get("anonymous"), "per_page": 30,
                                       "topics": [_topic_fields(sb, t, _shapes.TOPIC_LIST_ITEM) for t in topics[:30]]}})
-
-
-@_route("GET", "/latest.json")
-def _latest(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _topic_list(sb, req, None)
 
 
 @_route("GET", "/c/{slug}/{id}.json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import math
 import random
@@ -191,19 +192,22 @@ class Route:
 class Routes:
     """A sandbox's route table: ``@routes("GET", "/users/{id}.json", **options)``. Templates use
     Starlette's ``{name}`` syntax; a literal segment wins over a placeholder; ``optional_json``
-    also matches the path without its ``.json``."""
+    also matches the path without its ``.json``; ``bind`` gives the handler keyword arguments
+    (one handler, several routes). ``defaults``: the options of a route that does not set them."""
 
-    def __init__(self) -> None:
+    def __init__(self, **defaults: Any) -> None:
         self.routes: list[Route] = []
+        self.defaults = defaults
 
-    def __call__(self, method: str, template: str, *, optional_json: bool = False,
+    def __call__(self, method: str, template: str, *, optional_json: bool = False, bind: Mapping[str, Any] | None = None,
                  **meta: Any) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
         def register(fn: Callable[..., Reply]) -> Callable[..., Reply]:
             # Lazy placeholders: with ``optional_json`` the ``.json`` is the suffix's, not the id's.
             regex = re.compile(compile_path(template)[0].pattern.replace("[^/]+)", "[^/]+?)"))
             if optional_json:
                 regex = re.compile(regex.pattern.replace(r"\.json$", r"(?:\.json)?$"))
-            self.routes.append(Route(method, template, regex, fn, meta))
+            handler = functools.partial(fn, **bind) if bind else fn
+            self.routes.append(Route(method, template, regex, handler, {**self.defaults, **meta}))
             self.routes.sort(key=lambda r: r.template.count("{"))
             return fn
 
