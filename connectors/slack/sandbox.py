@@ -13,6 +13,7 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,10 +23,13 @@ from pydantic import Field
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, SeedModel, TokenBucket, check_faults,
-                                   control, data_file, load_seed, not_emulated)
+                                   control, data_file, load_seed, not_emulated, shaped)
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
+
+# The fixed fields of the answers (Slack's Web API spec: objs_conversation, objs_user): data.
+_shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
 
 INTERACTION_TYPES = frozenset({"block_actions", "block_suggestion", "interactive_message", "message_action",
                                "shortcut", "view_closed", "view_submission"})
@@ -700,13 +704,15 @@ def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     email = str(args.get("email") or "").strip().lower()
     for user in sb.users.values():
         if user.get("email") and user["email"].lower() == email:
-            return _ok(user={
-                "id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
-                "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"],
-                "is_bot": bool(user.get("is_bot")),
-                "profile": {"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]},
-            })
+            return _ok(user=_user(sb, user, profile={"email": user["email"], "real_name": user["real_name"],
+                                                     "display_name": user["name"]}))
     return _fail("users_not_found")
+
+
+def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, Any]:
+    return {"id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
+            "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"],
+            "is_bot": bool(user.get("is_bot")), **more}
 
 
 # ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
@@ -719,17 +725,12 @@ def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
     created, bot = sb._epoch(), sb.seed.bot_user_id
     if conv["is_im"]:
         other = next(iter(sorted(conv["members"] - {bot})), bot)
-        return _ok(channel={"id": conv["id"], "created": created, "is_im": True, "is_org_shared": False,
-                            "user": other, "priority": 0, "is_open": True})
-    unset = {"value": "", "creator": "", "last_set": 0}
+        return _ok(channel=shaped(_shapes.IM, id=conv["id"], created=created, user=other))
     private, name = conv["is_private"], conv["name"]
-    channel = {
-        "id": conv["id"], "name": name, "name_normalized": name, "created": created, "creator": bot,
-        "is_archived": conv["is_archived"], "is_channel": not private, "is_group": private and not conv["is_mpim"],
-        "is_general": name == "general", "is_mpim": conv["is_mpim"], "is_im": False, "is_private": private,
-        "is_shared": False, "is_org_shared": False, "is_ext_shared": False, "is_member": bot in conv["members"],
-        "topic": dict(unset), "purpose": dict(unset),
-    }
+    channel = shaped(
+        _shapes.CHANNEL, id=conv["id"], name=name, name_normalized=name, created=created, creator=bot,
+        is_archived=conv["is_archived"], is_channel=not private, is_group=private and not conv["is_mpim"],
+        is_general=name == "general", is_mpim=conv["is_mpim"], is_private=private, is_member=bot in conv["members"])
     if args.flag("include_num_members"):
         channel["num_members"] = len(conv["members"])
     return _ok(channel=channel)
@@ -752,15 +753,8 @@ def _conversation_members(sb: SlackSandbox, args: _Args) -> Reply:
 def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     if (user := sb.users.get(str(args.get("user") or ""))) is None:
         return _fail("user_not_found")
-    profile: dict[str, Any] = {
-        "real_name": user["real_name"], "real_name_normalized": user["real_name"], "display_name": user["name"],
-        "display_name_normalized": user["name"], "avatar_hash": "", "title": "", "phone": "", "skype": "",
-        "status_text": "", "status_emoji": "", "fields": None,
-    }
+    profile = shaped(_shapes.PROFILE, real_name=user["real_name"], real_name_normalized=user["real_name"],
+                     display_name=user["name"], display_name_normalized=user["name"])
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
-    return _ok(user={
-        "id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
-        "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"], "is_owner": False,
-        "is_bot": bool(user.get("is_bot")), "is_app_user": False, "updated": sb._epoch(), "profile": profile,
-    })
+    return _ok(user=shaped(_shapes.USER, **_user(sb, user, updated=sb._epoch(), profile=profile)))
