@@ -31,8 +31,9 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.interactions import sign_interaction
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel, check_faults,
-                                   control, data_file, load_seed, multipart, not_emulated, shaped)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel,
+                                   check_faults, control, data_file, load_seed, multipart,
+                                   not_emulated, shaped)
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 
@@ -462,9 +463,11 @@ class DiscordSandbox(Sandbox):
 
     def _interaction_payload(self, kind: str, user: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
         iid, token = self._id(), "itok_" + secrets.token_urlsafe(32)
-        base = shaped(_shapes.INTERACTION, id=iid, application_id=self.seed.application_id, token=token,
-                      guild_id=self.seed.guild_id, channel_id=payload.get("channel_id") or self.channel_id_first(),
-                      member={**self._member_json(user["id"]), "permissions": "0"}, app_permissions=str(MANAGE_ROLES),
+        base = shaped(_shapes.INTERACTION, id=iid, application_id=self.seed.application_id,
+                      token=token, guild_id=self.seed.guild_id,
+                      channel_id=payload.get("channel_id") or self.channel_id_first(),
+                      member={**self._member_json(user["id"]), "permissions": "0"},
+                      app_permissions=str(MANAGE_ROLES),
                       authorizing_integration_owners={"0": self.seed.guild_id})
         if kind == "ping":
             base = {"id": iid, "application_id": self.seed.application_id, "type": 1, "token": token, "version": 1,
@@ -586,7 +589,8 @@ class DiscordSandbox(Sandbox):
         return _error(status, 50035 if status == 400 else 0, message)
 
     def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        out = check_faults(data, extra={"search_not_indexed"}, storm_keys=("scope",), whole_seconds=False)
+        out = check_faults(data, extra={"search_not_indexed"}, storm_keys=("scope",),
+                           whole_seconds=False)
         if "storm" in out:
             out["storm"]["scope"] = scope = str(out["storm"]["scope"] or "user")
             if scope not in ("user", "global", "shared"):
@@ -667,8 +671,8 @@ class DiscordSandbox(Sandbox):
                   kind: str) -> Reply:
         wait = max(wait, 0.0)
         rounded = math.ceil(wait * 1000) / 1000
-        self.note_limited(kind=kind, scope=scope, bucket=route.bucket, request=f"{req.method} {route.template}",
-                          retry_after=rounded)
+        self.note_limited(kind=kind, scope=scope, bucket=route.bucket,
+                          request=f"{req.method} {route.template}", retry_after=rounded)
         # Docs-accurate 429: no "code" (the spec's RatelimitedResponse requires one; the docs'
         # examples have none: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
         body = {"message": "You are being rate limited.", "retry_after": rounded, "global": scope == "global"}
@@ -761,19 +765,21 @@ class DiscordSandbox(Sandbox):
 
     def _user_json(self, uid: str) -> dict[str, Any]:
         user = self.users[uid]
-        return shaped(_shapes.USER, id=uid, username=user["username"], global_name=user["global_name"],
-                      **({"bot": True} if user["bot"] else {}))
+        return shaped(_shapes.USER, id=uid, username=user["username"],
+                      global_name=user["global_name"], **({"bot": True} if user["bot"] else {}))
 
     def _role_json(self, role: Mapping[str, Any]) -> dict[str, Any]:
-        return shaped(_shapes.ROLE, id=role["id"], name=role["name"], permissions=str(role["permissions"]),
-                      position=role["position"], managed=role["managed"],
+        return shaped(_shapes.ROLE, id=role["id"], name=role["name"],
+                      permissions=str(role["permissions"]), position=role["position"],
+                      managed=role["managed"],
                       **({"tags": {"bot_id": self.bot_id}} if role.get("bot_role") else {}))
 
     def _message_json(self, m: Mapping[str, Any]) -> dict[str, Any]:
-        return shaped(_shapes.MESSAGE, type=0 if not m.get("interaction") else 20, content=m["content"],
-                      attachments=copy.deepcopy(m.get("attachments") or []), timestamp=m["timestamp"],
-                      edited_timestamp=m["edited"], flags=m["flags"], components=copy.deepcopy(m["components"]),
-                      id=m["id"], channel_id=m["channel_id"], author=self._user_json(m["author_id"]),
+        return shaped(_shapes.MESSAGE, type=0 if not m.get("interaction") else 20,
+                      content=m["content"], attachments=copy.deepcopy(m.get("attachments") or []),
+                      timestamp=m["timestamp"], edited_timestamp=m["edited"], flags=m["flags"],
+                      components=copy.deepcopy(m["components"]), id=m["id"],
+                      channel_id=m["channel_id"], author=self._user_json(m["author_id"]),
                       **({"nonce": m["nonce"]} if m.get("nonce") is not None else {}))
 
     def _create_message(self, channel_id: str, author_id: str, data: Mapping[str, Any], *,
@@ -1062,10 +1068,12 @@ def _get_application(sb: DiscordSandbox, req: Call) -> Reply:
     # PrivateApplicationResponse requires; the owner is the first seeded person (an application
     # belongs to a human account, not to its bot).
     owner = next((uid for uid, u in sb.users.items() if not u["bot"]), sb.bot_id)
-    return Reply(200, shaped(_shapes.APPLICATION, id=sb.seed.application_id, name=sb.seed.bot_username,
-                             verify_key=sb.public_key, flags=sb.seed.application_flags,
-                             flags_new=str(sb.seed.application_flags), interactions_endpoint_url=sb.interactions_url,
-                             owner=sb._user_json(owner), bot=sb._user_json(sb.bot_id)))
+    return Reply(200,
+                 shaped(_shapes.APPLICATION, id=sb.seed.application_id, name=sb.seed.bot_username,
+                        verify_key=sb.public_key, flags=sb.seed.application_flags,
+                        flags_new=str(sb.seed.application_flags),
+                        interactions_endpoint_url=sb.interactions_url, owner=sb._user_json(owner),
+                        bot=sb._user_json(sb.bot_id)))
 
 
 @_route("POST", "/users/@me/channels", bucket="dm")
@@ -1085,12 +1093,15 @@ def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any]
         "id": tid, "name": data["name"], "position": 0, "guild_id": sb.seed.guild_id,
         "parent_id": req.params["channel_id"], "thread": True, "members": [sb.bot_id],
         "auto_archive_duration": data.get("auto_archive_duration", 10080), **fields}
-    return Reply(201, shaped(
-        _shapes.THREAD, id=tid, type=channel["type"], guild_id=sb.seed.guild_id, name=channel["name"],
-        parent_id=channel["parent_id"], owner_id=sb.bot_id, member_count=len(channel["members"]),
-        thread_metadata={"archived": False, "archive_timestamp": None, "locked": False,
-                         "auto_archive_duration": channel["auto_archive_duration"],
-                         "invitable": channel.get("invitable", True), "create_timestamp": datetime.now(UTC).isoformat()}))
+    return Reply(201,
+                 shaped(_shapes.THREAD, id=tid, type=channel["type"], guild_id=sb.seed.guild_id,
+                        name=channel["name"], parent_id=channel["parent_id"], owner_id=sb.bot_id,
+                        member_count=len(channel["members"]),
+                        thread_metadata={"archived": False, "archive_timestamp": None,
+                                         "locked": False,
+                                         "auto_archive_duration": channel["auto_archive_duration"],
+                                         "invitable": channel.get("invitable", True),
+                                         "create_timestamp": datetime.now(UTC).isoformat()}))
 
 
 def _thread_args(data: Mapping[str, Any]) -> Reply | None:
@@ -1174,10 +1185,13 @@ def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
         return _error(400, 30038, "Maximum number of guild events reached (100)")
     eid = sb._id()
     sb.events[eid] = shaped(
-        _shapes.EVENT, id=eid, guild_id=sb.seed.guild_id, name=name, description=data.get("description"),
-        creator_id=sb.bot_id, creator=sb._user_json(sb.bot_id), entity_metadata={"location": location},
-        scheduled_start_time=start.astimezone(UTC).isoformat(), scheduled_end_time=end.astimezone(UTC).isoformat())
-    sb.audit(100, user_id=sb.bot_id, target_id=eid, reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
+        _shapes.EVENT, id=eid, guild_id=sb.seed.guild_id, name=name,
+        description=data.get("description"), creator_id=sb.bot_id, creator=sb._user_json(sb.bot_id),
+        entity_metadata={"location": location},
+        scheduled_start_time=start.astimezone(UTC).isoformat(),
+        scheduled_end_time=end.astimezone(UTC).isoformat())
+    sb.audit(100, user_id=sb.bot_id, target_id=eid,
+             reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
     return Reply(200, dict(sb.events[eid]))
 
 
@@ -1199,9 +1213,10 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
     entries.sort(key=lambda e: int(e["id"]), reverse=not ("after" in bounds and "before" not in bounds))
     page = entries[:limit]
     ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.users}
+    entries = [{k: copy.deepcopy(v) for k, v in e.items()
+                if v is not None or k in ("user_id", "target_id")} for e in page]
     return Reply(200, shaped(_shapes.AUDIT_LOG, users=[sb._user_json(u) for u in sorted(ids)],
-                             audit_log_entries=[{k: copy.deepcopy(v) for k, v in e.items()
-                                                 if v is not None or k in ("user_id", "target_id")} for e in page]))
+                             audit_log_entries=entries))
 
 
 @_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands",
@@ -1227,10 +1242,11 @@ def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
         if name in names:
             return _form_error(**{f"{i}.name": "Application command names must be unique"})
         names.add(name)
-        out.append(shaped(_shapes.COMMAND, id=sb._id(), application_id=sb.seed.application_id, version=sb._id(),
-                          type=cmd.get("type", 1), name=name, description=desc,
+        out.append(shaped(_shapes.COMMAND, id=sb._id(), application_id=sb.seed.application_id,
+                          version=sb._id(), type=cmd.get("type", 1), name=name, description=desc,
                           **({"guild_id": scope} if scope != "global" else {}),
-                          **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {})))
+                          **({"options": [dict(o) for o in cmd["options"]]}
+                             if cmd.get("options") else {})))
     sb.commands[scope] = out
     return Reply(200, out)
 

@@ -25,8 +25,9 @@ from pydantic import Field
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel, check_faults,
-                                   control, data_file, load_seed, multipart, not_emulated, shaped)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel,
+                                   check_faults, control, data_file, load_seed, multipart,
+                                   not_emulated, shaped)
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
@@ -547,8 +548,9 @@ class DiscourseSandbox(Sandbox):
         return AVATAR.format(letter=user["username"][0].lower())
 
     def _basic_group(self, group: Mapping[str, Any]) -> dict[str, Any]:
-        return shaped(_shapes.USER_GROUP, id=group["id"], name=group["name"], display_name=group["name"],
-                      full_name=group["full_name"], user_count=len(group["members"]))
+        return shaped(_shapes.USER_GROUP, id=group["id"], name=group["name"],
+                      display_name=group["name"], full_name=group["full_name"],
+                      user_count=len(group["members"]))
 
     def _user_groups(self, user: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [self._basic_group(g) for g in self.groups.values() if user["id"] in g["members"]]
@@ -565,13 +567,14 @@ class DiscourseSandbox(Sandbox):
 
     def _list_item(self, user: Mapping[str, Any], shape: Mapping[str, Any] = _shapes.ADMIN_USER_LIST_ITEM,
                    **more: Any) -> dict[str, Any]:
-        return shaped(
-            shape, id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
-            active=user["active"], admin=user["admin"], moderator=user["moderator"],
-            last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
-            trust_level=user["trust_level"], days_visited=user["days_visited"], post_count=user["post_count"],
-            time_read=user["days_visited"] * 600, posts_read_count=user["post_count"] * 7,
-            topics_entered=user["days_visited"] * 2, **more)
+        return shaped(shape, id=user["id"], username=user["username"], name=user["name"],
+                      avatar_template=self._avatar(user), active=user["active"],
+                      admin=user["admin"], moderator=user["moderator"],
+                      last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
+                      trust_level=user["trust_level"], days_visited=user["days_visited"],
+                      post_count=user["post_count"], time_read=user["days_visited"] * 600,
+                      posts_read_count=user["post_count"] * 7,
+                      topics_entered=user["days_visited"] * 2, **more)
 
     def _user_show(self, user: Mapping[str, Any]) -> dict[str, Any]:
         groups = self._user_groups(user)
@@ -590,25 +593,29 @@ class DiscourseSandbox(Sandbox):
 
     def _group_member(self, user: Mapping[str, Any], added_at: str) -> dict[str, Any]:
         fallback = _iso(user["created_at"]) or added_at
-        return shaped(_shapes.GROUP_MEMBER, id=user["id"], username=user["username"], name=user["name"],
-                      avatar_template=self._avatar(user), last_posted_at=_iso(user["last_posted_at"]) or fallback,
+        return shaped(_shapes.GROUP_MEMBER, id=user["id"], username=user["username"],
+                      name=user["name"], avatar_template=self._avatar(user),
+                      last_posted_at=_iso(user["last_posted_at"]) or fallback,
                       last_seen_at=_iso(user["last_seen_at"]) or fallback, added_at=added_at)
 
     def _post_fields(self, post: Mapping[str, Any], template: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
         author = self.users[post["user_id"]]
         topic = self.topics[post["topic_id"]]
         out = copy.deepcopy(dict(template))
-        values = dict(
-            id=post["id"], name=author["name"], username=author["username"], avatar_template=self._avatar(author),
-            created_at=post["created_at"], updated_at=post["created_at"], cooked=post["cooked"],
-            post_number=post["post_number"], posts_count=len(topic["posts"]), topic_id=topic["id"],
-            topic_slug=topic["slug"], display_username=author["name"], yours=author["id"] == acting["id"],
-            moderator=author["moderator"], admin=author["admin"], staff=bool(author["admin"] or author["moderator"]),
-            user_id=author["id"], trust_level=author["trust_level"],
-            post_url=f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
-            raw=post["raw"], topic_title=topic["title"], topic_html_title=html.escape(topic["title"]),
-            category_id=topic["category_id"], excerpt=html.escape(post["raw"][:100]), truncated=len(post["raw"]) > 100,
-        )
+        values = dict(id=post["id"], name=author["name"], username=author["username"],
+                      avatar_template=self._avatar(author), created_at=post["created_at"],
+                      updated_at=post["created_at"], cooked=post["cooked"],
+                      post_number=post["post_number"], posts_count=len(topic["posts"]),
+                      topic_id=topic["id"], topic_slug=topic["slug"],
+                      display_username=author["name"], yours=author["id"] == acting["id"],
+                      moderator=author["moderator"], admin=author["admin"],
+                      staff=bool(author["admin"] or author["moderator"]), user_id=author["id"],
+                      trust_level=author["trust_level"],
+                      post_url=f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
+                      raw=post["raw"], topic_title=topic["title"],
+                      topic_html_title=html.escape(topic["title"]),
+                      category_id=topic["category_id"], excerpt=html.escape(post["raw"][:100]),
+                      truncated=len(post["raw"]) > 100)
         for key, value in values.items():
             if key in out:
                 out[key] = value
@@ -910,8 +917,8 @@ def _get_group(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb._group_by_name(req.params["name"])
     if group is None:
         return _not_found()
-    out = shaped(_shapes.GROUP_SHOW, id=group["id"], name=group["name"], full_name=group["full_name"],
-                 is_group_user=req.user["id"] in group["members"])
+    out = shaped(_shapes.GROUP_SHOW, id=group["id"], name=group["name"],
+                 full_name=group["full_name"], is_group_user=req.user["id"] in group["members"])
     return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
 
@@ -994,9 +1001,10 @@ def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
         if anonymous and cat["read_restricted"]:
             continue  # a visitor sees only the public categories
         topics = [t for t in sb.topics.values() if t["category_id"] == cat["id"]]
-        cats.append(shaped(_shapes.CATEGORY, id=cat["id"], name=cat["name"], color=cat["color"], slug=cat["slug"],
-                           topic_count=len(topics), post_count=sum(len(t["posts"]) for t in topics),
-                           position=position, read_restricted=cat["read_restricted"],
+        cats.append(shaped(_shapes.CATEGORY, id=cat["id"], name=cat["name"], color=cat["color"],
+                           slug=cat["slug"], topic_count=len(topics),
+                           post_count=sum(len(t["posts"]) for t in topics), position=position,
+                           read_restricted=cat["read_restricted"],
                            topic_template=cat.get("topic_template")))
     return Reply(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
                                              "categories": cats}})

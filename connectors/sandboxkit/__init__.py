@@ -36,9 +36,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors.errors import ConfigError
 
-__all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox", "SeedModel",
-           "SlidingWindow", "TokenBucket", "check_faults", "control", "data_file", "lifespan", "load_seed",
-           "multipart", "not_emulated", "read_body", "shaped"]
+__all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox",
+           "SeedModel", "SlidingWindow", "TokenBucket", "check_faults", "control", "data_file",
+           "lifespan", "load_seed", "multipart", "not_emulated", "read_body", "shaped"]
 
 # A route the sandbox does not emulate must not look like the platform's "not found": a connector
 # calling a new endpoint would pass its tests for the wrong reason. A known route with an unknown
@@ -59,7 +59,9 @@ def data_file(module_file: str, name: str) -> Any:
 def shaped(template: Mapping[str, Any], /, **values: Any) -> dict[str, Any]:
     """A copy of ``template`` (a response shape from a data file) with ``values`` set."""
     # Copy only what is mutable: 20,000 members are serialized at once.
-    return {**{k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v for k, v in template.items()}, **values}
+    copied = {k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v
+              for k, v in template.items()}
+    return {**copied, **values}
 
 
 class SeedModel(BaseModel):
@@ -199,7 +201,8 @@ class Routes:
         self.routes: list[Route] = []
         self.defaults = defaults
 
-    def __call__(self, method: str, template: str, *, optional_json: bool = False, bind: Mapping[str, Any] | None = None,
+    def __call__(self, method: str, template: str, *, optional_json: bool = False,
+                 bind: Mapping[str, Any] | None = None,
                  **meta: Any) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
         def register(fn: Callable[..., Reply]) -> Callable[..., Reply]:
             # Lazy placeholders: with ``optional_json`` the ``.json`` is the suffix's, not the id's.
@@ -266,8 +269,8 @@ class TokenBucket:
 COMMON_FAULTS = frozenset({"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed"})
 
 
-def check_faults(data: Mapping[str, Any], *, extra: Iterable[str] = (), storm_keys: Iterable[str] = (),
-                 whole_seconds: bool = True) -> dict[str, Any]:
+def check_faults(data: Mapping[str, Any], *, extra: Iterable[str] = (),
+                 storm_keys: Iterable[str] = (), whole_seconds: bool = True) -> dict[str, Any]:
     """The common fault settings of ``POST /_sandbox/faults``, checked: ``error_rate`` /
     ``error_status`` (that share of requests answered with that 5xx), ``drop_rate`` /
     ``drop_phase`` (close that share of connections before or after the request was applied),
@@ -412,7 +415,8 @@ class Sandbox:
 
     def stats(self) -> dict[str, Any]:
         """The counts and faults, for ``state()``."""
-        return {"requests": dict(self.requests), "responses": {k: dict(v) for k, v in self.responses.items()},
+        return {"requests": dict(self.requests),
+                "responses": {k: dict(v) for k, v in self.responses.items()},
                 "rate_limited": list(self.rate_limited), "faults": dict(self.faults)}
 
     def close(self) -> None:

@@ -22,8 +22,9 @@ from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, SeedModel, TokenBucket, check_faults,
-                                   control, data_file, load_seed, not_emulated, shaped)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, SeedModel,
+                                   TokenBucket, check_faults, control, data_file, load_seed,
+                                   not_emulated, shaped)
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
@@ -443,8 +444,9 @@ class SlackSandbox(Sandbox):
                              for cid, msgs in self.messages.items()},
                 "posted": {cid: len(msgs) for cid, msgs in self.messages.items()},
                 "ephemeral": list(self.ephemeral), "response_posts": list(self.response_posts),
-                "interactions": list(self.interactions), **(stats := self.stats()), "outcomes": stats["responses"],
-                "limits": self.seed.limits.model_dump(), "time_factor": self.time_factor,
+                "interactions": list(self.interactions), **(stats := self.stats()),
+                "outcomes": stats["responses"], "limits": self.seed.limits.model_dump(),
+                "time_factor": self.time_factor,
             }
 
     # ---- the platform ------------------------------------------------------------------------
@@ -490,11 +492,13 @@ class SlackSandbox(Sandbox):
         else:
             reply = _METHODS[name](self, args)
             reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
-        self.responses[name][str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")] += 1
+        outcome = str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")
+        self.responses[name][outcome] += 1
         return reply
 
     def _note_limited(self, kind: str, api_method: str, args: Mapping[str, Any]) -> None:
-        self.note_limited(at=round(self._now(), 4), kind=kind, method=api_method, channel=args.get("channel"))
+        self.note_limited(at=round(self._now(), 4), kind=kind, method=api_method,
+                          channel=args.get("channel"))
 
     def _channel_limit(self, channel: str) -> int | None:
         """Token bucket per channel; ``None`` when a message may be posted, else Retry-After."""
@@ -704,15 +708,16 @@ def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     email = str(args.get("email") or "").strip().lower()
     for user in sb.users.values():
         if user.get("email") and user["email"].lower() == email:
-            return _ok(user=_user(sb, user, profile={"email": user["email"], "real_name": user["real_name"],
-                                                     "display_name": user["name"]}))
+            return _ok(user=_user(sb, user,
+                                  profile={"email": user["email"], "real_name": user["real_name"],
+                                           "display_name": user["name"]}))
     return _fail("users_not_found")
 
 
 def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, Any]:
-    return {"id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
-            "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"],
-            "is_bot": bool(user.get("is_bot")), **more}
+    return {"id": user["id"], "team_id": sb.seed.team_id, "name": user["name"],
+            "deleted": user["deleted"], "real_name": user["real_name"], "tz": user["tz"],
+            "is_admin": user["is_admin"], "is_bot": bool(user.get("is_bot")), **more}
 
 
 # ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
@@ -727,10 +732,11 @@ def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
         other = next(iter(sorted(conv["members"] - {bot})), bot)
         return _ok(channel=shaped(_shapes.IM, id=conv["id"], created=created, user=other))
     private, name = conv["is_private"], conv["name"]
-    channel = shaped(
-        _shapes.CHANNEL, id=conv["id"], name=name, name_normalized=name, created=created, creator=bot,
-        is_archived=conv["is_archived"], is_channel=not private, is_group=private and not conv["is_mpim"],
-        is_general=name == "general", is_mpim=conv["is_mpim"], is_private=private, is_member=bot in conv["members"])
+    channel = shaped(_shapes.CHANNEL, id=conv["id"], name=name, name_normalized=name,
+                     created=created, creator=bot, is_archived=conv["is_archived"],
+                     is_channel=not private, is_group=private and not conv["is_mpim"],
+                     is_general=name == "general", is_mpim=conv["is_mpim"], is_private=private,
+                     is_member=bot in conv["members"])
     if args.flag("include_num_members"):
         channel["num_members"] = len(conv["members"])
     return _ok(channel=channel)
@@ -753,8 +759,9 @@ def _conversation_members(sb: SlackSandbox, args: _Args) -> Reply:
 def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     if (user := sb.users.get(str(args.get("user") or ""))) is None:
         return _fail("user_not_found")
-    profile = shaped(_shapes.PROFILE, real_name=user["real_name"], real_name_normalized=user["real_name"],
-                     display_name=user["name"], display_name_normalized=user["name"])
+    profile = shaped(_shapes.PROFILE, real_name=user["real_name"],
+                     real_name_normalized=user["real_name"], display_name=user["name"],
+                     display_name_normalized=user["name"])
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
     return _ok(user=shaped(_shapes.USER, **_user(sb, user, updated=sb._epoch(), profile=profile)))

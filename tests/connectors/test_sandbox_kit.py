@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, FaultMiddleware, Reply, Routes, Sandbox, SeedModel,
-                                   SlidingWindow, TokenBucket, check_faults, control, data_file, load_seed, multipart,
-                                   shaped)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, FaultMiddleware, Reply, Routes,
+                                   Sandbox, SeedModel, SlidingWindow, TokenBucket, check_faults,
+                                   control, data_file, load_seed, multipart, shaped)
 from tests.support.net import LoopbackServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +87,8 @@ def _thing(sb: Echo, call: Call) -> Reply:
 @Echo.routes("PUT", "/things/{id}/open", bind={"state": "open"}, kind="toggle")
 @Echo.routes("PUT", "/things/{id}/shut", bind={"state": "shut"}, kind="toggle")
 def _toggle(sb: Echo, call: Call, state: str) -> Reply:
-    return Reply(200, shaped({"id": "", "state": "", "tags": []}, id=call.params["id"], state=state))
+    return Reply(200,
+                 shaped({"id": "", "state": "", "tags": []}, id=call.params["id"], state=state))
 
 
 @Echo.routes("GET", "/things/latest.json")
@@ -162,18 +163,21 @@ def test_one_handler_bound_to_several_routes_and_route_defaults(echo: Any) -> No
     sandbox, url = echo
     assert httpx.put(f"{url}/things/4/open").json() == {"id": "4", "state": "open", "tags": []}
     assert httpx.put(f"{url}/things/4/shut").json()["state"] == "shut"
-    assert {r.template: r.kind for r in Echo.routes.routes}["/things/{id}.json"] == "any"  # the default
-    assert {r.template: r.kind for r in Echo.routes.routes}["/things/{id}/open"] == "toggle"
-    assert sandbox.stats()["responses"] == {"PUT /things/{id}/open": {"200": 1}, "PUT /things/{id}/shut": {"200": 1}}
+    kinds = {r.template: r.kind for r in Echo.routes.routes}
+    assert kinds["/things/{id}.json"] == "any" and kinds["/things/{id}/open"] == "toggle"
+    assert sandbox.stats()["responses"] == {"PUT /things/{id}/open": {"200": 1},
+                                            "PUT /things/{id}/shut": {"200": 1}}
     template = {"tags": ["a"]}
     shaped(template)["tags"].append("b")
     assert template == {"tags": ["a"]}  # a shape is copied, never changed
 
 
 def test_storm_settings_and_seeds_are_checked() -> None:
-    assert check_faults({"storm": {"count": 2, "retry_after": 0.4, "scope": "global"}}, storm_keys=("scope",)) == {
-        "storm": {"count": 2, "retry_after": 1, "scope": "global"}}
-    assert check_faults({"storm": {"count": 1, "retry_after": 0.4}}, whole_seconds=False)["storm"]["retry_after"] == 0.4
+    storm = {"count": 2, "retry_after": 0.4, "scope": "global"}
+    parsed = check_faults({"storm": storm}, storm_keys=("scope",))
+    assert parsed["storm"] == {**storm, "retry_after": 1}  # whole seconds
+    assert check_faults({"storm": {"count": 1, "retry_after": 0.4}},
+                        whole_seconds=False)["storm"]["retry_after"] == 0.4
     with pytest.raises(ValueError, match="storm"):
         check_faults({"storm": 3})
 
@@ -181,7 +185,7 @@ def test_storm_settings_and_seeds_are_checked() -> None:
         name: str
 
     with pytest.raises(ConfigError, match="nmae"):
-        load_seed(Seed, {"name": "wren_halloway", "nmae": "wren"})  # a typo in a seed file is refused
+        load_seed(Seed, {"name": "wren_halloway", "nmae": "wren"})  # a typo is refused
     for platform in ("discord", "discourse", "slack"):
         assert data_file(str(ROOT / "connectors" / platform / "sandbox.py"), "seed.json")
 
