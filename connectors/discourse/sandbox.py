@@ -13,7 +13,7 @@ import re
 import secrets
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -26,8 +26,8 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel,
-                                   check_faults, control, data_file, load_seed, multipart,
-                                   not_emulated, shaped)
+                                   SlidingWindow, check_faults, control, data_file, load_seed,
+                                   multipart, not_emulated, shaped)
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
@@ -278,8 +278,9 @@ class DiscourseSandbox(Sandbox):
             self.uploads: dict[int, dict[str, Any]] = {}
             self.staff_actions: list[dict[str, Any]] = []
             self._next_event = seed.first_event_id
-            self._admin_hits: list[float] = []
-            self._ip_hits: dict[str, list[float]] = defaultdict(list)
+            limits = self.settings
+            self._admin_hits = SlidingWindow(limits.admin_api_limit, limits.admin_api_window)
+            self._ip_hits: dict[str, SlidingWindow] = {}
             self._reset_stats()
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
@@ -442,13 +443,12 @@ class DiscourseSandbox(Sandbox):
         now = time.monotonic()
         # 1. The per-IP middleware (RequestTracker) runs before anything else.
         if self.settings.ip_limit is not None:
-            hits = self._ip_hits[req.client_ip]
-            hits[:] = [t for t in hits if t > now - self.settings.ip_window]
-            if len(hits) >= self.settings.ip_limit:
-                wait = max(1, math.ceil(hits[0] + self.settings.ip_window - now))
+            hits = self._ip_hits.setdefault(
+                req.client_ip, SlidingWindow(self.settings.ip_limit, self.settings.ip_window))
+            if (wait := hits.wait(now)) is not None:
+                wait = max(1, math.ceil(wait))
                 self._note_limited("ip", req)
                 return Reply(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
-            hits.append(now)
         # 2. API key authentication. No key at all: an anonymous visitor of a public site.
         key = req.headers.get("api-key")
         username = req.headers.get("api-username") or ""
@@ -459,13 +459,9 @@ class DiscourseSandbox(Sandbox):
         if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
             return _invalid_access(BAD_CREDENTIALS)
         # 3. The admin API limit, shared by every admin key of the site (a sliding window).
-        window = self.settings.admin_api_window
-        self._admin_hits[:] = [t for t in self._admin_hits if t > now - window]
-        if len(self._admin_hits) >= self.settings.admin_api_limit:
-            wait = math.ceil(self._admin_hits[0] + window - now)
+        if (wait := self._admin_hits.wait(now)) is not None:
             self._note_limited("admin_api", req)
-            return self._rate_limit_response(wait)
-        self._admin_hits.append(now)
+            return self._rate_limit_response(math.ceil(wait))
         return self._dispatch(req, route, params, user)
 
     def _dispatch(self, req: Call, route: Any, params: dict[str, str], user: dict[str, Any]) -> Reply:
