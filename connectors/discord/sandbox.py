@@ -1,37 +1,7 @@
 """A loopback emulator of the Discord REST endpoints charterflow uses, on the sandbox kit, and an
-interaction sender that signs with the sandbox's own Ed25519 key pair.
-
-It answers as Discord does where that matters to a client (``specs/API-NOTES.md`` section 1):
-``Authorization: Bot`` (401 ``{"message": "401: Unauthorized", "code": 0}``), the ``DiscordBot``
-User-Agent, string snowflakes, Discord's JSON error codes (10003 channel, 10007 member, 10008
-message, 10011 role, 10013 user, 50007 cannot DM, 50013 missing permissions, 50035 invalid form
-body, 160004 thread exists, 40060 already acknowledged), 405 for a known path with another method,
-the role hierarchy (a bot changes only roles below its highest role), members paged with
-``after``, member and message search (202 while "indexing"), DM channels, threads, ``nonce`` +
-``enforce_nonce``, external scheduled events, bulk command registration, interaction callbacks,
-follow-up webhooks and multipart message bodies (``payload_json`` + files).
-
-Rate limits are shaped like Discord's (https://discord.com/developers/docs/topics/rate-limits):
-per-route buckets per top-level resource (interaction follow-ups: per interaction) named by
-``X-RateLimit-Bucket``, ``X-RateLimit-Limit/-Remaining/-Reset/-Reset-After`` on every answer, a
-global limit (50/s; callbacks and webhooks do not count), 429 bodies ``{"message", "retry_after",
-"global"}`` with ``Retry-After``, ``X-RateLimit-Scope``, ``Via`` and for the global limit
-``X-RateLimit-Global: true``. The per-route numbers are invented (Discord does not publish them);
-every window is multiplied by ``time_scale``. Answers validate against the official OpenAPI
-document, except where the docs disagree and the sandbox follows them (its ``README`` says to):
-``content`` is limited to 2000 characters (spec: 4000), 429 bodies have no ``code``.
-
-Not Discord (the kit's control API): ``state``, ``faults`` (``storm`` {count, retry_after, scope
-user|global|shared}, ``search_not_indexed``: the next N message searches answer 202, -1: all),
-``reset``; ``POST /_sandbox/interactions`` (send a signed interaction, see ``press``/``command``),
-``POST /_sandbox/interactions_url`` {url}; ``POST /_sandbox/audit_log`` (a moderator acts by
-hand: ``{action_type, user, target, reason?, changes?, options?, timeout_minutes?}``), served by
-``GET /guilds/{guild_id}/audit-logs`` (with only ``after``: oldest first, as the docs say:
-https://discord.com/developers/docs/resources/audit-log#get-guild-audit-log).
-``POST /_sandbox/messages`` {user, channel (name or id; a thread's id), content, attachments?
-[filenames]}, ``/_sandbox/messages/edit`` {message_id, content (null: deleted)}: a person
-writes, edits, deletes (read back with ``GET /channels/{id}/messages``).
-"""
+interaction sender that signs with the sandbox's own Ed25519 key pair. It answers as Discord does
+where that matters to a client (``specs/API-NOTES.md`` section 1); what it emulates, its rate
+limits and its control routes: the package README, "The sandbox"."""
 
 from __future__ import annotations
 
@@ -45,34 +15,36 @@ import random
 import re
 import secrets
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.interactions import sign_interaction
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, check_faults, control,
-                                   load_seed, multipart, not_emulated)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel,
+                                   check_faults, control, data_file, load_seed, multipart,
+                                   not_emulated, shaped)
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
+
+# The fixed fields of the answers (every field the OpenAPI document requires that the sandbox has
+# no value of its own for): data, beside this module.
+_shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
 
 Sink = Callable[[Mapping[str, str], bytes], tuple[int, Any]]
 
 API_PREFIX = "/api/v10"
 MANAGE_ROLES, ADMINISTRATOR, EPHEMERAL = 1 << 28, 1 << 3, 1 << 6
-# The default seed's bot role: the permissions the connector uses (connectors/discord/doctor.py
-# REQUIRED_PERMISSIONS, checked by `charterflow doctor`).
-BOT_PERMISSIONS = sum(1 << bit for bit in (7, 10, 11, 16, 28, 33, 35, 36, 38))
 MESSAGE_LIMIT = 2000  # docs; the spec says 4000 (see the module docstring)
 AUDIT_REASON_MAX = 512
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
@@ -88,11 +60,7 @@ DEFAULT_BUCKETS: dict[str, tuple[int, float]] = {
 }
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SeedRole(_Model):
+class SeedRole(SeedModel):
     """A guild role; higher ``position`` is higher in the hierarchy."""
 
     id: str | None = None
@@ -103,7 +71,7 @@ class SeedRole(_Model):
     bot_role: bool = False  # the bot's own managed role
 
 
-class SeedChannel(_Model):
+class SeedChannel(SeedModel):
     """A text channel of the guild (``type`` 0)."""
 
     id: str | None = None
@@ -111,7 +79,7 @@ class SeedChannel(_Model):
     type: int = 0
 
 
-class SeedMember(_Model):
+class SeedMember(SeedModel):
     """A member (invented people only); ``recent_messages`` fall in the last 90 days."""
 
     id: str | None = None
@@ -126,7 +94,7 @@ class SeedMember(_Model):
     older_messages: int = Field(default=0, ge=0, le=10_000)
 
 
-class SeedSettings(_Model):
+class SeedSettings(SeedModel):
     """Limits and windows the sandbox honours (seconds before ``time_scale``)."""
 
     global_limit: int = Field(default=50, ge=1)
@@ -137,7 +105,7 @@ class SeedSettings(_Model):
     search_index_retry_after: int = Field(default=2, ge=0)
 
 
-class SandboxSeed(_Model):
+class SandboxSeed(SeedModel):
     """The whole initial state of a sandbox (``charterflow sandbox discord --seed FILE``)."""
 
     guild_id: str = "1100000000000000001"
@@ -159,24 +127,7 @@ class SandboxSeed(_Model):
 
 def default_seed() -> dict[str, Any]:
     """The default guild: invented members, the WG roles below the bot's role, one role above it."""
-    members = [("avery_quill", ["wg-member", "admin"], "2022-06-12T10:00:00Z", 42, 300),
-               ("bram_tolliver", ["moderator"], "2023-02-03T12:00:00Z", 17, 120),
-               ("cleo_marsh", ["wg-member"], "2024-04-18T08:30:00Z", 9, 40),
-               ("dario_fenwick", ["wg-member"], "2025-01-07T15:45:00Z", 2, 30),
-               ("esme_voss", [], "2026-09-30T10:00:00Z", 1, 0),
-               ("felix_oakes", ["owners"], "2021-11-21T13:00:00Z", 5, 500)]
-    return {
-        "roles": [{"name": "wg-member", "position": 1}, {"name": "moderator", "position": 2, "permissions": 1 << 13},
-                  {"name": "admin", "position": 3, "permissions": ADMINISTRATOR},
-                  {"name": "charterflow", "position": 4, "permissions": BOT_PERMISSIONS, "managed": True,
-                   "bot_role": True},
-                  {"name": "owners", "position": 5, "permissions": ADMINISTRATOR}],
-        "channels": [{"name": name} for name in ("general", "wg-private", "announcements", "moderators")],
-        "members": [{"username": name, "global_name": name.replace("_", " ").title(), "roles": roles,
-                     "joined_at": joined, "recent_messages": recent, "older_messages": older,
-                     **({"accepts_dms": False} if name == "esme_voss" else {})}
-                    for name, roles, joined, recent, older in members],
-    }
+    return data_file(__file__, "seed.json")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -239,12 +190,13 @@ _routes = Routes()
 _MULTIPART_ROUTES = frozenset({"/channels/{channel_id}/messages"})
 
 
-def _route(method: str, template: str, *, bucket: str, auth: bool = True) -> Callable[[Callable], Callable]:
+def _route(method: str, template: str, *, bucket: str, auth: bool = True,
+           **bind: Any) -> Callable[[Callable], Callable]:
     # Interaction follow-ups are limited per interaction (their webhook_id is the application
     # id): https://github.com/discord/discord-api-docs/issues/2701
     major = next((p for p in ("guild_id", "channel_id", "interaction_token", "webhook_id", "interaction_id")
                   if "{" + p + "}" in template), None)
-    return _routes(method, template, bucket=bucket, auth=auth, major=major)
+    return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind)
 
 
 @dataclass
@@ -357,12 +309,9 @@ class DiscordSandbox(Sandbox):
             self.audit_log: list[dict[str, Any]] = []
             self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction record
             self.interaction_log: list[dict[str, Any]] = []
-            self.requests: Counter[str] = Counter()
-            self.responses: dict[str, Counter[str]] = defaultdict(Counter)
-            self.rate_limited: list[dict[str, Any]] = []
             self._bucket_states: dict[tuple[str, str], _BucketState] = {}
             self._global_hits: list[float] = []
-            self.faults, self._rng, self._started = {}, random.Random(), time.monotonic()
+            self._reset_stats()
             self._member_cache: dict[str, bytes] = {}
             self._sorted_ids: list[int] | None = None
 
@@ -514,13 +463,12 @@ class DiscordSandbox(Sandbox):
 
     def _interaction_payload(self, kind: str, user: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
         iid, token = self._id(), "itok_" + secrets.token_urlsafe(32)
-        base: dict[str, Any] = {
-            "id": iid, "application_id": self.seed.application_id, "token": token, "version": 1,
-            "guild_id": self.seed.guild_id, "channel_id": payload.get("channel_id") or self.channel_id_first(),
-            "member": {**self._member_json(user["id"]), "permissions": "0"}, "locale": "en-US",
-            "guild_locale": "en-US", "app_permissions": str(MANAGE_ROLES), "entitlements": [],
-            "authorizing_integration_owners": {"0": self.seed.guild_id}, "context": 0,
-        }
+        base = shaped(_shapes.INTERACTION, id=iid, application_id=self.seed.application_id,
+                      token=token, guild_id=self.seed.guild_id,
+                      channel_id=payload.get("channel_id") or self.channel_id_first(),
+                      member={**self._member_json(user["id"]), "permissions": "0"},
+                      app_permissions=str(MANAGE_ROLES),
+                      authorizing_integration_owners={"0": self.seed.guild_id})
         if kind == "ping":
             base = {"id": iid, "application_id": self.seed.application_id, "type": 1, "token": token, "version": 1,
                     "channel_id": None}
@@ -628,11 +576,9 @@ class DiscordSandbox(Sandbox):
                 "events": list(self.events.values()),
                 "commands": {scope: [c["name"] for c in cmds] for scope, cmds in self.commands.items()},
                 "role_changes": list(self.role_changes), "audit_log": list(self.audit_log),
-                "interactions": list(self.interaction_log), "requests": dict(self.requests),
-                "responses": {k: dict(v) for k, v in self.responses.items()}, "rate_limited": list(self.rate_limited),
+                "interactions": list(self.interaction_log), **self.stats(),
                 "limits": {"global": [self.settings.global_limit, self.settings.global_window * self.time_scale],
                            "buckets": {k: [v[0], v[1] * self.time_scale] for k, v in self.buckets.items()}},
-                "faults": dict(self.faults),
             }
 
     # ---- the platform ------------------------------------------------------------------------
@@ -643,23 +589,20 @@ class DiscordSandbox(Sandbox):
         return _error(status, 50035 if status == 400 else 0, message)
 
     def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        out = check_faults(data, extra={"search_not_indexed"})
-        if "storm" in data:
-            storm, scope = data["storm"], str(data["storm"].get("scope", "user"))
+        out = check_faults(data, extra={"search_not_indexed"}, storm_keys=("scope",),
+                           whole_seconds=False)
+        if "storm" in out:
+            out["storm"]["scope"] = scope = str(out["storm"]["scope"] or "user")
             if scope not in ("user", "global", "shared"):
                 raise ValueError("storm.scope must be user, global or shared")
-            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": float(storm.get("retry_after", 1.0)),
-                            "scope": scope}
         if "search_not_indexed" in data:
             out["search_not_indexed"] = int(data["search_not_indexed"])
         return out
 
     def handle(self, req: Call) -> Reply:
         route, params = _routes.match(req.method, req.path.removeprefix(API_PREFIX))
-        key = f"{req.method} {route.template if route else req.path}"
         response = self._route(req, route, params) if route else self._unrouted(req)
-        self.requests[key] += 1
-        self.responses[key][str(response.status)] += 1
+        self.count(f"{req.method} {route.template if route else req.path}", response.status)
         return response
 
     def _route(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
@@ -728,9 +671,8 @@ class DiscordSandbox(Sandbox):
                   kind: str) -> Reply:
         wait = max(wait, 0.0)
         rounded = math.ceil(wait * 1000) / 1000
-        self.rate_limited.append({"at": round(time.monotonic() - self._started, 4), "kind": kind, "scope": scope,
-                                  "bucket": route.bucket, "request": f"{req.method} {route.template}",
-                                  "retry_after": rounded})
+        self.note_limited(kind=kind, scope=scope, bucket=route.bucket,
+                          request=f"{req.method} {route.template}", retry_after=rounded)
         # Docs-accurate 429: no "code" (the spec's RatelimitedResponse requires one; the docs'
         # examples have none: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
         body = {"message": "You are being rate limited.", "retry_after": rounded, "global": scope == "global"}
@@ -846,31 +788,27 @@ class DiscordSandbox(Sandbox):
 
     def _member_json(self, uid: str) -> dict[str, Any]:
         member = self.members[uid]
-        return {"avatar": None, "banner": None, "communication_disabled_until": None, "flags": 0,
-                "joined_at": _iso(member["joined_at"]), "nick": member["nick"], "pending": False,
-                "premium_since": None, "roles": list(member["roles"]), "user": self._user_json(uid), "mute": False,
-                "deaf": False}
+        return shaped(_shapes.MEMBER, joined_at=_iso(member["joined_at"]), nick=member["nick"],
+                      roles=list(member["roles"]), user=self._user_json(uid))
 
     def _user_json(self, uid: str) -> dict[str, Any]:
         user = self.users[uid]
-        return {"id": uid, "username": user["username"], "avatar": None, "discriminator": "0", "public_flags": 0,
-                "flags": 0, "global_name": user["global_name"], "primary_guild": None,
-                **({"bot": True} if user["bot"] else {})}
+        return shaped(_shapes.USER, id=uid, username=user["username"],
+                      global_name=user["global_name"], **({"bot": True} if user["bot"] else {}))
 
     def _role_json(self, role: Mapping[str, Any]) -> dict[str, Any]:
-        return {"id": role["id"], "name": role["name"], "permissions": str(role["permissions"]),
-                "position": role["position"], "color": 0,
-                "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-                "hoist": False, "managed": role["managed"], "mentionable": False, "icon": None,
-                "unicode_emoji": None, "flags": 0, **({"tags": {"bot_id": self.bot_id}} if role.get("bot_role") else {})}
+        return shaped(_shapes.ROLE, id=role["id"], name=role["name"],
+                      permissions=str(role["permissions"]), position=role["position"],
+                      managed=role["managed"],
+                      **({"tags": {"bot_id": self.bot_id}} if role.get("bot_role") else {}))
 
     def _message_json(self, m: Mapping[str, Any]) -> dict[str, Any]:
-        return {"type": 0 if not m.get("interaction") else 20, "content": m["content"], "mentions": [],
-                "mention_roles": [], "attachments": copy.deepcopy(m.get("attachments") or []), "embeds": [],
-                "timestamp": m["timestamp"], "edited_timestamp": m["edited"], "flags": m["flags"],
-                "components": copy.deepcopy(m["components"]), "id": m["id"], "channel_id": m["channel_id"],
-                "author": self._user_json(m["author_id"]), "pinned": False, "mention_everyone": False, "tts": False,
-                **({"nonce": m["nonce"]} if m.get("nonce") is not None else {})}
+        return shaped(_shapes.MESSAGE, type=0 if not m.get("interaction") else 20,
+                      content=m["content"], attachments=copy.deepcopy(m.get("attachments") or []),
+                      timestamp=m["timestamp"], edited_timestamp=m["edited"], flags=m["flags"],
+                      components=copy.deepcopy(m["components"]), id=m["id"],
+                      channel_id=m["channel_id"], author=self._user_json(m["author_id"]),
+                      **({"nonce": m["nonce"]} if m.get("nonce") is not None else {}))
 
     def _create_message(self, channel_id: str, author_id: str, data: Mapping[str, Any], *,
                         interaction: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -997,6 +935,11 @@ def _search_members(sb: DiscordSandbox, req: Call) -> Reply:
     return Reply(200, [sb._member_json(uid) for uid in found[:limit]])
 
 
+_ROLE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
+
+
+@_route("PUT", _ROLE, bucket="member.roles", grant=True)
+@_route("DELETE", _ROLE, bucket="member.roles", grant=False)
 def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
     if (bad := _guild(sb, req)) is not None:
         return bad
@@ -1016,16 +959,6 @@ def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
     return Reply(204)
 
 
-@_route("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", bucket="member.roles")
-def _add_role(sb: DiscordSandbox, req: Call) -> Reply:
-    return _role_change(sb, req, True)
-
-
-@_route("DELETE", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", bucket="member.roles")
-def _remove_role(sb: DiscordSandbox, req: Call) -> Reply:
-    return _role_change(sb, req, False)
-
-
 @_route("GET", "/guilds/{guild_id}/roles", bucket="roles")
 def _list_roles(sb: DiscordSandbox, req: Call) -> Reply:
     return _guild(sb, req) or Reply(200, [sb._role_json(r) for r in sorted(sb.roles.values(),
@@ -1035,9 +968,8 @@ def _list_roles(sb: DiscordSandbox, req: Call) -> Reply:
 @_route("GET", "/guilds/{guild_id}/channels", bucket="channels")
 def _list_channels(sb: DiscordSandbox, req: Call) -> Reply:
     return _guild(sb, req) or Reply(200, [
-        {"id": c["id"], "type": c["type"], "flags": 0, "guild_id": c["guild_id"], "name": c["name"],
-         "position": c["position"], "parent_id": None, "permission_overwrites": [], "nsfw": False, "topic": None,
-         "last_message_id": None, "rate_limit_per_user": 0} for c in sb.channels.values() if c["type"] in (0, 5, 15)])
+        shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
+        for c in sb.channels.values() if c["type"] in (0, 5, 15)])
 
 
 @_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search")
@@ -1189,16 +1121,12 @@ def _get_application(sb: DiscordSandbox, req: Call) -> Reply:
     # PrivateApplicationResponse requires; the owner is the first seeded person (an application
     # belongs to a human account, not to its bot).
     owner = next((uid for uid, u in sb.users.items() if not u["bot"]), sb.bot_id)
-    return Reply(200, {"id": sb.seed.application_id, "name": sb.seed.bot_username, "icon": None,
-                       "description": "", "verify_key": sb.public_key, "bot_public": False,
-                       "bot_require_code_grant": False, "flags": sb.seed.application_flags,
-                       "flags_new": str(sb.seed.application_flags), "type": None,
-                       "redirect_uris": [], "interactions_endpoint_url": sb.interactions_url,
-                       "role_connections_verification_url": None, "owner": sb._user_json(owner),
-                       "approximate_guild_count": 1, "approximate_user_install_count": 0,
-                       "approximate_user_authorization_count": 0, "explicit_content_filter": 0,
-                       "team": None, "eligible_oauth2_scopes": ["bot", "applications.commands"],
-                       "bot": sb._user_json(sb.bot_id)})
+    return Reply(200,
+                 shaped(_shapes.APPLICATION, id=sb.seed.application_id, name=sb.seed.bot_username,
+                        verify_key=sb.public_key, flags=sb.seed.application_flags,
+                        flags_new=str(sb.seed.application_flags),
+                        interactions_endpoint_url=sb.interactions_url, owner=sb._user_json(owner),
+                        bot=sb._user_json(sb.bot_id)))
 
 
 @_route("POST", "/users/@me/channels", bucket="dm")
@@ -1218,14 +1146,15 @@ def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any]
         "id": tid, "name": data["name"], "position": 0, "guild_id": sb.seed.guild_id,
         "parent_id": req.params["channel_id"], "thread": True, "members": [sb.bot_id],
         "auto_archive_duration": data.get("auto_archive_duration", 10080), **fields}
-    return Reply(201, {
-        "id": tid, "type": channel["type"], "last_message_id": None, "flags": 0, "guild_id": sb.seed.guild_id,
-        "name": channel["name"], "parent_id": channel["parent_id"], "rate_limit_per_user": 0, "owner_id": sb.bot_id,
-        "thread_metadata": {"archived": False, "archive_timestamp": None,
-                            "auto_archive_duration": channel["auto_archive_duration"], "locked": False,
-                            "invitable": channel.get("invitable", True),
-                            "create_timestamp": datetime.now(UTC).isoformat()},
-        "message_count": 0, "member_count": len(channel["members"]), "total_message_sent": 0})
+    return Reply(201,
+                 shaped(_shapes.THREAD, id=tid, type=channel["type"], guild_id=sb.seed.guild_id,
+                        name=channel["name"], parent_id=channel["parent_id"], owner_id=sb.bot_id,
+                        member_count=len(channel["members"]),
+                        thread_metadata={"archived": False, "archive_timestamp": None,
+                                         "locked": False,
+                                         "auto_archive_duration": channel["auto_archive_duration"],
+                                         "invitable": channel.get("invitable", True),
+                                         "create_timestamp": datetime.now(UTC).isoformat()}))
 
 
 def _thread_args(data: Mapping[str, Any]) -> Reply | None:
@@ -1308,14 +1237,14 @@ def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
     if sum(1 for e in sb.events.values() if e["status"] in (1, 2)) >= 100:
         return _error(400, 30038, "Maximum number of guild events reached (100)")
     eid = sb._id()
-    sb.events[eid] = {
-        "id": eid, "guild_id": sb.seed.guild_id, "name": name, "description": data.get("description"),
-        "channel_id": None, "creator_id": sb.bot_id, "creator": sb._user_json(sb.bot_id), "image": None,
-        "scheduled_start_time": start.astimezone(UTC).isoformat(), "scheduled_end_time": end.astimezone(UTC).isoformat(),
-        "status": 1, "entity_type": 3, "entity_id": None, "recurrence_rule": None, "privacy_level": 2,
-        "guild_scheduled_event_exceptions": [], "entity_metadata": {"location": location}, "user_count": 0,
-    }
-    sb.audit(100, user_id=sb.bot_id, target_id=eid, reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
+    sb.events[eid] = shaped(
+        _shapes.EVENT, id=eid, guild_id=sb.seed.guild_id, name=name,
+        description=data.get("description"), creator_id=sb.bot_id, creator=sb._user_json(sb.bot_id),
+        entity_metadata={"location": location},
+        scheduled_start_time=start.astimezone(UTC).isoformat(),
+        scheduled_end_time=end.astimezone(UTC).isoformat())
+    sb.audit(100, user_id=sb.bot_id, target_id=eid,
+             reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
     return Reply(200, dict(sb.events[eid]))
 
 
@@ -1337,14 +1266,19 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
     entries.sort(key=lambda e: int(e["id"]), reverse=not ("after" in bounds and "before" not in bounds))
     page = entries[:limit]
     ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.users}
-    return Reply(200, {"audit_log_entries": [{k: copy.deepcopy(v) for k, v in e.items()
-                                              if v is not None or k in ("user_id", "target_id")} for e in page],
-                       "users": [sb._user_json(u) for u in sorted(ids)], "integrations": [], "webhooks": [],
-                       "guild_scheduled_events": [], "threads": [], "application_commands": [],
-                       "auto_moderation_rules": []})
+    entries = [{k: copy.deepcopy(v) for k, v in e.items()
+                if v is not None or k in ("user_id", "target_id")} for e in page]
+    return Reply(200, shaped(_shapes.AUDIT_LOG, users=[sb._user_json(u) for u in sorted(ids)],
+                             audit_log_entries=entries))
 
 
+@_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands",
+        scope="guild")
+@_route("PUT", "/applications/{application_id}/commands", bucket="commands", scope="global")
 def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
+    if scope == "guild" and (bad := _guild(sb, req)) is not None:
+        return bad
+    scope = sb.seed.guild_id if scope == "guild" else scope
     if req.params["application_id"] != sb.seed.application_id:
         return _error(403, 50001, "Missing Access")
     if not isinstance(data := req.json(), list) or len(data) > 100:
@@ -1361,23 +1295,13 @@ def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
         if name in names:
             return _form_error(**{f"{i}.name": "Application command names must be unique"})
         names.add(name)
-        out.append({"id": sb._id(), "application_id": sb.seed.application_id, "version": sb._id(),
-                    "default_member_permissions": None, "type": cmd.get("type", 1), "name": name,
-                    "description": desc, "dm_permission": True, "nsfw": False, "integration_types": [0],
-                    "contexts": None, **({"guild_id": scope} if scope != "global" else {}),
-                    **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {})})
+        out.append(shaped(_shapes.COMMAND, id=sb._id(), application_id=sb.seed.application_id,
+                          version=sb._id(), type=cmd.get("type", 1), name=name, description=desc,
+                          **({"guild_id": scope} if scope != "global" else {}),
+                          **({"options": [dict(o) for o in cmd["options"]]}
+                             if cmd.get("options") else {})))
     sb.commands[scope] = out
     return Reply(200, out)
-
-
-@_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands")
-def _put_guild_commands(sb: DiscordSandbox, req: Call) -> Reply:
-    return _guild(sb, req) or _put_commands(sb, req, sb.seed.guild_id)
-
-
-@_route("PUT", "/applications/{application_id}/commands", bucket="commands")
-def _put_global_commands(sb: DiscordSandbox, req: Call) -> Reply:
-    return _put_commands(sb, req, "global")
 
 
 def _interaction_for(sb: DiscordSandbox, req: Call, *, webhook: bool) -> dict[str, Any] | Reply:

@@ -1,30 +1,6 @@
-"""A loopback emulator of the Discourse endpoints charterflow uses, on the sandbox kit.
-
-It behaves as Discourse does where that matters to a client (``specs/API-NOTES.md`` section 2):
-``Api-Key``/``Api-Username`` auth with Discourse's 403 for bad credentials, and requests without
-credentials answered as to an anonymous visitor of a public site; 404 (not 403) on admin routes
-for a non-admin; 422 ``create_post`` bodies for a short or too long body, a short title and a
-duplicate body; 400 for malformed JSON; polls with option digests, voters listed only for a public
-poll, counts hidden from whoever may not see results yet, the reader's own ``polls_votes`` and
-``toggle_status``; ``grant_admin`` answered with ``email_confirmation_required``; the admin API
-limit shared by all keys (sliding window, 60 per 60 s) answered with the JSON 429 (``Retry-After``,
-``extras.wait_seconds``), an optional per-IP limit with the plain-text 429; webhooks POSTed with
-Discourse's headers and signature, a delivery not answered 2xx sent again after
-``settings.webhook_retry_delays`` (1, 5, 25, 125 min), then dropped; ``DELETE /posts/{id}.json``
-sends ``post_destroyed`` (the first post takes its topic along). Answers of endpoints in the
-official OpenAPI document carry every field it requires (``_shapes.py``).
-
-The staff action log (``GET /admin/logs/staff_action_logs.json``, not in the spec) is shaped as
-``Admin::StaffActionLogsController#index`` answers (newest first, ``page`` from 0, ``limit``
-1..200); suspending and silencing add rows, the end time in ``new_value`` (a sandbox choice).
-
-Not Discourse (the kit's control API, no key, not rate limited): ``state``, ``faults`` (``storm``
-{count, retry_after}, ``methods`` ["PUT", …]: errors only on those methods), ``reset``;
-``POST /_sandbox/confirm_admin`` {user_id} (a person clicked the e-mailed link),
-``POST /_sandbox/webhooks/ping`` and ``POST /_sandbox/staff_action`` (a moderator acts by hand:
-``{action_name, acting_user, target_user?, details?, context?, post_id?, topic_id?, new_value?,
-flagged_at?}``; ``flagged_at`` stands for the flag's time in the review queue).
-"""
+"""A loopback emulator of the Discourse endpoints charterflow uses, on the sandbox kit. It behaves
+as Discourse does where that matters to a client (``specs/API-NOTES.md`` section 2); what it
+emulates and its control routes: ``connectors/README.md``, "The Discourse sandbox"."""
 
 from __future__ import annotations
 
@@ -33,27 +9,31 @@ import hashlib
 import html
 import json
 import math
-import random
 import re
 import secrets
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
-from connectors.discourse import _shapes
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, check_faults, control,
-                                   load_seed, multipart, not_emulated)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel,
+                                   SlidingWindow, check_faults, control, data_file, load_seed,
+                                   multipart, not_emulated, shaped)
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
+
+# Every field the OpenAPI document requires of each answer, with a neutral default (it forbids
+# additional properties on most): a handler copies one and fills in what it knows.
+_shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
 
 
 NOT_FOUND = "The requested URL or resource could not be found."
@@ -70,11 +50,7 @@ IP_LIMIT_TEXT = (
 AVATAR = "/letter_avatar_proxy/v4/letter/{letter}/8e7dd6/{{size}}.png"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SeedUser(_Model):
+class SeedUser(SeedModel):
     """A user of the sandbox site (invented people only)."""
     id: int | None = None
     username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
@@ -94,7 +70,7 @@ class SeedUser(_Model):
     active: bool = True
 
 
-class SeedGroup(_Model):
+class SeedGroup(SeedModel):
     """A group and its members (by username)."""
     id: int | None = None
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
@@ -102,7 +78,7 @@ class SeedGroup(_Model):
     members: list[str] = []
 
 
-class SeedCategory(_Model):
+class SeedCategory(SeedModel):
     """A category; ``read_restricted`` makes it private."""
     id: int | None = None
     name: str
@@ -114,14 +90,14 @@ class SeedCategory(_Model):
     topic_template: str | None = None
 
 
-class SeedApiKey(_Model):
+class SeedApiKey(SeedModel):
     """An admin API key; ``username`` null means "All users" (any Api-Username)."""
     key: str = Field(min_length=8)
     username: str | None = None
     description: str = ""
 
 
-class SeedSettings(_Model):
+class SeedSettings(SeedModel):
     """Site and global settings the sandbox honours (Discourse's defaults)."""
     admin_api_limit: int = Field(default=60, ge=1)
     admin_api_window: float = Field(default=60.0, gt=0)
@@ -141,14 +117,14 @@ class SeedSettings(_Model):
     webhook_retry_delays: list[float] = Field(default=[60.0, 300.0, 1500.0, 7500.0])
 
 
-class SeedWebhook(_Model):
+class SeedWebhook(SeedModel):
     """Where the sandbox sends webhooks (``url`` null: nowhere) and the secret it signs with."""
     url: str | None = None
     secret: str | None = None
     events: list[str] = ["topic_created", "post_created", "post_edited", "post_destroyed", "ping"]
 
 
-class SandboxSeed(_Model):
+class SandboxSeed(SeedModel):
     """The whole initial state of a sandbox (``charterflow sandbox discourse --seed FILE``)."""
     instance: str | None = None
     api_username: str = "system"
@@ -165,35 +141,7 @@ class SandboxSeed(_Model):
 
 def default_seed() -> dict[str, Any]:
     """The default site: invented members, a private working-group category and group."""
-    return {
-        "api_username": "system",
-        "users": [{"id": -1, "username": "system", "name": "system", "admin": True, "moderator": True,
-                   "trust_level": 4, "created_at": "2022-05-01T00:00:00Z", "last_seen_at": None, "days_visited": 0}] + [
-            {"username": name, "name": name.replace("_", " ").title(), "trust_level": level, "created_at": created,
-             "last_seen_at": seen, "days_visited": days, "post_count": posts,
-             **({"last_posted_at": posted} if posted else {}), **extra}
-            for name, level, created, seen, posted, days, posts, extra in (
-                ("avery_quill", 4, "2022-06-12T10:00:00Z", "2026-10-30T08:15:00Z", "2026-10-28T19:02:00Z", 412, 980,
-                 {"admin": True}),
-                ("bram_tolliver", 3, "2023-02-03T12:00:00Z", "2026-10-29T21:40:00Z", "2026-10-20T09:00:00Z", 301,
-                 415, {"moderator": True}),
-                ("cleo_marsh", 2, "2024-04-18T08:30:00Z", "2026-10-25T17:05:00Z", "2026-10-01T11:11:00Z", 143, 88, {}),
-                ("dario_fenwick", 2, "2025-01-07T15:45:00Z", "2026-09-14T06:20:00Z", None, 61, 23, {}),
-                ("esme_voss", 1, "2026-09-30T10:00:00Z", "2026-10-02T10:00:00Z", None, 3, 1, {}),
-                ("felix_oakes", 2, "2024-11-21T13:00:00Z", "2026-10-31T12:00:00Z", "2026-10-31T11:58:00Z", 220, 132,
-                 {}))],
-        "groups": [
-            {"name": "working-group", "full_name": "Online Community Working Group",
-             "members": ["avery_quill", "cleo_marsh", "dario_fenwick"]},
-            {"name": "board", "full_name": "Board liaisons", "members": ["felix_oakes"]},
-            {"name": "moderators", "full_name": "Moderators", "members": ["bram_tolliver"]},
-        ],
-        "categories": [
-            {"name": "General", "slug": "general"},
-            {"name": "Working Group", "slug": "working-group", "read_restricted": True, "color": "652D90",
-             "permissions": {"working-group": 1}},
-        ],
-    }
+    return data_file(__file__, "seed.json")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -253,12 +201,8 @@ def _invalid_parameters(message: str) -> Reply:
     return _error(400, message, "invalid_parameters")
 
 
-_routes = Routes()
-
-
-def _route(method: str, template: str, *, access: str = "user", optional_json: bool = False) -> Callable:
-    """Register a handler; ``access`` is who the route exists for: "user", "staff" or "admin"."""
-    return _routes(method, template, access=access, optional_json=optional_json)
+# ``access``: who a route exists for, "user", "staff" or "admin".
+_route = Routes(access="user")
 
 
 class DiscourseSandbox(Sandbox):
@@ -269,7 +213,7 @@ class DiscourseSandbox(Sandbox):
     the admin limit down for a test); ``webhook_url``/``webhook_secret`` override the seed's.
     """
 
-    routes = _routes
+    routes = _route
     ok_body = {"success": "OK"}
     control_forms = True
 
@@ -334,12 +278,10 @@ class DiscourseSandbox(Sandbox):
             self.uploads: dict[int, dict[str, Any]] = {}
             self.staff_actions: list[dict[str, Any]] = []
             self._next_event = seed.first_event_id
-            self.requests: Counter[str] = Counter()
-            self.responses: dict[str, Counter[str]] = defaultdict(Counter)
-            self.rate_limited: list[dict[str, Any]] = []
-            self._admin_hits: list[float] = []
-            self._ip_hits: dict[str, list[float]] = defaultdict(list)
-            self.faults, self._rng, self._started = {}, random.Random(), time.monotonic()
+            limits = self.settings
+            self._admin_hits = SlidingWindow(limits.admin_api_limit, limits.admin_api_window)
+            self._ip_hits: dict[str, SlidingWindow] = {}
+            self._reset_stats()
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
         return next((u for u in self.users.values() if u["username"].lower() == username.lower()), None)
@@ -442,11 +384,7 @@ class DiscourseSandbox(Sandbox):
                 "webhook_pending": [{k: p[k] for k in ("event_id", "event", "attempts", "due")}
                                     for p in self.webhook_pending],
                 "uploads": [{k: v for k, v in u.items() if k != "content"} for u in self.uploads.values()],
-                "requests": dict(self.requests),
-                "responses": {k: dict(v) for k, v in self.responses.items()},
-                "rate_limited": list(self.rate_limited),
-                "settings": self.settings.model_dump(),
-                "faults": dict(self.faults),
+                "settings": self.settings.model_dump(), **self.stats(),
             }
 
     # ---- the platform ------------------------------------------------------------------------
@@ -461,9 +399,6 @@ class DiscourseSandbox(Sandbox):
             if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
                 raise ValueError("methods must be a list of HTTP methods, e.g. [\"PUT\", \"DELETE\"]")
             out["methods"] = sorted({m.upper() for m in methods})
-        if "storm" in data:
-            storm = data["storm"]
-            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1)))}
         return out
 
     def _note_host(self, req: Call) -> None:
@@ -486,13 +421,10 @@ class DiscourseSandbox(Sandbox):
         return response
 
     def _count(self, req: Call, route: Any, status: int) -> None:
-        key = f"{req.method} {route.template if route else req.path}"
-        self.requests[key] += 1
-        self.responses[key][str(status)] += 1
+        self.count(f"{req.method} {route.template if route else req.path}", status)
 
     def _note_limited(self, kind: str, req: Call) -> None:
-        self.rate_limited.append({"at": round(time.monotonic() - self._started, 4), "kind": kind,
-                                  "request": f"{req.method} {req.path}"})
+        self.note_limited(kind=kind, request=f"{req.method} {req.path}")
 
     def _rate_limit_response(self, wait_seconds: int) -> Reply:
         wait_seconds = max(1, int(wait_seconds))
@@ -505,19 +437,18 @@ class DiscourseSandbox(Sandbox):
         )
 
     def _match(self, req: Call) -> tuple[Any, dict[str, str]]:
-        return _routes.match(req.method, *_json_paths(req))
+        return _route.match(req.method, *_json_paths(req))
 
     def _handle_locked(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
         now = time.monotonic()
         # 1. The per-IP middleware (RequestTracker) runs before anything else.
         if self.settings.ip_limit is not None:
-            hits = self._ip_hits[req.client_ip]
-            hits[:] = [t for t in hits if t > now - self.settings.ip_window]
-            if len(hits) >= self.settings.ip_limit:
-                wait = max(1, math.ceil(hits[0] + self.settings.ip_window - now))
+            hits = self._ip_hits.setdefault(
+                req.client_ip, SlidingWindow(self.settings.ip_limit, self.settings.ip_window))
+            if (wait := hits.wait(now)) is not None:
+                wait = max(1, math.ceil(wait))
                 self._note_limited("ip", req)
                 return Reply(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
-            hits.append(now)
         # 2. API key authentication. No key at all: an anonymous visitor of a public site.
         key = req.headers.get("api-key")
         username = req.headers.get("api-username") or ""
@@ -528,13 +459,9 @@ class DiscourseSandbox(Sandbox):
         if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
             return _invalid_access(BAD_CREDENTIALS)
         # 3. The admin API limit, shared by every admin key of the site (a sliding window).
-        window = self.settings.admin_api_window
-        self._admin_hits[:] = [t for t in self._admin_hits if t > now - window]
-        if len(self._admin_hits) >= self.settings.admin_api_limit:
-            wait = math.ceil(self._admin_hits[0] + window - now)
+        if (wait := self._admin_hits.wait(now)) is not None:
             self._note_limited("admin_api", req)
-            return self._rate_limit_response(wait)
-        self._admin_hits.append(now)
+            return self._rate_limit_response(math.ceil(wait))
         return self._dispatch(req, route, params, user)
 
     def _dispatch(self, req: Call, route: Any, params: dict[str, str], user: dict[str, Any]) -> Reply:
@@ -617,12 +544,9 @@ class DiscourseSandbox(Sandbox):
         return AVATAR.format(letter=user["username"][0].lower())
 
     def _basic_group(self, group: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.USER_GROUP)
-        out.update(id=group["id"], name=group["name"], display_name=group["name"], full_name=group["full_name"],
-                   user_count=len(group["members"]), mentionable_level=0, messageable_level=3,
-                   visibility_level=0, members_visibility_level=0, can_see_members=True,
-                   default_notification_level=3)
-        return out
+        return shaped(_shapes.USER_GROUP, id=group["id"], name=group["name"],
+                      display_name=group["name"], full_name=group["full_name"],
+                      user_count=len(group["members"]))
 
     def _user_groups(self, user: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [self._basic_group(g) for g in self.groups.values() if user["id"] in g["members"]]
@@ -639,25 +563,23 @@ class DiscourseSandbox(Sandbox):
 
     def _list_item(self, user: Mapping[str, Any], shape: Mapping[str, Any] = _shapes.ADMIN_USER_LIST_ITEM,
                    **more: Any) -> dict[str, Any]:
-        out = copy.deepcopy(dict(shape))
-        out.update(
-            id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
-            active=user["active"], admin=user["admin"], moderator=user["moderator"],
-            last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
-            trust_level=user["trust_level"], days_visited=user["days_visited"], post_count=user["post_count"],
-            time_read=user["days_visited"] * 600, posts_read_count=user["post_count"] * 7,
-            topics_entered=user["days_visited"] * 2, **more)
-        return out
+        return shaped(shape, id=user["id"], username=user["username"], name=user["name"],
+                      avatar_template=self._avatar(user), active=user["active"],
+                      admin=user["admin"], moderator=user["moderator"],
+                      last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
+                      trust_level=user["trust_level"], days_visited=user["days_visited"],
+                      post_count=user["post_count"], time_read=user["days_visited"] * 600,
+                      posts_read_count=user["post_count"] * 7,
+                      topics_entered=user["days_visited"] * 2, **more)
 
     def _user_show(self, user: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.USER_SHOW)
         groups = self._user_groups(user)
-        out.update(
-            id=user["id"], username=user["username"], name=user["name"] or "", avatar_template=self._avatar(user),
-            last_posted_at=_iso(user["last_posted_at"]), last_seen_at=_iso(user["last_seen_at"]),
+        out = shaped(
+            _shapes.USER_SHOW, id=user["id"], username=user["username"], name=user["name"] or "",
+            avatar_template=self._avatar(user), last_posted_at=_iso(user["last_posted_at"]),
+            last_seen_at=_iso(user["last_seen_at"]),
             created_at=_iso(user["created_at"]), trust_level=user["trust_level"], moderator=user["moderator"],
             admin=user["admin"], post_count=user["post_count"], time_read=user["days_visited"] * 600,
-            can_send_private_messages=True, can_send_private_message_to_user=True,
             second_factor_enabled=user["second_factor_enabled"], groups=groups,
             group_users=[{"group_id": g["id"], "user_id": user["id"], "notification_level": 3} for g in groups],
             system_avatar_template=self._avatar(user),
@@ -666,29 +588,30 @@ class DiscourseSandbox(Sandbox):
         return out
 
     def _group_member(self, user: Mapping[str, Any], added_at: str) -> dict[str, Any]:
-        out = copy.deepcopy(_shapes.GROUP_MEMBER)
         fallback = _iso(user["created_at"]) or added_at
-        out.update(id=user["id"], username=user["username"], name=user["name"], avatar_template=self._avatar(user),
-                   last_posted_at=_iso(user["last_posted_at"]) or fallback,
-                   last_seen_at=_iso(user["last_seen_at"]) or fallback, added_at=added_at, timezone="UTC")
-        return out
+        return shaped(_shapes.GROUP_MEMBER, id=user["id"], username=user["username"],
+                      name=user["name"], avatar_template=self._avatar(user),
+                      last_posted_at=_iso(user["last_posted_at"]) or fallback,
+                      last_seen_at=_iso(user["last_seen_at"]) or fallback, added_at=added_at)
 
     def _post_fields(self, post: Mapping[str, Any], template: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
         author = self.users[post["user_id"]]
         topic = self.topics[post["topic_id"]]
         out = copy.deepcopy(dict(template))
-        values = dict(
-            id=post["id"], name=author["name"], username=author["username"], avatar_template=self._avatar(author),
-            created_at=post["created_at"], updated_at=post["created_at"], cooked=post["cooked"],
-            post_number=post["post_number"], post_type=1, posts_count=len(topic["posts"]), topic_id=topic["id"],
-            topic_slug=topic["slug"], display_username=author["name"], version=1, yours=author["id"] == acting["id"],
-            can_edit=True, can_delete=True, can_wiki=True, moderator=author["moderator"], admin=author["admin"],
-            staff=bool(author["admin"] or author["moderator"]), user_id=author["id"], trust_level=author["trust_level"],
-            can_view_edit_history=True, post_url=f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
-            raw=post["raw"], topic_title=topic["title"], topic_html_title=html.escape(topic["title"]),
-            category_id=topic["category_id"], excerpt=html.escape(post["raw"][:100]), truncated=len(post["raw"]) > 100,
-            score=0.0, actions_summary=[],
-        )
+        values = dict(id=post["id"], name=author["name"], username=author["username"],
+                      avatar_template=self._avatar(author), created_at=post["created_at"],
+                      updated_at=post["created_at"], cooked=post["cooked"],
+                      post_number=post["post_number"], posts_count=len(topic["posts"]),
+                      topic_id=topic["id"], topic_slug=topic["slug"],
+                      display_username=author["name"], yours=author["id"] == acting["id"],
+                      moderator=author["moderator"], admin=author["admin"],
+                      staff=bool(author["admin"] or author["moderator"]), user_id=author["id"],
+                      trust_level=author["trust_level"],
+                      post_url=f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
+                      raw=post["raw"], topic_title=topic["title"],
+                      topic_html_title=html.escape(topic["title"]),
+                      category_id=topic["category_id"], excerpt=html.escape(post["raw"][:100]),
+                      truncated=len(post["raw"]) > 100)
         for key, value in values.items():
             if key in out:
                 out[key] = value
@@ -870,6 +793,8 @@ def _staff_action_logs(sb: DiscourseSandbox, req: Call) -> Reply:
     })
 
 
+@_route("PUT", "/admin/users/{id}/suspend.json", access="staff", bind={"kind": "suspend"})
+@_route("PUT", "/admin/users/{id}/silence.json", access="staff", bind={"kind": "silence"})
 def _restrict(sb: DiscourseSandbox, req: Call, kind: str) -> Reply:
     # PUT /admin/users/{id}/suspend.json {suspend_until, reason} and silence.json {silenced_till, reason}.
     target = _target(sb, req)
@@ -901,16 +826,6 @@ def _restrict(sb: DiscourseSandbox, req: Call, kind: str) -> Reply:
                                    "silenced_till": till, "silenced_at": now, "silenced_by": by}})
 
 
-@_route("PUT", "/admin/users/{id}/suspend.json", access="staff")
-def _suspend(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _restrict(sb, req, "suspend")
-
-
-@_route("PUT", "/admin/users/{id}/silence.json", access="staff")
-def _silence(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _restrict(sb, req, "silence")
-
-
 @_route("GET", "/u/{username}.json")
 def _get_user(sb: DiscourseSandbox, req: Call) -> Reply:
     user = sb._user_by_name(req.params["username"])
@@ -939,6 +854,10 @@ def _target(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | None:
     return sb.users.get(_int_param(req.params["id"]) or 0)
 
 
+@_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True,
+        bind={"grant": True})
+@_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True,
+        bind={"grant": False})
 def _moderation(sb: DiscourseSandbox, req: Call, grant: bool) -> Reply:
     if (target := _target(sb, req)) is None:
         return _not_found()
@@ -947,16 +866,6 @@ def _moderation(sb: DiscourseSandbox, req: Call, grant: bool) -> Reply:
     target["moderator"] = grant
     sb._record_role_change("grant_moderation" if grant else "revoke_moderation", target, req.user["username"])
     return Reply(200, sb._admin_user(target, req.user))
-
-
-@_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True)
-def _grant_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _moderation(sb, req, True)
-
-
-@_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True)
-def _revoke_moderation(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _moderation(sb, req, False)
 
 
 @_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True)
@@ -1004,11 +913,8 @@ def _get_group(sb: DiscourseSandbox, req: Call) -> Reply:
     group = sb._group_by_name(req.params["name"])
     if group is None:
         return _not_found()
-    out = copy.deepcopy(_shapes.GROUP_SHOW)
-    out.update(id=group["id"], name=group["name"], full_name=group["full_name"], mentionable_level=0,
-               messageable_level=3, visibility_level=0, members_visibility_level=0, can_see_members=True,
-               can_admin_group=True, is_group_user=req.user["id"] in group["members"], messageable=True,
-               default_notification_level=3)
+    out = shaped(_shapes.GROUP_SHOW, id=group["id"], name=group["name"],
+                 full_name=group["full_name"], is_group_user=req.user["id"] in group["members"])
     return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
 
@@ -1091,14 +997,11 @@ def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
         if anonymous and cat["read_restricted"]:
             continue  # a visitor sees only the public categories
         topics = [t for t in sb.topics.values() if t["category_id"] == cat["id"]]
-        out = copy.deepcopy(_shapes.CATEGORY)
-        out.update(id=cat["id"], name=cat["name"], color=cat["color"], text_color="FFFFFF", slug=cat["slug"],
-                   topic_count=len(topics), post_count=sum(len(t["posts"]) for t in topics), position=position,
-                   read_restricted=cat["read_restricted"], permission=1, notification_level=1, can_edit=True,
-                   style_type="square", subcategory_list_style="rows_with_featured_topics",
-                   default_top_period="all", default_list_filter="all", num_featured_topics=3,
-                   topic_template=cat.get("topic_template"))
-        cats.append(out)
+        cats.append(shaped(_shapes.CATEGORY, id=cat["id"], name=cat["name"], color=cat["color"],
+                           slug=cat["slug"], topic_count=len(topics),
+                           post_count=sum(len(t["posts"]) for t in topics), position=position,
+                           read_restricted=cat["read_restricted"],
+                           topic_template=cat.get("topic_template")))
     return Reply(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
                                              "categories": cats}})
 
@@ -1445,9 +1348,9 @@ def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapp
     values = dict(id=topic["id"], title=topic["title"], fancy_title=html.escape(topic["title"]), slug=topic["slug"],
                   posts_count=len(topic["posts"]), reply_count=max(0, len(topic["posts"]) - 1),
                   highest_post_number=len(topic["posts"]), created_at=topic["created_at"],
-                  last_posted_at=last["created_at"] if last else topic["created_at"], bumped=True,
+                  last_posted_at=last["created_at"] if last else topic["created_at"],
                   bumped_at=last["created_at"] if last else topic["created_at"], archetype=topic["archetype"],
-                  visible=True, user_id=topic["user_id"],
+                  user_id=topic["user_id"],
                   # A topic posted without a category is in Uncategorized (uncategorized_category_id: 1).
                   category_id=topic["category_id"] if topic["category_id"] is not None else 1,
                   last_poster_username=sb.users[last["user_id"]]["username"] if last else "",
@@ -1485,6 +1388,7 @@ def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, out)
 
 
+@_route("GET", "/latest.json", bind={"category_id": None})
 def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Reply:
     """A TopicListSerializer answer: the regular topics ``req.user`` may see, last bumped first."""
     topics = [t for t in sb.topics.values() if t["archetype"] == "regular" and t["posts"]
@@ -1495,11 +1399,6 @@ def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Rep
     return Reply(200, {"users": [_poster(sb, sb.users[u]) for u in sorted(users)], "primary_groups": [],
                        "topic_list": {"can_create_topic": not req.user.get("anonymous"), "per_page": 30,
                                       "topics": [_topic_fields(sb, t, _shapes.TOPIC_LIST_ITEM) for t in topics[:30]]}})
-
-
-@_route("GET", "/latest.json")
-def _latest(sb: DiscourseSandbox, req: Call) -> Reply:
-    return _topic_list(sb, req, None)
 
 
 @_route("GET", "/c/{slug}/{id}.json")

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import math
 import random
 import re
 import threading
+import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email import policy as email_policy
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
@@ -32,9 +36,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors.errors import ConfigError
 
-__all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox", "SlidingWindow",
-           "TokenBucket", "check_faults", "control", "lifespan", "load_seed", "multipart", "not_emulated",
-           "read_body"]
+__all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox",
+           "SeedModel", "SlidingWindow", "TokenBucket", "check_faults", "control", "data_file",
+           "lifespan", "load_seed", "multipart", "not_emulated", "read_body", "shaped"]
 
 # A route the sandbox does not emulate must not look like the platform's "not found": a connector
 # calling a new endpoint would pass its tests for the wrong reason. A known route with an unknown
@@ -45,6 +49,25 @@ NOT_EMULATED_STATUS = 501
 def not_emulated(method: str, path: str) -> str:
     """The message of a sandbox's answer to a route it does not emulate."""
     return f"not emulated by the sandbox: {method.upper()} {path}"
+
+
+def data_file(module_file: str, name: str) -> Any:
+    """The JSON data file ``name`` beside ``module_file`` (a seed, response shapes), parsed."""
+    return json.loads((Path(module_file).parent / name).read_text(encoding="utf-8"))
+
+
+def shaped(template: Mapping[str, Any], /, **values: Any) -> dict[str, Any]:
+    """A copy of ``template`` (a response shape from a data file) with ``values`` set."""
+    # Copy only what is mutable: 20,000 members are serialized at once.
+    copied = {k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v
+              for k, v in template.items()}
+    return {**copied, **values}
+
+
+class SeedModel(BaseModel):
+    """A part of a seed: an unknown key is an error (a typo in a seed file must not pass)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def load_seed(model: type[BaseModel], raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
@@ -171,19 +194,23 @@ class Route:
 class Routes:
     """A sandbox's route table: ``@routes("GET", "/users/{id}.json", **options)``. Templates use
     Starlette's ``{name}`` syntax; a literal segment wins over a placeholder; ``optional_json``
-    also matches the path without its ``.json``."""
+    also matches the path without its ``.json``; ``bind`` gives the handler keyword arguments
+    (one handler, several routes). ``defaults``: the options of a route that does not set them."""
 
-    def __init__(self) -> None:
+    def __init__(self, **defaults: Any) -> None:
         self.routes: list[Route] = []
+        self.defaults = defaults
 
     def __call__(self, method: str, template: str, *, optional_json: bool = False,
+                 bind: Mapping[str, Any] | None = None,
                  **meta: Any) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
         def register(fn: Callable[..., Reply]) -> Callable[..., Reply]:
             # Lazy placeholders: with ``optional_json`` the ``.json`` is the suffix's, not the id's.
             regex = re.compile(compile_path(template)[0].pattern.replace("[^/]+)", "[^/]+?)"))
             if optional_json:
                 regex = re.compile(regex.pattern.replace(r"\.json$", r"(?:\.json)?$"))
-            self.routes.append(Route(method, template, regex, fn, meta))
+            handler = functools.partial(fn, **bind) if bind else fn
+            self.routes.append(Route(method, template, regex, handler, {**self.defaults, **meta}))
             self.routes.sort(key=lambda r: r.template.count("{"))
             return fn
 
@@ -242,13 +269,15 @@ class TokenBucket:
 COMMON_FAULTS = frozenset({"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed"})
 
 
-def check_faults(data: Mapping[str, Any], *, extra: Iterable[str] = ()) -> dict[str, Any]:
+def check_faults(data: Mapping[str, Any], *, extra: Iterable[str] = (),
+                 storm_keys: Iterable[str] = (), whole_seconds: bool = True) -> dict[str, Any]:
     """The common fault settings of ``POST /_sandbox/faults``, checked: ``error_rate`` /
     ``error_status`` (that share of requests answered with that 5xx), ``drop_rate`` /
     ``drop_phase`` (close that share of connections before or after the request was applied),
-    ``latency`` (seconds added), ``seed`` (repeatable draws). ``storm`` (a 429 storm in the
-    platform's scopes) and the ``extra`` keys are left to the sandbox; ``ValueError`` names a bad
-    or unknown setting."""
+    ``latency`` (seconds added), ``seed`` (repeatable draws), ``storm`` (the next ``count``
+    requests answered 429 with ``retry_after``, whole seconds unless ``whole_seconds`` is false,
+    plus the platform's ``storm_keys``). The ``extra`` keys are left to the sandbox; ``ValueError``
+    names a bad or unknown setting."""
     unknown = set(data) - COMMON_FAULTS - set(extra)
     if unknown:
         raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
@@ -267,8 +296,14 @@ def check_faults(data: Mapping[str, Any], *, extra: Iterable[str] = ()) -> dict[
         out["drop_phase"] = data["drop_phase"]
     if "seed" in data:
         out["seed"] = int(data["seed"])
-    if "storm" in data and not isinstance(data["storm"], Mapping):
+    storm = data.get("storm")
+    if "storm" in data and not isinstance(storm, Mapping):
         raise ValueError("storm must be an object")
+    if storm:
+        retry = storm.get("retry_after", 1)
+        out["storm"] = {"count": int(storm.get("count", 0)),
+                        "retry_after": max(1, int(retry)) if whole_seconds else float(retry),
+                        **{key: storm.get(key) for key in storm_keys}}
     return out
 
 
@@ -359,6 +394,30 @@ class Sandbox:
 
     def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return check_faults(data)
+
+    # ---- what every sandbox counts ----
+
+    def _reset_stats(self) -> None:
+        """No faults, no counts (from ``_reset``): requests per route, answers per route and
+        status, the 429s given."""
+        self.requests: Counter[str] = Counter()
+        self.responses: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.rate_limited: list[dict[str, Any]] = []
+        self.faults, self._rng, self._started = {}, random.Random(), time.monotonic()
+
+    def count(self, key: str, outcome: Any) -> None:
+        self.requests[key] += 1
+        self.responses[key][str(outcome)] += 1
+
+    def note_limited(self, **fields: Any) -> None:
+        """Log a 429 (``at``: seconds since the reset)."""
+        self.rate_limited.append({"at": round(time.monotonic() - self._started, 4), **fields})
+
+    def stats(self) -> dict[str, Any]:
+        """The counts and faults, for ``state()``."""
+        return {"requests": dict(self.requests),
+                "responses": {k: dict(v) for k, v in self.responses.items()},
+                "rate_limited": list(self.rate_limited), "faults": dict(self.faults)}
 
     def close(self) -> None:
         """Called at lifespan shutdown."""

@@ -1,28 +1,7 @@
-"""A loopback emulator of the Slack Web API methods charterflow uses, on the sandbox kit.
-
-It behaves as Slack does where that matters to a client (``specs/API-NOTES.md`` section 3):
-every method is ``POST /api/<method>`` (JSON with ``Authorization: Bearer``, or form-encoded);
-failures are HTTP 200 ``{"ok": false, "error": "<code>"}`` (``not_authed``, ``invalid_auth``,
-``channel_not_found``, ``not_in_channel``, ``is_archived``, ``users_not_found``, ``user_not_found``,
-``invalid_blocks`` with Slack's ``errors`` list, ``msg_too_long``, ``no_text``,
-``message_not_found``, ``cant_update_message``; ``thread_not_found`` for a reply to an unknown
-``thread_ts``, stricter than Slack may be); ``chat.postMessage``'s special limit of about one
-message per second per channel (short bursts allowed) is HTTP 429 ``ratelimited`` with an
-**integer** ``Retry-After`` (https://api.slack.com/apis/rate-limits#special). Methods:
-``auth.test``, ``chat.postMessage``, ``chat.update``, ``conversations.open``, ``.history``,
-``.replies``, ``.info``, ``.members``, ``users.info``, ``users.lookupByEmail``; any other method
-answers HTTP 501 ``not_emulated`` (not Slack's ``unknown_method``: it may exist on Slack).
-Interactions' ``response_url``\\ s (``POST /actions/<team>/<id>/<token>``) are accepted up to 5
-times within 30 minutes (https://api.slack.com/interactivity/handling#message_responses).
-
-``time_factor`` scales the sandbox's clock: with 0.05 a "second" of rate limit lasts 50 ms
-while ``Retry-After`` still says ``1`` (connectors from ``connect()`` sleep in the same scale).
-
-Not Slack (the kit's control API): ``GET /_sandbox/state`` (no token, no signing secret),
-``POST /_sandbox/faults`` (the kit's settings; ``storm`` {count, retry_after, method, channel}),
-``POST /_sandbox/reset`` and ``POST /_sandbox/interact`` {url, user, channel, ts, action_id}
-(click a button: a signed ``block_actions`` request is POSTed to ``url``).
-"""
+"""A loopback emulator of the Slack Web API methods charterflow uses, on the sandbox kit: every
+method is ``POST /api/<method>``, failures are HTTP 200 ``{"ok": false, "error": "<code>"}`` as on
+Slack (``specs/API-NOTES.md`` section 3). What it emulates, its clock and its control routes: the
+package README, "The sandbox"."""
 
 from __future__ import annotations
 
@@ -32,32 +11,33 @@ import random
 import re
 import secrets
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, TokenBucket, check_faults, control,
-                                   load_seed, not_emulated)
+from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, SeedModel,
+                                   TokenBucket, check_faults, control, data_file, load_seed,
+                                   not_emulated, shaped)
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
+
+# The fixed fields of the answers (Slack's Web API spec: objs_conversation, objs_user): data.
+_shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
 
 INTERACTION_TYPES = frozenset({"block_actions", "block_suggestion", "interactive_message", "message_action",
                                "shortcut", "view_closed", "view_submission"})
 RESPONSE_URL_USES, RESPONSE_URL_TTL = 5, 30 * 60  # "up to 5 times within 30 minutes"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SeedUser(_Model):
+class SeedUser(SeedModel):
     """A member of the sandbox workspace (invented people only)."""
 
     id: str = Field(pattern=r"^[UW][A-Z0-9]{2,}$")
@@ -69,7 +49,7 @@ class SeedUser(_Model):
     tz: str = "Europe/Amsterdam"
 
 
-class SeedChannel(_Model):
+class SeedChannel(SeedModel):
     """A channel; the app's bot can post only where it is a member."""
 
     id: str = Field(pattern=r"^[CG][A-Z0-9]{2,}$")
@@ -80,14 +60,14 @@ class SeedChannel(_Model):
     bot_member: bool = True
 
 
-class SeedLimits(_Model):
+class SeedLimits(SeedModel):
     """``chat.postMessage``: ``per_second`` messages per channel, bursts up to ``burst``."""
 
     per_second: float = Field(default=1.0, gt=0)
     burst: int = Field(default=3, ge=1)
 
 
-class SandboxSeed(_Model):
+class SandboxSeed(SeedModel):
     """The whole initial state of a sandbox workspace (token and secret random when unset)."""
 
     team_id: str = "T0SANDBOX"
@@ -111,16 +91,7 @@ class SandboxSeed(_Model):
 
 def default_seed() -> dict[str, Any]:
     """The default workspace: invented Board members and members, a private Board channel."""
-    people = [("U0WREN001", "Wren Halloway"), ("U0TOBI002", "Tobin Ashgrove"), ("U0PELL003", "Pella Marchetti"),
-              ("U0OSSI004", "Ossian Bright"), ("U0JUNO005", "Juno Castellan"), ("U0GONE006", "Former Member")]
-    users = [{"id": uid, "name": name.lower().replace(" ", "."), "real_name": name,
-              "email": name.lower().replace(" ", ".") + "@example.org"} for uid, name in people]
-    users[0]["is_admin"] = users[-1]["deleted"] = True
-    return {"users": users, "board_channel": "C0BOARD01", "channels": [
-        {"id": "C0BOARD01", "name": "dsf-board", "is_private": True, "members": ["U0WREN001", "U0TOBI002", "U0PELL003"]},
-        {"id": "C0GENERAL", "name": "general", "bot_member": False, "members": [uid for uid, _ in people[:5]]},
-        {"id": "C0OLDBRD1", "name": "old-board", "is_private": True, "is_archived": True, "members": ["U0WREN001"]},
-    ]}
+    return data_file(__file__, "seed.json")
 
 
 # ---- Block Kit validation (the subset of https://api.slack.com/reference/block-kit/blocks we send)
@@ -291,12 +262,9 @@ class SlackSandbox(Sandbox):
             self.response_posts: list[dict[str, Any]] = []
             self.response_urls: dict[str, dict[str, Any]] = {}
             self.interactions: list[dict[str, Any]] = []
-            self.requests: Counter[str] = Counter()
-            self.outcomes: dict[str, Counter[str]] = defaultdict(Counter)
-            self.rate_limited: list[dict[str, Any]] = []
             self._buckets: dict[str, TokenBucket] = {}
-            self.faults, self._rng = {}, random.Random()
-            self._last_ts, self._seq, self._started = 0.0, 0, time.monotonic()
+            self._reset_stats()
+            self._last_ts, self._seq = 0.0, 0
 
     def _now(self) -> float:
         """Sandbox seconds since start (real seconds divided by ``time_factor``)."""
@@ -476,9 +444,9 @@ class SlackSandbox(Sandbox):
                              for cid, msgs in self.messages.items()},
                 "posted": {cid: len(msgs) for cid, msgs in self.messages.items()},
                 "ephemeral": list(self.ephemeral), "response_posts": list(self.response_posts),
-                "interactions": list(self.interactions), "requests": dict(self.requests),
-                "outcomes": {k: dict(v) for k, v in self.outcomes.items()}, "rate_limited": list(self.rate_limited),
-                "limits": self.seed.limits.model_dump(), "time_factor": self.time_factor, "faults": dict(self.faults),
+                "interactions": list(self.interactions), **(stats := self.stats()),
+                "outcomes": stats["responses"], "limits": self.seed.limits.model_dump(),
+                "time_factor": self.time_factor,
             }
 
     # ---- the platform ------------------------------------------------------------------------
@@ -487,11 +455,7 @@ class SlackSandbox(Sandbox):
         return Reply(status, {"ok": False, "error": message})
 
     def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        out = check_faults(data)
-        if storm := data.get("storm"):
-            out["storm"] = {"count": int(storm.get("count", 0)), "retry_after": max(1, int(storm.get("retry_after", 1))),
-                            "method": storm.get("method"), "channel": storm.get("channel")}
-        return out
+        return check_faults(data, storm_keys=("method", "channel"))
 
     def handle(self, call: Call) -> Reply:
         if call.path.startswith("/actions/") and call.method == "POST":
@@ -511,10 +475,10 @@ class SlackSandbox(Sandbox):
         if self.take_storm(lambda s: s.get("method") in (None, "", name)
                            and s.get("channel") in (None, "", args.get("channel"))):
             self._note_limited("storm", name, args)
-            self.outcomes[name]["429"] += 1
+            self.responses[name]["429"] += 1
             return _limited(int(self.faults["storm"].get("retry_after", 1)))
         if status := self.injected_status(503):
-            self.outcomes[name][str(status)] += 1
+            self.responses[name][str(status)] += 1
             return Reply(status, text=f"sandbox: injected HTTP {status}\n")
         if args.get("_invalid_json"):
             reply = _fail("invalid_json")
@@ -528,12 +492,13 @@ class SlackSandbox(Sandbox):
         else:
             reply = _METHODS[name](self, args)
             reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
-        self.outcomes[name][str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")] += 1
+        outcome = str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")
+        self.responses[name][outcome] += 1
         return reply
 
     def _note_limited(self, kind: str, api_method: str, args: Mapping[str, Any]) -> None:
-        self.rate_limited.append({"at": round(self._now(), 4), "kind": kind, "method": api_method,
-                                  "channel": args.get("channel")})
+        self.note_limited(at=round(self._now(), 4), kind=kind, method=api_method,
+                          channel=args.get("channel"))
 
     def _channel_limit(self, channel: str) -> int | None:
         """Token bucket per channel; ``None`` when a message may be posted, else Retry-After."""
@@ -743,13 +708,16 @@ def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     email = str(args.get("email") or "").strip().lower()
     for user in sb.users.values():
         if user.get("email") and user["email"].lower() == email:
-            return _ok(user={
-                "id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
-                "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"],
-                "is_bot": bool(user.get("is_bot")),
-                "profile": {"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]},
-            })
+            return _ok(user=_user(sb, user,
+                                  profile={"email": user["email"], "real_name": user["real_name"],
+                                           "display_name": user["name"]}))
     return _fail("users_not_found")
+
+
+def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, Any]:
+    return {"id": user["id"], "team_id": sb.seed.team_id, "name": user["name"],
+            "deleted": user["deleted"], "real_name": user["real_name"], "tz": user["tz"],
+            "is_admin": user["is_admin"], "is_bot": bool(user.get("is_bot")), **more}
 
 
 # ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
@@ -762,17 +730,13 @@ def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
     created, bot = sb._epoch(), sb.seed.bot_user_id
     if conv["is_im"]:
         other = next(iter(sorted(conv["members"] - {bot})), bot)
-        return _ok(channel={"id": conv["id"], "created": created, "is_im": True, "is_org_shared": False,
-                            "user": other, "priority": 0, "is_open": True})
-    unset = {"value": "", "creator": "", "last_set": 0}
+        return _ok(channel=shaped(_shapes.IM, id=conv["id"], created=created, user=other))
     private, name = conv["is_private"], conv["name"]
-    channel = {
-        "id": conv["id"], "name": name, "name_normalized": name, "created": created, "creator": bot,
-        "is_archived": conv["is_archived"], "is_channel": not private, "is_group": private and not conv["is_mpim"],
-        "is_general": name == "general", "is_mpim": conv["is_mpim"], "is_im": False, "is_private": private,
-        "is_shared": False, "is_org_shared": False, "is_ext_shared": False, "is_member": bot in conv["members"],
-        "topic": dict(unset), "purpose": dict(unset),
-    }
+    channel = shaped(_shapes.CHANNEL, id=conv["id"], name=name, name_normalized=name,
+                     created=created, creator=bot, is_archived=conv["is_archived"],
+                     is_channel=not private, is_group=private and not conv["is_mpim"],
+                     is_general=name == "general", is_mpim=conv["is_mpim"], is_private=private,
+                     is_member=bot in conv["members"])
     if args.flag("include_num_members"):
         channel["num_members"] = len(conv["members"])
     return _ok(channel=channel)
@@ -795,15 +759,9 @@ def _conversation_members(sb: SlackSandbox, args: _Args) -> Reply:
 def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     if (user := sb.users.get(str(args.get("user") or ""))) is None:
         return _fail("user_not_found")
-    profile: dict[str, Any] = {
-        "real_name": user["real_name"], "real_name_normalized": user["real_name"], "display_name": user["name"],
-        "display_name_normalized": user["name"], "avatar_hash": "", "title": "", "phone": "", "skype": "",
-        "status_text": "", "status_emoji": "", "fields": None,
-    }
+    profile = shaped(_shapes.PROFILE, real_name=user["real_name"],
+                     real_name_normalized=user["real_name"], display_name=user["name"],
+                     display_name_normalized=user["name"])
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
-    return _ok(user={
-        "id": user["id"], "team_id": sb.seed.team_id, "name": user["name"], "deleted": user["deleted"],
-        "real_name": user["real_name"], "tz": user["tz"], "is_admin": user["is_admin"], "is_owner": False,
-        "is_bot": bool(user.get("is_bot")), "is_app_user": False, "updated": sb._epoch(), "profile": profile,
-    })
+    return _ok(user=shaped(_shapes.USER, **_user(sb, user, updated=sb._epoch(), profile=profile)))
