@@ -30,6 +30,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from jinja2 import DictLoader, Environment, select_autoescape
 from markupsafe import Markup, escape
 
@@ -53,6 +54,29 @@ def _options(text: str) -> dict[str, str]:
 
 class BadNumber(ValueError):
     """A form field that must be a number is not one."""
+
+
+def place_links() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The places (rooms, a space) of each installed platform plugin whose connector is a
+    ``PlaceLinks`` and whose settings load here (a Matrix homeserver under `up`), by platform;
+    the built-in platforms have their own pages. A plugin that fails is left out."""
+    from connectors.base import PlaceLinks
+    from connectors.registry import community_connectors, load_connector
+
+    out = []
+    for name in community_connectors():
+        if name in PLATFORM_OF.values():
+            continue
+        try:
+            connector = load_connector(name).from_env()
+        except Exception:  # noqa: BLE001 - not configured here: nothing to link
+            continue
+        try:
+            if isinstance(connector, PlaceLinks):
+                out.append((name, connector.place_links()))
+        finally:
+            connector.close()
+    return out
 
 
 def allowed_host(host: str, *, port: int | None, names: tuple[str, ...]) -> bool:
@@ -177,7 +201,8 @@ def create_app(*, running: Any, prefect_ui: str | None = None, port: int | None 
                           [m["username"] for m in members if "moderator" in m["roles"]]))
         return render("home.html", request, page="home", sandboxes=rows, wg=community.wg,
                       roles=roles, staff=staff, people=len(community.people),
-                      board=[p.handle for p in community.board], problems=running.problems)
+                      board=[p.handle for p in community.board], problems=running.problems,
+                      places=await run_in_threadpool(place_links))
 
     @app.get("/discord", response_class=HTMLResponse)
     async def discord(request: Request, channel: str | None = None) -> HTMLResponse:

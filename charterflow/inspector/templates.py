@@ -54,6 +54,9 @@ buttons act as any seeded person, through the same signed requests the platforms
 {% for row in sandboxes %}<tr><td>{{ row.label }}</td><td>{{ row.mode }}</td><td><code>{{ row.url or '-' }}</code></td></tr>{% endfor %}
 </table>
 {% if problems %}<p class="note">{{ problems|join('; ') }}</p>{% endif %}
+{% for name, links in places %}<h2>{{ name|capitalize }} (a plugin platform)</h2>
+<ul>{% for label, url in links %}<li><a href="{{ url }}" rel="noopener">{{ label }}</a></li>{% endfor %}</ul>
+{% endfor %}
 <h2>The working group (as seeded)</h2>
 <table><tr><th>Handle</th><th>Name</th><th>Home</th><th>WG role</th><th>Forum</th><th>Discord</th></tr>
 {% for p in wg %}<tr><td>{{ p.handle }}</td><td>{{ p.name }}</td><td>{{ p.home_platform }}</td>

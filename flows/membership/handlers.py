@@ -77,6 +77,14 @@ def _application(source: str, data: dict[str, Any], attrs: dict[str, str], actor
         from flows.membership.forum import forum_application
 
         values, proven, source_ref = forum_application(data)
+    elif attrs.get("user_id") and attrs.get("username"):
+        # A plugin platform's command: its verifier gives the neutral fields (flows/README.md,
+        # "Inbound events from a plugin platform"); the account it came from is proven.
+        values = {"forum_username": None, "discord_username": None,
+                  "motivation": attrs.get("field.why", ""), "experience": attrs.get("field.experience", ""),
+                  "nominator": attrs.get("field.nominator") or None, "email": None,
+                  "accounts": {source: attrs["username"]}}
+        proven[source] = attrs["user_id"]
     else:
         return None
     return values, proven, source_ref
@@ -103,7 +111,7 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
     in the applications category; returns ``application:<id>`` or ``refused:<ruling>:<code>``."""
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, actor = _event(ctx, event_id)
-    if source not in ("form", "discord", "discourse"):
+    if source not in ("form", "discord", "discourse") and ctx.platforms.space(source) is None:
         return "refused:unknown-source"
     if source == "discourse":
         if kind == "topic_created":
@@ -164,7 +172,9 @@ def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
                 raise PolicyViolation("only the member the reminder was sent to can opt in with it",
                                       ruling="R-TERM-2")
         else:
-            person_id = _person_of(ctx, "discord", attrs.get("user_id", "")) if source == "discord" else None
+            # The caller's own account: Discord's /optin, or a plugin platform's command.
+            person_id = _person_of(ctx, source, attrs["user_id"]) \
+                if source not in ("form", "discourse") and attrs.get("user_id") else None
             if person_id is None:
                 raise PolicyViolation("this account is not a member's", ruling="R-TERM-2")
         result = opt_in.with_options(flow_run_name=f"opt-in-person-{person_id}")(
@@ -182,7 +192,8 @@ def handle_leave(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
 
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, _ = _event(ctx, event_id)
-    person_id = _person_of(ctx, "discord", attrs.get("user_id", "")) if source == "discord" else None
+    person_id = _person_of(ctx, source, attrs["user_id"]) \
+        if source not in ("form", "discourse") and attrs.get("user_id") else None
     if person_id is None and source == "discourse":
         person_id = _person_of(ctx, "discourse", str((data.get("post") or {}).get("user_id", "")))
     if person_id is None:

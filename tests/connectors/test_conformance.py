@@ -20,6 +20,7 @@ from connectors.base import (
     InboundEvent,
     Instanced,
     Links,
+    PlaceLinks,
     MessageRef,
     Messenger,
     ModerationEntry,
@@ -304,6 +305,12 @@ def check_links(box: Any, connector: Any) -> None:
     assert event is None or (event.startswith(("http://", "https://")) and "67890" in event)
 
 
+def check_place_links(box: Any, connector: Any) -> None:
+    links = connector.place_links()
+    assert links and all(label.strip() and url.startswith(("http://", "https://")) for label, url in links)
+    assert len({url for _, url in links}) == len(links)  # each place once
+
+
 def check_operator_account(box: Any, connector: Any) -> None:
     assert connector.operator_name().strip()
 
@@ -341,4 +348,5 @@ EXTRA_CHECKS = {
     Links: check_links,
     OperatorAccount: check_operator_account,
     TallyDisplay: check_tally_display,
+    PlaceLinks: check_place_links,
 }
