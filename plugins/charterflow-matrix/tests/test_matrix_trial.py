@@ -162,6 +162,11 @@ def _admins_under_three_platforms(world: Any, matrix: MatrixConnector) -> None:
 
 def _a_member_links_their_account(world: Any, t: dict[str, Any]) -> None:
     # The handlers run on the real clock, as the task worker does (NOW is it, rounded).
+    for body, refused in (("!link myspace felix_oakes", "refused:R-APP-2:bad-request"),
+                          ("!link discord quinn_harbor", "refused:R-APP-2:not-a-member"),
+                          ("!link " + "f" * 500, "refused:R-APP-2:no-request")):
+        row = pushed(world, say(t, "felix_oakes", "general", body))
+        assert inbox.handle_event(world.ledger, row.id) == refused, body
     start = pushed(world, say(t, "felix_oakes", "general", "!link discord felix_oakes"))
     assert (start.route, start.kind) == (inbox.Route.LINK, "link")
     result = inbox.handle_event(world.ledger, start.id)
@@ -176,6 +181,9 @@ def _a_member_links_their_account(world: Any, t: dict[str, Any]) -> None:
     assert inbox.handle_event(world.ledger, other.id) == "refused:R-APP-2:no-request"
     done = pushed(world, say(t, "felix_oakes", "general", f"!link {code}"))
     assert inbox.handle_event(world.ledger, done.id) == f"identity:person:{world.people['felix_oakes']}:matrix"
+    assert inbox.handle_event(world.ledger, done.id) == "already-processed"  # a redelivered run
+    again = pushed(world, say(t, "felix_oakes", "general", "!link discord felix_oakes"))
+    assert inbox.handle_event(world.ledger, again.id) == "refused:R-APP-3:already-linked"
     with world.ledger.read() as session:
         linked = {(i.platform, i.username) for i in session.scalars(
             select(Identity).where(Identity.person_id == world.people["felix_oakes"]))}
