@@ -230,6 +230,7 @@ class Platforms:
     mailer: Any = None
     # The platforms the ledger's list served when built from settings (``from_settings``).
     served_from: tuple[str, ...] = ()
+    built_from_settings: bool = field(default=False, repr=False)
     _closers: list[Any] = field(default_factory=list, repr=False)
 
     def space(self, platform: str) -> PlatformSpace | None:
@@ -313,7 +314,7 @@ class Platforms:
                               dsf_members=load_dsf_members(members_file), settings=s,
                               mailer=_mailer_from_settings(), **built)
         platforms._closers.extend(built.values())
-        platforms.served_from = tuple(wanted)
+        platforms.served_from, platforms.built_from_settings = tuple(wanted), True
         return platforms
 
 
@@ -432,7 +433,7 @@ def load_dsf_members(path: Path | None) -> frozenset[str]:
 _lock = threading.Lock()
 _ledger: Ledger | None = None
 _platforms: Platforms | None = None
-_installed = False  # _platforms came from use(), not from settings
+_latest: Platforms | None = None  # the last one current_platforms built from settings
 _checked_at = 0.0
 # How often a long-running process (the inbox worker, the runner) re-reads the ledger's platform
 # list: a platform the Board approved is served within this many seconds, without a restart.
@@ -455,32 +456,36 @@ def current_platforms() -> Platforms:
     from settings, they are built again when the ledger's platform list (R-PLATFORM) serves
     other platforms than at the last build (read at most every :data:`REFRESH_SECONDS`); the
     previous connectors are left to finish what they do (not closed)."""
-    global _platforms, _checked_at
+    global _platforms, _latest, _checked_at
     import time
 
     with _lock:
         if _platforms is None:
-            _platforms, _checked_at = Platforms.from_settings(), time.monotonic()
-        elif not _installed and time.monotonic() - _checked_at >= REFRESH_SECONDS:
+            _platforms = _latest = Platforms.from_settings()
             _checked_at = time.monotonic()
-            wanted = tuple(served_by_ledger(configured_platforms(), _platforms.charter))
-            if wanted != _platforms.served_from:
-                _platforms = Platforms.from_settings()
+        elif _platforms.built_from_settings:  # not a test's or another caller's, installed by use()
+            if _latest is not None and _platforms is not _latest:
+                _platforms = _latest  # a use() block of another thread restored an older build
+            if time.monotonic() - _checked_at >= REFRESH_SECONDS:
+                _checked_at = time.monotonic()
+                wanted = tuple(served_by_ledger(configured_platforms(), _platforms.charter))
+                if wanted != _platforms.served_from:
+                    _platforms = _latest = Platforms.from_settings()
         return _platforms
 
 
 @contextmanager
 def use(*, ledger: Ledger, platforms: Platforms) -> Iterator[None]:
     """Run the flows of this process against ``ledger`` and ``platforms`` inside the block."""
-    global _ledger, _platforms, _installed
+    global _ledger, _platforms
     with _lock:
-        before = (_ledger, _platforms, _installed)
-        _ledger, _platforms, _installed = ledger, platforms, True
+        before = (_ledger, _platforms)
+        _ledger, _platforms = ledger, platforms
     try:
         yield
     finally:
         with _lock:
-            _ledger, _platforms, _installed = before
+            _ledger, _platforms = before
 
 
 def role_text(role: Role) -> str:
