@@ -913,9 +913,11 @@ class Up:
     def _shutdown(self, previous: dict) -> None:
         if self.supervisor.children:
             console.print("Stopping …")
-        self.supervisor.stop()
+        # Plugins' services first (Synapse stops in well under a second): behind the others'
+        # shared grace period, pushing to a gateway already gone, it could be killed instead.
         for service in self.services:
             service.stop()
+        self.supervisor.stop()
         if self.supervisor.children:
             self.supervisor.write_status()  # kept: `status` shows the last exits, and "not running"
         try:
