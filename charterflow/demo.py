@@ -17,7 +17,10 @@ The story, each step waiting for its effect (the ledger or a sandbox's state) wi
    Board member as the WG's Board Liaison (R-ROLE-BOARD checked first), and a Board member
    presses **Approve** in Slack; the appointment is recorded, then announced (R-ROLE-APPOINT);
 7. **idea**: a community member files an idea with Discord ``/idea``, and the
-   ``ideas-triage/operator`` deployment triages the backlog.
+   ``ideas-triage/operator`` deployment triages the backlog;
+8. then each installed connector plugin's steps (:func:`plugin_steps`): with Matrix under `up`,
+   the Chair links their Matrix account (``!link``, the code from a Discord DM), the trial the
+   Board just approved being served.
 
 Each step prints the Prefect UI links of the flow runs it caused and of the gateway's inbox task
 runs that handled its events. A step whose capability is
@@ -482,6 +485,22 @@ class Demo:
                 self.say(f"      {post.slug} on {post.platform} (version {post.version}): {post.url}")
 
 
+def plugin_steps(demo: Demo, group: str = "charterflow.demo") -> list[tuple[str, Callable[[], Any]]]:
+    """Steps connector plugins add after the story (entry-point group ``charterflow.demo``:
+    ``steps(demo) -> [(label, act)]``, none when the plugin is not configured here; Matrix
+    links a member's account once the Board approved its trial). One that fails to load is
+    said and left out."""
+    from importlib.metadata import entry_points
+
+    found: list[tuple[str, Callable[[], Any]]] = []
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        try:
+            found += list(ep.load()(demo))
+        except Exception as exc:  # noqa: BLE001 - a broken plugin does not stop the story
+            demo.say(f"warning: the {ep.name} plugin's demo steps cannot load ({type(exc).__name__})")
+    return found
+
+
 def run_demo(*, home: Path, ledger_url: str, say: Callable[[str], None] = print,
              timeout: float = STEP_TIMEOUT) -> list[dict[str, Any]]:
     """Drive the story (see the module docstring); the flow and task runs it caused. Raises
@@ -505,6 +524,7 @@ def run_demo(*, home: Path, ledger_url: str, say: Callable[[str], None] = print,
             ("An idea is filed and triaged",
              lambda: demo.step_idea(f"A monthly 'meet the moderators' thread ({stamp})")),
             ("The community guides are published (R-GUIDE)", demo.step_guides),
+            *plugin_steps(demo),
         ]
         for number, (label, act) in enumerate(steps, start=1):
             # Start times are second-precise in the filter: a small margin keeps the step's runs.

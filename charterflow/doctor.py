@@ -4,7 +4,9 @@ A platform counts as configured when any of its ``CHARTERFLOW_<PLATFORM>_*`` var
 (in the environment or ``.env``); each configured one runs its connector's read-only checks
 (``connectors/<platform>/doctor.py``) with the names the flows use (``CHARTERFLOW_MEMBERSHIP_*``
 overrides, the gateway's Forum category ids). A platform whose settings do not load fails with
-the loader's message, which names variables, never values. ``--sandboxes`` runs the same checks
+the loader's message, which names variables, never values. A connector plugin adds its own
+checks through the entry-point group ``charterflow.doctor`` (below), run the same way when its
+``CHARTERFLOW_<NAME>_*`` variables are set. ``--sandboxes`` runs the same checks
 against the three sandboxes (default seeds) served on 127.0.0.1, to see what a healthy setup
 prints. No secret is ever printed.
 """
@@ -24,9 +26,28 @@ from typing import Any
 from connectors.doctor import Check, failed, passed
 from connectors.errors import ConfigError
 
-__all__ = ["PLATFORMS", "DoctorReport", "run_doctor", "sandboxes"]
+__all__ = ["DOCTOR_GROUP", "PLATFORMS", "DoctorReport", "plugin_doctors", "run_doctor", "sandboxes"]
 
 PLATFORMS = ("discord", "discourse", "slack")
+# A plugin's checks: ``name = "pkg.module:run"`` where ``run(**settings_fields) -> list[Check]``
+# loads its own settings (``ConfigError`` naming what is missing) and calls the platform read-only.
+DOCTOR_GROUP = "charterflow.doctor"
+
+
+def plugin_doctors(group: str = DOCTOR_GROUP) -> dict[str, Any]:
+    """The plugins' check functions by platform name (built-in names excluded); one that cannot
+    be loaded maps to the exception, reported as a failed check, never fatal."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Any] = {}
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        if ep.name in PLATFORMS:
+            continue
+        try:
+            found[ep.name] = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is one FAIL line
+            found[ep.name] = exc
+    return found
 
 
 @dataclass
@@ -64,9 +85,11 @@ def run_doctor(*, platforms: Sequence[str] | None = None, overrides: Mapping[str
     report = DoctorReport()
     membership = MembershipSettings()
     gateway = GatewaySettings()
-    for platform in platforms or PLATFORMS:
-        if platform not in PLATFORMS:
-            raise ValueError(f"unknown platform {platform!r}: one of {', '.join(PLATFORMS)}")
+    plugins = plugin_doctors()
+    known = (*PLATFORMS, *plugins)
+    for platform in platforms or known:
+        if platform not in known:
+            raise ValueError(f"unknown platform {platform!r}: one of {', '.join(known)}")
         given = dict(overrides.get(platform) or {})
         if not given and not _configured(platform, env_file):
             if platforms:
@@ -76,7 +99,10 @@ def run_doctor(*, platforms: Sequence[str] | None = None, overrides: Mapping[str
                 report.skipped.append(platform)
             continue
         try:
-            report.checks.extend(_check_platform(platform, given, membership=membership, gateway=gateway))
+            if platform in plugins:
+                report.checks.extend(_check_plugin(platform, plugins[platform], given))
+            else:
+                report.checks.extend(_check_platform(platform, given, membership=membership, gateway=gateway))
         except ConfigError as exc:
             report.checks.append(failed(platform, "settings", str(exc), "set the variables named"))
     report.checks.extend(_shared_secrets(membership, gateway))
@@ -103,6 +129,22 @@ def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, ga
     from connectors.slack.settings import SlackSettings
 
     return check(SlackSettings.load(**given))
+
+
+def _check_plugin(platform: str, run: Any, given: dict[str, Any]) -> list[Check]:
+    """A plugin's checks; a plugin that fails to load or raises is one failed check (its
+    exception's type only: a plugin's message could hold a value)."""
+    if isinstance(run, Exception):
+        return [failed(platform, "plugin", f"its doctor entry point cannot load ({type(run).__name__})",
+                       f"reinstall the plugin that registers {platform!r} in {DOCTOR_GROUP}")]
+    try:
+        checks = list(run(**given))
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported, never fatal
+        return [failed(platform, "doctor", f"the plugin's checks stopped ({type(exc).__name__})",
+                       "see the plugin's README")]
+    return checks
 
 
 def _shared_secrets(membership: Any, gateway: Any) -> list[Check]:

@@ -19,7 +19,7 @@ from charterflow.cli_errors import fail, one_line_errors
 
 def doctor(
     platform: Optional[list[str]] = typer.Option(
-        None, "--platform", help="Check only this platform (repeatable): discord, discourse, slack."),
+        None, "--platform", help="Check only this platform (repeatable): discord, discourse, slack, or a plugin's (matrix)."),
     sandboxes: bool = typer.Option(
         False, "--sandboxes", help="Check the three sandboxes (default seeds) served on 127.0.0.1 instead."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per check instead of text lines."),

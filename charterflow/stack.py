@@ -22,7 +22,7 @@ ENV_FILE = "up-env.json"
 USE_UP = "CHARTERFLOW_USE_UP"
 # The top-level commands that act on the platforms, the ledger or Prefect.
 STACK_COMMANDS = frozenset({"roles", "moderation", "ideas", "budget", "reports", "roster", "person",
-                            "audit", "db", "inbox", "doctor", "discord", "platforms"})
+                            "audit", "db", "inbox", "doctor", "discord", "platforms", "demo"})
 LABELS = {"discord": "Discord", "discourse": "Forum (Discourse)", "slack": "Slack"}
 # Never taken from the stack: where to look (already the same) and the switch itself.
 _NOT_SHARED = frozenset({"CHARTERFLOW_HOME", USE_UP})

@@ -157,6 +157,14 @@ class Supervisor:
         child.state, child.restart_at = "running", None
         self.write_status()
 
+    def adopt(self, spec: ChildSpec, process: subprocess.Popen) -> Child:
+        """Supervise ``process``, already started by a plugin (in its own session): when it
+        exits it is started again from ``spec``, as any child."""
+        child = Child(spec=spec, log=self.logs / f"{spec.name}.log", process=process, state="running")
+        self.children.append(child)
+        self.write_status()
+        return child
+
     def restart(self, child: Child, reason: str) -> None:
         """Stop ``child`` now (it is stuck, say) and start it again at once."""
         self.say(f"restarting {child.name}: {reason}")
@@ -836,6 +844,11 @@ class Up:
                 for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):
                     if spec is not None:
                         spec.env.update(service.env)
+                # A service's own process (Synapse), restarted like ours if it dies.
+                run = getattr(service, "supervised", None)
+                if run and run.get("process") is not None:
+                    self.supervisor.adopt(ChildSpec(name=run["name"], argv=list(run["argv"]),
+                                                    env=dict(run["env"])), run["process"])
 
     def _seeded_ideas_filed(self) -> str:
         try:
@@ -937,9 +950,11 @@ class Up:
     def _shutdown(self, previous: dict) -> None:
         if self.supervisor.children:
             console.print("Stopping …")
-        self.supervisor.stop()
+        # Plugins' services first (Synapse stops in well under a second): behind the others'
+        # shared grace period, pushing to a gateway already gone, it could be killed instead.
         for service in self.services:
             service.stop()
+        self.supervisor.stop()
         if self.supervisor.children:
             self.supervisor.write_status()  # kept: `status` shows the last exits, and "not running"
         try:

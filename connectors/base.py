@@ -29,6 +29,7 @@ __all__ = [
     "Links",
     "MessageEditor",
     "OperatorAccount",
+    "PlaceLinks",
     "PROTOCOLS",
     "RoleResolver",
     "TallyDisplay",
@@ -559,6 +560,16 @@ class Links(Protocol):
 
 
 @runtime_checkable
+class PlaceLinks(Protocol):
+    """Where people open the community's places (the space, the WG's and the moderators' rooms)
+    in a browser or an app: what the inspector and the banner link to."""
+
+    def place_links(self) -> list[tuple[str, str]]:
+        """``(label, URL)`` pairs, the community's entry first; made from settings (no call)."""
+        ...
+
+
+@runtime_checkable
 class OperatorAccount(Protocol):
     """The account the connector acts as (where a platform e-mails a confirmation)."""
 
@@ -630,7 +641,8 @@ CAPABILITY_PROTOCOLS: dict[Capability, type] = {
 # suite covers each for every connector implementing it).
 PROTOCOLS: tuple[type, ...] = (*CAPABILITY_PROTOCOLS.values(), ModerationLog, Instanced,
                                WorkingGroupHome, RoleResolver, Links, OperatorAccount,
-                               TallyDisplay, GuideShelf, NewcomerWelcome)
+                               TallyDisplay, GuideShelf, NewcomerWelcome,
+                               PlaceLinks)
 
 
 # --------------------------------------------------------------------------------------------

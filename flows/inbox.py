@@ -93,8 +93,10 @@ def _membership_handler(handle: Callable[..., str]) -> Handler:
 
 def _register_membership() -> None:
     from flows.membership import handlers as membership
+    from flows.membership.link import handle_link
 
-    for route, handle in ((Route.INTAKE, membership.handle_intake),
+    for route, handle in ((Route.LINK, handle_link),
+                          (Route.INTAKE, membership.handle_intake),
                           (Route.CONFIRM, membership.handle_confirm),
                           (Route.OPT_IN, membership.handle_optin),
                           (Route.LEAVE, membership.handle_leave),

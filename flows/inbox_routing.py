@@ -54,6 +54,8 @@ class Route:
     PING = "ping"  # a platform checking that we answer
     OWN = "own"  # what the bot itself posted, coming back by webhook: stored processed, no run
     COMMONS = "commons"  # a message of a bridged room, pushed (R-COMMS, issue 22)
+    LINK = "link"  # a member links another platform's account to their membership (issue 20)
+    LINK_CONFIRM = "link-confirm"  # the member confirms that link from an account we know
     UNKNOWN = "unknown"  # acknowledged, logged and kept; nothing to do
 
 
@@ -143,6 +145,47 @@ def register_route(route: str, handler: Callable[..., str], *, discord_command: 
     HANDLERS[route] = handler
 
 
+# Connector plugins route their own platform's events as data: the entry-point group
+# ``charterflow.inbound_routes`` names, per platform, a mapping ``{kind: route}`` whose kinds
+# are those the plugin's verifier gives (``!apply`` → ``apply``) and whose routes are
+# :class:`Route` values. The events' attributes are the neutral ones ``flows/README.md`` lists
+# ("Inbound events from a plugin platform"). Built-in sources are not overridden.
+ROUTES_GROUP = "charterflow.inbound_routes"
+_BUILT_IN_SOURCES = frozenset({"discourse", "discord", "slack", "form"})
+_plugin_tables: dict[str, dict[str, str]] | None = None
+
+
+def plugin_routes() -> dict[str, dict[str, str]]:
+    """Platform → {kind: route} from the ``charterflow.inbound_routes`` entry points, loaded
+    once; a table that fails to load, or names a route that does not exist, is logged and left
+    out (its events are kept, routed ``unknown``)."""
+    global _plugin_tables, ROUTES
+    if _plugin_tables is not None:
+        return _plugin_tables
+    from importlib.metadata import entry_points
+
+    known = {v for k, v in vars(Route).items() if not k.startswith("_") and isinstance(v, str)}
+    tables: dict[str, dict[str, str]] = {}
+    for ep in sorted(entry_points(group=ROUTES_GROUP), key=lambda e: e.name):
+        if ep.name in _BUILT_IN_SOURCES:
+            continue
+        try:
+            table = {str(k): str(v) for k, v in dict(ep.load()).items()}
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never fatal
+            log.error("inbox: routes of %r cannot load: %s", ep.name, type(exc).__name__)
+            continue
+        wrong = sorted(v for v in table.values() if v not in known)
+        if wrong:
+            log.error("inbox: routes of %r name unknown routes %s; left out", ep.name, wrong)
+            continue
+        tables[ep.name] = table
+    _plugin_tables = tables
+    rows = tuple((name, kind, "a plugin platform's event", route)
+                 for name, table in tables.items() for kind, route in table.items())
+    ROUTES = ROUTES[:-1] + tuple(r for r in rows if r not in ROUTES) + ROUTES[-1:]
+    return tables
+
+
 def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
               config: RoutingConfig, actor: str | None = None) -> str:
     """The route of an event (see :data:`ROUTES`); ``unknown`` when nothing matches. ``actor``:
@@ -198,6 +241,11 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
         return Route.UNKNOWN
     if source == "form":  # the table's rows, registered pages' included
         return next((r for s, k, _, r in ROUTES if s == "form" and k == kind), Route.UNKNOWN)
+    table = plugin_routes().get(source)
+    if table is not None:
+        if str(attributes.get("own", "")) == "true":
+            return Route.OWN  # the bot's own event, pushed back to us
+        return table.get(kind, Route.UNKNOWN)
     return Route.UNKNOWN
 
 
@@ -245,7 +293,9 @@ def _handled_by_worker(*, ledger: Ledger, event: InboxEvent) -> str:
 
 def routes_snapshot() -> dict[str, Any]:
     """The registry as plain data (picklable): what :func:`load_routes` restores."""
+    plugins = plugin_routes()
     return {"routes": [list(row) for row in ROUTES], "commands": dict(COMMAND_ROUTES),
+            "plugins": {k: dict(v) for k, v in plugins.items()},
             "components": list(COMPONENT_ROUTES.items()), "deferred": sorted(DEFERRED_ROUTES),
             "handled": sorted(HANDLERS), "task_key": _task_key}
 
@@ -273,8 +323,10 @@ def load_routes(snapshot: Mapping[str, Any]) -> None:
     """Restore a :func:`routes_snapshot` taken in a process that imported :mod:`flows.inbox`:
     routing then matches that process's. Each handled route gets a stand-in handler: the
     gateway only asks which routes have one, the task worker calls them."""
-    global ROUTES, _snapshot_loaded, _task_key
+    global ROUTES, _snapshot_loaded, _task_key, _plugin_tables
     ROUTES = tuple(tuple(row) for row in snapshot["routes"])
+    if "plugins" in snapshot:
+        _plugin_tables = {k: dict(v) for k, v in snapshot["plugins"].items()}
     _task_key = snapshot["task_key"]
     COMMAND_ROUTES.update(snapshot["commands"])
     COMPONENT_ROUTES.update(dict(snapshot["components"]))  # registration order: first prefix wins

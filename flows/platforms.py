@@ -228,6 +228,9 @@ class Platforms:
     dsf_members: frozenset[str] = frozenset()
     # Sends outcome e-mails to applicants who gave an address (None: no e-mail; R-APP-4).
     mailer: Any = None
+    # The platforms the ledger's list served when built from settings (``from_settings``).
+    served_from: tuple[str, ...] = ()
+    built_from_settings: bool = field(default=False, repr=False)
     _closers: list[Any] = field(default_factory=list, repr=False)
 
     def space(self, platform: str) -> PlatformSpace | None:
@@ -311,6 +314,7 @@ class Platforms:
                               dsf_members=load_dsf_members(members_file), settings=s,
                               mailer=_mailer_from_settings(), **built)
         platforms._closers.extend(built.values())
+        platforms.served_from, platforms.built_from_settings = tuple(wanted), True
         return platforms
 
 
@@ -429,6 +433,11 @@ def load_dsf_members(path: Path | None) -> frozenset[str]:
 _lock = threading.Lock()
 _ledger: Ledger | None = None
 _platforms: Platforms | None = None
+_latest: Platforms | None = None  # the last one current_platforms built from settings
+_checked_at = 0.0
+# How often a long-running process (the inbox worker, the runner) re-reads the ledger's platform
+# list: a platform the Board approved is served within this many seconds, without a restart.
+REFRESH_SECONDS = 10.0
 
 
 def current_ledger() -> Ledger:
@@ -443,11 +452,25 @@ def current_ledger() -> Ledger:
 
 
 def current_platforms() -> Platforms:
-    """The platforms the flows act on (from settings unless :func:`use` installed them)."""
-    global _platforms
+    """The platforms the flows act on (from settings unless :func:`use` installed them). Built
+    from settings, they are built again when the ledger's platform list (R-PLATFORM) serves
+    other platforms than at the last build (read at most every :data:`REFRESH_SECONDS`); the
+    previous connectors are left to finish what they do (not closed)."""
+    global _platforms, _latest, _checked_at
+    import time
+
     with _lock:
         if _platforms is None:
-            _platforms = Platforms.from_settings()
+            _platforms = _latest = Platforms.from_settings()
+            _checked_at = time.monotonic()
+        elif _platforms.built_from_settings:  # not a test's or another caller's, installed by use()
+            if _latest is not None and _platforms is not _latest:
+                _platforms = _latest  # a use() block of another thread restored an older build
+            if time.monotonic() - _checked_at >= REFRESH_SECONDS:
+                _checked_at = time.monotonic()
+                wanted = tuple(served_by_ledger(configured_platforms(), _platforms.charter))
+                if wanted != _platforms.served_from:
+                    _platforms = _latest = Platforms.from_settings()
         return _platforms
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import pytest
@@ -11,8 +10,8 @@ import pytest
 # Fixtures every directory may use (tests/support/__init__.py lists them); helpers are imported
 # from tests.support, never from another conftest.
 pytest.register_assert_rewrite("tests.support")
-pytest_plugins = ["tests.support.membership", "tests.support.ledger", "tests.support.board",
-                  "tests.support.reports"]
+pytest_plugins = ["tests.support.prefect", "tests.support.membership", "tests.support.ledger",
+                  "tests.support.board", "tests.support.reports"]
 
 _MEASUREMENTS: list[str] = []
 
@@ -50,16 +49,3 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("measurements")
         for line in _MEASUREMENTS:
             terminalreporter.write_line(line)
-
-
-@pytest.fixture(scope="session")
-def prefect_server():
-    """A real temporary Prefect server (``prefect_test_harness``), started once per session."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-    # The harness's server logs its own shutdown (cancelled tasks) at ERROR; silence what is
-    # left of it so the test output stays clean.
-    logging.getLogger("prefect").handlers.clear()
-

@@ -9,11 +9,35 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from charterflow.inspector.state import HERE, LABELS, PLATFORM_OF, InspectorDep, RunningDep
 
 router = APIRouter()
 STYLESHEET = HERE / "static" / "inspector.css"
+
+
+def place_links() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The places (rooms, a space) of each installed platform plugin whose connector is a
+    ``PlaceLinks`` and whose settings load here (a Matrix homeserver under `up`), by platform;
+    the built-in platforms have their own pages. A plugin that fails is left out."""
+    from connectors.base import PlaceLinks
+    from connectors.registry import community_connectors, load_connector
+
+    out = []
+    for name in community_connectors():
+        if name in PLATFORM_OF.values():
+            continue
+        try:
+            connector = load_connector(name).from_env()
+        except Exception:  # noqa: BLE001 - not configured here: nothing to link
+            continue
+        try:
+            if isinstance(connector, PlaceLinks):
+                out.append((name, connector.place_links()))
+        finally:
+            connector.close()
+    return out
 
 
 @router.get("/healthz")
@@ -47,7 +71,8 @@ async def home(request: Request, inspector: InspectorDep) -> HTMLResponse:
                       [m["username"] for m in members if "moderator" in m["roles"]]))
     return inspector.render("home.html", request, page="home", sandboxes=rows, wg=community.wg,
                             roles=roles, staff=staff, people=len(community.people),
-                            board=[p.handle for p in community.board], problems=running.problems)
+                            board=[p.handle for p in community.board], problems=running.problems,
+                            places=await run_in_threadpool(place_links))
 
 
 def discord_names(s: dict[str, Any]) -> dict[str, str]:

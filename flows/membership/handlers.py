@@ -78,6 +78,14 @@ def _application(source: str, data: dict[str, Any], attrs: dict[str, str], actor
         from flows.membership.forum import forum_application
 
         values, proven, source_ref = forum_application(data)
+    elif attrs.get("user_id") and attrs.get("username"):
+        # A plugin platform's command: its verifier gives the neutral fields (flows/README.md,
+        # "Inbound events from a plugin platform"); the account it came from is proven.
+        values = {"forum_username": None, "discord_username": None,
+                  "motivation": attrs.get("field.why", ""), "experience": attrs.get("field.experience", ""),
+                  "nominator": attrs.get("field.nominator") or None, "email": None,
+                  "accounts": {source: attrs["username"]}}
+        proven[source] = attrs["user_id"]
     else:
         return None
     return values, proven, source_ref
@@ -104,7 +112,7 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
     in the applications category; returns ``application:<id>`` or ``refused:<ruling>:<code>``."""
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, actor = _event(ctx, event_id)
-    if source not in ("form", "discord", "discourse"):
+    if source not in ("form", "discord", "discourse") and ctx.platforms.space(source) is None:
         return "refused:unknown-source"
     if source == "discourse":
         if kind == "topic_created":
@@ -160,9 +168,12 @@ def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
         link_for = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now,
                               channel="discord" if custom_id.startswith(OPTIN_PREFIX) else "web",
                               ).identity if token else None
-        sender = _person_of(ctx, "discord", attrs.get("user_id", "")) if source == "discord" else None
+        # The sender's own account: Discord's /optin or button, or a plugin platform's command
+        # (the form and the Forum do not say who sent it).
+        known = source not in ("form", "discourse") and bool(attrs.get("user_id"))
+        sender = _person_of(ctx, source, attrs["user_id"]) if known else None
         decision = check_opt_in_sender(OptInRequest(link_for=link_for, sent_by=sender,
-                                                    sender_known=source == "discord"))
+                                                    sender_known=known))
         if not decision.allowed:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
         person_id = decision.evidence["person"]
@@ -181,7 +192,8 @@ def handle_leave(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
 
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, _ = _event(ctx, event_id)
-    person_id = _person_of(ctx, "discord", attrs.get("user_id", "")) if source == "discord" else None
+    person_id = _person_of(ctx, source, attrs["user_id"]) \
+        if source not in ("form", "discourse") and attrs.get("user_id") else None
     if person_id is None and source == "discourse":
         person_id = _person_of(ctx, "discourse", str((data.get("post") or {}).get("user_id", "")))
     if person_id is None:

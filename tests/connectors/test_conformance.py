@@ -21,6 +21,7 @@ from connectors.base import (
     InboundEvent,
     Instanced,
     Links,
+    PlaceLinks,
     MessageRef,
     Messenger,
     ModerationEntry,
@@ -309,6 +310,12 @@ def check_links(box: Any, connector: Any) -> None:
     assert event is None or (event.startswith(("http://", "https://")) and "67890" in event)
 
 
+def check_place_links(box: Any, connector: Any) -> None:
+    links = connector.place_links()
+    assert links and all(label.strip() and url.startswith(("http://", "https://")) for label, url in links)
+    assert len({url for _, url in links}) == len(links)  # each place once
+
+
 def check_operator_account(box: Any, connector: Any) -> None:
     assert connector.operator_name().strip()
 
@@ -402,4 +409,5 @@ EXTRA_CHECKS = {
     NewcomerWelcome: check_newcomer_welcome,
     RoomReader: check_room_reader,
     RoomWriter: check_room_writer,
+    PlaceLinks: check_place_links,
 }

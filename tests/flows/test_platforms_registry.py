@@ -137,3 +137,37 @@ def test_only_platforms_on_the_ledgers_list_are_served(tmp_path):
             assert served_by_ledger(asked, charter) == ["discourse", "matrix"]
     finally:
         ledger.dispose()
+
+
+def test_a_long_running_process_follows_the_ledgers_platform_list_without_a_restart(forum, tmp_path, monkeypatch):
+    """The inbox worker builds its platforms once; when the Board's decision changes which the
+    ledger serves (R-PLATFORM), the next use after ``REFRESH_SECONDS`` builds them again."""
+    import flows.platforms as fp
+    from ledger import platforms as ledger_platforms
+
+    monkeypatch.setenv("CHARTERFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("CHARTERFLOW_PLATFORMS", "discourse,discord")
+    monkeypatch.setattr(fp, "REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(fp, "_latest", None)  # this process's last build: restored after the test
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    upgrade(ledger)
+    try:
+        with fp.use(ledger=ledger, platforms=Platforms.build(charter=default_charter())):
+            # A test's own platforms (installed with use) are never replaced.
+            installed = fp.current_platforms()
+            assert fp.current_platforms() is installed and not installed.built_from_settings
+        first = Platforms.from_settings()
+        assert first.served_from == ("discourse", "discord") and first.names() == ("discourse",)
+        with fp.use(ledger=ledger, platforms=first):
+            assert fp.current_platforms() is first  # the list did not change
+            with ledger.transaction() as session:
+                ledger_platforms.record_state(session, platform="discord", state="retired", actor="test",
+                                              decided_by="board:slack", charter_platforms=("discourse", "discord"))
+            again = fp.current_platforms()
+            assert again is not first and again.served_from == ("discourse",)
+            with fp.use(ledger=ledger, platforms=first):  # another thread's block, begun before
+                assert fp.current_platforms() is again  # never the older build
+        again.close()
+        first.close()
+    finally:
+        ledger.dispose()

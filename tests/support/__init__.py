@@ -4,6 +4,7 @@ Plugin modules (registered by ``pytest_plugins`` in ``tests/conftest.py``, so th
 available to every test; a directory's ``conftest.py`` may override one by name, as
 ``tests/gateway`` does with its SQLite-only ``ledger``):
 
+- ``prefect``: ``prefect_server`` (the session's one real Prefect server);
 - ``membership``: ``world`` (the seeded working group on the Forum and Discord sandboxes, a
   ledger, the session's Prefect server) and ``gateway`` (the real gateway in front of it);
 - ``ledger``: ``postgres_server`` (a throwaway PostgreSQL) and the two-backend ``ledger``;

@@ -160,6 +160,13 @@ class MatrixConnector:
                           if e.get("type") == "m.space.child" and e.get("content", {}).get("via"))
         return [space, *children]
 
+    def place_links(self) -> list[tuple[str, str]]:
+        """``PlaceLinks``: the space, the WG's room and the moderators' room as matrix.to links,
+        which open in any Matrix client (https://spec.matrix.org/v1.11/appendices/#matrixto-navigation)."""
+        s = self.settings
+        return [(self.alias(name), f"https://matrix.to/#/{q(self.alias(name))}")
+                for name in dict.fromkeys((s.space, s.wg_room, s.moderators_room))]
+
     def _platform_account(self, user_id: str) -> bool:
         return user_id in (self.me, self.user_id(self.settings.appservice_sender))
 

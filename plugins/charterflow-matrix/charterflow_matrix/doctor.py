@@ -22,7 +22,14 @@ from charterflow_matrix.settings import MatrixSettings
 from connectors.doctor import Check, failed, passed
 from connectors.errors import CharterflowError
 
-__all__ = ["check"]
+__all__ = ["check", "run"]
+
+
+def run(**fields: Any) -> list[Check]:
+    """The entry point ``charterflow doctor`` calls (group ``charterflow.doctor``): the settings
+    from ``CHARTERFLOW_MATRIX_*`` (``fields`` override them; ``ConfigError`` names what is
+    missing), then :func:`check`."""
+    return check(MatrixSettings.load(**fields))
 
 
 def check(settings: MatrixSettings, *, transport: httpx.BaseTransport | None = None) -> list[Check]:

@@ -189,15 +189,23 @@ class Homeserver:
 
     # ---- process ---------------------------------------------------------------------------
 
+    def command(self) -> list[str]:
+        """The command line that runs this homeserver (every path in its config is absolute, so
+        a supervisor may run it again from any directory)."""
+        return [self.python, "-m", "synapse.app.homeserver", "--config-path", str(self.config_path)]
+
+    def environment(self) -> dict[str, str]:
+        """The environment it runs with."""
+        return {**os.environ, "SYNAPSE_ASYNC_IO_REACTOR": "0"}
+
     def start(self, *, timeout: float = 60.0) -> Credentials:
         """Start Synapse, wait until it answers, register the bot; the bot's credentials."""
         started = time.monotonic()
         self.write_config()
         log = self.log_path.with_suffix(".out").open("ab")
         self.process = subprocess.Popen(
-            [self.python, "-m", "synapse.app.homeserver", "--config-path", str(self.config_path)],
-            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "SYNAPSE_ASYNC_IO_REACTOR": "0"},
+            self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.environment(),
             preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         log.close()

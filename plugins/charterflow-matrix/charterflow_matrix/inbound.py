@@ -19,10 +19,17 @@ from pydantic import SecretStr
 from connectors.base import InboundEvent, instance_key
 from connectors.errors import InvalidSignature
 
-__all__ = ["COMMANDS", "PLATFORM", "AppserviceVerifier", "parse_command"]
+__all__ = ["COMMANDS", "PLATFORM", "ROUTES", "AppserviceVerifier", "parse_command"]
 
 PLATFORM = "matrix"
-COMMANDS = ("apply", "idea", "optin", "leave", "propose", "help")
+COMMANDS = ("apply", "idea", "optin", "leave", "propose", "link", "help")
+# Which charter process handles each kind of event this verifier gives: the entry point
+# ``charterflow.inbound_routes`` (``flows.inbox_routing.plugin_routes``) reads this table, so
+# the core routes Matrix events without naming Matrix. Values are the core's route names.
+ROUTES: dict[str, str] = {
+    "apply": "intake", "idea": "idea", "optin": "renewal-opt-in", "leave": "leave",
+    "propose": "board-proposal", "link": "link", "ballot_vote": "vote",
+}
 POLL_RESPONSE_TYPES = ("m.poll.response", "org.matrix.msc3381.poll.response")
 MAX_EVENTS = 1000  # Synapse sends at most 100 events (and 100 ephemeral) per transaction
 
@@ -36,6 +43,22 @@ def parse_command(body: str) -> tuple[str, str] | None:
     word, _, rest = text[1:].partition(" ")
     name = word.lower()
     return (name if name in COMMANDS else "command"), rest.strip()
+
+
+def _fields(kind: str, args: str) -> dict[str, str]:
+    """The neutral fields of a command's arguments: ``!apply why | experience | nominator``
+    gives ``field.why``…; ``!link discord cleo_marsh`` gives ``link.platform`` and
+    ``link.username`` (the account the member is already known by)."""
+    if kind == "apply":
+        parts = [p.strip() for p in args.split("|")]
+        names = ("field.why", "field.experience", "field.nominator")
+        return {name: part[:2000] for name, part in zip(names, parts) if part}
+    if kind == "link":
+        first, _, username = args.strip().partition(" ")
+        if not username.strip():  # `!link <code>`: the second step
+            return {"link.code": first.strip().lower()[:40]}
+        return {"link.platform": first.strip().lower()[:24], "link.username": username.strip().lstrip("@")[:100]}
+    return {}
 
 
 class AppserviceVerifier:
@@ -88,17 +111,33 @@ class AppserviceVerifier:
                                    platform=PLATFORM, status=400)
         content = event["content"] if isinstance(event.get("content"), dict) else {}
         kind = event["type"][:80]
-        attributes = {"room_id": event["room_id"], "event_id": event["event_id"], "sender": event["sender"]}
+        sender = event["sender"][:300]
+        # The neutral attributes the core's handlers read (flows/README.md, "Inbound events
+        # from a plugin platform"): the account (its id as the connector's UserRef.id, its
+        # username), and per kind the ballot, the answer, the application's fields.
+        local = sender[1:].split(":", 1)[0] if sender.endswith(f":{self.instance}") else sender
+        attributes = {"room_id": event["room_id"], "event_id": event["event_id"], "sender": sender,
+                      "user_id": sender, "username": local,
+                      # The connector's Messenger.reply thread id: answers go where it was said.
+                      "reply_to": f"{event['room_id']}/{event['event_id']}"}
         if kind == "m.room.message" and isinstance(content.get("body"), str):
             command = parse_command(content["body"])
             kind = "message"
             if command is not None:
                 kind, attributes["args"] = command[0], command[1][:2000]
                 attributes["command"] = content["body"].strip()[1:].split(" ", 1)[0][:80]
+                attributes.update(_fields(kind, attributes["args"]))
         elif kind in POLL_RESPONSE_TYPES:
             kind = "ballot_vote"
             relates = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}
-            attributes["ballot"] = f"{event['room_id']}/{relates.get('event_id', '')}"
+            attributes["ballot"] = attributes["ballot_id"] = f"{event['room_id']}/{relates.get('event_id', '')}"
+            chosen = content.get("m.selections")
+            if not isinstance(chosen, list):  # Element's unstable form
+                unstable = content.get("org.matrix.msc3381.poll.response")
+                chosen = unstable.get("answers") if isinstance(unstable, dict) else None
+            # A spoilt answer (none, or not text) is kept with no option: the handler refuses it.
+            attributes["option_id"] = str(chosen[0])[:80] if isinstance(chosen, list) and chosen \
+                and isinstance(chosen[0], str) else ""
         elif kind == "m.room.member":
             attributes["membership"] = str(content.get("membership", ""))
             attributes["target"] = str(event.get("state_key", ""))

@@ -15,6 +15,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from charterflow_matrix.client import q
 from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver, free_port
@@ -24,11 +25,20 @@ __all__ = ["MatrixService", "up_service"]
 
 @dataclass
 class MatrixService:
-    """What ``up`` keeps: the settings for its processes, links for its banner, ``stop()``."""
+    """What ``up`` keeps: the settings for its processes, links for its banner, ``stop()``, and
+    ``supervised``: the running Synapse for ``up``'s supervisor to watch and restart if it dies
+    (name, command, environment, process)."""
 
     homeserver: Homeserver
     env: dict[str, str] = field(repr=False)
     links: dict[str, str]
+
+    @property
+    def supervised(self) -> dict[str, Any]:
+        """``{"name", "argv", "env", "process"}`` of the homeserver's process."""
+        server = self.homeserver
+        return {"name": "matrix-homeserver", "argv": server.command(), "env": server.environment(),
+                "process": server.process}
 
     def stop(self) -> None:
         """Stop Synapse (SIGTERM, then SIGKILL)."""

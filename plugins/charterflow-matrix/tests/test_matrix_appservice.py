@@ -153,3 +153,64 @@ def test_doctor_checks_the_homeserver_the_bot_the_rooms_and_the_appservice(world
     assert wrong[-1].name == "appservice" and not wrong[-1].ok
     missing = check(community.settings(wg_room="no-such-room"))
     assert [(c.name, c.ok) for c in missing][2] == ("rooms", False)
+
+
+def test_pushed_events_are_routed_by_the_plugins_table_with_neutral_attributes(world: dict[str, Any]) -> None:
+    """``inbound.ROUTES`` (entry point ``charterflow.inbound_routes``) routes Matrix events to the
+    same processes as the other platforms'; the gateway stores each with its route."""
+    poll = {"type": "m.poll.response", "event_id": "$route-poll", "room_id": "!wg:localhost",
+            "sender": "@cleo_marsh:localhost", "origin_server_ts": 1_700_000_100_000,
+            "content": {"m.relates_to": {"rel_type": "m.reference", "event_id": "$start"}, "m.selections": ["a2"]}}
+    spoilt = {**poll, "event_id": "$route-spoilt", "content": {"m.relates_to": {"event_id": "$start"}, "m.selections": []}}
+    events = [event(80, "!apply I help on Tuesdays | two years of moderation"), event(81, "!link discord cleo_marsh"),
+              event(82, "!link 0123456789"), event(83, "!optin"), event(84, "hello there"), poll, spoilt]
+    before = len(rows(world["ledger"]))
+    assert push(world, "routes-1", events).status_code == 200
+    new = {r.dedupe_key.rsplit(":", 1)[-1]: r for r in rows(world["ledger"])[before:]}
+    assert {k: r.route for k, r in new.items()} == {
+        "$test-event-80": "intake", "$test-event-81": "link", "$test-event-82": "link",
+        "$test-event-83": "renewal-opt-in", "$test-event-84": "unknown", "$route-poll": "vote",
+        "$route-spoilt": "vote"}
+    attrs = {k: r.payload["attributes"] for k, r in new.items()}
+    assert attrs["$test-event-80"]["field.why"] == "I help on Tuesdays"
+    assert attrs["$test-event-80"]["field.experience"] == "two years of moderation"
+    assert (attrs["$test-event-80"]["user_id"], attrs["$test-event-80"]["username"]) == ("@cleo_marsh:localhost", "cleo_marsh")
+    assert (attrs["$test-event-81"]["link.platform"], attrs["$test-event-81"]["link.username"]) == ("discord", "cleo_marsh")
+    assert attrs["$test-event-82"]["link.code"] == "0123456789"
+    assert attrs["$test-event-80"]["reply_to"] == "!room:localhost/$test-event-80"
+    assert (attrs["$route-poll"]["ballot_id"], attrs["$route-poll"]["option_id"]) == ("!wg:localhost/$start", "a2")
+    assert attrs["$route-spoilt"]["option_id"] == ""  # kept; the vote handler refuses it
+
+
+def test_charterflow_doctor_runs_the_plugins_checks(world: dict[str, Any], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from charterflow.cli import app
+
+    community, creds = world["community"], world["creds"]
+    monkeypatch.chdir(tmp_path)  # no .env
+    env = {"CHARTERFLOW_MATRIX_AS_TOKEN": creds.as_token, "CHARTERFLOW_MATRIX_ALIAS_PREFIX": community.prefix,
+           "CHARTERFLOW_USE_UP": "0"}
+    result = CliRunner().invoke(app, ["doctor", "--platform", "matrix"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if ln[6:].startswith("matrix")]
+    assert [ln.split()[2].rstrip(":") for ln in lines] == ["homeserver", "token", "rooms", "power", "appservice"]
+    assert all(ln.startswith("ok") for ln in lines)
+    assert creds.bot_token not in result.output and creds.as_token not in result.output
+    # Misconfigured: one FAIL line naming what to fix, exit 1.
+    wrong = CliRunner().invoke(app, ["doctor", "--platform", "matrix"],
+                               env={**env, "CHARTERFLOW_MATRIX_WG_ROOM": "no-such-room"})
+    assert wrong.exit_code == 1 and "FAIL  matrix    rooms:" in wrong.output
+
+
+def test_the_inspector_links_the_matrix_space_and_rooms(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from charterflow.inspector.pages import place_links
+
+    monkeypatch.setenv("CHARTERFLOW_MATRIX_ALIAS_PREFIX", world["community"].prefix)
+    [(name, links)] = place_links()
+    prefix = world["community"].prefix
+    assert name == "matrix"
+    assert [label for label, _ in links] == [f"#{prefix}{room}:localhost" for room in
+                                             ("community", "working-group", "moderators")]
+    assert all(url.startswith("https://matrix.to/#/%23") for _, url in links)

@@ -3,8 +3,14 @@ the stack's processes, a community seeded once, the same bot and rooms after a r
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -65,6 +71,31 @@ def test_charterflow_up_starts_it_gives_its_settings_to_the_children_and_stops_i
         assert "CHARTERFLOW_MATRIX_ACCESS_TOKEN" not in (plan.server.env if plan.server else {})
         registration = (tmp_path / "matrix" / "appservice.yaml").read_text()
         assert f'"{plan.public_url}/hooks/matrix"' in registration
+        _killed_synapse_is_restarted(up, service)
     finally:
         up._shutdown({})
     assert not service.homeserver.alive()
+    assert all(c.process.poll() is not None for c in up.supervisor.children)
+
+
+def _killed_synapse_is_restarted(up: Any, service: Any) -> None:
+    """Supervised like ``up``'s own children: SIGKILLed, it is started again and answers."""
+    up.logs.mkdir(parents=True, exist_ok=True)
+    child = up.supervisor.child("matrix-homeserver")
+    assert child.process is service.homeserver.process and child.state == "running"
+    os.kill(child.process.pid, signal.SIGKILL)
+    base = service.env["CHARTERFLOW_MATRIX_HOMESERVER_URL"]
+    deadline = time.monotonic() + 90
+    answered = False
+    while time.monotonic() < deadline and not answered:
+        assert up.supervisor.check() is None
+        if child.restarts == 1 and child.process.poll() is None:
+            try:
+                answered = httpx.get(f"{base}/_matrix/client/versions", timeout=2).status_code == 200
+            except httpx.TransportError:
+                pass
+        time.sleep(0.2)
+    assert answered, (up.logs / "matrix-homeserver.log").read_text(errors="replace")[-2000:]
+    status = json.loads((up.home / "status.json").read_text())
+    row = next(c for c in status["children"] if c["name"] == "matrix-homeserver")
+    assert row["restarts"] == 1 and row["last_exit"] == -9

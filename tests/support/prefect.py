@@ -1,0 +1,21 @@
+"""``prefect_server``: one real Prefect server for the whole session (a plugin module, so the
+Matrix plugin's tests in plugins/charterflow-matrix/tests share it too)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real temporary Prefect server (``prefect_test_harness``), started once per session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+    # The harness's server logs its own shutdown (cancelled tasks) at ERROR; silence what is
+    # left of it so the test output stays clean.
+    logging.getLogger("prefect").handlers.clear()
+
