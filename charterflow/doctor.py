@@ -94,7 +94,7 @@ def run_doctor(*, platforms: Sequence[str] | None = None, overrides: Mapping[str
         if not given and not _configured(platform, env_file):
             if platforms:
                 report.checks.append(failed(platform, "settings", f"no CHARTERFLOW_{platform.upper()}_* variable "
-                                            "is set", f"configure it (see docs/production.md) or leave it out"))
+                                            "is set", "configure it (see docs/production.md) or leave it out"))
             else:
                 report.skipped.append(platform)
             continue
