@@ -24,6 +24,7 @@ from charterflow import (
     platforms_cli,
     reports_cli,
     roles_cli,
+    safety_cli,
 )
 
 app = typer.Typer(
@@ -147,6 +148,7 @@ ideas_cli.register(app)
 budget_cli.register(app)
 reports_cli.register(app)
 moderation_cli.register(app)
+safety_cli.register(app)  # community reports (issue 22)
 ops_cli.register(app)  # doctor, deploy
 demo_cli.register(app)
 

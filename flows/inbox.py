@@ -121,7 +121,7 @@ def _register_capabilities() -> None:
     import importlib
 
     for name in ("flows.roles.handlers", "flows.ideas.handlers", "flows.reports.handlers",
-                 "flows.moderation.handlers"):
+                 "flows.moderation.handlers", "flows.safety.handlers"):
         importlib.import_module(name).register()
 
 

@@ -67,7 +67,7 @@ def deployments() -> list:
 
 
 CAPABILITIES = ("flows.roles.deploy", "flows.ideas.deploy", "flows.reports.deploy",
-                "flows.moderation.deploy", "flows.platforms_state")
+                "flows.moderation.deploy", "flows.platforms_state", "flows.safety.deploy")
 
 
 def capability_deployments() -> list:

@@ -613,6 +613,9 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
             app.include_router(factory(accept=accept, settings=settings))
         except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never fatal
             log.error("gateway: hook %r not mounted: %s: %s", name, type(exc).__name__, exc)
+    from gateway import report_form
+
+    app.include_router(report_form.router)  # the public report form (R-SAFE-1)
     return app
 
 

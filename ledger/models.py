@@ -623,3 +623,4 @@ class EffectClaim(Base):
 # Tables of later capabilities live in their own modules; importing them here puts them on
 # Base.metadata (migrations, compare_metadata) whichever module is imported first.
 from ledger import models_budget, models_moderation, models_platforms, models_reports, models_roles  # noqa: E402,F401
+from ledger import models_safety  # noqa: E402,F401
