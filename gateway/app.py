@@ -615,6 +615,7 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
             log.error("gateway: hook %r not mounted: %s: %s", name, type(exc).__name__, exc)
     from gateway import report_form
 
+    app.state.report_max_text = charter.safety.max_text_chars
     app.include_router(report_form.router)  # the public report form (R-SAFE-1)
     return app
 

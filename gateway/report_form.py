@@ -50,19 +50,8 @@ def _tools(request: Request) -> tuple[forms.CsrfTokens, forms.RateLimiter, int]:
             settings = state.settings
             state.report_form = (forms.CsrfTokens(secret=settings.form_secret, max_age=settings.form_token_max_age),
                                  forms.RateLimiter(limit=REPORT_RATE_LIMIT, window=REPORT_RATE_WINDOW),
-                                 _max_text())
+                                 int(state.report_max_text))
         return state.report_form
-
-
-def _max_text() -> int:
-    try:
-        from charterflow.charter import load_configured_charter
-
-        return load_configured_charter().safety.max_text_chars
-    except Exception:  # noqa: BLE001 - a bad charter is reported by `rules check`
-        from rules import default_charter
-
-        return default_charter().safety.max_text_chars
 
 
 def validate(posted: dict[str, str], *, max_text: int) -> tuple[dict[str, str], dict[str, str]]:
