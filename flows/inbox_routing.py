@@ -152,6 +152,8 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
         if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
                 and category and category in config.discourse_applications_categories:
             return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
+        if kind == "flag_created":
+            return "safety-flag"  # a Forum flag is a community report (flows.safety, R-SAFE-1)
         return Route.UNKNOWN
     if source == "discord":
         if kind == "component":

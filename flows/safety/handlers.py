@@ -39,6 +39,7 @@ def register() -> None:
     inbox.register_route(BUTTON_ROUTE, handle_safety_button, discord_component_prefix=BUTTON_PREFIX,
                          condition="a report's Claim / Resolve / Refer button (custom_id cfs:…)")
     inbox.register_route(FORM_ROUTE, handle_form_report)
+    inbox.register_route(FLAG_ROUTE, handle_forum_flag)
 
 
 def _event(ctx: Any, event: InboxEvent) -> tuple[dict[str, Any], dict[str, str], str]:
@@ -141,4 +142,50 @@ def handle_form_report(*, ledger: Any, event: InboxEvent, now: datetime | None =
     ctx = context(now, ledger=ledger)
     data, attrs, key = _event(ctx, event)
     taken = take_report(ctx, incoming_from_form(data, attrs, dedupe_key=key))
+    return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
+
+
+FLAG_ROUTE = "safety-flag"
+
+
+def incoming_from_flag(data: dict[str, Any], *, dedupe_key: str, topic_url: str | None = None) -> Incoming:
+    """The report a Forum flag makes (pure), from the ``flag_created`` webhook's payload
+    (``{"flag": {id, post, flag_type, created_by, created_at, ...}}``, Discourse's
+    ``WebHookFlagSerializer``). A post deleted meanwhile (no post, or ``deleted_at`` set) keeps
+    what the payload still holds. https://meta.discourse.org/t/configure-webhooks-that-trigger-on-discourse-events/49045"""
+    flag = data.get("flag") if isinstance(data.get("flag"), dict) else {}
+    post = flag.get("post") if isinstance(flag.get("post"), dict) else {}
+    by = flag.get("created_by") if isinstance(flag.get("created_by"), dict) else {}
+    raw = post.get("raw") if isinstance(post.get("raw"), str) else None
+    gone = not post or bool(post.get("deleted_at")) or bool(post.get("user_deleted"))
+    number = post.get("post_number")
+    link = f"{topic_url}/{number}" if topic_url and number else topic_url
+    flag_type = str(flag.get("flag_type") or "flag")
+    message = flag.get("message") if isinstance(flag.get("message"), str) else ""
+    return Incoming(
+        source_key=dedupe_key, via="discourse", platform="discourse",
+        reporter_key=f"discourse:{by.get('id') or by.get('username') or 'unknown'}",
+        reporter_account=str(by["id"]) if by.get("id") is not None else None,
+        reporter_username=str(by.get("username") or "") or None,
+        target_kind="post", target_account=str(post["user_id"]) if post.get("user_id") is not None else None,
+        target_username=str(post.get("username") or "") or None,
+        target_message_id=str(post["id"]) if post.get("id") is not None else None,
+        target_channel_id=str(post["topic_id"]) if post.get("topic_id") is not None else None,
+        target_link=link, content=raw or None, content_gone=gone,
+        reason=f"Forum flag: {flag_type}" + (f". {message}" if message else ""))
+
+
+def handle_forum_flag(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
+    """Inbox handler of a Forum flag (route ``safety-flag``): one report per delivery."""
+    from connectors.base import Links
+
+    ctx = context(now, ledger=ledger)
+    data, _, key = _event(ctx, event)
+    flag = data.get("flag") if isinstance(data.get("flag"), dict) else {}
+    post = flag.get("post") if isinstance(flag.get("post"), dict) else {}
+    space = ctx.platforms.space(event.source)
+    links = space.capable(Links) if space is not None else None
+    topic_url = links.thread_url(str(post["topic_id"]), slug=str(post.get("topic_slug") or "")) \
+        if links is not None and post.get("topic_id") is not None else None
+    taken = take_report(ctx, incoming_from_flag(data, dedupe_key=key, topic_url=topic_url))
     return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status

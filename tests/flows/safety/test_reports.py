@@ -66,12 +66,12 @@ def dms_to(world: World, username: str) -> list[str]:
 
 
 def forum_pms_to(world: World, username: str) -> list[str]:
-    """The first posts of Forum private messages sent to ``username``."""
+    """The posts (title, then text) of Forum private messages sent to ``username``."""
     state = world.forum_state()
     uid = next(u["id"] for u in state["users"] if u["username"] == username)
-    topics = {t["id"] for t in state["topics"] if t["archetype"] == "private_message"
+    topics = {t["id"]: t["title"] for t in state["topics"] if t["archetype"] == "private_message"
               and ["user", uid] in t["allowed"]}
-    return [p["raw"] for p in state["posts"] if p["topic_id"] in topics]
+    return [f"{topics[p['topic_id']]}\n{p['raw']}" for p in state["posts"] if p["topic_id"] in topics]
 
 
 def room(world: World) -> list[dict[str, Any]]:
@@ -230,3 +230,63 @@ def test_r_privacy_2_export_and_erasure_cover_reports(world: World) -> None:
     assert erased.content is None and erased.target_username is None and erased.target_account is None
     assert erased.reporter_username is None and erased.reporter_account is None and erased.reporter_person_id is None
     assert erased.created_at == report.created_at and erased.state == "open"  # kept for the figures
+
+
+def forum_flag(world: World, *, flagger: str, author: str, raw: str | None, message: str = "") -> tuple[str, int]:
+    """``flagger`` flags a post of ``author`` on the Forum: the ``flag_created`` webhook as
+    Discourse sends it (``{"flag": {...}}``, WebHookFlagSerializer), signed by the Forum
+    sandbox, verified, routed and handled. ``raw`` None: the post was deleted meanwhile."""
+    by, to = world.forum.find_user(flagger), world.forum.find_user(author)
+    post = {} if raw is None else {"id": 4321, "topic_id": 77, "topic_slug": "welcome", "post_number": 3,
+                                   "user_id": int(to.id), "username": to.username, "raw": raw,
+                                   "cooked": f"<p>{raw}</p>", "deleted_at": None}
+    headers, body = world.forum_sb.signed_request(kind="flag_created", payload={"flag": {
+        "id": 55, "post": post, "flag_type": "inappropriate", "message": message,
+        "created_by": {"id": int(by.id), "username": by.username, "name": None, "avatar_template": ""},
+        "created_at": NOW.isoformat(), "resolved_at": None, "resolved_by": None}})
+    event = world.forum.verify(headers=headers, body=body)
+    route = inbox.route_for(source="discourse", kind=event.kind, attributes=event.attributes,
+                            config=inbox.RoutingConfig())
+    assert route == "safety-flag"
+    event_id = _store(world, event, route)
+    return inbox.handle_event(world.ledger, event_id), event_id
+
+
+def test_r_safe_1_a_forum_flag_is_a_report_resolved_from_the_forum_side(world: World) -> None:
+    from typer.testing import CliRunner
+
+    from charterflow import safety_cli
+    from tests.support.cli import cli_with
+
+    result, event_id = forum_flag(world, flagger="cleo_marsh", author="rowan_vale", raw="you people are idiots")
+    report = only_report(world)
+    assert result == f"taken:{report.id}" and report.via == "discourse" and report.target_kind == "post"
+    assert report.target_link and report.target_link.endswith("/77/3")
+    (message,) = room(world)
+    assert "you people are idiots" in message["content"] and "Forum flag: inappropriate" in message["content"]
+    # A Forum moderator has no buttons: the CLI the Forum message names claims and resolves.
+    cli = cli_with(safety_cli.register)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["safety", "claim", str(report.id), "--by", "bram_tolliver"])
+    assert out.exit_code == 0 and "is yours" in out.output
+    out = runner.invoke(cli, ["safety", "resolve", str(report.id), "--outcome", "removed_content",
+                              "--by", "bram_tolliver"])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(cli, ["safety", "resolve", str(report.id), "--outcome", "warned", "--by", "bram_tolliver"])
+    assert out.exit_code != 0 and "already resolved" in out.output
+    (message,) = room(world)
+    assert "resolved by bram_tolliver: Removed content" in message["content"]
+    # The flagger is told on the Forum, privately, without the outcome.
+    (told,) = [t for t in forum_pms_to(world, "cleo_marsh") if f"#{report.id}" in t]
+    assert "handled" in told and "removed" not in told.lower()
+    # The figures (R-SAFE-3): counts and hours, no names.
+    out = runner.invoke(cli, ["safety", "report", "--json"])
+    found = json.loads(out.output)
+    assert found["platforms"]["discourse"]["outcomes"]["removed_content"] == 1
+    assert "bram_tolliver" not in out.output and "rowan_vale" not in out.output
+
+
+def test_r_safe_1_a_flag_on_a_deleted_post_keeps_what_the_webhook_gave(world: World) -> None:
+    result, _ = forum_flag(world, flagger="cleo_marsh", author="rowan_vale", raw=None, message="it was a threat")
+    report = only_report(world)
+    assert result.startswith("taken:") and report.content_gone and report.reason.endswith("it was a threat")
