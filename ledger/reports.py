@@ -143,7 +143,22 @@ def gather_facts(session: Session, quarter: Quarter) -> dict[str, Any]:
                                        quarter.months),
         "escalations": _escalations(session, quarter),
         **_budgets(session, quarter),
+        **_safety(session, quarter),
     })
+
+
+def _safety(session: Session, q: Quarter) -> dict[str, Any]:
+    """R-SAFE-3: the community reports made in the quarter, counts and response times per
+    platform, never names (``public``: the counts the public report shows). No key at all when
+    there is none (earlier reports keep their digest)."""
+    from ledger import safety
+    from rules.safety import figures, public_figures
+
+    rows = safety.times(session, start=q.start, end=q.end)
+    if not rows:
+        return {}
+    found = figures(rows)
+    return {"safety": {"public": public_figures(found), "platforms": found["platforms"]}}
 
 
 def _budgets(session: Session, q: Quarter) -> dict[str, Any]:

@@ -88,6 +88,7 @@ def _values(facts: Mapping[str, Any]) -> dict[str, Any]:
         "budget_totals": dict((facts.get("budgets") or {}).get("totals") or {}),
         "public_empty": not (facts.get("ideas_done") or roles),
         "empty": is_empty(facts), "platform_name": platform_name, "link": link,
+        "safety": dict(facts.get("safety") or {}),  # R-SAFE-3; public texts show its counts only
     }
 
 
