@@ -21,6 +21,7 @@ CLASSES: tuple[tuple[str, str], ...] = (
     ("flows.roles.confirm", "RolesSettings"),
     ("flows.reports.quarterly", "ReportSettings"),
     ("flows.moderation.common", "ModerationSettings"),
+    ("flows.safety.common", "SafetySettings"),
     ("connectors.discourse.settings", "DiscourseSettings"),
     ("connectors.discord.settings", "DiscordSettings"),
     ("connectors.slack.settings", "SlackSettings"),

@@ -290,3 +290,13 @@ def test_r_safe_1_a_flag_on_a_deleted_post_keeps_what_the_webhook_gave(world: Wo
     result, _ = forum_flag(world, flagger="cleo_marsh", author="rowan_vale", raw=None, message="it was a threat")
     report = only_report(world)
     assert result.startswith("taken:") and report.content_gone and report.reason.endswith("it was a threat")
+
+
+def test_r_comms_each_platform_has_a_moderators_room(world: World) -> None:
+    from connectors.base import ModeratorsRoom
+    from flows.safety.room import has_buttons, rooms
+
+    found = rooms(context(None))
+    assert set(found) == {"discourse", "discord"}
+    assert all(isinstance(r, ModeratorsRoom) for r in found.values())
+    assert has_buttons(found["discord"]) and not has_buttons(found["discourse"])
