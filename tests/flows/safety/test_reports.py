@@ -300,3 +300,27 @@ def test_r_comms_each_platform_has_a_moderators_room(world: World) -> None:
     assert set(found) == {"discourse", "discord"}
     assert all(isinstance(r, ModeratorsRoom) for r in found.values())
     assert has_buttons(found["discord"]) and not has_buttons(found["discourse"])
+
+
+def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(world: World, monkeypatch) -> None:  # noqa: ANN001
+    from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
+
+    monkeypatch.setenv("CHARTERFLOW_SAFETY_COC_EMAIL", "coc-wg@example.org")
+    with SmtpSandbox() as mailbox:
+        world.platforms.mailer = SmtpMailer(settings=SmtpSettings(_env_file=None, host=mailbox.host,
+                                                                  port=mailbox.port, tls="none"))
+        try:
+            _form_report(world, coc="yes", reason="a private threat, details inside")
+            report = only_report(world)
+            # Referred again (a retried run): nothing is sent twice.
+            from ledger import safety as queue_ledger
+            from rules.safety import referral_facts
+
+            with world.ledger.read() as session:
+                facts = referral_facts(queue_ledger.facts(queue_ledger.get(session, report.id)))
+            queue.send_to_liaison(context(None), report.id, facts)
+            (mail,) = mailbox.messages()
+        finally:
+            world.platforms.mailer = None
+    assert mail["to"] == ["coc-wg@example.org"] and f"report #{report.id}" in mail["subject"]
+    assert "a private threat" in mail["text"] and "R-SAFE-2" in mail["text"]
