@@ -123,9 +123,21 @@ def _facts(ctx: Ctx, report_id: int) -> dict[str, Any]:
         return queue_ledger.facts(queue_ledger.get(session, report_id))
 
 
+# The longest quote of a report's content or words in a room message: a Discord message holds
+# 2000 characters (the connector cuts the end, where the state and the commands are).
+ROOM_QUOTE = 600
+
+
+def _cut(text: str | None) -> str | None:
+    if not text or len(text) <= ROOM_QUOTE:
+        return text
+    return text[:ROOM_QUOTE - 1] + "… (cut here; the whole text is in the ledger)"
+
+
 def _room_text(facts: dict[str, Any], *, buttons: bool) -> str:
     from flows.moderation.common import platform_name
 
+    facts = {**facts, "content": _cut(facts["content"]), "reason": _cut(facts["reason"])}
     return render("room_report", r=facts, platform=platform_name(facts["platform"]),
                   outcome=rules.OUTCOME_LABELS.get(facts["outcome"] or "", ""), buttons=buttons)
 

@@ -36,3 +36,4 @@ def test_r_safe_3_quarterly_reports_give_counts_publicly_and_times_to_the_board(
     for text in (texts.forum, texts.discord, board):
         assert "rowan_vale" not in text and "cleo_marsh" not in text and "bram_tolliver" not in text
         assert "rude words" not in text
+
