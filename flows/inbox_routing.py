@@ -102,6 +102,8 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("form", "application", "the public /apply form", Route.INTAKE),
     ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
     ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
+    ("discourse", "flag_created", "a Forum flag: a community report (R-SAFE-1)", "safety-flag"),
+    ("form", "report", "the public /report form (R-SAFE-1)", "safety-form"),
     ("*", "*", "anything else", Route.UNKNOWN),
 )
 
@@ -188,7 +190,7 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
         return Route.UNKNOWN
     if source == "form":
         return {"application": Route.INTAKE, "confirm": Route.CONFIRM,
-                "optin": Route.OPT_IN}.get(kind, Route.UNKNOWN)
+                "optin": Route.OPT_IN, "report": "safety-form"}.get(kind, Route.UNKNOWN)
     return Route.UNKNOWN
 
 

@@ -30,7 +30,7 @@ from gateway.body import BadLength, BodyTimeout, BodyTooLarge, read_limited
 
 router = APIRouter()
 HERE = Path(__file__).resolve().parent
-FORM_ROUTE = "safety-form"  # flows.safety.handlers.FORM_ROUTE
+FORM_ROUTE = "safety-form"  # flows.safety.handlers.FORM_ROUTE; inbox_routing.route_for(source="form", kind="report")
 PATH = "/report"
 TARGET_KINDS = ("message", "post", "person")
 PLATFORMS = {"discourse": "the Forum (Discourse)", "discord": "Discord", "other": "somewhere else"}

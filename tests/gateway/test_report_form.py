@@ -74,3 +74,12 @@ def test_r_safe_1_reports_are_rate_limited_per_ip(client, ledger) -> None:
     codes = [client.post("/report", data=fill(client)).status_code for _ in range(report_form.REPORT_RATE_LIMIT + 1)]
     assert codes == [200] * report_form.REPORT_RATE_LIMIT + [429]
     assert len(inbox_rows(ledger)) == report_form.REPORT_RATE_LIMIT
+
+
+def test_r_safe_1_forum_flags_and_form_reports_have_their_routes() -> None:
+    from flows import inbox
+
+    config = inbox.RoutingConfig()
+    assert inbox.route_for(source="form", kind="report", attributes={}, config=config) == report_form.FORM_ROUTE
+    assert inbox.route_for(source="discourse", kind="flag_created", attributes={}, config=config,
+                           actor="cleo_marsh") == "safety-flag"
