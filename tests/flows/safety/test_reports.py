@@ -284,6 +284,15 @@ def test_r_safe_1_a_forum_flag_is_a_report_resolved_from_the_forum_side(world: W
     found = json.loads(out.output)
     assert found["platforms"]["discourse"]["outcomes"]["removed_content"] == 1
     assert "bram_tolliver" not in out.output and "rowan_vale" not in out.output
+    # The same figures as the safety-figures flow's table artifact.
+    from prefect.client.orchestration import get_client
+
+    from flows.safety.flows import safety_figures
+
+    assert safety_figures()["platforms"]["discourse"]["reports"] == 1
+    with get_client(sync_client=True) as client:
+        (artifact,) = [a for a in client.read_artifacts() if a.key == "safety-figures"][:1]
+    assert "rowan_vale" not in json.dumps(artifact.data) and "removed_content" in json.dumps(artifact.data)
 
 
 def test_r_safe_1_a_flag_on_a_deleted_post_keeps_what_the_webhook_gave(world: World) -> None:
