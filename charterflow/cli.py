@@ -26,6 +26,7 @@ from charterflow import (
     platforms_cli,
     reports_cli,
     roles_cli,
+    safety_cli,
     wg_cli,
 )
 
@@ -152,6 +153,7 @@ app.add_typer(ideas_cli.app)
 app.add_typer(budget_cli.app)
 app.add_typer(reports_cli.app)
 app.add_typer(moderation_cli.app)
+app.add_typer(safety_cli.app)  # community reports (R-SAFE-1..3)
 app.add_typer(guides_cli.app)  # guides, training (R-GUIDE)
 app.add_typer(wg_cli.app)  # wg roles, wg appoint (R-ROLE-APPOINT)
 app.add_typer(ops_cli.app)  # doctor, deploy

@@ -24,6 +24,7 @@ CLASSES: tuple[tuple[str, str], ...] = (
     ("flows.wg_roles.settings", "WgRolesSettings"),
     ("flows.guides.library", "GuidesSettings"),
     ("flows.commons.bridges", "CommonsSettings"),
+    ("flows.safety.common", "SafetySettings"),
     ("connectors.discourse.settings", "DiscourseSettings"),
     ("connectors.discord.settings", "DiscordSettings"),
     ("connectors.slack.settings", "SlackSettings"),

@@ -50,6 +50,7 @@ __all__ = [
     "ModerationLog",
     "GuideShelf",
     "NewcomerWelcome",
+    "ModeratorsRoom",
     "Role",
     "RoomMessage",
     "RoomReader",
@@ -794,3 +795,27 @@ class RoomWriter(Protocol):
 
 
 PROTOCOLS = (*PROTOCOLS, RoomReader, RoomWriter)
+# The moderators' private space (R-COMMS, R-SAFE-1): kept small so that the common-room bridge
+# and the report queue share it. Not a ``Capability`` member: a room is an object a flow gets
+# for a platform (``flows.safety.room``), not the connector itself, because ``post`` here is
+# not ``Messenger.post``.
+
+
+@runtime_checkable
+class ModeratorsRoom(Protocol):
+    """Where one platform's moderators read: a Discord channel, a Forum category or group
+    message, a Matrix room. ``buttons`` are ``(label, custom_id)`` pairs shown where the
+    platform has buttons (elsewhere the text says how to act); ``key`` makes ``post``
+    idempotent as ``Messenger``'s does."""
+
+    platform: str
+
+    def post(self, text: str, *, buttons: Sequence[tuple[str, str]] = (),
+             key: str | None = None) -> MessageRef:
+        """Post ``text`` (its first line is the title) in the room."""
+        ...
+
+    def edit(self, ref: MessageRef, text: str) -> None:
+        """Show ``text`` in place of the message ``ref`` (its buttons go); a platform that
+        cannot edit adds it as a reply in the message's thread."""
+        ...

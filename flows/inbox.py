@@ -124,7 +124,7 @@ def _register_capabilities() -> None:
 
     for name in ("flows.roles.handlers", "flows.ideas.handlers", "flows.reports.handlers",
                  "flows.moderation.handlers", "flows.wg_roles.handlers",
-                 "flows.guides.handlers", "flows.commons.handlers"):
+                 "flows.guides.handlers", "flows.commons.handlers", "flows.safety.handlers"):
         importlib.import_module(name).register()
 
 

@@ -107,6 +107,8 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("form", "application", "the public /apply form", Route.INTAKE),
     ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
     ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
+    ("discourse", "flag_created", "a Forum flag: a community report (R-SAFE-1)", "safety-flag"),
+    ("form", "report", "the public /report form (R-SAFE-1)", "safety-form"),
     ("*", "*", "anything else", Route.UNKNOWN),
 )
 
@@ -207,6 +209,8 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
         if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
                 and category and category in config.discourse_applications_categories:
             return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
+        if kind == "flag_created":
+            return "safety-flag"  # a Forum flag is a community report (flows.safety, R-SAFE-1)
         return Route.UNKNOWN
     if source == "discord":
         if kind == "component":

@@ -68,7 +68,7 @@ def deployments() -> list:
 
 CAPABILITIES = ("flows.roles.deploy", "flows.ideas.deploy", "flows.reports.deploy",
                 "flows.moderation.deploy", "flows.platforms_state", "flows.wg_roles.deploy",
-                "flows.guides.deploy", "flows.commons.deploy")
+                "flows.guides.deploy", "flows.commons.deploy", "flows.safety.deploy")
 
 
 def capability_deployments() -> list:

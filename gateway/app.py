@@ -26,7 +26,7 @@ from gateway import form as forms
 from gateway.dispatch import Dispatcher, PrefectDispatcher, StoreOnlyDispatcher
 from gateway.metrics import Metrics
 from gateway.routers import form as form_routes
-from gateway.routers import health, hooks, links
+from gateway.routers import health, hooks, links, report
 from gateway.settings import GatewaySettings
 # _payload: named by flows.membership.handlers as where the inbox's payload is built.
 from gateway.state import GatewayState, _payload, inbox_counts  # noqa: F401
@@ -42,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     form_routes.router,
     links.router,
     health.router,
+    report.router,  # the public report form (R-SAFE-1)
 )
 
 
@@ -122,6 +123,7 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
     app.state.gateway = state
     app.state.settings, app.state.ledger, app.state.dispatcher = settings, ledger, state.dispatcher
     app.state.metrics, app.state.verifiers, app.state.limits = state.metrics, state.verifiers, state.limits
+    app.state.report_max_text = charter.safety.max_text_chars  # the report form's limit
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     for router in ROUTERS:
         app.include_router(router)

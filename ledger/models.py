@@ -626,3 +626,4 @@ class EffectClaim(Base):
 from ledger import models_budget, models_commons, models_moderation, models_platforms, models_reports, models_roles  # noqa: E402,F401
 from ledger import models_appointments  # noqa: E402,F401 - R-ROLE-APPOINT (issue 23)
 from ledger import models_guides  # noqa: E402,F401 - R-GUIDE (issue 23)
+from ledger import models_safety  # noqa: E402,F401

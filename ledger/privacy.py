@@ -115,6 +115,8 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
         "reference_lists": rows(select(ReferenceList).where(
             ReferenceList.handle == person.handle).order_by(ReferenceList.id)),
         "erasures": rows(select(Erasure).where(Erasure.person_id == pid).order_by(Erasure.id)),
+        # Community reports they made, and those about them without who reported (R-SAFE-1).
+        "safety_reports": _safety_export(session, pid),
         "audit_entries": [
             {k: v for k, v in audit.entry_record(e).items() if not k.startswith("_")}
             for e in session.scalars(select(AuditEntry).where(or_(
@@ -182,6 +184,7 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
     counts = {"identities": 0, "applications": 0, "eligibility_checks": 0, "inbox_events": 0,
               "reference_lists": 0}
     counts["moderation"] = _erase_moderation(session, pid)
+    counts["safety_reports"] = _erase_safety(session, pid, at)
     counts["drift_reports"] = _erase_drift_reports(session, person.handle, pid)
     for identity in session.scalars(select(Identity).where(Identity.person_id == pid)):
         identity.external_id = identity.username = identity.username_key = None
@@ -248,6 +251,25 @@ def _erase_moderation(session: Session, pid: int) -> int:
         alert.linked_account, alert.linked_username = f"erased-{pid}", None
         changed += 1
     return changed
+
+
+def _accounts_of(session: Session, pid: int) -> set[tuple[str, str]]:
+    return {(i.platform.value if hasattr(i.platform, "value") else str(i.platform), i.external_id)
+            for i in session.scalars(select(Identity).where(Identity.person_id == pid)) if i.external_id}
+
+
+def _safety_export(session: Session, pid: int) -> dict[str, Any]:
+    from ledger import safety
+
+    return safety.export_for(session, pid, _accounts_of(session, pid))
+
+
+def _erase_safety(session: Session, pid: int, at: datetime) -> int:
+    """Community reports (issue 22): as reporter or reported, names, accounts and (as reported)
+    the content go; the report's times and outcome stay for the figures (R-SAFE-3)."""
+    from ledger import safety
+
+    return safety.erase_for(session, pid, _accounts_of(session, pid), at=at)
 
 
 def _reports_approved_by(pid: int) -> Any:

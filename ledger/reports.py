@@ -144,6 +144,7 @@ def gather_facts(session: Session, quarter: Quarter) -> dict[str, Any]:
         "escalations": _escalations(session, quarter),
         **_budgets(session, quarter),
         **_training(session, quarter),
+        **_safety(session, quarter),
     })
 
 
@@ -155,6 +156,20 @@ def _training(session: Session, q: Quarter) -> dict[str, Any]:
     rows = [{"guide": r.slug, "title": r.title, "on": _day(r.starts_at), "platforms": sorted(r.events or {})}
             for r in training_between(session, q.start, q.end)]
     return {"training": rows} if rows else {}
+
+
+def _safety(session: Session, q: Quarter) -> dict[str, Any]:
+    """R-SAFE-3: the community reports made in the quarter, counts and response times per
+    platform, never names (``public``: the counts the public report shows). No key at all when
+    there is none (earlier reports keep their digest)."""
+    from ledger import safety
+    from rules.safety import figures, public_figures
+
+    rows = safety.times(session, start=q.start, end=q.end)
+    if not rows:
+        return {}
+    found = figures(rows)
+    return {"safety": {"public": public_figures(found), "platforms": found["platforms"]}}
 
 
 def _budgets(session: Session, q: Quarter) -> dict[str, Any]:

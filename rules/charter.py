@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rules.errors import CharterFileError, describe_validation_error
+from rules.safety import Safety
 
 PositiveDays = Field(gt=0, le=3650)
 
@@ -213,6 +214,7 @@ class Charter(_Strict):
     meetings: Meetings
     moderation: Moderation
     trials: Trials = Field(default_factory=Trials)
+    safety: Safety = Field(default_factory=Safety)  # R-SAFE-1: community reports
     source: str = "<memory>"
 
     @property

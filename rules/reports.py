@@ -164,11 +164,11 @@ def moderation_table(rows: Iterable[Mapping[str, Any]], months: Sequence[str]
 
 def is_empty(facts: Mapping[str, Any]) -> bool:
     """True when the quarter has nothing to report: no idea done, no role change, nobody joined,
-    renewed or left, no moderation action and no open escalation."""
+    renewed or left, no moderation action, no open escalation and no community report (R-SAFE-3)."""
     membership = facts.get("membership") or {}
     moved = any(int(membership.get(k, 0)) for k in ("joined", "renewed", "lapsed", "left", "removed"))
     return not (facts.get("ideas_done") or facts.get("role_changes") or moved
-                or facts.get("moderation") or facts.get("escalations"))
+                or facts.get("moderation") or facts.get("escalations") or facts.get("safety"))
 
 
 # --------------------------------------------------------------------------------------------

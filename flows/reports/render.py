@@ -83,6 +83,7 @@ def _values(facts: Mapping[str, Any]) -> dict[str, Any]:
         "training": list(facts.get("training") or []),
         "public_empty": not (facts.get("ideas_done") or roles),
         "empty": is_empty(facts), "platform_name": platform_name, "link": link,
+        "safety": dict(facts.get("safety") or {}),  # R-SAFE-3; public texts show its counts only
     }
 
 

@@ -1,0 +1,51 @@
+"""What the safety flows share: their settings, the button prefix and messages rendered from
+``templates/safety``.
+
+Settings (environment, prefix ``CHARTERFLOW_SAFETY_``):
+
+================ ==============================================================================
+``COC_EMAIL``    the CoC WG's e-mail address: a CoC referral is also e-mailed there (SMTP from
+                 ``CHARTERFLOW_SMTP_*``); unset: the liaison's direct message only
+``COC_LIAISON``  the CoC Liaison's handle in the ledger, used when the ledger names no holder of
+                 the ``coc_liaison`` WG role (R-ROLE-COC)
+================ ==============================================================================
+
+The charter's ``[safety]`` section holds the numbers (reminder hours, rate limit, text limit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=False,
+                   keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+ACTOR = "flow:safety"
+BUTTON_PREFIX = "cfs:"
+# The Discord message command (an application command of type 3, registered with the others).
+MESSAGE_COMMAND = "Report to moderators"
+
+
+class SafetySettings(BaseSettings):
+    """``CHARTERFLOW_SAFETY_*`` (see the module docstring)."""
+
+    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_SAFETY_", env_file=".env", extra="ignore")
+    coc_email: str | None = Field(default=None, description=(
+        "The CoC WG's e-mail address; a CoC referral is also e-mailed there (R-SAFE-2)."))
+    coc_liaison: str | None = Field(default=None, description=(
+        "The CoC Liaison's handle, when the ledger names no holder of the coc_liaison role."))
+
+
+def settings() -> SafetySettings:
+    """The settings in force (read each time: tests and operators change the environment)."""
+    return SafetySettings()
+
+
+def render(name: str, **values: Any) -> str:
+    """Render ``templates/safety/<name>.md.j2``: the first line is the title."""
+    return _env.get_template(f"safety/{name}.md.j2").render(**values).strip()

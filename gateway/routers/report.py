@@ -1,0 +1,182 @@
+"""The public report form (R-SAFE-1): ``GET /report`` and ``POST /report``, no sign-in.
+
+It reuses the application form's mechanisms (``gateway.form``): the signed double-submit CSRF
+token with its ``cf_csrf`` cookie (path ``/report``), a server-generated submission id that is
+the inbox dedupe key (a double click stores one report), the honeypot field, and an in-memory
+per-IP rate limit (``REPORT_RATE_LIMIT`` per ``REPORT_RATE_WINDOW``). The per-account limit
+(the charter's ``[safety]`` burst limit) is the queue's, applied when the report is taken.
+A report is stored in the inbox (source ``form``, kind ``report``, route ``safety-form``) and
+handled by ``flows.safety`` like any platform's report; the client address is kept only as a
+keyed digest (for the per-reporter limit), never as is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from gateway import form as forms
+from gateway.body import BadLength, BodyTimeout, BodyTooLarge, read_limited
+
+router = APIRouter()
+HERE = Path(__file__).resolve().parents[1]
+FORM_ROUTE = "safety-form"  # flows.safety.handlers.FORM_ROUTE; inbox_routing.route_for(source="form", kind="report")
+PATH = "/report"
+TARGET_KINDS = ("message", "post", "person")
+PLATFORMS = {"discourse": "the Forum (Discourse)", "discord": "Discord", "other": "somewhere else"}
+MAX_TARGET = 500
+REPORT_RATE_LIMIT = 5  # per client IP
+REPORT_RATE_WINDOW = 3600.0
+_templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                         auto_reload=False)
+_lock = threading.Lock()
+
+
+def _tools(request: Request) -> tuple[forms.CsrfTokens, forms.RateLimiter, int]:
+    """This app's CSRF signer and limiter (made once per app), and the charter's text limit."""
+    state = request.app.state
+    with _lock:
+        if getattr(state, "report_form", None) is None:  # app.state is a plain namespace
+            settings = state.settings
+            state.report_form = (forms.CsrfTokens(secret=settings.form_secret, max_age=settings.form_token_max_age),
+                                 forms.RateLimiter(limit=REPORT_RATE_LIMIT, window=REPORT_RATE_WINDOW),
+                                 int(state.report_max_text))
+        return state.report_form
+
+
+def validate(posted: dict[str, str], *, max_text: int) -> tuple[dict[str, str], dict[str, str]]:
+    """The form's values (cleaned) and its errors by field (pure)."""
+    values = {name: forms._clean(posted.get(name, "")) for name in
+              ("platform", "target_kind", "target", "reason", "reporter")}
+    values["coc"] = "yes" if posted.get("coc") else ""
+    errors: dict[str, str] = {}
+    if values["platform"] not in PLATFORMS:
+        errors["platform"] = "Choose where it happened."
+    if values["target_kind"] not in TARGET_KINDS:
+        errors["target_kind"] = "Choose what you are reporting."
+    if not values["target"]:
+        errors["target"] = "Give a link to the message or post, or the person's username."
+    elif len(values["target"]) > MAX_TARGET:
+        errors["target"] = f"Keep this under {MAX_TARGET} characters (a link or a username)."
+    if not values["reason"]:
+        errors["reason"] = "Tell the moderators what happened."
+    elif len(values["reason"]) > max_text:
+        errors["reason"] = (f"Your report is {len(values['reason'])} characters long; the limit is {max_text}. "
+                            "Please shorten it.")
+    if len(values["reporter"]) > 64:
+        errors["reporter"] = "A username is at most 64 characters."
+    return values, errors
+
+
+def _page(name: str, *, status: int = 200, cookie: str | None = None, secure: bool = False,
+          **context: Any) -> HTMLResponse:
+    from gateway.app import GROUP_NAME, HTML_HEADERS
+
+    html = _templates.get_template(name).render(group_name=GROUP_NAME, platforms=PLATFORMS,
+                                                kinds=TARGET_KINDS, **context)
+    response = HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
+    if cookie is not None:
+        response.set_cookie(forms.CSRF_COOKIE, cookie, httponly=True, samesite="strict", secure=secure,
+                            path=PATH, max_age=int(context.get("max_age", 3600)))
+    return response
+
+
+def _form(request: Request, *, values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
+          status: int = 200, submission: str | None = None) -> HTMLResponse:
+    csrf, _, max_text = _tools(request)
+    cookie = request.cookies.get(forms.CSRF_COOKIE)
+    new_cookie = None
+    if not cookie or len(cookie) > 100:
+        cookie = new_cookie = forms.CsrfTokens.new_cookie()
+    submission = submission or forms.CsrfTokens.new_submission()
+    return _page("report.html", status=status, cookie=new_cookie, secure=request.url.scheme == "https",
+                 values=values or {}, errors=errors or {}, submission=submission, max_text=max_text,
+                 csrf=csrf.issue(cookie, submission), honeypot=forms.HONEYPOT,
+                 max_age=request.app.state.settings.form_token_max_age)
+
+
+def _message(heading: str, text: str, *, status: int, **headers: str) -> HTMLResponse:
+    response = _page("message.html", status=status, heading=heading, message=text, link=None)
+    response.headers.update(headers)
+    return response
+
+
+@router.get(PATH)
+async def report_form(request: Request) -> Response:
+    """The empty form."""
+    return _form(request)
+
+
+@router.post(PATH)
+async def report_submit(request: Request) -> Response:
+    """Check, store once in the inbox, answer with the reference."""
+    csrf, limiter, max_text = _tools(request)
+    settings = request.app.state.settings
+    client_ip = request.client.host if request.client else "unknown"
+    wait = limiter.wait(client_ip)
+    if wait:
+        return _message("Too many reports", "Too many reports were sent from your network just now. Please try "
+                        f"again in {int(wait // 60) + 1} minutes.", status=429, **{"Retry-After": str(int(wait) + 1)})
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
+        return _message("Unsupported form", "Please send the report from the report page.", status=415)
+    try:
+        raw = await read_limited(request, settings.max_form_bytes, timeout=settings.body_timeout)
+        fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+    except BodyTooLarge:
+        return _message("Too long", f"The report is too long. Please keep it under {max_text} characters.",
+                        status=413)
+    except BodyTimeout:
+        return _message("Too slow", "The report did not arrive in time. Please send it again.", status=408)
+    except (BadLength, UnicodeDecodeError, ValueError):
+        return _message("Unreadable form", "Please send the report from the report page.", status=400)
+    posted = {name: values[0] for name, values in fields.items() if values}
+    submission = posted.get("submission", "")
+    values, errors = validate(posted, max_text=max_text)
+    if not csrf.check(cookie=request.cookies.get(forms.CSRF_COOKIE), submission=submission,
+                      token=posted.get("csrf", "")):
+        return _form(request, values=values, status=403, errors={
+            "form": "This form had expired or was opened elsewhere. Please check it and send it again."})
+    if posted.get(forms.HONEYPOT, "").strip():
+        limiter.hit(client_ip)
+        return _page("reported.html", reference="-")
+    if errors:
+        return _form(request, values=values, errors=errors, status=422 if "reason" not in errors
+                     or "limit" not in errors["reason"] else 413, submission=submission)
+    key = request.app.state.settings.form_secret
+    secret = key.get_secret_value().encode() if key else b"charterflow-report"
+    ip_digest = hmac.new(secret, client_ip.encode(), hashlib.sha256).hexdigest()[:24]
+    payload = {"data": {**values, "submission_id": submission},
+               "attributes": {"ip_digest": ip_digest}, "actor": values["reporter"] or None}
+    stored = await run_in_threadpool(_store, request, submission, payload)
+    if stored is None:
+        return _message("Please try again", "Your report could not be saved just now. Please send it again in "
+                        "a minute.", status=503, **{"Retry-After": "30"})
+    event_id, created = stored
+    if created:
+        limiter.hit(client_ip)
+        request.app.state.dispatcher.notify(event_id)
+    return _page("reported.html", reference=f"inbox:{event_id}")
+
+
+def _store(request: Request, submission: str, payload: dict[str, Any]) -> tuple[int, bool] | None:
+    from ledger import repo
+
+    def work(session: Any) -> tuple[int, bool]:
+        row, created = repo.inbox_put(session, dedupe_key=f"form:report:{submission}", source="form",
+                                      kind="report", payload=json.loads(json.dumps(payload)), route=FORM_ROUTE)
+        return row.id, created
+
+    try:
+        return request.app.state.ledger.run(work)
+    except Exception:  # noqa: BLE001 - not stored: the person is asked to send it again
+        return None
