@@ -25,7 +25,7 @@ training_app = typer.Typer(help="Community training sessions on the guides (R-GU
 
 
 def _ctx() -> Any:
-    from flows.membership.common import context
+    from flows.kit import context
 
     return context(None, ledger=_ledger())
 
@@ -91,7 +91,7 @@ def status_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     from charterflow.charter import load_configured_charter
     from flows.guides.library import load_guides
     from flows.guides.publish import status_rows
-    from flows.membership.common import Ctx
+    from flows.kit import Ctx
 
     with _errors():
         charter = load_configured_charter()

@@ -91,7 +91,7 @@ def report(since: Optional[str] = typer.Option(
 def ack(alert_id: int = typer.Argument(..., help="The alert number (in the alert's text)."),
         by: str = typer.Option(..., "--by", help="Who acknowledges (a moderator's name).")) -> None:
     """Acknowledge an alert (the Forum has no button; Discord's button does the same)."""
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.moderation.alerts import show_acknowledged
     from ledger import moderation as modlog
 
@@ -108,7 +108,7 @@ def ack(alert_id: int = typer.Argument(..., help="The alert number (in the alert
 
 
 def _decide(link_id: int, by: str, confirm: bool) -> None:
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.moderation.alerts import raise_alerts, show_link_decision
     from ledger import moderation as modlog
 

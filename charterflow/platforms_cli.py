@@ -110,7 +110,7 @@ def list_cmd(
 @platforms.command("retire")
 def retire_cmd(platform: str = typer.Argument(..., help="A retiring platform's name.")) -> None:
     """Continue a retiring platform's retirement: revoke its managed roles, then retire it."""
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.platforms_state import retire
     from rules.platforms import check_name
 

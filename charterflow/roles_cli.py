@@ -32,7 +32,7 @@ OVERRIDE_HELP = ("Apply a plan the guardrails refuse; the reason is recorded in 
 
 
 def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
-    from flows.membership.common import context
+    from flows.kit import context
     from connectors.errors import ConnectorError
     from flows.roles.plan import (apply_plan, build_plan, decision_ref_for, explain, format_plan,
                                   record_refusal)
@@ -118,7 +118,7 @@ def dump_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Write to FILE (default: stdout)."),
 ) -> None:
     """Write today's observed platform roles in the roster format (reads only)."""
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.roles.dump import dump_roles
 
     with _errors():
@@ -136,7 +136,7 @@ def import_cmd(
     actor: str = typer.Option("operator", "--actor", help="Who acts, as an audit reference."),
 ) -> None:
     """Record a dump's people, accounts and platform roles in the ledger (sends nothing)."""
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.roles.dump import import_roles
 
     with _errors():
@@ -154,7 +154,7 @@ def training_list(ctx: typer.Context) -> None:
     """List, per platform, who has and has not acknowledged the moderation guide, since when."""
     if ctx.invoked_subcommand is not None:
         return
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.roles.training import training_status
 
     with _errors():
@@ -185,7 +185,7 @@ def training_ack(
     actor: str = typer.Option("operator", "--actor", help="Who records it (audit reference)."),
 ) -> None:
     """Record an acknowledgement received another way (e.g. a Forum reply)."""
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.roles.training import acknowledge_by_operator
 
     with _errors():

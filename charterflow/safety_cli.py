@@ -78,7 +78,7 @@ def _by(by: str) -> str:
 @safety_app.command("claim")
 def claim(report_id: int = typer.Argument(...), by: str = typer.Option(..., "--by", help="The moderator.")) -> None:
     """Claim a report (once; a second claim says who holds it)."""
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.safety import queue
 
     with one_line_errors():
@@ -91,7 +91,7 @@ def resolve(report_id: int = typer.Argument(...),
             outcome: str = typer.Option(..., "--outcome", help="no_action, warned, removed_content or sanctioned."),
             by: str = typer.Option(..., "--by", help="The moderator.")) -> None:
     """Resolve a report with an outcome; its reporter is told it was handled (never the outcome)."""
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.safety import queue
 
     with one_line_errors():
@@ -105,7 +105,7 @@ def resolve(report_id: int = typer.Argument(...),
 @safety_app.command("refer")
 def refer(report_id: int = typer.Argument(...), by: str = typer.Option(..., "--by", help="The moderator.")) -> None:
     """Mark a report as a Code of Conduct matter: it goes privately to the CoC Liaison (R-SAFE-2)."""
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.safety import queue
 
     with one_line_errors():
@@ -121,7 +121,7 @@ def coc_outcome(report_id: int = typer.Argument(...),
                 text: str = typer.Option(..., "--text", help="The CoC WG's outcome, as the liaison records it.")
                 ) -> None:
     """The CoC Liaison records the CoC WG's outcome of a referred report (R-SAFE-2)."""
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.safety import queue
 
     if not text.strip():

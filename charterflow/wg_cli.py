@@ -76,7 +76,7 @@ def appoint_command(
 
 
 def _start(role: str, handle: str, by: str | None) -> dict[str, Any]:
-    from flows.membership.common import context
+    from flows.kit import context
 
     if role in ("chair", "co_chair"):
         from flows.wg_roles.ballot import open_step

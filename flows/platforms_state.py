@@ -32,7 +32,7 @@ from rules import Decision, plan_roles
 from rules.platforms import (PLATFORM_KINDS, RETIRING, RULING, PlatformState, admin_platforms,
                              decide_proposal, may_retire, trials_ended)
 
-from flows.membership.common import Ctx, artifact, context, log, once, post_wg
+from flows.kit import Ctx, artifact, context, log, once, post_wg
 from flows.presentation import templates as _env
 
 ACTOR = "flow:platforms"

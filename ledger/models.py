@@ -608,7 +608,7 @@ class AuditEntry(Base):
 
 
 class EffectClaim(Base):
-    """A side effect being done now (``flows.membership.common.once``): who does it and until
+    """A side effect being done now (``flows.kit.once``): who does it and until
     when. Written before the effect, deleted with its record, so two concurrent runs never both
     send it; a claim past ``expires_at`` (its holder died) is taken over. ``subject`` is the
     effect's audit subject (a digest of the key), so no key text is stored here."""

@@ -298,7 +298,7 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
 
     # 4. Two members vote yes with the ballot's buttons on Discord (gateway → task worker).
     from flows.membership import ballot as ballots
-    from flows.membership.common import context
+    from flows.kit import context
     from flows.platforms import Platforms, use
 
     platforms = Platforms.build(charter=default_charter(), discourse=forum_sb.connect(forum_url),

@@ -5,7 +5,7 @@ The Slack connector is not part of ``flows.platforms.Platforms`` (which holds th
 platforms): :func:`current_slack` builds it from ``CHARTERFLOW_SLACK_*`` on first use, and tests
 or ``charterflow up`` install their own with :func:`use_slack`. Everything else (ledger, the
 Forum and Discord spaces, the clock, side effects done once) comes from
-``flows.membership.common``.
+``flows.kit``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from rules import Charter, Decision, needs_board
 from rules.budget import parse_amount
 from rules.platforms import PLATFORM_KINDS, check_name
 
-from flows.membership.common import Ctx, context, log, once
-from flows.membership.common import post_wg as membership_post_wg
+from flows.kit import Ctx, context, log, once
+from flows.kit import post_wg as membership_post_wg
 from flows.presentation import templates as _env
 
 __all__ = [
@@ -397,7 +397,7 @@ def render(name: str, **values: Any) -> tuple[str, str]:
 def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str,
             threads: Mapping[str, str] | None = None, **values: Any) -> dict[str, dict[str, Any]]:
     """Post a Board template to the WG's private space on every served platform, once per key
-    and platform (``flows.membership.common.post_wg``); returns platform → recorded ids."""
+    and platform (``flows.kit.post_wg``); returns platform → recorded ids."""
     return membership_post_wg(ctx, template=template, key=key, actor=actor, about=about,
                               threads=threads, renderer=render, **values)
 

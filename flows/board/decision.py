@@ -49,7 +49,7 @@ from flows.board import budget
 from flows.board.common import (TO_LEDGER, TO_SLACK, WORDS, BoardCtx, board_context, board_list,
                                 escalation_of, person_of_slack, post_wg, proposal_id_from, render,
                                 thread_reply, when, who, wg_threads)
-from flows.membership.common import artifact, log, once
+from flows.kit import artifact, log, once
 # R-PLATFORM: an approved platform proposal changes the platform list (recorded before the
 # decision is announced), then the WG is told and a retiring platform's roles are revoked.
 from flows.platforms_state import follow_up, record_board_outcome

@@ -28,7 +28,7 @@ from rules.board import endorsement_opened
 from flows.board.common import BoardCtx, post_wg, render, split_body
 from flows.membership import ballot as ballots
 from flows.membership.approval import electorate_ids
-from flows.membership.common import artifact, log, once
+from flows.kit import artifact, log, once
 
 ACTOR = "flow:board-endorsement"
 

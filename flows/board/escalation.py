@@ -34,7 +34,7 @@ from rules.board import escalated
 from flows.board import budget, endorsement
 from flows.board.common import (BoardCtx, InvalidProposal, ProposalInput, board_context,
                                 compose_body, escalation_of, post_wg, validate_proposal)
-from flows.membership.common import answer_interaction, artifact, log, once
+from flows.kit import answer_interaction, artifact, log, once
 from flows.platforms_state import check_proposal
 
 ACTOR = "flow:board-escalation"

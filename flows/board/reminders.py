@@ -23,7 +23,7 @@ from ledger.models import Proposal, ProposalStatus
 
 from flows.board import endorsement
 from flows.board.common import BoardCtx, board_context, render, thread_reply
-from flows.membership.common import artifact, log, once
+from flows.kit import artifact, log, once
 
 ACTOR = "flow:board-reminders"
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from connectors.errors import FatalError
 from flows.commons.relay import ACTOR, delete_copies
-from flows.membership.common import Ctx, context
+from flows.kit import Ctx, context
 from ledger import audit
 from ledger import commons as store
 from ledger.models import Identity

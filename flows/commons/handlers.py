@@ -16,7 +16,7 @@ from typing import Any
 from connectors.base import Links, OperatorAccount, RoomMessage, RoomWriter, UserRef
 from flows.commons.bridges import bridges
 from flows.commons.relay import relay_delete, relay_edit, relay_new
-from flows.membership.common import Ctx, context
+from flows.kit import Ctx, context
 from ledger.models import InboxEvent
 
 __all__ = ["ROUTE", "handle_commons", "register", "relay_pushed"]

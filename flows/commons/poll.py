@@ -24,7 +24,7 @@ from connectors.base import RoomReader
 from connectors.errors import ConnectorError
 from flows.commons.bridges import Bridge, CommonsSettings, bridges
 from flows.commons.relay import relay_delete, relay_edit, relay_new
-from flows.membership.common import Ctx, context
+from flows.kit import Ctx, context
 from ledger import commons as store
 from rules.commons import content_hash, deleted_ids
 

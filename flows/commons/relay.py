@@ -20,7 +20,7 @@ from typing import Any
 from connectors.base import RoomMessage, RoomWriter, instance_key
 from connectors.errors import FatalError
 from flows.commons.bridges import Bridge
-from flows.membership.common import Ctx, once
+from flows.kit import Ctx, once
 from flows.presentation import label as platform_label
 from ledger import audit
 from ledger import commons as store

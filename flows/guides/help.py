@@ -16,7 +16,7 @@ from rules.guides import Guide, match_guides
 
 from flows.guides.library import load_guides
 from flows.guides.publish import known_platforms
-from flows.membership.common import Ctx, answer_interaction, context
+from flows.kit import Ctx, answer_interaction, context
 from flows.presentation import DISCORD_MESSAGE_LIMIT, label
 
 ACTOR = "flow:guides-help"

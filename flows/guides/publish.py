@@ -28,7 +28,7 @@ from ledger import guides as shelf_ledger
 from rules.guides import Guide, GuideError, fit_guide
 
 from flows.guides.library import load_guides
-from flows.membership.common import Ctx, context, once
+from flows.kit import Ctx, context, once
 
 log = logging.getLogger("charterflow.guides")
 

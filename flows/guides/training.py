@@ -21,7 +21,7 @@ from rules.guides import Guide
 
 from flows.guides.library import load_guides
 from flows.guides.publish import guides_channel, known_platforms
-from flows.membership.common import Ctx, context, once
+from flows.kit import Ctx, context, once
 
 log = logging.getLogger("charterflow.guides")
 ACTOR = "flow:training"

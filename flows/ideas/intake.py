@@ -4,7 +4,7 @@ source, source link and author, filed once per source (``Idea.source_key``): a r
 or interaction, or a handler run again after a crash, finds the item already filed.
 
 The Discord member gets a private follow-up with the item's number; a Forum topic gets a reply
-with it. Both are side effects done once (``flows.membership.common.once``), after the item is
+with it. Both are side effects done once (``flows.kit.once``), after the item is
 in the ledger.
 """
 
@@ -25,7 +25,7 @@ from ledger.errors import NotFound
 from ledger.models import InboxEvent, Person, Platform
 
 from flows.ideas.common import IdeaInput, InvalidIdea, render, validate_idea
-from flows.membership.common import Ctx, answer_interaction, artifact, context, log, once
+from flows.kit import Ctx, answer_interaction, artifact, context, log, once
 
 ACTOR = "flow:ideas-intake"
 __all__ = ["check_url", "file_step", "handle_idea", "ideas_file", "operator_key"]

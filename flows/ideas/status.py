@@ -26,7 +26,7 @@ from rules.ideas import StatusRequest, decide_status_change
 
 from flows.ideas.common import parse_button_id, render
 from flows.ideas.digest import ideas_in, shown_after_change
-from flows.membership.common import Ctx, answer_interaction, artifact, context, once
+from flows.kit import Ctx, answer_interaction, artifact, context, once
 
 log = logging.getLogger("charterflow.ideas")
 

@@ -30,7 +30,7 @@ from rules.triage import idea_text, triage, untriaged_too_long
 
 from flows.ideas.common import backlog_rows
 from flows.ideas.digest import digest_messages
-from flows.membership.common import Ctx, context, log, once
+from flows.kit import Ctx, context, log, once
 
 ACTOR = "flow:ideas-triage"
 BACKLOG_ARTIFACT = "ideas-backlog"

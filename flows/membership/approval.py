@@ -17,7 +17,7 @@ from rules import closes_at, quorum, snapshot_electorate, voting_members
 from rules.ballots import approval_opened
 
 from flows.membership import ballot as ballots
-from flows.membership.common import Ctx, artifact, context, message_person
+from flows.kit import Ctx, artifact, context, message_person
 from flows.membership.intake import GROUP, named_identities
 from flows.presentation import label
 

@@ -35,7 +35,7 @@ from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, 
 from rules import check_vote, tally
 from rules.ballots import decide_vote
 
-from flows.membership.common import Ctx, artifact, context, log, once, post_wg, render
+from flows.kit import Ctx, artifact, context, log, once, post_wg, render
 
 ACTOR = "flow:ballot"
 OPTIONS = ("Yes", "No", "Abstain")

@@ -20,7 +20,7 @@ from ledger.models import Application, ApplicationStatus, EligibilityOutcome
 from rules import (ActivityEvidence, Applicant, Decision, DiscordEvidence, DiscourseEvidence,
                    decide_eligibility)
 
-from flows.membership.common import Ctx, artifact, context, message_person, user_ref
+from flows.kit import Ctx, artifact, context, message_person, user_ref
 from flows.membership.intake import GROUP, named_identities
 
 ACTOR = "flow:eligibility"
@@ -31,7 +31,7 @@ _OUTCOME = {"eligible": EligibilityOutcome.YES, "not-eligible": EligibilityOutco
 @task(name="collect-activity", cache_policy=NO_CACHE)
 def collect(ctx: Ctx, application_id: int) -> tuple[Applicant, dict[str, Any]]:
     """Read each named account's activity from its platform (R-ELIG-1)."""
-    from flows.membership.common import identities_of
+    from flows.kit import identities_of
 
     with ctx.ledger.read() as session:
         app = session.get(Application, application_id)

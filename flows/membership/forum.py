@@ -14,7 +14,7 @@ from typing import Any
 
 from rules.applications import QUESTIONS, parse_forum_application
 
-from flows.membership.common import Ctx, log, once, render
+from flows.kit import Ctx, log, once, render
 
 ACTOR = "flow:intake"
 

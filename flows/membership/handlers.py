@@ -24,7 +24,7 @@ from ledger.models import InboxEvent
 from rules.terms import OptInRequest, check_opt_in_sender
 
 from flows.membership import ballot as ballots
-from flows.membership.common import Ctx, answer_interaction, context
+from flows.kit import Ctx, answer_interaction, context
 from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
 from flows.platforms import Platforms
 

@@ -35,7 +35,7 @@ from rules.applications import (AccountLookup, ApplicationForm, ConfirmationAtte
                                 check_expiry, check_form, confirmation_deadline)
 from rules.decision import CodedDecision
 
-from flows.membership.common import (Ctx, artifact, context, identities_of, log, message_person,
+from flows.kit import (Ctx, artifact, context, identities_of, log, message_person,
                                      once, run_name, user_ref)
 from flows.membership.tokens import CONFIRM_PREFIX, make_token, read_token
 from flows.platforms import Platforms
@@ -68,7 +68,7 @@ def _refuse(ctx: Ctx, *, key: str, decision: CodedDecision, about: str | None = 
         _tell_refusal(ctx, key=key, platform=tell[0], username=tell[1], ruling=ruling,
                       reason=reason, code=code)
     if email and code != "duplicate":
-        from flows.membership.common import send_email
+        from flows.kit import send_email
 
         send_email(ctx, to=email, template="refused", key=f"{key}:told", actor=ACTOR, about=None,
                    username="there", group=GROUP, reason=reason, ruling=ruling,
@@ -81,7 +81,7 @@ def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: s
     space = ctx.platforms.space(platform)
     if space is None or space.messenger is None or not username:
         return
-    from flows.membership.common import render
+    from flows.kit import render
 
     title, text = render("refused", platform=platform, username=username, group=GROUP,
                          reason=reason, ruling=ruling, code=code)
@@ -317,7 +317,7 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
                        subject=application_id, identity=identity.id, expires_at=expires,
                        channel="discord" if space.capable(ButtonMessenger) is not None else "web")
     link = f"{ctx.platforms.gateway_url}/confirm/{token}"
-    from flows.membership.common import render
+    from flows.kit import render
 
     title, text = render("confirm_request", platform=space.platform, username=identity.username,
                          group=GROUP, platform_label=label(space.platform), link=link,

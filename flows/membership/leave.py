@@ -21,7 +21,7 @@ from ledger import roles as roles_ledger
 from ledger.models import BallotStatus, Membership, MembershipStatus, Person
 from rules.leaving import MembershipFacts, check_ending, ended, leave_reason
 
-from flows.membership.common import (Ctx, artifact, context, message_person, person_run_name,
+from flows.kit import (Ctx, artifact, context, message_person, person_run_name,
                                      post_wg)
 from flows.membership.intake import GROUP
 from flows.membership.roles import reconcile_person

@@ -30,7 +30,7 @@ from ledger.db import Ledger
 from ledger.errors import Conflict
 from ledger.models import MembershipStatus, Person
 
-from flows.membership.common import Ctx, context, done, log, once
+from flows.kit import Ctx, context, done, log, once
 from flows.platforms import Platforms
 
 __all__ = ["CODE_TTL", "handle_link", "link_code"]

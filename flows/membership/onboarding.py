@@ -16,7 +16,7 @@ from ledger.models import Application, ApplicationStatus, Ballot, Membership, Me
 from rules import term_window
 from rules.terms import term_started
 
-from flows.membership.common import Ctx, artifact, context, identities_of, message_person, post_wg
+from flows.kit import Ctx, artifact, context, identities_of, message_person, post_wg
 from flows.membership.intake import GROUP
 from flows.membership.roles import reconcile_person
 from flows.platforms import role_text

@@ -19,7 +19,7 @@ from rules.leaving import RemovalProposal, check_removal_proposal, removal_opene
 
 from flows.membership import ballot as ballots
 from flows.membership.approval import electorate_ids
-from flows.membership.common import (Ctx, artifact, context, message_person, person_run_name,
+from flows.kit import (Ctx, artifact, context, message_person, person_run_name,
                                      post_wg)
 from flows.membership.intake import GROUP
 from flows.membership.leave import end_membership, person_id_of

@@ -22,7 +22,7 @@ from rules.terms import decide_opt_in, term_started
 from rules.admins import place
 from rules.plan import admins_of
 
-from flows.membership.common import (Ctx, artifact, context, identities_of, log, message_person,
+from flows.kit import (Ctx, artifact, context, identities_of, log, message_person,
                                      once, person_run_name, post_wg, render, user_ref)
 from flows.membership.intake import GROUP
 from flows.membership.leave import end_membership

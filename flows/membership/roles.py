@@ -24,7 +24,7 @@ from ledger import repo
 from ledger.models import Person
 from rules import Assignment, plan_roles
 
-from flows.membership.common import Ctx, artifact, identities_of, user_ref
+from flows.kit import Ctx, artifact, identities_of, user_ref
 from flows.platforms import parse_role
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.errors import FatalError
-from flows.membership.common import Ctx, done, once
+from flows.kit import Ctx, done, once
 from flows.moderation.common import ACTOR, ModeratorSpace, moderator_spaces, platform_name, render, settings
 from ledger import moderation as modlog
 from ledger import repo

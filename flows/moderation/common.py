@@ -26,7 +26,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.base import ButtonMessenger, ChannelText, MessageEditor, MessageRef, Messenger, ModerationLog
-from flows.membership.common import Ctx
+from flows.kit import Ctx
 from flows.presentation import templates as _env
 
 ACTOR = "flow:moderation"

@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.membership.common import Ctx, context, once
+from flows.kit import Ctx, context, once
 from flows.moderation.common import ACTOR, moderator_spaces, platform_name, render
 from flows.moderation.figures import figures_between, table_rows
 from ledger import moderation as modlog

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import Role, RoleResolver
-from flows.membership.common import answer_interaction, context
+from flows.kit import answer_interaction, context
 from flows.moderation.common import ACTOR, BUTTON_PREFIX
 from ledger import moderation as modlog
 from ledger.errors import NotFound

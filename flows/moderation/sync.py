@@ -17,7 +17,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.base import Instanced, ModerationEntry, ModerationLog
-from flows.membership.common import Ctx, context
+from flows.kit import Ctx, context
 from flows.moderation.common import logs
 from ledger import moderation as modlog
 from rules.moderation import normalise, parse_time

@@ -23,7 +23,7 @@ from connectors.base import Calendar, Links
 from ledger import reports as store
 from rules.reports import meeting_due
 
-from flows.membership.common import Ctx, artifact, context, once, post_wg
+from flows.kit import Ctx, artifact, context, once, post_wg
 from flows.reports.render import render_meeting_reminder
 
 __all__ = ["meetings_quarterly", "run_meetings"]

@@ -46,7 +46,7 @@ from ledger.models_reports import ReportStatus
 from rules import Decision
 from rules.reports import Quarter, ReportApproval, check_privacy, check_publish, check_report_approval
 
-from flows.membership.common import Ctx, answer_interaction, context, once, run_name
+from flows.kit import Ctx, answer_interaction, context, once, run_name
 from flows.reports.charts import data_uri, render_charts
 from flows.reports.render import (CHARTS, ReportTexts, facts_digest, render_approval_request,
                                   render_report)

@@ -36,7 +36,7 @@ from ledger import audit, repo
 from ledger.models import Identity, InboxEvent, Platform, PlatformRoleAssignment
 from rules import Change
 
-from flows.membership.common import (Ctx, answer_interaction, artifact, context, identities_of,
+from flows.kit import (Ctx, answer_interaction, artifact, context, identities_of,
                                      once, person_run_name, post_wg)
 from flows.platforms import role_text
 from flows.platforms_state import role_platforms

@@ -28,7 +28,7 @@ from connectors.base import Role, UserRef
 from ledger import audit, repo
 from ledger.models import Person
 
-from flows.membership.common import Ctx
+from flows.kit import Ctx
 
 log = logging.getLogger("charterflow.roles")
 

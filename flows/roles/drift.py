@@ -36,7 +36,7 @@ from ledger.models import Identity, Person, Platform, PlatformRoleAssignment
 from rules.admins import check_admins
 from rules.plan import admins_of
 
-from flows.membership.common import Ctx, artifact, context, once
+from flows.kit import Ctx, artifact, context, once
 from flows.roles.change import render
 from flows.roles.plan import RolesPlan, admin_lines, build_plan, format_plan
 

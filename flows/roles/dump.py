@@ -32,7 +32,7 @@ from ledger.models import Identity, Person, Platform
 from ledger.roster import import_roster, parse_roster
 from rules.errors import describe_validation_error
 
-from flows.membership.common import Ctx
+from flows.kit import Ctx
 from flows.platforms import parse_role
 from flows.roles.plan import roles_to_observe
 

@@ -50,7 +50,7 @@ def handle_role_command(*, ledger: Any, event: InboxEvent, now: datetime | None 
     """Inbox handler of Discord ``/role``; idempotent (a replayed event returns the recorded
     outcome and sends nothing). Returns ``roles-change:<status>`` or
     ``refused:R-MOD:not-a-member``."""
-    from flows.membership.common import answer_interaction, context, done, once
+    from flows.kit import answer_interaction, context, done, once
     from flows.platforms import current_platforms, use
     from flows.roles.change import roles_change
 

@@ -38,7 +38,7 @@ from ledger import repo
 from rules import Assignment, Plan, count_admins, plan_roles
 from rules.plan import ADMIN, admins_of
 
-from flows.membership.common import Ctx
+from flows.kit import Ctx
 from flows.platforms import parse_role, role_text
 
 ROLE_ORDER = ("admin", "moderator")

@@ -35,7 +35,7 @@ from rules import EndOfMembership, admin_revocation, end_of_membership
 from rules.admins import place
 from rules.plan import ADMIN, admins_of
 
-from flows.membership.common import Ctx, artifact, context, post_wg
+from flows.kit import Ctx, artifact, context, post_wg
 from flows.platforms import role_text
 from flows.roles.plan import Observation, observe
 

@@ -30,7 +30,7 @@ from ledger import roles as roles_ledger
 from ledger.models import Identity, InboxEvent, Person, Platform, PlatformRoleAssignment
 from ledger.models_roles import RoleTraining
 
-from flows.membership.common import Ctx, answer_interaction, artifact, context, once
+from flows.kit import Ctx, answer_interaction, artifact, context, once
 from flows.presentation import TEMPLATES
 from flows.presentation import templates as _env
 

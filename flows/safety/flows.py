@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.membership.common import context
+from flows.kit import context
 from ledger import safety as queue_ledger
 from rules.safety import figures
 

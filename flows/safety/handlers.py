@@ -18,7 +18,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from flows.membership.common import answer_interaction, context
+from flows.kit import answer_interaction, context
 from flows.safety.common import ACTOR, BUTTON_PREFIX, MESSAGE_COMMAND
 from flows.safety.queue import Incoming, claim, refer, resolve, take_report
 from ledger.errors import NotFound

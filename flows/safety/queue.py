@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import MessageRef
-from flows.membership.common import Ctx, done, once
+from flows.kit import Ctx, done, once
 from flows.safety.common import ACTOR, BUTTON_PREFIX, render, settings
 from flows.safety.room import has_buttons, rooms
 from ledger import repo

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from connectors.base import ButtonMessenger, MessageEditor, MessageRef, ModeratorsRoom
-from flows.membership.common import Ctx
+from flows.kit import Ctx
 from flows.moderation.common import ModeratorSpace, moderator_spaces
 
 # Discord: at most 5 buttons in a row and 5 rows in a message.

@@ -24,7 +24,7 @@ from rules.appointments import LABELS
 
 from flows.membership import ballot as ballots
 from flows.membership.approval import electorate_ids
-from flows.membership.common import context, run_name
+from flows.kit import context, run_name
 from flows.wg_roles.common import appoint, nominee_of, post_wg, render, request_or_refuse, result, show
 
 ACTOR = "flow:wg-roles-ballot"

@@ -33,7 +33,7 @@ from ledger.models_appointments import WgAppointment
 from rules.appointments import LABELS
 
 from flows.board.common import BoardCtx, board_context, board_list, person_of_slack
-from flows.membership.common import done, log, once
+from flows.kit import done, log, once
 from flows.wg_roles.common import appoint, post_wg, render, request_or_refuse, result, show
 
 ACTOR = "flow:wg-roles-board"

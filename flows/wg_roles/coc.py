@@ -16,7 +16,7 @@ from connectors.errors import ConfigError, PolicyViolation
 from ledger.models import InboxEvent
 from ledger.models_appointments import WgAppointment
 
-from flows.membership.common import context, log, once
+from flows.kit import context, log, once
 from flows.wg_roles.common import appoint, render, request_or_refuse, result, show
 from flows.wg_roles.links import PATH, make_link_token, read_link_token
 from flows.wg_roles.settings import WgRolesSettings

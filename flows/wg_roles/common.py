@@ -20,7 +20,7 @@ from ledger.roster import stored_list
 from rules import Decision, WgRoles
 from rules.appointments import LABELS, AppointmentCheck, check_appointment
 
-from flows.membership.common import Ctx, artifact, post_wg
+from flows.kit import Ctx, artifact, post_wg
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,

@@ -26,7 +26,7 @@ ACTOR = "flow:wg-roles-command"
 def handle_appoint_command(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler of Discord ``/appoint``; idempotent (a replayed event returns the recorded
     result and sends nothing). Returns ``wg-appointment:<id>:<status>`` or ``refused:<ruling>``."""
-    from flows.membership.common import answer_interaction, context, done
+    from flows.kit import answer_interaction, context, done
     from flows.platforms import current_platforms, use
     from flows.wg_roles.ballot import open_step
 

@@ -14,7 +14,7 @@ from ledger.models import Person
 from rules import Decision
 from rules.appointments import LABELS, vacancies
 
-from flows.membership.common import Ctx, artifact, context
+from flows.kit import Ctx, artifact, context
 from flows.wg_roles.common import post_wg, render, roles_now
 
 ACTOR = "flow:wg-roles-vacancies"

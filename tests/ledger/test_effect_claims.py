@@ -17,7 +17,7 @@ from ledger import repo
 from ledger.db import Ledger
 from ledger.models import EffectClaim
 
-from flows.membership.common import Ctx, once
+from flows.kit import Ctx, once
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOST = socket.gethostname()

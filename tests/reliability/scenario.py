@@ -31,7 +31,7 @@ from flows.board.decision import record_decision
 from flows.board.escalation import board_escalation
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.membership.common import context
+from flows.kit import context
 from flows.membership.removal import open_removal_ballot
 from flows.membership.renewal import opt_in, renewal
 

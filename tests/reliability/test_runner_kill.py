@@ -29,7 +29,7 @@ from tests.reliability.serve_closer import DEPLOYMENT
 from tests.reliability.world import APPLICANTS, duplicates, stack
 
 from flows.membership import ballot as ballots
-from flows.membership.common import context
+from flows.kit import context
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

@@ -45,7 +45,7 @@ from flows.board.decision import record_decision
 from flows.board.escalation import handle_board_proposal
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.membership.common import context
+from flows.kit import context
 from flows.platforms import Platforms, served_by_ledger, use
 from flows.platforms_state import platform_states, platforms_trial_ends
 from flows.roles.plan import apply_plan, build_plan

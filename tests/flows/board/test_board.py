@@ -27,7 +27,7 @@ from flows.board.decision import handle_board_decision, record_decision
 from flows.board.escalation import board_escalation
 from flows.board.reminders import board_reminders, due_number
 from flows.membership import ballot as ballots
-from flows.membership.common import context
+from flows.kit import context
 from rules import default_charter
 
 ROOT = Path(__file__).resolve().parents[3]

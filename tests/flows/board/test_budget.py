@@ -30,7 +30,7 @@ from flows.board.budget import (close_request, link_idea, list_requests, record_
 from flows.board.decision import record_decision
 from flows.board.escalation import board_escalation
 from flows.membership import ballot as ballots
-from flows.membership.common import context
+from flows.kit import context
 from flows.reports.quarterly import reports_approve, reports_quarterly
 
 

@@ -25,7 +25,7 @@ from flows import inbox
 from flows.board.common import InvalidProposal, validate_proposal
 from flows.board.decision import record_decision
 from flows.board.escalation import board_escalation, handle_board_proposal
-from flows.membership.common import context
+from flows.kit import context
 from flows.platforms_state import follow_up, platform_states, platforms_trial_ends
 from rules import default_charter
 

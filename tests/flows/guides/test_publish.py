@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 
 from flows.guides.publish import guides_publish, status_rows
-from flows.membership.common import context
+from flows.kit import context
 from ledger import guides as shelf_ledger
 from tests.support.guides import CHANNELS
 from tests.support.membership import NOW

@@ -28,7 +28,7 @@ from tests.support.ledger import create_database
 
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.membership.common import context
+from flows.kit import context
 from flows.membership.handlers import handle_confirm, handle_intake, handle_vote
 from flows.membership.intake import confirm_identity
 from flows.platforms import Platforms, use

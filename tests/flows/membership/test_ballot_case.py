@@ -11,7 +11,7 @@ from ledger.models import Application, Ballot, BallotOutcome
 
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.membership.common import context
+from flows.kit import context
 from flows.membership.intake import intake
 from tests.support.membership import NOW, apply_proven, press_vote
 

@@ -17,7 +17,7 @@ from ledger.models import Ballot, BallotOutcome, InboxEvent
 from flows import inbox
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.membership.common import context
+from flows.kit import context
 from flows.membership.removal import open_removal_ballot
 from tests.support.membership import NOW
 

@@ -15,7 +15,7 @@ from ledger.models import (Application, ApplicationStatus, AuditEntry, Ballot, B
 
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.membership.common import context
+from flows.kit import context
 from flows.membership.removal import open_removal_ballot
 from tests.support.membership import NOW, apply_proven, discord_dms, forum_pms, press_vote
 

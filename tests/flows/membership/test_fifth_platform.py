@@ -179,7 +179,7 @@ def test_membership_lifecycle_on_a_fifth_platform(parlor_world):
         assert app.eligibility[-1].evidence["platforms"]["parlor"]["post_count"] == 25
         ballot_id = app.ballot_id
         assert len(session.get(Ballot, ballot_id).electors) == len(MEMBERS)
-    from flows.membership.common import context
+    from flows.kit import context
 
     where = ballots.refs(context(NOW), ballot_id)
     assert set(where) == {"discourse", "discord", "parlor"}

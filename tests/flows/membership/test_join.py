@@ -79,7 +79,7 @@ def test_apply_confirm_vote_onboard(world):
         assert app.eligibility[-1].outcome.value == "yes"
         ballot_id = app.ballot_id
         assert len(session.get(Ballot, ballot_id).electors) == 7
-    from flows.membership.common import context
+    from flows.kit import context
 
     ctx = context(NOW)
     where = ballots.refs(ctx, ballot_id)

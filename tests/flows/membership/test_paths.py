@@ -25,7 +25,7 @@ from ledger.models import Application, ApplicationStatus, Identity, InboxEvent, 
 
 from flows import inbox
 from flows.membership import ballot as ballots
-from flows.membership.common import context
+from flows.kit import context
 from flows.membership.handlers import handle_intake, handle_optin
 from flows.membership.intake import confirm_identity, expire_applications
 from flows.membership.renewal import renewal

@@ -18,7 +18,7 @@ from ledger.privacy import personal_values
 
 from flows.inbox import prefect_http
 from flows.membership.ballot import refs
-from flows.membership.common import context
+from flows.kit import context
 from flows.membership.handlers import handle_confirm, handle_intake
 from flows.membership.intake import confirm_identity
 from flows.membership.leave import leave

@@ -23,7 +23,7 @@ from rules.applications import TOPIC_TEMPLATE
 
 from flows import inbox
 from flows.membership import ballot as ballots
-from flows.membership.common import context
+from flows.kit import context
 from flows.membership.intake import confirm_identity, expire_applications
 from tests.support.membership import NOW, discord_dms, forum_pms, press_vote
 

@@ -14,7 +14,7 @@ from ledger.migrate import upgrade
 from ledger.models_reports import Meeting
 from rules.reports import Quarter, add_months, meeting_due, meeting_starts
 
-from flows.membership.common import context
+from flows.kit import context
 from flows.reports.meetings import meetings_quarterly, run_meetings
 from tests.support.reports import NOW, ReportWorld, at
 

@@ -17,7 +17,7 @@ from ledger.models_roles import AdminRevocation
 from tests.support.membership import NOW, discord_dms, forum_pms
 from tests.support.roles import want
 
-from flows.membership.common import context
+from flows.kit import context
 from flows.membership.leave import leave
 from flows.membership.renewal import renewal
 from flows.platforms import parse_role

@@ -12,7 +12,7 @@ from ledger import repo
 from ledger.errors import ConfigError
 from tests.support.membership import NOW
 
-from flows.membership.common import context
+from flows.kit import context
 from flows.roles.dump import import_roles, parse_roles_file
 from flows.roles.plan import build_plan
 

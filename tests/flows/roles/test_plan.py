@@ -11,7 +11,7 @@ from connectors.base import Role
 from ledger.models import AuditEntry
 from tests.support.roles import want
 
-from flows.membership.common import context
+from flows.kit import context
 from flows.roles.plan import build_plan
 
 runner = CliRunner()

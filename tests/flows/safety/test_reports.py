@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from flows import inbox
-from flows.membership.common import context
+from flows.kit import context
 from flows.safety import queue
 from flows.safety.common import MESSAGE_COMMAND
 from ledger import repo

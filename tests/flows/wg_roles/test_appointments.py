@@ -77,7 +77,7 @@ def test_co_chair_by_ballot_with_the_r_role_chair_warning(world: World):
     assert _holders(world) == {"chair": "avery_quill"}
 
     from flows.membership import ballot as ballots
-    from flows.membership.common import context
+    from flows.kit import context
 
     ref = ballots.refs(context(NOW), out["ballot"])["discord"]
     for name in ("avery_quill", "cleo_marsh", "dario_fenwick", "felix_oakes"):

@@ -1,5 +1,5 @@
-"""What every membership flow shares: the clock, side effects done once, messages rendered
-from templates, and decision artifacts.
+"""The flow toolkit every capability package shares (``flows.kit``): the context, the clock,
+side effects done once, messages rendered from templates, and decision artifacts.
 
 **Side effects once.** :func:`once` looks the effect's key up in the ledger (``effect_get``);
 when it is recorded nothing is sent; otherwise it acts (the connector call carries the same key,
