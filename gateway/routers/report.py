@@ -80,7 +80,7 @@ def validate(posted: dict[str, str], *, max_text: int) -> tuple[dict[str, str], 
 
 def _page(name: str, *, status: int = 200, cookie: str | None = None, secure: bool = False,
           **context: Any) -> HTMLResponse:
-    from gateway.app import GROUP_NAME, HTML_HEADERS
+    from gateway.state import GROUP_NAME, HTML_HEADERS
 
     html = _templates.get_template(name).render(group_name=GROUP_NAME, platforms=PLATFORMS,
                                                 kinds=TARGET_KINDS, **context)
