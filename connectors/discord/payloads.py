@@ -76,7 +76,8 @@ APPLY_QUESTIONS: tuple[dict[str, Any], ...] = (
      "required": True, "min_length": 1, "max_length": 4000},
 )
 
-# Slash commands registered by `charterflow discord register-commands` (CHAT_INPUT, type 1).
+# Commands registered by `charterflow discord register-commands`: slash commands (CHAT_INPUT,
+# type 1) and one message command (type 3).
 COMMANDS: tuple[dict[str, Any], ...] = (
     {"name": "apply", "type": 1, "description": "Apply to join the Online Community Working Group"},
     {"name": "idea", "type": 1, "description": "Suggest an idea to the working group",
@@ -141,6 +142,9 @@ COMMANDS: tuple[dict[str, Any], ...] = (
     {"name": "help", "type": 1, "description": "Find the community guides on a topic",
      "options": [{"type": 3, "name": "topic", "description": "What you need help with (empty: where to start)",
                   "required": False, "max_length": 100}]},
+    # R-SAFE-1: a message command (type 3, in the message's Apps menu; no description), handled
+    # by flows.safety. https://discord.com/developers/docs/interactions/application-commands#message-commands
+    {"name": "Report to moderators", "type": 3, "description": ""},
 )
 
 

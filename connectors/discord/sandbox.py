@@ -1287,16 +1287,27 @@ def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
     out = []
     for i, cmd in enumerate(data):
         name = cmd.get("name") if isinstance(cmd, dict) else None
-        desc = cmd.get("description") if isinstance(cmd, dict) else None
-        if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
+        desc = cmd.get("description", "") if isinstance(cmd, dict) else None
+        kind = cmd.get("type", 1) if isinstance(cmd, dict) else None
+        # USER (2) and MESSAGE (3) commands: any case, spaces allowed, an empty description.
+        # https://discord.com/developers/docs/interactions/application-commands#application-command-object
+        if kind in (2, 3):
+            if not isinstance(name, str) or not 1 <= len(name.strip()) <= 32 or len(name) > 32:
+                return _form_error(**{f"{i}.name": "Command name is invalid"})
+            if desc != "" or cmd.get("options"):
+                return _form_error(**{f"{i}.description": "User and message commands take no "
+                                                          "description and no options."})
+        elif kind != 1:
+            return _form_error(**{f"{i}.type": "Value must be one of {1, 2, 3}."})
+        elif not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
             return _form_error(**{f"{i}.name": "Command name is invalid"})
-        if not isinstance(desc, str) or not 1 <= len(desc) <= 100:
+        elif not isinstance(desc, str) or not 1 <= len(desc) <= 100:
             return _form_error(**{f"{i}.description": "Must be between 1 and 100 in length."})
         if name in names:
             return _form_error(**{f"{i}.name": "Application command names must be unique"})
         names.add(name)
         out.append(shaped(_shapes.COMMAND, id=sb._id(), application_id=sb.seed.application_id,
-                          version=sb._id(), type=cmd.get("type", 1), name=name, description=desc,
+                          version=sb._id(), type=kind, name=name, description=desc,
                           **({"guild_id": scope} if scope != "global" else {}),
                           **({"options": [dict(o) for o in cmd["options"]]}
                              if cmd.get("options") else {})))

@@ -97,6 +97,21 @@ def test_discord_non_snowflake_path_id_answers_400_invalid_form_body(discord: An
     assert "user_id" in body["errors"]
 
 
+def test_discord_message_commands_take_any_case_and_no_description(discord: Any) -> None:
+    # Discord: USER/MESSAGE command names may be mixed case with spaces; their description is "".
+    seed = discord.sandbox.seed
+    path = f"/applications/{seed.application_id}/guilds/{seed.guild_id}/commands"
+    ok = _discord(discord, "PUT", path, json=[{"name": "Report to moderators", "type": 3,
+                                               "description": ""}])
+    assert ok.status_code == 200 and ok.json()[0]["type"] == 3, ok.text
+    for bad in ({"name": "Report to moderators", "type": 3, "description": "Report it"},
+                {"name": "Report", "type": 1, "description": "A slash command in capitals"},
+                {"name": "x" * 33, "type": 3, "description": ""},
+                {"name": "report", "type": 4, "description": "no such type"}):
+        refused = _discord(discord, "PUT", path, json=[bad])
+        assert refused.status_code == 400 and refused.json()["code"] == 50035, bad
+
+
 def test_discord_audit_log_reason_over_512_characters_is_refused(discord: Any) -> None:
     sandbox = discord.sandbox
     guild = sandbox.seed.guild_id

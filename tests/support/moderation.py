@@ -4,7 +4,10 @@ tests/flows/moderation/conftest.py, overrides the membership one)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,3 +138,44 @@ def press(world: World, *, user: str, message: dict[str, Any], custom_id: str) -
 def buttons(message: dict[str, Any]) -> list[str]:
     """The custom_ids of a message's buttons."""
     return [b["custom_id"] for row in message["components"] for b in row["components"]]
+
+
+@contextmanager
+def moderation_world(tmp_path: Path, *, names: tuple[str, ...] = ("cleo_marsh", "avery_quill"),
+                     extra: Callable[[Any, dict[str, int]], None] | None = None) -> Iterator[World]:
+    """The seeded Forum and Discord sandboxes, served on loopback, and a ledger with ``names``
+    linked to both (``extra(session, people)`` adds more in the same transaction); the flows of
+    this process use its ledger and platforms while it is open."""
+    from connectors.discord.connector import DiscordConnector
+    from connectors.discourse.connector import DiscourseConnector
+    from flows.platforms import use
+    from ledger.migrate import upgrade
+    from rules import default_charter
+    from tests.support.net import LoopbackServer
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    upgrade(ledger)
+    fsb = DiscourseConnector.sandbox(seed=forum_seed())
+    dsb = DiscordConnector.sandbox(seed=discord_seed())
+    with LoopbackServer(fsb.app) as f_srv, LoopbackServer(dsb.app) as d_srv:
+        forum = fsb.connect(f_srv.url, max_retries=1)
+        discord = dsb.connect(d_srv.url, max_retries=1)
+        platforms = Platforms.build(charter=default_charter(), discourse=forum, discord=discord,
+                                    confirm_secret="test-only-secret", gateway_url="http://gateway.test")
+        people: dict[str, int] = {}
+        with ledger.transaction() as session:
+            for name in names:
+                person = repo.create_person(session, handle=name, actor="operator", at=NOW)
+                for platform, conn in (("discourse", forum), ("discord", discord)):
+                    user = conn.find_user(name)
+                    repo.add_identity(session, person, platform=platform, actor="operator",
+                                      external_id=user.id, username=user.username, at=NOW)
+                people[name] = person.id
+            if extra is not None:
+                extra(session, people)
+        with use(ledger=ledger, platforms=platforms):
+            yield World(ledger=ledger, platforms=platforms, forum_sb=fsb, forum_url=f_srv.url,
+                        discord_sb=dsb, discord_url=d_srv.url, people=people)
+        forum.close()
+        discord.close()
+    ledger.dispose()

@@ -267,7 +267,8 @@ def test_scheduled_event_is_external_and_not_duplicated(discord: Any) -> None:
 def test_slash_commands_modal_and_followups_through_the_sandbox(discord: Any) -> None:
     c = discord.connect()
     sb = discord.sandbox
-    assert [r["name"] for r in c.register_commands()] == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status", "appoint", "help"]
+    assert [r["name"] for r in c.register_commands()] == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status", "appoint", "help",
+        "Report to moderators"]
     ping = sb._control_post(discord.url, {"type": "ping", "user": "cleo_marsh"})
     assert ping["response"] == {"type": 1} and not ping["failed"]
     apply = sb.command(discord.url, user="esme_voss", name="apply")

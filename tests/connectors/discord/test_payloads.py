@@ -112,9 +112,22 @@ def test_apply_modal_has_the_three_questions_of_r_app_1() -> None:
 def test_commands_are_valid_discord_command_definitions() -> None:
     names = [c["name"] for c in payloads.COMMANDS]
     assert names == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status",
-                     "appoint", "help"]
+                     "appoint", "help", "Report to moderators"]
     for command in payloads.COMMANDS:
-        assert command["name"].islower() and 1 <= len(command["description"]) <= 100
+        if command["type"] == 3:  # a message command: any case, spaces, no description
+            assert 1 <= len(command["name"]) <= 32 and command["description"] == ""
+        else:
+            assert command["name"].islower() and 1 <= len(command["description"]) <= 100
+
+
+def test_the_report_message_command_is_the_one_the_safety_flows_route() -> None:
+    # R-SAFE-1: the registered name is what the interaction carries and the inbox routes.
+    from flows import inbox
+    from flows.safety.common import MESSAGE_COMMAND
+
+    [report] = [c for c in payloads.COMMANDS if c["type"] == 3]
+    assert report["name"] == MESSAGE_COMMAND
+    assert inbox.COMMAND_ROUTES[MESSAGE_COMMAND] == "safety-report"
 
 
 def test_welcome_screen_enforces_discords_limits_never_cuts() -> None:

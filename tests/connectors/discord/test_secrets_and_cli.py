@@ -70,8 +70,10 @@ def test_register_commands_cli_against_the_sandbox(discord: Any, monkeypatch: py
     result = CliRunner().invoke(_app(), ["discord", "register-commands"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert [c["name"] for c in out["commands"]] == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status", "appoint", "help"]
-    assert discord.state()["commands"][discord.sandbox.seed.guild_id] == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status", "appoint", "help"]
+    assert [c["name"] for c in out["commands"]] == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status", "appoint", "help",
+        "Report to moderators"]
+    assert discord.state()["commands"][discord.sandbox.seed.guild_id] == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status", "appoint", "help",
+        "Report to moderators"]
     dry = CliRunner().invoke(_app(), ["discord", "register-commands", "--dry-run", "--scope", "global"])
     assert dry.exit_code == 0 and json.loads(dry.stdout)["scope"] == "global"
 
