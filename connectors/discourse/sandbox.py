@@ -121,7 +121,8 @@ class SeedWebhook(SeedModel):
     """Where the sandbox sends webhooks (``url`` null: nowhere) and the secret it signs with."""
     url: str | None = None
     secret: str | None = None
-    events: list[str] = ["topic_created", "post_created", "post_edited", "post_destroyed", "ping"]
+    events: list[str] = ["topic_created", "post_created", "post_edited", "post_destroyed",
+                         "flag_created", "ping"]
 
 
 class SandboxSeed(SeedModel):
@@ -277,6 +278,7 @@ class DiscourseSandbox(Sandbox):
             self.webhook_pending: list[dict[str, Any]] = []
             self.uploads: dict[int, dict[str, Any]] = {}
             self.staff_actions: list[dict[str, Any]] = []
+            self.flags: list[dict[str, Any]] = []  # {id, post_id, user_id, type, at}
             self._next_event = seed.first_event_id
             limits = self.settings
             self._admin_hits = SlidingWindow(limits.admin_api_limit, limits.admin_api_window)
@@ -376,6 +378,7 @@ class DiscourseSandbox(Sandbox):
                            "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
                           for p in self.posts.values() for poll in p["polls"]],
                 "role_changes": list(self.role_changes), "staff_actions": copy.deepcopy(self.staff_actions),
+                "flags": copy.deepcopy(self.flags),
                 "pending_admin_confirmations": [{k: v[k] for k in ("user_id", "requested_by", "expires_at")}
                                                 for v in self.pending_admin.values()],
                 "emails": list(self.emails),
@@ -1199,6 +1202,45 @@ def _destroy_post(sb: DiscourseSandbox, req: Call) -> Reply:
         sb.topics.pop(topic["id"], None)
     sb._emit("post_destroyed", payload)
     return Reply(200, {})
+
+
+# Post action types that are flags (PostActionType.flag_types): each opens a review.
+_FLAG_TYPES = {3: "off_topic", 4: "inappropriate", 7: "notify_moderators", 8: "spam"}
+
+
+@_route("POST", "/post_actions.json")
+def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
+    """Flag a post (``PostActionsController#create``: ``id``, ``post_action_type_id``; only the
+    flag types are emulated). Discourse opens a review and sends ``flag_created``
+    (``WebHookFlagSerializer``); the same flag twice by one user is refused."""
+    data, acting = req.form(), req.user
+    try:
+        post_id, kind = int(data.get("id")), int(data.get("post_action_type_id"))
+    except (TypeError, ValueError):
+        return _invalid_parameters("id and post_action_type_id must be integers")
+    if kind not in _FLAG_TYPES:
+        return _not_emulated_action(kind)
+    post = sb.posts.get(post_id)
+    if post is None or not _visible(sb, post, acting):
+        return _not_found()
+    if any(f["post_id"] == post_id and f["user_id"] == acting["id"] and f["type"] == kind
+           for f in sb.flags):
+        return _invalid_access()
+    flag = {"id": len(sb.flags) + 1, "post_id": post_id, "user_id": acting["id"], "type": kind,
+            "at": _iso(datetime.now(UTC))}
+    sb.flags.append(flag)
+    sb._emit("flag_created", {"flag": {
+        "id": flag["id"], "post": sb._post_payload(post)["post"], "flag_type": _FLAG_TYPES[kind],
+        "created_by": {"id": acting["id"], "username": acting["username"], "name": acting["name"],
+                       "avatar_template": sb._avatar(acting)},
+        "created_at": flag["at"], "resolved_at": None, "resolved_by": None}})
+    return Reply(200, _post_show(sb, post, acting))
+
+
+def _not_emulated_action(kind: int) -> Reply:
+    """A like, bookmark… (not a flag): loud, as every endpoint the sandbox does not emulate."""
+    return Reply(501, {"errors": [f"not emulated by the sandbox: POST /post_actions.json with "
+                                  f"post_action_type_id {kind}"], "error_type": "not_emulated"})
 
 
 def _multipart(req: Call) -> dict[str, Any]:

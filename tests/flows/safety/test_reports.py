@@ -333,3 +333,55 @@ def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(world: World
             world.platforms.mailer = None
     assert mail["to"] == ["coc-wg@example.org"] and f"report #{report.id}" in mail["subject"]
     assert "a private threat" in mail["text"] and "R-SAFE-2" in mail["text"]
+
+
+def test_r_safe_1_a_flag_raised_on_the_forum_arrives_as_its_webhook_and_becomes_one_report(world: World) -> None:
+    """A member flags a post through the Forum's own API (``POST /post_actions.json``); the Forum
+    sends ``flag_created``, which is verified, routed and taken as one report; the same flag
+    again is refused by the Forum."""
+    import queue as queues
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tests.support.net import LoopbackServer
+
+    received: queues.Queue[tuple[dict[str, str], bytes]] = queues.Queue()
+
+    async def hook(request: Request) -> Response:
+        received.put((dict(request.headers), await request.body()))
+        return Response(status_code=200)
+
+    def as_user(user: str) -> dict[str, str]:
+        return {"Api-Key": world.forum_sb.api_key, "Api-Username": user}
+
+    with LoopbackServer(Starlette(routes=[Route("/hooks/discourse", hook, methods=["POST"])])) as hooks:
+        world.forum_sb.webhook.url = f"{hooks.url}/hooks/discourse"
+        posted = httpx.post(f"{world.forum_url}/posts.json", headers=as_user("rowan_vale"), timeout=10, json={
+            "title": "Nobody here knows anything at all", "category": "General",
+            "raw": "Everyone who answered me here is useless and should leave."})
+        assert posted.status_code == 200, posted.text
+        post_id = posted.json()["id"]
+        flag = {"id": post_id, "post_action_type_id": 4}
+        flagged = httpx.post(f"{world.forum_url}/post_actions.json", headers=as_user("cleo_marsh"), json=flag,
+                             timeout=10)
+        assert flagged.status_code == 200, flagged.text
+        again = httpx.post(f"{world.forum_url}/post_actions.json", headers=as_user("cleo_marsh"), json=flag,
+                           timeout=10)
+        assert again.status_code == 403
+        while True:  # topic_created and post_created come first
+            headers, body = received.get(timeout=10)
+            if headers.get("x-discourse-event") == "flag_created":
+                break
+    event = world.forum.verify(headers=headers, body=body)
+    route = inbox.route_for(source="discourse", kind=event.kind, attributes=event.attributes,
+                            config=inbox.RoutingConfig())
+    assert route == "safety-flag"
+    result = inbox.handle_event(world.ledger, _store(world, event, route))
+    report = only_report(world)
+    assert result == f"taken:{report.id}" and report.via == "discourse" and report.target_kind == "post"
+    assert any("Forum flag: inappropriate" in m["content"] for m in room(world))
+    assert [f["type"] for f in world.forum_sb.state()["flags"]] == [4]
