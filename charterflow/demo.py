@@ -18,7 +18,11 @@ The story, each step waiting for its effect (the ledger or a sandbox's state) wi
    presses **Approve** in Slack; the appointment is recorded, then announced (R-ROLE-APPOINT);
 7. **idea**: a community member files an idea with Discord ``/idea``, and the
    ``ideas-triage/operator`` deployment triages the backlog;
-8. then each installed connector plugin's steps (:func:`plugin_steps`): with Matrix under `up`,
+8. **guides**: the ``guides-publish/operator`` deployment publishes the community guides (R-GUIDE);
+9. **report**: a member writes in ``#general`` and another reports it with Discord's message
+   command **Report to moderators**; the report is taken once and shown in the moderators' room
+   with Claim / Resolve buttons (R-SAFE-1);
+10. then each installed connector plugin's steps (:func:`plugin_steps`): with Matrix under `up`,
    the Chair links their Matrix account (``!link``, the code from a Discord DM), the trial the
    Board just approved being served.
 
@@ -474,6 +478,34 @@ class Demo:
         self.run_deployment(step, "ideas-triage/operator", {})
         self.say("      the backlog was triaged")
 
+    def step_report(self, stamp: str) -> None:
+        """R-SAFE-1: a member writes in #general; another picks "Report to moderators" in the
+        message's Apps menu; the report is taken once and shown in the moderators' room."""
+        from sqlalchemy import func, select
+
+        from ledger.models_safety import SafetyReport
+
+        step = "report a message to the moderators"
+        writer, reporter = (p.discord["username"] for p in self.community.applicants()[-2:])
+        with self.ledger.read() as session:
+            before = int(session.scalar(select(func.max(SafetyReport.id))) or 0)
+        written = self.http.post(f"{self.discord}/_sandbox/messages", json={
+            "user": writer, "channel": "general",
+            "content": f"Nobody asked you, and nobody here wants your answers. ({stamp})"})
+        if written.status_code != 200:
+            raise DemoFailed(step, f"the Discord sandbox refused the message: {written.text[:300]}")
+        self.interact(step, {"type": "message_command", "user": reporter, "name": "Report to moderators",
+                             "message_id": written.json()["id"]})
+        self.say(f"      {reporter} reported a message of {writer} (the message's Apps menu)")
+
+        def taken() -> str | None:
+            with self.ledger.read() as session:
+                row = session.scalars(select(SafetyReport).where(SafetyReport.id > before)).first()
+                return f"report #{row.id} ({row.state})" if row is not None else None
+
+        self.say(f"      {self.wait(step, 'the report did not reach the queue', taken)}: shown in the "
+                 "moderators' room with Claim / Resolve buttons; the inspector's Discord page shows it")
+
     def step_guides(self) -> None:
         from ledger import guides as shelf_ledger
 
@@ -524,6 +556,7 @@ def run_demo(*, home: Path, ledger_url: str, say: Callable[[str], None] = print,
             ("An idea is filed and triaged",
              lambda: demo.step_idea(f"A monthly 'meet the moderators' thread ({stamp})")),
             ("The community guides are published (R-GUIDE)", demo.step_guides),
+            ("A member reports a message to the moderators (R-SAFE-1)", lambda: demo.step_report(stamp)),
             *plugin_steps(demo),
         ]
         for number, (label, act) in enumerate(steps, start=1):

@@ -477,6 +477,12 @@ class DiscordSandbox(Sandbox):
             message = self.messages.get(str(message_id)) if message_id else None
             base.update(type=3, data={"custom_id": str(payload.get("custom_id", "")), "component_type": 2},
                         message=self._message_json(message) if message else {"id": str(message_id or "0")})
+        elif kind == "message_command":
+            # https://discord.com/developers/docs/interactions/application-commands#message-commands
+            message = payload["message"]
+            base.update(type=2, data={"id": self._id(), "name": payload["name"], "type": 3,
+                                      "guild_id": self.seed.guild_id, "target_id": message["id"],
+                                      "resolved": {"messages": {message["id"]: self._message_json(message)}}})
         elif kind in ("apply_submitted", "modal_submit"):
             base.update(type=5, data={"custom_id": str(payload.get("custom_id", "cf:apply")), "components": [
                 {"type": 1, "components": [{"type": 4, "custom_id": str(k), "value": str(v)}]}
@@ -777,12 +783,21 @@ class DiscordSandbox(Sandbox):
             return self._interaction_payload("component", user, {"custom_id": button["custom_id"],
                                                                  "message_id": message["id"],
                                                                  "channel_id": message["channel_id"]})
+        if kind == "message_command":  # a command from a message's Apps menu (type 3)
+            name, message = str(data.get("name", "")), self.messages.get(str(data.get("message_id")))
+            registered = {c["name"]: c.get("type", 1) for cmds in self.commands.values() for c in cmds}
+            if registered and registered.get(name) != 3:
+                return _error(400, 10063, f"Unknown message command {name!r} (not registered)")
+            if message is None:
+                return _error(400, 10008, "Unknown Message")
+            return self._interaction_payload("message_command", user, {
+                "name": name, "message": message, "channel_id": message["channel_id"]})
         if kind == "modal_submit":
             return self._interaction_payload("modal_submit", user, {"custom_id": data.get("custom_id", ""),
                                                                     "fields": data.get("fields") or {}})
         if kind == "ping":
             return self._interaction_payload("ping", user, {})
-        return _error(400, 50035, "type is command, component, modal_submit or ping")
+        return _error(400, 50035, "type is command, message_command, component, modal_submit or ping")
 
     # ---- serializers and writes -----------------------------------------------------------
 

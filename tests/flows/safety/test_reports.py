@@ -385,3 +385,50 @@ def test_r_safe_1_a_flag_raised_on_the_forum_arrives_as_its_webhook_and_becomes_
     assert result == f"taken:{report.id}" and report.via == "discourse" and report.target_kind == "post"
     assert any("Forum flag: inappropriate" in m["content"] for m in room(world))
     assert [f["type"] for f in world.forum_sb.state()["flags"]] == [4]
+
+
+def test_r_safe_1_the_message_command_from_a_messages_apps_menu_becomes_one_report(world: World) -> None:
+    """A member writes in a channel, another picks "Report to moderators" in that message's Apps
+    menu: Discord sends a type-3 command naming the message, with the message resolved; it is
+    verified, routed and taken as one report carrying what the message said."""
+    import queue as queues
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.support.net import LoopbackServer
+
+    received: queues.Queue[tuple[dict[str, str], bytes]] = queues.Queue()
+
+    async def interactions(request: Request) -> JSONResponse:
+        received.put((dict(request.headers), await request.body()))
+        return JSONResponse({"type": 5, "data": {"flags": 64}})
+
+    written = httpx.post(f"{world.discord_url}/_sandbox/messages", timeout=10, json={
+        "user": "rowan_vale", "channel": "general", "content": "Nobody wants you here, go away."})
+    assert written.status_code == 200, written.text
+    message_id = written.json()["id"]
+    with LoopbackServer(Starlette(routes=[Route("/interactions", interactions, methods=["POST"])])) as server:
+        world.discord_sb.interactions_url = f"{server.url}/interactions"
+        sent = httpx.post(f"{world.discord_url}/_sandbox/interactions", timeout=10, json={
+            "type": "message_command", "user": "cleo_marsh", "name": MESSAGE_COMMAND,
+            "message_id": message_id})
+        assert sent.status_code == 200, sent.text
+        headers, body = received.get(timeout=10)
+        unknown = httpx.post(f"{world.discord_url}/_sandbox/interactions", timeout=10, json={
+            "type": "message_command", "user": "cleo_marsh", "name": MESSAGE_COMMAND,
+            "message_id": "1"})
+        assert unknown.status_code == 400 and unknown.json()["code"] == 10008
+    interaction = json.loads(body)
+    assert interaction["data"]["type"] == 3 and interaction["data"]["target_id"] == message_id
+    event = world.discord.verify(headers=headers, body=body)
+    route = inbox.route_for(source="discord", kind=event.kind, attributes=event.attributes,
+                            config=inbox.RoutingConfig())
+    assert route == "safety-report"
+    result = inbox.handle_event(world.ledger, _store(world, event, route))
+    report = only_report(world)
+    assert result == f"taken:{report.id}" and report.via == "discord" and report.target_kind == "message"
+    assert any("Nobody wants you here" in m["content"] for m in room(world))
