@@ -164,7 +164,9 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
             assert demo.returncode == 1
             assert "error: step 'file and triage an idea' did not happen" in demo.stderr
         for step in ("1. An applicant", "2. They confirm", "3. Members vote", "4. A moderator",
-                     "5. A platform trial", "6. A Board member", "7. An idea"):
+                     "5. A platform trial", "6. A Board member", "7. The Board names its Liaison",
+                     "8. An idea", "9. The community guides are published",
+                     "10. A member reports a message"):
             assert step in demo.stdout
 
         # Every flow run the demo caused completed.
@@ -201,7 +203,10 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         slack = httpx.get(f"{lock['sandboxes']['slack']}/_sandbox/state", timeout=10).json()
         board = slack["messages"]["C0BOARD01"]
         top = [m for m in board if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
-        assert len(top) == 1, "one escalation in the Board channel"
+        # The proposal's escalation, and the question naming the Board Liaison (R-ROLE-APPOINT).
+        assert len(top) == 2, "one escalation and one Board Liaison question in the Board channel"
+        top = [m for m in top if "chat bridge" in json.dumps(m)]
+        assert len(top) == 1, "one escalation of the proposal"
         assert [m for m in board if m.get("thread_ts") == top[0]["ts"] and m["ts"] != top[0]["ts"]], \
             "the decision is told in its thread"
         assert processes_of(tmp_path), "the stack's processes should be found while it runs"

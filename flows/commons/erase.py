@@ -62,7 +62,7 @@ def erase_bridged(ctx: Ctx, person_id: int) -> dict[str, Any]:
     return {"sources": len(sources), "copies_deleted": deleted, "refused": refused}
 
 
-@flow(name="commons-erase")
+@flow(name="commons-erase", flow_run_name="commons-erase")
 def commons_erase(person_id: int, now: datetime | None = None) -> dict[str, Any]:
     """``erase_bridged`` as a flow run (``charterflow person erase`` runs it first)."""
     return erase_bridged(context(now), person_id)

@@ -79,7 +79,7 @@ def poll_room(ctx: Ctx, bridge: Bridge, platform: str, thread: str | None = None
     return counts
 
 
-@flow(name="commons-poll")
+@flow(name="commons-poll", flow_run_name="commons-poll")
 def commons_poll(now: datetime | None = None) -> dict[str, Any]:
     """Poll every bridged room of a ``RoomReader`` platform, and the most recent threads of its
     conversations; a room that fails does not stop the others, and the run then fails so that

@@ -184,7 +184,7 @@ def report_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> s
     return "\n".join(lines)
 
 
-@flow(name="guides-publish", log_prints=True)
+@flow(name="guides-publish", flow_run_name="guides-publish", log_prints=True)
 def guides_publish(force: bool = False, channels: dict[str, str] | None = None,
                    now: datetime | None = None) -> dict[str, Any]:
     """Publish every guide to every platform that takes it and point newcomers at them

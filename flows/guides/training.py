@@ -155,7 +155,7 @@ def find_guide(ctx: Ctx, slug: str) -> Guide:
     raise TrainingError(f"no guide {slug!r} (guides: {', '.join(g.slug for g in guides) or 'none'})")
 
 
-@flow(name="training-schedule", log_prints=True)
+@flow(name="training-schedule", flow_run_name="training-{guide}", log_prints=True)
 def training_schedule(guide: str, starts_at: datetime, minutes: int = 60, location: str = "",
                       channels: dict[str, str] | None = None, now: datetime | None = None) -> dict[str, Any]:
     """Schedule a community training session on ``guide`` (its file name without ``.md``) at
@@ -166,7 +166,7 @@ def training_schedule(guide: str, starts_at: datetime, minutes: int = 60, locati
                          location=location or None, channels=channels)
 
 
-@flow(name="training-reminders", log_prints=True)
+@flow(name="training-reminders", flow_run_name="training-reminders", log_prints=True)
 def training_reminders(now: datetime | None = None) -> dict[str, Any]:
     """Remind each platform of the training sessions starting within a day, once each."""
     return {"reminded": remind_step(context(now))}

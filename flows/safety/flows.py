@@ -42,7 +42,7 @@ def table_rows(found: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@flow(name="safety-reminders")
+@flow(name="safety-reminders", flow_run_name="safety-reminders")
 def safety_reminders(now: datetime | None = None) -> list[int]:
     """Remind the moderators' rooms of reports unclaimed for the charter's
     ``[safety] remind_unclaimed_hours`` (R-SAFE-1). Returns the report ids reminded."""
@@ -51,7 +51,7 @@ def safety_reminders(now: datetime | None = None) -> list[int]:
     return remind_unclaimed(context(now))
 
 
-@flow(name="safety-figures")
+@flow(name="safety-figures", flow_run_name="safety-figures")
 def safety_figures(now: datetime | None = None, days: int = FIGURES_DAYS) -> dict[str, Any]:
     """R-SAFE-3 figures of the last ``days`` days, as the ``safety-figures`` table artifact."""
     from flows.privacy import publish_artifact
