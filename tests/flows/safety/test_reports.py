@@ -6,6 +6,9 @@ erasure and export."""
 from __future__ import annotations
 
 import json
+import queue as queues
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -339,31 +342,47 @@ def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(world: World
     assert "a private threat" in mail["text"] and "R-SAFE-2" in mail["text"]
 
 
-def test_r_safe_1_a_flag_raised_on_the_forum_arrives_as_its_webhook_and_becomes_one_report(world: World) -> None:
-    """A member flags a post through the Forum's own API (``POST /post_actions.json``); the Forum
-    sends ``flag_created``, which is verified, routed and taken as one report; the same flag
-    again is refused by the Forum."""
-    import queue as queues
-
-    import httpx
+@contextmanager
+def _receiver(answer: dict[str, Any] | None = None) -> Iterator[tuple[str, "queues.Queue[tuple[dict[str, str], bytes]]"]]:
+    """A loopback endpoint standing for the gateway: (its URL, the requests it received as
+    (headers, body)); it answers 200 with ``answer`` (JSON) or an empty body."""
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import Response
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     from tests.support.net import LoopbackServer
 
     received: queues.Queue[tuple[dict[str, str], bytes]] = queues.Queue()
 
-    async def hook(request: Request) -> Response:
+    async def endpoint(request: Request) -> Response:
         received.put((dict(request.headers), await request.body()))
-        return Response(status_code=200)
+        return JSONResponse(answer) if answer is not None else Response(status_code=200)
+
+    with LoopbackServer(Starlette(routes=[Route("/hook", endpoint, methods=["POST"])])) as server:
+        yield f"{server.url}/hook", received
+
+
+def _take(world: World, platform: Any, *, source: str, headers: dict[str, str], body: bytes,
+          route: str) -> str:
+    """Verify a delivery as the gateway does, check its route, store it and handle it."""
+    event = platform.verify(headers=headers, body=body)
+    assert inbox.route_for(source=source, kind=event.kind, attributes=event.attributes,
+                           config=inbox.RoutingConfig()) == route
+    return inbox.handle_event(world.ledger, _store(world, event, route))
+
+
+def test_r_safe_1_a_flag_raised_on_the_forum_arrives_as_its_webhook_and_becomes_one_report(world: World) -> None:
+    """A member flags a post through the Forum's own API (``POST /post_actions.json``); the Forum
+    sends ``flag_created``, which is verified, routed and taken as one report; the same flag
+    again is refused by the Forum."""
+    import httpx
 
     def as_user(user: str) -> dict[str, str]:
         return {"Api-Key": world.forum_sb.api_key, "Api-Username": user}
 
-    with LoopbackServer(Starlette(routes=[Route("/hooks/discourse", hook, methods=["POST"])])) as hooks:
-        world.forum_sb.webhook.url = f"{hooks.url}/hooks/discourse"
+    with _receiver() as (url, received):
+        world.forum_sb.webhook.url = url
         posted = httpx.post(f"{world.forum_url}/posts.json", headers=as_user("rowan_vale"), timeout=10, json={
             "title": "Nobody here knows anything at all", "category": "General",
             "raw": "Everyone who answered me here is useless and should leave."})
@@ -380,11 +399,7 @@ def test_r_safe_1_a_flag_raised_on_the_forum_arrives_as_its_webhook_and_becomes_
             headers, body = received.get(timeout=10)
             if headers.get("x-discourse-event") == "flag_created":
                 break
-    event = world.forum.verify(headers=headers, body=body)
-    route = inbox.route_for(source="discourse", kind=event.kind, attributes=event.attributes,
-                            config=inbox.RoutingConfig())
-    assert route == "safety-flag"
-    result = inbox.handle_event(world.ledger, _store(world, event, route))
+    result = _take(world, world.forum, source="discourse", headers=headers, body=body, route="safety-flag")
     report = only_report(world)
     assert result == f"taken:{report.id}" and report.via == "discourse" and report.target_kind == "post"
     assert any("Forum flag: inappropriate" in m["content"] for m in room(world))
@@ -395,28 +410,14 @@ def test_r_safe_1_the_message_command_from_a_messages_apps_menu_becomes_one_repo
     """A member writes in a channel, another picks "Report to moderators" in that message's Apps
     menu: Discord sends a type-3 command naming the message, with the message resolved; it is
     verified, routed and taken as one report carrying what the message said."""
-    import queue as queues
-
     import httpx
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    from tests.support.net import LoopbackServer
-
-    received: queues.Queue[tuple[dict[str, str], bytes]] = queues.Queue()
-
-    async def interactions(request: Request) -> JSONResponse:
-        received.put((dict(request.headers), await request.body()))
-        return JSONResponse({"type": 5, "data": {"flags": 64}})
 
     written = httpx.post(f"{world.discord_url}/_sandbox/messages", timeout=10, json={
         "user": "rowan_vale", "channel": "general", "content": "Nobody wants you here, go away."})
     assert written.status_code == 200, written.text
     message_id = written.json()["id"]
-    with LoopbackServer(Starlette(routes=[Route("/interactions", interactions, methods=["POST"])])) as server:
-        world.discord_sb.interactions_url = f"{server.url}/interactions"
+    with _receiver({"type": 5, "data": {"flags": 64}}) as (url, received):
+        world.discord_sb.interactions_url = url
         sent = httpx.post(f"{world.discord_url}/_sandbox/interactions", timeout=10, json={
             "type": "message_command", "user": "cleo_marsh", "name": MESSAGE_COMMAND,
             "message_id": message_id})
@@ -428,11 +429,7 @@ def test_r_safe_1_the_message_command_from_a_messages_apps_menu_becomes_one_repo
         assert unknown.status_code == 400 and unknown.json()["code"] == 10008
     interaction = json.loads(body)
     assert interaction["data"]["type"] == 3 and interaction["data"]["target_id"] == message_id
-    event = world.discord.verify(headers=headers, body=body)
-    route = inbox.route_for(source="discord", kind=event.kind, attributes=event.attributes,
-                            config=inbox.RoutingConfig())
-    assert route == "safety-report"
-    result = inbox.handle_event(world.ledger, _store(world, event, route))
+    result = _take(world, world.discord, source="discord", headers=headers, body=body, route="safety-report")
     report = only_report(world)
     assert result == f"taken:{report.id}" and report.via == "discord" and report.target_kind == "message"
     assert any("Nobody wants you here" in m["content"] for m in room(world))
