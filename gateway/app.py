@@ -123,7 +123,6 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
     app.state.gateway = state
     app.state.settings, app.state.ledger, app.state.dispatcher = settings, ledger, state.dispatcher
     app.state.metrics, app.state.verifiers, app.state.limits = state.metrics, state.verifiers, state.limits
-    app.state.report_max_text = charter.safety.max_text_chars  # the report form's limit
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     for router in ROUTERS:
         app.include_router(router)
@@ -167,6 +166,8 @@ def build_state(*, settings: GatewaySettings, ledger: Ledger, dispatcher: Dispat
         limiter=forms.RateLimiter(limit=settings.apply_rate_limit, window=settings.apply_rate_window),
         lookup_limiter=forms.RateLimiter(limit=settings.apply_rate_limit * forms.LOOKUPS_PER_APPLICATION,
                                          window=settings.apply_rate_window),
+        report_limiter=forms.RateLimiter(limit=report.REPORT_RATE_LIMIT, window=report.REPORT_RATE_WINDOW),
+        report_max_text=charter.safety.max_text_chars,
         lookup=lookup, email_outcomes=email_outcomes, confirm_secret=confirm_secret)
 
 

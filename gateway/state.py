@@ -68,6 +68,9 @@ class GatewayState:
     limiter: forms.RateLimiter
     lookup_limiter: forms.RateLimiter
     lookup: forms.UsernameLookup | None = None
+    # The public report form's per-IP limit and the charter's longest report (R-SAFE-1).
+    report_limiter: forms.RateLimiter | None = None
+    report_max_text: int = 4000
     email_outcomes: bool = False
     confirm_secret: SecretStr | str | None = field(default=None, repr=False)
 

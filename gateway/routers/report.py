@@ -15,21 +15,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from gateway import form as forms
 from gateway.body import BadLength, BodyTimeout, BodyTooLarge, read_limited
+from gateway.state import GatewayDep, GatewayState
 
 router = APIRouter()
-HERE = Path(__file__).resolve().parents[1]
 FORM_ROUTE = "safety-form"  # flows.safety.handlers.FORM_ROUTE; inbox_routing.route_for(source="form", kind="report")
 PATH = "/report"
 TARGET_KINDS = ("message", "post", "person")
@@ -37,21 +34,6 @@ PLATFORMS = {"discourse": "the Forum (Discourse)", "discord": "Discord", "other"
 MAX_TARGET = 500
 REPORT_RATE_LIMIT = 5  # per client IP
 REPORT_RATE_WINDOW = 3600.0
-_templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
-                         auto_reload=False)
-_lock = threading.Lock()
-
-
-def _tools(request: Request) -> tuple[forms.CsrfTokens, forms.RateLimiter, int]:
-    """This app's CSRF signer and limiter (made once per app), and the charter's text limit."""
-    state = request.app.state
-    with _lock:
-        if getattr(state, "report_form", None) is None:  # app.state is a plain namespace
-            settings = state.settings
-            state.report_form = (forms.CsrfTokens(secret=settings.form_secret, max_age=settings.form_token_max_age),
-                                 forms.RateLimiter(limit=REPORT_RATE_LIMIT, window=REPORT_RATE_WINDOW),
-                                 int(state.report_max_text))
-        return state.report_form
 
 
 def validate(posted: dict[str, str], *, max_text: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -78,97 +60,90 @@ def validate(posted: dict[str, str], *, max_text: int) -> tuple[dict[str, str], 
     return values, errors
 
 
-def _page(name: str, *, status: int = 200, cookie: str | None = None, secure: bool = False,
-          **context: Any) -> HTMLResponse:
-    from gateway.state import GROUP_NAME, HTML_HEADERS
-
-    html = _templates.get_template(name).render(group_name=GROUP_NAME, platforms=PLATFORMS,
-                                                kinds=TARGET_KINDS, **context)
-    response = HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
-    if cookie is not None:
-        response.set_cookie(forms.CSRF_COOKIE, cookie, httponly=True, samesite="strict", secure=secure,
-                            path=PATH, max_age=int(context.get("max_age", 3600)))
-    return response
+def _page(gateway: GatewayState, name: str, *, status: int = 200, cookie: str | None = None,
+          secure: bool = False, **context: Any) -> HTMLResponse:
+    return gateway.page(name, status=status, cookie=cookie, secure=secure, cookie_path=PATH,
+                        platforms=PLATFORMS, kinds=TARGET_KINDS, **context)
 
 
-def _form(request: Request, *, values: dict[str, str] | None = None, errors: dict[str, str] | None = None,
-          status: int = 200, submission: str | None = None) -> HTMLResponse:
-    csrf, _, max_text = _tools(request)
+def _form(gateway: GatewayState, request: Request, *, values: dict[str, str] | None = None,
+          errors: dict[str, str] | None = None, status: int = 200,
+          submission: str | None = None) -> HTMLResponse:
     cookie = request.cookies.get(forms.CSRF_COOKIE)
     new_cookie = None
     if not cookie or len(cookie) > 100:
         cookie = new_cookie = forms.CsrfTokens.new_cookie()
     submission = submission or forms.CsrfTokens.new_submission()
-    return _page("report.html", status=status, cookie=new_cookie, secure=request.url.scheme == "https",
-                 values=values or {}, errors=errors or {}, submission=submission, max_text=max_text,
-                 csrf=csrf.issue(cookie, submission), honeypot=forms.HONEYPOT,
-                 max_age=request.app.state.settings.form_token_max_age)
+    return _page(gateway, "report.html", status=status, cookie=new_cookie,
+                 secure=request.url.scheme == "https", values=values or {}, errors=errors or {},
+                 submission=submission, max_text=gateway.report_max_text,
+                 csrf=gateway.csrf.issue(cookie, submission), honeypot=forms.HONEYPOT)
 
 
-def _message(heading: str, text: str, *, status: int, **headers: str) -> HTMLResponse:
-    response = _page("message.html", status=status, heading=heading, message=text, link=None)
+def _message(gateway: GatewayState, heading: str, text: str, *, status: int, **headers: str) -> HTMLResponse:
+    response = _page(gateway, "message.html", status=status, heading=heading, message=text, link=None)
     response.headers.update(headers)
     return response
 
 
 @router.get(PATH)
-async def report_form(request: Request) -> Response:
+async def report_form(request: Request, gateway: GatewayDep) -> Response:
     """The empty form."""
-    return _form(request)
+    return _form(gateway, request)
 
 
 @router.post(PATH)
-async def report_submit(request: Request) -> Response:
+async def report_submit(request: Request, gateway: GatewayDep) -> Response:
     """Check, store once in the inbox, answer with the reference."""
-    csrf, limiter, max_text = _tools(request)
-    settings = request.app.state.settings
+    csrf, limiter, max_text = gateway.csrf, gateway.report_limiter, gateway.report_max_text
+    settings = gateway.settings
     client_ip = request.client.host if request.client else "unknown"
     wait = limiter.wait(client_ip)
     if wait:
-        return _message("Too many reports", "Too many reports were sent from your network just now. Please try "
+        return _message(gateway, "Too many reports", "Too many reports were sent from your network just now. Please try "
                         f"again in {int(wait // 60) + 1} minutes.", status=429, **{"Retry-After": str(int(wait) + 1)})
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
-        return _message("Unsupported form", "Please send the report from the report page.", status=415)
+        return _message(gateway, "Unsupported form", "Please send the report from the report page.", status=415)
     try:
         raw = await read_limited(request, settings.max_form_bytes, timeout=settings.body_timeout)
         fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
     except BodyTooLarge:
-        return _message("Too long", f"The report is too long. Please keep it under {max_text} characters.",
+        return _message(gateway, "Too long", f"The report is too long. Please keep it under {max_text} characters.",
                         status=413)
     except BodyTimeout:
-        return _message("Too slow", "The report did not arrive in time. Please send it again.", status=408)
+        return _message(gateway, "Too slow", "The report did not arrive in time. Please send it again.", status=408)
     except (BadLength, UnicodeDecodeError, ValueError):
-        return _message("Unreadable form", "Please send the report from the report page.", status=400)
+        return _message(gateway, "Unreadable form", "Please send the report from the report page.", status=400)
     posted = {name: values[0] for name, values in fields.items() if values}
     submission = posted.get("submission", "")
     values, errors = validate(posted, max_text=max_text)
     if not csrf.check(cookie=request.cookies.get(forms.CSRF_COOKIE), submission=submission,
                       token=posted.get("csrf", "")):
-        return _form(request, values=values, status=403, errors={
+        return _form(gateway, request, values=values, status=403, errors={
             "form": "This form had expired or was opened elsewhere. Please check it and send it again."})
     if posted.get(forms.HONEYPOT, "").strip():
         limiter.hit(client_ip)
-        return _page("reported.html", reference="-")
+        return _page(gateway, "reported.html", reference="-")
     if errors:
-        return _form(request, values=values, errors=errors, status=422 if "reason" not in errors
+        return _form(gateway, request, values=values, errors=errors, status=422 if "reason" not in errors
                      or "limit" not in errors["reason"] else 413, submission=submission)
-    key = request.app.state.settings.form_secret
+    key = settings.form_secret
     secret = key.get_secret_value().encode() if key else b"charterflow-report"
     ip_digest = hmac.new(secret, client_ip.encode(), hashlib.sha256).hexdigest()[:24]
     payload = {"data": {**values, "submission_id": submission},
                "attributes": {"ip_digest": ip_digest}, "actor": values["reporter"] or None}
-    stored = await run_in_threadpool(_store, request, submission, payload)
+    stored = await run_in_threadpool(_store, gateway, submission, payload)
     if stored is None:
-        return _message("Please try again", "Your report could not be saved just now. Please send it again in "
+        return _message(gateway, "Please try again", "Your report could not be saved just now. Please send it again in "
                         "a minute.", status=503, **{"Retry-After": "30"})
     event_id, created = stored
     if created:
         limiter.hit(client_ip)
-        request.app.state.dispatcher.notify(event_id)
-    return _page("reported.html", reference=f"inbox:{event_id}")
+        gateway.dispatcher.notify(event_id)
+    return _page(gateway, "reported.html", reference=f"inbox:{event_id}")
 
 
-def _store(request: Request, submission: str, payload: dict[str, Any]) -> tuple[int, bool] | None:
+def _store(gateway: GatewayState, submission: str, payload: dict[str, Any]) -> tuple[int, bool] | None:
     from ledger import repo
 
     def work(session: Any) -> tuple[int, bool]:
@@ -177,6 +152,6 @@ def _store(request: Request, submission: str, payload: dict[str, Any]) -> tuple[
         return row.id, created
 
     try:
-        return request.app.state.ledger.run(work)
+        return gateway.ledger.run(work)
     except Exception:  # noqa: BLE001 - not stored: the person is asked to send it again
         return None
