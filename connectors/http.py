@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -81,13 +82,18 @@ class Redactor:
 
     MASK = "***"
 
-    def __init__(self, *, secrets: Iterable[str | None] = ()) -> None:
+    def __init__(self, *, secrets: Iterable[str | None] = (), patterns: Iterable[str] = ()) -> None:
         self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        # Secrets known only by where they appear (a per-request token in a URL path): each
+        # pattern's first group is kept, the rest of the match is masked.
+        self._patterns = [re.compile(p) for p in patterns]
 
     def __call__(self, text: object) -> str:
         out = str(text)
         for secret in self._secrets:
             out = out.replace(secret, self.MASK)
+        for pattern in self._patterns:
+            out = pattern.sub(lambda m: m.group(1) + self.MASK, out)
         return out
 
     def __repr__(self) -> str:

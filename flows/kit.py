@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import InteractionResponder, MessageRef, UserRef
+from connectors.errors import RetriableError
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import Identity, Person, Platform
@@ -330,7 +331,12 @@ def answer_interaction(ctx: Ctx, *, key: str, actor: str, about: str,
 
     try:
         once(ctx, key=key, platform=where, actor=actor, about=about, act=act)
-    except Exception as exc:  # noqa: BLE001 - the token lives 15 minutes; the work is done anyway
+    except RetriableError as exc:
+        # The platform is down for a moment: failing the run makes the inbox try again within
+        # the token's 15 minutes; the work before the answer is keyed, so it is not done twice.
+        log.warning("no answer for %s yet (%s); retrying", about, type(exc).__name__)
+        raise
+    except Exception as exc:  # noqa: BLE001 - token expired or unknown: the work is done anyway
         log.info("no answer for %s (%s)", about, type(exc).__name__)
 
 

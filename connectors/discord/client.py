@@ -57,6 +57,9 @@ THREAD_ALREADY_CREATED = 160004
 INDEX_NOT_READY = 110000
 
 _FORBIDDEN_WINDOW = 600.0  # Discord counts invalid requests per 10 minutes
+# Interaction tokens let anyone answer as the app for 15 minutes: never logged.
+# https://discord.com/developers/docs/interactions/receiving-and-responding#followup-messages
+_TOKEN_PATHS = (r"(/webhooks/\d+/)[^/?\s]+", r"(/interactions/\d+/)[^/?\s]+")
 _MAJOR_PARAMS = ("guild_id", "channel_id", "interaction_token", "webhook_id", "application_id", "interaction_id")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -130,7 +133,7 @@ class DiscordClient:
             retry=retry or RetryPolicy(max_retries=max_retries),
             retry_after=self.limits.retry_after,
             default_retry_after=1.0,
-            redactor=Redactor(secrets=[token.get_secret_value()]),
+            redactor=Redactor(secrets=[token.get_secret_value()], patterns=_TOKEN_PATHS),
             clock=clock,
             rng=rng,
         )

@@ -182,6 +182,12 @@ def test_redactor_masks_every_secret():
     assert "s3cr3t" not in repr(redact)
 
 
+def test_redactor_masks_a_token_known_only_by_where_it_is():
+    redact = Redactor(patterns=[r"(/webhooks/\d+/)[^/?\s]+"])
+    assert (redact("PATCH /api/v10/webhooks/42/itok_Ab-9/messages/@original answered HTTP 503")
+            == "PATCH /api/v10/webhooks/42/***/messages/@original answered HTTP 503")
+
+
 @settings(max_examples=200, deadline=None)
 @given(n=st.integers(min_value=0, max_value=20), seed=st.integers(min_value=0, max_value=2**32))
 def test_backoff_is_bounded_and_jittered(n, seed):

@@ -267,6 +267,47 @@ def test_forum_down_fails_the_run_and_the_retry_replies_once(world, gateway):
     assert len(replies) == 1
 
 
+def test_discord_down_fails_the_run_and_the_retry_answers_once(world, gateway, caplog):
+    """Discord refuses the answer (503) after the idea is filed: the run fails and the event
+    stays unprocessed, so the inbox's next attempt answers the member once, within the token's
+    15 minutes, without filing a second idea (the chaos test found answers lost this way)."""
+    world.discord_sb.command(world.discord_url, user="quinn_harbor", name="idea",
+                             options={"text": "A monthly newcomers' call"})
+    event_id = wait_for_event(world, source="discord", kind="idea", route="idea")
+    httpx.post(f"{world.discord_url}/_sandbox/faults", json={"error_rate": 1.0,
+               "error_status": 503}, timeout=10).raise_for_status()
+    try:
+        with pytest.raises(RetriableError):
+            inbox.handle_event(world.ledger, event_id)
+    finally:
+        httpx.post(f"{world.discord_url}/_sandbox/faults", json={}, timeout=10).raise_for_status()
+    [idea] = _ideas(world)
+    with world.ledger.read() as session:
+        assert session.get(InboxEvent, event_id).processed_at is None
+    assert not bot_messages(world, f"**#{idea.id}**")
+    with world.ledger.read() as session:
+        token = session.get(InboxEvent, event_id).payload["attributes"]["interaction_token"]
+    assert "answered HTTP 503" in caplog.text and token not in caplog.text  # a credential
+    assert inbox.handle_event(world.ledger, event_id) == f"idea:{idea.id}"
+    assert len(_ideas(world)) == 1 and len(bot_messages(world, f"**#{idea.id}**")) == 1
+
+
+def test_an_expired_interaction_token_files_the_idea_without_an_answer(world, gateway):
+    """A token Discord no longer knows (401 Invalid Webhook Token: past its 15 minutes) cannot
+    be answered by any retry: the run ends with the idea filed, and a replay does nothing."""
+    world.discord_sb.command(world.discord_url, user="quinn_harbor", name="idea",
+                             options={"text": "A glossary of the forum's tags"})
+    event_id = wait_for_event(world, source="discord", kind="idea", route="idea")
+    with world.ledger.transaction() as session:
+        event = session.get(InboxEvent, event_id)
+        event.payload = {**event.payload, "attributes": {
+            **event.payload["attributes"], "interaction_token": "expired-token-0000"}}
+    result = inbox.handle_event(world.ledger, event_id)
+    [idea] = _ideas(world)
+    assert result == f"idea:{idea.id}" and not bot_messages(world, f"**#{idea.id}**")
+    assert inbox.handle_event(world.ledger, event_id) == "already-processed"
+
+
 def test_a_topic_gone_from_the_forum_files_the_idea_without_a_reply(world, gateway):
     """A topic deleted before the reply (the Forum answers 404): no retry can reply, so the run
     ends with the idea filed and no reply, instead of failing for ever."""
