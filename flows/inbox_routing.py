@@ -239,6 +239,10 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
     if source == "slack":
         if kind == "url_verification":
             return Route.PING
+        if kind == "message" and attributes.get("own") == "true":
+            return Route.OWN  # the app's own post coming back (R-COMMS): nothing to relay
+        if kind == "message" and "room.change" in attributes:
+            return Route.COMMONS  # a channel's message: relayed when the channel is bridged
         if kind == "block_actions" and str(attributes.get("action_id", "")).startswith(
                 config.slack_board_action_prefix):
             return Route.BOARD_DECISION

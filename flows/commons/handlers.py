@@ -15,7 +15,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from connectors.base import Links, OperatorAccount, RoomMessage, UserRef
+from connectors.base import AuthorNames, Links, OperatorAccount, RoomMessage, UserRef
 from flows.commons.bridges import bridges, room_writer
 from flows.commons.relay import relay_delete, relay_edit, relay_new
 from flows.kit import Ctx, context
@@ -82,9 +82,14 @@ def _relay_neutral(ctx: Ctx, source: str, attrs: dict[str, str], *, event_id: in
     if change not in ("new", "edit", "delete") or not message_id or not room_key:
         log.info("commons: inbox event %s (%s) is not a room message; kept", event_id, source)
         return "refused:not-a-room-message"
+    user_id, username = attrs.get("user_id", ""), attrs.get("username", "")
+    found = room_writer(ctx.platforms, source)
+    if found is not None and isinstance(found[0], AuthorNames) and user_id and username in ("", user_id) \
+            and change != "delete":
+        username = found[0].author_name(user_id) or username
     message = RoomMessage(
         platform=source, id=message_id, room=room_key,
-        author=UserRef(platform=source, id=attrs.get("user_id", ""), username=attrs.get("username", ""),
+        author=UserRef(platform=source, id=user_id, username=username,
                        display_name=attrs.get("display_name") or None),
         text=attrs.get("room.text", ""), created_at=ctx.now, thread_id=attrs.get("room.thread_id") or None,
         title=attrs.get("room.title") or None, own=attrs.get("own") == "true", url=attrs.get("room.url") or None,
