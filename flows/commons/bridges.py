@@ -43,7 +43,9 @@ class CommonsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_COMMONS_", env_file=".env", extra="ignore")
     bridges: str | None = Field(default=None, description=(
         "The common room's bridges: 'name: platform=room, ...; name: ...' (unset: moderators "
-        "and wg on every platform; none: off)."))
+        "and wg on every platform; none: off). A room is a Discord channel, a Forum category, a "
+        "Matrix room (alias or id) or a Slack channel **ID**; Slack (a channel shared with the CoC "
+        "committee) takes part only when named here, with its `CHARTERFLOW_SLACK_*` settings."))
     poll_threads: int = Field(default=25, ge=0, le=200, description=(
         "How many of a polled room's most recent conversation threads each poll reads too."))
 

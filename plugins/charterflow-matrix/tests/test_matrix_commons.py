@@ -26,6 +26,7 @@ from charterflow_matrix.settings import MatrixSettings
 from connectors.http import RetryPolicy
 from matrix_served import pushed, send_as
 from tests.support.membership import CONFIRM_SECRET, World, serve_gateway
+from tests.support.commons import discord_copies, forum_copies, say
 from tests.support.net import LoopbackServer
 
 from flows import inbox
@@ -84,21 +85,6 @@ def say_matrix(b: dict[str, Any], who: str, body: str, **content: Any) -> str:
     return send_as(b["users"], b["creds"].base_url, who, b["room"], {"msgtype": "m.text", "body": body, **content})
 
 
-def say_discord(world: World, user: str, text: str, *, channel: str = "moderators") -> dict[str, Any]:
-    reply = httpx.post(f"{world.discord_url}/_sandbox/messages", timeout=10,
-                       json={"user": user, "channel": channel, "content": text})
-    reply.raise_for_status()
-    return reply.json()
-
-
-def forum_copies(world: World, containing: str) -> list[dict[str, Any]]:
-    return [p for p in world.discourse_state()["posts"] if containing in p["raw"]]
-
-
-def discord_copies(world: World, containing: str) -> list[dict[str, Any]]:
-    return [m for m in world.discord_state()["messages"] if containing in (m["content"] or "")]
-
-
 def handle_pushed(world: World, event_id: str) -> str:
     row = pushed(world, event_id)
     assert (row.source, row.route) == ("matrix", inbox.Route.COMMONS), (row.source, row.route, row.kind)
@@ -107,7 +93,7 @@ def handle_pushed(world: World, event_id: str) -> str:
 
 def test_a_discord_message_appears_once_on_the_forum_and_in_matrix_and_an_edit_follows(
         world: World, bridged: dict[str, Any]) -> None:
-    sent = say_discord(world, "avery_quill", "Raid in #general, slow mode on for an hour.")
+    sent = say(world, "avery_quill", "Raid in #general, slow mode on for an hour.")
     commons_poll()
     commons_poll()
     [forum] = forum_copies(world, "Raid in #general")
@@ -137,7 +123,7 @@ def test_a_matrix_message_appears_on_discord_and_the_forum_threads_edits_and_red
     assert "**bram_tolliver** (Matrix): Can someone" in on_discord["content"]
     assert on_forum["post_number"] == 1  # a new topic
     # A Discord reply in the thread on that copy comes to the Matrix message's thread.
-    say_discord(world, "cleo_marsh", "On it, I will answer by noon.", channel=on_discord["id"])
+    say(world, "cleo_marsh", "On it, I will answer by noon.", channel=on_discord["id"])
     commons_poll()
     [reply] = matrix_events(bridged, "I will answer by noon")
     assert reply["content"]["m.relates_to"]["rel_type"] == "m.thread"
@@ -174,8 +160,8 @@ def test_a_synapse_outage_during_relay_loses_nothing_and_duplicates_nothing(
     proxy = bridged["proxy"]
     proxy.set_faults({"error_rate": 1.0, "error_status": 503, "methods": ["PUT"]})
     try:
-        say_discord(world, "avery_quill", "First note while Matrix is down.")
-        say_discord(world, "bram_tolliver", "Second note while Matrix is down.")
+        say(world, "avery_quill", "First note while Matrix is down.")
+        say(world, "bram_tolliver", "Second note while Matrix is down.")
         with pytest.raises(RuntimeError, match="left for the next run"):
             commons_poll()
     finally:

@@ -22,6 +22,7 @@ from flows.commons import commons_poll
 from flows.commons.bridges import use_room_connectors
 from ledger.models import InboxEvent
 from tests.support.ideas import events
+from tests.support.commons import discord_copies, forum_copies, say
 from tests.support.membership import World, serve_gateway
 from tests.support.net import LoopbackServer
 from tests.support.slack import TIME_FACTOR
@@ -62,21 +63,6 @@ def slack_say(s: dict[str, Any], user: str, text: str, **extra: Any) -> dict[str
                        json={"user": user, "channel": CHANNEL, "text": text, **extra})
     reply.raise_for_status()
     return reply.json()
-
-
-def say(world: World, user: str, text: str, *, channel: str = "moderators") -> dict[str, Any]:
-    reply = httpx.post(f"{world.discord_url}/_sandbox/messages", timeout=10,
-                       json={"user": user, "channel": channel, "content": text})
-    reply.raise_for_status()
-    return reply.json()
-
-
-def discord_copies(world: World, containing: str) -> list[dict[str, Any]]:
-    return [m for m in world.discord_state()["messages"] if containing in (m["content"] or "")]
-
-
-def forum_copies(world: World, containing: str) -> list[dict[str, Any]]:
-    return [p for p in world.discourse_state()["posts"] if containing in p["raw"]]
 
 
 def stored(world: World, event_id: str) -> InboxEvent:
