@@ -21,7 +21,7 @@ from flows import inbox
 from flows.commons import commons_poll
 from flows.commons.bridges import use_room_connectors
 from ledger.models import InboxEvent
-from tests.support.ideas import events
+from tests.support.ideas import events, wait_for_event
 from tests.support.commons import discord_copies, forum_copies, say
 from tests.support.membership import World, serve_gateway
 from tests.support.net import LoopbackServer
@@ -119,8 +119,6 @@ def test_a_slack_message_opens_conversations_and_its_edit_and_deletion_follow(
     httpx.post(f"{world.discourse_url}/posts.json", timeout=15, headers={
         "Api-Key": world.discourse_sb.api_key, "Api-Username": "bram_tolliver"},
         json={"topic_id": topic["topic_id"], "raw": "Understood, I closed the public one."}).raise_for_status()
-    from tests.support.ideas import wait_for_event
-
     forum_event = wait_for_event(world, source="discourse", kind="post_created", route="commons")
     assert inbox.handle_event(world.ledger, forum_event).startswith("relayed")
     [threaded] = slack_messages(shared, "I closed the public one")
