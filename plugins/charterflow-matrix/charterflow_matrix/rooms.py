@@ -13,6 +13,7 @@ never (the hook does not store them).
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from charterflow_matrix import payloads
@@ -27,13 +28,20 @@ __all__ = ["ROOM_TEXT_LIMIT", "MatrixRooms", "edit_content"]
 ROOM_TEXT_LIMIT = 16_000
 
 
+def bold(content: dict[str, Any]) -> dict[str, Any]:
+    """The bridge's ``**name**`` shown bold in the HTML body clients display (the plain body keeps
+    the asterisks; ``html.escape`` left them alone, so no markup can be injected)."""
+    rich = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", str(content.get("formatted_body", "")))
+    return {**content, "formatted_body": rich}
+
+
 def edit_content(*, event_id: str, text: str) -> dict[str, Any]:
     """An ``m.replace`` edit of ``event_id`` with ``text``: ``m.new_content`` holds the new
     message, the outer body a ``* `` fallback for clients without edits
     (https://spec.matrix.org/v1.11/client-server-api/#event-replacements). Kept within
     ``payloads.MAX_CONTENT_BYTES`` by shortening the text with a visible note."""
     while True:
-        new = payloads.message(title=None, text=text)
+        new = bold(payloads.message(title=None, text=text))
         content = {**new, "body": f"* {new['body']}", "formatted_body": f"* {new['formatted_body']}",
                    "m.new_content": new, "m.relates_to": {"rel_type": "m.replace", "event_id": event_id}}
         size = payloads.content_size(content)
@@ -52,13 +60,12 @@ def _split_thread(thread_id: str) -> tuple[str, str]:
 
 class MatrixRooms:
     """``RoomWriter`` (``connectors.base``) for ``MatrixConnector``: uses its ``room_id``,
-    ``post``, ``reply``, ``send`` and ``client``."""
+    ``send``, ``_ref_message`` and ``client``."""
 
     room_id: Any
-    post: Any
-    reply: Any
     send: Any
     client: Any
+    _ref_message: Any
 
     def room_text_limit(self) -> int:
         """:data:`ROOM_TEXT_LIMIT` characters."""
@@ -79,8 +86,12 @@ class MatrixRooms:
         """A reply in thread ``thread_id`` (an ``m.thread`` relation), else a message in
         ``room`` with ``title`` in bold first; its ``thread_id`` roots the replies."""
         if thread_id:
-            return self.reply(thread_id=thread_id, text=text, key=key)
-        return self.post(channel=room, title=title or "", text=text, key=key)
+            room_id, root = _split_thread(thread_id)
+            content = bold(payloads.message(title=None, text=text, thread_root=root))
+            return self._ref_message(room_id, self.send(room_id, "m.room.message", content, key=key), thread_root=root)
+        room_id = str(self.room_id(room))
+        content = bold(payloads.message(title=title or None, text=text))
+        return self._ref_message(room_id, self.send(room_id, "m.room.message", content, key=key))
 
     def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
         """An ``m.replace`` of the bot's message; the same text again is the same transaction."""
