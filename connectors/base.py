@@ -52,6 +52,7 @@ __all__ = [
     "NewcomerWelcome",
     "ModeratorsRoom",
     "Role",
+    "AuthorNames",
     "RoomMessage",
     "RoomReader",
     "RoomWriter",
@@ -794,7 +795,17 @@ class RoomWriter(Protocol):
         ...
 
 
-PROTOCOLS = (*PROTOCOLS, RoomReader, RoomWriter)
+@runtime_checkable
+class AuthorNames(Protocol):
+    """A platform whose pushed events name people by id only (Slack's Events API): the name a
+    relayed message shows for its author (R-COMMS)."""
+
+    def author_name(self, user_id: str) -> str | None:
+        """The person's display name; ``None`` when the platform does not know them."""
+        ...
+
+
+PROTOCOLS = (*PROTOCOLS, RoomReader, RoomWriter, AuthorNames)
 # The moderators' private space (R-COMMS, R-SAFE-1): kept small so that the common-room bridge
 # and the report queue share it. Not a ``Capability`` member: a room is an object a flow gets
 # for a platform (``flows.safety.room``), not the connector itself, because ``post`` here is

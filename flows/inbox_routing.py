@@ -104,6 +104,8 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("discord", "component", "an Opt-in button (custom_id cfo:…)", Route.OPT_IN),
     ("slack", "block_actions", "a Board decision button", Route.BOARD_DECISION),
     ("slack", "url_verification", "(answered with the challenge, not stored)", Route.PING),
+    ("slack", "message", "a channel's message, edit or deletion (Events API; relayed if bridged)", Route.COMMONS),
+    ("slack", "message", "the app's own message coming back", Route.OWN),
     ("form", "application", "the public /apply form", Route.INTAKE),
     ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
     ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
@@ -239,6 +241,10 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
     if source == "slack":
         if kind == "url_verification":
             return Route.PING
+        if kind == "message" and attributes.get("own") == "true":
+            return Route.OWN  # the app's own post coming back (R-COMMS): nothing to relay
+        if kind == "message" and "room.change" in attributes:
+            return Route.COMMONS  # a channel's message: relayed when the channel is bridged
         if kind == "block_actions" and str(attributes.get("action_id", "")).startswith(
                 config.slack_board_action_prefix):
             return Route.BOARD_DECISION

@@ -21,7 +21,7 @@ from rules.decision import Decision, Finding, findings_decision
 PLATFORM_ACCOUNT = "platform account"
 NOT_A_MEMBER = "not a WG member"
 # How the WG calls its platforms in messages; any other platform is shown by its name.
-LABELS = {"discourse": "Forum", "discord": "Discord", "slack": "Slack"}
+LABELS = {"discourse": "Forum", "discord": "Discord", "slack": "Slack", "matrix": "Matrix"}
 
 
 def label(platform: str) -> str:

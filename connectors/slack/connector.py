@@ -35,6 +35,7 @@ from connectors.slack.blocks import (
 )
 from connectors.slack.client import PLATFORM, SlackApiClient, SlackFatalError
 from connectors.slack.inbound import BoardAction, BoardCheck, SlackRequestVerifier, parse_board_actions
+from connectors.slack.rooms import SlackRooms
 from connectors.slack.settings import CHANNEL_ID, SlackSettings
 
 __all__ = ["SlackConnector", "METADATA_EVENT_TYPE", "split_ref"]
@@ -60,7 +61,7 @@ def _key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
-class SlackConnector:
+class SlackConnector(SlackRooms):
     """Talks to one Slack workspace as the app's bot user.
 
     Build it with ``SlackConnector.from_env()`` or ``SlackConnector(settings=...)``; ``sleep``

@@ -31,6 +31,7 @@ from connectors.base import InboundEvent, instance_key
 from connectors.errors import InvalidSignature
 from connectors.jsonbody import NotJson, read_json
 from connectors.slack.blocks import ACTION_IDS, BOARD_ACTION_PREFIX, BOARD_BLOCK_PREFIX, BoardDecision
+from connectors.slack.rooms import room_attributes
 
 __all__ = [
     "BoardAction",
@@ -256,6 +257,7 @@ def _parse_event(envelope: dict[str, Any], body: bytes) -> InboundEvent:
     actor = _str(actor.get("id")) if isinstance(actor, dict) else _str(actor)
     attributes = {"event_id": event_id, "team_id": team, "channel_id": _str(event.get("channel")),
                   "ts": _str(event.get("ts")), "envelope_type": outer or None}
+    attributes.update(room_attributes(envelope))  # a channel message: the common room's (R-COMMS)
     return InboundEvent(
         platform=PLATFORM,
         dedupe_key=instance_key(PLATFORM, team, event_id),

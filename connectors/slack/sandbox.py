@@ -765,3 +765,5 @@ def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
     return _ok(user=shaped(_shapes.USER, **_user(sb, user, updated=sb._epoch(), profile=profile)))
+
+from connectors.slack import sandbox_events as _events_api  # noqa: E402,F401 - registers chat.delete and the Events API

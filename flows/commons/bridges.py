@@ -8,22 +8,31 @@ Unset, two bridges: ``moderators`` (the room called ``moderators`` on every serv
 membership flows use). ``none`` turns the bridge off. Only platforms whose connector is a
 ``RoomWriter`` take part; a platform that is also a ``RoomReader`` is polled
 (``commons-poll``), the others push (the gateway's ``commons`` route).
+
+A bridge may name a platform the WG does not run its community on (the Board's Slack workspace,
+a channel shared with the CoC committee, R-COMMS): its connector is built from the registry
+(``CHARTERFLOW_<PLATFORM>_*``) for the bridge alone and never becomes a community platform
+(:func:`room_writer`; tests and ``up`` install their own with :func:`use_room_connectors`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.base import RoomWriter
+from connectors.base import Instanced, RoomWriter
 from connectors.errors import FatalError
 from flows.platforms import Platforms
 
-__all__ = ["Bridge", "CommonsSettings", "bridges", "parse_bridges"]
+__all__ = ["Bridge", "CommonsSettings", "bridges", "parse_bridges", "room_writer", "use_room_connectors"]
 
 log = logging.getLogger("charterflow.commons")
 
@@ -34,7 +43,9 @@ class CommonsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_COMMONS_", env_file=".env", extra="ignore")
     bridges: str | None = Field(default=None, description=(
         "The common room's bridges: 'name: platform=room, ...; name: ...' (unset: moderators "
-        "and wg on every platform; none: off)."))
+        "and wg on every platform; none: off). A room is a Discord channel, a Forum category, a "
+        "Matrix room (alias or id) or a Slack channel **ID**; Slack (a channel shared with the CoC "
+        "committee) takes part only when named here, with its `CHARTERFLOW_SLACK_*` settings."))
     poll_threads: int = Field(default=25, ge=0, le=200, description=(
         "How many of a polled room's most recent conversation threads each poll reads too."))
 
@@ -67,8 +78,8 @@ def parse_bridges(text: str) -> list[Bridge]:
 
 
 def bridges(platforms: Platforms, settings: CommonsSettings | None = None) -> list[Bridge]:
-    """The bridges in force, restricted to served platforms whose connector is a ``RoomWriter``
-    and to rooms the platform has (a default ``moderators`` room missing on one platform is left
+    """The bridges in force, restricted to platforms whose connector is a ``RoomWriter`` (served,
+    or bridge-only: :func:`room_writer`) and to rooms the platform has (a default ``moderators`` room missing on one platform is left
     out, logged); a bridge left with fewer than two rooms bridges nothing and is left out."""
     raw = (settings or CommonsSettings()).bridges
     if raw is not None and raw.strip().lower() == "none":
@@ -90,11 +101,53 @@ def bridges(platforms: Platforms, settings: CommonsSettings | None = None) -> li
     return out
 
 
-def _has_room(platforms: Platforms, platform: str, room: str) -> bool:
+# Bridge-only connectors by platform name (built once per process; ``None``: not configured).
+_bridge_only: dict[str, Any] = {}
+_bridge_only_lock = threading.Lock()
+
+
+def room_writer(platforms: Platforms, platform: str) -> tuple[RoomWriter, str] | None:
+    """``platform``'s ``RoomWriter`` and the instance it talks to: the served platform's
+    connector, else a bridge-only one built from the registry (``None`` when there is neither,
+    or the connector writes no rooms)."""
     space = platforms.space(platform)
-    writer = space.capable(RoomWriter) if space is not None else None
-    if writer is None:
+    if space is not None:
+        writer = space.capable(RoomWriter)
+        return (writer, space.instance) if writer is not None else None
+    with _bridge_only_lock:
+        if platform not in _bridge_only:
+            from connectors.registry import load_connector
+
+            try:
+                _bridge_only[platform] = load_connector(platform).from_env()
+            except Exception as exc:  # noqa: BLE001 - a platform not configured is not bridged
+                log.warning("commons: %s is not bridged (%s)", platform, type(exc).__name__)
+                _bridge_only[platform] = None
+        connector = _bridge_only[platform]
+    if not isinstance(connector, RoomWriter):
+        return None
+    return connector, connector.instance if isinstance(connector, Instanced) else ""
+
+
+@contextmanager
+def use_room_connectors(**connectors: Any) -> Iterator[None]:
+    """Bridge-only connectors by platform name inside the block (``slack=connector``)."""
+    with _bridge_only_lock:
+        before = dict(_bridge_only)
+        _bridge_only.update(connectors)
+    try:
+        yield
+    finally:
+        with _bridge_only_lock:
+            _bridge_only.clear()
+            _bridge_only.update(before)
+
+
+def _has_room(platforms: Platforms, platform: str, room: str) -> bool:
+    found = room_writer(platforms, platform)
+    if found is None:
         return False
+    writer = found[0]
     try:
         writer.room_key(room)  # connectors cache what they resolved
     except FatalError as exc:

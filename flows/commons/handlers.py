@@ -1,6 +1,8 @@
 """The inbox route of the common room (called by ``flows.inbox`` at import): ``commons``, a
-pushed message of a bridged room (the Forum's ``post_created``/``post_edited``/``post_destroyed``
-webhooks in a category listed in ``CHARTERFLOW_GATEWAY_DISCOURSE_COMMONS_CATEGORIES``).
+pushed message of a bridged room: the Forum's ``post_created``/``post_edited``/``post_destroyed``
+webhooks in a category listed in ``CHARTERFLOW_GATEWAY_DISCOURSE_COMMONS_CATEGORIES``, or any
+platform's event carrying the neutral ``room.*`` attributes (Matrix's appservice push, Slack's
+Events API; ``flows/README.md``, "Inbound events from a plugin platform").
 
 :func:`relay_pushed` is the plain function behind it: any platform's route that receives a
 room's messages by push (a Matrix application service transaction, say) builds a
@@ -13,8 +15,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from connectors.base import Links, OperatorAccount, RoomMessage, RoomWriter, UserRef
-from flows.commons.bridges import bridges
+from connectors.base import AuthorNames, Links, OperatorAccount, RoomMessage, UserRef
+from flows.commons.bridges import bridges, room_writer
 from flows.commons.relay import relay_delete, relay_edit, relay_new
 from flows.kit import Ctx, context
 from ledger.models import InboxEvent
@@ -29,10 +31,10 @@ CHANGES = {"post_created": "new", "post_edited": "edit", "post_destroyed": "dele
 def relay_pushed(ctx: Ctx, *, platform: str, room_key: str, change: str, message: RoomMessage) -> str:
     """Relay a message pushed from the room whose platform id is ``room_key`` on ``platform``;
     ``change``: ``new``, ``edit`` or ``delete``. A room no bridge holds is left alone."""
-    space = ctx.platforms.space(platform)
-    writer = space.capable(RoomWriter) if space is not None else None
-    if writer is None:
+    found = room_writer(ctx.platforms, platform)
+    if found is None:
         return "skipped: platform not bridged"
+    writer = found[0]
     bridge = next((b for b in bridges(ctx.platforms) if platform in b.rooms
                    and writer.room_key(b.rooms[platform]) == str(room_key)), None)
     if bridge is None:
@@ -51,6 +53,8 @@ def handle_commons(*, ledger: Any, event: InboxEvent, now: datetime | None = Non
         row = session.get(InboxEvent, event.id)
         source, kind, payload = row.source, row.kind, dict(row.payload or {})
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
+    if "room.change" in attrs:
+        return _relay_neutral(ctx, source, attrs, event_id=event.id)
     change = CHANGES.get(kind)
     space = ctx.platforms.space(source)
     if change is None or space is None or not attrs.get("post_id"):
@@ -70,6 +74,27 @@ def handle_commons(*, ledger: Any, event: InboxEvent, now: datetime | None = Non
         own=own, url=links.thread_url(attrs["topic_id"]) if links is not None and attrs.get("topic_id") else None)
     return relay_pushed(ctx, platform=source, room_key=attrs.get("category_id", ""), change=change,
                         message=message)
+
+
+def _relay_neutral(ctx: Ctx, source: str, attrs: dict[str, str], *, event_id: int) -> str:
+    """A pushed room message described by the neutral ``room.*`` attributes."""
+    change, message_id, room_key = attrs.get("room.change"), attrs.get("room.message_id"), attrs.get("room.key")
+    if change not in ("new", "edit", "delete") or not message_id or not room_key:
+        log.info("commons: inbox event %s (%s) is not a room message; kept", event_id, source)
+        return "refused:not-a-room-message"
+    user_id, username = attrs.get("user_id", ""), attrs.get("username", "")
+    found = room_writer(ctx.platforms, source)
+    if found is not None and isinstance(found[0], AuthorNames) and user_id and username in ("", user_id) \
+            and change != "delete":
+        username = found[0].author_name(user_id) or username
+    message = RoomMessage(
+        platform=source, id=message_id, room=room_key,
+        author=UserRef(platform=source, id=user_id, username=username,
+                       display_name=attrs.get("display_name") or None),
+        text=attrs.get("room.text", ""), created_at=ctx.now, thread_id=attrs.get("room.thread_id") or None,
+        title=attrs.get("room.title") or None, own=attrs.get("own") == "true", url=attrs.get("room.url") or None,
+        attachments=tuple(a for a in attrs.get("room.attachments", "").split() if a))
+    return relay_pushed(ctx, platform=source, room_key=room_key, change=change, message=message)
 
 
 def register() -> None:

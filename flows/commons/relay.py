@@ -19,7 +19,7 @@ from typing import Any
 
 from connectors.base import RoomMessage, RoomWriter, instance_key
 from connectors.errors import FatalError
-from flows.commons.bridges import Bridge
+from flows.commons.bridges import Bridge, room_writer
 from flows.kit import Ctx, once
 from flows.presentation import label as platform_label
 from ledger import audit
@@ -33,11 +33,10 @@ ACTOR = "flow:commons"
 
 
 def _writer(ctx: Ctx, platform: str) -> tuple[RoomWriter, str]:
-    space = ctx.platforms.space(platform)
-    writer = space.capable(RoomWriter) if space is not None else None
-    if writer is None:
+    found = room_writer(ctx.platforms, platform)
+    if found is None:
         raise LookupError(f"{platform}: not served as a RoomWriter")
-    return writer, space.instance
+    return found
 
 
 def _copy_text(msg: RoomMessage, platform: str, *, limit: int) -> str:

@@ -12,6 +12,7 @@ from connectors.base import (
     CAPABILITY_PROTOCOLS,
     PROTOCOLS,
     Activity,
+    AuthorNames,
     Ballot,
     Capability,
     ChangeStatus,
@@ -371,6 +372,15 @@ def check_room_writer(box: Any, connector: Any) -> None:
     connector.room_delete(room=room, thread_id=first.thread_id, message_id=reply.id)  # gone: fine
 
 
+def check_author_names(box: Any, connector: Any) -> None:
+    # R-COMMS: a pushed message names its author by id; the copy shows a name.
+    who = box.sandbox.samples.recipients[0]
+    name = connector.author_name(who)
+    assert isinstance(name, str) and name.strip()
+    assert connector.author_name(who) == name  # cached, the same
+    assert connector.author_name("U0NOBODY0NOWHERE") is None
+
+
 def check_room_reader(box: Any, connector: Any) -> None:
     room = box.sandbox.samples.channel
     assert isinstance(connector, RoomWriter), "a RoomReader's own posts are what it must recognise"
@@ -409,5 +419,6 @@ EXTRA_CHECKS = {
     NewcomerWelcome: check_newcomer_welcome,
     RoomReader: check_room_reader,
     RoomWriter: check_room_writer,
+    AuthorNames: check_author_names,
     PlaceLinks: check_place_links,
 }

@@ -12,6 +12,6 @@ available to every test; a directory's ``conftest.py`` may override one by name,
 
 Helper modules (imported): ``net`` (the one ``free_port`` and ``LoopbackServer``), ``gateway``
 (requests signed as each platform signs them), ``cli`` (``cli_with``), and the constants and
-helpers of one directory's tests: ``ideas``, ``roles``, ``moderation``, ``rules``, ``slack``.
+helpers of one directory's tests: ``ideas``, ``roles``, ``moderation``, ``rules``, ``slack``, ``commons``.
 Subprocess helpers stay in ``tests/procs.py`` (with ``subprocess_env``) and ``tests/proxy.py``.
 """

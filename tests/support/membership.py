@@ -215,7 +215,8 @@ class Gateway:
 
 
 @contextmanager
-def serve_gateway(world: World, *, ideas_category: str = "", commons_categories: str = "") -> Iterator[Gateway]:
+def serve_gateway(world: World, *, ideas_category: str = "", commons_categories: str = "",
+                  **settings: Any) -> Iterator[Gateway]:
     """The real gateway app (store-only dispatch: a test runs each stored event with
     ``flows.inbox.handle_event``, as the task worker does) on a loopback port; the Forum
     sandbox's webhooks and the Discord sandbox's interactions are sent to it."""
@@ -232,7 +233,7 @@ def serve_gateway(world: World, *, ideas_category: str = "", commons_categories:
               "slack_signing_secret": None, "form_secret": SecretStr("form-secret-invented"),
               "discourse_applications_categories": str(category),
               "discourse_ideas_categories": ideas_category,
-              "discourse_commons_categories": commons_categories, "dispatch": False}
+              "discourse_commons_categories": commons_categories, "dispatch": False, **settings}
     from gateway.form import UsernameLookup
 
     lookup = UsernameLookup({name: space.directory for name, space in world.platforms.spaces.items()})

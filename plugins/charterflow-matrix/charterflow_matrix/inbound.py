@@ -13,13 +13,14 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import SecretStr
 
 from connectors.base import InboundEvent, instance_key
 from connectors.errors import InvalidSignature
 
-__all__ = ["COMMANDS", "PLATFORM", "ROUTES", "AppserviceVerifier", "parse_command"]
+__all__ = ["COMMANDS", "PLATFORM", "ROUTES", "AppserviceVerifier", "parse_command", "room_attributes"]
 
 PLATFORM = "matrix"
 COMMANDS = ("apply", "idea", "optin", "leave", "propose", "link", "help")
@@ -29,6 +30,9 @@ COMMANDS = ("apply", "idea", "optin", "leave", "propose", "link", "help")
 ROUTES: dict[str, str] = {
     "apply": "intake", "idea": "idea", "optin": "renewal-opt-in", "leave": "leave",
     "propose": "board-proposal", "link": "link", "ballot_vote": "vote",
+    # The common room (R-COMMS): a person's message, edit or redaction; the core's handler
+    # relays it when its room is bridged and leaves it otherwise.
+    "message": "commons", "message_edited": "commons", "message_redacted": "commons",
 }
 POLL_RESPONSE_TYPES = ("m.poll.response", "org.matrix.msc3381.poll.response")
 MAX_EVENTS = 1000  # Synapse sends at most 100 events (and 100 ephemeral) per transaction
@@ -59,6 +63,38 @@ def _fields(kind: str, args: str) -> dict[str, str]:
             return {"link.code": first.strip().lower()[:40]}
         return {"link.platform": first.strip().lower()[:24], "link.username": username.strip().lstrip("@")[:100]}
     return {}
+
+
+ROOM_TEXT_MAX = 65_536  # an event holds no more (https://spec.matrix.org/v1.11/client-server-api/#size-limits)
+_FILES = ("m.image", "m.file", "m.video", "m.audio")
+
+
+def room_attributes(event: Mapping[str, Any], content: Mapping[str, Any]) -> dict[str, str]:
+    """The neutral attributes of a message in a room the common room may bridge (``flows/README.md``,
+    "Inbound events from a plugin platform"): ``room.change`` (``new``, ``edit``: an ``m.replace``,
+    ``delete``: a redaction), ``room.key`` (the room id), ``room.message_id`` (the event the
+    change is about), ``room.thread_id`` (``<room>/<root>`` for an ``m.thread`` reply),
+    ``room.text``, ``room.url`` and ``room.attachments`` (a file's message, as a matrix.to link)."""
+    room, event_id = str(event["room_id"]), str(event["event_id"])
+    relates = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}
+    out = {"room.key": room}
+    if event.get("type") == "m.room.redaction":
+        # Room versions 11+ carry ``redacts`` in the content, older ones at the top level.
+        target = content.get("redacts") or event.get("redacts")
+        return {**out, "room.change": "delete", "room.message_id": str(target or "")[:300]}
+    if relates.get("rel_type") == "m.replace":
+        new = content.get("m.new_content") if isinstance(content.get("m.new_content"), dict) else {}
+        return {**out, "room.change": "edit", "room.message_id": str(relates.get("event_id") or "")[:300],
+                "room.text": str(new.get("body") or "")[:ROOM_TEXT_MAX],
+                "room.url": f"https://matrix.to/#/{quote(room, safe='')}/{quote(str(relates.get('event_id') or ''), safe='')}"}
+    url = f"https://matrix.to/#/{quote(room, safe='')}/{quote(event_id, safe='')}"
+    out.update({"room.change": "new", "room.message_id": event_id, "room.url": url,
+                "room.text": str(content.get("body") or "")[:ROOM_TEXT_MAX]})
+    if relates.get("rel_type") == "m.thread" and isinstance(relates.get("event_id"), str):
+        out["room.thread_id"] = f"{room}/{relates['event_id']}"
+    if content.get("msgtype") in _FILES:
+        out["room.attachments"] = url  # the file opens with the message, for members of the room only
+    return out
 
 
 class AppserviceVerifier:
@@ -120,13 +156,19 @@ class AppserviceVerifier:
                       "user_id": sender, "username": local,
                       # The connector's Messenger.reply thread id: answers go where it was said.
                       "reply_to": f"{event['room_id']}/{event['event_id']}"}
-        if kind == "m.room.message" and isinstance(content.get("body"), str):
+        relates = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}
+        if (kind == "m.room.message" and relates.get("rel_type") == "m.replace") or kind == "m.room.redaction":
+            kind = "message_edited" if kind == "m.room.message" else "message_redacted"
+            attributes.update(room_attributes(event, content))
+        elif kind == "m.room.message" and isinstance(content.get("body"), str):
             command = parse_command(content["body"])
             kind = "message"
             if command is not None:
                 kind, attributes["args"] = command[0], command[1][:2000]
                 attributes["command"] = content["body"].strip()[1:].split(" ", 1)[0][:80]
                 attributes.update(_fields(kind, attributes["args"]))
+            else:
+                attributes.update(room_attributes(event, content))
         elif kind in POLL_RESPONSE_TYPES:
             kind = "ballot_vote"
             relates = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}

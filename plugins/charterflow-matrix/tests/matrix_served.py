@@ -1,5 +1,6 @@
 """``Served``: an ASGI app on a free 127.0.0.1 port, for the plugin's tests (a module of its own:
-``conftest`` is not importable by name when the core's tests run beside these)."""
+``conftest`` is not importable by name when the core's tests run beside these); ``send_as`` and
+``pushed``: a member writes in a room, and the inbox row Synapse's push stored for it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,34 @@ import socket
 import threading
 import time
 from typing import Any
+
+
+def send_as(users: Any, base_url: str, who: str, room_id: str, content: dict[str, Any],
+            event_type: str = "m.room.message") -> str:
+    """``who`` sends ``content`` in ``room_id`` with their own token; the event id."""
+    from charterflow_matrix import payloads
+    from charterflow_matrix.client import q
+
+    with users.client(base_url, who) as client:
+        return client.put(f"/_matrix/client/v3/rooms/{q(room_id)}/send/{q(event_type)}/{payloads.txn_id(None)}",
+                          json=content).raise_for_status().json()["event_id"]
+
+
+def pushed(world: Any, event_id: str, *, timeout: float = 60) -> Any:
+    """The inbox row Synapse's push stored for ``event_id`` (the gateway keys it by event id)."""
+    from sqlalchemy import select
+
+    from ledger.models import InboxEvent
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with world.ledger.read() as session:
+            row = session.scalars(select(InboxEvent).where(InboxEvent.dedupe_key.endswith(event_id))).first()
+            if row is not None:
+                session.expunge(row)
+                return row
+        time.sleep(0.2)
+    raise AssertionError(f"Synapse did not push {event_id} within {timeout:g} s")
 
 
 class Served:

@@ -162,15 +162,22 @@ def test_pushed_events_are_routed_by_the_plugins_table_with_neutral_attributes(w
             "sender": "@cleo_marsh:localhost", "origin_server_ts": 1_700_000_100_000,
             "content": {"m.relates_to": {"rel_type": "m.reference", "event_id": "$start"}, "m.selections": ["a2"]}}
     spoilt = {**poll, "event_id": "$route-spoilt", "content": {"m.relates_to": {"event_id": "$start"}, "m.selections": []}}
+    # The common room's: a message, its edit (m.replace) and its redaction (R-COMMS).
+    edit = {**poll, "type": "m.room.message", "event_id": "$route-edit", "room_id": "!room:localhost",
+            "content": {"msgtype": "m.text", "body": "* hello again", "m.new_content": {"body": "hello again"},
+                        "m.relates_to": {"rel_type": "m.replace", "event_id": "$test-event-84"}}}
+    redaction = {**edit, "type": "m.room.redaction", "event_id": "$route-redaction",
+                 "content": {"redacts": "$test-event-84"}}
     events = [event(80, "!apply I help on Tuesdays | two years of moderation"), event(81, "!link discord cleo_marsh"),
-              event(82, "!link 0123456789"), event(83, "!optin"), event(84, "hello there"), poll, spoilt]
+              event(82, "!link 0123456789"), event(83, "!optin"), event(84, "hello there"), poll, spoilt,
+              edit, redaction]
     before = len(rows(world["ledger"]))
     assert push(world, "routes-1", events).status_code == 200
     new = {r.dedupe_key.rsplit(":", 1)[-1]: r for r in rows(world["ledger"])[before:]}
     assert {k: r.route for k, r in new.items()} == {
         "$test-event-80": "intake", "$test-event-81": "link", "$test-event-82": "link",
-        "$test-event-83": "renewal-opt-in", "$test-event-84": "unknown", "$route-poll": "vote",
-        "$route-spoilt": "vote"}
+        "$test-event-83": "renewal-opt-in", "$test-event-84": "commons", "$route-poll": "vote",
+        "$route-spoilt": "vote", "$route-edit": "commons", "$route-redaction": "commons"}
     attrs = {k: r.payload["attributes"] for k, r in new.items()}
     assert attrs["$test-event-80"]["field.why"] == "I help on Tuesdays"
     assert attrs["$test-event-80"]["field.experience"] == "two years of moderation"
@@ -180,6 +187,13 @@ def test_pushed_events_are_routed_by_the_plugins_table_with_neutral_attributes(w
     assert attrs["$test-event-80"]["reply_to"] == "!room:localhost/$test-event-80"
     assert (attrs["$route-poll"]["ballot_id"], attrs["$route-poll"]["option_id"]) == ("!wg:localhost/$start", "a2")
     assert attrs["$route-spoilt"]["option_id"] == ""  # kept; the vote handler refuses it
+    assert {k: v for k, v in attrs["$test-event-84"].items() if k.startswith("room.")} == {
+        "room.key": "!room:localhost", "room.change": "new", "room.message_id": "$test-event-84",
+        "room.text": "hello there", "room.url": "https://matrix.to/#/%21room%3Alocalhost/%24test-event-84"}
+    assert (attrs["$route-edit"]["room.change"], attrs["$route-edit"]["room.message_id"],
+            attrs["$route-edit"]["room.text"]) == ("edit", "$test-event-84", "hello again")
+    assert (attrs["$route-redaction"]["room.change"], attrs["$route-redaction"]["room.message_id"]) == (
+        "delete", "$test-event-84")
 
 
 def test_charterflow_doctor_runs_the_plugins_checks(world: dict[str, Any], tmp_path: Path,

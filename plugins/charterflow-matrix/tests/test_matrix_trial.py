@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from charterflow_matrix.client import q
 from charterflow_matrix.connector import MatrixConnector
 from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
 from charterflow_matrix.sandbox import seed_community
+from matrix_served import pushed, send_as
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import Role
 from ledger import repo
@@ -78,24 +78,7 @@ def trial(board: Board, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 def say(t: dict[str, Any], who: str, room: str, body: str) -> str:
     """``who`` sends ``body`` in ``room`` with their own token; the event id."""
-    connector = t["matrix"]
-    with t["users"].client(t["creds"].base_url, who) as client:
-        return client.put(f"/_matrix/client/v3/rooms/{q(connector.room_id(room))}/send/m.room.message/"
-                          f"{payloads.txn_id(None)}", json={"msgtype": "m.text", "body": body}
-                          ).raise_for_status().json()["event_id"]
-
-
-def pushed(world: Any, event_id: str, *, timeout: float = 60) -> InboxEvent:
-    """The inbox row Synapse's push stored for ``event_id`` (the gateway keys it by event id)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with world.ledger.read() as session:
-            row = session.scalars(select(InboxEvent).where(InboxEvent.dedupe_key.endswith(event_id))).first()
-            if row is not None:
-                session.expunge(row)
-                return row
-        time.sleep(0.2)
-    raise AssertionError(f"Synapse did not push {event_id} within {timeout:g} s")
+    return send_as(t["users"], t["creds"].base_url, who, t["matrix"].room_id(room), {"msgtype": "m.text", "body": body})
 
 
 def test_a_matrix_trial_end_to_end(board: Board, trial: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from flows.commons import commons_poll
 from ledger import audit
 from ledger.models_commons import CommonsMessage
 from tests.support.ideas import wait_for_event
+from tests.support.commons import discord_copies, forum_copies, say
 from tests.support.membership import World, serve_gateway
 
 from sqlalchemy import select
@@ -33,28 +34,12 @@ def room(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield gw
 
 
-def say(world: World, user: str, text: str, *, channel: str = "moderators", **extra: Any) -> dict[str, Any]:
-    """``user`` writes in a Discord channel (or thread), as a person does."""
-    reply = httpx.post(f"{world.discord_url}/_sandbox/messages", timeout=10,
-                       json={"user": user, "channel": channel, "content": text, **extra})
-    reply.raise_for_status()
-    return reply.json()
-
-
 def forum_post(world: World, user: str, **body: Any) -> dict[str, Any]:
     """``user`` posts on the Forum through its API (a reply: ``topic_id``)."""
     reply = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, json=body, headers={
         "Api-Key": world.discourse_sb.api_key, "Api-Username": user})
     assert reply.status_code == 200, reply.text
     return reply.json()
-
-
-def forum_copies(world: World, containing: str) -> list[dict[str, Any]]:
-    return [p for p in world.discourse_state()["posts"] if containing in p["raw"]]
-
-
-def discord_copies(world: World, containing: str) -> list[dict[str, Any]]:
-    return [m for m in world.discord_state()["messages"] if containing in (m["content"] or "")]
 
 
 def handle_new_events(world: World, kind: str, count: int = 1) -> list[str]:
