@@ -29,6 +29,7 @@ COMMANDS = ("apply", "idea", "optin", "leave", "propose", "link", "help")
 ROUTES: dict[str, str] = {
     "apply": "intake", "idea": "idea", "optin": "renewal-opt-in", "leave": "leave",
     "propose": "board-proposal", "link": "link", "ballot_vote": "vote",
+    "help": "guides-help",  # `!help <topic>`: the matching guides, answered in the room (R-GUIDE)
 }
 POLL_RESPONSE_TYPES = ("m.poll.response", "org.matrix.msc3381.poll.response")
 MAX_EVENTS = 1000  # Synapse sends at most 100 events (and 100 ephemeral) per transaction
