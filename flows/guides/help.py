@@ -37,6 +37,13 @@ def _links(ctx: Ctx, first: str | None) -> dict[str, list[tuple[str, str]]]:
     return links
 
 
+def _guide_line(guide: Guide, where: Sequence[tuple[str, str]], *, plain: bool) -> str:
+    if plain:
+        return f"- {guide.title}: " + (" \u00b7 ".join(f"{name} {url}" for name, url in where) or "not published yet")
+    shown = " \u00b7 ".join(f"[{name}](<{url}>)" for name, url in where)
+    return f"- **{guide.title}**" + (f": {shown}" if shown else " (not published yet)")
+
+
 def help_answer(ctx: Ctx, topic: str, guides: Sequence[Guide], *, limit: int = 3, plain: bool = False,
                 first: str | None = None) -> str:
     """The answer to ``/help topic``: the matching guides (best first) with a link on each
@@ -50,14 +57,7 @@ def help_answer(ctx: Ctx, topic: str, guides: Sequence[Guide], *, limit: int = 3
         titles = "; ".join(g.title for g in guides) or "none yet"
         return f"No guide matches \u201c{topic}\u201d. The guides: {titles}."
     lines = [f"Guides about \u201c{topic}\u201d:" if topic else "Guides to start with:"]
-    for guide in found:
-        where = links.get(guide.slug, [])
-        if plain:
-            shown = " \u00b7 ".join(f"{name} {url}" for name, url in where)
-            lines.append(f"- {guide.title}: " + (shown or "not published yet"))
-            continue
-        shown = " \u00b7 ".join(f"[{name}](<{url}>)" for name, url in where)
-        lines.append(f"- **{guide.title}**" + (f": {shown}" if shown else " (not published yet)"))
+    lines += [_guide_line(guide, links.get(guide.slug, []), plain=plain) for guide in found]
     text = "\n".join(lines)
     return text if len(text) <= DISCORD_MESSAGE_LIMIT else "\n".join(lines[:2])
 
