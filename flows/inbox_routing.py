@@ -56,6 +56,7 @@ class Route:
     COMMONS = "commons"  # a message of a bridged room, pushed (R-COMMS, issue 22)
     LINK = "link"  # a member links another platform's account to their membership (issue 20)
     LINK_CONFIRM = "link-confirm"  # the member confirms that link from an account we know
+    HELP = "guides-help"  # /help [topic]: the matching guides (R-GUIDE, flows.guides.help)
     UNKNOWN = "unknown"  # acknowledged, logged and kept; nothing to do
 
 
@@ -92,6 +93,7 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("discourse", "ping", "", Route.PING),
     ("discourse", "post_created|post_edited|post_destroyed", "category in the common room's categories", Route.COMMONS),
     ("discourse", "*", "posted by the bot's own account (the API username, system)", Route.OWN),
+    ("discourse", "post_created", "a post starting /help (in a topic, or a private message to the system user)", Route.HELP),
     ("discord", "ping", "(answered PONG, not stored)", Route.PING),
     ("discord", "apply", "slash command /apply", Route.APPLY_MODAL),
     ("discord", "apply_submitted", "the /apply modal submitted", Route.INTAKE),
@@ -211,6 +213,8 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
         if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
                 and category and category in config.discourse_applications_categories:
             return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
+        if kind == "post_created" and (str(attributes.get("raw", ""))[:40].split(None, 1) or [""])[0].casefold() == "/help":
+            return Route.HELP  # a member asks for the guides (flows.guides.help, R-GUIDE)
         if kind == "flag_created":
             return "safety-flag"  # a Forum flag is a community report (flows.safety, R-SAFE-1)
         return Route.UNKNOWN

@@ -76,20 +76,25 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p.strip().strip("\"'").lower() for p in text.split(",") if p.strip()))
 
 
-def parse_guide(name: str, text: str, *, known_platforms: Iterable[str]) -> Guide:
-    """The guide in ``text`` (file ``name``, e.g. ``asking-questions.md``); :class:`GuideError`
-    with the line of the first problem: no front matter, an unknown or repeated field, a missing
-    required field, an empty title, an unknown platform or audience (R-GUIDE)."""
+def _slug_of(name: str) -> str:
     slug = name.rsplit("/", 1)[-1].removesuffix(".md")
     if not _SLUG.fullmatch(slug):
         raise GuideError(name, 0, "the file name must be lower-case letters, digits and dashes")
-    lines = text.splitlines()
+    return slug
+
+
+def _front_matter_end(name: str, lines: Sequence[str]) -> int:
+    """The index of the line ``---`` that closes the front matter."""
     if not lines or lines[0].strip() != "---":
         raise GuideError(name, 1, "a guide starts with front matter: a line '---'")
     end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
     if end is None:
         raise GuideError(name, len(lines), "the front matter is not closed by a line '---'")
-    known = tuple(known_platforms)
+    return end
+
+
+def _fields(name: str, lines: Sequence[str], end: int) -> dict[str, tuple[int, str]]:
+    """Field → (line number, raw value) of the front matter; every required field present."""
     fields: dict[str, tuple[int, str]] = {}
     for i in range(1, end):
         raw, number = lines[i], i + 1
@@ -107,28 +112,59 @@ def parse_guide(name: str, text: str, *, known_platforms: Iterable[str]) -> Guid
     for key in REQUIRED:
         if key not in fields:
             raise GuideError(name, end + 1, f"the front matter has no {key!r}")
-    line, title = fields["title"]
-    title = re.sub(r"\s+", " ", title.strip("\"'")).strip()
+    return fields
+
+
+def _title(name: str, field: tuple[int, str]) -> str:
+    line, value = field
+    title = re.sub(r"\s+", " ", value.strip("\"'")).strip()
     if not title:
         raise GuideError(name, line, "the title is empty")
     if len(title) > MAX_TITLE:
         raise GuideError(name, line, f"the title has {len(title)} characters (at most {MAX_TITLE})")
-    line, value = fields["platforms"]
+    return title
+
+
+def _platforms(name: str, field: tuple[int, str], known: Sequence[str]) -> tuple[str, ...]:
+    line, value = field
     platforms = _list(value)
     if not platforms:
         raise GuideError(name, line, "no platform named")
     if unknown := [p for p in platforms if p not in known]:
         raise GuideError(name, line, f"unknown platform {unknown[0]!r} (known: {', '.join(known)})")
-    line, audience = fields["audience"]
-    audience = audience.strip("\"'").lower()
+    return platforms
+
+
+def _audience(name: str, field: tuple[int, str]) -> str:
+    line, value = field
+    audience = value.strip("\"'").lower()
     if audience not in AUDIENCES:
         raise GuideError(name, line, f"unknown audience {audience!r} (one of {', '.join(AUDIENCES)})")
-    keywords = _list(fields["keywords"][1]) if "keywords" in fields else ()
+    return audience
+
+
+def _body(name: str, lines: Sequence[str], end: int) -> str:
     body = "\n".join(lines[end + 1:]).strip()
     if not body:
         raise GuideError(name, end + 2, "the guide has no text after its front matter")
     if len(body) > MAX_BODY:
         raise GuideError(name, end + 2, f"the text has {len(body)} characters (at most {MAX_BODY})")
+    return body
+
+
+def parse_guide(name: str, text: str, *, known_platforms: Iterable[str]) -> Guide:
+    """The guide in ``text`` (file ``name``, e.g. ``asking-questions.md``); :class:`GuideError`
+    with the line of the first problem: no front matter, an unknown or repeated field, a missing
+    required field, an empty title, an unknown platform or audience (R-GUIDE)."""
+    slug = _slug_of(name)
+    lines = text.splitlines()
+    end = _front_matter_end(name, lines)
+    fields = _fields(name, lines, end)
+    title = _title(name, fields["title"])
+    platforms = _platforms(name, fields["platforms"], tuple(known_platforms))
+    audience = _audience(name, fields["audience"])
+    keywords = _list(fields["keywords"][1]) if "keywords" in fields else ()
+    body = _body(name, lines, end)
     return Guide(slug=slug, title=title, platforms=platforms, audience=audience, body=body,
                  keywords=keywords, digest=_digest(title, body))
 

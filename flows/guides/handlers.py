@@ -1,5 +1,6 @@
 """The inbox routes of this package (called by ``flows.inbox`` at import): ``guides-help``,
-Discord ``/help [topic]`` (R-GUIDE)."""
+Discord ``/help [topic]`` (R-GUIDE). The Forum's ``/help`` posts reach the same route through
+``flows.inbox_routing.route_for``, Matrix's ``!help`` through the plugin's route table."""
 
 from __future__ import annotations
 

@@ -19,16 +19,18 @@ def deployments() -> list:
 
     weekday = load_configured_charter().ideas.digest_weekday
     tags = ["charterflow", "ideas"]
+    # R-BUDGET: the first triage of a new ledger files the charter's budget ideas (once each).
+    seed = {"charter_ideas": True}
     return [
         ideas_file.to_deployment(
             name="operator", tags=tags,
             description="File an idea for the backlog as an operator (R-IDEA-1)."),
         ideas_triage.to_deployment(
-            name="operator", tags=tags,
+            name="operator", tags=tags, parameters=seed,
             description="Triage the ideas backlog now: duplicates, Board or WG, platform, "
                         "flags, the week's digest and the backlog table (R-IDEA-2)."),
         ideas_triage.to_deployment(
-            name="weekly", tags=tags, cron=weekly_cron(weekday),
+            name="weekly", tags=tags, cron=weekly_cron(weekday), parameters=seed,
             description=f"Weekly triage and digest of the ideas backlog, {weekday} 07:00 UTC "
                         "(R-IDEA-2)."),
     ]

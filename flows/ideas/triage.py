@@ -34,7 +34,7 @@ from flows.kit import Ctx, context, log, once
 
 ACTOR = "flow:ideas-triage"
 BACKLOG_ARTIFACT = "ideas-backlog"
-__all__ = ["digest_step", "flag_step", "ideas_triage", "iso_week", "triage_step"]
+__all__ = ["charter_ideas_step", "digest_step", "flag_step", "ideas_triage", "iso_week", "triage_step"]
 
 
 def iso_week(now: datetime) -> str:
@@ -151,13 +151,24 @@ def _run_name() -> str:
         return "ideas-triage"
 
 
+def charter_ideas_step(ctx: Ctx) -> list[int]:
+    """R-BUDGET: the charter's own budget ideas enter the backlog, each once (a source key, as
+    ``charterflow budget seed`` files them); the ids filed now."""
+    from flows.board.budget import seed_charter_ideas
+
+    return [row["idea"] for row in seed_charter_ideas(ctx.ledger, now=ctx.now) if row["filed"]]
+
+
 @flow(name="ideas-triage", flow_run_name=_run_name, log_prints=True)
-def ideas_triage(post_digest: bool = True, now: datetime | None = None) -> dict[str, Any]:
+def ideas_triage(post_digest: bool = True, now: datetime | None = None,
+                 charter_ideas: bool = False) -> dict[str, Any]:
     """Triage the ideas backlog (R-IDEA-2): suggest duplicates, Board or WG and platform for
     every new item, flag items waiting too long, post the week's digest to the WG on Discord
     (once per ISO week), and publish the backlog as the table artifact ``ideas-backlog``.
-    ``post_digest``: false = no digest. ``now``: empty = the real clock."""
+    ``post_digest``: false = no digest. ``now``: empty = the real clock. ``charter_ideas``:
+    first file the charter's budget ideas not yet in the backlog (the deployments do; R-BUDGET)."""
     ctx = context(now)
+    seeded = charter_ideas_step(ctx) if charter_ideas else []
     triaged = triage_step(ctx)
     flagged = flag_step(ctx)
     with ctx.ledger.read() as session:
@@ -173,7 +184,7 @@ def ideas_triage(post_digest: bool = True, now: datetime | None = None) -> dict[
     _artifacts(rows, triaged, flagged, digest)
     if failure is not None:
         raise failure
-    return {"triaged": [t["id"] for t in triaged],
+    return {"charter_ideas": seeded, "triaged": [t["id"] for t in triaged],
             "duplicates": {t["id"]: t["duplicate_of"] for t in triaged if t["duplicate_of"]},
             "needs_board": [t["id"] for t in triaged if t["needs_board"]],
             "flagged": flagged, "digest": digest, "backlog": len(rows)}

@@ -22,6 +22,7 @@ import httpx
 
 from charterflow_matrix import payloads
 from charterflow_matrix.client import PLATFORM, MatrixClient, event_filter, log, q
+from charterflow_matrix.guides import MatrixGuides
 from charterflow_matrix.inbound import AppserviceVerifier
 from charterflow_matrix.rooms import MatrixRooms
 from charterflow_matrix.settings import MatrixSettings
@@ -63,7 +64,7 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-class MatrixConnector(MatrixRooms):
+class MatrixConnector(MatrixRooms, MatrixGuides):
     """Talks to one homeserver as its bot (a server admin). ``MatrixConnector.from_env()`` or
     ``MatrixConnector(settings=…)``; ``transport``, ``clock`` and ``retry`` are injectable."""
 

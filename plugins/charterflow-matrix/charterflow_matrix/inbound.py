@@ -33,6 +33,7 @@ ROUTES: dict[str, str] = {
     # The common room (R-COMMS): a person's message, edit or redaction; the core's handler
     # relays it when its room is bridged and leaves it otherwise.
     "message": "commons", "message_edited": "commons", "message_redacted": "commons",
+    "help": "guides-help",  # `!help <topic>`: the matching guides, answered in the room (R-GUIDE)
 }
 POLL_RESPONSE_TYPES = ("m.poll.response", "org.matrix.msc3381.poll.response")
 MAX_EVENTS = 1000  # Synapse sends at most 100 events (and 100 ephemeral) per transaction

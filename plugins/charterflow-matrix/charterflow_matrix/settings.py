@@ -34,6 +34,7 @@ class MatrixSettings(BaseSettings):
     space: str = Field(default="community", description="The community's space (alias localpart).")
     wg_room: str = Field(default="working-group", description="The working group's private room.")
     moderators_room: str = Field(default="moderators", description="The moderators' room.")
+    guides_room: str = Field(default="guides", description="The community guides' room (created once if missing).")
     bot_user: str = Field(default="charterflow", description="The bot's localpart (its pushes are its own).")
     appservice_sender: str = Field(default="charterflow-appservice",
                                    description="The appservice's own user (a platform account).")

@@ -4,19 +4,15 @@ test can change a guide's text as a WG member would."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-SHIPPED = Path(__file__).resolve().parents[3] / "rules" / "charters" / "guides"
-# The sandboxes' seeded spaces stand for the guides category and the resources channel.
-from tests.support.guides import CHANNELS  # noqa: F401 - the fixtures below use it
+from tests.support.guides import copy_guides
 
 
 @pytest.fixture
 def guides_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "guides"
-    shutil.copytree(SHIPPED, folder)
+    folder = copy_guides(tmp_path / "guides")
     monkeypatch.setenv("CHARTERFLOW_GUIDES_DIR", str(folder))
     return folder
