@@ -41,6 +41,7 @@ from flows.kit import (Ctx, answer_interaction, artifact, context, identities_of
 from flows.platforms import role_text
 from flows.platforms_state import role_platforms
 from flows.presentation import templates as _env
+from flows.reconcile import reconcile_person
 from flows.roles.plan import build_plan, explain, lifted, state_of
 
 ACTIONS = ("grant", "revoke")
@@ -160,8 +161,6 @@ def change_role(ctx: Ctx, *, action: str, role: str, platform: str, person: str,
                                   "override_reason": override_reason}, at=ctx.now)
     if this not in shown.plan.changes:
         return {"status": "unchanged", "decision": decision_ref}
-    from flows.membership.roles import reconcile_person
-
     result = reconcile_person(lifted(ctx), person_id, decision_ref=decision_ref, actor=actor,
                               report_errors=True)
     result["failed"] = {k: explain(k.split(":", 2)[1], why) for k, why in result["failed"].items()}

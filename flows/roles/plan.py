@@ -8,7 +8,7 @@ Usable by a flow and by ``charterflow roles plan|apply``:
 * :func:`build_plan` turns the ledger's ``platform_roles`` rows and that observation into a
   ``rules.Plan`` (``rules.plan_roles``: R-ADMIN-1, R-ADMIN-2, R-ADMIN-3 and the removal limit).
 * :func:`apply_plan` applies exactly that plan through the membership applier
-  (``flows.membership.roles.reconcile_person``) and records the run in the audit log.
+  (``flows.reconcile.reconcile_person``) and records the run in the audit log.
 
 What the ledger manages: a (person, platform, role) with a ledger row is managed (``desired``
 true: must hold; false: must not). A holding without a row, or an account the ledger does not
@@ -30,16 +30,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.base import UserRef
 from connectors.errors import RetriableError
 from ledger import audit
-from ledger.models import Identity, Person, PlatformRoleAssignment
-from ledger import repo
+from ledger.models import Person, PlatformRoleAssignment
 from rules import Assignment, Plan, count_admins, plan_roles
 from rules.plan import ADMIN, admins_of
 
 from flows.kit import Ctx
 from flows.platforms import parse_role, role_text
+from flows.reconcile import (identities_by_external_id, is_platform_account, member_handles,
+                             reconcile_person)
 
 ROLE_ORDER = ("admin", "moderator")
 
@@ -118,29 +118,6 @@ def _ledger_rows(ctx: Ctx) -> list[tuple[int, str, str, str, bool]]:
     return [(pid, handle, plat.value, role, bool(desired)) for pid, handle, plat, role, desired in rows]
 
 
-def _identities(ctx: Ctx) -> dict[tuple[str, str], tuple[int, str]]:
-    """(platform, external id) → (person id, handle) for every identity with a platform id."""
-    with ctx.ledger.read() as session:
-        rows = session.execute(select(Identity.platform, Identity.external_id, Identity.person_id,
-                                      Person.handle)
-                               .join(Person, Person.id == Identity.person_id)
-                               .where(Identity.external_id.is_not(None))).all()
-    return {(plat.value, str(ext)): (pid, handle) for plat, ext, pid, handle in rows}
-
-
-def member_handles(ctx: Ctx) -> frozenset[str]:
-    """The handles of every person with an active membership (R-ADMIN-2 counts only them)."""
-    with ctx.ledger.read() as session:
-        return frozenset(session.get(Person, m.person_id).handle
-                         for m in repo.active_memberships(session))
-
-
-def is_platform_account(holder: UserRef) -> bool:
-    """The platform's own account: Discourse's ``system`` and its other built-in users have
-    negative ids; a connector may mark bots and integrations (``platform_account``)."""
-    return holder.platform_account or str(holder.id).startswith("-")
-
-
 def roles_to_observe(ctx: Ctx, platform: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
     """``admin``, ``moderator``, the WG group/role, then any other role the ledger names."""
     space = ctx.platforms.space(platform)
@@ -161,7 +138,7 @@ def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None,
     """Read the holders of every role of interest on every served platform (GETs only). The
     charter's platforms without a connector here are ``unreached``; so, with
     ``tolerate_unreachable``, is a platform that does not answer (else its error is raised)."""
-    known = _identities(ctx)
+    known = identities_by_external_id(ctx)
     assignments: set[Assignment] = set()
     people: dict[str, int] = {}
     users: dict[tuple[str, str], str] = {}
@@ -281,7 +258,6 @@ def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> 
     entry ``roles.apply-failed`` names what was applied and what failed, and the next apply
     plans only what is missing. A moderator grant starts the new moderator's training. A
     Discourse admin grant stays ``pending`` until someone opens the e-mailed link."""
-    from flows.membership.roles import reconcile_person
     from flows.roles.training import start_training
 
     if not shown.allowed:
