@@ -247,10 +247,56 @@ def person_order(plan: Plan) -> list[str]:
     return sorted(kinds, key=lambda h: (rank[frozenset(kinds[h])], h))
 
 
+@dataclass(kw_only=True)
+class _Applied:
+    """What applying a plan did so far, person by person."""
+
+    applied: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+    def add(self, handle: str, result: dict[str, Any]) -> None:
+        """One person's ``reconcile_person`` result; platform refusals carry their fix."""
+        self.applied += result["applied"]
+        self.pending += result["pending"]
+        self.failed.update({k: explain(k.split(":", 2)[1], why) for k, why in result["failed"].items()})
+        if result["refused"]:
+            self.refused.append(f"{handle}: {result['refused']}")
+
+    def answer(self, planned: list[str]) -> dict[str, Any]:
+        return {"applied": [k for k in planned if k in self.applied],
+                "pending": [k for k in planned if k in self.pending],
+                "failed": self.failed,
+                "not_applied": [k for k in planned if k not in self.applied],
+                "unexpected": [k for k in self.applied if k not in planned],
+                "refused": self.refused}
+
+
+def _check_appliable(shown: RolesPlan) -> None:
+    if not shown.allowed:
+        raise ValueError(f"the plan is refused ({shown.plan.decision.ruling}); nothing to apply")
+    unmanaged = [c for c in shown.plan.changes if c.person not in shown.people]
+    if unmanaged:  # cannot happen by construction: unmanaged holders are never changed
+        raise ValueError(f"the plan changes an account the ledger does not know: {unmanaged[0].person}")
+
+
+def _start_trainings(ctx: Ctx, shown: RolesPlan, handle: str, applied: list[str], *,
+                     decision_ref: str, actor: str) -> None:
+    """A moderator grant just applied starts the new moderator's training."""
+    from flows.roles.training import start_training
+
+    for c in shown.plan.changes:
+        if (c.person == handle and c.action == "grant" and c.role == "moderator"
+                and c.key(decision_ref) in applied):
+            start_training(ctx, person_id=shown.people[handle], platform=c.platform,
+                           decision_ref=decision_ref, actor=actor)
+
+
 def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> dict[str, Any]:
-    """Apply exactly ``shown`` (refused plans are not applied) through the membership applier;
-    returns ``{"applied": [keys], "pending": [keys], "failed": {key: error}, "not_applied":
-    [keys], "unexpected": [keys], "refused": [...]}``.
+    """Apply exactly ``shown`` (refused plans are not applied) through the role applier
+    (``flows.reconcile``); returns ``{"applied": [keys], "pending": [keys], "failed": {key:
+    error}, "not_applied": [keys], "unexpected": [keys], "refused": [...]}``.
 
     The run is recorded in the audit log (``roles.apply``: the plan, the verdict, any override
     reason); each person's observed roles are recorded by the applier. A platform error stops
@@ -258,49 +304,29 @@ def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> 
     entry ``roles.apply-failed`` names what was applied and what failed, and the next apply
     plans only what is missing. A moderator grant starts the new moderator's training. A
     Discourse admin grant stays ``pending`` until someone opens the e-mailed link."""
-    from flows.roles.training import start_training
-
-    if not shown.allowed:
-        raise ValueError(f"the plan is refused ({shown.plan.decision.ruling}); nothing to apply")
+    _check_appliable(shown)
     planned = [c.key(decision_ref) for c in shown.plan.changes]
-    unmanaged = [c for c in shown.plan.changes if c.person not in shown.people]
-    if unmanaged:  # cannot happen by construction: unmanaged holders are never changed
-        raise ValueError(f"the plan changes an account the ledger does not know: {unmanaged[0].person}")
     _record(ctx, shown, decision_ref=decision_ref, actor=actor, action="roles.apply",
             keys=planned)
-    applied: list[str] = []
-    pending: list[str] = []
-    failed: dict[str, str] = {}
-    refused: list[str] = []
+    done = _Applied()
     run = lifted(ctx)
     for handle in person_order(shown.plan):
         result = reconcile_person(run, shown.people[handle], decision_ref=decision_ref,
                                   actor=actor, report_errors=True)
-        applied += result["applied"]
-        pending += result["pending"]
-        failed.update({k: explain(k.split(":", 2)[1], why) for k, why in result["failed"].items()})
-        if result["refused"]:
-            refused.append(f"{handle}: {result['refused']}")
-        for c in shown.plan.changes:
-            if (c.person == handle and c.action == "grant" and c.role == "moderator"
-                    and c.key(decision_ref) in result["applied"]):
-                start_training(ctx, person_id=shown.people[handle], platform=c.platform,
-                               decision_ref=decision_ref, actor=actor)
-        if failed:
+        done.add(handle, result)
+        _start_trainings(ctx, shown, handle, result["applied"], decision_ref=decision_ref,
+                         actor=actor)
+        if done.failed:
             break
-    if failed:
+    if done.failed:
         with ctx.ledger.transaction() as session:
             audit.append(session, actor=actor, action="roles.apply-failed",
                          subject=f"roles:{decision_ref}", at=ctx.now,
                          payload={"decision": decision_ref,
                                   "applied": [_short(k, shown, decision_ref) for k in planned
-                                              if k in applied],
-                                  "failed": [_short(k, shown, decision_ref) for k in failed]})
-    return {"applied": [k for k in planned if k in applied],
-            "pending": [k for k in planned if k in pending],
-            "failed": failed,
-            "not_applied": [k for k in planned if k not in applied],
-            "unexpected": [k for k in applied if k not in planned], "refused": refused}
+                                              if k in done.applied],
+                                  "failed": [_short(k, shown, decision_ref) for k in done.failed]})
+    return done.answer(planned)
 
 
 def _short(key: str, shown: RolesPlan, decision_ref: str) -> str:
@@ -331,33 +357,42 @@ def record_refusal(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str)
             keys=[c.key(decision_ref) for c in shown.plan.changes])
 
 
-def format_plan(shown: RolesPlan) -> str:
-    """The plan as text: per platform, grants and revocations; then the verdict and, when
-    refused, the resulting state (admins per platform) the refusal is about."""
+def _change_lines(shown: RolesPlan, platforms: list[str]) -> list[str]:
+    """Per platform, the number of changes, then each grant (``+``) and revocation (``-``)."""
     lines: list[str] = []
-    platforms = sorted({a.platform for a in shown.observed | shown.desired}
-                       | {c.platform for c in shown.plan.changes})
     for platform in platforms:
         mine = [c for c in shown.plan.changes if c.platform == platform]
         lines.append(f"{platform}: {len(mine)} change(s)")
         for c in mine:
-            sign = "+" if c.action == "grant" else "-"
-            lines.append(f"  {sign} {c.action} {c.role} {'to' if c.action == 'grant' else 'from'} "
-                         f"{c.person}")
-    for item in shown.skipped:
-        lines.append(f"skipped: {item}")
+            sign, word = ("+", "to") if c.action == "grant" else ("-", "from")
+            lines.append(f"  {sign} {c.action} {c.role} {word} {c.person}")
+    return lines
+
+
+def _verdict_lines(shown: RolesPlan, platforms: list[str]) -> list[str]:
+    """The verdict, its violations (refused) or warnings, an override, and, when refused or
+    warned, the admins each platform would have after the plan."""
     d = shown.plan.decision
-    lines.append(verdict_line(shown))
-    for v in (d.violations if not d.allowed else d.warnings):
-        lines.append(f"  {v.ruling} {v.subject}: {v.reason}")
+    lines = [verdict_line(shown)]
+    lines += [f"  {v.ruling} {v.subject}: {v.reason}" for v in (d.violations if not d.allowed else d.warnings)]
     if shown.override_reason and d.allowed and d.warnings:
         lines.append(f"override recorded: {shown.override_reason}")
     if not d.allowed or d.warnings:
         after = admins_of(_after(shown))
-        for platform in platforms:
-            lines.append(f"  resulting {ADMIN}s on {platform}: "
-                         f"{', '.join(sorted(after.get(platform, []))) or 'nobody'}")
-    counts = d.evidence.get("admin_counts", {})
+        lines += [f"  resulting {ADMIN}s on {platform}: {', '.join(sorted(after.get(platform, []))) or 'nobody'}"
+                  for platform in platforms]
+    return lines
+
+
+def format_plan(shown: RolesPlan) -> str:
+    """The plan as text: per platform, grants and revocations; then the verdict and, when
+    refused, the resulting state (admins per platform) the refusal is about."""
+    platforms = sorted({a.platform for a in shown.observed | shown.desired}
+                       | {c.platform for c in shown.plan.changes})
+    lines = _change_lines(shown, platforms)
+    lines += [f"skipped: {item}" for item in shown.skipped]
+    lines += _verdict_lines(shown, platforms)
+    counts = shown.plan.decision.evidence.get("admin_counts", {})
     shown_counts = [counts[p] for p in counts if p in platforms]
     if shown_counts:
         lines.append("admins after the plan (R-ADMIN-2 counts WG members only):")
