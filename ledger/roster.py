@@ -596,7 +596,7 @@ def _toml_time(value: datetime) -> str:
         f".{value.microsecond:06d}" if value.microsecond else "") + "Z"
 
 
-def _list_lines(session: Session) -> list[str]:
+def _export_lists(session: Session) -> list[str]:
     lists = {name: stored_list(session, name) for name in LISTS}
     if not any(lists.values()):
         return []
@@ -604,7 +604,7 @@ def _list_lines(session: Session) -> list[str]:
                          for name, handles in lists.items() if handles), ""]
 
 
-def _identity_line(identity: Identity) -> str | None:
+def _export_identity(identity: Identity) -> str | None:
     """``email = "…"`` or ``<platform> = { id = "…", username = "…" }``; ``None``: nothing known."""
     if identity.platform == Platform.EMAIL:
         return f"email = {_toml_str(identity.username)}" if identity.username else None
@@ -616,7 +616,7 @@ def _identity_line(identity: Identity) -> str | None:
     return f"{identity.platform.value} = {{ {', '.join(parts)} }}" if parts else None
 
 
-def _membership_lines(session: Session, person: Person) -> list[str]:
+def _export_membership(session: Session, person: Person) -> list[str]:
     membership = _latest_membership(session, person)
     if membership is None or not membership.terms:
         return []
@@ -628,17 +628,17 @@ def _membership_lines(session: Session, person: Person) -> list[str]:
     return out + [f"terms = [{terms}]"]
 
 
-def _person_lines(session: Session, person: Person) -> list[str]:
+def _export_person(session: Session, person: Person) -> list[str]:
     out = ["[[person]]", f"handle = {_toml_str(person.handle)}"]
     if person.display_name:
         out.append(f"name = {_toml_str(person.display_name)}")
     if person.home_platform:
         out.append(f"home_platform = {_toml_str(person.home_platform.value)}")
-    out += [line for line in map(_identity_line, person.identities) if line is not None]
-    return out + _membership_lines(session, person) + [""]
+    out += [line for line in map(_export_identity, person.identities) if line is not None]
+    return out + _export_membership(session, person) + [""]
 
 
-def _role_lines(session: Session) -> list[str]:
+def _export_roles(session: Session) -> list[str]:
     roles = repo.current_wg_roles(session)
     if not roles:
         return []
@@ -657,10 +657,10 @@ def export_roster(session: Session) -> str:
     reference lists as roster TOML (importable again; erased people are left out)."""
     out = ["# charterflow roster, written by `charterflow roster export`.", "",
            "[roster]", f"format = {FORMAT}", ""]
-    out += _list_lines(session)
+    out += _export_lists(session)
     people = session.scalars(select(Person).where(Person.erased_at.is_(None))
                              .order_by(Person.id))
     for person in people:
-        out += _person_lines(session, person)
-    out += _role_lines(session)
+        out += _export_person(session, person)
+    out += _export_roles(session)
     return "\n".join(out)
