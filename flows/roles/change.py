@@ -7,7 +7,7 @@ person does not have, is refused naming which part); the change is checked with
 ledger's wishes, plus this change); a refusal names the ruling and that state (artifact, audit
 entry ``roles.refused``, a note to the WG) and sends nothing. An allowed change is recorded as
 the ledger's decision (``platform-role.desired`` with ``decision_ref`` ``roles-change:<person id>@<time>``),
-applied through the membership applier with that decision in the platform's audit reason, and
+applied through the shared role applier (``flows.reconcile``) with that decision in the platform's audit reason, and
 announced to the WG (``templates/roles/change.md.j2``). Running the same change again applies
 and announces nothing new.
 

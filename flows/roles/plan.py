@@ -7,7 +7,7 @@ Usable by a flow and by ``charterflow roles plan|apply``:
   group/role and any other role the ledger names there (``RoleManager.list_holders``: reads only).
 * :func:`build_plan` turns the ledger's ``platform_roles`` rows and that observation into a
   ``rules.Plan`` (``rules.plan_roles``: R-ADMIN-1, R-ADMIN-2, R-ADMIN-3 and the removal limit).
-* :func:`apply_plan` applies exactly that plan through the membership applier
+* :func:`apply_plan` applies exactly that plan through the shared role applier
   (``flows.reconcile.reconcile_person``) and records the run in the audit log.
 
 What the ledger manages: a (person, platform, role) with a ledger row is managed (``desired``
