@@ -130,68 +130,89 @@ def _scalar(match: re.Match[str], notes: set[str]) -> Any:
 
 def _parse_iteratively(text: str, notes: set[str]) -> Any:
     """Parse without recursion (any depth), keeping containers up to MAX_DEPTH levels."""
-    stack: list[list[Any]] = []  # [container or None, pending key, opening bracket]
-    expect, pos, result = "value", 0, None
+    return _Parser(notes).parse(text)
 
-    def put(value: Any) -> str:
-        nonlocal result
-        if not stack:
-            result = value
+
+class _Parser:
+    """A state machine over ``_TOKEN``: each state (what may come next) has one step method
+    that takes a token and returns the next state; any other token is not JSON."""
+
+    def __init__(self, notes: set[str]) -> None:
+        self.notes = notes
+        self.stack: list[list[Any]] = []  # [container or None, pending key, opening bracket]
+        self.result: Any = None
+        self.steps = {"value": self._value, "value-or-close": self._value, "key": self._key,
+                      "key-or-close": self._key, "colon": self._colon, "next": self._next}
+
+    def parse(self, text: str) -> Any:
+        expect, pos = "value", 0
+        while True:
+            match = _TOKEN.match(text, pos)
+            if match is None:
+                if expect == "end" and not text[pos:].strip(" \t\n\r"):
+                    return self.result
+                raise NotJson(f"the body is not JSON (at character {pos})")
+            pos = match.end()
+            try:
+                step = self.steps.get(expect)
+                if step is None:  # "end": nothing may follow the document
+                    raise ValueError(match.group(0))
+                expect = step(match, expect)
+            except (ValueError, IndexError):
+                raise NotJson(f"the body is not JSON (at character {match.start()})") from None
+
+    def put(self, value: Any) -> str:
+        if not self.stack:
+            self.result = value
             return "end"
-        container, key, _ = stack[-1]
+        container, key, _ = self.stack[-1]
         if isinstance(container, list):
             container.append(value)
         elif isinstance(container, dict):
             container[key] = value
         return "next"
 
-    while True:
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            if expect == "end" and not text[pos:].strip(" \t\n\r"):
-                return result
-            raise NotJson(f"the body is not JSON (at character {pos})")
-        pos, token, kind = match.end(), match.group(match.lastgroup or ""), match.lastgroup
-        try:
-            if expect in ("value", "value-or-close"):
-                if token == "]" and kind == "p" and expect == "value-or-close":
-                    expect = _close(stack, "]", put)
-                elif kind == "p" and token in "[{":
-                    depth = len(stack) + 1
-                    shell = ([] if token == "[" else {}) if depth <= MAX_DEPTH else None
-                    if depth == MAX_DEPTH + 1:
-                        put(CUT)
-                    stack.append([shell, None, token])
-                    expect = "value-or-close" if token == "[" else "key-or-close"
-                elif kind != "p":
-                    expect = put(_scalar(match, notes))
-                else:
-                    raise ValueError(token)
-            elif expect in ("key", "key-or-close"):
-                if token == "}" and kind == "p" and expect == "key-or-close":
-                    expect = _close(stack, "}", put)
-                elif kind == "str":
-                    stack[-1][1] = json.loads(token)
-                    expect = "colon"
-                else:
-                    raise ValueError(token)
-            elif expect == "colon" and token == ":" and kind == "p":
-                expect = "value"
-            elif expect == "next" and kind == "p" and token in ",]}":
-                if token == ",":
-                    expect = "key" if stack[-1][2] == "{" else "value"
-                else:
-                    expect = _close(stack, token, put)
-            else:
-                raise ValueError(token)
-        except (ValueError, IndexError):
-            raise NotJson(f"the body is not JSON (at character {match.start()})") from None
+    def _value(self, match: re.Match[str], expect: str) -> str:
+        token, kind = match.group(match.lastgroup or ""), match.lastgroup
+        if kind != "p":
+            return self.put(_scalar(match, self.notes))
+        if token == "]" and expect == "value-or-close":
+            return self._close("]")
+        if token not in "[{":
+            raise ValueError(token)
+        depth = len(self.stack) + 1
+        shell = ([] if token == "[" else {}) if depth <= MAX_DEPTH else None
+        if depth == MAX_DEPTH + 1:
+            self.put(CUT)
+        self.stack.append([shell, None, token])
+        return "value-or-close" if token == "[" else "key-or-close"
 
+    def _key(self, match: re.Match[str], expect: str) -> str:
+        token, kind = match.group(match.lastgroup or ""), match.lastgroup
+        if token == "}" and kind == "p" and expect == "key-or-close":
+            return self._close("}")
+        if kind != "str":
+            raise ValueError(token)
+        self.stack[-1][1] = json.loads(token)
+        return "colon"
 
-def _close(stack: list[list[Any]], token: str, put: Any) -> str:
-    shell, _, opener = stack.pop()
-    if (opener, token) not in (("[", "]"), ("{", "}")):
-        raise ValueError(token)
-    if shell is not None:
-        return put(shell)
-    return "end" if not stack else "next"
+    def _colon(self, match: re.Match[str], expect: str) -> str:
+        if match.lastgroup != "p" or match.group("p") != ":":
+            raise ValueError(match.group(0))
+        return "value"
+
+    def _next(self, match: re.Match[str], expect: str) -> str:
+        token = match.group("p") if match.lastgroup == "p" else None
+        if token == ",":
+            return "key" if self.stack[-1][2] == "{" else "value"
+        if token not in ("]", "}"):
+            raise ValueError(match.group(0))
+        return self._close(token)
+
+    def _close(self, token: str) -> str:
+        shell, _, opener = self.stack.pop()
+        if (opener, token) not in (("[", "]"), ("{", "}")):
+            raise ValueError(token)
+        if shell is not None:
+            return self.put(shell)
+        return "end" if not self.stack else "next"

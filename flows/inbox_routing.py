@@ -192,69 +192,104 @@ def plugin_routes() -> dict[str, dict[str, str]]:
     return tables
 
 
+def _discourse_category_route(kind: str, attributes: Mapping[str, str],
+                              config: RoutingConfig) -> str | None:
+    """A Forum topic or post routed by its category; ``None`` when the category decides nothing."""
+    category = str(attributes.get("category_id", ""))
+    if not category:
+        return None
+    if kind == "topic_created":
+        if category in config.discourse_applications_categories:
+            return Route.INTAKE
+        if category in config.discourse_ideas_categories:
+            return Route.IDEA
+    if kind in ("post_created", "post_edited", "post_destroyed") \
+            and category in config.discourse_commons_categories:
+        return Route.COMMONS
+    if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
+            and category in config.discourse_applications_categories:
+        return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
+    return None
+
+
+def _first_word(text: object) -> str:
+    return (str(text)[:40].split(None, 1) or [""])[0].casefold()
+
+
+def _discourse_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig,
+                     actor: str | None) -> str:
+    if kind == "ping":
+        return Route.PING
+    if actor and actor.casefold() in config.discourse_own_usernames:
+        return Route.OWN
+    by_category = _discourse_category_route(kind, attributes, config)
+    if by_category is not None:
+        return by_category
+    if kind == "post_created" and _first_word(attributes.get("raw", "")) == "/help":
+        return Route.HELP  # a member asks for the guides (flows.guides.help, R-GUIDE)
+    if kind == "flag_created":
+        return "safety-flag"  # a Forum flag is a community report (flows.safety, R-SAFE-1)
+    return Route.UNKNOWN
+
+
+def _discord_component_route(custom_id: str) -> str:
+    from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX
+
+    prefixes = {CONFIRM_PREFIX: Route.CONFIRM, OPTIN_PREFIX: Route.OPT_IN, **COMPONENT_ROUTES}
+    return next((route for prefix, route in prefixes.items() if custom_id.startswith(prefix)),
+                Route.UNKNOWN)
+
+
+def _discord_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig,
+                   actor: str | None) -> str:
+    if kind == "component":
+        return _discord_component_route(str(attributes.get("custom_id", "")))
+    return {
+        "ping": Route.PING,
+        "apply": Route.APPLY_MODAL,
+        "apply_submitted": Route.INTAKE,
+        "idea": Route.IDEA,
+        "optin": Route.OPT_IN,
+        "leave": Route.LEAVE,
+        "propose": Route.BOARD_PROPOSAL,
+        "ballot_vote": Route.VOTE,
+        **COMMAND_ROUTES,
+    }.get(kind, Route.UNKNOWN)
+
+
+def _slack_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig,
+                 actor: str | None) -> str:
+    if kind == "url_verification":
+        return Route.PING
+    if kind == "message" and attributes.get("own") == "true":
+        return Route.OWN  # the app's own post coming back (R-COMMS): nothing to relay
+    if kind == "message" and "room.change" in attributes:
+        return Route.COMMONS  # a channel's message: relayed when the channel is bridged
+    if kind == "block_actions" and str(attributes.get("action_id", "")).startswith(
+            config.slack_board_action_prefix):
+        return Route.BOARD_DECISION
+    return Route.UNKNOWN
+
+
+def _form_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig,
+                actor: str | None) -> str:
+    # the table's rows, registered pages' included
+    return next((r for s, k, _, r in ROUTES if s == "form" and k == kind), Route.UNKNOWN)
+
+
+_SOURCES: dict[str, Callable[[str, Mapping[str, str], RoutingConfig, str | None], str]] = {
+    "discourse": _discourse_route, "discord": _discord_route, "slack": _slack_route,
+    "form": _form_route,
+}
+
+
 def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
               config: RoutingConfig, actor: str | None = None) -> str:
     """The route of an event (see :data:`ROUTES`); ``unknown`` when nothing matches. ``actor``:
     the platform account that caused it (a Forum post's author)."""
-    if source == "discourse":
-        if kind == "ping":
-            return Route.PING
-        if actor and actor.casefold() in config.discourse_own_usernames:
-            return Route.OWN
-        category = str(attributes.get("category_id", ""))
-        if kind == "topic_created":
-            if category and category in config.discourse_applications_categories:
-                return Route.INTAKE
-            if category and category in config.discourse_ideas_categories:
-                return Route.IDEA
-        if kind in ("post_created", "post_edited", "post_destroyed") and category \
-                and category in config.discourse_commons_categories:
-            return Route.COMMONS
-        if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
-                and category and category in config.discourse_applications_categories:
-            return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
-        if kind == "post_created" and (str(attributes.get("raw", ""))[:40].split(None, 1) or [""])[0].casefold() == "/help":
-            return Route.HELP  # a member asks for the guides (flows.guides.help, R-GUIDE)
-        if kind == "flag_created":
-            return "safety-flag"  # a Forum flag is a community report (flows.safety, R-SAFE-1)
-        return Route.UNKNOWN
-    if source == "discord":
-        if kind == "component":
-            custom_id = str(attributes.get("custom_id", ""))
-            from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX
-
-            if custom_id.startswith(CONFIRM_PREFIX):
-                return Route.CONFIRM
-            if custom_id.startswith(OPTIN_PREFIX):
-                return Route.OPT_IN
-            for prefix, route in COMPONENT_ROUTES.items():
-                if custom_id.startswith(prefix):
-                    return route
-            return Route.UNKNOWN
-        return {
-            "ping": Route.PING,
-            "apply": Route.APPLY_MODAL,
-            "apply_submitted": Route.INTAKE,
-            "idea": Route.IDEA,
-            "optin": Route.OPT_IN,
-            "leave": Route.LEAVE,
-            "propose": Route.BOARD_PROPOSAL,
-            "ballot_vote": Route.VOTE,
-            **COMMAND_ROUTES,
-        }.get(kind, Route.UNKNOWN)
-    if source == "slack":
-        if kind == "url_verification":
-            return Route.PING
-        if kind == "message" and attributes.get("own") == "true":
-            return Route.OWN  # the app's own post coming back (R-COMMS): nothing to relay
-        if kind == "message" and "room.change" in attributes:
-            return Route.COMMONS  # a channel's message: relayed when the channel is bridged
-        if kind == "block_actions" and str(attributes.get("action_id", "")).startswith(
-                config.slack_board_action_prefix):
-            return Route.BOARD_DECISION
-        return Route.UNKNOWN
-    if source == "form":  # the table's rows, registered pages' included
-        return next((r for s, k, _, r in ROUTES if s == "form" and k == kind), Route.UNKNOWN)
+    built_in = _SOURCES.get(source)
+    if built_in is not None:
+        return built_in(kind, attributes, config, actor)
     table = plugin_routes().get(source)
     if table is not None:
         if str(attributes.get("own", "")) == "true":

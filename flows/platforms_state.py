@@ -18,7 +18,7 @@ first.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -236,13 +236,84 @@ def _plan_on(ctx: Ctx, platform: str, *, override_reason: str) -> Any:
     return replace(shown, plan=plan, desired=frozenset(desired), override_reason=override_reason)
 
 
+@dataclass(kw_only=True)
+class _Revoked:
+    """What a retirement's revocations did on the platform."""
+
+    reachable: bool
+    applied: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    left: list[Any] = field(default_factory=list)  # managed roles still held
+    unmanaged: list[str] = field(default_factory=list)
+
+
+def _revoke_all(ctx: Ctx, platform: str, *, decision_ref: str) -> _Revoked:
+    """Revoke every managed role on ``platform`` through the roles plan/apply, then read what
+    is still held; a platform not reached here is read from the ledger instead."""
+    from flows.roles.plan import apply_plan
+
+    space = ctx.platforms.space(platform)
+    if space is not None and space.roles is not None:
+        shown = _plan_on(ctx, platform, override_reason=f"retirement of {platform} approved "
+                                                        f"by the Board (R-PLATFORM, {decision_ref})")
+        if platform not in shown.unreached:
+            out = _Revoked(reachable=True)
+            if shown.plan.changes:
+                result = apply_plan(ctx, shown, decision_ref=decision_ref, actor=ACTOR)
+                out.applied, out.failed = result["applied"], result["failed"]
+            after = _plan_on(ctx, platform, override_reason="check")
+            managed = {(h, r) for _p, h, r, _d, _o in _managed_rows(ctx, platform)}
+            held = [a for a in after.observed if a.platform == platform]
+            out.left = [a for a in held if (a.person, a.role) in managed]
+            out.unmanaged = sorted({f"{a.person} ({a.role})" for a in held
+                                    if (a.person, a.role) not in managed})
+            return out
+    return _Revoked(reachable=False, left=[r for r in _managed_rows(ctx, platform) if r[4]])
+
+
+def _retire_waits(ctx: Ctx, platform: str, done: _Revoked, decision: Decision, *,
+                  decision_ref: str) -> dict[str, Any]:
+    """Roles are left or the platform is not reached: audited, the WG told why, it stays
+    retiring."""
+    about = f"platform:{platform}"
+    with ctx.ledger.transaction() as session:
+        audit.append(session, actor=ACTOR, action="platform.retire-waits",
+                     subject=about, at=ctx.now,
+                     payload={"ruling": decision.ruling, "left": len(done.left),
+                              "reachable": done.reachable, "decision": decision_ref})
+    post_wg(ctx, template="retiring_wg", key=f"platform:retiring-wg:{decision_ref}:{len(done.left)}",
+            actor=ACTOR, about=about, renderer=render, name=platform,
+            reason=decision.reason, failed=[f"{k}: {v}" for k, v in done.failed.items()])
+    artifact(key=f"platform-{platform}-retiring", title=f"{platform} stays retiring",
+             decision=decision, rows={"revoked now": len(done.applied), "left": len(done.left)})
+    log.warning("platforms: %s stays retiring: %s", platform, decision.reason)
+    return {"platform": platform, "status": RETIRING, "reason": decision.reason,
+            "revoked": done.applied, "failed": done.failed}
+
+
+def _mark_retired(ctx: Ctx, platform: str, done: _Revoked, decision: Decision, *,
+                  decision_ref: str) -> dict[str, Any]:
+    with ctx.ledger.transaction() as session:
+        current = ledger_platforms.states(session, charter_platforms=_file_charter(ctx).platforms)
+        if current[platform].state == RETIRING:  # a concurrent run may have finished it
+            ledger_platforms.record_state(session, platform=platform, state="retired",
+                                          actor=ACTOR, decided_by="flow:platforms",
+                                          charter_platforms=_file_charter(ctx).platforms,
+                                          at=ctx.now, note=decision.reason)
+    post_wg(ctx, template="retired_wg", key=f"platform:retired-wg:{platform}:{decision_ref}",
+            actor=ACTOR, about=f"platform:{platform}", renderer=render, name=platform,
+            revoked=len(done.applied), unmanaged=done.unmanaged)
+    artifact(key=f"platform-{platform}-retired", title=f"{platform} retired", decision=decision,
+             rows={"revoked now": len(done.applied), "unmanaged holders left": len(done.unmanaged)})
+    return {"platform": platform, "status": "retired", "reason": decision.reason,
+            "revoked": done.applied, "failed": done.failed, "unmanaged": done.unmanaged}
+
+
 def retire(ctx: Ctx, *, platform: str, decision_ref: str) -> dict[str, Any]:
     """Retire a ``retiring`` platform: revoke every role the ledger manages there through the
     roles plan/apply, then mark it ``retired``. Unmanaged holders are not changed (listed). A
     platform not reached here, or a revocation that failed, leaves it ``retiring`` and the WG
     is told why; running again continues."""
-    from flows.roles.plan import apply_plan
-
     fresh = Ctx(ledger=ctx.ledger, platforms=ctx.platforms, now=ctx.now)
     state = platform_states(fresh).get(platform)
     if state is None or state.state != RETIRING:
@@ -250,58 +321,11 @@ def retire(ctx: Ctx, *, platform: str, decision_ref: str) -> dict[str, Any]:
         return {"platform": platform, "status": state.state if state else "unknown",
                 "reason": decision.reason}
     _unwant(fresh, platform, decision_ref=decision_ref)
-    applied: list[str] = []
-    failed: dict[str, str] = {}
-    unmanaged: list[str] = []
-    space = fresh.platforms.space(platform)
-    reachable = space is not None and space.roles is not None
-    if reachable:
-        shown = _plan_on(fresh, platform, override_reason=f"retirement of {platform} approved "
-                                                          f"by the Board (R-PLATFORM, {decision_ref})")
-        if platform in shown.unreached:
-            reachable = False
-        elif shown.plan.changes:
-            result = apply_plan(fresh, shown, decision_ref=decision_ref, actor=ACTOR)
-            applied, failed = result["applied"], result["failed"]
-        if reachable:
-            after = _plan_on(fresh, platform, override_reason="check")
-            managed = {(h, r) for _p, h, r, _d, _o in _managed_rows(fresh, platform)}
-            held = [a for a in after.observed if a.platform == platform]
-            left = [a for a in held if (a.person, a.role) in managed]
-            unmanaged = sorted({f"{a.person} ({a.role})" for a in held
-                                if (a.person, a.role) not in managed})
-    if not reachable:
-        left = [r for r in _managed_rows(fresh, platform) if r[4]]
-    decision = may_retire(state, managed_roles_left=len(left), unreachable=not reachable)
-    about = f"platform:{platform}"
+    done = _revoke_all(fresh, platform, decision_ref=decision_ref)
+    decision = may_retire(state, managed_roles_left=len(done.left), unreachable=not done.reachable)
     if not decision.allowed:
-        with fresh.ledger.transaction() as session:
-            audit.append(session, actor=ACTOR, action="platform.retire-waits",
-                         subject=about, at=fresh.now,
-                         payload={"ruling": decision.ruling, "left": len(left),
-                                  "reachable": reachable, "decision": decision_ref})
-        post_wg(fresh, template="retiring_wg", key=f"platform:retiring-wg:{decision_ref}:{len(left)}",
-                actor=ACTOR, about=about, renderer=render, name=platform,
-                reason=decision.reason, failed=[f"{k}: {v}" for k, v in failed.items()])
-        artifact(key=f"platform-{platform}-retiring", title=f"{platform} stays retiring",
-                 decision=decision, rows={"revoked now": len(applied), "left": len(left)})
-        log.warning("platforms: %s stays retiring: %s", platform, decision.reason)
-        return {"platform": platform, "status": RETIRING, "reason": decision.reason,
-                "revoked": applied, "failed": failed}
-    with fresh.ledger.transaction() as session:
-        current = ledger_platforms.states(session, charter_platforms=_file_charter(fresh).platforms)
-        if current[platform].state == RETIRING:  # a concurrent run may have finished it
-            ledger_platforms.record_state(session, platform=platform, state="retired",
-                                          actor=ACTOR, decided_by="flow:platforms",
-                                          charter_platforms=_file_charter(fresh).platforms,
-                                          at=fresh.now, note=decision.reason)
-    post_wg(fresh, template="retired_wg", key=f"platform:retired-wg:{platform}:{decision_ref}",
-            actor=ACTOR, about=about, renderer=render, name=platform, revoked=len(applied),
-            unmanaged=unmanaged)
-    artifact(key=f"platform-{platform}-retired", title=f"{platform} retired", decision=decision,
-             rows={"revoked now": len(applied), "unmanaged holders left": len(unmanaged)})
-    return {"platform": platform, "status": "retired", "reason": decision.reason,
-            "revoked": applied, "failed": failed, "unmanaged": unmanaged}
+        return _retire_waits(fresh, platform, done, decision, decision_ref=decision_ref)
+    return _mark_retired(fresh, platform, done, decision, decision_ref=decision_ref)
 
 
 # --------------------------------------------------------------------------------------------

@@ -596,59 +596,71 @@ def _toml_time(value: datetime) -> str:
         f".{value.microsecond:06d}" if value.microsecond else "") + "Z"
 
 
+def _export_lists(session: Session) -> list[str]:
+    lists = {name: stored_list(session, name) for name in LISTS}
+    if not any(lists.values()):
+        return []
+    return ["[lists]", *(f"{name} = [{', '.join(_toml_str(h) for h in handles)}]"
+                         for name, handles in lists.items() if handles), ""]
+
+
+def _export_identity(identity: Identity) -> str | None:
+    """``email = "…"`` or ``<platform> = { id = "…", username = "…" }``; ``None``: nothing known."""
+    if identity.platform == Platform.EMAIL:
+        return f"email = {_toml_str(identity.username)}" if identity.username else None
+    parts = []
+    if identity.external_id is not None:
+        parts.append(f"id = {_toml_str(identity.external_id)}")
+    if identity.username is not None:
+        parts.append(f"username = {_toml_str(identity.username)}")
+    return f"{identity.platform.value} = {{ {', '.join(parts)} }}" if parts else None
+
+
+def _export_membership(session: Session, person: Person) -> list[str]:
+    membership = _latest_membership(session, person)
+    if membership is None or not membership.terms:
+        return []
+    out = [f"membership = {_toml_str(membership.status.value)}"]
+    if membership.ended_at is not None:
+        out.append(f"ended = {_toml_time(membership.ended_at)}")
+    terms = ", ".join(f"{{ start = {_toml_time(t.starts_at)}, end = "
+                      f"{_toml_time(t.ends_at)} }}" for t in membership.terms)
+    return out + [f"terms = [{terms}]"]
+
+
+def _export_person(session: Session, person: Person) -> list[str]:
+    out = ["[[person]]", f"handle = {_toml_str(person.handle)}"]
+    if person.display_name:
+        out.append(f"name = {_toml_str(person.display_name)}")
+    if person.home_platform:
+        out.append(f"home_platform = {_toml_str(person.home_platform.value)}")
+    out += [line for line in map(_export_identity, person.identities) if line is not None]
+    return out + _export_membership(session, person) + [""]
+
+
+def _export_roles(session: Session) -> list[str]:
+    roles = repo.current_wg_roles(session)
+    if not roles:
+        return []
+    out = ["[roles]"]
+    for role in (r for r in WgRole if r in roles):
+        a = roles[role]
+        holder = session.get(Person, a.person_id)
+        assert holder is not None
+        out.append(f"{role.value} = {{ handle = {_toml_str(holder.handle)}, since = "
+                   f"{_toml_time(a.starts_at)}, assigned_by = {_toml_str(a.assigned_by)} }}")
+    return out + [""]
+
+
 def export_roster(session: Session) -> str:
     """The ledger's people, identities, latest membership with its terms, WG roles and
     reference lists as roster TOML (importable again; erased people are left out)."""
     out = ["# charterflow roster, written by `charterflow roster export`.", "",
            "[roster]", f"format = {FORMAT}", ""]
-    lists = {name: stored_list(session, name) for name in LISTS}
-    if any(lists.values()):
-        out.append("[lists]")
-        for name, handles in lists.items():
-            if handles:
-                out.append(f"{name} = [{', '.join(_toml_str(h) for h in handles)}]")
-        out.append("")
+    out += _export_lists(session)
     people = session.scalars(select(Person).where(Person.erased_at.is_(None))
                              .order_by(Person.id))
     for person in people:
-        out.append("[[person]]")
-        out.append(f"handle = {_toml_str(person.handle)}")
-        if person.display_name:
-            out.append(f"name = {_toml_str(person.display_name)}")
-        if person.home_platform:
-            out.append(f"home_platform = {_toml_str(person.home_platform.value)}")
-        for identity in person.identities:
-            if identity.platform == Platform.EMAIL:
-                if identity.username:
-                    out.append(f"email = {_toml_str(identity.username)}")
-                continue
-            parts = []
-            if identity.external_id is not None:
-                parts.append(f"id = {_toml_str(identity.external_id)}")
-            if identity.username is not None:
-                parts.append(f"username = {_toml_str(identity.username)}")
-            if parts:
-                out.append(f"{identity.platform.value} = {{ {', '.join(parts)} }}")
-        membership = _latest_membership(session, person)
-        if membership is not None and membership.terms:
-            status = membership.status.value
-            out.append(f"membership = {_toml_str(status)}")
-            if membership.ended_at is not None:
-                out.append(f"ended = {_toml_time(membership.ended_at)}")
-            terms = ", ".join(f"{{ start = {_toml_time(t.starts_at)}, end = "
-                              f"{_toml_time(t.ends_at)} }}" for t in membership.terms)
-            out.append(f"terms = [{terms}]")
-        out.append("")
-    roles = repo.current_wg_roles(session)
-    if roles:
-        out.append("[roles]")
-        for role in WgRole:
-            if role in roles:
-                a = roles[role]
-                holder = session.get(Person, a.person_id)
-                assert holder is not None
-                out.append(f"{role.value} = {{ handle = {_toml_str(holder.handle)}, since = "
-                           f"{_toml_time(a.starts_at)}, assigned_by = "
-                           f"{_toml_str(a.assigned_by)} }}")
-        out.append("")
+        out += _export_person(session, person)
+    out += _export_roles(session)
     return "\n".join(out)

@@ -97,20 +97,11 @@ class Tally:
         return self.outcome != "open"
 
 
-def tally(
-    kind: BallotKind,
-    *,
-    electorate: Sequence[str],
-    votes: Mapping[str, str],
-    subject: str | None,
-    opened_at: datetime,
-    now: datetime,
-    charter: Charter,
-) -> Tally:
-    """Count a ballot: outcome ``passed``/``failed`` once decided (early or at the deadline),
-    else ``open``. Votes from outside the electorate, or from a removal's subject, are refused
-    and listed, never counted."""
-    members = snapshot_electorate(electorate, kind=kind, subject=subject, charter=charter)
+def _count(
+    kind: BallotKind, votes: Mapping[str, str], *, members: Sequence[str], subject: str | None
+) -> tuple[dict[str, str], list[RefusedVote]]:
+    """The votes counted and those refused (a removal's subject: R-REMOVE; anyone outside the
+    snapshot: R-ELECTORATE); a choice other than yes/no/abstain is an error."""
     member_set = set(members)
     counted: dict[str, str] = {}
     refused: list[RefusedVote] = []
@@ -127,66 +118,100 @@ def tally(
                 reason=f"{voter} is not in the electorate snapshotted when the ballot opened"))
         else:
             counted[voter] = choice
+    return counted, refused
 
+
+@dataclass(frozen=True, kw_only=True)
+class _Figures:
+    """The counted votes of a ballot at one moment."""
+
+    yes: int
+    no: int
+    abstain: int
+    size: int
+    at_deadline: bool
+
+    @property
+    def remaining(self) -> int:
+        return self.size - self.yes - self.no - self.abstain
+
+    @property
+    def text(self) -> str:
+        return f"{self.yes} yes, {self.no} no, {self.abstain} abstain of {self.size}"
+
+
+def _removal_outcome(f: _Figures, needed: int) -> tuple[Outcome, str]:
+    """R-REMOVE: ``needed`` yes votes of the whole electorate."""
+    if f.yes >= needed:
+        return "passed", f"{f.text}: {f.yes} yes reaches the {needed} needed (a majority of the electorate)"
+    if f.at_deadline or f.yes + f.remaining < needed:
+        return "failed", (f"{f.text}: {needed} yes needed (a majority of the electorate); "
+                          + ("the deadline passed" if f.at_deadline and f.yes + f.remaining >= needed
+                             else f"even if the {f.remaining} who have not voted said yes, it cannot pass"))
+    return "open", f"{f.text}: {needed - f.yes} more yes needed of {f.remaining} who have not voted"
+
+
+def _quorum_outcome_at_deadline(f: _Figures, needed: int) -> tuple[Outcome, str]:
+    """R-VOTE-APPROVE at the deadline: more yes than no, and the turnout meets the quorum."""
+    turnout = f.yes + f.no + f.abstain
+    if f.yes > f.no and turnout >= needed:
+        return "passed", f"{f.text}: more yes than no, and turnout {turnout} meets the quorum of {needed}"
+    if turnout < needed:
+        return "failed", f"{f.text}: turnout {turnout} is below the quorum of {needed}"
+    return "failed", f"{f.text}: yes does not outnumber no"
+
+
+def _quorum_outcome(f: _Figures, needed: int) -> tuple[Outcome, str]:
+    """R-VOTE-APPROVE: at the deadline, or before it once the votes left cannot change it."""
+    if f.at_deadline:
+        return _quorum_outcome_at_deadline(f, needed)
+    if f.yes + f.no + f.abstain >= needed and f.yes > f.no + f.remaining:
+        return "passed", (f"{f.text}: turnout meets the quorum of {needed} and yes outnumbers no even "
+                          f"if the {f.remaining} who have not voted said no")
+    if f.yes + f.remaining <= f.no:
+        return "failed", (f"{f.text}: yes cannot outnumber no even if the {f.remaining} who have not "
+                          "voted said yes")
+    return "open", f"{f.text}: quorum {needed}; {f.remaining} have not voted"
+
+
+def tally(
+    kind: BallotKind,
+    *,
+    electorate: Sequence[str],
+    votes: Mapping[str, str],
+    subject: str | None,
+    opened_at: datetime,
+    now: datetime,
+    charter: Charter,
+) -> Tally:
+    """Count a ballot: outcome ``passed``/``failed`` once decided (early or at the deadline),
+    else ``open``. Votes from outside the electorate, or from a removal's subject, are refused
+    and listed, never counted."""
+    members = snapshot_electorate(electorate, kind=kind, subject=subject, charter=charter)
+    counted, refused = _count(kind, votes, members=members, subject=subject)
     yes = sum(1 for c in counted.values() if c == "yes")
     no = sum(1 for c in counted.values() if c == "no")
-    abstain = len(counted) - yes - no
-    size = len(members)
-    remaining = size - len(counted)
     deadline = closes_at(kind, opened_at=opened_at, charter=charter)
-    at_deadline = now >= deadline
-    params = _params(kind, charter)
-    base = _BASE_RULING[kind]
-    figures = f"{yes} yes, {no} no, {abstain} abstain of {size}"
-
+    figures = _Figures(yes=yes, no=no, abstain=len(counted) - yes - no, size=len(members),
+                       at_deadline=now >= deadline)
     if kind == "removal":
-        needed = majority(size, charter=charter)
-        if yes >= needed:
-            outcome: Outcome = "passed"
-            why = f"{figures}: {yes} yes reaches the {needed} needed (a majority of the electorate)"
-        elif at_deadline or yes + remaining < needed:
-            outcome = "failed"
-            why = (f"{figures}: {needed} yes needed (a majority of the electorate); "
-                   + ("the deadline passed" if at_deadline and yes + remaining >= needed
-                      else f"even if the {remaining} who have not voted said yes, it cannot pass"))
-        else:
-            outcome = "open"
-            why = f"{figures}: {needed - yes} more yes needed of {remaining} who have not voted"
+        needed = majority(figures.size, charter=charter)
+        outcome, why = _removal_outcome(figures, needed)
     else:
-        needed = quorum(size, kind=kind, charter=charter)
-        turnout = yes + no + abstain
-        if at_deadline:
-            passed = yes > no and turnout >= needed
-            outcome = "passed" if passed else "failed"
-            if passed:
-                why = f"{figures}: more yes than no, and turnout {turnout} meets the quorum of {needed}"
-            elif turnout < needed:
-                why = f"{figures}: turnout {turnout} is below the quorum of {needed}"
-            else:
-                why = f"{figures}: yes does not outnumber no"
-        elif turnout >= needed and yes > no + remaining:
-            outcome = "passed"
-            why = (f"{figures}: turnout meets the quorum of {needed} and yes outnumbers no even "
-                   f"if the {remaining} who have not voted said no")
-        elif yes + remaining <= no:
-            outcome = "failed"
-            why = (f"{figures}: yes cannot outnumber no even if the {remaining} who have not "
-                   "voted said yes")
-        else:
-            outcome = "open"
-            why = f"{figures}: quorum {needed}; {remaining} have not voted"
-
-    decided_early = outcome != "open" and not at_deadline
-    if decided_early and not params.early_close:
+        needed = quorum(figures.size, kind=kind, charter=charter)
+        outcome, why = _quorum_outcome(figures, needed)
+    decided_early = outcome != "open" and not figures.at_deadline
+    if decided_early and not _params(kind, charter).early_close:
         # This charter does not close ballots early: the outcome is known but waits for the deadline.
         outcome, decided_early = "open", False
         why += " (decided, but this charter closes ballots only at their deadline)"
-    ruling = "R-VOTE-EARLY" if decided_early else base
-    if size == 0:
+    ruling = "R-VOTE-EARLY" if decided_early else _BASE_RULING[kind]
+    if figures.size == 0:
         why = f"the electorate is empty, so the ballot cannot pass ({why})"
-    return Tally(kind=kind, outcome=outcome, yes=yes, no=no, abstain=abstain, electorate=size,
-                 needed=needed, closes_at=deadline, decided_early=decided_early, counted=counted,
-                 refused=tuple(refused), ruling=ruling, reason=why)
+    return Tally(kind=kind, outcome=outcome, yes=yes, no=no, abstain=figures.abstain,
+                 electorate=figures.size, needed=needed, closes_at=deadline,
+                 decided_early=decided_early, counted=counted, refused=tuple(refused),
+                 ruling=ruling, reason=why)
 
 
 def check_vote(

@@ -170,6 +170,61 @@ def _is_self(applicant: Applicant) -> bool:
     return applicant.nominator is None or applicant.nominator.casefold() in own
 
 
+def _platform_checks(
+    applicant: Applicant, *, discourse: DiscourseEvidence | None, discord: DiscordEvidence | None,
+    others: Mapping[str, ActivityEvidence | None], now: datetime, charter: Charter,
+) -> tuple[list[PlatformCheck], dict[str, Any]]:
+    """R-ELIG-1 on every platform the application names, and each one's evidence with its
+    answer (R-ELIG-4)."""
+    named: list[tuple[str, Any, PlatformCheck]] = []
+    if applicant.forum:
+        named.append(("discourse", discourse, check_discourse(discourse, now=now, charter=charter)))
+    if applicant.discord:
+        named.append(("discord", discord, check_discord(discord, now=now, charter=charter)))
+    for platform in sorted(applicant.accounts):
+        ev = others.get(platform)
+        named.append((platform, ev, check_activity(platform, ev, now=now, charter=charter)))
+    evidence: dict[str, Any] = {platform: _evidence_dict(ev) for platform, ev, _check in named}
+    checks = [check for _platform, _ev, check in named]
+    for check in checks:
+        evidence[check.platform] = {**(evidence[check.platform] or {}), "answer": check.answer,
+                                    "reason": check.reason}
+    return checks, evidence
+
+
+def _not_eligible(reason_note: str, *, what: str, ruling: str, status: str,
+                  evidence: dict[str, Any]) -> Decision:
+    return Decision(allowed=False, ruling=ruling,
+                    reason=(f"{reason_note}; " if reason_note else "") + what,
+                    evidence={**evidence, "status": status})
+
+
+def _by_activity(checks: list[PlatformCheck], *, ruling: str, nomination_note: str,
+                 evidence: dict[str, Any]) -> Decision:
+    """R-ELIG-1: eligible when active on one platform; otherwise unknown (never counted as
+    yes) or not yet active, with what to do next. An invalid nomination is said first and
+    makes the ruling R-ELIG-2."""
+    active = [c for c in checks if c.answer == "yes"]
+    if active:
+        reason = f"active on {active[0].platform}: {active[0].reason}"
+        if nomination_note:
+            reason = f"{nomination_note}, but the applicant is {reason}"
+        return Decision(allowed=True, ruling="R-ELIG-1", reason=reason,
+                        evidence={**evidence, "status": "eligible"})
+    if nomination_note:
+        ruling = "R-ELIG-2"
+    unknown = [c for c in checks if c.answer == "unknown"]
+    if unknown:
+        what = "; ".join(c.reason for c in unknown)
+        return _not_eligible(nomination_note, ruling=ruling, status="unknown", evidence=evidence,
+                             what=f"eligibility is unknown ({what}); the check will be retried, "
+                                  "or ask a DSF Individual Member to nominate you")
+    summary = "; ".join(c.reason for c in checks)
+    return _not_eligible(nomination_note, ruling=ruling, status="not-eligible", evidence=evidence,
+                         what=f"not active enough yet ({summary}); apply again later or ask a DSF "
+                              "Individual Member to nominate you")
+
+
 def decide_eligibility(
     applicant: Applicant,
     *,
@@ -187,35 +242,15 @@ def decide_eligibility(
         return Decision(
             allowed=False, ruling="R-APP-1", reason=NO_USERNAME,
             evidence={"status": "not-eligible", "checked_at": now.isoformat(), "platforms": {}})
-
-    checks: list[PlatformCheck] = []
-    platform_evidence: dict[str, Any] = {}
-    if applicant.forum:
-        checks.append(check_discourse(discourse, now=now, charter=charter))
-        platform_evidence["discourse"] = _evidence_dict(discourse)
-    if applicant.discord:
-        checks.append(check_discord(discord, now=now, charter=charter))
-        platform_evidence["discord"] = _evidence_dict(discord)
-    for platform in sorted(applicant.accounts):
-        ev = (others or {}).get(platform)
-        checks.append(check_activity(platform, ev, now=now, charter=charter))
-        platform_evidence[platform] = _evidence_dict(ev)
-    for check in checks:
-        platform_evidence[check.platform] = {
-            **(platform_evidence[check.platform] or {}), "answer": check.answer,
-            "reason": check.reason}
-
+    checks, platform_evidence = _platform_checks(applicant, discourse=discourse, discord=discord,
+                                                 others=others or {}, now=now, charter=charter)
     evidence: dict[str, Any] = {"checked_at": now.isoformat(), "platforms": platform_evidence,
                                 "nominator": applicant.nominator}
-    active = [c for c in checks if c.answer == "yes"]
-    unknown = [c for c in checks if c.answer == "unknown"]
-    summary = "; ".join(c.reason for c in checks)
-
     self_nominated = _is_self(applicant)
     nomination_note = ""
     if not self_nominated:
-        members = {m.casefold() for m in dsf_members}
-        valid = applicant.nominator.casefold() in members
+        assert applicant.nominator is not None  # _is_self: no nominator is a self-nomination
+        valid = applicant.nominator.casefold() in {m.casefold() for m in dsf_members}
         evidence["nomination_valid"] = valid
         if valid:
             return Decision(
@@ -224,37 +259,14 @@ def decide_eligibility(
                 evidence={**evidence, "status": "eligible"})
         nomination_note = (f"the nomination is invalid: {applicant.nominator} is not on the list "
                            "of DSF Individual Members")
-
-    if self_nominated and not charter.eligibility.self_nomination:
+    elif not charter.eligibility.self_nomination:
         return Decision(
             allowed=False, ruling="R-ELIG-3",
             reason="this charter does not allow self-nomination; a DSF Individual Member must "
                    "nominate the applicant",
             evidence={**evidence, "status": "not-eligible"})
-
     ruling = "R-ELIG-3" if applicant.nominator is not None and self_nominated else "R-ELIG-1"
-    if active:
-        reason = f"active on {active[0].platform}: {active[0].reason}"
-        if nomination_note:
-            reason = f"{nomination_note}, but the applicant is {reason}"
-        return Decision(allowed=True, ruling="R-ELIG-1", reason=reason,
-                        evidence={**evidence, "status": "eligible"})
-    if nomination_note:
-        ruling = "R-ELIG-2"
-    if unknown:
-        what = "; ".join(c.reason for c in unknown)
-        return Decision(
-            allowed=False, ruling=ruling,
-            reason=(f"{nomination_note}; " if nomination_note else "")
-                   + f"eligibility is unknown ({what}); the check will be retried, or ask a DSF "
-                     "Individual Member to nominate you",
-            evidence={**evidence, "status": "unknown"})
-    return Decision(
-        allowed=False, ruling=ruling,
-        reason=(f"{nomination_note}; " if nomination_note else "")
-               + f"not active enough yet ({summary}); apply again later or ask a DSF Individual "
-                 "Member to nominate you",
-        evidence={**evidence, "status": "not-eligible"})
+    return _by_activity(checks, ruling=ruling, nomination_note=nomination_note, evidence=evidence)
 
 
 def _evidence_dict(ev: DiscourseEvidence | DiscordEvidence | ActivityEvidence | None) -> dict[str, Any] | None:

@@ -75,6 +75,7 @@ def test_import_contracts_hold():
     ("ledger/db.py", "from flows import inbox", "charterflow > gateway > flows"),
     ("ledger/db.py", "from connectors import base", "the ledger does not talk to platforms"),
     ("flows/__init__.py", "import charterflow.cli", "charterflow > gateway > flows"),
+    ("flows/ideas/status.py", "from flows.guides import help", "capability packages do not import one another"),
 ])
 def test_import_contracts_refuse_a_new_exception(tmp_path, module, line, contract):
     """A copy of the packages with one import planted, checked with the same contracts."""

@@ -119,50 +119,87 @@ def _get(client: DiscordClient, template: str, *, what: str, path: Mapping[str, 
 
 def _checks(client: DiscordClient, s: DiscordSettings, out: list[Check], *, channels: list[str],
             wg_role: str) -> None:
-    try:
-        me = _get(client, "/users/@me", what="the bot user")
-    except ConfigError:
-        out.append(failed(P, "token", "Discord refuses the bot token (HTTP 401)",
-                          "set CHARTERFLOW_DISCORD_TOKEN to the token under Developer Portal → your "
-                          "application → Bot → Reset Token"))
+    me = _token_check(client, s, out)
+    if me is None:
         return
-    except CharterflowError as exc:
-        out.append(failed(P, "token", f"Discord API at {s.api_url} did not answer: {type(exc).__name__}",
-                          "check CHARTERFLOW_DISCORD_API_URL and this machine's network access to it"))
-        return
-    bot_id, bot_name = str(me.get("id")), str(me.get("username"))
-    out.append(passed(P, "token", f"valid, bot user {bot_name!r} ({bot_id})"))
-
+    bot_id = str(me.get("id"))
     try:
         app = _get(client, "/applications/@me", what="the application")
     except CharterflowError as exc:
         out.append(failed(P, "application", f"cannot read the bot's application: {exc}",
                           "use the token of the application's own bot"))
     else:
-        if str(app.get("id")) != s.application_id:
-            out.append(failed(P, "application id", f"the token's application is {app.get('id')}, "
-                              f"CHARTERFLOW_DISCORD_APPLICATION_ID is {s.application_id}",
-                              f"set CHARTERFLOW_DISCORD_APPLICATION_ID to {app.get('id')} (General Information)"))
-        else:
-            out.append(passed(P, "application id", f"{s.application_id} matches the token"))
-        if str(app.get("verify_key", "")).lower() != s.public_key:
-            out.append(failed(P, "interactions key", "CHARTERFLOW_DISCORD_PUBLIC_KEY is not this application's "
-                              "public key: every interaction would be refused (401)",
-                              "copy General Information → Public Key into CHARTERFLOW_DISCORD_PUBLIC_KEY"))
-        else:
-            out.append(passed(P, "interactions key", "CHARTERFLOW_DISCORD_PUBLIC_KEY matches the application"))
-        flags = int(app.get("flags") or 0)
-        off = [name for name, (bits, _) in INTENTS.items() if not flags & bits]
-        if off:
-            out.append(failed(P, "intents", "off: " + "; ".join(f"{n} (for {INTENTS[n][1]})" for n in off),
-                              "Developer Portal → your application → Bot → Privileged Gateway Intents: turn on "
-                              + " and ".join(off)))
-        else:
-            out.append(passed(P, "intents", "Server Members and Message Content intents are on"))
-
+        out.extend(_application_checks(app, s))
+    member = _guild_member(client, s, out, bot_id=bot_id)
+    if member is None:
+        return
+    bot_roles = [str(r) for r in member.get("roles") or []]
     guild = {"guild_id": s.guild_id}
+    roles = {str(r["id"]): r for r in _get(client, "/guilds/{guild_id}/roles", path=guild, what="the roles")}
+    perms = guild_permissions(guild_id=s.guild_id, roles=roles, member_roles=bot_roles)
+    own = [roles[r] for r in bot_roles if r in roles]
+    top = max(own, key=lambda r: (int(r.get("position", 0)), int(r["id"])), default=None)
+    out.append(_permissions_check(perms, top_name=str(top.get("name")) if top else "@everyone"))
+    for label, configured, setting, name in (
+        ("wg-member", s.wg_member_role_id, "WG_MEMBER_ROLE_ID", wg_role),
+        ("moderator", s.moderator_role_id, "MODERATOR_ROLE_ID", "moderator"),
+        ("admin", s.admin_role_id, "ADMIN_ROLE_ID", "admin"),
+    ):
+        out.append(_role_check(label, configured, setting, name, roles=roles, top=top))
+    rows = _get(client, "/guilds/{guild_id}/channels", path=guild, what="the channels")
+    for ref in dict.fromkeys(c for c in channels if c):
+        out.append(_channel_check(ref, rows, s, base=perms, bot_id=bot_id, bot_roles=bot_roles))
+
+
+def _token_check(client: DiscordClient, s: DiscordSettings, out: list[Check]) -> Any:
+    """The bot user the token belongs to, or ``None`` (and why) when Discord refuses it."""
     try:
-        member = _get(client, "/guilds/{guild_id}/members/{user_id}", path={**guild, "user_id": bot_id},
+        me = _get(client, "/users/@me", what="the bot user")
+    except ConfigError:
+        out.append(failed(P, "token", "Discord refuses the bot token (HTTP 401)",
+                          "set CHARTERFLOW_DISCORD_TOKEN to the token under Developer Portal → your "
+                          "application → Bot → Reset Token"))
+        return None
+    except CharterflowError as exc:
+        out.append(failed(P, "token", f"Discord API at {s.api_url} did not answer: {type(exc).__name__}",
+                          "check CHARTERFLOW_DISCORD_API_URL and this machine's network access to it"))
+        return None
+    out.append(passed(P, "token", f"valid, bot user {str(me.get('username'))!r} ({me.get('id')})"))
+    return me
+
+
+def _application_checks(app: Mapping[str, Any], s: DiscordSettings) -> list[Check]:
+    """The application id, the interactions key and the privileged intents; pure."""
+    out: list[Check] = []
+    if str(app.get("id")) != s.application_id:
+        out.append(failed(P, "application id", f"the token's application is {app.get('id')}, "
+                          f"CHARTERFLOW_DISCORD_APPLICATION_ID is {s.application_id}",
+                          f"set CHARTERFLOW_DISCORD_APPLICATION_ID to {app.get('id')} (General Information)"))
+    else:
+        out.append(passed(P, "application id", f"{s.application_id} matches the token"))
+    if str(app.get("verify_key", "")).lower() != s.public_key:
+        out.append(failed(P, "interactions key", "CHARTERFLOW_DISCORD_PUBLIC_KEY is not this application's "
+                          "public key: every interaction would be refused (401)",
+                          "copy General Information → Public Key into CHARTERFLOW_DISCORD_PUBLIC_KEY"))
+    else:
+        out.append(passed(P, "interactions key", "CHARTERFLOW_DISCORD_PUBLIC_KEY matches the application"))
+    flags = int(app.get("flags") or 0)
+    off = [name for name, (bits, _) in INTENTS.items() if not flags & bits]
+    if off:
+        out.append(failed(P, "intents", "off: " + "; ".join(f"{n} (for {INTENTS[n][1]})" for n in off),
+                          "Developer Portal → your application → Bot → Privileged Gateway Intents: turn on "
+                          + " and ".join(off)))
+    else:
+        out.append(passed(P, "intents", "Server Members and Message Content intents are on"))
+    return out
+
+
+def _guild_member(client: DiscordClient, s: DiscordSettings, out: list[Check], *,
+                  bot_id: str) -> Any:
+    """The bot's guild member object, or ``None`` (and why) when it is not in the guild."""
+    try:
+        member = _get(client, "/guilds/{guild_id}/members/{user_id}",
+                      path={"guild_id": s.guild_id, "user_id": bot_id},
                       what="the bot's guild membership")
     except DiscordAPIError as exc:
         if exc.code == 10004:
@@ -171,36 +208,21 @@ def _checks(client: DiscordClient, s: DiscordSettings, out: list[Check], *, chan
             detail = f"the bot is not a member of guild {s.guild_id} ({exc.code or exc.status})"
         out.append(failed(P, "guild", detail, "set CHARTERFLOW_DISCORD_GUILD_ID to the server's id (Copy Server "
                           "ID) and invite the bot with the bot and applications.commands scopes"))
-        return
+        return None
     except CharterflowError as exc:
         out.append(failed(P, "guild", f"cannot read guild {s.guild_id}: {exc}", "see the error"))
-        return
+        return None
     out.append(passed(P, "guild", f"the bot is a member of guild {s.guild_id}"))
-    bot_roles = [str(r) for r in member.get("roles") or []]
+    return member
 
-    roles = {str(r["id"]): r for r in _get(client, "/guilds/{guild_id}/roles", path=guild, what="the roles")}
-    perms = guild_permissions(guild_id=s.guild_id, roles=roles, member_roles=bot_roles)
-    own = [roles[r] for r in bot_roles if r in roles]
-    top = max(own, key=lambda r: (int(r.get("position", 0)), int(r["id"])), default=None)
-    top_name = str(top.get("name")) if top else "@everyone"
+
+def _permissions_check(perms: int, *, top_name: str) -> Check:
     missing = _lacking(perms, list(REQUIRED_PERMISSIONS))
     if missing:
-        out.append(failed(P, "permissions", "the bot lacks " + ", ".join(missing),
-                          f"{_ROLES_PAGE} → {top_name!r} → Permissions: turn on " + ", ".join(missing)))
-    else:
-        out.append(passed(P, "permissions", "Administrator" if perms == -1 else
-                          "has " + ", ".join(REQUIRED_PERMISSIONS)))
-
-    for label, configured, setting, name in (
-        ("wg-member", s.wg_member_role_id, "WG_MEMBER_ROLE_ID", wg_role),
-        ("moderator", s.moderator_role_id, "MODERATOR_ROLE_ID", "moderator"),
-        ("admin", s.admin_role_id, "ADMIN_ROLE_ID", "admin"),
-    ):
-        out.append(_role_check(label, configured, setting, name, roles=roles, top=top))
-
-    rows = _get(client, "/guilds/{guild_id}/channels", path=guild, what="the channels")
-    for ref in dict.fromkeys(c for c in channels if c):
-        out.append(_channel_check(ref, rows, s, base=perms, bot_id=bot_id, bot_roles=bot_roles))
+        return failed(P, "permissions", "the bot lacks " + ", ".join(missing),
+                      f"{_ROLES_PAGE} → {top_name!r} → Permissions: turn on " + ", ".join(missing))
+    return passed(P, "permissions", "Administrator" if perms == -1 else
+                  "has " + ", ".join(REQUIRED_PERMISSIONS))
 
 
 def _role_check(label: str, configured: str | None, setting: str, name: str, *,

@@ -182,6 +182,68 @@ def _modal_fields(components: Any) -> dict[str, str]:
 DM_INSTANCE = "@me"
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _people_attributes(payload: dict[str, Any], interaction_id: str) -> dict[str, str]:
+    """Who acted and where: the attributes every interaction's event has."""
+    member = _dict(payload.get("member"))
+    # In a guild the user is inside ``member``; in a DM at the top level.
+    user = _dict(member.get("user") if isinstance(member.get("user"), dict) else payload.get("user"))
+    attributes: dict[str, str] = {
+        "interaction_id": interaction_id,
+        "interaction_token": _s(payload.get("token")) or "",
+        "application_id": _s(payload.get("application_id")) or "",
+        "user_id": _s(user.get("id")) or "",
+        "username": _s(user.get("username")) or "",
+        "guild_id": _s(payload.get("guild_id")) or "",
+        "channel_id": (_s(payload.get("channel_id")) or _s(_dict(payload.get("channel")).get("id"))
+                       or ""),
+    }
+    roles = member.get("roles")
+    if isinstance(roles, list):
+        attributes["member_roles"] = ",".join(str(r) for r in roles if isinstance(r, (str, int)))
+    return attributes
+
+
+def _command(itype: int, payload: dict[str, Any], data: dict[str, Any],
+             attributes: dict[str, str]) -> str:
+    name = _s(data.get("name"))
+    if not name:
+        raise _refuse("the command has no name", status=400)
+    attributes["command"] = name
+    attributes.update(_options(data.get("options")))
+    return name if itype == APPLICATION_COMMAND else "autocomplete"
+
+
+def _component(itype: int, payload: dict[str, Any], data: dict[str, Any],
+               attributes: dict[str, str]) -> str:
+    custom_id = _s(data.get("custom_id")) or ""
+    attributes["custom_id"] = custom_id
+    attributes["message_id"] = _s(_dict(payload.get("message")).get("id")) or ""
+    ballot = payloads.parse_ballot_custom_id(custom_id)
+    if ballot is None:
+        return "component"
+    attributes["ballot_id"], attributes["option_id"] = ballot
+    return "ballot_vote"
+
+
+def _modal(itype: int, payload: dict[str, Any], data: dict[str, Any],
+           attributes: dict[str, str]) -> str:
+    custom_id = _s(data.get("custom_id")) or ""
+    attributes["custom_id"] = custom_id
+    attributes.update(_modal_fields(data.get("components")))
+    return "apply_submitted" if custom_id == payloads.APPLY_MODAL_ID else "modal_submit"
+
+
+# interaction type -> what adds its own attributes and names the event's kind
+_BY_TYPE: dict[int, Callable[[int, dict[str, Any], dict[str, Any], dict[str, str]], str]] = {
+    APPLICATION_COMMAND: _command, AUTOCOMPLETE: _command,
+    MESSAGE_COMPONENT: _component, MODAL_SUBMIT: _modal,
+}
+
+
 def parse_interaction(payload: Any) -> InboundEvent:
     """An ``InboundEvent`` from a verified interaction (see the module docstring for the kinds).
 
@@ -200,48 +262,11 @@ def parse_interaction(payload: Any) -> InboundEvent:
         )
     if not interaction_id or not re.fullmatch(r"[0-9]{1,20}", interaction_id):
         raise _refuse("the interaction has no id", status=400)
-    member = payload.get("member") if isinstance(payload.get("member"), dict) else {}
-    user = member.get("user") if isinstance(member.get("user"), dict) else payload.get("user")
-    user = user if isinstance(user, dict) else {}
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    attributes: dict[str, str] = {
-        "interaction_id": interaction_id,
-        "interaction_token": _s(payload.get("token")) or "",
-        "application_id": _s(payload.get("application_id")) or "",
-        "user_id": _s(user.get("id")) or "",
-        "username": _s(user.get("username")) or "",
-        "guild_id": _s(payload.get("guild_id")) or "",
-        "channel_id": _s(payload.get("channel_id")) or _s((payload.get("channel") or {}).get("id")
-                                                           if isinstance(payload.get("channel"), dict) else None) or "",
-    }
-    roles = member.get("roles")
-    if isinstance(roles, list):
-        attributes["member_roles"] = ",".join(str(r) for r in roles if isinstance(r, (str, int)))
-    if itype in (APPLICATION_COMMAND, AUTOCOMPLETE):
-        name = _s(data.get("name"))
-        if not name:
-            raise _refuse("the command has no name", status=400)
-        attributes["command"] = name
-        attributes.update(_options(data.get("options")))
-        kind = name if itype == APPLICATION_COMMAND else "autocomplete"
-    elif itype == MESSAGE_COMPONENT:
-        custom_id = _s(data.get("custom_id")) or ""
-        message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-        attributes["custom_id"] = custom_id
-        attributes["message_id"] = _s(message.get("id")) or ""
-        ballot = payloads.parse_ballot_custom_id(custom_id)
-        if ballot is not None:
-            kind = "ballot_vote"
-            attributes["ballot_id"], attributes["option_id"] = ballot
-        else:
-            kind = "component"
-    elif itype == MODAL_SUBMIT:
-        custom_id = _s(data.get("custom_id")) or ""
-        attributes["custom_id"] = custom_id
-        attributes.update(_modal_fields(data.get("components")))
-        kind = "apply_submitted" if custom_id == payloads.APPLY_MODAL_ID else "modal_submit"
-    else:
+    attributes = _people_attributes(payload, interaction_id)
+    by_type = _BY_TYPE.get(itype)
+    if by_type is None:
         raise _refuse(f"unknown interaction type {itype}", status=400)
+    kind = by_type(itype, payload, _dict(payload.get("data")), attributes)
     # The instance is the guild (signed, in the payload); "@me" for a direct message, as
     # Discord's own paths name that scope (/channels/@me).
     instance = attributes["guild_id"] or DM_INSTANCE

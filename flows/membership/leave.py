@@ -24,7 +24,7 @@ from rules.leaving import MembershipFacts, check_ending, ended, leave_reason
 from flows.kit import (Ctx, artifact, context, message_person, person_run_name,
                                      post_wg)
 from flows.membership.intake import GROUP
-from flows.membership.roles import reconcile_person
+from flows.reconcile import reconcile_person
 
 ACTOR = "flow:leave"
 

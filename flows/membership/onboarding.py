@@ -18,7 +18,7 @@ from rules.terms import term_started
 
 from flows.kit import Ctx, artifact, context, identities_of, message_person, post_wg
 from flows.membership.intake import GROUP
-from flows.membership.roles import reconcile_person
+from flows.reconcile import reconcile_person
 from flows.platforms import role_text
 
 ACTOR = "flow:onboarding"

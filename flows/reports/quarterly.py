@@ -303,71 +303,97 @@ def _forum_url(space: Any, ref: Mapping[str, Any]) -> str | None:
     return links.thread_url(str(ref["thread_id"])) if links is not None and ref.get("thread_id") else None
 
 
-def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
-    """Post the approved report of ``quarter``: Forum topic with the charts uploaded, Discord
-    announcement, Slack Board report; each once. Idempotent; see the module docstring."""
-    q = quarter.label
+def _stored_facts(ctx: ReportCtx, q: str) -> tuple[dict[str, Any], str]:
+    """The approved report's facts and digest; refused (R-REPORT) unless it may be published."""
     with ctx.ledger.read() as session:
         row = store.get_report(session, q)
         allowed = check_publish(q, status=row.status.value if row is not None else None)
         if not allowed.allowed:
             raise PolicyViolation(allowed.reason, ruling=allowed.ruling)
-        facts = dict(row.facts)
+        return dict(row.facts), row.digest
+
+
+def _upload_charts(ctx: ReportCtx, forum: Any, q: str, charts: Mapping[str, bytes]) -> dict[str, str]:
+    """Each chart uploaded to the Forum once; name → its URL (empty: the Forum cannot upload)."""
+    uploader = forum.capable(Uploader) if forum is not None else None
+    if uploader is None:
+        return {}
+    urls: dict[str, str] = {}
+    for name in CHARTS:
+        up = once(ctx, key=f"report:{q}:upload:{name}", platform="discourse", actor=ACTOR,
+                  about=f"quarter:{q}",
+                  act=lambda n=name: {k: v for k, v in uploader.upload(
+                      filename=f"ocwg-report-{q}-{n}.png", content=charts[n]).items()
+                      if k in ("id", "short_url", "url")})
+        urls[name] = str(up["ref"].get("short_url") or up["ref"].get("url"))
+    return urls
+
+
+def _post_forum(ctx: ReportCtx, forum: Any, q: str, d: Any, refs: dict[str, Any]) -> str | None:
+    """The Forum topic, once; returns its URL."""
+    forum_poster = forum.capable(Messenger) if forum is not None else None
+    if forum_poster is None:
+        return None
+    key = f"report:{q}:forum"
+
+    def post_forum() -> dict[str, Any]:
+        ref = forum_poster.post(channel=ctx.settings.forum_category, title=d.texts.forum_title,
+                                text=d.texts.forum, key=key)
+        return {"id": ref.id, "thread_id": ref.thread_id, "url": ref.url}
+
+    refs["forum"] = once(ctx, key=key, platform="discourse", actor=ACTOR, about=f"quarter:{q}",
+                         act=post_forum)["ref"]
+    return _forum_url(forum, refs["forum"])
+
+
+def _post_discord(ctx: ReportCtx, discord: Any, q: str, final: Any, refs: dict[str, Any]) -> None:
+    discord_poster = discord.capable(ChannelText) if discord is not None else None
+    if discord_poster is None:
+        return
+    key = f"report:{q}:discord"
+
+    def post_discord() -> dict[str, Any]:
+        sent = discord_poster.send_text(channel=ctx.settings.discord_channel,
+                                        text=final.texts.discord, key=key)
+        return {"id": sent[0].id, "thread_id": sent[0].thread_id}
+
+    refs["discord"] = once(ctx, key=key, platform="discord", actor=ACTOR, about=f"quarter:{q}",
+                           act=post_discord)["ref"]
+
+
+def _post_slack(ctx: ReportCtx, q: str, final: Any, refs: dict[str, Any]) -> None:
+    if ctx.slack is None:
+        return
+    key = f"report:{q}:slack"
+    channel = ctx.settings.slack_channel or str(ctx.slack.settings.board_channel)
+    refs["slack"] = once(ctx, key=key, platform="slack", actor=ACTOR, about=f"quarter:{q}",
+                         act=lambda: ctx.slack.send(channel=channel, message=final.texts.board,
+                                                    key=key))["ref"]
+
+
+def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
+    """Post the approved report of ``quarter``: Forum topic with the charts uploaded, Discord
+    announcement, Slack Board report; each once. Idempotent; see the module docstring."""
+    q = quarter.label
+    facts, digest = _stored_facts(ctx, q)
     forum, discord = ctx.platforms.space("discourse"), ctx.platforms.space("discord")
     refs: dict[str, Any] = {}
-    chart_urls: dict[str, str] = {}
-    charts = render_charts(facts, now=ctx.now)
-    uploader = forum.capable(Uploader) if forum is not None else None
-    if uploader is not None:
-        for name in CHARTS:
-            up = once(ctx, key=f"report:{q}:upload:{name}", platform="discourse", actor=ACTOR,
-                      about=f"quarter:{q}",
-                      act=lambda n=name: {k: v for k, v in uploader.upload(
-                          filename=f"ocwg-report-{q}-{n}.png", content=charts[n]).items()
-                          if k in ("id", "short_url", "url")})
-            chart_urls[name] = str(up["ref"].get("short_url") or up["ref"].get("url"))
+    chart_urls = _upload_charts(ctx, forum, q, render_charts(facts, now=ctx.now))
     d = draft(ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter),
               now=ctx.now)
-    if d.digest != row.digest:  # a bug, never data: the facts are the stored ones
+    if d.digest != digest:  # a bug, never data: the facts are the stored ones
         raise PolicyViolation(f"report {q}: the stored facts do not match their digest",
                               ruling="R-REPORT")
     if not d.privacy.allowed:
         _refuse_privacy(d)
-    forum_url = None
-    forum_poster = forum.capable(Messenger) if forum is not None else None
-    if forum_poster is not None:
-        key = f"report:{q}:forum"
-
-        def post_forum() -> dict[str, Any]:
-            ref = forum_poster.post(channel=ctx.settings.forum_category, title=d.texts.forum_title,
-                                     text=d.texts.forum, key=key)
-            return {"id": ref.id, "thread_id": ref.thread_id, "url": ref.url}
-
-        refs["forum"] = once(ctx, key=key, platform="discourse", actor=ACTOR, about=f"quarter:{q}",
-                             act=post_forum)["ref"]
-        forum_url = _forum_url(forum, refs["forum"])
+    forum_url = _post_forum(ctx, forum, q, d, refs)
     final = draft(ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter),
                   forum_url=forum_url, now=ctx.now)
-    discord_poster = discord.capable(ChannelText) if discord is not None else None
-    if discord_poster is not None:
-        key = f"report:{q}:discord"
-
-        def post_discord() -> dict[str, Any]:
-            sent = discord_poster.send_text(channel=ctx.settings.discord_channel,
-                                            text=final.texts.discord, key=key)
-            return {"id": sent[0].id, "thread_id": sent[0].thread_id}
-
-        refs["discord"] = once(ctx, key=key, platform="discord", actor=ACTOR, about=f"quarter:{q}",
-                               act=post_discord)["ref"]
-    if ctx.slack is not None:
-        key = f"report:{q}:slack"
-        channel = ctx.settings.slack_channel or str(ctx.slack.settings.board_channel)
-        refs["slack"] = once(ctx, key=key, platform="slack", actor=ACTOR, about=f"quarter:{q}",
-                             act=lambda: ctx.slack.send(channel=channel, message=final.texts.board,
-                                                        key=key))["ref"]
+    _post_discord(ctx, discord, q, final, refs)
+    _post_slack(ctx, q, final, refs)
     with ctx.ledger.transaction() as session:
         store.mark_published(session, quarter=q, refs=refs, actor=ACTOR, at=ctx.now)
-    _close_request(ctx, quarter, digest=row.digest, forum_url=forum_url)
+    _close_request(ctx, quarter, digest=digest, forum_url=forum_url)
     _artifact(f"report-{q.lower()}-published",
               "\n".join([f"# Report {quarter.title} published", "",
                          *(f"- {k}: `{v.get('id')}`" for k, v in refs.items()),

@@ -5,7 +5,7 @@
 ``CHARTERFLOW_ROLES_*`` settings), ``drift`` (the hourly ``roles-drift-audit``), ``training``
 (moderation guides, the Acknowledge button, ``roles-training-reminders``), ``dump`` (``roles
 dump``/``import``), ``handlers`` (Discord ``/role`` and the Acknowledge button), ``deploy``.
-Changes are applied through the membership applier (``flows.membership.roles.reconcile_person``).
+Changes are applied through the shared applier (``flows.reconcile.reconcile_person``).
 """
 
 from __future__ import annotations

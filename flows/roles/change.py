@@ -7,7 +7,7 @@ person does not have, is refused naming which part); the change is checked with
 ledger's wishes, plus this change); a refusal names the ruling and that state (artifact, audit
 entry ``roles.refused``, a note to the WG) and sends nothing. An allowed change is recorded as
 the ledger's decision (``platform-role.desired`` with ``decision_ref`` ``roles-change:<person id>@<time>``),
-applied through the membership applier with that decision in the platform's audit reason, and
+applied through the shared role applier (``flows.reconcile``) with that decision in the platform's audit reason, and
 announced to the WG (``templates/roles/change.md.j2``). Running the same change again applies
 and announces nothing new.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,7 @@ from flows.kit import (Ctx, answer_interaction, artifact, context, identities_of
 from flows.platforms import role_text
 from flows.platforms_state import role_platforms
 from flows.presentation import templates as _env
+from flows.reconcile import reconcile_person
 from flows.roles.plan import build_plan, explain, lifted, state_of
 
 ACTIONS = ("grant", "revoke")
@@ -102,6 +104,99 @@ def parse_change(ctx: Ctx, *, action: str, role: str, platform: str,
     return action, text, platform, person_id, handle
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Request:
+    """One change as checked by :func:`parse_change`, with who asked and why."""
+
+    action: str
+    text: str
+    platform: str
+    person_id: int
+    handle: str
+    reason: str
+    actor: str
+    override_reason: str | None
+
+    @property
+    def change(self) -> Change:
+        return Change(action=self.action, platform=self.platform, role=self.text, person=self.handle)
+
+    @property
+    def label(self) -> str:
+        return f"{self.action}:{self.platform}:{self.text}"
+
+    def values(self) -> dict[str, Any]:
+        """The template values every message about the change shows."""
+        return {"action": self.action, "role": self.text, "target_platform": self.platform,
+                "person": self.handle, "reason": self.reason.strip(), "requested_by": self.actor,
+                "override_reason": self.override_reason}
+
+
+def _plan(ctx: Ctx, req: _Request) -> Any:
+    try:
+        return build_plan(ctx, override_reason=req.override_reason,
+                          extra=[(req.handle, req.platform, req.text, req.action == "grant")])
+    except FatalError as exc:  # a platform cannot be read: say what to fix there
+        raise FatalError(explain(exc.platform, str(exc)), platform=exc.platform,
+                         status=exc.status) from None
+
+
+def _refuse(ctx: Ctx, req: _Request, shown: Any) -> dict[str, Any]:
+    """A change the guardrails refuse: audited, shown and told to the WG; nothing is sent."""
+    decision = shown.plan.decision
+    state = shown.resulting_state()
+    admins_after = {p: roles.get("admin", []) for p, roles in state.items()}
+    with ctx.ledger.transaction() as session:
+        audit.append(session, actor=req.actor, action="roles.refused",
+                     subject=f"person:{req.person_id}",
+                     payload={"change": req.label, "reason": req.reason,
+                              "ruling": decision.ruling, "why": decision.reason,
+                              "admins_after": admins_after}, at=ctx.now)
+    artifact(key=f"roles-change-refused-{req.person_id}", title=f"Role change refused for {req.handle}",
+             decision=decision, rows={"change": f"{req.action} {req.text} on {req.platform}",
+                                      "reason": req.reason},
+             evidence={"resulting_state": state, "violations": [
+                 f"{v.ruling} {v.subject}: {v.reason}" for v in decision.violations]})
+    post_wg(ctx, template="refused", renderer=render,
+            key=f"roles-change-refused:{req.person_id}:{req.label}:{ctx.now:%Y%m%dT%H%M%S}",
+            actor=req.actor, about=f"person:{req.person_id}", ruling=decision.ruling,
+            ruling_reason=decision.reason, admins_after=admins_after, **req.values())
+    return {"status": "refused", "ruling": decision.ruling, "reason": decision.reason,
+            "resulting_state": state}
+
+
+def _record_wish(ctx: Ctx, req: _Request, *, ruling: str) -> str:
+    """The ledger's decision (the role wanted or not) and its audit entry; returns the decision
+    reference in force (an earlier one when the ledger already wanted this)."""
+    mine = f"roles-change:{req.person_id}@{ctx.now:%Y%m%dT%H%M%SZ}"
+    with ctx.ledger.transaction() as session:
+        row = repo.set_desired_platform_role(
+            session, repo.get_person(session, req.person_id), platform=req.platform, role=req.text,
+            desired=req.action == "grant", actor=req.actor, decision_ref=mine, at=ctx.now)
+        decision_ref = row.decision_ref or mine
+        if decision_ref == mine:
+            audit.append(session, actor=req.actor, action="roles.change",
+                         subject=f"person:{req.person_id}",
+                         payload={"decision": mine, "change": req.label, "reason": req.reason,
+                                  "ruling": ruling, "override_reason": req.override_reason},
+                         at=ctx.now)
+    return decision_ref
+
+
+def _outcome(ctx: Ctx, req: _Request, result: dict[str, Any], *, key: str, decision_ref: str,
+             notify: Callable[[str, str], None] | None, timeout: int | None) -> tuple[bool, str]:
+    """Whether the change is in force, and the outcome's words; a Discourse admin grant waits
+    for its e-mailed confirmation here."""
+    applied = key in result["applied"]
+    if not applied and key in result["pending"] and req.platform == "discourse" and req.text == "admin":
+        applied = _confirm_discourse_admin(ctx, person_id=req.person_id, handle=req.handle,
+                                           decision_ref=decision_ref, actor=req.actor,
+                                           notify=notify, timeout=timeout)
+        return applied, ("applied" if applied
+                         else "not applied: the e-mailed confirmation was not completed")
+    return applied, "applied" if applied else "awaiting the platform (e.g. an e-mailed confirmation)"
+
+
 def change_role(ctx: Ctx, *, action: str, role: str, platform: str, person: str, reason: str,
                 actor: str = "operator", override_reason: str | None = None,
                 notify: Callable[[str, str], None] | None = None,
@@ -116,76 +211,34 @@ def change_role(ctx: Ctx, *, action: str, role: str, platform: str, person: str,
             ctx, action=action, role=role, platform=platform, person=person)
     except ChangeRefused as exc:
         return _refused_part(ctx, exc.part, str(exc))
-    values = {"action": action, "role": text, "target_platform": platform, "person": handle,
-              "reason": reason.strip(), "requested_by": actor, "override_reason": override_reason}
-    try:
-        shown = build_plan(ctx, override_reason=override_reason,
-                           extra=[(handle, platform, text, action == "grant")])
-    except FatalError as exc:  # a platform cannot be read: say what to fix there
-        raise FatalError(explain(exc.platform, str(exc)), platform=exc.platform,
-                         status=exc.status) from None
+    req = _Request(action=action, text=text, platform=platform, person_id=person_id, handle=handle,
+                   reason=reason, actor=actor, override_reason=override_reason)
+    shown = _plan(ctx, req)
     decision = shown.plan.decision
-    this = Change(action=action, platform=platform, role=text, person=handle)
     if not decision.allowed:
-        state = shown.resulting_state()
-        admins_after = {p: roles.get("admin", []) for p, roles in state.items()}
-        with ctx.ledger.transaction() as session:
-            audit.append(session, actor=actor, action="roles.refused",
-                         subject=f"person:{person_id}",
-                         payload={"change": f"{action}:{platform}:{text}", "reason": reason,
-                                  "ruling": decision.ruling, "why": decision.reason,
-                                  "admins_after": admins_after}, at=ctx.now)
-        artifact(key=f"roles-change-refused-{person_id}", title=f"Role change refused for {handle}",
-                 decision=decision, rows={"change": f"{action} {text} on {platform}",
-                                          "reason": reason},
-                 evidence={"resulting_state": state, "violations": [
-                     f"{v.ruling} {v.subject}: {v.reason}" for v in decision.violations]})
-        post_wg(ctx, template="refused", renderer=render,
-                key=f"roles-change-refused:{person_id}:{action}:{platform}:{text}:{ctx.now:%Y%m%dT%H%M%S}",
-                actor=actor, about=f"person:{person_id}", ruling=decision.ruling,
-                ruling_reason=decision.reason, admins_after=admins_after, **values)
-        return {"status": "refused", "ruling": decision.ruling, "reason": decision.reason,
-                "resulting_state": state}
+        return _refuse(ctx, req, shown)
     # The ledger's decision first, then the platforms (DESIGN: decisions before effects).
-    mine = f"roles-change:{person_id}@{ctx.now:%Y%m%dT%H%M%SZ}"
-    with ctx.ledger.transaction() as session:
-        row = repo.set_desired_platform_role(
-            session, repo.get_person(session, person_id), platform=platform, role=text,
-            desired=action == "grant", actor=actor, decision_ref=mine, at=ctx.now)
-        decision_ref = row.decision_ref or mine
-        if decision_ref == mine:
-            audit.append(session, actor=actor, action="roles.change", subject=f"person:{person_id}",
-                         payload={"decision": mine, "change": f"{action}:{platform}:{text}",
-                                  "reason": reason, "ruling": decision.ruling,
-                                  "override_reason": override_reason}, at=ctx.now)
-    if this not in shown.plan.changes:
+    decision_ref = _record_wish(ctx, req, ruling=decision.ruling)
+    if req.change not in shown.plan.changes:
         return {"status": "unchanged", "decision": decision_ref}
-    from flows.membership.roles import reconcile_person
-
     result = reconcile_person(lifted(ctx), person_id, decision_ref=decision_ref, actor=actor,
                               report_errors=True)
     result["failed"] = {k: explain(k.split(":", 2)[1], why) for k, why in result["failed"].items()}
-    key = this.key(decision_ref)
+    key = req.change.key(decision_ref)
     common = {"decision": decision_ref, "key": key}
     if result["failed"]:
         failed = _record_failure(ctx, person_id=person_id, handle=handle, result=result,
                                  decision_ref=decision_ref, actor=actor)
         return {"status": "failed", **common, "outcome": failed, "applied": result["applied"],
                 "failed": result["failed"]}
-    applied = key in result["applied"]
-    if not applied and key in result["pending"] and platform == "discourse" and text == "admin":
-        applied = _confirm_discourse_admin(ctx, person_id=person_id, handle=handle,
-                                           decision_ref=decision_ref, actor=actor,
-                                           notify=notify, timeout=confirm_timeout)
-        outcome = "applied" if applied else "not applied: the e-mailed confirmation was not completed"
-    else:
-        outcome = "applied" if applied else "awaiting the platform (e.g. an e-mailed confirmation)"
+    applied, outcome = _outcome(ctx, req, result, key=key, decision_ref=decision_ref,
+                                notify=notify, timeout=confirm_timeout)
     for other in result["applied"]:
         _maybe_train(ctx, other, person_id=person_id, decision_ref=decision_ref, actor=actor)
     post_wg(ctx, template="change", renderer=render, key=f"roles-change:{key}", actor=actor,
             about=f"person:{person_id}", applied=applied, outcome=outcome,
             decision_ref=decision_ref, ruling=decision.ruling, ruling_reason=decision.reason,
-            **values)
+            **req.values())
     artifact(key=f"roles-change-{person_id}", title=f"Role change for {handle}", decision=decision,
              rows={"change": f"{action} {text} on {platform}", "decision": decision_ref,
                    "outcome": outcome, "reason": reason})

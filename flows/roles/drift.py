@@ -135,6 +135,37 @@ def _slack() -> Any:
         return None
 
 
+def report_status(*, findings: int, mark: str, last_status: str | None,
+                  last_print: str | None) -> str:
+    """``drift`` (new or changed), ``already-reported`` (the same fingerprint), ``resolved``
+    (none left after a report) or ``clean``; pure."""
+    if findings:
+        return "already-reported" if last_status == "drift" and last_print == mark else "drift"
+    return "resolved" if last_status == "drift" else "clean"
+
+
+def _message(status: str, findings: dict[str, list[str]], *, plan_text: str, admins: list[str],
+             last_at: datetime | None) -> tuple[str, str]:
+    """The report's title and text: the drift with its repair plan, or the resolved note."""
+    if status != "drift":
+        return render("drift_resolved", reported_on=f"{last_at:%Y-%m-%d %H:%M} UTC")
+    every = [f for group in findings.values() for f in group]
+    platforms = sorted({f.split(":", 1)[0] for f in every if ":" in f and not f.startswith("R-")})
+    return render("drift", platforms=platforms or ["the platforms"], findings=every, limit=LIMIT,
+                  plan_text=plan_text, unrecorded=bool(findings["unrecorded"]), admins=admins)
+
+
+def _show(status: str, findings: dict[str, list[str]], *, mark: str, last_status: str | None,
+          admins: list[str], plan_text: str) -> None:
+    artifact(key="roles-drift-audit", title=f"Roles drift audit: {status}",
+             rows={"findings": sum(len(v) for v in findings.values()), "fingerprint": mark,
+                   "last report": last_status or "none"},
+             note="\n".join([*(f"- {f}" for group in findings.values() for f in group),
+                             "", "Admins now (R-ADMIN-2 counts WG members only):", "",
+                             *(f"- {line}" for line in admins),
+                             "", "Repair plan:", "", "```", plan_text, "```"]))
+
+
 def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None,
                 actor: str = ACTOR) -> dict[str, Any]:
     """Compare, decide whether to report (fingerprint), record the report, then send it."""
@@ -147,21 +178,9 @@ def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None
         last_status, last_print = (last.status, last.fingerprint) if last else (None, None)
         last_at = last.reported_at if last else None
     mark = fingerprint(findings)
-    if count and last_status == "drift" and last_print == mark:
-        status = "already-reported"
-    elif count:
-        status = "drift"
-    elif last_status == "drift":
-        status = "resolved"
-    else:
-        status = "clean"
+    status = report_status(findings=count, mark=mark, last_status=last_status, last_print=last_print)
     counts = admin_lines(shown, charter=ctx.charter)
-    artifact(key="roles-drift-audit", title=f"Roles drift audit: {status}",
-             rows={"findings": count, "fingerprint": mark, "last report": last_status or "none"},
-             note="\n".join([*(f"- {f}" for group in findings.values() for f in group),
-                             "", "Admins now (R-ADMIN-2 counts WG members only):", "",
-                             *(f"- {line}" for line in counts),
-                             "", "Repair plan:", "", "```", print_, "```"]))
+    _show(status, findings, mark=mark, last_status=last_status, admins=counts, plan_text=print_)
     if status in ("clean", "already-reported"):
         return {"status": status, "findings": findings, "fingerprint": mark, "admins": counts}
     summary = {"findings": findings, "plan": print_}
@@ -170,15 +189,7 @@ def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None
                                                findings=count, summary=summary, actor=actor,
                                                at=ctx.now)
         report_id = row.id
-    if status == "drift":
-        platforms = sorted({f.split(":", 1)[0] for group in findings.values() for f in group
-                            if ":" in f and not f.startswith("R-")})
-        title, text = render("drift", platforms=platforms or ["the platforms"],
-                             findings=[f for group in findings.values() for f in group],
-                             limit=LIMIT, plan_text=print_, unrecorded=bool(findings["unrecorded"]),
-                             admins=counts)
-    else:
-        title, text = render("drift_resolved", reported_on=f"{last_at:%Y-%m-%d %H:%M} UTC")
+    title, text = _message(status, findings, plan_text=print_, admins=counts, last_at=last_at)
     sent = _post(ctx, key=f"roles-drift:{report_id}", title=title, text=text,
                  slack=slack if slack is not None else _slack(), slack_channel=slack_channel)
     return {"status": status, "findings": findings, "fingerprint": mark, "report": report_id,

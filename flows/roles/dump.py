@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 import tomllib
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -28,7 +29,7 @@ from sqlalchemy import select
 
 from ledger import repo
 from ledger.errors import ConfigError
-from ledger.models import Identity, Person, Platform
+from ledger.models import Identity, Person, Platform, PlatformRoleAssignment
 from ledger.roster import import_roster, parse_roster
 from rules.errors import describe_validation_error
 
@@ -44,10 +45,23 @@ def _s(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
-def dump_roles(ctx: Ctx) -> str:
-    """Today's observed platform roles as roster TOML (see the module docstring)."""
+@dataclass(frozen=True, kw_only=True)
+class _Known:
+    """What the ledger knows, to name the holders the platforms show."""
+
+    by_account: dict[tuple[str, str], int]  # (platform, external id) -> person id
+    people: dict[int, Person]
+    accounts: dict[int, dict[str, tuple[str | None, str | None]]]  # person -> platform -> (id, name)
+    wanted: dict[str, set[str]]  # platform -> roles the ledger names there
+
+    @property
+    def handles(self) -> set[str]:
+        return {p.handle for p in self.people.values()}
+
+
+def _known(ctx: Ctx) -> _Known:
     with ctx.ledger.read() as session:
-        known = {(p.value, str(ext)): pid for p, ext, pid in session.execute(
+        by_account = {(p.value, str(ext)): pid for p, ext, pid in session.execute(
             select(Identity.platform, Identity.external_id, Identity.person_id)
             .where(Identity.external_id.is_not(None)))}
         people = {p.id: p for p in session.scalars(select(Person).where(Person.erased_at.is_(None)))}
@@ -55,51 +69,65 @@ def dump_roles(ctx: Ctx) -> str:
         for i in session.scalars(select(Identity).where(Identity.platform.in_(
                 [Platform.DISCOURSE, Platform.DISCORD, Platform.SLACK]))):
             accounts.setdefault(i.person_id, {})[i.platform.value] = (i.external_id, i.username)
-        handles = {p.handle for p in people.values()}
         wanted: dict[str, set[str]] = {}
-        from ledger.models import PlatformRoleAssignment
-
         for plat, role in session.execute(select(PlatformRoleAssignment.platform,
                                                  PlatformRoleAssignment.role)):
             wanted.setdefault(plat.value, set()).add(role)
-    entries: dict[str, dict[str, Any]] = {}  # handle -> {"accounts": {...}, "roles": {...}}
+    return _Known(by_account=by_account, people=people, accounts=accounts, wanted=wanted)
+
+
+def _entry(known: _Known, entries: dict[str, dict[str, Any]], platform: str,
+           holder: Any) -> dict[str, Any]:
+    """The roster entry of one holder: the ledger's person with their accounts, or a new
+    handle for an account the ledger does not know."""
+    pid = known.by_account.get((platform, str(holder.id)))
+    if pid is not None and pid in known.people:
+        return entries.setdefault(known.people[pid].handle,
+                                  {"accounts": dict(known.accounts.get(pid, {})), "roles": {}})
+    handle = _new_handle(holder.username or str(holder.id), platform, known.handles, entries,
+                         holder.id)
+    entry = entries.setdefault(handle, {"accounts": {}, "roles": {}})
+    entry["accounts"][platform] = (str(holder.id), holder.username or None)
+    return entry
+
+
+def _entries(ctx: Ctx, known: _Known) -> dict[str, dict[str, Any]]:
+    """handle -> {"accounts": {...}, "roles": {platform: [role, ...]}} for every holder shown."""
+    entries: dict[str, dict[str, Any]] = {}
     for platform, space in sorted(ctx.platforms.spaces.items()):
         if space.roles is None:
             continue
-        for text in roles_to_observe(ctx, platform, wanted.get(platform, ())):
+        for text in roles_to_observe(ctx, platform, known.wanted.get(platform, ())):
             for holder in space.roles.list_holders(parse_role(text)):
                 if str(holder.id).startswith("-"):
                     continue  # the platform's own account
-                pid = known.get((platform, str(holder.id)))
-                if pid is not None and pid in people:
-                    handle = people[pid].handle
-                    entry = entries.setdefault(handle, {"accounts": dict(accounts.get(pid, {})),
-                                                        "roles": {}})
-                else:
-                    handle = _new_handle(holder.username or str(holder.id), platform, handles,
-                                         entries, holder.id)
-                    entry = entries.setdefault(handle, {"accounts": {}, "roles": {}})
-                    entry["accounts"][platform] = (str(holder.id), holder.username or None)
-                entry["roles"].setdefault(platform, [])
-                if text not in entry["roles"][platform]:
-                    entry["roles"][platform].append(text)
+                roles = _entry(known, entries, platform, holder)["roles"].setdefault(platform, [])
+                if text not in roles:
+                    roles.append(text)
+    return entries
+
+
+def _person_lines(handle: str, entry: dict[str, Any]) -> list[str]:
+    out = ["[[person]]", f"handle = {_s(handle)}"]
+    for platform in ("discourse", "discord", "slack"):
+        ext, user = entry["accounts"].get(platform, (None, None))
+        parts = ([f"id = {_s(str(ext))}"] if ext else []) + ([f"username = {_s(user)}"] if user else [])
+        if parts:
+            out.append(f"{platform} = {{ {', '.join(parts)} }}")
+    roles = ", ".join(f"{p} = [{', '.join(_s(r) for r in sorted(rs))}]"
+                      for p, rs in sorted(entry["roles"].items()))
+    return out + [f"platform_roles = {{ {roles} }}", ""]
+
+
+def dump_roles(ctx: Ctx) -> str:
+    """Today's observed platform roles as roster TOML (see the module docstring)."""
+    entries = _entries(ctx, _known(ctx))
     out = ["# charterflow roster with platform roles, written by `charterflow roles dump`:",
            f"# what the platforms showed at {ctx.now:%Y-%m-%d %H:%M} UTC. Edit it, then",
            "# `charterflow roles import FILE` records these roles as the ledger's wishes.", "",
            "[roster]", "format = 1", ""]
     for handle in sorted(entries):
-        entry = entries[handle]
-        out += ["[[person]]", f"handle = {_s(handle)}"]
-        for platform in ("discourse", "discord", "slack"):
-            if platform in entry["accounts"]:
-                ext, user = entry["accounts"][platform]
-                parts = ([f"id = {_s(str(ext))}"] if ext else []) + (
-                    [f"username = {_s(user)}"] if user else [])
-                if parts:
-                    out.append(f"{platform} = {{ {', '.join(parts)} }}")
-        roles = ", ".join(f"{p} = [{', '.join(_s(r) for r in sorted(rs))}]"
-                          for p, rs in sorted(entry["roles"].items()))
-        out += [f"platform_roles = {{ {roles} }}", ""]
+        out += _person_lines(handle, entries[handle])
     return "\n".join(out)
 
 

@@ -7,8 +7,8 @@ Usable by a flow and by ``charterflow roles plan|apply``:
   group/role and any other role the ledger names there (``RoleManager.list_holders``: reads only).
 * :func:`build_plan` turns the ledger's ``platform_roles`` rows and that observation into a
   ``rules.Plan`` (``rules.plan_roles``: R-ADMIN-1, R-ADMIN-2, R-ADMIN-3 and the removal limit).
-* :func:`apply_plan` applies exactly that plan through the membership applier
-  (``flows.membership.roles.reconcile_person``) and records the run in the audit log.
+* :func:`apply_plan` applies exactly that plan through the shared role applier
+  (``flows.reconcile.reconcile_person``) and records the run in the audit log.
 
 What the ledger manages: a (person, platform, role) with a ledger row is managed (``desired``
 true: must hold; false: must not). A holding without a row, or an account the ledger does not
@@ -30,16 +30,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.base import UserRef
 from connectors.errors import RetriableError
 from ledger import audit
-from ledger.models import Identity, Person, PlatformRoleAssignment
-from ledger import repo
+from ledger.models import Person, PlatformRoleAssignment
 from rules import Assignment, Plan, count_admins, plan_roles
 from rules.plan import ADMIN, admins_of
 
 from flows.kit import Ctx
 from flows.platforms import parse_role, role_text
+from flows.reconcile import (identities_by_external_id, is_platform_account, member_handles,
+                             reconcile_person)
 
 ROLE_ORDER = ("admin", "moderator")
 
@@ -118,29 +118,6 @@ def _ledger_rows(ctx: Ctx) -> list[tuple[int, str, str, str, bool]]:
     return [(pid, handle, plat.value, role, bool(desired)) for pid, handle, plat, role, desired in rows]
 
 
-def _identities(ctx: Ctx) -> dict[tuple[str, str], tuple[int, str]]:
-    """(platform, external id) → (person id, handle) for every identity with a platform id."""
-    with ctx.ledger.read() as session:
-        rows = session.execute(select(Identity.platform, Identity.external_id, Identity.person_id,
-                                      Person.handle)
-                               .join(Person, Person.id == Identity.person_id)
-                               .where(Identity.external_id.is_not(None))).all()
-    return {(plat.value, str(ext)): (pid, handle) for plat, ext, pid, handle in rows}
-
-
-def member_handles(ctx: Ctx) -> frozenset[str]:
-    """The handles of every person with an active membership (R-ADMIN-2 counts only them)."""
-    with ctx.ledger.read() as session:
-        return frozenset(session.get(Person, m.person_id).handle
-                         for m in repo.active_memberships(session))
-
-
-def is_platform_account(holder: UserRef) -> bool:
-    """The platform's own account: Discourse's ``system`` and its other built-in users have
-    negative ids; a connector may mark bots and integrations (``platform_account``)."""
-    return holder.platform_account or str(holder.id).startswith("-")
-
-
 def roles_to_observe(ctx: Ctx, platform: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
     """``admin``, ``moderator``, the WG group/role, then any other role the ledger names."""
     space = ctx.platforms.space(platform)
@@ -161,7 +138,7 @@ def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None,
     """Read the holders of every role of interest on every served platform (GETs only). The
     charter's platforms without a connector here are ``unreached``; so, with
     ``tolerate_unreachable``, is a platform that does not answer (else its error is raised)."""
-    known = _identities(ctx)
+    known = identities_by_external_id(ctx)
     assignments: set[Assignment] = set()
     people: dict[str, int] = {}
     users: dict[tuple[str, str], str] = {}
@@ -270,10 +247,56 @@ def person_order(plan: Plan) -> list[str]:
     return sorted(kinds, key=lambda h: (rank[frozenset(kinds[h])], h))
 
 
+@dataclass(kw_only=True)
+class _Applied:
+    """What applying a plan did so far, person by person."""
+
+    applied: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+    def add(self, handle: str, result: dict[str, Any]) -> None:
+        """One person's ``reconcile_person`` result; platform refusals carry their fix."""
+        self.applied += result["applied"]
+        self.pending += result["pending"]
+        self.failed.update({k: explain(k.split(":", 2)[1], why) for k, why in result["failed"].items()})
+        if result["refused"]:
+            self.refused.append(f"{handle}: {result['refused']}")
+
+    def answer(self, planned: list[str]) -> dict[str, Any]:
+        return {"applied": [k for k in planned if k in self.applied],
+                "pending": [k for k in planned if k in self.pending],
+                "failed": self.failed,
+                "not_applied": [k for k in planned if k not in self.applied],
+                "unexpected": [k for k in self.applied if k not in planned],
+                "refused": self.refused}
+
+
+def _check_appliable(shown: RolesPlan) -> None:
+    if not shown.allowed:
+        raise ValueError(f"the plan is refused ({shown.plan.decision.ruling}); nothing to apply")
+    unmanaged = [c for c in shown.plan.changes if c.person not in shown.people]
+    if unmanaged:  # cannot happen by construction: unmanaged holders are never changed
+        raise ValueError(f"the plan changes an account the ledger does not know: {unmanaged[0].person}")
+
+
+def _start_trainings(ctx: Ctx, shown: RolesPlan, handle: str, applied: list[str], *,
+                     decision_ref: str, actor: str) -> None:
+    """A moderator grant just applied starts the new moderator's training."""
+    from flows.roles.training import start_training
+
+    for c in shown.plan.changes:
+        if (c.person == handle and c.action == "grant" and c.role == "moderator"
+                and c.key(decision_ref) in applied):
+            start_training(ctx, person_id=shown.people[handle], platform=c.platform,
+                           decision_ref=decision_ref, actor=actor)
+
+
 def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> dict[str, Any]:
-    """Apply exactly ``shown`` (refused plans are not applied) through the membership applier;
-    returns ``{"applied": [keys], "pending": [keys], "failed": {key: error}, "not_applied":
-    [keys], "unexpected": [keys], "refused": [...]}``.
+    """Apply exactly ``shown`` (refused plans are not applied) through the role applier
+    (``flows.reconcile``); returns ``{"applied": [keys], "pending": [keys], "failed": {key:
+    error}, "not_applied": [keys], "unexpected": [keys], "refused": [...]}``.
 
     The run is recorded in the audit log (``roles.apply``: the plan, the verdict, any override
     reason); each person's observed roles are recorded by the applier. A platform error stops
@@ -281,50 +304,29 @@ def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> 
     entry ``roles.apply-failed`` names what was applied and what failed, and the next apply
     plans only what is missing. A moderator grant starts the new moderator's training. A
     Discourse admin grant stays ``pending`` until someone opens the e-mailed link."""
-    from flows.membership.roles import reconcile_person
-    from flows.roles.training import start_training
-
-    if not shown.allowed:
-        raise ValueError(f"the plan is refused ({shown.plan.decision.ruling}); nothing to apply")
+    _check_appliable(shown)
     planned = [c.key(decision_ref) for c in shown.plan.changes]
-    unmanaged = [c for c in shown.plan.changes if c.person not in shown.people]
-    if unmanaged:  # cannot happen by construction: unmanaged holders are never changed
-        raise ValueError(f"the plan changes an account the ledger does not know: {unmanaged[0].person}")
     _record(ctx, shown, decision_ref=decision_ref, actor=actor, action="roles.apply",
             keys=planned)
-    applied: list[str] = []
-    pending: list[str] = []
-    failed: dict[str, str] = {}
-    refused: list[str] = []
+    done = _Applied()
     run = lifted(ctx)
     for handle in person_order(shown.plan):
         result = reconcile_person(run, shown.people[handle], decision_ref=decision_ref,
                                   actor=actor, report_errors=True)
-        applied += result["applied"]
-        pending += result["pending"]
-        failed.update({k: explain(k.split(":", 2)[1], why) for k, why in result["failed"].items()})
-        if result["refused"]:
-            refused.append(f"{handle}: {result['refused']}")
-        for c in shown.plan.changes:
-            if (c.person == handle and c.action == "grant" and c.role == "moderator"
-                    and c.key(decision_ref) in result["applied"]):
-                start_training(ctx, person_id=shown.people[handle], platform=c.platform,
-                               decision_ref=decision_ref, actor=actor)
-        if failed:
+        done.add(handle, result)
+        _start_trainings(ctx, shown, handle, result["applied"], decision_ref=decision_ref,
+                         actor=actor)
+        if done.failed:
             break
-    if failed:
+    if done.failed:
         with ctx.ledger.transaction() as session:
             audit.append(session, actor=actor, action="roles.apply-failed",
                          subject=f"roles:{decision_ref}", at=ctx.now,
                          payload={"decision": decision_ref,
                                   "applied": [_short(k, shown, decision_ref) for k in planned
-                                              if k in applied],
-                                  "failed": [_short(k, shown, decision_ref) for k in failed]})
-    return {"applied": [k for k in planned if k in applied],
-            "pending": [k for k in planned if k in pending],
-            "failed": failed,
-            "not_applied": [k for k in planned if k not in applied],
-            "unexpected": [k for k in applied if k not in planned], "refused": refused}
+                                              if k in done.applied],
+                                  "failed": [_short(k, shown, decision_ref) for k in done.failed]})
+    return done.answer(planned)
 
 
 def _short(key: str, shown: RolesPlan, decision_ref: str) -> str:
@@ -355,33 +357,42 @@ def record_refusal(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str)
             keys=[c.key(decision_ref) for c in shown.plan.changes])
 
 
-def format_plan(shown: RolesPlan) -> str:
-    """The plan as text: per platform, grants and revocations; then the verdict and, when
-    refused, the resulting state (admins per platform) the refusal is about."""
+def _change_lines(shown: RolesPlan, platforms: list[str]) -> list[str]:
+    """Per platform, the number of changes, then each grant (``+``) and revocation (``-``)."""
     lines: list[str] = []
-    platforms = sorted({a.platform for a in shown.observed | shown.desired}
-                       | {c.platform for c in shown.plan.changes})
     for platform in platforms:
         mine = [c for c in shown.plan.changes if c.platform == platform]
         lines.append(f"{platform}: {len(mine)} change(s)")
         for c in mine:
-            sign = "+" if c.action == "grant" else "-"
-            lines.append(f"  {sign} {c.action} {c.role} {'to' if c.action == 'grant' else 'from'} "
-                         f"{c.person}")
-    for item in shown.skipped:
-        lines.append(f"skipped: {item}")
+            sign, word = ("+", "to") if c.action == "grant" else ("-", "from")
+            lines.append(f"  {sign} {c.action} {c.role} {word} {c.person}")
+    return lines
+
+
+def _verdict_lines(shown: RolesPlan, platforms: list[str]) -> list[str]:
+    """The verdict, its violations (refused) or warnings, an override, and, when refused or
+    warned, the admins each platform would have after the plan."""
     d = shown.plan.decision
-    lines.append(verdict_line(shown))
-    for v in (d.violations if not d.allowed else d.warnings):
-        lines.append(f"  {v.ruling} {v.subject}: {v.reason}")
+    lines = [verdict_line(shown)]
+    lines += [f"  {v.ruling} {v.subject}: {v.reason}" for v in (d.violations if not d.allowed else d.warnings)]
     if shown.override_reason and d.allowed and d.warnings:
         lines.append(f"override recorded: {shown.override_reason}")
     if not d.allowed or d.warnings:
         after = admins_of(_after(shown))
-        for platform in platforms:
-            lines.append(f"  resulting {ADMIN}s on {platform}: "
-                         f"{', '.join(sorted(after.get(platform, []))) or 'nobody'}")
-    counts = d.evidence.get("admin_counts", {})
+        lines += [f"  resulting {ADMIN}s on {platform}: {', '.join(sorted(after.get(platform, []))) or 'nobody'}"
+                  for platform in platforms]
+    return lines
+
+
+def format_plan(shown: RolesPlan) -> str:
+    """The plan as text: per platform, grants and revocations; then the verdict and, when
+    refused, the resulting state (admins per platform) the refusal is about."""
+    platforms = sorted({a.platform for a in shown.observed | shown.desired}
+                       | {c.platform for c in shown.plan.changes})
+    lines = _change_lines(shown, platforms)
+    lines += [f"skipped: {item}" for item in shown.skipped]
+    lines += _verdict_lines(shown, platforms)
+    counts = shown.plan.decision.evidence.get("admin_counts", {})
     shown_counts = [counts[p] for p in counts if p in platforms]
     if shown_counts:
         lines.append("admins after the plan (R-ADMIN-2 counts WG members only):")

@@ -37,6 +37,7 @@ from rules.plan import ADMIN, admins_of
 
 from flows.kit import Ctx, artifact, context, post_wg
 from flows.platforms import role_text
+from flows.reconcile import reconcile_person
 from flows.roles.plan import Observation, observe
 
 ACTOR = "flow:roles-admin-revocations"
@@ -122,8 +123,6 @@ def _revocation(session: Any, revocation_id: int) -> Any:
 
 def _settle(ctx: Ctx, row_id: int, seen: Observation) -> str:
     """One waiting revocation: applied, cancelled, reminded or still waiting."""
-    from flows.membership.roles import reconcile_person
-
     with ctx.ledger.read() as session:
         row = _revocation(session, row_id)
         person = session.get(Person, row.person_id)

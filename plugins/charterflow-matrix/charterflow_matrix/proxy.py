@@ -18,6 +18,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -66,6 +67,26 @@ class FaultProxy:
         if path.startswith("/_sandbox/"):
             await self._control(method, path, body, send)
             return
+        draw = self._draw(method, path)
+        if draw.faults.get("latency"):
+            await asyncio.sleep(draw.faults["latency"])
+        if await _answer_fault(send, draw):
+            return
+        response = await self._forward(scope, method, path, body, headers)
+        if response is None:
+            await _answer(send, 502, {"errcode": "M_UNKNOWN", "error": "homeserver unreachable"})
+            return
+        if draw.drop:
+            await _drop(send)
+            return
+        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items() if k.lower() not in _HOP]
+        out.append((b"content-length", str(len(response.content)).encode()))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+        await send({"type": "http.response.body", "body": response.content})
+
+    def _draw(self, method: str, path: str) -> _Draw:
+        """Count the request and draw its fault (a storm's 429, an error, a drop) under the lock:
+        the settings' counters (``storm.count``, ``times``) are shared by concurrent requests."""
         with self._lock:
             self.requests[f"{method} {path}"] += 1
             faults = self.faults
@@ -81,18 +102,11 @@ class FaultProxy:
                     drop = error = False
                 else:
                     faults["times"] -= 1
-        if faults.get("latency"):
-            await asyncio.sleep(faults["latency"])
-        if limited:
-            await _answer(send, 429, {"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests (storm)",
-                                      "retry_after_ms": storm["retry_after_ms"]})
-            return
-        if error:
-            await _answer(send, faults.get("error_status", 502), {"errcode": "M_UNKNOWN", "error": "injected fault"})
-            return
-        if drop and faults.get("drop_phase", "after") == "before":
-            await _drop(send)
-            return
+        return _Draw(faults=faults, storm=storm if limited else None, drop=drop, error=error)
+
+    async def _forward(self, scope: Scope, method: str, path: str, body: bytes,
+                       headers: Mapping[str, str]) -> httpx.Response | None:
+        """Synapse's answer, or ``None`` when it cannot be reached."""
         query = scope.get("query_string", b"").decode("latin-1")
         url = f"{self.upstream}{scope.get('raw_path', path.encode()).decode('latin-1')}" + (f"?{query}" if query else "")
         forward = {k: v for k, v in headers.items() if k not in _HOP}
@@ -100,17 +114,10 @@ class FaultProxy:
             async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
                 response = await client.request(method, url, content=body, headers=forward)
         except httpx.TransportError:
-            await _answer(send, 502, {"errcode": "M_UNKNOWN", "error": "homeserver unreachable"})
-            return
+            return None
         with self._lock:
             self.forwarded[f"{method} {path}"] += 1
-        if drop:
-            await _drop(send)
-            return
-        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items() if k.lower() not in _HOP]
-        out.append((b"content-length", str(len(response.content)).encode()))
-        await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-        await send({"type": "http.response.body", "body": response.content})
+        return response
 
     async def _control(self, method: str, path: str, body: bytes, send: Send) -> None:
         if path == "/_sandbox/faults" and method == "POST":
@@ -126,6 +133,32 @@ class FaultProxy:
             await _answer(send, 200, state)
         else:
             await _answer(send, 501, {"error": f"not emulated by the sandbox: {method} {path}"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Draw:
+    """The fault one request drew."""
+
+    faults: dict[str, Any]
+    storm: dict[str, Any] | None  # set when this request gets the storm's 429
+    drop: bool
+    error: bool
+
+
+async def _answer_fault(send: Send, draw: _Draw) -> bool:
+    """Answer the fault that replaces forwarding (a storm's 429, an error, a drop before
+    Synapse); ``False`` when the request goes on to Synapse."""
+    if draw.storm is not None:
+        await _answer(send, 429, {"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests (storm)",
+                                  "retry_after_ms": draw.storm["retry_after_ms"]})
+        return True
+    if draw.error:
+        await _answer(send, draw.faults.get("error_status", 502), {"errcode": "M_UNKNOWN", "error": "injected fault"})
+        return True
+    if draw.drop and draw.faults.get("drop_phase", "after") == "before":
+        await _drop(send)
+        return True
+    return False
 
 
 async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
