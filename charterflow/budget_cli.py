@@ -102,7 +102,7 @@ def link_command(
 
 def seed_command() -> None:
     """File the charter's own budget ideas in the backlog (source ``charter``), once."""
-    from flows.board.budget import seed_charter_ideas
+    from flows.ideas.triage import seed_charter_ideas
 
     with _errors():
         rows = seed_charter_ideas(_ledger(), now=datetime.now(UTC))

@@ -143,25 +143,28 @@ def room_attributes(envelope: Mapping[str, Any]) -> dict[str, str]:
     if event.get("type") != "message" or not CHANNEL_ID.match(channel) or channel.startswith("D"):
         return {}
     subtype = str(event.get("subtype") or "")
-    out = {"room.key": channel}
     inner = event.get("message") if subtype == "message_changed" else event.get("previous_message") \
         if subtype == "message_deleted" else event
     if _own(inner if isinstance(inner, dict) else {}, envelope):
         return {"own": "true"}  # the app's own post, edit or deletion coming back
     if subtype == "message_deleted":
-        return {**out, "room.change": "delete", "room.message_id": f"{channel}:{event.get('deleted_ts')}"}
+        return {"room.key": channel, "room.change": "delete",
+                "room.message_id": f"{channel}:{event.get('deleted_ts')}"}
     if subtype == "message_changed":
         message = event.get("message") if isinstance(event.get("message"), dict) else {}
-        out["room.change"] = "edit"
-    elif subtype in _NEW:
-        message, out["room.change"] = event, "new"
-    else:
-        return {}  # a join, a topic, another bot's message
+        return _message_attributes(channel, message, "edit")
+    if subtype in _NEW:
+        return _message_attributes(channel, event, "new")
+    return {}  # a join, a topic, another bot's message
+
+
+def _message_attributes(channel: str, message: Mapping[str, Any], change: str) -> dict[str, str]:
+    """A person's message (new or edited): its id, text, author, thread and attachments."""
     ts, thread = str(message.get("ts") or ""), str(message.get("thread_ts") or "")
     files = [str(f.get("permalink")) for f in message.get("files") or [] if isinstance(f, dict) and f.get("permalink")]
     user = str(message.get("user") or "")
-    out.update({"room.message_id": f"{channel}:{ts}", "room.text": str(message.get("text") or "")[:TEXT_MAX],
-                "user_id": user, "username": user})
+    out = {"room.key": channel, "room.change": change, "room.message_id": f"{channel}:{ts}",
+           "room.text": str(message.get("text") or "")[:TEXT_MAX], "user_id": user, "username": user}
     if thread and thread != ts:
         out["room.thread_id"] = f"{channel}:{thread}"
     if files:

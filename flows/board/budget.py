@@ -11,7 +11,6 @@ anything is recorded.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -22,17 +21,16 @@ from ledger import ideas as backlog
 from ledger import repo
 from ledger.errors import Conflict, NotFound
 from ledger.models import BoardDecision, MembershipStatus, Person, Proposal
-from rules.budget import (CHARTER_IDEAS, BudgetState, check_actor, check_close, check_spending,
+from rules.budget import (BudgetState, check_actor, check_close, check_spending,
                           parse_amount)
 
 from flows.board.common import CURRENCIES
 
 ACTOR = "flow:budget"
-SOURCE = "charter"  # the backlog source of the charter's own budget ideas
 MAX_REFERENCE = 500
 MAX_REASON = 2000
 __all__ = ["approved_amount_of", "close_request", "link_idea", "link_idea_in", "list_requests",
-           "on_decision", "record_spending", "seed_charter_ideas"]
+           "on_decision", "record_spending"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,19 +225,5 @@ def list_requests(ledger: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # The charter's own budget ideas
-
-
-def seed_charter_ideas(ledger: Any, *, now: datetime) -> list[dict[str, Any]]:
-    """File the charter's budget ideas in the backlog (source ``charter``), once each: running
-    it again files nothing. Returns ``[{"idea": id, "title": …, "filed": bool}]``."""
-    out = []
-    with ledger.transaction() as session:
-        for title, body in CHARTER_IDEAS:
-            key = "charter:budget-idea:" + hashlib.sha256(title.encode()).hexdigest()[:16]
-            row, created = backlog.file_idea(session, title=title, body=body, source=SOURCE,
-                                             source_key=key, author_handle=SOURCE, actor=ACTOR,
-                                             at=now)
-            out.append({"idea": row.id, "title": row.title, "filed": created})
-    return out
 
 

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from connectors.base import ButtonMessenger
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.models import Idea, IdeaStatus
+from rules.budget import CHARTER_IDEAS
 from rules.triage import idea_text, triage, untriaged_too_long
 
 from flows.ideas.common import backlog_rows
@@ -151,11 +153,27 @@ def _run_name() -> str:
         return "ideas-triage"
 
 
+CHARTER_SOURCE = "charter"  # the backlog source of the charter's own budget ideas
+CHARTER_ACTOR = "flow:budget"
+
+
+def seed_charter_ideas(ledger: Any, *, now: datetime) -> list[dict[str, Any]]:
+    """File the charter's budget ideas (R-BUDGET) in the backlog (source ``charter``), once each:
+    running it again files nothing. Returns ``[{"idea": id, "title": …, "filed": bool}]``."""
+    out = []
+    with ledger.transaction() as session:
+        for title, body in CHARTER_IDEAS:
+            key = "charter:budget-idea:" + hashlib.sha256(title.encode()).hexdigest()[:16]
+            row, created = backlog.file_idea(session, title=title, body=body, source=CHARTER_SOURCE,
+                                             source_key=key, author_handle=CHARTER_SOURCE,
+                                             actor=CHARTER_ACTOR, at=now)
+            out.append({"idea": row.id, "title": row.title, "filed": created})
+    return out
+
+
 def charter_ideas_step(ctx: Ctx) -> list[int]:
     """R-BUDGET: the charter's own budget ideas enter the backlog, each once (a source key, as
     ``charterflow budget seed`` files them); the ids filed now."""
-    from flows.board.budget import seed_charter_ideas
-
     return [row["idea"] for row in seed_charter_ideas(ctx.ledger, now=ctx.now) if row["filed"]]
 
 

@@ -157,35 +157,57 @@ class AppserviceVerifier:
                       "user_id": sender, "username": local,
                       # The connector's Messenger.reply thread id: answers go where it was said.
                       "reply_to": f"{event['room_id']}/{event['event_id']}"}
-        relates = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}
-        if (kind == "m.room.message" and relates.get("rel_type") == "m.replace") or kind == "m.room.redaction":
-            kind = "message_edited" if kind == "m.room.message" else "message_redacted"
-            attributes.update(room_attributes(event, content))
-        elif kind == "m.room.message" and isinstance(content.get("body"), str):
-            command = parse_command(content["body"])
-            kind = "message"
-            if command is not None:
-                kind, attributes["args"] = command[0], command[1][:2000]
-                attributes["command"] = content["body"].strip()[1:].split(" ", 1)[0][:80]
-                attributes.update(_fields(kind, attributes["args"]))
-            else:
-                attributes.update(room_attributes(event, content))
-        elif kind in POLL_RESPONSE_TYPES:
-            kind = "ballot_vote"
-            relates = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}
-            attributes["ballot"] = attributes["ballot_id"] = f"{event['room_id']}/{relates.get('event_id', '')}"
-            chosen = content.get("m.selections")
-            if not isinstance(chosen, list):  # Element's unstable form
-                unstable = content.get("org.matrix.msc3381.poll.response")
-                chosen = unstable.get("answers") if isinstance(unstable, dict) else None
-            # A spoilt answer (none, or not text) is kept with no option: the handler refuses it.
-            attributes["option_id"] = str(chosen[0])[:80] if isinstance(chosen, list) and chosen \
-                and isinstance(chosen[0], str) else ""
-        elif kind == "m.room.member":
-            attributes["membership"] = str(content.get("membership", ""))
-            attributes["target"] = str(event.get("state_key", ""))
+        kind = _kind_and_attributes(event, content, kind, attributes)
         if event["sender"] in self.own_users:
             attributes["own"] = "true"
         return InboundEvent(platform=PLATFORM, instance=self.instance,
                             dedupe_key=instance_key(PLATFORM, self.instance, "event", event["event_id"]),
                             kind=kind, actor=event["sender"], attributes=attributes, data=event)
+
+
+def _relates(content: Mapping[str, Any]) -> dict[str, Any]:
+    relates = content.get("m.relates_to")
+    return relates if isinstance(relates, dict) else {}
+
+
+def _kind_and_attributes(event: dict[str, Any], content: dict[str, Any], kind: str,
+                         attributes: dict[str, str]) -> str:
+    """The core's kind of a pushed event, adding its attributes (a command's, a poll answer's,
+    a room message's) to ``attributes``."""
+    if (kind == "m.room.message" and _relates(content).get("rel_type") == "m.replace") \
+            or kind == "m.room.redaction":
+        attributes.update(room_attributes(event, content))
+        return "message_edited" if kind == "m.room.message" else "message_redacted"
+    if kind == "m.room.message" and isinstance(content.get("body"), str):
+        return _message_kind(event, content, attributes)
+    if kind in POLL_RESPONSE_TYPES:
+        attributes.update(_poll_answer(event, content))
+        return "ballot_vote"
+    if kind == "m.room.member":
+        attributes["membership"] = str(content.get("membership", ""))
+        attributes["target"] = str(event.get("state_key", ""))
+    return kind
+
+
+def _message_kind(event: dict[str, Any], content: dict[str, Any], attributes: dict[str, str]) -> str:
+    """``!apply``/``!idea``… become the command's kind; any other message is ``message``."""
+    command = parse_command(content["body"])
+    if command is None:
+        attributes.update(room_attributes(event, content))
+        return "message"
+    attributes["args"] = command[1][:2000]
+    attributes["command"] = content["body"].strip()[1:].split(" ", 1)[0][:80]
+    attributes.update(_fields(command[0], attributes["args"]))
+    return command[0]
+
+
+def _poll_answer(event: dict[str, Any], content: dict[str, Any]) -> dict[str, str]:
+    """A poll answer's ballot and option (a spoilt answer, none or not text, is kept with no
+    option: the handler refuses it)."""
+    ballot = f"{event['room_id']}/{_relates(content).get('event_id', '')}"
+    chosen = content.get("m.selections")
+    if not isinstance(chosen, list):  # Element's unstable form
+        unstable = content.get("org.matrix.msc3381.poll.response")
+        chosen = unstable.get("answers") if isinstance(unstable, dict) else None
+    option = str(chosen[0])[:80] if isinstance(chosen, list) and chosen and isinstance(chosen[0], str) else ""
+    return {"ballot": ballot, "ballot_id": ballot, "option_id": option}

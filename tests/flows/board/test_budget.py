@@ -25,8 +25,8 @@ from tests.support.board import WREN, Board, without_endorsement
 from tests.support.membership import NOW
 
 from flows import inbox
-from flows.board.budget import (close_request, link_idea, list_requests, record_spending,
-                                seed_charter_ideas)
+from flows.board.budget import close_request, link_idea, list_requests, record_spending
+from flows.ideas.triage import seed_charter_ideas
 from flows.board.decision import record_decision
 from flows.board.escalation import board_escalation
 from flows.membership import ballot as ballots
