@@ -108,9 +108,14 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
     ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
     ("discourse", "flag_created", "a Forum flag: a community report (R-SAFE-1)", "safety-flag"),
+    ("discourse", "post_created", "a reply outside categories starting claim, resolve or refer (a report's private message, R-SAFE-1)", "safety-command"),
     ("form", "report", "the public /report form (R-SAFE-1)", "safety-form"),
     ("*", "*", "anything else", Route.UNKNOWN),
 )
+
+
+# The first word of a moderator's reply in a report's Forum private message (flows.safety).
+SAFETY_COMMANDS = frozenset({"claim", "resolve", "refer"})
 
 
 # Routes added by later capabilities (roles, ideas, reports, moderation): each package's
@@ -211,6 +216,10 @@ def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
             return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
         if kind == "flag_created":
             return "safety-flag"  # a Forum flag is a community report (flows.safety, R-SAFE-1)
+        if kind == "post_created" and not category and str(attributes.get("post_number")) != "1" \
+                and (str(attributes.get("raw", ""))[:40].split(None, 1) or [""])[0].casefold().rstrip(",.:;!") \
+                in SAFETY_COMMANDS:
+            return "safety-command"  # a moderator's command in a report's private message (flows.safety)
         return Route.UNKNOWN
     if source == "discord":
         if kind == "component":
