@@ -208,19 +208,22 @@ def is_moderator(ctx: Ctx, platform: str, *, account: str | None = None,
     if space is None:
         return False
     if role_ids is not None:
-        resolver = space.capable(RoleResolver)
-        held = {r for r in role_ids if r}
-        for role in (Role.moderator(), Role.admin()):
-            try:
-                if resolver is not None and resolver.role_id(role) in held:
-                    return True
-            except Exception:  # noqa: BLE001 - a role the server does not have grants nothing
-                continue
-        return False
+        return _holds_staff_role(space.capable(RoleResolver), {r for r in role_ids if r})
     directory = space.capable(Directory)
-    if directory is None or not account:
+    return bool(directory is not None and account
+                and any(user.id == str(account) for user in directory.list_staff()))
+
+
+def _holds_staff_role(resolver: RoleResolver | None, held: set[str]) -> bool:
+    if resolver is None:
         return False
-    return any(user.id == str(account) for user in directory.list_staff())
+    for role in (Role.moderator(), Role.admin()):
+        try:
+            if resolver.role_id(role) in held:
+                return True
+        except Exception:  # noqa: BLE001 - a role the server does not have grants nothing
+            continue
+    return False
 
 
 def person_handle(ctx: Ctx, person_id: int) -> str:

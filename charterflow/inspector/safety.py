@@ -58,41 +58,49 @@ def relay_row(copy: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
             "copy_link": place_link(copy["platform"], copy["thread_id"])}
 
 
-def read_ledger(url: str, now: datetime) -> dict[str, Any]:
-    """The reports (newest first) and the common room's recent relays, from the ledger at ``url``."""
+def _reports(session: Any, now: datetime) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     from ledger import repo
-    from ledger.db import Ledger
-    from ledger.models_commons import CommonsMessage
     from ledger.models_safety import SafetyReport
 
     fields = ("id", "state", "platform", "target_kind", "created_at", "claimed_by", "outcome")
+    rows = []
+    for report in session.scalars(select(SafetyReport).order_by(SafetyReport.id.desc()).limit(100)):
+        rooms = {}
+        for platform in PLATFORM_NAMES:
+            found = repo.effect_get(session, key=f"safety:room:{report.id}:{platform}")
+            if found:
+                rooms[platform] = dict(found.get("ref") or {})
+        rows.append(report_row({f: getattr(report, f) for f in fields}, rooms, now))
+    return rows
+
+
+def _relays(session: Any) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from ledger.models_commons import CommonsMessage
+
+    keep = ("bridge", "platform", "thread_id", "room", "state", "author_username")
+    relays = []
+    for copy in session.scalars(select(CommonsMessage).where(CommonsMessage.origin_id.is_not(None))
+                                .order_by(CommonsMessage.id.desc()).limit(RELAYS_SHOWN)):
+        source = session.get(CommonsMessage, copy.origin_id)
+        if source is not None:
+            relays.append(relay_row({k: getattr(copy, k) for k in keep}, {k: getattr(source, k) for k in keep}))
+    return relays
+
+
+def read_ledger(url: str, now: datetime) -> dict[str, Any]:
+    """The reports (newest first) and the common room's recent relays, from the ledger at ``url``."""
+    from ledger.db import Ledger
+
     ledger = Ledger(url)
     try:
         with ledger.read() as session:
-            reports = [{f: getattr(r, f) for f in fields}
-                       for r in session.scalars(select(SafetyReport).order_by(SafetyReport.id.desc()).limit(100))]
-            rows = []
-            for report in reports:
-                rooms = {}
-                for platform in PLATFORM_NAMES:
-                    found = repo.effect_get(session, key=f"safety:room:{report['id']}:{platform}")
-                    if found:
-                        rooms[platform] = dict(found.get("ref") or {})
-                rows.append(report_row(report, rooms, now))
-            copies = session.scalars(select(CommonsMessage).where(CommonsMessage.origin_id.is_not(None))
-                                     .order_by(CommonsMessage.id.desc()).limit(RELAYS_SHOWN)).all()
-            keep = ("bridge", "platform", "thread_id", "room", "state", "author_username")
-            relays = []
-            for copy in copies:
-                source = session.get(CommonsMessage, copy.origin_id)
-                if source is not None:
-                    relays.append(relay_row({k: getattr(copy, k) for k in keep},
-                                            {k: getattr(source, k) for k in keep}))
+            return {"reports": _reports(session, now), "relays": _relays(session)}
     finally:
         ledger.dispose()
-    return {"reports": rows, "relays": relays}
 
 
 @router.get("/reports", response_class=HTMLResponse)

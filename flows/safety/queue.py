@@ -266,38 +266,51 @@ def send_to_liaison(ctx: Ctx, report_id: int, facts: dict[str, Any]) -> list[str
     have an account on, and an e-mail to the CoC WG's address when configured."""
     text = render("coc_referral", f=facts)
     title, _, body = text.partition("\n")
-    reached = []
     person = liaison(ctx)
+    reached = []
     if person is not None:
-        with ctx.ledger.read() as session:
-            accounts = [(i.platform.value, i.username) for i in session.scalars(
-                select(Identity).where(Identity.person_id == person.id)) if i.username]
-        for platform, username in accounts:
-            space = ctx.platforms.space(platform)
-            if space is None or space.messenger is None:
-                continue
-            key = f"safety:coc:{report_id}:{platform}"
-            try:
-                sent = once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
-                            act=lambda s=space, u=username, k=key: s.messenger.direct_message(
-                                recipients=[u], title=title, text=body.strip(), key=k))
-                reached.append(platform)
-                _liaison_buttons(ctx, report_id, space, platform, (sent.get("ref") or {}).get("thread_id"))
-            except Exception as exc:  # noqa: BLE001 - DMs closed, platform down: logged
-                log.warning("safety: referral %s not sent to the liaison on %s (%s)", report_id, platform,
-                            type(exc).__name__)
+        reached += _message_liaison(ctx, report_id, person, title, body.strip())
     else:
         log.warning("safety: report %s referred, but no CoC Liaison is known (R-SAFE-2)", report_id)
-    address, mailer = settings().coc_email, ctx.platforms.mailer
-    if address and mailer is not None:
-        key = f"safety:coc:{report_id}:email"
-        try:
-            once(ctx, key=key, platform="email", actor=ACTOR, about=queue_ledger.subject(report_id),
-                 act=lambda: mailer.send(to=address, subject=title, text=body.strip(), key=key))
-            reached.append("email")
-        except Exception as exc:  # noqa: BLE001 - the SMTP server down: logged
-            log.warning("safety: referral %s not e-mailed (%s)", report_id, type(exc).__name__)
+    if _email_coc_wg(ctx, report_id, title, body.strip()):
+        reached.append("email")
     return reached
+
+
+def _message_liaison(ctx: Ctx, report_id: int, person: Person, title: str, body: str) -> list[str]:
+    with ctx.ledger.read() as session:
+        accounts = [(i.platform.value, i.username) for i in session.scalars(
+            select(Identity).where(Identity.person_id == person.id)) if i.username]
+    reached = []
+    for platform, username in accounts:
+        space = ctx.platforms.space(platform)
+        if space is None or space.messenger is None:
+            continue
+        key = f"safety:coc:{report_id}:{platform}"
+        try:
+            sent = once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
+                        act=lambda s=space, u=username, k=key: s.messenger.direct_message(
+                            recipients=[u], title=title, text=body, key=k))
+            reached.append(platform)
+            _liaison_buttons(ctx, report_id, space, platform, (sent.get("ref") or {}).get("thread_id"))
+        except Exception as exc:  # noqa: BLE001 - DMs closed, platform down: logged
+            log.warning("safety: referral %s not sent to the liaison on %s (%s)", report_id, platform,
+                        type(exc).__name__)
+    return reached
+
+
+def _email_coc_wg(ctx: Ctx, report_id: int, title: str, body: str) -> bool:
+    address, mailer = settings().coc_email, ctx.platforms.mailer
+    if not address or mailer is None:
+        return False
+    key = f"safety:coc:{report_id}:email"
+    try:
+        once(ctx, key=key, platform="email", actor=ACTOR, about=queue_ledger.subject(report_id),
+             act=lambda: mailer.send(to=address, subject=title, text=body, key=key))
+        return True
+    except Exception as exc:  # noqa: BLE001 - the SMTP server down: logged
+        log.warning("safety: referral %s not e-mailed (%s)", report_id, type(exc).__name__)
+        return False
 
 
 def coc_buttons(report_id: int) -> list[tuple[str, str]]:
