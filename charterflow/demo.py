@@ -21,7 +21,9 @@ The story, each step waiting for its effect (the ledger or a sandbox's state) wi
 8. **guides**: the ``guides-publish/operator`` deployment publishes the community guides (R-GUIDE);
 9. **report**: a member writes in ``#general`` and another reports it with Discord's message
    command **Report to moderators**; the report is taken once and shown in the moderators' room
-   with Claim / Resolve buttons (R-SAFE-1);
+   with Claim / Resolve buttons (R-SAFE-1); then a moderator writes in the Discord moderators'
+   channel and the ``commons-poll`` deployment relays it to the Forum (R-COMMS), each linked in
+   the inspector (its Reports page lists both);
 10. then each installed connector plugin's steps (:func:`plugin_steps`): with Matrix under `up`,
    the Chair links their Matrix account (``!link``, the code from a Discord DM), the trial the
    Board just approved being served.
@@ -505,6 +507,39 @@ class Demo:
 
         self.say(f"      {self.wait(step, 'the report did not reach the queue', taken)}: shown in the "
                  "moderators' room with Claim / Resolve buttons; the inspector's Discord page shows it")
+        self.step_commons(stamp)
+
+    def step_commons(self, stamp: str) -> None:
+        """R-COMMS: a moderator writes in the Discord moderators' channel; the ``commons-poll``
+        deployment relays it to the Forum's Moderators category (its first run of a room starts
+        at the newest message, so it runs before the message and after it)."""
+        from sqlalchemy import select
+
+        from ledger.models_commons import CommonsMessage
+
+        step = "relay the moderators' channel to the Forum"
+        self.run_deployment(step, "commons-poll/every-minute", {})
+        moderator = self.community.moderators("discord")[0].discord["username"]
+        written = self.http.post(f"{self.discord}/_sandbox/messages", json={
+            "user": moderator, "channel": "moderators",
+            "content": f"I am looking at the new report; please leave it to me. ({stamp})"})
+        if written.status_code != 200:
+            raise DemoFailed(step, f"the Discord sandbox refused the message: {written.text[:300]}")
+        self.run_deployment(step, "commons-poll/every-minute", {})
+
+        def relayed() -> str | None:
+            with self.ledger.read() as session:
+                source = session.scalar(select(CommonsMessage).where(
+                    CommonsMessage.platform == "discord", CommonsMessage.message_id == str(written.json()["id"])))
+                copy = None if source is None else session.scalar(select(CommonsMessage).where(
+                    CommonsMessage.origin_id == source.id, CommonsMessage.platform == "discourse"))
+                return copy.thread_id if copy is not None and copy.thread_id else None
+
+        topic = self.wait(step, "the message was not relayed to the Forum", relayed)
+        inspector = self.lock.get("inspector_url")
+        self.say(f"      {moderator} wrote in Discord's #moderators ({inspector}/discord?channel="
+                 f"{written.json()['channel_id']}); relayed to the Forum's Moderators category "
+                 f"({inspector}/forum?topic={topic}); reports and relays: {inspector}/reports")
 
     def step_guides(self) -> None:
         from ledger import guides as shelf_ledger

@@ -27,7 +27,7 @@ SEED = 20261124
 GUILD_ID = "1100000000000000001"
 APPLICATION_ID = "1100000000000000002"
 BOARD_CHANNEL = "C0BOARD01"
-CATEGORIES = {"General": 4, "Working Group": 5, "Applications": 6, "Ideas": 7}
+CATEGORIES = {"General": 4, "Working Group": 5, "Applications": 6, "Ideas": 7, "Moderators": 8}
 
 # Invented name parts: first names and surname halves combined at random.
 FIRST = ("Alder", "Brisa", "Caspian", "Delphine", "Eamon", "Fiora", "Galen", "Hestia", "Idris",
@@ -133,8 +133,9 @@ class Community:
                 {"name": "charterflow", "position": 4, "permissions": 1 << 28, "managed": True,
                  "bot_role": True},
             ],
+            # "moderators": the moderators' room (reports, R-SAFE-1; the common room, R-COMMS).
             "channels": [{"name": "general"}, {"name": "wg-private"}, {"name": "announcements"},
-                         {"name": "ideas"}],
+                         {"name": "ideas"}, {"name": "moderators"}],
             "members": members,
             # A demo runs several steps in a few seconds: generous, Discord-shaped limits.
             "settings": {"buckets": {k: [50, 1.0] for k in (
@@ -158,7 +159,9 @@ class Community:
         return {
             "api_username": "system", "users": users,
             "groups": [{"name": "working-group", "full_name": "Online Community Working Group",
-                        "members": wg}],
+                        "members": wg},
+                       {"name": "moderators", "full_name": "Moderators", "members": [
+                           p.forum["username"] for p in self.moderators("discourse") if p.forum]}],
             "categories": [
                 {"id": CATEGORIES["General"], "name": "General", "slug": "general"},
                 {"id": CATEGORIES["Working Group"], "name": "Working Group",
@@ -168,6 +171,8 @@ class Community:
                 {"id": CATEGORIES["Applications"], "name": "Applications", "slug": "applications",
                  "topic_template": TOPIC_TEMPLATE},
                 {"id": CATEGORIES["Ideas"], "name": "Ideas", "slug": "ideas"},
+                {"id": CATEGORIES["Moderators"], "name": "Moderators", "slug": "moderators",
+                 "read_restricted": True, "permissions": {"moderators": 1}},
             ],
             "settings": {"admin_api_limit": 600, "admin_api_window": 60.0},
         }

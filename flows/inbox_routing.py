@@ -112,9 +112,14 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
     ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
     ("discourse", "flag_created", "a Forum flag: a community report (R-SAFE-1)", "safety-flag"),
+    ("discourse", "post_created", "a reply outside categories starting claim, resolve or refer (a report's private message, R-SAFE-1)", "safety-command"),
     ("form", "report", "the public /report form (R-SAFE-1)", "safety-form"),
     ("*", "*", "anything else", Route.UNKNOWN),
 )
+
+
+# The first word of a moderator's reply in a report's Forum private message (flows.safety).
+SAFETY_COMMANDS = frozenset({"claim", "resolve", "refer"})
 
 
 # Routes added by later capabilities (roles, ideas, reports, moderation): each package's
@@ -229,6 +234,10 @@ def _discourse_route(kind: str, attributes: Mapping[str, str], config: RoutingCo
         return Route.HELP  # a member asks for the guides (flows.guides.help, R-GUIDE)
     if kind == "flag_created":
         return "safety-flag"  # a Forum flag is a community report (flows.safety, R-SAFE-1)
+    if kind == "post_created" and not attributes.get("category_id") \
+            and str(attributes.get("post_number")) != "1" \
+            and _first_word(attributes.get("raw", "")).rstrip(",.:;!") in SAFETY_COMMANDS:
+        return "safety-command"  # a moderator's command in a report's private message (flows.safety)
     return Route.UNKNOWN
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.base import InteractionResponder, MessageRef, UserRef
+from connectors.base import Directory, InteractionResponder, MessageRef, Role, RoleResolver, UserRef
 from connectors.errors import RetriableError
 from ledger import repo
 from ledger.db import Ledger
@@ -196,6 +196,34 @@ def user_ref(identity: Identity) -> UserRef:
     """The platform account of an identity (its external id is needed to act on it)."""
     return UserRef(platform=str(identity.platform.value), id=str(identity.external_id or ""),
                    username=str(identity.username or ""))
+
+
+def is_moderator(ctx: Ctx, platform: str, *, account: str | None = None,
+                 role_ids: Iterable[str] | None = None) -> bool:
+    """Whether someone is a moderator or admin on ``platform``. An event that lists the actor's
+    role ids (a Discord press's ``member_roles``) is decided by those, through the connector's
+    ``RoleResolver``; otherwise by its staff list (``Directory.list_staff``) holding ``account``
+    (the platform's user id)."""
+    space = ctx.platforms.space(platform)
+    if space is None:
+        return False
+    if role_ids is not None:
+        return _holds_staff_role(space.capable(RoleResolver), {r for r in role_ids if r})
+    directory = space.capable(Directory)
+    return bool(directory is not None and account
+                and any(user.id == str(account) for user in directory.list_staff()))
+
+
+def _holds_staff_role(resolver: RoleResolver | None, held: set[str]) -> bool:
+    if resolver is None:
+        return False
+    for role in (Role.moderator(), Role.admin()):
+        try:
+            if resolver.role_id(role) in held:
+                return True
+        except Exception:  # noqa: BLE001 - a role the server does not have grants nothing
+            continue
+    return False
 
 
 def person_handle(ctx: Ctx, person_id: int) -> str:

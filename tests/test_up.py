@@ -168,6 +168,10 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
                      "8. An idea", "9. The community guides are published",
                      "10. A member reports a message"):
             assert step in demo.stdout
+        # The common room relayed the moderators' message; the inspector lists the report and it.
+        assert "relayed to the Forum's Moderators category" in demo.stdout
+        reports_page = httpx.get(inspector + "/reports", timeout=10).text
+        assert 'class="report"' in reports_page and 'class="relay"' in reports_page
 
         # Every flow run the demo caused completed.
         api = httpx.Client(base_url=base + "/api", timeout=10)

@@ -28,7 +28,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 
-from charterflow.inspector import actions, pages
+from charterflow.inspector import actions, pages, safety
 from charterflow.inspector.actions import BadNumber
 from charterflow.inspector.markup import discord_markup, forum_markup, slack_markup, when
 from charterflow.inspector.state import InspectorState, page_templates
@@ -36,7 +36,7 @@ from charterflow.inspector.state import InspectorState, page_templates
 __all__ = ["allowed_host", "create_app", "discord_markup", "forum_markup", "slack_markup", "when"]
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 # The inspector's routes: a new group is a module with a module-level ``router`` and one entry.
-ROUTERS: tuple[APIRouter, ...] = (pages.router, actions.router)
+ROUTERS: tuple[APIRouter, ...] = (pages.router, actions.router, safety.router)
 
 
 def allowed_host(host: str, *, port: int | None, names: tuple[str, ...]) -> bool:
@@ -70,11 +70,12 @@ def same_origin(request: Request) -> bool:
 
 
 def create_app(*, running: Any, prefect_ui: str | None = None, port: int | None = None,
-               allowed_hosts: tuple[str, ...] | list[str] = ()) -> FastAPI:
+               allowed_hosts: tuple[str, ...] | list[str] = (), ledger_url: str | None = None) -> FastAPI:
     """The inspector for ``running`` (a ``charterflow.inspector.serve.Running``), bound to
-    ``port`` on loopback; ``allowed_hosts`` are the other host names it answers to."""
+    ``port`` on loopback; ``allowed_hosts`` are the other host names it answers to;
+    ``ledger_url``: the ledger its reports page reads (None: no such page)."""
     state = InspectorState(running=running, prefect_ui=prefect_ui, templates=page_templates(),
-                           client=httpx.AsyncClient(timeout=20.0))
+                           client=httpx.AsyncClient(timeout=20.0), ledger_url=ledger_url)
     names = tuple(h for h in allowed_hosts if h.strip())
 
     @asynccontextmanager

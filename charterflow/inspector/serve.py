@@ -134,6 +134,16 @@ def _store(spec: dict[str, Any]) -> Any:
     return SandboxStore(Path(spec["state_dir"]), secrets=secrets)
 
 
+def _ledger_url() -> str | None:
+    # The same ledger as up's other processes (CHARTERFLOW_HOME / _DATABASE_URL in the environment).
+    from charterflow.settings import get_settings
+
+    try:
+        return get_settings().ledger_url()
+    except Exception:  # noqa: BLE001 - settings that do not load: no reports page, the rest serves
+        return None
+
+
 async def _run(spec: dict[str, Any]) -> int:
     from charterflow.inspector.app import create_app
     from charterflow.seed import build
@@ -151,7 +161,7 @@ async def _run(spec: dict[str, Any]) -> int:
     apps = {name: store.watch(name, box) if store else box.app for name, box in boxes.items()}
     apps["inspector"] = create_app(running=running, prefect_ui=spec.get("prefect_ui"),
                                    port=sockets["inspector"].getsockname()[1],
-                                   allowed_hosts=_allowed_hosts())
+                                   allowed_hosts=_allowed_hosts(), ledger_url=_ledger_url())
     servers = {name: _Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                             lifespan="on", timeout_graceful_shutdown=3))
                for name, app in apps.items()}

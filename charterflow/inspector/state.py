@@ -40,12 +40,14 @@ class InspectorState:
     prefect_ui: str | None
     client: httpx.AsyncClient
     templates: Environment
+    ledger_url: str | None = None  # the reports page reads the ledger (charterflow.inspector.safety)
 
     def shown(self) -> list[tuple[str, str]]:
         """The pages in the header: each sandboxed platform, and Mail when there is a mailbox."""
         pages = [(page, LABELS[page]) for page in ("discord", "forum", "slack")
                  if PLATFORM_OF[page] in self.running.urls]
-        return pages + ([("mail", LABELS["mail"])] if getattr(self.running, "mailbox", None) else [])
+        pages += [("mail", LABELS["mail"])] if getattr(self.running, "mailbox", None) else []
+        return pages + ([("reports", "Reports")] if self.ledger_url else [])
 
     def render(self, name: str, request: Request, **values: Any) -> HTMLResponse:
         values.setdefault("title", LABELS.get(values.get("page", ""), "Overview"))

@@ -16,8 +16,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from connectors.base import Role, RoleResolver
-from flows.kit import answer_interaction, context
+from flows.kit import answer_interaction, context, is_moderator
 from flows.moderation.common import ACTOR, BUTTON_PREFIX
 from ledger import moderation as modlog
 from ledger.errors import NotFound
@@ -37,19 +36,7 @@ def register() -> None:
 
 def _is_moderator(ctx: Any, platform: str, attrs: dict[str, str]) -> bool:
     # The press lists the presser's role ids; the connector names the moderator/admin role ids.
-    space = ctx.platforms.space(platform)
-    resolver = space.capable(RoleResolver) if space else None
-    if resolver is None:
-        return False
-    role_id = resolver.role_id
-    held = {r for r in attrs.get("member_roles", "").split(",") if r}
-    for role in (Role.moderator(), Role.admin()):
-        try:
-            if role_id(role) in held:
-                return True
-        except Exception:  # noqa: BLE001 - a role the server does not have grants nothing
-            continue
-    return False
+    return is_moderator(ctx, platform, role_ids=attrs.get("member_roles", "").split(","))
 
 
 def handle_moderation_button(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:

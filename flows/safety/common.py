@@ -29,6 +29,10 @@ ACTOR = "flow:safety"
 BUTTON_PREFIX = "cfs:"
 # The Discord message command (an application command of type 3, registered with the others).
 MESSAGE_COMMAND = "Report to moderators"
+# The CoC WG's outcomes the liaison records with a button (``cfs:coc:<id>:<outcome>``); the
+# label is what the ledger keeps. Another outcome: ``charterflow safety coc-outcome --text``.
+COC_OUTCOMES = {"no_violation": "No violation found", "warning": "A private warning",
+                "suspension": "A temporary suspension", "ban": "A permanent ban"}
 
 
 class SafetySettings(BaseSettings):

@@ -15,12 +15,14 @@ a second claim or resolution).
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flows.kit import answer_interaction, context
-from flows.safety.common import ACTOR, BUTTON_PREFIX, MESSAGE_COMMAND
-from flows.safety.queue import Incoming, claim, refer, resolve, take_report
+from flows.kit import answer_interaction, context, done, is_moderator, once
+from flows.safety.common import ACTOR, BUTTON_PREFIX, COC_OUTCOMES, MESSAGE_COMMAND
+from flows.safety.queue import Incoming, claim, record_coc_outcome, refer, resolve, take_report
 from ledger.errors import NotFound
 from ledger.models import InboxEvent
 
@@ -40,6 +42,7 @@ def register() -> None:
                          condition="a report's Claim / Resolve / Refer button (custom_id cfs:…)")
     inbox.register_route(FORM_ROUTE, handle_form_report)
     inbox.register_route(FLAG_ROUTE, handle_forum_flag)
+    inbox.register_route(COMMAND_ROUTE, handle_room_command)
 
 
 def _event(ctx: Any, event: InboxEvent) -> tuple[dict[str, Any], dict[str, str], str]:
@@ -51,28 +54,43 @@ def _event(ctx: Any, event: InboxEvent) -> tuple[dict[str, Any], dict[str, str],
     return dict(payload.get("data") or {}), attrs, key
 
 
+def _obj(container: Any, key: str) -> dict[str, Any]:
+    """``container[key]`` when it is a JSON object, else ``{}`` (a payload's fields may be absent
+    or of the wrong type: we read what is there)."""
+    value = container.get(key) if isinstance(container, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _opt(value: Any) -> str | None:
+    """A payload value as text, or None when absent or empty."""
+    return str(value) if value is not None and str(value) != "" else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _discord_link(guild: str, channel: str, message: str) -> str | None:
+    return DISCORD_MESSAGE_URL.format(guild=guild, channel=channel, message=message) \
+        if guild and channel and message else None
+
+
 def incoming_from_message_command(data: dict[str, Any], attrs: dict[str, str], *, dedupe_key: str) -> Incoming:
     """The report a "Report to moderators" interaction makes (pure: the interaction's own data).
     https://discord.com/developers/docs/interactions/application-commands#message-commands"""
-    command = data.get("data") if isinstance(data.get("data"), dict) else {}
+    command = _obj(data, "data")
     target = str(command.get("target_id") or "")
-    resolved = command.get("resolved") if isinstance(command.get("resolved"), dict) else {}
-    messages = resolved.get("messages") if isinstance(resolved.get("messages"), dict) else {}
-    message = messages.get(target) if isinstance(messages.get(target), dict) else {}
-    author = message.get("author") if isinstance(message.get("author"), dict) else {}
+    message = _obj(_obj(command, "resolved").get("messages"), target)
+    author = _obj(message, "author")
     channel = str(message.get("channel_id") or attrs.get("channel_id") or "")
-    guild = attrs.get("guild_id", "")
-    content = message.get("content") if isinstance(message.get("content"), str) else None
     return Incoming(
         source_key=dedupe_key, via="discord", platform="discord",
         reporter_key=f"discord:{attrs.get('user_id') or 'unknown'}",
-        reporter_account=attrs.get("user_id") or None, reporter_username=attrs.get("username") or None,
-        target_kind="message", target_account=str(author.get("id") or "") or None,
-        target_username=str(author.get("username") or "") or None, target_message_id=target or None,
-        target_channel_id=channel or None,
-        target_link=DISCORD_MESSAGE_URL.format(guild=guild, channel=channel, message=target)
-        if guild and channel and target else None,
-        content=content or None, content_gone=not message)
+        reporter_account=_opt(attrs.get("user_id")), reporter_username=_opt(attrs.get("username")),
+        target_kind="message", target_account=_opt(author.get("id")), target_username=_opt(author.get("username")),
+        target_message_id=_opt(target), target_channel_id=_opt(channel),
+        target_link=_discord_link(attrs.get("guild_id", ""), channel, target),
+        content=_text(message.get("content")), content_gone=not message)
 
 
 def handle_report_command(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
@@ -86,36 +104,84 @@ def handle_report_command(*, ledger: Any, event: InboxEvent, now: datetime | Non
     return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
 
 
+def act_on_report(ctx: Any, verb: str, report_id: int, *, outcome: str | None, by: str, actor: str,
+                  is_moderator: bool) -> tuple[str, str]:
+    """One moderator's step on a report, from a button or a Forum reply: ``claim``, ``resolve``
+    (with ``outcome``) or ``refer``. Returns ``(result, answer)``; an unknown step or report is
+    refused."""
+    try:
+        if verb == "claim":
+            return claim(ctx, report_id, by=by, actor=actor, is_moderator=is_moderator)
+        if verb == "resolve" and outcome:
+            return resolve(ctx, report_id, outcome=outcome, by=by, actor=actor, is_moderator=is_moderator)
+        if verb == "refer":
+            return refer(ctx, report_id, by=by, actor=actor, is_moderator=is_moderator)
+    except NotFound as exc:
+        return "refused:not-found", f"Nothing to do: {exc}."
+    return "refused:unknown-command", (
+        "Not understood: use claim, resolve <outcome> (no_action, warned, removed_content, sanctioned) or refer.")
+
+
+def parse_button(custom_id: str) -> tuple[str, int, str | None] | None:
+    """``cfs:<verb>:<id>[:<outcome>]`` as ``(verb, id, outcome)``, or None (pure)."""
+    parts = custom_id.split(":")
+    if len(parts) not in (3, 4) or parts[0] + ":" != BUTTON_PREFIX or not parts[2].isdigit():
+        return None
+    wants_outcome = parts[1] in ("resolve", "coc")
+    if wants_outcome != (len(parts) == 4):
+        return None
+    return parts[1], int(parts[2]), parts[3] if wants_outcome else None
+
+
 def handle_safety_button(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler of the ``cfs:`` buttons. Returns ``claimed:<id>``,
-    ``resolved:<id>:<outcome>``, ``referred:<id>`` or ``refused:<why>``; idempotent."""
-    from flows.moderation.handlers import _is_moderator
-
+    ``resolved:<id>:<outcome>``, ``referred:<id>``, ``coc-outcome:<id>`` or ``refused:<why>``;
+    idempotent."""
     ctx = context(now, ledger=ledger)
     _, attrs, _ = _event(ctx, event)
     who = attrs.get("username") or attrs.get("user_id") or "unknown"
     actor = f"{event.source}:{attrs.get('user_id') or 'unknown'}"
-    parts = attrs.get("custom_id", "").split(":")
-
-    def answer(text: str) -> None:
-        answer_interaction(ctx, key=f"safety:answer:inbox:{event.id}", actor=ACTOR, about=f"inbox:{event.id}",
-                           attributes=attrs, text=text, platform=event.source)
-
-    moderator = _is_moderator(ctx, event.source, attrs)
-    result, text = "refused:unknown-button", "This button is not understood (unknown custom_id)."
-    try:
-        if len(parts) >= 3 and parts[2].isdigit():
-            report_id = int(parts[2])
-            if parts[1] == "claim" and len(parts) == 3:
-                result, text = claim(ctx, report_id, by=who, actor=actor, is_moderator=moderator)
-            elif parts[1] == "resolve" and len(parts) == 4:
-                result, text = resolve(ctx, report_id, outcome=parts[3], by=who, actor=actor, is_moderator=moderator)
-            elif parts[1] == "refer" and len(parts) == 3:
-                result, text = refer(ctx, report_id, by=who, actor=actor, is_moderator=moderator)
-    except NotFound as exc:
-        result, text = "refused:not-found", f"Nothing to do: {exc}."
-    answer(text)
+    parsed = parse_button(attrs.get("custom_id", ""))
+    if parsed is None:
+        result, text = "refused:unknown-button", "This button is not understood (unknown custom_id)."
+    elif parsed[0] == "coc":
+        result, text = coc_outcome_pressed(ctx, parsed[1], parsed[2] or "", platform=event.source,
+                                           account=attrs.get("user_id", ""))
+    else:
+        moderator = is_moderator(ctx, event.source, role_ids=attrs.get("member_roles", "").split(","))
+        result, text = act_on_report(ctx, parsed[0], parsed[1], outcome=parsed[2], by=who, actor=actor,
+                                     is_moderator=moderator)
+    answer_interaction(ctx, key=f"safety:answer:inbox:{event.id}", actor=ACTOR, about=f"inbox:{event.id}",
+                       attributes=attrs, text=text, platform=event.source)
     return result
+
+
+def coc_outcome_pressed(ctx: Any, report_id: int, outcome: str, *, platform: str, account: str) -> tuple[str, str]:
+    """The liaison's ``cfs:coc:<id>:<outcome>`` button (R-SAFE-2): the presser's account must be
+    an identity of the CoC Liaison in the ledger; anyone else is refused and nothing changes."""
+    if outcome not in COC_OUTCOMES:
+        return "refused:unknown-outcome", f"Report #{report_id}: that outcome is not known."
+    handle = _handle_of(ctx, platform, account)
+    try:
+        result, text = record_coc_outcome(ctx, report_id, by_handle=handle or "", outcome=COC_OUTCOMES[outcome])
+    except NotFound as exc:
+        return "refused:not-found", f"Nothing to do: {exc}."
+    return (result if result != "refused" else "refused:not-the-liaison"), text
+
+
+def _handle_of(ctx: Any, platform: str, account: str) -> str | None:
+    from ledger import repo
+    from ledger.models import Person
+
+    if not account:
+        return None
+    with ctx.ledger.read() as session:
+        try:
+            identity = repo.find_identity(session, platform=platform, external_id=account)
+        except ValueError:
+            return None
+        person = session.get(Person, identity.person_id) if identity is not None else None
+        return person.handle if person is not None else None
 
 
 FORM_ROUTE = "safety-form"  # gateway.routers.report.FORM_ROUTE
@@ -148,31 +214,35 @@ def handle_form_report(*, ledger: Any, event: InboxEvent, now: datetime | None =
 FLAG_ROUTE = "safety-flag"
 
 
+def _post_gone(post: dict[str, Any]) -> bool:
+    return not post or bool(post.get("deleted_at")) or bool(post.get("user_deleted"))
+
+
+def _post_link(topic_url: str | None, number: Any) -> str | None:
+    return f"{topic_url}/{number}" if topic_url and number else topic_url
+
+
+def _flag_reason(flag: dict[str, Any]) -> str:
+    message = _text(flag.get("message"))
+    return f"Forum flag: {flag.get('flag_type') or 'flag'}" + (f". {message}" if message else "")
+
+
 def incoming_from_flag(data: dict[str, Any], *, dedupe_key: str, topic_url: str | None = None) -> Incoming:
     """The report a Forum flag makes (pure), from the ``flag_created`` webhook's payload
     (``{"flag": {id, post, flag_type, created_by, created_at, ...}}``, Discourse's
     ``WebHookFlagSerializer``). A post deleted meanwhile (no post, or ``deleted_at`` set) keeps
     what the payload still holds. https://meta.discourse.org/t/configure-webhooks-that-trigger-on-discourse-events/49045"""
-    flag = data.get("flag") if isinstance(data.get("flag"), dict) else {}
-    post = flag.get("post") if isinstance(flag.get("post"), dict) else {}
-    by = flag.get("created_by") if isinstance(flag.get("created_by"), dict) else {}
-    raw = post.get("raw") if isinstance(post.get("raw"), str) else None
-    gone = not post or bool(post.get("deleted_at")) or bool(post.get("user_deleted"))
-    number = post.get("post_number")
-    link = f"{topic_url}/{number}" if topic_url and number else topic_url
-    flag_type = str(flag.get("flag_type") or "flag")
-    message = flag.get("message") if isinstance(flag.get("message"), str) else ""
+    flag = _obj(data, "flag")
+    post = _obj(flag, "post")
+    by = _obj(flag, "created_by")
     return Incoming(
         source_key=dedupe_key, via="discourse", platform="discourse",
         reporter_key=f"discourse:{by.get('id') or by.get('username') or 'unknown'}",
-        reporter_account=str(by["id"]) if by.get("id") is not None else None,
-        reporter_username=str(by.get("username") or "") or None,
-        target_kind="post", target_account=str(post["user_id"]) if post.get("user_id") is not None else None,
-        target_username=str(post.get("username") or "") or None,
-        target_message_id=str(post["id"]) if post.get("id") is not None else None,
-        target_channel_id=str(post["topic_id"]) if post.get("topic_id") is not None else None,
-        target_link=link, content=raw or None, content_gone=gone,
-        reason=f"Forum flag: {flag_type}" + (f". {message}" if message else ""))
+        reporter_account=_opt(by.get("id")), reporter_username=_opt(by.get("username")),
+        target_kind="post", target_account=_opt(post.get("user_id")), target_username=_opt(post.get("username")),
+        target_message_id=_opt(post.get("id")), target_channel_id=_opt(post.get("topic_id")),
+        target_link=_post_link(topic_url, post.get("post_number")), content=_text(post.get("raw")),
+        content_gone=_post_gone(post), reason=_flag_reason(flag))
 
 
 def handle_forum_flag(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
@@ -189,3 +259,83 @@ def handle_forum_flag(*, ledger: Any, event: InboxEvent, now: datetime | None = 
         if links is not None and post.get("topic_id") is not None else None
     taken = take_report(ctx, incoming_from_flag(data, dedupe_key=key, topic_url=topic_url))
     return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
+
+
+COMMAND_ROUTE = "safety-command"  # flows.inbox_routing routes a Forum reply starting with a command here
+REPORT_TITLE = re.compile(r"^Report #(\d+)\b")
+
+
+def parse_room_command(raw: str) -> tuple[str, str | None] | None:
+    """A moderator's reply in a report's private message, as ``(verb, outcome)`` (pure): its
+    first line ``claim``, ``resolve <outcome>`` or ``refer``, any case; else None."""
+    words = [w.rstrip(",.:;!") for w in (raw.strip().splitlines() or [""])[0].casefold().split()]
+    if not words or words[0] not in ("claim", "resolve", "refer"):
+        return None
+    if words[0] == "resolve":
+        return ("resolve", words[1].replace("-", "_")) if len(words) > 1 else ("resolve", None)
+    return words[0], None
+
+
+def report_of_topic(title: str) -> int | None:
+    """The report a room topic is about, from its title (``Report #<id>: ...``; pure)."""
+    found = REPORT_TITLE.match(title.strip())
+    return int(found.group(1)) if found else None
+
+
+@dataclass(frozen=True)
+class RoomCommand:
+    """A moderator's command read from a Forum ``post_created`` payload."""
+
+    verb: str
+    outcome: str | None
+    report_id: int
+    topic: str
+    account: str
+    username: str
+
+
+def room_command(data: dict[str, Any]) -> RoomCommand | None:
+    """The command a ``post_created`` payload carries, or None (pure)."""
+    post = _obj(data, "post")
+    command = parse_room_command(str(post.get("raw") or ""))
+    report_id = report_of_topic(str(post.get("topic_title") or ""))
+    topic = str(post.get("topic_id") or "")
+    if command is None or report_id is None or not topic:
+        return None
+    account = str(post.get("user_id") or "")
+    return RoomCommand(verb=command[0], outcome=command[1], report_id=report_id, topic=topic, account=account,
+                       username=str(post.get("username") or account))
+
+
+def handle_room_command(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
+    """Inbox handler of a moderator's reply in a report's Forum private message (``post_created``,
+    verified by the gateway like every Forum webhook): ``claim``, ``resolve <outcome>`` or
+    ``refer`` go to the same queue steps as Discord's buttons. Only a moderator or admin of the
+    Forum (its staff list, through ``Directory``) may act; the reply in the topic says what
+    happened, once per delivery. A reply in any other topic is ignored."""
+    ctx = context(now, ledger=ledger)
+    data, _, _ = _event(ctx, event)
+    command = room_command(data)
+    if command is None:
+        return "ignored:not-a-command"
+    shown = (done(ctx, f"safety:room:{command.report_id}:{event.source}") or {}).get("ref") or {}
+    if str(shown.get("thread_id") or "") != command.topic:  # a topic we did not open for this report
+        return "ignored:not-a-report-topic"
+    moderator = is_moderator(ctx, event.source, account=command.account)
+    result, text = act_on_report(ctx, command.verb, command.report_id, outcome=command.outcome,
+                                 by=command.username, actor=f"{event.source}:{command.account}",
+                                 is_moderator=moderator)
+    _answer_in_topic(ctx, event, command.topic, text)
+    return result
+
+
+def _answer_in_topic(ctx: Any, event: InboxEvent, topic: str, text: str) -> None:
+    space = ctx.platforms.space(event.source)
+    if space is None or space.messenger is None:
+        return
+    key = f"safety:answer:inbox:{event.id}"
+    try:
+        once(ctx, key=key, platform=event.source, actor=ACTOR, about=f"inbox:{event.id}",
+             act=lambda: space.messenger.reply(thread_id=topic, text=text, key=key))
+    except Exception as exc:  # noqa: BLE001 - the step is recorded; the answer is a courtesy
+        log.warning("safety: no answer in topic %s (%s)", topic, type(exc).__name__)

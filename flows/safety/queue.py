@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.base import MessageRef
+from connectors.base import ButtonMessenger, MessageRef
 from flows.kit import Ctx, done, once
-from flows.safety.common import ACTOR, BUTTON_PREFIX, render, settings
+from flows.safety.common import ACTOR, BUTTON_PREFIX, COC_OUTCOMES, render, settings
 from flows.safety.room import has_buttons, rooms
 from ledger import repo
 from ledger import safety as queue_ledger
@@ -266,37 +266,71 @@ def send_to_liaison(ctx: Ctx, report_id: int, facts: dict[str, Any]) -> list[str
     have an account on, and an e-mail to the CoC WG's address when configured."""
     text = render("coc_referral", f=facts)
     title, _, body = text.partition("\n")
-    reached = []
     person = liaison(ctx)
+    reached = []
     if person is not None:
-        with ctx.ledger.read() as session:
-            accounts = [(i.platform.value, i.username) for i in session.scalars(
-                select(Identity).where(Identity.person_id == person.id)) if i.username]
-        for platform, username in accounts:
-            space = ctx.platforms.space(platform)
-            if space is None or space.messenger is None:
-                continue
-            key = f"safety:coc:{report_id}:{platform}"
-            try:
-                once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
-                     act=lambda s=space, u=username, k=key: s.messenger.direct_message(
-                         recipients=[u], title=title, text=body.strip(), key=k))
-                reached.append(platform)
-            except Exception as exc:  # noqa: BLE001 - DMs closed, platform down: logged
-                log.warning("safety: referral %s not sent to the liaison on %s (%s)", report_id, platform,
-                            type(exc).__name__)
+        reached += _message_liaison(ctx, report_id, person, title, body.strip())
     else:
         log.warning("safety: report %s referred, but no CoC Liaison is known (R-SAFE-2)", report_id)
-    address, mailer = settings().coc_email, ctx.platforms.mailer
-    if address and mailer is not None:
-        key = f"safety:coc:{report_id}:email"
-        try:
-            once(ctx, key=key, platform="email", actor=ACTOR, about=queue_ledger.subject(report_id),
-                 act=lambda: mailer.send(to=address, subject=title, text=body.strip(), key=key))
-            reached.append("email")
-        except Exception as exc:  # noqa: BLE001 - the SMTP server down: logged
-            log.warning("safety: referral %s not e-mailed (%s)", report_id, type(exc).__name__)
+    if _email_coc_wg(ctx, report_id, title, body.strip()):
+        reached.append("email")
     return reached
+
+
+def _message_liaison(ctx: Ctx, report_id: int, person: Person, title: str, body: str) -> list[str]:
+    with ctx.ledger.read() as session:
+        accounts = [(i.platform.value, i.username) for i in session.scalars(
+            select(Identity).where(Identity.person_id == person.id)) if i.username]
+    reached = []
+    for platform, username in accounts:
+        space = ctx.platforms.space(platform)
+        if space is None or space.messenger is None:
+            continue
+        key = f"safety:coc:{report_id}:{platform}"
+        try:
+            sent = once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
+                        act=lambda s=space, u=username, k=key: s.messenger.direct_message(
+                            recipients=[u], title=title, text=body, key=k))
+            reached.append(platform)
+            _liaison_buttons(ctx, report_id, space, platform, (sent.get("ref") or {}).get("thread_id"))
+        except Exception as exc:  # noqa: BLE001 - DMs closed, platform down: logged
+            log.warning("safety: referral %s not sent to the liaison on %s (%s)", report_id, platform,
+                        type(exc).__name__)
+    return reached
+
+
+def _email_coc_wg(ctx: Ctx, report_id: int, title: str, body: str) -> bool:
+    address, mailer = settings().coc_email, ctx.platforms.mailer
+    if not address or mailer is None:
+        return False
+    key = f"safety:coc:{report_id}:email"
+    try:
+        once(ctx, key=key, platform="email", actor=ACTOR, about=queue_ledger.subject(report_id),
+             act=lambda: mailer.send(to=address, subject=title, text=body, key=key))
+        return True
+    except Exception as exc:  # noqa: BLE001 - the SMTP server down: logged
+        log.warning("safety: referral %s not e-mailed (%s)", report_id, type(exc).__name__)
+        return False
+
+
+def coc_buttons(report_id: int) -> list[tuple[str, str]]:
+    """The liaison's buttons: one per CoC WG outcome (``cfs:coc:<id>:<outcome>``, R-SAFE-2)."""
+    return [(label, f"{BUTTON_PREFIX}coc:{report_id}:{o}") for o, label in COC_OUTCOMES.items()]
+
+
+def _liaison_buttons(ctx: Ctx, report_id: int, space: Any, platform: str, channel: str | None) -> None:
+    """Where the platform has buttons, the outcome buttons follow the referral in the same
+    private conversation (its channel is the direct message's thread)."""
+    from flows.safety.room import button_rows
+
+    buttons = space.capable(ButtonMessenger)
+    if buttons is None or not channel:
+        return
+    key = f"safety:coc:{report_id}:{platform}:buttons"
+    text = render("coc_buttons", id=report_id)
+    once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
+         act=lambda: buttons.post_components(channel=channel, content=text, components=button_rows(
+             coc_buttons(report_id)), key=key))
 
 
 def record_coc_outcome(ctx: Ctx, report_id: int, *, by_handle: str, outcome: str) -> tuple[str, str]:

@@ -32,12 +32,9 @@ class SpaceRoom:
         title, _, body = text.partition("\n")
         key = key or f"room:{self.platform}:{_digest(text)}"
         if buttons and self.space.buttons and len(buttons) > ROW:
-            rows = [{"type": 1, "components": [
-                {"type": 2, "style": 1 if i == 0 and r == 0 else 2, "label": label[:80], "custom_id": cid}
-                for i, (label, cid) in enumerate(buttons[r:r + ROW])]} for r in range(0, len(buttons), ROW)]
             connector: ButtonMessenger = self.space.connector
             return connector.post_components(channel=self.space.target, content=f"**{title}**\n{body}",
-                                             components=rows[:ROW], key=key)
+                                             components=button_rows(buttons), key=key)
         return self.space.send(title=title, text=body, key=key, buttons=list(buttons) or None)
 
     def edit(self, ref: MessageRef, text: str, *, keep_buttons: bool = False) -> None:
@@ -48,6 +45,13 @@ class SpaceRoom:
             return
         self.space.update(channel_id=ref.thread_id, message_id=ref.id, title=title, text=body,
                           note=text, key=f"room-edit:{ref.id}:{_digest(text)}")
+
+
+def button_rows(buttons: Sequence[tuple[str, str]]) -> list[dict[str, object]]:
+    """``(label, custom_id)`` pairs as Discord action rows of buttons (the first one primary)."""
+    return [{"type": 1, "components": [
+        {"type": 2, "style": 1 if i == 0 and r == 0 else 2, "label": label[:80], "custom_id": cid}
+        for i, (label, cid) in enumerate(buttons[r:r + ROW])]} for r in range(0, len(buttons), ROW)][:ROW]
 
 
 def _digest(text: str) -> str:

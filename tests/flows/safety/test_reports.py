@@ -171,7 +171,8 @@ def test_r_safe_2_a_coc_report_reaches_only_the_liaison(world: World) -> None:
     report = only_report(world)
     assert result == f"taken:{report.id}" and report.state == "referred" and report.coc
     # The liaison (avery_quill) gets the facts privately, on both platforms.
-    (dm,) = dms_to(world, "avery_quill")
+    dm, buttons_dm = dms_to(world, "avery_quill")  # the referral, then the outcome buttons
+    assert "threatening" not in buttons_dm and f"report #{report.id}" in buttons_dm
     assert "threatening messages" in dm and "rowan_vale" in dm and "R-SAFE-2" in dm
     assert any("threatening messages" in p for p in forum_pms_to(world, "avery_quill"))
     # Other moderators see only that it was referred: no name, no content, no buttons.
