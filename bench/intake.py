@@ -208,7 +208,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 PART_NAMES = (("prefect server start", "prefect-server"), ("from flows.inbox import main", "inbox-worker"),
               ("charterflow.workers inbox", "inbox-worker"), ("charterflow.workers runner", "runner"),
               ("gateway", "gateway"), ("charterflow.inspector", "sandboxes"), ("charterflow up", "up"),
-              ("cli up", "up"))
+              ("cli up", "up"), ("synapse.app.homeserver", "matrix-homeserver"), ("prefect.engine", "flow-runs"))
+
+INTAKE_PARTS = ("prefect-server", "inbox-worker", "gateway", "postgresql")
 
 
 def _stat(pid: str) -> tuple[list[str], str] | None:
@@ -455,6 +457,10 @@ def rows(r: dict[str, Any]) -> list[Row]:
             f"sending took {r['sending_s']:.0f} s"),
         Row("CPU per event, the whole stack", f"{sum(cpu.values()):.0f} ms", "", None,
             ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(cpu.items(), key=lambda i: -i[1]) if ms >= 1)),
+        # What an event costs on its way (the rest runs whatever the rate: the Matrix
+        # homeserver, scheduled flow runs): 2 cores / this = the most the machine could carry.
+        Row("CPU per event, the intake path", f"{sum(cpu.get(n, 0.0) for n in INTAKE_PARTS):.0f} ms",
+            "<= 80 ms (20 per s, 2 cores)", None, " + ".join(INTAKE_PARTS)),
         Row("Prefect API /health during the run p95", f"{r['prefect_health_ms']['p95']:.0f} ms", "", None,
             f"max {r['prefect_health_ms']['max'] or 0:.0f} ms"),
         Row("Prefect API answered 503 (database busy)", str(sum(busy.values())), "", None,
