@@ -374,9 +374,11 @@ def answer_interaction(ctx: Ctx, *, key: str, actor: str, about: str,
 
 def artifact(*, key: str, title: str, decision: Decision | None = None,
              rows: Mapping[str, Any] | None = None, evidence: Mapping[str, Any] | None = None,
-             note: str | None = None) -> None:
+             note: str | None = None, keyed: bool = True) -> None:
     """A markdown artifact on the current run: the decision, its ruling, its evidence. Outside a
-    run (a handler called directly) nothing is created. Never holds answers or secrets."""
+    run (a handler called directly) nothing is created. Never holds answers or secrets.
+    ``keyed=False``: shown on its run only, ``key`` as its description (one request instead of
+    two and no collection: for the artifact of every inbox event, bench/README.md)."""
     from prefect.context import FlowRunContext, TaskRunContext
 
     if FlowRunContext.get() is None and TaskRunContext.get() is None:
@@ -401,8 +403,8 @@ def artifact(*, key: str, title: str, decision: Decision | None = None,
 
         # The description is kept in Prefect's events, which an erasure cannot reach: the key
         # (ledger ids only) serves; the title stays in the body (R-PRIVACY-3).
-        publish_artifact(key=_artifact_key(key), kind="markdown", content="\n".join(lines),
-                         description=_artifact_key(key))
+        publish_artifact(key=_artifact_key(key) if keyed else None, kind="markdown",
+                         content="\n".join(lines), description=_artifact_key(key))
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("membership: artifact %s not created: %s", key, type(exc).__name__)
 

@@ -32,13 +32,15 @@ __all__ = ["Redactor", "find", "publish_artifact", "redact"]
 PAGE = 200
 
 
-def publish_artifact(*, key: str, kind: str, content: Any, description: str) -> None:
-    """Create a keyed ``markdown`` or ``table`` artifact on the current run.
+def publish_artifact(*, key: str | None, kind: str, content: Any, description: str) -> None:
+    """Create a ``markdown`` or ``table`` artifact on the current run, keyed unless ``key`` is None.
 
     Prefect's server copies a keyed artifact's data into an "artifact created" event, and events
-    cannot be changed afterwards, so an erasure could not reach it. The artifact is therefore
+    cannot be changed afterwards, so an erasure could not reach it. A keyed artifact is therefore
     created holding its description only (ids), then its content is written with a plain
-    ``PATCH /artifacts/{id}``, which emits no event. ``description`` must carry ids only.
+    ``PATCH /artifacts/{id}``, which emits no event. An artifact without a key has no collection
+    and so no event: it is created with its content in one request (the inbox's per-event
+    artifacts: one request less per event). ``description`` must carry ids only.
     """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
@@ -49,9 +51,10 @@ def publish_artifact(*, key: str, kind: str, content: Any, description: str) -> 
     placeholder = f"*{description}*" if kind == "markdown" else "[]"
     with get_client(sync_client=True) as client:
         created = client.create_artifact(ArtifactCreate(
-            key=key, type=kind, description=description, data=placeholder,
+            key=key, type=kind, description=description, data=placeholder if key else data,
             flow_run_id=flow_run_id, task_run_id=task_run_id))
-        client.request("PATCH", "/artifacts/{id}", path_params={"id": created.id}, json={"data": data})
+        if key:
+            client.request("PATCH", "/artifacts/{id}", path_params={"id": created.id}, json={"data": data})
 
 
 class Redactor:

@@ -50,7 +50,8 @@ def file_step(ctx: Ctx, *, idea: IdeaInput, source: str, source_key: str,
 def _show(idea_id: int, created: bool, *, source: str, idea: IdeaInput) -> None:
     artifact(key=f"idea-{idea_id}-filed", title=f"Idea {idea_id} {'filed' if created else 'already filed'}",
              rows={"source": source, "title": idea.title, "status": "new"},
-             note="Triage (flow `ideas-triage`) classifies it; members decide its status (R-IDEA-1).")
+             note="Triage (flow `ideas-triage`) classifies it; members decide its status (R-IDEA-1).",
+             keyed=False)  # one per event: on its run, not a collection per idea
 
 
 # --------------------------------------------------------------------------------------------

@@ -317,3 +317,23 @@ def test_a_topic_gone_from_the_forum_files_the_idea_without_a_reply(world, gatew
     assert result == f"idea:{idea.id}"
     assert not [p for p in world.discourse_state()["posts"] if f"#{idea.id}" in p["raw"]]
     assert inbox.handle_event(world.ledger, event_id) == "already-processed"
+
+
+def test_a_filed_idea_s_artifact_is_one_write_on_its_run_and_in_no_event(world):
+    # The artifact of every filed idea has no key: created with its content in one request,
+    # no collection, so no event copies its content (R-PRIVACY-3), and an erasure reaches it.
+    from datetime import UTC, datetime
+
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.privacy import find
+
+    since = datetime.now(UTC)
+    filed = ideas_file(title="A lending shelf of harbour charts", author="wren_halloway", now=NOW)
+    with inbox.prefect_http(str(PREFECT_API_URL.value()), timeout=30) as http:
+        # The session's Prefect server holds other tests' artifacts, ideas with this id too.
+        found = http.post("artifacts/filter", json={"sort": "CREATED_DESC", "limit": 20}).json()
+        mine = next(a for a in found if a["description"] == f"idea-{filed['idea']}-filed")
+        assert mine["key"] is None and mine["flow_run_id"]
+        assert "A lending shelf of harbour charts" in mine["data"]
+        assert find(http, ["lending shelf of harbour charts"], kinds=("events",), since=since) == []
