@@ -191,18 +191,28 @@ class Route:
             raise AttributeError(name) from None
 
 
+def _after_find(handler: Callable[..., Reply], find: Callable[..., Any]) -> Callable[..., Reply]:
+    def run(sandbox: Any, call: Call) -> Reply:
+        found = find(sandbox, call)
+        return found if isinstance(found, Reply) else handler(sandbox, call, found)
+
+    return run
+
+
 class Routes:
     """A sandbox's route table: ``@routes("GET", "/users/{id}.json", **options)``. Templates use
     Starlette's ``{name}`` syntax; a literal segment wins over a placeholder; ``optional_json``
     also matches the path without its ``.json``; ``bind`` gives the handler keyword arguments
-    (one handler, several routes). ``defaults``: the options of a route that does not set them."""
+    (one handler, several routes); ``find(sandbox, call)`` looks up what the path names before the
+    handler runs: its refusal (a ``Reply``, the platform's 404…) is the answer, else the handler
+    gets the object as its third argument. ``defaults``: the options of a route not setting them."""
 
     def __init__(self, **defaults: Any) -> None:
         self.routes: list[Route] = []
         self.defaults = defaults
 
     def __call__(self, method: str, template: str, *, optional_json: bool = False,
-                 bind: Mapping[str, Any] | None = None,
+                 bind: Mapping[str, Any] | None = None, find: Callable[..., Any] | None = None,
                  **meta: Any) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
         def register(fn: Callable[..., Reply]) -> Callable[..., Reply]:
             # Lazy placeholders: with ``optional_json`` the ``.json`` is the suffix's, not the id's.
@@ -210,6 +220,8 @@ class Routes:
             if optional_json:
                 regex = re.compile(regex.pattern.replace(r"\.json$", r"(?:\.json)?$"))
             handler = functools.partial(fn, **bind) if bind else fn
+            if find is not None:
+                handler = _after_find(handler, find)
             self.routes.append(Route(method, template, regex, handler, {**self.defaults, **meta}))
             self.routes.sort(key=lambda r: r.template.count("{"))
             return fn
