@@ -149,6 +149,10 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def _dated(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
 def _parse_ts(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -364,8 +368,7 @@ class DiscourseSandbox(Sandbox):
         """Everything inspectable, JSON-ready (``GET /_sandbox/state``)."""
         with self._lock:
             return {
-                "users": [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in u.items()}
-                          for u in sorted(self.users.values(), key=lambda u: u["id"])],
+                "users": [_dated(u) for u in sorted(self.users.values(), key=lambda u: u["id"])],
                 "groups": [{"id": g["id"], "name": g["name"], "full_name": g["full_name"],
                             "members": sorted(self.users[m]["username"] for m in g["members"])}
                            for g in self.groups.values()],
@@ -373,10 +376,7 @@ class DiscourseSandbox(Sandbox):
                 "topics": [{k: v for k, v in t.items() if k != "posts"} | {"post_ids": list(t["posts"])}
                            for t in self.topics.values()],
                 "posts": [{k: v for k, v in p.items() if k != "polls"} for p in self.posts.values()],
-                "polls": [{"post_id": p["id"], **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
-                           "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
-                           "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
-                          for p in self.posts.values() for poll in p["polls"]],
+                "polls": [self._poll_state(p["id"], poll) for p in self.posts.values() for poll in p["polls"]],
                 "role_changes": list(self.role_changes), "staff_actions": copy.deepcopy(self.staff_actions),
                 "flags": copy.deepcopy(self.flags),
                 "pending_admin_confirmations": [{k: v[k] for k in ("user_id", "requested_by", "expires_at")}
@@ -389,6 +389,11 @@ class DiscourseSandbox(Sandbox):
                 "uploads": [{k: v for k, v in u.items() if k != "content"} for u in self.uploads.values()],
                 "settings": self.settings.model_dump(), **self.stats(),
             }
+
+    def _poll_state(self, post_id: int, poll: Mapping[str, Any]) -> dict[str, Any]:
+        return {"post_id": post_id, **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
+                "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
+                "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
 
     # ---- the platform ------------------------------------------------------------------------
 
@@ -529,15 +534,10 @@ class DiscourseSandbox(Sandbox):
             return {"id": user["id"], "username": user["username"], "name": user["name"],
                     "avatar_template": self._avatar(user)}
 
-        entry = {"id": len(self.staff_actions) + 1, "action_name": action_name, "details": details,
-                 "context": extra.pop("context", None), "ip_address": None, "email": None,
-                 "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                 "subject": None, "previous_value": extra.pop("previous_value", None),
-                 "new_value": extra.pop("new_value", None), "topic_id": extra.pop("topic_id", None),
-                 "post_id": extra.pop("post_id", None), "category_id": None,
-                 "action": _STAFF_ACTION_IDS.get(action_name, 0), "custom_type": None,
-                 "acting_user": basic(acting), "target_user": basic(target)}
-        entry.update(extra)
+        entry = shaped(_shapes.STAFF_ACTION, id=len(self.staff_actions) + 1, action_name=action_name,
+                       details=details, action=_STAFF_ACTION_IDS.get(action_name, 0),
+                       created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                       acting_user=basic(acting), target_user=basic(target), **extra)
         self.staff_actions.append(entry)
         return entry
 

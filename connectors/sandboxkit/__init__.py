@@ -365,7 +365,7 @@ class Sandbox:
 
     A subclass sets ``routes`` and implements ``_reset()`` (the state from the seed), ``state()``
     (the inspector's JSON snapshot, no secret in it), ``handle(call)`` (the platform's answer,
-    called with the lock held unless ``handle_unlocked``), ``error(status, message)`` (its error
+    called with the lock held), ``error(status, message)`` (its error
     shape) and optionally ``parse_faults(data)``. ``GET /_sandbox/state``, ``POST
     /_sandbox/faults`` and ``POST /_sandbox/reset`` come with it; ``@control`` adds more.
     """
@@ -474,8 +474,6 @@ class Sandbox:
                     base_url=f"{scope.get('scheme', 'http')}://{host}")
         if scope["path"].startswith("/_sandbox/"):
             reply = await self._control(call)
-        elif getattr(self, "handle_unlocked", False):
-            reply = self.handle(call)
         else:
             with self._lock:
                 reply = self.handle(call)
