@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from connectors.errors import ConfigError
 
 __all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox",
-           "SeedModel", "SlidingWindow", "TokenBucket", "check_faults", "control", "data_file",
+           "SeedModel", "SlidingWindow", "TokenBucket", "after_find", "check_faults", "control", "data_file",
            "lifespan", "load_seed", "multipart", "not_emulated", "read_body", "shaped"]
 
 # A route the sandbox does not emulate must not look like the platform's "not found": a connector
@@ -191,8 +191,10 @@ class Route:
             raise AttributeError(name) from None
 
 
-def _after_find(handler: Callable[..., Reply], find: Callable[..., Any]) -> Callable[..., Reply]:
-    def run(sandbox: Any, call: Call) -> Reply:
+def after_find(handler: Callable[..., Reply], find: Callable[..., Any]) -> Callable[..., Reply]:
+    """``handler`` run with what ``find(sandbox, call)`` found as its third argument, unless
+    ``find`` refused (answered a ``Reply``): then that is the answer."""
+    def run(sandbox: Any, call: Any) -> Reply:
         found = find(sandbox, call)
         return found if isinstance(found, Reply) else handler(sandbox, call, found)
 
@@ -221,7 +223,7 @@ class Routes:
                 regex = re.compile(regex.pattern.replace(r"\.json$", r"(?:\.json)?$"))
             handler = functools.partial(fn, **bind) if bind else fn
             if find is not None:
-                handler = _after_find(handler, find)
+                handler = after_find(handler, find)
             self.routes.append(Route(method, template, regex, handler, {**self.defaults, **meta}))
             self.routes.sort(key=lambda r: r.template.count("{"))
             return fn

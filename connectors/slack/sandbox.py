@@ -23,7 +23,7 @@ from pydantic import Field
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, SeedModel,
-                                   TokenBucket, check_faults, control, data_file, load_seed,
+                                   TokenBucket, after_find, check_faults, control, data_file, load_seed,
                                    not_emulated, shaped)
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
@@ -204,8 +204,17 @@ class _Args(dict):
 _METHODS: dict[str, Callable[[SlackSandbox, _Args], Reply]] = {}
 
 
-def _method(name: str) -> Callable[[Callable[[SlackSandbox, _Args], Reply]], Any]:
-    return lambda fn: _METHODS.setdefault(name, fn)
+def _method(name: str, find: Callable[..., Any] | None = None) -> Callable[[Callable[..., Reply]], Any]:
+    """Register a Web API method; ``find``: the lookup its arguments name (``after_find``)."""
+    return lambda fn: _METHODS.setdefault(name, after_find(fn, find) if find else fn)
+
+
+def _channel(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
+    return sb._conversation(args)
+
+
+def _channel_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
+    return sb._conversation(args, by_name=False)
 
 
 class SlackSandbox(Sandbox):
@@ -591,10 +600,8 @@ def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
                team_id=seed.team_id, user_id=seed.bot_user_id, bot_id=seed.bot_id, is_enterprise_install=False)
 
 
-@_method("chat.postMessage")
-def _post_message(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args), Reply):
-        return conv
+@_method("chat.postMessage", find=_channel)
+def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if conv["is_archived"]:
         return _fail("is_archived")
     if sb.seed.bot_user_id not in conv["members"]:
@@ -614,10 +621,8 @@ def _post_message(sb: SlackSandbox, args: _Args) -> Reply:
     return _ok(channel=conv["id"], ts=message["ts"], message=_public(message, with_metadata=False))
 
 
-@_method("chat.update")
-def _update(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args), Reply):
-        return conv
+@_method("chat.update", find=_channel)
+def _update(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (message := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("message_not_found")
     if message.get("user") != sb.seed.bot_user_id:
@@ -674,20 +679,16 @@ def _messages(sb: SlackSandbox, args: _Args, messages: list[dict[str, Any]]) -> 
                response_metadata={"next_cursor": cursor})
 
 
-@_method("conversations.history")
-def _history(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args), Reply):
-        return conv
+@_method("conversations.history", find=_channel)
+def _history(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
     return _messages(sb, args, [m for m in reversed(sb.messages.get(conv["id"], []))
                                 if m.get("thread_ts") in (None, m["ts"])])
 
 
-@_method("conversations.replies")
-def _replies(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args), Reply):
-        return conv
+@_method("conversations.replies", find=_channel)
+def _replies(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (parent := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("thread_not_found")
     root = parent.get("thread_ts") or parent["ts"]
@@ -715,10 +716,8 @@ def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, A
 # ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
 
 
-@_method("conversations.info")
-def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args, by_name=False), Reply):
-        return conv
+@_method("conversations.info", find=_channel_by_id)
+def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     created, bot = sb._epoch(), sb.seed.bot_user_id
     if conv["is_im"]:
         other = next(iter(sorted(conv["members"] - {bot})), bot)
@@ -734,10 +733,8 @@ def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
     return _ok(channel=channel)
 
 
-@_method("conversations.members")
-def _conversation_members(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args, by_name=False), Reply):
-        return conv
+@_method("conversations.members", find=_channel_by_id)
+def _conversation_members(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     limit = str(args.get("limit") or "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return _fail("invalid_limit")
