@@ -421,15 +421,12 @@ class DiscourseSandbox(Sandbox):
         methods = self.faults.get("methods")
         # errors injected only on these methods (e.g. writes, not reads)
         if (not methods or req.method in methods) and (status := self.injected_status(503)):
-            self._count(req, None, status)
+            self.count(f"{req.method} {req.path}", status)
             return Reply(status, text=f"sandbox: injected HTTP {status}\n")
-        route, params = self._match(req)
+        route, params = _route.match(req.method, *_json_paths(req))
         response = self._handle_locked(req, route, params)
-        self._count(req, route, response.status)
+        self.count(f"{req.method} {route.template if route else req.path}", response.status)
         return response
-
-    def _count(self, req: Call, route: Any, status: int) -> None:
-        self.count(f"{req.method} {route.template if route else req.path}", status)
 
     def _note_limited(self, kind: str, req: Call) -> None:
         self.note_limited(kind=kind, request=f"{req.method} {req.path}")
@@ -443,9 +440,6 @@ class DiscourseSandbox(Sandbox):
              "extras": {"wait_seconds": wait_seconds, "time_left": time_left}},
             headers={"Retry-After": str(wait_seconds), "Discourse-Rate-Limit-Error-Code": "admin_api_key_rate_limit"},
         )
-
-    def _match(self, req: Call) -> tuple[Any, dict[str, str]]:
-        return _route.match(req.method, *_json_paths(req))
 
     def _handle_locked(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
         now = time.monotonic()
@@ -1199,8 +1193,9 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
         post_id, kind = int(data.get("id")), int(data.get("post_action_type_id"))
     except (TypeError, ValueError):
         return _invalid_parameters("id and post_action_type_id must be integers")
-    if kind not in _FLAG_TYPES:
-        return _not_emulated_action(kind)
+    if kind not in _FLAG_TYPES:  # a like, a bookmark…: loud, as every endpoint not emulated
+        return _error(501, f"not emulated by the sandbox: POST /post_actions.json with post_action_type_id {kind}",
+                      "not_emulated")
     post = sb.posts.get(post_id)
     if post is None or not _visible(sb, post, acting):
         return _not_found()
@@ -1216,12 +1211,6 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
                        "avatar_template": sb._avatar(acting)},
         "created_at": flag["at"], "resolved_at": None, "resolved_by": None}})
     return Reply(200, _post_show(sb, post, acting))
-
-
-def _not_emulated_action(kind: int) -> Reply:
-    """A like, bookmark… (not a flag): loud, as every endpoint the sandbox does not emulate."""
-    return Reply(501, {"errors": [f"not emulated by the sandbox: POST /post_actions.json with "
-                                  f"post_action_type_id {kind}"], "error_type": "not_emulated"})
 
 
 def _multipart(req: Call) -> dict[str, Any]:

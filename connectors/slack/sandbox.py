@@ -104,7 +104,8 @@ def _text(obj: Any, where: str, limit: int, plain_only: bool = False) -> list[st
         plain_only and obj.get("type") != "plain_text") else []
     if not isinstance(text := obj.get("text"), str) or not text:
         return [*errors, f"must be more than 0 characters [json-pointer:{where}/text]"]
-    return errors + ([f"must be less than {limit + 1} characters [json-pointer:{where}/text]"] if len(text) > limit else [])
+    too_long = len(text) > limit
+    return errors + [f"must be less than {limit + 1} characters [json-pointer:{where}/text]"] * too_long
 
 
 def _button(el: Any, where: str) -> list[str]:
@@ -163,8 +164,8 @@ def validate_blocks(blocks: Any) -> list[str]:
             errors.append(f"must be an object [json-pointer:{where}]")
             continue
         if (bid := block.get("block_id")) is not None:
-            errors += [f"must be less than 256 characters [json-pointer:{where}/block_id]"] if len(str(bid)) > 255 else []
-            errors += [f"duplicate block_id [json-pointer:{where}/block_id]"] if bid in block_ids else []
+            errors += [f"must be less than 256 characters [json-pointer:{where}/block_id]"] * (len(str(bid)) > 255)
+            errors += [f"duplicate block_id [json-pointer:{where}/block_id]"] * (bid in block_ids)
             block_ids.add(bid)
         check = _BLOCK_CHECKS.get(kind) if isinstance(kind := block.get("type"), str) else None
         errors += check(block, where) if check else [f"unsupported type: {str(kind)[:40]} [json-pointer:{where}/type]"]
@@ -207,10 +208,6 @@ _METHODS: dict[str, Callable[[SlackSandbox, _Args], Reply]] = {}
 def _method(name: str, find: Callable[..., Any] | None = None) -> Callable[[Callable[..., Reply]], Any]:
     """Register a Web API method; ``find``: the lookup its arguments name (``after_find``)."""
     return lambda fn: _METHODS.setdefault(name, after_find(fn, find) if find else fn)
-
-
-def _channel(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
-    return sb._conversation(args)
 
 
 def _channel_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
@@ -600,7 +597,7 @@ def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
                team_id=seed.team_id, user_id=seed.bot_user_id, bot_id=seed.bot_id, is_enterprise_install=False)
 
 
-@_method("chat.postMessage", find=_channel)
+@_method("chat.postMessage", find=SlackSandbox._conversation)
 def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if conv["is_archived"]:
         return _fail("is_archived")
@@ -621,7 +618,7 @@ def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     return _ok(channel=conv["id"], ts=message["ts"], message=_public(message, with_metadata=False))
 
 
-@_method("chat.update", find=_channel)
+@_method("chat.update", find=SlackSandbox._conversation)
 def _update(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (message := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("message_not_found")
@@ -679,7 +676,7 @@ def _messages(sb: SlackSandbox, args: _Args, messages: list[dict[str, Any]]) -> 
                response_metadata={"next_cursor": cursor})
 
 
-@_method("conversations.history", find=_channel)
+@_method("conversations.history", find=SlackSandbox._conversation)
 def _history(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
@@ -687,7 +684,7 @@ def _history(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
                                 if m.get("thread_ts") in (None, m["ts"])])
 
 
-@_method("conversations.replies", find=_channel)
+@_method("conversations.replies", find=SlackSandbox._conversation)
 def _replies(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (parent := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("thread_not_found")
