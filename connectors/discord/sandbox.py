@@ -50,14 +50,8 @@ AUDIT_REASON_MAX = 512
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
 _SNOWFLAKE = re.compile(r"^(0|[1-9][0-9]*)$")  # the spec's SnowflakeType pattern
 
-# (limit, window seconds) per bucket, before time_scale. Invented but Discord-shaped.
-DEFAULT_BUCKETS: dict[str, tuple[int, float]] = {
-    "member.get": (5, 1.0), "members.list": (10, 10.0), "members.search": (10, 10.0), "member.roles": (10, 10.0),
-    "roles": (10, 10.0), "channels": (10, 10.0), "messages.search": (10, 10.0), "message.create": (5, 5.0),
-    "message.edit": (5, 5.0), "dm": (5, 5.0), "threads": (10, 10.0), "thread.members": (10, 10.0),
-    "events": (10, 10.0), "messages.list": (5, 1.0), "message.delete": (5, 1.0), "commands": (5, 20.0), "webhook": (5, 2.0), "callback": (10, 1.0), "me": (5, 1.0),
-    "audit_log": (10, 10.0),
-}
+# (limit, window seconds) per bucket, before time_scale. Invented but Discord-shaped: data.
+DEFAULT_BUCKETS: dict[str, tuple[int, float]] = {k: tuple(v) for k, v in data_file(__file__, "buckets.json").items()}
 
 
 class SeedRole(SeedModel):
@@ -186,17 +180,34 @@ def _read_multipart(req: Call) -> Reply | None:
     return None
 
 
+def _unreadable(req: Call, route: Any) -> Reply | None:
+    """Discord's 400 for a request it cannot read: a bad path id or reason, a bad multipart or
+    JSON body, a body that is not JSON."""
+    if (invalid := _invalid_path_or_reason(req)) is not None:
+        return invalid
+    if route.template in _MULTIPART_ROUTES and req.headers.get("content-type", "").startswith(
+            "multipart/form-data") and (invalid := _read_multipart(req)) is not None:
+        return invalid
+    try:
+        body = req.json()
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, 50109, "The request body contains invalid JSON.")
+    if body is not None and "json" not in req.headers.get("content-type", ""):
+        return _form_error(body="Content-Type must be application/json")
+    return None
+
+
 _routes = Routes()
 _MULTIPART_ROUTES = frozenset({"/channels/{channel_id}/messages"})
 
 
-def _route(method: str, template: str, *, bucket: str, auth: bool = True,
+def _route(method: str, template: str, *, bucket: str, auth: bool = True, find: Callable[..., Any] | None = None,
            **bind: Any) -> Callable[[Callable], Callable]:
     # Interaction follow-ups are limited per interaction (their webhook_id is the application
     # id): https://github.com/discord/discord-api-docs/issues/2701
     major = next((p for p in ("guild_id", "channel_id", "interaction_token", "webhook_id", "interaction_id")
                   if "{" + p + "}" in template), None)
-    return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind)
+    return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind, find=find)
 
 
 @dataclass
@@ -276,30 +287,8 @@ class DiscordSandbox(Sandbox):
             self.members: dict[str, dict[str, Any]] = {}
             self._add_member(seed.application_id, seed.bot_username, None, None, datetime(2022, 1, 1, tzinfo=UTC),
                              [rid for rid, r in self.roles.items() if r.get("bot_role")], bot=True, accepts_dms=False)
-            rng = random.Random(7)
             self.history: list[dict[str, Any]] = []  # messages of the past (for search only)
-            general, now_ms = next(iter(self.channels)), int(time.time() * 1000)
-            for i, m in enumerate(seed.members):
-                uid = m.id or _snowflake_ms(base_ms + 3000 + i, i)
-                if missing := [r for r in m.roles if r not in by_name]:
-                    raise ConfigError(f"invalid sandbox seed: member {m.username!r} has unknown roles {missing}")
-                if uid in self.members or any(u["username"] == m.username for u in self.users.values()):
-                    raise ConfigError(f"invalid sandbox seed: duplicate member {m.username!r}")
-                self._add_member(uid, m.username, m.global_name, m.nick, m.joined_at,
-                                 [by_name[r] for r in m.roles], bot=m.bot, accepts_dms=m.accepts_dms)
-                for n in range(m.recent_messages):
-                    ms = now_ms - rng.randint(1, 89 * 86_400_000)
-                    self.history.append({"id": _snowflake_ms(ms, n), "author_id": uid, "channel_id": general})
-                for n in range(m.older_messages):
-                    ms = now_ms - rng.randint(91 * 86_400_000, 700 * 86_400_000)
-                    self.history.append({"id": _snowflake_ms(ms, n + 5000), "author_id": uid, "channel_id": general})
-            for name in seed.generated_member_roles:
-                if name not in by_name:
-                    raise ConfigError(f"invalid sandbox seed: generated_member_roles names unknown role {name!r}")
-            for n in range(seed.generated_members):
-                roles = [by_name[name] for name, count in seed.generated_member_roles.items() if n < count]
-                self._add_member(_snowflake_ms(base_ms + 10_000 + n, n), f"member_{n:06d}", None, None,
-                                 datetime(2024, 6, 1, tzinfo=UTC), roles)
+            self._seed_members(base_ms, by_name)
             self.messages: dict[str, dict[str, Any]] = {}
             self.nonces: dict[tuple[str, str], tuple[float, str]] = {}
             self.dm_channels: dict[str, str] = {}  # user id -> DM channel id
@@ -314,6 +303,31 @@ class DiscordSandbox(Sandbox):
             self._reset_stats()
             self._member_cache: dict[str, bytes] = {}
             self._sorted_ids: list[int] | None = None
+
+    def _seed_members(self, base_ms: int, by_name: Mapping[str, str]) -> None:
+        """The seed's members, each with its past messages (recent: the last 89 days; older: 91
+        to 700 days ago), then the generated members."""
+        seed, rng = self.seed, random.Random(7)
+        general, now_ms = next(iter(self.channels)), int(time.time() * 1000)
+        for i, m in enumerate(seed.members):
+            uid = m.id or _snowflake_ms(base_ms + 3000 + i, i)
+            if missing := [r for r in m.roles if r not in by_name]:
+                raise ConfigError(f"invalid sandbox seed: member {m.username!r} has unknown roles {missing}")
+            if uid in self.members or any(u["username"] == m.username for u in self.users.values()):
+                raise ConfigError(f"invalid sandbox seed: duplicate member {m.username!r}")
+            self._add_member(uid, m.username, m.global_name, m.nick, m.joined_at,
+                             [by_name[r] for r in m.roles], bot=m.bot, accepts_dms=m.accepts_dms)
+            for n in range(m.recent_messages + m.older_messages):
+                old = n - m.recent_messages  # from 0 on: an older message
+                span = (91 * 86_400_000, 700 * 86_400_000) if old >= 0 else (1, 89 * 86_400_000)
+                self.history.append({"id": _snowflake_ms(now_ms - rng.randint(*span), old + 5000 if old >= 0 else n),
+                                     "author_id": uid, "channel_id": general})
+        if unknown := [name for name in seed.generated_member_roles if name not in by_name]:
+            raise ConfigError(f"invalid sandbox seed: generated_member_roles names unknown role {unknown[0]!r}")
+        for n in range(seed.generated_members):
+            roles = [by_name[name] for name, count in seed.generated_member_roles.items() if n < count]
+            self._add_member(_snowflake_ms(base_ms + 10_000 + n, n), f"member_{n:06d}", None, None,
+                             datetime(2024, 6, 1, tzinfo=UTC), roles)
 
     def _add_member(self, uid: str, username: str, global_name: str | None, nick: str | None,
                     joined_at: datetime | None, roles: list[str], *, bot: bool = False, accepts_dms: bool = True) -> None:
@@ -643,18 +657,10 @@ class DiscordSandbox(Sandbox):
             response = Reply(status, {"message": f"sandbox: injected HTTP {status}", "code": 0})
         else:
             req.params = params
-            if (invalid := _invalid_path_or_reason(req)) is not None:
+            if (invalid := _unreadable(req, route)) is not None:
                 return invalid
-            if route.template in _MULTIPART_ROUTES and req.headers.get("content-type", "").startswith(
-                    "multipart/form-data") and (invalid := _read_multipart(req)) is not None:
-                return invalid
-            try:
-                body = req.json()
-            except (ValueError, UnicodeDecodeError):
-                return _error(400, 50109, "The request body contains invalid JSON.")
-            if body is not None and "json" not in req.headers.get("content-type", ""):
-                return _form_error(body="Content-Type must be application/json")
-            response = route.handler(self, req)
+            # Every route under a guild answers 10004 for another guild's id.
+            response = _guild(self, req) or route.handler(self, req)
         response.headers.update(self._limit_headers(route.bucket, limit, limit - state.count,
                                                     max(state.start + window - now, 0.0), state.reset_epoch))
         return response
@@ -759,45 +765,51 @@ class DiscordSandbox(Sandbox):
         user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
         if user is None or str(user["id"]) not in self.members:
             return _error(400, 10013, "Unknown User")
-        kind = data.get("type")
-        if kind == "command":
-            name = str(data.get("name", ""))
-            registered = {c["name"] for cmds in self.commands.values() for c in cmds}
-            if registered and name not in registered:
-                return _error(400, 10063, f"Unknown application command {name!r} (not registered)")
-            return self._interaction_payload(name, user, {"options": data.get("options") or {},
-                                                          "channel_id": data.get("channel_id")})
-        if kind == "component":
-            message = self.messages.get(str(data.get("message_id")))
-            if message is None or message["channel_id"] != str(data.get("channel_id", message and message["channel_id"])):
-                return _error(400, 10008, "Unknown Message")
-            buttons = [b for row in message["components"] for b in row.get("components", [])]
-            index = data.get("option_index")
-            button = (next((b for b in buttons if b.get("custom_id") == data["custom_id"]), None)
-                      if data.get("custom_id") else
-                      buttons[index] if isinstance(index, int) and 0 <= index < len(buttons) else None)
-            if button is None:
-                return _error(400, 50035, "no such button on that message")
-            if button.get("disabled"):
-                return _error(400, 50035, "that button is disabled (Discord does not deliver presses)")
-            return self._interaction_payload("component", user, {"custom_id": button["custom_id"],
-                                                                 "message_id": message["id"],
-                                                                 "channel_id": message["channel_id"]})
-        if kind == "message_command":  # a command from a message's Apps menu (type 3)
-            name, message = str(data.get("name", "")), self.messages.get(str(data.get("message_id")))
-            registered = {c["name"]: c.get("type", 1) for cmds in self.commands.values() for c in cmds}
-            if registered and registered.get(name) != 3:
-                return _error(400, 10063, f"Unknown message command {name!r} (not registered)")
-            if message is None:
-                return _error(400, 10008, "Unknown Message")
-            return self._interaction_payload("message_command", user, {
-                "name": name, "message": message, "channel_id": message["channel_id"]})
-        if kind == "modal_submit":
-            return self._interaction_payload("modal_submit", user, {"custom_id": data.get("custom_id", ""),
-                                                                    "fields": data.get("fields") or {}})
-        if kind == "ping":
-            return self._interaction_payload("ping", user, {})
-        return _error(400, 50035, "type is command, message_command, component, modal_submit or ping")
+        build = {"command": self._command_interaction, "component": self._component_interaction,
+                 "message_command": self._message_command_interaction,
+                 "modal_submit": lambda u, d: self._interaction_payload("modal_submit", u, {
+                     "custom_id": d.get("custom_id", ""), "fields": d.get("fields") or {}}),
+                 "ping": lambda u, d: self._interaction_payload("ping", u, {})}.get(str(data.get("type")))
+        if build is None:
+            return _error(400, 50035, "type is command, message_command, component, modal_submit or ping")
+        return build(user, data)
+
+    def _command_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
+        name = str(data.get("name", ""))
+        registered = {c["name"] for cmds in self.commands.values() for c in cmds}
+        if registered and name not in registered:
+            return _error(400, 10063, f"Unknown application command {name!r} (not registered)")
+        return self._interaction_payload(name, user, {"options": data.get("options") or {},
+                                                      "channel_id": data.get("channel_id")})
+
+    def _component_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
+        message = self.messages.get(str(data.get("message_id")))
+        if message is None or message["channel_id"] != str(data.get("channel_id", message and message["channel_id"])):
+            return _error(400, 10008, "Unknown Message")
+        buttons = [b for row in message["components"] for b in row.get("components", [])]
+        index = data.get("option_index")
+        button = (next((b for b in buttons if b.get("custom_id") == data["custom_id"]), None)
+                  if data.get("custom_id") else
+                  buttons[index] if isinstance(index, int) and 0 <= index < len(buttons) else None)
+        if button is None:
+            return _error(400, 50035, "no such button on that message")
+        if button.get("disabled"):
+            return _error(400, 50035, "that button is disabled (Discord does not deliver presses)")
+        return self._interaction_payload("component", user, {"custom_id": button["custom_id"],
+                                                             "message_id": message["id"],
+                                                             "channel_id": message["channel_id"]})
+
+    def _message_command_interaction(self, user: Mapping[str, Any],
+                                     data: Mapping[str, Any]) -> dict[str, Any] | Reply:
+        # A command from a message's Apps menu (type 3).
+        name, message = str(data.get("name", "")), self.messages.get(str(data.get("message_id")))
+        registered = {c["name"]: c.get("type", 1) for cmds in self.commands.values() for c in cmds}
+        if registered and registered.get(name) != 3:
+            return _error(400, 10063, f"Unknown message command {name!r} (not registered)")
+        if message is None:
+            return _error(400, 10008, "Unknown Message")
+        return self._interaction_payload("message_command", user, {
+            "name": name, "message": message, "channel_id": message["channel_id"]})
 
     # ---- serializers and writes -----------------------------------------------------------
 
@@ -884,7 +896,9 @@ class DiscordSandbox(Sandbox):
 
 
 def _guild(sb: DiscordSandbox, req: Call) -> Reply | None:
-    return _error(404, 10004, "Unknown Guild") if req.params.get("guild_id") != sb.seed.guild_id else None
+    """Discord's 10004 for a path naming another guild (the dispatcher asks it of every route)."""
+    other = req.params.get("guild_id", sb.seed.guild_id) != sb.seed.guild_id
+    return _error(404, 10004, "Unknown Guild") if other else None
 
 
 def _int_arg(req: Call, name: str, default: int, low: int, high: int) -> int | Reply:
@@ -910,8 +924,6 @@ def _snowflake_args(req: Call, *names: str) -> dict[str, int] | Reply:
 
 @_route("GET", "/guilds/{guild_id}/members/{user_id}", bucket="member.get")
 def _get_member(sb: DiscordSandbox, req: Call) -> Reply:
-    if (bad := _guild(sb, req)) is not None:
-        return bad
     if (uid := req.params["user_id"]) not in sb.members:
         return _unknown("Member", 10007) if uid in sb.users else _unknown("User", 10013)
     return Reply(200, sb._member_json(uid))
@@ -919,8 +931,6 @@ def _get_member(sb: DiscordSandbox, req: Call) -> Reply:
 
 @_route("GET", "/guilds/{guild_id}/members", bucket="members.list")
 def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
-    if (bad := _guild(sb, req)) is not None:
-        return bad
     if isinstance(limit := _int_arg(req, "limit", 1, 1, 1000), Reply):
         return limit
     if isinstance(after := _snowflake_args(req, "after"), Reply):
@@ -938,8 +948,6 @@ def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
 
 @_route("GET", "/guilds/{guild_id}/members/search", bucket="members.search")
 def _search_members(sb: DiscordSandbox, req: Call) -> Reply:
-    if (bad := _guild(sb, req)) is not None:
-        return bad
     query = (req.arg("query") or "").lower()
     if not 1 <= len(query) <= 100:
         return _form_error(query="This field is required" if not query else "Must be between 1 and 100 in length.")
@@ -956,8 +964,6 @@ _ROLE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 @_route("PUT", _ROLE, bucket="member.roles", grant=True)
 @_route("DELETE", _ROLE, bucket="member.roles", grant=False)
 def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
-    if (bad := _guild(sb, req)) is not None:
-        return bad
     uid, rid = req.params["user_id"], req.params["role_id"]
     if uid not in sb.members:
         return _unknown("Member", 10007)
@@ -976,21 +982,18 @@ def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
 
 @_route("GET", "/guilds/{guild_id}/roles", bucket="roles")
 def _list_roles(sb: DiscordSandbox, req: Call) -> Reply:
-    return _guild(sb, req) or Reply(200, [sb._role_json(r) for r in sorted(sb.roles.values(),
-                                                                            key=lambda r: r["position"])])
+    return Reply(200, [sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])])
 
 
 @_route("GET", "/guilds/{guild_id}/channels", bucket="channels")
 def _list_channels(sb: DiscordSandbox, req: Call) -> Reply:
-    return _guild(sb, req) or Reply(200, [
+    return Reply(200, [
         shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
         for c in sb.channels.values() if c["type"] in (0, 5, 15)])
 
 
 @_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search")
 def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
-    if (bad := _guild(sb, req)) is not None:
-        return bad
     if pending := sb.faults.get("search_not_indexed", 0):
         if pending > 0:
             sb.faults["search_not_indexed"] = pending - 1
@@ -1042,34 +1045,37 @@ def _validate_components(components: Any) -> Reply | None:
     return _form_error(components=found) if found else None
 
 
-@_route("POST", "/channels/{channel_id}/messages", bucket="message.create")
-def _create_message(sb: DiscordSandbox, req: Call) -> Reply:
-    if (channel := sb.channels.get(cid := req.params["channel_id"])) is None:
-        return _unknown("Channel", 10003)
-    if not isinstance(data := req.json() or {}, dict):
+def _message_problem(data: Any, files: list[dict[str, Any]]) -> Reply | None:
+    """What Discord refuses in a new message's body, before the channel's own rules."""
+    if not isinstance(data, dict):
         return _form_error(body="Must be an object.")
     if (content := data.get("content")) is not None and not isinstance(content, str):
         return _form_error(content="Must be a string.")
     if (bad := _too_long(data)) is not None:
         return bad
-    if not (content or data.get("components") or data.get("embeds") or data.get("poll") or req.files):
+    if not (content or data.get("components") or data.get("embeds") or data.get("poll") or files):
         return _error(400, 50006, "Cannot send an empty message")
-    if (bad := _validate_components(data.get("components"))) is not None:
-        return bad
-    if req.files:
-        data = {**data, "_files": req.files}
     if (nonce := data.get("nonce")) is not None and (not isinstance(nonce, (str, int)) or len(str(nonce)) > 25):
-        return _form_error(nonce="Must be 25 or fewer in length.")
+        return _validate_components(data.get("components")) or _form_error(nonce="Must be 25 or fewer in length.")
+    return _validate_components(data.get("components"))
+
+
+@_route("POST", "/channels/{channel_id}/messages", bucket="message.create")
+def _create_message(sb: DiscordSandbox, req: Call) -> Reply:
+    if (channel := sb.channels.get(cid := req.params["channel_id"])) is None:
+        return _unknown("Channel", 10003)
+    if (bad := _message_problem(data := req.json() or {}, req.files)) is not None:
+        return bad
+    data, nonce = {**data, "_files": req.files} if req.files else data, data.get("nonce")
     if channel["type"] == 1 and not sb.users[channel["recipient_id"]]["accepts_dms"]:
         return _error(403, 50007, "Cannot send messages to this user")
-    now = time.monotonic()
-    if nonce is not None and data.get("enforce_nonce"):
-        seen = sb.nonces.get((sb.bot_id, str(nonce)))
-        if seen and now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
+    now, key = time.monotonic(), (sb.bot_id, str(nonce))
+    if nonce is not None and data.get("enforce_nonce") and (seen := sb.nonces.get(key)):
+        if now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
             return Reply(200, sb._message_json(sb.messages[seen[1]]))
     msg = sb._create_message(cid, sb.bot_id, data)
     if nonce is not None:
-        sb.nonces[(sb.bot_id, str(nonce))] = (now, msg["id"])
+        sb.nonces[key] = (now, msg["id"])
     return Reply(200, sb._message_json(msg))
 
 
@@ -1080,16 +1086,13 @@ def _find_message(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
     return _unknown("Message", 10008) if msg is None or msg["channel_id"] != req.params["channel_id"] else msg
 
 
-@_route("GET", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit")
-def _get_message(sb: DiscordSandbox, req: Call) -> Reply:
-    msg = _find_message(sb, req)
-    return msg if isinstance(msg, Reply) else Reply(200, sb._message_json(msg))
+@_route("GET", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message)
+def _get_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
+    return Reply(200, sb._message_json(msg))
 
 
-@_route("PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit")
-def _edit_message(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(msg := _find_message(sb, req), Reply):
-        return msg
+@_route("PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message)
+def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
     if msg["author_id"] != sb.bot_id:
         return _error(403, 50005, "Cannot edit a message authored by another user")
     data = req.json() or {}
@@ -1116,10 +1119,8 @@ def _list_messages(sb: DiscordSandbox, req: Call) -> Reply:
     return Reply(200, [sb._message_json(m) for m in reversed(rows)])
 
 
-@_route("DELETE", "/channels/{channel_id}/messages/{message_id}", bucket="message.delete")
-def _delete_message(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(msg := _find_message(sb, req), Reply):
-        return msg
+@_route("DELETE", "/channels/{channel_id}/messages/{message_id}", bucket="message.delete", find=_find_message)
+def _delete_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
     sb.messages.pop(msg["id"], None)
     return Reply(204)
 
@@ -1180,10 +1181,8 @@ def _thread_args(data: Mapping[str, Any]) -> Reply | None:
     return None
 
 
-@_route("POST", "/channels/{channel_id}/messages/{message_id}/threads", bucket="threads")
-def _thread_from_message(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(msg := _find_message(sb, req), Reply):
-        return msg
+@_route("POST", "/channels/{channel_id}/messages/{message_id}/threads", bucket="threads", find=_find_message)
+def _thread_from_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
     if (bad := _thread_args(data := req.json() or {})) is not None:
         return bad
     if msg.get("thread_id"):
@@ -1218,15 +1217,13 @@ def _add_thread_member(sb: DiscordSandbox, req: Call) -> Reply:
 
 @_route("GET", "/guilds/{guild_id}/scheduled-events", bucket="events")
 def _list_events(sb: DiscordSandbox, req: Call) -> Reply:
-    return _guild(sb, req) or Reply(200, [dict(e) for e in sb.events.values() if e["status"] in (1, 2)])
+    return Reply(200, [dict(e) for e in sb.events.values() if e["status"] in (1, 2)])
 
 
-@_route("POST", "/guilds/{guild_id}/scheduled-events", bucket="events")
-def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
-    if (bad := _guild(sb, req)) is not None:
-        return bad
-    data, errors = req.json() or {}, {}
-    if not isinstance(name := data.get("name"), str) or not 1 <= len(name) <= 100:
+def _event_problems(data: Mapping[str, Any]) -> dict[str, str]:
+    """The field errors of a new EXTERNAL scheduled event (the only kind emulated)."""
+    errors, location = {}, (data.get("entity_metadata") or {}).get("location")
+    if not isinstance(data.get("name"), str) or not 1 <= len(data["name"]) <= 100:
         errors["name"] = "Must be between 1 and 100 in length."
     if data.get("description") is not None and len(str(data["description"])) > 1000:
         errors["description"] = "Must be 1000 or fewer in length."
@@ -1234,49 +1231,58 @@ def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
         errors["privacy_level"] = "Value must be one of (2,)."
     if data.get("entity_type") != 3:
         errors["entity_type"] = "Only EXTERNAL (3) events are emulated."
-    if not isinstance(location := (data.get("entity_metadata") or {}).get("location"), str) or not 1 <= len(location) <= 100:
+    if not isinstance(location, str) or not 1 <= len(location) <= 100:
         errors["entity_metadata.location"] = "Must be between 1 and 100 in length."
-    try:
-        start = datetime.fromisoformat(str(data.get("scheduled_start_time")))
-        end = datetime.fromisoformat(str(data.get("scheduled_end_time")))
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError
-        if start <= datetime.now(UTC):
-            errors["scheduled_start_time"] = "Cannot schedule event in the past."
-        elif end <= start:
-            errors["scheduled_end_time"] = "Must be after the start time."
-    except ValueError:
+    start, end = (_aware(data.get(f"scheduled_{edge}_time")) for edge in ("start", "end"))
+    if start is None or end is None:
         errors["scheduled_start_time"] = "Both times are required ISO8601 timestamps for EXTERNAL events."
-    if errors:
+    elif start <= datetime.now(UTC):
+        errors["scheduled_start_time"] = "Cannot schedule event in the past."
+    elif end <= start:
+        errors["scheduled_end_time"] = "Must be after the start time."
+    return errors
+
+
+def _aware(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+@_route("POST", "/guilds/{guild_id}/scheduled-events", bucket="events")
+def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
+    if errors := _event_problems(data := req.json() or {}):
         return _form_error(**errors)
     if sum(1 for e in sb.events.values() if e["status"] in (1, 2)) >= 100:
         return _error(400, 30038, "Maximum number of guild events reached (100)")
     eid = sb._id()
     sb.events[eid] = shaped(
-        _shapes.EVENT, id=eid, guild_id=sb.seed.guild_id, name=name,
+        _shapes.EVENT, id=eid, guild_id=sb.seed.guild_id, name=data["name"],
         description=data.get("description"), creator_id=sb.bot_id, creator=sb._user_json(sb.bot_id),
-        entity_metadata={"location": location},
-        scheduled_start_time=start.astimezone(UTC).isoformat(),
-        scheduled_end_time=end.astimezone(UTC).isoformat())
+        entity_metadata={"location": data["entity_metadata"]["location"]},
+        scheduled_start_time=datetime.fromisoformat(data["scheduled_start_time"]).astimezone(UTC).isoformat(),
+        scheduled_end_time=datetime.fromisoformat(data["scheduled_end_time"]).astimezone(UTC).isoformat())
     sb.audit(100, user_id=sb.bot_id, target_id=eid,
              reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
     return Reply(200, dict(sb.events[eid]))
 
 
+# The audit log's filters: each query argument and what an entry must have for it.
+_AUDIT_FILTERS: dict[str, Callable[[Mapping[str, Any], int], bool]] = {
+    "before": lambda e, v: int(e["id"]) < v, "after": lambda e, v: int(e["id"]) > v,
+    "user_id": lambda e, v: e["user_id"] == str(v), "target_id": lambda e, v: e["target_id"] == str(v),
+    "action_type": lambda e, v: e["action_type"] == v}
+
+
 @_route("GET", "/guilds/{guild_id}/audit-logs", bucket="audit_log")
 def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
-    if (bad := _guild(sb, req)) is not None:
-        return bad
     if isinstance(limit := _int_arg(req, "limit", 50, 1, 100), Reply):
         return limit
-    if isinstance(bounds := _snowflake_args(req, "before", "after", "user_id", "target_id", "action_type"), Reply):
+    if isinstance(bounds := _snowflake_args(req, *_AUDIT_FILTERS), Reply):
         return bounds
-    entries = [e for e in sb.audit_log
-               if ("before" not in bounds or int(e["id"]) < bounds["before"])
-               and ("after" not in bounds or int(e["id"]) > bounds["after"])
-               and ("user_id" not in bounds or e["user_id"] == str(bounds["user_id"]))
-               and ("target_id" not in bounds or e["target_id"] == str(bounds["target_id"]))
-               and ("action_type" not in bounds or e["action_type"] == bounds["action_type"])]
+    entries = [e for e in sb.audit_log if all(_AUDIT_FILTERS[k](e, v) for k, v in bounds.items())]
     # Newest first, except with only `after`: then oldest first (the docs' "reversed" order).
     entries.sort(key=lambda e: int(e["id"]), reverse=not ("after" in bounds and "before" not in bounds))
     page = entries[:limit]
@@ -1287,12 +1293,29 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
                              audit_log_entries=entries))
 
 
+def _command_problem(cmd: Any) -> tuple[str, str] | None:
+    """(field, message) when ``cmd`` is not a command Discord takes."""
+    name, desc, kind = (cmd.get("name"), cmd.get("description", ""), cmd.get("type", 1)) if isinstance(
+        cmd, dict) else (None, None, None)
+    # USER (2) and MESSAGE (3) commands: any case, spaces allowed, an empty description.
+    # https://discord.com/developers/docs/interactions/application-commands#application-command-object
+    if kind in (2, 3):
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 32 or len(name) > 32:
+            return "name", "Command name is invalid"
+        return ("description", "User and message commands take no description and no options.") if (
+            desc != "" or cmd.get("options")) else None
+    if kind != 1:
+        return "type", "Value must be one of {1, 2, 3}."
+    if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
+        return "name", "Command name is invalid"
+    return None if isinstance(desc, str) and 1 <= len(desc) <= 100 else (
+        "description", "Must be between 1 and 100 in length.")
+
+
 @_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands",
         scope="guild")
 @_route("PUT", "/applications/{application_id}/commands", bucket="commands", scope="global")
 def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
-    if scope == "guild" and (bad := _guild(sb, req)) is not None:
-        return bad
     scope = sb.seed.guild_id if scope == "guild" else scope
     if req.params["application_id"] != sb.seed.application_id:
         return _error(403, 50001, "Missing Access")
@@ -1301,28 +1324,14 @@ def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
     names: set[str] = set()
     out = []
     for i, cmd in enumerate(data):
-        name = cmd.get("name") if isinstance(cmd, dict) else None
-        desc = cmd.get("description", "") if isinstance(cmd, dict) else None
-        kind = cmd.get("type", 1) if isinstance(cmd, dict) else None
-        # USER (2) and MESSAGE (3) commands: any case, spaces allowed, an empty description.
-        # https://discord.com/developers/docs/interactions/application-commands#application-command-object
-        if kind in (2, 3):
-            if not isinstance(name, str) or not 1 <= len(name.strip()) <= 32 or len(name) > 32:
-                return _form_error(**{f"{i}.name": "Command name is invalid"})
-            if desc != "" or cmd.get("options"):
-                return _form_error(**{f"{i}.description": "User and message commands take no "
-                                                          "description and no options."})
-        elif kind != 1:
-            return _form_error(**{f"{i}.type": "Value must be one of {1, 2, 3}."})
-        elif not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
-            return _form_error(**{f"{i}.name": "Command name is invalid"})
-        elif not isinstance(desc, str) or not 1 <= len(desc) <= 100:
-            return _form_error(**{f"{i}.description": "Must be between 1 and 100 in length."})
-        if name in names:
-            return _form_error(**{f"{i}.name": "Application command names must be unique"})
-        names.add(name)
+        if (problem := _command_problem(cmd)) is None and cmd["name"] in names:
+            problem = "name", "Application command names must be unique"
+        if problem:
+            return _form_error(**{f"{i}.{problem[0]}": problem[1]})
+        names.add(cmd["name"])
         out.append(shaped(_shapes.COMMAND, id=sb._id(), application_id=sb.seed.application_id,
-                          version=sb._id(), type=kind, name=name, description=desc,
+                          version=sb._id(), type=cmd.get("type", 1), name=cmd["name"],
+                          description=cmd.get("description", ""),
                           **({"guild_id": scope} if scope != "global" else {}),
                           **({"options": [dict(o) for o in cmd["options"]]}
                              if cmd.get("options") else {})))
@@ -1330,8 +1339,8 @@ def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
     return Reply(200, out)
 
 
-def _interaction_for(sb: DiscordSandbox, req: Call, *, webhook: bool) -> dict[str, Any] | Reply:
-    if webhook and req.params["webhook_id"] != sb.seed.application_id:
+def _interaction_for(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
+    if req.params.get("webhook_id", sb.seed.application_id) != sb.seed.application_id:
         return _error(404, 10015, "Unknown Webhook")
     record = sb.interactions.get(req.params["interaction_token"])
     # Interaction tokens are valid for 15 minutes.
@@ -1340,10 +1349,9 @@ def _interaction_for(sb: DiscordSandbox, req: Call, *, webhook: bool) -> dict[st
     return record
 
 
-@_route("POST", "/interactions/{interaction_id}/{interaction_token}/callback", bucket="callback", auth=False)
-def _callback(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(record := _interaction_for(sb, req, webhook=False), Reply):
-        return record
+@_route("POST", "/interactions/{interaction_id}/{interaction_token}/callback", bucket="callback", auth=False,
+        find=_interaction_for)
+def _callback(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if record["id"] != req.params["interaction_id"]:
         return _error(404, 10062, "Unknown interaction")
     if record["acknowledged"]:
@@ -1352,10 +1360,8 @@ def _callback(sb: DiscordSandbox, req: Call) -> Reply:
     return _form_error(body=problem) if problem else Reply(204)
 
 
-@_route("POST", "/webhooks/{webhook_id}/{interaction_token}", bucket="webhook", auth=False)
-def _followup(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(record := _interaction_for(sb, req, webhook=True), Reply):
-        return record
+@_route("POST", "/webhooks/{webhook_id}/{interaction_token}", bucket="webhook", auth=False, find=_interaction_for)
+def _followup(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if not record["acknowledged"]:
         return _error(404, 10015, "Unknown Webhook")  # nothing to follow up before the first answer
     data = req.json() or {}
@@ -1366,10 +1372,9 @@ def _followup(sb: DiscordSandbox, req: Call) -> Reply:
     return Reply(200, sb._message_json(sb._create_message(record["channel_id"], sb.bot_id, data, interaction=record)))
 
 
-@_route("PATCH", "/webhooks/{webhook_id}/{interaction_token}/messages/@original", bucket="webhook", auth=False)
-def _edit_original(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(record := _interaction_for(sb, req, webhook=True), Reply):
-        return record
+@_route("PATCH", "/webhooks/{webhook_id}/{interaction_token}/messages/@original", bucket="webhook", auth=False,
+        find=_interaction_for)
+def _edit_original(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if (msg := sb.messages.get(record.get("original_id") or "")) is None:
         return _unknown("Message", 10008)
     data = req.json() or {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.discord.sandbox import DEFAULT_BUCKETS, _form_error, _guild, _route
+from connectors.discord.sandbox import DEFAULT_BUCKETS, _form_error, _route
 from connectors.sandboxkit import Call, Reply
 
 DEFAULT_BUCKETS.setdefault("welcome", (5, 5.0))  # invented, as the sandbox's other buckets
@@ -27,40 +27,37 @@ def _screen(sb: Any) -> dict[str, Any]:
 
 @_route("GET", "/guilds/{guild_id}/welcome-screen", bucket="welcome")
 def _get_welcome(sb: Any, req: Call) -> Reply:
-    if (bad := _guild(sb, req)) is not None:
-        return bad
     screen = _screen(sb)
     return Reply(200, {"description": screen["description"], "welcome_channels": list(screen["welcome_channels"])})
 
 
+def _welcome_rows(sb: Any, channels: Any, errors: dict[str, str]) -> list[dict[str, Any]]:
+    """The welcome channels of a PATCH, each checked (the problems go to ``errors``)."""
+    if not isinstance(channels, list) or len(channels) > 5:
+        errors["welcome_channels"] = "Must be 5 or fewer in length."
+        return []
+    rows: list[dict[str, Any]] = []
+    for i, row in enumerate(channels):
+        if not isinstance(row, dict) or str(row.get("channel_id")) not in sb.channels:
+            errors[f"welcome_channels.{i}.channel_id"] = "Unknown channel."
+        elif not isinstance(text := row.get("description"), str) or not 1 <= len(text) <= 50:
+            errors[f"welcome_channels.{i}.description"] = "Must be between 1 and 50 in length."
+        else:
+            rows.append({"channel_id": str(row["channel_id"]), "description": text,
+                         "emoji_id": row.get("emoji_id"), "emoji_name": row.get("emoji_name")})
+    return rows
+
+
 @_route("PATCH", "/guilds/{guild_id}/welcome-screen", bucket="welcome")
 def _patch_welcome(sb: Any, req: Call) -> Reply:
-    if (bad := _guild(sb, req)) is not None:
-        return bad
-    try:
-        data = req.json()
-    except ValueError:
-        return _form_error(body="Must be a JSON object.")
-    if not isinstance(data, dict):
+    if not isinstance(data := req.json(), dict):  # the dispatcher answered a body that is not JSON
         return _form_error(body="Must be a JSON object.")
     errors: dict[str, str] = {}
     description = data.get("description")
     if description is not None and (not isinstance(description, str) or len(description) > 140):
         errors["description"] = "Must be 140 or fewer in length."
     channels = data.get("welcome_channels")
-    rows: list[dict[str, Any]] = []
-    if channels is not None:
-        if not isinstance(channels, list) or len(channels) > 5:
-            errors["welcome_channels"] = "Must be 5 or fewer in length."
-        else:
-            for i, row in enumerate(channels):
-                if not isinstance(row, dict) or str(row.get("channel_id")) not in sb.channels:
-                    errors[f"welcome_channels.{i}.channel_id"] = "Unknown channel."
-                elif not isinstance(text := row.get("description"), str) or not 1 <= len(text) <= 50:
-                    errors[f"welcome_channels.{i}.description"] = "Must be between 1 and 50 in length."
-                else:
-                    rows.append({"channel_id": str(row["channel_id"]), "description": text,
-                                 "emoji_id": row.get("emoji_id"), "emoji_name": row.get("emoji_name")})
+    rows = _welcome_rows(sb, channels, errors) if channels is not None else []
     if data.get("enabled") is not None and not isinstance(data.get("enabled"), bool):
         errors["enabled"] = "Must be a boolean."
     if errors:

@@ -149,6 +149,10 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def _dated(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
 def _parse_ts(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -364,8 +368,7 @@ class DiscourseSandbox(Sandbox):
         """Everything inspectable, JSON-ready (``GET /_sandbox/state``)."""
         with self._lock:
             return {
-                "users": [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in u.items()}
-                          for u in sorted(self.users.values(), key=lambda u: u["id"])],
+                "users": [_dated(u) for u in sorted(self.users.values(), key=lambda u: u["id"])],
                 "groups": [{"id": g["id"], "name": g["name"], "full_name": g["full_name"],
                             "members": sorted(self.users[m]["username"] for m in g["members"])}
                            for g in self.groups.values()],
@@ -373,10 +376,7 @@ class DiscourseSandbox(Sandbox):
                 "topics": [{k: v for k, v in t.items() if k != "posts"} | {"post_ids": list(t["posts"])}
                            for t in self.topics.values()],
                 "posts": [{k: v for k, v in p.items() if k != "polls"} for p in self.posts.values()],
-                "polls": [{"post_id": p["id"], **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
-                           "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
-                           "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
-                          for p in self.posts.values() for poll in p["polls"]],
+                "polls": [self._poll_state(p["id"], poll) for p in self.posts.values() for poll in p["polls"]],
                 "role_changes": list(self.role_changes), "staff_actions": copy.deepcopy(self.staff_actions),
                 "flags": copy.deepcopy(self.flags),
                 "pending_admin_confirmations": [{k: v[k] for k in ("user_id", "requested_by", "expires_at")}
@@ -389,6 +389,11 @@ class DiscourseSandbox(Sandbox):
                 "uploads": [{k: v for k, v in u.items() if k != "content"} for u in self.uploads.values()],
                 "settings": self.settings.model_dump(), **self.stats(),
             }
+
+    def _poll_state(self, post_id: int, poll: Mapping[str, Any]) -> dict[str, Any]:
+        return {"post_id": post_id, **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
+                "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
+                "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
 
     # ---- the platform ------------------------------------------------------------------------
 
@@ -416,15 +421,12 @@ class DiscourseSandbox(Sandbox):
         methods = self.faults.get("methods")
         # errors injected only on these methods (e.g. writes, not reads)
         if (not methods or req.method in methods) and (status := self.injected_status(503)):
-            self._count(req, None, status)
+            self.count(f"{req.method} {req.path}", status)
             return Reply(status, text=f"sandbox: injected HTTP {status}\n")
-        route, params = self._match(req)
+        route, params = _route.match(req.method, *_json_paths(req))
         response = self._handle_locked(req, route, params)
-        self._count(req, route, response.status)
+        self.count(f"{req.method} {route.template if route else req.path}", response.status)
         return response
-
-    def _count(self, req: Call, route: Any, status: int) -> None:
-        self.count(f"{req.method} {route.template if route else req.path}", status)
 
     def _note_limited(self, kind: str, req: Call) -> None:
         self.note_limited(kind=kind, request=f"{req.method} {req.path}")
@@ -438,9 +440,6 @@ class DiscourseSandbox(Sandbox):
              "extras": {"wait_seconds": wait_seconds, "time_left": time_left}},
             headers={"Retry-After": str(wait_seconds), "Discourse-Rate-Limit-Error-Code": "admin_api_key_rate_limit"},
         )
-
-    def _match(self, req: Call) -> tuple[Any, dict[str, str]]:
-        return _route.match(req.method, *_json_paths(req))
 
     def _handle_locked(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
         now = time.monotonic()
@@ -529,15 +528,10 @@ class DiscourseSandbox(Sandbox):
             return {"id": user["id"], "username": user["username"], "name": user["name"],
                     "avatar_template": self._avatar(user)}
 
-        entry = {"id": len(self.staff_actions) + 1, "action_name": action_name, "details": details,
-                 "context": extra.pop("context", None), "ip_address": None, "email": None,
-                 "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                 "subject": None, "previous_value": extra.pop("previous_value", None),
-                 "new_value": extra.pop("new_value", None), "topic_id": extra.pop("topic_id", None),
-                 "post_id": extra.pop("post_id", None), "category_id": None,
-                 "action": _STAFF_ACTION_IDS.get(action_name, 0), "custom_type": None,
-                 "acting_user": basic(acting), "target_user": basic(target)}
-        entry.update(extra)
+        entry = shaped(_shapes.STAFF_ACTION, id=len(self.staff_actions) + 1, action_name=action_name,
+                       details=details, action=_STAFF_ACTION_IDS.get(action_name, 0),
+                       created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                       acting_user=basic(acting), target_user=basic(target), **extra)
         self.staff_actions.append(entry)
         return entry
 
@@ -774,6 +768,18 @@ def _int_param(value: str | None) -> int | None:
         return None
 
 
+def _target(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
+    return sb.users.get(_int_param(req.params["id"]) or 0) or _not_found()
+
+
+def _named_group(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
+    return sb._group_by_name(req.params["name"]) or _not_found()
+
+
+def _group_at(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
+    return sb.groups.get(_int_param(req.params["id"]) or 0) or _not_found()
+
+
 # UserHistory.actions ids of the rows the sandbox writes (others: 0).
 _STAFF_ACTION_IDS = {"delete_user": 1, "suspend_user": 10, "unsuspend_user": 11, "delete_post": 19,
                      "silence_user": 30, "unsilence_user": 31, "post_rejected": 89, "post_approved": 73}
@@ -796,13 +802,10 @@ def _staff_action_logs(sb: DiscourseSandbox, req: Call) -> Reply:
     })
 
 
-@_route("PUT", "/admin/users/{id}/suspend.json", access="staff", bind={"kind": "suspend"})
-@_route("PUT", "/admin/users/{id}/silence.json", access="staff", bind={"kind": "silence"})
-def _restrict(sb: DiscourseSandbox, req: Call, kind: str) -> Reply:
+@_route("PUT", "/admin/users/{id}/suspend.json", access="staff", bind={"kind": "suspend"}, find=_target)
+@_route("PUT", "/admin/users/{id}/silence.json", access="staff", bind={"kind": "silence"}, find=_target)
+def _restrict(sb: DiscourseSandbox, req: Call, target: dict[str, Any], kind: str) -> Reply:
     # PUT /admin/users/{id}/suspend.json {suspend_until, reason} and silence.json {silenced_till, reason}.
-    target = _target(sb, req)
-    if target is None:
-        return _not_found()
     data = req.form()
     until_field = "suspend_until" if kind == "suspend" else "silenced_till"
     if not data.get(until_field) or not data.get("reason"):
@@ -829,10 +832,9 @@ def _restrict(sb: DiscourseSandbox, req: Call, kind: str) -> Reply:
                                    "silenced_till": till, "silenced_at": now, "silenced_by": by}})
 
 
-@_route("GET", "/u/{username}.json")
-def _get_user(sb: DiscourseSandbox, req: Call) -> Reply:
-    user = sb._user_by_name(req.params["username"])
-    return _not_found() if user is None else Reply(200, {"user_badges": [], "user": sb._user_show(user)})
+@_route("GET", "/u/{username}.json", find=lambda sb, req: sb._user_by_name(req.params["username"]) or _not_found())
+def _get_user(sb: DiscourseSandbox, req: Call, user: dict[str, Any]) -> Reply:
+    return Reply(200, {"user_badges": [], "user": sb._user_show(user)})
 
 
 @_route("GET", "/admin/users/list/{flag}.json", access="staff")
@@ -847,23 +849,16 @@ def _list_users(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, [sb._list_item(u) for u in users[(page - 1) * 100: page * 100]])
 
 
-@_route("GET", "/admin/users/{id}.json", access="staff")
-def _admin_get_user(sb: DiscourseSandbox, req: Call) -> Reply:
-    user = _target(sb, req)
-    return _not_found() if user is None else Reply(200, sb._admin_user(user, req.user or {}))
-
-
-def _target(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | None:
-    return sb.users.get(_int_param(req.params["id"]) or 0)
+@_route("GET", "/admin/users/{id}.json", access="staff", find=_target)
+def _admin_get_user(sb: DiscourseSandbox, req: Call, user: dict[str, Any]) -> Reply:
+    return Reply(200, sb._admin_user(user, req.user or {}))
 
 
 @_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True,
-        bind={"grant": True})
+        bind={"grant": True}, find=_target)
 @_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True,
-        bind={"grant": False})
-def _moderation(sb: DiscourseSandbox, req: Call, grant: bool) -> Reply:
-    if (target := _target(sb, req)) is None:
-        return _not_found()
+        bind={"grant": False}, find=_target)
+def _moderation(sb: DiscourseSandbox, req: Call, target: dict[str, Any], grant: bool) -> Reply:
     if target["moderator"] == grant:  # Guardian#can_grant_moderation? is false for a moderator
         return _invalid_access()
     target["moderator"] = grant
@@ -871,11 +866,8 @@ def _moderation(sb: DiscourseSandbox, req: Call, grant: bool) -> Reply:
     return Reply(200, sb._admin_user(target, req.user))
 
 
-@_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True)
-def _grant_admin(sb: DiscourseSandbox, req: Call) -> Reply:
-    target = _target(sb, req)
-    if target is None:
-        return _not_found()
+@_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True, find=_target)
+def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
     acting = req.user
     if target["admin"]:
         return _invalid_access()
@@ -891,11 +883,8 @@ def _grant_admin(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, {"success": "OK", "email_confirmation_required": True})
 
 
-@_route("PUT", "/admin/users/{id}/revoke_admin.json", access="admin", optional_json=True)
-def _revoke_admin(sb: DiscourseSandbox, req: Call) -> Reply:
-    target = _target(sb, req)
-    if target is None:
-        return _not_found()
+@_route("PUT", "/admin/users/{id}/revoke_admin.json", access="admin", optional_json=True, find=_target)
+def _revoke_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
     if not target["admin"] or target["id"] == req.user["id"] or target["id"] < 0:
         return _invalid_access()
     target["admin"] = False
@@ -911,21 +900,15 @@ def _site_settings(sb: DiscourseSandbox, req: Call) -> Reply:
                                               "category": "required", "default": "Discourse"}]})
 
 
-@_route("GET", "/groups/{name}.json")
-def _get_group(sb: DiscourseSandbox, req: Call) -> Reply:
-    group = sb._group_by_name(req.params["name"])
-    if group is None:
-        return _not_found()
+@_route("GET", "/groups/{name}.json", find=_named_group)
+def _get_group(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
     out = shaped(_shapes.GROUP_SHOW, id=group["id"], name=group["name"],
                  full_name=group["full_name"], is_group_user=req.user["id"] in group["members"])
     return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
 
-@_route("GET", "/groups/{name}/members.json")
-def _group_members(sb: DiscourseSandbox, req: Call) -> Reply:
-    group = sb._group_by_name(req.params["name"])
-    if group is None:
-        return _not_found()
+@_route("GET", "/groups/{name}/members.json", find=_named_group)
+def _group_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
     limit = _int_param(req.arg("limit", "50"))
     offset = _int_param(req.arg("offset", "0"))
     if limit is None or offset is None or limit < 1 or offset < 0:
@@ -947,11 +930,8 @@ def _usernames(sb: DiscourseSandbox, req: Call) -> tuple[list[dict[str, Any]], l
     return users, missing
 
 
-@_route("PUT", "/groups/{id}/members.json")
-def _add_members(sb: DiscourseSandbox, req: Call) -> Reply:
-    group = sb.groups.get(_int_param(req.params["id"]) or 0)
-    if group is None:
-        return _not_found()
+@_route("PUT", "/groups/{id}/members.json", find=_group_at)
+def _add_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
     found = _usernames(sb, req)
     if isinstance(found, Reply):
         return found
@@ -972,11 +952,8 @@ def _add_members(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, {"success": "OK", "usernames": added, "emails": []})
 
 
-@_route("DELETE", "/groups/{id}/members.json")
-def _remove_members(sb: DiscourseSandbox, req: Call) -> Reply:
-    group = sb.groups.get(_int_param(req.params["id"]) or 0)
-    if group is None:
-        return _not_found()
+@_route("DELETE", "/groups/{id}/members.json", find=_group_at)
+def _remove_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
     found = _usernames(sb, req)
     if isinstance(found, Reply):
         return found
@@ -1047,27 +1024,38 @@ def _create_post_error(message: str) -> Reply:
     return Reply(422, {"action": "create_post", "errors": [message]})
 
 
-@_route("POST", "/posts.json")
-def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
-    data = req.form()
-    acting = req.user
-    raw = str(data.get("raw") or "")
-    settings = sb.settings
-    topic_id = _int_param(data.get("topic_id")) if data.get("topic_id") not in (None, "") else None
-    is_pm = data.get("archetype") == "private_message"
-    errors = []
-    if topic_id is not None:
-        topic = sb.topics.get(topic_id)
-        if topic is None:
-            return _not_found()
-        min_body = settings.min_personal_message_post_length if topic["archetype"] == "private_message" else settings.min_post_length
+def _recipients(sb: DiscourseSandbox, data: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, int]], None]:
+    """A private message's recipients (users or groups, by name), for ``_new_topic_errors``."""
+    names = [n.strip() for n in str(data.get("target_recipients") or data.get("target_usernames") or "").split(",")
+             if n.strip()]
+    errors, found = [] if names else ["You must choose a valid user."], []
+    for name in names:
+        if (user := sb._user_by_name(name)) is not None:
+            found.append(("user", user["id"]))
+        elif (group := sb._group_by_name(name)) is not None:
+            found.append(("group", group["id"]))
+        else:
+            errors.append(f"Sorry, there is no user or group called {name}.")
+    return errors, found, None
+
+
+def _new_topic_errors(sb: DiscourseSandbox, data: Mapping[str, Any],
+                      is_pm: bool) -> tuple[list[str], list[tuple[str, int]], int | None]:
+    """A new topic's errors, its PM recipients and its category."""
+    if is_pm:
+        errors, recipients, category_id = _recipients(sb, data)
     else:
-        topic = None
-        title = str(data.get("title") or "").strip()
-        min_title = settings.min_personal_message_title_length if is_pm else settings.min_topic_title_length
-        min_body = settings.min_personal_message_post_length if is_pm else settings.min_first_post_length
-        if len(title) < min_title:
-            errors.append(f"Title is too short (minimum is {min_title} characters)")
+        errors, recipients, category_id = [], [], _int_param(data.get("category"))
+        if category_id is not None and category_id not in sb.categories:
+            errors.append("Category can't be blank")
+    external_id = data.get("external_id")
+    if external_id and any(t["external_id"] == external_id for t in sb.topics.values()):
+        errors.append("External ID has already been taken")
+    return errors, recipients, category_id
+
+
+def _body_errors(sb: DiscourseSandbox, raw: str, min_body: int, acting: Mapping[str, Any]) -> list[str]:
+    errors, settings = [], sb.settings
     if len(raw) > settings.max_post_length:
         # StrippedLengthValidator: the unstripped length, checked before the minimum.
         errors.append(f"Body is limited to {settings.max_post_length} characters; you entered {len(raw)}.")
@@ -1075,58 +1063,49 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
         errors.append(f"Body is too short (minimum is {min_body} characters)")
     # UniquePostValidator: the same raw from the same user within unique_posts_mins.
     horizon = time.time() - settings.unique_posts_mins * 60
-    if raw.strip() and any(
-        p["user_id"] == acting["id"] and p["raw"].strip() == raw.strip() and p["_ts"] > horizon for p in sb.posts.values()
-    ):
+    if raw.strip() and any(p["user_id"] == acting["id"] and p["raw"].strip() == raw.strip() and p["_ts"] > horizon
+                           for p in sb.posts.values()):
         errors.append("Body is too similar to what you recently posted")
-    polls = _parse_polls(raw)
-    if isinstance(polls, str):
-        errors.append(polls)
-    category_id = None
-    recipients: list[tuple[str, int]] = []
-    if topic is None and not errors:
-        if is_pm:
-            names = [n.strip() for n in str(data.get("target_recipients") or data.get("target_usernames") or "").split(",") if n.strip()]
-            if not names:
-                errors.append("You must choose a valid user.")
-            for name in names:
-                user = sb._user_by_name(name)
-                group = sb._group_by_name(name)
-                if user is not None:
-                    recipients.append(("user", user["id"]))
-                elif group is not None:
-                    recipients.append(("group", group["id"]))
-                else:
-                    errors.append(f"Sorry, there is no user or group called {name}.")
-        else:
-            category_id = _int_param(data.get("category")) if data.get("category") not in (None, "") else None
-            if category_id is not None and category_id not in sb.categories:
-                errors.append("Category can't be blank")
-        external_id = data.get("external_id")
-        if external_id and any(t["external_id"] == external_id for t in sb.topics.values()):
-            errors.append("External ID has already been taken")
-    if errors:
-        return _create_post_error(errors[0]) if len(errors) == 1 else Reply(422, {"action": "create_post", "errors": errors})
+    return errors
 
+
+@_route("POST", "/posts.json")
+def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
+    data, acting, settings = req.form(), req.user, sb.settings
+    raw, is_pm, topic = str(data.get("raw") or ""), data.get("archetype") == "private_message", None
+    if (topic_id := _int_param(data.get("topic_id"))) is not None:
+        if (topic := sb.topics.get(topic_id)) is None:
+            return _not_found()
+        pm_reply, errors = topic["archetype"] == "private_message", []
+        min_body = settings.min_personal_message_post_length if pm_reply else settings.min_post_length
+    else:
+        title = str(data.get("title") or "").strip()
+        min_title = settings.min_personal_message_title_length if is_pm else settings.min_topic_title_length
+        min_body = settings.min_personal_message_post_length if is_pm else settings.min_first_post_length
+        errors = [f"Title is too short (minimum is {min_title} characters)"] if len(title) < min_title else []
+    errors += _body_errors(sb, raw, min_body, acting)
+    if isinstance(polls := _parse_polls(raw), str):
+        errors.append(polls)
+    if topic is None and not errors:
+        errors, recipients, category_id = _new_topic_errors(sb, data, is_pm)
+    if errors:
+        return Reply(422, {"action": "create_post", "errors": errors})
     now = datetime.now(UTC)
-    new_topic = topic is None
-    if new_topic:
+    if new_topic := topic is None:
         title = str(data.get("title")).strip()
-        topic = {
+        topic = sb.topics[sb._next_topic] = {
             "id": sb._next_topic, "title": title, "slug": _slug(title), "category_id": category_id,
             "archetype": "private_message" if is_pm else "regular", "external_id": data.get("external_id") or None,
             "user_id": acting["id"], "created_at": _iso(now), "posts": [], "allowed": recipients,
         }
         sb._next_topic += 1
-        sb.topics[topic["id"]] = topic
-    post = {
+    post = sb.posts[sb._next_post] = {
         "id": sb._next_post, "topic_id": topic["id"], "raw": raw,
         # Numbers continue after a deleted post (Discourse's highest_post_number).
         "post_number": max((sb.posts[p]["post_number"] for p in topic["posts"]), default=0) + 1,
         "cooked": _cook(raw), "user_id": acting["id"], "created_at": _iso(now), "_ts": time.time(), "polls": polls,
     }
     sb._next_post += 1
-    sb.posts[post["id"]] = post
     topic["posts"].append(post["id"])
     acting["post_count"] += 1
     acting["last_posted_at"] = now
@@ -1158,11 +1137,9 @@ def _writable_post(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
     return post
 
 
-@_route("PUT", "/posts/{id}.json")
-def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
+@_route("PUT", "/posts/{id}.json", find=_writable_post)
+def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply:
     """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
-    if isinstance(post := _writable_post(sb, req), Reply):
-        return post
     acting = req.user
     data = req.form()
     fields = data.get("post") if isinstance(data.get("post"), dict) else {
@@ -1185,12 +1162,10 @@ def _update_post(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, {"post": out})
 
 
-@_route("DELETE", "/posts/{id}.json")
-def _destroy_post(sb: DiscourseSandbox, req: Call) -> Reply:
+@_route("DELETE", "/posts/{id}.json", find=_writable_post)
+def _destroy_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply:
     """Delete a post (author or staff: ``PostsController#destroy``, 200); a first post takes its
     topic. Discourse sends ``post_destroyed`` with the post as ``post_created`` has it."""
-    if isinstance(post := _writable_post(sb, req), Reply):
-        return post
     payload = sb._post_payload(post)
     payload["post"]["deleted_at"] = _iso(datetime.now(UTC))
     topic = sb.topics[post["topic_id"]]
@@ -1218,8 +1193,9 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
         post_id, kind = int(data.get("id")), int(data.get("post_action_type_id"))
     except (TypeError, ValueError):
         return _invalid_parameters("id and post_action_type_id must be integers")
-    if kind not in _FLAG_TYPES:
-        return _not_emulated_action(kind)
+    if kind not in _FLAG_TYPES:  # a like, a bookmark…: loud, as every endpoint not emulated
+        return _error(501, f"not emulated by the sandbox: POST /post_actions.json with post_action_type_id {kind}",
+                      "not_emulated")
     post = sb.posts.get(post_id)
     if post is None or not _visible(sb, post, acting):
         return _not_found()
@@ -1235,12 +1211,6 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
                        "avatar_template": sb._avatar(acting)},
         "created_at": flag["at"], "resolved_at": None, "resolved_by": None}})
     return Reply(200, _post_show(sb, post, acting))
-
-
-def _not_emulated_action(kind: int) -> Reply:
-    """A like, bookmark… (not a flag): loud, as every endpoint the sandbox does not emulate."""
-    return Reply(501, {"errors": [f"not emulated by the sandbox: POST /post_actions.json with "
-                                  f"post_action_type_id {kind}"], "error_type": "not_emulated"})
 
 
 def _multipart(req: Call) -> dict[str, Any]:
@@ -1452,9 +1422,10 @@ def _category_topics(sb: DiscourseSandbox, req: Call) -> Reply:
     return _topic_list(sb, req, category["id"])
 
 
-def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str, Any]) -> tuple[dict, dict] | Reply:
+def _find_poll(sb: DiscourseSandbox, req: Call) -> tuple[dict, dict] | Reply:
+    data = req.form()
     post = sb.posts.get(_int_param(data.get("post_id")) or 0)
-    if post is None or not _visible(sb, post, user):
+    if post is None or not _visible(sb, post, req.user):
         return _invalid_parameters("post_id is invalid")
     for poll in post["polls"]:
         if poll["name"] == data.get("poll_name"):
@@ -1462,11 +1433,9 @@ def _find_poll(sb: DiscourseSandbox, data: Mapping[str, Any], user: Mapping[str,
     return _invalid_parameters("poll_name is invalid")
 
 
-@_route("PUT", "/polls/vote")
-def _vote(sb: DiscourseSandbox, req: Call) -> Reply:
-    if isinstance(found := _find_poll(sb, data := req.form(), req.user), Reply):
-        return found
-    post, poll = found
+@_route("PUT", "/polls/vote", find=_find_poll)
+def _vote(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
+    (post, poll), data = found, req.form()
     if poll["status"] != "open":
         return _error(422, "This poll is closed, you cannot vote on it.")
     if poll["groups"]:
@@ -1485,11 +1454,9 @@ def _vote(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, {"poll": sb._poll_json(poll, post, req.user), "vote": list(chosen)})
 
 
-@_route("GET", "/polls/voters.json")
-def _voters(sb: DiscourseSandbox, req: Call) -> Reply:
-    if isinstance(found := _find_poll(sb, data := {k: v[0] for k, v in req.query.items()}, req.user), Reply):
-        return found
-    post, poll = found
+@_route("GET", "/polls/voters.json", find=_find_poll)
+def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
+    (post, poll), data = found, {k: v[0] for k, v in req.query.items()}
     # Poll#can_see_voters?: a public poll whose results this reader may see; nobody, staff
     # included, can list the voters of a secret poll. Discourse answers InvalidParameters.
     if not (poll["public"] and _can_see_results(poll, post, req.user)):
@@ -1505,11 +1472,9 @@ def _voters(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, {"voters": voters})
 
 
-@_route("PUT", "/polls/toggle_status")
-def _toggle_status(sb: DiscourseSandbox, req: Call) -> Reply:
-    if isinstance(found := _find_poll(sb, data := req.form(), req.user), Reply):
-        return found
-    (post, poll), user = found, req.user
+@_route("PUT", "/polls/toggle_status", find=_find_poll)
+def _toggle_status(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
+    (post, poll), user, data = found, req.user, req.form()
     if not (user["admin"] or user["moderator"] or user["id"] == post["user_id"]):
         return _invalid_access()
     status = data.get("status")

@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from connectors.errors import ConfigError
 
 __all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox",
-           "SeedModel", "SlidingWindow", "TokenBucket", "check_faults", "control", "data_file",
+           "SeedModel", "SlidingWindow", "TokenBucket", "after_find", "check_faults", "control", "data_file",
            "lifespan", "load_seed", "multipart", "not_emulated", "read_body", "shaped"]
 
 # A route the sandbox does not emulate must not look like the platform's "not found": a connector
@@ -191,18 +191,30 @@ class Route:
             raise AttributeError(name) from None
 
 
+def after_find(handler: Callable[..., Reply], find: Callable[..., Any]) -> Callable[..., Reply]:
+    """``handler`` run with what ``find(sandbox, call)`` found as its third argument, unless
+    ``find`` refused (answered a ``Reply``): then that is the answer."""
+    def run(sandbox: Any, call: Any) -> Reply:
+        found = find(sandbox, call)
+        return found if isinstance(found, Reply) else handler(sandbox, call, found)
+
+    return run
+
+
 class Routes:
     """A sandbox's route table: ``@routes("GET", "/users/{id}.json", **options)``. Templates use
     Starlette's ``{name}`` syntax; a literal segment wins over a placeholder; ``optional_json``
     also matches the path without its ``.json``; ``bind`` gives the handler keyword arguments
-    (one handler, several routes). ``defaults``: the options of a route that does not set them."""
+    (one handler, several routes); ``find(sandbox, call)`` looks up what the path names before the
+    handler runs: its refusal (a ``Reply``, the platform's 404…) is the answer, else the handler
+    gets the object as its third argument. ``defaults``: the options of a route not setting them."""
 
     def __init__(self, **defaults: Any) -> None:
         self.routes: list[Route] = []
         self.defaults = defaults
 
     def __call__(self, method: str, template: str, *, optional_json: bool = False,
-                 bind: Mapping[str, Any] | None = None,
+                 bind: Mapping[str, Any] | None = None, find: Callable[..., Any] | None = None,
                  **meta: Any) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
         def register(fn: Callable[..., Reply]) -> Callable[..., Reply]:
             # Lazy placeholders: with ``optional_json`` the ``.json`` is the suffix's, not the id's.
@@ -210,6 +222,8 @@ class Routes:
             if optional_json:
                 regex = re.compile(regex.pattern.replace(r"\.json$", r"(?:\.json)?$"))
             handler = functools.partial(fn, **bind) if bind else fn
+            if find is not None:
+                handler = after_find(handler, find)
             self.routes.append(Route(method, template, regex, handler, {**self.defaults, **meta}))
             self.routes.sort(key=lambda r: r.template.count("{"))
             return fn
@@ -353,7 +367,7 @@ class Sandbox:
 
     A subclass sets ``routes`` and implements ``_reset()`` (the state from the seed), ``state()``
     (the inspector's JSON snapshot, no secret in it), ``handle(call)`` (the platform's answer,
-    called with the lock held unless ``handle_unlocked``), ``error(status, message)`` (its error
+    called with the lock held), ``error(status, message)`` (its error
     shape) and optionally ``parse_faults(data)``. ``GET /_sandbox/state``, ``POST
     /_sandbox/faults`` and ``POST /_sandbox/reset`` come with it; ``@control`` adds more.
     """
@@ -462,8 +476,6 @@ class Sandbox:
                     base_url=f"{scope.get('scheme', 'http')}://{host}")
         if scope["path"].startswith("/_sandbox/"):
             reply = await self._control(call)
-        elif getattr(self, "handle_unlocked", False):
-            reply = self.handle(call)
         else:
             with self._lock:
                 reply = self.handle(call)

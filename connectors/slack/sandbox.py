@@ -23,7 +23,7 @@ from pydantic import Field
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, SeedModel,
-                                   TokenBucket, check_faults, control, data_file, load_seed,
+                                   TokenBucket, after_find, check_faults, control, data_file, load_seed,
                                    not_emulated, shaped)
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
@@ -97,39 +97,59 @@ def default_seed() -> dict[str, Any]:
 # ---- Block Kit validation (the subset of https://api.slack.com/reference/block-kit/blocks we send)
 
 
-def _check_text(obj: Any, where: str, errors: list[str], *, limit: int, plain_only: bool = False) -> None:
+def _text(obj: Any, where: str, limit: int, plain_only: bool = False) -> list[str]:
     if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
-        return errors.append(f"must be a text object [json-pointer:{where}]")
-    if plain_only and obj.get("type") != "plain_text":
-        errors.append(f"must be a plain_text object [json-pointer:{where}/type]")
-    text = obj.get("text")
-    if not isinstance(text, str) or not text:
-        errors.append(f"must be more than 0 characters [json-pointer:{where}/text]")
-    elif len(text) > limit:
-        errors.append(f"must be less than {limit + 1} characters [json-pointer:{where}/text]")
+        return [f"must be a text object [json-pointer:{where}]"]
+    errors = [f"must be a plain_text object [json-pointer:{where}/type]"] if (
+        plain_only and obj.get("type") != "plain_text") else []
+    if not isinstance(text := obj.get("text"), str) or not text:
+        return [*errors, f"must be more than 0 characters [json-pointer:{where}/text]"]
+    too_long = len(text) > limit
+    return errors + [f"must be less than {limit + 1} characters [json-pointer:{where}/text]"] * too_long
 
 
-def _check_button(el: Any, where: str, errors: list[str]) -> None:
+def _button(el: Any, where: str) -> list[str]:
     if not isinstance(el, dict) or el.get("type") != "button":
-        return errors.append(f"unsupported element type [json-pointer:{where}]")
-    _check_text(el.get("text"), f"{where}/text", errors, limit=75, plain_only=True)
-    for name, limit in (("action_id", 255), ("value", 2000)):
-        if len(str(el.get(name, ""))) > limit:
-            errors.append(f"must be less than {limit + 1} characters [json-pointer:{where}/{name}]")
+        return [f"unsupported element type [json-pointer:{where}]"]
+    errors = _text(el.get("text"), f"{where}/text", 75, True) + [
+        f"must be less than {limit + 1} characters [json-pointer:{where}/{name}]"
+        for name, limit in (("action_id", 255), ("value", 2000)) if len(str(el.get(name, ""))) > limit]
     if "style" in el and el["style"] not in ("primary", "danger"):
         errors.append(f"must be one of primary, danger [json-pointer:{where}/style]")
-    if "confirm" in el and el["confirm"] is not None:
+    if el.get("confirm") is not None:
         confirm = el["confirm"] if isinstance(el["confirm"], dict) else {}
-        _check_text(confirm.get("title"), f"{where}/confirm/title", errors, limit=100, plain_only=True)
-        _check_text(confirm.get("text"), f"{where}/confirm/text", errors, limit=300)
+        errors += _text(confirm.get("title"), f"{where}/confirm/title", 100, True)
+        errors += _text(confirm.get("text"), f"{where}/confirm/text", 300)
+    return errors
 
 
-def _check_elements(block: dict[str, Any], where: str, errors: list[str], most: int) -> list[Any]:
-    els = block.get("elements")
-    if not isinstance(els, list) or not 1 <= len(els) <= most:
-        errors.append(f"must have 1 to {most} items [json-pointer:{where}/elements]")
-        return []
-    return els
+def _elements(block: dict[str, Any], where: str, most: int, check: Callable[[Any, str], list[str]]) -> list[str]:
+    if not isinstance(els := block.get("elements"), list) or not 1 <= len(els) <= most:
+        return [f"must have 1 to {most} items [json-pointer:{where}/elements]"]
+    errors, seen = [], set()
+    for j, el in enumerate(els):
+        errors += check(el, f"{where}/elements/{j}")
+        if check is _button and (aid := el.get("action_id") if isinstance(el, dict) else None) is not None:
+            errors += [f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]"] if aid in seen else []
+            seen.add(aid)
+    return errors
+
+
+def _section(block: dict[str, Any], where: str) -> list[str]:
+    errors = [] if "text" in block or "fields" in block else [f"must provide text or fields [json-pointer:{where}]"]
+    errors += _text(block["text"], f"{where}/text", 3000) if "text" in block else []
+    if not isinstance(fields := block.get("fields", []), list) or len(fields) > 10:
+        return [*errors, f"must be less than 11 items [json-pointer:{where}/fields]"]
+    return errors + [e for j, f in enumerate(fields) for e in _text(f, f"{where}/fields/{j}", 2000)]
+
+
+# Each block type we send and its check.
+_BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
+    "section": _section, "divider": lambda block, where: [],
+    "header": lambda block, where: _text(block.get("text"), f"{where}/text", 150, True),
+    "context": lambda block, where: _elements(block, where, 10, lambda el, at: _text(el, at, 3000)),
+    "actions": lambda block, where: _elements(block, where, 25, _button),
+}
 
 
 def validate_blocks(blocks: Any) -> list[str]:
@@ -144,38 +164,11 @@ def validate_blocks(blocks: Any) -> list[str]:
             errors.append(f"must be an object [json-pointer:{where}]")
             continue
         if (bid := block.get("block_id")) is not None:
-            if len(str(bid)) > 255:
-                errors.append(f"must be less than 256 characters [json-pointer:{where}/block_id]")
-            if bid in block_ids:
-                errors.append(f"duplicate block_id [json-pointer:{where}/block_id]")
+            errors += [f"must be less than 256 characters [json-pointer:{where}/block_id]"] * (len(str(bid)) > 255)
+            errors += [f"duplicate block_id [json-pointer:{where}/block_id]"] * (bid in block_ids)
             block_ids.add(bid)
-        kind = block.get("type")
-        if kind == "section":
-            if "text" not in block and "fields" not in block:
-                errors.append(f"must provide text or fields [json-pointer:{where}]")
-            if "text" in block:
-                _check_text(block["text"], f"{where}/text", errors, limit=3000)
-            fields = block.get("fields", [])
-            if not isinstance(fields, list) or len(fields) > 10:
-                errors.append(f"must be less than 11 items [json-pointer:{where}/fields]")
-            else:
-                for j, f in enumerate(fields):
-                    _check_text(f, f"{where}/fields/{j}", errors, limit=2000)
-        elif kind == "header":
-            _check_text(block.get("text"), f"{where}/text", errors, limit=150, plain_only=True)
-        elif kind == "context":
-            for j, el in enumerate(_check_elements(block, where, errors, 10)):
-                _check_text(el, f"{where}/elements/{j}", errors, limit=3000)
-        elif kind == "actions":
-            seen: set[str] = set()
-            for j, el in enumerate(_check_elements(block, where, errors, 25)):
-                _check_button(el, f"{where}/elements/{j}", errors)
-                aid = el.get("action_id") if isinstance(el, dict) else None
-                if aid is not None and aid in seen:
-                    errors.append(f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]")
-                seen.add(aid)
-        elif kind != "divider":
-            errors.append(f"unsupported type: {str(kind)[:40]} [json-pointer:{where}/type]")
+        check = _BLOCK_CHECKS.get(kind) if isinstance(kind := block.get("type"), str) else None
+        errors += check(block, where) if check else [f"unsupported type: {str(kind)[:40]} [json-pointer:{where}/type]"]
     return errors
 
 
@@ -212,8 +205,13 @@ class _Args(dict):
 _METHODS: dict[str, Callable[[SlackSandbox, _Args], Reply]] = {}
 
 
-def _method(name: str) -> Callable[[Callable[[SlackSandbox, _Args], Reply]], Any]:
-    return lambda fn: _METHODS.setdefault(name, fn)
+def _method(name: str, find: Callable[..., Any] | None = None) -> Callable[[Callable[..., Reply]], Any]:
+    """Register a Web API method; ``find``: the lookup its arguments name (``after_find``)."""
+    return lambda fn: _METHODS.setdefault(name, after_find(fn, find) if find else fn)
+
+
+def _channel_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
+    return sb._conversation(args, by_name=False)
 
 
 class SlackSandbox(Sandbox):
@@ -599,10 +597,8 @@ def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
                team_id=seed.team_id, user_id=seed.bot_user_id, bot_id=seed.bot_id, is_enterprise_install=False)
 
 
-@_method("chat.postMessage")
-def _post_message(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args), Reply):
-        return conv
+@_method("chat.postMessage", find=SlackSandbox._conversation)
+def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if conv["is_archived"]:
         return _fail("is_archived")
     if sb.seed.bot_user_id not in conv["members"]:
@@ -622,10 +618,8 @@ def _post_message(sb: SlackSandbox, args: _Args) -> Reply:
     return _ok(channel=conv["id"], ts=message["ts"], message=_public(message, with_metadata=False))
 
 
-@_method("chat.update")
-def _update(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args), Reply):
-        return conv
+@_method("chat.update", find=SlackSandbox._conversation)
+def _update(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (message := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("message_not_found")
     if message.get("user") != sb.seed.bot_user_id:
@@ -682,20 +676,16 @@ def _messages(sb: SlackSandbox, args: _Args, messages: list[dict[str, Any]]) -> 
                response_metadata={"next_cursor": cursor})
 
 
-@_method("conversations.history")
-def _history(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args), Reply):
-        return conv
+@_method("conversations.history", find=SlackSandbox._conversation)
+def _history(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
     return _messages(sb, args, [m for m in reversed(sb.messages.get(conv["id"], []))
                                 if m.get("thread_ts") in (None, m["ts"])])
 
 
-@_method("conversations.replies")
-def _replies(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args), Reply):
-        return conv
+@_method("conversations.replies", find=SlackSandbox._conversation)
+def _replies(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (parent := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("thread_not_found")
     root = parent.get("thread_ts") or parent["ts"]
@@ -723,10 +713,8 @@ def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, A
 # ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
 
 
-@_method("conversations.info")
-def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args, by_name=False), Reply):
-        return conv
+@_method("conversations.info", find=_channel_by_id)
+def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     created, bot = sb._epoch(), sb.seed.bot_user_id
     if conv["is_im"]:
         other = next(iter(sorted(conv["members"] - {bot})), bot)
@@ -742,10 +730,8 @@ def _conversation_info(sb: SlackSandbox, args: _Args) -> Reply:
     return _ok(channel=channel)
 
 
-@_method("conversations.members")
-def _conversation_members(sb: SlackSandbox, args: _Args) -> Reply:
-    if isinstance(conv := sb._conversation(args, by_name=False), Reply):
-        return conv
+@_method("conversations.members", find=_channel_by_id)
+def _conversation_members(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     limit = str(args.get("limit") or "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return _fail("invalid_limit")

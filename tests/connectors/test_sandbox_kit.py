@@ -40,7 +40,7 @@ def test_the_kit_and_the_three_sandboxes_are_smaller_than_before(report: Any) ->
     report("sandbox lines", f"kit + sandboxes: {total} lines ({total / BEFORE_THE_KIT:.0%} of {BEFORE_THE_KIT}; "
                             f"goal {GOAL}): " + ", ".join(f"{Path(p).parent.name}/{Path(p).name} {n}"
                                                           for p, n in lines.items()))
-    assert total < BEFORE_THE_KIT * 0.82  # a ratchet: lower it as the sandboxes shrink
+    assert total < BEFORE_THE_KIT * 0.82  # a ratchet (4,276 lines: 81.2%): lower it as the sandboxes shrink
 
 
 class Echo(Sandbox):
@@ -91,6 +91,16 @@ def _thing(sb: Echo, call: Call) -> Reply:
 def _toggle(sb: Echo, call: Call, state: str) -> Reply:
     return Reply(200,
                  shaped({"id": "", "state": "", "tags": []}, id=call.params["id"], state=state))
+
+
+def _known(sb: Echo, call: Call) -> Any:
+    # The lookup a route declares: the object, or the platform's refusal.
+    return {"id": call.params["id"]} if call.params["id"].isdigit() else Reply(404, {"problem": "no such thing"})
+
+
+@Echo.routes("DELETE", "/things/{id}", find=_known, bind={"how": "gone"})
+def _delete(sb: Echo, call: Call, thing: dict[str, Any], how: str) -> Reply:
+    return Reply(200, {**thing, "state": how})
 
 
 @Echo.routes("GET", "/things/latest.json")
@@ -172,6 +182,13 @@ def test_one_handler_bound_to_several_routes_and_route_defaults(echo: Any) -> No
     template = {"tags": ["a"]}
     shaped(template)["tags"].append("b")
     assert template == {"tags": ["a"]}  # a shape is copied, never changed
+
+
+def test_a_route_finds_what_its_path_names_before_the_handler_runs(echo: Any) -> None:
+    _, url = echo
+    assert httpx.delete(f"{url}/things/12").json() == {"id": "12", "state": "gone"}
+    refused = httpx.delete(f"{url}/things/twelve")
+    assert refused.status_code == 404 and refused.json() == {"problem": "no such thing"}
 
 
 def test_storm_settings_and_seeds_are_checked() -> None:
