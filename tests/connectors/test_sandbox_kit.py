@@ -40,7 +40,9 @@ def test_the_kit_and_the_three_sandboxes_are_smaller_than_before(report: Any) ->
     report("sandbox lines", f"kit + sandboxes: {total} lines ({total / BEFORE_THE_KIT:.0%} of {BEFORE_THE_KIT}; "
                             f"goal {GOAL}): " + ", ".join(f"{Path(p).parent.name}/{Path(p).name} {n}"
                                                           for p, n in lines.items()))
-    assert total < BEFORE_THE_KIT * 0.82  # a ratchet (4,276 lines: 81.2%): lower it as the sandboxes shrink
+    # A ratchet: 4,276 lines (81.2%) before the Slack Events API delivery (243 lines) came in;
+    # 4,521 (85.8%) with it. Lower it as the sandboxes shrink.
+    assert total < BEFORE_THE_KIT * 0.86
 
 
 class Echo(Sandbox):
