@@ -35,7 +35,7 @@ from connectors.errors import RetriableError
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import Identity, Person, Platform
-from rules import Decision
+from rules import Charter, Decision
 
 from flows.platforms import Platforms, current_ledger, current_platforms
 from flows.presentation import templates as _env
@@ -61,7 +61,7 @@ class Ctx:
     now: datetime
 
     @property
-    def charter(self):  # noqa: ANN201 - rules.Charter
+    def charter(self) -> Charter:
         """The charter in force: the charter file's, its approved platforms read from the
         ledger (R-PLATFORM: ``flows.platforms_state.charter_in_force``), once per context."""
         cached = self.__dict__.get("_charter")

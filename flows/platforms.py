@@ -265,7 +265,7 @@ class Platforms:
               **connectors: Any) -> Platforms:
         """From connector instances by platform name (``Platforms.build(charter=c, discourse=f,
         matrix=m)``), in that order; ``None`` leaves a platform unserved."""
-        s = settings or MembershipSettings(_env_file=None)  # type: ignore[call-arg]
+        s = settings or MembershipSettings(_env_file=None)
         spaces: dict[str, PlatformSpace] = {}
         for name, connector in connectors.items():
             if connector is None:

@@ -152,7 +152,7 @@ def _rows(session: Session, batch: int) -> Any:
 def iter_records(session: Session, *, batch: int = 2000) -> Iterator[dict[str, Any]]:
     """Every entry in ``seq`` order, streamed."""
     for row in _rows(session, batch):
-        yield entry_record(row)  # type: ignore[arg-type]
+        yield entry_record(row)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -215,7 +215,7 @@ def decide_eligibility(
     nomination_note = ""
     if not self_nominated:
         members = {m.casefold() for m in dsf_members}
-        valid = applicant.nominator.casefold() in members
+        valid = (applicant.nominator or "").casefold() in members
         evidence["nomination_valid"] = valid
         if valid:
             return Decision(

@@ -45,7 +45,7 @@ class Running:
 class _Server(uvicorn.Server):
     # Several servers share this process: the process handles the signals once, for all.
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self):
         yield
 
 

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 
 from connectors.errors import PolicyViolation
 from ledger import repo
@@ -68,7 +69,7 @@ def describe_link(*, ledger: Ledger, purpose: Literal["confirm", "optin"], token
         return _optin_view(session, claims.subject, claims.identity, claims.expires_at.date())
 
 
-def _confirm_view(session, application_id: int, identity_id: int, expires_on: date) -> LinkView:  # noqa: ANN001
+def _confirm_view(session: Session, application_id: int, identity_id: int, expires_on: date) -> LinkView:
     app = session.get(Application, application_id)
     identity = session.get(Identity, identity_id)
     named = repo.effect_get(session, key=f"application:{application_id}:identities")
@@ -89,7 +90,7 @@ def _confirm_view(session, application_id: int, identity_id: int, expires_on: da
     return LinkView(state="ready", reason="waiting for your confirmation", **common)
 
 
-def _optin_view(session, term_id: int, person_id: int, expires_on: date) -> LinkView:  # noqa: ANN001
+def _optin_view(session: Session, term_id: int, person_id: int, expires_on: date) -> LinkView:
     term = session.get(Term, term_id)
     person = session.get(Person, person_id)
     membership = session.get(Membership, term.membership_id) if term is not None else None

@@ -86,8 +86,8 @@ def _link(demo: Any, settings: MatrixSettings) -> None:
             # trial platform, it answers "not served" and the member asks again.
             deadline = time.monotonic() + demo.timeout
             while True:
-                result = demo.wait(STEP, "the !link request was not handled",
-                                   lambda e=send(f"!link discord {discord_name}"): _processed(demo, e))
+                sent = send(f"!link discord {discord_name}")
+                result = demo.wait(STEP, "the !link request was not handled", lambda e=sent: _processed(demo, e))
                 if not result.startswith("refused:R-PLATFORM") or time.monotonic() > deadline:
                     break
                 time.sleep(2)

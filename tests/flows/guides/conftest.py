@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-SHIPPED = Path(__file__).resolve().parents[3] / "rules" / "charters" / "guides"
 # The sandboxes' seeded spaces stand for the guides category and the resources channel.
 from tests.support.guides import CHANNELS  # noqa: F401 - the fixtures below use it
+
+SHIPPED = Path(__file__).resolve().parents[3] / "rules" / "charters" / "guides"
 
 
 @pytest.fixture
