@@ -129,7 +129,8 @@ class AppserviceVerifier:
                 attributes.update(_fields(kind, attributes["args"]))
         elif kind in POLL_RESPONSE_TYPES:
             kind = "ballot_vote"
-            relates = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}
+            relates_to = content.get("m.relates_to")
+            relates = relates_to if isinstance(relates_to, dict) else {}
             attributes["ballot"] = attributes["ballot_id"] = f"{event['room_id']}/{relates.get('event_id', '')}"
             chosen = content.get("m.selections")
             if not isinstance(chosen, list):  # Element's unstable form
