@@ -50,7 +50,7 @@ def handle_help(*, ledger: Any, event: InboxEvent, now: datetime | None = None) 
     ``help:<n>`` (the number of guides named)."""
     ctx = context(now, ledger=ledger)
     with ctx.ledger.read() as session:
-        row = session.get(InboxEvent, event.id)
+        row = session.get_one(InboxEvent, event.id)
         payload = dict(row.payload or {})
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
     guides, _ = load_guides(known_platforms=known_platforms(ctx))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
@@ -77,7 +77,7 @@ def _confirm_view(session: Session, application_id: int, identity_id: int, expir
             identity_id not in named["ref"].get("identities", []):
         return LinkView(purpose="confirm", state="invalid", ruling="R-APP-2",
                         reason="this link does not belong to an application")
-    common = dict(purpose="confirm", ruling="R-APP-2", application_id=app.id,
+    common: dict[str, Any] = dict(purpose="confirm", ruling="R-APP-2", application_id=app.id,
                   platform_label=label(identity.platform.value),
                   username=identity.username, expires_on=expires_on)
     if app.status in _CLOSED:
@@ -97,7 +97,7 @@ def _optin_view(session: Session, term_id: int, person_id: int, expires_on: date
     if term is None or person is None or membership is None or membership.person_id != person_id:
         return LinkView(purpose="optin", state="invalid", ruling="R-TERM-2",
                         reason="this link does not belong to a membership")
-    common = dict(purpose="optin", ruling="R-TERM-2", expires_on=expires_on,
+    common: dict[str, Any] = dict(purpose="optin", ruling="R-TERM-2", expires_on=expires_on,
                   term_ends_on=term.ends_at.date())
     if membership.status != MembershipStatus.ACTIVE:
         return LinkView(state="closed", reason=f"this membership has ended ({membership.status.value})",

@@ -100,7 +100,7 @@ def reconcile_person(ctx: Ctx, person_id: int, *, decision_ref: str, actor: str,
             result["pending"].append(change.key(decision_ref))
     result["unchanged"] = len(seen) - len(result["applied"])
     with ctx.ledger.transaction() as session:
-        person = session.get(Person, person_id)
+        person = session.get_one(Person, person_id)
         for (platform, role_text), holds in now_holds.items():
             repo.record_observed_platform_role(session, person, platform=platform, role=role_text,
                                                observed=holds, actor=actor, at=ctx.now)
