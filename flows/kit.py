@@ -99,8 +99,10 @@ def done(ctx: Ctx, key: str) -> dict[str, Any] | None:
         return repo.effect_get(session, key=key)
 
 
+# `act` is called with no arguments; `...` because callers bind loop values as lambda defaults,
+# which mypy cannot match to `Callable[[], Any]`.
 def once(ctx: Ctx, *, key: str, platform: str, actor: str, about: str | None,
-         act: Callable[[], Any]) -> dict[str, Any]:
+         act: Callable[..., Any]) -> dict[str, Any]:
     """Do ``act`` unless ``key`` is recorded, then record it. ``act`` returns a ``MessageRef``,
     a mapping of platform ids, or None. A caller that finds the key claimed by a run doing it
     right now waits for that run's record instead of acting too."""
