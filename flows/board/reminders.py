@@ -57,7 +57,7 @@ def remind(ctx: BoardCtx) -> list[dict[str, Any]]:
         with ctx.ledger.transaction() as session:
             if repo.effect_get(session, key=key) is not None:
                 continue
-            proposal = session.get(Proposal, proposal_id)
+            proposal = session.get_one(Proposal, proposal_id)
             # Recorded before it is posted; a re-run after a crash finds it recorded and posts.
             if proposal.last_reminder_at is None or proposal.last_reminder_at < due_at:
                 repo.record_board_reminder(session, proposal, number=number, actor=ACTOR,

@@ -59,7 +59,7 @@ def _wants(ctx: Ctx, person_id: int, platform: str, role: str) -> bool:
     """Does the ledger want the person to hold ``role`` on ``platform``?"""
     with ctx.ledger.read() as session:
         return any(r.desired and r.platform.value == platform and r.role == role
-                   for r in repo.platform_roles_of(session, session.get(Person, person_id)))
+                   for r in repo.platform_roles_of(session, session.get_one(Person, person_id)))
 
 
 def decide_end(ctx: Ctx, *, person_id: int) -> EndOfMembership:

@@ -67,7 +67,7 @@ def ask_step(ctx: BoardCtx, *, nominee: str, requested_by: str) -> dict[str, Any
     posted = once(ctx, key=key, platform="slack", actor=ACTOR, about=f"wg-appointment:{row.id}",
                   act=lambda: ctx.slack.escalate(message, channel=ctx.board_channel, key=key))
     with ctx.ledger.transaction() as session:  # the Slack message's "channel:ts"
-        appointments.set_message(session, session.get(WgAppointment, row.id),
+        appointments.set_message(session, session.get_one(WgAppointment, row.id),
                                  message_ref=str(posted["ref"]["id"]))
     show(f"wg-appointment-{row.id}", checked, via="board", status=row.status,
          asked="the Board's Slack channel")
