@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SKIP_DIRS = {".venv", ".git", "build", "dist", "node_modules", "__pycache__"}
 
-# `# noqa: E402,F401 - why` (a dash or a colon, then words); `# type: ignore[code]  # why`.
+# A noqa names its codes, then a dash (or a colon) and why; a type-ignore names its codes, then a
+# second comment saying why (the README's Development section shows both).
 NOQA = re.compile(r"#\s*noqa\b")
 NOQA_WITH_REASON = re.compile(r"#\s*noqa:\s*[A-Z]+[0-9]+(\s*,\s*[A-Z]+[0-9]+)*\s+[-–—:]\s*\S")
 IGNORE = re.compile(r"#\s*type:\s*ignore\b")
