@@ -36,6 +36,11 @@ test: install
 	@bash scripts/test-deps.sh
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
+# What tests/test_lint.py checks, alone (make test runs it too).
+.PHONY: lint
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
 bench: install
 	$(BIN)/python -m bench.gateway_ack
 	$(BIN)/python -m bench.ratelimit

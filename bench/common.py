@@ -199,9 +199,9 @@ def _serve(kind: str, options: dict[str, Any]) -> None:
     if kind == "discord":
         from connectors.discord.sandbox import DiscordSandbox as Box
     elif kind == "discourse":
-        from connectors.discourse.sandbox import DiscourseSandbox as Box  # type: ignore[assignment]
+        from connectors.discourse.sandbox import DiscourseSandbox as Box  # type: ignore[assignment]  # one name, three classes
     elif kind == "slack":
-        from connectors.slack.sandbox import SlackSandbox as Box  # type: ignore[assignment]
+        from connectors.slack.sandbox import SlackSandbox as Box  # type: ignore[assignment]  # one name, three classes
     else:
         raise SystemExit(f"unknown sandbox kind {kind!r}")
     deliver = bool(options.pop("bench_deliver", False))

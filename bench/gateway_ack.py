@@ -80,7 +80,7 @@ def main() -> None:
                         break
                     except httpx.HTTPError:
                         if time.monotonic() > deadline:
-                            raise SystemExit("the gateway did not start")
+                            raise SystemExit("the gateway did not start") from None
                         time.sleep(0.2)
                 for _ in range(50):  # warm-up
                     client.get("/static/form.css")

@@ -105,7 +105,7 @@ def discord_ours(box: ServedSandbox) -> dict[str, Any]:
     from connectors.discord.settings import DiscordSettings
 
     values = {k.removeprefix("CHARTERFLOW_DISCORD_").lower(): v for k, v in box.info["env"].items()}
-    settings = DiscordSettings(_env_file=None, timeout=30.0, **values)  # type: ignore[call-arg]
+    settings = DiscordSettings(_env_file=None, timeout=30.0, **values)
     wg = Role.group("wg-member")
     failed: list[str] = []
     with DiscordConnector(settings=settings) as c:
@@ -181,7 +181,7 @@ def discord_figures(box: ServedSandbox, run: dict[str, Any], changes: int) -> di
     role_limit, role_window = limits["buckets"][ROLE_BUCKET]
     list_limit, list_window = limits["buckets"][LIST_BUCKET]
     global_limit, global_window = limits["global"]
-    ok = lambda route: sum(n for s, n in state["responses"].get(route, {}).items() if s != "429")  # noqa: E731
+    ok = lambda route: sum(n for s, n in state["responses"].get(route, {}).items() if s != "429")  # noqa: E731 - a one-line helper
     role_requests = sum(ok(r) for r in ROLE_ROUTES)
     list_requests = ok(LIST_ROUTE)
     total = sum(sum(n for s, n in by.items() if s != "429") for by in state["responses"].values())
@@ -246,7 +246,7 @@ def discourse_ours(box: ServedSandbox, changes: int) -> dict[str, Any]:
     from connectors.discourse.settings import DiscourseSettings
 
     values = {k.removeprefix("CHARTERFLOW_DISCOURSE_").lower(): v for k, v in box.info["env"].items()}
-    settings = DiscourseSettings(_env_file=None, timeout=30.0, **values)  # type: ignore[call-arg]
+    settings = DiscourseSettings(_env_file=None, timeout=30.0, **values)
     role = Role.group(GROUP)
     errors: list[str] = []
     applied = 0

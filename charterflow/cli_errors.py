@@ -27,7 +27,7 @@ def scrub(message: str) -> str:
     if url is not None:
         try:
             password = make_url(url.get_secret_value()).password
-        except Exception:  # an unparsable URL has been reported as such already
+        except Exception:  # noqa: BLE001 - an unparsable URL has been reported as such already
             password = None
         if password:
             message = message.replace(str(password), "***")

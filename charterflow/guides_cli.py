@@ -33,8 +33,8 @@ def _ctx() -> Any:
 def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     cells = [[str(r.get(c) if r.get(c) is not None else "-") for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
 
 
@@ -96,7 +96,7 @@ def status_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     with _errors():
         charter = load_configured_charter()
         guides, errors = load_guides(known_platforms=charter.platforms)
-        rows = status_rows(Ctx(ledger=_ledger(), platforms=None, now=datetime.now(UTC)), guides)  # type: ignore[arg-type]
+        rows = status_rows(Ctx(ledger=_ledger(), platforms=None, now=datetime.now(UTC)), guides)  # type: ignore[arg-type]  # reads the ledger only
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
     else:

@@ -101,7 +101,7 @@ def deploy(
         except httpx.HTTPError as exc:
             fail(f"cannot reach the Prefect API at {api} ({type(exc).__name__}): start the server or fix "
                  "PREFECT_API_URL")
-        except Exception as exc:  # noqa: BLE001 - Prefect's own errors (a refused deployment) as one line
+        except Exception as exc:  # Prefect's own errors (a refused deployment) as one line
             if type(exc).__module__.startswith("prefect"):
                 fail(f"Prefect refused: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
             raise

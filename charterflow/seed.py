@@ -321,7 +321,7 @@ def build(*, today: date | None = None, size: int = 200) -> Community:
     wg, staff, board, sc, applicants = (people[0:7], people[7:15], people[15:19], people[19:21],
                                         people[21:40])
     homes = ("discourse", "discord", "discord", "discourse", "discourse", "discord", "discourse")
-    for p, home in zip(wg, homes):
+    for p, home in zip(wg, homes, strict=True):
         _active(p, today)
         p.wg, p.home_platform = True, home
     for p in staff:

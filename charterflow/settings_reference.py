@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Iterator
 
 from pydantic import AliasChoices, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 # (module, class): every BaseSettings of the code base, in reading order for an operator.
@@ -32,7 +33,7 @@ CLASSES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _default(field) -> str:  # noqa: ANN001 - a pydantic FieldInfo
+def _default(field: FieldInfo) -> str:
     if field.default is PydanticUndefined and field.default_factory is None:
         return "required"
     value = field.default if field.default_factory is None else "(computed)"
@@ -45,7 +46,7 @@ def _default(field) -> str:  # noqa: ANN001 - a pydantic FieldInfo
     return f"`{value}`"
 
 
-def _env_name(prefix: str, field_name: str, field) -> str:  # noqa: ANN001 - a pydantic FieldInfo
+def _env_name(prefix: str, field_name: str, field: FieldInfo) -> str:
     alias = field.validation_alias
     if isinstance(alias, AliasChoices):
         alias = next((c for c in alias.choices if isinstance(c, str) and c.isupper()), None)

@@ -84,7 +84,7 @@ def render(status: dict[str, Any], *, now: datetime | None = None) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(head) - 1)]
     lines = [f"charterflow up (pid {status.get('pid')}) since {status.get('started_at', '?')}"]
     for row in rows:
-        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
     return "\n".join(line.rstrip() for line in lines)
 
 

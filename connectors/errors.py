@@ -16,6 +16,8 @@ Raise, never return False. Messages never contain a secret: connectors redact be
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CharterflowError(Exception):
     """Base of every error charterflow raises on purpose."""
@@ -28,7 +30,7 @@ class ConfigError(CharterflowError):
 class PolicyViolation(CharterflowError):
     """The charter refused an action; ``ruling`` names the R-… id that refused it."""
 
-    def __init__(self, reason: str, *, ruling: str, evidence: dict | None = None) -> None:
+    def __init__(self, reason: str, *, ruling: str, evidence: dict[str, Any] | None = None) -> None:
         super().__init__(f"{ruling}: {reason}")
         self.ruling = ruling
         self.reason = reason

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from typing import Any
 from importlib.metadata import EntryPoint, entry_points
 
 from connectors.base import CAPABILITY_PROTOCOLS, Capability
@@ -26,7 +27,7 @@ class ConnectorInfo:
 
     name: str
     target: str
-    cls: type | None = None
+    cls: type[Any] | None = None  # its contract (check_contract) is checked at load
     capabilities: tuple[str, ...] = ()
     docs_url: str | None = None
     error: str | None = None
@@ -108,7 +109,8 @@ def _load(ep: EntryPoint) -> ConnectorInfo:
             name=ep.name, target=ep.value, capabilities=caps,
             docs_url=getattr(cls, "docs_url", None), error="; ".join(problems),
         )
-    return ConnectorInfo(name=ep.name, target=ep.value, cls=cls, capabilities=caps, docs_url=cls.docs_url)
+    loaded: type[Any] = cls
+    return ConnectorInfo(name=ep.name, target=ep.value, cls=loaded, capabilities=caps, docs_url=loaded.docs_url)
 
 
 def discover(group: str = ENTRY_POINT_GROUP) -> list[ConnectorInfo]:
@@ -137,7 +139,7 @@ def community_connectors(group: str = ENTRY_POINT_GROUP) -> list[str]:
     return [name for name, cls in loaded_connectors(group).items() if getattr(cls, "community", True)]
 
 
-def load_connector(name: str, group: str = ENTRY_POINT_GROUP) -> type:
+def load_connector(name: str, group: str = ENTRY_POINT_GROUP) -> type[Any]:
     """The connector class registered as ``name``; ``ConfigError`` saying why when unusable."""
     infos = {info.name: info for info in discover(group)}
     info = infos.get(name)

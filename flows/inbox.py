@@ -53,7 +53,7 @@ from flows.inbox_routing import (  # noqa: F401 - re-exported
 __all__ = [
     "AWAITING_HANDLER",
     "HANDLERS",
-    "ROUTES",
+    "ROUTES",  # noqa: F822 - served by __getattr__ below: rebound on each registration
     "Route",
     "RoutingConfig",
     "dispatch_event",

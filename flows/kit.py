@@ -35,7 +35,7 @@ from connectors.errors import RetriableError
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import Identity, Person, Platform
-from rules import Decision
+from rules import Charter, Decision
 
 from flows.platforms import Platforms, current_ledger, current_platforms
 from flows.presentation import templates as _env
@@ -61,7 +61,7 @@ class Ctx:
     now: datetime
 
     @property
-    def charter(self):  # noqa: ANN201 - rules.Charter
+    def charter(self) -> Charter:
         """The charter in force: the charter file's, its approved platforms read from the
         ledger (R-PLATFORM: ``flows.platforms_state.charter_in_force``), once per context."""
         cached = self.__dict__.get("_charter")
@@ -99,8 +99,10 @@ def done(ctx: Ctx, key: str) -> dict[str, Any] | None:
         return repo.effect_get(session, key=key)
 
 
+# `act` is called with no arguments; `...` because callers bind loop values as lambda defaults,
+# which mypy cannot match to `Callable[[], Any]`.
 def once(ctx: Ctx, *, key: str, platform: str, actor: str, about: str | None,
-         act: Callable[[], Any]) -> dict[str, Any]:
+         act: Callable[..., Any]) -> dict[str, Any]:
     """Do ``act`` unless ``key`` is recorded, then record it. ``act`` returns a ``MessageRef``,
     a mapping of platform ids, or None. A caller that finds the key claimed by a run doing it
     right now waits for that run's record instead of acting too."""

@@ -265,7 +265,7 @@ class Platforms:
               **connectors: Any) -> Platforms:
         """From connector instances by platform name (``Platforms.build(charter=c, discourse=f,
         matrix=m)``), in that order; ``None`` leaves a platform unserved."""
-        s = settings or MembershipSettings(_env_file=None)  # type: ignore[call-arg]
+        s = settings or MembershipSettings(_env_file=None)
         spaces: dict[str, PlatformSpace] = {}
         for name, connector in connectors.items():
             if connector is None:
@@ -327,11 +327,13 @@ def served_by_ledger(names: Sequence[str], charter: Charter) -> list[str]:
 
     from charterflow.settings import get_settings
     from ledger import platforms as ledger_platforms
+    from rules.platforms import PlatformState
 
     ledger = _ledger or Ledger(get_settings().ledger_url())
     try:
         with ledger.read() as session:
-            states = ledger_platforms.states(session, charter_platforms=charter.platforms)
+            states: Mapping[str, PlatformState | None] = ledger_platforms.states(
+                session, charter_platforms=charter.platforms)
     except Exception as exc:  # noqa: BLE001 - no ledger yet (a first start): the charter's list
         logging.getLogger("charterflow.membership").warning(
             "membership: the ledger's platform list was not read (%s); serving the charter's",

@@ -187,7 +187,7 @@ def follow_up(ctx: Ctx, *, proposal_id: int) -> dict[str, Any] | None:
 
 def platform_of(ctx: Ctx, proposal_id: int) -> str:
     with ctx.ledger.read() as session:
-        return session.get(Proposal, proposal_id).platform or ""
+        return session.get_one(Proposal, proposal_id).platform or ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def _unwant(ctx: Ctx, platform: str, *, decision_ref: str) -> int:
     if rows:
         with ctx.ledger.transaction() as session:
             for person_id, _handle, role, _d, _o in rows:
-                repo.set_desired_platform_role(session, session.get(Person, person_id),
+                repo.set_desired_platform_role(session, session.get_one(Person, person_id),
                                                platform=platform, role=role, desired=False,
                                                actor=ACTOR, decision_ref=decision_ref,
                                                at=ctx.now)

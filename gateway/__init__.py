@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 __all__ = ["create_app"]
 
 
-def create_app(**kwargs):  # noqa: ANN003, ANN201 - re-exported lazily: importing gateway stays cheap
+def create_app(**kwargs: Any) -> FastAPI:  # re-exported lazily: importing gateway stays cheap
     """See :func:`gateway.app.create_app`."""
     from gateway.app import create_app as build
 

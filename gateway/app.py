@@ -29,7 +29,7 @@ from gateway.routers import form as form_routes
 from gateway.routers import health, hooks, links, report
 from gateway.settings import GatewaySettings
 # _payload: named by flows.membership.handlers as where the inbox's payload is built.
-from gateway.state import GatewayState, _payload, inbox_counts  # noqa: F401
+from gateway.state import GatewayState, _payload, inbox_counts  # noqa: F401 - re-exported
 from gateway.verifiers import build_verifiers
 from ledger.db import Ledger
 

@@ -279,6 +279,6 @@ class PrefectDispatcher:
                     continue  # Prefect down: the drain pass picks it up later
                 if self.prefect_reachable(fresh=time.monotonic() - self._checked_at > self._drain_interval):
                     self.drain()
-            except Exception:  # noqa: BLE001 - the loop must survive anything; the ledger keeps the events
+            except Exception:  # the loop must survive anything; the ledger keeps the events
                 log.exception("gateway: dispatcher pass failed")
             next_drain = time.monotonic() + self._drain_interval

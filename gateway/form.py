@@ -261,7 +261,7 @@ class UsernameLookup:
         with self._lock:
             if self._built is None:
                 try:
-                    self._built = self._source()  # type: ignore[operator]
+                    self._built = self._source()  # type: ignore[operator]  # callable when _built is None
                 except Exception as exc:  # noqa: BLE001 - no lookup then; the flow checks
                     log.warning("gateway: username lookup unavailable (%s)", type(exc).__name__)
                     self._built = {}

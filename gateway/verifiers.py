@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 from connectors.base import Inbound
 from gateway.settings import GatewaySettings
 
@@ -63,7 +65,8 @@ def build_verifiers(settings: GatewaySettings) -> Verifiers:
     def discourse() -> Inbound:
         from connectors.base import url_instance
         from connectors.discourse.inbound import DiscourseWebhookVerifier
-        return DiscourseWebhookVerifier(secret=settings.discourse_webhook_secret,
+        # attempt() builds a verifier only when its secret is set
+        return DiscourseWebhookVerifier(secret=settings.discourse_webhook_secret or SecretStr(""),
                                         instance=url_instance(settings.discourse_url))
 
     def discord() -> Inbound:
@@ -72,7 +75,7 @@ def build_verifiers(settings: GatewaySettings) -> Verifiers:
 
     def slack() -> Inbound:
         from connectors.slack.inbound import SlackRequestVerifier
-        return SlackRequestVerifier(signing_secret=settings.slack_signing_secret)
+        return SlackRequestVerifier(signing_secret=settings.slack_signing_secret or SecretStr(""))
 
     secret = settings.discourse_webhook_secret
     attempt("discourse", bool(secret and secret.get_secret_value()),

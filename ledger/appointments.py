@@ -72,7 +72,7 @@ def decide(session: Session, row: WgAppointment, *, status: str, decided_by: str
     row.status, row.decided_by, row.decided_at, row.ruling = status, decided_by, at, ruling
     row.rulings = {"warnings": sorted(set(rulings))}
     if status == "appointed":
-        person = session.get(Person, row.nominee_person_id)
+        person = session.get_one(Person, row.nominee_person_id)
         repo.assign_wg_role(session, person, row.role, actor=actor, assigned_by=decided_by,
                             starts_at=at, at=at)
     session.flush()

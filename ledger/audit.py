@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -152,7 +152,7 @@ def _rows(session: Session, batch: int) -> Any:
 def iter_records(session: Session, *, batch: int = 2000) -> Iterator[dict[str, Any]]:
     """Every entry in ``seq`` order, streamed."""
     for row in _rows(session, batch):
-        yield entry_record(row)  # type: ignore[arg-type]
+        yield entry_record(row)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,7 +322,7 @@ def count(session: Session) -> int:
     return session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
 
 
-def export(session: Session, out: TextIO, *, fmt: str = "jsonl") -> int:
+def export(session: Session, out: IO[str], *, fmt: str = "jsonl") -> int:
     """Write every entry to ``out`` as ``jsonl`` (one canonical JSON object per line) or
     ``csv`` (payload as canonical JSON text). Returns the number of entries written."""
     if fmt not in ("jsonl", "csv"):

@@ -222,7 +222,7 @@ def request_rows(session: Session, *, until: datetime | None = None,
     return out
 
 
-def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, str | None]]:
     """Totals per currency of :func:`request_rows` (``rules.budget.totals``), as strings."""
     # A request without an amount (filed before amounts were checked) has nothing to add up.
     figures = totals([{"currency": r["currency"], "amount": Decimal(r["asked"] or 0),

@@ -114,7 +114,7 @@ def record_training(session: Session, *, slug: str, title: str, starts_at: datet
 
 def set_training_events(session: Session, session_id: int, *, platform: str, ref: Mapping[str, Any]) -> None:
     """Note what was made for the session on ``platform`` (event id, url, announcement)."""
-    row = session.get(TrainingSession, session_id)
+    row = session.get_one(TrainingSession, session_id)
     events = dict(row.events or {})
     events[platform] = {**dict(events.get(platform) or {}), **dict(ref)}
     row.events = events

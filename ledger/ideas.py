@@ -109,8 +109,8 @@ def change_status(session: Session, idea: Idea, status: IdeaStatus | str, *, act
     """A member's status change (already checked against R-IDEA-1): the history row (with the
     note) and the audit entry."""
     repo.set_idea_status(session, idea, status, actor=actor, at=at)
-    change = session.scalar(select(IdeaStatusChange).where(IdeaStatusChange.idea_id == idea.id)
-                            .order_by(IdeaStatusChange.id.desc()).limit(1))
+    change = session.scalars(select(IdeaStatusChange).where(IdeaStatusChange.idea_id == idea.id)
+                             .order_by(IdeaStatusChange.id.desc()).limit(1)).one()
     if note:
         change.note = note
         session.flush()

@@ -12,7 +12,7 @@ import enum
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -76,7 +76,7 @@ class Platform(enum.StrEnum):
         member = str.__new__(cls, value)
         member._name_ = value.upper()
         member._value_ = value
-        return cls._value2member_map_.setdefault(value, member)
+        return cast(Platform, cls._value2member_map_.setdefault(value, member))
 
 
 # A connector's entry-point name as the ledger stores it (columns are 24 characters).
@@ -623,7 +623,7 @@ class EffectClaim(Base):
 
 # Tables of later capabilities live in their own modules; importing them here puts them on
 # Base.metadata (migrations, compare_metadata) whichever module is imported first.
-from ledger import models_budget, models_commons, models_moderation, models_platforms, models_reports, models_roles  # noqa: E402,F401
+from ledger import models_budget, models_commons, models_moderation, models_platforms, models_reports, models_roles  # noqa: E402,F401 - see above
 from ledger import models_appointments  # noqa: E402,F401 - R-ROLE-APPOINT (issue 23)
 from ledger import models_guides  # noqa: E402,F401 - R-GUIDE (issue 23)
-from ledger import models_safety  # noqa: E402,F401
+from ledger import models_safety  # noqa: E402,F401 - the safety reports' tables

@@ -40,8 +40,8 @@ def first_admin_granted(session: Session, platform: str) -> datetime | None:
                            .where(PlatformRoleAssignment.role == "admin",
                                   PlatformRoleAssignment.desired.is_(True),
                                   PlatformRoleAssignment.observed.is_(True))).all()
-    seen = [since or observed for plat, since, observed in rows
-            if str(getattr(plat, "value", plat)) == platform and (since or observed)]
+    seen = [at for plat, since, observed in rows
+            if str(getattr(plat, "value", plat)) == platform and (at := since or observed)]
     return min(seen) if seen else None
 
 

@@ -15,9 +15,9 @@ Someone who is still an active member, or holds a WG or platform role, must leav
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, inspect, or_, select
+from sqlalchemy import CursorResult, delete, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from ledger import audit
@@ -206,8 +206,8 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
             IdeaStatusChange.changed_by == f"person:{pid}", IdeaStatusChange.note.is_not(None))):
         change.note = None
         counts["idea_notes"] += 1
-    counts["reference_lists"] = session.execute(
-        delete(ReferenceList).where(ReferenceList.handle == person.handle)).rowcount or 0
+    deleted = session.execute(delete(ReferenceList).where(ReferenceList.handle == person.handle))
+    counts["reference_lists"] = cast("CursorResult[Any]", deleted).rowcount or 0  # a DELETE's result
     person.handle = f"erased-{pid}"
     person.display_name = None
     person.home_platform = None

@@ -920,9 +920,9 @@ def inbox_set_note(session: Session, event: InboxEvent, *, note: str, actor: str
 def inbox_dispatchable(session: Session, *, stale_before: datetime | None = None,
                        handled_routes: Iterable[str] = (), limit: int = 100) -> list[int]:
     """Ids of events ``inbox_claim`` would claim, oldest first (the drain loop's query)."""
-    from sqlalchemy import and_, or_
+    from sqlalchemy import ColumnElement, and_, or_
 
-    conditions = [InboxEvent.dispatched_at.is_(None)]
+    conditions: list[ColumnElement[bool]] = [InboxEvent.dispatched_at.is_(None)]
     routes = sorted(set(handled_routes))
     if routes:
         conditions.append(and_(InboxEvent.dispatch_note == AWAITING_HANDLER,

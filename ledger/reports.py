@@ -99,7 +99,7 @@ def _membership(session: Session, q: Quarter) -> tuple[dict[str, int], list[dict
             ended[m.status] += 1
     start_count, end_count = active_series(spans, [q.start, q.end])
     points = month_ends(q.end, SERIES_MONTHS + 1)
-    series = [{"at": _day(t), "active": n} for t, n in zip(points, active_series(spans, points))]
+    series = [{"at": _day(t), "active": n} for t, n in zip(points, active_series(spans, points), strict=True)]
     return ({"joined": joined, "renewed": renewed, "lapsed": ended[MembershipStatus.LAPSED],
              "left": ended[MembershipStatus.LEFT], "removed": ended[MembershipStatus.REMOVED],
              "active_start": start_count, "active_end": end_count}, series)
@@ -131,7 +131,7 @@ def gather_facts(session: Session, quarter: Quarter) -> dict[str, Any]:
     report only; absent when there is none)."""
     done, flow = _ideas(session, quarter)
     membership, series = _membership(session, quarter)
-    return jsonable({
+    facts: dict[str, Any] = jsonable({
         "quarter": quarter.label,
         "months": list(quarter.months),
         "ideas_done": done,
@@ -146,6 +146,7 @@ def gather_facts(session: Session, quarter: Quarter) -> dict[str, Any]:
         **_training(session, quarter),
         **_safety(session, quarter),
     })
+    return facts
 
 
 def _training(session: Session, q: Quarter) -> dict[str, Any]:

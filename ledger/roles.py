@@ -1,6 +1,7 @@
 """Queries and writes of the platform roles tables (issue 9): moderator training (R-TRAIN), the
-drift audit's reports (R-ADMIN-3) and admin revocations that wait (R-ADMIN-4, issue 18). Each write carries its audit entry in the same
-transaction; audit payloads hold ids, platform names, counts and digests, never handles."""
+drift audit's reports (R-ADMIN-3) and admin revocations that wait (R-ADMIN-4, issue 18). Each
+write carries its audit entry in the same transaction; audit payloads hold ids, platform names,
+counts and digests, never handles."""
 
 from __future__ import annotations
 

@@ -14,11 +14,11 @@ import csv
 import json
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError,
                       ValidationInfo, field_validator, model_validator)
@@ -42,7 +42,7 @@ from ledger.models import (
 )
 from ledger.types import utcnow
 
-FORMAT = 1
+FORMAT: Final = 1
 LISTS = ("board_members", "steering_council")
 ACCOUNT_PLATFORMS = (Platform.DISCOURSE, Platform.DISCORD, Platform.SLACK)
 _END_STATUSES = {"lapsed": MembershipStatus.LAPSED, "left": MembershipStatus.LEFT,
@@ -130,7 +130,8 @@ def _text(max_len: int) -> BeforeValidator:
 
 def _vacant_or(text: BeforeValidator) -> BeforeValidator:
     """``""`` as given (a vacant role), anything else checked by ``text``."""
-    return BeforeValidator(lambda value: value if value == "" else text.func(value))
+    check = cast(Callable[[Any], str], text.func)  # made by _text: takes the value alone
+    return BeforeValidator(lambda value: value if value == "" else check(value))
 
 
 When = Annotated[datetime, BeforeValidator(_when)]
@@ -194,14 +195,14 @@ class PersonEntry(_Strict):
     @field_validator("home_platform")
     @classmethod
     def _charter_platform(cls, home: str | None, info: ValidationInfo) -> str | None:
-        platforms = info.context["charter"].platforms
+        platforms = (info.context or {})["charter"].platforms
         if home is not None and home not in platforms:
             raise ValueError(f"{home!r} is not one of the charter's platforms ({', '.join(platforms)})")
         return home
 
     @model_validator(mode="after")
     def _membership(self, info: ValidationInfo) -> PersonEntry:
-        terms = self.spans(info.context["charter"].terms.length_days)
+        terms = self.spans((info.context or {})["charter"].terms.length_days)
         status = self.status
         if status != "none" and not terms:
             raise ValueError(f"membership {status!r} needs at least one term")

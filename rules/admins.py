@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from rules.charter import Charter
 from rules.decision import Decision, Finding, findings_decision
@@ -165,9 +166,9 @@ def check_admin_change(
     after = {p: set(v) for p, v in admins.items()}
     after.setdefault(platform, set())
     (after[platform].add if grant else after[platform].discard)(person)
-    kw = {"members": members, "platform_accounts": platform_accounts, "charter": charter}
-    before = check_admins(admins, **kw)
-    result = check_admins(after, **kw)
+    check = partial(check_admins, members=members, platform_accounts=platform_accounts, charter=charter)
+    before = check(admins)
+    result = check(after)
     # Only refuse what the change breaks: an already-broken invariant must not block its repair.
     verb = "granting" if grant else "revoking"
     return findings_decision(

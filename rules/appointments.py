@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from rules.charter import Charter
@@ -90,10 +91,10 @@ def check_appointment(
         own.append(Finding(ruling="R-ROLE-APPOINT", subject=nominee,
                            reason=f"the {LABELS[role]} is chosen among the WG's active members, "
                                   f"and {nominee} is not one"))
-    lists = {"home_platform": home_platform, "board_members": board_members,
-             "steering_council": steering_council, "charter": charter}
-    before = check_roles(current, **lists)
-    after = check_roles(replace(current, **{role: nominee}), **lists)
+    check = partial(check_roles, home_platform=home_platform, board_members=board_members,
+                    steering_council=steering_council, charter=charter)
+    before = check(current)
+    after = check(replace(current, **{role: nominee}))
     violations = own + [f for f in after.violations if f not in before.violations]
     warnings = [f for f in after.warnings if f not in before.warnings]
     return AppointmentCheck(allowed=not violations,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Literal
 
-from rules.charter import Charter
+from rules.charter import ApprovalBallot, Charter, RemovalBallot
 from rules.decision import CodedDecision, Decision
 
 Choice = Literal["yes", "no", "abstain"]
@@ -46,7 +46,10 @@ def closes_at(kind: BallotKind, *, opened_at: datetime, charter: Charter) -> dat
 
 def quorum(size: int, *, kind: BallotKind, charter: Charter) -> int:
     """Approval/endorsement turnout needed: ``ceil(fraction * E)`` (R-VOTE-APPROVE)."""
-    fraction = Fraction(str(_params(kind, charter).quorum_fraction))
+    params = _params(kind, charter)
+    if not isinstance(params, ApprovalBallot):
+        raise ValueError("a removal ballot has no quorum: it needs a majority (R-REMOVE)")
+    fraction = Fraction(str(params.quorum_fraction))
     return math.ceil(fraction * size)
 
 
@@ -281,6 +284,11 @@ def voting_members(
     return tuple(members)
 
 
-def _params(kind: BallotKind, charter: Charter):
+def _params(kind: BallotKind, charter: Charter) -> ApprovalBallot | RemovalBallot:
+    ballots = charter.ballots
     # R-ROLE-APPOINT: a Chair or Co-Chair ballot runs "as R-VOTE-APPROVE".
-    return getattr(charter.ballots, "approval" if kind == "appointment" else kind)
+    by_kind: dict[str, ApprovalBallot | RemovalBallot] = {
+        "approval": ballots.approval, "appointment": ballots.approval,
+        "removal": ballots.removal, "endorsement": ballots.endorsement,
+    }
+    return by_kind[kind]

@@ -129,7 +129,8 @@ def parse_amount(value: Any, *, field: str = "amount") -> Decimal:
         raise ValueError(f"{field}: {text[:40]!r} is not a number") from None
     if not amount.is_finite() or amount <= 0:
         raise ValueError(f"{field}: must be more than zero")
-    if amount.as_tuple().exponent < -2 or amount >= MAX_AMOUNT:
+    exponent = amount.as_tuple().exponent  # an int once the amount is finite
+    if not isinstance(exponent, int) or exponent < -2 or amount >= MAX_AMOUNT:
         raise ValueError(f"{field}: at most two decimals and under 10,000,000,000")
     return amount
 

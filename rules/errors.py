@@ -4,6 +4,7 @@ the shell (charterflow/) reports them as one-line messages (exit 2) or as ``Conf
 from __future__ import annotations
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 
 class CharterFileError(ValueError):
@@ -24,7 +25,7 @@ def describe_validation_error(exc: ValidationError, *, limit: int = 3) -> str:
     return "; ".join(parts)
 
 
-def _describe(error: dict) -> str:
+def _describe(error: ErrorDetails) -> str:
     loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
     kind, msg = error["type"], error["msg"]
     if kind == "missing":

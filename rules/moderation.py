@@ -127,7 +127,7 @@ def group_reasons(actions: Iterable[Mapping[str, Any]], *, top: int = 10) -> lis
         g = groups[_reason_key(a.get("reason"))]
         g["actions"][a["action"]] += 1
         g["platforms"][a["platform"]] += 1
-    rows = [{"reason": k, "count": sum(v["actions"].values()), "actions": dict(sorted(v["actions"].items())),
+    rows: list[dict[str, Any]] = [{"reason": k, "count": sum(v["actions"].values()), "actions": dict(sorted(v["actions"].items())),
              "platforms": dict(sorted(v["platforms"].items()))} for k, v in groups.items()]
     return sorted(rows, key=lambda r: (-r["count"], r["reason"]))[:top]
 

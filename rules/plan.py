@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from rules.admins import check_admins, worse
@@ -97,10 +98,10 @@ def check_plan(
         (after.add if c.action == "grant" else after.discard)(a)
 
     violations: list[Finding] = []
-    who = {"members": members, "platform_accounts": platform_accounts, "charter": charter}
-    now = check_admins(admins_of(after), **who)
+    check = partial(check_admins, members=members, platform_accounts=platform_accounts, charter=charter)
+    now = check(admins_of(after))
     if any(c.role == ADMIN for c in changes):
-        violations += worse(check_admins(admins_of(before), **who), now)
+        violations += worse(check(admins_of(before)), now)
 
     limit = charter.admins.max_removals_per_run
     removals = sum(1 for c in changes if c.action == "revoke")
@@ -112,7 +113,7 @@ def check_plan(
 
     evidence = {"grants": sum(1 for c in changes if c.action == "grant"), "revokes": removals,
                 "admins_after": {p: sorted(v) for p, v in admins_of(after).items()},
-                "admin_counts": dict(zip(now.evidence["counted"], now.evidence["lines"]))}
+                "admin_counts": dict(zip(now.evidence["counted"], now.evidence["lines"], strict=True))}
     if violations and override_reason:
         return Decision(allowed=True, ruling="R-ADMIN-3",
                         reason=f"overridden by an operator: {override_reason}",

@@ -106,9 +106,10 @@ def decide_trial(states: Mapping[str, PlatformState], *, platform: str, now: dat
     if state in (APPROVED, RETIRING):
         return _refused(f"{platform} is {state}: only a platform not in use can start a trial",
                         platform=platform, state=state)
-    start = current.trial_ends_at if state == TRIAL and current.trial_ends_at else now
+    on_trial = current.trial_ends_at if current and state == TRIAL else None
+    start = on_trial or now
     end = ends_at or start + timedelta(days=charter.trials.default_days)
-    if end <= now or (state == TRIAL and current.trial_ends_at and end <= current.trial_ends_at):
+    if end <= now or (on_trial and end <= on_trial):
         after = "its current end" if state == TRIAL else "now"
         return _refused(f"the trial's end date {end:%Y-%m-%d} is not after {after}",
                         platform=platform, state=state, field="trial_ends")

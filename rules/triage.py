@@ -150,10 +150,9 @@ _AMOUNT = re.compile(
 
 def _board_kind(text: str, *, charter: Charter) -> tuple[str | None, dict[str, Any]]:
     evidence: dict[str, Any] = {}
-    amount = _AMOUNT.search(text)
-    money = _MONEY_WORDS.search(text)
-    if (amount or money) and "budget" in charter.board.needs_board:
-        evidence["money"] = (amount or money).group(0).strip()
+    money = _AMOUNT.search(text) or _MONEY_WORDS.search(text)
+    if money and "budget" in charter.board.needs_board:
+        evidence["money"] = money.group(0).strip()
         return "budget", evidence
     flat = re.sub(r"\s+", " ", text)
     in_use = {*charter.platforms, charter.charter.board_platform}
@@ -170,9 +169,9 @@ def _board_kind(text: str, *, charter: Charter) -> tuple[str | None, dict[str, A
             evidence["matched"] = found.group(0).strip()[:120]
             return kind, evidence
     if "trial-platform" in charter.board.needs_board:
-        found = _NEW_PLATFORM.search(flat)
-        if found:
-            evidence["matched"] = found.group(0).strip()
+        new = _NEW_PLATFORM.search(flat)
+        if new:
+            evidence["matched"] = new.group(0).strip()
             return "trial-platform", evidence
     return None, evidence
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from itertools import accumulate
 from typing import Annotated, Any, Literal, Union
@@ -312,5 +313,5 @@ def _board(case: BoardCase, charter: Charter) -> dict[str, Any]:
             "reason": decision.reason}
 
 
-_EVALUATORS = {EligibilityCase: _eligibility, BallotCase: _ballot, AdminsCase: _admins,
+_EVALUATORS: dict[type[BaseModel], Callable[[Any, Charter], dict[str, Any]]] = {EligibilityCase: _eligibility, BallotCase: _ballot, AdminsCase: _admins,
                RolesCase: _roles, TermCase: _term, BoardCase: _board}

@@ -65,7 +65,7 @@ def _line(output: str, platform: str, name: str) -> str:
 
 
 def test_sandboxes_set_up_right_are_all_ok():
-    for env, secrets in _serve({"discord": None, "discourse": None, "slack": None}):
+    for env, secrets in _serve({"discord": None, "discourse": None, "slack": None}):  # noqa: B007 - read after the loop
         code, out = _doctor(env)
     assert code == 0, out
     # An installed plugin not configured here (Matrix) is a "--  … skipped" line.
@@ -106,7 +106,7 @@ def _wrong_seeds() -> dict[str, dict[str, Any]]:
 
 
 def test_each_problem_of_a_wrong_setup_is_reported_with_its_fix():
-    for env, secrets in _serve(_wrong_seeds()):
+    for env, secrets in _serve(_wrong_seeds()):  # noqa: B007 - read after the loop
         env["CHARTERFLOW_DISCORD_WG_CHANNEL_ID"] = "1100000000000009999"  # no such channel
         del env["CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET"]
         del env["CHARTERFLOW_SLACK_SIGNING_SECRET"]
@@ -148,7 +148,7 @@ def test_each_problem_of_a_wrong_setup_is_reported_with_its_fix():
 
 
 def test_bad_credentials_stop_each_platform_at_its_first_check():
-    for env, secrets in _serve({"discord": None, "discourse": None, "slack": None}):
+    for env, secrets in _serve({"discord": None, "discourse": None, "slack": None}):  # noqa: B007 - read after the loop
         wrong = {"CHARTERFLOW_DISCORD_TOKEN": "invented.discord.token-not-valid",
                  "CHARTERFLOW_DISCOURSE_API_KEY": "invented-forum-key-not-valid",
                  "CHARTERFLOW_SLACK_BOT_TOKEN": "xoxb-invented-not-valid"}

@@ -134,7 +134,7 @@ def _seed_ledger(ledger: Ledger, forum: Any, discord: Any) -> None:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, postgres_server: Any) -> Iterator[dict[str, Any]]:  # noqa: F811
+def stack(tmp_path: Path, postgres_server: Any) -> Iterator[dict[str, Any]]:
     from connectors.discord.connector import DiscordConnector
     from connectors.discourse.connector import DiscourseConnector
 

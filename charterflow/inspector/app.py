@@ -66,7 +66,10 @@ def same_origin(request: Request) -> bool:
     if origin:
         return origin == own
     referer = request.headers.get("referer")
-    return bool(referer) and f"{urlsplit(referer).scheme}://{urlsplit(referer).netloc}" == own
+    if not referer:
+        return False
+    parts = urlsplit(referer)
+    return f"{parts.scheme}://{parts.netloc}" == own
 
 
 def create_app(*, running: Any, prefect_ui: str | None = None, port: int | None = None,

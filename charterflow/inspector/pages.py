@@ -94,9 +94,9 @@ def discord_channels(s: dict[str, Any], names: dict[str, str]) -> dict[str, Any]
 
 
 def discord_heading(s: dict[str, Any], names: dict[str, str], current: str) -> str:
-    chosen = next((c for c in s["channels"] if c["id"] == current), {})
+    chosen: dict[str, Any] = next((c for c in s["channels"] if c["id"] == current), {})
     if chosen.get("type") == 1:
-        return f"@ {names.get(chosen.get('recipient_id'), '?')}"
+        return f"@ {names.get(str(chosen.get('recipient_id')), '?')}"
     return f"# {chosen.get('name', '?')}"
 
 

@@ -45,7 +45,7 @@ class Running:
 class _Server(uvicorn.Server):
     # Several servers share this process: the process handles the signals once, for all.
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self):
         yield
 
 
@@ -190,8 +190,13 @@ async def _serve(servers: dict[str, Any], sockets: dict[str, socket.socket], *,
     """Serve every app on its socket until SIGINT/SIGTERM; once all listen, run ``prepared``
     (in a thread) and say ready on /healthz, or the problem."""
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers.values():
+            server.should_exit = True
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s in servers.values()])
+        loop.add_signal_handler(sig, stop)
     tasks = [asyncio.create_task(server.serve(sockets=[sockets[name]])) for name, server in servers.items()]
     while not all(s.started for s in servers.values()):
         if any(t.done() for t in tasks):

@@ -250,7 +250,8 @@ class DiscordClient:
         message = ""
         details: list[str] = []
         if isinstance(body, dict):
-            code = body.get("code") if isinstance(body.get("code"), int) else 0
+            given = body.get("code")
+            code = given if isinstance(given, int) else 0
             message = str(body.get("message") or "")
             details = _flatten_errors(body.get("errors"))
         text = self.redact(

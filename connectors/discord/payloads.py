@@ -305,7 +305,7 @@ def ballot_result_message(*, ballot_id: str, question: str, options: Sequence[st
     lines = [f"**Ballot closed:** {_one_line(question)}"]
     if result:
         lines.append(_one_line(result))
-    elif counts is not None and sum(counts):
+    elif counts is not None and sum(counts) != 0:
         if len(counts) != len(options):
             raise ValueError("one count per option")
         total = sum(counts)

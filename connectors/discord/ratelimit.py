@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from connectors.http import Clock, RateLimiter, SystemClock
+from connectors.http import _Slot as _GlobalSlot
 
 __all__ = ["DiscordRateLimits", "RouteKey", "discord_retry_after"]
 
@@ -117,7 +118,7 @@ def _update(bucket: _Bucket, *, limit: int, remaining: int, window: float, reset
 class _Slot:
     __slots__ = ("bucket", "global_slot", "route")
 
-    def __init__(self, bucket: _Bucket | None, global_slot: object, route: RouteKey | None) -> None:
+    def __init__(self, bucket: _Bucket | None, global_slot: _GlobalSlot, route: RouteKey | None) -> None:
         self.bucket = bucket
         self.global_slot = global_slot
         self.route = route

@@ -406,7 +406,7 @@ class DiscordSandbox(Sandbox):
         values: dict[str, Any] = {key.removeprefix("CHARTERFLOW_DISCORD_").lower(): value
                                   for key, value in self.client_info(base_url)["env"].items()}
         values.update({"timeout": 10.0, "max_retries": 4, "search_index_max_wait": 10.0 * self.time_scale}, **options)
-        connector = DiscordConnector(settings=DiscordSettings(_env_file=None, **values), **extra)  # type: ignore[call-arg]
+        connector = DiscordConnector(settings=DiscordSettings(_env_file=None, **values), **extra)
         if self.interactions_url is None:
             self.set_interaction_sink(lambda headers, body: connector.handle_interaction(headers=headers, body=body))
         return connector
@@ -673,11 +673,12 @@ class DiscordSandbox(Sandbox):
 
     def _limit_headers(self, bucket: str, limit: int, remaining: int, reset_after: float,
                        reset_epoch: float) -> dict[str, str]:
+        bucket_id = hashlib.sha1(bucket.encode()).hexdigest()[:16]  # noqa: S324 - an opaque name
         # Rounded up to the millisecond: a client waiting Reset-After never comes back early.
         return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(remaining, 0)),
                 "X-RateLimit-Reset": f"{reset_epoch:.3f}",
                 "X-RateLimit-Reset-After": f"{math.ceil(reset_after * 1000) / 1000:.3f}",
-                "X-RateLimit-Bucket": hashlib.sha1(bucket.encode()).hexdigest()[:16]}  # noqa: S324 - an opaque name
+                "X-RateLimit-Bucket": bucket_id}
 
     def _too_many(self, req: Call, route: Any, params: dict[str, str], wait: float, *, scope: str,
                   kind: str) -> Reply:
@@ -722,7 +723,7 @@ class DiscordSandbox(Sandbox):
                 return _error(400, 10013, f"Unknown User ({name})")
             ids.append(str(user["id"]) if user else None)
         try:
-            action_type = int(data.get("action_type"))  # type: ignore[arg-type]
+            action_type = int(data.get("action_type"))  # type: ignore[arg-type]  # None: the form error below
         except (TypeError, ValueError):
             return _form_error(action_type="Value is not int.")
         changes = list(data.get("changes") or [])

@@ -161,7 +161,7 @@ class TallyVoteStore:
             final = self._final.get(str(ballot_id))
         if final is None:
             return self.inner.votes(ballot_id)
-        out = []
+        out: list[VoteRecord] = []
         for option, count in enumerate(final):
             for _ in range(count):
                 out.append(VoteRecord(ballot_id=str(ballot_id), voter_id=str(len(out) + 1),

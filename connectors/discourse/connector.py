@@ -86,7 +86,8 @@ class DiscourseConnector:
     """Talks to one Discourse site through its REST API with an admin API key.
 
     Build it with ``DiscourseConnector.from_env()`` or ``DiscourseConnector(settings=...)``;
-    ``transport``, ``clock``, ``rng`` and ``retry`` (a ``RetryPolicy``) are injectable. Close it (or use ``with``) when done.
+    ``transport``, ``clock``, ``rng`` and ``retry`` (a ``RetryPolicy``) are injectable. Close it
+    (or use ``with``) when done.
     """
 
     name: ClassVar[str] = "discourse"
@@ -589,13 +590,13 @@ class DiscourseConnector:
             raise ValueError("an upload needs content")
         name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", filename).strip("-") or "upload"
         what = f"upload of {name!r}"
-        http = self.client._http  # noqa: SLF001 - the client's request() sends JSON bodies only
+        http = self.client._http  # the client's request() sends JSON bodies only
         request = http.build_request(
             "POST", "/uploads.json", data={"upload_type": "composer", "synchronous": "true"},
             files={"file": (name, content, content_type)})
         response = self.client.policy.send(http, request, idempotent=True)
         if response.status_code != 200:
-            raise self.client._error(response, what=what, admin_route=False)  # noqa: SLF001
+            raise self.client._error(response, what=what, admin_route=False)
         return self.client.json(response, what=what)
 
     # ----------------------------------------------------------------------------------------

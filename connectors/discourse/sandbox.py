@@ -263,7 +263,7 @@ class DiscourseSandbox(Sandbox):
             for i, g in enumerate(seed.groups, start=41):
                 if missing := [name for name in g.members if self._user_by_name(name) is None]:
                     raise ConfigError(f"invalid sandbox seed: group {g.name!r} member {missing[0]!r} is not a user")
-                members = [self._user_by_name(name)["id"] for name in g.members]  # type: ignore[index]
+                members = [self._user_by_name(name)["id"] for name in g.members]  # type: ignore[index]  # seeded names exist
                 gid = g.id if g.id is not None else i
                 self.groups[gid] = {"id": gid, "name": g.name, "full_name": g.full_name,
                                     "members": {m: "2024-01-01T00:00:00.000Z" for m in members}}
@@ -347,7 +347,7 @@ class DiscourseSandbox(Sandbox):
             "webhook_secret": self.webhook.secret, "category": "Working Group", "group": "working-group",
             "admin_rate_limit": self.settings.admin_api_limit, "admin_rate_window": self.settings.admin_api_window,
             "timeout": 10.0, "max_retries": 4, **options}
-        return DiscourseConnector(settings=DiscourseSettings(_env_file=None, **values), **extra)  # type: ignore[call-arg]
+        return DiscourseConnector(settings=DiscourseSettings(_env_file=None, **values), **extra)
 
     def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
         """Vote as ``voter`` through ``PUT /polls/vote`` (an all-users key acting as the voter)."""

@@ -15,8 +15,8 @@ from connectors.discourse.sandbox import _not_found, _route
 from connectors.sandboxkit import Call, Reply
 
 # The default welcome PM body, shortened (Discourse ships a longer one in server.en.yml).
-TEXTS = {"system_messages.welcome_user.text_body_template":
-         "Thanks for joining %{site_name}, and welcome!\n\n%{new_user_tips}"}
+WELCOME = "system_messages.welcome_user.text_body_template"
+TEXTS = {WELCOME: "Thanks for joining %{site_name}, and welcome!\n\n%{new_user_tips}"}
 
 
 def _texts(sb: Any) -> dict[str, str]:

@@ -15,7 +15,7 @@ class _Keeper:
     def __init__(self, box: SmtpSandbox) -> None:
         self.box = box
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's hook name
         parsed = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         body = parsed.get_body(preferencelist=("plain",))
         self.box.keep({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),

@@ -356,7 +356,7 @@ def control(name: str, method: str = "POST") -> Callable[[Callable[..., Any]], C
     """Mark a sandbox method as the control route ``METHOD /_sandbox/<name>``; it takes
     ``(call, data)`` (data: the JSON object sent) and returns a ``Reply`` (or awaits one)."""
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn._control = (method, f"/_sandbox/{name}")  # type: ignore[attr-defined]
+        fn._control = (method, f"/_sandbox/{name}")  # type: ignore[attr-defined]  # a mark the app reads
         return fn
 
     return mark

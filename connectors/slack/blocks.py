@@ -374,10 +374,11 @@ def board_escalation(escalation: BoardEscalation) -> SlackMessage:
         context_bits.insert(0, f"Escalated by {escape(escalation.requested_by)}")
     tail = [_context(" · ".join(context_bits)), _buttons(escalation)]
     amount = _amount(escalation)
+    endorsement = escalation.endorsement
     text = (
         f"Board decision needed: {escalation.kind} proposal “{escalation.title}”"
         + (f", {amount}" if escalation.amount is not None and amount else "")
-        + f". WG endorsement: {escalation.endorsement.result if isinstance(escalation.endorsement, Endorsement) else escalation.endorsement}."
+        + f". WG endorsement: {endorsement.result if isinstance(endorsement, Endorsement) else endorsement}."
     )
     return SlackMessage(text=_fallback(escape(text)),
                         blocks=fit_blocks(head, body, tail, more_url=escalation.full_text_url))

@@ -321,7 +321,7 @@ class SlackSandbox(Sandbox):
             "board_channel": self.seed.board_channel, "base_url": f"{base_url.rstrip('/')}/api/",
             "response_url_hosts": (httpx.URL(base_url).netloc.decode("ascii"),), "timeout": 10, **options,
         }
-        return SlackConnector(settings=SlackSettings(_env_file=None, **values), **extra)  # type: ignore[call-arg]
+        return SlackConnector(settings=SlackSettings(_env_file=None, **values), **extra)
 
     def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
         """Slack has no ballots here (the connector declares no BallotBox)."""

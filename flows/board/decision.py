@@ -180,7 +180,7 @@ def _click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -> str
 def _refusal_text(ctx: BoardCtx, *, code: str, proposal_id: int | None) -> str:
     if code == "already-decided":
         with ctx.ledger.read() as session:
-            proposal = session.get(Proposal, proposal_id)
+            proposal = session.get_one(Proposal, proposal_id)
             word = WORDS[proposal.decision]
             return (f"Thank you. This proposal was already decided: {word} by "
                     f"{who(proposal.decided_by or '')} on {when(proposal.decided_at)}. "
@@ -208,7 +208,7 @@ def announce(ctx: BoardCtx, *, proposal_id: int, key: str, decision: BoardDecisi
     history, the WG is told (each once, under ``key``)."""
     message = escalation_of(ctx, proposal_id)
     with ctx.ledger.read() as session:
-        proposal = session.get(Proposal, proposal_id)
+        proposal = session.get_one(Proposal, proposal_id)
         slack_ref, title, kind = proposal.escalation_ref, proposal.title, proposal.kind
         name = decided_by
         if person_id is not None:

@@ -44,7 +44,7 @@ def open_step(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
     """Open (once) the endorsement ballot of a proposal and show it on every WG platform."""
     params = ctx.charter.ballots.endorsement
     with ctx.ledger.transaction() as session:
-        proposal = session.get(Proposal, proposal_id)
+        proposal = session.get_one(Proposal, proposal_id)
         ballot = repo.endorsement_ballot_of(session, proposal)
         if ballot is None:
             ids = electorate_ids(session, kind="endorsement", subject_person_id=None,

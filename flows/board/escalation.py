@@ -136,7 +136,7 @@ def continue_step(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
         settled = endorsement.settle(ctx, ballot_id=ballot_id)
         if settled["outcome"] != "open":
             with ctx.ledger.read() as session:
-                status = session.get(Proposal, proposal_id).status.value
+                status = session.get_one(Proposal, proposal_id).status.value
             return {"proposal": proposal_id, "status": status, "ballot": ballot_id,
                     "endorsement": settled["outcome"]}
     return {"proposal": proposal_id, "status": "endorsing", "ballot": ballot_id,
@@ -230,7 +230,7 @@ def handle_board_proposal(*, ledger: Any, event: InboxEvent, now: datetime | Non
     ``not-escalated:R-DIRECT`` or ``refused:<code>``."""
     ctx = board_context(now, ledger=ledger)
     with ctx.ledger.read() as session:
-        row = session.get(InboxEvent, event.id)
+        row = session.get_one(InboxEvent, event.id)
         payload = dict(row.payload or {})
         attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
         filed = repo.effect_get(session, key=f"board:file:inbox:{row.id}")

@@ -43,7 +43,7 @@ def remind(ctx: BoardCtx) -> list[dict[str, Any]]:
         waiting = [(p.id, p.escalated_at, p.escalation_ref, p.last_reminder_at)
                    for p in repo.proposals_with_status(session, ProposalStatus.ESCALATED)]
     sent = []
-    for proposal_id, escalated_at, slack_ref, last in waiting:
+    for proposal_id, escalated_at, slack_ref, _last in waiting:
         if escalated_at is None or not slack_ref or slack_ref.startswith("board-escalation"):
             continue  # not posted yet: the escalation flow repairs that first
         number = due_number(escalated_at=escalated_at, now=ctx.now,
@@ -57,7 +57,7 @@ def remind(ctx: BoardCtx) -> list[dict[str, Any]]:
         with ctx.ledger.transaction() as session:
             if repo.effect_get(session, key=key) is not None:
                 continue
-            proposal = session.get(Proposal, proposal_id)
+            proposal = session.get_one(Proposal, proposal_id)
             # Recorded before it is posted; a re-run after a crash finds it recorded and posts.
             if proposal.last_reminder_at is None or proposal.last_reminder_at < due_at:
                 repo.record_board_reminder(session, proposal, number=number, actor=ACTOR,

@@ -50,7 +50,7 @@ def handle_commons(*, ledger: Any, event: InboxEvent, now: datetime | None = Non
     """Inbox handler of route ``commons``: the verified event's attributes as a ``RoomMessage``."""
     ctx = context(now, ledger=ledger)
     with ctx.ledger.read() as session:
-        row = session.get(InboxEvent, event.id)
+        row = session.get_one(InboxEvent, event.id)
         source, kind, payload = row.source, row.kind, dict(row.payload or {})
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
     if "room.change" in attrs:

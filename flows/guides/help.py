@@ -91,7 +91,7 @@ def handle_help(*, ledger: Any, event: InboxEvent, now: datetime | None = None) 
     named)."""
     ctx = context(now, ledger=ledger)
     with ctx.ledger.read() as session:
-        row = session.get(InboxEvent, event.id)
+        row = session.get_one(InboxEvent, event.id)
         payload = dict(row.payload or {})
         source = str(row.source)
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}

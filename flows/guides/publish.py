@@ -99,8 +99,8 @@ def publish_step(ctx: Ctx, guides: Sequence[Guide], errors: Sequence[GuideError]
             base = f"guide:{guide.slug}:{space.platform}:{instance}"
 
             def act(shelf: GuideShelf = shelf, space: Any = space, fit: Any = fit,
-                    placed: list[MessageRef] = placed, base: str = base) -> dict[str, Any]:
-                refs = shelf.shelve_guide(channel=guides_channel(space.platform, channels), title=guide.title,
+                    placed: list[MessageRef] = placed, base: str = base, title: str = guide.title) -> dict[str, Any]:
+                refs = shelf.shelve_guide(channel=guides_channel(space.platform, channels), title=title,
                                           pieces=fit.pieces, placed=placed, key=base)
                 return {"messages": [{"platform": r.platform, "id": r.id, "thread_id": r.thread_id, "url": r.url}
                                      for r in refs]}
@@ -146,8 +146,8 @@ def welcome_step(ctx: Ctx, guides: Sequence[Guide], *, channels: Mapping[str, st
         digest = hashlib.sha256(repr((WELCOME_SUMMARY, links, channel)).encode()).hexdigest()[:16]
         done = once(ctx, key=f"guides:welcome:{space.platform}:{instance}:{digest}", platform=space.platform,
                     actor=ACTOR, about="guides:welcome",
-                    act=lambda w=welcome, c=channel, l=links: {"where": w.set_welcome(
-                        summary=WELCOME_SUMMARY, guides=l, channel=c)})
+                    act=lambda w=welcome, c=channel, g=links: {"where": w.set_welcome(
+                        summary=WELCOME_SUMMARY, guides=g, channel=c)})
         out.append({"platform": space.platform, "where": done["ref"].get("where"), "guides": len(links)})
     return out
 

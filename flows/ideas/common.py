@@ -121,7 +121,7 @@ def backlog_rows(session: Session, *, charter: Charter, now: datetime,
             "board": ("" if idea.needs_board is None else
                       f"Board ({idea.board_kind})" if idea.needs_board else "WG"),
             "duplicate_of": idea.duplicate_of_id,
-            "duplicate_link": (session.get(Idea, idea.duplicate_of_id).source_url or ""
+            "duplicate_link": (session.get_one(Idea, idea.duplicate_of_id).source_url or ""
                                if idea.duplicate_of_id else ""),
             "similarity": None if idea.similarity is None else float(idea.similarity),
             "source": idea.source,

@@ -79,7 +79,7 @@ def handle_idea(*, ledger: Any, event: InboxEvent, now: datetime | None = None) 
     Discord ``/idea`` (option ``text``). Returns ``idea:<id>`` or ``refused:invalid:<field>``."""
     ctx = context(now, ledger=ledger)
     with ctx.ledger.read() as session:
-        row = session.get(InboxEvent, event.id)
+        row = session.get_one(InboxEvent, event.id)
         source, kind = row.source, row.kind
         payload = dict(row.payload or {})
     data = dict(payload.get("data") or {})

@@ -107,7 +107,7 @@ def handle_status(*, ledger: Any, event: InboxEvent, now: datetime | None = None
     Returns ``idea:<id>:<status>``, ``idea:<id>:unchanged`` or ``refused:<code>``."""
     ctx = context(now, ledger=ledger)
     with ctx.ledger.read() as session:
-        row = session.get(InboxEvent, event.id)
+        row = session.get_one(InboxEvent, event.id)
         kind, payload = row.kind, dict(row.payload or {})
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
     idea_id, status, note, source = _request(kind, attrs)

@@ -37,8 +37,8 @@ def electorate_ids(session: Any, *, kind: str, subject_person_id: int | None, ch
 def open_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     """Open (once) the approval ballot of an eligible application and show it on the platforms."""
     with ctx.ledger.transaction() as session:
-        app = session.get(Application, application_id)
-        person = session.get(Person, app.person_id)
+        app = session.get_one(Application, application_id)
+        person = session.get_one(Person, app.person_id)
         handle = person.handle
         if app.ballot_id is None:
             last = app.eligibility[-1] if app.eligibility else None
@@ -137,7 +137,7 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     """Passed: the application is approved and onboarding runs. Failed: rejected, and the
     applicant is told. Idempotent (``ballot:<id>:applied``)."""
     with ctx.ledger.transaction() as session:
-        ballot = session.get(Ballot, ballot_id)
+        ballot = session.get_one(Ballot, ballot_id)
         app_id = int(ballot.subject_ref.split(":")[1])
         app = session.get(Application, app_id)
         if app.status == ApplicationStatus.VOTING:

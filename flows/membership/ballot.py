@@ -59,7 +59,7 @@ def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, secret: bool = 
     shortened, with a visible note and a link to a ballot showing them in full, where the text
     would not fit the platform's message."""
     with ctx.ledger.read() as session:
-        ballot = session.get(Ballot, ballot_id)
+        ballot = session.get_one(Ballot, ballot_id)
         closes_at = ballot.closes_at
     posted = {}
     failed: list[Exception] = []
@@ -174,7 +174,7 @@ def cast(ctx: Ctx, *, ballot_id: int, platform: str, external_id: str, choice: s
     Returns (accepted, reason)."""
     at = at or ctx.now
     with ctx.ledger.transaction() as session:
-        ballot = session.get(Ballot, ballot_id)
+        ballot = session.get_one(Ballot, ballot_id)
         identity = session.scalar(select(Identity).where(
             Identity.platform == Platform(platform), Identity.external_id == str(external_id)))
         voter = identity.person if identity is not None else None
@@ -194,7 +194,7 @@ def cast(ctx: Ctx, *, ballot_id: int, platform: str, external_id: str, choice: s
                 ruling, code = exc.ruling, "closed"
                 reason = exc.reason
     with ctx.ledger.transaction() as session:
-        ballot = session.get(Ballot, ballot_id)
+        ballot = session.get_one(Ballot, ballot_id)
         repo.record_refused_vote(session, ballot, voter_person_id=voter.id if voter else None,
                                  ruling=ruling, reason_code=code, source_platform=platform,
                                  actor=ACTOR, at=at)

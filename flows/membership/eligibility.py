@@ -34,7 +34,7 @@ def collect(ctx: Ctx, application_id: int) -> tuple[Applicant, dict[str, Any]]:
     from flows.kit import identities_of
 
     with ctx.ledger.read() as session:
-        app = session.get(Application, application_id)
+        app = session.get_one(Application, application_id)
         person_id, nominator = app.person_id, app.nominator_handle
     names: dict[str, str] = {}
     evidence: dict[str, Any] = {"discourse": None, "discord": None}
@@ -74,7 +74,7 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     """Decide and record eligibility; open the ballot when eligible. Idempotent: an application
     past ``voting`` is left as it is; a recorded "yes" is not decided again."""
     with ctx.ledger.read() as session:
-        app = session.get(Application, application_id)
+        app = session.get_one(Application, application_id)
         status, person_id = app.status, app.person_id
         last = app.eligibility[-1] if app.eligibility else None
         last_yes = last is not None and last.outcome == EligibilityOutcome.YES
@@ -91,7 +91,7 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
                                       charter=ctx.charter)
         outcome = _OUTCOME[decision.evidence["status"]]
         with ctx.ledger.transaction() as session:
-            app = session.get(Application, application_id)
+            app = session.get_one(Application, application_id)
             check = repo.record_eligibility(session, app, outcome=outcome, ruling=decision.ruling,
                                             reason=decision.reason[:400],
                                             evidence=decision.evidence, actor=ACTOR, at=ctx.now)

@@ -63,7 +63,7 @@ def _ask_for_answers(ctx: Ctx, *, topic_id: str, username: str, missing: tuple[s
     try:
         once(ctx, key=key, platform="discourse", actor=ACTOR, about=f"forum-topic:{topic_id}",
              act=lambda: space.messenger.reply(thread_id=topic_id, text=text, key=key))
-    except Exception as exc:  # noqa: BLE001 - raised again: the event stays unprocessed, retried
+    except Exception as exc:  # raised again: the event stays unprocessed, retried
         log.warning("membership: could not ask forum-topic:%s for its answers: %s", topic_id,
                     type(exc).__name__)
         raise

@@ -284,7 +284,7 @@ def prompt_confirmations(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     """Ask every named account that has not confirmed yet (once each); when all confirmed, move
     the application on (eligibility, then the ballot)."""
     with ctx.ledger.read() as session:
-        app = session.get(Application, application_id)
+        app = session.get_one(Application, application_id)
         confirmed = {c.identity_id for c in app.confirmations}
         status, person_id, submitted = app.status, app.person_id, app.submitted_at
     named = named_identities(ctx, application_id)

@@ -73,7 +73,7 @@ def _end_in_ledger(ctx: Ctx, *, person_id: int, status: MembershipStatus, actor:
     from flows.roles.revocations import kept_roles, record_end
 
     with ctx.ledger.transaction() as session:
-        person = session.get(Person, person_id)
+        person = session.get_one(Person, person_id)
         membership = repo.open_membership(session, person)
         last = session.scalar(select(Membership).where(Membership.person_id == person_id)
                               .order_by(Membership.id.desc()).limit(1))

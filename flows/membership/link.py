@@ -165,7 +165,7 @@ def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username:
     space = ctx.platforms.space(source)
     try:
         with ctx.ledger.transaction() as session:
-            person = session.get(Person, person_id)
+            person = session.get_one(Person, person_id)
             repo.add_identity(session, person, platform=source, actor=ACTOR, external_id=external_id,
                               username=username or None, verified_at=ctx.now, at=ctx.now)
             if space is not None:

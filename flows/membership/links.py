@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 
 from connectors.errors import PolicyViolation
 from ledger import repo
@@ -68,7 +69,7 @@ def describe_link(*, ledger: Ledger, purpose: Literal["confirm", "optin"], token
         return _optin_view(session, claims.subject, claims.identity, claims.expires_at.date())
 
 
-def _confirm_view(session, application_id: int, identity_id: int, expires_on: date) -> LinkView:  # noqa: ANN001
+def _confirm_view(session: Session, application_id: int, identity_id: int, expires_on: date) -> LinkView:
     app = session.get(Application, application_id)
     identity = session.get(Identity, identity_id)
     named = repo.effect_get(session, key=f"application:{application_id}:identities")
@@ -76,7 +77,7 @@ def _confirm_view(session, application_id: int, identity_id: int, expires_on: da
             identity_id not in named["ref"].get("identities", []):
         return LinkView(purpose="confirm", state="invalid", ruling="R-APP-2",
                         reason="this link does not belong to an application")
-    common = dict(purpose="confirm", ruling="R-APP-2", application_id=app.id,
+    common: dict[str, Any] = dict(purpose="confirm", ruling="R-APP-2", application_id=app.id,
                   platform_label=label(identity.platform.value),
                   username=identity.username, expires_on=expires_on)
     if app.status in _CLOSED:
@@ -89,14 +90,14 @@ def _confirm_view(session, application_id: int, identity_id: int, expires_on: da
     return LinkView(state="ready", reason="waiting for your confirmation", **common)
 
 
-def _optin_view(session, term_id: int, person_id: int, expires_on: date) -> LinkView:  # noqa: ANN001
+def _optin_view(session: Session, term_id: int, person_id: int, expires_on: date) -> LinkView:
     term = session.get(Term, term_id)
     person = session.get(Person, person_id)
     membership = session.get(Membership, term.membership_id) if term is not None else None
     if term is None or person is None or membership is None or membership.person_id != person_id:
         return LinkView(purpose="optin", state="invalid", ruling="R-TERM-2",
                         reason="this link does not belong to a membership")
-    common = dict(purpose="optin", ruling="R-TERM-2", expires_on=expires_on,
+    common: dict[str, Any] = dict(purpose="optin", ruling="R-TERM-2", expires_on=expires_on,
                   term_ends_on=term.ends_at.date())
     if membership.status != MembershipStatus.ACTIVE:
         return LinkView(state="closed", reason=f"this membership has ended ({membership.status.value})",

@@ -30,8 +30,8 @@ def onboard_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         app = session.get(Application, application_id)
         if app.status != ApplicationStatus.APPROVED:
             return {"application": application_id, "onboarded": False, "status": app.status.value}
-        ballot = session.get(Ballot, app.ballot_id)
-        person = session.get(Person, app.person_id)
+        ballot = session.get_one(Ballot, app.ballot_id)
+        person = session.get_one(Person, app.person_id)
         start = ballot.closed_at or ctx.now
         window = term_window(start, charter=ctx.charter)
         membership = repo.open_membership(session, person)
@@ -46,7 +46,7 @@ def onboard_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
                                                role=role_text(space.wg_role), desired=True,
                                                actor=ACTOR, decision_ref=decision_ref, at=ctx.now)
         person_id, handle, ballot_id = person.id, person.handle, ballot.id
-        term = session.get(Membership, membership.id).terms[0]
+        term = session.get_one(Membership, membership.id).terms[0]
         term_start, term_end = term.starts_at, term.ends_at
     roles = reconcile_person(ctx, person_id, decision_ref=f"ballot:{ballot_id}", actor=ACTOR)
     post_wg(ctx, template="welcome_wg", key=f"welcome:{application_id}", actor=ACTOR,

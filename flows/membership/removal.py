@@ -30,8 +30,8 @@ ACTOR = "flow:removal"
 def open_step(ctx: Ctx, *, subject_id: int, proposer_id: int) -> dict[str, Any]:
     """Open (once) a removal ballot about ``subject_id`` proposed by ``proposer_id``."""
     with ctx.ledger.transaction() as session:
-        subject = session.get(Person, subject_id)
-        proposer = session.get(Person, proposer_id)
+        subject = session.get_one(Person, subject_id)
+        proposer = session.get_one(Person, proposer_id)
         voters = electorate_ids(session, kind="removal", subject_person_id=None, charter=ctx.charter)
         membership = repo.open_membership(session, subject)
         decision = check_removal_proposal(RemovalProposal(
@@ -72,9 +72,9 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     """Passed: the membership ends as removed, roles revoked, group told. Either way the subject
     is told the result. Idempotent (``ballot:<id>:applied``)."""
     with ctx.ledger.read() as session:
-        ballot = session.get(Ballot, ballot_id)
+        ballot = session.get_one(Ballot, ballot_id)
         subject_id, outcome = ballot.subject_person_id, ballot.outcome
-        handle = session.get(Person, subject_id).handle
+        handle = session.get_one(Person, subject_id).handle
     if ballot.status == BallotStatus.CLOSED and outcome == BallotOutcome.PASSED:
         try:
             end_membership(ctx, person_id=subject_id, status=MembershipStatus.REMOVED, actor=ACTOR,

@@ -142,7 +142,7 @@ def opt_in_step(ctx: Ctx, *, person_id: int, source: str) -> dict[str, Any]:
     """R-TERM-2: an opt-in in its window starts a new term at the old end date; a second opt-in
     for the same term changes nothing. ``PolicyViolation`` outside the window."""
     with ctx.ledger.transaction() as session:
-        person = session.get(Person, person_id)
+        person = session.get_one(Person, person_id)
         membership = repo.open_membership(session, person)
         active = membership is not None and membership.status == MembershipStatus.ACTIVE
         latest = membership.terms[-1] if active else None

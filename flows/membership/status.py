@@ -73,7 +73,7 @@ def describe_submission(ledger: Ledger, *, submission: str, confirm_days: int) -
             return StatusView(state="unknown", heading="Your application is received",
                               text="It is with the working group; you will hear from us on the "
                                    "platforms you named.")
-        app = session.get(Application, int(result.split(":")[1]))
+        app = session.get_one(Application, int(result.split(":")[1]))
         return _application_view(app, confirm_days=confirm_days)
 
 

@@ -139,7 +139,7 @@ def link_facts(link: ModerationLink) -> dict[str, Any]:
 def post_suggestion(ctx: Ctx, link_id: int, spaces: dict[str, ModeratorSpace]) -> None:
     """Ask the moderators of both platforms of the link to confirm it (once per platform)."""
     with ctx.ledger.read() as session:
-        link = session.get(ModerationLink, link_id)
+        link = session.get_one(ModerationLink, link_id)
         facts = link_facts(link)
         platforms = (link.platform_a, link.platform_b)
     for platform in platforms:
@@ -162,8 +162,8 @@ def show_acknowledged(ctx: Ctx, alert_id: int) -> None:
     """Show on the posted alert who acknowledged it (Discord: edited, button dropped; Forum: a
     reply in the private message)."""
     with ctx.ledger.read() as session:
-        alert = session.get(ModerationAlert, alert_id)
-        action = session.get(ModerationAction, alert.action_id)
+        alert = session.get_one(ModerationAlert, alert_id)
+        action = session.get_one(ModerationAction, alert.action_id)
         facts = describe(action)
         who, when = alert.acknowledged_by, alert.acknowledged_at
         where = (alert.channel_id, alert.message_id)
@@ -184,7 +184,7 @@ def show_acknowledged(ctx: Ctx, alert_id: int) -> None:
 def show_link_decision(ctx: Ctx, link_id: int) -> None:
     """Show the decision on each posted suggestion (Discord: edited; Forum: a reply)."""
     with ctx.ledger.read() as session:
-        link = session.get(ModerationLink, link_id)
+        link = session.get_one(ModerationLink, link_id)
         facts = link_facts(link)
     for platform, space in moderator_spaces(ctx).items():
         with ctx.ledger.read() as session:

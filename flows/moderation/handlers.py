@@ -46,7 +46,7 @@ def handle_moderation_button(*, ledger: Any, event: InboxEvent, now: datetime | 
 
     ctx = context(now, ledger=ledger)
     with ctx.ledger.read() as session:
-        row = session.get(InboxEvent, event.id)
+        row = session.get_one(InboxEvent, event.id)
         payload = dict(row.payload or {})
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
     who = attrs.get("username") or attrs.get("user_id") or "unknown"

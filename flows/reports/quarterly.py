@@ -433,7 +433,7 @@ def handle_report_approval(*, ledger: Any, event: InboxEvent, now: datetime | No
     ``refused:<code>``; the presser gets a private answer."""
     ctx = report_context(now, ledger=ledger)
     with ctx.ledger.read() as session:
-        row = session.get(InboxEvent, event.id)
+        row = session.get_one(InboxEvent, event.id)
         attrs = {str(k): str(v) for k, v in ((row.payload or {}).get("attributes") or {}).items()}
         person = repo.find_person_by_identity(session, platform=Platform.DISCORD,
                                               external_id=attrs.get("user_id", ""))

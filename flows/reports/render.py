@@ -95,7 +95,7 @@ def _moderation_grid(facts: Mapping[str, Any]) -> str:
                      str(p["total"])])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip() for r in rows)
 
 
 def _discord(values: dict[str, Any], forum_url: str | None) -> str:

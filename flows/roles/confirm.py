@@ -103,7 +103,7 @@ def await_admin_confirmation(ctx: Ctx, *, person_id: int, user: UserRef, decisio
     else:
         why = "the operator said the link was not opened"
     with ctx.ledger.transaction() as session:
-        person = session.get(Person, person_id)
+        person = session.get_one(Person, person_id)
         repo.record_observed_platform_role(session, person, platform="discourse", role="admin",
                                            observed=granted, actor=actor, at=ctx.now)
         audit.append(session, actor=actor, action="roles.admin-confirmation",

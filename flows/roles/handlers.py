@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger import repo
+from ledger.errors import NotFound
 from ledger.models import InboxEvent, Platform
 
 ROUTE = "roles-change"
@@ -102,7 +103,7 @@ def _ledger_id(ledger: Any, handle: str) -> str:
     try:
         with ledger.read() as session:
             return str(repo.get_person(session, handle.strip()).id)
-    except repo.NotFound:
+    except NotFound:
         return handle
 
 

@@ -24,7 +24,7 @@ platform is *unknown* (``RolesPlan.unreached``), and ``format_plan`` says so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -133,7 +133,7 @@ def _holders(space: Any, texts: tuple[str, ...]) -> list[tuple[str, Any]]:
     return [(text, holder) for text in texts for holder in space.roles.list_holders(parse_role(text))]
 
 
-def observe(ctx: Ctx, *, extra_roles: dict[str, Iterable[str]] | None = None,
+def observe(ctx: Ctx, *, extra_roles: Mapping[str, Iterable[str]] | None = None,
             tolerate_unreachable: bool = False) -> Observation:
     """Read the holders of every role of interest on every served platform (GETs only). The
     charter's platforms without a connector here are ``unreached``; so, with

@@ -60,14 +60,14 @@ def _wants(ctx: Ctx, person_id: int, platform: str, role: str) -> bool:
     """Does the ledger want the person to hold ``role`` on ``platform``?"""
     with ctx.ledger.read() as session:
         return any(r.desired and r.platform.value == platform and r.role == role
-                   for r in repo.platform_roles_of(session, session.get(Person, person_id)))
+                   for r in repo.platform_roles_of(session, session.get_one(Person, person_id)))
 
 
 def decide_end(ctx: Ctx, *, person_id: int) -> EndOfMembership:
     """What ending ``person_id``'s membership does to their roles (pure decision on what the
     platforms show now and who the members are)."""
     with ctx.ledger.read() as session:
-        handle = session.get(Person, person_id).handle
+        handle = session.get_one(Person, person_id).handle
     seen = observe(ctx)
     # Only the platforms served now are decided; the rest keep the old rule (every wish ends).
     wg_roles = {p: [role_text(s.wg_role)] for p, s in ctx.platforms.spaces.items()
@@ -125,7 +125,7 @@ def _settle(ctx: Ctx, row_id: int, seen: Observation) -> str:
     """One waiting revocation: applied, cancelled, reminded or still waiting."""
     with ctx.ledger.read() as session:
         row = _revocation(session, row_id)
-        person = session.get(Person, row.person_id)
+        person = session.get_one(Person, row.person_id)
         handle, person_id, platform = person.handle, person.id, row.platform
         membership = repo.open_membership(session, person)
         member_again = membership is not None and membership.status.value == "active"
@@ -155,7 +155,7 @@ def _settle(ctx: Ctx, row_id: int, seen: Observation) -> str:
         return "reminded"
     # Enough counted admins without them: the revocation no longer waits (plan, then apply).
     with ctx.ledger.transaction() as session:
-        person = session.get(Person, person_id)
+        person = session.get_one(Person, person_id)
         repo.set_desired_platform_role(session, person, platform=platform, role=ADMIN,
                                        desired=False, actor=ACTOR,
                                        decision_ref=f"admin-revocation:{row_id}", at=ctx.now)

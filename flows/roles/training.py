@@ -127,7 +127,7 @@ def handle_training_ack(*, ledger: Any, event: InboxEvent, now: datetime | None 
     ``refused:unknown``."""
     ctx = context(now, ledger=ledger)
     with ctx.ledger.read() as session:
-        row = session.get(InboxEvent, event.id)
+        row = session.get_one(InboxEvent, event.id)
         attrs = {str(k): str(v) for k, v in ((row.payload or {}).get("attributes") or {}).items()}
     custom = attrs.get("custom_id", "")
     answer_key = f"roles-training-ack-answer:{event.id}"
@@ -183,7 +183,7 @@ def send_reminders(ctx: Ctx, *, actor: str = ACTOR) -> dict[str, Any]:
         if not number:
             continue
         with ctx.ledger.transaction() as session:
-            row = session.get(RoleTraining, training_id)
+            row = session.get_one(RoleTraining, training_id)
             roles_ledger.record_training_reminder(session, row, number=number, actor=actor,
                                                   at=ctx.now)
         discord = _identity(ctx, person_id, "discord")

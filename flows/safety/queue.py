@@ -390,7 +390,7 @@ def remind_unclaimed(ctx: Ctx) -> list[int]:
             key = f"safety:remind:{report_id}:{platform}:{ctx.now.strftime('%Y%m%dT%H%M')}"
             try:
                 once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
-                     act=lambda r=room, k=key: r.post(text, key=k))
+                     act=lambda r=room, k=key, t=text: r.post(t, key=k))
             except Exception as exc:  # noqa: BLE001 - logged; the next run reminds again
                 log.warning("safety: reminder %s not posted on %s (%s)", report_id, platform, type(exc).__name__)
     return [r for r, _, _ in due]

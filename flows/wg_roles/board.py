@@ -67,7 +67,7 @@ def ask_step(ctx: BoardCtx, *, nominee: str, requested_by: str) -> dict[str, Any
     posted = once(ctx, key=key, platform="slack", actor=ACTOR, about=f"wg-appointment:{row.id}",
                   act=lambda: ctx.slack.escalate(message, channel=ctx.board_channel, key=key))
     with ctx.ledger.transaction() as session:  # the Slack message's "channel:ts"
-        appointments.set_message(session, session.get(WgAppointment, row.id),
+        appointments.set_message(session, session.get_one(WgAppointment, row.id),
                                  message_ref=str(posted["ref"]["id"]))
     show(f"wg-appointment-{row.id}", checked, via="board", status=row.status,
          asked="the Board's Slack channel")
@@ -86,7 +86,7 @@ def board_click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -
                                  team_id=_workspace(ctx)).allowed
     with ctx.ledger.transaction() as session:
         row = session.get(WgAppointment, appointment_id) if appointment_id else None
-        nominee = session.get(Person, row.nominee_person_id).handle if row else "?"
+        nominee = session.get_one(Person, row.nominee_person_id).handle if row else "?"
         status, message_ref = (row.status, row.message_ref) if row else ("unknown", None)
         audit.append(session, actor=ACTOR, action="wg-appointment.board-click",
                      subject=f"wg-appointment:{appointment_id or 0}", at=ctx.now,
@@ -127,7 +127,7 @@ def _decide(ctx: BoardCtx, action: BoardAction, *, key: str, appointment_id: int
             return f"refused:{outcome['ruling']}:wg-role:{appointment_id}"
     else:
         with ctx.ledger.transaction() as session:
-            row = session.get(WgAppointment, appointment_id)
+            row = session.get_one(WgAppointment, appointment_id)
             appointments.decide(session, row, status="rejected", decided_by=decided_by,
                                 actor=ACTOR, at=ctx.now)
         post_wg(ctx, template="board_rejected_wg", key=f"wg-role:rejected:{appointment_id}",

@@ -116,8 +116,8 @@ def appoint(ctx: Ctx, *, appointment_id: int, decided_by: str, actor: str) -> di
     then, only when appointed, announce it to the WG with its warnings. Idempotent: a decided
     request returns its recorded outcome and announces what is missing."""
     with ctx.ledger.transaction() as session:
-        row = session.get(WgAppointment, appointment_id)
-        nominee = session.get(Person, row.nominee_person_id).handle
+        row = session.get_one(WgAppointment, appointment_id)
+        nominee = session.get_one(Person, row.nominee_person_id).handle
         if row.status in appointments.OPEN:
             holder = repo.current_wg_roles(session).get(row.role)
             # Asked again after it was recorded (a crash before the announcement): not a refusal.

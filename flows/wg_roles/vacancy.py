@@ -23,7 +23,7 @@ ACTOR = "flow:wg-roles-vacancies"
 def report(ctx: Ctx) -> dict[str, Any]:
     with ctx.ledger.read() as session:
         vacant = vacancies(roles_now(session).roles)
-        pending = [f"{LABELS[r.role]}: {session.get(Person, r.nominee_person_id).handle} "
+        pending = [f"{LABELS[r.role]}: {session.get_one(Person, r.nominee_person_id).handle} "
                    f"({r.status}, via {r.via})" for r in appointments.listing(session, open_only=True)
                    if r.role in {v.role for v in vacant}]
     month = ctx.now.strftime("%Y-%m")

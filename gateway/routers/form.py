@@ -132,10 +132,12 @@ async def apply_submit(request: Request, gateway: GatewayDep, metrics: MetricsDe
     return await store_application(gateway, client_ip, submission, checked.values)
 
 
-def stored_data(ledger: Ledger, event_id: int) -> dict[str, Any]:
+def stored_data(ledger: Ledger, event_id: int | None) -> dict[str, Any]:
     """The answers stored under an inbox event (empty when it is gone)."""
     from ledger.models import InboxEvent
 
+    if event_id is None:
+        return {}
     with ledger.read() as session:
         row = session.get(InboxEvent, event_id)
         return dict((row.payload or {}).get("data") or {}) if row else {}

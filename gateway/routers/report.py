@@ -96,6 +96,8 @@ async def report_form(request: Request, gateway: GatewayDep) -> Response:
 async def report_submit(request: Request, gateway: GatewayDep) -> Response:
     """Check, store once in the inbox, answer with the reference."""
     csrf, limiter, max_text = gateway.csrf, gateway.report_limiter, gateway.report_max_text
+    if limiter is None:  # create_app always builds one; a bare GatewayState has no report form
+        raise RuntimeError("the report form needs GatewayState.report_limiter")
     settings = gateway.settings
     client_ip = request.client.host if request.client else "unknown"
     wait = limiter.wait(client_ip)

@@ -78,7 +78,8 @@ def test_intake_counts_the_requests_prefect_answered_503_by_the_write_that_faile
         "02:13:45.150 | ERROR   | prefect.server - Encountered retryable exception in request:",
         "Traceback (most recent call last):",
         "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked",
-        "[SQL: INSERT INTO task_run (flow_run_id, task_key, dynamic_key) VALUES (:flow_run_id, :task_key, :dynamic_key)]",
+        "[SQL: INSERT INTO task_run (flow_run_id, task_key, dynamic_key) "
+        "VALUES (:flow_run_id, :task_key, :dynamic_key)]",
         "[parameters: {'flow_run_id': None, 'task_key': 'inbox-dispatch-0', 'dynamic_key': 'inbox-1-1'}]",
     ])
     other = busy.replace("INSERT INTO task_run (flow_run_id, task_key, dynamic_key) VALUES "

@@ -38,7 +38,7 @@ class FakeUp:
 @pytest.fixture(scope="module")
 def fake_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUp]:
     home = tmp_path_factory.mktemp("stack-home")
-    settings = Settings(home=home, inspector_port=0, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(home=home, inspector_port=0, _env_file=None)
     ledger = Ledger(settings.ledger_url())
     upgrade(ledger)
     ledger.dispose()

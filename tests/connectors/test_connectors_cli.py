@@ -86,10 +86,10 @@ def test_the_real_registry_loads_discourse_and_reports_the_unbuilt_ones():
 def test_connectors_list_prints_each_with_its_state():
     result = CliRunner().invoke(app, ["connectors", "list"])
     assert result.exit_code == 0, result.output
-    line = next(l for l in result.output.splitlines() if l.startswith("discourse"))
+    line = next(x for x in result.output.splitlines() if x.startswith("discourse"))
     assert "ok" in line and "role_manager" in line and "https://docs.discourse.org/" in line
     as_json = CliRunner().invoke(app, ["connectors", "list", "--json"])
-    rows = [json.loads(l) for l in as_json.output.splitlines()]
+    rows = [json.loads(x) for x in as_json.output.splitlines()]
     discourse = next(r for r in rows if r["name"] == "discourse")
     assert discourse["loaded"] and discourse["error"] is None
     assert all(r["loaded"] or r["error"] for r in rows)

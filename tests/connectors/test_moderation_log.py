@@ -145,7 +145,7 @@ def test_reads_fail_clearly_while_a_platform_is_down(serve: Any) -> None:
         dbox.connect(guild_id="1").moderation_entries(after=None)  # a guild the bot is not in
 
 
-def test_alert_messages_with_buttons_and_their_edits_match_the_spec(traffic: Any) -> None:
+def test_alert_messages_with_buttons_and_their_edits_match_the_spec(traffic: Any) -> None:  # noqa: F811 - the imported fixture
     box, c, exchanges = traffic
     ref = c.post_with_buttons(channel="moderators", text="**Moderation alert**\n" + "x" * 2100,
                               buttons=[("Acknowledge", "cfm:ack:1"), ("Later", "cfm:later:1")], key="alert:1")

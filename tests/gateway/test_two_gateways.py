@@ -49,7 +49,7 @@ def _post(url: str, n: int) -> dict:
     return response.json()
 
 
-def test_two_gateways_one_inbox_each_event_stored_once_and_handled_once(tmp_path, postgres_server):  # noqa: F811
+def test_two_gateways_one_inbox_each_event_stored_once_and_handled_once(tmp_path, postgres_server):
     url = postgres_server.url(create_database(postgres_server))
     ledger = Ledger(url)
     upgrade(ledger)

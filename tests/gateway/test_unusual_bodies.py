@@ -39,7 +39,7 @@ where = st.sampled_from(["extra", "title", "name", "nested"])
 
 
 @pytest.fixture
-def hooks(world: World) -> Iterator[tuple[TestClient, World]]:  # noqa: F811 - the fixture
+def hooks(world: World) -> Iterator[tuple[TestClient, World]]:
     app = create_app(settings=gateway_settings(apply_rate_limit=10**9), ledger=world.ledger,
                      dispatcher=StoreOnlyDispatcher(), charter=world.platforms.charter,
                      confirm_secret=CONFIRM_SECRET)

@@ -17,7 +17,7 @@ def append_entries(url: str, tag: str, count: int, barrier: Any, results: Any) -
                                                subject=f"test:{tag}-{i}", payload={"i": i}))
         lg.dispose()
         results.put("ok")
-    except BaseException as exc:  # report to the parent instead of dying silently
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent instead of dying silently
         results.put(f"{type(exc).__name__}: {exc}")
 
 
@@ -33,5 +33,5 @@ def put_inbox(url: str, key: str, barrier: Any, results: Any) -> None:
                                                     kind="interaction", payload={"n": 1}))
         lg.dispose()
         results.put((event.id, created))
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent instead of dying silently
         results.put(f"{type(exc).__name__}: {exc}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +26,7 @@ def test_chain_links_and_verifies(ledger: Ledger) -> None:
         result = audit.verify(s)
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0].prev_hash == audit.GENESIS
-    assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:]))
+    assert all(b.prev_hash == a.hash for a, b in pairwise(rows))
     assert result.ok and result.count == 5 and result.head == head
     assert rows[0].at.tzinfo is not None and rows[0].at.utcoffset() == timedelta(0)
 

@@ -85,12 +85,12 @@ def test_locked_database_is_a_clear_error_and_run_retries(ledger_url: str,
     if ledger_url.startswith("sqlite"):
         holder = sqlite3.connect(ledger_url.removeprefix("sqlite:///"), isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
-        release = lambda: (holder.execute("ROLLBACK"), holder.close())  # noqa: E731
+        release = lambda: (holder.execute("ROLLBACK"), holder.close())  # noqa: E731 - one per database
     else:
         engine = create_engine(ledger_url)
         conn = engine.connect()
         conn.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"))
-        release = lambda: (conn.rollback(), conn.close(), engine.dispose())  # noqa: E731
+        release = lambda: (conn.rollback(), conn.close(), engine.dispose())  # noqa: E731 - one per database
     lg = Ledger(ledger_url, lock_timeout=0.3)
     try:
         with pytest.raises(LedgerUnavailable, match="locked") as info:

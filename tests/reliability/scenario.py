@@ -96,7 +96,7 @@ class Lifecycle:
             for attempt in range(1, MAX_RUNS + 1):
                 try:
                     return fn()
-                except Exception as exc:  # noqa: BLE001 - re-run as the schedule/operator would
+                except Exception as exc:  # re-run as the schedule/operator would
                     if attempt == MAX_RUNS:
                         raise
                     self.run.reruns.append(f"{name}: {type(exc).__name__}")
@@ -195,8 +195,8 @@ class Lifecycle:
             for voter in ("cleo_marsh", "dario_fenwick"):
                 self.press(where["discord"], voter, option)
             for voter in ("avery_quill", "bram_tolliver"):
-                self.step(f"forum vote {voter}", lambda b=ballot_of[name], v=voter:
-                          self.forum_vote(b, v, option), person=True)
+                self.step(f"forum vote {voter}", lambda b=ballot_of[name], v=voter, o=option:
+                          self.forum_vote(b, v, o), person=True)
         closed = self.step("close ballots", lambda: close_due_ballots(now=NOW + timedelta(hours=2)))
         # A re-run of the closer (every 5 minutes in production) finishes what a fault cut short.
         self.step("close ballots again", lambda: close_due_ballots(now=NOW + timedelta(hours=2, minutes=5)))

@@ -178,8 +178,8 @@ def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property
             before = _status(home)[victim]
             os.kill(before["pid"], signal.SIGKILL)
             killed = time.monotonic()
-            assert wait_for(lambda: _status(home)[victim]["restarts"] == before["restarts"] + 1
-                            and _status(home)[victim]["state"] == "running", 60, step=0.2), \
+            assert wait_for(lambda v=victim, b=before: _status(home)[v]["restarts"] == b["restarts"] + 1
+                            and _status(home)[v]["state"] == "running", 60, step=0.2), \
                 log.read_text(errors="replace")[-3000:]
             assert wait_for(lambda: _gateway_ready(gateway_port), 180), log.read_text(errors="replace")[-3000:]
             recovery[victim] = time.monotonic() - killed

@@ -354,7 +354,7 @@ class LogCapture(logging.Handler):
         try:
             yield self
         finally:
-            for lg, level in zip(loggers, levels):
+            for lg, level in zip(loggers, levels, strict=True):
                 lg.removeHandler(self)
                 lg.setLevel(level)
 

@@ -93,7 +93,7 @@ def test_a_valid_state_never_refuses_its_own_repair_plan(observed):
 # --------------------------------------------------------------------------------------------
 # Table-driven: plans checked on the resulting state, with two platforms and with three.
 
-import pytest  # noqa: E402
+import pytest  # noqa: E402 - the table-driven half of the file
 
 TWO = ("discourse", "discord")
 THREE = ("discourse", "discord", "slack")

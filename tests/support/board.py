@@ -1,6 +1,7 @@
-"""The Board flow tests' world (a pytest plugin: ``tests/conftest.py`` registers it): the membership tests' seeded working group (Forum and
-Discord sandboxes, ledger, the session's Prefect server) plus the Slack sandbox, the Board list
-in the ledger, and the real gateway on 127.0.0.1 receiving the Board's clicks."""
+"""The Board flow tests' world (a pytest plugin: ``tests/conftest.py`` registers it): the
+membership tests' seeded working group (Forum and Discord sandboxes, ledger, the session's
+Prefect server) plus the Slack sandbox, the Board list in the ledger, and the real gateway on
+127.0.0.1 receiving the Board's clicks."""
 
 from __future__ import annotations
 

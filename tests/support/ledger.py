@@ -64,7 +64,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         subprocess.run([*prefix, initdb, "-D", str(data), "-U", "postgres", "-A", "trust",
                         "-E", "UTF8", "--locale=C", "--no-sync"], check=True, env=env,
                        capture_output=True, text=True)
-        for attempt in range(3):
+        for _attempt in range(3):
             port = free_port()
             opts = (f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
                     "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")

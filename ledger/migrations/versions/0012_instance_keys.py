@@ -144,13 +144,13 @@ def upgrade() -> None:
     rows = conn.execute(sa.select(ideas.c.id, ideas.c.source_key, ideas.c.source_url)
                         .where(ideas.c.source_key.is_not(None))).all()
     _rewrite(conn, ideas, "source_key", [(i, k, idea_key(k, u, conf)) for i, k, u in rows])
-    rows = conn.execute(sa.select(inbox.c.id, inbox.c.source, inbox.c.dedupe_key, inbox.c.payload)
-                        .where(inbox.c.source.in_(("discourse", "discord")))).all()
-    _rewrite(conn, inbox, "dedupe_key", [(i, k, inbox_key(s, k, p, conf)) for i, s, k, p in rows])
-    rows = conn.execute(sa.select(actions.c.id, actions.c.platform, actions.c.entry_id,
-                                  actions.c.link)).all()
+    events = conn.execute(sa.select(inbox.c.id, inbox.c.source, inbox.c.dedupe_key, inbox.c.payload)
+                          .where(inbox.c.source.in_(("discourse", "discord")))).all()
+    _rewrite(conn, inbox, "dedupe_key", [(i, k, inbox_key(s, k, p, conf)) for i, s, k, p in events])
+    entries = conn.execute(sa.select(actions.c.id, actions.c.platform, actions.c.entry_id,
+                                     actions.c.link)).all()
     _rewrite(conn, actions, "entry_id",
-             [(i, e, f"{entry_instance(p, link, conf)}:{e}") for i, p, e, link in rows])
+             [(i, e, f"{entry_instance(p, link, conf)}:{e}") for i, p, e, link in entries])
     seen: dict[str, str] = {}
     for platform, entry in conn.execute(sa.select(actions.c.platform, actions.c.entry_id)
                                         .order_by(actions.c.id)):
@@ -188,8 +188,8 @@ def downgrade() -> None:
         return f"{found.group(1)}:{found.group(2)}:{found.group(3)}" if found else key
 
     _strip(conn, ideas, "source_key", [(i, k, old_idea(k), "") for i, k in rows])
-    rows = conn.execute(sa.select(actions.c.id, actions.c.entry_id, actions.c.platform)).all()
-    _strip(conn, actions, "entry_id", [(i, e, e.rpartition(":")[2], p) for i, e, p in rows])
+    entries = conn.execute(sa.select(actions.c.id, actions.c.entry_id, actions.c.platform)).all()
+    _strip(conn, actions, "entry_id", [(i, e, e.rpartition(":")[2], p) for i, e, p in entries])
     with op.batch_alter_table("ideas") as batch:
         batch.alter_column("source_key", existing_type=sa.String(length=300),
                            type_=sa.String(length=200), existing_nullable=True)

@@ -92,8 +92,9 @@ class MatrixClient:
         raise FatalError(message, platform=PLATFORM, status=response.status_code)
 
     def get(self, path: str, *, what: str, params: Mapping[str, Any] | None = None,
-            missing_ok: bool = False) -> dict[str, Any]:
-        """``GET`` (retried on 5xx and dropped connections)."""
+            missing_ok: bool = False) -> Any:
+        """``GET`` (retried on 5xx and dropped connections): the JSON body, an object or (room
+        state) a list."""
         return self.request("GET", path, what=what, params=params, missing_ok=missing_ok)
 
 

@@ -86,8 +86,8 @@ def _link(demo: Any, settings: MatrixSettings) -> None:
             # trial platform, it answers "not served" and the member asks again.
             deadline = time.monotonic() + demo.timeout
             while True:
-                result = demo.wait(STEP, "the !link request was not handled",
-                                   lambda e=send(f"!link discord {discord_name}"): _processed(demo, e))
+                sent = send(f"!link discord {discord_name}")
+                result = demo.wait(STEP, "the !link request was not handled", lambda e=sent: _processed(demo, e))
                 if not result.startswith("refused:R-PLATFORM") or time.monotonic() > deadline:
                     break
                 time.sleep(2)
@@ -98,8 +98,8 @@ def _link(demo: Any, settings: MatrixSettings) -> None:
             def code() -> str | None:
                 found = [re.search(r"!link ([0-9a-f]{10})", m.get("content") or "")
                          for m in demo.state("discord")["messages"] if "matrix" in (m.get("content") or "")]
-                found = [f.group(1) for f in found if f]
-                return found[-1] if found else None  # the latest: the one just sent
+                codes = [f.group(1) for f in found if f]
+                return codes[-1] if codes else None  # the latest: the one just sent
 
             sent = demo.wait(STEP, "the link code did not reach the member's Discord DMs", code)
             send(f"!link {sent}")

@@ -57,7 +57,7 @@ def _fields(kind: str, args: str) -> dict[str, str]:
     if kind == "apply":
         parts = [p.strip() for p in args.split("|")]
         names = ("field.why", "field.experience", "field.nominator")
-        return {name: part[:2000] for name, part in zip(names, parts) if part}
+        return {name: part[:2000] for name, part in zip(names, parts, strict=False) if part}
     if kind == "link":
         first, _, username = args.strip().partition(" ")
         if not username.strip():  # `!link <code>`: the second step

@@ -91,7 +91,7 @@ class FaultProxy:
             self.requests[f"{method} {path}"] += 1
             faults = self.faults
             applies = not faults.get("methods") or method in faults["methods"]
-            storm = faults.get("storm") if applies else None
+            storm: Any = faults.get("storm") if applies else None
             limited = bool(storm and storm["count"] > 0)
             if limited:
                 storm["count"] -= 1

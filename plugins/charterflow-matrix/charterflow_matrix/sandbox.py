@@ -63,7 +63,8 @@ class Users:
     """Seeded members' tokens (Synapse's admin "login as user" API), cached."""
 
     def __init__(self, admin: httpx.Client, server_name: str) -> None:
-        self.admin, self.server_name, self._tokens = admin, server_name, {}
+        self.admin, self.server_name = admin, server_name
+        self._tokens: dict[str, str] = {}
 
     def uid(self, name: str) -> str:
         return name if name.startswith("@") else f"@{name}:{self.server_name}"

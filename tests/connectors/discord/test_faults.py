@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ def test_faults_never_duplicate_role_changes_or_messages(serve: Any, faults: dic
     wg = Role.group("wg-member")
     outcomes: Counter[str] = Counter()
     for round_ in range(3):
-        for name, user in users.items():
+        for user in users.values():
             for action in ("grant", "revoke"):
                 try:
                     change = getattr(c, action)(user, wg, reason=f"fault test {round_}")
@@ -48,7 +49,7 @@ def test_faults_never_duplicate_role_changes_or_messages(serve: Any, faults: dic
     for change in state["role_changes"]:
         per_user.setdefault(change["username"], []).append(change["action"])
     for actions in per_user.values():
-        assert all(a != b for a, b in zip(actions, actions[1:])), actions
+        assert all(a != b for a, b in pairwise(actions)), actions
     assert outcomes["applied"] == len(state["role_changes"])
     contents = Counter(m["content"] for m in state["messages"])
     assert all(n == 1 for n in contents.values()), contents

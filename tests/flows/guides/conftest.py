@@ -10,6 +10,8 @@ import pytest
 
 from tests.support.guides import copy_guides
 
+SHIPPED = Path(__file__).resolve().parents[3] / "rules" / "charters" / "guides"
+
 
 @pytest.fixture
 def guides_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

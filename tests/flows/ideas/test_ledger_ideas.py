@@ -17,7 +17,7 @@ from ledger.models import AuditEntry, IdeaStatus
 AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
-def test_ideas_in_the_ledger(ledger):  # noqa: F811 - the imported fixture
+def test_ideas_in_the_ledger(ledger):
     with ledger.transaction() as s:
         author = repo.create_person(s, handle="nell_ashby", actor="operator", at=AT)
         one, created = backlog.file_idea(s, title="Office hours", source="discord",

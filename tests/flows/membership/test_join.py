@@ -29,9 +29,6 @@ def _form(world, key, **fields):
 
 def _dm_button(world, username):
     state = world.discord_state()
-    user_id = next(u["id"] for u in state.get("members", state.get("users", []))
-                   if (u.get("username") or u.get("user", {}).get("username")) == username) \
-        if "members" in state and isinstance(state["members"], list) else None
     for message in state["messages"]:
         for row in message.get("components") or []:
             for comp in row.get("components", []):

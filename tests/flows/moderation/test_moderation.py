@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
@@ -154,7 +155,7 @@ def test_unknown_entry_types_are_stored_as_other_never_dropped(world: World) -> 
     assert next(a for a in others if a.platform_action == "brand_new_thing").raw["details"] == "who knows"
 
 
-def test_the_cursor_survives_a_restart(world: World, tmp_path) -> None:  # noqa: ANN001
+def test_the_cursor_survives_a_restart(world: World, tmp_path: Path) -> None:
     world.discord_act(action_type=22, user="bram_tolliver", target="esme_voss")
     world.forum_act(action_name="delete_post", acting_user="bram_tolliver", target_user="dario_fenwick")
     moderation_sync(now=NOW)

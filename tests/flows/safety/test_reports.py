@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from flows import inbox
@@ -319,7 +320,7 @@ def test_r_comms_each_platform_has_a_moderators_room(world: World) -> None:
     assert has_buttons(found["discord"]) and not has_buttons(found["discourse"])
 
 
-def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(world: World, monkeypatch) -> None:  # noqa: ANN001
+def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
 
     monkeypatch.setenv("CHARTERFLOW_SAFETY_COC_EMAIL", "coc-wg@example.org")
