@@ -47,7 +47,7 @@ def identities_by_external_id(ctx: Ctx) -> dict[tuple[str, str], tuple[int, str]
 def member_handles(ctx: Ctx) -> frozenset[str]:
     """The handles of every person with an active membership (R-ADMIN-2 counts only them)."""
     with ctx.ledger.read() as session:
-        return frozenset(session.get(Person, m.person_id).handle
+        return frozenset(session.get_one(Person, m.person_id).handle
                          for m in repo.active_memberships(session))
 
 
@@ -87,7 +87,7 @@ class _View:
 def _person_rows(ctx: Ctx, person_id: int) -> tuple[str, list[tuple[str, str, bool]]]:
     """The person's handle and ledger rows as (platform, role, desired)."""
     with ctx.ledger.read() as session:
-        person = session.get(Person, person_id)
+        person = session.get_one(Person, person_id)
         handle = person.handle if person else f"person-{person_id}"
         rows = [(r.platform.value, r.role, r.desired) for r in repo.platform_roles_of(session, person)]
     return handle, rows
@@ -144,7 +144,7 @@ def _apply(ctx: Ctx, view: _View, changes: list[Change], result: dict[str, Any],
 def _record_observed(ctx: Ctx, person_id: int, holds: dict[tuple[str, str], bool], *,
                      actor: str) -> None:
     with ctx.ledger.transaction() as session:
-        person = session.get(Person, person_id)
+        person = session.get_one(Person, person_id)
         for (platform, role_text), held in holds.items():
             repo.record_observed_platform_role(session, person, platform=platform, role=role_text,
                                                observed=held, actor=actor, at=ctx.now)

@@ -127,10 +127,14 @@ class SlackRooms:
         return name or None
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _own(message: Mapping[str, Any], envelope: Mapping[str, Any]) -> bool:
     app = envelope.get("api_app_id")
     bots = {a.get("user_id") for a in envelope.get("authorizations") or [] if isinstance(a, dict) and a.get("is_bot")}
-    profile = message.get("bot_profile") if isinstance(message.get("bot_profile"), dict) else {}
+    profile = _dict(message.get("bot_profile"))
     return bool(app) and app in (message.get("app_id"), profile.get("app_id")) or message.get("user") in bots - {None}
 
 
@@ -138,21 +142,20 @@ def room_attributes(envelope: Mapping[str, Any]) -> dict[str, str]:
     """The neutral ``room.*`` attributes (``flows/README.md``, "Inbound events from a plugin
     platform") of an Events API ``message`` callback in a channel; ``{}`` for anything else
     (a join, a topic change). https://api.slack.com/events/message"""
-    event = envelope.get("event") if isinstance(envelope.get("event"), dict) else {}
+    event = _dict(envelope.get("event"))
     channel = str(event.get("channel") or "")
     if event.get("type") != "message" or not CHANNEL_ID.match(channel) or channel.startswith("D"):
         return {}
     subtype = str(event.get("subtype") or "")
     inner = event.get("message") if subtype == "message_changed" else event.get("previous_message") \
         if subtype == "message_deleted" else event
-    if _own(inner if isinstance(inner, dict) else {}, envelope):
+    if _own(_dict(inner), envelope):
         return {"own": "true"}  # the app's own post, edit or deletion coming back
     if subtype == "message_deleted":
         return {"room.key": channel, "room.change": "delete",
                 "room.message_id": f"{channel}:{event.get('deleted_ts')}"}
     if subtype == "message_changed":
-        message = event.get("message") if isinstance(event.get("message"), dict) else {}
-        return _message_attributes(channel, message, "edit")
+        return _message_attributes(channel, _dict(event.get("message")), "edit")
     if subtype in _NEW:
         return _message_attributes(channel, event, "new")
     return {}  # a join, a topic, another bot's message

@@ -77,14 +77,15 @@ def room_attributes(event: Mapping[str, Any], content: Mapping[str, Any]) -> dic
     change is about), ``room.thread_id`` (``<room>/<root>`` for an ``m.thread`` reply),
     ``room.text``, ``room.url`` and ``room.attachments`` (a file's message, as a matrix.to link)."""
     room, event_id = str(event["room_id"]), str(event["event_id"])
-    relates = content.get("m.relates_to") if isinstance(content.get("m.relates_to"), dict) else {}
+    relates = _relates(content)
     out = {"room.key": room}
     if event.get("type") == "m.room.redaction":
         # Room versions 11+ carry ``redacts`` in the content, older ones at the top level.
         target = content.get("redacts") or event.get("redacts")
         return {**out, "room.change": "delete", "room.message_id": str(target or "")[:300]}
     if relates.get("rel_type") == "m.replace":
-        new = content.get("m.new_content") if isinstance(content.get("m.new_content"), dict) else {}
+        new = content.get("m.new_content")
+        new = new if isinstance(new, dict) else {}
         return {**out, "room.change": "edit", "room.message_id": str(relates.get("event_id") or "")[:300],
                 "room.text": str(new.get("body") or "")[:ROOM_TEXT_MAX],
                 "room.url": f"https://matrix.to/#/{quote(room, safe='')}/{quote(str(relates.get('event_id') or ''), safe='')}"}
