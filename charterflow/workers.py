@@ -4,8 +4,8 @@ handles the gateway's inbox events).
 
 `up` starts them together with the Prefect server, so their imports (Prefect and every flow)
 overlap the server's start; each then waits for the server's ``/health`` before it serves, rather
-than failing and being restarted. The runner writes the names of its deployments to
-``<home>/flows-deployments.json``, and `up` waits until they are registered.
+than failing and being restarted. The runner registers its deployments, then writes their names
+to ``<home>/flows-deployments.json``; `up` checks them with the server.
 
 (One process for both was tried: it holds Prefect and the flows once, about 170 MiB less, but
 after a restart of the Prefect server its task runs hung in Prefect's own service start-up, a
@@ -37,7 +37,7 @@ def wait_for_api() -> None:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.3)
+        time.sleep(0.1)
 
 
 def announce(names: list[str]) -> None:
@@ -53,14 +53,28 @@ def announce(names: list[str]) -> None:
 
 
 def runner() -> None:
-    """Serve every deployment until SIGTERM/SIGINT."""
-    from flows.serve import deployments
-    from flows.serve import main as serve
+    """Serve every deployment until SIGTERM/SIGINT (``prefect.serve``'s steps, with the names
+    announced once every deployment is registered: `up` then checks them once instead of
+    asking the server for every deployment, every 0.1 s, while the runner registers them)."""
+    import asyncio
 
-    names = sorted(f"{d.flow_name}/{d.name}" for d in deployments())
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    from flows.serve import deployments
+
+    served = deployments()
     wait_for_api()
-    announce(names)
-    serve()
+    # As flows.serve.main: no limit, and the schedules stay active while the runner restarts.
+    runner = Runner(pause_on_shutdown=False, limit=None)
+    for deployment in served:
+        runner.add_deployment(deployment)  # one at a time: SQLite takes one writer anyway
+    announce(sorted(f"{d.flow_name}/{d.name}" for d in served))
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        pass
+    sys.exit(0)
 
 
 def inbox() -> None:
