@@ -550,6 +550,55 @@ def remember_prefect_schema(home: Path, env: dict[str, str]) -> None:
     (home / PREFECT_SCHEMA_STAMP).write_text(json.dumps(stamp))
 
 
+# The gateway's inbox routes come from importing flows.inbox (Prefect and every flow) in a forked
+# child: 2.5 s of CPU at each start. `up` keeps them, with the size and time of every module file
+# that import read, and hands them to the gateway while none of those files changed.
+ROUTES_FILE = "gateway-routes.json"
+ROUTES_SOURCES = "gateway-routes-sources.json"
+ROUTES_VARIABLE = "CHARTERFLOW_GATEWAY_ROUTES_FILE"  # read by gateway.app.load_routes_apart
+
+
+def _plugins() -> list[str]:
+    """charterflow's entry points: a plugin installed since adds routes no kept file has."""
+    from importlib.metadata import distributions
+
+    return sorted({f"{ep.group}:{ep.name}={ep.value}" for dist in distributions()
+                   for ep in dist.entry_points if ep.group.startswith("charterflow")})
+
+
+def kept_routes(home: Path) -> Path | None:
+    """The routes file a previous start kept, if every module it came from is unchanged."""
+    try:
+        sources = json.loads((home / ROUTES_SOURCES).read_text())
+        if sources["python"] != sys.version or sources["plugins"] != _plugins():
+            return None
+        for path, (mtime_ns, size) in sources["files"].items():
+            found = os.stat(path)
+            if (found.st_mtime_ns, found.st_size) != (mtime_ns, size):
+                return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    routes = home / ROUTES_FILE
+    return routes if routes.is_file() else None
+
+
+def keep_routes(home: Path) -> None:
+    """Take the inbox's routes as the gateway does and keep them for the next start (run it
+    :func:`forked`: it imports Prefect and every flow)."""
+    from flows.inbox_routing import full_routes_snapshot
+
+    snapshot = full_routes_snapshot()
+    files = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path:
+            found = os.stat(path)
+            files[path] = [found.st_mtime_ns, found.st_size]
+    stack_files.write_private(home / ROUTES_FILE, json.dumps(snapshot))
+    sources = {"python": sys.version, "plugins": _plugins(), "files": files}
+    stack_files.write_private(home / ROUTES_SOURCES, json.dumps(sources))
+
+
 def _remember_schema(home: Path, env: dict[str, str]) -> None:
     try:
         remember_prefect_schema(home, env)
@@ -887,6 +936,7 @@ class Up:
         self.stop_event = threading.Event()
         self.services: list[Any] = []
         self._filing: Any = None  # the future of the seeded ideas being filed (seed_ideas)
+        self._keeping: Any = None  # the future of the gateway's routes being kept (keep_routes)
         self.supervisor = Supervisor(home=self.home, logs=self.logs,
                                      say=lambda text: console.print(text, soft_wrap=True))
 
@@ -939,12 +989,17 @@ class Up:
             ledger_url, seeded = prepared
             plan.lock["ledger"] = ledger_url
             file_ideas = seeded is not None and plan.sandboxes is not None and "discourse" in sandboxed
+            routes = kept_routes(self.home)
+            if routes is not None:
+                plan.gateway.env[ROUTES_VARIABLE] = str(routes)
             served = self._start(plan, file_ideas=file_ideas)
             if isinstance(served, int):
                 return served
             if file_ideas:
                 seeded += self._seeded_ideas_filed()
             self._banner(plan, served, real, sandboxed, ledger_url, seeded)
+            if routes is None:  # for the next start; the gateway took its own meanwhile
+                self._keeping = forked(keep_routes, self.home)
             return self._supervise()
         finally:
             self._shutdown(previous)

@@ -5,6 +5,7 @@ Prefect's migrated by `prefect server database upgrade`. (The whole stack: tests
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -125,3 +126,34 @@ def test_the_server_is_told_to_skip_its_migrations_on_a_warm_start_only(tmp_path
     # An operator's own value wins.
     monkeypatch.setenv(MIGRATE_ON_START, "true")
     assert prefect_server(settings, home=tmp_path, heal=_heal)[1].env[MIGRATE_ON_START] == "true"
+
+
+def test_the_gateways_routes_are_kept_until_a_module_they_came_from_changes(tmp_path):
+    from flows.forking import forked
+    from flows.inbox_routing import full_routes_snapshot
+
+    from charterflow.up import ROUTES_SOURCES, ROUTES_VARIABLE, keep_routes, kept_routes
+
+    assert kept_routes(tmp_path) is None  # none kept yet
+    forked(keep_routes, tmp_path).result(timeout=300)
+    kept = kept_routes(tmp_path)
+    assert kept is not None
+    assert json.loads(kept.read_text()) == json.loads(json.dumps(forked(full_routes_snapshot).result(timeout=300)))
+    sources = json.loads((tmp_path / ROUTES_SOURCES).read_text())
+    inbox_file = next(path for path in sources["files"] if path.endswith(os.path.join("flows", "inbox.py")))
+
+    # The gateway takes them without importing flows.inbox (nor Prefect), and routes as they say.
+    probe = ("import json, sys; from gateway.app import load_routes_apart; load_routes_apart(); "
+             "from flows import inbox_routing as r; "
+             "print(json.dumps({'imported': 'flows.inbox' in sys.modules, 'snapshot': r.routes_snapshot()}))")
+    done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, ROUTES_VARIABLE: str(kept)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    served = json.loads(done.stdout.splitlines()[-1])
+    assert served["imported"] is False
+    assert served["snapshot"]["task_key"] == json.loads(kept.read_text())["task_key"]
+
+    # flows/inbox.py changed since (another size): they are taken anew.
+    sources["files"][inbox_file][1] += 1
+    (tmp_path / ROUTES_SOURCES).write_text(json.dumps(sources))
+    assert kept_routes(tmp_path) is None
