@@ -2,9 +2,10 @@
 deployment, with its schedules) and ``python -m charterflow.workers inbox`` (the task worker that
 handles the gateway's inbox events).
 
-`up` starts them together with the Prefect server, so their imports (Prefect and every flow)
-overlap the server's start; each then waits for the server's ``/health`` before it serves, rather
-than failing and being restarted. The runner registers its deployments, then writes their names
+`up` starts them together with the Prefect server. The runner imports Prefect and every flow
+while the server starts, then waits for its ``/health`` (rather than failing and being
+restarted); the inbox worker waits first and imports after, leaving the CPU to what `up` waits
+for. The runner registers its deployments, then writes their names
 to ``<home>/flows-deployments.json``; `up` checks them with the server.
 
 (One process for both was tried: it holds Prefect and the flows once, about 170 MiB less, but
@@ -25,17 +26,23 @@ DEPLOYMENTS_FILE = "flows-deployments.json"
 
 
 def wait_for_api() -> None:
-    """Until the Prefect server answers (the runner would fail at once without it)."""
-    import httpx
-    from prefect.settings import PREFECT_API_URL
+    """Until the Prefect server answers (the runner would fail at once without it). The
+    standard library's client and `up`'s ``PREFECT_API_URL``: a process can wait before it
+    imports Prefect."""
+    import urllib.request
 
-    url = str(PREFECT_API_URL.value() or "").rstrip("/")
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if not url:  # not started by `up`: Prefect's own settings (a profile, say)
+        from prefect.settings import PREFECT_API_URL
+
+        url = str(PREFECT_API_URL.value() or "").rstrip("/")
     deadline = time.monotonic() + API_WAIT_SECONDS
     while url and time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, ValueError):  # refused, timed out, or an HTTP error status
             pass
         time.sleep(0.1)
 
@@ -79,11 +86,15 @@ def runner() -> None:
 
 def inbox() -> None:
     """Serve the inbox task until SIGTERM/SIGINT."""
+    # Prefect and every flow only once the server answers: meanwhile the two cores go to the
+    # server, the runner, the gateway and the sandboxes, which the banner waits for (about
+    # 5 s of CPU out of a warm start's way; bench/README.md). Events that come before the
+    # worker serves wait as Prefect's scheduled task runs.
+    wait_for_api()
     # flows.inbox, not a second copy as __main__: the capability packages register their
     # handlers into flows.inbox.
     from flows.inbox import main as serve
 
-    wait_for_api()
     serve([])
 
 
