@@ -594,6 +594,8 @@ def keep_routes(home: Path) -> None:
         if path:
             found = os.stat(path)
             files[path] = [found.st_mtime_ns, found.st_size]
+    # The sources last: routes are only ever taken beside the sources they came from.
+    (home / ROUTES_SOURCES).unlink(missing_ok=True)
     stack_files.write_private(home / ROUTES_FILE, json.dumps(snapshot))
     sources = {"python": sys.version, "plugins": _plugins(), "files": files}
     stack_files.write_private(home / ROUTES_SOURCES, json.dumps(sources))
@@ -936,7 +938,7 @@ class Up:
         self.stop_event = threading.Event()
         self.services: list[Any] = []
         self._filing: Any = None  # the future of the seeded ideas being filed (seed_ideas)
-        self._keeping: Any = None  # the future of the gateway's routes being kept (keep_routes)
+        self._keeping: Any = None  # the process keeping the gateway's routes (keep_routes)
         self.supervisor = Supervisor(home=self.home, logs=self.logs,
                                      say=lambda text: console.print(text, soft_wrap=True))
 
@@ -999,7 +1001,12 @@ class Up:
                 seeded += self._seeded_ideas_filed()
             self._banner(plan, served, real, sandboxed, ledger_url, seeded)
             if routes is None:  # for the next start; the gateway took its own meanwhile
-                self._keeping = forked(keep_routes, self.home)
+                import multiprocessing
+
+                # A process of its own (not `forked`'s pool): stopping `up` ends it at once.
+                self._keeping = multiprocessing.get_context("fork").Process(
+                    target=keep_routes, args=(self.home,), name="keep-routes", daemon=True)
+                self._keeping.start()
             return self._supervise()
         finally:
             self._shutdown(previous)
@@ -1134,6 +1141,9 @@ class Up:
         # shared grace period, pushing to a gateway already gone, it could be killed instead.
         for service in self.services:
             service.stop()
+        if self._keeping is not None and self._keeping.is_alive():
+            self._keeping.kill()  # (it has `up`'s SIGTERM handler) the next start keeps them
+            self._keeping.join(2)
         self.supervisor.stop()
         if self.supervisor.children:
             self.supervisor.write_status()  # kept: `status` shows the last exits, and "not running"
