@@ -5,8 +5,9 @@ handles the gateway's inbox events).
 `up` starts them together with the Prefect server. The runner imports Prefect and every flow
 while the server starts, then waits for its ``/health`` (rather than failing and being
 restarted); the inbox worker waits first and imports after, leaving the CPU to what `up` waits
-for. The runner registers its deployments, then writes their names
-to ``<home>/flows-deployments.json``; `up` checks them with the server.
+for. The runner writes the names of its deployments to ``<home>/flows-deployments.json``, and
+`up` waits until the server has them (on a warm start, from the last run: the runner is then
+still registering them again when the banner shows, as it always was).
 
 (One process for both was tried: it holds Prefect and the flows once, about 170 MiB less, but
 after a restart of the Prefect server its task runs hung in Prefect's own service start-up, a
@@ -60,28 +61,14 @@ def announce(names: list[str]) -> None:
 
 
 def runner() -> None:
-    """Serve every deployment until SIGTERM/SIGINT (``prefect.serve``'s steps, with the names
-    announced once every deployment is registered: `up` then checks them once instead of
-    asking the server for every deployment, every 0.1 s, while the runner registers them)."""
-    import asyncio
-
-    from prefect.exceptions import TerminationSignal
-    from prefect.runner import Runner
-
+    """Serve every deployment until SIGTERM/SIGINT."""
     from flows.serve import deployments
+    from flows.serve import main as serve
 
-    served = deployments()
+    names = sorted(f"{d.flow_name}/{d.name}" for d in deployments())
     wait_for_api()
-    # As flows.serve.main: no limit, and the schedules stay active while the runner restarts.
-    runner = Runner(pause_on_shutdown=False, limit=None)
-    for deployment in served:
-        runner.add_deployment(deployment)  # one at a time: SQLite takes one writer anyway
-    announce(sorted(f"{d.flow_name}/{d.name}" for d in served))
-    try:
-        asyncio.run(runner.start())
-    except (KeyboardInterrupt, TerminationSignal):
-        pass
-    sys.exit(0)
+    announce(names)
+    serve()
 
 
 def inbox() -> None:
