@@ -540,7 +540,10 @@ def prefect_schema_current(home: Path, env: dict[str, str]) -> bool:
 
 
 def remember_prefect_schema(home: Path, env: dict[str, str]) -> None:
-    """After the server answered (its migrations ran): the stamp a later start compares with."""
+    """After the server answered (its migrations ran): the stamp a later start compares with.
+    Not when the migrations were off (ours: the stamp stands; an operator's: nothing is known)."""
+    if env.get(MIGRATE_ON_START, "true").strip().lower() not in ("true", "1", "yes", "on"):
+        return
     path = _prefect_db(env)
     revision = _sqlite_revision(path) if path is not None else None
     if revision is None:

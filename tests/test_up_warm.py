@@ -157,3 +157,13 @@ def test_the_gateways_routes_are_kept_until_a_module_they_came_from_changes(tmp_
     sources["files"][inbox_file][1] += 1
     (tmp_path / ROUTES_SOURCES).write_text(json.dumps(sources))
     assert kept_routes(tmp_path) is None
+
+
+def test_a_start_without_migrations_leaves_the_stamp_as_it_was(tmp_path, prefect_home):
+    env = {"PREFECT_HOME": str(prefect_home)}
+    remember_prefect_schema(tmp_path, {**env, MIGRATE_ON_START: "false"})
+    assert not (tmp_path / PREFECT_SCHEMA_STAMP).exists()  # nothing known about that schema
+    remember_prefect_schema(tmp_path, env)
+    stamp = (tmp_path / PREFECT_SCHEMA_STAMP).read_text()
+    remember_prefect_schema(tmp_path, {**env, MIGRATE_ON_START: "false"})
+    assert (tmp_path / PREFECT_SCHEMA_STAMP).read_text() == stamp
