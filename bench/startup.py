@@ -89,6 +89,23 @@ def memory_of(pid: int) -> dict[str, Any] | None:
     return {"pid": pid, "name": describe(argv), **fields}
 
 
+def cpu_by_process(pids: list[int]) -> dict[str, float]:
+    """CPU seconds (user + system) each process used so far, with its waited-for children
+    (`up`'s short-lived forked helpers count as `up`'s); the processes of one name summed.
+    Unlike seconds to the banner, this hardly depends on how busy the machine is."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = describe(argv)
+        found[name] = found.get(name, 0.0) + sum(int(f) for f in fields[11:15]) / ticks
+    return found
+
+
 def _parent(pid: int) -> int | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -121,16 +138,20 @@ class Stack:
                         PYTHON=_base_python())
         self.process: subprocess.Popen | None = None
         self.log = work / "make-up.log"
+        self.cpu: dict[str, float] = {}
 
     def up(self, timeout: float = 600) -> float:
-        """Seconds from ``make up`` to the "charterflow is up" line."""
+        """Seconds from ``make up`` to the "charterflow is up" line (the CPU each process had
+        used by then in ``self.cpu``)."""
         started = time.monotonic()
         with self.log.open("w") as out:
             self.process = subprocess.Popen(["make", "up"], cwd=self.clone, env=self.env, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         while time.monotonic() - started < timeout:
             if "charterflow is up" in self.log.read_text(errors="replace"):
-                return time.monotonic() - started
+                seconds = time.monotonic() - started
+                self.cpu = cpu_by_process(stack_processes(self.home))
+                return seconds
             if self.process.poll() is not None:
                 break
             time.sleep(0.2)
@@ -186,9 +207,10 @@ def bare_prefect(work: Path) -> dict[str, float]:
                 pass
             time.sleep(0.2)
         seconds = time.monotonic() - started
+        cpu = sum(cpu_by_process(_group(process.pid)).values())
         time.sleep(3)  # its services start just after /health answers
         rss = sum((memory_of(pid) or {}).get("rss", 0) for pid in _group(process.pid))
-        return {"seconds": seconds, "rss_mib": rss / MIB}
+        return {"seconds": seconds, "rss_mib": rss / MIB, "cpu_seconds": cpu}
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -228,6 +250,7 @@ def run(*, cold: bool = True) -> dict[str, Any]:
             results["processes"] = stack.memory()
             stack.stop()
             results["warm_seconds"] = stack.up()
+            results["warm_cpu"] = stack.cpu
         finally:
             stack.stop()
     results["memory_mib"] = sum(p.get("rss", 0) for p in results["processes"]) / MIB
@@ -256,6 +279,12 @@ def rows(r: dict[str, Any]) -> list[Row]:
     out.append(Row("  the same counted once per shared page (PSS)", f"{r['pss_mib']:.0f} MiB"))
     for p in r["processes"]:
         out.append(Row(f"  {p['name']} (pid {p['pid']})", f"{p.get('rss', 0) / MIB:.0f} MiB"))
+    cpu = r.get("warm_cpu") or {}
+    if cpu:
+        out.append(Row("warm: CPU used by the banner, all processes", f"{sum(cpu.values()):.1f} s",
+                       baseline=f"bare Prefect server {b.get('cpu_seconds', float('nan')):.1f} s (2 cores)"))
+        for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
+            out.append(Row(f"  {name}", f"{seconds:.1f} s"))
     return out
 
 

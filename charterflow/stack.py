@@ -56,7 +56,7 @@ def shared_env(env: Mapping[str, str]) -> dict[str, str]:
             if (k.startswith("CHARTERFLOW_") and k not in _NOT_SHARED) or k == "PREFECT_API_URL"}
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     # Written to a 0600 temporary file, then renamed: never readable by others, never half-written.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -71,7 +71,7 @@ def _write_private(path: Path, text: str) -> None:
 def record(home: Path, state: Mapping, env: Mapping[str, str]) -> None:
     """Write ``up.json`` (``state``) and ``up-env.json`` (the shared part of ``env``)."""
     home.mkdir(parents=True, exist_ok=True)
-    _write_private(home / ENV_FILE, json.dumps(shared_env(env)))
+    write_private(home / ENV_FILE, json.dumps(shared_env(env)))
     (home / STATE_FILE).write_text(json.dumps(dict(state)))
 
 

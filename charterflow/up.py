@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -47,6 +49,7 @@ from charterflow.stack import process_alive  # noqa: F401 - demo imports it from
 from charterflow.status import write_status
 
 STOP_GRACE_SECONDS = 7.0
+READY_POLL_SECONDS = 0.1  # each look is a loopback request or a file read
 START_TIMEOUT = 240.0  # every part answers within this, or `up` gives up (a 2-core box under load)
 DEPLOYMENTS_FILE = "flows-deployments.json"  # the runner names its deployments here (charterflow.workers)
 console = Console(highlight=False)
@@ -438,6 +441,8 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 def _migrate_ledger(settings: Settings) -> str | None:
     """Bring the ledger to the current schema; its redacted URL, or None (reported) on failure."""
+    if ledger_at_head(settings):
+        return settings.ledger_url()  # a SQLite file: nothing to redact
     from connectors.errors import CharterflowError
     from ledger.db import Ledger
     from ledger.migrate import upgrade
@@ -449,6 +454,167 @@ def _migrate_ledger(settings: Settings) -> str | None:
         console.print(f"error: {exc}")
         return None
     return ledger.url
+
+
+# -- a warm start skips what the previous start did ---------------------------------------------
+# Both checks read SQLite with the standard library: importing alembic and SQLAlchemy to learn
+# that nothing is to do cost about 1.4 s of CPU (the ledger) and 0.3 s in the Prefect server, on
+# a 2-core machine where every child of `up` is starting at the same time (bench/README.md).
+PREFECT_SCHEMA_STAMP = "prefect-schema.json"  # the Prefect version and schema of its last start
+MIGRATE_ON_START = "PREFECT_SERVER_DATABASE_MIGRATE_ON_START"
+
+
+def _sqlite_revision(path: Path) -> str | None:
+    """The alembic revision of the SQLite file at ``path`` (None: no file, no table, unreadable)."""
+    import sqlite3
+
+    if not path.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)) as db:
+            rows = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:
+        return None
+    return rows[0][0] if len(rows) == 1 else None
+
+
+def migration_head(versions: Path) -> str | None:
+    """The one head of the alembic scripts in ``versions``, read as text (None: not exactly one,
+    or a script this reading does not understand: then the caller migrates)."""
+    revisions, parents = set(), set()
+    for script in versions.glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        revision = re.search(r"^revision\b[^=\n]*=\s*['\"](\w+)['\"]", text, re.M)
+        down = re.search(r"^down_revision\b[^=\n]*=\s*(.*)$", text, re.M)
+        if revision is None or down is None:
+            continue  # __init__.py
+        if down.group(1).count("(") != down.group(1).count(")"):
+            return None  # a merge's parents over several lines
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r"['\"](\w+)['\"]", down.group(1)))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def ledger_at_head(settings: Settings) -> bool:
+    """Whether the ledger is the default SQLite file and already at the newest revision the
+    code has (another database: False, and the migration itself finds out)."""
+    from importlib.util import find_spec
+
+    if settings.database_url is not None:
+        return False
+    spec = find_spec("ledger")  # where the migrations are, without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    versions = Path(next(iter(spec.submodule_search_locations))) / "migrations" / "versions"
+    current = _sqlite_revision((settings.home / "ledger.db").resolve())
+    return current is not None and current == migration_head(versions)
+
+
+def _prefect_db(env: dict[str, str]) -> Path | None:
+    """The Prefect server's SQLite file when it is Prefect's default one (``PREFECT_HOME``'s
+    ``prefect.db``), None when the operator chose a database (variable or profile)."""
+    if any("DATABASE" in k and k != MIGRATE_ON_START for k in env if k.startswith("PREFECT_")):
+        return None
+    prefect_home = Path(env["PREFECT_HOME"]).expanduser()
+    if (prefect_home / "profiles.toml").exists():
+        return None  # a profile may name another database
+    return prefect_home / "prefect.db"
+
+
+def _prefect_version() -> str:
+    from importlib.metadata import version
+
+    return version("prefect")
+
+
+def prefect_schema_current(home: Path, env: dict[str, str]) -> bool:
+    """Whether Prefect's database is at the schema the same Prefect version left it in at its
+    last start (``PREFECT_SCHEMA_STAMP``): then the server need not run its migrations.
+    Prefect decides only by ``server.database.migrate_on_start`` (default true: ``alembic
+    upgrade head`` at every start, a no-op that still loads every script; it never compares
+    revisions itself). https://docs.prefect.io/v3/api-ref/settings-ref#migrate_on_start"""
+    path = _prefect_db(env)
+    if path is None:
+        return False
+    try:
+        stamp = json.loads((home / PREFECT_SCHEMA_STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(stamp, dict) and stamp.get("prefect") == _prefect_version()
+            and stamp.get("db") == str(path) and stamp.get("revision") == _sqlite_revision(path))
+
+
+def remember_prefect_schema(home: Path, env: dict[str, str]) -> None:
+    """After the server answered (its migrations ran): the stamp a later start compares with.
+    Not when the migrations were off (ours: the stamp stands; an operator's: nothing is known)."""
+    if env.get(MIGRATE_ON_START, "true").strip().lower() not in ("true", "1", "yes", "on"):
+        return
+    path = _prefect_db(env)
+    revision = _sqlite_revision(path) if path is not None else None
+    if revision is None:
+        (home / PREFECT_SCHEMA_STAMP).unlink(missing_ok=True)
+        return
+    stamp = {"prefect": _prefect_version(), "db": str(path), "revision": revision}
+    (home / PREFECT_SCHEMA_STAMP).write_text(json.dumps(stamp))
+
+
+# The gateway's inbox routes come from importing flows.inbox (Prefect and every flow) in a forked
+# child: 2.5 s of CPU at each start. `up` keeps them, with the size and time of every module file
+# that import read, and hands them to the gateway while none of those files changed.
+ROUTES_FILE = "gateway-routes.json"
+ROUTES_SOURCES = "gateway-routes-sources.json"
+ROUTES_VARIABLE = "CHARTERFLOW_GATEWAY_ROUTES_FILE"  # read by gateway.app.load_routes_apart
+
+
+def _plugins() -> list[str]:
+    """charterflow's entry points: a plugin installed since adds routes no kept file has."""
+    from importlib.metadata import distributions
+
+    return sorted({f"{ep.group}:{ep.name}={ep.value}" for dist in distributions()
+                   for ep in dist.entry_points if ep.group.startswith("charterflow")})
+
+
+def kept_routes(home: Path) -> Path | None:
+    """The routes file a previous start kept, if every module it came from is unchanged."""
+    try:
+        sources = json.loads((home / ROUTES_SOURCES).read_text())
+        if sources["python"] != sys.version or sources["plugins"] != _plugins():
+            return None
+        for path, (mtime_ns, size) in sources["files"].items():
+            found = os.stat(path)
+            if (found.st_mtime_ns, found.st_size) != (mtime_ns, size):
+                return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    routes = home / ROUTES_FILE
+    return routes if routes.is_file() else None
+
+
+def keep_routes(home: Path) -> None:
+    """Take the inbox's routes as the gateway does and keep them for the next start (run it
+    :func:`forked`: it imports Prefect and every flow)."""
+    from flows.inbox_routing import full_routes_snapshot
+
+    snapshot = full_routes_snapshot()
+    files = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path:
+            found = os.stat(path)
+            files[path] = [found.st_mtime_ns, found.st_size]
+    # The sources last: routes are only ever taken beside the sources they came from.
+    (home / ROUTES_SOURCES).unlink(missing_ok=True)
+    stack_files.write_private(home / ROUTES_FILE, json.dumps(snapshot))
+    sources = {"python": sys.version, "plugins": _plugins(), "files": files}
+    stack_files.write_private(home / ROUTES_SOURCES, json.dumps(sources))
+
+
+def _remember_schema(home: Path, env: dict[str, str]) -> None:
+    try:
+        remember_prefect_schema(home, env)
+    except OSError as exc:  # the next start migrates, as Prefect does by default
+        console.print(f"warning: could not record Prefect's schema ({exc})")
 
 
 PLATFORMS = ("discord", "discourse", "slack")
@@ -685,17 +851,22 @@ def _base_env(home: Path) -> dict[str, str]:
     return env
 
 
-def _busy_port(settings: Settings, gw: Any, sandboxed: list[str], external: bool) -> str | None:
-    """The error line for a port another program holds, or None."""
+def _prefect_port_busy(settings: Settings) -> str | None:
+    """The error line when another program holds the Prefect server's port, or None."""
+    if not _port_free(settings.prefect_host, settings.prefect_port):
+        return (f"error: port {settings.prefect_port} on {settings.prefect_host} is in use by another "
+                "program; stop it or set CHARTERFLOW_PREFECT_PORT to a free port")
+    return None
+
+
+def _busy_port(settings: Settings, gw: Any, sandboxed: list[str]) -> str | None:
+    """The error line for a port another program holds (the gateway's, the inspector's), or None."""
     if not _port_free(gw.host, gw.port):
         return (f"error: port {gw.port} on {gw.host} is in use by another program; stop it or set "
                 "CHARTERFLOW_GATEWAY_PORT to a free port")
     if sandboxed and settings.inspector_port and not _port_free("127.0.0.1", settings.inspector_port):
         return (f"error: port {settings.inspector_port} on 127.0.0.1 is in use by another program; "
                 "stop it or set CHARTERFLOW_INSPECTOR_PORT to a free port (0: any)")
-    if not external and not _port_free(settings.prefect_host, settings.prefect_port):
-        return (f"error: port {settings.prefect_port} on {settings.prefect_host} is in use by another "
-                "program; stop it or set CHARTERFLOW_PREFECT_PORT to a free port")
     return None
 
 
@@ -709,6 +880,8 @@ def prefect_server(settings: Settings, *, home: Path,
     host, port = settings.prefect_host, settings.prefect_port
     api_url = f"http://{host}:{port}/api"
     env = {**PREFECT_SERVER_DEFAULTS, **_base_env(home), "PREFECT_API_URL": api_url}
+    if prefect_schema_current(home, env):
+        env.setdefault(MIGRATE_ON_START, "false")
     return api_url, ChildSpec(name="prefect-server", after_restart=heal, env=env,
                               ready=partial(prefect_answers, api_url),
                               argv=[sys.executable, "-m", "prefect", "server", "start", "--host", host,
@@ -774,6 +947,7 @@ class Up:
         self.stop_event = threading.Event()
         self.services: list[Any] = []
         self._filing: Any = None  # the future of the seeded ideas being filed (seed_ideas)
+        self._keeping: Any = None  # the process keeping the gateway's routes (keep_routes)
         self.supervisor = Supervisor(home=self.home, logs=self.logs,
                                      say=lambda text: console.print(text, soft_wrap=True))
 
@@ -794,23 +968,27 @@ class Up:
             console.print(f"charterflow up is already running (pid {running['pid']}); "
                           f"Prefect UI: {running.get('ui_url', '?')}")
             return 1
-        real = real_platforms()
-        sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            prefect = prefect_server(self.settings, home=self.home, heal=self.heal)
+            if prefect[1] is not None:
+                busy = _prefect_port_busy(self.settings)
+                if busy:
+                    console.print(busy)
+                    return 1
+                # The server, the slowest to start, needs nothing else: it boots while the other
+                # ports are checked, the sandboxes' settings made and the ledger migrated and
+                # seeded (bench/README.md, start-up).
+                console.print(f"Starting the Prefect server on {prefect[0].removesuffix('/api')} …")
+                self.supervisor.start(prefect[1])
             from gateway.settings import GatewaySettings
 
-            prefect = prefect_server(self.settings, home=self.home, heal=self.heal)
-            busy = _busy_port(self.settings, GatewaySettings(), sandboxed, prefect[1] is None)
+            real = real_platforms()
+            sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
+            busy = _busy_port(self.settings, GatewaySettings(), sandboxed)
             if busy:
                 console.print(busy)
                 return 1
-            if prefect[1] is not None:
-                # The server, the slowest to start, needs nothing else: it boots while the
-                # sandboxes' settings are made and the ledger is migrated and seeded (about 3 s
-                # of a warm start, bench/startup.py).
-                console.print(f"Starting the Prefect server on {prefect[0].removesuffix('/api')} …")
-                self.supervisor.start(prefect[1])
             plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed,
                               heal=self.heal, prefect=prefect)
             if self.settings.sandboxes:  # while the Prefect server boots
@@ -822,12 +1000,22 @@ class Up:
             ledger_url, seeded = prepared
             plan.lock["ledger"] = ledger_url
             file_ideas = seeded is not None and plan.sandboxes is not None and "discourse" in sandboxed
+            routes = kept_routes(self.home)
+            if routes is not None:
+                plan.gateway.env[ROUTES_VARIABLE] = str(routes)
             served = self._start(plan, file_ideas=file_ideas)
             if isinstance(served, int):
                 return served
             if file_ideas:
                 seeded += self._seeded_ideas_filed()
             self._banner(plan, served, real, sandboxed, ledger_url, seeded)
+            if routes is None:  # for the next start; the gateway took its own meanwhile
+                import multiprocessing
+
+                # A process of its own (not `forked`'s pool): stopping `up` ends it at once.
+                self._keeping = multiprocessing.get_context("fork").Process(
+                    target=keep_routes, args=(self.home,), name="keep-routes", daemon=True)
+                self._keeping.start()
             return self._supervise()
         finally:
             self._shutdown(previous)
@@ -891,7 +1079,7 @@ class Up:
             waiting["prefect-server"] = partial(prefect_answers, plan.api_url)
         deadline = time.monotonic() + START_TIMEOUT
         while waiting:
-            if self.stop_event.wait(0.3):
+            if self.stop_event.wait(READY_POLL_SECONDS):
                 return 0
             looping = sup.check()
             if looping is not None:
@@ -905,6 +1093,8 @@ class Up:
                 except RuntimeError as exc:
                     return self._failed(f"the sandboxes did not start ({exc})", sup.child(name))
                 del waiting[name]
+                if name == "prefect-server" and plan.server is not None:
+                    _remember_schema(self.home, plan.server.env)
                 if name == "sandboxes" and file_ideas:
                     spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
                     self._filing = forked(seed_ideas, self.settings, spec)
@@ -960,6 +1150,9 @@ class Up:
         # shared grace period, pushing to a gateway already gone, it could be killed instead.
         for service in self.services:
             service.stop()
+        if self._keeping is not None and self._keeping.is_alive():
+            self._keeping.kill()  # (it has `up`'s SIGTERM handler) the next start keeps them
+            self._keeping.join(2)
         self.supervisor.stop()
         if self.supervisor.children:
             self.supervisor.write_status()  # kept: `status` shows the last exits, and "not running"

@@ -2,10 +2,12 @@
 deployment, with its schedules) and ``python -m charterflow.workers inbox`` (the task worker that
 handles the gateway's inbox events).
 
-`up` starts them together with the Prefect server, so their imports (Prefect and every flow)
-overlap the server's start; each then waits for the server's ``/health`` before it serves, rather
-than failing and being restarted. The runner writes the names of its deployments to
-``<home>/flows-deployments.json``, and `up` waits until they are registered.
+`up` starts them together with the Prefect server. The runner imports Prefect and every flow
+while the server starts, then waits for its ``/health`` (rather than failing and being
+restarted); the inbox worker waits first and imports after, leaving the CPU to what `up` waits
+for. The runner writes the names of its deployments to ``<home>/flows-deployments.json``, and
+`up` waits until the server has them (on a warm start, from the last run: the runner is then
+still registering them again when the banner shows, as it always was).
 
 (One process for both was tried: it holds Prefect and the flows once, about 170 MiB less, but
 after a restart of the Prefect server its task runs hung in Prefect's own service start-up, a
@@ -25,19 +27,25 @@ DEPLOYMENTS_FILE = "flows-deployments.json"
 
 
 def wait_for_api() -> None:
-    """Until the Prefect server answers (the runner would fail at once without it)."""
-    import httpx
-    from prefect.settings import PREFECT_API_URL
+    """Until the Prefect server answers (the runner would fail at once without it). The
+    standard library's client and `up`'s ``PREFECT_API_URL``: a process can wait before it
+    imports Prefect."""
+    import urllib.request
 
-    url = str(PREFECT_API_URL.value() or "").rstrip("/")
+    url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
+    if not url:  # not started by `up`: Prefect's own settings (a profile, say)
+        from prefect.settings import PREFECT_API_URL
+
+        url = str(PREFECT_API_URL.value() or "").rstrip("/")
     deadline = time.monotonic() + API_WAIT_SECONDS
     while url and time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, ValueError):  # refused, timed out, or an HTTP error status
             pass
-        time.sleep(0.3)
+        time.sleep(0.1)
 
 
 def announce(names: list[str]) -> None:
@@ -65,11 +73,15 @@ def runner() -> None:
 
 def inbox() -> None:
     """Serve the inbox task until SIGTERM/SIGINT."""
+    # Prefect and every flow only once the server answers: meanwhile the two cores go to the
+    # server, the runner, the gateway and the sandboxes, which the banner waits for (about
+    # 5 s of CPU out of a warm start's way; bench/README.md). Events that come before the
+    # worker serves wait as Prefect's scheduled task runs.
+    wait_for_api()
     # flows.inbox, not a second copy as __main__: the capability packages register their
     # handlers into flows.inbox.
     from flows.inbox import main as serve
 
-    wait_for_api()
     serve([])
 
 
