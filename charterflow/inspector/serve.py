@@ -92,7 +92,8 @@ def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running,
             restored: frozenset[str] = frozenset()) -> None:
     """What happens once the sandboxes listen: ideas on the Forum (before the webhook points
     anywhere: they are the community's old ideas; not again on a ``restored`` Forum), the Discord
-    commands, then the webhook and the interactions URL pointed at the gateway."""
+    commands, then the webhook, the interactions URL and Slack's events URL pointed at the
+    gateway."""
     gateway = spec["gateway_url"].rstrip("/")
     if "discourse" in boxes and "discourse" not in restored:
         url, key = running.urls["discourse"], spec["platforms"]["discourse"]["api_key"]
@@ -112,6 +113,11 @@ def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running,
         finally:
             connector.close()
         boxes["discord"].interactions_url = f"{gateway}/hooks/discord"
+    if "slack" in boxes:
+        from connectors.slack.sandbox_events import point_events
+
+        # The Events API: a bridged Slack channel's messages reach the common room (R-COMMS).
+        point_events(boxes["slack"], f"{gateway}/hooks/slack")
 
 
 def _allowed_hosts() -> list[str]:

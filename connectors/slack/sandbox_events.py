@@ -31,7 +31,7 @@ from connectors.sandboxkit import Call, Reply, control
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 from connectors.slack.sandbox import _METHODS, SlackSandbox, _Args, _fail, _ok, _public
 
-__all__ = ["RETRY_DELAYS", "deliver"]
+__all__ = ["RETRY_DELAYS", "deliver", "point_events"]
 
 RETRY_DELAYS = (0.0, 60.0, 300.0)  # Slack's three retries, in sandbox seconds
 
@@ -216,9 +216,14 @@ async def _remove(sb: SlackSandbox, call: Call, data: dict[str, Any]) -> Reply:
     return await _send_now(sb, event)
 
 
+def point_events(sb: SlackSandbox, url: str | None) -> None:
+    """Where the Events API callbacks go (the app's Request URL); ``None``: nowhere."""
+    _events(sb)["url"] = url or None
+
+
 @control("events_url")
 async def _events_url(sb: SlackSandbox, call: Call, data: dict[str, Any]) -> Reply:
-    _events(sb)["url"] = str(data.get("url") or "") or None
+    point_events(sb, str(data.get("url") or ""))
     return Reply(200, {"ok": True, "url": _events(sb)["url"]})
 
 
