@@ -44,8 +44,12 @@ def median(values: Sequence[float]) -> float:
 
 def machine() -> dict[str, Any]:
     """Where the figures were measured."""
-    return {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    return {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def write_results(name: str, data: dict[str, Any], *, out: Path | None = None) -> Path:
@@ -78,15 +82,21 @@ class Row:
     baseline: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"figure": self.figure, "value": self.value, "target": self.target, "met": self.met,
-                "baseline": self.baseline}
+        return {
+            "figure": self.figure,
+            "value": self.value,
+            "target": self.target,
+            "met": self.met,
+            "baseline": self.baseline,
+        }
 
 
 def table(title: str, rows: Sequence[Row]) -> str:
     """A plain-text table: figure | value | target | met | baseline (same run)."""
     head = ("figure", "value", "target", "met", "baseline (same run)")
-    cells = [(r.figure, r.value, r.target, "" if r.met is None else ("yes" if r.met else "NO"), r.baseline)
-             for r in rows]
+    cells = [
+        (r.figure, r.value, r.target, "" if r.met is None else ("yes" if r.met else "NO"), r.baseline) for r in rows
+    ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(head)]
     line = "  ".join("-" * w for w in widths)
     out = [title, line, "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip(), line]
@@ -97,8 +107,11 @@ def table(title: str, rows: Sequence[Row]) -> str:
 
 def clean_env() -> dict[str, str]:
     """The environment for children: no CHARTERFLOW_* settings and no proxies (loopback only)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CHARTERFLOW_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CHARTERFLOW_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
     env["NO_PROXY"] = "127.0.0.1,localhost"
     return env
 
@@ -111,7 +124,9 @@ class ServedSandbox:
         self.kind = kind
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.common", "serve", kind, json.dumps(options)],
-            stdout=subprocess.PIPE, env=clean_env(), text=True,
+            stdout=subprocess.PIPE,
+            env=clean_env(),
+            text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -184,10 +199,17 @@ class _Deliverer:
                 error = box._apply_callback(box.interactions[interaction["token"]], answer)
         except (httpx.HTTPError, ValueError) as exc:
             elapsed, status, answer, error = time.perf_counter() - started, 0, None, type(exc).__name__
-        out = json.dumps({"interaction_id": interaction["id"], "status": status, "response": answer,
-                          "elapsed": elapsed, "error": error, "failed": error is not None or status != 200})
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
+        out = json.dumps(
+            {
+                "interaction_id": interaction["id"],
+                "status": status,
+                "response": answer,
+                "elapsed": elapsed,
+                "error": error,
+                "failed": error is not None or status != 200,
+            }
+        )
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": out.encode()})
 
 

@@ -40,8 +40,9 @@ def serve(port: int, database: str) -> None:
 
     ledger = Ledger(database)
     upgrade(ledger)
-    settings = GatewaySettings(discourse_webhook_secret=SecretStr(SECRET), dispatch=False,
-                               discourse_applications_categories="7")
+    settings = GatewaySettings(
+        discourse_webhook_secret=SecretStr(SECRET), dispatch=False, discourse_applications_categories="7"
+    )
     app = create_app(settings=settings, ledger=ledger, dispatcher=StoreOnlyDispatcher())
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
@@ -68,8 +69,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         database = f"sqlite:///{Path(tmp) / 'ledger.db'}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTERFLOW_")}
-        server = subprocess.Popen([sys.executable, "-m", "bench.gateway_ack", "--serve", str(port), database],
-                                  env=env)
+        server = subprocess.Popen([sys.executable, "-m", "bench.gateway_ack", "--serve", str(port), database], env=env)
         base = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=base, timeout=10) as client:
@@ -91,12 +91,24 @@ def main() -> None:
                     baseline.append(time.perf_counter() - started)
                 acks = []
                 for n in range(1, args.count + 1):
-                    body = json.dumps({"topic": {"id": n, "title": f"Application {n}", "category_id": 7,
-                                                 "created_by": {"username": "bench_user"}}}).encode()
-                    headers = {"Content-Type": "application/json", "X-Discourse-Event": "topic_created",
-                               "X-Discourse-Event-Type": "topic", "X-Discourse-Event-Id": str(n),
-                               "X-Discourse-Instance": "https://forum.example.org",
-                               "X-Discourse-Event-Signature": sign_body(SECRET, body)}
+                    body = json.dumps(
+                        {
+                            "topic": {
+                                "id": n,
+                                "title": f"Application {n}",
+                                "category_id": 7,
+                                "created_by": {"username": "bench_user"},
+                            }
+                        }
+                    ).encode()
+                    headers = {
+                        "Content-Type": "application/json",
+                        "X-Discourse-Event": "topic_created",
+                        "X-Discourse-Event-Type": "topic",
+                        "X-Discourse-Event-Id": str(n),
+                        "X-Discourse-Instance": "https://forum.example.org",
+                        "X-Discourse-Event-Signature": sign_body(SECRET, body),
+                    }
                     started = time.perf_counter()
                     answer = client.post("/hooks/discourse", content=body, headers=headers)
                     acks.append(time.perf_counter() - started)
@@ -108,8 +120,10 @@ def main() -> None:
 
     def line(name: str, values: list[float]) -> str:
         ms = [v * 1000 for v in values]
-        return (f"{name:<28} n={len(ms):>5}  p50={percentile(ms, 50):6.2f} ms  p99={percentile(ms, 99):6.2f} ms"
-                f"  mean={statistics.fmean(ms):6.2f} ms  max={max(ms):7.2f} ms")
+        return (
+            f"{name:<28} n={len(ms):>5}  p50={percentile(ms, 50):6.2f} ms  p99={percentile(ms, 99):6.2f} ms"
+            f"  mean={statistics.fmean(ms):6.2f} ms  max={max(ms):7.2f} ms"
+        )
 
     print(f"gateway ack latency, ledger on SQLite, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(line("baseline GET /static/form.css", baseline))

@@ -84,20 +84,34 @@ class Up:
         env = clean_env()
         for name in [k for k in env if k.startswith("PREFECT_")]:
             env.pop(name)
-        env.update({
-            "CHARTERFLOW_HOME": str(self.home), "CHARTERFLOW_GATEWAY_HOST": "127.0.0.1",
-            "CHARTERFLOW_GATEWAY_PORT": str(_free_port()), "CHARTERFLOW_PREFECT_PORT": str(_free_port()),
-            "CHARTERFLOW_INSPECTOR_PORT": "0", "PYTHONUNBUFFERED": "1", **(extra_env or {}),
-        })
+        env.update(
+            {
+                "CHARTERFLOW_HOME": str(self.home),
+                "CHARTERFLOW_GATEWAY_HOST": "127.0.0.1",
+                "CHARTERFLOW_GATEWAY_PORT": str(_free_port()),
+                "CHARTERFLOW_PREFECT_PORT": str(_free_port()),
+                "CHARTERFLOW_INSPECTOR_PORT": "0",
+                "PYTHONUNBUFFERED": "1",
+                **(extra_env or {}),
+            }
+        )
         charterflow = Path(sys.executable).with_name("charterflow")
         argv = [str(charterflow), "up"] if charterflow.exists() else [sys.executable, "-m", "charterflow.cli", "up"]
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(argv, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+            self.process = subprocess.Popen(
+                argv,
+                cwd=work,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.started = time.monotonic()
 
     def wait_ready(self) -> dict[str, Any]:
         """``up.json`` once ``up`` says it is up; ``SystemExit`` with its log when it fails."""
+
         def ready() -> bool:
             return self.process.poll() is not None or "charterflow is up" in self.log.read_text(errors="replace")
 
@@ -140,8 +154,16 @@ def extra_workers(up: Up, count: int) -> list[subprocess.Popen]:
         workers = []
         for n in range(count):
             with (up.home / "logs" / f"inbox-worker-extra-{n + 1}.log").open("ab") as out:
-                workers.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True))
+                workers.append(
+                    subprocess.Popen(
+                        argv,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
         return workers
     raise SystemExit("the inbox worker of `up` was not found: cannot start more")
 
@@ -158,8 +180,12 @@ def _inbox_times(url: str) -> dict[str, dict[str, float | None]]:
     try:
         with ledger.read() as session:
             # discord:<guild>:interaction:<id> (connectors.base.instance_key)
-            ideas = {key.rpartition(":interaction:")[2]: idea_id for idea_id, key in session.execute(
-                select(Idea.id, Idea.source_key).where(Idea.source_key.like("discord:%:interaction:%")))}
+            ideas = {
+                key.rpartition(":interaction:")[2]: idea_id
+                for idea_id, key in session.execute(
+                    select(Idea.id, Idea.source_key).where(Idea.source_key.like("discord:%:interaction:%"))
+                )
+            }
             for event in session.scalars(select(InboxEvent).where(InboxEvent.source == "discord")):
                 attrs = (event.payload or {}).get("attributes") or {}
                 iid = str(attrs.get("interaction_id") or "")
@@ -169,8 +195,12 @@ def _inbox_times(url: str) -> dict[str, dict[str, float | None]]:
                 def ts(value: datetime | None) -> float | None:
                     return value.timestamp() if value is not None else None
 
-                out[iid] = {"received": ts(event.received_at), "dispatched": ts(event.dispatched_at),
-                            "processed": ts(event.processed_at), "idea": ideas.get(iid)}
+                out[iid] = {
+                    "received": ts(event.received_at),
+                    "dispatched": ts(event.dispatched_at),
+                    "processed": ts(event.processed_at),
+                    "idea": ideas.get(iid),
+                }
     finally:
         ledger.dispose()
     return out
@@ -199,18 +229,30 @@ def _dispatch_metrics(text: str) -> dict[str, float]:
     """The gateway's dispatch counters (Prometheus text): attempts by outcome, latency sum/count."""
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith(("charterflow_gateway_dispatches_total", "charterflow_gateway_dispatch_latency")) \
-                and not line.startswith("#") and "_bucket" not in line and "_created" not in line:
+        if (
+            line.startswith(("charterflow_gateway_dispatches_total", "charterflow_gateway_dispatch_latency"))
+            and not line.startswith("#")
+            and "_bucket" not in line
+            and "_created" not in line
+        ):
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
 
 
 TICK = os.sysconf("SC_CLK_TCK")
-PART_NAMES = (("prefect server start", "prefect-server"), ("from flows.inbox import main", "inbox-worker"),
-              ("charterflow.workers inbox", "inbox-worker"), ("charterflow.workers runner", "runner"),
-              ("gateway", "gateway"), ("charterflow.inspector", "sandboxes"), ("charterflow up", "up"),
-              ("cli up", "up"), ("synapse.app.homeserver", "matrix-homeserver"), ("prefect.engine", "flow-runs"))
+PART_NAMES = (
+    ("prefect server start", "prefect-server"),
+    ("from flows.inbox import main", "inbox-worker"),
+    ("charterflow.workers inbox", "inbox-worker"),
+    ("charterflow.workers runner", "runner"),
+    ("gateway", "gateway"),
+    ("charterflow.inspector", "sandboxes"),
+    ("charterflow up", "up"),
+    ("cli up", "up"),
+    ("synapse.app.homeserver", "matrix-homeserver"),
+    ("prefect.engine", "flow-runs"),
+)
 
 INTAKE_PARTS = ("prefect-server", "inbox-worker", "gateway", "postgresql")
 
@@ -221,7 +263,7 @@ def _stat(pid: str) -> tuple[list[str], str] | None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return None
-    return raw[raw.rindex(")") + 2:].split(), cmdline  # fields from the state on (field 3)
+    return raw[raw.rindex(")") + 2 :].split(), cmdline  # fields from the state on (field 3)
 
 
 def cpu_seconds(home: Path, pg_port: int | None) -> dict[str, float]:
@@ -254,8 +296,9 @@ def cpu_seconds(home: Path, pg_port: int | None) -> dict[str, float]:
     return out
 
 
-def run(*, seconds: float, rate: float, postgres: bool = False,
-        up_env: dict[str, str] | None = None, workers: int = 1) -> dict[str, Any] | None:
+def run(
+    *, seconds: float, rate: float, postgres: bool = False, up_env: dict[str, str] | None = None, workers: int = 1
+) -> dict[str, Any] | None:
     if postgres:
         from bench.scale import _pg_database
         from bench.scale import postgres as cluster
@@ -264,18 +307,32 @@ def run(*, seconds: float, rate: float, postgres: bool = False,
             if admin_url is None:
                 return None
             prefect_db = _pg_database(admin_url, "prefect").replace("+psycopg", "+asyncpg")
-            return _run(seconds=seconds, rate=rate, database_url=_pg_database(admin_url, "intake"),
-                        prefect_database_url=prefect_db, up_env=up_env, workers=workers)
+            return _run(
+                seconds=seconds,
+                rate=rate,
+                database_url=_pg_database(admin_url, "intake"),
+                prefect_database_url=prefect_db,
+                up_env=up_env,
+                workers=workers,
+            )
     return _run(seconds=seconds, rate=rate, database_url=None, up_env=up_env, workers=workers)
 
 
-def _run(*, seconds: float, rate: float, database_url: str | None,
-         prefect_database_url: str | None = None, up_env: dict[str, str] | None = None,
-         workers: int = 1) -> dict[str, Any]:
+def _run(
+    *,
+    seconds: float,
+    rate: float,
+    database_url: str | None,
+    prefect_database_url: str | None = None,
+    up_env: dict[str, str] | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
     # Discord is this bench's own sandbox (so it can sign and time deliveries over one kept-alive
     # connection); `up` takes it as the real Discord and serves sandboxes for the others.
-    with tempfile.TemporaryDirectory(prefix="charterflow-bench-intake-") as tmp, \
-            ServedSandbox("discord", bench_deliver=True) as discord:
+    with (
+        tempfile.TemporaryDirectory(prefix="charterflow-bench-intake-") as tmp,
+        ServedSandbox("discord", bench_deliver=True) as discord,
+    ):
         env = {k: str(v) for k, v in discord.info["env"].items()}
         if database_url:
             env["CHARTERFLOW_DATABASE_URL"] = database_url
@@ -301,8 +358,9 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
             lock = threading.Lock()
 
             def deliver(kind: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
-                return http.post("/_bench/deliver", json={"url": hook, "kind": kind, "user": user,
-                                                           "options": options}).json()
+                return http.post(
+                    "/_bench/deliver", json={"url": hook, "kind": kind, "user": user, "options": options}
+                ).json()
 
             def interaction(n: int) -> None:
                 at = time.time()
@@ -322,8 +380,9 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
                     if match:
                         # The answer replaces the deferred message (an edit) or is a follow-up.
                         edited = m.get("edited_at")
-                        found[int(match.group(1))] = (datetime.fromisoformat(edited).timestamp()
-                                                      if edited else snowflake_time(m["id"]))
+                        found[int(match.group(1))] = (
+                            datetime.fromisoformat(edited).timestamp() if edited else snowflake_time(m["id"])
+                        )
                 return found
 
             health: list[float] = []
@@ -407,33 +466,55 @@ def _run(*, seconds: float, rate: float, database_url: str | None,
         events.append(event)
     ms = lambda values: [v * 1000 for v in values]  # noqa: E731 - a one-line helper of this report
     return {
-        "config": {"seconds": seconds, "rate": rate, "interactions": total,
-                   "ledger": "postgresql" if database_url else "sqlite",
-                   "prefect_database": "postgresql" if prefect_database_url else "sqlite",
-                   "up_env": dict(up_env or {}), "inbox_workers": workers},
+        "config": {
+            "seconds": seconds,
+            "rate": rate,
+            "interactions": total,
+            "ledger": "postgresql" if database_url else "sqlite",
+            "prefect_database": "postgresql" if prefect_database_url else "sqlite",
+            "up_env": dict(up_env or {}),
+            "inbox_workers": workers,
+        },
         "load_average": os.getloadavg(),
         "startup_s": round(startup, 1),
         "sending_s": round(sending, 2),
         "drained_after_s": round(drain_s, 1),
         # CPU per event, by part (all the events sent to the last answer): less noisy than the
         # latencies on a shared machine; 2 cores / this = the rate the CPU alone allows.
-        "cpu_ms_per_event": {name: round((cpu_after.get(name, 0.0) - used) * 1000 / max(1, total), 1)
-                             for name, used in sorted(cpu_before.items())},
+        "cpu_ms_per_event": {
+            name: round((cpu_after.get(name, 0.0) - used) * 1000 / max(1, total), 1)
+            for name, used in sorted(cpu_before.items())
+        },
         "achieved_rate_per_s": round(total / sending, 2) if sending else None,
-        "ack_ms": {"n": len(acks), "p50": percentile(ms(acks), 50), "p99": percentile(ms(acks), 99),
-                   "max": max(ms(acks), default=None)},
+        "ack_ms": {
+            "n": len(acks),
+            "p50": percentile(ms(acks), 50),
+            "p99": percentile(ms(acks), 99),
+            "max": max(ms(acks), default=None),
+        },
         "ack_failed": sum(1 for s in sent if s.get("failed")),
         "ack_errors": sorted({str(s.get("error")) for s in sent if s.get("failed")})[:5],
-        "ping_ack_ms": {"n": len(pings), "p50": percentile(ms([p["elapsed"] for p in pings]), 50),
-                        "p99": percentile(ms([p["elapsed"] for p in pings]), 99)},
-        "e2e_ms": {"n": len(e2e), "p50": percentile(ms(e2e), 50), "p95": percentile(ms(e2e), 95),
-                   "max": max(ms(e2e), default=None)},
+        "ping_ack_ms": {
+            "n": len(pings),
+            "p50": percentile(ms([p["elapsed"] for p in pings]), 50),
+            "p99": percentile(ms([p["elapsed"] for p in pings]), 99),
+        },
+        "e2e_ms": {
+            "n": len(e2e),
+            "p50": percentile(ms(e2e), 50),
+            "p95": percentile(ms(e2e), 95),
+            "max": max(ms(e2e), default=None),
+        },
         "e2e_missing": missing,
         "inbox_ms": {name: {"p50": median(ms(v)), "p95": percentile(ms(v), 95)} for name, v in parts.items()},
         "gateway_dispatch_metrics": metrics,
         "prefect_busy_503": busy,
-        "prefect_health_ms": {"n": len(health), "p50": percentile(ms(health), 50),
-                              "p95": percentile(ms(health), 95), "max": max(ms(health), default=None)},
+        "prefect_health_ms": {
+            "n": len(health),
+            "p50": percentile(ms(health), 50),
+            "p95": percentile(ms(health), 95),
+            "max": max(ms(health), default=None),
+        },
         "events": events,
     }
 
@@ -447,26 +528,65 @@ def rows(r: dict[str, Any]) -> list[Row]:
     return [
         Row("rate sent", f"{r['achieved_rate_per_s']:.2f} per s ({n} /idea)", f"{r['config']['rate']:g} per s"),
         Row("ack p50", f"{ack['p50']:.1f} ms", "", None, f"PING p50 {ping['p50']:.1f} ms"),
-        Row("ack p99", f"{ack['p99']:.1f} ms", "<= 50 ms", ack["p99"] <= 50 and r["ack_failed"] == 0,
-            f"PING p99 {ping['p99']:.1f} ms"),
-        Row("webhook -> answer posted p50", f"{e2e['p50']:.0f} ms", "", None,
-            f"inbox received->dispatched p50 {inbox['received_to_dispatched']['p50']:.0f} ms"),
-        Row("webhook -> answer posted p95", f"{e2e['p95']:.0f} ms", "<= 1000 ms",
+        Row(
+            "ack p99",
+            f"{ack['p99']:.1f} ms",
+            "<= 50 ms",
+            ack["p99"] <= 50 and r["ack_failed"] == 0,
+            f"PING p99 {ping['p99']:.1f} ms",
+        ),
+        Row(
+            "webhook -> answer posted p50",
+            f"{e2e['p50']:.0f} ms",
+            "",
+            None,
+            f"inbox received->dispatched p50 {inbox['received_to_dispatched']['p50']:.0f} ms",
+        ),
+        Row(
+            "webhook -> answer posted p95",
+            f"{e2e['p95']:.0f} ms",
+            "<= 1000 ms",
             e2e["p95"] <= 1000 and r["e2e_missing"] == 0,
-            f"dispatched->processed p50 {inbox['dispatched_to_processed']['p50']:.0f} ms"),
+            f"dispatched->processed p50 {inbox['dispatched_to_processed']['p50']:.0f} ms",
+        ),
         Row("events without an answer", str(r["e2e_missing"]), "0", r["e2e_missing"] == 0),
-        Row("answered within, after the last was sent", f"{r['drained_after_s']:.1f} s", "", None,
-            f"sending took {r['sending_s']:.0f} s"),
-        Row("CPU per event, the whole stack", f"{sum(cpu.values()):.0f} ms", "", None,
-            ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(cpu.items(), key=lambda i: -i[1]) if ms >= 1)),
+        Row(
+            "answered within, after the last was sent",
+            f"{r['drained_after_s']:.1f} s",
+            "",
+            None,
+            f"sending took {r['sending_s']:.0f} s",
+        ),
+        Row(
+            "CPU per event, the whole stack",
+            f"{sum(cpu.values()):.0f} ms",
+            "",
+            None,
+            ", ".join(f"{name} {ms:.0f}" for name, ms in sorted(cpu.items(), key=lambda i: -i[1]) if ms >= 1),
+        ),
         # What an event costs on its way (the rest runs whatever the rate: the Matrix
         # homeserver, scheduled flow runs): 2 cores / this = the most the machine could carry.
-        Row("CPU per event, the intake path", f"{sum(cpu.get(n, 0.0) for n in INTAKE_PARTS):.0f} ms",
-            "<= 80 ms (20 per s, 2 cores)", None, " + ".join(INTAKE_PARTS)),
-        Row("Prefect API /health during the run p95", f"{r['prefect_health_ms']['p95']:.0f} ms", "", None,
-            f"max {r['prefect_health_ms']['max'] or 0:.0f} ms"),
-        Row("Prefect API answered 503 (database busy)", str(sum(busy.values())), "", None,
-            ", ".join(f"{name}: {count}" for name, count in sorted(busy.items(), key=lambda i: -i[1])[:3])),
+        Row(
+            "CPU per event, the intake path",
+            f"{sum(cpu.get(n, 0.0) for n in INTAKE_PARTS):.0f} ms",
+            "<= 80 ms (20 per s, 2 cores)",
+            None,
+            " + ".join(INTAKE_PARTS),
+        ),
+        Row(
+            "Prefect API /health during the run p95",
+            f"{r['prefect_health_ms']['p95']:.0f} ms",
+            "",
+            None,
+            f"max {r['prefect_health_ms']['max'] or 0:.0f} ms",
+        ),
+        Row(
+            "Prefect API answered 503 (database busy)",
+            str(sum(busy.values())),
+            "",
+            None,
+            ", ".join(f"{name}: {count}" for name, count in sorted(busy.items(), key=lambda i: -i[1])[:3]),
+        ),
     ]
 
 
@@ -476,7 +596,7 @@ PREVIOUS = {
     ("postgresql", 5): "ack p99 11.3 ms, answer posted p95 94 ms",
     ("sqlite", 20): "answer posted p95 19 s, 80 Prefect 503s (one dispatch thread)",
     ("postgresql", 20): "inbox received->dispatched p50 11 s (one dispatch thread); "
-                        "CPU per event 150 ms (2026-12-05, second pass)",
+    "CPU per event 150 ms (2026-12-05, second pass)",
     ("postgresql", 30): "none before issue 19; CPU per event 141 ms at 20 per s (2026-12-05, third pass)",
 }
 
@@ -491,14 +611,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=5.0, help="interactions per second")
-    parser.add_argument("--postgres", action="store_true",
-                        help="the ledger and Prefect's database on a throwaway PostgreSQL cluster")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="inbox task workers (up runs one; the bench starts the others)")
+    parser.add_argument(
+        "--postgres", action="store_true", help="the ledger and Prefect's database on a throwaway PostgreSQL cluster"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="inbox task workers (up runs one; the bench starts the others)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/intake.json)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="a setting for `up` and its processes (repeatable), e.g. to measure "
-                             "without one of the Prefect server settings `up` makes")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for `up` and its processes (repeatable), e.g. to measure "
+        "without one of the Prefect server settings `up` makes",
+    )
     args = parser.parse_args(argv)
     up_env = {}
     for item in args.env:
@@ -506,18 +633,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         if not sep or not name:
             parser.error(f"--env {item!r}: expected NAME=VALUE")
         up_env[name] = value
-    results = run(seconds=args.seconds, rate=args.rate, postgres=args.postgres, up_env=up_env,
-                  workers=args.workers)
+    results = run(seconds=args.seconds, rate=args.rate, postgres=args.postgres, up_env=up_env, workers=args.workers)
     if results is None:
         return None
     results["table"] = [r.as_dict() for r in rows(results)]
     path = write_results("intake", results, out=args.out)
-    where = ("ledger and Prefect database on PostgreSQL" if args.postgres
-             else "default up: ledger and Prefect database on SQLite")
-    print(table(f"intake latency ({where}): Discord /idea into charterflow up, {args.rate:g} per s for "
-                f"{args.seconds:g} s (baseline: PINGs and inbox timestamps, same run)", rows(results)))
-    print(f"inbox workers: {args.workers}; load average at the end (1/5/15 min): "
-          + " / ".join(f"{v:.1f}" for v in results["load_average"]))
+    where = (
+        "ledger and Prefect database on PostgreSQL"
+        if args.postgres
+        else "default up: ledger and Prefect database on SQLite"
+    )
+    print(
+        table(
+            f"intake latency ({where}): Discord /idea into charterflow up, {args.rate:g} per s for "
+            f"{args.seconds:g} s (baseline: PINGs and inbox timestamps, same run)",
+            rows(results),
+        )
+    )
+    print(
+        f"inbox workers: {args.workers}; load average at the end (1/5/15 min): "
+        + " / ".join(f"{v:.1f}" for v in results["load_average"])
+    )
     print(f"previous (before issue 19): {previous(results)}")
     print(f"results: {path}")
     return results

@@ -43,8 +43,10 @@ from bench.common import Row, ServedSandbox, table, write_results
 
 ROLE_BUCKET = "member.roles"
 LIST_BUCKET = "members.list"
-ROLE_ROUTES = ("PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}",
-               "DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}")
+ROLE_ROUTES = (
+    "PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+    "DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}",
+)
 LIST_ROUTE = "GET /guilds/{guild_id}/members"
 GROUP = "bench-group"
 WORKERS = 4
@@ -136,12 +138,19 @@ def discord_naive(box: ServedSandbox) -> dict[str, Any]:
     env = box.info["env"]
     guild = env["CHARTERFLOW_DISCORD_GUILD_ID"]
     wg_id = env["CHARTERFLOW_DISCORD_WG_MEMBER_ROLE_ID"]
-    headers = {"Authorization": f"Bot {env['CHARTERFLOW_DISCORD_TOKEN']}",
-               "User-Agent": "DiscordBot (https://example.org/naive, 0.1)", "X-Audit-Log-Reason": "naive"}
+    headers = {
+        "Authorization": f"Bot {env['CHARTERFLOW_DISCORD_TOKEN']}",
+        "User-Agent": "DiscordBot (https://example.org/naive, 0.1)",
+        "X-Audit-Log-Reason": "naive",
+    }
     errors: list[str] = []
     lock = threading.Lock()
-    with httpx.Client(base_url=env["CHARTERFLOW_DISCORD_API_URL"], headers=headers, timeout=30,
-                      limits=httpx.Limits(max_connections=WORKERS + 2)) as http:
+    with httpx.Client(
+        base_url=env["CHARTERFLOW_DISCORD_API_URL"],
+        headers=headers,
+        timeout=30,
+        limits=httpx.Limits(max_connections=WORKERS + 2),
+    ) as http:
 
         def send(method: str, path: str, **kw: Any) -> httpx.Response:
             while True:
@@ -185,15 +194,23 @@ def discord_figures(box: ServedSandbox, run: dict[str, Any], changes: int) -> di
     role_requests = sum(ok(r) for r in ROLE_ROUTES)
     list_requests = ok(LIST_ROUTE)
     total = sum(sum(n for s, n in by.items() if s != "429") for by in state["responses"].values())
-    minimum = max(least_time(role_requests, role_limit, role_window),
-                  least_time(list_requests, list_limit, list_window),
-                  least_time(total, global_limit, global_window))
+    minimum = max(
+        least_time(role_requests, role_limit, role_window),
+        least_time(list_requests, list_limit, list_window),
+        least_time(total, global_limit, global_window),
+    )
     limited = state["rate_limited"]
     by_bucket: dict[str, list[dict[str, Any]]] = {}
     for e in limited:
         by_bucket.setdefault("global" if e["scope"] == "global" else e["bucket"], []).append(e)
-    worst = {b: (max_in_window([e["at"] for e in es], global_window) if b == "global"
-                 else per_fixed_window(es, limits["buckets"][b][1])) for b, es in by_bucket.items()}
+    worst = {
+        b: (
+            max_in_window([e["at"] for e in es], global_window)
+            if b == "global"
+            else per_fixed_window(es, limits["buckets"][b][1])
+        )
+        for b, es in by_bucket.items()
+    }
     done = Counter((c["action"], c["username"]) for c in state["role_changes"] if c["username"].startswith("member_"))
     duplicates = sum(n - 1 for n in done.values() if n > 1)
     elapsed = run["elapsed"]
@@ -209,8 +226,11 @@ def discord_figures(box: ServedSandbox, run: dict[str, Any], changes: int) -> di
         "achieved_rate_per_s": round(role_requests / elapsed, 2) if elapsed else None,
         "allowed_rate_per_s": round(role_limit / role_window, 2),
         "requests": {"role_changes": role_requests, "member_list": list_requests, "total": total},
-        "bucket": {ROLE_BUCKET: [role_limit, role_window], LIST_BUCKET: [list_limit, list_window],
-                   "global": [global_limit, global_window]},
+        "bucket": {
+            ROLE_BUCKET: [role_limit, role_window],
+            LIST_BUCKET: [list_limit, list_window],
+            "global": [global_limit, global_window],
+        },
         "windows_used": math.ceil(role_requests / role_limit),
         "429_total": len(limited),
         "429_by_bucket": {b: len(es) for b, es in by_bucket.items()},
@@ -256,8 +276,9 @@ def discourse_ours(box: ServedSandbox, changes: int) -> dict[str, Any]:
         for uid, name in _discourse_users(changes):
             user = UserRef(platform="discourse", id=str(uid), username=name)
             try:
-                change = c.revoke(user, role, reason=REASON) if str(uid) in holders else \
-                    c.grant(user, role, reason=REASON)
+                change = (
+                    c.revoke(user, role, reason=REASON) if str(uid) in holders else c.grant(user, role, reason=REASON)
+                )
                 applied += change.status is ChangeStatus.APPLIED
             except Exception as exc:  # noqa: BLE001 - a failure is a figure here
                 errors.append(f"{name}: {type(exc).__name__}: {exc}")
@@ -269,8 +290,11 @@ def discourse_ours(box: ServedSandbox, changes: int) -> dict[str, Any]:
 def discourse_naive(box: ServedSandbox, changes: int) -> dict[str, Any]:
     """The same requests from plain httpx; a 429 is slept off (``Retry-After``)."""
     env = box.info["env"]
-    headers = {"Api-Key": env["CHARTERFLOW_DISCOURSE_API_KEY"],
-               "Api-Username": env["CHARTERFLOW_DISCOURSE_API_USERNAME"], "Accept": "application/json"}
+    headers = {
+        "Api-Key": env["CHARTERFLOW_DISCOURSE_API_KEY"],
+        "Api-Username": env["CHARTERFLOW_DISCOURSE_API_USERNAME"],
+        "Accept": "application/json",
+    }
     errors: list[str] = []
     applied = 0
     with httpx.Client(base_url=env["CHARTERFLOW_DISCOURSE_URL"], headers=headers, timeout=30) as http:
@@ -308,12 +332,20 @@ def discourse_figures(box: ServedSandbox, run: dict[str, Any], changes: int) -> 
     state = box.state()
     limit, window = state["settings"]["admin_api_limit"], state["settings"]["admin_api_window"]
     total = sum(sum(n for s, n in by.items() if s != "429") for by in state["responses"].values())
-    writes = sum(n for route, by in state["responses"].items() if route.endswith(" /groups/{id}/members.json")
-                 for s, n in by.items() if s != "429")
+    writes = sum(
+        n
+        for route, by in state["responses"].items()
+        if route.endswith(" /groups/{id}/members.json")
+        for s, n in by.items()
+        if s != "429"
+    )
     minimum = least_time(total, limit, window)
     limited = [e for e in state["rate_limited"] if e["kind"] == "admin_api"]
-    done = Counter((c.get("action"), c.get("username")) for c in state["role_changes"]
-                   if str(c.get("username", "")).startswith("bench_user_"))
+    done = Counter(
+        (c.get("action"), c.get("username"))
+        for c in state["role_changes"]
+        if str(c.get("username", "")).startswith("bench_user_")
+    )
     elapsed = run["elapsed"]
     return {
         "changes_planned": changes,
@@ -347,22 +379,42 @@ def _both(jobs: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, dict[str, 
         return {name: f.result() for name, f in futures.items()}
 
 
-def run(*, discord_changes: int, discourse_changes: int, discord_scale: float,
-        discourse_scale: float) -> dict[str, Any]:
+def run(
+    *, discord_changes: int, discourse_changes: int, discord_scale: float, discourse_scale: float
+) -> dict[str, Any]:
     from connectors.discourse.sandbox import SeedSettings
 
     discourse_window = SeedSettings().admin_api_window * discourse_scale
-    results: dict[str, Any] = {"config": {
-        "discord_changes": discord_changes, "discourse_changes": discourse_changes,
-        "discord_time_scale": discord_scale, "discourse_time_scale": discourse_scale, "workers": WORKERS}}
-    with ServedSandbox("discord", seed=discord_seed(discord_changes), time_scale=discord_scale) as discord, \
-            ServedSandbox("discourse", seed=discourse_seed(discourse_changes),
-                          settings={"admin_api_window": discourse_window}) as discourse:
+    results: dict[str, Any] = {
+        "config": {
+            "discord_changes": discord_changes,
+            "discourse_changes": discourse_changes,
+            "discord_time_scale": discord_scale,
+            "discourse_time_scale": discourse_scale,
+            "workers": WORKERS,
+        }
+    }
+    with (
+        ServedSandbox("discord", seed=discord_seed(discord_changes), time_scale=discord_scale) as discord,
+        ServedSandbox(
+            "discourse", seed=discourse_seed(discourse_changes), settings={"admin_api_window": discourse_window}
+        ) as discourse,
+    ):
         for client, jobs in (
-            ("ours", {"discord": lambda: discord_ours(discord),
-                      "discourse": lambda: discourse_ours(discourse, discourse_changes)}),
-            ("naive", {"discord": lambda: discord_naive(discord),
-                       "discourse": lambda: discourse_naive(discourse, discourse_changes)}),
+            (
+                "ours",
+                {
+                    "discord": lambda: discord_ours(discord),
+                    "discourse": lambda: discourse_ours(discourse, discourse_changes),
+                },
+            ),
+            (
+                "naive",
+                {
+                    "discord": lambda: discord_naive(discord),
+                    "discourse": lambda: discourse_naive(discourse, discourse_changes),
+                },
+            ),
         ):
             discord.http.post("/_sandbox/reset").raise_for_status()
             discourse.http.post("/_sandbox/reset").raise_for_status()
@@ -380,18 +432,42 @@ def rows(results: dict[str, Any]) -> list[Row]:
         ours, naive = results["ours"][platform], results["naive"][platform]
         n = ours["changes_planned"]
         out += [
-            Row(f"{platform}: {n} changes, elapsed", f"{ours['elapsed_s']:.2f} s",
-                f"least the limits allow {ours['least_time_s']:.2f} s", None, f"{naive['elapsed_s']:.2f} s"),
-            Row(f"{platform}: efficiency (achieved/allowed)", f"{ours['efficiency']:.3f}", ">= 0.90",
-                ours["efficiency"] >= 0.90, f"{naive['efficiency']:.3f}"),
-            Row(f"{platform}: achieved / allowed rate", f"{ours['achieved_rate_per_s']:.1f} / "
-                f"{ours['allowed_rate_per_s']:.1f} per s", "", None,
-                f"{naive['achieved_rate_per_s']:.1f} per s"),
+            Row(
+                f"{platform}: {n} changes, elapsed",
+                f"{ours['elapsed_s']:.2f} s",
+                f"least the limits allow {ours['least_time_s']:.2f} s",
+                None,
+                f"{naive['elapsed_s']:.2f} s",
+            ),
+            Row(
+                f"{platform}: efficiency (achieved/allowed)",
+                f"{ours['efficiency']:.3f}",
+                ">= 0.90",
+                ours["efficiency"] >= 0.90,
+                f"{naive['efficiency']:.3f}",
+            ),
+            Row(
+                f"{platform}: achieved / allowed rate",
+                f"{ours['achieved_rate_per_s']:.1f} / {ours['allowed_rate_per_s']:.1f} per s",
+                "",
+                None,
+                f"{naive['achieved_rate_per_s']:.1f} per s",
+            ),
             Row(f"{platform}: 429s (total)", str(ours["429_total"]), "", None, str(naive["429_total"])),
-            Row(f"{platform}: 429s at most in one bucket window", str(ours["429_max_per_window"]), "<= 1",
-                ours["429_max_per_window"] <= 1, str(naive["429_max_per_window"])),
-            Row(f"{platform}: failed changes", str(ours["failed_changes"]), "0",
-                ours["failed_changes"] == 0 and ours["duplicate_changes"] == 0, str(naive["failed_changes"])),
+            Row(
+                f"{platform}: 429s at most in one bucket window",
+                str(ours["429_max_per_window"]),
+                "<= 1",
+                ours["429_max_per_window"] <= 1,
+                str(naive["429_max_per_window"]),
+            ),
+            Row(
+                f"{platform}: failed changes",
+                str(ours["failed_changes"]),
+                "0",
+                ours["failed_changes"] == 0 and ours["duplicate_changes"] == 0,
+                str(naive["failed_changes"]),
+            ),
         ]
     return out
 
@@ -400,18 +476,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--discord-changes", type=int, default=2000)
     parser.add_argument("--discourse-changes", type=int, default=300)
-    parser.add_argument("--discord-scale", type=float, default=0.015,
-                        help="multiplies every Discord window (0.015: member roles 10 per 0.15 s)")
-    parser.add_argument("--discourse-scale", type=float, default=0.05,
-                        help="multiplies the Discourse admin window (0.05: 60 per 3 s)")
+    parser.add_argument(
+        "--discord-scale",
+        type=float,
+        default=0.015,
+        help="multiplies every Discord window (0.015: member roles 10 per 0.15 s)",
+    )
+    parser.add_argument(
+        "--discourse-scale", type=float, default=0.05, help="multiplies the Discourse admin window (0.05: 60 per 3 s)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/ratelimit.json)")
     args = parser.parse_args(argv)
-    results = run(discord_changes=args.discord_changes, discourse_changes=args.discourse_changes,
-                  discord_scale=args.discord_scale, discourse_scale=args.discourse_scale)
+    results = run(
+        discord_changes=args.discord_changes,
+        discourse_changes=args.discourse_changes,
+        discord_scale=args.discord_scale,
+        discourse_scale=args.discourse_scale,
+    )
     results["table"] = [r.as_dict() for r in rows(results)]
     path = write_results("ratelimit", results, out=args.out)
-    print(table(f"rate-limit efficiency (Discord windows x{args.discord_scale:g}, Discourse x{args.discourse_scale:g};"
-                f" baseline: naive httpx client)", rows(results)))
+    print(
+        table(
+            f"rate-limit efficiency (Discord windows x{args.discord_scale:g}, Discourse x{args.discourse_scale:g};"
+            f" baseline: naive httpx client)",
+            rows(results),
+        )
+    )
     print(f"results: {path}")
     return results
 

@@ -42,10 +42,20 @@ from typing import Any
 
 from bench.common import Row, clean_env, table, write_results
 
-SIZES = {"eligibility": 50_000, "tally": 1_000, "roster_plan": 50_000,
-         "audit_verify_sqlite": 1_000_000, "audit_verify_postgresql": 1_000_000}
-TARGETS = {"eligibility": 5.0, "tally": 5.0, "roster_plan": 5.0,
-           "audit_verify_sqlite": 20.0, "audit_verify_postgresql": 20.0}
+SIZES = {
+    "eligibility": 50_000,
+    "tally": 1_000,
+    "roster_plan": 50_000,
+    "audit_verify_sqlite": 1_000_000,
+    "audit_verify_postgresql": 1_000_000,
+}
+TARGETS = {
+    "eligibility": 5.0,
+    "tally": 5.0,
+    "roster_plan": 5.0,
+    "audit_verify_sqlite": 20.0,
+    "audit_verify_postgresql": 20.0,
+}
 MEMORY_TARGET_MIB = 1024
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -66,16 +76,24 @@ def case_eligibility(n: int) -> tuple[float, dict[str, Any]]:
     dsf = frozenset(f"nominator_{i}" for i in range(500))
     people = []
     for i in range(n):
-        applicant = Applicant(forum=f"user_{i}", discord=f"user_{i}",
-                              nominator=f"nominator_{i % 500}" if i % 3 == 0 else None)
-        forum = DiscourseEvidence(created_at=NOW - timedelta(days=30 + i % 900), days_visited=i % 400,
-                                  post_count=i % 250, last_seen_at=NOW - timedelta(days=i % 60), fetched_at=NOW)
-        discord = DiscordEvidence(joined_at=NOW - timedelta(days=10 + i % 700),
-                                  messages_90d=None if i % 17 == 0 else i % 120, fetched_at=NOW)
+        applicant = Applicant(
+            forum=f"user_{i}", discord=f"user_{i}", nominator=f"nominator_{i % 500}" if i % 3 == 0 else None
+        )
+        forum = DiscourseEvidence(
+            created_at=NOW - timedelta(days=30 + i % 900),
+            days_visited=i % 400,
+            post_count=i % 250,
+            last_seen_at=NOW - timedelta(days=i % 60),
+            fetched_at=NOW,
+        )
+        discord = DiscordEvidence(
+            joined_at=NOW - timedelta(days=10 + i % 700), messages_90d=None if i % 17 == 0 else i % 120, fetched_at=NOW
+        )
         people.append((applicant, forum, discord))
     started = time.perf_counter()
-    decisions = [decide_eligibility(a, discourse=f, discord=d, dsf_members=dsf, now=NOW, charter=charter)
-                 for a, f, d in people]
+    decisions = [
+        decide_eligibility(a, discourse=f, discord=d, dsf_members=dsf, now=NOW, charter=charter) for a, f, d in people
+    ]
     elapsed = time.perf_counter() - started
     statuses: dict[str, int] = {}
     for d in decisions:
@@ -93,8 +111,9 @@ def case_tally(n: int) -> tuple[float, dict[str, Any]]:
     votes.update({f"outsider_{i}": "yes" for i in range(n // 100)})  # refused, never counted
     opened = NOW - timedelta(days=3)
     started = time.perf_counter()
-    result = tally("approval", electorate=electorate, votes=votes, subject=None, opened_at=opened, now=NOW,
-                   charter=charter)
+    result = tally(
+        "approval", electorate=electorate, votes=votes, subject=None, opened_at=opened, now=NOW, charter=charter
+    )
     elapsed = time.perf_counter() - started
     return elapsed, {"outcome": result.outcome, "refused": len(result.refused)}
 
@@ -104,8 +123,9 @@ def case_roster_plan(n: int) -> tuple[float, dict[str, Any]]:
     from rules.plan import Assignment, plan_roles
 
     charter = default_charter()
-    charter = charter.model_copy(update={"admins": charter.admins.model_copy(
-        update={"max_removals_per_run": n})})  # a bulk reconcile: the per-run limit is lifted
+    charter = charter.model_copy(
+        update={"admins": charter.admins.model_copy(update={"max_removals_per_run": n})}
+    )  # a bulk reconcile: the per-run limit is lifted
     observed: list[Assignment] = []
     desired: list[Assignment] = []
     for i in range(n):
@@ -125,8 +145,7 @@ def case_roster_plan(n: int) -> tuple[float, dict[str, Any]]:
     started = time.perf_counter()
     plan = plan_roles(desired, observed, charter=charter)
     elapsed = time.perf_counter() - started
-    return elapsed, {"changes": len(plan.changes), "allowed": plan.decision.allowed,
-                     "ruling": plan.decision.ruling}
+    return elapsed, {"changes": len(plan.changes), "allowed": plan.decision.allowed, "ruling": plan.decision.ruling}
 
 
 def case_audit_verify(url: str) -> tuple[float, dict[str, Any]]:
@@ -159,8 +178,11 @@ def _child(case: str, n: int, url: str | None) -> None:
         elapsed, detail = case_audit_verify(url)
     else:
         raise SystemExit(f"unknown case {case!r}")
-    print(json.dumps({"seconds": elapsed, "peak_mib": round(_peak_mib(), 1), "start_mib": round(base, 1),
-                      "detail": detail}))
+    print(
+        json.dumps(
+            {"seconds": elapsed, "peak_mib": round(_peak_mib(), 1), "start_mib": round(base, 1), "detail": detail}
+        )
+    )
 
 
 def run_case(case: str, n: int, url: str | None = None) -> dict[str, Any]:
@@ -190,10 +212,27 @@ def _audit_rows(n: int, batch: int = 10_000) -> Iterator[list[dict[str, Any]]]:
         action = actions[seq % len(actions)]
         subject = f"person:{seq % 5000}"
         payload = {"ballot": seq % 300, "choice": ("yes", "no", "abstain")[seq % 3], "ref": f"evt-{seq}"}
-        digest = entry_hash(prev_hash=prev, seq=seq, at=format_time(at), actor="flow:bench", action=action,
-                            subject=subject, payload=payload)
-        rows.append({"seq": seq, "at": at, "actor": "flow:bench", "action": action, "subject": subject,
-                     "payload_json": canonical_json(payload), "prev_hash": prev, "hash": digest})
+        digest = entry_hash(
+            prev_hash=prev,
+            seq=seq,
+            at=format_time(at),
+            actor="flow:bench",
+            action=action,
+            subject=subject,
+            payload=payload,
+        )
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": "flow:bench",
+                "action": action,
+                "subject": subject,
+                "payload_json": canonical_json(payload),
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
         prev = digest
         if len(rows) == batch:
             yield rows
@@ -217,8 +256,9 @@ def generate_audit(urls: Sequence[str], n: int) -> float:
         upgrade(ledger)
         ledgers.append(ledger)
     columns = ("seq", "at", "actor", "action", "subject", "payload_json", "prev_hash", "hash")
-    conns = [ledger.engine.raw_connection() if ledger.engine.dialect.name == "postgresql" else None
-             for ledger in ledgers]
+    conns = [
+        ledger.engine.raw_connection() if ledger.engine.dialect.name == "postgresql" else None for ledger in ledgers
+    ]
     try:
         for rows in _audit_rows(n):
             for ledger, raw in zip(ledgers, conns, strict=True):
@@ -256,8 +296,10 @@ def postgres() -> Iterator[str | None]:
     """The URL of a database on a throwaway cluster, or ``None`` (with a line) without binaries."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
-        print("PostgreSQL: skipped (initdb/pg_ctl not found on PATH or in /usr/lib/postgresql/*/bin; "
-              "scripts/test-deps.sh installs them)")
+        print(
+            "PostgreSQL: skipped (initdb/pg_ctl not found on PATH or in /usr/lib/postgresql/*/bin; "
+            "scripts/test-deps.sh installs them)"
+        )
         yield None
         return
     as_root = os.geteuid() == 0
@@ -271,20 +313,59 @@ def postgres() -> Iterator[str | None]:
     data = workdir / "data"
     env = {**os.environ, "LC_ALL": "C"}
     try:
-        subprocess.run([*prefix, initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                        "--locale=C", "--no-sync"], check=True, env=env, capture_output=True, text=True)
+        subprocess.run(
+            [
+                *prefix,
+                initdb,
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        opts = (f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off")
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(workdir / "server.log"),
-                        "-w", "-t", "60", "start"], check=True, env=env, capture_output=True, text=True)
+        opts = (
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        subprocess.run(
+            [
+                *prefix,
+                pg_ctl,
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(workdir / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], env=env,
-                           capture_output=True)
+            subprocess.run(
+                [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], env=env, capture_output=True
+            )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -306,9 +387,12 @@ def run(*, size: float, skip_postgres: bool) -> dict[str, Any]:
     sizes = {case: max(1, int(n * size)) for case, n in SIZES.items()}
     results: dict[str, Any] = {"config": {"size": size, "sizes": sizes}, "cases": {}, "skipped": {}}
     for case in ("eligibility", "tally", "roster_plan"):
-        results["cases"][case] = {"n": sizes[case], "full": run_case(case, sizes[case]),
-                                  "tenth": run_case(case, max(1, sizes[case] // 10))}
-    with tempfile.TemporaryDirectory() as tmp, (postgres() if not skip_postgres else _none()) as pg:
+        results["cases"][case] = {
+            "n": sizes[case],
+            "full": run_case(case, sizes[case]),
+            "tenth": run_case(case, max(1, sizes[case] // 10)),
+        }
+    with tempfile.TemporaryDirectory() as tmp, postgres() if not skip_postgres else _none() as pg:
         if pg is None and not skip_postgres:
             results["skipped"]["audit_verify_postgresql"] = "initdb/pg_ctl not found"
         elif skip_postgres:
@@ -319,8 +403,10 @@ def run(*, size: float, skip_postgres: bool) -> dict[str, Any]:
             if pg is not None:
                 urls["audit_verify_postgresql"] = _pg_database(pg, f"bench_{label}")
             generated = generate_audit(list(urls.values()), count)
-            print(f"generated {count:,} audit entries on {', '.join(u.split(':')[0] for u in urls.values())} "
-                  f"in {generated:.1f} s")
+            print(
+                f"generated {count:,} audit entries on {', '.join(u.split(':')[0] for u in urls.values())} "
+                f"in {generated:.1f} s"
+            )
             for case, url in urls.items():
                 results["cases"].setdefault(case, {"n": n})[label] = run_case(case, count, url)
     return results
@@ -340,11 +426,24 @@ def rows(results: dict[str, Any]) -> list[Row]:
     for case, data in results["cases"].items():
         full, tenth = data["full"], data["tenth"]
         target = TARGETS[case]
-        out.append(Row(f"{case} (n={data['n']:,}): time", _seconds(full["seconds"]), f"<= {target:g} s",
-                       full["seconds"] <= target, f"n/10: {_seconds(tenth['seconds'])}"))
-        out.append(Row(f"{case} (n={data['n']:,}): peak memory", f"{full['peak_mib']:.0f} MiB",
-                       f"<= {MEMORY_TARGET_MIB} MiB", full["peak_mib"] <= MEMORY_TARGET_MIB,
-                       f"n/10: {tenth['peak_mib']:.0f} MiB"))
+        out.append(
+            Row(
+                f"{case} (n={data['n']:,}): time",
+                _seconds(full["seconds"]),
+                f"<= {target:g} s",
+                full["seconds"] <= target,
+                f"n/10: {_seconds(tenth['seconds'])}",
+            )
+        )
+        out.append(
+            Row(
+                f"{case} (n={data['n']:,}): peak memory",
+                f"{full['peak_mib']:.0f} MiB",
+                f"<= {MEMORY_TARGET_MIB} MiB",
+                full["peak_mib"] <= MEMORY_TARGET_MIB,
+                f"n/10: {tenth['peak_mib']:.0f} MiB",
+            )
+        )
     for case, why in results["skipped"].items():
         out.append(Row(f"{case}: skipped", why))
     return out
@@ -365,8 +464,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     results = run(size=args.size, skip_postgres=args.skip_postgres)
     results["table"] = [r.as_dict() for r in rows(results)]
     path = write_results("scale", results, out=args.out)
-    print(table(f"community scale (each case in its own process; baseline: the same case at a tenth of "
-                f"its size)", rows(results)))
+    print(
+        table(
+            "community scale (each case in its own process; baseline: the same case at a tenth of its size)",
+            rows(results),
+        )
+    )
     print(f"results: {path}")
     return results
 

@@ -118,9 +118,16 @@ def describe(argv: list[bytes]) -> str:
     """A short name for a stack process from its command line."""
     words = [a.decode(errors="replace") for a in argv if a]
     text = " ".join(words)
-    for needle, name in (("prefect server start", "prefect-server"), ("charterflow.inspector", "sandboxes"),
-                         ("workers runner", "runner"), ("workers inbox", "inbox-worker"),
-                         (" gateway ", "gateway"), ("gateway.serve", "gateway"), ("charterflow up", "up"), ("make", "make")):
+    for needle, name in (
+        ("prefect server start", "prefect-server"),
+        ("charterflow.inspector", "sandboxes"),
+        ("workers runner", "runner"),
+        ("workers inbox", "inbox-worker"),
+        (" gateway ", "gateway"),
+        ("gateway.serve", "gateway"),
+        ("charterflow up", "up"),
+        ("make", "make"),
+    ):
         if needle in f" {text} ":
             return name
     return Path(words[0]).name if words else "?"
@@ -132,10 +139,15 @@ class Stack:
     def __init__(self, clone: Path, work: Path) -> None:
         self.clone, self.home = clone, work / "home"
         self.env = {k: v for k, v in clean_env().items() if not k.startswith(("PREFECT_", "VIRTUAL_ENV"))}
-        self.env.update(CHARTERFLOW_HOME=str(self.home), CHARTERFLOW_PREFECT_PORT=str(free_port()),
-                        CHARTERFLOW_GATEWAY_HOST="127.0.0.1", CHARTERFLOW_GATEWAY_PORT=str(free_port()),
-                        CHARTERFLOW_INSPECTOR_PORT=str(free_port()), PREFECT_RUNNER_POLL_FREQUENCY="2",
-                        PYTHON=_base_python())
+        self.env.update(
+            CHARTERFLOW_HOME=str(self.home),
+            CHARTERFLOW_PREFECT_PORT=str(free_port()),
+            CHARTERFLOW_GATEWAY_HOST="127.0.0.1",
+            CHARTERFLOW_GATEWAY_PORT=str(free_port()),
+            CHARTERFLOW_INSPECTOR_PORT=str(free_port()),
+            PREFECT_RUNNER_POLL_FREQUENCY="2",
+            PYTHON=_base_python(),
+        )
         self.process: subprocess.Popen | None = None
         self.log = work / "make-up.log"
         self.cpu: dict[str, float] = {}
@@ -145,8 +157,14 @@ class Stack:
         used by then in ``self.cpu``)."""
         started = time.monotonic()
         with self.log.open("w") as out:
-            self.process = subprocess.Popen(["make", "up"], cwd=self.clone, env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                ["make", "up"],
+                cwd=self.clone,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         while time.monotonic() - started < timeout:
             if "charterflow is up" in self.log.read_text(errors="replace"):
                 seconds = time.monotonic() - started
@@ -158,8 +176,14 @@ class Stack:
         raise SystemExit("make up did not get up:\n" + self.log.read_text(errors="replace")[-3000:])
 
     def demo(self) -> None:
-        result = subprocess.run([str(self.clone / ".venv/bin/charterflow"), "demo", "--timeout", "180"],
-                                cwd=self.clone, env=self.env, capture_output=True, text=True, timeout=900)
+        result = subprocess.run(
+            [str(self.clone / ".venv/bin/charterflow"), "demo", "--timeout", "180"],
+            cwd=self.clone,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if result.returncode != 0:
             print(f"warning: charterflow demo exited {result.returncode}: {result.stderr[-500:]}")
 
@@ -195,9 +219,13 @@ def bare_prefect(work: Path) -> dict[str, float]:
     env = {k: v for k, v in clean_env().items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(work / "bare-prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         while time.monotonic() - started < 300:
             try:
@@ -236,14 +264,12 @@ def run(*, cold: bool = True) -> dict[str, Any]:
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
         baseline = bare_prefect(work)
         stack = Stack(clone, work)
-        results: dict[str, Any] = {"baseline": baseline, "uv_cache_warm": uv_cache_warm(),
-                                   "commit": _head(clone)}
+        results: dict[str, Any] = {"baseline": baseline, "uv_cache_warm": uv_cache_warm(), "commit": _head(clone)}
         try:
             if cold:
                 results["cold_seconds"] = stack.up()
             else:
-                subprocess.run(["make", "install"], cwd=clone, env=stack.env, check=True,
-                               stdout=subprocess.DEVNULL)
+                subprocess.run(["make", "install"], cwd=clone, env=stack.env, check=True, stdout=subprocess.DEVNULL)
                 results["warm_first_seconds"] = stack.up()
             stack.demo()
             time.sleep(2)
@@ -259,8 +285,9 @@ def run(*, cold: bool = True) -> dict[str, Any]:
 
 
 def _head(clone: Path) -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def rows(r: dict[str, Any]) -> list[Row]:
@@ -268,21 +295,45 @@ def rows(r: dict[str, Any]) -> list[Row]:
     out = []
     if "cold_seconds" in r:
         cache = "warm" if r["uv_cache_warm"] else "cold"
-        out.append(Row(f"cold: fresh clone, make up to 'charterflow is up' (uv cache {cache})",
-                       f"{r['cold_seconds']:.1f} s", f"<= {TARGETS['cold']:.0f} s",
-                       r["cold_seconds"] <= TARGETS["cold"], f"bare Prefect server {b['seconds']:.1f} s"))
-    out.append(Row("warm: make up again", f"{r['warm_seconds']:.1f} s", f"<= {TARGETS['warm']:.0f} s",
-                   r["warm_seconds"] <= TARGETS["warm"], f"bare Prefect server {b['seconds']:.1f} s"))
-    out.append(Row(f"memory after demo: RSS of {len(r['processes'])} processes", f"{r['memory_mib']:.0f} MiB",
-                   f"<= {TARGETS['memory_mib']:.0f} MiB", r["memory_mib"] <= TARGETS["memory_mib"],
-                   f"bare Prefect server {b['rss_mib']:.0f} MiB"))
+        out.append(
+            Row(
+                f"cold: fresh clone, make up to 'charterflow is up' (uv cache {cache})",
+                f"{r['cold_seconds']:.1f} s",
+                f"<= {TARGETS['cold']:.0f} s",
+                r["cold_seconds"] <= TARGETS["cold"],
+                f"bare Prefect server {b['seconds']:.1f} s",
+            )
+        )
+    out.append(
+        Row(
+            "warm: make up again",
+            f"{r['warm_seconds']:.1f} s",
+            f"<= {TARGETS['warm']:.0f} s",
+            r["warm_seconds"] <= TARGETS["warm"],
+            f"bare Prefect server {b['seconds']:.1f} s",
+        )
+    )
+    out.append(
+        Row(
+            f"memory after demo: RSS of {len(r['processes'])} processes",
+            f"{r['memory_mib']:.0f} MiB",
+            f"<= {TARGETS['memory_mib']:.0f} MiB",
+            r["memory_mib"] <= TARGETS["memory_mib"],
+            f"bare Prefect server {b['rss_mib']:.0f} MiB",
+        )
+    )
     out.append(Row("  the same counted once per shared page (PSS)", f"{r['pss_mib']:.0f} MiB"))
     for p in r["processes"]:
         out.append(Row(f"  {p['name']} (pid {p['pid']})", f"{p.get('rss', 0) / MIB:.0f} MiB"))
     cpu = r.get("warm_cpu") or {}
     if cpu:
-        out.append(Row("warm: CPU used by the banner, all processes", f"{sum(cpu.values()):.1f} s",
-                       baseline=f"bare Prefect server {b.get('cpu_seconds', float('nan')):.1f} s (2 cores)"))
+        out.append(
+            Row(
+                "warm: CPU used by the banner, all processes",
+                f"{sum(cpu.values()):.1f} s",
+                baseline=f"bare Prefect server {b.get('cpu_seconds', float('nan')):.1f} s (2 cores)",
+            )
+        )
         for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
             out.append(Row(f"  {name}", f"{seconds:.1f} s"))
     return out
@@ -290,15 +341,18 @@ def rows(r: dict[str, Any]) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-cold", action="store_true",
-                        help="install first (untimed) and time only warm starts")
+    parser.add_argument("--skip-cold", action="store_true", help="install first (untimed) and time only warm starts")
     parser.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/startup.json)")
     args = parser.parse_args(argv)
     results = run(cold=not args.skip_cold)
     results["table"] = [row.as_dict() for row in rows(results)]
     path = write_results("startup", results, out=args.out)
-    print(table("start-up and memory of `make up` in a fresh clone (baseline: a bare Prefect server, "
-                "same run)", rows(results)))
+    print(
+        table(
+            "start-up and memory of `make up` in a fresh clone (baseline: a bare Prefect server, same run)",
+            rows(results),
+        )
+    )
     print(f"results: {path}")
     return results
 

@@ -7,28 +7,45 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors as _errors
 
-COLUMNS = (("id", 5), ("state", 10), ("cur", 4), ("asked", 12), ("approved", 12), ("spent", 12),
-           ("left", 12), ("flag", 4), ("title", 0))
+COLUMNS = (
+    ("id", 5),
+    ("state", 10),
+    ("cur", 4),
+    ("asked", 12),
+    ("approved", 12),
+    ("spent", 12),
+    ("left", 12),
+    ("flag", 4),
+    ("title", 0),
+)
 
 
 def _table(rows: list[dict[str, Any]], totals: dict[str, dict[str, str]]) -> str:
     lines = ["  ".join(n.ljust(w) if w else n for n, w in COLUMNS).rstrip()]
     for r in rows:
-        cells = {"id": f"#{r['id']}", "state": r["state"], "cur": r["currency"] or "-",
-                 "asked": r["asked"] or "-", "approved": r["approved"] or "-",
-                 "spent": r["spent"], "left": r["left"] or "-",
-                 "flag": f"!{len(r['flagged'])}" if r["flagged"] else "", "title": r["title"][:70]}
+        cells = {
+            "id": f"#{r['id']}",
+            "state": r["state"],
+            "cur": r["currency"] or "-",
+            "asked": r["asked"] or "-",
+            "approved": r["approved"] or "-",
+            "spent": r["spent"],
+            "left": r["left"] or "-",
+            "flag": f"!{len(r['flagged'])}" if r["flagged"] else "",
+            "title": r["title"][:70],
+        }
         lines.append("  ".join(cells[n].ljust(w) if w else cells[n] for n, w in COLUMNS).rstrip())
     for cur, t in totals.items():
-        lines.append(f"total {cur}: asked {t['requested']}, approved {t['approved']}, "
-                     f"spent {t['spent']}, left {t['left']}")
+        lines.append(
+            f"total {cur}: asked {t['requested']}, approved {t['approved']}, spent {t['spent']}, left {t['left']}"
+        )
     return "\n".join(lines)
 
 
@@ -50,26 +67,37 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.
 def spend_command(
     proposal: int = typer.Argument(..., help="The budget request (proposal number)."),
     amount: str = typer.Argument(..., help="How much, at most two decimals (e.g. 120.50)."),
-    reference: str = typer.Option(..., "--reference", "-r", help=(
-        "Invoice, receipt or link; the same one records nothing new.")),
-    by: str = typer.Option(..., "--by", help=(
-        "Your WG handle (only active members record spending).")),
-    currency: Optional[str] = typer.Option(None, "--currency",
-                                           help="ISO 4217 code (default: the request's)."),
-    reason: Optional[str] = typer.Option(None, "--reason", help=(
-        "Why, when this goes over the approved amount (the record is then flagged in the "
-        "Board's report).")),
+    reference: str = typer.Option(
+        ..., "--reference", "-r", help=("Invoice, receipt or link; the same one records nothing new.")
+    ),
+    by: str = typer.Option(..., "--by", help=("Your WG handle (only active members record spending).")),
+    currency: str | None = typer.Option(None, "--currency", help="ISO 4217 code (default: the request's)."),
+    reason: str | None = typer.Option(
+        None,
+        "--reason",
+        help=("Why, when this goes over the approved amount (the record is then flagged in the Board's report)."),
+    ),
 ) -> None:
     """Record spending on an approved budget request (R-BUDGET)."""
     from flows.board.budget import record_spending
 
     with _errors():
-        out = record_spending(_ledger(), proposal_id=proposal, amount=amount, reference=reference,
-                              by=by, currency=currency, reason=reason, now=datetime.now(UTC))
+        out = record_spending(
+            _ledger(),
+            proposal_id=proposal,
+            amount=amount,
+            reference=reference,
+            by=by,
+            currency=currency,
+            reason=reason,
+            now=datetime.now(UTC),
+        )
     word = "recorded" if out["recorded"] else "already recorded"
     flag = " (flagged: over the approved amount)" if out["flagged"] else ""
-    typer.echo(f"{word}: {out['amount']} {out['currency']} on proposal #{out['proposal']}{flag}; "
-               f"spent {out['spent']} of {out['approved']}, left {out['left']}")
+    typer.echo(
+        f"{word}: {out['amount']} {out['currency']} on proposal #{out['proposal']}{flag}; "
+        f"spent {out['spent']} of {out['approved']}, left {out['left']}"
+    )
 
 
 def close_command(
@@ -81,8 +109,10 @@ def close_command(
 
     with _errors():
         out = close_request(_ledger(), proposal_id=proposal, by=by, now=datetime.now(UTC))
-    typer.echo(f"proposal #{proposal} {'closed' if out['closed'] else 'was already closed'}: "
-               f"spent {out['spent']} of {out['approved'] or '-'} {out['currency']}")
+    typer.echo(
+        f"proposal #{proposal} {'closed' if out['closed'] else 'was already closed'}: "
+        f"spent {out['spent']} of {out['approved'] or '-'} {out['currency']}"
+    )
 
 
 def link_command(
@@ -93,11 +123,9 @@ def link_command(
     from flows.board.budget import link_idea
 
     with _errors():
-        out = link_idea(_ledger(), idea_id=idea, proposal_id=proposal, now=datetime.now(UTC),
-                        actor="operator")
+        out = link_idea(_ledger(), idea_id=idea, proposal_id=proposal, now=datetime.now(UTC), actor="operator")
     note = "" if out["classified_as_money"] else " (note: triage did not classify it as money)"
-    typer.echo(f"idea #{idea} {'linked to' if out['linked'] else 'was already linked to'} "
-               f"proposal #{proposal}{note}")
+    typer.echo(f"idea #{idea} {'linked to' if out['linked'] else 'was already linked to'} proposal #{proposal}{note}")
 
 
 def seed_command() -> None:
@@ -113,8 +141,7 @@ def seed_command() -> None:
 # The commands this module adds to `charterflow`: charterflow/cli.py does
 # `app.add_typer(budget_cli.app)`.
 app = typer.Typer()
-budget = typer.Typer(help="Budget requests from the Board's decision to spending (R-BUDGET).",
-                     no_args_is_help=True)
+budget = typer.Typer(help="Budget requests from the Board's decision to spending (R-BUDGET).", no_args_is_help=True)
 budget.command("list")(list_command)
 budget.command("spend")(spend_command)
 budget.command("close")(close_command)

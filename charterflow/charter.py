@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rules import Charter, default_charter, load_charter
-
 from charterflow.settings import get_settings
+from rules import Charter, default_charter, load_charter
 
 
 def load_configured_charter(path: Path | None = None) -> Charter:

@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from charterflow.cli_errors import fail
-from charterflow.stack import STACK_COMMANDS
 from charterflow import (
     budget_cli,
     connectors_cli,
@@ -29,6 +26,8 @@ from charterflow import (
     safety_cli,
     wg_cli,
 )
+from charterflow.cli_errors import fail
+from charterflow.stack import STACK_COMMANDS
 
 app = typer.Typer(
     name="charterflow",
@@ -55,19 +54,18 @@ def main_options(ctx: typer.Context) -> None:
         typer.echo(line, err=True)
 
 
-rules_app = typer.Typer(help="Ask the charter: validate a charter file, evaluate a what-if case.",
-                        no_args_is_help=True)
+rules_app = typer.Typer(help="Ask the charter: validate a charter file, evaluate a what-if case.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
 
 @rules_app.command("what-if")
 def what_if(
     case_file: Path = typer.Argument(..., help="A JSON case file, or - for standard input."),
-    charter: Optional[Path] = typer.Option(None, "--charter", help="Charter TOML (default: settings)."),
+    charter: Path | None = typer.Option(None, "--charter", help="Charter TOML (default: settings)."),
 ) -> None:
     """Evaluate one case against the charter and print one JSON object."""
-    from rules import CaseError, CharterFileError, evaluate_case
     from charterflow.charter import load_configured_charter
+    from rules import CaseError, CharterFileError, evaluate_case
 
     try:
         loaded = load_configured_charter(charter)
@@ -88,11 +86,11 @@ def what_if(
 
 @rules_app.command("check")
 def check(
-    charter: Optional[Path] = typer.Argument(None, help="Charter TOML (default: settings)."),
+    charter: Path | None = typer.Argument(None, help="Charter TOML (default: settings)."),
 ) -> None:
     """Validate a charter file and print a summary of its numbers."""
-    from rules import CharterFileError
     from charterflow.charter import load_configured_charter
+    from rules import CharterFileError
 
     try:
         loaded = load_configured_charter(charter)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -43,7 +43,7 @@ def _bind(port: int) -> socket.socket:
 def sandbox(
     name: str = typer.Argument(..., help="The connector whose sandbox to serve, e.g. discourse."),
     port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (0: any free port)."),
-    seed: Optional[Path] = typer.Option(None, "--seed", help="A JSON seed file (default: the built-in seed)."),
+    seed: Path | None = typer.Option(None, "--seed", help="A JSON seed file (default: the built-in seed)."),
 ) -> None:
     """Serve one connector's sandbox on 127.0.0.1 and print one JSON line describing it.
 

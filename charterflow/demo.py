@@ -38,7 +38,6 @@ code is 0 only when every step happened.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -71,15 +70,19 @@ def find_stack(home: Path) -> dict[str, Any]:
     try:
         lock = json.loads(path.read_text())
     except (OSError, ValueError):
-        raise DemoFailed("find the stack", f"no running `charterflow up` found ({path} is missing); "
-                         "start it first, with the same CHARTERFLOW_HOME") from None
+        raise DemoFailed(
+            "find the stack",
+            f"no running `charterflow up` found ({path} is missing); start it first, with the same CHARTERFLOW_HOME",
+        ) from None
     if not isinstance(lock.get("pid"), int) or not process_alive(lock["pid"]):
         raise DemoFailed("find the stack", f"the `charterflow up` recorded in {path} is not running")
     real = [p for p in ("discord", "discourse", "slack") if p not in (lock.get("sandboxes") or {})]
     if real:
         # Its people are the seeded community, which only a stack of sandboxes has.
-        raise DemoFailed("find the stack", "the demo acts as invented people in the sandboxes, but "
-                         f"{', '.join(real)} is not a sandbox here")
+        raise DemoFailed(
+            "find the stack",
+            f"the demo acts as invented people in the sandboxes, but {', '.join(real)} is not a sandbox here",
+        )
     return lock
 
 
@@ -163,19 +166,27 @@ class Demo:
     def flow_runs_since(self, since: datetime) -> list[dict[str, Any]]:
         """Flow runs started at or after ``since``."""
         # Runs of this step; not the runs the schedules create ahead of time.
-        body = {"flow_runs": {"expected_start_time": {"after_": since.isoformat(),
-                                                      "before_": datetime.now(UTC).isoformat()}},
-                "sort": "EXPECTED_START_TIME_ASC", "limit": 200}
+        body = {
+            "flow_runs": {
+                "expected_start_time": {"after_": since.isoformat(), "before_": datetime.now(UTC).isoformat()}
+            },
+            "sort": "EXPECTED_START_TIME_ASC",
+            "limit": 200,
+        }
         response = self.read("POST", f"{self.api}/flow_runs/filter", json=body)
         response.raise_for_status()
         return response.json()
 
     def inbox_runs_since(self, since: datetime) -> list[dict[str, Any]]:
         """The gateway's inbox task runs started at or after ``since``."""
-        body = {"task_runs": {"expected_start_time": {"after_": since.isoformat(),
-                                                      "before_": datetime.now(UTC).isoformat()},
-                              "name": {"like_": "inbox-"}},
-                "sort": "EXPECTED_START_TIME_ASC", "limit": 200}
+        body = {
+            "task_runs": {
+                "expected_start_time": {"after_": since.isoformat(), "before_": datetime.now(UTC).isoformat()},
+                "name": {"like_": "inbox-"},
+            },
+            "sort": "EXPECTED_START_TIME_ASC",
+            "limit": 200,
+        }
         response = self.read("POST", f"{self.api}/task_runs/filter", json=body)
         response.raise_for_status()
         return response.json()
@@ -198,8 +209,9 @@ class Demo:
         """The deployment ``flow/name``; ``DemoFailed`` when the runner does not serve it."""
         response = self.read("GET", f"{self.api}/deployments/name/{name}")
         if response.status_code == 404:
-            raise DemoFailed(step, f"no deployment named {name!r} is served (that capability is "
-                             "not installed in this version)")
+            raise DemoFailed(
+                step, f"no deployment named {name!r} is served (that capability is not installed in this version)"
+            )
         response.raise_for_status()
         return response.json()
 
@@ -208,9 +220,11 @@ class Demo:
         completed."""
         deployment = self.deployment(step, name)
         # The idempotency key makes a retried start the same run.
-        response = self.read("POST", f"{self.api}/deployments/{deployment['id']}/create_flow_run",
-                             json={"parameters": parameters,
-                                   "idempotency_key": f"demo-{step}-{time.time_ns()}"})
+        response = self.read(
+            "POST",
+            f"{self.api}/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": parameters, "idempotency_key": f"demo-{step}-{time.time_ns()}"},
+        )
         response.raise_for_status()
         run = response.json()
 
@@ -220,8 +234,11 @@ class Demo:
 
         final = self.wait(step, f"the {name} run {run['name']} did not finish", ended)
         if final["state"]["type"] != "COMPLETED":
-            raise DemoFailed(step, f"the {name} run ended {final['state']['type']}: "
-                             f"{final['state'].get('message') or ''} ({self.ui}/runs/flow-run/{run['id']})")
+            raise DemoFailed(
+                step,
+                f"the {name} run ended {final['state']['type']}: "
+                f"{final['state'].get('message') or ''} ({self.ui}/runs/flow-run/{run['id']})",
+            )
         return final
 
     def _effect(self, key: str) -> dict[str, Any] | None:
@@ -239,9 +256,11 @@ class Demo:
 
         with self.ledger.read() as session:
             rows = session.execute(
-                select(Identity.username).join(BallotElector, BallotElector.person_id == Identity.person_id)
+                select(Identity.username)
+                .join(BallotElector, BallotElector.person_id == Identity.person_id)
                 .where(BallotElector.ballot_id == ballot_id, Identity.platform == "discord")
-                .order_by(Identity.person_id))
+                .order_by(Identity.person_id)
+            )
             return [name for (name,) in rows if name]
 
     def vote_yes(self, step: str, ballot_id: int) -> None:
@@ -250,14 +269,25 @@ class Demo:
         from flows.membership import ballot as ballots
 
         electors = self.electors(ballot_id)
-        voters = electors[:len(electors) // 2 + 1]
+        voters = electors[: len(electors) // 2 + 1]
 
-        ref = self.wait(step, f"ballot {ballot_id} was not posted on Discord",
-                        lambda: self._effect(f"ballot:{ballot_id}:post:discord"))
+        ref = self.wait(
+            step,
+            f"ballot {ballot_id} was not posted on Discord",
+            lambda: self._effect(f"ballot:{ballot_id}:post:discord"),
+        )
         index = next(i for i, o in enumerate(ref["options"]) if ballots.choice_of(ref, str(o["id"])) == "yes")
         for voter in voters:
-            self.interact(step, {"type": "component", "user": voter, "channel_id": str(ref["thread_id"]),
-                                 "message_id": str(ref["message_id"]), "option_index": index})
+            self.interact(
+                step,
+                {
+                    "type": "component",
+                    "user": voter,
+                    "channel_id": str(ref["thread_id"]),
+                    "message_id": str(ref["message_id"]),
+                    "option_index": index,
+                },
+            )
             self.say(f"      {voter} pressed Yes")
 
     def _ballot_closed(self, ballot_id: int) -> bool:
@@ -276,8 +306,7 @@ class Demo:
             for person in self.community.applicants():
                 if repo.find_identity(session, platform="discord", username=person.discord["username"]) is None:
                     return person
-        raise DemoFailed("apply", "every invented applicant has applied already; start from a fresh "
-                         "CHARTERFLOW_HOME")
+        raise DemoFailed("apply", "every invented applicant has applied already; start from a fresh CHARTERFLOW_HOME")
 
     def step_apply(self, person: Any) -> None:
         step = "apply"
@@ -285,12 +314,20 @@ class Demo:
         hidden = dict(re.findall(r'name="(submission|csrf)" value="([^"]*)"', form.text))
         if form.status_code != 200 or len(hidden) != 2:
             raise DemoFailed(step, f"the application form did not load (HTTP {form.status_code})")
-        answer = self.http.post(f"{self.gateway}/apply", data={
-            **hidden, "discord_username": person.discord["username"], "discourse_username": "",
-            "why": "I welcome newcomers in #general most evenings and would like to help the "
-                   "working group keep the community friendly.",
-            "experience": "Two years moderating a regional user group chat.", "nominator": "",
-            "email": ""}, cookies=form.cookies)
+        answer = self.http.post(
+            f"{self.gateway}/apply",
+            data={
+                **hidden,
+                "discord_username": person.discord["username"],
+                "discourse_username": "",
+                "why": "I welcome newcomers in #general most evenings and would like to help the "
+                "working group keep the community friendly.",
+                "experience": "Two years moderating a regional user group chat.",
+                "nominator": "",
+                "email": "",
+            },
+            cookies=form.cookies,
+        )
         if answer.status_code != 200:
             raise DemoFailed(step, f"the gateway answered HTTP {answer.status_code} to the form")
         self.say(f"      {person.name} applied as {person.discord['username']} on Discord")
@@ -316,20 +353,32 @@ class Demo:
             identity = repo.find_identity(session, platform="discord", username=person.discord["username"])
             if identity is None:
                 return None
-            return session.scalars(select(Application).where(Application.person_id == identity.person_id)
-                                   .order_by(Application.id.desc())).first()
+            return session.scalars(
+                select(Application).where(Application.person_id == identity.person_id).order_by(Application.id.desc())
+            ).first()
 
     def step_confirm(self, person: Any) -> int:
         step = "confirm"
-        found = self.wait(step, "no confirmation DM with a Confirm button reached the applicant",
-                          lambda: self.confirm_dm(person))
+        found = self.wait(
+            step, "no confirmation DM with a Confirm button reached the applicant", lambda: self.confirm_dm(person)
+        )
         message = found["message"]
-        self.interact(step, {"type": "component", "user": person.discord["username"],
-                             "channel_id": message["channel_id"], "message_id": message["id"],
-                             "custom_id": found["custom_id"]})
+        self.interact(
+            step,
+            {
+                "type": "component",
+                "user": person.discord["username"],
+                "channel_id": message["channel_id"],
+                "message_id": message["id"],
+                "custom_id": found["custom_id"],
+            },
+        )
         self.say(f"      {person.discord['username']} pressed Confirm in the DM")
-        app = self.wait(step, "the application did not reach its ballot (eligibility, R-ELIG-1)",
-                        lambda: (lambda a: a if a is not None and a.ballot_id else None)(self.application(person)))
+        app = self.wait(
+            step,
+            "the application did not reach its ballot (eligibility, R-ELIG-1)",
+            lambda: (lambda a: a if a is not None and a.ballot_id else None)(self.application(person)),
+        )
         self.say(f"      eligible; approval ballot {app.ballot_id} is open")
         return app.ballot_id
 
@@ -339,8 +388,10 @@ class Demo:
 
         def onboarded() -> bool:
             changes = self.state("discord")["role_changes"]
-            return any(c["action"] == "grant" and c["user_id"] == person.discord["id"]
-                       and c["role"] == "wg-member" for c in changes)
+            return any(
+                c["action"] == "grant" and c["user_id"] == person.discord["id"] and c["role"] == "wg-member"
+                for c in changes
+            )
 
         self.wait(step, "the ballot did not close passed", lambda: self._ballot_closed(ballot_id))
         self.wait(step, f"{person.discord['username']} was not given the wg-member role on Discord", onboarded)
@@ -349,17 +400,33 @@ class Demo:
     def step_moderator(self) -> None:
         step = "add a moderator"
         members = {m["id"]: set(m["roles"]) for m in self.state("discord")["members"]}
-        person = next((p for p in self.community.wg if p.discord
-                       and not members.get(p.discord["id"], set()) & {"moderator", "admin"}), None)
+        person = next(
+            (
+                p
+                for p in self.community.wg
+                if p.discord and not members.get(p.discord["id"], set()) & {"moderator", "admin"}
+            ),
+            None,
+        )
         if person is None:
             raise DemoFailed(step, "every WG member is a Discord moderator or admin already")
-        self.run_deployment(step, "roles-change/operator", {
-            "action": "grant", "role": "moderator", "platform": "discord", "person": person.handle,
-            "reason": "Covers the evening hours in #general (demo)."})
+        self.run_deployment(
+            step,
+            "roles-change/operator",
+            {
+                "action": "grant",
+                "role": "moderator",
+                "platform": "discord",
+                "person": person.handle,
+                "reason": "Covers the evening hours in #general (demo).",
+            },
+        )
 
         def granted() -> bool:
-            return any(c["action"] == "grant" and c["user_id"] == person.discord["id"]
-                       and c["role"] == "moderator" for c in self.state("discord")["role_changes"])
+            return any(
+                c["action"] == "grant" and c["user_id"] == person.discord["id"] and c["role"] == "moderator"
+                for c in self.state("discord")["role_changes"]
+            )
 
         self.wait(step, f"{person.discord['username']} did not become a Discord moderator", granted)
         self.say(f"      {person.handle} is a moderator on Discord (R-MOD)")
@@ -370,28 +437,53 @@ class Demo:
         from ledger.models import Proposal
 
         with self.ledger.read() as session:
-            return session.scalars(select(Proposal).where(Proposal.title == title)
-                                   .order_by(Proposal.id.desc())).first()
+            return session.scalars(select(Proposal).where(Proposal.title == title).order_by(Proposal.id.desc())).first()
 
     def step_propose(self, title: str) -> None:
         from ledger.models import ProposalStatus
 
         step = "propose and escalate"
         chair = self.community.person(self.community.wg_roles["chair"])
-        self.interact(step, {"type": "command", "user": chair.discord["username"], "name": "propose",
-                             "options": {"kind": "trial-platform", "title": title, "platform": "matrix",
-                                         "summary": "Trial a self-hosted chat bridge for three months "
-                                                    "so Forum-only members can join live events."}})
+        self.interact(
+            step,
+            {
+                "type": "command",
+                "user": chair.discord["username"],
+                "name": "propose",
+                "options": {
+                    "kind": "trial-platform",
+                    "title": title,
+                    "platform": "matrix",
+                    "summary": "Trial a self-hosted chat bridge for three months "
+                    "so Forum-only members can join live events.",
+                },
+            },
+        )
         self.say(f"      {chair.discord['username']} ran /propose (trial-platform)")
-        proposal = self.wait(step, "the proposal was not recorded with an endorsement ballot",
-                             lambda: (lambda p: p if p is not None and (p.endorsement_ballot_id or
-                                      p.status == ProposalStatus.ESCALATED) else None)(self.proposal(title)))
+        proposal = self.wait(
+            step,
+            "the proposal was not recorded with an endorsement ballot",
+            lambda: (
+                lambda p: (
+                    p if p is not None and (p.endorsement_ballot_id or p.status == ProposalStatus.ESCALATED) else None
+                )
+            )(self.proposal(title)),
+        )
         if proposal.status != ProposalStatus.ESCALATED:
             self.vote_yes(step, proposal.endorsement_ballot_id)
-        escalated = self.wait(step, "the proposal was not escalated to the Board's Slack channel",
-                              lambda: (lambda p: p if p.escalation_ref and ":" in p.escalation_ref
-                                       and not p.escalation_ref.startswith("board-escalation") else None)
-                              (self.proposal(title)))
+        escalated = self.wait(
+            step,
+            "the proposal was not escalated to the Board's Slack channel",
+            lambda: (
+                lambda p: (
+                    p
+                    if p.escalation_ref
+                    and ":" in p.escalation_ref
+                    and not p.escalation_ref.startswith("board-escalation")
+                    else None
+                )
+            )(self.proposal(title)),
+        )
         self.say(f"      endorsed by the WG; escalated to Slack ({escalated.escalation_ref})")
 
     def step_board(self, title: str) -> None:
@@ -401,14 +493,24 @@ class Demo:
         proposal = self.proposal(title)
         channel, ts = proposal.escalation_ref.split(":", 1)
         member = self.community.board[-1]
-        response = self.http.post(f"{self.slack}/_sandbox/interact", json={
-            "url": f"{self.gateway}/hooks/slack", "user": member.slack_id, "channel": channel,
-            "ts": ts, "action_id": ACTION_IDS[BoardDecision.APPROVE]})
+        response = self.http.post(
+            f"{self.slack}/_sandbox/interact",
+            json={
+                "url": f"{self.gateway}/hooks/slack",
+                "user": member.slack_id,
+                "channel": channel,
+                "ts": ts,
+                "action_id": ACTION_IDS[BoardDecision.APPROVE],
+            },
+        )
         if response.status_code != 200 or response.json().get("status") != 200:
             raise DemoFailed(step, f"the Slack click was not accepted: {response.text[:300]}")
         self.say(f"      {member.name} pressed Approve in Slack")
-        self.wait(step, "the Board's decision was not recorded",
-                  lambda: (lambda p: p.decision is not None)(self.proposal(title)))
+        self.wait(
+            step,
+            "the Board's decision was not recorded",
+            lambda: (lambda p: p.decision is not None)(self.proposal(title)),
+        )
         self.say(f"      proposal {proposal.id}: {self.proposal(title).decision.value} by the Board")
 
     def step_appoint(self) -> None:
@@ -421,26 +523,36 @@ class Demo:
         step = "appoint the Board Liaison"
         holder = self.community.wg_roles["board_liaison"]
         nominee, member = [p for p in self.community.board if p.handle != holder][:2]
-        self.run_deployment(step, "wg-roles-ask-board/operator",
-                            {"nominee": nominee.handle, "requested_by": "demo"})
+        self.run_deployment(step, "wg-roles-ask-board/operator", {"nominee": nominee.handle, "requested_by": "demo"})
 
         def asked() -> Any:
             with self.ledger.read() as session:
-                row = session.scalars(select(WgAppointment).where(
-                    WgAppointment.role == "board_liaison").order_by(WgAppointment.id.desc())).first()
+                row = session.scalars(
+                    select(WgAppointment).where(WgAppointment.role == "board_liaison").order_by(WgAppointment.id.desc())
+                ).first()
                 return row if row is not None and row.message_ref else None
 
         row = self.wait(step, "the Board was not asked in Slack", asked)
         self.say(f"      the Board was asked to name {nominee.handle} (R-ROLE-BOARD checked)")
         channel, ts = row.message_ref.split(":", 1)
-        response = self.http.post(f"{self.slack}/_sandbox/interact", json={
-            "url": f"{self.gateway}/hooks/slack", "user": member.slack_id, "channel": channel,
-            "ts": ts, "action_id": "board_approve"})
+        response = self.http.post(
+            f"{self.slack}/_sandbox/interact",
+            json={
+                "url": f"{self.gateway}/hooks/slack",
+                "user": member.slack_id,
+                "channel": channel,
+                "ts": ts,
+                "action_id": "board_approve",
+            },
+        )
         if response.status_code != 200 or response.json().get("status") != 200:
             raise DemoFailed(step, f"the Slack click was not accepted: {response.text[:300]}")
         self.say(f"      {member.name} pressed Approve in Slack")
-        self.wait(step, f"{nominee.handle} was not appointed", lambda: (
-            lambda r: r if r.status == "appointed" else None)(asked()))
+        self.wait(
+            step,
+            f"{nominee.handle} was not appointed",
+            lambda: (lambda r: r if r.status == "appointed" else None)(asked()),
+        )
         self.say(f"      {nominee.handle} is the Board Liaison; the WG was told (R-ROLE-APPOINT)")
 
     def _last_inbox_id(self) -> int:
@@ -456,13 +568,17 @@ class Demo:
 
         step = "file and triage an idea"
         if inbox.HANDLERS.get(inbox.Route.IDEA) is None:
-            raise DemoFailed(step, "no handler is registered for the inbox route 'idea' (the ideas "
-                             "capability is not installed in this version)")
+            raise DemoFailed(
+                step,
+                "no handler is registered for the inbox route 'idea' (the ideas "
+                "capability is not installed in this version)",
+            )
         self.deployment(step, "ideas-triage/operator")
         author = self.community.applicants()[-1]
         before = self._last_inbox_id()
-        self.interact(step, {"type": "command", "user": author.discord["username"], "name": "idea",
-                             "options": {"text": text}})
+        self.interact(
+            step, {"type": "command", "user": author.discord["username"], "name": "idea", "options": {"text": text}}
+        )
         self.say(f"      {author.discord['username']} ran /idea")
 
         def filed() -> str | None:
@@ -471,8 +587,9 @@ class Demo:
             from ledger.models import InboxEvent
 
             with self.ledger.read() as session:
-                event = session.scalars(select(InboxEvent).where(
-                    InboxEvent.route == inbox.Route.IDEA, InboxEvent.id > before)).first()
+                event = session.scalars(
+                    select(InboxEvent).where(InboxEvent.route == inbox.Route.IDEA, InboxEvent.id > before)
+                ).first()
                 return event.result_ref if event is not None and event.processed_at else None
 
         result = self.wait(step, "the idea was not filed in the backlog", filed)
@@ -491,13 +608,25 @@ class Demo:
         writer, reporter = (p.discord["username"] for p in self.community.applicants()[-2:])
         with self.ledger.read() as session:
             before = int(session.scalar(select(func.max(SafetyReport.id))) or 0)
-        written = self.http.post(f"{self.discord}/_sandbox/messages", json={
-            "user": writer, "channel": "general",
-            "content": f"Nobody asked you, and nobody here wants your answers. ({stamp})"})
+        written = self.http.post(
+            f"{self.discord}/_sandbox/messages",
+            json={
+                "user": writer,
+                "channel": "general",
+                "content": f"Nobody asked you, and nobody here wants your answers. ({stamp})",
+            },
+        )
         if written.status_code != 200:
             raise DemoFailed(step, f"the Discord sandbox refused the message: {written.text[:300]}")
-        self.interact(step, {"type": "message_command", "user": reporter, "name": "Report to moderators",
-                             "message_id": written.json()["id"]})
+        self.interact(
+            step,
+            {
+                "type": "message_command",
+                "user": reporter,
+                "name": "Report to moderators",
+                "message_id": written.json()["id"],
+            },
+        )
         self.say(f"      {reporter} reported a message of {writer} (the message's Apps menu)")
 
         def taken() -> str | None:
@@ -505,8 +634,10 @@ class Demo:
                 row = session.scalars(select(SafetyReport).where(SafetyReport.id > before)).first()
                 return f"report #{row.id} ({row.state})" if row is not None else None
 
-        self.say(f"      {self.wait(step, 'the report did not reach the queue', taken)}: shown in the "
-                 "moderators' room with Claim / Resolve buttons; the inspector's Discord page shows it")
+        self.say(
+            f"      {self.wait(step, 'the report did not reach the queue', taken)}: shown in the "
+            "moderators' room with Claim / Resolve buttons; the inspector's Discord page shows it"
+        )
         self.step_commons(stamp)
 
     def step_commons(self, stamp: str) -> None:
@@ -520,33 +651,53 @@ class Demo:
         step = "relay the moderators' channel to the Forum"
         self.run_deployment(step, "commons-poll/every-minute", {})
         moderator = self.community.moderators("discord")[0].discord["username"]
-        written = self.http.post(f"{self.discord}/_sandbox/messages", json={
-            "user": moderator, "channel": "moderators",
-            "content": f"I am looking at the new report; please leave it to me. ({stamp})"})
+        written = self.http.post(
+            f"{self.discord}/_sandbox/messages",
+            json={
+                "user": moderator,
+                "channel": "moderators",
+                "content": f"I am looking at the new report; please leave it to me. ({stamp})",
+            },
+        )
         if written.status_code != 200:
             raise DemoFailed(step, f"the Discord sandbox refused the message: {written.text[:300]}")
         self.run_deployment(step, "commons-poll/every-minute", {})
 
         def relayed() -> str | None:
             with self.ledger.read() as session:
-                source = session.scalar(select(CommonsMessage).where(
-                    CommonsMessage.platform == "discord", CommonsMessage.message_id == str(written.json()["id"])))
-                copy = None if source is None else session.scalar(select(CommonsMessage).where(
-                    CommonsMessage.origin_id == source.id, CommonsMessage.platform == "discourse"))
+                source = session.scalar(
+                    select(CommonsMessage).where(
+                        CommonsMessage.platform == "discord", CommonsMessage.message_id == str(written.json()["id"])
+                    )
+                )
+                copy = (
+                    None
+                    if source is None
+                    else session.scalar(
+                        select(CommonsMessage).where(
+                            CommonsMessage.origin_id == source.id, CommonsMessage.platform == "discourse"
+                        )
+                    )
+                )
                 return copy.thread_id if copy is not None and copy.thread_id else None
 
         topic = self.wait(step, "the message was not relayed to the Forum", relayed)
         inspector = self.lock.get("inspector_url")
-        self.say(f"      {moderator} wrote in Discord's #moderators ({inspector}/discord?channel="
-                 f"{written.json()['channel_id']}); relayed to the Forum's Moderators category "
-                 f"({inspector}/forum?topic={topic}); reports and relays: {inspector}/reports")
+        self.say(
+            f"      {moderator} wrote in Discord's #moderators ({inspector}/discord?channel="
+            f"{written.json()['channel_id']}); relayed to the Forum's Moderators category "
+            f"({inspector}/forum?topic={topic}); reports and relays: {inspector}/reports"
+        )
 
     def step_guides(self) -> None:
         from ledger import guides as shelf_ledger
 
         # The seeded sandboxes have no Guides category or resources channel: their general ones.
-        self.run_deployment("publish the guides", "guides-publish/operator",
-                            {"channels": {"discourse": "General", "discord": "general"}})
+        self.run_deployment(
+            "publish the guides",
+            "guides-publish/operator",
+            {"channels": {"discourse": "General", "discord": "general"}},
+        )
         with self.ledger.read() as session:
             for post in shelf_ledger.posts(session):
                 self.say(f"      {post.slug} on {post.platform} (version {post.version}): {post.url}")
@@ -568,8 +719,9 @@ def plugin_steps(demo: Demo, group: str = "charterflow.demo") -> list[tuple[str,
     return found
 
 
-def run_demo(*, home: Path, ledger_url: str, say: Callable[[str], None] = print,
-             timeout: float = STEP_TIMEOUT) -> list[dict[str, Any]]:
+def run_demo(
+    *, home: Path, ledger_url: str, say: Callable[[str], None] = print, timeout: float = STEP_TIMEOUT
+) -> list[dict[str, Any]]:
     """Drive the story (see the module docstring); the flow and task runs it caused. Raises
     ``DemoFailed`` naming the first step that did not happen."""
     lock = find_stack(home)
@@ -588,8 +740,10 @@ def run_demo(*, home: Path, ledger_url: str, say: Callable[[str], None] = print,
             ("A platform trial is proposed and escalated", lambda: demo.step_propose(title)),
             ("A Board member approves it in Slack", lambda: demo.step_board(title)),
             ("The Board names its Liaison to the WG in Slack", demo.step_appoint),
-            ("An idea is filed and triaged",
-             lambda: demo.step_idea(f"A monthly 'meet the moderators' thread ({stamp})")),
+            (
+                "An idea is filed and triaged",
+                lambda: demo.step_idea(f"A monthly 'meet the moderators' thread ({stamp})"),
+            ),
             ("The community guides are published (R-GUIDE)", demo.step_guides),
             ("A member reports a message to the moderators (R-SAFE-1)", lambda: demo.step_report(stamp)),
             *plugin_steps(demo),
@@ -600,8 +754,7 @@ def run_demo(*, home: Path, ledger_url: str, say: Callable[[str], None] = print,
             say(f"{number}. {label}")
             act()
             demo.report_runs(since)
-        say(f"Done. Explore it in the Prefect UI ({demo.ui}) and the inspector "
-            f"({lock.get('inspector_url')}).")
+        say(f"Done. Explore it in the Prefect UI ({demo.ui}) and the inspector ({lock.get('inspector_url')}).")
         return demo.runs + demo.task_runs
     finally:
         demo.close()

@@ -8,8 +8,7 @@ from charterflow.cli_errors import fail
 
 
 def demo(
-    timeout: float = typer.Option(120.0, "--timeout", min=1.0,
-                                  help="Seconds each step may take to show its effect."),
+    timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds each step may take to show its effect."),
 ) -> None:
     """Apply, confirm, vote and onboard; add a moderator; escalate a platform trial to the Board
     and approve it in Slack; file and triage an idea. Each step prints the Prefect UI links of
@@ -21,16 +20,17 @@ def demo(
 
     settings = get_settings()
     try:
-        runs = run_demo(home=settings.home.resolve(), ledger_url=settings.ledger_url(),
-                        say=typer.echo, timeout=timeout)
+        runs = run_demo(home=settings.home.resolve(), ledger_url=settings.ledger_url(), say=typer.echo, timeout=timeout)
     except DemoFailed as exc:
         fail(str(exc), code=1)
     except httpx.HTTPStatusError as exc:
-        fail(f"{exc.request.method} {exc.request.url.path} answered HTTP {exc.response.status_code}: "
-             f"{exc.response.text[:200]}", code=1)
+        fail(
+            f"{exc.request.method} {exc.request.url.path} answered HTTP {exc.response.status_code}: "
+            f"{exc.response.text[:200]}",
+            code=1,
+        )
     except httpx.HTTPError as exc:
-        fail(f"the running stack did not answer ({type(exc).__name__}); is `charterflow up` still up?",
-             code=1)
+        fail(f"the running stack did not answer ({type(exc).__name__}); is `charterflow up` still up?", code=1)
     typer.echo(f"{len(runs)} runs, each linked above.")
 
 

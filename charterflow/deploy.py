@@ -83,21 +83,32 @@ def ensure_pool(name: str, *, create: bool, pool_type: str) -> str:
             return client.read_work_pool(name).type
         except ObjectNotFound:
             if not create:
-                raise ConfigError(f"work pool {name!r} does not exist: add --create-pool, or create it with "
-                                  f"`prefect work-pool create {name} --type {pool_type}`") from None
+                raise ConfigError(
+                    f"work pool {name!r} does not exist: add --create-pool, or create it with "
+                    f"`prefect work-pool create {name} --type {pool_type}`"
+                ) from None
         template = run_coro_as_sync(get_default_base_job_template_for_infrastructure_type(pool_type))
         if template is None:
-            raise ConfigError(f"no base job template for work pool type {pool_type!r}: install its worker "
-                              f"package (e.g. prefect-docker, prefect-kubernetes) or create the pool with "
-                              f"`prefect work-pool create {name} --type {pool_type}`")
+            raise ConfigError(
+                f"no base job template for work pool type {pool_type!r}: install its worker "
+                f"package (e.g. prefect-docker, prefect-kubernetes) or create the pool with "
+                f"`prefect work-pool create {name} --type {pool_type}`"
+            )
         pool = client.create_work_pool(WorkPoolCreate(name=name, type=pool_type, base_job_template=template))
         return pool.type
 
 
-def deploy_to_pool(*, work_pool: str, create_pool: bool = False, pool_type: str = "process",
-                   image: str | None = None, working_dir: Path | None = None, work_queue: str | None = None,
-                   job_variables: Mapping[str, Any] | None = None,
-                   echo: Callable[[str], None] = print) -> list[Registered]:
+def deploy_to_pool(
+    *,
+    work_pool: str,
+    create_pool: bool = False,
+    pool_type: str = "process",
+    image: str | None = None,
+    working_dir: Path | None = None,
+    work_queue: str | None = None,
+    job_variables: Mapping[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[Registered]:
     """Register every deployment to ``work_pool`` (see the module docstring); one ``echo`` line
     per deployment. Raises ``ConfigError`` for a missing pool or an option the pool cannot take."""
     from prefect.deployments.runner import EntrypointType
@@ -129,9 +140,13 @@ def deploy_to_pool(*, work_pool: str, create_pool: bool = False, pool_type: str 
             deployment.work_queue_name = work_queue
         deployment.job_variables = {**(deployment.job_variables or {}), **extra}
         deployment_id = deployment.apply(work_pool_name=work_pool, image=image)
-        item = Registered(full_name=f"{deployment.flow_name}/{deployment.name}", deployment_id=str(deployment_id),
-                          schedules=tuple(_schedule_text(s) for s in deployment.schedules or ()),
-                          tags=tuple(deployment.tags or ()), entrypoint=entrypoint)
+        item = Registered(
+            full_name=f"{deployment.flow_name}/{deployment.name}",
+            deployment_id=str(deployment_id),
+            schedules=tuple(_schedule_text(s) for s in deployment.schedules or ()),
+            tags=tuple(deployment.tags or ()),
+            entrypoint=entrypoint,
+        )
         echo(item.line(work_pool))
         done.append(item)
     return done

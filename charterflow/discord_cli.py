@@ -44,11 +44,16 @@ def register_commands(
         _fail(" ".join(str(exc).split()))
     except Exception as exc:  # noqa: BLE001 - one line, no traceback, whatever went wrong
         _fail(f"{type(exc).__name__}: {connector.client.redact(exc)}")
-    typer.echo(json.dumps({
-        "scope": scope,
-        "guild_id": connector.settings.guild_id if scope == "guild" else None,
-        "commands": [{"name": r.get("name"), "id": r.get("id")} for r in rows],
-    }, ensure_ascii=False))
+    typer.echo(
+        json.dumps(
+            {
+                "scope": scope,
+                "guild_id": connector.settings.guild_id if scope == "guild" else None,
+                "commands": [{"name": r.get("name"), "id": r.get("id")} for r in rows],
+            },
+            ensure_ascii=False,
+        )
+    )
 
 
 # The commands this module adds to `charterflow`: charterflow/cli.py does

@@ -74,8 +74,12 @@ def _configured(platform: str, env_file: Path | None) -> bool:
     return False
 
 
-def run_doctor(*, platforms: Sequence[str] | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None,
-               env_file: Path | None = Path(".env")) -> DoctorReport:
+def run_doctor(
+    *,
+    platforms: Sequence[str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    env_file: Path | None = Path(".env"),
+) -> DoctorReport:
     """Run the checks of ``platforms`` (default: every configured one). ``overrides`` gives a
     platform's settings fields explicitly (``--sandboxes``); such a platform counts as configured."""
     from flows.platforms import MembershipSettings
@@ -93,8 +97,14 @@ def run_doctor(*, platforms: Sequence[str] | None = None, overrides: Mapping[str
         given = dict(overrides.get(platform) or {})
         if not given and not _configured(platform, env_file):
             if platforms:
-                report.checks.append(failed(platform, "settings", f"no CHARTERFLOW_{platform.upper()}_* variable "
-                                            "is set", "configure it (see docs/production.md) or leave it out"))
+                report.checks.append(
+                    failed(
+                        platform,
+                        "settings",
+                        f"no CHARTERFLOW_{platform.upper()}_* variable is set",
+                        "configure it (see docs/production.md) or leave it out",
+                    )
+                )
             else:
                 report.skipped.append(platform)
             continue
@@ -123,8 +133,9 @@ def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, ga
 
         settings = DiscourseSettings.load(**given)
         ids = sorted(gateway.applications_categories() | gateway.ideas_categories())
-        return check(settings, category=membership.discourse_category, group=membership.discourse_group,
-                     category_ids=ids)
+        return check(
+            settings, category=membership.discourse_category, group=membership.discourse_group, category_ids=ids
+        )
     from connectors.slack.doctor import check
     from connectors.slack.settings import SlackSettings
 
@@ -135,15 +146,22 @@ def _check_plugin(platform: str, run: Any, given: dict[str, Any]) -> list[Check]
     """A plugin's checks; a plugin that fails to load or raises is one failed check (its
     exception's type only: a plugin's message could hold a value)."""
     if isinstance(run, Exception):
-        return [failed(platform, "plugin", f"its doctor entry point cannot load ({type(run).__name__})",
-                       f"reinstall the plugin that registers {platform!r} in {DOCTOR_GROUP}")]
+        return [
+            failed(
+                platform,
+                "plugin",
+                f"its doctor entry point cannot load ({type(run).__name__})",
+                f"reinstall the plugin that registers {platform!r} in {DOCTOR_GROUP}",
+            )
+        ]
     try:
         checks = list(run(**given))
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - reported, never fatal
-        return [failed(platform, "doctor", f"the plugin's checks stopped ({type(exc).__name__})",
-                       "see the plugin's README")]
+        return [
+            failed(platform, "doctor", f"the plugin's checks stopped ({type(exc).__name__})", "see the plugin's README")
+        ]
     return checks
 
 
@@ -157,8 +175,14 @@ def _shared_secrets(membership: Any, gateway: Any) -> list[Check]:
         if value is not None and value.get_secret_value():
             out.append(passed("gateway", name, f"set (signs {what})"))
         else:
-            out.append(passed("gateway", name, f"unset: a random value per machine signs {what}; set one value "
-                              "everywhere before running the gateway or workers on several machines"))
+            out.append(
+                passed(
+                    "gateway",
+                    name,
+                    f"unset: a random value per machine signs {what}; set one value "
+                    "everywhere before running the gateway or workers on several machines",
+                )
+            )
     return out
 
 
@@ -202,14 +226,12 @@ def sandboxes(seeds: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[
     served: list[_Served] = []
     try:
         fields: dict[str, dict[str, Any]] = {}
-        for name, cls in (("discord", DiscordConnector), ("discourse", DiscourseConnector),
-                          ("slack", SlackConnector)):
+        for name, cls in (("discord", DiscordConnector), ("discourse", DiscourseConnector), ("slack", SlackConnector)):
             box = cls.sandbox(seed=seeds.get(name))
             server = _Served(box.app)
             served.append(server)
             prefix = f"CHARTERFLOW_{name.upper()}_"
-            fields[name] = {k.removeprefix(prefix).lower(): v
-                            for k, v in box.client_info(server.url)["env"].items()}
+            fields[name] = {k.removeprefix(prefix).lower(): v for k, v in box.client_info(server.url)["env"].items()}
         yield fields
     finally:
         for server in served:

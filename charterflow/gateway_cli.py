@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from charterflow.cli_errors import migrated_ledger as ledger
@@ -14,8 +12,7 @@ from charterflow.cli_errors import one_line_errors
 # `app.add_typer(gateway_cli.app)`.
 app = typer.Typer()
 
-inbox = typer.Typer(help="The gateway's inbox: events received and not handled yet.",
-                    no_args_is_help=True)
+inbox = typer.Typer(help="The gateway's inbox: events received and not handled yet.", no_args_is_help=True)
 app.add_typer(inbox, name="inbox")
 
 
@@ -32,9 +29,11 @@ def inbox_list(limit: int = typer.Option(100, "--limit", min=1, max=10_000)) -> 
             typer.echo(f"{'id':>6}  {'received (UTC)':16}  {'source/kind':28}  {'route':18}  tries  state")
             for e in rows:
                 state = e.dispatch_note or ("dispatched" if e.dispatched_at else "waiting")
-                typer.echo(f"{e.id:>6}  {e.received_at:%Y-%m-%d %H:%M}  "
-                           f"{(e.source + '/' + e.kind)[:28]:28}  {(e.route or '-')[:18]:18}  "
-                           f"{e.dispatch_attempts:>5}  {state}")
+                typer.echo(
+                    f"{e.id:>6}  {e.received_at:%Y-%m-%d %H:%M}  "
+                    f"{(e.source + '/' + e.kind)[:28]:28}  {(e.route or '-')[:18]:18}  "
+                    f"{e.dispatch_attempts:>5}  {state}"
+                )
             typer.echo(f"{len(rows)} unprocessed")
 
 
@@ -47,14 +46,15 @@ def inbox_retry(event_id: int = typer.Argument(..., help="The event's id (inbox 
     with one_line_errors():
         with ledger().transaction() as session:
             event = repo.inbox_retry(session, event_id, actor="operator")
-            typer.echo(f"inbox:{event.id} ({event.route}) will be dispatched again "
-                       f"(attempt {event.dispatch_attempts})")
+            typer.echo(f"inbox:{event.id} ({event.route}) will be dispatched again (attempt {event.dispatch_attempts})")
 
 
 @app.command("gateway")
 def gateway(
-    host: Optional[str] = typer.Option(None, "--host", help="Interface (default CHARTERFLOW_GATEWAY_HOST, 0.0.0.0)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port (default CHARTERFLOW_GATEWAY_PORT, 8080; 0 = any free port)."),
+    host: str | None = typer.Option(None, "--host", help="Interface (default CHARTERFLOW_GATEWAY_HOST, 0.0.0.0)."),
+    port: int | None = typer.Option(
+        None, "--port", help="Port (default CHARTERFLOW_GATEWAY_PORT, 8080; 0 = any free port)."
+    ),
 ) -> None:
     """Serve the gateway until Ctrl-C; prints the form URL. Prefect: PREFECT_API_URL."""
     from gateway.serve import serve

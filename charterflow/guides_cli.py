@@ -75,8 +75,9 @@ def publish_cmd(
         typer.echo(json.dumps({"guides": rows, "welcome": welcome}, indent=2, default=str))
     else:
         shown = [r for r in rows if r["change"] != "refused"]
-        typer.echo(_table(shown, ("guide", "platform", "change", "version", "mode", "url")) if shown
-                   else "no guide published")
+        typer.echo(
+            _table(shown, ("guide", "platform", "change", "version", "mode", "url")) if shown else "no guide published"
+        )
         for w in welcome:
             typer.echo(f"newcomers on {w['platform']}: pointed at {w['guides']} guide(s) ({w['where']})")
     for error in errors:
@@ -126,10 +127,13 @@ def schedule_cmd(
 
     with _errors():
         ctx = _ctx()
-        out = schedule_step(ctx, find_guide(ctx, guide), starts_at=_when(at), minutes=minutes,
-                            location=location or None)
-    typer.echo(f"training #{out['session']} {'scheduled' if out['created'] else 'was already scheduled'}: "
-               f"{out['title']} at {out['starts_at']}")
+        out = schedule_step(
+            ctx, find_guide(ctx, guide), starts_at=_when(at), minutes=minutes, location=location or None
+        )
+    typer.echo(
+        f"training #{out['session']} {'scheduled' if out['created'] else 'was already scheduled'}: "
+        f"{out['title']} at {out['starts_at']}"
+    )
     for platform, ref in out["platforms"].items():
         typer.echo(f"  {platform}: " + ", ".join(f"{k} {v}" for k, v in ref.items() if v))
 
@@ -144,10 +148,16 @@ def list_cmd() -> None:
     with _errors():
         now = datetime.now(UTC)
         with _ledger().read() as session:
-            rows = [{"id": r.id, "guide": r.slug, "starts": f"{r.starts_at:%Y-%m-%d %H:%M}", "title": r.title,
-                     "platforms": ", ".join(sorted(r.events or {}))}
-                    for r in shelf_ledger.training_between(session, now - timedelta(days=365),
-                                                           now + timedelta(days=3650))]
+            rows = [
+                {
+                    "id": r.id,
+                    "guide": r.slug,
+                    "starts": f"{r.starts_at:%Y-%m-%d %H:%M}",
+                    "title": r.title,
+                    "platforms": ", ".join(sorted(r.events or {})),
+                }
+                for r in shelf_ledger.training_between(session, now - timedelta(days=365), now + timedelta(days=3650))
+            ]
     typer.echo(_table(rows, ("id", "guide", "starts", "platforms", "title")) if rows else "no training sessions")
 
 

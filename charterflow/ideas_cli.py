@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -17,8 +17,17 @@ from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors as _errors
 
 PLATFORMS = ("discord", "discourse", "slack", "general")
-COLUMNS = (("id", 4), ("status", 11), ("platform", 9), ("board", 24), ("dup", 5), ("age", 4),
-           ("flag", 4), ("author", 18), ("title", 0))
+COLUMNS = (
+    ("id", 4),
+    ("status", 11),
+    ("platform", 9),
+    ("board", 24),
+    ("dup", 5),
+    ("age", 4),
+    ("flag", 4),
+    ("author", 18),
+    ("title", 0),
+)
 
 
 def _check(values: list[str], *, known: tuple[str, ...] | list[str], option: str) -> list[str]:
@@ -33,13 +42,18 @@ def _table(rows: list[dict[str, Any]]) -> str:
     header = "  ".join(name.ljust(width) if width else name for name, width in COLUMNS)
     lines.append(header.rstrip())
     for r in rows:
-        cells = {"id": f"#{r['id']}", "status": r["status"], "platform": r["platform"] or "-",
-                 "board": r["board"] or "-",
-                 "dup": f"#{r['duplicate_of']}" if r["duplicate_of"] else "-",
-                 "age": f"{r['age_days']}d", "flag": "!" if r["flagged"] else "",
-                 "author": r["author"][:18], "title": r["title"][:80]}
-        lines.append("  ".join(cells[name].ljust(width) if width else cells[name]
-                               for name, width in COLUMNS).rstrip())
+        cells = {
+            "id": f"#{r['id']}",
+            "status": r["status"],
+            "platform": r["platform"] or "-",
+            "board": r["board"] or "-",
+            "dup": f"#{r['duplicate_of']}" if r["duplicate_of"] else "-",
+            "age": f"{r['age_days']}d",
+            "flag": "!" if r["flagged"] else "",
+            "author": r["author"][:18],
+            "title": r["title"][:80],
+        }
+        lines.append("  ".join(cells[name].ljust(width) if width else cells[name] for name, width in COLUMNS).rstrip())
     return "\n".join(lines)
 
 
@@ -51,12 +65,15 @@ ideas = typer.Typer(help="The ideas backlog (R-IDEA-1, R-IDEA-2).", no_args_is_h
 
 @ideas.command("list")
 def list_cmd(
-    status: Optional[list[str]] = typer.Option(
-        None, "--status", "-s", help="Only this status (repeatable): new, triaged, accepted, "
-                                     "declined, duplicate, in-progress, done."),
-    platform: Optional[list[str]] = typer.Option(
-        None, "--platform", "-p", help="Only this platform (repeatable): discord, discourse, "
-                                       "slack, general."),
+    status: list[str] | None = typer.Option(
+        None,
+        "--status",
+        "-s",
+        help="Only this status (repeatable): new, triaged, accepted, declined, duplicate, in-progress, done.",
+    ),
+    platform: list[str] | None = typer.Option(
+        None, "--platform", "-p", help="Only this platform (repeatable): discord, discourse, slack, general."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (one list of objects)."),
 ) -> None:
     """Show the backlog: number, status, platform, Board or WG, likely duplicate, age,
@@ -69,8 +86,9 @@ def list_cmd(
         statuses = _check(list(status or []), known=charter.ideas.statuses, option="--status")
         platforms = _check(list(platform or []), known=PLATFORMS, option="--platform")
         with _ledger().read() as session:
-            rows = backlog_rows(session, charter=charter, now=datetime.now(UTC),
-                                status=statuses or None, platform=platforms or None)
+            rows = backlog_rows(
+                session, charter=charter, now=datetime.now(UTC), status=statuses or None, platform=platforms or None
+            )
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
     elif not rows:
@@ -83,11 +101,9 @@ def list_cmd(
 def add_cmd(
     title: str = typer.Argument(..., help="The idea in one line (at most 300 characters)."),
     body: str = typer.Option("", "--body", help="Details."),
-    author: str = typer.Option("", "--author", help="The WG handle (or another handle) of "
-                                                    "the person it comes from."),
+    author: str = typer.Option("", "--author", help="The WG handle (or another handle) of the person it comes from."),
     url: str = typer.Option("", "--url", help="Where it was suggested (http/https)."),
-    ref: str = typer.Option("", "--ref", help="Your reference: the same one files nothing "
-                                              "new."),
+    ref: str = typer.Option("", "--ref", help="Your reference: the same one files nothing new."),
 ) -> None:
     """File an idea as an operator (source ``operator``); prints its number."""
     from charterflow.charter import load_configured_charter
@@ -112,10 +128,19 @@ def add_cmd(
                 except NotFound:
                     person = None
             row, created = backlog.file_idea(
-                session, title=idea.title, body=idea.body, source="operator",
-                source_key=operator_key(idea, ref), source_url=link, author=person,
-                author_handle=author or None, actor="operator", at=datetime.now(UTC))
+                session,
+                title=idea.title,
+                body=idea.body,
+                source="operator",
+                source_key=operator_key(idea, ref),
+                source_url=link,
+                author=person,
+                author_handle=author or None,
+                actor="operator",
+                at=datetime.now(UTC),
+            )
             idea_id = row.id
     typer.echo(f"idea #{idea_id} {'filed' if created else 'was already filed'}")
+
 
 app.add_typer(ideas, name="ideas")

@@ -11,11 +11,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Optional
+from typing import IO, Any
 
 import typer
 
-from charterflow.cli_errors import fail as _fail, one_line_errors as _errors
+from charterflow.cli_errors import fail as _fail
+from charterflow.cli_errors import one_line_errors as _errors
 
 ACTOR_HELP = "Who acts, as an audit reference (operator, person:12, …)."
 
@@ -25,10 +26,9 @@ class _DryRun(Exception):
 
 
 def _ledger(*, current: bool = True) -> Any:
+    from charterflow.settings import get_settings
     from ledger import Ledger
     from ledger.migrate import require_current
-
-    from charterflow.settings import get_settings
 
     ledger = Ledger(get_settings().ledger_url())
     if current:
@@ -37,7 +37,7 @@ def _ledger(*, current: bool = True) -> Any:
 
 
 @contextmanager
-def _output(path: Optional[Path]) -> Iterator[IO[str]]:
+def _output(path: Path | None) -> Iterator[IO[str]]:
     if path is None or str(path) == "-":
         yield sys.stdout
         sys.stdout.flush()
@@ -63,24 +63,18 @@ def _instances(pairs: list[str]) -> dict[str, str]:
         platform, _, value = pair.partition("=")
         platform, value = platform.strip().lower(), value.strip()
         if platform not in ("discourse", "discord", "slack") or not value:
-            raise ValueError(f"--instance {pair!r}: use discourse=HOST, discord=GUILD_ID or "
-                             "slack=TEAM_ID")
-        found[platform] = url_instance(value) if "://" in value else value.lower() \
-            if platform == "discourse" else value
+            raise ValueError(f"--instance {pair!r}: use discourse=HOST, discord=GUILD_ID or slack=TEAM_ID")
+        found[platform] = url_instance(value) if "://" in value else value.lower() if platform == "discourse" else value
     return found
 
 
 # The commands this module adds to `charterflow`: charterflow/cli.py does
 # `app.add_typer(ledger_cli.app)`.
 app = typer.Typer()
-db_app = typer.Typer(help="The ledger database: migrate its schema, back it up, restore it.",
-                     no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log: verify it, export it.",
-                        no_args_is_help=True)
-roster_app = typer.Typer(help="Import or export the WG's people, terms and roles.",
-                         no_args_is_help=True)
-person_app = typer.Typer(help="One person's data: export it, erase it (R-PRIVACY-2).",
-                         no_args_is_help=True)
+db_app = typer.Typer(help="The ledger database: migrate its schema, back it up, restore it.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log: verify it, export it.", no_args_is_help=True)
+roster_app = typer.Typer(help="Import or export the WG's people, terms and roles.", no_args_is_help=True)
+person_app = typer.Typer(help="One person's data: export it, erase it (R-PRIVACY-2).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(roster_app, name="roster")
@@ -90,9 +84,12 @@ app.add_typer(person_app, name="person")
 @db_app.command("upgrade")
 def db_upgrade(
     instance: list[str] = typer.Option(
-        [], "--instance", help="PLATFORM=INSTANCE: whose ids the stored keys are, for "
+        [],
+        "--instance",
+        help="PLATFORM=INSTANCE: whose ids the stored keys are, for "
         "migration 0012 (discourse=forum.example.org or its URL, discord=GUILD_ID, "
-        "slack=TEAM_ID); default: CHARTERFLOW_DISCOURSE_URL, CHARTERFLOW_DISCORD_GUILD_ID."),
+        "slack=TEAM_ID); default: CHARTERFLOW_DISCOURSE_URL, CHARTERFLOW_DISCORD_GUILD_ID.",
+    ),
 ) -> None:
     """Bring the ledger database to the current schema (safe to run again)."""
     from ledger.migrate import upgrade
@@ -120,8 +117,10 @@ def db_backup(
         ledger = _ledger()
         head = backup(ledger, file, force=force)
     typer.echo(f"backup of {ledger.url} written to {file}")
-    typer.echo(f"audit head: {head}  (also in {head_file(file)}; check a ledger against it "
-               f"with `charterflow audit verify --expect-head {head}`)")
+    typer.echo(
+        f"audit head: {head}  (also in {head_file(file)}; check a ledger against it "
+        f"with `charterflow audit verify --expect-head {head}`)"
+    )
 
 
 @db_app.command("restore")
@@ -147,12 +146,14 @@ def db_restore(
 
 @audit_app.command("verify")
 def audit_verify(
-    expect_head: Optional[str] = typer.Option(
-        None, "--expect-head", help="SEQ:HASH, a head witnessed earlier (printed by `db "
+    expect_head: str | None = typer.Option(
+        None,
+        "--expect-head",
+        help="SEQ:HASH, a head witnessed earlier (printed by `db "
         "backup`, `audit verify`, the quarterly report): also catches entries deleted "
-        "from the end."),
-    file: Optional[Path] = typer.Option(
-        None, "--file", help="Verify an export file instead of the database."),
+        "from the end.",
+    ),
+    file: Path | None = typer.Option(None, "--file", help="Verify an export file instead of the database."),
     fmt: str = typer.Option("jsonl", "--format", help="Format of --file: jsonl or csv."),
 ) -> None:
     """Check the audit log link by link; exit 1 naming the first bad entry."""
@@ -162,8 +163,7 @@ def audit_verify(
         if file is not None:
             with open(file, encoding="utf-8", newline="") as handle:
                 try:
-                    result = audit.verify_chain(audit.read_export(handle, fmt=fmt),
-                                                expect_head=expect_head)
+                    result = audit.verify_chain(audit.read_export(handle, fmt=fmt), expect_head=expect_head)
                 except (json.JSONDecodeError, KeyError) as exc:
                     raise ValueError(f"{file}: not an audit export: {exc}") from None
         else:
@@ -178,8 +178,7 @@ def audit_verify(
 @audit_app.command("export")
 def audit_export(
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="File to write (default: standard output)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Write the whole audit log out, oldest entry first."""
     from ledger import audit
@@ -197,12 +196,11 @@ def roster_import(
     file: Path = typer.Argument(..., help="The roster TOML (see examples/roster.toml)."),
     actor: str = typer.Option("operator", "--actor", help=ACTOR_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and report, write nothing."),
-    charter: Optional[Path] = typer.Option(None, "--charter", help="Charter TOML."),
+    charter: Path | None = typer.Option(None, "--charter", help="Charter TOML."),
 ) -> None:
     """Import people, identities, terms and WG roles; refuses a file that breaks a rule."""
-    from ledger.roster import import_roster, load_roster
-
     from charterflow.charter import load_configured_charter
+    from ledger.roster import import_roster, load_roster
 
     with _errors():
         _check_actor(actor)
@@ -219,11 +217,13 @@ def roster_import(
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
     verb = "would change" if dry_run else "changed"
-    typer.echo(f"{file}: {len(roster.people)} people; {verb} {report.changes} record(s): "
-               f"{len(report.created)} created, {len(report.updated)} updated")
+    typer.echo(
+        f"{file}: {len(roster.people)} people; {verb} {report.changes} record(s): "
+        f"{len(report.created)} created, {len(report.updated)} updated"
+    )
 
 
-def _export(output: Optional[Path], text_of: Callable[[Any], str]) -> None:
+def _export(output: Path | None, text_of: Callable[[Any], str]) -> None:
     """Write what ``text_of`` reads from the ledger (one read transaction) to ``output``."""
     with _errors():
         ledger = _ledger()
@@ -235,8 +235,7 @@ def _export(output: Optional[Path], text_of: Callable[[Any], str]) -> None:
 
 @roster_app.command("export")
 def roster_export(
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="File to write (default: standard output)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Write people, identities, terms, WG roles and reference lists as roster TOML."""
     from ledger.roster import export_roster
@@ -247,25 +246,28 @@ def roster_export(
 @person_app.command("export")
 def person_export(
     person: str = typer.Argument(..., help="Person id or handle."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="File to write (default: standard output)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Everything the ledger holds about a person, as JSON."""
     from ledger.privacy import export_person
     from ledger.repo import get_person
 
-    _export(output, lambda session: json.dumps(export_person(session, get_person(session, person)),
-                                               ensure_ascii=False, indent=2) + "\n")
+    _export(
+        output,
+        lambda session: (
+            json.dumps(export_person(session, get_person(session, person)), ensure_ascii=False, indent=2) + "\n"
+        ),
+    )
 
 
 @person_app.command("erase")
 def person_erase(
     person: str = typer.Argument(..., help="Person id or handle."),
-    reason: str = typer.Option(..., "--reason", help="Why (kept in the ledger, hashed in "
-                               "the audit log)."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the ledger, hashed in the audit log)."),
     actor: str = typer.Option("operator", "--actor", help=ACTOR_HELP),
-    skip_prefect: bool = typer.Option(False, "--skip-prefect", help="Erase the ledger only, "
-                                      "leaving Prefect's runs and artifacts as they are."),
+    skip_prefect: bool = typer.Option(
+        False, "--skip-prefect", help="Erase the ledger only, leaving Prefect's runs and artifacts as they are."
+    ),
 ) -> None:
     """Erase a person's personal data, keep the decisions, record the erasure; their names
     and answers are also redacted from Prefect's runs and artifacts (R-PRIVACY-3)."""
@@ -282,8 +284,7 @@ def person_erase(
         if api is not None:
             # Inside the transaction: when Prefect cannot be reached nothing is erased, so
             # the values to search for are not lost.
-            redacted.update(_redact_prefect(api, values,
-                                            replacement=f"erased-{erasure.person_id}"))
+            redacted.update(_redact_prefect(api, values, replacement=f"erased-{erasure.person_id}"))
         return erasure.person_id, erasure.id
 
     with _errors():
@@ -294,15 +295,22 @@ def person_erase(
         bridged = erase_before_ledger(ledger, person)
         person_id, erasure_id = ledger.run(work)
     if bridged is not None:
-        typer.echo(f"common room: {bridged['copies_deleted']} bridged cop(ies) deleted, "
-                   f"{len(bridged['refused'])} refused by their platform")
+        typer.echo(
+            f"common room: {bridged['copies_deleted']} bridged cop(ies) deleted, "
+            f"{len(bridged['refused'])} refused by their platform"
+        )
     typer.echo(f"person:{person_id} erased (erasure {erasure_id}); decisions kept")
     if api is None:
-        typer.echo("Prefect: not searched (" + ("--skip-prefect" if skip_prefect else
-                   "PREFECT_API_URL is not set and no `charterflow up` is running") + ")")
+        typer.echo(
+            "Prefect: not searched ("
+            + ("--skip-prefect" if skip_prefect else "PREFECT_API_URL is not set and no `charterflow up` is running")
+            + ")"
+        )
     else:
-        typer.echo(f"Prefect ({api}): redacted {redacted['artifacts']} artifact(s), "
-                   f"{redacted['flow_runs']} flow run(s), {redacted['task_runs']} task run(s)")
+        typer.echo(
+            f"Prefect ({api}): redacted {redacted['artifacts']} artifact(s), "
+            f"{redacted['flow_runs']} flow run(s), {redacted['task_runs']} task run(s)"
+        )
 
 
 def _prefect_api() -> str | None:
@@ -335,7 +343,7 @@ def _redact_prefect(api: str, values: list[str], *, replacement: str) -> dict[st
         with prefect_http(api, timeout=30.0) as http:
             return redact(http, values, replacement=replacement)
     except httpx.HTTPError as exc:
-        raise ValueError(f"Prefect at {api} could not be searched ({type(exc).__name__}): nothing "
-                         "erased; start it, or use --skip-prefect to erase the ledger only") from None
-
-
+        raise ValueError(
+            f"Prefect at {api} could not be searched ({type(exc).__name__}): nothing "
+            "erased; start it, or use --skip-prefect to erase the ledger only"
+        ) from None

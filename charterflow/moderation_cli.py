@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Optional
 
 import typer
 
@@ -29,43 +28,54 @@ def _when(value: str | None, option: str) -> datetime | None:
 
 def _format(figures: dict, label: str = "") -> str:
     period = f"{figures['period']['start'][:10]} to {figures['period']['end'][:10]}"
-    lines = [f"Moderation consistency, {label + ': ' if label else ''}{period}",
-             f"{figures['actions']} actions", "", "Actions per platform and type:"]
-    lines += [f"  {platform}: " + ", ".join(f"{a} {n}" for a, n in counts.items())
-              for platform, counts in figures["per_platform"].items()] or ["  none"]
+    lines = [
+        f"Moderation consistency, {label + ': ' if label else ''}{period}",
+        f"{figures['actions']} actions",
+        "",
+        "Actions per platform and type:",
+    ]
+    lines += [
+        f"  {platform}: " + ", ".join(f"{a} {n}" for a, n in counts.items())
+        for platform, counts in figures["per_platform"].items()
+    ] or ["  none"]
     flag = figures["flag_to_action"]
     if not flag["flags_handled"]:
         median = "none (no flag was handled)"
     else:
         median = "n/a" if flag["median_minutes"] is None else f"{flag['median_minutes']} minutes"
-        median += (f" ({flag['with_flag_time']} of {flag['flags_handled']} handled flags have "
-                   "a flag time)")
-    lines += ["", f"Forum, median time from flag to action: {median}",
-              "", "Sanctioned on one platform only:"]
-    lines += [f"  {i['subject']}: on {', '.join(i['sanctioned_on'])}; not on {', '.join(i['not_on'])}"
-              for i in figures["one_platform_only"]] or ["  none"]
+        median += f" ({flag['with_flag_time']} of {flag['flags_handled']} handled flags have a flag time)"
+    lines += ["", f"Forum, median time from flag to action: {median}", "", "Sanctioned on one platform only:"]
+    lines += [
+        f"  {i['subject']}: on {', '.join(i['sanctioned_on'])}; not on {', '.join(i['not_on'])}"
+        for i in figures["one_platform_only"]
+    ] or ["  none"]
     lines += ["", "Moderators' reasons, grouped:"]
-    lines += [f"  {r['count']:>4}  {r['reason']}  ({', '.join(f'{a} {n}' for a, n in r['actions'].items())})"
-              for r in figures["reasons"]] or ["  none"]
+    lines += [
+        f"  {r['count']:>4}  {r['reason']}  ({', '.join(f'{a} {n}' for a, n in r['actions'].items())})"
+        for r in figures["reasons"]
+    ] or ["  none"]
     return "\n".join(lines)
 
 
 # The commands this module adds to `charterflow`: charterflow/cli.py does
 # `app.add_typer(moderation_cli.app)`.
 app = typer.Typer()
-group = typer.Typer(help="Consistent moderation across platforms: report, links, alerts (issue 13).",
-                    no_args_is_help=True)
+group = typer.Typer(
+    help="Consistent moderation across platforms: report, links, alerts (issue 13).", no_args_is_help=True
+)
 links = typer.Typer(help="Links between one person's accounts on two platforms.", no_args_is_help=True)
 group.add_typer(links, name="links")
 app.add_typer(group, name="moderation")
 
 
 @group.command("report")
-def report(since: Optional[str] = typer.Option(
-               None, "--since", help="Start date, YYYY-MM-DD (UTC; default: the start of "
-                                     "this quarter)."),
-           until: Optional[str] = typer.Option(None, "--until", help="End date (default: now)."),
-           as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+def report(
+    since: str | None = typer.Option(
+        None, "--since", help="Start date, YYYY-MM-DD (UTC; default: the start of this quarter)."
+    ),
+    until: str | None = typer.Option(None, "--until", help="End date (default: now)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
     """Actions per platform and type, Forum flag-to-action time, people sanctioned on one
     platform only, moderators' reasons grouped. Without --since: this quarter so far."""
     from flows.moderation.figures import figures_between
@@ -88,8 +98,10 @@ def report(since: Optional[str] = typer.Option(
 
 
 @group.command("ack")
-def ack(alert_id: int = typer.Argument(..., help="The alert number (in the alert's text)."),
-        by: str = typer.Option(..., "--by", help="Who acknowledges (a moderator's name).")) -> None:
+def ack(
+    alert_id: int = typer.Argument(..., help="The alert number (in the alert's text)."),
+    by: str = typer.Option(..., "--by", help="Who acknowledges (a moderator's name)."),
+) -> None:
     """Acknowledge an alert (the Forum has no button; Discord's button does the same)."""
     from flows.kit import context
     from flows.moderation.alerts import show_acknowledged
@@ -100,8 +112,7 @@ def ack(alert_id: int = typer.Argument(..., help="The alert number (in the alert
             raise ValueError("--by: a name is needed")
         ctx = context(None)
         with ctx.ledger.transaction() as session:
-            alert, first = modlog.acknowledge_alert(session, alert_id, by=by.strip(), at=ctx.now,
-                                                    actor="operator")
+            alert, first = modlog.acknowledge_alert(session, alert_id, by=by.strip(), at=ctx.now, actor="operator")
             who = alert.acknowledged_by
         show_acknowledged(ctx, alert_id)
     typer.echo(f"alert {alert_id} acknowledged by {who}" + ("" if first else " (already)"))
@@ -117,8 +128,9 @@ def _decide(link_id: int, by: str, confirm: bool) -> None:
             raise ValueError("--by: a name is needed")
         ctx = context(None)
         with ctx.ledger.transaction() as session:
-            link, first = modlog.decide_link(session, link_id, confirm=confirm, by=by.strip(), at=ctx.now,
-                                             actor="operator")
+            link, first = modlog.decide_link(
+                session, link_id, confirm=confirm, by=by.strip(), at=ctx.now, actor="operator"
+            )
             status = link.status
         show_link_decision(ctx, link_id)
         if status == "confirmed":
@@ -127,8 +139,7 @@ def _decide(link_id: int, by: str, confirm: bool) -> None:
 
 
 @links.command("list")
-def list_links(status: Optional[str] = typer.Option(None, "--status",
-                                                    help="suggested, confirmed or rejected.")) -> None:
+def list_links(status: str | None = typer.Option(None, "--status", help="suggested, confirmed or rejected.")) -> None:
     """The links (newest first)."""
     from flows.platforms import current_ledger
     from ledger import moderation as modlog
@@ -136,9 +147,13 @@ def list_links(status: Optional[str] = typer.Option(None, "--status",
     with one_line_errors():
         with current_ledger().read() as session:
             rows = modlog.links(session, status=status)
-            out = [f"{r.id:>5}  {r.status:<9}  {r.platform_a}:{r.username_a or r.account_a} = "
-                   f"{r.platform_b}:{r.username_b or r.account_b}  ({r.basis}"
-                   + (f", {r.decided_by}" if r.decided_by else "") + ")" for r in rows]
+            out = [
+                f"{r.id:>5}  {r.status:<9}  {r.platform_a}:{r.username_a or r.account_a} = "
+                f"{r.platform_b}:{r.username_b or r.account_b}  ({r.basis}"
+                + (f", {r.decided_by}" if r.decided_by else "")
+                + ")"
+                for r in rows
+            ]
     typer.echo("\n".join(out) if out else "no links")
 
 
@@ -164,8 +179,7 @@ def sync() -> None:
 
 
 @group.command("digest")
-def digest(day: Optional[str] = typer.Option(None, "--day",
-                                             help="The day, YYYY-MM-DD (default: yesterday).")) -> None:
+def digest(day: str | None = typer.Option(None, "--day", help="The day, YYYY-MM-DD (default: yesterday).")) -> None:
     """Post the digest of a day to every moderator space (once per day and platform)."""
     from flows.moderation.digest import moderation_digest
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,16 +17,21 @@ from charterflow.cli_errors import fail, one_line_errors
 
 
 def doctor(
-    platform: Optional[list[str]] = typer.Option(
-        None, "--platform", help="Check only this platform (repeatable): discord, discourse, slack, or a plugin's (matrix)."),
+    platform: list[str] | None = typer.Option(
+        None,
+        "--platform",
+        help="Check only this platform (repeatable): discord, discourse, slack, or a plugin's (matrix).",
+    ),
     sandboxes: bool = typer.Option(
-        False, "--sandboxes", help="Check the three sandboxes (default seeds) served on 127.0.0.1 instead."),
+        False, "--sandboxes", help="Check the three sandboxes (default seeds) served on 127.0.0.1 instead."
+    ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per check instead of text lines."),
 ) -> None:
     """Check tokens, permissions, role positions, scopes, configured names and secrets."""
     import logging
 
-    from charterflow.doctor import run_doctor, sandboxes as serve_sandboxes
+    from charterflow.doctor import run_doctor
+    from charterflow.doctor import sandboxes as serve_sandboxes
 
     # Each failure becomes a check line; the connectors' retry logs would only repeat it.
     logging.getLogger("charterflow.connectors").setLevel(logging.CRITICAL)
@@ -45,12 +49,16 @@ def doctor(
     failures = sum(not c.ok for c in report.checks)
     platforms_run = sorted({c.platform for c in report.checks} - {"gateway"})
     if not platforms_run:
-        typer.echo("FAIL  no platform is configured: set the CHARTERFLOW_DISCORD_*, CHARTERFLOW_DISCOURSE_* or "
-                   "CHARTERFLOW_SLACK_* variables (docs/production.md), or try --sandboxes", err=False)
+        typer.echo(
+            "FAIL  no platform is configured: set the CHARTERFLOW_DISCORD_*, CHARTERFLOW_DISCOURSE_* or "
+            "CHARTERFLOW_SLACK_* variables (docs/production.md), or try --sandboxes",
+            err=False,
+        )
         raise typer.Exit(1)
     if not as_json:
-        typer.echo(f"{len(report.checks)} checks, {failures} failed" if failures
-                   else f"{len(report.checks)} checks, all ok")
+        typer.echo(
+            f"{len(report.checks)} checks, {failures} failed" if failures else f"{len(report.checks)} checks, all ok"
+        )
     raise typer.Exit(1 if failures else 0)
 
 
@@ -70,15 +78,19 @@ def _job_variables(pairs: list[str]) -> dict[str, object]:
 def deploy(
     work_pool: str = typer.Option(..., "--work-pool", help="The Prefect work pool to register the deployments to."),
     create_pool: bool = typer.Option(False, "--create-pool", help="Create the pool if it does not exist."),
-    pool_type: str = typer.Option("process", "--pool-type",
-                                  help="Type of a pool made by --create-pool: process, docker, kubernetes…"),
-    image: Optional[str] = typer.Option(None, "--image",
-                                        help="Docker/Kubernetes pools: an image with charterflow installed."),
-    working_dir: Optional[Path] = typer.Option(
-        None, "--working-dir", help="Where flow runs start (process pools default to this directory)."),
-    work_queue: Optional[str] = typer.Option(None, "--work-queue", help="A queue of the pool (default: its default)."),
-    job_variable: Optional[list[str]] = typer.Option(
-        None, "--job-variable", help="KEY=VALUE job variable for every deployment (repeatable; VALUE may be JSON)."),
+    pool_type: str = typer.Option(
+        "process", "--pool-type", help="Type of a pool made by --create-pool: process, docker, kubernetes…"
+    ),
+    image: str | None = typer.Option(
+        None, "--image", help="Docker/Kubernetes pools: an image with charterflow installed."
+    ),
+    working_dir: Path | None = typer.Option(
+        None, "--working-dir", help="Where flow runs start (process pools default to this directory)."
+    ),
+    work_queue: str | None = typer.Option(None, "--work-queue", help="A queue of the pool (default: its default)."),
+    job_variable: list[str] | None = typer.Option(
+        None, "--job-variable", help="KEY=VALUE job variable for every deployment (repeatable; VALUE may be JSON)."
+    ),
 ) -> None:
     """Register every deployment, with its schedules, to a Prefect work pool (for workers)."""
     import httpx
@@ -90,23 +102,35 @@ def deploy(
         fail("--work-pool needs a name")
     api = PREFECT_API_URL.value()
     if not api:  # else Prefect would start a throwaway in-process server no worker can see
-        fail("PREFECT_API_URL is not set: set it to the Prefect server the workers poll "
-             "(e.g. http://prefect.internal:4200/api)")
+        fail(
+            "PREFECT_API_URL is not set: set it to the Prefect server the workers poll "
+            "(e.g. http://prefect.internal:4200/api)"
+        )
     variables = _job_variables(job_variable or [])
     with one_line_errors():
         try:
-            done = deploy_to_pool(work_pool=work_pool.strip(), create_pool=create_pool, pool_type=pool_type,
-                                  image=image, working_dir=working_dir, work_queue=work_queue,
-                                  job_variables=variables, echo=typer.echo)
+            done = deploy_to_pool(
+                work_pool=work_pool.strip(),
+                create_pool=create_pool,
+                pool_type=pool_type,
+                image=image,
+                working_dir=working_dir,
+                work_queue=work_queue,
+                job_variables=variables,
+                echo=typer.echo,
+            )
         except httpx.HTTPError as exc:
-            fail(f"cannot reach the Prefect API at {api} ({type(exc).__name__}): start the server or fix "
-                 "PREFECT_API_URL")
+            fail(
+                f"cannot reach the Prefect API at {api} ({type(exc).__name__}): start the server or fix PREFECT_API_URL"
+            )
         except Exception as exc:  # Prefect's own errors (a refused deployment) as one line
             if type(exc).__module__.startswith("prefect"):
                 fail(f"Prefect refused: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
             raise
-    typer.echo(f"{len(done)} deployments in work pool {work_pool!r}; start a worker with: "
-               f"prefect worker start --pool {work_pool}")
+    typer.echo(
+        f"{len(done)} deployments in work pool {work_pool!r}; start a worker with: "
+        f"prefect worker start --pool {work_pool}"
+    )
 
 
 # The commands this module adds to `charterflow`: charterflow/cli.py does

@@ -36,28 +36,47 @@ def rows(session: Any, *, charter: Any, now: datetime) -> list[dict[str, Any]]:
     states = ledger_platforms.states(session, charter_platforms=charter.platforms)
     counted = set(admin_platforms(states, at=now))
     installed = {ep.name for ep in entry_points(group=GROUP)}
-    return [{"platform": name, "state": s.state, "since": s.since,
-             "trial_ends_at": s.trial_ends_at, "first_admin_at": s.first_admin_at,
-             "admin_invariants": name in counted,
-             "connector": "installed" if name in installed else "not installed"}
-            for name, s in states.items()]
+    return [
+        {
+            "platform": name,
+            "state": s.state,
+            "since": s.since,
+            "trial_ends_at": s.trial_ends_at,
+            "first_admin_at": s.first_admin_at,
+            "admin_invariants": name in counted,
+            "connector": "installed" if name in installed else "not installed",
+        }
+        for name, s in states.items()
+    ]
 
 
 def history_rows(session: Any) -> list[dict[str, Any]]:
     """Every recorded step, oldest first."""
     from ledger import platforms as ledger_platforms
 
-    return [{"id": r.id, "platform": r.platform, "state": r.state, "since": r.since,
-             "trial_ends_at": r.trial_ends_at, "decided_by": r.decided_by,
-             "proposal": r.proposal_id, "note": r.note} for r in ledger_platforms.history(session)]
+    return [
+        {
+            "id": r.id,
+            "platform": r.platform,
+            "state": r.state,
+            "since": r.since,
+            "trial_ends_at": r.trial_ends_at,
+            "decided_by": r.decided_by,
+            "proposal": r.proposal_id,
+            "note": r.note,
+        }
+        for r in ledger_platforms.history(session)
+    ]
 
 
 def _table(items: list[dict[str, Any]], recorded: bool) -> str:
     lines = ["platform    state     since       trial ends  R-ADMIN  connector"]
     for r in items:
-        lines.append(f"{r['platform'][:11]:<11} {r['state']:<9} {_day(r['since']):<11} "
-                     f"{_day(r['trial_ends_at']):<11} {'counts' if r['admin_invariants'] else '-':<8} "
-                     f"{r['connector']}")
+        lines.append(
+            f"{r['platform'][:11]:<11} {r['state']:<9} {_day(r['since']):<11} "
+            f"{_day(r['trial_ends_at']):<11} {'counts' if r['admin_invariants'] else '-':<8} "
+            f"{r['connector']}"
+        )
     if not recorded:
         lines.append("(from the charter file: no change recorded in the ledger yet)")
     return "\n".join(lines)
@@ -76,8 +95,9 @@ def _history(items: list[dict[str, Any]]) -> str:
 # The commands this module adds to `charterflow`: charterflow/cli.py does
 # `app.add_typer(platforms_cli.app)`.
 app = typer.Typer()
-platforms = typer.Typer(help="The approved community platforms and their history "
-                             "(R-PLATFORM).", invoke_without_command=True)
+platforms = typer.Typer(
+    help="The approved community platforms and their history (R-PLATFORM).", invoke_without_command=True
+)
 
 
 @platforms.callback()
@@ -123,5 +143,6 @@ def retire_cmd(platform: str = typer.Argument(..., help="A retiring platform's n
     typer.echo(f"{name}: {result['status']}: {result['reason']}")
     if result["status"] != "retired":
         raise typer.Exit(1)
+
 
 app.add_typer(platforms, name="platforms")

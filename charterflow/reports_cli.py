@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,10 +21,10 @@ from charterflow.cli_errors import one_line_errors
 
 
 def draft_command(
-    quarter: Optional[str] = typer.Option(None, "--quarter", "-q",
-                                          help="The quarter, e.g. 2026Q3 (default: the quarter just ended)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o",
-                                       help="Directory to write to (default ./report-<quarter>)."),
+    quarter: str | None = typer.Option(
+        None, "--quarter", "-q", help="The quarter, e.g. 2026Q3 (default: the quarter just ended)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Directory to write to (default ./report-<quarter>)."),
 ) -> None:
     """Render the quarterly report (three texts and three charts) without publishing it."""
     from flows.reports.quarterly import chart_files, draft
@@ -36,13 +35,15 @@ def draft_command(
         q = Quarter.parse(quarter) if quarter else Quarter.just_ended(now)
         d = draft(_ledger(), q, now=now)
         if not d.privacy.allowed:
-            typer.echo(f"refused by {d.privacy.ruling}: {d.privacy.reason}; nothing written",
-                       err=True)
+            typer.echo(f"refused by {d.privacy.ruling}: {d.privacy.reason}; nothing written", err=True)
             raise typer.Exit(1)
         folder = out or Path(f"report-{q.label}")
         folder.mkdir(parents=True, exist_ok=True)
-        files = {"forum.md": f"# {d.texts.forum_title}\n\n{d.texts.forum}",
-                 "discord.txt": d.texts.discord + "\n", "board.json": d.texts.board_json()}
+        files = {
+            "forum.md": f"# {d.texts.forum_title}\n\n{d.texts.forum}",
+            "discord.txt": d.texts.discord + "\n",
+            "board.json": d.texts.board_json(),
+        }
         for name, text in files.items():
             (folder / name).write_text(text, encoding="utf-8")
         names = chart_files(q)
@@ -57,8 +58,9 @@ def draft_command(
 # The commands this module adds to `charterflow`: charterflow/cli.py does
 # `app.add_typer(reports_cli.app)`.
 app = typer.Typer()
-reports = typer.Typer(help="Quarterly reports (R-REPORT): draft locally; publishing needs "
-                           "a member's approval (see docs/reports.md).",
-                      no_args_is_help=True)
+reports = typer.Typer(
+    help="Quarterly reports (R-REPORT): draft locally; publishing needs a member's approval (see docs/reports.md).",
+    no_args_is_help=True,
+)
 reports.command("draft")(draft_command)
 app.add_typer(reports, name="reports")

@@ -21,21 +21,21 @@ Other errors print one line ``error: …`` to stderr and exit 2.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from charterflow.cli_errors import fail as _fail, one_line_errors as _errors
+from charterflow.cli_errors import one_line_errors as _errors
 
-OVERRIDE_HELP = ("Apply a plan the guardrails refuse; the reason is recorded in the audit log "
-                 "and the refusals become warnings.")
+OVERRIDE_HELP = (
+    "Apply a plan the guardrails refuse; the reason is recorded in the audit log and the refusals become warnings."
+)
 
 
-def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
-    from flows.kit import context
+def _run(*, confirm: bool, override_reason: str | None, actor: str) -> None:
     from connectors.errors import ConnectorError
-    from flows.roles.plan import (apply_plan, build_plan, decision_ref_for, explain, format_plan,
-                                  record_refusal)
+    from flows.kit import context
+    from flows.roles.plan import apply_plan, build_plan, decision_ref_for, explain, format_plan, record_refusal
 
     with _errors():
         if override_reason is not None and not override_reason.strip():
@@ -44,8 +44,7 @@ def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
         try:
             shown = build_plan(ctx, override_reason=override_reason, tolerate_unreachable=True)
         except ConnectorError as exc:  # reading a platform failed: say what to fix there
-            raise ConnectorError(explain(exc.platform, str(exc)), platform=exc.platform,
-                                 status=exc.status) from None
+            raise ConnectorError(explain(exc.platform, str(exc)), platform=exc.platform, status=exc.status) from None
         typer.echo(format_plan(shown))
         if not shown.allowed:
             if confirm:
@@ -57,8 +56,11 @@ def _run(*, confirm: bool, override_reason: Optional[str], actor: str) -> None:
             return
         if shown.unreached and not override_reason:
             # R-ADMIN-3 looks at every platform at once: a plan judged on some cannot be sent.
-            typer.echo(f"verdict unknown for {', '.join(sorted(shown.unreached))}: nothing sent "
-                       "(reach every platform, or apply with --override-reason)", err=True)
+            typer.echo(
+                f"verdict unknown for {', '.join(sorted(shown.unreached))}: nothing sent "
+                "(reach every platform, or apply with --override-reason)",
+                err=True,
+            )
             raise typer.Exit(1)
         if not shown.plan.changes:
             typer.echo("nothing to apply")
@@ -71,8 +73,10 @@ def _report(result: dict[str, Any]) -> None:
     for key in result["applied"]:
         typer.echo(f"applied {key}")
     for key in result["pending"]:
-        typer.echo(f"PENDING {key}: Discourse e-mailed a confirmation link to its API admin; "
-                   "the grant counts once it is opened (check with `charterflow roles plan`)")
+        typer.echo(
+            f"PENDING {key}: Discourse e-mailed a confirmation link to its API admin; "
+            "the grant counts once it is opened (check with `charterflow roles plan`)"
+        )
     for key, why in result["failed"].items():
         typer.echo(f"FAILED {key}: {why}")
     for key in result["not_applied"]:
@@ -81,8 +85,11 @@ def _report(result: dict[str, Any]) -> None:
     for item in result["refused"] + result["unexpected"]:
         typer.echo(f"unexpected: {item}")
     if result["failed"]:
-        typer.echo("stopped at the first platform error: fix the platform setting above, "
-                   "then apply again (only what is missing is sent)", err=True)
+        typer.echo(
+            "stopped at the first platform error: fix the platform setting above, "
+            "then apply again (only what is missing is sent)",
+            err=True,
+        )
     if result["not_applied"] or result["refused"] or result["unexpected"]:
         raise typer.Exit(1)
 
@@ -90,13 +97,12 @@ def _report(result: dict[str, Any]) -> None:
 # The commands this module adds to `charterflow`: charterflow/cli.py does
 # `app.add_typer(roles_cli.app)`.
 app = typer.Typer()
-roles = typer.Typer(help="Platform roles as code: plan, then apply (R-ADMIN-1..3).",
-                    no_args_is_help=True)
+roles = typer.Typer(help="Platform roles as code: plan, then apply (R-ADMIN-1..3).", no_args_is_help=True)
 
 
 @roles.command("plan")
 def plan_cmd(
-    override_reason: Optional[str] = typer.Option(None, "--override-reason", help=OVERRIDE_HELP),
+    override_reason: str | None = typer.Option(None, "--override-reason", help=OVERRIDE_HELP),
 ) -> None:
     """Show the difference between the ledger and the platforms, and the verdict. Sends nothing."""
     _run(confirm=False, override_reason=override_reason, actor="operator")
@@ -105,9 +111,8 @@ def plan_cmd(
 @roles.command("apply")
 def apply_cmd(
     confirm: bool = typer.Option(False, "--confirm", help="Send the changes (else a dry run)."),
-    override_reason: Optional[str] = typer.Option(None, "--override-reason", help=OVERRIDE_HELP),
-    actor: str = typer.Option("operator", "--actor",
-                              help="Who acts, as an audit reference (operator, person:12, …)."),
+    override_reason: str | None = typer.Option(None, "--override-reason", help=OVERRIDE_HELP),
+    actor: str = typer.Option("operator", "--actor", help="Who acts, as an audit reference (operator, person:12, …)."),
 ) -> None:
     """Apply exactly the plan shown, and record every change (only with --confirm)."""
     _run(confirm=confirm, override_reason=override_reason, actor=actor)
@@ -115,7 +120,7 @@ def apply_cmd(
 
 @roles.command("dump")
 def dump_cmd(
-    out: Optional[Path] = typer.Option(None, "--out", help="Write to FILE (default: stdout)."),
+    out: Path | None = typer.Option(None, "--out", help="Write to FILE (default: stdout)."),
 ) -> None:
     """Write today's observed platform roles in the roster format (reads only)."""
     from flows.kit import context
@@ -142,11 +147,15 @@ def import_cmd(
     with _errors():
         text = file.read_text(encoding="utf-8")
         result = import_roles(context(None), text, source=str(file), actor=actor)
-        typer.echo(f"{file}: {result['people']} people; {result['recorded']} role(s) "
-                   f"recorded as desired ({result['decision']}); see `charterflow roles plan`")
+        typer.echo(
+            f"{file}: {result['people']} people; {result['recorded']} role(s) "
+            f"recorded as desired ({result['decision']}); see `charterflow roles plan`"
+        )
 
-training = typer.Typer(help="Moderator training (R-TRAIN): who has acknowledged the guide.",
-                       invoke_without_command=True)
+
+training = typer.Typer(
+    help="Moderator training (R-TRAIN): who has acknowledged the guide.", invoke_without_command=True
+)
 
 
 @training.callback()
@@ -190,11 +199,11 @@ def training_ack(
 
     with _errors():
         try:
-            new = acknowledge_by_operator(context(None), person=person, platform=platform,
-                                          actor=actor)
+            new = acknowledge_by_operator(context(None), person=person, platform=platform, actor=actor)
         except LookupError as exc:
             raise ValueError(str(exc).strip("'\"")) from None
     typer.echo("recorded" if new else "already acknowledged")
+
 
 roles.add_typer(training, name="training")
 app.add_typer(roles, name="roles")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Optional
 
 import typer
 
 from charterflow.cli_errors import fail, one_line_errors
 
-safety_app = typer.Typer(help="Community reports: the queue, the CoC referral, the figures (issue 22).",
-                  no_args_is_help=True)
+safety_app = typer.Typer(
+    help="Community reports: the queue, the CoC referral, the figures (issue 22).", no_args_is_help=True
+)
 
 
 # `charterflow` adds this module with `app.add_typer(safety_cli.app)`.
@@ -28,20 +28,24 @@ app.add_typer(safety_app, name="safety")
 def format_figures(found: dict) -> str:
     """The figures as text, one block per platform."""
     period = found.get("period") or {}
-    lines = [f"Community reports {(period.get('start') or '')[:10]} to {(period.get('end') or '')[:10]} "
-             "(R-SAFE-3)"]
+    lines = [f"Community reports {(period.get('start') or '')[:10]} to {(period.get('end') or '')[:10]} (R-SAFE-3)"]
     for platform, f in found["platforms"].items():
         first, done = f["first_response_hours"], f["resolution_hours"]
-        lines += ["", f"{platform}: {f['reports']} reports, {f['open']} still open",
-                  f"  first response, hours: median {first['median']}, p90 {first['p90']}",
-                  f"  resolution, hours:     median {done['median']}, p90 {done['p90']}",
-                  "  outcomes: " + ", ".join(f"{o} {n}" for o, n in f["outcomes"].items())]
+        lines += [
+            "",
+            f"{platform}: {f['reports']} reports, {f['open']} still open",
+            f"  first response, hours: median {first['median']}, p90 {first['p90']}",
+            f"  resolution, hours:     median {done['median']}, p90 {done['p90']}",
+            "  outcomes: " + ", ".join(f"{o} {n}" for o, n in f["outcomes"].items()),
+        ]
     return "\n".join(lines)
 
 
 @safety_app.command("report")
-def report(days: int = typer.Option(90, "--days", min=1, help="How many days back (default 90)."),
-           as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+def report(
+    days: int = typer.Option(90, "--days", min=1, help="How many days back (default 90)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
     """Median and p90 time to first response and to resolution per platform, counts by outcome."""
     from flows.platforms import current_ledger
     from flows.safety.flows import figures_between
@@ -53,8 +57,9 @@ def report(days: int = typer.Option(90, "--days", min=1, help="How many days bac
 
 
 @safety_app.command("list")
-def list_reports(state: Optional[str] = typer.Option(None, "--state", help="open, claimed, resolved or referred.")
-                 ) -> None:
+def list_reports(
+    state: str | None = typer.Option(None, "--state", help="open, claimed, resolved or referred."),
+) -> None:
     """The queue, oldest first (a referred report shows only that it was referred: R-SAFE-2)."""
     from flows.platforms import current_ledger
     from ledger import safety as queue_ledger
@@ -62,10 +67,17 @@ def list_reports(state: Optional[str] = typer.Option(None, "--state", help="open
     with one_line_errors():
         with current_ledger().read() as session:
             rows = queue_ledger.queue(session, states=(state,) if state else None)
-            out = [f"{r.id:>5}  {r.state:<8}  {r.platform:<9}  a {r.target_kind}"
-                   + ("" if r.state == "referred" else f"  {r.target_username or r.target_link or ''}"
-                      + (f"  claimed by {r.claimed_by}" if r.claimed_by else "")
-                      + (f"  outcome {r.outcome}" if r.outcome else "")) for r in rows]
+            out = [
+                f"{r.id:>5}  {r.state:<8}  {r.platform:<9}  a {r.target_kind}"
+                + (
+                    ""
+                    if r.state == "referred"
+                    else f"  {r.target_username or r.target_link or ''}"
+                    + (f"  claimed by {r.claimed_by}" if r.claimed_by else "")
+                    + (f"  outcome {r.outcome}" if r.outcome else "")
+                )
+                for r in rows
+            ]
     typer.echo("\n".join(out) if out else "no reports")
 
 
@@ -87,16 +99,19 @@ def claim(report_id: int = typer.Argument(...), by: str = typer.Option(..., "--b
 
 
 @safety_app.command("resolve")
-def resolve(report_id: int = typer.Argument(...),
-            outcome: str = typer.Option(..., "--outcome", help="no_action, warned, removed_content or sanctioned."),
-            by: str = typer.Option(..., "--by", help="The moderator.")) -> None:
+def resolve(
+    report_id: int = typer.Argument(...),
+    outcome: str = typer.Option(..., "--outcome", help="no_action, warned, removed_content or sanctioned."),
+    by: str = typer.Option(..., "--by", help="The moderator."),
+) -> None:
     """Resolve a report with an outcome; its reporter is told it was handled (never the outcome)."""
     from flows.kit import context
     from flows.safety import queue
 
     with one_line_errors():
-        result, text = queue.resolve(context(None), report_id, outcome=outcome, by=_by(by), actor="operator",
-                                     is_moderator=True)
+        result, text = queue.resolve(
+            context(None), report_id, outcome=outcome, by=_by(by), actor="operator", is_moderator=True
+        )
     if result.startswith("refused"):
         fail(text)
     typer.echo(text)
@@ -116,10 +131,11 @@ def refer(report_id: int = typer.Argument(...), by: str = typer.Option(..., "--b
 
 
 @safety_app.command("coc-outcome")
-def coc_outcome(report_id: int = typer.Argument(...),
-                by: str = typer.Option(..., "--by", help="The CoC Liaison's handle."),
-                text: str = typer.Option(..., "--text", help="The CoC WG's outcome, as the liaison records it.")
-                ) -> None:
+def coc_outcome(
+    report_id: int = typer.Argument(...),
+    by: str = typer.Option(..., "--by", help="The CoC Liaison's handle."),
+    text: str = typer.Option(..., "--text", help="The CoC WG's outcome, as the liaison records it."),
+) -> None:
     """The CoC Liaison records the CoC WG's outcome of a referred report (R-SAFE-2)."""
     from flows.kit import context
     from flows.safety import queue

@@ -30,25 +30,101 @@ BOARD_CHANNEL = "C0BOARD01"
 CATEGORIES = {"General": 4, "Working Group": 5, "Applications": 6, "Ideas": 7, "Moderators": 8}
 
 # Invented name parts: first names and surname halves combined at random.
-FIRST = ("Alder", "Brisa", "Caspian", "Delphine", "Eamon", "Fiora", "Galen", "Hestia", "Idris",
-         "Juniper", "Kestrel", "Lisandre", "Marlow", "Nerys", "Orrin", "Perrin", "Quenby",
-         "Rosalind", "Soren", "Tamsin", "Ulric", "Vesper", "Wynne", "Xanthe", "Yorick", "Zinnia",
-         "Anselm", "Brione", "Corvin", "Daria", "Elowen", "Faro", "Greer", "Halcyon", "Isolde",
-         "Jory", "Kallan", "Liora", "Mabry", "Niamh", "Oswin", "Philippa", "Rhosyn", "Sabine",
-         "Tobiah", "Una", "Valen", "Wilda")
-SURNAME_HEAD = ("Ash", "Bram", "Cinder", "Dusk", "Elm", "Fern", "Gale", "Hollow", "Iron", "Juniper",
-                "Kettle", "Lark", "Moss", "Nettle", "Oak", "Pike", "Quill", "Rook", "Sedge",
-                "Thorn", "Umber", "Vale", "Wren", "Yarrow")
+FIRST = (
+    "Alder",
+    "Brisa",
+    "Caspian",
+    "Delphine",
+    "Eamon",
+    "Fiora",
+    "Galen",
+    "Hestia",
+    "Idris",
+    "Juniper",
+    "Kestrel",
+    "Lisandre",
+    "Marlow",
+    "Nerys",
+    "Orrin",
+    "Perrin",
+    "Quenby",
+    "Rosalind",
+    "Soren",
+    "Tamsin",
+    "Ulric",
+    "Vesper",
+    "Wynne",
+    "Xanthe",
+    "Yorick",
+    "Zinnia",
+    "Anselm",
+    "Brione",
+    "Corvin",
+    "Daria",
+    "Elowen",
+    "Faro",
+    "Greer",
+    "Halcyon",
+    "Isolde",
+    "Jory",
+    "Kallan",
+    "Liora",
+    "Mabry",
+    "Niamh",
+    "Oswin",
+    "Philippa",
+    "Rhosyn",
+    "Sabine",
+    "Tobiah",
+    "Una",
+    "Valen",
+    "Wilda",
+)
+SURNAME_HEAD = (
+    "Ash",
+    "Bram",
+    "Cinder",
+    "Dusk",
+    "Elm",
+    "Fern",
+    "Gale",
+    "Hollow",
+    "Iron",
+    "Juniper",
+    "Kettle",
+    "Lark",
+    "Moss",
+    "Nettle",
+    "Oak",
+    "Pike",
+    "Quill",
+    "Rook",
+    "Sedge",
+    "Thorn",
+    "Umber",
+    "Vale",
+    "Wren",
+    "Yarrow",
+)
 # Uncommon endings: the combinations read as names without being everyday surnames.
 SURNAME_TAIL = ("combe", "fell", "gate", "holt", "mere", "quay", "row", "stead", "thwaite", "wick")
 
 IDEAS = (
-    ("Weekly newcomer office hours on Discord", "A voice channel each Thursday where moderators "
-     "answer first questions, so newcomers get a friendly first answer within a week."),
-    ("Shared moderation glossary for all platforms", "One page that says what warn, timeout and "
-     "suspend mean on the Forum and on Discord, so moderators act alike everywhere."),
-    ("Trial a community calendar feed", "Publish the working group's meetings and events as one "
-     "calendar feed that members can subscribe to from any calendar program."),
+    (
+        "Weekly newcomer office hours on Discord",
+        "A voice channel each Thursday where moderators "
+        "answer first questions, so newcomers get a friendly first answer within a week.",
+    ),
+    (
+        "Shared moderation glossary for all platforms",
+        "One page that says what warn, timeout and "
+        "suspend mean on the Forum and on Discord, so moderators act alike everywhere.",
+    ),
+    (
+        "Trial a community calendar feed",
+        "Publish the working group's meetings and events as one "
+        "calendar feed that members can subscribe to from any calendar program.",
+    ),
 )
 
 
@@ -103,9 +179,16 @@ class Community:
         """People outside the WG who are eligible on Discord alone (R-ELIG-1): the demo's
         applicants, in a fixed order."""
         limit = self.today - timedelta(days=120)
-        return [p for p in self.people
-                if not p.wg and not p.board and p.discord and p.discord["recent_messages"] >= 8
-                and p.discord["joined_at"] <= _at(limit) and not p.roles]
+        return [
+            p
+            for p in self.people
+            if not p.wg
+            and not p.board
+            and p.discord
+            and p.discord["recent_messages"] >= 8
+            and p.discord["joined_at"] <= _at(limit)
+            and not p.roles
+        ]
 
     # ---- sandbox seeds ----------------------------------------------------------------------
 
@@ -118,77 +201,147 @@ class Community:
             roles = sorted(p.roles.get("discord", set()))
             if p.wg:
                 roles.append("wg-member")
-            members.append({"id": p.discord["id"], "username": p.discord["username"],
-                            "global_name": p.name, "roles": roles,
-                            "joined_at": _iso(p.discord["joined_at"]),
-                            "recent_messages": p.discord["recent_messages"],
-                            "older_messages": p.discord["older_messages"]})
+            members.append(
+                {
+                    "id": p.discord["id"],
+                    "username": p.discord["username"],
+                    "global_name": p.name,
+                    "roles": roles,
+                    "joined_at": _iso(p.discord["joined_at"]),
+                    "recent_messages": p.discord["recent_messages"],
+                    "older_messages": p.discord["older_messages"],
+                }
+            )
         return {
-            "guild_id": GUILD_ID, "guild_name": "Online Community (sandbox)",
-            "application_id": APPLICATION_ID, "bot_username": "charterflow",
+            "guild_id": GUILD_ID,
+            "guild_name": "Online Community (sandbox)",
+            "application_id": APPLICATION_ID,
+            "bot_username": "charterflow",
             "roles": [
                 {"name": "wg-member", "position": 1},
                 {"name": "moderator", "position": 2, "permissions": 1 << 13},
                 {"name": "admin", "position": 3, "permissions": 1 << 3},
-                {"name": "charterflow", "position": 4, "permissions": 1 << 28, "managed": True,
-                 "bot_role": True},
+                {"name": "charterflow", "position": 4, "permissions": 1 << 28, "managed": True, "bot_role": True},
             ],
             # "moderators": the moderators' room (reports, R-SAFE-1; the common room, R-COMMS).
-            "channels": [{"name": "general"}, {"name": "wg-private"}, {"name": "announcements"},
-                         {"name": "ideas"}, {"name": "moderators"}],
+            "channels": [
+                {"name": "general"},
+                {"name": "wg-private"},
+                {"name": "announcements"},
+                {"name": "ideas"},
+                {"name": "moderators"},
+            ],
             "members": members,
             # A demo runs several steps in a few seconds: generous, Discord-shaped limits.
-            "settings": {"buckets": {k: [50, 1.0] for k in (
-                "member.get", "members.list", "members.search", "member.roles", "roles",
-                "channels", "messages.search", "message.create", "message.edit", "dm",
-                "threads", "thread.members", "events", "webhook", "callback")}},
+            "settings": {
+                "buckets": {
+                    k: [50, 1.0]
+                    for k in (
+                        "member.get",
+                        "members.list",
+                        "members.search",
+                        "member.roles",
+                        "roles",
+                        "channels",
+                        "messages.search",
+                        "message.create",
+                        "message.edit",
+                        "dm",
+                        "threads",
+                        "thread.members",
+                        "events",
+                        "webhook",
+                        "callback",
+                    )
+                }
+            },
         }
 
     def discourse_seed(self) -> dict[str, Any]:
         """The Forum sandbox's seed (``connectors.discourse.sandbox.SandboxSeed``)."""
-        users = [{"id": -1, "username": "system", "name": "system", "admin": True, "moderator": True,
-                  "trust_level": 4, "created_at": "2022-05-01T00:00:00Z"}]
+        users = [
+            {
+                "id": -1,
+                "username": "system",
+                "name": "system",
+                "admin": True,
+                "moderator": True,
+                "trust_level": 4,
+                "created_at": "2022-05-01T00:00:00Z",
+            }
+        ]
         for p in self.people:
             if not p.forum:
                 continue
             roles = p.roles.get("discourse", set())
-            users.append({**{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in p.forum.items()},
-                          "name": p.name, "admin": "admin" in roles,
-                          "moderator": "moderator" in roles})
+            users.append(
+                {
+                    **{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in p.forum.items()},
+                    "name": p.name,
+                    "admin": "admin" in roles,
+                    "moderator": "moderator" in roles,
+                }
+            )
         wg = [p.forum["username"] for p in self.wg if p.forum]
         return {
-            "api_username": "system", "users": users,
-            "groups": [{"name": "working-group", "full_name": "Online Community Working Group",
-                        "members": wg},
-                       {"name": "moderators", "full_name": "Moderators", "members": [
-                           p.forum["username"] for p in self.moderators("discourse") if p.forum]}],
+            "api_username": "system",
+            "users": users,
+            "groups": [
+                {"name": "working-group", "full_name": "Online Community Working Group", "members": wg},
+                {
+                    "name": "moderators",
+                    "full_name": "Moderators",
+                    "members": [p.forum["username"] for p in self.moderators("discourse") if p.forum],
+                },
+            ],
             "categories": [
                 {"id": CATEGORIES["General"], "name": "General", "slug": "general"},
-                {"id": CATEGORIES["Working Group"], "name": "Working Group",
-                 "slug": "working-group", "read_restricted": True, "color": "652D90",
-                 "permissions": {"working-group": 1}},
+                {
+                    "id": CATEGORIES["Working Group"],
+                    "name": "Working Group",
+                    "slug": "working-group",
+                    "read_restricted": True,
+                    "color": "652D90",
+                    "permissions": {"working-group": 1},
+                },
                 # R-APP-1: new topics here start from the charter's three questions.
-                {"id": CATEGORIES["Applications"], "name": "Applications", "slug": "applications",
-                 "topic_template": TOPIC_TEMPLATE},
+                {
+                    "id": CATEGORIES["Applications"],
+                    "name": "Applications",
+                    "slug": "applications",
+                    "topic_template": TOPIC_TEMPLATE,
+                },
                 {"id": CATEGORIES["Ideas"], "name": "Ideas", "slug": "ideas"},
-                {"id": CATEGORIES["Moderators"], "name": "Moderators", "slug": "moderators",
-                 "read_restricted": True, "permissions": {"moderators": 1}},
+                {
+                    "id": CATEGORIES["Moderators"],
+                    "name": "Moderators",
+                    "slug": "moderators",
+                    "read_restricted": True,
+                    "permissions": {"moderators": 1},
+                },
             ],
             "settings": {"admin_api_limit": 600, "admin_api_window": 60.0},
         }
 
     def slack_seed(self) -> dict[str, Any]:
         """The Slack sandbox's seed: the Board's private channel and a general one."""
-        users = [{"id": p.slack_id, "name": p.handle.replace("_", "."), "real_name": p.name,
-                  "email": f"{p.handle.replace('_', '.')}@example.org"}
-                 for p in self.people if p.slack_id]
+        users = [
+            {
+                "id": p.slack_id,
+                "name": p.handle.replace("_", "."),
+                "real_name": p.name,
+                "email": f"{p.handle.replace('_', '.')}@example.org",
+            }
+            for p in self.people
+            if p.slack_id
+        ]
         board = [p.slack_id for p in self.board]
         return {
-            "team_name": "Sandbox Foundation", "users": users,
+            "team_name": "Sandbox Foundation",
+            "users": users,
             "channels": [
                 {"id": BOARD_CHANNEL, "name": "dsf-board", "is_private": True, "members": board},
-                {"id": "C0GENERAL", "name": "general", "bot_member": False,
-                 "members": [u["id"] for u in users]},
+                {"id": "C0GENERAL", "name": "general", "bot_member": False, "members": [u["id"] for u in users]},
             ],
             "board_channel": BOARD_CHANNEL,
         }
@@ -198,11 +351,16 @@ class Community:
     def roster_toml(self) -> str:
         """The roster (``ledger/README.md`` format 1): the WG, the Board, the Steering Council
         and the platforms' admins and moderators, with their accounts."""
-        lines = ["# Generated by charterflow.seed: an invented community (no real person).",
-                 "[roster]", "format = 1", "", "[lists]",
-                 "board_members = [" + ", ".join(f'"{p.handle}"' for p in self.board) + "]",
-                 "steering_council = [" + ", ".join(
-                     f'"{p.handle}"' for p in self.people if p.steering_council) + "]", ""]
+        lines = [
+            "# Generated by charterflow.seed: an invented community (no real person).",
+            "[roster]",
+            "format = 1",
+            "",
+            "[lists]",
+            "board_members = [" + ", ".join(f'"{p.handle}"' for p in self.board) + "]",
+            "steering_council = [" + ", ".join(f'"{p.handle}"' for p in self.people if p.steering_council) + "]",
+            "",
+        ]
         term_start = self.today - timedelta(days=100)
         for p in self.people:
             if not (p.wg or p.board or p.steering_council or p.roles):
@@ -221,12 +379,19 @@ class Community:
             else:
                 lines.append('membership = "none"')
             lines.append("")
-        assigned = {"chair": "wg-vote", "co_chair": "wg-vote", "coc_liaison": "coc-wg",
-                    "board_liaison": "dsf-board", "sc_liaison": "steering-council"}
+        assigned = {
+            "chair": "wg-vote",
+            "co_chair": "wg-vote",
+            "coc_liaison": "coc-wg",
+            "board_liaison": "dsf-board",
+            "sc_liaison": "steering-council",
+        }
         lines.append("[roles]")
         for role, handle in self.wg_roles.items():
-            lines.append(f'{role} = {{ handle = "{handle}", since = {term_start.isoformat()}, '
-                         f'assigned_by = "{assigned[role]}" }}')
+            lines.append(
+                f'{role} = {{ handle = "{handle}", since = {term_start.isoformat()}, '
+                f'assigned_by = "{assigned[role]}" }}'
+            )
         return "\n".join(lines) + "\n"
 
     def platform_roles(self) -> list[tuple[str, str, str]]:
@@ -271,14 +436,15 @@ def _forum_account(rng: random.Random, i: int, handle: str, today: date) -> dict
     posts = int(visited * rng.uniform(0.05, 2.5))
     seen = rng.randint(0, 200) if rng.random() < 0.8 else rng.randint(0, 30)
     return {
-        "id": 1001 + i, "username": handle,
+        "id": 1001 + i,
+        "username": handle,
         "email": f"{handle.replace('_', '.')}@example.org",
         "trust_level": 0 if visited < 3 else 1 if visited < 15 else 2 if visited < 100 else 3,
         "created_at": _at(today - timedelta(days=age)),
         "last_seen_at": _at(today - timedelta(days=min(seen, age))),
-        "last_posted_at": _at(today - timedelta(days=min(seen + rng.randint(0, 40), age)))
-        if posts else None,
-        "days_visited": visited, "post_count": posts,
+        "last_posted_at": _at(today - timedelta(days=min(seen + rng.randint(0, 40), age))) if posts else None,
+        "days_visited": visited,
+        "post_count": posts,
         "likes_given": int(posts * rng.uniform(0.2, 3.0)),
         "likes_received": int(posts * rng.uniform(0.1, 2.0)),
     }
@@ -297,20 +463,26 @@ def _person(rng: random.Random, i: int, first: str, last: str, today: date) -> P
         person.forum = _forum_account(rng, i, handle, today)
     if on_discord:
         joined = rng.randint(10, 1400)
-        person.discord = {"id": str(400_000_000_000_000_000 + 1001 + i), "username": handle,
-                          "joined_at": _at(today - timedelta(days=joined)),
-                          "recent_messages": rng.choice((0, 0, 1, 2, 4, 7, 12, 25, 60)),
-                          "older_messages": rng.randint(0, 400)}
+        person.discord = {
+            "id": str(400_000_000_000_000_000 + 1001 + i),
+            "username": handle,
+            "joined_at": _at(today - timedelta(days=joined)),
+            "recent_messages": rng.choice((0, 0, 1, 2, 4, 7, 12, 25, 60)),
+            "older_messages": rng.randint(0, 400),
+        }
     return person
 
 
 def _active(p: Person, today: date) -> None:
     """The WG and staff are long-standing, active people."""
-    p.forum.update(created_at=_at(today - timedelta(days=700)), days_visited=300,
-                   post_count=max(p.forum["post_count"], 150), trust_level=3,
-                   last_seen_at=_at(today - timedelta(days=1)))
-    p.discord.update(joined_at=_at(today - timedelta(days=650)),
-                     recent_messages=max(p.discord["recent_messages"], 30))
+    p.forum.update(
+        created_at=_at(today - timedelta(days=700)),
+        days_visited=300,
+        post_count=max(p.forum["post_count"], 150),
+        trust_level=3,
+        last_seen_at=_at(today - timedelta(days=1)),
+    )
+    p.discord.update(joined_at=_at(today - timedelta(days=650)), recent_messages=max(p.discord["recent_messages"], 30))
 
 
 def build(*, today: date | None = None, size: int = 200) -> Community:
@@ -318,8 +490,7 @@ def build(*, today: date | None = None, size: int = 200) -> Community:
     today = today or datetime.now(UTC).date()
     rng = random.Random(SEED)
     people = [_person(rng, i, first, last, today) for i, (first, last) in enumerate(_names(rng, size))]
-    wg, staff, board, sc, applicants = (people[0:7], people[7:15], people[15:19], people[19:21],
-                                        people[21:40])
+    wg, staff, board, sc, applicants = (people[0:7], people[7:15], people[15:19], people[19:21], people[21:40])
     homes = ("discourse", "discord", "discord", "discourse", "discourse", "discord", "discourse")
     for p, home in zip(wg, homes, strict=True):
         _active(p, today)
@@ -327,8 +498,9 @@ def build(*, today: date | None = None, size: int = 200) -> Community:
     for p in staff:
         _active(p, today)
     for p in applicants:  # eligible on Discord (R-ELIG-1), not yet in the WG
-        p.discord.update(joined_at=_at(today - timedelta(days=rng.randint(200, 900))),
-                         recent_messages=rng.randint(9, 40))
+        p.discord.update(
+            joined_at=_at(today - timedelta(days=rng.randint(200, 900))), recent_messages=rng.randint(9, 40)
+        )
     chair, co_chair, coc, board_liaison, sc_liaison = wg[0], wg[1], wg[2], wg[3], wg[4]
     # Admins: two WG members per approved platform (R-ADMIN-2 counts members only), nobody on
     # both (R-ADMIN-1); a staff admin besides on each, shown as "not counted"; moderators.
@@ -349,9 +521,16 @@ def build(*, today: date | None = None, size: int = 200) -> Community:
         p.slack_id = f"U0BRD{n + 1:04d}"
     for p in [sc_liaison, *sc]:
         p.steering_council = True
-    wg_roles = {"chair": chair.handle, "co_chair": co_chair.handle, "coc_liaison": coc.handle,
-                "board_liaison": board_liaison.handle, "sc_liaison": sc_liaison.handle}
+    wg_roles = {
+        "chair": chair.handle,
+        "co_chair": co_chair.handle,
+        "coc_liaison": coc.handle,
+        "board_liaison": board_liaison.handle,
+        "sc_liaison": sc_liaison.handle,
+    }
     authors = [p for p in people[40:] if p.forum] or people
-    ideas = [{"title": title, "body": body, "author": authors[n * 7 % len(authors)].forum["username"]}
-             for n, (title, body) in enumerate(IDEAS)]
+    ideas = [
+        {"title": title, "body": body, "author": authors[n * 7 % len(authors)].forum["username"]}
+        for n, (title, body) in enumerate(IDEAS)
+    ]
     return Community(today=today, people=people, wg_roles=wg_roles, ideas=ideas)

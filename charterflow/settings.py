@@ -36,36 +36,51 @@ class Settings(BaseSettings):
     sandboxes: bool = Field(
         default=True,
         description="`up` starts a seeded sandbox for each platform without credentials (false: "
-                    "such a platform is not served).")
-    inspector_port: int = Field(default=8090, ge=0, le=65535,
-                                description="Port of the sandbox inspector on 127.0.0.1 (0: any free port).")
+        "such a platform is not served).",
+    )
+    inspector_port: int = Field(
+        default=8090, ge=0, le=65535, description="Port of the sandbox inspector on 127.0.0.1 (0: any free port)."
+    )
     inspector_allowed_hosts: str = Field(
         default="",
         description="Host names the sandbox inspector answers to besides 127.0.0.1 and localhost "
-                    "(comma-separated, `name` or `name:port`); any other Host header is refused "
-                    "(DNS rebinding).")
-    sandbox_discord_port: int = Field(default=0, ge=0, le=65535,
-                                      description="Port of the Discord sandbox on 127.0.0.1 (0: any free port).")
-    sandbox_discourse_port: int = Field(default=0, ge=0, le=65535,
-                                        description="Port of the Forum sandbox on 127.0.0.1 (0: any free port).")
-    sandbox_slack_port: int = Field(default=0, ge=0, le=65535,
-                                    description="Port of the Slack sandbox on 127.0.0.1 (0: any free port).")
+        "(comma-separated, `name` or `name:port`); any other Host header is refused "
+        "(DNS rebinding).",
+    )
+    sandbox_discord_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the Discord sandbox on 127.0.0.1 (0: any free port)."
+    )
+    sandbox_discourse_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the Forum sandbox on 127.0.0.1 (0: any free port)."
+    )
+    sandbox_slack_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the Slack sandbox on 127.0.0.1 (0: any free port)."
+    )
     use_up: bool = Field(
         default=True,
         description="Commands that act on the platforms or the ledger (roles, moderation, ideas, "
-                    "reports, roster, …) use the settings of the `up` running under "
-                    "CHARTERFLOW_HOME, and say so (false: your own settings only).")
+        "reports, roster, …) use the settings of the `up` running under "
+        "CHARTERFLOW_HOME, and say so (false: your own settings only).",
+    )
     sandbox_webhook_retry: str = Field(
         default="60,300,1500,7500",
         description="Seconds after which the Forum sandbox sends a webhook the gateway did not take "
-                    "again (comma-separated; Discourse's own schedule by default; empty: never).")
-    sandbox_smtp_port: int = Field(default=0, ge=0, le=65535, description=(
-        "Port of the loopback SMTP sandbox `up` runs when CHARTERFLOW_SMTP_HOST is unset "
-        "(0: any free port)."))
+        "again (comma-separated; Discourse's own schedule by default; empty: never).",
+    )
+    sandbox_smtp_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the loopback SMTP sandbox `up` runs when CHARTERFLOW_SMTP_HOST is unset (0: any free port)."
+        ),
+    )
     worker_stall_seconds: int = Field(
-        default=300, ge=10,
+        default=300,
+        ge=10,
         description="`up` restarts the inbox task worker when events it was given wait this long "
-                    "and it handled nothing meanwhile; those events are dispatched again.")
+        "and it handled nothing meanwhile; those events are dispatched again.",
+    )
 
     def ledger_url(self) -> str:
         """The ledger's SQLAlchemy URL (a secret: do not log it unredacted)."""

@@ -21,8 +21,24 @@ STATE_FILE = "up.json"
 ENV_FILE = "up-env.json"
 USE_UP = "CHARTERFLOW_USE_UP"
 # The top-level commands that act on the platforms, the ledger or Prefect.
-STACK_COMMANDS = frozenset({"roles", "moderation", "ideas", "budget", "reports", "roster", "person",
-                            "audit", "db", "inbox", "doctor", "discord", "platforms", "demo"})
+STACK_COMMANDS = frozenset(
+    {
+        "roles",
+        "moderation",
+        "ideas",
+        "budget",
+        "reports",
+        "roster",
+        "person",
+        "audit",
+        "db",
+        "inbox",
+        "doctor",
+        "discord",
+        "platforms",
+        "demo",
+    }
+)
 LABELS = {"discord": "Discord", "discourse": "Forum (Discourse)", "slack": "Slack"}
 # Never taken from the stack: where to look (already the same) and the switch itself.
 _NOT_SHARED = frozenset({"CHARTERFLOW_HOME", USE_UP})
@@ -52,8 +68,11 @@ def running(home: Path) -> dict | None:
 
 def shared_env(env: Mapping[str, str]) -> dict[str, str]:
     """What of a process environment the CLI takes over: ``CHARTERFLOW_*`` and ``PREFECT_API_URL``."""
-    return {k: v for k, v in env.items()
-            if (k.startswith("CHARTERFLOW_") and k not in _NOT_SHARED) or k == "PREFECT_API_URL"}
+    return {
+        k: v
+        for k, v in env.items()
+        if (k.startswith("CHARTERFLOW_") and k not in _NOT_SHARED) or k == "PREFECT_API_URL"
+    }
 
 
 def write_private(path: Path, text: str) -> None:
@@ -95,12 +114,13 @@ def describe(state: Mapping) -> str:
         parts += f"; Prefect {state['api_url']}"
     if state.get("ledger"):
         parts += f"; ledger {state['ledger']}"
-    return (f"using the stack of `charterflow up` ({STATE_FILE}, pid {state['pid']}): {parts}; "
-            f"set {USE_UP}=0 to use your own settings")
+    return (
+        f"using the stack of `charterflow up` ({STATE_FILE}, pid {state['pid']}): {parts}; "
+        f"set {USE_UP}=0 to use your own settings"
+    )
 
 
-def use_running(home: Path, *, enabled: bool = True,
-                environ: MutableMapping[str, str] | None = None) -> str | None:
+def use_running(home: Path, *, enabled: bool = True, environ: MutableMapping[str, str] | None = None) -> str | None:
     """Take over the settings of the stack running under ``home`` into ``environ`` (default:
     this process's). Returns the line to show, or None (none runs, or not ``enabled``:
     ``CHARTERFLOW_USE_UP=0``)."""
@@ -113,8 +133,10 @@ def use_running(home: Path, *, enabled: bool = True,
     try:
         env = json.loads((home / ENV_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return (f"warning: `charterflow up` runs (pid {state['pid']}) but {home / ENV_FILE} cannot "
-                "be read; using your own settings")
+        return (
+            f"warning: `charterflow up` runs (pid {state['pid']}) but {home / ENV_FILE} cannot "
+            "be read; using your own settings"
+        )
     taken = shared_env({str(k): str(v) for k, v in env.items()})
     # The stack's settings replace this shell's: a variable the stack did not have (another
     # CHARTERFLOW_DATABASE_URL, say) would point the command elsewhere.

@@ -45,8 +45,6 @@ def read_status(home: Path) -> dict[str, Any] | None:
     return status if isinstance(status, dict) else None
 
 
-
-
 def running_status(home: Path) -> dict[str, Any] | None:
     """The status of the `up` running for ``home``; None when no `up` runs there."""
     status = read_status(home)
@@ -77,10 +75,17 @@ def render(status: dict[str, Any], *, now: datetime | None = None) -> str:
     rows = [head]
     for child in status.get("children", []):
         code = child.get("last_exit")
-        rows.append((str(child.get("name", "?")), str(child.get("state", "?")),
-                     str(child.get("pid") or "-"), str(child.get("restarts", 0)),
-                     "-" if code is None else str(code), _ago(child.get("last_exit_at"), now),
-                     str(child.get("log", ""))))
+        rows.append(
+            (
+                str(child.get("name", "?")),
+                str(child.get("state", "?")),
+                str(child.get("pid") or "-"),
+                str(child.get("restarts", 0)),
+                "-" if code is None else str(code),
+                _ago(child.get("last_exit_at"), now),
+                str(child.get("log", "")),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head) - 1)]
     lines = [f"charterflow up (pid {status.get('pid')}) since {status.get('started_at', '?')}"]
     for row in rows:

@@ -32,7 +32,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,10 +42,10 @@ from typing import Any
 from rich.console import Console
 
 from charterflow import stack as stack_files
-from flows.forking import forked
 from charterflow.settings import Settings, get_settings
 from charterflow.stack import process_alive  # noqa: F401 - demo imports it from here
 from charterflow.status import write_status
+from flows.forking import forked
 
 STOP_GRACE_SECONDS = 7.0
 READY_POLL_SECONDS = 0.1  # each look is a loopback request or a file read
@@ -160,9 +159,14 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         with child.log.open("ab") as out:
-            child.process = subprocess.Popen(child.spec.argv, env=child.spec.env, stdout=out,
-                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             start_new_session=True)
+            child.process = subprocess.Popen(
+                child.spec.argv,
+                env=child.spec.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         child.state, child.restart_at = "running", None
         self.write_status()
 
@@ -206,8 +210,9 @@ class Supervisor:
             return True
         delay = policy.delay(len(child.exits))
         child.state, child.restart_at = "restarting", now + delay
-        self.say(f"{child.name} stopped unexpectedly: {describe_exit(code)}; restarting it in "
-                 f"{delay:g} s (log: {child.log})")
+        self.say(
+            f"{child.name} stopped unexpectedly: {describe_exit(code)}; restarting it in {delay:g} s (log: {child.log})"
+        )
         self.write_status()
         return False
 
@@ -240,13 +245,23 @@ class Supervisor:
         def stamp(value: datetime | None) -> str | None:
             return value.isoformat(timespec="seconds") if value else None
 
-        return {"pid": os.getpid(), "started_at": stamp(self.started_at),
-                "updated_at": stamp(datetime.now(UTC)),
-                "children": [{"name": c.name, "state": c.state,
-                              "pid": c.process.pid if c.process is not None and c.state == "running" else None,
-                              "restarts": c.restarts, "last_exit": c.last_exit,
-                              "last_exit_at": stamp(c.last_exit_at), "log": str(c.log)}
-                             for c in self.children]}
+        return {
+            "pid": os.getpid(),
+            "started_at": stamp(self.started_at),
+            "updated_at": stamp(datetime.now(UTC)),
+            "children": [
+                {
+                    "name": c.name,
+                    "state": c.state,
+                    "pid": c.process.pid if c.process is not None and c.state == "running" else None,
+                    "restarts": c.restarts,
+                    "last_exit": c.last_exit,
+                    "last_exit_at": stamp(c.last_exit_at),
+                    "log": str(c.log),
+                }
+                for c in self.children
+            ],
+        }
 
     def write_status(self) -> None:
         try:
@@ -541,8 +556,12 @@ def prefect_schema_current(home: Path, env: dict[str, str]) -> bool:
         stamp = json.loads((home / PREFECT_SCHEMA_STAMP).read_text())
     except (OSError, ValueError):
         return False
-    return (isinstance(stamp, dict) and stamp.get("prefect") == _prefect_version()
-            and stamp.get("db") == str(path) and stamp.get("revision") == _sqlite_revision(path))
+    return (
+        isinstance(stamp, dict)
+        and stamp.get("prefect") == _prefect_version()
+        and stamp.get("db") == str(path)
+        and stamp.get("revision") == _sqlite_revision(path)
+    )
 
 
 def remember_prefect_schema(home: Path, env: dict[str, str]) -> None:
@@ -571,8 +590,14 @@ def _plugins() -> list[str]:
     """charterflow's entry points: a plugin installed since adds routes no kept file has."""
     from importlib.metadata import distributions
 
-    return sorted({f"{ep.group}:{ep.name}={ep.value}" for dist in distributions()
-                   for ep in dist.entry_points if ep.group.startswith("charterflow")})
+    return sorted(
+        {
+            f"{ep.group}:{ep.name}={ep.value}"
+            for dist in distributions()
+            for ep in dist.entry_points
+            if ep.group.startswith("charterflow")
+        }
+    )
 
 
 def kept_routes(home: Path) -> Path | None:
@@ -619,8 +644,11 @@ def _remember_schema(home: Path, env: dict[str, str]) -> None:
 
 PLATFORMS = ("discord", "discourse", "slack")
 # A platform is real when its token is set (the variable or .env): then no sandbox for it.
-TOKEN_VARIABLES = {"discord": "CHARTERFLOW_DISCORD_TOKEN", "discourse": "CHARTERFLOW_DISCOURSE_API_KEY",
-                   "slack": "CHARTERFLOW_SLACK_BOT_TOKEN"}
+TOKEN_VARIABLES = {
+    "discord": "CHARTERFLOW_DISCORD_TOKEN",
+    "discourse": "CHARTERFLOW_DISCOURSE_API_KEY",
+    "slack": "CHARTERFLOW_SLACK_BOT_TOKEN",
+}
 LABELS = {"discord": "Discord", "discourse": "Forum (Discourse)", "slack": "Slack"}
 
 
@@ -629,8 +657,9 @@ def real_platforms() -> set[str]:
     from dotenv import dotenv_values
 
     dotenv = {k: v for k, v in dotenv_values(".env").items() if v} if Path(".env").exists() else {}
-    return {name for name, var in TOKEN_VARIABLES.items()
-            if os.environ.get(var, "").strip() or dotenv.get(var, "").strip()}
+    return {
+        name for name, var in TOKEN_VARIABLES.items() if os.environ.get(var, "").strip() or dotenv.get(var, "").strip()
+    }
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -639,31 +668,37 @@ def _free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str,
-                 prefect_ui: str) -> dict:
+def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str, prefect_ui: str) -> dict:
     """What the sandboxes process needs: ports and fresh secrets for this run."""
     import secrets
     from datetime import UTC, datetime
 
-    ports = {"discord": settings.sandbox_discord_port, "discourse": settings.sandbox_discourse_port,
-             "slack": settings.sandbox_slack_port}
+    ports = {
+        "discord": settings.sandbox_discord_port,
+        "discourse": settings.sandbox_discourse_port,
+        "slack": settings.sandbox_slack_port,
+    }
     fresh = {
-        "discord": lambda: {"token": f"sbx.{secrets.token_urlsafe(24)}",
-                            "private_key": secrets.token_hex(32)},
-        "discourse": lambda: {"api_key": f"sbx_{secrets.token_hex(24)}",
-                              "webhook_secret": f"whsec_{secrets.token_hex(16)}",
-                              # event ids above any earlier run's: the ledger keeps their keys
-                              "first_event_id": int(time.time()),
-                              "webhook_retry_delays": [float(d) for d in
-                                                       settings.sandbox_webhook_retry.split(",") if d.strip()]},
-        "slack": lambda: {"bot_token": f"xoxb-sandbox-{secrets.token_hex(20)}",
-                          "signing_secret": secrets.token_hex(16)},
+        "discord": lambda: {"token": f"sbx.{secrets.token_urlsafe(24)}", "private_key": secrets.token_hex(32)},
+        "discourse": lambda: {
+            "api_key": f"sbx_{secrets.token_hex(24)}",
+            "webhook_secret": f"whsec_{secrets.token_hex(16)}",
+            # event ids above any earlier run's: the ledger keeps their keys
+            "first_event_id": int(time.time()),
+            "webhook_retry_delays": [float(d) for d in settings.sandbox_webhook_retry.split(",") if d.strip()],
+        },
+        "slack": lambda: {
+            "bot_token": f"xoxb-sandbox-{secrets.token_hex(20)}",
+            "signing_secret": secrets.token_hex(16),
+        },
     }
     return {
-        "host": "127.0.0.1", "today": datetime.now(UTC).date().isoformat(),
+        "host": "127.0.0.1",
+        "today": datetime.now(UTC).date().isoformat(),
         "platforms": {name: {"port": ports[name] or _free_port(), **fresh[name]()} for name in platforms},
         "inspector_port": settings.inspector_port or _free_port(),
-        "gateway_url": gateway_url, "prefect_ui": prefect_ui,
+        "gateway_url": gateway_url,
+        "prefect_ui": prefect_ui,
         # No SMTP server configured: outcome e-mails go to a loopback one (the inspector's Mail).
         "smtp": None if _smtp_configured() else {"port": settings.sandbox_smtp_port or _free_port()},
     }
@@ -690,8 +725,14 @@ def sandbox_env(spec: dict) -> dict[str, str]:
         if callable(close):
             close()
     if spec.get("smtp"):
-        env.update({"CHARTERFLOW_SMTP_HOST": spec["host"], "CHARTERFLOW_SMTP_PORT": str(spec["smtp"]["port"]),
-                    "CHARTERFLOW_SMTP_TLS": "none", "CHARTERFLOW_SMTP_SENDER": "wg@sandbox.invalid"})
+        env.update(
+            {
+                "CHARTERFLOW_SMTP_HOST": spec["host"],
+                "CHARTERFLOW_SMTP_PORT": str(spec["smtp"]["port"]),
+                "CHARTERFLOW_SMTP_TLS": "none",
+                "CHARTERFLOW_SMTP_SENDER": "wg@sandbox.invalid",
+            }
+        )
     if "discourse" in spec["platforms"]:
         env["CHARTERFLOW_GATEWAY_DISCOURSE_APPLICATIONS_CATEGORIES"] = str(CATEGORIES["Applications"])
         env["CHARTERFLOW_GATEWAY_DISCOURSE_IDEAS_CATEGORIES"] = str(CATEGORIES["Ideas"])
@@ -730,17 +771,27 @@ def seed_ledger(settings: Settings) -> str:
     ledger = Ledger(settings.ledger_url())
     try:
         with ledger.transaction() as session:
-            report = import_roster(session, parse_roster(text, source=str(roster_file), charter=charter),
-                                   charter=charter, actor="charterflow-up")
+            report = import_roster(
+                session,
+                parse_roster(text, source=str(roster_file), charter=charter),
+                charter=charter,
+                actor="charterflow-up",
+            )
             # Only for people this import created: later decisions of the WG (a moderator
             # removed, say) are not overridden by the next `up`.
             for handle, platform, role in community.platform_roles():
                 if handle not in report.created:
                     continue
                 person = repo.get_person(session, handle)
-                repo.set_desired_platform_role(session, person, platform=platform, role=role,
-                                               desired=True, actor="charterflow-up",
-                                               decision_ref="seed")
+                repo.set_desired_platform_role(
+                    session,
+                    person,
+                    platform=platform,
+                    role=role,
+                    desired=True,
+                    actor="charterflow-up",
+                    decision_ref="seed",
+                )
     finally:
         ledger.dispose()
     if report.created:
@@ -753,41 +804,47 @@ def seed_ideas(settings: Settings, spec: dict) -> int:
     category) in the ledger's backlog, as the intake would have (``discourse:<host>:topic:<id>``, so a
     later webhook for the topic finds it filed), without replying on the Forum: they are the
     community's history. Read through the Forum's latest posts; idempotent. How many were new."""
+    import httpx
+
     from charterflow.seed import CATEGORIES, build
     from connectors.base import instance_key, url_instance
     from ledger import ideas as backlog
     from ledger import repo
     from ledger.db import Ledger
 
-    import httpx
-
     conf = spec["platforms"]["discourse"]
     url = f"http://{spec['host']}:{conf['port']}"
-    response = httpx.get(f"{url}/posts.json", timeout=10,
-                         headers={"Api-Key": conf["api_key"], "Api-Username": "system"})
+    response = httpx.get(
+        f"{url}/posts.json", timeout=10, headers={"Api-Key": conf["api_key"], "Api-Username": "system"}
+    )
     response.raise_for_status()
     titles = {idea["title"] for idea in build().ideas}
-    topics = [p for p in response.json().get("latest_posts", [])
-              if p.get("post_number") == 1 and p.get("category_id") == CATEGORIES["Ideas"]
-              and p.get("topic_title") in titles]
+    topics = [
+        p
+        for p in response.json().get("latest_posts", [])
+        if p.get("post_number") == 1 and p.get("category_id") == CATEGORIES["Ideas"] and p.get("topic_title") in titles
+    ]
     ledger = Ledger(settings.ledger_url())
     filed = 0
     try:
         with ledger.transaction() as session:
             for post in sorted(topics, key=lambda p: p["topic_id"]):
-                author = repo.find_person_by_identity(session, platform="discourse",
-                                                      username=post["username"])
+                author = repo.find_person_by_identity(session, platform="discourse", username=post["username"])
                 _, new = backlog.file_idea(
-                    session, title=post["topic_title"], body=post.get("raw") or None,
-                    source="forum", source_key=instance_key("discourse", url_instance(url), "topic", post["topic_id"]),
+                    session,
+                    title=post["topic_title"],
+                    body=post.get("raw") or None,
+                    source="forum",
+                    source_key=instance_key("discourse", url_instance(url), "topic", post["topic_id"]),
                     source_url=f"{url}/t/{post.get('topic_slug') or 'topic'}/{post['topic_id']}",
-                    author=author, author_handle=f"discourse:{post['username']}",
-                    actor="charterflow-up")
+                    author=author,
+                    author_handle=f"discourse:{post['username']}",
+                    actor="charterflow-up",
+                )
                 filed += new
     finally:
         ledger.dispose()
     return filed
-
 
 
 def redispatch_inflight(ledger: Any, *, before: datetime) -> int:
@@ -804,9 +861,16 @@ def redispatch_inflight(ledger: Any, *, before: datetime) -> int:
 
     count = 0
     with ledger.transaction() as session:
-        ids = list(session.scalars(select(InboxEvent.id).where(
-            InboxEvent.processed_at.is_(None), InboxEvent.dispatch_note.is_(None),
-            InboxEvent.dispatched_at.is_not(None), InboxEvent.dispatched_at <= before)))
+        ids = list(
+            session.scalars(
+                select(InboxEvent.id).where(
+                    InboxEvent.processed_at.is_(None),
+                    InboxEvent.dispatch_note.is_(None),
+                    InboxEvent.dispatched_at.is_not(None),
+                    InboxEvent.dispatched_at <= before,
+                )
+            )
+        )
         for event_id in ids:
             try:
                 repo.inbox_retry(session, event_id, actor="up")
@@ -835,8 +899,9 @@ class Plan:
 
     def children(self) -> list[ChildSpec]:
         """Every child `up` starts, the Prefect server (when it runs one) first."""
-        return [spec for spec in (self.server, self.sandboxes, self.runner, self.worker, self.gateway)
-                if spec is not None]
+        return [
+            spec for spec in (self.server, self.sandboxes, self.runner, self.worker, self.gateway) if spec is not None
+        ]
 
 
 def _base_env(home: Path) -> dict[str, str]:
@@ -854,24 +919,29 @@ def _base_env(home: Path) -> dict[str, str]:
 def _prefect_port_busy(settings: Settings) -> str | None:
     """The error line when another program holds the Prefect server's port, or None."""
     if not _port_free(settings.prefect_host, settings.prefect_port):
-        return (f"error: port {settings.prefect_port} on {settings.prefect_host} is in use by another "
-                "program; stop it or set CHARTERFLOW_PREFECT_PORT to a free port")
+        return (
+            f"error: port {settings.prefect_port} on {settings.prefect_host} is in use by another "
+            "program; stop it or set CHARTERFLOW_PREFECT_PORT to a free port"
+        )
     return None
 
 
 def _busy_port(settings: Settings, gw: Any, sandboxed: list[str]) -> str | None:
     """The error line for a port another program holds (the gateway's, the inspector's), or None."""
     if not _port_free(gw.host, gw.port):
-        return (f"error: port {gw.port} on {gw.host} is in use by another program; stop it or set "
-                "CHARTERFLOW_GATEWAY_PORT to a free port")
+        return (
+            f"error: port {gw.port} on {gw.host} is in use by another program; stop it or set "
+            "CHARTERFLOW_GATEWAY_PORT to a free port"
+        )
     if sandboxed and settings.inspector_port and not _port_free("127.0.0.1", settings.inspector_port):
-        return (f"error: port {settings.inspector_port} on 127.0.0.1 is in use by another program; "
-                "stop it or set CHARTERFLOW_INSPECTOR_PORT to a free port (0: any)")
+        return (
+            f"error: port {settings.inspector_port} on 127.0.0.1 is in use by another program; "
+            "stop it or set CHARTERFLOW_INSPECTOR_PORT to a free port (0: any)"
+        )
     return None
 
 
-def prefect_server(settings: Settings, *, home: Path,
-                   heal: Callable[[datetime], None]) -> tuple[str, ChildSpec | None]:
+def prefect_server(settings: Settings, *, home: Path, heal: Callable[[datetime], None]) -> tuple[str, ChildSpec | None]:
     """The Prefect API URL, and the server `up` runs for it (None: ``PREFECT_API_URL`` names a
     server already running)."""
     api_url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
@@ -882,15 +952,24 @@ def prefect_server(settings: Settings, *, home: Path,
     env = {**PREFECT_SERVER_DEFAULTS, **_base_env(home), "PREFECT_API_URL": api_url}
     if prefect_schema_current(home, env):
         env.setdefault(MIGRATE_ON_START, "false")
-    return api_url, ChildSpec(name="prefect-server", after_restart=heal, env=env,
-                              ready=partial(prefect_answers, api_url),
-                              argv=[sys.executable, "-m", "prefect", "server", "start", "--host", host,
-                                    "--port", str(port)])
+    return api_url, ChildSpec(
+        name="prefect-server",
+        after_restart=heal,
+        env=env,
+        ready=partial(prefect_answers, api_url),
+        argv=[sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+    )
 
 
-def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: list[str],
-               heal: Callable[[datetime], None],
-               prefect: tuple[str, ChildSpec | None] | None = None) -> Plan:
+def plan_stack(
+    settings: Settings,
+    *,
+    home: Path,
+    real: set[str],
+    sandboxed: list[str],
+    heal: Callable[[datetime], None],
+    prefect: tuple[str, ChildSpec | None] | None = None,
+) -> Plan:
     """The children `up` runs for these settings (``heal`` runs after a restart of a process
     that may have taken inbox runs with it; ``prefect``: :func:`prefect_server`'s answer)."""
     from gateway.settings import GatewaySettings
@@ -903,8 +982,15 @@ def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: lis
         env["PREFECT_API_URL"] = api_url
     ui_url = api_url.removesuffix("/api")
     public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
-    lock = {"pid": os.getpid(), "ui_url": ui_url, "api_url": api_url, "gateway_url": public,
-            "real": sorted(real), "sandboxes": {}, "inspector_url": None}
+    lock = {
+        "pid": os.getpid(),
+        "ui_url": ui_url,
+        "api_url": api_url,
+        "gateway_url": public,
+        "real": sorted(real),
+        "sandboxes": {},
+        "inspector_url": None,
+    }
     sandboxes, inspector_port = None, None
     if sandboxed:
         spec = sandbox_spec(settings, sandboxed, gateway_url=public, prefect_ui=ui_url)
@@ -912,27 +998,51 @@ def plan_stack(settings: Settings, *, home: Path, real: set[str], sandboxed: lis
         spec["state_dir"] = str(home / "sandboxes")
         shutil.rmtree(spec["state_dir"], ignore_errors=True)
         env.update(forked(sandbox_env, spec).result())
-        sandboxes = ChildSpec(name="sandboxes", argv=[sys.executable, "-m", "charterflow.inspector"],
-                              ready=partial(sandboxes_ready, spec["inspector_port"]),
-                              env={**env, "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)})
+        sandboxes = ChildSpec(
+            name="sandboxes",
+            argv=[sys.executable, "-m", "charterflow.inspector"],
+            ready=partial(sandboxes_ready, spec["inspector_port"]),
+            env={**env, "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)},
+        )
         inspector_port = spec["inspector_port"]
-        lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}"
-                             for name in sandboxed}
+        lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}" for name in sandboxed}
         lock["inspector_url"] = f"http://127.0.0.1:{inspector_port}"
     # charterflow.workers: each waits for the Prefect server, so all start at once. A background
     # task run has no flow run, so Prefect never sends its logs to the API; by default it warns
     # about that once per run, in the worker's log.
-    runner = ChildSpec(name="runner", argv=[sys.executable, "-m", "charterflow.workers", "runner"], env=env,
-                       ready=Deployments(api_url=api_url, file=home / DEPLOYMENTS_FILE))
-    worker = ChildSpec(name="inbox-worker", after_restart=heal,
-                       argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
-                       env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env})
-    gateway = ChildSpec(name="gateway", after_restart=heal, env=env, ready=partial(gateway_answers, gw.port),
-                        argv=[sys.executable, "-m", "gateway.serve", "--host", gw.host,
-                              "--port", str(gw.port)])
-    return Plan(api_url=api_url, ui_url=ui_url, public_url=public, external_prefect=external,
-                server=server, sandboxes=sandboxes, runner=runner, worker=worker, gateway=gateway,
-                gateway_port=gw.port, inspector_port=inspector_port, lock=lock)
+    runner = ChildSpec(
+        name="runner",
+        argv=[sys.executable, "-m", "charterflow.workers", "runner"],
+        env=env,
+        ready=Deployments(api_url=api_url, file=home / DEPLOYMENTS_FILE),
+    )
+    worker = ChildSpec(
+        name="inbox-worker",
+        after_restart=heal,
+        argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
+        env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env},
+    )
+    gateway = ChildSpec(
+        name="gateway",
+        after_restart=heal,
+        env=env,
+        ready=partial(gateway_answers, gw.port),
+        argv=[sys.executable, "-m", "gateway.serve", "--host", gw.host, "--port", str(gw.port)],
+    )
+    return Plan(
+        api_url=api_url,
+        ui_url=ui_url,
+        public_url=public,
+        external_prefect=external,
+        server=server,
+        sandboxes=sandboxes,
+        runner=runner,
+        worker=worker,
+        gateway=gateway,
+        gateway_port=gw.port,
+        inspector_port=inspector_port,
+        lock=lock,
+    )
 
 
 class Up:
@@ -948,14 +1058,16 @@ class Up:
         self.services: list[Any] = []
         self._filing: Any = None  # the future of the seeded ideas being filed (seed_ideas)
         self._keeping: Any = None  # the process keeping the gateway's routes (keep_routes)
-        self.supervisor = Supervisor(home=self.home, logs=self.logs,
-                                     say=lambda text: console.print(text, soft_wrap=True))
+        self.supervisor = Supervisor(
+            home=self.home, logs=self.logs, say=lambda text: console.print(text, soft_wrap=True)
+        )
 
     # -- healing ---------------------------------------------------------------------------
 
     def heal(self, exited_at: datetime) -> None:
-        count = forked(with_ledger, self.settings.ledger_url(),
-                       partial(redispatch_inflight, before=exited_at)).result(120)
+        count = forked(with_ledger, self.settings.ledger_url(), partial(redispatch_inflight, before=exited_at)).result(
+            120
+        )
         if count:
             console.print(f"  {count} inbox event(s) in flight at that exit dispatched again")
 
@@ -965,8 +1077,9 @@ class Up:
         self.logs.mkdir(parents=True, exist_ok=True)
         running = stack_files.running(self.home)
         if running:
-            console.print(f"charterflow up is already running (pid {running['pid']}); "
-                          f"Prefect UI: {running.get('ui_url', '?')}")
+            console.print(
+                f"charterflow up is already running (pid {running['pid']}); Prefect UI: {running.get('ui_url', '?')}"
+            )
             return 1
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -989,8 +1102,9 @@ class Up:
             if busy:
                 console.print(busy)
                 return 1
-            plan = plan_stack(self.settings, home=self.home, real=real, sandboxed=sandboxed,
-                              heal=self.heal, prefect=prefect)
+            plan = plan_stack(
+                self.settings, home=self.home, real=real, sandboxed=sandboxed, heal=self.heal, prefect=prefect
+            )
             if self.settings.sandboxes:  # while the Prefect server boots
                 self._start_services(plan)
             # Only a stack without any real platform gets the invented people in its ledger.
@@ -1014,7 +1128,8 @@ class Up:
 
                 # A process of its own (not `forked`'s pool): stopping `up` ends it at once.
                 self._keeping = multiprocessing.get_context("fork").Process(
-                    target=keep_routes, args=(self.home,), name="keep-routes", daemon=True)
+                    target=keep_routes, args=(self.home,), name="keep-routes", daemon=True
+                )
                 self._keeping.start()
             return self._supervise()
         finally:
@@ -1041,8 +1156,9 @@ class Up:
                 # A service's own process (Synapse), restarted like ours if it dies.
                 run = getattr(service, "supervised", None)
                 if run and run.get("process") is not None:
-                    self.supervisor.adopt(ChildSpec(name=run["name"], argv=list(run["argv"]),
-                                                    env=dict(run["env"])), run["process"])
+                    self.supervisor.adopt(
+                        ChildSpec(name=run["name"], argv=list(run["argv"]), env=dict(run["env"])), run["process"]
+                    )
 
     def _seeded_ideas_filed(self) -> str:
         try:
@@ -1084,8 +1200,9 @@ class Up:
             looping = sup.check()
             if looping is not None:
                 exits = looping.spec.restart.crash_loop_exits
-                return self._failed(f"{looping.name} stopped {exits} times while starting "
-                                    f"({describe_exit(looping.last_exit)})", looping)
+                return self._failed(
+                    f"{looping.name} stopped {exits} times while starting ({describe_exit(looping.last_exit)})", looping
+                )
             for name, check in list(waiting.items()):
                 try:
                     if (name == "runner" and "prefect-server" in waiting) or not check():
@@ -1104,18 +1221,25 @@ class Up:
                 return self._failed(f"{names} did not answer within {START_TIMEOUT:.0f} s", late)
         return plan.runner.ready.served if isinstance(plan.runner.ready, Deployments) else []
 
-    def _banner(self, plan: Plan, served: list[str], real: set[str], sandboxed: list[str],
-                ledger_url: str, seeded: str | None) -> None:
-        where = [f"{LABELS[p]}: " + ("real" if p in real else "sandbox" if p in sandboxed else "not served")
-                 for p in PLATFORMS]
-        rows = [("Prefect UI", plan.ui_url + ("  (external server)" if plan.external_prefect else "")),
-                ("Apply form", f"{plan.public_url}/apply"),
-                ("Inspector", plan.lock["inspector_url"] or "(no sandboxes)"),
-                ("Platforms", ", ".join(where)),
-                ("Ledger", ledger_url + (f"  ({seeded})" if seeded else "")),
-                ("Deployments", f"{len(served)} served"),
-                *(link for service in self.services for link in service.links.items()),
-                ("Logs", str(self.logs)), ("Status", "charterflow status"), ("Stop", "Ctrl-C")]
+    def _banner(
+        self, plan: Plan, served: list[str], real: set[str], sandboxed: list[str], ledger_url: str, seeded: str | None
+    ) -> None:
+        where = [
+            f"{LABELS[p]}: " + ("real" if p in real else "sandbox" if p in sandboxed else "not served")
+            for p in PLATFORMS
+        ]
+        rows = [
+            ("Prefect UI", plan.ui_url + ("  (external server)" if plan.external_prefect else "")),
+            ("Apply form", f"{plan.public_url}/apply"),
+            ("Inspector", plan.lock["inspector_url"] or "(no sandboxes)"),
+            ("Platforms", ", ".join(where)),
+            ("Ledger", ledger_url + (f"  ({seeded})" if seeded else "")),
+            ("Deployments", f"{len(served)} served"),
+            *(link for service in self.services for link in service.links.items()),
+            ("Logs", str(self.logs)),
+            ("Status", "charterflow status"),
+            ("Stop", "Ctrl-C"),
+        ]
         # Plain aligned lines rather than a box: long URLs stay on one line and copyable.
         console.print("charterflow is up", style="bold")
         for name, value in rows:
@@ -1128,17 +1252,22 @@ class Up:
             looping = self.supervisor.check()
             if looping is not None:
                 policy = looping.spec.restart
-                console.print(f"error: {looping.name} stopped {policy.crash_loop_exits} times within "
-                              f"{policy.crash_loop_window:.0f} s (last: {describe_exit(looping.last_exit)}); "
-                              f"stopping everything; see {looping.log}", soft_wrap=True)
+                console.print(
+                    f"error: {looping.name} stopped {policy.crash_loop_exits} times within "
+                    f"{policy.crash_loop_window:.0f} s (last: {describe_exit(looping.last_exit)}); "
+                    f"stopping everything; see {looping.log}",
+                    soft_wrap=True,
+                )
                 return 1
             if watch.due():
                 stuck = watch.stuck()
                 worker = self.supervisor.child("inbox-worker")
                 if stuck and worker.state == "running":
-                    console.print(f"warning: the inbox worker handled nothing for "
-                                  f"{self.settings.worker_stall_seconds} s while {len(stuck)} event(s) "
-                                  f"waited; restarting it and dispatching them again")
+                    console.print(
+                        f"warning: the inbox worker handled nothing for "
+                        f"{self.settings.worker_stall_seconds} s while {len(stuck)} event(s) "
+                        f"waited; restarting it and dispatching them again"
+                    )
                     self.supervisor.restart(worker, "stalled")
                     watch.retry(stuck)
         return 0

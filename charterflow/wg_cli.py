@@ -11,7 +11,7 @@ a refusal exits 2 and nothing is announced.
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -19,12 +19,19 @@ from charterflow.cli_errors import fail
 from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors as _errors
 
-ROLE_NAMES = {"chair": "chair", "co-chair": "co_chair", "co_chair": "co_chair",
-              "coc-liaison": "coc_liaison", "coc_liaison": "coc_liaison",
-              "board-liaison": "board_liaison", "board_liaison": "board_liaison"}
+ROLE_NAMES = {
+    "chair": "chair",
+    "co-chair": "co_chair",
+    "co_chair": "co_chair",
+    "coc-liaison": "coc_liaison",
+    "coc_liaison": "coc_liaison",
+    "board-liaison": "board_liaison",
+    "board_liaison": "board_liaison",
+}
 
-wg_app = typer.Typer(help="The working group's own roles: who holds what, appointments (R-ROLE-APPOINT).",
-                  no_args_is_help=True)
+wg_app = typer.Typer(
+    help="The working group's own roles: who holds what, appointments (R-ROLE-APPOINT).", no_args_is_help=True
+)
 
 
 def table(found: dict[str, Any]) -> str:
@@ -32,12 +39,18 @@ def table(found: dict[str, Any]) -> str:
     lines = [f"{'role':<15} {'holder':<18} {'since':<11} how it is filled"]
     for r in found["roles"]:
         holder = r["holder"] or ("(vacant, optional)" if r["optional"] else "(vacant)")
-        lines.append(f"{r['label']:<15} {holder:<18} {r['since'] or '-':<11} {r['appointed_by']}"
-                     + (f" (assigned by {r['assigned_by']})" if r["assigned_by"] else ""))
+        lines.append(
+            f"{r['label']:<15} {holder:<18} {r['since'] or '-':<11} {r['appointed_by']}"
+            + (f" (assigned by {r['assigned_by']})" if r["assigned_by"] else "")
+        )
     if found["open"]:
         lines.append("under way:")
-        lines.extend(f"  #{o['id']} {o['label']}: {o['nominee']} ({o['status']}, via {o['via']}"
-                     + (f", ballot {o['ballot']}" if o["ballot"] else "") + ")" for o in found["open"])
+        lines.extend(
+            f"  #{o['id']} {o['label']}: {o['nominee']} ({o['status']}, via {o['via']}"
+            + (f", ballot {o['ballot']}" if o["ballot"] else "")
+            + ")"
+            for o in found["open"]
+        )
     lines.append("vacant: " + (", ".join(found["vacant"]) or "none"))
     return "\n".join(lines)
 
@@ -56,8 +69,9 @@ def roles_command(as_json: bool = typer.Option(False, "--json", help="Print JSON
 def appoint_command(
     role: str = typer.Argument(..., help="chair, co-chair, coc-liaison or board-liaison."),
     handle: str = typer.Argument(..., help="The nominee's WG handle."),
-    by: Optional[str] = typer.Option(None, "--by", help=(
-        "Chair/Co-Chair: the proposing voting member's handle; Board Liaison: who asks.")),
+    by: str | None = typer.Option(
+        None, "--by", help=("Chair/Co-Chair: the proposing voting member's handle; Board Liaison: who asks.")
+    ),
 ) -> None:
     """Start filling ROLE with HANDLE the charter's way, after the R-ROLE-* check."""
     name = ROLE_NAMES.get(role.strip().lower())
@@ -68,10 +82,11 @@ def appoint_command(
     typer.echo(out["explanation"])
     if out["status"] == "refused":
         raise typer.Exit(2)
-    where = {"voting": f"ballot {out.get('ballot')} is open on {', '.join(out.get('platforms', []))}",
-             "pending": "waiting for the "
-                        + ("CoC WG contact's confirmation (link e-mailed)" if name == "coc_liaison"
-                           else "Board's decision in Slack")}
+    where = {
+        "voting": f"ballot {out.get('ballot')} is open on {', '.join(out.get('platforms', []))}",
+        "pending": "waiting for the "
+        + ("CoC WG contact's confirmation (link e-mailed)" if name == "coc_liaison" else "Board's decision in Slack"),
+    }
     typer.echo(f"appointment #{out['appointment']}: {where.get(out['status'], out['status'])}")
 
 

@@ -375,9 +375,7 @@ class Messenger(Protocol):
         """Add ``text`` to the thread ``thread_id`` (``MessageRef.thread_id``)."""
         ...
 
-    def direct_message(
-        self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None
-    ) -> MessageRef:
+    def direct_message(self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None) -> MessageRef:
         """Send a private message to ``recipients`` (usernames or group names)."""
         ...
 
@@ -461,8 +459,9 @@ class ModerationLog(Protocol):
 class ChannelText(Protocol):
     """Post text in a channel without opening a thread (a Discord channel message)."""
 
-    def send_text(self, *, channel: str | None, text: str, title: str | None = None,
-                  key: str | None = None) -> list[MessageRef]:
+    def send_text(
+        self, *, channel: str | None, text: str, title: str | None = None, key: str | None = None
+    ) -> list[MessageRef]:
         """``text`` (``title`` first, in bold) as one or more messages within the platform's
         limit; ``channel`` ``None`` is the connector's WG channel."""
         ...
@@ -473,20 +472,21 @@ class ButtonMessenger(Protocol):
     """Messages carrying buttons; a press comes back through ``Inbound`` with the button's
     ``custom_id`` (Discord message components)."""
 
-    def post_with_buttons(self, *, channel: str, text: str, buttons: Sequence[tuple[str, str]],
-                          key: str | None = None) -> MessageRef:
+    def post_with_buttons(
+        self, *, channel: str, text: str, buttons: Sequence[tuple[str, str]], key: str | None = None
+    ) -> MessageRef:
         """One message in ``channel`` with 1 to 5 buttons, each ``(label, custom_id)``."""
         ...
 
-    def direct_message_with_button(self, *, user: UserRef, title: str, text: str,
-                                   button_label: str, custom_id: str,
-                                   key: str | None = None) -> MessageRef:
+    def direct_message_with_button(
+        self, *, user: UserRef, title: str, text: str, button_label: str, custom_id: str, key: str | None = None
+    ) -> MessageRef:
         """A private message to ``user`` with one button."""
         ...
 
-    def post_components(self, *, channel: str, content: str,
-                        components: Sequence[Mapping[str, Any]], key: str | None = None
-                        ) -> MessageRef:
+    def post_components(
+        self, *, channel: str, content: str, components: Sequence[Mapping[str, Any]], key: str | None = None
+    ) -> MessageRef:
         """One message with the platform's own component rows (a flow's presentation table
         builds them); the connector enforces the platform's limits."""
         ...
@@ -496,9 +496,15 @@ class ButtonMessenger(Protocol):
 class MessageEditor(Protocol):
     """Change a message the bot posted (a ballot's or an alert's outcome shown in place)."""
 
-    def edit_message(self, *, channel_id: str, message_id: str, text: str,
-                     keep_buttons: bool = False,
-                     components: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def edit_message(
+        self,
+        *,
+        channel_id: str,
+        message_id: str,
+        text: str,
+        keep_buttons: bool = False,
+        components: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
         """Replace the text; the buttons go unless ``keep_buttons`` or new ``components``."""
         ...
 
@@ -507,8 +513,7 @@ class MessageEditor(Protocol):
 class InteractionResponder(Protocol):
     """Answer an interaction the gateway deferred (by its token, valid for minutes)."""
 
-    def followup(self, event: InboundEvent | str, text: str, *,
-                 ephemeral: bool = True) -> list[MessageRef]:
+    def followup(self, event: InboundEvent | str, text: str, *, ephemeral: bool = True) -> list[MessageRef]:
         """A further answer (not idempotent: a flow sends it once per key)."""
         ...
 
@@ -521,8 +526,7 @@ class InteractionResponder(Protocol):
 class Uploader(Protocol):
     """Upload a file (a report's charts) and get where it can be linked from."""
 
-    def upload(self, *, filename: str, content: bytes,
-               content_type: str = "image/png") -> dict[str, Any]:
+    def upload(self, *, filename: str, content: bytes, content_type: str = "image/png") -> dict[str, Any]:
         """The platform's answer, with at least ``url`` (and ``short_url`` when it has one)."""
         ...
 
@@ -602,8 +606,9 @@ class GuideShelf(Protocol):
         shows no title of its own (the title then opens the first message)."""
         ...
 
-    def shelve_guide(self, *, channel: str | None, title: str, pieces: Sequence[str],
-                     placed: Sequence[MessageRef] = (), key: str) -> list[MessageRef]:
+    def shelve_guide(
+        self, *, channel: str | None, title: str, pieces: Sequence[str], placed: Sequence[MessageRef] = (), key: str
+    ) -> list[MessageRef]:
         """Show ``pieces`` (each within ``guide_format``'s limit) as one guide in ``channel``
         (``None``: the connector's guides channel): the messages in ``placed`` (what an earlier
         call returned) are edited in place, missing ones posted once (keyed from ``key``), and
@@ -617,8 +622,7 @@ class NewcomerWelcome(Protocol):
     """What a newcomer sees first (Discord's welcome screen, the Forum's welcome message),
     pointing at the guides (R-GUIDE). Not a ``Capability`` member."""
 
-    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]],
-                    channel: str | None = None) -> str:
+    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]], channel: str | None = None) -> str:
         """Point newcomers at the guides: ``summary`` (at most 140 characters), ``guides`` as
         ``(title, url)``, ``channel`` the guides channel (``None``: the connector's).
         Idempotent (the same call twice leaves the same welcome). Returns where it is shown."""
@@ -641,10 +645,19 @@ CAPABILITY_PROTOCOLS: dict[Capability, type] = {
 
 # Every Protocol a flow may ask a connector for, with the descriptive ones (the conformance
 # suite covers each for every connector implementing it).
-PROTOCOLS: tuple[type, ...] = (*CAPABILITY_PROTOCOLS.values(), ModerationLog, Instanced,
-                               WorkingGroupHome, RoleResolver, Links, OperatorAccount,
-                               TallyDisplay, GuideShelf, NewcomerWelcome,
-                               PlaceLinks)
+PROTOCOLS: tuple[type, ...] = (
+    *CAPABILITY_PROTOCOLS.values(),
+    ModerationLog,
+    Instanced,
+    WorkingGroupHome,
+    RoleResolver,
+    Links,
+    OperatorAccount,
+    TallyDisplay,
+    GuideShelf,
+    NewcomerWelcome,
+    PlaceLinks,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -779,8 +792,9 @@ class RoomWriter(Protocol):
         platform whose threads hang on a message, found again when it exists), or its topic."""
         ...
 
-    def room_post(self, *, room: str, text: str, thread_id: str | None = None,
-                  title: str | None = None, key: str | None = None) -> MessageRef:
+    def room_post(
+        self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None, key: str | None = None
+    ) -> MessageRef:
         """Post ``text``: a reply in conversation ``thread_id``, else a new conversation in
         ``room`` named ``title`` (its ``MessageRef.thread_id`` is where replies go). ``key`` makes
         a retry find the first post instead of posting again."""
@@ -821,8 +835,7 @@ class ModeratorsRoom(Protocol):
 
     platform: str
 
-    def post(self, text: str, *, buttons: Sequence[tuple[str, str]] = (),
-             key: str | None = None) -> MessageRef:
+    def post(self, text: str, *, buttons: Sequence[tuple[str, str]] = (), key: str | None = None) -> MessageRef:
         """Post ``text`` (its first line is the title) in the room."""
         ...
 

@@ -277,8 +277,7 @@ class HttpPolicy:
                 wait = self.default_retry_after if hint is None else max(hint, 0.0)
                 if wait > self.retry.max_wait or limited >= self.retry.max_rate_limit_retries:
                     raise RetriableError(
-                        f"{self.platform}: {what} rate limited; retry after {wait:g}s"
-                        f" (after {limited + 1} attempts)",
+                        f"{self.platform}: {what} rate limited; retry after {wait:g}s (after {limited + 1} attempts)",
                         platform=self.platform,
                         status=429,
                         retry_after=wait,
@@ -307,7 +306,9 @@ class HttpPolicy:
                 continue
             return response
 
-    def ensure(self, *, is_done: Callable[[], bool], write: Callable[[], T], what: str) -> tuple[WriteOutcome, T | None]:
+    def ensure(
+        self, *, is_done: Callable[[], bool], write: Callable[[], T], what: str
+    ) -> tuple[WriteOutcome, T | None]:
         """Apply a write at most once: re-read the platform before every attempt.
 
         ``is_done`` reads the platform (retried like any read) and says whether the wanted state
@@ -328,7 +329,11 @@ class HttpPolicy:
                 failures += 1
                 log.warning(
                     "%s: %s failed (%s); re-reading before retry %d in %.2fs",
-                    self.platform, self.redact(what), self.redact(exc), failures, delay,
+                    self.platform,
+                    self.redact(what),
+                    self.redact(exc),
+                    failures,
+                    delay,
                 )
                 self.clock.sleep(delay)
 

@@ -38,7 +38,9 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _TOKEN = re.compile(
     r"[ \t\n\r]*(?:(?P<str>" + _STRING + r")|(?P<num>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
-    r"(?:[eE][+-]?[0-9]+)?)|(?P<lit>true|false|null|NaN|-?Infinity)|(?P<p>[\[\]{},:]))", re.S)
+    r"(?:[eE][+-]?[0-9]+)?)|(?P<lit>true|false|null|NaN|-?Infinity)|(?P<p>[\[\]{},:]))",
+    re.S,
+)
 _LITERALS = {"true": True, "false": False, "null": None}
 
 
@@ -57,8 +59,11 @@ def read_json(body: bytes | str) -> tuple[Any, list[str]]:
     else:
         text = body
     notes: set[str] = set()
-    hooks = {"parse_int": lambda s: _int(s, notes), "parse_float": lambda s: _float(s, notes),
-             "parse_constant": lambda s: _constant(s, notes)}
+    hooks = {
+        "parse_int": lambda s: _int(s, notes),
+        "parse_float": lambda s: _float(s, notes),
+        "parse_constant": lambda s: _constant(s, notes),
+    }
     if _depth(text) <= MAX_DEPTH:
         try:
             value = json.loads(text, **hooks)
@@ -141,8 +146,14 @@ class _Parser:
         self.notes = notes
         self.stack: list[list[Any]] = []  # [container or None, pending key, opening bracket]
         self.result: Any = None
-        self.steps = {"value": self._value, "value-or-close": self._value, "key": self._key,
-                      "key-or-close": self._key, "colon": self._colon, "next": self._next}
+        self.steps = {
+            "value": self._value,
+            "value-or-close": self._value,
+            "key": self._key,
+            "key-or-close": self._key,
+            "colon": self._colon,
+            "next": self._next,
+        }
 
     def parse(self, text: str) -> Any:
         expect, pos = "value", 0

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Any
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from connectors.base import CAPABILITY_PROTOCOLS, Capability
 from connectors.errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "ConnectorInfo", "community_connectors", "discover", "load_connector",
-           "loaded_connectors"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ConnectorInfo",
+    "community_connectors",
+    "discover",
+    "load_connector",
+    "loaded_connectors",
+]
 
 ENTRY_POINT_GROUP = "charterflow.connectors"
 
@@ -50,11 +56,7 @@ class ConnectorInfo:
 
 
 def _protocol_methods(protocol: type) -> list[str]:
-    return [
-        name
-        for name, member in vars(protocol).items()
-        if not name.startswith("_") and callable(member)
-    ]
+    return [name for name, member in vars(protocol).items() if not name.startswith("_") and callable(member)]
 
 
 def check_contract(cls: type, *, expected_name: str) -> list[str]:
@@ -99,15 +101,20 @@ def _load(ep: EntryPoint) -> ConnectorInfo:
     try:
         cls = ep.load()
     except Exception as exc:  # noqa: BLE001 - any import failure is reported, never fatal
-        return ConnectorInfo(name=ep.name, target=ep.value, error=f"cannot load {ep.value}: {type(exc).__name__}: {exc}")
+        return ConnectorInfo(
+            name=ep.name, target=ep.value, error=f"cannot load {ep.value}: {type(exc).__name__}: {exc}"
+        )
     if not inspect.isclass(cls):
         return ConnectorInfo(name=ep.name, target=ep.value, error=f"{ep.value} is not a class")
     problems = check_contract(cls, expected_name=ep.name)
     caps = tuple(sorted(_capability_values(getattr(cls, "capabilities", ()))))
     if problems:
         return ConnectorInfo(
-            name=ep.name, target=ep.value, capabilities=caps,
-            docs_url=getattr(cls, "docs_url", None), error="; ".join(problems),
+            name=ep.name,
+            target=ep.value,
+            capabilities=caps,
+            docs_url=getattr(cls, "docs_url", None),
+            error="; ".join(problems),
         )
     loaded: type[Any] = cls
     return ConnectorInfo(name=ep.name, target=ep.value, cls=loaded, capabilities=caps, docs_url=loaded.docs_url)
@@ -122,7 +129,11 @@ def discover(group: str = ENTRY_POINT_GROUP) -> list[ConnectorInfo]:
     duplicates: list[ConnectorInfo] = []
     for ep in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
         if ep.name in seen:
-            duplicates.append(ConnectorInfo(name=ep.name, target=ep.value, error=f"duplicate name {ep.name!r} (also {seen[ep.name].target})"))
+            duplicates.append(
+                ConnectorInfo(
+                    name=ep.name, target=ep.value, error=f"duplicate name {ep.name!r} (also {seen[ep.name].target})"
+                )
+            )
             continue
         seen[ep.name] = _load(ep)
     return sorted([*seen.values(), *duplicates], key=lambda i: i.name)

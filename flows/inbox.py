@@ -37,18 +37,43 @@ from typing import Any
 
 from prefect import task
 
-from ledger import repo
-from ledger.db import Ledger
-from ledger.models import InboxEvent
-
 # Routing and dispatch live in flows.inbox_routing (no Prefect, no flow: the gateway imports only
 # that); they are this module's too, and the registry below fills theirs.
 from flows.inbox_routing import (  # noqa: F401 - re-exported
-    AWAITING_HANDLER, COMMAND_ROUTES, COMPONENT_ROUTES, CREATE_RETRY_DELAYS, DEFERRED_ROUTES,
-    HANDLERS, RETRY_STATUSES, TASK_NAME, TASK_RETRIES, TASK_RETRY_DELAYS, Claim, DispatchResult,
-    Handler, Route, RoutingConfig, claim_events, create_task_run, dispatch_event, dispatch_key,
-    load_routes, prefect_http, prefect_setting, register_handler, register_route,
-    register_task_key, route_for, routes_snapshot, run_tags, start_claimed, task_run_body)
+    AWAITING_HANDLER,
+    COMMAND_ROUTES,
+    COMPONENT_ROUTES,
+    CREATE_RETRY_DELAYS,
+    DEFERRED_ROUTES,
+    HANDLERS,
+    RETRY_STATUSES,
+    TASK_NAME,
+    TASK_RETRIES,
+    TASK_RETRY_DELAYS,
+    Claim,
+    DispatchResult,
+    Handler,
+    Route,
+    RoutingConfig,
+    claim_events,
+    create_task_run,
+    dispatch_event,
+    dispatch_key,
+    load_routes,
+    prefect_http,
+    prefect_setting,
+    register_handler,
+    register_route,
+    register_task_key,
+    route_for,
+    routes_snapshot,
+    run_tags,
+    start_claimed,
+    task_run_body,
+)
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import InboxEvent
 
 __all__ = [
     "AWAITING_HANDLER",
@@ -74,6 +99,7 @@ ACTOR = "flow:inbox"
 # --------------------------------------------------------------------------------------------
 # Handlers
 
+
 def _membership_handler(handle: Callable[..., str]) -> Handler:
     """Adapt a ``flows.membership.handlers`` function to the inbox's handler signature."""
 
@@ -85,8 +111,7 @@ def _membership_handler(handle: Callable[..., str]) -> Handler:
         platforms = current_platforms()
         # The flows the handler starts read the ledger through flows.platforms: make it this one.
         with use(ledger=ledger, platforms=platforms):
-            return handle(event_id=event.id, ledger=ledger, platforms=platforms,
-                          now=datetime.now(UTC))
+            return handle(event_id=event.id, ledger=ledger, platforms=platforms, now=datetime.now(UTC))
 
     return run
 
@@ -95,12 +120,14 @@ def _register_membership() -> None:
     from flows.membership import handlers as membership
     from flows.membership.link import handle_link
 
-    for route, handle in ((Route.LINK, handle_link),
-                          (Route.INTAKE, membership.handle_intake),
-                          (Route.CONFIRM, membership.handle_confirm),
-                          (Route.OPT_IN, membership.handle_optin),
-                          (Route.LEAVE, membership.handle_leave),
-                          (Route.VOTE, membership.handle_vote)):
+    for route, handle in (
+        (Route.LINK, handle_link),
+        (Route.INTAKE, membership.handle_intake),
+        (Route.CONFIRM, membership.handle_confirm),
+        (Route.OPT_IN, membership.handle_optin),
+        (Route.LEAVE, membership.handle_leave),
+        (Route.VOTE, membership.handle_vote),
+    ):
         HANDLERS[route] = _membership_handler(handle)
 
 
@@ -122,9 +149,16 @@ def _register_capabilities() -> None:
     # Each capability package owns its routes (flows/<package>/handlers.py: register()).
     import importlib
 
-    for name in ("flows.roles.handlers", "flows.ideas.handlers", "flows.reports.handlers",
-                 "flows.moderation.handlers", "flows.wg_roles.handlers",
-                 "flows.guides.handlers", "flows.commons.handlers", "flows.safety.handlers"):
+    for name in (
+        "flows.roles.handlers",
+        "flows.ideas.handlers",
+        "flows.reports.handlers",
+        "flows.moderation.handlers",
+        "flows.wg_roles.handlers",
+        "flows.guides.handlers",
+        "flows.commons.handlers",
+        "flows.safety.handlers",
+    ):
         importlib.import_module(name).register()
 
 
@@ -155,8 +189,13 @@ def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR) -> str:
             raise
         # A signed body that was valid but unusual JSON (its payload holds notes: a cut deep
         # part, a huge number kept as text): what the handler cannot read is refused, recorded.
-        log.warning("inbox event %s (%s/%s) refused: unreadable payload (%s)", event_id,
-                    event.source, event.kind, type(exc).__name__)
+        log.warning(
+            "inbox event %s (%s/%s) refused: unreadable payload (%s)",
+            event_id,
+            event.source,
+            event.kind,
+            type(exc).__name__,
+        )
         result = f"refused:unusual-body:{type(exc).__name__}"
     with ledger.transaction() as session:
         event = session.get(InboxEvent, event_id, populate_existing=True)
@@ -175,8 +214,7 @@ def _refusable(event: InboxEvent, exc: Exception) -> bool:
 
     if not (event.payload or {}).get("notes") or isinstance(exc, CharterflowError):
         return False
-    return isinstance(exc, (TypeError, ValueError, KeyError, AttributeError, IndexError,
-                            ParameterTypeError))
+    return isinstance(exc, (TypeError, ValueError, KeyError, AttributeError, IndexError, ParameterTypeError))
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,8 +239,14 @@ _worker_lock = threading.Lock()
 
 # persist_result=False: the result is the event's own record in the ledger. A result storage
 # that is a path (never written) saves every run a request for the server's default storage.
-@task(name=TASK_NAME, retries=TASK_RETRIES, retry_delay_seconds=list(TASK_RETRY_DELAYS), log_prints=False,
-      persist_result=False, result_storage=Path(tempfile.gettempdir()))
+@task(
+    name=TASK_NAME,
+    retries=TASK_RETRIES,
+    retry_delay_seconds=list(TASK_RETRY_DELAYS),
+    log_prints=False,
+    persist_result=False,
+    result_storage=Path(tempfile.gettempdir()),
+)
 def handle_inbox_event() -> str:
     """Handle the inbox event named by this run's dynamic key (``inbox-<id>-<attempt>``)."""
     from prefect.context import TaskRunContext
@@ -214,8 +258,7 @@ def handle_inbox_event() -> str:
     started = time.perf_counter()
     result = handle_event(_ledger_from_settings(), int(match.group(1)))
     # In the worker's log: how long the handler took, apart from Prefect's part of the run.
-    log.info("inbox event %s: %s in %.0f ms", match.group(1), result[:80],
-             (time.perf_counter() - started) * 1000)
+    log.info("inbox event %s: %s in %.0f ms", match.group(1), result[:80], (time.perf_counter() - started) * 1000)
     return result
 
 
@@ -255,8 +298,10 @@ def main(argv: list[str] | None = None) -> None:
     # here, once, instead of in the first runs' threads and the worker's loop at the same time.
     from prefect.events import emit_event
 
-    emit_event(event="charterflow.inbox-worker.started",
-               resource={"prefect.resource.id": f"charterflow.inbox-worker.{os.getpid()}"})
+    emit_event(
+        event="charterflow.inbox-worker.started",
+        resource={"prefect.resource.id": f"charterflow.inbox-worker.{os.getpid()}"},
+    )
     # A run's tags are checked for concurrency limits through a Prefect service made once per
     # set of tags, by the first run with that set, in the run's thread: it holds a lock all of
     # Prefect's services share while Prefect's loop thread starts it. That thread also runs the

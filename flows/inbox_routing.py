@@ -86,14 +86,24 @@ def _slack_board_prefix() -> str:
 # The routing table, in one place: (source, kind, condition, route). `route_for` applies it;
 # the gateway's README prints it.
 ROUTES: tuple[tuple[str, str, str, str], ...] = (
-    ("discourse", "topic_created", "category in the applications categories (noted; the answers come with its first post)", Route.INTAKE),
+    (
+        "discourse",
+        "topic_created",
+        "category in the applications categories (noted; the answers come with its first post)",
+        Route.INTAKE,
+    ),
     ("discourse", "post_created", "first post of a topic in the applications categories", Route.INTAKE),
     ("discourse", "post_edited", "first post of a topic in the applications categories, edited", Route.INTAKE),
     ("discourse", "topic_created", "category in the ideas categories", Route.IDEA),
     ("discourse", "ping", "", Route.PING),
     ("discourse", "post_created|post_edited|post_destroyed", "category in the common room's categories", Route.COMMONS),
     ("discourse", "*", "posted by the bot's own account (the API username, system)", Route.OWN),
-    ("discourse", "post_created", "a post starting /help (in a topic, or a private message to the system user)", Route.HELP),
+    (
+        "discourse",
+        "post_created",
+        "a post starting /help (in a topic, or a private message to the system user)",
+        Route.HELP,
+    ),
     ("discord", "ping", "(answered PONG, not stored)", Route.PING),
     ("discord", "apply", "slash command /apply", Route.APPLY_MODAL),
     ("discord", "apply_submitted", "the /apply modal submitted", Route.INTAKE),
@@ -112,7 +122,12 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
     ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
     ("discourse", "flag_created", "a Forum flag: a community report (R-SAFE-1)", "safety-flag"),
-    ("discourse", "post_created", "a reply outside categories starting claim, resolve or refer (a report's private message, R-SAFE-1)", "safety-command"),
+    (
+        "discourse",
+        "post_created",
+        "a reply outside categories starting claim, resolve or refer (a report's private message, R-SAFE-1)",
+        "safety-command",
+    ),
     ("form", "report", "the public /report form (R-SAFE-1)", "safety-form"),
     ("*", "*", "anything else", Route.UNKNOWN),
 )
@@ -130,9 +145,15 @@ COMPONENT_ROUTES: dict[str, str] = {}
 DEFERRED_ROUTES: set[str] = set()
 
 
-def register_route(route: str, handler: Callable[..., str], *, discord_command: str | None = None,
-                   discord_component_prefix: str | None = None, form_kind: str | None = None,
-                   condition: str = "") -> None:
+def register_route(
+    route: str,
+    handler: Callable[..., str],
+    *,
+    discord_command: str | None = None,
+    discord_component_prefix: str | None = None,
+    form_kind: str | None = None,
+    condition: str = "",
+) -> None:
     """Route a Discord slash command and/or button prefix to ``route``, handled by ``handler``
     (``handler(*, ledger, event) -> result_ref``, idempotent). The gateway answers such an
     interaction with a deferred ephemeral message; the handler follows up. ``form_kind``: a
@@ -191,14 +212,16 @@ def plugin_routes() -> dict[str, dict[str, str]]:
             continue
         tables[ep.name] = table
     _plugin_tables = tables
-    rows = tuple((name, kind, "a plugin platform's event", route)
-                 for name, table in tables.items() for kind, route in table.items())
+    rows = tuple(
+        (name, kind, "a plugin platform's event", route)
+        for name, table in tables.items()
+        for kind, route in table.items()
+    )
     ROUTES = ROUTES[:-1] + tuple(r for r in rows if r not in ROUTES) + ROUTES[-1:]
     return tables
 
 
-def _discourse_category_route(kind: str, attributes: Mapping[str, str],
-                              config: RoutingConfig) -> str | None:
+def _discourse_category_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig) -> str | None:
     """A Forum topic or post routed by its category; ``None`` when the category decides nothing."""
     category = str(attributes.get("category_id", ""))
     if not category:
@@ -208,11 +231,13 @@ def _discourse_category_route(kind: str, attributes: Mapping[str, str],
             return Route.INTAKE
         if category in config.discourse_ideas_categories:
             return Route.IDEA
-    if kind in ("post_created", "post_edited", "post_destroyed") \
-            and category in config.discourse_commons_categories:
+    if kind in ("post_created", "post_edited", "post_destroyed") and category in config.discourse_commons_categories:
         return Route.COMMONS
-    if kind in ("post_created", "post_edited") and str(attributes.get("post_number")) == "1" \
-            and category in config.discourse_applications_categories:
+    if (
+        kind in ("post_created", "post_edited")
+        and str(attributes.get("post_number")) == "1"
+        and category in config.discourse_applications_categories
+    ):
         return Route.INTAKE  # an application's answers (R-APP-1), first sent or edited
     return None
 
@@ -221,8 +246,7 @@ def _first_word(text: object) -> str:
     return (str(text)[:40].split(None, 1) or [""])[0].casefold()
 
 
-def _discourse_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig,
-                     actor: str | None) -> str:
+def _discourse_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig, actor: str | None) -> str:
     if kind == "ping":
         return Route.PING
     if actor and actor.casefold() in config.discourse_own_usernames:
@@ -234,9 +258,12 @@ def _discourse_route(kind: str, attributes: Mapping[str, str], config: RoutingCo
         return Route.HELP  # a member asks for the guides (flows.guides.help, R-GUIDE)
     if kind == "flag_created":
         return "safety-flag"  # a Forum flag is a community report (flows.safety, R-SAFE-1)
-    if kind == "post_created" and not attributes.get("category_id") \
-            and str(attributes.get("post_number")) != "1" \
-            and _first_word(attributes.get("raw", "")).rstrip(",.:;!") in SAFETY_COMMANDS:
+    if (
+        kind == "post_created"
+        and not attributes.get("category_id")
+        and str(attributes.get("post_number")) != "1"
+        and _first_word(attributes.get("raw", "")).rstrip(",.:;!") in SAFETY_COMMANDS
+    ):
         return "safety-command"  # a moderator's command in a report's private message (flows.safety)
     return Route.UNKNOWN
 
@@ -245,12 +272,10 @@ def _discord_component_route(custom_id: str) -> str:
     from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX
 
     prefixes = {CONFIRM_PREFIX: Route.CONFIRM, OPTIN_PREFIX: Route.OPT_IN, **COMPONENT_ROUTES}
-    return next((route for prefix, route in prefixes.items() if custom_id.startswith(prefix)),
-                Route.UNKNOWN)
+    return next((route for prefix, route in prefixes.items() if custom_id.startswith(prefix)), Route.UNKNOWN)
 
 
-def _discord_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig,
-                   actor: str | None) -> str:
+def _discord_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig, actor: str | None) -> str:
     if kind == "component":
         return _discord_component_route(str(attributes.get("custom_id", "")))
     return {
@@ -266,34 +291,34 @@ def _discord_route(kind: str, attributes: Mapping[str, str], config: RoutingConf
     }.get(kind, Route.UNKNOWN)
 
 
-def _slack_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig,
-                 actor: str | None) -> str:
+def _slack_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig, actor: str | None) -> str:
     if kind == "url_verification":
         return Route.PING
     if kind == "message" and attributes.get("own") == "true":
         return Route.OWN  # the app's own post coming back (R-COMMS): nothing to relay
     if kind == "message" and "room.change" in attributes:
         return Route.COMMONS  # a channel's message: relayed when the channel is bridged
-    if kind == "block_actions" and str(attributes.get("action_id", "")).startswith(
-            config.slack_board_action_prefix):
+    if kind == "block_actions" and str(attributes.get("action_id", "")).startswith(config.slack_board_action_prefix):
         return Route.BOARD_DECISION
     return Route.UNKNOWN
 
 
-def _form_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig,
-                actor: str | None) -> str:
+def _form_route(kind: str, attributes: Mapping[str, str], config: RoutingConfig, actor: str | None) -> str:
     # the table's rows, registered pages' included
     return next((r for s, k, _, r in ROUTES if s == "form" and k == kind), Route.UNKNOWN)
 
 
 _SOURCES: dict[str, Callable[[str, Mapping[str, str], RoutingConfig, str | None], str]] = {
-    "discourse": _discourse_route, "discord": _discord_route, "slack": _slack_route,
+    "discourse": _discourse_route,
+    "discord": _discord_route,
+    "slack": _slack_route,
     "form": _form_route,
 }
 
 
-def route_for(*, source: str, kind: str, attributes: Mapping[str, str],
-              config: RoutingConfig, actor: str | None = None) -> str:
+def route_for(
+    *, source: str, kind: str, attributes: Mapping[str, str], config: RoutingConfig, actor: str | None = None
+) -> str:
     """The route of an event (see :data:`ROUTES`); ``unknown`` when nothing matches. ``actor``:
     the platform account that caused it (a Forum post's author)."""
     built_in = _SOURCES.get(source)
@@ -334,8 +359,7 @@ def _own(*, ledger: Ledger, event: InboxEvent) -> str:
     return "discourse:own-post"
 
 
-HANDLERS: dict[str, Handler] = {Route.PING: _ping, Route.UNKNOWN: _unknown,
-                                Route.APPLY_MODAL: _modal, Route.OWN: _own}
+HANDLERS: dict[str, Handler] = {Route.PING: _ping, Route.UNKNOWN: _unknown, Route.APPLY_MODAL: _modal, Route.OWN: _own}
 """Route → handler. Issues 8-10 register intake, idea, opt-in, leave, vote, Board decision."""
 
 
@@ -352,10 +376,15 @@ def _handled_by_worker(*, ledger: Ledger, event: InboxEvent) -> str:
 def routes_snapshot() -> dict[str, Any]:
     """The registry as plain data (picklable): what :func:`load_routes` restores."""
     plugins = plugin_routes()
-    return {"routes": [list(row) for row in ROUTES], "commands": dict(COMMAND_ROUTES),
-            "plugins": {k: dict(v) for k, v in plugins.items()},
-            "components": list(COMPONENT_ROUTES.items()), "deferred": sorted(DEFERRED_ROUTES),
-            "handled": sorted(HANDLERS), "task_key": _task_key}
+    return {
+        "routes": [list(row) for row in ROUTES],
+        "commands": dict(COMMAND_ROUTES),
+        "plugins": {k: dict(v) for k, v in plugins.items()},
+        "components": list(COMPONENT_ROUTES.items()),
+        "deferred": sorted(DEFERRED_ROUTES),
+        "handled": sorted(HANDLERS),
+        "task_key": _task_key,
+    }
 
 
 def full_routes_snapshot() -> dict[str, Any]:
@@ -415,9 +444,9 @@ def task_key() -> str:
     return _task_key
 
 
-
 # --------------------------------------------------------------------------------------------
 # Dispatch: the background task run of an event
+
 
 def dispatch_key(event_id: int, attempt: int) -> str:
     """The task run's dynamic key: one per event and dispatch attempt."""
@@ -463,10 +492,9 @@ def prefect_setting(name: str) -> str | None:
     ``prefect.toml`` and ``pyproject.toml`` (importing Prefect: 2-3 s and some 36 MiB)."""
     if not _prefect_files():
         return os.environ.get(name) or None
-    import prefect.settings
-
     from operator import attrgetter
 
+    import prefect.settings
     from pydantic import SecretStr
 
     # Prefect's settings module makes its PREFECT_* objects on attribute access (no vars()).
@@ -483,8 +511,7 @@ def _prefect_files() -> bool:
     profiles = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
     if Path("prefect.toml").exists():
         return True
-    for path, marker in ((profiles, "PREFECT_"), (Path(".env"), "PREFECT_"),
-                         (Path("pyproject.toml"), "[tool.prefect")):
+    for path, marker in ((profiles, "PREFECT_"), (Path(".env"), "PREFECT_"), (Path("pyproject.toml"), "[tool.prefect")):
         try:
             if marker in path.read_text(errors="replace"):
                 return True
@@ -506,19 +533,23 @@ def task_run_body(*, event_id: int, attempt: int, route: str) -> dict[str, Any]:
     out, not built with Prefect's ``TaskRunCreate`` (a test checks that it validates as one)."""
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     return {
-        "name": f"inbox-{route}-{event_id}", "flow_run_id": None, "task_key": task_key(),
-        "dynamic_key": dispatch_key(event_id, attempt), "task_version": None,
+        "name": f"inbox-{route}-{event_id}",
+        "flow_run_id": None,
+        "task_key": task_key(),
+        "dynamic_key": dispatch_key(event_id, attempt),
+        "task_version": None,
         "tags": run_tags(route),
-        "empirical_policy": {"retries": TASK_RETRIES, "retry_delay": list(TASK_RETRY_DELAYS),
-                             "retry_jitter_factor": None},
-        "state": {"type": "SCHEDULED", "name": "Scheduled",
-                  "state_details": {"scheduled_time": now, "deferred": True}},
+        "empirical_policy": {
+            "retries": TASK_RETRIES,
+            "retry_delay": list(TASK_RETRY_DELAYS),
+            "retry_jitter_factor": None,
+        },
+        "state": {"type": "SCHEDULED", "name": "Scheduled", "state_details": {"scheduled_time": now, "deferred": True}},
         "task_inputs": {},
     }
 
 
-def create_task_run(http: httpx.Client, body: Mapping[str, Any], *,
-                    sleep: Callable[[float], None] = time.sleep) -> str:
+def create_task_run(http: httpx.Client, body: Mapping[str, Any], *, sleep: Callable[[float], None] = time.sleep) -> str:
     """``POST /task_runs/``; the run's id. A 429/502/503 is sent again after
     :data:`CREATE_RETRY_DELAYS`; anything else (and the last 503) raises an ``httpx`` error."""
     for delay in (*CREATE_RETRY_DELAYS, None):
@@ -541,8 +572,9 @@ class Claim:
     received_at: datetime | None
 
 
-def claim_events(ledger: Ledger, event_ids: list[int], *, stale_before: datetime | None = None,
-                 actor: str = "gateway") -> list[Claim]:
+def claim_events(
+    ledger: Ledger, event_ids: list[int], *, stale_before: datetime | None = None, actor: str = "gateway"
+) -> list[Claim]:
     """Claim ``event_ids`` (those still to dispatch) in one write transaction: the ledger's
     writers take turns, and a batch takes one turn instead of one per event."""
     with ledger.read() as session:
@@ -551,9 +583,15 @@ def claim_events(ledger: Ledger, event_ids: list[int], *, stale_before: datetime
         wanted = []
         for event_id in event_ids:
             event = session.get(InboxEvent, event_id)
-            if event is None or event.processed_at is not None or (
-                    event.dispatched_at is not None and event.dispatch_note is None
-                    and (stale_before is None or event.dispatched_at >= stale_before)):
+            if (
+                event is None
+                or event.processed_at is not None
+                or (
+                    event.dispatched_at is not None
+                    and event.dispatch_note is None
+                    and (stale_before is None or event.dispatched_at >= stale_before)
+                )
+            ):
                 continue
             wanted.append(event_id)
     if not wanted:
@@ -561,32 +599,39 @@ def claim_events(ledger: Ledger, event_ids: list[int], *, stale_before: datetime
     claims = []
     with ledger.transaction() as session:
         for event_id in wanted:
-            event = repo.inbox_claim(session, event_id, actor=actor, stale_before=stale_before,
-                                     handled_routes=HANDLERS.keys())
+            event = repo.inbox_claim(
+                session, event_id, actor=actor, stale_before=stale_before, handled_routes=HANDLERS.keys()
+            )
             if event is not None:
-                claims.append(Claim(event_id=event_id, attempt=event.dispatch_attempts,
-                                    route=event.route or Route.UNKNOWN, received_at=event.received_at))
+                claims.append(
+                    Claim(
+                        event_id=event_id,
+                        attempt=event.dispatch_attempts,
+                        route=event.route or Route.UNKNOWN,
+                        received_at=event.received_at,
+                    )
+                )
     return claims
 
 
-def start_claimed(ledger: Ledger, claim: Claim, *, client: httpx.Client,
-                  actor: str = "gateway") -> DispatchResult:
+def start_claimed(ledger: Ledger, claim: Claim, *, client: httpx.Client, actor: str = "gateway") -> DispatchResult:
     """Start the run of a claimed event; Prefect unreachable: release the claim (``deferred``)."""
     try:
-        run_id = create_task_run(client, task_run_body(event_id=claim.event_id, attempt=claim.attempt,
-                                                       route=claim.route))
+        run_id = create_task_run(
+            client, task_run_body(event_id=claim.event_id, attempt=claim.attempt, route=claim.route)
+        )
     except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect defers the event
         with ledger.transaction() as session:
             event = session.get(InboxEvent, claim.event_id, populate_existing=True)
             if event is not None:
                 repo.inbox_release(session, event, actor=actor, reason="prefect-unreachable")
         return DispatchResult(outcome="deferred", event_id=claim.event_id, error=type(exc).__name__)
-    return DispatchResult(outcome="started", event_id=claim.event_id, task_run_id=run_id,
-                          received_at=claim.received_at)
+    return DispatchResult(outcome="started", event_id=claim.event_id, task_run_id=run_id, received_at=claim.received_at)
 
 
-def dispatch_event(ledger: Ledger, event_id: int, *, client: httpx.Client,
-                   stale_before: datetime | None = None, actor: str = "gateway") -> DispatchResult:
+def dispatch_event(
+    ledger: Ledger, event_id: int, *, client: httpx.Client, stale_before: datetime | None = None, actor: str = "gateway"
+) -> DispatchResult:
     """Claim ``event_id`` and start its background task run through ``client`` (a
     :func:`prefect_http` client). Exactly one run per claim; see the module docstring."""
     claims = claim_events(ledger, [event_id], stale_before=stale_before, actor=actor)

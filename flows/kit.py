@@ -32,13 +32,12 @@ from sqlalchemy import select
 
 from connectors.base import Directory, InteractionResponder, MessageRef, Role, RoleResolver, UserRef
 from connectors.errors import RetriableError
+from flows.platforms import Platforms, current_ledger, current_platforms
+from flows.presentation import templates as _env
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import Identity, Person, Platform
 from rules import Charter, Decision
-
-from flows.platforms import Platforms, current_ledger, current_platforms
-from flows.presentation import templates as _env
 
 log = logging.getLogger("charterflow.membership")
 
@@ -68,17 +67,17 @@ class Ctx:
         if cached is None or cached[0] is not self.platforms.charter:
             from flows.platforms_state import charter_in_force
 
-            cached = (self.platforms.charter, charter_in_force(self.platforms.charter,
-                                                               ledger=self.ledger, now=self.now))
+            cached = (
+                self.platforms.charter,
+                charter_in_force(self.platforms.charter, ledger=self.ledger, now=self.now),
+            )
             object.__setattr__(self, "_charter", cached)
         return cached[1]
 
 
-def context(now: datetime | None, *, ledger: Ledger | None = None,
-            platforms: Platforms | None = None) -> Ctx:
+def context(now: datetime | None, *, ledger: Ledger | None = None, platforms: Platforms | None = None) -> Ctx:
     """The context of a run: given objects, else the process's (``flows.platforms.use``)."""
-    return Ctx(ledger=ledger or current_ledger(), platforms=platforms or current_platforms(),
-               now=resolve_now(now))
+    return Ctx(ledger=ledger or current_ledger(), platforms=platforms or current_platforms(), now=resolve_now(now))
 
 
 def render(name: str, **values: Any) -> tuple[str, str]:
@@ -101,8 +100,9 @@ def done(ctx: Ctx, key: str) -> dict[str, Any] | None:
 
 # `act` is called with no arguments; `...` because callers bind loop values as lambda defaults,
 # which mypy cannot match to `Callable[[], Any]`.
-def once(ctx: Ctx, *, key: str, platform: str, actor: str, about: str | None,
-         act: Callable[..., Any]) -> dict[str, Any]:
+def once(
+    ctx: Ctx, *, key: str, platform: str, actor: str, about: str | None, act: Callable[..., Any]
+) -> dict[str, Any]:
     """Do ``act`` unless ``key`` is recorded, then record it. ``act`` returns a ``MessageRef``,
     a mapping of platform ids, or None. A caller that finds the key claimed by a run doing it
     right now waits for that run's record instead of acting too."""
@@ -125,8 +125,7 @@ def once(ctx: Ctx, *, key: str, platform: str, actor: str, about: str | None,
     else:
         ref = {}
     with ctx.ledger.transaction() as session:
-        return repo.effect_record(session, key=key, platform=platform, actor=actor, ref=ref,
-                                  about=about, at=ctx.now)
+        return repo.effect_record(session, key=key, platform=platform, actor=actor, ref=ref, about=about, at=ctx.now)
 
 
 # How long a claim holds without its effect being recorded: longer than any one platform call
@@ -142,8 +141,9 @@ def _claim(ctx: Ctx, *, key: str, holder: str) -> dict[str, Any] | None:
     while True:
         at = datetime.now(UTC)
         with ctx.ledger.transaction() as session:
-            state, value = repo.effect_claim(session, key=key, holder=holder,
-                                             until=at + CLAIM_LEASE, at=at, take_from=take_from)
+            state, value = repo.effect_claim(
+                session, key=key, holder=holder, until=at + CLAIM_LEASE, at=at, take_from=take_from
+            )
         if state == "done":
             return value
         if state == "claimed":
@@ -188,20 +188,24 @@ def identities_of(ctx: Ctx, person_id: int, *, ids: Iterable[int] | None = None)
     but the Board's Slack and e-mail, which are not community platforms."""
     wanted = set(ids) if ids is not None else None
     with ctx.ledger.read() as session:
-        rows = list(session.scalars(select(Identity).where(
-            Identity.person_id == person_id,
-            Identity.platform.not_in([Platform.SLACK, Platform.EMAIL])).order_by(Identity.id)))
+        rows = list(
+            session.scalars(
+                select(Identity)
+                .where(Identity.person_id == person_id, Identity.platform.not_in([Platform.SLACK, Platform.EMAIL]))
+                .order_by(Identity.id)
+            )
+        )
     return [r for r in rows if wanted is None or r.id in wanted]
 
 
 def user_ref(identity: Identity) -> UserRef:
     """The platform account of an identity (its external id is needed to act on it)."""
-    return UserRef(platform=str(identity.platform.value), id=str(identity.external_id or ""),
-                   username=str(identity.username or ""))
+    return UserRef(
+        platform=str(identity.platform.value), id=str(identity.external_id or ""), username=str(identity.username or "")
+    )
 
 
-def is_moderator(ctx: Ctx, platform: str, *, account: str | None = None,
-                 role_ids: Iterable[str] | None = None) -> bool:
+def is_moderator(ctx: Ctx, platform: str, *, account: str | None = None, role_ids: Iterable[str] | None = None) -> bool:
     """Whether someone is a moderator or admin on ``platform``. An event that lists the actor's
     role ids (a Discord press's ``member_roles``) is decided by those, through the connector's
     ``RoleResolver``; otherwise by its staff list (``Directory.list_staff``) holding ``account``
@@ -212,8 +216,7 @@ def is_moderator(ctx: Ctx, platform: str, *, account: str | None = None,
     if role_ids is not None:
         return _holds_staff_role(space.capable(RoleResolver), {r for r in role_ids if r})
     directory = space.capable(Directory)
-    return bool(directory is not None and account
-                and any(user.id == str(account) for user in directory.list_staff()))
+    return bool(directory is not None and account and any(user.id == str(account) for user in directory.list_staff()))
 
 
 def _holds_staff_role(resolver: RoleResolver | None, held: set[str]) -> bool:
@@ -235,54 +238,67 @@ def person_handle(ctx: Ctx, person_id: int) -> str:
         return person.handle if person else f"person-{person_id}"
 
 
-def message_person(ctx: Ctx, person_id: int, *, template: str, key: str, actor: str,
-                   about: str | None, identity_ids: Iterable[int] | None = None,
-                   email: bool = False, **values: Any) -> list[str]:
+def message_person(
+    ctx: Ctx,
+    person_id: int,
+    *,
+    template: str,
+    key: str,
+    actor: str,
+    about: str | None,
+    identity_ids: Iterable[int] | None = None,
+    email: bool = False,
+    **values: Any,
+) -> list[str]:
     """Send a private message to the person on each of their served platforms, once per key
     and platform; with ``email``, also to the e-mail address they gave (an application's
     outcome, R-APP-4). Returns the platforms reached. One failing does not stop the others."""
     reached = []
-    if email and email_person(ctx, person_id, template=template, key=key, actor=actor,
-                              about=about, **values):
+    if email and email_person(ctx, person_id, template=template, key=key, actor=actor, about=about, **values):
         reached.append("email")
     for identity in identities_of(ctx, person_id, ids=identity_ids):
         space = ctx.platforms.space(identity.platform.value)
         if space is None or space.messenger is None or not identity.username:
             continue
-        title, text = render(template, platform=space.platform, username=identity.username,
-                             **values)
+        title, text = render(template, platform=space.platform, username=identity.username, **values)
         try:
-            once(ctx, key=f"{key}:{space.platform}", platform=space.platform, actor=actor,
-                 about=about, act=lambda s=space, i=identity, t=title, b=text:
-                 s.messenger.direct_message(recipients=[i.username], title=t, text=b,
-                                            key=f"{key}:{s.platform}"))
+            once(
+                ctx,
+                key=f"{key}:{space.platform}",
+                platform=space.platform,
+                actor=actor,
+                about=about,
+                act=lambda s=space, i=identity, t=title, b=text: s.messenger.direct_message(
+                    recipients=[i.username], title=t, text=b, key=f"{key}:{s.platform}"
+                ),
+            )
             reached.append(space.platform)
         except Exception as exc:  # noqa: BLE001 - e.g. Discord 50007 (DMs closed): reported
-            log.warning("membership: could not message person:%s on %s: %s", person_id,
-                        space.platform, type(exc).__name__)
+            log.warning(
+                "membership: could not message person:%s on %s: %s", person_id, space.platform, type(exc).__name__
+            )
     return reached
 
 
-def email_person(ctx: Ctx, person_id: int, *, template: str, key: str, actor: str,
-                 about: str | None, **values: Any) -> bool:
+def email_person(
+    ctx: Ctx, person_id: int, *, template: str, key: str, actor: str, about: str | None, **values: Any
+) -> bool:
     """E-mail the person at the newest address they gave, once per key; False when there is no
     mailer or no address."""
     if ctx.platforms.mailer is None:
         return False
     with ctx.ledger.read() as session:
-        rows = list(session.scalars(select(Identity).where(Identity.person_id == person_id)
-                                    .order_by(Identity.id)))
+        rows = list(session.scalars(select(Identity).where(Identity.person_id == person_id).order_by(Identity.id)))
         address = next((r.username for r in reversed(rows) if r.platform == Platform.EMAIL), None)
-        name = next((r.username for r in rows if r.platform != Platform.EMAIL and r.username),
-                    None) or person_handle(ctx, person_id)
+        name = next((r.username for r in rows if r.platform != Platform.EMAIL and r.username), None) or person_handle(
+            ctx, person_id
+        )
     if not address:
         return False
-    return send_email(ctx, to=address, template=template, key=key, actor=actor, about=about,
-                      username=name, **values)
+    return send_email(ctx, to=address, template=template, key=key, actor=actor, about=about, username=name, **values)
 
 
-def send_email(ctx: Ctx, *, to: str, template: str, key: str, actor: str, about: str | None,
-               **values: Any) -> bool:
+def send_email(ctx: Ctx, *, to: str, template: str, key: str, actor: str, about: str | None, **values: Any) -> bool:
     """Render a membership template and e-mail it to ``to``, once per ``key`` (``<key>:email``).
     A failure is logged, not raised: the platforms' messages and the form's page tell too."""
     mailer = ctx.platforms.mailer
@@ -291,18 +307,31 @@ def send_email(ctx: Ctx, *, to: str, template: str, key: str, actor: str, about:
     title, text = render(template, platform="email", **values)
     k = f"{key}:email"
     try:
-        once(ctx, key=k, platform="email", actor=actor, about=about,
-             act=lambda: mailer.send(to=to, subject=title, text=text, key=k))
+        once(
+            ctx,
+            key=k,
+            platform="email",
+            actor=actor,
+            about=about,
+            act=lambda: mailer.send(to=to, subject=title, text=text, key=k),
+        )
         return True
     except Exception as exc:  # noqa: BLE001 - e.g. the SMTP server down; reported
         log.warning("membership: e-mail %s not sent: %s", k, type(exc).__name__)
         return False
 
 
-def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str | None,
-            threads: Mapping[str, str] | None = None,
-            renderer: Callable[..., tuple[str, str]] | None = None,
-            **values: Any) -> dict[str, dict[str, Any]]:
+def post_wg(
+    ctx: Ctx,
+    *,
+    template: str,
+    key: str,
+    actor: str,
+    about: str | None,
+    threads: Mapping[str, str] | None = None,
+    renderer: Callable[..., tuple[str, str]] | None = None,
+    **values: Any,
+) -> dict[str, dict[str, Any]]:
     """Post to the WG's private space on every served platform (a reply in ``threads[platform]``
     when given, else a new topic/message), once per key and platform; returns platform → the
     recorded message ids. ``renderer`` defaults to the membership templates. One platform
@@ -322,15 +351,15 @@ def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str | None,
             return s.messenger.post(channel=s.wg_channel, title=t, text=b, key=k)
 
         try:
-            posted[space.platform] = once(ctx, key=k, platform=space.platform, actor=actor,
-                                          about=about, act=act)["ref"]
+            posted[space.platform] = once(ctx, key=k, platform=space.platform, actor=actor, about=about, act=act)["ref"]
         except Exception as exc:  # noqa: BLE001 - one platform down must not hide the other
             log.warning("could not post to the WG on %s: %s", space.platform, type(exc).__name__)
     return posted
 
 
-def answer_interaction(ctx: Ctx, *, key: str, actor: str, about: str,
-                       attributes: Mapping[str, str], text: str, platform: str | None = None) -> None:
+def answer_interaction(
+    ctx: Ctx, *, key: str, actor: str, about: str, attributes: Mapping[str, str], text: str, platform: str | None = None
+) -> None:
     """Answer an interaction privately (the gateway deferred it), once per ``key``, through the
     ``InteractionResponder`` of ``platform`` (default: the served one that answers interactions).
 
@@ -354,8 +383,7 @@ def answer_interaction(ctx: Ctx, *, key: str, actor: str, about: str,
         if done(ctx, first) is None:
             responder.edit_original(token, text[:2000])
             with ctx.ledger.transaction() as session:
-                repo.effect_record(session, key=first, platform=where, actor=actor, ref={},
-                                   about=about, at=ctx.now)
+                repo.effect_record(session, key=first, platform=where, actor=actor, ref={}, about=about, at=ctx.now)
         else:
             responder.followup(token, text[:1900])
 
@@ -374,9 +402,16 @@ def answer_interaction(ctx: Ctx, *, key: str, actor: str, about: str,
 # Artifacts
 
 
-def artifact(*, key: str, title: str, decision: Decision | None = None,
-             rows: Mapping[str, Any] | None = None, evidence: Mapping[str, Any] | None = None,
-             note: str | None = None, keyed: bool = True) -> None:
+def artifact(
+    *,
+    key: str,
+    title: str,
+    decision: Decision | None = None,
+    rows: Mapping[str, Any] | None = None,
+    evidence: Mapping[str, Any] | None = None,
+    note: str | None = None,
+    keyed: bool = True,
+) -> None:
     """A markdown artifact on the current run: the decision, its ruling, its evidence. Outside a
     run (a handler called directly) nothing is created. Never holds answers or secrets.
     ``keyed=False``: shown on its run only, ``key`` as its description (one request instead of
@@ -387,8 +422,12 @@ def artifact(*, key: str, title: str, decision: Decision | None = None,
         return
     lines = [f"# {title}", ""]
     if decision is not None:
-        lines += [f"**{'allowed' if decision.allowed else 'refused'}** — ruling `{decision.ruling}`",
-                  "", decision.reason, ""]
+        lines += [
+            f"**{'allowed' if decision.allowed else 'refused'}** — ruling `{decision.ruling}`",
+            "",
+            decision.reason,
+            "",
+        ]
     if note:
         lines += [note, ""]
     if rows:
@@ -398,15 +437,18 @@ def artifact(*, key: str, title: str, decision: Decision | None = None,
     if evidence:
         import json
 
-        lines += ["## Evidence", "", "```json",
-                  json.dumps(evidence, indent=2, default=str, sort_keys=True), "```"]
+        lines += ["## Evidence", "", "```json", json.dumps(evidence, indent=2, default=str, sort_keys=True), "```"]
     try:
         from flows.privacy import publish_artifact
 
         # The description is kept in Prefect's events, which an erasure cannot reach: the key
         # (ledger ids only) serves; the title stays in the body (R-PRIVACY-3).
-        publish_artifact(key=_artifact_key(key) if keyed else None, kind="markdown",
-                         content="\n".join(lines), description=_artifact_key(key))
+        publish_artifact(
+            key=_artifact_key(key) if keyed else None,
+            kind="markdown",
+            content="\n".join(lines),
+            description=_artifact_key(key),
+        )
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("membership: artifact %s not created: %s", key, type(exc).__name__)
 
@@ -420,6 +462,7 @@ def _artifact_key(key: str) -> str:
 def person_run_name(prefix: str, parameter: str) -> Callable[[], str]:
     """A ``flow_run_name`` callable naming the person of ``parameter`` (a handle or an id) by
     ledger id only, ``<prefix>-person-<id>`` (R-PRIVACY-3); just ``prefix`` when unknown."""
+
     def name() -> str:
         from prefect.runtime import flow_run
 
@@ -433,11 +476,13 @@ def person_run_name(prefix: str, parameter: str) -> Callable[[], str]:
                 return f"{prefix}-person-{repo.get_person(session, value).id}"
         except Exception:  # noqa: BLE001 - a name is a courtesy; the run reports the error
             return prefix
+
     return name
 
 
 def run_name(prefix: str, *names: str) -> Callable[[], str]:
     """A ``flow_run_name`` callable: ``<prefix>-<first parameter among names that is set>``."""
+
     def name() -> str:
         from prefect.runtime import flow_run
 
@@ -447,4 +492,5 @@ def run_name(prefix: str, *names: str) -> Callable[[], str]:
             if value not in (None, ""):
                 return f"{prefix}-{value}"
         return prefix
+
     return name

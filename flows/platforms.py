@@ -54,14 +54,37 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connectors.base import (BallotBox, ButtonMessenger, Directory, Instanced, MessageRef, Messenger,
-                             OperatorAccount, Role, RoleKind, RoleManager, TallyDisplay, UserRef, WorkingGroupHome)
+from connectors.base import (
+    BallotBox,
+    ButtonMessenger,
+    Directory,
+    Instanced,
+    MessageRef,
+    Messenger,
+    OperatorAccount,
+    Role,
+    RoleKind,
+    RoleManager,
+    TallyDisplay,
+    UserRef,
+    WorkingGroupHome,
+)
 from ledger.db import Ledger
 from rules import Charter
 
-__all__ = ["DEFAULT_PLATFORMS", "MembershipSettings", "PlatformSpace", "Platforms", "configured_platforms",
-           "current_ledger", "current_platforms", "load_dsf_members", "parse_role",
-           "resolve_confirm_secret", "use"]
+__all__ = [
+    "DEFAULT_PLATFORMS",
+    "MembershipSettings",
+    "PlatformSpace",
+    "Platforms",
+    "configured_platforms",
+    "current_ledger",
+    "current_platforms",
+    "load_dsf_members",
+    "parse_role",
+    "resolve_confirm_secret",
+    "use",
+]
 
 # The community platforms served when CHARTERFLOW_PLATFORMS is not set.
 DEFAULT_PLATFORMS = ("discourse", "discord")
@@ -72,22 +95,33 @@ _SETTING_ALIASES = {("discourse", "channel"): "discourse_category", ("discourse"
 class MembershipSettings(BaseSettings):
     """``CHARTERFLOW_MEMBERSHIP_*`` (see the module docstring)."""
 
-    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_MEMBERSHIP_", env_file=".env",
-                                      extra="ignore")
-    gateway_url: str | None = Field(default=None, description=(
-        "Public base URL of the gateway, for confirmation and opt-in links (default: the gateway's)."))
-    confirm_secret: SecretStr | None = Field(default=None, description=(
-        "Signs confirmation and opt-in tokens; shared with the gateway (default: random, kept in "
-        "CHARTERFLOW_HOME)."))
-    dsf_members_file: Path | None = Field(default=None, description=(
-        "The DSF Individual Members list (R-ELIG-2), TOML members = [...] (default: "
-        "CHARTERFLOW_HOME/dsf-members.toml)."))
-    discourse_category: str | None = Field(default=None, description=(
-        "The Forum's private WG category (default: the connector's setting)."))
-    discourse_group: str | None = Field(default=None, description=(
-        "The Forum's WG group (default: the connector's setting)."))
-    discord_channel: str | None = Field(default=None, description=(
-        "The Discord WG channel (default: the connector's WG channel)."))
+    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_MEMBERSHIP_", env_file=".env", extra="ignore")
+    gateway_url: str | None = Field(
+        default=None,
+        description=("Public base URL of the gateway, for confirmation and opt-in links (default: the gateway's)."),
+    )
+    confirm_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Signs confirmation and opt-in tokens; shared with the gateway (default: random, kept in CHARTERFLOW_HOME)."
+        ),
+    )
+    dsf_members_file: Path | None = Field(
+        default=None,
+        description=(
+            "The DSF Individual Members list (R-ELIG-2), TOML members = [...] (default: "
+            "CHARTERFLOW_HOME/dsf-members.toml)."
+        ),
+    )
+    discourse_category: str | None = Field(
+        default=None, description=("The Forum's private WG category (default: the connector's setting).")
+    )
+    discourse_group: str | None = Field(
+        default=None, description=("The Forum's WG group (default: the connector's setting).")
+    )
+    discord_channel: str | None = Field(
+        default=None, description=("The Discord WG channel (default: the connector's WG channel).")
+    )
     discord_role: str = Field(default="wg-member", description="The Discord WG role's name.")
 
     def space_setting(self, platform: str, what: str) -> str | None:
@@ -107,10 +141,14 @@ class PlatformsSettings(BaseSettings):
     """``CHARTERFLOW_PLATFORMS``: the community platforms served, by connector name."""
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_", env_file=".env", extra="ignore")
-    platforms: str | None = Field(default=None, description=(
-        "Comma-separated connector names (entry points of charterflow.connectors) serving the "
-        "WG's community platforms (default: every registered community connector, the Forum "
-        "and Discord first); the Board's Slack is never one of them."))
+    platforms: str | None = Field(
+        default=None,
+        description=(
+            "Comma-separated connector names (entry points of charterflow.connectors) serving the "
+            "WG's community platforms (default: every registered community connector, the Forum "
+            "and Discord first); the Board's Slack is never one of them."
+        ),
+    )
 
 
 def configured_platforms(settings: PlatformsSettings | None = None) -> tuple[str, ...]:
@@ -123,7 +161,8 @@ def configured_platforms(settings: PlatformsSettings | None = None) -> tuple[str
 
         registered = community_connectors()
         names = [n for n in DEFAULT_PLATFORMS if n in registered] + sorted(
-            n for n in registered if n not in DEFAULT_PLATFORMS)
+            n for n in registered if n not in DEFAULT_PLATFORMS
+        )
     else:
         names = [n.strip().lower() for n in raw.split(",") if n.strip()]
     return tuple(dict.fromkeys(names))
@@ -185,23 +224,23 @@ class PlatformSpace:
         account = self.capable(OperatorAccount)
         return account.operator_name() if account is not None else "the API admin"
 
-    def prompt(self, *, user: UserRef, title: str, text: str, button_label: str,
-               custom_id: str, key: str) -> MessageRef:
+    def prompt(
+        self, *, user: UserRef, title: str, text: str, button_label: str, custom_id: str, key: str
+    ) -> MessageRef:
         """A private message asking ``user`` to act: with a button where the connector is a
         ``ButtonMessenger`` (the press comes back as an interaction with ``custom_id``), else a
         plain direct message whose ``text`` holds the link."""
         buttons = self.capable(ButtonMessenger)
         if buttons is not None:
-            return buttons.direct_message_with_button(user=user, title=title, text=text,
-                                                      button_label=button_label,
-                                                      custom_id=custom_id, key=key)
+            return buttons.direct_message_with_button(
+                user=user, title=title, text=text, button_label=button_label, custom_id=custom_id, key=key
+            )
         messenger = self.messenger
         if messenger is None:
             raise LookupError(f"{self.platform}: no Messenger to reach {user.username!r}")
         return messenger.direct_message(recipients=[user.username], title=title, text=text, key=key)
 
-    def close_ballot(self, ballot: Any, *, counts: Sequence[int] | None = None,
-                     result: str | None = None) -> Any:
+    def close_ballot(self, ballot: Any, *, counts: Sequence[int] | None = None, result: str | None = None) -> Any:
         """Close ``ballot`` on this platform; ``result`` (one line, the ledger's tally merged
         across platforms) is shown on the closed ballot where the connector can; ``counts`` (one
         per option) is published first to a connector that is a ``TallyDisplay`` (it shows
@@ -259,10 +298,17 @@ class Platforms:
                 pass
 
     @classmethod
-    def build(cls, *, charter: Charter, confirm_secret: str | SecretStr | None = None,
-              gateway_url: str | None = None, dsf_members: frozenset[str] | set[str] | None = None,
-              settings: MembershipSettings | None = None, mailer: Any = None,
-              **connectors: Any) -> Platforms:
+    def build(
+        cls,
+        *,
+        charter: Charter,
+        confirm_secret: str | SecretStr | None = None,
+        gateway_url: str | None = None,
+        dsf_members: frozenset[str] | set[str] | None = None,
+        settings: MembershipSettings | None = None,
+        mailer: Any = None,
+        **connectors: Any,
+    ) -> Platforms:
         """From connector instances by platform name (``Platforms.build(charter=c, discourse=f,
         matrix=m)``), in that order; ``None`` leaves a platform unserved."""
         s = settings or MembershipSettings(_env_file=None)
@@ -274,17 +320,24 @@ class Platforms:
             if isinstance(connector, WorkingGroupHome):
                 channel, group = connector.working_group_space()
             spaces[name] = PlatformSpace(
-                platform=name, connector=connector,
+                platform=name,
+                connector=connector,
                 wg_channel=s.space_setting(name, "channel") or channel,
-                wg_role=Role.group(s.space_setting(name, "role") or group))
+                wg_role=Role.group(s.space_setting(name, "role") or group),
+            )
         secret = confirm_secret if confirm_secret is not None else s.confirm_secret
         if secret is None:
             secret = SecretStr(secrets.token_hex(32))
         if isinstance(secret, str):
             secret = SecretStr(secret)
-        return cls(spaces=spaces, charter=charter, confirm_secret=secret,
-                   gateway_url=(gateway_url or s.gateway_url or _default_gateway_url()).rstrip("/"),
-                   dsf_members=frozenset(dsf_members or ()), mailer=mailer)
+        return cls(
+            spaces=spaces,
+            charter=charter,
+            confirm_secret=secret,
+            gateway_url=(gateway_url or s.gateway_url or _default_gateway_url()).rstrip("/"),
+            dsf_members=frozenset(dsf_members or ()),
+            mailer=mailer,
+        )
 
     @classmethod
     def from_settings(cls, names: Sequence[str] | None = None) -> Platforms:
@@ -307,12 +360,18 @@ class Platforms:
                 built[name] = load_connector(name).from_env()
             except Exception as exc:  # noqa: BLE001 - a platform not configured is not served
                 logging.getLogger("charterflow.membership").warning(
-                    "membership: %s is not served (%s)", name, type(exc).__name__)
+                    "membership: %s is not served (%s)", name, type(exc).__name__
+                )
         members_file = s.dsf_members_file or (home / charter.eligibility.dsf_members_file)
         secret = resolve_confirm_secret(settings=s)
-        platforms = cls.build(charter=charter, confirm_secret=secret,
-                              dsf_members=load_dsf_members(members_file), settings=s,
-                              mailer=_mailer_from_settings(), **built)
+        platforms = cls.build(
+            charter=charter,
+            confirm_secret=secret,
+            dsf_members=load_dsf_members(members_file),
+            settings=s,
+            mailer=_mailer_from_settings(),
+            **built,
+        )
         platforms._closers.extend(built.values())
         platforms.served_from, platforms.built_from_settings = tuple(wanted), True
         return platforms
@@ -333,11 +392,12 @@ def served_by_ledger(names: Sequence[str], charter: Charter) -> list[str]:
     try:
         with ledger.read() as session:
             states: Mapping[str, PlatformState | None] = ledger_platforms.states(
-                session, charter_platforms=charter.platforms)
+                session, charter_platforms=charter.platforms
+            )
     except Exception as exc:  # noqa: BLE001 - no ledger yet (a first start): the charter's list
         logging.getLogger("charterflow.membership").warning(
-            "membership: the ledger's platform list was not read (%s); serving the charter's",
-            type(exc).__name__)
+            "membership: the ledger's platform list was not read (%s); serving the charter's", type(exc).__name__
+        )
         states = {p: None for p in charter.platforms}
     finally:
         if ledger is not _ledger:
@@ -346,7 +406,8 @@ def served_by_ledger(names: Sequence[str], charter: Charter) -> list[str]:
     left = [n for n in names if n not in serve]
     if left:
         logging.getLogger("charterflow.membership").info(
-            "membership: not served, not on the approved platforms' list: %s", ", ".join(left))
+            "membership: not served, not on the approved platforms' list: %s", ", ".join(left)
+        )
     return [n for n in names if n in serve]
 
 

@@ -25,21 +25,36 @@ from typing import Any
 from prefect import flow
 from sqlalchemy import select
 
+from flows.kit import Ctx, artifact, context, log, post_wg
+from flows.presentation import templates as _env
 from ledger import audit, repo
 from ledger import platforms as ledger_platforms
 from ledger.models import BoardDecision, Person, PlatformRoleAssignment, Proposal
 from rules import Decision, plan_roles
-from rules.platforms import (PLATFORM_KINDS, RETIRING, RULING, PlatformState, admin_platforms,
-                             decide_proposal, may_retire, trials_ended)
-
-from flows.kit import Ctx, artifact, context, log, once, post_wg
-from flows.presentation import templates as _env
+from rules.platforms import (
+    PLATFORM_KINDS,
+    RETIRING,
+    RULING,
+    PlatformState,
+    admin_platforms,
+    decide_proposal,
+    may_retire,
+    trials_ended,
+)
 
 ACTOR = "flow:platforms"
 
-__all__ = ["charter_in_force", "check_proposal", "follow_up", "platform_states",
-           "platforms_retire", "platforms_trial_ends", "record_board_outcome", "retire",
-           "role_platforms"]
+__all__ = [
+    "charter_in_force",
+    "check_proposal",
+    "follow_up",
+    "platform_states",
+    "platforms_retire",
+    "platforms_trial_ends",
+    "record_board_outcome",
+    "retire",
+    "role_platforms",
+]
 
 
 def render(template: str, **values: Any) -> tuple[str, str]:
@@ -68,8 +83,7 @@ def charter_in_force(charter: Any, *, ledger: Any, now: datetime) -> Any:
     names = list(admin_platforms(states, at=now))
     if names == list(charter.platforms):
         return charter
-    return charter.model_copy(update={"charter": charter.charter.model_copy(
-        update={"platforms": names})})
+    return charter.model_copy(update={"charter": charter.charter.model_copy(update={"platforms": names})})
 
 
 def role_platforms(ctx: Ctx, *, grant: bool) -> list[str]:
@@ -83,15 +97,23 @@ def role_platforms(ctx: Ctx, *, grant: bool) -> list[str]:
 # Filing: a proposal names a platform the list allows
 
 
-def check_proposal(ctx: Ctx, *, kind: str, platform: str | None, replaces: str | None,
-                   ends_at: datetime | None) -> Decision | None:
+def check_proposal(
+    ctx: Ctx, *, kind: str, platform: str | None, replaces: str | None, ends_at: datetime | None
+) -> Decision | None:
     """What the Board's approval of this proposal would change, judged on today's list (None
     for a proposal that is not about a platform). Refused: an unknown platform to retire or
     migrate from, the last approved platform, a trial of a platform in use, a bad end date."""
     if kind not in PLATFORM_KINDS:
         return None
-    return decide_proposal(platform_states(ctx), kind=kind, platform=platform, replaces=replaces,
-                           ends_at=ends_at, now=ctx.now, charter=_file_charter(ctx))
+    return decide_proposal(
+        platform_states(ctx),
+        kind=kind,
+        platform=platform,
+        replaces=replaces,
+        ends_at=ends_at,
+        now=ctx.now,
+        charter=_file_charter(ctx),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,39 +130,71 @@ def record_board_outcome(ctx: Ctx, *, proposal_id: int) -> dict[str, Any] | None
         if found is not None:
             return dict(found["ref"])
         proposal = session.get(Proposal, proposal_id)
-        if (proposal is None or proposal.kind not in PLATFORM_KINDS
-                or proposal.decision != BoardDecision.APPROVED):
+        if proposal is None or proposal.kind not in PLATFORM_KINDS or proposal.decision != BoardDecision.APPROVED:
             return None
         file_platforms = _file_charter(ctx).platforms
         states = ledger_platforms.states(session, charter_platforms=file_platforms)
         try:
-            decision = decide_proposal(states, kind=proposal.kind, platform=proposal.platform,
-                                       replaces=proposal.replaces_platform,
-                                       ends_at=proposal.trial_ends_at, now=ctx.now,
-                                       charter=_file_charter(ctx))
+            decision = decide_proposal(
+                states,
+                kind=proposal.kind,
+                platform=proposal.platform,
+                replaces=proposal.replaces_platform,
+                ends_at=proposal.trial_ends_at,
+                now=ctx.now,
+                charter=_file_charter(ctx),
+            )
         except ValueError as exc:  # a proposal filed before proposals named their platform
             decision = Decision(allowed=False, ruling=RULING, reason=str(exc))
         changes = []
         if decision.allowed:
             for t in decision.evidence["changes"]:
                 row = ledger_platforms.record_state(
-                    session, platform=t.platform, state=t.state, actor=ACTOR,
+                    session,
+                    platform=t.platform,
+                    state=t.state,
+                    actor=ACTOR,
                     decided_by=f"board:{proposal.decision_source or 'slack'}",
-                    charter_platforms=file_platforms, at=ctx.now, trial_ends_at=t.trial_ends_at,
-                    proposal_id=proposal_id, note=decision.reason)
-                changes.append({"platform": t.platform, "state": t.state, "row": row.id,
-                                "trial_ends_at": t.trial_ends_at.isoformat()
-                                if t.trial_ends_at else None})
+                    charter_platforms=file_platforms,
+                    at=ctx.now,
+                    trial_ends_at=t.trial_ends_at,
+                    proposal_id=proposal_id,
+                    note=decision.reason,
+                )
+                changes.append(
+                    {
+                        "platform": t.platform,
+                        "state": t.state,
+                        "row": row.id,
+                        "trial_ends_at": t.trial_ends_at.isoformat() if t.trial_ends_at else None,
+                    }
+                )
         else:
-            audit.append(session, actor=ACTOR, action="platform.refused",
-                         subject=f"proposal:{proposal_id}", at=ctx.now,
-                         payload={"ruling": decision.ruling, "kind": proposal.kind,
-                                  "platform": proposal.platform, "reason": decision.reason})
-        outcome = {"proposal": proposal_id, "allowed": decision.allowed,
-                   "ruling": decision.ruling, "reason": decision.reason, "changes": changes,
-                   "kind": proposal.kind, "title": proposal.title}
-        repo.effect_record(session, key=key, platform="ledger", actor=ACTOR, ref=outcome,
-                           about=f"proposal:{proposal_id}", at=ctx.now)
+            audit.append(
+                session,
+                actor=ACTOR,
+                action="platform.refused",
+                subject=f"proposal:{proposal_id}",
+                at=ctx.now,
+                payload={
+                    "ruling": decision.ruling,
+                    "kind": proposal.kind,
+                    "platform": proposal.platform,
+                    "reason": decision.reason,
+                },
+            )
+        outcome = {
+            "proposal": proposal_id,
+            "allowed": decision.allowed,
+            "ruling": decision.ruling,
+            "reason": decision.reason,
+            "changes": changes,
+            "kind": proposal.kind,
+            "title": proposal.title,
+        }
+        repo.effect_record(
+            session, key=key, platform="ledger", actor=ACTOR, ref=outcome, about=f"proposal:{proposal_id}", at=ctx.now
+        )
         return outcome
 
 
@@ -159,29 +213,53 @@ def follow_up(ctx: Ctx, *, proposal_id: int) -> dict[str, Any] | None:
         return None
     about = f"proposal:{proposal_id}"
     if not outcome["allowed"]:
-        post_wg(ctx, template="refused_wg", key=f"platform:refused-wg:{proposal_id}",
-                actor=ACTOR, about=about, renderer=render, proposal_id=proposal_id,
-                kind=outcome["kind"], title=outcome["title"], reason=outcome["reason"],
-                ruling=outcome["ruling"])
-        artifact(key=f"proposal-{proposal_id}-platforms", title="Platform list not changed",
-                 decision=Decision(allowed=False, ruling=outcome["ruling"],
-                                   reason=outcome["reason"]))
+        post_wg(
+            ctx,
+            template="refused_wg",
+            key=f"platform:refused-wg:{proposal_id}",
+            actor=ACTOR,
+            about=about,
+            renderer=render,
+            proposal_id=proposal_id,
+            kind=outcome["kind"],
+            title=outcome["title"],
+            reason=outcome["reason"],
+            ruling=outcome["ruling"],
+        )
+        artifact(
+            key=f"proposal-{proposal_id}-platforms",
+            title="Platform list not changed",
+            decision=Decision(allowed=False, ruling=outcome["ruling"], reason=outcome["reason"]),
+        )
         return {**outcome, "retired": {}}
     changes = outcome["changes"]
     retiring = [c["platform"] for c in changes if c["state"] == RETIRING]
     if outcome["kind"] == "retire-platform" and not changes:
         # Already retiring (a migration marked it): this approval finishes the retirement.
         retiring = [platform_of(ctx, proposal_id)]
-    post_wg(ctx, template="state_wg", key=f"platform:state-wg:{proposal_id}", actor=ACTOR,
-            about=about, renderer=render, proposal_id=proposal_id,
-            headline="; ".join(_line(c) for c in changes) or outcome["reason"],
-            lines=[_line(c) for c in changes], reason=outcome["reason"], retiring=retiring,
-            trial=any(c["state"] == "trial" for c in changes))
-    artifact(key=f"proposal-{proposal_id}-platforms", title="Platform list changed",
-             decision=Decision(allowed=True, ruling=RULING, reason=outcome["reason"]),
-             rows={c["platform"]: _line(c) for c in changes})
-    retired = {p: retire(ctx, platform=p, decision_ref=f"platform-retire:{p}:proposal:{proposal_id}")
-               for p in retiring if p}
+    post_wg(
+        ctx,
+        template="state_wg",
+        key=f"platform:state-wg:{proposal_id}",
+        actor=ACTOR,
+        about=about,
+        renderer=render,
+        proposal_id=proposal_id,
+        headline="; ".join(_line(c) for c in changes) or outcome["reason"],
+        lines=[_line(c) for c in changes],
+        reason=outcome["reason"],
+        retiring=retiring,
+        trial=any(c["state"] == "trial" for c in changes),
+    )
+    artifact(
+        key=f"proposal-{proposal_id}-platforms",
+        title="Platform list changed",
+        decision=Decision(allowed=True, ruling=RULING, reason=outcome["reason"]),
+        rows={c["platform"]: _line(c) for c in changes},
+    )
+    retired = {
+        p: retire(ctx, platform=p, decision_ref=f"platform-retire:{p}:proposal:{proposal_id}") for p in retiring if p
+    }
     return {**outcome, "retired": retired}
 
 
@@ -198,14 +276,22 @@ def _managed_rows(ctx: Ctx, platform: str) -> list[tuple[int, str, str, bool, bo
     """(person id, handle, role, desired, observed) of every ledger role row on ``platform``."""
     with ctx.ledger.read() as session:
         rows = session.execute(
-            select(PlatformRoleAssignment.person_id, Person.handle,
-                   PlatformRoleAssignment.platform, PlatformRoleAssignment.role,
-                   PlatformRoleAssignment.desired, PlatformRoleAssignment.observed)
+            select(
+                PlatformRoleAssignment.person_id,
+                Person.handle,
+                PlatformRoleAssignment.platform,
+                PlatformRoleAssignment.role,
+                PlatformRoleAssignment.desired,
+                PlatformRoleAssignment.observed,
+            )
             .join(Person, Person.id == PlatformRoleAssignment.person_id)
-            .order_by(PlatformRoleAssignment.id)).all()
-    return [(pid, handle, role, bool(desired), observed)
-            for pid, handle, plat, role, desired, observed in rows
-            if str(plat) == platform]  # Platform is a StrEnum
+            .order_by(PlatformRoleAssignment.id)
+        ).all()
+    return [
+        (pid, handle, role, bool(desired), observed)
+        for pid, handle, plat, role, desired, observed in rows
+        if str(plat) == platform
+    ]  # Platform is a StrEnum
 
 
 def _unwant(ctx: Ctx, platform: str, *, decision_ref: str) -> int:
@@ -214,10 +300,16 @@ def _unwant(ctx: Ctx, platform: str, *, decision_ref: str) -> int:
     if rows:
         with ctx.ledger.transaction() as session:
             for person_id, _handle, role, _d, _o in rows:
-                repo.set_desired_platform_role(session, session.get_one(Person, person_id),
-                                               platform=platform, role=role, desired=False,
-                                               actor=ACTOR, decision_ref=decision_ref,
-                                               at=ctx.now)
+                repo.set_desired_platform_role(
+                    session,
+                    session.get_one(Person, person_id),
+                    platform=platform,
+                    role=role,
+                    desired=False,
+                    actor=ACTOR,
+                    decision_ref=decision_ref,
+                    at=ctx.now,
+                )
     return len(rows)
 
 
@@ -228,11 +320,17 @@ def _plan_on(ctx: Ctx, platform: str, *, override_reason: str) -> Any:
     from flows.roles.plan import build_plan
 
     shown = build_plan(ctx, tolerate_unreachable=True)
-    desired = ({a for a in shown.observed if a.platform != platform}
-               | {a for a in shown.desired if a.platform == platform})
-    plan = plan_roles(desired, shown.observed, charter=ctx.charter,
-                      override_reason=override_reason, members=shown.members,
-                      platform_accounts=shown.builtin)
+    desired = {a for a in shown.observed if a.platform != platform} | {
+        a for a in shown.desired if a.platform == platform
+    }
+    plan = plan_roles(
+        desired,
+        shown.observed,
+        charter=ctx.charter,
+        override_reason=override_reason,
+        members=shown.members,
+        platform_accounts=shown.builtin,
+    )
     return replace(shown, plan=plan, desired=frozenset(desired), override_reason=override_reason)
 
 
@@ -254,8 +352,11 @@ def _revoke_all(ctx: Ctx, platform: str, *, decision_ref: str) -> _Revoked:
 
     space = ctx.platforms.space(platform)
     if space is not None and space.roles is not None:
-        shown = _plan_on(ctx, platform, override_reason=f"retirement of {platform} approved "
-                                                        f"by the Board (R-PLATFORM, {decision_ref})")
+        shown = _plan_on(
+            ctx,
+            platform,
+            override_reason=f"retirement of {platform} approved by the Board (R-PLATFORM, {decision_ref})",
+        )
         if platform not in shown.unreached:
             out = _Revoked(reachable=True)
             if shown.plan.changes:
@@ -265,48 +366,95 @@ def _revoke_all(ctx: Ctx, platform: str, *, decision_ref: str) -> _Revoked:
             managed = {(h, r) for _p, h, r, _d, _o in _managed_rows(ctx, platform)}
             held = [a for a in after.observed if a.platform == platform]
             out.left = [a for a in held if (a.person, a.role) in managed]
-            out.unmanaged = sorted({f"{a.person} ({a.role})" for a in held
-                                    if (a.person, a.role) not in managed})
+            out.unmanaged = sorted({f"{a.person} ({a.role})" for a in held if (a.person, a.role) not in managed})
             return out
     return _Revoked(reachable=False, left=[r for r in _managed_rows(ctx, platform) if r[4]])
 
 
-def _retire_waits(ctx: Ctx, platform: str, done: _Revoked, decision: Decision, *,
-                  decision_ref: str) -> dict[str, Any]:
+def _retire_waits(ctx: Ctx, platform: str, done: _Revoked, decision: Decision, *, decision_ref: str) -> dict[str, Any]:
     """Roles are left or the platform is not reached: audited, the WG told why, it stays
     retiring."""
     about = f"platform:{platform}"
     with ctx.ledger.transaction() as session:
-        audit.append(session, actor=ACTOR, action="platform.retire-waits",
-                     subject=about, at=ctx.now,
-                     payload={"ruling": decision.ruling, "left": len(done.left),
-                              "reachable": done.reachable, "decision": decision_ref})
-    post_wg(ctx, template="retiring_wg", key=f"platform:retiring-wg:{decision_ref}:{len(done.left)}",
-            actor=ACTOR, about=about, renderer=render, name=platform,
-            reason=decision.reason, failed=[f"{k}: {v}" for k, v in done.failed.items()])
-    artifact(key=f"platform-{platform}-retiring", title=f"{platform} stays retiring",
-             decision=decision, rows={"revoked now": len(done.applied), "left": len(done.left)})
+        audit.append(
+            session,
+            actor=ACTOR,
+            action="platform.retire-waits",
+            subject=about,
+            at=ctx.now,
+            payload={
+                "ruling": decision.ruling,
+                "left": len(done.left),
+                "reachable": done.reachable,
+                "decision": decision_ref,
+            },
+        )
+    post_wg(
+        ctx,
+        template="retiring_wg",
+        key=f"platform:retiring-wg:{decision_ref}:{len(done.left)}",
+        actor=ACTOR,
+        about=about,
+        renderer=render,
+        name=platform,
+        reason=decision.reason,
+        failed=[f"{k}: {v}" for k, v in done.failed.items()],
+    )
+    artifact(
+        key=f"platform-{platform}-retiring",
+        title=f"{platform} stays retiring",
+        decision=decision,
+        rows={"revoked now": len(done.applied), "left": len(done.left)},
+    )
     log.warning("platforms: %s stays retiring: %s", platform, decision.reason)
-    return {"platform": platform, "status": RETIRING, "reason": decision.reason,
-            "revoked": done.applied, "failed": done.failed}
+    return {
+        "platform": platform,
+        "status": RETIRING,
+        "reason": decision.reason,
+        "revoked": done.applied,
+        "failed": done.failed,
+    }
 
 
-def _mark_retired(ctx: Ctx, platform: str, done: _Revoked, decision: Decision, *,
-                  decision_ref: str) -> dict[str, Any]:
+def _mark_retired(ctx: Ctx, platform: str, done: _Revoked, decision: Decision, *, decision_ref: str) -> dict[str, Any]:
     with ctx.ledger.transaction() as session:
         current = ledger_platforms.states(session, charter_platforms=_file_charter(ctx).platforms)
         if current[platform].state == RETIRING:  # a concurrent run may have finished it
-            ledger_platforms.record_state(session, platform=platform, state="retired",
-                                          actor=ACTOR, decided_by="flow:platforms",
-                                          charter_platforms=_file_charter(ctx).platforms,
-                                          at=ctx.now, note=decision.reason)
-    post_wg(ctx, template="retired_wg", key=f"platform:retired-wg:{platform}:{decision_ref}",
-            actor=ACTOR, about=f"platform:{platform}", renderer=render, name=platform,
-            revoked=len(done.applied), unmanaged=done.unmanaged)
-    artifact(key=f"platform-{platform}-retired", title=f"{platform} retired", decision=decision,
-             rows={"revoked now": len(done.applied), "unmanaged holders left": len(done.unmanaged)})
-    return {"platform": platform, "status": "retired", "reason": decision.reason,
-            "revoked": done.applied, "failed": done.failed, "unmanaged": done.unmanaged}
+            ledger_platforms.record_state(
+                session,
+                platform=platform,
+                state="retired",
+                actor=ACTOR,
+                decided_by="flow:platforms",
+                charter_platforms=_file_charter(ctx).platforms,
+                at=ctx.now,
+                note=decision.reason,
+            )
+    post_wg(
+        ctx,
+        template="retired_wg",
+        key=f"platform:retired-wg:{platform}:{decision_ref}",
+        actor=ACTOR,
+        about=f"platform:{platform}",
+        renderer=render,
+        name=platform,
+        revoked=len(done.applied),
+        unmanaged=done.unmanaged,
+    )
+    artifact(
+        key=f"platform-{platform}-retired",
+        title=f"{platform} retired",
+        decision=decision,
+        rows={"revoked now": len(done.applied), "unmanaged holders left": len(done.unmanaged)},
+    )
+    return {
+        "platform": platform,
+        "status": "retired",
+        "reason": decision.reason,
+        "revoked": done.applied,
+        "failed": done.failed,
+        "unmanaged": done.unmanaged,
+    }
 
 
 def retire(ctx: Ctx, *, platform: str, decision_ref: str) -> dict[str, Any]:
@@ -318,8 +466,7 @@ def retire(ctx: Ctx, *, platform: str, decision_ref: str) -> dict[str, Any]:
     state = platform_states(fresh).get(platform)
     if state is None or state.state != RETIRING:
         decision = may_retire(state, managed_roles_left=0)
-        return {"platform": platform, "status": state.state if state else "unknown",
-                "reason": decision.reason}
+        return {"platform": platform, "status": state.state if state else "unknown", "reason": decision.reason}
     _unwant(fresh, platform, decision_ref=decision_ref)
     done = _revoke_all(fresh, platform, decision_ref=decision_ref)
     decision = may_retire(state, managed_roles_left=len(done.left), unreachable=not done.reachable)
@@ -339,12 +486,19 @@ def _note_first_admins(ctx: Ctx) -> list[str]:
     with ctx.ledger.transaction() as session:
         rows = ledger_platforms.history(session)
         recorded = {r.platform for r in rows if r.first_admin_at is not None}
-        for name, state in ledger_platforms.states(
-                session, charter_platforms=_file_charter(ctx).platforms).items():
+        for name, state in ledger_platforms.states(session, charter_platforms=_file_charter(ctx).platforms).items():
             if state.state == "trial" and state.first_admin_at and name not in recorded:
-                if ledger_platforms.record_first_admin(
-                        session, platform=name, first_admin_at=state.first_admin_at, actor=ACTOR,
-                        charter_platforms=(), at=ctx.now) is not None:
+                if (
+                    ledger_platforms.record_first_admin(
+                        session,
+                        platform=name,
+                        first_admin_at=state.first_admin_at,
+                        actor=ACTOR,
+                        charter_platforms=(),
+                        at=ctx.now,
+                    )
+                    is not None
+                ):
                     noted.append(name)
     return noted
 
@@ -361,19 +515,37 @@ def platforms_trial_ends(now: datetime | None = None) -> dict[str, Any]:
         with ctx.ledger.transaction() as session:
             if repo.effect_get(session, key=end.key) is None:
                 # Recorded before it is announced: the question is a decision of the charter.
-                audit.append(session, actor=ACTOR, action="platform.trial-ended",
-                             subject=f"platform:{end.platform}", at=ctx.now,
-                             payload={"ends_at": audit.format_time(end.ends_at),
-                                      "ruling": RULING})
-                repo.effect_record(session, key=end.key, platform="ledger", actor=ACTOR,
-                                   ref={"platform": end.platform}, about=f"platform:{end.platform}",
-                                   at=ctx.now)
+                audit.append(
+                    session,
+                    actor=ACTOR,
+                    action="platform.trial-ended",
+                    subject=f"platform:{end.platform}",
+                    at=ctx.now,
+                    payload={"ends_at": audit.format_time(end.ends_at), "ruling": RULING},
+                )
+                repo.effect_record(
+                    session,
+                    key=end.key,
+                    platform="ledger",
+                    actor=ACTOR,
+                    ref={"platform": end.platform},
+                    about=f"platform:{end.platform}",
+                    at=ctx.now,
+                )
                 asked.append(end.platform)
-        post_wg(ctx, template="trial_end_wg", key=f"{end.key}:wg", actor=ACTOR,
-                about=f"platform:{end.platform}", renderer=render, name=end.platform,
-                ends_at=f"{end.ends_at:%Y-%m-%d}")
-        artifact(key=f"platform-{end.platform}-trial-end", title=f"Trial of {end.platform} ended",
-                 decision=end.decision)
+        post_wg(
+            ctx,
+            template="trial_end_wg",
+            key=f"{end.key}:wg",
+            actor=ACTOR,
+            about=f"platform:{end.platform}",
+            renderer=render,
+            name=end.platform,
+            ends_at=f"{end.ends_at:%Y-%m-%d}",
+        )
+        artifact(
+            key=f"platform-{end.platform}-trial-end", title=f"Trial of {end.platform} ended", decision=end.decision
+        )
     return {"asked": asked, "first_admin_recorded": noted}
 
 
@@ -394,11 +566,15 @@ def deployments() -> list:
     tags = ["charterflow", "platforms"]
     return [
         platforms_trial_ends.to_deployment(
-            name="daily", cron="15 8 * * *", tags=tags,
+            name="daily",
+            cron="15 8 * * *",
+            tags=tags,
             description="Asks the WG at a platform trial's end to propose migrate, keep "
-                        "trialling or retire (R-PLATFORM)."),
+            "trialling or retire (R-PLATFORM).",
+        ),
         platforms_retire.to_deployment(
-            name="operator", tags=tags,
-            description="Revoke every managed role on a retiring platform, then retire it "
-                        "(R-PLATFORM)."),
+            name="operator",
+            tags=tags,
+            description="Revoke every managed role on a retiring platform, then retire it (R-PLATFORM).",
+        ),
     ]

@@ -30,9 +30,14 @@ def _quote(text: Any) -> str:
 # mrkdwn, so nothing is HTML-escaped; a missing variable is an error, not an empty string. A
 # package needing a filter of its own adds it once at import (reports: ``esc``, Slack's escape).
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-templates = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                        autoescape=False, keep_trailing_newline=False, trim_blocks=True,
-                        lstrip_blocks=True)
+templates = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    undefined=StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 templates.filters["quote"] = _quote
 
 

@@ -50,9 +50,16 @@ def publish_artifact(*, key: str | None, kind: str, content: Any, description: s
     data = content if kind == "markdown" else json.dumps(content, default=str)
     placeholder = f"*{description}*" if kind == "markdown" else "[]"
     with get_client(sync_client=True) as client:
-        created = client.create_artifact(ArtifactCreate(
-            key=key, type=kind, description=description, data=placeholder if key else data,
-            flow_run_id=flow_run_id, task_run_id=task_run_id))
+        created = client.create_artifact(
+            ArtifactCreate(
+                key=key,
+                type=kind,
+                description=description,
+                data=placeholder if key else data,
+                flow_run_id=flow_run_id,
+                task_run_id=task_run_id,
+            )
+        )
         if key:
             client.request("PATCH", "/artifacts/{id}", path_params={"id": created.id}, json={"data": data})
 
@@ -93,7 +100,7 @@ class Redactor:
         """The text around the first match in ``value``, or None."""
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         match = self.pattern.search(text) if self.pattern else None
-        return text[max(0, match.start() - 120):match.end() + 40] if match else None
+        return text[max(0, match.start() - 120) : match.end() + 40] if match else None
 
 
 def _records(http: httpx.Client, kind: str) -> Iterator[dict[str, Any]]:
@@ -120,8 +127,11 @@ def redact(http: httpx.Client, values: Iterable[str], *, replacement: str) -> di
     ``base_url`` ends with ``/api/``). Safe to run again: a second pass changes nothing."""
     redactor = Redactor(values, replacement=replacement)
     changed = {"artifacts": 0, "flow_runs": 0, "task_runs": 0}
-    for kind, fields in (("artifacts", ("data", "description")),
-                         ("flow_runs", ("name", "parameters")), ("task_runs", ("name",))):
+    for kind, fields in (
+        ("artifacts", ("data", "description")),
+        ("flow_runs", ("name", "parameters")),
+        ("task_runs", ("name",)),
+    ):
         for record in _records(http, kind):
             before = {f: record.get(f) for f in fields}
             after = redactor.data(before)
@@ -154,8 +164,13 @@ def _events(http: httpx.Client, since: datetime | None) -> Iterator[dict[str, An
         response = http.get(page["next_page"])
 
 
-def find(http: httpx.Client, values: Iterable[str], *, kinds: Iterable[str] = (*RECORDS, "events"),
-         since: datetime | None = None) -> list[str]:
+def find(
+    http: httpx.Client,
+    values: Iterable[str],
+    *,
+    kinds: Iterable[str] = (*RECORDS, "events"),
+    since: datetime | None = None,
+) -> list[str]:
     """Where ``values`` still appear in Prefect (``<kind> <id>: <fields>``), anywhere in a field,
     whole word or not; ``since``: only records created from then on."""
     redactor = Redactor(values, replacement="", whole_words=False)
@@ -164,8 +179,11 @@ def find(http: httpx.Client, values: Iterable[str], *, kinds: Iterable[str] = (*
         if kind == "events":
             records: Iterable[dict[str, Any]] = _events(http, since)
         else:
-            records = (r for r in _records(http, kind) if since is None
-                       or datetime.fromisoformat(r.get("created") or r["timestamp"]) >= since)
+            records = (
+                r
+                for r in _records(http, kind)
+                if since is None or datetime.fromisoformat(r.get("created") or r["timestamp"]) >= since
+            )
         for record in records:
             context = redactor.where(RECORDS[kind](record) if kind in RECORDS else record)
             if context is not None:

@@ -26,29 +26,28 @@ from sqlalchemy import select
 
 from connectors.base import ChangeStatus, UserRef
 from connectors.errors import CharterflowError
+from flows.kit import Ctx, artifact, identities_of, user_ref
+from flows.platforms import parse_role
 from ledger import repo
 from ledger.models import Identity, Person
 from rules import Assignment, Change, plan_roles
-
-from flows.kit import Ctx, artifact, identities_of, user_ref
-from flows.platforms import parse_role
 
 
 def identities_by_external_id(ctx: Ctx) -> dict[tuple[str, str], tuple[int, str]]:
     """(platform, external id) → (person id, handle) for every identity with a platform id."""
     with ctx.ledger.read() as session:
-        rows = session.execute(select(Identity.platform, Identity.external_id, Identity.person_id,
-                                      Person.handle)
-                               .join(Person, Person.id == Identity.person_id)
-                               .where(Identity.external_id.is_not(None))).all()
+        rows = session.execute(
+            select(Identity.platform, Identity.external_id, Identity.person_id, Person.handle)
+            .join(Person, Person.id == Identity.person_id)
+            .where(Identity.external_id.is_not(None))
+        ).all()
     return {(plat.value, str(ext)): (pid, handle) for plat, ext, pid, handle in rows}
 
 
 def member_handles(ctx: Ctx) -> frozenset[str]:
     """The handles of every person with an active membership (R-ADMIN-2 counts only them)."""
     with ctx.ledger.read() as session:
-        return frozenset(session.get_one(Person, m.person_id).handle
-                         for m in repo.active_memberships(session))
+        return frozenset(session.get_one(Person, m.person_id).handle for m in repo.active_memberships(session))
 
 
 def is_platform_account(holder: UserRef) -> bool:
@@ -69,8 +68,15 @@ class _View:
     # (platform, role) → does the person hold it now
     holds: dict[tuple[str, str], bool] = field(default_factory=dict)
 
-    def add_holders(self, platform: str, role_text: str, holders: list[UserRef], *, me: UserRef,
-                    known: dict[tuple[str, str], tuple[int, str]]) -> None:
+    def add_holders(
+        self,
+        platform: str,
+        role_text: str,
+        holders: list[UserRef],
+        *,
+        me: UserRef,
+        known: dict[tuple[str, str], tuple[int, str]],
+    ) -> None:
         """Every holder of one role: observed; the others stay desired (they are not ours to
         change here); the platforms' own accounts are noted for R-ADMIN-2."""
         for holder in holders:
@@ -121,8 +127,9 @@ def _send(ctx: Ctx, change: Change, user: UserRef, *, decision_ref: str) -> Any:
     return send(user, parse_role(change.role), reason=f"charterflow {change.key(decision_ref)}")
 
 
-def _apply(ctx: Ctx, view: _View, changes: list[Change], result: dict[str, Any], *,
-           decision_ref: str) -> CharterflowError | None:
+def _apply(
+    ctx: Ctx, view: _View, changes: list[Change], result: dict[str, Any], *, decision_ref: str
+) -> CharterflowError | None:
     """Send ``changes`` in order, noting each outcome in ``result`` and ``view.holds``; the
     first platform error stops the rest and is returned."""
     for change in changes:
@@ -141,30 +148,35 @@ def _apply(ctx: Ctx, view: _View, changes: list[Change], result: dict[str, Any],
     return None
 
 
-def _record_observed(ctx: Ctx, person_id: int, holds: dict[tuple[str, str], bool], *,
-                     actor: str) -> None:
+def _record_observed(ctx: Ctx, person_id: int, holds: dict[tuple[str, str], bool], *, actor: str) -> None:
     with ctx.ledger.transaction() as session:
         person = session.get_one(Person, person_id)
         for (platform, role_text), held in holds.items():
-            repo.record_observed_platform_role(session, person, platform=platform, role=role_text,
-                                               observed=held, actor=actor, at=ctx.now)
+            repo.record_observed_platform_role(
+                session, person, platform=platform, role=role_text, observed=held, actor=actor, at=ctx.now
+            )
 
 
-def reconcile_person(ctx: Ctx, person_id: int, *, decision_ref: str, actor: str,
-                     report_errors: bool = False) -> dict[str, Any]:
+def reconcile_person(
+    ctx: Ctx, person_id: int, *, decision_ref: str, actor: str, report_errors: bool = False
+) -> dict[str, Any]:
     """Bring the person's roles on every served platform to what the ledger wants; returns
     ``{"applied": [...], "pending": [...], "failed": {key: error}, "unchanged": n,
     "refused": reason | None}``. A platform error stops the plan (see the module docstring)."""
     view = _view(ctx, person_id)
-    plan = plan_roles(view.desired, view.observed, charter=ctx.charter,
-                      members=member_handles(ctx), platform_accounts=view.accounts)
+    plan = plan_roles(
+        view.desired, view.observed, charter=ctx.charter, members=member_handles(ctx), platform_accounts=view.accounts
+    )
     mine = [c for c in plan.changes if c.person == view.handle]
-    result: dict[str, Any] = {"applied": [], "pending": [], "failed": {}, "unchanged": 0,
-                              "refused": None}
+    result: dict[str, Any] = {"applied": [], "pending": [], "failed": {}, "unchanged": 0, "refused": None}
     if not plan.decision.allowed:
         result["refused"] = f"{plan.decision.ruling}: {plan.decision.reason}"
-        artifact(key=f"roles-person-{person_id}", title=f"Role plan refused for {view.handle}",
-                 decision=plan.decision, rows={c.key(decision_ref): c.action for c in mine})
+        artifact(
+            key=f"roles-person-{person_id}",
+            title=f"Role plan refused for {view.handle}",
+            decision=plan.decision,
+            rows={c.key(decision_ref): c.action for c in mine},
+        )
         return result
     seen = len(view.holds)
     failure = _apply(ctx, view, mine, result, decision_ref=decision_ref)

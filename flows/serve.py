@@ -31,44 +31,62 @@ def deployments() -> list:
     rules_tags, tags = ["charterflow", "rules"], ["charterflow", "membership"]
     board_tags, roles_tags = ["charterflow", "board"], ["charterflow", "roles"]
     return [
-        what_if.to_deployment(name="operator", tags=rules_tags,
-                              description="Ask the charter a what-if question (see rules/README.md)."),
-        intake.to_deployment(name="operator", tags=tags,
-                             description="File an application (R-APP-1..3)."),
-        check_eligibility.to_deployment(name="operator", tags=tags,
-                                        description="(Re)check eligibility (R-ELIG-1..4)."),
-        open_approval_ballot.to_deployment(name="operator", tags=tags,
-                                           description="Open or show an approval ballot."),
-        onboard.to_deployment(name="operator", tags=tags,
-                              description="Onboard an approved applicant."),
+        what_if.to_deployment(
+            name="operator", tags=rules_tags, description="Ask the charter a what-if question (see rules/README.md)."
+        ),
+        intake.to_deployment(name="operator", tags=tags, description="File an application (R-APP-1..3)."),
+        check_eligibility.to_deployment(name="operator", tags=tags, description="(Re)check eligibility (R-ELIG-1..4)."),
+        open_approval_ballot.to_deployment(name="operator", tags=tags, description="Open or show an approval ballot."),
+        onboard.to_deployment(name="operator", tags=tags, description="Onboard an approved applicant."),
         opt_in.to_deployment(name="operator", tags=tags, description="Record an opt-in (R-TERM-2)."),
         leave.to_deployment(name="operator", tags=tags, description="A member leaves (R-LEAVE)."),
-        open_removal_ballot.to_deployment(name="operator", tags=tags,
-                                          description="Open a removal ballot (R-REMOVE)."),
-        renewal.to_deployment(name="daily", tags=tags, cron="0 9 * * *",
-                              description="Opt-in reminders and lapses, daily at 09:00 UTC (R-TERM-2)."),
-        close_due_ballots.to_deployment(name="every-5-minutes", tags=tags, interval=300,
-                                        description="Close decided or due ballots (R-VOTE-EARLY)."),
-        expire_applications.to_deployment(name="hourly", tags=tags, interval=3600,
-                                          description="Expire unconfirmed applications (R-APP-2)."),
+        open_removal_ballot.to_deployment(name="operator", tags=tags, description="Open a removal ballot (R-REMOVE)."),
+        renewal.to_deployment(
+            name="daily",
+            tags=tags,
+            cron="0 9 * * *",
+            description="Opt-in reminders and lapses, daily at 09:00 UTC (R-TERM-2).",
+        ),
+        close_due_ballots.to_deployment(
+            name="every-5-minutes", tags=tags, interval=300, description="Close decided or due ballots (R-VOTE-EARLY)."
+        ),
+        expire_applications.to_deployment(
+            name="hourly", tags=tags, interval=3600, description="Expire unconfirmed applications (R-APP-2)."
+        ),
         roles_change.to_deployment(
-            name="operator", tags=roles_tags,
-            description="Grant or revoke a platform role to a person (R-MOD, R-ADMIN-1..3)."),
+            name="operator",
+            tags=roles_tags,
+            description="Grant or revoke a platform role to a person (R-MOD, R-ADMIN-1..3).",
+        ),
         board_escalation.to_deployment(
-            name="operator", tags=board_tags,
-            description="File or continue a proposal for the DSF Board (R-BOARD, R-DIRECT)."),
-        record_decision.to_deployment(name="operator", tags=board_tags,
-                                      description="Record the Board's decision on a proposal (R-BOARD)."),
+            name="operator",
+            tags=board_tags,
+            description="File or continue a proposal for the DSF Board (R-BOARD, R-DIRECT).",
+        ),
+        record_decision.to_deployment(
+            name="operator", tags=board_tags, description="Record the Board's decision on a proposal (R-BOARD)."
+        ),
         board_reminders.to_deployment(
-            name="daily", tags=board_tags, cron="0 8 * * *",
-            description="Remind the Board of undecided proposals (30 days, then every 14)."),
+            name="daily",
+            tags=board_tags,
+            cron="0 8 * * *",
+            description="Remind the Board of undecided proposals (30 days, then every 14).",
+        ),
         *capability_deployments(),
     ]
 
 
-CAPABILITIES = ("flows.roles.deploy", "flows.ideas.deploy", "flows.reports.deploy",
-                "flows.moderation.deploy", "flows.platforms_state", "flows.wg_roles.deploy",
-                "flows.guides.deploy", "flows.commons.deploy", "flows.safety.deploy")
+CAPABILITIES = (
+    "flows.roles.deploy",
+    "flows.ideas.deploy",
+    "flows.reports.deploy",
+    "flows.moderation.deploy",
+    "flows.platforms_state",
+    "flows.wg_roles.deploy",
+    "flows.guides.deploy",
+    "flows.commons.deploy",
+    "flows.safety.deploy",
+)
 
 
 def capability_deployments() -> list:

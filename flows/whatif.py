@@ -10,11 +10,9 @@ from typing import Any
 
 from prefect import flow, task
 
-from rules import CaseError, evaluate_case, parse_case
-
 from charterflow.charter import load_configured_charter
-
 from flows.privacy import publish_artifact
+from rules import CaseError, evaluate_case, parse_case
 
 
 @task(name="evaluate-case")
@@ -38,8 +36,9 @@ def answer_markdown(case: dict[str, Any], answer: dict[str, Any]) -> str:
     for key in ("violations", "warnings", "refused"):
         for item in answer.get(key, []):
             who = item.get("subject") or item.get("voter")
-            lines.append(f"| {key[:-1] if key != 'refused' else 'refused vote'} | "
-                         f"{item['ruling']} {who}: {item['reason']} |")
+            lines.append(
+                f"| {key[:-1] if key != 'refused' else 'refused vote'} | {item['ruling']} {who}: {item['reason']} |"
+            )
     return "\n".join(lines)
 
 
@@ -62,6 +61,10 @@ def what_if(case: dict[str, Any], charter_file: str | None = None) -> dict[str, 
     except CaseError as exc:
         raise ValueError(f"malformed case: {exc}") from None
     answer = evaluate(case, charter_file)
-    publish_artifact(key="what-if-answer", kind="markdown", content=answer_markdown(case, answer),
-                     description=f"charter answer for a {case.get('case')} case")
+    publish_artifact(
+        key="what-if-answer",
+        kind="markdown",
+        content=answer_markdown(case, answer),
+        description=f"charter answer for a {case.get('case')} case",
+    )
     return answer

@@ -28,6 +28,7 @@ from gateway.metrics import Metrics
 from gateway.routers import form as form_routes
 from gateway.routers import health, hooks, links, report
 from gateway.settings import GatewaySettings
+
 # _payload: named by flows.membership.handlers as where the inbox's payload is built.
 from gateway.state import GatewayState, _payload, inbox_counts  # noqa: F401 - re-exported
 from gateway.verifiers import build_verifiers
@@ -70,20 +71,28 @@ class MetricsMiddleware:
             # The client left before sending its whole body: nothing was stored, nobody is
             # there to answer. One line, not a traceback per hanging client.
             status["code"] = 499
-            log.info("gateway: %s %s: the client disconnected before sending the whole body",
-                     scope.get("method", "?"), Metrics.route_label(scope.get("path", "")))
+            log.info(
+                "gateway: %s %s: the client disconnected before sending the whole body",
+                scope.get("method", "?"),
+                Metrics.route_label(scope.get("path", "")),
+            )
         finally:
             route = Metrics.route_label(scope.get("path", ""))
             self.metrics.requests.labels(route=route, status=str(status["code"])).inc()
             self.metrics.ack_seconds.labels(route=route).observe(time.perf_counter() - started)
 
 
-def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None = None,
-               dispatcher: Dispatcher | None = None, charter: Any = None,
-               prefect_api_url: str | None = None,
-               confirm_secret: SecretStr | str | None = None,
-               lookup: forms.UsernameLookup | None = None,
-               email_outcomes: bool | None = None) -> FastAPI:
+def create_app(
+    *,
+    settings: GatewaySettings | None = None,
+    ledger: Ledger | None = None,
+    dispatcher: Dispatcher | None = None,
+    charter: Any = None,
+    prefect_api_url: str | None = None,
+    confirm_secret: SecretStr | str | None = None,
+    lookup: forms.UsernameLookup | None = None,
+    email_outcomes: bool | None = None,
+) -> FastAPI:
     """The gateway app. Defaults: settings from the environment, the configured ledger, a
     Prefect dispatcher for ``PREFECT_API_URL`` (store-only when dispatch is off), the
     configured charter, and the membership token secret the worker uses
@@ -106,9 +115,16 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         from connectors.email import SmtpSettings
 
         email_outcomes = bool(SmtpSettings().host)
-    state = build_state(settings=settings, ledger=ledger, dispatcher=dispatcher, charter=charter,
-                        prefect_api_url=prefect_api_url, confirm_secret=confirm_secret,
-                        lookup=lookup, email_outcomes=email_outcomes)
+    state = build_state(
+        settings=settings,
+        ledger=ledger,
+        dispatcher=dispatcher,
+        charter=charter,
+        prefect_api_url=prefect_api_url,
+        confirm_secret=confirm_secret,
+        lookup=lookup,
+        email_outcomes=email_outcomes,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,8 +134,7 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
         finally:
             await run_in_threadpool(state.dispatcher.stop)
 
-    app = FastAPI(title="charterflow gateway", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
+    app = FastAPI(title="charterflow gateway", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.gateway = state
     app.state.settings, app.state.ledger, app.state.dispatcher = settings, ledger, state.dispatcher
     app.state.metrics, app.state.verifiers, app.state.limits = state.metrics, state.verifiers, state.limits
@@ -135,40 +150,66 @@ def create_app(*, settings: GatewaySettings | None = None, ledger: Ledger | None
     return app
 
 
-def build_state(*, settings: GatewaySettings, ledger: Ledger, dispatcher: Dispatcher | None,
-                charter: Any, prefect_api_url: str | None, confirm_secret: SecretStr | str | None,
-                lookup: forms.UsernameLookup | None, email_outcomes: bool) -> GatewayState:
+def build_state(
+    *,
+    settings: GatewaySettings,
+    ledger: Ledger,
+    dispatcher: Dispatcher | None,
+    charter: Any,
+    prefect_api_url: str | None,
+    confirm_secret: SecretStr | str | None,
+    lookup: forms.UsernameLookup | None,
+    email_outcomes: bool,
+) -> GatewayState:
     """Everything the routers share (see :func:`create_app` for the defaults)."""
-    limits = forms.Limits(max_handle_chars=charter.application.max_handle_chars,
-                          max_answer_chars=charter.application.max_answer_chars,
-                          confirm_within_days=charter.application.confirm_within_days)
-    routing = inbox.RoutingConfig(discourse_applications_categories=settings.applications_categories(),
-                                  discourse_ideas_categories=settings.ideas_categories(),
-                                  discourse_commons_categories=settings.commons_categories(),
-                                  discourse_own_usernames=settings.own_usernames())
+    limits = forms.Limits(
+        max_handle_chars=charter.application.max_handle_chars,
+        max_answer_chars=charter.application.max_answer_chars,
+        confirm_within_days=charter.application.confirm_within_days,
+    )
+    routing = inbox.RoutingConfig(
+        discourse_applications_categories=settings.applications_categories(),
+        discourse_ideas_categories=settings.ideas_categories(),
+        discourse_commons_categories=settings.commons_categories(),
+        discourse_own_usernames=settings.own_usernames(),
+    )
     metrics = Metrics(inbox_counts=partial(inbox_counts, ledger))
     if dispatcher is None:
         if settings.dispatch:
             if prefect_api_url is None:
                 prefect_api_url = inbox.prefect_setting("PREFECT_API_URL")
-            dispatcher = PrefectDispatcher(ledger=ledger, api_url=prefect_api_url, metrics=metrics,
-                                           drain_interval=settings.drain_interval,
-                                           stale_after=settings.stale_after,
-                                           threads=settings.dispatch_threads)
+            dispatcher = PrefectDispatcher(
+                ledger=ledger,
+                api_url=prefect_api_url,
+                metrics=metrics,
+                drain_interval=settings.drain_interval,
+                stale_after=settings.stale_after,
+                threads=settings.dispatch_threads,
+            )
         else:
             dispatcher = StoreOnlyDispatcher()
     return GatewayState(
-        settings=settings, ledger=ledger, dispatcher=dispatcher, metrics=metrics,
-        verifiers=build_verifiers(settings), limits=limits, routing=routing,
-        templates=Environment(loader=FileSystemLoader(HERE / "templates"),
-                              autoescape=select_autoescape(["html"]), auto_reload=False),
+        settings=settings,
+        ledger=ledger,
+        dispatcher=dispatcher,
+        metrics=metrics,
+        verifiers=build_verifiers(settings),
+        limits=limits,
+        routing=routing,
+        templates=Environment(
+            loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), auto_reload=False
+        ),
         csrf=forms.CsrfTokens(secret=settings.form_secret, max_age=settings.form_token_max_age),
         limiter=forms.RateLimiter(limit=settings.apply_rate_limit, window=settings.apply_rate_window),
-        lookup_limiter=forms.RateLimiter(limit=settings.apply_rate_limit * forms.LOOKUPS_PER_APPLICATION,
-                                         window=settings.apply_rate_window),
+        lookup_limiter=forms.RateLimiter(
+            limit=settings.apply_rate_limit * forms.LOOKUPS_PER_APPLICATION, window=settings.apply_rate_window
+        ),
         report_limiter=forms.RateLimiter(limit=report.REPORT_RATE_LIMIT, window=report.REPORT_RATE_WINDOW),
         report_max_text=charter.safety.max_text_chars,
-        lookup=lookup, email_outcomes=email_outcomes, confirm_secret=confirm_secret)
+        lookup=lookup,
+        email_outcomes=email_outcomes,
+        confirm_secret=confirm_secret,
+    )
 
 
 HOOK_GROUP = "charterflow.gateway_hooks"
@@ -230,8 +271,7 @@ def _configured_directories() -> dict[str, Any]:
     from flows.platforms import Platforms
 
     platforms = Platforms.from_settings()
-    return {name: space.directory for name, space in platforms.spaces.items()
-            if space.directory is not None}
+    return {name: space.directory for name, space in platforms.spaces.items() if space.directory is not None}
 
 
 __all__ = ["configured_lookup", "create_app", "load_routes_apart", "served_app"]

@@ -18,8 +18,8 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -75,9 +75,17 @@ class StoreOnlyDispatcher:
 class PrefectDispatcher:
     """Starts ``flows.inbox`` background task runs through the Prefect API at ``api_url``."""
 
-    def __init__(self, *, ledger: Ledger, api_url: str | None, metrics: Metrics | None = None,
-                 drain_interval: float = 2.0, stale_after: float = 600.0,
-                 health_ttl: float = 1.0, threads: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        api_url: str | None,
+        metrics: Metrics | None = None,
+        drain_interval: float = 2.0,
+        stale_after: float = 600.0,
+        health_ttl: float = 1.0,
+        threads: int = 4,
+    ) -> None:
         self._ledger = ledger
         self._api_url = api_url.rstrip("/") if api_url else None
         self._metrics = metrics
@@ -132,10 +140,20 @@ class PrefectDispatcher:
     def status(self) -> dict[str, Any]:
         """Prefect's reachability (checked now if the last check is older than the TTL)."""
         reachable = self.prefect_reachable()
-        detail = "ok" if reachable else ("PREFECT_API_URL is not set" if not self._api_url
-                                         else "Prefect API not reachable; events wait in the inbox")
-        return {"prefect_reachable": reachable, "detail": detail,
-                "dispatcher_running": bool(self._thread and self._thread.is_alive())}
+        detail = (
+            "ok"
+            if reachable
+            else (
+                "PREFECT_API_URL is not set"
+                if not self._api_url
+                else "Prefect API not reachable; events wait in the inbox"
+            )
+        )
+        return {
+            "prefect_reachable": reachable,
+            "detail": detail,
+            "dispatcher_running": bool(self._thread and self._thread.is_alive()),
+        }
 
     def prefect_reachable(self, *, fresh: bool = False) -> bool:
         """GET ``<api>/health`` answered 200 (cached for ``health_ttl`` seconds)."""
@@ -158,8 +176,9 @@ class PrefectDispatcher:
         while not self._stop.is_set():
             stale_before = utcnow() - timedelta(seconds=self._stale_after)
             with self._ledger.read() as session:
-                ids = repo.inbox_dispatchable(session, stale_before=stale_before,
-                                              handled_routes=inbox.HANDLERS.keys(), limit=100)
+                ids = repo.inbox_dispatchable(
+                    session, stale_before=stale_before, handled_routes=inbox.HANDLERS.keys(), limit=100
+                )
             if not ids:
                 break
             outcomes = self._dispatch_all(ids, stale_before=stale_before)
@@ -199,8 +218,12 @@ class PrefectDispatcher:
         return list(pool.map(one, ids))
 
     def _dispatch(self, event_id: int, *, stale_before: datetime | None = None) -> str:
-        return self._outcome(event_id, lambda: inbox.dispatch_event(
-            self._ledger, event_id, client=self._prefect_client(), stale_before=stale_before))
+        return self._outcome(
+            event_id,
+            lambda: inbox.dispatch_event(
+                self._ledger, event_id, client=self._prefect_client(), stale_before=stale_before
+            ),
+        )
 
     def _start(self, claim: inbox.Claim) -> str:
         if self._reachable is False or self._stop.is_set():
@@ -211,8 +234,9 @@ class PrefectDispatcher:
                 if event is not None:
                     repo.inbox_release(session, event, actor="gateway", reason="prefect-unreachable")
             return self._count("deferred")
-        return self._outcome(claim.event_id, lambda: inbox.start_claimed(
-            self._ledger, claim, client=self._prefect_client()))
+        return self._outcome(
+            claim.event_id, lambda: inbox.start_claimed(self._ledger, claim, client=self._prefect_client())
+        )
 
     def _outcome(self, event_id: int, dispatch: Callable[[], inbox.DispatchResult]) -> str:
         try:
@@ -226,8 +250,7 @@ class PrefectDispatcher:
             # The server just answered: no /health probe needed for a while.
             self._reachable, self._checked_at = True, time.monotonic()
             if result.received_at is not None and self._metrics:
-                self._metrics.dispatch_latency.observe(
-                    max(0.0, (utcnow() - result.received_at).total_seconds()))
+                self._metrics.dispatch_latency.observe(max(0.0, (utcnow() - result.received_at).total_seconds()))
         return self._count(result.outcome)
 
     def _count(self, outcome: str, n: int = 1) -> str:

@@ -65,9 +65,14 @@ class Submission:
 
 
 FIELDS = ("discourse_username", "discord_username", "why", "experience", "nominator", "email")
-LABELS = {"discourse_username": "Forum username", "discord_username": "Discord username",
-          "why": "why you want to join", "experience": "experience and skills",
-          "nominator": "nominated by", "email": "e-mail"}
+LABELS = {
+    "discourse_username": "Forum username",
+    "discord_username": "Discord username",
+    "why": "why you want to join",
+    "experience": "experience and skills",
+    "nominator": "nominated by",
+    "email": "e-mail",
+}
 # Sending the form with usernames looks them up on the platforms; a person correcting a typo
 # may do that a few times per application before the lookups are limited too.
 LOOKUPS_PER_APPLICATION = 5
@@ -89,33 +94,43 @@ def _control_errors(form: Mapping[str, str]) -> dict[str, str]:
     for name in FIELDS:
         text = form.get(name, "")
         if "\x00" in text:
-            errors[name] = ("This field contained a NUL character (an invisible byte that usually "
-                            "comes from copying out of another program); we took it out. Please "
-                            "check the text and send again.")
+            errors[name] = (
+                "This field contained a NUL character (an invisible byte that usually "
+                "comes from copying out of another program); we took it out. Please "
+                "check the text and send again."
+            )
         elif _CONTROL.search(text):
-            errors[name] = ("This field contained invisible control characters; we took them out. "
-                            "Please check the text and send again.")
+            errors[name] = (
+                "This field contained invisible control characters; we took them out. "
+                "Please check the text and send again."
+            )
     return errors
 
 
-def username_length_error(name: str, value: str, *, limits: Limits,
-                          too_long: bool = False) -> str | None:
+def username_length_error(name: str, value: str, *, limits: Limits, too_long: bool = False) -> str | None:
     """The message for a username shorter or longer than its platform allows (``too_long``:
     longer than the charter allows, R-APP-1 as ``rules.applications`` decided), else None."""
     platform = "Forum" if name == "discourse_username" else "Discord"
     shortest, longest = USERNAME_LENGTHS[name]
     longest = min(longest or limits.max_handle_chars, limits.max_handle_chars)
     if len(value) < shortest:
-        return (f"A {platform} username has at least {shortest} characters; "
-                f"{value!r} has {len(value)}. Please check it on your {platform} profile.")
+        return (
+            f"A {platform} username has at least {shortest} characters; "
+            f"{value!r} has {len(value)}. Please check it on your {platform} profile."
+        )
     if too_long or len(value) > longest:
         return f"A {platform} username has at most {longest} characters."
     return None
 
 
 # The form's fields by what ``rules.applications.check_form`` calls them.
-_RULE_FIELDS = {"discourse_username": "discourse", "discord_username": "discord",
-                "why": "why", "experience": "experience", "usernames": "usernames"}
+_RULE_FIELDS = {
+    "discourse_username": "discourse",
+    "discord_username": "discord",
+    "why": "why",
+    "experience": "experience",
+    "usernames": "usernames",
+}
 
 
 def validate(form: Mapping[str, str], *, limits: Limits) -> Submission:
@@ -125,9 +140,14 @@ def validate(form: Mapping[str, str], *, limits: Limits) -> Submission:
     values = {name: _clean(form.get(name, "")) for name in FIELDS}
     for name in ("discourse_username", "discord_username"):
         values[name] = values[name].removeprefix("@")
-    check = check_form(ApplicationForm(
-        usernames={"discourse": values["discourse_username"], "discord": values["discord_username"]},
-        why=values["why"], experience=values["experience"]), limits=limits)
+    check = check_form(
+        ApplicationForm(
+            usernames={"discourse": values["discourse_username"], "discord": values["discord_username"]},
+            why=values["why"],
+            experience=values["experience"],
+        ),
+        limits=limits,
+    )
     problems = {name: check.problem(field) for name, field in _RULE_FIELDS.items()}
     errors: dict[str, str] = {}
     handle_hint = "letters, digits, dots, dashes or underscores, as shown on your profile"
@@ -135,22 +155,22 @@ def validate(form: Mapping[str, str], *, limits: Limits) -> Submission:
         value = values[name]
         if not value:
             continue
-        length_error = username_length_error(name, value, limits=limits,
-                                             too_long=problems[name] is not None)
+        length_error = username_length_error(name, value, limits=limits, too_long=problems[name] is not None)
         if length_error:
             errors[name] = length_error
         elif not _USERNAME.match(value):
             errors[name] = f"Enter your {platform} username: {handle_hint}."
     if problems["usernames"] is not None:
-        errors["usernames"] = ("Enter your Forum username, your Discord username, or both: we "
-                               "confirm the application from each account you name.")
+        errors["usernames"] = (
+            "Enter your Forum username, your Discord username, or both: we "
+            "confirm the application from each account you name."
+        )
     for name, label in (("why", "why you want to join"), ("experience", "your experience and skills")):
         problem = problems[name]
         if problem is not None and problem.code == "missing-answers":
             errors[name] = f"Tell us {label}."
         elif problem is not None:
-            errors[name] = (f"Please shorten this to {problem.limit} characters "
-                            f"(it has {problem.length}).")
+            errors[name] = f"Please shorten this to {problem.limit} characters (it has {problem.length})."
     if len(values["nominator"]) > MAX_EMAIL:
         errors["nominator"] = f"A nominator's name or username has at most {MAX_EMAIL} characters."
     if values["email"]:
@@ -191,8 +211,7 @@ class CsrfTokens:
         issued = int(time.time() if now is None else now)
         return f"{issued}.{self._mac(cookie, submission, issued)}"
 
-    def check(self, *, cookie: str | None, submission: str, token: str,
-              now: float | None = None) -> bool:
+    def check(self, *, cookie: str | None, submission: str, token: str, now: float | None = None) -> bool:
         """True when ``token`` was issued for this cookie and submission, and is not expired."""
         if not cookie or not _SUBMISSION.match(submission or "") or len(token) > 100:
             return False
@@ -281,14 +300,14 @@ class UsernameLookup:
                 directory.find_user(username)
             except ConnectorError as exc:
                 if getattr(exc, "status", None) == 404:
-                    errors[name] = (f"There is no {label} account called {username!r}. Please "
-                                    f"copy your username from your {label} profile.")
+                    errors[name] = (
+                        f"There is no {label} account called {username!r}. Please "
+                        f"copy your username from your {label} profile."
+                    )
                 else:
-                    log.info("gateway: %s lookup failed (%s); the flow checks later", platform,
-                             type(exc).__name__)
+                    log.info("gateway: %s lookup failed (%s); the flow checks later", platform, type(exc).__name__)
             except Exception as exc:  # noqa: BLE001 - a lookup never loses an application
-                log.info("gateway: %s lookup failed (%s); the flow checks later", platform,
-                         type(exc).__name__)
+                log.info("gateway: %s lookup failed (%s); the flow checks later", platform, type(exc).__name__)
         return errors
 
 

@@ -33,8 +33,10 @@ def serve(host: str | None = None, port: int | None = None) -> int:
     try:
         sock.bind((host, port))
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{port}: {exc.strerror}; set "
-              "CHARTERFLOW_GATEWAY_PORT or --port", file=sys.stderr)
+        print(
+            f"error: cannot listen on {host}:{port}: {exc.strerror}; set CHARTERFLOW_GATEWAY_PORT or --port",
+            file=sys.stderr,
+        )
         return 1
     # Listening before the URLs are printed: a client that reads them and connects at once
     # waits in the backlog while uvicorn starts, instead of being refused.
@@ -45,8 +47,13 @@ def serve(host: str | None = None, port: int | None = None) -> int:
     print(f"charterflow gateway on {host}:{bound}")
     print(f"  Application form  {base}/apply")
     print(f"  Health            {base}/healthz", flush=True)
-    config = uvicorn.Config(application, log_level="warning", proxy_headers=True,
-                            forwarded_allow_ips=settings.forwarded_allow_ips, access_log=False)
+    config = uvicorn.Config(
+        application,
+        log_level="warning",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        access_log=False,
+    )
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from connectors.base import InboundEvent
+
 # Routing and dispatch only: no Prefect and no flow in the gateway process.
 from flows import inbox_routing as inbox
 from gateway import form as forms
@@ -36,8 +37,10 @@ log = logging.getLogger("charterflow.gateway")
 GROUP_NAME = "Online Community Working Group"
 # Security headers for every HTML page: no scripts at all, no framing, nothing sent elsewhere.
 HTML_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; "
-                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
@@ -47,8 +50,11 @@ HTML_HEADERS = {
 
 def json_response(status: int, body: dict[str, Any] | None = None, **headers: str) -> JSONResponse:
     """A JSON answer that no cache keeps (``{"ok": status < 400}`` when no body is given)."""
-    return JSONResponse(body if body is not None else {"ok": status < 400}, status_code=status,
-                        headers={"Cache-Control": "no-store", **headers})
+    return JSONResponse(
+        body if body is not None else {"ok": status < 400},
+        status_code=status,
+        headers={"Cache-Control": "no-store", **headers},
+    )
 
 
 @dataclass(kw_only=True)
@@ -82,41 +88,50 @@ class GatewayState:
     def store(self, event: InboundEvent, route: str, raw: bytes | None) -> tuple[int, bool, bool]:
         """Store once under its dedupe key; (id, created, processed). The Discord /apply
         command needs nothing but the modal we answer with: stored already processed."""
+
         def work(session: Any) -> tuple[int, bool, bool]:
-            row, created = repo.inbox_put(session, dedupe_key=_text(event.dedupe_key, 300),
-                                          source=event.platform, kind=_text(event.kind, 80),
-                                          payload=_payload(event), route=route, raw=raw)
+            row, created = repo.inbox_put(
+                session,
+                dedupe_key=_text(event.dedupe_key, 300),
+                source=event.platform,
+                kind=_text(event.kind, 80),
+                payload=_payload(event),
+                route=route,
+                raw=raw,
+            )
             if created and route == inbox.Route.APPLY_MODAL:
                 repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discord:modal-shown")
             elif created and route == inbox.Route.OWN:  # the bot's own post: nothing to do
                 repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discourse:own-post")
             return row.id, created, row.processed_at is not None
+
         return self.ledger.run(work)
 
-    async def accept(self, event: InboundEvent, raw: bytes | None = None
-                     ) -> tuple[str, int | None, bool] | Response:
+    async def accept(self, event: InboundEvent, raw: bytes | None = None) -> tuple[str, int | None, bool] | Response:
         """Route and store one verified event, then tell the dispatcher: ``(route, inbox id,
         created)``, or a Response (400 never storable, 503 ledger unavailable). The plugins'
         hooks get this as ``accept``."""
-        route = inbox.route_for(source=event.platform, kind=event.kind,
-                                attributes=event.attributes, config=self.routing, actor=event.actor)
+        route = inbox.route_for(
+            source=event.platform, kind=event.kind, attributes=event.attributes, config=self.routing, actor=event.actor
+        )
         try:
             event_id, created, processed = await run_in_threadpool(self.store, event, route, raw)
         except Exception as exc:  # noqa: BLE001 - not stored, so never a 2xx
             if not _ledger_outage(exc):
                 # Our bug, not the platform's: a retry would fail the same way forever.
-                log.error("gateway: a %s event could not be stored (%s); refused with 400",
-                          event.platform, type(exc).__name__)
+                log.error(
+                    "gateway: a %s event could not be stored (%s); refused with 400", event.platform, type(exc).__name__
+                )
                 return json_response(400, {"ok": False, "error": "this event cannot be stored"})
             # The platform must retry.
             log.error("gateway: could not store a %s event: %s", event.platform, type(exc).__name__)
-            return json_response(503, {"ok": False, "error": "ledger unavailable; retry later"},
-                                 **{"Retry-After": "5"})
+            return json_response(503, {"ok": False, "error": "ledger unavailable; retry later"}, **{"Retry-After": "5"})
         if created:
             self.metrics.stored.labels(source=event.platform, route=route).inc()
             if route == inbox.Route.UNKNOWN:
-                log.info("gateway: %s event %r has no route; kept as inbox:%s", event.platform,
-                         event.kind[:80], event_id)
+                log.info(
+                    "gateway: %s event %r has no route; kept as inbox:%s", event.platform, event.kind[:80], event_id
+                )
             if not processed:
                 self.dispatcher.notify(event_id)
         else:
@@ -125,17 +140,32 @@ class GatewayState:
 
     # ---- pages --------------------------------------------------------------------------------
 
-    def page(self, name: str, *, status: int = 200, cookie: str | None = None, secure: bool = False,
-             cookie_path: str = "/apply", **context: Any) -> HTMLResponse:
+    def page(
+        self,
+        name: str,
+        *,
+        status: int = 200,
+        cookie: str | None = None,
+        secure: bool = False,
+        cookie_path: str = "/apply",
+        **context: Any,
+    ) -> HTMLResponse:
         """A template of ``gateway/templates`` as an HTML answer with the security headers; with
         ``cookie``, the CSRF cookie set on ``cookie_path``."""
         html = self.templates.get_template(name).render(
-            group_name=GROUP_NAME, limits=self.limits, email_outcomes=self.email_outcomes, **context)
+            group_name=GROUP_NAME, limits=self.limits, email_outcomes=self.email_outcomes, **context
+        )
         response = HTMLResponse(html, status_code=status, headers=HTML_HEADERS)
         if cookie is not None:
-            response.set_cookie(forms.CSRF_COOKIE, cookie, httponly=True, samesite="strict",
-                                secure=secure, path=cookie_path,
-                                max_age=self.settings.form_token_max_age)
+            response.set_cookie(
+                forms.CSRF_COOKIE,
+                cookie,
+                httponly=True,
+                samesite="strict",
+                secure=secure,
+                path=cookie_path,
+                max_age=self.settings.form_token_max_age,
+            )
         return response
 
     def link_secret(self) -> SecretStr | str:
@@ -149,6 +179,7 @@ class GatewayState:
 
 # ---- dependencies ---------------------------------------------------------------------------
 # Async, so FastAPI calls them on the event loop instead of a worker thread.
+
 
 async def gateway_state(request: Request) -> GatewayState:
     return request.app.state.gateway
@@ -174,6 +205,7 @@ MetricsDep = Annotated[Metrics, Depends(gateway_metrics)]
 
 # ---- helpers --------------------------------------------------------------------------------
 
+
 def inbox_counts(ledger: Ledger) -> dict[str, int]:
     """The inbox's counts by state (for /healthz and the depth gauge)."""
     with ledger.read() as session:
@@ -189,8 +221,12 @@ def _payload(event: InboundEvent) -> dict[str, Any]:
     """What the inbox keeps: the verified payload plus the parsed attributes, as JSON (and,
     for an unusual body, the notes on what its parsed view changed)."""
     data = json.loads(json.dumps(dict(event.data), default=str))
-    payload = {"data": data, "attributes": {str(k): _text(v) for k, v in event.attributes.items()},
-               "actor": event.actor, "instance": event.instance}
+    payload = {
+        "data": data,
+        "attributes": {str(k): _text(v) for k, v in event.attributes.items()},
+        "actor": event.actor,
+        "instance": event.instance,
+    }
     if event.notes:
         payload["notes"] = list(event.notes)
     return payload

@@ -65,23 +65,25 @@ def build_verifiers(settings: GatewaySettings) -> Verifiers:
     def discourse() -> Inbound:
         from connectors.base import url_instance
         from connectors.discourse.inbound import DiscourseWebhookVerifier
+
         # attempt() builds a verifier only when its secret is set
-        return DiscourseWebhookVerifier(secret=settings.discourse_webhook_secret or SecretStr(""),
-                                        instance=url_instance(settings.discourse_url))
+        return DiscourseWebhookVerifier(
+            secret=settings.discourse_webhook_secret or SecretStr(""), instance=url_instance(settings.discourse_url)
+        )
 
     def discord() -> Inbound:
         from connectors.discord.interactions import InteractionVerifier
+
         return InteractionVerifier(public_key=settings.discord_public_key or "")
 
     def slack() -> Inbound:
         from connectors.slack.inbound import SlackRequestVerifier
+
         return SlackRequestVerifier(signing_secret=settings.slack_signing_secret or SecretStr(""))
 
     secret = settings.discourse_webhook_secret
-    attempt("discourse", bool(secret and secret.get_secret_value()),
-            "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET", discourse)
+    attempt("discourse", bool(secret and secret.get_secret_value()), "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET", discourse)
     attempt("discord", bool(settings.discord_public_key), "CHARTERFLOW_DISCORD_PUBLIC_KEY", discord)
     secret = settings.slack_signing_secret
-    attempt("slack", bool(secret and secret.get_secret_value()),
-            "CHARTERFLOW_SLACK_SIGNING_SECRET", slack)
+    attempt("slack", bool(secret and secret.get_secret_value()), "CHARTERFLOW_SLACK_SIGNING_SECRET", slack)
     return Verifiers(by_platform=found, problems=problems)

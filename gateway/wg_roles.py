@@ -39,13 +39,14 @@ def _link_secret() -> Any:
 
 
 def _page(status: int, heading: str, text: str, *, button: str | None = None) -> HTMLResponse:
-    form = (f'<form method="post"><button type="submit">{html.escape(button)}</button></form>'
-            if button else "")
+    form = f'<form method="post"><button type="submit">{html.escape(button)}</button></form>' if button else ""
     return HTMLResponse(
-        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(heading)}"
-        f"</title><meta name=\"robots\" content=\"noindex\"></head><body><main><h1>{html.escape(heading)}"
-        f"</h1><p>{html.escape(text)}</p>{form}</main></body></html>", status_code=status,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}'
+        f'</title><meta name="robots" content="noindex"></head><body><main><h1>{html.escape(heading)}'
+        f"</h1><p>{html.escape(text)}</p>{form}</main></body></html>",
+        status_code=status,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
 
 
 def router(*, accept: Callable[..., Awaitable[Any]], settings: Any = None) -> APIRouter:
@@ -66,9 +67,13 @@ def router(*, accept: Callable[..., Awaitable[Any]], settings: Any = None) -> AP
         found = await run_in_threadpool(claims, token)
         if isinstance(found, PolicyViolation):
             return _page(400, "This link cannot be used", f"Sorry: {found.reason}.")
-        return _page(200, "Confirm the CoC WG Liaison",
-                     f"The CoC WG's choice of Liaison (appointment {found.appointment_id}) waits "
-                     "for your confirmation as the CoC WG's contact.", button="Confirm")
+        return _page(
+            200,
+            "Confirm the CoC WG Liaison",
+            f"The CoC WG's choice of Liaison (appointment {found.appointment_id}) waits "
+            "for your confirmation as the CoC WG's contact.",
+            button="Confirm",
+        )
 
     @routes.post(PATH + "/{token}")
     async def press(token: str) -> Response:
@@ -77,15 +82,23 @@ def router(*, accept: Callable[..., Awaitable[Any]], settings: Any = None) -> AP
             return _page(400, "This link cannot be used", f"Sorry: {found.reason}.")
         token = token.strip()
         digest = hashlib.sha256(token.encode("utf-8")).hexdigest()[:40]
-        event = InboundEvent(platform="form", dedupe_key=f"form:wg-role:{digest}", kind=FORM_KIND,
-                             actor=None, attributes={},
-                             data={"token": token, "submitted_at": utcnow().isoformat()})
+        event = InboundEvent(
+            platform="form",
+            dedupe_key=f"form:wg-role:{digest}",
+            kind=FORM_KIND,
+            actor=None,
+            attributes={},
+            data={"token": token, "submitted_at": utcnow().isoformat()},
+        )
         accepted = await accept(event)
         if isinstance(accepted, Response):
             return _page(503, "Please try again", "Your confirmation could not be saved just now.")
         if not accepted[2]:
             return _page(200, "Already confirmed", "This link was used before; nothing more to do.")
-        return _page(200, "Thank you, your confirmation is received",
-                     f"The working group will be told once it is recorded (inbox:{accepted[1]}).")
+        return _page(
+            200,
+            "Thank you, your confirmation is received",
+            f"The working group will be told once it is recorded (inbox:{accepted[1]}).",
+        )
 
     return routes

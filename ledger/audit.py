@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, TextIO
+from typing import IO, Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -37,8 +37,7 @@ EXPORT_FIELDS = ("seq", "at", "actor", "action", "subject", "payload", "prev_has
 
 def canonical_json(value: Any) -> str:
     """The one text form of a JSON value that the hashes are computed over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def format_time(at: datetime) -> str:
@@ -58,23 +57,26 @@ def content_digest(value: Any, *, salt: str | None = None) -> str:
     return "sha256:" + hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
-def entry_hash(*, prev_hash: str, seq: int, at: str, actor: str, action: str, subject: str,
-               payload: Any) -> str:
+def entry_hash(*, prev_hash: str, seq: int, at: str, actor: str, action: str, subject: str, payload: Any) -> str:
     """The hash of one entry (``at`` already in canonical form)."""
-    body = canonical_json({"seq": seq, "at": at, "actor": actor, "action": action,
-                           "subject": subject, "payload": payload})
+    body = canonical_json(
+        {"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject, "payload": payload}
+    )
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
 _json_str = json.encoder.encode_basestring  # what canonical_json writes for a str
 
 
-def _hash_of_text(*, prev_hash: str, seq: int, at: str, actor: str, action: str, subject: str,
-                  payload_json: str) -> str:
+def _hash_of_text(
+    *, prev_hash: str, seq: int, at: str, actor: str, action: str, subject: str, payload_json: str
+) -> str:
     """``entry_hash`` with the payload already in canonical JSON: the same body, keys in sorted
     order, without decoding and re-encoding the payload (verify's hot path)."""
-    body = (f'{{"action":{_json_str(action)},"actor":{_json_str(actor)},"at":{_json_str(at)},'
-            f'"payload":{payload_json},"seq":{seq},"subject":{_json_str(subject)}}}')
+    body = (
+        f'{{"action":{_json_str(action)},"actor":{_json_str(actor)},"at":{_json_str(at)},'
+        f'"payload":{payload_json},"seq":{seq},"subject":{_json_str(subject)}}}'
+    )
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 
@@ -96,8 +98,15 @@ def _check_payload(value: Any, path: str = "payload") -> None:
     raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
 
 
-def append(session: Session, *, actor: str, action: str, subject: str,
-           payload: Mapping[str, Any] | None = None, at: datetime | None = None) -> AuditEntry:
+def append(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject: str,
+    payload: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AuditEntry:
     """Append one entry in ``session``'s transaction (committed or rolled back with it)."""
     for name, value in (("actor", actor), ("subject", subject)):
         if not _REF.match(value):
@@ -112,15 +121,21 @@ def append(session: Session, *, actor: str, action: str, subject: str,
         # Ledger.transaction() took it already; advisory locks are re-entrant.
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
     session.flush()
-    last = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
+    last = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
     seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
     when = (at or utcnow()).astimezone(UTC)
-    entry = AuditEntry(seq=seq, at=when, actor=actor, action=action, subject=subject,
-                       payload_json=payload_json, prev_hash=prev,
-                       hash=entry_hash(prev_hash=prev, seq=seq, at=format_time(when), actor=actor,
-                                       action=action, subject=subject, payload=body))
+    entry = AuditEntry(
+        seq=seq,
+        at=when,
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload_json=payload_json,
+        prev_hash=prev,
+        hash=entry_hash(
+            prev_hash=prev, seq=seq, at=format_time(when), actor=actor, action=action, subject=subject, payload=body
+        ),
+    )
     session.add(entry)
     session.flush()
     return entry
@@ -131,22 +146,37 @@ def append(session: Session, *, actor: str, action: str, subject: str,
 
 def entry_record(entry: AuditEntry) -> dict[str, Any]:
     """An entry as the plain record that exports hold and ``verify_chain`` checks."""
-    return {"seq": entry.seq, "at": format_time(entry.at), "actor": entry.actor,
-            "action": entry.action, "subject": entry.subject,
-            "payload": json.loads(entry.payload_json), "prev_hash": entry.prev_hash,
-            "hash": entry.hash, "_payload_json": entry.payload_json}
+    return {
+        "seq": entry.seq,
+        "at": format_time(entry.at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject": entry.subject,
+        "payload": json.loads(entry.payload_json),
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+        "_payload_json": entry.payload_json,
+    }
 
 
-_RECORD_COLUMNS = (AuditEntry.seq, AuditEntry.at, AuditEntry.actor, AuditEntry.action,
-                   AuditEntry.subject, AuditEntry.payload_json, AuditEntry.prev_hash,
-                   AuditEntry.hash)
+_RECORD_COLUMNS = (
+    AuditEntry.seq,
+    AuditEntry.at,
+    AuditEntry.actor,
+    AuditEntry.action,
+    AuditEntry.subject,
+    AuditEntry.payload_json,
+    AuditEntry.prev_hash,
+    AuditEntry.hash,
+)
 
 
 def _rows(session: Session, batch: int) -> Any:
     # Plain rows, not ORM objects: building instances to throw away took a third of the time of
     # verifying 1M entries (bench/scale.py). Rows have the same attribute names.
-    return session.execute(select(*_RECORD_COLUMNS).order_by(AuditEntry.seq, AuditEntry.id)
-                           .execution_options(yield_per=batch))
+    return session.execute(
+        select(*_RECORD_COLUMNS).order_by(AuditEntry.seq, AuditEntry.id).execution_options(yield_per=batch)
+    )
 
 
 def iter_records(session: Session, *, batch: int = 2000) -> Iterator[dict[str, Any]]:
@@ -191,8 +221,7 @@ class Head:
 
 def head(session: Session) -> Head:
     """The chain's head as stored (``verify`` says whether it is intact)."""
-    row = session.execute(select(AuditEntry.seq, AuditEntry.hash)
-                          .order_by(AuditEntry.seq.desc()).limit(1)).first()
+    row = session.execute(select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)).first()
     return Head(seq=row[0], hash=row[1]) if row else Head(seq=0, hash=GENESIS)
 
 
@@ -204,14 +233,15 @@ def parse_head(text: str) -> tuple[int | None, str]:
     digest = digest.lower()
     shape = r"[0-9a-f]{12,64}" if seq_text else r"[0-9a-f]{64}"
     if not re.fullmatch(shape, digest) or (seq_text and not seq_text.isdigit()):
-        raise ValueError(f"--expect-head {text[:80]!r}: use SEQ:HASH as printed by "
-                         "`charterflow db backup` or `audit verify` (HASH: 64 hex digits, or "
-                         "at least the first 12 with SEQ)")
+        raise ValueError(
+            f"--expect-head {text[:80]!r}: use SEQ:HASH as printed by "
+            "`charterflow db backup` or `audit verify` (HASH: 64 hex digits, or "
+            "at least the first 12 with SEQ)"
+        )
     return (int(seq_text) if seq_text else None), digest
 
 
-def verify_chain(records: Iterable[Mapping[str, Any]], *,
-                 expect_head: str | None = None) -> VerifyResult:
+def verify_chain(records: Iterable[Mapping[str, Any]], *, expect_head: str | None = None) -> VerifyResult:
     """Check a sequence of records (from the database or an export) link by link.
 
     Detects an edited entry (its hash no longer matches its content), a deleted, inserted or
@@ -254,9 +284,13 @@ class _HeadCheck:
             why = f"entry #{self.seq} has hash {self.found_at}: the log was rewritten"
         else:
             why = "entries were deleted from the end, or this is an older copy of the log"
-        return VerifyResult(ok=False, count=result.count, head=result.head,
-                            bad_seq=result.count + 1 if self.found_at is None else self.seq,
-                            reason=f"expected head {expected}, found head {found}: {why}")
+        return VerifyResult(
+            ok=False,
+            count=result.count,
+            head=result.head,
+            bad_seq=result.count + 1 if self.found_at is None else self.seq,
+            reason=f"expected head {expected}, found head {found}: {why}",
+        )
 
 
 def _walk(records: Iterable[Mapping[str, Any]], checker: _HeadCheck) -> VerifyResult:
@@ -264,21 +298,42 @@ def _walk(records: Iterable[Mapping[str, Any]], checker: _HeadCheck) -> VerifyRe
     for expected_seq, rec in enumerate(records, start=1):
         seq = rec.get("seq")
         if seq != expected_seq:
-            why = ("entries before it were deleted or it was moved" if isinstance(seq, int)
-                   and seq > expected_seq else "an entry was inserted or moved here")
-            return VerifyResult(ok=False, count=count, head=prev, bad_seq=expected_seq,
-                                reason=f"found seq {seq} where {expected_seq} belongs: {why}")
+            why = (
+                "entries before it were deleted or it was moved"
+                if isinstance(seq, int) and seq > expected_seq
+                else "an entry was inserted or moved here"
+            )
+            return VerifyResult(
+                ok=False,
+                count=count,
+                head=prev,
+                bad_seq=expected_seq,
+                reason=f"found seq {seq} where {expected_seq} belongs: {why}",
+            )
         if rec.get("prev_hash") != prev:
-            return VerifyResult(ok=False, count=count, head=prev, bad_seq=seq, reason=(
-                "prev_hash does not match the previous entry's hash: an entry before it was "
-                "deleted, inserted, reordered or edited"))
+            return VerifyResult(
+                ok=False,
+                count=count,
+                head=prev,
+                bad_seq=seq,
+                reason=(
+                    "prev_hash does not match the previous entry's hash: an entry before it was "
+                    "deleted, inserted, reordered or edited"
+                ),
+            )
         raw = rec.get("_payload_json")
         if raw is not None and type(seq) is int:
             # Hashing the stored text as it is gives the same hash when it is canonical; any
             # other text (or content) gives another, and the checks below say which it was.
-            computed = _hash_of_text(prev_hash=prev, seq=seq, at=str(rec.get("at")),
-                                     actor=str(rec.get("actor")), action=str(rec.get("action")),
-                                     subject=str(rec.get("subject")), payload_json=raw)
+            computed = _hash_of_text(
+                prev_hash=prev,
+                seq=seq,
+                at=str(rec.get("at")),
+                actor=str(rec.get("actor")),
+                action=str(rec.get("action")),
+                subject=str(rec.get("subject")),
+                payload_json=raw,
+            )
             if computed == rec.get("hash"):
                 prev, count = computed, count + 1
                 checker.see(seq, computed)
@@ -289,20 +344,37 @@ def _walk(records: Iterable[Mapping[str, Any]], checker: _HeadCheck) -> VerifyRe
             try:
                 payload = json.loads(raw)
             except ValueError:
-                return VerifyResult(ok=False, count=count, head=prev, bad_seq=seq,
-                                    reason="payload is not valid JSON: it was edited")
+                return VerifyResult(
+                    ok=False, count=count, head=prev, bad_seq=seq, reason="payload is not valid JSON: it was edited"
+                )
         if raw is not None and raw != canonical_json(payload):
-            return VerifyResult(ok=False, count=count, head=prev, bad_seq=seq,
-                                reason="payload is not stored in canonical form: it was edited")
+            return VerifyResult(
+                ok=False,
+                count=count,
+                head=prev,
+                bad_seq=seq,
+                reason="payload is not stored in canonical form: it was edited",
+            )
         try:
-            computed = entry_hash(prev_hash=prev, seq=seq, at=str(rec.get("at")),
-                                  actor=str(rec.get("actor")), action=str(rec.get("action")),
-                                  subject=str(rec.get("subject")), payload=payload)
+            computed = entry_hash(
+                prev_hash=prev,
+                seq=seq,
+                at=str(rec.get("at")),
+                actor=str(rec.get("actor")),
+                action=str(rec.get("action")),
+                subject=str(rec.get("subject")),
+                payload=payload,
+            )
         except (TypeError, ValueError):
             computed = ""
         if computed != rec.get("hash"):
-            return VerifyResult(ok=False, count=count, head=prev, bad_seq=seq,
-                                reason="hash does not match the entry's content: it was edited")
+            return VerifyResult(
+                ok=False,
+                count=count,
+                head=prev,
+                bad_seq=seq,
+                reason="hash does not match the entry's content: it was edited",
+            )
         prev, count = computed, count + 1
         checker.see(seq, computed)
     return VerifyResult(ok=True, count=count, head=prev)
@@ -311,9 +383,19 @@ def _walk(records: Iterable[Mapping[str, Any]], checker: _HeadCheck) -> VerifyRe
 def verify(session: Session, *, expect_head: str | None = None) -> VerifyResult:
     """Verify the whole log in the database (streamed: memory stays flat at any size)."""
     # The payload is decoded only for an entry whose hash does not match (verify_chain).
-    records = ({"seq": r.seq, "at": format_time(r.at), "actor": r.actor, "action": r.action,
-                "subject": r.subject, "_payload_json": r.payload_json, "prev_hash": r.prev_hash,
-                "hash": r.hash} for r in _rows(session, 2000))
+    records = (
+        {
+            "seq": r.seq,
+            "at": format_time(r.at),
+            "actor": r.actor,
+            "action": r.action,
+            "subject": r.subject,
+            "_payload_json": r.payload_json,
+            "prev_hash": r.prev_hash,
+            "hash": r.hash,
+        }
+        for r in _rows(session, 2000)
+    )
     return verify_chain(records, expect_head=expect_head)
 
 
@@ -334,8 +416,7 @@ def export(session: Session, out: IO[str], *, fmt: str = "jsonl") -> int:
         writer.writerow(EXPORT_FIELDS)
     for rec in iter_records(session):
         if writer is not None:
-            writer.writerow([canonical_json(rec["payload"]) if f == "payload" else rec[f]
-                             for f in EXPORT_FIELDS])
+            writer.writerow([canonical_json(rec["payload"]) if f == "payload" else rec[f] for f in EXPORT_FIELDS])
         else:
             out.write(canonical_json({f: rec[f] for f in EXPORT_FIELDS}) + "\n")
         n += 1

@@ -62,8 +62,10 @@ def find_pg_tool(name: str) -> str:
     candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if candidates:
         return candidates[-1]
-    raise BackupError(f"{name} not found (PATH, /usr/lib/postgresql/*/bin): install the "
-                      "PostgreSQL client tools of the server's version (Debian: postgresql-client)")
+    raise BackupError(
+        f"{name} not found (PATH, /usr/lib/postgresql/*/bin): install the "
+        "PostgreSQL client tools of the server's version (Debian: postgresql-client)"
+    )
 
 
 # --- backup --------------------------------------------------------------------------------
@@ -127,8 +129,7 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> None:
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()
-        raise BackupError(f"{what} failed (exit {done.returncode}): "
-                          f"{detail[-1] if detail else 'no message'}")
+        raise BackupError(f"{what} failed (exit {done.returncode}): {detail[-1] if detail else 'no message'}")
 
 
 def _backup_pg(ledger: Ledger, target: Path) -> audit.Head:
@@ -139,13 +140,21 @@ def _backup_pg(ledger: Ledger, target: Path) -> audit.Head:
             if not inspect(conn).has_table("audit_log"):
                 raise BackupError(f"{ledger.url} has no ledger schema: nothing to back up")
             snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
-            row = conn.execute(text(
-                "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")).first()
-            head = audit.Head(seq=row[0], hash=row[1]) if row else audit.Head(
-                seq=0, hash=audit.GENESIS)
+            row = conn.execute(text("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")).first()
+            head = audit.Head(seq=row[0], hash=row[1]) if row else audit.Head(seq=0, hash=audit.GENESIS)
             # The snapshot lives while this transaction is open: the dump sees what we saw.
-            _run([pg_dump, "--format=custom", f"--snapshot={snapshot}", "--no-owner",
-                  f"--file={target}", f"--dbname={dsn}"], env, "pg_dump")
+            _run(
+                [
+                    pg_dump,
+                    "--format=custom",
+                    f"--snapshot={snapshot}",
+                    "--no-owner",
+                    f"--file={target}",
+                    f"--dbname={dsn}",
+                ],
+                env,
+                "pg_dump",
+            )
     return head
 
 
@@ -165,24 +174,38 @@ def restore(ledger: Ledger, path: Path) -> Restored:
     if not path.is_file():
         raise BackupError(f"{path}: no such backup file")
     magic = path.read_bytes()[:16]
-    kind = "sqlite" if magic.startswith(SQLITE_MAGIC) else (
-        "postgresql" if magic.startswith(PGDUMP_MAGIC) else None)
+    kind = "sqlite" if magic.startswith(SQLITE_MAGIC) else ("postgresql" if magic.startswith(PGDUMP_MAGIC) else None)
     if kind is None:
         raise BackupError(f"{path} is not a ledger backup (neither SQLite nor a pg_dump archive)")
     if kind != ledger.dialect:
-        raise BackupError(f"{path} is a {kind} backup; the ledger {ledger.url} is {ledger.dialect}: "
-                          "restore it into a database of the same kind")
+        raise BackupError(
+            f"{path} is a {kind} backup; the ledger {ledger.url} is {ledger.dialect}: "
+            "restore it into a database of the same kind"
+        )
     existing = _tables(ledger)
     if existing:
-        raise BackupError(f"ledger {ledger.url} is not empty ({len(existing)} tables, e.g. "
-                          f"{existing[0]}): restore fills an empty database only; point "
-                          "CHARTERFLOW_DATABASE_URL at a new one")
+        raise BackupError(
+            f"ledger {ledger.url} is not empty ({len(existing)} tables, e.g. "
+            f"{existing[0]}): restore fills an empty database only; point "
+            "CHARTERFLOW_DATABASE_URL at a new one"
+        )
     if kind == "sqlite":
         _restore_sqlite(ledger, path)
     else:
         dsn, env = _libpq(ledger)
-        _run([find_pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--single-transaction",
-              "--exit-on-error", f"--dbname={dsn}", str(path)], env, "pg_restore")
+        _run(
+            [
+                find_pg_tool("pg_restore"),
+                "--no-owner",
+                "--no-privileges",
+                "--single-transaction",
+                "--exit-on-error",
+                f"--dbname={dsn}",
+                str(path),
+            ],
+            env,
+            "pg_restore",
+        )
     witness = head_file(path)
     witnessed = witness.read_text(encoding="ascii").strip() if witness.is_file() else None
     ledger.dispose()  # connections opened before the restore may hold an old schema cache

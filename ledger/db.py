@@ -26,8 +26,12 @@ T = TypeVar("T")
 
 # SQLSTATEs after which the whole transaction was rolled back by the server and nothing of it
 # was committed: rerunning it is safe. (https://www.postgresql.org/docs/15/errcodes-appendix.html)
-_PG_RETRY_SAFE = {"40001": "serialization failure", "40P01": "deadlock",
-                  "55P03": "lock not available (locked)", "57P03": "server is starting up"}
+_PG_RETRY_SAFE = {
+    "40001": "serialization failure",
+    "40P01": "deadlock",
+    "55P03": "lock not available (locked)",
+    "57P03": "server is starting up",
+}
 
 
 def redact_url(url: str | URL) -> str:
@@ -52,13 +56,15 @@ class Ledger:
     anything was committed. Errors come out as ``LedgerUnavailable`` naming the redacted URL.
     """
 
-    def __init__(self, url: str, *, lock_timeout: float = 30.0, connect_timeout: float = 10.0,
-                 echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, lock_timeout: float = 30.0, connect_timeout: float = 10.0, echo: bool = False
+    ) -> None:
         try:
             self._url = make_url(url)
         except ArgumentError:
-            raise ConfigError("the ledger database URL is not a valid SQLAlchemy URL "
-                              "(CHARTERFLOW_DATABASE_URL)") from None
+            raise ConfigError(
+                "the ledger database URL is not a valid SQLAlchemy URL (CHARTERFLOW_DATABASE_URL)"
+            ) from None
         self.url = redact_url(self._url)
         self.lock_timeout = lock_timeout
         backend = self._url.get_backend_name()
@@ -117,8 +123,7 @@ class Ledger:
         except DBAPIError as exc:
             raise self.translate(exc, committing=False) from exc
 
-    def run(self, work: Callable[[Session], T], *, attempts: int = 3,
-            backoff: float = 0.25) -> T:
+    def run(self, work: Callable[[Session], T], *, attempts: int = 3, backoff: float = 0.25) -> T:
         """``work(session)`` in one transaction, rerun when that is safe.
 
         Safe means the database refused before commit (locked, busy, unreachable, serialization
@@ -145,8 +150,7 @@ class Ledger:
         """A database error as ``LedgerUnavailable`` (redacted), or ``exc`` itself if it is not
         about reaching the database (an integrity error is the caller's bug, not an outage)."""
         orig = exc.orig
-        text = self._scrub(str(orig).strip().splitlines()[0] if str(orig).strip() else
-                           type(orig).__name__)
+        text = self._scrub(str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__)
         sqlstate = getattr(orig, "sqlstate", None)
         low = text.lower()
         kind: str | None = None
@@ -157,16 +161,14 @@ class Ledger:
             kind, retry_safe = _PG_RETRY_SAFE[sqlstate], True
         elif "database is locked" in low or "database is busy" in low:
             kind, retry_safe = f"is locked by another writer (waited {self.lock_timeout:g} s)", True
-        elif exc.connection_invalidated or type(orig).__name__ in ("OperationalError",
-                                                                    "InterfaceError"):
+        elif exc.connection_invalidated or type(orig).__name__ in ("OperationalError", "InterfaceError"):
             kind, retry_safe = "cannot be reached", True
         if kind is None:
             return exc
         if committing:
             retry_safe = False
             kind += "; the outcome of the last write is unknown, check before repeating it"
-        return LedgerUnavailable(f"ledger database {self.url} {kind}: {text}", url=self.url,
-                                 retry_safe=retry_safe)
+        return LedgerUnavailable(f"ledger database {self.url} {kind}: {text}", url=self.url, retry_safe=retry_safe)
 
     def _scrub(self, message: str) -> str:
         password = _password(self._url)
@@ -206,4 +208,3 @@ def _configure_sqlite(engine: Engine, lock_timeout: float) -> None:
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("ledger_begin", "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
-

@@ -16,17 +16,25 @@ from ledger import audit, repo
 from ledger.errors import NotFound
 from ledger.models import Idea, IdeaStatus, IdeaStatusChange, Person
 
-__all__ = ["AWAITING", "awaiting", "change_status", "file_idea", "flag", "get_idea",
-           "idea_by_source", "list_ideas", "record_refused_change", "record_triage"]
+__all__ = [
+    "AWAITING",
+    "awaiting",
+    "change_status",
+    "file_idea",
+    "flag",
+    "get_idea",
+    "idea_by_source",
+    "list_ideas",
+    "record_refused_change",
+    "record_triage",
+]
 
 # Items waiting for the WG's decision (R-IDEA-2).
 AWAITING = (IdeaStatus.NEW, IdeaStatus.TRIAGED)
 
 
-def _log(session: Session, *, actor: str, action: str, subject: str, at: datetime,
-         **payload: object) -> None:
-    audit.append(session, actor=actor, action=action, subject=subject,
-                 payload=repo.jsonable(payload), at=at)
+def _log(session: Session, *, actor: str, action: str, subject: str, at: datetime, **payload: object) -> None:
+    audit.append(session, actor=actor, action=action, subject=subject, payload=repo.jsonable(payload), at=at)
 
 
 def idea_by_source(session: Session, source_key: str) -> Idea | None:
@@ -34,17 +42,27 @@ def idea_by_source(session: Session, source_key: str) -> Idea | None:
     return session.scalar(select(Idea).where(Idea.source_key == source_key))
 
 
-def file_idea(session: Session, *, title: str, source: str, source_key: str, actor: str,
-              body: str | None = None, source_url: str | None = None,
-              author: Person | None = None, author_handle: str | None = None,
-              at: datetime | None = None) -> tuple[Idea, bool]:
+def file_idea(
+    session: Session,
+    *,
+    title: str,
+    source: str,
+    source_key: str,
+    actor: str,
+    body: str | None = None,
+    source_url: str | None = None,
+    author: Person | None = None,
+    author_handle: str | None = None,
+    at: datetime | None = None,
+) -> tuple[Idea, bool]:
     """File an idea once per ``source_key``: (the item, filed now). ``author_handle`` is kept only
     when the author is not a person in the ledger."""
     found = idea_by_source(session, source_key)
     if found is not None:
         return found, False
-    idea = repo.add_idea(session, title=title, source=source, actor=actor, body=body,
-                         source_url=source_url, author=author, at=at)
+    idea = repo.add_idea(
+        session, title=title, source=source, actor=actor, body=body, source_url=source_url, author=author, at=at
+    )
     idea.source_key = source_key
     idea.author_handle = None if author is not None else author_handle
     session.flush()
@@ -59,8 +77,9 @@ def get_idea(session: Session, idea_id: int) -> Idea:
     return idea
 
 
-def list_ideas(session: Session, *, status: Sequence[str] | str | None = None,
-               platform: Sequence[str] | str | None = None) -> list[Idea]:
+def list_ideas(
+    session: Session, *, status: Sequence[str] | str | None = None, platform: Sequence[str] | str | None = None
+) -> list[Idea]:
     """The backlog, oldest first, optionally filtered by status(es) and platform(s)."""
     query = select(Idea).order_by(Idea.id)
     if status:
@@ -77,19 +96,46 @@ def awaiting(session: Session) -> list[Idea]:
     return list_ideas(session, status=[s.value for s in AWAITING])
 
 
-def record_triage(session: Session, idea: Idea, *, actor: str, needs_board: bool, board_kind: str,
-                  platform: str, duplicate_of: Idea | None = None, similarity: float | None = None,
-                  ruling: str, at: datetime) -> Idea:
+def record_triage(
+    session: Session,
+    idea: Idea,
+    *,
+    actor: str,
+    needs_board: bool,
+    board_kind: str,
+    platform: str,
+    duplicate_of: Idea | None = None,
+    similarity: float | None = None,
+    ruling: str,
+    at: datetime,
+) -> Idea:
     """Record triage's suggestion on a ``new`` item and move it to ``triaged`` (R-IDEA-2)."""
     idea.board_kind = board_kind
-    idea.similarity = None if duplicate_of is None or similarity is None else Decimal(
-        f"{similarity:.3f}")
+    idea.similarity = None if duplicate_of is None or similarity is None else Decimal(f"{similarity:.3f}")
     idea.triaged_at = at
-    repo.set_idea_status(session, idea, IdeaStatus.TRIAGED, actor=actor, duplicate_of=duplicate_of,
-                         needs_board=needs_board, platform=platform, at=at)
-    _log(session, actor=actor, action="idea.triaged", subject=repo.ref(idea), at=at,
-              ruling=ruling, board_kind=board_kind, needs_board=needs_board, platform=platform,
-              duplicate_of=idea.duplicate_of_id, similarity=idea.similarity)
+    repo.set_idea_status(
+        session,
+        idea,
+        IdeaStatus.TRIAGED,
+        actor=actor,
+        duplicate_of=duplicate_of,
+        needs_board=needs_board,
+        platform=platform,
+        at=at,
+    )
+    _log(
+        session,
+        actor=actor,
+        action="idea.triaged",
+        subject=repo.ref(idea),
+        at=at,
+        ruling=ruling,
+        board_kind=board_kind,
+        needs_board=needs_board,
+        platform=platform,
+        duplicate_of=idea.duplicate_of_id,
+        similarity=idea.similarity,
+    )
     return idea
 
 
@@ -99,30 +145,61 @@ def flag(session: Session, idea: Idea, *, actor: str, age_days: int, at: datetim
         return False
     idea.flagged_at = at
     session.flush()
-    _log(session, actor=actor, action="idea.flagged", subject=repo.ref(idea), at=at,
-              status=idea.status, age_days=age_days, ruling="R-IDEA-2")
+    _log(
+        session,
+        actor=actor,
+        action="idea.flagged",
+        subject=repo.ref(idea),
+        at=at,
+        status=idea.status,
+        age_days=age_days,
+        ruling="R-IDEA-2",
+    )
     return True
 
 
-def change_status(session: Session, idea: Idea, status: IdeaStatus | str, *, actor: str,
-                  note: str | None = None, at: datetime) -> IdeaStatusChange:
+def change_status(
+    session: Session, idea: Idea, status: IdeaStatus | str, *, actor: str, note: str | None = None, at: datetime
+) -> IdeaStatusChange:
     """A member's status change (already checked against R-IDEA-1): the history row (with the
     note) and the audit entry."""
     repo.set_idea_status(session, idea, status, actor=actor, at=at)
-    change = session.scalars(select(IdeaStatusChange).where(IdeaStatusChange.idea_id == idea.id)
-                             .order_by(IdeaStatusChange.id.desc()).limit(1)).one()
+    change = session.scalars(
+        select(IdeaStatusChange)
+        .where(IdeaStatusChange.idea_id == idea.id)
+        .order_by(IdeaStatusChange.id.desc())
+        .limit(1)
+    ).one()
     if note:
         change.note = note
         session.flush()
     return change
 
 
-def record_refused_change(session: Session, *, idea_id: int | None, actor: str, attempted: str,
-                          reason_code: str, ruling: str, person_id: int | None = None,
-                          event_ref: str | None = None, at: datetime) -> None:
+def record_refused_change(
+    session: Session,
+    *,
+    idea_id: int | None,
+    actor: str,
+    attempted: str,
+    reason_code: str,
+    ruling: str,
+    person_id: int | None = None,
+    event_ref: str | None = None,
+    at: datetime,
+) -> None:
     """Audit a refused status change (not a member, a move R-IDEA-1 forbids, no such item):
     references and codes only (the person's ledger id when known, the inbox event)."""
     subject = f"idea:{idea_id}" if idea_id else "idea:unknown"
-    _log(session, actor=actor, action="idea.status-refused", subject=subject, at=at,
-         attempted=attempted, reason=reason_code, ruling=ruling, person=person_id,
-         event=event_ref)
+    _log(
+        session,
+        actor=actor,
+        action="idea.status-refused",
+        subject=subject,
+        at=at,
+        attempted=attempted,
+        reason=reason_code,
+        ruling=ruling,
+        person=person_id,
+        event=event_ref,
+    )

@@ -25,8 +25,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATE_LOCK = 0x6368_6172_7465_7202
 
 
-def alembic_config(connection: Connection | None = None,
-                   instances: Mapping[str, str] | None = None) -> Config:
+def alembic_config(connection: Connection | None = None, instances: Mapping[str, str] | None = None) -> Config:
     """An alembic ``Config`` for the ledger's migrations, bound to ``connection``.
     ``instances`` (platform → instance: the Forum's host, the Discord guild id, the Slack team
     id) tells migration 0012 whose ids the stored keys are (see that revision)."""
@@ -53,10 +52,9 @@ def current_revision(ledger: Ledger) -> str | None:
         raise ledger.translate(exc, committing=False) from exc
 
 
-
-
-def upgrade(ledger: Ledger, revision: str = "head", *,
-            instances: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+def upgrade(
+    ledger: Ledger, revision: str = "head", *, instances: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
     """Migrate to ``revision``; returns (revision before, revision after). ``instances``: see
     ``alembic_config``."""
     return _migrate(ledger, lambda conn: command.upgrade(alembic_config(conn, instances), revision))
@@ -76,8 +74,7 @@ def _migrate(ledger: Ledger, run: Callable[[Any], None]) -> tuple[str | None, st
         with ledger.engine.execution_options(ledger_begin="IMMEDIATE").connect() as conn:
             with conn.begin():
                 if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
-                                 {"k": _PG_MIGRATE_LOCK})
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATE_LOCK})
                 before = MigrationContext.configure(conn).get_current_revision()
                 run(conn)
                 after = MigrationContext.configure(conn).get_current_revision()
@@ -94,5 +91,7 @@ def require_current(ledger: Ledger) -> None:
     current, head = current_revision(ledger), head_revision()
     if current != head:
         state = "has no ledger schema" if current is None else f"is at schema {current}"
-        raise LedgerUnavailable(f"ledger database {ledger.url} {state}, this charterflow needs "
-                                f"{head}: run `charterflow db upgrade`", url=ledger.url)
+        raise LedgerUnavailable(
+            f"ledger database {ledger.url} {state}, this charterflow needs {head}: run `charterflow db upgrade`",
+            url=ledger.url,
+        )

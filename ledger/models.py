@@ -54,8 +54,14 @@ class Base(DeclarativeBase):
 def _enum(cls: type[enum.Enum]) -> Enum:
     # Stored as plain strings (no native enum, no CHECK): a new value needs no migration, and
     # the ORM still refuses an unknown value on write.
-    return Enum(cls, native_enum=False, create_constraint=False, validate_strings=True, length=24,
-                values_callable=lambda e: [m.value for m in e])
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        validate_strings=True,
+        length=24,
+        values_callable=lambda e: [m.value for m in e],
+    )
 
 
 class Platform(enum.StrEnum):
@@ -219,10 +225,8 @@ class Person(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     erased_at: Mapped[datetime | None]
 
-    identities: Mapped[list[Identity]] = relationship(back_populates="person",
-                                                      order_by="Identity.id")
-    memberships: Mapped[list[Membership]] = relationship(back_populates="person",
-                                                         order_by="Membership.id")
+    identities: Mapped[list[Identity]] = relationship(back_populates="person", order_by="Identity.id")
+    memberships: Mapped[list[Membership]] = relationship(back_populates="person", order_by="Membership.id")
 
 
 class Identity(Base):
@@ -255,8 +259,13 @@ class Membership(Base):
     __tablename__ = "memberships"
     __table_args__ = (
         # At most one membership per person that has not ended.
-        Index("uq_memberships_open_person", "person_id", unique=True,
-              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+        Index(
+            "uq_memberships_open_person",
+            "person_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -298,8 +307,13 @@ class WgRoleAssignment(Base):
 
     __tablename__ = "wg_roles"
     __table_args__ = (
-        Index("uq_wg_roles_open_role", "role", unique=True,
-              sqlite_where=text("ends_at IS NULL"), postgresql_where=text("ends_at IS NULL")),
+        Index(
+            "uq_wg_roles_open_role",
+            "role",
+            unique=True,
+            sqlite_where=text("ends_at IS NULL"),
+            postgresql_where=text("ends_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -367,8 +381,7 @@ class Application(Base):
     closed_at: Mapped[datetime | None]
     answers_erased_at: Mapped[datetime | None]
 
-    confirmations: Mapped[list[ApplicationConfirmation]] = relationship(
-        order_by="ApplicationConfirmation.id")
+    confirmations: Mapped[list[ApplicationConfirmation]] = relationship(order_by="ApplicationConfirmation.id")
     eligibility: Mapped[list[EligibilityCheck]] = relationship(order_by="EligibilityCheck.id")
 
 
@@ -438,9 +451,14 @@ class Vote(Base):
 
     __tablename__ = "votes"
     __table_args__ = (
-        Index("uq_votes_current", "ballot_id", "voter_person_id", unique=True,
-              sqlite_where=text("replaced_at IS NULL"),
-              postgresql_where=text("replaced_at IS NULL")),
+        Index(
+            "uq_votes_current",
+            "ballot_id",
+            "voter_person_id",
+            unique=True,
+            sqlite_where=text("replaced_at IS NULL"),
+            postgresql_where=text("replaced_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -623,7 +641,14 @@ class EffectClaim(Base):
 
 # Tables of later capabilities live in their own modules; importing them here puts them on
 # Base.metadata (migrations, compare_metadata) whichever module is imported first.
-from ledger import models_budget, models_commons, models_moderation, models_platforms, models_reports, models_roles  # noqa: E402,F401 - see above
-from ledger import models_appointments  # noqa: E402,F401 - R-ROLE-APPOINT (issue 23)
-from ledger import models_guides  # noqa: E402,F401 - R-GUIDE (issue 23)
-from ledger import models_safety  # noqa: E402,F401 - the safety reports' tables
+from ledger import (  # noqa: E402,F401 - see above
+    models_appointments,
+    models_budget,
+    models_commons,
+    models_guides,
+    models_moderation,
+    models_platforms,
+    models_reports,
+    models_roles,
+    models_safety,
+)

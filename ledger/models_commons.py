@@ -51,8 +51,10 @@ class CommonsMessage(Base):
     ``note`` says why and the common room was told) or ``erased`` (R-PRIVACY-2)."""
 
     __tablename__ = "commons_messages"
-    __table_args__ = (UniqueConstraint("platform", "instance", "message_id"),
-                      Index("ix_commons_messages_author", "platform", "author_platform_id"))
+    __table_args__ = (
+        UniqueConstraint("platform", "instance", "message_id"),
+        Index("ix_commons_messages_author", "platform", "author_platform_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bridge: Mapped[str] = mapped_column(String(40))

@@ -24,8 +24,10 @@ class ModerationAction(Base):
     know; ``raw`` keeps the entry as the platform sent it)."""
 
     __tablename__ = "moderation_actions"
-    __table_args__ = (UniqueConstraint("platform", "entry_id"),
-                      Index("ix_moderation_actions_occurred_at", "occurred_at"))
+    __table_args__ = (
+        UniqueConstraint("platform", "entry_id"),
+        Index("ix_moderation_actions_occurred_at", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     platform: Mapped[str] = mapped_column(String(24))

@@ -35,8 +35,15 @@ class Report(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     quarter: Mapped[str] = mapped_column(String(7), unique=True)
     status: Mapped[ReportStatus] = mapped_column(
-        Enum(ReportStatus, native_enum=False, create_constraint=False, validate_strings=True,
-             length=24, values_callable=lambda e: [m.value for m in e]))
+        Enum(
+            ReportStatus,
+            native_enum=False,
+            create_constraint=False,
+            validate_strings=True,
+            length=24,
+            values_callable=lambda e: [m.value for m in e],
+        )
+    )
     facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     digest: Mapped[str] = mapped_column(String(64))
     drafted_at: Mapped[datetime]

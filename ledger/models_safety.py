@@ -23,8 +23,10 @@ class SafetyReport(Base):
     """One community report (see the module docstring)."""
 
     __tablename__ = "safety_reports"
-    __table_args__ = (Index("ix_safety_reports_reporter_key_created_at", "reporter_key", "created_at"),
-                      Index("ix_safety_reports_state", "state"))
+    __table_args__ = (
+        Index("ix_safety_reports_reporter_key_created_at", "reporter_key", "created_at"),
+        Index("ix_safety_reports_state", "state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_key: Mapped[str] = mapped_column(String(300), unique=True)

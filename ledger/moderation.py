@@ -19,20 +19,34 @@ from ledger.models import Identity, Platform
 from ledger.models_moderation import ModerationAction, ModerationAlert, ModerationCursor, ModerationLink
 
 # The normalised action names; anything else a platform reports is stored as "other".
-ACTIONS = ("ban", "unban", "kick", "timeout", "untimeout", "suspend", "unsuspend", "silence", "unsilence",
-           "role_change", "message_delete", "post_delete", "flag_handled", "other")
+ACTIONS = (
+    "ban",
+    "unban",
+    "kick",
+    "timeout",
+    "untimeout",
+    "suspend",
+    "unsuspend",
+    "silence",
+    "unsilence",
+    "role_change",
+    "message_delete",
+    "post_delete",
+    "flag_handled",
+    "other",
+)
 LINK_STATUSES = ("suggested", "confirmed", "rejected")
 
 
 def workload(session: Session, start: datetime, end: datetime) -> list[dict[str, object]]:
     """Actions in ``[start, end)`` counted per platform, month (``YYYY-MM``) and action, sorted."""
     rows = session.execute(
-        select(ModerationAction.platform, ModerationAction.action, ModerationAction.occurred_at)
-        .where(ModerationAction.occurred_at >= start, ModerationAction.occurred_at < end)
+        select(ModerationAction.platform, ModerationAction.action, ModerationAction.occurred_at).where(
+            ModerationAction.occurred_at >= start, ModerationAction.occurred_at < end
+        )
     ).all()
     counts = Counter((p, at.strftime("%Y-%m"), a) for p, a, at in rows)
-    return [{"platform": p, "month": m, "action": a, "count": n}
-            for (p, m, a), n in sorted(counts.items())]
+    return [{"platform": p, "month": m, "action": a, "count": n} for (p, m, a), n in sorted(counts.items())]
 
 
 # --- the log and its cursors --------------------------------------------------------------------
@@ -52,17 +66,33 @@ def entry_key(instance: str, entry_id: object) -> str:
     return f"{instance}:{entry_id}"
 
 
-def store_entries(session: Session, *, platform: str, instance: str,
-                  rows: Iterable[Mapping[str, Any]], last_entry_id: str,
-                  at: datetime, actor: str = "flow:moderation-sync") -> list[int]:
+def store_entries(
+    session: Session,
+    *,
+    platform: str,
+    instance: str,
+    rows: Iterable[Mapping[str, Any]],
+    last_entry_id: str,
+    at: datetime,
+    actor: str = "flow:moderation-sync",
+) -> list[int]:
     """Store the entries of one page (``ModerationAction`` fields, ``entry_id`` as the platform
     gave it) of ``platform``'s ``instance`` that are not stored yet, and move the cursor to
     ``last_entry_id``, in the caller's transaction (so rows and cursor commit together).
     Returns the ids of the new rows."""
     rows = [{**r, "entry_id": entry_key(instance, r["entry_id"])} for r in rows]
     wanted = [str(r["entry_id"]) for r in rows]
-    known = set(session.scalars(select(ModerationAction.entry_id).where(
-        ModerationAction.platform == platform, ModerationAction.entry_id.in_(wanted)))) if wanted else set()
+    known = (
+        set(
+            session.scalars(
+                select(ModerationAction.entry_id).where(
+                    ModerationAction.platform == platform, ModerationAction.entry_id.in_(wanted)
+                )
+            )
+        )
+        if wanted
+        else set()
+    )
     new: list[ModerationAction] = []
     for r in rows:
         if str(r["entry_id"]) in known:
@@ -75,30 +105,41 @@ def store_entries(session: Session, *, platform: str, instance: str,
         new.append(item)
     row = session.get(ModerationCursor, platform)
     if row is None:
-        session.add(ModerationCursor(platform=platform, instance=instance,
-                                     last_entry_id=last_entry_id, updated_at=at))
+        session.add(ModerationCursor(platform=platform, instance=instance, last_entry_id=last_entry_id, updated_at=at))
     else:
         row.instance, row.last_entry_id, row.updated_at = instance, last_entry_id, at
     session.flush()
-    audit.append(session, actor=actor, action="moderation.read", subject=f"moderation-log:{platform}",
-                 payload={"stored": len(new), "seen": len(rows), "cursor": last_entry_id,
-                          "actions": [n.id for n in new]}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="moderation.read",
+        subject=f"moderation-log:{platform}",
+        payload={"stored": len(new), "seen": len(rows), "cursor": last_entry_id, "actions": [n.id for n in new]},
+        at=at,
+    )
     return [n.id for n in new]
 
 
 def actions_between(session: Session, start: datetime, end: datetime) -> list[ModerationAction]:
     """Actions that happened in ``[start, end)``, oldest first."""
-    return list(session.scalars(select(ModerationAction).where(
-        ModerationAction.occurred_at >= start, ModerationAction.occurred_at < end)
-        .order_by(ModerationAction.occurred_at, ModerationAction.id)))
+    return list(
+        session.scalars(
+            select(ModerationAction)
+            .where(ModerationAction.occurred_at >= start, ModerationAction.occurred_at < end)
+            .order_by(ModerationAction.occurred_at, ModerationAction.id)
+        )
+    )
 
 
 def person_of_account(session: Session, platform: str, account_id: str | None) -> int | None:
     """The ledger person owning this platform account, if any (the identities table)."""
     if not account_id or platform not in {p.value for p in Platform}:
         return None
-    found = session.scalar(select(Identity.person_id).where(Identity.platform == Platform(platform),
-                                                             Identity.external_id == str(account_id)))
+    found = session.scalar(
+        select(Identity.person_id).where(
+            Identity.platform == Platform(platform), Identity.external_id == str(account_id)
+        )
+    )
     return int(found) if found is not None else None
 
 
@@ -108,16 +149,27 @@ def person_of_account(session: Session, platform: str, account_id: str | None) -
 def _pair(p1: str, a1: str, u1: str | None, p2: str, a2: str, u2: str | None) -> dict[str, Any]:
     if (p1, a1) > (p2, a2):
         p1, a1, u1, p2, a2, u2 = p2, a2, u2, p1, a1, u1
-    return {"platform_a": p1, "account_a": str(a1), "username_a": u1,
-            "platform_b": p2, "account_b": str(a2), "username_b": u2}
+    return {
+        "platform_a": p1,
+        "account_a": str(a1),
+        "username_a": u1,
+        "platform_b": p2,
+        "account_b": str(a2),
+        "username_b": u2,
+    }
 
 
 def find_link(session: Session, p1: str, a1: str, p2: str, a2: str) -> ModerationLink | None:
     """The link row of this pair of accounts, whatever its status."""
     key = _pair(p1, a1, None, p2, a2, None)
-    return session.scalar(select(ModerationLink).where(
-        ModerationLink.platform_a == key["platform_a"], ModerationLink.account_a == key["account_a"],
-        ModerationLink.platform_b == key["platform_b"], ModerationLink.account_b == key["account_b"]))
+    return session.scalar(
+        select(ModerationLink).where(
+            ModerationLink.platform_a == key["platform_a"],
+            ModerationLink.account_a == key["account_a"],
+            ModerationLink.platform_b == key["platform_b"],
+            ModerationLink.account_b == key["account_b"],
+        )
+    )
 
 
 def linked_accounts(session: Session, platform: str, account_id: str) -> list[dict[str, str | None]]:
@@ -129,10 +181,15 @@ def linked_accounts(session: Session, platform: str, account_id: str) -> list[di
         for ident in session.scalars(select(Identity).where(Identity.person_id == person)):
             if ident.platform.value != platform and ident.external_id:
                 out[(ident.platform.value, ident.external_id)] = ident.username
-    for link in session.scalars(select(ModerationLink).where(
+    for link in session.scalars(
+        select(ModerationLink).where(
             ModerationLink.status == "confirmed",
-            or_((ModerationLink.platform_a == platform) & (ModerationLink.account_a == str(account_id)),
-                (ModerationLink.platform_b == platform) & (ModerationLink.account_b == str(account_id))))):
+            or_(
+                (ModerationLink.platform_a == platform) & (ModerationLink.account_a == str(account_id)),
+                (ModerationLink.platform_b == platform) & (ModerationLink.account_b == str(account_id)),
+            ),
+        )
+    ):
         if link.platform_a == platform and link.account_a == str(account_id):
             out.setdefault((link.platform_b, link.account_b), link.username_b)
         else:
@@ -140,26 +197,48 @@ def linked_accounts(session: Session, platform: str, account_id: str) -> list[di
     return [{"platform": p, "account": a, "username": u} for (p, a), u in sorted(out.items())]
 
 
-def suggest_link(session: Session, *, platform: str, account: str, username: str | None, other_platform: str,
-                 other_account: str, other_username: str | None, basis: str, action_id: int | None,
-                 at: datetime, actor: str = "flow:moderation-sync") -> tuple[ModerationLink, bool]:
+def suggest_link(
+    session: Session,
+    *,
+    platform: str,
+    account: str,
+    username: str | None,
+    other_platform: str,
+    other_account: str,
+    other_username: str | None,
+    basis: str,
+    action_id: int | None,
+    at: datetime,
+    actor: str = "flow:moderation-sync",
+) -> tuple[ModerationLink, bool]:
     """Store a suggested link (``basis``: ``username`` or ``email``) unless the pair has a row
     already; returns the row and whether it is new."""
     found = find_link(session, platform, account, other_platform, other_account)
     if found is not None:
         return found, False
-    link = ModerationLink(**_pair(platform, account, username, other_platform, other_account, other_username),
-                          basis=basis, status="suggested", suggested_by_action_id=action_id, created_at=at)
+    link = ModerationLink(
+        **_pair(platform, account, username, other_platform, other_account, other_username),
+        basis=basis,
+        status="suggested",
+        suggested_by_action_id=action_id,
+        created_at=at,
+    )
     session.add(link)
     session.flush()
-    audit.append(session, actor=actor, action="moderation.link_suggested", subject=f"moderation-link:{link.id}",
-                 payload={"basis": basis, "platforms": [link.platform_a, link.platform_b],
-                          "action": action_id}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="moderation.link_suggested",
+        subject=f"moderation-link:{link.id}",
+        payload={"basis": basis, "platforms": [link.platform_a, link.platform_b], "action": action_id},
+        at=at,
+    )
     return link, True
 
 
-def decide_link(session: Session, link_id: int, *, confirm: bool, by: str, at: datetime,
-                actor: str) -> tuple[ModerationLink, bool]:
+def decide_link(
+    session: Session, link_id: int, *, confirm: bool, by: str, at: datetime, actor: str
+) -> tuple[ModerationLink, bool]:
     """A moderator confirms or rejects a link; returns the row and whether this call decided it
     (a second decision of a decided link changes nothing)."""
     link = session.get(ModerationLink, link_id)
@@ -170,19 +249,46 @@ def decide_link(session: Session, link_id: int, *, confirm: bool, by: str, at: d
     link.status = "confirmed" if confirm else "rejected"
     link.decided_by, link.decided_at = by, at
     session.flush()
-    audit.append(session, actor=actor, action=f"moderation.link_{link.status}", subject=f"moderation-link:{link.id}",
-                 payload={"status": link.status}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action=f"moderation.link_{link.status}",
+        subject=f"moderation-link:{link.id}",
+        payload={"status": link.status},
+        at=at,
+    )
     return link, True
 
 
-def add_link(session: Session, *, platform: str, account: str, username: str | None, other_platform: str,
-             other_account: str, other_username: str | None, by: str, at: datetime, actor: str) -> ModerationLink:
+def add_link(
+    session: Session,
+    *,
+    platform: str,
+    account: str,
+    username: str | None,
+    other_platform: str,
+    other_account: str,
+    other_username: str | None,
+    by: str,
+    at: datetime,
+    actor: str,
+) -> ModerationLink:
     """An operator or moderator links two accounts directly (confirmed at once)."""
     if platform == other_platform:
         raise Conflict("a link joins accounts on two different platforms")
-    link, new = suggest_link(session, platform=platform, account=account, username=username,
-                             other_platform=other_platform, other_account=other_account,
-                             other_username=other_username, basis="moderator", action_id=None, at=at, actor=actor)
+    link, new = suggest_link(
+        session,
+        platform=platform,
+        account=account,
+        username=username,
+        other_platform=other_platform,
+        other_account=other_account,
+        other_username=other_username,
+        basis="moderator",
+        action_id=None,
+        at=at,
+        actor=actor,
+    )
     if link.status == "suggested":
         link, _ = decide_link(session, link.id, confirm=True, by=by, at=at, actor=actor)
     return link
@@ -201,32 +307,54 @@ def links(session: Session, *, status: str | None = None) -> list[ModerationLink
 # --- alerts ---------------------------------------------------------------------------------------
 
 
-def ensure_alert(session: Session, *, action_id: int, platform: str, linked_account: str | None,
-                 linked_username: str | None, at: datetime, actor: str = "flow:moderation-sync") -> ModerationAlert:
+def ensure_alert(
+    session: Session,
+    *,
+    action_id: int,
+    platform: str,
+    linked_account: str | None,
+    linked_username: str | None,
+    at: datetime,
+    actor: str = "flow:moderation-sync",
+) -> ModerationAlert:
     """The alert of this action on ``platform``, created (with its audit entry) when new."""
-    found = session.scalar(select(ModerationAlert).where(ModerationAlert.action_id == action_id,
-                                                         ModerationAlert.platform == platform))
+    found = session.scalar(
+        select(ModerationAlert).where(ModerationAlert.action_id == action_id, ModerationAlert.platform == platform)
+    )
     if found is not None:
         return found
-    alert = ModerationAlert(action_id=action_id, platform=platform, linked_account=linked_account,
-                            linked_username=linked_username, created_at=at)
+    alert = ModerationAlert(
+        action_id=action_id,
+        platform=platform,
+        linked_account=linked_account,
+        linked_username=linked_username,
+        created_at=at,
+    )
     session.add(alert)
     session.flush()
-    audit.append(session, actor=actor, action="moderation.alert", subject=f"moderation-alert:{alert.id}",
-                 payload={"action": action_id, "platform": platform}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="moderation.alert",
+        subject=f"moderation-alert:{alert.id}",
+        payload={"action": action_id, "platform": platform},
+        at=at,
+    )
     return alert
 
 
-def mark_alert_posted(session: Session, alert_id: int, *, channel_id: str | None, message_id: str | None,
-                      at: datetime) -> None:
+def mark_alert_posted(
+    session: Session, alert_id: int, *, channel_id: str | None, message_id: str | None, at: datetime
+) -> None:
     """Where the alert message landed."""
     alert = session.get(ModerationAlert, alert_id)
     if alert is not None and alert.posted_at is None:
         alert.channel_id, alert.message_id, alert.posted_at = channel_id, message_id, at
 
 
-def acknowledge_alert(session: Session, alert_id: int, *, by: str, at: datetime,
-                      actor: str) -> tuple[ModerationAlert, bool]:
+def acknowledge_alert(
+    session: Session, alert_id: int, *, by: str, at: datetime, actor: str
+) -> tuple[ModerationAlert, bool]:
     """A moderator acknowledges an alert; the first acknowledgement stands (returns whether this
     call was it)."""
     alert = session.get(ModerationAlert, alert_id)
@@ -236,12 +364,21 @@ def acknowledge_alert(session: Session, alert_id: int, *, by: str, at: datetime,
         return alert, False
     alert.acknowledged_by, alert.acknowledged_at = by, at
     session.flush()
-    audit.append(session, actor=actor, action="moderation.alert_acknowledged", subject=f"moderation-alert:{alert.id}",
-                 payload={"platform": alert.platform}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="moderation.alert_acknowledged",
+        subject=f"moderation-alert:{alert.id}",
+        payload={"platform": alert.platform},
+        at=at,
+    )
     return alert, True
 
 
 def alerts_of(session: Session, action_id: int) -> list[ModerationAlert]:
     """The alerts raised about one action."""
-    return list(session.scalars(select(ModerationAlert).where(ModerationAlert.action_id == action_id)
-                                .order_by(ModerationAlert.id)))
+    return list(
+        session.scalars(
+            select(ModerationAlert).where(ModerationAlert.action_id == action_id).order_by(ModerationAlert.id)
+        )
+    )

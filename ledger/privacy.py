@@ -64,64 +64,78 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
         return [_row(obj) for obj in session.scalars(stmt)]
 
     memberships = []
-    for m in session.scalars(select(Membership).where(Membership.person_id == pid)
-                             .order_by(Membership.id)):
-        memberships.append({**_row(m), "terms": rows(select(Term).where(
-            Term.membership_id == m.id).order_by(Term.number))})
+    for m in session.scalars(select(Membership).where(Membership.person_id == pid).order_by(Membership.id)):
+        memberships.append(
+            {**_row(m), "terms": rows(select(Term).where(Term.membership_id == m.id).order_by(Term.number))}
+        )
     applications = []
-    for a in session.scalars(select(Application).where(Application.person_id == pid)
-                             .order_by(Application.id)):
-        applications.append({
-            **_row(a),
-            "confirmations": rows(select(ApplicationConfirmation).where(
-                ApplicationConfirmation.application_id == a.id)),
-            "eligibility": rows(select(EligibilityCheck).where(
-                EligibilityCheck.application_id == a.id).order_by(EligibilityCheck.id)),
-        })
+    for a in session.scalars(select(Application).where(Application.person_id == pid).order_by(Application.id)):
+        applications.append(
+            {
+                **_row(a),
+                "confirmations": rows(
+                    select(ApplicationConfirmation).where(ApplicationConfirmation.application_id == a.id)
+                ),
+                "eligibility": rows(
+                    select(EligibilityCheck)
+                    .where(EligibilityCheck.application_id == a.id)
+                    .order_by(EligibilityCheck.id)
+                ),
+            }
+        )
     person_row = _row(person)
     person_row.pop("salt", None)  # an internal secret, not data about the person
     refs = [f"person:{pid}"] + [f"application:{a['id']}" for a in applications]
     return {
         "format": EXPORT_FORMAT,
         "person": person_row,
-        "identities": rows(select(Identity).where(Identity.person_id == pid)
-                           .order_by(Identity.id)),
+        "identities": rows(select(Identity).where(Identity.person_id == pid).order_by(Identity.id)),
         "memberships": memberships,
-        "wg_roles": rows(select(WgRoleAssignment).where(WgRoleAssignment.person_id == pid)
-                         .order_by(WgRoleAssignment.id)),
-        "platform_roles": rows(select(PlatformRoleAssignment).where(
-            PlatformRoleAssignment.person_id == pid).order_by(PlatformRoleAssignment.id)),
+        "wg_roles": rows(
+            select(WgRoleAssignment).where(WgRoleAssignment.person_id == pid).order_by(WgRoleAssignment.id)
+        ),
+        "platform_roles": rows(
+            select(PlatformRoleAssignment)
+            .where(PlatformRoleAssignment.person_id == pid)
+            .order_by(PlatformRoleAssignment.id)
+        ),
         "applications": applications,
-        "nominations_made": rows(select(Application).where(
-            Application.nominator_person_id == pid).order_by(Application.id)),
-        "ballots_about": rows(select(Ballot).where(Ballot.subject_person_id == pid)
-                              .order_by(Ballot.id)),
-        "ballots_elector_of": [r.ballot_id for r in session.scalars(
-            select(BallotElector).where(BallotElector.person_id == pid)
-            .order_by(BallotElector.ballot_id))],
+        "nominations_made": rows(
+            select(Application).where(Application.nominator_person_id == pid).order_by(Application.id)
+        ),
+        "ballots_about": rows(select(Ballot).where(Ballot.subject_person_id == pid).order_by(Ballot.id)),
+        "ballots_elector_of": [
+            r.ballot_id
+            for r in session.scalars(
+                select(BallotElector).where(BallotElector.person_id == pid).order_by(BallotElector.ballot_id)
+            )
+        ],
         "votes": rows(select(Vote).where(Vote.voter_person_id == pid).order_by(Vote.id)),
-        "proposals": rows(select(Proposal).where(Proposal.proposed_by_person_id == pid)
-                          .order_by(Proposal.id)),
+        "proposals": rows(select(Proposal).where(Proposal.proposed_by_person_id == pid).order_by(Proposal.id)),
         "ideas": rows(select(Idea).where(Idea.author_person_id == pid).order_by(Idea.id)),
-        "idea_status_changes": rows(select(IdeaStatusChange).where(
-            IdeaStatusChange.changed_by == f"person:{pid}").order_by(IdeaStatusChange.id)),
+        "idea_status_changes": rows(
+            select(IdeaStatusChange).where(IdeaStatusChange.changed_by == f"person:{pid}").order_by(IdeaStatusChange.id)
+        ),
         # R-BUDGET: spending they recorded (kept on erasure: the WG's accounts).
-        "budget_spending": rows(select(BudgetSpending).where(
-            BudgetSpending.recorded_by_person_id == pid).order_by(BudgetSpending.id)),
+        "budget_spending": rows(
+            select(BudgetSpending).where(BudgetSpending.recorded_by_person_id == pid).order_by(BudgetSpending.id)
+        ),
         "role_training": [_row(r) for r in session.scalars(_training_of(pid))],
         "reports_approved": [r.quarter for r in session.scalars(_reports_approved_by(pid))],
-        "inbox_events": rows(select(InboxEvent).where(InboxEvent.person_id == pid)
-                             .order_by(InboxEvent.id)),
-        "reference_lists": rows(select(ReferenceList).where(
-            ReferenceList.handle == person.handle).order_by(ReferenceList.id)),
+        "inbox_events": rows(select(InboxEvent).where(InboxEvent.person_id == pid).order_by(InboxEvent.id)),
+        "reference_lists": rows(
+            select(ReferenceList).where(ReferenceList.handle == person.handle).order_by(ReferenceList.id)
+        ),
         "erasures": rows(select(Erasure).where(Erasure.person_id == pid).order_by(Erasure.id)),
         # Community reports they made, and those about them without who reported (R-SAFE-1).
         "safety_reports": _safety_export(session, pid),
         "audit_entries": [
             {k: v for k, v in audit.entry_record(e).items() if not k.startswith("_")}
-            for e in session.scalars(select(AuditEntry).where(or_(
-                AuditEntry.subject.in_(refs), AuditEntry.actor == f"person:{pid}"))
-                .order_by(AuditEntry.seq))
+            for e in session.scalars(
+                select(AuditEntry)
+                .where(or_(AuditEntry.subject.in_(refs), AuditEntry.actor == f"person:{pid}"))
+                .order_by(AuditEntry.seq)
+            )
         ],
     }
 
@@ -139,50 +153,57 @@ def personal_values(session: Session, person: Person) -> list[str]:
         found |= {identity.username, identity.external_id}
     for app in session.scalars(select(Application).where(Application.person_id == pid)):
         found |= {app.motivation, app.experience, app.nomination_reason}
-    found |= set(session.scalars(select(ModerationAction.reason).where(
-        ModerationAction.target_person_id == pid)))
+    found |= set(session.scalars(select(ModerationAction.reason).where(ModerationAction.target_person_id == pid)))
     # Short strings (an id like "7", a one-word answer) would match unrelated text.
     values = {v.strip() for v in found if v and len(v.strip()) >= 4}
     return sorted(values, key=lambda v: (-len(v), v))
 
 
-def erase_person(session: Session, person: Person, *, reason: str, actor: str,
-                 at: datetime | None = None) -> Erasure:
+def erase_person(session: Session, person: Person, *, reason: str, actor: str, at: datetime | None = None) -> Erasure:
     """Erase ``person``'s personal data, keep the decisions, record the erasure."""
     at = _now(at)
     if not reason.strip():
         raise ValueError("an erasure needs a reason")
     pid = person.id
     blockers = []
-    active = session.scalar(select(Membership).where(
-        Membership.person_id == pid, Membership.ended_at.is_(None),
-        Membership.status == MembershipStatus.ACTIVE))
+    active = session.scalar(
+        select(Membership).where(
+            Membership.person_id == pid, Membership.ended_at.is_(None), Membership.status == MembershipStatus.ACTIVE
+        )
+    )
     if active is not None:
         blockers.append(f"an active membership (membership:{active.id})")
-    if session.scalar(select(WgRoleAssignment.id).where(
-            WgRoleAssignment.person_id == pid, WgRoleAssignment.ends_at.is_(None))):
+    if session.scalar(
+        select(WgRoleAssignment.id).where(WgRoleAssignment.person_id == pid, WgRoleAssignment.ends_at.is_(None))
+    ):
         blockers.append("a WG role")
-    if session.scalar(select(PlatformRoleAssignment.id).where(
+    if session.scalar(
+        select(PlatformRoleAssignment.id).where(
             PlatformRoleAssignment.person_id == pid,
-            or_(PlatformRoleAssignment.desired, PlatformRoleAssignment.observed.is_(True)))):
+            or_(PlatformRoleAssignment.desired, PlatformRoleAssignment.observed.is_(True)),
+        )
+    ):
         blockers.append("a platform role")
     if blockers:
-        raise PolicyViolation(f"person:{pid} still has {', '.join(blockers)}: they must leave "
-                              "(and their roles be revoked) before erasure", ruling="R-PRIVACY-2")
+        raise PolicyViolation(
+            f"person:{pid} still has {', '.join(blockers)}: they must leave "
+            "(and their roles be revoked) before erasure",
+            ruling="R-PRIVACY-2",
+        )
     # Close what was still open about them, each step audited like any other.
-    for app in session.scalars(select(Application).where(
-            Application.person_id == pid, Application.status.in_(OPEN_APPLICATION))):
+    for app in session.scalars(
+        select(Application).where(Application.person_id == pid, Application.status.in_(OPEN_APPLICATION))
+    ):
         set_application_status(session, app, ApplicationStatus.WITHDRAWN, actor=actor, at=at)
-    for ballot in session.scalars(select(Ballot).where(Ballot.subject_person_id == pid,
-                                                       Ballot.status == BallotStatus.OPEN)):
+    for ballot in session.scalars(
+        select(Ballot).where(Ballot.subject_person_id == pid, Ballot.status == BallotStatus.OPEN)
+    ):
         cancel_ballot(session, ballot, actor=actor, reason_code="subject-erased", at=at)
-    applicant = session.scalar(select(Membership).where(
-        Membership.person_id == pid, Membership.ended_at.is_(None)))
+    applicant = session.scalar(select(Membership).where(Membership.person_id == pid, Membership.ended_at.is_(None)))
     if applicant is not None:  # an applicant who never became a member
         applicant.status, applicant.ended_at = MembershipStatus.LEFT, at
 
-    counts = {"identities": 0, "applications": 0, "eligibility_checks": 0, "inbox_events": 0,
-              "reference_lists": 0}
+    counts = {"identities": 0, "applications": 0, "eligibility_checks": 0, "inbox_events": 0, "reference_lists": 0}
     counts["moderation"] = _erase_moderation(session, pid)
     counts["safety_reports"] = _erase_safety(session, pid, at)
     counts["drift_reports"] = _erase_drift_reports(session, person.handle, pid)
@@ -193,8 +214,7 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
         app.motivation = app.experience = app.nominator_handle = app.nomination_reason = None
         app.answers_erased_at = at
         counts["applications"] += 1
-        for check in session.scalars(select(EligibilityCheck).where(
-                EligibilityCheck.application_id == app.id)):
+        for check in session.scalars(select(EligibilityCheck).where(EligibilityCheck.application_id == app.id)):
             check.evidence = {"erased": True}
             counts["eligibility_checks"] += 1
     for event in session.scalars(select(InboxEvent).where(InboxEvent.person_id == pid)):
@@ -202,8 +222,11 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
         counts["inbox_events"] += 1
     # Notes they wrote on backlog status changes (the changes themselves are decisions: kept).
     counts["idea_notes"] = 0
-    for change in session.scalars(select(IdeaStatusChange).where(
-            IdeaStatusChange.changed_by == f"person:{pid}", IdeaStatusChange.note.is_not(None))):
+    for change in session.scalars(
+        select(IdeaStatusChange).where(
+            IdeaStatusChange.changed_by == f"person:{pid}", IdeaStatusChange.note.is_not(None)
+        )
+    ):
         change.note = None
         counts["idea_notes"] += 1
     deleted = session.execute(delete(ReferenceList).where(ReferenceList.handle == person.handle))
@@ -216,8 +239,16 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str,
     erasure = Erasure(person_id=pid, erased_at=at, erased_by=actor, reason=reason)
     session.add(erasure)
     session.flush()
-    _log(session, actor=actor, action="person.erased", subject=f"person:{pid}", at=at,
-         erasure=erasure.id, reason=audit.content_digest(reason), erased=counts)
+    _log(
+        session,
+        actor=actor,
+        action="person.erased",
+        subject=f"person:{pid}",
+        at=at,
+        erasure=erasure.id,
+        reason=audit.content_digest(reason),
+        erased=counts,
+    )
     return erasure
 
 
@@ -226,15 +257,22 @@ def _erase_moderation(session: Session, pid: int) -> int:
     entry id stay (a decision, and the dedupe key); names, reasons and raw entries go."""
     from ledger.models_moderation import ModerationAction, ModerationAlert, ModerationLink
 
-    accounts = {(i.platform.value if hasattr(i.platform, "value") else str(i.platform), i.external_id)
-                for i in session.scalars(select(Identity).where(Identity.person_id == pid))
-                if i.external_id}
+    accounts = {
+        (i.platform.value if hasattr(i.platform, "value") else str(i.platform), i.external_id)
+        for i in session.scalars(select(Identity).where(Identity.person_id == pid))
+        if i.external_id
+    }
     ids = {account for _, account in accounts}
     changed = 0
-    for row in session.scalars(select(ModerationAction).where(or_(
-            ModerationAction.target_person_id == pid,
-            ModerationAction.target_platform_id.in_(ids),
-            ModerationAction.moderator_platform_id.in_(ids)))):
+    for row in session.scalars(
+        select(ModerationAction).where(
+            or_(
+                ModerationAction.target_person_id == pid,
+                ModerationAction.target_platform_id.in_(ids),
+                ModerationAction.moderator_platform_id.in_(ids),
+            )
+        )
+    ):
         if row.target_person_id == pid or (row.platform, row.target_platform_id) in accounts:
             row.target_platform_id = row.target_username = row.reason = None
             row.raw = {"erased": True}
@@ -242,8 +280,9 @@ def _erase_moderation(session: Session, pid: int) -> int:
             row.moderator_platform_id = row.moderator_username = None
             row.raw = {"erased": True}
         changed += 1
-    for link in session.scalars(select(ModerationLink).where(or_(
-            ModerationLink.account_a.in_(ids), ModerationLink.account_b.in_(ids)))):
+    for link in session.scalars(
+        select(ModerationLink).where(or_(ModerationLink.account_a.in_(ids), ModerationLink.account_b.in_(ids)))
+    ):
         link.account_a = link.account_b = f"erased-{pid}"
         link.username_a = link.username_b = None
         changed += 1
@@ -254,8 +293,11 @@ def _erase_moderation(session: Session, pid: int) -> int:
 
 
 def _accounts_of(session: Session, pid: int) -> set[tuple[str, str]]:
-    return {(i.platform.value if hasattr(i.platform, "value") else str(i.platform), i.external_id)
-            for i in session.scalars(select(Identity).where(Identity.person_id == pid)) if i.external_id}
+    return {
+        (i.platform.value if hasattr(i.platform, "value") else str(i.platform), i.external_id)
+        for i in session.scalars(select(Identity).where(Identity.person_id == pid))
+        if i.external_id
+    }
 
 
 def _safety_export(session: Session, pid: int) -> dict[str, Any]:
@@ -298,4 +340,3 @@ def _erase_drift_reports(session: Session, handle: str, pid: int) -> int:
             report.summary = json.loads(text.replace(needle, f"erased-{pid}"))
             changed += 1
     return changed
-

@@ -17,15 +17,30 @@ from sqlalchemy.orm import Session
 
 from ledger import audit, budget
 from ledger.errors import Conflict, NotFound
-from ledger.models import (Application, AuditEntry, Ballot, BallotKind, Identity, Idea,
-                           IdeaStatus, IdeaStatusChange, Membership, MembershipStatus, Person,
-                           Proposal, ProposalStatus, BoardDecision, Term, TermOrigin, Vote)
+from ledger.models import (
+    Application,
+    AuditEntry,
+    Ballot,
+    BallotKind,
+    BoardDecision,
+    Idea,
+    IdeaStatus,
+    IdeaStatusChange,
+    Identity,
+    Membership,
+    MembershipStatus,
+    Person,
+    Proposal,
+    ProposalStatus,
+    Term,
+    TermOrigin,
+    Vote,
+)
 from ledger.models_moderation import ModerationAction
 from ledger.models_reports import Meeting, Report, ReportStatus
 from ledger.moderation import workload
 from ledger.repo import jsonable
-from rules.reports import (PrivateStrings, Quarter, active_series, ideas_in_out, month_ends,
-                           moderation_table)
+from rules.reports import PrivateStrings, Quarter, active_series, ideas_in_out, moderation_table, month_ends
 
 __all__ = [
     "approve_report",
@@ -53,28 +68,42 @@ def _day(at: datetime | None) -> str | None:
 
 def _ideas(session: Session, q: Quarter) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     done_rows = session.execute(
-        select(Idea, IdeaStatusChange.changed_at).join(IdeaStatusChange,
-                                                       IdeaStatusChange.idea_id == Idea.id)
-        .where(IdeaStatusChange.to_status == IdeaStatus.DONE,
-               IdeaStatusChange.changed_at >= q.start, IdeaStatusChange.changed_at < q.end)
-        .order_by(IdeaStatusChange.changed_at, Idea.id)).all()
+        select(Idea, IdeaStatusChange.changed_at)
+        .join(IdeaStatusChange, IdeaStatusChange.idea_id == Idea.id)
+        .where(
+            IdeaStatusChange.to_status == IdeaStatus.DONE,
+            IdeaStatusChange.changed_at >= q.start,
+            IdeaStatusChange.changed_at < q.end,
+        )
+        .order_by(IdeaStatusChange.changed_at, Idea.id)
+    ).all()
     done: dict[int, dict[str, Any]] = {}
     for idea, at in done_rows:
-        done[idea.id] = {"id": idea.id, "title": idea.title, "platform": idea.platform,
-                         "url": idea.source_url, "done_on": _day(at)}
-    created = session.scalars(select(Idea.created_at).where(
-        Idea.created_at >= q.start, Idea.created_at < q.end)).all()
-    closed = session.scalars(select(IdeaStatusChange.changed_at).where(
-        IdeaStatusChange.to_status.in_(CLOSED_IDEAS),
-        IdeaStatusChange.changed_at >= q.start, IdeaStatusChange.changed_at < q.end)).all()
+        done[idea.id] = {
+            "id": idea.id,
+            "title": idea.title,
+            "platform": idea.platform,
+            "url": idea.source_url,
+            "done_on": _day(at),
+        }
+    created = session.scalars(select(Idea.created_at).where(Idea.created_at >= q.start, Idea.created_at < q.end)).all()
+    closed = session.scalars(
+        select(IdeaStatusChange.changed_at).where(
+            IdeaStatusChange.to_status.in_(CLOSED_IDEAS),
+            IdeaStatusChange.changed_at >= q.start,
+            IdeaStatusChange.changed_at < q.end,
+        )
+    ).all()
     return list(done.values()), ideas_in_out(created, closed, q.months)
 
 
 def _role_changes(session: Session, q: Quarter) -> list[dict[str, Any]]:
     counts: dict[tuple[str, str], dict[str, int]] = {}
-    for payload_json in session.scalars(select(AuditEntry.payload_json).where(
-            AuditEntry.action == "platform-role.desired", AuditEntry.at >= q.start,
-            AuditEntry.at < q.end).order_by(AuditEntry.seq)):
+    for payload_json in session.scalars(
+        select(AuditEntry.payload_json)
+        .where(AuditEntry.action == "platform-role.desired", AuditEntry.at >= q.start, AuditEntry.at < q.end)
+        .order_by(AuditEntry.seq)
+    ):
         payload = json.loads(payload_json)
         role = str(payload.get("role", ""))
         if role not in REPORTED_ROLES:
@@ -86,13 +115,17 @@ def _role_changes(session: Session, q: Quarter) -> list[dict[str, Any]]:
 
 def _membership(session: Session, q: Quarter) -> tuple[dict[str, int], list[dict[str, Any]]]:
     firsts = session.execute(
-        select(Membership, Term.starts_at).join(Term, Term.membership_id == Membership.id)
-        .where(Term.number == 1)).all()
+        select(Membership, Term.starts_at).join(Term, Term.membership_id == Membership.id).where(Term.number == 1)
+    ).all()
     spans = [(start, m.ended_at) for m, start in firsts]
     joined = sum(1 for _, start in firsts if q.start <= start < q.end)
-    renewed = len(session.scalars(select(Term.id).where(
-        Term.origin == TermOrigin.OPT_IN, Term.opted_in_at >= q.start,
-        Term.opted_in_at < q.end)).all())
+    renewed = len(
+        session.scalars(
+            select(Term.id).where(
+                Term.origin == TermOrigin.OPT_IN, Term.opted_in_at >= q.start, Term.opted_in_at < q.end
+            )
+        ).all()
+    )
     ended = {s: 0 for s in (MembershipStatus.LAPSED, MembershipStatus.LEFT, MembershipStatus.REMOVED)}
     for m, _ in firsts:
         if m.ended_at is not None and q.start <= m.ended_at < q.end and m.status in ended:
@@ -100,25 +133,43 @@ def _membership(session: Session, q: Quarter) -> tuple[dict[str, int], list[dict
     start_count, end_count = active_series(spans, [q.start, q.end])
     points = month_ends(q.end, SERIES_MONTHS + 1)
     series = [{"at": _day(t), "active": n} for t, n in zip(points, active_series(spans, points), strict=True)]
-    return ({"joined": joined, "renewed": renewed, "lapsed": ended[MembershipStatus.LAPSED],
-             "left": ended[MembershipStatus.LEFT], "removed": ended[MembershipStatus.REMOVED],
-             "active_start": start_count, "active_end": end_count}, series)
+    return (
+        {
+            "joined": joined,
+            "renewed": renewed,
+            "lapsed": ended[MembershipStatus.LAPSED],
+            "left": ended[MembershipStatus.LEFT],
+            "removed": ended[MembershipStatus.REMOVED],
+            "active_start": start_count,
+            "active_end": end_count,
+        },
+        series,
+    )
 
 
 def _escalations(session: Session, q: Quarter) -> list[dict[str, Any]]:
-    rows = session.scalars(select(Proposal).where(
-        Proposal.created_at < q.end,
-        Proposal.status.in_([ProposalStatus.ENDORSING, ProposalStatus.ESCALATED,
-                             ProposalStatus.DECIDED]),
-        (Proposal.decision.is_(None)) | (Proposal.decision == BoardDecision.NEEDS_INFO))
-        .order_by(Proposal.id)).all()
+    rows = session.scalars(
+        select(Proposal)
+        .where(
+            Proposal.created_at < q.end,
+            Proposal.status.in_([ProposalStatus.ENDORSING, ProposalStatus.ESCALATED, ProposalStatus.DECIDED]),
+            (Proposal.decision.is_(None)) | (Proposal.decision == BoardDecision.NEEDS_INFO),
+        )
+        .order_by(Proposal.id)
+    ).all()
     out = []
     for p in rows:
         since = p.escalated_at or p.created_at
-        out.append({"id": p.id, "kind": p.kind, "title": p.title,
-                    "status": "needs-info" if p.decision == BoardDecision.NEEDS_INFO
-                    else p.status.value,
-                    "since": _day(since), "days_open": max(0, (q.end - since).days)})
+        out.append(
+            {
+                "id": p.id,
+                "kind": p.kind,
+                "title": p.title,
+                "status": "needs-info" if p.decision == BoardDecision.NEEDS_INFO else p.status.value,
+                "since": _day(since),
+                "days_open": max(0, (q.end - since).days),
+            }
+        )
     return out
 
 
@@ -131,21 +182,22 @@ def gather_facts(session: Session, quarter: Quarter) -> dict[str, Any]:
     report only; absent when there is none)."""
     done, flow = _ideas(session, quarter)
     membership, series = _membership(session, quarter)
-    facts: dict[str, Any] = jsonable({
-        "quarter": quarter.label,
-        "months": list(quarter.months),
-        "ideas_done": done,
-        "ideas_flow": flow,
-        "role_changes": _role_changes(session, quarter),
-        "membership": membership,
-        "membership_series": series,
-        "moderation": moderation_table(workload(session, quarter.start, quarter.end),
-                                       quarter.months),
-        "escalations": _escalations(session, quarter),
-        **_budgets(session, quarter),
-        **_training(session, quarter),
-        **_safety(session, quarter),
-    })
+    facts: dict[str, Any] = jsonable(
+        {
+            "quarter": quarter.label,
+            "months": list(quarter.months),
+            "ideas_done": done,
+            "ideas_flow": flow,
+            "role_changes": _role_changes(session, quarter),
+            "membership": membership,
+            "membership_series": series,
+            "moderation": moderation_table(workload(session, quarter.start, quarter.end), quarter.months),
+            "escalations": _escalations(session, quarter),
+            **_budgets(session, quarter),
+            **_training(session, quarter),
+            **_safety(session, quarter),
+        }
+    )
     return facts
 
 
@@ -154,8 +206,10 @@ def _training(session: Session, q: Quarter) -> dict[str, Any]:
     platforms it was on). No key when there is none (earlier reports keep their digest)."""
     from ledger.guides import training_between
 
-    rows = [{"guide": r.slug, "title": r.title, "on": _day(r.starts_at), "platforms": sorted(r.events or {})}
-            for r in training_between(session, q.start, q.end)]
+    rows = [
+        {"guide": r.slug, "title": r.title, "on": _day(r.starts_at), "platforms": sorted(r.events or {})}
+        for r in training_between(session, q.start, q.end)
+    ]
     return {"training": rows} if rows else {}
 
 
@@ -186,10 +240,8 @@ def _names_of(session: Session, person_ids: set[int]) -> set[str]:
     if not person_ids:
         return names
     names.update(h for h in session.scalars(select(Person.handle).where(Person.id.in_(person_ids))) if h)
-    names.update(u for u in session.scalars(select(Identity.username).where(
-        Identity.person_id.in_(person_ids))) if u)
-    names.update(n for n in session.scalars(select(Person.display_name).where(
-        Person.id.in_(person_ids))) if n)
+    names.update(u for u in session.scalars(select(Identity.username).where(Identity.person_id.in_(person_ids))) if u)
+    names.update(n for n in session.scalars(select(Person.display_name).where(Person.id.in_(person_ids))) if n)
     return names
 
 
@@ -198,31 +250,41 @@ def private_strings(session: Session, quarter: Quarter) -> PrivateStrings:
     up to the quarter's end; the voters and subjects of removal ballots open during the
     quarter (handles, names, platform usernames); the people moderators acted on in it."""
     answers = []
-    for motivation, experience in session.execute(select(
-            Application.motivation, Application.experience).where(
-            Application.submitted_at < quarter.end)):
+    for motivation, experience in session.execute(
+        select(Application.motivation, Application.experience).where(Application.submitted_at < quarter.end)
+    ):
         answers += [a for a in (motivation, experience) if a and a.strip()]
-    ballots = session.scalars(select(Ballot).where(
-        Ballot.kind == BallotKind.REMOVAL, Ballot.opens_at < quarter.end,
-        (Ballot.closed_at.is_(None)) | (Ballot.closed_at >= quarter.start))).all()
-    voters = set(session.scalars(select(Vote.voter_person_id).where(
-        Vote.ballot_id.in_([b.id for b in ballots])))) if ballots else set()
+    ballots = session.scalars(
+        select(Ballot).where(
+            Ballot.kind == BallotKind.REMOVAL,
+            Ballot.opens_at < quarter.end,
+            (Ballot.closed_at.is_(None)) | (Ballot.closed_at >= quarter.start),
+        )
+    ).all()
+    voters = (
+        set(session.scalars(select(Vote.voter_person_id).where(Vote.ballot_id.in_([b.id for b in ballots]))))
+        if ballots
+        else set()
+    )
     subjects = {b.subject_person_id for b in ballots if b.subject_person_id is not None}
     targets: set[str] = set()
     target_people: set[int] = set()
-    for username, person_id in session.execute(select(
-            ModerationAction.target_username, ModerationAction.target_person_id).where(
-            ModerationAction.occurred_at >= quarter.start,
-            ModerationAction.occurred_at < quarter.end)):
+    for username, person_id in session.execute(
+        select(ModerationAction.target_username, ModerationAction.target_person_id).where(
+            ModerationAction.occurred_at >= quarter.start, ModerationAction.occurred_at < quarter.end
+        )
+    ):
         if username:
             targets.add(username)
         if person_id is not None:
             target_people.add(person_id)
     targets |= _names_of(session, target_people)
-    return PrivateStrings(answers=tuple(answers),
-                          removal_voters=tuple(sorted(_names_of(session, voters))),
-                          removal_subjects=tuple(sorted(_names_of(session, subjects))),
-                          moderation_targets=tuple(sorted(targets)))
+    return PrivateStrings(
+        answers=tuple(answers),
+        removal_voters=tuple(sorted(_names_of(session, voters))),
+        removal_subjects=tuple(sorted(_names_of(session, subjects))),
+        moderation_targets=tuple(sorted(targets)),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,8 +296,9 @@ def get_report(session: Session, quarter: str) -> Report | None:
     return session.scalar(select(Report).where(Report.quarter == quarter))
 
 
-def save_draft(session: Session, *, quarter: str, facts: dict[str, Any], digest: str,
-               actor: str, at: datetime) -> Report:
+def save_draft(
+    session: Session, *, quarter: str, facts: dict[str, Any], digest: str, actor: str, at: datetime
+) -> Report:
     """Store (or refresh) the draft of ``quarter``. A report already approved or published
     keeps what was approved: it is returned unchanged."""
     row = get_report(session, quarter)
@@ -244,19 +307,23 @@ def save_draft(session: Session, *, quarter: str, facts: dict[str, Any], digest:
     if row is not None and row.digest == digest:
         return row
     if row is None:
-        row = Report(quarter=quarter, status=ReportStatus.DRAFT, facts=facts, digest=digest,
-                     drafted_at=at)
+        row = Report(quarter=quarter, status=ReportStatus.DRAFT, facts=facts, digest=digest, drafted_at=at)
         session.add(row)
     else:
         row.facts, row.digest, row.drafted_at = facts, digest, at
     session.flush()
-    audit.append(session, actor=actor, action="report.drafted", subject=f"report:{row.id}",
-                 payload={"quarter": quarter, "digest": digest}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="report.drafted",
+        subject=f"report:{row.id}",
+        payload={"quarter": quarter, "digest": digest},
+        at=at,
+    )
     return row
 
 
-def approve_report(session: Session, *, quarter: str, person_id: int, source: str,
-                   actor: str, at: datetime) -> Report:
+def approve_report(session: Session, *, quarter: str, person_id: int, source: str, actor: str, at: datetime) -> Report:
     """Record a member's approval of the draft (once; ``Conflict`` if it was approved before,
     ``NotFound`` if there is no draft)."""
     row = get_report(session, quarter)
@@ -265,16 +332,24 @@ def approve_report(session: Session, *, quarter: str, person_id: int, source: st
     if row.status != ReportStatus.DRAFT:
         raise Conflict(f"report {quarter} is already {row.status.value}")
     row.status, row.approved_by_person_id, row.approved_at, row.approval_source = (
-        ReportStatus.APPROVED, person_id, at, source)
+        ReportStatus.APPROVED,
+        person_id,
+        at,
+        source,
+    )
     session.flush()
-    audit.append(session, actor=actor, action="report.approved", subject=f"report:{row.id}",
-                 payload={"quarter": quarter, "digest": row.digest, "by": f"person:{person_id}",
-                          "source": source}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="report.approved",
+        subject=f"report:{row.id}",
+        payload={"quarter": quarter, "digest": row.digest, "by": f"person:{person_id}", "source": source},
+        at=at,
+    )
     return row
 
 
-def mark_published(session: Session, *, quarter: str, refs: dict[str, Any], actor: str,
-                   at: datetime) -> Report:
+def mark_published(session: Session, *, quarter: str, refs: dict[str, Any], actor: str, at: datetime) -> Report:
     """Record that every output of the approved report was posted (``refs``: platform ids)."""
     row = get_report(session, quarter)
     if row is None or row.status == ReportStatus.DRAFT:
@@ -283,19 +358,30 @@ def mark_published(session: Session, *, quarter: str, refs: dict[str, Any], acto
         return row
     row.status, row.published_at = ReportStatus.PUBLISHED, at
     session.flush()
-    audit.append(session, actor=actor, action="report.published", subject=f"report:{row.id}",
-                 payload={"quarter": quarter, "refs": jsonable(refs)}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="report.published",
+        subject=f"report:{row.id}",
+        payload={"quarter": quarter, "refs": jsonable(refs)},
+        at=at,
+    )
     return row
 
 
-def record_refused_approval(session: Session, *, quarter: str, person_id: int | None,
-                            reason_code: str, actor: str, at: datetime) -> None:
+def record_refused_approval(
+    session: Session, *, quarter: str, person_id: int | None, reason_code: str, actor: str, at: datetime
+) -> None:
     """Audit a refused approval (not a member, no draft…): ids and a code only."""
     row = get_report(session, quarter)
-    audit.append(session, actor=actor, action="report.approval-refused",
-                 subject=f"report:{row.id}" if row else f"quarter:{quarter}",
-                 payload={"quarter": quarter, "by": f"person:{person_id}" if person_id else None,
-                          "reason": reason_code}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="report.approval-refused",
+        subject=f"report:{row.id}" if row else f"quarter:{quarter}",
+        payload={"quarter": quarter, "by": f"person:{person_id}" if person_id else None, "reason": reason_code},
+        at=at,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,41 +393,56 @@ def get_meeting(session: Session, starts_at: datetime) -> Meeting | None:
     return session.scalar(select(Meeting).where(Meeting.starts_at == starts_at))
 
 
-def upsert_meeting(session: Session, *, starts_at: datetime, ends_at: datetime, platform: str,
-                   title: str, actor: str, at: datetime) -> Meeting:
+def upsert_meeting(
+    session: Session, *, starts_at: datetime, ends_at: datetime, platform: str, title: str, actor: str, at: datetime
+) -> Meeting:
     """The meeting row of ``starts_at``, created (and audited) the first time."""
     row = get_meeting(session, starts_at)
     if row is not None:
         return row
-    row = Meeting(starts_at=starts_at, ends_at=ends_at, platform=platform, title=title,
-                  created_at=at)
+    row = Meeting(starts_at=starts_at, ends_at=ends_at, platform=platform, title=title, created_at=at)
     session.add(row)
     session.flush()
-    audit.append(session, actor=actor, action="meeting.planned", subject=f"meeting:{row.id}",
-                 payload={"starts_at": jsonable(starts_at), "ends_at": jsonable(ends_at),
-                          "platform": platform}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="meeting.planned",
+        subject=f"meeting:{row.id}",
+        payload={"starts_at": jsonable(starts_at), "ends_at": jsonable(ends_at), "platform": platform},
+        at=at,
+    )
     return row
 
 
-def record_meeting_event(session: Session, meeting: Meeting, *, event_id: str, actor: str,
-                         at: datetime) -> Meeting:
+def record_meeting_event(session: Session, meeting: Meeting, *, event_id: str, actor: str, at: datetime) -> Meeting:
     """The platform event of the meeting exists (``event_id``)."""
     if meeting.event_id == event_id:
         return meeting
     meeting.event_id, meeting.event_created_at = event_id, at
     session.flush()
-    audit.append(session, actor=actor, action="meeting.event-created",
-                 subject=f"meeting:{meeting.id}", payload={"event": event_id}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="meeting.event-created",
+        subject=f"meeting:{meeting.id}",
+        payload={"event": event_id},
+        at=at,
+    )
     return meeting
 
 
-def record_meeting_reminder(session: Session, meeting: Meeting, *, actor: str,
-                            at: datetime) -> Meeting:
+def record_meeting_reminder(session: Session, meeting: Meeting, *, actor: str, at: datetime) -> Meeting:
     """The members were reminded of the meeting."""
     if meeting.reminded_at is not None:
         return meeting
     meeting.reminded_at = at
     session.flush()
-    audit.append(session, actor=actor, action="meeting.reminded", subject=f"meeting:{meeting.id}",
-                 payload={"starts_at": jsonable(meeting.starts_at)}, at=at)
+    audit.append(
+        session,
+        actor=actor,
+        action="meeting.reminded",
+        subject=f"meeting:{meeting.id}",
+        payload={"starts_at": jsonable(meeting.starts_at)},
+        at=at,
+    )
     return meeting

@@ -16,10 +16,20 @@ from ledger.models import Person
 from ledger.models_roles import AdminRevocation, RoleDriftReport, RoleTraining
 from ledger.types import utcnow
 
-__all__ = ["acknowledge_training", "record_revocation_reminder", "resolve_revocation",
-           "revocations", "wait_revocation", "latest_drift_report", "record_drift_report",
-           "record_training_reminder", "record_training_sent", "start_training", "training_of",
-           "training_rows"]
+__all__ = [
+    "acknowledge_training",
+    "record_revocation_reminder",
+    "resolve_revocation",
+    "revocations",
+    "wait_revocation",
+    "latest_drift_report",
+    "record_drift_report",
+    "record_training_reminder",
+    "record_training_sent",
+    "start_training",
+    "training_of",
+    "training_rows",
+]
 
 
 def _at(at: datetime | None) -> datetime:
@@ -35,77 +45,113 @@ def _at(at: datetime | None) -> datetime:
 
 def training_of(session: Session, *, person_id: int, platform: str) -> RoleTraining | None:
     """The person's training record on ``platform``, if they were ever sent the guide."""
-    return session.scalar(select(RoleTraining).where(RoleTraining.person_id == person_id,
-                                                     RoleTraining.platform == platform))
+    return session.scalar(
+        select(RoleTraining).where(RoleTraining.person_id == person_id, RoleTraining.platform == platform)
+    )
 
 
-def start_training(session: Session, *, person_id: int, platform: str, decision_ref: str,
-                   guide_digest: str, actor: str, at: datetime | None = None
-                   ) -> tuple[RoleTraining, bool]:
+def start_training(
+    session: Session,
+    *,
+    person_id: int,
+    platform: str,
+    decision_ref: str,
+    guide_digest: str,
+    actor: str,
+    at: datetime | None = None,
+) -> tuple[RoleTraining, bool]:
     """The training record of a new moderator, created once per (person, platform); returns
     (row, created). A moderator granted again keeps their record (and acknowledgement)."""
     at = _at(at)
     row = training_of(session, person_id=person_id, platform=platform)
     if row is not None:
         return row, False
-    row = RoleTraining(person_id=person_id, platform=platform, decision_ref=decision_ref[:200],
-                       guide_digest=guide_digest, reminders=0, created_at=at)
+    row = RoleTraining(
+        person_id=person_id,
+        platform=platform,
+        decision_ref=decision_ref[:200],
+        guide_digest=guide_digest,
+        reminders=0,
+        created_at=at,
+    )
     session.add(row)
     session.flush()
-    audit.append(session, actor=actor, action="roles.training-started",
-                 subject=f"person:{person_id}", at=at,
-                 payload={"training": row.id, "platform": platform, "decision": decision_ref,
-                          "guide": guide_digest})
+    audit.append(
+        session,
+        actor=actor,
+        action="roles.training-started",
+        subject=f"person:{person_id}",
+        at=at,
+        payload={"training": row.id, "platform": platform, "decision": decision_ref, "guide": guide_digest},
+    )
     return row, True
 
 
-def record_training_sent(session: Session, row: RoleTraining, *, message_ref: str, actor: str,
-                         at: datetime | None = None) -> RoleTraining:
+def record_training_sent(
+    session: Session, row: RoleTraining, *, message_ref: str, actor: str, at: datetime | None = None
+) -> RoleTraining:
     """The guide reached the moderator (``message_ref``: the platform's message id)."""
     at = _at(at)
     if row.sent_at is not None:
         return row
     row.sent_at, row.message_ref = at, message_ref[:200]
     session.flush()
-    audit.append(session, actor=actor, action="roles.training-sent",
-                 subject=f"person:{row.person_id}", at=at,
-                 payload={"training": row.id, "platform": row.platform})
+    audit.append(
+        session,
+        actor=actor,
+        action="roles.training-sent",
+        subject=f"person:{row.person_id}",
+        at=at,
+        payload={"training": row.id, "platform": row.platform},
+    )
     return row
 
 
-def acknowledge_training(session: Session, row: RoleTraining, *, actor: str,
-                         at: datetime | None = None) -> bool:
+def acknowledge_training(session: Session, row: RoleTraining, *, actor: str, at: datetime | None = None) -> bool:
     """Record the acknowledgement (the first one counts); True when this call recorded it."""
     at = _at(at)
     if row.acknowledged_at is not None:
         return False
     row.acknowledged_at = at
     session.flush()
-    audit.append(session, actor=actor, action="roles.training-acknowledged",
-                 subject=f"person:{row.person_id}", at=at,
-                 payload={"training": row.id, "platform": row.platform, "guide": row.guide_digest})
+    audit.append(
+        session,
+        actor=actor,
+        action="roles.training-acknowledged",
+        subject=f"person:{row.person_id}",
+        at=at,
+        payload={"training": row.id, "platform": row.platform, "guide": row.guide_digest},
+    )
     return True
 
 
-def record_training_reminder(session: Session, row: RoleTraining, *, number: int, actor: str,
-                             at: datetime | None = None) -> bool:
+def record_training_reminder(
+    session: Session, row: RoleTraining, *, number: int, actor: str, at: datetime | None = None
+) -> bool:
     """Record reminder ``number`` (1, 2, …) once; True when this call recorded it."""
     at = _at(at)
     if row.reminders >= number:
         return False
     row.reminders, row.reminded_at = number, at
     session.flush()
-    audit.append(session, actor=actor, action="roles.training-reminded",
-                 subject=f"person:{row.person_id}", at=at,
-                 payload={"training": row.id, "platform": row.platform, "reminder": number})
+    audit.append(
+        session,
+        actor=actor,
+        action="roles.training-reminded",
+        subject=f"person:{row.person_id}",
+        at=at,
+        payload={"training": row.id, "platform": row.platform, "reminder": number},
+    )
     return True
 
 
 def training_rows(session: Session) -> list[tuple[RoleTraining, str]]:
     """Every training record with the person's handle, by platform then handle."""
-    rows = session.execute(select(RoleTraining, Person.handle)
-                           .join(Person, Person.id == RoleTraining.person_id)
-                           .order_by(RoleTraining.platform, Person.handle)).all()
+    rows = session.execute(
+        select(RoleTraining, Person.handle)
+        .join(Person, Person.id == RoleTraining.person_id)
+        .order_by(RoleTraining.platform, Person.handle)
+    ).all()
     return [(r, h) for r, h in rows]
 
 
@@ -117,21 +163,32 @@ def latest_drift_report(session: Session) -> RoleDriftReport | None:
     return session.scalar(select(RoleDriftReport).order_by(RoleDriftReport.id.desc()).limit(1))
 
 
-def record_drift_report(session: Session, *, status: str, fingerprint: str, findings: int,
-                        summary: dict[str, Any], actor: str,
-                        at: datetime | None = None) -> RoleDriftReport:
+def record_drift_report(
+    session: Session,
+    *,
+    status: str,
+    fingerprint: str,
+    findings: int,
+    summary: dict[str, Any],
+    actor: str,
+    at: datetime | None = None,
+) -> RoleDriftReport:
     """Record a report before it is sent: ``drift`` (with its findings' fingerprint) or
     ``resolved`` (the drift last reported is gone)."""
     if status not in ("drift", "resolved"):
         raise ValueError("status is 'drift' or 'resolved'")
     at = _at(at)
-    row = RoleDriftReport(status=status, fingerprint=fingerprint, reported_at=at,
-                          findings=findings, summary=summary)
+    row = RoleDriftReport(status=status, fingerprint=fingerprint, reported_at=at, findings=findings, summary=summary)
     session.add(row)
     session.flush()
-    audit.append(session, actor=actor, action=f"roles.drift-{status}",
-                 subject=f"roles-drift:{row.id}", at=at,
-                 payload={"report": row.id, "fingerprint": fingerprint, "findings": findings})
+    audit.append(
+        session,
+        actor=actor,
+        action=f"roles.drift-{status}",
+        subject=f"roles-drift:{row.id}",
+        at=at,
+        payload={"report": row.id, "fingerprint": fingerprint, "findings": findings},
+    )
     return row
 
 
@@ -140,24 +197,39 @@ def record_drift_report(session: Session, *, status: str, fingerprint: str, find
 REVOCATION_STATUSES = ("waiting", "done", "cancelled")
 
 
-def wait_revocation(session: Session, *, person_id: int, platform: str, membership_id: int,
-                    actor: str, at: datetime | None = None) -> tuple[AdminRevocation, bool]:
+def wait_revocation(
+    session: Session, *, person_id: int, platform: str, membership_id: int, actor: str, at: datetime | None = None
+) -> tuple[AdminRevocation, bool]:
     """Record once that ``person_id``'s admin on ``platform`` stays until the platform has
     enough counted admins again; returns (row, created)."""
     at = _at(at)
-    row = session.scalar(select(AdminRevocation).where(
-        AdminRevocation.person_id == person_id, AdminRevocation.platform == platform,
-        AdminRevocation.membership_id == membership_id))
+    row = session.scalar(
+        select(AdminRevocation).where(
+            AdminRevocation.person_id == person_id,
+            AdminRevocation.platform == platform,
+            AdminRevocation.membership_id == membership_id,
+        )
+    )
     if row is not None:
         return row, False
-    row = AdminRevocation(person_id=person_id, platform=platform, membership_id=membership_id,
-                          status="waiting", created_at=at, reminders=0)
+    row = AdminRevocation(
+        person_id=person_id,
+        platform=platform,
+        membership_id=membership_id,
+        status="waiting",
+        created_at=at,
+        reminders=0,
+    )
     session.add(row)
     session.flush()
-    audit.append(session, actor=actor, action="roles.admin-revocation-waits",
-                 subject=f"person:{person_id}", at=at,
-                 payload={"revocation": row.id, "platform": platform,
-                          "membership": membership_id, "ruling": "R-ADMIN-4"})
+    audit.append(
+        session,
+        actor=actor,
+        action="roles.admin-revocation-waits",
+        subject=f"person:{person_id}",
+        at=at,
+        payload={"revocation": row.id, "platform": platform, "membership": membership_id, "ruling": "R-ADMIN-4"},
+    )
     return row, True
 
 
@@ -169,22 +241,29 @@ def revocations(session: Session, *, status: str | None = "waiting") -> list[Adm
     return list(session.scalars(query))
 
 
-def record_revocation_reminder(session: Session, row: AdminRevocation, *, number: int,
-                               actor: str, at: datetime | None = None) -> bool:
+def record_revocation_reminder(
+    session: Session, row: AdminRevocation, *, number: int, actor: str, at: datetime | None = None
+) -> bool:
     """Record reminder ``number`` (1, 2, …) to the WG once; True when this call recorded it."""
     at = _at(at)
     if row.reminders >= number:
         return False
     row.reminders, row.reminded_at = number, at
     session.flush()
-    audit.append(session, actor=actor, action="roles.admin-revocation-reminded",
-                 subject=f"person:{row.person_id}", at=at,
-                 payload={"revocation": row.id, "platform": row.platform, "reminder": number})
+    audit.append(
+        session,
+        actor=actor,
+        action="roles.admin-revocation-reminded",
+        subject=f"person:{row.person_id}",
+        at=at,
+        payload={"revocation": row.id, "platform": row.platform, "reminder": number},
+    )
     return True
 
 
-def resolve_revocation(session: Session, row: AdminRevocation, *, status: str, actor: str,
-                       reason_code: str, at: datetime | None = None) -> bool:
+def resolve_revocation(
+    session: Session, row: AdminRevocation, *, status: str, actor: str, reason_code: str, at: datetime | None = None
+) -> bool:
     """End a waiting revocation as ``done`` or ``cancelled``; True when this call ended it."""
     if status not in ("done", "cancelled"):
         raise ValueError("a revocation ends as 'done' or 'cancelled'")
@@ -193,7 +272,12 @@ def resolve_revocation(session: Session, row: AdminRevocation, *, status: str, a
         return False
     row.status, row.resolved_at = status, at
     session.flush()
-    audit.append(session, actor=actor, action=f"roles.admin-revocation-{status}",
-                 subject=f"person:{row.person_id}", at=at,
-                 payload={"revocation": row.id, "platform": row.platform, "reason": reason_code})
+    audit.append(
+        session,
+        actor=actor,
+        action=f"roles.admin-revocation-{status}",
+        subject=f"person:{row.person_id}",
+        at=at,
+        payload={"revocation": row.id, "platform": row.platform, "reason": reason_code},
+    )
     return True

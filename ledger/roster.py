@@ -20,10 +20,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, cast
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError,
-                      ValidationInfo, field_validator, model_validator)
-from rules import Charter, WgRoles, check_roles
-from rules.errors import describe_validation_error
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -41,12 +47,13 @@ from ledger.models import (
     WgRole,
 )
 from ledger.types import utcnow
+from rules import Charter, WgRoles, check_roles
+from rules.errors import describe_validation_error
 
 FORMAT: Final = 1
 LISTS = ("board_members", "steering_council")
 ACCOUNT_PLATFORMS = (Platform.DISCOURSE, Platform.DISCORD, Platform.SLACK)
-_END_STATUSES = {"lapsed": MembershipStatus.LAPSED, "left": MembershipStatus.LEFT,
-                 "removed": MembershipStatus.REMOVED}
+_END_STATUSES = {"lapsed": MembershipStatus.LAPSED, "left": MembershipStatus.LEFT, "removed": MembershipStatus.REMOVED}
 
 
 # --- the parsed file -------------------------------------------------------------------------
@@ -119,12 +126,14 @@ def _when(value: Any) -> datetime:
 
 def _text(max_len: int) -> BeforeValidator:
     """A non-empty text of at most ``max_len`` characters, stripped (a TOML number: its text)."""
+
     def check(value: Any) -> str:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str) or not value.strip() or len(value) > max_len:
             raise ValueError(f"expected a non-empty text of at most {max_len} characters")
         return value.strip()
+
     return BeforeValidator(check)
 
 
@@ -228,17 +237,26 @@ class PersonEntry(_Strict):
         return tuple(out)
 
     def to_person(self, *, term_days: int, line: int | None) -> RosterPerson:
-        accounts = [RosterAccount(platform=p, external_id=acc.id, username=acc.username)
-                    for p in ACCOUNT_PLATFORMS if (acc := getattr(self, p.value)) is not None]
+        accounts = [
+            RosterAccount(platform=p, external_id=acc.id, username=acc.username)
+            for p in ACCOUNT_PLATFORMS
+            if (acc := getattr(self, p.value)) is not None
+        ]
         if self.email is not None:
             accounts.append(RosterAccount(platform=Platform.EMAIL, external_id=None, username=self.email))
         terms = self.spans(term_days)
         status = self.status
         ended = (self.ended or terms[-1].end) if status in _END_STATUSES else None
-        return RosterPerson(handle=self.handle, name=self.name,
-                            home_platform=Platform(self.home_platform) if self.home_platform else None,
-                            accounts=tuple(accounts), membership=status, ended=ended, terms=terms,
-                            line=line)
+        return RosterPerson(
+            handle=self.handle,
+            name=self.name,
+            home_platform=Platform(self.home_platform) if self.home_platform else None,
+            accounts=tuple(accounts),
+            membership=status,
+            ended=ended,
+            terms=terms,
+            line=line,
+        )
 
 
 def _role_entry(value: Any) -> Any:
@@ -313,7 +331,7 @@ def _read_list_file(path: Path, where: str) -> tuple[str, ...]:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         if not isinstance(members, list):
-            raise ConfigError(f"{path}: expected members = [\"handle\", …]")
+            raise ConfigError(f'{path}: expected members = ["handle", …]')
         members = [m.get("handle") if isinstance(m, dict) else m for m in members]
     try:
         return tuple(_HANDLES.validate_python(members))
@@ -324,8 +342,7 @@ def _read_list_file(path: Path, where: str) -> tuple[str, ...]:
 _HANDLES = TypeAdapter(list[Handle])
 
 
-def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
-                 base_dir: Path | None = None) -> Roster:
+def parse_roster(text: str, *, source: str = "<roster>", charter: Charter, base_dir: Path | None = None) -> Roster:
     """Parse and validate roster TOML; ``ConfigError`` names the file, the line and the field."""
     try:
         data = tomllib.loads(text)
@@ -336,8 +353,10 @@ def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
     except ValidationError as exc:
         raise _invalid(source, exc) from None
     people = _people(file.person, source=source, charter=charter, lines=_person_lines(text))
-    roles = {role: RosterRole(handle=given.handle or None, since=given.since, assigned_by=given.assigned_by)
-             for role, given in file.roles.items()}
+    roles = {
+        role: RosterRole(handle=given.handle or None, since=given.since, assigned_by=given.assigned_by)
+        for role, given in file.roles.items()
+    }
     lists: dict[str, tuple[str, ...]] = {}
     for name in LISTS:
         inline, listed = getattr(file.lists, name), getattr(file.lists, f"{name}_file")
@@ -351,8 +370,7 @@ def parse_roster(text: str, *, source: str = "<roster>", charter: Charter,
     return Roster(source=source, people=people, roles=roles, lists=lists)
 
 
-def _people(raw: list[dict[str, Any]], *, source: str, charter: Charter,
-            lines: list[int]) -> tuple[RosterPerson, ...]:
+def _people(raw: list[dict[str, Any]], *, source: str, charter: Charter, lines: list[int]) -> tuple[RosterPerson, ...]:
     """Each ``[[person]]`` validated, then the checks across people: a handle or an account
     given twice."""
     people: list[RosterPerson] = []
@@ -362,10 +380,13 @@ def _people(raw: list[dict[str, Any]], *, source: str, charter: Charter,
         line = lines[i] if i < len(lines) else None
         at_line = f" (line {line})" if line else ""
         handle = entry.get("handle")
-        where = f"{source}: person {handle!r}{at_line}" if isinstance(handle, str) else f"{source}: person[{i}]{at_line}"
+        where = (
+            f"{source}: person {handle!r}{at_line}" if isinstance(handle, str) else f"{source}: person[{i}]{at_line}"
+        )
         try:
             person = PersonEntry.model_validate(entry, context={"charter": charter}).to_person(
-                term_days=charter.terms.length_days, line=line)
+                term_days=charter.terms.length_days, line=line
+            )
         except ValidationError as exc:
             raise _invalid(where, exc) from None
         if person.handle in seen_handles:
@@ -377,8 +398,9 @@ def _people(raw: list[dict[str, Any]], *, source: str, charter: Charter,
                     continue
                 key = (acc.platform, kind, value.casefold() if kind == "username" else value)
                 if key in seen_accounts:
-                    raise ConfigError(f"{where}: {acc.platform} {kind} {value!r} already given "
-                                      f"for {seen_accounts[key]}")
+                    raise ConfigError(
+                        f"{where}: {acc.platform} {kind} {value!r} already given for {seen_accounts[key]}"
+                    )
                 seen_accounts[key] = repr(person.handle) + at_line
         people.append(person)
     return tuple(people)
@@ -407,8 +429,11 @@ def load_roster(path: str | Path, *, charter: Charter) -> Roster:
 
 def stored_list(session: Session, name: str) -> tuple[str, ...]:
     """A reference list as last imported (``board_members`` or ``steering_council``)."""
-    return tuple(session.scalars(select(ReferenceList.handle).where(
-        ReferenceList.list_name == name).order_by(ReferenceList.handle)))
+    return tuple(
+        session.scalars(
+            select(ReferenceList.handle).where(ReferenceList.list_name == name).order_by(ReferenceList.handle)
+        )
+    )
 
 
 def check_roster_roles(session: Session, roster: Roster, *, charter: Charter) -> Any:
@@ -422,21 +447,22 @@ def check_roster_roles(session: Session, roster: Roster, *, charter: Charter) ->
     known = {p.handle for p in roster.people} | set(session.scalars(select(Person.handle)))
     for role, handle in holders.items():
         if handle is not None and handle not in known:
-            raise ConfigError(f"{roster.source}: roles.{role}: {handle!r} is not a person in "
-                              "the roster or the ledger")
-    home = {h: (p.value if p else None) for h, p in session.execute(
-        select(Person.handle, Person.home_platform))}
-    home.update({p.handle: p.home_platform.value if p.home_platform else home.get(p.handle)
-                 for p in roster.people})
+            raise ConfigError(f"{roster.source}: roles.{role}: {handle!r} is not a person in the roster or the ledger")
+    home = {h: (p.value if p else None) for h, p in session.execute(select(Person.handle, Person.home_platform))}
+    home.update({p.handle: p.home_platform.value if p.home_platform else home.get(p.handle) for p in roster.people})
     lists = {name: roster.lists.get(name, stored_list(session, name)) for name in LISTS}
-    return check_roles(WgRoles(**{r.value: h for r, h in holders.items()}),
-                       home_platform={h: p for h, p in home.items() if p},
-                       board_members=lists["board_members"],
-                       steering_council=lists["steering_council"], charter=charter)
+    return check_roles(
+        WgRoles(**{r.value: h for r, h in holders.items()}),
+        home_platform={h: p for h, p in home.items() if p},
+        board_members=lists["board_members"],
+        steering_council=lists["steering_council"],
+        charter=charter,
+    )
 
 
-def import_roster(session: Session, roster: Roster, *, charter: Charter, actor: str,
-                  at: datetime | None = None) -> ImportReport:
+def import_roster(
+    session: Session, roster: Roster, *, charter: Charter, actor: str, at: datetime | None = None
+) -> ImportReport:
     """Bring the ledger in line with ``roster`` inside ``session``'s transaction.
 
     Refuses with ``PolicyViolation`` (before writing) when the resulting WG roles break a hard
@@ -445,8 +471,10 @@ def import_roster(session: Session, roster: Roster, *, charter: Charter, actor: 
     decision = check_roster_roles(session, roster, charter=charter)
     if not decision.allowed:
         raise PolicyViolation(
-            f"{roster.source}: {decision.reason}", ruling=decision.ruling,
-            evidence={"violations": [f.to_dict() for f in decision.violations]})
+            f"{roster.source}: {decision.reason}",
+            ruling=decision.ruling,
+            evidence={"violations": [f.to_dict() for f in decision.violations]},
+        )
     report = ImportReport(warnings=[f"{f.ruling}: {f.reason}" for f in decision.warnings])
     start = audit.count(session)
 
@@ -465,14 +493,14 @@ def import_roster(session: Session, roster: Roster, *, charter: Charter, actor: 
             continue
         person = repo.get_person(session, given.handle)
         if current is None or current.person_id != person.id:
-            repo.assign_wg_role(session, person, role, actor=actor, assigned_by=given.assigned_by,
-                                starts_at=given.since or at, at=at)
+            repo.assign_wg_role(
+                session, person, role, actor=actor, assigned_by=given.assigned_by, starts_at=given.since or at, at=at
+            )
     report.changes = audit.count(session) - start
     return report
 
 
-def _sync_list(session: Session, name: str, handles: tuple[str, ...], *, actor: str,
-               at: datetime) -> None:
+def _sync_list(session: Session, name: str, handles: tuple[str, ...], *, actor: str, at: datetime) -> None:
     current = set(stored_list(session, name))
     wanted = set(handles)
     if current == wanted:
@@ -480,13 +508,21 @@ def _sync_list(session: Session, name: str, handles: tuple[str, ...], *, actor: 
     for row in session.scalars(select(ReferenceList).where(ReferenceList.list_name == name)):
         if row.handle not in wanted:
             session.delete(row)
-    session.add_all(ReferenceList(list_name=name, handle=h, updated_at=at)
-                    for h in sorted(wanted - current))
+    session.add_all(ReferenceList(list_name=name, handle=h, updated_at=at) for h in sorted(wanted - current))
     session.flush()
-    audit.append(session, actor=actor, action="reference-list.updated", subject=f"list:{name}",
-                 at=at, payload={"count": len(wanted), "added": len(wanted - current),
-                                 "removed": len(current - wanted),
-                                 "content": audit.content_digest(sorted(wanted))})
+    audit.append(
+        session,
+        actor=actor,
+        action="reference-list.updated",
+        subject=f"list:{name}",
+        at=at,
+        payload={
+            "count": len(wanted),
+            "added": len(wanted - current),
+            "removed": len(current - wanted),
+            "content": audit.content_digest(sorted(wanted)),
+        },
+    )
 
 
 class _AccountTaken(Exception):
@@ -501,35 +537,50 @@ class _AccountTaken(Exception):
         owner = session.get(Person, self.owner_id) if self.owner_id else None
         name = self.account.username or self.account.external_id
         line = f" (line {entry.line})" if entry.line else ""
-        return (f"person {entry.handle!r}{line}: {self.account.platform.value} account {name!r} "
-                f"already belongs to {owner.handle if owner else 'another person'!r}")
+        return (
+            f"person {entry.handle!r}{line}: {self.account.platform.value} account {name!r} "
+            f"already belongs to {owner.handle if owner else 'another person'!r}"
+        )
 
 
-def _import_person(session: Session, entry: RosterPerson, *, actor: str, at: datetime,
-                   report: ImportReport) -> None:
+def _import_person(session: Session, entry: RosterPerson, *, actor: str, at: datetime, report: ImportReport) -> None:
     person = session.scalar(select(Person).where(Person.handle == entry.handle))
     if person is None:
-        person = repo.create_person(session, handle=entry.handle, actor=actor,
-                                    display_name=entry.name, home_platform=entry.home_platform,
-                                    at=at)
+        person = repo.create_person(
+            session, handle=entry.handle, actor=actor, display_name=entry.name, home_platform=entry.home_platform, at=at
+        )
         report.created.append(entry.handle)
         changed = True
     else:
-        changed = repo.update_person(session, person, actor=actor, display_name=entry.name,
-                                     home_platform=entry.home_platform, at=at)
+        changed = repo.update_person(
+            session, person, actor=actor, display_name=entry.name, home_platform=entry.home_platform, at=at
+        )
     for acc in entry.accounts:
-        mine = [i for i in (repo.find_identity(session, platform=acc.platform,
-                                               external_id=acc.external_id),
-                            repo.find_identity(session, platform=acc.platform,
-                                               username=acc.username))
-                if i is not None]
+        mine = [
+            i
+            for i in (
+                repo.find_identity(session, platform=acc.platform, external_id=acc.external_id),
+                repo.find_identity(session, platform=acc.platform, username=acc.username),
+            )
+            if i is not None
+        ]
         if not mine and acc.platform != Platform.EMAIL:
             # Same platform, new id and name: the person's existing account of that platform.
-            mine = list(session.scalars(select(Identity).where(
-                Identity.person_id == person.id, Identity.platform == acc.platform)))[:1]
+            mine = list(
+                session.scalars(
+                    select(Identity).where(Identity.person_id == person.id, Identity.platform == acc.platform)
+                )
+            )[:1]
         if not mine:
-            repo.add_identity(session, person, platform=acc.platform, actor=actor,
-                              external_id=acc.external_id, username=acc.username, at=at)
+            repo.add_identity(
+                session,
+                person,
+                platform=acc.platform,
+                actor=actor,
+                external_id=acc.external_id,
+                username=acc.username,
+                at=at,
+            )
             changed = True
             continue
         identity = mine[0]
@@ -551,32 +602,39 @@ def _import_person(session: Session, entry: RosterPerson, *, actor: str, at: dat
 
 
 def _latest_membership(session: Session, person: Person) -> Membership | None:
-    return session.scalar(select(Membership).where(Membership.person_id == person.id)
-                          .order_by(Membership.id.desc()).limit(1))
+    return session.scalar(
+        select(Membership).where(Membership.person_id == person.id).order_by(Membership.id.desc()).limit(1)
+    )
 
 
-def _import_membership(session: Session, person: Person, entry: RosterPerson, *, actor: str,
-                       at: datetime) -> bool:
+def _import_membership(session: Session, person: Person, entry: RosterPerson, *, actor: str, at: datetime) -> bool:
     if entry.membership == "none":
         return False
     changed = False
     membership = _latest_membership(session, person)
-    if membership is None or (membership.ended_at is not None and entry.membership == "active"
-                              and entry.terms[0].start >= membership.ended_at):
+    if membership is None or (
+        membership.ended_at is not None and entry.membership == "active" and entry.terms[0].start >= membership.ended_at
+    ):
         first = entry.terms[0]
-        membership = repo.start_membership(session, person, actor=actor, starts_at=first.start,
-                                           ends_at=first.end, origin=TermOrigin.IMPORT, at=at)
+        membership = repo.start_membership(
+            session, person, actor=actor, starts_at=first.start, ends_at=first.end, origin=TermOrigin.IMPORT, at=at
+        )
         changed = True
-    have = {t.starts_at for t in session.scalars(select(Term).where(
-        Term.membership_id == membership.id))}
+    have = {t.starts_at for t in session.scalars(select(Term).where(Term.membership_id == membership.id))}
     for term in entry.terms:
         if term.start not in have:
-            repo.add_term(session, membership, actor=actor, starts_at=term.start,
-                          ends_at=term.end, origin=TermOrigin.IMPORT, at=at)
+            repo.add_term(
+                session,
+                membership,
+                actor=actor,
+                starts_at=term.start,
+                ends_at=term.end,
+                origin=TermOrigin.IMPORT,
+                at=at,
+            )
             changed = True
     if entry.membership in _END_STATUSES and membership.ended_at is None:
-        repo.end_membership(session, membership, status=_END_STATUSES[entry.membership],
-                            actor=actor, at=entry.ended)
+        repo.end_membership(session, membership, status=_END_STATUSES[entry.membership], actor=actor, at=entry.ended)
         changed = True
     return changed
 
@@ -593,16 +651,18 @@ def _toml_time(value: datetime) -> str:
     value = value.astimezone(UTC)
     if value.time() == time(0):
         return value.date().isoformat()
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + (
-        f".{value.microsecond:06d}" if value.microsecond else "") + "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + (f".{value.microsecond:06d}" if value.microsecond else "") + "Z"
 
 
 def _export_lists(session: Session) -> list[str]:
     lists = {name: stored_list(session, name) for name in LISTS}
     if not any(lists.values()):
         return []
-    return ["[lists]", *(f"{name} = [{', '.join(_toml_str(h) for h in handles)}]"
-                         for name, handles in lists.items() if handles), ""]
+    return [
+        "[lists]",
+        *(f"{name} = [{', '.join(_toml_str(h) for h in handles)}]" for name, handles in lists.items() if handles),
+        "",
+    ]
 
 
 def _export_identity(identity: Identity) -> str | None:
@@ -624,8 +684,9 @@ def _export_membership(session: Session, person: Person) -> list[str]:
     out = [f"membership = {_toml_str(membership.status.value)}"]
     if membership.ended_at is not None:
         out.append(f"ended = {_toml_time(membership.ended_at)}")
-    terms = ", ".join(f"{{ start = {_toml_time(t.starts_at)}, end = "
-                      f"{_toml_time(t.ends_at)} }}" for t in membership.terms)
+    terms = ", ".join(
+        f"{{ start = {_toml_time(t.starts_at)}, end = {_toml_time(t.ends_at)} }}" for t in membership.terms
+    )
     return out + [f"terms = [{terms}]"]
 
 
@@ -648,19 +709,19 @@ def _export_roles(session: Session) -> list[str]:
         a = roles[role]
         holder = session.get(Person, a.person_id)
         assert holder is not None
-        out.append(f"{role.value} = {{ handle = {_toml_str(holder.handle)}, since = "
-                   f"{_toml_time(a.starts_at)}, assigned_by = {_toml_str(a.assigned_by)} }}")
+        out.append(
+            f"{role.value} = {{ handle = {_toml_str(holder.handle)}, since = "
+            f"{_toml_time(a.starts_at)}, assigned_by = {_toml_str(a.assigned_by)} }}"
+        )
     return out + [""]
 
 
 def export_roster(session: Session) -> str:
     """The ledger's people, identities, latest membership with its terms, WG roles and
     reference lists as roster TOML (importable again; erased people are left out)."""
-    out = ["# charterflow roster, written by `charterflow roster export`.", "",
-           "[roster]", f"format = {FORMAT}", ""]
+    out = ["# charterflow roster, written by `charterflow roster export`.", "", "[roster]", f"format = {FORMAT}", ""]
     out += _export_lists(session)
-    people = session.scalars(select(Person).where(Person.erased_at.is_(None))
-                             .order_by(Person.id))
+    people = session.scalars(select(Person).where(Person.erased_at.is_(None)).order_by(Person.id))
     for person in people:
         out += _export_person(session, person)
     out += _export_roles(session)

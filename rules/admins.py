@@ -58,14 +58,19 @@ class AdminCount:
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready form."""
-        return {"counted": list(self.counted),
-                "not_counted": [{"holder": h, "why": why} for h, why in self.not_counted],
-                "line": self.line()}
+        return {
+            "counted": list(self.counted),
+            "not_counted": [{"holder": h, "why": why} for h, why in self.not_counted],
+            "line": self.line(),
+        }
 
 
 def count_admins(
-    admins: Mapping[str, Collection[str]], *, members: Collection[str] | None = None,
-    platform_accounts: Collection[str] = (), platforms: Collection[str] | None = None,
+    admins: Mapping[str, Collection[str]],
+    *,
+    members: Collection[str] | None = None,
+    platform_accounts: Collection[str] = (),
+    platforms: Collection[str] | None = None,
     charter: Charter,
 ) -> dict[str, AdminCount]:
     """Per platform, which admins count toward R-ADMIN-2 and which do not (and why)."""
@@ -84,14 +89,16 @@ def count_admins(
                 counted.append(holder)
         # Platform accounts first, then people outside the WG.
         skipped.sort(key=lambda item: (item[1] != PLATFORM_ACCOUNT, item[0]))
-        out[platform] = AdminCount(platform=platform, counted=tuple(counted),
-                                   not_counted=tuple(skipped))
+        out[platform] = AdminCount(platform=platform, counted=tuple(counted), not_counted=tuple(skipped))
     return out
 
 
 def check_admins(
-    admins: Mapping[str, Collection[str]], *, platforms: Collection[str] | None = None,
-    members: Collection[str] | None = None, platform_accounts: Collection[str] = (),
+    admins: Mapping[str, Collection[str]],
+    *,
+    platforms: Collection[str] | None = None,
+    members: Collection[str] | None = None,
+    platform_accounts: Collection[str] = (),
     charter: Charter,
 ) -> Decision:
     """Check who holds Administrator privileges on each approved platform.
@@ -102,8 +109,9 @@ def check_admins(
     everywhere is no better than a member), and only with two or more platforms: with one,
     every admin would be "admin everywhere" and R-ADMIN-2 could never hold alongside it.
     """
-    counts = count_admins(admins, members=members, platform_accounts=platform_accounts,
-                          platforms=platforms, charter=charter)
+    counts = count_admins(
+        admins, members=members, platform_accounts=platform_accounts, platforms=platforms, charter=charter
+    )
     names = list(counts)
     accounts = set(platform_accounts)
     holders = {p: sorted(set(admins.get(p, ()))) for p in names}
@@ -111,22 +119,30 @@ def check_admins(
     minimum = charter.admins.min_admins_per_platform
     for platform, count in counts.items():
         if count.count < minimum:
-            violations.append(Finding(ruling="R-ADMIN-2", subject=platform,
-                                      reason=_short_reason(count, minimum)))
+            violations.append(Finding(ruling="R-ADMIN-2", subject=platform, reason=_short_reason(count, minimum)))
     if charter.admins.forbid_admin_on_all_platforms and len(names) >= 2:
         everywhere = set.intersection(*(set(holders[p]) for p in names)) - accounts
         for person in sorted(everywhere):
-            violations.append(Finding(
-                ruling="R-ADMIN-1", subject=person,
-                reason=f"{person} is admin on every approved platform ({', '.join(names)}); "
-                       "no single member may be"))
+            violations.append(
+                Finding(
+                    ruling="R-ADMIN-1",
+                    subject=person,
+                    reason=f"{person} is admin on every approved platform ({', '.join(names)}); "
+                    "no single member may be",
+                )
+            )
     return findings_decision(
-        violations=violations, warnings=[], ok_ruling="R-ADMIN-2",
-        ok_reason=f"every platform has at least {minimum} admins who are WG members and "
-                  "nobody is admin everywhere",
-        evidence={"admins": holders, "counted": {p: list(c.counted) for p, c in counts.items()},
-                  "not_counted": {p: dict(c.not_counted) for p, c in counts.items()},
-                  "lines": [c.line() for c in counts.values()]})
+        violations=violations,
+        warnings=[],
+        ok_ruling="R-ADMIN-2",
+        ok_reason=f"every platform has at least {minimum} admins who are WG members and nobody is admin everywhere",
+        evidence={
+            "admins": holders,
+            "counted": {p: list(c.counted) for p, c in counts.items()},
+            "not_counted": {p: dict(c.not_counted) for p, c in counts.items()},
+            "lines": [c.line() for c in counts.values()],
+        },
+    )
 
 
 def _short_reason(count: AdminCount, minimum: int) -> str:
@@ -135,8 +151,10 @@ def _short_reason(count: AdminCount, minimum: int) -> str:
     if not count.not_counted:
         return f"{count.platform} has {n} admin{s} ({who}); at least {minimum} are required"
     skipped = ", ".join(f"{h} ({why})" for h, why in count.not_counted)
-    return (f"{count.platform} has {n} admin{s} who count{'' if s else 's'} toward R-ADMIN-2 "
-            f"({who}); at least {minimum} are required; not counted: {skipped}")
+    return (
+        f"{count.platform} has {n} admin{s} who count{'' if s else 's'} toward R-ADMIN-2 "
+        f"({who}); at least {minimum} are required; not counted: {skipped}"
+    )
 
 
 def worse(before: Decision, after: Decision) -> list[Finding]:
@@ -150,15 +168,21 @@ def worse(before: Decision, after: Decision) -> list[Finding]:
     for v in after.violations:
         if (v.ruling, v.subject) not in was:
             out.append(v)
-        elif v.ruling == "R-ADMIN-2" and (len(counted_after.get(v.subject, ()))
-                                          < len(counted_before.get(v.subject, ()))):
+        elif v.ruling == "R-ADMIN-2" and (
+            len(counted_after.get(v.subject, ())) < len(counted_before.get(v.subject, ()))
+        ):
             out.append(v)
     return out
 
 
 def check_admin_change(
-    admins: Mapping[str, Collection[str]], *, platform: str, person: str, grant: bool,
-    members: Collection[str] | None = None, platform_accounts: Collection[str] = (),
+    admins: Mapping[str, Collection[str]],
+    *,
+    platform: str,
+    person: str,
+    grant: bool,
+    members: Collection[str] | None = None,
+    platform_accounts: Collection[str] = (),
     charter: Charter,
 ) -> Decision:
     """Would granting (or revoking) admin on ``platform`` to ``person`` keep both invariants?
@@ -172,10 +196,15 @@ def check_admin_change(
     # Only refuse what the change breaks: an already-broken invariant must not block its repair.
     verb = "granting" if grant else "revoking"
     return findings_decision(
-        violations=worse(before, result), warnings=list(before.violations), ok_ruling="R-ADMIN-3",
+        violations=worse(before, result),
+        warnings=list(before.violations),
+        ok_ruling="R-ADMIN-3",
         ok_reason=f"{verb} admin on {platform} to {person} keeps R-ADMIN-1 and R-ADMIN-2",
-        evidence={"before": {p: sorted(v) for p, v in admins.items()},
-                  "after": {p: sorted(v) for p, v in after.items()}})
+        evidence={
+            "before": {p: sorted(v) for p, v in admins.items()},
+            "after": {p: sorted(v) for p, v in after.items()},
+        },
+    )
 
 
 # --- R-ADMIN-4: ending a membership ----------------------------------------------------------
@@ -189,43 +218,62 @@ class EndOfMembership:
     """What ending ``person``'s membership does to their platform roles (R-ADMIN-4)."""
 
     person: str
-    revoke: tuple[tuple[str, str], ...]      # (platform, role) revoked now
-    keep: tuple[tuple[str, str], ...]        # (platform, role) kept: not a membership role (R-MOD)
-    waiting: tuple[AdminCount, ...]          # admin revocations that wait: the platform's count
-                                             # without the person is below R-ADMIN-2
+    revoke: tuple[tuple[str, str], ...]  # (platform, role) revoked now
+    keep: tuple[tuple[str, str], ...]  # (platform, role) kept: not a membership role (R-MOD)
+    waiting: tuple[AdminCount, ...]  # admin revocations that wait: the platform's count
+    # without the person is below R-ADMIN-2
     decision: Decision
 
 
 def admin_revocation(
-    person: str, *, platform: str, admins: Mapping[str, Collection[str]],
-    members: Collection[str], platform_accounts: Collection[str] = (), charter: Charter,
+    person: str,
+    *,
+    platform: str,
+    admins: Mapping[str, Collection[str]],
+    members: Collection[str],
+    platform_accounts: Collection[str] = (),
+    charter: Charter,
 ) -> Decision:
     """May ``person``'s admin on ``platform`` be revoked now that they are (or are about to be)
     no longer a member? Allowed when the platform keeps at least the minimum of counted admins
     without them; otherwise refused under R-ADMIN-4 ("the revocation waits"), with the count
     (``AdminCount`` of the others) in ``evidence["count"]``."""
     others = {p: set(v) - {person} for p, v in admins.items()}
-    count = count_admins(others, members=set(members) - {person},
-                         platform_accounts=platform_accounts, platforms=[platform],
-                         charter=charter)[platform]
+    count = count_admins(
+        others,
+        members=set(members) - {person},
+        platform_accounts=platform_accounts,
+        platforms=[platform],
+        charter=charter,
+    )[platform]
     minimum = charter.admins.min_admins_per_platform
     if count.count >= minimum:
-        return Decision(allowed=True, ruling="R-ADMIN-4",
-                        reason=f"{place(platform)} keeps {count.count} counted admins without "
-                               f"{person}; the admin role is revoked",
-                        evidence={"count": count})
-    return Decision(allowed=False, ruling="R-ADMIN-4",
-                    reason=f"revoking {person}'s admin would leave {place(platform)} with "
-                           f"{count.count} counted admin{'s' if count.count != 1 else ''} "
-                           f"(at least {minimum} required); the revocation waits until the WG "
-                           "appoints another admin",
-                    evidence={"count": count})
+        return Decision(
+            allowed=True,
+            ruling="R-ADMIN-4",
+            reason=f"{place(platform)} keeps {count.count} counted admins without {person}; the admin role is revoked",
+            evidence={"count": count},
+        )
+    return Decision(
+        allowed=False,
+        ruling="R-ADMIN-4",
+        reason=f"revoking {person}'s admin would leave {place(platform)} with "
+        f"{count.count} counted admin{'s' if count.count != 1 else ''} "
+        f"(at least {minimum} required); the revocation waits until the WG "
+        "appoints another admin",
+        evidence={"count": count},
+    )
 
 
 def end_of_membership(
-    person: str, *, holds: Mapping[str, Collection[str]],
-    membership_roles: Mapping[str, Collection[str]], admins: Mapping[str, Collection[str]],
-    members: Collection[str], platform_accounts: Collection[str] = (), charter: Charter,
+    person: str,
+    *,
+    holds: Mapping[str, Collection[str]],
+    membership_roles: Mapping[str, Collection[str]],
+    admins: Mapping[str, Collection[str]],
+    members: Collection[str],
+    platform_accounts: Collection[str] = (),
+    charter: Charter,
 ) -> EndOfMembership:
     """Decide the roles of a membership that ends (lapse, leave, removal).
 
@@ -242,28 +290,42 @@ def end_of_membership(
             if role in set(membership_roles.get(platform, ())):
                 revoke.append((platform, role))
             elif role == ADMIN:
-                d = admin_revocation(person, platform=platform, admins=admins, members=members,
-                                     platform_accounts=platform_accounts, charter=charter)
-                (revoke.append((platform, role)) if d.allowed
-                 else waiting.append(d.evidence["count"]))
+                d = admin_revocation(
+                    person,
+                    platform=platform,
+                    admins=admins,
+                    members=members,
+                    platform_accounts=platform_accounts,
+                    charter=charter,
+                )
+                (revoke.append((platform, role)) if d.allowed else waiting.append(d.evidence["count"]))
             else:
                 keep.append((platform, role))
     if waiting:
         decision = Decision(
-            allowed=True, ruling="R-ADMIN-4",
-            reason="; ".join(f"{place(c.platform)} needs a new admin: the admin revocation "
-                             f"waits ({c.line()})" for c in waiting),
-            evidence={"waiting": [c.platform for c in waiting]})
+            allowed=True,
+            ruling="R-ADMIN-4",
+            reason="; ".join(
+                f"{place(c.platform)} needs a new admin: the admin revocation waits ({c.line()})" for c in waiting
+            ),
+            evidence={"waiting": [c.platform for c in waiting]},
+        )
     else:
-        decision = Decision(allowed=True, ruling="R-ADMIN-4",
-                            reason="membership roles and admin revoked; other roles stay (R-MOD)")
-    return EndOfMembership(person=person, revoke=tuple(revoke), keep=tuple(keep),
-                           waiting=tuple(waiting), decision=decision)
+        decision = Decision(
+            allowed=True, ruling="R-ADMIN-4", reason="membership roles and admin revoked; other roles stay (R-MOD)"
+        )
+    return EndOfMembership(
+        person=person, revoke=tuple(revoke), keep=tuple(keep), waiting=tuple(waiting), decision=decision
+    )
 
 
 def short_if_gone(
-    person: str, *, admins: Mapping[str, Collection[str]], members: Collection[str],
-    platform_accounts: Collection[str] = (), charter: Charter,
+    person: str,
+    *,
+    admins: Mapping[str, Collection[str]],
+    members: Collection[str],
+    platform_accounts: Collection[str] = (),
+    charter: Charter,
 ) -> list[AdminCount]:
     """The platforms ``person`` is admin on that would be left short of counted admins if their
     membership ended (R-ADMIN-4's advance warning in the opt-in reminders): the count of the
@@ -271,8 +333,14 @@ def short_if_gone(
     out = []
     for platform in sorted(admins):
         if person in set(admins[platform]):
-            d = admin_revocation(person, platform=platform, admins=admins, members=members,
-                                 platform_accounts=platform_accounts, charter=charter)
+            d = admin_revocation(
+                person,
+                platform=platform,
+                admins=admins,
+                members=members,
+                platform_accounts=platform_accounts,
+                charter=charter,
+            )
             if not d.allowed:
                 out.append(d.evidence["count"])
     return out

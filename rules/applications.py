@@ -45,13 +45,17 @@ account is the one posting this topic. -->
 
 # Section heading → answer; matched on the heading's words, so a translated or lightly edited
 # heading still counts when it keeps the key word.
-_SECTIONS = (("discord", "discord"), ("why", "why"), ("experience", "experience"),
-             ("skill", "experience"), ("nominat", "nominator"))
+_SECTIONS = (
+    ("discord", "discord"),
+    ("why", "why"),
+    ("experience", "experience"),
+    ("skill", "experience"),
+    ("nominat", "nominator"),
+)
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s*(.+?)\s*#*\s*$")
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _EMPTY = {"", "-", "none", "n/a", "na", "no", "nobody"}
-QUESTIONS = {"why": "why you want to join the working group",
-             "experience": "what experience and skills you bring"}
+QUESTIONS = {"why": "why you want to join the working group", "experience": "what experience and skills you bring"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,9 +94,13 @@ def parse_forum_application(raw: str) -> ForumApplication:
     discord = _answer(sections.get("discord")).split("\n")[0].strip().lstrip("@").strip()
     nominator = _answer(sections.get("nominator")).split("\n")[0].strip()
     why, experience = _answer(sections.get("why")), _answer(sections.get("experience"))
-    return ForumApplication(discord=discord or None, why=why, experience=experience,
-                            nominator=nominator or None,
-                            missing=missing_answers(why=why, experience=experience))
+    return ForumApplication(
+        discord=discord or None,
+        why=why,
+        experience=experience,
+        nominator=nominator or None,
+        missing=missing_answers(why=why, experience=experience),
+    )
 
 
 # --- R-APP-1: what an application must say -------------------------------------------------
@@ -159,8 +167,7 @@ def names_an_account(usernames: Mapping[str, str | None]) -> bool:
 
 def missing_answers(*, why: str, experience: str) -> tuple[str, ...]:
     """R-APP-1: the answers not given (only blanks count as not given), in the form's order."""
-    return tuple(name for name, text in (("why", why), ("experience", experience))
-                 if not text.strip())
+    return tuple(name for name, text in (("why", why), ("experience", experience)) if not text.strip())
 
 
 def check_form(form: ApplicationForm, *, limits: FormLimits) -> FormCheck:
@@ -173,24 +180,29 @@ def check_form(form: ApplicationForm, *, limits: FormLimits) -> FormCheck:
     problems.extend(FormProblem(field=field, code="missing-answers") for field in missing)
     for field, text in (("why", form.why), ("experience", form.experience)):
         if field not in missing and len(text) > limits.max_answer_chars:
-            problems.append(FormProblem(field=field, code="too-long", length=len(text),
-                                        limit=limits.max_answer_chars))
+            problems.append(FormProblem(field=field, code="too-long", length=len(text), limit=limits.max_answer_chars))
     for platform, username in form.usernames.items():
         if username and len(username) > limits.max_handle_chars:
-            problems.append(FormProblem(field=platform, code="too-long", length=len(username),
-                                        limit=limits.max_handle_chars))
+            problems.append(
+                FormProblem(field=platform, code="too-long", length=len(username), limit=limits.max_handle_chars)
+            )
     problems.sort(key=lambda p: _FORM_ORDER.index(p.code))
     if not problems:
-        return FormCheck(decision=CodedDecision(allowed=True, ruling="R-APP-1", code="complete",
-                                                reason="the application says what R-APP-1 asks"),
-                         problems=())
+        return FormCheck(
+            decision=CodedDecision(
+                allowed=True, ruling="R-APP-1", code="complete", reason="the application says what R-APP-1 asks"
+            ),
+            problems=(),
+        )
     first = problems[0].code
-    return FormCheck(decision=CodedDecision(allowed=False, ruling="R-APP-1", code=first,
-                                            reason=_FORM_REASONS[first]),
-                     problems=tuple(problems))
+    return FormCheck(
+        decision=CodedDecision(allowed=False, ruling="R-APP-1", code=first, reason=_FORM_REASONS[first]),
+        problems=tuple(problems),
+    )
 
 
 # --- R-APP-1/R-APP-2: the accounts named ------------------------------------------------------
+
 
 @dataclass(frozen=True, kw_only=True)
 class AccountLookup:
@@ -211,21 +223,34 @@ def check_account(lookup: AccountLookup) -> CodedDecision:
     must exist (R-APP-1), and an account the source proved must be the one named (R-APP-2)."""
     where = lookup.label
     if not lookup.served:
-        return CodedDecision(allowed=False, ruling="R-APP-2", code=f"{lookup.platform}-not-served",
-                             reason=f"the {where} is not connected, so that account cannot "
-                                    "confirm the application; apply with another account")
+        return CodedDecision(
+            allowed=False,
+            ruling="R-APP-2",
+            code=f"{lookup.platform}-not-served",
+            reason=f"the {where} is not connected, so that account cannot "
+            "confirm the application; apply with another account",
+        )
     if lookup.found_id is None:
-        return CodedDecision(allowed=False, ruling="R-APP-1",
-                             code=f"{lookup.platform}-unknown-user",
-                             reason=f"there is no {where} account called {lookup.username!r}")
+        return CodedDecision(
+            allowed=False,
+            ruling="R-APP-1",
+            code=f"{lookup.platform}-unknown-user",
+            reason=f"there is no {where} account called {lookup.username!r}",
+        )
     if lookup.proven_id is not None and lookup.proven_id != lookup.found_id:
-        return CodedDecision(allowed=False, ruling="R-APP-2", code="not-own-account",
-                             reason=f"the {where} account named is not the one that applied")
-    return CodedDecision(allowed=True, ruling="R-APP-2", code="found",
-                         reason=f"the {where} account {lookup.username!r} can confirm")
+        return CodedDecision(
+            allowed=False,
+            ruling="R-APP-2",
+            code="not-own-account",
+            reason=f"the {where} account named is not the one that applied",
+        )
+    return CodedDecision(
+        allowed=True, ruling="R-APP-2", code="found", reason=f"the {where} account {lookup.username!r} can confirm"
+    )
 
 
 # --- R-APP-3: duplicates ------------------------------------------------------------------
+
 
 @dataclass(frozen=True, kw_only=True)
 class PriorRecord:
@@ -242,19 +267,25 @@ def check_duplicates(prior: PriorRecord) -> CodedDecision:
     """R-APP-3: accounts of several people, a second open application (``duplicate``: the
     applicant is pointed to the open one) or an application from an active member are refused."""
     if prior.owners > 1:
-        return CodedDecision(allowed=False, ruling="R-APP-3", code="accounts-of-several-people",
-                             reason="the accounts named belong to different people in our records")
+        return CodedDecision(
+            allowed=False,
+            ruling="R-APP-3",
+            code="accounts-of-several-people",
+            reason="the accounts named belong to different people in our records",
+        )
     if prior.open_application is not None:
-        return CodedDecision(allowed=False, ruling="R-APP-3", code="duplicate",
-                             reason="an application is already open "
-                                    f"(application {prior.open_application})",
-                             evidence={"open": prior.open_application,
-                                       "status": prior.open_status})
+        return CodedDecision(
+            allowed=False,
+            ruling="R-APP-3",
+            code="duplicate",
+            reason=f"an application is already open (application {prior.open_application})",
+            evidence={"open": prior.open_application, "status": prior.open_status},
+        )
     if prior.active_member:
-        return CodedDecision(allowed=False, ruling="R-APP-3", code="already-member",
-                             reason="the applicant is already an active member")
-    return CodedDecision(allowed=True, ruling="R-APP-3", code="new",
-                         reason="no open application and no membership")
+        return CodedDecision(
+            allowed=False, ruling="R-APP-3", code="already-member", reason="the applicant is already an active member"
+        )
+    return CodedDecision(allowed=True, ruling="R-APP-3", code="new", reason="no open application and no membership")
 
 
 # --- R-APP-2: confirmation and expiry -----------------------------------------------------
@@ -279,19 +310,27 @@ def check_confirmation(attempt: ConfirmationAttempt) -> CodedDecision:
     """R-APP-2: only the account named confirms, and only an open application. Allowed with code
     ``confirm`` (record it) or ``already`` (confirmed before: nothing to do)."""
     if not attempt.named:
-        return CodedDecision(allowed=False, ruling="R-APP-2", code="foreign-link",
-                             reason="this link does not belong to an application")
+        return CodedDecision(
+            allowed=False, ruling="R-APP-2", code="foreign-link", reason="this link does not belong to an application"
+        )
     if attempt.pressed_by is not None and str(attempt.account_id) != str(attempt.pressed_by):
-        return CodedDecision(allowed=False, ruling="R-APP-2", code="not-named-account",
-                             reason="only the account named in the application can confirm it")
+        return CodedDecision(
+            allowed=False,
+            ruling="R-APP-2",
+            code="not-named-account",
+            reason="only the account named in the application can confirm it",
+        )
     if attempt.status in CLOSED_UNCONFIRMED:
-        return CodedDecision(allowed=False, ruling="R-APP-2", code=attempt.status,
-                             reason=f"the application is {attempt.status}")
+        return CodedDecision(
+            allowed=False, ruling="R-APP-2", code=attempt.status, reason=f"the application is {attempt.status}"
+        )
     if attempt.status != "open":
-        return CodedDecision(allowed=True, ruling="R-APP-2", code="already",
-                             reason=f"the application is {attempt.status} already")
-    return CodedDecision(allowed=True, ruling="R-APP-2", code="confirm",
-                         reason="the account named confirms the application")
+        return CodedDecision(
+            allowed=True, ruling="R-APP-2", code="already", reason=f"the application is {attempt.status} already"
+        )
+    return CodedDecision(
+        allowed=True, ruling="R-APP-2", code="confirm", reason="the account named confirms the application"
+    )
 
 
 def confirmation_deadline(submitted_at: datetime, *, charter: Charter) -> datetime:
@@ -304,9 +343,17 @@ def check_expiry(submitted_at: datetime, *, now: datetime, charter: Charter) -> 
     days = charter.application.confirm_within_days
     deadline = confirmation_deadline(submitted_at, charter=charter)
     if now >= deadline:
-        return CodedDecision(allowed=False, ruling="R-APP-2", code="expired",
-                             reason=f"not confirmed from every named account within {days} days",
-                             evidence={"deadline": deadline})
-    return CodedDecision(allowed=True, ruling="R-APP-2", code="waiting",
-                         reason=f"may be confirmed until {deadline.isoformat()}",
-                         evidence={"deadline": deadline})
+        return CodedDecision(
+            allowed=False,
+            ruling="R-APP-2",
+            code="expired",
+            reason=f"not confirmed from every named account within {days} days",
+            evidence={"deadline": deadline},
+        )
+    return CodedDecision(
+        allowed=True,
+        ruling="R-APP-2",
+        code="waiting",
+        reason=f"may be confirmed until {deadline.isoformat()}",
+        evidence={"deadline": deadline},
+    )

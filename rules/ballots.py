@@ -22,8 +22,12 @@ BallotKind = Literal["approval", "removal", "endorsement", "appointment"]
 Outcome = Literal["passed", "failed", "open"]
 CHOICES: tuple[str, ...] = ("yes", "no", "abstain")
 
-_BASE_RULING = {"approval": "R-VOTE-APPROVE", "endorsement": "R-VOTE-APPROVE",
-                "removal": "R-REMOVE", "appointment": "R-ROLE-APPOINT"}
+_BASE_RULING = {
+    "approval": "R-VOTE-APPROVE",
+    "endorsement": "R-VOTE-APPROVE",
+    "removal": "R-REMOVE",
+    "appointment": "R-ROLE-APPOINT",
+}
 
 
 def snapshot_electorate(
@@ -112,13 +116,21 @@ def _count(
         if choice not in CHOICES:
             raise ValueError(f"votes.{voter}: {choice!r} is not one of yes, no, abstain")
         if kind == "removal" and voter == subject:
-            refused.append(RefusedVote(
-                voter=voter, ruling="R-REMOVE",
-                reason=f"{voter} is the member under vote and is not in the electorate"))
+            refused.append(
+                RefusedVote(
+                    voter=voter,
+                    ruling="R-REMOVE",
+                    reason=f"{voter} is the member under vote and is not in the electorate",
+                )
+            )
         elif voter not in member_set:
-            refused.append(RefusedVote(
-                voter=voter, ruling="R-ELECTORATE",
-                reason=f"{voter} is not in the electorate snapshotted when the ballot opened"))
+            refused.append(
+                RefusedVote(
+                    voter=voter,
+                    ruling="R-ELECTORATE",
+                    reason=f"{voter} is not in the electorate snapshotted when the ballot opened",
+                )
+            )
         else:
             counted[voter] = choice
     return counted, refused
@@ -148,9 +160,14 @@ def _removal_outcome(f: _Figures, needed: int) -> tuple[Outcome, str]:
     if f.yes >= needed:
         return "passed", f"{f.text}: {f.yes} yes reaches the {needed} needed (a majority of the electorate)"
     if f.at_deadline or f.yes + f.remaining < needed:
-        return "failed", (f"{f.text}: {needed} yes needed (a majority of the electorate); "
-                          + ("the deadline passed" if f.at_deadline and f.yes + f.remaining >= needed
-                             else f"even if the {f.remaining} who have not voted said yes, it cannot pass"))
+        return "failed", (
+            f"{f.text}: {needed} yes needed (a majority of the electorate); "
+            + (
+                "the deadline passed"
+                if f.at_deadline and f.yes + f.remaining >= needed
+                else f"even if the {f.remaining} who have not voted said yes, it cannot pass"
+            )
+        )
     return "open", f"{f.text}: {needed - f.yes} more yes needed of {f.remaining} who have not voted"
 
 
@@ -169,11 +186,12 @@ def _quorum_outcome(f: _Figures, needed: int) -> tuple[Outcome, str]:
     if f.at_deadline:
         return _quorum_outcome_at_deadline(f, needed)
     if f.yes + f.no + f.abstain >= needed and f.yes > f.no + f.remaining:
-        return "passed", (f"{f.text}: turnout meets the quorum of {needed} and yes outnumbers no even "
-                          f"if the {f.remaining} who have not voted said no")
+        return "passed", (
+            f"{f.text}: turnout meets the quorum of {needed} and yes outnumbers no even "
+            f"if the {f.remaining} who have not voted said no"
+        )
     if f.yes + f.remaining <= f.no:
-        return "failed", (f"{f.text}: yes cannot outnumber no even if the {f.remaining} who have not "
-                          "voted said yes")
+        return "failed", (f"{f.text}: yes cannot outnumber no even if the {f.remaining} who have not voted said yes")
     return "open", f"{f.text}: quorum {needed}; {f.remaining} have not voted"
 
 
@@ -195,8 +213,7 @@ def tally(
     yes = sum(1 for c in counted.values() if c == "yes")
     no = sum(1 for c in counted.values() if c == "no")
     deadline = closes_at(kind, opened_at=opened_at, charter=charter)
-    figures = _Figures(yes=yes, no=no, abstain=len(counted) - yes - no, size=len(members),
-                       at_deadline=now >= deadline)
+    figures = _Figures(yes=yes, no=no, abstain=len(counted) - yes - no, size=len(members), at_deadline=now >= deadline)
     if kind == "removal":
         needed = majority(figures.size, charter=charter)
         outcome, why = _removal_outcome(figures, needed)
@@ -211,10 +228,21 @@ def tally(
     ruling = "R-VOTE-EARLY" if decided_early else _BASE_RULING[kind]
     if figures.size == 0:
         why = f"the electorate is empty, so the ballot cannot pass ({why})"
-    return Tally(kind=kind, outcome=outcome, yes=yes, no=no, abstain=figures.abstain,
-                 electorate=figures.size, needed=needed, closes_at=deadline,
-                 decided_early=decided_early, counted=counted, refused=tuple(refused),
-                 ruling=ruling, reason=why)
+    return Tally(
+        kind=kind,
+        outcome=outcome,
+        yes=yes,
+        no=no,
+        abstain=figures.abstain,
+        electorate=figures.size,
+        needed=needed,
+        closes_at=deadline,
+        decided_early=decided_early,
+        counted=counted,
+        refused=tuple(refused),
+        ruling=ruling,
+        reason=why,
+    )
 
 
 def check_vote(
@@ -231,24 +259,44 @@ def check_vote(
     """May ``voter`` cast (or change) a vote now? Refused outside the electorate
     (R-ELECTORATE), for a removal's subject (R-REMOVE), and once the ballot is closed
     (R-VOTE-EARLY, or the deadline)."""
-    current = tally(kind, electorate=electorate, votes=votes, subject=subject,
-                    opened_at=opened_at, now=now, charter=charter)
-    evidence = {"outcome": current.outcome, "yes": current.yes, "no": current.no,
-                "abstain": current.abstain, "electorate": current.electorate}
+    current = tally(
+        kind, electorate=electorate, votes=votes, subject=subject, opened_at=opened_at, now=now, charter=charter
+    )
+    evidence = {
+        "outcome": current.outcome,
+        "yes": current.yes,
+        "no": current.no,
+        "abstain": current.abstain,
+        "electorate": current.electorate,
+    }
     if kind == "removal" and voter == subject:
-        return Decision(allowed=False, ruling="R-REMOVE", evidence=evidence,
-                        reason=f"{voter} is the member under vote and may not vote on it")
+        return Decision(
+            allowed=False,
+            ruling="R-REMOVE",
+            evidence=evidence,
+            reason=f"{voter} is the member under vote and may not vote on it",
+        )
     if voter not in snapshot_electorate(electorate, kind=kind, subject=subject, charter=charter):
-        return Decision(allowed=False, ruling="R-ELECTORATE", evidence=evidence,
-                        reason=f"{voter} is not in this ballot's electorate")
+        return Decision(
+            allowed=False,
+            ruling="R-ELECTORATE",
+            evidence=evidence,
+            reason=f"{voter} is not in this ballot's electorate",
+        )
     if current.closed:
-        return Decision(allowed=False, ruling=current.ruling, evidence=evidence,
-                        reason=f"the ballot is closed ({current.outcome}): no vote can be cast "
-                               "or changed")
+        return Decision(
+            allowed=False,
+            ruling=current.ruling,
+            evidence=evidence,
+            reason=f"the ballot is closed ({current.outcome}): no vote can be cast or changed",
+        )
     replaces = votes.get(voter)
-    return Decision(allowed=True, ruling="R-ELECTORATE", evidence={**evidence, "replaces": replaces},
-                    reason="vote accepted" + (f"; it replaces the earlier {replaces!r}"
-                                              if replaces else ""))
+    return Decision(
+        allowed=True,
+        ruling="R-ELECTORATE",
+        evidence={**evidence, "replaces": replaces},
+        reason="vote accepted" + (f"; it replaces the earlier {replaces!r}" if replaces else ""),
+    )
 
 
 def decide_vote(vote: Decision, *, ballot_open: bool) -> CodedDecision:
@@ -257,25 +305,27 @@ def decide_vote(vote: Decision, *, ballot_open: bool) -> CodedDecision:
     (R-VOTE-EARLY). Codes: ``cast``, ``not-in-electorate`` (R-ELECTORATE, R-REMOVE's subject)
     or ``closed``."""
     if vote.allowed and ballot_open:
-        return CodedDecision(allowed=True, ruling=vote.ruling, reason=vote.reason,
-                             evidence=vote.evidence, code="cast")
+        return CodedDecision(allowed=True, ruling=vote.ruling, reason=vote.reason, evidence=vote.evidence, code="cast")
     if vote.allowed:
-        return CodedDecision(allowed=False, ruling="R-VOTE-EARLY", reason="the ballot is closed",
-                             evidence=vote.evidence, code="closed")
+        return CodedDecision(
+            allowed=False, ruling="R-VOTE-EARLY", reason="the ballot is closed", evidence=vote.evidence, code="closed"
+        )
     outside = vote.ruling in ("R-ELECTORATE", "R-REMOVE")
-    return CodedDecision(allowed=False, ruling=vote.ruling, reason=vote.reason,
-                         evidence=vote.evidence, code="not-in-electorate" if outside else "closed")
+    return CodedDecision(
+        allowed=False,
+        ruling=vote.ruling,
+        reason=vote.reason,
+        evidence=vote.evidence,
+        code="not-in-electorate" if outside else "closed",
+    )
 
 
 def approval_opened(application_id: int) -> Decision:
     """R-VOTE-APPROVE: what opening an application's approval ballot records."""
-    return Decision(allowed=True, ruling="R-VOTE-APPROVE",
-                    reason=f"ballot opened for application {application_id}")
+    return Decision(allowed=True, ruling="R-VOTE-APPROVE", reason=f"ballot opened for application {application_id}")
 
 
-def voting_members(
-    active_members: Iterable[str], *, coc_liaison: str | None = None
-) -> tuple[str, ...]:
+def voting_members(active_members: Iterable[str], *, coc_liaison: str | None = None) -> tuple[str, ...]:
     """Every voting member (R-ELECTORATE): the active members (Chair and Co-Chair are members)
     plus the CoC WG Liaison, who votes even if the CoC WG rotates them in mid-term (R-ROLE-COC)."""
     members = list(dict.fromkeys(active_members))
@@ -288,7 +338,9 @@ def _params(kind: BallotKind, charter: Charter) -> ApprovalBallot | RemovalBallo
     ballots = charter.ballots
     # R-ROLE-APPOINT: a Chair or Co-Chair ballot runs "as R-VOTE-APPROVE".
     by_kind: dict[str, ApprovalBallot | RemovalBallot] = {
-        "approval": ballots.approval, "appointment": ballots.approval,
-        "removal": ballots.removal, "endorsement": ballots.endorsement,
+        "approval": ballots.approval,
+        "appointment": ballots.approval,
+        "removal": ballots.removal,
+        "endorsement": ballots.endorsement,
     }
     return by_kind[kind]

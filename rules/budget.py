@@ -22,26 +22,37 @@ from typing import Any
 
 from rules.decision import CodedDecision, Decision
 
-__all__ = ["CHARTER_IDEAS", "MAX_AMOUNT", "BudgetState", "check_close", "check_spending",
-           "check_transition", "parse_amount", "state_of", "totals"]
+__all__ = [
+    "CHARTER_IDEAS",
+    "MAX_AMOUNT",
+    "BudgetState",
+    "check_close",
+    "check_spending",
+    "check_transition",
+    "parse_amount",
+    "state_of",
+    "totals",
+]
 
 MAX_AMOUNT = Decimal("1e10")
 
 # The charter's "Budget ideas" (charter section "Budget"), filed in the backlog once with
 # source "charter" (R-BUDGET: "the charter's own budget ideas start in the backlog").
 CHARTER_IDEAS: tuple[tuple[str, str], ...] = (
-    ("Budget: training for moderators and admins",
-     "From the charter's budget ideas: paid training for the platforms' moderators and admins."),
-    ("Budget: hosting and subscription fees for bots",
-     "From the charter's budget ideas: hosting fees and subscription fees for the community's "
-     "bots."),
-    ("Budget: tools for community management and growth",
-     "From the charter's budget ideas: tools for community management and growth (for example "
-     "https://orbit.love)."),
-    ("Budget: hosting for the Forum",
-     "From the charter's budget ideas: paying for the Forum's hosting."),
-    ("Budget: Discord Nitro",
-     "From the charter's budget ideas: Discord Nitro (server boosts) for the Django Discord."),
+    (
+        "Budget: training for moderators and admins",
+        "From the charter's budget ideas: paid training for the platforms' moderators and admins.",
+    ),
+    (
+        "Budget: hosting and subscription fees for bots",
+        "From the charter's budget ideas: hosting fees and subscription fees for the community's bots.",
+    ),
+    (
+        "Budget: tools for community management and growth",
+        "From the charter's budget ideas: tools for community management and growth (for example https://orbit.love).",
+    ),
+    ("Budget: hosting for the Forum", "From the charter's budget ideas: paying for the Forum's hosting."),
+    ("Budget: Discord Nitro", "From the charter's budget ideas: Discord Nitro (server boosts) for the Django Discord."),
 )
 
 
@@ -59,8 +70,11 @@ class BudgetState(enum.StrEnum):
 
 # Each move and the ruling that allows it.
 _MOVES: dict[BudgetState, dict[BudgetState, str]] = {
-    BudgetState.REQUESTED: {BudgetState.ENDORSED: "R-BOARD", BudgetState.WITH_BOARD: "R-BOARD",
-                            BudgetState.WITHDRAWN: "R-BOARD"},
+    BudgetState.REQUESTED: {
+        BudgetState.ENDORSED: "R-BOARD",
+        BudgetState.WITH_BOARD: "R-BOARD",
+        BudgetState.WITHDRAWN: "R-BOARD",
+    },
     BudgetState.ENDORSED: {BudgetState.WITH_BOARD: "R-BOARD"},
     BudgetState.WITH_BOARD: {BudgetState.APPROVED: "R-BOARD", BudgetState.REJECTED: "R-BOARD"},
     BudgetState.APPROVED: {BudgetState.CLOSED: "R-BUDGET"},
@@ -70,8 +84,7 @@ _MOVES: dict[BudgetState, dict[BudgetState, str]] = {
 }
 
 
-def state_of(*, status: str, decision: str | None, closed: bool,
-             endorsement_passed: bool = False) -> BudgetState:
+def state_of(*, status: str, decision: str | None, closed: bool, endorsement_passed: bool = False) -> BudgetState:
     """The budget state of a proposal: its ``status`` (draft, endorsing, escalated, decided,
     withdrawn), the Board's ``decision`` (approved, rejected, needs-info or None), whether it was
     ``closed``, and whether its endorsement ballot passed (before the escalation is recorded)."""
@@ -99,19 +112,30 @@ def check_transition(current: BudgetState | str, target: BudgetState | str) -> D
     evidence = {"from": current.value, "to": target.value}
     if ruling is None:
         allowed = ", ".join(s.value for s in _MOVES[current]) or "nothing (it is final)"
-        return Decision(allowed=False, ruling="R-BUDGET", evidence=evidence,
-                        reason=f"a {current.value} budget request cannot become {target.value} "
-                               f"(it can become: {allowed})")
-    return Decision(allowed=True, ruling=ruling, evidence=evidence,
-                    reason=f"a {current.value} budget request may become {target.value}")
+        return Decision(
+            allowed=False,
+            ruling="R-BUDGET",
+            evidence=evidence,
+            reason=f"a {current.value} budget request cannot become {target.value} (it can become: {allowed})",
+        )
+    return Decision(
+        allowed=True,
+        ruling=ruling,
+        evidence=evidence,
+        reason=f"a {current.value} budget request may become {target.value}",
+    )
 
 
 def check_close(current: BudgetState | str) -> Decision:
     """Closing a request: only once the Board decided (approved or rejected)."""
     decision = check_transition(current, BudgetState.CLOSED)
     if decision.allowed:
-        return Decision(allowed=True, ruling="R-BUDGET", evidence=decision.evidence,
-                        reason="the Board decided the request; closing it ends its spending")
+        return Decision(
+            allowed=True,
+            ruling="R-BUDGET",
+            evidence=decision.evidence,
+            reason="the Board decided the request; closing it ends its spending",
+        )
     return decision
 
 
@@ -135,43 +159,75 @@ def parse_amount(value: Any, *, field: str = "amount") -> Decimal:
     return amount
 
 
-def check_spending(*, state: BudgetState | str, approved: Decimal | None,
-                   request_currency: str | None, spent: Decimal, amount: Decimal, currency: str,
-                   reason: str | None) -> Decision:
+def check_spending(
+    *,
+    state: BudgetState | str,
+    approved: Decimal | None,
+    request_currency: str | None,
+    spent: Decimal,
+    amount: Decimal,
+    currency: str,
+    reason: str | None,
+) -> Decision:
     """May a member record spending ``amount`` ``currency`` on a request? ``spent`` is what was
     recorded before. Over the approved amount: allowed only with a ``reason``, and flagged
     (``evidence["flagged"]``). ``evidence`` holds ``left`` before and after."""
     state = BudgetState(state)
     reason = (reason or "").strip() or None
-    evidence: dict[str, Any] = {"state": state.value, "approved": approved, "spent": spent,
-                                "amount": amount, "currency": currency, "flagged": False}
+    evidence: dict[str, Any] = {
+        "state": state.value,
+        "approved": approved,
+        "spent": spent,
+        "amount": amount,
+        "currency": currency,
+        "flagged": False,
+    }
     if state != BudgetState.APPROVED:
-        why = ("it was closed" if state == BudgetState.CLOSED
-               else f"it is {state.value}, not approved by the Board")
-        return Decision(allowed=False, ruling="R-BUDGET", evidence=evidence,
-                        reason=f"spending is recorded only on an approved request: {why}")
+        why = "it was closed" if state == BudgetState.CLOSED else f"it is {state.value}, not approved by the Board"
+        return Decision(
+            allowed=False,
+            ruling="R-BUDGET",
+            evidence=evidence,
+            reason=f"spending is recorded only on an approved request: {why}",
+        )
     if approved is None:
-        return Decision(allowed=False, ruling="R-BUDGET", evidence=evidence,
-                        reason="the request has no approved amount")
+        return Decision(
+            allowed=False, ruling="R-BUDGET", evidence=evidence, reason="the request has no approved amount"
+        )
     if currency != request_currency:
-        return Decision(allowed=False, ruling="R-BUDGET", evidence=evidence,
-                        reason=f"the request is in {request_currency}; record {currency} "
-                               "spending converted to it")
+        return Decision(
+            allowed=False,
+            ruling="R-BUDGET",
+            evidence=evidence,
+            reason=f"the request is in {request_currency}; record {currency} spending converted to it",
+        )
     left_before, total = approved - spent, spent + amount
     evidence |= {"left_before": left_before, "left_after": approved - total}
     if total > approved:
         over = total - approved
         evidence["over_by"] = over
         if reason is None:
-            return Decision(allowed=False, ruling="R-BUDGET", evidence=evidence,
-                            reason=f"this takes spending {over} {currency} over the approved "
-                                   f"{approved} {currency}; give a reason to record it anyway")
+            return Decision(
+                allowed=False,
+                ruling="R-BUDGET",
+                evidence=evidence,
+                reason=f"this takes spending {over} {currency} over the approved "
+                f"{approved} {currency}; give a reason to record it anyway",
+            )
         evidence["flagged"] = True
-        return Decision(allowed=True, ruling="R-BUDGET", evidence=evidence,
-                        reason=f"over the approved amount by {over} {currency}; recorded with the "
-                               "reason given and flagged for the Board's report")
-    return Decision(allowed=True, ruling="R-BUDGET", evidence=evidence,
-                    reason=f"within the approved amount: {approved - total} {currency} left")
+        return Decision(
+            allowed=True,
+            ruling="R-BUDGET",
+            evidence=evidence,
+            reason=f"over the approved amount by {over} {currency}; recorded with the "
+            "reason given and flagged for the Board's report",
+        )
+    return Decision(
+        allowed=True,
+        ruling="R-BUDGET",
+        evidence=evidence,
+        reason=f"within the approved amount: {approved - total} {currency} left",
+    )
 
 
 def totals(requests: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Decimal]]:
@@ -182,8 +238,7 @@ def totals(requests: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Decimal
     zero = Decimal("0.00")
     for r in requests:
         cur = str(r.get("currency") or "")
-        item = out.setdefault(cur, {"requested": zero, "approved": zero, "spent": zero,
-                                    "left": zero})
+        item = out.setdefault(cur, {"requested": zero, "approved": zero, "spent": zero, "left": zero})
         item["requested"] += Decimal(r.get("amount") or 0)
         approved = r.get("approved")
         item["approved"] += Decimal(approved) if approved is not None else zero
@@ -193,15 +248,23 @@ def totals(requests: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Decimal
     return dict(sorted(out.items()))
 
 
-def check_actor(*, member: bool, budget_request: bool, proposal_id: int, doing: str
-                ) -> CodedDecision:
+def check_actor(*, member: bool, budget_request: bool, proposal_id: int, doing: str) -> CodedDecision:
     """R-BUDGET: only an active WG member records spending on or closes (``doing``) a request,
     and only a budget request. Codes: ``member``, or ``not-a-member``, ``unknown-proposal``."""
     if not member:
-        return CodedDecision(allowed=False, ruling="R-BUDGET", code="not-a-member",
-                             reason=f"only active working group members {doing}")
+        return CodedDecision(
+            allowed=False, ruling="R-BUDGET", code="not-a-member", reason=f"only active working group members {doing}"
+        )
     if not budget_request:
-        return CodedDecision(allowed=False, ruling="R-BUDGET", code="unknown-proposal",
-                             reason=f"proposal {proposal_id} is not a budget request")
-    return CodedDecision(allowed=True, ruling="R-BUDGET", code="member",
-                         reason=f"an active working group member acts on proposal {proposal_id}")
+        return CodedDecision(
+            allowed=False,
+            ruling="R-BUDGET",
+            code="unknown-proposal",
+            reason=f"proposal {proposal_id} is not a budget request",
+        )
+    return CodedDecision(
+        allowed=True,
+        ruling="R-BUDGET",
+        code="member",
+        reason=f"an active working group member acts on proposal {proposal_id}",
+    )

@@ -136,8 +136,7 @@ class Board(_Strict):
 class Ideas(_Strict):
     sources: list[str] = Field(min_length=1)
     statuses: list[str] = Field(min_length=2)
-    digest_weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday",
-                            "saturday", "sunday"]
+    digest_weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
     flag_untriaged_after_days: int = PositiveDays
     duplicate_similarity: float = Field(gt=0, le=1)
     transitions: dict[str, list[str]]
@@ -177,8 +176,9 @@ class Moderation(_Strict):
     """Issue 13: which actions on one platform alert the others' moderators (names as in
     ``rules.moderation``: a typo would silently alert about nothing, so it is refused)."""
 
-    severe_actions: list[Literal["ban", "kick", "timeout", "suspend", "silence", "message_delete",
-                                 "post_delete", "role_change"]]
+    severe_actions: list[
+        Literal["ban", "kick", "timeout", "suspend", "silence", "message_delete", "post_delete", "role_change"]
+    ]
     severe_timeout_minutes: int = Field(gt=0)
     digest_hour_utc: int = Field(ge=0, le=23)
 
@@ -225,8 +225,10 @@ class Charter(_Strict):
     @model_validator(mode="after")
     def _platforms_known(self) -> Charter:
         known = set(self.charter.platforms)
-        for name, value in (("reporting.public", self.reporting.public),
-                            ("meetings.platform", [self.meetings.platform])):
+        for name, value in (
+            ("reporting.public", self.reporting.public),
+            ("meetings.platform", [self.meetings.platform]),
+        ):
             unknown = [p for p in value if p not in known]
             if unknown:
                 raise ValueError(f"{name}: {', '.join(unknown)} is not in charter.platforms")

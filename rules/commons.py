@@ -23,8 +23,16 @@ from collections.abc import Iterable, Sequence
 
 from rules.decision import Decision
 
-__all__ = ["RULING", "content_hash", "conversation_title", "deleted_ids", "fit", "relay_decision",
-           "relay_text", "targets"]
+__all__ = [
+    "RULING",
+    "content_hash",
+    "conversation_title",
+    "deleted_ids",
+    "fit",
+    "relay_decision",
+    "relay_text",
+    "targets",
+]
 
 RULING = "R-COMMS"
 TITLE_MIN = 15  # Discourse's default min_topic_title_length
@@ -74,8 +82,10 @@ def fit(text: str, *, limit: int, link: str | None) -> str:
 def conversation_title(*, title: str | None, text: str, author: str, platform: str) -> str:
     """A title for the conversation a copy opens: the source's own title, else the first line of
     its text; never shorter than a Forum accepts (the author and platform fill it up)."""
-    base = re.sub(r"\s+", " ", (title or "").strip()) or re.sub(
-        r"\s+", " ", next((line for line in text.splitlines() if line.strip()), "")).strip()
+    base = (
+        re.sub(r"\s+", " ", (title or "").strip())
+        or re.sub(r"\s+", " ", next((line for line in text.splitlines() if line.strip()), "")).strip()
+    )
     base = re.sub(r"^[#>\s]+", "", re.sub(r"[*_`~]", "", base)).strip()
     if len(base) < TITLE_MIN:
         base = f"{base} ({author} on {platform})".strip() if base else f"From {author} on {platform}"

@@ -45,19 +45,28 @@ class Decision:
 
 
 def findings_decision(
-    *, violations: list[Finding], warnings: list[Finding], ok_ruling: str, ok_reason: str,
+    *,
+    violations: list[Finding],
+    warnings: list[Finding],
+    ok_ruling: str,
+    ok_reason: str,
     evidence: dict[str, Any] | None = None,
 ) -> Decision:
     """A decision over a set of checks: refused when any violation, citing the first one."""
     if violations:
         first = violations[0]
-        reason = first.reason if len(violations) == 1 else (
-            f"{first.reason} (and {len(violations) - 1} more)")
-        return Decision(allowed=False, ruling=first.ruling, reason=reason,
-                        evidence=dict(evidence or {}), violations=tuple(violations),
-                        warnings=tuple(warnings))
-    return Decision(allowed=True, ruling=ok_ruling, reason=ok_reason,
-                    evidence=dict(evidence or {}), warnings=tuple(warnings))
+        reason = first.reason if len(violations) == 1 else (f"{first.reason} (and {len(violations) - 1} more)")
+        return Decision(
+            allowed=False,
+            ruling=first.ruling,
+            reason=reason,
+            evidence=dict(evidence or {}),
+            violations=tuple(violations),
+            warnings=tuple(warnings),
+        )
+    return Decision(
+        allowed=True, ruling=ok_ruling, reason=ok_reason, evidence=dict(evidence or {}), warnings=tuple(warnings)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -80,29 +80,36 @@ def check_discourse(ev: DiscourseEvidence | None, *, now: datetime, charter: Cha
     """R-ELIG-1 on the Forum: account old enough and active (visits or posts, seen recently)."""
     rule = charter.eligibility
     if ev is None:
-        return PlatformCheck(platform="discourse", answer="unknown",
-                             reason="Forum activity was not fetched")
+        return PlatformCheck(platform="discourse", answer="unknown", reason="Forum activity was not fetched")
     age = now - ev.created_at
     min_age = timedelta(days=rule.account_min_age_days)
     if age < min_age:
         return PlatformCheck(
-            platform="discourse", answer="no",
-            reason=f"Forum account is {age.days} days old; {rule.account_min_age_days} needed")
+            platform="discourse",
+            answer="no",
+            reason=f"Forum account is {age.days} days old; {rule.account_min_age_days} needed",
+        )
     d = rule.discourse
     if ev.days_visited < d.min_days_visited and ev.post_count < d.min_post_count:
         return PlatformCheck(
-            platform="discourse", answer="no",
+            platform="discourse",
+            answer="no",
             reason=f"Forum activity is {ev.days_visited} days visited and {ev.post_count} posts; "
-                   f"{d.min_days_visited} days visited or {d.min_post_count} posts needed")
+            f"{d.min_days_visited} days visited or {d.min_post_count} posts needed",
+        )
     if ev.last_seen_at is not None and now - ev.last_seen_at > timedelta(days=d.seen_within_days):
         return PlatformCheck(
-            platform="discourse", answer="no",
+            platform="discourse",
+            answer="no",
             reason=f"last seen on the Forum {(now - ev.last_seen_at).days} days ago; "
-                   f"within {d.seen_within_days} days needed")
+            f"within {d.seen_within_days} days needed",
+        )
     return PlatformCheck(
-        platform="discourse", answer="yes",
+        platform="discourse",
+        answer="yes",
         reason=f"Forum account {age.days} days old with {ev.days_visited} days visited and "
-               f"{ev.post_count} post{'' if ev.post_count == 1 else 's'}")
+        f"{ev.post_count} post{'' if ev.post_count == 1 else 's'}",
+    )
 
 
 def check_discord(ev: DiscordEvidence | None, *, now: datetime, charter: Charter) -> PlatformCheck:
@@ -110,59 +117,74 @@ def check_discord(ev: DiscordEvidence | None, *, now: datetime, charter: Charter
     count answers ``unknown``, never ``yes``."""
     rule = charter.eligibility
     if ev is None:
-        return PlatformCheck(platform="discord", answer="unknown",
-                             reason="Discord activity was not fetched")
+        return PlatformCheck(platform="discord", answer="unknown", reason="Discord activity was not fetched")
     age = now - ev.joined_at
     if age < timedelta(days=rule.account_min_age_days):
         return PlatformCheck(
-            platform="discord", answer="no",
-            reason=f"Discord member for {age.days} days; {rule.account_min_age_days} needed")
+            platform="discord",
+            answer="no",
+            reason=f"Discord member for {age.days} days; {rule.account_min_age_days} needed",
+        )
     d = rule.discord
     if ev.messages_90d is None:
         return PlatformCheck(
-            platform="discord", answer="unknown",
-            reason="Discord message search could not count messages yet")
+            platform="discord", answer="unknown", reason="Discord message search could not count messages yet"
+        )
     if ev.messages_90d < d.min_messages:
         return PlatformCheck(
-            platform="discord", answer="no",
+            platform="discord",
+            answer="no",
             reason=f"{ev.messages_90d} Discord messages in the last {d.messages_window_days} days; "
-                   f"{d.min_messages} needed")
+            f"{d.min_messages} needed",
+        )
     return PlatformCheck(
-        platform="discord", answer="yes",
+        platform="discord",
+        answer="yes",
         reason=f"Discord member for {age.days} days with {ev.messages_90d} messages in the last "
-               f"{d.messages_window_days} days")
+        f"{d.messages_window_days} days",
+    )
 
 
-def check_activity(platform: str, ev: ActivityEvidence | None, *, now: datetime,
-                   charter: Charter) -> PlatformCheck:
+def check_activity(platform: str, ev: ActivityEvidence | None, *, now: datetime, charter: Charter) -> PlatformCheck:
     """R-ELIG-1 on a platform the charter has no table for: the account is old enough and
     active by the Forum's measures (posts or days visited, seen recently) as far as the platform
     reports them; a platform reporting neither answers ``unknown``, never ``yes``."""
     rule = charter.eligibility
     if ev is None:
-        return PlatformCheck(platform=platform, answer="unknown",
-                             reason=f"{platform} activity was not fetched")
+        return PlatformCheck(platform=platform, answer="unknown", reason=f"{platform} activity was not fetched")
     age = now - ev.created_at
     if age < timedelta(days=rule.account_min_age_days):
-        return PlatformCheck(platform=platform, answer="no",
-                             reason=f"{platform} account is {age.days} days old; "
-                                    f"{rule.account_min_age_days} needed")
+        return PlatformCheck(
+            platform=platform,
+            answer="no",
+            reason=f"{platform} account is {age.days} days old; {rule.account_min_age_days} needed",
+        )
     d = rule.discourse
     if ev.post_count is None and ev.days_visited is None:
-        return PlatformCheck(platform=platform, answer="unknown",
-                             reason=f"{platform} reports no posts or visits to count")
+        return PlatformCheck(
+            platform=platform, answer="unknown", reason=f"{platform} reports no posts or visits to count"
+        )
     posts, visits = ev.post_count or 0, ev.days_visited or 0
     if visits < d.min_days_visited and posts < d.min_post_count:
-        return PlatformCheck(platform=platform, answer="no",
-                             reason=f"{platform} activity is {visits} days visited and {posts} posts; "
-                                    f"{d.min_days_visited} days visited or {d.min_post_count} posts needed")
+        return PlatformCheck(
+            platform=platform,
+            answer="no",
+            reason=f"{platform} activity is {visits} days visited and {posts} posts; "
+            f"{d.min_days_visited} days visited or {d.min_post_count} posts needed",
+        )
     if ev.last_seen_at is not None and now - ev.last_seen_at > timedelta(days=d.seen_within_days):
-        return PlatformCheck(platform=platform, answer="no",
-                             reason=f"last seen on {platform} {(now - ev.last_seen_at).days} days ago; "
-                                    f"within {d.seen_within_days} days needed")
-    return PlatformCheck(platform=platform, answer="yes",
-                         reason=f"{platform} account {age.days} days old with {posts} "
-                                f"post{'' if posts == 1 else 's'} and {visits} days visited")
+        return PlatformCheck(
+            platform=platform,
+            answer="no",
+            reason=f"last seen on {platform} {(now - ev.last_seen_at).days} days ago; "
+            f"within {d.seen_within_days} days needed",
+        )
+    return PlatformCheck(
+        platform=platform,
+        answer="yes",
+        reason=f"{platform} account {age.days} days old with {posts} "
+        f"post{'' if posts == 1 else 's'} and {visits} days visited",
+    )
 
 
 def _is_self(applicant: Applicant) -> bool:
@@ -171,8 +193,13 @@ def _is_self(applicant: Applicant) -> bool:
 
 
 def _platform_checks(
-    applicant: Applicant, *, discourse: DiscourseEvidence | None, discord: DiscordEvidence | None,
-    others: Mapping[str, ActivityEvidence | None], now: datetime, charter: Charter,
+    applicant: Applicant,
+    *,
+    discourse: DiscourseEvidence | None,
+    discord: DiscordEvidence | None,
+    others: Mapping[str, ActivityEvidence | None],
+    now: datetime,
+    charter: Charter,
 ) -> tuple[list[PlatformCheck], dict[str, Any]]:
     """R-ELIG-1 on every platform the application names, and each one's evidence with its
     answer (R-ELIG-4)."""
@@ -187,20 +214,22 @@ def _platform_checks(
     evidence: dict[str, Any] = {platform: _evidence_dict(ev) for platform, ev, _check in named}
     checks = [check for _platform, _ev, check in named]
     for check in checks:
-        evidence[check.platform] = {**(evidence[check.platform] or {}), "answer": check.answer,
-                                    "reason": check.reason}
+        evidence[check.platform] = {**(evidence[check.platform] or {}), "answer": check.answer, "reason": check.reason}
     return checks, evidence
 
 
-def _not_eligible(reason_note: str, *, what: str, ruling: str, status: str,
-                  evidence: dict[str, Any]) -> Decision:
-    return Decision(allowed=False, ruling=ruling,
-                    reason=(f"{reason_note}; " if reason_note else "") + what,
-                    evidence={**evidence, "status": status})
+def _not_eligible(reason_note: str, *, what: str, ruling: str, status: str, evidence: dict[str, Any]) -> Decision:
+    return Decision(
+        allowed=False,
+        ruling=ruling,
+        reason=(f"{reason_note}; " if reason_note else "") + what,
+        evidence={**evidence, "status": status},
+    )
 
 
-def _by_activity(checks: list[PlatformCheck], *, ruling: str, nomination_note: str,
-                 evidence: dict[str, Any]) -> Decision:
+def _by_activity(
+    checks: list[PlatformCheck], *, ruling: str, nomination_note: str, evidence: dict[str, Any]
+) -> Decision:
     """R-ELIG-1: eligible when active on one platform; otherwise unknown (never counted as
     yes) or not yet active, with what to do next. An invalid nomination is said first and
     makes the ruling R-ELIG-2."""
@@ -209,20 +238,28 @@ def _by_activity(checks: list[PlatformCheck], *, ruling: str, nomination_note: s
         reason = f"active on {active[0].platform}: {active[0].reason}"
         if nomination_note:
             reason = f"{nomination_note}, but the applicant is {reason}"
-        return Decision(allowed=True, ruling="R-ELIG-1", reason=reason,
-                        evidence={**evidence, "status": "eligible"})
+        return Decision(allowed=True, ruling="R-ELIG-1", reason=reason, evidence={**evidence, "status": "eligible"})
     if nomination_note:
         ruling = "R-ELIG-2"
     unknown = [c for c in checks if c.answer == "unknown"]
     if unknown:
         what = "; ".join(c.reason for c in unknown)
-        return _not_eligible(nomination_note, ruling=ruling, status="unknown", evidence=evidence,
-                             what=f"eligibility is unknown ({what}); the check will be retried, "
-                                  "or ask a DSF Individual Member to nominate you")
+        return _not_eligible(
+            nomination_note,
+            ruling=ruling,
+            status="unknown",
+            evidence=evidence,
+            what=f"eligibility is unknown ({what}); the check will be retried, "
+            "or ask a DSF Individual Member to nominate you",
+        )
     summary = "; ".join(c.reason for c in checks)
-    return _not_eligible(nomination_note, ruling=ruling, status="not-eligible", evidence=evidence,
-                         what=f"not active enough yet ({summary}); apply again later or ask a DSF "
-                              "Individual Member to nominate you")
+    return _not_eligible(
+        nomination_note,
+        ruling=ruling,
+        status="not-eligible",
+        evidence=evidence,
+        what=f"not active enough yet ({summary}); apply again later or ask a DSF Individual Member to nominate you",
+    )
 
 
 def decide_eligibility(
@@ -240,12 +277,19 @@ def decide_eligibility(
     ``others`` holds the evidence of the ``applicant.accounts`` platforms (R-ELIG-1 on any)."""
     if not names_an_account(applicant.usernames()):
         return Decision(
-            allowed=False, ruling="R-APP-1", reason=NO_USERNAME,
-            evidence={"status": "not-eligible", "checked_at": now.isoformat(), "platforms": {}})
-    checks, platform_evidence = _platform_checks(applicant, discourse=discourse, discord=discord,
-                                                 others=others or {}, now=now, charter=charter)
-    evidence: dict[str, Any] = {"checked_at": now.isoformat(), "platforms": platform_evidence,
-                                "nominator": applicant.nominator}
+            allowed=False,
+            ruling="R-APP-1",
+            reason=NO_USERNAME,
+            evidence={"status": "not-eligible", "checked_at": now.isoformat(), "platforms": {}},
+        )
+    checks, platform_evidence = _platform_checks(
+        applicant, discourse=discourse, discord=discord, others=others or {}, now=now, charter=charter
+    )
+    evidence: dict[str, Any] = {
+        "checked_at": now.isoformat(),
+        "platforms": platform_evidence,
+        "nominator": applicant.nominator,
+    }
     self_nominated = _is_self(applicant)
     nomination_note = ""
     if not self_nominated:
@@ -254,17 +298,21 @@ def decide_eligibility(
         evidence["nomination_valid"] = valid
         if valid:
             return Decision(
-                allowed=True, ruling="R-ELIG-2",
+                allowed=True,
+                ruling="R-ELIG-2",
                 reason=f"nominated by {applicant.nominator}, a DSF Individual Member",
-                evidence={**evidence, "status": "eligible"})
-        nomination_note = (f"the nomination is invalid: {applicant.nominator} is not on the list "
-                           "of DSF Individual Members")
+                evidence={**evidence, "status": "eligible"},
+            )
+        nomination_note = (
+            f"the nomination is invalid: {applicant.nominator} is not on the list of DSF Individual Members"
+        )
     elif not charter.eligibility.self_nomination:
         return Decision(
-            allowed=False, ruling="R-ELIG-3",
-            reason="this charter does not allow self-nomination; a DSF Individual Member must "
-                   "nominate the applicant",
-            evidence={**evidence, "status": "not-eligible"})
+            allowed=False,
+            ruling="R-ELIG-3",
+            reason="this charter does not allow self-nomination; a DSF Individual Member must nominate the applicant",
+            evidence={**evidence, "status": "not-eligible"},
+        )
     ruling = "R-ELIG-3" if applicant.nominator is not None and self_nominated else "R-ELIG-1"
     return _by_activity(checks, ruling=ruling, nomination_note=nomination_note, evidence=evidence)
 

@@ -24,8 +24,18 @@ from dataclasses import dataclass, field
 
 from rules.decision import Decision
 
-__all__ = ["AUDIENCES", "FIELDS", "Guide", "GuideError", "Pieces", "check_guides", "fit_guide",
-           "match_guides", "parse_guide", "split_text"]
+__all__ = [
+    "AUDIENCES",
+    "FIELDS",
+    "Guide",
+    "GuideError",
+    "Pieces",
+    "check_guides",
+    "fit_guide",
+    "match_guides",
+    "parse_guide",
+    "split_text",
+]
 
 RULING = "R-GUIDE"
 FIELDS = ("title", "platforms", "audience", "keywords")
@@ -36,8 +46,10 @@ MAX_BODY = 60_000
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _WORD = re.compile(r"[a-z0-9]+")
 # Words that say nothing about a topic ("how do I ask a question" matches on "ask", "question").
-_STOP = frozenset("a an and are as at be can do does for from get how i in is it me my of on or "
-                  "the to what when where which who why with you your".split())
+_STOP = frozenset(
+    "a an and are as at be can do does for from get how i in is it me my of on or "
+    "the to what when where which who why with you your".split()
+)
 
 
 class GuideError(ValueError):
@@ -144,7 +156,7 @@ def _audience(name: str, field: tuple[int, str]) -> str:
 
 
 def _body(name: str, lines: Sequence[str], end: int) -> str:
-    body = "\n".join(lines[end + 1:]).strip()
+    body = "\n".join(lines[end + 1 :]).strip()
     if not body:
         raise GuideError(name, end + 2, "the guide has no text after its front matter")
     if len(body) > MAX_BODY:
@@ -165,12 +177,18 @@ def parse_guide(name: str, text: str, *, known_platforms: Iterable[str]) -> Guid
     audience = _audience(name, fields["audience"])
     keywords = _list(fields["keywords"][1]) if "keywords" in fields else ()
     body = _body(name, lines, end)
-    return Guide(slug=slug, title=title, platforms=platforms, audience=audience, body=body,
-                 keywords=keywords, digest=_digest(title, body))
+    return Guide(
+        slug=slug,
+        title=title,
+        platforms=platforms,
+        audience=audience,
+        body=body,
+        keywords=keywords,
+        digest=_digest(title, body),
+    )
 
 
-def check_guides(files: Mapping[str, str], *, known_platforms: Iterable[str]
-                 ) -> tuple[list[Guide], list[GuideError]]:
+def check_guides(files: Mapping[str, str], *, known_platforms: Iterable[str]) -> tuple[list[Guide], list[GuideError]]:
     """Every guide of ``files`` (name → text), sorted by name, and the broken ones' errors:
     a broken guide never stops the others (R-GUIDE)."""
     known = tuple(known_platforms)
@@ -195,8 +213,7 @@ def _stem(word: str) -> str:
     return word
 
 
-def match_guides(query: str, guides: Sequence[Guide], *, platform: str | None = None,
-                 limit: int = 3) -> list[Guide]:
+def match_guides(query: str, guides: Sequence[Guide], *, platform: str | None = None, limit: int = 3) -> list[Guide]:
     """The guides that best answer ``/help <query>`` (R-GUIDE), best first: a word of the
     query in the title counts 3, in the keywords 2, in the text 1. An empty query lists the
     guides meant for everyone and newcomers first. ``platform`` keeps only its guides."""
@@ -224,7 +241,7 @@ def split_text(text: str, limit: int) -> list[str]:
     parts: list[str] = []
     rest = text.strip()
     while len(rest) > limit:
-        window = rest[:limit + 1]
+        window = rest[: limit + 1]
         cut = max(window.rfind("\n\n"), 0)
         if cut < limit // 3:
             cut = window.rfind("\n")
@@ -250,8 +267,9 @@ class Pieces:
     decision: Decision
 
 
-def fit_guide(guide: Guide, *, limit: int, max_pieces: int, link: str | None = None,
-              title_in_text: bool = False) -> Pieces:
+def fit_guide(
+    guide: Guide, *, limit: int, max_pieces: int, link: str | None = None, title_in_text: bool = False
+) -> Pieces:
     """How ``guide`` fits a platform whose message holds ``limit`` characters and that takes at
     most ``max_pieces`` messages per guide: whole when it fits; else split in marked parts;
     when there would be too many parts and ``link`` (the whole guide elsewhere) is known, its
@@ -261,19 +279,32 @@ def fit_guide(guide: Guide, *, limit: int, max_pieces: int, link: str | None = N
     text = head + guide.body
     evidence = {"characters": len(text), "limit": limit, "max_pieces": max_pieces}
     if len(text) <= limit:
-        return Pieces(mode="whole", pieces=(text,), decision=Decision(
-            allowed=True, ruling=RULING, reason="The guide fits in one message.", evidence=evidence))
+        return Pieces(
+            mode="whole",
+            pieces=(text,),
+            decision=Decision(allowed=True, ruling=RULING, reason="The guide fits in one message.", evidence=evidence),
+        )
     marker_room = len("\n\n(part 99 of 99)")
     parts = split_text(text, limit - marker_room)
     if len(parts) > max_pieces and link:
         intro = split_text(head + guide.body.split("\n\n", 1)[0], max(20, limit - 200))[0]
         summary = f"{intro}\n\nThis guide is too long to post here in full. Read the whole guide: {link}"
-        return Pieces(mode="linked", pieces=(summary,), decision=Decision(
-            allowed=True, ruling=RULING, reason=(f"The guide needs {len(parts)} messages here (at "
-                                                  f"most {max_pieces}): a summary links to it."),
-            evidence={**evidence, "parts_needed": len(parts), "link": link}))
+        return Pieces(
+            mode="linked",
+            pieces=(summary,),
+            decision=Decision(
+                allowed=True,
+                ruling=RULING,
+                reason=(f"The guide needs {len(parts)} messages here (at most {max_pieces}): a summary links to it."),
+                evidence={**evidence, "parts_needed": len(parts), "link": link},
+            ),
+        )
     n = len(parts)
     pieces = tuple(f"{p}\n\n(part {i} of {n})" for i, p in enumerate(parts, start=1))
-    return Pieces(mode="split", pieces=pieces, decision=Decision(
-        allowed=True, ruling=RULING, reason=f"The guide is posted in {n} parts.",
-        evidence={**evidence, "parts": n}))
+    return Pieces(
+        mode="split",
+        pieces=pieces,
+        decision=Decision(
+            allowed=True, ruling=RULING, reason=f"The guide is posted in {n} parts.", evidence={**evidence, "parts": n}
+        ),
+    )

@@ -17,12 +17,19 @@ def check_idea_transition(current: str, new: str, *, charter: Charter) -> Decisi
             raise ValueError(f"{name}: unknown idea status {value!r} (known: {', '.join(statuses)})")
     allowed = charter.ideas.transitions.get(current, [])
     if new in allowed:
-        return Decision(allowed=True, ruling="R-IDEA-1", reason=f"an idea may go from {current} to {new}",
-                        evidence={"from": current, "to": new})
+        return Decision(
+            allowed=True,
+            ruling="R-IDEA-1",
+            reason=f"an idea may go from {current} to {new}",
+            evidence={"from": current, "to": new},
+        )
     nexts = ", ".join(allowed) or "nothing (it is final)"
-    return Decision(allowed=False, ruling="R-IDEA-1", evidence={"from": current, "to": new},
-                    reason=f"an idea cannot go from {current} to {new}; from {current} it may go to "
-                           f"{nexts}")
+    return Decision(
+        allowed=False,
+        ruling="R-IDEA-1",
+        evidence={"from": current, "to": new},
+        reason=f"an idea cannot go from {current} to {new}; from {current} it may go to {nexts}",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,19 +46,25 @@ def decide_status_change(request: StatusRequest, *, charter: Charter) -> CodedDe
     """R-IDEA-1 for a request: only an active member moves an idea, an existing one, to a known
     status along the charter's transitions. Codes: ``change``, ``unchanged`` (already there),
     or why not: ``not-a-member``, ``no-such-idea``, ``unknown-status``, ``transition``."""
+
     def refused(code: str, reason: str) -> CodedDecision:
         return CodedDecision(allowed=False, ruling="R-IDEA-1", code=code, reason=reason)
 
     if not request.member:
-        return refused("not-a-member", "only active members of the working group can change an "
-                                       "idea's status")
+        return refused("not-a-member", "only active members of the working group can change an idea's status")
     if request.current is None:
         return refused("no-such-idea", "there is no such idea in the backlog")
     if request.new not in charter.ideas.statuses:
         return refused("unknown-status", f"{request.new or '(none)'} is not a status")
     if request.current == request.new:
-        return CodedDecision(allowed=True, ruling="R-IDEA-1", code="unchanged",
-                             reason=f"the idea is already {request.new}")
+        return CodedDecision(
+            allowed=True, ruling="R-IDEA-1", code="unchanged", reason=f"the idea is already {request.new}"
+        )
     moved = check_idea_transition(request.current, request.new, charter=charter)
-    return CodedDecision(allowed=moved.allowed, ruling=moved.ruling, reason=moved.reason,
-                         evidence=moved.evidence, code="change" if moved.allowed else "transition")
+    return CodedDecision(
+        allowed=moved.allowed,
+        ruling=moved.ruling,
+        reason=moved.reason,
+        evidence=moved.evidence,
+        code="change" if moved.allowed else "transition",
+    )

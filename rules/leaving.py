@@ -33,13 +33,17 @@ def check_ending(facts: MembershipFacts, *, ending: str) -> CodedDecision:
     ``already``; anything else is refused under the ending's ruling."""
     ruling = ENDING_RULINGS[ending]
     if facts.active:
-        return CodedDecision(allowed=True, ruling=ruling, code="end",
-                             reason=f"the active membership ends as {ending}")
+        return CodedDecision(allowed=True, ruling=ruling, code="end", reason=f"the active membership ends as {ending}")
     if facts.last_status == ending:
-        return CodedDecision(allowed=True, ruling=ruling, code="already",
-                             reason=f"the membership has {ending} already; finishing its revocations")
-    return CodedDecision(allowed=False, ruling=ruling, code="not-a-member",
-                         reason=f"{facts.person} is not an active member")
+        return CodedDecision(
+            allowed=True,
+            ruling=ruling,
+            code="already",
+            reason=f"the membership has {ending} already; finishing its revocations",
+        )
+    return CodedDecision(
+        allowed=False, ruling=ruling, code="not-a-member", reason=f"{facts.person} is not an active member"
+    )
 
 
 def ended(*, ending: str, waiting: Sequence[str] = ()) -> Decision:
@@ -48,8 +52,7 @@ def ended(*, ending: str, waiting: Sequence[str] = ()) -> Decision:
     reason = f"membership {ending}"
     if waiting:
         reason += "; admin revocation waits on " + ", ".join(waiting)
-    return Decision(allowed=True, ruling="R-ADMIN-4" if waiting else ENDING_RULINGS[ending],
-                    reason=reason)
+    return Decision(allowed=True, ruling="R-ADMIN-4" if waiting else ENDING_RULINGS[ending], reason=reason)
 
 
 def leave_reason(text: str | None) -> str:
@@ -71,19 +74,30 @@ def check_removal_proposal(proposal: RemovalProposal) -> CodedDecision:
     """R-REMOVE: only a voting member proposes, only about another active member (leaving is
     R-LEAVE's, without a vote)."""
     if not proposal.proposer_votes:
-        return CodedDecision(allowed=False, ruling="R-REMOVE", code="proposer-not-voting",
-                             reason="only a voting member may propose a removal")
+        return CodedDecision(
+            allowed=False,
+            ruling="R-REMOVE",
+            code="proposer-not-voting",
+            reason="only a voting member may propose a removal",
+        )
     if not proposal.subject_active:
-        return CodedDecision(allowed=False, ruling="R-REMOVE", code="subject-not-member",
-                             reason="the subject is not an active member")
+        return CodedDecision(
+            allowed=False, ruling="R-REMOVE", code="subject-not-member", reason="the subject is not an active member"
+        )
     if proposal.own_removal:
-        return CodedDecision(allowed=False, ruling="R-REMOVE", code="own-removal",
-                             reason="a member cannot propose their own removal; use leave (R-LEAVE)")
-    return CodedDecision(allowed=True, ruling="R-REMOVE", code="open",
-                         reason="a voting member proposes removing another active member")
+        return CodedDecision(
+            allowed=False,
+            ruling="R-REMOVE",
+            code="own-removal",
+            reason="a member cannot propose their own removal; use leave (R-LEAVE)",
+        )
+    return CodedDecision(
+        allowed=True, ruling="R-REMOVE", code="open", reason="a voting member proposes removing another active member"
+    )
 
 
 def removal_opened(*, needed: int, electorate: int) -> Decision:
     """R-REMOVE: what an opened removal ballot records (the subject does not vote on it)."""
-    return Decision(allowed=True, ruling="R-REMOVE",
-                    reason=f"opened; {needed} yes of {electorate} needed, subject excluded")
+    return Decision(
+        allowed=True, ruling="R-REMOVE", reason=f"opened; {needed} yes of {electorate} needed, subject excluded"
+    )

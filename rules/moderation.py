@@ -18,21 +18,41 @@ from typing import Any
 from rules.charter import Moderation
 from rules.decision import Decision
 
-__all__ = ["DISCORD_ACTIONS", "DISCOURSE_ACTIONS", "SANCTIONS", "Normalised", "consistency_figures",
-           "group_reasons", "is_severe", "normalise", "parse_time"]
+__all__ = [
+    "DISCORD_ACTIONS",
+    "DISCOURSE_ACTIONS",
+    "SANCTIONS",
+    "Normalised",
+    "consistency_figures",
+    "group_reasons",
+    "is_severe",
+    "normalise",
+    "parse_time",
+]
 
 # Discord audit-log action types by name (connectors report the name, or the number as text).
 DISCORD_ACTIONS = {
-    "MEMBER_BAN_ADD": "ban", "MEMBER_BAN_REMOVE": "unban", "MEMBER_KICK": "kick",
-    "MEMBER_ROLE_UPDATE": "role_change", "MESSAGE_DELETE": "message_delete",
-    "MESSAGE_BULK_DELETE": "message_delete", "AUTO_MODERATION_USER_COMM_DISABLED": "timeout",
+    "MEMBER_BAN_ADD": "ban",
+    "MEMBER_BAN_REMOVE": "unban",
+    "MEMBER_KICK": "kick",
+    "MEMBER_ROLE_UPDATE": "role_change",
+    "MESSAGE_DELETE": "message_delete",
+    "MESSAGE_BULK_DELETE": "message_delete",
+    "AUTO_MODERATION_USER_COMM_DISABLED": "timeout",
 }
 # Discourse staff action log ``action_name``s.
 DISCOURSE_ACTIONS = {
-    "suspend_user": "suspend", "unsuspend_user": "unsuspend", "silence_user": "silence",
-    "unsilence_user": "unsilence", "delete_post": "post_delete", "delete_topic": "post_delete",
-    "agree_flag": "flag_handled", "disagree_flag": "flag_handled", "defer_flag": "flag_handled",
-    "post_rejected": "flag_handled", "post_approved": "flag_handled",
+    "suspend_user": "suspend",
+    "unsuspend_user": "unsuspend",
+    "silence_user": "silence",
+    "unsilence_user": "unsilence",
+    "delete_post": "post_delete",
+    "delete_topic": "post_delete",
+    "agree_flag": "flag_handled",
+    "disagree_flag": "flag_handled",
+    "defer_flag": "flag_handled",
+    "post_rejected": "flag_handled",
+    "post_approved": "flag_handled",
 }
 # Actions that restrict a person (the "sanctioned on one platform, not the other" figure).
 SANCTIONS = frozenset({"ban", "kick", "timeout", "suspend", "silence"})
@@ -92,23 +112,36 @@ def is_severe(*, action: str, duration_seconds: int | None, moderation: Moderati
     alert; a timeout or silence alerts when longer than ``severe_timeout_minutes`` or without
     an end."""
     limit = moderation.severe_timeout_minutes * 60
-    evidence = {"action": action, "duration_seconds": duration_seconds,
-                "severe_actions": list(moderation.severe_actions),
-                "severe_timeout_minutes": moderation.severe_timeout_minutes}
+    evidence = {
+        "action": action,
+        "duration_seconds": duration_seconds,
+        "severe_actions": list(moderation.severe_actions),
+        "severe_timeout_minutes": moderation.severe_timeout_minutes,
+    }
     if action in moderation.severe_actions:
-        return Decision(allowed=True, ruling="R-DIRECT", reason=f"{action} is a severe action in the charter",
-                        evidence=evidence)
+        return Decision(
+            allowed=True, ruling="R-DIRECT", reason=f"{action} is a severe action in the charter", evidence=evidence
+        )
     if action in ("timeout", "silence"):
         if duration_seconds is None:
-            return Decision(allowed=True, ruling="R-DIRECT", reason=f"a {action} without an end is severe",
-                            evidence=evidence)
+            return Decision(
+                allowed=True, ruling="R-DIRECT", reason=f"a {action} without an end is severe", evidence=evidence
+            )
         if duration_seconds > limit:
-            return Decision(allowed=True, ruling="R-DIRECT",
-                            reason=f"a {action} of {duration_seconds // 60} minutes is longer than "
-                                   f"{moderation.severe_timeout_minutes}", evidence=evidence)
-        return Decision(allowed=False, ruling="R-DIRECT",
-                        reason=f"a {action} of {duration_seconds // 60} minutes is not longer than "
-                               f"{moderation.severe_timeout_minutes}", evidence=evidence)
+            return Decision(
+                allowed=True,
+                ruling="R-DIRECT",
+                reason=f"a {action} of {duration_seconds // 60} minutes is longer than "
+                f"{moderation.severe_timeout_minutes}",
+                evidence=evidence,
+            )
+        return Decision(
+            allowed=False,
+            ruling="R-DIRECT",
+            reason=f"a {action} of {duration_seconds // 60} minutes is not longer than "
+            f"{moderation.severe_timeout_minutes}",
+            evidence=evidence,
+        )
     return Decision(allowed=False, ruling="R-DIRECT", reason=f"{action} is not a severe action", evidence=evidence)
 
 
@@ -127,13 +160,21 @@ def group_reasons(actions: Iterable[Mapping[str, Any]], *, top: int = 10) -> lis
         g = groups[_reason_key(a.get("reason"))]
         g["actions"][a["action"]] += 1
         g["platforms"][a["platform"]] += 1
-    rows: list[dict[str, Any]] = [{"reason": k, "count": sum(v["actions"].values()), "actions": dict(sorted(v["actions"].items())),
-             "platforms": dict(sorted(v["platforms"].items()))} for k, v in groups.items()]
+    rows: list[dict[str, Any]] = [
+        {
+            "reason": k,
+            "count": sum(v["actions"].values()),
+            "actions": dict(sorted(v["actions"].items())),
+            "platforms": dict(sorted(v["platforms"].items())),
+        }
+        for k, v in groups.items()
+    ]
     return sorted(rows, key=lambda r: (-r["count"], r["reason"]))[:top]
 
 
-def consistency_figures(actions: Iterable[Mapping[str, Any]], *,
-                        accounts: Mapping[str, Iterable[str]] | None = None) -> dict[str, Any]:
+def consistency_figures(
+    actions: Iterable[Mapping[str, Any]], *, accounts: Mapping[str, Iterable[str]] | None = None
+) -> dict[str, Any]:
     """The consistency view of a list of actions (each ``{platform, action, occurred_at,
     reason, subject, flagged_at?}``; ``subject`` names the person behind the target account,
     ``None`` when unknown). ``accounts`` maps a subject to the platforms it has accounts on.
@@ -165,8 +206,11 @@ def consistency_figures(actions: Iterable[Mapping[str, Any]], *,
     return {
         "actions": len(rows),
         "per_platform": {p: dict(sorted(c.items())) for p, c in sorted(per_platform.items())},
-        "flag_to_action": {"median_minutes": round(statistics.median(waits), 1) if waits else None,
-                           "with_flag_time": len(waits), "flags_handled": handled},
+        "flag_to_action": {
+            "median_minutes": round(statistics.median(waits), 1) if waits else None,
+            "with_flag_time": len(waits),
+            "flags_handled": handled,
+        },
         "one_platform_only": one_only,
         "reasons": group_reasons(rows),
     }

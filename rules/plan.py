@@ -64,10 +64,8 @@ def diff(desired: Iterable[Assignment], observed: Iterable[Assignment]) -> tuple
     """The changes from ``observed`` to ``desired``: grants first, then revokes, each sorted,
     so a swap of admins never passes through a state with too few of them."""
     want, have = set(desired), set(observed)
-    grants = [Change(action="grant", platform=a.platform, role=a.role, person=a.person)
-              for a in sorted(want - have)]
-    revokes = [Change(action="revoke", platform=a.platform, role=a.role, person=a.person)
-               for a in sorted(have - want)]
+    grants = [Change(action="grant", platform=a.platform, role=a.role, person=a.person) for a in sorted(want - have)]
+    revokes = [Change(action="revoke", platform=a.platform, role=a.role, person=a.person) for a in sorted(have - want)]
     return tuple(grants + revokes)
 
 
@@ -81,8 +79,12 @@ def admins_of(state: Iterable[Assignment]) -> dict[str, list[str]]:
 
 
 def check_plan(
-    observed: Iterable[Assignment], changes: Iterable[Change], *, charter: Charter,
-    override_reason: str | None = None, members: Collection[str] | None = None,
+    observed: Iterable[Assignment],
+    changes: Iterable[Change],
+    *,
+    charter: Charter,
+    override_reason: str | None = None,
+    members: Collection[str] | None = None,
     platform_accounts: Collection[str] = (),
 ) -> Decision:
     """Check a plan's resulting state against the guardrails. Refuses only what the plan breaks
@@ -106,33 +108,58 @@ def check_plan(
     limit = charter.admins.max_removals_per_run
     removals = sum(1 for c in changes if c.action == "revoke")
     if removals > limit:
-        violations.append(Finding(
-            ruling="R-ADMIN-3", subject="plan",
-            reason=f"the plan revokes {removals} roles; at most {limit} per run without an "
-                   "operator's override (a guard against a mistaken desired state)"))
+        violations.append(
+            Finding(
+                ruling="R-ADMIN-3",
+                subject="plan",
+                reason=f"the plan revokes {removals} roles; at most {limit} per run without an "
+                "operator's override (a guard against a mistaken desired state)",
+            )
+        )
 
-    evidence = {"grants": sum(1 for c in changes if c.action == "grant"), "revokes": removals,
-                "admins_after": {p: sorted(v) for p, v in admins_of(after).items()},
-                "admin_counts": dict(zip(now.evidence["counted"], now.evidence["lines"], strict=True))}
+    evidence = {
+        "grants": sum(1 for c in changes if c.action == "grant"),
+        "revokes": removals,
+        "admins_after": {p: sorted(v) for p, v in admins_of(after).items()},
+        "admin_counts": dict(zip(now.evidence["counted"], now.evidence["lines"], strict=True)),
+    }
     if violations and override_reason:
-        return Decision(allowed=True, ruling="R-ADMIN-3",
-                        reason=f"overridden by an operator: {override_reason}",
-                        evidence={**evidence, "override": override_reason},
-                        warnings=tuple(violations))
-    return findings_decision(violations=violations, warnings=[], ok_ruling="R-ADMIN-3",
-                             ok_reason=f"{len(changes)} change(s) keep R-ADMIN-1 and R-ADMIN-2 "
-                                       "and stay within the removal limit",
-                             evidence=evidence)
+        return Decision(
+            allowed=True,
+            ruling="R-ADMIN-3",
+            reason=f"overridden by an operator: {override_reason}",
+            evidence={**evidence, "override": override_reason},
+            warnings=tuple(violations),
+        )
+    return findings_decision(
+        violations=violations,
+        warnings=[],
+        ok_ruling="R-ADMIN-3",
+        ok_reason=f"{len(changes)} change(s) keep R-ADMIN-1 and R-ADMIN-2 and stay within the removal limit",
+        evidence=evidence,
+    )
 
 
 def plan_roles(
-    desired: Iterable[Assignment], observed: Iterable[Assignment], *, charter: Charter,
-    override_reason: str | None = None, members: Collection[str] | None = None,
+    desired: Iterable[Assignment],
+    observed: Iterable[Assignment],
+    *,
+    charter: Charter,
+    override_reason: str | None = None,
+    members: Collection[str] | None = None,
     platform_accounts: Collection[str] = (),
 ) -> Plan:
     """Diff, then check: the plan to show (dry run) or to apply when ``decision.allowed``."""
     observed = tuple(observed)
     changes = diff(desired, observed)
-    return Plan(changes=changes, decision=check_plan(
-        observed, changes, charter=charter, override_reason=override_reason, members=members,
-        platform_accounts=platform_accounts))
+    return Plan(
+        changes=changes,
+        decision=check_plan(
+            observed,
+            changes,
+            charter=charter,
+            override_reason=override_reason,
+            members=members,
+            platform_accounts=platform_accounts,
+        ),
+    )

@@ -59,8 +59,9 @@ def check_name(name: object) -> str:
     """The platform name normalised (``matrix``); ``ValueError`` saying what a name may be."""
     text = str(name or "").strip().lower()
     if not _NAME.fullmatch(text):
-        raise ValueError(f"{str(name)[:40]!r} is not a platform name (2-24 characters: a-z, "
-                         "0-9, '-', starting with a letter)")
+        raise ValueError(
+            f"{str(name)[:40]!r} is not a platform name (2-24 characters: a-z, 0-9, '-', starting with a letter)"
+        )
     return text
 
 
@@ -78,15 +79,16 @@ def admin_platforms(states: Mapping[str, PlatformState], *, at: datetime) -> tup
     """The platforms R-ADMIN-1/2 judge at ``at``: the approved ones, plus each trial platform
     whose first admin was granted at or before ``at``. Retiring platforms are not judged: their
     roles are being revoked."""
-    return tuple(p for p, s in states.items()
-                 if s.state == APPROVED or (s.state == TRIAL and s.first_admin_at is not None
-                                            and s.first_admin_at <= at))
+    return tuple(
+        p
+        for p, s in states.items()
+        if s.state == APPROVED or (s.state == TRIAL and s.first_admin_at is not None and s.first_admin_at <= at)
+    )
 
 
 def _refused(reason: str, *, field: str = "platform", **evidence: object) -> Decision:
     """A refusal; ``evidence["field"]`` names the proposal field it is about."""
-    return Decision(allowed=False, ruling=RULING, reason=reason,
-                    evidence={**evidence, "field": field})
+    return Decision(allowed=False, ruling=RULING, reason=reason, evidence={**evidence, "field": field})
 
 
 def _state(states: Mapping[str, PlatformState], platform: str) -> str | None:
@@ -94,8 +96,14 @@ def _state(states: Mapping[str, PlatformState], platform: str) -> str | None:
     return found.state if found is not None else None
 
 
-def decide_trial(states: Mapping[str, PlatformState], *, platform: str, now: datetime,
-                 ends_at: datetime | None = None, charter: Charter) -> Decision:
+def decide_trial(
+    states: Mapping[str, PlatformState],
+    *,
+    platform: str,
+    now: datetime,
+    ends_at: datetime | None = None,
+    charter: Charter,
+) -> Decision:
     """A Board-approved trial of ``platform`` until ``ends_at`` (default: the charter's
     ``trials.default_days`` from ``now``). A platform already on trial keeps trialling: the end
     date moves later (default: ``default_days`` after the current end). Refused for a platform
@@ -104,47 +112,71 @@ def decide_trial(states: Mapping[str, PlatformState], *, platform: str, now: dat
     current = states.get(platform)
     state = current.state if current else None
     if state in (APPROVED, RETIRING):
-        return _refused(f"{platform} is {state}: only a platform not in use can start a trial",
-                        platform=platform, state=state)
+        return _refused(
+            f"{platform} is {state}: only a platform not in use can start a trial", platform=platform, state=state
+        )
     on_trial = current.trial_ends_at if current and state == TRIAL else None
     start = on_trial or now
     end = ends_at or start + timedelta(days=charter.trials.default_days)
     if end <= now or (on_trial and end <= on_trial):
         after = "its current end" if state == TRIAL else "now"
-        return _refused(f"the trial's end date {end:%Y-%m-%d} is not after {after}",
-                        platform=platform, state=state, field="trial_ends")
+        return _refused(
+            f"the trial's end date {end:%Y-%m-%d} is not after {after}",
+            platform=platform,
+            state=state,
+            field="trial_ends",
+        )
     if end > now + timedelta(days=charter.trials.max_days):
-        return _refused(f"the trial's end date {end:%Y-%m-%d} is more than "
-                        f"{charter.trials.max_days} days away (trials.max_days)",
-                        platform=platform, state=state, field="trial_ends")
+        return _refused(
+            f"the trial's end date {end:%Y-%m-%d} is more than {charter.trials.max_days} days away (trials.max_days)",
+            platform=platform,
+            state=state,
+            field="trial_ends",
+        )
     verb = "keeps trialling" if state == TRIAL else "starts a trial"
-    return Decision(allowed=True, ruling=RULING,
-                    reason=f"{platform} {verb} until {end:%Y-%m-%d}",
-                    evidence={"platform": platform, "from": state,
-                              "changes": [Transition(platform=platform, state=TRIAL,
-                                                     trial_ends_at=end)]})
+    return Decision(
+        allowed=True,
+        ruling=RULING,
+        reason=f"{platform} {verb} until {end:%Y-%m-%d}",
+        evidence={
+            "platform": platform,
+            "from": state,
+            "changes": [Transition(platform=platform, state=TRIAL, trial_ends_at=end)],
+        },
+    )
 
 
-def decide_migration(states: Mapping[str, PlatformState], *, platform: str,
-                     replaces: str) -> Decision:
+def decide_migration(states: Mapping[str, PlatformState], *, platform: str, replaces: str) -> Decision:
     """A Board-approved migration from ``replaces`` (approved) to ``platform`` (on trial or not
     in use): ``platform`` becomes approved, ``replaces`` retiring."""
     if platform == replaces:
-        return _refused(f"a migration needs two platforms; {platform} replaces itself",
-                        platform=platform, field="replaces")
+        return _refused(
+            f"a migration needs two platforms; {platform} replaces itself", platform=platform, field="replaces"
+        )
     old, new = _state(states, replaces), _state(states, platform)
     if old != APPROVED:
-        return _refused(f"{replaces} is {old or 'not a platform in use'}: a migration replaces "
-                        "an approved platform", platform=replaces, state=old, field="replaces")
+        return _refused(
+            f"{replaces} is {old or 'not a platform in use'}: a migration replaces an approved platform",
+            platform=replaces,
+            state=old,
+            field="replaces",
+        )
     if new in (APPROVED, RETIRING):
-        return _refused(f"{platform} is {new}: a migration moves to a platform on trial or "
-                        "not in use yet", platform=platform, state=new)
-    return Decision(allowed=True, ruling=RULING,
-                    reason=f"{platform} is approved and {replaces} is retiring (its roles are "
-                           "revoked before it is retired)",
-                    evidence={"platform": platform, "replaces": replaces,
-                              "changes": [Transition(platform=platform, state=APPROVED),
-                                          Transition(platform=replaces, state=RETIRING)]})
+        return _refused(
+            f"{platform} is {new}: a migration moves to a platform on trial or not in use yet",
+            platform=platform,
+            state=new,
+        )
+    return Decision(
+        allowed=True,
+        ruling=RULING,
+        reason=f"{platform} is approved and {replaces} is retiring (its roles are revoked before it is retired)",
+        evidence={
+            "platform": platform,
+            "replaces": replaces,
+            "changes": [Transition(platform=platform, state=APPROVED), Transition(platform=replaces, state=RETIRING)],
+        },
+    )
 
 
 def decide_retirement(states: Mapping[str, PlatformState], *, platform: str) -> Decision:
@@ -152,22 +184,38 @@ def decide_retirement(states: Mapping[str, PlatformState], *, platform: str) -> 
     is retired). Refused for a platform not in use and for the last approved platform."""
     state = _state(states, platform)
     if state in (None, RETIRED):
-        return _refused(f"{platform} is not a platform in use (in use: "
-                        f"{', '.join(in_use(states)) or 'none'})", platform=platform, state=state)
+        return _refused(
+            f"{platform} is not a platform in use (in use: {', '.join(in_use(states)) or 'none'})",
+            platform=platform,
+            state=state,
+        )
     approved = [p for p, s in states.items() if s.state == APPROVED]
     if state == APPROVED and approved == [platform]:
-        return _refused(f"{platform} is the last approved platform: the community would be left "
-                        "with none; migrate to another platform instead", platform=platform,
-                        state=state)
+        return _refused(
+            f"{platform} is the last approved platform: the community would be left "
+            "with none; migrate to another platform instead",
+            platform=platform,
+            state=state,
+        )
     changes = [] if state == RETIRING else [Transition(platform=platform, state=RETIRING)]
-    return Decision(allowed=True, ruling=RULING,
-                    reason=f"{platform} is retiring: its roles are revoked, then it is retired",
-                    evidence={"platform": platform, "from": state, "changes": changes})
+    return Decision(
+        allowed=True,
+        ruling=RULING,
+        reason=f"{platform} is retiring: its roles are revoked, then it is retired",
+        evidence={"platform": platform, "from": state, "changes": changes},
+    )
 
 
-def decide_proposal(states: Mapping[str, PlatformState], *, kind: str, platform: str | None,
-                    replaces: str | None = None, ends_at: datetime | None = None,
-                    now: datetime, charter: Charter) -> Decision:
+def decide_proposal(
+    states: Mapping[str, PlatformState],
+    *,
+    kind: str,
+    platform: str | None,
+    replaces: str | None = None,
+    ends_at: datetime | None = None,
+    now: datetime,
+    charter: Charter,
+) -> Decision:
     """What the Board's approval of a platform proposal of ``kind`` changes (or why it cannot);
     ``ValueError`` for a kind that is not about a platform or a missing name."""
     if kind not in PLATFORM_KINDS:
@@ -183,24 +231,32 @@ def decide_proposal(states: Mapping[str, PlatformState], *, kind: str, platform:
     return decide_retirement(states, platform=platform)
 
 
-def may_retire(state: PlatformState | None, *, managed_roles_left: int,
-               unreachable: bool = False) -> Decision:
+def may_retire(state: PlatformState | None, *, managed_roles_left: int, unreachable: bool = False) -> Decision:
     """May a retiring platform be marked retired? Only once no role the ledger manages there is
     held any more (R-PLATFORM: "removes it after its roles are revoked")."""
     if state is None or state.state != RETIRING:
-        return _refused(f"{state.platform if state else 'the platform'} is "
-                        f"{state.state if state else 'not in use'}, not retiring")
+        return _refused(
+            f"{state.platform if state else 'the platform'} is {state.state if state else 'not in use'}, not retiring"
+        )
     if unreachable and managed_roles_left:
-        return _refused(f"{state.platform} is not reached here: its {managed_roles_left} "
-                        "managed role(s) cannot be revoked; it stays retiring",
-                        platform=state.platform, left=managed_roles_left)
+        return _refused(
+            f"{state.platform} is not reached here: its {managed_roles_left} "
+            "managed role(s) cannot be revoked; it stays retiring",
+            platform=state.platform,
+            left=managed_roles_left,
+        )
     if managed_roles_left:
-        return _refused(f"{state.platform} still has {managed_roles_left} managed role(s) to "
-                        "revoke; it stays retiring", platform=state.platform,
-                        left=managed_roles_left)
-    return Decision(allowed=True, ruling=RULING,
-                    reason=f"every managed role on {state.platform} is revoked: it is retired",
-                    evidence={"platform": state.platform})
+        return _refused(
+            f"{state.platform} still has {managed_roles_left} managed role(s) to revoke; it stays retiring",
+            platform=state.platform,
+            left=managed_roles_left,
+        )
+    return Decision(
+        allowed=True,
+        ruling=RULING,
+        reason=f"every managed role on {state.platform} is revoked: it is retired",
+        evidence={"platform": state.platform},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,12 +279,25 @@ def trials_ended(states: Mapping[str, PlatformState], *, now: datetime) -> list[
     out = []
     for p, s in states.items():
         if s.state == TRIAL and s.trial_ends_at is not None and s.trial_ends_at <= now:
-            out.append(TrialEnd(platform=p, ends_at=s.trial_ends_at, decision=Decision(
-                allowed=True, ruling=RULING,
-                reason=f"the trial of {p} ended on {s.trial_ends_at:%Y-%m-%d}: the WG is asked "
-                       "to propose migrate, keep trialling or retire",
-                evidence={"platform": p, "choices": list(CHOICES),
-                          "proposals": {"migrate": "migrate-platform",
-                                        "keep trialling": "trial-platform",
-                                        "retire": "retire-platform"}})))
+            out.append(
+                TrialEnd(
+                    platform=p,
+                    ends_at=s.trial_ends_at,
+                    decision=Decision(
+                        allowed=True,
+                        ruling=RULING,
+                        reason=f"the trial of {p} ended on {s.trial_ends_at:%Y-%m-%d}: the WG is asked "
+                        "to propose migrate, keep trialling or retire",
+                        evidence={
+                            "platform": p,
+                            "choices": list(CHOICES),
+                            "proposals": {
+                                "migrate": "migrate-platform",
+                                "keep trialling": "trial-platform",
+                                "retire": "retire-platform",
+                            },
+                        },
+                    ),
+                )
+            )
     return out

@@ -127,17 +127,16 @@ def month_ends(end: datetime, count: int) -> list[datetime]:
 # Figures
 
 
-def active_series(spans: Iterable[tuple[datetime, datetime | None]],
-                  points: Sequence[datetime]) -> list[int]:
+def active_series(spans: Iterable[tuple[datetime, datetime | None]], points: Sequence[datetime]) -> list[int]:
     """How many memberships were active at each point: a span ``(start, end)`` counts at ``t``
     when ``start <= t`` and it had not ended (``end`` None or after ``t``)."""
     spans = list(spans)
-    return [sum(1 for start, end in spans if start <= t and (end is None or end > t))
-            for t in points]
+    return [sum(1 for start, end in spans if start <= t and (end is None or end > t)) for t in points]
 
 
-def ideas_in_out(created: Iterable[datetime], closed: Iterable[datetime],
-                 months: Sequence[str]) -> list[dict[str, Any]]:
+def ideas_in_out(
+    created: Iterable[datetime], closed: Iterable[datetime], months: Sequence[str]
+) -> list[dict[str, Any]]:
     """Per month (``YYYY-MM``): ideas that came in and ideas that went out (done, declined or
     duplicate)."""
     came = Counter(at.astimezone(UTC).strftime("%Y-%m") for at in created)
@@ -145,8 +144,7 @@ def ideas_in_out(created: Iterable[datetime], closed: Iterable[datetime],
     return [{"month": m, "in": came.get(m, 0), "out": went.get(m, 0)} for m in months]
 
 
-def moderation_table(rows: Iterable[Mapping[str, Any]], months: Sequence[str]
-                     ) -> list[dict[str, Any]]:
+def moderation_table(rows: Iterable[Mapping[str, Any]], months: Sequence[str]) -> list[dict[str, Any]]:
     """``ledger.moderation.workload`` rows summed per platform and month: one row per platform
     with ``months`` (count per month, 0 when none), ``total`` and ``actions`` (count per action)."""
     per: dict[str, dict[str, Any]] = {}
@@ -154,8 +152,9 @@ def moderation_table(rows: Iterable[Mapping[str, Any]], months: Sequence[str]
         platform, month, count = str(row["platform"]), str(row["month"]), int(row["count"])
         if month not in months:
             continue
-        item = per.setdefault(platform, {"platform": platform, "months": {m: 0 for m in months},
-                                         "total": 0, "actions": {}})
+        item = per.setdefault(
+            platform, {"platform": platform, "months": {m: 0 for m in months}, "total": 0, "actions": {}}
+        )
         item["months"][month] += count
         item["total"] += count
         item["actions"][str(row["action"])] = item["actions"].get(str(row["action"]), 0) + count
@@ -167,8 +166,14 @@ def is_empty(facts: Mapping[str, Any]) -> bool:
     renewed or left, no moderation action, no open escalation and no community report (R-SAFE-3)."""
     membership = facts.get("membership") or {}
     moved = any(int(membership.get(k, 0)) for k in ("joined", "renewed", "lapsed", "left", "removed"))
-    return not (facts.get("ideas_done") or facts.get("role_changes") or moved
-                or facts.get("moderation") or facts.get("escalations") or facts.get("safety"))
+    return not (
+        facts.get("ideas_done")
+        or facts.get("role_changes")
+        or moved
+        or facts.get("moderation")
+        or facts.get("escalations")
+        or facts.get("safety")
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +211,7 @@ def _quotes(answer: str, text_runs: set[tuple[str, ...]], flat: str) -> bool:
         whole = _norm(answer)
         return len(whole) >= 12 and whole in flat
     for i in range(len(words) - _RUN_WORDS + 1):
-        run = tuple(words[i:i + _RUN_WORDS])
+        run = tuple(words[i : i + _RUN_WORDS])
         if len(" ".join(run)) >= _RUN_CHARS and run in text_runs:
             return True
     return False
@@ -226,44 +231,67 @@ def check_privacy(texts: Mapping[str, str], private: PrivateStrings) -> Decision
     The findings say which text and which kind of string, never the string itself (the decision
     ends up in logs and artifacts)."""
     violations: list[Finding] = []
-    kinds = (("an applicant's answer", None), ("a removal ballot's voter", private.removal_voters),
-             ("a removal ballot's subject", private.removal_subjects),
-             ("a person a moderator acted on", private.moderation_targets))
+    kinds = (
+        ("an applicant's answer", None),
+        ("a removal ballot's voter", private.removal_voters),
+        ("a removal ballot's subject", private.removal_subjects),
+        ("a person a moderator acted on", private.moderation_targets),
+    )
     for name, text in texts.items():
         flat = _norm(text)
         words = _words(text)
-        runs = {tuple(words[i:i + _RUN_WORDS]) for i in range(len(words) - _RUN_WORDS + 1)}
+        runs = {tuple(words[i : i + _RUN_WORDS]) for i in range(len(words) - _RUN_WORDS + 1)}
         leaked = sorted({i for i, a in enumerate(private.answers) if _quotes(a, runs, flat)})
         if leaked:
-            violations.append(Finding(ruling="R-PRIVACY", subject=name,
-                                      reason=f"the {name} text holds {kinds[0][0]} "
-                                             f"({len(leaked)} answer(s))"))
+            violations.append(
+                Finding(
+                    ruling="R-PRIVACY",
+                    subject=name,
+                    reason=f"the {name} text holds {kinds[0][0]} ({len(leaked)} answer(s))",
+                )
+            )
         for label, names in kinds[1:]:
             hits = sorted({n.casefold() for n in names or () if _has_name(flat, n)})
             if hits:
-                violations.append(Finding(ruling="R-PRIVACY", subject=name,
-                                          reason=f"the {name} text names {label} "
-                                                 f"({len(hits)} name(s))"))
-    evidence = {"texts": sorted(texts), "checked": {
-        "answers": len(private.answers), "removal_voters": len(private.removal_voters),
-        "removal_subjects": len(private.removal_subjects),
-        "moderation_targets": len(private.moderation_targets)}}
+                violations.append(
+                    Finding(
+                        ruling="R-PRIVACY", subject=name, reason=f"the {name} text names {label} ({len(hits)} name(s))"
+                    )
+                )
+    evidence = {
+        "texts": sorted(texts),
+        "checked": {
+            "answers": len(private.answers),
+            "removal_voters": len(private.removal_voters),
+            "removal_subjects": len(private.removal_subjects),
+            "moderation_targets": len(private.moderation_targets),
+        },
+    }
     if violations:
         first = violations[0]
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
-        return Decision(allowed=False, ruling="R-PRIVACY", reason=first.reason + more,
-                        evidence=evidence, violations=tuple(violations))
-    return Decision(allowed=True, ruling="R-PRIVACY",
-                    reason="the public texts hold no applicant answer, removal vote or "
-                           "sanctioned person's name", evidence=evidence)
+        return Decision(
+            allowed=False,
+            ruling="R-PRIVACY",
+            reason=first.reason + more,
+            evidence=evidence,
+            violations=tuple(violations),
+        )
+    return Decision(
+        allowed=True,
+        ruling="R-PRIVACY",
+        reason="the public texts hold no applicant answer, removal vote or sanctioned person's name",
+        evidence=evidence,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Meetings (R-MEET)
 
 
-def meeting_starts(anchor: datetime, every_months: int, *, around: datetime,
-                   before: int = 1, after: int = 2) -> list[datetime]:
+def meeting_starts(
+    anchor: datetime, every_months: int, *, around: datetime, before: int = 1, after: int = 2
+) -> list[datetime]:
     """Meeting starts near ``around``: the ``before`` meetings at or before it and the ``after``
     meetings after it, each ``every_months`` months from ``anchor`` (either direction)."""
     if anchor.tzinfo is None or around.tzinfo is None:
@@ -293,18 +321,27 @@ class MeetingDue:
     @property
     def decision(self) -> Decision:
         """The same as a decision citing R-MEET."""
-        what = [w for w, due in (("create the event", self.create),
-                                 ("remind the members", self.remind)) if due]
-        reason = (" and ".join(what) if what else "nothing due yet") + \
-            f" for the meeting of {self.starts_at:%Y-%m-%d %H:%M} UTC"
-        return Decision(allowed=bool(what), ruling="R-MEET", reason=reason,
-                        evidence={"starts_at": self.starts_at, "create_from": self.create_from,
-                                  "remind_from": self.remind_from})
+        what = [w for w, due in (("create the event", self.create), ("remind the members", self.remind)) if due]
+        reason = (
+            " and ".join(what) if what else "nothing due yet"
+        ) + f" for the meeting of {self.starts_at:%Y-%m-%d %H:%M} UTC"
+        return Decision(
+            allowed=bool(what),
+            ruling="R-MEET",
+            reason=reason,
+            evidence={"starts_at": self.starts_at, "create_from": self.create_from, "remind_from": self.remind_from},
+        )
 
 
-def meeting_due(*, anchor: datetime | None, every_months: int, duration_minutes: int,
-                create_days_ahead: int, reminder_days_ahead: int,
-                now: datetime) -> MeetingDue | None:
+def meeting_due(
+    *,
+    anchor: datetime | None,
+    every_months: int,
+    duration_minutes: int,
+    create_days_ahead: int,
+    reminder_days_ahead: int,
+    now: datetime,
+) -> MeetingDue | None:
     """The next meeting after ``now`` (None without an anchor): its event is due from
     ``create_days_ahead`` days before it (a missed day is caught up by the next run), its
     reminder from ``reminder_days_ahead`` days before it; neither once it has started."""
@@ -315,9 +352,14 @@ def meeting_due(*, anchor: datetime | None, every_months: int, duration_minutes:
     start = next(s for s in meeting_starts(anchor, every_months, around=now) if s > now)
     create_from = start - timedelta(days=create_days_ahead)
     remind_from = start - timedelta(days=reminder_days_ahead)
-    return MeetingDue(starts_at=start, ends_at=start + timedelta(minutes=duration_minutes),
-                      create=now >= create_from, remind=now >= remind_from,
-                      create_from=create_from, remind_from=remind_from)
+    return MeetingDue(
+        starts_at=start,
+        ends_at=start + timedelta(minutes=duration_minutes),
+        create=now >= create_from,
+        remind=now >= remind_from,
+        create_from=create_from,
+        remind_from=remind_from,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -336,28 +378,35 @@ def check_report_approval(approval: ReportApproval) -> CodedDecision:
     """R-REPORT: one active WG member approves the current draft. Codes: ``approve``,
     ``already`` (approved or published before: nothing to do), or why not: ``not-a-member``,
     ``no-draft``, ``draft-replaced``."""
+
     def refused(code: str, reason: str) -> CodedDecision:
         return CodedDecision(allowed=False, ruling="R-REPORT", code=code, reason=reason)
 
     if not approval.member:
-        return refused("not-a-member",
-                       "only active working group members may approve the quarterly report")
+        return refused("not-a-member", "only active working group members may approve the quarterly report")
     if approval.status is None:
         return refused("no-draft", f"there is no draft of the {approval.quarter} report to approve")
     if approval.status != "draft":
-        return CodedDecision(allowed=True, ruling="R-REPORT", code="already",
-                             reason=f"the {approval.quarter} report is {approval.status} already")
+        return CodedDecision(
+            allowed=True,
+            ruling="R-REPORT",
+            code="already",
+            reason=f"the {approval.quarter} report is {approval.status} already",
+        )
     if not approval.same_draft:
-        return refused("draft-replaced",
-                       "this draft was replaced by a newer one; approve the latest")
-    return CodedDecision(allowed=True, ruling="R-REPORT", code="approve",
-                         reason=f"a working group member approves the {approval.quarter} report")
+        return refused("draft-replaced", "this draft was replaced by a newer one; approve the latest")
+    return CodedDecision(
+        allowed=True,
+        ruling="R-REPORT",
+        code="approve",
+        reason=f"a working group member approves the {approval.quarter} report",
+    )
 
 
 def check_publish(quarter: str, *, status: str | None) -> CodedDecision:
     """R-REPORT: only an approved report (or one published, to finish) is published."""
     if status is None or status == "draft":
-        return CodedDecision(allowed=False, ruling="R-REPORT", code="not-approved",
-                             reason=f"report {quarter} is not approved")
-    return CodedDecision(allowed=True, ruling="R-REPORT", code="publish",
-                         reason=f"report {quarter} is {status}")
+        return CodedDecision(
+            allowed=False, ruling="R-REPORT", code="not-approved", reason=f"report {quarter} is not approved"
+        )
+    return CodedDecision(allowed=True, ruling="R-REPORT", code="publish", reason=f"report {quarter} is {status}")

@@ -36,49 +36,70 @@ def check_roles(
 
     if roles.chair and roles.co_chair:
         if roles.chair == roles.co_chair:
-            violations.append(Finding(
-                ruling="R-ROLE-CHAIR", subject=roles.chair,
-                reason=f"{roles.chair} cannot be both Chair and Co-Chair: the charter asks for "
-                       "two people so the group stays balanced"))
+            violations.append(
+                Finding(
+                    ruling="R-ROLE-CHAIR",
+                    subject=roles.chair,
+                    reason=f"{roles.chair} cannot be both Chair and Co-Chair: the charter asks for "
+                    "two people so the group stays balanced",
+                )
+            )
         else:
             chair_home = home_platform.get(roles.chair)
             co_home = home_platform.get(roles.co_chair)
             bucket = violations if rc.chair_cochair_separate_platforms == "refuse" else warnings
             if chair_home is None or co_home is None:
                 missing = roles.chair if chair_home is None else roles.co_chair
-                warnings.append(Finding(
-                    ruling="R-ROLE-CHAIR", subject=missing,
-                    reason=f"home platform of {missing} is not recorded, so it cannot be checked "
-                           "that Chair and Co-Chair come from separate platforms"))
+                warnings.append(
+                    Finding(
+                        ruling="R-ROLE-CHAIR",
+                        subject=missing,
+                        reason=f"home platform of {missing} is not recorded, so it cannot be checked "
+                        "that Chair and Co-Chair come from separate platforms",
+                    )
+                )
             elif chair_home == co_home:
-                bucket.append(Finding(
-                    ruling="R-ROLE-CHAIR", subject=f"{roles.chair}, {roles.co_chair}",
-                    reason=f"Chair {roles.chair} and Co-Chair {roles.co_chair} both come from "
-                           f"{chair_home}; ideally they represent separate platforms"))
+                bucket.append(
+                    Finding(
+                        ruling="R-ROLE-CHAIR",
+                        subject=f"{roles.chair}, {roles.co_chair}",
+                        reason=f"Chair {roles.chair} and Co-Chair {roles.co_chair} both come from "
+                        f"{chair_home}; ideally they represent separate platforms",
+                    )
+                )
 
     if roles.board_liaison:
         if roles.board_liaison not in set(board_members):
-            violations.append(Finding(
-                ruling="R-ROLE-BOARD", subject=roles.board_liaison,
-                reason=f"Board Liaison {roles.board_liaison} is not on the list of active "
-                       "DSF Board members"))
-        if (roles.coc_liaison and roles.board_liaison == roles.coc_liaison
-                and not rc.board_liaison_may_be_coc_liaison):
-            violations.append(Finding(
-                ruling="R-ROLE-BOARD", subject=roles.board_liaison,
-                reason=f"{roles.board_liaison} cannot be both Board Liaison and CoC WG Liaison"))
+            violations.append(
+                Finding(
+                    ruling="R-ROLE-BOARD",
+                    subject=roles.board_liaison,
+                    reason=f"Board Liaison {roles.board_liaison} is not on the list of active DSF Board members",
+                )
+            )
+        if roles.coc_liaison and roles.board_liaison == roles.coc_liaison and not rc.board_liaison_may_be_coc_liaison:
+            violations.append(
+                Finding(
+                    ruling="R-ROLE-BOARD",
+                    subject=roles.board_liaison,
+                    reason=f"{roles.board_liaison} cannot be both Board Liaison and CoC WG Liaison",
+                )
+            )
 
     if roles.sc_liaison and roles.sc_liaison not in set(steering_council):
-        violations.append(Finding(
-            ruling="R-ROLE-SC", subject=roles.sc_liaison,
-            reason=f"SC Liaison {roles.sc_liaison} is not on the list of active Steering "
-                   "Council members"))
+        violations.append(
+            Finding(
+                ruling="R-ROLE-SC",
+                subject=roles.sc_liaison,
+                reason=f"SC Liaison {roles.sc_liaison} is not on the list of active Steering Council members",
+            )
+        )
 
     held = {name: who for name, who in vars(roles).items() if who}
     return findings_decision(
-        violations=violations, warnings=warnings, ok_ruling="R-ROLE-BOARD",
-        ok_reason="the WG roles meet R-ROLE-BOARD and R-ROLE-SC"
-                  + (" (with warnings)" if warnings else ""),
-        evidence={"roles": held,
-                  "home_platform": {h: home_platform.get(h) for h in sorted(set(held.values()))}},
+        violations=violations,
+        warnings=warnings,
+        ok_ruling="R-ROLE-BOARD",
+        ok_reason="the WG roles meet R-ROLE-BOARD and R-ROLE-SC" + (" (with warnings)" if warnings else ""),
+        evidence={"roles": held, "home_platform": {h: home_platform.get(h) for h in sorted(set(held.values()))}},
     )

@@ -22,15 +22,33 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rules.decision import Decision
 
-__all__ = ["OUTCOMES", "STATES", "TARGET_KINDS", "Safety", "can_claim", "can_record_coc_outcome",
-           "can_refer", "can_resolve", "figures", "intake_allowed", "percentile", "referral_facts",
-           "reminder_due", "public_figures"]
+__all__ = [
+    "OUTCOMES",
+    "STATES",
+    "TARGET_KINDS",
+    "Safety",
+    "can_claim",
+    "can_record_coc_outcome",
+    "can_refer",
+    "can_resolve",
+    "figures",
+    "intake_allowed",
+    "percentile",
+    "referral_facts",
+    "reminder_due",
+    "public_figures",
+]
 
 STATES = ("open", "claimed", "resolved", "referred")
 # "referred" is both an outcome and a state: a report handed to the CoC WG leaves the moderators.
 OUTCOMES = ("no_action", "warned", "removed_content", "sanctioned", "referred")
-OUTCOME_LABELS = {"no_action": "No action", "warned": "Warned", "removed_content": "Removed content",
-                  "sanctioned": "Sanctioned", "referred": "Referred"}
+OUTCOME_LABELS = {
+    "no_action": "No action",
+    "warned": "Warned",
+    "removed_content": "Removed content",
+    "sanctioned": "Sanctioned",
+    "referred": "Referred",
+}
 TARGET_KINDS = ("message", "post", "person")
 
 
@@ -53,12 +71,17 @@ def intake_allowed(*, recent: Sequence[datetime], now: datetime, safety: Safety)
     since = now - timedelta(minutes=safety.window_minutes)
     count = sum(1 for at in recent if at >= since)
     allowed = count < safety.max_reports_per_window
-    return Decision(allowed=allowed, ruling="R-SAFE-1",
-                    reason=("report taken" if allowed else
-                            f"more than {safety.max_reports_per_window} reports in "
-                            f"{safety.window_minutes} minutes from one reporter"),
-                    evidence={"recent": count, "limit": safety.max_reports_per_window,
-                              "window_minutes": safety.window_minutes})
+    return Decision(
+        allowed=allowed,
+        ruling="R-SAFE-1",
+        reason=(
+            "report taken"
+            if allowed
+            else f"more than {safety.max_reports_per_window} reports in "
+            f"{safety.window_minutes} minutes from one reporter"
+        ),
+        evidence={"recent": count, "limit": safety.max_reports_per_window, "window_minutes": safety.window_minutes},
+    )
 
 
 def _moderator_refusal(is_moderator: bool) -> Decision | None:
@@ -73,8 +96,9 @@ def can_claim(*, state: str, is_moderator: bool) -> Decision:
     if refused:
         return refused
     if state != "open":
-        return Decision(allowed=False, ruling="R-SAFE-1", reason=f"the report is already {state}",
-                        evidence={"state": state})
+        return Decision(
+            allowed=False, ruling="R-SAFE-1", reason=f"the report is already {state}", evidence={"state": state}
+        )
     return Decision(allowed=True, ruling="R-SAFE-1", reason="claimed", evidence={"state": state})
 
 
@@ -87,10 +111,12 @@ def can_resolve(*, state: str, outcome: str, is_moderator: bool) -> Decision:
     if outcome not in OUTCOMES or outcome == "referred":
         return Decision(allowed=False, ruling="R-SAFE-1", reason=f"unknown outcome {outcome!r}")
     if state not in ("open", "claimed"):
-        return Decision(allowed=False, ruling="R-SAFE-1", reason=f"the report is already {state}",
-                        evidence={"state": state})
-    return Decision(allowed=True, ruling="R-SAFE-1", reason=f"resolved: {outcome}",
-                    evidence={"state": state, "outcome": outcome})
+        return Decision(
+            allowed=False, ruling="R-SAFE-1", reason=f"the report is already {state}", evidence={"state": state}
+        )
+    return Decision(
+        allowed=True, ruling="R-SAFE-1", reason=f"resolved: {outcome}", evidence={"state": state, "outcome": outcome}
+    )
 
 
 def can_refer(*, state: str, is_moderator: bool, by_reporter: bool = False) -> Decision:
@@ -101,24 +127,24 @@ def can_refer(*, state: str, is_moderator: bool, by_reporter: bool = False) -> D
         if refused:
             return refused
     if state not in ("open", "claimed"):
-        return Decision(allowed=False, ruling="R-SAFE-2", reason=f"the report is already {state}",
-                        evidence={"state": state})
-    return Decision(allowed=True, ruling="R-SAFE-2", reason="referred to the CoC WG",
-                    evidence={"state": state})
+        return Decision(
+            allowed=False, ruling="R-SAFE-2", reason=f"the report is already {state}", evidence={"state": state}
+        )
+    return Decision(allowed=True, ruling="R-SAFE-2", reason="referred to the CoC WG", evidence={"state": state})
 
 
 def can_record_coc_outcome(*, state: str, is_liaison: bool) -> Decision:
     """R-SAFE-2: only the CoC Liaison records the CoC WG's outcome of a referred report."""
     if not is_liaison:
-        return Decision(allowed=False, ruling="R-SAFE-2",
-                        reason="only the CoC Liaison records the CoC WG's outcome")
+        return Decision(allowed=False, ruling="R-SAFE-2", reason="only the CoC Liaison records the CoC WG's outcome")
     if state != "referred":
         return Decision(allowed=False, ruling="R-SAFE-2", reason=f"the report is {state}, not referred")
     return Decision(allowed=True, ruling="R-SAFE-2", reason="CoC WG outcome recorded")
 
 
-def reminder_due(*, state: str, created_at: datetime, reminded_at: datetime | None, now: datetime,
-                 safety: Safety) -> bool:
+def reminder_due(
+    *, state: str, created_at: datetime, reminded_at: datetime | None, now: datetime, safety: Safety
+) -> bool:
     """R-SAFE-1: an unclaimed report is reminded every ``remind_unclaimed_hours``."""
     if state != "open":
         return False
@@ -128,8 +154,16 @@ def reminder_due(*, state: str, created_at: datetime, reminded_at: datetime | No
 
 # The fields a CoC referral carries (R-SAFE-2): what the CoC WG needs to act, nothing more (no
 # moderators' notes, no other reports, no account ids beyond the platform's).
-_REFERRAL_FIELDS = ("id", "platform", "target_kind", "target_username", "target_link", "content",
-                    "reason", "created_at")
+_REFERRAL_FIELDS = (
+    "id",
+    "platform",
+    "target_kind",
+    "target_username",
+    "target_link",
+    "content",
+    "reason",
+    "created_at",
+)
 
 
 def referral_facts(report: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,10 +195,12 @@ class ReportTimes:
     outcome: str | None
 
 
-def figures(reports: Iterable[ReportTimes], *, start: datetime | None = None,
-            end: datetime | None = None) -> dict[str, Any]:
+def figures(
+    reports: Iterable[ReportTimes], *, start: datetime | None = None, end: datetime | None = None
+) -> dict[str, Any]:
     """R-SAFE-3: per platform and overall, the count, counts by outcome, and the median and p90
     hours to first response and to resolution, of the reports made in ``[start, end)``."""
+
     def hours(a: datetime, b: datetime | None) -> float | None:
         return None if b is None else round((b - a).total_seconds() / 3600, 2)
 
@@ -182,10 +218,13 @@ def figures(reports: Iterable[ReportTimes], *, start: datetime | None = None,
         for r in items:
             if r.outcome in outcomes:
                 outcomes[r.outcome] += 1
-        return {"reports": len(items), "open": sum(1 for r in items if r.resolved_at is None),
-                "outcomes": outcomes,
-                "first_response_hours": {"median": percentile(first, 0.5), "p90": percentile(first, 0.9)},
-                "resolution_hours": {"median": percentile(done, 0.5), "p90": percentile(done, 0.9)}}
+        return {
+            "reports": len(items),
+            "open": sum(1 for r in items if r.resolved_at is None),
+            "outcomes": outcomes,
+            "first_response_hours": {"median": percentile(first, 0.5), "p90": percentile(first, 0.9)},
+            "resolution_hours": {"median": percentile(done, 0.5), "p90": percentile(done, 0.9)},
+        }
 
     out = {name: one(items) for name, items in sorted(groups.items()) if name != "all"}
     out["all"] = one(groups.get("all", []))

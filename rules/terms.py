@@ -27,9 +27,12 @@ def term_window(start: datetime, *, charter: Charter) -> TermWindow:
     """The window of a term starting at ``start`` (R-TERM-1, R-TERM-2)."""
     t = charter.terms
     end = start + timedelta(days=t.length_days)
-    return TermWindow(start=start, end=end,
-                      opt_in_opens=end - timedelta(days=t.opt_in_opens_days_before_end),
-                      grace_ends=end + timedelta(days=t.grace_days))
+    return TermWindow(
+        start=start,
+        end=end,
+        opt_in_opens=end - timedelta(days=t.opt_in_opens_days_before_end),
+        grace_ends=end + timedelta(days=t.grace_days),
+    )
 
 
 def next_term(start: datetime, *, charter: Charter) -> TermWindow:
@@ -41,66 +44,105 @@ def check_opt_in(start: datetime, *, at: datetime, charter: Charter) -> Decision
     """May a member whose term started at ``start`` opt in at ``at``? Open from 30 days before
     the end through the last moment of the grace period (R-TERM-2)."""
     w = term_window(start, charter=charter)
-    evidence = {"term_end": w.end.isoformat(), "opt_in_opens": w.opt_in_opens.isoformat(),
-                "grace_ends": w.grace_ends.isoformat()}
+    evidence = {
+        "term_end": w.end.isoformat(),
+        "opt_in_opens": w.opt_in_opens.isoformat(),
+        "grace_ends": w.grace_ends.isoformat(),
+    }
     if at < w.opt_in_opens:
-        return Decision(allowed=False, ruling="R-TERM-2", evidence=evidence,
-                        reason=f"opt-in opens on {w.opt_in_opens.date().isoformat()}, "
-                               f"{charter.terms.opt_in_opens_days_before_end} days before the "
-                               "term ends")
+        return Decision(
+            allowed=False,
+            ruling="R-TERM-2",
+            evidence=evidence,
+            reason=f"opt-in opens on {w.opt_in_opens.date().isoformat()}, "
+            f"{charter.terms.opt_in_opens_days_before_end} days before the "
+            "term ends",
+        )
     if at > w.grace_ends:
-        return Decision(allowed=False, ruling="R-TERM-2", evidence=evidence,
-                        reason=f"the grace period ended on {w.grace_ends.date().isoformat()}: "
-                               "the membership has lapsed; apply again to rejoin")
+        return Decision(
+            allowed=False,
+            ruling="R-TERM-2",
+            evidence=evidence,
+            reason=f"the grace period ended on {w.grace_ends.date().isoformat()}: "
+            "the membership has lapsed; apply again to rejoin",
+        )
     renewed = next_term(start, charter=charter)
-    return Decision(allowed=True, ruling="R-TERM-2", evidence={**evidence,
-                    "new_term_end": renewed.end.isoformat()},
-                    reason=f"opt-in accepted: the new term runs from {w.end.date().isoformat()} "
-                           f"to {renewed.end.date().isoformat()}")
+    return Decision(
+        allowed=True,
+        ruling="R-TERM-2",
+        evidence={**evidence, "new_term_end": renewed.end.isoformat()},
+        reason=f"opt-in accepted: the new term runs from {w.end.date().isoformat()} "
+        f"to {renewed.end.date().isoformat()}",
+    )
 
 
 def term_status(
-    start: datetime, *, now: datetime, opted_in: bool, opted_in_at: datetime | None = None,
+    start: datetime,
+    *,
+    now: datetime,
+    opted_in: bool,
+    opted_in_at: datetime | None = None,
     charter: Charter,
 ) -> tuple[TermStatus, Decision]:
     """Where a term stands at ``now``. An opt-in made outside its window (``opted_in_at``) does
     not count; without ``opted_in_at`` an opt-in is taken to have been made in time."""
     w = term_window(start, charter=charter)
-    evidence = {"term_start": w.start.isoformat(), "term_end": w.end.isoformat(),
-                "opt_in_opens": w.opt_in_opens.isoformat(), "grace_ends": w.grace_ends.isoformat()}
+    evidence = {
+        "term_start": w.start.isoformat(),
+        "term_end": w.end.isoformat(),
+        "opt_in_opens": w.opt_in_opens.isoformat(),
+        "grace_ends": w.grace_ends.isoformat(),
+    }
     if opted_in:
         if opted_in_at is not None:
             valid = check_opt_in(start, at=opted_in_at, charter=charter)
             if not valid.allowed:
                 status, decision = term_status(start, now=now, opted_in=False, charter=charter)
                 return status, Decision(
-                    allowed=decision.allowed, ruling="R-TERM-2", evidence=decision.evidence,
+                    allowed=decision.allowed,
+                    ruling="R-TERM-2",
+                    evidence=decision.evidence,
                     reason=f"the opt-in at {opted_in_at.isoformat()} does not count "
-                           f"({valid.reason}); {decision.reason}")
+                    f"({valid.reason}); {decision.reason}",
+                )
         renewed = next_term(start, charter=charter)
         return "renewed", Decision(
-            allowed=True, ruling="R-TERM-2",
+            allowed=True,
+            ruling="R-TERM-2",
             evidence={**evidence, "new_term_end": renewed.end.isoformat()},
             reason=f"opted in: a new term runs from {w.end.date().isoformat()} to "
-                   f"{renewed.end.date().isoformat()} with no gap")
+            f"{renewed.end.date().isoformat()} with no gap",
+        )
     if now < w.opt_in_opens:
         return "active", Decision(
-            allowed=True, ruling="R-TERM-1", evidence=evidence,
+            allowed=True,
+            ruling="R-TERM-1",
+            evidence=evidence,
             reason=f"the term runs until {w.end.date().isoformat()}; opt-in opens on "
-                   f"{w.opt_in_opens.date().isoformat()}")
+            f"{w.opt_in_opens.date().isoformat()}",
+        )
     if now < w.end:
         return "opt-in-open", Decision(
-            allowed=True, ruling="R-TERM-2", evidence=evidence,
-            reason=f"the term ends on {w.end.date().isoformat()}; opt in to stay a member")
+            allowed=True,
+            ruling="R-TERM-2",
+            evidence=evidence,
+            reason=f"the term ends on {w.end.date().isoformat()}; opt in to stay a member",
+        )
     if now <= w.grace_ends:
         return "grace", Decision(
-            allowed=True, ruling="R-TERM-2", evidence=evidence,
+            allowed=True,
+            ruling="R-TERM-2",
+            evidence=evidence,
             reason=f"the term ended on {w.end.date().isoformat()}; opting in until "
-                   f"{w.grace_ends.isoformat()} keeps the membership")
+            f"{w.grace_ends.isoformat()} keeps the membership",
+        )
     return "lapsed", Decision(
-        allowed=False, ruling="R-TERM-2", evidence=evidence,
+        allowed=False,
+        ruling="R-TERM-2",
+        evidence=evidence,
         reason=f"no opt-in by the end of the grace period ({w.grace_ends.isoformat()}): the "
-               "membership lapsed and its roles are revoked")
+        "membership lapsed and its roles are revoked",
+    )
 
 
 def reminders(start: datetime, *, charter: Charter) -> tuple[tuple[int, datetime], ...]:
@@ -111,7 +153,10 @@ def reminders(start: datetime, *, charter: Charter) -> tuple[tuple[int, datetime
 
 
 def reminders_due(
-    start: datetime, *, now: datetime, already_sent: set[int] | frozenset[int] = frozenset(),
+    start: datetime,
+    *,
+    now: datetime,
+    already_sent: set[int] | frozenset[int] = frozenset(),
     charter: Charter,
 ) -> tuple[int, ...]:
     """Reminders (by days before the end) whose time has come and that were not sent yet; a
@@ -145,17 +190,26 @@ def check_opt_in_sender(request: OptInRequest) -> CodedDecision:
     is the member who opts in."""
     if request.link_for is not None:
         if request.sender_known and request.sent_by != request.link_for:
-            return CodedDecision(allowed=False, ruling="R-TERM-2", code="not-link-owner",
-                                 reason="only the member the reminder was sent to can opt in "
-                                        "with it")
+            return CodedDecision(
+                allowed=False,
+                ruling="R-TERM-2",
+                code="not-link-owner",
+                reason="only the member the reminder was sent to can opt in with it",
+            )
         person = request.link_for
     elif request.sent_by is None:
-        return CodedDecision(allowed=False, ruling="R-TERM-2", code="not-a-member",
-                             reason="this account is not a member's")
+        return CodedDecision(
+            allowed=False, ruling="R-TERM-2", code="not-a-member", reason="this account is not a member's"
+        )
     else:
         person = request.sent_by
-    return CodedDecision(allowed=True, ruling="R-TERM-2", code="member",
-                         reason=f"person:{person} asks to opt in", evidence={"person": person})
+    return CodedDecision(
+        allowed=True,
+        ruling="R-TERM-2",
+        code="member",
+        reason=f"person:{person} asks to opt in",
+        evidence={"person": person},
+    )
 
 
 def decide_opt_in(latest_start: datetime | None, *, at: datetime, charter: Charter) -> CodedDecision:
@@ -163,20 +217,28 @@ def decide_opt_in(latest_start: datetime | None, *, at: datetime, charter: Chart
     membership): ``renew`` in the window (``check_opt_in``), ``already`` when the latest term
     is the coming one (opted in before), refused otherwise."""
     if latest_start is None:
-        return CodedDecision(allowed=False, ruling="R-TERM-2", code="not-a-member",
-                             reason="only an active member can opt in; apply again to rejoin")
+        return CodedDecision(
+            allowed=False,
+            ruling="R-TERM-2",
+            code="not-a-member",
+            reason="only an active member can opt in; apply again to rejoin",
+        )
     if latest_start > at:
-        return CodedDecision(allowed=True, ruling="R-TERM-2", code="already",
-                             reason="opted in already for the coming term")
+        return CodedDecision(
+            allowed=True, ruling="R-TERM-2", code="already", reason="opted in already for the coming term"
+        )
     window = check_opt_in(latest_start, at=at, charter=charter)
-    return CodedDecision(allowed=window.allowed, ruling=window.ruling, reason=window.reason,
-                         evidence=window.evidence, code="renew" if window.allowed else "closed")
+    return CodedDecision(
+        allowed=window.allowed,
+        ruling=window.ruling,
+        reason=window.reason,
+        evidence=window.evidence,
+        code="renew" if window.allowed else "closed",
+    )
 
 
 def term_started(*, start: datetime, end: datetime, first: bool) -> Decision:
     """What a new term records: the first (R-TERM-1, at onboarding) or a renewed one (R-TERM-2)."""
     if first:
-        return Decision(allowed=True, ruling="R-TERM-1",
-                        reason=f"first term {start.date()} to {end.date()}")
-    return Decision(allowed=True, ruling="R-TERM-2",
-                    reason=f"new term {start.date()} to {end.date()}")
+        return Decision(allowed=True, ruling="R-TERM-1", reason=f"first term {start.date()} to {end.date()}")
+    return Decision(allowed=True, ruling="R-TERM-2", reason=f"new term {start.date()} to {end.date()}")

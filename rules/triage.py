@@ -33,18 +33,31 @@ from rules.board import needs_board
 from rules.charter import Charter
 from rules.decision import Decision
 
-__all__ = ["AWAITING", "Similar", "Triage", "classify_board", "classify_platform", "idea_text",
-           "most_similar", "normalise", "similarity", "triage", "untriaged_too_long"]
+__all__ = [
+    "AWAITING",
+    "Similar",
+    "Triage",
+    "classify_board",
+    "classify_platform",
+    "idea_text",
+    "most_similar",
+    "normalise",
+    "similarity",
+    "triage",
+    "untriaged_too_long",
+]
 
 # Statuses in which an item waits for the WG's decision (R-IDEA-2's "without triage").
 AWAITING = ("new", "triaged")
 
-_STOP = frozenset("""
+_STOP = frozenset(
+    """
 a an the and or of to for in on at by with from into onto about as is are be been being it its
 this that these those we our us i me my you your they them their he she his her please should
 could would can will shall may might must let lets do does did have has had get make also just
 so than then there here some any more most very really idea suggestion maybe perhaps think
-""".split())
+""".split()
+)
 
 
 def normalise(text: str) -> list[str]:
@@ -66,7 +79,7 @@ def _trigrams(text: str) -> Counter[str]:
     grams: Counter[str] = Counter()
     for word in normalise(text):
         padded = f" {word} "
-        grams.update(padded[i:i + 3] for i in range(len(padded) - 2))
+        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
     return grams
 
 
@@ -116,36 +129,76 @@ def most_similar(text: str, items: Iterable[tuple[int, str]]) -> Similar | None:
 # ---- R-BOARD: what goes to the Board ---------------------------------------------------------
 
 # Platforms as they are named in ideas: those in use and others one might trial.
-_PLATFORM_WORDS = ("platform", "discord", "discourse", "forum", "slack", "mastodon", "matrix",
-                   "zulip", "telegram", "irc", "reddit", "bluesky", "fediverse", "mailing list",
-                   "github discussions", "stack overflow", "whatsapp", "signal", "mattermost",
-                   "rocket chat", "element", "linkedin", "youtube", "twitch", "wiki")
+_PLATFORM_WORDS = (
+    "platform",
+    "discord",
+    "discourse",
+    "forum",
+    "slack",
+    "mastodon",
+    "matrix",
+    "zulip",
+    "telegram",
+    "irc",
+    "reddit",
+    "bluesky",
+    "fediverse",
+    "mailing list",
+    "github discussions",
+    "stack overflow",
+    "whatsapp",
+    "signal",
+    "mattermost",
+    "rocket chat",
+    "element",
+    "linkedin",
+    "youtube",
+    "twitch",
+    "wiki",
+)
 _IN_USE_ALIASES = {"forum": "discourse"}
-_PLATFORM = (r"(?P<platform>" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in _PLATFORM_WORDS)
-             + r")s?")
+_PLATFORM = r"(?P<platform>" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in _PLATFORM_WORDS) + r")s?"
 _OBJECT = r"\W+(?:\w+\W+){0,3}?"  # a verb's object: at most three words before the platform
 
 _KIND_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("migrate-platform", re.compile(
-        rf"\b(?:migrat\w*|mov(?:e|ing)|switch\w*|transfer\w*|replac\w*)\b{_OBJECT}{_PLATFORM}\b"
-        rf"(?:{_OBJECT}(?:to|with|onto)\b)?", re.I)),
-    ("retire-platform", re.compile(
-        rf"\b(?:retir\w*|shut\w*\s+down|sunset\w*|decommission\w*|deprecat\w*|abandon\w*|"
-        rf"clos(?:e|ing)\s+down|stop\s+using|get\s+rid\s+of|leav(?:e|ing))\b{_OBJECT}{_PLATFORM}\b",
-        re.I)),
-    ("trial-platform", re.compile(
-        rf"\b(?:trial\w*|try(?:ing)?(?:\s+out)?|pilot\w*|experiment\w*\s+with|test(?:ing)?\s+out|"
-        rf"adopt\w*|start\s+using|join\w*|evaluat\w*)\b{_OBJECT}{_PLATFORM}\b", re.I)),
+    (
+        "migrate-platform",
+        re.compile(
+            rf"\b(?:migrat\w*|mov(?:e|ing)|switch\w*|transfer\w*|replac\w*)\b{_OBJECT}{_PLATFORM}\b"
+            rf"(?:{_OBJECT}(?:to|with|onto)\b)?",
+            re.I,
+        ),
+    ),
+    (
+        "retire-platform",
+        re.compile(
+            rf"\b(?:retir\w*|shut\w*\s+down|sunset\w*|decommission\w*|deprecat\w*|abandon\w*|"
+            rf"clos(?:e|ing)\s+down|stop\s+using|get\s+rid\s+of|leav(?:e|ing))\b{_OBJECT}{_PLATFORM}\b",
+            re.I,
+        ),
+    ),
+    (
+        "trial-platform",
+        re.compile(
+            rf"\b(?:trial\w*|try(?:ing)?(?:\s+out)?|pilot\w*|experiment\w*\s+with|test(?:ing)?\s+out|"
+            rf"adopt\w*|start\s+using|join\w*|evaluat\w*)\b{_OBJECT}{_PLATFORM}\b",
+            re.I,
+        ),
+    ),
 )
 _NEW_PLATFORM = re.compile(r"\b(?:new|another|different|second)\s+(?:\w+\s+)?platform\b", re.I)
 # Money: budget words, or an amount with a currency (sign, ISO code or word).
 _MONEY_WORDS = re.compile(
     r"\b(?:budget\w*|fund(?:s|ing|ed)?|money|paid|pay(?:ing|ment)?|sponsor\w*|donat\w*|grant|"
     r"invoice\w*|cost(?:s|ing)?|price\w*|subscription\w*|licen[cs]e\s+fee|spend\w*|purchase\w*|"
-    r"reimburs\w*|stipend\w*|honorari\w*)\b", re.I)
+    r"reimburs\w*|stipend\w*|honorari\w*)\b",
+    re.I,
+)
 _AMOUNT = re.compile(
     r"(?:[$€£¥]\s?\d[\d,.]*|\b\d[\d,.]*\s?(?:k\b)?\s?(?:usd|eur|gbp|chf|cad|aud|dollars?|euros?|"
-    r"pounds?)\b|\b(?:usd|eur|gbp|chf|cad|aud)\s?\d[\d,.]*)", re.I)
+    r"pounds?)\b|\b(?:usd|eur|gbp|chf|cad|aud)\s?\d[\d,.]*)",
+    re.I,
+)
 
 
 def _board_kind(text: str, *, charter: Charter) -> tuple[str | None, dict[str, Any]]:
@@ -182,21 +235,50 @@ def classify_board(text: str, *, charter: Charter) -> Decision:
     ``idea``) and the words that matched."""
     kind, evidence = _board_kind(text, charter=charter)
     if kind is None:
-        decision = needs_board("idea", charter=charter) if "idea" in (
-            *charter.board.needs_board, *charter.board.direct) else None
-        return Decision(allowed=True, ruling="R-DIRECT", evidence={"kind": "idea", **evidence},
-                        reason=decision.reason if decision else
-                        "no platform trial, migration, retirement or money: the WG decides it")
+        decision = (
+            needs_board("idea", charter=charter)
+            if "idea" in (*charter.board.needs_board, *charter.board.direct)
+            else None
+        )
+        return Decision(
+            allowed=True,
+            ruling="R-DIRECT",
+            evidence={"kind": "idea", **evidence},
+            reason=decision.reason
+            if decision
+            else "no platform trial, migration, retirement or money: the WG decides it",
+        )
     decision = needs_board(kind, charter=charter)
-    return Decision(allowed=decision.allowed, ruling=decision.ruling, reason=decision.reason,
-                    evidence={"kind": kind, **evidence})
+    return Decision(
+        allowed=decision.allowed, ruling=decision.ruling, reason=decision.reason, evidence={"kind": kind, **evidence}
+    )
 
 
 _PLATFORM_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "discord": ("discord", "voice channel", "slash command", "server boost", "stage channel",
-                "emoji", "emote", "nitro"),
-    "discourse": ("discourse", "forum", "forums", "topic", "topics", "category", "categories",
-                  "trust level", "badge", "badges", "post", "posts"),
+    "discord": (
+        "discord",
+        "voice channel",
+        "slash command",
+        "server boost",
+        "stage channel",
+        "emoji",
+        "emote",
+        "nitro",
+    ),
+    "discourse": (
+        "discourse",
+        "forum",
+        "forums",
+        "topic",
+        "topics",
+        "category",
+        "categories",
+        "trust level",
+        "badge",
+        "badges",
+        "post",
+        "posts",
+    ),
     "slack": ("slack", "workspace"),
 }
 
@@ -220,8 +302,7 @@ def classify_platform(text: str) -> str:
     return winners[0] if len(winners) == 1 else "general"
 
 
-def untriaged_too_long(*, status: str, created_at: datetime, now: datetime,
-                       charter: Charter) -> Decision:
+def untriaged_too_long(*, status: str, created_at: datetime, now: datetime, charter: Charter) -> Decision:
     """Is this item still waiting for the WG (``new`` or ``triaged``) after
     ``ideas.flag_untriaged_after_days``? ``allowed`` means: flag it (R-IDEA-2)."""
     if created_at.tzinfo is None or now.tzinfo is None:
@@ -236,8 +317,12 @@ def untriaged_too_long(*, status: str, created_at: datetime, now: datetime,
         reason = f"waiting for {age} days; flagged after {limit}"
     else:
         reason = f"decided ({status}): not waiting"
-    return Decision(allowed=flagged, ruling="R-IDEA-2", reason=reason,
-                    evidence={"status": status, "age_days": age, "limit_days": limit})
+    return Decision(
+        allowed=flagged,
+        ruling="R-IDEA-2",
+        reason=reason,
+        evidence={"status": status, "age_days": age, "limit_days": limit},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,10 +352,14 @@ def triage(text: str, *, existing: Iterable[tuple[int, str]], charter: Charter) 
     platform = classify_platform(text)
     reasons = []
     if duplicate is not None:
-        reasons.append(f"resembles idea {duplicate.id} (similarity {duplicate.score:.2f} ≥ "
-                       f"{threshold:.2f})")
+        reasons.append(f"resembles idea {duplicate.id} (similarity {duplicate.score:.2f} ≥ {threshold:.2f})")
     reasons.append(f"{board.ruling}: {board.reason}")
     reasons.append(f"platform: {platform}")
-    return Triage(duplicate=duplicate, needs_board=not board.allowed,
-                  kind=str(board.evidence.get("kind", "idea")), platform=platform, board=board,
-                  reasons=tuple(reasons))
+    return Triage(
+        duplicate=duplicate,
+        needs_board=not board.allowed,
+        kind=str(board.evidence.get("kind", "idea")),
+        platform=platform,
+        board=board,
+        reasons=tuple(reasons),
+    )

@@ -11,10 +11,18 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from itertools import accumulate
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field,
-                      StringConstraints, ValidationError, model_validator)
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from rules.admins import check_admins, count_admins
 from rules.ballots import tally
@@ -42,13 +50,11 @@ def _text(value: str) -> str:
 
 def _computable(value: datetime) -> datetime:
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise ValueError(f"year {value.year} is outside {FIRST_YEAR}-{LAST_YEAR}, the dates the "
-                         "rules compute with")
+        raise ValueError(f"year {value.year} is outside {FIRST_YEAR}-{LAST_YEAR}, the dates the rules compute with")
     return value
 
 
-Handle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-                   AfterValidator(_text)]
+Handle = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_text)]
 Text = Annotated[str, AfterValidator(_text)]
 Count = Annotated[int, Field(ge=0, le=10**9)]
 When = Annotated[AwareDatetime, AfterValidator(_computable)]
@@ -106,8 +112,9 @@ class BallotCase(_Case):
         if self.now < self.opened_at:
             raise ValueError("now: earlier than opened_at")
         if self.case == "removal" and self.subject not in self.electorate:
-            raise ValueError(f"subject: {self.subject!r} is not in the electorate; a removal vote "
-                             "is about a member of it (R-REMOVE)")
+            raise ValueError(
+                f"subject: {self.subject!r} is not in the electorate; a removal vote is about a member of it (R-REMOVE)"
+            )
         return self
 
 
@@ -124,8 +131,7 @@ class AdminsCase(_Case):
     def _known_platforms(self) -> AdminsCase:
         unknown = [p for p in self.admins if p not in self.platforms]
         if unknown:
-            raise ValueError(f"admins.{unknown[0]}: not one of the platforms "
-                             f"({', '.join(self.platforms)})")
+            raise ValueError(f"admins.{unknown[0]}: not one of the platforms ({', '.join(self.platforms)})")
         return self
 
 
@@ -163,8 +169,9 @@ class BoardCase(_Case):
     proposal: ProposalIn
 
 
-Case = Annotated[Union[EligibilityCase, BallotCase, AdminsCase, RolesCase, TermCase, BoardCase],
-                 Field(discriminator="case")]
+Case = Annotated[
+    EligibilityCase | BallotCase | AdminsCase | RolesCase | TermCase | BoardCase, Field(discriminator="case")
+]
 KINDS = ("eligibility", "approval", "removal", "admins", "roles", "term", "board")
 
 
@@ -191,8 +198,9 @@ def parse_case(raw: str | bytes | dict[str, Any]) -> BaseModel:
     except ValidationError as exc:
         # Drop the envelope and discriminator prefix ("case.removal.") so each path is the
         # case file's own.
-        raise CaseError(describe_validation_error(exc).replace(f"case.{kind}: ", "")
-                        .replace(f"case.{kind}.", "")) from None
+        raise CaseError(
+            describe_validation_error(exc).replace(f"case.{kind}: ", "").replace(f"case.{kind}.", "")
+        ) from None
 
 
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
@@ -253,52 +261,102 @@ def evaluate_case(raw: str | bytes | dict[str, Any], *, charter: Charter) -> dic
 def _eligibility(case: EligibilityCase, charter: Charter) -> dict[str, Any]:
     ev = case.evidence
     decision = decide_eligibility(
-        Applicant(forum=case.application.forum, discord=case.application.discord,
-                  nominator=case.application.nominator),
+        Applicant(forum=case.application.forum, discord=case.application.discord, nominator=case.application.nominator),
         discourse=DiscourseEvidence(**ev.discourse.model_dump()) if ev.discourse else None,
         discord=DiscordEvidence(**ev.discord.model_dump()) if ev.discord else None,
-        dsf_members=case.dsf_members, now=case.now, charter=charter)
-    return {"allowed": decision.allowed, "ruling": decision.ruling, "reason": decision.reason,
-            "status": decision.evidence["status"], "evidence": decision.evidence}
+        dsf_members=case.dsf_members,
+        now=case.now,
+        charter=charter,
+    )
+    return {
+        "allowed": decision.allowed,
+        "ruling": decision.ruling,
+        "reason": decision.reason,
+        "status": decision.evidence["status"],
+        "evidence": decision.evidence,
+    }
 
 
 def _ballot(case: BallotCase, charter: Charter) -> dict[str, Any]:
-    result = tally(case.case, electorate=case.electorate, votes=case.votes, subject=case.subject,
-                   opened_at=case.opened_at, now=case.now, charter=charter)
-    return {"outcome": result.outcome, "yes": result.yes, "no": result.no,
-            "abstain": result.abstain, "electorate": result.electorate, "needed": result.needed,
-            "ruling": result.ruling, "reason": result.reason,
-            "decided_early": result.decided_early, "closes_at": result.closes_at.isoformat(),
-            "refused": [r.to_dict() for r in result.refused]}
+    result = tally(
+        case.case,
+        electorate=case.electorate,
+        votes=case.votes,
+        subject=case.subject,
+        opened_at=case.opened_at,
+        now=case.now,
+        charter=charter,
+    )
+    return {
+        "outcome": result.outcome,
+        "yes": result.yes,
+        "no": result.no,
+        "abstain": result.abstain,
+        "electorate": result.electorate,
+        "needed": result.needed,
+        "ruling": result.ruling,
+        "reason": result.reason,
+        "decided_early": result.decided_early,
+        "closes_at": result.closes_at.isoformat(),
+        "refused": [r.to_dict() for r in result.refused],
+    }
 
 
 def _admins(case: AdminsCase, charter: Charter) -> dict[str, Any]:
-    counts = count_admins(case.admins, platforms=case.platforms, members=case.members,
-                          platform_accounts=case.platform_accounts, charter=charter)
-    decision = check_admins(case.admins, platforms=case.platforms, members=case.members,
-                            platform_accounts=case.platform_accounts, charter=charter)
-    return {"allowed": decision.allowed, "violations": [v.to_dict() for v in decision.violations],
-            "ruling": decision.ruling, "reason": decision.reason,
-            "counts": {p: c.to_dict() for p, c in counts.items()},
-            "lines": [c.line() for c in counts.values()]}
+    counts = count_admins(
+        case.admins,
+        platforms=case.platforms,
+        members=case.members,
+        platform_accounts=case.platform_accounts,
+        charter=charter,
+    )
+    decision = check_admins(
+        case.admins,
+        platforms=case.platforms,
+        members=case.members,
+        platform_accounts=case.platform_accounts,
+        charter=charter,
+    )
+    return {
+        "allowed": decision.allowed,
+        "violations": [v.to_dict() for v in decision.violations],
+        "ruling": decision.ruling,
+        "reason": decision.reason,
+        "counts": {p: c.to_dict() for p, c in counts.items()},
+        "lines": [c.line() for c in counts.values()],
+    }
 
 
 def _roles(case: RolesCase, charter: Charter) -> dict[str, Any]:
-    decision = check_roles(WgRoles(**case.roles.model_dump()), home_platform=case.home_platform,
-                           board_members=case.board_members,
-                           steering_council=case.steering_council, charter=charter)
-    return {"allowed": decision.allowed, "violations": [v.to_dict() for v in decision.violations],
-            "warnings": [w.to_dict() for w in decision.warnings],
-            "ruling": decision.ruling, "reason": decision.reason}
+    decision = check_roles(
+        WgRoles(**case.roles.model_dump()),
+        home_platform=case.home_platform,
+        board_members=case.board_members,
+        steering_council=case.steering_council,
+        charter=charter,
+    )
+    return {
+        "allowed": decision.allowed,
+        "violations": [v.to_dict() for v in decision.violations],
+        "warnings": [w.to_dict() for w in decision.warnings],
+        "ruling": decision.ruling,
+        "reason": decision.reason,
+    }
 
 
 def _term(case: TermCase, charter: Charter) -> dict[str, Any]:
-    status, decision = term_status(case.term_start, now=case.now, opted_in=case.opted_in,
-                                   opted_in_at=case.opted_in_at, charter=charter)
+    status, decision = term_status(
+        case.term_start, now=case.now, opted_in=case.opted_in, opted_in_at=case.opted_in_at, charter=charter
+    )
     window = term_window(case.term_start, charter=charter)
-    out = {"status": status, "term_end": window.end.isoformat(), "ruling": decision.ruling,
-           "reason": decision.reason, "opt_in_opens": window.opt_in_opens.isoformat(),
-           "grace_ends": window.grace_ends.isoformat()}
+    out = {
+        "status": status,
+        "term_end": window.end.isoformat(),
+        "ruling": decision.ruling,
+        "reason": decision.reason,
+        "opt_in_opens": window.opt_in_opens.isoformat(),
+        "grace_ends": window.grace_ends.isoformat(),
+    }
     if "new_term_end" in decision.evidence:
         out["new_term_end"] = decision.evidence["new_term_end"]
     return out
@@ -309,9 +367,14 @@ def _board(case: BoardCase, charter: Charter) -> dict[str, Any]:
         decision = needs_board(case.proposal.kind, charter=charter)
     except ValueError as exc:
         raise CaseError(f"proposal.kind: {exc}") from None
-    return {"needs_board": not decision.allowed, "ruling": decision.ruling,
-            "reason": decision.reason}
+    return {"needs_board": not decision.allowed, "ruling": decision.ruling, "reason": decision.reason}
 
 
-_EVALUATORS: dict[type[BaseModel], Callable[[Any, Charter], dict[str, Any]]] = {EligibilityCase: _eligibility, BallotCase: _ballot, AdminsCase: _admins,
-               RolesCase: _roles, TermCase: _term, BoardCase: _board}
+_EVALUATORS: dict[type[BaseModel], Callable[[Any, Charter], dict[str, Any]]] = {
+    EligibilityCase: _eligibility,
+    BallotCase: _ballot,
+    AdminsCase: _admins,
+    RolesCase: _roles,
+    TermCase: _term,
+    BoardCase: _board,
+}

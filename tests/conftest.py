@@ -10,8 +10,13 @@ import pytest
 # Fixtures every directory may use (tests/support/__init__.py lists them); helpers are imported
 # from tests.support, never from another conftest.
 pytest.register_assert_rewrite("tests.support")
-pytest_plugins = ["tests.support.prefect", "tests.support.membership", "tests.support.ledger",
-                  "tests.support.board", "tests.support.reports"]
+pytest_plugins = [
+    "tests.support.prefect",
+    "tests.support.membership",
+    "tests.support.ledger",
+    "tests.support.board",
+    "tests.support.reports",
+]
 
 _MEASUREMENTS: list[str] = []
 
@@ -39,8 +44,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call":
-        _MEASUREMENTS.extend(f"{report.nodeid.split('::')[-1].split('@')[0]}: {text}"
-                             for name, text in report.user_properties if str(name).startswith("measure:"))
+        _MEASUREMENTS.extend(
+            f"{report.nodeid.split('::')[-1].split('@')[0]}: {text}"
+            for name, text in report.user_properties
+            if str(name).startswith("measure:")
+        )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -16,14 +16,19 @@ import httpx
 from tests.support.net import free_port
 
 
-
-
 def subprocess_env(**extra: str) -> dict[str, str]:
     """The environment of a subprocess: no inherited Prefect/charterflow settings, no proxy."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "CHARTERFLOW_")) and "proxy" not in k.lower()}
-    env.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_COLORS="false",
-               PYTHONUNBUFFERED="1", NO_PROXY="127.0.0.1,localhost")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "CHARTERFLOW_")) and "proxy" not in k.lower()
+    }
+    env.update(
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_COLORS="false",
+        PYTHONUNBUFFERED="1",
+        NO_PROXY="127.0.0.1,localhost",
+    )
     env.update(extra)
     return env
 
@@ -31,8 +36,9 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start ``argv`` in a new session, appending its output to ``log``."""
     with log.open("ab") as out:
-        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
 
 
 def stop(process: subprocess.Popen, *, sig: int = signal.SIGTERM) -> None:
@@ -72,11 +78,13 @@ class PrefectServer:
         self.process: subprocess.Popen | None = None
 
     def start(self, *, timeout: float = 180) -> None:
-        self.process = start([sys.executable, "-m", "prefect", "server", "start", "--host",
-                              "127.0.0.1", "--port", str(self.port)], self.env, self.log)
+        self.process = start(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            self.env,
+            self.log,
+        )
         if not wait_for(self.healthy, timeout):
-            raise AssertionError("the Prefect server did not start:\n"
-                                 + self.log.read_text(errors="replace")[-3000:])
+            raise AssertionError("the Prefect server did not start:\n" + self.log.read_text(errors="replace")[-3000:])
 
     def healthy(self) -> bool:
         try:

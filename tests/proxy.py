@@ -23,8 +23,9 @@ class Proxy:
     ``slow(request)`` true: the request waits ``delay`` seconds first. Counts what it forwarded
     by upstream and the most requests it held at once."""
 
-    def __init__(self, upstreams: list[str], *, delay: float = 0.0,
-                 slow: Callable[[Request], bool] = lambda request: False) -> None:
+    def __init__(
+        self, upstreams: list[str], *, delay: float = 0.0, slow: Callable[[Request], bool] = lambda request: False
+    ) -> None:
         self.upstreams = [u.rstrip("/") for u in upstreams]
         self.delay, self.slow = delay, slow
         self.port = free_port()
@@ -53,12 +54,14 @@ class Proxy:
                 await asyncio.sleep(self.delay)
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             answer = await self._client.request(
-                request.method, upstream + path, content=await request.body(),
-                headers={k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS})
+                request.method,
+                upstream + path,
+                content=await request.body(),
+                headers={k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS},
+            )
         finally:
             self.in_flight -= 1
-        headers = {k: v for k, v in answer.headers.items()
-                   if k.lower() not in HOP_HEADERS | {"content-encoding"}}
+        headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS | {"content-encoding"}}
         await Response(answer.content, status_code=answer.status_code, headers=headers)(scope, receive, send)
 
 

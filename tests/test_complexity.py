@@ -55,8 +55,9 @@ def measure(source: str, path: str) -> list[Measure]:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 name = f"{prefix}{child.name}"
                 (block,) = cc_visit_ast(child)  # the function alone: its closures are apart
-                found.append(Measure(f"{path}:{name}", child.lineno,
-                                     child.end_lineno - child.lineno + 1, block.complexity))
+                found.append(
+                    Measure(f"{path}:{name}", child.lineno, child.end_lineno - child.lineno + 1, block.complexity)
+                )
                 visit(child, f"{name}.")
             elif isinstance(child, ast.ClassDef):
                 visit(child, f"{prefix}{child.name}.")
@@ -78,22 +79,31 @@ def _excluded(rel: Path) -> bool:
 
 def _sources() -> list[Path]:
     roots = [ROOT / p for p in PACKAGES]
-    roots += [d for plugin in sorted((ROOT / "plugins").iterdir()) if plugin.is_dir()
-              for d in sorted(plugin.iterdir()) if (d / "__init__.py").is_file()]
-    return [p for root in roots for p in sorted(root.rglob("*.py"))
-            if not _excluded(p.relative_to(ROOT))]
+    roots += [
+        d
+        for plugin in sorted((ROOT / "plugins").iterdir())
+        if plugin.is_dir()
+        for d in sorted(plugin.iterdir())
+        if (d / "__init__.py").is_file()
+    ]
+    return [p for root in roots for p in sorted(root.rglob("*.py")) if not _excluded(p.relative_to(ROOT))]
 
 
 @cache  # three tests read the same measures
 def _measures() -> tuple[Measure, ...]:
-    return tuple(m for path in _sources()
-                 for m in measure(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix()))
+    return tuple(
+        m for path in _sources() for m in measure(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+    )
 
 
 def test_the_measure_sees_the_packages_and_leaves_out_the_sandboxes():
     rel = {p.relative_to(ROOT).as_posix() for p in _sources()}
-    assert {"flows/kit.py", "rules/ballots.py", "charterflow/cli.py",
-            "plugins/charterflow-matrix/charterflow_matrix/proxy.py"} <= rel
+    assert {
+        "flows/kit.py",
+        "rules/ballots.py",
+        "charterflow/cli.py",
+        "plugins/charterflow-matrix/charterflow_matrix/proxy.py",
+    } <= rel
     assert not {"connectors/discord/sandbox.py", "connectors/sandboxkit/__init__.py"} & rel
     assert not any("/migrations/" in r or r.startswith("tests/") for r in rel)
 
@@ -112,12 +122,17 @@ def test_the_allowlist_names_only_functions_still_too_complex():
 def test_a_complex_or_long_function_is_found_nested_and_in_a_class():
     branches = "\n".join(f"        if x == {i}:\n            return {i}" for i in range(21))
     padding = "\n".join(f"    y{i} = {i}" for i in range(80))
-    source = (f"class Box:\n    def pick(self, x):\n{branches}\n        return -1\n\n\n"
-              f"def outer():\n    def long():\n    {padding.replace(chr(10), chr(10) + '    ')}\n"
-              f"        return 0\n    return long\n")
+    source = (
+        f"class Box:\n    def pick(self, x):\n{branches}\n        return -1\n\n\n"
+        f"def outer():\n    def long():\n    {padding.replace(chr(10), chr(10) + '    ')}\n"
+        f"        return 0\n    return long\n"
+    )
     found = {m.where: m for m in measure(source, "x.py")}
     assert found["x.py:Box.pick"].complexity == 22 and found["x.py:Box.pick"].rank == "D"
     assert found["x.py:outer.long"].lines == 82
     assert found["x.py:outer"].lines == 84 and found["x.py:outer"].complexity == 1
     assert [p.split(" (")[0] for m in found.values() for p in m.problems()] == [
-        "x.py:Box.pick", "x.py:outer", "x.py:outer.long"]
+        "x.py:Box.pick",
+        "x.py:outer",
+        "x.py:outer.long",
+    ]

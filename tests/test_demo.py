@@ -35,8 +35,7 @@ def test_the_community_is_deterministic_and_keeps_the_charter():
     # R-ADMIN-1/2 with the charter's own check.
     admins = {platform: [p.handle for p in community.admins(platform)] for platform in ("discourse", "discord")}
     # R-ADMIN-2 counts WG members only.
-    decision = check_admins(admins, members=[p.handle for p in community.wg],
-                            charter=default_charter())
+    decision = check_admins(admins, members=[p.handle for p in community.wg], charter=default_charter())
     assert decision.allowed, decision.reason
     assert community.moderators("discourse") and community.moderators("discord")
     # Activity histories on both platforms; the demo's applicants are eligible on Discord.
@@ -51,10 +50,9 @@ def test_the_community_is_deterministic_and_keeps_the_charter():
 def test_the_roster_imports_once_and_matches_the_sandboxes(tmp_path):
     from charterflow.settings import Settings
     from charterflow.up import seed_ledger
-    from ledger import audit
+    from ledger import audit, repo
     from ledger.db import Ledger
     from ledger.migrate import upgrade
-    from ledger import repo
     from ledger.models import Identity, WgRole
     from ledger.roster import stored_list
 
@@ -87,11 +85,20 @@ def sandboxes(tmp_path):
     from charterflow.up import sandbox_env, sandbox_spec
 
     settings = Settings(home=tmp_path, inspector_port=free_port(), _env_file=None)
-    spec = sandbox_spec(settings, ["discord", "discourse", "slack"],
-                        gateway_url=f"http://127.0.0.1:{free_port()}", prefect_ui="http://127.0.0.1:1")
+    spec = sandbox_spec(
+        settings,
+        ["discord", "discourse", "slack"],
+        gateway_url=f"http://127.0.0.1:{free_port()}",
+        prefect_ui="http://127.0.0.1:1",
+    )
     env = {**os.environ, **sandbox_env(spec), "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)}
-    process = subprocess.Popen([sys.executable, "-m", "charterflow.inspector"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "charterflow.inspector"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{spec['inspector_port']}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -135,11 +142,16 @@ def test_the_sandboxes_are_seeded_and_the_inspector_shows_them(sandboxes):
 
 def test_inspector_actions_are_same_origin_posts(sandboxes):
     base, urls, spec = sandboxes
-    form = {"user": build().wg[0].discord["username"], "name": "idea", "options": "text=A FAQ channel",
-            "channel_id": ""}
+    form = {
+        "user": build().wg[0].discord["username"],
+        "name": "idea",
+        "options": "text=A FAQ channel",
+        "channel_id": "",
+    }
     # A form posted from another site is refused and nothing is sent.
-    refused = httpx.post(f"{base}/act/discord/command", data=form, timeout=10,
-                         headers={"Origin": "http://elsewhere.example"})
+    refused = httpx.post(
+        f"{base}/act/discord/command", data=form, timeout=10, headers={"Origin": "http://elsewhere.example"}
+    )
     assert refused.status_code == 403
     assert httpx.post(f"{base}/act/discord/command", data=form, timeout=10).status_code == 403
     state = httpx.get(f"{urls['discord']}/_sandbox/state", timeout=10).json()

@@ -23,15 +23,23 @@ def _documents() -> list[Path]:
 
 def test_the_documents_are_found():
     names = {str(p.relative_to(ROOT)) for p in _documents()}
-    assert {"README.md", "docs/charter.md", "docs/design.md", "rules/README.md",
-            "connectors/discord/README.md"} <= names
+    assert {
+        "README.md",
+        "docs/charter.md",
+        "docs/design.md",
+        "rules/README.md",
+        "connectors/discord/README.md",
+    } <= names
 
 
 @pytest.mark.parametrize("path", _documents(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_document_points_outside_the_repository(path):
     text = path.read_text(encoding="utf-8")
-    hits = [f"line {text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
-            for needle in OUTSIDE for m in re.finditer(re.escape(needle), text)]
+    hits = [
+        f"line {text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}"
+        for needle in OUTSIDE
+        for m in re.finditer(re.escape(needle), text)
+    ]
     assert hits == []
 
 

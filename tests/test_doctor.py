@@ -48,8 +48,11 @@ def _serve(seeds: dict[str, dict[str, Any] | None]) -> Iterator[tuple[dict[str, 
             server = stack.enter_context(LoopbackServer(box.app))
             info = box.client_info(server.url)
             env.update(info["env"])
-            secrets += [str(v) for k, v in info["credentials"].items()
-                        if k in ("token", "api_key", "webhook_secret", "bot_token", "signing_secret")]
+            secrets += [
+                str(v)
+                for k, v in info["credentials"].items()
+                if k in ("token", "api_key", "webhook_secret", "bot_token", "signing_secret")
+            ]
         yield env, secrets
 
 
@@ -73,8 +76,15 @@ def test_sandboxes_set_up_right_are_all_ok():
     assert lines[-1].endswith("all ok")
     checks = lines[:-1]
     assert len(checks) >= 19 and all(ln.startswith("ok ") for ln in checks), out
-    for name in ("token", "permissions", "role wg-member", "role moderator", "role admin", "interactions key",
-                 "intents"):
+    for name in (
+        "token",
+        "permissions",
+        "role wg-member",
+        "role moderator",
+        "role admin",
+        "interactions key",
+        "intents",
+    ):
         assert _line(out, "discord", name).startswith("ok")
     for name in ("api key", "admin scope", "category Working Group", "group working-group", "webhook secret"):
         assert _line(out, "discourse", name).startswith("ok")
@@ -96,8 +106,16 @@ def _wrong_seeds() -> dict[str, dict[str, Any]]:
     discourse["api_username"] = "cleo_marsh"  # not an admin: admin routes answer 404
     discourse["api_keys"] = [{"key": "forum-key-invented-0451", "username": "cleo_marsh"}]
     slack = slack_default()
-    slack["bot_scopes"] = ["chat:write", "im:write", "mpim:write", "users:read", "users:read.email",
-                           "channels:history", "im:history", "mpim:history"]  # no groups:history
+    slack["bot_scopes"] = [
+        "chat:write",
+        "im:write",
+        "mpim:write",
+        "users:read",
+        "users:read.email",
+        "channels:history",
+        "im:history",
+        "mpim:history",
+    ]  # no groups:history
     for channel in slack["channels"]:
         if channel["id"] == "C0GENERAL":
             channel["is_private"] = False
@@ -149,9 +167,11 @@ def test_each_problem_of_a_wrong_setup_is_reported_with_its_fix():
 
 def test_bad_credentials_stop_each_platform_at_its_first_check():
     for env, secrets in _serve({"discord": None, "discourse": None, "slack": None}):  # noqa: B007 - read after the loop
-        wrong = {"CHARTERFLOW_DISCORD_TOKEN": "invented.discord.token-not-valid",
-                 "CHARTERFLOW_DISCOURSE_API_KEY": "invented-forum-key-not-valid",
-                 "CHARTERFLOW_SLACK_BOT_TOKEN": "xoxb-invented-not-valid"}
+        wrong = {
+            "CHARTERFLOW_DISCORD_TOKEN": "invented.discord.token-not-valid",
+            "CHARTERFLOW_DISCOURSE_API_KEY": "invented-forum-key-not-valid",
+            "CHARTERFLOW_SLACK_BOT_TOKEN": "xoxb-invented-not-valid",
+        }
         code, out = _doctor({**env, **wrong})
     assert code == 1, out
     assert "set CHARTERFLOW_DISCORD_TOKEN" in _line(out, "discord", "token")
@@ -189,19 +209,29 @@ def test_channel_overwrites_are_applied_as_discord_does():
     roles = {guild: {"permissions": str(view | send)}, bot_role: {"permissions": "0"}}
     base = guild_permissions(guild_id=guild, roles=roles, member_roles=[bot_role])
     assert base == view | send
-    private = [{"id": guild, "type": 0, "allow": "0", "deny": str(view)},  # hidden from @everyone
-               {"id": wg_role, "type": 0, "allow": str(view), "deny": "0"}]
-    assert not channel_permissions(base, guild_id=guild, member_id=bot, member_roles=[bot_role],
-                                   overwrites=private) & view
-    assert channel_permissions(base, guild_id=guild, member_id=bot, member_roles=[bot_role, wg_role],
-                               overwrites=private) & view
+    private = [
+        {"id": guild, "type": 0, "allow": "0", "deny": str(view)},  # hidden from @everyone
+        {"id": wg_role, "type": 0, "allow": str(view), "deny": "0"},
+    ]
+    assert (
+        not channel_permissions(base, guild_id=guild, member_id=bot, member_roles=[bot_role], overwrites=private) & view
+    )
+    assert (
+        channel_permissions(base, guild_id=guild, member_id=bot, member_roles=[bot_role, wg_role], overwrites=private)
+        & view
+    )
     member_deny = private + [{"id": bot, "type": 1, "allow": "0", "deny": str(send)}]
-    assert not channel_permissions(base, guild_id=guild, member_id=bot, member_roles=[bot_role, wg_role],
-                                   overwrites=member_deny) & send
+    assert (
+        not channel_permissions(
+            base, guild_id=guild, member_id=bot, member_roles=[bot_role, wg_role], overwrites=member_deny
+        )
+        & send
+    )
     admin = {**roles, bot_role: {"permissions": str(1 << 3)}}
     top = guild_permissions(guild_id=guild, roles=admin, member_roles=[bot_role])
-    assert channel_permissions(top, guild_id=guild, member_id=bot, member_roles=[bot_role],
-                               overwrites=member_deny) == -1  # Administrator passes every overwrite
+    assert (
+        channel_permissions(top, guild_id=guild, member_id=bot, member_roles=[bot_role], overwrites=member_deny) == -1
+    )  # Administrator passes every overwrite
 
 
 def test_json_output_is_one_object_per_check():

@@ -34,16 +34,26 @@ def browser(tmp_path):
 
     options = Options()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,800",
-                 "--hide-scrollbars"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1280,800",
+        "--hide-scrollbars",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(60)
     # The screenshots' size, whatever room the headless window keeps for itself.
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                           {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+    )
     yield driver
     driver.quit()
 
@@ -79,13 +89,25 @@ def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
     chair = community.person(community.wg_roles["chair"])
     voter = community.wg[1]
     # The Chair proposes a platform trial on Discord: the WG's endorsement ballot opens.
-    outcome = httpx.post(f"{stack['sandboxes']['discord']}/_sandbox/interactions", timeout=30, json={
-        "type": "command", "user": chair.discord["username"], "name": "propose",
-        "options": {"kind": "trial-platform", "title": "Trial a forum-to-chat bridge", "platform": "matrix",
-                    "summary": "Three months, to let Forum-only members join live events."}}).json()
+    outcome = httpx.post(
+        f"{stack['sandboxes']['discord']}/_sandbox/interactions",
+        timeout=30,
+        json={
+            "type": "command",
+            "user": chair.discord["username"],
+            "name": "propose",
+            "options": {
+                "kind": "trial-platform",
+                "title": "Trial a forum-to-chat bridge",
+                "platform": "matrix",
+                "summary": "Three months, to let Forum-only members join live events.",
+            },
+        },
+    ).json()
     assert outcome["status"] == 200, outcome
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     try:
+
         def ballot_ref():
             with ledger.read() as session:
                 proposal = session.scalars(select(Proposal)).first()
@@ -100,8 +122,11 @@ def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
         inspector = stack["inspector_url"]
         browser.get(f"{inspector}/discord?channel={ref['thread_id']}&as={voter.discord['username']}")
         assert "Discord" in browser.title
-        yes = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button[data-custom-id^='cfb:']")
-                   if b.text.strip().lower() == "yes")
+        yes = next(
+            b
+            for b in browser.find_elements(By.CSS_SELECTOR, "button[data-custom-id^='cfb:']")
+            if b.text.strip().lower() == "yes"
+        )
         yes.click()
         note = WebDriverWait(browser, 30).until(seen.presence_of_element_located((By.ID, "note")))
         assert "pressed the button" in note.text and "HTTP 200" in note.text, note.text
@@ -109,14 +134,17 @@ def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
         def voted():
             with ledger.read() as session:
                 person = repo.get_person(session, voter.handle)
-                return session.scalars(select(Vote).where(Vote.ballot_id == ballot_id,
-                                                          Vote.voter_person_id == person.id)).first()
+                return session.scalars(
+                    select(Vote).where(Vote.ballot_id == ballot_id, Vote.voter_person_id == person.id)
+                ).first()
 
         vote = _wait(voted)
         assert vote is not None and vote.choice.value == "yes" and vote.source_platform == "discord"
         # The voter's private answer is shown too (the handler's follow-up).
-        _wait(lambda: "recorded" in httpx.get(f"{stack['sandboxes']['discord']}/_sandbox/state",
-                                              timeout=10).text, timeout=30)
+        _wait(
+            lambda: "recorded" in httpx.get(f"{stack['sandboxes']['discord']}/_sandbox/state", timeout=10).text,
+            timeout=30,
+        )
         shots.mkdir(parents=True, exist_ok=True)
         page = browser.current_url  # the same page, its note, and the private answer
 

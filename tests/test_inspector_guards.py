@@ -14,33 +14,42 @@ from charterflow.inspector.app import allowed_host, create_app
 from charterflow.inspector.serve import Running
 from charterflow.seed import build
 from connectors.discord.connector import DiscordConnector
-from tests.support.net import LoopbackServer
 from tests.support.membership import discord_seed
+from tests.support.net import LoopbackServer
 
 
 @pytest.fixture
 def inspector() -> Iterator[tuple[str, int, Running]]:
     sandbox = DiscordConnector.sandbox(seed=discord_seed())
     with LoopbackServer(sandbox.app) as discord:
-        running = Running(urls={"discord": discord.url, "discourse": "http://127.0.0.1:9"},
-                          gateway_url="http://127.0.0.1:9", community=build(), ready=True)
+        running = Running(
+            urls={"discord": discord.url, "discourse": "http://127.0.0.1:9"},
+            gateway_url="http://127.0.0.1:9",
+            community=build(),
+            ready=True,
+        )
         server = LoopbackServer(create_app(running=running))  # bound first: its port is known
-        server.app = create_app(running=running, port=server.port,
-                                allowed_hosts=["inspector.wg.example"])
+        server.app = create_app(running=running, port=server.port, allowed_hosts=["inspector.wg.example"])
         server.server.config.app = server.app
         with server:
             yield server.url, server.port, running
 
 
-def post(url: str, path: str, *, host: str, origin: str | None, referer: str | None = None,
-         data: dict[str, str] | None = None) -> httpx.Response:
+def post(
+    url: str,
+    path: str,
+    *,
+    host: str,
+    origin: str | None,
+    referer: str | None = None,
+    data: dict[str, str] | None = None,
+) -> httpx.Response:
     headers = {"Host": host}
     if origin:
         headers["Origin"] = origin
     if referer:
         headers["Referer"] = referer
-    return httpx.post(f"{url}{path}", headers=headers, data=data or {}, timeout=30,
-                      follow_redirects=False)
+    return httpx.post(f"{url}{path}", headers=headers, data=data or {}, timeout=30, follow_redirects=False)
 
 
 def test_a_foreign_host_with_a_matching_origin_is_refused(inspector):
@@ -60,16 +69,20 @@ def test_the_redirect_after_an_action_stays_on_the_inspector(inspector):
     url, port, _ = inspector
     own = f"127.0.0.1:{port}"
     press = {"user": "avery_quill", "channel_id": "1", "message_id": "1", "custom_id": "cfb:1:1"}
-    for referer in (f"http://{own}//evil.example/x", f"http://{own}/\\evil.example",
-                    f"http://{own}/discord?channel=5&next=//evil.example&note=old"):
+    for referer in (
+        f"http://{own}//evil.example/x",
+        f"http://{own}/\\evil.example",
+        f"http://{own}/discord?channel=5&next=//evil.example&note=old",
+    ):
         answer = post(url, "/act/discord/press", host=own, origin=None, referer=referer, data=press)
         assert answer.status_code == 303
         target = answer.headers["location"]
         assert target.startswith(("/?", "/discord?")) and "evil" not in target, target
         resolved = httpx.URL(f"http://{own}/").join(target)
         assert resolved.host == "127.0.0.1" and resolved.port == port
-    kept = post(url, "/act/discord/press", host=own, origin=None, referer=f"http://{own}/discord?channel=5",
-                data=press).headers["location"]
+    kept = post(
+        url, "/act/discord/press", host=own, origin=None, referer=f"http://{own}/discord?channel=5", data=press
+    ).headers["location"]
     assert kept.startswith("/discord?channel=5&note=")
 
 
@@ -82,11 +95,23 @@ def test_bad_numbers_are_400(inspector):
     assert httpx.get(f"{url}/forum?topic=abc", headers={"Host": own}, timeout=30).status_code == 400
 
 
-@pytest.mark.parametrize("host, ok", [("127.0.0.1:8090", True), ("localhost:8090", True),
-                                      ("LOCALHOST:8090", True), ("127.0.0.1:8091", False),
-                                      ("evil.example:8090", False), ("127.0.0.1.evil.example:8090", False),
-                                      ("named.example:8090", True), ("named.example:1", False),
-                                      ("exact.example:9999", True), ("exact.example:8090", False),
-                                      ("", False), ("127.0.0.1:80x", False), ("[::1]:8090", True)])
+@pytest.mark.parametrize(
+    "host, ok",
+    [
+        ("127.0.0.1:8090", True),
+        ("localhost:8090", True),
+        ("LOCALHOST:8090", True),
+        ("127.0.0.1:8091", False),
+        ("evil.example:8090", False),
+        ("127.0.0.1.evil.example:8090", False),
+        ("named.example:8090", True),
+        ("named.example:1", False),
+        ("exact.example:9999", True),
+        ("exact.example:8090", False),
+        ("", False),
+        ("127.0.0.1:80x", False),
+        ("[::1]:8090", True),
+    ],
+)
 def test_allowed_host(host, ok):
     assert allowed_host(host, port=8090, names=("named.example", "exact.example:9999")) is ok

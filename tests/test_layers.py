@@ -60,8 +60,14 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 def _lint_imports(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     # --no-cache: grimp would otherwise write .import_linter_cache into the working tree.
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(ROOT / "pyproject.toml")],
-                          cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(ROOT / "pyproject.toml")],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_import_contracts_hold():
@@ -70,13 +76,16 @@ def test_import_contracts_hold():
     assert "0 broken" in result.stdout
 
 
-@pytest.mark.parametrize(("module", "line", "contract"), [
-    ("rules/__init__.py", "import connectors.errors", "rules and connectors never import each other"),
-    ("ledger/db.py", "from flows import inbox", "charterflow > gateway > flows"),
-    ("ledger/db.py", "from connectors import base", "the ledger does not talk to platforms"),
-    ("flows/__init__.py", "import charterflow.cli", "charterflow > gateway > flows"),
-    ("flows/ideas/status.py", "from flows.guides import help", "capability packages do not import one another"),
-])
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        ("rules/__init__.py", "import connectors.errors", "rules and connectors never import each other"),
+        ("ledger/db.py", "from flows import inbox", "charterflow > gateway > flows"),
+        ("ledger/db.py", "from connectors import base", "the ledger does not talk to platforms"),
+        ("flows/__init__.py", "import charterflow.cli", "charterflow > gateway > flows"),
+        ("flows/ideas/status.py", "from flows.guides import help", "capability packages do not import one another"),
+    ],
+)
 def test_import_contracts_refuse_a_new_exception(tmp_path, module, line, contract):
     """A copy of the packages with one import planted, checked with the same contracts."""
     for package in OURS:
@@ -95,12 +104,14 @@ def test_import_contracts_refuse_a_new_exception(tmp_path, module, line, contrac
 PLATFORM_PACKAGES = sorted(p.name for p in (ROOT / "connectors").iterdir() if (p / "connector.py").is_file())
 # The Board's Slack channel: its Block Kit builders and action parsers are still imported by
 # the Board flows and the report's Board message (issue 20: the Slack side stays the Board's).
-BOARD_CHANNEL = {"flows/board/common.py": {"connectors.slack.blocks", "connectors.slack.connector"},  # split_ref
-                 "flows/board/decision.py": {"connectors.slack.blocks", "connectors.slack.inbound"},
-                 "flows/inbox.py": {"connectors.slack.blocks"},
-                 "flows/inbox_routing.py": {"connectors.slack.blocks"},
-                 "flows/reports/render.py": {"connectors.slack.blocks"},
-                 "flows/wg_roles/board.py": {"connectors.slack.blocks", "connectors.slack.inbound"}}
+BOARD_CHANNEL = {
+    "flows/board/common.py": {"connectors.slack.blocks", "connectors.slack.connector"},  # split_ref
+    "flows/board/decision.py": {"connectors.slack.blocks", "connectors.slack.inbound"},
+    "flows/inbox.py": {"connectors.slack.blocks"},
+    "flows/inbox_routing.py": {"connectors.slack.blocks"},
+    "flows/reports/render.py": {"connectors.slack.blocks"},
+    "flows/wg_roles/board.py": {"connectors.slack.blocks", "connectors.slack.inbound"},
+}
 
 
 def test_there_are_platform_packages_to_guard():
@@ -113,8 +124,12 @@ def test_flows_import_no_concrete_connector():
         rel = str(path.relative_to(ROOT))
         for name in imports(path):
             parts = name.split(".")
-            if parts[0] == "connectors" and len(parts) > 1 and parts[1] in PLATFORM_PACKAGES \
-                    and name not in BOARD_CHANNEL.get(rel, set()):
+            if (
+                parts[0] == "connectors"
+                and len(parts) > 1
+                and parts[1] in PLATFORM_PACKAGES
+                and name not in BOARD_CHANNEL.get(rel, set())
+            ):
                 bad.append(f"{rel} imports {name}")
     assert bad == []
 
@@ -124,7 +139,10 @@ def test_flows_do_not_probe_connectors():
     bad = []
     for path in sorted((ROOT / "flows").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
-                    and node.func.id in ("getattr", "hasattr"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr")
+            ):
                 bad.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.func.id}")
     assert bad == []

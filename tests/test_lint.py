@@ -78,11 +78,13 @@ def test_every_noqa_and_type_ignore_says_why() -> None:
 
 def test_the_reason_check_refuses_a_bare_noqa_and_a_bare_type_ignore(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("import os  # noqa: F401\n"
-                      "import re  # noqa\n"
-                      "x: int = 'a'  # type: ignore\n"
-                      "y: int = 'b'  # type: ignore[assignment]\n"
-                      "import sys  # noqa: F401 - re-exported\n"
-                      "z: int = 'c'  # type: ignore[assignment]  # a test of the check\n")
+    sample.write_text(
+        "import os  # noqa: F401\n"
+        "import re  # noqa\n"
+        "x: int = 'a'  # type: ignore\n"
+        "y: int = 'b'  # type: ignore[assignment]\n"
+        "import sys  # noqa: F401 - re-exported\n"
+        "z: int = 'c'  # type: ignore[assignment]  # a test of the check\n"
+    )
     bad = silenced_without_reason(sample, tmp_path)
     assert [b.split(":")[1] for b in bad] == ["1", "2", "3", "4"]

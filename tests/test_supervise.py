@@ -19,8 +19,8 @@ from charterflow.status import render, running_status, write_status
 from charterflow.up import CRASH_LOOP_EXITS, ChildSpec, Supervisor
 from connectors.discord.sandbox import DiscordSandbox
 from connectors.discourse.sandbox import DiscourseSandbox
-from tests.support.net import LoopbackServer
 from tests.procs import wait_for
+from tests.support.net import LoopbackServer
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
 
@@ -34,10 +34,17 @@ def test_a_child_that_exits_is_restarted_and_the_others_keep_running(tmp_path):
     said: list[str] = []
     sup = _supervisor(tmp_path, said)
     healed = []
-    sleeper = sup.start(ChildSpec(name="sleeper", argv=[sys.executable, "-c", "import time; time.sleep(60)"],
-                                  env=dict(os.environ)))
-    victim = sup.start(ChildSpec(name="victim", argv=[sys.executable, "-c", "import time; time.sleep(60)"],
-                                 env=dict(os.environ), after_restart=healed.append))
+    sleeper = sup.start(
+        ChildSpec(name="sleeper", argv=[sys.executable, "-c", "import time; time.sleep(60)"], env=dict(os.environ))
+    )
+    victim = sup.start(
+        ChildSpec(
+            name="victim",
+            argv=[sys.executable, "-c", "import time; time.sleep(60)"],
+            env=dict(os.environ),
+            after_restart=healed.append,
+        )
+    )
     try:
         first = victim.process.pid
         os.kill(first, 9)
@@ -60,8 +67,13 @@ def test_a_child_that_exits_is_restarted_and_the_others_keep_running(tmp_path):
 def test_a_crash_loop_is_reported_with_the_childs_name_and_log(tmp_path):
     said: list[str] = []
     sup = _supervisor(tmp_path, said)
-    crasher = sup.start(ChildSpec(name="crasher", env=dict(os.environ),
-                                  argv=[sys.executable, "-c", "import sys; print('bad config'); sys.exit(3)"]))
+    crasher = sup.start(
+        ChildSpec(
+            name="crasher",
+            env=dict(os.environ),
+            argv=[sys.executable, "-c", "import sys; print('bad config'); sys.exit(3)"],
+        )
+    )
     try:
         looping = None
         deadline = time.monotonic() + 60
@@ -71,8 +83,12 @@ def test_a_crash_loop_is_reported_with_the_childs_name_and_log(tmp_path):
         assert looping is crasher
         assert crasher.restarts == CRASH_LOOP_EXITS - 1 and crasher.state == "stopped"
         # backoff doubles: 0.5, 1, 2, 4 s between the exits
-        assert [line.split("restarting it in ")[1].split(" s")[0] for line in said if "restarting" in line] \
-            == ["0.5", "1", "2", "4"]
+        assert [line.split("restarting it in ")[1].split(" s")[0] for line in said if "restarting" in line] == [
+            "0.5",
+            "1",
+            "2",
+            "4",
+        ]
         assert "bad config" in crasher.log.read_text()
     finally:
         sup.stop()
@@ -82,9 +98,21 @@ def test_status_says_when_up_is_not_running_and_shows_each_child(tmp_path):
     env = {**os.environ, "CHARTERFLOW_HOME": str(tmp_path)}
     result = subprocess.run([CHARTERFLOW, "status"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "charterflow up is not running" in result.stdout
-    status = {"pid": os.getpid(), "started_at": "2026-12-05T01:00:00+00:00", "children": [
-        {"name": "gateway", "state": "running", "pid": 4242, "restarts": 2, "last_exit": -9,
-         "last_exit_at": "2026-12-05T01:02:00+00:00", "log": "/logs/gateway.log"}]}
+    status = {
+        "pid": os.getpid(),
+        "started_at": "2026-12-05T01:00:00+00:00",
+        "children": [
+            {
+                "name": "gateway",
+                "state": "running",
+                "pid": 4242,
+                "restarts": 2,
+                "last_exit": -9,
+                "last_exit_at": "2026-12-05T01:02:00+00:00",
+                "log": "/logs/gateway.log",
+            }
+        ],
+    }
     write_status(tmp_path, status)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".status-")], "no temporary file left"
     result = subprocess.run([CHARTERFLOW, "status"], env=env, capture_output=True, text=True, timeout=60)
@@ -92,7 +120,7 @@ def test_status_says_when_up_is_not_running_and_shows_each_child(tmp_path):
     line = next(x for x in result.stdout.splitlines() if "gateway" in x)
     assert line.split()[:5] == ["gateway", "running", "4242", "2", "-9"] and "/logs/gateway.log" in line
     # A status left by an `up` that is gone is not a running `up`.
-    write_status(tmp_path, {**status, "pid": 2 ** 22 + 12345})
+    write_status(tmp_path, {**status, "pid": 2**22 + 12345})
     assert running_status(tmp_path) is None
     assert "restarts" in render(status)
 
@@ -104,7 +132,9 @@ def test_a_restarted_sandbox_serves_its_state_again_and_keeps_no_secret_on_disk(
     with LoopbackServer(store.watch("discord", seed_box)) as server:
         connector = seed_box.connect(server.url)
         try:
-            sent = connector.post(channel=_first_text_channel(seed_box), title="Restart test", text="Kept across a restart")
+            sent = connector.post(
+                channel=_first_text_channel(seed_box), title="Restart test", text="Kept across a restart"
+            )
         finally:
             connector.close()
     data = store.path("discord").read_bytes()
@@ -141,8 +171,11 @@ def test_the_forum_sandbox_sends_a_webhook_again_until_it_is_taken(tmp_path):
         await send({"type": "http.response.body", "body": b""})
 
     with LoopbackServer(hook) as receiver:
-        box = DiscourseSandbox(webhook_url=f"{receiver.url}/hooks", webhook_secret="hook-secret-for-tests",
-                               settings={"webhook_retry_delays": [0.3, 0.6]})
+        box = DiscourseSandbox(
+            webhook_url=f"{receiver.url}/hooks",
+            webhook_secret="hook-secret-for-tests",
+            settings={"webhook_retry_delays": [0.3, 0.6]},
+        )
         try:
             with LoopbackServer(box.app) as forum:
                 httpx.post(f"{forum.url}/_sandbox/webhooks/ping").raise_for_status()

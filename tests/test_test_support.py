@@ -16,8 +16,11 @@ NET = TESTS / "support" / "net.py"
 
 
 def _modules() -> list[tuple[str, ast.Module]]:
-    return [(str(path.relative_to(ROOT)), ast.parse(path.read_text(), filename=str(path)))
-            for path in sorted(TESTS.rglob("*.py")) if "__pycache__" not in path.parts]
+    return [
+        (str(path.relative_to(ROOT)), ast.parse(path.read_text(), filename=str(path)))
+        for path in sorted(TESTS.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    ]
 
 
 def test_no_module_imports_from_a_conftest():
@@ -37,8 +40,11 @@ def test_one_free_port_and_one_loopback_server():
         if name == str(NET.relative_to(ROOT)):
             continue
         for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("test_") and (
-                    "free_port" in node.name or "closed_port" in node.name or node.name == "LoopbackServer"):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                and not node.name.startswith("test_")
+                and ("free_port" in node.name or "closed_port" in node.name or node.name == "LoopbackServer")
+            ):
                 copies.append(f"{name}:{node.lineno} defines {node.name}")
             if isinstance(node, ast.Attribute) and node.attr == "Server" and ast.unparse(node.value) == "uvicorn":
                 copies.append(f"{name}:{node.lineno} runs its own uvicorn.Server")
@@ -55,8 +61,12 @@ def _skips(tree: ast.Module) -> list[ast.AST]:
 
 def test_no_test_skips_on_the_content_of_source_code():
     """A regression in the code read would skip the test instead of failing it."""
-    bad = [f"{name}:{node.lineno}" for name, tree in _modules() for node in _skips(tree)
-           if "getsource" in ast.unparse(node) or "read_text" in ast.unparse(node)]
+    bad = [
+        f"{name}:{node.lineno}"
+        for name, tree in _modules()
+        for node in _skips(tree)
+        if "getsource" in ast.unparse(node) or "read_text" in ast.unparse(node)
+    ]
     assert bad == []
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from charterflow.seed import build
 from bench.startup import stack_processes
+from charterflow.seed import build
 from tests.support.net import free_port
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
@@ -28,10 +28,13 @@ CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
 
 def stack_env(home: Path, port: int, gateway_port: int | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CHARTERFLOW_"))}
-    env.update(CHARTERFLOW_HOME=str(home), CHARTERFLOW_PREFECT_PORT=str(port),
-               CHARTERFLOW_GATEWAY_HOST="127.0.0.1",
-               CHARTERFLOW_GATEWAY_PORT=str(gateway_port or free_port()),
-               PREFECT_RUNNER_POLL_FREQUENCY="2")
+    env.update(
+        CHARTERFLOW_HOME=str(home),
+        CHARTERFLOW_PREFECT_PORT=str(port),
+        CHARTERFLOW_GATEWAY_HOST="127.0.0.1",
+        CHARTERFLOW_GATEWAY_PORT=str(gateway_port or free_port()),
+        PREFECT_RUNNER_POLL_FREQUENCY="2",
+    )
     return env
 
 
@@ -70,8 +73,7 @@ def running_up(tmp_path: Path, **extra_env: str) -> Iterator[tuple[dict, Output]
     the end, nothing left behind."""
     env = stack_env(tmp_path, free_port(), free_port())
     env.update(CHARTERFLOW_INSPECTOR_PORT=str(free_port()), **extra_env)
-    up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = Output(up)
     try:
         assert out.wait_for("charterflow is up", 150), out.text
@@ -111,8 +113,7 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
     port, gateway_port, inspector_port = free_port(), free_port(), free_port()
     env = stack_env(tmp_path, port, gateway_port)
     env["CHARTERFLOW_INSPECTOR_PORT"] = str(inspector_port)
-    up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
+    up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = Output(up)
     try:
         assert out.wait_for("charterflow is up", 150), out.text
@@ -148,14 +149,14 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert health.json()["prefect"]["prefect_reachable"] is True
 
         # A second `up` says so instead of failing on the busy port.
-        second = subprocess.run([CHARTERFLOW, "up"], env=env, capture_output=True, text=True,
-                                timeout=30)
+        second = subprocess.run([CHARTERFLOW, "up"], env=env, capture_output=True, text=True, timeout=30)
         assert second.returncode == 1
         assert "already running" in second.stdout and "Traceback" not in second.stdout + second.stderr
 
         # The demo drives its story through the public interfaces.
-        demo = subprocess.run([CHARTERFLOW, "demo", "--timeout", "120"], env=env, capture_output=True,
-                              text=True, timeout=900)
+        demo = subprocess.run(
+            [CHARTERFLOW, "demo", "--timeout", "120"], env=env, capture_output=True, text=True, timeout=900
+        )
         print(demo.stdout, demo.stderr)
         assert "Traceback" not in demo.stdout + demo.stderr
         if ideas_installed():
@@ -163,10 +164,18 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         else:  # the capability is missing: the step says so at once, after all the others
             assert demo.returncode == 1
             assert "error: step 'file and triage an idea' did not happen" in demo.stderr
-        for step in ("1. An applicant", "2. They confirm", "3. Members vote", "4. A moderator",
-                     "5. A platform trial", "6. A Board member", "7. The Board names its Liaison",
-                     "8. An idea", "9. The community guides are published",
-                     "10. A member reports a message"):
+        for step in (
+            "1. An applicant",
+            "2. They confirm",
+            "3. Members vote",
+            "4. A moderator",
+            "5. A platform trial",
+            "6. A Board member",
+            "7. The Board names its Liaison",
+            "8. An idea",
+            "9. The community guides are published",
+            "10. A member reports a message",
+        ):
             assert step in demo.stdout
         # The common room relayed the moderators' message; the inspector lists the report and it.
         assert "relayed to the Forum's Moderators category" in demo.stdout
@@ -196,8 +205,12 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert grants.count((applicant, "wg-member")) == 1
         moderator_user = next(p.discord["username"] for p in build().wg if p.handle == moderator)
         assert grants.count((moderator_user, "moderator")) == 1
-        buttons = [b.get("custom_id", "") for m in discord["messages"] for row in m["components"]
-                   for b in row.get("components", [])]
+        buttons = [
+            b.get("custom_id", "")
+            for m in discord["messages"]
+            for row in m["components"]
+            for b in row.get("components", [])
+        ]
         assert sum(1 for b in buttons if b.startswith("cfc:")) == 1, "one confirmation DM"
         # A ballot message keeps its buttons while open; once closed they are removed.
         ballot_messages = {m["id"] for m in discord["messages"] if m["content"].startswith("**Ballot")}
@@ -211,8 +224,9 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert len(top) == 2, "one escalation and one Board Liaison question in the Board channel"
         top = [m for m in top if "chat bridge" in json.dumps(m)]
         assert len(top) == 1, "one escalation of the proposal"
-        assert [m for m in board if m.get("thread_ts") == top[0]["ts"] and m["ts"] != top[0]["ts"]], \
+        assert [m for m in board if m.get("thread_ts") == top[0]["ts"] and m["ts"] != top[0]["ts"]], (
             "the decision is told in its thread"
+        )
         assert processes_of(tmp_path), "the stack's processes should be found while it runs"
 
         # The bot's own Forum posts (its replies, as `system`) came back by webhook and were
@@ -225,16 +239,23 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
         try:
             with ledger.read() as session:
-                routes = [e.route for e in session.scalars(select(InboxEvent).where(
-                    InboxEvent.source == "discourse")) if (e.payload or {}).get("actor") == "system"]
+                routes = [
+                    e.route
+                    for e in session.scalars(select(InboxEvent).where(InboxEvent.source == "discourse"))
+                    if (e.payload or {}).get("actor") == "system"
+                ]
         finally:
             ledger.dispose()
         assert routes and set(routes) == {"own"}, routes
         # A CLI command run from a plain shell sees this stack's ledger and says so.
         shell = {k: v for k, v in env.items() if not k.startswith("CHARTERFLOW_")}
-        listed = subprocess.run([CHARTERFLOW, "ideas", "list", "--json"], text=True, timeout=120,
-                                capture_output=True,
-                                env={**shell, "CHARTERFLOW_HOME": str(tmp_path), "CHARTERFLOW_USE_UP": "1"})
+        listed = subprocess.run(
+            [CHARTERFLOW, "ideas", "list", "--json"],
+            text=True,
+            timeout=120,
+            capture_output=True,
+            env={**shell, "CHARTERFLOW_HOME": str(tmp_path), "CHARTERFLOW_USE_UP": "1"},
+        )
         assert listed.returncode == 0, listed.stderr
         assert listed.stderr.startswith("using the stack of `charterflow up` (up.json, pid ")
         assert len(json.loads(listed.stdout)) >= 4  # the three seeded ideas and the demo's
@@ -259,8 +280,9 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert re.search(r"charterflow\.inbox - inbox event \d+: \S+ in \d+ ms", worker_log), worker_log[-2000:]
         assert "UserWarning" not in worker_log
         # The worker said it started, in Prefect's event feed.
-        found = api.post("/events/filter", json={
-            "filter": {"event": {"prefix": ["charterflow.inbox-worker.started"]}}, "limit": 10}).json()
+        found = api.post(
+            "/events/filter", json={"filter": {"event": {"prefix": ["charterflow.inbox-worker.started"]}}, "limit": 10}
+        ).json()
         assert [e["event"] for e in found["events"]] == ["charterflow.inbox-worker.started"], found
     finally:
         started = time.monotonic()
@@ -286,8 +308,9 @@ def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([CHARTERFLOW, "up"], env=stack_env(tmp_path, port),
-                                capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [CHARTERFLOW, "up"], env=stack_env(tmp_path, port), capture_output=True, text=True, timeout=30
+        )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stdout
     assert "CHARTERFLOW_PREFECT_PORT" in result.stdout and "Traceback" not in result.stderr
@@ -304,6 +327,7 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
     from ledger.models import AuditEntry, InboxEvent
 
     with running_up(tmp_path, CHARTERFLOW_WORKER_STALL_SECONDS="10") as (lock, out):
+
         def worker_pids() -> list[int]:
             found = []
             for pid in processes_of(tmp_path):
@@ -319,17 +343,26 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
         for pid in frozen:
             os.kill(pid, signal.SIGSTOP)
         author = build().applicants()[-1]
-        sent = httpx.post(f"{lock['sandboxes']['discord']}/_sandbox/interactions", timeout=30, json={
-            "type": "command", "user": author.discord["username"], "name": "idea",
-            "options": {"text": "A shared calendar of community events across both platforms"}}).json()
+        sent = httpx.post(
+            f"{lock['sandboxes']['discord']}/_sandbox/interactions",
+            timeout=30,
+            json={
+                "type": "command",
+                "user": author.discord["username"],
+                "name": "idea",
+                "options": {"text": "A shared calendar of community events across both platforms"},
+            },
+        ).json()
         assert sent["status"] == 200, sent
         assert out.wait_for("restarting it and dispatching them again", 120), out.text[-3000:]
         ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
         try:
+
             def handled() -> InboxEvent | None:
                 with ledger.read() as session:
-                    return session.scalars(select(InboxEvent).where(InboxEvent.route == "idea",
-                                                                    InboxEvent.processed_at.is_not(None))).first()
+                    return session.scalars(
+                        select(InboxEvent).where(InboxEvent.route == "idea", InboxEvent.processed_at.is_not(None))
+                    ).first()
 
             deadline = time.monotonic() + 90
             while handled() is None and time.monotonic() < deadline:
@@ -338,8 +371,13 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
             assert event is not None, (tmp_path / "logs" / "inbox-worker.log").read_text()[-3000:]
             assert event.dispatch_attempts == 2 and event.result_ref.startswith("idea:"), event.result_ref
             with ledger.read() as session:
-                retries = list(session.scalars(select(AuditEntry).where(
-                    AuditEntry.action == "inbox.retry", AuditEntry.subject == f"inbox:{event.id}")))
+                retries = list(
+                    session.scalars(
+                        select(AuditEntry).where(
+                            AuditEntry.action == "inbox.retry", AuditEntry.subject == f"inbox:{event.id}"
+                        )
+                    )
+                )
             assert [r.actor for r in retries] == ["up"]
         finally:
             ledger.dispose()

@@ -32,7 +32,8 @@ from ledger.migrate import MIGRATIONS, downgrade, head_revision, upgrade
 
 def _script(folder: Path, revision: str, down: str) -> None:
     (folder / f"{revision}_step.py").write_text(
-        f'"""A step."""\nrevision = "{revision}"\ndown_revision{down}\n\n\ndef upgrade():\n    pass\n')
+        f'"""A step."""\nrevision = "{revision}"\ndown_revision{down}\n\n\ndef upgrade():\n    pass\n'
+    )
 
 
 def test_the_head_read_as_text_is_alembics_own():
@@ -75,8 +76,13 @@ def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("prefect-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_HOME"] = str(home)
-    done = subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (home / "prefect.db").is_file()
     return home
@@ -129,10 +135,9 @@ def test_the_server_is_told_to_skip_its_migrations_on_a_warm_start_only(tmp_path
 
 
 def test_the_gateways_routes_are_kept_until_a_module_they_came_from_changes(tmp_path):
+    from charterflow.up import ROUTES_SOURCES, ROUTES_VARIABLE, keep_routes, kept_routes
     from flows.forking import forked
     from flows.inbox_routing import full_routes_snapshot
-
-    from charterflow.up import ROUTES_SOURCES, ROUTES_VARIABLE, keep_routes, kept_routes
 
     assert kept_routes(tmp_path) is None  # none kept yet
     forked(keep_routes, tmp_path).result(timeout=300)
@@ -143,11 +148,18 @@ def test_the_gateways_routes_are_kept_until_a_module_they_came_from_changes(tmp_
     inbox_file = next(path for path in sources["files"] if path.endswith(os.path.join("flows", "inbox.py")))
 
     # The gateway takes them without importing flows.inbox (nor Prefect), and routes as they say.
-    probe = ("import json, sys; from gateway.app import load_routes_apart; load_routes_apart(); "
-             "from flows import inbox_routing as r; "
-             "print(json.dumps({'imported': 'flows.inbox' in sys.modules, 'snapshot': r.routes_snapshot()}))")
-    done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, ROUTES_VARIABLE: str(kept)},
-                          capture_output=True, text=True, timeout=300)
+    probe = (
+        "import json, sys; from gateway.app import load_routes_apart; load_routes_apart(); "
+        "from flows import inbox_routing as r; "
+        "print(json.dumps({'imported': 'flows.inbox' in sys.modules, 'snapshot': r.routes_snapshot()}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, ROUTES_VARIABLE: str(kept)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     served = json.loads(done.stdout.splitlines()[-1])
     assert served["imported"] is False

@@ -36,8 +36,8 @@ from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import Application, ApplicationStatus, InboxEvent, MembershipStatus, Person
 from rules import default_charter, term_window
-from tests.support.net import LoopbackServer, free_port
 from tests.support.membership import MEMBERS, NOW, discord_seed, discourse_seed
+from tests.support.net import LoopbackServer, free_port
 
 BIN = Path(sys.executable).parent
 POOL = "charterflow-test-pool"
@@ -76,8 +76,15 @@ class Processes:
 
     def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
         out = (self.logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.children.append((name, proc))
         return proc
 
@@ -124,13 +131,35 @@ def _seed_ledger(ledger: Ledger, forum: Any, discord: Any) -> None:
         for name in MEMBERS:
             person = repo.create_person(session, handle=name, actor="operator", at=start)
             for platform, user in (("discourse", forum.find_user(name)), ("discord", discord.find_user(name))):
-                repo.add_identity(session, person, platform=platform, actor="operator", external_id=user.id,
-                                  username=user.username, at=start)
-            repo.start_membership(session, person, actor="operator", starts_at=start,
-                                  ends_at=term_window(start, charter=charter).end, origin="import", at=start)
+                repo.add_identity(
+                    session,
+                    person,
+                    platform=platform,
+                    actor="operator",
+                    external_id=user.id,
+                    username=user.username,
+                    at=start,
+                )
+            repo.start_membership(
+                session,
+                person,
+                actor="operator",
+                starts_at=start,
+                ends_at=term_window(start, charter=charter).end,
+                origin="import",
+                at=start,
+            )
             for platform, role in (("discourse", "group:working-group"), ("discord", "group:wg-member")):
-                repo.set_desired_platform_role(session, person, platform=platform, role=role, desired=True,
-                                               actor="operator", decision_ref="roster", at=start)
+                repo.set_desired_platform_role(
+                    session,
+                    person,
+                    platform=platform,
+                    role=role,
+                    desired=True,
+                    actor="operator",
+                    decision_ref="roster",
+                    at=start,
+                )
 
 
 @pytest.fixture
@@ -156,42 +185,83 @@ def stack(tmp_path: Path, postgres_server: Any) -> Iterator[dict[str, Any]]:
         api_port, gateway_port = free_port(), free_port()
         api = f"http://127.0.0.1:{api_port}/api"
         gateway = f"http://127.0.0.1:{gateway_port}"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PREFECT_", "CHARTERFLOW_")) and k.upper() not in ("HTTP_PROXY", "HTTPS_PROXY")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PREFECT_", "CHARTERFLOW_")) and k.upper() not in ("HTTP_PROXY", "HTTPS_PROXY")
+        }
         env.update(forum_sb.client_info(forum_srv.url)["env"])
         env.update(discord_sb.client_info(discord_srv.url)["env"])
-        env.update({
-            "NO_PROXY": "127.0.0.1,localhost", "PREFECT_HOME": str(tmp_path / "prefect"),
-            "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_DATABASE_CONNECTION_URL":
-                f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_server.port}/{prefect_db}",
-            "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "2",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "CHARTERFLOW_HOME": str(home), "CHARTERFLOW_DATABASE_URL": ledger_url,
-            "CHARTERFLOW_MEMBERSHIP_CONFIRM_SECRET": CONFIRM_SECRET,
-            "CHARTERFLOW_MEMBERSHIP_GATEWAY_URL": gateway,
-            "CHARTERFLOW_GATEWAY_HOST": "127.0.0.1", "CHARTERFLOW_GATEWAY_PORT": str(gateway_port),
-            "CHARTERFLOW_GATEWAY_FORM_SECRET": "workpool-test-form-secret-invented",
-            "CHARTERFLOW_GATEWAY_DRAIN_INTERVAL": "1",
-        })
+        env.update(
+            {
+                "NO_PROXY": "127.0.0.1,localhost",
+                "PREFECT_HOME": str(tmp_path / "prefect"),
+                "PREFECT_API_URL": api,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_server.port}/{prefect_db}",
+                "PREFECT_WORKER_QUERY_SECONDS": "2",
+                "PREFECT_WORKER_PREFETCH_SECONDS": "2",
+                "PREFECT_LOGGING_LEVEL": "WARNING",
+                "CHARTERFLOW_HOME": str(home),
+                "CHARTERFLOW_DATABASE_URL": ledger_url,
+                "CHARTERFLOW_MEMBERSHIP_CONFIRM_SECRET": CONFIRM_SECRET,
+                "CHARTERFLOW_MEMBERSHIP_GATEWAY_URL": gateway,
+                "CHARTERFLOW_GATEWAY_HOST": "127.0.0.1",
+                "CHARTERFLOW_GATEWAY_PORT": str(gateway_port),
+                "CHARTERFLOW_GATEWAY_FORM_SECRET": "workpool-test-form-secret-invented",
+                "CHARTERFLOW_GATEWAY_DRAIN_INTERVAL": "1",
+            }
+        )
         try:
-            procs.start("server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-                                   str(api_port), "--no-ui", "--no-scheduler"], env, tmp_path)
-            _wait("the Prefect server", lambda: httpx.get(f"{api}/health", timeout=3).status_code == 200,
-                  timeout=150)
-            deployed = subprocess.run([str(BIN / "charterflow"), "deploy", "--work-pool", POOL, "--create-pool"],
-                                      env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+            procs.start(
+                "server",
+                [
+                    str(BIN / "prefect"),
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(api_port),
+                    "--no-ui",
+                    "--no-scheduler",
+                ],
+                env,
+                tmp_path,
+            )
+            _wait("the Prefect server", lambda: httpx.get(f"{api}/health", timeout=3).status_code == 200, timeout=150)
+            deployed = subprocess.run(
+                [str(BIN / "charterflow"), "deploy", "--work-pool", POOL, "--create-pool"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
             assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-            procs.start("worker", [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"],
-                        env, tmp_path)
+            procs.start(
+                "worker", [str(BIN / "prefect"), "worker", "start", "--pool", POOL, "--type", "process"], env, tmp_path
+            )
             procs.start("task-worker", [sys.executable, "-m", "flows.inbox"], env, tmp_path)
             procs.start("gateway", [str(BIN / "charterflow"), "gateway"], env, tmp_path)
             _wait("the gateway", lambda: httpx.get(f"{gateway}/healthz", timeout=3).status_code == 200, timeout=90)
-            httpx.post(f"{discord_srv.url}/_sandbox/interactions_url", json={"url": f"{gateway}/hooks/discord"},
-                       timeout=10).raise_for_status()
-            yield {"api": api, "gateway": gateway, "ledger": ledger, "deploy_output": deployed.stdout,
-                   "forum_sb": forum_sb, "forum_url": forum_srv.url, "discord_sb": discord_sb,
-                   "discord_url": discord_srv.url, "procs": procs, "home": home, "env": env, "cwd": tmp_path}
+            httpx.post(
+                f"{discord_srv.url}/_sandbox/interactions_url", json={"url": f"{gateway}/hooks/discord"}, timeout=10
+            ).raise_for_status()
+            yield {
+                "api": api,
+                "gateway": gateway,
+                "ledger": ledger,
+                "deploy_output": deployed.stdout,
+                "forum_sb": forum_sb,
+                "forum_url": forum_srv.url,
+                "discord_sb": discord_sb,
+                "discord_url": discord_srv.url,
+                "procs": procs,
+                "home": home,
+                "env": env,
+                "cwd": tmp_path,
+            }
         finally:
             procs.stop()
             forum.close()
@@ -211,8 +281,9 @@ def _application(ledger: Ledger) -> tuple[int, str, int | None] | None:
 
 def _processed(ledger: Ledger, kind: str) -> int:
     with ledger.read() as session:
-        return sum(1 for e in session.scalars(select(InboxEvent).where(InboxEvent.kind == kind))
-                   if e.processed_at is not None)
+        return sum(
+            1 for e in session.scalars(select(InboxEvent).where(InboxEvent.kind == kind)) if e.processed_at is not None
+        )
 
 
 def _press_page_button(base: str, path: str) -> httpx.Response:
@@ -224,8 +295,7 @@ def _press_page_button(base: str, path: str) -> httpx.Response:
 
 
 def _flow_runs(api: str, flow_name: str) -> list[dict[str, Any]]:
-    return httpx.post(f"{api}/flow_runs/filter", json={"flows": {"name": {"any_": [flow_name]}}},
-                      timeout=10).json()
+    return httpx.post(f"{api}/flow_runs/filter", json={"flows": {"name": {"any_": [flow_name]}}}, timeout=10).json()
 
 
 @pytest.mark.slow
@@ -251,21 +321,37 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
     assert sorted(registered) == sorted(expected)
     assert "membership-renewal/daily  → charterflow-test-pool  cron 0 9 * * *" in stack["deploy_output"]
     # Idempotent: a second deploy updates the same deployments, schedules not doubled.
-    again = subprocess.run([str(BIN / "charterflow"), "deploy", "--work-pool", POOL], env=stack["env"],
-                           cwd=stack["cwd"], capture_output=True, text=True, timeout=180)
+    again = subprocess.run(
+        [str(BIN / "charterflow"), "deploy", "--work-pool", POOL],
+        env=stack["env"],
+        cwd=stack["cwd"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert again.returncode == 0, again.stderr
     relisted = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
-    assert sorted((d["id"], len(d["schedules"])) for d in relisted) == \
-        sorted((d["id"], len(d["schedules"])) for d in listed)
+    assert sorted((d["id"], len(d["schedules"])) for d in relisted) == sorted(
+        (d["id"], len(d["schedules"])) for d in listed
+    )
 
     # 1. The public form.
     with httpx.Client(base_url=gateway, timeout=30) as browser:
         page = browser.get("/apply").text
         hidden = {n: re.search(rf'name="{n}" value="([^"]*)"', page).group(1) for n in ("submission", "csrf")}
-        done = browser.post("/apply", data={**hidden, "discourse_username": APPLICANT, "discord_username": APPLICANT,
-                                            "why": "I moderate a local meetup forum and want to help.",
-                                            "experience": "Five years of community moderation.",
-                                            "nominator": "", "email": "", "website": ""})
+        done = browser.post(
+            "/apply",
+            data={
+                **hidden,
+                "discourse_username": APPLICANT,
+                "discord_username": APPLICANT,
+                "why": "I moderate a local meetup forum and want to help.",
+                "experience": "Five years of community moderation.",
+                "nominator": "",
+                "email": "",
+                "website": "",
+            },
+        )
     assert done.status_code == 200, done.text
     app_id = _wait("the application", lambda: _application(ledger))[0]
 
@@ -279,8 +365,9 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
         return None
 
     message, custom_id = _wait("the Discord confirmation DM", dm_button)
-    pressed = discord_sb.press(discord_url, user=APPLICANT, channel_id=message["channel_id"],
-                               message_id=message["id"], custom_id=custom_id)
+    pressed = discord_sb.press(
+        discord_url, user=APPLICANT, channel_id=message["channel_id"], message_id=message["id"], custom_id=custom_id
+    )
     assert pressed["status"] == 200 and not pressed["failed"], pressed
     _wait("the Discord confirmation", lambda: _processed(ledger, "component") == 1)
 
@@ -297,17 +384,26 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
     procs.alive()
 
     # 4. Two members vote yes with the ballot's buttons on Discord (gateway → task worker).
-    from flows.membership import ballot as ballots
     from flows.kit import context
+    from flows.membership import ballot as ballots
     from flows.platforms import Platforms, use
 
-    platforms = Platforms.build(charter=default_charter(), discourse=forum_sb.connect(forum_url),
-                                discord=discord_sb.connect(discord_url), confirm_secret=CONFIRM_SECRET)
+    platforms = Platforms.build(
+        charter=default_charter(),
+        discourse=forum_sb.connect(forum_url),
+        discord=discord_sb.connect(discord_url),
+        confirm_secret=CONFIRM_SECRET,
+    )
     with use(ledger=ledger, platforms=platforms):
         where = ballots.refs(context(NOW), ballot_id)
     for voter in ("cleo_marsh", "dario_fenwick"):
-        vote = discord_sb.press(discord_url, user=voter, channel_id=where["discord"]["thread_id"],
-                                message_id=where["discord"]["message_id"], option_index=0)
+        vote = discord_sb.press(
+            discord_url,
+            user=voter,
+            channel_id=where["discord"]["thread_id"],
+            message_id=where["discord"]["message_id"],
+            option_index=0,
+        )
         assert vote["status"] == 200 and not vote["failed"], vote
     _wait("two Discord votes", lambda: _processed(ledger, "ballot_vote") == 2)
     assert _application(ledger)[1] == "voting"  # two of seven: not decided yet
@@ -320,9 +416,16 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
     # 5. The scheduled deployment, started as its schedule would, runs on the pool's worker.
     deployment = httpx.get(f"{api}/deployments/name/membership-close-due-ballots/every-5-minutes", timeout=10).json()
     run = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={}, timeout=10).json()
-    finished = _wait("the close-due-ballots run on the worker", lambda: (
-        r := httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json())["state_type"] in
-        ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and r, timeout=150, every=1.0)
+    finished = _wait(
+        "the close-due-ballots run on the worker",
+        lambda: (
+            (r := httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json())["state_type"]
+            in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+            and r
+        ),
+        timeout=150,
+        every=1.0,
+    )
     assert finished["state_type"] == "COMPLETED", procs.tail("worker")
     assert finished["work_pool_name"] == POOL and finished["deployment_id"] == deployment["id"]
     assert finished["infrastructure_pid"]  # a process the worker started
@@ -368,6 +471,5 @@ def test_deploy_refuses_a_missing_pool_and_an_image_for_a_process_pool(prefect_s
     with pytest.raises(ConfigError, match="work pool 'no-such-pool' does not exist: add --create-pool"):
         deploy_to_pool(work_pool="no-such-pool", echo=lines.append)
     with pytest.raises(ConfigError, match="process pool: it runs no images"):
-        deploy_to_pool(work_pool="a-process-pool", create_pool=True, image="registry.example/cf:1",
-                       echo=lines.append)
+        deploy_to_pool(work_pool="a-process-pool", create_pool=True, image="registry.example/cf:1", echo=lines.append)
     assert lines == []

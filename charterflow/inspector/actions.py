@@ -23,17 +23,26 @@ class BadNumber(ValueError):
 @router.post("/discord/press")
 async def discord_press(request: Request, inspector: InspectorDep) -> Response:
     form = await _form(request)
-    body = {"type": "component", "user": form.get("user"), "channel_id": form.get("channel_id"),
-            "message_id": form.get("message_id"), "custom_id": form.get("custom_id")}
+    body = {
+        "type": "component",
+        "user": form.get("user"),
+        "channel_id": form.get("channel_id"),
+        "message_id": form.get("message_id"),
+        "custom_id": form.get("custom_id"),
+    }
     return back(request, await _interact(inspector, body, f"{form.get('user')} pressed the button"))
 
 
 @router.post("/discord/command")
 async def discord_command(request: Request, inspector: InspectorDep) -> Response:
     form = await _form(request)
-    body = {"type": "command", "user": form.get("user"), "name": form.get("name"),
-            "options": _options(str(form.get("options") or "")),
-            "channel_id": form.get("channel_id") or None}
+    body = {
+        "type": "command",
+        "user": form.get("user"),
+        "name": form.get("name"),
+        "options": _options(str(form.get("options") or "")),
+        "channel_id": form.get("channel_id") or None,
+    }
     return back(request, await _interact(inspector, body, f"{form.get('user')} ran /{form.get('name')}"))
 
 
@@ -44,10 +53,17 @@ async def forum_vote(request: Request, inspector: InspectorDep) -> Response:
     answer = await inspector.client.put(
         f"{running.urls['discourse']}/polls/vote",
         headers={"Api-Key": running.discourse_api_key or "", "Api-Username": str(form.get("user"))},
-        json={"post_id": _number(form, "post_id"), "poll_name": form.get("poll_name"),
-              "options": [form.get("option_id")]})
-    note = (f"{form.get('user')} voted" if answer.status_code == 200
-            else f"The Forum refused the vote (HTTP {answer.status_code}): {answer.text[:200]}")
+        json={
+            "post_id": _number(form, "post_id"),
+            "poll_name": form.get("poll_name"),
+            "options": [form.get("option_id")],
+        },
+    )
+    note = (
+        f"{form.get('user')} voted"
+        if answer.status_code == 200
+        else f"The Forum refused the vote (HTTP {answer.status_code}): {answer.text[:200]}"
+    )
     return back(request, note)
 
 
@@ -55,12 +71,20 @@ async def forum_vote(request: Request, inspector: InspectorDep) -> Response:
 async def slack_click(request: Request, inspector: InspectorDep) -> Response:
     form = await _form(request)
     running = inspector.running
-    body = {"url": f"{running.gateway_url.rstrip('/')}/hooks/slack", "user": form.get("user"),
-            "channel": form.get("channel"), "ts": form.get("ts"), "action_id": form.get("action_id")}
+    body = {
+        "url": f"{running.gateway_url.rstrip('/')}/hooks/slack",
+        "user": form.get("user"),
+        "channel": form.get("channel"),
+        "ts": form.get("ts"),
+        "action_id": form.get("action_id"),
+    }
     answer = await inspector.client.post(f"{running.urls['slack']}/_sandbox/interact", json=body)
     data = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
-    note = (f"Clicked as {form.get('user')}: the gateway answered HTTP {data.get('status')}"
-            if answer.status_code == 200 else f"Slack sandbox refused: {answer.text[:200]}")
+    note = (
+        f"Clicked as {form.get('user')}: the gateway answered HTTP {data.get('status')}"
+        if answer.status_code == 200
+        else f"Slack sandbox refused: {answer.text[:200]}"
+    )
     return back(request, note)
 
 
@@ -83,14 +107,13 @@ def _number(form: dict[str, str], name: str) -> int:
 
 async def _form(request: Request) -> dict[str, str]:
     # Parsed here (as the gateway does): no multipart support is needed for these small forms.
-    body = (await request.body())[:64 * 1024]
+    body = (await request.body())[: 64 * 1024]
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
 async def _interact(inspector: Any, body: dict[str, Any], done: str) -> str:
     """Deliver a signed interaction through the Discord sandbox; the note saying how it went."""
-    answer = await inspector.client.post(f"{inspector.running.urls['discord']}/_sandbox/interactions",
-                                         json=body)
+    answer = await inspector.client.post(f"{inspector.running.urls['discord']}/_sandbox/interactions", json=body)
     return _discord_note(answer, done)
 
 
@@ -101,4 +124,3 @@ def _discord_note(answer: httpx.Response, done: str) -> str:
     if outcome.get("failed"):
         return f"{done}, but the interaction failed: {outcome.get('error')}"
     return f"{done}; the gateway answered HTTP {outcome.get('status')}."
-

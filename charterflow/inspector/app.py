@@ -72,13 +72,24 @@ def same_origin(request: Request) -> bool:
     return f"{parts.scheme}://{parts.netloc}" == own
 
 
-def create_app(*, running: Any, prefect_ui: str | None = None, port: int | None = None,
-               allowed_hosts: tuple[str, ...] | list[str] = (), ledger_url: str | None = None) -> FastAPI:
+def create_app(
+    *,
+    running: Any,
+    prefect_ui: str | None = None,
+    port: int | None = None,
+    allowed_hosts: tuple[str, ...] | list[str] = (),
+    ledger_url: str | None = None,
+) -> FastAPI:
     """The inspector for ``running`` (a ``charterflow.inspector.serve.Running``), bound to
     ``port`` on loopback; ``allowed_hosts`` are the other host names it answers to;
     ``ledger_url``: the ledger its reports page reads (None: no such page)."""
-    state = InspectorState(running=running, prefect_ui=prefect_ui, templates=page_templates(),
-                           client=httpx.AsyncClient(timeout=20.0), ledger_url=ledger_url)
+    state = InspectorState(
+        running=running,
+        prefect_ui=prefect_ui,
+        templates=page_templates(),
+        client=httpx.AsyncClient(timeout=20.0),
+        ledger_url=ledger_url,
+    )
     names = tuple(h for h in allowed_hosts if h.strip())
 
     @asynccontextmanager
@@ -86,8 +97,9 @@ def create_app(*, running: Any, prefect_ui: str | None = None, port: int | None 
         yield
         await state.client.aclose()
 
-    app = FastAPI(title="charterflow sandbox inspector", docs_url=None, redoc_url=None,
-                  openapi_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="charterflow sandbox inspector", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.state.inspector = state
 
     @app.middleware("http")
@@ -95,8 +107,11 @@ def create_app(*, running: Any, prefect_ui: str | None = None, port: int | None 
         # Only requests naming this inspector (DNS rebinding), and every action (POST /act/...)
         # from the inspector's own pages.
         if not allowed_host(request.headers.get("host", ""), port=port, names=names):
-            return HTMLResponse("Refused: this inspector does not answer to that host name. "
-                                "List it in CHARTERFLOW_INSPECTOR_ALLOWED_HOSTS.", 403)
+            return HTMLResponse(
+                "Refused: this inspector does not answer to that host name. "
+                "List it in CHARTERFLOW_INSPECTOR_ALLOWED_HOSTS.",
+                403,
+            )
         if request.method == "POST" and not same_origin(request):
             return HTMLResponse("Refused: actions are accepted from the inspector's own pages only.", 403)
         return await call_next(request)

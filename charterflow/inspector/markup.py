@@ -16,8 +16,9 @@ def discord_markup(text: str) -> Markup:
     """Discord's **bold** and ``<t:unix:F>`` timestamps as HTML (the rest escaped)."""
     html = str(escape(text or ""))
     html = _BOLD.sub(r"<b>\1</b>", html)
-    return Markup(_STAMP.sub(lambda m: datetime.fromtimestamp(int(m.group(1)), UTC)
-                             .strftime("%d %b %Y %H:%M UTC"), html))
+    return Markup(
+        _STAMP.sub(lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).strftime("%d %b %Y %H:%M UTC"), html)
+    )
 
 
 def when(value: str | None) -> str:

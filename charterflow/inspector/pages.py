@@ -48,31 +48,55 @@ async def healthz(running: RunningDep) -> Response:
 
 @router.get("/static/inspector.css")
 async def stylesheet() -> Response:
-    return Response(STYLESHEET.read_bytes(), media_type="text/css",
-                    headers={"Cache-Control": "public, max-age=3600"})
+    return Response(STYLESHEET.read_bytes(), media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
 @router.get("/", response_class=HTMLResponse)
 async def home(request: Request, inspector: InspectorDep) -> HTMLResponse:
     running = inspector.running
     community = running.community
-    rows = [{"label": LABELS[page], "mode": "sandbox" if PLATFORM_OF[page] in running.urls else "real",
-             "url": running.urls.get(PLATFORM_OF[page])} for page in ("discord", "forum", "slack")]
+    rows = [
+        {
+            "label": LABELS[page],
+            "mode": "sandbox" if PLATFORM_OF[page] in running.urls else "real",
+            "url": running.urls.get(PLATFORM_OF[page]),
+        }
+        for page in ("discord", "forum", "slack")
+    ]
     roles = {handle: role.replace("_", "-") for role, handle in community.wg_roles.items()}
     # Who holds the roles now, as each platform shows it (the demo adds a moderator).
     staff = []
     if "discourse" in running.urls:
         users = [u for u in (await inspector.state("discourse"))["users"] if u["id"] > 0]
-        staff.append(("Forum", [u["username"] for u in users if u["admin"]],
-                      [u["username"] for u in users if u["moderator"] and not u["admin"]]))
+        staff.append(
+            (
+                "Forum",
+                [u["username"] for u in users if u["admin"]],
+                [u["username"] for u in users if u["moderator"] and not u["admin"]],
+            )
+        )
     if "discord" in running.urls:
         members = (await inspector.state("discord"))["members"]
-        staff.append(("Discord", [m["username"] for m in members if "admin" in m["roles"]],
-                      [m["username"] for m in members if "moderator" in m["roles"]]))
-    return inspector.render("home.html", request, page="home", sandboxes=rows, wg=community.wg,
-                            roles=roles, staff=staff, people=len(community.people),
-                            board=[p.handle for p in community.board], problems=running.problems,
-                            places=await run_in_threadpool(place_links))
+        staff.append(
+            (
+                "Discord",
+                [m["username"] for m in members if "admin" in m["roles"]],
+                [m["username"] for m in members if "moderator" in m["roles"]],
+            )
+        )
+    return inspector.render(
+        "home.html",
+        request,
+        page="home",
+        sandboxes=rows,
+        wg=community.wg,
+        roles=roles,
+        staff=staff,
+        people=len(community.people),
+        board=[p.handle for p in community.board],
+        problems=running.problems,
+        places=await run_in_threadpool(place_links),
+    )
 
 
 def discord_names(s: dict[str, Any]) -> dict[str, str]:
@@ -88,8 +112,11 @@ def discord_channels(s: dict[str, Any], names: dict[str, str]) -> dict[str, Any]
     for c in s["channels"]:
         if c["type"] in (11, 12) and c.get("parent_id"):
             threads[c["parent_id"]].append(c)
-    dms = [{"id": c["id"], "username": names.get(c.get("recipient_id"), c.get("recipient_id"))}
-           for c in s["channels"] if c["type"] == 1]
+    dms = [
+        {"id": c["id"], "username": names.get(c.get("recipient_id"), c.get("recipient_id"))}
+        for c in s["channels"]
+        if c["type"] == 1
+    ]
     return {"channels": [c for c in s["channels"] if c["type"] == 0], "threads": threads, "dms": dms}
 
 
@@ -104,18 +131,25 @@ def discord_view(s: dict[str, Any], *, channel: str | None, acting: str) -> dict
     """What the Discord page shows of the sandbox's state, as ``acting`` sees it."""
     names = discord_names(s)
     side = discord_channels(s, names)
-    current = channel or next((c["id"] for c in side["channels"] if c["name"] == "wg-private"),
-                              side["channels"][0]["id"])
+    current = channel or next(
+        (c["id"] for c in side["channels"] if c["name"] == "wg-private"), side["channels"][0]["id"]
+    )
     # An ephemeral reply is shown to its only reader, as Discord does.
     readers = (None, *(u for u, n in names.items() if n == acting))
     messages = [m for m in s["messages"] if m["channel_id"] == current and m.get("visible_to") in readers]
     commands = sorted({name for names_ in s["commands"].values() for name in names_})
     bot = s["guild"]["application_id"]
-    return dict(guild=s["guild"]["name"], current=current, heading=discord_heading(s, names, current),
-                messages=messages, names=names, acting=acting,
-                commands=commands or ["idea", "propose", "role", "optin", "leave", "apply"],
-                members=sorted(names[m["id"]] for m in s["members"] if m["id"] in names and m["id"] != bot),
-                **side)
+    return dict(
+        guild=s["guild"]["name"],
+        current=current,
+        heading=discord_heading(s, names, current),
+        messages=messages,
+        names=names,
+        acting=acting,
+        commands=commands or ["idea", "propose", "role", "optin", "leave", "apply"],
+        members=sorted(names[m["id"]] for m in s["members"] if m["id"] in names and m["id"] != bot),
+        **side,
+    )
 
 
 async def seen_by(inspector: Any, request: Request, page: str) -> tuple[dict[str, Any], str, set[str]]:
@@ -124,8 +158,11 @@ async def seen_by(inspector: Any, request: Request, page: str) -> tuple[dict[str
     account = "discord" if page == "discord" else "forum"
     wg = inspector.running.community.wg
     acting = request.query_params.get("as") or getattr(wg[0], account)["username"]
-    return (await inspector.state(PLATFORM_OF[page]), acting,
-            {getattr(p, account)["username"] for p in wg if getattr(p, account)})
+    return (
+        await inspector.state(PLATFORM_OF[page]),
+        acting,
+        {getattr(p, account)["username"] for p in wg if getattr(p, account)},
+    )
 
 
 @router.get("/discord", response_class=HTMLResponse)
@@ -133,8 +170,9 @@ async def discord(request: Request, inspector: InspectorDep, channel: str | None
     if "discord" not in inspector.running.urls:
         return inspector.off(request, "discord")
     s, acting, wg = await seen_by(inspector, request, "discord")
-    return inspector.render("discord.html", request, page="discord", wg=wg,
-                            **discord_view(s, channel=channel, acting=acting))
+    return inspector.render(
+        "discord.html", request, page="discord", wg=wg, **discord_view(s, channel=channel, acting=acting)
+    )
 
 
 def forum_polls(s: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
@@ -153,8 +191,10 @@ def forum_recipients(s: dict[str, Any], chosen: dict[str, Any] | None, names: di
     if not chosen or chosen["archetype"] != "private_message":
         return []
     groups = {g["id"]: g["name"] for g in s["groups"]}
-    return [names.get(ref, ref) if kind == "user" else f"group {groups.get(ref, ref)}"
-            for kind, ref in chosen.get("allowed", [])]
+    return [
+        names.get(ref, ref) if kind == "user" else f"group {groups.get(ref, ref)}"
+        for kind, ref in chosen.get("allowed", [])
+    ]
 
 
 def forum_view(s: dict[str, Any], *, topic: int | None) -> dict[str, Any]:
@@ -166,11 +206,18 @@ def forum_view(s: dict[str, Any], *, topic: int | None) -> dict[str, Any]:
             by_category[t["category_id"]].append(t)
     chosen = next((t for t in s["topics"] if t["id"] == topic), None)
     posts = [p for p in s["posts"] if chosen and p["topic_id"] == chosen["id"]]
-    return dict(categories=s["categories"], topics_by_category=by_category, current=topic,
-                pms=[t for t in s["topics"] if t["archetype"] == "private_message"], topic=chosen,
-                posts=posts, polls=forum_polls(s), names=names,
-                recipients=forum_recipients(s, chosen, names),
-                users=sorted(u["username"] for u in s["users"] if u["id"] > 0))
+    return dict(
+        categories=s["categories"],
+        topics_by_category=by_category,
+        current=topic,
+        pms=[t for t in s["topics"] if t["archetype"] == "private_message"],
+        topic=chosen,
+        posts=posts,
+        polls=forum_polls(s),
+        names=names,
+        recipients=forum_recipients(s, chosen, names),
+        users=sorted(u["username"] for u in s["users"] if u["id"] > 0),
+    )
 
 
 @router.get("/forum", response_class=HTMLResponse)
@@ -178,19 +225,28 @@ async def forum(request: Request, inspector: InspectorDep, topic: int | None = N
     if "discourse" not in inspector.running.urls:
         return inspector.off(request, "forum")
     s, acting, wg = await seen_by(inspector, request, "forum")
-    return inspector.render("forum.html", request, page="forum", acting=acting, wg=wg,
-                            **forum_view(s, topic=topic))
+    return inspector.render("forum.html", request, page="forum", acting=acting, wg=wg, **forum_view(s, topic=topic))
 
 
 @router.get("/mail", response_class=HTMLResponse)
 async def mail(request: Request, inspector: InspectorDep) -> HTMLResponse:
     mailbox = getattr(inspector.running, "mailbox", None)
     if mailbox is None:
-        return inspector.render("off.html", request, page="mail", title="Mail",
-                                text="E-mail goes to the configured SMTP server (CHARTERFLOW_SMTP_HOST), "
-                                     "not to a sandbox: there is nothing to inspect here.")
-    return inspector.render("mail.html", request, page="mail", messages=list(reversed(mailbox.messages())),
-                            smtp=f"{mailbox.host}:{mailbox.port}")
+        return inspector.render(
+            "off.html",
+            request,
+            page="mail",
+            title="Mail",
+            text="E-mail goes to the configured SMTP server (CHARTERFLOW_SMTP_HOST), "
+            "not to a sandbox: there is nothing to inspect here.",
+        )
+    return inspector.render(
+        "mail.html",
+        request,
+        page="mail",
+        messages=list(reversed(mailbox.messages())),
+        smtp=f"{mailbox.host}:{mailbox.port}",
+    )
 
 
 @router.get("/slack", response_class=HTMLResponse)
@@ -207,9 +263,16 @@ async def slack(request: Request, inspector: InspectorDep, channel: str | None =
         if m.get("thread_ts") and m["thread_ts"] != m["ts"]:
             replies[m["thread_ts"]].append(m)
     return inspector.render(
-        "slack.html", request, page="slack", team=s["team"]["name"],
-        channels=[c for c in s["channels"] if not c.get("is_archived")], current=current,
-        messages=top, replies=replies, names={u["id"]: u["real_name"] for u in s["users"]},
+        "slack.html",
+        request,
+        page="slack",
+        team=s["team"]["name"],
+        channels=[c for c in s["channels"] if not c.get("is_archived")],
+        current=current,
+        messages=top,
+        replies=replies,
+        names={u["id"]: u["real_name"] for u in s["users"]},
         users=[u for u in s["users"] if not u.get("is_bot")],
         board={p.slack_id for p in running.community.board},
-        acting=request.query_params.get("as") or running.community.board[-1].slack_id)
+        acting=request.query_params.get("as") or running.community.board[-1].slack_id,
+    )

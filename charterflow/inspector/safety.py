@@ -40,22 +40,33 @@ def age(then: datetime, now: datetime) -> str:
 def report_row(report: dict[str, Any], rooms: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
     """One report as the page shows it (pure): no names but the moderator who claimed it."""
     referred = report["state"] == "referred"
-    return {"id": report["id"], "state": "referred to the CoC WG" if referred else report["state"],
-            "platform": PLATFORM_NAMES.get(report["platform"], report["platform"]),
-            "kind": report["target_kind"], "age": age(report["created_at"], now),
-            "claimed_by": None if referred else report["claimed_by"],
-            "outcome": None if referred else report["outcome"],
-            "links": [(PLATFORM_NAMES.get(p, p), link) for p, ref in sorted(rooms.items())
-                      if (link := place_link(p, str(ref.get("thread_id") or "")))]}
+    return {
+        "id": report["id"],
+        "state": "referred to the CoC WG" if referred else report["state"],
+        "platform": PLATFORM_NAMES.get(report["platform"], report["platform"]),
+        "kind": report["target_kind"],
+        "age": age(report["created_at"], now),
+        "claimed_by": None if referred else report["claimed_by"],
+        "outcome": None if referred else report["outcome"],
+        "links": [
+            (PLATFORM_NAMES.get(p, p), link)
+            for p, ref in sorted(rooms.items())
+            if (link := place_link(p, str(ref.get("thread_id") or "")))
+        ],
+    }
 
 
 def relay_row(copy: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     """One relayed message (pure): from which platform to which, its state, both places."""
-    return {"bridge": copy["bridge"], "author": source["author_username"] or "?",
-            "from": PLATFORM_NAMES.get(source["platform"], source["platform"]),
-            "to": PLATFORM_NAMES.get(copy["platform"], copy["platform"]), "state": copy["state"],
-            "source_link": place_link(source["platform"], source["thread_id"] or source["room"]),
-            "copy_link": place_link(copy["platform"], copy["thread_id"])}
+    return {
+        "bridge": copy["bridge"],
+        "author": source["author_username"] or "?",
+        "from": PLATFORM_NAMES.get(source["platform"], source["platform"]),
+        "to": PLATFORM_NAMES.get(copy["platform"], copy["platform"]),
+        "state": copy["state"],
+        "source_link": place_link(source["platform"], source["thread_id"] or source["room"]),
+        "copy_link": place_link(copy["platform"], copy["thread_id"]),
+    }
 
 
 def _reports(session: Any, now: datetime) -> list[dict[str, Any]]:
@@ -83,8 +94,12 @@ def _relays(session: Any) -> list[dict[str, Any]]:
 
     keep = ("bridge", "platform", "thread_id", "room", "state", "author_username")
     relays = []
-    for copy in session.scalars(select(CommonsMessage).where(CommonsMessage.origin_id.is_not(None))
-                                .order_by(CommonsMessage.id.desc()).limit(RELAYS_SHOWN)):
+    for copy in session.scalars(
+        select(CommonsMessage)
+        .where(CommonsMessage.origin_id.is_not(None))
+        .order_by(CommonsMessage.id.desc())
+        .limit(RELAYS_SHOWN)
+    ):
         source = session.get(CommonsMessage, copy.origin_id)
         if source is not None:
             relays.append(relay_row({k: getattr(copy, k) for k in keep}, {k: getattr(source, k) for k in keep}))
@@ -108,7 +123,12 @@ async def reports(request: Request, inspector: InspectorDep) -> HTMLResponse:
     from ledger.types import utcnow
 
     if not inspector.ledger_url:
-        return inspector.render("off.html", request, page="reports", title="Reports",
-                                text="This inspector was started without the ledger: nothing to show.")
+        return inspector.render(
+            "off.html",
+            request,
+            page="reports",
+            title="Reports",
+            text="This inspector was started without the ledger: nothing to show.",
+        )
     found = await run_in_threadpool(read_ledger, inspector.ledger_url, utcnow())
     return inspector.render("reports.html", request, page="reports", title="Reports", **found)

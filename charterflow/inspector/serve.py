@@ -71,10 +71,12 @@ def build_sandboxes(spec: dict[str, Any], community: Any) -> dict[str, Any]:
 
         seed = community.discourse_seed()
         conf = wanted["discourse"]
-        seed.update(api_keys=[{"key": conf["api_key"], "username": None, "description": "charterflow up"}],
-                    first_event_id=int(conf.get("first_event_id", 1)),
-                    # The site its webhooks name: the URL the gateway knows it by (issue 19).
-                    instance=f"http://{spec['host']}:{conf['port']}")
+        seed.update(
+            api_keys=[{"key": conf["api_key"], "username": None, "description": "charterflow up"}],
+            first_event_id=int(conf.get("first_event_id", 1)),
+            # The site its webhooks name: the URL the gateway knows it by (issue 19).
+            instance=f"http://{spec['host']}:{conf['port']}",
+        )
         seed["webhook"] = {"url": None, "secret": conf["webhook_secret"]}
         if conf.get("webhook_retry_delays") is not None:
             seed["settings"] = {**seed.get("settings", {}), "webhook_retry_delays": conf["webhook_retry_delays"]}
@@ -88,8 +90,9 @@ def build_sandboxes(spec: dict[str, Any], community: Any) -> dict[str, Any]:
     return boxes
 
 
-def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running,
-            restored: frozenset[str] = frozenset()) -> None:
+def prepare(
+    spec: dict[str, Any], boxes: dict[str, Any], running: Running, restored: frozenset[str] = frozenset()
+) -> None:
     """What happens once the sandboxes listen: ideas on the Forum (before the webhook points
     anywhere: they are the community's old ideas; not again on a ``restored`` Forum), the Discord
     commands, then the webhook, the interactions URL and Slack's events URL pointed at the
@@ -98,9 +101,12 @@ def prepare(spec: dict[str, Any], boxes: dict[str, Any], running: Running,
     if "discourse" in boxes and "discourse" not in restored:
         url, key = running.urls["discourse"], spec["platforms"]["discourse"]["api_key"]
         for idea in running.community.ideas:
-            response = httpx.post(f"{url}/posts.json", timeout=10, headers={
-                "Api-Key": key, "Api-Username": idea["author"]}, json={
-                "title": idea["title"], "raw": idea["body"], "category": 7})
+            response = httpx.post(
+                f"{url}/posts.json",
+                timeout=10,
+                headers={"Api-Key": key, "Api-Username": idea["author"]},
+                json={"title": idea["title"], "raw": idea["body"], "category": 7},
+            )
             if response.status_code != 200:
                 running.problems.append(f"idea not seeded: HTTP {response.status_code}")
     if "discourse" in boxes:
@@ -165,25 +171,35 @@ async def _run(spec: dict[str, Any]) -> int:
     sockets["inspector"] = _bind(host, int(spec["inspector_port"]))
     running = _running(spec, host=host, community=community, sockets=sockets, names=list(boxes))
     apps = {name: store.watch(name, box) if store else box.app for name, box in boxes.items()}
-    apps["inspector"] = create_app(running=running, prefect_ui=spec.get("prefect_ui"),
-                                   port=sockets["inspector"].getsockname()[1],
-                                   allowed_hosts=_allowed_hosts(), ledger_url=_ledger_url())
-    servers = {name: _Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                            lifespan="on", timeout_graceful_shutdown=3))
-               for name, app in apps.items()}
-    await _serve(servers, sockets, prepared=lambda: prepare(spec, boxes, running, restored),
-                 running=running)
+    apps["inspector"] = create_app(
+        running=running,
+        prefect_ui=spec.get("prefect_ui"),
+        port=sockets["inspector"].getsockname()[1],
+        allowed_hosts=_allowed_hosts(),
+        ledger_url=_ledger_url(),
+    )
+    servers = {
+        name: _Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=3)
+        )
+        for name, app in apps.items()
+    }
+    await _serve(servers, sockets, prepared=lambda: prepare(spec, boxes, running, restored), running=running)
     _close(boxes, running)
     return 0
 
 
-def _running(spec: dict[str, Any], *, host: str, community: Any, sockets: dict[str, socket.socket],
-             names: list[str]) -> Running:
+def _running(
+    spec: dict[str, Any], *, host: str, community: Any, sockets: dict[str, socket.socket], names: list[str]
+) -> Running:
     """What the inspector shows: the sandboxes' URLs on their bound ports, and the SMTP
     sandbox's mailbox when the spec asks for one."""
-    running = Running(urls={name: f"http://{host}:{sockets[name].getsockname()[1]}" for name in names},
-                      gateway_url=spec["gateway_url"], community=community,
-                      discourse_api_key=(spec["platforms"].get("discourse") or {}).get("api_key"))
+    running = Running(
+        urls={name: f"http://{host}:{sockets[name].getsockname()[1]}" for name in names},
+        gateway_url=spec["gateway_url"],
+        community=community,
+        discourse_api_key=(spec["platforms"].get("discourse") or {}).get("api_key"),
+    )
     if spec.get("smtp"):
         from connectors.email import SmtpSandbox
 
@@ -191,8 +207,9 @@ def _running(spec: dict[str, Any], *, host: str, community: Any, sockets: dict[s
     return running
 
 
-async def _serve(servers: dict[str, Any], sockets: dict[str, socket.socket], *,
-                 prepared: Any, running: Running) -> None:
+async def _serve(
+    servers: dict[str, Any], sockets: dict[str, socket.socket], *, prepared: Any, running: Running
+) -> None:
     """Serve every app on its socket until SIGINT/SIGTERM; once all listen, run ``prepared``
     (in a thread) and say ready on /healthz, or the problem."""
     loop = asyncio.get_running_loop()
@@ -231,7 +248,6 @@ def main() -> None:
     """Read ``CHARTERFLOW_SANDBOX_SPEC`` and serve until SIGINT/SIGTERM."""
     raw = os.environ.get(SPEC_VARIABLE)
     if not raw:
-        print(f"error: {SPEC_VARIABLE} is not set (this process is started by `charterflow up`)",
-              file=sys.stderr)
+        print(f"error: {SPEC_VARIABLE} is not set (this process is started by `charterflow up`)", file=sys.stderr)
         sys.exit(2)
     sys.exit(asyncio.run(_run(json.loads(raw))))

@@ -25,10 +25,12 @@ PLATFORM_OF = {"discord": "discord", "forum": "discourse", "slack": "slack"}
 def page_templates() -> Environment:
     """The inspector's pages (charterflow/inspector/templates), HTML-escaped, with the
     platforms' markup filters."""
-    env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
-                      autoescape=select_autoescape(default=True), auto_reload=False)
-    env.filters.update(discord=markup.discord_markup, when=markup.when,
-                       forum=markup.forum_markup, slack=markup.slack_markup)
+    env = Environment(
+        loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(default=True), auto_reload=False
+    )
+    env.filters.update(
+        discord=markup.discord_markup, when=markup.when, forum=markup.forum_markup, slack=markup.slack_markup
+    )
     return env
 
 
@@ -44,23 +46,32 @@ class InspectorState:
 
     def shown(self) -> list[tuple[str, str]]:
         """The pages in the header: each sandboxed platform, and Mail when there is a mailbox."""
-        pages = [(page, LABELS[page]) for page in ("discord", "forum", "slack")
-                 if PLATFORM_OF[page] in self.running.urls]
+        pages = [
+            (page, LABELS[page]) for page in ("discord", "forum", "slack") if PLATFORM_OF[page] in self.running.urls
+        ]
         pages += [("mail", LABELS["mail"])] if getattr(self.running, "mailbox", None) else []
         return pages + ([("reports", "Reports")] if self.ledger_url else [])
 
     def render(self, name: str, request: Request, **values: Any) -> HTMLResponse:
         values.setdefault("title", LABELS.get(values.get("page", ""), "Overview"))
         html = self.templates.get_template(name).render(
-            platforms=self.shown(), prefect_ui=self.prefect_ui,
+            platforms=self.shown(),
+            prefect_ui=self.prefect_ui,
             gateway_url=self.running.gateway_url.rstrip("/"),
-            note=request.query_params.get("note"), **values)
+            note=request.query_params.get("note"),
+            **values,
+        )
         return HTMLResponse(html)
 
     def off(self, request: Request, page: str) -> HTMLResponse:
-        return self.render("off.html", request, page=page, title=LABELS[page],
-                           text=f"{LABELS[page]} runs on the real platform (credentials are set), not "
-                                "in a sandbox: there is nothing to inspect here.")
+        return self.render(
+            "off.html",
+            request,
+            page=page,
+            title=LABELS[page],
+            text=f"{LABELS[page]} runs on the real platform (credentials are set), not "
+            "in a sandbox: there is nothing to inspect here.",
+        )
 
     async def state(self, platform: str) -> dict[str, Any]:
         """A sandbox's ``GET /_sandbox/state`` (read only)."""

@@ -254,9 +254,7 @@ class DiscordClient:
             code = given if isinstance(given, int) else 0
             message = str(body.get("message") or "")
             details = _flatten_errors(body.get("errors"))
-        text = self.redact(
-            "; ".join([message, *details]).strip("; ") or response.text[:200] or response.reason_phrase
-        )
+        text = self.redact("; ".join([message, *details]).strip("; ") or response.text[:200] or response.reason_phrase)
         if status == 401 and auth:
             with self._lock:
                 self._stopped = "HTTP 401 (invalid bot token)"
@@ -273,7 +271,8 @@ class DiscordClient:
             if code == MISSING_PERMISSIONS:
                 return MissingPermissions(
                     f"Discord refused {what}: Missing Permissions (403, code 50013): {text}",
-                    status=status, code=code,
+                    status=status,
+                    code=code,
                 )
         suffix = f", code {code}" if code else ""
         return DiscordAPIError(f"Discord refused {what} (HTTP {status}{suffix}): {text}", status=status, code=code)

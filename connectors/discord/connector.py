@@ -71,10 +71,20 @@ _WG_MEMBER = "wg-member"
 _AUDIT_PAGE = 100  # GET /guilds/{id}/audit-logs allows limit 1..100
 # Audit-log action types (https://discord.com/developers/docs/resources/audit-log#audit-log-entry-object-audit-log-events);
 # the ones moderators use by hand are named, any other is reported by its number.
-AUDIT_ACTION_NAMES = {20: "MEMBER_KICK", 21: "MEMBER_PRUNE", 22: "MEMBER_BAN_ADD", 23: "MEMBER_BAN_REMOVE",
-                      24: "MEMBER_UPDATE", 25: "MEMBER_ROLE_UPDATE", 26: "MEMBER_MOVE", 27: "MEMBER_DISCONNECT",
-                      72: "MESSAGE_DELETE", 73: "MESSAGE_BULK_DELETE", 143: "AUTO_MODERATION_BLOCK_MESSAGE",
-                      145: "AUTO_MODERATION_USER_COMM_DISABLED"}
+AUDIT_ACTION_NAMES = {
+    20: "MEMBER_KICK",
+    21: "MEMBER_PRUNE",
+    22: "MEMBER_BAN_ADD",
+    23: "MEMBER_BAN_REMOVE",
+    24: "MEMBER_UPDATE",
+    25: "MEMBER_ROLE_UPDATE",
+    26: "MEMBER_MOVE",
+    27: "MEMBER_DISCONNECT",
+    72: "MESSAGE_DELETE",
+    73: "MESSAGE_BULK_DELETE",
+    143: "AUTO_MODERATION_BLOCK_MESSAGE",
+    145: "AUTO_MODERATION_USER_COMM_DISABLED",
+}
 _USER_TARGETS = {20, 22, 23, 24, 25, 26, 27, 72, 145}  # types whose target_id is a user
 GUILD_ONLY, EXTERNAL = 2, 3  # scheduled-event privacy level and entity type
 
@@ -142,10 +152,20 @@ class DiscordConnector:
     """
 
     name: ClassVar[str] = "discord"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({
-        Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX,
-        Capability.INBOUND, Capability.CALENDAR, Capability.CHANNEL_TEXT, Capability.BUTTONS,
-        Capability.MESSAGE_EDITOR, Capability.INTERACTIONS})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.DIRECTORY,
+            Capability.ROLE_MANAGER,
+            Capability.MESSENGER,
+            Capability.BALLOT_BOX,
+            Capability.INBOUND,
+            Capability.CALENDAR,
+            Capability.CHANNEL_TEXT,
+            Capability.BUTTONS,
+            Capability.MESSAGE_EDITOR,
+            Capability.INTERACTIONS,
+        }
+    )
     docs_url: ClassVar[str] = "https://discord.com/developers/docs/intro"
 
     def __init__(
@@ -234,7 +254,9 @@ class DiscordConnector:
         """``GET /guilds/{guild}/members/{user}``; ``FatalError`` (404) when not a member."""
         data = self.client.json(
             self.client.request(
-                "GET", "/guilds/{guild_id}/members/{user_id}", path={**self.guild, "user_id": user_id},
+                "GET",
+                "/guilds/{guild_id}/members/{user_id}",
+                path={**self.guild, "user_id": user_id},
                 what=f"Discord member {user_id}",
             ),
             what=f"Discord member {user_id}",
@@ -252,7 +274,10 @@ class DiscordConnector:
         while True:
             page = self.client.json(
                 self.client.request(
-                    "GET", "/guilds/{guild_id}/members", path=self.guild, params={"limit": page_size, "after": after},
+                    "GET",
+                    "/guilds/{guild_id}/members",
+                    path=self.guild,
+                    params={"limit": page_size, "after": after},
                     what="Discord member list",
                 ),
                 what="Discord member list",
@@ -274,7 +299,9 @@ class DiscordConnector:
             raise ValueError("a member search needs 1 to 100 characters")
         rows = self.client.json(
             self.client.request(
-                "GET", "/guilds/{guild_id}/members/search", path=self.guild,
+                "GET",
+                "/guilds/{guild_id}/members/search",
+                path=self.guild,
                 params={"query": query, "limit": max(1, min(limit, _SEARCH_LIMIT))},
                 what=f"Discord member search {query!r}",
             ),
@@ -310,12 +337,21 @@ class DiscordConnector:
         """
         days = days or self.settings.activity_days
         since = self._now() - timedelta(days=days)
-        params = {"author_id": user_id, "min_id": snowflake_at(since), "limit": 1, "sort_by": "timestamp",
-                  "sort_order": "desc"}
+        params = {
+            "author_id": user_id,
+            "min_id": snowflake_at(since),
+            "limit": 1,
+            "sort_by": "timestamp",
+            "sort_order": "desc",
+        }
         waited = 0.0
         for attempt in range(1, self.settings.search_index_attempts + 1):
             response = self.client.request(
-                "GET", "/guilds/{guild_id}/messages/search", path=self.guild, params=params, ok=(200, 202),
+                "GET",
+                "/guilds/{guild_id}/messages/search",
+                path=self.guild,
+                params=params,
+                ok=(200, 202),
                 what=f"Discord message search for {user_id}",
             )
             body = self.client.json(response, what="Discord message search")
@@ -334,7 +370,9 @@ class DiscordConnector:
             if attempt == self.settings.search_index_attempts or waited + wait > self.settings.search_index_max_wait:
                 log.warning(
                     "discord: message search index not ready (code %s) after %d attempts; activity of %s is unknown",
-                    code or INDEX_NOT_READY, attempt, user_id,
+                    code or INDEX_NOT_READY,
+                    attempt,
+                    user_id,
                 )
                 break
             waited += wait
@@ -416,8 +454,9 @@ class DiscordConnector:
         """Take ``role`` from ``user`` (``DELETE …/roles/{role}`` with ``X-Audit-Log-Reason``)."""
         return self._change("revoke", user, role, reason=reason, observed=None)
 
-    def _change(self, action: str, user: UserRef, role: Role, *, reason: str,
-                observed: frozenset[str] | None) -> RoleChange:
+    def _change(
+        self, action: str, user: UserRef, role: Role, *, reason: str, observed: frozenset[str] | None
+    ) -> RoleChange:
         reason = _check_reason(reason)
         if action not in ("grant", "revoke"):
             raise ValueError("action is 'grant' or 'revoke'")
@@ -433,15 +472,20 @@ class DiscordConnector:
         def write() -> None:
             try:
                 self.client.request(
-                    "PUT" if action == "grant" else "DELETE", _ROLE_PATH,
-                    path={**self.guild, "user_id": user.id, "role_id": rid}, reason=reason, ok=(204,), what=what,
+                    "PUT" if action == "grant" else "DELETE",
+                    _ROLE_PATH,
+                    path={**self.guild, "user_id": user.id, "role_id": rid},
+                    reason=reason,
+                    ok=(204,),
+                    what=what,
                 )
             except MissingPermissions as exc:
                 raise self._explain_50013(exc, rid, what) from None
             except DiscordAPIError as exc:
                 if exc.code == UNKNOWN_ROLE:
                     raise FatalError(
-                        f"{what}: Discord has no role {rid} (10011); check the role id settings", platform=PLATFORM,
+                        f"{what}: Discord has no role {rid} (10011); check the role id settings",
+                        platform=PLATFORM,
                         status=404,
                     ) from None
                 raise
@@ -470,10 +514,13 @@ class DiscordConnector:
         elif top is not None:
             advice = "the bot lacks the Manage Roles permission; give its role Manage Roles in Server Settings → Roles"
         else:
-            advice = (f"the role {target.get('name', role_id)!r} must be below the bot's highest role, and the bot "
-                      "needs Manage Roles (Server Settings → Roles)")
-        return MissingPermissions(f"{what}: Discord refused (403, code 50013 Missing Permissions): {advice}",
-                                  status=403, code=exc.code)
+            advice = (
+                f"the role {target.get('name', role_id)!r} must be below the bot's highest role, and the bot "
+                "needs Manage Roles (Server Settings → Roles)"
+            )
+        return MissingPermissions(
+            f"{what}: Discord refused (403, code 50013 Missing Permissions): {advice}", status=403, code=exc.code
+        )
 
     def apply_role_changes(
         self,
@@ -492,8 +539,14 @@ class DiscordConnector:
         """
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="discord-roles") as pool:
             futures = [
-                pool.submit(self._change, c.action, c.user, c.role, reason=c.reason,
-                            observed=None if observed is None else observed.get(c.user.id, frozenset()))
+                pool.submit(
+                    self._change,
+                    c.action,
+                    c.user,
+                    c.role,
+                    reason=c.reason,
+                    observed=None if observed is None else observed.get(c.user.id, frozenset()),
+                )
                 for c in changes
             ]
             return [f.result() for f in futures]
@@ -522,8 +575,11 @@ class DiscordConnector:
         with self._lock:
             self._channels = names
         if channel.lower() not in names:
-            raise FatalError(f"Discord channel {channel!r} not found in guild {self.settings.guild_id}",
-                             platform=PLATFORM, status=404)
+            raise FatalError(
+                f"Discord channel {channel!r} not found in guild {self.settings.guild_id}",
+                platform=PLATFORM,
+                status=404,
+            )
         return names[channel.lower()]
 
     def _url(self, channel_id: str, message_id: str | None = None) -> str:
@@ -534,14 +590,19 @@ class DiscordConnector:
         # The nonce with enforce_nonce makes a resend return the first message: safe to retry.
         return self.client.json(
             self.client.request(
-                "POST", "/channels/{channel_id}/messages", path={"channel_id": channel_id}, json_body=dict(body),
-                what=what, idempotent="nonce" in body,
+                "POST",
+                "/channels/{channel_id}/messages",
+                path={"channel_id": channel_id},
+                json_body=dict(body),
+                what=what,
+                idempotent="nonce" in body,
             ),
             what=what,
         )
 
-    def send_text(self, *, channel: str | None, text: str, title: str | None = None,
-                  key: str | None = None) -> list[MessageRef]:
+    def send_text(
+        self, *, channel: str | None, text: str, title: str | None = None, key: str | None = None
+    ) -> list[MessageRef]:
         """Post ``text`` in a channel as one or more messages (2000 characters each, cut at lines).
 
         Mentions in ``text`` never ping (``allowed_mentions: {"parse": []}``).
@@ -568,16 +629,17 @@ class DiscordConnector:
         what = f"DM channel with {user_id}"
         data = self.client.json(
             self.client.request(
-                "POST", "/users/@me/channels", json_body={"recipient_id": user_id}, what=what,
+                "POST",
+                "/users/@me/channels",
+                json_body={"recipient_id": user_id},
+                what=what,
                 idempotent=True,  # Discord returns the existing DM channel
             ),
             what=what,
         )
         return str(data["id"])
 
-    def direct_message(
-        self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None
-    ) -> MessageRef:
+    def direct_message(self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None) -> MessageRef:
         """DM each recipient (username or id): ``POST /users/@me/channels`` then the messages.
 
         A member who does not accept DMs (403 code 50007) does not stop the others; afterwards
@@ -610,7 +672,8 @@ class DiscordConnector:
                 f"Discord: cannot DM {len(refused)} of {len(names)} recipient(s) (code 50007: they do not accept "
                 f"DMs from this server's members or blocked the bot): {', '.join(refused)}; mention them in the "
                 "working group channel instead",
-                user_ids=tuple(refused), delivered=tuple(delivered),
+                user_ids=tuple(refused),
+                delivered=tuple(delivered),
             )
         return delivered[0]
 
@@ -635,8 +698,11 @@ class DiscordConnector:
         if len(content) > payloads.MESSAGE_LIMIT:
             content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
         button = {"type": 2, "style": 3, "label": label, "custom_id": custom_id}  # style 3: green
-        body = payloads.message(content, components=[{"type": 1, "components": [button]}],
-                                nonce=_nonce(None if key is None else f"{key}:{target.id}"))
+        body = payloads.message(
+            content,
+            components=[{"type": 1, "components": [button]}],
+            nonce=_nonce(None if key is None else f"{key}:{target.id}"),
+        )
         cid = self._dm_channel(target.id)
         try:
             msg = self._send(cid, body, what=f"DM to {target.username or target.id!r}")
@@ -645,12 +711,20 @@ class DiscordConnector:
                 raise
             raise CannotDirectMessage(
                 f"Discord: cannot DM {target.id} (code 50007: they do not accept DMs from this server's members "
-                "or blocked the bot)", user_ids=(target.id,),
+                "or blocked the bot)",
+                user_ids=(target.id,),
             ) from None
         return MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid)
 
-    def private_thread(self, *, channel: str | None, name: str, members: Sequence[UserRef] = (),
-                       text: str | None = None, reason: str | None = None) -> MessageRef:
+    def private_thread(
+        self,
+        *,
+        channel: str | None,
+        name: str,
+        members: Sequence[UserRef] = (),
+        text: str | None = None,
+        reason: str | None = None,
+    ) -> MessageRef:
         """Open a private thread (type 12, not invitable) in ``channel``, add ``members`` to it and
         post ``text`` in it. The bot needs Create Private Threads."""
         cid = self.channel_id(channel)
@@ -660,24 +734,32 @@ class DiscordConnector:
         what = f"private thread {label!r} in channel {cid}"
         data = self.client.json(
             self.client.request(
-                "POST", "/channels/{channel_id}/threads", path={"channel_id": cid},
+                "POST",
+                "/channels/{channel_id}/threads",
+                path={"channel_id": cid},
                 json_body={"name": label, "type": 12, "invitable": False, "auto_archive_duration": 10080},
-                reason=reason, ok=(200, 201), what=what,
+                reason=reason,
+                ok=(200, 201),
+                what=what,
             ),
             what=what,
         )
         thread_id = str(data["id"])
         for member in members:
             self.client.request(
-                "PUT", "/channels/{channel_id}/thread-members/{user_id}",
-                path={"channel_id": thread_id, "user_id": member.id}, ok=(204,),
-                what=f"add {member.username!r} to thread {thread_id}", idempotent=True,
+                "PUT",
+                "/channels/{channel_id}/thread-members/{user_id}",
+                path={"channel_id": thread_id, "user_id": member.id},
+                ok=(204,),
+                what=f"add {member.username!r} to thread {thread_id}",
+                idempotent=True,
             )
         first = None
         if text:
             first = self.send_text(channel=thread_id, text=text)[0]
-        return MessageRef(platform=PLATFORM, id=first.id if first else thread_id, thread_id=thread_id,
-                          url=self._url(thread_id))
+        return MessageRef(
+            platform=PLATFORM, id=first.id if first else thread_id, thread_id=thread_id, url=self._url(thread_id)
+        )
 
     # ----------------------------------------------------------------------------------------
     # BallotBox
@@ -708,23 +790,42 @@ class DiscordConnector:
         role_id = self.role_id(Role.group(voters_group)) if voters_group else None
         cid = self.channel_id(channel)
         note = f"Members of {voters_group} may vote." if voters_group else None
-        body = payloads.ballot_message(ballot_id=ballot_id, question=question, options=labels, closes_at=closes_at,
-                                       voters_note=note, nonce=_nonce(key or ballot_id) + ".b", text=text)
+        body = payloads.ballot_message(
+            ballot_id=ballot_id,
+            question=question,
+            options=labels,
+            closes_at=closes_at,
+            voters_note=note,
+            nonce=_nonce(key or ballot_id) + ".b",
+            text=text,
+        )
         msg = self._send(cid, body, what=f"ballot in channel {cid}")
         record = BallotRecord(
-            id=ballot_id, channel_id=cid, message_id=str(msg["id"]), question=question.strip(),
-            options=tuple(labels), voters_role_id=role_id, voters_role_name=voters_group, closes_at=closes_at,
+            id=ballot_id,
+            channel_id=cid,
+            message_id=str(msg["id"]),
+            question=question.strip(),
+            options=tuple(labels),
+            voters_role_id=role_id,
+            voters_role_name=voters_group,
+            closes_at=closes_at,
         )
         self.votes.add_ballot(record)
         return self._ballot(record)
 
     def _ballot(self, record: BallotRecord) -> Ballot:
         return Ballot(
-            platform=PLATFORM, id=record.id, question=record.question,
+            platform=PLATFORM,
+            id=record.id,
+            question=record.question,
             options=tuple(BallotOption(id=str(i), label=label) for i, label in enumerate(record.options)),
             is_open=record.is_open,
-            message=MessageRef(platform=PLATFORM, id=record.message_id, thread_id=record.channel_id,
-                               url=self._url(record.channel_id, record.message_id)),
+            message=MessageRef(
+                platform=PLATFORM,
+                id=record.message_id,
+                thread_id=record.channel_id,
+                url=self._url(record.channel_id, record.message_id),
+            ),
             closes_at=record.closes_at,
         )
 
@@ -734,9 +835,15 @@ class DiscordConnector:
             return record
         if ballot.message is None:
             raise FatalError(f"Discord ballot {ballot.id} is unknown to the vote store", platform=PLATFORM)
-        record = BallotRecord(id=ballot.id, channel_id=ballot.message.thread_id, message_id=ballot.message.id,
-                              question=ballot.question, options=tuple(o.label for o in ballot.options),
-                              closes_at=ballot.closes_at, is_open=ballot.is_open)
+        record = BallotRecord(
+            id=ballot.id,
+            channel_id=ballot.message.thread_id,
+            message_id=ballot.message.id,
+            question=ballot.question,
+            options=tuple(o.label for o in ballot.options),
+            closes_at=ballot.closes_at,
+            is_open=ballot.is_open,
+        )
         self.votes.add_ballot(record)
         return record
 
@@ -756,12 +863,16 @@ class DiscordConnector:
         for vote in self.votes.votes(ballot.id):
             if vote.option_id.isdigit() and int(vote.option_id) < len(counts):
                 counts[int(vote.option_id)] += 1
-        body = payloads.ballot_result_message(ballot_id=record.id, question=record.question,
-                                              options=record.options, counts=counts, result=result)
+        body = payloads.ballot_result_message(
+            ballot_id=record.id, question=record.question, options=record.options, counts=counts, result=result
+        )
         what = f"result of ballot {record.id}"
         self.client.request(
-            "PATCH", "/channels/{channel_id}/messages/{message_id}",
-            path={"channel_id": record.channel_id, "message_id": record.message_id}, json_body=body, what=what,
+            "PATCH",
+            "/channels/{channel_id}/messages/{message_id}",
+            path={"channel_id": record.channel_id, "message_id": record.message_id},
+            json_body=body,
+            what=what,
             idempotent=True,  # the same edit twice leaves the same message
         )
         return self._ballot(replace(record, is_open=False))
@@ -776,8 +887,14 @@ class DiscordConnector:
         ballot_id, option_id = attrs.get("ballot_id", ""), attrs.get("option_id", "")
 
         def refuse(reason: str) -> VoteReceipt:
-            return VoteReceipt(accepted=False, changed=False, ballot_id=ballot_id, option_id=option_id, reason=reason,
-                               response=payloads.vote_confirmation(option_label="", accepted=False, reason=reason))
+            return VoteReceipt(
+                accepted=False,
+                changed=False,
+                ballot_id=ballot_id,
+                option_id=option_id,
+                reason=reason,
+                response=payloads.vote_confirmation(option_label="", accepted=False, reason=reason),
+            )
 
         if event.kind != "ballot_vote":
             raise ValueError("accept_vote takes ballot_vote events")
@@ -794,23 +911,36 @@ class DiscordConnector:
                 return refuse(f"only members of {record.voters_role_name or 'the voters role'} may vote")
         if not attrs.get("user_id"):
             return refuse("the vote carries no voter")
-        stored, previous = self.votes.record(VoteRecord(
-            ballot_id=ballot_id, voter_id=attrs["user_id"], voter_username=attrs.get("username", ""),
-            option_id=option_id, interaction_id=attrs.get("interaction_id") or "0",
-        ))
+        stored, previous = self.votes.record(
+            VoteRecord(
+                ballot_id=ballot_id,
+                voter_id=attrs["user_id"],
+                voter_username=attrs.get("username", ""),
+                option_id=option_id,
+                interaction_id=attrs.get("interaction_id") or "0",
+            )
+        )
         current = self.votes.votes(ballot_id)
         mine = next((v for v in current if v.voter_id == attrs["user_id"]), None)
         label = record.options[int(mine.option_id if mine else option_id)]
         changed = stored and previous is not None and previous.option_id != option_id
-        return VoteReceipt(accepted=True, changed=changed, ballot_id=ballot_id, option_id=option_id, reason="",
-                           response=payloads.vote_confirmation(option_label=label, changed=changed))
+        return VoteReceipt(
+            accepted=True,
+            changed=changed,
+            ballot_id=ballot_id,
+            option_id=option_id,
+            reason="",
+            response=payloads.vote_confirmation(option_label=label, changed=changed),
+        )
 
     # ----------------------------------------------------------------------------------------
     # Calendar
 
     def _event(self, data: Mapping[str, Any]) -> ScheduledEvent:
         return ScheduledEvent(
-            platform=PLATFORM, id=str(data["id"]), title=str(data.get("name", "")),
+            platform=PLATFORM,
+            id=str(data["id"]),
+            title=str(data.get("name", "")),
             starts_at=_ts(data.get("scheduled_start_time")) or datetime.fromtimestamp(0, UTC),
             ends_at=_ts(data.get("scheduled_end_time")),
             location=(data.get("entity_metadata") or {}).get("location"),
@@ -819,8 +949,9 @@ class DiscordConnector:
     def list_events(self) -> list[ScheduledEvent]:
         """Scheduled and active events of the guild."""
         rows = self.client.json(
-            self.client.request("GET", "/guilds/{guild_id}/scheduled-events", path=self.guild,
-                                what="Discord scheduled events"),
+            self.client.request(
+                "GET", "/guilds/{guild_id}/scheduled-events", path=self.guild, what="Discord scheduled events"
+            ),
             what="Discord scheduled events",
         )
         return [self._event(r) for r in rows]
@@ -859,16 +990,28 @@ class DiscordConnector:
 
         def write() -> ScheduledEvent:
             body = {
-                "name": name, "description": description or None, "privacy_level": GUILD_ONLY, "entity_type": EXTERNAL,
+                "name": name,
+                "description": description or None,
+                "privacy_level": GUILD_ONLY,
+                "entity_type": EXTERNAL,
                 "scheduled_start_time": starts_at.astimezone(UTC).isoformat(),
                 "scheduled_end_time": ends_at.astimezone(UTC).isoformat(),
                 "entity_metadata": {"location": where},
             }
             what = f"scheduled event {name!r}"
-            return self._event(self.client.json(self.client.request(
-                "POST", "/guilds/{guild_id}/scheduled-events", path=self.guild, json_body=body, reason=reason,
-                what=what,
-            ), what=what))
+            return self._event(
+                self.client.json(
+                    self.client.request(
+                        "POST",
+                        "/guilds/{guild_id}/scheduled-events",
+                        path=self.guild,
+                        json_body=body,
+                        reason=reason,
+                        what=what,
+                    ),
+                    what=what,
+                )
+            )
 
         _, created = self.client.policy.ensure(is_done=is_done, write=write, what=f"schedule {name!r}")
         return created if created is not None else found["event"]
@@ -914,13 +1057,17 @@ class DiscordConnector:
         try:
             event = self.verify(headers=headers, body=body)
         except InvalidSignature as exc:
-            return (exc.status or 401), {"error": "invalid request signature" if exc.status in (None, 401)
-                                         else "invalid interaction"}
+            return (exc.status or 401), {
+                "error": "invalid request signature" if exc.status in (None, 401) else "invalid interaction"
+            }
         return 200, self.answer(event)
 
     def _webhook(self, event_or_token: InboundEvent | str) -> dict[str, str]:
-        token = event_or_token if isinstance(event_or_token, str) else event_or_token.attributes.get(
-            "interaction_token", "")
+        token = (
+            event_or_token
+            if isinstance(event_or_token, str)
+            else event_or_token.attributes.get("interaction_token", "")
+        )
         if not token:
             raise ValueError("the interaction token is missing")
         return {"application_id": self.settings.application_id, "interaction_token": token}
@@ -930,27 +1077,45 @@ class DiscordConnector:
         characters; the interaction token is valid for 15 minutes."""
         refs = []
         for body in payloads.followup(text, ephemeral=ephemeral):
-            msg = self.client.json(self.client.request(
-                "POST", "/webhooks/{application_id}/{interaction_token}", path=self._webhook(event), json_body=body,
-                auth=False, what="interaction follow-up",
-            ), what="interaction follow-up")
+            msg = self.client.json(
+                self.client.request(
+                    "POST",
+                    "/webhooks/{application_id}/{interaction_token}",
+                    path=self._webhook(event),
+                    json_body=body,
+                    auth=False,
+                    what="interaction follow-up",
+                ),
+                what="interaction follow-up",
+            )
             refs.append(MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=str(msg.get("channel_id", ""))))
         return refs
 
     def edit_original(self, event: InboundEvent | str, text: str) -> None:
         """Replace the deferred "thinking…" answer with ``text`` (at most 2000 characters)."""
         self.client.request(
-            "PATCH", "/webhooks/{application_id}/{interaction_token}/messages/@original", path=self._webhook(event),
-            json_body=payloads.message(text), auth=False, what="interaction answer edit", idempotent=True,
+            "PATCH",
+            "/webhooks/{application_id}/{interaction_token}/messages/@original",
+            path=self._webhook(event),
+            json_body=payloads.message(text),
+            auth=False,
+            what="interaction answer edit",
+            idempotent=True,
         )
 
     def callback(self, event: InboundEvent, response: Mapping[str, Any]) -> None:
         """Send the initial answer out of band (``POST /interactions/{id}/{token}/callback``)."""
         self.client.request(
-            "POST", "/interactions/{interaction_id}/{interaction_token}/callback",
-            path={"interaction_id": event.attributes["interaction_id"],
-                  "interaction_token": event.attributes["interaction_token"]},
-            json_body=dict(response), ok=(200, 204), auth=False, what="interaction callback",
+            "POST",
+            "/interactions/{interaction_id}/{interaction_token}/callback",
+            path={
+                "interaction_id": event.attributes["interaction_id"],
+                "interaction_token": event.attributes["interaction_token"],
+            },
+            json_body=dict(response),
+            ok=(200, 204),
+            auth=False,
+            what="interaction callback",
         )
 
     # ----------------------------------------------------------------------------------------
@@ -962,8 +1127,13 @@ class DiscordConnector:
         if not 1 <= limit <= _AUDIT_PAGE:
             raise ValueError(f"limit must be 1..{_AUDIT_PAGE}")
         data = self.client.json(
-            self.client.request("GET", "/guilds/{guild_id}/audit-logs", path=self.guild,
-                                params={"after": after or "0", "limit": limit}, what="Discord audit log"),
+            self.client.request(
+                "GET",
+                "/guilds/{guild_id}/audit-logs",
+                path=self.guild,
+                params={"after": after or "0", "limit": limit},
+                what="Discord audit log",
+            ),
             what="Discord audit log",
         )
         users = {str(u["id"]): u for u in data.get("users") or ()}
@@ -976,12 +1146,17 @@ class DiscordConnector:
             if not uid:
                 return None
             user = users.get(str(uid)) or {}
-            return UserRef(platform=PLATFORM, id=str(uid), username=str(user.get("username", "")),
-                           display_name=user.get("global_name") or None)
+            return UserRef(
+                platform=PLATFORM,
+                id=str(uid),
+                username=str(user.get("username", "")),
+                display_name=user.get("global_name") or None,
+            )
 
         action_type = int(e.get("action_type", 0))
-        changes: dict[str, Any] = {str(c.get("key")): {"old": c.get("old_value"), "new": c.get("new_value")}
-                                   for c in e.get("changes") or ()}
+        changes: dict[str, Any] = {
+            str(c.get("key")): {"old": c.get("old_value"), "new": c.get("new_value")} for c in e.get("changes") or ()
+        }
         if e.get("options"):
             changes["options"] = dict(e["options"])
         target = ref(e.get("target_id")) if action_type in _USER_TARGETS else None
@@ -990,13 +1165,21 @@ class DiscordConnector:
         if channel:
             link = self._url(str(channel))
         return ModerationEntry(
-            platform=PLATFORM, id=str(e["id"]), kind=AUDIT_ACTION_NAMES.get(action_type, str(action_type)),
-            occurred_at=time_of(e["id"]), target=target, moderator=ref(e.get("user_id")),
-            reason=e.get("reason") or None, changes=changes, link=link, raw=dict(e),
+            platform=PLATFORM,
+            id=str(e["id"]),
+            kind=AUDIT_ACTION_NAMES.get(action_type, str(action_type)),
+            occurred_at=time_of(e["id"]),
+            target=target,
+            moderator=ref(e.get("user_id")),
+            reason=e.get("reason") or None,
+            changes=changes,
+            link=link,
+            raw=dict(e),
         )
 
-    def post_with_buttons(self, *, channel: str, text: str, buttons: Sequence[tuple[str, str]],
-                          key: str | None = None) -> MessageRef:
+    def post_with_buttons(
+        self, *, channel: str, text: str, buttons: Sequence[tuple[str, str]], key: str | None = None
+    ) -> MessageRef:
         """One message in ``channel`` (cut to 2000 characters) with 1 to 5 buttons, each
         ``(label, custom_id)``; a press comes back as a ``component`` interaction carrying its
         ``custom_id``. With ``key`` a re-send within Discord's nonce window returns the first."""
@@ -1012,12 +1195,16 @@ class DiscordConnector:
         if len(content) > payloads.MESSAGE_LIMIT:
             content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
         cid = self.channel_id(channel)
-        msg = self._send(cid, payloads.message(content, components=[{"type": 1, "components": row}],
-                                               nonce=_nonce(key)), what=f"message in channel {cid}")
+        msg = self._send(
+            cid,
+            payloads.message(content, components=[{"type": 1, "components": row}], nonce=_nonce(key)),
+            what=f"message in channel {cid}",
+        )
         return MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid, url=self._url(cid, msg["id"]))
 
-    def post_components(self, *, channel: str, content: str, components: Sequence[Mapping[str, Any]],
-                        key: str | None = None) -> MessageRef:
+    def post_components(
+        self, *, channel: str, content: str, components: Sequence[Mapping[str, Any]], key: str | None = None
+    ) -> MessageRef:
         """One message with these component rows (at most 5:
         https://discord.com/developers/docs/components/reference#action-row); ``content`` is cut
         to 2000 characters. With ``key`` a re-send within the nonce window returns the first."""
@@ -1027,8 +1214,11 @@ class DiscordConnector:
         if len(content) > payloads.MESSAGE_LIMIT:
             content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
         cid = self.channel_id(channel)
-        msg = self._send(cid, payloads.message(content, components=[dict(c) for c in components] or None,
-                                               nonce=_nonce(key)), what=f"message in channel {cid}")
+        msg = self._send(
+            cid,
+            payloads.message(content, components=[dict(c) for c in components] or None, nonce=_nonce(key)),
+            what=f"message in channel {cid}",
+        )
         return MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid, url=self._url(cid, msg["id"]))
 
     def publish_tally(self, ballot_id: str, counts: Sequence[int]) -> None:
@@ -1060,8 +1250,9 @@ class DiscordConnector:
         """2000 characters a message, 4 messages a guide, no title of its own (``GuideShelf``)."""
         return payloads.MESSAGE_LIMIT, self.GUIDE_MAX_PIECES, True
 
-    def shelve_guide(self, *, channel: str | None, title: str, pieces: Sequence[str],
-                     placed: Sequence[MessageRef] = (), key: str) -> list[MessageRef]:
+    def shelve_guide(
+        self, *, channel: str | None, title: str, pieces: Sequence[str], placed: Sequence[MessageRef] = (), key: str
+    ) -> list[MessageRef]:
         """One message per piece in ``channel`` (default ``resources``): placed ones edited in
         place (``PATCH``), missing ones posted (nonce from ``key``), extra ones told they are no
         longer used. ``title`` is in the first piece already (``guide_format``)."""
@@ -1076,23 +1267,34 @@ class DiscordConnector:
                 continue
             body = payloads.message(text, nonce=f"{_nonce(key)[:21]}{i:02d}")
             msg = self._send(cid, body, what=f"guide message in channel {cid}")
-            refs.append(MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid,
-                                   url=self._url(cid, msg["id"])))
+            refs.append(MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=cid, url=self._url(cid, msg["id"])))
         return refs
 
-    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]],
-                    channel: str | None = None) -> str:
+    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]], channel: str | None = None) -> str:
         """The server's welcome screen (``PATCH /guilds/{id}/welcome-screen``): ``summary`` and
         the guides channel; re-sending the same body leaves the same screen.
         https://discord.com/developers/docs/resources/guild#modify-guild-welcome-screen"""
         cid = self.channel_id(channel or self.GUIDES_CHANNEL)
         body = payloads.welcome_screen(summary, [(cid, "Community guides: start here")])
-        self.client.request("PATCH", "/guilds/{guild_id}/welcome-screen", path=self.guild, json_body=body,
-                            what="the welcome screen", idempotent=True)
+        self.client.request(
+            "PATCH",
+            "/guilds/{guild_id}/welcome-screen",
+            path=self.guild,
+            json_body=body,
+            what="the welcome screen",
+            idempotent=True,
+        )
         return f"welcome screen of guild {self.settings.guild_id}"
 
-    def edit_message(self, *, channel_id: str, message_id: str, text: str, keep_buttons: bool = False,
-                     components: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def edit_message(
+        self,
+        *,
+        channel_id: str,
+        message_id: str,
+        text: str,
+        keep_buttons: bool = False,
+        components: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
         """Replace a bot message's text (cut to 2000 characters) and its buttons with
         ``components`` when given; else its buttons are removed unless ``keep_buttons``. Editing
         twice to the same text leaves the same message."""
@@ -1102,9 +1304,14 @@ class DiscordConnector:
         body = payloads.message(content)
         if components is not None or not keep_buttons:
             body["components"] = [dict(c) for c in components or ()]
-        self.client.request("PATCH", "/channels/{channel_id}/messages/{message_id}",
-                            path={"channel_id": channel_id, "message_id": message_id}, json_body=body,
-                            what=f"message {message_id}", idempotent=True)
+        self.client.request(
+            "PATCH",
+            "/channels/{channel_id}/messages/{message_id}",
+            path={"channel_id": channel_id, "message_id": message_id},
+            json_body=body,
+            what=f"message {message_id}",
+            idempotent=True,
+        )
 
     # ----------------------------------------------------------------------------------------
     # RoomReader, RoomWriter: the common room (R-COMMS) polls channels and threads
@@ -1114,8 +1321,9 @@ class DiscordConnector:
             known = self._me_id
         if known:
             return known
-        me = self.client.json(self.client.request("GET", "/users/@me", what="the bot's account"),
-                              what="the bot's account")
+        me = self.client.json(
+            self.client.request("GET", "/users/@me", what="the bot's account"), what="the bot's account"
+        )
         with self._lock:
             self._me_id = str(me["id"])
         return self._me_id
@@ -1142,27 +1350,42 @@ class DiscordConnector:
         if after:
             params["after"] = str(after)
         what = f"messages of channel {cid}"
-        rows = self.client.json(self.client.request("GET", "/channels/{channel_id}/messages",
-                                                    path={"channel_id": cid}, params=params, what=what), what=what)
+        rows = self.client.json(
+            self.client.request(
+                "GET", "/channels/{channel_id}/messages", path={"channel_id": cid}, params=params, what=what
+            ),
+            what=what,
+        )
         me = self._bot_user_id()
         out = []
         for row in rows or []:
             if int(row.get("type") or 0) not in (0, 19):  # DEFAULT and REPLY carry people's text
                 continue
             author = row.get("author") or {}
-            out.append(RoomMessage(
-                platform=PLATFORM, id=str(row["id"]), room=cid,
-                author=UserRef(platform=PLATFORM, id=str(author.get("id", "")),
-                               username=str(author.get("username", "")),
-                               display_name=author.get("global_name") or None),
-                text=str(row.get("content") or ""), created_at=_ts(row.get("timestamp")) or datetime.now(UTC),
-                edited_at=_ts(row.get("edited_timestamp")),
-                attachments=tuple(str(a["url"]) for a in row.get("attachments") or [] if a.get("url")),
-                own=str(author.get("id", "")) == me, url=self._url(cid, str(row["id"]))))
+            out.append(
+                RoomMessage(
+                    platform=PLATFORM,
+                    id=str(row["id"]),
+                    room=cid,
+                    author=UserRef(
+                        platform=PLATFORM,
+                        id=str(author.get("id", "")),
+                        username=str(author.get("username", "")),
+                        display_name=author.get("global_name") or None,
+                    ),
+                    text=str(row.get("content") or ""),
+                    created_at=_ts(row.get("timestamp")) or datetime.now(UTC),
+                    edited_at=_ts(row.get("edited_timestamp")),
+                    attachments=tuple(str(a["url"]) for a in row.get("attachments") or [] if a.get("url")),
+                    own=str(author.get("id", "")) == me,
+                    url=self._url(cid, str(row["id"])),
+                )
+            )
         return sorted(out, key=lambda m: int(m.id))
 
-    def room_post(self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None,
-                  key: str | None = None) -> MessageRef:
+    def room_post(
+        self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None, key: str | None = None
+    ) -> MessageRef:
         """A reply in thread ``thread_id``, else a channel message (``title`` in bold first) with a
         thread opened on it for the replies."""
         if thread_id:
@@ -1177,10 +1400,15 @@ class DiscordConnector:
         label = re.sub(r"\s+", " ", name).strip()[:100] or "discussion"
         what = f"thread on message {first.id}"
         try:
-            self.client.request("POST", "/channels/{channel_id}/messages/{message_id}/threads",
-                                path={"channel_id": first.thread_id, "message_id": first.id},
-                                json_body={"name": label, "auto_archive_duration": 10080}, ok=(200, 201),
-                                what=what, idempotent=True)
+            self.client.request(
+                "POST",
+                "/channels/{channel_id}/messages/{message_id}/threads",
+                path={"channel_id": first.thread_id, "message_id": first.id},
+                json_body={"name": label, "auto_archive_duration": 10080},
+                ok=(200, 201),
+                what=what,
+                idempotent=True,
+            )
         except DiscordAPIError as exc:
             if exc.code != THREAD_ALREADY_CREATED:
                 raise
@@ -1192,15 +1420,23 @@ class DiscordConnector:
 
     def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
         """Replace a bridged message's text (``PATCH``, idempotent)."""
-        self.edit_message(channel_id=self._room_channel(room, thread_id, message_id), message_id=message_id,
-                          text=text, keep_buttons=True)
+        self.edit_message(
+            channel_id=self._room_channel(room, thread_id, message_id),
+            message_id=message_id,
+            text=text,
+            keep_buttons=True,
+        )
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
         """``DELETE /channels/{id}/messages/{id}``; a message already gone (404) is fine."""
-        self.client.request("DELETE", "/channels/{channel_id}/messages/{message_id}",
-                            path={"channel_id": self._room_channel(room, thread_id, message_id),
-                                  "message_id": message_id},
-                            ok=(204, 404), what=f"message {message_id}", idempotent=True)
+        self.client.request(
+            "DELETE",
+            "/channels/{channel_id}/messages/{message_id}",
+            path={"channel_id": self._room_channel(room, thread_id, message_id), "message_id": message_id},
+            ok=(204, 404),
+            what=f"message {message_id}",
+            idempotent=True,
+        )
 
     def register_commands(self, *, scope: str = "guild") -> list[dict[str, Any]]:
         """Register ``/apply``, ``/idea``, ``/optin`` and ``/leave`` (bulk overwrite, so re-running
@@ -1212,8 +1448,15 @@ class DiscordConnector:
         if scope == "guild":
             app.update(self.guild)
             template = "/applications/{application_id}/guilds/{guild_id}/commands"
-        rows = self.client.json(self.client.request(
-            "PUT", template, path=app, json_body=[dict(c) for c in payloads.COMMANDS], what="slash command registration",
-            idempotent=True,
-        ), what="slash command registration")
+        rows = self.client.json(
+            self.client.request(
+                "PUT",
+                template,
+                path=app,
+                json_body=[dict(c) for c in payloads.COMMANDS],
+                what="slash command registration",
+                idempotent=True,
+            ),
+            what="slash command registration",
+        )
         return list(rows or [])

@@ -26,8 +26,14 @@ from connectors.discord.settings import DiscordSettings
 from connectors.doctor import Check, failed, passed
 from connectors.errors import CharterflowError, ConfigError
 
-__all__ = ["CHANNEL_PERMISSIONS", "INTENTS", "REQUIRED_PERMISSIONS", "check", "channel_permissions",
-           "guild_permissions"]
+__all__ = [
+    "CHANNEL_PERMISSIONS",
+    "INTENTS",
+    "REQUIRED_PERMISSIONS",
+    "check",
+    "channel_permissions",
+    "guild_permissions",
+]
 
 P = "discord"
 ADMINISTRATOR = 1 << 3
@@ -50,8 +56,14 @@ INTENTS = {
     "Server Members Intent": ((1 << 14) | (1 << 15), "listing members (GET /guilds/{id}/members)"),
     "Message Content Intent": ((1 << 18) | (1 << 19), "message search for activity counts"),
 }
-CHANNEL_PERMISSIONS = ("View Channels", "Send Messages", "Read Message History", "Create Public Threads",
-                       "Create Private Threads", "Send Messages in Threads")
+CHANNEL_PERMISSIONS = (
+    "View Channels",
+    "Send Messages",
+    "Read Message History",
+    "Create Public Threads",
+    "Create Private Threads",
+    "Send Messages in Threads",
+)
 _ROLES_PAGE = "Server Settings → Roles"
 
 
@@ -64,8 +76,9 @@ def guild_permissions(*, guild_id: str, roles: Mapping[str, Mapping[str, Any]], 
     return -1 if perms & ADMINISTRATOR else perms
 
 
-def channel_permissions(base: int, *, guild_id: str, member_id: str, member_roles: Sequence[str],
-                        overwrites: Sequence[Mapping[str, Any]]) -> int:
+def channel_permissions(
+    base: int, *, guild_id: str, member_id: str, member_roles: Sequence[str], overwrites: Sequence[Mapping[str, Any]]
+) -> int:
     """``base`` after a channel's overwrites: ``@everyone``'s, then the member's roles' (allows and
     denies merged), then the member's own."""
     if base == -1:
@@ -97,17 +110,29 @@ def _lacking(perms: int, names: Sequence[str]) -> list[str]:
     return [name for name in names if not any(perms & bit for bit in REQUIRED_PERMISSIONS[name])]
 
 
-def check(settings: DiscordSettings, *, channels: Sequence[str] = (), wg_role: str = "wg-member",
-          transport: httpx.BaseTransport | None = None) -> list[Check]:
+def check(
+    settings: DiscordSettings,
+    *,
+    channels: Sequence[str] = (),
+    wg_role: str = "wg-member",
+    transport: httpx.BaseTransport | None = None,
+) -> list[Check]:
     """Every check of the bot described by ``settings``. ``channels`` are the channels the flows
     post to (ids or names; default the WG channel setting, else ``wg-private``); ``wg_role`` is the
     WG role's name when ``CHARTERFLOW_DISCORD_WG_MEMBER_ROLE_ID`` is unset."""
-    client = DiscordClient(api_url=settings.api_url, token=settings.token, timeout=settings.timeout,
-                           max_retries=1, max_forbidden=100, transport=transport)
+    client = DiscordClient(
+        api_url=settings.api_url,
+        token=settings.token,
+        timeout=settings.timeout,
+        max_retries=1,
+        max_forbidden=100,
+        transport=transport,
+    )
     out: list[Check] = []
     try:
-        _checks(client, settings, out, channels=list(channels) or [settings.wg_channel_id or "wg-private"],
-                wg_role=wg_role)
+        _checks(
+            client, settings, out, channels=list(channels) or [settings.wg_channel_id or "wg-private"], wg_role=wg_role
+        )
     finally:
         client.close()
     return out
@@ -117,8 +142,7 @@ def _get(client: DiscordClient, template: str, *, what: str, path: Mapping[str, 
     return client.json(client.request("GET", template, path=path, what=what), what=what)
 
 
-def _checks(client: DiscordClient, s: DiscordSettings, out: list[Check], *, channels: list[str],
-            wg_role: str) -> None:
+def _checks(client: DiscordClient, s: DiscordSettings, out: list[Check], *, channels: list[str], wg_role: str) -> None:
     me = _token_check(client, s, out)
     if me is None:
         return
@@ -126,8 +150,14 @@ def _checks(client: DiscordClient, s: DiscordSettings, out: list[Check], *, chan
     try:
         app = _get(client, "/applications/@me", what="the application")
     except CharterflowError as exc:
-        out.append(failed(P, "application", f"cannot read the bot's application: {exc}",
-                          "use the token of the application's own bot"))
+        out.append(
+            failed(
+                P,
+                "application",
+                f"cannot read the bot's application: {exc}",
+                "use the token of the application's own bot",
+            )
+        )
     else:
         out.extend(_application_checks(app, s))
     member = _guild_member(client, s, out, bot_id=bot_id)
@@ -156,13 +186,25 @@ def _token_check(client: DiscordClient, s: DiscordSettings, out: list[Check]) ->
     try:
         me = _get(client, "/users/@me", what="the bot user")
     except ConfigError:
-        out.append(failed(P, "token", "Discord refuses the bot token (HTTP 401)",
-                          "set CHARTERFLOW_DISCORD_TOKEN to the token under Developer Portal → your "
-                          "application → Bot → Reset Token"))
+        out.append(
+            failed(
+                P,
+                "token",
+                "Discord refuses the bot token (HTTP 401)",
+                "set CHARTERFLOW_DISCORD_TOKEN to the token under Developer Portal → your "
+                "application → Bot → Reset Token",
+            )
+        )
         return None
     except CharterflowError as exc:
-        out.append(failed(P, "token", f"Discord API at {s.api_url} did not answer: {type(exc).__name__}",
-                          "check CHARTERFLOW_DISCORD_API_URL and this machine's network access to it"))
+        out.append(
+            failed(
+                P,
+                "token",
+                f"Discord API at {s.api_url} did not answer: {type(exc).__name__}",
+                "check CHARTERFLOW_DISCORD_API_URL and this machine's network access to it",
+            )
+        )
         return None
     out.append(passed(P, "token", f"valid, bot user {str(me.get('username'))!r} ({me.get('id')})"))
     return me
@@ -172,42 +214,67 @@ def _application_checks(app: Mapping[str, Any], s: DiscordSettings) -> list[Chec
     """The application id, the interactions key and the privileged intents; pure."""
     out: list[Check] = []
     if str(app.get("id")) != s.application_id:
-        out.append(failed(P, "application id", f"the token's application is {app.get('id')}, "
-                          f"CHARTERFLOW_DISCORD_APPLICATION_ID is {s.application_id}",
-                          f"set CHARTERFLOW_DISCORD_APPLICATION_ID to {app.get('id')} (General Information)"))
+        out.append(
+            failed(
+                P,
+                "application id",
+                f"the token's application is {app.get('id')}, CHARTERFLOW_DISCORD_APPLICATION_ID is {s.application_id}",
+                f"set CHARTERFLOW_DISCORD_APPLICATION_ID to {app.get('id')} (General Information)",
+            )
+        )
     else:
         out.append(passed(P, "application id", f"{s.application_id} matches the token"))
     if str(app.get("verify_key", "")).lower() != s.public_key:
-        out.append(failed(P, "interactions key", "CHARTERFLOW_DISCORD_PUBLIC_KEY is not this application's "
-                          "public key: every interaction would be refused (401)",
-                          "copy General Information → Public Key into CHARTERFLOW_DISCORD_PUBLIC_KEY"))
+        out.append(
+            failed(
+                P,
+                "interactions key",
+                "CHARTERFLOW_DISCORD_PUBLIC_KEY is not this application's "
+                "public key: every interaction would be refused (401)",
+                "copy General Information → Public Key into CHARTERFLOW_DISCORD_PUBLIC_KEY",
+            )
+        )
     else:
         out.append(passed(P, "interactions key", "CHARTERFLOW_DISCORD_PUBLIC_KEY matches the application"))
     flags = int(app.get("flags") or 0)
     off = [name for name, (bits, _) in INTENTS.items() if not flags & bits]
     if off:
-        out.append(failed(P, "intents", "off: " + "; ".join(f"{n} (for {INTENTS[n][1]})" for n in off),
-                          "Developer Portal → your application → Bot → Privileged Gateway Intents: turn on "
-                          + " and ".join(off)))
+        out.append(
+            failed(
+                P,
+                "intents",
+                "off: " + "; ".join(f"{n} (for {INTENTS[n][1]})" for n in off),
+                "Developer Portal → your application → Bot → Privileged Gateway Intents: turn on " + " and ".join(off),
+            )
+        )
     else:
         out.append(passed(P, "intents", "Server Members and Message Content intents are on"))
     return out
 
 
-def _guild_member(client: DiscordClient, s: DiscordSettings, out: list[Check], *,
-                  bot_id: str) -> Any:
+def _guild_member(client: DiscordClient, s: DiscordSettings, out: list[Check], *, bot_id: str) -> Any:
     """The bot's guild member object, or ``None`` (and why) when it is not in the guild."""
     try:
-        member = _get(client, "/guilds/{guild_id}/members/{user_id}",
-                      path={"guild_id": s.guild_id, "user_id": bot_id},
-                      what="the bot's guild membership")
+        member = _get(
+            client,
+            "/guilds/{guild_id}/members/{user_id}",
+            path={"guild_id": s.guild_id, "user_id": bot_id},
+            what="the bot's guild membership",
+        )
     except DiscordAPIError as exc:
         if exc.code == 10004:
             detail = f"no guild {s.guild_id} for this bot (Unknown Guild)"
         else:
             detail = f"the bot is not a member of guild {s.guild_id} ({exc.code or exc.status})"
-        out.append(failed(P, "guild", detail, "set CHARTERFLOW_DISCORD_GUILD_ID to the server's id (Copy Server "
-                          "ID) and invite the bot with the bot and applications.commands scopes"))
+        out.append(
+            failed(
+                P,
+                "guild",
+                detail,
+                "set CHARTERFLOW_DISCORD_GUILD_ID to the server's id (Copy Server "
+                "ID) and invite the bot with the bot and applications.commands scopes",
+            )
+        )
         return None
     except CharterflowError as exc:
         out.append(failed(P, "guild", f"cannot read guild {s.guild_id}: {exc}", "see the error"))
@@ -219,52 +286,93 @@ def _guild_member(client: DiscordClient, s: DiscordSettings, out: list[Check], *
 def _permissions_check(perms: int, *, top_name: str) -> Check:
     missing = _lacking(perms, list(REQUIRED_PERMISSIONS))
     if missing:
-        return failed(P, "permissions", "the bot lacks " + ", ".join(missing),
-                      f"{_ROLES_PAGE} → {top_name!r} → Permissions: turn on " + ", ".join(missing))
-    return passed(P, "permissions", "Administrator" if perms == -1 else
-                  "has " + ", ".join(REQUIRED_PERMISSIONS))
+        return failed(
+            P,
+            "permissions",
+            "the bot lacks " + ", ".join(missing),
+            f"{_ROLES_PAGE} → {top_name!r} → Permissions: turn on " + ", ".join(missing),
+        )
+    return passed(P, "permissions", "Administrator" if perms == -1 else "has " + ", ".join(REQUIRED_PERMISSIONS))
 
 
-def _role_check(label: str, configured: str | None, setting: str, name: str, *,
-                roles: Mapping[str, Mapping[str, Any]], top: Mapping[str, Any] | None) -> Check:
+def _role_check(
+    label: str,
+    configured: str | None,
+    setting: str,
+    name: str,
+    *,
+    roles: Mapping[str, Mapping[str, Any]],
+    top: Mapping[str, Any] | None,
+) -> Check:
     var = f"CHARTERFLOW_DISCORD_{setting}"
     if configured:
         role = roles.get(configured)
         if role is None:
-            return failed(P, f"role {label}", f"{var}={configured} is not a role of this guild",
-                          f"{_ROLES_PAGE} → right-click the role → Copy Role ID, into {var}")
+            return failed(
+                P,
+                f"role {label}",
+                f"{var}={configured} is not a role of this guild",
+                f"{_ROLES_PAGE} → right-click the role → Copy Role ID, into {var}",
+            )
     else:
         found = [r for r in roles.values() if str(r.get("name", "")).lower() == name.lower()]
         if len(found) != 1:
             problem = "several roles are" if found else "no role is"
-            return failed(P, f"role {label}", f"{var} is unset and {problem} called {name!r}",
-                          f"set {var} to the role's id, or create one role called {name!r}")
+            return failed(
+                P,
+                f"role {label}",
+                f"{var} is unset and {problem} called {name!r}",
+                f"set {var} to the role's id, or create one role called {name!r}",
+            )
         role = found[0]
     shown = f"{role.get('name')!r} ({role['id']})"
     if role.get("managed"):
-        return failed(P, f"role {label}", f"{shown} is managed by an integration: no bot can grant it",
-                      f"use a normal role for {label} ({var})")
+        return failed(
+            P,
+            f"role {label}",
+            f"{shown} is managed by an integration: no bot can grant it",
+            f"use a normal role for {label} ({var})",
+        )
     if top is None or (int(role.get("position", 0)), int(role["id"])) >= (int(top.get("position", 0)), int(top["id"])):
         above = top.get("name") if top else "the bot's role"
-        return failed(P, f"role {label}", f"{shown} is not below the bot's highest role {above!r}: the bot "
-                      "cannot grant or revoke it", f"{_ROLES_PAGE}: drag {above!r} above {role.get('name')!r}")
+        return failed(
+            P,
+            f"role {label}",
+            f"{shown} is not below the bot's highest role {above!r}: the bot cannot grant or revoke it",
+            f"{_ROLES_PAGE}: drag {above!r} above {role.get('name')!r}",
+        )
     return passed(P, f"role {label}", f"{shown}, below the bot's role {top.get('name')!r}")
 
 
-def _channel_check(ref: str, rows: Sequence[Mapping[str, Any]], s: DiscordSettings, *, base: int, bot_id: str,
-                   bot_roles: Sequence[str]) -> Check:
+def _channel_check(
+    ref: str, rows: Sequence[Mapping[str, Any]], s: DiscordSettings, *, base: int, bot_id: str, bot_roles: Sequence[str]
+) -> Check:
     wanted = ref.strip().lstrip("#")
     row = next((r for r in rows if str(r.get("id")) == wanted), None) or next(
-        (r for r in rows if str(r.get("name", "")).lower() == wanted.lower()), None)
+        (r for r in rows if str(r.get("name", "")).lower() == wanted.lower()), None
+    )
     if row is None:
         setting = "CHARTERFLOW_DISCORD_WG_CHANNEL_ID" if wanted == s.wg_channel_id else "the channel setting"
-        return failed(P, f"channel {ref}", f"no channel {ref!r} in guild {s.guild_id} (or the bot cannot see it)",
-                      f"right-click the channel → Copy Channel ID, into {setting}; give the bot View Channel there")
-    perms = channel_permissions(base, guild_id=s.guild_id, member_id=bot_id, member_roles=bot_roles,
-                                overwrites=row.get("permission_overwrites") or [])
+        return failed(
+            P,
+            f"channel {ref}",
+            f"no channel {ref!r} in guild {s.guild_id} (or the bot cannot see it)",
+            f"right-click the channel → Copy Channel ID, into {setting}; give the bot View Channel there",
+        )
+    perms = channel_permissions(
+        base,
+        guild_id=s.guild_id,
+        member_id=bot_id,
+        member_roles=bot_roles,
+        overwrites=row.get("permission_overwrites") or [],
+    )
     shown = f"#{row.get('name')} ({row.get('id')})"
     missing = _lacking(perms, CHANNEL_PERMISSIONS)
     if missing:
-        return failed(P, f"channel {ref}", f"in {shown} the bot lacks " + ", ".join(missing),
-                      f"Edit Channel → Permissions: allow {', '.join(missing)} for the bot's role")
+        return failed(
+            P,
+            f"channel {ref}",
+            f"in {shown} the bot lacks " + ", ".join(missing),
+            f"Edit Channel → Permissions: allow {', '.join(missing)} for the bot's role",
+        )
     return passed(P, f"channel {ref}", f"{shown}: the bot can post, thread and read there")

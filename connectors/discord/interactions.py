@@ -198,8 +198,7 @@ def _people_attributes(payload: dict[str, Any], interaction_id: str) -> dict[str
         "user_id": _s(user.get("id")) or "",
         "username": _s(user.get("username")) or "",
         "guild_id": _s(payload.get("guild_id")) or "",
-        "channel_id": (_s(payload.get("channel_id")) or _s(_dict(payload.get("channel")).get("id"))
-                       or ""),
+        "channel_id": (_s(payload.get("channel_id")) or _s(_dict(payload.get("channel")).get("id")) or ""),
     }
     roles = member.get("roles")
     if isinstance(roles, list):
@@ -207,8 +206,7 @@ def _people_attributes(payload: dict[str, Any], interaction_id: str) -> dict[str
     return attributes
 
 
-def _command(itype: int, payload: dict[str, Any], data: dict[str, Any],
-             attributes: dict[str, str]) -> str:
+def _command(itype: int, payload: dict[str, Any], data: dict[str, Any], attributes: dict[str, str]) -> str:
     name = _s(data.get("name"))
     if not name:
         raise _refuse("the command has no name", status=400)
@@ -217,8 +215,7 @@ def _command(itype: int, payload: dict[str, Any], data: dict[str, Any],
     return name if itype == APPLICATION_COMMAND else "autocomplete"
 
 
-def _component(itype: int, payload: dict[str, Any], data: dict[str, Any],
-               attributes: dict[str, str]) -> str:
+def _component(itype: int, payload: dict[str, Any], data: dict[str, Any], attributes: dict[str, str]) -> str:
     custom_id = _s(data.get("custom_id")) or ""
     attributes["custom_id"] = custom_id
     attributes["message_id"] = _s(_dict(payload.get("message")).get("id")) or ""
@@ -229,8 +226,7 @@ def _component(itype: int, payload: dict[str, Any], data: dict[str, Any],
     return "ballot_vote"
 
 
-def _modal(itype: int, payload: dict[str, Any], data: dict[str, Any],
-           attributes: dict[str, str]) -> str:
+def _modal(itype: int, payload: dict[str, Any], data: dict[str, Any], attributes: dict[str, str]) -> str:
     custom_id = _s(data.get("custom_id")) or ""
     attributes["custom_id"] = custom_id
     attributes.update(_modal_fields(data.get("components")))
@@ -239,8 +235,10 @@ def _modal(itype: int, payload: dict[str, Any], data: dict[str, Any],
 
 # interaction type -> what adds its own attributes and names the event's kind
 _BY_TYPE: dict[int, Callable[[int, dict[str, Any], dict[str, Any], dict[str, str]], str]] = {
-    APPLICATION_COMMAND: _command, AUTOCOMPLETE: _command,
-    MESSAGE_COMPONENT: _component, MODAL_SUBMIT: _modal,
+    APPLICATION_COMMAND: _command,
+    AUTOCOMPLETE: _command,
+    MESSAGE_COMPONENT: _component,
+    MODAL_SUBMIT: _modal,
 }
 
 
@@ -257,8 +255,11 @@ def parse_interaction(payload: Any) -> InboundEvent:
     interaction_id = _s(payload.get("id"))
     if itype == PING:
         return InboundEvent(
-            platform=PLATFORM, dedupe_key=f"discord:ping:{interaction_id or 'none'}", kind="ping",
-            attributes={"interaction_id": interaction_id or ""}, data=payload,
+            platform=PLATFORM,
+            dedupe_key=f"discord:ping:{interaction_id or 'none'}",
+            kind="ping",
+            attributes={"interaction_id": interaction_id or ""},
+            data=payload,
         )
     if not interaction_id or not re.fullmatch(r"[0-9]{1,20}", interaction_id):
         raise _refuse("the interaction has no id", status=400)

@@ -68,80 +68,209 @@ MODAL = 9
 # R-APP-1: an application carries the applicant's usernames (the Discord one is known from the
 # interaction), why they want to join, and the experience and skills they bring.
 APPLY_QUESTIONS: tuple[dict[str, Any], ...] = (
-    {"custom_id": "forum_username", "label": "Your Forum username (if you have one)", "style": 1,
-     "required": False, "max_length": 64},
-    {"custom_id": "why", "label": "Why do you want to join the working group?", "style": 2,
-     "required": True, "min_length": 1, "max_length": 4000},
-    {"custom_id": "experience", "label": "What experience and skills do you bring?", "style": 2,
-     "required": True, "min_length": 1, "max_length": 4000},
+    {
+        "custom_id": "forum_username",
+        "label": "Your Forum username (if you have one)",
+        "style": 1,
+        "required": False,
+        "max_length": 64,
+    },
+    {
+        "custom_id": "why",
+        "label": "Why do you want to join the working group?",
+        "style": 2,
+        "required": True,
+        "min_length": 1,
+        "max_length": 4000,
+    },
+    {
+        "custom_id": "experience",
+        "label": "What experience and skills do you bring?",
+        "style": 2,
+        "required": True,
+        "min_length": 1,
+        "max_length": 4000,
+    },
 )
 
 # Commands registered by `charterflow discord register-commands`: slash commands (CHAT_INPUT,
 # type 1) and one message command (type 3).
 COMMANDS: tuple[dict[str, Any], ...] = (
     {"name": "apply", "type": 1, "description": "Apply to join the Online Community Working Group"},
-    {"name": "idea", "type": 1, "description": "Suggest an idea to the working group",
-     "options": [{"type": 3, "name": "text", "description": "Your idea", "required": True,
-                  "min_length": 1, "max_length": 4000}]},
+    {
+        "name": "idea",
+        "type": 1,
+        "description": "Suggest an idea to the working group",
+        "options": [
+            {
+                "type": 3,
+                "name": "text",
+                "description": "Your idea",
+                "required": True,
+                "min_length": 1,
+                "max_length": 4000,
+            }
+        ],
+    },
     {"name": "optin", "type": 1, "description": "Opt in to a new one-year term in the working group"},
-    {"name": "leave", "type": 1, "description": "Leave the working group",
-     "options": [{"type": 3, "name": "reason", "description": "Why (optional, shared with the group)",
-                  "required": False, "max_length": 1000}]},
+    {
+        "name": "leave",
+        "type": 1,
+        "description": "Leave the working group",
+        "options": [
+            {
+                "type": 3,
+                "name": "reason",
+                "description": "Why (optional, shared with the group)",
+                "required": False,
+                "max_length": 1000,
+            }
+        ],
+    },
     # The kinds are the charter's R-BOARD list (a connector cannot read the charter file).
-    {"name": "propose", "type": 1, "description": "Propose something for the DSF Board",
-     "options": [
-         {"type": 3, "name": "kind", "description": "What it is", "required": True,
-          "choices": [{"name": n, "value": n}
-                      for n in ("trial-platform", "migrate-platform", "retire-platform", "budget")]},
-         {"type": 3, "name": "title", "description": "Title", "required": True, "max_length": 300},
-         {"type": 3, "name": "summary", "description": "What and why", "required": True,
-          "max_length": 4000},
-         {"type": 3, "name": "amount", "description": "Budget: amount", "required": False},
-         {"type": 3, "name": "currency", "description": "Budget: ISO 4217 code, e.g. EUR",
-          "required": False, "max_length": 3},
-         {"type": 3, "name": "purpose", "description": "Budget: purpose", "required": False,
-          "max_length": 1000},
-         {"type": 3, "name": "links", "description": "Links, separated by spaces",
-          "required": False, "max_length": 1000},
-         # R-PLATFORM: a platform proposal names its platform (a migration the one it replaces).
-         {"type": 3, "name": "platform", "description": "Platform proposals: the platform, e.g. matrix",
-          "required": False, "max_length": 24},
-         {"type": 3, "name": "replaces", "description": "Migration: the platform it replaces",
-          "required": False, "max_length": 24},
-         {"type": 3, "name": "trial_ends", "description": "Trial: its end date, YYYY-MM-DD",
-          "required": False, "max_length": 10}]},
+    {
+        "name": "propose",
+        "type": 1,
+        "description": "Propose something for the DSF Board",
+        "options": [
+            {
+                "type": 3,
+                "name": "kind",
+                "description": "What it is",
+                "required": True,
+                "choices": [
+                    {"name": n, "value": n} for n in ("trial-platform", "migrate-platform", "retire-platform", "budget")
+                ],
+            },
+            {"type": 3, "name": "title", "description": "Title", "required": True, "max_length": 300},
+            {"type": 3, "name": "summary", "description": "What and why", "required": True, "max_length": 4000},
+            {"type": 3, "name": "amount", "description": "Budget: amount", "required": False},
+            {
+                "type": 3,
+                "name": "currency",
+                "description": "Budget: ISO 4217 code, e.g. EUR",
+                "required": False,
+                "max_length": 3,
+            },
+            {"type": 3, "name": "purpose", "description": "Budget: purpose", "required": False, "max_length": 1000},
+            {
+                "type": 3,
+                "name": "links",
+                "description": "Links, separated by spaces",
+                "required": False,
+                "max_length": 1000,
+            },
+            # R-PLATFORM: a platform proposal names its platform (a migration the one it replaces).
+            {
+                "type": 3,
+                "name": "platform",
+                "description": "Platform proposals: the platform, e.g. matrix",
+                "required": False,
+                "max_length": 24,
+            },
+            {
+                "type": 3,
+                "name": "replaces",
+                "description": "Migration: the platform it replaces",
+                "required": False,
+                "max_length": 24,
+            },
+            {
+                "type": 3,
+                "name": "trial_ends",
+                "description": "Trial: its end date, YYYY-MM-DD",
+                "required": False,
+                "max_length": 10,
+            },
+        ],
+    },
     # R-MOD: a member proposes a platform role change (flows.roles handles it).
-    {"name": "role", "type": 1, "description": "Propose a platform role change (moderator, admin, ...)",
-     "options": [
-         {"type": 3, "name": "action", "description": "grant or revoke", "required": True,
-          "choices": [{"name": n, "value": n} for n in ("grant", "revoke")]},
-         {"type": 3, "name": "role", "description": "The role, e.g. moderator", "required": True,
-          "max_length": 64},
-         {"type": 3, "name": "platform", "description": "discord, discourse or slack", "required": True,
-          "choices": [{"name": n, "value": n} for n in ("discord", "discourse", "slack")]},
-         {"type": 3, "name": "person", "description": "The person's handle in the ledger", "required": True,
-          "max_length": 100},
-         {"type": 3, "name": "reason", "description": "Why", "required": True, "max_length": 1000}]},
+    {
+        "name": "role",
+        "type": 1,
+        "description": "Propose a platform role change (moderator, admin, ...)",
+        "options": [
+            {
+                "type": 3,
+                "name": "action",
+                "description": "grant or revoke",
+                "required": True,
+                "choices": [{"name": n, "value": n} for n in ("grant", "revoke")],
+            },
+            {"type": 3, "name": "role", "description": "The role, e.g. moderator", "required": True, "max_length": 64},
+            {
+                "type": 3,
+                "name": "platform",
+                "description": "discord, discourse or slack",
+                "required": True,
+                "choices": [{"name": n, "value": n} for n in ("discord", "discourse", "slack")],
+            },
+            {
+                "type": 3,
+                "name": "person",
+                "description": "The person's handle in the ledger",
+                "required": True,
+                "max_length": 100,
+            },
+            {"type": 3, "name": "reason", "description": "Why", "required": True, "max_length": 1000},
+        ],
+    },
     # R-IDEA-1: a member changes a backlog item's status (flows.ideas handles it).
-    {"name": "idea-status", "type": 1, "description": "Change the status of a backlog idea",
-     "options": [
-         {"type": 4, "name": "id", "description": "The idea's number", "required": True, "min_value": 1},
-         {"type": 3, "name": "status", "description": "The new status", "required": True,
-          "choices": [{"name": n, "value": n}
-                      for n in ("accepted", "declined", "duplicate", "in-progress", "done")]},
-         {"type": 3, "name": "note", "description": "Why (optional)", "required": False,
-          "max_length": 1000}]},
+    {
+        "name": "idea-status",
+        "type": 1,
+        "description": "Change the status of a backlog idea",
+        "options": [
+            {"type": 4, "name": "id", "description": "The idea's number", "required": True, "min_value": 1},
+            {
+                "type": 3,
+                "name": "status",
+                "description": "The new status",
+                "required": True,
+                "choices": [
+                    {"name": n, "value": n} for n in ("accepted", "declined", "duplicate", "in-progress", "done")
+                ],
+            },
+            {"type": 3, "name": "note", "description": "Why (optional)", "required": False, "max_length": 1000},
+        ],
+    },
     # R-ROLE-APPOINT: a member proposes a Chair or Co-Chair (flows.wg_roles opens the WG ballot).
-    {"name": "appoint", "type": 1, "description": "Propose a Chair or Co-Chair (a WG ballot)",
-     "options": [
-         {"type": 3, "name": "role", "description": "The WG role", "required": True,
-          "choices": [{"name": "Chair", "value": "chair"}, {"name": "Co-Chair", "value": "co_chair"}]},
-         {"type": 3, "name": "member", "description": "The member's handle in the ledger",
-          "required": True, "max_length": 100}]},
+    {
+        "name": "appoint",
+        "type": 1,
+        "description": "Propose a Chair or Co-Chair (a WG ballot)",
+        "options": [
+            {
+                "type": 3,
+                "name": "role",
+                "description": "The WG role",
+                "required": True,
+                "choices": [{"name": "Chair", "value": "chair"}, {"name": "Co-Chair", "value": "co_chair"}],
+            },
+            {
+                "type": 3,
+                "name": "member",
+                "description": "The member's handle in the ledger",
+                "required": True,
+                "max_length": 100,
+            },
+        ],
+    },
     # R-GUIDE: the community guides matching a topic (flows.guides handles it).
-    {"name": "help", "type": 1, "description": "Find the community guides on a topic",
-     "options": [{"type": 3, "name": "topic", "description": "What you need help with (empty: where to start)",
-                  "required": False, "max_length": 100}]},
+    {
+        "name": "help",
+        "type": 1,
+        "description": "Find the community guides on a topic",
+        "options": [
+            {
+                "type": 3,
+                "name": "topic",
+                "description": "What you need help with (empty: where to start)",
+                "required": False,
+                "max_length": 100,
+            }
+        ],
+    },
     # R-SAFE-1: a message command (type 3, in the message's Apps menu; no description), handled
     # by flows.safety. https://discord.com/developers/docs/interactions/application-commands#message-commands
     {"name": "Report to moderators", "type": 3, "description": ""},
@@ -188,8 +317,13 @@ def split_text(text: str, *, limit: int = MESSAGE_LIMIT) -> list[str]:
     return [p for p in pieces if p.strip()]
 
 
-def message(content: str, *, components: Sequence[Mapping[str, Any]] | None = None,
-            nonce: str | None = None, flags: int | None = None) -> dict[str, Any]:
+def message(
+    content: str,
+    *,
+    components: Sequence[Mapping[str, Any]] | None = None,
+    nonce: str | None = None,
+    flags: int | None = None,
+) -> dict[str, Any]:
     """One ``MessageCreateRequest``; ``ValueError`` when ``content`` exceeds 2000 characters.
 
     ``nonce`` (at most 25 characters) is sent with ``enforce_nonce: true``: Discord then returns
@@ -221,10 +355,7 @@ def messages(text: str, *, title: str | None = None, nonce: str | None = None) -
     pieces = split_text(body)
     if not pieces:
         raise ValueError("nothing to send: the text is empty")
-    return [
-        message(piece, nonce=None if nonce is None else f"{nonce[:21]}.{i}"[:25])
-        for i, piece in enumerate(pieces)
-    ]
+    return [message(piece, nonce=None if nonce is None else f"{nonce[:21]}.{i}"[:25]) for i, piece in enumerate(pieces)]
 
 
 def _one_line(text: str | None) -> str:
@@ -247,8 +378,9 @@ def parse_ballot_custom_id(custom_id: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-def _buttons(ballot_id: str, labels: Sequence[str], *, disabled: bool = False,
-             suffixes: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def _buttons(
+    ballot_id: str, labels: Sequence[str], *, disabled: bool = False, suffixes: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     if not 2 <= len(labels) <= _MAX_BUTTONS:
         raise ValueError(f"a ballot has 2 to {_MAX_BUTTONS} options")
     buttons = []
@@ -256,11 +388,16 @@ def _buttons(ballot_id: str, labels: Sequence[str], *, disabled: bool = False,
         text = _one_line(label) + (suffixes[i] if suffixes else "")
         if not text:
             raise ValueError("ballot options need a label")
-        buttons.append({
-            "type": 2, "style": 1 if i == 0 else 2, "label": text[:_LABEL_MAX],
-            "custom_id": ballot_custom_id(ballot_id, str(i)), "disabled": disabled,
-        })
-    return [{"type": 1, "components": buttons[i:i + 5]} for i in range(0, len(buttons), 5)]
+        buttons.append(
+            {
+                "type": 2,
+                "style": 1 if i == 0 else 2,
+                "label": text[:_LABEL_MAX],
+                "custom_id": ballot_custom_id(ballot_id, str(i)),
+                "disabled": disabled,
+            }
+        )
+    return [{"type": 1, "components": buttons[i : i + 5]} for i in range(0, len(buttons), 5)]
 
 
 def _closes_line(closes_at: datetime | None) -> str:
@@ -276,19 +413,33 @@ def shorten(text: str, room: int, *, note: str = "") -> str:
     tail = f" … [shortened{': ' + note if note else ''}]"
     keep = max(0, room - len(tail))
     cut = text.rfind(" ", 0, keep + 1)
-    head = text[:cut if cut > keep // 2 else keep].rstrip()
+    head = text[: cut if cut > keep // 2 else keep].rstrip()
     return (head + tail)[:room] if room > 0 else ""
 
 
-def ballot_message(*, ballot_id: str, question: str, options: Sequence[str], closes_at: datetime | None = None,
-                   voters_note: str | None = None, nonce: str | None = None, text: str = "") -> dict[str, Any]:
+def ballot_message(
+    *,
+    ballot_id: str,
+    question: str,
+    options: Sequence[str],
+    closes_at: datetime | None = None,
+    voters_note: str | None = None,
+    nonce: str | None = None,
+    text: str = "",
+) -> dict[str, Any]:
     """The ballot: the question, ``text`` (the case voters read), who may vote, when it closes,
     and one button per option. ``text`` is shortened, with a visible mark, to fit 2000
     characters; the question itself must fit."""
     head = f"**Ballot:** {_one_line(question)}"
-    tail = "\n".join(p for p in (voters_note, _closes_line(closes_at).strip(),
-                                  "Press a button to vote; press another to change your vote "
-                                  "until the ballot closes.") if p)
+    tail = "\n".join(
+        p
+        for p in (
+            voters_note,
+            _closes_line(closes_at).strip(),
+            "Press a button to vote; press another to change your vote until the ballot closes.",
+        )
+        if p
+    )
     room = MESSAGE_LIMIT - len(head) - len(tail) - 3
     if room < 0:
         raise ValueError("the ballot question is too long for one Discord message")
@@ -297,8 +448,14 @@ def ballot_message(*, ballot_id: str, question: str, options: Sequence[str], clo
     return message(content, components=_buttons(ballot_id, options), nonce=nonce)
 
 
-def ballot_result_message(*, ballot_id: str, question: str, options: Sequence[str],
-                          counts: Sequence[int] | None = None, result: str | None = None) -> dict[str, Any]:
+def ballot_result_message(
+    *,
+    ballot_id: str,
+    question: str,
+    options: Sequence[str],
+    counts: Sequence[int] | None = None,
+    result: str | None = None,
+) -> dict[str, Any]:
     """The ballot after it closed, its buttons removed: ``result`` (the tally merged across
     platforms) when given, else the counts of ``counts`` (one per option); no count line at all
     when there are none to show, so a closed ballot never reads "0 votes" by mistake."""
@@ -317,14 +474,17 @@ def ballot_result_message(*, ballot_id: str, question: str, options: Sequence[st
     return body
 
 
-def vote_confirmation(*, option_label: str, changed: bool = False, accepted: bool = True,
-                      reason: str = "") -> dict[str, Any]:
+def vote_confirmation(
+    *, option_label: str, changed: bool = False, accepted: bool = True, reason: str = ""
+) -> dict[str, Any]:
     """The ephemeral answer to a vote button: recorded, changed, or refused (with why)."""
     if not accepted:
         return ephemeral(f"Your vote was not recorded: {reason or 'this ballot is closed'}.")
     verb = "changed to" if changed else "recorded:"
-    return ephemeral(f"Your vote is {verb} **{_one_line(option_label)}**. "
-                     "You can change it by pressing another button until the ballot closes.")
+    return ephemeral(
+        f"Your vote is {verb} **{_one_line(option_label)}**. "
+        "You can change it by pressing another button until the ballot closes."
+    )
 
 
 # ---- interaction responses ----------------------------------------------------------------------
@@ -343,7 +503,7 @@ def ephemeral(text: str) -> dict[str, Any]:
 
 
 def deferred(*, ephemeral: bool = True) -> dict[str, Any]:
-    """"Thinking…" (type 5): the real answer follows through the interaction webhook within 15 min."""
+    """ "Thinking…" (type 5): the real answer follows through the interaction webhook within 15 min."""
     return {"type": DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, "data": {"flags": EPHEMERAL} if ephemeral else {}}
 
 
@@ -381,14 +541,14 @@ def welcome_screen(description: str, channels: Sequence[tuple[str, str]]) -> dic
     ``ValueError`` when a limit is passed (never cut silently)."""
     text = description.strip()
     if not 1 <= len(text) <= WELCOME_DESCRIPTION_MAX:
-        raise ValueError(f"a welcome screen description holds 1 to {WELCOME_DESCRIPTION_MAX} "
-                         f"characters, not {len(text)}")
+        raise ValueError(
+            f"a welcome screen description holds 1 to {WELCOME_DESCRIPTION_MAX} characters, not {len(text)}"
+        )
     if len(channels) > WELCOME_CHANNELS_MAX:
         raise ValueError(f"a welcome screen lists at most {WELCOME_CHANNELS_MAX} channels")
     rows = []
     for channel_id, label in channels:
         if not 1 <= len(label.strip()) <= WELCOME_CHANNEL_LABEL_MAX:
             raise ValueError(f"a welcome channel's label holds 1 to {WELCOME_CHANNEL_LABEL_MAX} characters")
-        rows.append({"channel_id": str(channel_id), "description": label.strip(),
-                     "emoji_id": None, "emoji_name": None})
+        rows.append({"channel_id": str(channel_id), "description": label.strip(), "emoji_id": None, "emoji_name": None})
     return {"enabled": True, "description": text, "welcome_channels": rows}

@@ -273,8 +273,11 @@ class DiscordRateLimits:
     def _prune(self, now: float) -> None:
         """Forget buckets with nothing in flight whose window has passed (held: ``_cond``); a
         route of a forgotten bucket is learned again by its next answer."""
-        idle = {key for key, b in self._buckets.items()
-                if b.inflight == 0 and b.blocked_until < now and (b.reset_at is None or b.reset_at < now)}
+        idle = {
+            key
+            for key, b in self._buckets.items()
+            if b.inflight == 0 and b.blocked_until < now and (b.reset_at is None or b.reset_at < now)
+        }
         for key in idle:
             del self._buckets[key]
         self._route_bucket = {r: n for r, n in self._route_bucket.items() if (n, r[2]) not in idle}

@@ -31,9 +31,21 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.interactions import sign_interaction
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel,
-                                   check_faults, control, data_file, load_seed, multipart,
-                                   not_emulated, shaped)
+from connectors.sandboxkit import (
+    NOT_EMULATED_STATUS,
+    Call,
+    Reply,
+    Routes,
+    Sandbox,
+    SeedModel,
+    check_faults,
+    control,
+    data_file,
+    load_seed,
+    multipart,
+    not_emulated,
+    shaped,
+)
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 
@@ -160,10 +172,12 @@ def _invalid_path_or_reason(req: Call) -> Reply | None:
     would answer 10013 & co.) and for an ``X-Audit-Log-Reason`` over 512 characters."""
     for name, value in req.params.items():
         if name.endswith("_id") and not _SNOWFLAKE.match(value):
-            return _field_error(name, "NUMBER_TYPE_COERCE", f"Value \"{value}\" is not snowflake.")
+            return _field_error(name, "NUMBER_TYPE_COERCE", f'Value "{value}" is not snowflake.')
     reason = req.headers.get("x-audit-log-reason")
     if reason is not None and len(unquote(reason)) > AUDIT_REASON_MAX:
-        return _field_error("audit_log_reason", "BASE_TYPE_MAX_LENGTH", f"Must be {AUDIT_REASON_MAX} or fewer in length.")
+        return _field_error(
+            "audit_log_reason", "BASE_TYPE_MAX_LENGTH", f"Must be {AUDIT_REASON_MAX} or fewer in length."
+        )
     return None
 
 
@@ -174,8 +188,11 @@ def _read_multipart(req: Call) -> Reply | None:
     if parts is None:
         return _form_error(body="Invalid multipart/form-data body")
     req.body = next((data for name, _, _, data in parts if name == "payload_json"), b"")
-    req.files += [{"field": name, "filename": filename, "size": len(data), "content_type": ctype}
-                  for name, filename, ctype, data in parts if name != "payload_json" and filename]
+    req.files += [
+        {"field": name, "filename": filename, "size": len(data), "content_type": ctype}
+        for name, filename, ctype, data in parts
+        if name != "payload_json" and filename
+    ]
     req.headers["content-type"] = "application/json"
     return None
 
@@ -185,8 +202,11 @@ def _unreadable(req: Call, route: Any) -> Reply | None:
     JSON body, a body that is not JSON."""
     if (invalid := _invalid_path_or_reason(req)) is not None:
         return invalid
-    if route.template in _MULTIPART_ROUTES and req.headers.get("content-type", "").startswith(
-            "multipart/form-data") and (invalid := _read_multipart(req)) is not None:
+    if (
+        route.template in _MULTIPART_ROUTES
+        and req.headers.get("content-type", "").startswith("multipart/form-data")
+        and (invalid := _read_multipart(req)) is not None
+    ):
         return invalid
     try:
         body = req.json()
@@ -201,12 +221,19 @@ _routes = Routes()
 _MULTIPART_ROUTES = frozenset({"/channels/{channel_id}/messages"})
 
 
-def _route(method: str, template: str, *, bucket: str, auth: bool = True, find: Callable[..., Any] | None = None,
-           **bind: Any) -> Callable[[Callable], Callable]:
+def _route(
+    method: str, template: str, *, bucket: str, auth: bool = True, find: Callable[..., Any] | None = None, **bind: Any
+) -> Callable[[Callable], Callable]:
     # Interaction follow-ups are limited per interaction (their webhook_id is the application
     # id): https://github.com/discord/discord-api-docs/issues/2701
-    major = next((p for p in ("guild_id", "channel_id", "interaction_token", "webhook_id", "interaction_id")
-                  if "{" + p + "}" in template), None)
+    major = next(
+        (
+            p
+            for p in ("guild_id", "channel_id", "interaction_token", "webhook_id", "interaction_id")
+            if "{" + p + "}" in template
+        ),
+        None,
+    )
     return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind, find=find)
 
 
@@ -219,9 +246,14 @@ class _BucketState:
 
 def _rows(components: Any) -> list[dict[str, Any]]:
     """Action rows as Discord stores them: every component gets its numeric ``id``."""
-    return [{"type": 1, "id": r * 10 + 1, "components": [{**c, "id": r * 10 + i + 2}
-                                                          for i, c in enumerate(row.get("components", []))]}
-            for r, row in enumerate(components or [])]
+    return [
+        {
+            "type": 1,
+            "id": r * 10 + 1,
+            "components": [{**c, "id": r * 10 + i + 2} for i, c in enumerate(row.get("components", []))],
+        }
+        for r, row in enumerate(components or [])
+    ]
 
 
 class DiscordSandbox(Sandbox):
@@ -240,8 +272,14 @@ class DiscordSandbox(Sandbox):
     compact_json = True
     raw_paths = True
 
-    def __init__(self, *, seed: Mapping[str, Any] | None = None, time_scale: float = 1.0,
-                 settings: Mapping[str, Any] | None = None, interactions_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: Mapping[str, Any] | None = None,
+        time_scale: float = 1.0,
+        settings: Mapping[str, Any] | None = None,
+        interactions_url: str | None = None,
+    ) -> None:
         if not time_scale > 0:
             raise ConfigError("time_scale must be positive")
         self.seed = load_seed(SandboxSeed, seed if seed is not None else default_seed(), settings)
@@ -271,9 +309,16 @@ class DiscordSandbox(Sandbox):
             self.settings = seed.settings.model_copy()
             self.buckets = {**DEFAULT_BUCKETS, **{k: tuple(v) for k, v in seed.settings.buckets.items()}}
             base_ms = DISCORD_EPOCH_MS + 10**11  # ids of seeded objects: a fixed moment in 2018
-            self.roles: dict[str, dict[str, Any]] = {seed.guild_id: {
-                "id": seed.guild_id, "name": "@everyone", "position": 0, "permissions": 0, "managed": False,
-                "bot_role": False}}
+            self.roles: dict[str, dict[str, Any]] = {
+                seed.guild_id: {
+                    "id": seed.guild_id,
+                    "name": "@everyone",
+                    "position": 0,
+                    "permissions": 0,
+                    "managed": False,
+                    "bot_role": False,
+                }
+            }
             for i, r in enumerate(seed.roles):
                 rid = r.id or _snowflake_ms(base_ms + 1000 + i, i)
                 self.roles[rid] = {**r.model_dump(), "id": rid}
@@ -281,12 +326,27 @@ class DiscordSandbox(Sandbox):
             self.channels: dict[str, dict[str, Any]] = {}
             for i, c in enumerate(seed.channels):
                 cid = c.id or _snowflake_ms(base_ms + 2000 + i, i)
-                self.channels[cid] = {"id": cid, "name": c.name, "type": c.type, "position": i, "parent_id": None,
-                                      "guild_id": seed.guild_id, "thread": None}
+                self.channels[cid] = {
+                    "id": cid,
+                    "name": c.name,
+                    "type": c.type,
+                    "position": i,
+                    "parent_id": None,
+                    "guild_id": seed.guild_id,
+                    "thread": None,
+                }
             self.users: dict[str, dict[str, Any]] = {}
             self.members: dict[str, dict[str, Any]] = {}
-            self._add_member(seed.application_id, seed.bot_username, None, None, datetime(2022, 1, 1, tzinfo=UTC),
-                             [rid for rid, r in self.roles.items() if r.get("bot_role")], bot=True, accepts_dms=False)
+            self._add_member(
+                seed.application_id,
+                seed.bot_username,
+                None,
+                None,
+                datetime(2022, 1, 1, tzinfo=UTC),
+                [rid for rid, r in self.roles.items() if r.get("bot_role")],
+                bot=True,
+                accepts_dms=False,
+            )
             self.history: list[dict[str, Any]] = []  # messages of the past (for search only)
             self._seed_members(base_ms, by_name)
             self.messages: dict[str, dict[str, Any]] = {}
@@ -315,24 +375,58 @@ class DiscordSandbox(Sandbox):
                 raise ConfigError(f"invalid sandbox seed: member {m.username!r} has unknown roles {missing}")
             if uid in self.members or any(u["username"] == m.username for u in self.users.values()):
                 raise ConfigError(f"invalid sandbox seed: duplicate member {m.username!r}")
-            self._add_member(uid, m.username, m.global_name, m.nick, m.joined_at,
-                             [by_name[r] for r in m.roles], bot=m.bot, accepts_dms=m.accepts_dms)
+            self._add_member(
+                uid,
+                m.username,
+                m.global_name,
+                m.nick,
+                m.joined_at,
+                [by_name[r] for r in m.roles],
+                bot=m.bot,
+                accepts_dms=m.accepts_dms,
+            )
             for n in range(m.recent_messages + m.older_messages):
                 old = n - m.recent_messages  # from 0 on: an older message
                 span = (91 * 86_400_000, 700 * 86_400_000) if old >= 0 else (1, 89 * 86_400_000)
-                self.history.append({"id": _snowflake_ms(now_ms - rng.randint(*span), old + 5000 if old >= 0 else n),
-                                     "author_id": uid, "channel_id": general})
+                self.history.append(
+                    {
+                        "id": _snowflake_ms(now_ms - rng.randint(*span), old + 5000 if old >= 0 else n),
+                        "author_id": uid,
+                        "channel_id": general,
+                    }
+                )
         if unknown := [name for name in seed.generated_member_roles if name not in by_name]:
             raise ConfigError(f"invalid sandbox seed: generated_member_roles names unknown role {unknown[0]!r}")
         for n in range(seed.generated_members):
             roles = [by_name[name] for name, count in seed.generated_member_roles.items() if n < count]
-            self._add_member(_snowflake_ms(base_ms + 10_000 + n, n), f"member_{n:06d}", None, None,
-                             datetime(2024, 6, 1, tzinfo=UTC), roles)
+            self._add_member(
+                _snowflake_ms(base_ms + 10_000 + n, n),
+                f"member_{n:06d}",
+                None,
+                None,
+                datetime(2024, 6, 1, tzinfo=UTC),
+                roles,
+            )
 
-    def _add_member(self, uid: str, username: str, global_name: str | None, nick: str | None,
-                    joined_at: datetime | None, roles: list[str], *, bot: bool = False, accepts_dms: bool = True) -> None:
-        self.users[uid] = {"id": uid, "username": username, "global_name": global_name, "bot": bot,
-                           "accepts_dms": accepts_dms}
+    def _add_member(
+        self,
+        uid: str,
+        username: str,
+        global_name: str | None,
+        nick: str | None,
+        joined_at: datetime | None,
+        roles: list[str],
+        *,
+        bot: bool = False,
+        accepts_dms: bool = True,
+    ) -> None:
+        self.users[uid] = {
+            "id": uid,
+            "username": username,
+            "global_name": global_name,
+            "bot": bot,
+            "accepts_dms": accepts_dms,
+        }
         self.members[uid] = {"user_id": uid, "nick": nick, "joined_at": joined_at, "roles": list(roles)}
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
@@ -363,34 +457,52 @@ class DiscordSandbox(Sandbox):
     def samples(self) -> ConformanceSamples:
         """Names from the default seed the conformance suite exercises."""
         return ConformanceSamples(
-            username="cleo_marsh", missing_username="nobody_by_this_name", grantable_role=Role.moderator(),
-            channel="wg-private", recipients=("cleo_marsh", "dario_fenwick"), voters=("cleo_marsh", "dario_fenwick"),
-            voters_group="wg-member", inbound_kind="idea", inbound_payload={"text": "hello"})  # the /idea command
+            username="cleo_marsh",
+            missing_username="nobody_by_this_name",
+            grantable_role=Role.moderator(),
+            channel="wg-private",
+            recipients=("cleo_marsh", "dario_fenwick"),
+            voters=("cleo_marsh", "dario_fenwick"),
+            voters_group="wg-member",
+            inbound_kind="idea",
+            inbound_payload={"text": "hello"},
+        )  # the /idea command
 
     def client_info(self, base_url: str) -> dict[str, Any]:
         """Base URL, token, public key, ids and the matching ``CHARTERFLOW_DISCORD_*`` variables."""
         base_url = base_url.rstrip("/")
         api = f"{base_url}{API_PREFIX}"
         env = {
-            "CHARTERFLOW_DISCORD_API_URL": api, "CHARTERFLOW_DISCORD_TOKEN": self.token,
+            "CHARTERFLOW_DISCORD_API_URL": api,
+            "CHARTERFLOW_DISCORD_TOKEN": self.token,
             "CHARTERFLOW_DISCORD_PUBLIC_KEY": self.public_key,
             "CHARTERFLOW_DISCORD_APPLICATION_ID": self.seed.application_id,
             "CHARTERFLOW_DISCORD_GUILD_ID": self.seed.guild_id,
             "CHARTERFLOW_DISCORD_GLOBAL_RATE_LIMIT": str(self.settings.global_limit),
             "CHARTERFLOW_DISCORD_GLOBAL_RATE_WINDOW": f"{self.settings.global_window * self.time_scale:g}",
         }
-        for setting, name in (("WG_MEMBER_ROLE_ID", "wg-member"), ("MODERATOR_ROLE_ID", "moderator"),
-                              ("ADMIN_ROLE_ID", "admin")):
+        for setting, name in (
+            ("WG_MEMBER_ROLE_ID", "wg-member"),
+            ("MODERATOR_ROLE_ID", "moderator"),
+            ("ADMIN_ROLE_ID", "admin"),
+        ):
             if any(r["name"] == name for r in self.roles.values()):
                 env[f"CHARTERFLOW_DISCORD_{setting}"] = self._role_id(name)
         if any(c["name"] == "wg-private" for c in self.channels.values()):
             env["CHARTERFLOW_DISCORD_WG_CHANNEL_ID"] = self.channel_id("wg-private")
         return {
-            "connector": "discord", "base_url": base_url, "api_url": api,
-            "credentials": {"token": self.token, "public_key": self.public_key,
-                            "application_id": self.seed.application_id, "guild_id": self.seed.guild_id},
+            "connector": "discord",
+            "base_url": base_url,
+            "api_url": api,
+            "credentials": {
+                "token": self.token,
+                "public_key": self.public_key,
+                "application_id": self.seed.application_id,
+                "guild_id": self.seed.guild_id,
+            },
             "headers": {"Authorization": f"Bot {self.token}", "User-Agent": "DiscordBot (sandbox, 1.0)"},
-            "env": env, "time_scale": self.time_scale,
+            "env": env,
+            "time_scale": self.time_scale,
             "control": {name: f"{base_url}/_sandbox/{name}" for name in ("state", "faults", "interactions")},
         }
 
@@ -403,8 +515,10 @@ class DiscordSandbox(Sandbox):
         from connectors.discord.settings import DiscordSettings
 
         extra = {k: options.pop(k) for k in ("transport", "clock", "rng", "retry", "vote_store", "now") if k in options}
-        values: dict[str, Any] = {key.removeprefix("CHARTERFLOW_DISCORD_").lower(): value
-                                  for key, value in self.client_info(base_url)["env"].items()}
+        values: dict[str, Any] = {
+            key.removeprefix("CHARTERFLOW_DISCORD_").lower(): value
+            for key, value in self.client_info(base_url)["env"].items()
+        }
         values.update({"timeout": 10.0, "max_retries": 4, "search_index_max_wait": 10.0 * self.time_scale}, **options)
         connector = DiscordConnector(settings=DiscordSettings(_env_file=None, **values), **extra)
         if self.interactions_url is None:
@@ -419,29 +533,60 @@ class DiscordSandbox(Sandbox):
         """Press ``voter``'s button for option ``option_index`` on the ballot's message."""
         if ballot.message is None:
             raise ValueError("the ballot has no message")
-        result = self.press(base_url, user=voter, channel_id=ballot.message.thread_id,
-                            message_id=ballot.message.id, option_index=option_index)
+        result = self.press(
+            base_url,
+            user=voter,
+            channel_id=ballot.message.thread_id,
+            message_id=ballot.message.id,
+            option_index=option_index,
+        )
         if result["status"] != 200:
             raise RuntimeError(f"the interactions endpoint answered {result['status']}: {result.get('response')}")
 
-    def press(self, base_url: str, *, user: str, channel_id: str, message_id: str,
-              option_index: int | None = None, custom_id: str | None = None) -> dict[str, Any]:
+    def press(
+        self,
+        base_url: str,
+        *,
+        user: str,
+        channel_id: str,
+        message_id: str,
+        option_index: int | None = None,
+        custom_id: str | None = None,
+    ) -> dict[str, Any]:
         """Press a button on a message (by position or ``custom_id``) as ``user``; the result of
         ``POST /_sandbox/interactions``."""
-        return self._control_post(base_url, {"type": "component", "user": user, "channel_id": channel_id,
-                                             "message_id": message_id, "option_index": option_index,
-                                             "custom_id": custom_id})
+        return self._control_post(
+            base_url,
+            {
+                "type": "component",
+                "user": user,
+                "channel_id": channel_id,
+                "message_id": message_id,
+                "option_index": option_index,
+                "custom_id": custom_id,
+            },
+        )
 
-    def command(self, base_url: str, *, user: str, name: str, options: Mapping[str, Any] | None = None,
-                channel: str | None = None) -> dict[str, Any]:
+    def command(
+        self,
+        base_url: str,
+        *,
+        user: str,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        channel: str | None = None,
+    ) -> dict[str, Any]:
         """Run the slash command ``/name`` as ``user``."""
-        return self._control_post(base_url, {"type": "command", "user": user, "name": name,
-                                             "options": dict(options or {}), "channel_id": channel})
+        return self._control_post(
+            base_url,
+            {"type": "command", "user": user, "name": name, "options": dict(options or {}), "channel_id": channel},
+        )
 
     def submit_modal(self, base_url: str, *, user: str, custom_id: str, fields: Mapping[str, str]) -> dict[str, Any]:
         """Submit the modal ``custom_id`` with ``fields`` (text input id → value) as ``user``."""
-        return self._control_post(base_url, {"type": "modal_submit", "user": user, "custom_id": custom_id,
-                                             "fields": dict(fields)})
+        return self._control_post(
+            base_url, {"type": "modal_submit", "user": user, "custom_id": custom_id, "fields": dict(fields)}
+        )
 
     def _control_post(self, base_url: str, body: Mapping[str, Any]) -> dict[str, Any]:
         response = httpx.post(f"{base_url.rstrip('/')}/_sandbox/interactions", json=dict(body), timeout=15.0)
@@ -463,7 +608,8 @@ class DiscordSandbox(Sandbox):
         sent as a slash command of that name whose ``payload`` option holds ``payload`` as JSON.
         """
         user = self._user_by_name(str(payload.get("user", "cleo_marsh"))) or next(
-            u for u in self.users.values() if not u["bot"])
+            u for u in self.users.values() if not u["bot"]
+        )
         with self._lock:
             interaction = self._interaction_payload(kind, user, payload)
         body = json.dumps(interaction, separators=(",", ":")).encode("utf-8")
@@ -477,40 +623,84 @@ class DiscordSandbox(Sandbox):
 
     def _interaction_payload(self, kind: str, user: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
         iid, token = self._id(), "itok_" + secrets.token_urlsafe(32)
-        base = shaped(_shapes.INTERACTION, id=iid, application_id=self.seed.application_id,
-                      token=token, guild_id=self.seed.guild_id,
-                      channel_id=payload.get("channel_id") or self.channel_id_first(),
-                      member={**self._member_json(user["id"]), "permissions": "0"},
-                      app_permissions=str(MANAGE_ROLES),
-                      authorizing_integration_owners={"0": self.seed.guild_id})
+        base = shaped(
+            _shapes.INTERACTION,
+            id=iid,
+            application_id=self.seed.application_id,
+            token=token,
+            guild_id=self.seed.guild_id,
+            channel_id=payload.get("channel_id") or self.channel_id_first(),
+            member={**self._member_json(user["id"]), "permissions": "0"},
+            app_permissions=str(MANAGE_ROLES),
+            authorizing_integration_owners={"0": self.seed.guild_id},
+        )
         if kind == "ping":
-            base = {"id": iid, "application_id": self.seed.application_id, "type": 1, "token": token, "version": 1,
-                    "channel_id": None}
+            base = {
+                "id": iid,
+                "application_id": self.seed.application_id,
+                "type": 1,
+                "token": token,
+                "version": 1,
+                "channel_id": None,
+            }
         elif kind in ("ballot_vote", "component"):
             message_id = payload.get("message_id")
             message = self.messages.get(str(message_id)) if message_id else None
-            base.update(type=3, data={"custom_id": str(payload.get("custom_id", "")), "component_type": 2},
-                        message=self._message_json(message) if message else {"id": str(message_id or "0")})
+            base.update(
+                type=3,
+                data={"custom_id": str(payload.get("custom_id", "")), "component_type": 2},
+                message=self._message_json(message) if message else {"id": str(message_id or "0")},
+            )
         elif kind == "message_command":
             # https://discord.com/developers/docs/interactions/application-commands#message-commands
             message = payload["message"]
-            base.update(type=2, data={"id": self._id(), "name": payload["name"], "type": 3,
-                                      "guild_id": self.seed.guild_id, "target_id": message["id"],
-                                      "resolved": {"messages": {message["id"]: self._message_json(message)}}})
+            base.update(
+                type=2,
+                data={
+                    "id": self._id(),
+                    "name": payload["name"],
+                    "type": 3,
+                    "guild_id": self.seed.guild_id,
+                    "target_id": message["id"],
+                    "resolved": {"messages": {message["id"]: self._message_json(message)}},
+                },
+            )
         elif kind in ("apply_submitted", "modal_submit"):
-            base.update(type=5, data={"custom_id": str(payload.get("custom_id", "cf:apply")), "components": [
-                {"type": 1, "components": [{"type": 4, "custom_id": str(k), "value": str(v)}]}
-                for k, v in dict(payload.get("fields") or {}).items()]})
+            base.update(
+                type=5,
+                data={
+                    "custom_id": str(payload.get("custom_id", "cf:apply")),
+                    "components": [
+                        {"type": 1, "components": [{"type": 4, "custom_id": str(k), "value": str(v)}]}
+                        for k, v in dict(payload.get("fields") or {}).items()
+                    ],
+                },
+            )
         else:
             options = payload.get("options")
             if options is None:
                 options = {"payload": json.dumps(dict(payload), sort_keys=True)}
-            base.update(type=2, data={"id": self._id(), "name": kind, "type": 1, "guild_id": self.seed.guild_id,
-                                      "options": [{"name": str(k), "type": 3, "value": v}
-                                                  for k, v in dict(options).items()]})
-        self.interactions[token] = {"id": iid, "token": token, "created": time.monotonic(), "acknowledged": False,
-                                    "channel_id": base.get("channel_id"), "user_id": user["id"], "type": base["type"],
-                                    "message_id": (base.get("message") or {}).get("id"), "responses": []}
+            base.update(
+                type=2,
+                data={
+                    "id": self._id(),
+                    "name": kind,
+                    "type": 1,
+                    "guild_id": self.seed.guild_id,
+                    "options": [{"name": str(k), "type": 3, "value": v} for k, v in dict(options).items()],
+                },
+            )
+        self.interactions[token] = {
+            "id": iid,
+            "token": token,
+            "created": time.monotonic(),
+            "acknowledged": False,
+            "channel_id": base.get("channel_id"),
+            "user_id": user["id"],
+            "type": base["type"],
+            "message_id": (base.get("message") or {}).get("id"),
+            "responses": [],
+        }
         return base
 
     async def _deliver(self, interaction: dict[str, Any]) -> dict[str, Any]:
@@ -534,16 +724,25 @@ class DiscordSandbox(Sandbox):
                 status, answer = await asyncio.wait_for(asyncio.to_thread(self._sink, headers, body), timeout)
             else:
                 error = "no interactions endpoint is configured"
-        except (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, httpx.TimeoutException):
             error = f"the endpoint did not answer within {timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}"
         with self._lock:
-            outcome = {"interaction_id": interaction["id"], "type": interaction["type"], "status": status,
-                       "response": answer, "elapsed": round(time.monotonic() - started, 4), "error": error}
+            outcome = {
+                "interaction_id": interaction["id"],
+                "type": interaction["type"],
+                "status": status,
+                "response": answer,
+                "elapsed": round(time.monotonic() - started, 4),
+                "error": error,
+            }
             if error is None:
-                outcome["error"] = (self._apply_callback(self.interactions[interaction["token"]], answer)
-                                    if status == 200 else f"the endpoint answered HTTP {status}")
+                outcome["error"] = (
+                    self._apply_callback(self.interactions[interaction["token"]], answer)
+                    if status == 200
+                    else f"the endpoint answered HTTP {status}"
+                )
             outcome["failed"] = outcome["error"] is not None
             self.interaction_log.append(outcome)
             return outcome
@@ -566,8 +765,9 @@ class DiscordSandbox(Sandbox):
         record["responses"].append(answer)
         if rtype in (4, 5):
             content = data if rtype == 4 else {"content": "", "flags": data.get("flags", 0)}
-            record["original_id"] = self._create_message(record["channel_id"], self.bot_id, content,
-                                                         interaction=record)["id"]
+            record["original_id"] = self._create_message(
+                record["channel_id"], self.bot_id, content, interaction=record
+            )["id"]
         elif rtype in (6, 7) and record.get("message_id") in self.messages:
             if rtype == 7:
                 self._edit_message(self.messages[record["message_id"]], data)
@@ -580,25 +780,57 @@ class DiscordSandbox(Sandbox):
         with self._lock:
             named = [uid for uid, u in self.users.items() if not u["username"].startswith("member_")]
             return {
-                "guild": {"id": self.seed.guild_id, "name": self.seed.guild_name,
-                          "application_id": self.seed.application_id, "public_key": self.public_key},
+                "guild": {
+                    "id": self.seed.guild_id,
+                    "name": self.seed.guild_name,
+                    "application_id": self.seed.application_id,
+                    "public_key": self.public_key,
+                },
                 "roles": [dict(r) for r in sorted(self.roles.values(), key=lambda r: r["position"])],
                 "channels": list(self.channels.values()),
-                "members": [{"id": uid, "username": self.users[uid]["username"],
-                             "roles": sorted(self.roles[r]["name"] for r in self.members[uid]["roles"]),
-                             "joined_at": _iso(self.members[uid]["joined_at"])} for uid in named],
+                "members": [
+                    {
+                        "id": uid,
+                        "username": self.users[uid]["username"],
+                        "roles": sorted(self.roles[r]["name"] for r in self.members[uid]["roles"]),
+                        "joined_at": _iso(self.members[uid]["joined_at"]),
+                    }
+                    for uid in named
+                ],
                 "member_count": len(self.members),
-                "messages": [{**{k: m.get(k) for k in ("id", "channel_id", "author_id", "content", "components",
-                                                       "flags", "nonce", "allowed_mentions", "thread_id",
-                                                       "timestamp", "visible_to")},  # visible_to: an ephemeral's reader
-                              "edited": m["edited"] is not None, "edited_at": m["edited"]}
-                             for m in self.messages.values()],
+                "messages": [
+                    {
+                        **{
+                            k: m.get(k)
+                            for k in (
+                                "id",
+                                "channel_id",
+                                "author_id",
+                                "content",
+                                "components",
+                                "flags",
+                                "nonce",
+                                "allowed_mentions",
+                                "thread_id",
+                                "timestamp",
+                                "visible_to",
+                            )
+                        },  # visible_to: an ephemeral's reader
+                        "edited": m["edited"] is not None,
+                        "edited_at": m["edited"],
+                    }
+                    for m in self.messages.values()
+                ],
                 "events": list(self.events.values()),
                 "commands": {scope: [c["name"] for c in cmds] for scope, cmds in self.commands.items()},
-                "role_changes": list(self.role_changes), "audit_log": list(self.audit_log),
-                "interactions": list(self.interaction_log), **self.stats(),
-                "limits": {"global": [self.settings.global_limit, self.settings.global_window * self.time_scale],
-                           "buckets": {k: [v[0], v[1] * self.time_scale] for k, v in self.buckets.items()}},
+                "role_changes": list(self.role_changes),
+                "audit_log": list(self.audit_log),
+                "interactions": list(self.interaction_log),
+                **self.stats(),
+                "limits": {
+                    "global": [self.settings.global_limit, self.settings.global_window * self.time_scale],
+                    "buckets": {k: [v[0], v[1] * self.time_scale] for k, v in self.buckets.items()},
+                },
             }
 
     # ---- the platform ------------------------------------------------------------------------
@@ -609,8 +841,7 @@ class DiscordSandbox(Sandbox):
         return _error(status, 50035 if status == 400 else 0, message)
 
     def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        out = check_faults(data, extra={"search_not_indexed"}, storm_keys=("scope",),
-                           whole_seconds=False)
+        out = check_faults(data, extra={"search_not_indexed"}, storm_keys=("scope",), whole_seconds=False)
         if "storm" in out:
             out["storm"]["scope"] = scope = str(out["storm"]["scope"] or "user")
             if scope not in ("user", "global", "shared"):
@@ -633,18 +864,26 @@ class DiscordSandbox(Sandbox):
             return _error(401, 0, "401: Unauthorized")
         now = time.monotonic()
         if storm := self.take_storm():
-            return self._too_many(req, route, params, float(storm.get("retry_after", 1.0)) * self.time_scale,
-                                  scope=str(storm.get("scope", "user")), kind="storm")
+            return self._too_many(
+                req,
+                route,
+                params,
+                float(storm.get("retry_after", 1.0)) * self.time_scale,
+                scope=str(storm.get("scope", "user")),
+                kind="storm",
+            )
         if route.auth:  # interaction callbacks and webhooks do not count against the global limit
             window = self.settings.global_window * self.time_scale
             self._global_hits[:] = [t for t in self._global_hits if t > now - window]
             if len(self._global_hits) >= self.settings.global_limit:
-                return self._too_many(req, route, params, self._global_hits[0] + window - now, scope="global",
-                                      kind="global")
+                return self._too_many(
+                    req, route, params, self._global_hits[0] + window - now, scope="global", kind="global"
+                )
         limit, window = self.buckets[route.bucket]
         window *= self.time_scale
-        state = self._bucket_states.setdefault((route.bucket, params.get(route.major, "") if route.major else ""),
-                                               _BucketState())
+        state = self._bucket_states.setdefault(
+            (route.bucket, params.get(route.major, "") if route.major else ""), _BucketState()
+        )
         if now >= state.start + window:
             state.start, state.count = now, 0
             state.reset_epoch = math.ceil((time.time() + window) * 1000) / 1000
@@ -661,8 +900,11 @@ class DiscordSandbox(Sandbox):
                 return invalid
             # Every route under a guild answers 10004 for another guild's id.
             response = _guild(self, req) or route.handler(self, req)
-        response.headers.update(self._limit_headers(route.bucket, limit, limit - state.count,
-                                                    max(state.start + window - now, 0.0), state.reset_epoch))
+        response.headers.update(
+            self._limit_headers(
+                route.bucket, limit, limit - state.count, max(state.start + window - now, 0.0), state.reset_epoch
+            )
+        )
         return response
 
     def _unrouted(self, req: Call) -> Reply:
@@ -671,21 +913,25 @@ class DiscordSandbox(Sandbox):
             return _error(405, 0, "405: Method Not Allowed")
         return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
 
-    def _limit_headers(self, bucket: str, limit: int, remaining: int, reset_after: float,
-                       reset_epoch: float) -> dict[str, str]:
+    def _limit_headers(
+        self, bucket: str, limit: int, remaining: int, reset_after: float, reset_epoch: float
+    ) -> dict[str, str]:
         bucket_id = hashlib.sha1(bucket.encode()).hexdigest()[:16]  # noqa: S324 - an opaque name
         # Rounded up to the millisecond: a client waiting Reset-After never comes back early.
-        return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(max(remaining, 0)),
-                "X-RateLimit-Reset": f"{reset_epoch:.3f}",
-                "X-RateLimit-Reset-After": f"{math.ceil(reset_after * 1000) / 1000:.3f}",
-                "X-RateLimit-Bucket": bucket_id}
+        return {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(remaining, 0)),
+            "X-RateLimit-Reset": f"{reset_epoch:.3f}",
+            "X-RateLimit-Reset-After": f"{math.ceil(reset_after * 1000) / 1000:.3f}",
+            "X-RateLimit-Bucket": bucket_id,
+        }
 
-    def _too_many(self, req: Call, route: Any, params: dict[str, str], wait: float, *, scope: str,
-                  kind: str) -> Reply:
+    def _too_many(self, req: Call, route: Any, params: dict[str, str], wait: float, *, scope: str, kind: str) -> Reply:
         wait = max(wait, 0.0)
         rounded = math.ceil(wait * 1000) / 1000
-        self.note_limited(kind=kind, scope=scope, bucket=route.bucket,
-                          request=f"{req.method} {route.template}", retry_after=rounded)
+        self.note_limited(
+            kind=kind, scope=scope, bucket=route.bucket, request=f"{req.method} {route.template}", retry_after=rounded
+        )
         # Docs-accurate 429: no "code" (the spec's RatelimitedResponse requires one; the docs'
         # examples have none: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
         body = {"message": "You are being rate limited.", "retry_after": rounded, "global": scope == "global"}
@@ -731,8 +977,17 @@ class DiscordSandbox(Sandbox):
             until = datetime.now(UTC) + timedelta(minutes=float(data["timeout_minutes"]))
             changes.append({"key": "communication_disabled_until", "new_value": until.isoformat()})
         with self._lock:
-            return Reply(200, self.audit(action_type, user_id=ids[0], target_id=ids[1],
-                                         reason=data.get("reason") or None, changes=changes, options=data.get("options")))
+            return Reply(
+                200,
+                self.audit(
+                    action_type,
+                    user_id=ids[0],
+                    target_id=ids[1],
+                    reason=data.get("reason") or None,
+                    changes=changes,
+                    options=data.get("options"),
+                ),
+            )
 
     # A person writes, edits or deletes in a channel or thread (what a bridge polls for).
     @control("messages")
@@ -741,12 +996,17 @@ class DiscordSandbox(Sandbox):
         if user is None or str(user["id"]) not in self.members:
             return _error(400, 10013, "Unknown User")
         channel = str(data.get("channel", "")).lstrip("#")
-        cid = channel if channel in self.channels else next(
-            (c["id"] for c in self.channels.values() if c["name"] == channel and c.get("guild_id")), None)
+        cid = (
+            channel
+            if channel in self.channels
+            else next((c["id"] for c in self.channels.values() if c["name"] == channel and c.get("guild_id")), None)
+        )
         if cid is None:
             return _unknown("Channel", 10003)
-        files = [{"filename": str(a), "size": 1, "content_type": "application/octet-stream"}
-                 for a in data.get("attachments") or []]
+        files = [
+            {"filename": str(a), "size": 1, "content_type": "application/octet-stream"}
+            for a in data.get("attachments") or []
+        ]
         with self._lock:
             msg = self._create_message(cid, str(user["id"]), {"content": data.get("content") or "", "_files": files})
             return Reply(200, self._message_json(msg))
@@ -766,11 +1026,15 @@ class DiscordSandbox(Sandbox):
         user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
         if user is None or str(user["id"]) not in self.members:
             return _error(400, 10013, "Unknown User")
-        build = {"command": self._command_interaction, "component": self._component_interaction,
-                 "message_command": self._message_command_interaction,
-                 "modal_submit": lambda u, d: self._interaction_payload("modal_submit", u, {
-                     "custom_id": d.get("custom_id", ""), "fields": d.get("fields") or {}}),
-                 "ping": lambda u, d: self._interaction_payload("ping", u, {})}.get(str(data.get("type")))
+        build = {
+            "command": self._command_interaction,
+            "component": self._component_interaction,
+            "message_command": self._message_command_interaction,
+            "modal_submit": lambda u, d: self._interaction_payload(
+                "modal_submit", u, {"custom_id": d.get("custom_id", ""), "fields": d.get("fields") or {}}
+            ),
+            "ping": lambda u, d: self._interaction_payload("ping", u, {}),
+        }.get(str(data.get("type")))
         if build is None:
             return _error(400, 50035, "type is command, message_command, component, modal_submit or ping")
         return build(user, data)
@@ -780,8 +1044,9 @@ class DiscordSandbox(Sandbox):
         registered = {c["name"] for cmds in self.commands.values() for c in cmds}
         if registered and name not in registered:
             return _error(400, 10063, f"Unknown application command {name!r} (not registered)")
-        return self._interaction_payload(name, user, {"options": data.get("options") or {},
-                                                      "channel_id": data.get("channel_id")})
+        return self._interaction_payload(
+            name, user, {"options": data.get("options") or {}, "channel_id": data.get("channel_id")}
+        )
 
     def _component_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
         message = self.messages.get(str(data.get("message_id")))
@@ -789,19 +1054,24 @@ class DiscordSandbox(Sandbox):
             return _error(400, 10008, "Unknown Message")
         buttons = [b for row in message["components"] for b in row.get("components", [])]
         index = data.get("option_index")
-        button = (next((b for b in buttons if b.get("custom_id") == data["custom_id"]), None)
-                  if data.get("custom_id") else
-                  buttons[index] if isinstance(index, int) and 0 <= index < len(buttons) else None)
+        button = (
+            next((b for b in buttons if b.get("custom_id") == data["custom_id"]), None)
+            if data.get("custom_id")
+            else buttons[index]
+            if isinstance(index, int) and 0 <= index < len(buttons)
+            else None
+        )
         if button is None:
             return _error(400, 50035, "no such button on that message")
         if button.get("disabled"):
             return _error(400, 50035, "that button is disabled (Discord does not deliver presses)")
-        return self._interaction_payload("component", user, {"custom_id": button["custom_id"],
-                                                             "message_id": message["id"],
-                                                             "channel_id": message["channel_id"]})
+        return self._interaction_payload(
+            "component",
+            user,
+            {"custom_id": button["custom_id"], "message_id": message["id"], "channel_id": message["channel_id"]},
+        )
 
-    def _message_command_interaction(self, user: Mapping[str, Any],
-                                     data: Mapping[str, Any]) -> dict[str, Any] | Reply:
+    def _message_command_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
         # A command from a message's Apps menu (type 3).
         name, message = str(data.get("name", "")), self.messages.get(str(data.get("message_id")))
         registered = {c["name"]: c.get("type", 1) for cmds in self.commands.values() for c in cmds}
@@ -809,50 +1079,89 @@ class DiscordSandbox(Sandbox):
             return _error(400, 10063, f"Unknown message command {name!r} (not registered)")
         if message is None:
             return _error(400, 10008, "Unknown Message")
-        return self._interaction_payload("message_command", user, {
-            "name": name, "message": message, "channel_id": message["channel_id"]})
+        return self._interaction_payload(
+            "message_command", user, {"name": name, "message": message, "channel_id": message["channel_id"]}
+        )
 
     # ---- serializers and writes -----------------------------------------------------------
 
     def _member_json(self, uid: str) -> dict[str, Any]:
         member = self.members[uid]
-        return shaped(_shapes.MEMBER, joined_at=_iso(member["joined_at"]), nick=member["nick"],
-                      roles=list(member["roles"]), user=self._user_json(uid))
+        return shaped(
+            _shapes.MEMBER,
+            joined_at=_iso(member["joined_at"]),
+            nick=member["nick"],
+            roles=list(member["roles"]),
+            user=self._user_json(uid),
+        )
 
     def _user_json(self, uid: str) -> dict[str, Any]:
         user = self.users[uid]
-        return shaped(_shapes.USER, id=uid, username=user["username"],
-                      global_name=user["global_name"], **({"bot": True} if user["bot"] else {}))
+        return shaped(
+            _shapes.USER,
+            id=uid,
+            username=user["username"],
+            global_name=user["global_name"],
+            **({"bot": True} if user["bot"] else {}),
+        )
 
     def _role_json(self, role: Mapping[str, Any]) -> dict[str, Any]:
-        return shaped(_shapes.ROLE, id=role["id"], name=role["name"],
-                      permissions=str(role["permissions"]), position=role["position"],
-                      managed=role["managed"],
-                      **({"tags": {"bot_id": self.bot_id}} if role.get("bot_role") else {}))
+        return shaped(
+            _shapes.ROLE,
+            id=role["id"],
+            name=role["name"],
+            permissions=str(role["permissions"]),
+            position=role["position"],
+            managed=role["managed"],
+            **({"tags": {"bot_id": self.bot_id}} if role.get("bot_role") else {}),
+        )
 
     def _message_json(self, m: Mapping[str, Any]) -> dict[str, Any]:
-        return shaped(_shapes.MESSAGE, type=0 if not m.get("interaction") else 20,
-                      content=m["content"], attachments=copy.deepcopy(m.get("attachments") or []),
-                      timestamp=m["timestamp"], edited_timestamp=m["edited"], flags=m["flags"],
-                      components=copy.deepcopy(m["components"]), id=m["id"],
-                      channel_id=m["channel_id"], author=self._user_json(m["author_id"]),
-                      **({"nonce": m["nonce"]} if m.get("nonce") is not None else {}))
+        return shaped(
+            _shapes.MESSAGE,
+            type=0 if not m.get("interaction") else 20,
+            content=m["content"],
+            attachments=copy.deepcopy(m.get("attachments") or []),
+            timestamp=m["timestamp"],
+            edited_timestamp=m["edited"],
+            flags=m["flags"],
+            components=copy.deepcopy(m["components"]),
+            id=m["id"],
+            channel_id=m["channel_id"],
+            author=self._user_json(m["author_id"]),
+            **({"nonce": m["nonce"]} if m.get("nonce") is not None else {}),
+        )
 
-    def _create_message(self, channel_id: str, author_id: str, data: Mapping[str, Any], *,
-                        interaction: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def _create_message(
+        self, channel_id: str, author_id: str, data: Mapping[str, Any], *, interaction: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         mid, flags = self._id(), int(data.get("flags") or 0)
         cdn = f"attachments/{channel_id}/{mid}"
         self.messages[mid] = {
-            "id": mid, "channel_id": channel_id, "author_id": author_id, "content": data.get("content") or "",
-            "components": _rows(data.get("components")), "flags": flags, "timestamp": datetime.now(UTC).isoformat(),
-            "edited": None, "nonce": data.get("nonce"), "allowed_mentions": data.get("allowed_mentions"),
-            "thread_id": None, "interaction": interaction["id"] if interaction else None,
+            "id": mid,
+            "channel_id": channel_id,
+            "author_id": author_id,
+            "content": data.get("content") or "",
+            "components": _rows(data.get("components")),
+            "flags": flags,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited": None,
+            "nonce": data.get("nonce"),
+            "allowed_mentions": data.get("allowed_mentions"),
+            "thread_id": None,
+            "interaction": interaction["id"] if interaction else None,
             "visible_to": interaction["user_id"] if interaction and flags & EPHEMERAL else None,
-            "attachments": [{"id": self._id(), "filename": f["filename"], "size": f["size"],
-                             "content_type": f["content_type"],
-                             "url": f"https://cdn.discordapp.com/{cdn}/{f['filename']}",
-                             "proxy_url": f"https://media.discordapp.net/{cdn}/{f['filename']}"}
-                            for f in data.get("_files") or []],
+            "attachments": [
+                {
+                    "id": self._id(),
+                    "filename": f["filename"],
+                    "size": f["size"],
+                    "content_type": f["content_type"],
+                    "url": f"https://cdn.discordapp.com/{cdn}/{f['filename']}",
+                    "proxy_url": f"https://media.discordapp.net/{cdn}/{f['filename']}",
+                }
+                for f in data.get("_files") or []
+            ],
         }
         return self.messages[mid]
 
@@ -864,19 +1173,48 @@ class DiscordSandbox(Sandbox):
         msg["edited"] = datetime.now(UTC).isoformat()
 
     def _record_role_change(self, action: str, uid: str, rid: str, reason: str | None) -> None:
-        self.role_changes.append({"at": datetime.now(UTC).isoformat(), "action": action, "user_id": uid,
-                                  "username": self.users[uid]["username"], "role": self.roles[rid]["name"],
-                                  "reason": reason})
-        self.audit(25, user_id=self.bot_id, target_id=uid, reason=reason,
-                   changes=[{"key": "$add" if action == "grant" else "$remove",
-                             "new_value": [{"id": rid, "name": self.roles[rid]["name"]}]}])
+        self.role_changes.append(
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "action": action,
+                "user_id": uid,
+                "username": self.users[uid]["username"],
+                "role": self.roles[rid]["name"],
+                "reason": reason,
+            }
+        )
+        self.audit(
+            25,
+            user_id=self.bot_id,
+            target_id=uid,
+            reason=reason,
+            changes=[
+                {
+                    "key": "$add" if action == "grant" else "$remove",
+                    "new_value": [{"id": rid, "name": self.roles[rid]["name"]}],
+                }
+            ],
+        )
 
-    def audit(self, action_type: int, *, user_id: str | None, target_id: str | None,
-              reason: str | None = None, changes: list[dict[str, Any]] | None = None,
-              options: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def audit(
+        self,
+        action_type: int,
+        *,
+        user_id: str | None,
+        target_id: str | None,
+        reason: str | None = None,
+        changes: list[dict[str, Any]] | None = None,
+        options: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Append a guild audit-log entry (its id is a fresh snowflake, so ids grow with time)."""
-        entry: dict[str, Any] = {"id": self._id(), "action_type": int(action_type), "user_id": user_id,
-                                 "target_id": target_id, "reason": reason, "changes": list(changes or [])}
+        entry: dict[str, Any] = {
+            "id": self._id(),
+            "action_type": int(action_type),
+            "user_id": user_id,
+            "target_id": target_id,
+            "reason": reason,
+            "changes": list(changes or []),
+        }
         if options:
             entry["options"] = {str(k): str(v) for k, v in options.items()}
         self.audit_log.append(entry)
@@ -918,7 +1256,9 @@ def _snowflake_args(req: Call, *names: str) -> dict[str, int] | Reply:
     for name in names:
         if (raw := req.arg(name)) is not None:
             if not raw.isdigit():
-                return _form_error(**{name: "Value is not snowflake." if name != "action_type" else "Value is not int."})
+                return _form_error(
+                    **{name: "Value is not snowflake." if name != "action_type" else "Value is not int."}
+                )
             out[name] = int(raw)
     return out
 
@@ -940,7 +1280,7 @@ def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
         sb._sorted_ids = sorted(int(u) for u in sb.members)
     start = bisect.bisect_right(sb._sorted_ids, after.get("after", 0))
     chunk = []
-    for uid in map(str, sb._sorted_ids[start:start + limit]):
+    for uid in map(str, sb._sorted_ids[start : start + limit]):
         if (cached := sb._member_cache.get(uid)) is None:
             cached = sb._member_cache[uid] = json.dumps(sb._member_json(uid), separators=(",", ":")).encode()
         chunk.append(cached)
@@ -954,8 +1294,12 @@ def _search_members(sb: DiscordSandbox, req: Call) -> Reply:
         return _form_error(query="This field is required" if not query else "Must be between 1 and 100 in length.")
     if isinstance(limit := _int_arg(req, "limit", 1, 1, 1000), Reply):
         return limit
-    found = [uid for uid, u in sb.users.items() if uid in sb.members and (
-        u["username"].startswith(query) or (sb.members[uid]["nick"] or "").lower().startswith(query))]
+    found = [
+        uid
+        for uid, u in sb.users.items()
+        if uid in sb.members
+        and (u["username"].startswith(query) or (sb.members[uid]["nick"] or "").lower().startswith(query))
+    ]
     return Reply(200, [sb._member_json(uid) for uid in found[:limit]])
 
 
@@ -988,9 +1332,14 @@ def _list_roles(sb: DiscordSandbox, req: Call) -> Reply:
 
 @_route("GET", "/guilds/{guild_id}/channels", bucket="channels")
 def _list_channels(sb: DiscordSandbox, req: Call) -> Reply:
-    return Reply(200, [
-        shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
-        for c in sb.channels.values() if c["type"] in (0, 5, 15)])
+    return Reply(
+        200,
+        [
+            shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
+            for c in sb.channels.values()
+            if c["type"] in (0, 5, 15)
+        ],
+    )
 
 
 @_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search")
@@ -998,26 +1347,50 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     if pending := sb.faults.get("search_not_indexed", 0):
         if pending > 0:
             sb.faults["search_not_indexed"] = pending - 1
-        return Reply(202, {"message": "Index not yet available. Try again later", "code": 110000,
-                           "documents_indexed": 0, "retry_after": sb.settings.search_index_retry_after})
+        return Reply(
+            202,
+            {
+                "message": "Index not yet available. Try again later",
+                "code": 110000,
+                "documents_indexed": 0,
+                "retry_after": sb.settings.search_index_retry_after,
+            },
+        )
     if isinstance(limit := _int_arg(req, "limit", 25, 1, 25), Reply):
         return limit
     if isinstance(bounds := _snowflake_args(req, "min_id", "max_id"), Reply):
         return bounds
     authors = set(req.query.get("author_id", []))
-    rows = [{"id": m["id"], "author_id": m["author_id"], "channel_id": m["channel_id"]}
-            for m in [*sb.history, *sb.messages.values()]
-            if (not authors or m["author_id"] in authors) and int(m["id"]) > bounds.get("min_id", -1)
-            and ("max_id" not in bounds or int(m["id"]) < bounds["max_id"]) and not m.get("visible_to")]
+    rows = [
+        {"id": m["id"], "author_id": m["author_id"], "channel_id": m["channel_id"]}
+        for m in [*sb.history, *sb.messages.values()]
+        if (not authors or m["author_id"] in authors)
+        and int(m["id"]) > bounds.get("min_id", -1)
+        and ("max_id" not in bounds or int(m["id"]) < bounds["max_id"])
+        and not m.get("visible_to")
+    ]
     rows.sort(key=lambda m: int(m["id"]), reverse=req.arg("sort_order", "desc") != "asc")
     out = []
     for row in rows[:limit]:
         full = sb.messages.get(row["id"]) or {
-            **row, "content": "…", "components": [], "flags": 0, "edited": None,
-            "timestamp": datetime.fromtimestamp(((int(row["id"]) >> 22) + DISCORD_EPOCH_MS) / 1000, UTC).isoformat()}
+            **row,
+            "content": "…",
+            "components": [],
+            "flags": 0,
+            "edited": None,
+            "timestamp": datetime.fromtimestamp(((int(row["id"]) >> 22) + DISCORD_EPOCH_MS) / 1000, UTC).isoformat(),
+        }
         out.append([{**sb._message_json(full), "hit": True}])
-    return Reply(200, {"messages": out, "doing_deep_historical_index": False, "total_results": len(rows),
-                       "threads": [], "members": []})
+    return Reply(
+        200,
+        {
+            "messages": out,
+            "doing_deep_historical_index": False,
+            "total_results": len(rows),
+            "threads": [],
+            "members": [],
+        },
+    )
 
 
 def _validate_components(components: Any) -> Reply | None:
@@ -1113,9 +1486,17 @@ def _list_messages(sb: DiscordSandbox, req: Call) -> Reply:
         return limit
     if isinstance(bounds := _snowflake_args(req, "after", "before"), Reply):
         return bounds
-    rows = sorted((m for m in sb.messages.values() if m["channel_id"] == req.params["channel_id"]
-                   and not m.get("visible_to") and int(m["id"]) > bounds.get("after", -1)
-                   and ("before" not in bounds or int(m["id"]) < bounds["before"])), key=lambda m: int(m["id"]))
+    rows = sorted(
+        (
+            m
+            for m in sb.messages.values()
+            if m["channel_id"] == req.params["channel_id"]
+            and not m.get("visible_to")
+            and int(m["id"]) > bounds.get("after", -1)
+            and ("before" not in bounds or int(m["id"]) < bounds["before"])
+        ),
+        key=lambda m: int(m["id"]),
+    )
     rows = rows[:limit] if "after" in bounds else rows[-limit:]
     return Reply(200, [sb._message_json(m) for m in reversed(rows)])
 
@@ -1138,12 +1519,20 @@ def _get_application(sb: DiscordSandbox, req: Call) -> Reply:
     # PrivateApplicationResponse requires; the owner is the first seeded person (an application
     # belongs to a human account, not to its bot).
     owner = next((uid for uid, u in sb.users.items() if not u["bot"]), sb.bot_id)
-    return Reply(200,
-                 shaped(_shapes.APPLICATION, id=sb.seed.application_id, name=sb.seed.bot_username,
-                        verify_key=sb.public_key, flags=sb.seed.application_flags,
-                        flags_new=str(sb.seed.application_flags),
-                        interactions_endpoint_url=sb.interactions_url, owner=sb._user_json(owner),
-                        bot=sb._user_json(sb.bot_id)))
+    return Reply(
+        200,
+        shaped(
+            _shapes.APPLICATION,
+            id=sb.seed.application_id,
+            name=sb.seed.bot_username,
+            verify_key=sb.public_key,
+            flags=sb.seed.application_flags,
+            flags_new=str(sb.seed.application_flags),
+            interactions_endpoint_url=sb.interactions_url,
+            owner=sb._user_json(owner),
+            bot=sb._user_json(sb.bot_id),
+        ),
+    )
 
 
 @_route("POST", "/users/@me/channels", bucket="dm")
@@ -1153,25 +1542,52 @@ def _create_dm(sb: DiscordSandbox, req: Call) -> Reply:
         return _unknown("User", 10013)
     if (cid := sb.dm_channels.get(rid)) is None:
         cid = sb.dm_channels[rid] = sb._id()
-        sb.channels[cid] = {"id": cid, "name": "", "type": 1, "position": 0, "parent_id": None, "guild_id": None,
-                            "recipient_id": rid, "thread": None}
+        sb.channels[cid] = {
+            "id": cid,
+            "name": "",
+            "type": 1,
+            "position": 0,
+            "parent_id": None,
+            "guild_id": None,
+            "recipient_id": rid,
+            "thread": None,
+        }
     return Reply(200, {"id": cid, "type": 1, "last_message_id": None, "flags": 0, "recipients": [sb._user_json(rid)]})
 
 
 def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any], **fields: Any) -> Reply:
     channel = sb.channels[tid] = {
-        "id": tid, "name": data["name"], "position": 0, "guild_id": sb.seed.guild_id,
-        "parent_id": req.params["channel_id"], "thread": True, "members": [sb.bot_id],
-        "auto_archive_duration": data.get("auto_archive_duration", 10080), **fields}
-    return Reply(201,
-                 shaped(_shapes.THREAD, id=tid, type=channel["type"], guild_id=sb.seed.guild_id,
-                        name=channel["name"], parent_id=channel["parent_id"], owner_id=sb.bot_id,
-                        member_count=len(channel["members"]),
-                        thread_metadata={"archived": False, "archive_timestamp": None,
-                                         "locked": False,
-                                         "auto_archive_duration": channel["auto_archive_duration"],
-                                         "invitable": channel.get("invitable", True),
-                                         "create_timestamp": datetime.now(UTC).isoformat()}))
+        "id": tid,
+        "name": data["name"],
+        "position": 0,
+        "guild_id": sb.seed.guild_id,
+        "parent_id": req.params["channel_id"],
+        "thread": True,
+        "members": [sb.bot_id],
+        "auto_archive_duration": data.get("auto_archive_duration", 10080),
+        **fields,
+    }
+    return Reply(
+        201,
+        shaped(
+            _shapes.THREAD,
+            id=tid,
+            type=channel["type"],
+            guild_id=sb.seed.guild_id,
+            name=channel["name"],
+            parent_id=channel["parent_id"],
+            owner_id=sb.bot_id,
+            member_count=len(channel["members"]),
+            thread_metadata={
+                "archived": False,
+                "archive_timestamp": None,
+                "locked": False,
+                "auto_archive_duration": channel["auto_archive_duration"],
+                "invitable": channel.get("invitable", True),
+                "create_timestamp": datetime.now(UTC).isoformat(),
+            },
+        ),
+    )
 
 
 def _thread_args(data: Mapping[str, Any]) -> Reply | None:
@@ -1260,21 +1676,29 @@ def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
         return _error(400, 30038, "Maximum number of guild events reached (100)")
     eid = sb._id()
     sb.events[eid] = shaped(
-        _shapes.EVENT, id=eid, guild_id=sb.seed.guild_id, name=data["name"],
-        description=data.get("description"), creator_id=sb.bot_id, creator=sb._user_json(sb.bot_id),
+        _shapes.EVENT,
+        id=eid,
+        guild_id=sb.seed.guild_id,
+        name=data["name"],
+        description=data.get("description"),
+        creator_id=sb.bot_id,
+        creator=sb._user_json(sb.bot_id),
         entity_metadata={"location": data["entity_metadata"]["location"]},
         scheduled_start_time=datetime.fromisoformat(data["scheduled_start_time"]).astimezone(UTC).isoformat(),
-        scheduled_end_time=datetime.fromisoformat(data["scheduled_end_time"]).astimezone(UTC).isoformat())
-    sb.audit(100, user_id=sb.bot_id, target_id=eid,
-             reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
+        scheduled_end_time=datetime.fromisoformat(data["scheduled_end_time"]).astimezone(UTC).isoformat(),
+    )
+    sb.audit(100, user_id=sb.bot_id, target_id=eid, reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
     return Reply(200, dict(sb.events[eid]))
 
 
 # The audit log's filters: each query argument and what an entry must have for it.
 _AUDIT_FILTERS: dict[str, Callable[[Mapping[str, Any], int], bool]] = {
-    "before": lambda e, v: int(e["id"]) < v, "after": lambda e, v: int(e["id"]) > v,
-    "user_id": lambda e, v: e["user_id"] == str(v), "target_id": lambda e, v: e["target_id"] == str(v),
-    "action_type": lambda e, v: e["action_type"] == v}
+    "before": lambda e, v: int(e["id"]) < v,
+    "after": lambda e, v: int(e["id"]) > v,
+    "user_id": lambda e, v: e["user_id"] == str(v),
+    "target_id": lambda e, v: e["target_id"] == str(v),
+    "action_type": lambda e, v: e["action_type"] == v,
+}
 
 
 @_route("GET", "/guilds/{guild_id}/audit-logs", bucket="audit_log")
@@ -1288,33 +1712,43 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
     entries.sort(key=lambda e: int(e["id"]), reverse=not ("after" in bounds and "before" not in bounds))
     page = entries[:limit]
     ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.users}
-    entries = [{k: copy.deepcopy(v) for k, v in e.items()
-                if v is not None or k in ("user_id", "target_id")} for e in page]
-    return Reply(200, shaped(_shapes.AUDIT_LOG, users=[sb._user_json(u) for u in sorted(ids)],
-                             audit_log_entries=entries))
+    entries = [
+        {k: copy.deepcopy(v) for k, v in e.items() if v is not None or k in ("user_id", "target_id")} for e in page
+    ]
+    return Reply(
+        200, shaped(_shapes.AUDIT_LOG, users=[sb._user_json(u) for u in sorted(ids)], audit_log_entries=entries)
+    )
 
 
 def _command_problem(cmd: Any) -> tuple[str, str] | None:
     """(field, message) when ``cmd`` is not a command Discord takes."""
-    name, desc, kind = (cmd.get("name"), cmd.get("description", ""), cmd.get("type", 1)) if isinstance(
-        cmd, dict) else (None, None, None)
+    name, desc, kind = (
+        (cmd.get("name"), cmd.get("description", ""), cmd.get("type", 1))
+        if isinstance(cmd, dict)
+        else (None, None, None)
+    )
     # USER (2) and MESSAGE (3) commands: any case, spaces allowed, an empty description.
     # https://discord.com/developers/docs/interactions/application-commands#application-command-object
     if kind in (2, 3):
         if not isinstance(name, str) or not 1 <= len(name.strip()) <= 32 or len(name) > 32:
             return "name", "Command name is invalid"
-        return ("description", "User and message commands take no description and no options.") if (
-            desc != "" or cmd.get("options")) else None
+        return (
+            ("description", "User and message commands take no description and no options.")
+            if (desc != "" or cmd.get("options"))
+            else None
+        )
     if kind != 1:
         return "type", "Value must be one of {1, 2, 3}."
     if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
         return "name", "Command name is invalid"
-    return None if isinstance(desc, str) and 1 <= len(desc) <= 100 else (
-        "description", "Must be between 1 and 100 in length.")
+    return (
+        None
+        if isinstance(desc, str) and 1 <= len(desc) <= 100
+        else ("description", "Must be between 1 and 100 in length.")
+    )
 
 
-@_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands",
-        scope="guild")
+@_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands", scope="guild")
 @_route("PUT", "/applications/{application_id}/commands", bucket="commands", scope="global")
 def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
     scope = sb.seed.guild_id if scope == "guild" else scope
@@ -1330,12 +1764,19 @@ def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
         if problem:
             return _form_error(**{f"{i}.{problem[0]}": problem[1]})
         names.add(cmd["name"])
-        out.append(shaped(_shapes.COMMAND, id=sb._id(), application_id=sb.seed.application_id,
-                          version=sb._id(), type=cmd.get("type", 1), name=cmd["name"],
-                          description=cmd.get("description", ""),
-                          **({"guild_id": scope} if scope != "global" else {}),
-                          **({"options": [dict(o) for o in cmd["options"]]}
-                             if cmd.get("options") else {})))
+        out.append(
+            shaped(
+                _shapes.COMMAND,
+                id=sb._id(),
+                application_id=sb.seed.application_id,
+                version=sb._id(),
+                type=cmd.get("type", 1),
+                name=cmd["name"],
+                description=cmd.get("description", ""),
+                **({"guild_id": scope} if scope != "global" else {}),
+                **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {}),
+            )
+        )
     sb.commands[scope] = out
     return Reply(200, out)
 
@@ -1350,8 +1791,13 @@ def _interaction_for(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
     return record
 
 
-@_route("POST", "/interactions/{interaction_id}/{interaction_token}/callback", bucket="callback", auth=False,
-        find=_interaction_for)
+@_route(
+    "POST",
+    "/interactions/{interaction_id}/{interaction_token}/callback",
+    bucket="callback",
+    auth=False,
+    find=_interaction_for,
+)
 def _callback(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if record["id"] != req.params["interaction_id"]:
         return _error(404, 10062, "Unknown interaction")
@@ -1373,8 +1819,13 @@ def _followup(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     return Reply(200, sb._message_json(sb._create_message(record["channel_id"], sb.bot_id, data, interaction=record)))
 
 
-@_route("PATCH", "/webhooks/{webhook_id}/{interaction_token}/messages/@original", bucket="webhook", auth=False,
-        find=_interaction_for)
+@_route(
+    "PATCH",
+    "/webhooks/{webhook_id}/{interaction_token}/messages/@original",
+    bucket="webhook",
+    auth=False,
+    find=_interaction_for,
+)
 def _edit_original(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if (msg := sb.messages.get(record.get("original_id") or "")) is None:
         return _unknown("Message", 10008)
@@ -1383,5 +1834,6 @@ def _edit_original(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Rep
         return _form_error(content=f"Must be {MESSAGE_LIMIT} or fewer in length.")
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
+
 
 from connectors.discord import sandbox_welcome as _welcome  # noqa: E402,F401 - registers its routes

@@ -43,8 +43,14 @@ def _welcome_rows(sb: Any, channels: Any, errors: dict[str, str]) -> list[dict[s
         elif not isinstance(text := row.get("description"), str) or not 1 <= len(text) <= 50:
             errors[f"welcome_channels.{i}.description"] = "Must be between 1 and 50 in length."
         else:
-            rows.append({"channel_id": str(row["channel_id"]), "description": text,
-                         "emoji_id": row.get("emoji_id"), "emoji_name": row.get("emoji_name")})
+            rows.append(
+                {
+                    "channel_id": str(row["channel_id"]),
+                    "description": text,
+                    "emoji_id": row.get("emoji_id"),
+                    "emoji_name": row.get("emoji_name"),
+                }
+            )
     return rows
 
 

@@ -35,9 +35,7 @@ class DiscordSettings(BaseSettings):
     application's page) and is only used to verify interactions.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     token: SecretStr = Field(description="The bot token (Developer Portal → Bot → Reset Token).")
     public_key: str = Field(description="The application's public key, 64 hex characters (verifies interactions).")
@@ -50,12 +48,16 @@ class DiscordSettings(BaseSettings):
         default=None, description="The working group's private channel (default channel for posts and ballots)."
     )
     api_url: str = Field(default=DEFAULT_API_URL, description="REST base URL including the version.")
-    global_rate_limit: int = Field(default=50, ge=1, description="Requests per window for the whole bot (Discord: 50/s).")
+    global_rate_limit: int = Field(
+        default=50, ge=1, description="Requests per window for the whole bot (Discord: 50/s)."
+    )
     global_rate_window: float = Field(default=1.0, gt=0, description="The global limit's window, seconds.")
     timeout: float = Field(default=15.0, gt=0, description="Per-request timeout, seconds.")
     max_retries: int = Field(default=4, ge=0, le=10, description="Retries of 5xx/timeouts per read.")
     max_forbidden: int = Field(
-        default=5, ge=1, le=100,
+        default=5,
+        ge=1,
+        le=100,
         description="403 answers within 10 minutes after which the client stops sending (invalid-request budget).",
     )
     activity_days: int = Field(default=90, ge=1, le=3650, description="Message-count window for activity, days.")
@@ -66,11 +68,18 @@ class DiscordSettings(BaseSettings):
         default=10.0, ge=0, description="Longest total wait for the search index, seconds; then activity is unknown."
     )
     interaction_max_age: float = Field(
-        default=300.0, gt=0, description="Interactions whose signed timestamp is older (or newer) than this are refused."
+        default=300.0,
+        gt=0,
+        description="Interactions whose signed timestamp is older (or newer) than this are refused.",
     )
 
     _ids = field_validator(
-        "application_id", "guild_id", "wg_member_role_id", "moderator_role_id", "admin_role_id", "wg_channel_id",
+        "application_id",
+        "guild_id",
+        "wg_member_role_id",
+        "moderator_role_id",
+        "admin_role_id",
+        "wg_channel_id",
         mode="before",
     )(_snowflake)
 

@@ -10,9 +10,9 @@ interactions and the flow that tallies see the same votes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["BallotRecord", "MemoryVoteStore", "TallyVoteStore", "VoteRecord", "VoteStore"]
@@ -164,6 +164,13 @@ class TallyVoteStore:
         out: list[VoteRecord] = []
         for option, count in enumerate(final):
             for _ in range(count):
-                out.append(VoteRecord(ballot_id=str(ballot_id), voter_id=str(len(out) + 1),
-                                      voter_username="", option_id=str(option), interaction_id="0"))
+                out.append(
+                    VoteRecord(
+                        ballot_id=str(ballot_id),
+                        voter_id=str(len(out) + 1),
+                        voter_username="",
+                        option_id=str(option),
+                        interaction_id="0",
+                    )
+                )
         return out

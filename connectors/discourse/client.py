@@ -74,9 +74,7 @@ class DiscourseClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_username = api_username
-        redactor = Redactor(
-            secrets=[api_key.get_secret_value(), *(s.get_secret_value() for s in extra_secrets if s)]
-        )
+        redactor = Redactor(secrets=[api_key.get_secret_value(), *(s.get_secret_value() for s in extra_secrets if s)])
         self.policy = HttpPolicy(
             platform=PLATFORM,
             limiter=RateLimiter(limit=admin_rate_limit, window=admin_rate_window, clock=clock),
@@ -134,7 +132,10 @@ class DiscourseClient:
         """
         # ``as_user``: act as that user (an "All users" key may), e.g. to read their own vote.
         request = self._http.build_request(
-            method, path, params=params, json=dict(json_body) if json_body is not None else None,
+            method,
+            path,
+            params=params,
+            json=dict(json_body) if json_body is not None else None,
             headers={"Api-Username": as_user} if as_user else None,
         )
         response = self.policy.send(self._http, request, idempotent=method.upper() in ("GET", "HEAD"))
@@ -142,11 +143,13 @@ class DiscourseClient:
             return response
         raise self._error(response, what=what, admin_route=admin_route)
 
-    def get(self, path: str, *, what: str, params: Any = None, admin_route: bool = False,
-            as_user: str | None = None) -> Any:
+    def get(
+        self, path: str, *, what: str, params: Any = None, admin_route: bool = False, as_user: str | None = None
+    ) -> Any:
         """GET ``path`` and return its JSON (as ``as_user`` when given)."""
-        return self.json(self.request("GET", path, what=what, params=params, admin_route=admin_route,
-                                      as_user=as_user), what=what)
+        return self.json(
+            self.request("GET", path, what=what, params=params, admin_route=admin_route, as_user=as_user), what=what
+        )
 
     def json(self, response: httpx.Response, *, what: str) -> Any:
         """The JSON body of ``response``; ``FatalError`` if it is not JSON."""
@@ -189,7 +192,4 @@ class DiscourseClient:
                 )
             return FatalError(message, platform=PLATFORM, status=404)
         kind = f" {error_type}" if error_type else ""
-        return FatalError(
-            f"Discourse refused {what} (HTTP {status}{kind}): {detail}", platform=PLATFORM, status=status
-        )
-
+        return FatalError(f"Discourse refused {what} (HTTP {status}{kind}): {detail}", platform=PLATFORM, status=status)

@@ -201,7 +201,8 @@ class DiscourseConnector:
 
     def _admin_user(self, user: UserRef) -> dict[str, Any]:
         return self.client.get(
-            f"/admin/users/{int(user.id)}.json", what=f"Discourse user {user.username!r} (id {user.id})",
+            f"/admin/users/{int(user.id)}.json",
+            what=f"Discourse user {user.username!r} (id {user.id})",
             admin_route=True,
         )
 
@@ -219,7 +220,9 @@ class DiscourseConnector:
         with self._lock:
             if name in self._category_ids:
                 return self._category_ids[name]
-        data = self.client.get("/categories.json", what="Discourse categories", params={"include_subcategories": "true"})
+        data = self.client.get(
+            "/categories.json", what="Discourse categories", params={"include_subcategories": "true"}
+        )
         found: dict[str, int] = {}
         for cat in data.get("category_list", {}).get("categories", []):
             found[str(cat["name"])] = int(cat["id"])
@@ -266,7 +269,9 @@ class DiscourseConnector:
         page = 1  # pages start at 1; each holds up to 100 users
         while True:
             batch = self.client.get(
-                "/admin/users/list/staff.json", what="Discourse staff list", params={"page": page},
+                "/admin/users/list/staff.json",
+                what="Discourse staff list",
+                params={"page": page},
                 admin_route=True,
             )
             rows.extend(batch)
@@ -369,7 +374,11 @@ class DiscourseConnector:
             # Discourse's SecondFactor::Actions::GrantAdmin: without 2FA on the acting admin the
             # grant waits for the e-mailed link (API-NOTES.md, "Roles").
             return RoleChange(
-                user=user, role=role, action="grant", status=ChangeStatus.PENDING_CONFIRMATION, reason=reason,
+                user=user,
+                role=role,
+                action="grant",
+                status=ChangeStatus.PENDING_CONFIRMATION,
+                reason=reason,
                 detail=f"Discourse e-mailed a confirmation link to the acting admin "
                 f"{self.settings.api_username!r}; the grant takes effect when a person opens it",
             )
@@ -414,8 +423,10 @@ class DiscourseConnector:
 
     def _topic_by_external_id(self, external_id: str) -> dict[str, Any] | None:
         response = self.client.request(
-            "GET", f"/t/external_id/{quote(external_id, safe='')}.json",
-            what=f"Discourse topic with external_id {external_id!r}", ok_statuses=(301, 302, 404),
+            "GET",
+            f"/t/external_id/{quote(external_id, safe='')}.json",
+            what=f"Discourse topic with external_id {external_id!r}",
+            ok_statuses=(301, 302, 404),
         )
         if response.status_code == 404:
             return None
@@ -449,7 +460,8 @@ class DiscourseConnector:
         """Open a topic in the category called ``channel`` (``POST /posts.json``)."""
         category = self._category_id(channel)
         post = self._create_topic(
-            {"title": title, "raw": text, "category": category}, key=key,
+            {"title": title, "raw": text, "category": category},
+            key=key,
             what=f"new topic {title!r} in category {channel!r}",
         )
         return self._message_ref(post)
@@ -481,9 +493,7 @@ class DiscourseConnector:
         _, created = self.client.policy.ensure(is_done=is_done, write=write, what=what)
         return self._message_ref(created if created is not None else found["post"])
 
-    def direct_message(
-        self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None
-    ) -> MessageRef:
+    def direct_message(self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None) -> MessageRef:
         """Send a private message to usernames and/or group names (``archetype: private_message``)."""
         names = [r.strip() for r in recipients if r and r.strip()]
         if not names:
@@ -512,11 +522,16 @@ class DiscourseConnector:
         return self.GUIDE_LIMIT, self.GUIDE_MAX_PIECES, False
 
     def _edit_post(self, post_id: str, raw: str, *, reason: str) -> None:
-        self.client.request("PUT", f"/posts/{quote(str(post_id), safe='')}.json", what=f"post {post_id}",
-                            json_body={"post": {"raw": raw, "edit_reason": reason}})
+        self.client.request(
+            "PUT",
+            f"/posts/{quote(str(post_id), safe='')}.json",
+            what=f"post {post_id}",
+            json_body={"post": {"raw": raw, "edit_reason": reason}},
+        )
 
-    def shelve_guide(self, *, channel: str | None, title: str, pieces: Sequence[str],
-                     placed: Sequence[MessageRef] = (), key: str) -> list[MessageRef]:
+    def shelve_guide(
+        self, *, channel: str | None, title: str, pieces: Sequence[str], placed: Sequence[MessageRef] = (), key: str
+    ) -> list[MessageRef]:
         """The first piece opens a topic in ``channel`` (default ``Guides``), later pieces are
         replies in it; placed posts are edited in place (``PUT /posts/{id}.json``, which keeps
         the post's revision history), extra ones told they are no longer used."""
@@ -537,16 +552,20 @@ class DiscourseConnector:
     # https://meta.discourse.org/t/customizing-trust-level-promotion-messages-for-new-users/193270
     WELCOME_TEXT = "system_messages.welcome_user.text_body_template"
 
-    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]],
-                    channel: str | None = None) -> str:
+    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]], channel: str | None = None) -> str:
         """Write the welcome message new users receive (``PUT /admin/customize/site_texts/{id}``):
         ``summary`` and a link to each guide. Writing the same text again changes nothing."""
         lines = [summary.strip(), ""] + [f"- [{t}]({u})" for t, u in guides]
         value = "\n".join(lines).strip()
-        self.client.request("PUT", f"/admin/customize/site_texts/{self.WELCOME_TEXT}.json",
-                            what="the welcome message", json_body={"site_text": {"value": value}},
-                            admin_route=True)
+        self.client.request(
+            "PUT",
+            f"/admin/customize/site_texts/{self.WELCOME_TEXT}.json",
+            what="the welcome message",
+            json_body={"site_text": {"value": value}},
+            admin_route=True,
+        )
         return f"{self.settings.url}/admin/customize/site_texts/{self.WELCOME_TEXT}"
+
     # RoomWriter: the common room (R-COMMS); the Forum pushes its posts by webhook, so no reader
 
     def room_text_limit(self) -> int:
@@ -562,8 +581,9 @@ class DiscourseConnector:
         post = self.client.get(f"/posts/{int(message_id)}.json", what=f"post {message_id}")
         return str(post["topic_id"])
 
-    def room_post(self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None,
-                  key: str | None = None) -> MessageRef:
+    def room_post(
+        self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None, key: str | None = None
+    ) -> MessageRef:
         """A reply in topic ``thread_id``, else a new topic titled ``title`` in category ``room``."""
         if thread_id:
             return self.reply(thread_id=thread_id, text=text, key=key)
@@ -575,8 +595,9 @@ class DiscourseConnector:
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
         """``DELETE /posts/{id}.json`` (a first post takes its topic along); gone already is fine."""
-        self.client.request("DELETE", f"/posts/{int(message_id)}.json", what=f"post {message_id}",
-                            ok_statuses=(200, 204, 404))
+        self.client.request(
+            "DELETE", f"/posts/{int(message_id)}.json", what=f"post {message_id}", ok_statuses=(200, 204, 404)
+        )
 
     def upload(self, *, filename: str, content: bytes, content_type: str = "image/png") -> dict[str, Any]:
         """Upload a file for posts (``POST /uploads.json``, multipart, ``upload_type=composer``,
@@ -592,8 +613,11 @@ class DiscourseConnector:
         what = f"upload of {name!r}"
         http = self.client._http  # the client's request() sends JSON bodies only
         request = http.build_request(
-            "POST", "/uploads.json", data={"upload_type": "composer", "synchronous": "true"},
-            files={"file": (name, content, content_type)})
+            "POST",
+            "/uploads.json",
+            data={"upload_type": "composer", "synchronous": "true"},
+            files={"file": (name, content, content_type)},
+        )
         response = self.client.policy.send(http, request, idempotent=True)
         if response.status_code != 200:
             raise self.client._error(response, what=what, admin_route=False)
@@ -638,7 +662,8 @@ class DiscourseConnector:
         raw = "\n\n".join(part for part in (head, body, poll) if part)
         post = self._create_topic(
             {"title": question.strip(), "raw": raw, "category": self._category_id(channel)},
-            key=key, what=f"ballot {question.strip()!r} in category {channel!r}",
+            key=key,
+            what=f"ballot {question.strip()!r} in category {channel!r}",
         )
         return self._read_ballot(str(post["id"]), message=self._message_ref(post))
 
@@ -682,8 +707,11 @@ class DiscourseConnector:
                     "/polls/voters.json",
                     what=f"voters of ballot {ballot.id}",
                     params={
-                        "post_id": int(ballot.id), "poll_name": POLL_NAME, "option_id": option.id,
-                        "page": page, "limit": _VOTERS_PAGE,
+                        "post_id": int(ballot.id),
+                        "poll_name": POLL_NAME,
+                        "option_id": option.id,
+                        "page": page,
+                        "limit": _VOTERS_PAGE,
                     },
                 )
                 batch = (data.get("voters") or {}).get(option.id, [])
@@ -698,8 +726,10 @@ class DiscourseConnector:
             return []  # nobody voted yet: no need to ask each member
         groups = [g.strip() for g in str(poll.get("groups") or "").split(",") if g.strip()]
         if not groups:
-            raise FatalError(f"Discourse ballot {ballot.id} is secret but names no voters group: its "
-                             "votes cannot be read", platform=PLATFORM)
+            raise FatalError(
+                f"Discourse ballot {ballot.id} is secret but names no voters group: its votes cannot be read",
+                platform=PLATFORM,
+            )
         members: dict[str, UserRef] = {}
         for group in groups:
             for user in self.list_holders(Role.group(group)):
@@ -707,13 +737,17 @@ class DiscourseConnector:
         votes: list[Vote] = []
         for user in members.values():
             try:
-                post = self.client.get(f"/posts/{int(ballot.id)}.json", as_user=user.username,
-                                       what=f"the vote of {user.username!r} on ballot {ballot.id}")
+                post = self.client.get(
+                    f"/posts/{int(ballot.id)}.json",
+                    as_user=user.username,
+                    what=f"the vote of {user.username!r} on ballot {ballot.id}",
+                )
             except ConfigError as exc:
                 raise ConfigError(
                     "reading a secret Forum ballot asks each voter's own choice as that voter, which "
                     "needs an 'All users' API key (CHARTERFLOW_DISCOURSE_API_KEY is a single-user "
-                    f"key): {exc}") from None
+                    f"key): {exc}"
+                ) from None
             except FatalError as exc:
                 if exc.status == 404:
                     continue  # this member cannot see the ballot's topic, so did not vote
@@ -731,7 +765,9 @@ class DiscourseConnector:
         self.client.policy.ensure(
             is_done=lambda: self._poll(ballot.id)[1].get("status") == "closed",
             write=lambda: self.client.request(
-                "PUT", "/polls/toggle_status", what=what,
+                "PUT",
+                "/polls/toggle_status",
+                what=what,
                 json_body={"post_id": int(ballot.id), "poll_name": POLL_NAME, "status": "closed"},
             ),
             what=what,
@@ -760,8 +796,12 @@ class DiscourseConnector:
             page += 1
             if floor == 0 and page >= _STAFF_LOG_MAX_PAGES:
                 break  # a first read takes the newest rows only; after a cursor, never stop short (no gap)
-            data = self.client.get("/admin/logs/staff_action_logs.json", what="Discourse staff action log",
-                                   params={"page": page, "limit": _STAFF_LOG_PAGE}, admin_route=True)
+            data = self.client.get(
+                "/admin/logs/staff_action_logs.json",
+                what="Discourse staff action log",
+                params={"page": page, "limit": _STAFF_LOG_PAGE},
+                admin_route=True,
+            )
             rows = data.get("staff_action_logs") or []
             for row in rows:
                 if int(row["id"]) > floor:
@@ -774,9 +814,20 @@ class DiscourseConnector:
         def ref(user: Mapping[str, Any] | None) -> UserRef | None:
             return self._user_ref(user) if user else None
 
-        changes: dict[str, Any] = {k: row.get(k) for k in ("details", "context", "previous_value", "new_value",
-                                                           "post_id", "topic_id", "category_id", "subject")
-                                   if row.get(k) not in (None, "")}
+        changes: dict[str, Any] = {
+            k: row.get(k)
+            for k in (
+                "details",
+                "context",
+                "previous_value",
+                "new_value",
+                "post_id",
+                "topic_id",
+                "category_id",
+                "subject",
+            )
+            if row.get(k) not in (None, "")
+        }
         if row.get("flagged_at"):
             changes["flagged_at"] = row["flagged_at"]
         base = self.settings.url.rstrip("/")
@@ -791,10 +842,16 @@ class DiscourseConnector:
         else:
             link = f"{base}/admin/logs/staff_action_logs"
         return ModerationEntry(
-            platform=PLATFORM, id=str(row["id"]), kind=str(row.get("action_name") or row.get("action") or "unknown"),
-            occurred_at=_ts(row.get("created_at")) or datetime.now(UTC), target=ref(row.get("target_user")),
-            moderator=ref(row.get("acting_user")), reason=(row.get("details") or None), changes=changes,
-            link=link, raw=dict(row),
+            platform=PLATFORM,
+            id=str(row["id"]),
+            kind=str(row.get("action_name") or row.get("action") or "unknown"),
+            occurred_at=_ts(row.get("created_at")) or datetime.now(UTC),
+            target=ref(row.get("target_user")),
+            moderator=ref(row.get("acting_user")),
+            reason=(row.get("details") or None),
+            changes=changes,
+            link=link,
+            raw=dict(row),
         )
 
     def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:

@@ -29,32 +29,64 @@ P = "discourse"
 _KEYS_PAGE = "Admin → Advanced → API keys"
 
 
-def check(settings: DiscourseSettings, *, category: str | None = None, group: str | None = None,
-          category_ids: Sequence[str] = (), transport: httpx.BaseTransport | None = None) -> list[Check]:
+def check(
+    settings: DiscourseSettings,
+    *,
+    category: str | None = None,
+    group: str | None = None,
+    category_ids: Sequence[str] = (),
+    transport: httpx.BaseTransport | None = None,
+) -> list[Check]:
     """Every check of the site and key described by ``settings``; ``category``/``group`` override
     the settings' names; ``category_ids`` are other categories that must exist (the gateway's
     applications and ideas categories)."""
-    client = DiscourseClient(base_url=settings.url, api_key=settings.api_key, api_username=settings.api_username,
-                             admin_rate_limit=settings.admin_rate_limit, admin_rate_window=settings.admin_rate_window,
-                             timeout=settings.timeout, max_retries=1, transport=transport,
-                             extra_secrets=(settings.webhook_secret,))
+    client = DiscourseClient(
+        base_url=settings.url,
+        api_key=settings.api_key,
+        api_username=settings.api_username,
+        admin_rate_limit=settings.admin_rate_limit,
+        admin_rate_window=settings.admin_rate_window,
+        timeout=settings.timeout,
+        max_retries=1,
+        transport=transport,
+        extra_secrets=(settings.webhook_secret,),
+    )
     out: list[Check] = []
     try:
-        _checks(client, settings, out, category=category or settings.category, group=group or settings.group,
-                category_ids=[c for c in category_ids if c])
+        _checks(
+            client,
+            settings,
+            out,
+            category=category or settings.category,
+            group=group or settings.group,
+            category_ids=[c for c in category_ids if c],
+        )
     finally:
         client.close()
     if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value():
         out.append(passed(P, "webhook secret", "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET is set"))
     else:
-        out.append(failed(P, "webhook secret", "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET is unset: every Forum "
-                          "webhook is refused", "Admin → API → Webhooks: set a secret on the webhook and the "
-                          "same value in CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET"))
+        out.append(
+            failed(
+                P,
+                "webhook secret",
+                "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET is unset: every Forum webhook is refused",
+                "Admin → API → Webhooks: set a secret on the webhook and the "
+                "same value in CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET",
+            )
+        )
     return out
 
 
-def _checks(client: DiscourseClient, s: DiscourseSettings, out: list[Check], *, category: str, group: str,
-            category_ids: list[str]) -> None:
+def _checks(
+    client: DiscourseClient,
+    s: DiscourseSettings,
+    out: list[Check],
+    *,
+    category: str,
+    group: str,
+    category_ids: list[str],
+) -> None:
     who = s.api_username
     user = _api_user(client, s, out)
     if user is None:
@@ -62,8 +94,14 @@ def _checks(client: DiscourseClient, s: DiscourseSettings, out: list[Check], *, 
     if user.get("admin"):
         out.append(passed(P, "admin account", f"{who!r} is an admin"))
     else:
-        out.append(failed(P, "admin account", f"{who!r} is not an admin: moderators and groups cannot be "
-                          "granted", f"Admin → Users → {who} → Grant Admin, or act as an admin account"))
+        out.append(
+            failed(
+                P,
+                "admin account",
+                f"{who!r} is not an admin: moderators and groups cannot be granted",
+                f"Admin → Users → {who} → Grant Admin, or act as an admin account",
+            )
+        )
     out.append(_admin_scope_check(client))
     try:
         data: Any = client.get("/categories.json", what="the categories")
@@ -71,8 +109,7 @@ def _checks(client: DiscourseClient, s: DiscourseSettings, out: list[Check], *, 
     except CharterflowError as exc:
         out.append(failed(P, f"category {category}", f"cannot list categories: {exc}", "see the error"))
     else:
-        out.extend(_category_checks(cats, who=who, category=category, group=group,
-                                    category_ids=category_ids))
+        out.extend(_category_checks(cats, who=who, category=category, group=group, category_ids=category_ids))
     out.append(_group_check(client, group))
 
 
@@ -82,20 +119,38 @@ def _api_user(client: DiscourseClient, s: DiscourseSettings, out: list[Check]) -
     try:
         user = client.get(f"/u/{quote(who, safe='')}.json", what=f"the API user {who!r}").get("user") or {}
     except ConfigError:
-        out.append(failed(P, "api key", f"the site refuses the key for Api-Username {who!r}",
-                          f"set CHARTERFLOW_DISCOURSE_API_KEY to a key from {_KEYS_PAGE} (User Level: single "
-                          f"user {who!r}, Scope: Global), or CHARTERFLOW_DISCOURSE_API_USERNAME to its user"))
+        out.append(
+            failed(
+                P,
+                "api key",
+                f"the site refuses the key for Api-Username {who!r}",
+                f"set CHARTERFLOW_DISCOURSE_API_KEY to a key from {_KEYS_PAGE} (User Level: single "
+                f"user {who!r}, Scope: Global), or CHARTERFLOW_DISCOURSE_API_USERNAME to its user",
+            )
+        )
         return None
     except FatalError as exc:
         if exc.status == 404:
-            out.append(failed(P, "api key", f"no user {who!r} on the site",
-                              "set CHARTERFLOW_DISCOURSE_API_USERNAME to the admin account the key acts as"))
+            out.append(
+                failed(
+                    P,
+                    "api key",
+                    f"no user {who!r} on the site",
+                    "set CHARTERFLOW_DISCOURSE_API_USERNAME to the admin account the key acts as",
+                )
+            )
         else:
             out.append(failed(P, "api key", f"{s.url} answered: {exc}", "check CHARTERFLOW_DISCOURSE_URL"))
         return None
     except CharterflowError as exc:
-        out.append(failed(P, "api key", f"{s.url} did not answer: {type(exc).__name__}",
-                          "check CHARTERFLOW_DISCOURSE_URL and this machine's network access to it"))
+        out.append(
+            failed(
+                P,
+                "api key",
+                f"{s.url} did not answer: {type(exc).__name__}",
+                "check CHARTERFLOW_DISCOURSE_URL and this machine's network access to it",
+            )
+        )
         return None
     out.append(passed(P, "api key", f"accepted, acting as {who!r}"))
     return user
@@ -103,32 +158,53 @@ def _api_user(client: DiscourseClient, s: DiscourseSettings, out: list[Check]) -
 
 def _admin_scope_check(client: DiscourseClient) -> Check:
     try:
-        client.request("GET", "/admin/site_settings.json", what="an admin-only route", admin_route=True,
-                       params={"filter_names[]": "title"})
+        client.request(
+            "GET",
+            "/admin/site_settings.json",
+            what="an admin-only route",
+            admin_route=True,
+            params={"filter_names[]": "title"},
+        )
     except FatalError as exc:
         if exc.status == 404:
             detail = "admin-only routes answer 404 to this key (its user is not an admin)"
         else:
             detail = f"admin-only routes are refused (HTTP {exc.status}): the key's scope does not cover them"
-        return failed(P, "admin scope", detail, f"{_KEYS_PAGE}: create a key with Scope Global for an admin "
-                      "account (granular scopes lack grant_moderation, polls and the admin user view)")
+        return failed(
+            P,
+            "admin scope",
+            detail,
+            f"{_KEYS_PAGE}: create a key with Scope Global for an admin "
+            "account (granular scopes lack grant_moderation, polls and the admin user view)",
+        )
     except CharterflowError as exc:
         return failed(P, "admin scope", str(exc), "see the error")
     return passed(P, "admin scope", "the key reaches admin-only routes")
 
 
-def _category_checks(cats: list[Any], *, who: str, category: str, group: str,
-                     category_ids: list[str]) -> list[Check]:
+def _category_checks(cats: list[Any], *, who: str, category: str, group: str, category_ids: list[str]) -> list[Check]:
     """The WG category exists and is private; the other categories named exist; pure."""
     out: list[Check] = []
     found = next((c for c in cats if str(c.get("name", "")).lower() == category.lower()), None)
     if found is None:
-        out.append(failed(P, f"category {category}", f"no category {category!r} visible to {who!r}",
-                          "create the private category, or set CHARTERFLOW_DISCOURSE_CATEGORY to its name"))
+        out.append(
+            failed(
+                P,
+                f"category {category}",
+                f"no category {category!r} visible to {who!r}",
+                "create the private category, or set CHARTERFLOW_DISCOURSE_CATEGORY to its name",
+            )
+        )
     elif not found.get("read_restricted"):
-        out.append(failed(P, f"category {category}", f"{category!r} ({found.get('id')}) is public: ballots "
-                          "and the WG's discussions would be visible to everyone",
-                          f"Category settings → Security: only the {group!r} group (and staff)"))
+        out.append(
+            failed(
+                P,
+                f"category {category}",
+                f"{category!r} ({found.get('id')}) is public: ballots "
+                "and the WG's discussions would be visible to everyone",
+                f"Category settings → Security: only the {group!r} group (and staff)",
+            )
+        )
     else:
         out.append(passed(P, f"category {category}", f"exists ({found.get('id')}) and is private"))
     ids = {str(c.get("id")) for c in cats}
@@ -136,9 +212,15 @@ def _category_checks(cats: list[Any], *, who: str, category: str, group: str,
         if cid in ids:
             out.append(passed(P, f"category id {cid}", "exists"))
         else:
-            out.append(failed(P, f"category id {cid}", f"no category {cid} visible to {who!r}",
-                              "fix CHARTERFLOW_GATEWAY_DISCOURSE_APPLICATIONS_CATEGORIES / _IDEAS_CATEGORIES "
-                              "(category ids, comma-separated)"))
+            out.append(
+                failed(
+                    P,
+                    f"category id {cid}",
+                    f"no category {cid} visible to {who!r}",
+                    "fix CHARTERFLOW_GATEWAY_DISCOURSE_APPLICATIONS_CATEGORIES / _IDEAS_CATEGORIES "
+                    "(category ids, comma-separated)",
+                )
+            )
     return out
 
 
@@ -147,8 +229,12 @@ def _group_check(client: DiscourseClient, group: str) -> Check:
         client.get(f"/groups/{quote(group, safe='')}.json", what=f"group {group!r}")
     except FatalError as exc:
         if exc.status == 404:
-            return failed(P, f"group {group}", f"no group {group!r}",
-                          "create it (Admin → Groups) or set CHARTERFLOW_DISCOURSE_GROUP to its name")
+            return failed(
+                P,
+                f"group {group}",
+                f"no group {group!r}",
+                "create it (Admin → Groups) or set CHARTERFLOW_DISCOURSE_GROUP to its name",
+            )
         return failed(P, f"group {group}", str(exc), "see the error")
     except CharterflowError as exc:
         return failed(P, f"group {group}", str(exc), "see the error")

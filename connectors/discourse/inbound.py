@@ -71,12 +71,12 @@ def event_instance(headers: Mapping[str, str], configured: str = "") -> str:
     so a verifier that knows its site refuses a delivery naming another one (400)."""
     named = url_instance(_header(headers, "X-Discourse-Instance"))
     if configured and named and named != configured:
-        raise InvalidSignature(f"Discourse webhook from another site ({named[:80]}, not {configured})",
-                               platform=PLATFORM, status=400)
+        raise InvalidSignature(
+            f"Discourse webhook from another site ({named[:80]}, not {configured})", platform=PLATFORM, status=400
+        )
     found = named or configured
     if not found:
-        raise InvalidSignature("Discourse webhook without X-Discourse-Instance", platform=PLATFORM,
-                               status=400)
+        raise InvalidSignature("Discourse webhook without X-Discourse-Instance", platform=PLATFORM, status=400)
     return found
 
 
@@ -114,8 +114,17 @@ def parse_event(*, headers: Mapping[str, str], body: bytes, instance: str = "") 
         post = _object(payload.get("post"))
         actor = _text(post.get("username"))
         attributes.update(
-            _pick(post, post_id="id", topic_id="topic_id", post_number="post_number", category_id="category_id", raw="raw",
-                  topic_title="topic_title", user_id="user_id", name="name")
+            _pick(
+                post,
+                post_id="id",
+                topic_id="topic_id",
+                post_number="post_number",
+                category_id="category_id",
+                raw="raw",
+                topic_title="topic_title",
+                user_id="user_id",
+                name="name",
+            )
         )
     # Event ids are per site; the instance keeps two sites' ids apart.
     return InboundEvent(
@@ -140,5 +149,8 @@ def _text(value: Any) -> str | None:
 
 def _pick(source: Mapping[str, Any], **fields: str) -> dict[str, str]:
     # Only scalars: a list or an object where a field belongs is left out, not stringified.
-    return {name: str(source[key]) for name, key in fields.items()
-            if source.get(key) is not None and not isinstance(source[key], (dict, list))}
+    return {
+        name: str(source[key])
+        for name, key in fields.items()
+        if source.get(key) is not None and not isinstance(source[key], (dict, list))
+    }

@@ -25,9 +25,22 @@ from pydantic import Field
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discourse.inbound import sign_body
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Routes, Sandbox, SeedModel,
-                                   SlidingWindow, check_faults, control, data_file, load_seed,
-                                   multipart, not_emulated, shaped)
+from connectors.sandboxkit import (
+    NOT_EMULATED_STATUS,
+    Call,
+    Reply,
+    Routes,
+    Sandbox,
+    SeedModel,
+    SlidingWindow,
+    check_faults,
+    control,
+    data_file,
+    load_seed,
+    multipart,
+    not_emulated,
+    shaped,
+)
 
 __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 
@@ -39,8 +52,16 @@ _shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
 NOT_FOUND = "The requested URL or resource could not be found."
 INVALID_ACCESS = "You are not permitted to view the requested resource."
 # Who an unauthenticated request acts as: sees what an anonymous visitor of a public site sees.
-ANONYMOUS: dict[str, Any] = {"id": None, "username": "", "name": "", "admin": False, "moderator": False,
-                             "email": None, "trust_level": 0, "anonymous": True}
+ANONYMOUS: dict[str, Any] = {
+    "id": None,
+    "username": "",
+    "name": "",
+    "admin": False,
+    "moderator": False,
+    "email": None,
+    "trust_level": 0,
+    "anonymous": True,
+}
 BAD_CREDENTIALS = "You are not permitted to view the requested resource. The API username or key is invalid."
 RATE_LIMIT_TEXT = "You’ve performed this action too many times. Please wait {time_left} before trying again."
 IP_LIMIT_TEXT = (
@@ -52,6 +73,7 @@ AVATAR = "/letter_avatar_proxy/v4/letter/{letter}/8e7dd6/{{size}}.png"
 
 class SeedUser(SeedModel):
     """A user of the sandbox site (invented people only)."""
+
     id: int | None = None
     username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
     name: str | None = None
@@ -72,6 +94,7 @@ class SeedUser(SeedModel):
 
 class SeedGroup(SeedModel):
     """A group and its members (by username)."""
+
     id: int | None = None
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
     full_name: str | None = None
@@ -80,6 +103,7 @@ class SeedGroup(SeedModel):
 
 class SeedCategory(SeedModel):
     """A category; ``read_restricted`` makes it private."""
+
     id: int | None = None
     name: str
     slug: str | None = None
@@ -92,6 +116,7 @@ class SeedCategory(SeedModel):
 
 class SeedApiKey(SeedModel):
     """An admin API key; ``username`` null means "All users" (any Api-Username)."""
+
     key: str = Field(min_length=8)
     username: str | None = None
     description: str = ""
@@ -99,6 +124,7 @@ class SeedApiKey(SeedModel):
 
 class SeedSettings(SeedModel):
     """Site and global settings the sandbox honours (Discourse's defaults)."""
+
     admin_api_limit: int = Field(default=60, ge=1)
     admin_api_window: float = Field(default=60.0, gt=0)
     ip_limit: int | None = Field(default=None, ge=1)  # off: Discourse exempts private IPs
@@ -119,14 +145,15 @@ class SeedSettings(SeedModel):
 
 class SeedWebhook(SeedModel):
     """Where the sandbox sends webhooks (``url`` null: nowhere) and the secret it signs with."""
+
     url: str | None = None
     secret: str | None = None
-    events: list[str] = ["topic_created", "post_created", "post_edited", "post_destroyed",
-                         "flag_created", "ping"]
+    events: list[str] = ["topic_created", "post_created", "post_edited", "post_destroyed", "flag_created", "ping"]
 
 
 class SandboxSeed(SeedModel):
     """The whole initial state of a sandbox (``charterflow sandbox discourse --seed FILE``)."""
+
     instance: str | None = None
     api_username: str = "system"
     api_keys: list[SeedApiKey] = []
@@ -146,7 +173,11 @@ def default_seed() -> dict[str, Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        None
+        if value is None
+        else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
 
 
 def _dated(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -222,8 +253,14 @@ class DiscourseSandbox(Sandbox):
     ok_body = {"success": "OK"}
     control_forms = True
 
-    def __init__(self, *, seed: Mapping[str, Any] | None = None, settings: Mapping[str, Any] | None = None,
-                 webhook_url: str | None = None, webhook_secret: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
         raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
         hook = {k: v for k, v in (("url", webhook_url), ("secret", webhook_secret)) if v is not None}
         if hook:
@@ -265,8 +302,12 @@ class DiscourseSandbox(Sandbox):
                     raise ConfigError(f"invalid sandbox seed: group {g.name!r} member {missing[0]!r} is not a user")
                 members = [self._user_by_name(name)["id"] for name in g.members]  # type: ignore[index]  # seeded names exist
                 gid = g.id if g.id is not None else i
-                self.groups[gid] = {"id": gid, "name": g.name, "full_name": g.full_name,
-                                    "members": {m: "2024-01-01T00:00:00.000Z" for m in members}}
+                self.groups[gid] = {
+                    "id": gid,
+                    "name": g.name,
+                    "full_name": g.full_name,
+                    "members": {m: "2024-01-01T00:00:00.000Z" for m in members},
+                }
             self.categories: dict[int, dict[str, Any]] = {}
             for i, c in enumerate(seed.categories, start=4):
                 cid = c.id if c.id is not None else i
@@ -311,25 +352,43 @@ class DiscourseSandbox(Sandbox):
     def samples(self) -> ConformanceSamples:
         """Names from the default seed the conformance suite exercises."""
         return ConformanceSamples(
-            username="cleo_marsh", missing_username="nobody_by_this_name", grantable_role=Role.group("board"),
-            channel="Working Group", recipients=("cleo_marsh", "working-group"), voters=("cleo_marsh", "dario_fenwick"),
-            voters_group="working-group", inbound_kind="post_created",
-            inbound_payload={"post": {"id": 7, "topic_id": 3, "post_number": 2, "username": "cleo_marsh", "raw": "hello"}})
+            username="cleo_marsh",
+            missing_username="nobody_by_this_name",
+            grantable_role=Role.group("board"),
+            channel="Working Group",
+            recipients=("cleo_marsh", "working-group"),
+            voters=("cleo_marsh", "dario_fenwick"),
+            voters_group="working-group",
+            inbound_kind="post_created",
+            inbound_payload={
+                "post": {"id": 7, "topic_id": 3, "post_number": 2, "username": "cleo_marsh", "raw": "hello"}
+            },
+        )
 
     def client_info(self, base_url: str) -> dict[str, Any]:
         """Base URL, credentials and the matching ``CHARTERFLOW_DISCOURSE_*`` variables."""
         base_url = base_url.rstrip("/")
         return {
-            "connector": "discourse", "base_url": base_url,
-            "credentials": {"api_key": self.api_key, "api_username": self.seed.api_username,
-                            "webhook_secret": self.webhook.secret},
+            "connector": "discourse",
+            "base_url": base_url,
+            "credentials": {
+                "api_key": self.api_key,
+                "api_username": self.seed.api_username,
+                "webhook_secret": self.webhook.secret,
+            },
             "headers": {"Api-Key": self.api_key, "Api-Username": self.seed.api_username},
-            "env": {"CHARTERFLOW_DISCOURSE_URL": base_url, "CHARTERFLOW_DISCOURSE_API_KEY": self.api_key,
-                    "CHARTERFLOW_DISCOURSE_API_USERNAME": self.seed.api_username,
-                    "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET": self.webhook.secret,
-                    "CHARTERFLOW_DISCOURSE_ADMIN_RATE_LIMIT": str(self.settings.admin_api_limit),
-                    "CHARTERFLOW_DISCOURSE_ADMIN_RATE_WINDOW": f"{self.settings.admin_api_window:g}"},
-            "admin_api_limit": {"requests": self.settings.admin_api_limit, "window_seconds": self.settings.admin_api_window},
+            "env": {
+                "CHARTERFLOW_DISCOURSE_URL": base_url,
+                "CHARTERFLOW_DISCOURSE_API_KEY": self.api_key,
+                "CHARTERFLOW_DISCOURSE_API_USERNAME": self.seed.api_username,
+                "CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET": self.webhook.secret,
+                "CHARTERFLOW_DISCOURSE_ADMIN_RATE_LIMIT": str(self.settings.admin_api_limit),
+                "CHARTERFLOW_DISCOURSE_ADMIN_RATE_WINDOW": f"{self.settings.admin_api_window:g}",
+            },
+            "admin_api_limit": {
+                "requests": self.settings.admin_api_limit,
+                "window_seconds": self.settings.admin_api_window,
+            },
             "control": {"state": f"{base_url}/_sandbox/state", "faults": f"{base_url}/_sandbox/faults"},
         }
 
@@ -343,17 +402,28 @@ class DiscourseSandbox(Sandbox):
         if not hasattr(self, "_instance"):
             self._instance = base_url.rstrip("/")  # the site URL its webhooks name
         values: dict[str, Any] = {
-            "url": base_url, "api_key": self.api_key, "api_username": self.seed.api_username,
-            "webhook_secret": self.webhook.secret, "category": "Working Group", "group": "working-group",
-            "admin_rate_limit": self.settings.admin_api_limit, "admin_rate_window": self.settings.admin_api_window,
-            "timeout": 10.0, "max_retries": 4, **options}
+            "url": base_url,
+            "api_key": self.api_key,
+            "api_username": self.seed.api_username,
+            "webhook_secret": self.webhook.secret,
+            "category": "Working Group",
+            "group": "working-group",
+            "admin_rate_limit": self.settings.admin_api_limit,
+            "admin_rate_window": self.settings.admin_api_window,
+            "timeout": 10.0,
+            "max_retries": 4,
+            **options,
+        }
         return DiscourseConnector(settings=DiscourseSettings(_env_file=None, **values), **extra)
 
     def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
         """Vote as ``voter`` through ``PUT /polls/vote`` (an all-users key acting as the voter)."""
-        httpx.put(f"{base_url.rstrip('/')}/polls/vote", headers={"Api-Key": self.api_key, "Api-Username": voter},
-                  json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[option_index].id]},
-                  timeout=10.0).raise_for_status()
+        httpx.put(
+            f"{base_url.rstrip('/')}/polls/vote",
+            headers={"Api-Key": self.api_key, "Api-Username": voter},
+            json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[option_index].id]},
+            timeout=10.0,
+        ).raise_for_status()
 
     def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
         """A webhook delivery as this sandbox would send it (headers, raw body)."""
@@ -369,31 +439,46 @@ class DiscourseSandbox(Sandbox):
         with self._lock:
             return {
                 "users": [_dated(u) for u in sorted(self.users.values(), key=lambda u: u["id"])],
-                "groups": [{"id": g["id"], "name": g["name"], "full_name": g["full_name"],
-                            "members": sorted(self.users[m]["username"] for m in g["members"])}
-                           for g in self.groups.values()],
+                "groups": [
+                    {
+                        "id": g["id"],
+                        "name": g["name"],
+                        "full_name": g["full_name"],
+                        "members": sorted(self.users[m]["username"] for m in g["members"]),
+                    }
+                    for g in self.groups.values()
+                ],
                 "categories": list(self.categories.values()),
-                "topics": [{k: v for k, v in t.items() if k != "posts"} | {"post_ids": list(t["posts"])}
-                           for t in self.topics.values()],
+                "topics": [
+                    {k: v for k, v in t.items() if k != "posts"} | {"post_ids": list(t["posts"])}
+                    for t in self.topics.values()
+                ],
                 "posts": [{k: v for k, v in p.items() if k != "polls"} for p in self.posts.values()],
                 "polls": [self._poll_state(p["id"], poll) for p in self.posts.values() for poll in p["polls"]],
-                "role_changes": list(self.role_changes), "staff_actions": copy.deepcopy(self.staff_actions),
+                "role_changes": list(self.role_changes),
+                "staff_actions": copy.deepcopy(self.staff_actions),
                 "flags": copy.deepcopy(self.flags),
-                "pending_admin_confirmations": [{k: v[k] for k in ("user_id", "requested_by", "expires_at")}
-                                                for v in self.pending_admin.values()],
+                "pending_admin_confirmations": [
+                    {k: v[k] for k in ("user_id", "requested_by", "expires_at")} for v in self.pending_admin.values()
+                ],
                 "emails": list(self.emails),
                 "webhook": {"url": self.webhook.url, "events": self.webhook.events},
                 "webhook_deliveries": list(self.webhook_deliveries),
-                "webhook_pending": [{k: p[k] for k in ("event_id", "event", "attempts", "due")}
-                                    for p in self.webhook_pending],
+                "webhook_pending": [
+                    {k: p[k] for k in ("event_id", "event", "attempts", "due")} for p in self.webhook_pending
+                ],
                 "uploads": [{k: v for k, v in u.items() if k != "content"} for u in self.uploads.values()],
-                "settings": self.settings.model_dump(), **self.stats(),
+                "settings": self.settings.model_dump(),
+                **self.stats(),
             }
 
     def _poll_state(self, post_id: int, poll: Mapping[str, Any]) -> dict[str, Any]:
-        return {"post_id": post_id, **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
-                "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
-                "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()}}
+        return {
+            "post_id": post_id,
+            **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
+            "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
+            "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()},
+        }
 
     # ---- the platform ------------------------------------------------------------------------
 
@@ -405,7 +490,7 @@ class DiscourseSandbox(Sandbox):
         if "methods" in data:
             methods = data["methods"]
             if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
-                raise ValueError("methods must be a list of HTTP methods, e.g. [\"PUT\", \"DELETE\"]")
+                raise ValueError('methods must be a list of HTTP methods, e.g. ["PUT", "DELETE"]')
             out["methods"] = sorted({m.upper() for m in methods})
         return out
 
@@ -436,8 +521,11 @@ class DiscourseSandbox(Sandbox):
         time_left = f"{wait_seconds} second" + ("s" if wait_seconds != 1 else "")
         return Reply(
             429,
-            {"errors": [RATE_LIMIT_TEXT.format(time_left=time_left)], "error_type": "rate_limit",
-             "extras": {"wait_seconds": wait_seconds, "time_left": time_left}},
+            {
+                "errors": [RATE_LIMIT_TEXT.format(time_left=time_left)],
+                "error_type": "rate_limit",
+                "extras": {"wait_seconds": wait_seconds, "time_left": time_left},
+            },
             headers={"Retry-After": str(wait_seconds), "Discourse-Rate-Limit-Error-Code": "admin_api_key_rate_limit"},
         )
 
@@ -446,7 +534,8 @@ class DiscourseSandbox(Sandbox):
         # 1. The per-IP middleware (RequestTracker) runs before anything else.
         if self.settings.ip_limit is not None:
             hits = self._ip_hits.setdefault(
-                req.client_ip, SlidingWindow(self.settings.ip_limit, self.settings.ip_window))
+                req.client_ip, SlidingWindow(self.settings.ip_limit, self.settings.ip_window)
+            )
             if (wait := hits.wait(now)) is not None:
                 wait = max(1, math.ceil(wait))
                 self._note_limited("ip", req)
@@ -472,7 +561,8 @@ class DiscourseSandbox(Sandbox):
         if route is None:
             return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
         if (route.access == "admin" and not user["admin"]) or (
-                route.access == "staff" and not (user["admin"] or user["moderator"])):
+            route.access == "staff" and not (user["admin"] or user["moderator"])
+        ):
             return _not_found()
         if user.get("anonymous") and req.method != "GET":
             return _invalid_access()
@@ -512,26 +602,56 @@ class DiscourseSandbox(Sandbox):
             target = self._user_by_name(str(data["target_user"])) if data.get("target_user") else None
             if acting is None or (data.get("target_user") and target is None) or not data.get("action_name"):
                 return _invalid_parameters("action_name and a known acting_user (and target_user) are required")
-            extra = {k: data[k] for k in ("context", "post_id", "topic_id", "new_value", "previous_value",
-                                          "flagged_at") if data.get(k) is not None}
-            return Reply(200, self.log_staff_action(str(data["action_name"]), acting=acting, target=target,
-                                                    details=str(data.get("details") or ""), **extra))
+            extra = {
+                k: data[k]
+                for k in ("context", "post_id", "topic_id", "new_value", "previous_value", "flagged_at")
+                if data.get(k) is not None
+            }
+            return Reply(
+                200,
+                self.log_staff_action(
+                    str(data["action_name"]),
+                    acting=acting,
+                    target=target,
+                    details=str(data.get("details") or ""),
+                    **extra,
+                ),
+            )
 
     # ---- the staff action log ------------------------------------------------------------
 
-    def log_staff_action(self, action_name: str, *, acting: Mapping[str, Any], target: Mapping[str, Any] | None,
-                         details: str = "", **extra: Any) -> dict[str, Any]:
+    def log_staff_action(
+        self,
+        action_name: str,
+        *,
+        acting: Mapping[str, Any],
+        target: Mapping[str, Any] | None,
+        details: str = "",
+        **extra: Any,
+    ) -> dict[str, Any]:
         """Add a row to the staff action log (``UserHistorySerializer`` fields)."""
+
         def basic(user: Mapping[str, Any] | None) -> dict[str, Any] | None:
             if user is None:
                 return None
-            return {"id": user["id"], "username": user["username"], "name": user["name"],
-                    "avatar_template": self._avatar(user)}
+            return {
+                "id": user["id"],
+                "username": user["username"],
+                "name": user["name"],
+                "avatar_template": self._avatar(user),
+            }
 
-        entry = shaped(_shapes.STAFF_ACTION, id=len(self.staff_actions) + 1, action_name=action_name,
-                       details=details, action=_STAFF_ACTION_IDS.get(action_name, 0),
-                       created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                       acting_user=basic(acting), target_user=basic(target), **extra)
+        entry = shaped(
+            _shapes.STAFF_ACTION,
+            id=len(self.staff_actions) + 1,
+            action_name=action_name,
+            details=details,
+            action=_STAFF_ACTION_IDS.get(action_name, 0),
+            created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            acting_user=basic(acting),
+            target_user=basic(target),
+            **extra,
+        )
         self.staff_actions.append(entry)
         return entry
 
@@ -541,9 +661,14 @@ class DiscourseSandbox(Sandbox):
         return AVATAR.format(letter=user["username"][0].lower())
 
     def _basic_group(self, group: Mapping[str, Any]) -> dict[str, Any]:
-        return shaped(_shapes.USER_GROUP, id=group["id"], name=group["name"],
-                      display_name=group["name"], full_name=group["full_name"],
-                      user_count=len(group["members"]))
+        return shaped(
+            _shapes.USER_GROUP,
+            id=group["id"],
+            name=group["name"],
+            display_name=group["name"],
+            full_name=group["full_name"],
+            user_count=len(group["members"]),
+        )
 
     def _user_groups(self, user: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [self._basic_group(g) for g in self.groups.values() if user["id"] in g["members"]]
@@ -551,33 +676,57 @@ class DiscourseSandbox(Sandbox):
     def _admin_user(self, user: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
         # Not in the spec's schema (which forbids extra fields), so not sent: last_posted_at.
         return self._list_item(
-            user, _shapes.ADMIN_USER, ip_address="127.0.0.1",
+            user,
+            _shapes.ADMIN_USER,
+            ip_address="127.0.0.1",
             can_grant_admin=bool(acting["admin"]) and not user["admin"],
             can_revoke_admin=bool(acting["admin"]) and user["admin"] and user["id"] != acting["id"],
             can_grant_moderation=bool(acting["admin"]) and not user["moderator"],
             can_revoke_moderation=bool(acting["admin"]) and user["moderator"],
-            groups=self._user_groups(user))
+            groups=self._user_groups(user),
+        )
 
-    def _list_item(self, user: Mapping[str, Any], shape: Mapping[str, Any] = _shapes.ADMIN_USER_LIST_ITEM,
-                   **more: Any) -> dict[str, Any]:
-        return shaped(shape, id=user["id"], username=user["username"], name=user["name"],
-                      avatar_template=self._avatar(user), active=user["active"],
-                      admin=user["admin"], moderator=user["moderator"],
-                      last_seen_at=_iso(user["last_seen_at"]), created_at=_iso(user["created_at"]),
-                      trust_level=user["trust_level"], days_visited=user["days_visited"],
-                      post_count=user["post_count"], time_read=user["days_visited"] * 600,
-                      posts_read_count=user["post_count"] * 7,
-                      topics_entered=user["days_visited"] * 2, **more)
+    def _list_item(
+        self, user: Mapping[str, Any], shape: Mapping[str, Any] = _shapes.ADMIN_USER_LIST_ITEM, **more: Any
+    ) -> dict[str, Any]:
+        return shaped(
+            shape,
+            id=user["id"],
+            username=user["username"],
+            name=user["name"],
+            avatar_template=self._avatar(user),
+            active=user["active"],
+            admin=user["admin"],
+            moderator=user["moderator"],
+            last_seen_at=_iso(user["last_seen_at"]),
+            created_at=_iso(user["created_at"]),
+            trust_level=user["trust_level"],
+            days_visited=user["days_visited"],
+            post_count=user["post_count"],
+            time_read=user["days_visited"] * 600,
+            posts_read_count=user["post_count"] * 7,
+            topics_entered=user["days_visited"] * 2,
+            **more,
+        )
 
     def _user_show(self, user: Mapping[str, Any]) -> dict[str, Any]:
         groups = self._user_groups(user)
         out = shaped(
-            _shapes.USER_SHOW, id=user["id"], username=user["username"], name=user["name"] or "",
-            avatar_template=self._avatar(user), last_posted_at=_iso(user["last_posted_at"]),
+            _shapes.USER_SHOW,
+            id=user["id"],
+            username=user["username"],
+            name=user["name"] or "",
+            avatar_template=self._avatar(user),
+            last_posted_at=_iso(user["last_posted_at"]),
             last_seen_at=_iso(user["last_seen_at"]),
-            created_at=_iso(user["created_at"]), trust_level=user["trust_level"], moderator=user["moderator"],
-            admin=user["admin"], post_count=user["post_count"], time_read=user["days_visited"] * 600,
-            second_factor_enabled=user["second_factor_enabled"], groups=groups,
+            created_at=_iso(user["created_at"]),
+            trust_level=user["trust_level"],
+            moderator=user["moderator"],
+            admin=user["admin"],
+            post_count=user["post_count"],
+            time_read=user["days_visited"] * 600,
+            second_factor_enabled=user["second_factor_enabled"],
+            groups=groups,
             group_users=[{"group_id": g["id"], "user_id": user["id"], "notification_level": 3} for g in groups],
             system_avatar_template=self._avatar(user),
         )
@@ -586,29 +735,50 @@ class DiscourseSandbox(Sandbox):
 
     def _group_member(self, user: Mapping[str, Any], added_at: str) -> dict[str, Any]:
         fallback = _iso(user["created_at"]) or added_at
-        return shaped(_shapes.GROUP_MEMBER, id=user["id"], username=user["username"],
-                      name=user["name"], avatar_template=self._avatar(user),
-                      last_posted_at=_iso(user["last_posted_at"]) or fallback,
-                      last_seen_at=_iso(user["last_seen_at"]) or fallback, added_at=added_at)
+        return shaped(
+            _shapes.GROUP_MEMBER,
+            id=user["id"],
+            username=user["username"],
+            name=user["name"],
+            avatar_template=self._avatar(user),
+            last_posted_at=_iso(user["last_posted_at"]) or fallback,
+            last_seen_at=_iso(user["last_seen_at"]) or fallback,
+            added_at=added_at,
+        )
 
-    def _post_fields(self, post: Mapping[str, Any], template: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
+    def _post_fields(
+        self, post: Mapping[str, Any], template: Mapping[str, Any], acting: Mapping[str, Any]
+    ) -> dict[str, Any]:
         author = self.users[post["user_id"]]
         topic = self.topics[post["topic_id"]]
         out = copy.deepcopy(dict(template))
-        values = dict(id=post["id"], name=author["name"], username=author["username"],
-                      avatar_template=self._avatar(author), created_at=post["created_at"],
-                      updated_at=post["created_at"], cooked=post["cooked"],
-                      post_number=post["post_number"], posts_count=len(topic["posts"]),
-                      topic_id=topic["id"], topic_slug=topic["slug"],
-                      display_username=author["name"], yours=author["id"] == acting["id"],
-                      moderator=author["moderator"], admin=author["admin"],
-                      staff=bool(author["admin"] or author["moderator"]), user_id=author["id"],
-                      trust_level=author["trust_level"],
-                      post_url=f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
-                      raw=post["raw"], topic_title=topic["title"],
-                      topic_html_title=html.escape(topic["title"]),
-                      category_id=topic["category_id"], excerpt=html.escape(post["raw"][:100]),
-                      truncated=len(post["raw"]) > 100)
+        values = dict(
+            id=post["id"],
+            name=author["name"],
+            username=author["username"],
+            avatar_template=self._avatar(author),
+            created_at=post["created_at"],
+            updated_at=post["created_at"],
+            cooked=post["cooked"],
+            post_number=post["post_number"],
+            posts_count=len(topic["posts"]),
+            topic_id=topic["id"],
+            topic_slug=topic["slug"],
+            display_username=author["name"],
+            yours=author["id"] == acting["id"],
+            moderator=author["moderator"],
+            admin=author["admin"],
+            staff=bool(author["admin"] or author["moderator"]),
+            user_id=author["id"],
+            trust_level=author["trust_level"],
+            post_url=f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
+            raw=post["raw"],
+            topic_title=topic["title"],
+            topic_html_title=html.escape(topic["title"]),
+            category_id=topic["category_id"],
+            excerpt=html.escape(post["raw"][:100]),
+            truncated=len(post["raw"]) > 100,
+        )
         for key, value in values.items():
             if key in out:
                 out[key] = value
@@ -623,10 +793,16 @@ class DiscourseSandbox(Sandbox):
             counts.update(options)
         see = _can_see_results(poll, post, user)
         out = {
-            "name": poll["name"], "type": poll["type"], "status": poll["status"],
-            "results": poll["results"], "chart_type": "bar", "title": None,
-            "options": [{"id": o["id"], "html": o["html"], **({"votes": counts[o["id"]]} if see else {})}
-                        for o in poll["options"]],
+            "name": poll["name"],
+            "type": poll["type"],
+            "status": poll["status"],
+            "results": poll["results"],
+            "chart_type": "bar",
+            "title": None,
+            "options": [
+                {"id": o["id"], "html": o["html"], **({"votes": counts[o["id"]]} if see else {})}
+                for o in poll["options"]
+            ],
             "voters": len(poll["votes"]),
         }
         if poll["public"]:
@@ -639,12 +815,20 @@ class DiscourseSandbox(Sandbox):
 
     # ---- writes ------------------------------------------------------------------------------
 
-    def _record_role_change(self, action: str, target: Mapping[str, Any], acting: str, status: str = "applied",
-                            detail: str = "") -> None:
-        self.role_changes.append({
-            "at": _iso(datetime.now(UTC)), "action": action, "user_id": target["id"],
-            "username": target["username"], "acting_user": acting, "status": status, "detail": detail,
-        })
+    def _record_role_change(
+        self, action: str, target: Mapping[str, Any], acting: str, status: str = "applied", detail: str = ""
+    ) -> None:
+        self.role_changes.append(
+            {
+                "at": _iso(datetime.now(UTC)),
+                "action": action,
+                "user_id": target["id"],
+                "username": target["username"],
+                "acting_user": acting,
+                "status": status,
+                "detail": detail,
+            }
+        )
 
     def _emit(self, event: str, payload: dict[str, Any]) -> None:
         if not self.webhook.url or event not in self.webhook.events:
@@ -653,9 +837,17 @@ class DiscourseSandbox(Sandbox):
             event_id = self._next_event
             self._next_event += 1
             headers, body = self._webhook_request(event, event_id, payload)
-            self.webhook_pending.append({"event_id": str(event_id), "event": event, "url": self.webhook.url,
-                                         "body": body.decode("utf-8"), "headers": headers,
-                                         "attempts": 0, "due": time.time()})
+            self.webhook_pending.append(
+                {
+                    "event_id": str(event_id),
+                    "event": event,
+                    "url": self.webhook.url,
+                    "body": body.decode("utf-8"),
+                    "headers": headers,
+                    "attempts": 0,
+                    "due": time.time(),
+                }
+            )
         self.resume_webhooks()
 
     def resume_webhooks(self) -> None:
@@ -664,17 +856,24 @@ class DiscourseSandbox(Sandbox):
             if not self.webhook_pending or self._webhook_closed:
                 return
             if self._webhook_thread is None or not self._webhook_thread.is_alive():
-                self._webhook_thread = threading.Thread(target=self._deliver_webhooks,
-                                                        name="sandbox-webhooks", daemon=True)
+                self._webhook_thread = threading.Thread(
+                    target=self._deliver_webhooks, name="sandbox-webhooks", daemon=True
+                )
                 self._webhook_thread.start()
         self._webhook_wake.set()
 
     def _webhook_request(self, event: str, event_id: int, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         event_type = "ping" if event == "ping" else event.split("_", 1)[0]
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Host": "127.0.0.1", "User-Agent": "Discourse/3.5.0",
-                   "X-Discourse-Instance": self.instance, "X-Discourse-Event-Id": str(event_id),
-                   "X-Discourse-Event-Type": event_type, "X-Discourse-Event": event}
+        headers = {
+            "Content-Type": "application/json",
+            "Host": "127.0.0.1",
+            "User-Agent": "Discourse/3.5.0",
+            "X-Discourse-Instance": self.instance,
+            "X-Discourse-Event-Id": str(event_id),
+            "X-Discourse-Event-Type": event_type,
+            "X-Discourse-Event": event,
+        }
         if self.webhook.secret:
             headers["X-Discourse-Event-Signature"] = sign_body(self.webhook.secret, body)
         return headers, body
@@ -706,8 +905,12 @@ class DiscourseSandbox(Sandbox):
                 self._attempt(client, item)
 
     def _attempt(self, client: httpx.Client, item: dict[str, Any]) -> None:
-        record = {"event_id": item["event_id"], "event": item["event"], "url": item["url"],
-                  "attempt": item["attempts"] + 1}
+        record = {
+            "event_id": item["event_id"],
+            "event": item["event"],
+            "url": item["url"],
+            "attempt": item["attempts"] + 1,
+        }
         try:
             response = client.post(item["url"], content=item["body"].encode("utf-8"), headers=item["headers"])
             record["status"] = response.status_code
@@ -736,25 +939,52 @@ class DiscourseSandbox(Sandbox):
 
     def _topic_payload(self, topic: Mapping[str, Any]) -> dict[str, Any]:
         author = self.users[topic["user_id"]]
-        return {"topic": {
-            "id": topic["id"], "title": topic["title"], "fancy_title": html.escape(topic["title"]),
-            "slug": topic["slug"], "posts_count": len(topic["posts"]), "created_at": topic["created_at"],
-            "archetype": topic["archetype"], "category_id": topic["category_id"], "user_id": author["id"],
-            "external_id": topic["external_id"], "closed": False, "archived": False, "visible": True,
-            "created_by": {"id": author["id"], "username": author["username"], "name": author["name"],
-                           "avatar_template": self._avatar(author)},
-        }}
+        return {
+            "topic": {
+                "id": topic["id"],
+                "title": topic["title"],
+                "fancy_title": html.escape(topic["title"]),
+                "slug": topic["slug"],
+                "posts_count": len(topic["posts"]),
+                "created_at": topic["created_at"],
+                "archetype": topic["archetype"],
+                "category_id": topic["category_id"],
+                "user_id": author["id"],
+                "external_id": topic["external_id"],
+                "closed": False,
+                "archived": False,
+                "visible": True,
+                "created_by": {
+                    "id": author["id"],
+                    "username": author["username"],
+                    "name": author["name"],
+                    "avatar_template": self._avatar(author),
+                },
+            }
+        }
 
     def _post_payload(self, post: Mapping[str, Any]) -> dict[str, Any]:
         author = self.users[post["user_id"]]
         topic = self.topics[post["topic_id"]]
-        return {"post": {
-            "id": post["id"], "name": author["name"], "username": author["username"],
-            "avatar_template": self._avatar(author), "created_at": post["created_at"], "cooked": post["cooked"],
-            "raw": post["raw"], "post_number": post["post_number"], "post_type": 1, "topic_id": topic["id"],
-            "topic_slug": topic["slug"], "topic_title": topic["title"], "category_id": topic["category_id"],
-            "topic_archetype": topic["archetype"], "user_id": author["id"],
-        }}
+        return {
+            "post": {
+                "id": post["id"],
+                "name": author["name"],
+                "username": author["username"],
+                "avatar_template": self._avatar(author),
+                "created_at": post["created_at"],
+                "cooked": post["cooked"],
+                "raw": post["raw"],
+                "post_number": post["post_number"],
+                "post_type": 1,
+                "topic_id": topic["id"],
+                "topic_slug": topic["slug"],
+                "topic_title": topic["title"],
+                "category_id": topic["category_id"],
+                "topic_archetype": topic["archetype"],
+                "user_id": author["id"],
+            }
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -781,8 +1011,16 @@ def _group_at(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
 
 
 # UserHistory.actions ids of the rows the sandbox writes (others: 0).
-_STAFF_ACTION_IDS = {"delete_user": 1, "suspend_user": 10, "unsuspend_user": 11, "delete_post": 19,
-                     "silence_user": 30, "unsilence_user": 31, "post_rejected": 89, "post_approved": 73}
+_STAFF_ACTION_IDS = {
+    "delete_user": 1,
+    "suspend_user": 10,
+    "unsuspend_user": 11,
+    "delete_post": 19,
+    "silence_user": 30,
+    "unsilence_user": 31,
+    "post_rejected": 89,
+    "post_approved": 73,
+}
 
 
 @_route("GET", "/admin/logs/staff_action_logs.json", access="staff")
@@ -792,14 +1030,23 @@ def _staff_action_logs(sb: DiscourseSandbox, req: Call) -> Reply:
     if page is None or page < 0 or limit is None:
         return _invalid_parameters("page and limit must be integers")
     limit = min(max(limit, 1), 200)
-    rows = [r for r in reversed(sb.staff_actions)
-            if not req.arg("action_name") or r["action_name"] == req.arg("action_name")]
-    chunk = rows[page * limit:(page + 1) * limit]
-    return Reply(200, {
-        "staff_action_logs": copy.deepcopy(chunk), "total_rows_staff_action_logs": len(rows),
-        "load_more_staff_action_logs": f"/admin/logs/staff_action_logs.json?limit={limit}&page={page + 1}",
-        "extras": {"user_history_actions": [{"id": n, "action_id": i} for n, i in sorted(_STAFF_ACTION_IDS.items())]},
-    })
+    rows = [
+        r
+        for r in reversed(sb.staff_actions)
+        if not req.arg("action_name") or r["action_name"] == req.arg("action_name")
+    ]
+    chunk = rows[page * limit : (page + 1) * limit]
+    return Reply(
+        200,
+        {
+            "staff_action_logs": copy.deepcopy(chunk),
+            "total_rows_staff_action_logs": len(rows),
+            "load_more_staff_action_logs": f"/admin/logs/staff_action_logs.json?limit={limit}&page={page + 1}",
+            "extras": {
+                "user_history_actions": [{"id": n, "action_id": i} for n, i in sorted(_STAFF_ACTION_IDS.items())]
+            },
+        },
+    )
 
 
 @_route("PUT", "/admin/users/{id}/suspend.json", access="staff", bind={"kind": "suspend"}, find=_target)
@@ -822,14 +1069,41 @@ def _restrict(sb: DiscourseSandbox, req: Call, target: dict[str, Any], kind: str
     till = until.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     target["suspended_till" if kind == "suspend" else "silenced_till"] = till
     acting = req.user or {}
-    sb.log_staff_action(f"{kind}_user", acting=acting, target=target, details=str(data["reason"]), new_value=till,
-                        post_id=data.get("post_id"))
+    sb.log_staff_action(
+        f"{kind}_user",
+        acting=acting,
+        target=target,
+        details=str(data["reason"]),
+        new_value=till,
+        post_id=data.get("post_id"),
+    )
     by, reason = _poster(sb, acting), str(data["reason"])
     if kind == "suspend":
-        return Reply(200, {"suspension": {"suspend_reason": reason, "full_suspend_reason": reason,
-                                          "suspended_till": till, "suspended_at": now, "suspended_by": by}})
-    return Reply(200, {"silence": {"silenced": True, "silence_reason": reason, "full_silence_reason": reason,
-                                   "silenced_till": till, "silenced_at": now, "silenced_by": by}})
+        return Reply(
+            200,
+            {
+                "suspension": {
+                    "suspend_reason": reason,
+                    "full_suspend_reason": reason,
+                    "suspended_till": till,
+                    "suspended_at": now,
+                    "suspended_by": by,
+                }
+            },
+        )
+    return Reply(
+        200,
+        {
+            "silence": {
+                "silenced": True,
+                "silence_reason": reason,
+                "full_silence_reason": reason,
+                "silenced_till": till,
+                "silenced_at": now,
+                "silenced_by": by,
+            }
+        },
+    )
 
 
 @_route("GET", "/u/{username}.json", find=lambda sb, req: sb._user_by_name(req.params["username"]) or _not_found())
@@ -843,10 +1117,13 @@ def _list_users(sb: DiscourseSandbox, req: Call) -> Reply:
     if flag not in ("active", "new", "staff", "suspended", "blocked", "suspect"):
         return _not_found()
     page = max(_int_param(req.arg("page", "1")) or 1, 1)
-    keep = {"staff": lambda u: u["admin"] or u["moderator"], "active": lambda u: u["active"],
-            "new": lambda u: u["trust_level"] == 0}.get(flag, lambda u: False)
+    keep = {
+        "staff": lambda u: u["admin"] or u["moderator"],
+        "active": lambda u: u["active"],
+        "new": lambda u: u["trust_level"] == 0,
+    }.get(flag, lambda u: False)
     users = [u for u in sorted(sb.users.values(), key=lambda u: u["id"]) if keep(u)]
-    return Reply(200, [sb._list_item(u) for u in users[(page - 1) * 100: page * 100]])
+    return Reply(200, [sb._list_item(u) for u in users[(page - 1) * 100 : page * 100]])
 
 
 @_route("GET", "/admin/users/{id}.json", access="staff", find=_target)
@@ -854,10 +1131,22 @@ def _admin_get_user(sb: DiscourseSandbox, req: Call, user: dict[str, Any]) -> Re
     return Reply(200, sb._admin_user(user, req.user or {}))
 
 
-@_route("PUT", "/admin/users/{id}/grant_moderation.json", access="admin", optional_json=True,
-        bind={"grant": True}, find=_target)
-@_route("PUT", "/admin/users/{id}/revoke_moderation.json", access="admin", optional_json=True,
-        bind={"grant": False}, find=_target)
+@_route(
+    "PUT",
+    "/admin/users/{id}/grant_moderation.json",
+    access="admin",
+    optional_json=True,
+    bind={"grant": True},
+    find=_target,
+)
+@_route(
+    "PUT",
+    "/admin/users/{id}/revoke_moderation.json",
+    access="admin",
+    optional_json=True,
+    bind={"grant": False},
+    find=_target,
+)
 def _moderation(sb: DiscourseSandbox, req: Call, target: dict[str, Any], grant: bool) -> Reply:
     if target["moderator"] == grant:  # Guardian#can_grant_moderation? is false for a moderator
         return _invalid_access()
@@ -877,8 +1166,14 @@ def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Rep
     token = secrets.token_hex(16)
     expires = datetime.now(UTC) + timedelta(hours=sb.settings.grant_admin_confirmation_hours)
     sb.pending_admin[token] = {"user_id": target["id"], "requested_by": acting["username"], "expires_at": _iso(expires)}
-    sb.emails.append({"to": acting["email"] or f"{acting['username']}@example.invalid", "type": "admin_confirmation",
-                      "about": target["username"], "token": token})
+    sb.emails.append(
+        {
+            "to": acting["email"] or f"{acting['username']}@example.invalid",
+            "type": "admin_confirmation",
+            "about": target["username"],
+            "token": token,
+        }
+    )
     sb._record_role_change("grant_admin", target, acting["username"], "email_confirmation_required")
     return Reply(200, {"success": "OK", "email_confirmation_required": True})
 
@@ -896,14 +1191,31 @@ def _revoke_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Re
 def _site_settings(sb: DiscourseSandbox, req: Call) -> Reply:
     # Behind AdminConstraint on Discourse (a 404 to non-admins): `charterflow doctor` uses it to
     # prove the key reaches admin-only routes. Only the site title, never a secret setting.
-    return Reply(200, {"site_settings": [{"setting": "title", "value": "Sandbox Forum", "type": "string",
-                                              "category": "required", "default": "Discourse"}]})
+    return Reply(
+        200,
+        {
+            "site_settings": [
+                {
+                    "setting": "title",
+                    "value": "Sandbox Forum",
+                    "type": "string",
+                    "category": "required",
+                    "default": "Discourse",
+                }
+            ]
+        },
+    )
 
 
 @_route("GET", "/groups/{name}.json", find=_named_group)
 def _get_group(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
-    out = shaped(_shapes.GROUP_SHOW, id=group["id"], name=group["name"],
-                 full_name=group["full_name"], is_group_user=req.user["id"] in group["members"])
+    out = shaped(
+        _shapes.GROUP_SHOW,
+        id=group["id"],
+        name=group["name"],
+        full_name=group["full_name"],
+        is_group_user=req.user["id"] in group["members"],
+    )
     return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
 
@@ -916,8 +1228,14 @@ def _group_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Re
     if limit > 1000:
         return _invalid_parameters("limit must be at most 1000")
     members = sorted(group["members"].items(), key=lambda kv: sb.users[kv[0]]["username"])
-    return Reply(200, {"members": [sb._group_member(sb.users[uid], added) for uid, added in members[offset:offset + limit]],
-                       "owners": [], "meta": {"total": len(members), "limit": limit, "offset": offset}})
+    return Reply(
+        200,
+        {
+            "members": [sb._group_member(sb.users[uid], added) for uid, added in members[offset : offset + limit]],
+            "owners": [],
+            "meta": {"total": len(members), "limit": limit, "offset": offset},
+        },
+    )
 
 
 def _usernames(sb: DiscourseSandbox, req: Call) -> tuple[list[dict[str, Any]], list[str]] | Reply:
@@ -977,13 +1295,30 @@ def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
         if anonymous and cat["read_restricted"]:
             continue  # a visitor sees only the public categories
         topics = [t for t in sb.topics.values() if t["category_id"] == cat["id"]]
-        cats.append(shaped(_shapes.CATEGORY, id=cat["id"], name=cat["name"], color=cat["color"],
-                           slug=cat["slug"], topic_count=len(topics),
-                           post_count=sum(len(t["posts"]) for t in topics), position=position,
-                           read_restricted=cat["read_restricted"],
-                           topic_template=cat.get("topic_template")))
-    return Reply(200, {"category_list": {"can_create_category": not anonymous, "can_create_topic": not anonymous,
-                                             "categories": cats}})
+        cats.append(
+            shaped(
+                _shapes.CATEGORY,
+                id=cat["id"],
+                name=cat["name"],
+                color=cat["color"],
+                slug=cat["slug"],
+                topic_count=len(topics),
+                post_count=sum(len(t["posts"]) for t in topics),
+                position=position,
+                read_restricted=cat["read_restricted"],
+                topic_template=cat.get("topic_template"),
+            )
+        )
+    return Reply(
+        200,
+        {
+            "category_list": {
+                "can_create_category": not anonymous,
+                "can_create_topic": not anonymous,
+                "categories": cats,
+            }
+        },
+    )
 
 
 _POLL_RE = re.compile(r"\[poll([^\]]*)\](.*?)\[/poll\]", re.DOTALL)
@@ -1006,12 +1341,19 @@ def _parse_polls(raw: str) -> list[dict[str, Any]] | str:
         for label in labels:
             option_html = html.escape(label)
             options.append({"id": _option_digest(option_html), "html": option_html, "label": label})
-        polls.append({
-            "name": name, "type": attrs.get("type", "regular"), "status": attrs.get("status", "open"),
-            "public": attrs.get("public") == "true", "results": attrs.get("results", "always"),
-            "groups": attrs.get("groups") or None, "close": attrs.get("close") or None,
-            "options": options, "votes": {},
-        })
+        polls.append(
+            {
+                "name": name,
+                "type": attrs.get("type", "regular"),
+                "status": attrs.get("status", "open"),
+                "public": attrs.get("public") == "true",
+                "results": attrs.get("results", "always"),
+                "groups": attrs.get("groups") or None,
+                "close": attrs.get("close") or None,
+                "options": options,
+                "votes": {},
+            }
+        )
     return polls
 
 
@@ -1026,8 +1368,11 @@ def _create_post_error(message: str) -> Reply:
 
 def _recipients(sb: DiscourseSandbox, data: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, int]], None]:
     """A private message's recipients (users or groups, by name), for ``_new_topic_errors``."""
-    names = [n.strip() for n in str(data.get("target_recipients") or data.get("target_usernames") or "").split(",")
-             if n.strip()]
+    names = [
+        n.strip()
+        for n in str(data.get("target_recipients") or data.get("target_usernames") or "").split(",")
+        if n.strip()
+    ]
     errors, found = [] if names else ["You must choose a valid user."], []
     for name in names:
         if (user := sb._user_by_name(name)) is not None:
@@ -1039,8 +1384,9 @@ def _recipients(sb: DiscourseSandbox, data: Mapping[str, Any]) -> tuple[list[str
     return errors, found, None
 
 
-def _new_topic_errors(sb: DiscourseSandbox, data: Mapping[str, Any],
-                      is_pm: bool) -> tuple[list[str], list[tuple[str, int]], int | None]:
+def _new_topic_errors(
+    sb: DiscourseSandbox, data: Mapping[str, Any], is_pm: bool
+) -> tuple[list[str], list[tuple[str, int]], int | None]:
     """A new topic's errors, its PM recipients and its category."""
     if is_pm:
         errors, recipients, category_id = _recipients(sb, data)
@@ -1063,8 +1409,10 @@ def _body_errors(sb: DiscourseSandbox, raw: str, min_body: int, acting: Mapping[
         errors.append(f"Body is too short (minimum is {min_body} characters)")
     # UniquePostValidator: the same raw from the same user within unique_posts_mins.
     horizon = time.time() - settings.unique_posts_mins * 60
-    if raw.strip() and any(p["user_id"] == acting["id"] and p["raw"].strip() == raw.strip() and p["_ts"] > horizon
-                           for p in sb.posts.values()):
+    if raw.strip() and any(
+        p["user_id"] == acting["id"] and p["raw"].strip() == raw.strip() and p["_ts"] > horizon
+        for p in sb.posts.values()
+    ):
         errors.append("Body is too similar to what you recently posted")
     return errors
 
@@ -1094,16 +1442,29 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
     if new_topic := topic is None:
         title = str(data.get("title")).strip()
         topic = sb.topics[sb._next_topic] = {
-            "id": sb._next_topic, "title": title, "slug": _slug(title), "category_id": category_id,
-            "archetype": "private_message" if is_pm else "regular", "external_id": data.get("external_id") or None,
-            "user_id": acting["id"], "created_at": _iso(now), "posts": [], "allowed": recipients,
+            "id": sb._next_topic,
+            "title": title,
+            "slug": _slug(title),
+            "category_id": category_id,
+            "archetype": "private_message" if is_pm else "regular",
+            "external_id": data.get("external_id") or None,
+            "user_id": acting["id"],
+            "created_at": _iso(now),
+            "posts": [],
+            "allowed": recipients,
         }
         sb._next_topic += 1
     post = sb.posts[sb._next_post] = {
-        "id": sb._next_post, "topic_id": topic["id"], "raw": raw,
+        "id": sb._next_post,
+        "topic_id": topic["id"],
+        "raw": raw,
         # Numbers continue after a deleted post (Discourse's highest_post_number).
         "post_number": max((sb.posts[p]["post_number"] for p in topic["posts"]), default=0) + 1,
-        "cooked": _cook(raw), "user_id": acting["id"], "created_at": _iso(now), "_ts": time.time(), "polls": polls,
+        "cooked": _cook(raw),
+        "user_id": acting["id"],
+        "created_at": _iso(now),
+        "_ts": time.time(),
+        "polls": polls,
     }
     sb._next_post += 1
     topic["posts"].append(post["id"])
@@ -1116,14 +1477,16 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
 
 
 # updatePost's answer: the post fields the spec lists for it (POST_SHOW has them, and a few more).
-_POST_UPDATED_KEYS = tuple((
-    "id username avatar_template created_at cooked post_number post_type posts_count updated_at reply_count "
-    "reply_to_post_number quote_count incoming_link_count reads readers_count score yours topic_id topic_slug "
-    "primary_group_name flair_name flair_url flair_bg_color flair_color version can_edit can_delete can_recover "
-    "can_wiki user_title bookmarked raw actions_summary moderator admin staff user_id draft_sequence hidden "
-    "trust_level deleted_at user_deleted edit_reason can_view_edit_history wiki reviewable_id "
-    "reviewable_score_count reviewable_score_pending_count post_url name display_username"
-).split())
+_POST_UPDATED_KEYS = tuple(
+    (
+        "id username avatar_template created_at cooked post_number post_type posts_count updated_at reply_count "
+        "reply_to_post_number quote_count incoming_link_count reads readers_count score yours topic_id topic_slug "
+        "primary_group_name flair_name flair_url flair_bg_color flair_color version can_edit can_delete can_recover "
+        "can_wiki user_title bookmarked raw actions_summary moderator admin staff user_id draft_sequence hidden "
+        "trust_level deleted_at user_deleted edit_reason can_view_edit_history wiki reviewable_id "
+        "reviewable_score_count reviewable_score_pending_count post_url name display_username"
+    ).split()
+)
 
 
 def _writable_post(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
@@ -1142,23 +1505,38 @@ def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply
     """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
     acting = req.user
     data = req.form()
-    fields = data.get("post") if isinstance(data.get("post"), dict) else {
-        "raw": data.get("post[raw]"), "edit_reason": data.get("post[edit_reason]")}
+    fields = (
+        data.get("post")
+        if isinstance(data.get("post"), dict)
+        else {"raw": data.get("post[raw]"), "edit_reason": data.get("post[edit_reason]")}
+    )
     raw = str(fields.get("raw") or "")
-    minimum = (sb.settings.min_first_post_length if post["post_number"] == 1 else sb.settings.min_post_length)
+    minimum = sb.settings.min_first_post_length if post["post_number"] == 1 else sb.settings.min_post_length
     if len(raw.strip()) < minimum:
         return _create_post_error(f"Body is too short (minimum is {minimum} characters)")
     polls = _parse_polls(raw)
     if isinstance(polls, str):
         return _create_post_error(polls)
-    post.update(raw=raw, cooked=_cook(raw), polls=polls or post["polls"],
-                version=post.get("version", 1) + 1, edit_reason=fields.get("edit_reason"))
+    post.update(
+        raw=raw,
+        cooked=_cook(raw),
+        polls=polls or post["polls"],
+        version=post.get("version", 1) + 1,
+        edit_reason=fields.get("edit_reason"),
+    )
     sb._emit("post_edited", sb._post_payload(post))
     shown = _post_show(sb, post, acting)
     out = {key: shown.get(key) for key in _POST_UPDATED_KEYS}
-    out.update(version=post["version"], edit_reason=post.get("edit_reason"), wiki=False,
-               hidden=False, user_deleted=False, draft_sequence=0, reviewable_score_count=0,
-               reviewable_score_pending_count=0)
+    out.update(
+        version=post["version"],
+        edit_reason=post.get("edit_reason"),
+        wiki=False,
+        hidden=False,
+        user_deleted=False,
+        draft_sequence=0,
+        reviewable_score_count=0,
+        reviewable_score_pending_count=0,
+    )
     return Reply(200, {"post": out})
 
 
@@ -1194,30 +1572,52 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
     except (TypeError, ValueError):
         return _invalid_parameters("id and post_action_type_id must be integers")
     if kind not in _FLAG_TYPES:  # a like, a bookmark…: loud, as every endpoint not emulated
-        return _error(501, f"not emulated by the sandbox: POST /post_actions.json with post_action_type_id {kind}",
-                      "not_emulated")
+        return _error(
+            501, f"not emulated by the sandbox: POST /post_actions.json with post_action_type_id {kind}", "not_emulated"
+        )
     post = sb.posts.get(post_id)
     if post is None or not _visible(sb, post, acting):
         return _not_found()
-    if any(f["post_id"] == post_id and f["user_id"] == acting["id"] and f["type"] == kind
-           for f in sb.flags):
+    if any(f["post_id"] == post_id and f["user_id"] == acting["id"] and f["type"] == kind for f in sb.flags):
         return _invalid_access()
-    flag = {"id": len(sb.flags) + 1, "post_id": post_id, "user_id": acting["id"], "type": kind,
-            "at": _iso(datetime.now(UTC))}
+    flag = {
+        "id": len(sb.flags) + 1,
+        "post_id": post_id,
+        "user_id": acting["id"],
+        "type": kind,
+        "at": _iso(datetime.now(UTC)),
+    }
     sb.flags.append(flag)
-    sb._emit("flag_created", {"flag": {
-        "id": flag["id"], "post": sb._post_payload(post)["post"], "flag_type": _FLAG_TYPES[kind],
-        "created_by": {"id": acting["id"], "username": acting["username"], "name": acting["name"],
-                       "avatar_template": sb._avatar(acting)},
-        "created_at": flag["at"], "resolved_at": None, "resolved_by": None}})
+    sb._emit(
+        "flag_created",
+        {
+            "flag": {
+                "id": flag["id"],
+                "post": sb._post_payload(post)["post"],
+                "flag_type": _FLAG_TYPES[kind],
+                "created_by": {
+                    "id": acting["id"],
+                    "username": acting["username"],
+                    "name": acting["name"],
+                    "avatar_template": sb._avatar(acting),
+                },
+                "created_at": flag["at"],
+                "resolved_at": None,
+                "resolved_by": None,
+            }
+        },
+    )
     return Reply(200, _post_show(sb, post, acting))
 
 
 def _multipart(req: Call) -> dict[str, Any]:
     """The fields of a multipart/form-data body: text fields as str, files as dicts."""
-    return {name: {"filename": filename, "content": data, "content_type": ctype} if filename is not None
-            else data.decode("utf-8", "replace")
-            for name, filename, ctype, data in multipart(req.headers.get("content-type", ""), req.body) or []}
+    return {
+        name: {"filename": filename, "content": data, "content_type": ctype}
+        if filename is not None
+        else data.decode("utf-8", "replace")
+        for name, filename, ctype, data in multipart(req.headers.get("content-type", ""), req.body) or []
+    }
 
 
 _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -1249,19 +1649,33 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
         while number:
             number, r = divmod(number, 62)
             short = _BASE62[r] + short
-        found = {"id": uid, "sha1": sha1, "url": f"/uploads/default/original/1X/{sha1}.{ext}",
-                 "original_filename": filename, "filesize": len(content), "width": width, "height": height,
-                 "thumbnail_width": width, "thumbnail_height": height, "extension": ext,
-                 "short_url": f"upload://{short}.{ext}", "short_path": f"/uploads/short-url/{short}.{ext}",
-                 "retain_hours": None, "human_filesize": f"{max(1, round(len(content) / 1024))} KB",
-                 "dominant_color": None, "thumbnail": None,
-                 "user_id": req.user["id"] if req.user else None, "content": content}
+        found = {
+            "id": uid,
+            "sha1": sha1,
+            "url": f"/uploads/default/original/1X/{sha1}.{ext}",
+            "original_filename": filename,
+            "filesize": len(content),
+            "width": width,
+            "height": height,
+            "thumbnail_width": width,
+            "thumbnail_height": height,
+            "extension": ext,
+            "short_url": f"upload://{short}.{ext}",
+            "short_path": f"/uploads/short-url/{short}.{ext}",
+            "retain_hours": None,
+            "human_filesize": f"{max(1, round(len(content) / 1024))} KB",
+            "dominant_color": None,
+            "thumbnail": None,
+            "user_id": req.user["id"] if req.user else None,
+            "content": content,
+        }
         sb.uploads[uid] = found
     return Reply(200, {k: v for k, v in found.items() if k not in ("sha1", "user_id", "content")})
 
 
-def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, Any], *,
-             category: Mapping[str, Any] | None = None) -> bool:
+def _visible(
+    sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, Any], *, category: Mapping[str, Any] | None = None
+) -> bool:
     """Whether ``user`` may read ``post`` (or, given ``category``, that category's topics)."""
     if user["admin"]:
         return True
@@ -1270,7 +1684,8 @@ def _visible(sb: DiscourseSandbox, post: Mapping[str, Any], user: Mapping[str, A
         if topic["archetype"] == "private_message":
             return user["id"] == topic["user_id"] or any(
                 (kind == "user" and ref == user["id"]) or (kind == "group" and user["id"] in sb.groups[ref]["members"])
-                for kind, ref in topic["allowed"])
+                for kind, ref in topic["allowed"]
+            )
         category = sb.categories.get(topic["category_id"])
     cat = category
     if not (cat and cat["read_restricted"]):
@@ -1333,8 +1748,10 @@ def _post_by_number(sb: DiscourseSandbox, req: Call) -> Reply:
 def _latest_posts(sb: DiscourseSandbox, req: Call) -> Reply:
     before = _int_param(req.arg("before")) if req.arg("before") else None
     posts = [
-        p for p in sorted(sb.posts.values(), key=lambda p: p["id"], reverse=True)
-        if sb.topics[p["topic_id"]]["archetype"] != "private_message" and _visible(sb, p, req.user)
+        p
+        for p in sorted(sb.posts.values(), key=lambda p: p["id"], reverse=True)
+        if sb.topics[p["topic_id"]]["archetype"] != "private_message"
+        and _visible(sb, p, req.user)
         and (before is None or p["id"] < before)
     ][:50]
     return Reply(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.user) for p in posts]})
@@ -1349,26 +1766,44 @@ def _topic_by_external_id(sb: DiscourseSandbox, req: Call) -> Reply:
 
 
 def _poster(sb: DiscourseSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": user["id"], "username": user["username"], "name": user["name"] or "",
-            "avatar_template": sb._avatar(user)}
+    return {
+        "id": user["id"],
+        "username": user["username"],
+        "name": user["name"] or "",
+        "avatar_template": sb._avatar(user),
+    }
 
 
 def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
     """``template`` (a shape) filled with what the sandbox knows of ``topic``."""
     last = sb.posts[topic["posts"][-1]] if topic["posts"] else None
     out = copy.deepcopy(dict(template))
-    values = dict(id=topic["id"], title=topic["title"], fancy_title=html.escape(topic["title"]), slug=topic["slug"],
-                  posts_count=len(topic["posts"]), reply_count=max(0, len(topic["posts"]) - 1),
-                  highest_post_number=len(topic["posts"]), created_at=topic["created_at"],
-                  last_posted_at=last["created_at"] if last else topic["created_at"],
-                  bumped_at=last["created_at"] if last else topic["created_at"], archetype=topic["archetype"],
-                  user_id=topic["user_id"],
-                  # A topic posted without a category is in Uncategorized (uncategorized_category_id: 1).
-                  category_id=topic["category_id"] if topic["category_id"] is not None else 1,
-                  last_poster_username=sb.users[last["user_id"]]["username"] if last else "",
-                  excerpt=html.escape(sb.posts[topic["posts"][0]]["raw"][:100]) if topic["posts"] else "",
-                  posters=[{"extras": "latest single", "description": "Original Poster, Most Recent Poster",
-                            "user_id": topic["user_id"], "primary_group_id": None}])
+    values = dict(
+        id=topic["id"],
+        title=topic["title"],
+        fancy_title=html.escape(topic["title"]),
+        slug=topic["slug"],
+        posts_count=len(topic["posts"]),
+        reply_count=max(0, len(topic["posts"]) - 1),
+        highest_post_number=len(topic["posts"]),
+        created_at=topic["created_at"],
+        last_posted_at=last["created_at"] if last else topic["created_at"],
+        bumped_at=last["created_at"] if last else topic["created_at"],
+        archetype=topic["archetype"],
+        user_id=topic["user_id"],
+        # A topic posted without a category is in Uncategorized (uncategorized_category_id: 1).
+        category_id=topic["category_id"] if topic["category_id"] is not None else 1,
+        last_poster_username=sb.users[last["user_id"]]["username"] if last else "",
+        excerpt=html.escape(sb.posts[topic["posts"][0]]["raw"][:100]) if topic["posts"] else "",
+        posters=[
+            {
+                "extras": "latest single",
+                "description": "Original Poster, Most Recent Poster",
+                "user_id": topic["user_id"],
+                "primary_group_id": None,
+            }
+        ],
+    )
     out.update({k: v for k, v in values.items() if k in out})
     return out
 
@@ -1392,32 +1827,51 @@ def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
     out = _topic_fields(sb, topic, _shapes.TOPIC_VIEW)
     posts = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in topic["posts"]]
     author, last = sb.users[topic["user_id"]], sb.users[sb.posts[topic["posts"][-1]]["user_id"]]
-    out.update(post_stream={"posts": posts, "stream": list(topic["posts"])}, chunk_size=20,
-               participant_count=len({sb.posts[pid]["user_id"] for pid in topic["posts"]}),
-               word_count=sum(len(sb.posts[pid]["raw"].split()) for pid in topic["posts"]))
-    out["details"].update(created_by=_poster(sb, author), last_poster=_poster(sb, last),
-                          can_create_post=not req.user.get("anonymous"))
+    out.update(
+        post_stream={"posts": posts, "stream": list(topic["posts"])},
+        chunk_size=20,
+        participant_count=len({sb.posts[pid]["user_id"] for pid in topic["posts"]}),
+        word_count=sum(len(sb.posts[pid]["raw"].split()) for pid in topic["posts"]),
+    )
+    out["details"].update(
+        created_by=_poster(sb, author), last_poster=_poster(sb, last), can_create_post=not req.user.get("anonymous")
+    )
     return Reply(200, out)
 
 
 @_route("GET", "/latest.json", bind={"category_id": None})
 def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Reply:
     """A TopicListSerializer answer: the regular topics ``req.user`` may see, last bumped first."""
-    topics = [t for t in sb.topics.values() if t["archetype"] == "regular" and t["posts"]
-              and (category_id is None or t["category_id"] == category_id)
-              and _visible(sb, sb.posts[t["posts"][0]], req.user)]
+    topics = [
+        t
+        for t in sb.topics.values()
+        if t["archetype"] == "regular"
+        and t["posts"]
+        and (category_id is None or t["category_id"] == category_id)
+        and _visible(sb, sb.posts[t["posts"][0]], req.user)
+    ]
     topics.sort(key=lambda t: sb.posts[t["posts"][-1]]["id"], reverse=True)
     users = {t["user_id"] for t in topics} | {sb.posts[t["posts"][-1]]["user_id"] for t in topics}
-    return Reply(200, {"users": [_poster(sb, sb.users[u]) for u in sorted(users)], "primary_groups": [],
-                       "topic_list": {"can_create_topic": not req.user.get("anonymous"), "per_page": 30,
-                                      "topics": [_topic_fields(sb, t, _shapes.TOPIC_LIST_ITEM) for t in topics[:30]]}})
+    return Reply(
+        200,
+        {
+            "users": [_poster(sb, sb.users[u]) for u in sorted(users)],
+            "primary_groups": [],
+            "topic_list": {
+                "can_create_topic": not req.user.get("anonymous"),
+                "per_page": 30,
+                "topics": [_topic_fields(sb, t, _shapes.TOPIC_LIST_ITEM) for t in topics[:30]],
+            },
+        },
+    )
 
 
 @_route("GET", "/c/{slug}/{id}.json")
 def _category_topics(sb: DiscourseSandbox, req: Call) -> Reply:
     category = sb.categories.get(_int_param(req.params["id"]) or 0)
-    if category is None or (category["read_restricted"] and not _visible(
-            sb, {"topic_id": None}, req.user, category=category)):
+    if category is None or (
+        category["read_restricted"] and not _visible(sb, {"topic_id": None}, req.user, category=category)
+    ):
         return _not_found()  # a category one may not see does not exist for them
     return _topic_list(sb, req, category["id"])
 
@@ -1467,7 +1921,7 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     voters: dict[str, list[dict[str, Any]]] = {}
     for option_id in option_ids:
         ids = sorted(uid for uid, opts in poll["votes"].items() if option_id in opts)
-        chunk = ids[(page - 1) * limit: page * limit]
+        chunk = ids[(page - 1) * limit : page * limit]
         voters[option_id] = [{**_poster(sb, sb.users[i]), "name": sb.users[i]["name"], "title": None} for i in chunk]
     return Reply(200, {"voters": voters})
 
@@ -1482,5 +1936,6 @@ def _toggle_status(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) ->
         return _invalid_parameters("status must be open or closed")
     poll["status"] = status
     return Reply(200, {"poll": sb._poll_json(poll, post, user)})
+
 
 from connectors.discourse import sandbox_welcome as _welcome  # noqa: E402,F401 - registers its routes

@@ -25,8 +25,15 @@ def _texts(sb: Any) -> dict[str, str]:
 
 def _shown(sb: Any, text_id: str) -> dict[str, Any]:
     value = _texts(sb).get(text_id, TEXTS[text_id])
-    return {"site_text": {"id": text_id, "value": value, "status": "customized" if text_id in _texts(sb) else "up_to_date",
-                          "can_revert": text_id in _texts(sb), "overridden": text_id in _texts(sb)}}
+    return {
+        "site_text": {
+            "id": text_id,
+            "value": value,
+            "status": "customized" if text_id in _texts(sb) else "up_to_date",
+            "can_revert": text_id in _texts(sb),
+            "overridden": text_id in _texts(sb),
+        }
+    }
 
 
 @_route("GET", "/admin/customize/site_texts/{id}.json", access="admin")
@@ -41,10 +48,13 @@ def _put_site_text(sb: Any, req: Call) -> Reply:
     if text_id not in TEXTS:
         return _not_found()
     data = req.form()
-    fields = data.get("site_text") if isinstance(data.get("site_text"), dict) else {"value": data.get("site_text[value]")}
+    fields = (
+        data.get("site_text") if isinstance(data.get("site_text"), dict) else {"value": data.get("site_text[value]")}
+    )
     value = fields.get("value")
     if not isinstance(value, str):
-        return Reply(400, {"errors": ["param is missing or the value is empty: site_text"],
-                           "error_type": "invalid_parameters"})
+        return Reply(
+            400, {"errors": ["param is missing or the value is empty: site_text"], "error_type": "invalid_parameters"}
+        )
     _texts(sb)[text_id] = value
     return Reply(200, _shown(sb, text_id))

@@ -18,9 +18,7 @@ class DiscourseSettings(BaseSettings):
     Secrets are ``SecretStr``; they are unwrapped only in ``DiscourseClient`` to build headers.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     url: str = Field(description="The site's base URL, e.g. https://forum.example.org")
     api_key: SecretStr = Field(description="An admin API key (Global scope, single user: see README).")
@@ -39,7 +37,8 @@ class DiscourseSettings(BaseSettings):
         description="Name of the working group's Discourse group (ballot voters, group PMs).",
     )
     admin_rate_limit: int = Field(
-        default=60, ge=1,
+        default=60,
+        ge=1,
         description="Admin API requests allowed per window, shared by all admin keys of the site"
         " (Discourse's DISCOURSE_MAX_ADMIN_API_REQS_PER_MINUTE).",
     )

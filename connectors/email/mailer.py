@@ -28,19 +28,27 @@ PLATFORM = "email"
 class SmtpSettings(BaseSettings):
     """``CHARTERFLOW_SMTP_*``: where outcome e-mails to applicants are sent from."""
 
-    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_SMTP_", env_file=".env",
-                                      extra="ignore")
-    host: str | None = Field(default=None, description=(
-        "SMTP server for e-mails to applicants; unset: no e-mail (under `charterflow up`, a "
-        "loopback SMTP sandbox whose mailbox the inspector shows)."))
+    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_SMTP_", env_file=".env", extra="ignore")
+    host: str | None = Field(
+        default=None,
+        description=(
+            "SMTP server for e-mails to applicants; unset: no e-mail (under `charterflow up`, a "
+            "loopback SMTP sandbox whose mailbox the inspector shows)."
+        ),
+    )
     port: int = Field(default=587, ge=1, le=65535, description="SMTP port (587 submission, 465 TLS).")
-    tls: Literal["starttls", "ssl", "none"] = Field(default="starttls", description=(
-        "starttls (upgrade on connect, port 587), ssl (TLS from the start, port 465) or none "
-        "(loopback sandboxes only)."))
+    tls: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls",
+        description=(
+            "starttls (upgrade on connect, port 587), ssl (TLS from the start, port 465) or none "
+            "(loopback sandboxes only)."
+        ),
+    )
     username: str | None = Field(default=None, description="SMTP login; unset: no login.")
     password: SecretStr | None = Field(default=None, description="SMTP password.")
-    sender: str = Field(default="charterflow@localhost", description=(
-        "From address of e-mails to applicants, e.g. wg@example.org."))
+    sender: str = Field(
+        default="charterflow@localhost", description=("From address of e-mails to applicants, e.g. wg@example.org.")
+    )
     timeout: float = Field(default=20.0, gt=0, description="Seconds to wait for the SMTP server.")
 
 
@@ -89,6 +97,5 @@ class SmtpMailer:
         except smtplib.SMTPRecipientsRefused:
             raise FatalError("SMTP server refused the recipient", platform=PLATFORM) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise RetriableError(f"SMTP server unreachable ({type(exc).__name__})",
-                                 platform=PLATFORM) from None
+            raise RetriableError(f"SMTP server unreachable ({type(exc).__name__})", platform=PLATFORM) from None
         return {"message_id": self.message_id(key)}

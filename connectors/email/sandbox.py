@@ -18,11 +18,16 @@ class _Keeper:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's hook name
         parsed = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         body = parsed.get_body(preferencelist=("plain",))
-        self.box.keep({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                       "subject": str(parsed.get("Subject", "")),
-                       "message_id": str(parsed.get("Message-ID", "")),
-                       "text": body.get_content() if body is not None else "",
-                       "received_at": datetime.now(UTC).isoformat(timespec="seconds")})
+        self.box.keep(
+            {
+                "from": envelope.mail_from,
+                "to": list(envelope.rcpt_tos),
+                "subject": str(parsed.get("Subject", "")),
+                "message_id": str(parsed.get("Message-ID", "")),
+                "text": body.get_content() if body is not None else "",
+                "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
         return "250 Message accepted for delivery"
 
 
@@ -55,8 +60,11 @@ class SmtpSandbox:
 
     def client_env(self) -> dict[str, str]:
         """The ``CHARTERFLOW_SMTP_*`` variables that point the mailer here."""
-        return {"CHARTERFLOW_SMTP_HOST": self.host, "CHARTERFLOW_SMTP_PORT": str(self.port),
-                "CHARTERFLOW_SMTP_TLS": "none"}
+        return {
+            "CHARTERFLOW_SMTP_HOST": self.host,
+            "CHARTERFLOW_SMTP_PORT": str(self.port),
+            "CHARTERFLOW_SMTP_TLS": "none",
+        }
 
     def start(self) -> SmtpSandbox:
         """Start listening (returns once it accepts connections)."""

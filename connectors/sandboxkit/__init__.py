@@ -36,9 +36,27 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors.errors import ConfigError
 
-__all__ = ["NOT_EMULATED_STATUS", "Call", "FaultMiddleware", "Reply", "Routes", "Sandbox",
-           "SeedModel", "SlidingWindow", "TokenBucket", "after_find", "check_faults", "control", "data_file",
-           "lifespan", "load_seed", "multipart", "not_emulated", "read_body", "shaped"]
+__all__ = [
+    "NOT_EMULATED_STATUS",
+    "Call",
+    "FaultMiddleware",
+    "Reply",
+    "Routes",
+    "Sandbox",
+    "SeedModel",
+    "SlidingWindow",
+    "TokenBucket",
+    "after_find",
+    "check_faults",
+    "control",
+    "data_file",
+    "lifespan",
+    "load_seed",
+    "multipart",
+    "not_emulated",
+    "read_body",
+    "shaped",
+]
 
 # A route the sandbox does not emulate must not look like the platform's "not found": a connector
 # calling a new endpoint would pass its tests for the wrong reason. A known route with an unknown
@@ -59,8 +77,7 @@ def data_file(module_file: str, name: str) -> Any:
 def shaped(template: Mapping[str, Any], /, **values: Any) -> dict[str, Any]:
     """A copy of ``template`` (a response shape from a data file) with ``values`` set."""
     # Copy only what is mutable: 20,000 members are serialized at once.
-    copied = {k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v
-              for k, v in template.items()}
+    copied = {k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v for k, v in template.items()}
     return {**copied, **values}
 
 
@@ -70,8 +87,9 @@ class SeedModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def load_seed(model: type[BaseModel], raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
-              *, key: str = "settings") -> Any:
+def load_seed(
+    model: type[BaseModel], raw: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *, key: str = "settings"
+) -> Any:
     """``raw`` (with ``overrides`` merged into its ``key`` object) validated as ``model``; a bad
     seed is a ``ConfigError`` naming the first wrong field."""
     data = dict(copy.deepcopy(raw))
@@ -147,8 +165,15 @@ def multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, str
     message = BytesParser(policy=email_policy.HTTP).parsebytes(head + body)
     if not message.is_multipart():
         return None
-    return [(str(part.get_param("name", header="content-disposition")), part.get_filename(),
-             part.get_content_type(), part.get_payload(decode=True) or b"") for part in message.iter_parts()]
+    return [
+        (
+            str(part.get_param("name", header="content-disposition")),
+            part.get_filename(),
+            part.get_content_type(),
+            part.get_payload(decode=True) or b"",
+        )
+        for part in message.iter_parts()
+    ]
 
 
 async def lifespan(receive: Receive, send: Send, *, on_shutdown: Callable[[], None] | None = None) -> None:
@@ -194,6 +219,7 @@ class Route:
 def after_find(handler: Callable[..., Reply], find: Callable[..., Any]) -> Callable[..., Reply]:
     """``handler`` run with what ``find(sandbox, call)`` found as its third argument, unless
     ``find`` refused (answered a ``Reply``): then that is the answer."""
+
     def run(sandbox: Any, call: Any) -> Reply:
         found = find(sandbox, call)
         return found if isinstance(found, Reply) else handler(sandbox, call, found)
@@ -213,9 +239,16 @@ class Routes:
         self.routes: list[Route] = []
         self.defaults = defaults
 
-    def __call__(self, method: str, template: str, *, optional_json: bool = False,
-                 bind: Mapping[str, Any] | None = None, find: Callable[..., Any] | None = None,
-                 **meta: Any) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
+    def __call__(
+        self,
+        method: str,
+        template: str,
+        *,
+        optional_json: bool = False,
+        bind: Mapping[str, Any] | None = None,
+        find: Callable[..., Any] | None = None,
+        **meta: Any,
+    ) -> Callable[[Callable[..., Reply]], Callable[..., Reply]]:
         def register(fn: Callable[..., Reply]) -> Callable[..., Reply]:
             # Lazy placeholders: with ``optional_json`` the ``.json`` is the suffix's, not the id's.
             regex = re.compile(compile_path(template)[0].pattern.replace("[^/]+)", "[^/]+?)"))
@@ -283,8 +316,9 @@ class TokenBucket:
 COMMON_FAULTS = frozenset({"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed"})
 
 
-def check_faults(data: Mapping[str, Any], *, extra: Iterable[str] = (),
-                 storm_keys: Iterable[str] = (), whole_seconds: bool = True) -> dict[str, Any]:
+def check_faults(
+    data: Mapping[str, Any], *, extra: Iterable[str] = (), storm_keys: Iterable[str] = (), whole_seconds: bool = True
+) -> dict[str, Any]:
     """The common fault settings of ``POST /_sandbox/faults``, checked: ``error_rate`` /
     ``error_status`` (that share of requests answered with that 5xx), ``drop_rate`` /
     ``drop_phase`` (close that share of connections before or after the request was applied),
@@ -296,10 +330,12 @@ def check_faults(data: Mapping[str, Any], *, extra: Iterable[str] = (),
     if unknown:
         raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
     out: dict[str, Any] = {}
-    for name, kind, low, high, rule in (("error_rate", float, 0, 1, "between 0 and 1"),
-                                        ("drop_rate", float, 0, 1, "between 0 and 1"),
-                                        ("error_status", int, 500, 599, "a 5xx status"),
-                                        ("latency", float, 0, 30, "between 0 and 30 seconds")):
+    for name, kind, low, high, rule in (
+        ("error_rate", float, 0, 1, "between 0 and 1"),
+        ("drop_rate", float, 0, 1, "between 0 and 1"),
+        ("error_status", int, 500, 599, "a 5xx status"),
+        ("latency", float, 0, 30, "between 0 and 30 seconds"),
+    ):
         if name in data:
             out[name] = kind(data[name])
             if not low <= out[name] <= high:
@@ -315,9 +351,11 @@ def check_faults(data: Mapping[str, Any], *, extra: Iterable[str] = (),
         raise ValueError("storm must be an object")
     if storm:
         retry = storm.get("retry_after", 1)
-        out["storm"] = {"count": int(storm.get("count", 0)),
-                        "retry_after": max(1, int(retry)) if whole_seconds else float(retry),
-                        **{key: storm.get(key) for key in storm_keys}}
+        out["storm"] = {
+            "count": int(storm.get("count", 0)),
+            "retry_after": max(1, int(retry)) if whole_seconds else float(retry),
+            **{key: storm.get(key) for key in storm_keys},
+        }
     return out
 
 
@@ -326,8 +364,14 @@ class FaultMiddleware:
     ``drop_phase``) from ``faults()``; paths under ``skip`` pass untouched. Usable in front of any
     ASGI app (a proxy to a real server, too)."""
 
-    def __init__(self, app: ASGIApp, *, faults: Callable[[], Mapping[str, Any]],
-                 rng: Callable[[], random.Random], skip: tuple[str, ...] = ("/_sandbox/",)) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        faults: Callable[[], Mapping[str, Any]],
+        rng: Callable[[], random.Random],
+        skip: tuple[str, ...] = ("/_sandbox/",),
+    ) -> None:
         self.app, self.faults, self.rng, self.skip = app, faults, rng, skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -340,13 +384,19 @@ class FaultMiddleware:
         if not drop:
             return await self.app(scope, receive, send)
         if faults.get("drop_phase", "after") == "after":
+
             async def swallow(message: Any) -> None:
                 return None
 
             await self.app(scope, receive, swallow)
         # Start a response and never finish it: the client sees the connection drop mid-response.
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
 
 
 # ---- the sandbox base class -----------------------------------------------------------------
@@ -355,6 +405,7 @@ class FaultMiddleware:
 def control(name: str, method: str = "POST") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a sandbox method as the control route ``METHOD /_sandbox/<name>``; it takes
     ``(call, data)`` (data: the JSON object sent) and returns a ``Reply`` (or awaits one)."""
+
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn._control = (method, f"/_sandbox/{name}")  # type: ignore[attr-defined]  # a mark the app reads
         return fn
@@ -387,10 +438,12 @@ class Sandbox:
         self.faults: dict[str, Any] = {}
         self._rng = random.Random()
         self.app = self
-        self._asgi = FaultMiddleware(self._serve, faults=lambda: self.faults, rng=lambda: self._rng,
-                                     skip=self.fault_free)
-        self._controls = {getattr(fn, "_control"): fn for name in dir(type(self))
-                          if hasattr(fn := getattr(type(self), name), "_control")}
+        self._asgi = FaultMiddleware(
+            self._serve, faults=lambda: self.faults, rng=lambda: self._rng, skip=self.fault_free
+        )
+        self._controls = {
+            fn._control: fn for name in dir(type(self)) if hasattr(fn := getattr(type(self), name), "_control")
+        }
 
     # ---- hooks ----
 
@@ -429,9 +482,12 @@ class Sandbox:
 
     def stats(self) -> dict[str, Any]:
         """The counts and faults, for ``state()``."""
-        return {"requests": dict(self.requests),
-                "responses": {k: dict(v) for k, v in self.responses.items()},
-                "rate_limited": list(self.rate_limited), "faults": dict(self.faults)}
+        return {
+            "requests": dict(self.requests),
+            "responses": {k: dict(v) for k, v in self.responses.items()},
+            "rate_limited": list(self.rate_limited),
+            "faults": dict(self.faults),
+        }
 
     def close(self) -> None:
         """Called at lifespan shutdown."""
@@ -470,10 +526,15 @@ class Sandbox:
         for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
             query.setdefault(k, []).append(v)
         host = request.headers.get("host", "127.0.0.1")
-        call = Call(method=request.method.upper(), path=path or scope["path"], query=query, body=body,
-                    headers={k.lower(): v for k, v in request.headers.items()},
-                    client_ip=(scope.get("client") or ("127.0.0.1", 0))[0],
-                    base_url=f"{scope.get('scheme', 'http')}://{host}")
+        call = Call(
+            method=request.method.upper(),
+            path=path or scope["path"],
+            query=query,
+            body=body,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            client_ip=(scope.get("client") or ("127.0.0.1", 0))[0],
+            base_url=f"{scope.get('scheme', 'http')}://{host}",
+        )
         if scope["path"].startswith("/_sandbox/"):
             reply = await self._control(call)
         else:
@@ -489,8 +550,13 @@ class Sandbox:
             content = reply.text.encode("utf-8")
             headers.setdefault("content-type", "text/plain; charset=utf-8")
         else:
-            content = reply.raw if reply.raw is not None else json.dumps(
-                reply.body, ensure_ascii=False, separators=(",", ":") if self.compact_json else None).encode("utf-8")
+            content = (
+                reply.raw
+                if reply.raw is not None
+                else json.dumps(
+                    reply.body, ensure_ascii=False, separators=(",", ":") if self.compact_json else None
+                ).encode("utf-8")
+            )
             headers.setdefault("content-type", self.json_type)
         return Response(content, status_code=reply.status, headers=headers)
 
@@ -526,4 +592,3 @@ class Sandbox:
             return self.error(404, "unknown control route")
         reply = handler(self, call, data)
         return await reply if asyncio.iscoroutine(reply) else reply
-

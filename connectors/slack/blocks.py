@@ -168,11 +168,10 @@ def _fields(pairs: Sequence[tuple[str, str]], *, more_url: str | None) -> list[d
     """Sections of ``*label*\\nvalue`` fields, at most 10 fields per section."""
     blocks = []
     items = [
-        _text_obj(truncate(f"*{escape(label)}*\n{value}", MAX_FIELD_TEXT, more_url=more_url))
-        for label, value in pairs
+        _text_obj(truncate(f"*{escape(label)}*\n{value}", MAX_FIELD_TEXT, more_url=more_url)) for label, value in pairs
     ]
     for start in range(0, len(items), MAX_FIELDS):
-        blocks.append({"type": "section", "fields": items[start: start + MAX_FIELDS]})
+        blocks.append({"type": "section", "fields": items[start : start + MAX_FIELDS]})
     return blocks
 
 
@@ -261,7 +260,9 @@ class Endorsement:
 
     def render(self) -> str:
         """``*endorsed* (5 yes, 1 no, 0 abstain) · ballot`` in mrkdwn."""
-        counts = [f"{n} {w}" for n, w in ((self.yes, "yes"), (self.no, "no"), (self.abstain, "abstain")) if n is not None]
+        counts = [
+            f"{n} {w}" for n, w in ((self.yes, "yes"), (self.no, "no"), (self.abstain, "abstain")) if n is not None
+        ]
         out = f"*{escape(self.result)}*" + (f" ({', '.join(counts)})" if counts else "")
         return out + (f" · {link(self.url, 'ballot')}" if self.url else "")
 
@@ -380,8 +381,9 @@ def board_escalation(escalation: BoardEscalation) -> SlackMessage:
         + (f", {amount}" if escalation.amount is not None and amount else "")
         + f". WG endorsement: {endorsement.result if isinstance(endorsement, Endorsement) else endorsement}."
     )
-    return SlackMessage(text=_fallback(escape(text)),
-                        blocks=fit_blocks(head, body, tail, more_url=escalation.full_text_url))
+    return SlackMessage(
+        text=_fallback(escape(text)), blocks=fit_blocks(head, body, tail, more_url=escalation.full_text_url)
+    )
 
 
 _OUTCOME = {
@@ -422,8 +424,9 @@ def decision_update(
         tail.append(_buttons(escalation))
     at = decided_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = f"{word}: {escalation.kind} proposal “{escalation.title}”, by {decided_by} on {at}."
-    return SlackMessage(text=_fallback(escape(text)),
-                        blocks=fit_blocks(head, body, tail, more_url=escalation.full_text_url))
+    return SlackMessage(
+        text=_fallback(escape(text)), blocks=fit_blocks(head, body, tail, more_url=escalation.full_text_url)
+    )
 
 
 def not_allowed_reply(*, reason: str | None = None) -> dict[str, Any]:
@@ -469,8 +472,10 @@ def quarterly_report(
     audience = "Private report for the DSF Board" if private else "Public report"
     head = [
         _header(f"Quarterly report: {quarter}"),
-        _context(f"{audience} · Online Community Working Group"
-                 + (f" · {link(full_text_url, 'full report')}" if full_text_url else "")),
+        _context(
+            f"{audience} · Online Community Working Group"
+            + (f" · {link(full_text_url, 'full report')}" if full_text_url else "")
+        ),
         _section(escape(summary), more_url=full_text_url),
     ]
     body: list[dict[str, Any]] = _fields([(str(k), escape(str(v))) for k, v in pairs], more_url=full_text_url)
@@ -478,8 +483,9 @@ def quarterly_report(
         body.append({"type": "divider"})
         body.append(_section(f"*{escape(part.title)}*\n{escape(part.body)}", more_url=full_text_url))
     text = f"Quarterly report {quarter}: {' '.join(summary.split())}"
-    return SlackMessage(text=_fallback(escape(text)),
-                        blocks=fit_blocks(head, body, (), more_url=full_text_url, noun="report blocks"))
+    return SlackMessage(
+        text=_fallback(escape(text)), blocks=fit_blocks(head, body, (), more_url=full_text_url, noun="report blocks")
+    )
 
 
 def plain_message(*, title: str, text: str, more_url: str | None = None) -> SlackMessage:

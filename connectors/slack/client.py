@@ -22,7 +22,6 @@ from urllib.error import URLError
 from pydantic import SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook import WebhookClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -33,6 +32,7 @@ from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from slack_sdk.webhook import WebhookClient
 
 from connectors.errors import ConfigError, ConnectorError, FatalError, RetriableError
 from connectors.http import Redactor
@@ -55,16 +55,34 @@ log = logging.getLogger("charterflow.connectors.slack")
 Sleep = Callable[[float], None]
 
 # ok:false codes that mean "fix the app's settings", not "retry" (https://api.slack.com/web#errors).
-CONFIG_ERRORS = frozenset({
-    "not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired",
-    "no_permission", "missing_scope", "not_allowed_token_type", "team_access_not_granted",
-    "ekm_access_denied", "two_factor_setup_required", "enterprise_is_restricted",
-})
+CONFIG_ERRORS = frozenset(
+    {
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "not_allowed_token_type",
+        "team_access_not_granted",
+        "ekm_access_denied",
+        "two_factor_setup_required",
+        "enterprise_is_restricted",
+    }
+)
 # ok:false codes Slack documents as transient.
-RETRIABLE_ERRORS = frozenset({
-    "ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable",
-    "request_timeout", "team_added_to_org",
-})
+RETRIABLE_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "team_added_to_org",
+    }
+)
 
 # What to do about the common codes, appended to the error message.
 _HINTS = {
@@ -160,15 +178,27 @@ class _RateLimitHandler(RateLimitErrorRetryHandler):
         self._rng = rng
         self._max_wait = max_wait
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         if response is None or response.status_code != 429:
             return False
         wait = retry_after_seconds(response.headers)
         return wait is None or wait <= self._max_wait
 
-    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
         state.next_attempt_requested = True
         wait = retry_after_seconds(response.headers) if response is not None else None
         # As slack_sdk does: the header's seconds plus up to one second of jitter.
@@ -181,11 +211,21 @@ class _RateLimitHandler(RateLimitErrorRetryHandler):
 class _SleepingMixin(RetryHandler):
     _sleep: Sleep
 
-    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
         state.next_attempt_requested = True
         duration = self.interval_calculator.calculate_sleep_duration(state.current_attempt)
-        log.info("slack: %s, retrying in %.2fs", type(error).__name__ if error else f"HTTP {response.status_code if response else '?'}", duration)
+        log.info(
+            "slack: %s, retrying in %.2fs",
+            type(error).__name__ if error else f"HTTP {response.status_code if response else '?'}",
+            duration,
+        )
         self._sleep(duration)
         state.increment_current_attempt()
 
@@ -195,7 +235,8 @@ class _ServerErrorHandler(_SleepingMixin, ServerErrorRetryHandler):
 
     def __init__(self, *, max_retry_count: int, sleep: Sleep, backoff: float) -> None:
         ServerErrorRetryHandler.__init__(
-            self, max_retry_count=max_retry_count,
+            self,
+            max_retry_count=max_retry_count,
             interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=backoff),
         )
         self._sleep = sleep
@@ -210,7 +251,8 @@ class _ConnectionErrorHandler(_SleepingMixin, ConnectionErrorRetryHandler):
 
     def __init__(self, *, max_retry_count: int, sleep: Sleep, backoff: float, refused_only: bool) -> None:
         ConnectionErrorRetryHandler.__init__(
-            self, max_retry_count=max_retry_count,
+            self,
+            max_retry_count=max_retry_count,
             interval_calculator=BackoffRetryIntervalCalculator(backoff_factor=backoff),
             # slack_sdk's defaults plus what urllib raises when a connection drops mid-response
             # (IncompleteRead and other HTTPExceptions) or times out.
@@ -219,8 +261,14 @@ class _ConnectionErrorHandler(_SleepingMixin, ConnectionErrorRetryHandler):
         self._sleep = sleep
         self._refused_only = refused_only
 
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         if self._refused_only:
             return _never_sent(error)
         return super()._can_retry(state=state, request=request, response=response, error=error)
@@ -262,41 +310,52 @@ class SlackApiClient:
             secrets=[token.get_secret_value(), *(s.get_secret_value() for s in extra_secrets if s is not None)]
         )
         self.max_wait = max_wait
-        rate = _RateLimitHandler(max_retry_count=max_rate_limit_retries + max_retries, sleep=self.sleep, rng=rng,
-                                 max_wait=max_wait)
+        rate = _RateLimitHandler(
+            max_retry_count=max_rate_limit_retries + max_retries, sleep=self.sleep, rng=rng, max_wait=max_wait
+        )
         # slack_sdk's RetryState counts every retry of a call, whichever handler asked for it;
         # the rate-limit handler's budget covers both kinds, the others stop at max_retries.
         repeatable: list[RetryHandler] = [
             rate,
             _ServerErrorHandler(max_retry_count=max_retries, sleep=self.sleep, backoff=backoff),
-            _ConnectionErrorHandler(max_retry_count=max_retries, sleep=self.sleep, backoff=backoff,
-                                    refused_only=False),
+            _ConnectionErrorHandler(max_retry_count=max_retries, sleep=self.sleep, backoff=backoff, refused_only=False),
         ]
         once: list[RetryHandler] = [
             rate,
-            _ConnectionErrorHandler(max_retry_count=max_retries, sleep=self.sleep, backoff=backoff,
-                                    refused_only=True),
+            _ConnectionErrorHandler(max_retry_count=max_retries, sleep=self.sleep, backoff=backoff, refused_only=True),
         ]
         self._repeatable = repeatable
         self._timeout = timeout
         # The only place the token is unwrapped. ``proxy`` stays unset: WebClient then honours
         # HTTPS_PROXY/NO_PROXY from the environment, as urllib does.
         secret = token.get_secret_value()
-        self._web = WebClient(token=secret, base_url=base_url, timeout=timeout, retry_handlers=repeatable,
-                              logger=logging.getLogger("charterflow.connectors.slack.sdk"))
-        self._web_once = WebClient(token=secret, base_url=base_url, timeout=timeout, retry_handlers=once,
-                                   logger=logging.getLogger("charterflow.connectors.slack.sdk"))
+        self._web = WebClient(
+            token=secret,
+            base_url=base_url,
+            timeout=timeout,
+            retry_handlers=repeatable,
+            logger=logging.getLogger("charterflow.connectors.slack.sdk"),
+        )
+        self._web_once = WebClient(
+            token=secret,
+            base_url=base_url,
+            timeout=timeout,
+            retry_handlers=once,
+            logger=logging.getLogger("charterflow.connectors.slack.sdk"),
+        )
 
     def __repr__(self) -> str:
         return f"SlackApiClient(base_url={self.base_url!r})"
 
-    def call(self, method: str, *, what: str, json: Mapping[str, Any] | None = None,
-             params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def call(
+        self, method: str, *, what: str, json: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Call ``method`` (repeatable) and return its JSON; our errors on failure."""
         return self._send(self._web, method, what=what, json=json, params=params, repeatable=True)
 
-    def call_once(self, method: str, *, what: str, json: Mapping[str, Any] | None = None,
-                  params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def call_once(
+        self, method: str, *, what: str, json: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Call a write that must not be repeated blindly; see the class docstring."""
         return self._send(self._web_once, method, what=what, json=json, params=params, repeatable=False)
 
@@ -306,29 +365,57 @@ class SlackApiClient:
         Slack answers a spent or expired URL with HTTP 404 ``used_url``/``expired_url`` and a bad
         payload with 400 (https://api.slack.com/interactivity/handling#message_responses).
         """
-        hook = WebhookClient(url=url, timeout=self._timeout, retry_handlers=self._repeatable,
-                             logger=logging.getLogger("charterflow.connectors.slack.sdk"))
+        hook = WebhookClient(
+            url=url,
+            timeout=self._timeout,
+            retry_handlers=self._repeatable,
+            logger=logging.getLogger("charterflow.connectors.slack.sdk"),
+        )
         try:
             response = hook.send_dict(dict(body))
         except (URLError, OSError, http.client.HTTPException, SlackClientError) as exc:
-            raise SlackRetriableError(f"Slack response_url ({what}) failed: {type(exc).__name__}",
-                                      slack_error="connection_error", method="response_url") from None
+            raise SlackRetriableError(
+                f"Slack response_url ({what}) failed: {type(exc).__name__}",
+                slack_error="connection_error",
+                method="response_url",
+            ) from None
         if response.status_code == 200:
             return
         code = self.redact(str(response.body or "").strip()[:100]) or f"http_{response.status_code}"
         if response.status_code == 429 or response.status_code >= 500:
-            raise SlackRetriableError(f"Slack response_url ({what}) answered HTTP {response.status_code}: {code}",
-                                      slack_error=code, method="response_url", status=response.status_code)
-        hint = {"expired_url": ": the 30 minutes to answer this click have passed",
-                "used_url": ": this click was already answered 5 times"}.get(code, "")
-        raise SlackFatalError(f"Slack response_url ({what}) refused: {code}{hint}", slack_error=code,
-                              method="response_url", status=response.status_code)
+            raise SlackRetriableError(
+                f"Slack response_url ({what}) answered HTTP {response.status_code}: {code}",
+                slack_error=code,
+                method="response_url",
+                status=response.status_code,
+            )
+        hint = {
+            "expired_url": ": the 30 minutes to answer this click have passed",
+            "used_url": ": this click was already answered 5 times",
+        }.get(code, "")
+        raise SlackFatalError(
+            f"Slack response_url ({what}) refused: {code}{hint}",
+            slack_error=code,
+            method="response_url",
+            status=response.status_code,
+        )
 
-    def _send(self, web: WebClient, method: str, *, what: str, json: Mapping[str, Any] | None,
-              params: Mapping[str, Any] | None, repeatable: bool) -> dict[str, Any]:
+    def _send(
+        self,
+        web: WebClient,
+        method: str,
+        *,
+        what: str,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+        repeatable: bool,
+    ) -> dict[str, Any]:
         try:
-            response = web.api_call(method, json=dict(json) if json is not None else None,
-                                    params=dict(params) if params is not None else None)
+            response = web.api_call(
+                method,
+                json=dict(json) if json is not None else None,
+                params=dict(params) if params is not None else None,
+            )
         except SlackApiError as exc:
             raise self._api_error(exc, method=method, what=what, repeatable=repeatable) from None
         except (URLError, OSError, http.client.HTTPException, SlackClientError, ValueError) as exc:
@@ -339,13 +426,17 @@ class SlackApiClient:
                 raise SlackFatalError(message, slack_error="client_error", method=method) from None
             raise SlackRetriableError(
                 message + ("" if never_sent or repeatable else "; the call may or may not have been applied"),
-                slack_error="connection_error", method=method, retry_after=1.0,
+                slack_error="connection_error",
+                method=method,
+                retry_after=1.0,
                 ambiguous=not never_sent and not repeatable,
             ) from None
         data = response.data if isinstance(response.data, dict) else {}
         return dict(data)
 
-    def _api_error(self, exc: SlackApiError, *, method: str, what: str, repeatable: bool) -> ConnectorError | ConfigError:
+    def _api_error(
+        self, exc: SlackApiError, *, method: str, what: str, repeatable: bool
+    ) -> ConnectorError | ConfigError:
         response = exc.response
         status = getattr(response, "status_code", None)
         data = response.data if isinstance(getattr(response, "data", None), dict) else {}
@@ -362,12 +453,18 @@ class SlackApiClient:
             wait = retry_after_seconds(getattr(response, "headers", {}) or {})
             return SlackRetriableError(
                 message + f"; retry after {wait if wait is not None else '?'}s",
-                slack_error=code, method=method, status=429, retry_after=float(wait if wait is not None else 1),
+                slack_error=code,
+                method=method,
+                status=429,
+                retry_after=float(wait if wait is not None else 1),
             )
         if status is not None and status >= 500:
             return SlackRetriableError(
                 message + ("" if repeatable else "; the call may or may not have been applied"),
-                slack_error=code, method=method, status=status, retry_after=1.0,
+                slack_error=code,
+                method=method,
+                status=status,
+                retry_after=1.0,
                 ambiguous=not repeatable,
             )
         if code in CONFIG_ERRORS:

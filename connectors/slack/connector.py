@@ -160,8 +160,12 @@ class SlackConnector(SlackRooms):
         return f"{url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
     def _ref(self, channel: str, ts: str, thread_ts: str | None) -> MessageRef:
-        return MessageRef(platform=PLATFORM, id=f"{channel}:{ts}", thread_id=f"{channel}:{thread_ts or ts}",
-                          url=self._permalink(channel, ts))
+        return MessageRef(
+            platform=PLATFORM,
+            id=f"{channel}:{ts}",
+            thread_id=f"{channel}:{thread_ts or ts}",
+            url=self._permalink(channel, ts),
+        )
 
     # ----------------------------------------------------------------------------------------
     # sending
@@ -178,18 +182,20 @@ class SlackConnector(SlackRooms):
     def _find_keyed(self, channel: str, digest: str, thread_ts: str | None) -> MessageRef | None:
         """The message stamped with ``digest`` in ``channel`` (or the thread), if there is one."""
         if thread_ts is None:
-            pages = [self.client.call(
-                "conversations.history", what=f"latest messages of {channel}",
-                params={"channel": channel, "limit": _HISTORY_PAGE, "include_all_metadata": "true"},
-            )]
+            pages = [
+                self.client.call(
+                    "conversations.history",
+                    what=f"latest messages of {channel}",
+                    params={"channel": channel, "limit": _HISTORY_PAGE, "include_all_metadata": "true"},
+                )
+            ]
         else:
             pages, cursor = [], ""
             for _ in range(_MAX_THREAD_PAGES):
                 params = {"channel": channel, "ts": thread_ts, "limit": 200, "include_all_metadata": "true"}
                 if cursor:
                     params["cursor"] = cursor
-                page = self.client.call("conversations.replies", what=f"thread {thread_ts} in {channel}",
-                                        params=params)
+                page = self.client.call("conversations.replies", what=f"thread {thread_ts} in {channel}", params=params)
                 pages.append(page)
                 cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
                 if not cursor:
@@ -197,7 +203,10 @@ class SlackConnector(SlackRooms):
         for page in pages:
             for message in page.get("messages") or []:
                 meta = message.get("metadata") or {}
-                if meta.get("event_type") == METADATA_EVENT_TYPE and (meta.get("event_payload") or {}).get("key") == digest:
+                if (
+                    meta.get("event_type") == METADATA_EVENT_TYPE
+                    and (meta.get("event_payload") or {}).get("key") == digest
+                ):
                     return self._ref(channel, str(message["ts"]), thread_ts)
         return None
 
@@ -239,15 +248,21 @@ class SlackConnector(SlackRooms):
                     raise
                 failures += 1
                 delay = min(8.0, 0.5 * 2 ** (failures - 1)) * (0.5 + self._rng.random() / 2)
-                log.warning("slack: %s; re-reading %s before retry %d in %.2fs",
-                            self.client.redact(exc), channel, failures, delay)
+                log.warning(
+                    "slack: %s; re-reading %s before retry %d in %.2fs",
+                    self.client.redact(exc),
+                    channel,
+                    failures,
+                    delay,
+                )
                 self.client.sleep(delay)
 
     def update(self, ref: MessageRef | str, message: SlackMessage) -> MessageRef:
         """Replace the text and blocks of one of the app's messages (``chat.update``)."""
         channel, ts = split_ref(ref)
-        data = self.client.call("chat.update", what=f"message {ts} in {channel}",
-                                json={"channel": channel, "ts": ts, **message.payload()})
+        data = self.client.call(
+            "chat.update", what=f"message {ts} in {channel}", json={"channel": channel, "ts": ts, **message.payload()}
+        )
         thread = ref.thread_id.partition(":")[2] if isinstance(ref, MessageRef) else None
         return self._ref(str(data.get("channel") or channel), str(data.get("ts") or ts), thread)
 
@@ -268,13 +283,12 @@ class SlackConnector(SlackRooms):
         ids = sorted({u.strip() for u in users if u and u.strip()})
         if not ids:
             raise ValueError("a direct message needs at least one recipient")
-        data = self.client.call("conversations.open", what=f"DM with {', '.join(ids)}",
-                                params={"users": ",".join(ids), "return_im": "true"})
+        data = self.client.call(
+            "conversations.open", what=f"DM with {', '.join(ids)}", params={"users": ",".join(ids), "return_im": "true"}
+        )
         return str((data.get("channel") or {})["id"])
 
-    def direct_message(
-        self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None
-    ) -> MessageRef:
+    def direct_message(self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None) -> MessageRef:
         """Message ``recipients`` (Slack user ids or e-mail addresses) privately, together."""
         names = [r.strip() for r in recipients if r and r.strip()]
         if not names:
@@ -296,15 +310,25 @@ class SlackConnector(SlackRooms):
             data = self.client.call("users.lookupByEmail", what=f"user {email}", params={"email": email})
         except SlackFatalError as exc:
             if exc.slack_error == "users_not_found":
-                raise SlackFatalError(f"no Slack user with e-mail {email!r} (users_not_found)",
-                                      slack_error=exc.slack_error, method=exc.method) from None
+                raise SlackFatalError(
+                    f"no Slack user with e-mail {email!r} (users_not_found)",
+                    slack_error=exc.slack_error,
+                    method=exc.method,
+                ) from None
             raise
         user = data.get("user") or {}
         if user.get("deleted"):
-            raise SlackFatalError(f"the Slack user with e-mail {email!r} is deactivated",
-                                  slack_error="user_disabled", method="users.lookupByEmail")
-        return UserRef(platform=PLATFORM, id=str(user["id"]), username=str(user.get("name") or user["id"]),
-                       display_name=user.get("real_name") or None)
+            raise SlackFatalError(
+                f"the Slack user with e-mail {email!r} is deactivated",
+                slack_error="user_disabled",
+                method="users.lookupByEmail",
+            )
+        return UserRef(
+            platform=PLATFORM,
+            id=str(user["id"]),
+            username=str(user.get("name") or user["id"]),
+            display_name=user.get("real_name") or None,
+        )
 
     def resolve_board(self, board: Iterable[str]) -> dict[str, str]:
         """Map each e-mail entry of a Board list to its Slack user id (for ``check_board_member``).
@@ -326,17 +350,31 @@ class SlackConnector(SlackRooms):
     # ----------------------------------------------------------------------------------------
     # the Board
 
-    def escalate(self, escalation: BoardEscalation, *, channel: str | None = None, key: str | None = None) -> MessageRef:
+    def escalate(
+        self, escalation: BoardEscalation, *, channel: str | None = None, key: str | None = None
+    ) -> MessageRef:
         """Post the Board escalation (``board_escalation``) to the Board channel, at most once per
         proposal (the key defaults to ``board-escalation:<proposal_id>``)."""
-        return self.send(channel=channel or self.settings.board_channel, message=board_escalation(escalation),
-                         key=key or f"board-escalation:{escalation.proposal_id}")
+        return self.send(
+            channel=channel or self.settings.board_channel,
+            message=board_escalation(escalation),
+            key=key or f"board-escalation:{escalation.proposal_id}",
+        )
 
-    def record_decision(self, ref: MessageRef | str, escalation: BoardEscalation, *, decision: BoardDecision,
-                        decided_by: str, decided_at: Any, note: str | None = None) -> MessageRef:
+    def record_decision(
+        self,
+        ref: MessageRef | str,
+        escalation: BoardEscalation,
+        *,
+        decision: BoardDecision,
+        decided_by: str,
+        decided_at: Any,
+        note: str | None = None,
+    ) -> MessageRef:
         """Rewrite the escalation message to show who decided what and when (``decision_update``)."""
-        return self.update(ref, decision_update(escalation, decision=decision, decided_by=decided_by,
-                                                decided_at=decided_at, note=note))
+        return self.update(
+            ref, decision_update(escalation, decision=decision, decided_by=decided_by, decided_at=decided_at, note=note)
+        )
 
     def respond(self, response_url: str, payload: Mapping[str, Any]) -> None:
         """POST ``payload`` to an interaction's ``response_url``.
@@ -354,8 +392,9 @@ class SlackConnector(SlackRooms):
             loopback = parts.hostname == "localhost"
         allowed = {h.lower() for h in self.settings.response_url_hosts}
         if host not in allowed or (parts.scheme != "https" and not (loopback and parts.scheme == "http")):
-            raise FatalError(f"refusing to POST to response_url on {host or 'no host'!r}: not a Slack host",
-                             platform=PLATFORM)
+            raise FatalError(
+                f"refusing to POST to response_url on {host or 'no host'!r}: not a Slack host", platform=PLATFORM
+            )
         self.client.post_response_url(response_url, payload, what="interaction reply")
 
     def deny(self, action: BoardAction, check: BoardCheck) -> None:

@@ -50,41 +50,72 @@ def _code(exc: SlackApiError) -> str:
 
 def check(settings: SlackSettings) -> list[Check]:
     """Every check of the Slack app described by ``settings``."""
-    web = WebClient(token=settings.bot_token.get_secret_value(), base_url=settings.base_url,
-                    timeout=settings.timeout, logger=logging.getLogger("charterflow.connectors.slack.sdk"))
+    web = WebClient(
+        token=settings.bot_token.get_secret_value(),
+        base_url=settings.base_url,
+        timeout=settings.timeout,
+        logger=logging.getLogger("charterflow.connectors.slack.sdk"),
+    )
     out: list[Check] = []
     try:
         answer: Any = web.api_call("auth.test")
     except SlackApiError as exc:
         code = _code(exc)
-        out.append(failed(P, "token", f"auth.test answered {code}",
-                          f"set CHARTERFLOW_SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-…) from {_APP_PAGE} "
-                          "→ OAuth & Permissions (reinstall the app if it was revoked)"))
+        out.append(
+            failed(
+                P,
+                "token",
+                f"auth.test answered {code}",
+                f"set CHARTERFLOW_SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-…) from {_APP_PAGE} "
+                "→ OAuth & Permissions (reinstall the app if it was revoked)",
+            )
+        )
         out.append(_signing(settings))
         return out
     except (URLError, OSError, http.client.HTTPException, SlackClientError) as exc:
-        out.append(failed(P, "token", f"{settings.base_url} did not answer: {type(exc).__name__}",
-                          "check CHARTERFLOW_SLACK_BASE_URL and this machine's network access to it"))
+        out.append(
+            failed(
+                P,
+                "token",
+                f"{settings.base_url} did not answer: {type(exc).__name__}",
+                "check CHARTERFLOW_SLACK_BASE_URL and this machine's network access to it",
+            )
+        )
         out.append(_signing(settings))
         return out
-    out.append(passed(P, "token", f"valid, bot {answer.get('user')!r} ({answer.get('user_id')}) in workspace "
-                      f"{answer.get('team')!r}"))
+    out.append(
+        passed(
+            P,
+            "token",
+            f"valid, bot {answer.get('user')!r} ({answer.get('user_id')}) in workspace {answer.get('team')!r}",
+        )
+    )
 
     header = next((v for k, v in (answer.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
     if isinstance(header, list):
         header = ",".join(header)
     if header is None:
-        out.append(failed(P, "scopes", "Slack sent no x-oauth-scopes header, so the scopes cannot be read",
-                          f"check {_APP_PAGE} → OAuth & Permissions → Bot Token Scopes by hand: "
-                          + ", ".join(REQUIRED_SCOPES)))
+        out.append(
+            failed(
+                P,
+                "scopes",
+                "Slack sent no x-oauth-scopes header, so the scopes cannot be read",
+                f"check {_APP_PAGE} → OAuth & Permissions → Bot Token Scopes by hand: " + ", ".join(REQUIRED_SCOPES),
+            )
+        )
     else:
         granted = {s.strip() for s in str(header).split(",") if s.strip()}
         missing = [s for s in REQUIRED_SCOPES if s not in granted]
         if missing:
-            out.append(failed(P, "scopes", "the token lacks " + ", ".join(
-                f"{s} ({REQUIRED_SCOPES[s]})" for s in missing),
-                f"{_APP_PAGE} → OAuth & Permissions → Bot Token Scopes: add {', '.join(missing)}, then "
-                "reinstall the app and set the new token"))
+            out.append(
+                failed(
+                    P,
+                    "scopes",
+                    "the token lacks " + ", ".join(f"{s} ({REQUIRED_SCOPES[s]})" for s in missing),
+                    f"{_APP_PAGE} → OAuth & Permissions → Bot Token Scopes: add {', '.join(missing)}, then "
+                    "reinstall the app and set the new token",
+                )
+            )
         else:
             out.append(passed(P, "scopes", "has " + ", ".join(REQUIRED_SCOPES)))
 
@@ -97,7 +128,7 @@ def check(settings: SlackSettings) -> list[Check]:
         fix = {
             "not_in_channel": "invite the app to the channel: /invite @<app name> in the Board's channel",
             "channel_not_found": "check CHARTERFLOW_SLACK_BOARD_CHANNEL (channel details → About → Channel ID); "
-                                 "for a private channel, invite the app first (/invite @<app name>)",
+            "for a private channel, invite the app first (/invite @<app name>)",
             "missing_scope": "add the history scopes (see the scopes line) and reinstall the app",
         }.get(code, "see Slack's error code")
         out.append(failed(P, "board channel", f"conversations.history on {channel} answered {code}", fix))
@@ -110,6 +141,9 @@ def check(settings: SlackSettings) -> list[Check]:
 def _signing(settings: SlackSettings) -> Check:
     if settings.signing_secret is not None and settings.signing_secret.get_secret_value():
         return passed(P, "signing secret", "CHARTERFLOW_SLACK_SIGNING_SECRET is set")
-    return failed(P, "signing secret", "CHARTERFLOW_SLACK_SIGNING_SECRET is unset: every Board button press "
-                  "is refused", f"{_APP_PAGE} → Basic Information → App Credentials → Signing Secret, into "
-                  "CHARTERFLOW_SLACK_SIGNING_SECRET")
+    return failed(
+        P,
+        "signing secret",
+        "CHARTERFLOW_SLACK_SIGNING_SECRET is unset: every Board button press is refused",
+        f"{_APP_PAGE} → Basic Information → App Credentials → Signing Secret, into CHARTERFLOW_SLACK_SIGNING_SECRET",
+    )

@@ -96,8 +96,9 @@ class SlackRequestVerifier:
     the SDK's fixed 300 s.
     """
 
-    def __init__(self, *, signing_secret: SecretStr, clock: Callable[[], float] | None = None,
-                 window: int = REPLAY_WINDOW) -> None:
+    def __init__(
+        self, *, signing_secret: SecretStr, clock: Callable[[], float] | None = None, window: int = REPLAY_WINDOW
+    ) -> None:
         if not signing_secret.get_secret_value():
             raise ValueError("the Slack signing secret is empty")
         if not 0 < window <= REPLAY_WINDOW:
@@ -224,12 +225,14 @@ def _parse_interaction(payload: dict[str, Any], body: bytes) -> InboundEvent:
     actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
     first = actions[0] if actions and isinstance(actions[0], dict) else {}
     if first:
-        attributes.update({
-            "action_id": _str(first.get("action_id")),
-            "block_id": _str(first.get("block_id")),
-            "value": _str(first.get("value")),
-            "action_ts": _str(first.get("action_ts")),
-        })
+        attributes.update(
+            {
+                "action_id": _str(first.get("action_id")),
+                "block_id": _str(first.get("block_id")),
+                "value": _str(first.get("value")),
+                "action_ts": _str(first.get("action_ts")),
+            }
+        )
     return InboundEvent(
         platform=PLATFORM,
         dedupe_key=instance_key(PLATFORM, team, unique),
@@ -245,8 +248,13 @@ def _parse_event(envelope: dict[str, Any], body: bytes) -> InboundEvent:
     outer = _str(envelope.get("type")) or ""
     if outer == "url_verification":
         challenge = _str(envelope.get("challenge")) or ""
-        return InboundEvent(platform=PLATFORM, dedupe_key=f"slack:url_verification:{_digest(body)}",
-                            kind="url_verification", attributes={"challenge": challenge}, data=envelope)
+        return InboundEvent(
+            platform=PLATFORM,
+            dedupe_key=f"slack:url_verification:{_digest(body)}",
+            kind="url_verification",
+            attributes={"challenge": challenge},
+            data=envelope,
+        )
     event = envelope.get("event") if isinstance(envelope.get("event"), dict) else {}
     kind = _str(event.get("type")) or outer
     if not kind:
@@ -255,8 +263,13 @@ def _parse_event(envelope: dict[str, Any], body: bytes) -> InboundEvent:
     event_id = _str(envelope.get("event_id")) or _digest(body)
     actor = event.get("user")
     actor = _str(actor.get("id")) if isinstance(actor, dict) else _str(actor)
-    attributes = {"event_id": event_id, "team_id": team, "channel_id": _str(event.get("channel")),
-                  "ts": _str(event.get("ts")), "envelope_type": outer or None}
+    attributes = {
+        "event_id": event_id,
+        "team_id": team,
+        "channel_id": _str(event.get("channel")),
+        "ts": _str(event.get("ts")),
+        "envelope_type": outer or None,
+    }
     attributes.update(room_attributes(envelope))  # a channel message: the common room's (R-COMMS)
     return InboundEvent(
         platform=PLATFORM,
@@ -273,9 +286,15 @@ def _parse_command(form: dict[str, str], body: bytes) -> InboundEvent:
     team = form.get("team_id") or "-"
     unique = form.get("trigger_id") or _digest(body)
     keep = ("command", "text", "user_id", "user_name", "channel_id", "response_url", "trigger_id", "team_id")
-    return InboundEvent(platform=PLATFORM, dedupe_key=instance_key(PLATFORM, team, unique),
-                        instance=team, kind="slash_command",
-                        actor=form.get("user_id"), attributes={k: form[k] for k in keep if k in form}, data=form)
+    return InboundEvent(
+        platform=PLATFORM,
+        dedupe_key=instance_key(PLATFORM, team, unique),
+        instance=team,
+        kind="slash_command",
+        actor=form.get("user_id"),
+        attributes={k: form[k] for k in keep if k in form},
+        data=form,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,20 +351,22 @@ def parse_board_actions(event: InboundEvent) -> list[BoardAction]:
         if block_id.startswith(BOARD_BLOCK_PREFIX) and block_id.removeprefix(BOARD_BLOCK_PREFIX) != proposal:
             raise _bad("Board action's value and block_id name different proposals", 400)
         attrs = event.attributes
-        out.append(BoardAction(
-            user_id=user_id,
-            user_name=_str(user.get("username") or user.get("name")),
-            team_id=attrs.get("team_id", "-"),
-            decision=decision,
-            proposal_id=proposal,
-            action_id=action_id,
-            channel_id=attrs.get("channel_id"),
-            message_ts=attrs.get("message_ts"),
-            response_url=attrs.get("response_url"),
-            trigger_id=attrs.get("trigger_id"),
-            action_ts=_str(action.get("action_ts")),
-            dedupe_key=event.dedupe_key,
-        ))
+        out.append(
+            BoardAction(
+                user_id=user_id,
+                user_name=_str(user.get("username") or user.get("name")),
+                team_id=attrs.get("team_id", "-"),
+                decision=decision,
+                proposal_id=proposal,
+                action_id=action_id,
+                channel_id=attrs.get("channel_id"),
+                message_ts=attrs.get("message_ts"),
+                response_url=attrs.get("response_url"),
+                trigger_id=attrs.get("trigger_id"),
+                action_ts=_str(action.get("action_ts")),
+                dedupe_key=event.dedupe_key,
+            )
+        )
     return out
 
 
@@ -377,8 +398,9 @@ def check_board_member(
     resolved = {k.strip().lower(): v for k, v in (resolved or {}).items()}
     who = action.user_id
     if team_id is not None and action.team_id != team_id:
-        return BoardCheck(allowed=False, user_id=who,
-                          reason=f"{who} clicked from workspace {action.team_id}, not {team_id}")
+        return BoardCheck(
+            allowed=False, user_id=who, reason=f"{who} clicked from workspace {action.team_id}, not {team_id}"
+        )
     if not entries:
         return BoardCheck(allowed=False, user_id=who, reason="the Board list is empty: nobody may decide")
     unresolved = []
@@ -388,11 +410,14 @@ def check_board_member(
             if uid is None:
                 unresolved.append(entry)
             elif uid == who:
-                return BoardCheck(allowed=True, user_id=who, matched=entry,
-                                  reason=f"{who} is on the Board list (as {entry})")
+                return BoardCheck(
+                    allowed=True, user_id=who, matched=entry, reason=f"{who} is on the Board list (as {entry})"
+                )
         elif entry == who:
             return BoardCheck(allowed=True, user_id=who, matched=entry, reason=f"{who} is on the Board list")
     reason = f"{who} is not on the Board list"
     if unresolved:
-        reason += f" ({len(unresolved)} e-mail entr{'y' if len(unresolved) == 1 else 'ies'} not resolved to Slack users)"
+        reason += (
+            f" ({len(unresolved)} e-mail entr{'y' if len(unresolved) == 1 else 'ies'} not resolved to Slack users)"
+        )
     return BoardCheck(allowed=False, user_id=who, reason=reason)

@@ -82,8 +82,9 @@ class SlackRooms:
         channel, ts = _split(message_id)
         return f"{channel}:{ts}"
 
-    def room_post(self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None,
-                  key: str | None = None) -> MessageRef:
+    def room_post(
+        self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None, key: str | None = None
+    ) -> MessageRef:
         """A reply in thread ``thread_id``, else a message in channel ``room`` (``title`` in bold
         first) whose thread takes the replies; at most once per ``key`` (message metadata)."""
         body = slack_markdown(text)[:TEXT_MAX]
@@ -97,8 +98,11 @@ class SlackRooms:
     def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
         """``chat.update`` of the app's message (the same text again changes nothing)."""
         channel, ts = _split(message_id)
-        self.client.call("chat.update", what=f"message {ts} in {channel}",
-                         json={"channel": channel, "ts": ts, "text": slack_markdown(text)[:TEXT_MAX], "blocks": []})
+        self.client.call(
+            "chat.update",
+            what=f"message {ts} in {channel}",
+            json={"channel": channel, "ts": ts, "text": slack_markdown(text)[:TEXT_MAX], "blocks": []},
+        )
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
         """``chat.delete`` of the app's message; one already gone is fine."""
@@ -147,13 +151,17 @@ def room_attributes(envelope: Mapping[str, Any]) -> dict[str, str]:
     if event.get("type") != "message" or not CHANNEL_ID.match(channel) or channel.startswith("D"):
         return {}
     subtype = str(event.get("subtype") or "")
-    inner = event.get("message") if subtype == "message_changed" else event.get("previous_message") \
-        if subtype == "message_deleted" else event
+    inner = (
+        event.get("message")
+        if subtype == "message_changed"
+        else event.get("previous_message")
+        if subtype == "message_deleted"
+        else event
+    )
     if _own(_dict(inner), envelope):
         return {"own": "true"}  # the app's own post, edit or deletion coming back
     if subtype == "message_deleted":
-        return {"room.key": channel, "room.change": "delete",
-                "room.message_id": f"{channel}:{event.get('deleted_ts')}"}
+        return {"room.key": channel, "room.change": "delete", "room.message_id": f"{channel}:{event.get('deleted_ts')}"}
     if subtype == "message_changed":
         return _message_attributes(channel, _dict(event.get("message")), "edit")
     if subtype in _NEW:
@@ -166,11 +174,16 @@ def _message_attributes(channel: str, message: Mapping[str, Any], change: str) -
     ts, thread = str(message.get("ts") or ""), str(message.get("thread_ts") or "")
     files = [str(f.get("permalink")) for f in message.get("files") or [] if isinstance(f, dict) and f.get("permalink")]
     user = str(message.get("user") or "")
-    out = {"room.key": channel, "room.change": change, "room.message_id": f"{channel}:{ts}",
-           "room.text": str(message.get("text") or "")[:TEXT_MAX], "user_id": user, "username": user}
+    out = {
+        "room.key": channel,
+        "room.change": change,
+        "room.message_id": f"{channel}:{ts}",
+        "room.text": str(message.get("text") or "")[:TEXT_MAX],
+        "user_id": user,
+        "username": user,
+    }
     if thread and thread != ts:
         out["room.thread_id"] = f"{channel}:{thread}"
     if files:
         out["room.attachments"] = " ".join(files)
     return out
-

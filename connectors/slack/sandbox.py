@@ -22,9 +22,21 @@ from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.errors import ConfigError
-from connectors.sandboxkit import (NOT_EMULATED_STATUS, Call, Reply, Sandbox, SeedModel,
-                                   TokenBucket, after_find, check_faults, control, data_file, load_seed,
-                                   not_emulated, shaped)
+from connectors.sandboxkit import (
+    NOT_EMULATED_STATUS,
+    Call,
+    Reply,
+    Sandbox,
+    SeedModel,
+    TokenBucket,
+    after_find,
+    check_faults,
+    control,
+    data_file,
+    load_seed,
+    not_emulated,
+    shaped,
+)
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
@@ -32,8 +44,17 @@ __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 # The fixed fields of the answers (Slack's Web API spec: objs_conversation, objs_user): data.
 _shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
 
-INTERACTION_TYPES = frozenset({"block_actions", "block_suggestion", "interactive_message", "message_action",
-                               "shortcut", "view_closed", "view_submission"})
+INTERACTION_TYPES = frozenset(
+    {
+        "block_actions",
+        "block_suggestion",
+        "interactive_message",
+        "message_action",
+        "shortcut",
+        "view_closed",
+        "view_submission",
+    }
+)
 RESPONSE_URL_USES, RESPONSE_URL_TTL = 5, 30 * 60  # "up to 5 times within 30 minutes"
 
 
@@ -85,8 +106,17 @@ class SandboxSeed(SeedModel):
     limits: SeedLimits = SeedLimits()
     # Sent back in ``x-oauth-scopes`` on every authenticated answer as Slack does
     # (https://api.slack.com/scopes); `charterflow doctor` compares them with its needs.
-    bot_scopes: list[str] = ["chat:write", "im:write", "mpim:write", "users:read", "users:read.email",
-                             "channels:history", "groups:history", "im:history", "mpim:history"]
+    bot_scopes: list[str] = [
+        "chat:write",
+        "im:write",
+        "mpim:write",
+        "users:read",
+        "users:read.email",
+        "channels:history",
+        "groups:history",
+        "im:history",
+        "mpim:history",
+    ]
 
 
 def default_seed() -> dict[str, Any]:
@@ -100,8 +130,11 @@ def default_seed() -> dict[str, Any]:
 def _text(obj: Any, where: str, limit: int, plain_only: bool = False) -> list[str]:
     if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
         return [f"must be a text object [json-pointer:{where}]"]
-    errors = [f"must be a plain_text object [json-pointer:{where}/type]"] if (
-        plain_only and obj.get("type") != "plain_text") else []
+    errors = (
+        [f"must be a plain_text object [json-pointer:{where}/type]"]
+        if (plain_only and obj.get("type") != "plain_text")
+        else []
+    )
     if not isinstance(text := obj.get("text"), str) or not text:
         return [*errors, f"must be more than 0 characters [json-pointer:{where}/text]"]
     too_long = len(text) > limit
@@ -113,7 +146,9 @@ def _button(el: Any, where: str) -> list[str]:
         return [f"unsupported element type [json-pointer:{where}]"]
     errors = _text(el.get("text"), f"{where}/text", 75, True) + [
         f"must be less than {limit + 1} characters [json-pointer:{where}/{name}]"
-        for name, limit in (("action_id", 255), ("value", 2000)) if len(str(el.get(name, ""))) > limit]
+        for name, limit in (("action_id", 255), ("value", 2000))
+        if len(str(el.get(name, ""))) > limit
+    ]
     if "style" in el and el["style"] not in ("primary", "danger"):
         errors.append(f"must be one of primary, danger [json-pointer:{where}/style]")
     if el.get("confirm") is not None:
@@ -145,7 +180,8 @@ def _section(block: dict[str, Any], where: str) -> list[str]:
 
 # Each block type we send and its check.
 _BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
-    "section": _section, "divider": lambda block, where: [],
+    "section": _section,
+    "divider": lambda block, where: [],
     "header": lambda block, where: _text(block.get("text"), f"{where}/text", 150, True),
     "context": lambda block, where: _elements(block, where, 10, lambda el, at: _text(el, at, 3000)),
     "actions": lambda block, where: _elements(block, where, 25, _button),
@@ -225,8 +261,13 @@ class SlackSandbox(Sandbox):
     fault_free = ("/_sandbox/", "/actions/")
     faults_body = {"ok": True}
 
-    def __init__(self, *, seed: Mapping[str, Any] | None = None, time_factor: float = 1.0,
-                 limits: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: Mapping[str, Any] | None = None,
+        time_factor: float = 1.0,
+        limits: Mapping[str, Any] | None = None,
+    ) -> None:
         if time_factor <= 0:
             raise ConfigError("time_factor must be positive")
         self.seed = load_seed(SandboxSeed, seed if seed is not None else default_seed(), limits, key="limits")
@@ -243,15 +284,29 @@ class SlackSandbox(Sandbox):
         seed, bot = self.seed, self.seed.bot_user_id
         with self._lock:
             self.users = {u.id: u.model_dump() for u in seed.users}
-            self.users[bot] = {"id": bot, "name": seed.bot_name, "real_name": seed.bot_name, "email": None,
-                               "is_admin": False, "deleted": False, "tz": "UTC", "is_bot": True}
+            self.users[bot] = {
+                "id": bot,
+                "name": seed.bot_name,
+                "real_name": seed.bot_name,
+                "email": None,
+                "is_admin": False,
+                "deleted": False,
+                "tz": "UTC",
+                "is_bot": True,
+            }
             self.channels: dict[str, dict[str, Any]] = {}
             for c in seed.channels:
                 if unknown := [m for m in c.members if m not in self.users]:
                     raise ConfigError(f"invalid sandbox seed: channel {c.name!r} member {unknown[0]!r} is not a user")
-                self.channels[c.id] = {"id": c.id, "name": c.name, "is_private": c.is_private,
-                                       "is_archived": c.is_archived, "is_im": False, "is_mpim": False,
-                                       "members": set(c.members) | ({bot} if c.bot_member else set())}
+                self.channels[c.id] = {
+                    "id": c.id,
+                    "name": c.name,
+                    "is_private": c.is_private,
+                    "is_archived": c.is_archived,
+                    "is_im": False,
+                    "is_mpim": False,
+                    "members": set(c.members) | ({bot} if c.bot_member else set()),
+                }
             if seed.board_channel not in self.channels:
                 raise ConfigError("invalid sandbox seed: board_channel is not a channel")
             self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -281,10 +336,14 @@ class SlackSandbox(Sandbox):
     def samples(self) -> ConformanceSamples:
         """Names from the default seed the conformance suite exercises."""
         return ConformanceSamples(
-            username="wren.halloway@example.org", missing_username="nobody.by.this.name@example.org",
+            username="wren.halloway@example.org",
+            missing_username="nobody.by.this.name@example.org",
             grantable_role=Role.group("board"),  # unused: Slack declares no RoleManager
-            channel=self.seed.board_channel, recipients=("U0TOBI002", "pella.marchetti@example.org"),
-            inbound_kind="app_mention", inbound_payload={"text": "hello"})  # an Events API callback
+            channel=self.seed.board_channel,
+            recipients=("U0TOBI002", "pella.marchetti@example.org"),
+            inbound_kind="app_mention",
+            inbound_payload={"text": "hello"},
+        )  # an Events API callback
 
     @property
     def board(self) -> tuple[str, ...]:
@@ -295,13 +354,18 @@ class SlackSandbox(Sandbox):
         """Base URL, credentials and the matching ``CHARTERFLOW_SLACK_*`` variables."""
         base_url = base_url.rstrip("/")
         return {
-            "connector": "slack", "base_url": f"{base_url}/api/",
+            "connector": "slack",
+            "base_url": f"{base_url}/api/",
             "credentials": {"bot_token": self.bot_token, "signing_secret": self.signing_secret},
             "headers": {"Authorization": f"Bearer {self.bot_token}"},
-            "env": {"CHARTERFLOW_SLACK_BASE_URL": f"{base_url}/api/", "CHARTERFLOW_SLACK_BOT_TOKEN": self.bot_token,
-                    "CHARTERFLOW_SLACK_SIGNING_SECRET": self.signing_secret,
-                    "CHARTERFLOW_SLACK_BOARD_CHANNEL": self.seed.board_channel},
-            "board": list(self.board), "time_factor": self.time_factor,
+            "env": {
+                "CHARTERFLOW_SLACK_BASE_URL": f"{base_url}/api/",
+                "CHARTERFLOW_SLACK_BOT_TOKEN": self.bot_token,
+                "CHARTERFLOW_SLACK_SIGNING_SECRET": self.signing_secret,
+                "CHARTERFLOW_SLACK_BOARD_CHANNEL": self.seed.board_channel,
+            },
+            "board": list(self.board),
+            "time_factor": self.time_factor,
             "control": {name: f"{base_url}/_sandbox/{name}" for name in ("state", "faults", "interact")},
         }
 
@@ -317,9 +381,13 @@ class SlackSandbox(Sandbox):
             factor = self.time_factor
             extra["sleep"] = lambda seconds: time.sleep(max(0.0, seconds) * factor)
         values: dict[str, Any] = {
-            "bot_token": self.bot_token, "signing_secret": self.signing_secret,
-            "board_channel": self.seed.board_channel, "base_url": f"{base_url.rstrip('/')}/api/",
-            "response_url_hosts": (httpx.URL(base_url).netloc.decode("ascii"),), "timeout": 10, **options,
+            "bot_token": self.bot_token,
+            "signing_secret": self.signing_secret,
+            "board_channel": self.seed.board_channel,
+            "base_url": f"{base_url.rstrip('/')}/api/",
+            "response_url_hosts": (httpx.URL(base_url).netloc.decode("ascii"),),
+            "timeout": 10,
+            **options,
         }
         return SlackConnector(settings=SlackSettings(_env_file=None, **values), **extra)
 
@@ -336,8 +404,13 @@ class SlackSandbox(Sandbox):
         """
         data, content_type = dict(payload), "application/x-www-form-urlencoded"
         if kind in INTERACTION_TYPES:
-            data = {"type": kind, "team": {"id": self.seed.team_id, "domain": self.seed.team_domain},
-                    "api_app_id": self.seed.app_id, "trigger_id": self._trigger_id(), **data}
+            data = {
+                "type": kind,
+                "team": {"id": self.seed.team_id, "domain": self.seed.team_domain},
+                "api_app_id": self.seed.app_id,
+                "trigger_id": self._trigger_id(),
+                **data,
+            }
             body = urlencode({"payload": json.dumps(data, separators=(",", ":"))}).encode("utf-8")
         elif kind == "slash_command":
             data = {"team_id": self.seed.team_id, "trigger_id": self._trigger_id(), **data}
@@ -349,23 +422,33 @@ class SlackSandbox(Sandbox):
             with self._lock:
                 self._seq += 1
                 seq = self._seq
-            body = json.dumps({
-                "team_id": self.seed.team_id, "api_app_id": self.seed.app_id,
-                "event": {"type": kind, "event_ts": self._next_ts(), **data},
-                "type": "event_callback", "event_id": f"Ev0SBX{seq:06d}", "event_time": int(time.time()),
-            }).encode("utf-8")
+            body = json.dumps(
+                {
+                    "team_id": self.seed.team_id,
+                    "api_app_id": self.seed.app_id,
+                    "event": {"type": kind, "event_ts": self._next_ts(), **data},
+                    "type": "event_callback",
+                    "event_id": f"Ev0SBX{seq:06d}",
+                    "event_time": int(time.time()),
+                }
+            ).encode("utf-8")
             content_type = "application/json"
         timestamp = int(time.time())
-        return {"Content-Type": content_type, TIMESTAMP_HEADER: str(timestamp),
-                SIGNATURE_HEADER: sign_request(self.signing_secret, timestamp=timestamp, body=body),
-                "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}, body
+        return {
+            "Content-Type": content_type,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign_request(self.signing_secret, timestamp=timestamp, body=body),
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        }, body
 
     def _trigger_id(self) -> str:
         return f"{random.randint(10**9, 10**10)}.{random.randint(10**9, 10**10)}.{secrets.token_hex(16)}"
 
     # ---- interactions ------------------------------------------------------------------------
 
-    def block_actions_payload(self, base_url: str, *, user: str, channel: str, ts: str, action_id: str) -> dict[str, Any]:
+    def block_actions_payload(
+        self, base_url: str, *, user: str, channel: str, ts: str, action_id: str
+    ) -> dict[str, Any]:
         """The ``block_actions`` payload Slack sends when ``user`` clicks button ``action_id`` on
         message ``ts``; its ``response_url`` points at this sandbox (``base_url``)."""
         with self._lock:
@@ -373,33 +456,48 @@ class SlackSandbox(Sandbox):
                 raise ValueError(f"no user {user!r} in the sandbox")
             if (message := self._find_message(channel, ts)) is None:
                 raise ValueError(f"no message {ts} in channel {channel}")
-            found = [(el, block.get("block_id")) for block in message.get("blocks") or []
-                     if block.get("type") == "actions" for el in block.get("elements", [])
-                     if isinstance(el, dict) and el.get("action_id") == action_id]
+            found = [
+                (el, block.get("block_id"))
+                for block in message.get("blocks") or []
+                if block.get("type") == "actions"
+                for el in block.get("elements", [])
+                if isinstance(el, dict) and el.get("action_id") == action_id
+            ]
             if not found:
                 raise ValueError(f"message {ts} has no button {action_id!r}")
             button, block_id = found[-1]
             token = secrets.token_urlsafe(18)
             self._seq += 1
             self.response_urls[token] = {"channel": channel, "ts": ts, "user": user, "issued": self._now(), "uses": 0}
-            action = {"type": "button", "action_id": action_id, "block_id": block_id, "text": button.get("text"),
-                      "value": button.get("value"), "action_ts": f"{time.time():.6f}",
-                      **({"style": button["style"]} if "style" in button else {})}
+            action = {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": button.get("text"),
+                "value": button.get("value"),
+                "action_ts": f"{time.time():.6f}",
+                **({"style": button["style"]} if "style" in button else {}),
+            }
             team = self.seed.team_id
             return {
-                "type": "block_actions", "api_app_id": self.seed.app_id,
+                "type": "block_actions",
+                "api_app_id": self.seed.app_id,
                 "user": {"id": user, "username": person["name"], "name": person["name"], "team_id": team},
-                "token": "sandbox-legacy-verification-token", "trigger_id": self._trigger_id(),
+                "token": "sandbox-legacy-verification-token",
+                "trigger_id": self._trigger_id(),
                 "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
-                "team": {"id": team, "domain": self.seed.team_domain}, "is_enterprise_install": False,
+                "team": {"id": team, "domain": self.seed.team_domain},
+                "is_enterprise_install": False,
                 "channel": {"id": channel, "name": self.channels.get(channel, {}).get("name", "directmessage")},
-                "message": _public(message, with_metadata=False), "state": {"values": {}},
+                "message": _public(message, with_metadata=False),
+                "state": {"values": {}},
                 "response_url": f"{base_url.rstrip('/')}/actions/{team}/{self._seq:010d}/{token}",
                 "actions": [action],
             }
 
-    def click(self, url: str, *, base_url: str, user: str, channel: str, ts: str, action_id: str,
-              timeout: float = 10.0) -> httpx.Response:
+    def click(
+        self, url: str, *, base_url: str, user: str, channel: str, ts: str, action_id: str, timeout: float = 10.0
+    ) -> httpx.Response:
         """Click a button as ``user``: POST the signed ``block_actions`` request to ``url`` (the
         app's interactivity URL, e.g. the gateway's ``/hooks/slack``) and return its answer."""
         payload = self.block_actions_payload(base_url, user=user, channel=channel, ts=ts, action_id=action_id)
@@ -410,15 +508,22 @@ class SlackSandbox(Sandbox):
 
     def _note_interaction(self, url: str, payload: Mapping[str, Any], status: int) -> None:
         with self._lock:
-            self.interactions.append({"url": url, "user": payload["user"]["id"], "status": status,
-                                      "action_id": payload["actions"][0]["action_id"],
-                                      "message_ts": payload["container"]["message_ts"]})
+            self.interactions.append(
+                {
+                    "url": url,
+                    "user": payload["user"]["id"],
+                    "status": status,
+                    "action_id": payload["actions"][0]["action_id"],
+                    "message_ts": payload["container"]["message_ts"],
+                }
+            )
 
     @control("interact")
     async def _interact(self, call: Call, data: dict[str, Any]) -> Reply:
         try:
-            payload = self.block_actions_payload(call.base_url, **{k: str(data.get(k)) for k in
-                                                                   ("user", "channel", "ts", "action_id")})
+            payload = self.block_actions_payload(
+                call.base_url, **{k: str(data.get(k)) for k in ("user", "channel", "ts", "action_id")}
+            )
         except ValueError as exc:
             return self.error(400, str(exc))
         headers, signed = self.signed_request(kind="block_actions", payload=payload)
@@ -435,15 +540,23 @@ class SlackSandbox(Sandbox):
         with self._lock:
             return {
                 "team": {"id": self.seed.team_id, "name": self.seed.team_name, "domain": self.seed.team_domain},
-                "bot_user_id": self.seed.bot_user_id, "users": [dict(u) for u in self.users.values()],
-                "channels": [{**{k: v for k, v in c.items() if k != "members"}, "members": sorted(c["members"])}
-                             for c in self.channels.values()],
-                "messages": {cid: [{k: v for k, v in m.items() if not k.startswith("_")} for m in msgs]
-                             for cid, msgs in self.messages.items()},
+                "bot_user_id": self.seed.bot_user_id,
+                "users": [dict(u) for u in self.users.values()],
+                "channels": [
+                    {**{k: v for k, v in c.items() if k != "members"}, "members": sorted(c["members"])}
+                    for c in self.channels.values()
+                ],
+                "messages": {
+                    cid: [{k: v for k, v in m.items() if not k.startswith("_")} for m in msgs]
+                    for cid, msgs in self.messages.items()
+                },
                 "posted": {cid: len(msgs) for cid, msgs in self.messages.items()},
-                "ephemeral": list(self.ephemeral), "response_posts": list(self.response_posts),
-                "interactions": list(self.interactions), **(stats := self.stats()),
-                "outcomes": stats["responses"], "limits": self.seed.limits.model_dump(),
+                "ephemeral": list(self.ephemeral),
+                "response_posts": list(self.response_posts),
+                "interactions": list(self.interactions),
+                **(stats := self.stats()),
+                "outcomes": stats["responses"],
+                "limits": self.seed.limits.model_dump(),
                 "time_factor": self.time_factor,
             }
 
@@ -470,8 +583,9 @@ class SlackSandbox(Sandbox):
         auth = call.headers.get("authorization", "")
         args["_token"] = auth[7:].strip() if auth.lower().startswith("bearer ") else str(args.pop("token", ""))
         self.requests[name] += 1
-        if self.take_storm(lambda s: s.get("method") in (None, "", name)
-                           and s.get("channel") in (None, "", args.get("channel"))):
+        if self.take_storm(
+            lambda s: s.get("method") in (None, "", name) and s.get("channel") in (None, "", args.get("channel"))
+        ):
             self._note_limited("storm", name, args)
             self.responses[name]["429"] += 1
             return _limited(int(self.faults["storm"].get("retry_after", 1)))
@@ -481,8 +595,10 @@ class SlackSandbox(Sandbox):
         if args.get("_invalid_json"):
             reply = _fail("invalid_json")
         elif name not in _METHODS:  # Slack's unknown_method is for names Slack lacks; this one may exist
-            reply = Reply(NOT_EMULATED_STATUS, {"ok": False, "error": "not_emulated",
-                                                "detail": not_emulated(call.method, f"/api/{name}")})
+            reply = Reply(
+                NOT_EMULATED_STATUS,
+                {"ok": False, "error": "not_emulated", "detail": not_emulated(call.method, f"/api/{name}")},
+            )
         elif not args["_token"]:
             reply = _fail("not_authed")
         elif not secrets.compare_digest(args["_token"].encode(), self.bot_token.encode()):
@@ -495,8 +611,7 @@ class SlackSandbox(Sandbox):
         return reply
 
     def _note_limited(self, kind: str, api_method: str, args: Mapping[str, Any]) -> None:
-        self.note_limited(at=round(self._now(), 4), kind=kind, method=api_method,
-                          channel=args.get("channel"))
+        self.note_limited(at=round(self._now(), 4), kind=kind, method=api_method, channel=args.get("channel"))
 
     def _channel_limit(self, channel: str) -> int | None:
         """Token bucket per channel; ``None`` when a message may be posted, else Retry-After."""
@@ -521,28 +636,47 @@ class SlackSandbox(Sandbox):
             return Reply(400, text="invalid_blocks")
         issued["uses"] += 1
         channel, text, blocks = issued["channel"], data.get("text"), data.get("blocks")
-        self.response_posts.append({"to_user": issued["user"], "channel": channel, "message_ts": issued["ts"],
-                                    "response_type": data.get("response_type", "ephemeral"),
-                                    "replace_original": bool(data.get("replace_original")), "text": text,
-                                    "blocks": blocks})
+        self.response_posts.append(
+            {
+                "to_user": issued["user"],
+                "channel": channel,
+                "message_ts": issued["ts"],
+                "response_type": data.get("response_type", "ephemeral"),
+                "replace_original": bool(data.get("replace_original")),
+                "text": text,
+                "blocks": blocks,
+            }
+        )
         original = self._find_message(channel, issued["ts"])
         if data.get("delete_original") and original is not None:
             self.messages[channel].remove(original)
         elif data.get("replace_original") and original is not None:
-            original.update(text=data.get("text", ""), blocks=blocks or [],
-                            edited={"user": self.seed.bot_user_id, "ts": self._next_ts()})
+            original.update(
+                text=data.get("text", ""),
+                blocks=blocks or [],
+                edited={"user": self.seed.bot_user_id, "ts": self._next_ts()},
+            )
         elif data.get("response_type") == "in_channel":
             self._store(channel, text=str(text or ""), blocks=blocks or [], thread_ts=None, metadata=None)
         else:
             self.ephemeral.append({"user": issued["user"], "channel": channel, "text": text, "blocks": blocks})
         return Reply(200, {"ok": True})
 
-    def _store(self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None,
-               metadata: dict[str, Any] | None) -> dict[str, Any]:
+    def _store(
+        self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None, metadata: dict[str, Any] | None
+    ) -> dict[str, Any]:
         ts, seed = self._next_ts(), self.seed
-        message: dict[str, Any] = {"type": "message", "subtype": "bot_message", "ts": ts, "user": seed.bot_user_id,
-                                   "bot_id": seed.bot_id, "app_id": seed.app_id, "team": seed.team_id,
-                                   "text": text, "blocks": blocks}
+        message: dict[str, Any] = {
+            "type": "message",
+            "subtype": "bot_message",
+            "ts": ts,
+            "user": seed.bot_user_id,
+            "bot_id": seed.bot_id,
+            "app_id": seed.app_id,
+            "team": seed.team_id,
+            "text": text,
+            "blocks": blocks,
+        }
         if thread_ts:
             message["thread_ts"] = thread_ts
             if (parent := self._find_message(channel, thread_ts)) is not None:
@@ -583,8 +717,9 @@ def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
     text = args.get("text")
     blocks = args.json_arg("blocks") if "blocks" in args else None
     if blocks is not None and (errors := validate_blocks(blocks)):
-        return _fail("invalid_blocks", errors=errors[:10],
-                     response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]})
+        return _fail(
+            "invalid_blocks", errors=errors[:10], response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]}
+        )
     if not text and not blocks:
         return _fail("no_text")
     return (str(text or ""), list(blocks or [])) if len(str(text or "")) <= 40000 else _fail("msg_too_long")
@@ -593,8 +728,15 @@ def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
 @_method("auth.test")
 def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
     seed = sb.seed
-    return _ok(url=f"https://{seed.team_domain}.slack.com/", team=seed.team_name, user=seed.bot_name,
-               team_id=seed.team_id, user_id=seed.bot_user_id, bot_id=seed.bot_id, is_enterprise_install=False)
+    return _ok(
+        url=f"https://{seed.team_domain}.slack.com/",
+        team=seed.team_name,
+        user=seed.bot_name,
+        team_id=seed.team_id,
+        user_id=seed.bot_user_id,
+        bot_id=seed.bot_id,
+        is_enterprise_install=False,
+    )
 
 
 @_method("chat.postMessage", find=SlackSandbox._conversation)
@@ -613,8 +755,13 @@ def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
         sb._note_limited("channel", "chat.postMessage", {"channel": conv["id"]})
         return _limited(wait)
     metadata = args.json_arg("metadata") if "metadata" in args else None
-    message = sb._store(conv["id"], text=checked[0], blocks=checked[1], thread_ts=str(thread_ts) if thread_ts else None,
-                        metadata=metadata if isinstance(metadata, dict) else None)
+    message = sb._store(
+        conv["id"],
+        text=checked[0],
+        blocks=checked[1],
+        thread_ts=str(thread_ts) if thread_ts else None,
+        metadata=metadata if isinstance(metadata, dict) else None,
+    )
     return _ok(channel=conv["id"], ts=message["ts"], message=_public(message, with_metadata=False))
 
 
@@ -653,9 +800,15 @@ def _open(sb: SlackSandbox, args: _Args) -> Reply:
     is_mpim = len(key) > 1
     sb._seq += 1
     cid = f"{'G' if is_mpim else 'D'}0SBX{sb._seq:05d}"
-    sb.channels[cid] = {"id": cid, "name": "mpdm-" + "--".join(sorted(key)) if is_mpim else cid, "is_private": True,
-                        "is_archived": False, "is_im": not is_mpim, "is_mpim": is_mpim,
-                        "members": set(key) | {sb.seed.bot_user_id}}
+    sb.channels[cid] = {
+        "id": cid,
+        "name": "mpdm-" + "--".join(sorted(key)) if is_mpim else cid,
+        "is_private": True,
+        "is_archived": False,
+        "is_im": not is_mpim,
+        "is_mpim": is_mpim,
+        "members": set(key) | {sb.seed.bot_user_id},
+    }
     sb.dms[key] = cid
     return _ok(channel={"id": cid})
 
@@ -666,22 +819,26 @@ def _page(items: list[Any], args: _Args) -> tuple[list[Any], str]:
         start = int(args.get("cursor") or 0) if str(args.get("cursor") or "0").isdigit() else 0
     except ValueError:
         limit, start = 100, 0
-    return items[start: start + limit], str(start + limit) if start + limit < len(items) else ""
+    return items[start : start + limit], str(start + limit) if start + limit < len(items) else ""
 
 
 def _messages(sb: SlackSandbox, args: _Args, messages: list[dict[str, Any]]) -> Reply:
     chunk, cursor = _page(messages, args)
     meta = args.flag("include_all_metadata")
-    return _ok(messages=[_public(m, with_metadata=meta) for m in chunk], has_more=bool(cursor),
-               response_metadata={"next_cursor": cursor})
+    return _ok(
+        messages=[_public(m, with_metadata=meta) for m in chunk],
+        has_more=bool(cursor),
+        response_metadata={"next_cursor": cursor},
+    )
 
 
 @_method("conversations.history", find=SlackSandbox._conversation)
 def _history(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
-    return _messages(sb, args, [m for m in reversed(sb.messages.get(conv["id"], []))
-                                if m.get("thread_ts") in (None, m["ts"])])
+    return _messages(
+        sb, args, [m for m in reversed(sb.messages.get(conv["id"], [])) if m.get("thread_ts") in (None, m["ts"])]
+    )
 
 
 @_method("conversations.replies", find=SlackSandbox._conversation)
@@ -689,8 +846,9 @@ def _replies(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (parent := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("thread_not_found")
     root = parent.get("thread_ts") or parent["ts"]
-    return _messages(sb, args, [m for m in sb.messages.get(conv["id"], [])
-                                if m["ts"] == root or m.get("thread_ts") == root])
+    return _messages(
+        sb, args, [m for m in sb.messages.get(conv["id"], []) if m["ts"] == root or m.get("thread_ts") == root]
+    )
 
 
 @_method("users.lookupByEmail")
@@ -698,16 +856,28 @@ def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     email = str(args.get("email") or "").strip().lower()
     for user in sb.users.values():
         if user.get("email") and user["email"].lower() == email:
-            return _ok(user=_user(sb, user,
-                                  profile={"email": user["email"], "real_name": user["real_name"],
-                                           "display_name": user["name"]}))
+            return _ok(
+                user=_user(
+                    sb,
+                    user,
+                    profile={"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]},
+                )
+            )
     return _fail("users_not_found")
 
 
 def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, Any]:
-    return {"id": user["id"], "team_id": sb.seed.team_id, "name": user["name"],
-            "deleted": user["deleted"], "real_name": user["real_name"], "tz": user["tz"],
-            "is_admin": user["is_admin"], "is_bot": bool(user.get("is_bot")), **more}
+    return {
+        "id": user["id"],
+        "team_id": sb.seed.team_id,
+        "name": user["name"],
+        "deleted": user["deleted"],
+        "real_name": user["real_name"],
+        "tz": user["tz"],
+        "is_admin": user["is_admin"],
+        "is_bot": bool(user.get("is_bot")),
+        **more,
+    }
 
 
 # ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
@@ -720,11 +890,21 @@ def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> R
         other = next(iter(sorted(conv["members"] - {bot})), bot)
         return _ok(channel=shaped(_shapes.IM, id=conv["id"], created=created, user=other))
     private, name = conv["is_private"], conv["name"]
-    channel = shaped(_shapes.CHANNEL, id=conv["id"], name=name, name_normalized=name,
-                     created=created, creator=bot, is_archived=conv["is_archived"],
-                     is_channel=not private, is_group=private and not conv["is_mpim"],
-                     is_general=name == "general", is_mpim=conv["is_mpim"], is_private=private,
-                     is_member=bot in conv["members"])
+    channel = shaped(
+        _shapes.CHANNEL,
+        id=conv["id"],
+        name=name,
+        name_normalized=name,
+        created=created,
+        creator=bot,
+        is_archived=conv["is_archived"],
+        is_channel=not private,
+        is_group=private and not conv["is_mpim"],
+        is_general=name == "general",
+        is_mpim=conv["is_mpim"],
+        is_private=private,
+        is_member=bot in conv["members"],
+    )
     if args.flag("include_num_members"):
         channel["num_members"] = len(conv["members"])
     return _ok(channel=channel)
@@ -745,11 +925,16 @@ def _conversation_members(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -
 def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     if (user := sb.users.get(str(args.get("user") or ""))) is None:
         return _fail("user_not_found")
-    profile = shaped(_shapes.PROFILE, real_name=user["real_name"],
-                     real_name_normalized=user["real_name"], display_name=user["name"],
-                     display_name_normalized=user["name"])
+    profile = shaped(
+        _shapes.PROFILE,
+        real_name=user["real_name"],
+        real_name_normalized=user["real_name"],
+        display_name=user["name"],
+        display_name_normalized=user["name"],
+    )
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
     return _ok(user=shaped(_shapes.USER, **_user(sb, user, updated=sb._epoch(), profile=profile)))
+
 
 from connectors.slack import sandbox_events as _events_api  # noqa: E402,F401 - registers chat.delete and the Events API

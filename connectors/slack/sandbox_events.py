@@ -47,12 +47,25 @@ def _envelope(sb: SlackSandbox, event: dict[str, Any]) -> dict[str, Any]:
         state["seq"] += 1
         event_id = f"Ev0SBXM{state['seq']:06d}"
     # https://api.slack.com/apis/events-api#callback-field
-    envelope = {"token": "sandbox-legacy-verification-token", "team_id": seed.team_id, "api_app_id": seed.app_id,
-                "event": {**event, "event_ts": event.get("event_ts") or event.get("ts") or sb._next_ts()},
-                "type": "event_callback", "event_id": event_id, "event_time": int(time.time()),
-                "authorizations": [{"enterprise_id": None, "team_id": seed.team_id, "user_id": seed.bot_user_id,
-                                    "is_bot": True, "is_enterprise_install": False}],
-                "is_ext_shared_channel": False}
+    envelope = {
+        "token": "sandbox-legacy-verification-token",
+        "team_id": seed.team_id,
+        "api_app_id": seed.app_id,
+        "event": {**event, "event_ts": event.get("event_ts") or event.get("ts") or sb._next_ts()},
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": seed.team_id,
+                "user_id": seed.bot_user_id,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
     state["sent"][event_id] = envelope
     return envelope
 
@@ -60,9 +73,12 @@ def _envelope(sb: SlackSandbox, event: dict[str, Any]) -> dict[str, Any]:
 def _post(sb: SlackSandbox, url: str, envelope: dict[str, Any], retry: int, reason: str | None) -> int | str:
     body = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
     stamp = int(time.time())
-    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(stamp),
-               SIGNATURE_HEADER: sign_request(sb.signing_secret, timestamp=stamp, body=body),
-               "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+    headers = {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: str(stamp),
+        SIGNATURE_HEADER: sign_request(sb.signing_secret, timestamp=stamp, body=body),
+        "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+    }
     if retry:
         headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": reason or "http_error"})
     try:
@@ -72,8 +88,14 @@ def _post(sb: SlackSandbox, url: str, envelope: dict[str, Any], retry: int, reas
     except httpx.HTTPError:
         status = "connection_failed"
     with sb._lock:
-        _events(sb)["deliveries"].append({"event_id": envelope["event_id"], "retry": retry, "status": status,
-                                          "subtype": envelope["event"].get("subtype")})
+        _events(sb)["deliveries"].append(
+            {
+                "event_id": envelope["event_id"],
+                "retry": retry,
+                "status": status,
+                "subtype": envelope["event"].get("subtype"),
+            }
+        )
     return status
 
 
@@ -115,8 +137,11 @@ def _emitting(name: str, subtype: str | None) -> None:
             before = sb._find_message(str(args.get("channel") or ""), str(args.get("ts") or ""))
             before = dict(before) if before else None
         reply = inner(sb, args)
-        if reply.status != 200 or not reply.body.get("ok") or sb.channels.get(str(reply.body.get("channel")),
-                                                                              {}).get("is_im"):
+        if (
+            reply.status != 200
+            or not reply.body.get("ok")
+            or sb.channels.get(str(reply.body.get("channel")), {}).get("is_im")
+        ):
             return reply
         channel = str(reply.body["channel"])
         if subtype is None:
@@ -124,12 +149,30 @@ def _emitting(name: str, subtype: str | None) -> None:
             _deliver_later(sb, _channel_event(sb, channel, message or {}))
         elif subtype == "message_changed":
             message = sb._find_message(channel, str(reply.body["ts"])) or {}
-            _deliver_later(sb, {"type": "message", "subtype": subtype, "hidden": True, "channel": channel,
-                                "ts": sb._next_ts(), "message": _public(message, with_metadata=False)})
+            _deliver_later(
+                sb,
+                {
+                    "type": "message",
+                    "subtype": subtype,
+                    "hidden": True,
+                    "channel": channel,
+                    "ts": sb._next_ts(),
+                    "message": _public(message, with_metadata=False),
+                },
+            )
         else:
-            _deliver_later(sb, {"type": "message", "subtype": subtype, "hidden": True, "channel": channel,
-                                "ts": sb._next_ts(), "deleted_ts": str(args.get("ts")),
-                                "previous_message": _public(before or {}, with_metadata=False)})
+            _deliver_later(
+                sb,
+                {
+                    "type": "message",
+                    "subtype": subtype,
+                    "hidden": True,
+                    "channel": channel,
+                    "ts": sb._next_ts(),
+                    "deleted_ts": str(args.get("ts")),
+                    "previous_message": _public(before or {}, with_metadata=False),
+                },
+            )
         return reply
 
     _METHODS[name] = method
@@ -158,16 +201,30 @@ _emitting("chat.delete", "message_deleted")
 async def _send_now(sb: SlackSandbox, event: dict[str, Any]) -> Reply:
     envelope = _envelope(sb, event)
     statuses = await asyncio.to_thread(deliver, sb, envelope)
-    return Reply(200, {"ok": True, "event_id": envelope["event_id"], "deliveries": statuses,
-                       "ts": event.get("ts"), "channel": event.get("channel")})
+    return Reply(
+        200,
+        {
+            "ok": True,
+            "event_id": envelope["event_id"],
+            "deliveries": statuses,
+            "ts": event.get("ts"),
+            "channel": event.get("channel"),
+        },
+    )
 
 
 def _person_message(sb: SlackSandbox, data: dict[str, Any]) -> dict[str, Any] | Reply:
     user, channel = str(data.get("user") or ""), str(data.get("channel") or "")
     if user not in sb.users or channel not in sb.channels or user not in sb.channels[channel]["members"]:
         return sb.error(400, "user or channel unknown, or the user is not a member of the channel")
-    message: dict[str, Any] = {"type": "message", "user": user, "text": str(data.get("text") or ""),
-                               "ts": sb._next_ts(), "team": sb.seed.team_id, "client_msg_id": str(uuid.uuid4())}
+    message: dict[str, Any] = {
+        "type": "message",
+        "user": user,
+        "text": str(data.get("text") or ""),
+        "ts": sb._next_ts(),
+        "team": sb.seed.team_id,
+        "client_msg_id": str(uuid.uuid4()),
+    }
     if thread := data.get("thread_ts"):
         parent = sb._find_message(channel, str(thread))
         if parent is None:
@@ -176,9 +233,14 @@ def _person_message(sb: SlackSandbox, data: dict[str, Any]) -> dict[str, Any] | 
         parent.update(thread_ts=message["thread_ts"], reply_count=parent.get("reply_count", 0) + 1)
     if files := data.get("files"):
         message["subtype"] = "file_share"
-        message["files"] = [{"id": f"F0SBX{i:04d}", "name": str(name),
-                             "permalink": f"https://{sb.seed.team_domain}.slack.com/files/{user}/F0SBX{i:04d}/{name}"}
-                            for i, name in enumerate(files, 1)]
+        message["files"] = [
+            {
+                "id": f"F0SBX{i:04d}",
+                "name": str(name),
+                "permalink": f"https://{sb.seed.team_domain}.slack.com/files/{user}/F0SBX{i:04d}/{name}",
+            }
+            for i, name in enumerate(files, 1)
+        ]
     sb.messages[channel].append(message)
     return _channel_event(sb, channel, message)
 
@@ -198,8 +260,14 @@ async def _edit(sb: SlackSandbox, call: Call, data: dict[str, Any]) -> Reply:
         if message is None or message.get("user") == sb.seed.bot_user_id:
             return sb.error(400, "no such message of a person")
         message.update(text=str(data.get("text") or ""), edited={"user": message["user"], "ts": sb._next_ts()})
-        event = {"type": "message", "subtype": "message_changed", "hidden": True, "channel": channel,
-                 "ts": sb._next_ts(), "message": _public(message, with_metadata=False)}
+        event = {
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": True,
+            "channel": channel,
+            "ts": sb._next_ts(),
+            "message": _public(message, with_metadata=False),
+        }
     return await _send_now(sb, event)
 
 
@@ -211,8 +279,15 @@ async def _remove(sb: SlackSandbox, call: Call, data: dict[str, Any]) -> Reply:
         if message is None:
             return sb.error(400, "no such message")
         sb.messages[channel].remove(message)
-        event = {"type": "message", "subtype": "message_deleted", "hidden": True, "channel": channel,
-                 "ts": sb._next_ts(), "deleted_ts": message["ts"], "previous_message": _public(message, with_metadata=False)}
+        event = {
+            "type": "message",
+            "subtype": "message_deleted",
+            "hidden": True,
+            "channel": channel,
+            "ts": sb._next_ts(),
+            "deleted_ts": message["ts"],
+            "previous_message": _public(message, with_metadata=False),
+        }
     return await _send_now(sb, event)
 
 
@@ -234,7 +309,9 @@ async def _redeliver(sb: SlackSandbox, call: Call, data: dict[str, Any]) -> Repl
     if envelope is None or not state["url"]:
         return sb.error(400, "no such event delivered, or no events URL")
     retry = 1 + max((d["retry"] for d in state["deliveries"] if d["event_id"] == envelope["event_id"]), default=0)
-    status = await asyncio.to_thread(_post, sb, state["url"], envelope, retry, str(data.get("reason") or "http_timeout"))
+    status = await asyncio.to_thread(
+        _post, sb, state["url"], envelope, retry, str(data.get("reason") or "http_timeout")
+    )
     return Reply(200, {"ok": True, "status": status, "retry": retry})
 
 

@@ -26,9 +26,7 @@ class SlackSettings(BaseSettings):
     request verifier are built.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     bot_token: SecretStr = Field(description="The app's bot token (xoxb-…), from OAuth & Permissions.")
     signing_secret: SecretStr | None = Field(
@@ -38,9 +36,7 @@ class SlackSettings(BaseSettings):
     board_channel: str = Field(
         description="The ID (C…/G…) of the Board's channel, where escalations and reports are posted."
     )
-    base_url: str = Field(
-        default="https://slack.com/api/", description="Web API base URL (the sandbox's in tests)."
-    )
+    base_url: str = Field(default="https://slack.com/api/", description="Web API base URL (the sandbox's in tests).")
     response_url_hosts: tuple[str, ...] = Field(
         default=("hooks.slack.com",),
         description="Hosts a response_url from an interaction may point at (the sandbox's host is added"
@@ -54,7 +50,8 @@ class SlackSettings(BaseSettings):
         default=2, ge=0, le=10, description="Retries of 5xx answers and dropped connections per call."
     )
     max_wait: float = Field(
-        default=120.0, gt=0,
+        default=120.0,
+        gt=0,
         description="The longest Retry-After honoured in-process; longer ones raise RetriableError.",
     )
 
@@ -64,8 +61,7 @@ class SlackSettings(BaseSettings):
         value = value.strip()
         if not CHANNEL_ID.match(value):
             raise ValueError(
-                "must be a channel ID such as C0123ABCD (channel details → About → Channel ID),"
-                " not a name"
+                "must be a channel ID such as C0123ABCD (channel details → About → Channel ID), not a name"
             )
         return value
 

@@ -16,21 +16,26 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.errors import PolicyViolation
+from flows.board.common import CURRENCIES
 from ledger import budget as store
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.errors import Conflict, NotFound
 from ledger.models import BoardDecision, MembershipStatus, Person, Proposal
-from rules.budget import (BudgetState, check_actor, check_close, check_spending,
-                          parse_amount)
-
-from flows.board.common import CURRENCIES
+from rules.budget import BudgetState, check_actor, check_close, check_spending, parse_amount
 
 ACTOR = "flow:budget"
 MAX_REFERENCE = 500
 MAX_REASON = 2000
-__all__ = ["approved_amount_of", "close_request", "link_idea", "link_idea_in", "list_requests",
-           "on_decision", "record_spending"]
+__all__ = [
+    "approved_amount_of",
+    "close_request",
+    "link_idea",
+    "link_idea_in",
+    "list_requests",
+    "on_decision",
+    "record_spending",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,13 +48,19 @@ def approved_amount_of(proposal: Proposal, value: Any) -> Decimal | None:
     if value in (None, ""):
         return None
     if proposal.kind != store.KIND:
-        raise ValueError(f"approved_amount: proposal {proposal.id} is a {proposal.kind} "
-                         "proposal, not a budget request")
+        raise ValueError(f"approved_amount: proposal {proposal.id} is a {proposal.kind} proposal, not a budget request")
     return parse_amount(value, field="approved_amount")
 
 
-def on_decision(session: Any, proposal: Proposal, *, decision: BoardDecision,
-                approved_amount: Decimal | None, actor: str, at: datetime) -> None:
+def on_decision(
+    session: Any,
+    proposal: Proposal,
+    *,
+    decision: BoardDecision,
+    approved_amount: Decimal | None,
+    actor: str,
+    at: datetime,
+) -> None:
     """Called with the Board's decision, in its transaction: an approved budget request records
     the amount approved (the amount asked unless the decision gave another)."""
     if proposal.kind != store.KIND or decision != BoardDecision.APPROVED:
@@ -69,30 +80,52 @@ def _member(session: Any, handle: str) -> Person | None:
     except NotFound:
         return None
     membership = repo.open_membership(session, person)
-    return person if membership is not None and membership.status == MembershipStatus.ACTIVE \
-        else None
+    return person if membership is not None and membership.status == MembershipStatus.ACTIVE else None
 
 
-def _who_and_what(session: Any, by: str, proposal_id: int, *, doing: str
-                  ) -> tuple[Any, Any, tuple[str, str, int | None] | None]:
+def _who_and_what(
+    session: Any, by: str, proposal_id: int, *, doing: str
+) -> tuple[Any, Any, tuple[str, str, int | None] | None]:
     """(the active member ``by``, the budget request, None) or a refusal (code, why, person)."""
     person = _member(session, (by or "").strip())
     proposal = session.get(Proposal, int(proposal_id))
-    decision = check_actor(member=person is not None, doing=doing, proposal_id=proposal_id,
-                           budget_request=proposal is not None and proposal.kind == store.KIND)
+    decision = check_actor(
+        member=person is not None,
+        doing=doing,
+        proposal_id=proposal_id,
+        budget_request=proposal is not None and proposal.kind == store.KIND,
+    )
     if not decision.allowed:
-        return (person, proposal if person is None else None,
-                (decision.code, decision.reason, person.id if person is not None else None))
+        return (
+            person,
+            proposal if person is None else None,
+            (decision.code, decision.reason, person.id if person is not None else None),
+        )
     return person, proposal, None
 
 
-def _refuse(ledger: Any, *, proposal_id: int | None, attempted: str, code: str,
-            person_id: int | None, message: str, now: datetime,
-            ruling: str = "R-BUDGET") -> PolicyViolation:
+def _refuse(
+    ledger: Any,
+    *,
+    proposal_id: int | None,
+    attempted: str,
+    code: str,
+    person_id: int | None,
+    message: str,
+    now: datetime,
+    ruling: str = "R-BUDGET",
+) -> PolicyViolation:
     with ledger.transaction() as session:
-        store.record_refused(session, proposal_id=proposal_id, attempted=attempted,
-                             reason_code=code, ruling=ruling, person_id=person_id, actor=ACTOR,
-                             at=now)
+        store.record_refused(
+            session,
+            proposal_id=proposal_id,
+            attempted=attempted,
+            reason_code=code,
+            ruling=ruling,
+            person_id=person_id,
+            actor=ACTOR,
+            at=now,
+        )
     return PolicyViolation(message, ruling=ruling)  # str(): "R-BUDGET: <message>"
 
 
@@ -107,9 +140,17 @@ def _one_line(value: str | None, name: str, *, limit: int, required: bool) -> st
     return text
 
 
-def record_spending(ledger: Any, *, proposal_id: int, amount: Any, reference: str, by: str,
-                    currency: str | None = None, reason: str | None = None,
-                    now: datetime) -> dict[str, Any]:
+def record_spending(
+    ledger: Any,
+    *,
+    proposal_id: int,
+    amount: Any,
+    reference: str,
+    by: str,
+    currency: str | None = None,
+    reason: str | None = None,
+    now: datetime,
+) -> dict[str, Any]:
     """A WG member (``by``: their handle) records spending on an approved request (R-BUDGET).
 
     ``reference``: the invoice, receipt or link; the same reference again records nothing new
@@ -124,50 +165,87 @@ def record_spending(ledger: Any, *, proposal_id: int, amount: Any, reference: st
         raise ValueError(f"currency: {code[:10]!r} is not a known ISO 4217 currency")
     refusal: tuple[str, str, int | None] | None = None
     with ledger.transaction() as session:
-        person, proposal, refusal = _who_and_what(session, by, proposal_id,
-                                                  doing="record spending")
+        person, proposal, refusal = _who_and_what(session, by, proposal_id, doing="record spending")
         if refusal is None:
             code = code or proposal.currency
             found = store.find_spending(session, proposal.id, ref_text)
             if found is not None and Decimal(found.amount) == value and found.currency == code:
-                return _result(session, proposal, found, recorded=False,
-                               reason="this reference was recorded before; nothing was added")
+                return _result(
+                    session,
+                    proposal,
+                    found,
+                    recorded=False,
+                    reason="this reference was recorded before; nothing was added",
+                )
             if found is not None:  # a typo, or two invoices under one number: a person decides
-                raise Conflict(f"reference {ref_text[:80]!r} is already recorded on proposal "
-                               f"{proposal.id} as {found.amount} {found.currency}")
+                raise Conflict(
+                    f"reference {ref_text[:80]!r} is already recorded on proposal "
+                    f"{proposal.id} as {found.amount} {found.currency}"
+                )
             spent = store.spent(session, proposal.id)
             state = store.state(session, proposal)
-            approved = proposal.approved_amount if proposal.approved_amount is not None \
-                else proposal.amount
-            decision = check_spending(state=state, approved=approved,
-                                      request_currency=proposal.currency, spent=spent,
-                                      amount=value, currency=code or "", reason=why)
+            approved = proposal.approved_amount if proposal.approved_amount is not None else proposal.amount
+            decision = check_spending(
+                state=state,
+                approved=approved,
+                request_currency=proposal.currency,
+                spent=spent,
+                amount=value,
+                currency=code or "",
+                reason=why,
+            )
             if not decision.allowed:
-                why_code = ("closed" if state == BudgetState.CLOSED
-                            else "not-approved" if state != BudgetState.APPROVED
-                            else "wrong-currency" if code != proposal.currency
-                            else "over-without-reason")
+                why_code = (
+                    "closed"
+                    if state == BudgetState.CLOSED
+                    else "not-approved"
+                    if state != BudgetState.APPROVED
+                    else "wrong-currency"
+                    if code != proposal.currency
+                    else "over-without-reason"
+                )
                 refusal = (why_code, decision.reason, person.id)
             else:
                 row, created = store.add_spending(
-                    session, proposal, amount=value, currency=code, reference=ref_text,
-                    person=person, reason=why, flagged=bool(decision.evidence["flagged"]),
-                    actor=ACTOR, at=now)
+                    session,
+                    proposal,
+                    amount=value,
+                    currency=code,
+                    reference=ref_text,
+                    person=person,
+                    reason=why,
+                    flagged=bool(decision.evidence["flagged"]),
+                    actor=ACTOR,
+                    at=now,
+                )
                 return _result(session, proposal, row, recorded=created, reason=decision.reason)
     code_, message, person_id = refusal
-    raise _refuse(ledger, proposal_id=int(proposal_id) if code_ != "unknown-proposal" else None,
-                  attempted="spend", code=code_, person_id=person_id,
-                  message=f"not recorded: {message}", now=now)
+    raise _refuse(
+        ledger,
+        proposal_id=int(proposal_id) if code_ != "unknown-proposal" else None,
+        attempted="spend",
+        code=code_,
+        person_id=person_id,
+        message=f"not recorded: {message}",
+        now=now,
+    )
 
 
-def _result(session: Any, proposal: Proposal, row: Any, *, recorded: bool,
-            reason: str) -> dict[str, Any]:
+def _result(session: Any, proposal: Proposal, row: Any, *, recorded: bool, reason: str) -> dict[str, Any]:
     figures = store.request_row(session, proposal)
-    return {"proposal": proposal.id, "spending": row.id, "recorded": recorded,
-            "amount": f"{Decimal(row.amount):.2f}", "currency": row.currency,
-            "flagged": bool(row.flagged), "approved": figures["approved"],
-            "spent": figures["spent"], "left": figures["left"], "ruling": "R-BUDGET",
-            "reason": reason}
+    return {
+        "proposal": proposal.id,
+        "spending": row.id,
+        "recorded": recorded,
+        "amount": f"{Decimal(row.amount):.2f}",
+        "currency": row.currency,
+        "flagged": bool(row.flagged),
+        "approved": figures["approved"],
+        "spent": figures["spent"],
+        "left": figures["left"],
+        "ruling": "R-BUDGET",
+        "reason": reason,
+    }
 
 
 def close_request(ledger: Any, *, proposal_id: int, by: str, now: datetime) -> dict[str, Any]:
@@ -175,36 +253,36 @@ def close_request(ledger: Any, *, proposal_id: int, by: str, now: datetime) -> d
     closed request again changes nothing."""
     refusal = None
     with ledger.transaction() as session:
-        person, proposal, refusal = _who_and_what(session, by, proposal_id,
-                                                  doing="close a request")
+        person, proposal, refusal = _who_and_what(session, by, proposal_id, doing="close a request")
         if refusal is None:
             state = store.state(session, proposal)
             if state == BudgetState.CLOSED:
-                return {"proposal": proposal.id, "closed": False,
-                        **store.request_row(session, proposal)}
+                return {"proposal": proposal.id, "closed": False, **store.request_row(session, proposal)}
             decision = check_close(state)
             if not decision.allowed:
                 refusal = ("not-decided", decision.reason, person.id)
             else:
                 store.close_request(session, proposal, actor=ACTOR, person_id=person.id, at=now)
-                return {"proposal": proposal.id, "closed": True,
-                        **store.request_row(session, proposal)}
+                return {"proposal": proposal.id, "closed": True, **store.request_row(session, proposal)}
     code, message, person_id = refusal
-    raise _refuse(ledger, proposal_id=int(proposal_id) if code != "unknown-proposal" else None,
-                  attempted="close", code=code, person_id=person_id,
-                  message=f"not closed: {message}", now=now)
+    raise _refuse(
+        ledger,
+        proposal_id=int(proposal_id) if code != "unknown-proposal" else None,
+        attempted="close",
+        code=code,
+        person_id=person_id,
+        message=f"not closed: {message}",
+        now=now,
+    )
 
 
-def link_idea_in(session: Any, *, idea_id: int, proposal: Proposal, actor: str,
-                 at: datetime) -> bool:
+def link_idea_in(session: Any, *, idea_id: int, proposal: Proposal, actor: str, at: datetime) -> bool:
     """Link idea ``idea_id`` to ``proposal`` inside the caller's transaction (a proposal filed
     from an idea)."""
-    return store.link_idea(session, backlog.get_idea(session, int(idea_id)), proposal,
-                           actor=actor, at=at)
+    return store.link_idea(session, backlog.get_idea(session, int(idea_id)), proposal, actor=actor, at=at)
 
 
-def link_idea(ledger: Any, *, idea_id: int, proposal_id: int, now: datetime,
-              actor: str = ACTOR) -> dict[str, Any]:
+def link_idea(ledger: Any, *, idea_id: int, proposal_id: int, now: datetime, actor: str = ACTOR) -> dict[str, Any]:
     """Link a backlog item about money to its budget request (R-BUDGET). ``NotFound`` for an
     unknown idea or request, ``Conflict`` when the idea is linked to another request."""
     with ledger.transaction() as session:
@@ -212,8 +290,7 @@ def link_idea(ledger: Any, *, idea_id: int, proposal_id: int, now: datetime,
         proposal = store.get_request(session, int(proposal_id))
         linked = store.link_idea(session, idea, proposal, actor=actor, at=now)  # once
         money = idea.board_kind == "budget"
-    return {"idea": int(idea_id), "proposal": int(proposal_id), "linked": linked,
-            "classified_as_money": money}
+    return {"idea": int(idea_id), "proposal": int(proposal_id), "linked": linked, "classified_as_money": money}
 
 
 def list_requests(ledger: Any) -> dict[str, Any]:
@@ -225,5 +302,3 @@ def list_requests(ledger: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # The charter's own budget ideas
-
-

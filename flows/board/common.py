@@ -25,19 +25,17 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from connectors.base import MessageRef
-from connectors.slack.blocks import (BoardDecision as SlackDecision, BoardEscalation, Endorsement,
-                                     Link, SlackMessage, escape, slack_date, truncate)
+from connectors.slack.blocks import BoardDecision as SlackDecision
+from connectors.slack.blocks import BoardEscalation, Endorsement, Link, SlackMessage, escape, slack_date, truncate
+from flows.kit import Ctx, context
+from flows.kit import post_wg as membership_post_wg
+from flows.presentation import templates as _env
 from ledger import repo
-from ledger.models import (Ballot, BallotStatus, BoardDecision, Identity, Person, Platform,
-                           Proposal)
+from ledger.models import Ballot, BallotStatus, BoardDecision, Identity, Person, Platform, Proposal
 from ledger.roster import stored_list
 from rules import Charter, Decision, needs_board
 from rules.budget import parse_amount
 from rules.platforms import PLATFORM_KINDS, check_name
-
-from flows.kit import Ctx, context, log, once
-from flows.kit import post_wg as membership_post_wg
-from flows.presentation import templates as _env
 
 __all__ = [
     "BOARD_LIST",
@@ -61,16 +59,22 @@ __all__ = [
 BOARD_LIST = "board_members"
 
 # Slack's three buttons ↔ the ledger's decisions.
-TO_LEDGER = {SlackDecision.APPROVE: BoardDecision.APPROVED,
-             SlackDecision.REJECT: BoardDecision.REJECTED,
-             SlackDecision.NEEDS_INFO: BoardDecision.NEEDS_INFO}
+TO_LEDGER = {
+    SlackDecision.APPROVE: BoardDecision.APPROVED,
+    SlackDecision.REJECT: BoardDecision.REJECTED,
+    SlackDecision.NEEDS_INFO: BoardDecision.NEEDS_INFO,
+}
 TO_SLACK = {v: k for k, v in TO_LEDGER.items()}
-WORDS = {BoardDecision.APPROVED: "approved", BoardDecision.REJECTED: "rejected",
-         BoardDecision.NEEDS_INFO: "asked for more information on"}
+WORDS = {
+    BoardDecision.APPROVED: "approved",
+    BoardDecision.REJECTED: "rejected",
+    BoardDecision.NEEDS_INFO: "asked for more information on",
+}
 
 # Active ISO 4217 codes (https://www.iso.org/iso-4217-currency-codes.html), funds and metals left
 # out: a budget request names real money.
-CURRENCIES = frozenset("""
+CURRENCIES = frozenset(
+    """
 AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN
 BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS
 GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW
@@ -78,7 +82,8 @@ KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK 
 NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD
 SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES
 VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
-""".split())
+""".split()
+)
 MAX_TITLE = 300
 MAX_SUMMARY = 20_000
 MAX_LINKS = 10
@@ -130,12 +135,15 @@ class BoardCtx(Ctx):
         return str(self.slack.settings.board_channel)
 
 
-def board_context(now: datetime | None, *, ledger: Any = None, platforms: Any = None,
-                  slack: Any = None) -> BoardCtx:
+def board_context(now: datetime | None, *, ledger: Any = None, platforms: Any = None, slack: Any = None) -> BoardCtx:
     """The context of a Board run: given objects, else the process's."""
     base = context(now, ledger=ledger, platforms=platforms)
-    return BoardCtx(ledger=base.ledger, platforms=base.platforms, now=base.now,
-                    slack=slack if slack is not None else current_slack())
+    return BoardCtx(
+        ledger=base.ledger,
+        platforms=base.platforms,
+        now=base.now,
+        slack=slack if slack is not None else current_slack(),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,19 +178,27 @@ class ProposalInput:
 
     def key(self, proposer: str | None) -> str:
         """An idempotency key of the content: the same proposal filed twice is recorded once."""
-        data = {"kind": self.kind, "title": self.title, "summary": self.summary,
-                "amount": str(self.amount) if self.amount is not None else None,
-                "currency": self.currency, "purpose": self.purpose, "links": list(self.links),
-                "proposer": proposer}
+        data = {
+            "kind": self.kind,
+            "title": self.title,
+            "summary": self.summary,
+            "amount": str(self.amount) if self.amount is not None else None,
+            "currency": self.currency,
+            "purpose": self.purpose,
+            "links": list(self.links),
+            "proposer": proposer,
+        }
         if self.platform:  # only platform proposals carry these (older keys stay as they were)
-            data.update(platform=self.platform, replaces=self.replaces,
-                        trial_ends_at=self.trial_ends_at.isoformat() if self.trial_ends_at else None)
+            data.update(
+                platform=self.platform,
+                replaces=self.replaces,
+                trial_ends_at=self.trial_ends_at.isoformat() if self.trial_ends_at else None,
+            )
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "board:file:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _text(value: Any, name: str, *, limit: int, required: bool,
-          multiline: bool = False) -> str | None:
+def _text(value: Any, name: str, *, limit: int, required: bool, multiline: bool = False) -> str | None:
     if value is None:
         text = ""
     else:
@@ -234,8 +250,11 @@ def _trial_end(value: Any) -> datetime | None:
     else:
         text = str(value).strip()
         try:
-            moment = (datetime.combine(date.fromisoformat(text), time(23, 59, 59), tzinfo=UTC)
-                      if len(text) == 10 else datetime.fromisoformat(text))
+            moment = (
+                datetime.combine(date.fromisoformat(text), time(23, 59, 59), tzinfo=UTC)
+                if len(text) == 10
+                else datetime.fromisoformat(text)
+            )
         except ValueError:
             raise InvalidProposal("trial_ends", f"{text[:40]!r} is not a date (YYYY-MM-DD)") from None
     if moment.tzinfo is None:
@@ -243,8 +262,9 @@ def _trial_end(value: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _platform_fields(kind: str, platform: Any, replaces: Any,
-                     trial_ends: Any) -> tuple[str | None, str | None, datetime | None]:
+def _platform_fields(
+    kind: str, platform: Any, replaces: Any, trial_ends: Any
+) -> tuple[str | None, str | None, datetime | None]:
     """R-PLATFORM: a platform proposal names its platform (a migration also the one it
     replaces; a trial may name its end date); other proposals name none."""
     name = _platform_name(platform, "platform")
@@ -269,11 +289,20 @@ def _platform_fields(kind: str, platform: Any, replaces: Any,
     return name, old, end
 
 
-def validate_proposal(*, kind: str, title: str, summary: str, amount: Any = None,
-                      currency: str | None = None, purpose: str | None = None,
-                      links: Sequence[str] | str | None = None, platform: str | None = None,
-                      replaces: str | None = None, trial_ends: Any = None,
-                      charter: Charter) -> ProposalInput:
+def validate_proposal(
+    *,
+    kind: str,
+    title: str,
+    summary: str,
+    amount: Any = None,
+    currency: str | None = None,
+    purpose: str | None = None,
+    links: Sequence[str] | str | None = None,
+    platform: str | None = None,
+    replaces: str | None = None,
+    trial_ends: Any = None,
+    charter: Charter,
+) -> ProposalInput:
     """Check a proposal; :class:`InvalidProposal` names the first bad field. The returned
     ``decision`` says whether it goes to the Board (R-BOARD) or the WG decides it (R-DIRECT).
 
@@ -309,10 +338,19 @@ def validate_proposal(*, kind: str, title: str, summary: str, amount: Any = None
     elif amount not in (None, ""):
         raise InvalidProposal("amount", f"only a budget request carries an amount, not a {kind}")
     name, old, end = _platform_fields(kind, platform, replaces, trial_ends)
-    return ProposalInput(kind=kind, title=title_text or "", summary=summary_text or "",
-                         amount=amount_value, currency=currency_code, purpose=purpose_text,
-                         links=_links(links), platform=name, replaces=old, trial_ends_at=end,
-                         decision=decision)
+    return ProposalInput(
+        kind=kind,
+        title=title_text or "",
+        summary=summary_text or "",
+        amount=amount_value,
+        currency=currency_code,
+        purpose=purpose_text,
+        links=_links(links),
+        platform=name,
+        replaces=old,
+        trial_ends_at=end,
+        decision=decision,
+    )
 
 
 def compose_body(summary: str, links: Sequence[str]) -> str:
@@ -362,11 +400,15 @@ def board_list(ctx: BoardCtx) -> BoardList:
                 if "@" in handle or re.match(r"^[UW][A-Z0-9]{2,}$", handle):
                     entries.append(handle)
                 continue
-            ids = {i.platform: i for i in session.scalars(select(Identity).where(
-                Identity.person_id == person.id))}
+            ids = {i.platform: i for i in session.scalars(select(Identity).where(Identity.person_id == person.id))}
             slack, email = ids.get(Platform.SLACK), ids.get(Platform.EMAIL)
-            entry = (slack.external_id if slack is not None and slack.external_id
-                     else email.username if email is not None else None)
+            entry = (
+                slack.external_id
+                if slack is not None and slack.external_id
+                else email.username
+                if email is not None
+                else None
+            )
             if entry:
                 entries.append(entry)
                 owners[entry] = person.id
@@ -378,8 +420,7 @@ def board_list(ctx: BoardCtx) -> BoardList:
 def person_of_slack(ctx: Ctx, user_id: str) -> int | None:
     """The ledger person id owning the Slack account ``user_id``, if the ledger knows it."""
     with ctx.ledger.read() as session:
-        person = repo.find_person_by_identity(session, platform=Platform.SLACK,
-                                              external_id=user_id)
+        person = repo.find_person_by_identity(session, platform=Platform.SLACK, external_id=user_id)
         return person.id if person else None
 
 
@@ -394,12 +435,21 @@ def render(name: str, **values: Any) -> tuple[str, str]:
     return title.strip(), body.strip()
 
 
-def post_wg(ctx: Ctx, *, template: str, key: str, actor: str, about: str,
-            threads: Mapping[str, str] | None = None, **values: Any) -> dict[str, dict[str, Any]]:
+def post_wg(
+    ctx: Ctx,
+    *,
+    template: str,
+    key: str,
+    actor: str,
+    about: str,
+    threads: Mapping[str, str] | None = None,
+    **values: Any,
+) -> dict[str, dict[str, Any]]:
     """Post a Board template to the WG's private space on every served platform, once per key
     and platform (``flows.kit.post_wg``); returns platform → recorded ids."""
-    return membership_post_wg(ctx, template=template, key=key, actor=actor, about=about,
-                              threads=threads, renderer=render, **values)
+    return membership_post_wg(
+        ctx, template=template, key=key, actor=actor, about=about, threads=threads, renderer=render, **values
+    )
 
 
 def wg_threads(ctx: Ctx, proposal_id: int) -> dict[str, str]:
@@ -421,9 +471,9 @@ def thread_reply(ctx: BoardCtx, *, thread: str, text: str, key: str) -> MessageR
     channel, ts = split_ref(thread)
     block = {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}
     plain = re.sub(r"<[^>|]*\|([^>]*)>", r"\1", text)
-    return ctx.slack.send(channel=channel, message=SlackMessage(text=truncate(plain, 3000),
-                                                                blocks=(block,)),
-                          key=key, thread_ts=ts)
+    return ctx.slack.send(
+        channel=channel, message=SlackMessage(text=truncate(plain, 3000), blocks=(block,)), key=key, thread_ts=ts
+    )
 
 
 def who(decided_by: str) -> str:
@@ -443,12 +493,17 @@ def when(at: datetime) -> str:
 def platform_line(proposal: Proposal) -> str:
     """What a platform proposal asks the Board to change in the platform list (R-PLATFORM)."""
     if proposal.kind == "migrate-platform":
-        return (f"Platform: {proposal.platform} becomes approved; {proposal.replaces_platform} "
-                "is retired after its roles are revoked")
+        return (
+            f"Platform: {proposal.platform} becomes approved; {proposal.replaces_platform} "
+            "is retired after its roles are revoked"
+        )
     if proposal.kind == "retire-platform":
         return f"Platform: {proposal.platform} is retired after its roles are revoked"
-    end = (f"until {proposal.trial_ends_at:%Y-%m-%d}" if proposal.trial_ends_at
-           else "for the charter's default trial length")
+    end = (
+        f"until {proposal.trial_ends_at:%Y-%m-%d}"
+        if proposal.trial_ends_at
+        else "for the charter's default trial length"
+    )
     return f"Platform: {proposal.platform} on trial {end}"
 
 
@@ -464,14 +519,17 @@ def escalation_of(ctx: Ctx, proposal_id: int) -> BoardEscalation:
             summary = f"{summary}\n\nPurpose: {proposal.purpose}"
         if proposal.platform:
             summary = f"{summary}\n\n{platform_line(proposal)}"
-        ballot = session.get(Ballot, proposal.endorsement_ballot_id) if \
-            proposal.endorsement_ballot_id else None
+        ballot = session.get(Ballot, proposal.endorsement_ballot_id) if proposal.endorsement_ballot_id else None
         if ballot is not None and ballot.status == BallotStatus.CLOSED and ballot.tally:
             t = ballot.tally
             endorsement: Endorsement | str = Endorsement(
-                result="endorsed by the WG" if ballot.outcome and ballot.outcome.value == "passed"
-                else "not endorsed by the WG", yes=t.get("yes"), no=t.get("no"),
-                abstain=t.get("abstain"))
+                result="endorsed by the WG"
+                if ballot.outcome and ballot.outcome.value == "passed"
+                else "not endorsed by the WG",
+                yes=t.get("yes"),
+                no=t.get("no"),
+                abstain=t.get("abstain"),
+            )
         elif ballot is None:
             endorsement = "not required by the charter"
         else:
@@ -481,10 +539,16 @@ def escalation_of(ctx: Ctx, proposal_id: int) -> BoardEscalation:
             person = session.get(Person, proposal.proposed_by_person_id)
             requested_by = f"{person.handle} (for the WG)" if person else None
         return BoardEscalation(
-            proposal_id=f"proposal:{proposal.id}", kind=proposal.kind, title=proposal.title,
-            summary=summary, endorsement=endorsement, amount=proposal.amount,
-            currency=proposal.currency or "", links=tuple(Link(label=u, url=u) for u in links),
-            requested_by=requested_by)
+            proposal_id=f"proposal:{proposal.id}",
+            kind=proposal.kind,
+            title=proposal.title,
+            summary=summary,
+            endorsement=endorsement,
+            amount=proposal.amount,
+            currency=proposal.currency or "",
+            links=tuple(Link(label=u, url=u) for u in links),
+            requested_by=requested_by,
+        )
 
 
 def proposal_id_from(value: str) -> int | None:

@@ -41,26 +41,43 @@ from connectors.base import InboundEvent
 from connectors.errors import FatalError, InvalidSignature
 from connectors.slack.blocks import escape
 from connectors.slack.inbound import BoardAction, BoardCheck, check_board_member, parse_board_actions
-from ledger import repo
-from ledger.models import BoardDecision, InboxEvent, Person, Proposal
-from rules.board import BoardAttempt, board_decided, check_board_decision, not_on_board
-
 from flows.board import budget
-from flows.board.common import (TO_LEDGER, TO_SLACK, WORDS, BoardCtx, board_context, board_list,
-                                escalation_of, person_of_slack, post_wg, proposal_id_from, render,
-                                thread_reply, when, who, wg_threads)
+from flows.board.common import (
+    TO_LEDGER,
+    TO_SLACK,
+    WORDS,
+    BoardCtx,
+    board_context,
+    board_list,
+    escalation_of,
+    person_of_slack,
+    post_wg,
+    proposal_id_from,
+    render,
+    thread_reply,
+    wg_threads,
+    when,
+    who,
+)
 from flows.kit import artifact, log, once
+
 # R-PLATFORM: an approved platform proposal changes the platform list (recorded before the
 # decision is announced), then the WG is told and a retiring platform's roles are revoked.
 from flows.platforms_state import follow_up, record_board_outcome
+from ledger import repo
+from ledger.models import BoardDecision, InboxEvent, Person, Proposal
+from rules.board import BoardAttempt, board_decided, check_board_decision, not_on_board
 
 ACTOR = "flow:board-decision"
 ROUTE = "board-decision"
 __all__ = ["handle_board_decision", "record_decision"]
 
 _EMOJI = {BoardDecision.APPROVED: "✅", BoardDecision.REJECTED: "❌", BoardDecision.NEEDS_INFO: "❓"}
-_TITLE = {BoardDecision.APPROVED: "Approved", BoardDecision.REJECTED: "Rejected",
-          BoardDecision.NEEDS_INFO: "More information requested"}
+_TITLE = {
+    BoardDecision.APPROVED: "Approved",
+    BoardDecision.REJECTED: "Rejected",
+    BoardDecision.NEEDS_INFO: "More information requested",
+}
 
 
 def handle_board_decision(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
@@ -77,11 +94,14 @@ def handle_board_decision(*, ledger: Any, event: InboxEvent, now: datetime | Non
         payload = dict(row.payload or {})
     if source == "operator":
         return _operator(ctx, event_id, dict(payload.get("data") or {}))
-    inbound = InboundEvent(platform="slack", dedupe_key=dedupe, kind=kind,
-                           actor=payload.get("actor"),
-                           attributes={str(k): str(v) for k, v in
-                                       (payload.get("attributes") or {}).items()},
-                           data=dict(payload.get("data") or {}))
+    inbound = InboundEvent(
+        platform="slack",
+        dedupe_key=dedupe,
+        kind=kind,
+        actor=payload.get("actor"),
+        attributes={str(k): str(v) for k, v in (payload.get("attributes") or {}).items()},
+        data=dict(payload.get("data") or {}),
+    )
     try:
         actions = parse_board_actions(inbound)
     except InvalidSignature:
@@ -98,10 +118,20 @@ def _workspace(ctx: BoardCtx) -> str | None:
         return None
 
 
-def _attempt(ctx: BoardCtx, *, key: str, proposal_id: int | None, decision: BoardDecision,
-             board_ok: bool, refused_code: str, source: str, person_id: int | None,
-             decided_by: str, event_id: int,
-             approved_amount: Decimal | None = None) -> dict[str, Any]:
+def _attempt(
+    ctx: BoardCtx,
+    *,
+    key: str,
+    proposal_id: int | None,
+    decision: BoardDecision,
+    board_ok: bool,
+    refused_code: str,
+    source: str,
+    person_id: int | None,
+    decided_by: str,
+    event_id: int,
+    approved_amount: Decimal | None = None,
+) -> dict[str, Any]:
     """Audit the attempt and, when allowed, record the decision, in one transaction; once per
     ``key`` (checked inside the transaction: writers serialize, so two workers agree)."""
     with ctx.ledger.transaction() as session:
@@ -109,24 +139,38 @@ def _attempt(ctx: BoardCtx, *, key: str, proposal_id: int | None, decision: Boar
         if found is not None:
             return dict(found["ref"])
         proposal = session.get(Proposal, proposal_id) if proposal_id else None
-        ruled = check_board_decision(BoardAttempt(
-            proposal_status=proposal.status.value if proposal is not None else None,
-            on_board=board_ok, refused_code=refused_code))
+        ruled = check_board_decision(
+            BoardAttempt(
+                proposal_status=proposal.status.value if proposal is not None else None,
+                on_board=board_ok,
+                refused_code=refused_code,
+            )
+        )
         code, allowed = ruled.code, ruled.allowed
         repo.record_board_attempt(
-            session, proposal_ref=f"proposal:{proposal_id}" if proposal else f"inbox:{event_id}",
-            decision=decision, allowed=allowed, reason_code=code, source=source, actor=ACTOR,
-            person_id=person_id, event_ref=f"inbox:{event_id}", at=ctx.now)
+            session,
+            proposal_ref=f"proposal:{proposal_id}" if proposal else f"inbox:{event_id}",
+            decision=decision,
+            allowed=allowed,
+            reason_code=code,
+            source=source,
+            actor=ACTOR,
+            person_id=person_id,
+            event_ref=f"inbox:{event_id}",
+            at=ctx.now,
+        )
         if allowed:
-            repo.record_board_decision(session, proposal, decision=decision, decided_by=decided_by,
-                                       source=source, actor=ACTOR, at=ctx.now)
+            repo.record_board_decision(
+                session, proposal, decision=decision, decided_by=decided_by, source=source, actor=ACTOR, at=ctx.now
+            )
             # R-BUDGET: an approved budget request records its approved amount with the decision.
-            budget.on_decision(session, proposal, decision=decision,
-                               approved_amount=approved_amount, actor=ACTOR, at=ctx.now)
-        outcome = {"outcome": code, "decision": decision.value, "proposal": proposal_id,
-                   "at": ctx.now.isoformat()}
-        repo.effect_record(session, key=key, platform="ledger", actor=ACTOR, ref=outcome,
-                           about=f"inbox:{event_id}", at=ctx.now)
+            budget.on_decision(
+                session, proposal, decision=decision, approved_amount=approved_amount, actor=ACTOR, at=ctx.now
+            )
+        outcome = {"outcome": code, "decision": decision.value, "proposal": proposal_id, "at": ctx.now.isoformat()}
+        repo.effect_record(
+            session, key=key, platform="ledger", actor=ACTOR, ref=outcome, about=f"inbox:{event_id}", at=ctx.now
+        )
         return outcome
 
 
@@ -143,37 +187,63 @@ def _click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -> str
         earlier = repo.effect_get(session, key=key)
     if earlier is None:
         board = board_list(ctx)
-        check = check_board_member(action, board=board.entries, resolved=board.resolved,
-                                   team_id=_workspace(ctx))
-        person_id = (board.owners.get(check.matched) if check.matched else None) or \
-            person_of_slack(ctx, action.user_id)
+        check = check_board_member(action, board=board.entries, resolved=board.resolved, team_id=_workspace(ctx))
+        person_id = (board.owners.get(check.matched) if check.matched else None) or person_of_slack(ctx, action.user_id)
         refused = "other-workspace" if "workspace" in check.reason else "not-on-board-list"
-        outcome = _attempt(ctx, key=key, proposal_id=proposal_id, decision=decision,
-                           board_ok=check.allowed, refused_code=refused, source="slack",
-                           person_id=person_id, decided_by=action.user_id, event_id=event_id)
+        outcome = _attempt(
+            ctx,
+            key=key,
+            proposal_id=proposal_id,
+            decision=decision,
+            board_ok=check.allowed,
+            refused_code=refused,
+            source="slack",
+            person_id=person_id,
+            decided_by=action.user_id,
+            event_id=event_id,
+        )
     else:
         outcome = dict(earlier["ref"])
     code = outcome["outcome"]
     base = f"board:decision:{event_id}:{index}"
     if code == "allowed":
         record_board_outcome(ctx, proposal_id=proposal_id)
-        announce(ctx, proposal_id=proposal_id, key=base, decision=decision,
-                 decided_by=action.user_id, decided_at=datetime.fromisoformat(outcome["at"]),
-                 note=None, source="Slack", person_id=person_of_slack(ctx, action.user_id))
+        announce(
+            ctx,
+            proposal_id=proposal_id,
+            key=base,
+            decision=decision,
+            decided_by=action.user_id,
+            decided_at=datetime.fromisoformat(outcome["at"]),
+            note=None,
+            source="Slack",
+            person_id=person_of_slack(ctx, action.user_id),
+        )
         follow_up(ctx, proposal_id=proposal_id)
         return f"proposal:{proposal_id}:{decision.value}"
     if code in ("not-on-board-list", "other-workspace"):
-        _reply(ctx, key=f"{base}:deny", action=action,
-               send=lambda: ctx.slack.deny(action, BoardCheck(allowed=False, reason=code,
-                                                              user_id=action.user_id)))
-        artifact(key=f"proposal-{proposal_id}-refused-click", title="Board click refused",
-                 decision=not_on_board(code),
-                 rows={"proposal": proposal_id, "decision": decision.value, "code": code})
+        _reply(
+            ctx,
+            key=f"{base}:deny",
+            action=action,
+            send=lambda: ctx.slack.deny(action, BoardCheck(allowed=False, reason=code, user_id=action.user_id)),
+        )
+        artifact(
+            key=f"proposal-{proposal_id}-refused-click",
+            title="Board click refused",
+            decision=not_on_board(code),
+            rows={"proposal": proposal_id, "decision": decision.value, "code": code},
+        )
         return f"refused:{code}:proposal:{proposal_id}"
     text = _refusal_text(ctx, code=code, proposal_id=proposal_id)
-    _reply(ctx, key=f"{base}:refused", action=action,
-           send=lambda: ctx.slack.respond(action.response_url or "", {
-               "response_type": "ephemeral", "replace_original": False, "text": text}))
+    _reply(
+        ctx,
+        key=f"{base}:refused",
+        action=action,
+        send=lambda: ctx.slack.respond(
+            action.response_url or "", {"response_type": "ephemeral", "replace_original": False, "text": text}
+        ),
+    )
     return f"refused:{code}:proposal:{proposal_id}"
 
 
@@ -182,11 +252,15 @@ def _refusal_text(ctx: BoardCtx, *, code: str, proposal_id: int | None) -> str:
         with ctx.ledger.read() as session:
             proposal = session.get_one(Proposal, proposal_id)
             word = WORDS[proposal.decision]
-            return (f"Thank you. This proposal was already decided: {word} by "
-                    f"{who(proposal.decided_by or '')} on {when(proposal.decided_at)}. "
-                    "Nothing was changed.")
-    return "This proposal is not waiting for a Board decision (it is not known, not sent to " \
-           "the Board yet, or withdrawn). Nothing was changed."
+            return (
+                f"Thank you. This proposal was already decided: {word} by "
+                f"{who(proposal.decided_by or '')} on {when(proposal.decided_at)}. "
+                "Nothing was changed."
+            )
+    return (
+        "This proposal is not waiting for a Board decision (it is not known, not sent to "
+        "the Board yet, or withdrawn). Nothing was changed."
+    )
 
 
 def _reply(ctx: BoardCtx, *, key: str, action: BoardAction, send: Any) -> None:
@@ -195,15 +269,23 @@ def _reply(ctx: BoardCtx, *, key: str, action: BoardAction, send: Any) -> None:
     if not action.response_url:
         return
     try:
-        once(ctx, key=key, platform="slack", actor=ACTOR, about=None,
-             act=lambda: (send(), None)[1])
+        once(ctx, key=key, platform="slack", actor=ACTOR, about=None, act=lambda: (send(), None)[1])
     except FatalError as exc:
         log.warning("board: could not answer a Board click: %s", exc)
 
 
-def announce(ctx: BoardCtx, *, proposal_id: int, key: str, decision: BoardDecision,
-             decided_by: str, decided_at: datetime, note: str | None, source: str,
-             person_id: int | None) -> None:
+def announce(
+    ctx: BoardCtx,
+    *,
+    proposal_id: int,
+    key: str,
+    decision: BoardDecision,
+    decided_by: str,
+    decided_at: datetime,
+    note: str | None,
+    source: str,
+    person_id: int | None,
+) -> None:
     """After the decision is in the ledger: the Board message shows it, the thread gets the
     history, the WG is told (each once, under ``key``)."""
     message = escalation_of(ctx, proposal_id)
@@ -217,27 +299,56 @@ def announce(ctx: BoardCtx, *, proposal_id: int, key: str, decision: BoardDecisi
         elif source == "Slack":
             name = "a DSF Board member"
     if slack_ref and ":" in slack_ref and not slack_ref.startswith("board-escalation"):
-        once(ctx, key=f"{key}:update", platform="slack", actor=ACTOR,
-             about=f"proposal:{proposal_id}",
-             act=lambda: ctx.slack.record_decision(slack_ref, message,
-                                                   decision=TO_SLACK[decision],
-                                                   decided_by=decided_by, decided_at=decided_at,
-                                                   note=note))
-        _, text = render("decision_thread", emoji=_EMOJI[decision], word=_TITLE[decision],
-                         who=who(decided_by), when=when(decided_at), source=source,
-                         note=escape(" ".join(note.split())) if note else None)
-        once(ctx, key=f"{key}:thread", platform="slack", actor=ACTOR,
-             about=f"proposal:{proposal_id}",
-             act=lambda: thread_reply(ctx, thread=slack_ref, text=text, key=f"{key}:thread"))
-    post_wg(ctx, template="decision_wg", key=f"{key}:wg", actor=ACTOR,
-            about=f"proposal:{proposal_id}", threads=wg_threads(ctx, proposal_id),
-            proposal_id=proposal_id, title=title, kind=kind, word=WORDS[decision],
-            final=decision != BoardDecision.NEEDS_INFO, decided_by=name,
-            decided_at=decided_at.strftime("%Y-%m-%d %H:%M UTC"), source=source, note=note)
-    artifact(key=f"proposal-{proposal_id}-decision", title=f"Board decision on proposal {proposal_id}",
-             decision=board_decided(WORDS[decision]),
-             rows={"decision": decision.value, "source": source,
-                   "at": decided_at.strftime("%Y-%m-%d %H:%M UTC")})
+        once(
+            ctx,
+            key=f"{key}:update",
+            platform="slack",
+            actor=ACTOR,
+            about=f"proposal:{proposal_id}",
+            act=lambda: ctx.slack.record_decision(
+                slack_ref, message, decision=TO_SLACK[decision], decided_by=decided_by, decided_at=decided_at, note=note
+            ),
+        )
+        _, text = render(
+            "decision_thread",
+            emoji=_EMOJI[decision],
+            word=_TITLE[decision],
+            who=who(decided_by),
+            when=when(decided_at),
+            source=source,
+            note=escape(" ".join(note.split())) if note else None,
+        )
+        once(
+            ctx,
+            key=f"{key}:thread",
+            platform="slack",
+            actor=ACTOR,
+            about=f"proposal:{proposal_id}",
+            act=lambda: thread_reply(ctx, thread=slack_ref, text=text, key=f"{key}:thread"),
+        )
+    post_wg(
+        ctx,
+        template="decision_wg",
+        key=f"{key}:wg",
+        actor=ACTOR,
+        about=f"proposal:{proposal_id}",
+        threads=wg_threads(ctx, proposal_id),
+        proposal_id=proposal_id,
+        title=title,
+        kind=kind,
+        word=WORDS[decision],
+        final=decision != BoardDecision.NEEDS_INFO,
+        decided_by=name,
+        decided_at=decided_at.strftime("%Y-%m-%d %H:%M UTC"),
+        source=source,
+        note=note,
+    )
+    artifact(
+        key=f"proposal-{proposal_id}-decision",
+        title=f"Board decision on proposal {proposal_id}",
+        decision=board_decided(WORDS[decision]),
+        rows={"decision": decision.value, "source": source, "at": decided_at.strftime("%Y-%m-%d %H:%M UTC")},
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,25 +362,43 @@ def _operator(ctx: BoardCtx, event_id: int, data: dict[str, Any]) -> str:
     approved_amount = Decimal(data["approved_amount"]) if data.get("approved_amount") else None
     with ctx.ledger.read() as session:
         # decided_by may name a Slack account or a WG handle the ledger knows.
-        person = (repo.find_person_by_identity(session, platform="slack", external_id=decided_by)
-                  or session.scalar(select(Person).where(Person.handle == decided_by)))
+        person = repo.find_person_by_identity(session, platform="slack", external_id=decided_by) or session.scalar(
+            select(Person).where(Person.handle == decided_by)
+        )
         person_id = person.id if person else None
     key = f"board:attempt:{event_id}:0"
-    outcome = _attempt(ctx, key=key, proposal_id=proposal_id, decision=decision, board_ok=True,
-                       refused_code="", source="operator", person_id=person_id,
-                       decided_by=decided_by, event_id=event_id, approved_amount=approved_amount)
+    outcome = _attempt(
+        ctx,
+        key=key,
+        proposal_id=proposal_id,
+        decision=decision,
+        board_ok=True,
+        refused_code="",
+        source="operator",
+        person_id=person_id,
+        decided_by=decided_by,
+        event_id=event_id,
+        approved_amount=approved_amount,
+    )
     if outcome["outcome"] != "allowed":
         return f"refused:{outcome['outcome']}:proposal:{proposal_id}"
     record_board_outcome(ctx, proposal_id=proposal_id)
-    announce(ctx, proposal_id=proposal_id, key=f"board:decision:{event_id}:0", decision=decision,
-             decided_by=decided_by, decided_at=datetime.fromisoformat(outcome["at"]), note=note,
-             source="an operator", person_id=person_id)
+    announce(
+        ctx,
+        proposal_id=proposal_id,
+        key=f"board:decision:{event_id}:0",
+        decision=decision,
+        decided_by=decided_by,
+        decided_at=datetime.fromisoformat(outcome["at"]),
+        note=note,
+        source="an operator",
+        person_id=person_id,
+    )
     follow_up(ctx, proposal_id=proposal_id)
     return f"proposal:{proposal_id}:{decision.value}"
 
 
-def _approved_amount(ctx: BoardCtx, proposal_id: int, decision: str,
-                     value: Any) -> Decimal | None:
+def _approved_amount(ctx: BoardCtx, proposal_id: int, decision: str, value: Any) -> Decimal | None:
     """An operator's approved amount, checked before anything is recorded."""
     if decision != BoardDecision.APPROVED.value:
         raise ValueError("approved_amount: only an approval carries an approved amount")
@@ -288,10 +417,14 @@ def _decision_name() -> str:
 
 
 @flow(name="board-record-decision", flow_run_name=_decision_name, log_prints=True)
-def record_decision(proposal_id: int, decision: Literal["approved", "rejected", "needs-info"],
-                    decided_by: str, note: str | None = None,
-                    approved_amount: Decimal | None = None,
-                    now: datetime | None = None) -> dict[str, Any]:
+def record_decision(
+    proposal_id: int,
+    decision: Literal["approved", "rejected", "needs-info"],
+    decided_by: str,
+    note: str | None = None,
+    approved_amount: Decimal | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Record the Board's decision on ``proposal_id`` as an operator (a decision taken in a
     meeting or by mail): ``decided_by`` is who decided for the Board (a WG handle, a Slack user
     id or a name), ``note`` is shown on the Board message and to the WG. Takes the same path as
@@ -305,17 +438,26 @@ def record_decision(proposal_id: int, decision: Literal["approved", "rejected", 
         raise ValueError("decided_by: say who decided for the Board (1-200 characters)")
     if note is not None and len(note) > 3000:
         raise ValueError("note: at most 3000 characters")
-    data = {"proposal_id": int(proposal_id), "decision": BoardDecision(decision).value,
-            "decided_by": decided_by, "note": note or None}
+    data = {
+        "proposal_id": int(proposal_id),
+        "decision": BoardDecision(decision).value,
+        "decided_by": decided_by,
+        "note": note or None,
+    }
     if approved_amount not in (None, ""):
-        data["approved_amount"] = str(_approved_amount(ctx, int(proposal_id), data["decision"],
-                                                       approved_amount))
+        data["approved_amount"] = str(_approved_amount(ctx, int(proposal_id), data["decision"], approved_amount))
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:32]
     with ctx.ledger.transaction() as session:
-        row, created = repo.inbox_put(session, dedupe_key=f"operator:board-decision:{digest}",
-                                      source="operator", kind="board_decision",
-                                      payload={"data": data, "attributes": {}, "actor": "operator"},
-                                      received_at=ctx.now, actor=ACTOR, route=ROUTE)
+        row, created = repo.inbox_put(
+            session,
+            dedupe_key=f"operator:board-decision:{digest}",
+            source="operator",
+            kind="board_decision",
+            payload={"data": data, "attributes": {}, "actor": "operator"},
+            received_at=ctx.now,
+            actor=ACTOR,
+            route=ROUTE,
+        )
         if created:
             # Claimed at once: the gateway's drain loop leaves it to this run.
             repo.inbox_claim(session, row.id, actor=ACTOR, at=ctx.now)
@@ -323,6 +465,7 @@ def record_decision(proposal_id: int, decision: Literal["approved", "rejected", 
     if done is None:
         done = handle_board_decision(ledger=ctx.ledger, event=row, now=ctx.now)
         with ctx.ledger.transaction() as session:
-            repo.inbox_mark_processed(session, session.get(InboxEvent, event_id), actor=ACTOR,
-                                      result_ref=done[:200], at=ctx.now)
+            repo.inbox_mark_processed(
+                session, session.get(InboxEvent, event_id), actor=ACTOR, result_ref=done[:200], at=ctx.now
+            )
     return {"proposal": int(proposal_id), "result": done, "inbox": event_id}

@@ -19,16 +19,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ledger import repo
-from ledger.models import (Ballot, BallotKind, BallotOutcome, BallotStatus, Person, Proposal,
-                           ProposalStatus)
-from rules import Decision, closes_at, quorum, tally
-from rules.board import endorsement_opened
-
 from flows.board.common import BoardCtx, post_wg, render, split_body
+from flows.kit import artifact, log, once
 from flows.membership import ballot as ballots
 from flows.membership.approval import electorate_ids
-from flows.kit import artifact, log, once
+from ledger import repo
+from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, Person, Proposal, ProposalStatus
+from rules import Decision, closes_at, quorum, tally
+from rules.board import endorsement_opened
 
 ACTOR = "flow:board-endorsement"
 
@@ -47,40 +45,57 @@ def open_step(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
         proposal = session.get_one(Proposal, proposal_id)
         ballot = repo.endorsement_ballot_of(session, proposal)
         if ballot is None:
-            ids = electorate_ids(session, kind="endorsement", subject_person_id=None,
-                                 charter=ctx.charter)
+            ids = electorate_ids(session, kind="endorsement", subject_person_id=None, charter=ctx.charter)
             ballot = repo.open_ballot(
-                session, kind=BallotKind.ENDORSEMENT, subject_ref=repo.ref(proposal),
-                electorate=ids, opens_at=ctx.now,
+                session,
+                kind=BallotKind.ENDORSEMENT,
+                subject_ref=repo.ref(proposal),
+                electorate=ids,
+                opens_at=ctx.now,
                 closes_at=closes_at("endorsement", opened_at=ctx.now, charter=ctx.charter),
-                rule_params={"voting_days": params.voting_days,
-                             "quorum_fraction": str(params.quorum_fraction),
-                             "early_close": params.early_close, "proposal": proposal.id},
-                actor=ACTOR, at=ctx.now)
+                rule_params={
+                    "voting_days": params.voting_days,
+                    "quorum_fraction": str(params.quorum_fraction),
+                    "early_close": params.early_close,
+                    "proposal": proposal.id,
+                },
+                actor=ACTOR,
+                at=ctx.now,
+            )
         if proposal.status == ProposalStatus.DRAFT:
-            repo.mark_proposal_endorsing(session, proposal, ballot_id=ballot.id, actor=ACTOR,
-                                         at=ctx.now)
+            repo.mark_proposal_endorsing(session, proposal, ballot_id=ballot.id, actor=ACTOR, at=ctx.now)
         ballot_id, size, closes = ballot.id, len(ballot.electors), ballot.closes_at
-        proposer = session.get(Person, proposal.proposed_by_person_id) if \
-            proposal.proposed_by_person_id else None
+        proposer = session.get(Person, proposal.proposed_by_person_id) if proposal.proposed_by_person_id else None
         summary, links = split_body(proposal.body)
-        values = {"proposal_id": proposal.id, "title": proposal.title, "kind": proposal.kind,
-                  "summary": summary, "amount_text": amount_text(proposal),
-                  "purpose": proposal.purpose, "links": list(links),
-                  "proposer": proposer.handle if proposer else "an operator"}
+        values = {
+            "proposal_id": proposal.id,
+            "title": proposal.title,
+            "kind": proposal.kind,
+            "summary": summary,
+            "amount_text": amount_text(proposal),
+            "purpose": proposal.purpose,
+            "links": list(links),
+            "proposer": proposer.handle if proposer else "an operator",
+        }
     needed = quorum(size, kind="endorsement", charter=ctx.charter)
-    posted = post_ballot(ctx, ballot_id=ballot_id, closes=closes, electorate=size, quorum=needed,
-                         values=values)
-    artifact(key=f"proposal-{proposal_id}-endorsement", title=f"Endorsement ballot {ballot_id}",
-             decision=endorsement_opened(proposal_id),
-             rows={"electorate": size, "quorum": needed,
-                   "closes": closes.strftime("%Y-%m-%d %H:%M UTC"),
-                   "shown on": ", ".join(sorted(posted)) or "no platform yet (run again)"})
+    posted = post_ballot(ctx, ballot_id=ballot_id, closes=closes, electorate=size, quorum=needed, values=values)
+    artifact(
+        key=f"proposal-{proposal_id}-endorsement",
+        title=f"Endorsement ballot {ballot_id}",
+        decision=endorsement_opened(proposal_id),
+        rows={
+            "electorate": size,
+            "quorum": needed,
+            "closes": closes.strftime("%Y-%m-%d %H:%M UTC"),
+            "shown on": ", ".join(sorted(posted)) or "no platform yet (run again)",
+        },
+    )
     return {"ballot": ballot_id, "electorate": size, "quorum": needed, "platforms": sorted(posted)}
 
 
-def post_ballot(ctx: BoardCtx, *, ballot_id: int, closes: Any, electorate: int, quorum: int,
-                values: dict[str, Any]) -> dict[str, Any]:
+def post_ballot(
+    ctx: BoardCtx, *, ballot_id: int, closes: Any, electorate: int, quorum: int, values: dict[str, Any]
+) -> dict[str, Any]:
     """``flows.membership.ballot.post`` with this package's question template: the same effect
     keys and recorded ids, so the membership vote handler and closer know the ballot."""
     posted = {}
@@ -88,25 +103,40 @@ def post_ballot(ctx: BoardCtx, *, ballot_id: int, closes: Any, electorate: int, 
     for space in ctx.platforms.spaces.values():
         if space.ballots is None:
             continue
-        question, _text = render("endorsement_question", platform=space.platform,
-                                 ballot_id=ballot_id, electorate=electorate, quorum=quorum,
-                                 closes_at=closes.strftime("%Y-%m-%d %H:%M UTC"), **values)
+        question, _text = render(
+            "endorsement_question",
+            platform=space.platform,
+            ballot_id=ballot_id,
+            electorate=electorate,
+            quorum=quorum,
+            closes_at=closes.strftime("%Y-%m-%d %H:%M UTC"),
+            **values,
+        )
         key = f"ballot:{ballot_id}:post:{space.platform}"
 
         def act(s=space, q=question, k=key) -> dict[str, Any]:
-            b = s.ballots.open_ballot(channel=s.wg_channel, question=q, options=list(ballots.OPTIONS),
-                                      voters_group=s.wg_role.name, closes_at=closes, key=k)
-            return {"ballot_id": b.id, "question": b.question,
-                    "options": [{"id": o.id, "label": o.label} for o in b.options],
-                    "message_id": b.message.id if b.message else None,
-                    "thread_id": b.message.thread_id if b.message else None}
+            b = s.ballots.open_ballot(
+                channel=s.wg_channel,
+                question=q,
+                options=list(ballots.OPTIONS),
+                voters_group=s.wg_role.name,
+                closes_at=closes,
+                key=k,
+            )
+            return {
+                "ballot_id": b.id,
+                "question": b.question,
+                "options": [{"id": o.id, "label": o.label} for o in b.options],
+                "message_id": b.message.id if b.message else None,
+                "thread_id": b.message.thread_id if b.message else None,
+            }
 
         try:
-            posted[space.platform] = once(ctx, key=key, platform=space.platform, actor=ACTOR,
-                                          about=f"ballot:{ballot_id}", act=act)["ref"]
+            posted[space.platform] = once(
+                ctx, key=key, platform=space.platform, actor=ACTOR, about=f"ballot:{ballot_id}", act=act
+            )["ref"]
         except Exception as exc:  # noqa: BLE001 - post on the others first, then fail the run
-            log.warning("board: ballot:%s not posted on %s: %s", ballot_id, space.platform,
-                        type(exc).__name__)
+            log.warning("board: ballot:%s not posted on %s: %s", ballot_id, space.platform, type(exc).__name__)
             failed.append(exc)
     if failed:
         raise failed[0]  # the rerun posts what is missing; the rest is keyed
@@ -126,50 +156,96 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
             raise LookupError(f"ballot:{ballot_id} is not an endorsement ballot")
         if ballot.status == BallotStatus.OPEN:
             electorate = [f"person:{e.person_id}" for e in ballot.electors]
-            votes = {f"person:{v.voter_person_id}": v.choice.value
-                     for v in repo.current_votes(session, ballot)}
-            result = tally("endorsement", electorate=electorate, votes=votes, subject=None,
-                           opened_at=ballot.opens_at, now=ctx.now, charter=ctx.charter)
+            votes = {f"person:{v.voter_person_id}": v.choice.value for v in repo.current_votes(session, ballot)}
+            result = tally(
+                "endorsement",
+                electorate=electorate,
+                votes=votes,
+                subject=None,
+                opened_at=ballot.opens_at,
+                now=ctx.now,
+                charter=ctx.charter,
+            )
             if not result.closed:
-                return {"ballot": ballot_id, "outcome": "open", "yes": result.yes,
-                        "no": result.no, "abstain": result.abstain, "reason": result.reason}
-            repo.close_ballot(session, ballot, outcome=result.outcome, ruling=result.ruling,
-                              tally={"yes": result.yes, "no": result.no, "abstain": result.abstain,
-                                     "electorate": result.electorate, "needed": result.needed,
-                                     "decided_early": result.decided_early,
-                                     "reason": result.reason},
-                              actor=ACTOR, at=ctx.now)
+                return {
+                    "ballot": ballot_id,
+                    "outcome": "open",
+                    "yes": result.yes,
+                    "no": result.no,
+                    "abstain": result.abstain,
+                    "reason": result.reason,
+                }
+            repo.close_ballot(
+                session,
+                ballot,
+                outcome=result.outcome,
+                ruling=result.ruling,
+                tally={
+                    "yes": result.yes,
+                    "no": result.no,
+                    "abstain": result.abstain,
+                    "electorate": result.electorate,
+                    "needed": result.needed,
+                    "decided_early": result.decided_early,
+                    "reason": result.reason,
+                },
+                actor=ACTOR,
+                at=ctx.now,
+            )
         if ballot.status == BallotStatus.CANCELLED:
             return {"ballot": ballot_id, "outcome": "cancelled"}
         outcome, ruling, figures = ballot.outcome.value, ballot.ruling, dict(ballot.tally)
         proposal_id = int(ballot.subject_ref.split(":")[1])
-        line = ballots.result_line(outcome=outcome, figures=figures,
-                                   per_platform=ballots.votes_by_platform(session, ballot))
+        line = ballots.result_line(
+            outcome=outcome, figures=figures, per_platform=ballots.votes_by_platform(session, ballot)
+        )
     where = ballots.refs(ctx, ballot_id)
     for platform, ref in where.items():
         space = ctx.platforms.space(platform)
         if space is None or space.ballots is None:
             continue
-        once(ctx, key=f"ballot:{ballot_id}:closed:{platform}", platform=platform, actor=ACTOR,
-             about=f"ballot:{ballot_id}",
-             act=lambda s=space, p=platform, r=ref: _close_on(s, p, r, figures, line))
-    post_wg(ctx, template="endorsement_result", key=f"ballot:{ballot_id}:result", actor=ACTOR,
+        once(
+            ctx,
+            key=f"ballot:{ballot_id}:closed:{platform}",
+            platform=platform,
+            actor=ACTOR,
             about=f"ballot:{ballot_id}",
-            threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
-            ballot_id=ballot_id, proposal_id=proposal_id, outcome=outcome, ruling=ruling,
-            reason=figures["reason"], yes=figures["yes"], no=figures["no"],
-            abstain=figures["abstain"], electorate=figures["electorate"])
-    artifact(key=f"ballot-{ballot_id}-result", title=f"Endorsement ballot {ballot_id} {outcome}",
-             decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
-             rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed",
-                                          "decided_early")})
+            act=lambda s=space, p=platform, r=ref: _close_on(s, p, r, figures, line),
+        )
+    post_wg(
+        ctx,
+        template="endorsement_result",
+        key=f"ballot:{ballot_id}:result",
+        actor=ACTOR,
+        about=f"ballot:{ballot_id}",
+        threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
+        ballot_id=ballot_id,
+        proposal_id=proposal_id,
+        outcome=outcome,
+        ruling=ruling,
+        reason=figures["reason"],
+        yes=figures["yes"],
+        no=figures["no"],
+        abstain=figures["abstain"],
+        electorate=figures["electorate"],
+    )
+    artifact(
+        key=f"ballot-{ballot_id}-result",
+        title=f"Endorsement ballot {ballot_id} {outcome}",
+        decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
+        rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed", "decided_early")},
+    )
     applied = apply_outcome(ctx, ballot_id=ballot_id)
-    return {"ballot": ballot_id, "outcome": outcome, "ruling": ruling,
-            **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")}, "applied": applied}
+    return {
+        "ballot": ballot_id,
+        "outcome": outcome,
+        "ruling": ruling,
+        **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")},
+        "applied": applied,
+    }
 
 
-def _close_on(space: Any, platform: str, ref: dict[str, Any], figures: dict[str, Any],
-              line: str) -> None:
+def _close_on(space: Any, platform: str, ref: dict[str, Any], figures: dict[str, Any], line: str) -> None:
     """Close the platform's ballot showing the ledger's one tally (votes merged across
     platforms), as the membership closer does (R-APP-5's "one merged tally")."""
     counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
@@ -186,8 +262,7 @@ def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
     from flows.board.escalation import escalate
 
     if not isinstance(ctx, BoardCtx):
-        ctx = BoardCtx(ledger=ctx.ledger, platforms=ctx.platforms, now=ctx.now,
-                       slack=current_slack())
+        ctx = BoardCtx(ledger=ctx.ledger, platforms=ctx.platforms, now=ctx.now, slack=current_slack())
     with ctx.ledger.read() as session:
         ballot = session.get(Ballot, ballot_id)
         proposal = session.get(Proposal, int(ballot.subject_ref.split(":")[1]))
@@ -204,17 +279,31 @@ def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
         with ctx.ledger.transaction() as session:
             proposal = session.get(Proposal, proposal_id)
             if proposal.status in (ProposalStatus.DRAFT, ProposalStatus.ENDORSING):
-                repo.withdraw_proposal(session, proposal, reason_code="not-endorsed", actor=ACTOR,
-                                       at=ctx.now)
-        post_wg(ctx, template="not_endorsed_wg", key=f"board:not-endorsed:{proposal_id}",
-                actor=ACTOR, about=f"proposal:{proposal_id}", proposal_id=proposal_id,
-                title=title, kind=kind, ballot_id=ballot_id,
-                outcome=outcome.value if outcome else "cancelled", reason=reason)
+                repo.withdraw_proposal(session, proposal, reason_code="not-endorsed", actor=ACTOR, at=ctx.now)
+        post_wg(
+            ctx,
+            template="not_endorsed_wg",
+            key=f"board:not-endorsed:{proposal_id}",
+            actor=ACTOR,
+            about=f"proposal:{proposal_id}",
+            proposal_id=proposal_id,
+            title=title,
+            kind=kind,
+            ballot_id=ballot_id,
+            outcome=outcome.value if outcome else "cancelled",
+            reason=reason,
+        )
         result = "not-endorsed"
     with ctx.ledger.transaction() as session:
-        repo.effect_record(session, key=f"ballot:{ballot_id}:applied", platform="ledger",
-                           actor=ACTOR, ref={"result": result}, about=f"ballot:{ballot_id}",
-                           at=ctx.now)
+        repo.effect_record(
+            session,
+            key=f"ballot:{ballot_id}:applied",
+            platform="ledger",
+            actor=ACTOR,
+            ref={"result": result},
+            about=f"ballot:{ballot_id}",
+            at=ctx.now,
+        )
     return result
 
 
@@ -222,8 +311,17 @@ def open_endorsements(ctx: BoardCtx) -> list[int]:
     """Ids of the endorsement ballots still open, and of closed ones whose outcome was not
     applied yet (a crash between closing and escalating)."""
     with ctx.ledger.read() as session:
-        rows = list(session.scalars(select(Ballot).where(
-            Ballot.kind == BallotKind.ENDORSEMENT,
-            Ballot.status.in_([BallotStatus.OPEN, BallotStatus.CLOSED])).order_by(Ballot.id)))
-        return [b.id for b in rows if b.status == BallotStatus.OPEN
-                or repo.effect_get(session, key=f"ballot:{b.id}:applied") is None]
+        rows = list(
+            session.scalars(
+                select(Ballot)
+                .where(
+                    Ballot.kind == BallotKind.ENDORSEMENT, Ballot.status.in_([BallotStatus.OPEN, BallotStatus.CLOSED])
+                )
+                .order_by(Ballot.id)
+            )
+        )
+        return [
+            b.id
+            for b in rows
+            if b.status == BallotStatus.OPEN or repo.effect_get(session, key=f"ballot:{b.id}:applied") is None
+        ]

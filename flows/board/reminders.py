@@ -18,12 +18,11 @@ from typing import Any
 
 from prefect import flow
 
-from ledger import repo
-from ledger.models import Proposal, ProposalStatus
-
 from flows.board import endorsement
 from flows.board.common import BoardCtx, board_context, render, thread_reply
 from flows.kit import artifact, log, once
+from ledger import repo
+from ledger.models import Proposal, ProposalStatus
 
 ACTOR = "flow:board-reminders"
 
@@ -40,35 +39,43 @@ def remind(ctx: BoardCtx) -> list[dict[str, Any]]:
     """Send the reminders due now (see the module docstring); returns what was sent."""
     board = ctx.charter.board
     with ctx.ledger.read() as session:
-        waiting = [(p.id, p.escalated_at, p.escalation_ref, p.last_reminder_at)
-                   for p in repo.proposals_with_status(session, ProposalStatus.ESCALATED)]
+        waiting = [
+            (p.id, p.escalated_at, p.escalation_ref, p.last_reminder_at)
+            for p in repo.proposals_with_status(session, ProposalStatus.ESCALATED)
+        ]
     sent = []
     for proposal_id, escalated_at, slack_ref, _last in waiting:
         if escalated_at is None or not slack_ref or slack_ref.startswith("board-escalation"):
             continue  # not posted yet: the escalation flow repairs that first
-        number = due_number(escalated_at=escalated_at, now=ctx.now,
-                            after_days=board.reminder_after_days,
-                            every_days=board.reminder_every_days)
+        number = due_number(
+            escalated_at=escalated_at,
+            now=ctx.now,
+            after_days=board.reminder_after_days,
+            every_days=board.reminder_every_days,
+        )
         if number == 0:
             continue
         key = f"board:reminder:{proposal_id}:{number}"
-        due_at = escalated_at + timedelta(days=board.reminder_after_days
-                                          + (number - 1) * board.reminder_every_days)
+        due_at = escalated_at + timedelta(days=board.reminder_after_days + (number - 1) * board.reminder_every_days)
         with ctx.ledger.transaction() as session:
             if repo.effect_get(session, key=key) is not None:
                 continue
             proposal = session.get_one(Proposal, proposal_id)
             # Recorded before it is posted; a re-run after a crash finds it recorded and posts.
             if proposal.last_reminder_at is None or proposal.last_reminder_at < due_at:
-                repo.record_board_reminder(session, proposal, number=number, actor=ACTOR,
-                                           at=ctx.now)
+                repo.record_board_reminder(session, proposal, number=number, actor=ACTOR, at=ctx.now)
         _, text = render("reminder", number=number, days=(ctx.now - escalated_at).days)
         try:
-            once(ctx, key=key, platform="slack", actor=ACTOR, about=f"proposal:{proposal_id}",
-                 act=lambda r=slack_ref, t=text, k=key: thread_reply(ctx, thread=r, text=t, key=k))
+            once(
+                ctx,
+                key=key,
+                platform="slack",
+                actor=ACTOR,
+                about=f"proposal:{proposal_id}",
+                act=lambda r=slack_ref, t=text, k=key: thread_reply(ctx, thread=r, text=t, key=k),
+            )
         except Exception as exc:  # noqa: BLE001 - one proposal's thread must not stop the others
-            log.warning("board: reminder for proposal:%s not sent: %s", proposal_id,
-                        type(exc).__name__)
+            log.warning("board: reminder for proposal:%s not sent: %s", proposal_id, type(exc).__name__)
             continue
         sent.append({"proposal": proposal_id, "reminder": number})
     return sent
@@ -86,8 +93,12 @@ def board_reminders(now: datetime | None = None) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - one ballot must not stop the reminders
             log.warning("board: ballot:%s not settled: %s", ballot_id, type(exc).__name__)
     sent = remind(ctx)
-    artifact(key="board-reminders", title="Board reminders",
-             rows={"reminders sent": ", ".join(f"proposal {s['proposal']} #{s['reminder']}"
-                                               for s in sent) or "none",
-                   "endorsement ballots looked at": len(settled)})
+    artifact(
+        key="board-reminders",
+        title="Board reminders",
+        rows={
+            "reminders sent": ", ".join(f"proposal {s['proposal']} #{s['reminder']}" for s in sent) or "none",
+            "endorsement ballots looked at": len(settled),
+        },
+    )
     return {"reminders": sent, "ballots": settled}

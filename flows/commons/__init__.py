@@ -8,6 +8,18 @@ from flows.commons.handlers import handle_commons, relay_pushed
 from flows.commons.poll import commons_poll, poll_room
 from flows.commons.relay import relay_delete, relay_edit, relay_new
 
-__all__ = ["Bridge", "CommonsSettings", "bridges", "commons_poll", "handle_commons", "parse_bridges",
-           "poll_room", "relay_delete", "relay_edit", "relay_new", "relay_pushed", "room_writer",
-           "use_room_connectors"]
+__all__ = [
+    "Bridge",
+    "CommonsSettings",
+    "bridges",
+    "commons_poll",
+    "handle_commons",
+    "parse_bridges",
+    "poll_room",
+    "relay_delete",
+    "relay_edit",
+    "relay_new",
+    "relay_pushed",
+    "room_writer",
+    "use_room_connectors",
+]

@@ -41,13 +41,21 @@ class CommonsSettings(BaseSettings):
     """``CHARTERFLOW_COMMONS_*`` (see the module docstring)."""
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_COMMONS_", env_file=".env", extra="ignore")
-    bridges: str | None = Field(default=None, description=(
-        "The common room's bridges: 'name: platform=room, ...; name: ...' (unset: moderators "
-        "and wg on every platform; none: off). A room is a Discord channel, a Forum category, a "
-        "Matrix room (alias or id) or a Slack channel **ID**; Slack (a channel shared with the CoC "
-        "committee) takes part only when named here, with its `CHARTERFLOW_SLACK_*` settings."))
-    poll_threads: int = Field(default=25, ge=0, le=200, description=(
-        "How many of a polled room's most recent conversation threads each poll reads too."))
+    bridges: str | None = Field(
+        default=None,
+        description=(
+            "The common room's bridges: 'name: platform=room, ...; name: ...' (unset: moderators "
+            "and wg on every platform; none: off). A room is a Discord channel, a Forum category, a "
+            "Matrix room (alias or id) or a Slack channel **ID**; Slack (a channel shared with the CoC "
+            "committee) takes part only when named here, with its `CHARTERFLOW_SLACK_*` settings."
+        ),
+    )
+    poll_threads: int = Field(
+        default=25,
+        ge=0,
+        le=200,
+        description=("How many of a polled room's most recent conversation threads each poll reads too."),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,16 +87,22 @@ def parse_bridges(text: str) -> list[Bridge]:
 
 def bridges(platforms: Platforms, settings: CommonsSettings | None = None) -> list[Bridge]:
     """The bridges in force, restricted to platforms whose connector is a ``RoomWriter`` (served,
-    or bridge-only: :func:`room_writer`) and to rooms the platform has (a default ``moderators`` room missing on one platform is left
-    out, logged); a bridge left with fewer than two rooms bridges nothing and is left out."""
+    or bridge-only: :func:`room_writer`) and to rooms the platform has (a default ``moderators``
+    room missing on one platform is left out, logged); a bridge left with fewer than two rooms
+    bridges nothing and is left out."""
     raw = (settings or CommonsSettings()).bridges
     if raw is not None and raw.strip().lower() == "none":
         return []
     if raw is None or not raw.strip():
         wanted = [
-            Bridge(name="moderators", rooms={
-                p: os.environ.get(f"CHARTERFLOW_COMMONS_MODERATORS_{p.upper().replace('-', '_')}", "").strip()
-                or "moderators" for p in platforms.names()}),
+            Bridge(
+                name="moderators",
+                rooms={
+                    p: os.environ.get(f"CHARTERFLOW_COMMONS_MODERATORS_{p.upper().replace('-', '_')}", "").strip()
+                    or "moderators"
+                    for p in platforms.names()
+                },
+            ),
             Bridge(name="wg", rooms={p: s.wg_channel for p, s in platforms.spaces.items()}),
         ]
     else:

@@ -9,7 +9,12 @@ def deployments() -> list:
     """``commons-poll/every-minute``: the common room's polled rooms (R-COMMS)."""
     from flows.commons.poll import commons_poll
 
-    return [commons_poll.to_deployment(
-        name="every-minute", interval=POLL_SECONDS, tags=["charterflow", "commons"],
-        description="Relay new, edited and deleted messages of the bridged rooms that are polled "
-                    "(Discord channels and their threads) to the other platforms (R-COMMS, issue 22).")]
+    return [
+        commons_poll.to_deployment(
+            name="every-minute",
+            interval=POLL_SECONDS,
+            tags=["charterflow", "commons"],
+            description="Relay new, edited and deleted messages of the bridged rooms that are polled "
+            "(Discord channels and their threads) to the other platforms (R-COMMS, issue 22).",
+        )
+    ]

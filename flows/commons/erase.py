@@ -25,9 +25,11 @@ log = logging.getLogger("charterflow.commons")
 
 
 def _accounts(session: Any, person_id: int) -> list[tuple[str, str]]:
-    return [(str(i.platform), str(i.external_id))
-            for i in session.scalars(select(Identity).where(Identity.person_id == person_id))
-            if i.external_id]
+    return [
+        (str(i.platform), str(i.external_id))
+        for i in session.scalars(select(Identity).where(Identity.person_id == person_id))
+        if i.external_id
+    ]
 
 
 def has_bridged(session: Any, person_id: int) -> bool:
@@ -39,9 +41,17 @@ def has_bridged(session: Any, person_id: int) -> bool:
 def erase_bridged(ctx: Ctx, person_id: int) -> dict[str, Any]:
     """Delete the live copies of the person's bridged messages; forget the sources' authors."""
     with ctx.ledger.read() as session:
-        sources = [(s.id, [(c.id, c.platform, c.room, c.thread_id, c.message_id)
-                           for c in store.copies_of(session, s.id) if c.state == "live"])
-                   for s in store.sources_by_authors(session, _accounts(session, person_id))]
+        sources = [
+            (
+                s.id,
+                [
+                    (c.id, c.platform, c.room, c.thread_id, c.message_id)
+                    for c in store.copies_of(session, s.id)
+                    if c.state == "live"
+                ],
+            )
+            for s in store.sources_by_authors(session, _accounts(session, person_id))
+        ]
     deleted, refused = 0, []
     for source_id, copies in sources:
         try:
@@ -55,9 +65,14 @@ def erase_bridged(ctx: Ctx, person_id: int) -> dict[str, Any]:
             row.author_username = None
             row.author_platform_id = None
             store.set_state(row, state="erased", at=ctx.now)
-        audit.append(session, actor=ACTOR, action="commons.erased", subject=f"person:{person_id}",
-                     payload={"ruling": "R-COMMS", "sources": len(sources), "copies_deleted": deleted,
-                              "refused": refused}, at=ctx.now)
+        audit.append(
+            session,
+            actor=ACTOR,
+            action="commons.erased",
+            subject=f"person:{person_id}",
+            payload={"ruling": "R-COMMS", "sources": len(sources), "copies_deleted": deleted, "refused": refused},
+            at=ctx.now,
+        )
     log.info("commons: person:%s erased: %s source(s), %s copies deleted", person_id, len(sources), deleted)
     return {"sources": len(sources), "copies_deleted": deleted, "refused": refused}
 

@@ -35,8 +35,14 @@ def relay_pushed(ctx: Ctx, *, platform: str, room_key: str, change: str, message
     if found is None:
         return "skipped: platform not bridged"
     writer = found[0]
-    bridge = next((b for b in bridges(ctx.platforms) if platform in b.rooms
-                   and writer.room_key(b.rooms[platform]) == str(room_key)), None)
+    bridge = next(
+        (
+            b
+            for b in bridges(ctx.platforms)
+            if platform in b.rooms and writer.room_key(b.rooms[platform]) == str(room_key)
+        ),
+        None,
+    )
     if bridge is None:
         return "skipped: room not bridged"
     if change == "delete":
@@ -66,14 +72,20 @@ def handle_commons(*, ledger: Any, event: InboxEvent, now: datetime | None = Non
     first = attrs.get("post_number") == "1"
     links = space.capable(Links)
     message = RoomMessage(
-        platform=source, id=attrs["post_id"], room=attrs.get("category_id", ""),
-        author=UserRef(platform=source, id=attrs.get("user_id", ""), username=author,
-                       display_name=attrs.get("name") or None),
-        text=attrs.get("raw", ""), created_at=ctx.now,
-        thread_id=attrs.get("topic_id") or None, title=attrs.get("topic_title") if first else None,
-        own=own, url=links.thread_url(attrs["topic_id"]) if links is not None and attrs.get("topic_id") else None)
-    return relay_pushed(ctx, platform=source, room_key=attrs.get("category_id", ""), change=change,
-                        message=message)
+        platform=source,
+        id=attrs["post_id"],
+        room=attrs.get("category_id", ""),
+        author=UserRef(
+            platform=source, id=attrs.get("user_id", ""), username=author, display_name=attrs.get("name") or None
+        ),
+        text=attrs.get("raw", ""),
+        created_at=ctx.now,
+        thread_id=attrs.get("topic_id") or None,
+        title=attrs.get("topic_title") if first else None,
+        own=own,
+        url=links.thread_url(attrs["topic_id"]) if links is not None and attrs.get("topic_id") else None,
+    )
+    return relay_pushed(ctx, platform=source, room_key=attrs.get("category_id", ""), change=change, message=message)
 
 
 def _relay_neutral(ctx: Ctx, source: str, attrs: dict[str, str], *, event_id: int) -> str:
@@ -84,16 +96,27 @@ def _relay_neutral(ctx: Ctx, source: str, attrs: dict[str, str], *, event_id: in
         return "refused:not-a-room-message"
     user_id, username = attrs.get("user_id", ""), attrs.get("username", "")
     found = room_writer(ctx.platforms, source)
-    if found is not None and isinstance(found[0], AuthorNames) and user_id and username in ("", user_id) \
-            and change != "delete":
+    if (
+        found is not None
+        and isinstance(found[0], AuthorNames)
+        and user_id
+        and username in ("", user_id)
+        and change != "delete"
+    ):
         username = found[0].author_name(user_id) or username
     message = RoomMessage(
-        platform=source, id=message_id, room=room_key,
-        author=UserRef(platform=source, id=user_id, username=username,
-                       display_name=attrs.get("display_name") or None),
-        text=attrs.get("room.text", ""), created_at=ctx.now, thread_id=attrs.get("room.thread_id") or None,
-        title=attrs.get("room.title") or None, own=attrs.get("own") == "true", url=attrs.get("room.url") or None,
-        attachments=tuple(a for a in attrs.get("room.attachments", "").split() if a))
+        platform=source,
+        id=message_id,
+        room=room_key,
+        author=UserRef(platform=source, id=user_id, username=username, display_name=attrs.get("display_name") or None),
+        text=attrs.get("room.text", ""),
+        created_at=ctx.now,
+        thread_id=attrs.get("room.thread_id") or None,
+        title=attrs.get("room.title") or None,
+        own=attrs.get("own") == "true",
+        url=attrs.get("room.url") or None,
+        attachments=tuple(a for a in attrs.get("room.attachments", "").split() if a),
+    )
     return relay_pushed(ctx, platform=source, room_key=room_key, change=change, message=message)
 
 

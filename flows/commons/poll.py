@@ -49,8 +49,15 @@ def poll_room(ctx: Ctx, bridge: Bridge, platform: str, thread: str | None = None
     if last is None and thread is None:
         newest = reader.room_messages(room=where, after=None, limit=1)
         with ctx.ledger.transaction() as session:
-            store.set_cursor(session, bridge=bridge.name, platform=platform, room=mark, instance=instance,
-                             last_id=newest[-1].id if newest else "0", at=ctx.now)
+            store.set_cursor(
+                session,
+                bridge=bridge.name,
+                platform=platform,
+                room=mark,
+                instance=instance,
+                last_id=newest[-1].id if newest else "0",
+                at=ctx.now,
+            )
         return counts
     last = last or thread
     while True:
@@ -60,15 +67,24 @@ def poll_room(ctx: Ctx, bridge: Bridge, platform: str, thread: str | None = None
             outcome = relay_new(ctx, bridge, platform, replace(msg, thread_id=thread))
             counts["relayed"] += outcome.startswith("relayed")
             with ctx.ledger.transaction() as session:
-                store.set_cursor(session, bridge=bridge.name, platform=platform, room=mark, instance=instance,
-                                 last_id=msg.id, at=ctx.now)
+                store.set_cursor(
+                    session,
+                    bridge=bridge.name,
+                    platform=platform,
+                    room=mark,
+                    instance=instance,
+                    last_id=msg.id,
+                    at=ctx.now,
+                )
             last = msg.id
         if len(page) < PAGE:
             break
     window = reader.room_messages(room=where, after=None, limit=WINDOW)
     with ctx.ledger.read() as session:
-        known = {s.message_id: s.content_hash for s in store.sources_in_room(
-            session, platform=platform, instance=instance, room=room, thread_id=thread)}
+        known = {
+            s.message_id: s.content_hash
+            for s in store.sources_in_room(session, platform=platform, instance=instance, room=room, thread_id=thread)
+        }
     for msg in window:
         if msg.id in known and content_hash(msg.text, msg.attachments) != known[msg.id]:
             relay_edit(ctx, bridge, platform, replace(msg, thread_id=thread))
@@ -94,9 +110,10 @@ def commons_poll(now: datetime | None = None) -> dict[str, Any]:
             if space is None or space.capable(RoomReader) is None:
                 continue
             with ctx.ledger.read() as session:
-                threads = store.threads_in_room(session, platform=platform, instance=space.instance,
-                                                room=bridge.rooms[platform])
-            for thread in [None, *threads[-settings.poll_threads:]] if settings.poll_threads else [None]:
+                threads = store.threads_in_room(
+                    session, platform=platform, instance=space.instance, room=bridge.rooms[platform]
+                )
+            for thread in [None, *threads[-settings.poll_threads :]] if settings.poll_threads else [None]:
                 name = f"{bridge.name}:{platform}:{thread or 'room'}"
                 try:
                     result[name] = poll_room(ctx, bridge, platform, thread)

@@ -52,38 +52,85 @@ def relay_new(ctx: Ctx, bridge: Bridge, platform: str, msg: RoomMessage) -> str:
     room = bridge.rooms[platform]
     with ctx.ledger.read() as session:
         known = store.find_message(session, platform, instance, msg.id)
-    decision = relay_decision(own=msg.own, is_copy=known is not None and known.origin_id is not None,
-                              text=msg.text, attachments=msg.attachments)
+    decision = relay_decision(
+        own=msg.own,
+        is_copy=known is not None and known.origin_id is not None,
+        text=msg.text,
+        attachments=msg.attachments,
+    )
     if not decision.allowed:
         return f"skipped: {decision.reason}"
-    title = conversation_title(title=msg.title, text=msg.text, author=msg.author.username,
-                               platform=platform_label(platform))
+    title = conversation_title(
+        title=msg.title, text=msg.text, author=msg.author.username, platform=platform_label(platform)
+    )
     if known is None:
         source_thread = msg.thread_id or writer.room_thread(room=room, message_id=msg.id, name=title)
         with ctx.ledger.transaction() as session:
             conv = store.conversation_of_thread(session, platform, instance, source_thread)
             if conv is None:
                 conv = store.open_conversation(session, bridge=bridge.name, opened_on=platform, at=ctx.now).id
-                store.map_thread(session, conversation_id=conv, platform=platform, instance=instance, room=room,
-                                 thread_id=source_thread, at=ctx.now)
-            store.record_source(session, bridge=bridge.name, platform=platform, instance=instance,
-                                message_id=msg.id, room=room, thread_id=msg.thread_id, conversation_id=conv,
-                                author_platform_id=msg.author.id, author_username=msg.author.username,
-                                content_hash=content_hash(msg.text, msg.attachments), at=ctx.now)
+                store.map_thread(
+                    session,
+                    conversation_id=conv,
+                    platform=platform,
+                    instance=instance,
+                    room=room,
+                    thread_id=source_thread,
+                    at=ctx.now,
+                )
+            store.record_source(
+                session,
+                bridge=bridge.name,
+                platform=platform,
+                instance=instance,
+                message_id=msg.id,
+                room=room,
+                thread_id=msg.thread_id,
+                conversation_id=conv,
+                author_platform_id=msg.author.id,
+                author_username=msg.author.username,
+                content_hash=content_hash(msg.text, msg.attachments),
+                at=ctx.now,
+            )
     with ctx.ledger.read() as session:
         source = store.find_message(session, platform, instance, msg.id)
-        source_id, conv, source_thread = source.id, source.conversation_id, msg.thread_id or store.thread_of(
-            session, source.conversation_id, platform, instance)
+        source_id, conv, source_thread = (
+            source.id,
+            source.conversation_id,
+            msg.thread_id or store.thread_of(session, source.conversation_id, platform, instance),
+        )
     outcomes = []
     for target in targets(bridge.rooms, platform):
-        outcomes.append(_copy_to(ctx, bridge, msg, source_id=source_id, conv=conv, title=title,
-                                 source_platform=platform, source_instance=instance,
-                                 source_thread=source_thread, target=target))
+        outcomes.append(
+            _copy_to(
+                ctx,
+                bridge,
+                msg,
+                source_id=source_id,
+                conv=conv,
+                title=title,
+                source_platform=platform,
+                source_instance=instance,
+                source_thread=source_thread,
+                target=target,
+            )
+        )
     return "relayed: " + ", ".join(outcomes)
 
 
-def _copy_to(ctx: Ctx, bridge: Bridge, msg: RoomMessage, *, source_id: int, conv: int, title: str,
-             source_platform: str, source_instance: str, source_thread: str | None, target: str) -> str:
+def _copy_to(
+    ctx: Ctx,
+    bridge: Bridge,
+    msg: RoomMessage,
+    *,
+    source_id: int,
+    conv: int,
+    title: str,
+    source_platform: str,
+    source_instance: str,
+    source_thread: str | None,
+    target: str,
+) -> str:
     writer, instance = _writer(ctx, target)
     room = bridge.rooms[target]
     with ctx.ledger.read() as session:
@@ -94,46 +141,111 @@ def _copy_to(ctx: Ctx, bridge: Bridge, msg: RoomMessage, *, source_id: int, conv
     key = f"commons:{bridge.name}:{instance_key(source_platform, source_instance, msg.id)}:{target}"
     text = _copy_text(msg, source_platform, limit=writer.room_text_limit())
     try:
-        ref = once(ctx, key=key, platform=target, actor=ACTOR, about=f"commons-message:{source_id}",
-                   act=lambda: writer.room_post(room=room, text=text, thread_id=thread,
-                                                title=None if thread else title, key=key))["ref"]
+        ref = once(
+            ctx,
+            key=key,
+            platform=target,
+            actor=ACTOR,
+            about=f"commons-message:{source_id}",
+            act=lambda: writer.room_post(
+                room=room, text=text, thread_id=thread, title=None if thread else title, key=key
+            ),
+        )["ref"]
     except FatalError as exc:
-        _refused(ctx, bridge, msg, source_id=source_id, source_platform=source_platform,
-                 source_thread=source_thread, target=target, target_instance=instance, reason=str(exc))
+        _refused(
+            ctx,
+            bridge,
+            msg,
+            source_id=source_id,
+            source_platform=source_platform,
+            source_thread=source_thread,
+            target=target,
+            target_instance=instance,
+            reason=str(exc),
+        )
         return f"{target} refused"
     with ctx.ledger.transaction() as session:
         source = session.get(store.CommonsMessage, source_id)
-        store.record_copy(session, source=source, platform=target, instance=instance, message_id=str(ref["id"]),
-                          room=room, thread_id=str(ref.get("thread_id") or "") or None, at=ctx.now)
+        store.record_copy(
+            session,
+            source=source,
+            platform=target,
+            instance=instance,
+            message_id=str(ref["id"]),
+            room=room,
+            thread_id=str(ref.get("thread_id") or "") or None,
+            at=ctx.now,
+        )
         if thread is None and ref.get("thread_id"):
-            store.map_thread(session, conversation_id=conv, platform=target, instance=instance, room=room,
-                             thread_id=str(ref["thread_id"]), at=ctx.now)
+            store.map_thread(
+                session,
+                conversation_id=conv,
+                platform=target,
+                instance=instance,
+                room=room,
+                thread_id=str(ref["thread_id"]),
+                at=ctx.now,
+            )
     return f"{target} posted"
 
 
-def _refused(ctx: Ctx, bridge: Bridge, msg: RoomMessage, *, source_id: int, source_platform: str,
-             source_thread: str | None, target: str, target_instance: str, reason: str) -> None:
+def _refused(
+    ctx: Ctx,
+    bridge: Bridge,
+    msg: RoomMessage,
+    *,
+    source_id: int,
+    source_platform: str,
+    source_thread: str | None,
+    target: str,
+    target_instance: str,
+    reason: str,
+) -> None:
     """Record a copy ``target`` will not take, and say so where the message was written."""
     with ctx.ledger.transaction() as session:
         source = session.get(store.CommonsMessage, source_id)
-        store.record_copy(session, source=source, platform=target, instance=target_instance,
-                          message_id=f"refused:{source_id}", room=bridge.rooms[target], thread_id=None,
-                          at=ctx.now, state="refused", note=reason[:500])
-        audit.append(session, actor=ACTOR, action="commons.refused", subject=f"commons-message:{source_id}",
-                     payload={"ruling": "R-COMMS", "bridge": bridge.name, "target": target,
-                              "reason": reason[:500]}, at=ctx.now)
+        store.record_copy(
+            session,
+            source=source,
+            platform=target,
+            instance=target_instance,
+            message_id=f"refused:{source_id}",
+            room=bridge.rooms[target],
+            thread_id=None,
+            at=ctx.now,
+            state="refused",
+            note=reason[:500],
+        )
+        audit.append(
+            session,
+            actor=ACTOR,
+            action="commons.refused",
+            subject=f"commons-message:{source_id}",
+            payload={"ruling": "R-COMMS", "bridge": bridge.name, "target": target, "reason": reason[:500]},
+            at=ctx.now,
+        )
     log.warning("commons: %s refused the copy of commons-message:%s", target, source_id)
     writer, _ = _writer(ctx, source_platform)
-    note = (f"The common room could not copy this message to {platform_label(target)}: it was refused "
-            f"there ({reason[:300]}). It stays readable here only.")
+    note = (
+        f"The common room could not copy this message to {platform_label(target)}: it was refused "
+        f"there ({reason[:300]}). It stays readable here only."
+    )
     key = f"commons:{bridge.name}:refused:{source_id}:{target}"
     try:
-        once(ctx, key=key, platform=source_platform, actor=ACTOR, about=f"commons-message:{source_id}",
-             act=lambda: writer.room_post(room=bridge.rooms[source_platform], text=note,
-                                          thread_id=source_thread, key=key))
+        once(
+            ctx,
+            key=key,
+            platform=source_platform,
+            actor=ACTOR,
+            about=f"commons-message:{source_id}",
+            act=lambda: writer.room_post(
+                room=bridge.rooms[source_platform], text=note, thread_id=source_thread, key=key
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - the refusal is recorded and audited; the note is extra
-        log.warning("commons: the refusal note for commons-message:%s was not posted (%s)",
-                    source_id, type(exc).__name__)
+        log.warning(
+            "commons: the refusal note for commons-message:%s was not posted (%s)", source_id, type(exc).__name__
+        )
 
 
 def relay_edit(ctx: Ctx, bridge: Bridge, platform: str, msg: RoomMessage) -> str:
@@ -144,8 +256,11 @@ def relay_edit(ctx: Ctx, bridge: Bridge, platform: str, msg: RoomMessage) -> str
         if row is None:
             copies: list[Any] = []
         else:
-            copies = [(c.id, c.platform, c.room, c.thread_id, c.message_id)
-                      for c in store.copies_of(session, row.id) if c.state == "live"]
+            copies = [
+                (c.id, c.platform, c.room, c.thread_id, c.message_id)
+                for c in store.copies_of(session, row.id)
+                if c.state == "live"
+            ]
     if row is None:
         return relay_new(ctx, bridge, platform, msg)
     if row.origin_id is not None or row.state != "live":
@@ -156,10 +271,16 @@ def relay_edit(ctx: Ctx, bridge: Bridge, platform: str, msg: RoomMessage) -> str
     for copy_id, target, room, thread, message_id in copies:
         writer, _ = _writer(ctx, target)
         text = _copy_text(msg, platform, limit=writer.room_text_limit())
-        once(ctx, key=f"commons:edit:{copy_id}:{digest}", platform=target, actor=ACTOR,
-             about=f"commons-message:{row.id}",
-             act=lambda w=writer, r=room, t=thread, m=message_id, x=text: w.room_edit(
-                 room=r, thread_id=t, message_id=m, text=x))
+        once(
+            ctx,
+            key=f"commons:edit:{copy_id}:{digest}",
+            platform=target,
+            actor=ACTOR,
+            about=f"commons-message:{row.id}",
+            act=lambda w=writer, r=room, t=thread, m=message_id, x=text: w.room_edit(
+                room=r, thread_id=t, message_id=m, text=x
+            ),
+        )
     with ctx.ledger.transaction() as session:
         store.set_state(session.get(store.CommonsMessage, row.id), state="live", content_hash=digest, at=ctx.now)
     return f"edited {len(copies)} cop{'y' if len(copies) == 1 else 'ies'}"
@@ -173,19 +294,26 @@ def relay_delete(ctx: Ctx, platform: str, message_id: str, *, state: str = "dele
         if row is None or row.origin_id is not None:
             return "skipped: not a known source"
         source_id = row.id
-        copies = [(c.id, c.platform, c.room, c.thread_id, c.message_id)
-                  for c in store.copies_of(session, row.id) if c.state == "live"]
+        copies = [
+            (c.id, c.platform, c.room, c.thread_id, c.message_id)
+            for c in store.copies_of(session, row.id)
+            if c.state == "live"
+        ]
     return delete_copies(ctx, source_id, copies, state=state)
 
 
-def delete_copies(ctx: Ctx, source_id: int, copies: list[tuple[int, str, str, str | None, str]], *,
-                  state: str) -> str:
+def delete_copies(ctx: Ctx, source_id: int, copies: list[tuple[int, str, str, str | None, str]], *, state: str) -> str:
     """Delete each live copy of a source on its platform, then mark source and copies ``state``."""
     for copy_id, target, room, thread, message_id in copies:
         writer, _ = _writer(ctx, target)
-        once(ctx, key=f"commons:delete:{copy_id}", platform=target, actor=ACTOR,
-             about=f"commons-message:{source_id}",
-             act=lambda w=writer, r=room, t=thread, m=message_id: w.room_delete(room=r, thread_id=t, message_id=m))
+        once(
+            ctx,
+            key=f"commons:delete:{copy_id}",
+            platform=target,
+            actor=ACTOR,
+            about=f"commons-message:{source_id}",
+            act=lambda w=writer, r=room, t=thread, m=message_id: w.room_delete(room=r, thread_id=t, message_id=m),
+        )
         with ctx.ledger.transaction() as session:
             store.set_state(session.get(store.CommonsMessage, copy_id), state=state, at=ctx.now)
     with ctx.ledger.transaction() as session:

@@ -12,12 +12,22 @@ def deployments() -> list:
 
     tags = ["charterflow", "guides"]
     return [
-        guides_publish.to_deployment(name="daily", tags=tags, cron="0 6 * * *",
-                                     description="Publish the community guides whose text changed (R-GUIDE)."),
-        guides_publish.to_deployment(name="operator", tags=tags,
-                                     description="Publish the community guides now (R-GUIDE)."),
-        training_schedule.to_deployment(name="operator", tags=tags,
-                                        description="Schedule a community training session on a guide (R-GUIDE)."),
-        training_reminders.to_deployment(name="hourly", tags=tags, interval=3600,
-                                         description="Remind each platform of training sessions a day ahead."),
+        guides_publish.to_deployment(
+            name="daily",
+            tags=tags,
+            cron="0 6 * * *",
+            description="Publish the community guides whose text changed (R-GUIDE).",
+        ),
+        guides_publish.to_deployment(
+            name="operator", tags=tags, description="Publish the community guides now (R-GUIDE)."
+        ),
+        training_schedule.to_deployment(
+            name="operator", tags=tags, description="Schedule a community training session on a guide (R-GUIDE)."
+        ),
+        training_reminders.to_deployment(
+            name="hourly",
+            tags=tags,
+            interval=3600,
+            description="Remind each platform of training sessions a day ahead.",
+        ),
     ]

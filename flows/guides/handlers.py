@@ -12,5 +12,6 @@ def register() -> None:
     from flows import inbox
     from flows.guides.help import handle_help
 
-    inbox.register_route(HELP_ROUTE, handle_help, discord_command="help",
-                         condition="slash command /help (the matching guides, R-GUIDE)")
+    inbox.register_route(
+        HELP_ROUTE, handle_help, discord_command="help", condition="slash command /help (the matching guides, R-GUIDE)"
+    )

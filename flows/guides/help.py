@@ -13,14 +13,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ledger import guides as shelf_ledger
-from ledger.models import InboxEvent
-from rules.guides import Guide, match_guides
-
 from flows.guides.library import load_guides
 from flows.guides.publish import known_platforms
 from flows.kit import Ctx, answer_interaction, context, log, once
 from flows.presentation import DISCORD_MESSAGE_LIMIT, label
+from ledger import guides as shelf_ledger
+from ledger.models import InboxEvent
+from rules.guides import Guide, match_guides
 
 ACTOR = "flow:guides-help"
 MAX_TOPIC = 100
@@ -44,8 +43,9 @@ def _guide_line(guide: Guide, where: Sequence[tuple[str, str]], *, plain: bool) 
     return f"- **{guide.title}**" + (f": {shown}" if shown else " (not published yet)")
 
 
-def help_answer(ctx: Ctx, topic: str, guides: Sequence[Guide], *, limit: int = 3, plain: bool = False,
-                first: str | None = None) -> str:
+def help_answer(
+    ctx: Ctx, topic: str, guides: Sequence[Guide], *, limit: int = 3, plain: bool = False, first: str | None = None
+) -> str:
     """The answer to ``/help topic``: the matching guides (best first) with a link on each
     platform where they are published; no match lists every guide's title. ``plain``: bare
     links (``Title: Forum https://…``), readable where Markdown is not rendered (Matrix);
@@ -80,8 +80,14 @@ def _reply(ctx: Ctx, *, source: str, thread: str, event_id: int, text: str) -> b
     if messenger is None or not thread:
         log.info("help: inbox:%s has nowhere to be answered on %s", event_id, source)
         return False
-    once(ctx, key=f"guides:help-answer:inbox:{event_id}", platform=source, actor=ACTOR, about=f"inbox:{event_id}",
-         act=lambda: messenger.reply(thread_id=thread, text=text, key=f"guides-help-{event_id}"))
+    once(
+        ctx,
+        key=f"guides:help-answer:inbox:{event_id}",
+        platform=source,
+        actor=ACTOR,
+        about=f"inbox:{event_id}",
+        act=lambda: messenger.reply(thread_id=thread, text=text, key=f"guides-help-{event_id}"),
+    )
     return True
 
 
@@ -99,12 +105,19 @@ def handle_help(*, ledger: Any, event: InboxEvent, now: datetime | None = None) 
     topic = help_topic(attrs)
     if attrs.get("interaction_token"):
         text = help_answer(ctx, topic, guides)
-        answer_interaction(ctx, key=f"guides:help-answer:inbox:{event.id}", actor=ACTOR,
-                           about=f"inbox:{event.id}", attributes=attrs, text=text)
+        answer_interaction(
+            ctx,
+            key=f"guides:help-answer:inbox:{event.id}",
+            actor=ACTOR,
+            about=f"inbox:{event.id}",
+            attributes=attrs,
+            text=text,
+        )
     else:
         # Matrix clients show the plain body: bare links read (and open) there and on the Forum.
         text = help_answer(ctx, topic, guides, plain=True, first=source)
-        if not _reply(ctx, source=source, thread=attrs.get("reply_to") or attrs.get("topic_id", ""),
-                      event_id=event.id, text=text):
+        if not _reply(
+            ctx, source=source, thread=attrs.get("reply_to") or attrs.get("topic_id", ""), event_id=event.id, text=text
+        ):
             return "help:unanswered"
     return f"help:{sum(line.startswith('- ') for line in text.splitlines())}"

@@ -22,9 +22,13 @@ class GuidesSettings(BaseSettings):
     own name, ``CHARTERFLOW_CHARTER_FILE``: flows do not import the shell's settings)."""
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_", env_file=".env", extra="ignore")
-    guides_dir: Path | None = Field(default=None, description=(
-        "The folder of the community guides (default: guides/ beside the charter file, else the "
-        "shipped DSF OCWG guides)."))
+    guides_dir: Path | None = Field(
+        default=None,
+        description=(
+            "The folder of the community guides (default: guides/ beside the charter file, else the "
+            "shipped DSF OCWG guides)."
+        ),
+    )
     charter_file: Path | None = None
 
 
@@ -38,8 +42,9 @@ def guides_dir(settings: GuidesSettings | None = None) -> Path:
     return SHIPPED
 
 
-def load_guides(directory: Path | None = None, *, known_platforms: Iterable[str]
-                ) -> tuple[list[Guide], list[GuideError]]:
+def load_guides(
+    directory: Path | None = None, *, known_platforms: Iterable[str]
+) -> tuple[list[Guide], list[GuideError]]:
     """Every ``*.md`` guide of ``directory`` (default :func:`guides_dir`), checked: the good
     ones and the errors of the broken ones (by file name and line). A missing directory has
     no guides; a file that is not UTF-8 is an error naming it."""

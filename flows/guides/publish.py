@@ -24,22 +24,30 @@ from typing import Any
 from prefect import flow
 
 from connectors.base import GuideShelf, MessageRef, NewcomerWelcome
-from ledger import guides as shelf_ledger
-from rules.guides import Guide, GuideError, fit_guide
-
 from flows.guides.library import load_guides
 from flows.kit import Ctx, context, once
+from ledger import guides as shelf_ledger
+from rules.guides import Guide, GuideError, fit_guide
 
 log = logging.getLogger("charterflow.guides")
 
 ACTOR = "flow:guides-publish"
 # What newcomers read first (Discord's welcome screen holds 140 characters).
-WELCOME_SUMMARY = ("New here? Start with our community guides: how to ask a good question, where to "
-                   "get help and how to report a problem.")
+WELCOME_SUMMARY = (
+    "New here? Start with our community guides: how to ask a good question, where to "
+    "get help and how to report a problem."
+)
 NEWCOMER_AUDIENCES = ("newcomers", "everyone")
 
-__all__ = ["guides_channel", "guides_publish", "known_platforms", "publish_step", "report_table",
-           "status_rows", "welcome_step"]
+__all__ = [
+    "guides_channel",
+    "guides_publish",
+    "known_platforms",
+    "publish_step",
+    "report_table",
+    "status_rows",
+    "welcome_step",
+]
 
 
 def guides_channel(platform: str, channels: Mapping[str, str] | None = None) -> str | None:
@@ -63,24 +71,53 @@ def _shelves(ctx: Ctx) -> list[tuple[Any, GuideShelf]]:
 
 
 def _refs(items: Sequence[Mapping[str, Any]]) -> list[MessageRef]:
-    return [MessageRef(platform=str(m.get("platform", "")), id=str(m["id"]),
-                       thread_id=str(m.get("thread_id", "")), url=m.get("url")) for m in items]
+    return [
+        MessageRef(
+            platform=str(m.get("platform", "")),
+            id=str(m["id"]),
+            thread_id=str(m.get("thread_id", "")),
+            url=m.get("url"),
+        )
+        for m in items
+    ]
 
 
-def publish_step(ctx: Ctx, guides: Sequence[Guide], errors: Sequence[GuideError] = (), *,
-                 channels: Mapping[str, str] | None = None, force: bool = False) -> list[dict[str, Any]]:
+def publish_step(
+    ctx: Ctx,
+    guides: Sequence[Guide],
+    errors: Sequence[GuideError] = (),
+    *,
+    channels: Mapping[str, str] | None = None,
+    force: bool = False,
+) -> list[dict[str, Any]]:
     """Publish ``guides`` where they belong; one row per (guide, platform) saying what changed
     (``published``, ``edited``, ``unchanged``) and one ``refused`` row per broken guide.
     ``force``: re-send the current text even where the ledger says it is shown already."""
     rows: list[dict[str, Any]] = [
-        {"guide": e.name, "platform": "-", "change": "refused", "version": None, "mode": "-",
-         "url": None, "reason": f"line {e.line}: {e.problem}" if e.line else e.problem, "ruling": "R-GUIDE"}
-        for e in errors]
+        {
+            "guide": e.name,
+            "platform": "-",
+            "change": "refused",
+            "version": None,
+            "mode": "-",
+            "url": None,
+            "reason": f"line {e.line}: {e.problem}" if e.line else e.problem,
+            "ruling": "R-GUIDE",
+        }
+        for e in errors
+    ]
     shelves = _shelves(ctx)
     for guide in guides:
         with ctx.ledger.transaction() as session:
-            version = shelf_ledger.record_version(session, slug=guide.slug, title=guide.title, body=guide.body,
-                                                  digest=guide.digest, actor=ACTOR, at=ctx.now)[0].version
+            version = shelf_ledger.record_version(
+                session,
+                slug=guide.slug,
+                title=guide.title,
+                body=guide.body,
+                digest=guide.digest,
+                actor=ACTOR,
+                at=ctx.now,
+            )[0].version
         link: str | None = None  # the whole guide, on a platform it fit (for those it does not)
         for space, shelf in shelves:
             if not guide.for_platform(space.platform):
@@ -98,21 +135,49 @@ def publish_step(ctx: Ctx, guides: Sequence[Guide], errors: Sequence[GuideError]
                 continue
             base = f"guide:{guide.slug}:{space.platform}:{instance}"
 
-            def act(shelf: GuideShelf = shelf, space: Any = space, fit: Any = fit,
-                    placed: list[MessageRef] = placed, base: str = base, title: str = guide.title) -> dict[str, Any]:
-                refs = shelf.shelve_guide(channel=guides_channel(space.platform, channels), title=title,
-                                          pieces=fit.pieces, placed=placed, key=base)
-                return {"messages": [{"platform": r.platform, "id": r.id, "thread_id": r.thread_id, "url": r.url}
-                                     for r in refs]}
+            def act(
+                shelf: GuideShelf = shelf,
+                space: Any = space,
+                fit: Any = fit,
+                placed: list[MessageRef] = placed,
+                base: str = base,
+                title: str = guide.title,
+            ) -> dict[str, Any]:
+                refs = shelf.shelve_guide(
+                    channel=guides_channel(space.platform, channels),
+                    title=title,
+                    pieces=fit.pieces,
+                    placed=placed,
+                    key=base,
+                )
+                return {
+                    "messages": [
+                        {"platform": r.platform, "id": r.id, "thread_id": r.thread_id, "url": r.url} for r in refs
+                    ]
+                }
 
             suffix = f":force:{ctx.now.isoformat()}" if force else ""
-            done = once(ctx, key=f"{base}:v{version}:{fit.mode}{suffix}", platform=space.platform, actor=ACTOR,
-                        about=f"guide:{guide.slug}", act=act)
+            done = once(
+                ctx,
+                key=f"{base}:v{version}:{fit.mode}{suffix}",
+                platform=space.platform,
+                actor=ACTOR,
+                about=f"guide:{guide.slug}",
+                act=act,
+            )
             with ctx.ledger.transaction() as session:
                 post, change = shelf_ledger.record_post(
-                    session, slug=guide.slug, platform=space.platform, instance=instance, version=version,
-                    mode=fit.mode, messages=done["ref"]["messages"], actor=ACTOR, at=ctx.now,
-                    decision={"ruling": fit.decision.ruling, "reason": fit.decision.reason})
+                    session,
+                    slug=guide.slug,
+                    platform=space.platform,
+                    instance=instance,
+                    version=version,
+                    mode=fit.mode,
+                    messages=done["ref"]["messages"],
+                    actor=ACTOR,
+                    at=ctx.now,
+                    decision={"ruling": fit.decision.ruling, "reason": fit.decision.reason},
+                )
                 url = post.url
             rows.append(_row(guide, space.platform, change, version, fit, url))
             if fit.mode != "linked":
@@ -121,12 +186,21 @@ def publish_step(ctx: Ctx, guides: Sequence[Guide], errors: Sequence[GuideError]
 
 
 def _row(guide: Guide, platform: str, change: str, version: int, fit: Any, url: str | None) -> dict[str, Any]:
-    return {"guide": guide.slug, "platform": platform, "change": change, "version": version,
-            "mode": fit.mode, "url": url, "reason": fit.decision.reason, "ruling": fit.decision.ruling}
+    return {
+        "guide": guide.slug,
+        "platform": platform,
+        "change": change,
+        "version": version,
+        "mode": fit.mode,
+        "url": url,
+        "reason": fit.decision.reason,
+        "ruling": fit.decision.ruling,
+    }
 
 
-def welcome_step(ctx: Ctx, guides: Sequence[Guide], *, channels: Mapping[str, str] | None = None
-                 ) -> list[dict[str, Any]]:
+def welcome_step(
+    ctx: Ctx, guides: Sequence[Guide], *, channels: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Point newcomers at the guides on each platform that has a ``NewcomerWelcome``: the
     summary and the links of the guides for newcomers and everyone published there. Sent again
     only when that content changes."""
@@ -138,16 +212,25 @@ def welcome_step(ctx: Ctx, guides: Sequence[Guide], *, channels: Mapping[str, st
         if welcome is None:
             continue
         instance = space.instance or space.platform
-        links = [(g.title, posted[(g.slug, space.platform, instance)]) for g in guides
-                 if g.audience in NEWCOMER_AUDIENCES and posted.get((g.slug, space.platform, instance))]
+        links = [
+            (g.title, posted[(g.slug, space.platform, instance)])
+            for g in guides
+            if g.audience in NEWCOMER_AUDIENCES and posted.get((g.slug, space.platform, instance))
+        ]
         if not links:
             continue
         channel = guides_channel(space.platform, channels)
         digest = hashlib.sha256(repr((WELCOME_SUMMARY, links, channel)).encode()).hexdigest()[:16]
-        done = once(ctx, key=f"guides:welcome:{space.platform}:{instance}:{digest}", platform=space.platform,
-                    actor=ACTOR, about="guides:welcome",
-                    act=lambda w=welcome, c=channel, g=links: {"where": w.set_welcome(
-                        summary=WELCOME_SUMMARY, guides=g, channel=c)})
+        done = once(
+            ctx,
+            key=f"guides:welcome:{space.platform}:{instance}:{digest}",
+            platform=space.platform,
+            actor=ACTOR,
+            about="guides:welcome",
+            act=lambda w=welcome, c=channel, g=links: {
+                "where": w.set_welcome(summary=WELCOME_SUMMARY, guides=g, channel=c)
+            },
+        )
         out.append({"platform": space.platform, "where": done["ref"].get("where"), "guides": len(links)})
     return out
 
@@ -169,9 +252,16 @@ def status_rows(ctx: Ctx, guides: Sequence[Guide]) -> list[dict[str, Any]]:
                 state = "current"
             else:
                 state = "outdated"
-            rows.append({"guide": guide.slug, "platform": platform, "state": state,
-                         "version": post.version if post else None, "mode": post.mode if post else None,
-                         "url": post.url if post else None})
+            rows.append(
+                {
+                    "guide": guide.slug,
+                    "platform": platform,
+                    "state": state,
+                    "version": post.version if post else None,
+                    "mode": post.mode if post else None,
+                    "url": post.url if post else None,
+                }
+            )
     return rows
 
 
@@ -179,14 +269,18 @@ def report_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> s
     """``rows`` as a Markdown table (the run's artifact)."""
     lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
     for row in rows:
-        lines.append("| " + " | ".join(str(row.get(c) if row.get(c) is not None else "-").replace("|", "/")
-                                       for c in columns) + " |")
+        lines.append(
+            "| "
+            + " | ".join(str(row.get(c) if row.get(c) is not None else "-").replace("|", "/") for c in columns)
+            + " |"
+        )
     return "\n".join(lines)
 
 
 @flow(name="guides-publish", flow_run_name="guides-publish", log_prints=True)
-def guides_publish(force: bool = False, channels: dict[str, str] | None = None,
-                   now: datetime | None = None) -> dict[str, Any]:
+def guides_publish(
+    force: bool = False, channels: dict[str, str] | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """Publish every guide to every platform that takes it and point newcomers at them
     (R-GUIDE). ``force``: re-send texts already shown. ``channels``: platform → the guides'
     channel (default the settings'). Returns what changed; the run's artifact shows it."""
@@ -199,9 +293,13 @@ def guides_publish(force: bool = False, channels: dict[str, str] | None = None,
     try:
         from flows.privacy import publish_artifact
 
-        publish_artifact(key="guides-publish", kind="markdown", description="guides-publish",
-                         content="# Guides published (R-GUIDE)\n\n" + report_table(
-                             rows, ("guide", "platform", "change", "version", "mode", "url", "reason")))
+        publish_artifact(
+            key="guides-publish",
+            kind="markdown",
+            description="guides-publish",
+            content="# Guides published (R-GUIDE)\n\n"
+            + report_table(rows, ("guide", "platform", "change", "version", "mode", "url", "reason")),
+        )
     except Exception as exc:  # noqa: BLE001 - the report is a view; the ledger holds the record
         log.warning("guides: no artifact (%s)", type(exc).__name__)
     return {"guides": rows, "welcome": welcome, "errors": [str(e) for e in errors]}

@@ -16,12 +16,11 @@ from typing import Any
 from prefect import flow
 
 from connectors.base import Calendar, ChannelText, Links, Messenger
-from ledger import guides as shelf_ledger
-from rules.guides import Guide
-
 from flows.guides.library import load_guides
 from flows.guides.publish import guides_channel, known_platforms
 from flows.kit import Ctx, context, once
+from ledger import guides as shelf_ledger
+from rules.guides import Guide
 
 log = logging.getLogger("charterflow.guides")
 ACTOR = "flow:training"
@@ -38,12 +37,20 @@ def _event_title(guide: Guide) -> str:
     return title if len(title) <= 100 else title[:99].rsplit(" ", 1)[0] + "\u2026"
 
 
-def _announcement(guide: Guide, starts_at: datetime, ends_at: datetime, location: str | None,
-                  event_url: str | None, guide_url: str | None) -> str:
+def _announcement(
+    guide: Guide,
+    starts_at: datetime,
+    ends_at: datetime,
+    location: str | None,
+    event_url: str | None,
+    guide_url: str | None,
+) -> str:
     minutes = int((ends_at - starts_at).total_seconds() // 60)
-    lines = [f"A community training session on \u201c{guide.title}\u201d: "
-             f"{starts_at:%A %d %B %Y, %H:%M} UTC, {minutes} minutes.",
-             f"Where: {location or 'to be announced'}."]
+    lines = [
+        f"A community training session on \u201c{guide.title}\u201d: "
+        f"{starts_at:%A %d %B %Y, %H:%M} UTC, {minutes} minutes.",
+        f"Where: {location or 'to be announced'}.",
+    ]
     if event_url:
         lines.append(f"Event: {event_url}")
     if guide_url:
@@ -52,8 +59,15 @@ def _announcement(guide: Guide, starts_at: datetime, ends_at: datetime, location
     return "\n\n".join(lines)
 
 
-def schedule_step(ctx: Ctx, guide: Guide, *, starts_at: datetime, minutes: int = 60,
-                  location: str | None = None, channels: dict[str, str] | None = None) -> dict[str, Any]:
+def schedule_step(
+    ctx: Ctx,
+    guide: Guide,
+    *,
+    starts_at: datetime,
+    minutes: int = 60,
+    location: str | None = None,
+    channels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Record the session and create its events and announcements (see the module docstring).
     ``TrainingError`` before anything is recorded when the time is not in the future or the
     length is not 15 minutes to 8 hours."""
@@ -66,8 +80,16 @@ def schedule_step(ctx: Ctx, guide: Guide, *, starts_at: datetime, minutes: int =
     ends_at = starts_at + timedelta(minutes=minutes)
     title = _event_title(guide)
     with ctx.ledger.transaction() as session:
-        row, created = shelf_ledger.record_training(session, slug=guide.slug, title=title, starts_at=starts_at,
-                                                    ends_at=ends_at, location=location, actor=ACTOR, at=ctx.now)
+        row, created = shelf_ledger.record_training(
+            session,
+            slug=guide.slug,
+            title=title,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            location=location,
+            actor=ACTOR,
+            at=ctx.now,
+        )
         session_id = row.id
         guide_urls = {p.platform: p.url for p in shelf_ledger.posts(session) if p.slug == guide.slug}
     made: dict[str, Any] = {}
@@ -77,11 +99,22 @@ def schedule_step(ctx: Ctx, guide: Guide, *, starts_at: datetime, minutes: int =
         ref: dict[str, Any] = {}
         calendar = space.capable(Calendar)
         if calendar is not None:
-            event = once(ctx, key=f"training:{session_id}:event:{space.platform}", platform=space.platform,
-                         actor=ACTOR, about=f"training:{session_id}",
-                         act=lambda c=calendar: {"id": c.schedule_event(
-                             title=title, starts_at=starts_at, ends_at=ends_at, location=location,
-                             description=f"Community training on the guide \u201c{guide.title}\u201d (R-GUIDE).").id})
+            event = once(
+                ctx,
+                key=f"training:{session_id}:event:{space.platform}",
+                platform=space.platform,
+                actor=ACTOR,
+                about=f"training:{session_id}",
+                act=lambda c=calendar: {
+                    "id": c.schedule_event(
+                        title=title,
+                        starts_at=starts_at,
+                        ends_at=ends_at,
+                        location=location,
+                        description=f"Community training on the guide \u201c{guide.title}\u201d (R-GUIDE).",
+                    ).id
+                },
+            )
             ref["event"] = str(event["ref"]["id"])
             links = space.capable(Links)
             ref["event_url"] = links.event_url(ref["event"]) if links is not None else None
@@ -89,15 +122,28 @@ def schedule_step(ctx: Ctx, guide: Guide, *, starts_at: datetime, minutes: int =
         channel = space.announce_channel or guides_channel(space.platform, channels)
         announce = _announcer(space, channel, title, text)
         if announce is not None:
-            done = once(ctx, key=f"training:{session_id}:announce:{space.platform}", platform=space.platform,
-                        actor=ACTOR, about=f"training:{session_id}", act=announce)
+            done = once(
+                ctx,
+                key=f"training:{session_id}:announce:{space.platform}",
+                platform=space.platform,
+                actor=ACTOR,
+                about=f"training:{session_id}",
+                act=announce,
+            )
             ref.update(announcement=done["ref"].get("id"), thread=done["ref"].get("thread_id"))
         if ref:
             with ctx.ledger.transaction() as session:
                 shelf_ledger.set_training_events(session, session_id, platform=space.platform, ref=ref)
             made[space.platform] = ref
-    return {"session": session_id, "created": created, "guide": guide.slug, "title": title,
-            "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat(), "platforms": made}
+    return {
+        "session": session_id,
+        "created": created,
+        "guide": guide.slug,
+        "title": title,
+        "starts_at": starts_at.isoformat(),
+        "ends_at": ends_at.isoformat(),
+        "platforms": made,
+    }
 
 
 def _announcer(space: Any, channel: str | None, title: str, text: str) -> Any:
@@ -109,9 +155,11 @@ def _announcer(space: Any, channel: str | None, title: str, text: str) -> Any:
         return None
     texter = space.capable(ChannelText)
     if texter is not None:
+
         def by_text() -> dict[str, Any]:
             refs = texter.send_text(channel=channel, text=text, title=title)
             return {"id": refs[0].id, "thread_id": refs[0].thread_id}
+
         return by_text
     messenger = space.capable(Messenger)
     if messenger is not None:
@@ -123,8 +171,10 @@ def remind_step(ctx: Ctx) -> list[dict[str, Any]]:
     """Remind each platform once of every session starting within a day (not started yet)."""
     out = []
     with ctx.ledger.read() as session:
-        due = [(r.id, r.title, r.starts_at, dict(r.events or {}))
-               for r in shelf_ledger.training_between(session, ctx.now, ctx.now + REMIND_AHEAD)]
+        due = [
+            (r.id, r.title, r.starts_at, dict(r.events or {}))
+            for r in shelf_ledger.training_between(session, ctx.now, ctx.now + REMIND_AHEAD)
+        ]
     for session_id, title, starts_at, events in due:
         for platform, ref in events.items():
             space = ctx.platforms.space(platform)
@@ -133,11 +183,18 @@ def remind_step(ctx: Ctx) -> list[dict[str, Any]]:
             if messenger is None or not thread:
                 continue
             hours = max(1, round((starts_at - ctx.now).total_seconds() / 3600))
-            text = f"Reminder: \u201c{title}\u201d starts in about {hours} hour{'s' if hours != 1 else ''} " \
-                   f"({starts_at:%H:%M} UTC)."
-            once(ctx, key=f"training:{session_id}:reminder:{platform}", platform=platform, actor=ACTOR,
-                 about=f"training:{session_id}",
-                 act=lambda m=messenger, t=thread, x=text: m.reply(thread_id=t, text=x))
+            text = (
+                f"Reminder: \u201c{title}\u201d starts in about {hours} hour{'s' if hours != 1 else ''} "
+                f"({starts_at:%H:%M} UTC)."
+            )
+            once(
+                ctx,
+                key=f"training:{session_id}:reminder:{platform}",
+                platform=platform,
+                actor=ACTOR,
+                about=f"training:{session_id}",
+                act=lambda m=messenger, t=thread, x=text: m.reply(thread_id=t, text=x),
+            )
             out.append({"session": session_id, "platform": platform})
     return out
 
@@ -156,14 +213,21 @@ def find_guide(ctx: Ctx, slug: str) -> Guide:
 
 
 @flow(name="training-schedule", flow_run_name="training-{guide}", log_prints=True)
-def training_schedule(guide: str, starts_at: datetime, minutes: int = 60, location: str = "",
-                      channels: dict[str, str] | None = None, now: datetime | None = None) -> dict[str, Any]:
+def training_schedule(
+    guide: str,
+    starts_at: datetime,
+    minutes: int = 60,
+    location: str = "",
+    channels: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Schedule a community training session on ``guide`` (its file name without ``.md``) at
     ``starts_at`` (UTC) for ``minutes``: an event and an announcement on each platform the
     guide is for (R-GUIDE). Running it again with the same guide and start sends nothing new."""
     ctx = context(now)
-    return schedule_step(ctx, find_guide(ctx, guide), starts_at=starts_at, minutes=minutes,
-                         location=location or None, channels=channels)
+    return schedule_step(
+        ctx, find_guide(ctx, guide), starts_at=starts_at, minutes=minutes, location=location or None, channels=channels
+    )
 
 
 @flow(name="training-reminders", flow_run_name="training-reminders", log_prints=True)

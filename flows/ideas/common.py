@@ -18,8 +18,20 @@ from ledger import ideas as backlog
 from ledger.models import Idea, Person
 from rules import Charter
 
-__all__ = ["BUTTON_PREFIX", "BUTTON_STATUSES", "InvalidIdea", "IdeaInput", "MAX_BODY", "MAX_TITLE",
-           "author_of", "backlog_rows", "button_id", "parse_button_id", "render", "validate_idea"]
+__all__ = [
+    "BUTTON_PREFIX",
+    "BUTTON_STATUSES",
+    "InvalidIdea",
+    "IdeaInput",
+    "MAX_BODY",
+    "MAX_TITLE",
+    "author_of",
+    "backlog_rows",
+    "button_id",
+    "parse_button_id",
+    "render",
+    "validate_idea",
+]
 
 
 BUTTON_PREFIX = "cfi:"
@@ -51,11 +63,10 @@ def _title_of(text: str) -> str:
     if len(first) <= TITLE_FROM_TEXT:
         return first
     cut = first.rfind(" ", 0, TITLE_FROM_TEXT)
-    return first[:cut if cut > 40 else TITLE_FROM_TEXT].rstrip() + "…"
+    return first[: cut if cut > 40 else TITLE_FROM_TEXT].rstrip() + "…"
 
 
-def validate_idea(*, title: str | None = None, body: str | None = None,
-                  text: str | None = None) -> IdeaInput:
+def validate_idea(*, title: str | None = None, body: str | None = None, text: str | None = None) -> IdeaInput:
     """Check an idea given as ``title`` (+ ``body``) or as one ``text`` (Discord ``/idea``:
     its first line becomes the title, the whole text the body). ``InvalidIdea`` names the field."""
     if text is not None:
@@ -103,34 +114,42 @@ def author_of(session: Session, idea: Idea) -> str:
     return idea.author_handle or "operator"
 
 
-def backlog_rows(session: Session, *, charter: Charter, now: datetime,
-                 status: list[str] | None = None, platform: list[str] | None = None
-                 ) -> list[dict[str, Any]]:
+def backlog_rows(
+    session: Session,
+    *,
+    charter: Charter,
+    now: datetime,
+    status: list[str] | None = None,
+    platform: list[str] | None = None,
+) -> list[dict[str, Any]]:
     """The backlog as rows (for the CLI and the Prefect table): one dict per item."""
     from rules.triage import untriaged_too_long
 
     rows = []
     for idea in backlog.list_ideas(session, status=status, platform=platform):
-        waiting = untriaged_too_long(status=idea.status.value, created_at=idea.created_at,
-                                     now=now, charter=charter)
-        rows.append({
-            "id": idea.id,
-            "status": idea.status.value,
-            "title": idea.title,
-            "platform": idea.platform or "",
-            "board": ("" if idea.needs_board is None else
-                      f"Board ({idea.board_kind})" if idea.needs_board else "WG"),
-            "duplicate_of": idea.duplicate_of_id,
-            "duplicate_link": (session.get_one(Idea, idea.duplicate_of_id).source_url or ""
-                               if idea.duplicate_of_id else ""),
-            "similarity": None if idea.similarity is None else float(idea.similarity),
-            "source": idea.source,
-            "link": idea.source_url or "",
-            "author": author_of(session, idea),
-            "age_days": max(0, (now - idea.created_at).days),
-            "flagged": bool(waiting.allowed or idea.flagged_at is not None)
-                       and idea.status.value in ("new", "triaged"),
-            # R-BUDGET: the budget request this idea led to (``charterflow budget link``).
-            "budget_request": idea.proposal_id,
-        })
+        waiting = untriaged_too_long(status=idea.status.value, created_at=idea.created_at, now=now, charter=charter)
+        rows.append(
+            {
+                "id": idea.id,
+                "status": idea.status.value,
+                "title": idea.title,
+                "platform": idea.platform or "",
+                "board": (
+                    "" if idea.needs_board is None else f"Board ({idea.board_kind})" if idea.needs_board else "WG"
+                ),
+                "duplicate_of": idea.duplicate_of_id,
+                "duplicate_link": (
+                    session.get_one(Idea, idea.duplicate_of_id).source_url or "" if idea.duplicate_of_id else ""
+                ),
+                "similarity": None if idea.similarity is None else float(idea.similarity),
+                "source": idea.source,
+                "link": idea.source_url or "",
+                "author": author_of(session, idea),
+                "age_days": max(0, (now - idea.created_at).days),
+                "flagged": bool(waiting.allowed or idea.flagged_at is not None)
+                and idea.status.value in ("new", "triaged"),
+                # R-BUDGET: the budget request this idea led to (``charterflow budget link``).
+                "budget_request": idea.proposal_id,
+            }
+        )
     return rows

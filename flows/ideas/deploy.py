@@ -13,9 +13,9 @@ def weekly_cron(weekday: str, *, hour: int = 7) -> str:
 def deployments() -> list:
     """``ideas-file/operator``, ``ideas-triage/operator`` and ``ideas-triage/weekly`` (on the
     charter's ``ideas.digest_weekday``, 07:00 UTC)."""
+    from charterflow.charter import load_configured_charter
     from flows.ideas.intake import ideas_file
     from flows.ideas.triage import ideas_triage
-    from charterflow.charter import load_configured_charter
 
     weekday = load_configured_charter().ideas.digest_weekday
     tags = ["charterflow", "ideas"]
@@ -23,14 +23,20 @@ def deployments() -> list:
     seed = {"charter_ideas": True}
     return [
         ideas_file.to_deployment(
-            name="operator", tags=tags,
-            description="File an idea for the backlog as an operator (R-IDEA-1)."),
+            name="operator", tags=tags, description="File an idea for the backlog as an operator (R-IDEA-1)."
+        ),
         ideas_triage.to_deployment(
-            name="operator", tags=tags, parameters=seed,
+            name="operator",
+            tags=tags,
+            parameters=seed,
             description="Triage the ideas backlog now: duplicates, Board or WG, platform, "
-                        "flags, the week's digest and the backlog table (R-IDEA-2)."),
+            "flags, the week's digest and the backlog table (R-IDEA-2).",
+        ),
         ideas_triage.to_deployment(
-            name="weekly", tags=tags, cron=weekly_cron(weekday), parameters=seed,
-            description=f"Weekly triage and digest of the ideas backlog, {weekday} 07:00 UTC "
-                        "(R-IDEA-2)."),
+            name="weekly",
+            tags=tags,
+            cron=weekly_cron(weekday),
+            parameters=seed,
+            description=f"Weekly triage and digest of the ideas backlog, {weekday} 07:00 UTC (R-IDEA-2).",
+        ),
     ]

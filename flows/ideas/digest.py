@@ -45,24 +45,32 @@ def _buttons(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     buttons = []
     for status in BUTTON_STATUSES:
         style = {"accepted": 3, "declined": 4}.get(status, 2)  # green, red, grey
-        buttons.append({"type": 2, "style": style, "label": f"#{item['id']} {LABELS[status]}",
-                        "custom_id": button_id(int(item["id"]), status)})
+        buttons.append(
+            {
+                "type": 2,
+                "style": style,
+                "label": f"#{item['id']} {LABELS[status]}",
+                "custom_id": button_id(int(item["id"]), status),
+            }
+        )
     return [{"type": 1, "components": buttons}]
 
 
-def digest_messages(items: Sequence[Mapping[str, Any]], *, week: str,
-                    counts: Mapping[str, int], flag_days: int) -> list[dict[str, Any]]:
+def digest_messages(
+    items: Sequence[Mapping[str, Any]], *, week: str, counts: Mapping[str, int], flag_days: int
+) -> list[dict[str, Any]]:
     """The digest's Discord message bodies (``content`` + ``components``, no nonce): a header,
     then the waiting items (``backlog_rows`` rows), :data:`PER_MESSAGE` per message, each
     triaged one with Accept / Decline / Duplicate buttons. With nothing waiting: one message
     saying so."""
     flagged = sum(1 for i in items if i.get("flagged"))
-    header = render("digest_header", week=week, waiting=len(items), flagged=flagged,
-                    flag_days=flag_days, counts=dict(counts))
+    header = render(
+        "digest_header", week=week, waiting=len(items), flagged=flagged, flag_days=flag_days, counts=dict(counts)
+    )
     if not items:
         return [_message(header[:MESSAGE_LIMIT])]
     out = []
-    chunks = [items[i:i + PER_MESSAGE] for i in range(0, len(items), PER_MESSAGE)]
+    chunks = [items[i : i + PER_MESSAGE] for i in range(0, len(items), PER_MESSAGE)]
     for n, chunk in enumerate(chunks):
         lines = [header] if n == 0 else [f"**Ideas digest {week}** ({n + 1}/{len(chunks)})"]
         room = MESSAGE_LIMIT - len("\n\n".join(lines)) - 2 * len(chunk)
@@ -75,8 +83,7 @@ def digest_messages(items: Sequence[Mapping[str, Any]], *, week: str,
 
 
 # The first line of an item (``digest_item.md.j2``): "[⚠️ ]**#<id>** <title> (<status>)".
-_ITEM_LINE = re.compile(r"^(?P<head>(?:⚠️ )?\*\*#(?P<id>\d{1,12})\*\* .*\()(?P<status>[a-z-]{1,24})\)$",
-                        re.MULTILINE)
+_ITEM_LINE = re.compile(r"^(?P<head>(?:⚠️ )?\*\*#(?P<id>\d{1,12})\*\* .*\()(?P<status>[a-z-]{1,24})\)$", re.MULTILINE)
 
 
 def _button_ideas(row: Mapping[str, Any]) -> set[int]:
@@ -96,8 +103,7 @@ def ideas_in(message: Mapping[str, Any]) -> set[int]:
     return ids
 
 
-def shown_after_change(message: Mapping[str, Any], statuses: Mapping[int, str]
-                       ) -> dict[str, Any] | None:
+def shown_after_change(message: Mapping[str, Any], statuses: Mapping[int, str]) -> dict[str, Any] | None:
     """A posted digest message brought up to date with the ideas' ``statuses`` now: each
     item's status in its line, and buttons only on items still ``triaged`` (R-IDEA-1). The
     new ``{"content", "components"}``, or None when nothing shown changed."""
@@ -109,8 +115,7 @@ def shown_after_change(message: Mapping[str, Any], statuses: Mapping[int, str]
         return f"{match.group('head')}{now})"
 
     new_content = _ITEM_LINE.sub(status_of, content)
-    new_rows = [r for r in rows if all(statuses.get(i, "triaged") == "triaged"
-                                       for i in _button_ideas(r))]
+    new_rows = [r for r in rows if all(statuses.get(i, "triaged") == "triaged" for i in _button_ideas(r))]
     if new_content == content and len(new_rows) == len(rows):
         return None
     return {"content": new_content, "components": new_rows}

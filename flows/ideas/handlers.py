@@ -19,5 +19,6 @@ def register() -> None:
     from flows.ideas.status import handle_status
 
     inbox.register_route(inbox.Route.IDEA, handle_idea)
-    inbox.register_route(STATUS_ROUTE, handle_status, discord_command="idea-status",
-                         discord_component_prefix=BUTTON_PREFIX)
+    inbox.register_route(
+        STATUS_ROUTE, handle_status, discord_command="idea-status", discord_component_prefix=BUTTON_PREFIX
+    )

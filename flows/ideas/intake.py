@@ -19,39 +19,57 @@ from prefect import flow
 
 from connectors.base import Links, instance_key
 from connectors.errors import FatalError
+from flows.ideas.common import IdeaInput, InvalidIdea, render, validate_idea
+from flows.kit import Ctx, answer_interaction, artifact, context, log, once
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.errors import NotFound
 from ledger.models import InboxEvent, Person, Platform
 
-from flows.ideas.common import IdeaInput, InvalidIdea, render, validate_idea
-from flows.kit import Ctx, answer_interaction, artifact, context, log, once
-
 ACTOR = "flow:ideas-intake"
 __all__ = ["check_url", "file_step", "handle_idea", "ideas_file", "operator_key"]
 
 
-def file_step(ctx: Ctx, *, idea: IdeaInput, source: str, source_key: str,
-              source_url: str | None, author_id: int | None,
-              author_handle: str | None) -> tuple[int, bool]:
+def file_step(
+    ctx: Ctx,
+    *,
+    idea: IdeaInput,
+    source: str,
+    source_key: str,
+    source_url: str | None,
+    author_id: int | None,
+    author_handle: str | None,
+) -> tuple[int, bool]:
     """Record the idea once per ``source_key``: (idea id, filed now)."""
     if source not in ctx.charter.ideas.sources:
-        raise InvalidIdea("source", f"{source!r} is not one of the charter's sources "
-                                    f"({', '.join(ctx.charter.ideas.sources)})")
+        raise InvalidIdea(
+            "source", f"{source!r} is not one of the charter's sources ({', '.join(ctx.charter.ideas.sources)})"
+        )
     with ctx.ledger.transaction() as session:
         author = session.get(Person, author_id) if author_id else None
         row, created = backlog.file_idea(
-            session, title=idea.title, body=idea.body, source=source, source_key=source_key,
-            source_url=source_url, author=author, author_handle=author_handle, actor=ACTOR,
-            at=ctx.now)
+            session,
+            title=idea.title,
+            body=idea.body,
+            source=source,
+            source_key=source_key,
+            source_url=source_url,
+            author=author,
+            author_handle=author_handle,
+            actor=ACTOR,
+            at=ctx.now,
+        )
         return row.id, created
 
 
 def _show(idea_id: int, created: bool, *, source: str, idea: IdeaInput) -> None:
-    artifact(key=f"idea-{idea_id}-filed", title=f"Idea {idea_id} {'filed' if created else 'already filed'}",
-             rows={"source": source, "title": idea.title, "status": "new"},
-             note="Triage (flow `ideas-triage`) classifies it; members decide its status (R-IDEA-1).",
-             keyed=False)  # one per event: on its run, not a collection per idea
+    artifact(
+        key=f"idea-{idea_id}-filed",
+        title=f"Idea {idea_id} {'filed' if created else 'already filed'}",
+        rows={"source": source, "title": idea.title, "status": "new"},
+        note="Triage (flow `ideas-triage`) classifies it; members decide its status (R-IDEA-1).",
+        keyed=False,
+    )  # one per event: on its run, not a collection per idea
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,8 +105,7 @@ def handle_idea(*, ledger: Any, event: InboxEvent, now: datetime | None = None) 
     instance = ctx.platforms.instance_of(source, payload.get("instance"))
     if source in ("discord", "discourse") and not instance:
         # Ids without their Forum or guild would merge two sites' items (issue 19).
-        log.warning("ideas: inbox event %s names no %s instance and none is served; kept",
-                    event.id, source)
+        log.warning("ideas: inbox event %s names no %s instance and none is served; kept", event.id, source)
         return "refused:no-instance"
     if source == "discord":
         return _from_discord(ctx, event.id, attrs, instance)
@@ -100,8 +117,14 @@ def handle_idea(*, ledger: Any, event: InboxEvent, now: datetime | None = None) 
 
 def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str], instance: str) -> str:
     def answer(text: str) -> None:
-        answer_interaction(ctx, key=f"ideas:answer:inbox:{event_id}", actor=ACTOR,
-                           about=f"inbox:{event_id}", attributes=attrs, text=text)
+        answer_interaction(
+            ctx,
+            key=f"ideas:answer:inbox:{event_id}",
+            actor=ACTOR,
+            about=f"inbox:{event_id}",
+            attributes=attrs,
+            text=text,
+        )
 
     try:
         idea = validate_idea(text=attrs.get("option.text", ""))
@@ -114,9 +137,15 @@ def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str], instance: str)
     guild, channel = attrs.get("guild_id", ""), attrs.get("channel_id", "")
     url = f"https://discord.com/channels/{guild}/{channel}" if guild and channel else None
     key = instance_key("discord", instance, "interaction", attrs.get("interaction_id") or event_id)
-    idea_id, created = file_step(ctx, idea=idea, source="discord", source_key=key,
-                                 source_url=url, author_id=person_id,
-                                 author_handle=None if person_id else handle)
+    idea_id, created = file_step(
+        ctx,
+        idea=idea,
+        source="discord",
+        source_key=key,
+        source_url=url,
+        author_id=person_id,
+        author_handle=None if person_id else handle,
+    )
     _show(idea_id, created, source="discord", idea=idea)
     answer(render("filed", idea_id=idea_id, created=True))
     return f"idea:{idea_id}"
@@ -124,8 +153,9 @@ def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str], instance: str)
 
 def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str], instance: str) -> str:
     try:
-        idea = validate_idea(title=str(topic.get("title") or attrs.get("title") or ""),
-                             body=str(topic.get("excerpt") or "") or None)
+        idea = validate_idea(
+            title=str(topic.get("title") or attrs.get("title") or ""), body=str(topic.get("excerpt") or "") or None
+        )
     except InvalidIdea as exc:
         return f"refused:invalid:{exc.field}"
     author = dict(topic.get("created_by") or {})
@@ -134,32 +164,40 @@ def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str], instance
     topic_id = str(topic.get("id") or attrs.get("topic_id") or "")
     if not topic_id:
         return "refused:invalid:topic.id"
-    idea_id, created = file_step(ctx, idea=idea, source="forum",
-                                 source_key=instance_key("discourse", instance, "topic", topic_id),
-                                 source_url=_forum_url(ctx, topic), author_id=person_id,
-                                 author_handle=None if person_id else handle)
+    idea_id, created = file_step(
+        ctx,
+        idea=idea,
+        source="forum",
+        source_key=instance_key("discourse", instance, "topic", topic_id),
+        source_url=_forum_url(ctx, topic),
+        author_id=person_id,
+        author_handle=None if person_id else handle,
+    )
     _show(idea_id, created, source="forum", idea=idea)
     space = ctx.platforms.space("discourse")
     if space is not None and space.messenger is not None and space.instance != instance:
         # Topic ids are per Forum: replying on the Forum we talk to would answer someone else.
-        log.warning("ideas: idea:%s came from Forum %s, not the one served (%s); no reply",
-                    idea_id, instance, space.instance)
+        log.warning(
+            "ideas: idea:%s came from Forum %s, not the one served (%s); no reply", idea_id, instance, space.instance
+        )
     elif space is not None and space.messenger is not None:
         text = render("filed", idea_id=idea_id, created=True)
         try:
-            once(ctx, key=f"ideas:forum-reply:{idea_id}", platform="discourse", actor=ACTOR,
-                 about=f"idea:{idea_id}",
-                 act=lambda: space.messenger.reply(thread_id=topic_id, text=text,
-                                                   key=f"ideas-filed-{idea_id}"))
+            once(
+                ctx,
+                key=f"ideas:forum-reply:{idea_id}",
+                platform="discourse",
+                actor=ACTOR,
+                about=f"idea:{idea_id}",
+                act=lambda: space.messenger.reply(thread_id=topic_id, text=text, key=f"ideas-filed-{idea_id}"),
+            )
         except FatalError as exc:
             # The topic is gone (deleted, or never on this Forum): a retry cannot reply.
-            log.warning("ideas: no reply on Forum topic for idea:%s (%s)", idea_id,
-                        type(exc).__name__)
+            log.warning("ideas: no reply on Forum topic for idea:%s (%s)", idea_id, type(exc).__name__)
         except Exception as exc:
             # The idea is filed (keyed); failing the run makes the inbox try again, so the
             # author is not left without the reply when the Forum was down for a moment.
-            log.warning("ideas: no reply on Forum topic for idea:%s yet (%s); retrying",
-                        idea_id, type(exc).__name__)
+            log.warning("ideas: no reply on Forum topic for idea:%s yet (%s); retrying", idea_id, type(exc).__name__)
             raise
     return f"idea:{idea_id}"
 
@@ -196,8 +234,14 @@ def _file_run_name() -> str:
 
 
 @flow(name="ideas-file", flow_run_name=_file_run_name, log_prints=True)
-def ideas_file(title: str, body: str = "", author: str = "", source_url: str = "",
-               source_ref: str = "", now: datetime | None = None) -> dict[str, Any]:
+def ideas_file(
+    title: str,
+    body: str = "",
+    author: str = "",
+    source_url: str = "",
+    source_ref: str = "",
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """File an idea for the backlog as an operator (R-IDEA-1, source ``operator``).
 
     ``title``: one line (at most 300 characters). ``body``: the details. ``author``: the WG
@@ -219,9 +263,14 @@ def ideas_file(title: str, body: str = "", author: str = "", source_url: str = "
                 person_id = repo.get_person(session, author).id
             except NotFound:  # not a person in the ledger: kept as a handle
                 person_id = None
-    idea_id, created = file_step(ctx, idea=idea, source="operator",
-                                 source_key=operator_key(idea, source_ref), source_url=url,
-                                 author_id=person_id,
-                                 author_handle=(author or None) if person_id is None else None)
+    idea_id, created = file_step(
+        ctx,
+        idea=idea,
+        source="operator",
+        source_key=operator_key(idea, source_ref),
+        source_url=url,
+        author_id=person_id,
+        author_handle=(author or None) if person_id is None else None,
+    )
     _show(idea_id, created, source="operator", idea=idea)
     return {"idea": idea_id, "filed": created, "status": "new"}

@@ -19,14 +19,13 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import MessageEditor
+from flows.ideas.common import parse_button_id, render
+from flows.ideas.digest import ideas_in, shown_after_change
+from flows.kit import Ctx, answer_interaction, artifact, context, once
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.models import Idea, InboxEvent, Platform
 from rules.ideas import StatusRequest, decide_status_change
-
-from flows.ideas.common import parse_button_id, render
-from flows.ideas.digest import ideas_in, shown_after_change
-from flows.kit import Ctx, answer_interaction, artifact, context, once
 
 log = logging.getLogger("charterflow.ideas")
 
@@ -48,8 +47,9 @@ def _request(kind: str, attrs: dict[str, str]) -> tuple[int | None, str, str | N
     return idea_id, attrs.get("option.status", "").strip(), note, "command"
 
 
-def _decide(ctx: Ctx, *, event_id: int, attrs: dict[str, str], idea_id: int | None, status: str,
-            note: str | None, source: str) -> dict[str, Any]:
+def _decide(
+    ctx: Ctx, *, event_id: int, attrs: dict[str, str], idea_id: int | None, status: str, note: str | None, source: str
+) -> dict[str, Any]:
     """Check and record, in one transaction (see the module docstring)."""
     key = f"ideas:status:inbox:{event_id}"
     statuses = ctx.charter.ideas.statuses
@@ -57,48 +57,64 @@ def _decide(ctx: Ctx, *, event_id: int, attrs: dict[str, str], idea_id: int | No
         found = repo.effect_get(session, key=key)
         if found is not None:
             return dict(found["ref"])
-        person = repo.find_person_by_identity(session, platform=Platform.DISCORD,
-                                              external_id=attrs.get("user_id", ""))
+        person = repo.find_person_by_identity(session, platform=Platform.DISCORD, external_id=attrs.get("user_id", ""))
         membership = repo.open_membership(session, person) if person else None
         idea = session.get(Idea, idea_id) if idea_id else None
 
         def refuse(code: str, text: str, ruling: str = "R-IDEA-1") -> dict[str, Any]:
             backlog.record_refused_change(
-                session, idea_id=idea.id if idea else None, actor=ACTOR,
-                attempted=status if status in statuses else "unknown", reason_code=code,
-                ruling=ruling, person_id=person.id if person else None,
-                event_ref=f"inbox:{event_id}", at=ctx.now)
+                session,
+                idea_id=idea.id if idea else None,
+                actor=ACTOR,
+                attempted=status if status in statuses else "unknown",
+                reason_code=code,
+                ruling=ruling,
+                person_id=person.id if person else None,
+                event_ref=f"inbox:{event_id}",
+                at=ctx.now,
+            )
             return {"outcome": f"refused:{code}", "idea": idea.id if idea else None, "text": text}
 
-        decision = decide_status_change(StatusRequest(
-            member=membership is not None and membership.status.value == "active",
-            current=idea.status.value if idea is not None else None, new=status),
-            charter=ctx.charter)
+        decision = decide_status_change(
+            StatusRequest(
+                member=membership is not None and membership.status.value == "active",
+                current=idea.status.value if idea is not None else None,
+                new=status,
+            ),
+            charter=ctx.charter,
+        )
         if not decision.allowed:
             # The member's answer, worded here from what the rules returned.
-            text = {"not-a-member": "Only active members of the working group can change an "
-                                    "idea's status (R-IDEA-1).",
-                    "no-such-idea": f"There is no idea {idea_id or '(no number)'} in the backlog.",
-                    "unknown-status": f"{status or '(none)'} is not a status; use one of "
-                                      f"{', '.join(statuses)}.",
-                    }.get(decision.code, f"Not changed: {decision.reason} (R-IDEA-1).")
+            text = {
+                "not-a-member": "Only active members of the working group can change an idea's status (R-IDEA-1).",
+                "no-such-idea": f"There is no idea {idea_id or '(no number)'} in the backlog.",
+                "unknown-status": f"{status or '(none)'} is not a status; use one of {', '.join(statuses)}.",
+            }.get(decision.code, f"Not changed: {decision.reason} (R-IDEA-1).")
             outcome = refuse(decision.code, text, ruling=decision.ruling)
         elif decision.code == "unchanged":
-            outcome = {"outcome": "unchanged", "idea": idea.id,
-                       "text": f"Idea #{idea.id} is already {status}."}
+            outcome = {"outcome": "unchanged", "idea": idea.id, "text": f"Idea #{idea.id} is already {status}."}
         else:
             before = idea.status.value
-            backlog.change_status(session, idea, status, actor=f"person:{person.id}",
-                                  note=note, at=ctx.now)
-            outcome = {"outcome": "changed", "idea": idea.id, "before": before,
-                       "status": status,
-                       "text": render("status_changed", idea_id=idea.id,
-                                      title=idea.title[:150], status=status, before=before,
-                                      note=note)}
+            backlog.change_status(session, idea, status, actor=f"person:{person.id}", note=note, at=ctx.now)
+            outcome = {
+                "outcome": "changed",
+                "idea": idea.id,
+                "before": before,
+                "status": status,
+                "text": render(
+                    "status_changed", idea_id=idea.id, title=idea.title[:150], status=status, before=before, note=note
+                ),
+            }
         outcome["source"] = source
-        repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
-                           ref={k: v for k, v in outcome.items() if k != "text"},
-                           about=f"inbox:{event_id}", at=ctx.now)
+        repo.effect_record(
+            session,
+            key=key,
+            platform="ledger",
+            actor=ACTOR,
+            ref={k: v for k, v in outcome.items() if k != "text"},
+            about=f"inbox:{event_id}",
+            at=ctx.now,
+        )
         return outcome
 
 
@@ -111,21 +127,31 @@ def handle_status(*, ledger: Any, event: InboxEvent, now: datetime | None = None
         kind, payload = row.kind, dict(row.payload or {})
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
     idea_id, status, note, source = _request(kind, attrs)
-    outcome = _decide(ctx, event_id=event.id, attrs=attrs, idea_id=idea_id, status=status,
-                      note=note, source=source)
+    outcome = _decide(ctx, event_id=event.id, attrs=attrs, idea_id=idea_id, status=status, note=note, source=source)
     text = outcome.get("text")
     if text is None:  # handled before: the recorded outcome has no text; say it again briefly
-        text = (f"Idea #{outcome.get('idea')}: {outcome['outcome']}." if outcome.get("idea")
-                else f"Not changed ({outcome['outcome']}).")
-    answer_interaction(ctx, key=f"ideas:status-answer:inbox:{event.id}", actor=ACTOR,
-                       about=f"inbox:{event.id}", attributes=attrs, text=text)
+        text = (
+            f"Idea #{outcome.get('idea')}: {outcome['outcome']}."
+            if outcome.get("idea")
+            else f"Not changed ({outcome['outcome']})."
+        )
+    answer_interaction(
+        ctx,
+        key=f"ideas:status-answer:inbox:{event.id}",
+        actor=ACTOR,
+        about=f"inbox:{event.id}",
+        attributes=attrs,
+        text=text,
+    )
     result = outcome["outcome"]
     if result == "changed":
         if source == "button":
             show_on_digest(ctx, event_id=event.id, data=payload.get("data"))
-        artifact(key=f"idea-{outcome['idea']}-status", title=f"Idea {outcome['idea']} is now {status}",
-                 rows={"before": outcome["before"], "after": status, "by": "a WG member",
-                       "source": source})
+        artifact(
+            key=f"idea-{outcome['idea']}-status",
+            title=f"Idea {outcome['idea']} is now {status}",
+            rows={"before": outcome["before"], "after": status, "by": "a WG member", "source": source},
+        )
         return f"idea:{outcome['idea']}:{status}"
     if result == "unchanged":
         return f"idea:{outcome['idea']}:unchanged"
@@ -151,10 +177,16 @@ def show_on_digest(ctx: Ctx, *, event_id: int, data: Any) -> bool:
         return False
     channel_id = str(message.get("channel_id") or data.get("channel_id") or "")
     try:
-        once(ctx, key=f"ideas:digest-shown:inbox:{event_id}", platform="discord", actor=ACTOR,
-             about=f"inbox:{event_id}",
-             act=lambda: edit(channel_id=channel_id, message_id=str(message["id"]),
-                              text=new["content"], components=new["components"]))
+        once(
+            ctx,
+            key=f"ideas:digest-shown:inbox:{event_id}",
+            platform="discord",
+            actor=ACTOR,
+            about=f"inbox:{event_id}",
+            act=lambda: edit(
+                channel_id=channel_id, message_id=str(message["id"]), text=new["content"], components=new["components"]
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - the status change stands; next week's digest is right
         log.warning("ideas: digest message not updated (%s)", type(exc).__name__)
         return False

@@ -24,15 +24,14 @@ from typing import Any
 from prefect import flow
 
 from connectors.base import ButtonMessenger
+from flows.ideas.common import backlog_rows
+from flows.ideas.digest import digest_messages
+from flows.kit import Ctx, context, log, once
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.models import Idea, IdeaStatus
 from rules.budget import CHARTER_IDEAS
 from rules.triage import idea_text, triage, untriaged_too_long
-
-from flows.ideas.common import backlog_rows
-from flows.ideas.digest import digest_messages
-from flows.kit import Ctx, context, log, once
 
 ACTOR = "flow:ideas-triage"
 BACKLOG_ARTIFACT = "ideas-backlog"
@@ -53,8 +52,7 @@ def triage_step(ctx: Ctx) -> list[dict[str, Any]]:
     for idea_id, text, status in items:
         if status != IdeaStatus.NEW:
             continue
-        earlier = [(other, t) for other, t, s in items
-                   if other < idea_id and s != IdeaStatus.DUPLICATE]
+        earlier = [(other, t) for other, t, s in items if other < idea_id and s != IdeaStatus.DUPLICATE]
         result = triage(text, existing=earlier, charter=ctx.charter)
         with ctx.ledger.transaction() as session:
             idea = session.get(Idea, idea_id, populate_existing=True)
@@ -62,15 +60,29 @@ def triage_step(ctx: Ctx) -> list[dict[str, Any]]:
                 continue
             original = session.get(Idea, result.duplicate.id) if result.duplicate else None
             backlog.record_triage(
-                session, idea, actor=ACTOR, needs_board=result.needs_board,
-                board_kind=result.kind, platform=result.platform, duplicate_of=original,
+                session,
+                idea,
+                actor=ACTOR,
+                needs_board=result.needs_board,
+                board_kind=result.kind,
+                platform=result.platform,
+                duplicate_of=original,
                 similarity=result.duplicate.score if result.duplicate else None,
-                ruling=result.board.ruling, at=ctx.now)
+                ruling=result.board.ruling,
+                at=ctx.now,
+            )
         items = [(i, t, IdeaStatus.TRIAGED if i == idea_id else s) for i, t, s in items]
-        done.append({"id": idea_id, "duplicate_of": result.duplicate.id if result.duplicate else None,
-                     "similarity": result.duplicate.score if result.duplicate else None,
-                     "needs_board": result.needs_board, "kind": result.kind,
-                     "platform": result.platform, "reasons": list(result.reasons)})
+        done.append(
+            {
+                "id": idea_id,
+                "duplicate_of": result.duplicate.id if result.duplicate else None,
+                "similarity": result.duplicate.score if result.duplicate else None,
+                "needs_board": result.needs_board,
+                "kind": result.kind,
+                "platform": result.platform,
+                "reasons": list(result.reasons),
+            }
+        )
     return done
 
 
@@ -79,11 +91,12 @@ def flag_step(ctx: Ctx) -> list[int]:
     flagged = []
     with ctx.ledger.transaction() as session:
         for idea in backlog.awaiting(session):
-            decision = untriaged_too_long(status=idea.status.value, created_at=idea.created_at,
-                                          now=ctx.now, charter=ctx.charter)
-            if decision.allowed and backlog.flag(session, idea, actor=ACTOR,
-                                                 age_days=decision.evidence["age_days"],
-                                                 at=ctx.now):
+            decision = untriaged_too_long(
+                status=idea.status.value, created_at=idea.created_at, now=ctx.now, charter=ctx.charter
+            )
+            if decision.allowed and backlog.flag(
+                session, idea, actor=ACTOR, age_days=decision.evidence["age_days"], at=ctx.now
+            ):
                 flagged.append(idea.id)
     return flagged
 
@@ -98,45 +111,74 @@ def digest_step(ctx: Ctx, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"week": week, "posted": False, "reason": "Discord is not served"}
     waiting = [r for r in rows if r["status"] in ("new", "triaged")]
     counts = dict(sorted(Counter(r["status"] for r in rows).items()))
-    bodies = digest_messages(waiting, week=week, counts=counts,
-                             flag_days=ctx.charter.ideas.flag_untriaged_after_days)
+    bodies = digest_messages(waiting, week=week, counts=counts, flag_days=ctx.charter.ideas.flag_untriaged_after_days)
 
     def act() -> dict[str, Any]:
         # One key per message: the connector's nonce returns a message already sent.
-        refs = [poster.post_components(channel=space.wg_channel, content=body["content"],
-                                       components=body.get("components") or (), key=f"{key}:{n}")
-                for n, body in enumerate(bodies)]
+        refs = [
+            poster.post_components(
+                channel=space.wg_channel,
+                content=body["content"],
+                components=body.get("components") or (),
+                key=f"{key}:{n}",
+            )
+            for n, body in enumerate(bodies)
+        ]
         return {"ids": [r.id for r in refs], "channel": refs[0].thread_id if refs else None}
 
     with ctx.ledger.read() as session:
         before = repo.effect_get(session, key=key)
     recorded = once(ctx, key=key, platform="discord", actor=ACTOR, about="ideas:digest", act=act)
-    return {"week": week, "posted": before is None, "messages": len(recorded["ref"].get("ids", [])),
-            "items": len(waiting)}
+    return {
+        "week": week,
+        "posted": before is None,
+        "messages": len(recorded["ref"].get("ids", [])),
+        "items": len(waiting),
+    }
 
 
-def _artifacts(rows: list[dict[str, Any]], triaged: list[dict[str, Any]], flagged: list[int],
-               digest: dict[str, Any] | None) -> None:
-    from flows.privacy import publish_artifact
+def _artifacts(
+    rows: list[dict[str, Any]], triaged: list[dict[str, Any]], flagged: list[int], digest: dict[str, Any] | None
+) -> None:
     from prefect.context import FlowRunContext
+
+    from flows.privacy import publish_artifact
 
     if FlowRunContext.get() is None:
         return
     table = [{**r, "title": r["title"][:120]} for r in rows]
     try:
-        publish_artifact(key=BACKLOG_ARTIFACT, kind="table", content=table or [{"id": None}],
-                         description=f"The ideas backlog: {len(rows)} items (R-IDEA-1)")
-        lines = ["# Ideas triage", "",
-                 f"Triaged {len(triaged)} new item(s); flagged {len(flagged)} waiting too long "
-                 f"({', '.join(f'#{i}' for i in flagged) or 'none'}).", ""]
+        publish_artifact(
+            key=BACKLOG_ARTIFACT,
+            kind="table",
+            content=table or [{"id": None}],
+            description=f"The ideas backlog: {len(rows)} items (R-IDEA-1)",
+        )
+        lines = [
+            "# Ideas triage",
+            "",
+            f"Triaged {len(triaged)} new item(s); flagged {len(flagged)} waiting too long "
+            f"({', '.join(f'#{i}' for i in flagged) or 'none'}).",
+            "",
+        ]
         if digest is not None:
-            lines += [f"Digest {digest['week']}: "
-                      + ("posted" if digest.get("posted") else
-                         digest.get("reason") or "already posted this week (not sent again)"), ""]
+            lines += [
+                f"Digest {digest['week']}: "
+                + (
+                    "posted"
+                    if digest.get("posted")
+                    else digest.get("reason") or "already posted this week (not sent again)"
+                ),
+                "",
+            ]
         for t in triaged:
             lines.append(f"- **#{t['id']}**: " + "; ".join(t["reasons"]))
-        publish_artifact(key="ideas-triage", kind="markdown", content="\n".join(lines),
-                         description="What this triage run suggested (R-IDEA-2)")
+        publish_artifact(
+            key="ideas-triage",
+            kind="markdown",
+            content="\n".join(lines),
+            description="What this triage run suggested (R-IDEA-2)",
+        )
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("ideas: artifact not created: %s", type(exc).__name__)
 
@@ -164,9 +206,16 @@ def seed_charter_ideas(ledger: Any, *, now: datetime) -> list[dict[str, Any]]:
     with ledger.transaction() as session:
         for title, body in CHARTER_IDEAS:
             key = "charter:budget-idea:" + hashlib.sha256(title.encode()).hexdigest()[:16]
-            row, created = backlog.file_idea(session, title=title, body=body, source=CHARTER_SOURCE,
-                                             source_key=key, author_handle=CHARTER_SOURCE,
-                                             actor=CHARTER_ACTOR, at=now)
+            row, created = backlog.file_idea(
+                session,
+                title=title,
+                body=body,
+                source=CHARTER_SOURCE,
+                source_key=key,
+                author_handle=CHARTER_SOURCE,
+                actor=CHARTER_ACTOR,
+                at=now,
+            )
             out.append({"idea": row.id, "title": row.title, "filed": created})
     return out
 
@@ -178,8 +227,7 @@ def charter_ideas_step(ctx: Ctx) -> list[int]:
 
 
 @flow(name="ideas-triage", flow_run_name=_run_name, log_prints=True)
-def ideas_triage(post_digest: bool = True, now: datetime | None = None,
-                 charter_ideas: bool = False) -> dict[str, Any]:
+def ideas_triage(post_digest: bool = True, now: datetime | None = None, charter_ideas: bool = False) -> dict[str, Any]:
     """Triage the ideas backlog (R-IDEA-2): suggest duplicates, Board or WG and platform for
     every new item, flag items waiting too long, post the week's digest to the WG on Discord
     (once per ISO week), and publish the backlog as the table artifact ``ideas-backlog``.
@@ -197,12 +245,20 @@ def ideas_triage(post_digest: bool = True, now: datetime | None = None,
             digest = digest_step(ctx, rows)
         except Exception as exc:  # noqa: BLE001 - shown, then raised: the run fails, a re-run posts it
             failure = exc
-            digest = {"week": iso_week(ctx.now), "posted": False,
-                      "reason": f"Discord failed ({type(exc).__name__}); run again to post it"}
+            digest = {
+                "week": iso_week(ctx.now),
+                "posted": False,
+                "reason": f"Discord failed ({type(exc).__name__}); run again to post it",
+            }
     _artifacts(rows, triaged, flagged, digest)
     if failure is not None:
         raise failure
-    return {"charter_ideas": seeded, "triaged": [t["id"] for t in triaged],
-            "duplicates": {t["id"]: t["duplicate_of"] for t in triaged if t["duplicate_of"]},
-            "needs_board": [t["id"] for t in triaged if t["needs_board"]],
-            "flagged": flagged, "digest": digest, "backlog": len(rows)}
+    return {
+        "charter_ideas": seeded,
+        "triaged": [t["id"] for t in triaged],
+        "duplicates": {t["id"]: t["duplicate_of"] for t in triaged if t["duplicate_of"]},
+        "needs_board": [t["id"] for t in triaged if t["needs_board"]],
+        "flagged": flagged,
+        "digest": digest,
+        "backlog": len(rows),
+    }

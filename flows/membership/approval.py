@@ -10,16 +10,23 @@ from typing import Any
 
 from prefect import flow
 
-from ledger import repo
-from ledger.models import (Application, ApplicationStatus, Ballot, BallotKind, BallotOutcome,
-                           EligibilityOutcome, Person, WgRole)
-from rules import closes_at, quorum, snapshot_electorate, voting_members
-from rules.ballots import approval_opened
-
-from flows.membership import ballot as ballots
 from flows.kit import Ctx, artifact, context, message_person
+from flows.membership import ballot as ballots
 from flows.membership.intake import GROUP, named_identities
 from flows.presentation import label
+from ledger import repo
+from ledger.models import (
+    Application,
+    ApplicationStatus,
+    Ballot,
+    BallotKind,
+    BallotOutcome,
+    EligibilityOutcome,
+    Person,
+    WgRole,
+)
+from rules import closes_at, quorum, snapshot_electorate, voting_members
+from rules.ballots import approval_opened
 
 ACTOR = "flow:approval"
 
@@ -42,41 +49,58 @@ def open_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         handle = person.handle
         if app.ballot_id is None:
             last = app.eligibility[-1] if app.eligibility else None
-            if app.status != ApplicationStatus.CONFIRMED or last is None or \
-                    last.outcome != EligibilityOutcome.YES:
+            if app.status != ApplicationStatus.CONFIRMED or last is None or last.outcome != EligibilityOutcome.YES:
                 return {"application": application_id, "ballot": None, "status": app.status.value}
-            ids = electorate_ids(session, kind="approval", subject_person_id=None,
-                                 charter=ctx.charter)
+            ids = electorate_ids(session, kind="approval", subject_person_id=None, charter=ctx.charter)
             params = ctx.charter.ballots.approval
             ballot = repo.open_ballot(
-                session, kind=BallotKind.APPROVAL, subject_ref=f"application:{app.id}",
-                electorate=ids, opens_at=ctx.now,
+                session,
+                kind=BallotKind.APPROVAL,
+                subject_ref=f"application:{app.id}",
+                electorate=ids,
+                opens_at=ctx.now,
                 closes_at=closes_at("approval", opened_at=ctx.now, charter=ctx.charter),
-                rule_params={"voting_days": params.voting_days,
-                             "quorum_fraction": str(params.quorum_fraction),
-                             "early_close": params.early_close},
-                actor=ACTOR, subject_person=person, at=ctx.now)
-            repo.set_application_status(session, app, ApplicationStatus.VOTING, actor=ACTOR,
-                                        ballot_id=ballot.id, at=ctx.now)
+                rule_params={
+                    "voting_days": params.voting_days,
+                    "quorum_fraction": str(params.quorum_fraction),
+                    "early_close": params.early_close,
+                },
+                actor=ACTOR,
+                subject_person=person,
+                at=ctx.now,
+            )
+            repo.set_application_status(
+                session, app, ApplicationStatus.VOTING, actor=ACTOR, ballot_id=ballot.id, at=ctx.now
+            )
         ballot = session.get(Ballot, app.ballot_id)
         ballot_id, size = ballot.id, len(ballot.electors)
         eligibility = app.eligibility[-1]
         ruling, evidence = eligibility.ruling, dict(eligibility.evidence or {})
         why, experience, nominator = app.motivation, app.experience, app.nominator_handle
     # R-APP-5: the voters see the case (answers, evidence in short, the nomination).
-    posted = ballots.post(ctx, ballot_id=ballot_id, template="approval_question", actor=ACTOR,
-                          long_values=("why", "experience"), handle=handle,
-                          application_id=application_id, eligibility_ruling=ruling,
-                          why=why or "(no answer, or erased)",
-                          experience=experience or "(no answer, or erased)",
-                          evidence_line=evidence_line(evidence, charter=ctx.charter),
-                          nomination_line=nomination_line(nominator, evidence, handle=handle),
-                          electorate=size, quorum=quorum(size, kind="approval", charter=ctx.charter))
-    artifact(key=f"application-{application_id}-ballot", title=f"Approval ballot {ballot_id}",
-             decision=approval_opened(application_id),
-             rows={"electorate": size, "shown on": ", ".join(posted) or "no platform"})
-    return {"application": application_id, "ballot": ballot_id, "electorate": size,
-            "platforms": sorted(posted)}
+    posted = ballots.post(
+        ctx,
+        ballot_id=ballot_id,
+        template="approval_question",
+        actor=ACTOR,
+        long_values=("why", "experience"),
+        handle=handle,
+        application_id=application_id,
+        eligibility_ruling=ruling,
+        why=why or "(no answer, or erased)",
+        experience=experience or "(no answer, or erased)",
+        evidence_line=evidence_line(evidence, charter=ctx.charter),
+        nomination_line=nomination_line(nominator, evidence, handle=handle),
+        electorate=size,
+        quorum=quorum(size, kind="approval", charter=ctx.charter),
+    )
+    artifact(
+        key=f"application-{application_id}-ballot",
+        title=f"Approval ballot {ballot_id}",
+        decision=approval_opened(application_id),
+        rows={"electorate": size, "shown on": ", ".join(posted) or "no platform"},
+    )
+    return {"application": application_id, "ballot": ballot_id, "electorate": size, "platforms": sorted(posted)}
 
 
 def _days(since: str | None, until: str | None) -> int | None:
@@ -99,25 +123,44 @@ def evidence_line(evidence: dict[str, Any], *, charter: Any) -> str:
             parts.append("Forum: figures not fetched")
         else:
             age = _days(forum.get("created_at"), checked)
-            parts.append(f"Forum: {forum['days_visited']} days visited, {forum.get('post_count', 0)} "
-                         f"posts" + (f", account {age} days" if age is not None else ""))
+            parts.append(
+                f"Forum: {forum['days_visited']} days visited, {forum.get('post_count', 0)} "
+                f"posts" + (f", account {age} days" if age is not None else "")
+            )
     discord = platforms.get("discord")
     if discord:
         age = _days(discord.get("joined_at"), checked)
         window = charter.eligibility.discord.messages_window_days
         count = discord.get("messages_90d")
-        parts.append("Discord: " + ", ".join(p for p in (
-            f"member {age} days" if age is not None else "",
-            f"{count if count is not None else 'unknown'} messages/{window} days"
-            if "messages_90d" in discord else "figures not fetched") if p))
+        parts.append(
+            "Discord: "
+            + ", ".join(
+                p
+                for p in (
+                    f"member {age} days" if age is not None else "",
+                    f"{count if count is not None else 'unknown'} messages/{window} days"
+                    if "messages_90d" in discord
+                    else "figures not fetched",
+                )
+                if p
+            )
+        )
     for platform, figures in sorted(platforms.items()):
         if platform in ("discourse", "discord") or not figures:
             continue
         age = _days(figures.get("created_at"), checked)
-        parts.append(f"{label(platform)}: " + ", ".join(p for p in (
-            f"{figures['post_count']} posts" if figures.get("post_count") is not None else "",
-            f"{figures['days_visited']} days visited" if figures.get("days_visited") is not None else "",
-            f"account {age} days" if age is not None else "") if p))
+        parts.append(
+            f"{label(platform)}: "
+            + ", ".join(
+                p
+                for p in (
+                    f"{figures['post_count']} posts" if figures.get("post_count") is not None else "",
+                    f"{figures['days_visited']} days visited" if figures.get("days_visited") is not None else "",
+                    f"account {age} days" if age is not None else "",
+                )
+                if p
+            )
+        )
     return "; ".join(parts) or "no platform figures (eligible by nomination)"
 
 
@@ -129,8 +172,7 @@ def nomination_line(nominator: str | None, evidence: dict[str, Any], *, handle: 
         return f"self-nominated ({nominator}, R-ELIG-3)"
     if evidence["nomination_valid"]:
         return f"nominated by {nominator}, a DSF Individual Member: valid (R-ELIG-2)"
-    return (f"nominated by {nominator}, who is not on the list of DSF Individual Members: "
-            "not valid (R-ELIG-2)")
+    return f"nominated by {nominator}, who is not on the list of DSF Individual Members: not valid (R-ELIG-2)"
 
 
 def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
@@ -141,8 +183,9 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
         app_id = int(ballot.subject_ref.split(":")[1])
         app = session.get(Application, app_id)
         if app.status == ApplicationStatus.VOTING:
-            status = (ApplicationStatus.APPROVED if ballot.outcome == BallotOutcome.PASSED
-                      else ApplicationStatus.REJECTED)
+            status = (
+                ApplicationStatus.APPROVED if ballot.outcome == BallotOutcome.PASSED else ApplicationStatus.REJECTED
+            )
             repo.set_application_status(session, app, status, actor=ACTOR, at=ctx.now)
         status, person_id, ruling = app.status, app.person_id, ballot.ruling
     if status == ApplicationStatus.APPROVED:
@@ -150,13 +193,28 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
 
         onboard(application_id=app_id, now=ctx.now)
     elif status == ApplicationStatus.REJECTED:
-        message_person(ctx, person_id, email=True, template="rejected", key=f"rejected:{app_id}",
-                       actor=ACTOR, about=f"application:{app_id}",
-                       identity_ids=named_identities(ctx, app_id), group=GROUP,
-                       application_id=app_id, ruling=ruling)
+        message_person(
+            ctx,
+            person_id,
+            email=True,
+            template="rejected",
+            key=f"rejected:{app_id}",
+            actor=ACTOR,
+            about=f"application:{app_id}",
+            identity_ids=named_identities(ctx, app_id),
+            group=GROUP,
+            application_id=app_id,
+            ruling=ruling,
+        )
     with ctx.ledger.transaction() as session:
-        repo.effect_record(session, key=f"ballot:{ballot_id}:applied", platform="ledger",
-                           actor=ACTOR, about=f"application:{app_id}", at=ctx.now)
+        repo.effect_record(
+            session,
+            key=f"ballot:{ballot_id}:applied",
+            platform="ledger",
+            actor=ACTOR,
+            about=f"application:{app_id}",
+            at=ctx.now,
+        )
     return status.value
 
 

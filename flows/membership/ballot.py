@@ -30,12 +30,11 @@ from sqlalchemy import select
 from connectors.base import Ballot as PlatformBallot
 from connectors.base import BallotOption, MessageRef, TallyDisplay, instance_key
 from connectors.errors import PolicyViolation
+from flows.kit import Ctx, artifact, context, log, once, post_wg, render
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
 from rules import check_vote, tally
 from rules.ballots import decide_vote
-
-from flows.kit import Ctx, artifact, context, log, once, post_wg, render
 
 ACTOR = "flow:ballot"
 OPTIONS = ("Yes", "No", "Abstain")
@@ -51,8 +50,16 @@ TEXT_LIMIT = {"discord": 1700}
 DEFAULT_TEXT_LIMIT = 30000
 
 
-def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, secret: bool = False,
-         long_values: tuple[str, ...] = (), **values: Any) -> dict[str, Any]:
+def post(
+    ctx: Ctx,
+    *,
+    ballot_id: int,
+    template: str,
+    actor: str,
+    secret: bool = False,
+    long_values: tuple[str, ...] = (),
+    **values: Any,
+) -> dict[str, Any]:
     """Show the ballot on every served platform, once each; raise the first failure after
     trying them all, so a rerun shows it where it is missing. ``secret`` (R-VOTE-SECRET): no
     member sees who voted how. ``long_values`` name the values (an applicant's answers) that are
@@ -68,28 +75,45 @@ def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, secret: bool = 
         if space.ballots is None:
             continue
         question, text, shortened = fit(
-            template, platform=space.platform, long_values=long_values, full_at=full_at,
+            template,
+            platform=space.platform,
+            long_values=long_values,
+            full_at=full_at,
             limit=TEXT_LIMIT.get(space.platform, DEFAULT_TEXT_LIMIT),
-            values={**values, "ballot_id": ballot_id,
-                    "closes_at": closes_at.strftime("%Y-%m-%d %H:%M UTC")})
+            values={**values, "ballot_id": ballot_id, "closes_at": closes_at.strftime("%Y-%m-%d %H:%M UTC")},
+        )
 
         def act(s=space, q=question, t=text) -> dict[str, Any]:
-            b = s.ballots.open_ballot(channel=s.wg_channel, question=q, options=list(OPTIONS),
-                                      voters_group=s.wg_role.name, closes_at=closes_at,
-                                      key=_key(ballot_id, s.platform), text=t, secret=secret)
-            return {"ballot_id": b.id, "question": b.question,
-                    "options": [{"id": o.id, "label": o.label} for o in b.options],
-                    "message_id": b.message.id if b.message else None,
-                    "thread_id": b.message.thread_id if b.message else None,
-                    "url": b.message.url if b.message else None}
+            b = s.ballots.open_ballot(
+                channel=s.wg_channel,
+                question=q,
+                options=list(OPTIONS),
+                voters_group=s.wg_role.name,
+                closes_at=closes_at,
+                key=_key(ballot_id, s.platform),
+                text=t,
+                secret=secret,
+            )
+            return {
+                "ballot_id": b.id,
+                "question": b.question,
+                "options": [{"id": o.id, "label": o.label} for o in b.options],
+                "message_id": b.message.id if b.message else None,
+                "thread_id": b.message.thread_id if b.message else None,
+                "url": b.message.url if b.message else None,
+            }
 
         try:
-            posted[space.platform] = once(ctx, key=_key(ballot_id, space.platform),
-                                          platform=space.platform, actor=actor,
-                                          about=f"ballot:{ballot_id}", act=act)["ref"]
+            posted[space.platform] = once(
+                ctx,
+                key=_key(ballot_id, space.platform),
+                platform=space.platform,
+                actor=actor,
+                about=f"ballot:{ballot_id}",
+                act=act,
+            )["ref"]
         except Exception as exc:  # noqa: BLE001 - post on the others first, then fail the run
-            log.warning("membership: ballot:%s not posted on %s: %s", ballot_id, space.platform,
-                        type(exc).__name__)
+            log.warning("membership: ballot:%s not posted on %s: %s", ballot_id, space.platform, type(exc).__name__)
             failed.append(exc)
             continue
         if full_at is None and not shortened:
@@ -101,8 +125,15 @@ def post(ctx: Ctx, *, ballot_id: int, template: str, actor: str, secret: bool = 
     return posted
 
 
-def fit(template: str, *, platform: str, values: dict[str, Any], long_values: tuple[str, ...],
-        limit: int, full_at: str | None) -> tuple[str, str, bool]:
+def fit(
+    template: str,
+    *,
+    platform: str,
+    values: dict[str, Any],
+    long_values: tuple[str, ...],
+    limit: int,
+    full_at: str | None,
+) -> tuple[str, str, bool]:
     """Render ``template`` for ``platform``; when its text is over ``limit``, shorten each of
     ``long_values`` to an equal share of the room left, saying so and where to read it in full.
     Returns (question, text, shortened)."""
@@ -125,7 +156,7 @@ def shorten(text: str, room: int, *, note: str) -> str:
     tail = f" … [shortened; {note}]"
     keep = max(0, room - len(tail))
     cut = text.rfind(" ", 0, keep + 1)
-    return text[:cut if cut > keep // 2 else keep].rstrip() + tail
+    return text[: cut if cut > keep // 2 else keep].rstrip() + tail
 
 
 def refs(ctx: Ctx, ballot_id: int) -> dict[str, dict[str, Any]]:
@@ -141,11 +172,18 @@ def refs(ctx: Ctx, ballot_id: int) -> dict[str, dict[str, Any]]:
 
 def platform_ballot(platform: str, ref: dict[str, Any]) -> PlatformBallot:
     """The connector's ``Ballot`` for recorded ids."""
-    message = (MessageRef(platform=platform, id=str(ref["message_id"]), thread_id=str(ref["thread_id"]))
-               if ref.get("message_id") else None)
-    return PlatformBallot(platform=platform, id=str(ref["ballot_id"]), question=ref.get("question", ""),
-                          options=tuple(BallotOption(id=str(o["id"]), label=o["label"])
-                                        for o in ref["options"]), message=message)
+    message = (
+        MessageRef(platform=platform, id=str(ref["message_id"]), thread_id=str(ref["thread_id"]))
+        if ref.get("message_id")
+        else None
+    )
+    return PlatformBallot(
+        platform=platform,
+        id=str(ref["ballot_id"]),
+        question=ref.get("question", ""),
+        options=tuple(BallotOption(id=str(o["id"]), label=o["label"]) for o in ref["options"]),
+        message=message,
+    )
 
 
 def choice_of(ref: dict[str, Any], option_id: str) -> str | None:
@@ -167,37 +205,56 @@ def _state(session: Any, ballot: Ballot) -> tuple[list[str], dict[str, str]]:
     return electorate, votes
 
 
-def cast(ctx: Ctx, *, ballot_id: int, platform: str, external_id: str, choice: str,
-         at: datetime | None = None) -> tuple[bool, str]:
+def cast(
+    ctx: Ctx, *, ballot_id: int, platform: str, external_id: str, choice: str, at: datetime | None = None
+) -> tuple[bool, str]:
     """Cast (or replace) the vote of the person owning ``platform`` account ``external_id``;
     a vote from outside the electorate, or on a closed ballot, is refused and audited.
     Returns (accepted, reason)."""
     at = at or ctx.now
     with ctx.ledger.transaction() as session:
         ballot = session.get_one(Ballot, ballot_id)
-        identity = session.scalar(select(Identity).where(
-            Identity.platform == Platform(platform), Identity.external_id == str(external_id)))
+        identity = session.scalar(
+            select(Identity).where(Identity.platform == Platform(platform), Identity.external_id == str(external_id))
+        )
         voter = identity.person if identity is not None else None
         electorate, votes = _state(session, ballot)
         key = f"person:{voter.id}" if voter else f"{platform}-user:{external_id}"
-        decision = decide_vote(check_vote(ballot.kind.value, voter=key, electorate=electorate,
-                                          votes=votes, subject=_subject(ballot),
-                                          opened_at=ballot.opens_at, now=at, charter=ctx.charter),
-                               ballot_open=ballot.status == BallotStatus.OPEN)
+        decision = decide_vote(
+            check_vote(
+                ballot.kind.value,
+                voter=key,
+                electorate=electorate,
+                votes=votes,
+                subject=_subject(ballot),
+                opened_at=ballot.opens_at,
+                now=at,
+                charter=ctx.charter,
+            ),
+            ballot_open=ballot.status == BallotStatus.OPEN,
+        )
         ruling, reason, code = decision.ruling, decision.reason, decision.code
         if decision.allowed:
             try:
-                repo.cast_vote(session, ballot, voter, choice=VoteChoice(choice),
-                               source_platform=platform, actor=ACTOR, at=at)
+                repo.cast_vote(
+                    session, ballot, voter, choice=VoteChoice(choice), source_platform=platform, actor=ACTOR, at=at
+                )
                 return True, decision.reason
             except PolicyViolation as exc:
                 ruling, code = exc.ruling, "closed"
                 reason = exc.reason
     with ctx.ledger.transaction() as session:
         ballot = session.get_one(Ballot, ballot_id)
-        repo.record_refused_vote(session, ballot, voter_person_id=voter.id if voter else None,
-                                 ruling=ruling, reason_code=code, source_platform=platform,
-                                 actor=ACTOR, at=at)
+        repo.record_refused_vote(
+            session,
+            ballot,
+            voter_person_id=voter.id if voter else None,
+            ruling=ruling,
+            reason_code=code,
+            source_platform=platform,
+            actor=ACTOR,
+            at=at,
+        )
     return False, reason
 
 
@@ -219,8 +276,10 @@ def sync_platform_votes(ctx: Ctx, *, ballot_id: int) -> int:
             for v in repo.ballot_votes_history(session, ballot):
                 if v.source_platform == platform:
                     last_here[v.voter_person_id] = v.choice.value
-            owners = {i.external_id: i.person_id for i in session.scalars(select(Identity).where(
-                Identity.platform == Platform(platform)))}
+            owners = {
+                i.external_id: i.person_id
+                for i in session.scalars(select(Identity).where(Identity.platform == Platform(platform)))
+            }
         at = min(ctx.now, closes_at - timedelta(microseconds=1))
         for vote in seen:
             choice = choice_of(ref, vote.option_id)
@@ -233,14 +292,21 @@ def sync_platform_votes(ctx: Ctx, *, ballot_id: int) -> int:
             refused_key = f"refused:{ballot_id}:{voter_key}:{choice}"
             if person_id is None and _done(ctx, refused_key):
                 continue
-            accepted, _ = cast(ctx, ballot_id=ballot_id, platform=platform,
-                               external_id=vote.voter.id, choice=choice, at=at)
+            accepted, _ = cast(
+                ctx, ballot_id=ballot_id, platform=platform, external_id=vote.voter.id, choice=choice, at=at
+            )
             if accepted:
                 cast_count += 1
             else:
                 with ctx.ledger.transaction() as session:
-                    repo.effect_record(session, key=refused_key, platform=platform, actor=ACTOR,
-                                       about=f"ballot:{ballot_id}", at=ctx.now)
+                    repo.effect_record(
+                        session,
+                        key=refused_key,
+                        platform=platform,
+                        actor=ACTOR,
+                        about=f"ballot:{ballot_id}",
+                        at=ctx.now,
+                    )
                 if person_id is not None:
                     # Remember this Forum choice was read, so it is not refused again each run.
                     last_here[person_id] = choice
@@ -259,17 +325,41 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
         ballot = session.get(Ballot, ballot_id)
         if ballot.status == BallotStatus.OPEN:
             electorate, votes = _state(session, ballot)
-            result = tally(ballot.kind.value, electorate=electorate, votes=votes,
-                           subject=_subject(ballot), opened_at=ballot.opens_at, now=ctx.now,
-                           charter=ctx.charter)
+            result = tally(
+                ballot.kind.value,
+                electorate=electorate,
+                votes=votes,
+                subject=_subject(ballot),
+                opened_at=ballot.opens_at,
+                now=ctx.now,
+                charter=ctx.charter,
+            )
             if not result.closed:
-                return {"ballot": ballot_id, "outcome": "open", "yes": result.yes, "no": result.no,
-                        "abstain": result.abstain, "reason": result.reason}
-            repo.close_ballot(session, ballot, outcome=result.outcome, ruling=result.ruling,
-                              tally={"yes": result.yes, "no": result.no, "abstain": result.abstain,
-                                     "electorate": result.electorate, "needed": result.needed,
-                                     "decided_early": result.decided_early, "reason": result.reason},
-                              actor=ACTOR, at=ctx.now)
+                return {
+                    "ballot": ballot_id,
+                    "outcome": "open",
+                    "yes": result.yes,
+                    "no": result.no,
+                    "abstain": result.abstain,
+                    "reason": result.reason,
+                }
+            repo.close_ballot(
+                session,
+                ballot,
+                outcome=result.outcome,
+                ruling=result.ruling,
+                tally={
+                    "yes": result.yes,
+                    "no": result.no,
+                    "abstain": result.abstain,
+                    "electorate": result.electorate,
+                    "needed": result.needed,
+                    "decided_early": result.decided_early,
+                    "reason": result.reason,
+                },
+                actor=ACTOR,
+                at=ctx.now,
+            )
         if ballot.status == BallotStatus.CANCELLED:
             return {"ballot": ballot_id, "outcome": "cancelled"}
         kind, outcome, ruling, figures = ballot.kind, ballot.outcome.value, ballot.ruling, dict(ballot.tally)
@@ -282,21 +372,33 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
             continue
         # Every platform shows the ledger's one tally (votes merged across platforms).
         counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
-        once(ctx, key=f"ballot:{ballot_id}:closed:{platform}", platform=platform, actor=ACTOR,
-             about=f"ballot:{ballot_id}",
-             act=lambda s=space, p=platform, r=ref, c=counts:
-             (s.close_ballot(platform_ballot(p, r), counts=c, result=line), None)[1])
-    about = {BallotKind.APPROVAL: "an application",
-             BallotKind.ENDORSEMENT: "endorsing a proposal for the DSF Board",
-             BallotKind.APPOINTMENT: "a WG role appointment"}.get(kind, "a removal")
-    _announce(ctx, ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling,
-              figures=figures, about=about, line=line)
+        once(
+            ctx,
+            key=f"ballot:{ballot_id}:closed:{platform}",
+            platform=platform,
+            actor=ACTOR,
+            about=f"ballot:{ballot_id}",
+            act=lambda s=space, p=platform, r=ref, c=counts: (
+                s.close_ballot(platform_ballot(p, r), counts=c, result=line),
+                None,
+            )[1],
+        )
+    about = {
+        BallotKind.APPROVAL: "an application",
+        BallotKind.ENDORSEMENT: "endorsing a proposal for the DSF Board",
+        BallotKind.APPOINTMENT: "a WG role appointment",
+    }.get(kind, "a removal")
+    _announce(
+        ctx, ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling, figures=figures, about=about, line=line
+    )
     from rules import Decision
 
-    artifact(key=f"ballot-{ballot_id}-result", title=f"Ballot {ballot_id} {outcome}",
-             decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
-             rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed",
-                                          "decided_early")})
+    artifact(
+        key=f"ballot-{ballot_id}-result",
+        title=f"Ballot {ballot_id} {outcome}",
+        decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
+        rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed", "decided_early")},
+    )
     if kind == BallotKind.APPROVAL:
         from flows.membership.approval import apply_outcome
     elif kind == BallotKind.ENDORSEMENT:
@@ -306,8 +408,13 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     else:
         from flows.membership.removal import apply_outcome
     applied = apply_outcome(ctx, ballot_id=ballot_id)
-    return {"ballot": ballot_id, "outcome": outcome, "ruling": ruling, **{
-        k: figures[k] for k in ("yes", "no", "abstain", "electorate")}, "applied": applied}
+    return {
+        "ballot": ballot_id,
+        "outcome": outcome,
+        "ruling": ruling,
+        **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")},
+        "applied": applied,
+    }
 
 
 def votes_by_platform(session: Any, ballot: Ballot) -> dict[str, int]:
@@ -323,21 +430,42 @@ def result_line(*, outcome: str, figures: dict[str, Any], per_platform: dict[str
     4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)". Counts only (R-VOTE-SECRET)."""
     from flows.presentation import label
 
-    where = ", ".join(f"{label(p)} {n}" for p, n in sorted(
-        per_platform.items(), key=lambda item: label(item[0])) if n)
-    return (f"Closed: {outcome}, {figures['yes']} yes, {figures['no']} no, "
-            f"{figures['abstain']} abstain of {figures['electorate']}"
-            + (f" ({where})" if where else " (no votes cast)"))
+    where = ", ".join(f"{label(p)} {n}" for p, n in sorted(per_platform.items(), key=lambda item: label(item[0])) if n)
+    return (
+        f"Closed: {outcome}, {figures['yes']} yes, {figures['no']} no, "
+        f"{figures['abstain']} abstain of {figures['electorate']}" + (f" ({where})" if where else " (no votes cast)")
+    )
 
 
-def _announce(ctx: Ctx, *, ballot_id: int, where: dict[str, Any], outcome: str, ruling: str,
-              figures: dict[str, Any], about: str, line: str) -> None:
-    post_wg(ctx, template="ballot_result", key=f"ballot:{ballot_id}:result", actor=ACTOR,
-            about=f"ballot:{ballot_id}",
-            threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
-            ballot_id=ballot_id, outcome=outcome, ruling=ruling, reason=figures["reason"],
-            yes=figures["yes"], no=figures["no"], abstain=figures["abstain"],
-            electorate=figures["electorate"], subject_text=about, result_line=line)
+def _announce(
+    ctx: Ctx,
+    *,
+    ballot_id: int,
+    where: dict[str, Any],
+    outcome: str,
+    ruling: str,
+    figures: dict[str, Any],
+    about: str,
+    line: str,
+) -> None:
+    post_wg(
+        ctx,
+        template="ballot_result",
+        key=f"ballot:{ballot_id}:result",
+        actor=ACTOR,
+        about=f"ballot:{ballot_id}",
+        threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
+        ballot_id=ballot_id,
+        outcome=outcome,
+        ruling=ruling,
+        reason=figures["reason"],
+        yes=figures["yes"],
+        no=figures["no"],
+        abstain=figures["abstain"],
+        electorate=figures["electorate"],
+        subject_text=about,
+        result_line=line,
+    )
 
 
 def close_due(ctx: Ctx) -> list[dict[str, Any]]:
@@ -346,8 +474,14 @@ def close_due(ctx: Ctx) -> list[dict[str, Any]]:
     out = []
     with ctx.ledger.read() as session:
         open_ids = [b.id for b in repo.open_ballots(session)]
-        recent = [b.id for b in session.scalars(select(Ballot).where(
-            Ballot.status == BallotStatus.CLOSED, Ballot.closed_at >= ctx.now - timedelta(days=30)))]
+        recent = [
+            b.id
+            for b in session.scalars(
+                select(Ballot).where(
+                    Ballot.status == BallotStatus.CLOSED, Ballot.closed_at >= ctx.now - timedelta(days=30)
+                )
+            )
+        ]
     for ballot_id in open_ids:
         try:
             sync_platform_votes(ctx, ballot_id=ballot_id)

@@ -15,17 +15,18 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import ConnectorError
-from ledger import repo
-from ledger.models import Application, ApplicationStatus, EligibilityOutcome
-from rules import (ActivityEvidence, Applicant, Decision, DiscordEvidence, DiscourseEvidence,
-                   decide_eligibility)
-
 from flows.kit import Ctx, artifact, context, message_person, user_ref
 from flows.membership.intake import GROUP, named_identities
+from ledger import repo
+from ledger.models import Application, ApplicationStatus, EligibilityOutcome
+from rules import ActivityEvidence, Applicant, Decision, DiscordEvidence, DiscourseEvidence, decide_eligibility
 
 ACTOR = "flow:eligibility"
-_OUTCOME = {"eligible": EligibilityOutcome.YES, "not-eligible": EligibilityOutcome.NO,
-            "unknown": EligibilityOutcome.UNKNOWN}
+_OUTCOME = {
+    "eligible": EligibilityOutcome.YES,
+    "not-eligible": EligibilityOutcome.NO,
+    "unknown": EligibilityOutcome.UNKNOWN,
+}
 
 
 @task(name="collect-activity", cache_policy=NO_CACHE)
@@ -52,21 +53,28 @@ def collect(ctx: Ctx, application_id: int) -> tuple[Applicant, dict[str, Any]]:
         # its connector reports them (rules.check_activity).
         if platform == "discourse":
             evidence[platform] = DiscourseEvidence(
-                created_at=activity.created_at, days_visited=activity.days_visited or 0,
-                post_count=activity.post_count or 0, last_seen_at=activity.last_seen_at,
-                fetched_at=ctx.now)
+                created_at=activity.created_at,
+                days_visited=activity.days_visited or 0,
+                post_count=activity.post_count or 0,
+                last_seen_at=activity.last_seen_at,
+                fetched_at=ctx.now,
+            )
         elif platform == "discord":
-            evidence[platform] = DiscordEvidence(joined_at=activity.created_at,
-                                                 messages_90d=activity.post_count,
-                                                 fetched_at=ctx.now)
+            evidence[platform] = DiscordEvidence(
+                joined_at=activity.created_at, messages_90d=activity.post_count, fetched_at=ctx.now
+            )
         else:
             evidence[platform] = ActivityEvidence(
-                created_at=activity.created_at, post_count=activity.post_count,
-                days_visited=activity.days_visited, last_seen_at=activity.last_seen_at,
-                fetched_at=ctx.now)
+                created_at=activity.created_at,
+                post_count=activity.post_count,
+                days_visited=activity.days_visited,
+                last_seen_at=activity.last_seen_at,
+                fetched_at=ctx.now,
+            )
     others = {p: u for p, u in names.items() if p not in ("discourse", "discord")}
-    applicant = Applicant(forum=names.get("discourse"), discord=names.get("discord"),
-                          nominator=nominator, accounts=others)
+    applicant = Applicant(
+        forum=names.get("discourse"), discord=names.get("discord"), nominator=nominator, accounts=others
+    )
     return applicant, evidence
 
 
@@ -80,46 +88,85 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         last_yes = last is not None and last.outcome == EligibilityOutcome.YES
     # Voting: eligibility was decided; (re)show the ballot a cut-short run may not have posted.
     if status not in (ApplicationStatus.CONFIRMED, ApplicationStatus.VOTING) or (
-            status == ApplicationStatus.VOTING and not last_yes):
+        status == ApplicationStatus.VOTING and not last_yes
+    ):
         return {"application": application_id, "status": status.value, "changed": False}
     if not last_yes:
         applicant, evidence = collect(ctx, application_id)
-        decision = decide_eligibility(applicant, discourse=evidence["discourse"],
-                                      discord=evidence["discord"],
-                                      others={p: evidence.get(p) for p in applicant.accounts},
-                                      dsf_members=ctx.platforms.dsf_members, now=ctx.now,
-                                      charter=ctx.charter)
+        decision = decide_eligibility(
+            applicant,
+            discourse=evidence["discourse"],
+            discord=evidence["discord"],
+            others={p: evidence.get(p) for p in applicant.accounts},
+            dsf_members=ctx.platforms.dsf_members,
+            now=ctx.now,
+            charter=ctx.charter,
+        )
         outcome = _OUTCOME[decision.evidence["status"]]
         with ctx.ledger.transaction() as session:
             app = session.get_one(Application, application_id)
-            check = repo.record_eligibility(session, app, outcome=outcome, ruling=decision.ruling,
-                                            reason=decision.reason[:400],
-                                            evidence=decision.evidence, actor=ACTOR, at=ctx.now)
+            check = repo.record_eligibility(
+                session,
+                app,
+                outcome=outcome,
+                ruling=decision.ruling,
+                reason=decision.reason[:400],
+                evidence=decision.evidence,
+                actor=ACTOR,
+                at=ctx.now,
+            )
             if outcome == EligibilityOutcome.NO:
-                repo.set_application_status(session, app, ApplicationStatus.REFUSED, actor=ACTOR,
-                                            at=ctx.now)
+                repo.set_application_status(session, app, ApplicationStatus.REFUSED, actor=ACTOR, at=ctx.now)
             check_id = check.id
-        artifact(key=f"application-{application_id}-eligibility",
-                 title=f"Eligibility of application {application_id}", decision=decision,
-                 evidence=decision.evidence)
+        artifact(
+            key=f"application-{application_id}-eligibility",
+            title=f"Eligibility of application {application_id}",
+            decision=decision,
+            evidence=decision.evidence,
+        )
         if outcome == EligibilityOutcome.NO:
-            message_person(ctx, person_id, email=True, template="not_eligible",
-                           key=f"not-eligible:{application_id}", actor=ACTOR, about=f"application:{application_id}",
-                           identity_ids=named_identities(ctx, application_id), group=GROUP,
-                           application_id=application_id, ruling=decision.ruling,
-                           reason=decision.reason,
-                           min_age=ctx.charter.eligibility.account_min_age_days)
-            return {"application": application_id, "status": "refused", "ruling": decision.ruling,
-                    "reason": decision.reason}
+            message_person(
+                ctx,
+                person_id,
+                email=True,
+                template="not_eligible",
+                key=f"not-eligible:{application_id}",
+                actor=ACTOR,
+                about=f"application:{application_id}",
+                identity_ids=named_identities(ctx, application_id),
+                group=GROUP,
+                application_id=application_id,
+                ruling=decision.ruling,
+                reason=decision.reason,
+                min_age=ctx.charter.eligibility.account_min_age_days,
+            )
+            return {
+                "application": application_id,
+                "status": "refused",
+                "ruling": decision.ruling,
+                "reason": decision.reason,
+            }
         if outcome == EligibilityOutcome.UNKNOWN:
-            message_person(ctx, person_id, email=True, template="eligibility_unknown",
-                           key=f"eligibility-unknown:{application_id}:{check_id}", actor=ACTOR,
-                           about=f"application:{application_id}",
-                           identity_ids=named_identities(ctx, application_id), group=GROUP,
-                           application_id=application_id, ruling=decision.ruling,
-                           reason=decision.reason)
-            return {"application": application_id, "status": "unknown", "ruling": decision.ruling,
-                    "reason": decision.reason}
+            message_person(
+                ctx,
+                person_id,
+                email=True,
+                template="eligibility_unknown",
+                key=f"eligibility-unknown:{application_id}:{check_id}",
+                actor=ACTOR,
+                about=f"application:{application_id}",
+                identity_ids=named_identities(ctx, application_id),
+                group=GROUP,
+                application_id=application_id,
+                ruling=decision.ruling,
+                reason=decision.reason,
+            )
+            return {
+                "application": application_id,
+                "status": "unknown",
+                "ruling": decision.ruling,
+                "reason": decision.reason,
+            }
         result: dict[str, Any] = {"ruling": decision.ruling, "reason": decision.reason}
     else:
         result = {"ruling": last.ruling, "reason": last.reason}

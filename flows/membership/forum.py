@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rules.applications import QUESTIONS, parse_forum_application
-
 from flows.kit import Ctx, log, once, render
+from rules.applications import QUESTIONS, parse_forum_application
 
 ACTOR = "flow:intake"
 
@@ -22,8 +21,7 @@ ACTOR = "flow:intake"
 def _post(data: dict[str, Any]) -> dict[str, Any]:
     # A signed webhook may still hold odd shapes (a list where a name belongs): text only.
     post = data.get("post") if isinstance(data.get("post"), dict) else {}
-    return {k: (v if isinstance(v, (str, int)) and not isinstance(v, bool) else None)
-            for k, v in post.items()}
+    return {k: (v if isinstance(v, (str, int)) and not isinstance(v, bool) else None) for k, v in post.items()}
 
 
 def forum_waiting(ctx: Ctx, *, data: dict[str, Any]) -> str | None:
@@ -36,8 +34,7 @@ def forum_waiting(ctx: Ctx, *, data: dict[str, Any]) -> str | None:
     answers = parse_forum_application(str(post.get("raw") or ""))
     if not answers.missing:
         return None
-    _ask_for_answers(ctx, topic_id=topic_id, username=str(post.get("username") or ""),
-                     missing=answers.missing)
+    _ask_for_answers(ctx, topic_id=topic_id, username=str(post.get("username") or ""), missing=answers.missing)
     return f"waiting:forum-topic:{topic_id}:missing-{'-'.join(answers.missing)}"
 
 
@@ -46,9 +43,14 @@ def forum_application(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
     of a first post whose answers are complete (see :func:`forum_waiting`)."""
     post = _post(data)
     answers = parse_forum_application(str(post.get("raw") or ""))
-    values = {"forum_username": post.get("username"), "discord_username": answers.discord,
-              "motivation": answers.why, "experience": answers.experience,
-              "nominator": answers.nominator, "email": None}
+    values = {
+        "forum_username": post.get("username"),
+        "discord_username": answers.discord,
+        "motivation": answers.why,
+        "experience": answers.experience,
+        "nominator": answers.nominator,
+        "email": None,
+    }
     proven = {"discourse": str(post["user_id"])} if post.get("user_id") is not None else {}
     return values, proven, f"forum-topic:{post.get('topic_id')}"
 
@@ -57,13 +59,17 @@ def _ask_for_answers(ctx: Ctx, *, topic_id: str, username: str, missing: tuple[s
     space = ctx.platforms.space("discourse")
     if space is None or space.messenger is None:
         return
-    _, text = render("forum_missing_answers", username=username,
-                     missing=[QUESTIONS[name] for name in missing])
+    _, text = render("forum_missing_answers", username=username, missing=[QUESTIONS[name] for name in missing])
     key = f"forum-application:{topic_id}:missing-answers"
     try:
-        once(ctx, key=key, platform="discourse", actor=ACTOR, about=f"forum-topic:{topic_id}",
-             act=lambda: space.messenger.reply(thread_id=topic_id, text=text, key=key))
+        once(
+            ctx,
+            key=key,
+            platform="discourse",
+            actor=ACTOR,
+            about=f"forum-topic:{topic_id}",
+            act=lambda: space.messenger.reply(thread_id=topic_id, text=text, key=key),
+        )
     except Exception as exc:  # raised again: the event stays unprocessed, retried
-        log.warning("membership: could not ask forum-topic:%s for its answers: %s", topic_id,
-                    type(exc).__name__)
+        log.warning("membership: could not ask forum-topic:%s for its answers: %s", topic_id, type(exc).__name__)
         raise

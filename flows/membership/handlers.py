@@ -18,18 +18,16 @@ from typing import Any
 from prefect import flow
 
 from connectors.errors import PolicyViolation
+from flows.kit import Ctx, answer_interaction, context
+from flows.membership import ballot as ballots
+from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
+from flows.platforms import Platforms
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import InboxEvent
 from rules.terms import OptInRequest, check_opt_in_sender
 
-from flows.membership import ballot as ballots
-from flows.kit import Ctx, answer_interaction, context
-from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
-from flows.platforms import Platforms
-
-__all__ = ["handle_confirm", "handle_intake", "handle_leave", "handle_optin", "handle_vote",
-           "intake_inbox"]
+__all__ = ["handle_confirm", "handle_intake", "handle_leave", "handle_optin", "handle_vote", "intake_inbox"]
 
 ACTOR = "flow:inbox"
 
@@ -40,14 +38,19 @@ def _event(ctx: Ctx, event_id: int) -> tuple[str, str, dict[str, Any], dict[str,
         if event is None:
             raise LookupError(f"inbox:{event_id} does not exist")
         payload = dict(event.payload or {})
-        return (event.source, event.kind, dict(payload.get("data") or {}),
-                {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()},
-                payload.get("actor"))
+        return (
+            event.source,
+            event.kind,
+            dict(payload.get("data") or {}),
+            {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()},
+            payload.get("actor"),
+        )
 
 
 def _answer(ctx: Ctx, event_id: int, attributes: dict[str, str], text: str) -> None:
-    answer_interaction(ctx, key=f"answer:inbox:{event_id}", actor=ACTOR, about=f"inbox:{event_id}",
-                       attributes=attributes, text=text)
+    answer_interaction(
+        ctx, key=f"answer:inbox:{event_id}", actor=ACTOR, about=f"inbox:{event_id}", attributes=attributes, text=text
+    )
 
 
 def _person_of(ctx: Ctx, platform: str, external_id: str) -> int | None:
@@ -56,23 +59,31 @@ def _person_of(ctx: Ctx, platform: str, external_id: str) -> int | None:
         return person.id if person else None
 
 
-def _application(source: str, data: dict[str, Any], attrs: dict[str, str], actor: str | None,
-                 event_id: int) -> tuple[dict[str, Any], dict[str, str], str] | None:
+def _application(
+    source: str, data: dict[str, Any], attrs: dict[str, str], actor: str | None, event_id: int
+) -> tuple[dict[str, Any], dict[str, str], str] | None:
     """The application's fields, the accounts its source proved and its intake reference (the
     inbox event; a Forum topic's id, so its edits are one application), from a stored event."""
     proven: dict[str, str] = {}
     source_ref = f"inbox:{event_id}"
     if source == "form":
-        values = {"forum_username": data.get("discourse_username"),
-                  "discord_username": data.get("discord_username"),
-                  "motivation": data.get("why", ""), "experience": data.get("experience", ""),
-                  "nominator": data.get("nominator"), "email": data.get("email")}
+        values = {
+            "forum_username": data.get("discourse_username"),
+            "discord_username": data.get("discord_username"),
+            "motivation": data.get("why", ""),
+            "experience": data.get("experience", ""),
+            "nominator": data.get("nominator"),
+            "email": data.get("email"),
+        }
     elif source == "discord":
-        values = {"forum_username": attrs.get("field.forum_username") or None,
-                  "discord_username": attrs.get("username"),
-                  "motivation": attrs.get("field.why", ""),
-                  "experience": attrs.get("field.experience", ""),
-                  "nominator": attrs.get("field.nominator") or None, "email": None}
+        values = {
+            "forum_username": attrs.get("field.forum_username") or None,
+            "discord_username": attrs.get("username"),
+            "motivation": attrs.get("field.why", ""),
+            "experience": attrs.get("field.experience", ""),
+            "nominator": attrs.get("field.nominator") or None,
+            "email": None,
+        }
         proven["discord"] = attrs.get("user_id", "")
     elif source == "discourse":
         from flows.membership.forum import forum_application
@@ -81,10 +92,15 @@ def _application(source: str, data: dict[str, Any], attrs: dict[str, str], actor
     elif attrs.get("user_id") and attrs.get("username"):
         # A plugin platform's command: its verifier gives the neutral fields (flows/README.md,
         # "Inbound events from a plugin platform"); the account it came from is proven.
-        values = {"forum_username": None, "discord_username": None,
-                  "motivation": attrs.get("field.why", ""), "experience": attrs.get("field.experience", ""),
-                  "nominator": attrs.get("field.nominator") or None, "email": None,
-                  "accounts": {source: attrs["username"]}}
+        values = {
+            "forum_username": None,
+            "discord_username": None,
+            "motivation": attrs.get("field.why", ""),
+            "experience": attrs.get("field.experience", ""),
+            "nominator": attrs.get("field.nominator") or None,
+            "email": None,
+            "accounts": {source: attrs["username"]},
+        }
         proven[source] = attrs["user_id"]
     else:
         return None
@@ -124,11 +140,20 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
             return waiting  # not a first post, or answers missing: the edit brings it back
     result = intake_inbox(event_id=event_id, now=ctx.now)
     if result.get("outcome") == "refused":
-        _answer(ctx, event_id, attrs, f"Your application was not accepted: {result.get('reason', '')} "
-                                     f"({result.get('ruling')}).")
+        _answer(
+            ctx,
+            event_id,
+            attrs,
+            f"Your application was not accepted: {result.get('reason', '')} ({result.get('ruling')}).",
+        )
         return f"refused:{result.get('ruling')}:{result.get('code')}"
-    _answer(ctx, event_id, attrs, "Thank you, your application was received. Please confirm it "
-                                  "from each account you named (see your direct messages).")
+    _answer(
+        ctx,
+        event_id,
+        attrs,
+        "Thank you, your application was received. Please confirm it "
+        "from each account you named (see your direct messages).",
+    )
     return f"application:{result['application']}"
 
 
@@ -140,13 +165,19 @@ def handle_confirm(*, event_id: int, ledger: Ledger, platforms: Platforms, now: 
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, _ = _event(ctx, event_id)
     custom_id = attrs.get("custom_id", "")
-    token = custom_id.removeprefix(CONFIRM_PREFIX) if custom_id.startswith(CONFIRM_PREFIX) \
-        else str(data.get("token", ""))
+    token = (
+        custom_id.removeprefix(CONFIRM_PREFIX) if custom_id.startswith(CONFIRM_PREFIX) else str(data.get("token", ""))
+    )
     pressed_by = attrs.get("user_id") if source == "discord" else None
     try:
-        result = confirm_identity(token=token, ledger=ledger, platforms=platforms, now=ctx.now,
-                                  pressed_by=pressed_by,
-                                  channel="discord" if custom_id.startswith(CONFIRM_PREFIX) else "web")
+        result = confirm_identity(
+            token=token,
+            ledger=ledger,
+            platforms=platforms,
+            now=ctx.now,
+            pressed_by=pressed_by,
+            channel="discord" if custom_id.startswith(CONFIRM_PREFIX) else "web",
+        )
     except PolicyViolation as exc:
         _answer(ctx, event_id, attrs, f"This confirmation was not accepted: {exc.reason}.")
         return f"refused:{exc.ruling}"
@@ -162,23 +193,30 @@ def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, _ = _event(ctx, event_id)
     custom_id = attrs.get("custom_id", "")
-    token = custom_id.removeprefix(OPTIN_PREFIX) if custom_id.startswith(OPTIN_PREFIX) \
-        else str(data.get("token", ""))
+    token = custom_id.removeprefix(OPTIN_PREFIX) if custom_id.startswith(OPTIN_PREFIX) else str(data.get("token", ""))
     try:
-        link_for = read_token(token, secret=platforms.confirm_secret, purpose="optin", now=ctx.now,
-                              channel="discord" if custom_id.startswith(OPTIN_PREFIX) else "web",
-                              ).identity if token else None
+        link_for = (
+            read_token(
+                token,
+                secret=platforms.confirm_secret,
+                purpose="optin",
+                now=ctx.now,
+                channel="discord" if custom_id.startswith(OPTIN_PREFIX) else "web",
+            ).identity
+            if token
+            else None
+        )
         # The sender's own account: Discord's /optin or button, or a plugin platform's command
         # (the form and the Forum do not say who sent it).
         known = source not in ("form", "discourse") and bool(attrs.get("user_id"))
         sender = _person_of(ctx, source, attrs["user_id"]) if known else None
-        decision = check_opt_in_sender(OptInRequest(link_for=link_for, sent_by=sender,
-                                                    sender_known=known))
+        decision = check_opt_in_sender(OptInRequest(link_for=link_for, sent_by=sender, sender_known=known))
         if not decision.allowed:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
         person_id = decision.evidence["person"]
         result = opt_in.with_options(flow_run_name=f"opt-in-person-{person_id}")(
-            member=str(person_id), source=source if not token else f"{source}-link", now=ctx.now)
+            member=str(person_id), source=source if not token else f"{source}-link", now=ctx.now
+        )
     except PolicyViolation as exc:
         _answer(ctx, event_id, attrs, f"Opt-in not recorded: {exc.reason} ({exc.ruling}).")
         return f"refused:{exc.ruling}"
@@ -192,8 +230,11 @@ def handle_leave(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
 
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, _ = _event(ctx, event_id)
-    person_id = _person_of(ctx, source, attrs["user_id"]) \
-        if source not in ("form", "discourse") and attrs.get("user_id") else None
+    person_id = (
+        _person_of(ctx, source, attrs["user_id"])
+        if source not in ("form", "discourse") and attrs.get("user_id")
+        else None
+    )
     if person_id is None and source == "discourse":
         person_id = _person_of(ctx, "discourse", str((data.get("post") or {}).get("user_id", "")))
     if person_id is None:
@@ -201,7 +242,8 @@ def handle_leave(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
         return "refused:R-LEAVE:not-a-member"
     try:
         result = leave.with_options(flow_run_name=f"leave-person-{person_id}")(
-            member=str(person_id), reason=attrs.get("option.reason") or None, now=ctx.now)
+            member=str(person_id), reason=attrs.get("option.reason") or None, now=ctx.now
+        )
     except PolicyViolation as exc:
         _answer(ctx, event_id, attrs, f"Nothing to do: {exc.reason}.")
         return f"refused:{exc.ruling}"
@@ -233,14 +275,26 @@ def handle_vote(*, event_id: int, ledger: Ledger, platforms: Platforms, now: dat
     choice = ballots.choice_of(ref, attrs.get("option_id", ""))
     if choice is None:
         return "refused:unknown-option"
-    accepted, reason = ballots.cast(ctx, ballot_id=ballot_id, platform=source,
-                                    external_id=attrs.get("user_id", ""), choice=choice)
+    accepted, reason = ballots.cast(
+        ctx, ballot_id=ballot_id, platform=source, external_id=attrs.get("user_id", ""), choice=choice
+    )
     result = f"ballot:{ballot_id}:{'vote' if accepted else 'refused'}"
     with ctx.ledger.transaction() as session:
-        repo.effect_record(session, key=f"vote:inbox:{event_id}", platform="ledger", actor=ACTOR,
-                           ref={"result": result}, about=f"ballot:{ballot_id}", at=ctx.now)
-    _answer(ctx, event_id, attrs, f"Your vote ({choice}) is recorded." if accepted
-            else f"Your vote was not counted: {reason}.")
+        repo.effect_record(
+            session,
+            key=f"vote:inbox:{event_id}",
+            platform="ledger",
+            actor=ACTOR,
+            ref={"result": result},
+            about=f"ballot:{ballot_id}",
+            at=ctx.now,
+        )
+    _answer(
+        ctx,
+        event_id,
+        attrs,
+        f"Your vote ({choice}) is recorded." if accepted else f"Your vote was not counted: {reason}.",
+    )
     if accepted:
         ballots.settle(ctx, ballot_id=ballot_id)
     return result

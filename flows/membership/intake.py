@@ -27,19 +27,26 @@ from sqlalchemy import select
 
 from connectors.base import ButtonMessenger, UserRef
 from connectors.errors import FatalError, PolicyViolation
-from ledger import repo
-from ledger.models import Application, ApplicationStatus, Identity, MembershipStatus, Person
-from ledger.db import Ledger
-from rules.applications import (AccountLookup, ApplicationForm, ConfirmationAttempt,
-                                PriorRecord, check_account, check_confirmation, check_duplicates,
-                                check_expiry, check_form, confirmation_deadline)
-from rules.decision import CodedDecision
-
-from flows.kit import (Ctx, artifact, context, identities_of, log, message_person,
-                                     once, run_name, user_ref)
+from flows.kit import Ctx, artifact, context, identities_of, log, message_person, once, run_name, user_ref
 from flows.membership.tokens import CONFIRM_PREFIX, make_token, read_token
 from flows.platforms import Platforms
 from flows.presentation import label
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import Application, ApplicationStatus, Identity, MembershipStatus, Person
+from rules.applications import (
+    AccountLookup,
+    ApplicationForm,
+    ConfirmationAttempt,
+    PriorRecord,
+    check_account,
+    check_confirmation,
+    check_duplicates,
+    check_expiry,
+    check_form,
+    confirmation_deadline,
+)
+from rules.decision import CodedDecision
 
 ACTOR = "flow:intake"
 GROUP = "Online Community Working Group"
@@ -52,44 +59,71 @@ def _intake_key(*, source: str, source_ref: str | None, values: dict[str, Any]) 
     return f"intake:{source}:{digest}"
 
 
-def _refuse(ctx: Ctx, *, key: str, decision: CodedDecision, about: str | None = None,
-            tell: tuple[str, str] | None = None, email: str | None = None) -> dict[str, Any]:
+def _refuse(
+    ctx: Ctx,
+    *,
+    key: str,
+    decision: CodedDecision,
+    about: str | None = None,
+    tell: tuple[str, str] | None = None,
+    email: str | None = None,
+) -> dict[str, Any]:
     """Record the refusal the rules returned (with its reason: the form's status page shows it),
     then tell the applicant on the account that applied (``tell`` = platform, username) and at
     the e-mail address they gave, once each (R-APP-4)."""
     ruling, reason, code = decision.ruling, decision.reason, decision.code
     with ctx.ledger.transaction() as session:
-        repo.effect_record(session, key=key, platform="ledger", actor=ACTOR, about=about,
-                           ref={"outcome": "refused", "ruling": ruling, "code": code,
-                                "reason": reason}, at=ctx.now)
+        repo.effect_record(
+            session,
+            key=key,
+            platform="ledger",
+            actor=ACTOR,
+            about=about,
+            ref={"outcome": "refused", "ruling": ruling, "code": code, "reason": reason},
+            at=ctx.now,
+        )
     artifact(key=f"intake-refused-{code}", title="Application refused", decision=decision)
     # A duplicate is told with the open application's reference (the ``duplicate`` message).
     if tell is not None and code != "duplicate":
-        _tell_refusal(ctx, key=key, platform=tell[0], username=tell[1], ruling=ruling,
-                      reason=reason, code=code)
+        _tell_refusal(ctx, key=key, platform=tell[0], username=tell[1], ruling=ruling, reason=reason, code=code)
     if email and code != "duplicate":
         from flows.kit import send_email
 
-        send_email(ctx, to=email, template="refused", key=f"{key}:told", actor=ACTOR, about=None,
-                   username="there", group=GROUP, reason=reason, ruling=ruling,
-                   code=code)
+        send_email(
+            ctx,
+            to=email,
+            template="refused",
+            key=f"{key}:told",
+            actor=ACTOR,
+            about=None,
+            username="there",
+            group=GROUP,
+            reason=reason,
+            ruling=ruling,
+            code=code,
+        )
     return {"outcome": "refused", "ruling": ruling, "reason": reason, "code": code}
 
 
-def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: str, reason: str,
-                  code: str) -> None:
+def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: str, reason: str, code: str) -> None:
     space = ctx.platforms.space(platform)
     if space is None or space.messenger is None or not username:
         return
     from flows.kit import render
 
-    title, text = render("refused", platform=platform, username=username, group=GROUP,
-                         reason=reason, ruling=ruling, code=code)
+    title, text = render(
+        "refused", platform=platform, username=username, group=GROUP, reason=reason, ruling=ruling, code=code
+    )
     told = f"{key}:told:{platform}"
     try:
-        once(ctx, key=told, platform=platform, actor=ACTOR, about=None,
-             act=lambda: space.messenger.direct_message(recipients=[username], title=title,
-                                                        text=text, key=told))
+        once(
+            ctx,
+            key=told,
+            platform=platform,
+            actor=ACTOR,
+            about=None,
+            act=lambda: space.messenger.direct_message(recipients=[username], title=title, text=text, key=told),
+        )
     except Exception as exc:  # noqa: BLE001 - e.g. DMs closed; the refusal stays recorded
         log.warning("membership: refusal not delivered on %s: %s", platform, type(exc).__name__)
 
@@ -123,24 +157,44 @@ def _username(typed: str | None) -> str:
     return (typed or "").strip().lstrip("@")
 
 
-def _receive(*, forum_username: str | None, discord_username: str | None, motivation: str,
-             experience: str, nominator: str | None, email: str | None, source: str,
-             source_ref: str | None, proven: dict[str, str] | None,
-             accounts: Mapping[str, str] | None) -> _Received:
+def _receive(
+    *,
+    forum_username: str | None,
+    discord_username: str | None,
+    motivation: str,
+    experience: str,
+    nominator: str | None,
+    email: str | None,
+    source: str,
+    source_ref: str | None,
+    proven: dict[str, str] | None,
+    accounts: Mapping[str, str] | None,
+) -> _Received:
     forum, discord = _username(forum_username) or None, _username(discord_username) or None
-    others = {str(p): _username(u) for p, u in (accounts or {}).items()
-              if p not in ("discourse", "discord")}
-    values = {"forum": forum, "discord": discord, "motivation": motivation,
-              "experience": experience, "nominator": nominator}
+    others = {str(p): _username(u) for p, u in (accounts or {}).items() if p not in ("discourse", "discord")}
+    values = {
+        "forum": forum,
+        "discord": discord,
+        "motivation": motivation,
+        "experience": experience,
+        "nominator": nominator,
+    }
     if any(others.values()):
         values["accounts"] = others
     named = {"discourse": forum, "discord": discord, **{p: u or None for p, u in others.items()}}
     # The account the source proved is where a refusal is told (the form's page reads the record).
     tell = (source, named[source]) if source in (proven or {}) and named.get(source) else None
-    return _Received(key=_intake_key(source=source, source_ref=source_ref, values=values),
-                     named=named, motivation=motivation, experience=experience,
-                     nominator=nominator, email=(email or "").strip() or None, source=source,
-                     proven=dict(proven or {}), tell=tell)
+    return _Received(
+        key=_intake_key(source=source, source_ref=source_ref, values=values),
+        named=named,
+        motivation=motivation,
+        experience=experience,
+        nominator=nominator,
+        email=(email or "").strip() or None,
+        source=source,
+        proven=dict(proven or {}),
+        tell=tell,
+    )
 
 
 def _find_accounts(ctx: Ctx, got: _Received) -> dict[str, UserRef] | CodedDecision:
@@ -158,10 +212,16 @@ def _find_accounts(ctx: Ctx, got: _Received) -> dict[str, UserRef] | CodedDecisi
             except FatalError as exc:
                 if exc.status != 404:
                     raise
-        decision = check_account(AccountLookup(
-            platform=platform, label=label(platform), username=username,
-            served=space is not None and space.directory is not None,
-            found_id=user.id if user is not None else None, proven_id=got.proven.get(platform)))
+        decision = check_account(
+            AccountLookup(
+                platform=platform,
+                label=label(platform),
+                username=username,
+                served=space is not None and space.directory is not None,
+                found_id=user.id if user is not None else None,
+                proven_id=got.proven.get(platform),
+            )
+        )
         if not decision.allowed:
             return decision
         found[platform] = user
@@ -173,8 +233,9 @@ def _prior(ctx: Ctx, accounts: dict[str, UserRef]) -> tuple[PriorRecord, int | N
     with ctx.ledger.read() as session:
         owners: dict[int, Person] = {}
         for platform, user in accounts.items():
-            person = repo.find_person_by_identity(session, platform=platform, external_id=user.id,
-                                                  username=user.username)
+            person = repo.find_person_by_identity(
+                session, platform=platform, external_id=user.id, username=user.username
+            )
             if person is not None:
                 owners[person.id] = person
         if len(owners) != 1:
@@ -183,7 +244,8 @@ def _prior(ctx: Ctx, accounts: dict[str, UserRef]) -> tuple[PriorRecord, int | N
         open_app = repo.open_application_of(session, person)
         membership = repo.open_membership(session, person)
         return PriorRecord(
-            owners=1, open_application=open_app.id if open_app is not None else None,
+            owners=1,
+            open_application=open_app.id if open_app is not None else None,
             open_status=open_app.status.value if open_app is not None else None,
             active_member=membership is not None and membership.status == MembershipStatus.ACTIVE,
         ), person.id
@@ -195,54 +257,92 @@ def _store(ctx: Ctx, got: _Received, accounts: dict[str, UserRef], person_id: in
         person = session.get(Person, person_id) if person_id is not None else None
         if person is None:
             first = next(iter(accounts.values()))
-            person = repo.create_person(session, handle=_new_handle(session, first.username),
-                                        actor=ACTOR, display_name=first.display_name,
-                                        home_platform=got.source if got.source in got.named else None,
-                                        at=ctx.now)
-        identity_ids = [_identity(ctx, session, person, platform, user).id
-                        for platform, user in accounts.items()]
+            person = repo.create_person(
+                session,
+                handle=_new_handle(session, first.username),
+                actor=ACTOR,
+                display_name=first.display_name,
+                home_platform=got.source if got.source in got.named else None,
+                at=ctx.now,
+            )
+        identity_ids = [_identity(ctx, session, person, platform, user).id for platform, user in accounts.items()]
         if got.email:
-            repo.add_identity(session, person, platform="email", actor=ACTOR, username=got.email,
-                              at=ctx.now)
-        app = repo.submit_application(session, person, actor=ACTOR, source_platform=got.source,
-                                      motivation=got.motivation, experience=got.experience,
-                                      nominator_handle=got.nominator or None, at=ctx.now)
+            repo.add_identity(session, person, platform="email", actor=ACTOR, username=got.email, at=ctx.now)
+        app = repo.submit_application(
+            session,
+            person,
+            actor=ACTOR,
+            source_platform=got.source,
+            motivation=got.motivation,
+            experience=got.experience,
+            nominator_handle=got.nominator or None,
+            at=ctx.now,
+        )
         for platform in got.proven:
-            identity = repo.find_identity(session, platform=platform,
-                                          external_id=accounts[platform].id)
+            identity = repo.find_identity(session, platform=platform, external_id=accounts[platform].id)
             repo.confirm_application(session, app, identity, actor=ACTOR, at=ctx.now)
-        repo.effect_record(session, key=f"application:{app.id}:identities", platform="ledger",
-                           actor=ACTOR, ref={"identities": identity_ids},
-                           about=f"application:{app.id}", at=ctx.now)
-        repo.effect_record(session, key=got.key, platform="ledger", actor=ACTOR,
-                           ref={"outcome": "received"}, about=f"application:{app.id}", at=ctx.now)
+        repo.effect_record(
+            session,
+            key=f"application:{app.id}:identities",
+            platform="ledger",
+            actor=ACTOR,
+            ref={"identities": identity_ids},
+            about=f"application:{app.id}",
+            at=ctx.now,
+        )
+        repo.effect_record(
+            session,
+            key=got.key,
+            platform="ledger",
+            actor=ACTOR,
+            ref={"outcome": "received"},
+            about=f"application:{app.id}",
+            at=ctx.now,
+        )
         return app.id
 
 
 def _identity(ctx: Ctx, session: Any, person: Person, platform: str, user: UserRef) -> Identity:
-    identity = repo.find_identity(session, platform=platform, external_id=user.id,
-                                  username=user.username)
+    identity = repo.find_identity(session, platform=platform, external_id=user.id, username=user.username)
     if identity is None:
-        return repo.add_identity(session, person, platform=platform, actor=ACTOR,
-                                 external_id=user.id, username=user.username, at=ctx.now)
-    repo.update_identity(session, identity, actor=ACTOR, username=user.username,
-                         external_id=user.id, at=ctx.now)
+        return repo.add_identity(
+            session, person, platform=platform, actor=ACTOR, external_id=user.id, username=user.username, at=ctx.now
+        )
+    repo.update_identity(session, identity, actor=ACTOR, username=user.username, external_id=user.id, at=ctx.now)
     return identity
 
 
-def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None,
-           motivation: str, experience: str, nominator: str | None, email: str | None,
-           source: str, source_ref: str | None, proven: dict[str, str] | None = None,
-           accounts: Mapping[str, str] | None = None) -> dict[str, Any]:
+def submit(
+    ctx: Ctx,
+    *,
+    forum_username: str | None,
+    discord_username: str | None,
+    motivation: str,
+    experience: str,
+    nominator: str | None,
+    email: str | None,
+    source: str,
+    source_ref: str | None,
+    proven: dict[str, str] | None = None,
+    accounts: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """Store an application and send the confirmation prompts (idempotent per source_ref, or per
     input when there is none). ``proven`` maps a platform to the external id the source proved
     (that account is confirmed at once); ``accounts`` names the applicant's accounts on any
     other platform served (platform → username). The rules decide (``rules.applications``:
     R-APP-1 form and accounts, R-APP-3 duplicates); a refusal is recorded as they returned it."""
-    got = _receive(forum_username=forum_username, discord_username=discord_username,
-                   motivation=motivation, experience=experience, nominator=nominator,
-                   email=email, source=source, source_ref=source_ref, proven=proven,
-                   accounts=accounts)
+    got = _receive(
+        forum_username=forum_username,
+        discord_username=discord_username,
+        motivation=motivation,
+        experience=experience,
+        nominator=nominator,
+        email=email,
+        source=source,
+        source_ref=source_ref,
+        proven=proven,
+        accounts=accounts,
+    )
     refuse = partial(_refuse, ctx, key=got.key, tell=got.tell, email=got.email)
     with ctx.ledger.read() as session:
         previous = repo.effect_get(session, key=got.key)
@@ -252,8 +352,9 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
             return {"outcome": "refused", **previous["ref"], "repeat": True}
         return prompt_confirmations(ctx, application_id=int(about.split(":")[1]))
 
-    form = check_form(ApplicationForm(usernames=got.named, why=motivation, experience=experience),
-                      limits=ctx.charter.application).decision
+    form = check_form(
+        ApplicationForm(usernames=got.named, why=motivation, experience=experience), limits=ctx.charter.application
+    ).decision
     if not form.allowed:
         return refuse(decision=form)
     found = _find_accounts(ctx, got)
@@ -263,10 +364,18 @@ def submit(ctx: Ctx, *, forum_username: str | None, discord_username: str | None
     duplicates = check_duplicates(prior)
     if duplicates.code == "duplicate" and person_id is not None:
         # R-APP-3: point the person to the open application, once per intake.
-        message_person(ctx, person_id, email=True, template="duplicate",
-                       key=f"{got.key}:duplicate", actor=ACTOR,
-                       about=f"application:{prior.open_application}", group=GROUP,
-                       open_id=prior.open_application, open_status=prior.open_status)
+        message_person(
+            ctx,
+            person_id,
+            email=True,
+            template="duplicate",
+            key=f"{got.key}:duplicate",
+            actor=ACTOR,
+            about=f"application:{prior.open_application}",
+            group=GROUP,
+            open_id=prior.open_application,
+            open_status=prior.open_status,
+        )
         return refuse(decision=duplicates, about=f"application:{prior.open_application}")
     if not duplicates.allowed:
         return refuse(decision=duplicates)
@@ -293,17 +402,26 @@ def prompt_confirmations(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     if status == ApplicationStatus.OPEN:
         for identity in waiting:
             _prompt(ctx, application_id=application_id, identity=identity, expires=expires)
-    result = {"outcome": "received", "application": application_id, "status": status.value,
-              "waiting_for": [i.platform.value for i in waiting],
-              "expires_at": expires.isoformat()}
-    artifact(key=f"application-{application_id}-intake", title=f"Application {application_id}",
-             rows={"status": status.value, "waiting for confirmation from":
-                   ", ".join(result["waiting_for"]) or "nobody", "expires at": expires.isoformat(),
-                   "ruling": "R-APP-2"})
+    result = {
+        "outcome": "received",
+        "application": application_id,
+        "status": status.value,
+        "waiting_for": [i.platform.value for i in waiting],
+        "expires_at": expires.isoformat(),
+    }
+    artifact(
+        key=f"application-{application_id}-intake",
+        title=f"Application {application_id}",
+        rows={
+            "status": status.value,
+            "waiting for confirmation from": ", ".join(result["waiting_for"]) or "nobody",
+            "expires at": expires.isoformat(),
+            "ruling": "R-APP-2",
+        },
+    )
     # Confirmed or voting: a run cut short after confirming (the ledger or a platform was down)
     # continues where it stopped when run again; every step below is idempotent.
-    if status in (ApplicationStatus.OPEN, ApplicationStatus.CONFIRMED,
-                  ApplicationStatus.VOTING) and not waiting:
+    if status in (ApplicationStatus.OPEN, ApplicationStatus.CONFIRMED, ApplicationStatus.VOTING) and not waiting:
         return {**result, **all_confirmed(ctx, application_id=application_id)}
     return result
 
@@ -313,25 +431,51 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
     if space is None:
         return
     # Bound to where it is sent (issue 19): Discord's DM carries a button, elsewhere a link.
-    token = make_token(secret=ctx.platforms.confirm_secret, purpose="confirm",
-                       subject=application_id, identity=identity.id, expires_at=expires,
-                       channel="discord" if space.capable(ButtonMessenger) is not None else "web")
+    token = make_token(
+        secret=ctx.platforms.confirm_secret,
+        purpose="confirm",
+        subject=application_id,
+        identity=identity.id,
+        expires_at=expires,
+        channel="discord" if space.capable(ButtonMessenger) is not None else "web",
+    )
     link = f"{ctx.platforms.gateway_url}/confirm/{token}"
     from flows.kit import render
 
-    title, text = render("confirm_request", platform=space.platform, username=identity.username,
-                         group=GROUP, platform_label=label(space.platform), link=link,
-                         expires=expires.date().isoformat(), application_id=application_id)
+    title, text = render(
+        "confirm_request",
+        platform=space.platform,
+        username=identity.username,
+        group=GROUP,
+        platform_label=label(space.platform),
+        link=link,
+        expires=expires.date().isoformat(),
+        application_id=application_id,
+    )
     key = f"confirm-prompt:{application_id}:{identity.id}"
     try:
-        once(ctx, key=key, platform=space.platform, actor=ACTOR,
-             about=f"application:{application_id}",
-             act=lambda: space.prompt(user=user_ref(identity), title=title, text=text,
-                                      button_label="Confirm", custom_id=CONFIRM_PREFIX + token,
-                                      key=key))
+        once(
+            ctx,
+            key=key,
+            platform=space.platform,
+            actor=ACTOR,
+            about=f"application:{application_id}",
+            act=lambda: space.prompt(
+                user=user_ref(identity),
+                title=title,
+                text=text,
+                button_label="Confirm",
+                custom_id=CONFIRM_PREFIX + token,
+                key=key,
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - e.g. DMs closed: the application can still expire
-        log.warning("membership: confirmation prompt for application:%s on %s failed: %s",
-                    application_id, space.platform, type(exc).__name__)
+        log.warning(
+            "membership: confirmation prompt for application:%s on %s failed: %s",
+            application_id,
+            space.platform,
+            type(exc).__name__,
+        )
 
 
 def all_confirmed(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
@@ -339,16 +483,21 @@ def all_confirmed(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     with ctx.ledger.transaction() as session:
         app = session.get(Application, application_id)
         if app.status == ApplicationStatus.OPEN:
-            repo.set_application_status(session, app, ApplicationStatus.CONFIRMED, actor=ACTOR,
-                                        at=ctx.now)
+            repo.set_application_status(session, app, ApplicationStatus.CONFIRMED, actor=ACTOR, at=ctx.now)
     from flows.membership.eligibility import check_eligibility
 
     return {"eligibility": check_eligibility(application_id=application_id, now=ctx.now)}
 
 
-def confirm_identity(*, token: str, ledger: Ledger | None = None,
-                     platforms: Platforms | None = None, now: datetime | None = None,
-                     pressed_by: str | None = None, channel: str | None = None) -> str:
+def confirm_identity(
+    *,
+    token: str,
+    ledger: Ledger | None = None,
+    platforms: Platforms | None = None,
+    now: datetime | None = None,
+    pressed_by: str | None = None,
+    channel: str | None = None,
+) -> str:
     """Confirm one named account of an application (R-APP-2); the ``confirm`` handler calls this
     for the POST of the gateway's confirmation page (``pressed_by`` None) and for a Discord button
     press (``pressed_by`` = the presser's Discord user id, which must be the named account's).
@@ -359,16 +508,19 @@ def confirm_identity(*, token: str, ledger: Ledger | None = None,
     raises ``PolicyViolation`` (R-APP-2) for a bad, expired or foreign token."""
     ctx = context(now, ledger=ledger, platforms=platforms)
     channel = channel or ("discord" if pressed_by is not None else "web")
-    claims = read_token(token, secret=ctx.platforms.confirm_secret, purpose="confirm", now=ctx.now,
-                        channel=channel)
+    claims = read_token(token, secret=ctx.platforms.confirm_secret, purpose="confirm", now=ctx.now, channel=channel)
     with ctx.ledger.transaction() as session:
         app = session.get(Application, claims.subject)
         identity = session.get(Identity, claims.identity)
-        named = app is not None and identity is not None and identity.id in (
-            named_identities_session(session, app.id))
-        decision = check_confirmation(ConfirmationAttempt(
-            named=named, account_id=identity.external_id if named else None,
-            pressed_by=pressed_by, status=app.status.value if named else "open"))
+        named = app is not None and identity is not None and identity.id in (named_identities_session(session, app.id))
+        decision = check_confirmation(
+            ConfirmationAttempt(
+                named=named,
+                account_id=identity.external_id if named else None,
+                pressed_by=pressed_by,
+                status=app.status.value if named else "open",
+            )
+        )
         if not decision.allowed:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
         if decision.code == "already":
@@ -399,27 +551,41 @@ def expire(ctx: Ctx) -> list[int]:
         for app in repo.applications_with_status(session, ApplicationStatus.OPEN):
             decision = check_expiry(app.submitted_at, now=ctx.now, charter=ctx.charter)
             if not decision.allowed:
-                repo.set_application_status(session, app, ApplicationStatus.EXPIRED, actor=ACTOR,
-                                            at=ctx.now)
+                repo.set_application_status(session, app, ApplicationStatus.EXPIRED, actor=ACTOR, at=ctx.now)
                 expired.append((app.id, app.person_id, decision))
     for app_id, person_id, decision in expired:
-        message_person(ctx, person_id, email=True, template="expired", key=f"expired:{app_id}",
-                       actor=ACTOR, about=f"application:{app_id}",
-                       identity_ids=named_identities(ctx, app_id), group=GROUP,
-                       application_id=app_id, days=days)
-        artifact(key=f"application-{app_id}-expired", title=f"Application {app_id} expired",
-                 decision=decision)
+        message_person(
+            ctx,
+            person_id,
+            email=True,
+            template="expired",
+            key=f"expired:{app_id}",
+            actor=ACTOR,
+            about=f"application:{app_id}",
+            identity_ids=named_identities(ctx, app_id),
+            group=GROUP,
+            application_id=app_id,
+            days=days,
+        )
+        artifact(key=f"application-{app_id}-expired", title=f"Application {app_id} expired", decision=decision)
     return [a for a, _p, _d in expired]
 
 
 # Named by source only: the parameters an operator typed hold the applicant's names (R-PRIVACY-3).
 @flow(name="membership-intake", flow_run_name=run_name("intake", "source"), log_prints=True)
-def intake(forum_username: str | None = None, discord_username: str | None = None,
-           motivation: str = "", experience: str = "", nominator: str | None = None,
-           email: str | None = None, source: str = "operator", source_ref: str | None = None,
-           proven_accounts: dict[str, str] | None = None,
-           accounts: dict[str, str] | None = None,
-           now: datetime | None = None) -> dict[str, Any]:
+def intake(
+    forum_username: str | None = None,
+    discord_username: str | None = None,
+    motivation: str = "",
+    experience: str = "",
+    nominator: str | None = None,
+    email: str | None = None,
+    source: str = "operator",
+    source_ref: str | None = None,
+    proven_accounts: dict[str, str] | None = None,
+    accounts: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Receive an application (R-APP-1): refuse duplicates (R-APP-3), ask each named account to
     confirm (R-APP-2). Operators run it from the Prefect UI with ``source = operator``; running
     it again with the same input sends nothing new. ``proven_accounts`` (platform → account id)
@@ -427,9 +593,19 @@ def intake(forum_username: str | None = None, discord_username: str | None = Non
     who sent the modal, the Forum topic's author): it counts as confirmed at once. ``accounts``
     (platform → username) names accounts on any other platform served."""
     ctx = context(now)
-    return submit(ctx, forum_username=forum_username, discord_username=discord_username,
-                  motivation=motivation, experience=experience, nominator=nominator, email=email,
-                  source=source, source_ref=source_ref, proven=proven_accounts, accounts=accounts)
+    return submit(
+        ctx,
+        forum_username=forum_username,
+        discord_username=discord_username,
+        motivation=motivation,
+        experience=experience,
+        nominator=nominator,
+        email=email,
+        source=source,
+        source_ref=source_ref,
+        proven=proven_accounts,
+        accounts=accounts,
+    )
 
 
 @flow(name="membership-expire-applications", flow_run_name="expire-applications", log_prints=True)

@@ -22,16 +22,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime, timedelta
+
 from pydantic import SecretStr
 
 from connectors.errors import CharterflowError
+from flows.kit import Ctx, context, done, log, once
+from flows.platforms import Platforms
 from ledger import repo
 from ledger.db import Ledger
 from ledger.errors import Conflict
 from ledger.models import MembershipStatus, Person
-
-from flows.kit import Ctx, context, done, log, once
-from flows.platforms import Platforms
 
 __all__ = ["CODE_TTL", "handle_link", "link_code"]
 
@@ -39,8 +39,7 @@ ACTOR = "flow:link"
 CODE_TTL = timedelta(hours=24)
 
 
-def link_code(secret: SecretStr, *, person_id: int, platform: str, external_id: str,
-              issued: datetime) -> str:
+def link_code(secret: SecretStr, *, person_id: int, platform: str, external_id: str, issued: datetime) -> str:
     """The code for linking ``external_id`` on ``platform`` to ``person_id``, issued at ``issued``
     (pure: HMAC under the confirmation secret, so nothing secret is stored)."""
     key = secret.get_secret_value()
@@ -66,9 +65,14 @@ def _tell(ctx: Ctx, *, source: str, attrs: dict[str, str], event_id: int, text: 
     if space is None or space.messenger is None or not thread:
         return
     try:
-        once(ctx, key=f"link:told:inbox:{event_id}", platform=source, actor=ACTOR,
-             about=f"inbox:{event_id}",
-             act=lambda: space.messenger.reply(thread_id=thread, text=text, key=f"link-told-{event_id}"))
+        once(
+            ctx,
+            key=f"link:told:inbox:{event_id}",
+            platform=source,
+            actor=ACTOR,
+            about=f"inbox:{event_id}",
+            act=lambda: space.messenger.reply(thread_id=thread, text=text, key=f"link-told-{event_id}"),
+        )
     except CharterflowError as exc:  # the answer is a courtesy; the decision is recorded
         log.warning("link: inbox:%s not answered on %s (%s)", event_id, source, type(exc).__name__)
 
@@ -85,23 +89,31 @@ def handle_link(*, event_id: int, ledger: Ledger, platforms: Platforms, now: dat
     instance = ctx.platforms.instance_of(source, attrs.get("instance"))
     code = attrs.get("link.code", "").strip().lower()
     if code:
-        result, text = _finish(ctx, source=source, instance=instance, external_id=external_id,
-                               username=username, code=code)
+        result, text = _finish(
+            ctx, source=source, instance=instance, external_id=external_id, username=username, code=code
+        )
     else:
-        result, text = _start(ctx, source=source, instance=instance, external_id=external_id,
-                              platform=attrs.get("link.platform", ""), named=attrs.get("link.username", ""))
+        result, text = _start(
+            ctx,
+            source=source,
+            instance=instance,
+            external_id=external_id,
+            platform=attrs.get("link.platform", ""),
+            named=attrs.get("link.username", ""),
+        )
     _tell(ctx, source=source, attrs=attrs, event_id=event_id, text=text)
     return result
 
 
-def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: str,
-           named: str) -> tuple[str, str]:
+def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: str, named: str) -> tuple[str, str]:
     known = ctx.platforms.space(platform) if platform != source else None
     if known is None or known.messenger is None or not named:
         served = ", ".join(p for p in ctx.platforms.names() if p != source)
-        return ("refused:R-APP-2:bad-request",
-                f"To link this account, name your account on a platform you are known by: "
-                f"!link <platform> <username> ({served}).")
+        return (
+            "refused:R-APP-2:bad-request",
+            f"To link this account, name your account on a platform you are known by: "
+            f"!link <platform> <username> ({served}).",
+        )
     with ctx.ledger.read() as session:
         owner = repo.find_person_by_identity(session, platform=source, external_id=external_id)
         person = repo.find_person_by_identity(session, platform=platform, username=named)
@@ -109,51 +121,72 @@ def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: 
         active = membership is not None and membership.status == MembershipStatus.ACTIVE
         person_id = person.id if person is not None else None
     if owner is not None:
-        return ("refused:R-APP-3:already-linked",
-                "This account is already linked to a member of the working group.")
+        return ("refused:R-APP-3:already-linked", "This account is already linked to a member of the working group.")
     if person_id is None or not active:
-        return ("refused:R-APP-2:not-a-member",
-                f"No active working group member is known as {named} on {platform}.")
+        return ("refused:R-APP-2:not-a-member", f"No active working group member is known as {named} on {platform}.")
     issued = _window(ctx.now)
     key = _pending_key(source, instance, external_id, issued)
     pending = done(ctx, key)
     if pending is not None and pending["ref"].get("person") != person_id:
-        return ("refused:R-APP-2:pending",
-                "A link request for this account is waiting for its code; try again tomorrow.")
+        return (
+            "refused:R-APP-2:pending",
+            "A link request for this account is waiting for its code; try again tomorrow.",
+        )
     if pending is None:
         with ctx.ledger.transaction() as session:
             # Recorded before the code is sent: a retry sends the same code, never a second one.
-            repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
-                               ref={"person": person_id, "issued": issued.isoformat(), "via": platform},
-                               about=f"person:{person_id}", at=ctx.now)
-    code = link_code(ctx.platforms.confirm_secret, person_id=person_id, platform=source,
-                     external_id=external_id, issued=issued)
-    once(ctx, key=f"link:code:{source}:{external_id}:{issued.isoformat()}", platform=platform,
-         actor=ACTOR, about=f"person:{person_id}",
-         act=lambda: known.messenger.direct_message(
-             recipients=[named], title=f"Link your {source} account",
-             text=(f"Someone asked to link the {source} account {external_id} to your working group "
-                   f"membership. If it is you, send `!link {code}` from that account within "
-                   f"{int(CODE_TTL.total_seconds() // 3600)} hours. If not, ignore this message."),
-             key=f"link-code-{source}-{person_id}-{issued:%Y%m%d%H%M%S}"))
-    return (f"link:pending:person:{person_id}",
-            f"A code was sent to {named} on {platform}: send `!link <code>` here to finish.")
+            repo.effect_record(
+                session,
+                key=key,
+                platform="ledger",
+                actor=ACTOR,
+                ref={"person": person_id, "issued": issued.isoformat(), "via": platform},
+                about=f"person:{person_id}",
+                at=ctx.now,
+            )
+    code = link_code(
+        ctx.platforms.confirm_secret, person_id=person_id, platform=source, external_id=external_id, issued=issued
+    )
+    once(
+        ctx,
+        key=f"link:code:{source}:{external_id}:{issued.isoformat()}",
+        platform=platform,
+        actor=ACTOR,
+        about=f"person:{person_id}",
+        act=lambda: known.messenger.direct_message(
+            recipients=[named],
+            title=f"Link your {source} account",
+            text=(
+                f"Someone asked to link the {source} account {external_id} to your working group "
+                f"membership. If it is you, send `!link {code}` from that account within "
+                f"{int(CODE_TTL.total_seconds() // 3600)} hours. If not, ignore this message."
+            ),
+            key=f"link-code-{source}-{person_id}-{issued:%Y%m%d%H%M%S}",
+        ),
+    )
+    return (
+        f"link:pending:person:{person_id}",
+        f"A code was sent to {named} on {platform}: send `!link <code>` here to finish.",
+    )
 
 
-def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username: str,
-            code: str) -> tuple[str, str]:
+def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username: str, code: str) -> tuple[str, str]:
     # A code is good in its window and the next one: between one and two windows long.
-    found = [(w, done(ctx, _pending_key(source, instance, external_id, w)))
-             for w in (_window(ctx.now), _window(ctx.now) - CODE_TTL)]
+    found = [
+        (w, done(ctx, _pending_key(source, instance, external_id, w)))
+        for w in (_window(ctx.now), _window(ctx.now) - CODE_TTL)
+    ]
     found = [(w, p) for w, p in found if p is not None]
     if not found:
-        return ("refused:R-APP-2:no-request",
-                "There is no open link request for this account (or it expired): send "
-                "!link <platform> <username> first.")
+        return (
+            "refused:R-APP-2:no-request",
+            "There is no open link request for this account (or it expired): send !link <platform> <username> first.",
+        )
     for issued, pending in found:
         person_id = int(pending["ref"]["person"])
-        expected = link_code(ctx.platforms.confirm_secret, person_id=person_id, platform=source,
-                             external_id=external_id, issued=issued)
+        expected = link_code(
+            ctx.platforms.confirm_secret, person_id=person_id, platform=source, external_id=external_id, issued=issued
+        )
         if hmac.compare_digest(code, expected):
             break
     else:
@@ -166,14 +199,28 @@ def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username:
     try:
         with ctx.ledger.transaction() as session:
             person = session.get_one(Person, person_id)
-            repo.add_identity(session, person, platform=source, actor=ACTOR, external_id=external_id,
-                              username=username or None, verified_at=ctx.now, at=ctx.now)
+            repo.add_identity(
+                session,
+                person,
+                platform=source,
+                actor=ACTOR,
+                external_id=external_id,
+                username=username or None,
+                verified_at=ctx.now,
+                at=ctx.now,
+            )
             if space is not None:
                 # The WG's group there comes with membership, as on the other platforms.
-                repo.set_desired_platform_role(session, person, platform=source,
-                                               role=f"group:{space.wg_role.name}", desired=True,
-                                               actor=ACTOR, decision_ref=f"link:{source}:{external_id}",
-                                               at=ctx.now)
+                repo.set_desired_platform_role(
+                    session,
+                    person,
+                    platform=source,
+                    role=f"group:{space.wg_role.name}",
+                    desired=True,
+                    actor=ACTOR,
+                    decision_ref=f"link:{source}:{external_id}",
+                    at=ctx.now,
+                )
     except Conflict:
         return "refused:R-APP-3:already-linked", "This account is already linked to another person."
     return f"identity:person:{person_id}:{source}", "Linked: this account is now part of your membership."

@@ -16,20 +16,20 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from connectors.errors import PolicyViolation
-from ledger import repo
-from ledger.db import Ledger
-from ledger.models import (Application, ApplicationStatus, Identity, Membership, MembershipStatus,
-                           Person, Term)
-
 from flows.membership.tokens import read_token
 from flows.presentation import label
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import Application, ApplicationStatus, Identity, Membership, MembershipStatus, Person, Term
 
 __all__ = ["LinkView", "describe_link"]
 
-_CLOSED = {ApplicationStatus.EXPIRED: "it was not confirmed in time and has expired",
-           ApplicationStatus.WITHDRAWN: "it was withdrawn",
-           ApplicationStatus.REFUSED: "it was not accepted",
-           ApplicationStatus.REJECTED: "the members' vote on it has ended"}
+_CLOSED = {
+    ApplicationStatus.EXPIRED: "it was not confirmed in time and has expired",
+    ApplicationStatus.WITHDRAWN: "it was withdrawn",
+    ApplicationStatus.REFUSED: "it was not accepted",
+    ApplicationStatus.REJECTED: "the members' vote on it has ended",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,8 +52,9 @@ class LinkView:
     term_ends_on: date | None = None
 
 
-def describe_link(*, ledger: Ledger, purpose: Literal["confirm", "optin"], token: str,
-                  secret: SecretStr | str, now: datetime) -> LinkView:
+def describe_link(
+    *, ledger: Ledger, purpose: Literal["confirm", "optin"], token: str, secret: SecretStr | str, now: datetime
+) -> LinkView:
     """What ``token`` stands for now (see :class:`LinkView`); reads only."""
     ruling = "R-APP-2" if purpose == "confirm" else "R-TERM-2"
     try:
@@ -61,8 +62,7 @@ def describe_link(*, ledger: Ledger, purpose: Literal["confirm", "optin"], token
     except PolicyViolation as exc:
         return LinkView(purpose=purpose, state="invalid", reason=exc.reason, ruling=ruling)
     except ValueError:  # the secret is empty: no token can be valid
-        return LinkView(purpose=purpose, state="invalid", reason="this link is not valid",
-                        ruling=ruling)
+        return LinkView(purpose=purpose, state="invalid", reason="this link is not valid", ruling=ruling)
     with ledger.read() as session:
         if purpose == "confirm":
             return _confirm_view(session, claims.subject, claims.identity, claims.expires_at.date())
@@ -73,20 +73,23 @@ def _confirm_view(session: Session, application_id: int, identity_id: int, expir
     app = session.get(Application, application_id)
     identity = session.get(Identity, identity_id)
     named = repo.effect_get(session, key=f"application:{application_id}:identities")
-    if app is None or identity is None or named is None or \
-            identity_id not in named["ref"].get("identities", []):
-        return LinkView(purpose="confirm", state="invalid", ruling="R-APP-2",
-                        reason="this link does not belong to an application")
-    common: dict[str, Any] = dict(purpose="confirm", ruling="R-APP-2", application_id=app.id,
-                  platform_label=label(identity.platform.value),
-                  username=identity.username, expires_on=expires_on)
+    if app is None or identity is None or named is None or identity_id not in named["ref"].get("identities", []):
+        return LinkView(
+            purpose="confirm", state="invalid", ruling="R-APP-2", reason="this link does not belong to an application"
+        )
+    common: dict[str, Any] = dict(
+        purpose="confirm",
+        ruling="R-APP-2",
+        application_id=app.id,
+        platform_label=label(identity.platform.value),
+        username=identity.username,
+        expires_on=expires_on,
+    )
     if app.status in _CLOSED:
-        return LinkView(state="closed", reason=f"this application is closed: {_CLOSED[app.status]}",
-                        **common)
+        return LinkView(state="closed", reason=f"this application is closed: {_CLOSED[app.status]}", **common)
     confirmed = {c.identity_id for c in app.confirmations}
     if app.status != ApplicationStatus.OPEN or identity_id in confirmed:
-        return LinkView(state="done", reason="the application is already confirmed from this account",
-                        **common)
+        return LinkView(state="done", reason="the application is already confirmed from this account", **common)
     return LinkView(state="ready", reason="waiting for your confirmation", **common)
 
 
@@ -95,13 +98,14 @@ def _optin_view(session: Session, term_id: int, person_id: int, expires_on: date
     person = session.get(Person, person_id)
     membership = session.get(Membership, term.membership_id) if term is not None else None
     if term is None or person is None or membership is None or membership.person_id != person_id:
-        return LinkView(purpose="optin", state="invalid", ruling="R-TERM-2",
-                        reason="this link does not belong to a membership")
-    common: dict[str, Any] = dict(purpose="optin", ruling="R-TERM-2", expires_on=expires_on,
-                  term_ends_on=term.ends_at.date())
+        return LinkView(
+            purpose="optin", state="invalid", ruling="R-TERM-2", reason="this link does not belong to a membership"
+        )
+    common: dict[str, Any] = dict(
+        purpose="optin", ruling="R-TERM-2", expires_on=expires_on, term_ends_on=term.ends_at.date()
+    )
     if membership.status != MembershipStatus.ACTIVE:
-        return LinkView(state="closed", reason=f"this membership has ended ({membership.status.value})",
-                        **common)
+        return LinkView(state="closed", reason=f"this membership has ended ({membership.status.value})", **common)
     if membership.terms and membership.terms[-1].id != term_id:
         return LinkView(state="done", reason="you have already opted in for the next term", **common)
     return LinkView(state="ready", reason="waiting for your opt-in", **common)

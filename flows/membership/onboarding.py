@@ -11,15 +11,14 @@ from typing import Any
 
 from prefect import flow
 
+from flows.kit import Ctx, artifact, context, identities_of, message_person, post_wg
+from flows.membership.intake import GROUP
+from flows.platforms import role_text
+from flows.reconcile import reconcile_person
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, Ballot, Membership, MembershipStatus, Person
 from rules import term_window
 from rules.terms import term_started
-
-from flows.kit import Ctx, artifact, context, identities_of, message_person, post_wg
-from flows.membership.intake import GROUP
-from flows.reconcile import reconcile_person
-from flows.platforms import role_text
 
 ACTOR = "flow:onboarding"
 
@@ -36,32 +35,66 @@ def onboard_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         window = term_window(start, charter=ctx.charter)
         membership = repo.open_membership(session, person)
         if membership is None or membership.status != MembershipStatus.ACTIVE:
-            membership = repo.start_membership(session, person, actor=ACTOR, starts_at=start,
-                                               ends_at=window.end, ballot_id=ballot.id, at=ctx.now)
+            membership = repo.start_membership(
+                session, person, actor=ACTOR, starts_at=start, ends_at=window.end, ballot_id=ballot.id, at=ctx.now
+            )
         decision_ref = f"ballot:{ballot.id}"
         for identity in person.identities:
             space = ctx.platforms.space(identity.platform.value)
             if space is not None:
-                repo.set_desired_platform_role(session, person, platform=space.platform,
-                                               role=role_text(space.wg_role), desired=True,
-                                               actor=ACTOR, decision_ref=decision_ref, at=ctx.now)
+                repo.set_desired_platform_role(
+                    session,
+                    person,
+                    platform=space.platform,
+                    role=role_text(space.wg_role),
+                    desired=True,
+                    actor=ACTOR,
+                    decision_ref=decision_ref,
+                    at=ctx.now,
+                )
         person_id, handle, ballot_id = person.id, person.handle, ballot.id
         term = session.get_one(Membership, membership.id).terms[0]
         term_start, term_end = term.starts_at, term.ends_at
     roles = reconcile_person(ctx, person_id, decision_ref=f"ballot:{ballot_id}", actor=ACTOR)
-    post_wg(ctx, template="welcome_wg", key=f"welcome:{application_id}", actor=ACTOR,
-            about=f"person:{person_id}", handle=handle, ballot_id=ballot_id,
-            term_start=term_start.date().isoformat(), term_end=term_end.date().isoformat())
-    message_person(ctx, person_id, email=True, template="welcome_dm",
-                   key=f"welcome-dm:{application_id}", actor=ACTOR, about=f"person:{person_id}", group=GROUP,
-                   term_end=term_end.date().isoformat())
-    artifact(key=f"application-{application_id}-onboarded", title=f"{handle} onboarded",
-             decision=term_started(start=term_start, end=term_end, first=True),
-             rows={"roles granted": ", ".join(roles["applied"]) or "none (already held)",
-                   "role plan refused": roles["refused"] or "no",
-                   "platforms": ", ".join(i.platform.value for i in identities_of(ctx, person_id))})
-    return {"application": application_id, "onboarded": True, "person": person_id,
-            "term_end": term_end.isoformat(), "roles": roles}
+    post_wg(
+        ctx,
+        template="welcome_wg",
+        key=f"welcome:{application_id}",
+        actor=ACTOR,
+        about=f"person:{person_id}",
+        handle=handle,
+        ballot_id=ballot_id,
+        term_start=term_start.date().isoformat(),
+        term_end=term_end.date().isoformat(),
+    )
+    message_person(
+        ctx,
+        person_id,
+        email=True,
+        template="welcome_dm",
+        key=f"welcome-dm:{application_id}",
+        actor=ACTOR,
+        about=f"person:{person_id}",
+        group=GROUP,
+        term_end=term_end.date().isoformat(),
+    )
+    artifact(
+        key=f"application-{application_id}-onboarded",
+        title=f"{handle} onboarded",
+        decision=term_started(start=term_start, end=term_end, first=True),
+        rows={
+            "roles granted": ", ".join(roles["applied"]) or "none (already held)",
+            "role plan refused": roles["refused"] or "no",
+            "platforms": ", ".join(i.platform.value for i in identities_of(ctx, person_id)),
+        },
+    )
+    return {
+        "application": application_id,
+        "onboarded": True,
+        "person": person_id,
+        "term_end": term_end.isoformat(),
+        "roles": roles,
+    }
 
 
 @flow(name="membership-onboarding", flow_run_name=lambda: _name(), log_prints=True)

@@ -12,17 +12,15 @@ from typing import Any
 from prefect import flow
 
 from connectors.errors import PolicyViolation
+from flows.kit import Ctx, artifact, context, message_person, person_run_name, post_wg
+from flows.membership import ballot as ballots
+from flows.membership.approval import electorate_ids
+from flows.membership.intake import GROUP
+from flows.membership.leave import end_membership, person_id_of
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, MembershipStatus, Person
 from rules import closes_at, majority
 from rules.leaving import RemovalProposal, check_removal_proposal, removal_opened
-
-from flows.membership import ballot as ballots
-from flows.membership.approval import electorate_ids
-from flows.kit import (Ctx, artifact, context, message_person, person_run_name,
-                                     post_wg)
-from flows.membership.intake import GROUP
-from flows.membership.leave import end_membership, person_id_of
 
 ACTOR = "flow:removal"
 
@@ -34,37 +32,69 @@ def open_step(ctx: Ctx, *, subject_id: int, proposer_id: int) -> dict[str, Any]:
         proposer = session.get_one(Person, proposer_id)
         voters = electorate_ids(session, kind="removal", subject_person_id=None, charter=ctx.charter)
         membership = repo.open_membership(session, subject)
-        decision = check_removal_proposal(RemovalProposal(
-            proposer_votes=proposer_id in voters, own_removal=proposer_id == subject_id,
-            subject_active=membership is not None and membership.status == MembershipStatus.ACTIVE))
+        decision = check_removal_proposal(
+            RemovalProposal(
+                proposer_votes=proposer_id in voters,
+                own_removal=proposer_id == subject_id,
+                subject_active=membership is not None and membership.status == MembershipStatus.ACTIVE,
+            )
+        )
         if not decision.allowed:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
-        existing = [b for b in repo.open_ballots(session)
-                    if b.kind == BallotKind.REMOVAL and b.subject_person_id == subject_id]
+        existing = [
+            b for b in repo.open_ballots(session) if b.kind == BallotKind.REMOVAL and b.subject_person_id == subject_id
+        ]
         if existing:
             ballot = existing[0]
         else:
-            ids = electorate_ids(session, kind="removal", subject_person_id=subject_id,
-                                 charter=ctx.charter)
+            ids = electorate_ids(session, kind="removal", subject_person_id=subject_id, charter=ctx.charter)
             params = ctx.charter.ballots.removal
             ballot = repo.open_ballot(
-                session, kind=BallotKind.REMOVAL, subject_ref=f"person:{subject_id}", electorate=ids,
-                opens_at=ctx.now, closes_at=closes_at("removal", opened_at=ctx.now, charter=ctx.charter),
-                rule_params={"voting_days": params.voting_days,
-                             "majority_fraction": str(params.majority_fraction),
-                             "proposed_by": f"person:{proposer.id}"},
-                actor=ACTOR, subject_person=subject, at=ctx.now)
+                session,
+                kind=BallotKind.REMOVAL,
+                subject_ref=f"person:{subject_id}",
+                electorate=ids,
+                opens_at=ctx.now,
+                closes_at=closes_at("removal", opened_at=ctx.now, charter=ctx.charter),
+                rule_params={
+                    "voting_days": params.voting_days,
+                    "majority_fraction": str(params.majority_fraction),
+                    "proposed_by": f"person:{proposer.id}",
+                },
+                actor=ACTOR,
+                subject_person=subject,
+                at=ctx.now,
+            )
         ballot_id, size, handle, closes = ballot.id, len(ballot.electors), subject.handle, ballot.closes_at
     needed = majority(size, charter=ctx.charter)
     # R-VOTE-SECRET: no platform shows who voted how; counts only once closed.
-    posted = ballots.post(ctx, ballot_id=ballot_id, template="removal_question", actor=ACTOR,
-                          secret=True, handle=handle, needed=needed, electorate=size)
-    message_person(ctx, subject_id, template="removal_opened_dm", key=f"removal-opened:{ballot_id}",
-                   actor=ACTOR, about=f"ballot:{ballot_id}", group=GROUP, ballot_id=ballot_id,
-                   closes_at=closes.strftime("%Y-%m-%d %H:%M UTC"))
-    artifact(key=f"removal-ballot-{ballot_id}", title=f"Removal ballot {ballot_id} about {handle}",
-             decision=removal_opened(needed=needed, electorate=size),
-             rows={"electorate": size, "needed": needed, "shown on": ", ".join(posted)})
+    posted = ballots.post(
+        ctx,
+        ballot_id=ballot_id,
+        template="removal_question",
+        actor=ACTOR,
+        secret=True,
+        handle=handle,
+        needed=needed,
+        electorate=size,
+    )
+    message_person(
+        ctx,
+        subject_id,
+        template="removal_opened_dm",
+        key=f"removal-opened:{ballot_id}",
+        actor=ACTOR,
+        about=f"ballot:{ballot_id}",
+        group=GROUP,
+        ballot_id=ballot_id,
+        closes_at=closes.strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    artifact(
+        key=f"removal-ballot-{ballot_id}",
+        title=f"Removal ballot {ballot_id} about {handle}",
+        decision=removal_opened(needed=needed, electorate=size),
+        rows={"electorate": size, "needed": needed, "shown on": ", ".join(posted)},
+    )
     return {"ballot": ballot_id, "electorate": size, "needed": needed, "platforms": sorted(posted)}
 
 
@@ -77,26 +107,44 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
         handle = session.get_one(Person, subject_id).handle
     if ballot.status == BallotStatus.CLOSED and outcome == BallotOutcome.PASSED:
         try:
-            end_membership(ctx, person_id=subject_id, status=MembershipStatus.REMOVED, actor=ACTOR,
-                           ballot_id=ballot_id)
+            end_membership(ctx, person_id=subject_id, status=MembershipStatus.REMOVED, actor=ACTOR, ballot_id=ballot_id)
         except PolicyViolation:
             pass  # they left meanwhile: nothing to remove
-        post_wg(ctx, template="removed_wg", key=f"removed:{ballot_id}", actor=ACTOR,
-                about=f"ballot:{ballot_id}", handle=handle, ballot_id=ballot_id)
-    message_person(ctx, subject_id, template="removal_result_dm", key=f"removal-result:{ballot_id}",
-                   actor=ACTOR, about=f"ballot:{ballot_id}", group=GROUP, ballot_id=ballot_id,
-                   outcome=outcome.value if outcome else "cancelled")
+        post_wg(
+            ctx,
+            template="removed_wg",
+            key=f"removed:{ballot_id}",
+            actor=ACTOR,
+            about=f"ballot:{ballot_id}",
+            handle=handle,
+            ballot_id=ballot_id,
+        )
+    message_person(
+        ctx,
+        subject_id,
+        template="removal_result_dm",
+        key=f"removal-result:{ballot_id}",
+        actor=ACTOR,
+        about=f"ballot:{ballot_id}",
+        group=GROUP,
+        ballot_id=ballot_id,
+        outcome=outcome.value if outcome else "cancelled",
+    )
     with ctx.ledger.transaction() as session:
-        repo.effect_record(session, key=f"ballot:{ballot_id}:applied", platform="ledger",
-                           actor=ACTOR, about=f"ballot:{ballot_id}", at=ctx.now)
+        repo.effect_record(
+            session,
+            key=f"ballot:{ballot_id}:applied",
+            platform="ledger",
+            actor=ACTOR,
+            about=f"ballot:{ballot_id}",
+            at=ctx.now,
+        )
     return outcome.value if outcome else "cancelled"
 
 
-@flow(name="membership-removal-ballot", flow_run_name=person_run_name("removal-ballot", "member"),
-      log_prints=True)
+@flow(name="membership-removal-ballot", flow_run_name=person_run_name("removal-ballot", "member"), log_prints=True)
 def open_removal_ballot(member: str, proposed_by: str, now: datetime | None = None) -> dict[str, Any]:
     """Open a removal ballot (R-REMOVE) about ``member`` (WG handle or id), proposed by the voting
     member ``proposed_by``. Running it again while that ballot is open shows the same ballot."""
     ctx = context(now)
     return open_step(ctx, subject_id=person_id_of(ctx, member), proposer_id=person_id_of(ctx, proposed_by))
-

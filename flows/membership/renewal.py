@@ -15,18 +15,28 @@ from typing import Any
 from prefect import flow
 
 from connectors.errors import PolicyViolation
-from ledger import repo
-from ledger.models import MembershipStatus, Person
-from rules import AdminCount, reminders_due, short_if_gone, term_status, term_window
-from rules.terms import decide_opt_in, term_started
-from rules.admins import place
-from rules.plan import admins_of
-
-from flows.kit import (Ctx, artifact, context, identities_of, log, message_person,
-                                     once, person_run_name, post_wg, render, user_ref)
+from flows.kit import (
+    Ctx,
+    artifact,
+    context,
+    identities_of,
+    log,
+    message_person,
+    once,
+    person_run_name,
+    post_wg,
+    render,
+    user_ref,
+)
 from flows.membership.intake import GROUP
 from flows.membership.leave import end_membership
 from flows.membership.tokens import OPTIN_PREFIX, make_token
+from ledger import repo
+from ledger.models import MembershipStatus, Person
+from rules import AdminCount, reminders_due, short_if_gone, term_status, term_window
+from rules.admins import place
+from rules.plan import admins_of
+from rules.terms import decide_opt_in, term_started
 
 ACTOR = "flow:renewal"
 
@@ -42,13 +52,19 @@ def keeps(count: AdminCount) -> str:
 def admin_warnings(ctx: Ctx, handle: str, seen: Any) -> list[dict[str, str]]:
     """R-ADMIN-4 in advance: the platforms the member is admin on that their lapse would leave
     short of counted admins (``seen``: a ``flows.roles.plan.Observation``)."""
-    short = short_if_gone(handle, admins=admins_of(seen.assignments), members=seen.members or (),
-                          platform_accounts=seen.builtin, charter=ctx.charter)
+    short = short_if_gone(
+        handle,
+        admins=admins_of(seen.assignments),
+        members=seen.members or (),
+        platform_accounts=seen.builtin,
+        charter=ctx.charter,
+    )
     return [{"where": place(c.platform), "keeps": keeps(c)} for c in short]
 
 
-def _remind(ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: int,
-            short: list[dict[str, str]] | None = None) -> list[str]:
+def _remind(
+    ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: int, short: list[dict[str, str]] | None = None
+) -> list[str]:
     window = term_window(start, charter=ctx.charter)
     reached = []
     for identity in identities_of(ctx, person_id):
@@ -56,28 +72,53 @@ def _remind(ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: in
         if space is None or not identity.external_id:
             continue
         # Bound to where it is sent (issue 19): Discord's DM carries a button, elsewhere a link.
-        token = make_token(secret=ctx.platforms.confirm_secret, purpose="optin", subject=term_id,
-                           identity=person_id, expires_at=window.grace_ends,
-                           channel="discord" if space.platform == "discord" else "web")
-        title, text = render("reminder", platform=space.platform, username=identity.username,
-                             group=GROUP, term_end=window.end.date().isoformat(), days=days,
-                             link=f"{ctx.platforms.gateway_url}/optin/{token}",
-                             grace_end=window.grace_ends.date().isoformat(), term_id=term_id,
-                             short=short or [])
+        token = make_token(
+            secret=ctx.platforms.confirm_secret,
+            purpose="optin",
+            subject=term_id,
+            identity=person_id,
+            expires_at=window.grace_ends,
+            channel="discord" if space.platform == "discord" else "web",
+        )
+        title, text = render(
+            "reminder",
+            platform=space.platform,
+            username=identity.username,
+            group=GROUP,
+            term_end=window.end.date().isoformat(),
+            days=days,
+            link=f"{ctx.platforms.gateway_url}/optin/{token}",
+            grace_end=window.grace_ends.date().isoformat(),
+            term_id=term_id,
+            short=short or [],
+        )
         key = f"reminder:{term_id}:{days}:{space.platform}"
         try:
-            once(ctx, key=key, platform=space.platform, actor=ACTOR, about=f"person:{person_id}",
-                 act=lambda s=space, i=identity, t=title, b=text, k=key, c=OPTIN_PREFIX + token:
-                 s.prompt(user=user_ref(i), title=t, text=b, button_label="Opt in", custom_id=c,
-                          key=k))
+            once(
+                ctx,
+                key=key,
+                platform=space.platform,
+                actor=ACTOR,
+                about=f"person:{person_id}",
+                act=lambda s=space, i=identity, t=title, b=text, k=key, c=OPTIN_PREFIX + token: s.prompt(
+                    user=user_ref(i), title=t, text=b, button_label="Opt in", custom_id=c, key=k
+                ),
+            )
             reached.append(space.platform)
         except Exception as exc:  # noqa: BLE001 - one platform failing does not stop the other
-            log.warning("membership: reminder to person:%s on %s failed: %s", person_id,
-                        space.platform, type(exc).__name__)
+            log.warning(
+                "membership: reminder to person:%s on %s failed: %s", person_id, space.platform, type(exc).__name__
+            )
     with ctx.ledger.transaction() as session:
-        repo.effect_record(session, key=f"reminder:{term_id}:{days}", platform="ledger",
-                           actor=ACTOR, about=f"person:{person_id}", ref={"platforms": reached},
-                           at=ctx.now)
+        repo.effect_record(
+            session,
+            key=f"reminder:{term_id}:{days}",
+            platform="ledger",
+            actor=ACTOR,
+            about=f"person:{person_id}",
+            ref={"platforms": reached},
+            at=ctx.now,
+        )
     return reached
 
 
@@ -108,14 +149,26 @@ def renewal_step(ctx: Ctx) -> dict[str, Any]:
         if status == "lapsed":
             window = term_window(start, charter=ctx.charter)
             end_membership(ctx, person_id=person_id, status=MembershipStatus.LAPSED, actor=ACTOR)
-            post_wg(ctx, template="lapsed_wg", key=f"lapsed:{term_id}", actor=ACTOR,
-                    about=f"person:{person_id}", handle=handle,
-                    grace_end=window.grace_ends.date().isoformat())
-            message_person(ctx, person_id, template="lapsed_dm", key=f"lapsed-dm:{term_id}",
-                           actor=ACTOR, about=f"person:{person_id}", group=GROUP,
-                           grace_end=window.grace_ends.date().isoformat())
-            artifact(key=f"term-{term_id}-lapsed", title=f"{handle}: membership lapsed",
-                     decision=decision)
+            post_wg(
+                ctx,
+                template="lapsed_wg",
+                key=f"lapsed:{term_id}",
+                actor=ACTOR,
+                about=f"person:{person_id}",
+                handle=handle,
+                grace_end=window.grace_ends.date().isoformat(),
+            )
+            message_person(
+                ctx,
+                person_id,
+                template="lapsed_dm",
+                key=f"lapsed-dm:{term_id}",
+                actor=ACTOR,
+                about=f"person:{person_id}",
+                group=GROUP,
+                grace_end=window.grace_ends.date().isoformat(),
+            )
+            artifact(key=f"term-{term_id}-lapsed", title=f"{handle}: membership lapsed", decision=decision)
             lapsed.append(handle)
             continue
         sent: set[int] = set()
@@ -127,14 +180,19 @@ def renewal_step(ctx: Ctx) -> dict[str, Any]:
             if seen is None:  # read the platforms' admins once per pass, only when reminding
                 seen = _observe(ctx)
             short = admin_warnings(ctx, handle, seen) if seen is not False else []
-            platforms = _remind(ctx, person_id=person_id, term_id=term_id, start=start, days=days,
-                                short=short)
-            reminded.append({"member": handle, "days": days, "platforms": platforms,
-                             "admin_warning": [c["where"] for c in short]})
-    artifact(key="renewal-daily", title="Renewal pass",
-             rows={"memberships checked": len(rows),
-                   "reminders sent": ", ".join(f"{r['member']} ({r['days']}d)" for r in reminded) or "none",
-                   "lapsed": ", ".join(lapsed) or "none"})
+            platforms = _remind(ctx, person_id=person_id, term_id=term_id, start=start, days=days, short=short)
+            reminded.append(
+                {"member": handle, "days": days, "platforms": platforms, "admin_warning": [c["where"] for c in short]}
+            )
+    artifact(
+        key="renewal-daily",
+        title="Renewal pass",
+        rows={
+            "memberships checked": len(rows),
+            "reminders sent": ", ".join(f"{r['member']} ({r['days']}d)" for r in reminded) or "none",
+            "lapsed": ", ".join(lapsed) or "none",
+        },
+    )
     return {"checked": len(rows), "reminded": reminded, "lapsed": lapsed}
 
 
@@ -146,24 +204,46 @@ def opt_in_step(ctx: Ctx, *, person_id: int, source: str) -> dict[str, Any]:
         membership = repo.open_membership(session, person)
         active = membership is not None and membership.status == MembershipStatus.ACTIVE
         latest = membership.terms[-1] if active else None
-        decision = decide_opt_in(latest.starts_at if latest is not None else None, at=ctx.now,
-                                 charter=ctx.charter)
+        decision = decide_opt_in(latest.starts_at if latest is not None else None, at=ctx.now, charter=ctx.charter)
         if not decision.allowed:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
         if decision.code == "already":
             term, renewed = latest, False
         else:
-            term = repo.renew(session, membership, actor=ACTOR, opted_in_at=ctx.now, source=source,
-                              term_days=ctx.charter.terms.length_days, at=ctx.now)
+            term = repo.renew(
+                session,
+                membership,
+                actor=ACTOR,
+                opted_in_at=ctx.now,
+                source=source,
+                term_days=ctx.charter.terms.length_days,
+                at=ctx.now,
+            )
             renewed = True
         term_id, start, end = term.id, term.starts_at, term.ends_at
-    message_person(ctx, person_id, template="optin_ok", key=f"optin:{term_id}", actor=ACTOR,
-                   about=f"person:{person_id}", term_start=start.date().isoformat(),
-                   term_end=end.date().isoformat(), term_id=term_id)
-    artifact(key=f"term-{term_id}-opt-in", title=f"Opt-in: term {term_id}",
-             decision=term_started(start=start, end=end, first=False))
-    return {"person": person_id, "term": term_id, "starts_at": start.isoformat(),
-            "ends_at": end.isoformat(), "renewed": renewed}
+    message_person(
+        ctx,
+        person_id,
+        template="optin_ok",
+        key=f"optin:{term_id}",
+        actor=ACTOR,
+        about=f"person:{person_id}",
+        term_start=start.date().isoformat(),
+        term_end=end.date().isoformat(),
+        term_id=term_id,
+    )
+    artifact(
+        key=f"term-{term_id}-opt-in",
+        title=f"Opt-in: term {term_id}",
+        decision=term_started(start=start, end=end, first=False),
+    )
+    return {
+        "person": person_id,
+        "term": term_id,
+        "starts_at": start.isoformat(),
+        "ends_at": end.isoformat(),
+        "renewed": renewed,
+    }
 
 
 @flow(name="membership-renewal", flow_run_name="renewal-daily", log_prints=True)
@@ -180,4 +260,3 @@ def opt_in(member: str, source: str = "operator", now: datetime | None = None) -
 
     ctx = context(now)
     return opt_in_step(ctx, person_id=person_id_of(ctx, member), source=source)
-

@@ -31,8 +31,7 @@ from pydantic import SecretStr
 
 from connectors.errors import PolicyViolation
 
-__all__ = ["CHANNELS", "CONFIRM_PREFIX", "OPTIN_PREFIX", "TokenClaims", "make_token",
-           "normalise_token", "read_token"]
+__all__ = ["CHANNELS", "CONFIRM_PREFIX", "OPTIN_PREFIX", "TokenClaims", "make_token", "normalise_token", "read_token"]
 
 CONFIRM_PREFIX = "cfc:"  # Discord button custom_id prefix of a confirmation (R-APP-2)
 OPTIN_PREFIX = "cfo:"  # Discord button custom_id prefix of an opt-in (R-TERM-2)
@@ -40,8 +39,10 @@ _PURPOSES = {"confirm": "c", "optin": "o"}
 CHANNELS = {"web": "w", "discord": "d"}
 _CHANNEL_OF = {code: name for name, code in CHANNELS.items()}
 # Where a token works, said to the person who tried it elsewhere.
-WORKS_ON = {"web": "the web page its link opens (from the Forum message or e-mail we sent)",
-            "discord": "the Confirm / Opt in button in the Discord direct message we sent"}
+WORKS_ON = {
+    "web": "the web page its link opens (from the Forum message or e-mail we sent)",
+    "discord": "the Confirm / Opt in button in the Discord direct message we sent",
+}
 _SHAPE = re.compile(r"([co])\.(?:([wd])\.)?(\d{1,12})\.(\d{1,12})\.(\d{1,12})\.([0-9a-f]{32})")
 _TRAILING = " \t\r\n.,;:!?)]}>'\""
 
@@ -65,16 +66,16 @@ def _key(secret: SecretStr | str) -> bytes:
     return value.encode("utf-8")
 
 
-def make_token(*, secret: SecretStr | str, purpose: str, subject: int, identity: int,
-               expires_at: datetime, channel: str) -> str:
+def make_token(
+    *, secret: SecretStr | str, purpose: str, subject: int, identity: int, expires_at: datetime, channel: str
+) -> str:
     """A signed token for ``purpose`` (``confirm`` or ``optin``) delivered on ``channel``
     (``web``: a link; ``discord``: a DM button)."""
     if purpose not in _PURPOSES:
         raise ValueError(f"purpose is one of {sorted(_PURPOSES)}")
     if channel not in CHANNELS:
         raise ValueError(f"channel is one of {sorted(CHANNELS)}")
-    body = (f"{_PURPOSES[purpose]}.{CHANNELS[channel]}.{int(subject)}.{int(identity)}."
-            f"{int(expires_at.timestamp())}")
+    body = f"{_PURPOSES[purpose]}.{CHANNELS[channel]}.{int(subject)}.{int(identity)}.{int(expires_at.timestamp())}"
     mac = hmac.new(_key(secret), body.encode("ascii"), hashlib.sha256).hexdigest()[:32]
     return f"{body}.{mac}"
 
@@ -85,8 +86,7 @@ def normalise_token(raw: str) -> str:
     return (raw or "").strip().rstrip(_TRAILING)
 
 
-def read_token(token: str, *, secret: SecretStr | str, purpose: str, now: datetime,
-               channel: str) -> TokenClaims:
+def read_token(token: str, *, secret: SecretStr | str, purpose: str, now: datetime, channel: str) -> TokenClaims:
     """The claims of a valid, unexpired token for ``purpose`` redeemed on ``channel`` (``web``
     or ``discord``); ``PolicyViolation`` otherwise (ruling R-APP-2 for confirmations, R-TERM-2
     for opt-ins), naming where the token works when it came through the wrong channel."""
@@ -105,5 +105,6 @@ def read_token(token: str, *, secret: SecretStr | str, purpose: str, now: dateti
     expires = datetime.fromtimestamp(int(match.group(5)), UTC)
     if now > expires:
         raise PolicyViolation("this link has expired", ruling=ruling)
-    return TokenClaims(purpose=purpose, subject=int(match.group(3)), identity=int(match.group(4)),
-                       expires_at=expires, channel=made_for)
+    return TokenClaims(
+        purpose=purpose, subject=int(match.group(3)), identity=int(match.group(4)), expires_at=expires, channel=made_for
+    )

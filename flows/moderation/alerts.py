@@ -33,11 +33,17 @@ log = logging.getLogger("charterflow.moderation")
 def describe(action: ModerationAction) -> dict[str, Any]:
     """The facts of an action as templates show them."""
     minutes = None if action.duration_seconds is None else round(action.duration_seconds / 60)
-    return {"platform": platform_name(action.platform), "action": action.action,
-            "platform_action": action.platform_action, "target": action.target_username or action.target_platform_id
-            or "unknown account", "moderator": action.moderator_username or "unknown",
-            "reason": action.reason or "(no reason given)", "minutes": minutes,
-            "occurred_at": action.occurred_at.strftime("%Y-%m-%d %H:%M UTC"), "link": action.link}
+    return {
+        "platform": platform_name(action.platform),
+        "action": action.action,
+        "platform_action": action.platform_action,
+        "target": action.target_username or action.target_platform_id or "unknown account",
+        "moderator": action.moderator_username or "unknown",
+        "reason": action.reason or "(no reason given)",
+        "minutes": minutes,
+        "occurred_at": action.occurred_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "link": action.link,
+    }
 
 
 def raise_alerts(ctx: Ctx) -> dict[str, int]:
@@ -46,14 +52,18 @@ def raise_alerts(ctx: Ctx) -> dict[str, int]:
     spaces = moderator_spaces(ctx)
     since = ctx.now - timedelta(days=settings().lookback_days)
     with ctx.ledger.read() as session:
-        actions = list(session.scalars(select(ModerationAction).where(ModerationAction.occurred_at >= since)
-                                       .order_by(ModerationAction.id)))
+        actions = list(
+            session.scalars(
+                select(ModerationAction).where(ModerationAction.occurred_at >= since).order_by(ModerationAction.id)
+            )
+        )
     counts = {"alerts": 0, "suggestions": 0}
     for action in actions:
         if not action.target_platform_id:
             continue
-        if not is_severe(action=action.action, duration_seconds=action.duration_seconds,
-                         moderation=ctx.charter.moderation).allowed:
+        if not is_severe(
+            action=action.action, duration_seconds=action.duration_seconds, moderation=ctx.charter.moderation
+        ).allowed:
             continue
         with ctx.ledger.read() as session:
             linked = modlog.linked_accounts(session, action.platform, action.target_platform_id)
@@ -67,8 +77,12 @@ def raise_alerts(ctx: Ctx) -> dict[str, int]:
                 else:
                     counts["suggestions"] += _suggest(ctx, action, space, spaces)
             except Exception as exc:  # noqa: BLE001 - one platform down must not stop the other
-                log.warning("moderation: alert/suggestion for action %s on %s not sent (%s)", action.id,
-                            platform, type(exc).__name__)
+                log.warning(
+                    "moderation: alert/suggestion for action %s on %s not sent (%s)",
+                    action.id,
+                    platform,
+                    type(exc).__name__,
+                )
     return counts
 
 
@@ -77,27 +91,44 @@ def _alert(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, account: d
         if any(a.platform == space.platform and a.posted_at is not None for a in modlog.alerts_of(session, action.id)):
             return 0  # the usual case on later runs: nothing to write
     with ctx.ledger.transaction() as session:
-        alert = modlog.ensure_alert(session, action_id=action.id, platform=space.platform,
-                                    linked_account=account["account"], linked_username=account["username"],
-                                    at=ctx.now)
+        alert = modlog.ensure_alert(
+            session,
+            action_id=action.id,
+            platform=space.platform,
+            linked_account=account["account"],
+            linked_username=account["username"],
+            at=ctx.now,
+        )
         alert_id, posted = alert.id, alert.posted_at is not None
     if posted:
         return 0
-    title, text = render("alert", a=describe(action), here=platform_name(space.platform),
-                         linked=account["username"] or account["account"], acknowledged=None,
-                         command=f"charterflow moderation ack {alert_id}", buttons=space.buttons)
-    ref = once(ctx, key=f"moderation:alert:{alert_id}", platform=space.platform, actor=ACTOR,
-               about=f"moderation-alert:{alert_id}",
-               act=lambda: space.send(title=title, text=text, key=f"moderation:alert:{alert_id}",
-                                      buttons=[("Acknowledge", f"cfm:ack:{alert_id}")]))["ref"]
+    title, text = render(
+        "alert",
+        a=describe(action),
+        here=platform_name(space.platform),
+        linked=account["username"] or account["account"],
+        acknowledged=None,
+        command=f"charterflow moderation ack {alert_id}",
+        buttons=space.buttons,
+    )
+    ref = once(
+        ctx,
+        key=f"moderation:alert:{alert_id}",
+        platform=space.platform,
+        actor=ACTOR,
+        about=f"moderation-alert:{alert_id}",
+        act=lambda: space.send(
+            title=title, text=text, key=f"moderation:alert:{alert_id}", buttons=[("Acknowledge", f"cfm:ack:{alert_id}")]
+        ),
+    )["ref"]
     with ctx.ledger.transaction() as session:
-        modlog.mark_alert_posted(session, alert_id, channel_id=ref.get("thread_id"), message_id=ref.get("id"),
-                                 at=ctx.now)
+        modlog.mark_alert_posted(
+            session, alert_id, channel_id=ref.get("thread_id"), message_id=ref.get("id"), at=ctx.now
+        )
     return 1
 
 
-def _suggest(ctx: Ctx, action: ModerationAction, space: ModeratorSpace,
-             spaces: dict[str, ModeratorSpace]) -> int:
+def _suggest(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, spaces: dict[str, ModeratorSpace]) -> int:
     username = action.target_username
     directory = ctx.platforms.space(space.platform).directory if ctx.platforms.space(space.platform) else None
     if not username or directory is None:
@@ -112,17 +143,39 @@ def _suggest(ctx: Ctx, action: ModerationAction, space: ModeratorSpace,
         other = None  # no account of that name there: nothing to suggest
     if other is None:
         with ctx.ledger.transaction() as session:
-            repo.effect_record(session, key=checked, platform=space.platform, actor=ACTOR, ref={"found": False},
-                               about=f"moderation-action:{action.id}", at=ctx.now)
+            repo.effect_record(
+                session,
+                key=checked,
+                platform=space.platform,
+                actor=ACTOR,
+                ref={"found": False},
+                about=f"moderation-action:{action.id}",
+                at=ctx.now,
+            )
         return 0
     with ctx.ledger.transaction() as session:
-        link, _ = modlog.suggest_link(session, platform=action.platform, account=action.target_platform_id,
-                                      username=username, other_platform=space.platform, other_account=other.id,
-                                      other_username=other.username, basis="username", action_id=action.id,
-                                      at=ctx.now)
+        link, _ = modlog.suggest_link(
+            session,
+            platform=action.platform,
+            account=action.target_platform_id,
+            username=username,
+            other_platform=space.platform,
+            other_account=other.id,
+            other_username=other.username,
+            basis="username",
+            action_id=action.id,
+            at=ctx.now,
+        )
         link_id, status = link.id, link.status
-        repo.effect_record(session, key=checked, platform=space.platform, actor=ACTOR, ref={"found": True},
-                           about=f"moderation-link:{link_id}", at=ctx.now)
+        repo.effect_record(
+            session,
+            key=checked,
+            platform=space.platform,
+            actor=ACTOR,
+            ref={"found": True},
+            about=f"moderation-link:{link_id}",
+            at=ctx.now,
+        )
     if status != "suggested":
         return 0
     post_suggestion(ctx, link_id, spaces)
@@ -131,9 +184,14 @@ def _suggest(ctx: Ctx, action: ModerationAction, space: ModeratorSpace,
 
 def link_facts(link: ModerationLink) -> dict[str, Any]:
     """A link as templates show it."""
-    return {"id": link.id, "a": f"{link.username_a or link.account_a} on {platform_name(link.platform_a)}",
-            "b": f"{link.username_b or link.account_b} on {platform_name(link.platform_b)}",
-            "basis": link.basis, "status": link.status, "by": link.decided_by}
+    return {
+        "id": link.id,
+        "a": f"{link.username_a or link.account_a} on {platform_name(link.platform_a)}",
+        "b": f"{link.username_b or link.account_b} on {platform_name(link.platform_b)}",
+        "basis": link.basis,
+        "status": link.status,
+        "by": link.decided_by,
+    }
 
 
 def post_suggestion(ctx: Ctx, link_id: int, spaces: dict[str, ModeratorSpace]) -> None:
@@ -149,13 +207,21 @@ def post_suggestion(ctx: Ctx, link_id: int, spaces: dict[str, ModeratorSpace]) -
         title, text = render("link_suggestion", link=facts, buttons=space.buttons)
         key = f"moderation:link:{link_id}:{platform}"
         try:
-            once(ctx, key=key, platform=platform, actor=ACTOR, about=f"moderation-link:{link_id}",
-                 act=lambda s=space, t=title, b=text, k=key: s.send(
-                     title=t, text=b, key=k, buttons=[("Same person", f"cfm:link:{link_id}:yes"),
-                                                      ("Not the same", f"cfm:link:{link_id}:no")]))
+            once(
+                ctx,
+                key=key,
+                platform=platform,
+                actor=ACTOR,
+                about=f"moderation-link:{link_id}",
+                act=lambda s=space, t=title, b=text, k=key: s.send(
+                    title=t,
+                    text=b,
+                    key=k,
+                    buttons=[("Same person", f"cfm:link:{link_id}:yes"), ("Not the same", f"cfm:link:{link_id}:no")],
+                ),
+            )
         except Exception as exc:  # noqa: BLE001 - reported; the next sync does not repost (link row exists)
-            log.warning("moderation: link suggestion %s not posted on %s (%s)", link_id, platform,
-                        type(exc).__name__)
+            log.warning("moderation: link suggestion %s not posted on %s (%s)", link_id, platform, type(exc).__name__)
 
 
 def show_acknowledged(ctx: Ctx, alert_id: int) -> None:
@@ -171,14 +237,25 @@ def show_acknowledged(ctx: Ctx, alert_id: int) -> None:
     space = moderator_spaces(ctx).get(alert.platform)
     if space is None or not all(where) or who is None:
         return
-    title, text = render("alert", a=facts, here=platform_name(alert.platform), linked=linked,
-                         acknowledged={"by": who, "at": when.strftime("%Y-%m-%d %H:%M UTC")},
-                         command="", buttons=False)
+    title, text = render(
+        "alert",
+        a=facts,
+        here=platform_name(alert.platform),
+        linked=linked,
+        acknowledged={"by": who, "at": when.strftime("%Y-%m-%d %H:%M UTC")},
+        command="",
+        buttons=False,
+    )
     note = f"Acknowledged by **{who}** at {when.strftime('%Y-%m-%d %H:%M UTC')}."
     key = f"moderation:alert:{alert_id}:ack"
-    once(ctx, key=key, platform=alert.platform, actor=ACTOR, about=f"moderation-alert:{alert_id}",
-         act=lambda: space.update(channel_id=where[0], message_id=where[1], title=title, text=text, note=note,
-                                  key=key))
+    once(
+        ctx,
+        key=key,
+        platform=alert.platform,
+        actor=ACTOR,
+        about=f"moderation-alert:{alert_id}",
+        act=lambda: space.update(channel_id=where[0], message_id=where[1], title=title, text=text, note=note, key=key),
+    )
 
 
 def show_link_decision(ctx: Ctx, link_id: int) -> None:
@@ -195,6 +272,13 @@ def show_link_decision(ctx: Ctx, link_id: int) -> None:
         title, text = render("link_suggestion", link=facts, buttons=False)
         note = f"Decision: **{facts['status']}**" + (f" by {facts['by']}." if facts["by"] else ".")
         key = f"moderation:link:{link_id}:{platform}:decided"
-        once(ctx, key=key, platform=platform, actor=ACTOR, about=f"moderation-link:{link_id}",
-             act=lambda s=space, r=ref, t=title, b=text, n=note, k=key: s.update(
-                 channel_id=str(r.get("thread_id", "")), message_id=str(r["id"]), title=t, text=b, note=n, key=k))
+        once(
+            ctx,
+            key=key,
+            platform=platform,
+            actor=ACTOR,
+            about=f"moderation-link:{link_id}",
+            act=lambda s=space, r=ref, t=title, b=text, n=note, k=key: s.update(
+                channel_id=str(r.get("thread_id", "")), message_id=str(r["id"]), title=t, text=b, note=n, key=k
+            ),
+        )

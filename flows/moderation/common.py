@@ -37,12 +37,19 @@ class ModerationSettings(BaseSettings):
     """``CHARTERFLOW_MODERATION_*`` (see the module docstring)."""
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_MODERATION_", env_file=".env", extra="ignore")
-    discord_channel: str = Field(default="moderators", description=(
-        "The Discord moderators' channel (id or name): alerts and the digest."))
-    discourse_group: str = Field(default="moderators", description=(
-        "The Forum moderators' group: alerts and the digest arrive as a group message."))
-    lookback_days: int = Field(default=30, ge=1, le=365, description=(
-        "On the first sync, how far back severe actions still raise alerts, days."))
+    discord_channel: str = Field(
+        default="moderators", description=("The Discord moderators' channel (id or name): alerts and the digest.")
+    )
+    discourse_group: str = Field(
+        default="moderators",
+        description=("The Forum moderators' group: alerts and the digest arrive as a group message."),
+    )
+    lookback_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description=("On the first sync, how far back severe actions still raise alerts, days."),
+    )
 
 
 def space_setting(s: ModerationSettings, platform: str) -> str:
@@ -81,14 +88,14 @@ class ModeratorSpace:
         """Whether messages here can carry buttons (a ``ButtonMessenger`` posting in a channel)."""
         return isinstance(self.connector, ButtonMessenger) and isinstance(self.connector, ChannelText)
 
-    def send(self, *, title: str, text: str, key: str,
-             buttons: list[tuple[str, str]] | None = None) -> MessageRef:
+    def send(self, *, title: str, text: str, key: str, buttons: list[tuple[str, str]] | None = None) -> MessageRef:
         """Post ``title`` + ``text`` once per ``key`` (the platform's own idempotency)."""
         if self.buttons:
             connector: Any = self.connector
             if buttons:
-                return connector.post_with_buttons(channel=self.target, text=f"**{title}**\n{text}",
-                                                   buttons=buttons, key=key)
+                return connector.post_with_buttons(
+                    channel=self.target, text=f"**{title}**\n{text}", buttons=buttons, key=key
+                )
             return connector.send_text(channel=self.target, text=text, title=title, key=key)[0]
         messenger: Messenger = self.connector
         return messenger.direct_message(recipients=[self.target], title=title, text=text, key=key)
@@ -98,8 +105,7 @@ class ModeratorSpace:
         ``MessageEditor`` the message is replaced (its buttons dropped); elsewhere ``note`` is
         added as a reply in its thread."""
         if isinstance(self.connector, MessageEditor):
-            self.connector.edit_message(channel_id=channel_id, message_id=message_id,
-                                        text=f"**{title}**\n{text}")
+            self.connector.edit_message(channel_id=channel_id, message_id=message_id, text=f"**{title}**\n{text}")
         else:
             messenger: Messenger = self.connector
             messenger.reply(thread_id=channel_id, text=note, key=key)
@@ -119,8 +125,11 @@ def moderator_spaces(ctx: Ctx) -> dict[str, ModeratorSpace]:
 
 def logs(ctx: Ctx) -> dict[str, ModerationLog]:
     """The served platforms whose connector reads a moderation log."""
-    return {name: space.connector for name, space in ctx.platforms.spaces.items()
-            if isinstance(space.connector, ModerationLog)}
+    return {
+        name: space.connector
+        for name, space in ctx.platforms.spaces.items()
+        if isinstance(space.connector, ModerationLog)
+    }
 
 
 def platform_name(platform: str) -> str:

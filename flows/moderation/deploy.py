@@ -12,13 +12,19 @@ def deployments() -> list:
     hour = _digest_hour()
     return [
         moderation_sync.to_deployment(
-            name="every-15-minutes", interval=900, tags=["charterflow", "moderation"],
+            name="every-15-minutes",
+            interval=900,
+            tags=["charterflow", "moderation"],
             description="Read each platform's moderation log into the ledger; alert the other platforms' "
-                        "moderators about severe actions against linked accounts (issue 13)."),
+            "moderators about severe actions against linked accounts (issue 13).",
+        ),
         moderation_digest.to_deployment(
-            name="daily", cron=f"0 {hour} * * *", tags=["charterflow", "moderation"],
+            name="daily",
+            cron=f"0 {hour} * * *",
+            tags=["charterflow", "moderation"],
             description="Post yesterday's moderation actions on all platforms to each platform's "
-                        "moderator space, once per day (issue 13)."),
+            "moderator space, once per day (issue 13).",
+        ),
     ]
 
 

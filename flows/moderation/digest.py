@@ -29,11 +29,17 @@ def digest_rows(actions: list[Any]) -> list[tuple[str, list[dict[str, Any]], int
     there were (pure over the ledger rows)."""
     lines = []
     for a in sorted(actions, key=lambda a: (a.platform, a.occurred_at, a.id)):
-        lines.append({"platform": platform_name(a.platform), "time": a.occurred_at.strftime("%H:%M"),
-                      "action": a.action if a.action != "other" else f"other ({a.platform_action})",
-                      "minutes": None if a.duration_seconds is None else round(a.duration_seconds / 60),
-                      "target": a.target_username or a.target_platform_id or "-",
-                      "moderator": a.moderator_username or "-", "reason": a.reason or "no reason given"})
+        lines.append(
+            {
+                "platform": platform_name(a.platform),
+                "time": a.occurred_at.strftime("%H:%M"),
+                "action": a.action if a.action != "other" else f"other ({a.platform_action})",
+                "minutes": None if a.duration_seconds is None else round(a.duration_seconds / 60),
+                "target": a.target_username or a.target_platform_id or "-",
+                "moderator": a.moderator_username or "-",
+                "reason": a.reason or "no reason given",
+            }
+        )
     grouped = [(p, list(rows)) for p, rows in groupby(lines, key=lambda r: r["platform"])]
     return [(p, rows[:MAX_LINES], max(len(rows) - MAX_LINES, 0)) for p, rows in grouped]
 
@@ -48,8 +54,14 @@ def post_digest(ctx: Ctx, day: date) -> dict[str, Any]:
     for platform, space in moderator_spaces(ctx).items():
         key = f"moderation:digest:{day.isoformat()}:{platform}"
         try:
-            posted[platform] = once(ctx, key=key, platform=platform, actor=ACTOR, about=f"moderation-digest:{day}",
-                                    act=lambda s=space, k=key: s.send(title=title, text=text, key=k))["ref"]
+            posted[platform] = once(
+                ctx,
+                key=key,
+                platform=platform,
+                actor=ACTOR,
+                about=f"moderation-digest:{day}",
+                act=lambda s=space, k=key: s.send(title=title, text=text, key=k),
+            )["ref"]
         except Exception as exc:  # noqa: BLE001 - one platform down must not stop the other
             log.warning("moderation-digest: %s not posted on %s (%s)", day, platform, type(exc).__name__)
     return {"day": day.isoformat(), "actions": len(actions), "posted": sorted(posted)}
@@ -62,8 +74,12 @@ def consistency_artifact(ctx: Ctx) -> None:
 
     figures = figures_between(ctx.ledger, ctx.now - timedelta(days=REPORT_DAYS), ctx.now)
     try:
-        publish_artifact(key="moderation-consistency", kind="table", content=table_rows(figures),
-                         description=f"Moderation consistency, last {REPORT_DAYS} days (moderators and WG only)")
+        publish_artifact(
+            key="moderation-consistency",
+            kind="table",
+            content=table_rows(figures),
+            description=f"Moderation consistency, last {REPORT_DAYS} days (moderators and WG only)",
+        )
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("moderation: artifact not created (%s)", type(exc).__name__)
 

@@ -25,8 +25,14 @@ def _subject(session: Any, platform: str, account: str | None, cache: dict[tuple
     person = modlog.person_of_account(session, platform, account)
     linked = modlog.linked_accounts(session, platform, account)
     if person is None:
-        person = next((p for p in (modlog.person_of_account(session, a["platform"], a["account"]) for a in linked)
-                       if p is not None), None)
+        person = next(
+            (
+                p
+                for p in (modlog.person_of_account(session, a["platform"], a["account"]) for a in linked)
+                if p is not None
+            ),
+            None,
+        )
     if person is not None:
         subject = f"person:{person}"
     else:
@@ -48,9 +54,16 @@ def figures_between(ledger: Ledger, start: datetime, end: datetime) -> dict[str,
             if subject is not None and subject not in accounts:
                 linked = modlog.linked_accounts(session, a.platform, a.target_platform_id)
                 accounts[subject] = {a.platform} | {x["platform"] for x in linked}
-            rows.append({"platform": a.platform, "action": a.action, "occurred_at": a.occurred_at,
-                         "reason": a.reason, "subject": subject,
-                         "flagged_at": parse_time((a.raw or {}).get("flagged_at"))})
+            rows.append(
+                {
+                    "platform": a.platform,
+                    "action": a.action,
+                    "occurred_at": a.occurred_at,
+                    "reason": a.reason,
+                    "subject": subject,
+                    "flagged_at": parse_time((a.raw or {}).get("flagged_at")),
+                }
+            )
     out = consistency_figures(rows, accounts=accounts)
     out["period"] = {"start": start.isoformat(), "end": end.isoformat()}
     return out
@@ -63,11 +76,21 @@ def table_rows(figures: dict[str, Any]) -> list[dict[str, Any]]:
         for action, n in counts.items():
             rows.append({"figure": "actions", "key": f"{platform} / {action}", "value": n})
     flag = figures["flag_to_action"]
-    rows.append({"figure": "forum flag to action (median minutes)", "key": f"{flag['with_flag_time']} of "
-                 f"{flag['flags_handled']} with a flag time", "value": flag["median_minutes"]})
+    rows.append(
+        {
+            "figure": "forum flag to action (median minutes)",
+            "key": f"{flag['with_flag_time']} of {flag['flags_handled']} with a flag time",
+            "value": flag["median_minutes"],
+        }
+    )
     for item in figures["one_platform_only"]:
-        rows.append({"figure": "sanctioned on one platform only", "key": item["subject"],
-                     "value": f"on {', '.join(item['sanctioned_on'])}; not on {', '.join(item['not_on'])}"})
+        rows.append(
+            {
+                "figure": "sanctioned on one platform only",
+                "key": item["subject"],
+                "value": f"on {', '.join(item['sanctioned_on'])}; not on {', '.join(item['not_on'])}",
+            }
+        )
     for item in figures["reasons"]:
         rows.append({"figure": "reason", "key": item["reason"][:120], "value": item["count"]})
     return rows

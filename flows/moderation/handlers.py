@@ -30,8 +30,12 @@ def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
     from flows import inbox
 
-    inbox.register_route(ROUTE, handle_moderation_button, discord_component_prefix=BUTTON_PREFIX,
-                         condition="a moderator's button (custom_id cfm:…): acknowledge an alert, decide a link")
+    inbox.register_route(
+        ROUTE,
+        handle_moderation_button,
+        discord_component_prefix=BUTTON_PREFIX,
+        condition="a moderator's button (custom_id cfm:…): acknowledge an alert, decide a link",
+    )
 
 
 def _is_moderator(ctx: Any, platform: str, attrs: dict[str, str]) -> bool:
@@ -54,8 +58,14 @@ def handle_moderation_button(*, ledger: Any, event: InboxEvent, now: datetime | 
     parts = attrs.get("custom_id", "").split(":")
 
     def answer(text: str) -> None:
-        answer_interaction(ctx, key=f"moderation:answer:inbox:{event.id}", actor=ACTOR, about=f"inbox:{event.id}",
-                           attributes=attrs, text=text)
+        answer_interaction(
+            ctx,
+            key=f"moderation:answer:inbox:{event.id}",
+            actor=ACTOR,
+            about=f"inbox:{event.id}",
+            attributes=attrs,
+            text=text,
+        )
 
     if not _is_moderator(ctx, event.source, attrs):
         answer("Only moderators can answer moderation alerts and link suggestions.")
@@ -72,8 +82,9 @@ def handle_moderation_button(*, ledger: Any, event: InboxEvent, now: datetime | 
         if len(parts) == 4 and parts[1] == "link" and parts[2].isdigit() and parts[3] in ("yes", "no"):
             link_id = int(parts[2])
             with ctx.ledger.transaction() as session:
-                link, first = modlog.decide_link(session, link_id, confirm=parts[3] == "yes", by=who, at=ctx.now,
-                                                 actor=actor)
+                link, first = modlog.decide_link(
+                    session, link_id, confirm=parts[3] == "yes", by=who, at=ctx.now, actor=actor
+                )
                 status = link.status
             show_link_decision(ctx, link_id)
             if status == "confirmed":

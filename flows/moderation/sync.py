@@ -31,16 +31,19 @@ MAX_PAGES = 200  # per platform and run: a long outage is caught up over a few r
 
 def entry_row(entry: ModerationEntry) -> dict[str, Any]:
     """The ``ModerationAction`` fields of one platform entry (pure)."""
-    meaning = normalise(platform=entry.platform, kind=entry.kind, changes=entry.changes,
-                        occurred_at=entry.occurred_at)
+    meaning = normalise(platform=entry.platform, kind=entry.kind, changes=entry.changes, occurred_at=entry.occurred_at)
     return {
-        "entry_id": entry.id, "action": meaning.action, "platform_action": entry.kind[:80],
+        "entry_id": entry.id,
+        "action": meaning.action,
+        "platform_action": entry.kind[:80],
         "target_platform_id": entry.target.id if entry.target else None,
         "target_username": (entry.target.username or None) if entry.target else None,
         "moderator_platform_id": entry.moderator.id if entry.moderator else None,
         "moderator_username": (entry.moderator.username or None) if entry.moderator else None,
-        "reason": entry.reason, "duration_seconds": meaning.duration_seconds,
-        "link": (entry.link or None) and entry.link[:500], "occurred_at": entry.occurred_at,
+        "reason": entry.reason,
+        "duration_seconds": meaning.duration_seconds,
+        "link": (entry.link or None) and entry.link[:500],
+        "occurred_at": entry.occurred_at,
         "raw": _jsonable(dict(entry.raw)),
     }
 
@@ -73,8 +76,11 @@ def read_platform(ctx: Ctx, platform: str, source: ModerationLog) -> dict[str, A
             for row in rows:
                 row["target_person_id"] = modlog.person_of_account(session, platform, row["target_platform_id"])
         with ctx.ledger.transaction() as session:
-            stored += len(modlog.store_entries(session, platform=platform, instance=instance,
-                                               rows=rows, last_entry_id=page[-1].id, at=ctx.now))
+            stored += len(
+                modlog.store_entries(
+                    session, platform=platform, instance=instance, rows=rows, last_entry_id=page[-1].id, at=ctx.now
+                )
+            )
         seen += len(page)
         if len(page) < size:
             break
@@ -99,8 +105,11 @@ def moderation_sync(now: datetime | None = None) -> dict[str, Any]:
         try:
             result[platform] = read_task(platform, now=ctx.now)
         except Exception as exc:  # noqa: BLE001 - one platform down must not stop the other
-            log.warning("moderation-sync: %s not read (%s); the next run catches up from its cursor",
-                        platform, type(exc).__name__)
+            log.warning(
+                "moderation-sync: %s not read (%s); the next run catches up from its cursor",
+                platform,
+                type(exc).__name__,
+            )
             result[platform] = {"error": type(exc).__name__}
     result["alerts"] = raise_alerts(ctx)
     return result

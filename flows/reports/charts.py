@@ -89,8 +89,14 @@ def _moderation(facts: Mapping[str, Any], now: datetime | None) -> Figure:
     months = _past(list(facts.get("months") or []), now)
     rows = list(facts.get("moderation") or [])
     fig, ax = _figure("Moderation actions per month")
-    groups = [(platform_name(r["platform"]), [int(r["months"].get(m, 0)) for m in months],
-               _COLORS.get(r["platform"], "#777777")) for r in rows]
+    groups = [
+        (
+            platform_name(r["platform"]),
+            [int(r["months"].get(m, 0)) for m in months],
+            _COLORS.get(r["platform"], "#777777"),
+        )
+        for r in rows
+    ]
     if any(v for _, values, _ in groups for v in values):
         _bars(ax, months, groups)
         ax.legend(frameon=False, fontsize=8)
@@ -104,8 +110,10 @@ def _ideas(facts: Mapping[str, Any], now: datetime | None) -> Figure:
     months = _past([str(r["month"]) for r in facts.get("ideas_flow") or []], now)
     flow = [r for r in facts.get("ideas_flow") or [] if str(r["month"]) in months]
     fig, ax = _figure("Ideas in and out per month")
-    groups = [("in", [int(r["in"]) for r in flow], _COLORS["in"]),
-              ("closed", [int(r["out"]) for r in flow], _COLORS["out"])]
+    groups = [
+        ("in", [int(r["in"]) for r in flow], _COLORS["in"]),
+        ("closed", [int(r["out"]) for r in flow], _COLORS["out"]),
+    ]
     _bars(ax, months, groups)
     if any(v for _, values, _ in groups for v in values):
         ax.legend(frameon=False, fontsize=8)
@@ -121,8 +129,7 @@ def chart_figures(facts: Mapping[str, Any], *, now: datetime | None = None) -> d
     return {name: figures[name](facts, now) for name in CHARTS}
 
 
-def render_charts(facts: Mapping[str, Any], *, dpi: int = 100,
-                  now: datetime | None = None) -> dict[str, bytes]:
+def render_charts(facts: Mapping[str, Any], *, dpi: int = 100, now: datetime | None = None) -> dict[str, bytes]:
     """``{"membership", "moderation", "ideas"}`` → PNG bytes (``dpi`` 100 ≈ 700×320 pixels);
     ``now`` as for :func:`chart_figures`."""
     return {name: _png(fig, dpi) for name, fig in chart_figures(facts, now=now).items()}

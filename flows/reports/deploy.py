@@ -11,21 +11,31 @@ def deployments() -> list:
     tags = ["charterflow", "reports"]
     return [
         reports_quarterly.to_deployment(
-            name="quarterly", tags=tags, cron="0 9 1 1,4,7,10 *",
+            name="quarterly",
+            tags=tags,
+            cron="0 9 1 1,4,7,10 *",
             description="Draft the report of the quarter just ended and ask the WG to approve it "
-                        "(R-REPORT); first day of each quarter, 09:00 UTC."),
+            "(R-REPORT); first day of each quarter, 09:00 UTC.",
+        ),
         reports_quarterly.to_deployment(
-            name="operator", tags=tags,
+            name="operator",
+            tags=tags,
             description="Draft the report of a quarter (e.g. 2026Q3; empty: the quarter just "
-                        "ended) and ask the WG to approve it (R-REPORT)."),
+            "ended) and ask the WG to approve it (R-REPORT).",
+        ),
         reports_approve.to_deployment(
-            name="operator", tags=tags,
-            description="Approve a drafted report for a member (their WG handle) and publish it."),
+            name="operator",
+            tags=tags,
+            description="Approve a drafted report for a member (their WG handle) and publish it.",
+        ),
         meetings_quarterly.to_deployment(
-            name="daily", tags=tags, cron="0 7 * * *",
+            name="daily",
+            tags=tags,
+            cron="0 7 * * *",
             description="Create the quarterly meeting's Discord event 21 days ahead and remind "
-                        "members 1 day ahead (R-MEET); daily 07:00 UTC."),
+            "members 1 day ahead (R-MEET); daily 07:00 UTC.",
+        ),
         meetings_quarterly.to_deployment(
-            name="operator", tags=tags,
-            description="Run the quarterly meeting step now (R-MEET)."),
+            name="operator", tags=tags, description="Run the quarterly meeting step now (R-MEET)."
+        ),
     ]

@@ -11,5 +11,9 @@ def register() -> None:
     from flows.inbox import register_route
     from flows.reports.quarterly import APPROVE_PREFIX, handle_report_approval
 
-    register_route(ROUTE, handle_report_approval, discord_component_prefix=APPROVE_PREFIX,
-                   condition="the quarterly report's Approve button (custom_id cfr:…)")
+    register_route(
+        ROUTE,
+        handle_report_approval,
+        discord_component_prefix=APPROVE_PREFIX,
+        condition="the quarterly report's Approve button (custom_id cfr:…)",
+    )

@@ -20,18 +20,19 @@ from typing import Any
 from prefect import flow
 
 from connectors.base import Calendar, Links
-from ledger import reports as store
-from rules.reports import meeting_due
-
 from flows.kit import Ctx, artifact, context, once, post_wg
 from flows.reports.render import render_meeting_reminder
+from ledger import reports as store
+from rules.reports import meeting_due
 
 __all__ = ["meetings_quarterly", "run_meetings"]
 
 log = logging.getLogger("charterflow.meetings")
 ACTOR = "flow:meetings"
-DESCRIPTION = ("The Online Community Working Group's quarterly call (R-MEET). Everyone in the "
-               "working group is welcome; bring topics for the agenda.")
+DESCRIPTION = (
+    "The Online Community Working Group's quarterly call (R-MEET). Everyone in the "
+    "working group is welcome; bring topics for the agenda."
+)
 
 
 def _event_url(connector: Any, event_id: str | None) -> str | None:
@@ -46,58 +47,108 @@ def _when(starts_at: datetime, now: datetime) -> str:
 def run_meetings(ctx: Ctx) -> dict[str, Any]:
     """Do what is due at ``ctx.now`` for the next meeting; see the module docstring."""
     conf = ctx.charter.meetings
-    due = meeting_due(anchor=conf.anchor, every_months=conf.every_months,
-                      duration_minutes=conf.duration_minutes,
-                      create_days_ahead=conf.create_days_ahead,
-                      reminder_days_ahead=conf.reminder_days_ahead, now=ctx.now)
+    due = meeting_due(
+        anchor=conf.anchor,
+        every_months=conf.every_months,
+        duration_minutes=conf.duration_minutes,
+        create_days_ahead=conf.create_days_ahead,
+        reminder_days_ahead=conf.reminder_days_ahead,
+        now=ctx.now,
+    )
     if due is None:
-        artifact(key="meetings", title="No quarterly meeting configured",
-                 note="Set `anchor` in the charter's [meetings] (R-MEET) to schedule meetings.")
+        artifact(
+            key="meetings",
+            title="No quarterly meeting configured",
+            note="Set `anchor` in the charter's [meetings] (R-MEET) to schedule meetings.",
+        )
         return {"status": "not-configured"}
     start_key = due.starts_at.strftime("%Y%m%dT%H%MZ")
-    result: dict[str, Any] = {"starts_at": due.starts_at.isoformat(), "event": None,
-                              "reminded": [], "status": "not-due"}
+    result: dict[str, Any] = {
+        "starts_at": due.starts_at.isoformat(),
+        "event": None,
+        "reminded": [],
+        "status": "not-due",
+    }
     if not due.create:
-        artifact(key="meetings", title="Next quarterly meeting", decision=due.decision,
-                 rows={"starts": f"{due.starts_at:%Y-%m-%d %H:%M} UTC",
-                       "event created from": f"{due.create_from:%Y-%m-%d %H:%M} UTC"})
+        artifact(
+            key="meetings",
+            title="Next quarterly meeting",
+            decision=due.decision,
+            rows={
+                "starts": f"{due.starts_at:%Y-%m-%d %H:%M} UTC",
+                "event created from": f"{due.create_from:%Y-%m-%d %H:%M} UTC",
+            },
+        )
         return result
     with ctx.ledger.transaction() as session:
-        meeting = store.upsert_meeting(session, starts_at=due.starts_at, ends_at=due.ends_at,
-                                       platform=conf.platform, title=conf.title, actor=ACTOR,
-                                       at=ctx.now)
+        meeting = store.upsert_meeting(
+            session,
+            starts_at=due.starts_at,
+            ends_at=due.ends_at,
+            platform=conf.platform,
+            title=conf.title,
+            actor=ACTOR,
+            at=ctx.now,
+        )
         meeting_id, event_id = meeting.id, meeting.event_id
     space = ctx.platforms.space(conf.platform)
     calendar = space.connector if space is not None and isinstance(space.connector, Calendar) else None
     if calendar is None:
         log.warning("meetings: %s is not served or has no calendar; no event created", conf.platform)
     elif event_id is None:
-        made = once(ctx, key=f"meeting:{start_key}:event", platform=conf.platform, actor=ACTOR,
-                    about=f"meeting:{meeting_id}",
-                    act=lambda: {"id": calendar.schedule_event(
-                        title=conf.title, starts_at=due.starts_at, ends_at=due.ends_at,
-                        location=conf.location, description=DESCRIPTION).id})
+        made = once(
+            ctx,
+            key=f"meeting:{start_key}:event",
+            platform=conf.platform,
+            actor=ACTOR,
+            about=f"meeting:{meeting_id}",
+            act=lambda: {
+                "id": calendar.schedule_event(
+                    title=conf.title,
+                    starts_at=due.starts_at,
+                    ends_at=due.ends_at,
+                    location=conf.location,
+                    description=DESCRIPTION,
+                ).id
+            },
+        )
         event_id = str(made["ref"]["id"])
         with ctx.ledger.transaction() as session:
-            store.record_meeting_event(session, store.get_meeting(session, due.starts_at),
-                                       event_id=event_id, actor=ACTOR, at=ctx.now)
+            store.record_meeting_event(
+                session, store.get_meeting(session, due.starts_at), event_id=event_id, actor=ACTOR, at=ctx.now
+            )
     result.update(event=event_id, status="event-created" if event_id else "no-calendar")
     if due.remind:
-        reached = post_wg(ctx, template="meeting_reminder", key=f"meeting:{start_key}:reminder",
-                          actor=ACTOR, about=f"meeting:{meeting_id}",
-                          renderer=lambda _name, **v: render_meeting_reminder(**v),
-                          title=conf.title, starts_at=due.starts_at,
-                          when_text=_when(due.starts_at, ctx.now),
-                          duration_minutes=conf.duration_minutes, location=conf.location,
-                          event_url=_event_url(calendar, event_id))
+        reached = post_wg(
+            ctx,
+            template="meeting_reminder",
+            key=f"meeting:{start_key}:reminder",
+            actor=ACTOR,
+            about=f"meeting:{meeting_id}",
+            renderer=lambda _name, **v: render_meeting_reminder(**v),
+            title=conf.title,
+            starts_at=due.starts_at,
+            when_text=_when(due.starts_at, ctx.now),
+            duration_minutes=conf.duration_minutes,
+            location=conf.location,
+            event_url=_event_url(calendar, event_id),
+        )
         if reached:
             with ctx.ledger.transaction() as session:
-                store.record_meeting_reminder(session, store.get_meeting(session, due.starts_at),
-                                              actor=ACTOR, at=ctx.now)
+                store.record_meeting_reminder(
+                    session, store.get_meeting(session, due.starts_at), actor=ACTOR, at=ctx.now
+                )
         result.update(reminded=sorted(reached), status="reminded" if reached else result["status"])
-    artifact(key="meetings", title="Quarterly meeting", decision=due.decision,
-             rows={"starts": f"{due.starts_at:%Y-%m-%d %H:%M} UTC", "event": event_id or "-",
-                   "reminded on": ", ".join(result["reminded"]) or "-"})
+    artifact(
+        key="meetings",
+        title="Quarterly meeting",
+        decision=due.decision,
+        rows={
+            "starts": f"{due.starts_at:%Y-%m-%d %H:%M} UTC",
+            "event": event_id or "-",
+            "reminded on": ", ".join(result["reminded"]) or "-",
+        },
+    )
     return result
 
 

@@ -39,6 +39,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.base import ButtonMessenger, ChannelText, Links, MessageEditor, Messenger, Uploader
 from connectors.errors import ConfigError, PolicyViolation
+from flows.kit import Ctx, answer_interaction, context, once, run_name
+from flows.reports.charts import data_uri, render_charts
+from flows.reports.render import CHARTS, ReportTexts, facts_digest, render_approval_request, render_report
 from ledger import audit, repo
 from ledger import reports as store
 from ledger.models import InboxEvent, MembershipStatus, Person, Platform
@@ -46,20 +49,23 @@ from ledger.models_reports import ReportStatus
 from rules import Decision
 from rules.reports import Quarter, ReportApproval, check_privacy, check_publish, check_report_approval
 
-from flows.kit import Ctx, answer_interaction, context, once, run_name
-from flows.reports.charts import data_uri, render_charts
-from flows.reports.render import (CHARTS, ReportTexts, facts_digest, render_approval_request,
-                                  render_report)
-
-__all__ = ["APPROVE_PREFIX", "ReportCtx", "ReportSettings", "approve", "draft",
-           "handle_report_approval", "publish", "reports_approve", "reports_quarterly"]
+__all__ = [
+    "APPROVE_PREFIX",
+    "ReportCtx",
+    "ReportSettings",
+    "approve",
+    "draft",
+    "handle_report_approval",
+    "publish",
+    "reports_approve",
+    "reports_quarterly",
+]
 
 log = logging.getLogger("charterflow.reports")
 
 ACTOR = "flow:reports"
 APPROVE_PREFIX = "cfr:"  # Discord button custom_id: cfr:<quarter>:<first 12 of the digest>
-CHART_TITLES = {"membership": "Working group members", "moderation": "Moderation actions",
-                "ideas": "Ideas in and out"}
+CHART_TITLES = {"membership": "Working group members", "moderation": "Moderation actions", "ideas": "Ideas in and out"}
 
 
 class ReportSettings(BaseSettings):
@@ -70,13 +76,14 @@ class ReportSettings(BaseSettings):
     ``announcements``); ``SLACK_CHANNEL`` the Board's channel id (default the Slack connector's
     ``CHARTERFLOW_SLACK_BOARD_CHANNEL``)."""
 
-    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_REPORTS_", env_file=".env",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_REPORTS_", env_file=".env", extra="ignore")
     forum_category: str = Field(default="General", description="Public Forum category of the report topic.")
-    discord_channel: str = Field(default="announcements", description=(
-        "Public Discord channel (id or name) of the report announcement."))
-    slack_channel: str | None = Field(default=None, description=(
-        "The Board's Slack channel id (default: CHARTERFLOW_SLACK_BOARD_CHANNEL)."))
+    discord_channel: str = Field(
+        default="announcements", description=("Public Discord channel (id or name) of the report announcement.")
+    )
+    slack_channel: str | None = Field(
+        default=None, description=("The Board's Slack channel id (default: CHARTERFLOW_SLACK_BOARD_CHANNEL).")
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,8 +94,14 @@ class ReportCtx(Ctx):
     settings: ReportSettings = field(default_factory=ReportSettings)
 
 
-def report_context(now: datetime | None, *, ledger: Any = None, platforms: Any = None,
-                   slack: Any = None, settings: ReportSettings | None = None) -> ReportCtx:
+def report_context(
+    now: datetime | None,
+    *,
+    ledger: Any = None,
+    platforms: Any = None,
+    slack: Any = None,
+    settings: ReportSettings | None = None,
+) -> ReportCtx:
     """The context of a report run; Slack from ``flows.board.common.current_slack`` unless
     given (not configured: the Board report is skipped and the run says so)."""
     base = context(now, ledger=ledger, platforms=platforms)
@@ -99,8 +112,9 @@ def report_context(now: datetime | None, *, ledger: Any = None, platforms: Any =
             slack = current_slack()
         except ConfigError as exc:
             log.warning("reports: no Slack for the Board report: %s", exc)
-    return ReportCtx(ledger=base.ledger, platforms=base.platforms, now=base.now, slack=slack,
-                     settings=settings or ReportSettings())
+    return ReportCtx(
+        ledger=base.ledger, platforms=base.platforms, now=base.now, slack=slack, settings=settings or ReportSettings()
+    )
 
 
 def resolve_quarter(quarter: str | None, now: datetime) -> Quarter:
@@ -134,9 +148,15 @@ def chart_files(q: Quarter) -> dict[str, str]:
     return {name: f"{q.label}-{name}.png" for name in CHARTS}
 
 
-def draft(ledger: Any, quarter: Quarter, *, charts: Mapping[str, str] | None = None,
-          forum_url: str | None = None, facts: dict[str, Any] | None = None,
-          now: datetime | None = None) -> Draft:
+def draft(
+    ledger: Any,
+    quarter: Quarter,
+    *,
+    charts: Mapping[str, str] | None = None,
+    forum_url: str | None = None,
+    facts: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Draft:
     """Gather (unless ``facts`` are given), render and privacy-check one quarter. Stores
     nothing. ``now``: the charts plot no month after it."""
     with ledger.read() as session:
@@ -144,28 +164,51 @@ def draft(ledger: Any, quarter: Quarter, *, charts: Mapping[str, str] | None = N
             facts = store.gather_facts(session, quarter)
         private = store.private_strings(session, quarter)
         head = audit.head(session)  # not a fact: the digest names the report, not the moment
-    texts = render_report(facts, charts=charts or chart_files(quarter), forum_url=forum_url,
-                          audit_head=head.short())
-    return Draft(quarter=quarter, facts=facts, digest=facts_digest(facts), texts=texts,
-                 charts=render_charts(facts, now=now), privacy=check_privacy(texts.public, private),
-                 now=now)
+    texts = render_report(facts, charts=charts or chart_files(quarter), forum_url=forum_url, audit_head=head.short())
+    return Draft(
+        quarter=quarter,
+        facts=facts,
+        digest=facts_digest(facts),
+        texts=texts,
+        charts=render_charts(facts, now=now),
+        privacy=check_privacy(texts.public, private),
+        now=now,
+    )
 
 
 def _draft_markdown(d: Draft) -> str:
-    inline = render_report(d.facts, charts={n: data_uri(render_charts(d.facts, dpi=60, now=d.now)[n])
-                                            for n in CHARTS})
+    inline = render_report(d.facts, charts={n: data_uri(render_charts(d.facts, dpi=60, now=d.now)[n]) for n in CHARTS})
     board = d.texts.board.payload()
-    board_text = "\n\n".join(b["text"]["text"] for b in board["blocks"]
-                             if b.get("type") == "section")
-    return "\n".join([
-        f"# Draft: quarterly report {d.quarter.title}", "",
-        f"Digest `{d.digest[:12]}`. Privacy check: **{'passed' if d.privacy.allowed else 'REFUSED'}**"
-        f" ({d.privacy.ruling}: {d.privacy.reason}).", "",
-        "Nothing is published until a working group member approves it (the Discord button "
-        "in the WG channel, or the `reports-approve` deployment).", "",
-        "## Forum post (public)", "", f"**{inline.forum_title}**", "", inline.forum, "",
-        "## Discord announcement (public)", "", "```", d.texts.discord, "```", "",
-        "## Board report (Slack, private)", "", "```", board_text, "```"])
+    board_text = "\n\n".join(b["text"]["text"] for b in board["blocks"] if b.get("type") == "section")
+    return "\n".join(
+        [
+            f"# Draft: quarterly report {d.quarter.title}",
+            "",
+            f"Digest `{d.digest[:12]}`. Privacy check: **{'passed' if d.privacy.allowed else 'REFUSED'}**"
+            f" ({d.privacy.ruling}: {d.privacy.reason}).",
+            "",
+            "Nothing is published until a working group member approves it (the Discord button "
+            "in the WG channel, or the `reports-approve` deployment).",
+            "",
+            "## Forum post (public)",
+            "",
+            f"**{inline.forum_title}**",
+            "",
+            inline.forum,
+            "",
+            "## Discord announcement (public)",
+            "",
+            "```",
+            d.texts.discord,
+            "```",
+            "",
+            "## Board report (Slack, private)",
+            "",
+            "```",
+            board_text,
+            "```",
+        ]
+    )
 
 
 def _artifact(key: str, markdown: str, description: str) -> None:
@@ -182,12 +225,21 @@ def _artifact(key: str, markdown: str, description: str) -> None:
 
 
 def _refuse_privacy(d: Draft) -> None:
-    _artifact(f"report-{d.quarter.label.lower()}-refused",
-              "\n".join([f"# Report {d.quarter.title} refused (R-PRIVACY)", "", d.privacy.reason, "",
-                         *(f"- {v.reason}" for v in d.privacy.violations), "",
-                         "Nothing was stored or published. Fix the source (an idea title, "
-                         "a proposal title) and run again."]),
-              f"report {d.quarter.label} refused by R-PRIVACY")
+    _artifact(
+        f"report-{d.quarter.label.lower()}-refused",
+        "\n".join(
+            [
+                f"# Report {d.quarter.title} refused (R-PRIVACY)",
+                "",
+                d.privacy.reason,
+                "",
+                *(f"- {v.reason}" for v in d.privacy.violations),
+                "",
+                "Nothing was stored or published. Fix the source (an idea title, a proposal title) and run again.",
+            ]
+        ),
+        f"report {d.quarter.label} refused by R-PRIVACY",
+    )
     raise PolicyViolation(f"report {d.quarter.label}: {d.privacy.reason}", ruling=d.privacy.ruling)
 
 
@@ -200,20 +252,25 @@ def _ask_approval(ctx: ReportCtx, d: Draft, *, artifact_key: str) -> dict[str, A
     from prefect.runtime import flow_run
 
     title, body = render_approval_request(
-        q=d.quarter, run_name=flow_run.name or "reports-quarterly", artifact_key=artifact_key,
+        q=d.quarter,
+        run_name=flow_run.name or "reports-quarterly",
+        artifact_key=artifact_key,
         summary=f"{len(d.facts['ideas_done'])} ideas done, "
-                f"{d.facts['membership']['active_end']} members, "
-                f"{sum(p['total'] for p in d.facts['moderation'])} moderation actions")
+        f"{d.facts['membership']['active_end']} members, "
+        f"{sum(p['total'] for p in d.facts['moderation'])} moderation actions",
+    )
     key = f"report:{d.quarter.label}:approval-request:{d.digest[:12]}"
 
     def act() -> dict[str, Any]:
-        ref = buttons.post_with_buttons(channel=space.wg_channel, text=f"**{title}**\n{body}",
-                     buttons=[("Approve and publish",
-                               f"{APPROVE_PREFIX}{d.quarter.label}:{d.digest[:12]}")], key=key)
+        ref = buttons.post_with_buttons(
+            channel=space.wg_channel,
+            text=f"**{title}**\n{body}",
+            buttons=[("Approve and publish", f"{APPROVE_PREFIX}{d.quarter.label}:{d.digest[:12]}")],
+            key=key,
+        )
         return {"id": ref.id, "thread_id": ref.thread_id}
 
-    return once(ctx, key=key, platform="discord", actor=ACTOR, about=f"quarter:{d.quarter.label}",
-                act=act)["ref"]
+    return once(ctx, key=key, platform="discord", actor=ACTOR, about=f"quarter:{d.quarter.label}", act=act)["ref"]
 
 
 @task(name="report-draft", cache_policy=NO_CACHE)
@@ -223,16 +280,14 @@ def draft_step(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
     if not d.privacy.allowed:
         _refuse_privacy(d)
     with ctx.ledger.transaction() as session:
-        row = store.save_draft(session, quarter=quarter.label, facts=d.facts, digest=d.digest,
-                               actor=ACTOR, at=ctx.now)
+        row = store.save_draft(session, quarter=quarter.label, facts=d.facts, digest=d.digest, actor=ACTOR, at=ctx.now)
         status, digest = row.status, row.digest
     if status != ReportStatus.DRAFT:
         return {"quarter": quarter.label, "status": status.value, "digest": digest}
     key = f"report-{quarter.label.lower()}-draft"
     _artifact(key, _draft_markdown(d), f"Draft of the quarterly report {quarter.label}")
     asked = _ask_approval(ctx, d, artifact_key=key)
-    return {"quarter": quarter.label, "status": "awaiting-approval", "digest": d.digest,
-            "approval_request": asked}
+    return {"quarter": quarter.label, "status": "awaiting-approval", "digest": d.digest, "approval_request": asked}
 
 
 @flow(name="reports-quarterly", flow_run_name=run_name("report", "quarter"), log_prints=True)
@@ -264,8 +319,9 @@ class ApprovalRefused(PolicyViolation):
         self.code, self.text = code, message
 
 
-def approve(ctx: Ctx, quarter: Quarter, *, person_id: int | None, source: str,
-            digest12: str | None = None) -> dict[str, Any]:
+def approve(
+    ctx: Ctx, quarter: Quarter, *, person_id: int | None, source: str, digest12: str | None = None
+) -> dict[str, Any]:
     """Record ``person_id``'s approval of the draft (an active WG member only, R-REPORT).
     Returns ``{"status": "approved"}`` or, when someone approved before,
     ``{"status": "already", "by": handle}``; ``ApprovalRefused`` otherwise (audited)."""
@@ -273,22 +329,27 @@ def approve(ctx: Ctx, quarter: Quarter, *, person_id: int | None, source: str,
         row = store.get_report(session, quarter.label)
         person = session.get(Person, person_id) if person_id is not None else None
         membership = repo.open_membership(session, person) if person else None
-        decision = check_report_approval(ReportApproval(
-            quarter=quarter.label, status=row.status.value if row is not None else None,
-            member=membership is not None and membership.status == MembershipStatus.ACTIVE,
-            same_draft=digest12 is None or row is None or row.digest.startswith(digest12)))
+        decision = check_report_approval(
+            ReportApproval(
+                quarter=quarter.label,
+                status=row.status.value if row is not None else None,
+                member=membership is not None and membership.status == MembershipStatus.ACTIVE,
+                same_draft=digest12 is None or row is None or row.digest.startswith(digest12),
+            )
+        )
         if decision.code == "already":
             by = session.get(Person, row.approved_by_person_id) if row.approved_by_person_id else None
-            return {"status": "already", "by": by.handle if by else "an operator",
-                    "report": row.status.value}
+            return {"status": "already", "by": by.handle if by else "an operator", "report": row.status.value}
         if not decision.allowed:
-            store.record_refused_approval(session, quarter=quarter.label, person_id=person_id,
-                                          reason_code=decision.code, actor=ACTOR, at=ctx.now)
+            store.record_refused_approval(
+                session, quarter=quarter.label, person_id=person_id, reason_code=decision.code, actor=ACTOR, at=ctx.now
+            )
     if not decision.allowed:
         raise ApprovalRefused(decision.reason, code=decision.code, ruling=decision.ruling)
     with ctx.ledger.transaction() as session:
-        store.approve_report(session, quarter=quarter.label, person_id=int(person_id),
-                             source=source, actor=ACTOR, at=ctx.now)
+        store.approve_report(
+            session, quarter=quarter.label, person_id=int(person_id), source=source, actor=ACTOR, at=ctx.now
+        )
     return {"status": "approved"}
 
 
@@ -320,11 +381,18 @@ def _upload_charts(ctx: ReportCtx, forum: Any, q: str, charts: Mapping[str, byte
         return {}
     urls: dict[str, str] = {}
     for name in CHARTS:
-        up = once(ctx, key=f"report:{q}:upload:{name}", platform="discourse", actor=ACTOR,
-                  about=f"quarter:{q}",
-                  act=lambda n=name: {k: v for k, v in uploader.upload(
-                      filename=f"ocwg-report-{q}-{n}.png", content=charts[n]).items()
-                      if k in ("id", "short_url", "url")})
+        up = once(
+            ctx,
+            key=f"report:{q}:upload:{name}",
+            platform="discourse",
+            actor=ACTOR,
+            about=f"quarter:{q}",
+            act=lambda n=name: {
+                k: v
+                for k, v in uploader.upload(filename=f"ocwg-report-{q}-{n}.png", content=charts[n]).items()
+                if k in ("id", "short_url", "url")
+            },
+        )
         urls[name] = str(up["ref"].get("short_url") or up["ref"].get("url"))
     return urls
 
@@ -337,12 +405,12 @@ def _post_forum(ctx: ReportCtx, forum: Any, q: str, d: Any, refs: dict[str, Any]
     key = f"report:{q}:forum"
 
     def post_forum() -> dict[str, Any]:
-        ref = forum_poster.post(channel=ctx.settings.forum_category, title=d.texts.forum_title,
-                                text=d.texts.forum, key=key)
+        ref = forum_poster.post(
+            channel=ctx.settings.forum_category, title=d.texts.forum_title, text=d.texts.forum, key=key
+        )
         return {"id": ref.id, "thread_id": ref.thread_id, "url": ref.url}
 
-    refs["forum"] = once(ctx, key=key, platform="discourse", actor=ACTOR, about=f"quarter:{q}",
-                         act=post_forum)["ref"]
+    refs["forum"] = once(ctx, key=key, platform="discourse", actor=ACTOR, about=f"quarter:{q}", act=post_forum)["ref"]
     return _forum_url(forum, refs["forum"])
 
 
@@ -353,12 +421,10 @@ def _post_discord(ctx: ReportCtx, discord: Any, q: str, final: Any, refs: dict[s
     key = f"report:{q}:discord"
 
     def post_discord() -> dict[str, Any]:
-        sent = discord_poster.send_text(channel=ctx.settings.discord_channel,
-                                        text=final.texts.discord, key=key)
+        sent = discord_poster.send_text(channel=ctx.settings.discord_channel, text=final.texts.discord, key=key)
         return {"id": sent[0].id, "thread_id": sent[0].thread_id}
 
-    refs["discord"] = once(ctx, key=key, platform="discord", actor=ACTOR, about=f"quarter:{q}",
-                           act=post_discord)["ref"]
+    refs["discord"] = once(ctx, key=key, platform="discord", actor=ACTOR, about=f"quarter:{q}", act=post_discord)["ref"]
 
 
 def _post_slack(ctx: ReportCtx, q: str, final: Any, refs: dict[str, Any]) -> None:
@@ -366,9 +432,14 @@ def _post_slack(ctx: ReportCtx, q: str, final: Any, refs: dict[str, Any]) -> Non
         return
     key = f"report:{q}:slack"
     channel = ctx.settings.slack_channel or str(ctx.slack.settings.board_channel)
-    refs["slack"] = once(ctx, key=key, platform="slack", actor=ACTOR, about=f"quarter:{q}",
-                         act=lambda: ctx.slack.send(channel=channel, message=final.texts.board,
-                                                    key=key))["ref"]
+    refs["slack"] = once(
+        ctx,
+        key=key,
+        platform="slack",
+        actor=ACTOR,
+        about=f"quarter:{q}",
+        act=lambda: ctx.slack.send(channel=channel, message=final.texts.board, key=key),
+    )["ref"]
 
 
 def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
@@ -379,28 +450,34 @@ def publish(ctx: ReportCtx, quarter: Quarter) -> dict[str, Any]:
     forum, discord = ctx.platforms.space("discourse"), ctx.platforms.space("discord")
     refs: dict[str, Any] = {}
     chart_urls = _upload_charts(ctx, forum, q, render_charts(facts, now=ctx.now))
-    d = draft(ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter),
-              now=ctx.now)
+    d = draft(ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter), now=ctx.now)
     if d.digest != digest:  # a bug, never data: the facts are the stored ones
-        raise PolicyViolation(f"report {q}: the stored facts do not match their digest",
-                              ruling="R-REPORT")
+        raise PolicyViolation(f"report {q}: the stored facts do not match their digest", ruling="R-REPORT")
     if not d.privacy.allowed:
         _refuse_privacy(d)
     forum_url = _post_forum(ctx, forum, q, d, refs)
-    final = draft(ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter),
-                  forum_url=forum_url, now=ctx.now)
+    final = draft(
+        ctx.ledger, quarter, facts=facts, charts=chart_urls or chart_files(quarter), forum_url=forum_url, now=ctx.now
+    )
     _post_discord(ctx, discord, q, final, refs)
     _post_slack(ctx, q, final, refs)
     with ctx.ledger.transaction() as session:
         store.mark_published(session, quarter=q, refs=refs, actor=ACTOR, at=ctx.now)
     _close_request(ctx, quarter, digest=digest, forum_url=forum_url)
-    _artifact(f"report-{q.lower()}-published",
-              "\n".join([f"# Report {quarter.title} published", "",
-                         *(f"- {k}: `{v.get('id')}`" for k, v in refs.items()),
-                         "", f"Forum: {forum_url or '-'}"]),
-              f"report {q} published")
-    return {"quarter": q, "status": "published", "forum_url": forum_url,
-            "outputs": sorted(refs)}
+    _artifact(
+        f"report-{q.lower()}-published",
+        "\n".join(
+            [
+                f"# Report {quarter.title} published",
+                "",
+                *(f"- {k}: `{v.get('id')}`" for k, v in refs.items()),
+                "",
+                f"Forum: {forum_url or '-'}",
+            ]
+        ),
+        f"report {q} published",
+    )
+    return {"quarter": q, "status": "published", "forum_url": forum_url, "outputs": sorted(refs)}
 
 
 def _close_request(ctx: Ctx, quarter: Quarter, *, digest: str, forum_url: str | None) -> None:
@@ -413,12 +490,19 @@ def _close_request(ctx: Ctx, quarter: Quarter, *, digest: str, forum_url: str | 
     if edit is None or asked is None:
         return
     try:
-        once(ctx, key=f"report:{quarter.label}:approval-closed", platform="discord", actor=ACTOR,
-             about=f"quarter:{quarter.label}",
-             act=lambda: edit(channel_id=str(asked["ref"]["thread_id"]),
-                              message_id=str(asked["ref"]["id"]),
-                              text=f"**The quarterly report for {quarter.title} was approved "
-                                   f"and published.** {forum_url or ''}".strip()))
+        once(
+            ctx,
+            key=f"report:{quarter.label}:approval-closed",
+            platform="discord",
+            actor=ACTOR,
+            about=f"quarter:{quarter.label}",
+            act=lambda: edit(
+                channel_id=str(asked["ref"]["thread_id"]),
+                message_id=str(asked["ref"]["id"]),
+                text=f"**The quarterly report for {quarter.title} was approved "
+                f"and published.** {forum_url or ''}".strip(),
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - cosmetic
         log.info("reports: approval request not updated (%s)", type(exc).__name__)
 
@@ -435,15 +519,20 @@ def handle_report_approval(*, ledger: Any, event: InboxEvent, now: datetime | No
     with ctx.ledger.read() as session:
         row = session.get_one(InboxEvent, event.id)
         attrs = {str(k): str(v) for k, v in ((row.payload or {}).get("attributes") or {}).items()}
-        person = repo.find_person_by_identity(session, platform=Platform.DISCORD,
-                                              external_id=attrs.get("user_id", ""))
+        person = repo.find_person_by_identity(session, platform=Platform.DISCORD, external_id=attrs.get("user_id", ""))
         person_id = person.id if person else None
     custom_id = attrs.get("custom_id", "")
     parts = custom_id.removeprefix(APPROVE_PREFIX).split(":")
 
     def answer(text: str) -> None:
-        answer_interaction(ctx, key=f"report:answer:inbox:{event.id}", actor=ACTOR,
-                           about=f"inbox:{event.id}", attributes=attrs, text=text)
+        answer_interaction(
+            ctx,
+            key=f"report:answer:inbox:{event.id}",
+            actor=ACTOR,
+            about=f"inbox:{event.id}",
+            attributes=attrs,
+            text=text,
+        )
 
     try:
         quarter = Quarter.parse(parts[0])
@@ -451,18 +540,27 @@ def handle_report_approval(*, ledger: Any, event: InboxEvent, now: datetime | No
         answer("This button does not name a report.")
         return "refused:bad-button"
     try:
-        result = approve(ctx, quarter, person_id=person_id, source="discord",
-                         digest12=parts[1] if len(parts) > 1 and parts[1] else None)
+        result = approve(
+            ctx,
+            quarter,
+            person_id=person_id,
+            source="discord",
+            digest12=parts[1] if len(parts) > 1 and parts[1] else None,
+        )
     except ApprovalRefused as exc:
         answer(f"Not approved: {exc.text}.")
         return f"refused:{exc.code}"
     published = publish(ctx, quarter)
     if result["status"] == "already":
-        answer(f"Already approved by {result['by']}; the report is published"
-               + (f": {published['forum_url']}" if published.get("forum_url") else "."))
+        answer(
+            f"Already approved by {result['by']}; the report is published"
+            + (f": {published['forum_url']}" if published.get("forum_url") else ".")
+        )
         return f"report:{quarter.label}:already"
-    answer("Thank you: the report is approved and published"
-           + (f": {published['forum_url']}" if published.get("forum_url") else "."))
+    answer(
+        "Thank you: the report is approved and published"
+        + (f": {published['forum_url']}" if published.get("forum_url") else ".")
+    )
     return f"report:{quarter.label}:published"
 
 

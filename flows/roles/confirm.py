@@ -25,10 +25,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.base import Role, UserRef
+from flows.kit import Ctx
 from ledger import audit, repo
 from ledger.models import Person
-
-from flows.kit import Ctx
 
 log = logging.getLogger("charterflow.roles")
 
@@ -36,21 +35,26 @@ log = logging.getLogger("charterflow.roles")
 class RolesSettings(BaseSettings):
     """``CHARTERFLOW_ROLES_*`` (see the module docstring)."""
 
-    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_ROLES_", env_file=".env",
-                                      extra="ignore")
-    admin_confirm_timeout_seconds: int = Field(default=3 * 3600, ge=1, description=(
-        "How long a Discourse admin grant waits for the e-mailed confirmation (then: not applied)."))
-    admin_confirm_poll_seconds: int = Field(default=10, ge=1, description=(
-        "How often the paused grant re-reads the user's admin flag, seconds."))
-    slack_channel: str | None = Field(default=None, description=(
-        "Slack channel for drift reports (default: a group DM to the WG admins on Slack)."))
+    model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_ROLES_", env_file=".env", extra="ignore")
+    admin_confirm_timeout_seconds: int = Field(
+        default=3 * 3600,
+        ge=1,
+        description=("How long a Discourse admin grant waits for the e-mailed confirmation (then: not applied)."),
+    )
+    admin_confirm_poll_seconds: int = Field(
+        default=10, ge=1, description=("How often the paused grant re-reads the user's admin flag, seconds.")
+    )
+    slack_channel: str | None = Field(
+        default=None, description=("Slack channel for drift reports (default: a group DM to the WG admins on Slack).")
+    )
 
 
 class AdminConfirmation(RunInput):
     """The operator's answer in the Prefect UI."""
 
-    confirmed: bool = Field(default=False, description=(
-        "Did someone open the confirmation link Discourse e-mailed to its API admin?"))
+    confirmed: bool = Field(
+        default=False, description=("Did someone open the confirmation link Discourse e-mailed to its API admin?")
+    )
     note: str = Field(default="", max_length=500, description="Optional note for the record.")
 
 
@@ -68,9 +72,16 @@ def holds_admin(ctx: Ctx, user: UserRef) -> bool:
     return any(str(u.id) == str(user.id) for u in space.roles.list_holders(Role.admin()))
 
 
-def await_admin_confirmation(ctx: Ctx, *, person_id: int, user: UserRef, decision_ref: str,
-                             actor: str, timeout: int | None = None,
-                             poll: int | None = None) -> dict[str, Any]:
+def await_admin_confirmation(
+    ctx: Ctx,
+    *,
+    person_id: int,
+    user: UserRef,
+    decision_ref: str,
+    actor: str,
+    timeout: int | None = None,
+    poll: int | None = None,
+) -> dict[str, Any]:
     """Pause for the operator's answer, then re-read the flag; records the outcome. Returns
     ``{"granted": bool, "answer": "yes"|"no"|"timeout", "why": str}``."""
     from prefect.exceptions import FlowPauseTimeout
@@ -81,14 +92,18 @@ def await_admin_confirmation(ctx: Ctx, *, person_id: int, user: UserRef, decisio
     poll = poll or settings.admin_confirm_poll_seconds
     api_user = ctx.platforms.space("discourse").operator_name()
     form = AdminConfirmation.with_initial_data(
-        description=(f"**Discourse admin grant for {user.username}** ({decision_ref}).\n\n"
-                     f"Discourse e-mailed a confirmation link to its API admin ({api_user}). "
-                     "Open it, then answer here. Only the admin flag Discourse shows afterwards "
-                     "counts."),
-        confirmed=False)
+        description=(
+            f"**Discourse admin grant for {user.username}** ({decision_ref}).\n\n"
+            f"Discourse e-mailed a confirmation link to its API admin ({api_user}). "
+            "Open it, then answer here. Only the admin flag Discourse shows afterwards "
+            "counts."
+        ),
+        confirmed=False,
+    )
     try:
-        answer = pause_flow_run(wait_for_input=form, timeout=timeout, poll_interval=poll,
-                                key=f"discourse-admin-{person_id}")
+        answer = pause_flow_run(
+            wait_for_input=form, timeout=timeout, poll_interval=poll, key=f"discourse-admin-{person_id}"
+        )
         said = "yes" if answer.confirmed else "no"
         note = answer.note
     except FlowPauseTimeout:
@@ -104,11 +119,20 @@ def await_admin_confirmation(ctx: Ctx, *, person_id: int, user: UserRef, decisio
         why = "the operator said the link was not opened"
     with ctx.ledger.transaction() as session:
         person = session.get_one(Person, person_id)
-        repo.record_observed_platform_role(session, person, platform="discourse", role="admin",
-                                           observed=granted, actor=actor, at=ctx.now)
-        audit.append(session, actor=actor, action="roles.admin-confirmation",
-                     subject=f"person:{person_id}", at=ctx.now,
-                     payload={"decision": decision_ref, "answer": said,
-                              "outcome": "applied" if granted else "not-applied",
-                              "note": audit.content_digest(note) if note else None})
+        repo.record_observed_platform_role(
+            session, person, platform="discourse", role="admin", observed=granted, actor=actor, at=ctx.now
+        )
+        audit.append(
+            session,
+            actor=actor,
+            action="roles.admin-confirmation",
+            subject=f"person:{person_id}",
+            at=ctx.now,
+            payload={
+                "decision": decision_ref,
+                "answer": said,
+                "outcome": "applied" if granted else "not-applied",
+                "note": audit.content_digest(note) if note else None,
+            },
+        )
     return {"granted": granted, "answer": said, "why": why}

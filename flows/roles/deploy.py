@@ -14,14 +14,23 @@ def deployments() -> list:
 
     return [
         roles_drift_audit.to_deployment(
-            name="hourly", interval=3600, tags=["charterflow", "roles"],
+            name="hourly",
+            interval=3600,
+            tags=["charterflow", "roles"],
             description="Observed platform roles vs the ledger and the admin invariants; "
-                        "reports drift once to the WG's admins with a repair plan (R-ADMIN-3)."),
+            "reports drift once to the WG's admins with a repair plan (R-ADMIN-3).",
+        ),
         roles_training_reminders.to_deployment(
-            name="daily", cron="30 9 * * *", tags=["charterflow", "roles"],
-            description="Reminds new moderators to acknowledge their moderation guide (R-TRAIN)."),
+            name="daily",
+            cron="30 9 * * *",
+            tags=["charterflow", "roles"],
+            description="Reminds new moderators to acknowledge their moderation guide (R-TRAIN).",
+        ),
         roles_admin_revocations.to_deployment(
-            name="daily", cron="45 9 * * *", tags=["charterflow", "roles"],
+            name="daily",
+            cron="45 9 * * *",
+            tags=["charterflow", "roles"],
             description="Applies admin revocations that waited for a second counted admin, or "
-                        "reminds the WG which platform needs one (R-ADMIN-4)."),
+            "reminds the WG which platform needs one (R-ADMIN-4).",
+        ),
     ]

@@ -31,14 +31,13 @@ from typing import Any
 from prefect import flow
 from sqlalchemy import select
 
+from flows.kit import Ctx, artifact, context, once
+from flows.roles.change import render
+from flows.roles.plan import RolesPlan, admin_lines, build_plan, format_plan
 from ledger import roles as roles_ledger
 from ledger.models import Identity, Person, Platform, PlatformRoleAssignment
 from rules.admins import check_admins
 from rules.plan import admins_of
-
-from flows.kit import Ctx, artifact, context, once
-from flows.roles.change import render
-from flows.roles.plan import RolesPlan, admin_lines, build_plan, format_plan
 
 log = logging.getLogger("charterflow.roles")
 ACTOR = "flow:roles-drift-audit"
@@ -51,21 +50,25 @@ def find_drift(shown: RolesPlan, *, charter: Any) -> dict[str, list[str]]:
     changes: list[str] = []
     for c in shown.plan.changes:
         if c.action == "grant":
-            changes.append(f"{c.platform}: {c.person} should hold {c.role} but does not "
-                           "(removed by hand, or not applied yet)")
+            changes.append(
+                f"{c.platform}: {c.person} should hold {c.role} but does not (removed by hand, or not applied yet)"
+            )
         else:
-            changes.append(f"{c.platform}: {c.person} holds {c.role} but the ledger says they "
-                           "must not (granted by hand)")
+            changes.append(
+                f"{c.platform}: {c.person} holds {c.role} but the ledger says they must not (granted by hand)"
+            )
     unrecorded = sorted(
         f"{a.platform}: {a.person} holds {a.role} without a ledger decision"
         for a in shown.observed
-        if (a.person, a.platform, a.role) not in managed and a.person not in shown.builtin)
+        if (a.person, a.platform, a.role) not in managed and a.person not in shown.builtin
+    )
     admins = admins_of(shown.observed)
     # The invariants of the platforms observed (a platform not served is not judged here).
     observed = {a.platform for a in shown.observed}
     served = [p for p in charter.platforms if p in observed]
-    verdict = check_admins(admins, platforms=served, members=shown.members,
-                           platform_accounts=shown.builtin, charter=charter)
+    verdict = check_admins(
+        admins, platforms=served, members=shown.members, platform_accounts=shown.builtin, charter=charter
+    )
     invariants = sorted(f"{v.ruling} {v.subject}: {v.reason}" for v in verdict.violations)
     return {"changes": sorted(changes), "unrecorded": unrecorded, "invariants": invariants}
 
@@ -79,24 +82,37 @@ def fingerprint(findings: dict[str, list[str]]) -> str:
 def _admin_slack_ids(ctx: Ctx) -> list[str]:
     """Slack user ids of the people the ledger wants as admins on some platform."""
     with ctx.ledger.read() as session:
-        ids = session.scalars(select(Identity.external_id).join(
-            PlatformRoleAssignment, PlatformRoleAssignment.person_id == Identity.person_id).where(
-            PlatformRoleAssignment.role == "admin", PlatformRoleAssignment.desired,
-            Identity.platform == Platform.SLACK, Identity.external_id.is_not(None))
-            .join(Person, Person.id == Identity.person_id).where(Person.erased_at.is_(None)))
+        ids = session.scalars(
+            select(Identity.external_id)
+            .join(PlatformRoleAssignment, PlatformRoleAssignment.person_id == Identity.person_id)
+            .where(
+                PlatformRoleAssignment.role == "admin",
+                PlatformRoleAssignment.desired,
+                Identity.platform == Platform.SLACK,
+                Identity.external_id.is_not(None),
+            )
+            .join(Person, Person.id == Identity.person_id)
+            .where(Person.erased_at.is_(None))
+        )
         return sorted({str(i) for i in ids})
 
 
-def _post(ctx: Ctx, *, key: str, title: str, text: str, slack: Any,
-          slack_channel: str | None) -> dict[str, str]:
+def _post(ctx: Ctx, *, key: str, title: str, text: str, slack: Any, slack_channel: str | None) -> dict[str, str]:
     """Post the report on Discord's WG channel and on Slack, once each; platform → outcome."""
     out: dict[str, str] = {}
     space = ctx.platforms.space("discord")
     if space is not None and space.messenger is not None:
         try:
-            once(ctx, key=f"{key}:discord", platform="discord", actor=ACTOR, about=None,
-                 act=lambda: space.messenger.post(channel=space.wg_channel, title=title,
-                                                  text=text, key=f"{key}:discord"))
+            once(
+                ctx,
+                key=f"{key}:discord",
+                platform="discord",
+                actor=ACTOR,
+                about=None,
+                act=lambda: space.messenger.post(
+                    channel=space.wg_channel, title=title, text=text, key=f"{key}:discord"
+                ),
+            )
             out["discord"] = "posted"
         except Exception as exc:  # noqa: BLE001 - the other channel may still work
             out["discord"] = f"failed: {type(exc).__name__}"
@@ -107,18 +123,28 @@ def _post(ctx: Ctx, *, key: str, title: str, text: str, slack: Any,
         return out
     try:
         if slack_channel:
-            once(ctx, key=f"{key}:slack", platform="slack", actor=ACTOR, about=None,
-                 act=lambda: slack.post(channel=slack_channel, title=title, text=text,
-                                        key=f"{key}:slack"))
+            once(
+                ctx,
+                key=f"{key}:slack",
+                platform="slack",
+                actor=ACTOR,
+                about=None,
+                act=lambda: slack.post(channel=slack_channel, title=title, text=text, key=f"{key}:slack"),
+            )
             out["slack"] = f"posted in {slack_channel}"
         else:
             admins = _admin_slack_ids(ctx)
             if not admins:
                 out["slack"] = "no admin has a Slack identity; set CHARTERFLOW_ROLES_SLACK_CHANNEL"
                 return out
-            once(ctx, key=f"{key}:slack", platform="slack", actor=ACTOR, about=None,
-                 act=lambda: slack.direct_message(recipients=admins, title=title, text=text,
-                                                  key=f"{key}:slack"))
+            once(
+                ctx,
+                key=f"{key}:slack",
+                platform="slack",
+                actor=ACTOR,
+                about=None,
+                act=lambda: slack.direct_message(recipients=admins, title=title, text=text, key=f"{key}:slack"),
+            )
             out["slack"] = f"group DM to {len(admins)} admin(s)"
     except Exception as exc:  # noqa: BLE001 - reported in the artifact
         out["slack"] = f"failed: {type(exc).__name__}"
@@ -135,8 +161,7 @@ def _slack() -> Any:
         return None
 
 
-def report_status(*, findings: int, mark: str, last_status: str | None,
-                  last_print: str | None) -> str:
+def report_status(*, findings: int, mark: str, last_status: str | None, last_print: str | None) -> str:
     """``drift`` (new or changed), ``already-reported`` (the same fingerprint), ``resolved``
     (none left after a report) or ``clean``; pure."""
     if findings:
@@ -144,30 +169,61 @@ def report_status(*, findings: int, mark: str, last_status: str | None,
     return "resolved" if last_status == "drift" else "clean"
 
 
-def _message(status: str, findings: dict[str, list[str]], *, plan_text: str, admins: list[str],
-             last_at: datetime | None) -> tuple[str, str]:
+def _message(
+    status: str, findings: dict[str, list[str]], *, plan_text: str, admins: list[str], last_at: datetime | None
+) -> tuple[str, str]:
     """The report's title and text: the drift with its repair plan, or the resolved note."""
     if status != "drift":
         return render("drift_resolved", reported_on=f"{last_at:%Y-%m-%d %H:%M} UTC")
     every = [f for group in findings.values() for f in group]
     platforms = sorted({f.split(":", 1)[0] for f in every if ":" in f and not f.startswith("R-")})
-    return render("drift", platforms=platforms or ["the platforms"], findings=every, limit=LIMIT,
-                  plan_text=plan_text, unrecorded=bool(findings["unrecorded"]), admins=admins)
+    return render(
+        "drift",
+        platforms=platforms or ["the platforms"],
+        findings=every,
+        limit=LIMIT,
+        plan_text=plan_text,
+        unrecorded=bool(findings["unrecorded"]),
+        admins=admins,
+    )
 
 
-def _show(status: str, findings: dict[str, list[str]], *, mark: str, last_status: str | None,
-          admins: list[str], plan_text: str) -> None:
-    artifact(key="roles-drift-audit", title=f"Roles drift audit: {status}",
-             rows={"findings": sum(len(v) for v in findings.values()), "fingerprint": mark,
-                   "last report": last_status or "none"},
-             note="\n".join([*(f"- {f}" for group in findings.values() for f in group),
-                             "", "Admins now (R-ADMIN-2 counts WG members only):", "",
-                             *(f"- {line}" for line in admins),
-                             "", "Repair plan:", "", "```", plan_text, "```"]))
+def _show(
+    status: str,
+    findings: dict[str, list[str]],
+    *,
+    mark: str,
+    last_status: str | None,
+    admins: list[str],
+    plan_text: str,
+) -> None:
+    artifact(
+        key="roles-drift-audit",
+        title=f"Roles drift audit: {status}",
+        rows={
+            "findings": sum(len(v) for v in findings.values()),
+            "fingerprint": mark,
+            "last report": last_status or "none",
+        },
+        note="\n".join(
+            [
+                *(f"- {f}" for group in findings.values() for f in group),
+                "",
+                "Admins now (R-ADMIN-2 counts WG members only):",
+                "",
+                *(f"- {line}" for line in admins),
+                "",
+                "Repair plan:",
+                "",
+                "```",
+                plan_text,
+                "```",
+            ]
+        ),
+    )
 
 
-def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None,
-                actor: str = ACTOR) -> dict[str, Any]:
+def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None, actor: str = ACTOR) -> dict[str, Any]:
     """Compare, decide whether to report (fingerprint), record the report, then send it."""
     shown = build_plan(ctx)
     findings = find_drift(shown, charter=ctx.charter)
@@ -185,15 +241,27 @@ def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None
         return {"status": status, "findings": findings, "fingerprint": mark, "admins": counts}
     summary = {"findings": findings, "plan": print_}
     with ctx.ledger.transaction() as session:
-        row = roles_ledger.record_drift_report(session, status=status, fingerprint=mark,
-                                               findings=count, summary=summary, actor=actor,
-                                               at=ctx.now)
+        row = roles_ledger.record_drift_report(
+            session, status=status, fingerprint=mark, findings=count, summary=summary, actor=actor, at=ctx.now
+        )
         report_id = row.id
     title, text = _message(status, findings, plan_text=print_, admins=counts, last_at=last_at)
-    sent = _post(ctx, key=f"roles-drift:{report_id}", title=title, text=text,
-                 slack=slack if slack is not None else _slack(), slack_channel=slack_channel)
-    return {"status": status, "findings": findings, "fingerprint": mark, "report": report_id,
-            "sent": sent, "admins": counts}
+    sent = _post(
+        ctx,
+        key=f"roles-drift:{report_id}",
+        title=title,
+        text=text,
+        slack=slack if slack is not None else _slack(),
+        slack_channel=slack_channel,
+    )
+    return {
+        "status": status,
+        "findings": findings,
+        "fingerprint": mark,
+        "report": report_id,
+        "sent": sent,
+        "admins": counts,
+    }
 
 
 @flow(name="roles-drift-audit", log_prints=True)

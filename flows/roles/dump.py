@@ -27,15 +27,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import select
 
+from flows.kit import Ctx
+from flows.platforms import parse_role
+from flows.roles.plan import roles_to_observe
 from ledger import repo
 from ledger.errors import ConfigError
 from ledger.models import Identity, Person, Platform, PlatformRoleAssignment
 from ledger.roster import import_roster, parse_roster
 from rules.errors import describe_validation_error
-
-from flows.kit import Ctx
-from flows.platforms import parse_role
-from flows.roles.plan import roles_to_observe
 
 _LINE = re.compile(r"^\s*platform_roles\s*=.*$", re.MULTILINE)
 _HANDLE = re.compile(r"[^a-z0-9_.-]+")
@@ -61,31 +60,35 @@ class _Known:
 
 def _known(ctx: Ctx) -> _Known:
     with ctx.ledger.read() as session:
-        by_account = {(p.value, str(ext)): pid for p, ext, pid in session.execute(
-            select(Identity.platform, Identity.external_id, Identity.person_id)
-            .where(Identity.external_id.is_not(None)))}
+        by_account = {
+            (p.value, str(ext)): pid
+            for p, ext, pid in session.execute(
+                select(Identity.platform, Identity.external_id, Identity.person_id).where(
+                    Identity.external_id.is_not(None)
+                )
+            )
+        }
         people = {p.id: p for p in session.scalars(select(Person).where(Person.erased_at.is_(None)))}
         accounts: dict[int, dict[str, tuple[str | None, str | None]]] = {}
-        for i in session.scalars(select(Identity).where(Identity.platform.in_(
-                [Platform.DISCOURSE, Platform.DISCORD, Platform.SLACK]))):
+        for i in session.scalars(
+            select(Identity).where(Identity.platform.in_([Platform.DISCOURSE, Platform.DISCORD, Platform.SLACK]))
+        ):
             accounts.setdefault(i.person_id, {})[i.platform.value] = (i.external_id, i.username)
         wanted: dict[str, set[str]] = {}
-        for plat, role in session.execute(select(PlatformRoleAssignment.platform,
-                                                 PlatformRoleAssignment.role)):
+        for plat, role in session.execute(select(PlatformRoleAssignment.platform, PlatformRoleAssignment.role)):
             wanted.setdefault(plat.value, set()).add(role)
     return _Known(by_account=by_account, people=people, accounts=accounts, wanted=wanted)
 
 
-def _entry(known: _Known, entries: dict[str, dict[str, Any]], platform: str,
-           holder: Any) -> dict[str, Any]:
+def _entry(known: _Known, entries: dict[str, dict[str, Any]], platform: str, holder: Any) -> dict[str, Any]:
     """The roster entry of one holder: the ledger's person with their accounts, or a new
     handle for an account the ledger does not know."""
     pid = known.by_account.get((platform, str(holder.id)))
     if pid is not None and pid in known.people:
-        return entries.setdefault(known.people[pid].handle,
-                                  {"accounts": dict(known.accounts.get(pid, {})), "roles": {}})
-    handle = _new_handle(holder.username or str(holder.id), platform, known.handles, entries,
-                         holder.id)
+        return entries.setdefault(
+            known.people[pid].handle, {"accounts": dict(known.accounts.get(pid, {})), "roles": {}}
+        )
+    handle = _new_handle(holder.username or str(holder.id), platform, known.handles, entries, holder.id)
     entry = entries.setdefault(handle, {"accounts": {}, "roles": {}})
     entry["accounts"][platform] = (str(holder.id), holder.username or None)
     return entry
@@ -114,33 +117,37 @@ def _person_lines(handle: str, entry: dict[str, Any]) -> list[str]:
         parts = ([f"id = {_s(str(ext))}"] if ext else []) + ([f"username = {_s(user)}"] if user else [])
         if parts:
             out.append(f"{platform} = {{ {', '.join(parts)} }}")
-    roles = ", ".join(f"{p} = [{', '.join(_s(r) for r in sorted(rs))}]"
-                      for p, rs in sorted(entry["roles"].items()))
+    roles = ", ".join(f"{p} = [{', '.join(_s(r) for r in sorted(rs))}]" for p, rs in sorted(entry["roles"].items()))
     return out + [f"platform_roles = {{ {roles} }}", ""]
 
 
 def dump_roles(ctx: Ctx) -> str:
     """Today's observed platform roles as roster TOML (see the module docstring)."""
     entries = _entries(ctx, _known(ctx))
-    out = ["# charterflow roster with platform roles, written by `charterflow roles dump`:",
-           f"# what the platforms showed at {ctx.now:%Y-%m-%d %H:%M} UTC. Edit it, then",
-           "# `charterflow roles import FILE` records these roles as the ledger's wishes.", "",
-           "[roster]", "format = 1", ""]
+    out = [
+        "# charterflow roster with platform roles, written by `charterflow roles dump`:",
+        f"# what the platforms showed at {ctx.now:%Y-%m-%d %H:%M} UTC. Edit it, then",
+        "# `charterflow roles import FILE` records these roles as the ledger's wishes.",
+        "",
+        "[roster]",
+        "format = 1",
+        "",
+    ]
     for handle in sorted(entries):
         out += _person_lines(handle, entries[handle])
     return "\n".join(out)
 
 
-def _new_handle(name: str, platform: str, handles: set[str], entries: dict[str, Any],
-                holder_id: str) -> str:
+def _new_handle(name: str, platform: str, handles: set[str], entries: dict[str, Any], holder_id: str) -> str:
     """A handle for an account the ledger does not know (the same account keeps one handle)."""
     for handle, entry in entries.items():
         if entry["accounts"].get(platform, (None,))[0] == str(holder_id):
             return handle
     base = _HANDLE.sub("-", name.lower()).strip("-.") or f"{platform}-user"
     handle, n = base, 1
-    while handle in handles or (handle in entries and
-                                entries[handle]["accounts"].get(platform, (None,))[0] != str(holder_id)):
+    while handle in handles or (
+        handle in entries and entries[handle]["accounts"].get(platform, (None,))[0] != str(holder_id)
+    ):
         n += 1
         handle = f"{base}-{platform}" if n == 2 else f"{base}-{platform}-{n}"
     return handle
@@ -196,8 +203,9 @@ def parse_roles_file(text: str, *, source: str) -> tuple[str, dict[str, dict[str
     except tomllib.TOMLDecodeError:
         left = {"person": [{"platform_roles": None}]}
     if any(isinstance(p, dict) and "platform_roles" in p for p in left.get("person", [])):
-        raise ConfigError(f"{source}: write each person's platform_roles on one line "
-                          "(platform_roles = { discord = [\"admin\"] })")
+        raise ConfigError(
+            f'{source}: write each person\'s platform_roles on one line (platform_roles = {{ discord = ["admin"] }})'
+        )
     return rest, roles
 
 
@@ -212,14 +220,20 @@ def import_roles(ctx: Ctx, text: str, *, source: str, actor: str) -> dict[str, A
         import_roster(session, roster, charter=ctx.charter, actor=actor, at=ctx.now)
         for handle, by_platform in sorted(roles.items()):
             person = repo.get_person(session, handle)
-            held = {(r.platform.value, r.role) for r in repo.platform_roles_of(session, person)
-                    if r.desired}
+            held = {(r.platform.value, r.role) for r in repo.platform_roles_of(session, person) if r.desired}
             for platform, names in sorted(by_platform.items()):
                 for name in names:
                     if (platform, name) in held:
                         continue
                     repo.set_desired_platform_role(
-                        session, person, platform=platform, role=name, desired=True,
-                        actor=actor, decision_ref=decision, at=ctx.now)
+                        session,
+                        person,
+                        platform=platform,
+                        role=name,
+                        desired=True,
+                        actor=actor,
+                        decision_ref=decision,
+                        at=ctx.now,
+                    )
                     recorded += 1
     return {"people": len(roster.people), "recorded": recorded, "decision": decision}

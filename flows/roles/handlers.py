@@ -25,25 +25,30 @@ ACTOR = "flow:roles-change"
 
 def _describe(result: dict[str, Any], options: dict[str, str]) -> str:
     """The member's follow-up for a change result; pure."""
-    what = (f"{options.get('action', '?')} {options.get('role', '?')} on "
-            f"{options.get('platform', '?')} {'to' if options.get('action') == 'grant' else 'from'} "
-            f"{options.get('person', '?')}")
+    what = (
+        f"{options.get('action', '?')} {options.get('role', '?')} on "
+        f"{options.get('platform', '?')} {'to' if options.get('action') == 'grant' else 'from'} "
+        f"{options.get('person', '?')}"
+    )
     status = result.get("status")
     if status == "refused" and "part" in result:
         return f"Not changed ({what}): {result['reason']} (the {result['part']} is the problem)."
     if status == "refused":
         state = result.get("resulting_state") or {}
-        admins = "; ".join(f"{p}: {', '.join(r.get('admin', [])) or 'nobody'}"
-                           for p, r in state.items())
-        return (f"Refused by {result['ruling']} ({what}): {result['reason']}. "
-                f"Admins it would have left: {admins}. Nothing was sent.")
+        admins = "; ".join(f"{p}: {', '.join(r.get('admin', [])) or 'nobody'}" for p, r in state.items())
+        return (
+            f"Refused by {result['ruling']} ({what}): {result['reason']}. "
+            f"Admins it would have left: {admins}. Nothing was sent."
+        )
     if status == "unchanged":
         return f"Nothing to do ({what}): the ledger and the platform already agree."
     if status == "applied":
         return f"Done ({what}): applied and announced to the working group ({result['decision']})."
     if status == "failed":
-        return (f"Recorded but not fully applied ({what}): {result['outcome']}. The operators "
-                "were told; once the platform is fixed, the same change sends only what is missing.")
+        return (
+            f"Recorded but not fully applied ({what}): {result['outcome']}. The operators "
+            "were told; once the platform is fixed, the same change sends only what is missing."
+        )
     return f"Recorded ({what}): {result.get('outcome', 'not applied yet')} ({result.get('decision')})."
 
 
@@ -65,35 +70,48 @@ def handle_role_command(*, ledger: Any, event: InboxEvent, now: datetime | None 
         with ledger.read() as session:
             row = session.get(InboxEvent, event.id)
             attrs = {str(k): str(v) for k, v in ((row.payload or {}).get("attributes") or {}).items()}
-            person = repo.find_person_by_identity(session, platform=Platform.DISCORD,
-                                                  external_id=attrs.get("user_id", ""))
+            person = repo.find_person_by_identity(
+                session, platform=Platform.DISCORD, external_id=attrs.get("user_id", "")
+            )
             membership = repo.open_membership(session, person) if person else None
             person_id = person.id if person else None
         answer_key = f"roles-command-answer:{event.id}"
         if membership is None or membership.status.value != "active":
-            answer_interaction(ctx, key=f"{answer_key}:final", actor=ACTOR, about=f"inbox:{event.id}",
-                               attributes=attrs, text="Only members of the working group can "
-                               "propose a platform role change (R-MOD).")
+            answer_interaction(
+                ctx,
+                key=f"{answer_key}:final",
+                actor=ACTOR,
+                about=f"inbox:{event.id}",
+                attributes=attrs,
+                text="Only members of the working group can propose a platform role change (R-MOD).",
+            )
             return "refused:R-MOD:not-a-member"
         options = {k.removeprefix("option."): v for k, v in attrs.items() if k.startswith("option.")}
-        state = roles_change(action=options.get("action", ""), role=options.get("role", ""),
-                             platform=options.get("platform", ""),
-                             person=_ledger_id(ledger, options.get("person", "")),
-                             reason=options.get("reason", ""),
-                             actor=f"person:{person_id}", now=ctx.now, inbox_event=event.id,
-                             return_state=True)
+        state = roles_change(
+            action=options.get("action", ""),
+            role=options.get("role", ""),
+            platform=options.get("platform", ""),
+            person=_ledger_id(ledger, options.get("person", "")),
+            reason=options.get("reason", ""),
+            actor=f"person:{person_id}",
+            now=ctx.now,
+            inbox_event=event.id,
+            return_state=True,
+        )
         result = state.result(raise_on_failure=False)
         if isinstance(result, BaseException):
             status = "failed"
-            text = (f"Recorded but not fully applied: {result}. The operators were told; once "
-                    "the platform is fixed, the same change sends only what is missing.")
+            text = (
+                f"Recorded but not fully applied: {result}. The operators were told; once "
+                "the platform is fixed, the same change sends only what is missing."
+            )
         else:
             status = str(result.get("status"))
             text = _describe(result, options)
-        answer_interaction(ctx, key=f"{answer_key}:final", actor=ACTOR, about=f"inbox:{event.id}",
-                           attributes=attrs, text=text)
-        once(ctx, key=key, platform="discord", actor=ACTOR, about=f"inbox:{event.id}",
-             act=lambda: {"status": status})
+        answer_interaction(
+            ctx, key=f"{answer_key}:final", actor=ACTOR, about=f"inbox:{event.id}", attributes=attrs, text=text
+        )
+        once(ctx, key=key, platform="discord", actor=ACTOR, about=f"inbox:{event.id}", act=lambda: {"status": status})
         return f"roles-change:{status}"
 
 
@@ -110,9 +128,13 @@ def _ledger_id(ledger: Any, handle: str) -> str:
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
     from flows import inbox
-    from flows.roles.training import PREFIX, ROUTE as TRAINING_ROUTE, handle_training_ack
+    from flows.roles.training import PREFIX, handle_training_ack
+    from flows.roles.training import ROUTE as TRAINING_ROUTE
 
-    inbox.register_route(ROUTE, handle_role_command, discord_command="role",
-                         condition="slash command /role (R-MOD)")
-    inbox.register_route(TRAINING_ROUTE, handle_training_ack, discord_component_prefix=PREFIX,
-                         condition="a moderation guide's Acknowledge button (custom_id cft:…)")
+    inbox.register_route(ROUTE, handle_role_command, discord_command="role", condition="slash command /role (R-MOD)")
+    inbox.register_route(
+        TRAINING_ROUTE,
+        handle_training_ack,
+        discord_component_prefix=PREFIX,
+        condition="a moderation guide's Acknowledge button (custom_id cft:…)",
+    )

@@ -31,15 +31,13 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.errors import RetriableError
+from flows.kit import Ctx
+from flows.platforms import parse_role, role_text
+from flows.reconcile import identities_by_external_id, is_platform_account, member_handles, reconcile_person
 from ledger import audit
 from ledger.models import Person, PlatformRoleAssignment
 from rules import Assignment, Plan, count_admins, plan_roles
 from rules.plan import ADMIN, admins_of
-
-from flows.kit import Ctx
-from flows.platforms import parse_role, role_text
-from flows.reconcile import (identities_by_external_id, is_platform_account, member_handles,
-                             reconcile_person)
 
 ROLE_ORDER = ("admin", "moderator")
 
@@ -87,8 +85,9 @@ class RolesPlan:
 
     def plan_platforms(self) -> set[str]:
         """The platforms the plan was made on (observed), the unreached ones left out."""
-        return ({a.platform for a in self.observed | self.desired}
-                | {c.platform for c in self.plan.changes}) - set(self.unreached)
+        return ({a.platform for a in self.observed | self.desired} | {c.platform for c in self.plan.changes}) - set(
+            self.unreached
+        )
 
     def resulting_state(self) -> dict[str, dict[str, list[str]]]:
         """platform → role → holders after the plan (the state the verdict is about)."""
@@ -111,10 +110,16 @@ def _ledger_rows(ctx: Ctx) -> list[tuple[int, str, str, str, bool]]:
     """Every ledger platform-role row as (person id, handle, platform, role, desired)."""
     with ctx.ledger.read() as session:
         rows = session.execute(
-            select(PlatformRoleAssignment.person_id, Person.handle, PlatformRoleAssignment.platform,
-                   PlatformRoleAssignment.role, PlatformRoleAssignment.desired)
+            select(
+                PlatformRoleAssignment.person_id,
+                Person.handle,
+                PlatformRoleAssignment.platform,
+                PlatformRoleAssignment.role,
+                PlatformRoleAssignment.desired,
+            )
             .join(Person, Person.id == PlatformRoleAssignment.person_id)
-            .order_by(PlatformRoleAssignment.id)).all()
+            .order_by(PlatformRoleAssignment.id)
+        ).all()
     return [(pid, handle, plat.value, role, bool(desired)) for pid, handle, plat, role, desired in rows]
 
 
@@ -133,8 +138,9 @@ def _holders(space: Any, texts: tuple[str, ...]) -> list[tuple[str, Any]]:
     return [(text, holder) for text in texts for holder in space.roles.list_holders(parse_role(text))]
 
 
-def observe(ctx: Ctx, *, extra_roles: Mapping[str, Iterable[str]] | None = None,
-            tolerate_unreachable: bool = False) -> Observation:
+def observe(
+    ctx: Ctx, *, extra_roles: Mapping[str, Iterable[str]] | None = None, tolerate_unreachable: bool = False
+) -> Observation:
     """Read the holders of every role of interest on every served platform (GETs only). The
     charter's platforms without a connector here are ``unreached``; so, with
     ``tolerate_unreachable``, is a platform that does not answer (else its error is raised)."""
@@ -144,8 +150,7 @@ def observe(ctx: Ctx, *, extra_roles: Mapping[str, Iterable[str]] | None = None,
     users: dict[tuple[str, str], str] = {}
     roles: dict[str, tuple[str, ...]] = {}
     builtin: set[str] = set()
-    unreached = {p: "not configured here" for p in ctx.charter.platforms
-                 if ctx.platforms.space(p) is None}
+    unreached = {p: "not configured here" for p in ctx.charter.platforms if ctx.platforms.space(p) is None}
     for platform, space in sorted(ctx.platforms.spaces.items()):
         if space.roles is None:
             continue
@@ -172,14 +177,24 @@ def observe(ctx: Ctx, *, extra_roles: Mapping[str, Iterable[str]] | None = None,
     for (platform, ext), (person_id, handle) in known.items():
         people.setdefault(handle, person_id)
         users.setdefault((platform, handle), ext)
-    return Observation(assignments=frozenset(assignments), people=people, users=users, roles=roles,
-                       builtin=frozenset(builtin), unreached=unreached,
-                       members=member_handles(ctx))
+    return Observation(
+        assignments=frozenset(assignments),
+        people=people,
+        users=users,
+        roles=roles,
+        builtin=frozenset(builtin),
+        unreached=unreached,
+        members=member_handles(ctx),
+    )
 
 
-def build_plan(ctx: Ctx, *, override_reason: str | None = None,
-               extra: Iterable[tuple[str, str, str, bool]] = (),
-               tolerate_unreachable: bool = False) -> RolesPlan:
+def build_plan(
+    ctx: Ctx,
+    *,
+    override_reason: str | None = None,
+    extra: Iterable[tuple[str, str, str, bool]] = (),
+    tolerate_unreachable: bool = False,
+) -> RolesPlan:
     """The plan from the observed state to the ledger's desired one, with the guardrails'
     verdict. ``extra`` adds (handle, platform, role, desired) wishes on top of the ledger's rows
     (a proposed change, checked on the state it would make). ``tolerate_unreachable``: a
@@ -199,29 +214,44 @@ def build_plan(ctx: Ctx, *, override_reason: str | None = None,
             skipped.append(f"{handle}: {role} on {platform} ({platform} not reached: {why})")
             continue
         if (platform, handle) not in seen.users:
-            skipped.append(f"{handle}: {role} on {platform} (no {platform} identity with a "
-                           "platform id)")
+            skipped.append(f"{handle}: {role} on {platform} (no {platform} identity with a platform id)")
             continue
         a = Assignment(platform=platform, role=role, person=handle)
         (desired.add if want else desired.discard)(a)
-    plan = plan_roles(desired, seen.assignments, charter=ctx.charter,
-                      override_reason=override_reason, members=seen.members,
-                      platform_accounts=seen.builtin)
-    return RolesPlan(plan=plan, observed=seen.assignments, desired=frozenset(desired),
-                     people=seen.people, skipped=tuple(skipped), override_reason=override_reason,
-                     rows=tuple(rows), builtin=seen.builtin, unreached=unreached,
-                     members=seen.members)
+    plan = plan_roles(
+        desired,
+        seen.assignments,
+        charter=ctx.charter,
+        override_reason=override_reason,
+        members=seen.members,
+        platform_accounts=seen.builtin,
+    )
+    return RolesPlan(
+        plan=plan,
+        observed=seen.assignments,
+        desired=frozenset(desired),
+        people=seen.people,
+        skipped=tuple(skipped),
+        override_reason=override_reason,
+        rows=tuple(rows),
+        builtin=seen.builtin,
+        unreached=unreached,
+        members=seen.members,
+    )
 
 
-def admin_lines(shown: RolesPlan, *, charter: Any,
-                state: Iterable[Assignment] | None = None) -> list[str]:
+def admin_lines(shown: RolesPlan, *, charter: Any, state: Iterable[Assignment] | None = None) -> list[str]:
     """One line per approved platform observed: which admins count toward R-ADMIN-2 and
     which do not, in ``state`` (default: what the platforms show now)."""
     observed = {a.platform for a in shown.observed}
     served = [p for p in charter.platforms if p in observed]
-    counts = count_admins(admins_of(shown.observed if state is None else state),
-                          members=shown.members, platform_accounts=shown.builtin,
-                          platforms=served, charter=charter)
+    counts = count_admins(
+        admins_of(shown.observed if state is None else state),
+        members=shown.members,
+        platform_accounts=shown.builtin,
+        platforms=served,
+        charter=charter,
+    )
     return [c.line() for c in counts.values()]
 
 
@@ -230,9 +260,9 @@ def lifted(ctx: Ctx) -> Ctx:
     applier re-plans one person at a time, and a swap of admins between two people (or an
     operator's override) must not be refused half-way."""
     charter = ctx.charter
-    admins = charter.admins.model_copy(update={"min_admins_per_platform": 0,
-                                               "forbid_admin_on_all_platforms": False,
-                                               "max_removals_per_run": 10**6})
+    admins = charter.admins.model_copy(
+        update={"min_admins_per_platform": 0, "forbid_admin_on_all_platforms": False, "max_removals_per_run": 10**6}
+    )
     platforms = replace(ctx.platforms, charter=charter.model_copy(update={"admins": admins}))
     return Ctx(ledger=ctx.ledger, platforms=platforms, now=ctx.now)
 
@@ -265,12 +295,14 @@ class _Applied:
             self.refused.append(f"{handle}: {result['refused']}")
 
     def answer(self, planned: list[str]) -> dict[str, Any]:
-        return {"applied": [k for k in planned if k in self.applied],
-                "pending": [k for k in planned if k in self.pending],
-                "failed": self.failed,
-                "not_applied": [k for k in planned if k not in self.applied],
-                "unexpected": [k for k in self.applied if k not in planned],
-                "refused": self.refused}
+        return {
+            "applied": [k for k in planned if k in self.applied],
+            "pending": [k for k in planned if k in self.pending],
+            "failed": self.failed,
+            "not_applied": [k for k in planned if k not in self.applied],
+            "unexpected": [k for k in self.applied if k not in planned],
+            "refused": self.refused,
+        }
 
 
 def _check_appliable(shown: RolesPlan) -> None:
@@ -281,16 +313,17 @@ def _check_appliable(shown: RolesPlan) -> None:
         raise ValueError(f"the plan changes an account the ledger does not know: {unmanaged[0].person}")
 
 
-def _start_trainings(ctx: Ctx, shown: RolesPlan, handle: str, applied: list[str], *,
-                     decision_ref: str, actor: str) -> None:
+def _start_trainings(
+    ctx: Ctx, shown: RolesPlan, handle: str, applied: list[str], *, decision_ref: str, actor: str
+) -> None:
     """A moderator grant just applied starts the new moderator's training."""
     from flows.roles.training import start_training
 
     for c in shown.plan.changes:
-        if (c.person == handle and c.action == "grant" and c.role == "moderator"
-                and c.key(decision_ref) in applied):
-            start_training(ctx, person_id=shown.people[handle], platform=c.platform,
-                           decision_ref=decision_ref, actor=actor)
+        if c.person == handle and c.action == "grant" and c.role == "moderator" and c.key(decision_ref) in applied:
+            start_training(
+                ctx, person_id=shown.people[handle], platform=c.platform, decision_ref=decision_ref, actor=actor
+            )
 
 
 def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> dict[str, Any]:
@@ -306,26 +339,29 @@ def apply_plan(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> 
     Discourse admin grant stays ``pending`` until someone opens the e-mailed link."""
     _check_appliable(shown)
     planned = [c.key(decision_ref) for c in shown.plan.changes]
-    _record(ctx, shown, decision_ref=decision_ref, actor=actor, action="roles.apply",
-            keys=planned)
+    _record(ctx, shown, decision_ref=decision_ref, actor=actor, action="roles.apply", keys=planned)
     done = _Applied()
     run = lifted(ctx)
     for handle in person_order(shown.plan):
-        result = reconcile_person(run, shown.people[handle], decision_ref=decision_ref,
-                                  actor=actor, report_errors=True)
+        result = reconcile_person(run, shown.people[handle], decision_ref=decision_ref, actor=actor, report_errors=True)
         done.add(handle, result)
-        _start_trainings(ctx, shown, handle, result["applied"], decision_ref=decision_ref,
-                         actor=actor)
+        _start_trainings(ctx, shown, handle, result["applied"], decision_ref=decision_ref, actor=actor)
         if done.failed:
             break
     if done.failed:
         with ctx.ledger.transaction() as session:
-            audit.append(session, actor=actor, action="roles.apply-failed",
-                         subject=f"roles:{decision_ref}", at=ctx.now,
-                         payload={"decision": decision_ref,
-                                  "applied": [_short(k, shown, decision_ref) for k in planned
-                                              if k in done.applied],
-                                  "failed": [_short(k, shown, decision_ref) for k in done.failed]})
+            audit.append(
+                session,
+                actor=actor,
+                action="roles.apply-failed",
+                subject=f"roles:{decision_ref}",
+                at=ctx.now,
+                payload={
+                    "decision": decision_ref,
+                    "applied": [_short(k, shown, decision_ref) for k in planned if k in done.applied],
+                    "failed": [_short(k, shown, decision_ref) for k in done.failed],
+                },
+            )
     return done.answer(planned)
 
 
@@ -337,24 +373,32 @@ def _short(key: str, shown: RolesPlan, decision_ref: str) -> str:
     return "unknown"
 
 
-def _record(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str, action: str,
-            keys: list[str]) -> None:
+def _record(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str, action: str, keys: list[str]) -> None:
     decision = shown.plan.decision
     payload: dict[str, Any] = {
-        "decision": decision_ref, "changes": keys, "allowed": decision.allowed,
-        "ruling": decision.ruling, "reason": decision.reason,
-        "warnings": [f"{w.ruling}: {w.reason}" for w in decision.warnings]}
+        "decision": decision_ref,
+        "changes": keys,
+        "allowed": decision.allowed,
+        "ruling": decision.ruling,
+        "reason": decision.reason,
+        "warnings": [f"{w.ruling}: {w.reason}" for w in decision.warnings],
+    }
     if shown.override_reason:
         payload["override_reason"] = shown.override_reason
     with ctx.ledger.transaction() as session:
-        audit.append(session, actor=actor, action=action, subject=f"roles:{decision_ref}",
-                     payload=payload, at=ctx.now)
+        audit.append(session, actor=actor, action=action, subject=f"roles:{decision_ref}", payload=payload, at=ctx.now)
 
 
 def record_refusal(ctx: Ctx, shown: RolesPlan, *, decision_ref: str, actor: str) -> None:
     """Audit a refused plan (``roles.refused``) with the changes it would have made."""
-    _record(ctx, shown, decision_ref=decision_ref, actor=actor, action="roles.refused",
-            keys=[c.key(decision_ref) for c in shown.plan.changes])
+    _record(
+        ctx,
+        shown,
+        decision_ref=decision_ref,
+        actor=actor,
+        action="roles.refused",
+        keys=[c.key(decision_ref) for c in shown.plan.changes],
+    )
 
 
 def _change_lines(shown: RolesPlan, platforms: list[str]) -> list[str]:
@@ -379,16 +423,17 @@ def _verdict_lines(shown: RolesPlan, platforms: list[str]) -> list[str]:
         lines.append(f"override recorded: {shown.override_reason}")
     if not d.allowed or d.warnings:
         after = admins_of(_after(shown))
-        lines += [f"  resulting {ADMIN}s on {platform}: {', '.join(sorted(after.get(platform, []))) or 'nobody'}"
-                  for platform in platforms]
+        lines += [
+            f"  resulting {ADMIN}s on {platform}: {', '.join(sorted(after.get(platform, []))) or 'nobody'}"
+            for platform in platforms
+        ]
     return lines
 
 
 def format_plan(shown: RolesPlan) -> str:
     """The plan as text: per platform, grants and revocations; then the verdict and, when
     refused, the resulting state (admins per platform) the refusal is about."""
-    platforms = sorted({a.platform for a in shown.observed | shown.desired}
-                       | {c.platform for c in shown.plan.changes})
+    platforms = sorted({a.platform for a in shown.observed | shown.desired} | {c.platform for c in shown.plan.changes})
     lines = _change_lines(shown, platforms)
     lines += [f"skipped: {item}" for item in shown.skipped]
     lines += _verdict_lines(shown, platforms)
@@ -407,8 +452,7 @@ def verdict_line(shown: RolesPlan) -> str:
     verdict = "allowed" if d.allowed else "REFUSED"
     if not shown.unreached:
         return f"verdict: {verdict} ({d.ruling}): {d.reason}"
-    unknown = "; ".join(f"unknown for {p} (not reached: {why})"
-                        for p, why in sorted(shown.unreached.items()))
+    unknown = "; ".join(f"unknown for {p} (not reached: {why})" for p, why in sorted(shown.unreached.items()))
     reached = sorted(shown.plan_platforms())
     if not reached:
         return f"verdict: {unknown} (no platform was reached; nothing can be judged)"
@@ -425,12 +469,20 @@ def _after(shown: RolesPlan) -> set[Assignment]:
 
 # Platform answers that a person must fix in the platform's settings, and how.
 HINTS = (
-    ("discourse", "HTTP 404", "Fix on the Forum: the API user must be an admin (Discourse answers "
-     "404 on admin routes to anyone else). Set CHARTERFLOW_DISCOURSE_API_USERNAME to an admin "
-     "account, or give the API key the admin scopes (Admin → Advanced → API keys)."),
-    ("discord", "50013", "Fix on Discord: Server Settings → Roles; the bot's role needs Manage "
-     "Roles and must sit above every role charterflow grants "
-     "(https://discord.com/developers/docs/topics/permissions#permission-hierarchy)."),
+    (
+        "discourse",
+        "HTTP 404",
+        "Fix on the Forum: the API user must be an admin (Discourse answers "
+        "404 on admin routes to anyone else). Set CHARTERFLOW_DISCOURSE_API_USERNAME to an admin "
+        "account, or give the API key the admin scopes (Admin → Advanced → API keys).",
+    ),
+    (
+        "discord",
+        "50013",
+        "Fix on Discord: Server Settings → Roles; the bot's role needs Manage "
+        "Roles and must sit above every role charterflow grants "
+        "(https://discord.com/developers/docs/topics/permissions#permission-hierarchy).",
+    ),
 )
 
 
@@ -448,7 +500,22 @@ def decision_ref_for(ctx: Ctx, prefix: str = "roles-apply") -> str:
     return f"{prefix}-{ctx.now:%Y%m%dT%H%M%SZ}"
 
 
-__all__ = ["Observation", "RolesPlan", "admin_lines", "apply_plan", "build_plan", "decision_ref_for",
-           "explain", "format_plan", "is_platform_account", "lifted", "member_handles", "observe",
-           "person_order", "record_refusal", "roles_to_observe", "verdict_line",
-           "state_of"]
+__all__ = [
+    "Observation",
+    "RolesPlan",
+    "admin_lines",
+    "apply_plan",
+    "build_plan",
+    "decision_ref_for",
+    "explain",
+    "format_plan",
+    "is_platform_account",
+    "lifted",
+    "member_handles",
+    "observe",
+    "person_order",
+    "record_refusal",
+    "roles_to_observe",
+    "verdict_line",
+    "state_of",
+]

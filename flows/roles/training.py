@@ -25,14 +25,13 @@ from prefect import flow
 from sqlalchemy import select
 
 from connectors.base import UserRef
+from flows.kit import Ctx, answer_interaction, artifact, context, once
+from flows.presentation import TEMPLATES
+from flows.presentation import templates as _env
 from ledger import repo
 from ledger import roles as roles_ledger
 from ledger.models import Identity, InboxEvent, Person, Platform, PlatformRoleAssignment
 from ledger.models_roles import RoleTraining
-
-from flows.kit import Ctx, answer_interaction, artifact, context, once
-from flows.presentation import TEMPLATES
-from flows.presentation import templates as _env
 
 log = logging.getLogger("charterflow.roles")
 
@@ -52,8 +51,7 @@ def render_guide(platform: str, **values: Any) -> tuple[str, str]:
     """The guide of ``platform`` as (title, text); pure. ``values``: ``username``,
     ``decision_ref``, ``button`` (whether the message carries the Acknowledge button)."""
     if platform not in guide_platforms():
-        raise LookupError(f"no moderation guide for {platform!r} "
-                          f"(templates/roles/training/{platform}.md.j2)")
+        raise LookupError(f"no moderation guide for {platform!r} (templates/roles/training/{platform}.md.j2)")
     text = _env.get_template(f"roles/training/{platform}.md.j2").render(**values).strip()
     title, _, body = text.partition("\n")
     return title.strip(), body.strip()
@@ -72,13 +70,16 @@ def digest(title: str, text: str) -> str:
 
 def _identity(ctx: Ctx, person_id: int, platform: str) -> Identity | None:
     with ctx.ledger.read() as session:
-        return session.scalar(select(Identity).where(
-            Identity.person_id == person_id, Identity.platform == Platform(platform),
-            Identity.external_id.is_not(None)))
+        return session.scalar(
+            select(Identity).where(
+                Identity.person_id == person_id,
+                Identity.platform == Platform(platform),
+                Identity.external_id.is_not(None),
+            )
+        )
 
 
-def start_training(ctx: Ctx, *, person_id: int, platform: str, decision_ref: str,
-                   actor: str) -> dict[str, Any]:
+def start_training(ctx: Ctx, *, person_id: int, platform: str, decision_ref: str, actor: str) -> dict[str, Any]:
     """Record and send the moderation guide of ``platform`` to a new moderator (once per person
     and platform; a re-run sends nothing). Returns ``{"training": id, "sent_via": platform |
     None, "created": bool}``."""
@@ -92,31 +93,46 @@ def start_training(ctx: Ctx, *, person_id: int, platform: str, decision_ref: str
     if via == "discourse":
         space = ctx.platforms.space("discourse")
     username = (target.username if target is not None else None) or "there"
-    title, text = render_guide(platform, username=username, decision_ref=decision_ref,
-                               button=via == "discord")
+    title, text = render_guide(platform, username=username, decision_ref=decision_ref, button=via == "discord")
     with ctx.ledger.transaction() as session:
         row, created = roles_ledger.start_training(
-            session, person_id=person_id, platform=platform, decision_ref=decision_ref,
-            guide_digest=digest(title, text), actor=actor, at=ctx.now)
+            session,
+            person_id=person_id,
+            platform=platform,
+            decision_ref=decision_ref,
+            guide_digest=digest(title, text),
+            actor=actor,
+            at=ctx.now,
+        )
         training_id, sent = row.id, row.sent_at is not None
     if sent or target is None or space is None:
         return {"training": training_id, "sent_via": None, "created": created}
     key = f"roles-training:{training_id}"
     user = UserRef(platform=via, id=str(target.external_id), username=str(target.username or ""))
     try:
-        ref = once(ctx, key=key, platform=via, actor=actor, about=f"person:{person_id}",
-                   act=lambda: space.prompt(user=user, title=title, text=text,
-                                            button_label="Acknowledge",
-                                            custom_id=f"{PREFIX}{training_id}", key=key))
+        ref = once(
+            ctx,
+            key=key,
+            platform=via,
+            actor=actor,
+            about=f"person:{person_id}",
+            act=lambda: space.prompt(
+                user=user,
+                title=title,
+                text=text,
+                button_label="Acknowledge",
+                custom_id=f"{PREFIX}{training_id}",
+                key=key,
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - e.g. Discord 50007 (DMs closed): reported, kept
-        log.warning("roles: training guide for person:%s not sent on %s: %s", person_id, via,
-                    type(exc).__name__)
-        return {"training": training_id, "sent_via": None, "created": created,
-                "error": type(exc).__name__}
+        log.warning("roles: training guide for person:%s not sent on %s: %s", person_id, via, type(exc).__name__)
+        return {"training": training_id, "sent_via": None, "created": created, "error": type(exc).__name__}
     with ctx.ledger.transaction() as session:
         row = session.get(RoleTraining, training_id)
-        roles_ledger.record_training_sent(session, row, message_ref=str(ref["ref"].get("id", "")),
-                                          actor=actor, at=ctx.now)
+        roles_ledger.record_training_sent(
+            session, row, message_ref=str(ref["ref"].get("id", "")), actor=actor, at=ctx.now
+        )
     return {"training": training_id, "sent_via": via, "created": created}
 
 
@@ -137,22 +153,23 @@ def handle_training_ack(*, ledger: Any, event: InboxEvent, now: datetime | None 
         training_id = 0
     with ctx.ledger.transaction() as session:
         training = session.get(RoleTraining, training_id) if training_id else None
-        presser = repo.find_person_by_identity(session, platform=Platform.DISCORD,
-                                               external_id=attrs.get("user_id", ""))
+        presser = repo.find_person_by_identity(session, platform=Platform.DISCORD, external_id=attrs.get("user_id", ""))
         if training is None:
             outcome, text = "refused:unknown", "This guide is not known any more; nothing recorded."
         elif presser is None or presser.id != training.person_id:
-            outcome, text = "refused:not-yours", ("This moderation guide was sent to someone "
-                                                  "else; only they can acknowledge it.")
+            outcome, text = (
+                "refused:not-yours",
+                ("This moderation guide was sent to someone else; only they can acknowledge it."),
+            )
         else:
-            roles_ledger.acknowledge_training(session, training, actor=f"person:{presser.id}",
-                                              at=ctx.now)
+            roles_ledger.acknowledge_training(session, training, actor=f"person:{presser.id}", at=ctx.now)
             when = training.acknowledged_at
             outcome = f"training:{training.id}:acknowledged"
-            text = (f"Thank you: your acknowledgement of the {training.platform} moderation "
-                    f"guide is recorded ({when:%Y-%m-%d %H:%M} UTC).")
-    answer_interaction(ctx, key=answer_key, actor=ACTOR, about=f"inbox:{event.id}",
-                       attributes=attrs, text=text)
+            text = (
+                f"Thank you: your acknowledgement of the {training.platform} moderation "
+                f"guide is recorded ({when:%Y-%m-%d %H:%M} UTC)."
+            )
+    answer_interaction(ctx, key=answer_key, actor=ACTOR, about=f"inbox:{event.id}", attributes=attrs, text=text)
     return outcome
 
 
@@ -169,12 +186,20 @@ def send_reminders(ctx: Ctx, *, actor: str = ACTOR) -> dict[str, Any]:
     reminder: recorded first, then sent under a key)."""
     every = ctx.charter.training.ack_reminder_after_days
     with ctx.ledger.read() as session:
-        moderators = {(pid, plat.value) for pid, plat in session.execute(
-            select(PlatformRoleAssignment.person_id, PlatformRoleAssignment.platform).where(
-                PlatformRoleAssignment.role == "moderator", PlatformRoleAssignment.desired))}
-        rows = [(r.id, r.person_id, r.platform, r.sent_at, r.reminders) for r in session.scalars(
-            select(RoleTraining).where(RoleTraining.acknowledged_at.is_(None),
-                                       RoleTraining.sent_at.is_not(None)))]
+        moderators = {
+            (pid, plat.value)
+            for pid, plat in session.execute(
+                select(PlatformRoleAssignment.person_id, PlatformRoleAssignment.platform).where(
+                    PlatformRoleAssignment.role == "moderator", PlatformRoleAssignment.desired
+                )
+            )
+        }
+        rows = [
+            (r.id, r.person_id, r.platform, r.sent_at, r.reminders)
+            for r in session.scalars(
+                select(RoleTraining).where(RoleTraining.acknowledged_at.is_(None), RoleTraining.sent_at.is_not(None))
+            )
+        ]
     sent: list[str] = []
     for training_id, person_id, platform, sent_at, reminders in rows:
         if (person_id, platform) not in moderators:
@@ -184,28 +209,41 @@ def send_reminders(ctx: Ctx, *, actor: str = ACTOR) -> dict[str, Any]:
             continue
         with ctx.ledger.transaction() as session:
             row = session.get_one(RoleTraining, training_id)
-            roles_ledger.record_training_reminder(session, row, number=number, actor=actor,
-                                                  at=ctx.now)
+            roles_ledger.record_training_reminder(session, row, number=number, actor=actor, at=ctx.now)
         discord = _identity(ctx, person_id, "discord")
         via = "discord" if discord is not None and ctx.platforms.space("discord") else "discourse"
         target = discord if via == "discord" else _identity(ctx, person_id, "discourse")
         space = ctx.platforms.space(via)
         if target is None or space is None or space.messenger is None or not target.username:
             continue
-        title, text = _render("training_reminder", username=target.username,
-                              target_platform=platform, sent_on=f"{sent_at:%Y-%m-%d}",
-                              number=number, button=via == "discord")
+        title, text = _render(
+            "training_reminder",
+            username=target.username,
+            target_platform=platform,
+            sent_on=f"{sent_at:%Y-%m-%d}",
+            number=number,
+            button=via == "discord",
+        )
         key = f"roles-training-reminder:{training_id}:{number}"
         try:
-            once(ctx, key=key, platform=via, actor=actor, about=f"person:{person_id}",
-                 act=lambda s=space, u=target.username, t=title, b=text, k=key:
-                 s.messenger.direct_message(recipients=[u], title=t, text=b, key=k))
+            once(
+                ctx,
+                key=key,
+                platform=via,
+                actor=actor,
+                about=f"person:{person_id}",
+                act=lambda s=space, u=target.username, t=title, b=text, k=key: s.messenger.direct_message(
+                    recipients=[u], title=t, text=b, key=k
+                ),
+            )
             sent.append(key)
         except Exception as exc:  # noqa: BLE001 - reported; the record says it was due
             log.warning("roles: reminder %s not sent: %s", key, type(exc).__name__)
-    artifact(key="roles-training-reminders", title="Moderator training reminders",
-             rows={"reminders sent": len(sent), "every (days)": every,
-                   "at most": MAX_REMINDERS})
+    artifact(
+        key="roles-training-reminders",
+        title="Moderator training reminders",
+        rows={"reminders sent": len(sent), "every (days)": every, "at most": MAX_REMINDERS},
+    )
     return {"sent": sent}
 
 
@@ -213,23 +251,43 @@ def training_status(ctx: Ctx) -> list[dict[str, Any]]:
     """Who has and has not acknowledged, per platform: handle, platform, sent, acknowledged,
     reminders, and whether they still should hold the moderator role."""
     with ctx.ledger.read() as session:
-        moderators = {(pid, plat.value) for pid, plat in session.execute(
-            select(PlatformRoleAssignment.person_id, PlatformRoleAssignment.platform).where(
-                PlatformRoleAssignment.role == "moderator", PlatformRoleAssignment.desired))}
+        moderators = {
+            (pid, plat.value)
+            for pid, plat in session.execute(
+                select(PlatformRoleAssignment.person_id, PlatformRoleAssignment.platform).where(
+                    PlatformRoleAssignment.role == "moderator", PlatformRoleAssignment.desired
+                )
+            )
+        }
         out = []
         for row, handle in roles_ledger.training_rows(session):
-            out.append({"handle": handle, "platform": row.platform, "sent_at": row.sent_at,
-                        "acknowledged_at": row.acknowledged_at, "reminders": row.reminders,
-                        "moderator": (row.person_id, row.platform) in moderators,
-                        "since": row.acknowledged_at or row.sent_at or row.created_at})
+            out.append(
+                {
+                    "handle": handle,
+                    "platform": row.platform,
+                    "sent_at": row.sent_at,
+                    "acknowledged_at": row.acknowledged_at,
+                    "reminders": row.reminders,
+                    "moderator": (row.person_id, row.platform) in moderators,
+                    "since": row.acknowledged_at or row.sent_at or row.created_at,
+                }
+            )
         # Moderators the ledger wants who were never sent a guide (e.g. from before R-TRAIN).
         known = {(r["handle"], r["platform"]) for r in out}
         for pid, platform in sorted(moderators):
             person = session.get(Person, pid)
             if person is not None and (person.handle, platform) not in known:
-                out.append({"handle": person.handle, "platform": platform, "sent_at": None,
-                            "acknowledged_at": None, "reminders": 0, "moderator": True,
-                            "since": None})
+                out.append(
+                    {
+                        "handle": person.handle,
+                        "platform": platform,
+                        "sent_at": None,
+                        "acknowledged_at": None,
+                        "reminders": 0,
+                        "moderator": True,
+                        "since": None,
+                    }
+                )
     return sorted(out, key=lambda r: (r["platform"], r["handle"]))
 
 

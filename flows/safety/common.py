@@ -23,26 +23,38 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=False,
-                   keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    undefined=StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 ACTOR = "flow:safety"
 BUTTON_PREFIX = "cfs:"
 # The Discord message command (an application command of type 3, registered with the others).
 MESSAGE_COMMAND = "Report to moderators"
 # The CoC WG's outcomes the liaison records with a button (``cfs:coc:<id>:<outcome>``); the
 # label is what the ledger keeps. Another outcome: ``charterflow safety coc-outcome --text``.
-COC_OUTCOMES = {"no_violation": "No violation found", "warning": "A private warning",
-                "suspension": "A temporary suspension", "ban": "A permanent ban"}
+COC_OUTCOMES = {
+    "no_violation": "No violation found",
+    "warning": "A private warning",
+    "suspension": "A temporary suspension",
+    "ban": "A permanent ban",
+}
 
 
 class SafetySettings(BaseSettings):
     """``CHARTERFLOW_SAFETY_*`` (see the module docstring)."""
 
     model_config = SettingsConfigDict(env_prefix="CHARTERFLOW_SAFETY_", env_file=".env", extra="ignore")
-    coc_email: str | None = Field(default=None, description=(
-        "The CoC WG's e-mail address; a CoC referral is also e-mailed there (R-SAFE-2)."))
-    coc_liaison: str | None = Field(default=None, description=(
-        "The CoC Liaison's handle, when the ledger names no holder of the coc_liaison role."))
+    coc_email: str | None = Field(
+        default=None, description=("The CoC WG's e-mail address; a CoC referral is also e-mailed there (R-SAFE-2).")
+    )
+    coc_liaison: str | None = Field(
+        default=None, description=("The CoC Liaison's handle, when the ledger names no holder of the coc_liaison role.")
+    )
 
 
 def settings() -> SafetySettings:

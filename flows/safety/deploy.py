@@ -9,9 +9,15 @@ def deployments() -> list:
 
     return [
         safety_reminders.to_deployment(
-            name="hourly", interval=3600, tags=["charterflow", "safety"],
-            description="Remind the moderators' rooms of community reports left unclaimed (R-SAFE-1)."),
+            name="hourly",
+            interval=3600,
+            tags=["charterflow", "safety"],
+            description="Remind the moderators' rooms of community reports left unclaimed (R-SAFE-1).",
+        ),
         safety_figures.to_deployment(
-            name="weekly", cron="0 6 * * 1", tags=["charterflow", "safety"],
-            description="Community report figures, last 90 days: counts and response times (R-SAFE-3)."),
+            name="weekly",
+            cron="0 6 * * 1",
+            tags=["charterflow", "safety"],
+            description="Community report figures, last 90 days: counts and response times (R-SAFE-3).",
+        ),
     ]

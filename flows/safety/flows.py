@@ -35,8 +35,7 @@ def table_rows(found: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"platform": platform, "figure": "still open", "value": f["open"]})
         for what in ("first_response_hours", "resolution_hours"):
             for q in ("median", "p90"):
-                rows.append({"platform": platform, "figure": f"{what.replace('_', ' ')} ({q})",
-                             "value": f[what][q]})
+                rows.append({"platform": platform, "figure": f"{what.replace('_', ' ')} ({q})", "value": f[what][q]})
         for outcome, n in f["outcomes"].items():
             rows.append({"platform": platform, "figure": f"outcome: {outcome}", "value": n})
     return rows
@@ -59,8 +58,12 @@ def safety_figures(now: datetime | None = None, days: int = FIGURES_DAYS) -> dic
     ctx = context(now)
     found = figures_between(ctx.ledger, ctx.now - timedelta(days=days), ctx.now)
     try:
-        publish_artifact(key="safety-figures", kind="table", content=table_rows(found),
-                         description=f"Community reports, last {days} days (R-SAFE-3): counts and hours, no names.")
+        publish_artifact(
+            key="safety-figures",
+            kind="table",
+            content=table_rows(found),
+            description=f"Community reports, last {days} days (R-SAFE-3): counts and hours, no names.",
+        )
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("safety: artifact not created (%s)", type(exc).__name__)
     return found

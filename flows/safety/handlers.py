@@ -36,10 +36,18 @@ def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
     from flows import inbox
 
-    inbox.register_route(ROUTE, handle_report_command, discord_command=MESSAGE_COMMAND,
-                         condition='the message command "Report to moderators" (R-SAFE-1)')
-    inbox.register_route(BUTTON_ROUTE, handle_safety_button, discord_component_prefix=BUTTON_PREFIX,
-                         condition="a report's Claim / Resolve / Refer button (custom_id cfs:…)")
+    inbox.register_route(
+        ROUTE,
+        handle_report_command,
+        discord_command=MESSAGE_COMMAND,
+        condition='the message command "Report to moderators" (R-SAFE-1)',
+    )
+    inbox.register_route(
+        BUTTON_ROUTE,
+        handle_safety_button,
+        discord_component_prefix=BUTTON_PREFIX,
+        condition="a report's Claim / Resolve / Refer button (custom_id cfs:…)",
+    )
     inbox.register_route(FORM_ROUTE, handle_form_report)
     inbox.register_route(FLAG_ROUTE, handle_forum_flag)
     inbox.register_route(COMMAND_ROUTE, handle_room_command)
@@ -71,8 +79,11 @@ def _text(value: Any) -> str | None:
 
 
 def _discord_link(guild: str, channel: str, message: str) -> str | None:
-    return DISCORD_MESSAGE_URL.format(guild=guild, channel=channel, message=message) \
-        if guild and channel and message else None
+    return (
+        DISCORD_MESSAGE_URL.format(guild=guild, channel=channel, message=message)
+        if guild and channel and message
+        else None
+    )
 
 
 def incoming_from_message_command(data: dict[str, Any], attrs: dict[str, str], *, dedupe_key: str) -> Incoming:
@@ -84,13 +95,21 @@ def incoming_from_message_command(data: dict[str, Any], attrs: dict[str, str], *
     author = _obj(message, "author")
     channel = str(message.get("channel_id") or attrs.get("channel_id") or "")
     return Incoming(
-        source_key=dedupe_key, via="discord", platform="discord",
+        source_key=dedupe_key,
+        via="discord",
+        platform="discord",
         reporter_key=f"discord:{attrs.get('user_id') or 'unknown'}",
-        reporter_account=_opt(attrs.get("user_id")), reporter_username=_opt(attrs.get("username")),
-        target_kind="message", target_account=_opt(author.get("id")), target_username=_opt(author.get("username")),
-        target_message_id=_opt(target), target_channel_id=_opt(channel),
+        reporter_account=_opt(attrs.get("user_id")),
+        reporter_username=_opt(attrs.get("username")),
+        target_kind="message",
+        target_account=_opt(author.get("id")),
+        target_username=_opt(author.get("username")),
+        target_message_id=_opt(target),
+        target_channel_id=_opt(channel),
         target_link=_discord_link(attrs.get("guild_id", ""), channel, target),
-        content=_text(message.get("content")), content_gone=not message)
+        content=_text(message.get("content")),
+        content_gone=not message,
+    )
 
 
 def handle_report_command(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
@@ -99,13 +118,21 @@ def handle_report_command(*, ledger: Any, event: InboxEvent, now: datetime | Non
     ctx = context(now, ledger=ledger)
     data, attrs, key = _event(ctx, event)
     taken = take_report(ctx, incoming_from_message_command(data, attrs, dedupe_key=key))
-    answer_interaction(ctx, key=f"safety:answer:inbox:{event.id}", actor=ACTOR, about=f"inbox:{event.id}",
-                       attributes=attrs, text=taken.message, platform=event.source)
+    answer_interaction(
+        ctx,
+        key=f"safety:answer:inbox:{event.id}",
+        actor=ACTOR,
+        about=f"inbox:{event.id}",
+        attributes=attrs,
+        text=taken.message,
+        platform=event.source,
+    )
     return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
 
 
-def act_on_report(ctx: Any, verb: str, report_id: int, *, outcome: str | None, by: str, actor: str,
-                  is_moderator: bool) -> tuple[str, str]:
+def act_on_report(
+    ctx: Any, verb: str, report_id: int, *, outcome: str | None, by: str, actor: str, is_moderator: bool
+) -> tuple[str, str]:
     """One moderator's step on a report, from a button or a Forum reply: ``claim``, ``resolve``
     (with ``outcome``) or ``refer``. Returns ``(result, answer)``; an unknown step or report is
     refused."""
@@ -119,7 +146,8 @@ def act_on_report(ctx: Any, verb: str, report_id: int, *, outcome: str | None, b
     except NotFound as exc:
         return "refused:not-found", f"Nothing to do: {exc}."
     return "refused:unknown-command", (
-        "Not understood: use claim, resolve <outcome> (no_action, warned, removed_content, sanctioned) or refer.")
+        "Not understood: use claim, resolve <outcome> (no_action, warned, removed_content, sanctioned) or refer."
+    )
 
 
 def parse_button(custom_id: str) -> tuple[str, int, str | None] | None:
@@ -145,14 +173,23 @@ def handle_safety_button(*, ledger: Any, event: InboxEvent, now: datetime | None
     if parsed is None:
         result, text = "refused:unknown-button", "This button is not understood (unknown custom_id)."
     elif parsed[0] == "coc":
-        result, text = coc_outcome_pressed(ctx, parsed[1], parsed[2] or "", platform=event.source,
-                                           account=attrs.get("user_id", ""))
+        result, text = coc_outcome_pressed(
+            ctx, parsed[1], parsed[2] or "", platform=event.source, account=attrs.get("user_id", "")
+        )
     else:
         moderator = is_moderator(ctx, event.source, role_ids=attrs.get("member_roles", "").split(","))
-        result, text = act_on_report(ctx, parsed[0], parsed[1], outcome=parsed[2], by=who, actor=actor,
-                                     is_moderator=moderator)
-    answer_interaction(ctx, key=f"safety:answer:inbox:{event.id}", actor=ACTOR, about=f"inbox:{event.id}",
-                       attributes=attrs, text=text, platform=event.source)
+        result, text = act_on_report(
+            ctx, parsed[0], parsed[1], outcome=parsed[2], by=who, actor=actor, is_moderator=moderator
+        )
+    answer_interaction(
+        ctx,
+        key=f"safety:answer:inbox:{event.id}",
+        actor=ACTOR,
+        about=f"inbox:{event.id}",
+        attributes=attrs,
+        text=text,
+        platform=event.source,
+    )
     return result
 
 
@@ -195,12 +232,17 @@ def incoming_from_form(data: dict[str, Any], attrs: dict[str, str], *, dedupe_ke
     platform = str(data.get("platform") or "other")
     reporter = str(data.get("reporter") or "").strip()
     return Incoming(
-        source_key=dedupe_key, via="form", platform=platform,
+        source_key=dedupe_key,
+        via="form",
+        platform=platform,
         reporter_key=f"form:{platform}:{reporter.casefold()}" if reporter else f"ip:{attrs.get('ip_digest', '')}",
         reporter_username=f"{reporter} (unverified)" if reporter else None,
         target_kind=str(data.get("target_kind") or "person"),
-        target_username=None if link else target.lstrip("@") or None, target_link=link,
-        reason=str(data.get("reason") or "") or None, coc=bool(data.get("coc")))
+        target_username=None if link else target.lstrip("@") or None,
+        target_link=link,
+        reason=str(data.get("reason") or "") or None,
+        coc=bool(data.get("coc")),
+    )
 
 
 def handle_form_report(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
@@ -236,13 +278,22 @@ def incoming_from_flag(data: dict[str, Any], *, dedupe_key: str, topic_url: str 
     post = _obj(flag, "post")
     by = _obj(flag, "created_by")
     return Incoming(
-        source_key=dedupe_key, via="discourse", platform="discourse",
+        source_key=dedupe_key,
+        via="discourse",
+        platform="discourse",
         reporter_key=f"discourse:{by.get('id') or by.get('username') or 'unknown'}",
-        reporter_account=_opt(by.get("id")), reporter_username=_opt(by.get("username")),
-        target_kind="post", target_account=_opt(post.get("user_id")), target_username=_opt(post.get("username")),
-        target_message_id=_opt(post.get("id")), target_channel_id=_opt(post.get("topic_id")),
-        target_link=_post_link(topic_url, post.get("post_number")), content=_text(post.get("raw")),
-        content_gone=_post_gone(post), reason=_flag_reason(flag))
+        reporter_account=_opt(by.get("id")),
+        reporter_username=_opt(by.get("username")),
+        target_kind="post",
+        target_account=_opt(post.get("user_id")),
+        target_username=_opt(post.get("username")),
+        target_message_id=_opt(post.get("id")),
+        target_channel_id=_opt(post.get("topic_id")),
+        target_link=_post_link(topic_url, post.get("post_number")),
+        content=_text(post.get("raw")),
+        content_gone=_post_gone(post),
+        reason=_flag_reason(flag),
+    )
 
 
 def handle_forum_flag(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
@@ -255,8 +306,11 @@ def handle_forum_flag(*, ledger: Any, event: InboxEvent, now: datetime | None = 
     post = flag.get("post") if isinstance(flag.get("post"), dict) else {}
     space = ctx.platforms.space(event.source)
     links = space.capable(Links) if space is not None else None
-    topic_url = links.thread_url(str(post["topic_id"]), slug=str(post.get("topic_slug") or "")) \
-        if links is not None and post.get("topic_id") is not None else None
+    topic_url = (
+        links.thread_url(str(post["topic_id"]), slug=str(post.get("topic_slug") or ""))
+        if links is not None and post.get("topic_id") is not None
+        else None
+    )
     taken = take_report(ctx, incoming_from_flag(data, dedupe_key=key, topic_url=topic_url))
     return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
 
@@ -303,8 +357,14 @@ def room_command(data: dict[str, Any]) -> RoomCommand | None:
     if command is None or report_id is None or not topic:
         return None
     account = str(post.get("user_id") or "")
-    return RoomCommand(verb=command[0], outcome=command[1], report_id=report_id, topic=topic, account=account,
-                       username=str(post.get("username") or account))
+    return RoomCommand(
+        verb=command[0],
+        outcome=command[1],
+        report_id=report_id,
+        topic=topic,
+        account=account,
+        username=str(post.get("username") or account),
+    )
 
 
 def handle_room_command(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
@@ -322,9 +382,15 @@ def handle_room_command(*, ledger: Any, event: InboxEvent, now: datetime | None 
     if str(shown.get("thread_id") or "") != command.topic:  # a topic we did not open for this report
         return "ignored:not-a-report-topic"
     moderator = is_moderator(ctx, event.source, account=command.account)
-    result, text = act_on_report(ctx, command.verb, command.report_id, outcome=command.outcome,
-                                 by=command.username, actor=f"{event.source}:{command.account}",
-                                 is_moderator=moderator)
+    result, text = act_on_report(
+        ctx,
+        command.verb,
+        command.report_id,
+        outcome=command.outcome,
+        by=command.username,
+        actor=f"{event.source}:{command.account}",
+        is_moderator=moderator,
+    )
     _answer_in_topic(ctx, event, command.topic, text)
     return result
 
@@ -335,7 +401,13 @@ def _answer_in_topic(ctx: Any, event: InboxEvent, topic: str, text: str) -> None
         return
     key = f"safety:answer:inbox:{event.id}"
     try:
-        once(ctx, key=key, platform=event.source, actor=ACTOR, about=f"inbox:{event.id}",
-             act=lambda: space.messenger.reply(thread_id=topic, text=text, key=key))
+        once(
+            ctx,
+            key=key,
+            platform=event.source,
+            actor=ACTOR,
+            about=f"inbox:{event.id}",
+            act=lambda: space.messenger.reply(thread_id=topic, text=text, key=key),
+        )
     except Exception as exc:  # noqa: BLE001 - the step is recorded; the answer is a courtesy
         log.warning("safety: no answer in topic %s (%s)", topic, type(exc).__name__)

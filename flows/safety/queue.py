@@ -25,8 +25,12 @@ from ledger.models import Identity, Person, WgRole, WgRoleAssignment
 from rules import safety as rules
 
 log = logging.getLogger("charterflow.safety")
-OUTCOME_BUTTONS = (("No action", "no_action"), ("Warned", "warned"), ("Removed content", "removed_content"),
-                   ("Sanctioned", "sanctioned"))
+OUTCOME_BUTTONS = (
+    ("No action", "no_action"),
+    ("Warned", "warned"),
+    ("Removed content", "removed_content"),
+    ("Sanctioned", "sanctioned"),
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,43 +73,58 @@ def take_report(ctx: Ctx, incoming: Incoming) -> Taken:
     if incoming.target_kind not in rules.TARGET_KINDS:
         raise ValueError(f"unknown report target {incoming.target_kind!r}")
     if incoming.reason and len(incoming.reason) > safety.max_text_chars:
-        return Taken(status="too-long", report_id=None,
-                     message=f"Your report is longer than {safety.max_text_chars} characters; please shorten it.")
+        return Taken(
+            status="too-long",
+            report_id=None,
+            message=f"Your report is longer than {safety.max_text_chars} characters; please shorten it.",
+        )
     fields = asdict(incoming)
     fields.pop("source_key")
     content = fields.get("content")
     if content and len(content) > safety.max_text_chars:  # what the platform gave, kept within bounds
-        fields["content"] = content[:safety.max_text_chars - 1] + "…"
+        fields["content"] = content[: safety.max_text_chars - 1] + "…"
     with ctx.ledger.transaction() as session:
-        found = session.scalar(select(queue_ledger.SafetyReport.id).where(
-            queue_ledger.SafetyReport.source_key == incoming.source_key))
+        found = session.scalar(
+            select(queue_ledger.SafetyReport.id).where(queue_ledger.SafetyReport.source_key == incoming.source_key)
+        )
         if found is not None:
             return Taken(status="duplicate", report_id=found, message=f"Your report #{found} was received.")
-        recent = queue_ledger.recent_times(session, incoming.reporter_key,
-                                           since=queue_ledger.window(ctx.now, safety.window_minutes))
+        recent = queue_ledger.recent_times(
+            session, incoming.reporter_key, since=queue_ledger.window(ctx.now, safety.window_minutes)
+        )
         decision = rules.intake_allowed(recent=recent, now=ctx.now, safety=safety)
         if not decision.allowed:
-            queue_ledger.note_refused(session, reporter_key=incoming.reporter_key, via=incoming.via,
-                                      why="rate-limit", at=ctx.now, actor=ACTOR)
+            queue_ledger.note_refused(
+                session, reporter_key=incoming.reporter_key, via=incoming.via, why="rate-limit", at=ctx.now, actor=ACTOR
+            )
             refused = True
         else:
             refused = False
             fields["reporter_person_id"] = _person_of(session, incoming.via, incoming.reporter_account)
             fields["target_person_id"] = _person_of(session, incoming.platform, incoming.target_account)
-            report, _ = queue_ledger.create(session, source_key=incoming.source_key, at=ctx.now, actor=ACTOR,
-                                            fields=fields)
+            report, _ = queue_ledger.create(
+                session, source_key=incoming.source_key, at=ctx.now, actor=ACTOR, fields=fields
+            )
             report_id, coc = report.id, report.coc
     if refused:
-        return Taken(status="refused", report_id=None, message=(
-            "You have sent many reports in a short time; this one was not taken. The moderators "
-            "were told. Please try again later (R-SAFE-1)."))
+        return Taken(
+            status="refused",
+            report_id=None,
+            message=(
+                "You have sent many reports in a short time; this one was not taken. The moderators "
+                "were told. Please try again later (R-SAFE-1)."
+            ),
+        )
     if coc:
         refer(ctx, report_id, by="reporter", is_moderator=False, by_reporter=True)
     else:
         announce(ctx, report_id)
-    return Taken(status="taken", report_id=report_id,
-                 message=f"Thank you: your report #{report_id} reached the moderators. You will be told when it "
-                         "has been handled.")
+    return Taken(
+        status="taken",
+        report_id=report_id,
+        message=f"Thank you: your report #{report_id} reached the moderators. You will be told when it "
+        "has been handled.",
+    )
 
 
 def _person_of(session: Any, platform: str, account: str | None) -> int | None:
@@ -131,22 +150,29 @@ ROOM_QUOTE = 600
 def _cut(text: str | None) -> str | None:
     if not text or len(text) <= ROOM_QUOTE:
         return text
-    return text[:ROOM_QUOTE - 1] + "… (cut here; the whole text is in the ledger)"
+    return text[: ROOM_QUOTE - 1] + "… (cut here; the whole text is in the ledger)"
 
 
 def _room_text(facts: dict[str, Any], *, buttons: bool) -> str:
     from flows.moderation.common import platform_name
 
     facts = {**facts, "content": _cut(facts["content"]), "reason": _cut(facts["reason"])}
-    return render("room_report", r=facts, platform=platform_name(facts["platform"]),
-                  outcome=rules.OUTCOME_LABELS.get(facts["outcome"] or "", ""), buttons=buttons)
+    return render(
+        "room_report",
+        r=facts,
+        platform=platform_name(facts["platform"]),
+        outcome=rules.OUTCOME_LABELS.get(facts["outcome"] or "", ""),
+        buttons=buttons,
+    )
 
 
 def report_buttons(report_id: int) -> list[tuple[str, str]]:
     """The buttons of a report in a room: Claim, the outcomes, Refer to the CoC WG."""
-    return [("Claim", f"{BUTTON_PREFIX}claim:{report_id}"),
-            *((label, f"{BUTTON_PREFIX}resolve:{report_id}:{o}") for label, o in OUTCOME_BUTTONS),
-            ("Refer to CoC WG", f"{BUTTON_PREFIX}refer:{report_id}")]
+    return [
+        ("Claim", f"{BUTTON_PREFIX}claim:{report_id}"),
+        *((label, f"{BUTTON_PREFIX}resolve:{report_id}:{o}") for label, o in OUTCOME_BUTTONS),
+        ("Refer to CoC WG", f"{BUTTON_PREFIX}refer:{report_id}"),
+    ]
 
 
 def announce(ctx: Ctx, report_id: int) -> list[str]:
@@ -158,8 +184,14 @@ def announce(ctx: Ctx, report_id: int) -> list[str]:
         key = f"safety:room:{report_id}:{platform}"
         text = _room_text(facts, buttons=has_buttons(room))
         try:
-            once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
-                 act=lambda r=room, t=text, k=key: r.post(t, buttons=report_buttons(report_id), key=k))
+            once(
+                ctx,
+                key=key,
+                platform=platform,
+                actor=ACTOR,
+                about=queue_ledger.subject(report_id),
+                act=lambda r=room, t=text, k=key: r.post(t, buttons=report_buttons(report_id), key=k),
+            )
             reached.append(platform)
         except Exception as exc:  # noqa: BLE001 - one platform down must not stop the others
             log.warning("safety: report %s not shown on %s (%s)", report_id, platform, type(exc).__name__)
@@ -177,8 +209,14 @@ def _update_rooms(ctx: Ctx, report_id: int, *, step: str, text_for: Any, keep_bu
         text = text_for(room)
         key = f"safety:room:{report_id}:{platform}:{step}"
         try:
-            once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
-                 act=lambda r=room, m=message, t=text: _edit(r, m, t, keep_buttons))
+            once(
+                ctx,
+                key=key,
+                platform=platform,
+                actor=ACTOR,
+                about=queue_ledger.subject(report_id),
+                act=lambda r=room, m=message, t=text: _edit(r, m, t, keep_buttons),
+            )
         except Exception as exc:  # noqa: BLE001 - the ledger holds the state; logged
             log.warning("safety: report %s not updated on %s (%s)", report_id, platform, type(exc).__name__)
 
@@ -200,39 +238,54 @@ def claim(ctx: Ctx, report_id: int, *, by: str, actor: str, is_moderator: bool) 
         if not decision.allowed:
             holder = report.claimed_by
             return f"refused:{report.state if is_moderator else 'not-a-moderator'}", (
-                f"Report #{report_id}: {decision.reason}" + (f" (by {holder})." if holder else "."))
+                f"Report #{report_id}: {decision.reason}" + (f" (by {holder})." if holder else ".")
+            )
         queue_ledger.claim(session, report_id, by=by, at=ctx.now, actor=actor)
-    _update_rooms(ctx, report_id, step="claimed", keep_buttons=True,
-                  text_for=lambda room: _room_text(_facts(ctx, report_id), buttons=has_buttons(room)))
+    _update_rooms(
+        ctx,
+        report_id,
+        step="claimed",
+        keep_buttons=True,
+        text_for=lambda room: _room_text(_facts(ctx, report_id), buttons=has_buttons(room)),
+    )
     return f"claimed:{report_id}", f"Report #{report_id} is yours."
 
 
-def resolve(ctx: Ctx, report_id: int, *, outcome: str, by: str, actor: str,
-            is_moderator: bool) -> tuple[str, str]:
+def resolve(ctx: Ctx, report_id: int, *, outcome: str, by: str, actor: str, is_moderator: bool) -> tuple[str, str]:
     """A moderator resolves a report with ``outcome`` (once); the reporter is told it was handled."""
     with ctx.ledger.transaction() as session:
         report = queue_ledger.get(session, report_id)
         decision = rules.can_resolve(state=report.state, outcome=outcome, is_moderator=is_moderator)
         if not decision.allowed:
-            return f"refused:{report.state if is_moderator else 'not-a-moderator'}", \
-                f"Report #{report_id}: {decision.reason}."
+            return (
+                f"refused:{report.state if is_moderator else 'not-a-moderator'}",
+                f"Report #{report_id}: {decision.reason}.",
+            )
         queue_ledger.resolve(session, report_id, outcome=outcome, by=by, at=ctx.now, actor=actor)
-    _update_rooms(ctx, report_id, step="resolved", keep_buttons=False,
-                  text_for=lambda room: _room_text(_facts(ctx, report_id), buttons=False))
+    _update_rooms(
+        ctx,
+        report_id,
+        step="resolved",
+        keep_buttons=False,
+        text_for=lambda room: _room_text(_facts(ctx, report_id), buttons=False),
+    )
     tell_reporter(ctx, report_id)
     return f"resolved:{report_id}:{outcome}", f"Report #{report_id} resolved: {rules.OUTCOME_LABELS[outcome]}."
 
 
-def refer(ctx: Ctx, report_id: int, *, by: str, is_moderator: bool, by_reporter: bool = False,
-          actor: str = ACTOR) -> tuple[str, str]:
+def refer(
+    ctx: Ctx, report_id: int, *, by: str, is_moderator: bool, by_reporter: bool = False, actor: str = ACTOR
+) -> tuple[str, str]:
     """Refer a CoC report to the CoC WG through its liaison (R-SAFE-2): recorded, sent to the
     liaison (and the CoC WG's address), and the rooms show only that it was referred."""
     with ctx.ledger.transaction() as session:
         report = queue_ledger.get(session, report_id)
         decision = rules.can_refer(state=report.state, is_moderator=is_moderator, by_reporter=by_reporter)
         if not decision.allowed:
-            return f"refused:{report.state if is_moderator or by_reporter else 'not-a-moderator'}", \
-                f"Report #{report_id}: {decision.reason}."
+            return (
+                f"refused:{report.state if is_moderator or by_reporter else 'not-a-moderator'}",
+                f"Report #{report_id}: {decision.reason}.",
+            )
         queue_ledger.refer(session, report_id, by=by, at=ctx.now, actor=actor)
         facts = rules.referral_facts(queue_ledger.facts(report))
     reached = send_to_liaison(ctx, report_id, facts)
@@ -241,8 +294,14 @@ def refer(ctx: Ctx, report_id: int, *, by: str, is_moderator: bool, by_reporter:
     for platform, room in rooms(ctx).items():  # rooms that never showed it: the bare notice
         key = f"safety:room:{report_id}:{platform}"
         try:
-            once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
-                 act=lambda r=room, k=key: r.post(referred, key=k))
+            once(
+                ctx,
+                key=key,
+                platform=platform,
+                actor=ACTOR,
+                about=queue_ledger.subject(report_id),
+                act=lambda r=room, k=key: r.post(referred, key=k),
+            )
         except Exception as exc:  # noqa: BLE001 - logged; the ledger holds the referral
             log.warning("safety: referral %s not noted on %s (%s)", report_id, platform, type(exc).__name__)
     tell_reporter(ctx, report_id, referred=True)
@@ -253,8 +312,11 @@ def refer(ctx: Ctx, report_id: int, *, by: str, is_moderator: bool, by_reporter:
 def liaison(ctx: Ctx) -> Person | None:
     """The CoC Liaison (R-ROLE-COC): the ledger's holder of the role, else ``COC_LIAISON``."""
     with ctx.ledger.read() as session:
-        pid = session.scalar(select(WgRoleAssignment.person_id).where(
-            WgRoleAssignment.role == WgRole.COC_LIAISON, WgRoleAssignment.ends_at.is_(None)))
+        pid = session.scalar(
+            select(WgRoleAssignment.person_id).where(
+                WgRoleAssignment.role == WgRole.COC_LIAISON, WgRoleAssignment.ends_at.is_(None)
+            )
+        )
         if pid is not None:
             return session.get(Person, pid)
         handle = settings().coc_liaison
@@ -279,8 +341,11 @@ def send_to_liaison(ctx: Ctx, report_id: int, facts: dict[str, Any]) -> list[str
 
 def _message_liaison(ctx: Ctx, report_id: int, person: Person, title: str, body: str) -> list[str]:
     with ctx.ledger.read() as session:
-        accounts = [(i.platform.value, i.username) for i in session.scalars(
-            select(Identity).where(Identity.person_id == person.id)) if i.username]
+        accounts = [
+            (i.platform.value, i.username)
+            for i in session.scalars(select(Identity).where(Identity.person_id == person.id))
+            if i.username
+        ]
     reached = []
     for platform, username in accounts:
         space = ctx.platforms.space(platform)
@@ -288,14 +353,22 @@ def _message_liaison(ctx: Ctx, report_id: int, person: Person, title: str, body:
             continue
         key = f"safety:coc:{report_id}:{platform}"
         try:
-            sent = once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
-                        act=lambda s=space, u=username, k=key: s.messenger.direct_message(
-                            recipients=[u], title=title, text=body, key=k))
+            sent = once(
+                ctx,
+                key=key,
+                platform=platform,
+                actor=ACTOR,
+                about=queue_ledger.subject(report_id),
+                act=lambda s=space, u=username, k=key: s.messenger.direct_message(
+                    recipients=[u], title=title, text=body, key=k
+                ),
+            )
             reached.append(platform)
             _liaison_buttons(ctx, report_id, space, platform, (sent.get("ref") or {}).get("thread_id"))
         except Exception as exc:  # noqa: BLE001 - DMs closed, platform down: logged
-            log.warning("safety: referral %s not sent to the liaison on %s (%s)", report_id, platform,
-                        type(exc).__name__)
+            log.warning(
+                "safety: referral %s not sent to the liaison on %s (%s)", report_id, platform, type(exc).__name__
+            )
     return reached
 
 
@@ -305,8 +378,14 @@ def _email_coc_wg(ctx: Ctx, report_id: int, title: str, body: str) -> bool:
         return False
     key = f"safety:coc:{report_id}:email"
     try:
-        once(ctx, key=key, platform="email", actor=ACTOR, about=queue_ledger.subject(report_id),
-             act=lambda: mailer.send(to=address, subject=title, text=body, key=key))
+        once(
+            ctx,
+            key=key,
+            platform="email",
+            actor=ACTOR,
+            about=queue_ledger.subject(report_id),
+            act=lambda: mailer.send(to=address, subject=title, text=body, key=key),
+        )
         return True
     except Exception as exc:  # noqa: BLE001 - the SMTP server down: logged
         log.warning("safety: referral %s not e-mailed (%s)", report_id, type(exc).__name__)
@@ -328,9 +407,16 @@ def _liaison_buttons(ctx: Ctx, report_id: int, space: Any, platform: str, channe
         return
     key = f"safety:coc:{report_id}:{platform}:buttons"
     text = render("coc_buttons", id=report_id)
-    once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
-         act=lambda: buttons.post_components(channel=channel, content=text, components=button_rows(
-             coc_buttons(report_id)), key=key))
+    once(
+        ctx,
+        key=key,
+        platform=platform,
+        actor=ACTOR,
+        about=queue_ledger.subject(report_id),
+        act=lambda: buttons.post_components(
+            channel=channel, content=text, components=button_rows(coc_buttons(report_id)), key=key
+        ),
+    )
 
 
 def record_coc_outcome(ctx: Ctx, report_id: int, *, by_handle: str, outcome: str) -> tuple[str, str]:
@@ -339,11 +425,11 @@ def record_coc_outcome(ctx: Ctx, report_id: int, *, by_handle: str, outcome: str
     with ctx.ledger.transaction() as session:
         report = queue_ledger.get(session, report_id)
         decision = rules.can_record_coc_outcome(
-            state=report.state, is_liaison=person is not None and person.handle == by_handle)
+            state=report.state, is_liaison=person is not None and person.handle == by_handle
+        )
         if not decision.allowed:
             return "refused", f"Report #{report_id}: {decision.reason}."
-        queue_ledger.record_coc_outcome(session, report_id, outcome=outcome, at=ctx.now,
-                                        actor=f"person:{person.id}")
+        queue_ledger.record_coc_outcome(session, report_id, outcome=outcome, at=ctx.now, actor=f"person:{person.id}")
     return f"coc-outcome:{report_id}", f"Report #{report_id}: the CoC WG's outcome is recorded."
 
 
@@ -360,9 +446,14 @@ def tell_reporter(ctx: Ctx, report_id: int, *, referred: bool = False) -> bool:
     title, _, body = text.partition("\n")
     key = f"safety:told:{report_id}"
     try:
-        once(ctx, key=key, platform=via, actor=ACTOR, about=queue_ledger.subject(report_id),
-             act=lambda: space.messenger.direct_message(recipients=[username], title=title, text=body.strip(),
-                                                        key=key))
+        once(
+            ctx,
+            key=key,
+            platform=via,
+            actor=ACTOR,
+            about=queue_ledger.subject(report_id),
+            act=lambda: space.messenger.direct_message(recipients=[username], title=title, text=body.strip(), key=key),
+        )
         return True
     except Exception as exc:  # noqa: BLE001 - DMs closed: logged, the report stays handled
         log.warning("safety: reporter of %s not told (%s)", report_id, type(exc).__name__)
@@ -376,8 +467,13 @@ def remind_unclaimed(ctx: Ctx) -> list[int]:
     due = []
     with ctx.ledger.transaction() as session:
         for report in queue_ledger.open_reports(session):
-            if rules.reminder_due(state=report.state, created_at=report.created_at,
-                                  reminded_at=report.reminded_at, now=ctx.now, safety=safety):
+            if rules.reminder_due(
+                state=report.state,
+                created_at=report.created_at,
+                reminded_at=report.reminded_at,
+                now=ctx.now,
+                safety=safety,
+            ):
                 queue_ledger.mark_reminded(session, report.id, at=ctx.now, actor=ACTOR)
                 hours = int((ctx.now - report.created_at).total_seconds() // 3600)
                 due.append((report.id, report.platform, hours))
@@ -389,8 +485,14 @@ def remind_unclaimed(ctx: Ctx) -> list[int]:
         for platform, room in rooms(ctx).items():
             key = f"safety:remind:{report_id}:{platform}:{ctx.now.strftime('%Y%m%dT%H%M')}"
             try:
-                once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id),
-                     act=lambda r=room, k=key, t=text: r.post(t, key=k))
+                once(
+                    ctx,
+                    key=key,
+                    platform=platform,
+                    actor=ACTOR,
+                    about=queue_ledger.subject(report_id),
+                    act=lambda r=room, k=key, t=text: r.post(t, key=k),
+                )
             except Exception as exc:  # noqa: BLE001 - logged; the next run reminds again
                 log.warning("safety: reminder %s not posted on %s (%s)", report_id, platform, type(exc).__name__)
     return [r for r, _, _ in due]

@@ -27,31 +27,45 @@ class SpaceRoom:
     platform: str
     space: ModeratorSpace
 
-    def post(self, text: str, *, buttons: Sequence[tuple[str, str]] = (),
-             key: str | None = None) -> MessageRef:
+    def post(self, text: str, *, buttons: Sequence[tuple[str, str]] = (), key: str | None = None) -> MessageRef:
         title, _, body = text.partition("\n")
         key = key or f"room:{self.platform}:{_digest(text)}"
         if buttons and self.space.buttons and len(buttons) > ROW:
             connector: ButtonMessenger = self.space.connector
-            return connector.post_components(channel=self.space.target, content=f"**{title}**\n{body}",
-                                             components=button_rows(buttons), key=key)
+            return connector.post_components(
+                channel=self.space.target, content=f"**{title}**\n{body}", components=button_rows(buttons), key=key
+            )
         return self.space.send(title=title, text=body, key=key, buttons=list(buttons) or None)
 
     def edit(self, ref: MessageRef, text: str, *, keep_buttons: bool = False) -> None:
         title, _, body = text.partition("\n")
         if isinstance(self.space.connector, MessageEditor):
-            self.space.connector.edit_message(channel_id=ref.thread_id, message_id=ref.id,
-                                              text=f"**{title}**\n{body}", keep_buttons=keep_buttons)
+            self.space.connector.edit_message(
+                channel_id=ref.thread_id, message_id=ref.id, text=f"**{title}**\n{body}", keep_buttons=keep_buttons
+            )
             return
-        self.space.update(channel_id=ref.thread_id, message_id=ref.id, title=title, text=body,
-                          note=text, key=f"room-edit:{ref.id}:{_digest(text)}")
+        self.space.update(
+            channel_id=ref.thread_id,
+            message_id=ref.id,
+            title=title,
+            text=body,
+            note=text,
+            key=f"room-edit:{ref.id}:{_digest(text)}",
+        )
 
 
 def button_rows(buttons: Sequence[tuple[str, str]]) -> list[dict[str, object]]:
     """``(label, custom_id)`` pairs as Discord action rows of buttons (the first one primary)."""
-    return [{"type": 1, "components": [
-        {"type": 2, "style": 1 if i == 0 and r == 0 else 2, "label": label[:80], "custom_id": cid}
-        for i, (label, cid) in enumerate(buttons[r:r + ROW])]} for r in range(0, len(buttons), ROW)][:ROW]
+    return [
+        {
+            "type": 1,
+            "components": [
+                {"type": 2, "style": 1 if i == 0 and r == 0 else 2, "label": label[:80], "custom_id": cid}
+                for i, (label, cid) in enumerate(buttons[r : r + ROW])
+            ],
+        }
+        for r in range(0, len(buttons), ROW)
+    ][:ROW]
 
 
 def _digest(text: str) -> str:

@@ -16,16 +16,15 @@ from typing import Any, Literal
 from prefect import flow
 
 from connectors.errors import PolicyViolation
+from flows.kit import context, run_name
+from flows.membership import ballot as ballots
+from flows.membership.approval import electorate_ids
+from flows.wg_roles.common import appoint, nominee_of, post_wg, render, request_or_refuse, result, show
 from ledger import appointments, repo
 from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, Person
 from ledger.models_appointments import WgAppointment
 from rules import closes_at, quorum
 from rules.appointments import LABELS
-
-from flows.membership import ballot as ballots
-from flows.membership.approval import electorate_ids
-from flows.kit import context, run_name
-from flows.wg_roles.common import appoint, nominee_of, post_wg, render, request_or_refuse, result, show
 
 ACTOR = "flow:wg-roles-ballot"
 
@@ -34,13 +33,15 @@ def open_step(ctx: Any, *, role: str, nominee: str, proposed_by: str) -> dict[st
     """Check, record, open (once) and show the ballot; a refusal opens nothing."""
     with ctx.ledger.read() as session:
         proposer = nominee_of(session, proposed_by)
-        voters = electorate_ids(session, kind="appointment", subject_person_id=None,
-                                charter=ctx.charter)
+        voters = electorate_ids(session, kind="appointment", subject_person_id=None, charter=ctx.charter)
         if proposer.id not in voters:
-            raise PolicyViolation(f"{proposer.handle} is not a voting member: only a voting "
-                                  "member may propose a Chair or Co-Chair", ruling="R-ROLE-APPOINT")
-    row, checked, _ = request_or_refuse(ctx, role=role, nominee=nominee, via="ballot",
-                                        requested_by=f"person:{proposer.id}", actor=ACTOR)
+            raise PolicyViolation(
+                f"{proposer.handle} is not a voting member: only a voting member may propose a Chair or Co-Chair",
+                ruling="R-ROLE-APPOINT",
+            )
+    row, checked, _ = request_or_refuse(
+        ctx, role=role, nominee=nominee, via="ballot", requested_by=f"person:{proposer.id}", actor=ACTOR
+    )
     if not checked.allowed:
         show(f"wg-appointment-{row.id}", checked, via="ballot", status="refused")
         return result(row, checked)
@@ -48,29 +49,51 @@ def open_step(ctx: Any, *, role: str, nominee: str, proposed_by: str) -> dict[st
     with ctx.ledger.transaction() as session:
         row = session.get(WgAppointment, row.id)
         if row.ballot_id is None:
-            ids = electorate_ids(session, kind="appointment", subject_person_id=None,
-                                 charter=ctx.charter)
+            ids = electorate_ids(session, kind="appointment", subject_person_id=None, charter=ctx.charter)
             ballot = repo.open_ballot(
-                session, kind=BallotKind.APPOINTMENT, subject_ref=f"wg-appointment:{row.id}",
-                electorate=ids, opens_at=ctx.now,
+                session,
+                kind=BallotKind.APPOINTMENT,
+                subject_ref=f"wg-appointment:{row.id}",
+                electorate=ids,
+                opens_at=ctx.now,
                 closes_at=closes_at("appointment", opened_at=ctx.now, charter=ctx.charter),
-                rule_params={"voting_days": params.voting_days,
-                             "quorum_fraction": str(params.quorum_fraction),
-                             "early_close": params.early_close, "role": row.role},
-                actor=ACTOR, subject_person=session.get(Person, row.nominee_person_id), at=ctx.now)
+                rule_params={
+                    "voting_days": params.voting_days,
+                    "quorum_fraction": str(params.quorum_fraction),
+                    "early_close": params.early_close,
+                    "role": row.role,
+                },
+                actor=ACTOR,
+                subject_person=session.get(Person, row.nominee_person_id),
+                at=ctx.now,
+            )
             appointments.mark_voting(session, row, ballot_id=ballot.id, actor=ACTOR, at=ctx.now)
         ballot = session.get(Ballot, row.ballot_id)
         ballot_id, size = ballot.id, len(ballot.electors)
         session.expunge(row)
     needed = quorum(size, kind="appointment", charter=ctx.charter)
-    posted = ballots.post(ctx, ballot_id=ballot_id, template="appointment_question", actor=ACTOR,
-                          label=LABELS[role], nominee=checked.nominee, quorum=needed,
-                          electorate=size, warnings=[f"{f.ruling}: {f.reason}"
-                                                     for f in checked.warnings])
-    show(f"wg-appointment-{row.id}", checked, via="ballot", status=row.status, ballot=ballot_id,
-         electorate=size, quorum=needed, shown_on=", ".join(sorted(posted)))
-    return result(row, checked, ballot=ballot_id, electorate=size, quorum=needed,
-                  platforms=sorted(posted))
+    posted = ballots.post(
+        ctx,
+        ballot_id=ballot_id,
+        template="appointment_question",
+        actor=ACTOR,
+        label=LABELS[role],
+        nominee=checked.nominee,
+        quorum=needed,
+        electorate=size,
+        warnings=[f"{f.ruling}: {f.reason}" for f in checked.warnings],
+    )
+    show(
+        f"wg-appointment-{row.id}",
+        checked,
+        via="ballot",
+        status=row.status,
+        ballot=ballot_id,
+        electorate=size,
+        quorum=needed,
+        shown_on=", ".join(sorted(posted)),
+    )
+    return result(row, checked, ballot=ballot_id, electorate=size, quorum=needed, platforms=sorted(posted))
 
 
 def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
@@ -87,29 +110,43 @@ def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
     if applied is not None:
         return str(applied["ref"].get("result", "applied"))
     if passed:
-        outcome = appoint(ctx, appointment_id=appointment_id, decided_by=f"ballot:{ballot_id}",
-                          actor=ACTOR)["status"]
+        outcome = appoint(ctx, appointment_id=appointment_id, decided_by=f"ballot:{ballot_id}", actor=ACTOR)["status"]
     else:
         with ctx.ledger.transaction() as session:
             row = session.get(WgAppointment, appointment_id)
             if row.status in appointments.OPEN:
-                appointments.decide(session, row, status="rejected", decided_by=f"ballot:{ballot_id}",
-                                    actor=ACTOR, at=ctx.now)
-        post_wg(ctx, template="not_appointed_wg", key=f"wg-role:rejected:{appointment_id}",
-                actor=ACTOR, about=f"wg-appointment:{appointment_id}", renderer=render,
-                label=LABELS[role], nominee=nominee, ballot_id=ballot_id)
+                appointments.decide(
+                    session, row, status="rejected", decided_by=f"ballot:{ballot_id}", actor=ACTOR, at=ctx.now
+                )
+        post_wg(
+            ctx,
+            template="not_appointed_wg",
+            key=f"wg-role:rejected:{appointment_id}",
+            actor=ACTOR,
+            about=f"wg-appointment:{appointment_id}",
+            renderer=render,
+            label=LABELS[role],
+            nominee=nominee,
+            ballot_id=ballot_id,
+        )
         outcome = "rejected"
     with ctx.ledger.transaction() as session:
-        repo.effect_record(session, key=f"ballot:{ballot_id}:applied", platform="ledger",
-                           actor=ACTOR, ref={"result": outcome}, about=f"ballot:{ballot_id}",
-                           at=ctx.now)
+        repo.effect_record(
+            session,
+            key=f"ballot:{ballot_id}:applied",
+            platform="ledger",
+            actor=ACTOR,
+            ref={"result": outcome},
+            about=f"ballot:{ballot_id}",
+            at=ctx.now,
+        )
     return outcome
 
 
-@flow(name="wg-roles-appoint-by-ballot", flow_run_name=run_name("wg-appoint", "role"),
-      log_prints=True)
-def appoint_by_ballot(role: Literal["chair", "co_chair"], nominee: str, proposed_by: str,
-                      now: datetime | None = None) -> dict[str, Any]:
+@flow(name="wg-roles-appoint-by-ballot", flow_run_name=run_name("wg-appoint", "role"), log_prints=True)
+def appoint_by_ballot(
+    role: Literal["chair", "co_chair"], nominee: str, proposed_by: str, now: datetime | None = None
+) -> dict[str, Any]:
     """Propose ``nominee`` (WG handle or id) as Chair or Co-Chair; ``proposed_by`` is a voting
     member. Refused at once when a hard R-ROLE rule forbids it (nothing is announced); else a
     WG ballot opens on every platform, with any R-ROLE-CHAIR warning shown. Running it again

@@ -25,16 +25,16 @@ from typing import Any
 from prefect import flow
 
 from connectors.errors import FatalError
-from connectors.slack.blocks import BoardDecision as SlackDecision, BoardEscalation
+from connectors.slack.blocks import BoardDecision as SlackDecision
+from connectors.slack.blocks import BoardEscalation
 from connectors.slack.inbound import BoardAction, BoardCheck, check_board_member
+from flows.board.common import BoardCtx, board_context, board_list, person_of_slack
+from flows.kit import done, log, once
+from flows.wg_roles.common import appoint, post_wg, render, request_or_refuse, result, show
 from ledger import appointments, audit
 from ledger.models import Person
 from ledger.models_appointments import WgAppointment
 from rules.appointments import LABELS
-
-from flows.board.common import BoardCtx, board_context, board_list, person_of_slack
-from flows.kit import done, log, once
-from flows.wg_roles.common import appoint, post_wg, render, request_or_refuse, result, show
 
 ACTOR = "flow:wg-roles-board"
 PREFIX = "wg-role:"
@@ -48,29 +48,40 @@ def appointment_id_from(value: str) -> int | None:
 
 def _message(row_id: int, nominee: str, requested_by: str) -> BoardEscalation:
     return BoardEscalation(
-        proposal_id=f"{PREFIX}{row_id}", kind="wg-role", title=f"Name {nominee} as the WG's Board Liaison",
-        summary=(f"The Online Community Working Group asks the Board to name its Board Liaison "
-                 f"(R-ROLE-APPOINT). Proposed: {nominee}, who is on the Board list (R-ROLE-BOARD). "
-                 "Approve names them; Reject leaves the role as it is."),
-        endorsement="not required by the charter", requested_by=requested_by)
+        proposal_id=f"{PREFIX}{row_id}",
+        kind="wg-role",
+        title=f"Name {nominee} as the WG's Board Liaison",
+        summary=(
+            f"The Online Community Working Group asks the Board to name its Board Liaison "
+            f"(R-ROLE-APPOINT). Proposed: {nominee}, who is on the Board list (R-ROLE-BOARD). "
+            "Approve names them; Reject leaves the role as it is."
+        ),
+        endorsement="not required by the charter",
+        requested_by=requested_by,
+    )
 
 
 def ask_step(ctx: BoardCtx, *, nominee: str, requested_by: str) -> dict[str, Any]:
     """Check, record, then post the question to the Board's channel (once)."""
-    row, checked, _ = request_or_refuse(ctx, role="board_liaison", nominee=nominee, via="board",
-                                        requested_by=requested_by, actor=ACTOR)
+    row, checked, _ = request_or_refuse(
+        ctx, role="board_liaison", nominee=nominee, via="board", requested_by=requested_by, actor=ACTOR
+    )
     if not checked.allowed:
         show(f"wg-appointment-{row.id}", checked, via="board", status="refused")
         return result(row, checked)
     message = _message(row.id, checked.nominee, requested_by)
     key = f"wg-role:board:{row.id}"
-    posted = once(ctx, key=key, platform="slack", actor=ACTOR, about=f"wg-appointment:{row.id}",
-                  act=lambda: ctx.slack.escalate(message, channel=ctx.board_channel, key=key))
+    posted = once(
+        ctx,
+        key=key,
+        platform="slack",
+        actor=ACTOR,
+        about=f"wg-appointment:{row.id}",
+        act=lambda: ctx.slack.escalate(message, channel=ctx.board_channel, key=key),
+    )
     with ctx.ledger.transaction() as session:  # the Slack message's "channel:ts"
-        appointments.set_message(session, session.get_one(WgAppointment, row.id),
-                                 message_ref=str(posted["ref"]["id"]))
-    show(f"wg-appointment-{row.id}", checked, via="board", status=row.status,
-         asked="the Board's Slack channel")
+        appointments.set_message(session, session.get_one(WgAppointment, row.id), message_ref=str(posted["ref"]["id"]))
+    show(f"wg-appointment-{row.id}", checked, via="board", status=row.status, asked="the Board's Slack channel")
     return result(row, checked)
 
 
@@ -82,41 +93,67 @@ def board_click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -
     if recorded is not None:
         return str(recorded["ref"]["result"])
     board = board_list(ctx)
-    allowed = check_board_member(action, board=board.entries, resolved=board.resolved,
-                                 team_id=_workspace(ctx)).allowed
+    allowed = check_board_member(action, board=board.entries, resolved=board.resolved, team_id=_workspace(ctx)).allowed
     with ctx.ledger.transaction() as session:
         row = session.get(WgAppointment, appointment_id) if appointment_id else None
         nominee = session.get_one(Person, row.nominee_person_id).handle if row else "?"
         status, message_ref = (row.status, row.message_ref) if row else ("unknown", None)
-        audit.append(session, actor=ACTOR, action="wg-appointment.board-click",
-                     subject=f"wg-appointment:{appointment_id or 0}", at=ctx.now,
-                     payload={"decision": action.decision.value, "allowed": allowed,
-                              "status": status, "event": f"inbox:{event_id}"})
+        audit.append(
+            session,
+            actor=ACTOR,
+            action="wg-appointment.board-click",
+            subject=f"wg-appointment:{appointment_id or 0}",
+            at=ctx.now,
+            payload={
+                "decision": action.decision.value,
+                "allowed": allowed,
+                "status": status,
+                "event": f"inbox:{event_id}",
+            },
+        )
     if not allowed:
-        _answer(ctx, action, key=f"{key}:deny", send=lambda: ctx.slack.deny(
-            action, BoardCheck(allowed=False, reason="not-on-board-list", user_id=action.user_id)))
+        _answer(
+            ctx,
+            action,
+            key=f"{key}:deny",
+            send=lambda: ctx.slack.deny(
+                action, BoardCheck(allowed=False, reason="not-on-board-list", user_id=action.user_id)
+            ),
+        )
         outcome = f"refused:not-on-board-list:wg-role:{appointment_id}"
     elif status != "pending":
-        _answer(ctx, action, key=f"{key}:closed", text=(
-            f"This question is not open any more ({status}). Nothing was changed."))
+        _answer(
+            ctx,
+            action,
+            key=f"{key}:closed",
+            text=(f"This question is not open any more ({status}). Nothing was changed."),
+        )
         outcome = f"refused:{status}:wg-role:{appointment_id}"
     elif action.decision == SlackDecision.NEEDS_INFO:
-        _answer(ctx, action, key=f"{key}:info", text=(
-            "Noted: the question stays open. Please ask the WG in this thread."))
+        _answer(
+            ctx, action, key=f"{key}:info", text=("Noted: the question stays open. Please ask the WG in this thread.")
+        )
         outcome = f"wg-role:{appointment_id}:needs-info"
     else:
-        outcome = _decide(ctx, action, key=key, appointment_id=appointment_id, nominee=nominee,
-                          message_ref=message_ref)
+        outcome = _decide(ctx, action, key=key, appointment_id=appointment_id, nominee=nominee, message_ref=message_ref)
     with ctx.ledger.transaction() as session:
         from ledger import repo
 
-        repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
-                           ref={"result": outcome}, about=f"inbox:{event_id}", at=ctx.now)
+        repo.effect_record(
+            session,
+            key=key,
+            platform="ledger",
+            actor=ACTOR,
+            ref={"result": outcome},
+            about=f"inbox:{event_id}",
+            at=ctx.now,
+        )
     return outcome
 
 
-def _decide(ctx: BoardCtx, action: BoardAction, *, key: str, appointment_id: int, nominee: str,
-            message_ref: str | None) -> str:
+def _decide(
+    ctx: BoardCtx, action: BoardAction, *, key: str, appointment_id: int, nominee: str, message_ref: str | None
+) -> str:
     decided_by = f"slack:{action.user_id}"
     if action.decision == SlackDecision.APPROVE:
         outcome = appoint(ctx, appointment_id=appointment_id, decided_by=decided_by, actor=ACTOR)
@@ -128,20 +165,31 @@ def _decide(ctx: BoardCtx, action: BoardAction, *, key: str, appointment_id: int
     else:
         with ctx.ledger.transaction() as session:
             row = session.get_one(WgAppointment, appointment_id)
-            appointments.decide(session, row, status="rejected", decided_by=decided_by,
-                                actor=ACTOR, at=ctx.now)
-        post_wg(ctx, template="board_rejected_wg", key=f"wg-role:rejected:{appointment_id}",
-                actor=ACTOR, about=f"wg-appointment:{appointment_id}", renderer=render,
-                nominee=nominee, label=LABELS["board_liaison"])
+            appointments.decide(session, row, status="rejected", decided_by=decided_by, actor=ACTOR, at=ctx.now)
+        post_wg(
+            ctx,
+            template="board_rejected_wg",
+            key=f"wg-role:rejected:{appointment_id}",
+            actor=ACTOR,
+            about=f"wg-appointment:{appointment_id}",
+            renderer=render,
+            nominee=nominee,
+            label=LABELS["board_liaison"],
+        )
     if message_ref:
         message = _message(appointment_id, nominee, "the working group")
-        once(ctx, key=f"{key}:update", platform="slack", actor=ACTOR,
-             about=f"wg-appointment:{appointment_id}",
-             act=lambda: ctx.slack.record_decision(message_ref, message, decision=action.decision,
-                                                   decided_by=action.user_id, decided_at=ctx.now))
+        once(
+            ctx,
+            key=f"{key}:update",
+            platform="slack",
+            actor=ACTOR,
+            about=f"wg-appointment:{appointment_id}",
+            act=lambda: ctx.slack.record_decision(
+                message_ref, message, decision=action.decision, decided_by=action.user_id, decided_at=ctx.now
+            ),
+        )
     person = person_of_slack(ctx, action.user_id)
-    log.info("wg-roles: Board %s on wg-appointment:%s (person:%s)", action.decision.value,
-             appointment_id, person)
+    log.info("wg-roles: Board %s on wg-appointment:%s (person:%s)", action.decision.value, appointment_id, person)
     return f"wg-role:{appointment_id}:{'appointed' if action.decision == SlackDecision.APPROVE else 'rejected'}"
 
 
@@ -152,13 +200,15 @@ def _workspace(ctx: BoardCtx) -> str | None:
         return None
 
 
-def _answer(ctx: BoardCtx, action: BoardAction, *, key: str, text: str | None = None,
-            send: Any = None) -> None:
+def _answer(ctx: BoardCtx, action: BoardAction, *, key: str, text: str | None = None, send: Any = None) -> None:
     """An ephemeral answer to the clicker, once; an expired ``response_url`` is logged."""
     if not action.response_url:
         return
-    send = send or (lambda: ctx.slack.respond(action.response_url, {
-        "response_type": "ephemeral", "replace_original": False, "text": text}))
+    send = send or (
+        lambda: ctx.slack.respond(
+            action.response_url, {"response_type": "ephemeral", "replace_original": False, "text": text}
+        )
+    )
     try:
         once(ctx, key=key, platform="slack", actor=ACTOR, about=None, act=lambda: (send(), None)[1])
     except FatalError as exc:
@@ -166,8 +216,7 @@ def _answer(ctx: BoardCtx, action: BoardAction, *, key: str, text: str | None = 
 
 
 @flow(name="wg-roles-ask-board", flow_run_name="wg-ask-board-liaison", log_prints=True)
-def ask_board(nominee: str, requested_by: str = "operator",
-              now: datetime | None = None) -> dict[str, Any]:
+def ask_board(nominee: str, requested_by: str = "operator", now: datetime | None = None) -> dict[str, Any]:
     """Ask the DSF Board in Slack to name ``nominee`` (WG handle or id) as Board Liaison.
     Refused at once when ``nominee`` is not on the Board list or is the CoC Liaison
     (R-ROLE-BOARD); otherwise the Board decides with the buttons."""

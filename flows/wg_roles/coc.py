@@ -13,13 +13,12 @@ from typing import Any
 from prefect import flow
 
 from connectors.errors import ConfigError, PolicyViolation
-from ledger.models import InboxEvent
-from ledger.models_appointments import WgAppointment
-
 from flows.kit import context, log, once
 from flows.wg_roles.common import appoint, render, request_or_refuse, result, show
 from flows.wg_roles.links import PATH, make_link_token, read_link_token
 from flows.wg_roles.settings import WgRolesSettings
+from ledger.models import InboxEvent
+from ledger.models_appointments import WgAppointment
 
 ACTOR = "flow:wg-roles-coc"
 ROUTE = "wg-role-confirm"
@@ -29,27 +28,42 @@ def name_step(ctx: Any, *, nominee: str, settings: WgRolesSettings | None = None
     """Check and record the CoC WG's choice, then e-mail its contact the link (once)."""
     settings = settings or WgRolesSettings()
     if not settings.coc_contact or "@" not in settings.coc_contact:
-        raise ConfigError("CHARTERFLOW_WG_ROLES_COC_CONTACT: set the CoC WG contact's e-mail "
-                          "address; they confirm the CoC Liaison (R-ROLE-APPOINT)")
+        raise ConfigError(
+            "CHARTERFLOW_WG_ROLES_COC_CONTACT: set the CoC WG contact's e-mail "
+            "address; they confirm the CoC Liaison (R-ROLE-APPOINT)"
+        )
     if ctx.platforms.mailer is None:
         raise ConfigError("CHARTERFLOW_SMTP_HOST: the CoC contact's link is sent by e-mail")
-    row, checked, _ = request_or_refuse(ctx, role="coc_liaison", nominee=nominee, via="coc-wg",
-                                        requested_by="coc-wg", actor=ACTOR)
+    row, checked, _ = request_or_refuse(
+        ctx, role="coc_liaison", nominee=nominee, via="coc-wg", requested_by="coc-wg", actor=ACTOR
+    )
     if not checked.allowed:
         show(f"wg-appointment-{row.id}", checked, via="coc-wg", status="refused")
         return result(row, checked)
     expires = row.requested_at + timedelta(days=settings.link_days)
-    token = make_link_token(secret=ctx.platforms.confirm_secret, appointment_id=row.id,
-                            expires_at=expires)
-    title, text = render("coc_link_email", nominee=checked.nominee,
-                         link=f"{ctx.platforms.gateway_url}{PATH}/{token}",
-                         expires=expires.strftime("%Y-%m-%d %H:%M UTC"))
+    token = make_link_token(secret=ctx.platforms.confirm_secret, appointment_id=row.id, expires_at=expires)
+    title, text = render(
+        "coc_link_email",
+        nominee=checked.nominee,
+        link=f"{ctx.platforms.gateway_url}{PATH}/{token}",
+        expires=expires.strftime("%Y-%m-%d %H:%M UTC"),
+    )
     key = f"wg-role:coc-link:{row.id}:email"
-    once(ctx, key=key, platform="email", actor=ACTOR, about=f"wg-appointment:{row.id}",
-         act=lambda: ctx.platforms.mailer.send(to=settings.coc_contact, subject=title, text=text,
-                                               key=key))
-    show(f"wg-appointment-{row.id}", checked, via="coc-wg", status=row.status,
-         link_sent_to="the CoC WG contact (CHARTERFLOW_WG_ROLES_COC_CONTACT)")
+    once(
+        ctx,
+        key=key,
+        platform="email",
+        actor=ACTOR,
+        about=f"wg-appointment:{row.id}",
+        act=lambda: ctx.platforms.mailer.send(to=settings.coc_contact, subject=title, text=text, key=key),
+    )
+    show(
+        f"wg-appointment-{row.id}",
+        checked,
+        via="coc-wg",
+        status=row.status,
+        link_sent_to="the CoC WG contact (CHARTERFLOW_WG_ROLES_COC_CONTACT)",
+    )
     return result(row, checked, link_expires=expires.isoformat())
 
 

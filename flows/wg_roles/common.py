@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
 from connectors.errors import PolicyViolation
+from flows.kit import Ctx, artifact, post_wg
 from ledger import appointments, repo
 from ledger.errors import NotFound
 from ledger.models import Person
@@ -20,11 +21,14 @@ from ledger.roster import stored_list
 from rules import Decision, WgRoles
 from rules.appointments import LABELS, AppointmentCheck, check_appointment
 
-from flows.kit import Ctx, artifact, post_wg
-
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-_env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined,
-                   autoescape=False, trim_blocks=True, lstrip_blocks=True)
+_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    undefined=StrictUndefined,
+    autoescape=False,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
 
 def render(name: str, **values: Any) -> tuple[str, str]:
@@ -50,21 +54,30 @@ def roles_now(session: Any) -> RolesNow:
     for role, assignment in repo.current_wg_roles(session).items():
         person = session.get(Person, assignment.person_id)
         held[role.value] = person.handle if person else None
-    members = frozenset(session.get(Person, m.person_id).handle
-                        for m in repo.active_memberships(session))
-    home = {h: p.value for h, p in session.execute(select(Person.handle, Person.home_platform))
-            if p is not None}
-    return RolesNow(roles=WgRoles(**held), members=members, home_platform=home,
-                    board_members=stored_list(session, "board_members"),
-                    steering_council=stored_list(session, "steering_council"))
+    members = frozenset(session.get(Person, m.person_id).handle for m in repo.active_memberships(session))
+    home = {h: p.value for h, p in session.execute(select(Person.handle, Person.home_platform)) if p is not None}
+    return RolesNow(
+        roles=WgRoles(**held),
+        members=members,
+        home_platform=home,
+        board_members=stored_list(session, "board_members"),
+        steering_council=stored_list(session, "steering_council"),
+    )
 
 
 def check(ctx: Ctx, session: Any, *, role: str, nominee: str) -> AppointmentCheck:
     """R-ROLE-APPOINT and R-ROLE-* on giving ``role`` to ``nominee`` now."""
     now = roles_now(session)
-    return check_appointment(now.roles, role=role, nominee=nominee, members=now.members,
-                             home_platform=now.home_platform, board_members=now.board_members,
-                             steering_council=now.steering_council, charter=ctx.charter)
+    return check_appointment(
+        now.roles,
+        role=role,
+        nominee=nominee,
+        members=now.members,
+        home_platform=now.home_platform,
+        board_members=now.board_members,
+        steering_council=now.steering_council,
+        charter=ctx.charter,
+    )
 
 
 def nominee_of(session: Any, key: str) -> Person:
@@ -72,27 +85,39 @@ def nominee_of(session: Any, key: str) -> Person:
     try:
         return repo.get_person(session, key.strip())
     except NotFound:
-        raise PolicyViolation(f"{key!r} is not a person in the ledger (import them with "
-                              "`charterflow roster import` first)", ruling="R-ROLE-APPOINT") from None
+        raise PolicyViolation(
+            f"{key!r} is not a person in the ledger (import them with `charterflow roster import` first)",
+            ruling="R-ROLE-APPOINT",
+        ) from None
 
 
 def show(key: str, checked: AppointmentCheck, **rows: Any) -> None:
     """The decision as a run artifact: ruling, explanation, warnings."""
-    artifact(key=key, title=f"{LABELS[checked.role]}: {checked.nominee}",
-             decision=Decision(allowed=checked.allowed, ruling=checked.ruling,
-                               reason=checked.explanation),
-             rows={**rows, "warnings": ", ".join(f.ruling for f in checked.warnings) or "none"})
+    artifact(
+        key=key,
+        title=f"{LABELS[checked.role]}: {checked.nominee}",
+        decision=Decision(allowed=checked.allowed, ruling=checked.ruling, reason=checked.explanation),
+        rows={**rows, "warnings": ", ".join(f.ruling for f in checked.warnings) or "none"},
+    )
 
 
 def result(row: WgAppointment, checked: AppointmentCheck, **extra: Any) -> dict[str, Any]:
     """What a flow returns (and the CLI prints): status, ruling, explanation, warnings."""
-    return {"appointment": row.id, "role": row.role, "nominee": checked.nominee,
-            "status": row.status, "ruling": checked.ruling, "explanation": checked.explanation,
-            "warnings": [f"{f.ruling}: {f.reason}" for f in checked.warnings], **extra}
+    return {
+        "appointment": row.id,
+        "role": row.role,
+        "nominee": checked.nominee,
+        "status": row.status,
+        "ruling": checked.ruling,
+        "explanation": checked.explanation,
+        "warnings": [f"{f.ruling}: {f.reason}" for f in checked.warnings],
+        **extra,
+    }
 
 
-def request_or_refuse(ctx: Ctx, *, role: str, nominee: str, via: str, requested_by: str,
-                      actor: str) -> tuple[WgAppointment, AppointmentCheck, bool]:
+def request_or_refuse(
+    ctx: Ctx, *, role: str, nominee: str, via: str, requested_by: str, actor: str
+) -> tuple[WgAppointment, AppointmentCheck, bool]:
     """Check, then record the request (an open one for the same role, nominee and way is
     reused) or the refusal, in one transaction. Returns (row, check, created)."""
     with ctx.ledger.transaction() as session:
@@ -102,10 +127,17 @@ def request_or_refuse(ctx: Ctx, *, role: str, nominee: str, via: str, requested_
         if found is not None and checked.allowed:
             return found, checked, False
         row = appointments.request(
-            session, role=role, nominee=person, via=via, requested_by=requested_by, actor=actor,
-            at=ctx.now, status="pending" if checked.allowed else "refused",
+            session,
+            role=role,
+            nominee=person,
+            via=via,
+            requested_by=requested_by,
+            actor=actor,
+            at=ctx.now,
+            status="pending" if checked.allowed else "refused",
             ruling=None if checked.allowed else checked.ruling,
-            rulings=[f.ruling for f in checked.warnings])
+            rulings=[f.ruling for f in checked.warnings],
+        )
         session.expunge(row)
         return row, checked, True
 
@@ -123,20 +155,34 @@ def appoint(ctx: Ctx, *, appointment_id: int, decided_by: str, actor: str) -> di
             # Asked again after it was recorded (a crash before the announcement): not a refusal.
             checked = check(ctx, session, role=row.role, nominee=nominee)
             if holder is not None and holder.person_id == row.nominee_person_id:
-                checked = AppointmentCheck(allowed=True, ruling="R-ROLE-APPOINT", role=row.role,
-                                           nominee=nominee)
-            appointments.decide(session, row, status="appointed" if checked.allowed else "refused",
-                                decided_by=decided_by, actor=actor, at=ctx.now,
-                                ruling=None if checked.allowed else checked.ruling,
-                                rulings=[f.ruling for f in checked.warnings])
+                checked = AppointmentCheck(allowed=True, ruling="R-ROLE-APPOINT", role=row.role, nominee=nominee)
+            appointments.decide(
+                session,
+                row,
+                status="appointed" if checked.allowed else "refused",
+                decided_by=decided_by,
+                actor=actor,
+                at=ctx.now,
+                ruling=None if checked.allowed else checked.ruling,
+                rulings=[f.ruling for f in checked.warnings],
+            )
         else:
             checked = _recorded(ctx, session, row, nominee)
         session.expunge(row)
     if row.status == "appointed":
-        post_wg(ctx, template="appointed_wg", key=f"wg-role:appointed:{row.id}", actor=actor,
-                about=f"wg-appointment:{row.id}", renderer=render, label=LABELS[row.role],
-                nominee=nominee, via=row.via, decided_by=decided_by,
-                warnings=[f"{f.ruling}: {f.reason}" for f in checked.warnings])
+        post_wg(
+            ctx,
+            template="appointed_wg",
+            key=f"wg-role:appointed:{row.id}",
+            actor=actor,
+            about=f"wg-appointment:{row.id}",
+            renderer=render,
+            label=LABELS[row.role],
+            nominee=nominee,
+            via=row.via,
+            decided_by=decided_by,
+            warnings=[f"{f.ruling}: {f.reason}" for f in checked.warnings],
+        )
     show(f"wg-appointment-{row.id}", checked, via=row.via, status=row.status)
     return result(row, checked)
 
@@ -145,15 +191,21 @@ def _recorded(ctx: Ctx, session: Any, row: WgAppointment, nominee: str) -> Appoi
     """The check as it was recorded (the rulings only: the reasons were shown at the time)."""
     from rules import Finding
 
-    warnings = tuple(Finding(ruling=r, subject=nominee, reason="recorded with the appointment")
-                     for r in (row.rulings or {}).get("warnings", []))
+    warnings = tuple(
+        Finding(ruling=r, subject=nominee, reason="recorded with the appointment")
+        for r in (row.rulings or {}).get("warnings", [])
+    )
     if row.status == "refused":
-        return AppointmentCheck(allowed=False, ruling=row.ruling or "R-ROLE-APPOINT", role=row.role,
-                                nominee=nominee, violations=(Finding(
-                                    ruling=row.ruling or "R-ROLE-APPOINT", subject=nominee,
-                                    reason="refused when it was decided"),))
-    return AppointmentCheck(allowed=True, ruling="R-ROLE-APPOINT", role=row.role,
-                            nominee=nominee, warnings=warnings)
+        return AppointmentCheck(
+            allowed=False,
+            ruling=row.ruling or "R-ROLE-APPOINT",
+            role=row.role,
+            nominee=nominee,
+            violations=(
+                Finding(ruling=row.ruling or "R-ROLE-APPOINT", subject=nominee, reason="refused when it was decided"),
+            ),
+        )
+    return AppointmentCheck(allowed=True, ruling="R-ROLE-APPOINT", role=row.role, nominee=nominee, warnings=warnings)
 
 
 def status(ledger: Any) -> dict[str, Any]:
@@ -167,15 +219,27 @@ def status(ledger: Any) -> dict[str, Any]:
         for role in APPOINTED_BY:
             a = held.get(role)
             person = session.get(Person, a.person_id) if a else None
-            rows.append({"role": role, "label": LABELS[role],
-                         "holder": person.handle if person else None,
-                         "since": a.starts_at.date().isoformat() if a else None,
-                         "assigned_by": a.assigned_by if a else None,
-                         "appointed_by": WHO_APPOINTS[APPOINTED_BY[role]],
-                         "optional": role in OPTIONAL})
-        open_rows = [{"id": r.id, "role": r.role, "label": LABELS[r.role],
-                      "nominee": session.get(Person, r.nominee_person_id).handle,
-                      "status": r.status, "via": r.via,
-                      "ballot": r.ballot_id} for r in appointments.listing(session, open_only=True)]
-    return {"roles": rows, "vacant": [r["role"] for r in rows if r["holder"] is None],
-            "open": open_rows}
+            rows.append(
+                {
+                    "role": role,
+                    "label": LABELS[role],
+                    "holder": person.handle if person else None,
+                    "since": a.starts_at.date().isoformat() if a else None,
+                    "assigned_by": a.assigned_by if a else None,
+                    "appointed_by": WHO_APPOINTS[APPOINTED_BY[role]],
+                    "optional": role in OPTIONAL,
+                }
+            )
+        open_rows = [
+            {
+                "id": r.id,
+                "role": r.role,
+                "label": LABELS[r.role],
+                "nominee": session.get(Person, r.nominee_person_id).handle,
+                "status": r.status,
+                "via": r.via,
+                "ballot": r.ballot_id,
+            }
+            for r in appointments.listing(session, open_only=True)
+        ]
+    return {"roles": rows, "vacant": [r["role"] for r in rows if r["holder"] is None], "open": open_rows}

@@ -14,15 +14,24 @@ def deployments() -> list:
     tags = ["charterflow", "wg-roles"]
     return [
         report_vacancies.to_deployment(
-            name="monthly", cron="0 9 1 * *", tags=tags,
-            description="Reports the WG's vacant roles to the WG, monthly until filled (R-ROLE-APPOINT)."),
+            name="monthly",
+            cron="0 9 1 * *",
+            tags=tags,
+            description="Reports the WG's vacant roles to the WG, monthly until filled (R-ROLE-APPOINT).",
+        ),
         appoint_by_ballot.to_deployment(
-            name="operator", tags=tags,
-            description="Propose a Chair or Co-Chair: checked against R-ROLE-*, then a WG ballot."),
+            name="operator",
+            tags=tags,
+            description="Propose a Chair or Co-Chair: checked against R-ROLE-*, then a WG ballot.",
+        ),
         name_coc_liaison.to_deployment(
-            name="operator", tags=tags,
-            description="Record the CoC WG's choice of Liaison; its contact confirms by a signed link."),
+            name="operator",
+            tags=tags,
+            description="Record the CoC WG's choice of Liaison; its contact confirms by a signed link.",
+        ),
         ask_board.to_deployment(
-            name="operator", tags=tags,
-            description="Ask the DSF Board in Slack to name the Board Liaison (R-ROLE-BOARD)."),
+            name="operator",
+            tags=tags,
+            description="Ask the DSF Board in Slack to name the Board Liaison (R-ROLE-BOARD).",
+        ),
     ]

@@ -40,30 +40,45 @@ def handle_appoint_command(*, ledger: Any, event: InboxEvent, now: datetime | No
         with ledger.read() as session:
             row = session.get(InboxEvent, event.id)
             attrs = {str(k): str(v) for k, v in ((row.payload or {}).get("attributes") or {}).items()}
-            person = repo.find_person_by_identity(session, platform=Platform.DISCORD,
-                                                  external_id=attrs.get("user_id", ""))
+            person = repo.find_person_by_identity(
+                session, platform=Platform.DISCORD, external_id=attrs.get("user_id", "")
+            )
         role, member = attrs.get("option.role", ""), attrs.get("option.member", "")
         if role not in ("chair", "co_chair"):
-            text, result = ("Refused by R-ROLE-APPOINT: /appoint proposes a Chair or Co-Chair "
-                            "(the CoC and Board Liaisons are named by the CoC WG and the Board).",
-                            "refused:R-ROLE-APPOINT")
+            text, result = (
+                "Refused by R-ROLE-APPOINT: /appoint proposes a Chair or Co-Chair "
+                "(the CoC and Board Liaisons are named by the CoC WG and the Board).",
+                "refused:R-ROLE-APPOINT",
+            )
         elif person is None:
-            text, result = ("Refused by R-ROLE-APPOINT: only a voting member of the working "
-                            "group may propose a Chair or Co-Chair.", "refused:R-ROLE-APPOINT")
+            text, result = (
+                "Refused by R-ROLE-APPOINT: only a voting member of the working group may propose a Chair or Co-Chair.",
+                "refused:R-ROLE-APPOINT",
+            )
         else:
             try:
                 out = open_step(ctx, role=role, nominee=member, proposed_by=str(person.id))
                 text = out["explanation"] + (
                     f" Ballot {out['ballot']} is open on {', '.join(out['platforms'])}."
-                    if out["status"] == "voting" else "")
+                    if out["status"] == "voting"
+                    else ""
+                )
                 result = f"wg-appointment:{out['appointment']}:{out['status']}"
             except PolicyViolation as exc:
                 text, result = f"Refused by {exc.ruling}: {exc.reason}.", f"refused:{exc.ruling}"
-        answer_interaction(ctx, key=f"{key}:answer", actor=ACTOR, about=f"inbox:{event.id}",
-                           attributes=attrs, text=text)
+        answer_interaction(
+            ctx, key=f"{key}:answer", actor=ACTOR, about=f"inbox:{event.id}", attributes=attrs, text=text
+        )
         with ledger.transaction() as session:
-            repo.effect_record(session, key=key, platform="ledger", actor=ACTOR,
-                               ref={"result": result}, about=f"inbox:{event.id}", at=ctx.now)
+            repo.effect_record(
+                session,
+                key=key,
+                platform="ledger",
+                actor=ACTOR,
+                ref={"result": result},
+                about=f"inbox:{event.id}",
+                at=ctx.now,
+            )
         return result
 
 
@@ -72,6 +87,10 @@ def register() -> None:
     from flows.wg_roles.coc import ROUTE, handle_confirm
     from flows.wg_roles.links import FORM_KIND
 
-    register_route(ROUTE, handle_confirm, form_kind=FORM_KIND,
-                   condition="the CoC WG Liaison confirmation page's button (POST /wg-role/<token>)")
+    register_route(
+        ROUTE,
+        handle_confirm,
+        form_kind=FORM_KIND,
+        condition="the CoC WG Liaison confirmation page's button (POST /wg-role/<token>)",
+    )
     register_route(APPOINT_ROUTE, handle_appoint_command, discord_command="appoint")

@@ -37,8 +37,7 @@ def _mac(secret: SecretStr | str, body: str) -> str:
     value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
     if not value:
         raise ValueError("the token secret is empty")
-    return hmac.new(value.encode("utf-8"), (_DOMAIN + body).encode("ascii"),
-                    hashlib.sha256).hexdigest()[:32]
+    return hmac.new(value.encode("utf-8"), (_DOMAIN + body).encode("ascii"), hashlib.sha256).hexdigest()[:32]
 
 
 def make_link_token(*, secret: SecretStr | str, appointment_id: int, expires_at: datetime) -> str:
@@ -50,8 +49,7 @@ def read_link_token(token: str, *, secret: SecretStr | str, now: datetime) -> Li
     """The claims of a valid, unexpired token; ``PolicyViolation`` (R-ROLE-APPOINT) otherwise."""
     token = (token or "").strip().rstrip(" .,;:!?)]}>'\"")
     match = _SHAPE.fullmatch(token)
-    if match is None or not hmac.compare_digest(_mac(secret, token.rsplit(".", 1)[0]),
-                                                match.group(3)):
+    if match is None or not hmac.compare_digest(_mac(secret, token.rsplit(".", 1)[0]), match.group(3)):
         raise PolicyViolation("this link is not valid", ruling="R-ROLE-APPOINT")
     expires = datetime.fromtimestamp(int(match.group(2)), UTC)
     if now > expires:

@@ -9,13 +9,12 @@ from typing import Any
 
 from prefect import flow
 
+from flows.kit import Ctx, artifact, context
+from flows.wg_roles.common import post_wg, render, roles_now
 from ledger import appointments
 from ledger.models import Person
 from rules import Decision
 from rules.appointments import LABELS, vacancies
-
-from flows.kit import Ctx, artifact, context
-from flows.wg_roles.common import post_wg, render, roles_now
 
 ACTOR = "flow:wg-roles-vacancies"
 
@@ -23,19 +22,33 @@ ACTOR = "flow:wg-roles-vacancies"
 def report(ctx: Ctx) -> dict[str, Any]:
     with ctx.ledger.read() as session:
         vacant = vacancies(roles_now(session).roles)
-        pending = [f"{LABELS[r.role]}: {session.get_one(Person, r.nominee_person_id).handle} "
-                   f"({r.status}, via {r.via})" for r in appointments.listing(session, open_only=True)
-                   if r.role in {v.role for v in vacant}]
+        pending = [
+            f"{LABELS[r.role]}: {session.get_one(Person, r.nominee_person_id).handle} ({r.status}, via {r.via})"
+            for r in appointments.listing(session, open_only=True)
+            if r.role in {v.role for v in vacant}
+        ]
     month = ctx.now.strftime("%Y-%m")
     if not vacant:
         return {"month": month, "vacant": [], "posted": []}
-    posted = post_wg(ctx, template="vacancies_wg", key=f"wg-roles:vacant:{month}", actor=ACTOR,
-                     about=None, renderer=render, month=month, lines=[v.line for v in vacant],
-                     pending=pending)
-    artifact(key=f"wg-roles-vacant-{month}", title=f"Vacant WG roles, {month}",
-             decision=Decision(allowed=True, ruling="R-ROLE-APPOINT",
-                               reason=f"{len(vacant)} role(s) vacant, reported to the WG"),
-             rows={v.role: v.line for v in vacant})
+    posted = post_wg(
+        ctx,
+        template="vacancies_wg",
+        key=f"wg-roles:vacant:{month}",
+        actor=ACTOR,
+        about=None,
+        renderer=render,
+        month=month,
+        lines=[v.line for v in vacant],
+        pending=pending,
+    )
+    artifact(
+        key=f"wg-roles-vacant-{month}",
+        title=f"Vacant WG roles, {month}",
+        decision=Decision(
+            allowed=True, ruling="R-ROLE-APPOINT", reason=f"{len(vacant)} role(s) vacant, reported to the WG"
+        ),
+        rows={v.role: v.line for v in vacant},
+    )
     return {"month": month, "vacant": [v.role for v in vacant], "posted": sorted(posted)}
 
 

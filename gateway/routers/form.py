@@ -25,24 +25,35 @@ router = APIRouter()
 STYLESHEET = Path(__file__).resolve().parents[1] / "static" / "form.css"
 
 
-def form_page(gateway: GatewayState, request: Request, *, values: dict[str, str] | None = None,
-              errors: dict[str, str] | None = None, status: int = 200,
-              submission: str | None = None) -> HTMLResponse:
+def form_page(
+    gateway: GatewayState,
+    request: Request,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    submission: str | None = None,
+) -> HTMLResponse:
     """The form, with what was typed and the errors; a CSRF cookie when the browser has none."""
     cookie = request.cookies.get(forms.CSRF_COOKIE)
     new_cookie = None
     if not cookie or len(cookie) > 100:
         cookie = new_cookie = forms.CsrfTokens.new_cookie()
     submission = submission or forms.CsrfTokens.new_submission()
-    return gateway.page("apply.html", status=status, cookie=new_cookie,
-                        secure=request.url.scheme == "https",
-                        values={name: "" for name in forms.FIELDS} | (values or {}),
-                        errors=errors or {}, submission=submission,
-                        csrf=gateway.csrf.issue(cookie, submission), honeypot=forms.HONEYPOT)
+    return gateway.page(
+        "apply.html",
+        status=status,
+        cookie=new_cookie,
+        secure=request.url.scheme == "https",
+        values={name: "" for name in forms.FIELDS} | (values or {}),
+        errors=errors or {},
+        submission=submission,
+        csrf=gateway.csrf.issue(cookie, submission),
+        honeypot=forms.HONEYPOT,
+    )
 
 
-def message(gateway: GatewayState, heading: str, text: str, *, status: int,
-            **headers: str) -> HTMLResponse:
+def message(gateway: GatewayState, heading: str, text: str, *, status: int, **headers: str) -> HTMLResponse:
     """A page with one message and a link back to the form."""
     response = gateway.page("message.html", status=status, heading=heading, message=text, link="/apply")
     response.headers.update(headers)
@@ -51,9 +62,14 @@ def message(gateway: GatewayState, heading: str, text: str, *, status: int,
 
 def too_many(gateway: GatewayState, wait: float) -> HTMLResponse:
     gateway.metrics.form.labels(outcome="rate-limited").inc()
-    return message(gateway, "Too many attempts", "Too many applications were sent from your network "
-                   f"just now. Please try again in {int(wait // 60) + 1} minutes.",
-                   status=429, **{"Retry-After": str(int(wait) + 1)})
+    return message(
+        gateway,
+        "Too many attempts",
+        "Too many applications were sent from your network "
+        f"just now. Please try again in {int(wait // 60) + 1} minutes.",
+        status=429,
+        **{"Retry-After": str(int(wait) + 1)},
+    )
 
 
 @router.get("/apply")
@@ -68,15 +84,17 @@ async def root() -> Response:
 
 @router.get("/static/form.css")
 async def stylesheet() -> Response:
-    return Response(STYLESHEET.read_bytes(), media_type="text/css",
-                    headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
+    return Response(
+        STYLESHEET.read_bytes(),
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def read_form(request: Request, gateway: GatewayState) -> dict[str, str] | Response:
     """The posted fields (first value of each), or the page refusing an unreadable form."""
     if content_type(request) != "application/x-www-form-urlencoded":
-        return message(gateway, "Unsupported form", "Please send the form from the application page.",
-                       status=415)
+        return message(gateway, "Unsupported form", "Please send the form from the application page.", status=415)
     settings = gateway.settings
     try:
         raw = await read_limited(request, settings.max_form_bytes, timeout=settings.body_timeout)
@@ -84,11 +102,9 @@ async def read_form(request: Request, gateway: GatewayState) -> dict[str, str] |
     except BodyTooLarge:
         return message(gateway, "Too long", "The form is too long. Please shorten your answers.", status=413)
     except BodyTimeout:
-        return message(gateway, "Too slow", "The form did not arrive in time. Please send it again.",
-                       status=408)
+        return message(gateway, "Too slow", "The form did not arrive in time. Please send it again.", status=408)
     except (BadLength, UnicodeDecodeError, ValueError):
-        return message(gateway, "Unreadable form", "Please send the form from the application page.",
-                       status=400)
+        return message(gateway, "Unreadable form", "Please send the form from the application page.", status=400)
     return {name: values[0] for name, values in fields.items() if values}
 
 
@@ -105,20 +121,33 @@ async def apply_submit(request: Request, gateway: GatewayDep, metrics: MetricsDe
         return posted
     submission = posted.get("submission", "")
     limits = gateway.limits
-    if not gateway.csrf.check(cookie=request.cookies.get(forms.CSRF_COOKIE), submission=submission,
-                              token=posted.get("csrf", "")):
+    if not gateway.csrf.check(
+        cookie=request.cookies.get(forms.CSRF_COOKIE), submission=submission, token=posted.get("csrf", "")
+    ):
         metrics.form.labels(outcome="csrf").inc()
         # What was typed is kept; a fresh token lets the person simply send it again.
         checked = forms.validate(posted, limits=limits)
-        return form_page(gateway, request, values=checked.values, status=403, errors={
-            "form": "This form had expired or was opened elsewhere. Please check your "
-                    "answers and send it again."})
+        return form_page(
+            gateway,
+            request,
+            values=checked.values,
+            status=403,
+            errors={
+                "form": "This form had expired or was opened elsewhere. Please check your answers and send it again."
+            },
+        )
     if posted.get(forms.HONEYPOT, "").strip():
         metrics.form.labels(outcome="honeypot").inc()
         gateway.limiter.hit(client_ip)
         log.info("gateway: /apply honeypot filled; not stored")
-        return gateway.page("applied.html", accounts=[], confirm_days=limits.confirm_within_days,
-                            reference="-", status_url=None, email=False)
+        return gateway.page(
+            "applied.html",
+            accounts=[],
+            confirm_days=limits.confirm_within_days,
+            reference="-",
+            status_url=None,
+            email=False,
+        )
     checked = forms.validate(posted, limits=limits)
     if checked.ok and gateway.lookup is not None:
         lookup_wait = gateway.lookup_limiter.hit(client_ip)
@@ -127,8 +156,9 @@ async def apply_submit(request: Request, gateway: GatewayDep, metrics: MetricsDe
         checked.errors.update(await run_in_threadpool(gateway.lookup.errors, checked.values))
     if not checked.ok:
         metrics.form.labels(outcome="invalid").inc()
-        return form_page(gateway, request, values=checked.values, errors=checked.errors, status=422,
-                         submission=submission)
+        return form_page(
+            gateway, request, values=checked.values, errors=checked.errors, status=422, submission=submission
+        )
     return await store_application(gateway, client_ip, submission, checked.values)
 
 
@@ -143,21 +173,31 @@ def stored_data(ledger: Ledger, event_id: int | None) -> dict[str, Any]:
         return dict((row.payload or {}).get("data") or {}) if row else {}
 
 
-async def store_application(gateway: GatewayState, client_ip: str, submission: str,
-                            values: dict[str, str]) -> Response:
+async def store_application(gateway: GatewayState, client_ip: str, submission: str, values: dict[str, str]) -> Response:
     """Store the application once per submission id; the same form sent again with other
     answers keeps the first (409)."""
     limits = gateway.limits
     event = InboundEvent(
-        platform="form", dedupe_key=f"form:{submission}", kind="application",
+        platform="form",
+        dedupe_key=f"form:{submission}",
+        kind="application",
         actor=values["discourse_username"] or values["discord_username"],
-        attributes={}, data={"submission_id": submission, "submitted_at": utcnow().isoformat(),
-                             **{name: values[name] for name in forms.FIELDS if values[name]}})
+        attributes={},
+        data={
+            "submission_id": submission,
+            "submitted_at": utcnow().isoformat(),
+            **{name: values[name] for name in forms.FIELDS if values[name]},
+        },
+    )
     accepted = await gateway.accept(event)
     if isinstance(accepted, Response):
-        return message(gateway, "Please try again", "Your application could not be saved just now. "
-                       "Please go back and send it again in a minute.", status=503,
-                       **{"Retry-After": "30"})
+        return message(
+            gateway,
+            "Please try again",
+            "Your application could not be saved just now. Please go back and send it again in a minute.",
+            status=503,
+            **{"Retry-After": "30"},
+        )
     route, event_id, created = accepted
     gateway.metrics.form.labels(outcome="stored" if created else "duplicate").inc()
     status_url = f"/apply/status/{submission}"
@@ -168,15 +208,28 @@ async def store_application(gateway: GatewayState, client_ip: str, submission: s
         changed = forms.kept_changes(stored, values)
         if changed:
             # The same form sent again with other answers (the back button): the first stays.
-            return gateway.page("kept.html", status=409, reference=f"inbox:{event_id}",
-                                status_url=status_url, confirm_days=limits.confirm_within_days,
-                                changed=[forms.LABELS[name] for name in changed])
+            return gateway.page(
+                "kept.html",
+                status=409,
+                reference=f"inbox:{event_id}",
+                status_url=status_url,
+                confirm_days=limits.confirm_within_days,
+                changed=[forms.LABELS[name] for name in changed],
+            )
         values = {name: str(stored.get(name) or "") for name in forms.FIELDS}
-    accounts = [(label, values[name]) for name, label in
-                (("discourse_username", "Forum"), ("discord_username", "Discord")) if values[name]]
-    return gateway.page("applied.html", accounts=accounts, confirm_days=limits.confirm_within_days,
-                        reference=f"inbox:{event_id}", status_url=status_url,
-                        email=bool(values["email"]) and gateway.email_outcomes)
+    accounts = [
+        (label, values[name])
+        for name, label in (("discourse_username", "Forum"), ("discord_username", "Discord"))
+        if values[name]
+    ]
+    return gateway.page(
+        "applied.html",
+        accounts=accounts,
+        confirm_days=limits.confirm_within_days,
+        reference=f"inbox:{event_id}",
+        status_url=status_url,
+        email=bool(values["email"]) and gateway.email_outcomes,
+    )
 
 
 @router.get("/apply/status/{submission}")
@@ -186,10 +239,15 @@ async def apply_status(submission: str, gateway: GatewayDep, ledger: LedgerDep) 
     view = None
     if forms.valid_submission(submission):
         confirm_days = gateway.limits.confirm_within_days
-        view = await run_in_threadpool(lambda: describe_submission(
-            ledger, submission=submission, confirm_days=confirm_days))
+        view = await run_in_threadpool(
+            lambda: describe_submission(ledger, submission=submission, confirm_days=confirm_days)
+        )
     if view is None:
-        return gateway.page("message.html", status=404, heading="No such application",
-                            message="This link does not belong to an application. Please use the "
-                                    "link shown after you sent the form.", link="/apply")
+        return gateway.page(
+            "message.html",
+            status=404,
+            heading="No such application",
+            message="This link does not belong to an application. Please use the link shown after you sent the form.",
+            link="/apply",
+        )
     return gateway.page("status.html", view=view, reference=submission)

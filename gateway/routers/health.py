@@ -31,9 +31,10 @@ def health(gateway: GatewayState) -> tuple[bool, dict[str, Any]]:
     if prefect.get("prefect_reachable") is False:
         ok = False
     verifiers = gateway.verifiers
-    report["connectors"] = {name: ("configured" if verifiers.get(name) else
-                                   f"not configured: {verifiers.problems.get(name, '?')}")
-                            for name in PLATFORMS}
+    report["connectors"] = {
+        name: ("configured" if verifiers.get(name) else f"not configured: {verifiers.problems.get(name, '?')}")
+        for name in PLATFORMS
+    }
     report["status"] = "ok" if ok else "degraded"
     return ok, report
 

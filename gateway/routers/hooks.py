@@ -25,27 +25,39 @@ router = APIRouter()
 # take a second to read), so the event loop keeps answering the others.
 BIG_BODY = 64 * 1024
 # Discord routes answered "thinking…" at once; the flow replaces it with its answer.
-DEFERRED = (inbox.Route.INTAKE, inbox.Route.IDEA, inbox.Route.OPT_IN, inbox.Route.LEAVE,
-            inbox.Route.VOTE, inbox.Route.CONFIRM, inbox.Route.BOARD_PROPOSAL)
+DEFERRED = (
+    inbox.Route.INTAKE,
+    inbox.Route.IDEA,
+    inbox.Route.OPT_IN,
+    inbox.Route.LEAVE,
+    inbox.Route.VOTE,
+    inbox.Route.CONFIRM,
+    inbox.Route.BOARD_PROPOSAL,
+)
 
 
-def refused_before_body(request: Request, platform: str, *, settings: GatewaySettings,
-                        metrics: Metrics) -> Response | None:
+def refused_before_body(
+    request: Request, platform: str, *, settings: GatewaySettings, metrics: Metrics
+) -> Response | None:
     """The checks on the headers alone (framing, declared length, signature headers, content
     type): a Response when refused, else None."""
     try:
         length = declared_length(request)
     except BadLength as exc:
-        return json_response(400, {"ok": False, "error": f"bad framing: {exc}" if "both" in str(exc)
-                                   else "bad Content-Length"}, Connection="close")
+        return json_response(
+            400,
+            {"ok": False, "error": f"bad framing: {exc}" if "both" in str(exc) else "bad Content-Length"},
+            Connection="close",
+        )
     if length is not None and length > settings.max_body_bytes:
         return json_response(413, {"ok": False, "error": "body too large"})
     if not all(request.headers.get(h) for h in SIGNATURE_HEADERS[platform]):
         metrics.verification_failures.labels(platform=platform).inc()
         return json_response(401, {"ok": False, "error": "missing signature"})
     if content_type(request) not in CONTENT_TYPES[platform]:
-        return json_response(415, {"ok": False, "error":
-                                   f"content type must be {' or '.join(CONTENT_TYPES[platform])}"})
+        return json_response(
+            415, {"ok": False, "error": f"content type must be {' or '.join(CONTENT_TYPES[platform])}"}
+        )
     return None
 
 
@@ -56,14 +68,11 @@ async def read_body(request: Request, platform: str, settings: GatewaySettings) 
     except BodyTooLarge:
         return json_response(413, {"ok": False, "error": "body too large"})
     except BodyTimeout:
-        log.info("gateway: %s hook: the body did not arrive within %s s; 408", platform,
-                 settings.body_timeout)
-        return json_response(408, {"ok": False, "error": "request body not received in time"},
-                             Connection="close")
+        log.info("gateway: %s hook: the body did not arrive within %s s; 408", platform, settings.body_timeout)
+        return json_response(408, {"ok": False, "error": "request body not received in time"}, Connection="close")
 
 
-async def receive_hook(request: Request, platform: str, gateway: GatewayState
-                       ) -> tuple[InboundEvent, bytes] | Response:
+async def receive_hook(request: Request, platform: str, gateway: GatewayState) -> tuple[InboundEvent, bytes] | Response:
     """Every check before the event may be trusted: the event and the body as received,
     or a Response when refused."""
     settings, metrics = gateway.settings, gateway.metrics
@@ -85,8 +94,17 @@ async def receive_hook(request: Request, platform: str, gateway: GatewayState
         status = exc.status if exc.status in (400, 401, 413) else 401
         if status == 401:
             metrics.verification_failures.labels(platform=platform).inc()
-        return json_response(status, {"ok": False, "error": "invalid signature" if status == 401 else
-                                      "body too large" if status == 413 else "malformed request"})
+        return json_response(
+            status,
+            {
+                "ok": False,
+                "error": "invalid signature"
+                if status == 401
+                else "body too large"
+                if status == 413
+                else "malformed request",
+            },
+        )
     except Exception as exc:  # noqa: BLE001 - a verifier bug must not become a 500 probe answer
         log.warning("gateway: %s verifier raised %s", platform, type(exc).__name__)
         return json_response(400, {"ok": False, "error": "malformed request"})
@@ -127,8 +145,9 @@ async def discord_hook(request: Request, gateway: GatewayDep) -> Response:
         return json_response(200, payloads.deferred(ephemeral=True))
     if event.kind == "autocomplete":
         return json_response(200, {"type": 8, "data": {"choices": []}})
-    return json_response(200, payloads.ephemeral("Sorry, this action is not known here. "
-                                                 "It was kept for the working group to look at."))
+    return json_response(
+        200, payloads.ephemeral("Sorry, this action is not known here. It was kept for the working group to look at.")
+    )
 
 
 @router.post("/hooks/slack")

@@ -25,10 +25,18 @@ from ledger.types import utcnow
 
 router = APIRouter()
 LINK_PAGES = {
-    "confirm": {"heading": "Confirm your application", "button": "Confirm my application",
-                "done": "Thank you, your confirmation is received", "event_kind": "confirm"},
-    "optin": {"heading": "Opt in for another year", "button": "Opt in for another year",
-              "done": "Thank you, your opt-in is received", "event_kind": "optin"},
+    "confirm": {
+        "heading": "Confirm your application",
+        "button": "Confirm my application",
+        "done": "Thank you, your confirmation is received",
+        "event_kind": "confirm",
+    },
+    "optin": {
+        "heading": "Opt in for another year",
+        "button": "Opt in for another year",
+        "done": "Thank you, your opt-in is received",
+        "event_kind": "optin",
+    },
 }
 
 
@@ -48,42 +56,67 @@ def token_digest(token: str) -> str:
 def describe(gateway: GatewayState, purpose: str, token: str) -> Any:
     from flows.membership.links import describe_link
 
-    return describe_link(ledger=gateway.ledger, purpose=purpose, token=token,
-                         secret=gateway.link_secret(), now=utcnow())
+    return describe_link(
+        ledger=gateway.ledger, purpose=purpose, token=token, secret=gateway.link_secret(), now=utcnow()
+    )
 
 
 def link_refused(gateway: GatewayState, purpose: str, view: Any) -> HTMLResponse:
     if view.state == "invalid":
         heading, status = "This link cannot be used", 400
-        text = (f"Sorry: {view.reason}. Please use the newest message we sent you, or ask "
-                "the working group for a new link.")
+        text = (
+            f"Sorry: {view.reason}. Please use the newest message we sent you, or ask the working group for a new link."
+        )
     else:  # closed
         heading, status = "Nothing to do here any more", 410
         text = f"{view.reason[0].upper()}{view.reason[1:]}."
         if purpose == "confirm":
             text += " You are welcome to apply again."
-    return gateway.page("message.html", status=status, heading=heading, message=text,
-                        link="/apply" if purpose == "confirm" else None)
+    return gateway.page(
+        "message.html", status=status, heading=heading, message=text, link="/apply" if purpose == "confirm" else None
+    )
 
 
-def link_page(gateway: GatewayState, request: Request, purpose: str, token: str, view: Any, *,
-              status: int = 200, error: str | None = None) -> HTMLResponse:
+def link_page(
+    gateway: GatewayState,
+    request: Request,
+    purpose: str,
+    token: str,
+    view: Any,
+    *,
+    status: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
     cookie = request.cookies.get(forms.CSRF_COOKIE)
     new_cookie = None
     if not cookie or len(cookie) > 100:
         cookie = new_cookie = forms.CsrfTokens.new_cookie()
     texts = LINK_PAGES[purpose]
-    return gateway.page("link.html", status=status, cookie=new_cookie, cookie_path=f"/{purpose}",
-                        secure=request.url.scheme == "https", heading=texts["heading"],
-                        button=texts["button"], view=view, error=error, action=f"/{purpose}/{token}",
-                        csrf=gateway.csrf.issue(cookie, token_digest(token)))
+    return gateway.page(
+        "link.html",
+        status=status,
+        cookie=new_cookie,
+        cookie_path=f"/{purpose}",
+        secure=request.url.scheme == "https",
+        heading=texts["heading"],
+        button=texts["button"],
+        view=view,
+        error=error,
+        action=f"/{purpose}/{token}",
+        csrf=gateway.csrf.issue(cookie, token_digest(token)),
+    )
 
 
-def link_done(gateway: GatewayState, purpose: str, *, reference: str | None,
-              note: str | None) -> HTMLResponse:
-    return gateway.page("link_done.html", heading=LINK_PAGES[purpose]["done"] if reference else
-                        ("Already confirmed" if purpose == "confirm" else "Already opted in"),
-                        purpose=purpose, reference=reference, note=note)
+def link_done(gateway: GatewayState, purpose: str, *, reference: str | None, note: str | None) -> HTMLResponse:
+    return gateway.page(
+        "link_done.html",
+        heading=LINK_PAGES[purpose]["done"]
+        if reference
+        else ("Already confirmed" if purpose == "confirm" else "Already opted in"),
+        purpose=purpose,
+        reference=reference,
+        note=note,
+    )
 
 
 def not_pressable(gateway: GatewayState, purpose: str, view: Any) -> HTMLResponse | None:
@@ -108,8 +141,9 @@ async def posted_fields(request: Request, gateway: GatewayState) -> dict[str, st
         return {}
     try:
         raw = await read_limited(request, 4096, timeout=gateway.settings.body_timeout)
-        return {k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True,
-                                             max_num_fields=10).items() if v}
+        return {
+            k: v[0] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=10).items() if v
+        }
     except (BodyTooLarge, BodyTimeout, BadLength, UnicodeDecodeError, ValueError):
         return {}
 
@@ -126,19 +160,36 @@ async def press_link(request: Request, gateway: GatewayState, purpose: str, toke
     if refused is not None:
         return refused
     posted = await posted_fields(request, gateway)
-    if not gateway.csrf.check(cookie=request.cookies.get(forms.CSRF_COOKIE),
-                              submission=token_digest(token), token=posted.get("csrf", "")):
+    if not gateway.csrf.check(
+        cookie=request.cookies.get(forms.CSRF_COOKIE), submission=token_digest(token), token=posted.get("csrf", "")
+    ):
         metrics.form.labels(outcome=f"{purpose}-csrf").inc()
-        return link_page(gateway, request, purpose, token, view, status=403, error=(
-            "This page had expired or was opened elsewhere, so nothing was recorded yet."))
-    event = InboundEvent(platform="form", dedupe_key=f"form:{purpose}:{token_digest(token)}",
-                         kind=LINK_PAGES[purpose]["event_kind"], actor=None, attributes={},
-                         data={"token": token, "submitted_at": utcnow().isoformat()})
+        return link_page(
+            gateway,
+            request,
+            purpose,
+            token,
+            view,
+            status=403,
+            error=("This page had expired or was opened elsewhere, so nothing was recorded yet."),
+        )
+    event = InboundEvent(
+        platform="form",
+        dedupe_key=f"form:{purpose}:{token_digest(token)}",
+        kind=LINK_PAGES[purpose]["event_kind"],
+        actor=None,
+        attributes={},
+        data={"token": token, "submitted_at": utcnow().isoformat()},
+    )
     accepted = await gateway.accept(event)
     if isinstance(accepted, Response):
-        return gateway.page("message.html", status=503, heading="Please try again", link=None,
-                            message="Your answer could not be saved just now. Please go back and "
-                                    "press the button again in a minute.")
+        return gateway.page(
+            "message.html",
+            status=503,
+            heading="Please try again",
+            link=None,
+            message="Your answer could not be saved just now. Please go back and press the button again in a minute.",
+        )
     metrics.form.labels(outcome=f"{purpose}-{'stored' if accepted[2] else 'duplicate'}").inc()
     return link_done(gateway, purpose, reference=f"inbox:{accepted[1]}", note=None)
 

@@ -38,8 +38,9 @@ REPORT_RATE_WINDOW = 3600.0
 
 def validate(posted: dict[str, str], *, max_text: int) -> tuple[dict[str, str], dict[str, str]]:
     """The form's values (cleaned) and its errors by field (pure)."""
-    values = {name: forms._clean(posted.get(name, "")) for name in
-              ("platform", "target_kind", "target", "reason", "reporter")}
+    values = {
+        name: forms._clean(posted.get(name, "")) for name in ("platform", "target_kind", "target", "reason", "reporter")
+    }
     values["coc"] = "yes" if posted.get("coc") else ""
     errors: dict[str, str] = {}
     if values["platform"] not in PLATFORMS:
@@ -53,31 +54,62 @@ def validate(posted: dict[str, str], *, max_text: int) -> tuple[dict[str, str], 
     if not values["reason"]:
         errors["reason"] = "Tell the moderators what happened."
     elif len(values["reason"]) > max_text:
-        errors["reason"] = (f"Your report is {len(values['reason'])} characters long; the limit is {max_text}. "
-                            "Please shorten it.")
+        errors["reason"] = (
+            f"Your report is {len(values['reason'])} characters long; the limit is {max_text}. Please shorten it."
+        )
     if len(values["reporter"]) > 64:
         errors["reporter"] = "A username is at most 64 characters."
     return values, errors
 
 
-def _page(gateway: GatewayState, name: str, *, status: int = 200, cookie: str | None = None,
-          secure: bool = False, **context: Any) -> HTMLResponse:
-    return gateway.page(name, status=status, cookie=cookie, secure=secure, cookie_path=PATH,
-                        platforms=PLATFORMS, kinds=TARGET_KINDS, **context)
+def _page(
+    gateway: GatewayState,
+    name: str,
+    *,
+    status: int = 200,
+    cookie: str | None = None,
+    secure: bool = False,
+    **context: Any,
+) -> HTMLResponse:
+    return gateway.page(
+        name,
+        status=status,
+        cookie=cookie,
+        secure=secure,
+        cookie_path=PATH,
+        platforms=PLATFORMS,
+        kinds=TARGET_KINDS,
+        **context,
+    )
 
 
-def _form(gateway: GatewayState, request: Request, *, values: dict[str, str] | None = None,
-          errors: dict[str, str] | None = None, status: int = 200,
-          submission: str | None = None) -> HTMLResponse:
+def _form(
+    gateway: GatewayState,
+    request: Request,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    submission: str | None = None,
+) -> HTMLResponse:
     cookie = request.cookies.get(forms.CSRF_COOKIE)
     new_cookie = None
     if not cookie or len(cookie) > 100:
         cookie = new_cookie = forms.CsrfTokens.new_cookie()
     submission = submission or forms.CsrfTokens.new_submission()
-    return _page(gateway, "report.html", status=status, cookie=new_cookie,
-                 secure=request.url.scheme == "https", values=values or {}, errors=errors or {},
-                 submission=submission, max_text=gateway.report_max_text,
-                 csrf=gateway.csrf.issue(cookie, submission), honeypot=forms.HONEYPOT)
+    return _page(
+        gateway,
+        "report.html",
+        status=status,
+        cookie=new_cookie,
+        secure=request.url.scheme == "https",
+        values=values or {},
+        errors=errors or {},
+        submission=submission,
+        max_text=gateway.report_max_text,
+        csrf=gateway.csrf.issue(cookie, submission),
+        honeypot=forms.HONEYPOT,
+    )
 
 
 def _message(gateway: GatewayState, heading: str, text: str, *, status: int, **headers: str) -> HTMLResponse:
@@ -102,16 +134,23 @@ async def report_submit(request: Request, gateway: GatewayDep) -> Response:
     client_ip = request.client.host if request.client else "unknown"
     wait = limiter.wait(client_ip)
     if wait:
-        return _message(gateway, "Too many reports", "Too many reports were sent from your network just now. Please try "
-                        f"again in {int(wait // 60) + 1} minutes.", status=429, **{"Retry-After": str(int(wait) + 1)})
+        return _message(
+            gateway,
+            "Too many reports",
+            "Too many reports were sent from your network just now. Please try "
+            f"again in {int(wait // 60) + 1} minutes.",
+            status=429,
+            **{"Retry-After": str(int(wait) + 1)},
+        )
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
         return _message(gateway, "Unsupported form", "Please send the report from the report page.", status=415)
     try:
         raw = await read_limited(request, settings.max_form_bytes, timeout=settings.body_timeout)
         fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
     except BodyTooLarge:
-        return _message(gateway, "Too long", f"The report is too long. Please keep it under {max_text} characters.",
-                        status=413)
+        return _message(
+            gateway, "Too long", f"The report is too long. Please keep it under {max_text} characters.", status=413
+        )
     except BodyTimeout:
         return _message(gateway, "Too slow", "The report did not arrive in time. Please send it again.", status=408)
     except (BadLength, UnicodeDecodeError, ValueError):
@@ -119,25 +158,45 @@ async def report_submit(request: Request, gateway: GatewayDep) -> Response:
     posted = {name: values[0] for name, values in fields.items() if values}
     submission = posted.get("submission", "")
     values, errors = validate(posted, max_text=max_text)
-    if not csrf.check(cookie=request.cookies.get(forms.CSRF_COOKIE), submission=submission,
-                      token=posted.get("csrf", "")):
-        return _form(gateway, request, values=values, status=403, errors={
-            "form": "This form had expired or was opened elsewhere. Please check it and send it again."})
+    if not csrf.check(
+        cookie=request.cookies.get(forms.CSRF_COOKIE), submission=submission, token=posted.get("csrf", "")
+    ):
+        return _form(
+            gateway,
+            request,
+            values=values,
+            status=403,
+            errors={"form": "This form had expired or was opened elsewhere. Please check it and send it again."},
+        )
     if posted.get(forms.HONEYPOT, "").strip():
         limiter.hit(client_ip)
         return _page(gateway, "reported.html", reference="-")
     if errors:
-        return _form(gateway, request, values=values, errors=errors, status=422 if "reason" not in errors
-                     or "limit" not in errors["reason"] else 413, submission=submission)
+        return _form(
+            gateway,
+            request,
+            values=values,
+            errors=errors,
+            status=422 if "reason" not in errors or "limit" not in errors["reason"] else 413,
+            submission=submission,
+        )
     key = settings.form_secret
     secret = key.get_secret_value().encode() if key else b"charterflow-report"
     ip_digest = hmac.new(secret, client_ip.encode(), hashlib.sha256).hexdigest()[:24]
-    payload = {"data": {**values, "submission_id": submission},
-               "attributes": {"ip_digest": ip_digest}, "actor": values["reporter"] or None}
+    payload = {
+        "data": {**values, "submission_id": submission},
+        "attributes": {"ip_digest": ip_digest},
+        "actor": values["reporter"] or None,
+    }
     stored = await run_in_threadpool(_store, gateway, submission, payload)
     if stored is None:
-        return _message(gateway, "Please try again", "Your report could not be saved just now. Please send it again in "
-                        "a minute.", status=503, **{"Retry-After": "30"})
+        return _message(
+            gateway,
+            "Please try again",
+            "Your report could not be saved just now. Please send it again in a minute.",
+            status=503,
+            **{"Retry-After": "30"},
+        )
     event_id, created = stored
     if created:
         limiter.hit(client_ip)
@@ -149,8 +208,14 @@ def _store(gateway: GatewayState, submission: str, payload: dict[str, Any]) -> t
     from ledger import repo
 
     def work(session: Any) -> tuple[int, bool]:
-        row, created = repo.inbox_put(session, dedupe_key=f"form:report:{submission}", source="form",
-                                      kind="report", payload=json.loads(json.dumps(payload)), route=FORM_ROUTE)
+        row, created = repo.inbox_put(
+            session,
+            dedupe_key=f"form:report:{submission}",
+            source="form",
+            kind="report",
+            payload=json.loads(json.dumps(payload)),
+            route=FORM_ROUTE,
+        )
         return row.id, created
 
     try:

@@ -22,8 +22,20 @@ def _load(path: Path) -> dict[str, Any]:
 
 def test_ratelimit_bench_in_a_tiny_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ratelimit.json"
-    ratelimit.main(["--discord-changes", "40", "--discourse-changes", "10", "--discord-scale", "0.005",
-                    "--discourse-scale", "0.01", "--out", str(out)])
+    ratelimit.main(
+        [
+            "--discord-changes",
+            "40",
+            "--discourse-changes",
+            "10",
+            "--discord-scale",
+            "0.005",
+            "--discourse-scale",
+            "0.01",
+            "--out",
+            str(out),
+        ]
+    )
     data = _load(out)
     for client in ("ours", "naive"):
         for platform, planned in (("discord", 40), ("discourse", 10)):
@@ -59,34 +71,50 @@ def test_intake_reads_snowflake_times_and_the_gateways_dispatch_counters() -> No
 
     # Discord's documented example: 175928847299117063 was made at 2016-04-30 11:18:25.796 UTC.
     assert abs(snowflake_time("175928847299117063") - 1462015105.796) < 1e-6
-    text = "\n".join([
-        "# HELP charterflow_gateway_dispatches_total Dispatch attempts by outcome",
-        'charterflow_gateway_dispatches_total{outcome="started"} 12.0',
-        'charterflow_gateway_dispatches_created{outcome="started"} 1.7e9',
-        'charterflow_gateway_dispatch_latency_seconds_bucket{le="0.1"} 3.0',
-        "charterflow_gateway_dispatch_latency_seconds_sum 0.5",
-    ])
-    assert _dispatch_metrics(text) == {'charterflow_gateway_dispatches_total{outcome="started"}': 12.0,
-                                       "charterflow_gateway_dispatch_latency_seconds_sum": 0.5}
+    text = "\n".join(
+        [
+            "# HELP charterflow_gateway_dispatches_total Dispatch attempts by outcome",
+            'charterflow_gateway_dispatches_total{outcome="started"} 12.0',
+            'charterflow_gateway_dispatches_created{outcome="started"} 1.7e9',
+            'charterflow_gateway_dispatch_latency_seconds_bucket{le="0.1"} 3.0',
+            "charterflow_gateway_dispatch_latency_seconds_sum 0.5",
+        ]
+    )
+    assert _dispatch_metrics(text) == {
+        'charterflow_gateway_dispatches_total{outcome="started"}': 12.0,
+        "charterflow_gateway_dispatch_latency_seconds_sum": 0.5,
+    }
 
 
 def test_intake_counts_the_requests_prefect_answered_503_by_the_write_that_failed(tmp_path: Path) -> None:
     from bench.intake import main, prefect_busy
 
     log = tmp_path / "prefect-server.log"
-    busy = "\n".join([
-        "02:13:45.150 | ERROR   | prefect.server - Encountered retryable exception in request:",
-        "Traceback (most recent call last):",
-        "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked",
-        "[SQL: INSERT INTO task_run (flow_run_id, task_key, dynamic_key) "
-        "VALUES (:flow_run_id, :task_key, :dynamic_key)]",
-        "[parameters: {'flow_run_id': None, 'task_key': 'inbox-dispatch-0', 'dynamic_key': 'inbox-1-1'}]",
-    ])
-    other = busy.replace("INSERT INTO task_run (flow_run_id, task_key, dynamic_key) VALUES "
-                         "(:flow_run_id, :task_key, :dynamic_key)",
-                         "UPDATE concurrency_limit_v2 SET active_slots=(active_slots + :slots)")
-    log.write_text("\n".join(["Configure Prefect to communicate with the server", busy, busy, other,
-                              "02:13:46.000 | INFO    | prefect.server - all good"]))
+    busy = "\n".join(
+        [
+            "02:13:45.150 | ERROR   | prefect.server - Encountered retryable exception in request:",
+            "Traceback (most recent call last):",
+            "sqlalchemy.exc.OperationalError: (sqlite3.OperationalError) database is locked",
+            "[SQL: INSERT INTO task_run (flow_run_id, task_key, dynamic_key) "
+            "VALUES (:flow_run_id, :task_key, :dynamic_key)]",
+            "[parameters: {'flow_run_id': None, 'task_key': 'inbox-dispatch-0', 'dynamic_key': 'inbox-1-1'}]",
+        ]
+    )
+    other = busy.replace(
+        "INSERT INTO task_run (flow_run_id, task_key, dynamic_key) VALUES (:flow_run_id, :task_key, :dynamic_key)",
+        "UPDATE concurrency_limit_v2 SET active_slots=(active_slots + :slots)",
+    )
+    log.write_text(
+        "\n".join(
+            [
+                "Configure Prefect to communicate with the server",
+                busy,
+                busy,
+                other,
+                "02:13:46.000 | INFO    | prefect.server - all good",
+            ]
+        )
+    )
     assert prefect_busy(log) == {"INSERT task_run": 2, "UPDATE concurrency_limit_v2": 1}
     assert prefect_busy(tmp_path / "missing.log") == {}
     with pytest.raises(SystemExit):  # --env takes NAME=VALUE
@@ -100,12 +128,17 @@ def test_intake_counts_the_cpu_of_the_processes_of_one_up_by_part(tmp_path: Path
     from bench.intake import cpu_seconds
 
     home = tmp_path / "home"
-    spin = ("import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
-            "print('spun', flush=True)\ntime.sleep(60)")
+    spin = (
+        "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+        "print('spun', flush=True)\ntime.sleep(60)"
+    )
     # One process of this `up` (a gateway, by its command line) and one of another `up`.
-    started = [subprocess.Popen([sys.executable, "-c", spin, "gateway"], stdout=subprocess.PIPE,
-                                env={"CHARTERFLOW_HOME": str(where)})
-               for where in (home, tmp_path / "other")]
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", spin, "gateway"], stdout=subprocess.PIPE, env={"CHARTERFLOW_HOME": str(where)}
+        )
+        for where in (home, tmp_path / "other")
+    ]
     try:
         for process in started:
             assert process.stdout is not None and process.stdout.readline() == b"spun\n"

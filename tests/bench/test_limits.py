@@ -16,18 +16,34 @@ from connectors.discord.sandbox import DiscordSandbox
 from ledger import audit
 from tests.support.net import LoopbackServer
 
-TRICKY = ["plain", "quote \" and backslash \\", "naïve — ünïcode ✓", "tab\tnewline\n", "\u2028 \x00 \x1f"]
+TRICKY = ["plain", 'quote " and backslash \\', "naïve — ünïcode ✓", "tab\tnewline\n", "\u2028 \x00 \x1f"]
 
 
 def test_the_fast_path_hashes_exactly_what_entry_hash_hashes() -> None:
     for i, text in enumerate(TRICKY):
         payload = {"note": text, "n": i, "nested": {"z": [1, None, True], "a": text}}
         at = audit.format_time(datetime(2026, 1, 2, 3, 4, 5, 600000 + i, tzinfo=UTC))
-        expected = audit.entry_hash(prev_hash=audit.GENESIS, seq=i + 1, at=at, actor="flow:bench",
-                                    action="bench.checked", subject=f"person:{i}", payload=payload)
-        assert audit._hash_of_text(prev_hash=audit.GENESIS, seq=i + 1, at=at, actor="flow:bench",
-                                   action="bench.checked", subject=f"person:{i}",
-                                   payload_json=audit.canonical_json(payload)) == expected
+        expected = audit.entry_hash(
+            prev_hash=audit.GENESIS,
+            seq=i + 1,
+            at=at,
+            actor="flow:bench",
+            action="bench.checked",
+            subject=f"person:{i}",
+            payload=payload,
+        )
+        assert (
+            audit._hash_of_text(
+                prev_hash=audit.GENESIS,
+                seq=i + 1,
+                at=at,
+                actor="flow:bench",
+                action="bench.checked",
+                subject=f"person:{i}",
+                payload_json=audit.canonical_json(payload),
+            )
+            == expected
+        )
 
 
 def _chain(n: int) -> list[dict[str, Any]]:
@@ -35,11 +51,21 @@ def _chain(n: int) -> list[dict[str, Any]]:
     for seq in range(1, n + 1):
         payload = {"text": TRICKY[seq % len(TRICKY)], "seq": seq}
         at = audit.format_time(datetime(2026, 1, 1, tzinfo=UTC))
-        digest = audit.entry_hash(prev_hash=prev, seq=seq, at=at, actor="operator", action="bench.step",
-                                  subject="person:1", payload=payload)
-        records.append({"seq": seq, "at": at, "actor": "operator", "action": "bench.step",
-                        "subject": "person:1", "_payload_json": audit.canonical_json(payload),
-                        "prev_hash": prev, "hash": digest})
+        digest = audit.entry_hash(
+            prev_hash=prev, seq=seq, at=at, actor="operator", action="bench.step", subject="person:1", payload=payload
+        )
+        records.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": "operator",
+                "action": "bench.step",
+                "subject": "person:1",
+                "_payload_json": audit.canonical_json(payload),
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
         prev = digest
     return records
 
@@ -51,7 +77,10 @@ def test_verify_still_names_what_was_wrong_with_an_entry() -> None:
     spaced[2]["_payload_json"] = json.dumps(json.loads(spaced[2]["_payload_json"]))  # same data, spaces
     result = audit.verify_chain(spaced)
     assert (result.ok, result.bad_seq, result.reason) == (
-        False, 3, "payload is not stored in canonical form: it was edited")
+        False,
+        3,
+        "payload is not stored in canonical form: it was edited",
+    )
     edited = [dict(r) for r in records]
     edited[3]["_payload_json"] = audit.canonical_json({"text": "changed", "seq": 4})
     result = audit.verify_chain(edited)
@@ -68,16 +97,20 @@ def test_follow_ups_are_limited_per_interaction() -> None:
         c = box.connect(server.url)
         tokens = []
         for n in range(4):
-            outcome = box.command(server.url, user="cleo_marsh", name="idea",
-                                  options={"text": f"An idea about reading group {n}"})
+            outcome = box.command(
+                server.url, user="cleo_marsh", name="idea", options={"text": f"An idea about reading group {n}"}
+            )
             assert outcome["response"]["type"] == 5
             tokens.append(next(t for t, r in box.interactions.items() if r["id"] == outcome["interaction_id"]))
         for token in tokens:  # 12 follow-ups: more than one window of one shared bucket holds
             for k in range(3):
                 c.followup(token, f"follow-up {k}")
         assert box.state()["rate_limited"] == []
-        buckets = [b for b in c.client.limits.snapshot()["buckets"].values()
-                   if "POST /webhooks/{application_id}/{interaction_token}" in b["routes"]]
+        buckets = [
+            b
+            for b in c.client.limits.snapshot()["buckets"].values()
+            if "POST /webhooks/{application_id}/{interaction_token}" in b["routes"]
+        ]
         assert len(buckets) == 4 and all(b["limit"] == 5 for b in buckets)
         assert not any(token in json.dumps(c.client.limits.snapshot()) for token in tokens)
         # The sandbox still holds each interaction to its own 5 per window.
@@ -85,15 +118,26 @@ def test_follow_ups_are_limited_per_interaction() -> None:
         agent = {"User-Agent": "DiscordBot (https://example.invalid, 1.0)"}
         statuses = [httpx.post(url, json={"content": f"extra {k}"}, headers=agent).status_code for k in range(3)]
         assert statuses == [200, 200, 429]
-        assert httpx.post(f"{server.url}/api/v10/webhooks/{box.seed.application_id}/{tokens[1]}",
-                          json={"content": "another interaction"}, headers=agent).status_code == 200
+        assert (
+            httpx.post(
+                f"{server.url}/api/v10/webhooks/{box.seed.application_id}/{tokens[1]}",
+                json={"content": "another interaction"},
+                headers=agent,
+            ).status_code
+            == 200
+        )
         c.close()
 
 
 def _answer(limits: DiscordRateLimits, route: tuple[str, str, str], reset_after: float) -> None:
     request = httpx.Request(route[0], "https://discord.invalid/api/v10/x")
-    headers = {"X-RateLimit-Bucket": "webhookbucket", "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "4",
-               "X-RateLimit-Reset-After": str(reset_after), "X-RateLimit-Reset": "1900000000.000"}
+    headers = {
+        "X-RateLimit-Bucket": "webhookbucket",
+        "X-RateLimit-Limit": "5",
+        "X-RateLimit-Remaining": "4",
+        "X-RateLimit-Reset-After": str(reset_after),
+        "X-RateLimit-Reset": "1900000000.000",
+    }
     with limits.route(route):
         slot = limits.acquire()
         limits.observe(httpx.Response(200, headers=headers, request=request))

@@ -4,19 +4,17 @@ The redaction itself is tested end to end in tests/flows/membership/test_privacy
 
 from __future__ import annotations
 
-
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
 from charterflow import ledger_cli
 from charterflow.settings import get_settings
+from flows.privacy import Redactor
 from ledger import Ledger, repo
 from ledger.migrate import upgrade
 from ledger.models import Person
 from tests.support.cli import cli_with
-
-from flows.privacy import Redactor
 from tests.support.net import free_port
 
 
@@ -57,18 +55,24 @@ def test_skip_prefect_erases_the_ledger_only(ledger_with_person):
     with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
         result = _erase(str(pid), "--reason", "asked by e-mail", "--skip-prefect")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [f"person:{pid} erased (erasure 1); decisions kept",
-                                          "Prefect: not searched (--skip-prefect)"]
+    assert result.stdout.splitlines() == [
+        f"person:{pid} erased (erasure 1); decisions kept",
+        "Prefect: not searched (--skip-prefect)",
+    ]
     with ledger.read() as session:
         assert session.get(Person, pid).handle == f"erased-{pid}"
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("intake-tamsin_reed", "intake-erased-7"),  # inside a run name
-    ("Tamsin_Reed onboarded", "erased-7 onboarded"),  # handles compare case-insensitively
-    ("tamsin_reeds", "tamsin_reeds"),  # another word: left alone
-    ('{"why": "I said \\"hi\\" there"}', '{"why": "erased-7"}'),  # an answer as JSON holds it
-], ids=["run-name", "case", "other-word", "json-escaped"])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("intake-tamsin_reed", "intake-erased-7"),  # inside a run name
+        ("Tamsin_Reed onboarded", "erased-7 onboarded"),  # handles compare case-insensitively
+        ("tamsin_reeds", "tamsin_reeds"),  # another word: left alone
+        ('{"why": "I said \\"hi\\" there"}', '{"why": "erased-7"}'),  # an answer as JSON holds it
+    ],
+    ids=["run-name", "case", "other-word", "json-escaped"],
+)
 def test_redactor_replaces_whole_values(text, expected):
     redactor = Redactor(["tamsin_reed", 'I said "hi" there'], replacement="erased-7")
     assert redactor.text(text) == expected

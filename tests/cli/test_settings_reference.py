@@ -29,7 +29,8 @@ def test_the_table_is_markdown_and_names_no_secret_value(monkeypatch) -> None:
 
 
 def test_the_cli_prints_it() -> None:
-    out = subprocess.run([sys.executable, "-m", "charterflow.cli", "settings"], capture_output=True,
-                         text=True, timeout=120, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "charterflow.cli", "settings"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert out.returncode == 0, out.stderr
     assert "`CHARTERFLOW_GATEWAY_PORT` | `8080`" in out.stdout

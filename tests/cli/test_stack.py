@@ -43,17 +43,27 @@ def fake_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUp]:
     upgrade(ledger)
     ledger.dispose()
     seed_ledger(settings)
-    spec = sandbox_spec(settings, ["discord", "discourse"], gateway_url=f"http://127.0.0.1:{free_port()}",
-                        prefect_ui="http://127.0.0.1:9/")
+    spec = sandbox_spec(
+        settings,
+        ["discord", "discourse"],
+        gateway_url=f"http://127.0.0.1:{free_port()}",
+        prefect_ui="http://127.0.0.1:9/",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTERFLOW_")}
     env.update(sandbox_env(spec))
-    process = start([sys.executable, "-m", "charterflow.inspector"],
-                    {**env, "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)}, home / "sandboxes.log")
+    process = start(
+        [sys.executable, "-m", "charterflow.inspector"],
+        {**env, "CHARTERFLOW_SANDBOX_SPEC": json.dumps(spec)},
+        home / "sandboxes.log",
+    )
     try:
+
         def ready() -> bool:
             try:
-                return httpx.get(f"http://127.0.0.1:{spec['inspector_port']}/healthz",
-                                 timeout=2).json().get("ready") is True
+                return (
+                    httpx.get(f"http://127.0.0.1:{spec['inspector_port']}/healthz", timeout=2).json().get("ready")
+                    is True
+                )
             except (httpx.HTTPError, ValueError):
                 return False
 
@@ -61,8 +71,7 @@ def fake_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeUp]:
         filed = seed_ideas(settings, spec)  # what `up` does once the sandboxes are ready
         assert seed_ideas(settings, spec) == 0  # and again: nothing new
         urls = {name: f"http://127.0.0.1:{conf['port']}" for name, conf in spec["platforms"].items()}
-        stack.record(home, {"pid": process.pid, "sandboxes": urls, "real": [],
-                            "ledger": "sqlite:///…/ledger.db"}, env)
+        stack.record(home, {"pid": process.pid, "sandboxes": urls, "real": [], "ledger": "sqlite:///…/ledger.db"}, env)
         yield FakeUp(home=home, pid=process.pid, sandboxes=urls, ideas_filed=filed)
     finally:
         stop(process)
@@ -72,8 +81,9 @@ def charterflow(home: Path, *args: str, use_up: str = "1") -> subprocess.Complet
     """``charterflow ARGS`` from a shell that sets only CHARTERFLOW_HOME (and the switch)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARTERFLOW_", "PREFECT_API"))}
     env.update(CHARTERFLOW_HOME=str(home), CHARTERFLOW_USE_UP=use_up)
-    return subprocess.run([sys.executable, "-m", "charterflow.cli", *args], env=env, text=True,
-                          capture_output=True, timeout=180, cwd=home)
+    return subprocess.run(
+        [sys.executable, "-m", "charterflow.cli", *args], env=env, text=True, capture_output=True, timeout=180, cwd=home
+    )
 
 
 def test_the_env_file_is_private_and_holds_the_sandboxes_settings(fake_up: FakeUp) -> None:
@@ -111,8 +121,9 @@ def test_without_the_stack_the_verdict_is_unknown_not_allowed(fake_up: FakeUp) -
     assert "allowed" not in verdict
     assert "unknown for discord (not reached: not configured here)" in verdict
     assert "unknown for discourse (not reached: not configured here)" in verdict
-    assert any(s.startswith("skipped: ") and "(discord not reached: not configured here)" in s
-               for s in out.stdout.splitlines())
+    assert any(
+        s.startswith("skipped: ") and "(discord not reached: not configured here)" in s for s in out.stdout.splitlines()
+    )
     applied = charterflow(fake_up.home, "roles", "apply", "--confirm", use_up="0")
     assert applied.returncode == 1
     assert "verdict unknown for discord, discourse: nothing sent" in applied.stderr
@@ -142,8 +153,7 @@ def test_the_seeded_ideas_are_in_the_backlog(fake_up: FakeUp) -> None:
     assert all(i["source"] == "forum" and i["link"].startswith(f"{forum}/t/") for i in items), items
 
 
-def test_a_platform_that_does_not_answer_makes_its_verdict_unknown(fake_up: FakeUp,
-                                                                    tmp_path: Path) -> None:
+def test_a_platform_that_does_not_answer_makes_its_verdict_unknown(fake_up: FakeUp, tmp_path: Path) -> None:
     # The same stack, but its Forum gone silent (a port nobody listens on).
     env = json.loads((fake_up.home / stack.ENV_FILE).read_text())
     assert env["CHARTERFLOW_DISCOURSE_URL"] == fake_up.sandboxes["discourse"]

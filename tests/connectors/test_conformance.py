@@ -22,13 +22,12 @@ from connectors.base import (
     InboundEvent,
     Instanced,
     Links,
-    PlaceLinks,
     MessageRef,
-    Messenger,
     ModerationEntry,
     ModerationLog,
     NewcomerWelcome,
     OperatorAccount,
+    PlaceLinks,
     Role,
     RoleChange,
     RoleResolver,
@@ -45,9 +44,7 @@ from connectors.registry import discover
 
 LOADED = [info for info in discover() if info.loaded]
 CASES = [
-    pytest.param((info.name, Capability(cap)), id=f"{info.name}-{cap.value}")
-    for info in LOADED
-    for cap in Capability
+    pytest.param((info.name, Capability(cap)), id=f"{info.name}-{cap.value}") for info in LOADED for cap in Capability
 ]
 
 
@@ -143,24 +140,36 @@ def check_role_manager(box: Any, connector: Any) -> None:
 
 def check_messenger(box: Any, connector: Any) -> None:
     samples = box.sandbox.samples
-    first = connector.post(channel=samples.channel, title="Conformance check topic title",
-                           text="A conformance check opened this thread.", key="conformance-post")
+    first = connector.post(
+        channel=samples.channel,
+        title="Conformance check topic title",
+        text="A conformance check opened this thread.",
+        key="conformance-post",
+    )
     assert isinstance(first, MessageRef) and first.thread_id
-    same = connector.post(channel=samples.channel, title="Conformance check topic title",
-                          text="A conformance check opened this thread.", key="conformance-post")
+    same = connector.post(
+        channel=samples.channel,
+        title="Conformance check topic title",
+        text="A conformance check opened this thread.",
+        key="conformance-post",
+    )
     assert same == first, "a repeated key must return the first message, not post again"
     reply = connector.reply(thread_id=first.thread_id, text="A conformance check replied here.")
     assert reply.thread_id == first.thread_id and reply.id != first.id
-    dm = connector.direct_message(recipients=list(samples.recipients), title="Conformance private note",
-                                  text="A private conformance message.")
+    dm = connector.direct_message(
+        recipients=list(samples.recipients), title="Conformance private note", text="A private conformance message."
+    )
     assert isinstance(dm, MessageRef) and dm.thread_id != first.thread_id
 
 
 def check_ballot_box(box: Any, connector: Any) -> None:
     samples = box.sandbox.samples
     ballot = connector.open_ballot(
-        channel=samples.channel, question="Conformance: adopt the proposal?", options=["Yes", "No", "Abstain"],
-        voters_group=samples.voters_group, closes_at=datetime.now(UTC) + timedelta(days=14),
+        channel=samples.channel,
+        question="Conformance: adopt the proposal?",
+        options=["Yes", "No", "Abstain"],
+        voters_group=samples.voters_group,
+        closes_at=datetime.now(UTC) + timedelta(days=14),
     )
     assert isinstance(ballot, Ballot) and ballot.is_open and len(ballot.options) == 3
     assert [o.label for o in ballot.options] == ["Yes", "No", "Abstain"]
@@ -179,8 +188,7 @@ def check_ballot_box(box: Any, connector: Any) -> None:
 
 def check_inbound(box: Any, connector: Any) -> None:
     samples = box.sandbox.samples
-    headers, body = box.sandbox.signed_request(kind=samples.inbound_kind,
-                                               payload=samples.inbound_payload)
+    headers, body = box.sandbox.signed_request(kind=samples.inbound_kind, payload=samples.inbound_payload)
     event = connector.verify(headers=headers, body=body)
     assert isinstance(event, InboundEvent) and event.kind == samples.inbound_kind and event.dedupe_key
     assert connector.verify(headers=headers, body=body).dedupe_key == event.dedupe_key
@@ -200,8 +208,12 @@ def check_inbound(box: Any, connector: Any) -> None:
 
 def check_calendar(box: Any, connector: Any) -> None:
     start = datetime.now(UTC) + timedelta(days=30)
-    event = connector.schedule_event(title="Quarterly meeting", starts_at=start, ends_at=start + timedelta(hours=1),
-                                     location="https://meet.example.invalid/wg")
+    event = connector.schedule_event(
+        title="Quarterly meeting",
+        starts_at=start,
+        ends_at=start + timedelta(hours=1),
+        location="https://meet.example.invalid/wg",
+    )
     assert isinstance(event, ScheduledEvent) and event.id
     assert event.id in {e.id for e in connector.list_events()}
 
@@ -210,8 +222,9 @@ def _sent_in_channel(connector: Any, samples: Any, key: str) -> MessageRef:
     # A message the bot posted in a channel (where an editor or a button message lives).
     if isinstance(connector, ChannelText):
         return connector.send_text(channel=samples.channel, text="A conformance message.", key=key)[0]
-    return connector.post(channel=samples.channel, title="Conformance message title",
-                          text="A conformance message.", key=key)
+    return connector.post(
+        channel=samples.channel, title="Conformance message title", text="A conformance message.", key=key
+    )
 
 
 def check_channel_text(box: Any, connector: Any) -> None:
@@ -225,23 +238,38 @@ def check_channel_text(box: Any, connector: Any) -> None:
 
 def check_buttons(box: Any, connector: Any) -> None:
     samples = box.sandbox.samples
-    ref = connector.post_with_buttons(channel=samples.channel, text="Conformance: press one.",
-                                      buttons=[("Yes", "conformance:yes"), ("No", "conformance:no")],
-                                      key="conformance-buttons")
+    ref = connector.post_with_buttons(
+        channel=samples.channel,
+        text="Conformance: press one.",
+        buttons=[("Yes", "conformance:yes"), ("No", "conformance:no")],
+        key="conformance-buttons",
+    )
     assert isinstance(ref, MessageRef) and ref.id
-    assert connector.post_with_buttons(channel=samples.channel, text="Conformance: press one.",
-                                       buttons=[("Yes", "conformance:yes"), ("No", "conformance:no")],
-                                       key="conformance-buttons").id == ref.id
+    assert (
+        connector.post_with_buttons(
+            channel=samples.channel,
+            text="Conformance: press one.",
+            buttons=[("Yes", "conformance:yes"), ("No", "conformance:no")],
+            key="conformance-buttons",
+        ).id
+        == ref.id
+    )
     with pytest.raises(ValueError):
         connector.post_with_buttons(channel=samples.channel, text="No buttons.", buttons=[])
     assert isinstance(connector, Directory), "a ButtonMessenger finds the member it messages"
     user = connector.find_user(samples.recipients[0])
-    dm = connector.direct_message_with_button(user=user, title="Conformance", text="Press to confirm.",
-                                              button_label="Confirm", custom_id="conformance:confirm",
-                                              key="conformance-dm-button")
+    dm = connector.direct_message_with_button(
+        user=user,
+        title="Conformance",
+        text="Press to confirm.",
+        button_label="Confirm",
+        custom_id="conformance:confirm",
+        key="conformance-dm-button",
+    )
     assert isinstance(dm, MessageRef) and dm.id and dm.thread_id != ref.thread_id
-    plain = connector.post_components(channel=samples.channel, content="Conformance: no rows.", components=(),
-                                      key="conformance-components")
+    plain = connector.post_components(
+        channel=samples.channel, content="Conformance: no rows.", components=(), key="conformance-components"
+    )
     assert isinstance(plain, MessageRef) and plain.id not in (ref.id, dm.id)
 
 
@@ -265,8 +293,10 @@ def check_interactions(box: Any, connector: Any) -> None:
 
 
 # The smallest valid PNG (1x1, transparent).
-_PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                     "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082")
+_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+)
 
 
 def check_uploader(box: Any, connector: Any) -> None:
@@ -323,8 +353,12 @@ def check_operator_account(box: Any, connector: Any) -> None:
 
 def check_tally_display(box: Any, connector: Any) -> None:
     samples = box.sandbox.samples
-    ballot = connector.open_ballot(channel=samples.channel, question="Conformance: tally shown?",
-                                   options=["Yes", "No", "Abstain"], voters_group=samples.voters_group)
+    ballot = connector.open_ballot(
+        channel=samples.channel,
+        question="Conformance: tally shown?",
+        options=["Yes", "No", "Abstain"],
+        voters_group=samples.voters_group,
+    )
     connector.publish_tally(ballot.id, [3, 1, 0])
     closed = connector.close_ballot(ballot)
     assert not closed.is_open
@@ -341,8 +375,13 @@ def check_guide_shelf(box: Any, connector: Any) -> None:
     pieces = ["The first part of a conformance guide.", "The second part of a conformance guide."]
     refs = connector.shelve_guide(channel=channel, title="A conformance guide", pieces=pieces, key="conformance-guide")
     assert len(refs) == 2 and len({r.id for r in refs}) == 2 and all(isinstance(r, MessageRef) for r in refs)
-    again = connector.shelve_guide(channel=channel, title="A conformance guide", placed=refs,
-                                   pieces=["The first part, edited in place by the test."], key="conformance-guide")
+    again = connector.shelve_guide(
+        channel=channel,
+        title="A conformance guide",
+        placed=refs,
+        pieces=["The first part, edited in place by the test."],
+        key="conformance-guide",
+    )
     assert [r.id for r in again] == [r.id for r in refs]
 
 
@@ -350,24 +389,45 @@ def check_newcomer_welcome(box: Any, connector: Any) -> None:
     channel = box.sandbox.samples.channel
     guides = [("A conformance guide", "https://example.org/guides/1")]
     where = connector.set_welcome(summary="New here? Start with the community guides.", guides=guides, channel=channel)
-    assert where and connector.set_welcome(summary="New here? Start with the community guides.", guides=guides,
-                                           channel=channel) == where
+    assert (
+        where
+        and connector.set_welcome(summary="New here? Start with the community guides.", guides=guides, channel=channel)
+        == where
+    )
+
+
 def check_room_writer(box: Any, connector: Any) -> None:
     # R-COMMS: what the common room's bridge writes with.
     room = box.sandbox.samples.channel
     assert connector.room_text_limit() >= 500
-    first = connector.room_post(room=room, text="Conformance: a conversation in the common room.",
-                                title="Conformance: common room topic", key="conformance-room")
-    again = connector.room_post(room=room, text="Conformance: a conversation in the common room.",
-                                title="Conformance: common room topic", key="conformance-room")
+    first = connector.room_post(
+        room=room,
+        text="Conformance: a conversation in the common room.",
+        title="Conformance: common room topic",
+        key="conformance-room",
+    )
+    again = connector.room_post(
+        room=room,
+        text="Conformance: a conversation in the common room.",
+        title="Conformance: common room topic",
+        key="conformance-room",
+    )
     assert isinstance(first, MessageRef) and first.thread_id and again.id == first.id
-    reply = connector.room_post(room=room, text="Conformance: a reply in that conversation.",
-                                thread_id=first.thread_id, key="conformance-room-reply")
+    reply = connector.room_post(
+        room=room,
+        text="Conformance: a reply in that conversation.",
+        thread_id=first.thread_id,
+        key="conformance-room-reply",
+    )
     assert reply.id != first.id and reply.thread_id == first.thread_id
     assert connector.room_key(room) and connector.room_key(room) == connector.room_key(room)
     assert connector.room_thread(room=room, message_id=first.id, name="Conformance") == first.thread_id
-    connector.room_edit(room=room, thread_id=first.thread_id, message_id=reply.id,
-                        text="Conformance: the reply, edited where it was written.")
+    connector.room_edit(
+        room=room,
+        thread_id=first.thread_id,
+        message_id=reply.id,
+        text="Conformance: the reply, edited where it was written.",
+    )
     connector.room_delete(room=room, thread_id=first.thread_id, message_id=reply.id)
     connector.room_delete(room=room, thread_id=first.thread_id, message_id=reply.id)  # gone: fine
 

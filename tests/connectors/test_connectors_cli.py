@@ -77,8 +77,14 @@ def test_discovery_reports_failures_without_crashing(monkeypatch):
 def test_the_real_registry_loads_discourse_and_reports_the_unbuilt_ones():
     infos = {i.name: i for i in registry.discover()}
     assert infos["discourse"].loaded
-    assert set(infos["discourse"].capabilities) == {"directory", "role_manager", "messenger", "ballot_box", "inbound",
-                                                "uploader"}
+    assert set(infos["discourse"].capabilities) == {
+        "directory",
+        "role_manager",
+        "messenger",
+        "ballot_box",
+        "inbound",
+        "uploader",
+    }
     for name, info in infos.items():
         assert info.loaded or info.error, name
 
@@ -112,33 +118,47 @@ def test_sandbox_errors_are_one_line_exit_2(args, message):
 def test_sandbox_bad_seed_and_busy_port(tmp_path):
     bad = tmp_path / "seed.json"
     bad.write_text('{"users": [{"username": "x"}]}')
-    result = subprocess.run([*CHARTERFLOW, "sandbox", "discourse", "--seed", str(bad)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*CHARTERFLOW, "sandbox", "discourse", "--seed", str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "invalid sandbox seed" in result.stderr and result.stderr.count("\n") == 1
     bad.write_text("{not json")
-    result = subprocess.run([*CHARTERFLOW, "sandbox", "discourse", "--seed", str(bad)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*CHARTERFLOW, "sandbox", "discourse", "--seed", str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "not JSON" in result.stderr
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run([*CHARTERFLOW, "sandbox", "discourse", "--port", str(port)],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [*CHARTERFLOW, "sandbox", "discourse", "--port", str(port)], capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == 2 and f"127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_sandbox_serves_prints_one_json_line_and_stops_cleanly_on_ctrl_c(tmp_path):
     seed = tmp_path / "seed.json"
-    seed.write_text(json.dumps({
-        "api_keys": [{"key": "cli-test-key-0001"}],
-        "users": [{"id": -1, "username": "system", "admin": True},
-                  {"username": "gale_ember", "name": "Gale Ember", "days_visited": 12}],
-        "groups": [{"name": "stewards", "members": ["gale_ember"]}],
-    }))
+    seed.write_text(
+        json.dumps(
+            {
+                "api_keys": [{"key": "cli-test-key-0001"}],
+                "users": [
+                    {"id": -1, "username": "system", "admin": True},
+                    {"username": "gale_ember", "name": "Gale Ember", "days_visited": 12},
+                ],
+                "groups": [{"name": "stewards", "members": ["gale_ember"]}],
+            }
+        )
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([*CHARTERFLOW, "sandbox", "discourse", "--seed", str(seed)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [*CHARTERFLOW, "sandbox", "discourse", "--seed", str(seed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()
         info = json.loads(line)

@@ -152,8 +152,12 @@ def test_ballot_voters_are_read_page_by_page(serve):
     seed["groups"][0]["members"] += voters
     box = serve(DiscourseSandbox(seed=seed, settings={"admin_api_limit": 10_000}))
     c = box.connect()
-    ballot = c.open_ballot(channel="Working Group", question="Adopt the revised charter text?",
-                           options=["Yes", "No"], voters_group="working-group")
+    ballot = c.open_ballot(
+        channel="Working Group",
+        question="Adopt the revised charter text?",
+        options=["Yes", "No"],
+        voters_group="working-group",
+    )
     for i, voter in enumerate(voters):
         box.sandbox.cast_vote(box.url, ballot, voter=voter, option_index=0 if i < 53 else 1)
     votes = c.read_votes(ballot)
@@ -166,24 +170,35 @@ def test_ballot_voters_are_read_page_by_page(serve):
 
 def _as(box, username, method, path, **kw):
     """A request as ``username`` makes it (the sandbox's all-users key acting as them)."""
-    return httpx.request(method, f"{box.url}{path}", timeout=10, headers={
-        "Api-Key": box.sandbox.api_key, "Api-Username": username}, **kw)
+    return httpx.request(
+        method, f"{box.url}{path}", timeout=10, headers={"Api-Key": box.sandbox.api_key, "Api-Username": username}, **kw
+    )
 
 
 def test_secret_ballot_lists_no_voters_hides_counts_until_closed_and_is_read_per_voter(discourse):
     # R-VOTE-SECRET: Discourse's Poll#can_see_voters? needs a public poll, so nobody (staff
     # included) can list who voted; results=on_close hides the counts until it is closed.
     c = discourse.connect()
-    ballot = c.open_ballot(channel="Working Group", question="Secret: remove someone from the group?",
-                           options=["Yes", "No", "Abstain"], voters_group="working-group", secret=True,
-                           text="Nobody sees who voted how.")
+    ballot = c.open_ballot(
+        channel="Working Group",
+        question="Secret: remove someone from the group?",
+        options=["Yes", "No", "Abstain"],
+        voters_group="working-group",
+        secret=True,
+        text="Nobody sees who voted how.",
+    )
     [poll] = [p for p in discourse.state()["polls"] if p["post_id"] == int(ballot.id)]
     assert poll["public"] is False and poll["results"] == "on_close"
     for voter, index in (("avery_quill", 0), ("cleo_marsh", 1)):
         discourse.sandbox.cast_vote(discourse.url, ballot, voter=voter, option_index=index)
     for reader in ("system", "avery_quill", "dario_fenwick"):
-        listed = _as(discourse, reader, "GET", "/polls/voters.json",
-                     params={"post_id": ballot.id, "poll_name": "vote", "option_id": ballot.options[0].id})
+        listed = _as(
+            discourse,
+            reader,
+            "GET",
+            "/polls/voters.json",
+            params={"post_id": ballot.id, "poll_name": "vote", "option_id": ballot.options[0].id},
+        )
         assert listed.status_code == 400 and listed.json()["error_type"] == "invalid_parameters"
         post = _as(discourse, reader, "GET", f"/posts/{ballot.id}.json").json()
         [shown] = post["polls"]
@@ -195,38 +210,60 @@ def test_secret_ballot_lists_no_voters_hides_counts_until_closed_and_is_read_per
     # The connector reads each group member's own choice, as that member.
     votes = c.read_votes(ballot)
     assert sorted((v.voter.username, v.option_id) for v in votes) == [
-        ("avery_quill", ballot.options[0].id), ("cleo_marsh", ballot.options[1].id)]
+        ("avery_quill", ballot.options[0].id),
+        ("cleo_marsh", ballot.options[1].id),
+    ]
     assert "GET /polls/voters.json" not in {k for k, v in discourse.state()["responses"].items() if "200" in v}
     c.close_ballot(ballot, result="Closed: failed, 1 yes, 1 no, 0 abstain of 3 (Forum 2)")
     [closed] = _as(discourse, "dario_fenwick", "GET", f"/posts/{ballot.id}.json").json()["polls"]
     assert closed["status"] == "closed" and [o["votes"] for o in closed["options"]] == [1, 1, 0]
     # Still no voter list once closed: the poll is secret for good.
-    assert _as(discourse, "dario_fenwick", "GET", "/polls/voters.json",
-               params={"post_id": ballot.id, "poll_name": "vote"}).status_code == 400
+    assert (
+        _as(
+            discourse, "dario_fenwick", "GET", "/polls/voters.json", params={"post_id": ballot.id, "poll_name": "vote"}
+        ).status_code
+        == 400
+    )
 
 
 def test_sandbox_poll_visibility_follows_discourse(discourse):
     # Poll#can_see_results? / can_see_voters?: a public poll with results=on_close lists neither
     # counts nor voters until it is closed; results=on_vote shows counts to those who voted.
     c = discourse.connect()
-    post = c.post(channel="Working Group", title="Two polls with hidden results", text=(
-        "[poll name=later public=true results=on_close]\n* A\n* B\n[/poll]\n\n"
-        "[poll name=voted results=on_vote]\n* A\n* B\n[/poll]"))
+    post = c.post(
+        channel="Working Group",
+        title="Two polls with hidden results",
+        text=(
+            "[poll name=later public=true results=on_close]\n* A\n* B\n[/poll]\n\n"
+            "[poll name=voted results=on_vote]\n* A\n* B\n[/poll]"
+        ),
+    )
     polls = {p["name"]: p for p in discourse.state()["polls"] if p["post_id"] == int(post.id)}
     for name in polls:
-        _as(discourse, "cleo_marsh", "PUT", "/polls/vote", json={
-            "post_id": int(post.id), "poll_name": name, "options": [polls[name]["options"][0]["id"]]}).raise_for_status()
+        _as(
+            discourse,
+            "cleo_marsh",
+            "PUT",
+            "/polls/vote",
+            json={"post_id": int(post.id), "poll_name": name, "options": [polls[name]["options"][0]["id"]]},
+        ).raise_for_status()
     voters = {"post_id": post.id, "poll_name": "later"}
     assert _as(discourse, "system", "GET", "/polls/voters.json", params=voters).status_code == 400
     for reader, sees_voted in (("cleo_marsh", True), ("dario_fenwick", False)):
         shown = {p["name"]: p for p in _as(discourse, reader, "GET", f"/posts/{post.id}.json").json()["polls"]}
         assert all("votes" not in o for o in shown["later"]["options"])
         assert all(("votes" in o) == sees_voted for o in shown["voted"]["options"])
-    _as(discourse, "system", "PUT", "/polls/toggle_status",
-        json={"post_id": int(post.id), "poll_name": "later", "status": "closed"}).raise_for_status()
+    _as(
+        discourse,
+        "system",
+        "PUT",
+        "/polls/toggle_status",
+        json={"post_id": int(post.id), "poll_name": "later", "status": "closed"},
+    ).raise_for_status()
     listed = _as(discourse, "dario_fenwick", "GET", "/polls/voters.json", params=voters)
-    assert listed.status_code == 200 and [v["username"] for v in listed.json()["voters"][
-        polls["later"]["options"][0]["id"]]] == ["cleo_marsh"]
+    assert listed.status_code == 200 and [
+        v["username"] for v in listed.json()["voters"][polls["later"]["options"][0]["id"]]
+    ] == ["cleo_marsh"]
 
 
 def test_secret_ballot_needs_an_all_users_key_and_says_so(serve):
@@ -234,11 +271,19 @@ def test_secret_ballot_needs_an_all_users_key_and_says_so(serve):
     seed["api_keys"] = [{"key": "all-users-key-0000"}, {"key": "single-user-key-1234", "username": "system"}]
     box = serve(DiscourseSandbox(seed=seed))
     c = box.connect(api_key=SecretStr("single-user-key-1234"))
-    ballot = c.open_ballot(channel="Working Group", question="Secret: remove someone from the group?",
-                           options=["Yes", "No"], voters_group="working-group", secret=True)
-    httpx.put(f"{box.url}/polls/vote", timeout=10, json={
-        "post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[0].id]},
-        headers={"Api-Key": box.sandbox.api_key, "Api-Username": "cleo_marsh"}).raise_for_status()
+    ballot = c.open_ballot(
+        channel="Working Group",
+        question="Secret: remove someone from the group?",
+        options=["Yes", "No"],
+        voters_group="working-group",
+        secret=True,
+    )
+    httpx.put(
+        f"{box.url}/polls/vote",
+        timeout=10,
+        json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[0].id]},
+        headers={"Api-Key": box.sandbox.api_key, "Api-Username": "cleo_marsh"},
+    ).raise_for_status()
     with pytest.raises(ConfigError, match="'All users' API key"):
         c.read_votes(ballot)
 
@@ -246,8 +291,9 @@ def test_secret_ballot_needs_an_all_users_key_and_says_so(serve):
 def test_ballot_text_is_shown_above_the_poll_and_cannot_open_a_poll(discourse):
     c = discourse.connect()
     text = "Why: I help newcomers.\n[poll name=sneaky]\n* A\n* B\n[/poll]"
-    ballot = c.open_ballot(channel="Working Group", question="Approve a newcomer to the group?",
-                           options=["Yes", "No"], text=text)
+    ballot = c.open_ballot(
+        channel="Working Group", question="Approve a newcomer to the group?", options=["Yes", "No"], text=text
+    )
     raw = next(p["raw"] for p in discourse.state()["posts"] if p["id"] == int(ballot.id))
     assert raw.index("Why: I help newcomers.") < raw.index("[poll name=vote")
     assert [p["name"] for p in discourse.state()["polls"] if p["post_id"] == int(ballot.id)] == ["vote"]
@@ -263,8 +309,9 @@ def test_ballot_rejects_bad_options_before_sending(discourse):
 
 def test_non_members_cannot_vote_on_a_group_ballot(discourse):
     c = discourse.connect()
-    ballot = c.open_ballot(channel="General", question="Members only: adopt it?", options=["Yes", "No"],
-                           voters_group="working-group")
+    ballot = c.open_ballot(
+        channel="General", question="Members only: adopt it?", options=["Yes", "No"], voters_group="working-group"
+    )
     with pytest.raises(httpx.HTTPStatusError) as err:
         discourse.sandbox.cast_vote(discourse.url, ballot, voter="felix_oakes", option_index=0)
     assert err.value.response.status_code == 422
@@ -317,7 +364,9 @@ def test_webhooks_arrive_signed_and_parse(serve):
     from tests.support.net import LoopbackServer
 
     with LoopbackServer(receiver) as hook_server:
-        box = serve(DiscourseSandbox(webhook_url=f"{hook_server.url}/hooks/discourse", webhook_secret="hook-secret-for-tests"))
+        box = serve(
+            DiscourseSandbox(webhook_url=f"{hook_server.url}/hooks/discourse", webhook_secret="hook-secret-for-tests")
+        )
         c = box.connect()
         ref = c.post(channel="Working Group", title="Webhook topic for the board", text="Body of the webhook topic.")
         httpx.post(f"{box.url}/_sandbox/webhooks/ping").raise_for_status()
@@ -338,9 +387,13 @@ def test_webhooks_arrive_signed_and_parse(serve):
 def test_webhook_verification_rejects_tampering_and_uses_constant_time_compare(monkeypatch):
     verifier = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"))
     body = b'{"topic":{"id":5,"title":"A topic","created_by":{"username":"cleo_marsh"}}}'
-    headers = {"X-Discourse-Event-Id": "41", "X-Discourse-Event": "topic_created",
-               "X-Discourse-Event-Type": "topic", "X-Discourse-Instance": "https://forum.example.org",
-               "X-Discourse-Event-Signature": sign_body("s3cret-hook", body)}
+    headers = {
+        "X-Discourse-Event-Id": "41",
+        "X-Discourse-Event": "topic_created",
+        "X-Discourse-Event-Type": "topic",
+        "X-Discourse-Instance": "https://forum.example.org",
+        "X-Discourse-Event-Signature": sign_body("s3cret-hook", body),
+    }
     import connectors.discourse.inbound as inbound
 
     compared = []
@@ -350,9 +403,11 @@ def test_webhook_verification_rejects_tampering_and_uses_constant_time_compare(m
     assert compared and event.kind == "topic_created" and event.actor == "cleo_marsh"
     assert event.dedupe_key == "discourse:forum.example.org:41" and event.instance == "forum.example.org"
     assert event.attributes["topic_id"] == "5"
-    for bad in ({**headers, "X-Discourse-Event-Signature": "sha256=" + "0" * 64},
-                {**headers, "X-Discourse-Event-Signature": sign_body("other-secret", body)},
-                {k: v for k, v in headers.items() if k != "X-Discourse-Event-Signature"}):
+    for bad in (
+        {**headers, "X-Discourse-Event-Signature": "sha256=" + "0" * 64},
+        {**headers, "X-Discourse-Event-Signature": sign_body("other-secret", body)},
+        {k: v for k, v in headers.items() if k != "X-Discourse-Event-Signature"},
+    ):
         with pytest.raises(InvalidSignature):
             verifier.verify(headers=bad, body=body)
     with pytest.raises(InvalidSignature):
@@ -413,9 +468,12 @@ def test_secrets_never_appear_in_logs_errors_or_reprs(serve, caplog):
     texts.append(repr(good.settings.model_dump()))
     good.grant(good.find_user("cleo_marsh"), Role.moderator(), reason="test")
     box.faults(error_rate=1.0, error_status=503)
-    for call in (lambda: good.find_user("cleo_marsh"),
-                 lambda: good.grant(UserRef(platform="discourse", id="4", username="dario_fenwick"),
-                                    Role.moderator(), reason="test")):
+    for call in (
+        lambda: good.find_user("cleo_marsh"),
+        lambda: good.grant(
+            UserRef(platform="discourse", id="4", username="dario_fenwick"), Role.moderator(), reason="test"
+        ),
+    ):
         with pytest.raises(Exception) as err:
             call()
         texts += [str(err.value), repr(err.value)]
@@ -434,16 +492,35 @@ def test_secrets_never_appear_in_logs_errors_or_reprs(serve, caplog):
 
 
 def test_sandbox_control_routes_validate_their_input_and_expose_state(discourse):
-    for bad in ({"error_rate": 2}, {"error_status": 404}, {"drop_phase": "sometimes"}, {"explode": True},
-                {"storm": 3}, {"latency": -1}):
+    for bad in (
+        {"error_rate": 2},
+        {"error_status": 404},
+        {"drop_phase": "sometimes"},
+        {"explode": True},
+        {"storm": 3},
+        {"latency": -1},
+    ):
         response = httpx.post(f"{discourse.url}/_sandbox/faults", json=bad)
         assert response.status_code == 400, bad
         assert response.json()["error_type"] == "invalid_parameters"
     assert discourse.faults(error_rate=0.5, seed=1)["faults"] == {"error_rate": 0.5, "seed": 1}
     assert discourse.faults()["faults"] == {}
     state = discourse.state()
-    for key in ("users", "groups", "categories", "topics", "posts", "polls", "role_changes", "requests",
-                "rate_limited", "webhook_deliveries", "pending_admin_confirmations", "faults", "settings"):
+    for key in (
+        "users",
+        "groups",
+        "categories",
+        "topics",
+        "posts",
+        "polls",
+        "role_changes",
+        "requests",
+        "rate_limited",
+        "webhook_deliveries",
+        "pending_admin_confirmations",
+        "faults",
+        "settings",
+    ):
         assert key in state
     assert state["settings"]["admin_api_limit"] == 60 and state["settings"]["admin_api_window"] == 60
     assert "/_sandbox" not in " ".join(state["requests"])  # control routes are not counted
@@ -453,9 +530,12 @@ def test_sandbox_control_routes_validate_their_input_and_expose_state(discourse)
 
 def test_webhook_instance_is_the_sites_host_and_a_known_site_refuses_another():
     body = b'{"topic":{"id":5,"title":"A topic","created_by":{"username":"cleo_marsh"}}}'
-    headers = {"X-Discourse-Event-Id": "41", "X-Discourse-Event": "topic_created",
-               "X-Discourse-Instance": "https://Forum.Example.org/",
-               "X-Discourse-Event-Signature": sign_body("s3cret-hook", body)}
+    headers = {
+        "X-Discourse-Event-Id": "41",
+        "X-Discourse-Event": "topic_created",
+        "X-Discourse-Instance": "https://Forum.Example.org/",
+        "X-Discourse-Event-Signature": sign_body("s3cret-hook", body),
+    }
     free = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"))
     assert free.verify(headers=headers, body=body).instance == "forum.example.org"
     pinned = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"), instance="forum.example.org")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from itertools import pairwise
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -116,8 +116,14 @@ def test_5xx_at_20_percent_and_dropped_connections_never_apply_a_write_twice(ser
                     assert "gave up" in str(exc) or "may or may not" in str(exc)
                     outcomes["gave_up"] += 1
         try:
-            refs.append(c.post(channel="Working Group", title=f"Fault round {round_} agenda",
-                               text=f"Agenda items for fault round {round_}.", key=f"round-{round_}"))
+            refs.append(
+                c.post(
+                    channel="Working Group",
+                    title=f"Fault round {round_} agenda",
+                    text=f"Agenda items for fault round {round_}.",
+                    key=f"round-{round_}",
+                )
+            )
             refs.append(c.reply(thread_id=refs[-1].thread_id, text=f"Reply for fault round {round_}."))
         except RetriableError:
             outcomes["gave_up"] += 1
@@ -126,13 +132,22 @@ def test_5xx_at_20_percent_and_dropped_connections_never_apply_a_write_twice(ser
     assert state["responses"]  # the sandbox really injected faults:
     injected = sum(int(v.get("503", 0)) for v in state["responses"].values())
     assert injected > 0
-    report("faults", f"5xx 20% + drops 15%: {dict(outcomes)}; injected 503s {injected}; "
-           f"role changes applied {len(state['role_changes'])}; posts {len(refs)}")
+    report(
+        "faults",
+        f"5xx 20% + drops 15%: {dict(outcomes)}; injected 503s {injected}; "
+        f"role changes applied {len(state['role_changes'])}; posts {len(refs)}",
+    )
     assert outcomes["ok"] >= 20
     # No write applied twice: role changes alternate grant/revoke per user and role.
     last: dict[tuple[str, str], str] = {}
     for change in state["role_changes"]:
-        kind = change["action"].replace("grant_", "").replace("revoke_", "").replace("group_add:", "group:").replace("group_remove:", "group:")
+        kind = (
+            change["action"]
+            .replace("grant_", "")
+            .replace("revoke_", "")
+            .replace("group_add:", "group:")
+            .replace("group_remove:", "group:")
+        )
         verb = "grant" if change["action"].startswith(("grant", "group_add")) else "revoke"
         key = (change["username"], kind)
         assert last.get(key) != verb, f"{verb} {kind} applied twice for {change['username']}"

@@ -42,31 +42,81 @@ class Recording(httpx.BaseTransport):
 
 # ---- hand-written schemas for what the spec does not cover --------------------------------------
 
-ERROR = {"type": "object", "required": ["errors"], "properties": {
-    "errors": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-    "error_type": {"enum": ["not_found", "invalid_access", "invalid_parameters", "rate_limit"]},
-}}
-CREATE_POST_ERROR = {"type": "object", "required": ["action", "errors"], "properties": {
-    "action": {"const": "create_post"}, "errors": {"type": "array", "minItems": 1, "items": {"type": "string"}}}}
-RATE_LIMIT = {"type": "object", "required": ["errors", "error_type", "extras"], "properties": {
-    "error_type": {"const": "rate_limit"},
-    "extras": {"type": "object", "required": ["wait_seconds", "time_left"],
-               "properties": {"wait_seconds": {"type": "integer", "minimum": 1}, "time_left": {"type": "string"}}}}}
+ERROR = {
+    "type": "object",
+    "required": ["errors"],
+    "properties": {
+        "errors": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        "error_type": {"enum": ["not_found", "invalid_access", "invalid_parameters", "rate_limit"]},
+    },
+}
+CREATE_POST_ERROR = {
+    "type": "object",
+    "required": ["action", "errors"],
+    "properties": {
+        "action": {"const": "create_post"},
+        "errors": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+    },
+}
+RATE_LIMIT = {
+    "type": "object",
+    "required": ["errors", "error_type", "extras"],
+    "properties": {
+        "error_type": {"const": "rate_limit"},
+        "extras": {
+            "type": "object",
+            "required": ["wait_seconds", "time_left"],
+            "properties": {"wait_seconds": {"type": "integer", "minimum": 1}, "time_left": {"type": "string"}},
+        },
+    },
+}
 ADMIN_USER_CORE = {"type": "object", "required": ["id", "username", "admin", "moderator", "groups"]}
-GRANT_ADMIN = {"type": "object", "required": ["success", "email_confirmation_required"], "additionalProperties": False,
-               "properties": {"success": {"const": "OK"}, "email_confirmation_required": {"const": True}}}
+GRANT_ADMIN = {
+    "type": "object",
+    "required": ["success", "email_confirmation_required"],
+    "additionalProperties": False,
+    "properties": {"success": {"const": "OK"}, "email_confirmation_required": {"const": True}},
+}
 SECOND_FACTOR = {"type": "object", "required": ["second_factor_challenge_nonce"]}
-POLL = {"type": "object", "required": ["name", "type", "status", "options", "voters"], "properties": {
-    "status": {"enum": ["open", "closed"]}, "public": {"type": "boolean"},
-    "options": {"type": "array", "minItems": 2, "items": {
-        "type": "object", "required": ["id", "html", "votes"],
-        "properties": {"id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "html": {"type": "string"},
-                       "votes": {"type": "integer", "minimum": 0}}}}}}
-POST_WITH_POLLS = {"type": "object", "required": ["id", "topic_id", "post_number", "raw"],
-                   "properties": {"polls": {"type": "array", "items": POLL}}}
-VOTERS = {"type": "object", "required": ["voters"], "properties": {"voters": {
-    "type": "object", "additionalProperties": {"type": "array", "items": {
-        "type": "object", "required": ["id", "username", "avatar_template"]}}}}}
+POLL = {
+    "type": "object",
+    "required": ["name", "type", "status", "options", "voters"],
+    "properties": {
+        "status": {"enum": ["open", "closed"]},
+        "public": {"type": "boolean"},
+        "options": {
+            "type": "array",
+            "minItems": 2,
+            "items": {
+                "type": "object",
+                "required": ["id", "html", "votes"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                    "html": {"type": "string"},
+                    "votes": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+}
+POST_WITH_POLLS = {
+    "type": "object",
+    "required": ["id", "topic_id", "post_number", "raw"],
+    "properties": {"polls": {"type": "array", "items": POLL}},
+}
+VOTERS = {
+    "type": "object",
+    "required": ["voters"],
+    "properties": {
+        "voters": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "array",
+                "items": {"type": "object", "required": ["id", "username", "avatar_template"]},
+            },
+        }
+    },
+}
 TOGGLE = {"type": "object", "required": ["poll"], "properties": {"poll": POLL}}
 VOTE = {"type": "object", "required": ["poll", "vote"], "properties": {"poll": POLL, "vote": {"type": "array"}}}
 
@@ -100,8 +150,9 @@ def spec_operation(spec: dict[str, Any], method: str, path: str) -> str | None:
     return None
 
 
-def validate_exchange(api: OpenAPI, spec: dict[str, Any], base_url: str, request: httpx.Request,
-                      response: httpx.Response) -> str:
+def validate_exchange(
+    api: OpenAPI, spec: dict[str, Any], base_url: str, request: httpx.Request, response: httpx.Response
+) -> str:
     """Validate one exchange; returns how ("spec", "hand", "error")."""
     path, method, status = request.url.path, request.method, response.status_code
     ctype = response.headers.get("content-type", "")
@@ -129,11 +180,20 @@ def validate_exchange(api: OpenAPI, spec: dict[str, Any], base_url: str, request
     assert template is not None, f"{method} {path} is neither in the spec nor hand-written"
     query = {k: v[0] for k, v in parse_qs(request.url.query.decode()).items()}
     mock_request = MockRequest(
-        base_url, method.lower(), path, args=query, headers=dict(request.headers),
-        data=request.content or None, content_type=request.headers.get("content-type", "application/json"),
+        base_url,
+        method.lower(),
+        path,
+        args=query,
+        headers=dict(request.headers),
+        data=request.content or None,
+        content_type=request.headers.get("content-type", "application/json"),
     )
-    mock_response = MockResponse(response.content, status_code=status, headers=dict(response.headers),
-                                 content_type=ctype.split(";")[0] if ctype else "application/json")
+    mock_response = MockResponse(
+        response.content,
+        status_code=status,
+        headers=dict(response.headers),
+        content_type=ctype.split(";")[0] if ctype else "application/json",
+    )
     api.validate_request(mock_request)
     api.validate_response(mock_request, mock_response)
     return "spec"
@@ -164,14 +224,18 @@ def test_every_sandbox_answer_the_connector_receives_validates(serve, spec_dict,
     c.post(channel="Working Group", title="Spec validation keyed", text="Body for the keyed spec topic.", key="k")
     c.reply(thread_id=topic.thread_id, text="A reply for the spec validation.")
     # An applicant editing the first post of their topic (updatePost; sends post_edited).
-    with httpx.Client(transport=recording, base_url=box.url, headers={
-            "Api-Key": "spec-test-key-000001", "Api-Username": "system"}) as editor:
-        edited = editor.put(f"/posts/{topic.id}.json", json={"post": {
-            "raw": "Body for the spec validation, edited.", "edit_reason": "spec"}})
+    with httpx.Client(
+        transport=recording, base_url=box.url, headers={"Api-Key": "spec-test-key-000001", "Api-Username": "system"}
+    ) as editor:
+        edited = editor.put(
+            f"/posts/{topic.id}.json",
+            json={"post": {"raw": "Body for the spec validation, edited.", "edit_reason": "spec"}},
+        )
     assert edited.status_code == 200 and edited.json()["post"]["raw"].endswith("edited.")
     c.direct_message(recipients=["cleo_marsh", "board"], title="Spec PM", text="A private message body.")
-    ballot = c.open_ballot(channel="Working Group", question="Spec ballot: adopt it?", options=["Yes", "No"],
-                           voters_group="working-group")
+    ballot = c.open_ballot(
+        channel="Working Group", question="Spec ballot: adopt it?", options=["Yes", "No"], voters_group="working-group"
+    )
     box.sandbox.cast_vote(box.url, ballot, voter="cleo_marsh", option_index=0)
     c.read_votes(ballot)
     c.close_ballot(ballot)
@@ -197,8 +261,13 @@ def test_every_sandbox_answer_the_connector_receives_validates(serve, spec_dict,
     report("spec_validation", f"{len(recording.exchanges)} exchanges validated: {kinds}; {len(seen)} distinct requests")
     assert kinds.get("spec", 0) >= 15 and kinds.get("hand", 0) >= 5 and kinds.get("error", 0) >= 6
     # Every spec-covered endpoint the connector uses was exercised.
-    for needed in ("/u/cleo_marsh.json", "/categories.json", "/posts.json", "/groups/working-group/members.json",
-                   f"/posts/{topic.id}.json"):
+    for needed in (
+        "/u/cleo_marsh.json",
+        "/categories.json",
+        "/posts.json",
+        "/groups/working-group/members.json",
+        f"/posts/{topic.id}.json",
+    ):
         assert any(needed == r.url.path for r, _ in recording.exchanges)
 
 

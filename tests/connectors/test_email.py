@@ -3,7 +3,6 @@ inspector's Mail page, and `up` pointing everything at the sandbox when no SMTP 
 
 from __future__ import annotations
 
-
 import pytest
 from starlette.testclient import TestClient
 
@@ -13,14 +12,21 @@ from tests.support.net import free_port
 
 
 def _mailer(port: int) -> SmtpMailer:
-    return SmtpMailer(settings=SmtpSettings(_env_file=None, host="127.0.0.1", port=port, tls="none",
-                                            sender="wg@example.org", password="invented-secret"))
+    return SmtpMailer(
+        settings=SmtpSettings(
+            _env_file=None, host="127.0.0.1", port=port, tls="none", sender="wg@example.org", password="invented-secret"
+        )
+    )
 
 
 def test_a_message_goes_through_smtp_with_a_message_id_from_its_key():
     with SmtpSandbox() as box:
-        sent = _mailer(box.port).send(to="quill@example.org", subject="About your application",
-                                      text="Hello quill_ash, it was approved.", key="welcome-dm:7:email")
+        sent = _mailer(box.port).send(
+            to="quill@example.org",
+            subject="About your application",
+            text="Hello quill_ash, it was approved.",
+            key="welcome-dm:7:email",
+        )
         [got] = box.messages()
     assert got["to"] == ["quill@example.org"] and got["from"] == "wg@example.org"
     assert got["subject"] == "About your application" and "it was approved" in got["text"]
@@ -41,8 +47,12 @@ def test_the_inspector_shows_the_mailbox():
 
     with SmtpSandbox() as box:
         running = Running(urls={}, gateway_url="http://127.0.0.1:1", community=build(), mailbox=box)
-        _mailer(box.port).send(to="quill@example.org", subject="Your application has expired",
-                               text="Hello quill_ash, it has expired (R-APP-2).", key="expired:3:email")
+        _mailer(box.port).send(
+            to="quill@example.org",
+            subject="Your application has expired",
+            text="Hello quill_ash, it has expired (R-APP-2).",
+            key="expired:3:email",
+        )
         with TestClient(create_app(running=running, allowed_hosts=["testserver"])) as client:
             page = client.get("/mail")
             home = client.get("/")

@@ -42,13 +42,13 @@ def test_forum_welcome_message_is_an_admin_site_text(discourse: Any) -> None:
     sb = discourse.sandbox
 
     def put(path: str, body: dict[str, Any], user: str = "system") -> httpx.Response:
-        return httpx.put(f"{discourse.url}{path}", json=body,
-                         headers={"Api-Key": sb.api_key, "Api-Username": user})
+        return httpx.put(f"{discourse.url}{path}", json=body, headers={"Api-Key": sb.api_key, "Api-Username": user})
 
     assert put(f"/admin/customize/site_texts/{text_id}.json", {}).status_code == 400
     assert put("/admin/customize/site_texts/nope.json", {"site_text": {"value": "x"}}).status_code == 404
     member = sb.samples.username  # not an admin: the admin route does not exist for them
     assert put(f"/admin/customize/site_texts/{text_id}.json", {"site_text": {"value": "x"}}, member).status_code == 404
-    assert connector.client.get(f"/admin/customize/site_texts/{text_id}.json", what="t")["site_text"]["value"] \
-        .startswith("Welcome!")
+    assert connector.client.get(f"/admin/customize/site_texts/{text_id}.json", what="t")["site_text"][
+        "value"
+    ].startswith("Welcome!")
     connector.close()

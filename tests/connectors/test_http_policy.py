@@ -30,9 +30,12 @@ class FakeClock:
 
 def policy_with(handler, *, clock: FakeClock, limit: int | None = None, window: float = 60.0, **kw):
     policy = HttpPolicy(
-        platform="test", clock=clock, rng=random.Random(7),
+        platform="test",
+        clock=clock,
+        rng=random.Random(7),
         limiter=RateLimiter(limit=limit, window=window, clock=clock),
-        retry=RetryPolicy(max_retries=3, max_rate_limit_retries=3, base_delay=0.5, max_delay=4.0), **kw,
+        retry=RetryPolicy(max_retries=3, max_rate_limit_retries=3, base_delay=0.5, max_delay=4.0),
+        **kw,
     )
     client = httpx.Client(base_url="http://svc.invalid", transport=httpx.MockTransport(handler))
     return policy, client
@@ -184,8 +187,10 @@ def test_redactor_masks_every_secret():
 
 def test_redactor_masks_a_token_known_only_by_where_it_is():
     redact = Redactor(patterns=[r"(/webhooks/\d+/)[^/?\s]+"])
-    assert (redact("PATCH /api/v10/webhooks/42/itok_Ab-9/messages/@original answered HTTP 503")
-            == "PATCH /api/v10/webhooks/42/***/messages/@original answered HTTP 503")
+    assert (
+        redact("PATCH /api/v10/webhooks/42/itok_Ab-9/messages/@original answered HTTP 503")
+        == "PATCH /api/v10/webhooks/42/***/messages/@original answered HTTP 503"
+    )
 
 
 @settings(max_examples=200, deadline=None)

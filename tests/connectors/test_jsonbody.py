@@ -12,10 +12,14 @@ from hypothesis import strategies as st
 from connectors.jsonbody import CUT, MAX_DEPTH, NotJson, read_json
 
 values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.text(max_size=8)
     | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-    max_leaves=25)
+    max_leaves=25,
+)
 
 
 def _cut(value, depth=1):
@@ -41,17 +45,32 @@ def test_json_reads_as_json_loads_with_containers_below_64_levels_cut(value, dep
 
 
 def test_unusual_values_are_kept_as_text_with_notes():
-    view, notes = read_json(b'{"t": "a\\ud800", "n": 1' + b"0" * 5000 + b', "x": NaN, "f": 1e999, '
-                            b'"d": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    view, notes = read_json(
+        b'{"t": "a\\ud800", "n": 1' + b"0" * 5000 + b', "x": NaN, "f": 1e999, '
+        b'"d": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    )
     assert view["t"] == "a\ufffd" and view["n"] == "1" + "0" * 5000
     assert view["x"] == "NaN" and view["f"] == "1e999"
     assert len(notes) == 5
     json.dumps(view).encode("utf-8")
 
 
-@pytest.mark.parametrize("body", [b"", b"[1,]", b'{"a" 1}', b"[1 2]", b"[" * 5000 + b"]" * 4999,
-                                  b'"\\x"', b"{1: 2}", b"[1] x", b"\xff", b'["a\x01"]',
-                                  b"[" * 100 + b"}" + b"]" * 99])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"[1,]",
+        b'{"a" 1}',
+        b"[1 2]",
+        b"[" * 5000 + b"]" * 4999,
+        b'"\\x"',
+        b"{1: 2}",
+        b"[1] x",
+        b"\xff",
+        b'["a\x01"]',
+        b"[" * 100 + b"}" + b"]" * 99,
+    ],
+)
 def test_what_is_not_json_is_refused(body):
     with pytest.raises(NotJson):
         read_json(body)

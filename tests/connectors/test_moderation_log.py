@@ -43,11 +43,24 @@ def test_discord_audit_log_is_read_oldest_first_after_a_cursor(serve: Any) -> No
     c = box.connect()
     assert isinstance(c, ModerationLog)
     _inject(box.url, "audit_log", action_type=22, user="bram_tolliver", target="esme_voss", reason="spam links")
-    _inject(box.url, "audit_log", action_type=24, user="bram_tolliver", target="dario_fenwick",
-            reason="heated thread", timeout_minutes=60)
+    _inject(
+        box.url,
+        "audit_log",
+        action_type=24,
+        user="bram_tolliver",
+        target="dario_fenwick",
+        reason="heated thread",
+        timeout_minutes=60,
+    )
     c.grant(c.find_user("cleo_marsh"), Role.moderator(), reason="R-MOD new moderator")
-    _inject(box.url, "audit_log", action_type=72, user="bram_tolliver", target="dario_fenwick",
-            options={"channel_id": box.sandbox.channel_id("general"), "count": "1"})
+    _inject(
+        box.url,
+        "audit_log",
+        action_type=72,
+        user="bram_tolliver",
+        target="dario_fenwick",
+        options={"channel_id": box.sandbox.channel_id("general"), "count": "1"},
+    )
     _inject(box.url, "audit_log", action_type=999, user="bram_tolliver", target="esme_voss")
 
     everything = _read_all(c, limit=2)
@@ -74,8 +87,13 @@ def test_discord_audit_log_answers_match_the_spec(serve: Any) -> None:
     guild = box.sandbox.seed.guild_id
     headers = {"Authorization": f"Bot {box.sandbox.token}", "User-Agent": "DiscordBot (https://example.invalid, 1)"}
     checked = 0
-    for params in ({"after": "0", "limit": "1"}, {"limit": "50"}, {"before": "9" * 19},
-                   {"action_type": "22"}, {"user_id": box.sandbox._user_by_name("bram_tolliver")["id"]}):
+    for params in (
+        {"after": "0", "limit": "1"},
+        {"limit": "50"},
+        {"before": "9" * 19},
+        {"action_type": "22"},
+        {"user_id": box.sandbox._user_by_name("bram_tolliver")["id"]},
+    ):
         r = httpx.get(f"{box.url}/api/v10/guilds/{guild}/audit-logs", params=params, headers=headers, timeout=10)
         assert r.status_code == 200
         validator = response_validator("GET", _template(f"/guilds/{guild}/audit-logs"), 200)
@@ -84,12 +102,14 @@ def test_discord_audit_log_answers_match_the_spec(serve: Any) -> None:
         checked += 1
     newest_first = httpx.get(f"{box.url}/api/v10/guilds/{guild}/audit-logs", headers=headers, timeout=10).json()
     assert [e["action_type"] for e in newest_first["audit_log_entries"]] == [24, 22]
-    oldest_first = httpx.get(f"{box.url}/api/v10/guilds/{guild}/audit-logs", params={"after": "0"},
-                             headers=headers, timeout=10).json()
+    oldest_first = httpx.get(
+        f"{box.url}/api/v10/guilds/{guild}/audit-logs", params={"after": "0"}, headers=headers, timeout=10
+    ).json()
     assert [e["action_type"] for e in oldest_first["audit_log_entries"]] == [22, 24]
     assert {u["username"] for u in newest_first["users"]} == {"bram_tolliver", "esme_voss", "cleo_marsh"}
-    bad = httpx.get(f"{box.url}/api/v10/guilds/{guild}/audit-logs", params={"limit": "500"}, headers=headers,
-                    timeout=10)
+    bad = httpx.get(
+        f"{box.url}/api/v10/guilds/{guild}/audit-logs", params={"limit": "500"}, headers=headers, timeout=10
+    )
     assert bad.status_code == 400 and bad.json()["code"] == 50035
     assert checked == 5
 
@@ -100,18 +120,38 @@ def test_discourse_staff_action_log_pages_without_gaps_or_repeats(serve: Any) ->
     c = box.connect()
     assert isinstance(c, ModerationLog)
     target = c.find_user("esme_voss")
-    c.client.request("PUT", f"/admin/users/{target.id}/suspend.json", what="suspend",
-                     json_body={"suspend_until": "2099-01-01T00:00:00Z", "reason": "harassment"})
-    c.client.request("PUT", f"/admin/users/{target.id}/silence.json", what="silence",
-                     json_body={"silenced_till": "2099-01-02T00:00:00Z", "reason": "spam"})
-    _inject(box.url, "staff_action", action_name="delete_post", acting_user="bram_tolliver",
-            target_user="dario_fenwick", post_id=1234, topic_id=77, details="off topic")
+    c.client.request(
+        "PUT",
+        f"/admin/users/{target.id}/suspend.json",
+        what="suspend",
+        json_body={"suspend_until": "2099-01-01T00:00:00Z", "reason": "harassment"},
+    )
+    c.client.request(
+        "PUT",
+        f"/admin/users/{target.id}/silence.json",
+        what="silence",
+        json_body={"silenced_till": "2099-01-02T00:00:00Z", "reason": "spam"},
+    )
+    _inject(
+        box.url,
+        "staff_action",
+        action_name="delete_post",
+        acting_user="bram_tolliver",
+        target_user="dario_fenwick",
+        post_id=1234,
+        topic_id=77,
+        details="off topic",
+    )
     _inject(box.url, "staff_action", action_name="brand_new_thing", acting_user="bram_tolliver")
     # More rows than one page (200) of the log holds.
     with sb._lock:
         for i in range(230):
-            sb.log_staff_action("delete_post", acting=sb._user_by_name("bram_tolliver"),
-                                target=sb._user_by_name("cleo_marsh"), details=f"bulk {i}")
+            sb.log_staff_action(
+                "delete_post",
+                acting=sb._user_by_name("bram_tolliver"),
+                target=sb._user_by_name("cleo_marsh"),
+                details=f"bulk {i}",
+            )
     first = c.moderation_entries(after=None, limit=3)
     assert [e.kind for e in first] == ["suspend_user", "silence_user", "delete_post"]
     assert first[0].target.username == "esme_voss" and first[0].moderator.username == "system"
@@ -121,8 +161,12 @@ def test_discourse_staff_action_log_pages_without_gaps_or_repeats(serve: Any) ->
     ids = [int(e.id) for e in everything]
     assert ids == list(range(1, 235)) and everything[3].kind == "brand_new_thing"
     assert c.moderation_entries(after=str(ids[-1])) == []
-    bad = httpx.put(f"{box.url}/admin/users/{target.id}/suspend.json", json={"reason": "x"},
-                    headers={"Api-Key": sb.api_key, "Api-Username": "system"}, timeout=10)
+    bad = httpx.put(
+        f"{box.url}/admin/users/{target.id}/suspend.json",
+        json={"reason": "x"},
+        headers={"Api-Key": sb.api_key, "Api-Username": "system"},
+        timeout=10,
+    )
     assert bad.status_code == 400 and "suspend_until" in json.dumps(bad.json())
 
 
@@ -147,10 +191,18 @@ def test_reads_fail_clearly_while_a_platform_is_down(serve: Any) -> None:
 
 def test_alert_messages_with_buttons_and_their_edits_match_the_spec(traffic: Any) -> None:  # noqa: F811 - the imported fixture
     box, c, exchanges = traffic
-    ref = c.post_with_buttons(channel="moderators", text="**Moderation alert**\n" + "x" * 2100,
-                              buttons=[("Acknowledge", "cfm:ack:1"), ("Later", "cfm:later:1")], key="alert:1")
-    again = c.post_with_buttons(channel="moderators", text="**Moderation alert**\n" + "x" * 2100,
-                                buttons=[("Acknowledge", "cfm:ack:1"), ("Later", "cfm:later:1")], key="alert:1")
+    ref = c.post_with_buttons(
+        channel="moderators",
+        text="**Moderation alert**\n" + "x" * 2100,
+        buttons=[("Acknowledge", "cfm:ack:1"), ("Later", "cfm:later:1")],
+        key="alert:1",
+    )
+    again = c.post_with_buttons(
+        channel="moderators",
+        text="**Moderation alert**\n" + "x" * 2100,
+        buttons=[("Acknowledge", "cfm:ack:1"), ("Later", "cfm:later:1")],
+        key="alert:1",
+    )
     assert again.id == ref.id  # the nonce makes a re-send return the first message
     c.edit_message(channel_id=ref.thread_id, message_id=ref.id, text="Acknowledged by someone.")
     [message] = [m for m in box.state()["messages"] if m["id"] == ref.id]

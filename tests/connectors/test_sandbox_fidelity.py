@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from connectors.discord.sandbox import API_PREFIX, DiscordSandbox
-from connectors.discourse.sandbox import DiscourseSandbox
 from connectors.slack.sandbox import SlackSandbox
 
 
@@ -27,8 +26,11 @@ def slack(serve: Any) -> Any:
 
 
 def _discord(box: Any, method: str, path: str, **kw: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bot {box.sandbox.token}", "User-Agent": "DiscordBot (tests, 1.0)",
-               **kw.pop("headers", {})}
+    headers = {
+        "Authorization": f"Bot {box.sandbox.token}",
+        "User-Agent": "DiscordBot (tests, 1.0)",
+        **kw.pop("headers", {}),
+    }
     return httpx.request(method, f"{box.url}{API_PREFIX}{path}", headers=headers, timeout=10, **kw)
 
 
@@ -38,18 +40,22 @@ def _discourse(box: Any, method: str, path: str, **kw: Any) -> httpx.Response:
 
 
 def _slack(box: Any, api_method: str, **data: Any) -> httpx.Response:
-    return httpx.post(f"{box.url}/api/{api_method}", data=data, timeout=10,
-                      headers={"Authorization": f"Bearer {box.sandbox.bot_token}"})
+    return httpx.post(
+        f"{box.url}/api/{api_method}",
+        data=data,
+        timeout=10,
+        headers={"Authorization": f"Bearer {box.sandbox.bot_token}"},
+    )
 
 
 # ---- 1. an endpoint a sandbox does not emulate is not "not found" ---------------------------------
+
 
 def test_discord_unemulated_endpoint_answers_501_not_404(discord: Any) -> None:
     guild = discord.sandbox.seed.guild_id
     answer = _discord(discord, "GET", f"/guilds/{guild}/bans")
     assert answer.status_code == 501
-    assert answer.json() == {"message": f"not emulated by the sandbox: GET {API_PREFIX}/guilds/{guild}/bans",
-                             "code": 0}
+    assert answer.json() == {"message": f"not emulated by the sandbox: GET {API_PREFIX}/guilds/{guild}/bans", "code": 0}
     # A known route with an unknown id keeps Discord's real 404.
     unknown = _discord(discord, "GET", f"/guilds/{guild}/members/1999999999999999999")
     assert unknown.status_code == 404 and unknown.json()["code"] in (10007, 10013)
@@ -58,8 +64,10 @@ def test_discord_unemulated_endpoint_answers_501_not_404(discord: Any) -> None:
 def test_discourse_unemulated_endpoint_answers_501_not_404(discourse: Any) -> None:
     answer = _discourse(discourse, "GET", "/admin/plugins.json")
     assert answer.status_code == 501
-    assert answer.json() == {"errors": ["not emulated by the sandbox: GET /admin/plugins.json"],
-                             "error_type": "not_emulated"}
+    assert answer.json() == {
+        "errors": ["not emulated by the sandbox: GET /admin/plugins.json"],
+        "error_type": "not_emulated",
+    }
     unknown = _discourse(discourse, "GET", "/posts/999999.json")
     assert unknown.status_code == 404 and unknown.json()["error_type"] == "not_found"
 
@@ -81,6 +89,7 @@ def test_slack_unemulated_method_answers_501_not_emulated(slack: Any) -> None:
 
 # ---- 2. Discord -----------------------------------------------------------------------------------
 
+
 def test_discord_wrong_method_on_known_path_answers_405(discord: Any) -> None:
     guild = discord.sandbox.seed.guild_id
     answer = _discord(discord, "DELETE", f"/guilds/{guild}/roles")
@@ -101,13 +110,14 @@ def test_discord_message_commands_take_any_case_and_no_description(discord: Any)
     # Discord: USER/MESSAGE command names may be mixed case with spaces; their description is "".
     seed = discord.sandbox.seed
     path = f"/applications/{seed.application_id}/guilds/{seed.guild_id}/commands"
-    ok = _discord(discord, "PUT", path, json=[{"name": "Report to moderators", "type": 3,
-                                               "description": ""}])
+    ok = _discord(discord, "PUT", path, json=[{"name": "Report to moderators", "type": 3, "description": ""}])
     assert ok.status_code == 200 and ok.json()[0]["type"] == 3, ok.text
-    for bad in ({"name": "Report to moderators", "type": 3, "description": "Report it"},
-                {"name": "Report", "type": 1, "description": "A slash command in capitals"},
-                {"name": "x" * 33, "type": 3, "description": ""},
-                {"name": "report", "type": 4, "description": "no such type"}):
+    for bad in (
+        {"name": "Report to moderators", "type": 3, "description": "Report it"},
+        {"name": "Report", "type": 1, "description": "A slash command in capitals"},
+        {"name": "x" * 33, "type": 3, "description": ""},
+        {"name": "report", "type": 4, "description": "no such type"},
+    ):
         refused = _discord(discord, "PUT", path, json=[bad])
         assert refused.status_code == 400 and refused.json()["code"] == 50035, bad
 
@@ -133,6 +143,7 @@ def test_discord_429_carries_via_and_scope_headers(discord: Any) -> None:
 
 
 # ---- 4. Slack: conversations.info, conversations.members, users.info ------------------------------
+
 
 def _tuples_to_any_of(node: Any) -> Any:
     """Slack's spec writes alternatives as tuple-style ``"items": [...]`` on non-arrays (its
@@ -188,8 +199,9 @@ def test_slack_conversations_members_answers_like_slack(slack: Any, slack_spec: 
     members = sorted(slack.sandbox.channels[board]["members"])
     first = _slack(slack, "conversations.members", channel=board, limit="2").json()
     _check_slack(slack_spec, "conversations.members", first)
-    rest = _slack(slack, "conversations.members", channel=board,
-                  cursor=first["response_metadata"]["next_cursor"], limit="100").json()
+    rest = _slack(
+        slack, "conversations.members", channel=board, cursor=first["response_metadata"]["next_cursor"], limit="100"
+    ).json()
     assert first["members"] + rest["members"] == members and rest["response_metadata"]["next_cursor"] == ""
     missing = _slack(slack, "conversations.members", channel="C0NOSUCH99").json()
     _check_slack(slack_spec, "conversations.members", missing)
@@ -215,20 +227,26 @@ def test_slack_users_info_answers_like_slack(slack: Any, slack_spec: dict[str, A
 
 # ---- 3. Discourse ---------------------------------------------------------------------------------
 
+
 def test_discourse_post_longer_than_max_post_length_is_refused_422(discourse: Any) -> None:
-    too_long = _discourse(discourse, "POST", "/posts.json",
-                          json={"title": "A topic title long enough", "raw": "x" * 32001})
+    too_long = _discourse(
+        discourse, "POST", "/posts.json", json={"title": "A topic title long enough", "raw": "x" * 32001}
+    )
     assert too_long.status_code == 422
-    assert too_long.json() == {"action": "create_post",
-                               "errors": ["Body is limited to 32000 characters; you entered 32001."]}
-    at_limit = _discourse(discourse, "POST", "/posts.json",
-                          json={"title": "Another topic title here", "raw": "y" * 32000})
+    assert too_long.json() == {
+        "action": "create_post",
+        "errors": ["Body is limited to 32000 characters; you entered 32001."],
+    }
+    at_limit = _discourse(
+        discourse, "POST", "/posts.json", json={"title": "Another topic title here", "raw": "y" * 32000}
+    )
     assert at_limit.status_code == 200
 
 
 def test_discourse_malformed_json_answers_400_not_422(discourse: Any) -> None:
-    answer = _discourse(discourse, "POST", "/posts.json", content=b'{"title": "broken',
-                        headers={"Content-Type": "application/json"})
+    answer = _discourse(
+        discourse, "POST", "/posts.json", content=b'{"title": "broken', headers={"Content-Type": "application/json"}
+    )
     assert answer.status_code == 400
     assert answer.json()["error_type"] == "invalid_parameters"
     assert not discourse.sandbox.posts  # nothing was created
@@ -241,8 +259,9 @@ def test_discord_me_endpoints_return_every_field_the_openapi_requires(discord: A
         answer = _discord(discord, "GET", template)
         assert answer.status_code == 200
         response_validator("GET", template, 200).validate(answer.json())
-        schema_name = SPEC["paths"][template]["get"]["responses"]["200"]["content"]["application/json"][
-            "schema"]["$ref"].rsplit("/", 1)[1]
+        schema_name = SPEC["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"][
+            "$ref"
+        ].rsplit("/", 1)[1]
         missing = set(SPEC["components"]["schemas"][schema_name]["required"]) - set(answer.json())
         assert not missing, f"{template} lacks {sorted(missing)}"
 
@@ -251,9 +270,13 @@ def test_discord_multipart_message_create_is_accepted(discord: Any) -> None:
     import json
 
     channel = next(cid for cid, c in discord.sandbox.channels.items() if c["type"] == 0)
-    answer = _discord(discord, "POST", f"/channels/{channel}/messages",
-                      data={"payload_json": json.dumps({"content": "minutes attached"})},
-                      files={"files[0]": ("minutes.txt", b"agenda and notes", "text/plain")})
+    answer = _discord(
+        discord,
+        "POST",
+        f"/channels/{channel}/messages",
+        data={"payload_json": json.dumps({"content": "minutes attached"})},
+        files={"files[0]": ("minutes.txt", b"agenda and notes", "text/plain")},
+    )
     assert answer.status_code == 200, answer.text
     message = answer.json()
     assert message["content"] == "minutes attached"
@@ -264,12 +287,24 @@ def test_discord_multipart_message_create_is_accepted(discord: Any) -> None:
 
 
 def test_discourse_unauthenticated_gets_answer_as_anonymous_on_a_public_site(discourse: Any) -> None:
-    public = _discourse(discourse, "POST", "/posts.json",
-                        json={"title": "A public topic for visitors", "raw": "Everyone may read this post."})
+    public = _discourse(
+        discourse,
+        "POST",
+        "/posts.json",
+        json={"title": "A public topic for visitors", "raw": "Everyone may read this post."},
+    )
     assert public.status_code == 200, public.text
-    private = _discourse(discourse, "POST", "/posts.json", json={
-        "title": "A private message", "raw": "Only the recipient reads this.", "archetype": "private_message",
-        "target_recipients": "avery_quill"})
+    private = _discourse(
+        discourse,
+        "POST",
+        "/posts.json",
+        json={
+            "title": "A private message",
+            "raw": "Only the recipient reads this.",
+            "archetype": "private_message",
+            "target_recipients": "avery_quill",
+        },
+    )
     assert private.status_code == 200, private.text
     anonymous = httpx.Client(base_url=discourse.url, timeout=10, headers={"Accept": "application/json"})
     seen = anonymous.get(f"/posts/{public.json()['id']}.json")
@@ -279,8 +314,10 @@ def test_discourse_unauthenticated_gets_answer_as_anonymous_on_a_public_site(dis
     assert [c["name"] for c in categories["categories"]] == ["General"]  # not the restricted one
     hidden = anonymous.get(f"/posts/{private.json()['id']}.json")
     assert hidden.status_code == 403
-    assert hidden.json() == {"errors": ["You are not permitted to view the requested resource."],
-                             "error_type": "invalid_access"}
+    assert hidden.json() == {
+        "errors": ["You are not permitted to view the requested resource."],
+        "error_type": "invalid_access",
+    }
     # Admin routes do not match for a visitor (StaffConstraint/AdminConstraint fail): 404.
     assert anonymous.get("/admin/users/list/active.json").status_code == 404
     assert anonymous.post("/posts.json", json={"title": "x" * 20, "raw": "y" * 30}).status_code == 403
@@ -288,8 +325,13 @@ def test_discourse_unauthenticated_gets_answer_as_anonymous_on_a_public_site(dis
 
 def test_discourse_paths_without_json_are_served_when_the_client_accepts_json(discourse: Any) -> None:
     json_accept = {"Accept": "application/json"}
-    created = _discourse(discourse, "POST", "/posts", headers=json_accept,
-                         json={"title": "Posted without the suffix", "raw": "The Accept header says JSON."})
+    created = _discourse(
+        discourse,
+        "POST",
+        "/posts",
+        headers=json_accept,
+        json={"title": "Posted without the suffix", "raw": "The Accept header says JSON."},
+    )
     assert created.status_code == 200, created.text
     shown = _discourse(discourse, "GET", f"/posts/{created.json()['id']}", headers=json_accept)
     assert shown.status_code == 200 and shown.json()["id"] == created.json()["id"]
@@ -312,12 +354,23 @@ def test_discourse_anonymous_topic_and_listing_reads_answer_like_a_public_site(d
 
     general = next(c for c in discourse.sandbox.categories.values() if not c["read_restricted"])
     restricted = next(c for c in discourse.sandbox.categories.values() if c["read_restricted"])
-    public = _discourse(discourse, "POST", "/posts.json", json={
-        "title": "A public topic for visitors", "raw": "Everyone may read this post.", "category": general["id"]})
+    public = _discourse(
+        discourse,
+        "POST",
+        "/posts.json",
+        json={"title": "A public topic for visitors", "raw": "Everyone may read this post.", "category": general["id"]},
+    )
     assert public.status_code == 200, public.text
-    private = _discourse(discourse, "POST", "/posts.json", json={
-        "title": "Working group business", "raw": "Only the working group reads this topic.",
-        "category": restricted["id"]})
+    private = _discourse(
+        discourse,
+        "POST",
+        "/posts.json",
+        json={
+            "title": "Working group business",
+            "raw": "Only the working group reads this topic.",
+            "category": restricted["id"],
+        },
+    )
     assert private.status_code == 200, private.text
     anonymous = httpx.Client(base_url=discourse.url, timeout=10)
     topic_id, slug = public.json()["topic_id"], public.json()["topic_slug"]
@@ -336,12 +389,15 @@ def test_discourse_anonymous_topic_and_listing_reads_answer_like_a_public_site(d
 
     latest = anonymous.get("/latest.json")
     assert latest.status_code == 200
+
     # The spec's two topic lists (one TopicListItemSerializer) disagree: /latest.json types
     # image_url and bookmarked as non-null, /c/{slug}/{id}.json as nullable and requires every
     # field. The topics are checked against the stricter one, the envelope against its own.
     def topics_schema(template: str) -> dict[str, Any]:
         return spec["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"][
-            "properties"]["topic_list"]["properties"]["topics"]
+            "properties"
+        ]["topic_list"]["properties"]["topics"]
+
     topics_schema("/latest.json")["items"] = topics_schema("/c/{slug}/{id}.json")["items"]
     check("/latest.json", latest.json())
     assert [t["id"] for t in latest.json()["topic_list"]["topics"]] == [topic_id]  # not the restricted one

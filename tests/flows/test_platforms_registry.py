@@ -12,14 +12,13 @@ import pytest
 from sqlalchemy.exc import StatementError
 
 from connectors.registry import community_connectors, load_connector
+from flows.platforms import MembershipSettings, Platforms, PlatformsSettings, configured_platforms
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import Identity, Platform
 from rules import default_charter
 from tests.support.net import LoopbackServer
-
-from flows.platforms import MembershipSettings, Platforms, PlatformsSettings, configured_platforms
 
 
 @pytest.fixture
@@ -59,8 +58,9 @@ def test_a_platform_not_registered_or_not_configured_is_left_out_and_reported(tm
 
 def test_each_space_reads_generic_settings_then_older_names_then_the_connector(forum, monkeypatch):
     charter = default_charter()
-    built = Platforms.build(charter=charter, settings=MembershipSettings(_env_file=None), discourse=forum,
-                            parlor_like=None)
+    built = Platforms.build(
+        charter=charter, settings=MembershipSettings(_env_file=None), discourse=forum, parlor_like=None
+    )
     space = built.space("discourse")
     assert built.names() == ("discourse",)  # None: not served
     assert (space.wg_channel, space.wg_role.name) == forum.working_group_space()
@@ -87,8 +87,9 @@ def test_the_ledger_stores_any_connector_name_and_refuses_a_malformed_one(tmp_pa
     try:
         with ledger.transaction() as session:
             person = repo.create_person(session, handle="nell_bracken", actor="operator")
-            repo.add_identity(session, person, platform="parlor", actor="operator", external_id="7",
-                              username="nell_bracken")
+            repo.add_identity(
+                session, person, platform="parlor", actor="operator", external_id="7", username="nell_bracken"
+            )
         with ledger.read() as session:
             [identity] = session.query(Identity).all()
             assert identity.platform is Platform("parlor") and identity.platform.value == "parlor"
@@ -98,8 +99,9 @@ def test_the_ledger_stores_any_connector_name_and_refuses_a_malformed_one(tmp_pa
         with pytest.raises((ValueError, StatementError)):
             with ledger.transaction() as session:
                 person = repo.create_person(session, handle="otto_pell", actor="operator")
-                repo.add_identity(session, person, platform="Parlor Site", actor="operator",
-                                  external_id="8", username="otto_pell")
+                repo.add_identity(
+                    session, person, platform="Parlor Site", actor="operator", external_id="8", username="otto_pell"
+                )
     finally:
         ledger.dispose()
 
@@ -110,9 +112,8 @@ def test_only_platforms_on_the_ledgers_list_are_served(tmp_path):
     retired one is not."""
     from datetime import UTC, datetime, timedelta
 
-    from ledger import platforms as ledger_platforms
-
     from flows.platforms import served_by_ledger, use
+    from ledger import platforms as ledger_platforms
 
     charter = default_charter()
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
@@ -123,17 +124,36 @@ def test_only_platforms_on_the_ledgers_list_are_served(tmp_path):
             assert served_by_ledger(asked, charter) == ["discourse", "discord"]  # the charter's seed
             now = datetime.now(UTC)
             with ledger.transaction() as session:
-                ledger_platforms.record_state(session, platform="matrix", state="trial", actor="test",
-                                              decided_by="board:slack", charter_platforms=charter.platforms,
-                                              at=now, trial_ends_at=now + timedelta(days=90))
-                ledger_platforms.record_state(session, platform="discord", state="retiring", actor="test",
-                                              decided_by="board:slack", charter_platforms=charter.platforms,
-                                              at=now)
+                ledger_platforms.record_state(
+                    session,
+                    platform="matrix",
+                    state="trial",
+                    actor="test",
+                    decided_by="board:slack",
+                    charter_platforms=charter.platforms,
+                    at=now,
+                    trial_ends_at=now + timedelta(days=90),
+                )
+                ledger_platforms.record_state(
+                    session,
+                    platform="discord",
+                    state="retiring",
+                    actor="test",
+                    decided_by="board:slack",
+                    charter_platforms=charter.platforms,
+                    at=now,
+                )
             assert served_by_ledger(asked, charter) == ["discourse", "discord", "matrix"]
             with ledger.transaction() as session:
-                ledger_platforms.record_state(session, platform="discord", state="retired", actor="test",
-                                              decided_by="flow:retire", charter_platforms=charter.platforms,
-                                              at=now)
+                ledger_platforms.record_state(
+                    session,
+                    platform="discord",
+                    state="retired",
+                    actor="test",
+                    decided_by="flow:retire",
+                    charter_platforms=charter.platforms,
+                    at=now,
+                )
             assert served_by_ledger(asked, charter) == ["discourse", "matrix"]
     finally:
         ledger.dispose()
@@ -161,8 +181,14 @@ def test_a_long_running_process_follows_the_ledgers_platform_list_without_a_rest
         with fp.use(ledger=ledger, platforms=first):
             assert fp.current_platforms() is first  # the list did not change
             with ledger.transaction() as session:
-                ledger_platforms.record_state(session, platform="discord", state="retired", actor="test",
-                                              decided_by="board:slack", charter_platforms=("discourse", "discord"))
+                ledger_platforms.record_state(
+                    session,
+                    platform="discord",
+                    state="retired",
+                    actor="test",
+                    decided_by="board:slack",
+                    charter_platforms=("discourse", "discord"),
+                )
             again = fp.current_platforms()
             assert again is not first and again.served_from == ("discourse",)
             with fp.use(ledger=ledger, platforms=first):  # another thread's block, begun before

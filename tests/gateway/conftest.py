@@ -54,7 +54,8 @@ def looked_up(ledger: Ledger, directories: dict[str, Any]) -> Iterator[TestClien
     """The gateway whose form looks usernames up on the sandboxes."""
     from gateway.form import UsernameLookup
 
-    app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(),
-                     lookup=UsernameLookup(directories))
+    app = create_app(
+        settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(), lookup=UsernameLookup(directories)
+    )
     with TestClient(app, base_url="http://testserver") as c:
         yield c

@@ -12,18 +12,28 @@ from pathlib import Path
 
 import httpx
 
-SCRIPT = ("import typer; from charterflow.gateway_cli import app as group; app = typer.Typer(); "
-          "app.add_typer(group); app.command('noop')(lambda: None); app()")
+SCRIPT = (
+    "import typer; from charterflow.gateway_cli import app as group; app = typer.Typer(); "
+    "app.add_typer(group); app.command('noop')(lambda: None); app()"
+)
 
 
 def test_gateway_command_serves_and_stops(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CHARTERFLOW_"))}
-    env.update(CHARTERFLOW_HOME=str(tmp_path), CHARTERFLOW_GATEWAY_DISPATCH="false",
-               CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET="whsec_cli_invented")
+    env.update(
+        CHARTERFLOW_HOME=str(tmp_path),
+        CHARTERFLOW_GATEWAY_DISPATCH="false",
+        CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET="whsec_cli_invented",
+    )
     charterflow = str(Path(sys.executable).with_name("charterflow"))
     subprocess.run([charterflow, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
-    process = subprocess.Popen([sys.executable, "-c", SCRIPT, "gateway", "--host", "127.0.0.1", "--port", "0"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, "gateway", "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = []
         deadline = time.monotonic() + 120  # start-up on a loaded 2-core machine
@@ -52,10 +62,17 @@ def test_inbox_list_and_retry(tmp_path, ledger):
     from ledger.models import AuditEntry, InboxEvent
 
     with ledger.transaction() as session:
-        waiting, _ = repo.inbox_put(session, dedupe_key="discourse:cli:1", source="discourse",
-                                    kind="topic_created", payload={"data": {}}, route="unknown")
-        done, _ = repo.inbox_put(session, dedupe_key="discourse:cli:2", source="discourse",
-                                 kind="ping", payload={"data": {}}, route="ping")
+        waiting, _ = repo.inbox_put(
+            session,
+            dedupe_key="discourse:cli:1",
+            source="discourse",
+            kind="topic_created",
+            payload={"data": {}},
+            route="unknown",
+        )
+        done, _ = repo.inbox_put(
+            session, dedupe_key="discourse:cli:2", source="discourse", kind="ping", payload={"data": {}}, route="ping"
+        )
         repo.inbox_mark_processed(session, done, actor="test", result_ref="pong")
         waiting_id, done_id = waiting.id, done.id
         repo.inbox_claim(session, waiting_id, actor="gateway")  # dispatched once, never handled
@@ -77,5 +94,12 @@ def test_inbox_list_and_retry(tmp_path, ledger):
     with ledger.read() as session:
         event = session.get(InboxEvent, waiting_id)
         assert (event.dispatch_attempts, event.dispatched_at, event.dispatch_note) == (2, None, None)
-        assert session.scalar(select(AuditEntry.action).where(AuditEntry.subject == f"inbox:{waiting_id}")
-                              .order_by(AuditEntry.seq.desc()).limit(1)) == "inbox.retry"
+        assert (
+            session.scalar(
+                select(AuditEntry.action)
+                .where(AuditEntry.subject == f"inbox:{waiting_id}")
+                .order_by(AuditEntry.seq.desc())
+                .limit(1)
+            )
+            == "inbox.retry"
+        )

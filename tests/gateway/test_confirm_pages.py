@@ -29,41 +29,69 @@ def seeded(ledger) -> dict[str, int]:
     """An open application naming two accounts, and an active member in their first term."""
     with ledger.transaction() as s:
         applicant = repo.create_person(s, handle="tamsin_reed", actor="test")
-        forum = repo.add_identity(s, applicant, platform="discourse", actor="test", external_id="71",
-                                  username="tamsin_reed")
-        chat = repo.add_identity(s, applicant, platform="discord", actor="test", external_id="9071",
-                                 username="tamsin.reed")
-        app = repo.submit_application(s, applicant, actor="test", source_platform="form",
-                                      motivation="To help.", experience="Moderation.")
-        repo.effect_record(s, key=f"application:{app.id}:identities", platform="ledger", actor="test",
-                           ref={"identities": [forum.id, chat.id]})
+        forum = repo.add_identity(
+            s, applicant, platform="discourse", actor="test", external_id="71", username="tamsin_reed"
+        )
+        chat = repo.add_identity(
+            s, applicant, platform="discord", actor="test", external_id="9071", username="tamsin.reed"
+        )
+        app = repo.submit_application(
+            s, applicant, actor="test", source_platform="form", motivation="To help.", experience="Moderation."
+        )
+        repo.effect_record(
+            s,
+            key=f"application:{app.id}:identities",
+            platform="ledger",
+            actor="test",
+            ref={"identities": [forum.id, chat.id]},
+        )
         member = repo.create_person(s, handle="otto_brisk", actor="test")
-        elsewhere = repo.add_identity(s, member, platform="discourse", actor="test", external_id="72",
-                                      username="otto_brisk")
+        elsewhere = repo.add_identity(
+            s, member, platform="discourse", actor="test", external_id="72", username="otto_brisk"
+        )
         start = NOW - timedelta(days=340)
-        membership = repo.start_membership(s, member, actor="test", starts_at=start,
-                                           ends_at=start + timedelta(days=365))
-        return {"application": app.id, "forum": forum.id, "discord": chat.id, "member": member.id,
-                "term": membership.terms[0].id, "not_named": elsewhere.id}
+        membership = repo.start_membership(
+            s, member, actor="test", starts_at=start, ends_at=start + timedelta(days=365)
+        )
+        return {
+            "application": app.id,
+            "forum": forum.id,
+            "discord": chat.id,
+            "member": member.id,
+            "term": membership.terms[0].id,
+            "not_named": elsewhere.id,
+        }
 
 
 @pytest.fixture
 def site(ledger) -> Iterator[TestClient]:
-    app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(),
-                     confirm_secret=SECRET)
+    app = create_app(
+        settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(), confirm_secret=SECRET
+    )
     with TestClient(app, base_url="http://testserver") as c:
         yield c
 
 
-def confirm_token(seeded, *, identity: str = "forum", secret: str = SECRET, days: int = 7,
-                  channel: str = "web") -> str:
-    return make_token(secret=secret, purpose="confirm", subject=seeded["application"],
-                      identity=seeded[identity], expires_at=NOW + timedelta(days=days), channel=channel)
+def confirm_token(seeded, *, identity: str = "forum", secret: str = SECRET, days: int = 7, channel: str = "web") -> str:
+    return make_token(
+        secret=secret,
+        purpose="confirm",
+        subject=seeded["application"],
+        identity=seeded[identity],
+        expires_at=NOW + timedelta(days=days),
+        channel=channel,
+    )
 
 
 def optin_token(seeded, *, secret: str = SECRET, days: int = 30) -> str:
-    return make_token(secret=secret, purpose="optin", subject=seeded["term"], identity=seeded["member"],
-                      expires_at=NOW + timedelta(days=days), channel="web")
+    return make_token(
+        secret=secret,
+        purpose="optin",
+        subject=seeded["term"],
+        identity=seeded["member"],
+        expires_at=NOW + timedelta(days=days),
+        channel="web",
+    )
 
 
 def csrf_of(html: str) -> str:
@@ -116,8 +144,7 @@ def test_a_post_without_a_valid_csrf_token_stores_nothing_and_offers_the_button_
     assert 'role="alert"' in refused.text and csrf_of(refused.text)
     # A token issued for another link does not carry over.
     other = confirm_token(seeded, identity="discord")
-    assert site.post(f"/confirm/{token}", data={"csrf": csrf_of(site.get(f"/confirm/{other}").text)}
-                     ).status_code == 403
+    assert site.post(f"/confirm/{token}", data={"csrf": csrf_of(site.get(f"/confirm/{other}").text)}).status_code == 403
     # No cookie at all (a cross-site form post).
     bare = TestClient(site.app, base_url="http://testserver")
     assert bare.post(f"/confirm/{token}", data={"csrf": csrf_of(refused.text)}).status_code == 403
@@ -134,15 +161,38 @@ def _bad_tokens(seeded) -> dict[str, str]:
         "expired": confirm_token(seeded, days=-1),
         "other-secret": confirm_token(seeded, secret="another-secret"),
         "wrong-purpose": optin_token(seeded),
-        "unknown-application": make_token(secret=SECRET, purpose="confirm", subject=4242,
-                                          identity=seeded["forum"], expires_at=NOW + timedelta(days=7), channel="web"),
-        "identity-not-named": make_token(secret=SECRET, purpose="confirm", subject=seeded["application"],
-                                         identity=seeded["not_named"], expires_at=NOW + timedelta(days=7), channel="web"),
+        "unknown-application": make_token(
+            secret=SECRET,
+            purpose="confirm",
+            subject=4242,
+            identity=seeded["forum"],
+            expires_at=NOW + timedelta(days=7),
+            channel="web",
+        ),
+        "identity-not-named": make_token(
+            secret=SECRET,
+            purpose="confirm",
+            subject=seeded["application"],
+            identity=seeded["not_named"],
+            expires_at=NOW + timedelta(days=7),
+            channel="web",
+        ),
     }
 
 
-@pytest.mark.parametrize("case", ["garbage", "tampered-subject", "tampered-mac", "expired", "other-secret",
-                                  "wrong-purpose", "unknown-application", "identity-not-named"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "garbage",
+        "tampered-subject",
+        "tampered-mac",
+        "expired",
+        "other-secret",
+        "wrong-purpose",
+        "unknown-application",
+        "identity-not-named",
+    ],
+)
 def test_bad_tokens_get_a_clear_400_page_and_no_side_effect(site, ledger, seeded, case):
     token = _bad_tokens(seeded)[case]
     shown = site.get(f"/confirm/{token}")
@@ -164,8 +214,9 @@ def test_a_closed_or_already_confirmed_application_shows_no_button(site, ledger,
     done = site.get(f"/confirm/{token}")
     assert done.status_code == 200 and "already confirmed" in done.text and "<form" not in done.text
     with ledger.transaction() as s:
-        repo.set_application_status(s, s.get(Application, seeded["application"]), ApplicationStatus.EXPIRED,
-                                    actor="test")
+        repo.set_application_status(
+            s, s.get(Application, seeded["application"]), ApplicationStatus.EXPIRED, actor="test"
+        )
     gone = site.get(f"/confirm/{token}")
     assert gone.status_code == 410 and "expired" in gone.text and "apply again" in gone.text
     assert site.post(f"/confirm/{token}", data={"csrf": "x"}).status_code == 410
@@ -224,12 +275,22 @@ def test_confirm_page_in_a_real_browser(ledger, seeded, tmp_path):
 
     options = Options()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=412,915"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=412,915",
+    ):
         options.add_argument(flag)
-    app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(),
-                     confirm_secret=SECRET)
+    app = create_app(
+        settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(), confirm_secret=SECRET
+    )
     token = confirm_token(seeded)
     with LoopbackServer(app) as server:
         browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -266,8 +327,7 @@ def test_a_discord_button_token_is_refused_on_the_web_page_naming_the_button(sit
 
 
 @pytest.mark.parametrize("suffix", [".", "%20", "%0A", ").", "%22", "%20%20.%20"])
-def test_a_link_copied_with_trailing_punctuation_is_normalised_before_the_duplicate_check(
-        site, ledger, seeded, suffix):
+def test_a_link_copied_with_trailing_punctuation_is_normalised_before_the_duplicate_check(site, ledger, seeded, suffix):
     token = confirm_token(seeded)
     csrf = csrf_of(site.get(f"/confirm/{token}{suffix}").text)
     assert site.post(f"/confirm/{token}{suffix}", data={"csrf": csrf}).status_code == 200

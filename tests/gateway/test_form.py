@@ -20,13 +20,25 @@ def hidden(html: str, name: str) -> str:
 
 def fill(client, **fields) -> dict[str, str]:
     page = client.get("/apply").text
-    return {"submission": hidden(page, "submission"), "csrf": hidden(page, "csrf"),
-            "discourse_username": "", "discord_username": "", "why": "", "experience": "",
-            "nominator": "", "email": "", "website": "", **fields}
+    return {
+        "submission": hidden(page, "submission"),
+        "csrf": hidden(page, "csrf"),
+        "discourse_username": "",
+        "discord_username": "",
+        "why": "",
+        "experience": "",
+        "nominator": "",
+        "email": "",
+        "website": "",
+        **fields,
+    }
 
 
-GOOD = dict(discourse_username="quill_ash", why="I help newcomers every week.",
-            experience="Moderation on two forums; event organising.")
+GOOD = dict(
+    discourse_username="quill_ash",
+    why="I help newcomers every week.",
+    experience="Moderation on two forums; event organising.",
+)
 
 
 def test_form_has_labelled_fields_and_no_side_effect_on_get(client, ledger):
@@ -53,8 +65,9 @@ def test_a_valid_application_is_stored_once_and_says_what_happens_next(client, l
 
 
 def test_errors_are_inline_and_keep_what_was_typed(client, ledger):
-    data = fill(client, why="Because <b>community</b>", experience="x" * (LIMITS.max_answer_chars + 1),
-                email="not-an-address")
+    data = fill(
+        client, why="Because <b>community</b>", experience="x" * (LIMITS.max_answer_chars + 1), email="not-an-address"
+    )
     page = client.post("/apply", data=data)
     assert page.status_code == 422
     assert "Enter your Forum username, your Discord username, or both" in page.text
@@ -80,8 +93,7 @@ def test_honeypot_pretends_success_and_stores_nothing(client, ledger):
 
 
 def test_rate_limit_counts_accepted_applications_only(ledger):
-    app = create_app(settings=gateway_settings(apply_rate_limit=3), ledger=ledger,
-                     dispatcher=StoreOnlyDispatcher())
+    app = create_app(settings=gateway_settings(apply_rate_limit=3), ledger=ledger, dispatcher=StoreOnlyDispatcher())
     with TestClient(app) as client:
         # Mistakes never lock a person out: ten invalid sends, all answered with the errors.
         assert [client.post("/apply", data=fill(client)).status_code for _ in range(10)] == [422] * 10
@@ -91,16 +103,14 @@ def test_rate_limit_counts_accepted_applications_only(ledger):
 
 
 def test_usernames_shorter_than_the_platform_allows_say_so(client, ledger):
-    page = client.post("/apply", data=fill(client, **{**GOOD, "discourse_username": "qa",
-                                                      "discord_username": "q"}))
+    page = client.post("/apply", data=fill(client, **{**GOOD, "discourse_username": "qa", "discord_username": "q"}))
     assert page.status_code == 422
     assert "A Forum username has at least 3 characters; &#39;qa&#39; has 2." in page.text
     assert "A Discord username has at least 2 characters; &#39;q&#39; has 1." in page.text
     long_discord = client.post("/apply", data=fill(client, **GOOD, discord_username="d" * 33))
     assert long_discord.status_code == 422
     assert "A Discord username has at most 32 characters." in long_discord.text
-    ok = client.post("/apply", data=fill(client, **{**GOOD, "discourse_username": "qua",
-                                                    "discord_username": "qu"}))
+    ok = client.post("/apply", data=fill(client, **{**GOOD, "discourse_username": "qua", "discord_username": "qu"}))
     assert ok.status_code == 200
     assert len(inbox_rows(ledger)) == 1
 
@@ -147,8 +157,9 @@ def test_the_status_page_follows_the_submission(client, ledger):
 
 def test_outcome_e_mail_is_promised_only_when_e_mail_is_sent(ledger):
     for sending in (True, False):
-        app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(),
-                         email_outcomes=sending)
+        app = create_app(
+            settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(), email_outcomes=sending
+        )
         with TestClient(app) as client:
             form = client.get("/apply").text
             done = client.post("/apply", data=fill(client, **GOOD, email="quill@example.org")).text
@@ -166,15 +177,18 @@ def test_wrong_content_type_and_oversize(client, ledger):
 
 def test_unknown_usernames_are_answered_on_the_page_through_the_platforms(looked_up, ledger):
     # Looked up on the Forum and Discord sandboxes by the real connectors (R-APP-4).
-    page = looked_up.post("/apply", data=fill(looked_up, **{**GOOD, "discourse_username": "nobody_here",
-                                                            "discord_username": "nobody.either"}))
+    page = looked_up.post(
+        "/apply",
+        data=fill(looked_up, **{**GOOD, "discourse_username": "nobody_here", "discord_username": "nobody.either"}),
+    )
     assert page.status_code == 422
     assert "There is no Forum account called &#39;nobody_here&#39;" in page.text
     assert "There is no Discord account called &#39;nobody.either&#39;" in page.text
     assert 'value="nobody_here"' in page.text and "I help newcomers every week." in page.text
     assert inbox_rows(ledger) == []
-    ok = looked_up.post("/apply", data=fill(looked_up, **{**GOOD, "discourse_username": "cleo_marsh",
-                                                          "discord_username": "cleo_marsh"}))
+    ok = looked_up.post(
+        "/apply", data=fill(looked_up, **{**GOOD, "discourse_username": "cleo_marsh", "discord_username": "cleo_marsh"})
+    )
     assert ok.status_code == 200 and len(inbox_rows(ledger)) == 1
 
 
@@ -184,8 +198,9 @@ def test_a_platform_that_cannot_answer_does_not_lose_the_application(ledger):
     def broken() -> dict:
         raise ConnectionError("the platform is down")
 
-    app = create_app(settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(),
-                     lookup=UsernameLookup(broken))
+    app = create_app(
+        settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(), lookup=UsernameLookup(broken)
+    )
     with TestClient(app) as client:
         assert client.post("/apply", data=fill(client, **GOOD)).status_code == 200
     assert len(inbox_rows(ledger)) == 1  # the intake flow checks the account later

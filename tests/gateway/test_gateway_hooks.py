@@ -17,7 +17,7 @@ from gateway.dispatch import StoreOnlyDispatcher
 from ledger.db import Ledger
 from tests.support.gateway import gateway_settings, inbox_rows
 
-HOOK = '''
+HOOK = """
 from fastapi import APIRouter, Request
 from connectors.base import InboundEvent
 
@@ -32,7 +32,7 @@ def router(*, accept, settings):
         return {"inbox": inbox_id, "created": created, "limit": settings.max_body_bytes}
 
     return r
-'''
+"""
 
 
 @pytest.fixture
@@ -41,18 +41,21 @@ def hook_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     info = tmp_path / "demo_hook-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-hook\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent("""\
+    (info / "entry_points.txt").write_text(
+        textwrap.dedent("""\
         [charterflow.gateway_hooks]
         demo = demo_hook:router
         broken = demo_hook_missing:router
-        """))
+        """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
     sys.modules.pop("demo_hook", None)
 
 
-def test_a_plugins_router_is_mounted_and_stores_through_the_inbox(hook_dist: Path, ledger: Ledger,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_a_plugins_router_is_mounted_and_stores_through_the_inbox(
+    hook_dist: Path, ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
     assert "demo" in dict(gateway_hooks())
     assert "broken" not in dict(gateway_hooks())  # reported, not fatal
     assert "demo_hook_missing" in caplog.text

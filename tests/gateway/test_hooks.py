@@ -13,8 +13,15 @@ from flows.inbox import Route, RoutingConfig, route_for
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from tests.support.gateway import (
-    IDEAS_CATEGORY, discord_command, discord_request, discourse_request, gateway_settings, inbox_rows,
-    slack_board_click, slack_request)
+    IDEAS_CATEGORY,
+    discord_command,
+    discord_request,
+    discourse_request,
+    gateway_settings,
+    inbox_rows,
+    slack_board_click,
+    slack_request,
+)
 
 
 def post(client, path, headers, body):
@@ -45,7 +52,8 @@ def test_a_gateway_that_knows_its_forum_refuses_a_delivery_naming_another(ledger
         assert answer.status_code == 400
         rows = inbox_rows(ledger)
         assert [(r.dedupe_key, r.payload["instance"]) for r in rows] == [
-            ("discourse:forum.example.org:41", "forum.example.org")]
+            ("discourse:forum.example.org:41", "forum.example.org")
+        ]
 
 
 def test_discourse_idea_category_and_unknown_events_are_kept(client, ledger):
@@ -58,38 +66,54 @@ def test_discourse_idea_category_and_unknown_events_are_kept(client, ledger):
 
 
 def _post_created(event_id: int, username: str) -> tuple[dict[str, str], bytes]:
-    payload = {"post": {"id": 500 + event_id, "topic_id": 1001, "post_number": 2,
-                        "category_id": int(IDEAS_CATEGORY), "username": username,
-                        "raw": "Filed as idea #4."}}
+    payload = {
+        "post": {
+            "id": 500 + event_id,
+            "topic_id": 1001,
+            "post_number": 2,
+            "category_id": int(IDEAS_CATEGORY),
+            "username": username,
+            "raw": "Filed as idea #4.",
+        }
+    }
     return discourse_request(event_id, event="post_created", body=json.dumps(payload).encode())
 
 
 def test_the_bots_own_forum_posts_are_recognised_and_start_no_run(ledger):
     from ledger import repo
 
-    app = create_app(settings=gateway_settings(discourse_api_username="WG-Bot"), ledger=ledger,
-                     dispatcher=StoreOnlyDispatcher())
+    app = create_app(
+        settings=gateway_settings(discourse_api_username="WG-Bot"), ledger=ledger, dispatcher=StoreOnlyDispatcher()
+    )
     with TestClient(app, base_url="http://testserver") as client:
-        answers = [post(client, "/hooks/discourse", *_post_created(n, user)).json()
-                   for n, user in ((1, "wg-bot"), (2, "system"), (3, "quill_ash"))]
+        answers = [
+            post(client, "/hooks/discourse", *_post_created(n, user)).json()
+            for n, user in ((1, "wg-bot"), (2, "system"), (3, "quill_ash"))
+        ]
     assert [a["route"] for a in answers] == [Route.OWN, Route.OWN, Route.UNKNOWN]
     rows = inbox_rows(ledger)
     assert [(r.processed_at is not None, r.result_ref) for r in rows] == [
-        (True, "discourse:own-post"), (True, "discourse:own-post"), (False, None)]
+        (True, "discourse:own-post"),
+        (True, "discourse:own-post"),
+        (False, None),
+    ]
     # Only the member's post is left for the dispatcher (an inbox-unknown-<id> run).
     with ledger.read() as s:
         assert repo.inbox_dispatchable(s, handled_routes=inbox.HANDLERS.keys()) == [rows[2].id]
 
 
-@pytest.mark.parametrize("mutate, status", [
-    (lambda h, b: ({k: v for k, v in h.items() if k != "X-Discourse-Event-Signature"}, b), 401),
-    (lambda h, b: ({**h, "X-Discourse-Event-Signature": "sha256=" + "0" * 64}, b), 401),
-    (lambda h, b: ({**h, "X-Discourse-Event-Signature": "sha256=zz"}, b), 401),
-    (lambda h, b: (h, b + b" "), 401),  # body changed after signing
-    (lambda h, b: ({**h, "Content-Type": "text/plain"}, b), 415),
-    (lambda h, b: ({**h, "Content-Type": "application/x-www-form-urlencoded"}, b), 415),
-], ids=["missing-signature", "wrong-signature", "garbage-signature", "tampered-body",
-        "text-plain", "form-encoded"])
+@pytest.mark.parametrize(
+    "mutate, status",
+    [
+        (lambda h, b: ({k: v for k, v in h.items() if k != "X-Discourse-Event-Signature"}, b), 401),
+        (lambda h, b: ({**h, "X-Discourse-Event-Signature": "sha256=" + "0" * 64}, b), 401),
+        (lambda h, b: ({**h, "X-Discourse-Event-Signature": "sha256=zz"}, b), 401),
+        (lambda h, b: (h, b + b" "), 401),  # body changed after signing
+        (lambda h, b: ({**h, "Content-Type": "text/plain"}, b), 415),
+        (lambda h, b: ({**h, "Content-Type": "application/x-www-form-urlencoded"}, b), 415),
+    ],
+    ids=["missing-signature", "wrong-signature", "garbage-signature", "tampered-body", "text-plain", "form-encoded"],
+)
 def test_discourse_refusals_have_no_side_effect(client, ledger, mutate, status):
     headers, body = mutate(*discourse_request(5))
     assert post(client, "/hooks/discourse", headers, body).status_code == status
@@ -99,7 +123,7 @@ def test_discourse_refusals_have_no_side_effect(client, ledger, mutate, status):
 def test_malformed_json_is_400_after_the_signature(client, ledger):
     headers, body = discourse_request(6, body=b'{"topic": ')
     assert post(client, "/hooks/discourse", headers, body).status_code == 400
-    headers, body = discourse_request(7, body=b'[1, 2]')
+    headers, body = discourse_request(7, body=b"[1, 2]")
     assert post(client, "/hooks/discourse", headers, body).status_code == 400
     assert inbox_rows(ledger) == []
 
@@ -131,29 +155,43 @@ def test_discord_ping_apply_modal_and_deferred_commands(client, ledger):
         headers, body = discord_request(discord_command(name, interaction_id=f"120000000000000000{n}"))
         answer = post(client, "/hooks/discord", headers, body).json()
         assert answer["type"] == 5 and answer["data"]["flags"] == 64
-    submit = {**discord_command("x", interaction_id="1200000000000000009"), "type": 5,
-              "data": {"custom_id": "cf:apply", "components": [
-                  {"type": 1, "components": [{"type": 4, "custom_id": "why", "value": "I moderate a lot"}]}]}}
+    submit = {
+        **discord_command("x", interaction_id="1200000000000000009"),
+        "type": 5,
+        "data": {
+            "custom_id": "cf:apply",
+            "components": [{"type": 1, "components": [{"type": 4, "custom_id": "why", "value": "I moderate a lot"}]}],
+        },
+    }
     headers, body = discord_request(submit)
     assert post(client, "/hooks/discord", headers, body).json()["type"] == 5
     routes = [(r.kind, r.route, r.processed_at is not None) for r in inbox_rows(ledger)]
-    assert routes == [("apply", Route.APPLY_MODAL, True), ("idea", Route.IDEA, False),
-                      ("optin", Route.OPT_IN, False), ("leave", Route.LEAVE, False),
-                      ("apply_submitted", Route.INTAKE, False)]
+    assert routes == [
+        ("apply", Route.APPLY_MODAL, True),
+        ("idea", Route.IDEA, False),
+        ("optin", Route.OPT_IN, False),
+        ("leave", Route.LEAVE, False),
+        ("apply_submitted", Route.INTAKE, False),
+    ]
 
 
 def test_discord_buttons_get_a_private_thinking_answer(client, ledger):
     """A Confirm (``cfc:``) or Opt-in (``cfo:``) button: "thinking…" only the presser sees
     (type 5, ephemeral), which the handler's answer then replaces; never the "not known" text."""
     for n, custom_id in enumerate(("cfc:invented-token", "cfo:invented-token"), start=3):
-        press = {**discord_command("x", interaction_id=f"121000000000000000{n}"), "type": 3,
-                 "message": {"id": "1300000000000000001", "channel_id": "1000000000000000002"},
-                 "data": {"custom_id": custom_id, "component_type": 2}}
+        press = {
+            **discord_command("x", interaction_id=f"121000000000000000{n}"),
+            "type": 3,
+            "message": {"id": "1300000000000000001", "channel_id": "1000000000000000002"},
+            "data": {"custom_id": custom_id, "component_type": 2},
+        }
         headers, body = discord_request(press)
         answer = post(client, "/hooks/discord", headers, body).json()
         assert answer == {"type": 5, "data": {"flags": 64}}, answer
     assert [(r.kind, r.route) for r in inbox_rows(ledger)] == [
-        ("component", Route.CONFIRM), ("component", Route.OPT_IN)]
+        ("component", Route.CONFIRM),
+        ("component", Route.OPT_IN),
+    ]
 
 
 def test_discord_bad_and_stale_signatures_are_401(client, ledger):
@@ -216,26 +254,30 @@ def test_ledger_down_means_no_acknowledgement(tmp_path):
         assert client.get("/healthz").status_code == 503
 
 
-@pytest.mark.parametrize("source, kind, attributes, route", [
-    ("discourse", "topic_created", {"category_id": "7"}, Route.INTAKE),
-    ("discourse", "topic_created", {"category_id": "9"}, Route.IDEA),
-    ("discourse", "topic_created", {"category_id": "3"}, Route.UNKNOWN),
-    ("discourse", "post_created", {"category_id": "7"}, Route.UNKNOWN),
-    ("discord", "apply", {}, Route.APPLY_MODAL),
-    ("discord", "apply_submitted", {}, Route.INTAKE),
-    ("discord", "idea", {}, Route.IDEA),
-    ("discord", "optin", {}, Route.OPT_IN),
-    ("discord", "leave", {}, Route.LEAVE),
-    ("discord", "ballot_vote", {}, Route.VOTE),
-    ("discord", "component", {}, Route.UNKNOWN),
-    ("slack", "block_actions", {"action_id": "board_approve"}, Route.BOARD_DECISION),
-    ("slack", "block_actions", {"action_id": "other"}, Route.UNKNOWN),
-    ("form", "application", {}, Route.INTAKE),
-    ("nowhere", "x", {}, Route.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    "source, kind, attributes, route",
+    [
+        ("discourse", "topic_created", {"category_id": "7"}, Route.INTAKE),
+        ("discourse", "topic_created", {"category_id": "9"}, Route.IDEA),
+        ("discourse", "topic_created", {"category_id": "3"}, Route.UNKNOWN),
+        ("discourse", "post_created", {"category_id": "7"}, Route.UNKNOWN),
+        ("discord", "apply", {}, Route.APPLY_MODAL),
+        ("discord", "apply_submitted", {}, Route.INTAKE),
+        ("discord", "idea", {}, Route.IDEA),
+        ("discord", "optin", {}, Route.OPT_IN),
+        ("discord", "leave", {}, Route.LEAVE),
+        ("discord", "ballot_vote", {}, Route.VOTE),
+        ("discord", "component", {}, Route.UNKNOWN),
+        ("slack", "block_actions", {"action_id": "board_approve"}, Route.BOARD_DECISION),
+        ("slack", "block_actions", {"action_id": "other"}, Route.UNKNOWN),
+        ("form", "application", {}, Route.INTAKE),
+        ("nowhere", "x", {}, Route.UNKNOWN),
+    ],
+)
 def test_routing_table(source, kind, attributes, route):
-    config = RoutingConfig(discourse_applications_categories=frozenset({"7"}),
-                           discourse_ideas_categories=frozenset({"9"}))
+    config = RoutingConfig(
+        discourse_applications_categories=frozenset({"7"}), discourse_ideas_categories=frozenset({"9"})
+    )
     assert route_for(source=source, kind=kind, attributes=attributes, config=config) == route
 
 
@@ -244,8 +286,7 @@ def test_handler_is_idempotent_and_unbuilt_routes_wait(ledger):
 
     with ledger.transaction() as s:
         ping, _ = repo.inbox_put(s, dedupe_key="k:1", source="discourse", kind="ping", payload={}, route=Route.PING)
-        idea, _ = repo.inbox_put(s, dedupe_key="k:2", source="form", kind="idea", payload={},
-                                   route="not-built-yet")
+        idea, _ = repo.inbox_put(s, dedupe_key="k:2", source="form", kind="idea", payload={}, route="not-built-yet")
     assert inbox.handle_event(ledger, ping.id) == "ping:answered"
     assert inbox.handle_event(ledger, ping.id) == "already-processed"
     assert inbox.handle_event(ledger, idea.id) == inbox.AWAITING_HANDLER

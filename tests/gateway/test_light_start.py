@@ -42,10 +42,20 @@ print(json.dumps({
 
 def _gateway_start(tmp_path: Path, **env: str) -> dict:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    environ.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_API_URL="http://127.0.0.1:9/api",
-                   CHARTERFLOW_HOME=str(tmp_path), **env)
-    result = subprocess.run([sys.executable, "-c", GATEWAY_START, f"sqlite:///{tmp_path / 'ledger.db'}"],
-                            cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
+    environ.update(
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_API_URL="http://127.0.0.1:9/api",
+        CHARTERFLOW_HOME=str(tmp_path),
+        **env,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", GATEWAY_START, f"sqlite:///{tmp_path / 'ledger.db'}"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -70,11 +80,20 @@ def test_task_run_body_is_what_prefect_builds_for_the_task():
     state = Scheduled()
     state.state_details.deferred = True
     built = TaskRunCreate(
-        name="inbox-vote-41", flow_run_id=None, task_key=task.task_key, dynamic_key="inbox-41-3",
-        task_version=task.version, tags=["charterflow", "inbox", "route:vote"],
-        empirical_policy=TaskRunPolicy(retries=task.retries, retry_jitter_factor=task.retry_jitter_factor,
-                                       retry_delay=[int(d) for d in task.retry_delay_seconds]),
-        state=to_state_create(state), task_inputs={}).model_dump(mode="json", exclude={"id"})
+        name="inbox-vote-41",
+        flow_run_id=None,
+        task_key=task.task_key,
+        dynamic_key="inbox-41-3",
+        task_version=task.version,
+        tags=["charterflow", "inbox", "route:vote"],
+        empirical_policy=TaskRunPolicy(
+            retries=task.retries,
+            retry_jitter_factor=task.retry_jitter_factor,
+            retry_delay=[int(d) for d in task.retry_delay_seconds],
+        ),
+        state=to_state_create(state),
+        task_inputs={},
+    ).model_dump(mode="json", exclude={"id"})
     written = inbox_routing.task_run_body(event_id=41, attempt=3, route="vote")
     # What we write, read back by Prefect's own model, is what Prefect would send.
     parsed = TaskRunCreate.model_validate(written).model_dump(mode="json", exclude={"id"})

@@ -18,22 +18,32 @@ from pathlib import Path
 
 import pytest
 
-SIGNED = (b"POST /hooks/discourse HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
-          b"X-Discourse-Event-Signature: sha256=00\r\n")
+SIGNED = (
+    b"POST /hooks/discourse HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+    b"X-Discourse-Event-Signature: sha256=00\r\n"
+)
 
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen, Path]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CHARTERFLOW_"))}
-    env.update(CHARTERFLOW_HOME=str(tmp_path), CHARTERFLOW_GATEWAY_DISPATCH="false",
-               CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET="whsec_raw_socket_invented",
-               CHARTERFLOW_GATEWAY_BODY_TIMEOUT="2")
+    env.update(
+        CHARTERFLOW_HOME=str(tmp_path),
+        CHARTERFLOW_GATEWAY_DISPATCH="false",
+        CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET="whsec_raw_socket_invented",
+        CHARTERFLOW_GATEWAY_BODY_TIMEOUT="2",
+    )
     charterflow = str(Path(sys.executable).with_name("charterflow"))
     subprocess.run([charterflow, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
     log = tmp_path / "gateway.log"
     with log.open("w") as sink:
-        process = subprocess.Popen([charterflow, "gateway", "--host", "127.0.0.1", "--port", "0"],
-                                   env=env, stdout=subprocess.PIPE, stderr=sink, text=True)
+        process = subprocess.Popen(
+            [charterflow, "gateway", "--host", "127.0.0.1", "--port", "0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+        )
     try:
         deadline, port = time.monotonic() + 90, None
         while port is None and time.monotonic() < deadline:
@@ -70,12 +80,11 @@ def exchange(port: int, head: bytes, body: bytes, *, then: str, wait: float = 0.
 def test_broken_framing_is_refused_or_ends_quietly(gateway):
     port, process, log = gateway
     for _ in range(3):
-        both = exchange(port, SIGNED + b"Content-Length: 10\r\nTransfer-Encoding: chunked\r\n", b"5\r\nab",
-                        then="read")
+        both = exchange(port, SIGNED + b"Content-Length: 10\r\nTransfer-Encoding: chunked\r\n", b"5\r\nab", then="read")
         assert both.startswith(b"HTTP/1.1 400 ") and b"both Content-Length and Transfer-Encoding" in both
         # Chunked, left half-way: the client disconnects before the body is complete.
         exchange(port, SIGNED + b"Transfer-Encoding: chunked\r\n", b"5\r\nab", then="close")
-        exchange(port, SIGNED + b"Content-Length: 100\r\n", b"{\"a\":", then="close")
+        exchange(port, SIGNED + b"Content-Length: 100\r\n", b'{"a":', then="close")
     started = time.monotonic()
     hanging = exchange(port, SIGNED + b"Transfer-Encoding: chunked\r\n", b"5\r\nab", then="read")
     assert hanging.startswith(b"HTTP/1.1 408 ") and 1.5 < time.monotonic() - started < 10

@@ -16,9 +16,17 @@ def hidden(html: str, name: str) -> str:
 
 def fill(client, **fields) -> dict[str, str]:
     page = client.get("/report").text
-    return {"submission": hidden(page, "submission"), "csrf": hidden(page, "csrf"), "platform": "discord",
-            "target_kind": "message", "target": "https://discord.com/channels/1/2/3",
-            "reason": "Insults aimed at a newcomer in #general.", "reporter": "", "website": "", **fields}
+    return {
+        "submission": hidden(page, "submission"),
+        "csrf": hidden(page, "csrf"),
+        "platform": "discord",
+        "target_kind": "message",
+        "target": "https://discord.com/channels/1/2/3",
+        "reason": "Insults aimed at a newcomer in #general.",
+        "reporter": "",
+        "website": "",
+        **fields,
+    }
 
 
 def test_r_safe_1_a_report_is_stored_once_for_the_safety_flow(client, ledger) -> None:
@@ -81,5 +89,7 @@ def test_r_safe_1_forum_flags_and_form_reports_have_their_routes() -> None:
 
     config = inbox.RoutingConfig()
     assert inbox.route_for(source="form", kind="report", attributes={}, config=config) == report_form.FORM_ROUTE
-    assert inbox.route_for(source="discourse", kind="flag_created", attributes={}, config=config,
-                           actor="cleo_marsh") == "safety-flag"
+    assert (
+        inbox.route_for(source="discourse", kind="flag_created", attributes={}, config=config, actor="cleo_marsh")
+        == "safety-flag"
+    )

@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import AuditEntry
+from tests.procs import PrefectServer, start, stop, subprocess_env, wait_for
+from tests.proxy import Proxy, serve
 from tests.support.gateway import DISCORD_PUBLIC, DISCOURSE_SECRET, discourse_request, inbox_rows
 from tests.support.ledger import create_database
-from tests.procs import PrefectServer, start, stop, subprocess_env, wait_for
 from tests.support.net import free_port
-from tests.proxy import Proxy, serve
 
 pytestmark = [pytest.mark.slow]
 
@@ -31,8 +31,9 @@ EVENTS = 30
 
 
 def _gateway(port: int, env: dict[str, str], log: Path):
-    return start([sys.executable, "-m", "charterflow.cli", "gateway", "--host", "127.0.0.1",
-                  "--port", str(port)], env, log)
+    return start(
+        [sys.executable, "-m", "charterflow.cli", "gateway", "--host", "127.0.0.1", "--port", str(port)], env, log
+    )
 
 
 def _ready(url: str) -> bool:
@@ -53,24 +54,29 @@ def test_two_gateways_one_inbox_each_event_stored_once_and_handled_once(tmp_path
     url = postgres_server.url(create_database(postgres_server))
     ledger = Ledger(url)
     upgrade(ledger)
-    env = subprocess_env(CHARTERFLOW_HOME=str(tmp_path), CHARTERFLOW_DATABASE_URL=url,
-                         CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET=DISCOURSE_SECRET,
-                         CHARTERFLOW_DISCORD_PUBLIC_KEY=DISCORD_PUBLIC,
-                         CHARTERFLOW_GATEWAY_FORM_SECRET="form-secret-for-tests",
-                         CHARTERFLOW_GATEWAY_DRAIN_INTERVAL="0.5")
+    env = subprocess_env(
+        CHARTERFLOW_HOME=str(tmp_path),
+        CHARTERFLOW_DATABASE_URL=url,
+        CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET=DISCOURSE_SECRET,
+        CHARTERFLOW_DISCORD_PUBLIC_KEY=DISCORD_PUBLIC,
+        CHARTERFLOW_GATEWAY_FORM_SECRET="form-secret-for-tests",
+        CHARTERFLOW_GATEWAY_DRAIN_INTERVAL="0.5",
+    )
     prefect = PrefectServer(tmp_path, env)
     processes = []
     try:
         prefect.start()
-        processes.append(start([sys.executable, "-c", "from flows.inbox import main; main()"],
-                               prefect.env, tmp_path / "worker.log"))
+        processes.append(
+            start([sys.executable, "-c", "from flows.inbox import main; main()"], prefect.env, tmp_path / "worker.log")
+        )
         gateways = []
         for n in (1, 2):
             port = free_port()
             processes.append(_gateway(port, prefect.env, tmp_path / f"gateway-{n}.log"))
             gateways.append(f"http://127.0.0.1:{port}")
-        assert wait_for(lambda: all(_ready(g) for g in gateways), 120), \
-            (tmp_path / "gateway-1.log").read_text(errors="replace")[-3000:]
+        assert wait_for(lambda: all(_ready(g) for g in gateways), 120), (tmp_path / "gateway-1.log").read_text(
+            errors="replace"
+        )[-3000:]
 
         with serve(Proxy(gateways)) as proxy:
             first = [_post(proxy.url, n) for n in range(1, EVENTS + 1)]
@@ -80,24 +86,34 @@ def test_two_gateways_one_inbox_each_event_stored_once_and_handled_once(tmp_path
         assert not any(a.get("duplicate") for a in first)
         assert all(a.get("duplicate") for a in again)
 
-        assert wait_for(lambda: all(r.processed_at is not None for r in inbox_rows(ledger)), 180), \
-            (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+        assert wait_for(lambda: all(r.processed_at is not None for r in inbox_rows(ledger)), 180), (
+            tmp_path / "worker.log"
+        ).read_text(errors="replace")[-3000:]
         rows = inbox_rows(ledger)
         assert len(rows) == EVENTS  # stored once
         assert all(r.dispatch_attempts == 1 for r in rows), [r.dispatch_attempts for r in rows]
         with ledger.read() as session:
-            counts = dict(session.execute(
-                select(AuditEntry.action, func.count()).where(AuditEntry.action.in_(
-                    ["inbox.received", "inbox.dispatched", "inbox.dispatch_deferred", "inbox.processed"]))
-                .group_by(AuditEntry.action)).all())
+            counts = dict(
+                session.execute(
+                    select(AuditEntry.action, func.count())
+                    .where(
+                        AuditEntry.action.in_(
+                            ["inbox.received", "inbox.dispatched", "inbox.dispatch_deferred", "inbox.processed"]
+                        )
+                    )
+                    .group_by(AuditEntry.action)
+                ).all()
+            )
         # A start that failed (Prefect slow under the machine's load) is released and claimed
         # again under the same attempt number, so the same run: one claim per event otherwise.
         deferred = counts.pop("inbox.dispatch_deferred", 0)
-        assert counts == {"inbox.received": EVENTS, "inbox.dispatched": EVENTS + deferred,
-                          "inbox.processed": EVENTS}
+        assert counts == {"inbox.received": EVENTS, "inbox.dispatched": EVENTS + deferred, "inbox.processed": EVENTS}
         # One run per event in Prefect, though two dispatchers (and their drain loops) saw each.
-        runs = httpx.post(f"{prefect.api}/task_runs/filter", timeout=30, json={
-            "task_runs": {"name": {"like_": "inbox-"}}, "limit": 200}).json()
+        runs = httpx.post(
+            f"{prefect.api}/task_runs/filter",
+            timeout=30,
+            json={"task_runs": {"name": {"like_": "inbox-"}}, "limit": 200},
+        ).json()
         names = collections.Counter(run["name"] for run in runs)
         assert names == {f"inbox-ping-{r.id}": 1 for r in rows}
     finally:

@@ -22,9 +22,15 @@ from flows.inbox import handle_event
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger.models import InboxEvent
-from tests.support.membership import CONFIRM_SECRET, World
 from tests.support.gateway import (
-    APPLICATIONS_CATEGORY, DISCORD_KEY, IDEAS_CATEGORY, discourse_request, gateway_settings, slack_request)
+    APPLICATIONS_CATEGORY,
+    DISCORD_KEY,
+    IDEAS_CATEGORY,
+    discourse_request,
+    gateway_settings,
+    slack_request,
+)
+from tests.support.membership import CONFIRM_SECRET, World
 
 PLACE = '"@@unusual@@"'
 # Valid JSON that Python's json either refuses, or returns in a form the database refuses.
@@ -40,9 +46,13 @@ where = st.sampled_from(["extra", "title", "name", "nested"])
 
 @pytest.fixture
 def hooks(world: World) -> Iterator[tuple[TestClient, World]]:
-    app = create_app(settings=gateway_settings(apply_rate_limit=10**9), ledger=world.ledger,
-                     dispatcher=StoreOnlyDispatcher(), charter=world.platforms.charter,
-                     confirm_secret=CONFIRM_SECRET)
+    app = create_app(
+        settings=gateway_settings(apply_rate_limit=10**9),
+        ledger=world.ledger,
+        dispatcher=StoreOnlyDispatcher(),
+        charter=world.platforms.charter,
+        confirm_secret=CONFIRM_SECRET,
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client, world
 
@@ -58,36 +68,66 @@ def _with(template: dict[str, Any], spot: str, value: str) -> bytes:
 
 def discourse_body(n: int, spot: str, value: str) -> tuple[dict[str, str], bytes]:
     category = APPLICATIONS_CATEGORY if n % 2 else IDEAS_CATEGORY
-    topic = {"id": 5000 + n, "title": "@@title@@", "category_id": int(category), "archetype": "regular",
-             "created_by": {"id": 55, "username": "@@name@@"}, "tags": ["@@nested@@"]}
+    topic = {
+        "id": 5000 + n,
+        "title": "@@title@@",
+        "category_id": int(category),
+        "archetype": "regular",
+        "created_by": {"id": 55, "username": "@@name@@"},
+        "tags": ["@@nested@@"],
+    }
     headers, body = discourse_request(n, body=_with({"topic": topic}, spot, value))
     return headers, body
 
 
 def discord_body(n: int, spot: str, value: str) -> tuple[dict[str, str], bytes]:
-    payload = {"type": 2, "id": str(1300000000000000000 + n), "application_id": "1100000000000000001",
-               "token": "tok-invented", "guild_id": "1000000000000000001", "channel_id": "1000000000000000002",
-               "member": {"user": {"id": "400000000000000009", "username": "@@name@@"}, "roles": []},
-               "data": {"name": "idea", "type": 1,
-                        "options": [{"name": "title", "type": 3, "value": "@@title@@"},
-                                    {"name": "details", "type": 3, "value": "@@nested@@"}]}}
+    payload = {
+        "type": 2,
+        "id": str(1300000000000000000 + n),
+        "application_id": "1100000000000000001",
+        "token": "tok-invented",
+        "guild_id": "1000000000000000001",
+        "channel_id": "1000000000000000002",
+        "member": {"user": {"id": "400000000000000009", "username": "@@name@@"}, "roles": []},
+        "data": {
+            "name": "idea",
+            "type": 1,
+            "options": [
+                {"name": "title", "type": 3, "value": "@@title@@"},
+                {"name": "details", "type": 3, "value": "@@nested@@"},
+            ],
+        },
+    }
     body = _with(payload, spot, value)
     stamp = str(int(time.time()))
-    return {"Content-Type": "application/json", "X-Signature-Timestamp": stamp,
-            "X-Signature-Ed25519": DISCORD_KEY.sign(stamp.encode() + body).hex()}, body
+    return {
+        "Content-Type": "application/json",
+        "X-Signature-Timestamp": stamp,
+        "X-Signature-Ed25519": DISCORD_KEY.sign(stamp.encode() + body).hex(),
+    }, body
 
 
 def slack_body(n: int, spot: str, value: str) -> tuple[dict[str, str], bytes]:
-    payload = {"type": "block_actions", "trigger_id": f"trig-{n}", "team": {"id": "T0INVENTED"},
-               "user": {"id": "U0INVENTED1", "username": "@@name@@"}, "channel": {"id": "C0BOARD01"},
-               "container": {"message_ts": "1700000000.000100"},
-               "actions": [{"action_id": "other_button", "block_id": "@@title@@", "value": "@@nested@@",
-                            "action_ts": "1700000001.000200"}]}
+    payload = {
+        "type": "block_actions",
+        "trigger_id": f"trig-{n}",
+        "team": {"id": "T0INVENTED"},
+        "user": {"id": "U0INVENTED1", "username": "@@name@@"},
+        "channel": {"id": "C0BOARD01"},
+        "container": {"message_ts": "1700000000.000100"},
+        "actions": [
+            {
+                "action_id": "other_button",
+                "block_id": "@@title@@",
+                "value": "@@nested@@",
+                "action_ts": "1700000001.000200",
+            }
+        ],
+    }
     return slack_request(urlencode({"payload": _with(payload, spot, value).decode()}).encode())
 
 
-BUILDERS = {"/hooks/discourse": discourse_body, "/hooks/discord": discord_body,
-            "/hooks/slack": slack_body}
+BUILDERS = {"/hooks/discourse": discourse_body, "/hooks/discord": discord_body, "/hooks/slack": slack_body}
 
 
 def _rows(world: World) -> list[InboxEvent]:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.ledger import create_database
 
+
 @pytest.fixture
 def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database (no schema) on ``backend``."""

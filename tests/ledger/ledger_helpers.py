@@ -47,12 +47,16 @@ def append_n(ledger: Ledger, n: int, *, tag: str = "x") -> str:
     head = audit.GENESIS
     with ledger.transaction() as s:
         for i in range(n):
-            head = audit.append(s, actor="operator", action="test.append", subject=f"test:{tag}{i}",
-                                payload={"i": i, "tag": tag, "nested": {"ok": True}}).hash
+            head = audit.append(
+                s,
+                actor="operator",
+                action="test.append",
+                subject=f"test:{tag}{i}",
+                payload={"i": i, "tag": tag, "nested": {"ok": True}},
+            ).hash
     return head
 
 
 def make_people(ledger: Ledger, *handles: str):
     with ledger.transaction() as s:
-        return [create_person(s, handle=h, actor="operator", display_name=h.title(), at=NOW).id
-                for h in handles]
+        return [create_person(s, handle=h, actor="operator", display_name=h.title(), at=NOW).id for h in handles]

@@ -13,8 +13,11 @@ def append_entries(url: str, tag: str, count: int, barrier: Any, results: Any) -
         lg = Ledger(url, lock_timeout=60)
         barrier.wait(timeout=60)
         for i in range(count):
-            lg.run(lambda s, i=i: audit.append(s, actor="operator", action="test.concurrent",
-                                               subject=f"test:{tag}-{i}", payload={"i": i}))
+            lg.run(
+                lambda s, i=i: audit.append(
+                    s, actor="operator", action="test.concurrent", subject=f"test:{tag}-{i}", payload={"i": i}
+                )
+            )
         lg.dispose()
         results.put("ok")
     except BaseException as exc:  # noqa: BLE001 - reported to the parent instead of dying silently
@@ -29,8 +32,9 @@ def put_inbox(url: str, key: str, barrier: Any, results: Any) -> None:
 
         lg = Ledger(url, lock_timeout=60)
         barrier.wait(timeout=60)
-        event, created = lg.run(lambda s: inbox_put(s, dedupe_key=key, source="discord",
-                                                    kind="interaction", payload={"n": 1}))
+        event, created = lg.run(
+            lambda s: inbox_put(s, dedupe_key=key, source="discord", kind="interaction", payload={"n": 1})
+        )
         lg.dispose()
         results.put((event.id, created))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent instead of dying silently

@@ -9,15 +9,13 @@ import threading
 from pathlib import Path
 
 import pytest
+from ledger_helpers import append_n, guard_off
 from sqlalchemy import text
 
 from ledger import Ledger, audit
 from ledger.backup import BackupError, find_pg_tool, head_file, restore
 from ledger.migrate import upgrade
 from ledger.models import AuditEntry
-from ledger_helpers import append_n, guard_off
-
-
 
 
 def _head(ledger: Ledger) -> audit.Head:
@@ -26,7 +24,8 @@ def _head(ledger: Ledger) -> audit.Head:
 
 
 def test_backup_while_writing_then_restore_into_an_empty_database(
-        ledger: Ledger, ledger_url: str, db_url: str, cli, tmp_path: Path) -> None:
+    ledger: Ledger, ledger_url: str, db_url: str, cli, tmp_path: Path
+) -> None:
     append_n(ledger, 20, tag="before")
     stop = threading.Event()
     written: list[int] = []
@@ -74,8 +73,9 @@ def test_backup_while_writing_then_restore_into_an_empty_database(
     assert r.exit_code == 2 and "exists" in r.stderr
 
 
-def test_expect_head_catches_an_older_copy_and_a_cut_tail(ledger: Ledger, ledger_url: str,
-                                                          db_url: str, cli, tmp_path: Path) -> None:
+def test_expect_head_catches_an_older_copy_and_a_cut_tail(
+    ledger: Ledger, ledger_url: str, db_url: str, cli, tmp_path: Path
+) -> None:
     append_n(ledger, 5)
     old = tmp_path / "monday.backup"
     assert cli(ledger_url, "db", "backup", str(old)).exit_code == 0
@@ -115,8 +115,9 @@ def test_expect_head_catches_an_older_copy_and_a_cut_tail(ledger: Ledger, ledger
     assert r.exit_code == 2 and "SEQ:HASH" in r.stderr
 
 
-def test_restore_refuses_what_is_not_a_backup_of_this_database(ledger: Ledger, db_url: str,
-                                                               backend: str, tmp_path: Path) -> None:
+def test_restore_refuses_what_is_not_a_backup_of_this_database(
+    ledger: Ledger, db_url: str, backend: str, tmp_path: Path
+) -> None:
     empty = Ledger(db_url)
     junk = tmp_path / "notes.txt"
     junk.write_text("not a backup")

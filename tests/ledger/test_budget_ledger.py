@@ -21,10 +21,24 @@ T0 = datetime(2026, 4, 2, 9, 0, tzinfo=UTC)
 
 
 def _request(session, *, title: str, amount: str, at: datetime):
-    proposal = repo.create_proposal(session, kind="budget", title=title, actor="operator",
-                                    amount=Decimal(amount), currency="EUR", purpose="p", at=at)
-    repo.escalate_proposal(session, proposal, actor="operator", endorsement_ballot_id=None,
-                           escalation_ref="C0BOARD01:1.1", at=at + timedelta(days=1))
+    proposal = repo.create_proposal(
+        session,
+        kind="budget",
+        title=title,
+        actor="operator",
+        amount=Decimal(amount),
+        currency="EUR",
+        purpose="p",
+        at=at,
+    )
+    repo.escalate_proposal(
+        session,
+        proposal,
+        actor="operator",
+        endorsement_ballot_id=None,
+        escalation_ref="C0BOARD01:1.1",
+        at=at + timedelta(days=1),
+    )
     return proposal
 
 
@@ -32,30 +46,68 @@ def test_states_and_figures_as_they_stood(ledger: Ledger):
     with ledger.transaction() as s:
         member = repo.create_person(s, handle="cleo_marsh", actor="operator", at=T0)
         hosting = _request(s, title="Forum hosting", amount="1200", at=T0)
-        repo.record_board_decision(s, hosting, decision="approved", decided_by="U0WREN001",
-                                   source="slack", actor="operator", at=T0 + timedelta(days=10))
-        store.set_approved_amount(s, hosting, amount=Decimal("1000"), actor="operator",
-                                  at=T0 + timedelta(days=10))
+        repo.record_board_decision(
+            s,
+            hosting,
+            decision="approved",
+            decided_by="U0WREN001",
+            source="slack",
+            actor="operator",
+            at=T0 + timedelta(days=10),
+        )
+        store.set_approved_amount(s, hosting, amount=Decimal("1000"), actor="operator", at=T0 + timedelta(days=10))
         # Cents that a float would not add up exactly.
         for n, cents in enumerate(("0.10", "0.20", "333.30")):
             row, created = store.add_spending(
-                s, hosting, amount=Decimal(cents), currency="EUR", reference=f"INV-{n}",
-                person=member, reason=None, flagged=False, actor="operator",
-                at=T0 + timedelta(days=20 + n))
+                s,
+                hosting,
+                amount=Decimal(cents),
+                currency="EUR",
+                reference=f"INV-{n}",
+                person=member,
+                reason=None,
+                flagged=False,
+                actor="operator",
+                at=T0 + timedelta(days=20 + n),
+            )
             assert created
         again, created = store.add_spending(
-            s, hosting, amount=Decimal("0.10"), currency="EUR", reference=" inv-0 ", person=member,
-            reason=None, flagged=False, actor="operator", at=T0 + timedelta(days=30))
+            s,
+            hosting,
+            amount=Decimal("0.10"),
+            currency="EUR",
+            reference=" inv-0 ",
+            person=member,
+            reason=None,
+            flagged=False,
+            actor="operator",
+            at=T0 + timedelta(days=30),
+        )
         assert not created and again.reference == "INV-0"
         with pytest.raises(Conflict, match="already recorded"):
-            store.add_spending(s, hosting, amount=Decimal("9"), currency="EUR", reference="INV-0",
-                               person=member, reason=None, flagged=False, actor="operator",
-                               at=T0 + timedelta(days=30))
-        store.close_request(s, hosting, actor="operator", person_id=member.id,
-                            at=T0 + timedelta(days=100))
+            store.add_spending(
+                s,
+                hosting,
+                amount=Decimal("9"),
+                currency="EUR",
+                reference="INV-0",
+                person=member,
+                reason=None,
+                flagged=False,
+                actor="operator",
+                at=T0 + timedelta(days=30),
+            )
+        store.close_request(s, hosting, actor="operator", person_id=member.id, at=T0 + timedelta(days=100))
         rejected = _request(s, title="Sticker budget", amount="80", at=T0)
-        repo.record_board_decision(s, rejected, decision="rejected", decided_by="U0WREN001",
-                                   source="slack", actor="operator", at=T0 + timedelta(days=5))
+        repo.record_board_decision(
+            s,
+            rejected,
+            decision="rejected",
+            decided_by="U0WREN001",
+            source="slack",
+            actor="operator",
+            at=T0 + timedelta(days=5),
+        )
         with pytest.raises(NotFound):
             store.get_request(s, 9999)
 
@@ -75,17 +127,19 @@ def test_states_and_figures_as_they_stood(ledger: Ledger):
 
     # A quarter shows what was open during it: not what was closed or rejected before it.
     with ledger.read() as s:
-        later = store.request_rows(s, since=T0 + timedelta(days=120),
-                                   until=T0 + timedelta(days=200))
+        later = store.request_rows(s, since=T0 + timedelta(days=120), until=T0 + timedelta(days=200))
         during = store.request_rows(s, since=T0 - timedelta(days=1), until=T0 + timedelta(days=90))
         assert later == []
         assert [r["title"] for r in during] == ["Forum hosting", "Sticker budget"]
-        assert store.summary(during) == {"EUR": {"requested": "1280.00", "approved": "1000.00",
-                                                 "spent": "333.60", "left": "666.40"}}
-        entries = [e for e in s.scalars(select(AuditEntry).where(
-            AuditEntry.action.like("budget.%")).order_by(AuditEntry.seq))]
-        assert [e.action for e in entries] == ["budget.approved-amount"] + \
-            ["budget.spending-recorded"] * 3 + ["budget.closed"]
+        assert store.summary(during) == {
+            "EUR": {"requested": "1280.00", "approved": "1000.00", "spent": "333.60", "left": "666.40"}
+        }
+        entries = [
+            e for e in s.scalars(select(AuditEntry).where(AuditEntry.action.like("budget.%")).order_by(AuditEntry.seq))
+        ]
+        assert [e.action for e in entries] == ["budget.approved-amount"] + ["budget.spending-recorded"] * 3 + [
+            "budget.closed"
+        ]
         assert not any("INV-" in e.payload_json for e in entries)
         assert json.loads(entries[1].payload_json)["reference"].startswith("sha256:")
         assert audit.verify(s).ok

@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from flows.kit import Ctx, once
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import EffectClaim
-
-from flows.kit import Ctx, once
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOST = socket.gethostname()
@@ -35,21 +34,25 @@ def _claims(ledger: Ledger) -> list[EffectClaim]:
 def test_claim_states(ledger: Ledger) -> None:
     at = datetime.now(UTC)
     with ledger.transaction() as session:
-        assert repo.effect_claim(session, key="k", holder="a", until=at + timedelta(minutes=2),
-                                 at=at) == ("claimed", None)
+        assert repo.effect_claim(session, key="k", holder="a", until=at + timedelta(minutes=2), at=at) == (
+            "claimed",
+            None,
+        )
     with ledger.transaction() as session:
-        assert repo.effect_claim(session, key="k", holder="b", until=at + timedelta(minutes=2),
-                                 at=at) == ("held", "a")
+        assert repo.effect_claim(session, key="k", holder="b", until=at + timedelta(minutes=2), at=at) == ("held", "a")
         # The same holder again keeps its claim; a named dead holder is taken over.
-        assert repo.effect_claim(session, key="k", holder="a", until=at + timedelta(minutes=2),
-                                 at=at)[0] == "claimed"
-        assert repo.effect_claim(session, key="k", holder="b", until=at + timedelta(minutes=2),
-                                 at=at, take_from="a")[0] == "claimed"
+        assert repo.effect_claim(session, key="k", holder="a", until=at + timedelta(minutes=2), at=at)[0] == "claimed"
+        assert (
+            repo.effect_claim(session, key="k", holder="b", until=at + timedelta(minutes=2), at=at, take_from="a")[0]
+            == "claimed"
+        )
     # Expired: anyone takes it over.
     later = at + timedelta(minutes=3)
     with ledger.transaction() as session:
-        assert repo.effect_claim(session, key="k", holder="c", until=later + timedelta(minutes=2),
-                                 at=later)[0] == "claimed"
+        assert (
+            repo.effect_claim(session, key="k", holder="c", until=later + timedelta(minutes=2), at=later)[0]
+            == "claimed"
+        )
     # Recording the effect drops the claim; a later claim answers "done" with the record.
     with ledger.transaction() as session:
         repo.effect_record(session, key="k", platform="slack", actor="test", ref={"id": "1"})
@@ -59,8 +62,7 @@ def test_claim_states(ledger: Ledger) -> None:
     assert state == "done" and payload["ref"] == {"id": "1"}
     # The claim names no key text: its subject is the audit subject's digest.
     with ledger.transaction() as session:
-        repo.effect_claim(session, key="ballot:7:result:person-name", holder="e", until=later,
-                          at=at)
+        repo.effect_claim(session, key="ballot:7:result:person-name", holder="e", until=later, at=at)
     [claim] = _claims(ledger)
     assert claim.subject.startswith("effect:") and "person" not in claim.subject
 
@@ -77,8 +79,9 @@ def test_concurrent_callers_act_once_and_share_the_record(ledger: Ledger) -> Non
 
     def run():
         start.wait()
-        results.append(once(_ctx(ledger), key="board:escalation:1", platform="slack",
-                            actor="test", about="proposal:1", act=act))
+        results.append(
+            once(_ctx(ledger), key="board:escalation:1", platform="slack", actor="test", about="proposal:1", act=act)
+        )
 
     threads = [threading.Thread(target=run) for _ in range(6)]
     for t in threads:
@@ -100,25 +103,28 @@ def test_a_failed_act_gives_its_claim_up(ledger: Ledger) -> None:
         once(_ctx(ledger), key="k", platform="slack", actor="test", about=None, act=fail)
     assert _claims(ledger) == []
     started = time.monotonic()
-    assert once(_ctx(ledger), key="k", platform="slack", actor="test", about=None,
-                act=lambda: {"id": "2"})["ref"] == {"id": "2"}
+    assert once(_ctx(ledger), key="k", platform="slack", actor="test", about=None, act=lambda: {"id": "2"})["ref"] == {
+        "id": "2"
+    }
     assert time.monotonic() - started < 5, "the retry did not wait for a lease"
 
 
 def _claim_for(ledger: Ledger, holder: str, *, seconds: float) -> None:
     at = datetime.now(UTC)
     with ledger.transaction() as session:
-        assert repo.effect_claim(session, key="k", holder=holder,
-                                 until=at + timedelta(seconds=seconds), at=at)[0] == "claimed"
+        assert (
+            repo.effect_claim(session, key="k", holder=holder, until=at + timedelta(seconds=seconds), at=at)[0]
+            == "claimed"
+        )
 
 
 def test_a_dead_holder_of_this_host_is_taken_over_at_once(ledger: Ledger) -> None:
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     _claim_for(ledger, f"{HOST}:{gone.stdout.strip()}:killed", seconds=3600)
     started = time.monotonic()
-    record = once(_ctx(ledger), key="k", platform="slack", actor="test", about=None,
-                  act=lambda: {"id": "3"})
+    record = once(_ctx(ledger), key="k", platform="slack", actor="test", about=None, act=lambda: {"id": "3"})
     assert record["ref"] == {"id": "3"} and time.monotonic() - started < 5
 
 
@@ -127,8 +133,7 @@ def test_a_live_holder_is_waited_for_until_its_lease_ends(ledger: Ledger) -> Non
     _claim_for(ledger, f"{HOST}:{os.getppid()}:slow", seconds=1.5)
     calls: list[int] = []
     started = time.monotonic()
-    once(_ctx(ledger), key="k", platform="slack", actor="test", about=None,
-         act=lambda: calls.append(1) or {"id": "4"})
+    once(_ctx(ledger), key="k", platform="slack", actor="test", about=None, act=lambda: calls.append(1) or {"id": "4"})
     assert calls == [1] and 1.0 <= time.monotonic() - started < 15
 
 
@@ -143,7 +148,8 @@ def test_a_live_holder_that_records_is_not_repeated(ledger: Ledger) -> None:
     recorder = threading.Thread(target=record_later)
     recorder.start()
     calls: list[int] = []
-    record = once(_ctx(ledger), key="k", platform="slack", actor="test", about=None,
-                  act=lambda: calls.append(1) or {"id": "6"})
+    record = once(
+        _ctx(ledger), key="k", platform="slack", actor="test", about=None, act=lambda: calls.append(1) or {"id": "6"}
+    )
     recorder.join()
     assert calls == [] and record["ref"] == {"id": "5"}

@@ -7,16 +7,16 @@ import multiprocessing
 from datetime import timedelta
 from itertools import pairwise
 
+import ledger_workers
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ledger_helpers import append_n, guard_off, wipe_audit
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from ledger import Ledger, audit
 from ledger.models import AuditEntry
-from ledger_helpers import append_n, guard_off, wipe_audit
-import ledger_workers
 
 
 def test_chain_links_and_verifies(ledger: Ledger) -> None:
@@ -38,15 +38,23 @@ def test_hash_is_sha256_over_prev_and_canonical_json(ledger: Ledger) -> None:
     import hashlib
     import json
 
-    body = json.dumps({"seq": 1, "at": audit.format_time(entry.at), "actor": "operator",
-                       "action": "test.append", "subject": "test:x0",
-                       "payload": json.loads(entry.payload_json)},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    body = json.dumps(
+        {
+            "seq": 1,
+            "at": audit.format_time(entry.at),
+            "actor": "operator",
+            "action": "test.append",
+            "subject": "test:x0",
+            "payload": json.loads(entry.payload_json),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     assert entry.hash == hashlib.sha256(f"{audit.GENESIS}\n{body}".encode()).hexdigest()
 
 
-@pytest.mark.parametrize("statement", ["UPDATE audit_log SET actor = 'mallory'",
-                                       "DELETE FROM audit_log"])
+@pytest.mark.parametrize("statement", ["UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"])
 def test_database_refuses_update_and_delete(ledger: Ledger, statement: str) -> None:
     append_n(ledger, 2)
     with pytest.raises(DBAPIError, match="append-only"):
@@ -98,10 +106,16 @@ def _tamper(ledger: Ledger, kind: str, n: int, pos: int, other: int, column: str
         rows = conn.execute(select(table).order_by(table.c.seq)).mappings().all()
         row = rows[pos]
         if kind == "edit":
-            new = {"actor": "mallory", "action": "test.forged", "subject": "test:forged",
-                   "payload_json": row["payload_json"].replace('"i":', '"i": '),
-                   "at": row["at"] + timedelta(seconds=1), "prev_hash": "f" * 64,
-                   "hash": "e" * 64, "seq": n + 10}[column]
+            new = {
+                "actor": "mallory",
+                "action": "test.forged",
+                "subject": "test:forged",
+                "payload_json": row["payload_json"].replace('"i":', '"i": '),
+                "at": row["at"] + timedelta(seconds=1),
+                "prev_hash": "f" * 64,
+                "hash": "e" * 64,
+                "seq": n + 10,
+            }[column]
             conn.execute(update(table).where(table.c.id == row["id"]).values({column: new}))
         elif kind == "delete":
             conn.execute(table.delete().where(table.c.id == row["id"]))
@@ -117,16 +131,32 @@ def _tamper(ledger: Ledger, kind: str, n: int, pos: int, other: int, column: str
                 conn.execute(update(table).where(table.c.id == r["id"]).values(seq=r["seq"] + 1))
             prev = rows[pos - 1]["hash"] if pos else audit.GENESIS
             at = row["at"]
-            forged = audit.entry_hash(prev_hash=prev, seq=pos + 1, at=audit.format_time(at),
-                                      actor="mallory", action="test.forged", subject="test:f",
-                                      payload={})
-            conn.execute(table.insert().values(seq=pos + 1, at=at, actor="mallory",
-                                               action="test.forged", subject="test:f",
-                                               payload_json="{}", prev_hash=prev, hash=forged))
+            forged = audit.entry_hash(
+                prev_hash=prev,
+                seq=pos + 1,
+                at=audit.format_time(at),
+                actor="mallory",
+                action="test.forged",
+                subject="test:f",
+                payload={},
+            )
+            conn.execute(
+                table.insert().values(
+                    seq=pos + 1,
+                    at=at,
+                    actor="mallory",
+                    action="test.forged",
+                    subject="test:f",
+                    payload_json="{}",
+                    prev_hash=prev,
+                    hash=forged,
+                )
+            )
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
 def test_any_tampering_is_detected(ledger: Ledger, data: st.DataObject) -> None:
     wipe_audit(ledger)
@@ -134,8 +164,7 @@ def test_any_tampering_is_detected(ledger: Ledger, data: st.DataObject) -> None:
     head = append_n(ledger, n, tag=data.draw(st.sampled_from("abc"), label="tag"))
     kind = data.draw(st.sampled_from(["edit", "delete", "swap", "insert"]), label="kind")
     pos = data.draw(st.integers(min_value=0, max_value=n - 1), label="position")
-    other = data.draw(st.integers(min_value=0, max_value=n - 1).filter(lambda o: o != pos),
-                      label="other")
+    other = data.draw(st.integers(min_value=0, max_value=n - 1).filter(lambda o: o != pos), label="other")
     column = data.draw(st.sampled_from(EDITABLE), label="column")
     _tamper(ledger, kind, n, pos, other, column)
     with ledger.read() as s:
@@ -181,8 +210,7 @@ def test_export_verifies_offline(ledger: Ledger, fmt: str) -> None:
     assert len(lines) == (5 if fmt == "csv" else 4)
     result = audit.verify_chain(audit.read_export(lines, fmt=fmt), expect_head=head)
     assert result.ok and result.count == 4
-    edited = [line.replace("test.append", "test.forged", 1) if i == 2 else line
-              for i, line in enumerate(lines)]
+    edited = [line.replace("test.append", "test.forged", 1) if i == 2 else line for i, line in enumerate(lines)]
     assert not audit.verify_chain(audit.read_export(edited, fmt=fmt)).ok
 
 
@@ -194,9 +222,10 @@ def test_concurrent_appends_from_processes_keep_the_chain(ledger_url: str) -> No
     workers, per_worker = 4, 15
     barrier = ctx.Barrier(workers)
     results = ctx.Queue()
-    procs = [ctx.Process(target=ledger_workers.append_entries,
-                         args=(ledger_url, f"w{i}", per_worker, barrier, results))
-             for i in range(workers)]
+    procs = [
+        ctx.Process(target=ledger_workers.append_entries, args=(ledger_url, f"w{i}", per_worker, barrier, results))
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=120) for _ in procs]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import timedelta
-
-import pytest
-from sqlalchemy import func, select
+from datetime import UTC, timedelta
 
 import ledger_workers
+import pytest
+from ledger_helpers import NOW, make_people
+from sqlalchemy import func, select
+
 from ledger import Conflict, Ledger, audit, repo
 from ledger.errors import PolicyViolation
 from ledger.models import (
@@ -21,7 +22,6 @@ from ledger.models import (
     Vote,
     WgRole,
 )
-from ledger_helpers import NOW, make_people
 
 
 def _actions(ledger: Ledger) -> list[str]:
@@ -31,10 +31,12 @@ def _actions(ledger: Ledger) -> list[str]:
 
 def test_person_and_identities(ledger: Ledger) -> None:
     with ledger.transaction() as s:
-        p = repo.create_person(s, handle="wren", actor="operator", display_name="Wren Ashdown",
-                               home_platform="discord", at=NOW)
-        repo.add_identity(s, p, platform="discord", external_id=400000000000000009,
-                          username="Wren.A", actor="operator", at=NOW)
+        p = repo.create_person(
+            s, handle="wren", actor="operator", display_name="Wren Ashdown", home_platform="discord", at=NOW
+        )
+        repo.add_identity(
+            s, p, platform="discord", external_id=400000000000000009, username="Wren.A", actor="operator", at=NOW
+        )
         repo.add_identity(s, p, platform="email", username="wren@example.org", actor="operator")
         # Adding the same account again (any case) is a no-op.
         repo.add_identity(s, p, platform="discord", username="wren.a", actor="operator")
@@ -56,8 +58,7 @@ def test_identity_belongs_to_one_person(ledger: Ledger) -> None:
         repo.add_identity(s, a, platform="discourse", external_id="77", actor="operator")
     with pytest.raises(Conflict):
         with ledger.transaction() as s:
-            repo.add_identity(s, s.get(Person, b.id), platform="discourse", external_id="77",
-                              actor="operator")
+            repo.add_identity(s, s.get(Person, b.id), platform="discourse", external_id="77", actor="operator")
     with pytest.raises(Conflict):
         with ledger.transaction() as s:
             repo.create_person(s, handle="ash", actor="operator")
@@ -79,20 +80,22 @@ def test_membership_terms_roles_and_leaving(ledger: Ledger) -> None:
     ids = make_people(ledger, "ada", "bram")
     with ledger.transaction() as s:
         ada = s.get(Person, ids[0])
-        m = repo.start_membership(s, ada, actor="operator", starts_at=NOW,
-                                  ends_at=NOW + timedelta(days=365), at=NOW)
-        term = repo.renew(s, m, actor="person:1", opted_in_at=NOW + timedelta(days=340),
-                          source="discord", term_days=365)
+        m = repo.start_membership(s, ada, actor="operator", starts_at=NOW, ends_at=NOW + timedelta(days=365), at=NOW)
+        term = repo.renew(
+            s, m, actor="person:1", opted_in_at=NOW + timedelta(days=340), source="discord", term_days=365
+        )
         assert term.starts_at == NOW + timedelta(days=365)  # R-TERM-2: no gap, no overlap
         assert term.number == 2 and term.opted_in_at is not None
-        repo.assign_wg_role(s, ada, WgRole.CHAIR, actor="operator", assigned_by="wg-vote",
-                            starts_at=NOW)
-        repo.set_desired_platform_role(s, ada, platform="discourse", role="moderator",
-                                       desired=True, actor="operator", decision_ref="ballot:1")
-        repo.record_observed_platform_role(s, ada, platform="discourse", role="moderator",
-                                           observed=True, actor="flow:reconcile")
-        repo.record_observed_platform_role(s, ada, platform="discourse", role="moderator",
-                                           observed=True, actor="flow:reconcile")
+        repo.assign_wg_role(s, ada, WgRole.CHAIR, actor="operator", assigned_by="wg-vote", starts_at=NOW)
+        repo.set_desired_platform_role(
+            s, ada, platform="discourse", role="moderator", desired=True, actor="operator", decision_ref="ballot:1"
+        )
+        repo.record_observed_platform_role(
+            s, ada, platform="discourse", role="moderator", observed=True, actor="flow:reconcile"
+        )
+        repo.record_observed_platform_role(
+            s, ada, platform="discourse", role="moderator", observed=True, actor="flow:reconcile"
+        )
     with ledger.transaction() as s:
         ada = s.get(Person, ids[0])
         m = repo.open_membership(s, ada)
@@ -112,13 +115,19 @@ def test_membership_terms_roles_and_leaving(ledger: Ledger) -> None:
 def test_wg_role_has_one_holder(ledger: Ledger) -> None:
     ids = make_people(ledger, "ada", "bram")
     with ledger.transaction() as s:
-        first = repo.assign_wg_role(s, s.get(Person, ids[0]), "co_chair", actor="operator",
-                                    assigned_by="wg-vote", starts_at=NOW)
-        again = repo.assign_wg_role(s, s.get(Person, ids[0]), "co_chair", actor="operator",
-                                    assigned_by="wg-vote")
+        first = repo.assign_wg_role(
+            s, s.get(Person, ids[0]), "co_chair", actor="operator", assigned_by="wg-vote", starts_at=NOW
+        )
+        again = repo.assign_wg_role(s, s.get(Person, ids[0]), "co_chair", actor="operator", assigned_by="wg-vote")
         assert again.id == first.id
-        second = repo.assign_wg_role(s, s.get(Person, ids[1]), "co_chair", actor="operator",
-                                     assigned_by="wg-vote", starts_at=NOW + timedelta(days=1))
+        second = repo.assign_wg_role(
+            s,
+            s.get(Person, ids[1]),
+            "co_chair",
+            actor="operator",
+            assigned_by="wg-vote",
+            starts_at=NOW + timedelta(days=1),
+        )
         assert first.ends_at == second.starts_at
         assert repo.current_wg_roles(s)[WgRole.CO_CHAIR].person_id == ids[1]
 
@@ -127,21 +136,37 @@ def test_application_flow_and_duplicates(ledger: Ledger) -> None:
     ids = make_people(ledger, "cleo")
     with ledger.transaction() as s:
         cleo = s.get(Person, ids[0])
-        ident = repo.add_identity(s, cleo, platform="discourse", username="cleo",
-                                  actor="operator")
-        app = repo.submit_application(s, cleo, actor="person:1", source_platform="discourse",
-                                      motivation="I moderate a lot", experience="Years of it",
-                                      nominator_handle="someone")
+        ident = repo.add_identity(s, cleo, platform="discourse", username="cleo", actor="operator")
+        app = repo.submit_application(
+            s,
+            cleo,
+            actor="person:1",
+            source_platform="discourse",
+            motivation="I moderate a lot",
+            experience="Years of it",
+            nominator_handle="someone",
+        )
         repo.confirm_application(s, app, ident, actor="person:1")
         repo.confirm_application(s, app, ident, actor="person:1")  # idempotent
-        repo.record_eligibility(s, app, outcome="yes", ruling="R-ELIG-1", reason="active",
-                                evidence={"discourse": {"post_count": 12, "fraction": 0.5}},
-                                actor="flow:intake")
+        repo.record_eligibility(
+            s,
+            app,
+            outcome="yes",
+            ruling="R-ELIG-1",
+            reason="active",
+            evidence={"discourse": {"post_count": 12, "fraction": 0.5}},
+            actor="flow:intake",
+        )
     with pytest.raises(PolicyViolation) as info:
         with ledger.transaction() as s:
-            repo.submit_application(s, s.get(Person, ids[0]), actor="person:1",
-                                    source_platform="discord", motivation="again",
-                                    experience="again")
+            repo.submit_application(
+                s,
+                s.get(Person, ids[0]),
+                actor="person:1",
+                source_platform="discord",
+                motivation="again",
+                experience="again",
+            )
     assert info.value.ruling == "R-APP-3"
     actions = _actions(ledger)
     assert actions.count("application.submitted") == 1
@@ -154,74 +179,131 @@ def test_application_flow_and_duplicates(ledger: Ledger) -> None:
 def test_ballot_votes_replacement_and_electorate(ledger: Ledger) -> None:
     ids = make_people(ledger, "ada", "bram", "cleo", "dov")
     with ledger.transaction() as s:
-        ballot = repo.open_ballot(s, kind=BallotKind.REMOVAL, subject_ref="person:4",
-                                  subject_person=s.get(Person, ids[3]), electorate=ids[:3],
-                                  opens_at=NOW, closes_at=NOW + timedelta(days=14),
-                                  rule_params={"majority_fraction": 0.5}, actor="person:1",
-                                  at=NOW)
+        ballot = repo.open_ballot(
+            s,
+            kind=BallotKind.REMOVAL,
+            subject_ref="person:4",
+            subject_person=s.get(Person, ids[3]),
+            electorate=ids[:3],
+            opens_at=NOW,
+            closes_at=NOW + timedelta(days=14),
+            rule_params={"majority_fraction": 0.5},
+            actor="person:1",
+            at=NOW,
+        )
         bid = ballot.id
-        repo.cast_vote(s, ballot, s.get(Person, ids[0]), choice="yes", source_platform="discord",
-                       actor="person:1", at=NOW + timedelta(hours=1))
-        repo.cast_vote(s, ballot, s.get(Person, ids[0]), choice="no", source_platform="discourse",
-                       actor="person:1", at=NOW + timedelta(hours=2))
+        repo.cast_vote(
+            s,
+            ballot,
+            s.get(Person, ids[0]),
+            choice="yes",
+            source_platform="discord",
+            actor="person:1",
+            at=NOW + timedelta(hours=1),
+        )
+        repo.cast_vote(
+            s,
+            ballot,
+            s.get(Person, ids[0]),
+            choice="no",
+            source_platform="discourse",
+            actor="person:1",
+            at=NOW + timedelta(hours=2),
+        )
     with pytest.raises(PolicyViolation) as info:
         with ledger.transaction() as s:
-            repo.cast_vote(s, s.get(repo.Ballot, bid), s.get(Person, ids[3]), choice="no",
-                           source_platform="discord", actor="person:4",
-                           at=NOW + timedelta(hours=3))
+            repo.cast_vote(
+                s,
+                s.get(repo.Ballot, bid),
+                s.get(Person, ids[3]),
+                choice="no",
+                source_platform="discord",
+                actor="person:4",
+                at=NOW + timedelta(hours=3),
+            )
     assert info.value.ruling == "R-ELECTORATE"
     with ledger.transaction() as s:
         ballot = s.get(repo.Ballot, bid)
-        repo.record_refused_vote(s, ballot, voter_person_id=ids[3], ruling="R-ELECTORATE",
-                                 reason_code="not-in-electorate", source_platform="discord",
-                                 actor="gateway", at=NOW + timedelta(hours=3))
+        repo.record_refused_vote(
+            s,
+            ballot,
+            voter_person_id=ids[3],
+            ruling="R-ELECTORATE",
+            reason_code="not-in-electorate",
+            source_platform="discord",
+            actor="gateway",
+            at=NOW + timedelta(hours=3),
+        )
         votes = repo.current_votes(s, ballot)
         assert [(v.voter_person_id, v.choice.value) for v in votes] == [(ids[0], "no")]
         old = s.scalars(select(Vote).where(Vote.replaced_at.is_not(None))).one()
         assert old.replaced_by_id == votes[0].id
-        repo.close_ballot(s, ballot, outcome="failed", ruling="R-REMOVE",
-                          tally={"yes": 0, "no": 1, "electorate": 3}, actor="flow:tally",
-                          at=NOW + timedelta(days=14))
+        repo.close_ballot(
+            s,
+            ballot,
+            outcome="failed",
+            ruling="R-REMOVE",
+            tally={"yes": 0, "no": 1, "electorate": 3},
+            actor="flow:tally",
+            at=NOW + timedelta(days=14),
+        )
     with pytest.raises(PolicyViolation) as info:
         with ledger.transaction() as s:
-            repo.cast_vote(s, s.get(repo.Ballot, bid), s.get(Person, ids[1]), choice="yes",
-                           source_platform="discord", actor="person:2",
-                           at=NOW + timedelta(days=1))
+            repo.cast_vote(
+                s,
+                s.get(repo.Ballot, bid),
+                s.get(Person, ids[1]),
+                choice="yes",
+                source_platform="discord",
+                actor="person:2",
+                at=NOW + timedelta(days=1),
+            )
     assert info.value.ruling == "R-VOTE-EARLY"
     actions = _actions(ledger)
-    assert actions[-5:] == ["ballot.opened", "vote.cast", "vote.cast", "vote.refused",
-                            "ballot.closed"]
+    assert actions[-5:] == ["ballot.opened", "vote.cast", "vote.cast", "vote.refused", "ballot.closed"]
 
 
 def test_proposals_and_ideas(ledger: Ledger) -> None:
     ids = make_people(ledger, "ada")
     with ledger.transaction() as s:
-        p = repo.create_proposal(s, kind="budget", title="Forum hosting", amount=120,
-                                 currency="USD", purpose="a year of hosting", actor="person:1",
-                                 proposed_by=s.get(Person, ids[0]))
-        repo.escalate_proposal(s, p, actor="flow:escalate", endorsement_ballot_id=None,
-                               escalation_ref="slack:1700000000.000100")
-        repo.record_board_decision(s, p, decision="approved", decided_by="board-chair",
-                                   source="slack", actor="gateway")
-        idea = repo.add_idea(s, title="Dark mode", source="forum", actor="person:1",
-                             author=s.get(Person, ids[0]))
-        repo.set_idea_status(s, idea, "triaged", actor="person:1", needs_board=False,
-                             platform="discourse")
+        p = repo.create_proposal(
+            s,
+            kind="budget",
+            title="Forum hosting",
+            amount=120,
+            currency="USD",
+            purpose="a year of hosting",
+            actor="person:1",
+            proposed_by=s.get(Person, ids[0]),
+        )
+        repo.escalate_proposal(
+            s, p, actor="flow:escalate", endorsement_ballot_id=None, escalation_ref="slack:1700000000.000100"
+        )
+        repo.record_board_decision(s, p, decision="approved", decided_by="board-chair", source="slack", actor="gateway")
+        idea = repo.add_idea(s, title="Dark mode", source="forum", actor="person:1", author=s.get(Person, ids[0]))
+        repo.set_idea_status(s, idea, "triaged", actor="person:1", needs_board=False, platform="discourse")
         repo.set_idea_status(s, idea, IdeaStatus.ACCEPTED, actor="person:1")
         assert [h.to_status.value for h in idea.history] == ["new", "triaged", "accepted"]
-    assert _actions(ledger)[-6:] == ["proposal.created", "proposal.escalated",
-                                     "proposal.decided", "idea.added", "idea.status",
-                                     "idea.status"]
+    assert _actions(ledger)[-6:] == [
+        "proposal.created",
+        "proposal.escalated",
+        "proposal.decided",
+        "idea.added",
+        "idea.status",
+        "idea.status",
+    ]
 
 
 def test_inbox_dedupes(ledger: Ledger) -> None:
     with ledger.transaction() as s:
-        first, created = repo.inbox_put(s, dedupe_key="discord:interaction:1", source="discord",
-                                        kind="interaction", payload={"a": 1})
+        first, created = repo.inbox_put(
+            s, dedupe_key="discord:interaction:1", source="discord", kind="interaction", payload={"a": 1}
+        )
         assert created
     with ledger.transaction() as s:
-        again, created = repo.inbox_put(s, dedupe_key="discord:interaction:1", source="discord",
-                                        kind="interaction", payload={"a": 2})
+        again, created = repo.inbox_put(
+            s, dedupe_key="discord:interaction:1", source="discord", kind="interaction", payload={"a": 2}
+        )
         assert not created and again.id == first.id and again.payload == {"a": 1}
         assert [e.id for e in repo.inbox_pending(s)] == [first.id]
         repo.inbox_mark_processed(s, again, actor="flow:intake", result_ref="application:1")
@@ -233,9 +315,10 @@ def test_inbox_dedupes_across_processes(ledger_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     workers = 4
     barrier, results = ctx.Barrier(workers), ctx.Queue()
-    procs = [ctx.Process(target=ledger_workers.put_inbox,
-                         args=(ledger_url, "slack:action:42", barrier, results))
-             for _ in range(workers)]
+    procs = [
+        ctx.Process(target=ledger_workers.put_inbox, args=(ledger_url, "slack:action:42", barrier, results))
+        for _ in range(workers)
+    ]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=120) for _ in procs]
@@ -256,14 +339,12 @@ def test_timestamps_are_utc_aware(ledger: Ledger) -> None:
 
     berlin = timezone(timedelta(hours=2))
     with ledger.transaction() as s:
-        p = repo.create_person(s, handle="tz", actor="operator",
-                               at=datetime(2025, 6, 1, 14, 0, tzinfo=berlin))
+        p = repo.create_person(s, handle="tz", actor="operator", at=datetime(2025, 6, 1, 14, 0, tzinfo=berlin))
         pid = p.id
     with ledger.read() as s:
         p = s.get(Person, pid)
-        assert p.created_at == datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+        assert p.created_at == datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
         assert p.created_at.utcoffset() == timedelta(0)
     with pytest.raises(ValueError, match="timezone-aware"):
         with ledger.transaction() as s:
-            repo.create_person(s, handle="naive", actor="operator",
-                               at=datetime(2025, 6, 1, 14, 0))
+            repo.create_person(s, handle="naive", actor="operator", at=datetime(2025, 6, 1, 14, 0))

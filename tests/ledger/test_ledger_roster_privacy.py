@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rules import default_charter
+from ledger_helpers import NOW
 from sqlalchemy import func, select
 
 from ledger import Ledger, audit, repo
@@ -13,7 +13,7 @@ from ledger.errors import ConfigError, PolicyViolation
 from ledger.models import Application, AuditEntry, Identity, Membership, Person, WgRole
 from ledger.privacy import erase_person, export_person
 from ledger.roster import export_roster, import_roster, load_roster, parse_roster
-from ledger_helpers import NOW
+from rules import default_charter
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "roster.toml"
 CHARTER = default_charter()
@@ -84,7 +84,7 @@ def test_export_imports_into_an_empty_ledger_identically(ledger: Ledger, db_url:
 
 
 def test_hard_rule_violation_writes_nothing(ledger: Ledger) -> None:
-    text = EXAMPLE.read_text().replace('board_members = ["hollis", ', 'board_members = [')
+    text = EXAMPLE.read_text().replace('board_members = ["hollis", ', "board_members = [")
     with pytest.raises(PolicyViolation) as info:
         _import(ledger, text)
     assert info.value.ruling == "R-ROLE-BOARD"
@@ -93,8 +93,7 @@ def test_hard_rule_violation_writes_nothing(ledger: Ledger) -> None:
 
 
 def test_board_liaison_cannot_be_coc_liaison(ledger: Ledger) -> None:
-    text = EXAMPLE.read_text().replace('coc_liaison = { handle = "cosima"',
-                                       'coc_liaison = { handle = "hollis"')
+    text = EXAMPLE.read_text().replace('coc_liaison = { handle = "cosima"', 'coc_liaison = { handle = "hollis"')
     with pytest.raises(PolicyViolation) as info:
         _import(ledger, text)
     assert info.value.ruling == "R-ROLE-BOARD"
@@ -103,8 +102,7 @@ def test_board_liaison_cannot_be_coc_liaison(ledger: Ledger) -> None:
 
 def test_chair_recommendation_is_a_warning(ledger: Ledger) -> None:
     # Chair and Co-Chair from the same platform: R-ROLE-CHAIR warns, the import goes ahead.
-    text = EXAMPLE.read_text().replace('co_chair = { handle = "bram"',
-                                       'co_chair = { handle = "gideon"')
+    text = EXAMPLE.read_text().replace('co_chair = { handle = "bram"', 'co_chair = { handle = "gideon"')
     report = _import(ledger, text)
     assert any(w.startswith("R-ROLE-CHAIR") for w in report.warnings)
     assert _count(ledger, Person) == 6
@@ -113,10 +111,11 @@ def test_chair_recommendation_is_a_warning(ledger: Ledger) -> None:
 def test_list_files_relative_to_the_roster(ledger: Ledger, tmp_path: Path) -> None:
     (tmp_path / "board.toml").write_text('members = [{ handle = "hollis" }]\n')
     (tmp_path / "sc.csv").write_text("handle,email\ngideon,g@example.org\n")
-    text = EXAMPLE.read_text().replace(
-        'board_members = ["hollis", "marisol-board", "teodor-board"]',
-        'board_members_file = "board.toml"').replace(
-        'steering_council = ["gideon", "yusra-sc", "pim-sc"]', 'steering_council_file = "sc.csv"')
+    text = (
+        EXAMPLE.read_text()
+        .replace('board_members = ["hollis", "marisol-board", "teodor-board"]', 'board_members_file = "board.toml"')
+        .replace('steering_council = ["gideon", "yusra-sc", "pim-sc"]', 'steering_council_file = "sc.csv"')
+    )
     path = tmp_path / "roster.toml"
     path.write_text(text)
     roster = load_roster(path, charter=CHARTER)
@@ -125,17 +124,18 @@ def test_list_files_relative_to_the_roster(ledger: Ledger, tmp_path: Path) -> No
         import_roster(s, roster, charter=CHARTER, actor="operator", at=NOW)
 
 
-@pytest.mark.parametrize("change, message", [
-    (('handle = "bram"', 'handle = "ada"'), "appears twice"),
-    (('home_platform = "discord"', 'home_platform = "myspace"'), "home_platform"),
-    (("start = 2025-02-01 }", "start = 2025-02-01T10:00:00 }"), "time zone"),
-    (('username = "cosima" }', 'username = "BRAM.T" }'), "already given"),
-    (("[roles]", "[roles]\nwizard = \"ada\""), "unknown role"),
-    (('sc_liaison = { handle = "gideon"', 'sc_liaison = { handle = "nobody"'),
-     "not a person"),
-])
-def test_bad_files_are_refused_with_the_field(ledger: Ledger, change: tuple[str, str],
-                                              message: str) -> None:
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (('handle = "bram"', 'handle = "ada"'), "appears twice"),
+        (('home_platform = "discord"', 'home_platform = "myspace"'), "home_platform"),
+        (("start = 2025-02-01 }", "start = 2025-02-01T10:00:00 }"), "time zone"),
+        (('username = "cosima" }', 'username = "BRAM.T" }'), "already given"),
+        (("[roles]", '[roles]\nwizard = "ada"'), "unknown role"),
+        (('sc_liaison = { handle = "gideon"', 'sc_liaison = { handle = "nobody"'), "not a person"),
+    ],
+)
+def test_bad_files_are_refused_with_the_field(ledger: Ledger, change: tuple[str, str], message: str) -> None:
     text = EXAMPLE.read_text().replace(*change, 1)
     with pytest.raises(ConfigError, match=message):
         _import(ledger, text)
@@ -148,8 +148,7 @@ def test_changed_file_updates_only_what_changed(ledger: Ledger) -> None:
     report = _import(ledger, text)
     assert report.updated == ["bram"] and report.changes == 1
     with ledger.read() as s:
-        assert repo.find_person_by_identity(s, platform="discord",
-                                            username="bram.tollervey").handle == "bram"
+        assert repo.find_person_by_identity(s, platform="discord", username="bram.tollervey").handle == "bram"
 
 
 # --- R-PRIVACY-2 -----------------------------------------------------------------------------
@@ -157,24 +156,41 @@ def test_changed_file_updates_only_what_changed(ledger: Ledger) -> None:
 
 def _applicant(ledger: Ledger) -> int:
     with ledger.transaction() as s:
-        p = repo.create_person(s, handle="juniper", actor="operator",
-                               display_name="Juniper Kestrelby", home_platform="discourse")
-        ident = repo.add_identity(s, p, platform="discourse", username="juniper_k",
-                                  external_id="4815162342", actor="operator")
-        repo.add_identity(s, p, platform="email", username="juniper@example.net",
-                          actor="operator")
-        app = repo.submit_application(s, p, actor="person:1", source_platform="discourse",
-                                      motivation="I love tidy forums",
-                                      experience="Ten years of moderating a gardening board",
-                                      nominator_handle="quentin")
+        p = repo.create_person(
+            s, handle="juniper", actor="operator", display_name="Juniper Kestrelby", home_platform="discourse"
+        )
+        ident = repo.add_identity(
+            s, p, platform="discourse", username="juniper_k", external_id="4815162342", actor="operator"
+        )
+        repo.add_identity(s, p, platform="email", username="juniper@example.net", actor="operator")
+        app = repo.submit_application(
+            s,
+            p,
+            actor="person:1",
+            source_platform="discourse",
+            motivation="I love tidy forums",
+            experience="Ten years of moderating a gardening board",
+            nominator_handle="quentin",
+        )
         repo.confirm_application(s, app, ident, actor=f"person:{p.id}")
-        repo.record_eligibility(s, app, outcome="yes", ruling="R-ELIG-1", reason="active",
-                                evidence={"discourse": {"post_count": 42}}, actor="flow:intake")
-        event, _ = repo.inbox_put(s, dedupe_key="form:1", source="form", kind="application",
-                                  payload={"email": "juniper@example.net"},
-                                  raw=b'{"email": "juniper@example.net"}')
-        repo.inbox_mark_processed(s, event, actor="flow:intake", result_ref=f"application:{app.id}",
-                                  person=p)
+        repo.record_eligibility(
+            s,
+            app,
+            outcome="yes",
+            ruling="R-ELIG-1",
+            reason="active",
+            evidence={"discourse": {"post_count": 42}},
+            actor="flow:intake",
+        )
+        event, _ = repo.inbox_put(
+            s,
+            dedupe_key="form:1",
+            source="form",
+            kind="application",
+            payload={"email": "juniper@example.net"},
+            raw=b'{"email": "juniper@example.net"}',
+        )
+        repo.inbox_mark_processed(s, event, actor="flow:intake", result_ref=f"application:{app.id}", person=p)
         return p.id
 
 
@@ -188,8 +204,7 @@ def test_person_export_holds_everything(ledger: Ledger) -> None:
     assert data["applications"][0]["eligibility"][0]["evidence"]["discourse"]["post_count"] == 42
     assert data["inbox_events"][0]["payload"] == {"email": "juniper@example.net"}
     assert data["inbox_events"][0]["raw"] == '{"email": "juniper@example.net"}'  # the body as received
-    assert {e["action"] for e in data["audit_entries"]} >= {"person.created",
-                                                            "application.submitted"}
+    assert {e["action"] for e in data["audit_entries"]} >= {"person.created", "application.submitted"}
     assert "salt" not in data["person"]
 
 
@@ -210,8 +225,15 @@ def test_erasure_removes_personal_data_keeps_decisions_and_verifies(ledger: Ledg
     assert app.status.value == "withdrawn" and app.motivation is None
     assert app.answers_erased_at is not None
     flat = repr(data)
-    for personal in ("Juniper", "juniper", "tidy forums", "gardening", "quentin", "4815162342",  # long: a 4-digit id can occur in a hash by chance
-                     "example.net"):
+    for personal in (
+        "Juniper",
+        "juniper",
+        "tidy forums",
+        "gardening",
+        "quentin",
+        "4815162342",  # long: a 4-digit id can occur in a hash by chance
+        "example.net",
+    ):
         assert personal not in flat
     assert data["applications"][0]["eligibility"][0]["outcome"] == "yes"  # decision kept
     assert data["erasures"][0]["reason"] == "asked on 2025-05-01"
@@ -224,8 +246,14 @@ def test_erasure_refused_for_an_active_member(ledger: Ledger) -> None:
             erase_person(s, repo.get_person(s, "bram"), reason="asked", actor="operator")
     assert info.value.ruling == "R-PRIVACY-2"
     with ledger.read() as s:
-        assert s.scalar(select(func.count()).select_from(Identity).where(
-            Identity.username.is_(None), Identity.external_id.is_(None))) == 0
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(Identity)
+                .where(Identity.username.is_(None), Identity.external_id.is_(None))
+            )
+            == 0
+        )
         assert s.scalar(select(func.count()).select_from(Membership)) == 6
 
 
@@ -234,11 +262,13 @@ def test_erasure_drops_the_notes_a_person_wrote_on_ideas(ledger: Ledger) -> None
 
     pid = _applicant(ledger)
     with ledger.transaction() as s:
-        idea, _ = backlog.file_idea(s, title="A quieter #general", source="operator",
-                                    source_key="operator:1", actor="operator")
+        idea, _ = backlog.file_idea(
+            s, title="A quieter #general", source="operator", source_key="operator:1", actor="operator"
+        )
         backlog.change_status(s, idea, "triaged", actor="operator", at=NOW)
-        backlog.change_status(s, idea, "accepted", actor=f"person:{pid}",
-                              note="juniper thinks it helps newcomers", at=NOW)
+        backlog.change_status(
+            s, idea, "accepted", actor=f"person:{pid}", note="juniper thinks it helps newcomers", at=NOW
+        )
     with ledger.read() as s:
         assert export_person(s, s.get(Person, pid))["idea_status_changes"][0]["note"].startswith("juniper")
     with ledger.transaction() as s:
@@ -254,10 +284,20 @@ def test_erasure_clears_the_moderation_log_about_the_person(ledger: Ledger) -> N
 
     pid = _applicant(ledger)  # Forum account 4815162342
     with ledger.transaction() as s:
-        s.add(ModerationAction(platform="discourse", entry_id="77", action="suspend",
-                               platform_action="suspend_user", target_platform_id="4815162342",
-                               target_username="juniper_k", reason="juniper_k spammed twice",
-                               occurred_at=NOW, recorded_at=NOW, raw={"target": "juniper_k"}))
+        s.add(
+            ModerationAction(
+                platform="discourse",
+                entry_id="77",
+                action="suspend",
+                platform_action="suspend_user",
+                target_platform_id="4815162342",
+                target_username="juniper_k",
+                reason="juniper_k spammed twice",
+                occurred_at=NOW,
+                recorded_at=NOW,
+                raw={"target": "juniper_k"},
+            )
+        )
     with ledger.transaction() as s:
         erase_person(s, s.get(Person, pid), reason="asked", actor="operator")
     with ledger.read() as s:
@@ -272,8 +312,15 @@ def test_erasure_replaces_the_handle_in_drift_reports(ledger: Ledger) -> None:
 
     pid = _applicant(ledger)
     with ledger.transaction() as s:
-        s.add(RoleDriftReport(status="drift", fingerprint="f1", reported_at=NOW, findings=1,
-                              summary={"lines": ["juniper: moderator on discord, not in the ledger"]}))
+        s.add(
+            RoleDriftReport(
+                status="drift",
+                fingerprint="f1",
+                reported_at=NOW,
+                findings=1,
+                summary={"lines": ["juniper: moderator on discord, not in the ledger"]},
+            )
+        )
     with ledger.transaction() as s:
         erase_person(s, s.get(Person, pid), reason="asked", actor="operator")
     with ledger.read() as s:

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from ledger_helpers import append_n, guard_off
 from sqlalchemy import create_engine, text
 
 from ledger import Ledger, LedgerUnavailable, audit, redact_url
 from ledger.db import WRITE_LOCK_KEY
 from ledger.migrate import current_revision, head_revision, require_current, upgrade
 from ledger.models import AuditEntry, Base
-from ledger_helpers import append_n, guard_off
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "roster.toml"
@@ -79,8 +79,7 @@ def test_unreachable_postgresql_names_the_redacted_url() -> None:
     assert "cannot be reached" in message and info.value.retry_safe
 
 
-def test_locked_database_is_a_clear_error_and_run_retries(ledger_url: str,
-                                                         tmp_path: Path) -> None:
+def test_locked_database_is_a_clear_error_and_run_retries(ledger_url: str, tmp_path: Path) -> None:
     # Another writer holds the write lock for longer than our lock timeout.
     if ledger_url.startswith("sqlite"):
         holder = sqlite3.connect(ledger_url.removeprefix("sqlite:///"), isolation_level=None)
@@ -94,8 +93,7 @@ def test_locked_database_is_a_clear_error_and_run_retries(ledger_url: str,
     lg = Ledger(ledger_url, lock_timeout=0.3)
     try:
         with pytest.raises(LedgerUnavailable, match="locked") as info:
-            lg.run(lambda s: audit.append(s, actor="operator", action="t.x", subject="t:1"),
-                   attempts=2, backoff=0.05)
+            lg.run(lambda s: audit.append(s, actor="operator", action="t.x", subject="t:1"), attempts=2, backoff=0.05)
         assert redact_url(ledger_url) in str(info.value) and info.value.retry_safe
     finally:
         release()
@@ -111,8 +109,6 @@ def test_redact_url() -> None:
 
 
 # --- command line ----------------------------------------------------------------------------
-
-
 
 
 def test_cli_end_to_end(cli, db_url: str, tmp_path: Path) -> None:
@@ -166,14 +162,13 @@ def test_cli_verify_fails_with_1_naming_the_entry(cli, ledger: Ledger, ledger_ur
 
 def test_cli_refuses_a_hard_rule_violation(cli, ledger_url: str, tmp_path: Path) -> None:
     bad = tmp_path / "roster.toml"
-    bad.write_text(EXAMPLE.read_text().replace('steering_council = ["gideon", ', 'steering_council = ['))
+    bad.write_text(EXAMPLE.read_text().replace('steering_council = ["gideon", ', "steering_council = ["))
     r = cli(ledger_url, "roster", "import", str(bad))
     assert r.exit_code == 2 and r.stderr.startswith("error: R-ROLE-SC: ")
     assert cli(ledger_url, "audit", "verify").stdout.startswith("ok: 0 audit entries")
 
 
-def test_cli_roster_conflicts_name_the_person_line_and_account(cli, ledger_url: str,
-                                                              tmp_path: Path) -> None:
+def test_cli_roster_conflicts_name_the_person_line_and_account(cli, ledger_url: str, tmp_path: Path) -> None:
     text = EXAMPLE.read_text()
     line_of = {h: text.splitlines().index(f'handle = "{h}"') for h in ("bram", "cosima")}
     # In the file: cosima's Discord account given as bram's too.
@@ -181,17 +176,20 @@ def test_cli_roster_conflicts_name_the_person_line_and_account(cli, ledger_url: 
     twice.write_text(text.replace('username = "cosima" }', 'username = "BRAM.T" }', 1))
     r = cli(ledger_url, "roster", "import", str(twice))
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1
-    assert (f"person 'cosima' (line {line_of['cosima']}): discord username 'BRAM.T' already "
-            f"given for 'bram' (line {line_of['bram']})") in r.stderr
+    assert (
+        f"person 'cosima' (line {line_of['cosima']}): discord username 'BRAM.T' already "
+        f"given for 'bram' (line {line_of['bram']})"
+    ) in r.stderr
     # Against the ledger: a second file gives bram's Discord account to a new person.
     assert cli(ledger_url, "roster", "import", str(EXAMPLE)).exit_code == 0
     other = tmp_path / "other.toml"
-    other.write_text('[roster]\nformat = 1\n\n# a newcomer\n[[person]]\nhandle = "ivo"\n'
-                     'discord = { id = "400000000000000002", username = "ivo_b" }\n')
+    other.write_text(
+        '[roster]\nformat = 1\n\n# a newcomer\n[[person]]\nhandle = "ivo"\n'
+        'discord = { id = "400000000000000002", username = "ivo_b" }\n'
+    )
     r = cli(ledger_url, "roster", "import", str(other))
     assert r.exit_code == 2, r.output
-    assert r.stderr == (f"error: {other}: person 'ivo' (line 5): discord account 'ivo_b' "
-                        "already belongs to 'bram'\n")
+    assert r.stderr == (f"error: {other}: person 'ivo' (line 5): discord account 'ivo_b' already belongs to 'bram'\n")
 
 
 def test_cli_unreachable_database_is_one_redacted_line(cli) -> None:
@@ -207,8 +205,7 @@ def test_real_entry_point_runs_the_commands(tmp_path: Path) -> None:
     env.pop("CHARTERFLOW_DATABASE_URL", None)
     exe = [sys.executable, "-c", "from charterflow.cli import main; main()"]
     for args in (["db", "upgrade"], ["roster", "import", str(EXAMPLE)], ["audit", "verify"]):
-        proc = subprocess.run([*exe, *args], env=env, capture_output=True, text=True,
-                              cwd=tmp_path, timeout=120)
+        proc = subprocess.run([*exe, *args], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=120)
         assert proc.returncode == 0, proc.stderr
     assert (tmp_path / ".charterflow" / "ledger.db").exists()  # the SQLite default
 
@@ -221,9 +218,15 @@ def test_ledger_imports_only_rules_and_the_exception_tree() -> None:
     ours = ("ledger", "rules", "connectors", "flows", "gateway", "charterflow")
     for path in (REPO / "ledger").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 if name.split(".")[0] in ours:
                     assert name in allowed_ours or name.split(".")[0] in ("ledger", "rules"), (
-                        f"{path.relative_to(REPO)} imports {name}")
+                        f"{path.relative_to(REPO)} imports {name}"
+                    )

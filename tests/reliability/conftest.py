@@ -17,13 +17,15 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.play import Played, play
 from tests.procs import start, stop, subprocess_env
+from tests.reliability.play import Played, play
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "reliability: the reliability suite (faults, crashes, "
-                                       "outages); part of make test, bounded to 10 minutes")
+    config.addinivalue_line(
+        "markers",
+        "reliability: the reliability suite (faults, crashes, outages); part of make test, bounded to 10 minutes",
+    )
 
 
 @dataclass
@@ -60,16 +62,18 @@ def prefect_outage(tmp_path_factory: pytest.TempPathFactory, evidence: Evidence)
 
 
 @pytest.fixture(scope="session")
-def lifecycle_runs(prefect_server: None, tmp_path_factory: pytest.TempPathFactory,
-                   evidence: Evidence, prefect_outage: Any) -> Iterator[tuple[Played, Played]]:
+def lifecycle_runs(
+    prefect_server: None, tmp_path_factory: pytest.TempPathFactory, evidence: Evidence, prefect_outage: Any
+) -> Iterator[tuple[Played, Played]]:
     """The clean run (in a subprocess, against the same Prefect server) and the faulted run (in
     this process), played at the same time."""
     from prefect.settings import PREFECT_API_URL
 
     tmp = tmp_path_factory.mktemp("lifecycle")
     out, log = tmp / "clean.json", tmp / "clean.log"
-    env = subprocess_env(PREFECT_API_URL=str(PREFECT_API_URL.value()),
-                         PREFECT_HOME=str(tmp / "prefect"), TMPDIR=str(tmp))
+    env = subprocess_env(
+        PREFECT_API_URL=str(PREFECT_API_URL.value()), PREFECT_HOME=str(tmp / "prefect"), TMPDIR=str(tmp)
+    )
     clean_process = start([sys.executable, "-m", "tests.reliability.play", str(out)], env, log)
     try:
         faulted = play(tmp / "faulted", faults=True)
@@ -85,7 +89,10 @@ def lifecycle_runs(prefect_server: None, tmp_path_factory: pytest.TempPathFactor
         evidence.add_secrets(played.secrets, prefix=name)
         for origin, text in played.texts.items():
             evidence.add_text(f"{name} {origin}", text)
-        print(f"\n{name}: {played.run.seconds:.1f} s, phases {played.run.phases}, "
-              f"steps run again: {played.run.reruns or 'none'}", flush=True)
+        print(
+            f"\n{name}: {played.run.seconds:.1f} s, phases {played.run.phases}, "
+            f"steps run again: {played.run.reruns or 'none'}",
+            flush=True,
+        )
     evidence.add_text("clean run subprocess output", log.read_text(errors="replace"))
     yield clean, faulted

@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.reliability.scenario import Lifecycle, Run
-from tests.reliability.world import (LogCapture, duplicates, ledger_snapshot, sandbox_snapshot,
-                                     side_effects, stack)
+from tests.reliability.world import LogCapture, duplicates, ledger_snapshot, sandbox_snapshot, side_effects, stack
 
 
 @dataclass
@@ -52,15 +51,25 @@ def play(tmp: Path, *, faults: bool) -> Played:
         states = s.states()
         with s.world.ledger.read() as session:
             audit_ok = audit.verify(session).ok
-            audit_texts = "\n".join(f"{e.action} {e.subject} {e.payload_json}"
-                                    for e in session.scalars(select(AuditEntry)))
+            audit_texts = "\n".join(
+                f"{e.action} {e.subject} {e.payload_json}" for e in session.scalars(select(AuditEntry))
+            )
         snapshot = ledger_snapshot(s.world.ledger)
         secrets = dict(s.secrets)
-    return Played(run=run, ledger=snapshot, platforms=sandbox_snapshot(states),
-                  effects=side_effects(states), duplicates=duplicates(states), audit_ok=audit_ok,
-                  secrets=secrets,
-                  texts={"logs": "\n".join(capture.lines), "audit entries": audit_texts,
-                         "sandbox states": json.dumps(states, default=str)})
+    return Played(
+        run=run,
+        ledger=snapshot,
+        platforms=sandbox_snapshot(states),
+        effects=side_effects(states),
+        duplicates=duplicates(states),
+        audit_ok=audit_ok,
+        secrets=secrets,
+        texts={
+            "logs": "\n".join(capture.lines),
+            "audit entries": audit_texts,
+            "sandbox states": json.dumps(states, default=str),
+        },
+    )
 
 
 def main() -> None:

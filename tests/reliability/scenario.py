@@ -21,19 +21,18 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from ledger.models import Application, Ballot, InboxEvent, Membership, Person
-from tests.support.board import BOARD_CHANNEL, WREN
-from tests.support.membership import END_OF_FIRST_TERM, NOW, apply_proven
-from tests.reliability.world import APPLICANTS, Stack
-
 from flows import inbox
 from flows.board.decision import record_decision
 from flows.board.escalation import board_escalation
+from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.kit import context
 from flows.membership.removal import open_removal_ballot
 from flows.membership.renewal import opt_in, renewal
+from ledger.models import Application, Ballot, InboxEvent, Membership, Person
+from tests.reliability.world import APPLICANTS, Stack
+from tests.support.board import BOARD_CHANNEL, WREN
+from tests.support.membership import END_OF_FIRST_TERM, NOW, apply_proven
 
 log = logging.getLogger("charterflow.tests.reliability")
 
@@ -46,8 +45,7 @@ BASE_FAULTS = {"error_rate": 0.1, "error_status": 503, "drop_rate": 0.05}
 
 
 def fault_profile(n: int, *, spike: bool) -> dict[str, Any]:
-    faults: dict[str, Any] = {**BASE_FAULTS, "drop_phase": "after" if n % 2 else "before",
-                              "seed": 1000 + n}
+    faults: dict[str, Any] = {**BASE_FAULTS, "drop_phase": "after" if n % 2 else "before", "seed": 1000 + n}
     if n % 8 == 0:
         faults["storm"] = {"count": 3, "retry_after": 1}
     if spike:
@@ -69,8 +67,14 @@ class Run:
 
 
 class Lifecycle:
-    def __init__(self, stack: Stack, *, faults: bool, applicants: list[str] | None = None,
-                 on_step: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        *,
+        faults: bool,
+        applicants: list[str] | None = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> None:
         self.stack = stack
         self.world = stack.world
         self.run = Run(faults=faults)
@@ -79,8 +83,7 @@ class Lifecycle:
 
     # -- machinery ---------------------------------------------------------------------------
 
-    def step(self, name: str, fn: Callable[[], Any], *, spike: bool = False,
-             person: bool = False) -> Any:
+    def step(self, name: str, fn: Callable[[], Any], *, spike: bool = False, person: bool = False) -> Any:
         """Run ``fn`` under this step's faults; run it again if it raised. ``person``: a member
         acting on the platform directly (a Forum poll vote), not our system: no faults."""
         n = self.run.steps
@@ -109,16 +112,25 @@ class Lifecycle:
 
     def last_event(self, route: str) -> int:
         with self.world.ledger.read() as session:
-            return session.scalars(select(InboxEvent.id).where(InboxEvent.route == route)
-                                   .order_by(InboxEvent.id.desc())).first()
+            return session.scalars(
+                select(InboxEvent.id).where(InboxEvent.route == route).order_by(InboxEvent.id.desc())
+            ).first()
 
     def press(self, ref: dict[str, Any], user: str, option: int) -> str:
         """``user`` presses ballot button ``option`` on Discord: the sandbox POSTs the signed
         interaction to the gateway, which stores it; the inbox handler then runs it."""
         before = self.last_event(inbox.Route.VOTE)
-        answer = httpx.post(f"{self.world.discord_url}/_sandbox/interactions", timeout=60, json={
-            "type": "component", "user": user, "message_id": ref["message_id"],
-            "channel_id": ref["thread_id"], "custom_id": f"cfb:{ref['ballot_id']}:{option}"})
+        answer = httpx.post(
+            f"{self.world.discord_url}/_sandbox/interactions",
+            timeout=60,
+            json={
+                "type": "component",
+                "user": user,
+                "message_id": ref["message_id"],
+                "channel_id": ref["thread_id"],
+                "custom_id": f"cfb:{ref['ballot_id']}:{option}",
+            },
+        )
         assert answer.status_code == 200, answer.text
         event = self.last_event(inbox.Route.VOTE)
         assert event is not None and event != before, "the gateway did not store the vote"
@@ -126,9 +138,9 @@ class Lifecycle:
 
     def forum_vote(self, ballot_id: int, voter: str, option: int) -> None:
         ref = ballots.refs(context(NOW), ballot_id)["discourse"]
-        self.world.discourse_sb.cast_vote(self.world.discourse_url,
-                                          ballots.platform_ballot("discourse", ref),
-                                          voter=voter, option_index=option)
+        self.world.discourse_sb.cast_vote(
+            self.world.discourse_url, ballots.platform_ballot("discourse", ref), voter=voter, option_index=option
+        )
 
     def refs(self, ballot_id: int) -> dict[str, dict[str, Any]]:
         return ballots.refs(context(NOW), ballot_id)
@@ -136,28 +148,55 @@ class Lifecycle:
     # -- the scenario ------------------------------------------------------------------------
 
     def removal(self) -> None:
-        opened = self.step("removal ballot", lambda: open_removal_ballot(
-            member="hana_pike", proposed_by="avery_quill", now=NOW))
+        opened = self.step(
+            "removal ballot", lambda: open_removal_ballot(member="hana_pike", proposed_by="avery_quill", now=NOW)
+        )
         where = self.refs(opened["ballot"])
-        results = [self.press(where["discord"], voter, 0)
-                   for voter in ("cleo_marsh", "dario_fenwick", "avery_quill", "bram_tolliver")]
+        results = [
+            self.press(where["discord"], voter, 0)
+            for voter in ("cleo_marsh", "dario_fenwick", "avery_quill", "bram_tolliver")
+        ]
         self.run.results["removal"] = {"electorate": opened["electorate"], "votes": results}
 
     def escalations(self) -> None:
         at = NOW + timedelta(minutes=30)
-        first = self.step("escalation 1", lambda: board_escalation(
-            kind="budget", title="Forum search upgrade", summary="A hosted search index.",
-            amount=Decimal("1200"), currency="EUR", purpose="six months of hosting",
-            links=["https://forum.example.org/t/search/123"], proposed_by="avery_quill", now=at))
-        second = self.step("escalation 2", lambda: board_escalation(
-            kind="trial-platform", title="Try a wiki", summary="A wiki for the moderation guides.",
-            platform="wiki", proposed_by="cleo_marsh", now=at))
+        first = self.step(
+            "escalation 1",
+            lambda: board_escalation(
+                kind="budget",
+                title="Forum search upgrade",
+                summary="A hosted search index.",
+                amount=Decimal("1200"),
+                currency="EUR",
+                purpose="six months of hosting",
+                links=["https://forum.example.org/t/search/123"],
+                proposed_by="avery_quill",
+                now=at,
+            ),
+        )
+        second = self.step(
+            "escalation 2",
+            lambda: board_escalation(
+                kind="trial-platform",
+                title="Try a wiki",
+                summary="A wiki for the moderation guides.",
+                platform="wiki",
+                proposed_by="cleo_marsh",
+                now=at,
+            ),
+        )
         for proposal in (first, second):
             for voter in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"):
-                self.step(f"endorse {voter}", lambda p=proposal, v=voter:
-                          self.forum_vote(p["ballot"], v, 0), person=True)
-        up = [self.step(f"escalate {p['proposal']}", lambda p=p: board_escalation(
-            proposal_id=p["proposal"], now=at + timedelta(hours=1))) for p in (first, second)]
+                self.step(
+                    f"endorse {voter}", lambda p=proposal, v=voter: self.forum_vote(p["ballot"], v, 0), person=True
+                )
+        up = [
+            self.step(
+                f"escalate {p['proposal']}",
+                lambda p=p: board_escalation(proposal_id=p["proposal"], now=at + timedelta(hours=1)),
+            )
+            for p in (first, second)
+        ]
         # The Board approves the first in Slack (a signed click through the gateway).
         with self.world.ledger.read() as session:
             from ledger.models import Proposal
@@ -165,27 +204,34 @@ class Lifecycle:
             channel, ts = session.get(Proposal, first["proposal"]).escalation_ref.split(":")
         assert channel == BOARD_CHANNEL
         payload = self.stack.slack_sb.block_actions_payload(
-            self.stack.slack_url, user=WREN, channel=BOARD_CHANNEL, ts=ts, action_id="board_approve")
+            self.stack.slack_url, user=WREN, channel=BOARD_CHANNEL, ts=ts, action_id="board_approve"
+        )
         headers, body = self.stack.slack_sb.signed_request(kind="block_actions", payload=payload)
-        answer = httpx.post(f"{self.stack.gateway_url}/hooks/slack", content=body, headers=headers,
-                            timeout=30)
+        answer = httpx.post(f"{self.stack.gateway_url}/hooks/slack", content=body, headers=headers, timeout=30)
         assert answer.status_code == 200, answer.text
         event = self.last_event(inbox.Route.BOARD_DECISION)
-        decided = self.step("board click", lambda: inbox.handle_event(self.world.ledger, event),
-                            spike=True)
+        decided = self.step("board click", lambda: inbox.handle_event(self.world.ledger, event), spike=True)
         # The second is rejected in a Board meeting; the operator records it.
-        rejected = self.step("operator decision", lambda: record_decision(
-            proposal_id=second["proposal"], decision="rejected", decided_by="wren_halloway",
-            note="Not before the next budget year.", now=at + timedelta(days=3)))
-        self.run.results["escalations"] = {"escalated": [u["status"] for u in up],
-                                           "decisions": [decided, rejected["result"]]}
+        rejected = self.step(
+            "operator decision",
+            lambda: record_decision(
+                proposal_id=second["proposal"],
+                decision="rejected",
+                decided_by="wren_halloway",
+                note="Not before the next budget year.",
+                now=at + timedelta(days=3),
+            ),
+        )
+        self.run.results["escalations"] = {
+            "escalated": [u["status"] for u in up],
+            "decisions": [decided, rejected["result"]],
+        }
 
     def applications(self) -> None:
         at = NOW + timedelta(hours=1)
         ballot_of: dict[str, int] = {}
         for name in self.applicants:
-            result = self.step(f"apply {name}", lambda n=name: apply_proven(
-                self.world, n, discord=True, now=at))
+            result = self.step(f"apply {name}", lambda n=name: apply_proven(self.world, n, discord=True, now=at))
             with self.world.ledger.read() as session:
                 ballot_of[name] = session.get(Application, result["application"]).ballot_id
         # Every applicant but the last gets 4 yes (2 on Discord, 2 on the Forum), the last 4 no.
@@ -195,8 +241,11 @@ class Lifecycle:
             for voter in ("cleo_marsh", "dario_fenwick"):
                 self.press(where["discord"], voter, option)
             for voter in ("avery_quill", "bram_tolliver"):
-                self.step(f"forum vote {voter}", lambda b=ballot_of[name], v=voter, o=option:
-                          self.forum_vote(b, v, o), person=True)
+                self.step(
+                    f"forum vote {voter}",
+                    lambda b=ballot_of[name], v=voter, o=option: self.forum_vote(b, v, o),
+                    person=True,
+                )
         closed = self.step("close ballots", lambda: close_due_ballots(now=NOW + timedelta(hours=2)))
         # A re-run of the closer (every 5 minutes in production) finishes what a fault cut short.
         self.step("close ballots again", lambda: close_due_ballots(now=NOW + timedelta(hours=2, minutes=5)))
@@ -205,39 +254,51 @@ class Lifecycle:
 
     def ideas(self) -> None:
         stored = []
-        for n, title in enumerate(["A weekly newcomers' thread", "Office hours on Discord",
-                                   "A glossary for the Forum"]):
-            headers, body = self.world.discourse_sb.signed_request(kind="topic_created", payload={
-                "topic": {"id": 9000 + n, "title": title, "category_id": int(self.stack.ideas_category),
-                          "archetype": "regular",
-                          "created_by": {"id": 2 + n, "username": APPLICANTS[n]}}})
-            answer = httpx.post(f"{self.stack.gateway_url}/hooks/discourse", content=body,
-                                headers=headers, timeout=30)
+        for n, title in enumerate(
+            ["A weekly newcomers' thread", "Office hours on Discord", "A glossary for the Forum"]
+        ):
+            headers, body = self.world.discourse_sb.signed_request(
+                kind="topic_created",
+                payload={
+                    "topic": {
+                        "id": 9000 + n,
+                        "title": title,
+                        "category_id": int(self.stack.ideas_category),
+                        "archetype": "regular",
+                        "created_by": {"id": 2 + n, "username": APPLICANTS[n]},
+                    }
+                },
+            )
+            answer = httpx.post(f"{self.stack.gateway_url}/hooks/discourse", content=body, headers=headers, timeout=30)
             assert answer.status_code == 200, answer.text
             stored.append(self.last_event(inbox.Route.IDEA))
         handled = None
         if inbox.Route.IDEA in inbox.HANDLERS:
-            handled = [self.step("idea", lambda e=e: inbox.handle_event(self.world.ledger, e))
-                       for e in stored]
+            handled = [self.step("idea", lambda e=e: inbox.handle_event(self.world.ledger, e)) for e in stored]
         self.run.results["ideas"] = {"stored": len(set(stored)), "handled": handled}
 
     def renewals(self) -> None:
         # The seven founders' first term ends; all but gale_morrow opt in (hana_pike was removed).
         before_end = END_OF_FIRST_TERM - timedelta(days=20)
-        for i, name in enumerate(("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick",
-                                  "felix_oakes")):
-            self.step(f"opt-in {name}", lambda n=name: opt_in(member=n, now=before_end),
-                      spike=i == 0)
+        for i, name in enumerate(("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "felix_oakes")):
+            self.step(f"opt-in {name}", lambda n=name: opt_in(member=n, now=before_end), spike=i == 0)
         first = self.step("renewal founders", lambda: renewal(now=END_OF_FIRST_TERM + timedelta(days=8)))
         # The applicants' first term ends a year after their ballot closed.
         with self.world.ledger.read() as session:
-            ends = sorted({t.ends_at for m in session.scalars(select(Membership)) for t in m.terms
-                           if t.approved_by_ballot_id is not None})
+            ends = sorted(
+                {
+                    t.ends_at
+                    for m in session.scalars(select(Membership))
+                    for t in m.terms
+                    if t.approved_by_ballot_id is not None
+                }
+            )
         new_end = ends[-1]
         reminded = self.step("renewal reminders", lambda: renewal(now=new_end - timedelta(days=30, hours=-1)))
         with self.world.ledger.read() as session:
-            onboarded = sorted(p.handle for p in session.scalars(select(Person))
-                               if p.handle in self.applicants and p.memberships)
+            onboarded = sorted(
+                p.handle for p in session.scalars(select(Person)) if p.handle in self.applicants and p.memberships
+            )
         for name in onboarded[:-3]:
             self.step(f"opt-in {name}", lambda n=name: opt_in(member=n, now=new_end - timedelta(days=10)))
         last = self.step("renewal lapses", lambda: renewal(now=new_end + timedelta(days=8)))
@@ -253,8 +314,12 @@ class Lifecycle:
             began = time.monotonic()
             phase()
             self.run.phases[phase.__name__] = round(time.monotonic() - began, 1)
-            log.warning("reliability: %s run, %s done in %.1f s", "faulted" if self.run.faults
-                        else "clean", phase.__name__, time.monotonic() - began)
+            log.warning(
+                "reliability: %s run, %s done in %.1f s",
+                "faulted" if self.run.faults else "clean",
+                phase.__name__,
+                time.monotonic() - began,
+            )
         self.run.seconds = time.monotonic() - started
         return self.run
 

@@ -10,5 +10,8 @@ from flows.membership.ballot import close_due_ballots
 DEPLOYMENT = "reliability-closer"
 
 if __name__ == "__main__":
-    serve(close_due_ballots.to_deployment(name=DEPLOYMENT, tags=["charterflow", "reliability"]),
-          print_starting_message=False, pause_on_shutdown=False)
+    serve(
+        close_due_ballots.to_deployment(name=DEPLOYMENT, tags=["charterflow", "reliability"]),
+        print_starting_message=False,
+        pause_on_shutdown=False,
+    )

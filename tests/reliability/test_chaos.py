@@ -96,9 +96,15 @@ class Members:
         self.sent.kinds[token] = "discord"
         user = self.discord_users[int(token[-3:]) % len(self.discord_users)]
         try:
-            out = self.http.post(f"{self.discord}/_sandbox/interactions", json={
-                "type": "command", "user": user, "name": "idea",
-                "options": {"text": f"Idea {token}: a rota of greeters for newcomers in the help channel"}})
+            out = self.http.post(
+                f"{self.discord}/_sandbox/interactions",
+                json={
+                    "type": "command",
+                    "user": user,
+                    "name": "idea",
+                    "options": {"text": f"Idea {token}: a rota of greeters for newcomers in the help channel"},
+                },
+            )
         except httpx.ConnectError:
             return "refused", ""  # Discord itself unreachable: nothing was sent
         except httpx.HTTPError:
@@ -114,10 +120,15 @@ class Members:
         self.sent.kinds[token] = "forum"
         author = self.forum_users[int(token[-3:]) % len(self.forum_users)]
         try:
-            out = self.http.post(f"{self.forum}/posts.json", headers={
-                "Api-Key": self.forum_key, "Api-Username": author}, json={
-                "title": f"Idea {token}: monthly office hours", "category": CATEGORIES["Ideas"],
-                "raw": f"Proposal {token}: the working group holds monthly open office hours."})
+            out = self.http.post(
+                f"{self.forum}/posts.json",
+                headers={"Api-Key": self.forum_key, "Api-Username": author},
+                json={
+                    "title": f"Idea {token}: monthly office hours",
+                    "category": CATEGORIES["Ideas"],
+                    "raw": f"Proposal {token}: the working group holds monthly open office hours.",
+                },
+            )
         except httpx.ConnectError:
             return "refused", ""
         except httpx.HTTPError:
@@ -158,16 +169,22 @@ def _gateway_ready(port: int) -> bool:
 def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property):
     home = tmp_path / "home"
     gateway_port = free_port()
-    env = subprocess_env(CHARTERFLOW_HOME=str(home), CHARTERFLOW_PREFECT_PORT=str(free_port()),
-                         CHARTERFLOW_GATEWAY_HOST="127.0.0.1", CHARTERFLOW_GATEWAY_PORT=str(gateway_port),
-                         CHARTERFLOW_INSPECTOR_PORT=str(free_port()), PREFECT_RUNNER_POLL_FREQUENCY="2",
-                         CHARTERFLOW_SANDBOX_WEBHOOK_RETRY="1,2,4,8,8,8,8,8")
+    env = subprocess_env(
+        CHARTERFLOW_HOME=str(home),
+        CHARTERFLOW_PREFECT_PORT=str(free_port()),
+        CHARTERFLOW_GATEWAY_HOST="127.0.0.1",
+        CHARTERFLOW_GATEWAY_PORT=str(gateway_port),
+        CHARTERFLOW_INSPECTOR_PORT=str(free_port()),
+        PREFECT_RUNNER_POLL_FREQUENCY="2",
+        CHARTERFLOW_SANDBOX_WEBHOOK_RETRY="1,2,4,8,8,8,8,8",
+    )
     log = tmp_path / "up.out"
     up = start([CHARTERFLOW, "up"], env, log)
     stop_event = threading.Event()
     try:
-        assert wait_for(lambda: "charterflow is up" in log.read_text(errors="replace"), 300), \
-            log.read_text(errors="replace")[-3000:]
+        assert wait_for(lambda: "charterflow is up" in log.read_text(errors="replace"), 300), log.read_text(
+            errors="replace"
+        )[-3000:]
         lock = json.loads((home / "up.json").read_text())
         members = Members(lock, _forum_key(home), stop_event)
         stream = threading.Thread(target=members.run, daemon=True)
@@ -178,9 +195,13 @@ def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property
             before = _status(home)[victim]
             os.kill(before["pid"], signal.SIGKILL)
             killed = time.monotonic()
-            assert wait_for(lambda v=victim, b=before: _status(home)[v]["restarts"] == b["restarts"] + 1
-                            and _status(home)[v]["state"] == "running", 60, step=0.2), \
-                log.read_text(errors="replace")[-3000:]
+            assert wait_for(
+                lambda v=victim, b=before: (
+                    _status(home)[v]["restarts"] == b["restarts"] + 1 and _status(home)[v]["state"] == "running"
+                ),
+                60,
+                step=0.2,
+            ), log.read_text(errors="replace")[-3000:]
             assert wait_for(lambda: _gateway_ready(gateway_port), 180), log.read_text(errors="replace")[-3000:]
             recovery[victim] = time.monotonic() - killed
         time.sleep(4)
@@ -200,38 +221,47 @@ def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property
     finally:
         stop_event.set()
         stop(up, sig=signal.SIGINT)
-    record_property("measure:chaos", (
-        f"{len(VICTIMS)} children SIGKILLed in turn under {figures['sent']} ideas ({figures['discord']} Discord "
-        f"/idea, {figures['forum']} Forum topics): {figures['acked']} acknowledged, "
-        f"{figures['handled']} handled once, {figures['lost']} lost, {figures['duplicated']} duplicated; "
-        f"{figures['refused']} refused while down and sent again, {figures['unsure']} unsure; "
-        f"{restarts} restarts; back to ready after "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in recovery.items())))
+    record_property(
+        "measure:chaos",
+        (
+            f"{len(VICTIMS)} children SIGKILLed in turn under {figures['sent']} ideas ({figures['discord']} Discord "
+            f"/idea, {figures['forum']} Forum topics): {figures['acked']} acknowledged, "
+            f"{figures['handled']} handled once, {figures['lost']} lost, {figures['duplicated']} duplicated; "
+            f"{figures['refused']} refused while down and sent again, {figures['unsure']} unsure; "
+            f"{restarts} restarts; back to ready after " + ", ".join(f"{k} {v:.0f} s" for k, v in recovery.items())
+        ),
+    )
 
 
 def _settled(home: Path, lock: dict, sent: Sent) -> dict:
     """Wait until every acknowledged idea is handled and answered, then count (and assert)."""
     ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
     try:
+
         def snapshot() -> dict:
             with ledger.read() as session:
                 ideas = list(session.scalars(select(Idea).where(Idea.title.like("Idea chaos-%"))))
                 events = list(session.scalars(select(InboxEvent).where(InboxEvent.route == "idea")))
-                processed = dict(session.execute(
-                    select(AuditEntry.subject, func.count()).where(AuditEntry.action == "inbox.processed")
-                    .group_by(AuditEntry.subject)).all())
+                processed = dict(
+                    session.execute(
+                        select(AuditEntry.subject, func.count())
+                        .where(AuditEntry.action == "inbox.processed")
+                        .group_by(AuditEntry.subject)
+                    ).all()
+                )
             discord = httpx.get(f"{lock['sandboxes']['discord']}/_sandbox/state", timeout=30).json()
             forum = httpx.get(f"{lock['sandboxes']['discourse']}/_sandbox/state", timeout=30).json()
-            return {"ideas": ideas, "events": events, "processed": processed, "discord": discord,
-                    "forum": forum}
+            return {"ideas": ideas, "events": events, "processed": processed, "discord": discord, "forum": forum}
 
         def done() -> bool:
             s = snapshot()
             titles = " ".join(i.title for i in s["ideas"])
-            return (all(token in titles for token in sent.acked)
-                    and all(e.processed_at is not None for e in s["events"])
-                    and not s["forum"]["webhook_pending"]
-                    and len(_answers(s)) >= len([t for t in sent.acked if sent.kinds[t] == "discord"]))
+            return (
+                all(token in titles for token in sent.acked)
+                and all(e.processed_at is not None for e in s["events"])
+                and not s["forum"]["webhook_pending"]
+                and len(_answers(s)) >= len([t for t in sent.acked if sent.kinds[t] == "discord"])
+            )
 
         settled = wait_for(done, 240, step=2)
         s = snapshot()
@@ -243,12 +273,17 @@ def _settled(home: Path, lock: dict, sent: Sent) -> dict:
         by_token.setdefault(token, []).append(idea)
     lost = sorted(t for t in sent.acked if not by_token.get(t))
     # An idea per acknowledged send, and at most one per send that may have landed.
-    duplicated = sorted(t for t, rows in by_token.items()
-                        if len(rows) > (1 if t in sent.acked else 0) + sent.unsure.get(t, 0))
+    duplicated = sorted(
+        t for t, rows in by_token.items() if len(rows) > (1 if t in sent.acked else 0) + sent.unsure.get(t, 0)
+    )
     answers = _answers(s)
     replies = _replies(s)
-    unanswered = [t for t, rows in by_token.items() for i in rows
-                  if (answers if sent.kinds[t] == "discord" else replies).get(i.id, 0) != 1]
+    unanswered = [
+        t
+        for t, rows in by_token.items()
+        for i in rows
+        if (answers if sent.kinds[t] == "discord" else replies).get(i.id, 0) != 1
+    ]
     unhandled = [e.id for e in s["events"] if e.processed_at is None]
     twice = [subject for subject, n in s["processed"].items() if n != 1]
     assert settled, f"not settled: lost {lost}, unanswered {unanswered}, unprocessed {unhandled}"
@@ -256,11 +291,17 @@ def _settled(home: Path, lock: dict, sent: Sent) -> dict:
     assert unanswered == [], f"ideas whose answer/reply is not there exactly once: {unanswered}"
     assert unhandled == [] and twice == [], (unhandled, twice)
     assert len(s["events"]) >= len(sent.acked)
-    return {"sent": len(sent.kinds), "discord": sum(1 for k in sent.kinds.values() if k == "discord"),
-            "forum": sum(1 for k in sent.kinds.values() if k == "forum"), "acked": len(sent.acked),
-            "handled": sum(1 for t in sent.acked if len(by_token.get(t, [])) == 1),
-            "lost": len(lost), "duplicated": len(duplicated), "refused": sent.refused,
-            "unsure": sum(sent.unsure.values())}
+    return {
+        "sent": len(sent.kinds),
+        "discord": sum(1 for k in sent.kinds.values() if k == "discord"),
+        "forum": sum(1 for k in sent.kinds.values() if k == "forum"),
+        "acked": len(sent.acked),
+        "handled": sum(1 for t in sent.acked if len(by_token.get(t, [])) == 1),
+        "lost": len(lost),
+        "duplicated": len(duplicated),
+        "refused": sent.refused,
+        "unsure": sum(sent.unsure.values()),
+    }
 
 
 def _answers(s: dict) -> dict[int, int]:

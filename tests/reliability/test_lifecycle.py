@@ -44,14 +44,18 @@ def test_clean_run_does_the_whole_lifecycle(lifecycle_runs):
 def test_faults_change_nothing_in_the_outcome(lifecycle_runs, record_property):
     clean, faulted = lifecycle_runs
     for name, played in (("clean run", clean), ("faulted run", faulted)):
-        record_property("measure:lifecycle", f"lifecycle {name}: {played.run.seconds:.0f} s; steps run "
-                                             f"again: {played.run.reruns or 'none'}")
+        record_property(
+            "measure:lifecycle",
+            f"lifecycle {name}: {played.run.seconds:.0f} s; steps run again: {played.run.reruns or 'none'}",
+        )
     assert faulted.run.results == clean.run.results
     assert faulted.audit_ok
     assert faulted.duplicates == [], "a side effect was done twice"
-    differences = [f"ledger table {table}:\n{_diff(clean.ledger[table], faulted.ledger[table])}"
-                   for table in sorted(set(clean.ledger) - {"interaction answer effects"})
-                   if faulted.ledger[table] != clean.ledger[table]]
+    differences = [
+        f"ledger table {table}:\n{_diff(clean.ledger[table], faulted.ledger[table])}"
+        for table in sorted(set(clean.ledger) - {"interaction answer effects"})
+        if faulted.ledger[table] != clean.ledger[table]
+    ]
     for platform in clean.platforms:
         left, right = (dict(p.platforms[platform]) for p in (clean, faulted))
         left.pop("interaction answers", None), right.pop("interaction answers", None)

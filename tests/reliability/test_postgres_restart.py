@@ -26,11 +26,19 @@ import pytest
 from sqlalchemy import create_engine, select, text
 
 from ledger import audit
-from ledger.models import (Application, ApplicationStatus, AuditEntry, Ballot, BallotStatus,
-                           InboxEvent, MembershipStatus, Person)
-from tests.support.ledger import pg_bin
+from ledger.models import (
+    Application,
+    ApplicationStatus,
+    AuditEntry,
+    Ballot,
+    BallotStatus,
+    InboxEvent,
+    MembershipStatus,
+    Person,
+)
 from tests.reliability.scenario import Lifecycle
 from tests.reliability.world import APPLICANTS, duplicates, side_effects, stack
+from tests.support.ledger import pg_bin
 from tests.support.net import free_port
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
@@ -50,9 +58,13 @@ class Cluster:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def ctl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*self.prefix, pg_bin("pg_ctl"), "-D", str(self.data), "-l",
-                               str(self.log), *args], env=self.env, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            [*self.prefix, pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +78,32 @@ def cluster() -> Iterator[Cluster]:
     os.chmod(workdir, 0o700)
     env = {**os.environ, "LC_ALL": "C"}
     data = workdir / "data"
-    subprocess.run([*prefix, pg_bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                    "-E", "UTF8", "--locale=C", "--no-sync"], check=True, env=env,
-                   capture_output=True, text=True)
+    subprocess.run(
+        [
+            *prefix,
+            pg_bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     port = free_port()
     c = Cluster(port=port, data=data, log=workdir / "server.log", prefix=prefix, env=env)
-    opts = (f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
+    opts = (
+        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+    )
     started = c.ctl("-o", opts, "-w", "-t", "60", "start")
     assert started.returncode == 0, started.stderr + c.log.read_text(errors="replace")[-2000:]
     try:
@@ -107,38 +138,42 @@ def test_postgres_restarted_mid_run(prefect_server, cluster, tmp_path, evidence,
         life.applications()
         threads[0].join(timeout=120)
         assert restarts and restarts[0].returncode == 0, restarts and restarts[0].stderr
-        record_property("measure:postgres", f"PostgreSQL restarted during {SIX[2]}'s intake; steps "
-                                            f"run again: {life.run.reruns or 'none'}")
+        record_property(
+            "measure:postgres",
+            f"PostgreSQL restarted during {SIX[2]}'s intake; steps run again: {life.run.reruns or 'none'}",
+        )
         states = s.states()
         ledger = s.world.ledger
         with ledger.read() as session:
             assert audit.verify(session).ok
-            apps = {session.get(Person, a.person_id).handle: a
-                    for a in session.scalars(select(Application))}
+            apps = {session.get(Person, a.person_id).handle: a for a in session.scalars(select(Application))}
             assert sorted(apps) == sorted(SIX), "every application filed once"
             for handle, app in apps.items():
                 ballot = session.get(Ballot, app.ballot_id)
                 assert ballot is not None and ballot.status == BallotStatus.CLOSED
-                assert app.status == (ApplicationStatus.REJECTED if handle == SIX[-1]
-                                      else ApplicationStatus.APPROVED)
+                assert app.status == (ApplicationStatus.REJECTED if handle == SIX[-1] else ApplicationStatus.APPROVED)
                 person = session.get(Person, app.person_id)
                 active = [m for m in person.memberships if m.status == MembershipStatus.ACTIVE]
                 assert len(active) == (0 if handle == SIX[-1] else 1)
                 for m in active:
                     assert [t.approved_by_ballot_id for t in m.terms] == [ballot.id]
-            effects = Counter(e.subject for e in session.scalars(
-                select(AuditEntry).where(AuditEntry.action == "effect.done")))
+            effects = Counter(
+                e.subject for e in session.scalars(select(AuditEntry).where(AuditEntry.action == "effect.done"))
+            )
             assert [k for k, n in effects.items() if n > 1] == []
             assert all(e.processed_at is not None for e in session.scalars(select(InboxEvent)))
         assert duplicates(states) == []
         group = next(g for g in states["discourse"]["groups"] if g["name"] == "working-group")
         assert set(SIX[:-1]) <= set(group["members"]) and SIX[-1] not in group["members"]
-        adds = Counter(c["username"] for c in states["discourse"]["role_changes"]
-                       if c["action"] == "group_add:working-group")
+        adds = Counter(
+            c["username"] for c in states["discourse"]["role_changes"] if c["action"] == "group_add:working-group"
+        )
         assert {n: adds[n] for n in SIX} == {n: (0 if n == SIX[-1] else 1) for n in SIX}
         print("side effects:", side_effects(states))
         with ledger.read() as session:
-            evidence.add_text("postgres test audit entries", "\n".join(
-                f"{e.action} {e.subject} {e.payload_json}" for e in session.scalars(select(AuditEntry))))
+            evidence.add_text(
+                "postgres test audit entries",
+                "\n".join(f"{e.action} {e.subject} {e.payload_json}" for e in session.scalars(select(AuditEntry))),
+            )
         evidence.add_text("postgres test sandbox states", json.dumps(states, default=str))
         evidence.add_text("postgres server log", cluster.log.read_text(errors="replace"))

@@ -29,8 +29,8 @@ from gateway.dispatch import PrefectDispatcher
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import AuditEntry
-from tests.support.gateway import DISCOURSE_SECRET, discourse_request, gateway_settings, inbox_rows
 from tests.procs import PrefectServer, start, stop, subprocess_env, wait_for
+from tests.support.gateway import DISCOURSE_SECRET, discourse_request, gateway_settings, inbox_rows
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -41,8 +41,11 @@ EVENTS = 50
 def task_runs(api: str) -> list[dict]:
     runs: list[dict] = []
     while True:
-        page = httpx.post(f"{api}/task_runs/filter", timeout=30, json={
-            "task_runs": {"name": {"like_": "inbox-"}}, "limit": 200, "offset": len(runs)}).json()
+        page = httpx.post(
+            f"{api}/task_runs/filter",
+            timeout=30,
+            json={"task_runs": {"name": {"like_": "inbox-"}}, "limit": 200, "offset": len(runs)},
+        ).json()
         runs += page
         if len(page) < 200:
             return runs
@@ -83,25 +86,23 @@ def test_prefect_down_for_a_minute_while_fifty_webhooks_arrive(prefect_outage, r
 
 
 def outage_scenario(tmp_path: Path, ledger: Ledger, evidence: Any) -> str:
-    env = subprocess_env(CHARTERFLOW_HOME=str(tmp_path),
-                         CHARTERFLOW_DATABASE_URL=str(ledger.engine.url))
+    env = subprocess_env(CHARTERFLOW_HOME=str(tmp_path), CHARTERFLOW_DATABASE_URL=str(ledger.engine.url))
     server = PrefectServer(tmp_path, env)
     evidence.secrets["gateway discourse webhook secret"] = DISCOURSE_SECRET
     worker = None
     try:
         server.start()
         worker = start([sys.executable, "-m", "flows.inbox"], server.env, tmp_path / "worker.log")
-        dispatcher = PrefectDispatcher(ledger=ledger, api_url=server.api, drain_interval=0.5,
-                                       stale_after=600)
-        app = create_app(settings=gateway_settings(dispatch=True), ledger=ledger,
-                         dispatcher=dispatcher)
+        dispatcher = PrefectDispatcher(ledger=ledger, api_url=server.api, drain_interval=0.5, stale_after=600)
+        app = create_app(settings=gateway_settings(dispatch=True), ledger=ledger, dispatcher=dispatcher)
         with TestClient(app) as client:
             assert wait_for(lambda: client.get("/healthz").status_code == 200, 60)
             # One event while Prefect is up: dispatched and handled at once.
             headers, body = discourse_request(1, event="ping")
             assert client.post("/hooks/discourse", content=body, headers=headers).status_code == 200
-            assert wait_for(lambda: inbox_rows(ledger)[0].processed_at is not None, 90), \
-                (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+            assert wait_for(lambda: inbox_rows(ledger)[0].processed_at is not None, 90), (
+                tmp_path / "worker.log"
+            ).read_text(errors="replace")[-3000:]
 
             # The server stops; 50 webhooks arrive over the outage, each acknowledged at once.
             server.stop()
@@ -127,14 +128,16 @@ def outage_scenario(tmp_path: Path, ledger: Ledger, evidence: Any) -> str:
             # as `charterflow up` supervises it.
             restarted_worker = worker.poll() is not None
             if restarted_worker:
-                worker = start([sys.executable, "-m", "flows.inbox"], server.env,
-                               tmp_path / "worker.log")
-            assert wait_for(lambda: all(r.processed_at is not None for r in inbox_rows(ledger)), 180), \
-                (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+                worker = start([sys.executable, "-m", "flows.inbox"], server.env, tmp_path / "worker.log")
+            assert wait_for(lambda: all(r.processed_at is not None for r in inbox_rows(ledger)), 180), (
+                tmp_path / "worker.log"
+            ).read_text(errors="replace")[-3000:]
             caught_up = time.monotonic() - back_at
-        report = (f"Prefect outage {OUTAGE:.0f} s: slowest acknowledgement {slowest * 1000:.0f} ms; "
-                  f"all {EVENTS} handled {caught_up:.1f} s after the server was started again"
-                  f" (task worker restarted: {restarted_worker})")
+        report = (
+            f"Prefect outage {OUTAGE:.0f} s: slowest acknowledgement {slowest * 1000:.0f} ms; "
+            f"all {EVENTS} handled {caught_up:.1f} s after the server was started again"
+            f" (task worker restarted: {restarted_worker})"
+        )
 
         rows = inbox_rows(ledger)
         assert all(r.dispatch_attempts == 1 for r in rows), [r.dispatch_attempts for r in rows]
@@ -147,8 +150,9 @@ def outage_scenario(tmp_path: Path, ledger: Ledger, evidence: Any) -> str:
         assert set(names.values()) == {1}, names
         assert {run["state_type"] for run in runs} == {"COMPLETED"}
         with ledger.read() as s:
-            processed = s.scalar(select(func.count()).select_from(AuditEntry)
-                                 .where(AuditEntry.action == "inbox.processed"))
+            processed = s.scalar(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "inbox.processed")
+            )
         assert processed == EVENTS + 1
         return report
     finally:

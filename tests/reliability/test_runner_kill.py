@@ -22,14 +22,13 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from flows.kit import context
+from flows.membership import ballot as ballots
 from ledger.models import Application
-from tests.support.membership import CONFIRM_SECRET, NOW, apply_proven
 from tests.procs import PrefectServer, start, stop, subprocess_env, wait_for
 from tests.reliability.serve_closer import DEPLOYMENT
 from tests.reliability.world import APPLICANTS, duplicates, stack
-
-from flows.membership import ballot as ballots
-from flows.kit import context
+from tests.support.membership import CONFIRM_SECRET, NOW, apply_proven
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -37,8 +36,11 @@ NAME = APPLICANTS[0]
 
 
 def _set_state(api: httpx.Client, run_id: str, state_type: str, message: str) -> None:
-    _post(api, f"/flow_runs/{run_id}/set_state", {
-        "state": {"type": state_type, "name": state_type.title(), "message": message}, "force": True})
+    _post(
+        api,
+        f"/flow_runs/{run_id}/set_state",
+        {"state": {"type": state_type, "name": state_type.title(), "message": message}, "force": True},
+    )
 
 
 def _post(api: httpx.Client, path: str, body: dict) -> dict:
@@ -58,17 +60,28 @@ def _progress(s) -> dict[str, int]:
     discord_user = next(m for m in states["discord"]["members"] if m["username"] == NAME)
     dm_channels = {c["id"] for c in states["discord"]["channels"] if c.get("type") == 1}
     return {
-        "forum group adds": sum(1 for c in states["discourse"]["role_changes"]
-                                if str(c.get("user_id")) == str(forum_user["id"])
-                                and c.get("action") == "group_add:working-group"),
-        "discord role grants": sum(1 for c in states["discord"]["role_changes"]
-                                   if c["user_id"] == discord_user["id"] and c["action"] == "grant"),
-        "forum welcome PMs": sum(1 for p in states["discourse"]["posts"]
-                                 if p["raw"].startswith(f"Hello {NAME},") and "application was approved" in p["raw"]),
-        "discord welcome DMs": sum(1 for m in states["discord"]["messages"]
-                                   if m["channel_id"] in dm_channels
-                                   and f"Hello {NAME}," in (m["content"] or "")
-                                   and "application was approved" in (m["content"] or "")),
+        "forum group adds": sum(
+            1
+            for c in states["discourse"]["role_changes"]
+            if str(c.get("user_id")) == str(forum_user["id"]) and c.get("action") == "group_add:working-group"
+        ),
+        "discord role grants": sum(
+            1
+            for c in states["discord"]["role_changes"]
+            if c["user_id"] == discord_user["id"] and c["action"] == "grant"
+        ),
+        "forum welcome PMs": sum(
+            1
+            for p in states["discourse"]["posts"]
+            if p["raw"].startswith(f"Hello {NAME},") and "application was approved" in p["raw"]
+        ),
+        "discord welcome DMs": sum(
+            1
+            for m in states["discord"]["messages"]
+            if m["channel_id"] in dm_channels
+            and f"Hello {NAME}," in (m["content"] or "")
+            and "application was approved" in (m["content"] or "")
+        ),
     }
 
 
@@ -93,18 +106,23 @@ def _killed_then_restarted(api_url: str, tmp_path, evidence) -> str:
             ballot_id = session.get(Application, app_id).ballot_id
         fref = ballots.refs(context(NOW), ballot_id)["discourse"]
         for voter in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"):
-            world.discourse_sb.cast_vote(world.discourse_url, ballots.platform_ballot("discourse", fref),
-                                         voter=voter, option_index=0)
+            world.discourse_sb.cast_vote(
+                world.discourse_url, ballots.platform_ballot("discourse", fref), voter=voter, option_index=0
+            )
         assert _progress(s)["forum group adds"] == 0
 
         env = subprocess_env(
-            PREFECT_API_URL=api_url, PREFECT_HOME=str(tmp_path / "prefect"),
-            PREFECT_RUNNER_POLL_FREQUENCY="1", CHARTERFLOW_HOME=str(tmp_path), PYTHONUNBUFFERED="1",
+            PREFECT_API_URL=api_url,
+            PREFECT_HOME=str(tmp_path / "prefect"),
+            PREFECT_RUNNER_POLL_FREQUENCY="1",
+            CHARTERFLOW_HOME=str(tmp_path),
+            PYTHONUNBUFFERED="1",
             CHARTERFLOW_DATABASE_URL=str(world.ledger.engine.url),
             CHARTERFLOW_MEMBERSHIP_CONFIRM_SECRET=CONFIRM_SECRET,
             CHARTERFLOW_MEMBERSHIP_GATEWAY_URL="http://gateway.test",
             **world.discourse_sb.client_info(world.discourse_url)["env"],
-            **world.discord_sb.client_info(world.discord_url)["env"])
+            **world.discord_sb.client_info(world.discord_url)["env"],
+        )
         argv = [sys.executable, "-m", "tests.reliability.serve_closer"]
         log = tmp_path / "runner.log"
         runner = start(argv, env, log)
@@ -119,22 +137,27 @@ def _killed_then_restarted(api_url: str, tmp_path, evidence) -> str:
 
             assert wait_for(registered, 120), log.read_text(errors="replace")[-3000:]
             s.set_faults({"latency": 1.5})
-            run = _post(api, f"/deployments/{deployment['id']}/create_flow_run",
-                        {"parameters": {"now": (NOW + timedelta(hours=2)).isoformat()}})
+            run = _post(
+                api,
+                f"/deployments/{deployment['id']}/create_flow_run",
+                {"parameters": {"now": (NOW + timedelta(hours=2)).isoformat()}},
+            )
 
             # Kill the runner (and the run's process) once the first role is granted.
             if not wait_for(lambda: _progress(s)["forum group adds"] >= 1, 240, step=0.2):
                 state = api.get(f"/flow_runs/{run['id']}").json().get("state") or {}
-                pytest.fail(f"no role granted; the run is {state.get('type')} "
-                            f"({state.get('message')}); runner log:\n"
-                            + log.read_text(errors="replace")[-3000:])
+                pytest.fail(
+                    f"no role granted; the run is {state.get('type')} "
+                    f"({state.get('message')}); runner log:\n" + log.read_text(errors="replace")[-3000:]
+                )
             stop(runner, sig=signal.SIGKILL)
             at_kill = _progress(s)
             state_at_kill = api.get(f"/flow_runs/{run['id']}").json()["state"]["type"]
             s.set_faults({})
             assert state_at_kill == "RUNNING"
-            assert at_kill["forum welcome PMs"] == 0 and at_kill["discord welcome DMs"] == 0, \
+            assert at_kill["forum welcome PMs"] == 0 and at_kill["discord welcome DMs"] == 0, (
                 "the kill should land before the welcome messages"
+            )
             time.sleep(2)
             assert api.get(f"/flow_runs/{run['id']}").json()["state"]["type"] == "RUNNING"
 
@@ -144,8 +167,7 @@ def _killed_then_restarted(api_url: str, tmp_path, evidence) -> str:
             _set_state(api, run["id"], "SCHEDULED", "retried by the operator")
 
             def finished() -> bool:
-                return api.get(f"/flow_runs/{run['id']}").json()["state"]["type"] in (
-                    "COMPLETED", "FAILED", "CRASHED")
+                return api.get(f"/flow_runs/{run['id']}").json()["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED")
 
             assert wait_for(finished, 180), log.read_text(errors="replace")[-3000:]
             final = api.get(f"/flow_runs/{run['id']}").json()
@@ -157,12 +179,15 @@ def _killed_then_restarted(api_url: str, tmp_path, evidence) -> str:
             evidence.add_text("runner-kill runner.log", log.read_text(errors="replace"))
 
         done = _progress(s)
-        assert done == {"forum group adds": 1, "discord role grants": 1, "forum welcome PMs": 1,
-                        "discord welcome DMs": 1}
+        assert done == {
+            "forum group adds": 1,
+            "discord role grants": 1,
+            "forum welcome PMs": 1,
+            "discord welcome DMs": 1,
+        }
         states = s.states()
         assert duplicates(states) == []
-        assert NAME in next(g for g in states["discourse"]["groups"]
-                            if g["name"] == "working-group")["members"]
+        assert NAME in next(g for g in states["discourse"]["groups"] if g["name"] == "working-group")["members"]
         from sqlalchemy import select
 
         from ledger import audit
@@ -171,7 +196,9 @@ def _killed_then_restarted(api_url: str, tmp_path, evidence) -> str:
         with world.ledger.read() as session:
             assert session.get(Application, app_id).status.value == "approved"
             assert audit.verify(session).ok
-            evidence.add_text("runner-kill audit entries", "\n".join(
-                f"{e.action} {e.subject} {e.payload_json}" for e in session.scalars(select(AuditEntry))))
+            evidence.add_text(
+                "runner-kill audit entries",
+                "\n".join(f"{e.action} {e.subject} {e.payload_json}" for e in session.scalars(select(AuditEntry))),
+            )
         evidence.add_text("runner-kill sandbox states", json.dumps(states, default=str))
     return f"runner kill: at the kill {at_kill}; after the restart {done}"

@@ -20,8 +20,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 def _prefect_records(api: str, kind: str) -> list[dict]:
     records: list[dict] = []
     while True:
-        page = httpx.post(f"{api}/{kind}/filter", timeout=60,
-                          json={"limit": 200, "offset": len(records)}).json()
+        page = httpx.post(f"{api}/{kind}/filter", timeout=60, json={"limit": 200, "offset": len(records)}).json()
         records += page
         if len(page) < 200:
             return records
@@ -34,9 +33,13 @@ def test_no_secret_in_logs_artifacts_audit_or_payloads(lifecycle_runs, evidence,
 
     # The suite's bound (10 minutes) is reported in the run's closing summary, not asserted: the
     # shared machine's noise would make a timed assertion flaky.
-    request.node.user_properties.append((
-        "measure:reliability", f"reliability suite: {time.monotonic() - evidence.started:.0f} s "
-                               "from its first fixture to the secret scan (bound 600 s)"))
+    request.node.user_properties.append(
+        (
+            "measure:reliability",
+            f"reliability suite: {time.monotonic() - evidence.started:.0f} s "
+            "from its first fixture to the secret scan (bound 600 s)",
+        )
+    )
 
     api = str(PREFECT_API_URL.value()).rstrip("/")
     logs = _prefect_records(api, "logs")
@@ -48,9 +51,18 @@ def test_no_secret_in_logs_artifacts_audit_or_payloads(lifecycle_runs, evidence,
     assert len(set(secrets.values())) >= 14, sorted(secrets)  # seven per lifecycle run at least
     assert artifacts and logs, "Prefect stored no artifacts or logs: nothing was scanned there"
     size = sum(len(t) for t in evidence.texts.values())
-    request.node.user_properties.append(("measure:scan", f"scanned {size / 1e6:.1f} MB from {len(evidence.texts)} sources "
-          f"({len(logs)} Prefect log records, {len(artifacts)} artifacts) for "
-          f"{len(set(secrets.values()))} secret values"))
-    found = [f"{name} in {origin}" for origin, text in evidence.texts.items()
-             for name, value in secrets.items() if value in text]
+    request.node.user_properties.append(
+        (
+            "measure:scan",
+            f"scanned {size / 1e6:.1f} MB from {len(evidence.texts)} sources "
+            f"({len(logs)} Prefect log records, {len(artifacts)} artifacts) for "
+            f"{len(set(secrets.values()))} secret values",
+        )
+    )
+    found = [
+        f"{name} in {origin}"
+        for origin, text in evidence.texts.items()
+        for name, value in secrets.items()
+        if value in text
+    ]
     assert found == []

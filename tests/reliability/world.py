@@ -25,6 +25,8 @@ from sqlalchemy import select
 from connectors.discord.connector import DiscordConnector
 from connectors.discourse.connector import DiscourseConnector
 from connectors.slack.sandbox import SlackSandbox
+from flows.board.common import use_slack
+from flows.platforms import Platforms, use
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger.db import Ledger
@@ -32,14 +34,18 @@ from ledger.migrate import upgrade
 from ledger.models import Base
 from ledger.roster import import_roster, parse_roster
 from rules import default_charter
-from tests.support.net import LoopbackServer
 from tests.support.board import BOARD_CHANNEL, ROSTER
-from tests.support.membership import (
-    CONFIRM_SECRET, FORUM_HOOK_SECRET, NOW, World, discord_seed, discourse_seed, seed_members)
 from tests.support.gateway import gateway_settings
-
-from flows.board.common import use_slack
-from flows.platforms import Platforms, use
+from tests.support.membership import (
+    CONFIRM_SECRET,
+    FORUM_HOOK_SECRET,
+    NOW,
+    World,
+    discord_seed,
+    discourse_seed,
+    seed_members,
+)
+from tests.support.net import LoopbackServer
 
 # 30 invented applicants: six given names times five family names, none a real person's handle.
 _GIVEN = ["alder", "briony", "caspian", "delphine", "ember", "fennick"]
@@ -58,18 +64,25 @@ def reliability_discourse_seed() -> dict[str, Any]:
     Ideas category."""
     seed = discourse_seed()
     for name in APPLICANTS:
-        seed["users"].append({"username": name, "name": name.replace("_", " ").title(),
-                              "created_at": _iso(NOW - timedelta(days=400)),
-                              "last_seen_at": _iso(NOW - timedelta(days=2)), "days_visited": 40,
-                              "post_count": 12})
+        seed["users"].append(
+            {
+                "username": name,
+                "name": name.replace("_", " ").title(),
+                "created_at": _iso(NOW - timedelta(days=400)),
+                "last_seen_at": _iso(NOW - timedelta(days=2)),
+                "days_visited": 40,
+                "post_count": 12,
+            }
+        )
     seed["categories"].append({"name": IDEAS_CATEGORY_NAME})
     return seed
 
 
 def reliability_discord_seed() -> dict[str, Any]:
     seed = discord_seed()
-    seed["members"] += [{"username": name, "joined_at": "2024-01-01T00:00:00Z", "recent_messages": 3}
-                        for name in APPLICANTS]
+    seed["members"] += [
+        {"username": name, "joined_at": "2024-01-01T00:00:00Z", "recent_messages": 3} for name in APPLICANTS
+    ]
     return seed
 
 
@@ -95,12 +108,10 @@ class Stack:
 
     @property
     def urls(self) -> dict[str, str]:
-        return {"discourse": self.world.discourse_url, "discord": self.world.discord_url,
-                "slack": self.slack_url}
+        return {"discourse": self.world.discourse_url, "discord": self.world.discord_url, "slack": self.slack_url}
 
     def states(self) -> dict[str, dict[str, Any]]:
-        return {name: httpx.get(f"{url}/_sandbox/state", timeout=30).json()
-                for name, url in self.urls.items()}
+        return {name: httpx.get(f"{url}/_sandbox/state", timeout=30).json() for name, url in self.urls.items()}
 
     def set_faults(self, faults: dict[str, Any]) -> None:
         """The same fault settings on all three sandboxes (``{}`` clears)."""
@@ -110,10 +121,15 @@ class Stack:
 
 def sandbox_secrets(*, discourse_sb: Any, discord_sb: Any, slack_sb: SlackSandbox) -> dict[str, str]:
     """Every credential the connectors and the gateway are configured with (values)."""
-    return {"discord token": discord_sb.token, "discourse api key": discourse_sb.api_key,
-            "discourse webhook secret": discourse_sb.webhook.secret,
-            "slack bot token": slack_sb.bot_token, "slack signing secret": slack_sb.signing_secret,
-            "confirm secret": CONFIRM_SECRET, "form secret": FORM_SECRET}
+    return {
+        "discord token": discord_sb.token,
+        "discourse api key": discourse_sb.api_key,
+        "discourse webhook secret": discourse_sb.webhook.secret,
+        "slack bot token": slack_sb.bot_token,
+        "slack signing secret": slack_sb.signing_secret,
+        "confirm secret": CONFIRM_SECRET,
+        "form secret": FORM_SECRET,
+    }
 
 
 @contextmanager
@@ -126,40 +142,62 @@ def stack(tmp: Path, *, ledger_url: str | None = None) -> Iterator[Stack]:
     csb = DiscordConnector.sandbox(seed=reliability_discord_seed())
     ssb = SlackSandbox(seed=slack_seed(), time_factor=0.02)
     charter = default_charter()
-    with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv, \
-            LoopbackServer(ssb.app) as s_srv:
+    with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv, LoopbackServer(ssb.app) as s_srv:
         forum = dsb.connect(d_srv.url)
         discord = csb.connect(c_srv.url)
         slack = ssb.connect(s_srv.url)
-        platforms = Platforms.build(charter=charter, discourse=forum, discord=discord,
-                                    confirm_secret=CONFIRM_SECRET, gateway_url="http://gateway.test",
-                                    dsf_members=set())
+        platforms = Platforms.build(
+            charter=charter,
+            discourse=forum,
+            discord=discord,
+            confirm_secret=CONFIRM_SECRET,
+            gateway_url="http://gateway.test",
+            dsf_members=set(),
+        )
         start = NOW - timedelta(days=100)
         with ledger.transaction() as session:
             people = seed_members(session, forum=forum, discord=discord, charter=charter, start=start)
-            import_roster(session, parse_roster(ROSTER, charter=charter), charter=charter,
-                          actor="operator", at=NOW)
-        categories = {c["name"]: str(c["id"]) for c in
-                      httpx.get(f"{d_srv.url}/_sandbox/state", timeout=10).json()["categories"]}
+            import_roster(session, parse_roster(ROSTER, charter=charter), charter=charter, actor="operator", at=NOW)
+        categories = {
+            c["name"]: str(c["id"]) for c in httpx.get(f"{d_srv.url}/_sandbox/state", timeout=10).json()["categories"]
+        }
         settings = gateway_settings(
             discourse_webhook_secret=SecretStr(FORUM_HOOK_SECRET),
             discord_public_key=csb.public_key,
             slack_signing_secret=SecretStr(ssb.signing_secret),
             form_secret=SecretStr(FORM_SECRET),
             discourse_applications_categories=categories["Applications"],
-            discourse_ideas_categories=categories[IDEAS_CATEGORY_NAME])
-        app = create_app(settings=settings, ledger=ledger, dispatcher=StoreOnlyDispatcher(),
-                         charter=charter, confirm_secret=CONFIRM_SECRET)
+            discourse_ideas_categories=categories[IDEAS_CATEGORY_NAME],
+        )
+        app = create_app(
+            settings=settings,
+            ledger=ledger,
+            dispatcher=StoreOnlyDispatcher(),
+            charter=charter,
+            confirm_secret=CONFIRM_SECRET,
+        )
         with LoopbackServer(app) as g_srv:
-            httpx.post(f"{c_srv.url}/_sandbox/interactions_url",
-                       json={"url": f"{g_srv.url}/hooks/discord"}, timeout=10).raise_for_status()
-            world = World(ledger=ledger, platforms=platforms, discourse_sb=dsb,
-                          discourse_url=d_srv.url, discord_sb=csb, discord_url=c_srv.url,
-                          people=people)
+            httpx.post(
+                f"{c_srv.url}/_sandbox/interactions_url", json={"url": f"{g_srv.url}/hooks/discord"}, timeout=10
+            ).raise_for_status()
+            world = World(
+                ledger=ledger,
+                platforms=platforms,
+                discourse_sb=dsb,
+                discourse_url=d_srv.url,
+                discord_sb=csb,
+                discord_url=c_srv.url,
+                people=people,
+            )
             with use(ledger=ledger, platforms=platforms), use_slack(slack):
-                yield Stack(world=world, slack_sb=ssb, slack_url=s_srv.url,
-                            gateway_url=g_srv.url, ideas_category=categories[IDEAS_CATEGORY_NAME],
-                            secrets=sandbox_secrets(discourse_sb=dsb, discord_sb=csb, slack_sb=ssb))
+                yield Stack(
+                    world=world,
+                    slack_sb=ssb,
+                    slack_url=s_srv.url,
+                    gateway_url=g_srv.url,
+                    ideas_category=categories[IDEAS_CATEGORY_NAME],
+                    secrets=sandbox_secrets(discourse_sb=dsb, discord_sb=csb, slack_sb=ssb),
+                )
         forum.close()
         discord.close()
         close = getattr(slack, "close", None)
@@ -249,8 +287,11 @@ def ledger_snapshot(ledger: Ledger) -> dict[str, list[str]]:
         for table in Base.metadata.sorted_tables:
             rows = []
             for row in session.execute(select(table)).mappings():
-                rows.append(json.dumps({k: _value(v) for k, v in row.items()
-                                        if not _LEDGER_SKIP.match(k)}, sort_keys=True, default=str))
+                rows.append(
+                    json.dumps(
+                        {k: _value(v) for k, v in row.items() if not _LEDGER_SKIP.match(k)}, sort_keys=True, default=str
+                    )
+                )
             out[table.name] = sorted(rows)
     # The records of private interaction answers are compared on their own (see is_answer).
     answers = [r for r in out["audit_log"] if _is_answer_effect(json.loads(r))]
@@ -261,14 +302,28 @@ def ledger_snapshot(ledger: Ledger) -> dict[str, list[str]]:
 
 def _is_answer_effect(row: dict[str, Any]) -> bool:
     payload = row.get("payload_json") or {}
-    return (row.get("action") == "effect.done" and isinstance(payload, dict)
-            and payload.get("platform") == "discord"
-            and str(payload.get("about", "")).startswith("inbox:"))
+    return (
+        row.get("action") == "effect.done"
+        and isinstance(payload, dict)
+        and payload.get("platform") == "discord"
+        and str(payload.get("about", "")).startswith("inbox:")
+    )
 
 
 # Request and fault bookkeeping differ by design between a clean run and a faulted one.
-_STATE_SKIP = {"requests", "responses", "outcomes", "rate_limited", "limits", "faults",
-               "time_factor", "guild", "interactions", "ephemeral", "response_posts"}
+_STATE_SKIP = {
+    "requests",
+    "responses",
+    "outcomes",
+    "rate_limited",
+    "limits",
+    "faults",
+    "time_factor",
+    "guild",
+    "interactions",
+    "ephemeral",
+    "response_posts",
+}
 
 
 def sandbox_snapshot(states: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -295,8 +350,7 @@ def side_effects(states: dict[str, dict[str, Any]]) -> dict[str, int]:
     discord, forum, slack = states["discord"], states["discourse"], states["slack"]
     dm_channels = {c["id"] for c in discord["channels"] if c.get("type") == 1}
     return {
-        "discord messages": sum(m["channel_id"] not in dm_channels and not is_answer(m)
-                                for m in discord["messages"]),
+        "discord messages": sum(m["channel_id"] not in dm_channels and not is_answer(m) for m in discord["messages"]),
         "discord interaction answers": sum(is_answer(m) for m in discord["messages"]),
         "discord DMs": sum(m["channel_id"] in dm_channels for m in discord["messages"]),
         "discord role changes": len(discord["role_changes"]),

@@ -16,28 +16,38 @@ NOW = WgRoles(chair="avery_quill", coc_liaison="dario_fenwick")
 
 
 def _check(role: str, nominee: str, current: WgRoles = NOW):
-    return check_appointment(current, role=role, nominee=nominee, members=MEMBERS,
-                             home_platform=HOME, board_members=BOARD, steering_council=SC,
-                             charter=CHARTER)
+    return check_appointment(
+        current,
+        role=role,
+        nominee=nominee,
+        members=MEMBERS,
+        home_platform=HOME,
+        board_members=BOARD,
+        steering_council=SC,
+        charter=CHARTER,
+    )
 
 
-@pytest.mark.parametrize(("role", "nominee", "allowed", "ruling", "warned"), [
-    # R-ROLE-CHAIR: both chairs from Discord: a warning, not a refusal.
-    ("co_chair", "bram_tolliver", True, "R-ROLE-APPOINT", ["R-ROLE-CHAIR"]),
-    ("co_chair", "cleo_marsh", True, "R-ROLE-APPOINT", []),
-    # R-ROLE-CHAIR: the Chair cannot also be Co-Chair (hard).
-    ("co_chair", "avery_quill", False, "R-ROLE-CHAIR", []),
-    # R-ROLE-BOARD: on the Board list, never the CoC Liaison.
-    ("board_liaison", "wren_halloway", True, "R-ROLE-APPOINT", []),
-    ("board_liaison", "cleo_marsh", False, "R-ROLE-BOARD", []),
-    ("board_liaison", "dario_fenwick", False, "R-ROLE-BOARD", []),
-    # R-ROLE-SC: on the Steering Council list.
-    ("sc_liaison", "hana_pike", True, "R-ROLE-APPOINT", []),
-    ("sc_liaison", "cleo_marsh", False, "R-ROLE-SC", []),
-    # R-ROLE-APPOINT: Chair and Co-Chair are members; nobody takes a role they hold.
-    ("co_chair", "wren_halloway", False, "R-ROLE-APPOINT", ["R-ROLE-CHAIR"]),  # no home known
-    ("chair", "avery_quill", False, "R-ROLE-APPOINT", []),
-])
+@pytest.mark.parametrize(
+    ("role", "nominee", "allowed", "ruling", "warned"),
+    [
+        # R-ROLE-CHAIR: both chairs from Discord: a warning, not a refusal.
+        ("co_chair", "bram_tolliver", True, "R-ROLE-APPOINT", ["R-ROLE-CHAIR"]),
+        ("co_chair", "cleo_marsh", True, "R-ROLE-APPOINT", []),
+        # R-ROLE-CHAIR: the Chair cannot also be Co-Chair (hard).
+        ("co_chair", "avery_quill", False, "R-ROLE-CHAIR", []),
+        # R-ROLE-BOARD: on the Board list, never the CoC Liaison.
+        ("board_liaison", "wren_halloway", True, "R-ROLE-APPOINT", []),
+        ("board_liaison", "cleo_marsh", False, "R-ROLE-BOARD", []),
+        ("board_liaison", "dario_fenwick", False, "R-ROLE-BOARD", []),
+        # R-ROLE-SC: on the Steering Council list.
+        ("sc_liaison", "hana_pike", True, "R-ROLE-APPOINT", []),
+        ("sc_liaison", "cleo_marsh", False, "R-ROLE-SC", []),
+        # R-ROLE-APPOINT: Chair and Co-Chair are members; nobody takes a role they hold.
+        ("co_chair", "wren_halloway", False, "R-ROLE-APPOINT", ["R-ROLE-CHAIR"]),  # no home known
+        ("chair", "avery_quill", False, "R-ROLE-APPOINT", []),
+    ],
+)
 def test_r_role_appoint_checks_against_r_role(role, nominee, allowed, ruling, warned):
     checked = _check(role, nominee)
     assert (checked.allowed, checked.ruling) == (allowed, ruling)

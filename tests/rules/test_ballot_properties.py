@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules import default_charter, snapshot_electorate, tally
-
 from tests.support.rules import NOW
 
 CHARTER = default_charter()
@@ -30,8 +29,7 @@ def ballots(draw):
 def run(kind, members, subject, votes, *, deadline):
     days = 14 if kind == "removal" else 7
     now = NOW + timedelta(days=days if deadline else 1)
-    return tally(kind, electorate=members, votes=votes, subject=subject, opened_at=NOW, now=now,
-                 charter=CHARTER)
+    return tally(kind, electorate=members, votes=votes, subject=subject, opened_at=NOW, now=now, charter=CHARTER)
 
 
 @settings(max_examples=300, deadline=None)

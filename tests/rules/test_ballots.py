@@ -8,7 +8,6 @@ import pytest
 
 from rules import check_vote, majority, quorum, snapshot_electorate, tally, voting_members
 from rules.ballots import approval_opened, decide_vote
-
 from tests.support.rules import NOW
 
 MEMBERS7 = ["ash", "birch", "cedar", "dogwood", "elm", "fir", "gorse"]
@@ -21,8 +20,7 @@ def votes(yes=0, no=0, abstain=0, members=MEMBERS7):
 
 
 def approval(v, *, now=OPENED + timedelta(days=1), members=MEMBERS7, charter):
-    return tally("approval", electorate=members, votes=v, subject=None, opened_at=OPENED,
-                 now=now, charter=charter)
+    return tally("approval", electorate=members, votes=v, subject=None, opened_at=OPENED, now=now, charter=charter)
 
 
 DEADLINE = OPENED + timedelta(days=7)
@@ -38,8 +36,9 @@ R_VOTE_APPROVE = [
 ]
 
 
-@pytest.mark.parametrize("name,yes,no,abstain,at_deadline,outcome,ruling", R_VOTE_APPROVE,
-                         ids=[c[0] for c in R_VOTE_APPROVE])
+@pytest.mark.parametrize(
+    "name,yes,no,abstain,at_deadline,outcome,ruling", R_VOTE_APPROVE, ids=[c[0] for c in R_VOTE_APPROVE]
+)
 def test_R_VOTE_APPROVE(name, yes, no, abstain, at_deadline, outcome, ruling, charter):
     now = DEADLINE if at_deadline else OPENED + timedelta(days=6, hours=23)
     t = approval(votes(yes, no, abstain), now=now, charter=charter)
@@ -57,10 +56,10 @@ def test_R_VOTE_APPROVE_quorum_is_ceil_half(size, expected, charter):
 R_VOTE_EARLY = [
     ("4-yes-of-7-passes-early", 4, 0, 0, "passed"),
     ("4-no-of-7-fails-early", 0, 4, 0, "failed"),
-    ("3-yes-1-no-of-7-still-open", 3, 1, 0, "open"),        # 3 outstanding could make it 3-4
+    ("3-yes-1-no-of-7-still-open", 3, 1, 0, "open"),  # 3 outstanding could make it 3-4
     ("5-yes-1-no-of-7-passes-early", 5, 1, 0, "passed"),
     ("3-yes-of-7-below-quorum-open", 3, 0, 0, "open"),
-    ("1-yes-3-abstain-open", 1, 0, 3, "open"),               # 3 outstanding no would win
+    ("1-yes-3-abstain-open", 1, 0, 3, "open"),  # 3 outstanding no would win
 ]
 
 
@@ -73,27 +72,41 @@ def test_R_VOTE_EARLY_approval(name, yes, no, abstain, outcome, charter):
 
 
 def test_R_VOTE_EARLY_no_vote_after_early_close(charter):
-    decision = check_vote("approval", voter="elm", electorate=MEMBERS7, votes=votes(4),
-                          subject=None, opened_at=OPENED, now=OPENED + timedelta(hours=1),
-                          charter=charter)
+    decision = check_vote(
+        "approval",
+        voter="elm",
+        electorate=MEMBERS7,
+        votes=votes(4),
+        subject=None,
+        opened_at=OPENED,
+        now=OPENED + timedelta(hours=1),
+        charter=charter,
+    )
     assert (decision.allowed, decision.ruling) == (False, "R-VOTE-EARLY")
-    changed = check_vote("approval", voter="ash", electorate=MEMBERS7, votes=votes(4),
-                         subject=None, opened_at=OPENED, now=OPENED + timedelta(hours=1),
-                         charter=charter)
+    changed = check_vote(
+        "approval",
+        voter="ash",
+        electorate=MEMBERS7,
+        votes=votes(4),
+        subject=None,
+        opened_at=OPENED,
+        now=OPENED + timedelta(hours=1),
+        charter=charter,
+    )
     assert not changed.allowed  # a vote already cast cannot be changed either
 
 
 def test_R_VOTE_EARLY_charter_may_disable_early_close(charter):
-    ballots = charter.ballots.model_copy(update={"approval": charter.ballots.approval.model_copy(
-        update={"early_close": False})})
+    ballots = charter.ballots.model_copy(
+        update={"approval": charter.ballots.approval.model_copy(update={"early_close": False})}
+    )
     late = charter.model_copy(update={"ballots": ballots})
     assert approval(votes(7), charter=late).outcome == "open"
     assert approval(votes(7), now=DEADLINE, charter=late).outcome == "passed"
 
 
 def removal(members, subject, v, *, now=OPENED + timedelta(days=1), charter):
-    return tally("removal", electorate=members, votes=v, subject=subject, opened_at=OPENED,
-                 now=now, charter=charter)
+    return tally("removal", electorate=members, votes=v, subject=subject, opened_at=OPENED, now=now, charter=charter)
 
 
 REMOVAL_DEADLINE = OPENED + timedelta(days=14)
@@ -117,15 +130,15 @@ R_REMOVE = [
 NAMES = ["ash", "birch", "cedar", "dogwood", "elm", "fir", "gorse", "hazel"]
 
 
-@pytest.mark.parametrize("name,size,yes,no,at_deadline,outcome,needed", R_REMOVE,
-                         ids=[c[0] for c in R_REMOVE])
+@pytest.mark.parametrize("name,size,yes,no,at_deadline,outcome,needed", R_REMOVE, ids=[c[0] for c in R_REMOVE])
 def test_R_REMOVE(name, size, yes, no, at_deadline, outcome, needed, charter):
     members = NAMES[:size]
     subject = members[0]
     voters = members[1:]
     v = votes(yes, no, 0, members=voters)
-    t = removal(members, subject, v, now=REMOVAL_DEADLINE if at_deadline else OPENED + timedelta(days=1),
-                charter=charter)
+    t = removal(
+        members, subject, v, now=REMOVAL_DEADLINE if at_deadline else OPENED + timedelta(days=1), charter=charter
+    )
     assert (t.outcome, t.needed, t.electorate) == (outcome, needed, size - 1)
     assert t.closes_at == REMOVAL_DEADLINE
 
@@ -137,13 +150,20 @@ def test_R_REMOVE_majority_is_floor_half_plus_one(size, expected, charter):
 
 def test_R_REMOVE_subject_voting_on_own_removal_is_refused(charter):
     members = NAMES[:5]
-    t = removal(members, "ash", {"ash": "no", "birch": "yes", "cedar": "yes", "dogwood": "yes"},
-                charter=charter)
+    t = removal(members, "ash", {"ash": "no", "birch": "yes", "cedar": "yes", "dogwood": "yes"}, charter=charter)
     assert t.electorate == 4 and t.no == 0 and t.yes == 3
     assert [r.voter for r in t.refused] == ["ash"] and t.refused[0].ruling == "R-REMOVE"
     assert t.outcome == "passed"  # 3 >= floor(4/2)+1
-    decision = check_vote("removal", voter="ash", electorate=members, votes={}, subject="ash",
-                          opened_at=OPENED, now=OPENED, charter=charter)
+    decision = check_vote(
+        "removal",
+        voter="ash",
+        electorate=members,
+        votes={},
+        subject="ash",
+        opened_at=OPENED,
+        now=OPENED,
+        charter=charter,
+    )
     assert (decision.allowed, decision.ruling) == (False, "R-REMOVE")
 
 
@@ -156,24 +176,52 @@ def test_R_ELECTORATE_outsiders_are_refused_and_listed(charter):
     t = approval({"ash": "yes", "stranger": "yes"}, charter=charter)
     assert t.yes == 1
     assert [(r.voter, r.ruling) for r in t.refused] == [("stranger", "R-ELECTORATE")]
-    d = check_vote("approval", voter="stranger", electorate=MEMBERS7, votes={}, subject=None,
-                   opened_at=OPENED, now=OPENED, charter=charter)
+    d = check_vote(
+        "approval",
+        voter="stranger",
+        electorate=MEMBERS7,
+        votes={},
+        subject=None,
+        opened_at=OPENED,
+        now=OPENED,
+        charter=charter,
+    )
     assert (d.allowed, d.ruling) == (False, "R-ELECTORATE")
 
 
 def test_R_ELECTORATE_snapshot_dedupes_and_excludes_removal_subject(charter):
-    assert snapshot_electorate(["ash", "birch", "ash"], kind="approval", subject=None,
-                               charter=charter) == ("ash", "birch")
-    assert snapshot_electorate(["ash", "birch", "cedar"], kind="removal", subject="birch",
-                               charter=charter) == ("ash", "cedar")
+    assert snapshot_electorate(["ash", "birch", "ash"], kind="approval", subject=None, charter=charter) == (
+        "ash",
+        "birch",
+    )
+    assert snapshot_electorate(["ash", "birch", "cedar"], kind="removal", subject="birch", charter=charter) == (
+        "ash",
+        "cedar",
+    )
 
 
 def test_R_ELECTORATE_later_vote_replaces_earlier_until_close(charter):
-    d = check_vote("approval", voter="ash", electorate=MEMBERS7, votes={"ash": "no"},
-                   subject=None, opened_at=OPENED, now=OPENED + timedelta(days=1), charter=charter)
+    d = check_vote(
+        "approval",
+        voter="ash",
+        electorate=MEMBERS7,
+        votes={"ash": "no"},
+        subject=None,
+        opened_at=OPENED,
+        now=OPENED + timedelta(days=1),
+        charter=charter,
+    )
     assert d.allowed and d.evidence["replaces"] == "no"
-    closed = check_vote("approval", voter="ash", electorate=MEMBERS7, votes={"ash": "no"},
-                        subject=None, opened_at=OPENED, now=DEADLINE, charter=charter)
+    closed = check_vote(
+        "approval",
+        voter="ash",
+        electorate=MEMBERS7,
+        votes={"ash": "no"},
+        subject=None,
+        opened_at=OPENED,
+        now=DEADLINE,
+        charter=charter,
+    )
     assert not closed.allowed and "closed" in closed.reason
 
 
@@ -187,25 +235,33 @@ DECIDE_VOTE = [
     ("a member votes", "ash", {}, None, "approval", True, "cast", "R-ELECTORATE"),
     ("the ledger closed it first", "ash", {}, None, "approval", False, "closed", "R-VOTE-EARLY"),
     ("a stranger", "stranger", {}, None, "approval", True, "not-in-electorate", "R-ELECTORATE"),
-    ("the subject of a removal", "ash", {}, "ash", "removal", True, "not-in-electorate",
-     "R-REMOVE"),
-    ("decided early by the figures", "gorse", votes(4), None, "approval", True, "closed",
-     "R-VOTE-EARLY"),
+    ("the subject of a removal", "ash", {}, "ash", "removal", True, "not-in-electorate", "R-REMOVE"),
+    ("decided early by the figures", "gorse", votes(4), None, "approval", True, "closed", "R-VOTE-EARLY"),
 ]
 
 
-@pytest.mark.parametrize(("case", "voter", "cast", "subject", "kind", "is_open", "code", "ruling"),
-                         DECIDE_VOTE)
-def test_R_ELECTORATE_decide_vote(case, voter, cast, subject, kind, is_open, code, ruling,
-                                  charter):
-    decision = decide_vote(check_vote(kind, voter=voter, electorate=MEMBERS7, votes=cast,
-                                      subject=subject, opened_at=OPENED,
-                                      now=OPENED + timedelta(hours=1), charter=charter),
-                           ballot_open=is_open)
+@pytest.mark.parametrize(("case", "voter", "cast", "subject", "kind", "is_open", "code", "ruling"), DECIDE_VOTE)
+def test_R_ELECTORATE_decide_vote(case, voter, cast, subject, kind, is_open, code, ruling, charter):
+    decision = decide_vote(
+        check_vote(
+            kind,
+            voter=voter,
+            electorate=MEMBERS7,
+            votes=cast,
+            subject=subject,
+            opened_at=OPENED,
+            now=OPENED + timedelta(hours=1),
+            charter=charter,
+        ),
+        ballot_open=is_open,
+    )
     assert (decision.code, decision.ruling, decision.allowed) == (code, ruling, code == "cast"), case
 
 
 def test_R_VOTE_APPROVE_approval_opened():
     opened = approval_opened(12)
     assert (opened.allowed, opened.ruling, opened.reason) == (
-        True, "R-VOTE-APPROVE", "ballot opened for application 12")
+        True,
+        "R-VOTE-APPROVE",
+        "ballot opened for application 12",
+    )

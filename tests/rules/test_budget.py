@@ -7,26 +7,37 @@ from decimal import Decimal
 
 import pytest
 
-from rules.budget import (CHARTER_IDEAS, BudgetState, check_actor, check_close, check_spending,
-                          check_transition, parse_amount, state_of, totals)
+from rules.budget import (
+    CHARTER_IDEAS,
+    BudgetState,
+    check_actor,
+    check_close,
+    check_spending,
+    check_transition,
+    parse_amount,
+    state_of,
+    totals,
+)
 
 S = BudgetState
 
 
-@pytest.mark.parametrize(("status", "decision", "closed", "endorsed", "expected"), [
-    ("draft", None, False, False, S.REQUESTED),
-    ("endorsing", None, False, False, S.REQUESTED),
-    ("endorsing", None, False, True, S.ENDORSED),
-    ("escalated", None, False, True, S.WITH_BOARD),
-    ("escalated", "needs-info", False, True, S.WITH_BOARD),
-    ("decided", "approved", False, True, S.APPROVED),
-    ("decided", "rejected", False, True, S.REJECTED),
-    ("decided", "approved", True, True, S.CLOSED),
-    ("withdrawn", None, False, False, S.WITHDRAWN),
-])
+@pytest.mark.parametrize(
+    ("status", "decision", "closed", "endorsed", "expected"),
+    [
+        ("draft", None, False, False, S.REQUESTED),
+        ("endorsing", None, False, False, S.REQUESTED),
+        ("endorsing", None, False, True, S.ENDORSED),
+        ("escalated", None, False, True, S.WITH_BOARD),
+        ("escalated", "needs-info", False, True, S.WITH_BOARD),
+        ("decided", "approved", False, True, S.APPROVED),
+        ("decided", "rejected", False, True, S.REJECTED),
+        ("decided", "approved", True, True, S.CLOSED),
+        ("withdrawn", None, False, False, S.WITHDRAWN),
+    ],
+)
 def test_r_budget_state_is_read_from_the_proposal(status, decision, closed, endorsed, expected):
-    assert state_of(status=status, decision=decision, closed=closed,
-                    endorsement_passed=endorsed) == expected
+    assert state_of(status=status, decision=decision, closed=closed, endorsement_passed=endorsed) == expected
 
 
 def test_unknown_proposal_status_is_a_value_error():
@@ -34,19 +45,22 @@ def test_unknown_proposal_status_is_a_value_error():
         state_of(status="lost", decision=None, closed=False)
 
 
-@pytest.mark.parametrize(("current", "target", "allowed", "ruling"), [
-    (S.REQUESTED, S.ENDORSED, True, "R-BOARD"),
-    (S.REQUESTED, S.WITH_BOARD, True, "R-BOARD"),  # the charter asks for no endorsement
-    (S.ENDORSED, S.WITH_BOARD, True, "R-BOARD"),
-    (S.WITH_BOARD, S.APPROVED, True, "R-BOARD"),
-    (S.WITH_BOARD, S.REJECTED, True, "R-BOARD"),
-    (S.APPROVED, S.CLOSED, True, "R-BUDGET"),
-    (S.REJECTED, S.CLOSED, True, "R-BUDGET"),
-    (S.REQUESTED, S.APPROVED, False, "R-BUDGET"),  # the Board decides, after the WG
-    (S.WITH_BOARD, S.CLOSED, False, "R-BUDGET"),
-    (S.CLOSED, S.APPROVED, False, "R-BUDGET"),
-    (S.WITHDRAWN, S.WITH_BOARD, False, "R-BUDGET"),
-])
+@pytest.mark.parametrize(
+    ("current", "target", "allowed", "ruling"),
+    [
+        (S.REQUESTED, S.ENDORSED, True, "R-BOARD"),
+        (S.REQUESTED, S.WITH_BOARD, True, "R-BOARD"),  # the charter asks for no endorsement
+        (S.ENDORSED, S.WITH_BOARD, True, "R-BOARD"),
+        (S.WITH_BOARD, S.APPROVED, True, "R-BOARD"),
+        (S.WITH_BOARD, S.REJECTED, True, "R-BOARD"),
+        (S.APPROVED, S.CLOSED, True, "R-BUDGET"),
+        (S.REJECTED, S.CLOSED, True, "R-BUDGET"),
+        (S.REQUESTED, S.APPROVED, False, "R-BUDGET"),  # the Board decides, after the WG
+        (S.WITH_BOARD, S.CLOSED, False, "R-BUDGET"),
+        (S.CLOSED, S.APPROVED, False, "R-BUDGET"),
+        (S.WITHDRAWN, S.WITH_BOARD, False, "R-BUDGET"),
+    ],
+)
 def test_r_budget_moves(current, target, allowed, ruling):
     decision = check_transition(current, target)
     assert (decision.allowed, decision.ruling) == (allowed, ruling)
@@ -60,40 +74,63 @@ def test_r_budget_close_only_after_the_board_decided():
     assert "cannot become closed" in refused.reason
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("120", Decimal("120.00")), ("1,200.5", Decimal("1200.50")), (Decimal("0.01"), Decimal("0.01")),
-    (7, Decimal("7.00")),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", Decimal("120.00")),
+        ("1,200.5", Decimal("1200.50")),
+        (Decimal("0.01"), Decimal("0.01")),
+        (7, Decimal("7.00")),
+    ],
+)
 def test_amounts(value, expected):
     assert parse_amount(value) == expected
 
 
-@pytest.mark.parametrize(("value", "problem"), [
-    ("-5", "more than zero"), ("0", "more than zero"), ("12.345", "two decimals"),
-    ("1e10", "two decimals"), ("abc", "not a number"), ("", "required"), (None, "required"),
-    ("NaN", "more than zero"), (12.5, "not a float"),
-])
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("-5", "more than zero"),
+        ("0", "more than zero"),
+        ("12.345", "two decimals"),
+        ("1e10", "two decimals"),
+        ("abc", "not a number"),
+        ("", "required"),
+        (None, "required"),
+        ("NaN", "more than zero"),
+        (12.5, "not a float"),
+    ],
+)
 def test_bad_amounts_name_the_field(value, problem):
     with pytest.raises(ValueError, match=f"amount: .*{problem}"):
         parse_amount(value)
 
 
 D = Decimal
-SPEND = {"state": S.APPROVED, "approved": D("1000.00"), "request_currency": "EUR",
-         "spent": D("700.00"), "currency": "EUR", "reason": None}
+SPEND = {
+    "state": S.APPROVED,
+    "approved": D("1000.00"),
+    "request_currency": "EUR",
+    "spent": D("700.00"),
+    "currency": "EUR",
+    "reason": None,
+}
 
 
-@pytest.mark.parametrize(("changes", "allowed", "flagged", "says"), [
-    ({"amount": D("300.00")}, True, False, "0.00 EUR left"),
-    ({"amount": D("120.00")}, True, False, "180.00 EUR left"),
-    ({"amount": D("300.01")}, False, False, "give a reason"),
-    ({"amount": D("350.00"), "reason": "  "}, False, False, "give a reason"),
-    ({"amount": D("350.00"), "reason": "the host raised its price"}, True, True, "flagged"),
-    ({"amount": D("10.00"), "currency": "USD"}, False, False, "the request is in EUR"),
-    ({"amount": D("10.00"), "state": S.WITH_BOARD}, False, False, "not approved"),
-    ({"amount": D("10.00"), "state": S.CLOSED}, False, False, "closed"),
-    ({"amount": D("10.00"), "state": S.REJECTED}, False, False, "not approved"),
-])
+@pytest.mark.parametrize(
+    ("changes", "allowed", "flagged", "says"),
+    [
+        ({"amount": D("300.00")}, True, False, "0.00 EUR left"),
+        ({"amount": D("120.00")}, True, False, "180.00 EUR left"),
+        ({"amount": D("300.01")}, False, False, "give a reason"),
+        ({"amount": D("350.00"), "reason": "  "}, False, False, "give a reason"),
+        ({"amount": D("350.00"), "reason": "the host raised its price"}, True, True, "flagged"),
+        ({"amount": D("10.00"), "currency": "USD"}, False, False, "the request is in EUR"),
+        ({"amount": D("10.00"), "state": S.WITH_BOARD}, False, False, "not approved"),
+        ({"amount": D("10.00"), "state": S.CLOSED}, False, False, "closed"),
+        ({"amount": D("10.00"), "state": S.REJECTED}, False, False, "not approved"),
+    ],
+)
 def test_r_budget_spending(changes, allowed, flagged, says):
     decision = check_spending(**{**SPEND, **changes})
     assert decision.ruling == "R-BUDGET"
@@ -114,10 +151,8 @@ def test_totals_per_currency_in_decimal():
         {"currency": "USD", "amount": D("80.00"), "approved": None, "spent": D("0")},
     ]
     assert totals(rows) == {
-        "EUR": {"requested": D("1200.10"), "approved": D("1000.10"), "spent": D("1050.20"),
-                "left": D("-50.10")},
-        "USD": {"requested": D("80.00"), "approved": D("0.00"), "spent": D("0.00"),
-                "left": D("0.00")},
+        "EUR": {"requested": D("1200.10"), "approved": D("1000.10"), "spent": D("1050.20"), "left": D("-50.10")},
+        "USD": {"requested": D("80.00"), "approved": D("0.00"), "spent": D("0.00"), "left": D("0.00")},
     }
     assert all(isinstance(v, Decimal) for t in totals(rows).values() for v in t.values())
 
@@ -129,15 +164,17 @@ def test_the_charters_budget_ideas():
     assert len(set(titles)) == len(titles) == 5
 
 
-@pytest.mark.parametrize(("case", "member", "budget_request", "allowed", "code"), [
-    ("a member on a budget request", True, True, True, "member"),
-    ("not a member", False, True, False, "not-a-member"),
-    ("membership is checked first", False, False, False, "not-a-member"),
-    ("not a budget request", True, False, False, "unknown-proposal"),
-])
+@pytest.mark.parametrize(
+    ("case", "member", "budget_request", "allowed", "code"),
+    [
+        ("a member on a budget request", True, True, True, "member"),
+        ("not a member", False, True, False, "not-a-member"),
+        ("membership is checked first", False, False, False, "not-a-member"),
+        ("not a budget request", True, False, False, "unknown-proposal"),
+    ],
+)
 def test_R_BUDGET_check_actor(case, member, budget_request, allowed, code):
-    decision = check_actor(member=member, budget_request=budget_request, proposal_id=7,
-                           doing="close a budget request")
+    decision = check_actor(member=member, budget_request=budget_request, proposal_id=7, doing="close a budget request")
     assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-BUDGET", code), case
     if code == "not-a-member":
         assert decision.reason == "only active working group members close a budget request"

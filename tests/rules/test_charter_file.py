@@ -41,18 +41,33 @@ def _text(**replace: str) -> str:
     return text
 
 
-@pytest.mark.parametrize("old,new,message", [
-    ("length_days = 365", "length_days = -1", "terms.length_days: Input should be greater than 0"),
-    ("length_days = 365", "length_days = \"a year\"", "terms.length_days: Input should be a valid integer"),
-    ("grace_days = 7\n", "", "terms.grace_days: required field is missing"),
-    ("grace_days = 7", "grace_days = 7\ngrase_days = 8", "terms.grase_days: unknown field"),
-    ("quorum_fraction = 0.5            #", "quorum_fraction = 2 #", "ballots.approval.quorum_fraction"),
-    ('direct = ["moderator-change"', 'direct = ["budget", "moderator-change"',
-     "both needs_board and direct: budget"),
-    ('platform = "discord"', 'platform = "myspace"', "meetings.platform: myspace is not in charter.platforms"),
-    ('[terms]', '[terms', "not valid TOML"),
-], ids=["negative", "wrong-type", "missing", "misspelt", "out-of-range", "contradiction",
-        "unknown-platform", "bad-toml"])
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        ("length_days = 365", "length_days = -1", "terms.length_days: Input should be greater than 0"),
+        ("length_days = 365", 'length_days = "a year"', "terms.length_days: Input should be a valid integer"),
+        ("grace_days = 7\n", "", "terms.grace_days: required field is missing"),
+        ("grace_days = 7", "grace_days = 7\ngrase_days = 8", "terms.grase_days: unknown field"),
+        ("quorum_fraction = 0.5            #", "quorum_fraction = 2 #", "ballots.approval.quorum_fraction"),
+        (
+            'direct = ["moderator-change"',
+            'direct = ["budget", "moderator-change"',
+            "both needs_board and direct: budget",
+        ),
+        ('platform = "discord"', 'platform = "myspace"', "meetings.platform: myspace is not in charter.platforms"),
+        ("[terms]", "[terms", "not valid TOML"),
+    ],
+    ids=[
+        "negative",
+        "wrong-type",
+        "missing",
+        "misspelt",
+        "out-of-range",
+        "contradiction",
+        "unknown-platform",
+        "bad-toml",
+    ],
+)
 def test_bad_charter_names_file_and_field(tmp_path, old, new, message):
     path = tmp_path / "bad.toml"
     path.write_text(_text(**{old: new}))

@@ -5,14 +5,17 @@ from __future__ import annotations
 import pytest
 
 from rules import Applicant, DiscordEvidence, DiscourseEvidence, decide_eligibility
-
 from tests.support.rules import NOW, days_ago
 
 
 def forum(age_days: float, *, visited: int = 20, posts: int = 0, seen_days: float | None = None):
-    return DiscourseEvidence(created_at=days_ago(age_days), days_visited=visited, post_count=posts,
-                             last_seen_at=None if seen_days is None else days_ago(seen_days),
-                             fetched_at=NOW)
+    return DiscourseEvidence(
+        created_at=days_ago(age_days),
+        days_visited=visited,
+        post_count=posts,
+        last_seen_at=None if seen_days is None else days_ago(seen_days),
+        fetched_at=NOW,
+    )
 
 
 def discord(age_days: float, messages: int | None = 10):
@@ -20,8 +23,9 @@ def discord(age_days: float, messages: int | None = 10):
 
 
 def decide(applicant, *, discourse=None, discord_ev=None, members=(), charter):
-    return decide_eligibility(applicant, discourse=discourse, discord=discord_ev,
-                              dsf_members=members, now=NOW, charter=charter)
+    return decide_eligibility(
+        applicant, discourse=discourse, discord=discord_ev, dsf_members=members, now=NOW, charter=charter
+    )
 
 
 # (name, evidence, expected allowed, expected status)
@@ -39,8 +43,7 @@ R_ELIG_1_FORUM = [
 ]
 
 
-@pytest.mark.parametrize("name,evidence,allowed,status", R_ELIG_1_FORUM,
-                         ids=[c[0] for c in R_ELIG_1_FORUM])
+@pytest.mark.parametrize("name,evidence,allowed,status", R_ELIG_1_FORUM, ids=[c[0] for c in R_ELIG_1_FORUM])
 def test_R_ELIG_1_forum(name, evidence, allowed, status, charter):
     d = decide(Applicant(forum="quill"), discourse=evidence, charter=charter)
     assert (d.allowed, d.evidence["status"], d.ruling) == (allowed, status, "R-ELIG-1")
@@ -57,16 +60,16 @@ R_ELIG_1_DISCORD = [
 ]
 
 
-@pytest.mark.parametrize("name,evidence,allowed,status", R_ELIG_1_DISCORD,
-                         ids=[c[0] for c in R_ELIG_1_DISCORD])
+@pytest.mark.parametrize("name,evidence,allowed,status", R_ELIG_1_DISCORD, ids=[c[0] for c in R_ELIG_1_DISCORD])
 def test_R_ELIG_1_discord(name, evidence, allowed, status, charter):
     d = decide(Applicant(discord="quill"), discord_ev=evidence, charter=charter)
     assert (d.allowed, d.evidence["status"]) == (allowed, status)
 
 
 def test_R_ELIG_1_one_active_platform_is_enough(charter):
-    d = decide(Applicant(forum="quill", discord="quill"), discourse=forum(10),
-               discord_ev=discord(400, 50), charter=charter)
+    d = decide(
+        Applicant(forum="quill", discord="quill"), discourse=forum(10), discord_ev=discord(400, 50), charter=charter
+    )
     assert d.allowed and "discord" in d.reason
 
 
@@ -77,28 +80,28 @@ def test_R_ELIG_1_unknown_tells_what_to_do(charter):
 
 
 def test_R_ELIG_1_unknown_on_one_and_no_on_other_is_unknown(charter):
-    d = decide(Applicant(forum="quill", discord="quill"), discourse=forum(10),
-               discord_ev=discord(400, None), charter=charter)
+    d = decide(
+        Applicant(forum="quill", discord="quill"), discourse=forum(10), discord_ev=discord(400, None), charter=charter
+    )
     assert d.evidence["status"] == "unknown" and not d.allowed
 
 
 def test_R_ELIG_2_valid_nomination_needs_no_activity(charter):
-    d = decide(Applicant(forum="quill", nominator="Marlow"), discourse=forum(3),
-               members=["marlow", "tansy"], charter=charter)
+    d = decide(
+        Applicant(forum="quill", nominator="Marlow"), discourse=forum(3), members=["marlow", "tansy"], charter=charter
+    )
     assert (d.allowed, d.ruling) == (True, "R-ELIG-2")
     assert d.evidence["nomination_valid"] is True
 
 
 def test_R_ELIG_2_invalid_nominator_is_shown_and_refused(charter):
-    d = decide(Applicant(forum="quill", nominator="ghost"), discourse=forum(3),
-               members=["marlow"], charter=charter)
+    d = decide(Applicant(forum="quill", nominator="ghost"), discourse=forum(3), members=["marlow"], charter=charter)
     assert (d.allowed, d.ruling) == (False, "R-ELIG-2")
     assert "ghost is not on the list of DSF Individual Members" in d.reason
 
 
 def test_R_ELIG_2_invalid_nominator_but_active_is_eligible_by_activity(charter):
-    d = decide(Applicant(forum="quill", nominator="ghost"), discourse=forum(300),
-               members=["marlow"], charter=charter)
+    d = decide(Applicant(forum="quill", nominator="ghost"), discourse=forum(300), members=["marlow"], charter=charter)
     assert (d.allowed, d.ruling) == (True, "R-ELIG-1")
     assert "nomination is invalid" in d.reason
 
@@ -106,24 +109,31 @@ def test_R_ELIG_2_invalid_nominator_but_active_is_eligible_by_activity(charter):
 @pytest.mark.parametrize("nominator", [None, "quill", "QUILL"])
 def test_R_ELIG_3_self_nomination_needs_only_activity(nominator, charter):
     # Naming yourself as nominator is a self-nomination, even if you are a DSF member.
-    too_new = decide(Applicant(forum="quill", nominator=nominator), discourse=forum(5),
-                     members=["quill"], charter=charter)
-    active = decide(Applicant(forum="quill", nominator=nominator), discourse=forum(300),
-                    members=["quill"], charter=charter)
+    too_new = decide(
+        Applicant(forum="quill", nominator=nominator), discourse=forum(5), members=["quill"], charter=charter
+    )
+    active = decide(
+        Applicant(forum="quill", nominator=nominator), discourse=forum(300), members=["quill"], charter=charter
+    )
     assert not too_new.allowed and active.allowed
     assert too_new.ruling == ("R-ELIG-1" if nominator is None else "R-ELIG-3")
 
 
 def test_R_ELIG_3_charter_may_forbid_self_nomination(charter):
-    strict = charter.model_copy(update={"eligibility": charter.eligibility.model_copy(
-        update={"self_nomination": False})})
+    strict = charter.model_copy(
+        update={"eligibility": charter.eligibility.model_copy(update={"self_nomination": False})}
+    )
     d = decide(Applicant(forum="quill"), discourse=forum(300), charter=strict)
     assert (d.allowed, d.ruling) == (False, "R-ELIG-3")
 
 
 def test_R_ELIG_4_evidence_keeps_figures_and_fetch_time(charter):
-    d = decide(Applicant(forum="quill", discord="quill"), discourse=forum(120, visited=12, posts=3),
-               discord_ev=discord(100, 7), charter=charter)
+    d = decide(
+        Applicant(forum="quill", discord="quill"),
+        discourse=forum(120, visited=12, posts=3),
+        discord_ev=discord(100, 7),
+        charter=charter,
+    )
     platforms = d.evidence["platforms"]
     assert platforms["discourse"]["days_visited"] == 12
     assert platforms["discourse"]["fetched_at"] == NOW.isoformat()
@@ -133,8 +143,7 @@ def test_R_ELIG_4_evidence_keeps_figures_and_fetch_time(charter):
 
 
 def test_R_ELIG_4_evidence_of_unnamed_platform_is_ignored(charter):
-    d = decide(Applicant(forum="quill"), discourse=forum(5), discord_ev=discord(400, 99),
-               charter=charter)
+    d = decide(Applicant(forum="quill"), discourse=forum(5), discord_ev=discord(400, 99), charter=charter)
     assert not d.allowed and "discord" not in d.evidence["platforms"]
 
 

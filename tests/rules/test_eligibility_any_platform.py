@@ -6,13 +6,17 @@ from __future__ import annotations
 import pytest
 
 from rules import ActivityEvidence, Applicant, check_activity, decide_eligibility
-
 from tests.support.rules import NOW, days_ago
 
 
 def parlor(age_days: float, *, posts: int | None = 0, visited: int | None = 20, seen_days: float | None = None):
-    return ActivityEvidence(created_at=days_ago(age_days), post_count=posts, days_visited=visited,
-                            last_seen_at=None if seen_days is None else days_ago(seen_days), fetched_at=NOW)
+    return ActivityEvidence(
+        created_at=days_ago(age_days),
+        post_count=posts,
+        days_visited=visited,
+        last_seen_at=None if seen_days is None else days_ago(seen_days),
+        fetched_at=NOW,
+    )
 
 
 # (name, evidence, expected answer)
@@ -37,24 +41,40 @@ def test_r_elig_1_on_any_platform(name, evidence, answer, charter):
 
 def test_an_application_naming_only_another_platform_is_decided_on_it(charter):
     applicant = Applicant(accounts={"parlor": "nell_bracken"})
-    decision = decide_eligibility(applicant, discourse=None, discord=None, dsf_members=(), now=NOW,
-                                  charter=charter, others={"parlor": parlor(400, posts=25)})
+    decision = decide_eligibility(
+        applicant,
+        discourse=None,
+        discord=None,
+        dsf_members=(),
+        now=NOW,
+        charter=charter,
+        others={"parlor": parlor(400, posts=25)},
+    )
     assert decision.allowed and decision.ruling == "R-ELIG-1" and "parlor" in decision.reason
     assert decision.evidence["platforms"]["parlor"]["post_count"] == 25
-    unknown = decide_eligibility(applicant, discourse=None, discord=None, dsf_members=(), now=NOW,
-                                 charter=charter, others={})
+    unknown = decide_eligibility(
+        applicant, discourse=None, discord=None, dsf_members=(), now=NOW, charter=charter, others={}
+    )
     assert not unknown.allowed and unknown.evidence["status"] == "unknown"
 
 
 def test_a_nominator_naming_their_own_account_on_another_platform_is_a_self_nomination(charter):
     applicant = Applicant(accounts={"parlor": "nell_bracken"}, nominator="Nell_Bracken")
-    decision = decide_eligibility(applicant, discourse=None, discord=None, dsf_members=(), now=NOW,
-                                  charter=charter, others={"parlor": parlor(400, posts=25)})
+    decision = decide_eligibility(
+        applicant,
+        discourse=None,
+        discord=None,
+        dsf_members=(),
+        now=NOW,
+        charter=charter,
+        others={"parlor": parlor(400, posts=25)},
+    )
     assert decision.allowed and decision.ruling == "R-ELIG-1"
     assert "nomination_valid" not in decision.evidence  # not checked against the DSF list
 
 
 def test_no_account_anywhere_is_refused_by_r_app_1(charter):
-    decision = decide_eligibility(Applicant(accounts={"parlor": ""}), discourse=None, discord=None,
-                                  dsf_members=(), now=NOW, charter=charter)
+    decision = decide_eligibility(
+        Applicant(accounts={"parlor": ""}), discourse=None, discord=None, dsf_members=(), now=NOW, charter=charter
+    )
     assert not decision.allowed and decision.ruling == "R-APP-1"

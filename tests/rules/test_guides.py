@@ -23,24 +23,44 @@ Search first, then ask with the full error message.
 def test_r_guide_parses_front_matter():
     guide = parse_guide("asking.md", GOOD, known_platforms=KNOWN)
     assert (guide.slug, guide.title, guide.platforms, guide.audience, guide.keywords) == (
-        "asking", "How to ask a good question", ("discourse", "discord"), "everyone", ("question", "ask"))
+        "asking",
+        "How to ask a good question",
+        ("discourse", "discord"),
+        "everyone",
+        ("question", "ask"),
+    )
     assert guide.body.startswith("Search first")
     changed = parse_guide("asking.md", GOOD.replace("Search first", "Search the Forum first"), known_platforms=KNOWN)
     assert changed.digest != guide.digest
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ("no front matter\n", 1, "starts with front matter"),
-    ("---\ntitle: T\n", 2, "not closed"),
-    ("---\ntitle: T\nplatforms: discord\naudience: everyone\ncolour: red\n---\nText\n", 5, "unknown field 'colour'"),
-    ("---\ntitle: T\ntitle: U\nplatforms: discord\naudience: everyone\n---\nText\n", 3, "given twice (first on line 2)"),
-    ("---\ntitle: T\naudience: everyone\n---\nText\n", 4, "no 'platforms'"),
-    ("---\ntitle:\nplatforms: discord\naudience: everyone\n---\nText\n", 2, "title is empty"),
-    ("---\ntitle: T\nplatforms: discord, myspace\naudience: everyone\n---\nText\n", 3, "unknown platform 'myspace'"),
-    ("---\ntitle: T\nplatforms: discord\naudience: robots\n---\nText\n", 4, "unknown audience 'robots'"),
-    ("---\ntitle T\nplatforms: discord\naudience: everyone\n---\nText\n", 2, "expected 'field: value'"),
-    ("---\ntitle: T\nplatforms: discord\naudience: everyone\n---\n\n", 6, "no text"),
-])
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ("no front matter\n", 1, "starts with front matter"),
+        ("---\ntitle: T\n", 2, "not closed"),
+        (
+            "---\ntitle: T\nplatforms: discord\naudience: everyone\ncolour: red\n---\nText\n",
+            5,
+            "unknown field 'colour'",
+        ),
+        (
+            "---\ntitle: T\ntitle: U\nplatforms: discord\naudience: everyone\n---\nText\n",
+            3,
+            "given twice (first on line 2)",
+        ),
+        ("---\ntitle: T\naudience: everyone\n---\nText\n", 4, "no 'platforms'"),
+        ("---\ntitle:\nplatforms: discord\naudience: everyone\n---\nText\n", 2, "title is empty"),
+        (
+            "---\ntitle: T\nplatforms: discord, myspace\naudience: everyone\n---\nText\n",
+            3,
+            "unknown platform 'myspace'",
+        ),
+        ("---\ntitle: T\nplatforms: discord\naudience: robots\n---\nText\n", 4, "unknown audience 'robots'"),
+        ("---\ntitle T\nplatforms: discord\naudience: everyone\n---\nText\n", 2, "expected 'field: value'"),
+        ("---\ntitle: T\nplatforms: discord\naudience: everyone\n---\n\n", 6, "no text"),
+    ],
+)
 def test_r_guide_broken_front_matter_names_file_and_line(text, line, words):
     with pytest.raises(GuideError) as caught:
         parse_guide("broken.md", text, known_platforms=KNOWN)
@@ -64,9 +84,12 @@ def _guides():
     def g(slug, title, body, keywords="", audience="everyone"):
         text = f"---\ntitle: {title}\nplatforms: discord\naudience: {audience}\nkeywords: {keywords}\n---\n{body}\n"
         return parse_guide(f"{slug}.md", text, known_platforms=KNOWN)
-    return [g("asking", "How to ask a good question", "Search first. Show the error.", "question"),
-            g("report", "Reporting a problem", "Flag the post; moderators read every report.", "abuse, spam"),
-            g("welcome", "Welcome", "Where things are.", audience="newcomers")]
+
+    return [
+        g("asking", "How to ask a good question", "Search first. Show the error.", "question"),
+        g("report", "Reporting a problem", "Flag the post; moderators read every report.", "abuse, spam"),
+        g("welcome", "Welcome", "Where things are.", audience="newcomers"),
+    ]
 
 
 def test_r_guide_help_matches_best_first():
@@ -81,8 +104,7 @@ def test_r_guide_help_matches_best_first():
 def test_r_guide_fit_whole_split_or_linked_never_cut():
     guide = _guides()[0]
     assert fit_guide(guide, limit=2000, max_pieces=4).mode == "whole"
-    long = parse_guide("long.md", GOOD.replace("Search first", "\n\n".join(["word " * 60] * 12)),
-                       known_platforms=KNOWN)
+    long = parse_guide("long.md", GOOD.replace("Search first", "\n\n".join(["word " * 60] * 12)), known_platforms=KNOWN)
     split = fit_guide(long, limit=500, max_pieces=10, title_in_text=True)
     assert split.mode == "split" and len(split.pieces) > 1 and all(len(p) <= 500 for p in split.pieces)
     assert split.pieces[0].startswith(f"**{long.title}**")

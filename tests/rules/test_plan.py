@@ -12,16 +12,22 @@ def a(platform, role, person):
     return Assignment(platform=platform, role=role, person=person)
 
 
-BASE = {a("discourse", "admin", "ash"), a("discourse", "admin", "birch"),
-        a("discord", "admin", "cedar"), a("discord", "admin", "dogwood"),
-        a("discord", "moderator", "elm")}
+BASE = {
+    a("discourse", "admin", "ash"),
+    a("discourse", "admin", "birch"),
+    a("discord", "admin", "cedar"),
+    a("discord", "admin", "dogwood"),
+    a("discord", "moderator", "elm"),
+}
 
 
 def test_diff_lists_grants_before_revokes(charter):
     desired = (BASE - {a("discord", "admin", "cedar")}) | {a("discord", "admin", "fir")}
     changes = diff(desired, BASE)
-    assert changes == (Change(action="grant", platform="discord", role="admin", person="fir"),
-                       Change(action="revoke", platform="discord", role="admin", person="cedar"))
+    assert changes == (
+        Change(action="grant", platform="discord", role="admin", person="fir"),
+        Change(action="revoke", platform="discord", role="admin", person="cedar"),
+    )
 
 
 def test_no_change_is_an_empty_allowed_plan(charter):
@@ -46,8 +52,9 @@ def test_R_ADMIN_3_plan_breaking_R_ADMIN_1_is_refused(charter):
 
 
 def test_R_ADMIN_3_override_is_recorded_with_its_reason(charter):
-    plan = plan_roles(BASE | {a("discord", "admin", "ash")}, BASE, charter=charter,
-                      override_reason="incident 7: temporary cover")
+    plan = plan_roles(
+        BASE | {a("discord", "admin", "ash")}, BASE, charter=charter, override_reason="incident 7: temporary cover"
+    )
     assert plan.decision.allowed and plan.decision.warnings[0].ruling == "R-ADMIN-1"
     assert plan.decision.evidence["override"] == "incident 7: temporary cover"
 
@@ -64,9 +71,12 @@ def test_change_key_is_stable_and_names_the_decision():
     assert change.key("d-42") == "grant:discord:elm:moderator:d-42"
 
 
-ASSIGNMENTS = st.builds(a, st.sampled_from(["discourse", "discord"]),
-                        st.sampled_from(["admin", "moderator", "wg-member"]),
-                        st.sampled_from(["ash", "birch", "cedar", "dogwood", "elm"]))
+ASSIGNMENTS = st.builds(
+    a,
+    st.sampled_from(["discourse", "discord"]),
+    st.sampled_from(["admin", "moderator", "wg-member"]),
+    st.sampled_from(["ash", "birch", "cedar", "dogwood", "elm"]),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -105,41 +115,84 @@ def state(admins: dict[str, list[str]]) -> set[Assignment]:
 
 CASES = [
     # (id, platforms, observed admins, desired admins, override, allowed, ruling)
-    ("two: swap keeps two admins", TWO,
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "elm"]}, None, True, "R-ADMIN-3"),
-    ("two: last but one admin removed", TWO,
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
-     {"discourse": ["ash", "birch"], "discord": ["cedar"]}, None, False, "R-ADMIN-2"),
-    ("two: one person admin everywhere", TWO,
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
-     {"discourse": ["ash", "birch"], "discord": ["ash", "cedar", "dogwood"]}, None, False,
-     "R-ADMIN-1"),
-    ("two: override with a recorded reason", TWO,
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
-     {"discourse": ["ash", "birch"], "discord": ["cedar"]}, "dogwood leaves today; vote next week",
-     True, "R-ADMIN-3"),
-    ("three: admin on two of three platforms is fine", THREE,
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm", "fir"]},
-     {"discourse": ["ash", "birch"], "discord": ["ash", "cedar", "dogwood"], "slack": ["elm", "fir"]},
-     None, True, "R-ADMIN-3"),
-    ("three: one person admin on all three", THREE,
-     {"discourse": ["ash", "birch"], "discord": ["ash", "cedar"], "slack": ["elm", "fir"]},
-     {"discourse": ["ash", "birch"], "discord": ["ash", "cedar"], "slack": ["ash", "elm", "fir"]},
-     None, False, "R-ADMIN-1"),
-    ("three: last but one admin removed on the third", THREE,
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm", "fir"]},
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["fir"]},
-     None, False, "R-ADMIN-2"),
-    ("three: repairing a broken platform is allowed", THREE,
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm"]},
-     {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm", "fir"]},
-     None, True, "R-ADMIN-3"),
+    (
+        "two: swap keeps two admins",
+        TWO,
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "elm"]},
+        None,
+        True,
+        "R-ADMIN-3",
+    ),
+    (
+        "two: last but one admin removed",
+        TWO,
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
+        {"discourse": ["ash", "birch"], "discord": ["cedar"]},
+        None,
+        False,
+        "R-ADMIN-2",
+    ),
+    (
+        "two: one person admin everywhere",
+        TWO,
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
+        {"discourse": ["ash", "birch"], "discord": ["ash", "cedar", "dogwood"]},
+        None,
+        False,
+        "R-ADMIN-1",
+    ),
+    (
+        "two: override with a recorded reason",
+        TWO,
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]},
+        {"discourse": ["ash", "birch"], "discord": ["cedar"]},
+        "dogwood leaves today; vote next week",
+        True,
+        "R-ADMIN-3",
+    ),
+    (
+        "three: admin on two of three platforms is fine",
+        THREE,
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm", "fir"]},
+        {"discourse": ["ash", "birch"], "discord": ["ash", "cedar", "dogwood"], "slack": ["elm", "fir"]},
+        None,
+        True,
+        "R-ADMIN-3",
+    ),
+    (
+        "three: one person admin on all three",
+        THREE,
+        {"discourse": ["ash", "birch"], "discord": ["ash", "cedar"], "slack": ["elm", "fir"]},
+        {"discourse": ["ash", "birch"], "discord": ["ash", "cedar"], "slack": ["ash", "elm", "fir"]},
+        None,
+        False,
+        "R-ADMIN-1",
+    ),
+    (
+        "three: last but one admin removed on the third",
+        THREE,
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm", "fir"]},
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["fir"]},
+        None,
+        False,
+        "R-ADMIN-2",
+    ),
+    (
+        "three: repairing a broken platform is allowed",
+        THREE,
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm"]},
+        {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"], "slack": ["elm", "fir"]},
+        None,
+        True,
+        "R-ADMIN-3",
+    ),
 ]
 
 
-@pytest.mark.parametrize("platforms, observed, desired, override, allowed, ruling",
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    "platforms, observed, desired, override, allowed, ruling", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_R_ADMIN_table(platforms, observed, desired, override, allowed, ruling, charter):
     info = charter.charter.model_copy(update={"platforms": list(platforms)})
     local = charter.model_copy(update={"charter": info})

@@ -7,9 +7,22 @@ from datetime import timedelta
 import pytest
 
 from rules import check_admins
-from rules.platforms import (APPROVED, RETIRING, TRIAL, PlatformState, Transition,
-                             admin_platforms, check_name, decide_migration, decide_proposal,
-                             decide_retirement, decide_trial, may_retire, seed, trials_ended)
+from rules.platforms import (
+    APPROVED,
+    RETIRING,
+    TRIAL,
+    PlatformState,
+    Transition,
+    admin_platforms,
+    check_name,
+    decide_migration,
+    decide_proposal,
+    decide_retirement,
+    decide_trial,
+    may_retire,
+    seed,
+    trials_ended,
+)
 from tests.support.rules import NOW
 
 
@@ -18,8 +31,7 @@ def states(**kw: str | tuple) -> dict[str, PlatformState]:
     out = {}
     for name, value in kw.items():
         state, ends, first = (value, None, None) if isinstance(value, str) else value
-        out[name] = PlatformState(platform=name, state=state, trial_ends_at=ends,
-                                  first_admin_at=first)
+        out[name] = PlatformState(platform=name, state=state, trial_ends_at=ends, first_admin_at=first)
     return out
 
 
@@ -30,9 +42,19 @@ def test_R_PLATFORM_seed_is_the_charter_files_list(charter):
     assert seed(charter.platforms) == TODAY
 
 
-@pytest.mark.parametrize(("name", "ok"), [("matrix", "matrix"), (" Matrix ", "matrix"),
-                                          ("zulip-2", "zulip-2"), ("m", None), ("2chat", None),
-                                          ("matrix chat", None), ("x" * 25, None), ("", None)])
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("matrix", "matrix"),
+        (" Matrix ", "matrix"),
+        ("zulip-2", "zulip-2"),
+        ("m", None),
+        ("2chat", None),
+        ("matrix chat", None),
+        ("x" * 25, None),
+        ("", None),
+    ],
+)
 def test_R_PLATFORM_platform_names(name, ok):
     if ok is None:
         with pytest.raises(ValueError, match="not a platform name"):
@@ -47,8 +69,7 @@ def test_R_PLATFORM_platform_names(name, ok):
 def test_R_PLATFORM_trial_default_end_is_the_charters(charter):
     d = decide_trial(TODAY, platform="matrix", now=NOW, charter=charter)
     assert d.allowed and d.ruling == "R-PLATFORM"
-    assert d.evidence["changes"] == [Transition(platform="matrix", state=TRIAL,
-                                                trial_ends_at=NOW + timedelta(days=90))]
+    assert d.evidence["changes"] == [Transition(platform="matrix", state=TRIAL, trial_ends_at=NOW + timedelta(days=90))]
 
 
 def test_R_PLATFORM_trial_end_from_the_proposal(charter):
@@ -58,12 +79,15 @@ def test_R_PLATFORM_trial_end_from_the_proposal(charter):
     assert "starts a trial until" in d.reason
 
 
-@pytest.mark.parametrize(("current", "ends_in", "why"), [
-    (APPROVED, None, "discord is approved"),
-    (RETIRING, None, "discord is retiring"),
-    (None, -1, "is not after now"),
-    (None, 400, "more than 365 days away"),
-])
+@pytest.mark.parametrize(
+    ("current", "ends_in", "why"),
+    [
+        (APPROVED, None, "discord is approved"),
+        (RETIRING, None, "discord is retiring"),
+        (None, -1, "is not after now"),
+        (None, 400, "more than 365 days away"),
+    ],
+)
 def test_R_PLATFORM_trial_refused(charter, current, ends_in, why):
     world = dict(TODAY)
     if current is None:
@@ -94,14 +118,18 @@ def test_R_PLATFORM_migration_approves_the_new_and_retires_the_old():
     d = decide_migration(world, platform="matrix", replaces="discord")
     assert d.allowed and d.evidence["changes"] == [
         Transition(platform="matrix", state=APPROVED),
-        Transition(platform="discord", state=RETIRING)]
+        Transition(platform="discord", state=RETIRING),
+    ]
 
 
-@pytest.mark.parametrize(("platform", "replaces", "why"), [
-    ("matrix", "matrix", "replaces itself"),
-    ("matrix", "irc", "irc is not a platform in use"),
-    ("discourse", "discord", "discourse is approved"),
-])
+@pytest.mark.parametrize(
+    ("platform", "replaces", "why"),
+    [
+        ("matrix", "matrix", "replaces itself"),
+        ("matrix", "irc", "irc is not a platform in use"),
+        ("discourse", "discord", "discourse is approved"),
+    ],
+)
 def test_R_PLATFORM_migration_refused(platform, replaces, why):
     d = decide_migration(TODAY, platform=platform, replaces=replaces)
     assert not d.allowed and d.ruling == "R-PLATFORM" and why in d.reason
@@ -113,12 +141,15 @@ def test_R_PLATFORM_retirement_marks_retiring():
     assert d.allowed and d.evidence["changes"] == [Transition(platform="discord", state=RETIRING)]
 
 
-@pytest.mark.parametrize(("world", "platform", "why"), [
-    (TODAY, "myspace", "myspace is not a platform in use"),
-    (states(discourse=APPROVED, discord="retired"), "discord", "not a platform in use"),
-    (states(discourse=APPROVED, discord=RETIRING), "discourse", "last approved platform"),
-    (states(discourse=APPROVED, matrix=TRIAL), "discourse", "last approved platform"),
-])
+@pytest.mark.parametrize(
+    ("world", "platform", "why"),
+    [
+        (TODAY, "myspace", "myspace is not a platform in use"),
+        (states(discourse=APPROVED, discord="retired"), "discord", "not a platform in use"),
+        (states(discourse=APPROVED, discord=RETIRING), "discourse", "last approved platform"),
+        (states(discourse=APPROVED, matrix=TRIAL), "discourse", "last approved platform"),
+    ],
+)
 def test_R_PLATFORM_retirement_refused(world, platform, why):
     d = decide_retirement(world, platform=platform)
     assert not d.allowed and d.ruling == "R-PLATFORM" and why in d.reason
@@ -133,18 +164,23 @@ def test_R_PLATFORM_decide_proposal_needs_its_names(charter):
     with pytest.raises(ValueError, match="names its platform"):
         decide_proposal(TODAY, kind="retire-platform", platform=None, now=NOW, charter=charter)
     with pytest.raises(ValueError, match="replaces"):
-        decide_proposal(TODAY, kind="migrate-platform", platform="matrix", now=NOW,
-                        charter=charter)
+        decide_proposal(TODAY, kind="migrate-platform", platform="matrix", now=NOW, charter=charter)
     with pytest.raises(ValueError, match="not a platform proposal"):
         decide_proposal(TODAY, kind="budget", platform="matrix", now=NOW, charter=charter)
 
 
-@pytest.mark.parametrize(("state", "left", "unreachable", "allowed"), [
-    (RETIRING, 0, False, True), (RETIRING, 2, False, False), (RETIRING, 1, True, False),
-    (RETIRING, 0, True, True), (APPROVED, 0, False, False)])
+@pytest.mark.parametrize(
+    ("state", "left", "unreachable", "allowed"),
+    [
+        (RETIRING, 0, False, True),
+        (RETIRING, 2, False, False),
+        (RETIRING, 1, True, False),
+        (RETIRING, 0, True, True),
+        (APPROVED, 0, False, False),
+    ],
+)
 def test_R_PLATFORM_retired_only_after_its_roles_are_revoked(state, left, unreachable, allowed):
-    d = may_retire(PlatformState(platform="discord", state=state), managed_roles_left=left,
-                   unreachable=unreachable)
+    d = may_retire(PlatformState(platform="discord", state=state), managed_roles_left=left, unreachable=unreachable)
     assert d.allowed is allowed and d.ruling == "R-PLATFORM"
 
 
@@ -153,19 +189,24 @@ def test_R_PLATFORM_retired_only_after_its_roles_are_revoked(state, left, unreac
 
 def test_R_PLATFORM_trial_counts_for_R_ADMIN_from_its_first_admin_grant():
     granted = NOW - timedelta(days=1)
-    world = {**TODAY, **states(matrix=(TRIAL, NOW + timedelta(days=60), granted),
-                               zulip=(TRIAL, NOW + timedelta(days=60), None),
-                               irc=RETIRING)}
+    world = {
+        **TODAY,
+        **states(
+            matrix=(TRIAL, NOW + timedelta(days=60), granted),
+            zulip=(TRIAL, NOW + timedelta(days=60), None),
+            irc=RETIRING,
+        ),
+    }
     assert admin_platforms(world, at=NOW) == ("discourse", "discord", "matrix")
     assert admin_platforms(world, at=granted - timedelta(seconds=1)) == ("discourse", "discord")
 
 
 def test_R_ADMIN_1_over_three_platforms_once_the_trial_counts(charter):
     world = {**TODAY, **states(matrix=(TRIAL, NOW + timedelta(days=60), NOW))}
-    admins = {"discourse": ["ash", "birch"], "discord": ["ash", "cedar"],
-              "matrix": ["birch", "cedar"]}
-    assert check_admins(admins, platforms=admin_platforms(TODAY, at=NOW), charter=charter).ruling \
-        == "R-ADMIN-1"  # ash is admin on both approved platforms
+    admins = {"discourse": ["ash", "birch"], "discord": ["ash", "cedar"], "matrix": ["birch", "cedar"]}
+    assert (
+        check_admins(admins, platforms=admin_platforms(TODAY, at=NOW), charter=charter).ruling == "R-ADMIN-1"
+    )  # ash is admin on both approved platforms
     three = check_admins(admins, platforms=admin_platforms(world, at=NOW), charter=charter)
     assert three.allowed  # over three platforms nobody is admin everywhere
 

@@ -7,22 +7,38 @@ import pytest
 from rules.reports import ReportApproval, check_publish, check_report_approval
 
 
-@pytest.mark.parametrize(("case", "approval", "allowed", "code"), [
-    ("a member approves the draft", ReportApproval(quarter="2026-Q1", member=True, status="draft"),
-     True, "approve"),
-    ("not a member", ReportApproval(quarter="2026-Q1", member=False, status="draft"), False,
-     "not-a-member"),
-    ("membership first, even when approved", ReportApproval(quarter="2026-Q1", member=False,
-                                                            status="approved"), False,
-     "not-a-member"),
-    ("no draft", ReportApproval(quarter="2026-Q1", member=True, status=None), False, "no-draft"),
-    ("approved before", ReportApproval(quarter="2026-Q1", member=True, status="approved"), True,
-     "already"),
-    ("published before, shown an old draft", ReportApproval(
-        quarter="2026-Q1", member=True, status="published", same_draft=False), True, "already"),
-    ("the draft was replaced", ReportApproval(quarter="2026-Q1", member=True, status="draft",
-                                              same_draft=False), False, "draft-replaced"),
-])
+@pytest.mark.parametrize(
+    ("case", "approval", "allowed", "code"),
+    [
+        (
+            "a member approves the draft",
+            ReportApproval(quarter="2026-Q1", member=True, status="draft"),
+            True,
+            "approve",
+        ),
+        ("not a member", ReportApproval(quarter="2026-Q1", member=False, status="draft"), False, "not-a-member"),
+        (
+            "membership first, even when approved",
+            ReportApproval(quarter="2026-Q1", member=False, status="approved"),
+            False,
+            "not-a-member",
+        ),
+        ("no draft", ReportApproval(quarter="2026-Q1", member=True, status=None), False, "no-draft"),
+        ("approved before", ReportApproval(quarter="2026-Q1", member=True, status="approved"), True, "already"),
+        (
+            "published before, shown an old draft",
+            ReportApproval(quarter="2026-Q1", member=True, status="published", same_draft=False),
+            True,
+            "already",
+        ),
+        (
+            "the draft was replaced",
+            ReportApproval(quarter="2026-Q1", member=True, status="draft", same_draft=False),
+            False,
+            "draft-replaced",
+        ),
+    ],
+)
 def test_R_REPORT_check_report_approval(case, approval, allowed, code):
     decision = check_report_approval(approval)
     assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-REPORT", code), case
@@ -33,8 +49,9 @@ def test_R_REPORT_no_draft_names_the_quarter():
     assert decision.reason == "there is no draft of the 2026-Q1 report to approve"
 
 
-@pytest.mark.parametrize(("status", "allowed"), [
-    (None, False), ("draft", False), ("approved", True), ("published", True)])
+@pytest.mark.parametrize(
+    ("status", "allowed"), [(None, False), ("draft", False), ("approved", True), ("published", True)]
+)
 def test_R_REPORT_check_publish(status, allowed):
     decision = check_publish("2026-Q1", status=status)
     assert decision.allowed is allowed and decision.ruling == "R-REPORT"

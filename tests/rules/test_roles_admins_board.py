@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rules import (WgRoles, check_admin_change, check_admins, check_idea_transition, check_roles,
-                   needs_board)
-from rules.board import (BoardAttempt, board_decided, check_board_decision, endorsement_opened,
-                         escalated, not_on_board)
+from rules import WgRoles, check_admin_change, check_admins, check_idea_transition, check_roles, needs_board
+from rules.board import BoardAttempt, board_decided, check_board_decision, endorsement_opened, escalated, not_on_board
 
 HOME = {"ash": "discord", "birch": "discourse", "cedar": "discord", "dogwood": "discourse"}
 BOARD = ["dogwood", "elm"]
@@ -15,8 +13,7 @@ SC = ["fir"]
 
 
 def roles(charter, **kw):
-    return check_roles(WgRoles(**kw), home_platform=HOME, board_members=BOARD,
-                       steering_council=SC, charter=charter)
+    return check_roles(WgRoles(**kw), home_platform=HOME, board_members=BOARD, steering_council=SC, charter=charter)
 
 
 def rulings(findings):
@@ -39,8 +36,9 @@ def test_R_ROLE_CHAIR_unknown_home_platform_warns(charter):
 
 
 def test_R_ROLE_CHAIR_charter_may_make_it_a_refusal(charter):
-    strict = charter.model_copy(update={"roles": charter.roles.model_copy(
-        update={"chair_cochair_separate_platforms": "refuse"})})
+    strict = charter.model_copy(
+        update={"roles": charter.roles.model_copy(update={"chair_cochair_separate_platforms": "refuse"})}
+    )
     d = roles(strict, chair="ash", co_chair="cedar")
     assert not d.allowed and rulings(d.violations) == ["R-ROLE-CHAIR"]
 
@@ -50,15 +48,25 @@ def test_R_ROLE_CHAIR_one_person_cannot_hold_both(charter):
     assert not d.allowed and rulings(d.violations) == ["R-ROLE-CHAIR"]
 
 
-@pytest.mark.parametrize("kw,allowed,violations", [
-    ({"board_liaison": "dogwood"}, True, []),
-    ({"board_liaison": "ash"}, False, ["R-ROLE-BOARD"]),                 # not on the Board
-    ({"board_liaison": "dogwood", "coc_liaison": "dogwood"}, False, ["R-ROLE-BOARD"]),
-    ({"board_liaison": "ash", "coc_liaison": "ash"}, False, ["R-ROLE-BOARD", "R-ROLE-BOARD"]),
-    ({"chair": "dogwood", "board_liaison": "dogwood"}, True, []),        # may be the Chair
-    ({"co_chair": "dogwood", "board_liaison": "dogwood"}, True, []),     # or the Co-Chair
-], ids=["board-member-ok", "not-board-member", "also-coc-liaison", "both-wrong",
-        "chair-may-be-board-liaison", "cochair-may-be-board-liaison"])
+@pytest.mark.parametrize(
+    "kw,allowed,violations",
+    [
+        ({"board_liaison": "dogwood"}, True, []),
+        ({"board_liaison": "ash"}, False, ["R-ROLE-BOARD"]),  # not on the Board
+        ({"board_liaison": "dogwood", "coc_liaison": "dogwood"}, False, ["R-ROLE-BOARD"]),
+        ({"board_liaison": "ash", "coc_liaison": "ash"}, False, ["R-ROLE-BOARD", "R-ROLE-BOARD"]),
+        ({"chair": "dogwood", "board_liaison": "dogwood"}, True, []),  # may be the Chair
+        ({"co_chair": "dogwood", "board_liaison": "dogwood"}, True, []),  # or the Co-Chair
+    ],
+    ids=[
+        "board-member-ok",
+        "not-board-member",
+        "also-coc-liaison",
+        "both-wrong",
+        "chair-may-be-board-liaison",
+        "cochair-may-be-board-liaison",
+    ],
+)
 def test_R_ROLE_BOARD(kw, allowed, violations, charter):
     kw = {"chair": "ash", **kw}
     d = roles(charter, **kw)
@@ -81,16 +89,27 @@ def test_R_ROLE_COC_liaison_is_recorded_as_given(charter):
 PLATFORMS = ["discourse", "discord"]
 
 
-@pytest.mark.parametrize("admins,violations", [
-    ({"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]}, []),
-    ({"discourse": ["ash", "birch"], "discord": ["ash", "cedar"]}, ["R-ADMIN-1"]),
-    ({"discourse": ["ash"], "discord": ["cedar", "dogwood"]}, ["R-ADMIN-2"]),
-    ({"discourse": [], "discord": ["cedar", "dogwood"]}, ["R-ADMIN-2"]),
-    ({"discord": ["cedar", "dogwood"]}, ["R-ADMIN-2"]),
-    ({"discourse": ["ash", "birch"], "discord": ["ash", "birch"]}, ["R-ADMIN-1", "R-ADMIN-1"]),
-    ({"discourse": ["ash", "ash"], "discord": ["ash", "cedar"]}, ["R-ADMIN-2", "R-ADMIN-1"]),
-], ids=["ok", "admin-everywhere", "one-admin", "no-admin", "platform-missing",
-        "two-admins-everywhere", "duplicate-handle-counts-once"])
+@pytest.mark.parametrize(
+    "admins,violations",
+    [
+        ({"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]}, []),
+        ({"discourse": ["ash", "birch"], "discord": ["ash", "cedar"]}, ["R-ADMIN-1"]),
+        ({"discourse": ["ash"], "discord": ["cedar", "dogwood"]}, ["R-ADMIN-2"]),
+        ({"discourse": [], "discord": ["cedar", "dogwood"]}, ["R-ADMIN-2"]),
+        ({"discord": ["cedar", "dogwood"]}, ["R-ADMIN-2"]),
+        ({"discourse": ["ash", "birch"], "discord": ["ash", "birch"]}, ["R-ADMIN-1", "R-ADMIN-1"]),
+        ({"discourse": ["ash", "ash"], "discord": ["ash", "cedar"]}, ["R-ADMIN-2", "R-ADMIN-1"]),
+    ],
+    ids=[
+        "ok",
+        "admin-everywhere",
+        "one-admin",
+        "no-admin",
+        "platform-missing",
+        "two-admins-everywhere",
+        "duplicate-handle-counts-once",
+    ],
+)
 def test_R_ADMIN_1_and_2(admins, violations, charter):
     d = check_admins(admins, platforms=PLATFORMS, charter=charter)
     assert rulings(d.violations) == violations and d.allowed is (not violations)
@@ -103,8 +122,7 @@ def test_R_ADMIN_1_needs_two_platforms_to_apply(charter):
 
 def test_R_ADMIN_3_change_checked_on_resulting_state(charter):
     state = {"discourse": ["ash", "birch"], "discord": ["cedar", "dogwood"]}
-    revoke = check_admin_change(state, platform="discord", person="cedar", grant=False,
-                                charter=charter)
+    revoke = check_admin_change(state, platform="discord", person="cedar", grant=False, charter=charter)
     assert not revoke.allowed and revoke.ruling == "R-ADMIN-2"
     assert revoke.evidence["after"]["discord"] == ["dogwood"]
     grant = check_admin_change(state, platform="discord", person="ash", grant=True, charter=charter)
@@ -115,11 +133,9 @@ def test_R_ADMIN_3_change_checked_on_resulting_state(charter):
 
 def test_R_ADMIN_3_repairing_a_broken_state_is_allowed_but_worsening_is_not(charter):
     broken = {"discourse": ["ash"], "discord": ["cedar", "dogwood"]}
-    repair = check_admin_change(broken, platform="discourse", person="birch", grant=True,
-                                charter=charter)
+    repair = check_admin_change(broken, platform="discourse", person="birch", grant=True, charter=charter)
     assert repair.allowed
-    worse = check_admin_change(broken, platform="discourse", person="ash", grant=False,
-                               charter=charter)
+    worse = check_admin_change(broken, platform="discourse", person="ash", grant=False, charter=charter)
     assert not worse.allowed and worse.ruling == "R-ADMIN-2"
 
 
@@ -140,10 +156,18 @@ def test_R_BOARD_unknown_kind_is_an_error(charter):
         needs_board("pizza", charter=charter)
 
 
-@pytest.mark.parametrize("current,new,allowed", [
-    ("new", "triaged", True), ("triaged", "duplicate", True), ("accepted", "in-progress", True),
-    ("in-progress", "done", True), ("new", "done", False), ("done", "new", False),
-    ("declined", "in-progress", False)])
+@pytest.mark.parametrize(
+    "current,new,allowed",
+    [
+        ("new", "triaged", True),
+        ("triaged", "duplicate", True),
+        ("accepted", "in-progress", True),
+        ("in-progress", "done", True),
+        ("new", "done", False),
+        ("done", "new", False),
+        ("declined", "in-progress", False),
+    ],
+)
 def test_R_IDEA_1_status_flow(current, new, allowed, charter):
     assert check_idea_transition(current, new, charter=charter).allowed is allowed
 
@@ -153,24 +177,29 @@ def test_R_IDEA_1_unknown_status(charter):
         check_idea_transition("new", "shelved", charter=charter)
 
 
-@pytest.mark.parametrize(("case", "attempt", "code"), [
-    ("a Board member decides an escalated proposal",
-     BoardAttempt(proposal_status="escalated", on_board=True), "allowed"),
-    ("no such proposal", BoardAttempt(proposal_status=None, on_board=True), "unknown-proposal"),
-    ("not on the Board list", BoardAttempt(proposal_status="escalated", on_board=False),
-     "not-on-board-list"),
-    ("another workspace", BoardAttempt(proposal_status="escalated", on_board=False,
-                                       refused_code="other-workspace"), "other-workspace"),
-    ("decided already", BoardAttempt(proposal_status="decided", on_board=True), "already-decided"),
-    ("not sent to the Board yet", BoardAttempt(proposal_status="endorsing", on_board=True),
-     "not-escalated"),
-    ("unknown before the Board list", BoardAttempt(proposal_status=None, on_board=False),
-     "unknown-proposal"),
-])
+@pytest.mark.parametrize(
+    ("case", "attempt", "code"),
+    [
+        (
+            "a Board member decides an escalated proposal",
+            BoardAttempt(proposal_status="escalated", on_board=True),
+            "allowed",
+        ),
+        ("no such proposal", BoardAttempt(proposal_status=None, on_board=True), "unknown-proposal"),
+        ("not on the Board list", BoardAttempt(proposal_status="escalated", on_board=False), "not-on-board-list"),
+        (
+            "another workspace",
+            BoardAttempt(proposal_status="escalated", on_board=False, refused_code="other-workspace"),
+            "other-workspace",
+        ),
+        ("decided already", BoardAttempt(proposal_status="decided", on_board=True), "already-decided"),
+        ("not sent to the Board yet", BoardAttempt(proposal_status="endorsing", on_board=True), "not-escalated"),
+        ("unknown before the Board list", BoardAttempt(proposal_status=None, on_board=False), "unknown-proposal"),
+    ],
+)
 def test_R_BOARD_check_board_decision(case, attempt, code):
     decision = check_board_decision(attempt)
-    assert (decision.ruling, decision.code, decision.allowed) == ("R-BOARD", code,
-                                                                  code == "allowed"), case
+    assert (decision.ruling, decision.code, decision.allowed) == ("R-BOARD", code, code == "allowed"), case
 
 
 def test_R_BOARD_records():

@@ -8,8 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rules import check_idea_transition, default_charter
-from rules.triage import (classify_board, classify_platform, idea_text, most_similar, normalise,
-                          similarity, triage, untriaged_too_long)
+from rules.triage import (
+    classify_board,
+    classify_platform,
+    idea_text,
+    most_similar,
+    normalise,
+    similarity,
+    triage,
+    untriaged_too_long,
+)
 
 CHARTER = default_charter()
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -54,8 +62,7 @@ def test_similarity_bounds_and_normalisation() -> None:
 
 
 def test_most_similar_returns_the_best_item_and_score_ties_to_the_oldest() -> None:
-    items = [(3, "Budget for stickers"), (7, "Dark mode for the forum"),
-             (9, "Dark mode for the forum")]
+    items = [(3, "Budget for stickers"), (7, "Dark mode for the forum"), (9, "Dark mode for the forum")]
     best = most_similar("Forum dark mode", items)
     assert best is not None and best.id == 7 and best.score == 1.0
     assert most_similar("Forum dark mode", []) is None
@@ -109,9 +116,12 @@ def test_r_direct_everything_else_is_the_wgs(text: str) -> None:
 
 
 def test_a_charter_without_budget_in_needs_board_does_not_escalate_money() -> None:
-    board = CHARTER.board.model_copy(update={
-        "needs_board": ["trial-platform", "migrate-platform", "retire-platform"],
-        "direct": [*CHARTER.board.direct, "budget"]})
+    board = CHARTER.board.model_copy(
+        update={
+            "needs_board": ["trial-platform", "migrate-platform", "retire-platform"],
+            "direct": [*CHARTER.board.direct, "budget"],
+        }
+    )
     charter = CHARTER.model_copy(update={"board": board})
     assert classify_board("Budget for stickers", charter=charter).allowed
 
@@ -147,10 +157,8 @@ FLAG_CASES = [
 
 
 @pytest.mark.parametrize(("status", "days", "flagged"), FLAG_CASES)
-def test_r_idea_2_flag_after_30_days_without_a_decision(status: str, days: int,
-                                                        flagged: bool) -> None:
-    decision = untriaged_too_long(status=status, created_at=NOW - timedelta(days=days), now=NOW,
-                                  charter=CHARTER)
+def test_r_idea_2_flag_after_30_days_without_a_decision(status: str, days: int, flagged: bool) -> None:
+    decision = untriaged_too_long(status=status, created_at=NOW - timedelta(days=days), now=NOW, charter=CHARTER)
     assert decision.allowed is flagged and decision.ruling == "R-IDEA-2"
     assert decision.evidence == {"status": status, "age_days": days, "limit_days": 30}
 
@@ -165,8 +173,7 @@ def test_untriaged_flag_needs_aware_times() -> None:
 
 def test_triage_combines_duplicate_board_and_platform() -> None:
     existing = [(1, "Weekly office hours on Discord"), (2, "Dark mode for the forum")]
-    result = triage("Hold weekly office hours in the Discord server", existing=existing,
-                    charter=CHARTER)
+    result = triage("Hold weekly office hours in the Discord server", existing=existing, charter=CHARTER)
     assert result.is_duplicate and result.duplicate.id == 1 and result.duplicate.score >= 0.6
     assert not result.needs_board and result.kind == "idea" and result.platform == "discord"
     assert "resembles idea 1" in result.reasons[0]
@@ -178,9 +185,14 @@ def test_triage_combines_duplicate_board_and_platform() -> None:
 # ---- R-IDEA-1 transitions -------------------------------------------------------------------
 
 TRANSITIONS = [
-    ("new", "triaged", True), ("triaged", "accepted", True), ("triaged", "declined", True),
-    ("triaged", "duplicate", True), ("accepted", "in-progress", True),
-    ("in-progress", "done", True), ("new", "accepted", False), ("done", "new", False),
+    ("new", "triaged", True),
+    ("triaged", "accepted", True),
+    ("triaged", "declined", True),
+    ("triaged", "duplicate", True),
+    ("accepted", "in-progress", True),
+    ("in-progress", "done", True),
+    ("new", "accepted", False),
+    ("done", "new", False),
     ("declined", "accepted", False),
 ]
 

@@ -12,8 +12,11 @@ from tests.support.membership import World
 
 def say(world: World, user: str, text: str, *, channel: str = "moderators", **extra: Any) -> dict[str, Any]:
     """``user`` writes in a Discord channel (or thread), as a person does."""
-    reply = httpx.post(f"{world.discord_url}/_sandbox/messages", timeout=10,
-                       json={"user": user, "channel": channel, "content": text, **extra})
+    reply = httpx.post(
+        f"{world.discord_url}/_sandbox/messages",
+        timeout=10,
+        json={"user": user, "channel": channel, "content": text, **extra},
+    )
     reply.raise_for_status()
     return reply.json()
 

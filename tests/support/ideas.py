@@ -12,6 +12,7 @@ from sqlalchemy import select
 from ledger.models import InboxEvent
 from tests.support.membership import World
 
+
 @dataclass
 class IdeasGateway:
     """The gateway on a loopback port and the Forum's ideas category."""

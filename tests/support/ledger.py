@@ -33,8 +33,11 @@ def pg_bin(name: str) -> str:
     try:
         return find_pg_tool(name)
     except BackupError:
-        pytest.fail(f"PostgreSQL server binary {name!r} not found (PATH, /usr/lib/postgresql/*/bin): "
-                    "run scripts/test-deps.sh (make test does) to install it", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL server binary {name!r} not found (PATH, /usr/lib/postgresql/*/bin): "
+            "run scripts/test-deps.sh (make test does) to install it",
+            pytrace=False,
+        )
 
 
 @dataclass(frozen=True)
@@ -61,30 +64,65 @@ def postgres_server() -> Iterator[PostgresServer]:
     data = workdir / "data"
     env = {**os.environ, "LC_ALL": "C"}
     try:
-        subprocess.run([*prefix, initdb, "-D", str(data), "-U", "postgres", "-A", "trust",
-                        "-E", "UTF8", "--locale=C", "--no-sync"], check=True, env=env,
-                       capture_output=True, text=True)
+        subprocess.run(
+            [
+                *prefix,
+                initdb,
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         for _attempt in range(3):
             port = free_port()
-            opts = (f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
-            proc = subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l",
-                                   str(workdir / "server.log"), "-w", "-t", "60", "start"],
-                                  env=env, capture_output=True, text=True)
+            opts = (
+                f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+            )
+            proc = subprocess.run(
+                [
+                    *prefix,
+                    pg_ctl,
+                    "-D",
+                    str(data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(workdir / "server.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode == 0:
                 break
         else:
             log = (workdir / "server.log").read_text(errors="replace")[-2000:]
             pytest.fail(f"pg_ctl start failed: {proc.stderr}\n{log}", pytrace=False)
-        server = PostgresServer(port=port, admin_url=f"postgresql+psycopg://postgres@127.0.0.1:"
-                                                     f"{port}/postgres")
+        server = PostgresServer(port=port, admin_url=f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
         yield server
     except subprocess.CalledProcessError as exc:
         pytest.fail(f"{exc.cmd[len(prefix)]} failed: {exc.stderr}", pytrace=False)
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           env=env, capture_output=True)
+            subprocess.run(
+                [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], env=env, capture_output=True
+            )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -102,8 +140,7 @@ def create_database(server: PostgresServer, *, template: str | None = None) -> s
 
 
 @pytest.fixture(scope="session")
-def _templates(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
-               ) -> dict[str, str]:
+def _templates(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A migrated database per backend, copied for each test (much faster than migrating)."""
     pg_name = create_database(postgres_server)
     pg = Ledger(postgres_server.url(pg_name))

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flows.platforms import Platforms, use
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
@@ -22,16 +23,13 @@ from rules import default_charter, term_window
 from rules.applications import TOPIC_TEMPLATE
 from tests.support.net import LoopbackServer
 
-from flows.platforms import Platforms, use
-
 # The real clock, rounded: Discord's sandbox dates message history from it.
 NOW = datetime.now(UTC).replace(microsecond=0)
 FORUM_HOOK_SECRET = "forum-hook-secret-invented-0042"
 CONFIRM_SECRET = "test-only-secret"
 # The seeded members' first term (see ``world``): started 100 days ago, one year long.
 END_OF_FIRST_TERM = NOW - timedelta(days=100) + timedelta(days=365)
-MEMBERS = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "felix_oakes",
-           "gale_morrow", "hana_pike"]
+MEMBERS = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "felix_oakes", "gale_morrow", "hana_pike"]
 
 
 def _iso(dt: datetime) -> str:
@@ -40,37 +38,94 @@ def _iso(dt: datetime) -> str:
 
 def discourse_seed() -> dict[str, Any]:
     """Seven WG members, an active applicant, a new account, a DSF-nominated newcomer."""
-    users = [{"id": -1, "username": "system", "admin": True, "moderator": True, "trust_level": 4,
-              "created_at": "2022-05-01T00:00:00Z"}]
-    for i, name in enumerate(MEMBERS):
-        users.append({"username": name, "name": name.replace("_", " ").title(),
-                      "admin": i < 2, "created_at": "2023-01-01T00:00:00Z",
-                      "last_seen_at": _iso(NOW - timedelta(days=1)), "days_visited": 200,
-                      "post_count": 100})
-    users += [
-        {"username": "quinn_harbor", "name": "Quinn Harbor", "created_at": _iso(NOW - timedelta(days=400)),
-         "last_seen_at": _iso(NOW - timedelta(days=2)), "days_visited": 40, "post_count": 12},
-        {"username": "rowan_vale", "name": "Rowan Vale", "created_at": _iso(NOW - timedelta(days=60)),
-         "last_seen_at": _iso(NOW - timedelta(days=1)), "days_visited": 30, "post_count": 20},
-        {"username": "sasha_lind", "name": "Sasha Lind", "created_at": _iso(NOW - timedelta(days=60)),
-         "last_seen_at": _iso(NOW - timedelta(days=1)), "days_visited": 3, "post_count": 1},
-        {"username": "ivo_stone", "name": "Ivo Stone", "created_at": "2023-01-01T00:00:00Z",
-         "days_visited": 50, "post_count": 30},
-        {"username": "wren_calloway", "name": "Wren Calloway", "created_at": _iso(NOW - timedelta(days=60)),
-         "last_seen_at": _iso(NOW - timedelta(days=1)), "days_visited": 4, "post_count": 2},
-        {"username": "yara_penhale", "name": "Yara Penhale", "created_at": _iso(NOW - timedelta(days=300)),
-         "last_seen_at": _iso(NOW - timedelta(days=3)), "days_visited": 25, "post_count": 9},
+    users = [
+        {
+            "id": -1,
+            "username": "system",
+            "admin": True,
+            "moderator": True,
+            "trust_level": 4,
+            "created_at": "2022-05-01T00:00:00Z",
+        }
     ]
-    return {"api_username": "system", "users": users,
-            "groups": [{"name": "working-group", "members": list(MEMBERS)}],
-            "categories": [{"name": "General"},
-                           {"name": "Working Group", "read_restricted": True,
-                            "permissions": {"working-group": 1}},
-                           {"name": "Applications", "topic_template": TOPIC_TEMPLATE},
-                           {"name": "Moderators", "read_restricted": True,  # the common room (R-COMMS)
-                            "permissions": {"working-group": 1}}],
-            "webhook": {"secret": FORUM_HOOK_SECRET},
-            "settings": {"admin_api_limit": 100000, "admin_api_window": 1.0}}
+    for i, name in enumerate(MEMBERS):
+        users.append(
+            {
+                "username": name,
+                "name": name.replace("_", " ").title(),
+                "admin": i < 2,
+                "created_at": "2023-01-01T00:00:00Z",
+                "last_seen_at": _iso(NOW - timedelta(days=1)),
+                "days_visited": 200,
+                "post_count": 100,
+            }
+        )
+    users += [
+        {
+            "username": "quinn_harbor",
+            "name": "Quinn Harbor",
+            "created_at": _iso(NOW - timedelta(days=400)),
+            "last_seen_at": _iso(NOW - timedelta(days=2)),
+            "days_visited": 40,
+            "post_count": 12,
+        },
+        {
+            "username": "rowan_vale",
+            "name": "Rowan Vale",
+            "created_at": _iso(NOW - timedelta(days=60)),
+            "last_seen_at": _iso(NOW - timedelta(days=1)),
+            "days_visited": 30,
+            "post_count": 20,
+        },
+        {
+            "username": "sasha_lind",
+            "name": "Sasha Lind",
+            "created_at": _iso(NOW - timedelta(days=60)),
+            "last_seen_at": _iso(NOW - timedelta(days=1)),
+            "days_visited": 3,
+            "post_count": 1,
+        },
+        {
+            "username": "ivo_stone",
+            "name": "Ivo Stone",
+            "created_at": "2023-01-01T00:00:00Z",
+            "days_visited": 50,
+            "post_count": 30,
+        },
+        {
+            "username": "wren_calloway",
+            "name": "Wren Calloway",
+            "created_at": _iso(NOW - timedelta(days=60)),
+            "last_seen_at": _iso(NOW - timedelta(days=1)),
+            "days_visited": 4,
+            "post_count": 2,
+        },
+        {
+            "username": "yara_penhale",
+            "name": "Yara Penhale",
+            "created_at": _iso(NOW - timedelta(days=300)),
+            "last_seen_at": _iso(NOW - timedelta(days=3)),
+            "days_visited": 25,
+            "post_count": 9,
+        },
+    ]
+    return {
+        "api_username": "system",
+        "users": users,
+        "groups": [{"name": "working-group", "members": list(MEMBERS)}],
+        "categories": [
+            {"name": "General"},
+            {"name": "Working Group", "read_restricted": True, "permissions": {"working-group": 1}},
+            {"name": "Applications", "topic_template": TOPIC_TEMPLATE},
+            {
+                "name": "Moderators",
+                "read_restricted": True,  # the common room (R-COMMS)
+                "permissions": {"working-group": 1},
+            },
+        ],
+        "webhook": {"secret": FORUM_HOOK_SECRET},
+        "settings": {"admin_api_limit": 100000, "admin_api_window": 1.0},
+    }
 
 
 def discord_seed() -> dict[str, Any]:
@@ -78,17 +133,41 @@ def discord_seed() -> dict[str, Any]:
     from connectors.discord.sandbox import default_seed
 
     seed = default_seed()
-    seed["members"] = [{"username": n, "roles": ["wg-member"] + (["admin"] if i in (2, 3) else []),
-                        "joined_at": "2023-01-01T00:00:00Z", "recent_messages": 10}
-                       for i, n in enumerate(MEMBERS)]
+    seed["members"] = [
+        {
+            "username": n,
+            "roles": ["wg-member"] + (["admin"] if i in (2, 3) else []),
+            "joined_at": "2023-01-01T00:00:00Z",
+            "recent_messages": 10,
+        }
+        for i, n in enumerate(MEMBERS)
+    ]
     seed["members"] += [
         {"username": "quinn_harbor", "joined_at": "2024-01-01T00:00:00Z", "recent_messages": 1},
         {"username": "ivo_stone", "joined_at": "2023-01-01T00:00:00Z", "recent_messages": 30},
         {"username": "yara_penhale", "joined_at": "2024-06-01T00:00:00Z", "recent_messages": 12},
     ]
-    seed["settings"] = {"global_limit": 100000, "buckets": {k: [100000, 1.0] for k in (
-        "member.get", "members.list", "members.search", "member.roles", "roles", "channels",
-        "messages.search", "message.create", "message.edit", "dm", "threads", "webhook", "callback")}}
+    seed["settings"] = {
+        "global_limit": 100000,
+        "buckets": {
+            k: [100000, 1.0]
+            for k in (
+                "member.get",
+                "members.list",
+                "members.search",
+                "member.roles",
+                "roles",
+                "channels",
+                "messages.search",
+                "message.create",
+                "message.edit",
+                "dm",
+                "threads",
+                "webhook",
+                "callback",
+            )
+        },
+    }
     return seed
 
 
@@ -126,23 +205,53 @@ class World:
         return httpx.get(f"{self.discord_url}/_sandbox/state", timeout=10).json()
 
 
-def seed_members(session: Any, *, forum: Any, discord: Any, charter: Any, start: datetime,
-                 names: tuple[str, ...] | list[str] = ()) -> dict[str, int]:
+def seed_members(
+    session: Any, *, forum: Any, discord: Any, charter: Any, start: datetime, names: tuple[str, ...] | list[str] = ()
+) -> dict[str, int]:
     """The WG's members (``MEMBERS``) in the ledger, with their sandbox accounts, a term from
     ``start`` and their desired WG group/role on both platforms: handle → person id."""
     people = {}
     for name in names or MEMBERS:
         person = repo.create_person(session, handle=name, actor="operator", at=start)
         f_user, d_user = forum.find_user(name), discord.find_user(name)
-        repo.add_identity(session, person, platform="discourse", actor="operator",
-                          external_id=f_user.id, username=f_user.username, at=start)
-        repo.add_identity(session, person, platform="discord", actor="operator",
-                          external_id=d_user.id, username=d_user.username, at=start)
-        repo.start_membership(session, person, actor="operator", starts_at=start,
-                              ends_at=term_window(start, charter=charter).end, origin="import", at=start)
+        repo.add_identity(
+            session,
+            person,
+            platform="discourse",
+            actor="operator",
+            external_id=f_user.id,
+            username=f_user.username,
+            at=start,
+        )
+        repo.add_identity(
+            session,
+            person,
+            platform="discord",
+            actor="operator",
+            external_id=d_user.id,
+            username=d_user.username,
+            at=start,
+        )
+        repo.start_membership(
+            session,
+            person,
+            actor="operator",
+            starts_at=start,
+            ends_at=term_window(start, charter=charter).end,
+            origin="import",
+            at=start,
+        )
         for platform, role in (("discourse", "group:working-group"), ("discord", "group:wg-member")):
-            repo.set_desired_platform_role(session, person, platform=platform, role=role, desired=True,
-                                           actor="operator", decision_ref="roster", at=start)
+            repo.set_desired_platform_role(
+                session,
+                person,
+                platform=platform,
+                role=role,
+                desired=True,
+                actor="operator",
+                decision_ref="roster",
+                at=start,
+            )
         people[name] = person.id
     return people
 
@@ -159,34 +268,63 @@ def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
     dsb = DiscourseConnector.sandbox(seed=discourse_seed())
     csb = DiscordConnector.sandbox(seed=discord_seed())
     with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv, SmtpSandbox() as mailbox:
-        mailer = SmtpMailer(settings=SmtpSettings(_env_file=None, host=mailbox.host, port=mailbox.port,
-                                                  tls="none", sender="wg@example.org"))
+        mailer = SmtpMailer(
+            settings=SmtpSettings(
+                _env_file=None, host=mailbox.host, port=mailbox.port, tls="none", sender="wg@example.org"
+            )
+        )
         forum = dsb.connect(d_srv.url)
         discord = csb.connect(c_srv.url)
         charter = default_charter()
-        platforms = Platforms.build(charter=charter, discourse=forum, discord=discord,
-                                    confirm_secret=CONFIRM_SECRET,
-                                    gateway_url="http://gateway.test",
-                                    dsf_members={"ursula_finch"}, mailer=mailer)
+        platforms = Platforms.build(
+            charter=charter,
+            discourse=forum,
+            discord=discord,
+            confirm_secret=CONFIRM_SECRET,
+            gateway_url="http://gateway.test",
+            dsf_members={"ursula_finch"},
+            mailer=mailer,
+        )
         start = NOW - timedelta(days=100)
         with ledger.transaction() as session:
             people = seed_members(session, forum=forum, discord=discord, charter=charter, start=start)
         with use(ledger=ledger, platforms=platforms):
-            yield World(ledger=ledger, platforms=platforms, discourse_sb=dsb,
-                        discourse_url=d_srv.url, discord_sb=csb, discord_url=c_srv.url,
-                        people=people, mailbox=mailbox)
+            yield World(
+                ledger=ledger,
+                platforms=platforms,
+                discourse_sb=dsb,
+                discourse_url=d_srv.url,
+                discord_sb=csb,
+                discord_url=c_srv.url,
+                people=people,
+                mailbox=mailbox,
+            )
         forum.close()
         discord.close()
     ledger.dispose()
 
 
-def put_event(world: World, *, source: str, kind: str, route: str, data: dict[str, Any],
-              attributes: dict[str, str] | None = None, key: str) -> int:
+def put_event(
+    world: World,
+    *,
+    source: str,
+    kind: str,
+    route: str,
+    data: dict[str, Any],
+    attributes: dict[str, str] | None = None,
+    key: str,
+) -> int:
     """Store an inbox event as the gateway does."""
     with world.ledger.transaction() as session:
-        event, _ = repo.inbox_put(session, dedupe_key=key, source=source, kind=kind, route=route,
-                                  payload={"data": data, "attributes": attributes or {},
-                                           "actor": None}, received_at=NOW)
+        event, _ = repo.inbox_put(
+            session,
+            dedupe_key=key,
+            source=source,
+            kind=kind,
+            route=route,
+            payload={"data": data, "attributes": attributes or {}, "actor": None},
+            received_at=NOW,
+        )
         return event.id
 
 
@@ -198,10 +336,15 @@ def discord_event(world: World, *, kind: str, payload: dict[str, Any], route: st
 
     data = json.loads(json.dumps(dict(event.data), default=str))
     with world.ledger.transaction() as session:
-        row, _ = repo.inbox_put(session, dedupe_key=event.dedupe_key, source="discord",
-                                kind=event.kind, route=route,
-                                payload={"data": data, "attributes": dict(event.attributes),
-                                         "actor": event.actor}, received_at=NOW)
+        row, _ = repo.inbox_put(
+            session,
+            dedupe_key=event.dedupe_key,
+            source="discord",
+            kind=event.kind,
+            route=route,
+            payload={"data": data, "attributes": dict(event.attributes), "actor": event.actor},
+            received_at=NOW,
+        )
         return row.id
 
 
@@ -215,8 +358,9 @@ class Gateway:
 
 
 @contextmanager
-def serve_gateway(world: World, *, ideas_category: str = "", commons_categories: str = "",
-                  **settings: Any) -> Iterator[Gateway]:
+def serve_gateway(
+    world: World, *, ideas_category: str = "", commons_categories: str = "", **settings: Any
+) -> Iterator[Gateway]:
     """The real gateway app (store-only dispatch: a test runs each stored event with
     ``flows.inbox.handle_event``, as the task worker does) on a loopback port; the Forum
     sandbox's webhooks and the Discord sandbox's interactions are sent to it."""
@@ -227,23 +371,34 @@ def serve_gateway(world: World, *, ideas_category: str = "", commons_categories:
     from gateway.settings import GatewaySettings
 
     category = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Applications")
-    values = {**GatewaySettings().model_dump(),
-              "discourse_webhook_secret": SecretStr(FORUM_HOOK_SECRET),
-              "discord_public_key": world.discord_sb.public_key,
-              "slack_signing_secret": None, "form_secret": SecretStr("form-secret-invented"),
-              "discourse_applications_categories": str(category),
-              "discourse_ideas_categories": ideas_category,
-              "discourse_commons_categories": commons_categories, "dispatch": False, **settings}
+    values = {
+        **GatewaySettings().model_dump(),
+        "discourse_webhook_secret": SecretStr(FORUM_HOOK_SECRET),
+        "discord_public_key": world.discord_sb.public_key,
+        "slack_signing_secret": None,
+        "form_secret": SecretStr("form-secret-invented"),
+        "discourse_applications_categories": str(category),
+        "discourse_ideas_categories": ideas_category,
+        "discourse_commons_categories": commons_categories,
+        "dispatch": False,
+        **settings,
+    }
     from gateway.form import UsernameLookup
 
     lookup = UsernameLookup({name: space.directory for name, space in world.platforms.spaces.items()})
-    app = create_app(settings=GatewaySettings.model_construct(**values), ledger=world.ledger,
-                     dispatcher=StoreOnlyDispatcher(), charter=world.platforms.charter,
-                     confirm_secret=CONFIRM_SECRET, lookup=lookup)
+    app = create_app(
+        settings=GatewaySettings.model_construct(**values),
+        ledger=world.ledger,
+        dispatcher=StoreOnlyDispatcher(),
+        charter=world.platforms.charter,
+        confirm_secret=CONFIRM_SECRET,
+        lookup=lookup,
+    )
     with LoopbackServer(app) as server:
         world.discourse_sb.webhook.url = f"{server.url}/hooks/discourse"
-        httpx.post(f"{world.discord_url}/_sandbox/interactions_url",
-                   json={"url": f"{server.url}/hooks/discord"}, timeout=10).raise_for_status()
+        httpx.post(
+            f"{world.discord_url}/_sandbox/interactions_url", json={"url": f"{server.url}/hooks/discord"}, timeout=10
+        ).raise_for_status()
         try:
             yield Gateway(url=server.url, app=app, applications_category=str(category))
         finally:
@@ -257,8 +412,9 @@ def gateway(world: World) -> Iterator[Gateway]:
         yield served
 
 
-def apply_proven(world: World, username: str, *, nominator: str | None = None, discord: bool = False,
-                 now: datetime | None = None) -> dict[str, Any]:
+def apply_proven(
+    world: World, username: str, *, nominator: str | None = None, discord: bool = False, now: datetime | None = None
+) -> dict[str, Any]:
     """An application whose accounts the source proved (a Forum topic's author; with ``discord``
     also the same name's Discord account, as the /apply modal proves it): confirmed at once,
     so eligibility runs straight away."""
@@ -267,11 +423,17 @@ def apply_proven(world: World, username: str, *, nominator: str | None = None, d
     proven = {"discourse": world.platforms.space("discourse").directory.find_user(username).id}
     if discord:
         proven["discord"] = world.platforms.space("discord").directory.find_user(username).id
-    return intake(forum_username=username, discord_username=username if discord else None,
-                  motivation="I answer newcomers' questions every week.",
-                  experience="Moderation of a regional user group.", nominator=nominator,
-                  source="discourse", source_ref=f"test:{username}", proven_accounts=proven,
-                  now=now or NOW)
+    return intake(
+        forum_username=username,
+        discord_username=username if discord else None,
+        motivation="I answer newcomers' questions every week.",
+        experience="Moderation of a regional user group.",
+        nominator=nominator,
+        source="discourse",
+        source_ref=f"test:{username}",
+        proven_accounts=proven,
+        now=now or NOW,
+    )
 
 
 def forum_pms(world: World, username: str) -> list[str]:
@@ -289,7 +451,15 @@ def press_vote(world: World, ref: dict[str, Any], user: str, option: int, *, now
     interaction from the sandbox, stored and handled as the gateway and worker do."""
     from flows.membership.handlers import handle_vote
 
-    event = discord_event(world, kind="ballot_vote", route="vote", payload={
-        "user": user, "custom_id": f"cfb:{ref['ballot_id']}:{option}",
-        "message_id": ref["message_id"], "channel_id": ref["thread_id"]})
+    event = discord_event(
+        world,
+        kind="ballot_vote",
+        route="vote",
+        payload={
+            "user": user,
+            "custom_id": f"cfb:{ref['ballot_id']}:{option}",
+            "message_id": ref["message_id"],
+            "channel_id": ref["thread_id"],
+        },
+    )
     return handle_vote(event_id=event, ledger=world.ledger, platforms=world.platforms, now=now)

@@ -7,33 +7,42 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from flows.platforms import Platforms
 from ledger import repo
 from ledger.db import Ledger
-from flows.platforms import Platforms
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def forum_seed() -> dict[str, Any]:
     """Forum: an admin, a moderator, the WG member, the look-alike."""
-    users = [{"id": -1, "username": "system", "admin": True, "moderator": True, "trust_level": 4},
-             {"username": "avery_quill", "name": "Avery Quill", "admin": True, "trust_level": 4},
-             {"username": "bram_tolliver", "name": "Bram Tolliver", "moderator": True, "trust_level": 3},
-             {"username": "cleo_marsh", "name": "Cleo Marsh", "trust_level": 2},
-             {"username": "rowan_vale", "name": "Rowan Vale", "trust_level": 1},
-             {"username": "dario_fenwick", "name": "Dario Fenwick", "trust_level": 1}]
-    return {"api_username": "system", "users": users,
-            "groups": [{"name": "working-group", "members": ["avery_quill", "cleo_marsh"]},
-                       {"name": "moderators", "members": ["bram_tolliver"]}],
-            "categories": [{"name": "General"},
-                           {"name": "Working Group", "read_restricted": True, "permissions": {"working-group": 1}}],
-            "settings": {"admin_api_limit": 100000, "admin_api_window": 1.0}}
+    users = [
+        {"id": -1, "username": "system", "admin": True, "moderator": True, "trust_level": 4},
+        {"username": "avery_quill", "name": "Avery Quill", "admin": True, "trust_level": 4},
+        {"username": "bram_tolliver", "name": "Bram Tolliver", "moderator": True, "trust_level": 3},
+        {"username": "cleo_marsh", "name": "Cleo Marsh", "trust_level": 2},
+        {"username": "rowan_vale", "name": "Rowan Vale", "trust_level": 1},
+        {"username": "dario_fenwick", "name": "Dario Fenwick", "trust_level": 1},
+    ]
+    return {
+        "api_username": "system",
+        "users": users,
+        "groups": [
+            {"name": "working-group", "members": ["avery_quill", "cleo_marsh"]},
+            {"name": "moderators", "members": ["bram_tolliver"]},
+        ],
+        "categories": [
+            {"name": "General"},
+            {"name": "Working Group", "read_restricted": True, "permissions": {"working-group": 1}},
+        ],
+        "settings": {"admin_api_limit": 100000, "admin_api_window": 1.0},
+    }
 
 
 def discord_seed() -> dict[str, Any]:
@@ -93,8 +102,12 @@ class World:
     def suspend_on_forum(self, username: str, *, until: str = "2099-01-01T00:00:00Z", reason: str) -> None:
         """Suspend through the Forum's own API (as the API user)."""
         user = self.forum.find_user(username)
-        self.forum.client.request("PUT", f"/admin/users/{user.id}/suspend.json", what="suspend",
-                                  json_body={"suspend_until": until, "reason": reason})
+        self.forum.client.request(
+            "PUT",
+            f"/admin/users/{user.id}/suspend.json",
+            what="suspend",
+            json_body={"suspend_until": until, "reason": reason},
+        )
 
     def moderators_channel(self) -> list[dict[str, Any]]:
         """Messages in the Discord moderators' channel, oldest first."""
@@ -106,8 +119,9 @@ class World:
         """Private messages sent to the Forum's moderators group (first posts)."""
         state = self.forum_state()
         gid = next(g["id"] for g in state["groups"] if g["name"] == "moderators")
-        topics = {t["id"] for t in state["topics"]
-                  if t["archetype"] == "private_message" and ["group", gid] in t["allowed"]}
+        topics = {
+            t["id"] for t in state["topics"] if t["archetype"] == "private_message" and ["group", gid] in t["allowed"]
+        }
         return [p for p in state["posts"] if p["topic_id"] in topics and p["post_number"] == 1]
 
 
@@ -117,20 +131,34 @@ def press(world: World, *, user: str, message: dict[str, Any], custom_id: str) -
     does (``flows.inbox.handle_event``), after the gateway's deferred answer."""
     from flows import inbox
 
-    headers, body = world.discord_sb.signed_request(kind="component", payload={
-        "user": user, "custom_id": custom_id, "message_id": message["id"], "channel_id": message["channel_id"]})
+    headers, body = world.discord_sb.signed_request(
+        kind="component",
+        payload={
+            "user": user,
+            "custom_id": custom_id,
+            "message_id": message["id"],
+            "channel_id": message["channel_id"],
+        },
+    )
     event = world.discord.verify(headers=headers, body=body)
     # The gateway's first answer: a deferred ephemeral "thinking…" (the handler follows up).
     from connectors.discord.payloads import deferred
 
     world.discord.callback(event, deferred(ephemeral=True))
-    route = inbox.route_for(source="discord", kind=event.kind, attributes=event.attributes,
-                            config=inbox.RoutingConfig())
+    route = inbox.route_for(
+        source="discord", kind=event.kind, attributes=event.attributes, config=inbox.RoutingConfig()
+    )
     data = json.loads(json.dumps(dict(event.data), default=str))
     with world.ledger.transaction() as session:
-        row, _ = repo.inbox_put(session, dedupe_key=event.dedupe_key, source="discord", kind=event.kind,
-                                route=route, payload={"data": data, "attributes": dict(event.attributes),
-                                                      "actor": event.actor}, received_at=NOW)
+        row, _ = repo.inbox_put(
+            session,
+            dedupe_key=event.dedupe_key,
+            source="discord",
+            kind=event.kind,
+            route=route,
+            payload={"data": data, "attributes": dict(event.attributes), "actor": event.actor},
+            received_at=NOW,
+        )
         event_id = row.id
     return inbox.handle_event(world.ledger, event_id)
 
@@ -141,8 +169,12 @@ def buttons(message: dict[str, Any]) -> list[str]:
 
 
 @contextmanager
-def moderation_world(tmp_path: Path, *, names: tuple[str, ...] = ("cleo_marsh", "avery_quill"),
-                     extra: Callable[[Any, dict[str, int]], None] | None = None) -> Iterator[World]:
+def moderation_world(
+    tmp_path: Path,
+    *,
+    names: tuple[str, ...] = ("cleo_marsh", "avery_quill"),
+    extra: Callable[[Any, dict[str, int]], None] | None = None,
+) -> Iterator[World]:
     """The seeded Forum and Discord sandboxes, served on loopback, and a ledger with ``names``
     linked to both (``extra(session, people)`` adds more in the same transaction); the flows of
     this process use its ledger and platforms while it is open."""
@@ -160,22 +192,41 @@ def moderation_world(tmp_path: Path, *, names: tuple[str, ...] = ("cleo_marsh", 
     with LoopbackServer(fsb.app) as f_srv, LoopbackServer(dsb.app) as d_srv:
         forum = fsb.connect(f_srv.url, max_retries=1)
         discord = dsb.connect(d_srv.url, max_retries=1)
-        platforms = Platforms.build(charter=default_charter(), discourse=forum, discord=discord,
-                                    confirm_secret="test-only-secret", gateway_url="http://gateway.test")
+        platforms = Platforms.build(
+            charter=default_charter(),
+            discourse=forum,
+            discord=discord,
+            confirm_secret="test-only-secret",
+            gateway_url="http://gateway.test",
+        )
         people: dict[str, int] = {}
         with ledger.transaction() as session:
             for name in names:
                 person = repo.create_person(session, handle=name, actor="operator", at=NOW)
                 for platform, conn in (("discourse", forum), ("discord", discord)):
                     user = conn.find_user(name)
-                    repo.add_identity(session, person, platform=platform, actor="operator",
-                                      external_id=user.id, username=user.username, at=NOW)
+                    repo.add_identity(
+                        session,
+                        person,
+                        platform=platform,
+                        actor="operator",
+                        external_id=user.id,
+                        username=user.username,
+                        at=NOW,
+                    )
                 people[name] = person.id
             if extra is not None:
                 extra(session, people)
         with use(ledger=ledger, platforms=platforms):
-            yield World(ledger=ledger, platforms=platforms, forum_sb=fsb, forum_url=f_srv.url,
-                        discord_sb=dsb, discord_url=d_srv.url, people=people)
+            yield World(
+                ledger=ledger,
+                platforms=platforms,
+                forum_sb=fsb,
+                forum_url=f_srv.url,
+                discord_sb=dsb,
+                discord_url=d_srv.url,
+                people=people,
+            )
         forum.close()
         discord.close()
     ledger.dispose()

@@ -18,4 +18,3 @@ def prefect_server():
     # The harness's server logs its own shutdown (cancelled tasks) at ERROR; silence what is
     # left of it so the test output stays clean.
     logging.getLogger("prefect").handlers.clear()
-

@@ -21,15 +21,14 @@ import httpx
 import pytest
 
 from connectors.slack.sandbox import SlackSandbox
+from flows.board.common import use_slack
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import BallotKind, MembershipStatus, TermOrigin
 from ledger.models_moderation import ModerationAction
-from tests.support.net import LoopbackServer
 from tests.support.membership import NOW, World
-
-from flows.board.common import use_slack
+from tests.support.net import LoopbackServer
 
 QUARTER = "2025Q2"
 BOARD_CHANNEL = "C0BOARD01"
@@ -51,11 +50,18 @@ def at(text: str) -> datetime:
 def _member(session: Any, handle: str, *, start: str, discord: str | None = None) -> Any:
     person = repo.create_person(session, handle=handle, actor="operator", at=at(start))
     if discord:
-        repo.add_identity(session, person, platform="discord", actor="operator",
-                          external_id=discord, username=handle, at=at(start))
-    repo.start_membership(session, person, actor="operator", starts_at=at(start),
-                          ends_at=at(start) + timedelta(days=365), origin=TermOrigin.IMPORT,
-                          at=at(start))
+        repo.add_identity(
+            session, person, platform="discord", actor="operator", external_id=discord, username=handle, at=at(start)
+        )
+    repo.start_membership(
+        session,
+        person,
+        actor="operator",
+        starts_at=at(start),
+        ends_at=at(start) + timedelta(days=365),
+        origin=TermOrigin.IMPORT,
+        at=at(start),
+    )
     return person
 
 
@@ -63,89 +69,205 @@ def seed_quarter(ledger: Ledger) -> dict[str, int]:
     """The busy quarter 2025Q2 (see the module docstring); returns handle → person id."""
     people: dict[str, Any] = {}
     with ledger.transaction() as s:
-        for handle in ("linnea_ravel", "oskar_brandt", "mira_castellan", REMOVAL_SUBJECT,
-                       "elsa_quenby", "piet_morrow"):
+        for handle in ("linnea_ravel", "oskar_brandt", "mira_castellan", REMOVAL_SUBJECT, "elsa_quenby", "piet_morrow"):
             people[handle] = _member(s, handle, start="2024-06-20")
         # Joined in the quarter, through an application with answers (private).
         newcomer = repo.create_person(s, handle="saoirse_lund", actor="operator", at=at("2025-04-01"))
-        repo.submit_application(s, newcomer, actor="operator", source_platform="discourse",
-                                motivation=ANSWER, experience=EXPERIENCE, at=at("2025-04-01"))
-        repo.start_membership(s, newcomer, actor="operator", starts_at=at("2025-04-15"),
-                              ends_at=at("2026-04-15"), at=at("2025-04-15"))
+        repo.submit_application(
+            s,
+            newcomer,
+            actor="operator",
+            source_platform="discourse",
+            motivation=ANSWER,
+            experience=EXPERIENCE,
+            at=at("2025-04-01"),
+        )
+        repo.start_membership(
+            s, newcomer, actor="operator", starts_at=at("2025-04-15"), ends_at=at("2026-04-15"), at=at("2025-04-15")
+        )
         people["saoirse_lund"] = newcomer
         # Renewed (opt-in) in May; left in June; lapsed in April.
-        repo.renew(s, repo.open_membership(s, people["linnea_ravel"]), actor="operator",
-                   opted_in_at=at("2025-05-20"), source="discord", term_days=365,
-                   at=at("2025-05-20"))
-        repo.end_membership(s, repo.open_membership(s, people["piet_morrow"]),
-                            status=MembershipStatus.LEFT, actor="operator", at=at("2025-06-10"))
-        repo.end_membership(s, repo.open_membership(s, people["elsa_quenby"]),
-                            status=MembershipStatus.LAPSED, actor="operator", at=at("2025-04-03"))
+        repo.renew(
+            s,
+            repo.open_membership(s, people["linnea_ravel"]),
+            actor="operator",
+            opted_in_at=at("2025-05-20"),
+            source="discord",
+            term_days=365,
+            at=at("2025-05-20"),
+        )
+        repo.end_membership(
+            s,
+            repo.open_membership(s, people["piet_morrow"]),
+            status=MembershipStatus.LEFT,
+            actor="operator",
+            at=at("2025-06-10"),
+        )
+        repo.end_membership(
+            s,
+            repo.open_membership(s, people["elsa_quenby"]),
+            status=MembershipStatus.LAPSED,
+            actor="operator",
+            at=at("2025-04-03"),
+        )
         # A removal ballot: who voted and on whom are private.
-        ballot = repo.open_ballot(s, kind=BallotKind.REMOVAL, subject_ref="person:removal",
-                                  electorate=[people[h] for h in REMOVAL_VOTERS],
-                                  opens_at=at("2025-05-01"), closes_at=at("2025-05-15"),
-                                  rule_params={}, actor="operator",
-                                  subject_person=people[REMOVAL_SUBJECT], at=at("2025-05-01"))
+        ballot = repo.open_ballot(
+            s,
+            kind=BallotKind.REMOVAL,
+            subject_ref="person:removal",
+            electorate=[people[h] for h in REMOVAL_VOTERS],
+            opens_at=at("2025-05-01"),
+            closes_at=at("2025-05-15"),
+            rule_params={},
+            actor="operator",
+            subject_person=people[REMOVAL_SUBJECT],
+            at=at("2025-05-01"),
+        )
         for handle in REMOVAL_VOTERS:
-            repo.cast_vote(s, ballot, people[handle], choice="yes", source_platform="discourse",
-                           actor="operator", at=at("2025-05-02"))
-        repo.close_ballot(s, ballot, outcome="passed", ruling="R-REMOVE",
-                          tally={"yes": 3, "no": 0}, actor="operator", at=at("2025-05-15"))
-        repo.end_membership(s, repo.open_membership(s, people[REMOVAL_SUBJECT]),
-                            status=MembershipStatus.REMOVED, actor="operator",
-                            ballot_id=ballot.id, at=at("2025-05-15"))
+            repo.cast_vote(
+                s,
+                ballot,
+                people[handle],
+                choice="yes",
+                source_platform="discourse",
+                actor="operator",
+                at=at("2025-05-02"),
+            )
+        repo.close_ballot(
+            s,
+            ballot,
+            outcome="passed",
+            ruling="R-REMOVE",
+            tally={"yes": 3, "no": 0},
+            actor="operator",
+            at=at("2025-05-15"),
+        )
+        repo.end_membership(
+            s,
+            repo.open_membership(s, people[REMOVAL_SUBJECT]),
+            status=MembershipStatus.REMOVED,
+            actor="operator",
+            ballot_id=ballot.id,
+            at=at("2025-05-15"),
+        )
         # Ideas: two done, one declined, one still new; one done in the quarter before.
-        old = repo.add_idea(s, title="Pin the code of conduct in every Discord channel",
-                            source="discord", actor="operator", platform="discord",
-                            at=at("2025-02-01"))
+        old = repo.add_idea(
+            s,
+            title="Pin the code of conduct in every Discord channel",
+            source="discord",
+            actor="operator",
+            platform="discord",
+            at=at("2025-02-01"),
+        )
         repo.set_idea_status(s, old, "done", actor="operator", at=at("2025-03-20"))
-        a = repo.add_idea(s, title="A welcome category on the Forum", source="discourse",
-                          actor="operator", platform="discourse",
-                          source_url="https://forum.example.org/t/welcome-category/321",
-                          at=at("2025-04-05"))
+        a = repo.add_idea(
+            s,
+            title="A welcome category on the Forum",
+            source="discourse",
+            actor="operator",
+            platform="discourse",
+            source_url="https://forum.example.org/t/welcome-category/321",
+            at=at("2025-04-05"),
+        )
         repo.set_idea_status(s, a, "accepted", actor="operator", at=at("2025-04-10"))
         repo.set_idea_status(s, a, "done", actor="operator", at=at("2025-05-28"))
-        b = repo.add_idea(s, title="Slow mode in #help during conference weeks", source="discord",
-                          actor="operator", platform="discord", at=at("2025-05-03"))
+        b = repo.add_idea(
+            s,
+            title="Slow mode in #help during conference weeks",
+            source="discord",
+            actor="operator",
+            platform="discord",
+            at=at("2025-05-03"),
+        )
         repo.set_idea_status(s, b, "done", actor="operator", at=at("2025-06-12"))
-        c = repo.add_idea(s, title="Move everything to a mailing list", source="operator",
-                          actor="operator", at=at("2025-06-01"))
+        c = repo.add_idea(
+            s, title="Move everything to a mailing list", source="operator", actor="operator", at=at("2025-06-01")
+        )
         repo.set_idea_status(s, c, "declined", actor="operator", at=at("2025-06-02"))
-        repo.add_idea(s, title="Monthly office hours", source="discourse", actor="operator",
-                      at=at("2025-06-20"))
+        repo.add_idea(s, title="Monthly office hours", source="discourse", actor="operator", at=at("2025-06-20"))
         # Role changes: a Discord moderator granted, a Forum admin revoked.
-        repo.set_desired_platform_role(s, people["mira_castellan"], platform="discord",
-                                       role="moderator", desired=True, actor="operator",
-                                       decision_ref="roles-change:1", at=at("2025-05-05"))
-        repo.set_desired_platform_role(s, people["oskar_brandt"], platform="discourse",
-                                       role="admin", desired=True, actor="operator",
-                                       decision_ref="roster", at=at("2025-01-05"))
-        repo.set_desired_platform_role(s, people["oskar_brandt"], platform="discourse",
-                                       role="admin", desired=False, actor="operator",
-                                       decision_ref="roles-change:2", at=at("2025-06-15"))
+        repo.set_desired_platform_role(
+            s,
+            people["mira_castellan"],
+            platform="discord",
+            role="moderator",
+            desired=True,
+            actor="operator",
+            decision_ref="roles-change:1",
+            at=at("2025-05-05"),
+        )
+        repo.set_desired_platform_role(
+            s,
+            people["oskar_brandt"],
+            platform="discourse",
+            role="admin",
+            desired=True,
+            actor="operator",
+            decision_ref="roster",
+            at=at("2025-01-05"),
+        )
+        repo.set_desired_platform_role(
+            s,
+            people["oskar_brandt"],
+            platform="discourse",
+            role="admin",
+            desired=False,
+            actor="operator",
+            decision_ref="roles-change:2",
+            at=at("2025-06-15"),
+        )
         # Proposals: one waiting for the Board, one decided (not listed).
-        waiting = repo.create_proposal(s, kind="trial-platform", title="Try a Matrix bridge",
-                                       actor="operator", at=at("2025-05-02"))
-        repo.escalate_proposal(s, waiting, actor="operator", endorsement_ballot_id=None,
-                               escalation_ref="C0BOARD01:1.1", at=at("2025-05-10"))
-        decided = repo.create_proposal(s, kind="budget", title="Sticker budget", actor="operator",
-                                       at=at("2025-04-02"))
-        repo.escalate_proposal(s, decided, actor="operator", endorsement_ballot_id=None,
-                               escalation_ref="C0BOARD01:2.2", at=at("2025-04-03"))
-        repo.record_board_decision(s, decided, decision="approved", decided_by="U0WREN001",
-                                   source="slack", actor="operator", at=at("2025-04-20"))
+        waiting = repo.create_proposal(
+            s, kind="trial-platform", title="Try a Matrix bridge", actor="operator", at=at("2025-05-02")
+        )
+        repo.escalate_proposal(
+            s,
+            waiting,
+            actor="operator",
+            endorsement_ballot_id=None,
+            escalation_ref="C0BOARD01:1.1",
+            at=at("2025-05-10"),
+        )
+        decided = repo.create_proposal(s, kind="budget", title="Sticker budget", actor="operator", at=at("2025-04-02"))
+        repo.escalate_proposal(
+            s,
+            decided,
+            actor="operator",
+            endorsement_ballot_id=None,
+            escalation_ref="C0BOARD01:2.2",
+            at=at("2025-04-03"),
+        )
+        repo.record_board_decision(
+            s,
+            decided,
+            decision="approved",
+            decided_by="U0WREN001",
+            source="slack",
+            actor="operator",
+            at=at("2025-04-20"),
+        )
         # Moderation actions, as the moderation log stores them.
-        rows = [("discord", "d1", "ban", MODERATION_TARGETS[0], "2025-04-08 10:00"),
-                ("discord", "d2", "timeout", MODERATION_TARGETS[1], "2025-05-11 12:00"),
-                ("discord", "d3", "timeout", MODERATION_TARGETS[1], "2025-05-19 18:30"),
-                ("discourse", "f1", "suspend", MODERATION_TARGETS[1], "2025-06-02 09:15"),
-                ("discourse", "f0", "silence", "someone_earlier", "2025-03-30 09:00")]
+        rows = [
+            ("discord", "d1", "ban", MODERATION_TARGETS[0], "2025-04-08 10:00"),
+            ("discord", "d2", "timeout", MODERATION_TARGETS[1], "2025-05-11 12:00"),
+            ("discord", "d3", "timeout", MODERATION_TARGETS[1], "2025-05-19 18:30"),
+            ("discourse", "f1", "suspend", MODERATION_TARGETS[1], "2025-06-02 09:15"),
+            ("discourse", "f0", "silence", "someone_earlier", "2025-03-30 09:00"),
+        ]
         for platform, entry, action, target, when in rows:
-            s.add(ModerationAction(platform=platform, entry_id=entry, action=action,
-                                   platform_action=action, target_username=target,
-                                   moderator_username="a_moderator", occurred_at=at(when),
-                                   recorded_at=at(when), raw={}))
+            s.add(
+                ModerationAction(
+                    platform=platform,
+                    entry_id=entry,
+                    action=action,
+                    platform_action=action,
+                    target_username=target,
+                    moderator_username="a_moderator",
+                    occurred_at=at(when),
+                    recorded_at=at(when),
+                    raw={},
+                )
+            )
     return {h: p.id for h, p in people.items()}
 
 
@@ -191,5 +313,16 @@ def report_world(world: World) -> Iterator[ReportWorld]:
             yield ReportWorld(world=world, slack_url=server.url, slack=slack)
 
 
-__all__ = ["ANSWER", "BOARD_CHANNEL", "EXPERIENCE", "MODERATION_TARGETS", "NOW", "QUARTER",
-           "REMOVAL_SUBJECT", "REMOVAL_VOTERS", "ReportWorld", "at", "seed_quarter"]
+__all__ = [
+    "ANSWER",
+    "BOARD_CHANNEL",
+    "EXPERIENCE",
+    "MODERATION_TARGETS",
+    "NOW",
+    "QUARTER",
+    "REMOVAL_SUBJECT",
+    "REMOVAL_VOTERS",
+    "ReportWorld",
+    "at",
+    "seed_quarter",
+]

@@ -14,17 +14,23 @@ import httpx
 from ledger import repo
 from tests.support.membership import NOW, World
 
-SEEDED_ADMINS = {"discourse": ["avery_quill", "bram_tolliver"],
-                 "discord": ["cleo_marsh", "dario_fenwick"]}
+SEEDED_ADMINS = {"discourse": ["avery_quill", "bram_tolliver"], "discord": ["cleo_marsh", "dario_fenwick"]}
 
 
 def want(w: World, handle: str, platform: str, role: str, desired: bool = True) -> None:
     """Record in the ledger that ``handle`` should (not) hold ``role`` on ``platform``."""
     with w.ledger.transaction() as session:
         person = repo.get_person(session, handle)
-        repo.set_desired_platform_role(session, person, platform=platform, role=role,
-                                       desired=desired, actor="operator", decision_ref="test",
-                                       at=NOW)
+        repo.set_desired_platform_role(
+            session,
+            person,
+            platform=platform,
+            role=role,
+            desired=desired,
+            actor="operator",
+            decision_ref="test",
+            at=NOW,
+        )
 
 
 @dataclass
@@ -54,11 +60,13 @@ def command(w: World, gateway: Any, *, user: str, **options: str) -> int:
 
     w.discord_sb.command(w.discord_url, user=user, name="role", options=options)
     with w.ledger.read() as session:
-        return session.scalars(select(InboxEvent.id).where(InboxEvent.route == "roles-change")
-                               .order_by(InboxEvent.id.desc())).first()
+        return session.scalars(
+            select(InboxEvent.id).where(InboxEvent.route == "roles-change").order_by(InboxEvent.id.desc())
+        ).first()
 
 
 def followups(w: World) -> list[str]:
     """The texts of the private follow-ups the bot sent to interactions."""
-    return [m["content"] or "" for m in w.discord_state()["messages"]
-            if m.get("interaction") or (m.get("flags") or 0) & 64]
+    return [
+        m["content"] or "" for m in w.discord_state()["messages"] if m.get("interaction") or (m.get("flags") or 0) & 64
+    ]

@@ -33,9 +33,8 @@ class MiniGateway:
         from datetime import UTC, datetime
 
         from connectors.errors import InvalidSignature
-        from connectors.slack.inbound import check_board_member
-
         from connectors.sandboxkit import read_body
+        from connectors.slack.inbound import check_board_member
 
         body = await read_body(receive)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -46,18 +45,34 @@ class MiniGateway:
             for action in actions:
                 check = check_board_member(action, board=self.board, resolved=resolved)
                 with self.lock:
-                    self.audit.append({"user": action.user_id, "decision": action.decision.value,
-                                       "proposal": action.proposal_id, "allowed": check.allowed,
-                                       "reason": check.reason})
+                    self.audit.append(
+                        {
+                            "user": action.user_id,
+                            "decision": action.decision.value,
+                            "proposal": action.proposal_id,
+                            "allowed": check.allowed,
+                            "reason": check.reason,
+                        }
+                    )
                 if not check.allowed:
                     self.connector.deny(action, check)
                     continue
                 ref = f"{action.channel_id}:{action.message_ts}"
-                self.connector.record_decision(ref, self.escalations[action.proposal_id], decision=action.decision,
-                                               decided_by=action.user_id, decided_at=datetime.now(UTC))
+                self.connector.record_decision(
+                    ref,
+                    self.escalations[action.proposal_id],
+                    decision=action.decision,
+                    decided_by=action.user_id,
+                    decided_at=datetime.now(UTC),
+                )
         except InvalidSignature as exc:
             status = exc.status or 401
         payload = json.dumps({"ok": status == 200}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})

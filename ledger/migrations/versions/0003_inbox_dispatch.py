@@ -25,12 +25,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("inbox") as batch:
         batch.add_column(sa.Column("route", sa.String(length=40), nullable=True))
-        batch.add_column(sa.Column("dispatch_attempts", sa.Integer(), nullable=False,
-                                   server_default="0"))
+        batch.add_column(sa.Column("dispatch_attempts", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("dispatched_at", UTCDateTime(), nullable=True))
         batch.add_column(sa.Column("dispatch_note", sa.String(length=40), nullable=True))
-    op.create_index(op.f("ix_inbox_processed_at_dispatched_at"), "inbox",
-                    ["processed_at", "dispatched_at"], unique=False)
+    op.create_index(
+        op.f("ix_inbox_processed_at_dispatched_at"), "inbox", ["processed_at", "dispatched_at"], unique=False
+    )
 
 
 def downgrade() -> None:

@@ -31,11 +31,9 @@ def upgrade() -> None:
         sa.Column("reminders", sa.Integer(), nullable=False),
         sa.Column("reminded_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["person_id"], ["people.id"],
-                                name=op.f("fk_role_training_person_id_people")),
+        sa.ForeignKeyConstraint(["person_id"], ["people.id"], name=op.f("fk_role_training_person_id_people")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_role_training")),
-        sa.UniqueConstraint("person_id", "platform",
-                            name=op.f("uq_role_training_person_id_platform")),
+        sa.UniqueConstraint("person_id", "platform", name=op.f("uq_role_training_person_id_platform")),
     )
     op.create_index(op.f("ix_role_training_person_id"), "role_training", ["person_id"])
     op.create_table(
@@ -48,8 +46,7 @@ def upgrade() -> None:
         sa.Column("summary", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_role_drift_reports")),
     )
-    op.create_index(op.f("ix_role_drift_reports_reported_at"), "role_drift_reports",
-                    ["reported_at"])
+    op.create_index(op.f("ix_role_drift_reports_reported_at"), "role_drift_reports", ["reported_at"])
 
 
 def downgrade() -> None:

@@ -37,14 +37,14 @@ def upgrade() -> None:
         sa.Column("occurred_at", UTCDateTime(), nullable=False),
         sa.Column("recorded_at", UTCDateTime(), nullable=False),
         sa.Column("raw", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(["target_person_id"], ["people.id"],
-                                name=op.f("fk_moderation_actions_target_person_id_people")),
+        sa.ForeignKeyConstraint(
+            ["target_person_id"], ["people.id"], name=op.f("fk_moderation_actions_target_person_id_people")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_actions")),
         sa.UniqueConstraint("platform", "entry_id", name=op.f("uq_moderation_actions_platform_entry_id")),
     )
     op.create_index("ix_moderation_actions_occurred_at", "moderation_actions", ["occurred_at"])
-    op.create_index(op.f("ix_moderation_actions_target_person_id"), "moderation_actions",
-                    ["target_person_id"])
+    op.create_index(op.f("ix_moderation_actions_target_person_id"), "moderation_actions", ["target_person_id"])
     op.create_table(
         "moderation_cursors",
         sa.Column("platform", sa.String(length=24), nullable=False),
@@ -67,11 +67,19 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("decided_by", sa.String(length=200), nullable=True),
         sa.Column("decided_at", UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["suggested_by_action_id"], ["moderation_actions.id"],
-                                name=op.f("fk_moderation_links_suggested_by_action_id_moderation_actions")),
+        sa.ForeignKeyConstraint(
+            ["suggested_by_action_id"],
+            ["moderation_actions.id"],
+            name=op.f("fk_moderation_links_suggested_by_action_id_moderation_actions"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_links")),
-        sa.UniqueConstraint("platform_a", "account_a", "platform_b", "account_b",
-                            name=op.f("uq_moderation_links_platform_a_account_a_platform_b_account_b")),
+        sa.UniqueConstraint(
+            "platform_a",
+            "account_a",
+            "platform_b",
+            "account_b",
+            name=op.f("uq_moderation_links_platform_a_account_a_platform_b_account_b"),
+        ),
     )
     op.create_index(op.f("ix_moderation_links_status"), "moderation_links", ["status"])
     op.create_table(
@@ -87,8 +95,9 @@ def upgrade() -> None:
         sa.Column("posted_at", UTCDateTime(), nullable=True),
         sa.Column("acknowledged_by", sa.String(length=200), nullable=True),
         sa.Column("acknowledged_at", UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["action_id"], ["moderation_actions.id"],
-                                name=op.f("fk_moderation_alerts_action_id_moderation_actions")),
+        sa.ForeignKeyConstraint(
+            ["action_id"], ["moderation_actions.id"], name=op.f("fk_moderation_alerts_action_id_moderation_actions")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_moderation_alerts")),
         sa.UniqueConstraint("action_id", "platform", name=op.f("uq_moderation_alerts_action_id_platform")),
     )

@@ -22,9 +22,19 @@ def upgrade() -> None:
         "reports",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("quarter", sa.String(length=7), nullable=False),
-        sa.Column("status", sa.Enum("draft", "approved", "published", name="reportstatus",
-                                    native_enum=False, create_constraint=False, length=24),
-                  nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "draft",
+                "approved",
+                "published",
+                name="reportstatus",
+                native_enum=False,
+                create_constraint=False,
+                length=24,
+            ),
+            nullable=False,
+        ),
         sa.Column("facts", sa.JSON(), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
         sa.Column("drafted_at", UTCDateTime(), nullable=False),
@@ -32,8 +42,9 @@ def upgrade() -> None:
         sa.Column("approved_at", UTCDateTime(), nullable=True),
         sa.Column("approval_source", sa.String(length=24), nullable=True),
         sa.Column("published_at", UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["approved_by_person_id"], ["people.id"],
-                                name=op.f("fk_reports_approved_by_person_id_people")),
+        sa.ForeignKeyConstraint(
+            ["approved_by_person_id"], ["people.id"], name=op.f("fk_reports_approved_by_person_id_people")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reports")),
         sa.UniqueConstraint("quarter", name=op.f("uq_reports_quarter")),
     )

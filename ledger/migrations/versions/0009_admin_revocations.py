@@ -30,13 +30,14 @@ def upgrade() -> None:
         sa.Column("reminders", sa.Integer(), nullable=False),
         sa.Column("reminded_at", UTCDateTime(), nullable=True),
         sa.Column("resolved_at", UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(["person_id"], ["people.id"],
-                                name=op.f("fk_admin_revocations_person_id_people")),
-        sa.ForeignKeyConstraint(["membership_id"], ["memberships.id"],
-                                name=op.f("fk_admin_revocations_membership_id_memberships")),
+        sa.ForeignKeyConstraint(["person_id"], ["people.id"], name=op.f("fk_admin_revocations_person_id_people")),
+        sa.ForeignKeyConstraint(
+            ["membership_id"], ["memberships.id"], name=op.f("fk_admin_revocations_membership_id_memberships")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_admin_revocations")),
-        sa.UniqueConstraint("person_id", "platform", "membership_id",
-                            name=op.f("uq_admin_revocations_person_id_platform_membership_id")),
+        sa.UniqueConstraint(
+            "person_id", "platform", "membership_id", name=op.f("uq_admin_revocations_person_id_platform_membership_id")
+        ),
     )
     op.create_index(op.f("ix_admin_revocations_person_id"), "admin_revocations", ["person_id"])
     op.create_index(op.f("ix_admin_revocations_status"), "admin_revocations", ["status"])

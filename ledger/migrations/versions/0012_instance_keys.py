@@ -48,15 +48,24 @@ depends_on = None
 UNKNOWN = "unknown"
 _ENV = {"discourse": "CHARTERFLOW_DISCOURSE_URL", "discord": "CHARTERFLOW_DISCORD_GUILD_ID"}
 
-ideas = sa.table("ideas", sa.column("id", sa.Integer), sa.column("source_key", sa.String),
-                 sa.column("source_url", sa.String))
-inbox = sa.table("inbox", sa.column("id", sa.Integer), sa.column("source", sa.String),
-                 sa.column("dedupe_key", sa.String), sa.column("payload", sa.JSON))
-actions = sa.table("moderation_actions", sa.column("id", sa.Integer),
-                   sa.column("platform", sa.String), sa.column("entry_id", sa.String),
-                   sa.column("link", sa.String))
-cursors = sa.table("moderation_cursors", sa.column("platform", sa.String),
-                   sa.column("instance", sa.String))
+ideas = sa.table(
+    "ideas", sa.column("id", sa.Integer), sa.column("source_key", sa.String), sa.column("source_url", sa.String)
+)
+inbox = sa.table(
+    "inbox",
+    sa.column("id", sa.Integer),
+    sa.column("source", sa.String),
+    sa.column("dedupe_key", sa.String),
+    sa.column("payload", sa.JSON),
+)
+actions = sa.table(
+    "moderation_actions",
+    sa.column("id", sa.Integer),
+    sa.column("platform", sa.String),
+    sa.column("entry_id", sa.String),
+    sa.column("link", sa.String),
+)
+cursors = sa.table("moderation_cursors", sa.column("platform", sa.String), sa.column("instance", sa.String))
 
 
 def host(url: Any) -> str:
@@ -133,33 +142,35 @@ def upgrade() -> None:
     conn = op.get_bind()
     conf = configured(context.config.attributes)
     with op.batch_alter_table("moderation_actions") as batch:
-        batch.alter_column("entry_id", existing_type=sa.String(length=80),
-                           type_=sa.String(length=300), existing_nullable=False)
+        batch.alter_column(
+            "entry_id", existing_type=sa.String(length=80), type_=sa.String(length=300), existing_nullable=False
+        )
     with op.batch_alter_table("moderation_cursors") as batch:
         batch.add_column(sa.Column("instance", sa.String(length=255), nullable=True))
     with op.batch_alter_table("ideas") as batch:
-        batch.alter_column("source_key", existing_type=sa.String(length=200),
-                           type_=sa.String(length=300), existing_nullable=True)
+        batch.alter_column(
+            "source_key", existing_type=sa.String(length=200), type_=sa.String(length=300), existing_nullable=True
+        )
 
-    rows = conn.execute(sa.select(ideas.c.id, ideas.c.source_key, ideas.c.source_url)
-                        .where(ideas.c.source_key.is_not(None))).all()
+    rows = conn.execute(
+        sa.select(ideas.c.id, ideas.c.source_key, ideas.c.source_url).where(ideas.c.source_key.is_not(None))
+    ).all()
     _rewrite(conn, ideas, "source_key", [(i, k, idea_key(k, u, conf)) for i, k, u in rows])
-    events = conn.execute(sa.select(inbox.c.id, inbox.c.source, inbox.c.dedupe_key, inbox.c.payload)
-                          .where(inbox.c.source.in_(("discourse", "discord")))).all()
+    events = conn.execute(
+        sa.select(inbox.c.id, inbox.c.source, inbox.c.dedupe_key, inbox.c.payload).where(
+            inbox.c.source.in_(("discourse", "discord"))
+        )
+    ).all()
     _rewrite(conn, inbox, "dedupe_key", [(i, k, inbox_key(s, k, p, conf)) for i, s, k, p in events])
-    entries = conn.execute(sa.select(actions.c.id, actions.c.platform, actions.c.entry_id,
-                                     actions.c.link)).all()
-    _rewrite(conn, actions, "entry_id",
-             [(i, e, f"{entry_instance(p, link, conf)}:{e}") for i, p, e, link in entries])
+    entries = conn.execute(sa.select(actions.c.id, actions.c.platform, actions.c.entry_id, actions.c.link)).all()
+    _rewrite(conn, actions, "entry_id", [(i, e, f"{entry_instance(p, link, conf)}:{e}") for i, p, e, link in entries])
     seen: dict[str, str] = {}
-    for platform, entry in conn.execute(sa.select(actions.c.platform, actions.c.entry_id)
-                                        .order_by(actions.c.id)):
+    for platform, entry in conn.execute(sa.select(actions.c.platform, actions.c.entry_id).order_by(actions.c.id)):
         seen[platform] = entry.rpartition(":")[0]  # the instance of each platform's newest entry
     for (platform,) in conn.execute(sa.select(cursors.c.platform)).all():
         inst = conf.get(platform) or seen.get(platform, "")
         if inst and inst != UNKNOWN:
-            conn.execute(cursors.update().where(cursors.c.platform == platform)
-                         .values(instance=inst))
+            conn.execute(cursors.update().where(cursors.c.platform == platform).values(instance=inst))
 
 
 def _strip(conn: Any, table: Any, column: str, changes: list[tuple[int, str, str, str]]) -> None:
@@ -170,7 +181,8 @@ def _strip(conn: Any, table: Any, column: str, changes: list[tuple[int, str, str
         if (scope, new) in news and news[scope, new] != old:
             raise RuntimeError(
                 f"cannot downgrade below 0012: {table.name}.{column} {news[scope, new]!r} and "
-                f"{old!r} (two platform instances) would both become {new!r}; remove one first")
+                f"{old!r} (two platform instances) would both become {new!r}; remove one first"
+            )
         news[scope, new] = old
     for row_id, old, new, _ in changes:
         if new != old:
@@ -179,8 +191,7 @@ def _strip(conn: Any, table: Any, column: str, changes: list[tuple[int, str, str
 
 def downgrade() -> None:
     conn = op.get_bind()
-    rows = conn.execute(sa.select(ideas.c.id, ideas.c.source_key)
-                        .where(ideas.c.source_key.is_not(None))).all()
+    rows = conn.execute(sa.select(ideas.c.id, ideas.c.source_key).where(ideas.c.source_key.is_not(None))).all()
     pattern = re.compile(r"(discourse|discord):.+:(topic|interaction):([^:]+)")
 
     def old_idea(key: str) -> str:
@@ -191,10 +202,12 @@ def downgrade() -> None:
     entries = conn.execute(sa.select(actions.c.id, actions.c.entry_id, actions.c.platform)).all()
     _strip(conn, actions, "entry_id", [(i, e, e.rpartition(":")[2], p) for i, e, p in entries])
     with op.batch_alter_table("ideas") as batch:
-        batch.alter_column("source_key", existing_type=sa.String(length=300),
-                           type_=sa.String(length=200), existing_nullable=True)
+        batch.alter_column(
+            "source_key", existing_type=sa.String(length=300), type_=sa.String(length=200), existing_nullable=True
+        )
     with op.batch_alter_table("moderation_cursors") as batch:
         batch.drop_column("instance")
     with op.batch_alter_table("moderation_actions") as batch:
-        batch.alter_column("entry_id", existing_type=sa.String(length=300),
-                           type_=sa.String(length=80), existing_nullable=False)
+        batch.alter_column(
+            "entry_id", existing_type=sa.String(length=300), type_=sa.String(length=80), existing_nullable=False
+        )

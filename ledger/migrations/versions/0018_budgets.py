@@ -27,8 +27,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("closed_at", UTCDateTime(), nullable=True))
     with op.batch_alter_table("ideas") as batch:
         batch.add_column(sa.Column("proposal_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key(op.f("fk_ideas_proposal_id_proposals"), "proposals",
-                                 ["proposal_id"], ["id"])
+        batch.create_foreign_key(op.f("fk_ideas_proposal_id_proposals"), "proposals", ["proposal_id"], ["id"])
         batch.create_index(op.f("ix_ideas_proposal_id"), ["proposal_id"])
     op.create_table(
         "budget_spending",
@@ -42,13 +41,14 @@ def upgrade() -> None:
         sa.Column("recorded_at", UTCDateTime(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("flagged", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(["proposal_id"], ["proposals.id"],
-                                name=op.f("fk_budget_spending_proposal_id_proposals")),
-        sa.ForeignKeyConstraint(["recorded_by_person_id"], ["people.id"],
-                                name=op.f("fk_budget_spending_recorded_by_person_id_people")),
+        sa.ForeignKeyConstraint(
+            ["proposal_id"], ["proposals.id"], name=op.f("fk_budget_spending_proposal_id_proposals")
+        ),
+        sa.ForeignKeyConstraint(
+            ["recorded_by_person_id"], ["people.id"], name=op.f("fk_budget_spending_recorded_by_person_id_people")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_budget_spending")),
-        sa.UniqueConstraint("proposal_id", "reference_key",
-                            name=op.f("uq_budget_spending_proposal_id_reference_key")),
+        sa.UniqueConstraint("proposal_id", "reference_key", name=op.f("uq_budget_spending_proposal_id_reference_key")),
     )
     op.create_index(op.f("ix_budget_spending_proposal_id"), "budget_spending", ["proposal_id"])
 

@@ -32,8 +32,9 @@ def upgrade() -> None:
         sa.Column("decided_by", sa.String(length=80), nullable=False),
         sa.Column("proposal_id", sa.Integer(), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(["proposal_id"], ["proposals.id"],
-                                name=op.f("fk_platform_states_proposal_id_proposals")),
+        sa.ForeignKeyConstraint(
+            ["proposal_id"], ["proposals.id"], name=op.f("fk_platform_states_proposal_id_proposals")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_platform_states")),
     )
     op.create_index("ix_platform_states_platform_id", "platform_states", ["platform", "id"])

@@ -53,15 +53,16 @@ def upgrade() -> None:
         sa.Column("reminded_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["reporter_person_id"], ["people.id"],
-                                name=op.f("fk_safety_reports_reporter_person_id_people")),
-        sa.ForeignKeyConstraint(["target_person_id"], ["people.id"],
-                                name=op.f("fk_safety_reports_target_person_id_people")),
+        sa.ForeignKeyConstraint(
+            ["reporter_person_id"], ["people.id"], name=op.f("fk_safety_reports_reporter_person_id_people")
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_person_id"], ["people.id"], name=op.f("fk_safety_reports_target_person_id_people")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_safety_reports")),
         sa.UniqueConstraint("source_key", name=op.f("uq_safety_reports_source_key")),
     )
-    op.create_index("ix_safety_reports_reporter_key_created_at", "safety_reports",
-                    ["reporter_key", "created_at"])
+    op.create_index("ix_safety_reports_reporter_key_created_at", "safety_reports", ["reporter_key", "created_at"])
     op.create_index("ix_safety_reports_state", "safety_reports", ["state"])
     op.create_index(op.f("ix_safety_reports_reporter_person_id"), "safety_reports", ["reporter_person_id"])
     op.create_index(op.f("ix_safety_reports_target_person_id"), "safety_reports", ["target_person_id"])

@@ -36,11 +36,15 @@ def upgrade() -> None:
         sa.Column("room", sa.String(length=200), nullable=False),
         sa.Column("thread_id", sa.String(length=80), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["conversation_id"], ["commons_conversations.id"],
-                                name=op.f("fk_commons_threads_conversation_id_commons_conversations")),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["commons_conversations.id"],
+            name=op.f("fk_commons_threads_conversation_id_commons_conversations"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_commons_threads")),
-        sa.UniqueConstraint("platform", "instance", "thread_id",
-                            name=op.f("uq_commons_threads_platform_instance_thread_id")),
+        sa.UniqueConstraint(
+            "platform", "instance", "thread_id", name=op.f("uq_commons_threads_platform_instance_thread_id")
+        ),
     )
     op.create_index(op.f("ix_commons_threads_conversation_id"), "commons_threads", ["conversation_id"])
     op.create_table(
@@ -61,13 +65,18 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["conversation_id"], ["commons_conversations.id"],
-                                name=op.f("fk_commons_messages_conversation_id_commons_conversations")),
-        sa.ForeignKeyConstraint(["origin_id"], ["commons_messages.id"],
-                                name=op.f("fk_commons_messages_origin_id_commons_messages")),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["commons_conversations.id"],
+            name=op.f("fk_commons_messages_conversation_id_commons_conversations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["origin_id"], ["commons_messages.id"], name=op.f("fk_commons_messages_origin_id_commons_messages")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_commons_messages")),
-        sa.UniqueConstraint("platform", "instance", "message_id",
-                            name=op.f("uq_commons_messages_platform_instance_message_id")),
+        sa.UniqueConstraint(
+            "platform", "instance", "message_id", name=op.f("uq_commons_messages_platform_instance_message_id")
+        ),
     )
     op.create_index("ix_commons_messages_author", "commons_messages", ["platform", "author_platform_id"])
     op.create_index(op.f("ix_commons_messages_conversation_id"), "commons_messages", ["conversation_id"])

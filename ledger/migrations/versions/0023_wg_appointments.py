@@ -33,15 +33,14 @@ def upgrade() -> None:
         sa.Column("decided_at", UTCDateTime(), nullable=True),
         sa.Column("ruling", sa.String(length=40), nullable=True),
         sa.Column("rulings", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(["nominee_person_id"], ["people.id"],
-                                name=op.f("fk_wg_appointments_nominee_person_id_people")),
-        sa.ForeignKeyConstraint(["ballot_id"], ["ballots.id"],
-                                name=op.f("fk_wg_appointments_ballot_id_ballots")),
+        sa.ForeignKeyConstraint(
+            ["nominee_person_id"], ["people.id"], name=op.f("fk_wg_appointments_nominee_person_id_people")
+        ),
+        sa.ForeignKeyConstraint(["ballot_id"], ["ballots.id"], name=op.f("fk_wg_appointments_ballot_id_ballots")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_wg_appointments")),
     )
     op.create_index(op.f("ix_wg_appointments_role"), "wg_appointments", ["role"])
-    op.create_index(op.f("ix_wg_appointments_nominee_person_id"), "wg_appointments",
-                    ["nominee_person_id"])
+    op.create_index(op.f("ix_wg_appointments_nominee_person_id"), "wg_appointments", ["nominee_person_id"])
     op.create_index(op.f("ix_wg_appointments_status"), "wg_appointments", ["status"])
 
 

@@ -48,27 +48,53 @@ def retry_after(response: httpx.Response) -> float | None:
 class MatrixClient:
     """``request(method, path, what=…)`` returns the decoded JSON or raises from the error tree."""
 
-    def __init__(self, *, base_url: str, token: SecretStr, timeout: float = 20.0, max_retries: int = 4,
-                 rate_limit: int = 50, transport: httpx.BaseTransport | None = None,
-                 clock: Clock | None = None, retry: RetryPolicy | None = None,
-                 extra_secrets: tuple[SecretStr | None, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: SecretStr,
+        timeout: float = 20.0,
+        max_retries: int = 4,
+        rate_limit: int = 50,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+        extra_secrets: tuple[SecretStr | None, ...] = (),
+    ) -> None:
         secret = token.get_secret_value()
         redactor = Redactor(secrets=[secret, *(s.get_secret_value() for s in extra_secrets if s)])
         self.policy = HttpPolicy(
-            platform=PLATFORM, limiter=RateLimiter(limit=rate_limit, window=1.0, clock=clock),
-            retry=retry or RetryPolicy(max_retries=max_retries), retry_after=retry_after,
-            default_retry_after=1.0, redactor=redactor, clock=clock,
+            platform=PLATFORM,
+            limiter=RateLimiter(limit=rate_limit, window=1.0, clock=clock),
+            retry=retry or RetryPolicy(max_retries=max_retries),
+            retry_after=retry_after,
+            default_retry_after=1.0,
+            redactor=redactor,
+            clock=clock,
         )
-        self.http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport, trust_env=False,
-                                 headers={"Authorization": f"Bearer {secret}"})
+        self.http = httpx.Client(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {secret}"},
+        )
 
     def close(self) -> None:
         """Close the connection pool."""
         self.http.close()
 
-    def request(self, method: str, path: str, *, what: str, json_body: Any = None,
-                params: Mapping[str, Any] | None = None, idempotent: bool | None = None,
-                missing_ok: bool = False) -> dict[str, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        idempotent: bool | None = None,
+        missing_ok: bool = False,
+    ) -> dict[str, Any]:
         """Send; the JSON body. ``idempotent`` defaults to true for GET and for a PUT (Matrix
         PUTs are keyed by a transaction id or a state key: sending one twice changes nothing).
         ``missing_ok``: a 404 returns ``{}``."""
@@ -83,16 +109,17 @@ class MatrixClient:
         except ValueError:
             body = {}
         code = str(body.get("errcode", "")) if isinstance(body, dict) else ""
-        message = self.policy.redact(f"matrix: {what}: HTTP {response.status_code} {code} "
-                                     f"{(body.get('error', '') if isinstance(body, dict) else '')}".strip())
+        message = self.policy.redact(
+            f"matrix: {what}: HTTP {response.status_code} {code} "
+            f"{(body.get('error', '') if isinstance(body, dict) else '')}".strip()
+        )
         if response.status_code == 404 and missing_ok:
             return {}
         if response.status_code == 401 or code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
             raise ConfigError(f"{message}; check CHARTERFLOW_MATRIX_ACCESS_TOKEN")
         raise FatalError(message, platform=PLATFORM, status=response.status_code)
 
-    def get(self, path: str, *, what: str, params: Mapping[str, Any] | None = None,
-            missing_ok: bool = False) -> Any:
+    def get(self, path: str, *, what: str, params: Mapping[str, Any] | None = None, missing_ok: bool = False) -> Any:
         """``GET`` (retried on 5xx and dropped connections): the JSON body, an object or (room
         state) a list."""
         return self.request("GET", path, what=what, params=params, missing_ok=missing_ok)

@@ -73,18 +73,36 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
     # no body, so the conformance suite's "one changed byte is refused" cannot hold. The push
     # arrives through the plugin's gateway hook (``charterflow_matrix.hook``), which calls
     # ``verify_transaction``.
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({
-        Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX,
-    })
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.DIRECTORY,
+            Capability.ROLE_MANAGER,
+            Capability.MESSENGER,
+            Capability.BALLOT_BOX,
+        }
+    )
     docs_url: ClassVar[str] = "https://spec.matrix.org/latest/client-server-api/"
 
-    def __init__(self, *, settings: MatrixSettings, transport: httpx.BaseTransport | None = None,
-                 clock: Clock | None = None, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: MatrixSettings,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.settings = settings
-        self.client = MatrixClient(base_url=settings.homeserver_url, token=settings.access_token,
-                                   timeout=settings.timeout, max_retries=settings.max_retries,
-                                   rate_limit=settings.rate_limit, transport=transport, clock=clock,
-                                   retry=retry, extra_secrets=(settings.hs_token,))
+        self.client = MatrixClient(
+            base_url=settings.homeserver_url,
+            token=settings.access_token,
+            timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            rate_limit=settings.rate_limit,
+            transport=transport,
+            clock=clock,
+            retry=retry,
+            extra_secrets=(settings.hs_token,),
+        )
         self._lock = threading.Lock()
         self._rooms: dict[str, str] = {}
         self._me: str | None = None
@@ -137,8 +155,11 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
 
     def alias(self, channel: str) -> str:
         """The full alias of a channel name."""
-        return channel if channel.startswith("#") else \
-            f"#{self.settings.alias_prefix}{channel}:{self.settings.server_name}"
+        return (
+            channel
+            if channel.startswith("#")
+            else f"#{self.settings.alias_prefix}{channel}:{self.settings.server_name}"
+        )
 
     def room_id(self, channel: str) -> str:
         """The room id of a channel (alias localpart, full alias or room id); ``FatalError`` when
@@ -158,16 +179,19 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         """The space and its child rooms (``m.space.child`` state), space first."""
         space = self.room_id(self.settings.space)
         state = self.client.get(f"/_matrix/client/v3/rooms/{q(space)}/state", what="the space's state")
-        children = sorted(e["state_key"] for e in state
-                          if e.get("type") == "m.space.child" and e.get("content", {}).get("via"))
+        children = sorted(
+            e["state_key"] for e in state if e.get("type") == "m.space.child" and e.get("content", {}).get("via")
+        )
         return [space, *children]
 
     def place_links(self) -> list[tuple[str, str]]:
         """``PlaceLinks``: the space, the WG's room and the moderators' room as matrix.to links,
         which open in any Matrix client (https://spec.matrix.org/v1.11/appendices/#matrixto-navigation)."""
         s = self.settings
-        return [(self.alias(name), f"https://matrix.to/#/{q(self.alias(name))}")
-                for name in dict.fromkeys((s.space, s.wg_room, s.moderators_room))]
+        return [
+            (self.alias(name), f"https://matrix.to/#/{q(self.alias(name))}")
+            for name in dict.fromkeys((s.space, s.wg_room, s.moderators_room))
+        ]
 
     def _platform_account(self, user_id: str) -> bool:
         return user_id in (self.me, self.user_id(self.settings.appservice_sender))
@@ -175,8 +199,13 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
     def _ref(self, user_id: str, display: str | None = None) -> UserRef:
         localpart = user_id[1:].split(":", 1)[0] if user_id.startswith("@") else user_id
         username = localpart if user_id.endswith(f":{self.settings.server_name}") else user_id
-        return UserRef(platform=PLATFORM, id=user_id, username=username, display_name=display or None,
-                       platform_account=self._platform_account(user_id))
+        return UserRef(
+            platform=PLATFORM,
+            id=user_id,
+            username=username,
+            display_name=display or None,
+            platform_account=self._platform_account(user_id),
+        )
 
     # ----------------------------------------------------------------------------------------
     # Directory
@@ -193,8 +222,9 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         try:
             data = self._admin_user(user_id)
         except FatalError as exc:
-            raise FatalError(f"matrix: no user {username!r} on {self.instance}", platform=PLATFORM,
-                             status=exc.status) from None
+            raise FatalError(
+                f"matrix: no user {username!r} on {self.instance}", platform=PLATFORM, status=exc.status
+            ) from None
         if data.get("deactivated"):
             raise FatalError(f"matrix: user {username!r} is deactivated", platform=PLATFORM, status=404)
         return self._ref(user_id, data.get("displayname"))
@@ -207,44 +237,55 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         last_posted = None
         for room in self.community_rooms():
             page = self.client.get(
-                f"/_synapse/admin/v1/rooms/{q(room)}/messages", what=f"{user.username}'s messages",
-                params={"dir": "b", "limit": 1,
-                        "filter": event_filter(senders=[user.id], types=["m.room.message", payloads.POLL_START])},
+                f"/_synapse/admin/v1/rooms/{q(room)}/messages",
+                what=f"{user.username}'s messages",
+                params={
+                    "dir": "b",
+                    "limit": 1,
+                    "filter": event_filter(senders=[user.id], types=["m.room.message", payloads.POLL_START]),
+                },
             )
             for event in page.get("chunk", []):
                 at = _ms(event.get("origin_server_ts"))
                 if at and (last_posted is None or at > last_posted):
                     last_posted = at
-        return Activity(user=user, created_at=created, last_seen_at=_ms(data.get("last_seen_ts")),
-                        last_posted_at=last_posted)
+        return Activity(
+            user=user, created_at=created, last_seen_at=_ms(data.get("last_seen_ts")), last_posted_at=last_posted
+        )
 
     def list_staff(self) -> list[UserRef]:
         """Moderators and admins of the space, and the server's admins."""
-        found = {uid: self._ref(uid) for uid, level in self._levels(self.community_rooms()[0]).items()
-                 if level >= MODERATOR_LEVEL}
+        found = {
+            uid: self._ref(uid)
+            for uid, level in self._levels(self.community_rooms()[0]).items()
+            if level >= MODERATOR_LEVEL
+        }
         for uid in self._server_admins():
             found.setdefault(uid, self._ref(uid))
         return sorted(found.values(), key=lambda u: u.id)
 
     def _server_admins(self) -> list[str]:
-        data = self.client.get("/_synapse/admin/v2/users", what="server admins",
-                               params={"admins": "true", "limit": 1000, "deactivated": "false"})
+        data = self.client.get(
+            "/_synapse/admin/v2/users",
+            what="server admins",
+            params={"admins": "true", "limit": 1000, "deactivated": "false"},
+        )
         return [u["name"] for u in data.get("users", [])]
 
     # ----------------------------------------------------------------------------------------
     # RoleManager
 
     def _power_levels(self, room: str) -> dict[str, Any]:
-        return self.client.get(f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.power_levels/",
-                               what="power levels")
+        return self.client.get(f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.power_levels/", what="power levels")
 
     def _levels(self, room: str) -> dict[str, int]:
         return {uid: int(level) for uid, level in self._power_levels(room).get("users", {}).items()}
 
     def _members(self, room: str) -> list[str]:
         data = self.client.get(f"/_matrix/client/v3/rooms/{q(room)}/joined_members", what="room members")
-        invited = self.client.get(f"/_matrix/client/v3/rooms/{q(room)}/members", what="room members",
-                                  params={"membership": "invite"})
+        invited = self.client.get(
+            f"/_matrix/client/v3/rooms/{q(room)}/members", what="room members", params={"membership": "invite"}
+        )
         return sorted({*data.get("joined", {}), *(e["state_key"] for e in invited.get("chunk", []))})
 
     @staticmethod
@@ -277,8 +318,12 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         else:
             users[user.id] = level
         content = {**content, "users": users, REASON_KEY: reason}
-        self.client.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.power_levels/",
-                            what=f"power levels of {user.username}", json_body=content)
+        self.client.request(
+            "PUT",
+            f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.power_levels/",
+            what=f"power levels of {user.username}",
+            json_body=content,
+        )
 
     def _change(self, user: UserRef, role: Role, *, grant: bool, reason: str) -> RoleChange:
         reason = _check_reason(reason)
@@ -297,12 +342,17 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         def write() -> None:
             if role.kind is RoleKind.GROUP and role.name == SERVER_ADMINS:
                 # Synapse keeps no reason for this flag: it lives in the RoleChange and the audit.
-                self.client.request("PUT", f"/_synapse/admin/v1/users/{q(user.id)}/admin",
-                                    what=what, json_body={"admin": grant})
+                self.client.request(
+                    "PUT", f"/_synapse/admin/v1/users/{q(user.id)}/admin", what=what, json_body={"admin": grant}
+                )
             elif role.kind is RoleKind.GROUP:
                 verb = "invite" if grant else "kick"
-                self.client.request("POST", f"/_matrix/client/v3/rooms/{q(rooms[0])}/{verb}", what=what,
-                                    json_body={"user_id": user.id, "reason": reason})
+                self.client.request(
+                    "POST",
+                    f"/_matrix/client/v3/rooms/{q(rooms[0])}/{verb}",
+                    what=what,
+                    json_body={"user_id": user.id, "reason": reason},
+                )
             else:
                 level = (ADMIN_LEVEL if role.kind is RoleKind.ADMIN else MODERATOR_LEVEL) if grant else None
                 for room in rooms:
@@ -330,14 +380,21 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         """Send one event with a key-derived transaction id; its event id. Retried on 5xx and
         dropped connections like a read: the homeserver answers a resent id with the first event."""
         data = self.client.request(
-            "PUT", f"/_matrix/client/v3/rooms/{q(room)}/send/{q(event_type)}/{payloads.txn_id(key)}",
-            what=f"send {event_type}", json_body=dict(content), idempotent=True,
+            "PUT",
+            f"/_matrix/client/v3/rooms/{q(room)}/send/{q(event_type)}/{payloads.txn_id(key)}",
+            what=f"send {event_type}",
+            json_body=dict(content),
+            idempotent=True,
         )
         return str(data["event_id"])
 
     def _ref_message(self, room: str, event_id: str, thread_root: str | None = None) -> MessageRef:
-        return MessageRef(platform=PLATFORM, id=event_id, thread_id=f"{room}/{thread_root or event_id}",
-                          url=f"https://matrix.to/#/{q(room)}/{q(event_id)}")
+        return MessageRef(
+            platform=PLATFORM,
+            id=event_id,
+            thread_id=f"{room}/{thread_root or event_id}",
+            url=f"https://matrix.to/#/{q(room)}/{q(event_id)}",
+        )
 
     def post(self, *, channel: str, title: str, text: str, key: str | None = None) -> MessageRef:
         """A message in the room ``channel``; it is the root of a thread (``thread_id``)."""
@@ -353,8 +410,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         event_id = self.send(room, "m.room.message", payloads.message(title=None, text=text, thread_root=root), key=key)
         return self._ref_message(room, event_id, thread_root=root)
 
-    def direct_message(self, *, recipients: Sequence[str], title: str, text: str,
-                       key: str | None = None) -> MessageRef:
+    def direct_message(self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None) -> MessageRef:
         """A message in the private room of the bot with exactly ``recipients`` (created once,
         remembered in the bot's account data)."""
         users = sorted({self.user_id(r) for r in recipients})
@@ -367,8 +423,11 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         return self._ref_message(room, event_id)
 
     def _dm_rooms(self) -> dict[str, str]:
-        return self.client.get(f"/_matrix/client/v3/user/{q(self.me)}/account_data/org.charterflow.dm_rooms",
-                               what="the bot's DM rooms", missing_ok=True)
+        return self.client.get(
+            f"/_matrix/client/v3/user/{q(self.me)}/account_data/org.charterflow.dm_rooms",
+            what="the bot's DM rooms",
+            missing_ok=True,
+        )
 
     def _dm_room(self, users: list[str]) -> str:
         slot = " ".join(users)
@@ -376,42 +435,71 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
             known = self._dm_rooms()
             if slot in known:
                 return known[slot]
-            created = self.client.request("POST", "/_matrix/client/v3/createRoom", what="create a DM room",
-                                          json_body={"preset": "trusted_private_chat", "is_direct": True,
-                                                     "invite": users})
+            created = self.client.request(
+                "POST",
+                "/_matrix/client/v3/createRoom",
+                what="create a DM room",
+                json_body={"preset": "trusted_private_chat", "is_direct": True, "invite": users},
+            )
             room = str(created["room_id"])
-            self.client.request("PUT", f"/_matrix/client/v3/user/{q(self.me)}/account_data/org.charterflow.dm_rooms",
-                                what="remember a DM room", json_body={**known, slot: room})
+            self.client.request(
+                "PUT",
+                f"/_matrix/client/v3/user/{q(self.me)}/account_data/org.charterflow.dm_rooms",
+                what="remember a DM room",
+                json_body={**known, slot: room},
+            )
             return room
 
     # ----------------------------------------------------------------------------------------
     # BallotBox
 
-    def open_ballot(self, *, channel: str, question: str, options: Sequence[str], voters_group: str | None = None,
-                    closes_at: datetime | None = None, key: str | None = None, text: str = "",
-                    secret: bool = False) -> Ballot:
+    def open_ballot(
+        self,
+        *,
+        channel: str,
+        question: str,
+        options: Sequence[str],
+        voters_group: str | None = None,
+        closes_at: datetime | None = None,
+        key: str | None = None,
+        text: str = "",
+        secret: bool = False,
+    ) -> Ballot:
         """An ``m.poll.start`` in ``channel``; votes of members of ``voters_group``'s room only."""
         if secret:
             # Poll responses are room events every member can read (R-VOTE-SECRET cannot hold).
-            raise FatalError("matrix: a poll shows each vote to the room's members; hold a secret "
-                             "ballot on another platform", platform=PLATFORM, status=None)
+            raise FatalError(
+                "matrix: a poll shows each vote to the room's members; hold a secret ballot on another platform",
+                platform=PLATFORM,
+                status=None,
+            )
         room = self.room_id(channel)
         if voters_group:
             self.room_id(voters_group)  # an unknown group fails before the poll is posted
         note = f"Voting closes {closes_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC." if closes_at else ""
-        content = payloads.poll_start(question=question, options=list(options), text=text,
-                                      voters_group=voters_group, closes_note=note)
+        content = payloads.poll_start(
+            question=question, options=list(options), text=text, voters_group=voters_group, closes_note=note
+        )
         event_id = self.send(room, payloads.POLL_START, content, key=key)
-        return Ballot(platform=PLATFORM, id=f"{room}/{event_id}", question=question,
-                      options=tuple(BallotOption(id=f"a{i}", label=o) for i, o in enumerate(options, 1)),
-                      is_open=True, message=self._ref_message(room, event_id), closes_at=closes_at)
+        return Ballot(
+            platform=PLATFORM,
+            id=f"{room}/{event_id}",
+            question=question,
+            options=tuple(BallotOption(id=f"a{i}", label=o) for i, o in enumerate(options, 1)),
+            is_open=True,
+            message=self._ref_message(room, event_id),
+            closes_at=closes_at,
+        )
 
     def _relations(self, room: str, event_id: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": _PAGE, "dir": "f"}
         for _ in range(_MAX_PAGES):
-            page = self.client.get(f"/_matrix/client/v1/rooms/{q(room)}/relations/{q(event_id)}/m.reference",
-                                   what="poll relations", params=params)
+            page = self.client.get(
+                f"/_matrix/client/v1/rooms/{q(room)}/relations/{q(event_id)}/m.reference",
+                what="poll relations",
+                params=params,
+            )
             events.extend(page.get("chunk", []))
             if not page.get("next_batch"):
                 break
@@ -425,8 +513,11 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         return room, event_id
 
     def _ended_at(self, relations: list[dict[str, Any]]) -> int | None:
-        ends = [e["origin_server_ts"] for e in relations
-                if e.get("type") in payloads.POLL_END_TYPES and e.get("sender") == self.me]
+        ends = [
+            e["origin_server_ts"]
+            for e in relations
+            if e.get("type") in payloads.POLL_END_TYPES and e.get("sender") == self.me
+        ]
         return min(ends) if ends else None
 
     def read_votes(self, ballot: Ballot) -> list[Vote]:
@@ -459,10 +550,21 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
         """An ``m.poll.end`` (once: keyed by the ballot) carrying ``result``."""
         room, event_id = self._split(ballot)
         if self._ended_at(self._relations(room, event_id)) is None:
-            self.send(room, payloads.POLL_END, payloads.poll_end(start_event=event_id, result=result),
-                      key=f"close:{ballot.id}")
-        return Ballot(platform=ballot.platform, id=ballot.id, question=ballot.question, options=ballot.options,
-                      is_open=False, message=ballot.message, closes_at=ballot.closes_at)
+            self.send(
+                room,
+                payloads.POLL_END,
+                payloads.poll_end(start_event=event_id, result=result),
+                key=f"close:{ballot.id}",
+            )
+        return Ballot(
+            platform=ballot.platform,
+            id=ballot.id,
+            question=ballot.question,
+            options=ballot.options,
+            is_open=False,
+            message=ballot.message,
+            closes_at=ballot.closes_at,
+        )
 
     # ----------------------------------------------------------------------------------------
     # moderation log
@@ -480,11 +582,13 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
 
     def _room_entries(self, room: str) -> list[ModerationEntry]:
         out: list[ModerationEntry] = []
-        params: dict[str, Any] = {"dir": "f", "limit": _PAGE,
-                                  "filter": event_filter(types=["m.room.member", "m.room.redaction"])}
+        params: dict[str, Any] = {
+            "dir": "f",
+            "limit": _PAGE,
+            "filter": event_filter(types=["m.room.member", "m.room.redaction"]),
+        }
         for _ in range(_MAX_PAGES):
-            page = self.client.get(f"/_synapse/admin/v1/rooms/{q(room)}/messages", what="room history",
-                                   params=params)
+            page = self.client.get(f"/_synapse/admin/v1/rooms/{q(room)}/messages", what="room history", params=params)
             for event in page.get("chunk", []):
                 entry = self._room_entry(room, event)
                 if entry is not None:
@@ -514,32 +618,50 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
             return None
         at = int(event.get("origin_server_ts", 0))
         return ModerationEntry(
-            platform=PLATFORM, id=f"{at:013d}:{event['event_id']}", kind=kind, occurred_at=_ms(at) or datetime.now(UTC),
-            target=self._ref(target) if target else None, moderator=self._ref(sender) if sender else None,
-            reason=content.get("reason"), changes={"room_id": room, **({"redacts": event.get("redacts")
-                                                                        or content.get("redacts")} if kind == "redaction" else {})},
-            link=f"https://matrix.to/#/{q(room)}/{q(str(event['event_id']))}", raw=dict(event),
+            platform=PLATFORM,
+            id=f"{at:013d}:{event['event_id']}",
+            kind=kind,
+            occurred_at=_ms(at) or datetime.now(UTC),
+            target=self._ref(target) if target else None,
+            moderator=self._ref(sender) if sender else None,
+            reason=content.get("reason"),
+            changes={
+                "room_id": room,
+                **({"redacts": event.get("redacts") or content.get("redacts")} if kind == "redaction" else {}),
+            },
+            link=f"https://matrix.to/#/{q(room)}/{q(str(event['event_id']))}",
+            raw=dict(event),
         )
 
     def _report_entries(self) -> list[ModerationEntry]:
         out: list[ModerationEntry] = []
         start = 0
         for _ in range(_MAX_PAGES):
-            page = self.client.get("/_synapse/admin/v1/event_reports", what="content reports",
-                                   params={"dir": "f", "limit": _PAGE, "from": start})
+            page = self.client.get(
+                "/_synapse/admin/v1/event_reports",
+                what="content reports",
+                params={"dir": "f", "limit": _PAGE, "from": start},
+            )
             for report in page.get("event_reports", []):
                 at = int(report.get("received_ts", 0))
-                out.append(ModerationEntry(
-                    platform=PLATFORM, id=f"{at:013d}:report-{report['id']}", kind="content_report",
-                    occurred_at=_ms(at) or datetime.now(UTC),
-                    target=self._ref(report["sender"]) if report.get("sender") else None,
-                    moderator=self._ref(report["user_id"]) if report.get("user_id") else None,
-                    reason=report.get("reason"),
-                    changes={"room_id": report.get("room_id"), "event_id": report.get("event_id"),
-                             "score": report.get("score")},
-                    link=f"https://matrix.to/#/{q(str(report.get('room_id')))}/{q(str(report.get('event_id')))}",
-                    raw=dict(report),
-                ))
+                out.append(
+                    ModerationEntry(
+                        platform=PLATFORM,
+                        id=f"{at:013d}:report-{report['id']}",
+                        kind="content_report",
+                        occurred_at=_ms(at) or datetime.now(UTC),
+                        target=self._ref(report["sender"]) if report.get("sender") else None,
+                        moderator=self._ref(report["user_id"]) if report.get("user_id") else None,
+                        reason=report.get("reason"),
+                        changes={
+                            "room_id": report.get("room_id"),
+                            "event_id": report.get("event_id"),
+                            "score": report.get("score"),
+                        },
+                        link=f"https://matrix.to/#/{q(str(report.get('room_id')))}/{q(str(report.get('event_id')))}",
+                        raw=dict(report),
+                    )
+                )
             if page.get("next_token") is None:
                 break
             start = int(page["next_token"])
@@ -549,9 +671,11 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
     # the appservice push
 
     def _verifier(self) -> AppserviceVerifier:
-        return AppserviceVerifier(hs_token=self.settings.hs_token, server_name=self.instance,
-                                  own_users=(self.user_id(self.settings.bot_user),
-                                             self.user_id(self.settings.appservice_sender)))
+        return AppserviceVerifier(
+            hs_token=self.settings.hs_token,
+            server_name=self.instance,
+            own_users=(self.user_id(self.settings.bot_user), self.user_id(self.settings.appservice_sender)),
+        )
 
     def verify_transaction(self, *, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
         """The events of an appservice transaction (``AppserviceVerifier.verify_transaction``)."""

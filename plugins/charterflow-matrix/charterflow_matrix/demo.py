@@ -68,19 +68,34 @@ def _link(demo: Any, settings: MatrixSettings) -> None:
     discord_name = member.discord["username"]
     localpart = re.sub(r"[^a-z0-9._=-]", "_", discord_name.lower())
     base = settings.homeserver_url
-    with httpx.Client(base_url=base, timeout=30, trust_env=False,
-                      headers={"Authorization": f"Bearer {settings.access_token.get_secret_value()}"}) as admin:
+    with httpx.Client(
+        base_url=base,
+        timeout=30,
+        trust_env=False,
+        headers={"Authorization": f"Bearer {settings.access_token.get_secret_value()}"},
+    ) as admin:
         users = Users(admin, settings.server_name)
         user_id = users.ensure(localpart)
-        room = admin.get(f"/_matrix/client/v3/directory/room/"
-                         f"{q(f'#{settings.alias_prefix}general:{settings.server_name}')}").raise_for_status().json()["room_id"]
+        room = (
+            admin.get(
+                f"/_matrix/client/v3/directory/room/{q(f'#{settings.alias_prefix}general:{settings.server_name}')}"
+            )
+            .raise_for_status()
+            .json()["room_id"]
+        )
         admin.post(f"/_matrix/client/v3/rooms/{q(room)}/invite", json={"user_id": user_id})
         with users.client(base, localpart) as client:
             client.post(f"/_matrix/client/v3/join/{q(room)}", json={}).raise_for_status()
 
             def send(body: str) -> str:
-                return client.put(f"/_matrix/client/v3/rooms/{q(room)}/send/m.room.message/{txn_id(None)}",
-                                  json={"msgtype": "m.text", "body": body}).raise_for_status().json()["event_id"]
+                return (
+                    client.put(
+                        f"/_matrix/client/v3/rooms/{q(room)}/send/m.room.message/{txn_id(None)}",
+                        json={"msgtype": "m.text", "body": body},
+                    )
+                    .raise_for_status()
+                    .json()["event_id"]
+                )
 
             # A worker re-reads the platform list every few seconds: until it serves the
             # trial platform, it answers "not served" and the member asks again.
@@ -96,8 +111,11 @@ def _link(demo: Any, settings: MatrixSettings) -> None:
             demo.say(f"      {localpart} sent !link discord {discord_name} on Matrix ({user_id})")
 
             def code() -> str | None:
-                found = [re.search(r"!link ([0-9a-f]{10})", m.get("content") or "")
-                         for m in demo.state("discord")["messages"] if "matrix" in (m.get("content") or "")]
+                found = [
+                    re.search(r"!link ([0-9a-f]{10})", m.get("content") or "")
+                    for m in demo.state("discord")["messages"]
+                    if "matrix" in (m.get("content") or "")
+                ]
                 codes = [f.group(1) for f in found if f]
                 return codes[-1] if codes else None  # the latest: the one just sent
 

@@ -41,19 +41,39 @@ def check(settings: MatrixSettings, *, transport: httpx.BaseTransport | None = N
             versions = plain.get(f"{base}/_matrix/client/versions").json()
         checks.append(passed(PLATFORM, "homeserver", f"{base} speaks {', '.join(versions.get('versions', [])[-2:])}"))
     except (httpx.HTTPError, ValueError) as exc:
-        return [failed(PLATFORM, "homeserver", f"{base} does not answer ({type(exc).__name__})",
-                       "start the homeserver or fix CHARTERFLOW_MATRIX_HOMESERVER_URL")]
+        return [
+            failed(
+                PLATFORM,
+                "homeserver",
+                f"{base} does not answer ({type(exc).__name__})",
+                "start the homeserver or fix CHARTERFLOW_MATRIX_HOMESERVER_URL",
+            )
+        ]
     connector = MatrixConnector(settings=settings, transport=transport)
     try:
         try:
             me = connector.me
             admin = connector._admin_user(me).get("admin")
         except CharterflowError as exc:
-            return [*checks, failed(PLATFORM, "token", str(exc), "set CHARTERFLOW_MATRIX_ACCESS_TOKEN to the bot's token"
-                                    " and make the bot a server admin")]
-        checks.append(passed(PLATFORM, "token", f"bot {me}, server admin") if admin else
-                      failed(PLATFORM, "token", f"bot {me} is not a server admin",
-                             "make it one: PUT /_synapse/admin/v1/users/<bot>/admin {\"admin\": true}"))
+            return [
+                *checks,
+                failed(
+                    PLATFORM,
+                    "token",
+                    str(exc),
+                    "set CHARTERFLOW_MATRIX_ACCESS_TOKEN to the bot's token and make the bot a server admin",
+                ),
+            ]
+        checks.append(
+            passed(PLATFORM, "token", f"bot {me}, server admin")
+            if admin
+            else failed(
+                PLATFORM,
+                "token",
+                f"bot {me} is not a server admin",
+                'make it one: PUT /_synapse/admin/v1/users/<bot>/admin {"admin": true}',
+            )
+        )
         checks.extend(_rooms_and_power(connector, me))
         checks.append(_appservice(settings, transport))
     finally:
@@ -68,8 +88,15 @@ def _rooms_and_power(connector: MatrixConnector, me: str) -> list[Check]:
             connector.room_id(channel)
         rooms = connector.community_rooms()
     except CharterflowError as exc:
-        return [failed(PLATFORM, "rooms", str(exc), "create the space and rooms, or fix CHARTERFLOW_MATRIX_SPACE,"
-                       " _WG_ROOM, _MODERATORS_ROOM and _ALIAS_PREFIX")]
+        return [
+            failed(
+                PLATFORM,
+                "rooms",
+                str(exc),
+                "create the space and rooms, or fix CHARTERFLOW_MATRIX_SPACE,"
+                " _WG_ROOM, _MODERATORS_ROOM and _ALIAS_PREFIX",
+            )
+        ]
     out = [passed(PLATFORM, "rooms", f"space and {len(rooms) - 1} rooms")]
     weak = []
     for room in rooms:
@@ -82,26 +109,44 @@ def _rooms_and_power(connector: MatrixConnector, me: str) -> list[Check]:
         if not v12_creator and connector._levels(room).get(me, 0) <= ADMIN_LEVEL:
             weak.append(room)
     if weak:
-        out.append(failed(PLATFORM, "power", f"the bot does not outrank admins in {len(weak)} rooms ({weak[0]}…)",
-                          "raise the bot's power level above 100 in those rooms (or let it create them)"))
+        out.append(
+            failed(
+                PLATFORM,
+                "power",
+                f"the bot does not outrank admins in {len(weak)} rooms ({weak[0]}…)",
+                "raise the bot's power level above 100 in those rooms (or let it create them)",
+            )
+        )
     else:
-        out.append(passed(PLATFORM, "power", f"the bot outranks admins (100) and moderators (50) in {len(rooms)} rooms"))
+        out.append(
+            passed(PLATFORM, "power", f"the bot outranks admins (100) and moderators (50) in {len(rooms)} rooms")
+        )
     return out
 
 
 def _appservice(settings: MatrixSettings, transport: httpx.BaseTransport | None) -> Check:
     if settings.as_token is None:
-        return failed(PLATFORM, "appservice", "CHARTERFLOW_MATRIX_AS_TOKEN is not set",
-                      "set it to the registration's as_token so doctor can ask Synapse to ping the gateway")
+        return failed(
+            PLATFORM,
+            "appservice",
+            "CHARTERFLOW_MATRIX_AS_TOKEN is not set",
+            "set it to the registration's as_token so doctor can ask Synapse to ping the gateway",
+        )
     with httpx.Client(transport=transport, timeout=settings.timeout, trust_env=False) as plain:
-        answer = plain.post(f"{settings.homeserver_url}/_matrix/client/v1/appservice/{q(settings.appservice_id)}/ping",
-                            json={}, headers={"Authorization": f"Bearer {settings.as_token.get_secret_value()}"})
+        answer = plain.post(
+            f"{settings.homeserver_url}/_matrix/client/v1/appservice/{q(settings.appservice_id)}/ping",
+            json={},
+            headers={"Authorization": f"Bearer {settings.as_token.get_secret_value()}"},
+        )
     if answer.status_code == 200:
         return passed(PLATFORM, "appservice", f"Synapse reached the gateway in {answer.json().get('duration_ms')} ms")
     try:
         code = answer.json().get("errcode", "")
     except ValueError:
         code = ""
-    return failed(PLATFORM, "appservice", f"ping answered HTTP {answer.status_code} {code}".strip(),
-                  "start the gateway at the registration's url, and check that its hs_token is "
-                  "CHARTERFLOW_MATRIX_HS_TOKEN")
+    return failed(
+        PLATFORM,
+        "appservice",
+        f"ping answered HTTP {answer.status_code} {code}".strip(),
+        "start the gateway at the registration's url, and check that its hs_token is CHARTERFLOW_MATRIX_HS_TOKEN",
+    )

@@ -68,13 +68,15 @@ def guide_edit(event_id: str, text: str) -> dict[str, Any]:
     ``m.new_content`` always holds the whole text."""
     new = guide_content(text)
     relates = {"rel_type": "m.replace", "event_id": event_id}
-    for fallback in (_message("* " + text, html="formatted_body" in new), _message("* " + text, html=False),
-                     _message("* (the guide was updated: open it to read the new text)", html=False)):
+    for fallback in (
+        _message("* " + text, html="formatted_body" in new),
+        _message("* " + text, html=False),
+        _message("* (the guide was updated: open it to read the new text)", html=False),
+    ):
         content = {**fallback, "m.new_content": new, "m.relates_to": relates}
         if content_size(content) <= MAX_CONTENT_BYTES:
             return content
-    return {**_message("* (updated)", html=False), "m.new_content": _message(text, html=False),
-            "m.relates_to": relates}
+    return {**_message("* (updated)", html=False), "m.new_content": _message(text, html=False), "m.relates_to": relates}
 
 
 def welcome_topic(summary: str, room_link: str, guides: Sequence[tuple[str, str]]) -> str:
@@ -134,24 +136,35 @@ class MatrixGuides:
             space = self.room_id(self.settings.space)
             prefix = self.settings.alias_prefix
             try:
-                created = self.client.request("POST", "/_matrix/client/v3/createRoom", what="create the guides room",
-                                              json_body={"room_alias_name": f"{prefix}{name}", "name": "Community guides",
-                                                         "topic": "The community's guides (pinned).",
-                                                         "preset": "public_chat",
-                                                         "power_level_content_override": {"events_default": 50}})
+                created = self.client.request(
+                    "POST",
+                    "/_matrix/client/v3/createRoom",
+                    what="create the guides room",
+                    json_body={
+                        "room_alias_name": f"{prefix}{name}",
+                        "name": "Community guides",
+                        "topic": "The community's guides (pinned).",
+                        "preset": "public_chat",
+                        "power_level_content_override": {"events_default": 50},
+                    },
+                )
             except FatalError as exc:  # another process created it meanwhile (M_ROOM_IN_USE)
                 if exc.status != 400:
                     raise
                 return self.room_id(name)
             room = str(created["room_id"])
-            self.client.request("PUT", f"/_matrix/client/v3/rooms/{q(space)}/state/m.space.child/{q(room)}",
-                                what="add the guides room to the space",
-                                json_body={"via": [self.settings.server_name]})
+            self.client.request(
+                "PUT",
+                f"/_matrix/client/v3/rooms/{q(space)}/state/m.space.child/{q(room)}",
+                what="add the guides room to the space",
+                json_body={"via": [self.settings.server_name]},
+            )
             return room
 
     def _pinned(self, room: str) -> list[str]:
-        state = self.client.get(f"/_matrix/client/v3/rooms/{q(room)}/state/{PINNED}/", what="pinned messages",
-                                missing_ok=True)
+        state = self.client.get(
+            f"/_matrix/client/v3/rooms/{q(room)}/state/{PINNED}/", what="pinned messages", missing_ok=True
+        )
         return [str(e) for e in state.get("pinned", []) if isinstance(e, str)]
 
     def _pin(self, room: str, *, keep: Sequence[str], drop: Sequence[str]) -> None:
@@ -161,16 +174,21 @@ class MatrixGuides:
             current = self._pinned(room)
             wanted = [e for e in current if e not in drop] + [e for e in keep if e not in current]
             if wanted != current:
-                self.client.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/state/{PINNED}/",
-                                    what="pin the guide", json_body={"pinned": wanted})
+                self.client.request(
+                    "PUT",
+                    f"/_matrix/client/v3/rooms/{q(room)}/state/{PINNED}/",
+                    what="pin the guide",
+                    json_body={"pinned": wanted},
+                )
 
     # ----------------------------------------------------------------------------------------
     # GuideShelf
 
     def _shelve_piece(self, room: str, text: str, old: MessageRef | None, *, key: str) -> MessageRef:
         if old is not None and old.thread_id.partition("/")[0] == room:
-            event = self.client.get(f"/_matrix/client/v3/rooms/{q(room)}/event/{q(old.id)}",
-                                    what="a guide message", missing_ok=True)
+            event = self.client.get(
+                f"/_matrix/client/v3/rooms/{q(room)}/event/{q(old.id)}", what="a guide message", missing_ok=True
+            )
             shown = _shown(event) if event else None
             if shown is not None:
                 new = guide_content(text)
@@ -181,8 +199,9 @@ class MatrixGuides:
             key = f"{key}:after:{old.id}"  # gone (redacted): posted again, under a new transaction id
         return self._ref_message(room, self.send(room, "m.room.message", guide_content(text), key=key))
 
-    def shelve_guide(self, *, channel: str | None, title: str, pieces: Sequence[str],
-                     placed: Sequence[MessageRef] = (), key: str) -> list[MessageRef]:
+    def shelve_guide(
+        self, *, channel: str | None, title: str, pieces: Sequence[str], placed: Sequence[MessageRef] = (), key: str
+    ) -> list[MessageRef]:
         """Each piece a message in ``channel`` (default the guides room), pinned: placed ones
         edited in place (``m.replace``) when their text changed, missing ones posted (the
         transaction id from ``key``), extra ones told they are no longer used and unpinned."""
@@ -191,23 +210,27 @@ class MatrixGuides:
         for i in range(max(len(pieces), len(placed))):
             text = pieces[i] if i < len(pieces) else f"(This part of \u201c{title[:80]}\u201d is no longer used.)"
             refs.append(self._shelve_piece(room, text, placed[i] if i < len(placed) else None, key=f"{key}:{i}"))
-        self._pin(room, keep=[r.id for r in refs[:len(pieces)]], drop=[r.id for r in refs[len(pieces):]])
+        self._pin(room, keep=[r.id for r in refs[: len(pieces)]], drop=[r.id for r in refs[len(pieces) :]])
         return refs
 
     # ----------------------------------------------------------------------------------------
     # NewcomerWelcome
 
-    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]],
-                    channel: str | None = None) -> str:
+    def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]], channel: str | None = None) -> str:
         """The space's topic (``m.room.topic``): ``summary``, the guides room's link and each
         guide's; written only when it changes."""
         room = self.guides_room(channel)
         alias = self.alias(channel or self.settings.guides_room)
         text = welcome_topic(summary, f"https://matrix.to/#/{q(alias if alias.startswith('#') else room)}", guides)
         space = self.room_id(self.settings.space)
-        current = self.client.get(f"/_matrix/client/v3/rooms/{q(space)}/state/m.room.topic/", what="the space's topic",
-                                  missing_ok=True)
+        current = self.client.get(
+            f"/_matrix/client/v3/rooms/{q(space)}/state/m.room.topic/", what="the space's topic", missing_ok=True
+        )
         if current.get("topic") != text:
-            self.client.request("PUT", f"/_matrix/client/v3/rooms/{q(space)}/state/m.room.topic/",
-                                what="the space's topic", json_body={"topic": text})
+            self.client.request(
+                "PUT",
+                f"/_matrix/client/v3/rooms/{q(space)}/state/m.room.topic/",
+                what="the space's topic",
+                json_body={"topic": text},
+            )
         return f"the topic of {self.alias(self.settings.space)}"

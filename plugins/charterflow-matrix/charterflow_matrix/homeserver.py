@@ -80,19 +80,31 @@ class Credentials:
 
     def as_json(self) -> dict[str, str]:
         """For ``credentials.json`` beside the config (the stack reads it)."""
-        return {"base_url": self.base_url, "server_name": self.server_name,
-                "bot_user_id": self.bot_user_id, "bot_token": self.bot_token,
-                "as_token": self.as_token, "hs_token": self.hs_token,
-                "registration_secret": self.registration_secret}
+        return {
+            "base_url": self.base_url,
+            "server_name": self.server_name,
+            "bot_user_id": self.bot_user_id,
+            "bot_token": self.bot_token,
+            "as_token": self.as_token,
+            "hs_token": self.hs_token,
+            "registration_secret": self.registration_secret,
+        }
 
 
 class Homeserver:
     """One Synapse child process, its config and data in ``workdir``."""
 
-    def __init__(self, workdir: Path | str, *, appservice_url: str | None = None,
-                 port: int | None = None, bot_localpart: str = "charterflow",
-                 rate_limits: RateLimits | None = None, python: str | None = None,
-                 die_with_parent: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path | str,
+        *,
+        appservice_url: str | None = None,
+        port: int | None = None,
+        bot_localpart: str = "charterflow",
+        rate_limits: RateLimits | None = None,
+        python: str | None = None,
+        die_with_parent: bool = False,
+    ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -122,8 +134,10 @@ class Homeserver:
         path = self.workdir / "secrets.json"
         if path.exists():
             return json.loads(path.read_text())
-        values = {name: secrets.token_urlsafe(32) for name in
-                  ("registration_shared_secret", "macaroon_secret_key", "form_secret", "as_token", "hs_token")}
+        values = {
+            name: secrets.token_urlsafe(32)
+            for name in ("registration_shared_secret", "macaroon_secret_key", "form_secret", "as_token", "hs_token")
+        }
         _write_private(path, json.dumps(values))
         return values
 
@@ -151,21 +165,33 @@ class Homeserver:
             with key.open("w") as handle:
                 write_signing_keys(handle, [generate_signing_key("a_cf")])
         (self.workdir / "media").mkdir(exist_ok=True)
-        (self.workdir / "log.yaml").write_text(json.dumps({
-            "version": 1,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-            "handlers": {"file": {"class": "logging.FileHandler", "formatter": "plain",
-                                  "filename": str(self.log_path)}},
-            "root": {"level": "WARNING", "handlers": ["file"]},
-            "disable_existing_loggers": False,
-        }))
+        (self.workdir / "log.yaml").write_text(
+            json.dumps(
+                {
+                    "version": 1,
+                    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+                    "handlers": {
+                        "file": {"class": "logging.FileHandler", "formatter": "plain", "filename": str(self.log_path)}
+                    },
+                    "root": {"level": "WARNING", "handlers": ["file"]},
+                    "disable_existing_loggers": False,
+                }
+            )
+        )
         config: dict[str, Any] = {
             "server_name": SERVER_NAME,
             "public_baseurl": self.base_url + "/",
             "pid_file": str(self.workdir / "homeserver.pid"),
-            "listeners": [{"port": self.port, "bind_addresses": ["127.0.0.1"], "type": "http",
-                           "tls": False, "x_forwarded": False,
-                           "resources": [{"names": ["client"], "compress": False}]}],
+            "listeners": [
+                {
+                    "port": self.port,
+                    "bind_addresses": ["127.0.0.1"],
+                    "type": "http",
+                    "tls": False,
+                    "x_forwarded": False,
+                    "resources": [{"names": ["client"], "compress": False}],
+                }
+            ],
             "database": {"name": "sqlite3", "args": {"database": str(self.workdir / "homeserver.db")}},
             "log_config": str(self.workdir / "log.yaml"),
             "media_store_path": str(self.workdir / "media"),
@@ -204,7 +230,11 @@ class Homeserver:
         self.write_config()
         log = self.log_path.with_suffix(".out").open("ab")
         self.process = subprocess.Popen(
-            self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.command(),
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env=self.environment(),
             preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
@@ -235,20 +265,36 @@ class Homeserver:
         token = None
         if saved.exists():  # a restart: the bot exists; check its token still works
             token = json.loads(saved.read_text()).get("bot_token")
-            if client.get("/_matrix/client/v3/account/whoami",
-                          headers={"Authorization": f"Bearer {token}"}).status_code != 200:
+            if (
+                client.get(
+                    "/_matrix/client/v3/account/whoami", headers={"Authorization": f"Bearer {token}"}
+                ).status_code
+                != 200
+            ):
                 token = None
         if token is None:
-            token = register_user(client, values["registration_shared_secret"], self.bot_localpart,
-                                  password=secrets.token_urlsafe(24), admin=True)
+            token = register_user(
+                client,
+                values["registration_shared_secret"],
+                self.bot_localpart,
+                password=secrets.token_urlsafe(24),
+                admin=True,
+            )
             # https://element-hooks.github.io/synapse/latest/admin_api/user_admin_api.html#set-ratelimit
-            client.post(f"/_synapse/admin/v1/users/@{self.bot_localpart}:{SERVER_NAME}/override_ratelimit",
-                        headers={"Authorization": f"Bearer {token}"},
-                        json={"messages_per_second": 0, "burst_count": 0}).raise_for_status()
-        return Credentials(base_url=self.base_url, server_name=SERVER_NAME,
-                           bot_user_id=f"@{self.bot_localpart}:{SERVER_NAME}", bot_token=token,
-                           as_token=values["as_token"], hs_token=values["hs_token"],
-                           registration_secret=values["registration_shared_secret"])
+            client.post(
+                f"/_synapse/admin/v1/users/@{self.bot_localpart}:{SERVER_NAME}/override_ratelimit",
+                headers={"Authorization": f"Bearer {token}"},
+                json={"messages_per_second": 0, "burst_count": 0},
+            ).raise_for_status()
+        return Credentials(
+            base_url=self.base_url,
+            server_name=SERVER_NAME,
+            bot_user_id=f"@{self.bot_localpart}:{SERVER_NAME}",
+            bot_token=token,
+            as_token=values["as_token"],
+            hs_token=values["hs_token"],
+            registration_secret=values["registration_shared_secret"],
+        )
 
     def alive(self) -> bool:
         """True while the child runs."""
@@ -291,19 +337,27 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
-def register_user(client: httpx.Client, shared_secret: str, localpart: str, *, password: str,
-                  admin: bool = False) -> str:
+def register_user(
+    client: httpx.Client, shared_secret: str, localpart: str, *, password: str, admin: bool = False
+) -> str:
     """Register ``localpart`` through Synapse's shared-secret admin API; its access token.
 
     https://element-hooks.github.io/synapse/latest/admin_api/register_api.html
     """
     nonce = client.get("/_synapse/admin/v1/register").raise_for_status().json()["nonce"]
     mac = hmac.new(shared_secret.encode(), digestmod=hashlib.sha1)
-    mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(),
-                             b"admin" if admin else b"notadmin"]))
-    response = client.post("/_synapse/admin/v1/register", json={
-        "nonce": nonce, "username": localpart, "password": password, "admin": admin,
-        "mac": mac.hexdigest(),
-    })
+    mac.update(
+        b"\x00".join([nonce.encode(), localpart.encode(), password.encode(), b"admin" if admin else b"notadmin"])
+    )
+    response = client.post(
+        "/_synapse/admin/v1/register",
+        json={
+            "nonce": nonce,
+            "username": localpart,
+            "password": password,
+            "admin": admin,
+            "mac": mac.hexdigest(),
+        },
+    )
     response.raise_for_status()
     return response.json()["access_token"]

@@ -26,13 +26,15 @@ from connectors.errors import ConfigError, InvalidSignature
 __all__ = ["appservice_router", "verifier_from_env"]
 
 log = logging.getLogger("charterflow.gateway.matrix")
-_ERRCODES = {400: "M_BAD_JSON", 401: "M_UNAUTHORIZED", 403: "M_FORBIDDEN", 404: "M_NOT_FOUND",
-             413: "M_TOO_LARGE"}
+_ERRCODES = {400: "M_BAD_JSON", 401: "M_UNAUTHORIZED", 403: "M_FORBIDDEN", 404: "M_NOT_FOUND", 413: "M_TOO_LARGE"}
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
-    return JSONResponse({"errcode": _ERRCODES.get(status, "M_UNKNOWN"), "error": message}, status_code=status,
-                        headers={"Cache-Control": "no-store", **headers})
+    return JSONResponse(
+        {"errcode": _ERRCODES.get(status, "M_UNKNOWN"), "error": message},
+        status_code=status,
+        headers={"Cache-Control": "no-store", **headers},
+    )
 
 
 def verifier_from_env() -> AppserviceVerifier | None:

@@ -28,11 +28,18 @@ COMMANDS = ("apply", "idea", "optin", "leave", "propose", "link", "help")
 # ``charterflow.inbound_routes`` (``flows.inbox_routing.plugin_routes``) reads this table, so
 # the core routes Matrix events without naming Matrix. Values are the core's route names.
 ROUTES: dict[str, str] = {
-    "apply": "intake", "idea": "idea", "optin": "renewal-opt-in", "leave": "leave",
-    "propose": "board-proposal", "link": "link", "ballot_vote": "vote",
+    "apply": "intake",
+    "idea": "idea",
+    "optin": "renewal-opt-in",
+    "leave": "leave",
+    "propose": "board-proposal",
+    "link": "link",
+    "ballot_vote": "vote",
     # The common room (R-COMMS): a person's message, edit or redaction; the core's handler
     # relays it when its room is bridged and leaves it otherwise.
-    "message": "commons", "message_edited": "commons", "message_redacted": "commons",
+    "message": "commons",
+    "message_edited": "commons",
+    "message_redacted": "commons",
     "help": "guides-help",  # `!help <topic>`: the matching guides, answered in the room (R-GUIDE)
 }
 POLL_RESPONSE_TYPES = ("m.poll.response", "org.matrix.msc3381.poll.response")
@@ -86,12 +93,22 @@ def room_attributes(event: Mapping[str, Any], content: Mapping[str, Any]) -> dic
     if relates.get("rel_type") == "m.replace":
         new = content.get("m.new_content")
         new = new if isinstance(new, dict) else {}
-        return {**out, "room.change": "edit", "room.message_id": str(relates.get("event_id") or "")[:300],
-                "room.text": str(new.get("body") or "")[:ROOM_TEXT_MAX],
-                "room.url": f"https://matrix.to/#/{quote(room, safe='')}/{quote(str(relates.get('event_id') or ''), safe='')}"}
-    url = f"https://matrix.to/#/{quote(room, safe='')}/{quote(event_id, safe='')}"
-    out.update({"room.change": "new", "room.message_id": event_id, "room.url": url,
-                "room.text": str(content.get("body") or "")[:ROOM_TEXT_MAX]})
+        return {
+            **out,
+            "room.change": "edit",
+            "room.message_id": str(relates.get("event_id") or "")[:300],
+            "room.text": str(new.get("body") or "")[:ROOM_TEXT_MAX],
+            "room.url": _matrix_to(room, str(relates.get("event_id") or "")),
+        }
+    url = _matrix_to(room, event_id)
+    out.update(
+        {
+            "room.change": "new",
+            "room.message_id": event_id,
+            "room.url": url,
+            "room.text": str(content.get("body") or "")[:ROOM_TEXT_MAX],
+        }
+    )
     if relates.get("rel_type") == "m.thread" and isinstance(relates.get("event_id"), str):
         out["room.thread_id"] = f"{room}/{relates['event_id']}"
     if content.get("msgtype") in _FILES:
@@ -143,10 +160,12 @@ class AppserviceVerifier:
     def parse_event(self, event: Any) -> InboundEvent:
         """One pushed event: ``!apply``/``!idea``… messages become the command's kind, poll
         answers ``ballot_vote``, the rest keep their Matrix type."""
-        if not isinstance(event, dict) or not all(isinstance(event.get(k), str) and event.get(k)
-                                                  for k in ("event_id", "type", "room_id", "sender")):
-            raise InvalidSignature("matrix: a pushed event lacks event_id, type, room_id or sender",
-                                   platform=PLATFORM, status=400)
+        if not isinstance(event, dict) or not all(
+            isinstance(event.get(k), str) and event.get(k) for k in ("event_id", "type", "room_id", "sender")
+        ):
+            raise InvalidSignature(
+                "matrix: a pushed event lacks event_id, type, room_id or sender", platform=PLATFORM, status=400
+            )
         content = event["content"] if isinstance(event.get("content"), dict) else {}
         kind = event["type"][:80]
         sender = event["sender"][:300]
@@ -154,16 +173,31 @@ class AppserviceVerifier:
         # from a plugin platform"): the account (its id as the connector's UserRef.id, its
         # username), and per kind the ballot, the answer, the application's fields.
         local = sender[1:].split(":", 1)[0] if sender.endswith(f":{self.instance}") else sender
-        attributes = {"room_id": event["room_id"], "event_id": event["event_id"], "sender": sender,
-                      "user_id": sender, "username": local,
-                      # The connector's Messenger.reply thread id: answers go where it was said.
-                      "reply_to": f"{event['room_id']}/{event['event_id']}"}
+        attributes = {
+            "room_id": event["room_id"],
+            "event_id": event["event_id"],
+            "sender": sender,
+            "user_id": sender,
+            "username": local,
+            # The connector's Messenger.reply thread id: answers go where it was said.
+            "reply_to": f"{event['room_id']}/{event['event_id']}",
+        }
         kind = _kind_and_attributes(event, content, kind, attributes)
         if event["sender"] in self.own_users:
             attributes["own"] = "true"
-        return InboundEvent(platform=PLATFORM, instance=self.instance,
-                            dedupe_key=instance_key(PLATFORM, self.instance, "event", event["event_id"]),
-                            kind=kind, actor=event["sender"], attributes=attributes, data=event)
+        return InboundEvent(
+            platform=PLATFORM,
+            instance=self.instance,
+            dedupe_key=instance_key(PLATFORM, self.instance, "event", event["event_id"]),
+            kind=kind,
+            actor=event["sender"],
+            attributes=attributes,
+            data=event,
+        )
+
+
+def _matrix_to(room: str, event_id: str) -> str:
+    return f"https://matrix.to/#/{quote(room, safe='')}/{quote(event_id, safe='')}"
 
 
 def _relates(content: Mapping[str, Any]) -> dict[str, Any]:
@@ -171,12 +205,10 @@ def _relates(content: Mapping[str, Any]) -> dict[str, Any]:
     return relates if isinstance(relates, dict) else {}
 
 
-def _kind_and_attributes(event: dict[str, Any], content: dict[str, Any], kind: str,
-                         attributes: dict[str, str]) -> str:
+def _kind_and_attributes(event: dict[str, Any], content: dict[str, Any], kind: str, attributes: dict[str, str]) -> str:
     """The core's kind of a pushed event, adding its attributes (a command's, a poll answer's,
     a room message's) to ``attributes``."""
-    if (kind == "m.room.message" and _relates(content).get("rel_type") == "m.replace") \
-            or kind == "m.room.redaction":
+    if (kind == "m.room.message" and _relates(content).get("rel_type") == "m.replace") or kind == "m.room.redaction":
         attributes.update(room_attributes(event, content))
         return "message_edited" if kind == "m.room.message" else "message_redacted"
     if kind == "m.room.message" and isinstance(content.get("body"), str):

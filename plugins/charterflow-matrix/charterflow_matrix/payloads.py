@@ -18,8 +18,18 @@ from typing import Any
 # Element still votes with the MSC3381 unstable type; both count.
 from charterflow_matrix.inbound import POLL_RESPONSE_TYPES
 
-__all__ = ["MAX_CONTENT_BYTES", "POLL_END", "POLL_RESPONSE_TYPES", "POLL_START", "content_size",
-           "message", "poll_end", "poll_response", "poll_start", "txn_id"]
+__all__ = [
+    "MAX_CONTENT_BYTES",
+    "POLL_END",
+    "POLL_RESPONSE_TYPES",
+    "POLL_START",
+    "content_size",
+    "message",
+    "poll_end",
+    "poll_response",
+    "poll_start",
+    "txn_id",
+]
 
 MAX_CONTENT_BYTES = 48_000
 POLL_START, POLL_END = "m.poll.start", "m.poll.end"
@@ -62,21 +72,31 @@ def message(*, title: str | None, text: str, thread_root: str | None = None) -> 
 
     def build(body: str) -> dict[str, Any]:
         plain = f"{title}\n\n{body}" if title else body
-        rich = (f"<strong>{html.escape(title)}</strong><br><br>" if title else "") + \
-            html.escape(body).replace("\n", "<br>")
-        content: dict[str, Any] = {"msgtype": "m.text", "body": plain,
-                                   "format": "org.matrix.custom.html", "formatted_body": rich}
+        rich = (f"<strong>{html.escape(title)}</strong><br><br>" if title else "") + html.escape(body).replace(
+            "\n", "<br>"
+        )
+        content: dict[str, Any] = {
+            "msgtype": "m.text",
+            "body": plain,
+            "format": "org.matrix.custom.html",
+            "formatted_body": rich,
+        }
         if thread_root:
             # https://spec.matrix.org/v1.11/client-server-api/#threading
-            content["m.relates_to"] = {"rel_type": "m.thread", "event_id": thread_root,
-                                       "is_falling_back": True, "m.in_reply_to": {"event_id": thread_root}}
+            content["m.relates_to"] = {
+                "rel_type": "m.thread",
+                "event_id": thread_root,
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": thread_root},
+            }
         return content
 
     return _fit(build, text)
 
 
-def poll_start(*, question: str, options: Sequence[str], text: str = "", voters_group: str | None = None,
-               closes_note: str = "") -> dict[str, Any]:
+def poll_start(
+    *, question: str, options: Sequence[str], text: str = "", voters_group: str | None = None, closes_note: str = ""
+) -> dict[str, Any]:
     """An ``m.poll.start`` (MSC3381, https://github.com/matrix-org/matrix-spec-proposals/pull/3381):
     one choice, results disclosed; answer ids ``a1``…; ``voters_group`` kept in the event so
     ``read_votes`` needs nothing else."""

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from starlette.types import Receive, Scope, Send
 
 from connectors.sandboxkit import check_faults, lifespan, read_body
-from starlette.types import Receive, Scope, Send
 
 __all__ = ["FaultProxy"]
 
@@ -47,7 +47,10 @@ class FaultProxy:
         faults = check_faults(data, extra=("methods", "times"))
         storm = storm_settings(data, shape='{"count": N, "retry_after_ms": M}')
         if storm is not None:
-            faults["storm"] = {"count": int(storm.get("count", 0)), "retry_after_ms": int(storm.get("retry_after_ms", 100))}
+            faults["storm"] = {
+                "count": int(storm.get("count", 0)),
+                "retry_after_ms": int(storm.get("retry_after_ms", 100)),
+            }
         if "times" in data:
             faults["times"] = int(data["times"])
         if "methods" in data:
@@ -104,11 +107,14 @@ class FaultProxy:
                     faults["times"] -= 1
         return _Draw(faults=faults, storm=storm if limited else None, drop=drop, error=error)
 
-    async def _forward(self, scope: Scope, method: str, path: str, body: bytes,
-                       headers: Mapping[str, str]) -> httpx.Response | None:
+    async def _forward(
+        self, scope: Scope, method: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response | None:
         """Synapse's answer, or ``None`` when it cannot be reached."""
         query = scope.get("query_string", b"").decode("latin-1")
-        url = f"{self.upstream}{scope.get('raw_path', path.encode()).decode('latin-1')}" + (f"?{query}" if query else "")
+        url = f"{self.upstream}{scope.get('raw_path', path.encode()).decode('latin-1')}" + (
+            f"?{query}" if query else ""
+        )
         forward = {k: v for k, v in headers.items() if k not in _HOP}
         try:
             async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
@@ -149,8 +155,15 @@ async def _answer_fault(send: Send, draw: _Draw) -> bool:
     """Answer the fault that replaces forwarding (a storm's 429, an error, a drop before
     Synapse); ``False`` when the request goes on to Synapse."""
     if draw.storm is not None:
-        await _answer(send, 429, {"errcode": "M_LIMIT_EXCEEDED", "error": "Too Many Requests (storm)",
-                                  "retry_after_ms": draw.storm["retry_after_ms"]})
+        await _answer(
+            send,
+            429,
+            {
+                "errcode": "M_LIMIT_EXCEEDED",
+                "error": "Too Many Requests (storm)",
+                "retry_after_ms": draw.storm["retry_after_ms"],
+            },
+        )
         return True
     if draw.error:
         await _answer(send, draw.faults.get("error_status", 502), {"errcode": "M_UNKNOWN", "error": "injected fault"})
@@ -163,15 +176,25 @@ async def _answer_fault(send: Send, draw: _Draw) -> bool:
 
 async def _answer(send: Send, status: int, body: dict[str, Any]) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
 async def _drop(send: Send) -> None:
     # Start an answer and never finish it: the client sees the connection drop mid-response.
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+        }
+    )
 
 
 def storm_settings(data: Mapping[str, Any], *, shape: str) -> Mapping[str, Any] | None:

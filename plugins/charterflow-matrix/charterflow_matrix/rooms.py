@@ -42,13 +42,20 @@ def edit_content(*, event_id: str, text: str) -> dict[str, Any]:
     ``payloads.MAX_CONTENT_BYTES`` by shortening the text with a visible note."""
     while True:
         new = bold(payloads.message(title=None, text=text))
-        content = {**new, "body": f"* {new['body']}", "formatted_body": f"* {new['formatted_body']}",
-                   "m.new_content": new, "m.relates_to": {"rel_type": "m.replace", "event_id": event_id}}
+        content = {
+            **new,
+            "body": f"* {new['body']}",
+            "formatted_body": f"* {new['formatted_body']}",
+            "m.new_content": new,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+        }
         size = payloads.content_size(content)
         if size <= payloads.MAX_CONTENT_BYTES:
             return content
         keep = max(0, len(text) - (size - payloads.MAX_CONTENT_BYTES) // 4 - 200)
-        text = text[:keep].rstrip() + f" … [shortened to fit Matrix's event size: {len(text) - keep} characters left out]"
+        text = (
+            text[:keep].rstrip() + f" … [shortened to fit Matrix's event size: {len(text) - keep} characters left out]"
+        )
 
 
 def _split_thread(thread_id: str) -> tuple[str, str]:
@@ -81,8 +88,9 @@ class MatrixRooms:
         first ``m.thread`` reply makes it a thread in clients)."""
         return f"{self.room_id(room)}/{message_id}"
 
-    def room_post(self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None,
-                  key: str | None = None) -> MessageRef:
+    def room_post(
+        self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None, key: str | None = None
+    ) -> MessageRef:
         """A reply in thread ``thread_id`` (an ``m.thread`` relation), else a message in
         ``room`` with ``title`` in bold first; its ``thread_id`` roots the replies."""
         if thread_id:
@@ -97,8 +105,12 @@ class MatrixRooms:
         """An ``m.replace`` of the bot's message; the same text again is the same transaction."""
         room_id = self._room_of(room, thread_id)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-        self.send(room_id, "m.room.message", edit_content(event_id=message_id, text=text),
-                  key=f"commons-edit:{room_id}:{message_id}:{digest}")
+        self.send(
+            room_id,
+            "m.room.message",
+            edit_content(event_id=message_id, text=text),
+            key=f"commons-edit:{room_id}:{message_id}:{digest}",
+        )
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
         """A redaction of the bot's message (``PUT /rooms/{room}/redact/{event}/{txnId}``);
@@ -106,9 +118,13 @@ class MatrixRooms:
         (https://spec.matrix.org/v1.11/client-server-api/#redactions)."""
         room_id = self._room_of(room, thread_id)
         txn = payloads.txn_id(f"commons-redact:{room_id}:{message_id}")
-        self.client.request("PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/redact/{q(message_id)}/{txn}",
-                            what=f"redact {message_id}", json_body={"reason": "deleted where it was written"},
-                            missing_ok=True)
+        self.client.request(
+            "PUT",
+            f"/_matrix/client/v3/rooms/{q(room_id)}/redact/{q(message_id)}/{txn}",
+            what=f"redact {message_id}",
+            json_body={"reason": "deleted where it was written"},
+            missing_ok=True,
+        )
 
     def _room_of(self, room: str, thread_id: str | None) -> str:
         if thread_id and str(thread_id).startswith("!"):

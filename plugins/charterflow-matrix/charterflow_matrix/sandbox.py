@@ -35,9 +35,11 @@ __all__ = ["DEFAULT_SEED", "MatrixSandbox", "seed_community", "shared_homeserver
 
 DEFAULT_SEED: dict[str, Any] = {
     "members": ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "wren_halloway"],
-    "rooms": {"general": ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "wren_halloway"],
-              "working-group": ["cleo_marsh", "dario_fenwick"],
-              "moderators": []},
+    "rooms": {
+        "general": ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "wren_halloway"],
+        "working-group": ["cleo_marsh", "dario_fenwick"],
+        "moderators": [],
+    },
 }
 
 _lock = threading.Lock()
@@ -73,9 +75,11 @@ class Users:
         """Create the user if missing (the admin API's PUT creates or modifies)."""
         uid = self.uid(name)
         if self.admin.get(f"/_synapse/admin/v2/users/{q(uid)}").status_code == 404:
-            self.admin.put(f"/_synapse/admin/v2/users/{q(uid)}",
-                           # No password: members act through admin-issued tokens (no bcrypt per user).
-                           json={"displayname": name.replace("_", " ").title()}).raise_for_status()
+            self.admin.put(
+                f"/_synapse/admin/v2/users/{q(uid)}",
+                # No password: members act through admin-issued tokens (no bcrypt per user).
+                json={"displayname": name.replace("_", " ").title()},
+            ).raise_for_status()
         return uid
 
     def token(self, name: str) -> str:
@@ -91,35 +95,40 @@ class Users:
         the admin puppeting: rate limited as the admin, and the member is never "last seen"."""
         uid, password = self.uid(name), secrets.token_urlsafe(16)
         self.admin.put(f"/_synapse/admin/v2/users/{q(uid)}", json={"password": password}).raise_for_status()
-        response = self.admin.post("/_matrix/client/v3/login", headers={"Authorization": ""}, json={
-            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": uid}, "password": password})
+        response = self.admin.post(
+            "/_matrix/client/v3/login",
+            headers={"Authorization": ""},
+            json={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": uid}, "password": password},
+        )
         response.raise_for_status()
         return response.json()["access_token"]
 
     def client(self, base_url: str, name: str) -> httpx.Client:
-        return httpx.Client(base_url=base_url, timeout=30, trust_env=False,
-                            headers={"Authorization": f"Bearer {self.token(name)}"})
+        return httpx.Client(
+            base_url=base_url, timeout=30, trust_env=False, headers={"Authorization": f"Bearer {self.token(name)}"}
+        )
 
 
-def seed_community(base_url: str, bot_token: str, server_name: str, *, prefix: str,
-                   seed: Mapping[str, Any]) -> Users:
+def seed_community(base_url: str, bot_token: str, server_name: str, *, prefix: str, seed: Mapping[str, Any]) -> Users:
     """Create the space, its rooms and the members, joined. The bot creates every room, so in
     room version 12 (Synapse's default) it outranks every power level (MSC4289)."""
-    admin = httpx.Client(base_url=base_url, timeout=30, trust_env=False,
-                         headers={"Authorization": f"Bearer {bot_token}"})
+    admin = httpx.Client(
+        base_url=base_url, timeout=30, trust_env=False, headers={"Authorization": f"Bearer {bot_token}"}
+    )
     users = Users(admin, server_name)
     for name in seed.get("members", []):
         users.ensure(name)
+
     def create(localpart: str, **extra: Any) -> str:
-        body = {"room_alias_name": f"{prefix}{localpart}", "name": localpart, "preset": "private_chat",
-                **extra}
+        body = {"room_alias_name": f"{prefix}{localpart}", "name": localpart, "preset": "private_chat", **extra}
         return admin.post("/_matrix/client/v3/createRoom", json=body).raise_for_status().json()["room_id"]
 
     space = create("community", creation_content={"type": "m.space"})
     for room_name, members in seed.get("rooms", {}).items():
         room = create(room_name)
-        admin.put(f"/_matrix/client/v3/rooms/{q(space)}/state/m.space.child/{q(room)}",
-                  json={"via": [server_name]}).raise_for_status()
+        admin.put(
+            f"/_matrix/client/v3/rooms/{q(space)}/state/m.space.child/{q(room)}", json={"via": [server_name]}
+        ).raise_for_status()
         for member in members:
             uid = users.uid(member)
             for target in (space, room):
@@ -133,9 +142,14 @@ class MatrixSandbox:
     """What the conformance suite and the plugin's tests drive (the ``Sandbox`` Protocol)."""
 
     samples = ConformanceSamples(
-        username="avery_quill", missing_username="nobody_at_all", grantable_role=Role.moderator(),
-        channel="general", recipients=("bram_tolliver",), voters=("cleo_marsh", "dario_fenwick"),
-        voters_group="working-group", inbound_kind="apply",
+        username="avery_quill",
+        missing_username="nobody_at_all",
+        grantable_role=Role.moderator(),
+        channel="general",
+        recipients=("bram_tolliver",),
+        voters=("cleo_marsh", "dario_fenwick"),
+        voters_group="working-group",
+        inbound_kind="apply",
         inbound_payload={"body": "!apply hello, I would like to help"},
     )
 
@@ -145,8 +159,13 @@ class MatrixSandbox:
         assert creds is not None
         self.credentials = creds
         self.prefix = f"s{next(_counter)}{secrets.token_hex(3)}-"
-        self.users = seed_community(creds.base_url, creds.bot_token, creds.server_name, prefix=self.prefix,
-                                    seed=seed if seed is not None else DEFAULT_SEED)
+        self.users = seed_community(
+            creds.base_url,
+            creds.bot_token,
+            creds.server_name,
+            prefix=self.prefix,
+            seed=seed if seed is not None else DEFAULT_SEED,
+        )
         self.proxy = FaultProxy(creds.base_url)
         self.app = self.proxy
         self._txn = itertools.count(1)
@@ -154,16 +173,25 @@ class MatrixSandbox:
     def settings(self, base_url: str | None = None, **options: Any) -> MatrixSettings:
         """Connector settings for this community, through ``base_url`` (default: Synapse itself)."""
         creds = self.credentials
-        values: dict[str, Any] = {"homeserver_url": base_url or creds.base_url, "server_name": creds.server_name,
-                                  "access_token": SecretStr(creds.bot_token), "hs_token": SecretStr(creds.hs_token),
-                                  "alias_prefix": self.prefix}
+        values: dict[str, Any] = {
+            "homeserver_url": base_url or creds.base_url,
+            "server_name": creds.server_name,
+            "access_token": SecretStr(creds.bot_token),
+            "hs_token": SecretStr(creds.hs_token),
+            "alias_prefix": self.prefix,
+        }
         return MatrixSettings(_env_file=None, **{**values, **options})
 
     def client_info(self, base_url: str) -> dict[str, Any]:
         """URL, server name, the bot's id and token, the alias prefix."""
         creds = self.credentials
-        return {"homeserver_url": base_url, "server_name": creds.server_name, "bot_user_id": creds.bot_user_id,
-                "access_token": creds.bot_token, "alias_prefix": self.prefix}
+        return {
+            "homeserver_url": base_url,
+            "server_name": creds.server_name,
+            "bot_user_id": creds.bot_user_id,
+            "access_token": creds.bot_token,
+            "alias_prefix": self.prefix,
+        }
 
     def connect(self, base_url: str, **options: Any) -> MatrixConnector:
         """A connector through ``base_url`` (the proxy, when served)."""
@@ -175,8 +203,9 @@ class MatrixSandbox:
         room, _, event_id = ballot.id.partition("/")
         content = payloads.poll_response(start_event=event_id, answer=ballot.options[option_index].id)
         with self.users.client(base_url, voter) as client:
-            client.put(f"/_matrix/client/v3/rooms/{q(room)}/send/m.poll.response/{payloads.txn_id(None)}",
-                       json=content).raise_for_status()
+            client.put(
+                f"/_matrix/client/v3/rooms/{q(room)}/send/m.poll.response/{payloads.txn_id(None)}", json=content
+            ).raise_for_status()
 
     def as_member(self, base_url: str, name: str) -> httpx.Client:
         """An httpx client acting as the member ``name``."""
@@ -185,16 +214,23 @@ class MatrixSandbox:
     def room(self, channel: str) -> str:
         """The room id of one of this community's rooms."""
         alias = f"#{self.prefix}{channel}:{self.credentials.server_name}"
-        return httpx.get(f"{self.credentials.base_url}/_matrix/client/v3/directory/room/{q(alias)}",
-                         timeout=10).raise_for_status().json()["room_id"]
+        return (
+            httpx.get(f"{self.credentials.base_url}/_matrix/client/v3/directory/room/{q(alias)}", timeout=10)
+            .raise_for_status()
+            .json()["room_id"]
+        )
 
     def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
         """An appservice transaction as Synapse sends it: one ``m.room.message`` (``payload``'s
         ``body``) in ``general`` from ``avery_quill``, with the ``hs_token`` bearer."""
         n = next(self._txn)
-        event = {"type": "m.room.message", "event_id": f"${self.prefix}{n}", "room_id": self.room("general"),
-                 "sender": self.users.uid(str(payload.get("sender", "avery_quill"))),
-                 "origin_server_ts": 1_700_000_000_000 + n,
-                 "content": {"msgtype": "m.text", "body": str(payload.get("body", f"!{kind}"))}}
+        event = {
+            "type": "m.room.message",
+            "event_id": f"${self.prefix}{n}",
+            "room_id": self.room("general"),
+            "sender": self.users.uid(str(payload.get("sender", "avery_quill"))),
+            "origin_server_ts": 1_700_000_000_000 + n,
+            "content": {"msgtype": "m.text", "body": str(payload.get("body", f"!{kind}"))},
+        }
         body = json.dumps({"events": [event]}).encode()
         return ({"Authorization": f"Bearer {self.credentials.hs_token}", "Content-Type": "application/json"}, body)

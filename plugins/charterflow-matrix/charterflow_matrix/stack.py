@@ -37,8 +37,12 @@ class MatrixService:
     def supervised(self) -> dict[str, Any]:
         """``{"name", "argv", "env", "process"}`` of the homeserver's process."""
         server = self.homeserver
-        return {"name": "matrix-homeserver", "argv": server.command(), "env": server.environment(),
-                "process": server.process}
+        return {
+            "name": "matrix-homeserver",
+            "argv": server.command(),
+            "env": server.environment(),
+            "process": server.process,
+        }
 
     def stop(self) -> None:
         """Stop Synapse (SIGTERM, then SIGKILL)."""
@@ -69,8 +73,9 @@ def up_service(*, home: Path, gateway_url: str) -> MatrixService | None:
     if not port or not _port_free(port):
         port = free_port()
     saved.write_text(str(port))
-    server = Homeserver(workdir, port=port, appservice_url=gateway_url.rstrip("/") + APPSERVICE_PATH,
-                        die_with_parent=True)
+    server = Homeserver(
+        workdir, port=port, appservice_url=gateway_url.rstrip("/") + APPSERVICE_PATH, die_with_parent=True
+    )
     creds = server.start()
     seeded = workdir / "community.json"
     try:
@@ -80,10 +85,16 @@ def up_service(*, home: Path, gateway_url: str) -> MatrixService | None:
     except Exception:
         server.stop()
         raise
-    env = {"CHARTERFLOW_MATRIX_HOMESERVER_URL": creds.base_url, "CHARTERFLOW_MATRIX_SERVER_NAME": creds.server_name,
-           "CHARTERFLOW_MATRIX_ACCESS_TOKEN": creds.bot_token, "CHARTERFLOW_MATRIX_HS_TOKEN": creds.hs_token,
-           "CHARTERFLOW_MATRIX_AS_TOKEN": creds.as_token}
+    env = {
+        "CHARTERFLOW_MATRIX_HOMESERVER_URL": creds.base_url,
+        "CHARTERFLOW_MATRIX_SERVER_NAME": creds.server_name,
+        "CHARTERFLOW_MATRIX_ACCESS_TOKEN": creds.bot_token,
+        "CHARTERFLOW_MATRIX_HS_TOKEN": creds.hs_token,
+        "CHARTERFLOW_MATRIX_AS_TOKEN": creds.as_token,
+    }
     space = f"#community:{creds.server_name}"
-    links = {"Matrix": f"{creds.base_url}  (Synapse {server.started_in:.1f} s; space {space}, "
-                       f"https://matrix.to/#/{q(space)})"}
+    links = {
+        "Matrix": f"{creds.base_url}  (Synapse {server.started_in:.1f} s; space {space}, "
+        f"https://matrix.to/#/{q(space)})"
+    }
     return MatrixService(homeserver=server, env=env, links=links)

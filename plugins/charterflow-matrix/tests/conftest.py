@@ -16,8 +16,7 @@ if importlib.util.find_spec("charterflow_matrix") is None:  # the plugin is not 
 
 # The core's shared fixtures (the seeded ``world``, the ``board``, the session's Prefect server)
 # for the trial test; registered once however many conftests name them.
-pytest_plugins = ["tests.support.prefect", "tests.support.membership", "tests.support.ledger",
-                  "tests.support.board"]
+pytest_plugins = ["tests.support.prefect", "tests.support.membership", "tests.support.ledger", "tests.support.board"]
 
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
     os.environ.pop(_var, None)

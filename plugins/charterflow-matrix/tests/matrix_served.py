@@ -10,15 +10,21 @@ import time
 from typing import Any
 
 
-def send_as(users: Any, base_url: str, who: str, room_id: str, content: dict[str, Any],
-            event_type: str = "m.room.message") -> str:
+def send_as(
+    users: Any, base_url: str, who: str, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
+) -> str:
     """``who`` sends ``content`` in ``room_id`` with their own token; the event id."""
     from charterflow_matrix import payloads
     from charterflow_matrix.client import q
 
     with users.client(base_url, who) as client:
-        return client.put(f"/_matrix/client/v3/rooms/{q(room_id)}/send/{q(event_type)}/{payloads.txn_id(None)}",
-                          json=content).raise_for_status().json()["event_id"]
+        return (
+            client.put(
+                f"/_matrix/client/v3/rooms/{q(room_id)}/send/{q(event_type)}/{payloads.txn_id(None)}", json=content
+            )
+            .raise_for_status()
+            .json()["event_id"]
+        )
 
 
 def pushed(world: Any, event_id: str, *, timeout: float = 60) -> Any:

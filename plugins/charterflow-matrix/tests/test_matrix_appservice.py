@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from matrix_served import Served
 from sqlalchemy import select
 
 from charterflow_matrix.client import q
 from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver, free_port
 from charterflow_matrix.sandbox import MatrixSandbox
-from matrix_served import Served
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from gateway.settings import GatewaySettings
@@ -36,16 +36,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     ledger = Ledger(f"sqlite:///{workdir / 'ledger.db'}")
     upgrade(ledger)
     with pytest.MonkeyPatch.context() as env:
-        for name, value in {"HOMESERVER_URL": creds.base_url, "SERVER_NAME": creds.server_name,
-                            "ACCESS_TOKEN": creds.bot_token, "HS_TOKEN": creds.hs_token}.items():
+        for name, value in {
+            "HOMESERVER_URL": creds.base_url,
+            "SERVER_NAME": creds.server_name,
+            "ACCESS_TOKEN": creds.bot_token,
+            "HS_TOKEN": creds.hs_token,
+        }.items():
             env.setenv(f"CHARTERFLOW_MATRIX_{name}", value)
-        settings = GatewaySettings.model_construct(**{**GatewaySettings().model_dump(), "dispatch": False,
-                                                      "max_body_bytes": 256 * 1024})
+        settings = GatewaySettings.model_construct(
+            **{**GatewaySettings().model_dump(), "dispatch": False, "max_body_bytes": 256 * 1024}
+        )
         app = create_app(settings=settings, ledger=ledger, dispatcher=StoreOnlyDispatcher())
         with Served(app, port=port) as gateway:
             community = MatrixSandbox(homeserver=server)
-            yield {"server": server, "creds": creds, "ledger": ledger, "gateway": gateway.url,
-                   "community": community}
+            yield {"server": server, "creds": creds, "ledger": ledger, "gateway": gateway.url, "community": community}
     ledger.dispose()
     server.stop()
 
@@ -55,26 +59,38 @@ def rows(ledger: Ledger) -> list[InboxEvent]:
         return list(session.scalars(select(InboxEvent).where(InboxEvent.source == "matrix").order_by(InboxEvent.id)))
 
 
-def push(world: dict[str, Any], txn: str, events: list[dict[str, Any]] | bytes, *, token: str | None = None,
-         **headers: str) -> httpx.Response:
+def push(
+    world: dict[str, Any], txn: str, events: list[dict[str, Any]] | bytes, *, token: str | None = None, **headers: str
+) -> httpx.Response:
     body = events if isinstance(events, bytes) else json.dumps({"events": events}).encode()
     auth = {} if token == "" else {"Authorization": f"Bearer {token or world['creds'].hs_token}"}
-    return httpx.put(world["gateway"] + TXN + txn, content=body, timeout=30,
-                     headers={"Content-Type": "application/json", **auth, **headers})
+    return httpx.put(
+        world["gateway"] + TXN + txn,
+        content=body,
+        timeout=30,
+        headers={"Content-Type": "application/json", **auth, **headers},
+    )
 
 
 def event(n: int, body: str = "!idea a quiet room for newcomers") -> dict[str, Any]:
-    return {"type": "m.room.message", "event_id": f"$test-event-{n}", "room_id": "!room:localhost",
-            "sender": "@cleo_marsh:localhost", "origin_server_ts": 1_700_000_000_000 + n,
-            "content": {"msgtype": "m.text", "body": body}}
+    return {
+        "type": "m.room.message",
+        "event_id": f"$test-event-{n}",
+        "room_id": "!room:localhost",
+        "sender": "@cleo_marsh:localhost",
+        "origin_server_ts": 1_700_000_000_000 + n,
+        "content": {"msgtype": "m.text", "body": body},
+    }
 
 
 def test_a_command_sent_in_a_room_is_pushed_by_synapse_and_stored(world: dict[str, Any]) -> None:
     community = world["community"]
     base = world["creds"].base_url
     with community.as_member(base, "avery_quill") as avery:
-        sent = avery.put(f"/_matrix/client/v3/rooms/{q(community.room('general'))}/send/m.room.message/apply-1",
-                         json={"msgtype": "m.text", "body": "!apply I run the Tuesday help desk"}).json()["event_id"]
+        sent = avery.put(
+            f"/_matrix/client/v3/rooms/{q(community.room('general'))}/send/m.room.message/apply-1",
+            json={"msgtype": "m.text", "body": "!apply I run the Tuesday help desk"},
+        ).json()["event_id"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = [r for r in rows(world["ledger"]) if r.dedupe_key.endswith(sent)]
@@ -90,14 +106,19 @@ def test_a_command_sent_in_a_room_is_pushed_by_synapse_and_stored(world: dict[st
 
 def test_synapse_pings_the_registered_appservice(world: dict[str, Any]) -> None:
     creds = world["creds"]
-    answer = httpx.post(f"{creds.base_url}/_matrix/client/v1/appservice/charterflow/ping", json={},
-                        headers={"Authorization": f"Bearer {creds.as_token}"}, timeout=30)
+    answer = httpx.post(
+        f"{creds.base_url}/_matrix/client/v1/appservice/charterflow/ping",
+        json={},
+        headers={"Authorization": f"Bearer {creds.as_token}"},
+        timeout=30,
+    )
     assert answer.status_code == 200 and "duration_ms" in answer.json()
 
 
 @pytest.mark.parametrize(("token", "status"), [("", 401), ("wrong-hs-token-0123456789", 403)])
-def test_a_push_without_the_right_token_is_refused_and_not_stored(world: dict[str, Any], token: str,
-                                                                   status: int) -> None:
+def test_a_push_without_the_right_token_is_refused_and_not_stored(
+    world: dict[str, Any], token: str, status: int
+) -> None:
     before = len(rows(world["ledger"]))
     answer = push(world, f"bad-{status}", [event(900 + status)], token=token)
     assert answer.status_code == status
@@ -112,14 +133,23 @@ def test_a_replayed_transaction_and_a_repeated_event_are_stored_once(world: dict
     assert push(world, "replay-1", [event(1), event(2, "just chatting")]).status_code == 200
     assert push(world, "replay-2", [event(2, "just chatting"), event(3, "!frobnicate now")]).status_code == 200
     new = rows(world["ledger"])[before:]
-    assert [(r.kind, r.dedupe_key) for r in new] == [("idea", "matrix:localhost:event:$test-event-1"),
-                                                     ("message", "matrix:localhost:event:$test-event-2"),
-                                                     ("command", "matrix:localhost:event:$test-event-3")]
+    assert [(r.kind, r.dedupe_key) for r in new] == [
+        ("idea", "matrix:localhost:event:$test-event-1"),
+        ("message", "matrix:localhost:event:$test-event-2"),
+        ("command", "matrix:localhost:event:$test-event-3"),
+    ]
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"events": {"a": 1}}', b"[1, 2]",
-                                  json.dumps({"events": [event(50), {"type": "m.room.message"}]}).encode(),
-                                  "\udcff".encode("utf-8", "surrogatepass")])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b'{"events": {"a": 1}}',
+        b"[1, 2]",
+        json.dumps({"events": [event(50), {"type": "m.room.message"}]}).encode(),
+        "\udcff".encode("utf-8", "surrogatepass"),
+    ],
+)
 def test_a_malformed_transaction_is_refused_whole(world: dict[str, Any], body: bytes) -> None:
     before = len(rows(world["ledger"]))
     answer = push(world, "malformed", body)
@@ -146,8 +176,13 @@ def test_doctor_checks_the_homeserver_the_bot_the_rooms_and_the_appservice(world
 
     community, creds = world["community"], world["creds"]
     checks = check(community.settings(as_token=SecretStr(creds.as_token)))
-    assert [(c.name, c.ok) for c in checks] == [("homeserver", True), ("token", True), ("rooms", True),
-                                                ("power", True), ("appservice", True)]
+    assert [(c.name, c.ok) for c in checks] == [
+        ("homeserver", True),
+        ("token", True),
+        ("rooms", True),
+        ("power", True),
+        ("appservice", True),
+    ]
     assert not any(creds.bot_token in c.line() or creds.as_token in c.line() for c in checks)
     wrong = check(community.settings(as_token=SecretStr("not-the-as-token-0123")))
     assert wrong[-1].name == "appservice" and not wrong[-1].ok
@@ -158,54 +193,110 @@ def test_doctor_checks_the_homeserver_the_bot_the_rooms_and_the_appservice(world
 def test_pushed_events_are_routed_by_the_plugins_table_with_neutral_attributes(world: dict[str, Any]) -> None:
     """``inbound.ROUTES`` (entry point ``charterflow.inbound_routes``) routes Matrix events to the
     same processes as the other platforms'; the gateway stores each with its route."""
-    poll = {"type": "m.poll.response", "event_id": "$route-poll", "room_id": "!wg:localhost",
-            "sender": "@cleo_marsh:localhost", "origin_server_ts": 1_700_000_100_000,
-            "content": {"m.relates_to": {"rel_type": "m.reference", "event_id": "$start"}, "m.selections": ["a2"]}}
-    spoilt = {**poll, "event_id": "$route-spoilt", "content": {"m.relates_to": {"event_id": "$start"}, "m.selections": []}}
+    poll = {
+        "type": "m.poll.response",
+        "event_id": "$route-poll",
+        "room_id": "!wg:localhost",
+        "sender": "@cleo_marsh:localhost",
+        "origin_server_ts": 1_700_000_100_000,
+        "content": {"m.relates_to": {"rel_type": "m.reference", "event_id": "$start"}, "m.selections": ["a2"]},
+    }
+    spoilt = {
+        **poll,
+        "event_id": "$route-spoilt",
+        "content": {"m.relates_to": {"event_id": "$start"}, "m.selections": []},
+    }
     # The common room's: a message, its edit (m.replace) and its redaction (R-COMMS).
-    edit = {**poll, "type": "m.room.message", "event_id": "$route-edit", "room_id": "!room:localhost",
-            "content": {"msgtype": "m.text", "body": "* hello again", "m.new_content": {"body": "hello again"},
-                        "m.relates_to": {"rel_type": "m.replace", "event_id": "$test-event-84"}}}
-    redaction = {**edit, "type": "m.room.redaction", "event_id": "$route-redaction",
-                 "content": {"redacts": "$test-event-84"}}
-    events = [event(80, "!apply I help on Tuesdays | two years of moderation"), event(81, "!link discord cleo_marsh"),
-              event(82, "!link 0123456789"), event(83, "!optin"), event(84, "hello there"), poll, spoilt,
-              edit, redaction]
+    edit = {
+        **poll,
+        "type": "m.room.message",
+        "event_id": "$route-edit",
+        "room_id": "!room:localhost",
+        "content": {
+            "msgtype": "m.text",
+            "body": "* hello again",
+            "m.new_content": {"body": "hello again"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": "$test-event-84"},
+        },
+    }
+    redaction = {
+        **edit,
+        "type": "m.room.redaction",
+        "event_id": "$route-redaction",
+        "content": {"redacts": "$test-event-84"},
+    }
+    events = [
+        event(80, "!apply I help on Tuesdays | two years of moderation"),
+        event(81, "!link discord cleo_marsh"),
+        event(82, "!link 0123456789"),
+        event(83, "!optin"),
+        event(84, "hello there"),
+        poll,
+        spoilt,
+        edit,
+        redaction,
+    ]
     before = len(rows(world["ledger"]))
     assert push(world, "routes-1", events).status_code == 200
     new = {r.dedupe_key.rsplit(":", 1)[-1]: r for r in rows(world["ledger"])[before:]}
     assert {k: r.route for k, r in new.items()} == {
-        "$test-event-80": "intake", "$test-event-81": "link", "$test-event-82": "link",
-        "$test-event-83": "renewal-opt-in", "$test-event-84": "commons", "$route-poll": "vote",
-        "$route-spoilt": "vote", "$route-edit": "commons", "$route-redaction": "commons"}
+        "$test-event-80": "intake",
+        "$test-event-81": "link",
+        "$test-event-82": "link",
+        "$test-event-83": "renewal-opt-in",
+        "$test-event-84": "commons",
+        "$route-poll": "vote",
+        "$route-spoilt": "vote",
+        "$route-edit": "commons",
+        "$route-redaction": "commons",
+    }
     attrs = {k: r.payload["attributes"] for k, r in new.items()}
     assert attrs["$test-event-80"]["field.why"] == "I help on Tuesdays"
     assert attrs["$test-event-80"]["field.experience"] == "two years of moderation"
-    assert (attrs["$test-event-80"]["user_id"], attrs["$test-event-80"]["username"]) == ("@cleo_marsh:localhost", "cleo_marsh")
-    assert (attrs["$test-event-81"]["link.platform"], attrs["$test-event-81"]["link.username"]) == ("discord", "cleo_marsh")
+    assert (attrs["$test-event-80"]["user_id"], attrs["$test-event-80"]["username"]) == (
+        "@cleo_marsh:localhost",
+        "cleo_marsh",
+    )
+    assert (attrs["$test-event-81"]["link.platform"], attrs["$test-event-81"]["link.username"]) == (
+        "discord",
+        "cleo_marsh",
+    )
     assert attrs["$test-event-82"]["link.code"] == "0123456789"
     assert attrs["$test-event-80"]["reply_to"] == "!room:localhost/$test-event-80"
     assert (attrs["$route-poll"]["ballot_id"], attrs["$route-poll"]["option_id"]) == ("!wg:localhost/$start", "a2")
     assert attrs["$route-spoilt"]["option_id"] == ""  # kept; the vote handler refuses it
     assert {k: v for k, v in attrs["$test-event-84"].items() if k.startswith("room.")} == {
-        "room.key": "!room:localhost", "room.change": "new", "room.message_id": "$test-event-84",
-        "room.text": "hello there", "room.url": "https://matrix.to/#/%21room%3Alocalhost/%24test-event-84"}
-    assert (attrs["$route-edit"]["room.change"], attrs["$route-edit"]["room.message_id"],
-            attrs["$route-edit"]["room.text"]) == ("edit", "$test-event-84", "hello again")
+        "room.key": "!room:localhost",
+        "room.change": "new",
+        "room.message_id": "$test-event-84",
+        "room.text": "hello there",
+        "room.url": "https://matrix.to/#/%21room%3Alocalhost/%24test-event-84",
+    }
+    assert (
+        attrs["$route-edit"]["room.change"],
+        attrs["$route-edit"]["room.message_id"],
+        attrs["$route-edit"]["room.text"],
+    ) == ("edit", "$test-event-84", "hello again")
     assert (attrs["$route-redaction"]["room.change"], attrs["$route-redaction"]["room.message_id"]) == (
-        "delete", "$test-event-84")
+        "delete",
+        "$test-event-84",
+    )
 
 
-def test_charterflow_doctor_runs_the_plugins_checks(world: dict[str, Any], tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_charterflow_doctor_runs_the_plugins_checks(
+    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from charterflow.cli import app
 
     community, creds = world["community"], world["creds"]
     monkeypatch.chdir(tmp_path)  # no .env
-    env = {"CHARTERFLOW_MATRIX_AS_TOKEN": creds.as_token, "CHARTERFLOW_MATRIX_ALIAS_PREFIX": community.prefix,
-           "CHARTERFLOW_USE_UP": "0"}
+    env = {
+        "CHARTERFLOW_MATRIX_AS_TOKEN": creds.as_token,
+        "CHARTERFLOW_MATRIX_ALIAS_PREFIX": community.prefix,
+        "CHARTERFLOW_USE_UP": "0",
+    }
     result = CliRunner().invoke(app, ["doctor", "--platform", "matrix"], env=env)
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.output.splitlines() if ln[6:].startswith("matrix")]
@@ -213,8 +304,9 @@ def test_charterflow_doctor_runs_the_plugins_checks(world: dict[str, Any], tmp_p
     assert all(ln.startswith("ok") for ln in lines)
     assert creds.bot_token not in result.output and creds.as_token not in result.output
     # Misconfigured: one FAIL line naming what to fix, exit 1.
-    wrong = CliRunner().invoke(app, ["doctor", "--platform", "matrix"],
-                               env={**env, "CHARTERFLOW_MATRIX_WG_ROOM": "no-such-room"})
+    wrong = CliRunner().invoke(
+        app, ["doctor", "--platform", "matrix"], env={**env, "CHARTERFLOW_MATRIX_WG_ROOM": "no-such-room"}
+    )
     assert wrong.exit_code == 1 and "FAIL  matrix    rooms:" in wrong.output
 
 
@@ -225,6 +317,7 @@ def test_the_inspector_links_the_matrix_space_and_rooms(world: dict[str, Any], m
     [(name, links)] = place_links()
     prefix = world["community"].prefix
     assert name == "matrix"
-    assert [label for label, _ in links] == [f"#{prefix}{room}:localhost" for room in
-                                             ("community", "working-group", "moderators")]
+    assert [label for label, _ in links] == [
+        f"#{prefix}{room}:localhost" for room in ("community", "working-group", "moderators")
+    ]
     assert all(url.startswith("https://matrix.to/#/%23") for _, url in links)

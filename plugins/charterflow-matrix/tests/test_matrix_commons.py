@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from matrix_served import pushed, send_as
 from pydantic import SecretStr
 
 from charterflow_matrix.client import q
@@ -24,14 +25,12 @@ from charterflow_matrix.proxy import FaultProxy
 from charterflow_matrix.sandbox import seed_community
 from charterflow_matrix.settings import MatrixSettings
 from connectors.http import RetryPolicy
-from matrix_served import pushed, send_as
-from tests.support.membership import CONFIRM_SECRET, World, serve_gateway
-from tests.support.commons import discord_copies, forum_copies, say
-from tests.support.net import LoopbackServer
-
 from flows import inbox
 from flows.commons import commons_poll
 from flows.platforms import Platforms, use
+from tests.support.commons import discord_copies, forum_copies, say
+from tests.support.membership import CONFIRM_SECRET, World, serve_gateway
+from tests.support.net import LoopbackServer
 
 pytestmark = pytest.mark.timeout(600)
 PEOPLE = ["avery_quill", "bram_tolliver", "cleo_marsh"]
@@ -41,30 +40,57 @@ FAST = RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2)
 @pytest.fixture
 def bridged(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Three rooms bridged; Synapse pushing to the gateway; the connector through the proxy."""
-    monkeypatch.setenv("CHARTERFLOW_COMMONS_BRIDGES",
-                       "moderators: discord=moderators, discourse=Moderators, matrix=moderators")
+    monkeypatch.setenv(
+        "CHARTERFLOW_COMMONS_BRIDGES", "moderators: discord=moderators, discourse=Moderators, matrix=moderators"
+    )
     category = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
     with serve_gateway(world, commons_categories=str(category)) as gw:
         server = Homeserver(tmp_path / "synapse", appservice_url=gw.url + APPSERVICE_PATH, die_with_parent=True)
         creds = server.start()
         try:
-            for name, value in {"HOMESERVER_URL": creds.base_url, "SERVER_NAME": creds.server_name,
-                                "ACCESS_TOKEN": creds.bot_token, "HS_TOKEN": creds.hs_token}.items():
+            for name, value in {
+                "HOMESERVER_URL": creds.base_url,
+                "SERVER_NAME": creds.server_name,
+                "ACCESS_TOKEN": creds.bot_token,
+                "HS_TOKEN": creds.hs_token,
+            }.items():
                 monkeypatch.setenv(f"CHARTERFLOW_MATRIX_{name}", value)  # the gateway's hook reads them
-            users = seed_community(creds.base_url, creds.bot_token, creds.server_name, prefix="",
-                                   seed={"members": PEOPLE, "rooms": {"moderators": PEOPLE}})
+            users = seed_community(
+                creds.base_url,
+                creds.bot_token,
+                creds.server_name,
+                prefix="",
+                seed={"members": PEOPLE, "rooms": {"moderators": PEOPLE}},
+            )
             proxy = FaultProxy(creds.base_url)
             with LoopbackServer(proxy, lifespan="on") as served:
-                matrix = MatrixConnector(settings=MatrixSettings(
-                    _env_file=None, homeserver_url=served.url, server_name=creds.server_name,
-                    access_token=SecretStr(creds.bot_token), hs_token=SecretStr(creds.hs_token)), retry=FAST)
+                matrix = MatrixConnector(
+                    settings=MatrixSettings(
+                        _env_file=None,
+                        homeserver_url=served.url,
+                        server_name=creds.server_name,
+                        access_token=SecretStr(creds.bot_token),
+                        hs_token=SecretStr(creds.hs_token),
+                    ),
+                    retry=FAST,
+                )
                 connectors = {n: world.platforms.space(n).connector for n in world.platforms.names()}
-                platforms = Platforms.build(charter=world.platforms.charter, confirm_secret=CONFIRM_SECRET,
-                                            gateway_url=world.platforms.gateway_url, **connectors, matrix=matrix)
+                platforms = Platforms.build(
+                    charter=world.platforms.charter,
+                    confirm_secret=CONFIRM_SECRET,
+                    gateway_url=world.platforms.gateway_url,
+                    **connectors,
+                    matrix=matrix,
+                )
                 with use(ledger=world.ledger, platforms=platforms):
                     commons_poll()  # Discord's cursor starts at its newest message
-                    yield {"creds": creds, "users": users, "matrix": matrix, "proxy": proxy,
-                           "room": matrix.room_id("moderators")}
+                    yield {
+                        "creds": creds,
+                        "users": users,
+                        "matrix": matrix,
+                        "proxy": proxy,
+                        "room": matrix.room_id("moderators"),
+                    }
                 matrix.close()
         finally:
             server.stop()
@@ -73,11 +99,20 @@ def bridged(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
 def matrix_events(b: dict[str, Any], containing: str) -> list[dict[str, Any]]:
     """The room's ``m.room.message`` events whose body holds ``containing`` (admin API, directly
     on Synapse: not through the proxy), oldest first; redacted ones have no body."""
-    with httpx.Client(base_url=b["creds"].base_url, timeout=30, trust_env=False,
-                      headers={"Authorization": f"Bearer {b['creds'].bot_token}"}) as client:
-        chunk = client.get(f"/_synapse/admin/v1/rooms/{q(b['room'])}/messages",
-                           params={"dir": "f", "limit": 500, "filter": '{"types":["m.room.message"]}'}
-                           ).raise_for_status().json()["chunk"]
+    with httpx.Client(
+        base_url=b["creds"].base_url,
+        timeout=30,
+        trust_env=False,
+        headers={"Authorization": f"Bearer {b['creds'].bot_token}"},
+    ) as client:
+        chunk = (
+            client.get(
+                f"/_synapse/admin/v1/rooms/{q(b['room'])}/messages",
+                params={"dir": "f", "limit": 500, "filter": '{"types":["m.room.message"]}'},
+            )
+            .raise_for_status()
+            .json()["chunk"]
+        )
     return [e for e in chunk if containing in str(e["content"].get("body", ""))]
 
 
@@ -92,7 +127,8 @@ def handle_pushed(world: World, event_id: str) -> str:
 
 
 def test_a_discord_message_appears_once_on_the_forum_and_in_matrix_and_an_edit_follows(
-        world: World, bridged: dict[str, Any]) -> None:
+    world: World, bridged: dict[str, Any]
+) -> None:
     sent = say(world, "avery_quill", "Raid in #general, slow mode on for an hour.")
     commons_poll()
     commons_poll()
@@ -101,8 +137,11 @@ def test_a_discord_message_appears_once_on_the_forum_and_in_matrix_and_an_edit_f
     assert copy["content"]["body"].startswith("Raid in #general")  # the conversation's title first
     assert "**avery_quill** (Discord): Raid in #general" in copy["content"]["body"]
     assert copy["sender"] == bridged["matrix"].me
-    httpx.post(f"{world.discord_url}/_sandbox/messages/edit", timeout=10, json={
-        "message_id": sent["id"], "content": "Raid in #general: slow mode lifted at 21:00."}).raise_for_status()
+    httpx.post(
+        f"{world.discord_url}/_sandbox/messages/edit",
+        timeout=10,
+        json={"message_id": sent["id"], "content": "Raid in #general: slow mode lifted at 21:00."},
+    ).raise_for_status()
     commons_poll()
     commons_poll()
     [edit] = [e for e in matrix_events(bridged, "slow mode lifted") if "m.new_content" in e["content"]]
@@ -115,7 +154,8 @@ def test_a_discord_message_appears_once_on_the_forum_and_in_matrix_and_an_edit_f
 
 
 def test_a_matrix_message_appears_on_discord_and_the_forum_threads_edits_and_redactions_follow(
-        world: World, bridged: dict[str, Any]) -> None:
+    world: World, bridged: dict[str, Any]
+) -> None:
     event_id = say_matrix(bridged, "bram_tolliver", "Can someone review the ban appeal from last night?")
     assert handle_pushed(world, event_id) == "relayed: discord posted, discourse posted"
     [on_discord] = discord_copies(world, "review the ban appeal")
@@ -129,31 +169,44 @@ def test_a_matrix_message_appears_on_discord_and_the_forum_threads_edits_and_red
     assert reply["content"]["m.relates_to"]["rel_type"] == "m.thread"
     assert reply["content"]["m.relates_to"]["event_id"] == event_id
     # A Matrix reply in that thread goes to the same Forum topic and Discord thread.
-    threaded = say_matrix(bridged, "avery_quill", "Thanks, cleo.",
-                          **{"m.relates_to": {"rel_type": "m.thread", "event_id": event_id}})
+    threaded = say_matrix(
+        bridged, "avery_quill", "Thanks, cleo.", **{"m.relates_to": {"rel_type": "m.thread", "event_id": event_id}}
+    )
     assert handle_pushed(world, threaded).startswith("relayed")
     [back] = forum_copies(world, "Thanks, cleo.")
     assert back["topic_id"] == on_forum["topic_id"]
     assert discord_copies(world, "Thanks, cleo.")[0]["channel_id"] == on_discord["id"]
     # bram edits his message (m.replace): the copies follow.
-    edit = send_as(bridged["users"], bridged["creds"].base_url, "bram_tolliver", bridged["room"], {
-        "msgtype": "m.text", "body": "* Can someone review the ban appeal from Tuesday?",
-        "m.new_content": {"msgtype": "m.text", "body": "Can someone review the ban appeal from Tuesday?"},
-        "m.relates_to": {"rel_type": "m.replace", "event_id": event_id}})
+    edit = send_as(
+        bridged["users"],
+        bridged["creds"].base_url,
+        "bram_tolliver",
+        bridged["room"],
+        {
+            "msgtype": "m.text",
+            "body": "* Can someone review the ban appeal from Tuesday?",
+            "m.new_content": {"msgtype": "m.text", "body": "Can someone review the ban appeal from Tuesday?"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+        },
+    )
     assert handle_pushed(world, edit) == "edited 2 copies"
     assert "from Tuesday" in discord_copies(world, "review the ban appeal")[0]["content"]
     assert "from Tuesday" in forum_copies(world, "review the ban appeal")[0]["raw"]
     # A redaction deletes the copies.
     with bridged["users"].client(bridged["creds"].base_url, "bram_tolliver") as client:
-        redaction = client.put(f"/_matrix/client/v3/rooms/{q(bridged['room'])}/redact/{q(event_id)}/cf-test-1",
-                               json={}).raise_for_status().json()["event_id"]
+        redaction = (
+            client.put(f"/_matrix/client/v3/rooms/{q(bridged['room'])}/redact/{q(event_id)}/cf-test-1", json={})
+            .raise_for_status()
+            .json()["event_id"]
+        )
     assert handle_pushed(world, redaction) == "deleted 2 copies"
     assert discord_copies(world, "review the ban appeal") == []
     assert forum_copies(world, "review the ban appeal") == []
 
 
 def test_a_synapse_outage_during_relay_loses_nothing_and_duplicates_nothing(
-        world: World, bridged: dict[str, Any]) -> None:
+    world: World, bridged: dict[str, Any]
+) -> None:
     """Synapse unreachable for the connector's writes (503 from the proxy): the poll fails, the
     Forum copies are made once, the cursor stays; then a write whose answer is lost (Synapse
     stored it): the retry lands on the same transaction. Every message is in Matrix once."""

@@ -20,14 +20,17 @@ from connectors.registry import load_connector
 
 def bot(community: Any) -> httpx.Client:
     creds = community.credentials
-    return httpx.Client(base_url=creds.base_url, timeout=30, trust_env=False,
-                        headers={"Authorization": f"Bearer {creds.bot_token}"})
+    return httpx.Client(
+        base_url=creds.base_url, timeout=30, trust_env=False, headers={"Authorization": f"Bearer {creds.bot_token}"}
+    )
 
 
 def room_events(community: Any, room: str, event_type: str) -> list[dict[str, Any]]:
     with bot(community) as client:
-        page = client.get(f"/_synapse/admin/v1/rooms/{q(room)}/messages",
-                          params={"dir": "b", "limit": 200, "filter": f'{{"types":["{event_type}"]}}'}).json()
+        page = client.get(
+            f"/_synapse/admin/v1/rooms/{q(room)}/messages",
+            params={"dir": "b", "limit": 200, "filter": f'{{"types":["{event_type}"]}}'},
+        ).json()
     return page["chunk"]
 
 
@@ -58,10 +61,16 @@ def test_directory_reads_creation_last_seen_and_the_last_message(community: Any,
     assert matrix.find_user("@cleo_marsh:localhost") == user
     assert matrix.activity(user).last_posted_at is None
     token = community.users.login("cleo_marsh")  # her own login: Synapse records where she was seen
-    with httpx.Client(base_url=community.credentials.base_url, timeout=30, trust_env=False,
-                      headers={"Authorization": f"Bearer {token}"}) as client:
-        client.put(f"/_matrix/client/v3/rooms/{q(community.room('general'))}/send/m.room.message/t1",
-                   json={"msgtype": "m.text", "body": "hello from cleo"}).raise_for_status()
+    with httpx.Client(
+        base_url=community.credentials.base_url,
+        timeout=30,
+        trust_env=False,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
+        client.put(
+            f"/_matrix/client/v3/rooms/{q(community.room('general'))}/send/m.room.message/t1",
+            json={"msgtype": "m.text", "body": "hello from cleo"},
+        ).raise_for_status()
     activity = matrix.activity(user)
     now = datetime.now(UTC)
     assert activity.created_at <= now and activity.last_posted_at is not None
@@ -133,14 +142,19 @@ def test_a_keyed_post_is_sent_once_and_replies_thread(community: Any, matrix: An
     first = matrix.post(channel="general", title="Quarterly report", text="Numbers <b>inside</b>.", key="report-q3")
     again = matrix.post(channel="general", title="Quarterly report", text="Numbers <b>inside</b>.", key="report-q3")
     assert again == first
-    events = [e for e in room_events(community, community.room("general"), "m.room.message")
-              if e["event_id"] == first.id]
+    events = [
+        e for e in room_events(community, community.room("general"), "m.room.message") if e["event_id"] == first.id
+    ]
     assert len(events) == 1 and "&lt;b&gt;" in events[0]["content"]["formatted_body"]
     reply = matrix.reply(thread_id=first.thread_id, text="A follow-up.", key="report-q3-reply")
     with bot(community) as client:
         event = client.get(f"/_matrix/client/v3/rooms/{q(community.room('general'))}/event/{q(reply.id)}").json()
-    assert event["content"]["m.relates_to"] == {"rel_type": "m.thread", "event_id": first.id,
-                                                "is_falling_back": True, "m.in_reply_to": {"event_id": first.id}}
+    assert event["content"]["m.relates_to"] == {
+        "rel_type": "m.thread",
+        "event_id": first.id,
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": first.id},
+    }
 
 
 def test_direct_messages_reuse_one_room_per_recipient_set(community: Any, matrix: Any) -> None:
@@ -156,16 +170,22 @@ def test_an_oversized_message_is_shortened_visibly_and_accepted(community: Any, 
     text = "ü" * 70_000  # two bytes each: far over Matrix's 65,536-byte event
     ref = matrix.post(channel="general", title="Long", text=text)
     with bot(community) as client:
-        body = client.get(f"/_matrix/client/v3/rooms/{q(community.room('general'))}/event/{q(ref.id)}"
-                          ).json()["content"]["body"]
+        body = client.get(f"/_matrix/client/v3/rooms/{q(community.room('general'))}/event/{q(ref.id)}").json()[
+            "content"
+        ]["body"]
     assert "shortened to fit Matrix's event size" in body
     assert payloads.content_size(payloads.message(title="Long", text=text)) <= payloads.MAX_CONTENT_BYTES
 
 
 def test_ballots_count_each_members_last_answer_before_the_end(community: Any, matrix: Any) -> None:
-    ballot = matrix.open_ballot(channel="working-group", question="Admit avery_quill?", options=["Yes", "No"],
-                                voters_group="working-group", closes_at=datetime.now(UTC) + timedelta(days=14),
-                                text="The application is in the thread.")
+    ballot = matrix.open_ballot(
+        channel="working-group",
+        question="Admit avery_quill?",
+        options=["Yes", "No"],
+        voters_group="working-group",
+        closes_at=datetime.now(UTC) + timedelta(days=14),
+        text="The application is in the thread.",
+    )
     url = community.credentials.base_url
     community.cast_vote(url, ballot, voter="cleo_marsh", option_index=1)
     community.cast_vote(url, ballot, voter="cleo_marsh", option_index=0)  # changed their mind
@@ -176,16 +196,22 @@ def test_ballots_count_each_members_last_answer_before_the_end(community: Any, m
     assert not closed.is_open
     community.cast_vote(url, ballot, voter="dario_fenwick", option_index=0)  # too late
     assert sorted((v.voter.username, v.option_id) for v in matrix.read_votes(closed)) == [
-        ("cleo_marsh", "a1"), ("dario_fenwick", "a2")]
+        ("cleo_marsh", "a1"),
+        ("dario_fenwick", "a2"),
+    ]
     matrix.close_ballot(closed)
-    ends = [e for e in room_events(community, community.room("working-group"), "m.poll.end")
-            if e["content"]["m.relates_to"]["event_id"] == ballot.id.split("/")[1]]
+    ends = [
+        e
+        for e in room_events(community, community.room("working-group"), "m.poll.end")
+        if e["content"]["m.relates_to"]["event_id"] == ballot.id.split("/")[1]
+    ]
     assert len(ends) == 1 and "all platforms: Yes 5" in ends[0]["content"]["m.text"][0]["body"]
 
 
 def test_votes_from_outside_the_voters_group_do_not_count(community: Any, matrix: Any) -> None:
-    ballot = matrix.open_ballot(channel="general", question="Adopt the idea?", options=["Yes", "No"],
-                                voters_group="working-group")
+    ballot = matrix.open_ballot(
+        channel="general", question="Adopt the idea?", options=["Yes", "No"], voters_group="working-group"
+    )
     community.cast_vote(community.credentials.base_url, ballot, voter="avery_quill", option_index=0)
     community.cast_vote(community.credentials.base_url, ballot, voter="cleo_marsh", option_index=1)
     assert [(v.voter.username, v.option_id) for v in matrix.read_votes(ballot)] == [("cleo_marsh", "a2")]
@@ -200,25 +226,37 @@ def test_moderation_log_holds_bans_kicks_redactions_and_reports(community: Any, 
     general = community.room("general")
     url = community.credentials.base_url
     with community.as_member(url, "bram_tolliver") as bram:
-        spam = bram.put(f"/_matrix/client/v3/rooms/{q(general)}/send/m.room.message/spam1",
-                        json={"msgtype": "m.text", "body": "buy now"}).json()["event_id"]
+        spam = bram.put(
+            f"/_matrix/client/v3/rooms/{q(general)}/send/m.room.message/spam1",
+            json={"msgtype": "m.text", "body": "buy now"},
+        ).json()["event_id"]
     with community.as_member(url, "cleo_marsh") as cleo:
-        cleo.post(f"/_matrix/client/v3/rooms/{q(general)}/report/{q(spam)}",
-                  json={"reason": "spam", "score": -100}).raise_for_status()
+        cleo.post(
+            f"/_matrix/client/v3/rooms/{q(general)}/report/{q(spam)}", json={"reason": "spam", "score": -100}
+        ).raise_for_status()
     before = matrix.moderation_entries(after=None, limit=1000)
     cursor = before[-1].id if before else None
     with bot(community) as client:
-        client.put(f"/_matrix/client/v3/rooms/{q(general)}/redact/{q(spam)}/r1", json={"reason": "spam"}).raise_for_status()
-        client.post(f"/_matrix/client/v3/rooms/{q(general)}/kick",
-                    json={"user_id": "@bram_tolliver:localhost", "reason": "first warning"}).raise_for_status()
-        client.post(f"/_matrix/client/v3/rooms/{q(general)}/ban",
-                    json={"user_id": "@bram_tolliver:localhost", "reason": "second time"}).raise_for_status()
+        client.put(
+            f"/_matrix/client/v3/rooms/{q(general)}/redact/{q(spam)}/r1", json={"reason": "spam"}
+        ).raise_for_status()
+        client.post(
+            f"/_matrix/client/v3/rooms/{q(general)}/kick",
+            json={"user_id": "@bram_tolliver:localhost", "reason": "first warning"},
+        ).raise_for_status()
+        client.post(
+            f"/_matrix/client/v3/rooms/{q(general)}/ban",
+            json={"user_id": "@bram_tolliver:localhost", "reason": "second time"},
+        ).raise_for_status()
     assert "content_report" in {e.kind for e in before}
     report = next(e for e in before if e.kind == "content_report")
     assert report.reason == "spam" and report.moderator.username == "cleo_marsh"
     new = matrix.moderation_entries(after=cursor, limit=1000)
-    assert [(e.kind, e.reason) for e in new] == [("redaction", "spam"), ("kick", "first warning"),
-                                                 ("ban", "second time")]
+    assert [(e.kind, e.reason) for e in new] == [
+        ("redaction", "spam"),
+        ("kick", "first warning"),
+        ("ban", "second time"),
+    ]
     assert new[2].target.username == "bram_tolliver" and new[2].link.startswith("https://matrix.to/#/")
     assert matrix.moderation_entries(after=new[-1].id) == []
     assert len(matrix.moderation_entries(after=cursor, limit=2)) == 2
@@ -228,6 +266,10 @@ def test_the_core_never_imports_the_plugin() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[3]
-    found = [str(p.relative_to(root)) for package in ("rules", "connectors", "flows", "ledger", "gateway", "charterflow")
-             for p in sorted((root / package).rglob("*.py")) if "charterflow_matrix" in p.read_text(encoding="utf-8")]
+    found = [
+        str(p.relative_to(root))
+        for package in ("rules", "connectors", "flows", "ledger", "gateway", "charterflow")
+        for p in sorted((root / package).rglob("*.py"))
+        if "charterflow_matrix" in p.read_text(encoding="utf-8")
+    ]
     assert found == []

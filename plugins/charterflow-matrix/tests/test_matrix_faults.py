@@ -23,10 +23,13 @@ SEND = "PUT /_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"
 
 def messages_with(community: Any, room: str, body_part: str) -> list[dict[str, Any]]:
     creds = community.credentials
-    with httpx.Client(base_url=creds.base_url, timeout=30, trust_env=False,
-                      headers={"Authorization": f"Bearer {creds.bot_token}"}) as client:
-        chunk = client.get(f"/_synapse/admin/v1/rooms/{q(room)}/messages",
-                           params={"dir": "b", "limit": 500, "filter": '{"types":["m.room.message"]}'}).json()["chunk"]
+    with httpx.Client(
+        base_url=creds.base_url, timeout=30, trust_env=False, headers={"Authorization": f"Bearer {creds.bot_token}"}
+    ) as client:
+        chunk = client.get(
+            f"/_synapse/admin/v1/rooms/{q(room)}/messages",
+            params={"dir": "b", "limit": 500, "filter": '{"types":["m.room.message"]}'},
+        ).json()["chunk"]
     return [e for e in chunk if body_part in e["content"].get("body", "")]
 
 
@@ -38,17 +41,23 @@ def fast(community: Any) -> Any:
     community.proxy.set_faults({})
 
 
-@pytest.mark.parametrize("fault", [
-    {"drop_rate": 1, "drop_phase": "after"},  # Synapse stored it; the answer was lost
-    {"drop_rate": 1, "drop_phase": "before"},
-    {"error_rate": 1, "error_status": 502},
-])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"drop_rate": 1, "drop_phase": "after"},  # Synapse stored it; the answer was lost
+        {"drop_rate": 1, "drop_phase": "before"},
+        {"error_rate": 1, "error_status": 502},
+    ],
+)
 def test_a_lost_send_is_retried_and_lands_once(community: Any, fast: Any, fault: dict[str, Any]) -> None:
     text = f"once only ({fault})"
     community.proxy.set_faults({**fault, "methods": ["PUT"], "times": 2, "seed": 1})
     ref = fast.post(channel="general", title="Fault check", text=text, key=f"fault:{fault}")
-    sends = {k: v for k, v in community.proxy.requests.items() if k.startswith("PUT ") and "/send/" in k and
-             k.rsplit("/", 1)[1].startswith("cf-")}
+    sends = {
+        k: v
+        for k, v in community.proxy.requests.items()
+        if k.startswith("PUT ") and "/send/" in k and k.rsplit("/", 1)[1].startswith("cf-")
+    }
     assert max(sends.values()) >= 3  # the write was sent three times…
     found = messages_with(community, community.room("general"), text)
     assert [e["event_id"] for e in found] == [ref.id]  # …and is in the room once
@@ -84,14 +93,21 @@ def test_synapses_own_rate_limit_gives_real_429s_that_are_retried(community: Any
     """A member (not exempt like the bot) sends faster than rc_message allows: Synapse answers
     429 M_LIMIT_EXCEEDED with retry_after_ms; every message still lands exactly once."""
     token = community.users.login("wren_halloway")  # the admin's "login as" tokens are not limited
-    member = MatrixConnector(settings=community.settings(community.url, access_token=SecretStr(token),
-                                                         rate_limit=1000),
-                             # Threads contend for one bucket: each may meet many 429s in a row.
-                             retry=RetryPolicy(max_retries=4, base_delay=0.05, max_delay=0.2, max_rate_limit_retries=60))
+    member = MatrixConnector(
+        settings=community.settings(community.url, access_token=SecretStr(token), rate_limit=1000),
+        # Threads contend for one bucket: each may meet many 429s in a row.
+        retry=RetryPolicy(max_retries=4, base_delay=0.05, max_delay=0.2, max_rate_limit_retries=60),
+    )
     try:
         with ThreadPoolExecutor(3) as pool:
-            refs = list(pool.map(lambda n: member.post(channel="general", title="burst", text=f"burst message {n}",
-                                                       key=f"burst-{n}"), range(20)))
+            refs = list(
+                pool.map(
+                    lambda n: member.post(
+                        channel="general", title="burst", text=f"burst message {n}", key=f"burst-{n}"
+                    ),
+                    range(20),
+                )
+            )
         assert member.client.policy.stats["429"] > 0
         found = messages_with(community, community.room("general"), "burst message ")
         assert sorted(e["event_id"] for e in found) == sorted(r.id for r in refs) and len(set(refs)) == 20

@@ -28,13 +28,15 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def _state(connector: MatrixConnector, room: str, event_type: str) -> dict[str, Any]:
-    return connector.client.get(f"/_matrix/client/v3/rooms/{q(room)}/state/{event_type}/", what="state",
-                                missing_ok=True)
+    return connector.client.get(
+        f"/_matrix/client/v3/rooms/{q(room)}/state/{event_type}/", what="state", missing_ok=True
+    )
 
 
 def _messages(connector: MatrixConnector, room: str) -> list[dict[str, Any]]:
-    page = connector.client.get(f"/_matrix/client/v3/rooms/{q(room)}/messages", what="messages",
-                                params={"dir": "b", "limit": 100})
+    page = connector.client.get(
+        f"/_matrix/client/v3/rooms/{q(room)}/messages", what="messages", params={"dir": "b", "limit": 100}
+    )
     return [e for e in page.get("chunk", []) if e.get("type") == "m.room.message"]
 
 
@@ -49,25 +51,44 @@ def test_pure_guide_contents_keep_the_whole_text_within_the_event_limit() -> Non
 
 
 def test_a_guide_is_pinned_edited_in_place_and_a_stale_part_unpinned(matrix: MatrixConnector) -> None:
-    refs = matrix.shelve_guide(channel=None, title="Reporting a problem", key="guide:test:matrix",
-                               pieces=["**Reporting a problem**\n\nPart one.", "Part two."])
+    refs = matrix.shelve_guide(
+        channel=None,
+        title="Reporting a problem",
+        key="guide:test:matrix",
+        pieces=["**Reporting a problem**\n\nPart one.", "Part two."],
+    )
     room = matrix.guides_room()
     space = matrix.room_id(matrix.settings.space)
-    assert room in {e["state_key"] for e in matrix.client.get(
-        f"/_matrix/client/v3/rooms/{q(space)}/state", what="space") if e["type"] == "m.space.child"}
+    assert room in {
+        e["state_key"]
+        for e in matrix.client.get(f"/_matrix/client/v3/rooms/{q(space)}/state", what="space")
+        if e["type"] == "m.space.child"
+    }
     assert _state(matrix, room, "m.room.pinned_events")["pinned"] == [r.id for r in refs]
     assert [m["content"]["body"] for m in reversed(_messages(matrix, room))][-2:] == [
-        "**Reporting a problem**\n\nPart one.", "Part two."]
+        "**Reporting a problem**\n\nPart one.",
+        "Part two.",
+    ]
 
     # The same text again: nothing is sent.
     before = len(_messages(matrix, room))
-    same = matrix.shelve_guide(channel=None, title="Reporting a problem", key="guide:test:matrix", placed=refs,
-                               pieces=["**Reporting a problem**\n\nPart one.", "Part two."])
+    same = matrix.shelve_guide(
+        channel=None,
+        title="Reporting a problem",
+        key="guide:test:matrix",
+        placed=refs,
+        pieces=["**Reporting a problem**\n\nPart one.", "Part two."],
+    )
     assert same == refs and len(_messages(matrix, room)) == before
 
     # Shorter: the first edited in place, the second says so and is unpinned.
-    again = matrix.shelve_guide(channel=None, title="Reporting a problem", key="guide:test:matrix", placed=refs,
-                                pieces=["**Reporting a problem**\n\nPart one, now all of it."])
+    again = matrix.shelve_guide(
+        channel=None,
+        title="Reporting a problem",
+        key="guide:test:matrix",
+        placed=refs,
+        pieces=["**Reporting a problem**\n\nPart one, now all of it."],
+    )
     assert [r.id for r in again] == [r.id for r in refs]
     edits = [m for m in _messages(matrix, room) if m["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"]
     assert {e["content"]["m.relates_to"]["event_id"] for e in edits} == {r.id for r in refs}
@@ -96,18 +117,38 @@ def pushing(world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         server = Homeserver(tmp_path / "synapse", appservice_url=gateway.url + APPSERVICE_PATH, die_with_parent=True)
         creds = server.start()
         try:
-            for name, value in {"HOMESERVER_URL": creds.base_url, "SERVER_NAME": creds.server_name,
-                                "ACCESS_TOKEN": creds.bot_token, "HS_TOKEN": creds.hs_token}.items():
+            for name, value in {
+                "HOMESERVER_URL": creds.base_url,
+                "SERVER_NAME": creds.server_name,
+                "ACCESS_TOKEN": creds.bot_token,
+                "HS_TOKEN": creds.hs_token,
+            }.items():
                 monkeypatch.setenv(f"CHARTERFLOW_MATRIX_{name}", value)  # the gateway's hook reads them
-            users = seed_community(creds.base_url, creds.bot_token, creds.server_name, prefix="",
-                                   seed={"members": list(MEMBERS), "rooms": {"general": list(MEMBERS)}})
-            matrix = MatrixConnector(settings=MatrixSettings(
-                _env_file=None, homeserver_url=creds.base_url, server_name=creds.server_name,
-                access_token=SecretStr(creds.bot_token), hs_token=SecretStr(creds.hs_token)))
+            users = seed_community(
+                creds.base_url,
+                creds.bot_token,
+                creds.server_name,
+                prefix="",
+                seed={"members": list(MEMBERS), "rooms": {"general": list(MEMBERS)}},
+            )
+            matrix = MatrixConnector(
+                settings=MatrixSettings(
+                    _env_file=None,
+                    homeserver_url=creds.base_url,
+                    server_name=creds.server_name,
+                    access_token=SecretStr(creds.bot_token),
+                    hs_token=SecretStr(creds.hs_token),
+                )
+            )
             connectors = {n: world.platforms.space(n).connector for n in world.platforms.names()}
-            platforms = Platforms.build(charter=world.platforms.charter, confirm_secret=CONFIRM_SECRET,
-                                        gateway_url=world.platforms.gateway_url, mailer=world.platforms.mailer,
-                                        **connectors, matrix=matrix)
+            platforms = Platforms.build(
+                charter=world.platforms.charter,
+                confirm_secret=CONFIRM_SECRET,
+                gateway_url=world.platforms.gateway_url,
+                mailer=world.platforms.mailer,
+                **connectors,
+                matrix=matrix,
+            )
             with use(ledger=world.ledger, platforms=platforms):
                 yield {"creds": creds, "users": users, "matrix": matrix, "folder": folder}
             matrix.close()
@@ -116,7 +157,8 @@ def pushing(world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def test_r_guide_published_on_three_platforms_edited_in_place_and_help_answered_on_matrix(
-        world: Any, pushing: dict[str, Any]) -> None:
+    world: Any, pushing: dict[str, Any]
+) -> None:
     from test_matrix_trial import pushed, say
 
     from flows import inbox
@@ -159,7 +201,9 @@ def test_r_guide_published_on_three_platforms_edited_in_place_and_help_answered_
     [answer] = [m for m in _messages(matrix, general) if m["content"]["body"].startswith("Guides about")]
     body = answer["content"]["body"]
     assert answer["content"]["m.relates_to"]["event_id"] == asked.payload["attributes"]["event_id"]
-    assert body.index(f"{label('matrix')} https://matrix.to/") < min(body.index("Forum http"), body.index("Discord http"))
+    assert body.index(f"{label('matrix')} https://matrix.to/") < min(
+        body.index("Forum http"), body.index("Discord http")
+    )
     # An oversized topic is read as its first 100 characters.
     long = pushed(world, say(t, "cleo_marsh", "general", "!help " + "report spam " * 400))
     assert inbox.handle_event(world.ledger, long.id) == "help:1"

@@ -19,21 +19,28 @@ from charterflow_matrix.settings import MatrixSettings
 from charterflow_matrix.stack import up_service
 
 
-def test_up_starts_synapse_seeds_once_and_restarts_with_the_same_bot(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_starts_synapse_seeds_once_and_restarts_with_the_same_bot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CHARTERFLOW_MATRIX_ACCESS_TOKEN", raising=False)
     monkeypatch.delenv("CHARTERFLOW_MATRIX_UP", raising=False)
     service = up_service(home=tmp_path, gateway_url="http://127.0.0.1:9")
     assert service is not None
     try:
         env = service.env
-        settings = MatrixSettings(_env_file=None, homeserver_url=env["CHARTERFLOW_MATRIX_HOMESERVER_URL"],
-                                  server_name=env["CHARTERFLOW_MATRIX_SERVER_NAME"],
-                                  access_token=SecretStr(env["CHARTERFLOW_MATRIX_ACCESS_TOKEN"]))
+        settings = MatrixSettings(
+            _env_file=None,
+            homeserver_url=env["CHARTERFLOW_MATRIX_HOMESERVER_URL"],
+            server_name=env["CHARTERFLOW_MATRIX_SERVER_NAME"],
+            access_token=SecretStr(env["CHARTERFLOW_MATRIX_ACCESS_TOKEN"]),
+        )
         with MatrixConnector(settings=settings) as matrix:
             assert len(matrix.community_rooms()) == 4
             assert matrix.find_user("wren_halloway").username == "wren_halloway"
-        assert "matrix.to" in service.links["Matrix"] and env["CHARTERFLOW_MATRIX_ACCESS_TOKEN"] not in service.links["Matrix"]
+        assert (
+            "matrix.to" in service.links["Matrix"]
+            and env["CHARTERFLOW_MATRIX_ACCESS_TOKEN"] not in service.links["Matrix"]
+        )
     finally:
         service.stop()
     again = up_service(home=tmp_path, gateway_url="http://127.0.0.1:9")
@@ -52,7 +59,8 @@ def test_up_leaves_a_configured_homeserver_alone(tmp_path: Path, monkeypatch: py
 
 
 def test_charterflow_up_starts_it_gives_its_settings_to_the_children_and_stops_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``up``'s own hook (entry-point group ``charterflow.stack``), without the rest of the stack."""
     from charterflow.settings import Settings
     from charterflow.up import Up, plan_stack

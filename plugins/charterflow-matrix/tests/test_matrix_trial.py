@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matrix_served import pushed, send_as
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -32,44 +33,53 @@ from charterflow_matrix.client import q
 from charterflow_matrix.connector import MatrixConnector
 from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
 from charterflow_matrix.sandbox import seed_community
-from matrix_served import pushed, send_as
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import Role
+from flows import inbox
+from flows.board.decision import record_decision
+from flows.board.escalation import handle_board_proposal
+from flows.kit import context
+from flows.membership import ballot as ballots
+from flows.membership.ballot import close_due_ballots
+from flows.platforms import Platforms, served_by_ledger, use
+from flows.platforms_state import platform_states, platforms_trial_ends
+from flows.roles.plan import apply_plan, build_plan
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, Ballot, BallotOutcome, Identity, InboxEvent
 from tests.support.board import Board, without_endorsement
 from tests.support.membership import CONFIRM_SECRET, MEMBERS, NOW, apply_proven, discord_event, press_vote
 
-from flows import inbox
-from flows.board.decision import record_decision
-from flows.board.escalation import handle_board_proposal
-from flows.membership import ballot as ballots
-from flows.membership.ballot import close_due_ballots
-from flows.kit import context
-from flows.platforms import Platforms, served_by_ledger, use
-from flows.platforms_state import platform_states, platforms_trial_ends
-from flows.roles.plan import apply_plan, build_plan
-
 pytestmark = pytest.mark.timeout(900)
 ADMINS = ("avery_quill", "cleo_marsh")  # Forum admin and Discord admin today: neither on all three
-SEED = {"members": [*MEMBERS, "quinn_harbor"],
-        "rooms": {"general": [*MEMBERS, "quinn_harbor"], "working-group": list(MEMBERS), "moderators": []}}
+SEED = {
+    "members": [*MEMBERS, "quinn_harbor"],
+    "rooms": {"general": [*MEMBERS, "quinn_harbor"], "working-group": list(MEMBERS), "moderators": []},
+}
 
 
 @pytest.fixture
 def trial(board: Board, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """The Board's world plus a Synapse pushing to the board's gateway, and its connector."""
-    server = Homeserver(tmp_path / "synapse", appservice_url=board.gateway_url + APPSERVICE_PATH,
-                        die_with_parent=True)
+    server = Homeserver(tmp_path / "synapse", appservice_url=board.gateway_url + APPSERVICE_PATH, die_with_parent=True)
     creds = server.start()
     try:
-        for name, value in {"HOMESERVER_URL": creds.base_url, "SERVER_NAME": creds.server_name,
-                            "ACCESS_TOKEN": creds.bot_token, "HS_TOKEN": creds.hs_token}.items():
+        for name, value in {
+            "HOMESERVER_URL": creds.base_url,
+            "SERVER_NAME": creds.server_name,
+            "ACCESS_TOKEN": creds.bot_token,
+            "HS_TOKEN": creds.hs_token,
+        }.items():
             monkeypatch.setenv(f"CHARTERFLOW_MATRIX_{name}", value)  # the gateway's hook reads them
         users = seed_community(creds.base_url, creds.bot_token, creds.server_name, prefix="", seed=SEED)
-        matrix = MatrixConnector(settings=MatrixSettings(
-            _env_file=None, homeserver_url=creds.base_url, server_name=creds.server_name,
-            access_token=SecretStr(creds.bot_token), hs_token=SecretStr(creds.hs_token)))
+        matrix = MatrixConnector(
+            settings=MatrixSettings(
+                _env_file=None,
+                homeserver_url=creds.base_url,
+                server_name=creds.server_name,
+                access_token=SecretStr(creds.bot_token),
+                hs_token=SecretStr(creds.hs_token),
+            )
+        )
         yield {"server": server, "creds": creds, "users": users, "matrix": matrix}
         matrix.close()
     finally:
@@ -89,10 +99,21 @@ def test_a_matrix_trial_end_to_end(board: Board, trial: dict[str, Any]) -> None:
     # 1. Proposed in Discord (/propose), straight to the Board (no endorsement vote here).
     ends = (NOW + timedelta(days=90)).date()
     with without_endorsement(world):
-        event = discord_event(world, kind="propose", route="board-proposal", payload={
-            "user": "felix_oakes", "options": {"kind": "trial-platform", "title": "Trial Matrix",
-                                               "summary": "A Matrix space beside Discord.",
-                                               "platform": "matrix", "trial_ends": ends.isoformat()}})
+        event = discord_event(
+            world,
+            kind="propose",
+            route="board-proposal",
+            payload={
+                "user": "felix_oakes",
+                "options": {
+                    "kind": "trial-platform",
+                    "title": "Trial Matrix",
+                    "summary": "A Matrix space beside Discord.",
+                    "platform": "matrix",
+                    "trial_ends": ends.isoformat(),
+                },
+            },
+        )
         with world.ledger.read() as session:
             row = session.get(InboxEvent, event)
         filed = handle_board_proposal(ledger=world.ledger, event=row, now=NOW)
@@ -106,9 +127,15 @@ def test_a_matrix_trial_end_to_end(board: Board, trial: dict[str, Any]) -> None:
     assert platform_states(ctx)["matrix"].state == "trial"
     assert served_by_ledger(["discourse", "discord", "matrix"], charter) == ["discourse", "discord", "matrix"]
     connectors = {name: world.platforms.space(name).connector for name in world.platforms.names()}
-    platforms = Platforms.build(charter=charter, confirm_secret=CONFIRM_SECRET,
-                                gateway_url=world.platforms.gateway_url, dsf_members=world.platforms.dsf_members,
-                                mailer=world.platforms.mailer, **connectors, matrix=matrix)
+    platforms = Platforms.build(
+        charter=charter,
+        confirm_secret=CONFIRM_SECRET,
+        gateway_url=world.platforms.gateway_url,
+        dsf_members=world.platforms.dsf_members,
+        mailer=world.platforms.mailer,
+        **connectors,
+        matrix=matrix,
+    )
     with use(ledger=world.ledger, platforms=platforms):
         world.platforms = platforms
         _admins_under_three_platforms(world, matrix)
@@ -124,10 +151,19 @@ def _admins_under_three_platforms(world: Any, matrix: MatrixConnector) -> None:
         for handle in ADMINS:
             person = repo.get_person(session, handle)
             user = matrix.find_user(handle)
-            repo.add_identity(session, person, platform="matrix", actor="operator", external_id=user.id,
-                              username=user.username, at=at)
-            repo.set_desired_platform_role(session, person, platform="matrix", role="admin", desired=True,
-                                           actor="operator", decision_ref="test:trial-admins", at=at)
+            repo.add_identity(
+                session, person, platform="matrix", actor="operator", external_id=user.id, username=user.username, at=at
+            )
+            repo.set_desired_platform_role(
+                session,
+                person,
+                platform="matrix",
+                role="admin",
+                desired=True,
+                actor="operator",
+                decision_ref="test:trial-admins",
+                at=at,
+            )
     ctx = context(at, ledger=world.ledger, platforms=world.platforms)
     assert "matrix" not in ctx.charter.platforms  # no admin yet: the trial does not count
     shown = build_plan(ctx)
@@ -145,17 +181,22 @@ def _admins_under_three_platforms(world: Any, matrix: MatrixConnector) -> None:
 
 def _a_member_links_their_account(world: Any, t: dict[str, Any]) -> None:
     # The handlers run on the real clock, as the task worker does (NOW is it, rounded).
-    for body, refused in (("!link myspace felix_oakes", "refused:R-APP-2:bad-request"),
-                          ("!link discord quinn_harbor", "refused:R-APP-2:not-a-member"),
-                          ("!link " + "f" * 500, "refused:R-APP-2:no-request")):
+    for body, refused in (
+        ("!link myspace felix_oakes", "refused:R-APP-2:bad-request"),
+        ("!link discord quinn_harbor", "refused:R-APP-2:not-a-member"),
+        ("!link " + "f" * 500, "refused:R-APP-2:no-request"),
+    ):
         row = pushed(world, say(t, "felix_oakes", "general", body))
         assert inbox.handle_event(world.ledger, row.id) == refused, body
     start = pushed(world, say(t, "felix_oakes", "general", "!link discord felix_oakes"))
     assert (start.route, start.kind) == (inbox.Route.LINK, "link")
     result = inbox.handle_event(world.ledger, start.id)
     assert result.startswith("link:pending:person:"), result
-    [dm] = [m["content"] for m in world.discord_state()["messages"]
-            if "!link " in (m.get("content") or "") and "matrix" in m["content"]]
+    [dm] = [
+        m["content"]
+        for m in world.discord_state()["messages"]
+        if "!link " in (m.get("content") or "") and "matrix" in m["content"]
+    ]
     code = re.search(r"!link ([0-9a-f]{10})", dm).group(1)
     wrong = pushed(world, say(t, "felix_oakes", "general", "!link 0000000000"))
     assert inbox.handle_event(world.ledger, wrong.id) == "refused:R-APP-2:wrong-code"
@@ -168,17 +209,24 @@ def _a_member_links_their_account(world: Any, t: dict[str, Any]) -> None:
     again = pushed(world, say(t, "felix_oakes", "general", "!link discord felix_oakes"))
     assert inbox.handle_event(world.ledger, again.id) == "refused:R-APP-3:already-linked"
     with world.ledger.read() as session:
-        linked = {(i.platform, i.username) for i in session.scalars(
-            select(Identity).where(Identity.person_id == world.people["felix_oakes"]))}
+        linked = {
+            (i.platform, i.username)
+            for i in session.scalars(select(Identity).where(Identity.person_id == world.people["felix_oakes"]))
+        }
     assert ("matrix", "felix_oakes") in {(str(p), u) for p, u in linked}
 
 
 def _poll_answer(t: dict[str, Any], who: str, ballot_id: str) -> str:
     room, _, start = ballot_id.partition("/")
     with t["users"].client(t["creds"].base_url, who) as client:
-        return client.put(f"/_matrix/client/v3/rooms/{q(room)}/send/m.poll.response/{payloads.txn_id(None)}",
-                          json=payloads.poll_response(start_event=start, answer="a1")
-                          ).raise_for_status().json()["event_id"]
+        return (
+            client.put(
+                f"/_matrix/client/v3/rooms/{q(room)}/send/m.poll.response/{payloads.txn_id(None)}",
+                json=payloads.poll_response(start_event=start, answer="a1"),
+            )
+            .raise_for_status()
+            .json()["event_id"]
+        )
 
 
 def _an_application_voted_across_three_platforms(world: Any, t: dict[str, Any]) -> None:
@@ -191,8 +239,9 @@ def _an_application_voted_across_three_platforms(world: Any, t: dict[str, Any]) 
     assert set(where) == {"discourse", "discord", "matrix"}
     # One yes on Discord, one on the Forum (read by the closer), two Matrix poll answers pushed.
     assert press_vote(world, where["discord"], "dario_fenwick", 0, now=at) == f"ballot:{ballot_id}:vote"
-    world.discourse_sb.cast_vote(world.discourse_url, ballots.platform_ballot("discourse", where["discourse"]),
-                                 voter="hana_pike", option_index=0)
+    world.discourse_sb.cast_vote(
+        world.discourse_url, ballots.platform_ballot("discourse", where["discourse"]), voter="hana_pike", option_index=0
+    )
     close_due_ballots(now=at + timedelta(minutes=1))
     for voter in ADMINS:
         row = pushed(world, _poll_answer(t, voter, where["matrix"]["ballot_id"]))
@@ -202,7 +251,10 @@ def _an_application_voted_across_three_platforms(world: Any, t: dict[str, Any]) 
         ballot = session.get(Ballot, ballot_id)
         assert ballot.outcome == BallotOutcome.PASSED  # 4 yes of 7 decided it (R-VOTE-EARLY)
         assert {str(v.source_platform) for v in repo.ballot_votes_history(session, ballot)} == {
-            "discord", "discourse", "matrix"}
+            "discord",
+            "discourse",
+            "matrix",
+        }
         assert session.get(Application, app_id).status == ApplicationStatus.APPROVED
     # The poll itself holds the two answers (read back as the closer reads them).
     votes = t["matrix"].read_votes(ballots.platform_ballot("matrix", where["matrix"]))
@@ -222,8 +274,13 @@ def _retirement_revokes_the_roles_first(board: Board, matrix: MatrixConnector) -
     with without_endorsement(world):
         from flows.board.escalation import board_escalation
 
-        filed = board_escalation(title="End the Matrix trial", summary="The WG stays on Discord.",
-                                 kind="retire-platform", platform="matrix", now=at)
+        filed = board_escalation(
+            title="End the Matrix trial",
+            summary="The WG stays on Discord.",
+            kind="retire-platform",
+            platform="matrix",
+            now=at,
+        )
     record_decision(proposal_id=filed["proposal"], decision="approved", decided_by="wren_halloway", now=at)
     ctx = context(at, ledger=world.ledger, platforms=world.platforms)
     assert platform_states(ctx)["matrix"].state == "retired"

@@ -80,8 +80,11 @@ def test_member_list_pages_with_after(serve: Any) -> None:
 def test_staff_and_holders(discord: Any) -> None:
     c = discord.connect()
     assert {u.username for u in c.list_staff()} == {"avery_quill", "bram_tolliver"}
-    assert {u.username for u in c.list_holders(Role.group("wg-member"))} == {"avery_quill", "cleo_marsh",
-                                                                               "dario_fenwick"}
+    assert {u.username for u in c.list_holders(Role.group("wg-member"))} == {
+        "avery_quill",
+        "cleo_marsh",
+        "dario_fenwick",
+    }
 
 
 def test_role_changes_carry_the_audit_reason_and_happen_once(discord: Any) -> None:
@@ -125,8 +128,11 @@ def test_role_ids_from_settings_and_unknown_role_id(discord: Any) -> None:
 def test_bulk_role_changes_use_observed_roles(discord: Any) -> None:
     c = discord.connect()
     members = {m.user.id: m for m in c.list_members()}
-    plan = [RoleRequest(action="grant", user=m.user, role=Role.group("wg-member"), reason="bulk")
-            for m in members.values() if not m.bot]
+    plan = [
+        RoleRequest(action="grant", user=m.user, role=Role.group("wg-member"), reason="bulk")
+        for m in members.values()
+        if not m.bot
+    ]
     results = c.apply_role_changes(plan, observed={uid: m.roles for uid, m in members.items()})
     assert sum(r.status is ChangeStatus.APPLIED for r in results) == 3  # bram, esme, felix
     assert sum(r.status is ChangeStatus.UNCHANGED for r in results) == 3
@@ -208,22 +214,41 @@ def test_private_thread_with_members(discord: Any) -> None:
 def test_ballot_votes_change_until_close_and_result_is_shown(discord: Any) -> None:
     c = discord.connect()
     sb = discord.sandbox
-    ballot = c.open_ballot(channel="wg-private", question="Approve Esme Voss?", options=["Yes", "No", "Abstain"],
-                           voters_group="wg-member", closes_at=datetime.now(UTC) + timedelta(days=7), key="b-1")
-    cast = sb.press(discord.url, user="cleo_marsh", channel_id=ballot.message.thread_id,
-                    message_id=ballot.message.id, option_index=0)
+    ballot = c.open_ballot(
+        channel="wg-private",
+        question="Approve Esme Voss?",
+        options=["Yes", "No", "Abstain"],
+        voters_group="wg-member",
+        closes_at=datetime.now(UTC) + timedelta(days=7),
+        key="b-1",
+    )
+    cast = sb.press(
+        discord.url,
+        user="cleo_marsh",
+        channel_id=ballot.message.thread_id,
+        message_id=ballot.message.id,
+        option_index=0,
+    )
     answer = cast["response"]
     assert cast["status"] == 200 and not cast["failed"]
     assert answer["type"] == 4 and answer["data"]["flags"] == 64 and "Yes" in answer["data"]["content"]
-    changed = sb.press(discord.url, user="cleo_marsh", channel_id=ballot.message.thread_id,
-                       message_id=ballot.message.id, option_index=1)
+    changed = sb.press(
+        discord.url,
+        user="cleo_marsh",
+        channel_id=ballot.message.thread_id,
+        message_id=ballot.message.id,
+        option_index=1,
+    )
     assert "changed to **No**" in changed["response"]["data"]["content"]
-    outsider = sb.press(discord.url, user="esme_voss", channel_id=ballot.message.thread_id,
-                        message_id=ballot.message.id, option_index=0)
+    outsider = sb.press(
+        discord.url, user="esme_voss", channel_id=ballot.message.thread_id, message_id=ballot.message.id, option_index=0
+    )
     assert "only members of wg-member" in outsider["response"]["data"]["content"]
     sb.cast_vote(discord.url, ballot, voter="dario_fenwick", option_index=1)
     assert sorted((v.voter.username, v.option_id) for v in c.read_votes(ballot)) == [
-        ("cleo_marsh", "1"), ("dario_fenwick", "1")]
+        ("cleo_marsh", "1"),
+        ("dario_fenwick", "1"),
+    ]
     closed = c.close_ballot(ballot)
     assert not closed.is_open
     message = next(m for m in discord.state()["messages"] if m["id"] == ballot.message.id)
@@ -235,12 +260,18 @@ def test_ballot_votes_change_until_close_and_result_is_shown(discord: Any) -> No
 
 def test_vote_after_close_time_is_refused(discord: Any) -> None:
     c = discord.connect()
-    ballot = c.open_ballot(channel="wg-private", question="Quick poll", options=["A", "B"],
-                           closes_at=datetime.now(UTC) + timedelta(days=1))
+    ballot = c.open_ballot(
+        channel="wg-private", question="Quick poll", options=["A", "B"], closes_at=datetime.now(UTC) + timedelta(days=1)
+    )
     late = discord.connect(now=lambda: datetime.now(UTC) + timedelta(days=2), vote_store=c.votes)
     assert late is not None
-    result = discord.sandbox.press(discord.url, user="cleo_marsh", channel_id=ballot.message.thread_id,
-                                   message_id=ballot.message.id, option_index=0)
+    result = discord.sandbox.press(
+        discord.url,
+        user="cleo_marsh",
+        channel_id=ballot.message.thread_id,
+        message_id=ballot.message.id,
+        option_index=0,
+    )
     assert "closed" in result["response"]["data"]["content"]
     assert c.read_votes(ballot) == []
 
@@ -248,18 +279,28 @@ def test_vote_after_close_time_is_refused(discord: Any) -> None:
 def test_scheduled_event_is_external_and_not_duplicated(discord: Any) -> None:
     c = discord.connect()
     start = (datetime.now(UTC) + timedelta(days=40)).replace(microsecond=0)
-    event = c.schedule_event(title="Q3 working group call", starts_at=start, ends_at=start + timedelta(hours=1),
-                             location="https://meet.example.invalid/ocwg", description="Agenda in the forum.",
-                             reason="R-MEET quarterly call")
-    again = c.schedule_event(title="Q3 working group call", starts_at=start, ends_at=start + timedelta(hours=1),
-                             location="https://meet.example.invalid/ocwg")
+    event = c.schedule_event(
+        title="Q3 working group call",
+        starts_at=start,
+        ends_at=start + timedelta(hours=1),
+        location="https://meet.example.invalid/ocwg",
+        description="Agenda in the forum.",
+        reason="R-MEET quarterly call",
+    )
+    again = c.schedule_event(
+        title="Q3 working group call",
+        starts_at=start,
+        ends_at=start + timedelta(hours=1),
+        location="https://meet.example.invalid/ocwg",
+    )
     assert again == event and event.location == "https://meet.example.invalid/ocwg"
     state = discord.state()
     assert len(state["events"]) == 1 and state["events"][0]["entity_type"] == 3
     assert state["audit_log"][-1]["reason"] == "R-MEET quarterly call"
     with pytest.raises(FatalError, match="in the past"):
-        c.schedule_event(title="Yesterday", starts_at=start - timedelta(days=80),
-                         ends_at=start - timedelta(days=79, hours=23))
+        c.schedule_event(
+            title="Yesterday", starts_at=start - timedelta(days=80), ends_at=start - timedelta(days=79, hours=23)
+        )
     with pytest.raises(ValueError):
         c.schedule_event(title="Backwards", starts_at=start, ends_at=start - timedelta(hours=1))
 
@@ -267,16 +308,33 @@ def test_scheduled_event_is_external_and_not_duplicated(discord: Any) -> None:
 def test_slash_commands_modal_and_followups_through_the_sandbox(discord: Any) -> None:
     c = discord.connect()
     sb = discord.sandbox
-    assert [r["name"] for r in c.register_commands()] == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status", "appoint", "help",
-        "Report to moderators"]
+    assert [r["name"] for r in c.register_commands()] == [
+        "apply",
+        "idea",
+        "optin",
+        "leave",
+        "propose",
+        "role",
+        "idea-status",
+        "appoint",
+        "help",
+        "Report to moderators",
+    ]
     ping = sb._control_post(discord.url, {"type": "ping", "user": "cleo_marsh"})
     assert ping["response"] == {"type": 1} and not ping["failed"]
     apply = sb.command(discord.url, user="esme_voss", name="apply")
     modal = apply["response"]
     assert modal["type"] == 9 and [row["components"][0]["custom_id"] for row in modal["data"]["components"]] == [
-        "forum_username", "why", "experience"]
-    submitted = sb.submit_modal(discord.url, user="esme_voss", custom_id="cf:apply",
-                                fields={"forum_username": "esme_voss", "why": "To help.", "experience": "Moderation."})
+        "forum_username",
+        "why",
+        "experience",
+    ]
+    submitted = sb.submit_modal(
+        discord.url,
+        user="esme_voss",
+        custom_id="cf:apply",
+        fields={"forum_username": "esme_voss", "why": "To help.", "experience": "Moderation."},
+    )
     assert submitted["response"]["type"] == 5 and not submitted["failed"]
     idea = sb.command(discord.url, user="cleo_marsh", name="idea", options={"text": "Office hours"})
     assert idea["response"]["type"] == 5

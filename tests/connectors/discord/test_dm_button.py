@@ -15,10 +15,22 @@ from connectors.discord.client import CannotDirectMessage
 def test_dm_with_button_is_sent_once_per_key_and_its_press_comes_back(discord: Any) -> None:
     c = discord.connect()
     cleo = c.find_user("cleo_marsh")
-    ref = c.direct_message_with_button(user=cleo, title="Please confirm", text="Press the button below.",
-                                       button_label="Confirm", custom_id="cfc:c.1.2.3.abc", key="confirm:1:2")
-    again = c.direct_message_with_button(user=cleo, title="Please confirm", text="Press the button below.",
-                                         button_label="Confirm", custom_id="cfc:c.1.2.3.abc", key="confirm:1:2")
+    ref = c.direct_message_with_button(
+        user=cleo,
+        title="Please confirm",
+        text="Press the button below.",
+        button_label="Confirm",
+        custom_id="cfc:c.1.2.3.abc",
+        key="confirm:1:2",
+    )
+    again = c.direct_message_with_button(
+        user=cleo,
+        title="Please confirm",
+        text="Press the button below.",
+        button_label="Confirm",
+        custom_id="cfc:c.1.2.3.abc",
+        key="confirm:1:2",
+    )
     assert again.id == ref.id  # the nonce derived from the key returns the first message
     state = discord.state()
     assert state["requests"]["POST /channels/{channel_id}/messages"] == 2  # sent twice, stored once
@@ -30,9 +42,15 @@ def test_dm_with_button_is_sent_once_per_key_and_its_press_comes_back(discord: A
     assert sum(1 for m in state["messages"] if m["channel_id"] == ref.thread_id) == 1
 
     # The member presses it: the interaction the connector parses carries the custom_id.
-    headers, body = discord.sandbox.signed_request(kind="component", payload={
-        "user": "cleo_marsh", "custom_id": button["custom_id"], "message_id": ref.id,
-        "channel_id": ref.thread_id})
+    headers, body = discord.sandbox.signed_request(
+        kind="component",
+        payload={
+            "user": "cleo_marsh",
+            "custom_id": button["custom_id"],
+            "message_id": ref.id,
+            "channel_id": ref.thread_id,
+        },
+    )
     event = c.verify(headers=headers, body=body)
     assert event.kind == "component" and event.attributes["custom_id"] == "cfc:c.1.2.3.abc"
     assert event.attributes["user_id"] == cleo.id
@@ -40,14 +58,17 @@ def test_dm_with_button_is_sent_once_per_key_and_its_press_comes_back(discord: A
 
 def test_dm_with_button_finds_a_user_by_name_and_reports_closed_dms(discord: Any) -> None:
     c = discord.connect()
-    ref = c.direct_message_with_button(user=UserRef(platform="discord", id="", username="dario_fenwick"),
-                                       title="Opt in", text="Your term ends soon.", button_label="Opt in",
-                                       custom_id="cfo:o.3.4.5.def")
+    ref = c.direct_message_with_button(
+        user=UserRef(platform="discord", id="", username="dario_fenwick"),
+        title="Opt in",
+        text="Your term ends soon.",
+        button_label="Opt in",
+        custom_id="cfo:o.3.4.5.def",
+    )
     assert ref.platform == "discord" and ref.id
     esme = c.find_user("esme_voss")  # the default seed's member who does not accept DMs
     with pytest.raises(CannotDirectMessage) as err:
-        c.direct_message_with_button(user=esme, title="Confirm", text="x", button_label="Confirm",
-                                     custom_id="cfc:x")
+        c.direct_message_with_button(user=esme, title="Confirm", text="x", button_label="Confirm", custom_id="cfc:x")
     assert err.value.user_ids == (esme.id,) and err.value.code == 50007
 
 

@@ -16,12 +16,16 @@ from connectors.http import RetryPolicy
 FAST_RETRY = RetryPolicy(max_retries=6, base_delay=0.01, max_delay=0.05)
 
 
-@pytest.mark.parametrize("faults", [
-    {"error_rate": 0.3, "error_status": 502, "seed": 11},
-    {"drop_rate": 0.3, "drop_phase": "after", "seed": 12},
-    {"drop_rate": 0.3, "drop_phase": "before", "seed": 13},
-    {"latency": 0.02, "error_rate": 0.2, "seed": 14},
-], ids=["5xx", "dropped-after", "dropped-before", "latency+5xx"])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"error_rate": 0.3, "error_status": 502, "seed": 11},
+        {"drop_rate": 0.3, "drop_phase": "after", "seed": 12},
+        {"drop_rate": 0.3, "drop_phase": "before", "seed": 13},
+        {"latency": 0.02, "error_rate": 0.2, "seed": 14},
+    ],
+    ids=["5xx", "dropped-after", "dropped-before", "latency+5xx"],
+)
 def test_faults_never_duplicate_role_changes_or_messages(serve: Any, faults: dict[str, Any]) -> None:
     discord = serve(DiscordSandbox(time_scale=0.01))  # Discord-shaped limits, 100 times faster
     c = discord.connect(retry=FAST_RETRY)

@@ -22,7 +22,9 @@ VERIFIER = InteractionVerifier(public_key=SANDBOX.public_key)
 OTHER = DiscordSandbox()  # a different key pair
 
 
-def signed(payload: Any, *, box: DiscordSandbox = SANDBOX, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+def signed(
+    payload: Any, *, box: DiscordSandbox = SANDBOX, timestamp: int | None = None
+) -> tuple[dict[str, str], bytes]:
     body = json.dumps(payload).encode()
     return box.sign(body, timestamp=timestamp), body
 
@@ -39,8 +41,10 @@ def test_valid_signature_parses_each_kind() -> None:
     h, b = SANDBOX.signed_request(kind="ballot_vote", payload={"custom_id": payloads.ballot_custom_id("abc123", "2")})
     event = VERIFIER.verify(headers=h, body=b)
     assert (event.kind, event.attributes["ballot_id"], event.attributes["option_id"]) == ("ballot_vote", "abc123", "2")
-    h, b = SANDBOX.signed_request(kind="apply_submitted", payload={"custom_id": payloads.APPLY_MODAL_ID,
-                                                                   "fields": {"why": "To help", "experience": "Mod"}})
+    h, b = SANDBOX.signed_request(
+        kind="apply_submitted",
+        payload={"custom_id": payloads.APPLY_MODAL_ID, "fields": {"why": "To help", "experience": "Mod"}},
+    )
     event = VERIFIER.verify(headers=h, body=b)
     assert event.kind == "apply_submitted" and event.attributes["field.why"] == "To help"
 
@@ -76,8 +80,9 @@ def test_lowercase_header_names_and_bytes_headers_are_accepted() -> None:
     assert VERIFIER.verify(headers=lowered, body=body).kind == "ping"
 
 
-@pytest.mark.parametrize("payload", [[1], {"type": "x"}, {"type": 2, "id": "1"}, {"type": 99, "id": "5"},
-                                     {"type": 2}, "text"])
+@pytest.mark.parametrize(
+    "payload", [[1], {"type": "x"}, {"type": 2, "id": "1"}, {"type": 99, "id": "5"}, {"type": 2}, "text"]
+)
 def test_signed_but_not_an_interaction_is_400(payload: Any) -> None:
     headers, body = signed(payload)
     with pytest.raises(InvalidSignature) as err:
@@ -92,8 +97,15 @@ def test_a_malformed_public_key_is_a_config_error() -> None:
 
 
 def test_parse_tolerates_odd_shapes() -> None:
-    event = parse_interaction({"type": 3, "id": "77", "data": {"custom_id": "cfb:zz:99"}, "member": "nope",
-                               "user": {"id": 5, "username": None}})
+    event = parse_interaction(
+        {
+            "type": 3,
+            "id": "77",
+            "data": {"custom_id": "cfb:zz:99"},
+            "member": "nope",
+            "user": {"id": 5, "username": None},
+        }
+    )
     assert event.kind == "ballot_vote" and event.attributes["user_id"] == "5"
     assert parse_interaction({"type": 3, "id": "78", "data": {"custom_id": "other"}}).kind == "component"
 
@@ -121,8 +133,9 @@ class Endpoint:
         except InvalidSignature as exc:
             status, answer = exc.status or 401, {"error": "invalid request"}
         out = json.dumps(answer).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": out})
 
 
@@ -154,9 +167,14 @@ json_values = st.recursive(
     max_leaves=6,
 )
 interaction_like = st.fixed_dictionaries(
-    {"type": st.sampled_from([1, 2, 3, 4, 5, 6, 0, -1, "2", None]),
-     "id": st.one_of(st.none(), st.text(max_size=22), st.integers()),
-     "data": json_values, "member": json_values, "user": json_values, "token": st.text(max_size=30)},
+    {
+        "type": st.sampled_from([1, 2, 3, 4, 5, 6, 0, -1, "2", None]),
+        "id": st.one_of(st.none(), st.text(max_size=22), st.integers()),
+        "data": json_values,
+        "member": json_values,
+        "user": json_values,
+        "token": st.text(max_size=30),
+    },
 )
 header_value = st.one_of(st.text(max_size=140), st.binary(max_size=140).map(lambda b: b.decode("latin-1")))
 
@@ -171,8 +189,12 @@ cases = st.one_of(
 )
 
 
-@settings(max_examples=10_000, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=10_000,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(case=cases)
 def test_10000_random_and_malformed_requests_never_5xx_and_bad_signatures_401(case: Case) -> None:
     kind, payload, a, b = case
@@ -190,8 +212,11 @@ def test_10000_random_and_malformed_requests_never_5xx_and_bad_signatures_401(ca
     else:
         body = payload
         full = SANDBOX.sign(body)
-        drop = {"sig": ["X-Signature-Ed25519"], "ts": ["X-Signature-Timestamp"],
-                "both": ["X-Signature-Ed25519", "X-Signature-Timestamp"]}[a]
+        drop = {
+            "sig": ["X-Signature-Ed25519"],
+            "ts": ["X-Signature-Timestamp"],
+            "both": ["X-Signature-Ed25519", "X-Signature-Timestamp"],
+        }[a]
         headers = {k: v for k, v in full.items() if k not in drop}
     raw = [(k.lower().encode("latin-1"), str(v).encode("latin-1", "replace")) for k, v in headers.items()]
     status = call(raw, body)

@@ -47,8 +47,9 @@ def test_messages_put_the_title_first_and_derive_nonces() -> None:
 
 
 def test_ballot_buttons_identify_ballot_and_choice() -> None:
-    body = payloads.ballot_message(ballot_id="b1", question="Adopt?", options=["Yes", "No", "Abstain"],
-                                   closes_at=datetime(2026, 12, 1, tzinfo=UTC))
+    body = payloads.ballot_message(
+        ballot_id="b1", question="Adopt?", options=["Yes", "No", "Abstain"], closes_at=datetime(2026, 12, 1, tzinfo=UTC)
+    )
     buttons = [c for row in body["components"] for c in row["components"]]
     assert [b["custom_id"] for b in buttons] == ["cfb:b1:0", "cfb:b1:1", "cfb:b1:2"]
     assert payloads.parse_ballot_custom_id("cfb:b1:2") == ("b1", "2")
@@ -67,10 +68,15 @@ def test_result_message_removes_buttons_and_shows_the_merged_result() -> None:
     assert "4 votes cast." in body["content"] and "- Yes: 3" in body["content"]
     assert body["components"] == []  # an empty list removes the buttons on edit
     merged = payloads.ballot_result_message(
-        ballot_id="b1", question="Adopt?", options=["Yes", "No"], counts=[0, 0],
-        result="Closed: passed, 4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)")
-    assert merged["content"] == ("**Ballot closed:** Adopt?\n"
-                                 "Closed: passed, 4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)")
+        ballot_id="b1",
+        question="Adopt?",
+        options=["Yes", "No"],
+        counts=[0, 0],
+        result="Closed: passed, 4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)",
+    )
+    assert merged["content"] == (
+        "**Ballot closed:** Adopt?\nClosed: passed, 4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)"
+    )
     # Counts kept elsewhere (none in the store) never show as "0 votes".
     empty = payloads.ballot_result_message(ballot_id="b1", question="Adopt?", options=["Yes", "No"], counts=[0, 0])
     assert empty["content"] == "**Ballot closed:** Adopt?" and empty["components"] == []
@@ -78,9 +84,14 @@ def test_result_message_removes_buttons_and_shows_the_merged_result() -> None:
 
 def test_ballot_text_is_shortened_visibly_to_fit_one_message() -> None:
     case = "**Why:** " + "I help newcomers every week. " * 60 + "\n**Experience:** " + "Moderation. " * 100
-    body = payloads.ballot_message(ballot_id="b1", question="Approve avery?", options=["Yes", "No"],
-                                   closes_at=datetime(2026, 12, 1, tzinfo=UTC), voters_note="Members may vote.",
-                                   text=case)
+    body = payloads.ballot_message(
+        ballot_id="b1",
+        question="Approve avery?",
+        options=["Yes", "No"],
+        closes_at=datetime(2026, 12, 1, tzinfo=UTC),
+        voters_note="Members may vote.",
+        text=case,
+    )
     content = body["content"]
     assert len(content) <= 2000 and content.startswith("**Ballot:** Approve avery?\n**Why:** I help")
     assert "… [shortened: too long for one Discord message]" in content
@@ -111,8 +122,18 @@ def test_apply_modal_has_the_three_questions_of_r_app_1() -> None:
 
 def test_commands_are_valid_discord_command_definitions() -> None:
     names = [c["name"] for c in payloads.COMMANDS]
-    assert names == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status",
-                     "appoint", "help", "Report to moderators"]
+    assert names == [
+        "apply",
+        "idea",
+        "optin",
+        "leave",
+        "propose",
+        "role",
+        "idea-status",
+        "appoint",
+        "help",
+        "Report to moderators",
+    ]
     for command in payloads.COMMANDS:
         if command["type"] == 3:  # a message command: any case, spaces, no description
             assert 1 <= len(command["name"]) <= 32 and command["description"] == ""
@@ -133,9 +154,13 @@ def test_the_report_message_command_is_the_one_the_safety_flows_route() -> None:
 def test_welcome_screen_enforces_discords_limits_never_cuts() -> None:
     # R-GUIDE: the welcome screen points newcomers at the guides channel.
     body = payloads.welcome_screen("New here? Start with the guides.", [("123", "Community guides")])
-    assert body == {"enabled": True, "description": "New here? Start with the guides.",
-                    "welcome_channels": [{"channel_id": "123", "description": "Community guides",
-                                          "emoji_id": None, "emoji_name": None}]}
+    assert body == {
+        "enabled": True,
+        "description": "New here? Start with the guides.",
+        "welcome_channels": [
+            {"channel_id": "123", "description": "Community guides", "emoji_id": None, "emoji_name": None}
+        ],
+    }
     with pytest.raises(ValueError, match="140"):
         payloads.welcome_screen("x" * 141, [])
     with pytest.raises(ValueError, match="50"):

@@ -24,8 +24,9 @@ from connectors.discord.sandbox import DEFAULT_BUCKETS, DiscordSandbox, default_
 SCALE = 0.008  # 1 s of Discord time = 8 ms here
 
 
-def _phase_minimum(counts: Counter[str], buckets: dict[str, tuple[int, float]], *, global_limit: int,
-                   global_window: float) -> float:
+def _phase_minimum(
+    counts: Counter[str], buckets: dict[str, tuple[int, float]], *, global_limit: int, global_window: float
+) -> float:
     """Least time ``counts`` requests per bucket can take: n requests at ``limit`` per ``window``
     need ceil(n / limit) windows, the first of which starts at once."""
     per_bucket = [(math.ceil(n / buckets[b][0]) - 1) * buckets[b][1] for b, n in counts.items() if n]
@@ -77,8 +78,10 @@ def test_20000_members_and_500_role_changes_within_the_limits(serve: Any, report
     state = box.state()
     assert len(state["role_changes"]) == 500
     list_requests = state["requests"]["GET /guilds/{guild_id}/members"]
-    role_requests = (state["requests"]["PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}"]
-                     + state["requests"]["DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}"])
+    role_requests = (
+        state["requests"]["PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}"]
+        + state["requests"]["DELETE /guilds/{guild_id}/members/{user_id}/roles/{role_id}"]
+    )
     limited = state["rate_limited"]
     by_kind = Counter(e["kind"] for e in limited)
     assert by_kind["global"] == 0, limited
@@ -90,16 +93,23 @@ def test_20000_members_and_500_role_changes_within_the_limits(serve: Any, report
 
     # Listing and applying overlap, so the least time is that of the busiest bucket (or the
     # global limit over all requests).
-    minimum = _phase_minimum(Counter({"members.list": list_requests, "member.roles": role_requests}),
-                             DEFAULT_BUCKETS, global_limit=50, global_window=1.0)
+    minimum = _phase_minimum(
+        Counter({"members.list": list_requests, "member.roles": role_requests}),
+        DEFAULT_BUCKETS,
+        global_limit=50,
+        global_window=1.0,
+    )
     elapsed = finished - started
     ratio = elapsed / minimum
     listed_at = listed[0] - started
-    report("discord_scale", (
-        f"discord scale: {len(members)} members in {list_requests} pages (listed after {listed_at:.3f} s), "
-        f"{role_requests} role-change requests; elapsed {elapsed:.3f} s, minimum the limits "
-        f"allow {minimum:.3f} s, ratio {ratio:.3f}; 429s: {dict(by_kind) or 0}; time scale {SCALE}"
-    ))
+    report(
+        "discord_scale",
+        (
+            f"discord scale: {len(members)} members in {list_requests} pages (listed after {listed_at:.3f} s), "
+            f"{role_requests} role-change requests; elapsed {elapsed:.3f} s, minimum the limits "
+            f"allow {minimum:.3f} s, ratio {ratio:.3f}; 429s: {dict(by_kind) or 0}; time scale {SCALE}"
+        ),
+    )
     assert elapsed >= minimum * 0.98, "faster than the limits allow: the sandbox is not enforcing them"
     assert ratio <= 1.15
 
@@ -117,8 +127,10 @@ def test_the_global_limit_paces_requests_across_buckets(serve: Any, report: Any)
     elapsed = time.monotonic() - started
     limited = box.state()["rate_limited"]
     minimum = (math.ceil(301 / 50) - 1) * 1.0 * scale
-    report("discord_global", f"discord global limit: 300 reads in {elapsed:.3f} s (minimum {minimum:.3f} s), "
-                             f"429s: {len(limited)}")
+    report(
+        "discord_global",
+        f"discord global limit: 300 reads in {elapsed:.3f} s (minimum {minimum:.3f} s), 429s: {len(limited)}",
+    )
     assert limited == []
     assert elapsed >= minimum * 0.95
 

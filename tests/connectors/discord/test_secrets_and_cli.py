@@ -31,10 +31,19 @@ def test_the_token_never_appears(discord: Any, caplog: pytest.LogCaptureFixture)
     bad = discord.connect(token=SecretStr(token + "x"))
     with pytest.raises(ConfigError) as unauthorized:
         bad.find_user("cleo_marsh")
-    texts = [repr(c), str(c.settings), repr(c.settings), repr(c.client), repr(c.client.policy), repr(c.verifier),
-             str(refused.value), str(unauthorized.value), caplog.text,
-             json.dumps(httpx.get(f"{discord.url}/_sandbox/state").json()),
-             str(c.settings.model_dump())]
+    texts = [
+        repr(c),
+        str(c.settings),
+        repr(c.settings),
+        repr(c.client),
+        repr(c.client.policy),
+        repr(c.verifier),
+        str(refused.value),
+        str(unauthorized.value),
+        caplog.text,
+        json.dumps(httpx.get(f"{discord.url}/_sandbox/state").json()),
+        str(c.settings.model_dump()),
+    ]
     for text in texts:
         assert token not in text
     assert "**********" in repr(c.settings)
@@ -70,10 +79,30 @@ def test_register_commands_cli_against_the_sandbox(discord: Any, monkeypatch: py
     result = CliRunner().invoke(_app(), ["discord", "register-commands"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert [c["name"] for c in out["commands"]] == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status", "appoint", "help",
-        "Report to moderators"]
-    assert discord.state()["commands"][discord.sandbox.seed.guild_id] == ["apply", "idea", "optin", "leave", "propose", "role", "idea-status", "appoint", "help",
-        "Report to moderators"]
+    assert [c["name"] for c in out["commands"]] == [
+        "apply",
+        "idea",
+        "optin",
+        "leave",
+        "propose",
+        "role",
+        "idea-status",
+        "appoint",
+        "help",
+        "Report to moderators",
+    ]
+    assert discord.state()["commands"][discord.sandbox.seed.guild_id] == [
+        "apply",
+        "idea",
+        "optin",
+        "leave",
+        "propose",
+        "role",
+        "idea-status",
+        "appoint",
+        "help",
+        "Report to moderators",
+    ]
     dry = CliRunner().invoke(_app(), ["discord", "register-commands", "--dry-run", "--scope", "global"])
     assert dry.exit_code == 0 and json.loads(dry.stdout)["scope"] == "global"
 

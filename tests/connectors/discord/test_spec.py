@@ -32,9 +32,15 @@ TEMPLATES = [(re.compile("^" + re.sub(r"\{\w+\}", "[^/]+", p) + "$"), p) for p i
 
 
 def _schema(ref_or_schema: dict[str, Any]) -> Draft202012Validator:
-    wrapped = {"$ref": "spec.json" + ref_or_schema["$ref"]} if "$ref" in ref_or_schema else {
-        "$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "inline.json",
-        "allOf": [json.loads(json.dumps(ref_or_schema).replace('"$ref": "#', '"$ref": "spec.json#'))]}
+    wrapped = (
+        {"$ref": "spec.json" + ref_or_schema["$ref"]}
+        if "$ref" in ref_or_schema
+        else {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "inline.json",
+            "allOf": [json.loads(json.dumps(ref_or_schema).replace('"$ref": "#', '"$ref": "spec.json#'))],
+        }
+    )
     return Draft202012Validator(wrapped, registry=REGISTRY)
 
 
@@ -118,28 +124,37 @@ def test_sandbox_answers_and_connector_requests_match_the_spec(traffic: Any) -> 
             assert not errors, (method, template, status, errors[:3])
         checked.add((method, template, status))
     expected = {
-        ("GET", "/guilds/{guild_id}/members/{user_id}", 200), ("GET", "/guilds/{guild_id}/members", 200),
-        ("GET", "/guilds/{guild_id}/members/search", 200), ("GET", "/guilds/{guild_id}/roles", 200),
-        ("GET", "/guilds/{guild_id}/messages/search", 200), ("GET", "/guilds/{guild_id}/messages/search", 202),
+        ("GET", "/guilds/{guild_id}/members/{user_id}", 200),
+        ("GET", "/guilds/{guild_id}/members", 200),
+        ("GET", "/guilds/{guild_id}/members/search", 200),
+        ("GET", "/guilds/{guild_id}/roles", 200),
+        ("GET", "/guilds/{guild_id}/messages/search", 200),
+        ("GET", "/guilds/{guild_id}/messages/search", 202),
         ("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", 204),
         ("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", 403),
         ("DELETE", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}", 204),
-        ("POST", "/channels/{channel_id}/messages", 200), ("POST", "/channels/{channel_id}/messages", 403),
+        ("POST", "/channels/{channel_id}/messages", 200),
+        ("POST", "/channels/{channel_id}/messages", 403),
         ("POST", "/channels/{channel_id}/messages/{message_id}/threads", 201),
         ("POST", "/channels/{channel_id}/messages/{message_id}/threads", 400),
-        ("POST", "/channels/{channel_id}/threads", 201), ("POST", "/users/@me/channels", 200),
+        ("POST", "/channels/{channel_id}/threads", 201),
+        ("POST", "/users/@me/channels", 200),
         ("PATCH", "/channels/{channel_id}/messages/{message_id}", 200),
-        ("GET", "/guilds/{guild_id}/scheduled-events", 200), ("POST", "/guilds/{guild_id}/scheduled-events", 200),
+        ("GET", "/guilds/{guild_id}/scheduled-events", 200),
+        ("POST", "/guilds/{guild_id}/scheduled-events", 200),
         ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", 200),
-        ("PUT", "/applications/{application_id}/commands", 200), ("GET", "/guilds/{guild_id}/channels", 200),
+        ("PUT", "/applications/{application_id}/commands", 200),
+        ("GET", "/guilds/{guild_id}/channels", 200),
     }
     assert expected <= checked, expected - checked
 
 
 def test_429_bodies_follow_the_docs_not_the_spec(discord: Any) -> None:
     discord.faults(storm={"count": 1, "retry_after": 0.05})
-    response = httpx.get(f"{discord.url}/api/v10/guilds/{discord.sandbox.seed.guild_id}/roles",
-                         headers=discord.sandbox.client_info(discord.url)["headers"])
+    response = httpx.get(
+        f"{discord.url}/api/v10/guilds/{discord.sandbox.seed.guild_id}/roles",
+        headers=discord.sandbox.client_info(discord.url)["headers"],
+    )
     assert response.status_code == 429
     body = response.json()
     assert isinstance(body["retry_after"], float) and body["global"] is False and "code" not in body
@@ -152,8 +167,9 @@ def test_429_bodies_follow_the_docs_not_the_spec(discord: Any) -> None:
 def test_message_content_limit_is_the_docs_2000_not_the_spec_4000(discord: Any) -> None:
     headers = discord.sandbox.client_info(discord.url)["headers"]
     channel = discord.sandbox.channel_id("general")
-    response = httpx.post(f"{discord.url}/api/v10/channels/{channel}/messages", headers=headers,
-                          json={"content": "x" * 2001})
+    response = httpx.post(
+        f"{discord.url}/api/v10/channels/{channel}/messages", headers=headers, json={"content": "x" * 2001}
+    )
     assert response.status_code == 400 and response.json()["code"] == 50035
     assert "2000" in json.dumps(response.json()["errors"])
     assert not list(request_validator("POST", "/channels/{channel_id}/messages").iter_errors({"content": "x" * 2001}))

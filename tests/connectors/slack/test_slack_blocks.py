@@ -33,11 +33,17 @@ FULL = "https://forum.example.org/t/forum-hosting-budget/812"
 
 def escalation(**overrides):
     values = dict(
-        proposal_id="prop-2026-031", kind="budget", title="Hosting budget for the forum mirror",
+        proposal_id="prop-2026-031",
+        kind="budget",
+        title="Hosting budget for the forum mirror",
         summary="The WG proposes a yearly hosting budget for a read-only mirror of the forum.",
         endorsement=Endorsement(result="endorsed", yes=6, no=1, abstain=0, url="https://forum.example.org/t/800"),
-        amount=1200, currency="USD", links=(Link(label="Quote", url="https://hosting.example.net/q/55"),),
-        full_text_url=FULL, requested_by="Wren Halloway", decide_by=datetime(2026, 12, 15, tzinfo=UTC),
+        amount=1200,
+        currency="USD",
+        links=(Link(label="Quote", url="https://hosting.example.net/q/55"),),
+        full_text_url=FULL,
+        requested_by="Wren Halloway",
+        decide_by=datetime(2026, 12, 15, tzinfo=UTC),
     )
     values.update(overrides)
     return BoardEscalation(**values)
@@ -102,7 +108,9 @@ def test_budget_without_amount_says_so_and_other_kinds_show_none():
 def test_long_summary_is_truncated_with_a_link_to_the_full_text():
     message = board_escalation(escalation(summary="Budget line & <detail> " * 400))
     assert_within_limits(message)
-    summary = next(b for b in message.blocks if b["type"] == "section" and "Budget line" in b.get("text", {}).get("text", ""))
+    summary = next(
+        b for b in message.blocks if b["type"] == "section" and "Budget line" in b.get("text", {}).get("text", "")
+    )
     text = summary["text"]["text"]
     assert len(text) <= MAX_SECTION_TEXT
     assert text.endswith(f"<{FULL}|Read the full text>")
@@ -130,14 +138,22 @@ def test_any_escalation_stays_within_slack_limits(summary, title, kind, link_cou
     e = escalation(summary=summary, title=title, kind=kind, links=links)
     assert_within_limits(board_escalation(e))
     for decision in BoardDecision:
-        assert_within_limits(decision_update(e, decision=decision, decided_by="U0WREN001",
-                                             decided_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC)))
+        assert_within_limits(
+            decision_update(
+                e, decision=decision, decided_by="U0WREN001", decided_at=datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+            )
+        )
 
 
 def test_report_with_many_sections_keeps_50_blocks_and_links_to_the_full_report():
     sections = [ReportSection(title=f"Platform {i}", body="Activity notes. " * 50) for i in range(80)]
-    message = quarterly_report(quarter="2026-Q3", summary="A calm quarter.", figures={"New members": 41, "Reports": 3},
-                               sections=sections, full_text_url="https://wg.example.org/reports/2026-q3")
+    message = quarterly_report(
+        quarter="2026-Q3",
+        summary="A calm quarter.",
+        figures={"New members": 41, "Reports": 3},
+        sections=sections,
+        full_text_url="https://wg.example.org/reports/2026-q3",
+    )
     assert_within_limits(message)
     assert len(message.blocks) == MAX_BLOCKS
     notice = message.blocks[-1]["text"]["text"]
@@ -153,8 +169,9 @@ def test_report_with_many_sections_keeps_50_blocks_and_links_to_the_full_report(
 )
 def test_any_report_stays_within_slack_limits(figures, bodies):
     sections = [ReportSection(title=f"S{i}", body=b) for i, b in enumerate(bodies)]
-    assert_within_limits(quarterly_report(quarter="2026-Q4", summary="x" * 5000, figures=figures, sections=sections,
-                                          full_text_url=FULL))
+    assert_within_limits(
+        quarterly_report(quarter="2026-Q4", summary="x" * 5000, figures=figures, sections=sections, full_text_url=FULL)
+    )
 
 
 def test_decision_update_shows_who_and_when_and_removes_buttons_only_when_final():
@@ -166,8 +183,13 @@ def test_decision_update_shows_who_and_when_and_removes_buttons_only_when_final(
     assert "*Approved* by <@U0WREN001>" in outcome and f"<!date^{int(at.timestamp())}^" in outcome
     assert approved.blocks[0]["text"]["text"].startswith("Approved: ")
     assert "2026-12-02 14:05 UTC" in approved.text
-    more = decision_update(escalation(), decision=BoardDecision.NEEDS_INFO, decided_by="U0TOBI002", decided_at=at,
-                           note="Which region hosts the mirror?")
+    more = decision_update(
+        escalation(),
+        decision=BoardDecision.NEEDS_INFO,
+        decided_by="U0TOBI002",
+        decided_at=at,
+        note="Which region hosts the mirror?",
+    )
     assert [b for b in more.blocks if b["type"] == "actions"]
     assert "More information requested" in json.dumps(more.payload())
     assert "Which region hosts the mirror?" in json.dumps(more.payload())
@@ -179,8 +201,9 @@ def test_builders_refuse_bad_inputs_that_are_programming_errors():
     with pytest.raises(ValueError):
         escalation(proposal_id="x" * 201)
     with pytest.raises(ValueError):
-        decision_update(escalation(), decision=BoardDecision.REJECT, decided_by="U0WREN001",
-                        decided_at=datetime(2026, 12, 2))  # naive
+        decision_update(
+            escalation(), decision=BoardDecision.REJECT, decided_by="U0WREN001", decided_at=datetime(2026, 12, 2)
+        )  # naive
 
 
 def test_not_allowed_reply_is_ephemeral_and_leaves_the_original():

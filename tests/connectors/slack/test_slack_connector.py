@@ -22,9 +22,14 @@ BOARD = "C0BOARD01"
 
 
 def escalation(pid: str = "prop-2026-040") -> BoardEscalation:
-    return BoardEscalation(proposal_id=pid, kind="migrate-platform", title="Move the chat bridge to a new host",
-                           summary="The WG endorses moving the chat bridge.", endorsement=Endorsement(result="endorsed", yes=5, no=0),
-                           full_text_url="https://forum.example.org/t/chat-bridge/90")
+    return BoardEscalation(
+        proposal_id=pid,
+        kind="migrate-platform",
+        title="Move the chat bridge to a new host",
+        summary="The WG endorses moving the chat bridge.",
+        endorsement=Endorsement(result="endorsed", yes=5, no=0),
+        full_text_url="https://forum.example.org/t/chat-bridge/90",
+    )
 
 
 def messages(box, channel=BOARD):
@@ -45,8 +50,9 @@ def test_post_reply_update_and_dm_land_where_expected(slack):
     stored = messages(slack)
     assert stored[0]["text"].startswith("Quarterly meeting: Agenda &amp; &lt;notes&gt;")
     assert stored[0]["reply_count"] == 1 and stored[1]["thread_ts"] == ts
-    dm = connector.direct_message(recipients=["U0TOBI002", "pella.marchetti@example.org"], title="Private note",
-                                  text="For the Board only.")
+    dm = connector.direct_message(
+        recipients=["U0TOBI002", "pella.marchetti@example.org"], title="Private note", text="For the Board only."
+    )
     dm_channel, _ = split_ref(dm)
     assert dm_channel.startswith("G") and len(messages(slack, dm_channel)) == 1
     one = connector.direct_message(recipients=["U0TOBI002"], title="Hello", text="Just you.")
@@ -76,7 +82,8 @@ def test_find_user_by_email_and_its_failures(slack):
     with pytest.raises(FatalError):
         connector.find_user_by_email("former.member@example.org")  # deactivated
     assert connector.resolve_board(["U0WREN001", "tobin.ashgrove@example.org", "ghost@example.org"]) == {
-        "tobin.ashgrove@example.org": "U0TOBI002"}
+        "tobin.ashgrove@example.org": "U0TOBI002"
+    }
 
 
 @pytest.mark.parametrize(
@@ -85,8 +92,11 @@ def test_find_user_by_email_and_its_failures(slack):
         ("C0NOSUCH1", None, "channel_not_found"),
         ("C0GENERAL", None, "not_in_channel"),
         ("C0OLDBRD1", None, "is_archived"),
-        (BOARD, SlackMessage(text="x", blocks=({"type": "section", "text": {"type": "mrkdwn", "text": "y" * 3001}},)),
-         "invalid_blocks"),
+        (
+            BOARD,
+            SlackMessage(text="x", blocks=({"type": "section", "text": {"type": "mrkdwn", "text": "y" * 3001}},)),
+            "invalid_blocks",
+        ),
         (BOARD, SlackMessage(text="z" * 40001), "msg_too_long"),
         (BOARD, SlackMessage(text=""), "no_text"),
     ],
@@ -157,9 +167,12 @@ def test_a_429_storm_on_the_board_channel_delays_but_never_loses_or_duplicates(s
     minimum = 9 * TIME_FACTOR
     assert elapsed >= minimum * 0.9
     assert elapsed < 15  # generous: a loaded shared machine
-    report("slack_storm", f"slack 429 storm: 12 posts, {len(limited)} 429s "
-           f"({sum(1 for e in limited if e['kind'] == 'channel')} per-channel), {elapsed:.2f}s "
-           f"(limit allows {minimum:.2f}s); delivered {len(posted)}, duplicates 0")
+    report(
+        "slack_storm",
+        f"slack 429 storm: 12 posts, {len(limited)} 429s "
+        f"({sum(1 for e in limited if e['kind'] == 'channel')} per-channel), {elapsed:.2f}s "
+        f"(limit allows {minimum:.2f}s); delivered {len(posted)}, duplicates 0",
+    )
 
 
 def test_server_errors_on_reads_are_retried_then_raised(slack):
@@ -201,7 +214,9 @@ def test_dropped_connections_with_keys_deliver_each_message_exactly_once(slack, 
         connector.send(channel=BOARD, message=SlackMessage(text=f"keyed {i}"), key=f"k{i}")
     posted = [m["text"] for m in messages(slack)]
     assert sorted(posted) == sorted(f"keyed {i}" for i in range(10))
-    report("slack_drops", f"slack drops 35%: {delivered} delivered first time, {failed} raised; 10 stored, 0 duplicates")
+    report(
+        "slack_drops", f"slack drops 35%: {delivered} delivered first time, {failed} raised; 10 stored, 0 duplicates"
+    )
 
 
 # ---- the Board decision round trip ---------------------------------------------------------
@@ -212,24 +227,42 @@ def test_board_click_round_trip_updates_the_message_or_answers_not_allowed(slack
     e = escalation()
     ref = connector.escalate(e)
     assert connector.escalate(e) == ref  # at most once per proposal
-    gateway = MiniGateway(connector=connector, board=["U0WREN001", "tobin.ashgrove@example.org"],
-                          escalations={e.proposal_id: e})
+    gateway = MiniGateway(
+        connector=connector, board=["U0WREN001", "tobin.ashgrove@example.org"], escalations={e.proposal_id: e}
+    )
     hook = serve(gateway)
     channel, ts = split_ref(ref)
 
     # someone not on the Board list: ephemeral "not allowed", message untouched, attempt audited
-    answer = slack.sandbox.click(f"{hook.url}/hooks/slack", base_url=slack.url, user="U0OSSI004", channel=channel,
-                                 ts=ts, action_id="board_approve")
+    answer = slack.sandbox.click(
+        f"{hook.url}/hooks/slack",
+        base_url=slack.url,
+        user="U0OSSI004",
+        channel=channel,
+        ts=ts,
+        action_id="board_approve",
+    )
     assert answer.status_code == 200
     state = slack.state()
     assert state["ephemeral"][-1]["user"] == "U0OSSI004" and "not allowed" in state["ephemeral"][-1]["text"]
     assert any(b["type"] == "actions" for b in state["messages"][BOARD][0]["blocks"])
-    assert gateway.audit[-1] == {"user": "U0OSSI004", "decision": "approve", "proposal": e.proposal_id,
-                                 "allowed": False, "reason": "U0OSSI004 is not on the Board list"}
+    assert gateway.audit[-1] == {
+        "user": "U0OSSI004",
+        "decision": "approve",
+        "proposal": e.proposal_id,
+        "allowed": False,
+        "reason": "U0OSSI004 is not on the Board list",
+    }
 
     # a Board member listed by e-mail: the message shows who decided, and the buttons are gone
-    answer = slack.sandbox.click(f"{hook.url}/hooks/slack", base_url=slack.url, user="U0TOBI002", channel=channel,
-                                 ts=ts, action_id="board_reject")
+    answer = slack.sandbox.click(
+        f"{hook.url}/hooks/slack",
+        base_url=slack.url,
+        user="U0TOBI002",
+        channel=channel,
+        ts=ts,
+        action_id="board_reject",
+    )
     assert answer.status_code == 200
     message = slack.state()["messages"][BOARD][0]
     assert not any(b["type"] == "actions" for b in message["blocks"]) and "edited" in message
@@ -237,16 +270,34 @@ def test_board_click_round_trip_updates_the_message_or_answers_not_allowed(slack
     assert gateway.audit[-1]["allowed"] is True
 
     # the decided message has no buttons left to click
-    gone = httpx.post(f"{slack.url}/_sandbox/interact", json={"url": f"{hook.url}/hooks/slack", "user": "U0JUNO005",
-                      "channel": channel, "ts": ts, "action_id": "board_needs_info"}, timeout=10)
+    gone = httpx.post(
+        f"{slack.url}/_sandbox/interact",
+        json={
+            "url": f"{hook.url}/hooks/slack",
+            "user": "U0JUNO005",
+            "channel": channel,
+            "ts": ts,
+            "action_id": "board_needs_info",
+        },
+        timeout=10,
+    )
     assert gone.status_code == 400 and "no button" in gone.json()["error"]
 
     # a click through the control route on a second proposal: "needs more information" keeps the buttons
     e2 = escalation("prop-2026-041")
     gateway.escalations[e2.proposal_id] = e2
     ch2, ts2 = split_ref(connector.escalate(e2))
-    control = httpx.post(f"{slack.url}/_sandbox/interact", json={"url": f"{hook.url}/hooks/slack", "user": "U0WREN001",
-                         "channel": ch2, "ts": ts2, "action_id": "board_needs_info"}, timeout=10)
+    control = httpx.post(
+        f"{slack.url}/_sandbox/interact",
+        json={
+            "url": f"{hook.url}/hooks/slack",
+            "user": "U0WREN001",
+            "channel": ch2,
+            "ts": ts2,
+            "action_id": "board_needs_info",
+        },
+        timeout=10,
+    )
     assert control.json()["status"] == 200
     second = slack.state()["messages"][BOARD][1]
     assert "More information requested* by <@U0WREN001>" in json.dumps(second["blocks"])
@@ -263,8 +314,9 @@ def test_response_urls_are_single_host_and_limited_to_five_uses(slack):
     connector = slack.connect()
     ref = connector.escalate(escalation("prop-9"))
     channel, ts = split_ref(ref)
-    payload = slack.sandbox.block_actions_payload(slack.url, user="U0JUNO005", channel=channel, ts=ts,
-                                                  action_id="board_approve")
+    payload = slack.sandbox.block_actions_payload(
+        slack.url, user="U0JUNO005", channel=channel, ts=ts, action_id="board_approve"
+    )
     url = payload["response_url"]
     for _ in range(5):
         connector.respond(url, {"response_type": "ephemeral", "text": "noted"})
@@ -336,9 +388,16 @@ def test_secrets_never_appear_in_logs_errors_reprs_or_state(serve, caplog):
     attempt(lambda: connector.verify(headers=headers, body=body + b" "))
     wrong = box.connect(bot_token=token[:-4] + "abcd")
     attempt(lambda: wrong.post(channel=BOARD, title="t", text="x"))
-    seen += [repr(connector), str(connector.settings), repr(connector.settings), repr(connector.client),
-             repr(connector._verifier), repr(sandbox), json.dumps(box.state()),
-             httpx.get(f"{box.url}/_sandbox/state").text]
+    seen += [
+        repr(connector),
+        str(connector.settings),
+        repr(connector.settings),
+        repr(connector.client),
+        repr(connector._verifier),
+        repr(sandbox),
+        json.dumps(box.state()),
+        httpx.get(f"{box.url}/_sandbox/state").text,
+    ]
     seen += [r.getMessage() for r in caplog.records]
     text = "\n".join(seen)
     assert "chat.postMessage" in text and "invalid_auth" in text  # the collection did capture things
@@ -358,7 +417,9 @@ def test_sandbox_control_routes_and_client_info(slack):
     assert slack.faults(storm={"count": 1})["faults"]["storm"]["count"] == 1
     ok = httpx.post(f"{slack.url}/api/auth.test", headers=info["headers"], timeout=10)
     assert ok.status_code == 429 and ok.headers["Retry-After"] == "1"  # the storm
-    assert httpx.post(f"{slack.url}/api/auth.test", headers=info["headers"], timeout=10).json()["team_id"] == "T0SANDBOX"
+    assert (
+        httpx.post(f"{slack.url}/api/auth.test", headers=info["headers"], timeout=10).json()["team_id"] == "T0SANDBOX"
+    )
     assert httpx.post(f"{slack.url}/_sandbox/reset", timeout=10).json() == {"ok": True}
     assert slack.state()["requests"] == {}
 

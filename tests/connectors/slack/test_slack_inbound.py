@@ -29,7 +29,9 @@ def verifier(now: float = NOW) -> SlackRequestVerifier:
     return SlackRequestVerifier(signing_secret=SecretStr(SECRET), clock=lambda: now)
 
 
-def signed(body: bytes, *, ts: int = NOW, secret: str = SECRET, content_type: str = "application/x-www-form-urlencoded"):
+def signed(
+    body: bytes, *, ts: int = NOW, secret: str = SECRET, content_type: str = "application/x-www-form-urlencoded"
+):
     return {
         "Content-Type": content_type,
         "X-Slack-Request-Timestamp": str(ts),
@@ -46,8 +48,15 @@ def click_payload(*, user="U0WREN001", action_id="board_approve", value="prop-7"
         "channel": {"id": "C0BOARD01", "name": "dsf-board"},
         "trigger_id": "123.456.abcdef",
         "response_url": "https://hooks.slack.com/actions/T0SANDBOX/1/xyz",
-        "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value,
-                     "action_ts": "1790000000.1"}],
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": value,
+                "action_ts": "1790000000.1",
+            }
+        ],
     }
 
 
@@ -126,15 +135,22 @@ def test_a_signed_but_unreadable_body_is_a_400_invalid_signature():
 
 
 def test_events_api_url_verification_and_slash_commands_parse():
-    event = json.dumps({"type": "event_callback", "team_id": "T0SANDBOX", "event_id": "Ev01",
-                        "event": {"type": "app_mention", "user": "U0OSSI004", "channel": "C0GENERAL"}}).encode()
+    event = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T0SANDBOX",
+            "event_id": "Ev01",
+            "event": {"type": "app_mention", "user": "U0OSSI004", "channel": "C0GENERAL"},
+        }
+    ).encode()
     parsed = verifier().verify(headers=signed(event, content_type="application/json"), body=event)
     assert (parsed.kind, parsed.dedupe_key, parsed.actor) == ("app_mention", "slack:T0SANDBOX:Ev01", "U0OSSI004")
     challenge = json.dumps({"type": "url_verification", "challenge": "c-42"}).encode()
     parsed = verifier().verify(headers=signed(challenge, content_type="application/json"), body=challenge)
     assert parsed.kind == "url_verification" and parsed.attributes["challenge"] == "c-42"
-    command = urlencode({"command": "/charter", "text": "status", "user_id": "U0JUNO005", "team_id": "T0SANDBOX",
-                         "trigger_id": "9.9.9"}).encode()
+    command = urlencode(
+        {"command": "/charter", "text": "status", "user_id": "U0JUNO005", "team_id": "T0SANDBOX", "trigger_id": "9.9.9"}
+    ).encode()
     parsed = verifier().verify(headers=signed(command), body=command)
     assert parsed.kind == "slash_command" and parsed.attributes["command"] == "/charter"
     assert parse_board_actions(parsed) == []
@@ -143,8 +159,11 @@ def test_events_api_url_verification_and_slash_commands_parse():
 def test_other_buttons_are_ignored_and_inconsistent_board_buttons_refused():
     body = form(click_payload(action_id="something_else"))
     assert parse_board_actions(verifier().verify(headers=signed(body), body=body)) == []
-    for payload in (click_payload(action_id="board_maybe"), click_payload(value=""),
-                    click_payload(block_id="board_decision:prop-8")):
+    for payload in (
+        click_payload(action_id="board_maybe"),
+        click_payload(value=""),
+        click_payload(block_id="board_decision:prop-8"),
+    ):
         body = form(payload)
         with pytest.raises(InvalidSignature) as err:
             parse_board_actions(verifier().verify(headers=signed(body), body=body))
@@ -155,8 +174,9 @@ def test_board_check_by_user_id_email_workspace_and_empty_list():
     body = form(click_payload(user="U0WREN001"))
     [action] = parse_board_actions(verifier().verify(headers=signed(body), body=body))
     assert check_board_member(action, board=["U0WREN001"]).allowed
-    by_mail = check_board_member(action, board=["wren.halloway@example.org"],
-                                 resolved={"Wren.Halloway@example.org": "U0WREN001"})
+    by_mail = check_board_member(
+        action, board=["wren.halloway@example.org"], resolved={"Wren.Halloway@example.org": "U0WREN001"}
+    )
     assert by_mail.allowed and by_mail.matched == "wren.halloway@example.org"
     denied = check_board_member(action, board=["U0TOBI002", "pella.marchetti@example.org"], resolved={})
     assert not denied.allowed and "not on the Board list" in denied.reason and "1 e-mail entry" in denied.reason
@@ -172,9 +192,13 @@ header_values = st.one_of(st.text(max_size=80), st.sampled_from(["v0=" + "a" * 6
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     headers=st.dictionaries(
-        st.one_of(st.sampled_from(["X-Slack-Signature", "X-Slack-Request-Timestamp", "x-slack-signature",
-                                   "Content-Type"]), st.text(max_size=20)),
-        header_values, max_size=5),
+        st.one_of(
+            st.sampled_from(["X-Slack-Signature", "X-Slack-Request-Timestamp", "x-slack-signature", "Content-Type"]),
+            st.text(max_size=20),
+        ),
+        header_values,
+        max_size=5,
+    ),
     body=st.binary(max_size=600),
 )
 def test_fuzzed_unsigned_requests_only_ever_raise_invalid_signature(headers, body):
@@ -184,7 +208,9 @@ def test_fuzzed_unsigned_requests_only_ever_raise_invalid_signature(headers, bod
 
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30)),
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=12), children, max_size=5)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=25,
 )
 payload_like = st.fixed_dictionaries(
@@ -195,9 +221,22 @@ payload_like = st.fixed_dictionaries(
         "team": json_values,
         "trigger_id": json_values,
         "container": json_values,
-        "actions": st.one_of(json_values, st.lists(st.fixed_dictionaries({}, optional={
-            "action_id": st.sampled_from(["board_approve", "board_reject", "board_needs_info", "board_", "x"]),
-            "value": json_values, "block_id": json_values}), max_size=3)),
+        "actions": st.one_of(
+            json_values,
+            st.lists(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "action_id": st.sampled_from(
+                            ["board_approve", "board_reject", "board_needs_info", "board_", "x"]
+                        ),
+                        "value": json_values,
+                        "block_id": json_values,
+                    },
+                ),
+                max_size=3,
+            ),
+        ),
         "event": json_values,
     },
 )

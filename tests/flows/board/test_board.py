@@ -14,54 +14,66 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ledger import audit, repo
-from ledger.models import (AuditEntry, Ballot, BallotOutcome, BoardDecision, Proposal,
-                           ProposalStatus)
-from tests.support.board import (BOARD_CHANNEL, OSSIAN, PELLA, TOBIN, WREN, Board,
-                                 without_endorsement)
-from tests.support.membership import NOW
-
 from flows import inbox
 from flows.board.common import InvalidProposal, validate_proposal
 from flows.board.decision import handle_board_decision, record_decision
 from flows.board.escalation import board_escalation
 from flows.board.reminders import board_reminders, due_number
-from flows.membership import ballot as ballots
 from flows.kit import context
+from flows.membership import ballot as ballots
+from ledger import audit, repo
+from ledger.models import AuditEntry, Ballot, BallotOutcome, BoardDecision, Proposal, ProposalStatus
 from rules import default_charter
+from tests.support.board import BOARD_CHANNEL, OSSIAN, PELLA, TOBIN, WREN, Board, without_endorsement
+from tests.support.membership import NOW
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def _wg_mentions(board: Board, needle: str) -> dict[str, bool]:
-    return {"discord": needle in json.dumps(board.world.discord_state()),
-            "discourse": needle in json.dumps(board.world.discourse_state())}
+    return {
+        "discord": needle in json.dumps(board.world.discord_state()),
+        "discourse": needle in json.dumps(board.world.discourse_state()),
+    }
 
 
 def _attempts(board: Board) -> list[AuditEntry]:
     with board.world.ledger.read() as session:
-        return list(session.scalars(select(AuditEntry).where(
-            AuditEntry.action == "proposal.decision-attempt").order_by(AuditEntry.seq)))
+        return list(
+            session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "proposal.decision-attempt").order_by(AuditEntry.seq)
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------
 # Input checks (pure)
 
 
-@pytest.mark.parametrize(("fields", "culprit"), [
-    ({"amount": None}, "amount"),
-    ({"amount": "-5"}, "amount"),
-    ({"amount": "12.345"}, "amount"),
-    ({"currency": "XYZ"}, "currency"),
-    ({"currency": ""}, "currency"),
-    ({"purpose": " "}, "purpose"),
-    ({"title": ""}, "title"),
-    ({"kind": "bake-cake"}, "kind"),
-    ({"links": ["javascript:alert(1)"]}, "links"),
-])
+@pytest.mark.parametrize(
+    ("fields", "culprit"),
+    [
+        ({"amount": None}, "amount"),
+        ({"amount": "-5"}, "amount"),
+        ({"amount": "12.345"}, "amount"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"currency": ""}, "currency"),
+        ({"purpose": " "}, "purpose"),
+        ({"title": ""}, "title"),
+        ({"kind": "bake-cake"}, "kind"),
+        ({"links": ["javascript:alert(1)"]}, "links"),
+    ],
+)
 def test_bad_budget_proposal_is_refused_with_the_field_named(fields, culprit):
-    good = {"kind": "budget", "title": "Forum hosting", "summary": "Six months of hosting.",
-            "amount": "1200", "currency": "EUR", "purpose": "hosting", "links": []}
+    good = {
+        "kind": "budget",
+        "title": "Forum hosting",
+        "summary": "Six months of hosting.",
+        "amount": "1200",
+        "currency": "EUR",
+        "purpose": "hosting",
+        "links": [],
+    }
     with pytest.raises(InvalidProposal) as caught:
         validate_proposal(**{**good, **fields}, charter=default_charter())
     assert caught.value.field == culprit
@@ -69,8 +81,10 @@ def test_bad_budget_proposal_is_refused_with_the_field_named(fields, culprit):
 
 def test_reminder_schedule_is_30_then_every_14_days():
     at = NOW
-    assert [due_number(escalated_at=at, now=at + timedelta(days=d), after_days=30, every_days=14)
-            for d in (0, 29, 30, 43, 44, 57, 58)] == [0, 0, 1, 1, 2, 2, 3]
+    assert [
+        due_number(escalated_at=at, now=at + timedelta(days=d), after_days=30, every_days=14)
+        for d in (0, 29, 30, 43, 44, 57, 58)
+    ] == [0, 0, 1, 1, 2, 2, 3]
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,8 +92,9 @@ def test_reminder_schedule_is_30_then_every_14_days():
 
 
 def test_wg_direct_proposal_is_not_escalated(board: Board):
-    result = board_escalation(kind="moderator-change", title="Add a Discord moderator",
-                              summary="cleo_marsh as moderator", now=NOW)
+    result = board_escalation(
+        kind="moderator-change", title="Add a Discord moderator", summary="cleo_marsh as moderator", now=NOW
+    )
     assert result["escalated"] is False and result["ruling"] == "R-DIRECT"
     assert "directly" in result["reason"]
     with board.world.ledger.read() as session:
@@ -93,22 +108,34 @@ def test_wg_direct_proposal_is_not_escalated(board: Board):
 
 def test_budget_proposal_endorsed_escalated_and_decided_in_slack(board: Board):
     world = board.world
-    result = board_escalation(kind="budget", title="Forum search upgrade",
-                              summary="A hosted search index for the Forum.", amount=Decimal("1200"),
-                              currency="eur", purpose="six months of hosting",
-                              links=["https://forum.example.org/t/search/123"],
-                              proposed_by="avery_quill", now=NOW)
+    result = board_escalation(
+        kind="budget",
+        title="Forum search upgrade",
+        summary="A hosted search index for the Forum.",
+        amount=Decimal("1200"),
+        currency="eur",
+        purpose="six months of hosting",
+        links=["https://forum.example.org/t/search/123"],
+        proposed_by="avery_quill",
+        now=NOW,
+    )
     assert result["status"] == "endorsing" and result["electorate"] == 7
     assert set(result["platforms"]) == {"discourse", "discord"}
     proposal_id, ballot_id = result["proposal"], result["ballot"]
     assert board.board_messages() == [], "nothing goes to the Board before the WG endorses it"
 
     # The same input again files nothing new.
-    again = board_escalation(kind="budget", title="Forum search upgrade",
-                             summary="A hosted search index for the Forum.", amount=Decimal("1200"),
-                             currency="EUR", purpose="six months of hosting",
-                             links=["https://forum.example.org/t/search/123"],
-                             proposed_by="avery_quill", now=NOW + timedelta(minutes=1))
+    again = board_escalation(
+        kind="budget",
+        title="Forum search upgrade",
+        summary="A hosted search index for the Forum.",
+        amount=Decimal("1200"),
+        currency="EUR",
+        purpose="six months of hosting",
+        links=["https://forum.example.org/t/search/123"],
+        proposed_by="avery_quill",
+        now=NOW + timedelta(minutes=1),
+    )
     assert again["proposal"] == proposal_id and again["filed"] is False
 
     # Three yes on the Forum poll, two on Discord (through the ballot machinery's cast).
@@ -120,9 +147,14 @@ def test_budget_proposal_endorsed_escalated_and_decided_in_slack(board: Board):
     discord = world.platforms.space("discord").connector
     for name in ("cleo_marsh", "dario_fenwick"):
         user = discord.find_user(name)
-        accepted, _ = ballots.cast(ctx, ballot_id=ballot_id, platform="discord",
-                                   external_id=user.id, choice="yes",
-                                   at=NOW + timedelta(minutes=30))
+        accepted, _ = ballots.cast(
+            ctx,
+            ballot_id=ballot_id,
+            platform="discord",
+            external_id=user.id,
+            choice="yes",
+            at=NOW + timedelta(minutes=30),
+        )
         assert accepted
 
     escalated = board_escalation(proposal_id=proposal_id, now=NOW + timedelta(hours=1))
@@ -136,17 +168,19 @@ def test_budget_proposal_endorsed_escalated_and_decided_in_slack(board: Board):
         channel, ts = proposal.escalation_ref.split(":")
         assert channel == BOARD_CHANNEL
         # Recorded before announced: the escalation's audit entry precedes the message's.
-        actions = [e.action for e in session.scalars(select(AuditEntry).where(
-            AuditEntry.subject == f"proposal:{proposal_id}").order_by(AuditEntry.seq))]
+        actions = [
+            e.action
+            for e in session.scalars(
+                select(AuditEntry).where(AuditEntry.subject == f"proposal:{proposal_id}").order_by(AuditEntry.seq)
+            )
+        ]
         assert actions.index("proposal.escalated") < actions.index("proposal.escalation-posted")
     [message] = board.board_messages()
-    buttons = [e["action_id"] for b in message["blocks"] if b["type"] == "actions"
-               for e in b["elements"]]
+    buttons = [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert buttons == ["board_approve", "board_reject", "board_needs_info"]
     assert "1,200 EUR" in json.dumps(message["blocks"])
     assert "endorsed by the WG" in json.dumps(message["blocks"])
-    assert _wg_mentions(board, f"Proposal {proposal_id} went to the DSF Board") == {
-        "discord": True, "discourse": True}
+    assert _wg_mentions(board, f"Proposal {proposal_id} went to the DSF Board") == {"discord": True, "discourse": True}
 
     # Re-run: no second Slack message, no new write anywhere.
     before = (board.slack_writes(), world.writes())
@@ -159,8 +193,7 @@ def test_budget_proposal_endorsed_escalated_and_decided_in_slack(board: Board):
 
     # Ossian is in the workspace but not on the Board list: refused, ephemeral, audited.
     event = board.deliver(board.click(user=OSSIAN, ts=ts, action="approve"))
-    assert inbox.handle_event(world.ledger, event) == \
-        f"refused:not-on-board-list:proposal:{proposal_id}"
+    assert inbox.handle_event(world.ledger, event) == f"refused:not-on-board-list:proposal:{proposal_id}"
     replies = board.slack_state()["response_posts"]
     assert len(replies) == 1 and "not allowed" in replies[0]["text"]
     assert replies[0]["response_type"] == "ephemeral" and replies[0]["to_user"] == OSSIAN
@@ -195,8 +228,7 @@ def test_budget_proposal_endorsed_escalated_and_decided_in_slack(board: Board):
     assert not any(b["type"] == "actions" for b in message["blocks"])
     history = board.thread(ts)
     assert len(history) == 2 and f"<@{WREN}>" in json.dumps(history[-1])
-    assert _wg_mentions(board, f"The DSF Board approved proposal {proposal_id}") == {
-        "discord": True, "discourse": True}
+    assert _wg_mentions(board, f"The DSF Board approved proposal {proposal_id}") == {"discord": True, "discourse": True}
 
     # Nothing twice: the processed event, the handler run again on it, the redelivery.
     before = (board.slack_writes(), world.writes())
@@ -205,14 +237,12 @@ def test_budget_proposal_endorsed_escalated_and_decided_in_slack(board: Board):
         from ledger.models import InboxEvent
 
         row = session.get(InboxEvent, event)
-    assert handle_board_decision(ledger=world.ledger, event=row) == \
-        f"proposal:{proposal_id}:approved"
+    assert handle_board_decision(ledger=world.ledger, event=row) == f"proposal:{proposal_id}:approved"
     assert (board.slack_writes(), world.writes()) == before
 
     # Pella's late press: refused kindly with who decided.
     event = board.deliver(late)
-    assert inbox.handle_event(world.ledger, event) == \
-        f"refused:already-decided:proposal:{proposal_id}"
+    assert inbox.handle_event(world.ledger, event) == f"refused:already-decided:proposal:{proposal_id}"
     last = board.slack_state()["response_posts"][-1]
     assert last["to_user"] == PELLA and last["response_type"] == "ephemeral"
     assert "already decided: approved by" in last["text"] and f"<@{WREN}>" in last["text"]
@@ -232,9 +262,14 @@ def test_reminders_at_30_and_44_days_then_operator_decides(board: Board):
     world = board.world
     # A charter that does not ask for an endorsement vote: the proposal goes straight up.
     with without_endorsement(world):
-        result = board_escalation(kind="migrate-platform", title="Move the chat bridge",
-                                  summary="Retire the IRC bridge for a Matrix one.",
-                                  platform="matrix", replaces="discord", now=NOW)
+        result = board_escalation(
+            kind="migrate-platform",
+            title="Move the chat bridge",
+            summary="Retire the IRC bridge for a Matrix one.",
+            platform="matrix",
+            replaces="discord",
+            now=NOW,
+        )
         assert result["status"] == "escalated"
         proposal_id = result["proposal"]
         [message] = board.board_messages()
@@ -248,24 +283,33 @@ def test_reminders_at_30_and_44_days_then_operator_decides(board: Board):
         replies = board.thread(message["ts"])
         assert len(replies) == 2 and "Reminder 2" in json.dumps(replies[-1])
         with world.ledger.read() as session:
-            reminded = list(session.scalars(select(AuditEntry).where(
-                AuditEntry.action == "proposal.reminded")))
+            reminded = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "proposal.reminded")))
             assert [json.loads(e.payload_json)["number"] for e in reminded] == [1, 2]
 
         # An operator records the Board's rejection taken in a meeting.
-        out = record_decision(proposal_id=proposal_id, decision="rejected",
-                              decided_by="wren_halloway", note="Not before the next budget year.",
-                              now=NOW + timedelta(days=45))
+        out = record_decision(
+            proposal_id=proposal_id,
+            decision="rejected",
+            decided_by="wren_halloway",
+            note="Not before the next budget year.",
+            now=NOW + timedelta(days=45),
+        )
         assert out["result"] == f"proposal:{proposal_id}:rejected"
         [message] = board.board_messages()
         assert "Rejected" in json.dumps(message["blocks"])
         assert "Not before the next budget year." in json.dumps(message["blocks"])
         assert _wg_mentions(board, f"The DSF Board rejected proposal {proposal_id}") == {
-            "discord": True, "discourse": True}
+            "discord": True,
+            "discourse": True,
+        }
         before = (board.slack_writes(), world.writes())
-        again = record_decision(proposal_id=proposal_id, decision="rejected",
-                                decided_by="wren_halloway", note="Not before the next budget year.",
-                                now=NOW + timedelta(days=45, hours=1))
+        again = record_decision(
+            proposal_id=proposal_id,
+            decision="rejected",
+            decided_by="wren_halloway",
+            note="Not before the next budget year.",
+            now=NOW + timedelta(days=45, hours=1),
+        )
         assert again["result"] == out["result"]
         assert board_reminders(now=NOW + timedelta(days=58))["reminders"] == []
         assert (board.slack_writes(), world.writes()) == before
@@ -281,9 +325,13 @@ def test_reminders_at_30_and_44_days_then_operator_decides(board: Board):
 
 def test_membership_closer_escalates_an_endorsed_proposal(board: Board):
     world = board.world
-    result = board_escalation(kind="retire-platform", title="Retire the Discord server",
-                              summary="Nobody posted there in a year.", platform="discord",
-                              now=NOW)
+    result = board_escalation(
+        kind="retire-platform",
+        title="Retire the Discord server",
+        summary="Nobody posted there in a year.",
+        platform="discord",
+        now=NOW,
+    )
     ctx = context(NOW)
     fballot = ballots.platform_ballot("discourse", ballots.refs(ctx, result["ballot"])["discourse"])
     for voter in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"):
@@ -303,17 +351,23 @@ def test_two_deciding_votes_at_once_escalate_once(board: Board):
     import httpx
 
     world = board.world
-    result = board_escalation(kind="migrate-platform", title="Move the chat to a new server",
-                              summary="The old server is full.", platform="matrix",
-                              replaces="discord", now=NOW)
+    result = board_escalation(
+        kind="migrate-platform",
+        title="Move the chat to a new server",
+        summary="The old server is full.",
+        platform="matrix",
+        replaces="discord",
+        now=NOW,
+    )
     ballot_id = result["ballot"]
     ctx = context(NOW)
     discord = world.platforms.space("discord").connector
     at = NOW + timedelta(minutes=30)
     # The fourth yes decides it (R-VOTE-EARLY); its handler and the scheduled closer both settle.
     for name in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"):
-        accepted, _ = ballots.cast(ctx, ballot_id=ballot_id, platform="discord",
-                                   external_id=discord.find_user(name).id, choice="yes", at=at)
+        accepted, _ = ballots.cast(
+            ctx, ballot_id=ballot_id, platform="discord", external_id=discord.find_user(name).id, choice="yes", at=at
+        )
         assert accepted
     # Slack answers slowly, so both finishers reach the Board post while one is in flight.
     httpx.post(f"{board.slack_url}/_sandbox/faults", json={"latency": 0.4}).raise_for_status()
@@ -340,8 +394,11 @@ def test_two_deciding_votes_at_once_escalate_once(board: Board):
     assert len(board.board_messages()) == 1
     with world.ledger.read() as session:
         assert session.get(Proposal, result["proposal"]).status == ProposalStatus.ESCALATED
-    discord_posts = [m for m in world.discord_state()["messages"]
-                     if f"Proposal {result['proposal']} went to the DSF Board" in (m["content"] or "")]
+    discord_posts = [
+        m
+        for m in world.discord_state()["messages"]
+        if f"Proposal {result['proposal']} went to the DSF Board" in (m["content"] or "")
+    ]
     assert len(discord_posts) == 1
 
 
@@ -350,8 +407,7 @@ def _audit_verify_cli(world) -> None:
     url = str(world.ledger.engine.url)
     env = {**os.environ, "CHARTERFLOW_DATABASE_URL": url}
     cli = Path(sys.executable).with_name("charterflow")
-    done = subprocess.run([str(cli), "audit", "verify"], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([str(cli), "audit", "verify"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     with world.ledger.read() as session:
         assert repo.inbox_counts(session)["pending"] == 0
@@ -362,30 +418,49 @@ def _audit_verify_cli(world) -> None:
 
 
 def test_member_files_a_proposal_from_discord(board: Board):
-    from tests.support.membership import discord_event
-
     from flows.board.escalation import handle_board_proposal
     from ledger.models import InboxEvent
+    from tests.support.membership import discord_event
 
     world = board.world
 
     def propose(user: str, **options: str) -> str:
-        event_id = discord_event(world, kind="propose", route="board-proposal",
-                                 payload={"user": user, "options": options})
+        event_id = discord_event(
+            world, kind="propose", route="board-proposal", payload={"user": user, "options": options}
+        )
         with world.ledger.read() as session:
             row = session.get(InboxEvent, event_id)
         return handle_board_proposal(ledger=world.ledger, event=row, now=NOW)
 
     # Not a WG member: refused. A bad amount: refused with the field. R-DIRECT: not escalated.
-    assert propose("ivo_stone", kind="trial-platform", title="Try a wiki",
-                   summary="A wiki for the guides.") == "refused:R-BOARD:not-a-member"
-    assert propose("cleo_marsh", kind="budget", title="Stickers", summary="For sprints.",
-                   amount="0", currency="USD", purpose="swag") == "refused:invalid:amount"
-    assert propose("cleo_marsh", kind="process", title="Weekly triage",
-                   summary="Triage on Mondays.") == "not-escalated:R-DIRECT"
-    result = propose("cleo_marsh", kind="trial-platform", title="Try a wiki",
-                     summary="A wiki for the moderation guides.", platform="wiki",
-                     links="https://wiki.example.org https://forum.example.org/t/wiki/9")
+    assert (
+        propose("ivo_stone", kind="trial-platform", title="Try a wiki", summary="A wiki for the guides.")
+        == "refused:R-BOARD:not-a-member"
+    )
+    assert (
+        propose(
+            "cleo_marsh",
+            kind="budget",
+            title="Stickers",
+            summary="For sprints.",
+            amount="0",
+            currency="USD",
+            purpose="swag",
+        )
+        == "refused:invalid:amount"
+    )
+    assert (
+        propose("cleo_marsh", kind="process", title="Weekly triage", summary="Triage on Mondays.")
+        == "not-escalated:R-DIRECT"
+    )
+    result = propose(
+        "cleo_marsh",
+        kind="trial-platform",
+        title="Try a wiki",
+        summary="A wiki for the moderation guides.",
+        platform="wiki",
+        links="https://wiki.example.org https://forum.example.org/t/wiki/9",
+    )
     assert result.startswith("proposal:")
     with world.ledger.read() as session:
         proposal = session.get(Proposal, int(result.split(":")[1]))

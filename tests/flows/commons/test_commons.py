@@ -8,17 +8,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from connectors.errors import RetriableError
 from flows import inbox
 from flows.commons import commons_poll
 from ledger import audit
 from ledger.models_commons import CommonsMessage
-from tests.support.ideas import wait_for_event
 from tests.support.commons import discord_copies, forum_copies, say
+from tests.support.ideas import wait_for_event
 from tests.support.membership import World, serve_gateway
-
-from sqlalchemy import select
 
 BRIDGES = "moderators: discord=moderators, discourse=Moderators"
 
@@ -36,8 +35,12 @@ def room(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def forum_post(world: World, user: str, **body: Any) -> dict[str, Any]:
     """``user`` posts on the Forum through its API (a reply: ``topic_id``)."""
-    reply = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, json=body, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": user})
+    reply = httpx.post(
+        f"{world.discourse_url}/posts.json",
+        timeout=15,
+        json=body,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": user},
+    )
     assert reply.status_code == 200, reply.text
     return reply.json()
 
@@ -50,8 +53,9 @@ def handle_new_events(world: World, kind: str, count: int = 1) -> list[str]:
 def test_a_discord_message_appears_once_on_the_forum_and_its_edit_follows(world: World, room: Any) -> None:
     """R-COMMS: author and platform shown, attachments as links, one topic however often the
     poll runs; the edit changes that one copy; the bridge's own posts are never relayed back."""
-    sent = say(world, "avery_quill", "Spam wave in #help tonight, please keep an eye on it.",
-               attachments=["screenshot.png"])
+    sent = say(
+        world, "avery_quill", "Spam wave in #help tonight, please keep an eye on it.", attachments=["screenshot.png"]
+    )
     commons_poll()
     commons_poll()
     [copy] = forum_copies(world, "Spam wave in #help")
@@ -60,8 +64,11 @@ def test_a_discord_message_appears_once_on_the_forum_and_its_edit_follows(world:
     topic = next(t for t in world.discourse_state()["topics"] if t["id"] == copy["topic_id"])
     moderators = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
     assert topic["category_id"] == moderators and "Spam wave" in topic["title"]
-    httpx.post(f"{world.discord_url}/_sandbox/messages/edit", timeout=10, json={
-        "message_id": sent["id"], "content": "Spam wave in #help tonight: it stopped at 22:00."}).raise_for_status()
+    httpx.post(
+        f"{world.discord_url}/_sandbox/messages/edit",
+        timeout=10,
+        json={"message_id": sent["id"], "content": "Spam wave in #help tonight: it stopped at 22:00."},
+    ).raise_for_status()
     commons_poll()
     commons_poll()
     [edited] = forum_copies(world, "Spam wave in #help")
@@ -74,8 +81,9 @@ def test_a_forum_reply_appears_in_the_discord_thread_and_back_nothing_loops(worl
     sent = say(world, "cleo_marsh", "Should we pin the new code of conduct FAQ in #general?")
     commons_poll()
     [copy] = forum_copies(world, "pin the new code of conduct FAQ")
-    forum_post(world, "bram_tolliver", topic_id=copy["topic_id"],
-               raw="Yes, and link it from the welcome message as well.")
+    forum_post(
+        world, "bram_tolliver", topic_id=copy["topic_id"], raw="Yes, and link it from the welcome message as well."
+    )
     assert handle_new_events(world, "post_created", count=1)[0].startswith("relayed")
     [reply] = discord_copies(world, "link it from the welcome message")
     assert reply["channel_id"] == sent["id"]  # the thread on cleo's message has its id
@@ -97,17 +105,24 @@ def test_a_forum_reply_appears_in_the_discord_thread_and_back_nothing_loops(worl
     assert after[0] == before[0] and after[2] == before[2]
     assert after[1][reads] - before[1][reads] == 2 * 2  # the room and the thread on cleo's message
     # A deletion on the Forum follows to Discord.
-    httpx.delete(f"{world.discourse_url}/posts/{forum_copies(world, 'welcome message')[0]['id']}.json", timeout=10,
-                 headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "bram_tolliver"}).raise_for_status()
+    httpx.delete(
+        f"{world.discourse_url}/posts/{forum_copies(world, 'welcome message')[0]['id']}.json",
+        timeout=10,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "bram_tolliver"},
+    ).raise_for_status()
     assert handle_new_events(world, "post_destroyed")[0].startswith("deleted 1 copy")
     assert discord_copies(world, "link it from the welcome message") == []
 
 
-def test_a_new_forum_topic_opens_a_discord_thread_and_a_deleted_discord_reply_follows(world: World,
-                                                                                      room: Any) -> None:
+def test_a_new_forum_topic_opens_a_discord_thread_and_a_deleted_discord_reply_follows(world: World, room: Any) -> None:
     moderators = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
-    forum_post(world, "felix_oakes", title="Holiday cover for the moderation queue", category=moderators,
-               raw="Who can watch the queue between the 24th and the 2nd?")
+    forum_post(
+        world,
+        "felix_oakes",
+        title="Holiday cover for the moderation queue",
+        category=moderators,
+        raw="Who can watch the queue between the 24th and the 2nd?",
+    )
     handle_new_events(world, "post_created")
     [copy] = discord_copies(world, "Who can watch the queue")
     assert "Holiday cover for the moderation queue" in copy["content"]
@@ -115,8 +130,9 @@ def test_a_new_forum_topic_opens_a_discord_thread_and_a_deleted_discord_reply_fo
     answer = say(world, "gale_morrow", "I can take the first week.", channel=copy["id"])
     commons_poll()
     [relayed] = forum_copies(world, "I can take the first week")
-    httpx.post(f"{world.discord_url}/_sandbox/messages/edit", timeout=10,
-               json={"message_id": answer["id"], "content": None}).raise_for_status()
+    httpx.post(
+        f"{world.discord_url}/_sandbox/messages/edit", timeout=10, json={"message_id": answer["id"], "content": None}
+    ).raise_for_status()
     commons_poll()
     assert forum_copies(world, "I can take the first week") == []
     with world.ledger.read() as session:
@@ -127,8 +143,9 @@ def test_a_new_forum_topic_opens_a_discord_thread_and_a_deleted_discord_reply_fo
 def test_the_bridge_survives_a_forum_outage_without_loss_or_duplicates(world: World, room: Any) -> None:
     """Forum down (every request 503): the poll fails and its cursor stays; once the Forum is
     back the next poll posts each message once, and more polls post nothing more."""
-    httpx.post(f"{world.discourse_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503},
-               timeout=10).raise_for_status()
+    httpx.post(
+        f"{world.discourse_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503}, timeout=10
+    ).raise_for_status()
     try:
         say(world, "hana_pike", "First note while the Forum is down.")
         say(world, "hana_pike", "Second note while the Forum is down.")
@@ -138,8 +155,9 @@ def test_the_bridge_survives_a_forum_outage_without_loss_or_duplicates(world: Wo
         httpx.post(f"{world.discourse_url}/_sandbox/faults", json={}, timeout=10).raise_for_status()
     assert forum_copies(world, "while the Forum is down") == []
     # Flaky afterwards: half the requests fail; runs go on until everything is across.
-    httpx.post(f"{world.discourse_url}/_sandbox/faults", json={"error_rate": 0.5, "error_status": 502, "seed": 7},
-               timeout=10).raise_for_status()
+    httpx.post(
+        f"{world.discourse_url}/_sandbox/faults", json={"error_rate": 0.5, "error_status": 502, "seed": 7}, timeout=10
+    ).raise_for_status()
     for _ in range(6):
         try:
             commons_poll()
@@ -199,13 +217,27 @@ def test_forum_pushes_are_verified_deduplicated_and_a_replay_copies_nothing_twic
     an event without a post is kept without acting."""
     moderators = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
     bram = next(u for u in world.discourse_state()["users"] if u["username"] == "bram_tolliver")
-    post = {"post": {"id": 990_001, "topic_id": 990_002, "post_number": 1, "category_id": moderators,
-                     "username": "bram_tolliver", "user_id": bram["id"], "name": "Bram Tolliver",
-                     "topic_title": "Pushed straight to the gateway", "raw": "A topic pushed by a webhook only."}}
+    post = {
+        "post": {
+            "id": 990_001,
+            "topic_id": 990_002,
+            "post_number": 1,
+            "category_id": moderators,
+            "username": "bram_tolliver",
+            "user_id": bram["id"],
+            "name": "Bram Tolliver",
+            "topic_title": "Pushed straight to the gateway",
+            "raw": "A topic pushed by a webhook only.",
+        }
+    }
     headers, body = world.discourse_sb.signed_request(kind="post_created", payload=post)
     url = f"{room.url}/hooks/discourse"
-    assert httpx.post(url, content=body, headers={**headers, "X-Discourse-Event-Signature": "sha256=" + "0" * 64},
-                      timeout=10).status_code == 401
+    assert (
+        httpx.post(
+            url, content=body, headers={**headers, "X-Discourse-Event-Signature": "sha256=" + "0" * 64}, timeout=10
+        ).status_code
+        == 401
+    )
     unsigned = {k: v for k, v in headers.items() if k != "X-Discourse-Event-Signature"}
     assert httpx.post(url, content=body, headers=unsigned, timeout=10).status_code == 401
     for _ in range(2):  # a redelivery of the same event
@@ -218,8 +250,9 @@ def test_forum_pushes_are_verified_deduplicated_and_a_replay_copies_nothing_twic
     assert replay != event
     assert inbox.handle_event(world.ledger, replay) == "relayed: discord already"
     assert len(discord_copies(world, "A topic pushed by a webhook only")) == 1
-    headers3, body3 = world.discourse_sb.signed_request(kind="post_destroyed", payload={
-        "post": {"category_id": moderators}})
+    headers3, body3 = world.discourse_sb.signed_request(
+        kind="post_destroyed", payload={"post": {"category_id": moderators}}
+    )
     assert httpx.post(url, content=body3, headers=headers3, timeout=10).status_code == 200
     empty = wait_for_event(world, source="discourse", kind="post_destroyed", route="commons")
     assert inbox.handle_event(world.ledger, empty) == "refused:not-a-room-message"

@@ -21,8 +21,8 @@ from flows import inbox
 from flows.commons import commons_poll
 from flows.commons.bridges import use_room_connectors
 from ledger.models import InboxEvent
-from tests.support.ideas import events, wait_for_event
 from tests.support.commons import discord_copies, forum_copies, say
+from tests.support.ideas import events, wait_for_event
 from tests.support.membership import World, serve_gateway
 from tests.support.net import LoopbackServer
 from tests.support.slack import TIME_FACTOR
@@ -37,16 +37,22 @@ def shared(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
     """Discord, the Forum and a Slack channel bridged; Slack's events go to the gateway."""
     monkeypatch.setenv("CHARTERFLOW_COMMONS_BRIDGES", BRIDGES)
     seed = default_seed()
-    seed["channels"] = [*seed["channels"], {"id": CHANNEL, "name": "coc-moderators", "is_private": True,
-                                            "members": [WREN, JUNO]}]
+    seed["channels"] = [
+        *seed["channels"],
+        {"id": CHANNEL, "name": "coc-moderators", "is_private": True, "members": [WREN, JUNO]},
+    ]
     sandbox = SlackSandbox(seed=seed, time_factor=TIME_FACTOR)
     category = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
-    with LoopbackServer(sandbox.app) as s_srv, serve_gateway(
-            world, commons_categories=str(category),
-            slack_signing_secret=SecretStr(sandbox.signing_secret)) as gw:
+    with (
+        LoopbackServer(sandbox.app) as s_srv,
+        serve_gateway(
+            world, commons_categories=str(category), slack_signing_secret=SecretStr(sandbox.signing_secret)
+        ) as gw,
+    ):
         slack = sandbox.connect(s_srv.url)
-        httpx.post(f"{s_srv.url}/_sandbox/events_url", json={"url": f"{gw.url}/hooks/slack"},
-                   timeout=10).raise_for_status()
+        httpx.post(
+            f"{s_srv.url}/_sandbox/events_url", json={"url": f"{gw.url}/hooks/slack"}, timeout=10
+        ).raise_for_status()
         with use_room_connectors(slack=slack):
             commons_poll()  # Discord's cursor starts at its newest message
             yield {"sandbox": sandbox, "url": s_srv.url, "gateway": gw.url, "slack": slack}
@@ -59,8 +65,9 @@ def slack_messages(s: dict[str, Any], containing: str) -> list[dict[str, Any]]:
 
 def slack_say(s: dict[str, Any], user: str, text: str, **extra: Any) -> dict[str, Any]:
     """``user`` writes in the shared channel; the sandbox delivers the event before answering."""
-    reply = httpx.post(f"{s['url']}/_sandbox/messages", timeout=30,
-                       json={"user": user, "channel": CHANNEL, "text": text, **extra})
+    reply = httpx.post(
+        f"{s['url']}/_sandbox/messages", timeout=30, json={"user": user, "channel": CHANNEL, "text": text, **extra}
+    )
     reply.raise_for_status()
     return reply.json()
 
@@ -74,7 +81,8 @@ def stored(world: World, event_id: str) -> InboxEvent:
 
 
 def test_a_discord_message_reaches_slack_and_a_slack_reply_its_discord_thread_once(
-        world: World, shared: dict[str, Any]) -> None:
+    world: World, shared: dict[str, Any]
+) -> None:
     sent = say(world, "avery_quill", "Heads up: a report about **#general** went to the CoC committee.")
     commons_poll()
     commons_poll()
@@ -96,8 +104,11 @@ def test_a_discord_message_reaches_slack_and_a_slack_reply_its_discord_thread_on
     assert reply["channel_id"] == sent["id"]  # the thread on avery's message
     assert reply["content"].startswith("**wren.halloway** (Slack): Thanks")
     # Slack retries the same event (X-Slack-Retry-Num): stored once, relayed once.
-    again = httpx.post(f"{shared['url']}/_sandbox/events/redeliver", timeout=30,
-                       json={"event_id": answer["event_id"], "reason": "http_timeout"}).json()
+    again = httpx.post(
+        f"{shared['url']}/_sandbox/events/redeliver",
+        timeout=30,
+        json={"event_id": answer["event_id"], "reason": "http_timeout"},
+    ).json()
     assert again == {"ok": True, "status": 200, "retry": 1}
     assert stored(world, answer["event_id"]).id == row.id
     assert inbox.handle_event(world.ledger, row.id) == "already-processed"
@@ -106,9 +117,9 @@ def test_a_discord_message_reaches_slack_and_a_slack_reply_its_discord_thread_on
 
 
 def test_a_slack_message_opens_conversations_and_its_edit_and_deletion_follow(
-        world: World, shared: dict[str, Any]) -> None:
-    said = slack_say(shared, JUNO, "CoC committee note: please keep the appeal thread private.",
-                     files=["minutes.pdf"])
+    world: World, shared: dict[str, Any]
+) -> None:
+    said = slack_say(shared, JUNO, "CoC committee note: please keep the appeal thread private.", files=["minutes.pdf"])
     assert inbox.handle_event(world.ledger, stored(world, said["event_id"]).id).startswith("relayed")
     [on_discord] = discord_copies(world, "keep the appeal thread private")
     assert "**juno.castellan** (Slack)" in on_discord["content"]
@@ -116,20 +127,31 @@ def test_a_slack_message_opens_conversations_and_its_edit_and_deletion_follow(
     [topic] = forum_copies(world, "keep the appeal thread private")
     assert topic["post_number"] == 1
     # A Forum reply comes to the Slack thread.
-    httpx.post(f"{world.discourse_url}/posts.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": "bram_tolliver"},
-        json={"topic_id": topic["topic_id"], "raw": "Understood, I closed the public one."}).raise_for_status()
+    httpx.post(
+        f"{world.discourse_url}/posts.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "bram_tolliver"},
+        json={"topic_id": topic["topic_id"], "raw": "Understood, I closed the public one."},
+    ).raise_for_status()
     forum_event = wait_for_event(world, source="discourse", kind="post_created", route="commons")
     assert inbox.handle_event(world.ledger, forum_event).startswith("relayed")
     [threaded] = slack_messages(shared, "I closed the public one")
     assert threaded["thread_ts"] == said["ts"]
     # Juno edits, then deletes her message: the copies follow.
-    edit = httpx.post(f"{shared['url']}/_sandbox/messages/edit", timeout=30, json={
-        "channel": CHANNEL, "ts": said["ts"], "text": "CoC committee note: keep the appeal thread private, please."})
+    edit = httpx.post(
+        f"{shared['url']}/_sandbox/messages/edit",
+        timeout=30,
+        json={
+            "channel": CHANNEL,
+            "ts": said["ts"],
+            "text": "CoC committee note: keep the appeal thread private, please.",
+        },
+    )
     assert inbox.handle_event(world.ledger, stored(world, edit.json()["event_id"]).id) == "edited 2 copies"
     assert "private, please" in discord_copies(world, "keep the appeal thread")[0]["content"]
-    gone = httpx.post(f"{shared['url']}/_sandbox/messages/delete", timeout=30,
-                      json={"channel": CHANNEL, "ts": said["ts"]})
+    gone = httpx.post(
+        f"{shared['url']}/_sandbox/messages/delete", timeout=30, json={"channel": CHANNEL, "ts": said["ts"]}
+    )
     assert inbox.handle_event(world.ledger, stored(world, gone.json()["event_id"]).id) == "deleted 2 copies"
     assert discord_copies(world, "keep the appeal thread") == []
     assert forum_copies(world, "keep the appeal thread") == []
@@ -142,28 +164,47 @@ def test_slack_events_are_verified_and_url_verification_is_answered(world: World
     headers, body = sandbox.signed_request(kind="url_verification", payload={})
     answer = httpx.post(url, content=body, headers=headers, timeout=10)
     assert answer.status_code == 200 and answer.json() == {"challenge": json.loads(body)["challenge"]}
-    headers, body = sandbox.signed_request(kind="message", payload={
-        "channel": CHANNEL, "user": WREN, "text": "Signed by someone else.", "ts": "1700000000.000100"})
-    forged = {**headers, SIGNATURE_HEADER: sign_request("not-the-secret", timestamp=headers[TIMESTAMP_HEADER],
-                                                        body=body)}
+    headers, body = sandbox.signed_request(
+        kind="message",
+        payload={"channel": CHANNEL, "user": WREN, "text": "Signed by someone else.", "ts": "1700000000.000100"},
+    )
+    forged = {
+        **headers,
+        SIGNATURE_HEADER: sign_request("not-the-secret", timestamp=headers[TIMESTAMP_HEADER], body=body),
+    }
     assert httpx.post(url, content=body, headers=forged, timeout=10).status_code == 401
     unsigned = {k: v for k, v in headers.items() if k != SIGNATURE_HEADER}
     assert httpx.post(url, content=body, headers=unsigned, timeout=10).status_code == 401
     stale = str(int(time.time()) - 600)
-    old = {**headers, TIMESTAMP_HEADER: stale, SIGNATURE_HEADER: sign_request(sandbox.signing_secret,
-                                                                              timestamp=stale, body=body)}
+    old = {
+        **headers,
+        TIMESTAMP_HEADER: stale,
+        SIGNATURE_HEADER: sign_request(sandbox.signing_secret, timestamp=stale, body=body),
+    }
     assert httpx.post(url, content=body, headers=old, timeout=10).status_code == 401
     bad = b"{not json"
     now = str(int(time.time()))
-    assert httpx.post(url, content=bad, timeout=10, headers={
-        **headers, TIMESTAMP_HEADER: now, SIGNATURE_HEADER: sign_request(sandbox.signing_secret, timestamp=now,
-                                                                         body=bad)}).status_code == 400
+    assert (
+        httpx.post(
+            url,
+            content=bad,
+            timeout=10,
+            headers={
+                **headers,
+                TIMESTAMP_HEADER: now,
+                SIGNATURE_HEADER: sign_request(sandbox.signing_secret, timestamp=now, body=bad),
+            },
+        ).status_code
+        == 400
+    )
     huge = b'{"type":"event_callback","event":{"type":"message","text":"' + b"x" * 2_000_000 + b'"}}'
     assert httpx.post(url, content=huge, headers=headers, timeout=30).status_code == 413
     assert events(world, source="slack", route=inbox.Route.COMMONS) == []
     # A message in the Board's channel (not bridged) is stored and left alone.
-    headers, body = sandbox.signed_request(kind="message", payload={
-        "channel": "C0BOARD01", "user": WREN, "text": "Board-only remark.", "ts": "1700000000.000200"})
+    headers, body = sandbox.signed_request(
+        kind="message",
+        payload={"channel": "C0BOARD01", "user": WREN, "text": "Board-only remark.", "ts": "1700000000.000200"},
+    )
     assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200
     [row] = events(world, source="slack", route=inbox.Route.COMMONS)
     assert inbox.handle_event(world.ledger, row) == "skipped: room not bridged"

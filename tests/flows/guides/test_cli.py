@@ -35,8 +35,9 @@ def test_guides_cli_check_publish_status_and_training(world, guides_folder, cli)
     assert published.output.count("published") == 8
     assert "newcomers on discord: pointed at 4 guide(s)" in published.output
 
-    (guides_folder / "welcome.md").write_text((guides_folder / "welcome.md").read_text().replace(
-        "Welcome!", "Welcome, and thank you for coming!"))
+    (guides_folder / "welcome.md").write_text(
+        (guides_folder / "welcome.md").read_text().replace("Welcome!", "Welcome, and thank you for coming!")
+    )
     (guides_folder / "broken.md").write_text("---\ntitle: Broken\nplatforms: discord\n---\nText\n")
     again = runner.invoke(cli, ["guides", "publish"])
     assert again.exit_code == 1
@@ -45,7 +46,7 @@ def test_guides_cli_check_publish_status_and_training(world, guides_folder, cli)
 
     status = runner.invoke(cli, ["guides", "status", "--json"])
     assert status.exit_code == 0
-    assert "\"state\": \"outdated\"" not in status.output and status.output.count("\"current\"") == 8
+    assert '"state": "outdated"' not in status.output and status.output.count('"current"') == 8
 
     at = (NOW + timedelta(days=5)).strftime("%Y-%m-%dT%H:%MZ")
     first = runner.invoke(cli, ["training", "schedule", "welcome", "--at", at, "--location", "Stage"])
@@ -64,7 +65,11 @@ def test_guides_deployments_are_served():
     from flows.serve import deployments as served
 
     found = {f"{d.flow_name}/{d.name}": d for d in deployments()}
-    assert sorted(found) == ["guides-publish/daily", "guides-publish/operator", "training-reminders/hourly",
-                             "training-schedule/operator"]
+    assert sorted(found) == [
+        "guides-publish/daily",
+        "guides-publish/operator",
+        "training-reminders/hourly",
+        "training-schedule/operator",
+    ]
     assert found["guides-publish/daily"].schedules[0].schedule.cron == "0 6 * * *"
     assert set(found) <= {f"{d.flow_name}/{d.name}" for d in served()}

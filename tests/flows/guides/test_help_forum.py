@@ -21,15 +21,22 @@ from tests.support.membership import FORUM_HOOK_SECRET, NOW, serve_gateway
 
 
 def _post(world, author, **body):
-    created = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, json=body, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": author})
+    created = httpx.post(
+        f"{world.discourse_url}/posts.json",
+        timeout=15,
+        json=body,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": author},
+    )
     assert created.status_code == 200, created.text
     return created.json()
 
 
 def _answers(world, topic_id):
-    return [p["raw"] for p in world.discourse_state()["posts"]
-            if p["topic_id"] == topic_id and p["raw"].startswith(("Guides about", "No guide matches"))]
+    return [
+        p["raw"]
+        for p in world.discourse_state()["posts"]
+        if p["topic_id"] == topic_id and p["raw"].startswith(("Guides about", "No guide matches"))
+    ]
 
 
 def test_r_guide_help_on_the_forum_answers_in_the_topic_and_in_a_private_message(world, guides_folder):
@@ -37,8 +44,13 @@ def test_r_guide_help_on_the_forum_answers_in_the_topic_and_in_a_private_message
     links = {r["platform"]: r["url"] for r in out["guides"] if r["guide"] == "reporting-a-problem"}
     general = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "General")
     with serve_gateway(world):
-        topic = _post(world, "quinn_harbor", title="Someone keeps posting ads in my topic", category=general,
-                      raw="Every day new replies with ads appear under my question. What can I do?")["topic_id"]
+        topic = _post(
+            world,
+            "quinn_harbor",
+            title="Someone keeps posting ads in my topic",
+            category=general,
+            raw="Every day new replies with ads appear under my question. What can I do?",
+        )["topic_id"]
         _post(world, "quinn_harbor", topic_id=topic, raw="/help how do I report spam")
         event_id = wait_for_event(world, source="discourse", kind="post_created", route=HELP_ROUTE)
         assert inbox.handle_event(world.ledger, event_id) == "help:1"
@@ -51,8 +63,14 @@ def test_r_guide_help_on_the_forum_answers_in_the_topic_and_in_a_private_message
         assert len(_answers(world, topic)) == 1
 
         # A private message to the system user: answered in it, for the member alone.
-        pm = _post(world, "rowan_vale", title="Help", archetype="private_message", target_recipients="system",
-                   raw="/help where do I start")["topic_id"]
+        pm = _post(
+            world,
+            "rowan_vale",
+            title="Help",
+            archetype="private_message",
+            target_recipients="system",
+            raw="/help where do I start",
+        )["topic_id"]
         event_id = wait_for_event(world, source="discourse", kind="post_created", route=HELP_ROUTE, count=2)
         assert inbox.handle_event(world.ledger, event_id).startswith("help:")
         [answer] = _answers(world, pm)
@@ -67,24 +85,35 @@ def test_r_guide_help_on_the_forum_answers_in_the_topic_and_in_a_private_message
         # Posts that only look like it are not help requests.
         _post(world, "quinn_harbor", topic_id=topic, raw="/helpful tips are welcome in this thread too")
         deadline = time.monotonic() + 20
-        while not (found := [r for r in inbox_rows(world.ledger)
-                             if str((r.payload or {}).get("attributes", {}).get("raw", "")).startswith("/helpful")]):
+        while not (
+            found := [
+                r
+                for r in inbox_rows(world.ledger)
+                if str((r.payload or {}).get("attributes", {}).get("raw", "")).startswith("/helpful")
+            ]
+        ):
             assert time.monotonic() < deadline, "the Forum did not deliver the post"
             time.sleep(0.05)
         assert found[0].route == inbox.Route.UNKNOWN
 
 
 def test_r_guide_forum_help_forged_or_replayed_is_refused_or_stored_once(world, guides_folder):
-    body = json.dumps({"post": {"id": 901, "topic_id": 77, "post_number": 2, "username": "quinn_harbor",
-                                "raw": "/help report spam"}}).encode()
+    body = json.dumps(
+        {"post": {"id": 901, "topic_id": 77, "post_number": 2, "username": "quinn_harbor", "raw": "/help report spam"}}
+    ).encode()
     with serve_gateway(world) as gateway:
         forged = discourse_request(5001, event="post_created", secret="not-the-forum-secret", body=body)
-        assert httpx.post(f"{gateway.url}/hooks/discourse", headers=forged[0], content=forged[1],
-                          timeout=10).status_code in (401, 403)
+        assert httpx.post(
+            f"{gateway.url}/hooks/discourse", headers=forged[0], content=forged[1], timeout=10
+        ).status_code in (401, 403)
         assert not [r for r in inbox_rows(world.ledger) if r.route == HELP_ROUTE]
         signed = discourse_request(5002, event="post_created", secret=FORUM_HOOK_SECRET, body=body)
         for _ in range(2):  # Discourse redelivers with the same event id
-            assert httpx.post(f"{gateway.url}/hooks/discourse", headers=signed[0], content=signed[1],
-                              timeout=10).status_code == 200
+            assert (
+                httpx.post(
+                    f"{gateway.url}/hooks/discourse", headers=signed[0], content=signed[1], timeout=10
+                ).status_code
+                == 200
+            )
         [row] = [r for r in inbox_rows(world.ledger) if r.route == HELP_ROUTE]
         assert row.kind == "post_created"

@@ -26,8 +26,9 @@ def test_r_guide_help_answers_with_links_on_each_platform(world, guides_folder):
     links = {r["platform"]: r["url"] for r in out["guides"] if r["guide"] == "reporting-a-problem"}
     assert inbox.COMMAND_ROUTES["help"] == HELP_ROUTE
     with serve_gateway(world):
-        world.discord_sb.command(world.discord_url, user="quinn_harbor", name="help",
-                                 options={"topic": "how do I report spam"})
+        world.discord_sb.command(
+            world.discord_url, user="quinn_harbor", name="help", options={"topic": "how do I report spam"}
+        )
         event_id = wait_for_event(world, source="discord", kind="help", route=HELP_ROUTE)
         assert inbox.handle_event(world.ledger, event_id) == "help:1"
         [answer] = bot_messages(world, "Guides about \u201chow do I report spam\u201d")
@@ -38,19 +39,29 @@ def test_r_guide_help_answers_with_links_on_each_platform(world, guides_folder):
         assert len(bot_messages(world, "how do I report spam")) == 1
         # No topic: where to start; an unknown topic names the guides there are.
         world.discord_sb.command(world.discord_url, user="quinn_harbor", name="help", options={})
-        assert inbox.handle_event(world.ledger, wait_for_event(
-            world, source="discord", kind="help", route=HELP_ROUTE, count=2)).startswith("help:")
+        assert inbox.handle_event(
+            world.ledger, wait_for_event(world, source="discord", kind="help", route=HELP_ROUTE, count=2)
+        ).startswith("help:")
         assert bot_messages(world, "Guides to start with:")
         world.discord_sb.command(world.discord_url, user="quinn_harbor", name="help", options={"topic": "kubernetes"})
-        assert inbox.handle_event(world.ledger, wait_for_event(
-            world, source="discord", kind="help", route=HELP_ROUTE, count=3)) == "help:0"
+        assert (
+            inbox.handle_event(
+                world.ledger, wait_for_event(world, source="discord", kind="help", route=HELP_ROUTE, count=3)
+            )
+            == "help:0"
+        )
         assert bot_messages(world, "No guide matches \u201ckubernetes\u201d. The guides: ")
         # An oversized topic (a forged interaction past the command's 100 characters) is read
         # as its first 100 characters; the answer stays one message.
-        world.discord_sb.command(world.discord_url, user="quinn_harbor", name="help",
-                                 options={"topic": "report spam " * 600})
-        assert inbox.handle_event(world.ledger, wait_for_event(
-            world, source="discord", kind="help", route=HELP_ROUTE, count=4)) == "help:1"
+        world.discord_sb.command(
+            world.discord_url, user="quinn_harbor", name="help", options={"topic": "report spam " * 600}
+        )
+        assert (
+            inbox.handle_event(
+                world.ledger, wait_for_event(world, source="discord", kind="help", route=HELP_ROUTE, count=4)
+            )
+            == "help:1"
+        )
         [long] = bot_messages(world, "Guides about \u201creport spam")
         assert len(long["content"]) <= 2000 and long["content"].count("report spam") == 8
 
@@ -58,8 +69,9 @@ def test_r_guide_help_answers_with_links_on_each_platform(world, guides_folder):
 def test_r_guide_training_scheduled_once_with_events_announcements_and_reminders(world, guides_folder):
     guides_publish(channels=CHANNELS, now=NOW)
     starts = (NOW + timedelta(days=3)).replace(minute=0, second=0)
-    first = training_schedule(guide="asking-questions", starts_at=starts, minutes=90, location="Discord stage",
-                              channels=CHANNELS, now=NOW)
+    first = training_schedule(
+        guide="asking-questions", starts_at=starts, minutes=90, location="Discord stage", channels=CHANNELS, now=NOW
+    )
     assert first["created"] and set(first["platforms"]) == {"discourse", "discord"}
     [event] = [e for e in world.discord_state()["events"] if e["name"] == first["title"]]
     assert first["platforms"]["discord"]["event"] == event["id"]
@@ -69,8 +81,9 @@ def test_r_guide_training_scheduled_once_with_events_announcements_and_reminders
 
     # Replay (the operator runs it again, or the run is retried): nothing new anywhere.
     writes = world.writes()
-    again = training_schedule(guide="asking-questions", starts_at=starts, minutes=90, location="Discord stage",
-                              channels=CHANNELS, now=NOW)
+    again = training_schedule(
+        guide="asking-questions", starts_at=starts, minutes=90, location="Discord stage", channels=CHANNELS, now=NOW
+    )
     assert not again["created"] and again["session"] == first["session"]
     assert world.writes() == writes
 
@@ -89,8 +102,14 @@ def test_r_guide_training_scheduled_once_with_events_announcements_and_reminders
         assert row.slug == "asking-questions" and row.ends_at - row.starts_at == timedelta(minutes=90)
         # The quarterly report lists the quarter's sessions (public Forum post and Board report).
         facts = reports_store.gather_facts(session, Quarter.of(starts))
-    assert facts["training"] == [{"guide": "asking-questions", "title": first["title"],
-                                  "on": f"{starts:%Y-%m-%d}", "platforms": ["discord", "discourse"]}]
+    assert facts["training"] == [
+        {
+            "guide": "asking-questions",
+            "title": first["title"],
+            "on": f"{starts:%Y-%m-%d}",
+            "platforms": ["discord", "discourse"],
+        }
+    ]
     texts = render_report(facts, charts={c: f"upload://{c}.png" for c in CHARTS})
     assert f"- {starts:%Y-%m-%d}: {first['title']} (" in texts.forum
     assert "*Community training* (R-GUIDE)" in texts.board_json()

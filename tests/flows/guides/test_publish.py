@@ -55,8 +55,7 @@ def test_r_guide_published_once_per_platform_then_edited_in_place(world, guides_
     with world.ledger.read() as session:
         assert [v.version for v in shelf_ledger.versions(session, "asking-questions")] == [1, 2]
         assert {p.version for p in shelf_ledger.posts(session) if p.slug == "asking-questions"} == {2}
-    states = {(r["guide"], r["platform"]): r["state"]
-              for r in status_rows(context(NOW), out_guides(guides_folder))}
+    states = {(r["guide"], r["platform"]): r["state"] for r in status_rows(context(NOW), out_guides(guides_folder))}
     assert set(states.values()) == {"current"}
 
 
@@ -67,8 +66,9 @@ def out_guides(folder):
 
 
 def test_r_guide_broken_front_matter_is_reported_and_not_published(world, guides_folder):
-    (guides_folder / "events.md").write_text("---\ntitle: Community events\nplatforms: discord\n"
-                                             "audince: everyone\n---\nText of the guide.\n")
+    (guides_folder / "events.md").write_text(
+        "---\ntitle: Community events\nplatforms: discord\naudince: everyone\n---\nText of the guide.\n"
+    )
     out = guides_publish(channels=CHANNELS, now=NOW)
     [refused] = [r for r in out["guides"] if r["change"] == "refused"]
     assert refused["guide"] == "events.md" and refused["reason"].startswith("line 4: unknown field 'audince'")
@@ -81,8 +81,10 @@ def test_r_guide_newcomers_pointed_at_the_guides(world, guides_folder):
     out = guides_publish(channels=CHANNELS, now=NOW)
     assert {w["platform"] for w in out["welcome"]} == {"discourse", "discord"}
     sb = world.discord_sb
-    screen = httpx.get(f"{world.discord_url}/api/v10/guilds/{sb.seed.guild_id}/welcome-screen",
-                       headers={"Authorization": f"Bot {sb.token}", "User-Agent": "DiscordBot (test, 1)"}).json()
+    screen = httpx.get(
+        f"{world.discord_url}/api/v10/guilds/{sb.seed.guild_id}/welcome-screen",
+        headers={"Authorization": f"Bot {sb.token}", "User-Agent": "DiscordBot (test, 1)"},
+    ).json()
     assert screen["description"].startswith("New here? Start with our community guides")
     assert [c["channel_id"] for c in screen["welcome_channels"]] == [sb.channel_id("general")]
     forum = world.platforms.space("discourse").connector
@@ -100,9 +102,11 @@ def test_r_guide_too_long_is_split_or_linked_never_cut(world, guides_folder):
     paragraph = "Moderators read every flag and answer within a day where they can. " * 6
     head = "---\ntitle: {title}\nplatforms: discourse, discord\naudience: members\n---\n"
     (guides_folder / "moderation-notes.md").write_text(
-        head.format(title="Moderation notes") + "\n\n".join([paragraph] * 8))   # ~3300 characters
+        head.format(title="Moderation notes") + "\n\n".join([paragraph] * 8)
+    )  # ~3300 characters
     (guides_folder / "handbook.md").write_text(
-        head.format(title="The moderators' handbook") + "\n\n".join([paragraph] * 30))  # ~12000
+        head.format(title="The moderators' handbook") + "\n\n".join([paragraph] * 30)
+    )  # ~12000
     out = guides_publish(channels=CHANNELS, now=NOW)
     rows = {(r["guide"], r["platform"]): r for r in out["guides"]}
     assert rows[("moderation-notes", "discourse")]["mode"] == "whole"

@@ -11,8 +11,8 @@ import pytest
 import typer
 
 from tests.support.cli import cli_with
-from tests.support.membership import World, serve_gateway
 from tests.support.ideas import IdeasGateway
+from tests.support.membership import World, serve_gateway
 
 
 @pytest.fixture

@@ -10,11 +10,22 @@ from flows.ideas.digest import PER_MESSAGE, digest_messages, ideas_in, shown_aft
 
 
 def item(n: int, *, status: str = "triaged", title: str | None = None, **extra) -> dict:
-    return {"id": n, "status": status, "title": title or f"Idea number {n}", "platform": "discord",
-            "board": "WG", "duplicate_of": None, "similarity": None, "source": "discord",
-            "link": f"https://discord.com/channels/1/{n}", "duplicate_link": "", "author": "cleo_marsh",
-            "age_days": n,
-            "flagged": False, **extra}
+    return {
+        "id": n,
+        "status": status,
+        "title": title or f"Idea number {n}",
+        "platform": "discord",
+        "board": "WG",
+        "duplicate_of": None,
+        "similarity": None,
+        "source": "discord",
+        "link": f"https://discord.com/channels/1/{n}",
+        "duplicate_link": "",
+        "author": "cleo_marsh",
+        "age_days": n,
+        "flagged": False,
+        **extra,
+    }
 
 
 def test_long_backlog_is_split_within_discords_limits():
@@ -34,8 +45,12 @@ def test_long_backlog_is_split_within_discords_limits():
 
 
 def test_only_triaged_items_get_buttons_and_an_empty_week_says_so():
-    [message] = digest_messages([item(1, status="new"), item(2, duplicate_of=1, similarity=0.8)],
-                                week="2026-W48", counts={"new": 1, "triaged": 1}, flag_days=30)
+    [message] = digest_messages(
+        [item(1, status="new"), item(2, duplicate_of=1, similarity=0.8)],
+        week="2026-W48",
+        counts={"new": 1, "triaged": 1},
+        flag_days=30,
+    )
     ids = [b["custom_id"] for row in message["components"] for b in row["components"]]
     assert ids == ["cfi:2:accepted", "cfi:2:declined", "cfi:2:duplicate"]
     assert "likely duplicate of #1 (0.80)" in message["content"]
@@ -53,17 +68,30 @@ def test_buttons_and_input_checks():
         validate_idea(title="Fine", body="x" * 20_001)
 
 
-@pytest.mark.parametrize(("weekday", "cron"), [("monday", "0 7 * * 1"), ("sunday", "0 7 * * 0"),
-                                               ("saturday", "0 7 * * 6")])
+@pytest.mark.parametrize(
+    ("weekday", "cron"), [("monday", "0 7 * * 1"), ("sunday", "0 7 * * 0"), ("saturday", "0 7 * * 6")]
+)
 def test_weekly_cron_follows_the_charter_weekday(weekday, cron):
     assert weekly_cron(weekday) == cron
 
 
 def test_a_posted_digest_message_shows_the_statuses_now():
-    items = [{"id": i, "title": f"Idea number {i} (draft)", "status": status, "platform": None,
-              "board": None, "age_days": 2, "flagged": i == 1, "link": None, "duplicate_of": None,
-              "similarity": None, "duplicate_link": None}
-             for i, status in ((1, "triaged"), (2, "triaged"), (3, "new"))]
+    items = [
+        {
+            "id": i,
+            "title": f"Idea number {i} (draft)",
+            "status": status,
+            "platform": None,
+            "board": None,
+            "age_days": 2,
+            "flagged": i == 1,
+            "link": None,
+            "duplicate_of": None,
+            "similarity": None,
+            "duplicate_link": None,
+        }
+        for i, status in ((1, "triaged"), (2, "triaged"), (3, "new"))
+    ]
     [posted] = digest_messages(items, week="2026-W48", counts={"triaged": 2, "new": 1}, flag_days=30)
     assert ideas_in(posted) == {1, 2, 3}
     assert shown_after_change(posted, {1: "triaged", 2: "triaged", 3: "new"}) is None
@@ -71,6 +99,9 @@ def test_a_posted_digest_message_shows_the_statuses_now():
     assert "⚠️ **#1** Idea number 1 (draft) (accepted)" in new["content"]
     assert "**#3** Idea number 3 (draft) (triaged)" in new["content"]
     assert [b["custom_id"] for r in new["components"] for b in r["components"]] == [
-        "cfi:2:accepted", "cfi:2:declined", "cfi:2:duplicate"]
+        "cfi:2:accepted",
+        "cfi:2:declined",
+        "cfi:2:duplicate",
+    ]
     # An idea the ledger does not know keeps what the message showed.
     assert shown_after_change(posted, {}) is None

@@ -11,10 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.errors import RetriableError
-from ledger.models import AuditEntry, Idea, IdeaStatus, InboxEvent
-
 from flows import inbox
 from flows.ideas.intake import handle_idea, ideas_file
+from ledger.models import AuditEntry, Idea, IdeaStatus, InboxEvent
 from tests.support.ideas import bot_messages, events, wait_for_event
 from tests.support.membership import NOW
 
@@ -27,19 +26,30 @@ def _ideas(world) -> list[Idea]:
 def test_the_idea_route_has_the_real_handler():
     assert inbox.HANDLERS[inbox.Route.IDEA] is handle_idea
     assert inbox.Route.IDEA in inbox.DEFERRED_ROUTES
-    assert inbox.route_for(source="discord", kind="idea-status", attributes={},
-                           config=inbox.RoutingConfig()) == "ideas-status"
-    assert inbox.route_for(source="discord", kind="component",
-                           attributes={"custom_id": "cfi:3:accepted"},
-                           config=inbox.RoutingConfig()) == "ideas-status"
+    assert (
+        inbox.route_for(source="discord", kind="idea-status", attributes={}, config=inbox.RoutingConfig())
+        == "ideas-status"
+    )
+    assert (
+        inbox.route_for(
+            source="discord", kind="component", attributes={"custom_id": "cfi:3:accepted"}, config=inbox.RoutingConfig()
+        )
+        == "ideas-status"
+    )
 
 
 def test_forum_topic_in_the_ideas_category_files_one_idea_even_when_replayed(world, gateway):
     # A member opens a topic in the ideas category; the sandbox's webhook reaches the gateway.
-    created = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"}, json={
-        "title": "Office hours for newcomers every Friday", "category": gateway.ideas_category,
-        "raw": "A voice call where newcomers can ask the moderators anything."})
+    created = httpx.post(
+        f"{world.discourse_url}/posts.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"},
+        json={
+            "title": "Office hours for newcomers every Friday",
+            "category": gateway.ideas_category,
+            "raw": "A voice call where newcomers can ask the moderators anything.",
+        },
+    )
     assert created.status_code == 200, created.text
     topic_id = created.json()["topic_id"]
     event_id = wait_for_event(world, source="discourse", kind="topic_created", route="idea")
@@ -50,21 +60,27 @@ def test_forum_topic_in_the_ideas_category_files_one_idea_even_when_replayed(wor
     assert (idea.id, idea.source, idea.status) == (idea_id, "forum", IdeaStatus.NEW)
     assert idea.title == "Office hours for newcomers every Friday"
     assert idea.author_person_id == world.people["felix_oakes"] and idea.author_handle is None
-    assert idea.source_url.endswith(f"/{topic_id}") and idea.source_key == \
-        f"discourse:{world.platforms.space('discourse').instance}:topic:{topic_id}"
+    assert (
+        idea.source_url.endswith(f"/{topic_id}")
+        and idea.source_key == f"discourse:{world.platforms.space('discourse').instance}:topic:{topic_id}"
+    )
     # The topic gets one reply with the number.
-    replies = [p for p in world.discourse_state()["posts"]
-               if p["topic_id"] == topic_id and f"#{idea_id}" in p["raw"]]
+    replies = [p for p in world.discourse_state()["posts"] if p["topic_id"] == topic_id and f"#{idea_id}" in p["raw"]]
     assert len(replies) == 1
 
     # Replays: the same delivery again (stored once), and the same topic under a new event id
     # (Discourse's "redeliver"): neither files a second idea nor replies again.
-    topic = {"topic": {"id": topic_id, "title": idea.title, "category_id": gateway.ideas_category,
-                       "created_by": {"id": 99, "username": "felix_oakes"}}}
+    topic = {
+        "topic": {
+            "id": topic_id,
+            "title": idea.title,
+            "category_id": gateway.ideas_category,
+            "created_by": {"id": 99, "username": "felix_oakes"},
+        }
+    }
     headers, body = world.discourse_sb.signed_request(kind="topic_created", payload=topic)
     for _ in range(2):
-        answer = httpx.post(f"{gateway.url}/hooks/discourse", content=body, headers=headers,
-                            timeout=10)
+        answer = httpx.post(f"{gateway.url}/hooks/discourse", content=body, headers=headers, timeout=10)
         assert answer.status_code == 200 and answer.json()["route"] == "idea"
     assert answer.json()["duplicate"] is True
     second = events(world, source="discourse", kind="topic_created", route="idea")
@@ -76,19 +92,28 @@ def test_forum_topic_in_the_ideas_category_files_one_idea_even_when_replayed(wor
 
 
 def test_a_topic_outside_the_ideas_category_is_not_an_idea(world, gateway):
-    created = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"}, json={
-        "title": "Hello from a newcomer to the working group", "raw": "Just saying hello to all of you.",
-        "category": next(c["id"] for c in world.discourse_state()["categories"]
-                         if c["name"] == "Working Group")})
+    created = httpx.post(
+        f"{world.discourse_url}/posts.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"},
+        json={
+            "title": "Hello from a newcomer to the working group",
+            "raw": "Just saying hello to all of you.",
+            "category": next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Working Group"),
+        },
+    )
     assert created.status_code == 200, created.text
     wait_for_event(world, source="discourse", kind="topic_created")
     assert events(world, route="idea") == [] and _ideas(world) == []
 
 
 def test_discord_idea_files_once_and_the_member_is_told_its_number(world, gateway):
-    sent = world.discord_sb.command(world.discord_url, user="quinn_harbor", name="idea",
-                                    options={"text": "A #help channel for beginners\nWith a pinned FAQ."})
+    sent = world.discord_sb.command(
+        world.discord_url,
+        user="quinn_harbor",
+        name="idea",
+        options={"text": "A #help channel for beginners\nWith a pinned FAQ."},
+    )
     assert sent["status"] == 200 and sent["response"]["type"] == 5  # deferred "thinking…"
     event_id = wait_for_event(world, source="discord", kind="idea", route="idea")
     result = inbox.handle_event(world.ledger, event_id)
@@ -108,8 +133,7 @@ def test_discord_idea_files_once_and_the_member_is_told_its_number(world, gatewa
     with world.ledger.read() as session:
         payload = session.get(InboxEvent, event_id).payload
     body = json.dumps(payload["data"], separators=(",", ":")).encode()
-    replay = httpx.post(f"{gateway.url}/hooks/discord", content=body,
-                        headers=world.discord_sb.sign(body), timeout=10)
+    replay = httpx.post(f"{gateway.url}/hooks/discord", content=body, headers=world.discord_sb.sign(body), timeout=10)
     assert replay.status_code == 200 and replay.json()["type"] == 5
     assert events(world, source="discord", kind="idea") == [event_id]
     with world.ledger.read() as session:
@@ -119,15 +143,15 @@ def test_discord_idea_files_once_and_the_member_is_told_its_number(world, gatewa
 
 
 def test_discord_idea_from_a_member_links_the_person_and_empty_text_is_refused(world, gateway):
-    world.discord_sb.command(world.discord_url, user="cleo_marsh", name="idea",
-                             options={"text": "Weekly office hours on Discord"})
+    world.discord_sb.command(
+        world.discord_url, user="cleo_marsh", name="idea", options={"text": "Weekly office hours on Discord"}
+    )
     event_id = wait_for_event(world, source="discord", kind="idea")
     idea_id = int(inbox.handle_event(world.ledger, event_id).split(":")[1])
     with world.ledger.read() as session:
         idea = session.get(Idea, idea_id)
         assert idea.author_person_id == world.people["cleo_marsh"] and idea.body is None
-    world.discord_sb.command(world.discord_url, user="cleo_marsh", name="idea",
-                             options={"text": "   "})
+    world.discord_sb.command(world.discord_url, user="cleo_marsh", name="idea", options={"text": "   "})
     blank = wait_for_event(world, source="discord", kind="idea", count=2)
     assert inbox.handle_event(world.ledger, blank) == "refused:invalid:text"
     assert len(_ideas(world)) == 1
@@ -135,34 +159,51 @@ def test_discord_idea_from_a_member_links_the_person_and_empty_text_is_refused(w
 
 
 def test_operator_files_an_idea_once_and_bad_input_names_the_field(world):
-    first = ideas_file(title="Translate the code of conduct into Spanish",
-                       body="Many members read Spanish first.", author="avery_quill",
-                       source_url="https://forum.example.org/t/42", now=NOW)
+    first = ideas_file(
+        title="Translate the code of conduct into Spanish",
+        body="Many members read Spanish first.",
+        author="avery_quill",
+        source_url="https://forum.example.org/t/42",
+        now=NOW,
+    )
     assert first["filed"] is True
-    again = ideas_file(title="Translate the code of conduct into Spanish",
-                       body="Many members read Spanish first.", author="avery_quill", now=NOW)
+    again = ideas_file(
+        title="Translate the code of conduct into Spanish",
+        body="Many members read Spanish first.",
+        author="avery_quill",
+        now=NOW,
+    )
     assert again == {**first, "filed": False}
-    by_mail = ideas_file(title="A mentoring programme", author="someone_by_mail",
-                         source_ref="mail-2026-11-20", now=NOW + timedelta(minutes=1))
+    by_mail = ideas_file(
+        title="A mentoring programme",
+        author="someone_by_mail",
+        source_ref="mail-2026-11-20",
+        now=NOW + timedelta(minutes=1),
+    )
     with world.ledger.read() as session:
         idea = session.get(Idea, first["idea"])
         assert idea.source == "operator" and idea.author_person_id == world.people["avery_quill"]
         other = session.get(Idea, by_mail["idea"])
         assert other.author_person_id is None and other.author_handle == "someone_by_mail"
-        added = session.scalar(select(func.count()).select_from(AuditEntry)
-                               .where(AuditEntry.action == "idea.added"))
+        added = session.scalar(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "idea.added"))
     assert added == 2
-    for fields, culprit in (({"title": " "}, "title"), ({"title": "x" * 301}, "title"),
-                            ({"title": "Fine", "source_url": "ftp://x"}, "source_url")):
+    for fields, culprit in (
+        ({"title": " "}, "title"),
+        ({"title": "x" * 301}, "title"),
+        ({"title": "Fine", "source_url": "ftp://x"}, "source_url"),
+    ):
         with pytest.raises(ValueError, match=f"^{culprit}: "):
             ideas_file(**fields, now=NOW)
     assert len(_ideas(world)) == 2
 
 
 def _open_topic(url: str, api_key: str, *, user: str, title: str, category: int) -> int:
-    created = httpx.post(f"{url}/posts.json", timeout=15, headers={
-        "Api-Key": api_key, "Api-Username": user}, json={
-        "title": title, "category": category, "raw": "Details follow in the thread, thank you."})
+    created = httpx.post(
+        f"{url}/posts.json",
+        timeout=15,
+        headers={"Api-Key": api_key, "Api-Username": user},
+        json={"title": title, "category": category, "raw": "Details follow in the thread, thank you."},
+    )
     assert created.status_code == 200, created.text
     return created.json()["topic_id"]
 
@@ -177,13 +218,17 @@ def test_two_forums_with_the_same_topic_id_never_meet(world, gateway):
     again; each idea is filed apart and answered on its own Forum, never as someone else's."""
     from connectors.discourse.connector import DiscourseConnector
     from flows.platforms import Platforms, use
-    from tests.support.net import LoopbackServer
     from tests.support.membership import CONFIRM_SECRET, discourse_seed
+    from tests.support.net import LoopbackServer
 
     forum_a = world.platforms.space("discourse")
-    topic = _open_topic(world.discourse_url, world.discourse_sb.api_key, user="felix_oakes",
-                        title="Office hours for newcomers every Friday",
-                        category=gateway.ideas_category)
+    topic = _open_topic(
+        world.discourse_url,
+        world.discourse_sb.api_key,
+        user="felix_oakes",
+        title="Office hours for newcomers every Friday",
+        category=gateway.ideas_category,
+    )
     first = inbox.handle_event(world.ledger, wait_for_event(world, route="idea"))
 
     # Forum B: the same seed, so its first new topic gets the same id; its webhooks reach the
@@ -193,24 +238,35 @@ def test_two_forums_with_the_same_topic_id_never_meet(world, gateway):
         forum_b = box_b.connect(server_b.url)
         assert forum_b.instance != forum_a.instance
         box_b.webhook.url = f"{gateway.url}/hooks/discourse"
-        platforms_b = Platforms.build(charter=world.platforms.charter, discourse=forum_b,
-                                      discord=world.platforms.space("discord").connector,
-                                      confirm_secret=CONFIRM_SECRET,
-                                      gateway_url="http://gateway.test")
+        platforms_b = Platforms.build(
+            charter=world.platforms.charter,
+            discourse=forum_b,
+            discord=world.platforms.space("discord").connector,
+            confirm_secret=CONFIRM_SECRET,
+            gateway_url="http://gateway.test",
+        )
         with use(ledger=world.ledger, platforms=platforms_b):
-            topic_b = _open_topic(server_b.url, box_b.api_key, user="quinn_harbor",
-                                  title="A mentoring programme for new moderators",
-                                  category=gateway.ideas_category)
+            topic_b = _open_topic(
+                server_b.url,
+                box_b.api_key,
+                user="quinn_harbor",
+                title="A mentoring programme for new moderators",
+                category=gateway.ideas_category,
+            )
             assert topic_b == topic  # the reused id the issue describes
             second = inbox.handle_event(world.ledger, wait_for_event(world, route="idea", count=2))
             # A late redelivery of Forum A's topic, while B is served: the idea A filed, and
             # no answer on B's topic with the same number.
-            payload = {"topic": {"id": topic, "title": "Office hours for newcomers every Friday",
-                                 "category_id": gateway.ideas_category,
-                                 "created_by": {"id": 99, "username": "felix_oakes"}}}
+            payload = {
+                "topic": {
+                    "id": topic,
+                    "title": "Office hours for newcomers every Friday",
+                    "category_id": gateway.ideas_category,
+                    "created_by": {"id": 99, "username": "felix_oakes"},
+                }
+            }
             headers, body = world.discourse_sb.signed_request(kind="topic_created", payload=payload)
-            answer = httpx.post(f"{gateway.url}/hooks/discourse", content=body, headers=headers,
-                                timeout=10)
+            answer = httpx.post(f"{gateway.url}/hooks/discourse", content=body, headers=headers, timeout=10)
             assert answer.status_code == 200 and answer.json()["duplicate"] is False
             late = inbox.handle_event(world.ledger, answer.json()["inbox"])
         box_b.webhook.url = None
@@ -219,10 +275,14 @@ def test_two_forums_with_the_same_topic_id_never_meet(world, gateway):
 
     assert first != second and late == first  # two ideas; A's redelivery is A's idea
     rows = _ideas(world)
-    assert [i.source_key for i in rows] == [f"discourse:{forum_a.instance}:topic:{topic}",
-                                            f"discourse:{forum_b.instance}:topic:{topic}"]
-    assert [i.title for i in rows] == ["Office hours for newcomers every Friday",
-                                       "A mentoring programme for new moderators"]
+    assert [i.source_key for i in rows] == [
+        f"discourse:{forum_a.instance}:topic:{topic}",
+        f"discourse:{forum_b.instance}:topic:{topic}",
+    ]
+    assert [i.title for i in rows] == [
+        "Office hours for newcomers every Friday",
+        "A mentoring programme for new moderators",
+    ]
     one, two = (int(r.split(":")[1]) for r in (first, second))
     # Each Forum's author got exactly one answer, with their own idea's number.
     replies_a = _replies(world.discourse_url, topic)
@@ -231,11 +291,16 @@ def test_two_forums_with_the_same_topic_id_never_meet(world, gateway):
 
 
 def _signed_topic(world, gateway, *, topic_id: int, title: str) -> int:
-    topic = {"topic": {"id": topic_id, "title": title, "category_id": gateway.ideas_category,
-                       "created_by": {"id": 99, "username": "felix_oakes"}}}
+    topic = {
+        "topic": {
+            "id": topic_id,
+            "title": title,
+            "category_id": gateway.ideas_category,
+            "created_by": {"id": 99, "username": "felix_oakes"},
+        }
+    }
     headers, body = world.discourse_sb.signed_request(kind="topic_created", payload=topic)
-    answer = httpx.post(f"{gateway.url}/hooks/discourse", content=body, headers=headers,
-                        timeout=10)
+    answer = httpx.post(f"{gateway.url}/hooks/discourse", content=body, headers=headers, timeout=10)
     assert answer.status_code == 200 and answer.json()["route"] == "idea", answer.text
     return events(world, source="discourse", kind="topic_created", route="idea")[-1]
 
@@ -243,15 +308,22 @@ def _signed_topic(world, gateway, *, topic_id: int, title: str) -> int:
 def test_forum_down_fails_the_run_and_the_retry_replies_once(world, gateway):
     """The idea is filed even while the Forum refuses the reply; the event stays unprocessed (the
     run fails), and the next attempt posts the one reply without filing a second idea."""
-    created = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"}, json={
-        "title": "A reading group for the contributing guide", "category": gateway.ideas_category,
-        "raw": "Once a month, one chapter, with the moderators answering questions."})
+    created = httpx.post(
+        f"{world.discourse_url}/posts.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"},
+        json={
+            "title": "A reading group for the contributing guide",
+            "category": gateway.ideas_category,
+            "raw": "Once a month, one chapter, with the moderators answering questions.",
+        },
+    )
     assert created.status_code == 200, created.text
     topic_id = created.json()["topic_id"]
     event_id = wait_for_event(world, source="discourse", kind="topic_created", route="idea")
-    httpx.post(f"{world.discourse_url}/_sandbox/faults", json={"error_rate": 1.0,
-               "error_status": 503}, timeout=10).raise_for_status()
+    httpx.post(
+        f"{world.discourse_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503}, timeout=10
+    ).raise_for_status()
     try:
         with pytest.raises(RetriableError):
             inbox.handle_event(world.ledger, event_id)
@@ -262,8 +334,7 @@ def test_forum_down_fails_the_run_and_the_retry_replies_once(world, gateway):
         assert session.get(InboxEvent, event_id).processed_at is None
     assert inbox.handle_event(world.ledger, event_id) == f"idea:{idea.id}"
     assert len(_ideas(world)) == 1
-    replies = [p for p in world.discourse_state()["posts"]
-               if p["topic_id"] == topic_id and f"#{idea.id}" in p["raw"]]
+    replies = [p for p in world.discourse_state()["posts"] if p["topic_id"] == topic_id and f"#{idea.id}" in p["raw"]]
     assert len(replies) == 1
 
 
@@ -271,11 +342,13 @@ def test_discord_down_fails_the_run_and_the_retry_answers_once(world, gateway, c
     """Discord refuses the answer (503) after the idea is filed: the run fails and the event
     stays unprocessed, so the inbox's next attempt answers the member once, within the token's
     15 minutes, without filing a second idea (the chaos test found answers lost this way)."""
-    world.discord_sb.command(world.discord_url, user="quinn_harbor", name="idea",
-                             options={"text": "A monthly newcomers' call"})
+    world.discord_sb.command(
+        world.discord_url, user="quinn_harbor", name="idea", options={"text": "A monthly newcomers' call"}
+    )
     event_id = wait_for_event(world, source="discord", kind="idea", route="idea")
-    httpx.post(f"{world.discord_url}/_sandbox/faults", json={"error_rate": 1.0,
-               "error_status": 503}, timeout=10).raise_for_status()
+    httpx.post(
+        f"{world.discord_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503}, timeout=10
+    ).raise_for_status()
     try:
         with pytest.raises(RetriableError):
             inbox.handle_event(world.ledger, event_id)
@@ -295,13 +368,16 @@ def test_discord_down_fails_the_run_and_the_retry_answers_once(world, gateway, c
 def test_an_expired_interaction_token_files_the_idea_without_an_answer(world, gateway):
     """A token Discord no longer knows (401 Invalid Webhook Token: past its 15 minutes) cannot
     be answered by any retry: the run ends with the idea filed, and a replay does nothing."""
-    world.discord_sb.command(world.discord_url, user="quinn_harbor", name="idea",
-                             options={"text": "A glossary of the forum's tags"})
+    world.discord_sb.command(
+        world.discord_url, user="quinn_harbor", name="idea", options={"text": "A glossary of the forum's tags"}
+    )
     event_id = wait_for_event(world, source="discord", kind="idea", route="idea")
     with world.ledger.transaction() as session:
         event = session.get(InboxEvent, event_id)
-        event.payload = {**event.payload, "attributes": {
-            **event.payload["attributes"], "interaction_token": "expired-token-0000"}}
+        event.payload = {
+            **event.payload,
+            "attributes": {**event.payload["attributes"], "interaction_token": "expired-token-0000"},
+        }
     result = inbox.handle_event(world.ledger, event_id)
     [idea] = _ideas(world)
     assert result == f"idea:{idea.id}" and not bot_messages(world, f"**#{idea.id}**")

@@ -12,27 +12,26 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from ledger import ideas as backlog
-from ledger.models import AuditEntry, Idea, IdeaStatus, IdeaStatusChange, InboxEvent, Person
-
 from flows import inbox
 from flows.ideas.handlers import STATUS_ROUTE
 from flows.ideas.status import handle_status
 from flows.ideas.triage import ideas_triage, iso_week
+from ledger import ideas as backlog
+from ledger.models import AuditEntry, Idea, IdeaStatus, IdeaStatusChange, InboxEvent, Person
 from tests.support.ideas import bot_messages, events, wait_for_event
 from tests.support.membership import NOW
 
 # (title, body, age in days, status): the seeded backlog, ids 1..9 in this order.
 SEED = [
-    ("Weekly office hours on Discord", None, 40, "new"),                    # 1 flagged (40 d)
+    ("Weekly office hours on Discord", None, 40, "new"),  # 1 flagged (40 d)
     ("Dark mode for the forum", "Easier on the eyes at night.", 12, "new"),  # 2
-    ("Hold weekly office hours in the Discord server", None, 5, "new"),      # 3 duplicate of 1
-    ("Budget of 300 USD for conference stickers", None, 4, "new"),         # 4 Board: budget
+    ("Hold weekly office hours in the Discord server", None, 5, "new"),  # 3 duplicate of 1
+    ("Budget of 300 USD for conference stickers", None, 4, "new"),  # 4 Board: budget
     ("Migrate the forum to Zulip", "Threads work better there.", 3, "new"),  # 5 Board: migrate
-    ("Translate the code of conduct into Spanish", None, 3, "new"),         # 6
-    ("Spanish translation of the Code of Conduct", None, 2, "new"),         # 7 duplicate of 6
-    ("A Slack workspace channel for moderators", None, 1, "new"),           # 8 slack
-    ("Mentoring programme for new moderators", None, 60, "accepted"),       # 9 decided: no flag
+    ("Translate the code of conduct into Spanish", None, 3, "new"),  # 6
+    ("Spanish translation of the Code of Conduct", None, 2, "new"),  # 7 duplicate of 6
+    ("A Slack workspace channel for moderators", None, 1, "new"),  # 8 slack
+    ("Mentoring programme for new moderators", None, 60, "accepted"),  # 9 decided: no flag
 ]
 
 
@@ -41,8 +40,15 @@ def seed(world) -> list[int]:
     with world.ledger.transaction() as session:
         for n, (title, body, age, status) in enumerate(SEED, start=1):
             at = NOW - timedelta(days=age)
-            idea, _ = backlog.file_idea(session, title=title, body=body, source="operator",
-                                        source_key=f"operator:seed-{n}", actor="operator", at=at)
+            idea, _ = backlog.file_idea(
+                session,
+                title=title,
+                body=body,
+                source="operator",
+                source_key=f"operator:seed-{n}",
+                actor="operator",
+                at=at,
+            )
             if status == "accepted":
                 backlog.change_status(session, idea, "triaged", actor="operator", at=at)
                 backlog.change_status(session, idea, "accepted", actor="operator", at=at)
@@ -74,15 +80,14 @@ def test_triage_finds_duplicates_classifies_flags_and_posts_one_digest(world):
         assert all(rows[i].status == IdeaStatus.TRIAGED for i in ids[:8])
         assert rows[ids[8]].status == IdeaStatus.ACCEPTED and rows[ids[8]].flagged_at is None
         assert rows[ids[0]].flagged_at is not None
-        actions = [a for a, in session.execute(select(AuditEntry.action))]
+        actions = [a for (a,) in session.execute(select(AuditEntry.action))]
     assert actions.count("idea.triaged") == 8 and actions.count("idea.flagged") == 1
 
     # The digest: 8 waiting items, 5 per message (one row of buttons each): two messages in
     # the WG channel, within Discord's limits, the duplicate and the flag shown.
     posted = digest_messages(world)
     assert len(posted) == 2 and all(len(m["content"]) <= 2000 for m in posted)
-    wg_channel = world.platforms.space("discord").connector.channel_id(
-        world.platforms.space("discord").wg_channel)
+    wg_channel = world.platforms.space("discord").connector.channel_id(world.platforms.space("discord").wg_channel)
     assert {m["channel_id"] for m in posted} == {wg_channel}
     text = "\n".join(m["content"] for m in posted)
     assert f"likely duplicate of #{ids[0]}" in text and "⚠️" in text and "Board (budget)" in text
@@ -91,8 +96,9 @@ def test_triage_finds_duplicates_classifies_flags_and_posts_one_digest(world):
 
     # The backlog table artifact of this run.
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
     table = next(a for a in artifacts if a.key == "ideas-backlog")
     data = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert table.type == "table" and len(data) == 9
@@ -106,13 +112,16 @@ def test_triage_finds_duplicates_classifies_flags_and_posts_one_digest(world):
 
 
 def _press(world, gateway, *, user: str, custom_id: str, count: int) -> str:
-    [message] = [m for m in digest_messages(world)
-                 if any(b["custom_id"] == custom_id for r in m["components"] for b in r["components"])]
-    answer = world.discord_sb.press(world.discord_url, user=user, channel_id=message["channel_id"],
-                                    message_id=message["id"], custom_id=custom_id)
+    [message] = [
+        m
+        for m in digest_messages(world)
+        if any(b["custom_id"] == custom_id for r in m["components"] for b in r["components"])
+    ]
+    answer = world.discord_sb.press(
+        world.discord_url, user=user, channel_id=message["channel_id"], message_id=message["id"], custom_id=custom_id
+    )
     assert answer["status"] == 200 and answer["response"]["type"] == 5
-    event_id = wait_for_event(world, source="discord", kind="component", route=STATUS_ROUTE,
-                              count=count)
+    event_id = wait_for_event(world, source="discord", kind="component", route=STATUS_ROUTE, count=count)
     return inbox.handle_event(world.ledger, event_id)
 
 
@@ -123,8 +132,10 @@ def test_members_change_status_others_are_refused_and_everything_is_audited(worl
     first = ids[0]
 
     # A member accepts idea 1 with the digest's button.
-    assert _press(world, gateway, user="cleo_marsh", custom_id=f"cfi:{first}:accepted",
-                  count=1) == f"idea:{first}:accepted"
+    assert (
+        _press(world, gateway, user="cleo_marsh", custom_id=f"cfi:{first}:accepted", count=1)
+        == f"idea:{first}:accepted"
+    )
     assert bot_messages(world, f"Idea **#{first}**")
     # The digest shows it to the rest of the WG: the item's status, its buttons gone, the
     # other items' buttons kept.
@@ -136,8 +147,10 @@ def test_members_change_status_others_are_refused_and_everything_is_audited(worl
     edited = shown["edited_at"]
     assert edited is not None
     # Someone on Discord who is not a WG member is refused; the refusal is audited.
-    assert _press(world, gateway, user="quinn_harbor", custom_id=f"cfi:{first + 1}:declined",
-                  count=2) == "refused:not-a-member"
+    assert (
+        _press(world, gateway, user="quinn_harbor", custom_id=f"cfi:{first + 1}:declined", count=2)
+        == "refused:not-a-member"
+    )
     assert bot_messages(world, "Only active members of the working group")
     [again] = [m for m in digest_messages(world) if m["id"] == shown["id"]]
     assert again["edited_at"] == edited, "a refused press edits nothing"
@@ -145,35 +158,47 @@ def test_members_change_status_others_are_refused_and_everything_is_audited(worl
     # /idea-status: a move R-IDEA-1 forbids is refused naming the allowed one; then allowed.
     def command(user: str, count: int, **options) -> str:
         world.discord_sb.command(world.discord_url, user=user, name="idea-status", options=options)
-        return inbox.handle_event(world.ledger, wait_for_event(
-            world, source="discord", kind="idea-status", route=STATUS_ROUTE, count=count))
+        return inbox.handle_event(
+            world.ledger, wait_for_event(world, source="discord", kind="idea-status", route=STATUS_ROUTE, count=count)
+        )
 
     assert command("dario_fenwick", 1, id=first, status="done") == "refused:transition"
     assert bot_messages(world, "from accepted it may go to in-progress")
-    assert command("dario_fenwick", 2, id=first, status="in-progress",
-                   note="Starting in December") == f"idea:{first}:in-progress"
+    assert (
+        command("dario_fenwick", 2, id=first, status="in-progress", note="Starting in December")
+        == f"idea:{first}:in-progress"
+    )
     assert command("dario_fenwick", 3, id=999, status="done") == "refused:no-such-idea"
 
     with world.ledger.read() as session:
         idea = session.get(Idea, first)
         assert idea.status == IdeaStatus.IN_PROGRESS
-        history = list(session.scalars(select(IdeaStatusChange).where(
-            IdeaStatusChange.idea_id == first).order_by(IdeaStatusChange.id)))
+        history = list(
+            session.scalars(
+                select(IdeaStatusChange).where(IdeaStatusChange.idea_id == first).order_by(IdeaStatusChange.id)
+            )
+        )
         assert [(h.from_status, h.to_status) for h in history] == [
-            (None, IdeaStatus.NEW), (IdeaStatus.NEW, IdeaStatus.TRIAGED),
-            (IdeaStatus.TRIAGED, IdeaStatus.ACCEPTED), (IdeaStatus.ACCEPTED, IdeaStatus.IN_PROGRESS)]
+            (None, IdeaStatus.NEW),
+            (IdeaStatus.NEW, IdeaStatus.TRIAGED),
+            (IdeaStatus.TRIAGED, IdeaStatus.ACCEPTED),
+            (IdeaStatus.ACCEPTED, IdeaStatus.IN_PROGRESS),
+        ]
         cleo = session.scalar(select(Person).where(Person.handle == "cleo_marsh"))
         assert history[2].changed_by == f"person:{cleo.id}"
         assert history[3].note == "Starting in December"
-        refused = list(session.scalars(select(AuditEntry).where(
-            AuditEntry.action == "idea.status-refused").order_by(AuditEntry.seq)))
-        assert [json.loads(r.payload_json)["reason"] for r in refused] == [
-            "not-a-member", "transition", "no-such-idea"]
+        refused = list(
+            session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "idea.status-refused").order_by(AuditEntry.seq)
+            )
+        )
+        assert [json.loads(r.payload_json)["reason"] for r in refused] == ["not-a-member", "transition", "no-such-idea"]
         assert refused[0].subject == f"idea:{first + 1}"
         assert json.loads(refused[0].payload_json)["person"] is None  # not a person we know
         assert session.get(Idea, first + 1).status == IdeaStatus.TRIAGED
-        changes = session.scalars(select(AuditEntry).where(AuditEntry.action == "idea.status")
-                                  .where(AuditEntry.subject == f"idea:{first}")).all()
+        changes = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "idea.status").where(AuditEntry.subject == f"idea:{first}")
+        ).all()
         assert len(changes) == 3  # triaged, accepted, in-progress
         # Nothing in the audit log names a platform account or the note.
         assert "quinn_harbor" not in " ".join(r.payload_json for r in refused)
@@ -209,8 +234,9 @@ def test_ideas_list_filters_and_add(world, cli):
     bad = runner.invoke(cli, ["ideas", "list", "--status", "shipped"])
     assert bad.exit_code == 2 and "--status: unknown value 'shipped'" in bad.output
 
-    added = runner.invoke(cli, ["ideas", "add", "A glossary of Django terms", "--author",
-                                "gale_morrow", "--ref", "mail-7"])
+    added = runner.invoke(
+        cli, ["ideas", "add", "A glossary of Django terms", "--author", "gale_morrow", "--ref", "mail-7"]
+    )
     assert added.exit_code == 0 and added.output.startswith("idea #")
     twice = runner.invoke(cli, ["ideas", "add", "A glossary of Django terms", "--ref", "mail-7"])
     assert "was already filed" in twice.output

@@ -14,24 +14,31 @@ from pathlib import Path
 
 import pytest
 
+from flows.kit import context
+from flows.membership import ballot as ballots
+from flows.membership.ballot import close_due_ballots
+from flows.membership.handlers import handle_confirm, handle_intake, handle_vote
+from flows.membership.intake import confirm_identity
+from flows.platforms import Platforms, use
 from ledger import audit
 from ledger.backup import backup, restore
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import Application, ApplicationStatus, Ballot, BallotOutcome
 from rules import default_charter
-from tests.support.net import LoopbackServer
-from tests.support.membership import (
-    CONFIRM_SECRET, NOW, World, discord_event, discord_seed, discourse_seed, put_event, seed_members)
 from tests.flows.membership.test_join import _dm_button, _forum_token
 from tests.support.ledger import create_database
-
-from flows.membership import ballot as ballots
-from flows.membership.ballot import close_due_ballots
-from flows.kit import context
-from flows.membership.handlers import handle_confirm, handle_intake, handle_vote
-from flows.membership.intake import confirm_identity
-from flows.platforms import Platforms, use
+from tests.support.membership import (
+    CONFIRM_SECRET,
+    NOW,
+    World,
+    discord_event,
+    discord_seed,
+    discourse_seed,
+    put_event,
+    seed_members,
+)
+from tests.support.net import LoopbackServer
 
 
 def _ledger_url(backend: str, request: pytest.FixtureRequest, path: Path) -> str:
@@ -53,37 +60,65 @@ def _world(ledger: Ledger) -> Iterator[World]:
     with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv:
         forum, discord = dsb.connect(d_srv.url), csb.connect(c_srv.url)
         charter = default_charter()
-        platforms = Platforms.build(charter=charter, discourse=forum, discord=discord,
-                                    confirm_secret=CONFIRM_SECRET,
-                                    gateway_url="http://gateway.test")
+        platforms = Platforms.build(
+            charter=charter,
+            discourse=forum,
+            discord=discord,
+            confirm_secret=CONFIRM_SECRET,
+            gateway_url="http://gateway.test",
+        )
         with ledger.transaction() as session:
-            people = seed_members(session, forum=forum, discord=discord, charter=charter,
-                                  start=NOW - timedelta(days=100))
+            people = seed_members(
+                session, forum=forum, discord=discord, charter=charter, start=NOW - timedelta(days=100)
+            )
         with use(ledger=ledger, platforms=platforms):
-            yield World(ledger=ledger, platforms=platforms, discourse_sb=dsb,
-                        discourse_url=d_srv.url, discord_sb=csb, discord_url=c_srv.url,
-                        people=people)
+            yield World(
+                ledger=ledger,
+                platforms=platforms,
+                discourse_sb=dsb,
+                discourse_url=d_srv.url,
+                discord_sb=csb,
+                discord_url=c_srv.url,
+                people=people,
+            )
         forum.close()
         discord.close()
 
 
 def _filed_and_confirmed(world: World) -> tuple[int, int]:
     """quinn_harbor applies through the form and confirms on Discord and the Forum."""
-    event = put_event(world, source="form", kind="application", route="intake", key="form:q-1",
-                      data={"submission_id": "q-1", "why": "I moderate a local meetup forum.",
-                            "experience": "Five years of community moderation.",
-                            "discourse_username": "quinn_harbor",
-                            "discord_username": "quinn_harbor"})
-    app_id = int(handle_intake(event_id=event, ledger=world.ledger, platforms=world.platforms,
-                               now=NOW).split(":")[1])
+    event = put_event(
+        world,
+        source="form",
+        kind="application",
+        route="intake",
+        key="form:q-1",
+        data={
+            "submission_id": "q-1",
+            "why": "I moderate a local meetup forum.",
+            "experience": "Five years of community moderation.",
+            "discourse_username": "quinn_harbor",
+            "discord_username": "quinn_harbor",
+        },
+    )
+    app_id = int(handle_intake(event_id=event, ledger=world.ledger, platforms=world.platforms, now=NOW).split(":")[1])
     message, custom_id = _dm_button(world, "quinn_harbor")
-    press = discord_event(world, kind="component", route="confirm", payload={
-        "user": "quinn_harbor", "custom_id": custom_id, "message_id": message["id"],
-        "channel_id": message["channel_id"]})
-    handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms,
-                   now=NOW + timedelta(minutes=5))
-    assert confirm_identity(token=_forum_token(world), now=NOW + timedelta(minutes=10)) \
+    press = discord_event(
+        world,
+        kind="component",
+        route="confirm",
+        payload={
+            "user": "quinn_harbor",
+            "custom_id": custom_id,
+            "message_id": message["id"],
+            "channel_id": message["channel_id"],
+        },
+    )
+    handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=5))
+    assert (
+        confirm_identity(token=_forum_token(world), now=NOW + timedelta(minutes=10))
         == f"application:{app_id}:confirmed"
+    )
     with world.ledger.read() as session:
         app = session.get(Application, app_id)
         assert app.status == ApplicationStatus.VOTING
@@ -91,8 +126,9 @@ def _filed_and_confirmed(world: World) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_restored_backup_carries_the_lifecycle_on(backend: str, request: pytest.FixtureRequest,
-                                                  tmp_path: Path, prefect_server: None) -> None:
+def test_restored_backup_carries_the_lifecycle_on(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, prefect_server: None
+) -> None:
     original = Ledger(_ledger_url(backend, request, tmp_path / "ledger.db"))
     fresh = Ledger(_ledger_url(backend, request, tmp_path / "restored.db"))
     file = tmp_path / "mid-lifecycle.backup"
@@ -110,15 +146,24 @@ def test_restored_backup_carries_the_lifecycle_on(backend: str, request: pytest.
             where = ballots.refs(context(NOW), ballot_id)  # the ballot's messages, restored
             dref = where["discord"]
             for user in ("cleo_marsh", "dario_fenwick"):
-                ev = discord_event(world, kind="ballot_vote", route="vote", payload={
-                    "user": user, "custom_id": f"cfb:{dref['ballot_id']}:0",
-                    "message_id": dref["message_id"], "channel_id": dref["thread_id"]})
-                assert handle_vote(event_id=ev, ledger=fresh, platforms=world.platforms,
-                                   now=NOW + timedelta(hours=1)) == f"ballot:{ballot_id}:vote"
+                ev = discord_event(
+                    world,
+                    kind="ballot_vote",
+                    route="vote",
+                    payload={
+                        "user": user,
+                        "custom_id": f"cfb:{dref['ballot_id']}:0",
+                        "message_id": dref["message_id"],
+                        "channel_id": dref["thread_id"],
+                    },
+                )
+                assert (
+                    handle_vote(event_id=ev, ledger=fresh, platforms=world.platforms, now=NOW + timedelta(hours=1))
+                    == f"ballot:{ballot_id}:vote"
+                )
             poll = ballots.platform_ballot("discourse", where["discourse"])
             for voter in ("avery_quill", "bram_tolliver"):
-                world.discourse_sb.cast_vote(world.discourse_url, poll, voter=voter,
-                                             option_index=0)
+                world.discourse_sb.cast_vote(world.discourse_url, poll, voter=voter, option_index=0)
             closed = close_due_ballots(now=NOW + timedelta(hours=2))
         assert closed[0]["outcome"] == "passed" and closed[0]["yes"] == 4
 
@@ -128,7 +173,6 @@ def test_restored_backup_carries_the_lifecycle_on(backend: str, request: pytest.
             check = audit.verify(session, expect_head=str(witnessed))
             assert check.ok and audit.head(session).seq > witnessed.seq
         forum = world.discourse_state()
-        assert "quinn_harbor" in next(g for g in forum["groups"]
-                                      if g["name"] == "working-group")["members"]
+        assert "quinn_harbor" in next(g for g in forum["groups"] if g["name"] == "working-group")["members"]
         assert any(c["action"] == "grant" for c in world.discord_state()["role_changes"])
     fresh.dispose()

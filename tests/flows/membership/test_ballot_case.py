@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ledger.models import Application, Ballot, BallotOutcome
-
+from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.kit import context
 from flows.membership.intake import intake
+from ledger.models import Application, Ballot, BallotOutcome
 from tests.support.membership import NOW, apply_proven, press_vote
 
 
@@ -34,8 +33,10 @@ def test_approval_ballot_shows_the_case_and_closes_with_the_merged_tally(world):
     result = apply_proven(world, "yara_penhale", nominator="ursula_finch", discord=True)
     ballot_id, where = _ballot_of(world, result["application"])
     member_days = (NOW - datetime.fromisoformat("2024-06-01T00:00:00+00:00")).days
-    shown = {"discord": _discord_message(world, where["discord"]["message_id"])["content"],
-             "discourse": _forum_raw(world, where["discourse"]["ballot_id"])}
+    shown = {
+        "discord": _discord_message(world, where["discord"]["message_id"])["content"],
+        "discourse": _forum_raw(world, where["discourse"]["ballot_id"]),
+    }
     for platform, text in shown.items():
         assert "I answer newcomers' questions every week." in text, platform
         assert "Moderation of a regional user group." in text, platform
@@ -45,8 +46,12 @@ def test_approval_ballot_shows_the_case_and_closes_with_the_merged_tally(world):
     assert len(shown["discord"]) <= 2000
 
     # One yes in the Forum poll (read by the closer), then three on Discord: 4 of 7 decide it.
-    world.discourse_sb.cast_vote(world.discourse_url, ballots.platform_ballot("discourse", where["discourse"]),
-                                 voter="avery_quill", option_index=0)
+    world.discourse_sb.cast_vote(
+        world.discourse_url,
+        ballots.platform_ballot("discourse", where["discourse"]),
+        voter="avery_quill",
+        option_index=0,
+    )
     assert close_due_ballots(now=NOW + timedelta(minutes=5))[0]["outcome"] == "open"
     for voter in ("cleo_marsh", "dario_fenwick", "felix_oakes"):
         press_vote(world, where["discord"], voter, 0, now=NOW + timedelta(minutes=10))
@@ -62,7 +67,8 @@ def test_approval_ballot_shows_the_case_and_closes_with_the_merged_tally(world):
     message = _discord_message(world, where["discord"]["message_id"])
     assert merged in message["content"] and message["components"] == []
     everything = [m["content"] for m in world.discord_state()["messages"]] + [
-        p["raw"] for p in world.discourse_state()["posts"]]
+        p["raw"] for p in world.discourse_state()["posts"]
+    ]
     assert not [t for t in everything if "0 votes" in t]
 
 
@@ -70,9 +76,15 @@ def test_long_answers_are_shortened_on_discord_with_a_link_to_the_forum_ballot(w
     directory = world.platforms.space("discourse").directory
     why = " ".join(f"reason-{i:04d}" for i in range(300))  # 3599 characters (at most 4000)
     experience = "I moderate a user group. " * 120  # 3000 characters
-    result = intake(forum_username="ivo_stone", motivation=why, experience=experience,
-                    source="discourse", source_ref="test:ivo_stone-long",
-                    proven_accounts={"discourse": directory.find_user("ivo_stone").id}, now=NOW)
+    result = intake(
+        forum_username="ivo_stone",
+        motivation=why,
+        experience=experience,
+        source="discourse",
+        source_ref="test:ivo_stone-long",
+        proven_accounts={"discourse": directory.find_user("ivo_stone").id},
+        now=NOW,
+    )
     ballot_id, where = _ballot_of(world, result["application"])
     forum = _forum_raw(world, where["discourse"]["ballot_id"])
     assert why in forum and experience.strip() in forum  # the Forum holds them in full
@@ -84,20 +96,35 @@ def test_long_answers_are_shortened_on_discord_with_a_link_to_the_forum_ballot(w
 
 
 def test_evidence_and_nomination_lines_say_what_is_known_and_what_is_not():
+    from flows.membership.approval import evidence_line, nomination_line
     from rules import default_charter
 
-    from flows.membership.approval import evidence_line, nomination_line
-
-    evidence = {"checked_at": "2026-12-05T00:00:00+00:00", "nominator": "nell_ashgrove", "platforms": {
-        "discourse": {"created_at": "2025-11-30T00:00:00+00:00", "days_visited": 14, "post_count": 6,
-                      "answer": "yes", "reason": "…"},
-        "discord": {"joined_at": "2026-05-19T00:00:00+00:00", "messages_90d": None, "answer": "unknown",
-                    "reason": "…"}},
-        "nomination_valid": False}
+    evidence = {
+        "checked_at": "2026-12-05T00:00:00+00:00",
+        "nominator": "nell_ashgrove",
+        "platforms": {
+            "discourse": {
+                "created_at": "2025-11-30T00:00:00+00:00",
+                "days_visited": 14,
+                "post_count": 6,
+                "answer": "yes",
+                "reason": "…",
+            },
+            "discord": {
+                "joined_at": "2026-05-19T00:00:00+00:00",
+                "messages_90d": None,
+                "answer": "unknown",
+                "reason": "…",
+            },
+        },
+        "nomination_valid": False,
+    }
     assert evidence_line(evidence, charter=default_charter()) == (
-        "Forum: 14 days visited, 6 posts, account 370 days; Discord: member 200 days, unknown messages/90 days")
+        "Forum: 14 days visited, 6 posts, account 370 days; Discord: member 200 days, unknown messages/90 days"
+    )
     assert nomination_line("nell_ashgrove", evidence, handle="orla_quince") == (
-        "nominated by nell_ashgrove, who is not on the list of DSF Individual Members: not valid (R-ELIG-2)")
+        "nominated by nell_ashgrove, who is not on the list of DSF Individual Members: not valid (R-ELIG-2)"
+    )
     assert nomination_line(None, evidence, handle="orla_quince") == "none (applied without a nominator)"
     assert nomination_line("Orla_Quince", {}, handle="orla_quince") == "self-nominated (Orla_Quince, R-ELIG-3)"
     unfetched = {"platforms": {"discord": {"answer": "unknown", "reason": "not fetched"}}}

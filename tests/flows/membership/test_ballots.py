@@ -9,14 +9,21 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from ledger import repo
-from ledger.models import (Application, ApplicationStatus, AuditEntry, Ballot, BallotOutcome,
-                           BallotStatus, MembershipStatus, Person)
-
+from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.kit import context
 from flows.membership.removal import open_removal_ballot
+from ledger import repo
+from ledger.models import (
+    Application,
+    ApplicationStatus,
+    AuditEntry,
+    Ballot,
+    BallotOutcome,
+    BallotStatus,
+    MembershipStatus,
+    Person,
+)
 from tests.support.membership import NOW, apply_proven, discord_dms, forum_pms, press_vote
 
 
@@ -36,8 +43,12 @@ def test_quorum_not_reached_at_the_deadline_rejects(world):
     soon = NOW + timedelta(hours=1)
     assert press_vote(world, where["discord"], "cleo_marsh", 0, now=soon) == f"ballot:{ballot_id}:vote"
     assert press_vote(world, where["discord"], "dario_fenwick", 0, now=soon) == f"ballot:{ballot_id}:vote"
-    world.discourse_sb.cast_vote(world.discourse_url, ballots.platform_ballot("discourse", where["discourse"]),
-                                 voter="avery_quill", option_index=1)
+    world.discourse_sb.cast_vote(
+        world.discourse_url,
+        ballots.platform_ballot("discourse", where["discourse"]),
+        voter="avery_quill",
+        option_index=1,
+    )
     assert close_due_ballots(now=soon)[0]["outcome"] == "open"  # the others may still vote
 
     [closed] = close_due_ballots(now=closes + timedelta(minutes=1))
@@ -80,8 +91,12 @@ def test_removal_fails_one_short_and_passes_with_exactly_the_majority(world):
     # Three yes (two on Discord, one on the Forum) and nobody else: one short of four.
     press_vote(world, where["discord"], "cleo_marsh", 0, now=soon)
     press_vote(world, where["discord"], "dario_fenwick", 0, now=soon)
-    world.discourse_sb.cast_vote(world.discourse_url, ballots.platform_ballot("discourse", where["discourse"]),
-                                 voter="bram_tolliver", option_index=0)
+    world.discourse_sb.cast_vote(
+        world.discourse_url,
+        ballots.platform_ballot("discourse", where["discourse"]),
+        voter="bram_tolliver",
+        option_index=0,
+    )
     assert close_due_ballots(now=soon)[0]["outcome"] == "open"
     [failed] = close_due_ballots(now=closes + timedelta(minutes=5))
     assert (failed["outcome"], failed["yes"], failed["electorate"]) == ("failed", 3, 6)
@@ -91,8 +106,7 @@ def test_removal_fails_one_short_and_passes_with_exactly_the_majority(world):
         refused = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "vote.refused")))
         assert len(refused) == 1
     assert any("did not pass: you remain a member" in m["content"] for m in discord_dms(world, "hana_pike"))
-    assert "hana_pike" in next(g for g in world.discourse_state()["groups"]
-                               if g["name"] == "working-group")["members"]
+    assert "hana_pike" in next(g for g in world.discourse_state()["groups"] if g["name"] == "working-group")["members"]
 
     # Another removal: exactly four yes of six passes, at the fourth vote (R-VOTE-EARLY).
     later = closes + timedelta(days=1)
@@ -110,8 +124,10 @@ def test_removal_fails_one_short_and_passes_with_exactly_the_majority(world):
         assert ballot.ruling == "R-VOTE-EARLY"
         person = session.get(Person, world.people["gale_morrow"])
         assert person.memberships[-1].status == MembershipStatus.REMOVED
-    assert "gale_morrow" not in next(g for g in world.discourse_state()["groups"]
-                                     if g["name"] == "working-group")["members"]
+    assert (
+        "gale_morrow"
+        not in next(g for g in world.discourse_state()["groups"] if g["name"] == "working-group")["members"]
+    )
     gale_id = next(m["id"] for m in world.discord_state()["members"] if m["username"] == "gale_morrow")
     assert any(c["action"] == "revoke" and c["user_id"] == gale_id for c in world.discord_state()["role_changes"])
     assert any("passed: your membership has ended" in m["content"] for m in discord_dms(world, "gale_morrow"))
@@ -131,8 +147,9 @@ def test_a_ballot_not_shown_on_one_platform_fails_its_run_and_the_rerun_shows_it
     from connectors.errors import RetriableError
     from flows.membership.approval import open_approval_ballot
 
-    httpx.post(f"{world.discord_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503},
-               timeout=10).raise_for_status()
+    httpx.post(
+        f"{world.discord_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503}, timeout=10
+    ).raise_for_status()
     try:
         with pytest.raises(RetriableError):
             apply_proven(world, "yara_penhale")

@@ -5,7 +5,6 @@ a nominator who is not on the DSF list makes the nomination invalid, with that r
 from __future__ import annotations
 
 from ledger.models import Application, ApplicationStatus, EligibilityOutcome
-
 from tests.support.membership import NOW, apply_proven, forum_pms
 
 
@@ -20,8 +19,7 @@ def test_not_eligible_nominated_and_invalid_nomination(world):
     # A Forum account 60 days old, active but too new, nobody nominating: refused, told kindly.
     refused = apply_proven(world, "rowan_vale")
     status, ballot_id, outcome, ruling, reason, evidence = _app(world, refused["application"])
-    assert (status, outcome, ruling, ballot_id) == (ApplicationStatus.REFUSED, EligibilityOutcome.NO,
-                                                     "R-ELIG-1", None)
+    assert (status, outcome, ruling, ballot_id) == (ApplicationStatus.REFUSED, EligibilityOutcome.NO, "R-ELIG-1", None)
     assert refused["eligibility"]["status"] == "refused" and "not active enough yet" in reason
     # R-ELIG-4: the figures used and when they were fetched are kept.
     forum = evidence["platforms"]["discourse"]
@@ -40,8 +38,7 @@ def test_not_eligible_nominated_and_invalid_nomination(world):
     # Nominated by someone who is not on the DSF list: the nomination is invalid, and says so.
     invalid = apply_proven(world, "wren_calloway", nominator="mallory_quint")
     status, ballot_id, outcome, ruling, reason, evidence = _app(world, invalid["application"])
-    assert (status, outcome, ruling, ballot_id) == (ApplicationStatus.REFUSED, EligibilityOutcome.NO,
-                                                     "R-ELIG-2", None)
+    assert (status, outcome, ruling, ballot_id) == (ApplicationStatus.REFUSED, EligibilityOutcome.NO, "R-ELIG-2", None)
     assert "mallory_quint is not on the list of DSF Individual Members" in reason
     [message] = forum_pms(world, "wren_calloway")
     assert "(R-ELIG-2)" in message and "mallory_quint is not on the list" in message

@@ -20,19 +20,18 @@ import httpx
 import pytest
 
 from connectors.registry import discover, load_connector
+from flows.membership import ballot as ballots
+from flows.membership.ballot import close_due_ballots
+from flows.membership.intake import intake
+from flows.platforms import Platforms, use
 from ledger import platforms as ledger_platforms
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import Application, ApplicationStatus, Ballot, BallotOutcome, Person, Platform
 from rules import default_charter
-from tests.support.net import LoopbackServer
 from tests.support.membership import CONFIRM_SECRET, MEMBERS, NOW, press_vote
-
-from flows.membership import ballot as ballots
-from flows.membership.ballot import close_due_ballots
-from flows.membership.intake import intake
-from flows.platforms import Platforms, use
+from tests.support.net import LoopbackServer
 
 # Installing a package and a world of three sandboxes take longer than one ordinary test.
 pytestmark = pytest.mark.timeout(900)
@@ -43,8 +42,12 @@ DIST = "charterflow-parlor"
 def _uv(*args: str) -> subprocess.CompletedProcess[str]:
     # The uv of the venv running the tests, acting on that venv.
     uv = Path(sys.executable).parent / "uv"
-    return subprocess.run([str(uv if uv.exists() else "uv"), "pip", *args, "--python", sys.executable],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(uv if uv.exists() else "uv"), "pip", *args, "--python", sys.executable],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +72,21 @@ def parlor_seed() -> dict[str, Any]:
     old = (NOW - timedelta(days=500)).isoformat()
     users = [{"username": "parlor_host", "admin": True, "created_at": old, "posts": 900, "days_visited": 400}]
     users += [{"username": m, "created_at": old, "posts": 60, "days_visited": 100} for m in MEMBERS]
-    users += [{"username": "nell_bracken", "created_at": (NOW - timedelta(days=400)).isoformat(),
-               "posts": 25, "days_visited": 40, "last_seen_at": (NOW - timedelta(days=1)).isoformat()},
-              {"username": "otto_pell", "created_at": (NOW - timedelta(days=20)).isoformat(),
-               "posts": 80, "days_visited": 19}]
+    users += [
+        {
+            "username": "nell_bracken",
+            "created_at": (NOW - timedelta(days=400)).isoformat(),
+            "posts": 25,
+            "days_visited": 40,
+            "last_seen_at": (NOW - timedelta(days=1)).isoformat(),
+        },
+        {
+            "username": "otto_pell",
+            "created_at": (NOW - timedelta(days=20)).isoformat(),
+            "posts": 80,
+            "days_visited": 19,
+        },
+    ]
     return {"users": users, "groups": {"working-group": list(MEMBERS)}}
 
 
@@ -86,19 +100,38 @@ def parlor_world(world: Any, parlor_installed: Path, monkeypatch: pytest.MonkeyP
             monkeypatch.setenv(name, value)
         parlor = cls.from_env()
         connectors = {name: world.platforms.space(name).connector for name in world.platforms.names()}
-        platforms = Platforms.build(charter=world.platforms.charter, confirm_secret=CONFIRM_SECRET,
-                                    gateway_url=world.platforms.gateway_url,
-                                    dsf_members=world.platforms.dsf_members, mailer=world.platforms.mailer,
-                                    **connectors, parlor=parlor)
+        platforms = Platforms.build(
+            charter=world.platforms.charter,
+            confirm_secret=CONFIRM_SECRET,
+            gateway_url=world.platforms.gateway_url,
+            dsf_members=world.platforms.dsf_members,
+            mailer=world.platforms.mailer,
+            **connectors,
+            parlor=parlor,
+        )
         with world.ledger.transaction() as session:
             for handle, person_id in world.people.items():
                 person = session.get(Person, person_id)
                 user = parlor.find_user(handle)
-                repo.add_identity(session, person, platform="parlor", actor="operator",
-                                  external_id=user.id, username=user.username, at=NOW - timedelta(days=100))
-                repo.set_desired_platform_role(session, person, platform="parlor", role="group:working-group",
-                                               desired=True, actor="operator", decision_ref="roster",
-                                               at=NOW - timedelta(days=100))
+                repo.add_identity(
+                    session,
+                    person,
+                    platform="parlor",
+                    actor="operator",
+                    external_id=user.id,
+                    username=user.username,
+                    at=NOW - timedelta(days=100),
+                )
+                repo.set_desired_platform_role(
+                    session,
+                    person,
+                    platform="parlor",
+                    role="group:working-group",
+                    desired=True,
+                    actor="operator",
+                    decision_ref="roster",
+                    at=NOW - timedelta(days=100),
+                )
         world.parlor_url, world.parlor_sb = server.url, sandbox
         with use(ledger=world.ledger, platforms=platforms):
             world.platforms = platforms
@@ -139,9 +172,15 @@ def _served_once_approved(ledger: Any, monkeypatch: Any) -> None:
         platforms.close()
     charter = default_charter()
     with ledger.transaction() as session:
-        ledger_platforms.record_state(session, platform="parlor", state="trial", actor="test",
-                                      decided_by="board:slack", charter_platforms=charter.platforms,
-                                      trial_ends_at=datetime.now(UTC) + timedelta(days=90))
+        ledger_platforms.record_state(
+            session,
+            platform="parlor",
+            state="trial",
+            actor="test",
+            decided_by="board:slack",
+            charter_platforms=charter.platforms,
+            trial_ends_at=datetime.now(UTC) + timedelta(days=90),
+        )
     platforms = Platforms.from_settings()
     try:
         assert platforms.names() == ("parlor",)
@@ -164,9 +203,15 @@ def test_membership_lifecycle_on_a_fifth_platform(parlor_world):
     w = parlor_world
     assert w.platforms.names() == ("discourse", "discord", "parlor")
     applicant = w.platforms.space("parlor").directory.find_user("nell_bracken")
-    result = intake(accounts={"parlor": "nell_bracken"}, motivation="I host the Parlor newcomers' table.",
-                    experience="Two years of moderation on Parlor.", source="parlor",
-                    source_ref="test:nell_bracken", proven_accounts={"parlor": applicant.id}, now=NOW)
+    result = intake(
+        accounts={"parlor": "nell_bracken"},
+        motivation="I host the Parlor newcomers' table.",
+        experience="Two years of moderation on Parlor.",
+        source="parlor",
+        source_ref="test:nell_bracken",
+        proven_accounts={"parlor": applicant.id},
+        now=NOW,
+    )
     app_id = result["application"]
     assert result["eligibility"]["status"] == "eligible", result["eligibility"]
     assert "parlor" in result["eligibility"]["reason"]  # R-ELIG-1 decided on Parlor's figures
@@ -188,7 +233,9 @@ def test_membership_lifecycle_on_a_fifth_platform(parlor_world):
 
     # Two yes on Discord, two on Parlor (through Parlor's own API): 4 of 7 decides it.
     assert press_vote(w, where["discord"], "cleo_marsh", 0, now=NOW + timedelta(hours=1)) == f"ballot:{ballot_id}:vote"
-    assert press_vote(w, where["discord"], "dario_fenwick", 0, now=NOW + timedelta(hours=1)) == f"ballot:{ballot_id}:vote"
+    assert (
+        press_vote(w, where["discord"], "dario_fenwick", 0, now=NOW + timedelta(hours=1)) == f"ballot:{ballot_id}:vote"
+    )
     pballot = ballots.platform_ballot("parlor", where["parlor"])
     for voter in ("avery_quill", "bram_tolliver"):
         w.parlor_sb.cast_vote(w.parlor_url, pballot, voter=voter, option_index=0)
@@ -230,8 +277,13 @@ def test_an_application_naming_other_platforms_is_checked_like_any(parlor_world)
     assert (result["outcome"], result["code"]) == ("refused", "too-long")
     # A proven account that is not the one named (R-APP-2).
     other = w.platforms.space("parlor").directory.find_user("otto_pell")
-    result = intake(accounts={"parlor": "nell_bracken"}, source="parlor", source_ref="t:4",
-                    proven_accounts={"parlor": other.id}, **ask)
+    result = intake(
+        accounts={"parlor": "nell_bracken"},
+        source="parlor",
+        source_ref="t:4",
+        proven_accounts={"parlor": other.id},
+        **ask,
+    )
     assert (result["outcome"], result["code"]) == ("refused", "not-own-account")
     # A Parlor account that already belongs to a member: already a member (R-APP-3).
     result = intake(accounts={"parlor": "cleo_marsh"}, source="operator", source_ref="t:5", **ask)

@@ -8,23 +8,24 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from ledger import audit, repo
-from ledger.models import AuditEntry
-from ledger.models import Application, ApplicationStatus, Ballot, BallotOutcome, MembershipStatus
-
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
 from flows.membership.handlers import handle_confirm, handle_intake, handle_vote
 from flows.membership.intake import confirm_identity
 from flows.membership.onboarding import onboard
+from ledger import audit, repo
+from ledger.models import Application, ApplicationStatus, AuditEntry, Ballot, BallotOutcome, MembershipStatus
 from tests.support.membership import NOW, discord_event, put_event
 
 
 def _form(world, key, **fields):
-    data = {"submission_id": key, "why": "I moderate a local meetup forum and want to help.",
-            "experience": "Five years of community moderation.", **fields}
-    return put_event(world, source="form", kind="application", route="intake", data=data,
-                     key=f"form:{key}")
+    data = {
+        "submission_id": key,
+        "why": "I moderate a local meetup forum and want to help.",
+        "experience": "Five years of community moderation.",
+        **fields,
+    }
+    return put_event(world, source="form", kind="application", route="intake", data=data, key=f"form:{key}")
 
 
 def _dm_button(world, username):
@@ -46,25 +47,39 @@ def _forum_token(world):
 
 
 def test_apply_confirm_vote_onboard(world):
-    event = _form(world, "sub-quinn-0001", discourse_username="quinn_harbor",
-                  discord_username="quinn_harbor")
+    event = _form(world, "sub-quinn-0001", discourse_username="quinn_harbor", discord_username="quinn_harbor")
     result = handle_intake(event_id=event, ledger=world.ledger, platforms=world.platforms, now=NOW)
     assert result.startswith("application:")
     app_id = int(result.split(":")[1])
 
     # Discord: the applicant presses Confirm in the DM.
     message, custom_id = _dm_button(world, "quinn_harbor")
-    press = discord_event(world, kind="component", route="confirm",
-                          payload={"user": "quinn_harbor", "custom_id": custom_id,
-                                   "message_id": message["id"], "channel_id": message["channel_id"]})
-    assert handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms,
-                          now=NOW + timedelta(minutes=5)) == f"application:{app_id}:waiting"
+    press = discord_event(
+        world,
+        kind="component",
+        route="confirm",
+        payload={
+            "user": "quinn_harbor",
+            "custom_id": custom_id,
+            "message_id": message["id"],
+            "channel_id": message["channel_id"],
+        },
+    )
+    assert (
+        handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=5))
+        == f"application:{app_id}:waiting"
+    )
     # Someone else pressing it is refused (R-APP-2).
-    other = discord_event(world, kind="component", route="confirm",
-                          payload={"user": "ivo_stone", "custom_id": custom_id,
-                                   "message_id": message["id"]})
-    assert handle_confirm(event_id=other, ledger=world.ledger, platforms=world.platforms,
-                          now=NOW + timedelta(minutes=5)) == "refused:R-APP-2"
+    other = discord_event(
+        world,
+        kind="component",
+        route="confirm",
+        payload={"user": "ivo_stone", "custom_id": custom_id, "message_id": message["id"]},
+    )
+    assert (
+        handle_confirm(event_id=other, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=5))
+        == "refused:R-APP-2"
+    )
 
     # Forum: the gateway's confirmation page POSTs the token.
     token = _forum_token(world)
@@ -84,12 +99,21 @@ def test_apply_confirm_vote_onboard(world):
 
     # A non-member presses a ballot button on Discord: refused and audited.
     dref = where["discord"]
+
     def press_vote(user, option):
-        ev = discord_event(world, kind="ballot_vote", route="vote", payload={
-            "user": user, "custom_id": f"cfb:{dref['ballot_id']}:{option}",
-            "message_id": dref["message_id"], "channel_id": dref["thread_id"]})
-        return handle_vote(event_id=ev, ledger=world.ledger, platforms=world.platforms,
-                           now=NOW + timedelta(hours=1))
+        ev = discord_event(
+            world,
+            kind="ballot_vote",
+            route="vote",
+            payload={
+                "user": user,
+                "custom_id": f"cfb:{dref['ballot_id']}:{option}",
+                "message_id": dref["message_id"],
+                "channel_id": dref["thread_id"],
+            },
+        )
+        return handle_vote(event_id=ev, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(hours=1))
+
     assert press_vote("ivo_stone", 0) == f"ballot:{ballot_id}:refused"
     # Two yes on Discord, one of them changed from no.
     assert press_vote("cleo_marsh", 1) == f"ballot:{ballot_id}:vote"
@@ -125,8 +149,10 @@ def test_apply_confirm_vote_onboard(world):
 
     # Every flow again with the same input: no new write on either platform.
     before = world.writes()
-    assert handle_intake(event_id=event, ledger=world.ledger, platforms=world.platforms,
-                         now=NOW + timedelta(hours=3)) == result
+    assert (
+        handle_intake(event_id=event, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(hours=3))
+        == result
+    )
     assert confirm_identity(token=token, now=NOW + timedelta(hours=3)) == f"application:{app_id}:already"
     close_due_ballots(now=NOW + timedelta(hours=3))
     onboard(application_id=app_id, now=NOW + timedelta(hours=3))

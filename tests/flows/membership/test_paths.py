@@ -20,17 +20,15 @@ import httpx
 from sqlalchemy import select
 
 from connectors.base import Role
-from ledger import repo
-from ledger.models import Application, ApplicationStatus, Identity, InboxEvent, MembershipStatus, Person, Platform
-
 from flows import inbox
-from flows.membership import ballot as ballots
 from flows.kit import context
+from flows.membership import ballot as ballots
 from flows.membership.handlers import handle_intake, handle_optin
 from flows.membership.intake import confirm_identity, expire_applications
 from flows.membership.renewal import renewal
-from tests.support.membership import (
-    END_OF_FIRST_TERM, NOW, apply_proven, discord_dms, forum_pms, press_vote, put_event)
+from ledger import repo
+from ledger.models import Application, ApplicationStatus, Identity, InboxEvent, MembershipStatus, Person, Platform
+from tests.support.membership import END_OF_FIRST_TERM, NOW, apply_proven, discord_dms, forum_pms, press_vote, put_event
 
 
 def _events(world, **where):
@@ -60,9 +58,16 @@ def _press_page_button(base, path):
 
 def test_discord_modal_and_forum_topic_through_the_gateway_end_in_applications(world, gateway):
     # Discord: yara_penhale runs /apply and submits the modal; the sandbox signs and sends it.
-    answer = world.discord_sb.submit_modal(world.discord_url, user="yara_penhale", custom_id="cf:apply", fields={
-        "forum_username": "yara_penhale", "why": "I want newcomers to feel welcome.",
-        "experience": "Three years of moderating a regional Django group."})
+    answer = world.discord_sb.submit_modal(
+        world.discord_url,
+        user="yara_penhale",
+        custom_id="cf:apply",
+        fields={
+            "forum_username": "yara_penhale",
+            "why": "I want newcomers to feel welcome.",
+            "experience": "Three years of moderating a regional Django group.",
+        },
+    )
     assert answer["status"] == 200 and answer["response"]["type"] == 5  # deferred, answered later
     event_id = _wait_for_event(world, source="discord", kind="apply_submitted", route=inbox.Route.INTAKE)
     result = inbox.handle_event(world.ledger, event_id)  # what the task worker runs
@@ -93,13 +98,19 @@ def test_discord_modal_and_forum_topic_through_the_gateway_end_in_applications(w
     # gateway, signed with the shared secret. The answers come with the first post.
     from rules.applications import TOPIC_TEMPLATE
 
-    raw = (TOPIC_TEMPLATE.replace("join the working group?\n", "join the working group?\nI have helped "
-                                  "in the forum for two years.\n")
-           .replace("do you bring?\n", "do you bring?\nI moderate a meetup.\n"))
-    created = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"}, json={
-        "title": "Application to join the working group", "category": int(gateway.applications_category),
-        "raw": raw})
+    raw = TOPIC_TEMPLATE.replace(
+        "join the working group?\n", "join the working group?\nI have helped in the forum for two years.\n"
+    ).replace("do you bring?\n", "do you bring?\nI moderate a meetup.\n")
+    created = httpx.post(
+        f"{world.discourse_url}/posts.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
+        json={
+            "title": "Application to join the working group",
+            "category": int(gateway.applications_category),
+            "raw": raw,
+        },
+    )
     assert created.status_code == 200, created.text
     topic_event = _wait_for_event(world, source="discourse", kind="topic_created", route=inbox.Route.INTAKE)
     assert inbox.handle_event(world.ledger, topic_event) == "forum-topic:answers-come-with-its-first-post"
@@ -119,14 +130,19 @@ def test_opt_in_page_renews_from_the_old_end_date(world, gateway):
     renewal(now=at30)
     [pm] = [m for m in forum_pms(world, "felix_oakes") if "/optin/" in m]
     path = re.search(r"https?://[^/\s]+(/optin/[\w.]+)", pm).group(1)
-    assert any(c.get("custom_id", "").startswith("cfo:")
-               for m in discord_dms(world, "felix_oakes") for row in m["components"] for c in row["components"])
+    assert any(
+        c.get("custom_id", "").startswith("cfo:")
+        for m in discord_dms(world, "felix_oakes")
+        for row in m["components"]
+        for c in row["components"]
+    )
     done = _press_page_button(gateway.url, path)
     assert done.status_code == 200 and "your opt-in is received" in done.text
     event_id = _wait_for_event(world, source="form", kind="optin", route=inbox.Route.OPT_IN)
     # The handler runs on the scenario's clock (the reminder's window), as the worker would then.
-    result = handle_optin(event_id=event_id, ledger=world.ledger, platforms=world.platforms,
-                          now=at30 + timedelta(hours=1))
+    result = handle_optin(
+        event_id=event_id, ledger=world.ledger, platforms=world.platforms, now=at30 + timedelta(hours=1)
+    )
     assert result.startswith("term:")
     with world.ledger.read() as session:
         membership = repo.open_membership(session, session.get(Person, world.people["felix_oakes"]))
@@ -136,11 +152,21 @@ def test_opt_in_page_renews_from_the_old_end_date(world, gateway):
 
 
 def test_unconfirmed_application_expires_after_seven_days(world, gateway):
-    event = put_event(world, source="form", kind="application", route="intake", key="form:sub-quinn-exp", data={
-        "submission_id": "sub-quinn-exp", "discourse_username": "quinn_harbor", "discord_username": "quinn_harbor",
-        "why": "To help the community grow.", "experience": "Event organising."})
-    app_id = int(handle_intake(event_id=event, ledger=world.ledger, platforms=world.platforms,
-                               now=NOW).split(":")[1])
+    event = put_event(
+        world,
+        source="form",
+        kind="application",
+        route="intake",
+        key="form:sub-quinn-exp",
+        data={
+            "submission_id": "sub-quinn-exp",
+            "discourse_username": "quinn_harbor",
+            "discord_username": "quinn_harbor",
+            "why": "To help the community grow.",
+            "experience": "Event organising.",
+        },
+    )
+    app_id = int(handle_intake(event_id=event, ledger=world.ledger, platforms=world.platforms, now=NOW).split(":")[1])
     [pm] = [m for m in forum_pms(world, "quinn_harbor") if "/confirm/" in m]
     token = re.search(r"/confirm/([\w.]+)", pm).group(1)
     assert expire_applications(now=NOW + timedelta(days=7) - timedelta(minutes=1)) == []
@@ -194,8 +220,9 @@ def test_a_grant_done_before_a_crash_is_not_sent_again(world):
     assert [c for c in after["role_changes"] if c["action"] == "grant"] == grants
     role_put = "PUT /guilds/{guild_id}/members/{user_id}/roles/{role_id}"
     assert after["requests"].get(role_put, 0) == requests_before.get(role_put, 0)
-    assert "yara_penhale" in next(g for g in world.discourse_state()["groups"]
-                                  if g["name"] == "working-group")["members"]
+    assert (
+        "yara_penhale" in next(g for g in world.discourse_state()["groups"] if g["name"] == "working-group")["members"]
+    )
     # And once more, the whole onboarding: nothing is sent.
     from flows.membership.onboarding import onboard
 

@@ -13,19 +13,18 @@ from typer.testing import CliRunner
 
 from charterflow import ledger_cli
 from charterflow.settings import get_settings
-from ledger.models import Application, ApplicationStatus
-from ledger.privacy import personal_values
-
 from flows.inbox import prefect_http
-from flows.membership.ballot import refs
 from flows.kit import context
+from flows.membership.ballot import refs
 from flows.membership.handlers import handle_confirm, handle_intake
 from flows.membership.intake import confirm_identity
 from flows.membership.leave import leave
 from flows.privacy import find
+from ledger.models import Application, ApplicationStatus
+from ledger.privacy import personal_values
+from tests.flows.membership.test_join import _dm_button, _form, _forum_token
 from tests.support.cli import cli_with
 from tests.support.membership import NOW, discord_event, press_vote
-from tests.flows.membership.test_join import _dm_button, _form, _forum_token
 
 WHO = "yara_penhale"
 EMAIL = "yara.penhale@example.org"
@@ -35,17 +34,26 @@ EXPERIENCE = "Eleven years moderating the harbour-radio mailing list."
 
 def _lifecycle(world) -> int:
     """Apply → confirm on both platforms → voted in → onboarded; returns the person id."""
-    event = _form(world, "sub-yara-privacy", discourse_username=WHO, discord_username=WHO,
-                  email=EMAIL, why=WHY, experience=EXPERIENCE)
+    event = _form(
+        world,
+        "sub-yara-privacy",
+        discourse_username=WHO,
+        discord_username=WHO,
+        email=EMAIL,
+        why=WHY,
+        experience=EXPERIENCE,
+    )
     result = handle_intake(event_id=event, ledger=world.ledger, platforms=world.platforms, now=NOW)
     assert result.startswith("application:"), result
     app_id = int(result.split(":")[1])
     message, custom_id = _dm_button(world, WHO)
-    press = discord_event(world, kind="component", route="confirm", payload={
-        "user": WHO, "custom_id": custom_id, "message_id": message["id"],
-        "channel_id": message["channel_id"]})
-    handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms,
-                   now=NOW + timedelta(minutes=5))
+    press = discord_event(
+        world,
+        kind="component",
+        route="confirm",
+        payload={"user": WHO, "custom_id": custom_id, "message_id": message["id"], "channel_id": message["channel_id"]},
+    )
+    handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=5))
     confirm_identity(token=_forum_token(world), now=NOW + timedelta(minutes=10))
     with world.ledger.read() as session:
         app = session.get(Application, app_id)
@@ -67,12 +75,25 @@ def _idea_and_moderation(world) -> None:
     from flows.ideas.triage import ideas_triage
     from flows.moderation.digest import moderation_digest
 
-    ideas_file(title="A shared calendar of harbour events", body="One calendar for both platforms.",
-               author=WHO, now=NOW + timedelta(hours=3))
+    ideas_file(
+        title="A shared calendar of harbour events",
+        body="One calendar for both platforms.",
+        author=WHO,
+        now=NOW + timedelta(hours=3),
+    )
     ideas_triage(post_digest=False, now=NOW + timedelta(hours=3))
-    httpx.post(f"{world.discourse_url}/_sandbox/staff_action", timeout=10, json={
-        "action_name": "delete_post", "acting_user": "avery_quill", "target_user": WHO,
-        "post_id": 4711, "topic_id": 88, "details": "off topic"}).raise_for_status()
+    httpx.post(
+        f"{world.discourse_url}/_sandbox/staff_action",
+        timeout=10,
+        json={
+            "action_name": "delete_post",
+            "acting_user": "avery_quill",
+            "target_user": WHO,
+            "post_id": 4711,
+            "topic_id": 88,
+            "details": "off topic",
+        },
+    ).raise_for_status()
     moderation_digest(now=NOW + timedelta(hours=4), sync=True)
 
 
@@ -80,8 +101,9 @@ def _erase(world, person_id: int, monkeypatch) -> str:
     monkeypatch.setenv("CHARTERFLOW_DATABASE_URL", str(world.ledger.engine.url))
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(cli_with(ledger_cli.app),
-                                    ["person", "erase", str(person_id), "--reason", "asked by e-mail"])
+        result = CliRunner().invoke(
+            cli_with(ledger_cli.app), ["person", "erase", str(person_id), "--reason", "asked by e-mail"]
+        )
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
@@ -115,8 +137,7 @@ def test_erased_person_leaves_no_trace_in_prefect(world, monkeypatch):
         assert f"person:{person_id} erased" in out and "Prefect (" in out, out
 
         assert find(http, values, since=since) == []
-        backlog = http.post("artifacts/latest/filter", json={
-            "artifacts": {"key": {"any_": ["ideas-backlog"]}}}).json()
+        backlog = http.post("artifacts/latest/filter", json={"artifacts": {"key": {"any_": ["ideas-backlog"]}}}).json()
         assert backlog and f"erased-{person_id}" in str(backlog[0]["data"])
     # Erasing again finds nothing left to change.
     again = _erase(world, person_id, monkeypatch)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ledger import repo
-from ledger.models import MembershipStatus, Person
-
 from flows.membership.leave import leave
 from flows.membership.renewal import opt_in, renewal
+from ledger.models import MembershipStatus, Person
 from tests.support.membership import NOW
 
 START = NOW - timedelta(days=100)
@@ -35,8 +33,9 @@ def test_reminders_opt_in_and_lapse(world):
     with world.ledger.read() as session:
         person = session.get(Person, world.people["hana_pike"])
         assert person.memberships[-1].status == MembershipStatus.LAPSED
-    assert "hana_pike" not in next(g for g in world.discourse_state()["groups"]
-                                   if g["name"] == "working-group")["members"]
+    assert (
+        "hana_pike" not in next(g for g in world.discourse_state()["groups"] if g["name"] == "working-group")["members"]
+    )
     assert any(c["action"] == "revoke" for c in world.discord_state()["role_changes"])
     before = world.writes()
     renewal(now=END + timedelta(days=8))
@@ -46,8 +45,10 @@ def test_reminders_opt_in_and_lapse(world):
 def test_leave(world):
     result = leave(member="gale_morrow", reason="moving on", now=NOW)
     assert result["status"] == "left"
-    assert "gale_morrow" not in next(g for g in world.discourse_state()["groups"]
-                                     if g["name"] == "working-group")["members"]
+    assert (
+        "gale_morrow"
+        not in next(g for g in world.discourse_state()["groups"] if g["name"] == "working-group")["members"]
+    )
     before = world.writes()
     leave(member="gale_morrow", reason="moving on", now=NOW)
     assert world.writes() == before

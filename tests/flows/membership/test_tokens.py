@@ -17,13 +17,15 @@ SECRET = "token-secret-invented"
 
 
 def token(purpose: str = "confirm", channel: str = "web") -> str:
-    return make_token(secret=SECRET, purpose=purpose, subject=12, identity=34,
-                      expires_at=NOW + timedelta(days=7), channel=channel)
+    return make_token(
+        secret=SECRET, purpose=purpose, subject=12, identity=34, expires_at=NOW + timedelta(days=7), channel=channel
+    )
 
 
 @pytest.mark.parametrize("purpose", ["confirm", "optin"])
-@pytest.mark.parametrize("sent, redeemed, where", [("discord", "web", "Discord direct message"),
-                                                   ("web", "discord", "web page")])
+@pytest.mark.parametrize(
+    "sent, redeemed, where", [("discord", "web", "Discord direct message"), ("web", "discord", "web page")]
+)
 def test_a_token_works_only_on_the_channel_it_was_sent_on(purpose, sent, redeemed, where):
     good = token(purpose, sent)
     assert read_token(good, secret=SECRET, purpose=purpose, now=NOW, channel=sent).channel == sent

@@ -18,13 +18,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import select
 
+from flows import inbox
+from flows.kit import context
+from flows.membership import ballot as ballots
+from flows.membership.intake import confirm_identity, expire_applications
 from ledger.models import Application, ApplicationStatus, InboxEvent
 from rules.applications import TOPIC_TEMPLATE
-
-from flows import inbox
-from flows.membership import ballot as ballots
-from flows.kit import context
-from flows.membership.intake import confirm_identity, expire_applications
 from tests.support.membership import NOW, discord_dms, forum_pms, press_vote
 
 
@@ -47,9 +46,12 @@ def _next_event(world, seen, **where):
 
 
 def _topic(world, gateway, author, raw, title="Application to join the working group"):
-    created = httpx.post(f"{world.discourse_url}/posts.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": author},
-        json={"title": title, "category": int(gateway.applications_category), "raw": raw})
+    created = httpx.post(
+        f"{world.discourse_url}/posts.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": author},
+        json={"title": title, "category": int(gateway.applications_category), "raw": raw},
+    )
     assert created.status_code == 200, created.text
     return created.json()
 
@@ -57,9 +59,12 @@ def _topic(world, gateway, author, raw, title="Application to join the working g
 def _answered(why="", experience="", discord="", nominator=""):
     """The category's template as an applicant fills it in (an empty answer stays as shipped)."""
     text = TOPIC_TEMPLATE
-    for heading, answer in (("## Discord username", discord), ("## Why do you want to join the working group?", why),
-                            ("## What experience and skills do you bring?", experience),
-                            ("## Nominated by", nominator)):
+    for heading, answer in (
+        ("## Discord username", discord),
+        ("## Why do you want to join the working group?", why),
+        ("## What experience and skills do you bring?", experience),
+        ("## Nominated by", nominator),
+    ):
         if answer:
             text = text.replace(heading, f"{heading}\n{answer}")
     return text
@@ -75,8 +80,11 @@ def _topic_posts(world, topic_id):
 
 
 def test_forum_topic_asks_the_three_questions_and_waits_for_the_edit(world, gateway):
-    listed = httpx.get(f"{world.discourse_url}/categories.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": "system"}).json()
+    listed = httpx.get(
+        f"{world.discourse_url}/categories.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "system"},
+    ).json()
     [category] = [c for c in listed["category_list"]["categories"] if c["name"] == "Applications"]
     assert category["topic_template"] == TOPIC_TEMPLATE  # the composer starts with the questions
 
@@ -93,19 +101,31 @@ def test_forum_topic_asks_the_three_questions_and_waits_for_the_edit(world, gate
         assert session.scalars(select(Application)).all() == []  # nothing goes on with it
 
     # An edit that still leaves the answer out: no second reply.
-    edit = httpx.put(f"{world.discourse_url}/posts/{post['id']}.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
-        json={"post": {"raw": _answered(why="I want newcomers to feel at home here, truly.")}})
+    edit = httpx.put(
+        f"{world.discourse_url}/posts/{post['id']}.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
+        json={"post": {"raw": _answered(why="I want newcomers to feel at home here, truly.")}},
+    )
     assert edit.status_code == 200, edit.text
     assert _handle_forum_post(world, seen, "post_edited").startswith("waiting:")
     assert len(_topic_posts(world, topic_id)) == 2
 
     # The author edits the first post and answers: the application is made from the answers.
-    edit = httpx.put(f"{world.discourse_url}/posts/{post['id']}.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
-        json={"post": {"raw": _answered(why="I want newcomers to feel at home here.",
-                                        experience="Two years moderating a regional meetup forum.",
-                                        discord="ivo_stone")}})
+    edit = httpx.put(
+        f"{world.discourse_url}/posts/{post['id']}.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
+        json={
+            "post": {
+                "raw": _answered(
+                    why="I want newcomers to feel at home here.",
+                    experience="Two years moderating a regional meetup forum.",
+                    discord="ivo_stone",
+                )
+            }
+        },
+    )
     assert edit.status_code == 200, edit.text
     result = _handle_forum_post(world, seen, "post_edited")
     assert result.startswith("application:")
@@ -118,27 +138,46 @@ def test_forum_topic_asks_the_three_questions_and_waits_for_the_edit(world, gate
     assert any("cfc:" in str(m["components"]) for m in discord_dms(world, "ivo_stone"))
     # A later edit changes nothing: the same application, no new message.
     before = world.writes()
-    httpx.put(f"{world.discourse_url}/posts/{post['id']}.json", timeout=15, headers={
-        "Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
-        json={"post": {"raw": _answered(why="Changed my mind about the wording.",
-                                        experience="Two years moderating a regional meetup forum.",
-                                        discord="ivo_stone")}}).raise_for_status()
+    httpx.put(
+        f"{world.discourse_url}/posts/{post['id']}.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
+        json={
+            "post": {
+                "raw": _answered(
+                    why="Changed my mind about the wording.",
+                    experience="Two years moderating a regional meetup forum.",
+                    discord="ivo_stone",
+                )
+            }
+        },
+    ).raise_for_status()
     assert _handle_forum_post(world, seen, "post_edited") == result
     after = world.writes()
-    assert {k: v for k, v in after.items() if "posts/{id}" not in k} == \
-        {k: v for k, v in before.items() if "posts/{id}" not in k}
+    assert {k: v for k, v in after.items() if "posts/{id}" not in k} == {
+        k: v for k, v in before.items() if "posts/{id}" not in k
+    }
 
 
 def _form(gateway, **fields):
     """Fill in and send the public form over HTTP; (response, status page path)."""
     with httpx.Client(base_url=gateway.url, timeout=20) as browser:
         page = browser.get("/apply").text
-        data = {name: re.search(rf'name="{name}" value="([^"]*)"', page).group(1)
-                for name in ("submission", "csrf")}
-        sent = browser.post("/apply", data={
-            **data, "why": "I want to help the community grow.", "experience": "Event organising.",
-            "discourse_username": "", "discord_username": "", "nominator": "", "email": "",
-            "website": "", **fields})
+        data = {name: re.search(rf'name="{name}" value="([^"]*)"', page).group(1) for name in ("submission", "csrf")}
+        sent = browser.post(
+            "/apply",
+            data={
+                **data,
+                "why": "I want to help the community grow.",
+                "experience": "Event organising.",
+                "discourse_username": "",
+                "discord_username": "",
+                "nominator": "",
+                "email": "",
+                "website": "",
+                **fields,
+            },
+        )
     found = re.search(r'id="status-link" href="([^"]+)"', sent.text)
     return sent, found.group(1) if found else None
 
@@ -155,8 +194,12 @@ def _handle_form(world, seen):
 
 
 def _modal(world, seen, user, **fields):
-    answer = world.discord_sb.submit_modal(world.discord_url, user=user, custom_id="cf:apply", fields={
-        "why": "I want newcomers to feel welcome.", "experience": "Moderation.", **fields})
+    answer = world.discord_sb.submit_modal(
+        world.discord_url,
+        user=user,
+        custom_id="cf:apply",
+        fields={"why": "I want newcomers to feel welcome.", "experience": "Moderation.", **fields},
+    )
     assert answer["status"] == 200
     event = _next_event(world, seen, source="discord", kind="apply_submitted", route=inbox.Route.INTAKE)
     return inbox.handle_event(world.ledger, event)
@@ -169,13 +212,19 @@ def test_refusals_are_told_where_the_person_applied(world, gateway):
     sent, _ = _form(gateway, discourse_username="no_such_forum_user")
     assert sent.status_code == 422 and "There is no Forum account called" in sent.text
     # Discord: the /apply modal names a Forum account that does not exist: a DM says so.
-    assert _modal(world, seen, "quinn_harbor", forum_username="no_such_forum_user") \
+    assert (
+        _modal(world, seen, "quinn_harbor", forum_username="no_such_forum_user")
         == "refused:R-APP-1:discourse-unknown-user"
+    )
     [dm] = discord_dms(world, "quinn_harbor")
     assert "was not accepted: there is no Forum account called 'no_such_forum_user'" in dm["content"]
     # The Forum: the topic names a Discord account that does not exist: a PM says so.
-    _topic(world, gateway, "yara_penhale", _answered(why="To help.", experience="Moderation for years.",
-                                                     discord="no.such.discord"))
+    _topic(
+        world,
+        gateway,
+        "yara_penhale",
+        _answered(why="To help.", experience="Moderation for years.", discord="no.such.discord"),
+    )
     assert _handle_forum_post(world, seen) == "refused:R-APP-1:discord-unknown-user"
     [pm] = forum_pms(world, "yara_penhale")
     assert "there is no Discord account called 'no.such.discord'" in pm
@@ -195,8 +244,9 @@ def test_refusals_are_told_where_the_person_applied(world, gateway):
     assert mail["from"] == "wg@example.org" and "already an active member" in mail["text"]
 
     # A duplicate: quinn_harbor's form application is open; applying again anywhere points to it.
-    sent, first_path = _form(gateway, discourse_username="quinn_harbor", discord_username="quinn_harbor",
-                             email="quinn@example.org")
+    sent, first_path = _form(
+        gateway, discourse_username="quinn_harbor", discord_username="quinn_harbor", email="quinn@example.org"
+    )
     open_id = int(_handle_form(world, seen).split(":")[1])
     assert _status(gateway, first_path)[0] == "waiting"
     sent, second_path = _form(gateway, discord_username="quinn_harbor")
@@ -220,8 +270,13 @@ def _confirm_from_pm(world, username):
 
 def _confirm_from_dm(world, username):
     """The applicant's Confirm button in the Discord DM (pressed by that account)."""
-    [custom_id] = [c["custom_id"] for m in discord_dms(world, username) for row in m["components"]
-                   for c in row["components"] if str(c.get("custom_id", "")).startswith("cfc:")]
+    [custom_id] = [
+        c["custom_id"]
+        for m in discord_dms(world, username)
+        for row in m["components"]
+        for c in row["components"]
+        if str(c.get("custom_id", "")).startswith("cfc:")
+    ]
     user = world.platforms.space("discord").directory.find_user(username)
     return confirm_identity(token=custom_id.removeprefix("cfc:"), now=NOW, pressed_by=user.id)
 
@@ -232,8 +287,9 @@ def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway)
     for name in ("quinn_harbor", "rowan_vale", "yara_penhale", "ivo_stone"):
         # All but rowan_vale (not on Discord) name their Discord account too.
         discord = "" if name == "rowan_vale" else name
-        sent, paths[name] = _form(gateway, discourse_username=name, discord_username=discord,
-                                  email=f"{name}@example.org")
+        sent, paths[name] = _form(
+            gateway, discourse_username=name, discord_username=discord, email=f"{name}@example.org"
+        )
         assert sent.status_code == 200 and "follow your application" in sent.text
         assert _handle_form(world, seen).startswith("application:")
         assert _status(gateway, paths[name])[0] == "waiting"
@@ -252,8 +308,9 @@ def test_every_later_outcome_is_on_the_form_page_and_in_messages(world, gateway)
         _confirm_from_pm(world, name)
         assert _status(gateway, paths[name])[0] == "voting"
         with world.ledger.read() as session:
-            app_id = session.scalar(select(Application.id).where(Application.ballot_id.is_not(None))
-                                    .order_by(Application.id.desc()))
+            app_id = session.scalar(
+                select(Application.id).where(Application.ballot_id.is_not(None)).order_by(Application.id.desc())
+            )
             ballot_id = session.get(Application, app_id).ballot_id
         where = ballots.refs(context(NOW), ballot_id)
         for voter in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"):

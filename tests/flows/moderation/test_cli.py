@@ -56,20 +56,25 @@ def test_the_report_covers_this_quarter_by_default_and_says_none(world: World) -
     report = run(app, ["moderation", "report"])
     assert report.exit_code == 0, report.output
     lines = report.output.splitlines()
-    assert lines[0].startswith(f"Moderation consistency, this quarter ({quarter.label}) so far: "
-                               f"{quarter.start:%Y-%m-%d} to ")
+    assert lines[0].startswith(
+        f"Moderation consistency, this quarter ({quarter.label}) so far: {quarter.start:%Y-%m-%d} to "
+    )
     assert lines[1] == "1 actions" and "  discourse: suspend 1" in lines
 
     # A period without actions: every section says so.
     before = quarter.start - timedelta(days=30)
-    empty = run(app, ["moderation", "report", "--since", f"{before:%Y-%m-%d}",
-                      "--until", f"{before + timedelta(days=7):%Y-%m-%d}"])
+    empty = run(
+        app,
+        ["moderation", "report", "--since", f"{before:%Y-%m-%d}", "--until", f"{before + timedelta(days=7):%Y-%m-%d}"],
+    )
     assert empty.exit_code == 0, empty.output
     lines = empty.output.splitlines()
-    assert lines[0] == (f"Moderation consistency, {before:%Y-%m-%d} to "
-                        f"{before + timedelta(days=7):%Y-%m-%d}")
+    assert lines[0] == (f"Moderation consistency, {before:%Y-%m-%d} to {before + timedelta(days=7):%Y-%m-%d}")
     assert lines[1] == "0 actions"
-    for header in ("Actions per platform and type:", "Sanctioned on one platform only:",
-                   "Moderators' reasons, grouped:"):
+    for header in (
+        "Actions per platform and type:",
+        "Sanctioned on one platform only:",
+        "Moderators' reasons, grouped:",
+    ):
         assert lines[lines.index(header) + 1] == "  none"
     assert "Forum, median time from flag to action: none (no flag was handled)" in lines

@@ -38,11 +38,16 @@ def _links(world: World) -> list[ModerationLink]:
 
 def test_actions_on_both_platforms_appear_once_in_the_log(world: World) -> None:
     world.suspend_on_forum("dario_fenwick", reason="Repeated personal attacks")
-    world.forum_act(action_name="delete_post", acting_user="bram_tolliver", target_user="dario_fenwick",
-                    post_id=4711, topic_id=88, details="off topic")
+    world.forum_act(
+        action_name="delete_post",
+        acting_user="bram_tolliver",
+        target_user="dario_fenwick",
+        post_id=4711,
+        topic_id=88,
+        details="off topic",
+    )
     world.discord_act(action_type=20, user="bram_tolliver", target="esme_voss", reason="spam")
-    world.discord_act(action_type=24, user="bram_tolliver", target="esme_voss", reason="cool down",
-                      timeout_minutes=30)
+    world.discord_act(action_type=24, user="bram_tolliver", target="esme_voss", reason="cool down", timeout_minutes=30)
     first = moderation_sync(now=NOW)
     assert first["discourse"] == {"seen": 2, "stored": 2} and first["discord"] == {"seen": 2, "stored": 2}
     again = moderation_sync(now=NOW + timedelta(minutes=15))
@@ -50,7 +55,11 @@ def test_actions_on_both_platforms_appear_once_in_the_log(world: World) -> None:
 
     actions = _actions(world)
     assert sorted((a.platform, a.action) for a in actions) == [
-        ("discord", "kick"), ("discord", "timeout"), ("discourse", "post_delete"), ("discourse", "suspend")]
+        ("discord", "kick"),
+        ("discord", "timeout"),
+        ("discourse", "post_delete"),
+        ("discourse", "suspend"),
+    ]
     assert len({(a.platform, a.entry_id) for a in actions}) == 4
     timeout = next(a for a in actions if a.action == "timeout")
     assert 29 * 60 <= timeout.duration_seconds <= 30 * 60 and timeout.moderator_username == "bram_tolliver"
@@ -81,16 +90,19 @@ def test_a_forum_suspension_of_a_linked_person_alerts_discord_once_and_is_acknow
     # No sanction on Discord: cleo's roles are untouched, nobody was banned or timed out.
     assert world.discord_state()["audit_log"] == []
     # Not the WG channel, not public: the alert lives in the moderators' channel only.
-    assert not [m for m in world.discord_state()["messages"] if "Moderation alert" in m["content"]
-                and m["channel_id"] != message["channel_id"]]
+    assert not [
+        m
+        for m in world.discord_state()["messages"]
+        if "Moderation alert" in m["content"] and m["channel_id"] != message["channel_id"]
+    ]
 
     # A member who is not a moderator presses the button: refused, nothing recorded.
-    assert press(world, user="cleo_marsh", message=message, custom_id=f"cfm:ack:{alert.id}") == \
-        "refused:not-a-moderator"
+    assert (
+        press(world, user="cleo_marsh", message=message, custom_id=f"cfm:ack:{alert.id}") == "refused:not-a-moderator"
+    )
     assert _alerts(world)[0].acknowledged_by is None
     # The moderator acknowledges; the alert now names them and has no button left.
-    assert press(world, user="bram_tolliver", message=message, custom_id=f"cfm:ack:{alert.id}") == \
-        f"ack:{alert.id}"
+    assert press(world, user="bram_tolliver", message=message, custom_id=f"cfm:ack:{alert.id}") == f"ack:{alert.id}"
     [alert] = _alerts(world)
     assert alert.acknowledged_by == "bram_tolliver" and alert.acknowledged_at is not None
     [edited] = [m for m in world.moderators_channel() if m["id"] == message["id"]]
@@ -127,8 +139,10 @@ def test_an_unlinked_look_alike_raises_a_link_suggestion_not_an_alert(world: Wor
     assert len(world.forum_moderator_pms()) == 1  # the Forum moderators are asked too (by command)
 
     # A moderator confirms: the link is used from now on, and the held-back alert goes out.
-    assert press(world, user="bram_tolliver", message=suggestion, custom_id=f"cfm:link:{link.id}:yes") == \
-        f"link:{link.id}:confirmed"
+    assert (
+        press(world, user="bram_tolliver", message=suggestion, custom_id=f"cfm:link:{link.id}:yes")
+        == f"link:{link.id}:confirmed"
+    )
     [link] = _links(world)
     assert link.status == "confirmed" and link.decided_by == "bram_tolliver"
     [alert] = _alerts(world)
@@ -138,14 +152,20 @@ def test_an_unlinked_look_alike_raises_a_link_suggestion_not_an_alert(world: Wor
     decided = [p for p in world.forum_state()["posts"] if p["raw"].startswith("Decision: **confirmed**")]
     assert len(decided) == 1 and decided[0]["topic_id"] == world.forum_moderator_pms()[0]["topic_id"]
     # Pressing again changes nothing.
-    assert press(world, user="bram_tolliver", message=suggestion, custom_id=f"cfm:link:{link.id}:no") == \
-        f"link:{link.id}:confirmed"
+    assert (
+        press(world, user="bram_tolliver", message=suggestion, custom_id=f"cfm:link:{link.id}:no")
+        == f"link:{link.id}:confirmed"
+    )
 
 
 def test_unknown_entry_types_are_stored_as_other_never_dropped(world: World) -> None:
     world.discord_act(action_type=999, user="bram_tolliver", target="esme_voss")
-    world.discord_act(action_type=24, user="bram_tolliver", target="esme_voss",
-                      changes=[{"key": "nick", "old_value": "a", "new_value": "b"}])
+    world.discord_act(
+        action_type=24,
+        user="bram_tolliver",
+        target="esme_voss",
+        changes=[{"key": "nick", "old_value": "a", "new_value": "b"}],
+    )
     world.forum_act(action_name="brand_new_thing", acting_user="bram_tolliver", details="who knows")
     moderation_sync(now=NOW)
     others = [a for a in _actions(world) if a.action == "other"]
@@ -164,8 +184,13 @@ def test_the_cursor_survives_a_restart(world: World, tmp_path: Path) -> None:
     ledger = Ledger(url)
     forum = world.forum_sb.connect(world.forum_url)
     discord = world.discord_sb.connect(world.discord_url)
-    platforms = Platforms.build(charter=default_charter(), discourse=forum, discord=discord,
-                                confirm_secret="test-only-secret", gateway_url="http://gateway.test")
+    platforms = Platforms.build(
+        charter=default_charter(),
+        discourse=forum,
+        discord=discord,
+        confirm_secret="test-only-secret",
+        gateway_url="http://gateway.test",
+    )
     world.discord_act(action_type=20, user="bram_tolliver", target="rowan_vale")
     try:
         with use(ledger=ledger, platforms=platforms):
@@ -182,12 +207,17 @@ def test_the_cursor_survives_a_restart(world: World, tmp_path: Path) -> None:
 def test_a_platform_down_for_hours_catches_up_without_gaps_or_duplicates(world: World) -> None:
     world.discord_act(action_type=20, user="bram_tolliver", target="esme_voss")
     moderation_sync(now=NOW)
-    httpx.post(f"{world.discord_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503},
-               timeout=10).raise_for_status()
+    httpx.post(
+        f"{world.discord_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503}, timeout=10
+    ).raise_for_status()
     # Hours of moderation while Discord's API does not answer: 150 entries (more than a page).
     for i in range(150):
-        world.discord_act(action_type=72 if i % 2 else 24, user="bram_tolliver", target="esme_voss",
-                          timeout_minutes=None if i % 2 else 5)
+        world.discord_act(
+            action_type=72 if i % 2 else 24,
+            user="bram_tolliver",
+            target="esme_voss",
+            timeout_minutes=None if i % 2 else 5,
+        )
     world.suspend_on_forum("dario_fenwick", reason="spam")
     down = moderation_sync(now=NOW + timedelta(hours=1))
     assert "error" in down["discord"] and down["discourse"] == {"seen": 1, "stored": 1}
@@ -195,8 +225,9 @@ def test_a_platform_down_for_hours_catches_up_without_gaps_or_duplicates(world: 
         cursor = session.get(ModerationCursor, "discord").last_entry_id
     assert cursor == world.discord_state()["audit_log"][0]["id"]  # unchanged while down
     # Back up, but flaky: half the requests fail for a while; runs continue every 15 minutes.
-    httpx.post(f"{world.discord_url}/_sandbox/faults", json={"error_rate": 0.5, "error_status": 502, "seed": 3},
-               timeout=10).raise_for_status()
+    httpx.post(
+        f"{world.discord_url}/_sandbox/faults", json={"error_rate": 0.5, "error_status": 502, "seed": 3}, timeout=10
+    ).raise_for_status()
     for n in range(6):
         moderation_sync(now=NOW + timedelta(hours=3, minutes=15 * n))
     httpx.post(f"{world.discord_url}/_sandbox/faults", json={}, timeout=10).raise_for_status()
@@ -236,10 +267,13 @@ def test_the_consistency_report_and_artifact(world: World) -> None:
     from charterflow.cli import app
 
     world.suspend_on_forum("cleo_marsh", reason="Harassment.")
-    world.discord_act(action_type=24, user="bram_tolliver", target="esme_voss", reason="harassment",
-                      timeout_minutes=60)
-    world.forum_act(action_name="agree_flag", acting_user="bram_tolliver", target_user="dario_fenwick",
-                    flagged_at=(NOW - timedelta(minutes=90)).isoformat())
+    world.discord_act(action_type=24, user="bram_tolliver", target="esme_voss", reason="harassment", timeout_minutes=60)
+    world.forum_act(
+        action_name="agree_flag",
+        acting_user="bram_tolliver",
+        target_user="dario_fenwick",
+        flagged_at=(NOW - timedelta(minutes=90)).isoformat(),
+    )
     moderation_sync(now=NOW)
     day = (NOW - timedelta(days=1)).date().isoformat()
     result = CliRunner().invoke(app, ["moderation", "report", "--since", day, "--json"])
@@ -247,11 +281,15 @@ def test_the_consistency_report_and_artifact(world: World) -> None:
     figures = json.loads(result.output)
     assert figures["per_platform"] == {"discord": {"timeout": 1}, "discourse": {"flag_handled": 1, "suspend": 1}}
     # cleo is suspended on the Forum but not on Discord (where the ledger knows her too).
-    assert figures["one_platform_only"] == [{"subject": f"person:{world.people['cleo_marsh']}",
-                                             "sanctioned_on": ["discourse"], "not_on": ["discord"]}]
-    assert figures["reasons"][0] == {"reason": "harassment", "count": 2,
-                                     "actions": {"suspend": 1, "timeout": 1},
-                                     "platforms": {"discord": 1, "discourse": 1}}
+    assert figures["one_platform_only"] == [
+        {"subject": f"person:{world.people['cleo_marsh']}", "sanctioned_on": ["discourse"], "not_on": ["discord"]}
+    ]
+    assert figures["reasons"][0] == {
+        "reason": "harassment",
+        "count": 2,
+        "actions": {"suspend": 1, "timeout": 1},
+        "platforms": {"discord": 1, "discourse": 1},
+    }
     assert figures["flag_to_action"]["with_flag_time"] == 1
     assert 85 <= figures["flag_to_action"]["median_minutes"] <= 120
     # No names in the report's subjects.
@@ -269,8 +307,9 @@ def test_the_consistency_report_and_artifact(world: World) -> None:
         async with get_client() as client:
             from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-            return await client.read_artifacts(artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["moderation-consistency"])))
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["moderation-consistency"]))
+            )
 
     import asyncio
 

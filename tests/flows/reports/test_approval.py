@@ -14,15 +14,14 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from sqlalchemy import select
 
 from connectors.errors import PolicyViolation
+from flows import inbox
+from flows.reports.handlers import ROUTE
+from flows.reports.quarterly import handle_report_approval, reports_approve, reports_quarterly
 from ledger import repo
 from ledger.models import AuditEntry, InboxEvent
 from ledger.models_moderation import ModerationAction
 from ledger.models_reports import Report, ReportStatus
 from rules.reports import Quarter
-
-from flows import inbox
-from flows.reports.handlers import ROUTE
-from flows.reports.quarterly import handle_report_approval, reports_approve, reports_quarterly
 from tests.support.membership import discord_event
 from tests.support.reports import NOW, ReportWorld
 
@@ -31,20 +30,33 @@ Q = Quarter.just_ended(NOW)
 
 def seed(world) -> None:
     with world.ledger.transaction() as s:
-        idea = repo.add_idea(s, title="A help channel for newcomers on Discord", source="discord",
-                             actor="operator", platform="discord", at=Q.start + timedelta(days=3))
+        idea = repo.add_idea(
+            s,
+            title="A help channel for newcomers on Discord",
+            source="discord",
+            actor="operator",
+            platform="discord",
+            at=Q.start + timedelta(days=3),
+        )
         repo.set_idea_status(s, idea, "done", actor="operator", at=Q.start + timedelta(days=20))
-        s.add(ModerationAction(platform="discord", entry_id="e1", action="ban",
-                               platform_action="MEMBER_BAN_ADD", target_username="noisy_visitor_77",
-                               occurred_at=Q.start + timedelta(days=5),
-                               recorded_at=Q.start + timedelta(days=5), raw={}))
+        s.add(
+            ModerationAction(
+                platform="discord",
+                entry_id="e1",
+                action="ban",
+                platform_action="MEMBER_BAN_ADD",
+                target_username="noisy_visitor_77",
+                occurred_at=Q.start + timedelta(days=5),
+                recorded_at=Q.start + timedelta(days=5),
+                raw={},
+            )
+        )
 
 
 def press(world, user: str, custom_id: str) -> tuple[int, str]:
     """``user`` presses the button: a signed interaction stored as the gateway does, then
     handled as the inbox worker does (``flows.inbox.handle_event``)."""
-    event_id = discord_event(world, kind="component", route=ROUTE,
-                             payload={"user": user, "custom_id": custom_id})
+    event_id = discord_event(world, kind="component", route=ROUTE, payload={"user": user, "custom_id": custom_id})
     return event_id, inbox.handle_event(world.ledger, event_id)
 
 
@@ -53,43 +65,69 @@ def press_on_discord(world, user: str, message: dict) -> tuple[int, str]:
     interaction to the gateway, which stores it (and answers "thinking…"); then the inbox
     worker's step handles it."""
     custom_id = message["components"][0]["components"][0]["custom_id"]
-    sent = httpx.post(f"{world.discord_url}/_sandbox/interactions", timeout=30, json={
-        "type": "component", "user": user, "message_id": message["id"],
-        "channel_id": message["channel_id"], "custom_id": custom_id}).json()
+    sent = httpx.post(
+        f"{world.discord_url}/_sandbox/interactions",
+        timeout=30,
+        json={
+            "type": "component",
+            "user": user,
+            "message_id": message["id"],
+            "channel_id": message["channel_id"],
+            "custom_id": custom_id,
+        },
+    ).json()
     assert sent["status"] == 200 and not sent["failed"], sent
     with world.ledger.read() as s:
-        event_id = s.scalars(select(InboxEvent.id).where(InboxEvent.route == ROUTE)
-                             .order_by(InboxEvent.id.desc())).first()
+        event_id = s.scalars(
+            select(InboxEvent.id).where(InboxEvent.route == ROUTE).order_by(InboxEvent.id.desc())
+        ).first()
     return event_id, inbox.handle_event(world.ledger, event_id)
 
 
 def answers(world) -> list[str]:
     """The private follow-ups the presser got."""
-    return [m["content"] for m in world.discord_state()["messages"]
-            if (m["content"] or "").startswith(("Not approved", "Thank you", "Already approved"))]
+    return [
+        m["content"]
+        for m in world.discord_state()["messages"]
+        if (m["content"] or "").startswith(("Not approved", "Thank you", "Already approved"))
+    ]
 
 
 def published(rw: ReportWorld) -> dict[str, list]:
     world = rw.world
-    forum = [t for t in world.discourse_state()["topics"]
-             if t["title"].startswith("Online Community Working Group report")]
-    announcements = [m for m in world.discord_state()["messages"]
-                     if "Online Community Working Group report" in (m["content"] or "")]
+    forum = [
+        t for t in world.discourse_state()["topics"] if t["title"].startswith("Online Community Working Group report")
+    ]
+    announcements = [
+        m for m in world.discord_state()["messages"] if "Online Community Working Group report" in (m["content"] or "")
+    ]
     board = [m for m in rw.board_messages() if "OCWG quarterly report" in (m.get("text") or "")]
     return {"forum": forum, "discord": announcements, "slack": board}
 
 
 def approval_requests(world) -> list[dict]:
-    return [m for m in world.discord_state()["messages"]
-            if any(b.get("custom_id", "").startswith("cfr:")
-                   for row in m.get("components") or [] for b in row.get("components", []))]
+    return [
+        m
+        for m in world.discord_state()["messages"]
+        if any(
+            b.get("custom_id", "").startswith("cfr:")
+            for row in m.get("components") or []
+            for b in row.get("components", [])
+        )
+    ]
 
 
 def test_the_route_is_registered():
     assert inbox.HANDLERS[ROUTE] is handle_report_approval
-    assert inbox.route_for(source="discord", kind="component",
-                           attributes={"custom_id": f"cfr:{Q.label}:abc"},
-                           config=inbox.RoutingConfig()) == ROUTE
+    assert (
+        inbox.route_for(
+            source="discord",
+            kind="component",
+            attributes={"custom_id": f"cfr:{Q.label}:abc"},
+            config=inbox.RoutingConfig(),
+        )
+        == ROUTE
+    )
 
 
 def test_draft_then_member_approves_then_published_once(report_world: ReportWorld, gateway):
@@ -101,8 +139,9 @@ def test_draft_then_member_approves_then_published_once(report_world: ReportWorl
 
     # The draft is in the Prefect UI: a markdown artifact with the three texts and the charts.
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
     draft = next(a for a in artifacts if a.key == f"report-{Q.label.lower()}-draft")
     assert "A help channel for newcomers on Discord" in draft.data
     assert draft.data.count("data:image/png;base64,") == 3
@@ -121,13 +160,11 @@ def test_draft_then_member_approves_then_published_once(report_world: ReportWorl
     # Someone who is not a WG member presses: refused, audited, told so, nothing published.
     _, outcome = press_on_discord(world, "ivo_stone", asks[0])
     assert outcome == "refused:not-a-member"
-    assert answers(world) == ["Not approved: only active working group members may approve the "
-                              "quarterly report."]
+    assert answers(world) == ["Not approved: only active working group members may approve the quarterly report."]
     assert published(report_world) == {"forum": [], "discord": [], "slack": []}
     with world.ledger.read() as s:
         assert s.scalar(select(Report.status)) == ReportStatus.DRAFT
-        refused = s.scalars(select(AuditEntry.payload_json).where(
-            AuditEntry.action == "report.approval-refused")).all()
+        refused = s.scalars(select(AuditEntry.payload_json).where(AuditEntry.action == "report.approval-refused")).all()
     assert len(refused) == 1 and "not-a-member" in refused[0]
 
     # A member presses: approved and published, each output once.
@@ -208,8 +245,13 @@ def test_a_draft_that_leaks_is_refused_and_nothing_stored(report_world: ReportWo
     world = report_world.world
     seed(world)
     with world.ledger.transaction() as s:
-        idea = repo.add_idea(s, title="Why noisy_visitor_77 was banned", source="operator",
-                             actor="operator", at=Q.start + timedelta(days=6))
+        idea = repo.add_idea(
+            s,
+            title="Why noisy_visitor_77 was banned",
+            source="operator",
+            actor="operator",
+            at=Q.start + timedelta(days=6),
+        )
         repo.set_idea_status(s, idea, "done", actor="operator", at=Q.start + timedelta(days=7))
     with pytest.raises(PolicyViolation, match="R-PRIVACY|a person a moderator acted on") as caught:
         reports_quarterly(quarter=Q.label, now=NOW)

@@ -10,14 +10,13 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from charterflow.cli import app as cli
+from flows.platforms import Platforms, use
+from flows.reports.charts import PNG_MAGIC
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import AuditEntry
 from rules import default_charter
 from rules.reports import Quarter
-
-from flows.platforms import Platforms, use
-from flows.reports.charts import PNG_MAGIC
 from tests.support.reports import MODERATION_TARGETS, QUARTER
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -31,8 +30,14 @@ def test_draft_writes_the_texts_and_charts(seeded: Ledger, tmp_path: Path):
         result = CliRunner().invoke(cli, ["reports", "draft", "--quarter", QUARTER, "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["2025Q2-ideas.png", "2025Q2-membership.png", "2025Q2-moderation.png",
-                     "board.json", "discord.txt", "forum.md"]
+    assert names == [
+        "2025Q2-ideas.png",
+        "2025Q2-membership.png",
+        "2025Q2-moderation.png",
+        "board.json",
+        "discord.txt",
+        "forum.md",
+    ]
     assert (out / "forum.md").read_text() == (GOLDEN / "forum.md").read_text()
     assert json.loads((out / "board.json").read_text())["blocks"][0]["type"] == "header"
     for png in out.glob("*.png"):
@@ -44,8 +49,13 @@ def test_draft_writes_the_texts_and_charts(seeded: Ledger, tmp_path: Path):
 
 def test_a_refused_draft_is_not_written(seeded: Ledger, tmp_path: Path):
     with seeded.transaction() as s:
-        idea = repo.add_idea(s, title=f"Thanks {MODERATION_TARGETS[0]}", source="operator",
-                             actor="operator", at=Quarter.parse(QUARTER).start)
+        idea = repo.add_idea(
+            s,
+            title=f"Thanks {MODERATION_TARGETS[0]}",
+            source="operator",
+            actor="operator",
+            at=Quarter.parse(QUARTER).start,
+        )
         repo.set_idea_status(s, idea, "done", actor="operator", at=Quarter.parse(QUARTER).start)
     out = tmp_path / "draft"
     with use(ledger=seeded, platforms=Platforms.build(charter=default_charter())):

@@ -9,26 +9,29 @@ from pathlib import Path
 
 import pytest
 
+from flows.kit import context
+from flows.reports.meetings import meetings_quarterly, run_meetings
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models_reports import Meeting
 from rules.reports import Quarter, add_months, meeting_due, meeting_starts
-
-from flows.kit import context
-from flows.reports.meetings import meetings_quarterly, run_meetings
 from tests.support.reports import NOW, ReportWorld, at
 
 ANCHOR = at("2027-01-14 17:00")
 
 
 def due(now: datetime, anchor: datetime | None = ANCHOR):
-    return meeting_due(anchor=anchor, every_months=3, duration_minutes=60, create_days_ahead=21,
-                       reminder_days_ahead=1, now=now)
+    return meeting_due(
+        anchor=anchor, every_months=3, duration_minutes=60, create_days_ahead=21, reminder_days_ahead=1, now=now
+    )
 
 
 def test_meeting_dates_repeat_every_three_months_from_the_anchor():
     assert meeting_starts(ANCHOR, 3, around=at("2026-12-01")) == [
-        at("2026-10-14 17:00"), at("2027-01-14 17:00"), at("2027-04-14 17:00")]
+        at("2026-10-14 17:00"),
+        at("2027-01-14 17:00"),
+        at("2027-04-14 17:00"),
+    ]
     assert add_months(at("2026-11-30"), 3) == at("2027-02-28")  # a shorter month: its last day
     early = due(at("2026-12-01"))
     assert early.starts_at == ANCHOR and early.ends_at == ANCHOR + timedelta(hours=1)
@@ -44,7 +47,11 @@ def test_meeting_dates_repeat_every_three_months_from_the_anchor():
 def test_quarters():
     q = Quarter.parse("2026q3")
     assert (q.label, q.start, q.end, q.months) == (
-        "2026Q3", at("2026-07-01"), at("2026-10-01"), ("2026-07", "2026-08", "2026-09"))
+        "2026Q3",
+        at("2026-07-01"),
+        at("2026-10-01"),
+        ("2026-07", "2026-08", "2026-09"),
+    )
     assert Quarter.just_ended(at("2027-01-01 09:00")).label == "2026Q4"
     assert Quarter.parse("2027-Q1").previous().label == "2026Q4"
     with pytest.raises(ValueError, match="quarter: '2026Q5'"):
@@ -53,8 +60,7 @@ def test_quarters():
 
 def reminders(world) -> dict[str, int]:
     forum = [t for t in world.discourse_state()["topics"] if t["title"].startswith("Reminder:")]
-    discord = [m for m in world.discord_state()["messages"]
-               if (m["content"] or "").startswith("**Reminder:")]
+    discord = [m for m in world.discord_state()["messages"] if (m["content"] or "").startswith("**Reminder:")]
     return {"discourse": len(forum), "discord": len(discord)}
 
 
@@ -62,8 +68,9 @@ def test_event_created_once_and_reminder_sent_once(report_world: ReportWorld, tm
     world = report_world.world
     start = (NOW + timedelta(days=10)).replace(minute=0, second=0)
     charter = world.platforms.charter
-    world.platforms.charter = charter.model_copy(update={"meetings": charter.meetings.model_copy(
-        update={"anchor": start, "title": "OCWG quarterly call"})})
+    world.platforms.charter = charter.model_copy(
+        update={"meetings": charter.meetings.model_copy(update={"anchor": start, "title": "OCWG quarterly call"})}
+    )
 
     # 10 days ahead: within the 21 days, so the event is created, once, however often we run.
     for _ in range(2):
@@ -91,8 +98,9 @@ def test_event_created_once_and_reminder_sent_once(report_world: ReportWorld, tm
         result = meetings_quarterly(now=before)
         assert result["event"] == events[0]["id"]
     assert reminders(world) == {"discourse": 1, "discord": 1}
-    text = next(m["content"] for m in world.discord_state()["messages"]
-                if (m["content"] or "").startswith("**Reminder:"))
+    text = next(
+        m["content"] for m in world.discord_state()["messages"] if (m["content"] or "").startswith("**Reminder:")
+    )
     assert "tomorrow" in text and f"/{events[0]['id']}" in text
     with world.ledger.read() as s:
         assert s.query(Meeting).one().reminded_at == before
@@ -102,15 +110,17 @@ def test_event_created_once_and_reminder_sent_once(report_world: ReportWorld, tm
 def test_no_anchor_no_meeting(report_world: ReportWorld):
     world = report_world.world
     charter = world.platforms.charter
-    world.platforms.charter = charter.model_copy(update={"meetings": charter.meetings.model_copy(
-        update={"anchor": None})})
+    world.platforms.charter = charter.model_copy(
+        update={"meetings": charter.meetings.model_copy(update={"anchor": None})}
+    )
     assert meetings_quarterly(now=NOW) == {"status": "not-configured"}
     assert world.discord_state()["events"] == []
 
 
 def test_charter_meeting_settings_are_validated():
-    from rules import CharterFileError, default_charter, parse_charter
     from importlib import resources
+
+    from rules import CharterFileError, default_charter, parse_charter
 
     text = resources.files("rules").joinpath("charters/dsf-ocwg.toml").read_text()
     assert default_charter().meetings.anchor == datetime(2027, 1, 14, 17, tzinfo=UTC)
@@ -124,9 +134,13 @@ def test_deployments_and_their_schedules():
     from flows.serve import deployments as served
 
     found = {f"{d.flow_name}/{d.name}": d for d in deployments()}
-    assert sorted(found) == ["meetings-quarterly/daily", "meetings-quarterly/operator",
-                             "reports-approve/operator", "reports-quarterly/operator",
-                             "reports-quarterly/quarterly"]
+    assert sorted(found) == [
+        "meetings-quarterly/daily",
+        "meetings-quarterly/operator",
+        "reports-approve/operator",
+        "reports-quarterly/operator",
+        "reports-quarterly/quarterly",
+    ]
     crons = {k: [s.schedule.cron for s in d.schedules or []] for k, d in found.items()}
     assert crons["reports-quarterly/quarterly"] == ["0 9 1 1,4,7,10 *"]
     assert crons["meetings-quarterly/daily"] == ["0 7 * * *"]

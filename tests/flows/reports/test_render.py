@@ -13,16 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from flows.reports.charts import PNG_MAGIC, render_charts
+from flows.reports.quarterly import chart_files, draft
+from flows.reports.render import render_report
 from ledger import audit
 from ledger import reports as store
 from ledger.db import Ledger
 from rules.reports import PrivateStrings, Quarter, check_privacy
-
-from flows.reports.charts import PNG_MAGIC, render_charts
-from flows.reports.quarterly import chart_files, draft
-from flows.reports.render import render_report
-from tests.support.reports import (
-    ANSWER, EXPERIENCE, MODERATION_TARGETS, QUARTER, REMOVAL_SUBJECT, REMOVAL_VOTERS)
+from tests.support.reports import ANSWER, EXPERIENCE, MODERATION_TARGETS, QUARTER, REMOVAL_SUBJECT, REMOVAL_VOTERS
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = os.environ.get("CHARTERFLOW_REGEN_GOLDEN") == "1"
@@ -42,20 +40,34 @@ def test_facts_of_the_seeded_quarter(seeded: Ledger):
     with seeded.read() as session:
         facts = store.gather_facts(session, Quarter.parse(QUARTER))
     assert [i["title"] for i in facts["ideas_done"]] == [
-        "A welcome category on the Forum", "Slow mode in #help during conference weeks"]
-    assert facts["ideas_flow"] == [{"month": "2025-04", "in": 1, "out": 0},
-                                   {"month": "2025-05", "in": 1, "out": 1},
-                                   {"month": "2025-06", "in": 2, "out": 2}]
-    assert facts["membership"] == {"joined": 1, "renewed": 1, "lapsed": 1, "left": 1,
-                                   "removed": 1, "active_start": 6, "active_end": 4}
+        "A welcome category on the Forum",
+        "Slow mode in #help during conference weeks",
+    ]
+    assert facts["ideas_flow"] == [
+        {"month": "2025-04", "in": 1, "out": 0},
+        {"month": "2025-05", "in": 1, "out": 1},
+        {"month": "2025-06", "in": 2, "out": 2},
+    ]
+    assert facts["membership"] == {
+        "joined": 1,
+        "renewed": 1,
+        "lapsed": 1,
+        "left": 1,
+        "removed": 1,
+        "active_start": 6,
+        "active_end": 4,
+    }
     assert facts["role_changes"] == [
         {"platform": "discord", "role": "moderator", "granted": 1, "revoked": 0},
-        {"platform": "discourse", "role": "admin", "granted": 0, "revoked": 1}]
+        {"platform": "discourse", "role": "admin", "granted": 0, "revoked": 1},
+    ]
     assert [(p["platform"], p["total"], p["months"]) for p in facts["moderation"]] == [
         ("discord", 3, {"2025-04": 1, "2025-05": 2, "2025-06": 0}),
-        ("discourse", 1, {"2025-04": 0, "2025-05": 0, "2025-06": 1})]
+        ("discourse", 1, {"2025-04": 0, "2025-05": 0, "2025-06": 1}),
+    ]
     assert [(e["title"], e["status"], e["days_open"]) for e in facts["escalations"]] == [
-        ("Try a Matrix bridge", "escalated", 52)]
+        ("Try a Matrix bridge", "escalated", 52)
+    ]
     series = {p["at"]: p["active"] for p in facts["membership_series"]}
     assert series["2024-07-01"] == 6 and series["2025-07-01"] == 4 and len(series) == 13
 
@@ -95,15 +107,16 @@ def test_the_board_report_has_what_the_public_ones_leave_out(seeded: Ledger):
     assert "Try a Matrix bridge" not in d.texts.forum and "Matrix" not in d.texts.discord
 
 
-@pytest.mark.parametrize("leak, secret, kind", [
-    (ANSWER, "Lisbon", "an applicant's answer"),
-    ("Thanks to " + REMOVAL_VOTERS[1] + " for the vote", REMOVAL_VOTERS[1],
-     "a removal ballot's voter"),
-    ("Goodbye " + REMOVAL_SUBJECT.upper(), REMOVAL_SUBJECT, "a removal ballot's subject"),
-    ("Banned: " + MODERATION_TARGETS[0], MODERATION_TARGETS[0], "a person a moderator acted on"),
-    ("As one said, we kept the Lisbon meetup chat\nfriendly for three years.", "Lisbon",
-     "an applicant's answer"),
-])
+@pytest.mark.parametrize(
+    "leak, secret, kind",
+    [
+        (ANSWER, "Lisbon", "an applicant's answer"),
+        ("Thanks to " + REMOVAL_VOTERS[1] + " for the vote", REMOVAL_VOTERS[1], "a removal ballot's voter"),
+        ("Goodbye " + REMOVAL_SUBJECT.upper(), REMOVAL_SUBJECT, "a removal ballot's subject"),
+        ("Banned: " + MODERATION_TARGETS[0], MODERATION_TARGETS[0], "a person a moderator acted on"),
+        ("As one said, we kept the Lisbon meetup chat\nfriendly for three years.", "Lisbon", "an applicant's answer"),
+    ],
+)
 def test_privacy_check_refuses_a_leak(seeded: Ledger, leak: str, secret: str, kind: str):
     with seeded.read() as session:
         private = store.private_strings(session, Quarter.parse(QUARTER))
@@ -124,10 +137,14 @@ def test_a_leak_through_an_idea_title_refuses_the_draft(seeded: Ledger):
     from ledger import repo
 
     with seeded.transaction() as session:
-        idea = repo.add_idea(session, title=f"Unban {MODERATION_TARGETS[1]}", source="operator",
-                             actor="operator", at=Quarter.parse(QUARTER).start)
-        repo.set_idea_status(session, idea, "done", actor="operator",
-                             at=Quarter.parse(QUARTER).start)
+        idea = repo.add_idea(
+            session,
+            title=f"Unban {MODERATION_TARGETS[1]}",
+            source="operator",
+            actor="operator",
+            at=Quarter.parse(QUARTER).start,
+        )
+        repo.set_idea_status(session, idea, "done", actor="operator", at=Quarter.parse(QUARTER).start)
     d = draft(seeded, Quarter.parse(QUARTER))
     assert not d.privacy.allowed
     assert d.privacy.reason.startswith("the forum text names a person a moderator acted on")
@@ -158,11 +175,17 @@ def test_an_empty_quarter_says_nothing_this_quarter(empty_ledger: Ledger):
 def test_discord_announcement_fits_one_message_with_many_ideas(seeded: Ledger):
     with seeded.read() as session:
         facts = store.gather_facts(session, Quarter.parse(QUARTER))
-    facts["ideas_done"] = [{"id": i, "title": f"Improvement number {i} " + "x" * 80,
-                            "platform": "discord", "url": None, "done_on": "2025-05-01"}
-                           for i in range(60)]
-    texts = render_report(facts, charts=chart_files(Quarter.parse(QUARTER)),
-                          forum_url=FORUM_URL)
+    facts["ideas_done"] = [
+        {
+            "id": i,
+            "title": f"Improvement number {i} " + "x" * 80,
+            "platform": "discord",
+            "url": None,
+            "done_on": "2025-05-01",
+        }
+        for i in range(60)
+    ]
+    texts = render_report(facts, charts=chart_files(Quarter.parse(QUARTER)), forum_url=FORUM_URL)
     assert len(texts.discord) <= 2000
     assert "more in the full report" in texts.discord and FORUM_URL in texts.discord
     board = texts.board.payload()

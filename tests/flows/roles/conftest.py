@@ -11,7 +11,7 @@ import typer
 from ledger import repo
 from tests.support.cli import cli_with
 from tests.support.membership import NOW, World
-from tests.support.roles import SEEDED_ADMINS, want, SlackBox
+from tests.support.roles import SEEDED_ADMINS, SlackBox, want
 
 
 @pytest.fixture
@@ -36,14 +36,19 @@ def slack_box(roles_world: World) -> Iterator[SlackBox]:
     """The Slack sandbox, installed as the process's Slack connector; the Slack accounts of two
     admins (avery_quill, cleo_marsh) are in the ledger."""
     from connectors.slack.sandbox import SlackSandbox
-    from tests.support.net import LoopbackServer
-
     from flows.board.common import use_slack
+    from tests.support.net import LoopbackServer
 
     with roles_world.ledger.transaction() as session:
         for handle, slack_id in (("avery_quill", "U0JUNO005"), ("cleo_marsh", "U0OSSI004")):
-            repo.add_identity(session, repo.get_person(session, handle), platform="slack",
-                              actor="operator", external_id=slack_id, at=NOW)
+            repo.add_identity(
+                session,
+                repo.get_person(session, handle),
+                platform="slack",
+                actor="operator",
+                external_id=slack_id,
+                at=NOW,
+            )
     sandbox = SlackSandbox(time_factor=0.02)
     with LoopbackServer(sandbox.app) as server:
         connector = sandbox.connect(server.url)

@@ -11,12 +11,6 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from connectors.base import Role
-from ledger import repo
-from ledger.models import Person
-from ledger.models_roles import AdminRevocation
-from tests.support.membership import NOW, discord_dms, forum_pms
-from tests.support.roles import want
-
 from flows.kit import context
 from flows.membership.leave import leave
 from flows.membership.renewal import renewal
@@ -25,9 +19,13 @@ from flows.roles.change import roles_change
 from flows.roles.drift import audit_drift
 from flows.roles.plan import build_plan, format_plan
 from flows.roles.revocations import roles_admin_revocations
+from ledger import repo
+from ledger.models import Person
+from ledger.models_roles import AdminRevocation
+from tests.support.membership import NOW, discord_dms, forum_pms
+from tests.support.roles import want
 
-SYSTEM_LINE = ("Forum: 2 admins count (avery_quill, bram_tolliver); not counted: "
-               "discourse:system (platform account)")
+SYSTEM_LINE = "Forum: 2 admins count (avery_quill, bram_tolliver); not counted: discourse:system (platform account)"
 
 
 def holders(w, platform: str, role: str) -> set[str]:
@@ -58,8 +56,10 @@ def desired(w, handle: str) -> dict[tuple[str, str], bool]:
 
 def revocations(w) -> list[tuple[str, str, int]]:
     with w.ledger.read() as session:
-        return [(r.platform, r.status, r.reminders)
-                for r in session.scalars(select(AdminRevocation).order_by(AdminRevocation.id))]
+        return [
+            (r.platform, r.status, r.reminders)
+            for r in session.scalars(select(AdminRevocation).order_by(AdminRevocation.id))
+        ]
 
 
 # --- R-ADMIN-2: system does not count ---------------------------------------------------------
@@ -75,16 +75,23 @@ def test_R_ADMIN_2_plan_counts_members_only_and_refuses_system_as_second_admin(r
     shown = build_plan(ctx)
     assert not shown.allowed and shown.plan.decision.ruling == "R-ADMIN-2"
     text = format_plan(shown)
-    assert ("Forum: 1 admin counts (avery_quill); not counted: discourse:system (platform "
-            "account)") in text
+    assert ("Forum: 1 admin counts (avery_quill); not counted: discourse:system (platform account)") in text
     # A Forum admin whose membership ended does not count either.
     want(w, "bram_tolliver", "discourse", "admin", desired=True)
     with w.ledger.transaction() as session:
         person = repo.get_person(session, "avery_quill")
-        repo.end_membership(session, repo.open_membership(session, person), status="left",
-                            actor="operator", at=NOW, keep=[("discourse", "admin")])
-    assert ("Forum: 1 admin counts (bram_tolliver); not counted: discourse:system (platform "
-            "account), avery_quill (not a WG member)") in format_plan(build_plan(context(NOW)))
+        repo.end_membership(
+            session,
+            repo.open_membership(session, person),
+            status="left",
+            actor="operator",
+            at=NOW,
+            keep=[("discourse", "admin")],
+        )
+    assert (
+        "Forum: 1 admin counts (bram_tolliver); not counted: discourse:system (platform "
+        "account), avery_quill (not a WG member)"
+    ) in format_plan(build_plan(context(NOW)))
 
 
 def test_R_ADMIN_2_drift_audit_reports_a_forum_left_with_system_as_second_admin(roles_world):
@@ -96,10 +103,15 @@ def test_R_ADMIN_2_drift_audit_reports_a_forum_left_with_system_as_second_admin(
     space.roles.revoke(space.directory.find_user("bram_tolliver"), Role.admin(), reason="by hand")
     found = audit_drift(context(NOW + timedelta(hours=1)), slack_channel=None)
     assert found["status"] == "drift"
-    assert any(f == ("R-ADMIN-2 discourse: discourse has 1 admin who counts toward R-ADMIN-2 "
-                     "(avery_quill); at least 2 are required; not counted: discourse:system "
-                     "(platform account)")
-               for f in found["findings"]["invariants"]), found["findings"]
+    assert any(
+        f
+        == (
+            "R-ADMIN-2 discourse: discourse has 1 admin who counts toward R-ADMIN-2 "
+            "(avery_quill); at least 2 are required; not counted: discourse:system "
+            "(platform account)"
+        )
+        for f in found["findings"]["invariants"]
+    ), found["findings"]
     report = [t for t in wg_posts(w) if "Role drift found" in t or "roles audit" in t]
     assert report and "not counted: discourse:system (platform account)" in report[-1]
 
@@ -142,19 +154,22 @@ def test_R_ADMIN_4_leave_waits_reminds_and_completes_after_a_new_admin(roles_wor
     assert len(told) == 2  # the WG's space on the Forum and on Discord
     assert "Discord: 1 admin counts (cleo_marsh)" in told[0]
 
-    assert list(roles_admin_revocations(now=NOW + timedelta(days=1))["revocations"].values()) \
-        == ["waiting"]
+    assert list(roles_admin_revocations(now=NOW + timedelta(days=1))["revocations"].values()) == ["waiting"]
     reminded = roles_admin_revocations(now=NOW + timedelta(days=7, hours=1))
     assert list(reminded["revocations"].values()) == ["reminded"]
     assert len([t for t in wg_posts(w) if "Discord needs a new admin (reminder 1)" in t]) == 2
     before = w.writes()
-    assert list(roles_admin_revocations(now=NOW + timedelta(days=7, hours=2))[
-        "revocations"].values()) == ["waiting"]
+    assert list(roles_admin_revocations(now=NOW + timedelta(days=7, hours=2))["revocations"].values()) == ["waiting"]
     assert w.writes() == before  # a reminder once
 
-    appointed = roles_change(action="grant", role="admin", platform="discord",
-                             person="gale_morrow", reason="replaces dario_fenwick",
-                             now=NOW + timedelta(days=8))
+    appointed = roles_change(
+        action="grant",
+        role="admin",
+        platform="discord",
+        person="gale_morrow",
+        reason="replaces dario_fenwick",
+        now=NOW + timedelta(days=8),
+    )
     assert appointed["status"] == "applied", appointed
     done = roles_admin_revocations(now=NOW + timedelta(days=8, hours=1))
     assert list(done["revocations"].values()) == ["done"]
@@ -174,10 +189,11 @@ def test_R_ADMIN_4_opt_in_reminder_warns_when_a_lapse_would_leave_a_platform_sho
     warnings = {r["member"]: r["admin_warning"] for r in result["reminded"]}
     assert warnings["avery_quill"] == ["the Forum"] and warnings["dario_fenwick"] == ["Discord"]
     assert warnings["felix_oakes"] == []
-    assert any("If you lapse, the Forum keeps one admin (bram_tolliver)" in p
-               for p in forum_pms(w, "avery_quill"))
-    assert any("If you lapse, Discord keeps one admin (cleo_marsh)" in (m["content"] or "")
-               for m in discord_dms(w, "dario_fenwick"))
+    assert any("If you lapse, the Forum keeps one admin (bram_tolliver)" in p for p in forum_pms(w, "avery_quill"))
+    assert any(
+        "If you lapse, Discord keeps one admin (cleo_marsh)" in (m["content"] or "")
+        for m in discord_dms(w, "dario_fenwick")
+    )
     assert not any("If you lapse" in p for p in forum_pms(w, "felix_oakes"))
 
 
@@ -187,5 +203,6 @@ def test_R_ADMIN_2_a_bot_holding_admin_on_discord_is_a_platform_account(roles_wo
     bot = space.connector.get_member(space.connector.settings.application_id).user
     space.roles.grant(bot, Role.admin(), reason="test setup: an integration made admin by hand")
     text = format_plan(build_plan(context(NOW)))
-    assert ("Discord: 2 admins count (cleo_marsh, dario_fenwick); not counted: "
-            f"discord:{bot.username} (platform account)") in text
+    assert (
+        f"Discord: 2 admins count (cleo_marsh, dario_fenwick); not counted: discord:{bot.username} (platform account)"
+    ) in text

@@ -10,11 +10,10 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from sqlalchemy import select
 
 from connectors.base import Role
+from flows.roles.change import roles_change
 from ledger import repo
 from ledger.models import AuditEntry
 from tests.support.membership import NOW
-
-from flows.roles.change import roles_change
 
 
 def holders(w, platform: str, role: Role) -> set[str]:
@@ -23,15 +22,15 @@ def holders(w, platform: str, role: Role) -> set[str]:
 
 def audit_entries(w, action: str) -> list[dict]:
     with w.ledger.read() as session:
-        rows = session.scalars(select(AuditEntry.payload_json).where(AuditEntry.action == action)
-                               .order_by(AuditEntry.seq)).all()
+        rows = session.scalars(
+            select(AuditEntry.payload_json).where(AuditEntry.action == action).order_by(AuditEntry.seq)
+        ).all()
     return [json.loads(r) for r in rows]
 
 
 def role_writes(w) -> dict[str, int]:
     """Write requests that change roles (not messages)."""
-    return {k: v for k, v in w.writes().items()
-            if any(s in k for s in ("moderation", "admin", "/roles", "group"))}
+    return {k: v for k, v in w.writes().items() if any(s in k for s in ("moderation", "admin", "/roles", "group"))}
 
 
 def wg_texts(w) -> list[str]:
@@ -42,13 +41,20 @@ def wg_texts(w) -> list[str]:
 
 def artifacts(state) -> list:
     with get_client(sync_client=True) as client:
-        return client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
 
 
 def test_a_moderator_grant_is_recorded_applied_and_announced(roles_world):
-    result = roles_change(action="grant", role="moderator", platform="discourse",
-                          person="felix_oakes", reason="covers the European evenings", now=NOW)
+    result = roles_change(
+        action="grant",
+        role="moderator",
+        platform="discourse",
+        person="felix_oakes",
+        reason="covers the European evenings",
+        now=NOW,
+    )
     assert result["status"] == "applied", result
     assert "felix_oakes" in holders(roles_world, "discourse", Role.moderator())
     decision = result["decision"]
@@ -64,33 +70,53 @@ def test_a_moderator_grant_is_recorded_applied_and_announced(roles_world):
     assert len(announced) == 2  # the WG's space on the Forum and on Discord
 
     writes = roles_world.writes()
-    again = roles_change(action="grant", role="moderator", platform="discourse",
-                         person="felix_oakes", reason="covers the European evenings", now=NOW)
+    again = roles_change(
+        action="grant",
+        role="moderator",
+        platform="discourse",
+        person="felix_oakes",
+        reason="covers the European evenings",
+        now=NOW,
+    )
     assert again["status"] == "unchanged"
     assert roles_world.writes() == writes
 
 
 def test_a_discord_admin_grant_is_applied(roles_world):
     before = role_writes(roles_world)
-    result = roles_change(action="grant", role="admin", platform="discord", person="gale_morrow",
-                          reason="third admin for the holidays", now=NOW)
+    result = roles_change(
+        action="grant",
+        role="admin",
+        platform="discord",
+        person="gale_morrow",
+        reason="third admin for the holidays",
+        now=NOW,
+    )
     assert result["status"] == "applied", result
-    assert holders(roles_world, "discord", Role.admin()) == {"cleo_marsh", "dario_fenwick",
-                                                              "gale_morrow"}
+    assert holders(roles_world, "discord", Role.admin()) == {"cleo_marsh", "dario_fenwick", "gale_morrow"}
     assert sum(role_writes(roles_world).values()) == sum(before.values()) + 1
 
 
-@pytest.mark.parametrize("kwargs, part", [
-    ({"person": "nobody_here"}, "person"),
-    ({"platform": "myspace"}, "platform"),
-    ({"role": "overlord"}, "role"),
-    ({"role": "group:secret-club"}, "role"),
-    ({"action": "promote"}, "action"),
-    ({"reason": " "}, "reason"),
-])
+@pytest.mark.parametrize(
+    "kwargs, part",
+    [
+        ({"person": "nobody_here"}, "person"),
+        ({"platform": "myspace"}, "platform"),
+        ({"role": "overlord"}, "role"),
+        ({"role": "group:secret-club"}, "role"),
+        ({"action": "promote"}, "action"),
+        ({"reason": " "}, "reason"),
+    ],
+)
 def test_unknown_parts_are_refused_naming_which(roles_world, kwargs, part):
-    params = {"action": "grant", "role": "moderator", "platform": "discord",
-              "person": "felix_oakes", "reason": "because", **kwargs}
+    params = {
+        "action": "grant",
+        "role": "moderator",
+        "platform": "discord",
+        "person": "felix_oakes",
+        "reason": "because",
+        **kwargs,
+    }
     before = roles_world.writes()
     result = roles_change(**params, now=NOW)
     assert result["status"] == "refused" and result["part"] == part, result
@@ -100,18 +126,27 @@ def test_unknown_parts_are_refused_naming_which(roles_world, kwargs, part):
 def test_a_person_without_the_platform_identity_is_refused(roles_world):
     with roles_world.ledger.transaction() as session:
         person = repo.create_person(session, handle="zora_quint", actor="operator", at=NOW)
-        repo.add_identity(session, person, platform="discourse", actor="operator",
-                          external_id=None, username="zora_quint", at=NOW)
-    result = roles_change(action="grant", role="moderator", platform="discord",
-                          person="zora_quint", reason="because", now=NOW)
+        repo.add_identity(
+            session, person, platform="discourse", actor="operator", external_id=None, username="zora_quint", at=NOW
+        )
+    result = roles_change(
+        action="grant", role="moderator", platform="discord", person="zora_quint", reason="because", now=NOW
+    )
     assert result["status"] == "refused" and result["part"] == "identity"
     assert "zora_quint has no discord identity" in result["reason"]
 
 
 def test_a_refused_change_names_the_ruling_and_the_resulting_state(roles_world):
     before = role_writes(roles_world)
-    state = roles_change(action="revoke", role="admin", platform="discord", person="cleo_marsh",
-                         reason="steps down", now=NOW, return_state=True)
+    state = roles_change(
+        action="revoke",
+        role="admin",
+        platform="discord",
+        person="cleo_marsh",
+        reason="steps down",
+        now=NOW,
+        return_state=True,
+    )
     result = state.result()
     assert result["status"] == "refused" and result["ruling"] == "R-ADMIN-2"
     assert result["resulting_state"]["discord"]["admin"] == ["dario_fenwick"]
@@ -128,15 +163,22 @@ def test_a_refused_change_names_the_ruling_and_the_resulting_state(roles_world):
 
 
 def test_admin_everywhere_is_refused_and_an_override_recorded(roles_world):
-    refused = roles_change(action="grant", role="admin", platform="discord", person="avery_quill",
-                           reason="cover", now=NOW)
+    refused = roles_change(
+        action="grant", role="admin", platform="discord", person="avery_quill", reason="cover", now=NOW
+    )
     assert refused["status"] == "refused" and refused["ruling"] == "R-ADMIN-1"
     reason = "one week only while the Discord admins travel"
-    result = roles_change(action="grant", role="admin", platform="discord", person="avery_quill",
-                          reason="cover", override_reason=reason, now=NOW)
+    result = roles_change(
+        action="grant",
+        role="admin",
+        platform="discord",
+        person="avery_quill",
+        reason="cover",
+        override_reason=reason,
+        now=NOW,
+    )
     assert result["status"] == "applied", result
     assert "avery_quill" in holders(roles_world, "discord", Role.admin())
     (entry,) = audit_entries(roles_world, "roles.change")
     assert entry["override_reason"] == reason
-    assert any(f"Guardrails overridden by the operator: {reason}" in t
-               for t in wg_texts(roles_world))
+    assert any(f"Guardrails overridden by the operator: {reason}" in t for t in wg_texts(roles_world))

@@ -10,14 +10,13 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from connectors.base import Role
+from flows import inbox
+from flows.roles.handlers import handle_role_command
+from flows.roles.training import handle_training_ack, roles_training_reminders
 from ledger.models import AuditEntry, InboxEvent
 from ledger.models_roles import RoleTraining
 from tests.support.membership import NOW
 from tests.support.roles import command, followups
-
-from flows import inbox
-from flows.roles.handlers import handle_role_command
-from flows.roles.training import handle_training_ack, roles_training_reminders
 
 runner = CliRunner()
 
@@ -31,8 +30,9 @@ def holders(w, platform: str, role: Role) -> set[str]:
 
 
 def guide_dms(w, username: str) -> list[dict]:
-    return [m for m in w.discord_state()["messages"]
-            if f"Hello {username}, you are now a moderator" in (m["content"] or "")]
+    return [
+        m for m in w.discord_state()["messages"] if f"Hello {username}, you are now a moderator" in (m["content"] or "")
+    ]
 
 
 def test_the_routes_are_registered():
@@ -44,8 +44,16 @@ def test_the_routes_are_registered():
 
 def test_a_member_grants_a_moderator_who_acknowledges_the_guide(roles_world, gateway, cli):
     w = roles_world
-    event = command(w, gateway, user="cleo_marsh", action="grant", role="moderator",
-                    platform="discourse", person="felix_oakes", reason="covers the evenings")
+    event = command(
+        w,
+        gateway,
+        user="cleo_marsh",
+        action="grant",
+        role="moderator",
+        platform="discourse",
+        person="felix_oakes",
+        reason="covers the evenings",
+    )
     assert run(w, event) == "roles-change:applied"
     assert "felix_oakes" in holders(w, "discourse", Role.moderator())
     answers = followups(w)
@@ -68,20 +76,23 @@ def test_a_member_grants_a_moderator_who_acknowledges_the_guide(roles_world, gat
     assert button["label"] == "Acknowledge" and button["custom_id"].startswith("cft:")
 
     # Someone else presses it: refused; felix presses it: recorded once.
-    for user, expected in (("gale_morrow", "refused:not-yours"),
-                           ("felix_oakes", f"training:{button['custom_id'][4:]}:acknowledged"),
-                           ("felix_oakes", f"training:{button['custom_id'][4:]}:acknowledged")):
-        w.discord_sb.press(w.discord_url, user=user, channel_id=dm["channel_id"],
-                           message_id=dm["id"], custom_id=button["custom_id"])
+    for user, expected in (
+        ("gale_morrow", "refused:not-yours"),
+        ("felix_oakes", f"training:{button['custom_id'][4:]}:acknowledged"),
+        ("felix_oakes", f"training:{button['custom_id'][4:]}:acknowledged"),
+    ):
+        w.discord_sb.press(
+            w.discord_url, user=user, channel_id=dm["channel_id"], message_id=dm["id"], custom_id=button["custom_id"]
+        )
         with w.ledger.read() as session:
-            pressed = session.scalars(select(InboxEvent.id).where(
-                InboxEvent.route == "roles-training-ack").order_by(InboxEvent.id.desc())).first()
+            pressed = session.scalars(
+                select(InboxEvent.id).where(InboxEvent.route == "roles-training-ack").order_by(InboxEvent.id.desc())
+            ).first()
         assert run(w, pressed) == expected
     with w.ledger.read() as session:
         (row,) = session.scalars(select(RoleTraining))
         assert row.acknowledged_at is not None and row.platform == "discourse"
-        acks = session.scalars(select(AuditEntry).where(
-            AuditEntry.action == "roles.training-acknowledged")).all()
+        acks = session.scalars(select(AuditEntry).where(AuditEntry.action == "roles.training-acknowledged")).all()
         assert len(acks) == 1 and acks[0].actor == f"person:{w.people['felix_oakes']}"
     listed = runner.invoke(cli, ["roles", "training"])
     assert listed.exit_code == 0, listed.output
@@ -92,43 +103,84 @@ def test_a_member_grants_a_moderator_who_acknowledges_the_guide(roles_world, gat
 def test_refusals_name_the_ruling_the_state_or_the_unknown_part(roles_world, gateway):
     w = roles_world
     before = w.writes()
-    outsider = command(w, gateway, user="ivo_stone", action="grant", role="moderator",
-                       platform="discord", person="ivo_stone", reason="I would like to help")
+    outsider = command(
+        w,
+        gateway,
+        user="ivo_stone",
+        action="grant",
+        role="moderator",
+        platform="discord",
+        person="ivo_stone",
+        reason="I would like to help",
+    )
     assert run(w, outsider) == "refused:R-MOD:not-a-member"
 
-    last_but_one = command(w, gateway, user="cleo_marsh", action="revoke", role="admin",
-                           platform="discord", person="dario_fenwick", reason="steps down")
+    last_but_one = command(
+        w,
+        gateway,
+        user="cleo_marsh",
+        action="revoke",
+        role="admin",
+        platform="discord",
+        person="dario_fenwick",
+        reason="steps down",
+    )
     assert run(w, last_but_one) == "roles-change:refused"
-    unknown = command(w, gateway, user="cleo_marsh", action="grant", role="moderator",
-                      platform="discord", person="nobody_here", reason="because")
+    unknown = command(
+        w,
+        gateway,
+        user="cleo_marsh",
+        action="grant",
+        role="moderator",
+        platform="discord",
+        person="nobody_here",
+        reason="because",
+    )
     assert run(w, unknown) == "roles-change:refused"
-    slack = command(w, gateway, user="cleo_marsh", action="grant", role="moderator",
-                    platform="slack", person="felix_oakes", reason="because")
+    slack = command(
+        w,
+        gateway,
+        user="cleo_marsh",
+        action="grant",
+        role="moderator",
+        platform="slack",
+        person="felix_oakes",
+        reason="because",
+    )
     assert run(w, slack) == "roles-change:refused"
 
     answers = followups(w)
     assert any("Only members of the working group" in a for a in answers)
     refused = next(a for a in answers if a.startswith("Refused by R-ADMIN-2"))
     assert "Admins it would have left" in refused and "discord: cleo_marsh" in refused
-    assert any("unknown person 'nobody_here'" in a and "the person is the problem" in a
-               for a in answers)
+    assert any("unknown person 'nobody_here'" in a and "the person is the problem" in a for a in answers)
     assert any("unknown platform 'slack'" in a for a in answers)
     assert holders(w, "discord", Role.admin()) == {"cleo_marsh", "dario_fenwick"}
-    role_writes = {k: v - before.get(k, 0) for k, v in w.writes().items()
-                   if "/roles/" in k and v != before.get(k, 0)}
+    role_writes = {k: v - before.get(k, 0) for k, v in w.writes().items() if "/roles/" in k and v != before.get(k, 0)}
     assert role_writes == {}
 
 
 def test_reminders_once_per_reminder_until_acknowledged(roles_world, gateway, cli):
     w = roles_world
-    event = command(w, gateway, user="cleo_marsh", action="grant", role="moderator",
-                    platform="discord", person="gale_morrow", reason="needs cover")
+    event = command(
+        w,
+        gateway,
+        user="cleo_marsh",
+        action="grant",
+        role="moderator",
+        platform="discord",
+        person="gale_morrow",
+        reason="needs cover",
+    )
     assert run(w, event) == "roles-change:applied"
     assert len(guide_dms(w, "gale_morrow")) == 1
 
     def reminders() -> list[str]:
-        return [m["content"] for m in w.discord_state()["messages"]
-                if "Reminder: please acknowledge" in (m["content"] or "")]
+        return [
+            m["content"]
+            for m in w.discord_state()["messages"]
+            if "Reminder: please acknowledge" in (m["content"] or "")
+        ]
 
     assert roles_training_reminders(now=NOW + timedelta(days=13))["sent"] == []
     first = roles_training_reminders(now=NOW + timedelta(days=14, hours=1))

@@ -17,11 +17,10 @@ from prefect.flow_runs import resume_flow_run
 from sqlalchemy import select
 
 from connectors.base import Role
+from flows.roles.change import roles_change
 from ledger import repo
 from ledger.models import AuditEntry
 from tests.support.membership import NOW
-
-from flows.roles.change import roles_change
 
 
 @pytest.fixture(autouse=True)
@@ -37,9 +36,15 @@ def start(w, *, timeout: int) -> tuple[threading.Thread, dict[str, Any]]:
     def target() -> None:
         try:
             out["result"] = roles_change(
-                action="grant", role="admin", platform="discourse", person="gale_morrow",
-                reason="a third Forum admin for the conference", actor=f"person:{w.people['cleo_marsh']}",
-                now=NOW, confirm_timeout_seconds=timeout)
+                action="grant",
+                role="admin",
+                platform="discourse",
+                person="gale_morrow",
+                reason="a third Forum admin for the conference",
+                actor=f"person:{w.people['cleo_marsh']}",
+                now=NOW,
+                confirm_timeout_seconds=timeout,
+            )
         except BaseException as exc:  # noqa: BLE001 - shown by the test
             out["error"] = exc
 
@@ -53,8 +58,7 @@ def paused_run(name: str, *, within: float = 90.0):
     deadline = time.monotonic() + within
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                name=FlowRunFilterName(any_=[name])))
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
             for run in runs:
                 if run.state is not None and run.state.is_paused():
                     return run
@@ -68,8 +72,9 @@ def admin_holders(w) -> set[str]:
 
 def confirmation(w) -> dict:
     with w.ledger.read() as session:
-        rows = session.scalars(select(AuditEntry.payload_json).where(
-            AuditEntry.action == "roles.admin-confirmation")).all()
+        rows = session.scalars(
+            select(AuditEntry.payload_json).where(AuditEntry.action == "roles.admin-confirmation")
+        ).all()
     (row,) = rows
     return json.loads(row)
 
@@ -90,8 +95,9 @@ def test_the_run_pauses_and_only_the_observed_flag_counts(roles_world):
     assert len(pending) == 1
     # The operator opens the e-mailed link, then answers "yes" in the Prefect UI.
     gale = w.platforms.space("discourse").directory.find_user("gale_morrow")
-    httpx.post(f"{w.discourse_url}/_sandbox/confirm_admin", json={"user_id": int(gale.id)},
-               timeout=10).raise_for_status()
+    httpx.post(
+        f"{w.discourse_url}/_sandbox/confirm_admin", json={"user_id": int(gale.id)}, timeout=10
+    ).raise_for_status()
     resume_flow_run(run.id, run_input={"confirmed": True, "note": "opened at 10:02"})
     thread.join(120)
     assert not thread.is_alive() and "error" not in out, out
@@ -119,8 +125,10 @@ def test_a_yes_without_the_flag_or_a_timeout_is_not_applied(roles_world):
     assert out["result"]["outcome"].startswith("not applied")
     assert confirmation(w)["outcome"] == "not-applied"
     assert "gale_morrow" not in admin_holders(w)
-    assert any("Admin grant NOT applied: gale_morrow on discourse" in t
-               and "does not show the flag" in t for t in dms_to(w, "cleo_marsh"))
+    assert any(
+        "Admin grant NOT applied: gale_morrow on discourse" in t and "does not show the flag" in t
+        for t in dms_to(w, "cleo_marsh")
+    )
 
 
 def test_a_timeout_records_not_applied(roles_world):
@@ -135,29 +143,34 @@ def test_a_timeout_records_not_applied(roles_world):
         rows = repo.platform_roles_of(session, repo.get_person(session, "gale_morrow"))
         row = next(r for r in rows if r.platform.value == "discourse" and r.role == "admin")
         assert (row.desired, row.observed) == (True, False)  # the decision stays; not applied
-    assert any("Admin grant NOT applied" in t and "nobody answered" in t
-               for t in dms_to(w, "cleo_marsh"))
+    assert any("Admin grant NOT applied" in t and "nobody answered" in t for t in dms_to(w, "cleo_marsh"))
 
 
 def test_a_role_command_for_a_forum_admin_pauses_and_tells_the_member(roles_world, gateway):
+    from flows import inbox
     from tests.support.roles import command, followups
 
-    from flows import inbox
-
     w = roles_world
-    event = command(w, gateway, user="cleo_marsh", action="grant", role="admin",
-                    platform="discourse", person="gale_morrow", reason="conference cover")
+    event = command(
+        w,
+        gateway,
+        user="cleo_marsh",
+        action="grant",
+        role="admin",
+        platform="discourse",
+        person="gale_morrow",
+        reason="conference cover",
+    )
     out: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: out.update(result=inbox.handle_event(w.ledger, event)),
-                              daemon=True)
+    thread = threading.Thread(target=lambda: out.update(result=inbox.handle_event(w.ledger, event)), daemon=True)
     thread.start()
     run = paused_run(f"roles-change-person-{w.people['gale_morrow']}")
     # While paused the member already knows what is happening and who must act.
-    assert any("Admin grant awaiting confirmation: gale_morrow on discourse" in t
-               for t in followups(w))
+    assert any("Admin grant awaiting confirmation: gale_morrow on discourse" in t for t in followups(w))
     gale = w.platforms.space("discourse").directory.find_user("gale_morrow")
-    httpx.post(f"{w.discourse_url}/_sandbox/confirm_admin", json={"user_id": int(gale.id)},
-               timeout=10).raise_for_status()
+    httpx.post(
+        f"{w.discourse_url}/_sandbox/confirm_admin", json={"user_id": int(gale.id)}, timeout=10
+    ).raise_for_status()
     resume_flow_run(run.id, run_input={"confirmed": True})
     thread.join(120)
     assert out["result"] == "roles-change:applied"

@@ -7,18 +7,16 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from connectors.base import Role
+from flows.roles.drift import find_drift, fingerprint, roles_drift_audit
+from flows.roles.plan import RolesPlan
 from ledger.models import AuditEntry
 from ledger.models_roles import RoleDriftReport
 from rules import Assignment, default_charter, plan_roles
 from tests.support.membership import NOW
 
-from flows.roles.drift import find_drift, fingerprint, roles_drift_audit
-from flows.roles.plan import RolesPlan
-
 
 def discord_reports(w) -> list[str]:
-    return [m["content"] or "" for m in w.discord_state()["messages"]
-            if "Role drift" in (m["content"] or "")]
+    return [m["content"] or "" for m in w.discord_state()["messages"] if "Role drift" in (m["content"] or "")]
 
 
 def by_hand(w, platform: str, username: str, role: Role, *, grant: bool = True) -> None:
@@ -63,8 +61,7 @@ def test_a_grant_made_by_hand_is_reported_once_then_resolved_once(roles_world, s
     assert roles_drift_audit(now=NOW + timedelta(hours=4))["status"] == "clean"
     with w.ledger.read() as session:
         statuses = [r.status for r in session.scalars(select(RoleDriftReport).order_by(RoleDriftReport.id))]
-        actions = [a for a in session.scalars(select(AuditEntry.action).where(
-            AuditEntry.action.like("roles.drift-%")))]
+        actions = [a for a in session.scalars(select(AuditEntry.action).where(AuditEntry.action.like("roles.drift-%")))]
     assert statuses == ["drift", "resolved"]
     assert actions == ["roles.drift-drift", "roles.drift-resolved"]
 
@@ -78,8 +75,7 @@ def test_a_changed_drift_is_reported_again_with_the_repair_plan(roles_world, sla
     by_hand(w, "discord", "dario_fenwick", Role.admin(), grant=False)
     second = roles_drift_audit(now=NOW + timedelta(hours=1))
     assert second["status"] == "drift" and second["fingerprint"] != first["fingerprint"]
-    assert any("dario_fenwick should hold admin but does not" in f
-               for f in second["findings"]["changes"])
+    assert any("dario_fenwick should hold admin but does not" in f for f in second["findings"]["changes"])
     assert any(f.startswith("R-ADMIN-2 discord") for f in second["findings"]["invariants"])
     reports = discord_reports(w)
     assert len(reports) == 2
@@ -91,13 +87,24 @@ def test_a_changed_drift_is_reported_again_with_the_repair_plan(roles_world, sla
 
 def test_find_drift_is_pure_and_its_fingerprint_stable():
     charter = default_charter()
-    observed = frozenset({Assignment(platform="discord", role="admin", person="ash"),
-                          Assignment(platform="discord", role="admin", person="birch"),
-                          Assignment(platform="discord", role="admin", person="discord:stranger")})
-    shown = RolesPlan(plan=plan_roles(observed, observed, charter=charter), observed=observed,
-                      desired=observed, people={"ash": 1, "birch": 2},
-                      rows=(("ash", "discord", "admin", True), ("birch", "discord", "admin", True)))
+    observed = frozenset(
+        {
+            Assignment(platform="discord", role="admin", person="ash"),
+            Assignment(platform="discord", role="admin", person="birch"),
+            Assignment(platform="discord", role="admin", person="discord:stranger"),
+        }
+    )
+    shown = RolesPlan(
+        plan=plan_roles(observed, observed, charter=charter),
+        observed=observed,
+        desired=observed,
+        people={"ash": 1, "birch": 2},
+        rows=(("ash", "discord", "admin", True), ("birch", "discord", "admin", True)),
+    )
     findings = find_drift(shown, charter=charter)
-    assert findings == {"changes": [], "invariants": [],
-                        "unrecorded": ["discord: discord:stranger holds admin without a ledger decision"]}
+    assert findings == {
+        "changes": [],
+        "invariants": [],
+        "unrecorded": ["discord: discord:stranger holds admin without a ledger decision"],
+    }
     assert fingerprint(findings) == fingerprint(find_drift(shown, charter=charter))

@@ -15,13 +15,12 @@ from typer.testing import CliRunner
 
 from connectors.base import Role
 from connectors.errors import FatalError
+from flows.platforms import Platforms, use
+from flows.roles.change import roles_change
 from ledger import repo
 from ledger.models import AuditEntry
 from tests.support.membership import NOW
 from tests.support.roles import want
-
-from flows.platforms import Platforms, use
-from flows.roles.change import roles_change
 
 runner = CliRunner()
 
@@ -38,8 +37,9 @@ def observed(w, handle: str) -> dict[tuple[str, str], bool | None]:
 
 def audit_payloads(w, action: str) -> list[dict]:
     with w.ledger.read() as session:
-        rows = session.scalars(select(AuditEntry.payload_json).where(AuditEntry.action == action)
-                               .order_by(AuditEntry.seq)).all()
+        rows = session.scalars(
+            select(AuditEntry.payload_json).where(AuditEntry.action == action).order_by(AuditEntry.seq)
+        ).all()
     return [json.loads(r) for r in rows]
 
 
@@ -52,15 +52,15 @@ def test_partial_failure_is_recorded_exactly_and_the_rerun_sends_only_the_rest(r
     want(w, "felix_oakes", "discord", "moderator")
     want(w, "felix_oakes", "discourse", "moderator")
     # The Forum refuses every write (reads still work): Discord is applied, the Forum is not.
-    httpx.post(f"{w.discourse_url}/_sandbox/faults",
-               json={"error_rate": 1.0, "error_status": 503, "methods": ["PUT", "DELETE"]},
-               timeout=10).raise_for_status()
+    httpx.post(
+        f"{w.discourse_url}/_sandbox/faults",
+        json={"error_rate": 1.0, "error_status": 503, "methods": ["PUT", "DELETE"]},
+        timeout=10,
+    ).raise_for_status()
     result = runner.invoke(cli, ["roles", "apply", "--confirm"])
     assert result.exit_code == 1, result.output
-    assert any(line.startswith("applied grant:discord:felix_oakes:moderator:")
-               for line in result.output.splitlines())
-    assert any(line.startswith("FAILED grant:discourse:felix_oakes:moderator:")
-               for line in result.output.splitlines())
+    assert any(line.startswith("applied grant:discord:felix_oakes:moderator:") for line in result.output.splitlines())
+    assert any(line.startswith("FAILED grant:discourse:felix_oakes:moderator:") for line in result.output.splitlines())
     assert holders(w, "discord", Role.moderator()) == {"felix_oakes"}
     assert "felix_oakes" not in holders(w, "discourse", Role.moderator())
     seen = observed(w, "felix_oakes")
@@ -90,15 +90,22 @@ def test_discord_50013_reaches_the_operator_as_an_instruction(roles_world, cli):
     assert "50013" in line and "drag 'charterflow' above 'owners'" in line
     assert "Server Settings → Roles" in line
 
-    state = roles_change(action="grant", role="group:owners", platform="discord",
-                         person="hana_pike", reason="server owner team", now=NOW,
-                         return_state=True)
+    state = roles_change(
+        action="grant",
+        role="group:owners",
+        platform="discord",
+        person="hana_pike",
+        reason="server owner team",
+        now=NOW,
+        return_state=True,
+    )
     assert state.is_failed()
     with pytest.raises(FatalError, match="drag 'charterflow' above 'owners'"):
         state.result()
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
     note = next(a.data for a in found if "platform error" in (a.data or ""))
     assert "drag 'charterflow' above 'owners'" in note and "only the missing part" in note
     (entry,) = audit_payloads(w, "roles.change-failed")
@@ -109,9 +116,12 @@ def test_discourse_404_on_admin_routes_reaches_the_operator_as_an_instruction(ro
     w = roles_world
     # An API key of a user who is not an admin: Discourse answers 404 on every admin route.
     forum = w.discourse_sb.connect(w.discourse_url, api_username="felix_oakes")
-    platforms = Platforms.build(charter=w.platforms.charter, discourse=forum,
-                                discord=w.platforms.space("discord").connector,
-                                confirm_secret="test-only-secret")
+    platforms = Platforms.build(
+        charter=w.platforms.charter,
+        discourse=forum,
+        discord=w.platforms.space("discord").connector,
+        confirm_secret="test-only-secret",
+    )
     try:
         with use(ledger=w.ledger, platforms=platforms):
             result = runner.invoke(cli, ["roles", "plan"])

@@ -8,11 +8,10 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from connectors.base import Role
-from ledger.models import AuditEntry
-from tests.support.roles import want
-
 from flows.kit import context
 from flows.roles.plan import build_plan
+from ledger.models import AuditEntry
+from tests.support.roles import want
 
 runner = CliRunner()
 
@@ -24,8 +23,9 @@ def holders(w, platform: str, role: Role) -> set[str]:
 
 def audit_entries(w, action: str) -> list[dict]:
     with w.ledger.read() as session:
-        rows = session.scalars(select(AuditEntry.payload_json).where(AuditEntry.action == action)
-                               .order_by(AuditEntry.seq)).all()
+        rows = session.scalars(
+            select(AuditEntry.payload_json).where(AuditEntry.action == action).order_by(AuditEntry.seq)
+        ).all()
     return [json.loads(r) for r in rows]
 
 
@@ -76,8 +76,7 @@ def test_apply_makes_exactly_the_plan_and_a_second_apply_nothing(roles_world, cl
     roles_only = {k: v for k, v in writes.items() if "/roles/" in k or "moderation" in k}
     assert total(roles_only) == 3
     assert total(writes) - before == 5
-    guide = [m for m in roles_world.discord_state()["messages"]
-             if "Moderating the Forum" in (m["content"] or "")]
+    guide = [m for m in roles_world.discord_state()["messages"] if "Moderating the Forum" in (m["content"] or "")]
     assert len(guide) == 1
     assert "felix_oakes" in holders(roles_world, "discourse", Role.moderator())
     assert holders(roles_world, "discord", Role.admin()) == {"cleo_marsh", "gale_morrow"}
@@ -86,7 +85,10 @@ def test_apply_makes_exactly_the_plan_and_a_second_apply_nothing(roles_world, cl
     assert len(run["changes"]) == 3 and run["allowed"] is True
     observed = audit_entries(roles_world, "platform-role.observed")
     assert {(e["platform"], e["role"], e["observed"]) for e in observed} >= {
-        ("discourse", "moderator", True), ("discord", "admin", True), ("discord", "admin", False)}
+        ("discourse", "moderator", True),
+        ("discord", "admin", True),
+        ("discord", "admin", False),
+    }
 
     after = roles_world.writes()
     again = runner.invoke(cli, ["roles", "apply", "--confirm"])
@@ -134,8 +136,7 @@ def test_an_override_is_applied_and_its_reason_recorded(roles_world, cli):
 
 
 def test_too_many_removals_in_one_run_are_refused(roles_world, cli):
-    for handle in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "felix_oakes",
-                   "gale_morrow"):
+    for handle in ("avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "felix_oakes", "gale_morrow"):
         want(roles_world, handle, "discord", "group:wg-member", desired=False)
     result = runner.invoke(cli, ["roles", "plan"])
     assert result.exit_code == 1

@@ -20,14 +20,36 @@ def _relay(world: World) -> None:
     room's relay records them (flows.commons)."""
     channel = next(m["channel_id"] for m in world.moderators_channel())
     with world.ledger.transaction() as session:
-        source = CommonsMessage(bridge="moderators", platform="discord", instance="sandbox", message_id="1400",
-                                room="moderators", thread_id=channel, author_username="bram_tolliver",
-                                content_hash="0" * 32, state="live", created_at=NOW, updated_at=NOW)
+        source = CommonsMessage(
+            bridge="moderators",
+            platform="discord",
+            instance="sandbox",
+            message_id="1400",
+            room="moderators",
+            thread_id=channel,
+            author_username="bram_tolliver",
+            content_hash="0" * 32,
+            state="live",
+            created_at=NOW,
+            updated_at=NOW,
+        )
         session.add(source)
         session.flush()
-        session.add(CommonsMessage(bridge="moderators", platform="discourse", instance="sandbox", message_id="88",
-                                   room="Moderators", thread_id="41", origin_id=source.id, content_hash="0" * 32,
-                                   state="live", created_at=NOW, updated_at=NOW))
+        session.add(
+            CommonsMessage(
+                bridge="moderators",
+                platform="discourse",
+                instance="sandbox",
+                message_id="88",
+                room="Moderators",
+                thread_id="41",
+                origin_id=source.id,
+                content_hash="0" * 32,
+                state="live",
+                created_at=NOW,
+                updated_at=NOW,
+            )
+        )
 
 
 def test_r_safe_1_the_inspector_lists_reports_and_relays_without_names(world: World) -> None:
@@ -37,8 +59,12 @@ def test_r_safe_1_the_inspector_lists_reports_and_relays_without_names(world: Wo
     press(world, user="bram_tolliver", message=message, custom_id=f"cfs:claim:{report.id}")
     _form_report(world, coc="yes", reason="a threat sent to dario_fenwick privately")
     _relay(world)
-    running = Running(urls={"discord": world.discord_url, "discourse": world.forum_url},
-                      gateway_url="http://127.0.0.1:9", community=build(), ready=True)
+    running = Running(
+        urls={"discord": world.discord_url, "discourse": world.forum_url},
+        gateway_url="http://127.0.0.1:9",
+        community=build(),
+        ready=True,
+    )
     with LoopbackServer(create_app(running=running, ledger_url=str(world.ledger.engine.url))) as server:
         page = httpx.get(f"{server.url}/reports", timeout=30)
         home = httpx.get(f"{server.url}/", timeout=30)

@@ -19,14 +19,33 @@ def test_r_safe_3_quarterly_reports_give_counts_publicly_and_times_to_the_board(
     q = Quarter.parse(QUARTER)
     start = q.start + timedelta(days=3)
     with empty_ledger.transaction() as session:
-        for i, (platform, outcome, hours) in enumerate((("discord", "warned", 2), ("discord", "no_action", 6),
-                                                        ("discourse", "removed_content", 10))):
-            report, _ = queue_ledger.create(session, source_key=f"k{i}", at=start, actor="operator", fields={
-                "via": platform, "platform": platform, "reporter_key": f"{platform}:9{i}", "target_kind": "message",
-                "reporter_username": "cleo_marsh", "target_username": "rowan_vale", "content": "rude words"})
+        for i, (platform, outcome, hours) in enumerate(
+            (("discord", "warned", 2), ("discord", "no_action", 6), ("discourse", "removed_content", 10))
+        ):
+            report, _ = queue_ledger.create(
+                session,
+                source_key=f"k{i}",
+                at=start,
+                actor="operator",
+                fields={
+                    "via": platform,
+                    "platform": platform,
+                    "reporter_key": f"{platform}:9{i}",
+                    "target_kind": "message",
+                    "reporter_username": "cleo_marsh",
+                    "target_username": "rowan_vale",
+                    "content": "rude words",
+                },
+            )
             queue_ledger.claim(session, report.id, by="bram_tolliver", at=start + timedelta(hours=1), actor="operator")
-            queue_ledger.resolve(session, report.id, outcome=outcome, by="bram_tolliver",
-                                 at=start + timedelta(hours=hours), actor="operator")
+            queue_ledger.resolve(
+                session,
+                report.id,
+                outcome=outcome,
+                by="bram_tolliver",
+                at=start + timedelta(hours=hours),
+                actor="operator",
+            )
         facts = store.gather_facts(session, q)
     assert facts["safety"]["public"]["reports"] == 3
     texts = render_report(facts, charts=CHARTS)
@@ -36,4 +55,3 @@ def test_r_safe_3_quarterly_reports_give_counts_publicly_and_times_to_the_board(
     for text in (texts.forum, texts.discord, board):
         assert "rowan_vale" not in text and "cleo_marsh" not in text and "bram_tolliver" not in text
         assert "rude words" not in text
-

@@ -29,14 +29,21 @@ from tests.support.moderation import NOW, World, buttons, press
 def _store(world: World, event: Any, route: str) -> int:
     data = json.loads(json.dumps(dict(event.data), default=str))
     with world.ledger.transaction() as session:
-        row, _ = repo.inbox_put(session, dedupe_key=event.dedupe_key, source=event.platform, kind=event.kind,
-                                route=route, payload={"data": data, "attributes": dict(event.attributes),
-                                                      "actor": event.actor}, received_at=NOW)
+        row, _ = repo.inbox_put(
+            session,
+            dedupe_key=event.dedupe_key,
+            source=event.platform,
+            kind=event.kind,
+            route=route,
+            payload={"data": data, "attributes": dict(event.attributes), "actor": event.actor},
+            received_at=NOW,
+        )
         return row.id
 
 
-def report_message(world: World, *, reporter: str, author: str, content: str | None,
-                   message_id: str = "1300000000000000001") -> tuple[str, int]:
+def report_message(
+    world: World, *, reporter: str, author: str, content: str | None, message_id: str = "1300000000000000001"
+) -> tuple[str, int]:
     """``reporter`` uses "Report to moderators" on a message of ``author``: the interaction as
     Discord sends it (signed by the sandbox's application key), verified, routed, stored and
     handled as the gateway and the worker do. ``content`` None: the message was deleted
@@ -46,16 +53,35 @@ def report_message(world: World, *, reporter: str, author: str, content: str | N
     headers, body = world.discord_sb.signed_request(kind=MESSAGE_COMMAND, payload={"user": reporter, "options": {}})
     interaction = json.loads(body)
     user = world.discord.find_user(author)
-    resolved = {} if content is None else {"messages": {message_id: {
-        "id": message_id, "channel_id": interaction["channel_id"], "content": content, "type": 0,
-        "author": {"id": user.id, "username": user.username}}}}
-    interaction["data"] = {"id": interaction["data"]["id"], "name": MESSAGE_COMMAND, "type": 3,
-                           "target_id": message_id, "guild_id": interaction["guild_id"], "resolved": resolved}
+    resolved = (
+        {}
+        if content is None
+        else {
+            "messages": {
+                message_id: {
+                    "id": message_id,
+                    "channel_id": interaction["channel_id"],
+                    "content": content,
+                    "type": 0,
+                    "author": {"id": user.id, "username": user.username},
+                }
+            }
+        }
+    )
+    interaction["data"] = {
+        "id": interaction["data"]["id"],
+        "name": MESSAGE_COMMAND,
+        "type": 3,
+        "target_id": message_id,
+        "guild_id": interaction["guild_id"],
+        "resolved": resolved,
+    }
     body = json.dumps(interaction, separators=(",", ":")).encode()
     event = world.discord.verify(headers=world.discord_sb.sign(body), body=body)
     world.discord.callback(event, deferred(ephemeral=True))
-    route = inbox.route_for(source="discord", kind=event.kind, attributes=event.attributes,
-                            config=inbox.RoutingConfig())
+    route = inbox.route_for(
+        source="discord", kind=event.kind, attributes=event.attributes, config=inbox.RoutingConfig()
+    )
     assert route == "safety-report"
     event_id = _store(world, event, route)
     return inbox.handle_event(world.ledger, event_id), event_id
@@ -73,8 +99,11 @@ def forum_pms_to(world: World, username: str) -> list[str]:
     """The posts (title, then text) of Forum private messages sent to ``username``."""
     state = world.forum_state()
     uid = next(u["id"] for u in state["users"] if u["username"] == username)
-    topics = {t["id"]: t["title"] for t in state["topics"] if t["archetype"] == "private_message"
-              and ["user", uid] in t["allowed"]}
+    topics = {
+        t["id"]: t["title"]
+        for t in state["topics"]
+        if t["archetype"] == "private_message" and ["user", uid] in t["allowed"]
+    }
     return [f"{topics[p['topic_id']]}\n{p['raw']}" for p in state["posts"] if p["topic_id"] in topics]
 
 
@@ -91,8 +120,9 @@ def only_report(world: World) -> SafetyReport:
 
 
 def test_r_safe_1_a_discord_report_is_claimed_and_resolved_and_the_reporter_told(world: World) -> None:
-    result, event_id = report_message(world, reporter="cleo_marsh", author="rowan_vale",
-                                      content="an unkind remark about a newcomer")
+    result, event_id = report_message(
+        world, reporter="cleo_marsh", author="rowan_vale", content="an unkind remark about a newcomer"
+    )
     report = only_report(world)
     assert result == f"taken:{report.id}" and report.state == "open" and report.content_gone is False
     assert report.target_username == "rowan_vale" and report.reporter_person_id == world.people["cleo_marsh"]
@@ -107,20 +137,27 @@ def test_r_safe_1_a_discord_report_is_claimed_and_resolved_and_the_reporter_told
     (pm,) = world.forum_moderator_pms()
     assert f"charterflow safety claim {report.id}" in pm["raw"]
     # A member who is not a moderator cannot claim it.
-    assert press(world, user="cleo_marsh", message=message, custom_id=f"cfs:claim:{report.id}") == \
-        "refused:not-a-moderator"
+    assert (
+        press(world, user="cleo_marsh", message=message, custom_id=f"cfs:claim:{report.id}")
+        == "refused:not-a-moderator"
+    )
     assert only_report(world).state == "open"
     # A moderator claims (once), then resolves.
-    assert press(world, user="bram_tolliver", message=message, custom_id=f"cfs:claim:{report.id}") == \
-        f"claimed:{report.id}"
-    assert press(world, user="bram_tolliver", message=message, custom_id=f"cfs:claim:{report.id}") == \
-        "refused:claimed"
+    assert (
+        press(world, user="bram_tolliver", message=message, custom_id=f"cfs:claim:{report.id}")
+        == f"claimed:{report.id}"
+    )
+    assert press(world, user="bram_tolliver", message=message, custom_id=f"cfs:claim:{report.id}") == "refused:claimed"
     (message,) = room(world)
     assert "claimed by bram_tolliver" in message["content"] and buttons(message)
-    assert press(world, user="bram_tolliver", message=message,
-                 custom_id=f"cfs:resolve:{report.id}:warned") == f"resolved:{report.id}:warned"
-    assert press(world, user="bram_tolliver", message=message,
-                 custom_id=f"cfs:resolve:{report.id}:sanctioned") == "refused:resolved"
+    assert (
+        press(world, user="bram_tolliver", message=message, custom_id=f"cfs:resolve:{report.id}:warned")
+        == f"resolved:{report.id}:warned"
+    )
+    assert (
+        press(world, user="bram_tolliver", message=message, custom_id=f"cfs:resolve:{report.id}:sanctioned")
+        == "refused:resolved"
+    )
     done = only_report(world)
     assert (done.state, done.outcome, done.claimed_by) == ("resolved", "warned", "bram_tolliver")
     assert done.first_response_at is not None and done.resolved_at is not None
@@ -131,8 +168,12 @@ def test_r_safe_1_a_discord_report_is_claimed_and_resolved_and_the_reporter_told
     assert "handled" in told and "warn" not in told.lower()
     assert dms_to(world, "rowan_vale") == []
     with world.ledger.read() as session:
-        actions = [a for (a,) in session.execute(select(AuditEntry.action).where(
-            AuditEntry.subject == f"safety-report:{report.id}"))]
+        actions = [
+            a
+            for (a,) in session.execute(
+                select(AuditEntry.action).where(AuditEntry.subject == f"safety-report:{report.id}")
+            )
+        ]
     assert {"safety.reported", "safety.claimed", "safety.resolved"} <= set(actions)
 
 
@@ -146,8 +187,16 @@ def test_r_safe_1_a_deleted_message_is_kept_with_what_the_platform_gave(world: W
 
 
 def test_r_safe_1_a_burst_from_one_account_is_refused_and_noted(world: World) -> None:
-    results = [report_message(world, reporter="cleo_marsh", author="rowan_vale", content=f"spam {i}",
-                              message_id=f"13000000000000000{i:02d}")[0] for i in range(7)]
+    results = [
+        report_message(
+            world,
+            reporter="cleo_marsh",
+            author="rowan_vale",
+            content=f"spam {i}",
+            message_id=f"13000000000000000{i:02d}",
+        )[0]
+        for i in range(7)
+    ]
     assert [r.split(":")[0] for r in results] == ["taken"] * 5 + ["refused"] * 2
     with world.ledger.read() as session:
         assert len(session.scalars(select(SafetyReport)).all()) == 5
@@ -157,12 +206,24 @@ def test_r_safe_1_a_burst_from_one_account_is_refused_and_noted(world: World) ->
 
 
 def _form_report(world: World, **fields: str) -> str:
-    values = {"platform": "discord", "target_kind": "person", "target": "rowan_vale",
-              "reason": "threatening messages sent to me privately", "reporter": "", **fields}
+    values = {
+        "platform": "discord",
+        "target_kind": "person",
+        "target": "rowan_vale",
+        "reason": "threatening messages sent to me privately",
+        "reporter": "",
+        **fields,
+    }
     with world.ledger.transaction() as session:
-        row, _ = repo.inbox_put(session, dedupe_key=f"form:report:sub{len(values['reason'])}xxxxxxxxxxxxxx",
-                                source="form", kind="report", route="safety-form",
-                                payload={"data": values, "attributes": {"ip_digest": "abc123"}}, received_at=NOW)
+        row, _ = repo.inbox_put(
+            session,
+            dedupe_key=f"form:report:sub{len(values['reason'])}xxxxxxxxxxxxxx",
+            source="form",
+            kind="report",
+            route="safety-form",
+            payload={"data": values, "attributes": {"ip_digest": "abc123"}},
+            received_at=NOW,
+        )
         event_id = row.id
     return inbox.handle_event(world.ledger, event_id)
 
@@ -186,8 +247,10 @@ def test_r_safe_2_a_coc_report_reaches_only_the_liaison(world: World) -> None:
     # Only the liaison records the CoC WG's outcome.
     ctx = context(None)
     assert queue.record_coc_outcome(ctx, report.id, by_handle="cleo_marsh", outcome="x")[0] == "refused"
-    assert queue.record_coc_outcome(ctx, report.id, by_handle="avery_quill",
-                                    outcome="a private warning")[0] == f"coc-outcome:{report.id}"
+    assert (
+        queue.record_coc_outcome(ctx, report.id, by_handle="avery_quill", outcome="a private warning")[0]
+        == f"coc-outcome:{report.id}"
+    )
     assert only_report(world).coc_outcome == "a private warning"
 
 
@@ -195,8 +258,10 @@ def test_r_safe_2_a_moderator_refers_a_report_from_discord(world: World) -> None
     report_message(world, reporter="cleo_marsh", author="rowan_vale", content="a slur")
     report = only_report(world)
     (message,) = room(world)
-    assert press(world, user="bram_tolliver", message=message, custom_id=f"cfs:refer:{report.id}") == \
-        f"referred:{report.id}"
+    assert (
+        press(world, user="bram_tolliver", message=message, custom_id=f"cfs:refer:{report.id}")
+        == f"referred:{report.id}"
+    )
     (message,) = room(world)
     assert message["content"].startswith(f"**Report #{report.id}: referred to the CoC WG**")
     assert "a slur" not in message["content"] and message["components"] == []
@@ -242,16 +307,40 @@ def forum_flag(world: World, *, flagger: str, author: str, raw: str | None, mess
     Discourse sends it (``{"flag": {...}}``, WebHookFlagSerializer), signed by the Forum
     sandbox, verified, routed and handled. ``raw`` None: the post was deleted meanwhile."""
     by, to = world.forum.find_user(flagger), world.forum.find_user(author)
-    post = {} if raw is None else {"id": 4321, "topic_id": 77, "topic_slug": "welcome", "post_number": 3,
-                                   "user_id": int(to.id), "username": to.username, "raw": raw,
-                                   "cooked": f"<p>{raw}</p>", "deleted_at": None}
-    headers, body = world.forum_sb.signed_request(kind="flag_created", payload={"flag": {
-        "id": 55, "post": post, "flag_type": "inappropriate", "message": message,
-        "created_by": {"id": int(by.id), "username": by.username, "name": None, "avatar_template": ""},
-        "created_at": NOW.isoformat(), "resolved_at": None, "resolved_by": None}})
+    post = (
+        {}
+        if raw is None
+        else {
+            "id": 4321,
+            "topic_id": 77,
+            "topic_slug": "welcome",
+            "post_number": 3,
+            "user_id": int(to.id),
+            "username": to.username,
+            "raw": raw,
+            "cooked": f"<p>{raw}</p>",
+            "deleted_at": None,
+        }
+    )
+    headers, body = world.forum_sb.signed_request(
+        kind="flag_created",
+        payload={
+            "flag": {
+                "id": 55,
+                "post": post,
+                "flag_type": "inappropriate",
+                "message": message,
+                "created_by": {"id": int(by.id), "username": by.username, "name": None, "avatar_template": ""},
+                "created_at": NOW.isoformat(),
+                "resolved_at": None,
+                "resolved_by": None,
+            }
+        },
+    )
     event = world.forum.verify(headers=headers, body=body)
-    route = inbox.route_for(source="discourse", kind=event.kind, attributes=event.attributes,
-                            config=inbox.RoutingConfig())
+    route = inbox.route_for(
+        source="discourse", kind=event.kind, attributes=event.attributes, config=inbox.RoutingConfig()
+    )
     assert route == "safety-flag"
     event_id = _store(world, event, route)
     return inbox.handle_event(world.ledger, event_id), event_id
@@ -274,8 +363,9 @@ def test_r_safe_1_a_forum_flag_is_a_report_resolved_from_the_forum_side(world: W
     runner = CliRunner()
     out = runner.invoke(cli, ["safety", "claim", str(report.id), "--by", "bram_tolliver"])
     assert out.exit_code == 0 and "is yours" in out.output
-    out = runner.invoke(cli, ["safety", "resolve", str(report.id), "--outcome", "removed_content",
-                              "--by", "bram_tolliver"])
+    out = runner.invoke(
+        cli, ["safety", "resolve", str(report.id), "--outcome", "removed_content", "--by", "bram_tolliver"]
+    )
     assert out.exit_code == 0, out.output
     out = runner.invoke(cli, ["safety", "resolve", str(report.id), "--outcome", "warned", "--by", "bram_tolliver"])
     assert out.exit_code != 0 and "already resolved" in out.output
@@ -299,8 +389,9 @@ def test_r_safe_1_a_forum_flag_is_a_report_resolved_from_the_forum_side(world: W
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
         # By key: the session's server holds every test's artifacts, more than one page.
-        (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["safety-figures"])), limit=1)
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["safety-figures"])), limit=1
+        )
     assert "rowan_vale" not in json.dumps(artifact.data) and "removed_content" in json.dumps(artifact.data)
 
 
@@ -320,13 +411,16 @@ def test_r_comms_each_platform_has_a_moderators_room(world: World) -> None:
     assert has_buttons(found["discord"]) and not has_buttons(found["discourse"])
 
 
-def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
 
     monkeypatch.setenv("CHARTERFLOW_SAFETY_COC_EMAIL", "coc-wg@example.org")
     with SmtpSandbox() as mailbox:
-        world.platforms.mailer = SmtpMailer(settings=SmtpSettings(_env_file=None, host=mailbox.host,
-                                                                  port=mailbox.port, tls="none"))
+        world.platforms.mailer = SmtpMailer(
+            settings=SmtpSettings(_env_file=None, host=mailbox.host, port=mailbox.port, tls="none")
+        )
         try:
             _form_report(world, coc="yes", reason="a private threat, details inside")
             report = only_report(world)
@@ -345,7 +439,7 @@ def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(world: World
 
 
 @contextmanager
-def _receiver(answer: dict[str, Any] | None = None) -> Iterator[tuple[str, "queues.Queue[tuple[dict[str, str], bytes]]"]]:
+def _receiver(answer: dict[str, Any] | None = None) -> Iterator[tuple[str, queues.Queue[tuple[dict[str, str], bytes]]]]:
     """A loopback endpoint standing for the gateway: (its URL, the requests it received as
     (headers, body)); it answers 200 with ``answer`` (JSON) or an empty body."""
     from starlette.applications import Starlette
@@ -365,12 +459,13 @@ def _receiver(answer: dict[str, Any] | None = None) -> Iterator[tuple[str, "queu
         yield f"{server.url}/hook", received
 
 
-def _take(world: World, platform: Any, *, source: str, headers: dict[str, str], body: bytes,
-          route: str) -> str:
+def _take(world: World, platform: Any, *, source: str, headers: dict[str, str], body: bytes, route: str) -> str:
     """Verify a delivery as the gateway does, check its route, store it and handle it."""
     event = platform.verify(headers=headers, body=body)
-    assert inbox.route_for(source=source, kind=event.kind, attributes=event.attributes,
-                           config=inbox.RoutingConfig()) == route
+    assert (
+        inbox.route_for(source=source, kind=event.kind, attributes=event.attributes, config=inbox.RoutingConfig())
+        == route
+    )
     return inbox.handle_event(world.ledger, _store(world, event, route))
 
 
@@ -385,17 +480,24 @@ def test_r_safe_1_a_flag_raised_on_the_forum_arrives_as_its_webhook_and_becomes_
 
     with _receiver() as (url, received):
         world.forum_sb.webhook.url = url
-        posted = httpx.post(f"{world.forum_url}/posts.json", headers=as_user("rowan_vale"), timeout=10, json={
-            "title": "Nobody here knows anything at all", "category": "General",
-            "raw": "Everyone who answered me here is useless and should leave."})
+        posted = httpx.post(
+            f"{world.forum_url}/posts.json",
+            headers=as_user("rowan_vale"),
+            timeout=10,
+            json={
+                "title": "Nobody here knows anything at all",
+                "category": "General",
+                "raw": "Everyone who answered me here is useless and should leave.",
+            },
+        )
         assert posted.status_code == 200, posted.text
         post_id = posted.json()["id"]
         flag = {"id": post_id, "post_action_type_id": 4}
-        flagged = httpx.post(f"{world.forum_url}/post_actions.json", headers=as_user("cleo_marsh"), json=flag,
-                             timeout=10)
+        flagged = httpx.post(
+            f"{world.forum_url}/post_actions.json", headers=as_user("cleo_marsh"), json=flag, timeout=10
+        )
         assert flagged.status_code == 200, flagged.text
-        again = httpx.post(f"{world.forum_url}/post_actions.json", headers=as_user("cleo_marsh"), json=flag,
-                           timeout=10)
+        again = httpx.post(f"{world.forum_url}/post_actions.json", headers=as_user("cleo_marsh"), json=flag, timeout=10)
         assert again.status_code == 403
         while True:  # topic_created and post_created come first
             headers, body = received.get(timeout=10)
@@ -414,20 +516,27 @@ def test_r_safe_1_the_message_command_from_a_messages_apps_menu_becomes_one_repo
     verified, routed and taken as one report carrying what the message said."""
     import httpx
 
-    written = httpx.post(f"{world.discord_url}/_sandbox/messages", timeout=10, json={
-        "user": "rowan_vale", "channel": "general", "content": "Nobody wants you here, go away."})
+    written = httpx.post(
+        f"{world.discord_url}/_sandbox/messages",
+        timeout=10,
+        json={"user": "rowan_vale", "channel": "general", "content": "Nobody wants you here, go away."},
+    )
     assert written.status_code == 200, written.text
     message_id = written.json()["id"]
     with _receiver({"type": 5, "data": {"flags": 64}}) as (url, received):
         world.discord_sb.interactions_url = url
-        sent = httpx.post(f"{world.discord_url}/_sandbox/interactions", timeout=10, json={
-            "type": "message_command", "user": "cleo_marsh", "name": MESSAGE_COMMAND,
-            "message_id": message_id})
+        sent = httpx.post(
+            f"{world.discord_url}/_sandbox/interactions",
+            timeout=10,
+            json={"type": "message_command", "user": "cleo_marsh", "name": MESSAGE_COMMAND, "message_id": message_id},
+        )
         assert sent.status_code == 200, sent.text
         headers, body = received.get(timeout=10)
-        unknown = httpx.post(f"{world.discord_url}/_sandbox/interactions", timeout=10, json={
-            "type": "message_command", "user": "cleo_marsh", "name": MESSAGE_COMMAND,
-            "message_id": "1"})
+        unknown = httpx.post(
+            f"{world.discord_url}/_sandbox/interactions",
+            timeout=10,
+            json={"type": "message_command", "user": "cleo_marsh", "name": MESSAGE_COMMAND, "message_id": "1"},
+        )
         assert unknown.status_code == 400 and unknown.json()["code"] == 10008
     interaction = json.loads(body)
     assert interaction["data"]["type"] == 3 and interaction["data"]["target_id"] == message_id

@@ -13,6 +13,12 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from charterflow import wg_cli
+from flows import inbox
+from flows.membership.ballot import close_due_ballots
+from flows.wg_roles.ballot import appoint_by_ballot
+from flows.wg_roles.board import ask_board
+from flows.wg_roles.coc import name_coc_liaison
+from flows.wg_roles.vacancy import report_vacancies
 from ledger import repo
 from ledger.models import AuditEntry, InboxEvent, Platform, WgRole
 from ledger.models_appointments import WgAppointment
@@ -20,30 +26,27 @@ from tests.support.board import OSSIAN, PELLA, WREN, Board
 from tests.support.cli import cli_with
 from tests.support.membership import CONFIRM_SECRET, NOW, World, press_vote
 
-from flows import inbox
-from flows.membership.ballot import close_due_ballots
-from flows.wg_roles.ballot import appoint_by_ballot
-from flows.wg_roles.board import ask_board
-from flows.wg_roles.coc import name_coc_liaison
-from flows.wg_roles.vacancy import report_vacancies
-
 COC_CONTACT = "coc-contact@example.org"
 
 
 def _set_roles(world: World, *, homes: dict[str, str], roles: dict[str, str]) -> None:
     with world.ledger.transaction() as session:
         for handle, home in homes.items():
-            repo.update_person(session, repo.get_person(session, handle), actor="operator",
-                               home_platform=Platform(home), at=NOW)
+            repo.update_person(
+                session, repo.get_person(session, handle), actor="operator", home_platform=Platform(home), at=NOW
+            )
         for role, handle in roles.items():
-            repo.assign_wg_role(session, repo.get_person(session, handle), role, actor="operator",
-                                assigned_by="roster-import", at=NOW)
+            repo.assign_wg_role(
+                session, repo.get_person(session, handle), role, actor="operator", assigned_by="roster-import", at=NOW
+            )
 
 
 def _holders(world: World) -> dict[str, str]:
     with world.ledger.read() as session:
-        return {role.value: repo.get_person(session, a.person_id).handle
-                for role, a in repo.current_wg_roles(session).items()}
+        return {
+            role.value: repo.get_person(session, a.person_id).handle
+            for role, a in repo.current_wg_roles(session).items()
+        }
 
 
 def _wg_text(world: World) -> str:
@@ -52,17 +55,17 @@ def _wg_text(world: World) -> str:
 
 def _actions(world: World, subject: str) -> list[str]:
     with world.ledger.read() as session:
-        return [e.action for e in session.scalars(select(AuditEntry).where(
-            AuditEntry.subject == subject).order_by(AuditEntry.seq))]
+        return [
+            e.action
+            for e in session.scalars(select(AuditEntry).where(AuditEntry.subject == subject).order_by(AuditEntry.seq))
+        ]
 
 
 def test_co_chair_by_ballot_with_the_r_role_chair_warning(world: World):
     """R-ROLE-APPOINT + R-ROLE-CHAIR: both chairs from Discord is a warning, shown to the
     proposer and on the ballot; the ballot passes, the Co-Chair is recorded, then announced."""
-    _set_roles(world, homes={"avery_quill": "discord", "bram_tolliver": "discord"},
-               roles={"chair": "avery_quill"})
-    out = appoint_by_ballot(role="co_chair", nominee="bram_tolliver", proposed_by="cleo_marsh",
-                            now=NOW)
+    _set_roles(world, homes={"avery_quill": "discord", "bram_tolliver": "discord"}, roles={"chair": "avery_quill"})
+    out = appoint_by_ballot(role="co_chair", nominee="bram_tolliver", proposed_by="cleo_marsh", now=NOW)
     assert out["status"] == "voting" and out["ruling"] == "R-ROLE-APPOINT"
     assert [w.split(":")[0] for w in out["warnings"]] == ["R-ROLE-CHAIR"]
     assert "Warning R-ROLE-CHAIR" in out["explanation"] and "both come from discord" in out["explanation"]
@@ -71,18 +74,18 @@ def test_co_chair_by_ballot_with_the_r_role_chair_warning(world: World):
     assert "both come from discord" in _wg_text(world), "the voters see the warning"
     # Asked again while it is open: the same ballot, nothing posted twice.
     before = world.writes()
-    again = appoint_by_ballot(role="co_chair", nominee="bram_tolliver", proposed_by="cleo_marsh",
-                              now=NOW + timedelta(minutes=1))
+    again = appoint_by_ballot(
+        role="co_chair", nominee="bram_tolliver", proposed_by="cleo_marsh", now=NOW + timedelta(minutes=1)
+    )
     assert again["ballot"] == out["ballot"] and world.writes() == before
     assert _holders(world) == {"chair": "avery_quill"}
 
-    from flows.membership import ballot as ballots
     from flows.kit import context
+    from flows.membership import ballot as ballots
 
     ref = ballots.refs(context(NOW), out["ballot"])["discord"]
     for name in ("avery_quill", "cleo_marsh", "dario_fenwick", "felix_oakes"):
-        assert press_vote(world, ref, name, 0, now=NOW + timedelta(minutes=5)) == \
-            f"ballot:{out['ballot']}:vote"
+        assert press_vote(world, ref, name, 0, now=NOW + timedelta(minutes=5)) == f"ballot:{out['ballot']}:vote"
     close_due_ballots(now=NOW + timedelta(minutes=10))
     with world.ledger.read() as session:
         row = session.get(WgAppointment, out["appointment"])
@@ -108,8 +111,7 @@ def test_a_hard_rule_is_refused_before_any_ballot_or_announcement(world: World):
     recorded, nothing posted anywhere."""
     _set_roles(world, homes={}, roles={"chair": "avery_quill"})
     before = world.writes()
-    out = appoint_by_ballot(role="co_chair", nominee="avery_quill", proposed_by="cleo_marsh",
-                            now=NOW)
+    out = appoint_by_ballot(role="co_chair", nominee="avery_quill", proposed_by="cleo_marsh", now=NOW)
     assert out["status"] == "refused" and out["ruling"] == "R-ROLE-CHAIR"
     assert out["explanation"].startswith("Refused by R-ROLE-CHAIR")
     assert world.writes() == before
@@ -133,8 +135,7 @@ def test_board_liaison_refused_when_not_on_the_board_list(board: Board):
     late = board.click(user=PELLA, ts=ts, action="reject")  # pressed after the decision
 
     event = board.deliver(board.click(user=OSSIAN, ts=ts, action="approve"))
-    assert inbox.handle_event(world.ledger, event) == \
-        f"refused:not-on-board-list:wg-role:{out['appointment']}"
+    assert inbox.handle_event(world.ledger, event) == f"refused:not-on-board-list:wg-role:{out['appointment']}"
     [reply] = board.slack_state()["response_posts"]
     assert reply["to_user"] == OSSIAN and reply["response_type"] == "ephemeral"
     assert "board_liaison" not in _holders(world)
@@ -166,8 +167,7 @@ def test_coc_liaison_confirmed_through_the_signed_link(world: World, gateway, mo
 
     def events() -> list[int]:
         with world.ledger.read() as session:
-            return list(session.scalars(select(InboxEvent.id).where(
-                InboxEvent.route == "wg-role-confirm")))
+            return list(session.scalars(select(InboxEvent.id).where(InboxEvent.route == "wg-role-confirm")))
 
     tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
     assert httpx.get(f"{gateway.url}/wg-role/{tampered}", timeout=10).status_code == 400
@@ -189,23 +189,30 @@ def test_coc_liaison_confirmed_through_the_signed_link(world: World, gateway, mo
     assert events() == [event], "a replayed link stores nothing new"
     # Even a second event carrying the same token acts once only.
     with world.ledger.transaction() as session:
-        row, _ = repo.inbox_put(session, dedupe_key="form:wg-role:replayed", source="form",
-                                kind="wg_role_confirm", route="wg-role-confirm",
-                                payload={"data": {"token": token}, "attributes": {}, "actor": None},
-                                received_at=NOW)
+        row, _ = repo.inbox_put(
+            session,
+            dedupe_key="form:wg-role:replayed",
+            source="form",
+            kind="wg_role_confirm",
+            route="wg-role-confirm",
+            payload={"data": {"token": token}, "attributes": {}, "actor": None},
+            received_at=NOW,
+        )
         replay = row.id
-    assert inbox.handle_event(world.ledger, replay) == \
-        f"wg-appointment:{out['appointment']}:already-appointed"
+    assert inbox.handle_event(world.ledger, replay) == f"wg-appointment:{out['appointment']}:already-appointed"
     assert world.writes() == before
     assert _actions(world, f"wg-appointment:{out['appointment']}") == [
-        "wg-appointment.requested", "wg-appointment.appointed"]
+        "wg-appointment.requested",
+        "wg-appointment.appointed",
+    ]
 
 
 def test_vacant_roles_reported_monthly_until_filled(world: World):
     """R-ROLE-APPOINT: the initial charter leaves the Co-Chair and the SC Liaison open; they are
     reported to the WG once a month until filled."""
-    _set_roles(world, homes={}, roles={"chair": "avery_quill", "coc_liaison": "dario_fenwick",
-                                       "board_liaison": "cleo_marsh"})
+    _set_roles(
+        world, homes={}, roles={"chair": "avery_quill", "coc_liaison": "dario_fenwick", "board_liaison": "cleo_marsh"}
+    )
     out = report_vacancies(now=NOW)
     assert out["vacant"] == ["co_chair", "sc_liaison"] and out["posted"] == ["discord", "discourse"]
     assert "Co-Chair: vacant; appointed by a WG ballot" in _wg_text(world)
@@ -230,8 +237,7 @@ def test_wg_roles_cli_shows_holders_vacancies_and_requests(world: World):
     assert "SC Liaison      (vacant, optional)" in result.output
     assert "#1 Co-Chair: bram_tolliver (voting, via ballot, ballot 1)" in result.output
     assert lines[-1] == "vacant: co_chair, coc_liaison, board_liaison, sc_liaison"
-    refused = runner.invoke(cli_with(wg_cli.app), ["wg", "appoint", "co-chair", "avery_quill",
-                                                        "--by", "cleo_marsh"])
+    refused = runner.invoke(cli_with(wg_cli.app), ["wg", "appoint", "co-chair", "avery_quill", "--by", "cleo_marsh"])
     assert refused.exit_code == 2 and "Refused by R-ROLE-CHAIR" in refused.output
     bad = runner.invoke(cli_with(wg_cli.app), ["wg", "appoint", "treasurer", "avery_quill"])
     assert bad.exit_code == 2 and "treasurer" in bad.output
@@ -242,24 +248,24 @@ def test_discord_appoint_answers_privately_with_the_explanation(world: World, ga
     with the ballot, or the refusal with its rule (and then nothing is posted)."""
     from tests.support.roles import followups
 
-    _set_roles(world, homes={"avery_quill": "discord", "bram_tolliver": "discord"},
-               roles={"chair": "avery_quill"})
+    _set_roles(world, homes={"avery_quill": "discord", "bram_tolliver": "discord"}, roles={"chair": "avery_quill"})
 
     def appoint(user: str, **options: str) -> str:
         world.discord_sb.command(world.discord_url, user=user, name="appoint", options=options)
         with world.ledger.read() as session:
-            event = session.scalars(select(InboxEvent.id).where(
-                InboxEvent.route == "wg-role-appoint").order_by(InboxEvent.id.desc())).first()
+            event = session.scalars(
+                select(InboxEvent.id).where(InboxEvent.route == "wg-role-appoint").order_by(InboxEvent.id.desc())
+            ).first()
         return inbox.handle_event(world.ledger, event)
 
     before = world.writes()
-    assert re.fullmatch(r"wg-appointment:\d+:refused",
-                        appoint("cleo_marsh", role="co_chair", member="avery_quill"))
+    assert re.fullmatch(r"wg-appointment:\d+:refused", appoint("cleo_marsh", role="co_chair", member="avery_quill"))
     refused = [a for a in followups(world) if a.startswith("Refused by R-ROLE-CHAIR")]
     assert refused and "Nothing was announced" in refused[0]
     assert "Appoint avery_quill" not in _wg_text(world)
-    assert {k: v for k, v in world.writes().items() if "interactions" not in k and "webhooks" not in k} \
-        == {k: v for k, v in before.items() if "interactions" not in k and "webhooks" not in k}
+    assert {k: v for k, v in world.writes().items() if "interactions" not in k and "webhooks" not in k} == {
+        k: v for k, v in before.items() if "interactions" not in k and "webhooks" not in k
+    }
 
     result = appoint("cleo_marsh", role="co_chair", member="bram_tolliver")
     assert re.fullmatch(r"wg-appointment:\d+:voting", result)

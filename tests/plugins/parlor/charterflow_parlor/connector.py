@@ -10,8 +10,20 @@ from typing import Any, ClassVar
 
 import httpx
 
-from connectors.base import (Activity, Ballot, BallotOption, Capability, ChangeStatus, MessageRef, Role,
-                             RoleChange, RoleKind, UserRef, Vote, url_instance)
+from connectors.base import (
+    Activity,
+    Ballot,
+    BallotOption,
+    Capability,
+    ChangeStatus,
+    MessageRef,
+    Role,
+    RoleChange,
+    RoleKind,
+    UserRef,
+    Vote,
+    url_instance,
+)
 from connectors.errors import ConfigError, FatalError, RetriableError
 
 PLATFORM = "parlor"
@@ -22,13 +34,15 @@ class ParlorConnector:
 
     name: ClassVar[str] = PLATFORM
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX})
+        {Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX}
+    )
     docs_url: ClassVar[str] = "https://parlor.example.invalid/docs/api"
 
     def __init__(self, *, url: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, transport=transport, timeout=10.0,
-                                  headers={"Authorization": f"Bearer {token}"})
+        self._http = httpx.Client(
+            base_url=self.url, transport=transport, timeout=10.0, headers={"Authorization": f"Bearer {token}"}
+        )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ParlorConnector:
@@ -65,11 +79,15 @@ class ParlorConnector:
         except httpx.TransportError as exc:
             raise RetriableError(f"Parlor {what}: {type(exc).__name__}", platform=PLATFORM) from exc
         if response.status_code >= 500:
-            raise RetriableError(f"Parlor {what}: {response.status_code}", platform=PLATFORM,
-                                 status=response.status_code)
+            raise RetriableError(
+                f"Parlor {what}: {response.status_code}", platform=PLATFORM, status=response.status_code
+            )
         if response.status_code >= 400:
-            raise FatalError(f"Parlor {what}: {response.status_code} {response.text[:200]}",
-                             platform=PLATFORM, status=response.status_code)
+            raise FatalError(
+                f"Parlor {what}: {response.status_code} {response.text[:200]}",
+                platform=PLATFORM,
+                status=response.status_code,
+            )
         return response.json()
 
     def _user(self, row: Mapping[str, Any]) -> UserRef:
@@ -84,9 +102,13 @@ class ParlorConnector:
     def activity(self, user: UserRef) -> Activity:
         """Account age, posts, days visited, last seen."""
         row = self._call("GET", f"/api/users/{user.id}", what=f"user {user.id}")
-        return Activity(user=user, created_at=datetime.fromisoformat(row["created_at"]),
-                        last_seen_at=datetime.fromisoformat(row["last_seen_at"]),
-                        post_count=int(row["posts"]), days_visited=int(row["days_visited"]))
+        return Activity(
+            user=user,
+            created_at=datetime.fromisoformat(row["created_at"]),
+            last_seen_at=datetime.fromisoformat(row["last_seen_at"]),
+            post_count=int(row["posts"]),
+            days_visited=int(row["days_visited"]),
+        )
 
     def list_staff(self) -> list[UserRef]:
         """The site's admins."""
@@ -109,8 +131,11 @@ class ParlorConnector:
         held = user.id in {u.id for u in self.list_holders(role)}
         if held == grant:  # re-read first: a retry reports UNCHANGED
             return RoleChange(user=user, role=role, action=action, status=ChangeStatus.UNCHANGED, reason=reason)
-        self._call("PUT" if grant else "DELETE", f"/api/groups/{role.name}/{user.id}",
-                   what=f"{action} {role} to {user.username}")
+        self._call(
+            "PUT" if grant else "DELETE",
+            f"/api/groups/{role.name}/{user.id}",
+            what=f"{action} {role} to {user.username}",
+        )
         return RoleChange(user=user, role=role, action=action, status=ChangeStatus.APPLIED, reason=reason)
 
     def grant(self, user: UserRef, role: Role, *, reason: str) -> RoleChange:
@@ -135,24 +160,46 @@ class ParlorConnector:
         """A reply in the thread."""
         return self._send({"thread": thread_id, "text": text, "key": key}, what="reply")
 
-    def direct_message(self, *, recipients: Sequence[str], title: str, text: str,
-                       key: str | None = None) -> MessageRef:
+    def direct_message(self, *, recipients: Sequence[str], title: str, text: str, key: str | None = None) -> MessageRef:
         """A private message."""
         return self._send({"to": list(recipients), "title": title, "text": text, "key": key}, what="DM")
 
     # BallotBox
 
     def _ballot(self, row: Mapping[str, Any]) -> Ballot:
-        return Ballot(platform=PLATFORM, id=str(row["id"]), question=str(row["question"]), is_open=bool(row["open"]),
-                      options=tuple(BallotOption(id=o["id"], label=o["label"]) for o in row["options"]))
+        return Ballot(
+            platform=PLATFORM,
+            id=str(row["id"]),
+            question=str(row["question"]),
+            is_open=bool(row["open"]),
+            options=tuple(BallotOption(id=o["id"], label=o["label"]) for o in row["options"]),
+        )
 
-    def open_ballot(self, *, channel: str, question: str, options: Sequence[str],
-                    voters_group: str | None = None, closes_at: datetime | None = None,
-                    key: str | None = None, text: str = "", secret: bool = False) -> Ballot:
+    def open_ballot(
+        self,
+        *,
+        channel: str,
+        question: str,
+        options: Sequence[str],
+        voters_group: str | None = None,
+        closes_at: datetime | None = None,
+        key: str | None = None,
+        text: str = "",
+        secret: bool = False,
+    ) -> Ballot:
         """A poll (idempotent by ``key``)."""
-        row = self._call("POST", "/api/polls", what="poll", body={
-            "channel": channel, "question": question, "options": list(options), "group": voters_group,
-            "key": key})
+        row = self._call(
+            "POST",
+            "/api/polls",
+            what="poll",
+            body={
+                "channel": channel,
+                "question": question,
+                "options": list(options),
+                "group": voters_group,
+                "key": key,
+            },
+        )
         return replace(self._ballot(row), closes_at=closes_at)
 
     def read_votes(self, ballot: Ballot) -> list[Vote]:

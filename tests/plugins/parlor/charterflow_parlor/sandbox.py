@@ -22,21 +22,29 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 def default_seed() -> dict[str, Any]:
     """Two members of the ``working-group`` group, one admin, a lurker to grant roles to."""
     old = (NOW - timedelta(days=500)).isoformat()
-    return {"users": [
-        {"username": "parlor_host", "admin": True, "created_at": old, "posts": 900, "days_visited": 400},
-        {"username": "cleo_marsh", "created_at": old, "posts": 50, "days_visited": 90},
-        {"username": "dario_fenwick", "created_at": old, "posts": 40, "days_visited": 80},
-        {"username": "tamsin_reed", "created_at": old, "posts": 3, "days_visited": 5},
-    ], "groups": {"working-group": ["cleo_marsh", "dario_fenwick"]}}
+    return {
+        "users": [
+            {"username": "parlor_host", "admin": True, "created_at": old, "posts": 900, "days_visited": 400},
+            {"username": "cleo_marsh", "created_at": old, "posts": 50, "days_visited": 90},
+            {"username": "dario_fenwick", "created_at": old, "posts": 40, "days_visited": 80},
+            {"username": "tamsin_reed", "created_at": old, "posts": 3, "days_visited": 5},
+        ],
+        "groups": {"working-group": ["cleo_marsh", "dario_fenwick"]},
+    }
 
 
 class ParlorSandbox:
     """The platform's state and its app; ``connect(url)`` gives a connector pointed at it."""
 
-    samples = ConformanceSamples(username="cleo_marsh", missing_username="nobody_here",
-                                 grantable_role=Role.group("helpers"), channel="wg",
-                                 recipients=("cleo_marsh", "dario_fenwick"),
-                                 voters=("cleo_marsh", "dario_fenwick"), voters_group="working-group")
+    samples = ConformanceSamples(
+        username="cleo_marsh",
+        missing_username="nobody_here",
+        grantable_role=Role.group("helpers"),
+        channel="wg",
+        recipients=("cleo_marsh", "dario_fenwick"),
+        voters=("cleo_marsh", "dario_fenwick"),
+        voters_group="working-group",
+    )
 
     def __init__(self, *, seed: Mapping[str, Any] | None = None) -> None:
         seed = default_seed() if seed is None else seed
@@ -44,24 +52,33 @@ class ParlorSandbox:
         self._lock = threading.Lock()
         self.users: dict[str, dict[str, Any]] = {}
         for n, user in enumerate(seed.get("users", []), start=1):
-            self.users[str(n)] = {"id": str(n), "admin": False, "posts": 0, "days_visited": 0,
-                                  "last_seen_at": NOW.isoformat(), **user}
+            self.users[str(n)] = {
+                "id": str(n),
+                "admin": False,
+                "posts": 0,
+                "days_visited": 0,
+                "last_seen_at": NOW.isoformat(),
+                **user,
+            }
         self.groups: dict[str, set[str]] = {
-            name: {self._id(u) for u in members} for name, members in seed.get("groups", {}).items()}
+            name: {self._id(u) for u in members} for name, members in seed.get("groups", {}).items()
+        }
         self.messages: list[dict[str, Any]] = []
         self.polls: dict[str, dict[str, Any]] = {}
         self.requests: dict[str, int] = {}
-        self.app = Starlette(routes=[
-            Route("/api/users/{username}", self._user),
-            Route("/api/staff", self._staff),
-            Route("/api/groups/{group}", self._group),
-            Route("/api/groups/{group}/{uid}", self._membership, methods=["PUT", "DELETE"]),
-            Route("/api/messages", self._message, methods=["POST"]),
-            Route("/api/polls", self._open_poll, methods=["POST"]),
-            Route("/api/polls/{pid}", self._poll, methods=["GET", "PATCH"]),
-            Route("/api/polls/{pid}/votes", self._vote, methods=["POST"]),
-            Route("/_sandbox/state", self._state),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/api/users/{username}", self._user),
+                Route("/api/staff", self._staff),
+                Route("/api/groups/{group}", self._group),
+                Route("/api/groups/{group}/{uid}", self._membership, methods=["PUT", "DELETE"]),
+                Route("/api/messages", self._message, methods=["POST"]),
+                Route("/api/polls", self._open_poll, methods=["POST"]),
+                Route("/api/polls/{pid}", self._poll, methods=["GET", "PATCH"]),
+                Route("/api/polls/{pid}/votes", self._vote, methods=["POST"]),
+                Route("/_sandbox/state", self._state),
+            ]
+        )
 
     def _id(self, username: str) -> str:
         return next(u["id"] for u in self.users.values() if u["username"] == username)
@@ -112,9 +129,15 @@ class ParlorSandbox:
             if same:
                 return JSONResponse(same[0])
             mid = str(len(self.messages) + 1)
-            message = {"id": mid, "thread": body.get("thread") or mid, "key": body.get("key"),
-                       "to": body.get("to"), "channel": body.get("channel"),
-                       "title": body.get("title"), "text": body.get("text", "")}
+            message = {
+                "id": mid,
+                "thread": body.get("thread") or mid,
+                "key": body.get("key"),
+                "to": body.get("to"),
+                "channel": body.get("channel"),
+                "title": body.get("title"),
+                "text": body.get("text", ""),
+            }
             self.messages.append(message)
         return JSONResponse(message, status_code=201)
 
@@ -127,10 +150,15 @@ class ParlorSandbox:
             if same:
                 return JSONResponse(same[0])
             pid = str(len(self.polls) + 1)
-            self.polls[pid] = {"id": pid, "key": body.get("key"), "question": body["question"],
-                               "options": [{"id": f"{pid}-{n}", "label": label}
-                                           for n, label in enumerate(body["options"])],
-                               "group": body.get("group"), "open": True, "votes": {}}
+            self.polls[pid] = {
+                "id": pid,
+                "key": body.get("key"),
+                "question": body["question"],
+                "options": [{"id": f"{pid}-{n}", "label": label} for n, label in enumerate(body["options"])],
+                "group": body.get("group"),
+                "open": True,
+                "votes": {},
+            }
         return JSONResponse(self.polls[pid], status_code=201)
 
     async def _poll(self, request: Request) -> JSONResponse:
@@ -156,10 +184,15 @@ class ParlorSandbox:
         return JSONResponse(poll)
 
     async def _state(self, request: Request) -> JSONResponse:
-        return JSONResponse({"users": list(self.users.values()), "requests": dict(self.requests),
-                             "groups": {g: sorted(self.users[i]["username"] for i in m)
-                                        for g, m in self.groups.items()},
-                             "messages": self.messages, "polls": list(self.polls.values())})
+        return JSONResponse(
+            {
+                "users": list(self.users.values()),
+                "requests": dict(self.requests),
+                "groups": {g: sorted(self.users[i]["username"] for i in m) for g, m in self.groups.items()},
+                "messages": self.messages,
+                "polls": list(self.polls.values()),
+            }
+        )
 
     # The Sandbox protocol
 
@@ -175,8 +208,11 @@ class ParlorSandbox:
 
     def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
         """``voter`` votes through the platform's API."""
-        httpx.post(f"{base_url}/api/polls/{ballot.id}/votes", timeout=10,
-                   json={"voter": voter, "option": ballot.options[option_index].id}).raise_for_status()
+        httpx.post(
+            f"{base_url}/api/polls/{ballot.id}/votes",
+            timeout=10,
+            json={"voter": voter, "option": ballot.options[option_index].id},
+        ).raise_for_status()
 
     def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
         """Parlor pushes nothing (the connector declares no ``Inbound``)."""
