@@ -51,6 +51,7 @@ __all__ = [
     "GuideShelf",
     "NewcomerWelcome",
     "ModeratorsRoom",
+    "ModeratorsRoomHost",
     "Role",
     "AuthorNames",
     "RoomMessage",
@@ -830,3 +831,16 @@ class ModeratorsRoom(Protocol):
         """Show ``text`` in place of the message ``ref`` (its buttons go); a platform that
         cannot edit adds it as a reply in the message's thread."""
         ...
+
+
+@runtime_checkable
+class ModeratorsRoomHost(Protocol):
+    """A connector that keeps its moderators' room itself (Matrix: a room by alias, with no
+    buttons and replies in threads), in place of the moderation flows' space."""
+
+    def moderators_room(self) -> ModeratorsRoom:
+        """The moderators' room of this platform."""
+        ...
+
+
+PROTOCOLS = (*PROTOCOLS, ModeratorsRoomHost)

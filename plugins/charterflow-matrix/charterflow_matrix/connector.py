@@ -25,6 +25,7 @@ from charterflow_matrix.client import PLATFORM, MatrixClient, event_filter, log,
 from charterflow_matrix.guides import MatrixGuides
 from charterflow_matrix.inbound import AppserviceVerifier
 from charterflow_matrix.rooms import MatrixRooms
+from charterflow_matrix.safety import MatrixSafety
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import (
     Activity,
@@ -64,7 +65,7 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-class MatrixConnector(MatrixRooms, MatrixGuides):
+class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety):
     """Talks to one homeserver as its bot (a server admin). ``MatrixConnector.from_env()`` or
     ``MatrixConnector(settings=…)``; ``transport``, ``clock`` and ``retry`` are injectable."""
 
