@@ -52,6 +52,8 @@ __all__ = [
     "NewcomerWelcome",
     "ModeratorsRoom",
     "ModeratorsRoomHost",
+    "PlatformReport",
+    "PlatformReports",
     "Role",
     "AuthorNames",
     "RoomMessage",
@@ -843,4 +845,30 @@ class ModeratorsRoomHost(Protocol):
         ...
 
 
-PROTOCOLS = (*PROTOCOLS, ModeratorsRoomHost)
+@dataclass(frozen=True, kw_only=True)
+class PlatformReport:
+    """A report a person made with the platform's own report button (Synapse's event reports),
+    read back by a poll (R-SAFE-1). ``id`` is the platform's, stable; ``reporter`` who reported,
+    ``target`` the author of the reported message; ``message_id``/``channel_id``/``link`` where."""
+
+    platform: str
+    id: str
+    reported_at: datetime
+    reporter: UserRef | None = None
+    target: UserRef | None = None
+    message_id: str | None = None
+    channel_id: str | None = None
+    link: str | None = None
+    reason: str | None = None
+
+
+@runtime_checkable
+class PlatformReports(Protocol):
+    """A platform that keeps its members' reports itself (Matrix: the homeserver's report button)."""
+
+    def platform_reports(self) -> list[PlatformReport]:
+        """Every report the platform holds, oldest first (the flow takes each once by its id)."""
+        ...
+
+
+PROTOCOLS = (*PROTOCOLS, ModeratorsRoomHost, PlatformReports)

@@ -1,5 +1,5 @@
 """Issue 22 point 2 on Matrix (R-SAFE-1): ``!report`` replies, the moderators' room, reply
-commands in a report's thread.
+commands in a report's thread, and the homeserver's own reports taken by a poll.
 
 Real parts: a Synapse on loopback whose appservice pushes to the real gateway (the plugin's hook
 mounted from its entry point), the Discord and Forum sandboxes, the session's Prefect server, a
@@ -32,6 +32,7 @@ from tests.support.membership import CONFIRM_SECRET, World, serve_gateway
 
 from flows import inbox
 from flows.platforms import Platforms, use
+from flows.safety.flows import safety_platform_reports
 
 pytestmark = pytest.mark.timeout(600)
 PEOPLE = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"]
@@ -184,3 +185,25 @@ def test_r_safe_1_a_command_outside_a_report_thread_and_a_report_replying_to_not
     with world.ledger.read() as session:
         assert session.scalars(select(SafetyReport)).all() == []
     assert any("reply to it with `!report" in t for t in dm_texts(b, "cleo_marsh"))
+
+
+def test_r_safe_1_a_report_made_with_the_homeservers_report_api_becomes_one_report_after_the_poll(
+        world: World, reports: dict[str, Any]) -> None:
+    b = reports
+    target = send_as(b["users"], b["creds"].base_url, "dario_fenwick", b["general"],
+                     {"msgtype": "m.text", "body": "a link to a scam site, click it"})
+    # cleo_marsh uses her client's report button (the spec's report endpoint, with her token).
+    with b["users"].client(b["creds"].base_url, "cleo_marsh") as client:
+        client.post(f"/_matrix/client/v3/rooms/{q(b['general'])}/report/{q(target)}",
+                    json={"reason": "spam link", "score": -100}).raise_for_status()
+    assert safety_platform_reports() == {"matrix": [f"taken:{only_report(world).id}"]}
+    report = only_report(world)
+    assert (report.via, report.platform, report.target_message_id) == ("matrix", "matrix", target)
+    assert (report.target_username, report.reason) == ("dario_fenwick", "spam link")
+    assert report.reporter_username == "cleo_marsh" and report.state == "open"
+    (post,) = [e for e in messages(b, b["moderators"]) if f"Report #{report.id}" in e["content"]["body"]]
+    assert "Reply here with `claim`" in post["content"]["body"]
+    # Polled again: still one report, shown once.
+    assert safety_platform_reports() == {"matrix": []}
+    only_report(world)
+    assert len([e for e in messages(b, b["moderators"]) if f"Report #{report.id}" in e["content"]["body"]]) == 1
