@@ -20,13 +20,13 @@ from sqlalchemy import func, select
 
 from charterflow_matrix.client import q
 from charterflow_matrix.connector import MatrixConnector
-from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
+from charterflow_matrix.homeserver import APPSERVICE_PATH
 from charterflow_matrix.sandbox import seed_community
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import Role
 from ledger.models import InboxEvent
 from ledger.models_safety import SafetyReport
-from matrix_served import pushed, send_as
+from matrix_served import pushed, pushing_synapse, send_as
 from tests.support.commons import discord_copies
 from tests.support.membership import CONFIRM_SECRET, World, serve_gateway
 
@@ -42,28 +42,20 @@ PEOPLE = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"]
 def reports(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Synapse pushing to the gateway; avery_quill a moderator of the Matrix space; the
     moderators' room holds avery_quill and bram_tolliver (not a moderator)."""
-    with serve_gateway(world) as gw:
-        server = Homeserver(tmp_path / "synapse", appservice_url=gw.url + APPSERVICE_PATH, die_with_parent=True)
-        creds = server.start()
-        try:
-            for name, value in {"HOMESERVER_URL": creds.base_url, "SERVER_NAME": creds.server_name,
-                                "ACCESS_TOKEN": creds.bot_token, "HS_TOKEN": creds.hs_token}.items():
-                monkeypatch.setenv(f"CHARTERFLOW_MATRIX_{name}", value)  # the gateway's hook reads them
-            users = seed_community(creds.base_url, creds.bot_token, creds.server_name, prefix="", seed={
-                "members": PEOPLE, "rooms": {"general": PEOPLE, "moderators": ["avery_quill", "bram_tolliver"]}})
-            matrix = MatrixConnector(settings=MatrixSettings(
-                _env_file=None, homeserver_url=creds.base_url, server_name=creds.server_name,
-                access_token=SecretStr(creds.bot_token), hs_token=SecretStr(creds.hs_token)))
-            matrix.grant(matrix.find_user("avery_quill"), Role.moderator(), reason="test: a Matrix moderator")
-            connectors = {n: world.platforms.space(n).connector for n in world.platforms.names()}
-            platforms = Platforms.build(charter=world.platforms.charter, confirm_secret=CONFIRM_SECRET,
-                                        gateway_url=world.platforms.gateway_url, **connectors, matrix=matrix)
-            with use(ledger=world.ledger, platforms=platforms):
-                yield {"creds": creds, "users": users, "matrix": matrix, "gateway": gw.url,
-                       "general": matrix.room_id("general"), "moderators": matrix.room_id("moderators")}
-            matrix.close()
-        finally:
-            server.stop()
+    with serve_gateway(world) as gw, pushing_synapse(tmp_path / "synapse", gw.url, monkeypatch) as creds:
+        users = seed_community(creds.base_url, creds.bot_token, creds.server_name, prefix="", seed={
+            "members": PEOPLE, "rooms": {"general": PEOPLE, "moderators": ["avery_quill", "bram_tolliver"]}})
+        matrix = MatrixConnector(settings=MatrixSettings(
+            _env_file=None, homeserver_url=creds.base_url, server_name=creds.server_name,
+            access_token=SecretStr(creds.bot_token), hs_token=SecretStr(creds.hs_token)))
+        matrix.grant(matrix.find_user("avery_quill"), Role.moderator(), reason="test: a Matrix moderator")
+        connectors = {n: world.platforms.space(n).connector for n in world.platforms.names()}
+        platforms = Platforms.build(charter=world.platforms.charter, confirm_secret=CONFIRM_SECRET,
+                                    gateway_url=world.platforms.gateway_url, **connectors, matrix=matrix)
+        with use(ledger=world.ledger, platforms=platforms):
+            yield {"creds": creds, "users": users, "matrix": matrix, "gateway": gw.url,
+                   "general": matrix.room_id("general"), "moderators": matrix.room_id("moderators")}
+        matrix.close()
 
 
 def admin(b: dict[str, Any]) -> httpx.Client:
@@ -207,3 +199,32 @@ def test_r_safe_1_a_report_made_with_the_homeservers_report_api_becomes_one_repo
     assert safety_platform_reports() == {"matrix": []}
     only_report(world)
     assert len([e for e in messages(b, b["moderators"]) if f"Report #{report.id}" in e["content"]["body"]]) == 1
+
+
+def _parsed(content: dict[str, Any]) -> Any:
+    from charterflow_matrix.inbound import AppserviceVerifier
+
+    verifier = AppserviceVerifier(hs_token=SecretStr("t"), server_name="localhost")
+    return verifier.parse_event({"type": "m.room.message", "event_id": "$e1", "room_id": "!r:localhost",
+                                 "sender": "@cleo_marsh:localhost", "content": content})
+
+
+def test_the_parser_gives_neutral_report_and_command_attributes() -> None:
+    reply = _parsed({"msgtype": "m.text", "body": "> <@dario_fenwick:localhost> rude words\n> more\n\n!report  rude",
+                     "m.relates_to": {"m.in_reply_to": {"event_id": "$t1"}}})
+    assert reply.kind == "report" and reply.attributes["report.reason"] == "rude"
+    assert (reply.attributes["report.target_message_id"], reply.attributes["report.target_username"]) == \
+        ("$t1", "dario_fenwick")
+    assert reply.attributes["report.content"] == "rude words\nmore"
+    assert reply.attributes["report.target_link"] == "https://matrix.to/#/%21r%3Alocalhost/%24t1"
+    bare = _parsed({"msgtype": "m.text", "body": "!report rude"})
+    assert bare.kind == "report" and "report.target_message_id" not in bare.attributes
+    # A reply without the fallback: the target is known, its author and text are not.
+    modern = _parsed({"msgtype": "m.text", "body": "!report rude", "m.relates_to": {"m.in_reply_to": {"event_id": "$t2"}}})
+    assert modern.attributes["report.target_message_id"] == "$t2" and "report.target_account" not in modern.attributes
+    command = _parsed({"msgtype": "m.text", "body": "Resolve warned",
+                       "m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}})
+    assert command.kind == "room_command"
+    assert command.attributes["command.thread_id"] == "!r:localhost/$root"
+    # Outside a thread, `claim` is an ordinary message (bridged by the common room).
+    assert _parsed({"msgtype": "m.text", "body": "claim"}).kind == "message"
