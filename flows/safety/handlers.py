@@ -130,12 +130,31 @@ def handle_report_command(*, ledger: Any, event: InboxEvent, now: datetime | Non
 
 
 def _neutral_report(ctx: Any, event: InboxEvent, attrs: dict[str, str], key: str) -> str:
+    _remove_command(ctx, event, attrs)
     if not attrs.get("report.target_message_id"):
         _tell_privately(ctx, event, attrs, NEEDS_TARGET)
         return "refused:no-target"
     taken = take_report(ctx, incoming_from_attributes(attrs, platform=event.source, dedupe_key=key))
     _tell_privately(ctx, event, attrs, taken.message)
     return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
+
+
+def _remove_command(ctx: Any, event: InboxEvent, attrs: dict[str, str]) -> None:
+    """Delete the reporter's command from its room (``report.command_room``,
+    ``report.command_message_id``) where the connector is a ``RoomWriter``, once: the room, the
+    reported person included, must not see who reported (R-SAFE-1)."""
+    from connectors.base import RoomWriter
+
+    space = ctx.platforms.space(event.source)
+    writer = space.capable(RoomWriter) if space is not None else None
+    room, message = attrs.get("report.command_room"), attrs.get("report.command_message_id")
+    if writer is None or not room or not message:
+        return
+    try:
+        once(ctx, key=f"safety:unsay:inbox:{event.id}", platform=event.source, actor=ACTOR, about=f"inbox:{event.id}",
+             act=lambda: writer.room_delete(room=room, thread_id=None, message_id=message))
+    except Exception as exc:  # noqa: BLE001 - the report is taken anyway; the command stays visible
+        log.warning("safety: report command not removed on %s (%s)", event.source, type(exc).__name__)
 
 
 def _tell_privately(ctx: Any, event: InboxEvent, attrs: dict[str, str], text: str) -> None:

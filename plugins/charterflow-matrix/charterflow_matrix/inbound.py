@@ -255,7 +255,10 @@ def _report(event: dict[str, Any], content: dict[str, Any], reason: str, quoted:
     event (``m.relates_to.m.in_reply_to``) is the reported message; its author and text come
     from the reply fallback when the client sent one (Synapse gives nothing more in the push).
     A ``!report`` that replies to nothing carries no ``report.target_message_id``."""
-    out = {"report.reason": reason[:2000]}
+    # The command itself: the core removes it from the room, so the reported person cannot see
+    # who reported them.
+    out = {"report.reason": reason[:2000], "report.command_room": str(event["room_id"])[:300],
+           "report.command_message_id": str(event["event_id"])[:300]}
     relates = _relates(content)
     reply = relates.get("m.in_reply_to") if isinstance(relates.get("m.in_reply_to"), dict) else {}
     target = reply.get("event_id")

@@ -119,7 +119,10 @@ def test_r_safe_1_a_matrix_report_is_shown_claimed_and_resolved_from_matrix(
     assert (report.via, report.platform, report.target_username) == ("matrix", "matrix", "dario_fenwick")
     assert report.target_message_id == target and report.reason == "dismissive to a newcomer"
     assert "stop asking" in (report.content or "") and q(target) in (report.target_link or "")
-    # The reporter is answered privately, never in the room.
+    # The command is redacted from the room (nobody there sees who reported); the reporter is
+    # answered privately, never in the room.
+    (command,) = [e for e in messages(b, b["general"]) if e["event_id"] == event_id]
+    assert command["content"] == {} and "redacted_because" in command.get("unsigned", {})
     assert any(f"#{report.id}" in t for t in dm_texts(b, "cleo_marsh"))
     # Shown once in the Matrix moderators' room (the text names the reply commands) and on Discord.
     (post,) = [e for e in messages(b, b["moderators"]) if f"Report #{report.id}" in e["content"]["body"]
