@@ -51,6 +51,9 @@ __all__ = [
     "GuideShelf",
     "NewcomerWelcome",
     "ModeratorsRoom",
+    "ModeratorsRoomHost",
+    "PlatformReport",
+    "PlatformReports",
     "Role",
     "AuthorNames",
     "RoomMessage",
@@ -843,3 +846,42 @@ class ModeratorsRoom(Protocol):
         """Show ``text`` in place of the message ``ref`` (its buttons go); a platform that
         cannot edit adds it as a reply in the message's thread."""
         ...
+
+
+@runtime_checkable
+class ModeratorsRoomHost(Protocol):
+    """A connector that keeps its moderators' room itself (Matrix: a room by alias, with no
+    buttons and replies in threads), in place of the moderation flows' space."""
+
+    def moderators_room(self) -> ModeratorsRoom:
+        """The moderators' room of this platform."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlatformReport:
+    """A report a person made with the platform's own report button (Synapse's event reports),
+    read back by a poll (R-SAFE-1). ``id`` is the platform's, stable; ``reporter`` who reported,
+    ``target`` the author of the reported message; ``message_id``/``channel_id``/``link`` where."""
+
+    platform: str
+    id: str
+    reported_at: datetime
+    reporter: UserRef | None = None
+    target: UserRef | None = None
+    message_id: str | None = None
+    channel_id: str | None = None
+    link: str | None = None
+    reason: str | None = None
+
+
+@runtime_checkable
+class PlatformReports(Protocol):
+    """A platform that keeps its members' reports itself (Matrix: the homeserver's report button)."""
+
+    def platform_reports(self) -> list[PlatformReport]:
+        """Every report the platform holds, oldest first (the flow takes each once by its id)."""
+        ...
+
+
+PROTOCOLS = (*PROTOCOLS, ModeratorsRoomHost, PlatformReports)

@@ -57,6 +57,8 @@ class Route:
     LINK = "link"  # a member links another platform's account to their membership (issue 20)
     LINK_CONFIRM = "link-confirm"  # the member confirms that link from an account we know
     HELP = "guides-help"  # /help [topic]: the matching guides (R-GUIDE, flows.guides.help)
+    SAFETY_REPORT = "safety-report"  # a community report by message command (R-SAFE-1, flows.safety)
+    SAFETY_COMMAND = "safety-command"  # a moderator's claim/resolve/refer reply in a report's thread
     UNKNOWN = "unknown"  # acknowledged, logged and kept; nothing to do
 
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 
 def deployments() -> list:
-    """``safety-reminders/hourly`` and ``safety-figures/weekly``."""
-    from flows.safety.flows import safety_figures, safety_reminders
+    """``safety-reminders/hourly``, ``safety-platform-reports/every-5-minutes`` and
+    ``safety-figures/weekly``."""
+    from flows.safety.flows import safety_figures, safety_platform_reports, safety_reminders
 
     return [
         safety_reminders.to_deployment(
-            name="hourly",
-            interval=3600,
-            tags=["charterflow", "safety"],
-            description="Remind the moderators' rooms of community reports left unclaimed (R-SAFE-1).",
-        ),
+            name="hourly", interval=3600, tags=["charterflow", "safety"],
+            description="Remind the moderators' rooms of community reports left unclaimed (R-SAFE-1)."),
+        safety_platform_reports.to_deployment(
+            name="every-5-minutes", interval=300, tags=["charterflow", "safety"],
+            description="Take reports made with a platform's own report button (Matrix), each once (R-SAFE-1)."),
         safety_figures.to_deployment(
             name="weekly",
             cron="0 6 * * 1",

@@ -1,4 +1,5 @@
-"""The safety flows: ``safety-reminders`` (unclaimed reports reminded, R-SAFE-1) and
+"""The safety flows: ``safety-reminders`` (unclaimed reports reminded, R-SAFE-1),
+``safety-platform-reports`` (reports made with a platform's own report button, R-SAFE-1) and
 ``safety-figures`` (R-SAFE-3: counts and response times per platform, never names; a table
 artifact ``safety-figures``)."""
 
@@ -48,6 +49,15 @@ def safety_reminders(now: datetime | None = None) -> list[int]:
     from flows.safety.queue import remind_unclaimed
 
     return remind_unclaimed(context(now))
+
+
+@flow(name="safety-platform-reports", flow_run_name="safety-platform-reports")
+def safety_platform_reports(now: datetime | None = None) -> dict[str, list[str]]:
+    """Take the reports made with a platform's own report button (Matrix's), each once
+    (R-SAFE-1; ``flows.safety.poll``). Returns, per platform, what became of the new ones."""
+    from flows.safety.poll import take_platform_reports
+
+    return take_platform_reports(context(now))
 
 
 @flow(name="safety-figures", flow_run_name="safety-figures")

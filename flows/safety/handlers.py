@@ -112,11 +112,36 @@ def incoming_from_message_command(data: dict[str, Any], attrs: dict[str, str], *
     )
 
 
+def incoming_from_attributes(attrs: dict[str, str], *, platform: str, dedupe_key: str) -> Incoming:
+    """The report a plugin platform's command makes (pure), from the neutral ``report.*``
+    attributes (``flows/README.md``, "Inbound events from a plugin platform"): the reporter is
+    ``user_id``/``username``; the reported message ``report.target_message_id``,
+    ``report.target_channel_id``, ``report.target_link``, its author ``report.target_account``
+    and ``report.target_username``, its text ``report.content``; the words ``report.reason``."""
+    return Incoming(
+        source_key=dedupe_key, via=platform, platform=platform,
+        reporter_key=f"{platform}:{attrs.get('user_id') or 'unknown'}",
+        reporter_account=_opt(attrs.get("user_id")), reporter_username=_opt(attrs.get("username")),
+        target_kind="message", target_account=_opt(attrs.get("report.target_account")),
+        target_username=_opt(attrs.get("report.target_username")),
+        target_message_id=_opt(attrs.get("report.target_message_id")),
+        target_channel_id=_opt(attrs.get("report.target_channel_id")),
+        target_link=_opt(attrs.get("report.target_link")), content=_opt(attrs.get("report.content")),
+        reason=_opt(attrs.get("report.reason")))
+
+
+NEEDS_TARGET = "To report a message, reply to it with `!report <what is wrong>`; nothing was reported."
+
+
 def handle_report_command(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler of the message command: one report per interaction; the reporter is
-    answered privately. Returns ``taken:<id>``, ``duplicate:<id>``, ``refused`` or ``too-long``."""
+    answered privately. A plugin platform's command (neutral ``report.*`` attributes) is
+    answered by direct message. Returns ``taken:<id>``, ``duplicate:<id>``, ``refused``,
+    ``too-long`` or ``refused:no-target``."""
     ctx = context(now, ledger=ledger)
     data, attrs, key = _event(ctx, event)
+    if "report.reason" in attrs:
+        return _neutral_report(ctx, event, attrs, key)
     taken = take_report(ctx, incoming_from_message_command(data, attrs, dedupe_key=key))
     answer_interaction(
         ctx,
@@ -130,9 +155,51 @@ def handle_report_command(*, ledger: Any, event: InboxEvent, now: datetime | Non
     return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
 
 
-def act_on_report(
-    ctx: Any, verb: str, report_id: int, *, outcome: str | None, by: str, actor: str, is_moderator: bool
-) -> tuple[str, str]:
+def _neutral_report(ctx: Any, event: InboxEvent, attrs: dict[str, str], key: str) -> str:
+    _remove_command(ctx, event, attrs)
+    if not attrs.get("report.target_message_id"):
+        _tell_privately(ctx, event, attrs, NEEDS_TARGET)
+        return "refused:no-target"
+    taken = take_report(ctx, incoming_from_attributes(attrs, platform=event.source, dedupe_key=key))
+    _tell_privately(ctx, event, attrs, taken.message)
+    return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
+
+
+def _remove_command(ctx: Any, event: InboxEvent, attrs: dict[str, str]) -> None:
+    """Delete the reporter's command from its room (``report.command_room``,
+    ``report.command_message_id``) where the connector is a ``RoomWriter``, once: the room, the
+    reported person included, must not see who reported (R-SAFE-1)."""
+    from connectors.base import RoomWriter
+
+    space = ctx.platforms.space(event.source)
+    writer = space.capable(RoomWriter) if space is not None else None
+    room, message = attrs.get("report.command_room"), attrs.get("report.command_message_id")
+    if writer is None or not room or not message:
+        return
+    try:
+        once(ctx, key=f"safety:unsay:inbox:{event.id}", platform=event.source, actor=ACTOR, about=f"inbox:{event.id}",
+             act=lambda: writer.room_delete(room=room, thread_id=None, message_id=message))
+    except Exception as exc:  # noqa: BLE001 - the report is taken anyway; the command stays visible
+        log.warning("safety: report command not removed on %s (%s)", event.source, type(exc).__name__)
+
+
+def _tell_privately(ctx: Any, event: InboxEvent, attrs: dict[str, str], text: str) -> None:
+    """A direct message to the sender of a plugin platform's command, once per delivery (the
+    platform has no private answer to a message)."""
+    space = ctx.platforms.space(event.source)
+    who = attrs.get("user_id")
+    if space is None or space.messenger is None or not who:
+        return
+    key = f"safety:answer:inbox:{event.id}"
+    try:
+        once(ctx, key=key, platform=event.source, actor=ACTOR, about=f"inbox:{event.id}",
+             act=lambda: space.messenger.direct_message(recipients=[who], title="Your report", text=text, key=key))
+    except Exception as exc:  # noqa: BLE001 - the report is recorded; the answer is a courtesy
+        log.warning("safety: reporter not answered on %s (%s)", event.source, type(exc).__name__)
+
+
+def act_on_report(ctx: Any, verb: str, report_id: int, *, outcome: str | None, by: str, actor: str,
+                  is_moderator: bool) -> tuple[str, str]:
     """One moderator's step on a report, from a button or a Forum reply: ``claim``, ``resolve``
     (with ``outcome``) or ``refer``. Returns ``(result, answer)``; an unknown step or report is
     refused."""
@@ -367,6 +434,37 @@ def room_command(data: dict[str, Any]) -> RoomCommand | None:
     )
 
 
+def room_command_of_attributes(attrs: dict[str, str], report_id: int | None) -> RoomCommand | None:
+    """The command a plugin platform's thread reply carries (neutral ``command.text``,
+    ``command.thread_id``, ``user_id``, ``username``), or None (pure)."""
+    command = parse_room_command(attrs.get("command.text", ""))
+    topic = attrs.get("command.thread_id", "")
+    if command is None or report_id is None or not topic:
+        return None
+    account = attrs.get("user_id", "")
+    return RoomCommand(verb=command[0], outcome=command[1], report_id=report_id, topic=topic, account=account,
+                       username=attrs.get("username") or account)
+
+
+# How many of the newest reports a plugin platform's thread reply is matched against (its
+# thread names no report: the report is the one whose room post roots that thread).
+THREAD_LOOKBACK = 500
+
+
+def _report_of_thread(ctx: Any, platform: str, thread_id: str) -> int | None:
+    from ledger import safety as queue_ledger
+
+    if not thread_id:
+        return None
+    with ctx.ledger.read() as session:
+        ids = sorted((r.id for r in queue_ledger.queue(session)), reverse=True)[:THREAD_LOOKBACK]
+    for report_id in ids:
+        shown = (done(ctx, f"safety:room:{report_id}:{platform}") or {}).get("ref") or {}
+        if str(shown.get("thread_id") or "") == thread_id:
+            return report_id
+    return None
+
+
 def handle_room_command(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler of a moderator's reply in a report's Forum private message (``post_created``,
     verified by the gateway like every Forum webhook): ``claim``, ``resolve <outcome>`` or
@@ -374,8 +472,14 @@ def handle_room_command(*, ledger: Any, event: InboxEvent, now: datetime | None 
     Forum (its staff list, through ``Directory``) may act; the reply in the topic says what
     happened, once per delivery. A reply in any other topic is ignored."""
     ctx = context(now, ledger=ledger)
-    data, _, _ = _event(ctx, event)
-    command = room_command(data)
+    data, attrs, _ = _event(ctx, event)
+    if "command.thread_id" in attrs:  # a plugin platform's thread reply (neutral attributes)
+        thread = attrs["command.thread_id"]
+        command = room_command_of_attributes(attrs, _report_of_thread(ctx, event.source, thread))
+        if command is None:
+            return "ignored:not-a-report-topic"
+    else:
+        command = room_command(data)
     if command is None:
         return "ignored:not-a-command"
     shown = (done(ctx, f"safety:room:{command.report_id}:{event.source}") or {}).get("ref") or {}

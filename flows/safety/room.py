@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from connectors.base import ButtonMessenger, MessageEditor, MessageRef, ModeratorsRoom
+from connectors.base import ButtonMessenger, MessageEditor, MessageRef, ModeratorsRoom, ModeratorsRoomHost
 from flows.kit import Ctx
 from flows.moderation.common import ModeratorSpace, moderator_spaces
 
@@ -76,7 +76,10 @@ def _digest(text: str) -> str:
 
 def rooms(ctx: Ctx) -> dict[str, ModeratorsRoom]:
     """The moderators' room of each served platform that has one."""
-    return {name: SpaceRoom(platform=name, space=space) for name, space in moderator_spaces(ctx).items()}
+    # A connector that keeps its own room (ModeratorsRoomHost: Matrix) gives it; the others
+    # post in the moderation flows' space.
+    return {name: space.connector.moderators_room() if isinstance(space.connector, ModeratorsRoomHost)
+            else SpaceRoom(platform=name, space=space) for name, space in moderator_spaces(ctx).items()}
 
 
 def has_buttons(room: ModeratorsRoom) -> bool:

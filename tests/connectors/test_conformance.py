@@ -25,9 +25,12 @@ from connectors.base import (
     MessageRef,
     ModerationEntry,
     ModerationLog,
+    ModeratorsRoom,
+    ModeratorsRoomHost,
     NewcomerWelcome,
     OperatorAccount,
-    PlaceLinks,
+    PlatformReport,
+    PlatformReports,
     Role,
     RoleChange,
     RoleResolver,
@@ -453,6 +456,25 @@ def check_room_reader(box: Any, connector: Any) -> None:
     assert ref.id not in {m.id for m in connector.room_messages(room=room, after=ref.id)}
 
 
+def check_moderators_room_host(box: Any, connector: Any) -> None:
+    # R-SAFE-1: the room a report is shown in; a repost with the same key is the same message.
+    room = connector.moderators_room()
+    assert isinstance(room, ModeratorsRoom) and room.platform == connector.name
+    text = "Conformance: Report #0: a message\nReply here with `claim`."
+    first = room.post(text, buttons=[("Claim", "cfs:claim:0")], key="conformance-moderators-room")
+    again = room.post(text, buttons=[("Claim", "cfs:claim:0")], key="conformance-moderators-room")
+    assert isinstance(first, MessageRef) and first.id and again.id == first.id
+    room.edit(first, "Conformance: Report #0: a message (resolved)\nNothing left to do.")
+
+
+def check_platform_reports(box: Any, connector: Any) -> None:
+    # R-SAFE-1: the platform's own reports, each with a stable id (the poll takes each once).
+    found = connector.platform_reports()
+    assert all(isinstance(r, PlatformReport) and r.id and r.platform == connector.name for r in found)
+    assert [r.id for r in connector.platform_reports()][:len(found)] == [r.id for r in found]
+    assert len({r.id for r in found}) == len(found)
+
+
 CHECKS = {
     Capability.DIRECTORY: check_directory,
     Capability.ROLE_MANAGER: check_role_manager,
@@ -481,4 +503,6 @@ EXTRA_CHECKS = {
     RoomWriter: check_room_writer,
     AuthorNames: check_author_names,
     PlaceLinks: check_place_links,
+    ModeratorsRoomHost: check_moderators_room_host,
+    PlatformReports: check_platform_reports,
 }

@@ -25,6 +25,7 @@ from charterflow_matrix.client import PLATFORM, MatrixClient, event_filter, log,
 from charterflow_matrix.guides import MatrixGuides
 from charterflow_matrix.inbound import AppserviceVerifier
 from charterflow_matrix.rooms import MatrixRooms
+from charterflow_matrix.safety import MatrixSafety
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import (
     Activity,
@@ -64,7 +65,7 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-class MatrixConnector(MatrixRooms, MatrixGuides):
+class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety):
     """Talks to one homeserver as its bot (a server admin). ``MatrixConnector.from_env()`` or
     ``MatrixConnector(settings=…)``; ``transport``, ``clock`` and ``retry`` are injectable."""
 
@@ -633,38 +634,35 @@ class MatrixConnector(MatrixRooms, MatrixGuides):
             raw=dict(event),
         )
 
-    def _report_entries(self) -> list[ModerationEntry]:
-        out: list[ModerationEntry] = []
+    def event_reports(self) -> list[dict[str, Any]]:
+        """Synapse's event reports (the report button of Matrix clients), oldest first
+        (https://element-hq.github.io/synapse/latest/admin_api/event_reports.html)."""
+        out: list[dict[str, Any]] = []
         start = 0
         for _ in range(_MAX_PAGES):
-            page = self.client.get(
-                "/_synapse/admin/v1/event_reports",
-                what="content reports",
-                params={"dir": "f", "limit": _PAGE, "from": start},
-            )
-            for report in page.get("event_reports", []):
-                at = int(report.get("received_ts", 0))
-                out.append(
-                    ModerationEntry(
-                        platform=PLATFORM,
-                        id=f"{at:013d}:report-{report['id']}",
-                        kind="content_report",
-                        occurred_at=_ms(at) or datetime.now(UTC),
-                        target=self._ref(report["sender"]) if report.get("sender") else None,
-                        moderator=self._ref(report["user_id"]) if report.get("user_id") else None,
-                        reason=report.get("reason"),
-                        changes={
-                            "room_id": report.get("room_id"),
-                            "event_id": report.get("event_id"),
-                            "score": report.get("score"),
-                        },
-                        link=f"https://matrix.to/#/{q(str(report.get('room_id')))}/{q(str(report.get('event_id')))}",
-                        raw=dict(report),
-                    )
-                )
+            page = self.client.get("/_synapse/admin/v1/event_reports", what="content reports",
+                                   params={"dir": "f", "limit": _PAGE, "from": start})
+            out.extend(r for r in page.get("event_reports", []) if isinstance(r, dict) and "id" in r)
             if page.get("next_token") is None:
                 break
             start = int(page["next_token"])
+        return out
+
+    def _report_entries(self) -> list[ModerationEntry]:
+        out: list[ModerationEntry] = []
+        for report in self.event_reports():
+            at = int(report.get("received_ts", 0))
+            out.append(ModerationEntry(
+                platform=PLATFORM, id=f"{at:013d}:report-{report['id']}", kind="content_report",
+                occurred_at=_ms(at) or datetime.now(UTC),
+                target=self._ref(report["sender"]) if report.get("sender") else None,
+                moderator=self._ref(report["user_id"]) if report.get("user_id") else None,
+                reason=report.get("reason"),
+                changes={"room_id": report.get("room_id"), "event_id": report.get("event_id"),
+                         "score": report.get("score")},
+                link=f"https://matrix.to/#/{q(str(report.get('room_id')))}/{q(str(report.get('event_id')))}",
+                raw=dict(report),
+            ))
         return out
 
     # ----------------------------------------------------------------------------------------

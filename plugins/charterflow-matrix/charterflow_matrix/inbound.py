@@ -23,7 +23,7 @@ from connectors.errors import InvalidSignature
 __all__ = ["COMMANDS", "PLATFORM", "ROUTES", "AppserviceVerifier", "parse_command", "room_attributes"]
 
 PLATFORM = "matrix"
-COMMANDS = ("apply", "idea", "optin", "leave", "propose", "link", "help")
+COMMANDS = ("apply", "idea", "optin", "leave", "propose", "link", "help", "report")
 # Which charter process handles each kind of event this verifier gives: the entry point
 # ``charterflow.inbound_routes`` (``flows.inbox_routing.plugin_routes``) reads this table, so
 # the core routes Matrix events without naming Matrix. Values are the core's route names.
@@ -41,7 +41,11 @@ ROUTES: dict[str, str] = {
     "message_edited": "commons",
     "message_redacted": "commons",
     "help": "guides-help",  # `!help <topic>`: the matching guides, answered in the room (R-GUIDE)
+    # R-SAFE-1: `!report <reason>` as a reply to the reported message; a moderator's `claim`,
+    # `resolve <outcome>` or `refer` as a thread reply (the core acts only in a report's thread).
+    "report": "safety-report", "room_command": "safety-command",
 }
+ROOM_COMMANDS = ("claim", "resolve", "refer")
 POLL_RESPONSE_TYPES = ("m.poll.response", "org.matrix.msc3381.poll.response")
 MAX_EVENTS = 1000  # Synapse sends at most 100 events (and 100 ephemeral) per transaction
 
@@ -223,8 +227,17 @@ def _kind_and_attributes(event: dict[str, Any], content: dict[str, Any], kind: s
 
 
 def _message_kind(event: dict[str, Any], content: dict[str, Any], attributes: dict[str, str]) -> str:
-    """``!apply``/``!idea``… become the command's kind; any other message is ``message``."""
-    command = parse_command(content["body"])
+    """``!apply``/``!idea``… become the command's kind, a thread reply ``claim``… the
+    ``room_command`` kind; any other message is ``message``."""
+    quoted, body = strip_reply_fallback(content["body"])
+    room_command = _room_command(event, content, body)
+    if room_command:
+        attributes.update(room_command)
+        return "room_command"
+    command = parse_command(body)
+    if command is not None and command[0] == "report":
+        attributes.update(_report(event, content, command[1], quoted))
+        return "report"
     if command is None:
         attributes.update(room_attributes(event, content))
         return "message"
@@ -244,3 +257,52 @@ def _poll_answer(event: dict[str, Any], content: dict[str, Any]) -> dict[str, st
         chosen = unstable.get("answers") if isinstance(unstable, dict) else None
     option = str(chosen[0])[:80] if isinstance(chosen, list) and chosen and isinstance(chosen[0], str) else ""
     return {"ballot": ballot, "ballot_id": ballot, "option_id": option}
+
+
+def strip_reply_fallback(body: str) -> tuple[str, str]:
+    """``(quoted, rest)`` of a body that starts with a reply fallback (``> <@who:server> text``
+    lines, then a blank line), which older clients still send
+    (https://spec.matrix.org/v1.11/client-server-api/#fallbacks-for-rich-replies); else
+    ``("", body)``."""
+    lines = (body or "").split("\n")
+    if not lines or not lines[0].startswith("> "):
+        return "", body
+    count = next((i for i, line in enumerate(lines) if not line.startswith(">")), len(lines))
+    quoted = "\n".join(line[2:] if line.startswith("> ") else line[1:] for line in lines[:count])
+    return quoted, "\n".join(lines[count:]).strip()
+
+
+def _room_command(event: dict[str, Any], content: dict[str, Any], body: str) -> dict[str, str]:
+    """A thread reply whose first word is ``claim``, ``resolve`` or ``refer``: the neutral
+    ``command.*`` attributes the core's ``safety-command`` handler reads; else ``{}``."""
+    relates = _relates(content)
+    first = (body.strip().split(None, 1) or [""])[0].casefold().rstrip(",.:;!")
+    if relates.get("rel_type") != "m.thread" or not isinstance(relates.get("event_id"), str) \
+            or first not in ROOM_COMMANDS:
+        return {}
+    return {"command.text": body.strip()[:2000], "command.thread_id": f"{event['room_id']}/{relates['event_id']}"[:600]}
+
+
+def _report(event: dict[str, Any], content: dict[str, Any], reason: str, quoted: str) -> dict[str, str]:
+    """The neutral ``report.*`` attributes of ``!report <reason>`` sent as a reply: the replied-to
+    event (``m.relates_to.m.in_reply_to``) is the reported message; its author and text come
+    from the reply fallback when the client sent one (Synapse gives nothing more in the push).
+    A ``!report`` that replies to nothing carries no ``report.target_message_id``."""
+    # The command itself: the core removes it from the room, so the reported person cannot see
+    # who reported them.
+    out = {"report.reason": reason[:2000], "report.command_room": str(event["room_id"])[:300],
+           "report.command_message_id": str(event["event_id"])[:300]}
+    relates = _relates(content)
+    reply = relates.get("m.in_reply_to") if isinstance(relates.get("m.in_reply_to"), dict) else {}
+    target = reply.get("event_id")
+    if not isinstance(target, str) or not target.startswith("$") or relates.get("is_falling_back"):
+        return out
+    room = str(event["room_id"])
+    out.update({"report.target_message_id": target[:300], "report.target_channel_id": room[:300],
+                "report.target_link": f"https://matrix.to/#/{quote(room, safe='')}/{quote(target, safe='')}"})
+    author, _, text = quoted.partition(" ")
+    if author.startswith("<@") and author.endswith(">"):
+        out["report.target_account"] = author[1:-1][:300]
+        out["report.target_username"] = author[2:-1].split(":", 1)[0][:100]
+        out["report.content"] = text.strip()[:4000]
+    return out

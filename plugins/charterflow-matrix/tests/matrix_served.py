@@ -69,3 +69,26 @@ class Served:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def pushing_synapse(workdir: Any, gateway_url: str, monkeypatch: Any) -> Any:
+    """A context: a Synapse in ``workdir`` whose appservice pushes to the gateway at
+    ``gateway_url``, with the ``CHARTERFLOW_MATRIX_*`` settings the gateway's hook reads set;
+    yields its credentials and stops it after."""
+    from contextlib import contextmanager
+
+    from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
+
+    @contextmanager
+    def running() -> Any:
+        server = Homeserver(workdir, appservice_url=gateway_url + APPSERVICE_PATH, die_with_parent=True)
+        creds = server.start()
+        try:
+            for name, value in {"HOMESERVER_URL": creds.base_url, "SERVER_NAME": creds.server_name,
+                                "ACCESS_TOKEN": creds.bot_token, "HS_TOKEN": creds.hs_token}.items():
+                monkeypatch.setenv(f"CHARTERFLOW_MATRIX_{name}", value)
+            yield creds
+        finally:
+            server.stop()
+
+    return running()
