@@ -10,11 +10,17 @@ def deployments() -> list:
 
     return [
         safety_reminders.to_deployment(
-            name="hourly", interval=3600, tags=["charterflow", "safety"],
-            description="Remind the moderators' rooms of community reports left unclaimed (R-SAFE-1)."),
+            name="hourly",
+            interval=3600,
+            tags=["charterflow", "safety"],
+            description="Remind the moderators' rooms of community reports left unclaimed (R-SAFE-1).",
+        ),
         safety_platform_reports.to_deployment(
-            name="every-5-minutes", interval=300, tags=["charterflow", "safety"],
-            description="Take reports made with a platform's own report button (Matrix), each once (R-SAFE-1)."),
+            name="every-5-minutes",
+            interval=300,
+            tags=["charterflow", "safety"],
+            description="Take reports made with a platform's own report button (Matrix), each once (R-SAFE-1).",
+        ),
         safety_figures.to_deployment(
             name="weekly",
             cron="0 6 * * 1",

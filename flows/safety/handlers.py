@@ -119,15 +119,21 @@ def incoming_from_attributes(attrs: dict[str, str], *, platform: str, dedupe_key
     ``report.target_channel_id``, ``report.target_link``, its author ``report.target_account``
     and ``report.target_username``, its text ``report.content``; the words ``report.reason``."""
     return Incoming(
-        source_key=dedupe_key, via=platform, platform=platform,
+        source_key=dedupe_key,
+        via=platform,
+        platform=platform,
         reporter_key=f"{platform}:{attrs.get('user_id') or 'unknown'}",
-        reporter_account=_opt(attrs.get("user_id")), reporter_username=_opt(attrs.get("username")),
-        target_kind="message", target_account=_opt(attrs.get("report.target_account")),
+        reporter_account=_opt(attrs.get("user_id")),
+        reporter_username=_opt(attrs.get("username")),
+        target_kind="message",
+        target_account=_opt(attrs.get("report.target_account")),
         target_username=_opt(attrs.get("report.target_username")),
         target_message_id=_opt(attrs.get("report.target_message_id")),
         target_channel_id=_opt(attrs.get("report.target_channel_id")),
-        target_link=_opt(attrs.get("report.target_link")), content=_opt(attrs.get("report.content")),
-        reason=_opt(attrs.get("report.reason")))
+        target_link=_opt(attrs.get("report.target_link")),
+        content=_opt(attrs.get("report.content")),
+        reason=_opt(attrs.get("report.reason")),
+    )
 
 
 NEEDS_TARGET = "To report a message, reply to it with `!report <what is wrong>`; nothing was reported."
@@ -177,8 +183,14 @@ def _remove_command(ctx: Any, event: InboxEvent, attrs: dict[str, str]) -> None:
     if writer is None or not room or not message:
         return
     try:
-        once(ctx, key=f"safety:unsay:inbox:{event.id}", platform=event.source, actor=ACTOR, about=f"inbox:{event.id}",
-             act=lambda: writer.room_delete(room=room, thread_id=None, message_id=message))
+        once(
+            ctx,
+            key=f"safety:unsay:inbox:{event.id}",
+            platform=event.source,
+            actor=ACTOR,
+            about=f"inbox:{event.id}",
+            act=lambda: writer.room_delete(room=room, thread_id=None, message_id=message),
+        )
     except Exception as exc:  # noqa: BLE001 - the report is taken anyway; the command stays visible
         log.warning("safety: report command not removed on %s (%s)", event.source, type(exc).__name__)
 
@@ -192,14 +204,21 @@ def _tell_privately(ctx: Any, event: InboxEvent, attrs: dict[str, str], text: st
         return
     key = f"safety:answer:inbox:{event.id}"
     try:
-        once(ctx, key=key, platform=event.source, actor=ACTOR, about=f"inbox:{event.id}",
-             act=lambda: space.messenger.direct_message(recipients=[who], title="Your report", text=text, key=key))
+        once(
+            ctx,
+            key=key,
+            platform=event.source,
+            actor=ACTOR,
+            about=f"inbox:{event.id}",
+            act=lambda: space.messenger.direct_message(recipients=[who], title="Your report", text=text, key=key),
+        )
     except Exception as exc:  # noqa: BLE001 - the report is recorded; the answer is a courtesy
         log.warning("safety: reporter not answered on %s (%s)", event.source, type(exc).__name__)
 
 
-def act_on_report(ctx: Any, verb: str, report_id: int, *, outcome: str | None, by: str, actor: str,
-                  is_moderator: bool) -> tuple[str, str]:
+def act_on_report(
+    ctx: Any, verb: str, report_id: int, *, outcome: str | None, by: str, actor: str, is_moderator: bool
+) -> tuple[str, str]:
     """One moderator's step on a report, from a button or a Forum reply: ``claim``, ``resolve``
     (with ``outcome``) or ``refer``. Returns ``(result, answer)``; an unknown step or report is
     refused."""
@@ -442,8 +461,14 @@ def room_command_of_attributes(attrs: dict[str, str], report_id: int | None) -> 
     if command is None or report_id is None or not topic:
         return None
     account = attrs.get("user_id", "")
-    return RoomCommand(verb=command[0], outcome=command[1], report_id=report_id, topic=topic, account=account,
-                       username=attrs.get("username") or account)
+    return RoomCommand(
+        verb=command[0],
+        outcome=command[1],
+        report_id=report_id,
+        topic=topic,
+        account=account,
+        username=attrs.get("username") or account,
+    )
 
 
 # How many of the newest reports a plugin platform's thread reply is matched against (its

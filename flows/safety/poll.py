@@ -19,13 +19,20 @@ def incoming_from_platform_report(report: PlatformReport) -> Incoming:
     """The queue's report for one platform report (pure)."""
     who, target = report.reporter, report.target
     return Incoming(
-        source_key=f"{report.platform}:platform-report:{report.id}", via=report.platform,
-        platform=report.platform, reporter_key=f"{report.platform}:{who.id if who else 'unknown'}",
-        reporter_account=who.id if who else None, reporter_username=who.username if who else None,
+        source_key=f"{report.platform}:platform-report:{report.id}",
+        via=report.platform,
+        platform=report.platform,
+        reporter_key=f"{report.platform}:{who.id if who else 'unknown'}",
+        reporter_account=who.id if who else None,
+        reporter_username=who.username if who else None,
         target_kind="message" if report.message_id else "person",
-        target_account=target.id if target else None, target_username=target.username if target else None,
-        target_message_id=report.message_id, target_channel_id=report.channel_id, target_link=report.link,
-        reason=report.reason)
+        target_account=target.id if target else None,
+        target_username=target.username if target else None,
+        target_message_id=report.message_id,
+        target_channel_id=report.channel_id,
+        target_link=report.link,
+        reason=report.reason,
+    )
 
 
 def take_platform_reports(ctx: Ctx) -> dict[str, list[str]]:
@@ -46,8 +53,9 @@ def take_platform_reports(ctx: Ctx) -> dict[str, list[str]]:
         for report in found:
             key = f"safety:platform-report:{name}:{report.id}"
             if done(ctx, key) is None:
-                recorded = once(ctx, key=key, platform=name, actor=ACTOR, about=None,
-                                act=lambda r=report: {"result": _take(ctx, r)})
+                recorded = once(
+                    ctx, key=key, platform=name, actor=ACTOR, about=None, act=lambda r=report: {"result": _take(ctx, r)}
+                )
                 out[name].append(str((recorded.get("ref") or {}).get("result", "")))
     return out
 

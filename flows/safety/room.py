@@ -78,8 +78,12 @@ def rooms(ctx: Ctx) -> dict[str, ModeratorsRoom]:
     """The moderators' room of each served platform that has one."""
     # A connector that keeps its own room (ModeratorsRoomHost: Matrix) gives it; the others
     # post in the moderation flows' space.
-    return {name: space.connector.moderators_room() if isinstance(space.connector, ModeratorsRoomHost)
-            else SpaceRoom(platform=name, space=space) for name, space in moderator_spaces(ctx).items()}
+    return {
+        name: space.connector.moderators_room()
+        if isinstance(space.connector, ModeratorsRoomHost)
+        else SpaceRoom(platform=name, space=space)
+        for name, space in moderator_spaces(ctx).items()
+    }
 
 
 def has_buttons(room: ModeratorsRoom) -> bool:

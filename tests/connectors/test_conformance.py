@@ -29,6 +29,7 @@ from connectors.base import (
     ModeratorsRoomHost,
     NewcomerWelcome,
     OperatorAccount,
+    PlaceLinks,
     PlatformReport,
     PlatformReports,
     Role,
@@ -471,7 +472,7 @@ def check_platform_reports(box: Any, connector: Any) -> None:
     # R-SAFE-1: the platform's own reports, each with a stable id (the poll takes each once).
     found = connector.platform_reports()
     assert all(isinstance(r, PlatformReport) and r.id and r.platform == connector.name for r in found)
-    assert [r.id for r in connector.platform_reports()][:len(found)] == [r.id for r in found]
+    assert [r.id for r in connector.platform_reports()][: len(found)] == [r.id for r in found]
     assert len({r.id for r in found}) == len(found)
 
 

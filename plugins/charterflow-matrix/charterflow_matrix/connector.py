@@ -640,8 +640,11 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety):
         out: list[dict[str, Any]] = []
         start = 0
         for _ in range(_MAX_PAGES):
-            page = self.client.get("/_synapse/admin/v1/event_reports", what="content reports",
-                                   params={"dir": "f", "limit": _PAGE, "from": start})
+            page = self.client.get(
+                "/_synapse/admin/v1/event_reports",
+                what="content reports",
+                params={"dir": "f", "limit": _PAGE, "from": start},
+            )
             out.extend(r for r in page.get("event_reports", []) if isinstance(r, dict) and "id" in r)
             if page.get("next_token") is None:
                 break
@@ -652,17 +655,24 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety):
         out: list[ModerationEntry] = []
         for report in self.event_reports():
             at = int(report.get("received_ts", 0))
-            out.append(ModerationEntry(
-                platform=PLATFORM, id=f"{at:013d}:report-{report['id']}", kind="content_report",
-                occurred_at=_ms(at) or datetime.now(UTC),
-                target=self._ref(report["sender"]) if report.get("sender") else None,
-                moderator=self._ref(report["user_id"]) if report.get("user_id") else None,
-                reason=report.get("reason"),
-                changes={"room_id": report.get("room_id"), "event_id": report.get("event_id"),
-                         "score": report.get("score")},
-                link=f"https://matrix.to/#/{q(str(report.get('room_id')))}/{q(str(report.get('event_id')))}",
-                raw=dict(report),
-            ))
+            out.append(
+                ModerationEntry(
+                    platform=PLATFORM,
+                    id=f"{at:013d}:report-{report['id']}",
+                    kind="content_report",
+                    occurred_at=_ms(at) or datetime.now(UTC),
+                    target=self._ref(report["sender"]) if report.get("sender") else None,
+                    moderator=self._ref(report["user_id"]) if report.get("user_id") else None,
+                    reason=report.get("reason"),
+                    changes={
+                        "room_id": report.get("room_id"),
+                        "event_id": report.get("event_id"),
+                        "score": report.get("score"),
+                    },
+                    link=f"https://matrix.to/#/{q(str(report.get('room_id')))}/{q(str(report.get('event_id')))}",
+                    raw=dict(report),
+                )
+            )
         return out
 
     # ----------------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ ROUTES: dict[str, str] = {
     "help": "guides-help",  # `!help <topic>`: the matching guides, answered in the room (R-GUIDE)
     # R-SAFE-1: `!report <reason>` as a reply to the reported message; a moderator's `claim`,
     # `resolve <outcome>` or `refer` as a thread reply (the core acts only in a report's thread).
-    "report": "safety-report", "room_command": "safety-command",
+    "report": "safety-report",
+    "room_command": "safety-command",
 }
 ROOM_COMMANDS = ("claim", "resolve", "refer")
 POLL_RESPONSE_TYPES = ("m.poll.response", "org.matrix.msc3381.poll.response")
@@ -277,8 +278,11 @@ def _room_command(event: dict[str, Any], content: dict[str, Any], body: str) -> 
     ``command.*`` attributes the core's ``safety-command`` handler reads; else ``{}``."""
     relates = _relates(content)
     first = (body.strip().split(None, 1) or [""])[0].casefold().rstrip(",.:;!")
-    if relates.get("rel_type") != "m.thread" or not isinstance(relates.get("event_id"), str) \
-            or first not in ROOM_COMMANDS:
+    if (
+        relates.get("rel_type") != "m.thread"
+        or not isinstance(relates.get("event_id"), str)
+        or first not in ROOM_COMMANDS
+    ):
         return {}
     return {"command.text": body.strip()[:2000], "command.thread_id": f"{event['room_id']}/{relates['event_id']}"[:600]}
 
@@ -290,16 +294,24 @@ def _report(event: dict[str, Any], content: dict[str, Any], reason: str, quoted:
     A ``!report`` that replies to nothing carries no ``report.target_message_id``."""
     # The command itself: the core removes it from the room, so the reported person cannot see
     # who reported them.
-    out = {"report.reason": reason[:2000], "report.command_room": str(event["room_id"])[:300],
-           "report.command_message_id": str(event["event_id"])[:300]}
+    out = {
+        "report.reason": reason[:2000],
+        "report.command_room": str(event["room_id"])[:300],
+        "report.command_message_id": str(event["event_id"])[:300],
+    }
     relates = _relates(content)
-    reply = relates.get("m.in_reply_to") if isinstance(relates.get("m.in_reply_to"), dict) else {}
-    target = reply.get("event_id")
+    reply = relates.get("m.in_reply_to")
+    target = reply.get("event_id") if isinstance(reply, dict) else None
     if not isinstance(target, str) or not target.startswith("$") or relates.get("is_falling_back"):
         return out
     room = str(event["room_id"])
-    out.update({"report.target_message_id": target[:300], "report.target_channel_id": room[:300],
-                "report.target_link": f"https://matrix.to/#/{quote(room, safe='')}/{quote(target, safe='')}"})
+    out.update(
+        {
+            "report.target_message_id": target[:300],
+            "report.target_channel_id": room[:300],
+            "report.target_link": f"https://matrix.to/#/{quote(room, safe='')}/{quote(target, safe='')}",
+        }
+    )
     author, _, text = quoted.partition(" ")
     if author.startswith("<@") and author.endswith(">"):
         out["report.target_account"] = author[1:-1][:300]

@@ -31,8 +31,7 @@ class MatrixModeratorsRoom:
     room: str
     platform: str = PLATFORM
 
-    def post(self, text: str, *, buttons: Sequence[tuple[str, str]] = (),
-             key: str | None = None) -> MessageRef:
+    def post(self, text: str, *, buttons: Sequence[tuple[str, str]] = (), key: str | None = None) -> MessageRef:
         """``text``'s first line in bold, then the rest; ``buttons`` are left out (the text
         names the reply commands). The report's thread is rooted at this message."""
         title, _, body = text.partition("\n")
@@ -42,8 +41,12 @@ class MatrixModeratorsRoom:
     def edit(self, ref: MessageRef, text: str) -> None:
         """An ``m.replace`` of the post: clients show the new text in its place."""
         title, _, body = text.partition("\n")
-        self.connector.room_edit(room=self.room, thread_id=ref.thread_id, message_id=ref.id,
-                                 text=f"**{title}**\n{body.strip()}" if body.strip() else f"**{title}**")
+        self.connector.room_edit(
+            room=self.room,
+            thread_id=ref.thread_id,
+            message_id=ref.id,
+            text=f"**{title}**\n{body.strip()}" if body.strip() else f"**{title}**",
+        )
 
 
 class MatrixSafety:
@@ -66,12 +69,19 @@ class MatrixSafety:
         for report in self.event_reports():
             room, event = str(report.get("room_id") or ""), str(report.get("event_id") or "")
             at = report.get("received_ts")
-            out.append(PlatformReport(
-                platform=PLATFORM, id=str(report["id"]),
-                reported_at=datetime.fromtimestamp(at / 1000, tz=UTC) if isinstance(at, (int, float)) else datetime.now(UTC),
-                reporter=self._ref(str(report["user_id"])) if report.get("user_id") else None,
-                target=self._ref(str(report["sender"])) if report.get("sender") else None,
-                message_id=event or None, channel_id=room or None,
-                link=f"https://matrix.to/#/{q(room)}/{q(event)}" if room and event else None,
-                reason=str(report["reason"]) if report.get("reason") else None))
+            out.append(
+                PlatformReport(
+                    platform=PLATFORM,
+                    id=str(report["id"]),
+                    reported_at=datetime.fromtimestamp(at / 1000, tz=UTC)
+                    if isinstance(at, (int, float))
+                    else datetime.now(UTC),
+                    reporter=self._ref(str(report["user_id"])) if report.get("user_id") else None,
+                    target=self._ref(str(report["sender"])) if report.get("sender") else None,
+                    message_id=event or None,
+                    channel_id=room or None,
+                    link=f"https://matrix.to/#/{q(room)}/{q(event)}" if room and event else None,
+                    reason=str(report["reason"]) if report.get("reason") else None,
+                )
+            )
         return out

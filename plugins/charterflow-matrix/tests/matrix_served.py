@@ -84,8 +84,12 @@ def pushing_synapse(workdir: Any, gateway_url: str, monkeypatch: Any) -> Any:
         server = Homeserver(workdir, appservice_url=gateway_url + APPSERVICE_PATH, die_with_parent=True)
         creds = server.start()
         try:
-            for name, value in {"HOMESERVER_URL": creds.base_url, "SERVER_NAME": creds.server_name,
-                                "ACCESS_TOKEN": creds.bot_token, "HS_TOKEN": creds.hs_token}.items():
+            for name, value in {
+                "HOMESERVER_URL": creds.base_url,
+                "SERVER_NAME": creds.server_name,
+                "ACCESS_TOKEN": creds.bot_token,
+                "HS_TOKEN": creds.hs_token,
+            }.items():
                 monkeypatch.setenv(f"CHARTERFLOW_MATRIX_{name}", value)
             yield creds
         finally:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from matrix_served import pushed, pushing_synapse, send_as
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -24,15 +25,13 @@ from charterflow_matrix.homeserver import APPSERVICE_PATH
 from charterflow_matrix.sandbox import seed_community
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import Role
-from ledger.models import InboxEvent
-from ledger.models_safety import SafetyReport
-from matrix_served import pushed, pushing_synapse, send_as
-from tests.support.commons import discord_copies
-from tests.support.membership import CONFIRM_SECRET, World, serve_gateway
-
 from flows import inbox
 from flows.platforms import Platforms, use
 from flows.safety.flows import safety_platform_reports
+from ledger.models import InboxEvent
+from ledger.models_safety import SafetyReport
+from tests.support.commons import discord_copies
+from tests.support.membership import CONFIRM_SECRET, World, serve_gateway
 
 pytestmark = pytest.mark.timeout(600)
 PEOPLE = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"]
@@ -43,33 +42,64 @@ def reports(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     """Synapse pushing to the gateway; avery_quill a moderator of the Matrix space; the
     moderators' room holds avery_quill and bram_tolliver (not a moderator)."""
     with serve_gateway(world) as gw, pushing_synapse(tmp_path / "synapse", gw.url, monkeypatch) as creds:
-        users = seed_community(creds.base_url, creds.bot_token, creds.server_name, prefix="", seed={
-            "members": PEOPLE, "rooms": {"general": PEOPLE, "moderators": ["avery_quill", "bram_tolliver"]}})
-        matrix = MatrixConnector(settings=MatrixSettings(
-            _env_file=None, homeserver_url=creds.base_url, server_name=creds.server_name,
-            access_token=SecretStr(creds.bot_token), hs_token=SecretStr(creds.hs_token)))
+        users = seed_community(
+            creds.base_url,
+            creds.bot_token,
+            creds.server_name,
+            prefix="",
+            seed={"members": PEOPLE, "rooms": {"general": PEOPLE, "moderators": ["avery_quill", "bram_tolliver"]}},
+        )
+        matrix = MatrixConnector(
+            settings=MatrixSettings(
+                _env_file=None,
+                homeserver_url=creds.base_url,
+                server_name=creds.server_name,
+                access_token=SecretStr(creds.bot_token),
+                hs_token=SecretStr(creds.hs_token),
+            )
+        )
         matrix.grant(matrix.find_user("avery_quill"), Role.moderator(), reason="test: a Matrix moderator")
         connectors = {n: world.platforms.space(n).connector for n in world.platforms.names()}
-        platforms = Platforms.build(charter=world.platforms.charter, confirm_secret=CONFIRM_SECRET,
-                                    gateway_url=world.platforms.gateway_url, **connectors, matrix=matrix)
+        platforms = Platforms.build(
+            charter=world.platforms.charter,
+            confirm_secret=CONFIRM_SECRET,
+            gateway_url=world.platforms.gateway_url,
+            **connectors,
+            matrix=matrix,
+        )
         with use(ledger=world.ledger, platforms=platforms):
-            yield {"creds": creds, "users": users, "matrix": matrix, "gateway": gw.url,
-                   "general": matrix.room_id("general"), "moderators": matrix.room_id("moderators")}
+            yield {
+                "creds": creds,
+                "users": users,
+                "matrix": matrix,
+                "gateway": gw.url,
+                "general": matrix.room_id("general"),
+                "moderators": matrix.room_id("moderators"),
+            }
         matrix.close()
 
 
 def admin(b: dict[str, Any]) -> httpx.Client:
     """Synapse's APIs as the bot (a server admin), directly."""
-    return httpx.Client(base_url=b["creds"].base_url, timeout=30, trust_env=False,
-                        headers={"Authorization": f"Bearer {b['creds'].bot_token}"})
+    return httpx.Client(
+        base_url=b["creds"].base_url,
+        timeout=30,
+        trust_env=False,
+        headers={"Authorization": f"Bearer {b['creds'].bot_token}"},
+    )
 
 
 def messages(b: dict[str, Any], room: str) -> list[dict[str, Any]]:
     """The ``m.room.message`` events of ``room``, oldest first (admin API)."""
     with admin(b) as client:
-        return client.get(f"/_synapse/admin/v1/rooms/{q(room)}/messages",
-                          params={"dir": "f", "limit": 500, "filter": '{"types":["m.room.message"]}'}
-                          ).raise_for_status().json()["chunk"]
+        return (
+            client.get(
+                f"/_synapse/admin/v1/rooms/{q(room)}/messages",
+                params={"dir": "f", "limit": 500, "filter": '{"types":["m.room.message"]}'},
+            )
+            .raise_for_status()
+            .json()["chunk"]
+        )
 
 
 def dm_texts(b: dict[str, Any], username: str) -> list[str]:
@@ -86,17 +116,30 @@ def handle(world: World, event_id: str, route: str) -> str:
 
 def reply_command(b: dict[str, Any], who: str, root: str, body: str) -> str:
     """``who`` answers in the thread of the report post ``root`` in the moderators' room."""
-    return send_as(b["users"], b["creds"].base_url, who, b["moderators"], {
-        "msgtype": "m.text", "body": body, "m.relates_to": {"rel_type": "m.thread", "event_id": root}})
+    return send_as(
+        b["users"],
+        b["creds"].base_url,
+        who,
+        b["moderators"],
+        {"msgtype": "m.text", "body": body, "m.relates_to": {"rel_type": "m.thread", "event_id": root}},
+    )
 
 
 def report_reply(b: dict[str, Any], reporter: str, target: str, quoted: str, reason: str) -> str:
     """``reporter`` replies to ``target`` with ``!report`` (with the rich-reply fallback that
     clients still send)."""
     server = b["creds"].server_name
-    return send_as(b["users"], b["creds"].base_url, reporter, b["general"], {
-        "msgtype": "m.text", "body": f"> <@dario_fenwick:{server}> {quoted}\n\n!report {reason}",
-        "m.relates_to": {"m.in_reply_to": {"event_id": target}}})
+    return send_as(
+        b["users"],
+        b["creds"].base_url,
+        reporter,
+        b["general"],
+        {
+            "msgtype": "m.text",
+            "body": f"> <@dario_fenwick:{server}> {quoted}\n\n!report {reason}",
+            "m.relates_to": {"m.in_reply_to": {"event_id": target}},
+        },
+    )
 
 
 def only_report(world: World) -> SafetyReport:
@@ -107,12 +150,19 @@ def only_report(world: World) -> SafetyReport:
 
 
 def test_r_safe_1_a_matrix_report_is_shown_claimed_and_resolved_from_matrix(
-        world: World, reports: dict[str, Any]) -> None:
+    world: World, reports: dict[str, Any]
+) -> None:
     b = reports
-    target = send_as(b["users"], b["creds"].base_url, "dario_fenwick", b["general"],
-                     {"msgtype": "m.text", "body": "newcomers should just read the docs and stop asking"})
-    event_id = report_reply(b, "cleo_marsh", target, "newcomers should just read the docs and stop asking",
-                            "dismissive to a newcomer")
+    target = send_as(
+        b["users"],
+        b["creds"].base_url,
+        "dario_fenwick",
+        b["general"],
+        {"msgtype": "m.text", "body": "newcomers should just read the docs and stop asking"},
+    )
+    event_id = report_reply(
+        b, "cleo_marsh", target, "newcomers should just read the docs and stop asking", "dismissive to a newcomer"
+    )
     result = handle(world, event_id, inbox.Route.SAFETY_REPORT)
     report = only_report(world)
     assert result == f"taken:{report.id}"
@@ -125,20 +175,30 @@ def test_r_safe_1_a_matrix_report_is_shown_claimed_and_resolved_from_matrix(
     assert command["content"] == {} and "redacted_because" in command.get("unsigned", {})
     assert any(f"#{report.id}" in t for t in dm_texts(b, "cleo_marsh"))
     # Shown once in the Matrix moderators' room (the text names the reply commands) and on Discord.
-    (post,) = [e for e in messages(b, b["moderators"]) if f"Report #{report.id}" in e["content"]["body"]
-               and "m.new_content" not in e["content"] and "m.relates_to" not in e["content"]]
+    (post,) = [
+        e
+        for e in messages(b, b["moderators"])
+        if f"Report #{report.id}" in e["content"]["body"]
+        and "m.new_content" not in e["content"]
+        and "m.relates_to" not in e["content"]
+    ]
     assert "Reply here with `claim`" in post["content"]["body"] and post["sender"] == b["matrix"].me
     assert len(discord_copies(world, f"Report #{report.id}")) == 1
     # The same push replayed by the homeserver: stored once, no second report.
     with admin(b) as client:
         raw = client.get(f"/_matrix/client/v3/rooms/{q(b['general'])}/event/{q(event_id)}").raise_for_status().json()
-    replay = httpx.put(f"{b['gateway']}{APPSERVICE_PATH}/_matrix/app/v1/transactions/replay-{report.id}",
-                       content=json.dumps({"events": [raw]}).encode(), timeout=30,
-                       headers={"Content-Type": "application/json", "Authorization": f"Bearer {b['creds'].hs_token}"})
+    replay = httpx.put(
+        f"{b['gateway']}{APPSERVICE_PATH}/_matrix/app/v1/transactions/replay-{report.id}",
+        content=json.dumps({"events": [raw]}).encode(),
+        timeout=30,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {b['creds'].hs_token}"},
+    )
     assert replay.status_code == 200
     with world.ledger.read() as session:
-        assert session.scalar(select(func.count()).select_from(InboxEvent)
-                              .where(InboxEvent.dedupe_key.endswith(event_id))) == 1
+        assert (
+            session.scalar(select(func.count()).select_from(InboxEvent).where(InboxEvent.dedupe_key.endswith(event_id)))
+            == 1
+        )
     assert inbox.handle_event(world.ledger, pushed(world, event_id).id) == "already-processed"
     only_report(world)
     # A member of the room who is not a moderator cannot claim it.
@@ -150,12 +210,17 @@ def test_r_safe_1_a_matrix_report_is_shown_claimed_and_resolved_from_matrix(
     assert handle(world, claimed, inbox.Route.SAFETY_COMMAND) == f"claimed:{report.id}"
     again = reply_command(b, "avery_quill", post["event_id"], "claim")
     assert handle(world, again, inbox.Route.SAFETY_COMMAND) == "refused:claimed"
-    edits = [e for e in messages(b, b["moderators"]) if e["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"]
+    edits = [
+        e for e in messages(b, b["moderators"]) if e["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"
+    ]
     assert any("claimed by avery_quill" in e["content"]["m.new_content"]["body"] for e in edits)
     assert "claimed by avery_quill" in discord_copies(world, f"Report #{report.id}")[0]["content"]
     # Each command is answered in the report's thread.
-    answers = [e for e in messages(b, b["moderators"]) if e["sender"] == b["matrix"].me
-               and e["content"].get("m.relates_to", {}).get("rel_type") == "m.thread"]
+    answers = [
+        e
+        for e in messages(b, b["moderators"])
+        if e["sender"] == b["matrix"].me and e["content"].get("m.relates_to", {}).get("rel_type") == "m.thread"
+    ]
     assert answers and all(e["content"]["m.relates_to"]["event_id"] == post["event_id"] for e in answers)
     # Resolved from Matrix; the reporter told it was handled, never the outcome.
     resolved = reply_command(b, "avery_quill", post["event_id"], "resolve warned")
@@ -168,14 +233,25 @@ def test_r_safe_1_a_matrix_report_is_shown_claimed_and_resolved_from_matrix(
 
 
 def test_r_safe_1_a_command_outside_a_report_thread_and_a_report_replying_to_nothing_do_nothing(
-        world: World, reports: dict[str, Any]) -> None:
+    world: World, reports: dict[str, Any]
+) -> None:
     b = reports
-    root = send_as(b["users"], b["creds"].base_url, "avery_quill", b["moderators"],
-                   {"msgtype": "m.text", "body": "Who takes the weekend shift?"})
+    root = send_as(
+        b["users"],
+        b["creds"].base_url,
+        "avery_quill",
+        b["moderators"],
+        {"msgtype": "m.text", "body": "Who takes the weekend shift?"},
+    )
     elsewhere = reply_command(b, "avery_quill", root, "claim")
     assert handle(world, elsewhere, inbox.Route.SAFETY_COMMAND) == "ignored:not-a-report-topic"
-    bare = send_as(b["users"], b["creds"].base_url, "cleo_marsh", b["general"],
-                   {"msgtype": "m.text", "body": "!report someone was rude"})
+    bare = send_as(
+        b["users"],
+        b["creds"].base_url,
+        "cleo_marsh",
+        b["general"],
+        {"msgtype": "m.text", "body": "!report someone was rude"},
+    )
     assert handle(world, bare, inbox.Route.SAFETY_REPORT) == "refused:no-target"
     with world.ledger.read() as session:
         assert session.scalars(select(SafetyReport)).all() == []
@@ -183,14 +259,22 @@ def test_r_safe_1_a_command_outside_a_report_thread_and_a_report_replying_to_not
 
 
 def test_r_safe_1_a_report_made_with_the_homeservers_report_api_becomes_one_report_after_the_poll(
-        world: World, reports: dict[str, Any]) -> None:
+    world: World, reports: dict[str, Any]
+) -> None:
     b = reports
-    target = send_as(b["users"], b["creds"].base_url, "dario_fenwick", b["general"],
-                     {"msgtype": "m.text", "body": "a link to a scam site, click it"})
+    target = send_as(
+        b["users"],
+        b["creds"].base_url,
+        "dario_fenwick",
+        b["general"],
+        {"msgtype": "m.text", "body": "a link to a scam site, click it"},
+    )
     # cleo_marsh uses her client's report button (the spec's report endpoint, with her token).
     with b["users"].client(b["creds"].base_url, "cleo_marsh") as client:
-        client.post(f"/_matrix/client/v3/rooms/{q(b['general'])}/report/{q(target)}",
-                    json={"reason": "spam link", "score": -100}).raise_for_status()
+        client.post(
+            f"/_matrix/client/v3/rooms/{q(b['general'])}/report/{q(target)}",
+            json={"reason": "spam link", "score": -100},
+        ).raise_for_status()
     assert safety_platform_reports() == {"matrix": [f"taken:{only_report(world).id}"]}
     report = only_report(world)
     assert (report.via, report.platform, report.target_message_id) == ("matrix", "matrix", target)
@@ -208,25 +292,42 @@ def _parsed(content: dict[str, Any]) -> Any:
     from charterflow_matrix.inbound import AppserviceVerifier
 
     verifier = AppserviceVerifier(hs_token=SecretStr("t"), server_name="localhost")
-    return verifier.parse_event({"type": "m.room.message", "event_id": "$e1", "room_id": "!r:localhost",
-                                 "sender": "@cleo_marsh:localhost", "content": content})
+    return verifier.parse_event(
+        {
+            "type": "m.room.message",
+            "event_id": "$e1",
+            "room_id": "!r:localhost",
+            "sender": "@cleo_marsh:localhost",
+            "content": content,
+        }
+    )
 
 
 def test_the_parser_gives_neutral_report_and_command_attributes() -> None:
-    reply = _parsed({"msgtype": "m.text", "body": "> <@dario_fenwick:localhost> rude words\n> more\n\n!report  rude",
-                     "m.relates_to": {"m.in_reply_to": {"event_id": "$t1"}}})
+    reply = _parsed(
+        {
+            "msgtype": "m.text",
+            "body": "> <@dario_fenwick:localhost> rude words\n> more\n\n!report  rude",
+            "m.relates_to": {"m.in_reply_to": {"event_id": "$t1"}},
+        }
+    )
     assert reply.kind == "report" and reply.attributes["report.reason"] == "rude"
-    assert (reply.attributes["report.target_message_id"], reply.attributes["report.target_username"]) == \
-        ("$t1", "dario_fenwick")
+    assert (reply.attributes["report.target_message_id"], reply.attributes["report.target_username"]) == (
+        "$t1",
+        "dario_fenwick",
+    )
     assert reply.attributes["report.content"] == "rude words\nmore"
     assert reply.attributes["report.target_link"] == "https://matrix.to/#/%21r%3Alocalhost/%24t1"
     bare = _parsed({"msgtype": "m.text", "body": "!report rude"})
     assert bare.kind == "report" and "report.target_message_id" not in bare.attributes
     # A reply without the fallback: the target is known, its author and text are not.
-    modern = _parsed({"msgtype": "m.text", "body": "!report rude", "m.relates_to": {"m.in_reply_to": {"event_id": "$t2"}}})
+    modern = _parsed(
+        {"msgtype": "m.text", "body": "!report rude", "m.relates_to": {"m.in_reply_to": {"event_id": "$t2"}}}
+    )
     assert modern.attributes["report.target_message_id"] == "$t2" and "report.target_account" not in modern.attributes
-    command = _parsed({"msgtype": "m.text", "body": "Resolve warned",
-                       "m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}})
+    command = _parsed(
+        {"msgtype": "m.text", "body": "Resolve warned", "m.relates_to": {"rel_type": "m.thread", "event_id": "$root"}}
+    )
     assert command.kind == "room_command"
     assert command.attributes["command.thread_id"] == "!r:localhost/$root"
     # Outside a thread, `claim` is an ordinary message (bridged by the common room).
