@@ -293,88 +293,78 @@ class _HeadCheck:
         )
 
 
+def _position_problem(rec: Mapping[str, Any], expected_seq: int, prev: str) -> tuple[Any, str] | None:
+    """(bad_seq, reason) when the entry is out of place in the chain, else None."""
+    seq = rec.get("seq")
+    if seq != expected_seq:
+        why = (
+            "entries before it were deleted or it was moved"
+            if isinstance(seq, int) and seq > expected_seq
+            else "an entry was inserted or moved here"
+        )
+        return expected_seq, f"found seq {seq} where {expected_seq} belongs: {why}"
+    if rec.get("prev_hash") != prev:
+        return seq, (
+            "prev_hash does not match the previous entry's hash: an entry before it was "
+            "deleted, inserted, reordered or edited"
+        )
+    return None
+
+
+def _content_hash(rec: Mapping[str, Any], seq: Any, prev: str) -> tuple[str, str | None]:
+    """(hash, None) when the entry's hash matches its content, else ("", reason)."""
+    raw = rec.get("_payload_json")
+    if raw is not None and type(seq) is int:
+        # Hashing the stored text as it is gives the same hash when it is canonical; any
+        # other text (or content) gives another, and the checks below say which it was.
+        computed = _hash_of_text(
+            prev_hash=prev,
+            seq=seq,
+            at=str(rec.get("at")),
+            actor=str(rec.get("actor")),
+            action=str(rec.get("action")),
+            subject=str(rec.get("subject")),
+            payload_json=raw,
+        )
+        if computed == rec.get("hash"):
+            return computed, None
+    if "payload" in rec or raw is None:
+        payload = rec.get("payload")
+    else:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            return "", "payload is not valid JSON: it was edited"
+    if raw is not None and raw != canonical_json(payload):
+        return "", "payload is not stored in canonical form: it was edited"
+    try:
+        computed = entry_hash(
+            prev_hash=prev,
+            seq=seq,
+            at=str(rec.get("at")),
+            actor=str(rec.get("actor")),
+            action=str(rec.get("action")),
+            subject=str(rec.get("subject")),
+            payload=payload,
+        )
+    except (TypeError, ValueError):
+        computed = ""
+    if computed != rec.get("hash"):
+        return "", "hash does not match the entry's content: it was edited"
+    return computed, None
+
+
 def _walk(records: Iterable[Mapping[str, Any]], checker: _HeadCheck) -> VerifyResult:
     prev, count = GENESIS, 0
     for expected_seq, rec in enumerate(records, start=1):
-        seq = rec.get("seq")
-        if seq != expected_seq:
-            why = (
-                "entries before it were deleted or it was moved"
-                if isinstance(seq, int) and seq > expected_seq
-                else "an entry was inserted or moved here"
-            )
-            return VerifyResult(
-                ok=False,
-                count=count,
-                head=prev,
-                bad_seq=expected_seq,
-                reason=f"found seq {seq} where {expected_seq} belongs: {why}",
-            )
-        if rec.get("prev_hash") != prev:
-            return VerifyResult(
-                ok=False,
-                count=count,
-                head=prev,
-                bad_seq=seq,
-                reason=(
-                    "prev_hash does not match the previous entry's hash: an entry before it was "
-                    "deleted, inserted, reordered or edited"
-                ),
-            )
-        raw = rec.get("_payload_json")
-        if raw is not None and type(seq) is int:
-            # Hashing the stored text as it is gives the same hash when it is canonical; any
-            # other text (or content) gives another, and the checks below say which it was.
-            computed = _hash_of_text(
-                prev_hash=prev,
-                seq=seq,
-                at=str(rec.get("at")),
-                actor=str(rec.get("actor")),
-                action=str(rec.get("action")),
-                subject=str(rec.get("subject")),
-                payload_json=raw,
-            )
-            if computed == rec.get("hash"):
-                prev, count = computed, count + 1
-                checker.see(seq, computed)
-                continue
-        if "payload" in rec or raw is None:
-            payload = rec.get("payload")
-        else:
-            try:
-                payload = json.loads(raw)
-            except ValueError:
-                return VerifyResult(
-                    ok=False, count=count, head=prev, bad_seq=seq, reason="payload is not valid JSON: it was edited"
-                )
-        if raw is not None and raw != canonical_json(payload):
-            return VerifyResult(
-                ok=False,
-                count=count,
-                head=prev,
-                bad_seq=seq,
-                reason="payload is not stored in canonical form: it was edited",
-            )
-        try:
-            computed = entry_hash(
-                prev_hash=prev,
-                seq=seq,
-                at=str(rec.get("at")),
-                actor=str(rec.get("actor")),
-                action=str(rec.get("action")),
-                subject=str(rec.get("subject")),
-                payload=payload,
-            )
-        except (TypeError, ValueError):
-            computed = ""
-        if computed != rec.get("hash"):
-            return VerifyResult(
-                ok=False,
-                count=count,
-                head=prev,
-                bad_seq=seq,
-                reason="hash does not match the entry's content: it was edited",
-            )
+        problem = _position_problem(rec, expected_seq, prev)
+        if problem is not None:
+            bad_seq, reason = problem
+            return VerifyResult(ok=False, count=count, head=prev, bad_seq=bad_seq, reason=reason)
+        seq: Any = rec.get("seq")  # equals expected_seq here
+        computed, failure = _content_hash(rec, seq, prev)
+        if failure is not None:
+            return VerifyResult(ok=False, count=count, head=prev, bad_seq=seq, reason=failure)
         prev, count = computed, count + 1
         checker.see(seq, computed)
     return VerifyResult(ok=True, count=count, head=prev)

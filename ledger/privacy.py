@@ -56,6 +56,41 @@ def _row(obj: Any) -> dict[str, Any]:
     return {c.key: jsonable(getattr(obj, c.key)) for c in inspect(type(obj)).column_attrs}
 
 
+def _rows(session: Session, stmt: Any) -> list[dict[str, Any]]:
+    return [_row(obj) for obj in session.scalars(stmt)]
+
+
+def _memberships_export(session: Session, pid: int) -> list[dict[str, Any]]:
+    """The person's memberships, each with its terms."""
+    memberships = []
+    for m in session.scalars(select(Membership).where(Membership.person_id == pid).order_by(Membership.id)):
+        memberships.append(
+            {**_row(m), "terms": _rows(session, select(Term).where(Term.membership_id == m.id).order_by(Term.number))}
+        )
+    return memberships
+
+
+def _applications_export(session: Session, pid: int) -> list[dict[str, Any]]:
+    """The person's applications, each with its confirmations and eligibility checks."""
+    applications = []
+    for a in session.scalars(select(Application).where(Application.person_id == pid).order_by(Application.id)):
+        applications.append(
+            {
+                **_row(a),
+                "confirmations": _rows(
+                    session, select(ApplicationConfirmation).where(ApplicationConfirmation.application_id == a.id)
+                ),
+                "eligibility": _rows(
+                    session,
+                    select(EligibilityCheck)
+                    .where(EligibilityCheck.application_id == a.id)
+                    .order_by(EligibilityCheck.id),
+                ),
+            }
+        )
+    return applications
+
+
 def export_person(session: Session, person: Person) -> dict[str, Any]:
     """Everything the ledger holds about ``person`` as plain JSON-ready data."""
     pid = person.id
@@ -63,26 +98,8 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
     def rows(stmt: Any) -> list[dict[str, Any]]:
         return [_row(obj) for obj in session.scalars(stmt)]
 
-    memberships = []
-    for m in session.scalars(select(Membership).where(Membership.person_id == pid).order_by(Membership.id)):
-        memberships.append(
-            {**_row(m), "terms": rows(select(Term).where(Term.membership_id == m.id).order_by(Term.number))}
-        )
-    applications = []
-    for a in session.scalars(select(Application).where(Application.person_id == pid).order_by(Application.id)):
-        applications.append(
-            {
-                **_row(a),
-                "confirmations": rows(
-                    select(ApplicationConfirmation).where(ApplicationConfirmation.application_id == a.id)
-                ),
-                "eligibility": rows(
-                    select(EligibilityCheck)
-                    .where(EligibilityCheck.application_id == a.id)
-                    .order_by(EligibilityCheck.id)
-                ),
-            }
-        )
+    memberships = _memberships_export(session, pid)
+    applications = _applications_export(session, pid)
     person_row = _row(person)
     person_row.pop("salt", None)  # an internal secret, not data about the person
     refs = [f"person:{pid}"] + [f"application:{a['id']}" for a in applications]
@@ -165,70 +182,21 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str, a
     if not reason.strip():
         raise ValueError("an erasure needs a reason")
     pid = person.id
-    blockers = []
-    active = session.scalar(
-        select(Membership).where(
-            Membership.person_id == pid, Membership.ended_at.is_(None), Membership.status == MembershipStatus.ACTIVE
-        )
-    )
-    if active is not None:
-        blockers.append(f"an active membership (membership:{active.id})")
-    if session.scalar(
-        select(WgRoleAssignment.id).where(WgRoleAssignment.person_id == pid, WgRoleAssignment.ends_at.is_(None))
-    ):
-        blockers.append("a WG role")
-    if session.scalar(
-        select(PlatformRoleAssignment.id).where(
-            PlatformRoleAssignment.person_id == pid,
-            or_(PlatformRoleAssignment.desired, PlatformRoleAssignment.observed.is_(True)),
-        )
-    ):
-        blockers.append("a platform role")
+    blockers = _erasure_blockers(session, pid)
     if blockers:
         raise PolicyViolation(
             f"person:{pid} still has {', '.join(blockers)}: they must leave "
             "(and their roles be revoked) before erasure",
             ruling="R-PRIVACY-2",
         )
-    # Close what was still open about them, each step audited like any other.
-    for app in session.scalars(
-        select(Application).where(Application.person_id == pid, Application.status.in_(OPEN_APPLICATION))
-    ):
-        set_application_status(session, app, ApplicationStatus.WITHDRAWN, actor=actor, at=at)
-    for ballot in session.scalars(
-        select(Ballot).where(Ballot.subject_person_id == pid, Ballot.status == BallotStatus.OPEN)
-    ):
-        cancel_ballot(session, ballot, actor=actor, reason_code="subject-erased", at=at)
-    applicant = session.scalar(select(Membership).where(Membership.person_id == pid, Membership.ended_at.is_(None)))
-    if applicant is not None:  # an applicant who never became a member
-        applicant.status, applicant.ended_at = MembershipStatus.LEFT, at
+    _close_open_matters(session, pid, actor=actor, at=at)
 
     counts = {"identities": 0, "applications": 0, "eligibility_checks": 0, "inbox_events": 0, "reference_lists": 0}
     counts["moderation"] = _erase_moderation(session, pid)
     counts["safety_reports"] = _erase_safety(session, pid, at)
     counts["drift_reports"] = _erase_drift_reports(session, person.handle, pid)
-    for identity in session.scalars(select(Identity).where(Identity.person_id == pid)):
-        identity.external_id = identity.username = identity.username_key = None
-        counts["identities"] += 1
-    for app in session.scalars(select(Application).where(Application.person_id == pid)):
-        app.motivation = app.experience = app.nominator_handle = app.nomination_reason = None
-        app.answers_erased_at = at
-        counts["applications"] += 1
-        for check in session.scalars(select(EligibilityCheck).where(EligibilityCheck.application_id == app.id)):
-            check.evidence = {"erased": True}
-            counts["eligibility_checks"] += 1
-    for event in session.scalars(select(InboxEvent).where(InboxEvent.person_id == pid)):
-        event.payload, event.raw = {"erased": True}, None
-        counts["inbox_events"] += 1
-    # Notes they wrote on backlog status changes (the changes themselves are decisions: kept).
-    counts["idea_notes"] = 0
-    for change in session.scalars(
-        select(IdeaStatusChange).where(
-            IdeaStatusChange.changed_by == f"person:{pid}", IdeaStatusChange.note.is_not(None)
-        )
-    ):
-        change.note = None
-        counts["idea_notes"] += 1
+    _erase_answers(session, pid, at, counts)
+    counts["idea_notes"] = _erase_idea_notes(session, pid)
     deleted = session.execute(delete(ReferenceList).where(ReferenceList.handle == person.handle))
     counts["reference_lists"] = cast("CursorResult[Any]", deleted).rowcount or 0  # a DELETE's result
     person.handle = f"erased-{pid}"
@@ -250,6 +218,76 @@ def erase_person(session: Session, person: Person, *, reason: str, actor: str, a
         erased=counts,
     )
     return erasure
+
+
+def _erasure_blockers(session: Session, pid: int) -> list[str]:
+    """What the person still holds that must end before an erasure (R-PRIVACY-2)."""
+    blockers = []
+    active = session.scalar(
+        select(Membership).where(
+            Membership.person_id == pid, Membership.ended_at.is_(None), Membership.status == MembershipStatus.ACTIVE
+        )
+    )
+    if active is not None:
+        blockers.append(f"an active membership (membership:{active.id})")
+    if session.scalar(
+        select(WgRoleAssignment.id).where(WgRoleAssignment.person_id == pid, WgRoleAssignment.ends_at.is_(None))
+    ):
+        blockers.append("a WG role")
+    if session.scalar(
+        select(PlatformRoleAssignment.id).where(
+            PlatformRoleAssignment.person_id == pid,
+            or_(PlatformRoleAssignment.desired, PlatformRoleAssignment.observed.is_(True)),
+        )
+    ):
+        blockers.append("a platform role")
+    return blockers
+
+
+def _close_open_matters(session: Session, pid: int, *, actor: str, at: datetime) -> None:
+    """Withdraw open applications, cancel open ballots about them, end an applicant's membership."""
+    # Close what was still open about them, each step audited like any other.
+    for app in session.scalars(
+        select(Application).where(Application.person_id == pid, Application.status.in_(OPEN_APPLICATION))
+    ):
+        set_application_status(session, app, ApplicationStatus.WITHDRAWN, actor=actor, at=at)
+    for ballot in session.scalars(
+        select(Ballot).where(Ballot.subject_person_id == pid, Ballot.status == BallotStatus.OPEN)
+    ):
+        cancel_ballot(session, ballot, actor=actor, reason_code="subject-erased", at=at)
+    applicant = session.scalar(select(Membership).where(Membership.person_id == pid, Membership.ended_at.is_(None)))
+    if applicant is not None:  # an applicant who never became a member
+        applicant.status, applicant.ended_at = MembershipStatus.LEFT, at
+
+
+def _erase_answers(session: Session, pid: int, at: datetime, counts: dict[str, int]) -> None:
+    """Clear identities, application answers, eligibility evidence and inbox events; count them."""
+    for identity in session.scalars(select(Identity).where(Identity.person_id == pid)):
+        identity.external_id = identity.username = identity.username_key = None
+        counts["identities"] += 1
+    for app in session.scalars(select(Application).where(Application.person_id == pid)):
+        app.motivation = app.experience = app.nominator_handle = app.nomination_reason = None
+        app.answers_erased_at = at
+        counts["applications"] += 1
+        for check in session.scalars(select(EligibilityCheck).where(EligibilityCheck.application_id == app.id)):
+            check.evidence = {"erased": True}
+            counts["eligibility_checks"] += 1
+    for event in session.scalars(select(InboxEvent).where(InboxEvent.person_id == pid)):
+        event.payload, event.raw = {"erased": True}, None
+        counts["inbox_events"] += 1
+
+
+def _erase_idea_notes(session: Session, pid: int) -> int:
+    """Notes they wrote on backlog status changes (the changes themselves are decisions: kept)."""
+    erased = 0
+    for change in session.scalars(
+        select(IdeaStatusChange).where(
+            IdeaStatusChange.changed_by == f"person:{pid}", IdeaStatusChange.note.is_not(None)
+        )
+    ):
+        change.note = None
+        erased += 1
+    return erased
 
 
 def _erase_moderation(session: Session, pid: int) -> int:

@@ -20,54 +20,58 @@ class WgRoles:
     sc_liaison: str | None = None
 
 
-def check_roles(
-    roles: WgRoles,
-    *,
-    home_platform: Mapping[str, str],
-    board_members: Collection[str],
-    steering_council: Collection[str],
-    charter: Charter,
-) -> Decision:
-    """Check the WG roles against R-ROLE-*; R-ROLE-CHAIR gives warnings unless the charter
-    file says ``chair_cochair_separate_platforms = "refuse"``."""
+def _chair_findings(
+    roles: WgRoles, home_platform: Mapping[str, str], *, refuse: bool
+) -> tuple[list[Finding], list[Finding]]:
+    """R-ROLE-CHAIR: the (violations, warnings) for the Chair and Co-Chair."""
     violations: list[Finding] = []
     warnings: list[Finding] = []
-    rc = charter.roles
-
-    if roles.chair and roles.co_chair:
-        if roles.chair == roles.co_chair:
-            violations.append(
-                Finding(
-                    ruling="R-ROLE-CHAIR",
-                    subject=roles.chair,
-                    reason=f"{roles.chair} cannot be both Chair and Co-Chair: the charter asks for "
-                    "two people so the group stays balanced",
-                )
+    if not (roles.chair and roles.co_chair):
+        return violations, warnings
+    if roles.chair == roles.co_chair:
+        violations.append(
+            Finding(
+                ruling="R-ROLE-CHAIR",
+                subject=roles.chair,
+                reason=f"{roles.chair} cannot be both Chair and Co-Chair: the charter asks for "
+                "two people so the group stays balanced",
             )
-        else:
-            chair_home = home_platform.get(roles.chair)
-            co_home = home_platform.get(roles.co_chair)
-            bucket = violations if rc.chair_cochair_separate_platforms == "refuse" else warnings
-            if chair_home is None or co_home is None:
-                missing = roles.chair if chair_home is None else roles.co_chair
-                warnings.append(
-                    Finding(
-                        ruling="R-ROLE-CHAIR",
-                        subject=missing,
-                        reason=f"home platform of {missing} is not recorded, so it cannot be checked "
-                        "that Chair and Co-Chair come from separate platforms",
-                    )
-                )
-            elif chair_home == co_home:
-                bucket.append(
-                    Finding(
-                        ruling="R-ROLE-CHAIR",
-                        subject=f"{roles.chair}, {roles.co_chair}",
-                        reason=f"Chair {roles.chair} and Co-Chair {roles.co_chair} both come from "
-                        f"{chair_home}; ideally they represent separate platforms",
-                    )
-                )
+        )
+        return violations, warnings
+    chair_home = home_platform.get(roles.chair)
+    co_home = home_platform.get(roles.co_chair)
+    bucket = violations if refuse else warnings
+    if chair_home is None or co_home is None:
+        missing = roles.chair if chair_home is None else roles.co_chair
+        warnings.append(
+            Finding(
+                ruling="R-ROLE-CHAIR",
+                subject=missing,
+                reason=f"home platform of {missing} is not recorded, so it cannot be checked "
+                "that Chair and Co-Chair come from separate platforms",
+            )
+        )
+    elif chair_home == co_home:
+        bucket.append(
+            Finding(
+                ruling="R-ROLE-CHAIR",
+                subject=f"{roles.chair}, {roles.co_chair}",
+                reason=f"Chair {roles.chair} and Co-Chair {roles.co_chair} both come from "
+                f"{chair_home}; ideally they represent separate platforms",
+            )
+        )
+    return violations, warnings
 
+
+def _liaison_violations(
+    roles: WgRoles,
+    *,
+    board_members: Collection[str],
+    steering_council: Collection[str],
+    board_may_be_coc: bool,
+) -> list[Finding]:
+    """R-ROLE-BOARD and R-ROLE-SC: the liaisons' violations."""
+    violations: list[Finding] = []
     if roles.board_liaison:
         if roles.board_liaison not in set(board_members):
             violations.append(
@@ -77,7 +81,7 @@ def check_roles(
                     reason=f"Board Liaison {roles.board_liaison} is not on the list of active DSF Board members",
                 )
             )
-        if roles.coc_liaison and roles.board_liaison == roles.coc_liaison and not rc.board_liaison_may_be_coc_liaison:
+        if roles.coc_liaison and roles.board_liaison == roles.coc_liaison and not board_may_be_coc:
             violations.append(
                 Finding(
                     ruling="R-ROLE-BOARD",
@@ -94,6 +98,27 @@ def check_roles(
                 reason=f"SC Liaison {roles.sc_liaison} is not on the list of active Steering Council members",
             )
         )
+    return violations
+
+
+def check_roles(
+    roles: WgRoles,
+    *,
+    home_platform: Mapping[str, str],
+    board_members: Collection[str],
+    steering_council: Collection[str],
+    charter: Charter,
+) -> Decision:
+    """Check the WG roles against R-ROLE-*; R-ROLE-CHAIR gives warnings unless the charter
+    file says ``chair_cochair_separate_platforms = "refuse"``."""
+    rc = charter.roles
+    violations, warnings = _chair_findings(roles, home_platform, refuse=rc.chair_cochair_separate_platforms == "refuse")
+    violations += _liaison_violations(
+        roles,
+        board_members=board_members,
+        steering_council=steering_council,
+        board_may_be_coc=rc.board_liaison_may_be_coc_liaison,
+    )
 
     held = {name: who for name, who in vars(roles).items() if who}
     return findings_decision(

@@ -91,38 +91,42 @@ def check(settings: SlackSettings) -> list[Check]:
         )
     )
 
-    header = next((v for k, v in (answer.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
+    out.append(_scopes(answer.headers))
+    out.append(_board_channel(web, settings.board_channel))
+    out.append(_signing(settings))
+    return out
+
+
+def _scopes(headers: Any) -> Check:
+    """The token's scopes, read from the ``x-oauth-scopes`` header."""
+    header = next((v for k, v in (headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
     if isinstance(header, list):
         header = ",".join(header)
     if header is None:
-        out.append(
-            failed(
-                P,
-                "scopes",
-                "Slack sent no x-oauth-scopes header, so the scopes cannot be read",
-                f"check {_APP_PAGE} → OAuth & Permissions → Bot Token Scopes by hand: " + ", ".join(REQUIRED_SCOPES),
-            )
+        return failed(
+            P,
+            "scopes",
+            "Slack sent no x-oauth-scopes header, so the scopes cannot be read",
+            f"check {_APP_PAGE} → OAuth & Permissions → Bot Token Scopes by hand: " + ", ".join(REQUIRED_SCOPES),
         )
-    else:
-        granted = {s.strip() for s in str(header).split(",") if s.strip()}
-        missing = [s for s in REQUIRED_SCOPES if s not in granted]
-        if missing:
-            out.append(
-                failed(
-                    P,
-                    "scopes",
-                    "the token lacks " + ", ".join(f"{s} ({REQUIRED_SCOPES[s]})" for s in missing),
-                    f"{_APP_PAGE} → OAuth & Permissions → Bot Token Scopes: add {', '.join(missing)}, then "
-                    "reinstall the app and set the new token",
-                )
-            )
-        else:
-            out.append(passed(P, "scopes", "has " + ", ".join(REQUIRED_SCOPES)))
+    granted = {s.strip() for s in str(header).split(",") if s.strip()}
+    missing = [s for s in REQUIRED_SCOPES if s not in granted]
+    if missing:
+        return failed(
+            P,
+            "scopes",
+            "the token lacks " + ", ".join(f"{s} ({REQUIRED_SCOPES[s]})" for s in missing),
+            f"{_APP_PAGE} → OAuth & Permissions → Bot Token Scopes: add {', '.join(missing)}, then "
+            "reinstall the app and set the new token",
+        )
+    return passed(P, "scopes", "has " + ", ".join(REQUIRED_SCOPES))
 
-    channel = settings.board_channel
+
+def _board_channel(web: WebClient, channel: str) -> Check:
+    """Whether the bot can read the Board channel's history."""
     try:
         web.api_call("conversations.history", params={"channel": channel, "limit": 1})
-        out.append(passed(P, "board channel", f"the bot is a member of {channel}"))
+        return passed(P, "board channel", f"the bot is a member of {channel}")
     except SlackApiError as exc:
         code = _code(exc)
         fix = {
@@ -131,11 +135,9 @@ def check(settings: SlackSettings) -> list[Check]:
             "for a private channel, invite the app first (/invite @<app name>)",
             "missing_scope": "add the history scopes (see the scopes line) and reinstall the app",
         }.get(code, "see Slack's error code")
-        out.append(failed(P, "board channel", f"conversations.history on {channel} answered {code}", fix))
+        return failed(P, "board channel", f"conversations.history on {channel} answered {code}", fix)
     except (URLError, OSError, http.client.HTTPException, SlackClientError) as exc:
-        out.append(failed(P, "board channel", f"no answer: {type(exc).__name__}", "check the network"))
-    out.append(_signing(settings))
-    return out
+        return failed(P, "board channel", f"no answer: {type(exc).__name__}", "check the network")
 
 
 def _signing(settings: SlackSettings) -> Check:
