@@ -961,6 +961,35 @@ def prefect_server(settings: Settings, *, home: Path, heal: Callable[[datetime],
     )
 
 
+def _service_children(
+    env: dict[str, str], *, api_url: str, home: Path, heal: Callable[[datetime], None], host: str, port: int
+) -> tuple[ChildSpec, ChildSpec, ChildSpec]:
+    """The runner, inbox worker and gateway children, all sharing ``env``."""
+    # charterflow.workers: each waits for the Prefect server, so all start at once. A background
+    # task run has no flow run, so Prefect never sends its logs to the API; by default it warns
+    # about that once per run, in the worker's log.
+    runner = ChildSpec(
+        name="runner",
+        argv=[sys.executable, "-m", "charterflow.workers", "runner"],
+        env=env,
+        ready=Deployments(api_url=api_url, file=home / DEPLOYMENTS_FILE),
+    )
+    worker = ChildSpec(
+        name="inbox-worker",
+        after_restart=heal,
+        argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
+        env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env},
+    )
+    gateway = ChildSpec(
+        name="gateway",
+        after_restart=heal,
+        env=env,
+        ready=partial(gateway_answers, port),
+        argv=[sys.executable, "-m", "gateway.serve", "--host", host, "--port", str(port)],
+    )
+    return runner, worker, gateway
+
+
 def plan_stack(
     settings: Settings,
     *,
@@ -1007,28 +1036,7 @@ def plan_stack(
         inspector_port = spec["inspector_port"]
         lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}" for name in sandboxed}
         lock["inspector_url"] = f"http://127.0.0.1:{inspector_port}"
-    # charterflow.workers: each waits for the Prefect server, so all start at once. A background
-    # task run has no flow run, so Prefect never sends its logs to the API; by default it warns
-    # about that once per run, in the worker's log.
-    runner = ChildSpec(
-        name="runner",
-        argv=[sys.executable, "-m", "charterflow.workers", "runner"],
-        env=env,
-        ready=Deployments(api_url=api_url, file=home / DEPLOYMENTS_FILE),
-    )
-    worker = ChildSpec(
-        name="inbox-worker",
-        after_restart=heal,
-        argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
-        env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env},
-    )
-    gateway = ChildSpec(
-        name="gateway",
-        after_restart=heal,
-        env=env,
-        ready=partial(gateway_answers, gw.port),
-        argv=[sys.executable, "-m", "gateway.serve", "--host", gw.host, "--port", str(gw.port)],
-    )
+    runner, worker, gateway = _service_children(env, api_url=api_url, home=home, heal=heal, host=gw.host, port=gw.port)
     return Plan(
         api_url=api_url,
         ui_url=ui_url,
@@ -1177,6 +1185,23 @@ class Up:
             console.print(_tail(child.log))
         return 1
 
+    def _mark_ready(self, plan: Plan, waiting: dict[str, Callable[[], bool]], *, file_ideas: bool) -> int | None:
+        """One look at each child still starting: those that answer leave ``waiting``; the
+        exit code when the sandboxes fail to start."""
+        for name, check in list(waiting.items()):
+            try:
+                if (name == "runner" and "prefect-server" in waiting) or not check():
+                    continue
+            except RuntimeError as exc:
+                return self._failed(f"the sandboxes did not start ({exc})", self.supervisor.child(name))
+            del waiting[name]
+            if name == "prefect-server" and plan.server is not None:
+                _remember_schema(self.home, plan.server.env)
+            if name == "sandboxes" and file_ideas:
+                spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
+                self._filing = forked(seed_ideas, self.settings, spec)
+        return None
+
     def _start(self, plan: Plan, *, file_ideas: bool = False) -> int | list[str]:
         """Start every child at once (their imports overlap; the runner and the inbox worker wait
         for the Prefect server by themselves) and wait until each answers; the deployments served, or the
@@ -1203,18 +1228,9 @@ class Up:
                 return self._failed(
                     f"{looping.name} stopped {exits} times while starting ({describe_exit(looping.last_exit)})", looping
                 )
-            for name, check in list(waiting.items()):
-                try:
-                    if (name == "runner" and "prefect-server" in waiting) or not check():
-                        continue
-                except RuntimeError as exc:
-                    return self._failed(f"the sandboxes did not start ({exc})", sup.child(name))
-                del waiting[name]
-                if name == "prefect-server" and plan.server is not None:
-                    _remember_schema(self.home, plan.server.env)
-                if name == "sandboxes" and file_ideas:
-                    spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
-                    self._filing = forked(seed_ideas, self.settings, spec)
+            failed = self._mark_ready(plan, waiting, file_ideas=file_ideas)
+            if failed is not None:
+                return failed
             if time.monotonic() > deadline:
                 names = ", ".join(waiting)
                 late = next((c for c in sup.children if c.name in waiting), None)

@@ -78,6 +78,89 @@ def collect(ctx: Ctx, application_id: int) -> tuple[Applicant, dict[str, Any]]:
     return applicant, evidence
 
 
+def _evaluate(ctx: Ctx, application_id: int) -> Decision:
+    """Collect the named accounts' activity and apply the charter's rule to it."""
+    applicant, evidence = collect(ctx, application_id)
+    return decide_eligibility(
+        applicant,
+        discourse=evidence["discourse"],
+        discord=evidence["discord"],
+        others={p: evidence.get(p) for p in applicant.accounts},
+        dsf_members=ctx.platforms.dsf_members,
+        now=ctx.now,
+        charter=ctx.charter,
+    )
+
+
+def _record(ctx: Ctx, application_id: int, outcome: EligibilityOutcome, decision: Decision) -> int:
+    """Record the check (a "no" refuses the application); the check's id."""
+    with ctx.ledger.transaction() as session:
+        app = session.get_one(Application, application_id)
+        check = repo.record_eligibility(
+            session,
+            app,
+            outcome=outcome,
+            ruling=decision.ruling,
+            reason=decision.reason[:400],
+            evidence=decision.evidence,
+            actor=ACTOR,
+            at=ctx.now,
+        )
+        if outcome == EligibilityOutcome.NO:
+            repo.set_application_status(session, app, ApplicationStatus.REFUSED, actor=ACTOR, at=ctx.now)
+        return check.id
+
+
+def _tell_not_met(
+    ctx: Ctx, application_id: int, person_id: int, outcome: EligibilityOutcome, decision: Decision, check_id: int
+) -> dict[str, Any] | None:
+    """Tell the applicant a "no" or "unknown"; the flow's answer then, None for a "yes"."""
+    if outcome == EligibilityOutcome.NO:
+        message_person(
+            ctx,
+            person_id,
+            email=True,
+            template="not_eligible",
+            key=f"not-eligible:{application_id}",
+            actor=ACTOR,
+            about=f"application:{application_id}",
+            identity_ids=named_identities(ctx, application_id),
+            group=GROUP,
+            application_id=application_id,
+            ruling=decision.ruling,
+            reason=decision.reason,
+            min_age=ctx.charter.eligibility.account_min_age_days,
+        )
+        return {
+            "application": application_id,
+            "status": "refused",
+            "ruling": decision.ruling,
+            "reason": decision.reason,
+        }
+    if outcome == EligibilityOutcome.UNKNOWN:
+        message_person(
+            ctx,
+            person_id,
+            email=True,
+            template="eligibility_unknown",
+            key=f"eligibility-unknown:{application_id}:{check_id}",
+            actor=ACTOR,
+            about=f"application:{application_id}",
+            identity_ids=named_identities(ctx, application_id),
+            group=GROUP,
+            application_id=application_id,
+            ruling=decision.ruling,
+            reason=decision.reason,
+        )
+        return {
+            "application": application_id,
+            "status": "unknown",
+            "ruling": decision.ruling,
+            "reason": decision.reason,
+        }
+    return None
+
+
 def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     """Decide and record eligibility; open the ballot when eligible. Idempotent: an application
     past ``voting`` is left as it is; a recorded "yes" is not decided again."""
@@ -92,81 +175,18 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     ):
         return {"application": application_id, "status": status.value, "changed": False}
     if not last_yes:
-        applicant, evidence = collect(ctx, application_id)
-        decision = decide_eligibility(
-            applicant,
-            discourse=evidence["discourse"],
-            discord=evidence["discord"],
-            others={p: evidence.get(p) for p in applicant.accounts},
-            dsf_members=ctx.platforms.dsf_members,
-            now=ctx.now,
-            charter=ctx.charter,
-        )
+        decision = _evaluate(ctx, application_id)
         outcome = _OUTCOME[decision.evidence["status"]]
-        with ctx.ledger.transaction() as session:
-            app = session.get_one(Application, application_id)
-            check = repo.record_eligibility(
-                session,
-                app,
-                outcome=outcome,
-                ruling=decision.ruling,
-                reason=decision.reason[:400],
-                evidence=decision.evidence,
-                actor=ACTOR,
-                at=ctx.now,
-            )
-            if outcome == EligibilityOutcome.NO:
-                repo.set_application_status(session, app, ApplicationStatus.REFUSED, actor=ACTOR, at=ctx.now)
-            check_id = check.id
+        check_id = _record(ctx, application_id, outcome, decision)
         artifact(
             key=f"application-{application_id}-eligibility",
             title=f"Eligibility of application {application_id}",
             decision=decision,
             evidence=decision.evidence,
         )
-        if outcome == EligibilityOutcome.NO:
-            message_person(
-                ctx,
-                person_id,
-                email=True,
-                template="not_eligible",
-                key=f"not-eligible:{application_id}",
-                actor=ACTOR,
-                about=f"application:{application_id}",
-                identity_ids=named_identities(ctx, application_id),
-                group=GROUP,
-                application_id=application_id,
-                ruling=decision.ruling,
-                reason=decision.reason,
-                min_age=ctx.charter.eligibility.account_min_age_days,
-            )
-            return {
-                "application": application_id,
-                "status": "refused",
-                "ruling": decision.ruling,
-                "reason": decision.reason,
-            }
-        if outcome == EligibilityOutcome.UNKNOWN:
-            message_person(
-                ctx,
-                person_id,
-                email=True,
-                template="eligibility_unknown",
-                key=f"eligibility-unknown:{application_id}:{check_id}",
-                actor=ACTOR,
-                about=f"application:{application_id}",
-                identity_ids=named_identities(ctx, application_id),
-                group=GROUP,
-                application_id=application_id,
-                ruling=decision.ruling,
-                reason=decision.reason,
-            )
-            return {
-                "application": application_id,
-                "status": "unknown",
-                "ruling": decision.ruling,
-                "reason": decision.reason,
-            }
+        told = _tell_not_met(ctx, application_id, person_id, outcome, decision, check_id)
+        if told is not None:
+            return told
         result: dict[str, Any] = {"ruling": decision.ruling, "reason": decision.reason}
     else:
         result = {"ruling": last.ruling, "reason": last.reason}

@@ -84,6 +84,39 @@ def describe_submission(ledger: Ledger, *, submission: str, confirm_days: int) -
         return _application_view(app, confirm_days=confirm_days)
 
 
+def _confirmed_view(app: Application, ref: str) -> StatusView:
+    """A confirmed application: being checked, or its check could not be made yet."""
+    last = app.eligibility[-1] if app.eligibility else None
+    if last is not None and last.outcome == EligibilityOutcome.UNKNOWN:
+        return StatusView(
+            state="checking",
+            heading="We could not check eligibility yet",
+            text=f"Confirmed, but {last.reason}. The working group will check again; you will hear from us.",
+            ruling=last.ruling,
+        )
+    return StatusView(
+        state="checking",
+        heading="Your application is confirmed",
+        text=f"Thank you. We are checking eligibility ({ref}).",
+        ruling="R-ELIG-1",
+    )
+
+
+def _refused_view(app: Application) -> StatusView:
+    """A refused application, with the last check's reason."""
+    last = app.eligibility[-1] if app.eligibility else None
+    reason = last.reason if last is not None else "the charter's eligibility rule is not met"
+    return StatusView(
+        state="refused",
+        heading="Not eligible yet",
+        text=f"We checked the charter's eligibility rule and it is not met yet: "
+        f"{reason}. This is not a judgement of you or your work; you are "
+        "welcome to apply again when that changes.",
+        ruling=last.ruling if last is not None else "R-ELIG-1",
+        final=True,
+    )
+
+
 def _application_view(app: Application, *, confirm_days: int) -> StatusView:
     status = app.status
     ref = f"application {app.id}"
@@ -98,20 +131,7 @@ def _application_view(app: Application, *, confirm_days: int) -> StatusView:
             ruling="R-APP-2",
         )
     if status == ApplicationStatus.CONFIRMED:
-        last = app.eligibility[-1] if app.eligibility else None
-        if last is not None and last.outcome == EligibilityOutcome.UNKNOWN:
-            return StatusView(
-                state="checking",
-                heading="We could not check eligibility yet",
-                text=f"Confirmed, but {last.reason}. The working group will check again; you will hear from us.",
-                ruling=last.ruling,
-            )
-        return StatusView(
-            state="checking",
-            heading="Your application is confirmed",
-            text=f"Thank you. We are checking eligibility ({ref}).",
-            ruling="R-ELIG-1",
-        )
+        return _confirmed_view(app, ref)
     if status == ApplicationStatus.VOTING:
         return StatusView(
             state="voting",
@@ -151,17 +171,7 @@ def _application_view(app: Application, *, confirm_days: int) -> StatusView:
             final=True,
         )
     if status == ApplicationStatus.REFUSED:
-        last = app.eligibility[-1] if app.eligibility else None
-        reason = last.reason if last is not None else "the charter's eligibility rule is not met"
-        return StatusView(
-            state="refused",
-            heading="Not eligible yet",
-            text=f"We checked the charter's eligibility rule and it is not met yet: "
-            f"{reason}. This is not a judgement of you or your work; you are "
-            "welcome to apply again when that changes.",
-            ruling=last.ruling if last is not None else "R-ELIG-1",
-            final=True,
-        )
+        return _refused_view(app)
     return StatusView(
         state=status.value, heading=f"Your application is {status.value}", text=f"{ref} is {status.value}.", final=True
     )

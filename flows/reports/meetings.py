@@ -23,7 +23,7 @@ from connectors.base import Calendar, Links
 from flows.kit import Ctx, artifact, context, once, post_wg
 from flows.reports.render import render_meeting_reminder
 from ledger import reports as store
-from rules.reports import meeting_due
+from rules.reports import MeetingDue, meeting_due
 
 __all__ = ["meetings_quarterly", "run_meetings"]
 
@@ -42,6 +42,58 @@ def _event_url(connector: Any, event_id: str | None) -> str | None:
 def _when(starts_at: datetime, now: datetime) -> str:
     hours = (starts_at - now).total_seconds() / 3600
     return "tomorrow" if hours <= 36 else f"on {starts_at:%A %d %B}"
+
+
+def _create_event(ctx: Ctx, calendar: Calendar, due: MeetingDue, *, start_key: str, meeting_id: int) -> str:
+    """Create the meeting's calendar event once and record its id."""
+    conf = ctx.charter.meetings
+    made = once(
+        ctx,
+        key=f"meeting:{start_key}:event",
+        platform=conf.platform,
+        actor=ACTOR,
+        about=f"meeting:{meeting_id}",
+        act=lambda: {
+            "id": calendar.schedule_event(
+                title=conf.title,
+                starts_at=due.starts_at,
+                ends_at=due.ends_at,
+                location=conf.location,
+                description=DESCRIPTION,
+            ).id
+        },
+    )
+    event_id = str(made["ref"]["id"])
+    with ctx.ledger.transaction() as session:
+        store.record_meeting_event(
+            session, store.get_meeting(session, due.starts_at), event_id=event_id, actor=ACTOR, at=ctx.now
+        )
+    return event_id
+
+
+def _remind(
+    ctx: Ctx, due: MeetingDue, *, start_key: str, meeting_id: int, event_url: str | None
+) -> dict[str, dict[str, Any]]:
+    """Post the reminder in the WG's spaces once; record it when any was reached."""
+    conf = ctx.charter.meetings
+    reached = post_wg(
+        ctx,
+        template="meeting_reminder",
+        key=f"meeting:{start_key}:reminder",
+        actor=ACTOR,
+        about=f"meeting:{meeting_id}",
+        renderer=lambda _name, **v: render_meeting_reminder(**v),
+        title=conf.title,
+        starts_at=due.starts_at,
+        when_text=_when(due.starts_at, ctx.now),
+        duration_minutes=conf.duration_minutes,
+        location=conf.location,
+        event_url=event_url,
+    )
+    if reached:
+        with ctx.ledger.transaction() as session:
+            store.record_meeting_reminder(session, store.get_meeting(session, due.starts_at), actor=ACTOR, at=ctx.now)
+    return reached
 
 
 def run_meetings(ctx: Ctx) -> dict[str, Any]:
@@ -96,48 +148,12 @@ def run_meetings(ctx: Ctx) -> dict[str, Any]:
     if calendar is None:
         log.warning("meetings: %s is not served or has no calendar; no event created", conf.platform)
     elif event_id is None:
-        made = once(
-            ctx,
-            key=f"meeting:{start_key}:event",
-            platform=conf.platform,
-            actor=ACTOR,
-            about=f"meeting:{meeting_id}",
-            act=lambda: {
-                "id": calendar.schedule_event(
-                    title=conf.title,
-                    starts_at=due.starts_at,
-                    ends_at=due.ends_at,
-                    location=conf.location,
-                    description=DESCRIPTION,
-                ).id
-            },
-        )
-        event_id = str(made["ref"]["id"])
-        with ctx.ledger.transaction() as session:
-            store.record_meeting_event(
-                session, store.get_meeting(session, due.starts_at), event_id=event_id, actor=ACTOR, at=ctx.now
-            )
+        event_id = _create_event(ctx, calendar, due, start_key=start_key, meeting_id=meeting_id)
     result.update(event=event_id, status="event-created" if event_id else "no-calendar")
     if due.remind:
-        reached = post_wg(
-            ctx,
-            template="meeting_reminder",
-            key=f"meeting:{start_key}:reminder",
-            actor=ACTOR,
-            about=f"meeting:{meeting_id}",
-            renderer=lambda _name, **v: render_meeting_reminder(**v),
-            title=conf.title,
-            starts_at=due.starts_at,
-            when_text=_when(due.starts_at, ctx.now),
-            duration_minutes=conf.duration_minutes,
-            location=conf.location,
-            event_url=_event_url(calendar, event_id),
+        reached = _remind(
+            ctx, due, start_key=start_key, meeting_id=meeting_id, event_url=_event_url(calendar, event_id)
         )
-        if reached:
-            with ctx.ledger.transaction() as session:
-                store.record_meeting_reminder(
-                    session, store.get_meeting(session, due.starts_at), actor=ACTOR, at=ctx.now
-                )
         result.update(reminded=sorted(reached), status="reminded" if reached else result["status"])
     artifact(
         key="meetings",

@@ -259,6 +259,37 @@ def _outcome(
     return applied, "applied" if applied else "awaiting the platform (e.g. an e-mailed confirmation)"
 
 
+def _announce(
+    ctx: Ctx, req: _Request, decision: Any, *, key: str, decision_ref: str, applied: bool, outcome: str
+) -> None:
+    """Tell the WG about the change and show it as the run's artifact."""
+    post_wg(
+        ctx,
+        template="change",
+        renderer=render,
+        key=f"roles-change:{key}",
+        actor=req.actor,
+        about=f"person:{req.person_id}",
+        applied=applied,
+        outcome=outcome,
+        decision_ref=decision_ref,
+        ruling=decision.ruling,
+        ruling_reason=decision.reason,
+        **req.values(),
+    )
+    artifact(
+        key=f"roles-change-{req.person_id}",
+        title=f"Role change for {req.handle}",
+        decision=decision,
+        rows={
+            "change": f"{req.action} {req.text} on {req.platform}",
+            "decision": decision_ref,
+            "outcome": outcome,
+            "reason": req.reason,
+        },
+    )
+
+
 def change_role(
     ctx: Ctx,
     *,
@@ -321,31 +352,7 @@ def change_role(
     )
     for other in result["applied"]:
         _maybe_train(ctx, other, person_id=person_id, decision_ref=decision_ref, actor=actor)
-    post_wg(
-        ctx,
-        template="change",
-        renderer=render,
-        key=f"roles-change:{key}",
-        actor=actor,
-        about=f"person:{person_id}",
-        applied=applied,
-        outcome=outcome,
-        decision_ref=decision_ref,
-        ruling=decision.ruling,
-        ruling_reason=decision.reason,
-        **req.values(),
-    )
-    artifact(
-        key=f"roles-change-{person_id}",
-        title=f"Role change for {handle}",
-        decision=decision,
-        rows={
-            "change": f"{action} {text} on {platform}",
-            "decision": decision_ref,
-            "outcome": outcome,
-            "reason": reason,
-        },
-    )
+    _announce(ctx, req, decision, key=key, decision_ref=decision_ref, applied=applied, outcome=outcome)
     return {
         "status": "applied" if applied else "recorded",
         **common,
