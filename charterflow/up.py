@@ -529,7 +529,10 @@ def ledger_at_head(settings: Settings) -> bool:
 def _prefect_db(env: dict[str, str]) -> Path | None:
     """The Prefect server's SQLite file when it is Prefect's default one (``PREFECT_HOME``'s
     ``prefect.db``), None when the operator chose a database (variable or profile)."""
-    if any("DATABASE" in k and k != MIGRATE_ON_START for k in env if k.startswith("PREFECT_")):
+    # Our own tuning (PREFECT_SERVER_DEFAULTS: pool sizes) names no database; any other
+    # PREFECT_*DATABASE* variable may.
+    ours = {k for k, v in PREFECT_SERVER_DEFAULTS.items() if env.get(k) == v} | {MIGRATE_ON_START}
+    if any("DATABASE" in k and k not in ours for k in env if k.startswith("PREFECT_")):
         return None
     prefect_home = Path(env["PREFECT_HOME"]).expanduser()
     if (prefect_home / "profiles.toml").exists():
