@@ -169,18 +169,13 @@ def record_spending(
         if refusal is None:
             code = code or proposal.currency
             found = store.find_spending(session, proposal.id, ref_text)
-            if found is not None and Decimal(found.amount) == value and found.currency == code:
+            if _is_repeat(found, proposal, ref_text, value, code):
                 return _result(
                     session,
                     proposal,
                     found,
                     recorded=False,
                     reason="this reference was recorded before; nothing was added",
-                )
-            if found is not None:  # a typo, or two invoices under one number: a person decides
-                raise Conflict(
-                    f"reference {ref_text[:80]!r} is already recorded on proposal "
-                    f"{proposal.id} as {found.amount} {found.currency}"
                 )
             spent = store.spent(session, proposal.id)
             state = store.state(session, proposal)
@@ -195,16 +190,7 @@ def record_spending(
                 reason=why,
             )
             if not decision.allowed:
-                why_code = (
-                    "closed"
-                    if state == BudgetState.CLOSED
-                    else "not-approved"
-                    if state != BudgetState.APPROVED
-                    else "wrong-currency"
-                    if code != proposal.currency
-                    else "over-without-reason"
-                )
-                refusal = (why_code, decision.reason, person.id)
+                refusal = (_spending_refusal_code(state, code, proposal.currency), decision.reason, person.id)
             else:
                 row, created = store.add_spending(
                     session,
@@ -228,6 +214,29 @@ def record_spending(
         person_id=person_id,
         message=f"not recorded: {message}",
         now=now,
+    )
+
+
+def _spending_refusal_code(state: BudgetState, code: str | None, request_currency: str) -> str:
+    """The refusal's code, once check_spending said no."""
+    if state == BudgetState.CLOSED:
+        return "closed"
+    if state != BudgetState.APPROVED:
+        return "not-approved"
+    if code != request_currency:
+        return "wrong-currency"
+    return "over-without-reason"
+
+
+def _is_repeat(found: Any, proposal: Proposal, ref_text: str, value: Decimal, code: str | None) -> bool:
+    """True when ``found`` is this very spending again; Conflict when the reference holds another."""
+    if found is None:
+        return False
+    if Decimal(found.amount) == value and found.currency == code:
+        return True
+    # a typo, or two invoices under one number: a person decides
+    raise Conflict(
+        f"reference {ref_text[:80]!r} is already recorded on proposal {proposal.id} as {found.amount} {found.currency}"
     )
 
 

@@ -133,56 +133,65 @@ def publish_step(
                 rows.append(_row(guide, space.platform, "unchanged", version, fit, shown[2]))
                 link = link or (shown[2] if fit.mode != "linked" else None)
                 continue
-            base = f"guide:{guide.slug}:{space.platform}:{instance}"
-
-            def act(
-                shelf: GuideShelf = shelf,
-                space: Any = space,
-                fit: Any = fit,
-                placed: list[MessageRef] = placed,
-                base: str = base,
-                title: str = guide.title,
-            ) -> dict[str, Any]:
-                refs = shelf.shelve_guide(
-                    channel=guides_channel(space.platform, channels),
-                    title=title,
-                    pieces=fit.pieces,
-                    placed=placed,
-                    key=base,
-                )
-                return {
-                    "messages": [
-                        {"platform": r.platform, "id": r.id, "thread_id": r.thread_id, "url": r.url} for r in refs
-                    ]
-                }
-
-            suffix = f":force:{ctx.now.isoformat()}" if force else ""
-            done = once(
-                ctx,
-                key=f"{base}:v{version}:{fit.mode}{suffix}",
-                platform=space.platform,
-                actor=ACTOR,
-                about=f"guide:{guide.slug}",
-                act=act,
-            )
-            with ctx.ledger.transaction() as session:
-                post, change = shelf_ledger.record_post(
-                    session,
-                    slug=guide.slug,
-                    platform=space.platform,
-                    instance=instance,
-                    version=version,
-                    mode=fit.mode,
-                    messages=done["ref"]["messages"],
-                    actor=ACTOR,
-                    at=ctx.now,
-                    decision={"ruling": fit.decision.ruling, "reason": fit.decision.reason},
-                )
-                url = post.url
+            change, url = _shelve(ctx, guide, space, shelf, fit, placed, version, channels=channels, force=force)
             rows.append(_row(guide, space.platform, change, version, fit, url))
             if fit.mode != "linked":
                 link = link or url
     return rows
+
+
+def _shelve(
+    ctx: Ctx,
+    guide: Guide,
+    space: Any,
+    shelf: GuideShelf,
+    fit: Any,
+    placed: list[MessageRef],
+    version: int,
+    *,
+    channels: Mapping[str, str] | None,
+    force: bool,
+) -> tuple[str, str | None]:
+    """Send ``fit`` to one space (once per version and mode) and record the post: (change, url)."""
+    instance = space.instance or space.platform
+    base = f"guide:{guide.slug}:{space.platform}:{instance}"
+
+    def act() -> dict[str, Any]:
+        refs = shelf.shelve_guide(
+            channel=guides_channel(space.platform, channels),
+            title=guide.title,
+            pieces=fit.pieces,
+            placed=placed,
+            key=base,
+        )
+        return {
+            "messages": [{"platform": r.platform, "id": r.id, "thread_id": r.thread_id, "url": r.url} for r in refs]
+        }
+
+    suffix = f":force:{ctx.now.isoformat()}" if force else ""
+    done = once(
+        ctx,
+        key=f"{base}:v{version}:{fit.mode}{suffix}",
+        platform=space.platform,
+        actor=ACTOR,
+        about=f"guide:{guide.slug}",
+        act=act,
+    )
+    with ctx.ledger.transaction() as session:
+        post, change = shelf_ledger.record_post(
+            session,
+            slug=guide.slug,
+            platform=space.platform,
+            instance=instance,
+            version=version,
+            mode=fit.mode,
+            messages=done["ref"]["messages"],
+            actor=ACTOR,
+            at=ctx.now,
+            decision={"ruling": fit.decision.ruling, "reason": fit.decision.reason},
+        )
+        url = post.url
+    return change, url
 
 
 def _row(guide: Guide, platform: str, change: str, version: int, fit: Any, url: str | None) -> dict[str, Any]:

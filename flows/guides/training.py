@@ -59,6 +59,47 @@ def _announcement(
     return "\n\n".join(lines)
 
 
+def _check_session(starts_at: datetime, minutes: int, *, now: datetime) -> None:
+    """``TrainingError`` when the start is naive or not in the future, or the length is off."""
+    if starts_at.tzinfo is None:
+        raise TrainingError("the start needs a time zone (UTC)")
+    if starts_at <= now:
+        raise TrainingError(f"the start {starts_at:%Y-%m-%d %H:%M} UTC is not in the future")
+    if not 15 <= minutes <= 480:
+        raise TrainingError("a session lasts 15 to 480 minutes")
+
+
+def _event(
+    ctx: Ctx,
+    platform: str,
+    calendar: Calendar,
+    session_id: int,
+    guide: Guide,
+    title: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    location: str | None,
+) -> str:
+    """Create the session's calendar event on ``platform`` once; its id."""
+    event = once(
+        ctx,
+        key=f"training:{session_id}:event:{platform}",
+        platform=platform,
+        actor=ACTOR,
+        about=f"training:{session_id}",
+        act=lambda: {
+            "id": calendar.schedule_event(
+                title=title,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                location=location,
+                description=f"Community training on the guide \u201c{guide.title}\u201d (R-GUIDE).",
+            ).id
+        },
+    )
+    return str(event["ref"]["id"])
+
+
 def schedule_step(
     ctx: Ctx,
     guide: Guide,
@@ -71,12 +112,7 @@ def schedule_step(
     """Record the session and create its events and announcements (see the module docstring).
     ``TrainingError`` before anything is recorded when the time is not in the future or the
     length is not 15 minutes to 8 hours."""
-    if starts_at.tzinfo is None:
-        raise TrainingError("the start needs a time zone (UTC)")
-    if starts_at <= ctx.now:
-        raise TrainingError(f"the start {starts_at:%Y-%m-%d %H:%M} UTC is not in the future")
-    if not 15 <= minutes <= 480:
-        raise TrainingError("a session lasts 15 to 480 minutes")
+    _check_session(starts_at, minutes, now=ctx.now)
     ends_at = starts_at + timedelta(minutes=minutes)
     title = _event_title(guide)
     with ctx.ledger.transaction() as session:
@@ -99,23 +135,7 @@ def schedule_step(
         ref: dict[str, Any] = {}
         calendar = space.capable(Calendar)
         if calendar is not None:
-            event = once(
-                ctx,
-                key=f"training:{session_id}:event:{space.platform}",
-                platform=space.platform,
-                actor=ACTOR,
-                about=f"training:{session_id}",
-                act=lambda c=calendar: {
-                    "id": c.schedule_event(
-                        title=title,
-                        starts_at=starts_at,
-                        ends_at=ends_at,
-                        location=location,
-                        description=f"Community training on the guide \u201c{guide.title}\u201d (R-GUIDE).",
-                    ).id
-                },
-            )
-            ref["event"] = str(event["ref"]["id"])
+            ref["event"] = _event(ctx, space.platform, calendar, session_id, guide, title, starts_at, ends_at, location)
             links = space.capable(Links)
             ref["event_url"] = links.event_url(ref["event"]) if links is not None else None
         text = _announcement(guide, starts_at, ends_at, location, ref.get("event_url"), guide_urls.get(space.platform))

@@ -324,42 +324,9 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     with ctx.ledger.transaction() as session:
         ballot = session.get(Ballot, ballot_id)
         if ballot.status == BallotStatus.OPEN:
-            electorate, votes = _state(session, ballot)
-            result = tally(
-                ballot.kind.value,
-                electorate=electorate,
-                votes=votes,
-                subject=_subject(ballot),
-                opened_at=ballot.opens_at,
-                now=ctx.now,
-                charter=ctx.charter,
-            )
-            if not result.closed:
-                return {
-                    "ballot": ballot_id,
-                    "outcome": "open",
-                    "yes": result.yes,
-                    "no": result.no,
-                    "abstain": result.abstain,
-                    "reason": result.reason,
-                }
-            repo.close_ballot(
-                session,
-                ballot,
-                outcome=result.outcome,
-                ruling=result.ruling,
-                tally={
-                    "yes": result.yes,
-                    "no": result.no,
-                    "abstain": result.abstain,
-                    "electorate": result.electorate,
-                    "needed": result.needed,
-                    "decided_early": result.decided_early,
-                    "reason": result.reason,
-                },
-                actor=ACTOR,
-                at=ctx.now,
-            )
+            still_open = _tally_open(ctx, session, ballot, ballot_id)
+            if still_open is not None:
+                return still_open
         if ballot.status == BallotStatus.CANCELLED:
             return {"ballot": ballot_id, "outcome": "cancelled"}
         kind, outcome, ruling, figures = ballot.kind, ballot.outcome.value, ballot.ruling, dict(ballot.tally)
@@ -415,6 +382,47 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
         **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")},
         "applied": applied,
     }
+
+
+def _tally_open(ctx: Ctx, session: Any, ballot: Ballot, ballot_id: int) -> dict[str, Any] | None:
+    """Tally an open ballot; close it in the ledger when decided (None), else its open figures."""
+    electorate, votes = _state(session, ballot)
+    result = tally(
+        ballot.kind.value,
+        electorate=electorate,
+        votes=votes,
+        subject=_subject(ballot),
+        opened_at=ballot.opens_at,
+        now=ctx.now,
+        charter=ctx.charter,
+    )
+    if not result.closed:
+        return {
+            "ballot": ballot_id,
+            "outcome": "open",
+            "yes": result.yes,
+            "no": result.no,
+            "abstain": result.abstain,
+            "reason": result.reason,
+        }
+    repo.close_ballot(
+        session,
+        ballot,
+        outcome=result.outcome,
+        ruling=result.ruling,
+        tally={
+            "yes": result.yes,
+            "no": result.no,
+            "abstain": result.abstain,
+            "electorate": result.electorate,
+            "needed": result.needed,
+            "decided_early": result.decided_early,
+            "reason": result.reason,
+        },
+        actor=ACTOR,
+        at=ctx.now,
+    )
+    return None
 
 
 def votes_by_platform(session: Any, ballot: Ballot) -> dict[str, int]:
