@@ -25,7 +25,7 @@ from flows.membership import ballot as ballots
 from flows.membership.approval import electorate_ids
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, Person, Proposal, ProposalStatus
-from rules import Decision, closes_at, quorum, tally
+from rules import Decision, closes_at, quorum
 from rules.board import endorsement_opened
 
 ACTOR = "flow:board-endorsement"
@@ -155,7 +155,7 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
         if ballot is None or ballot.kind != BallotKind.ENDORSEMENT:
             raise LookupError(f"ballot:{ballot_id} is not an endorsement ballot")
         if ballot.status == BallotStatus.OPEN:
-            still_open = _tally_open(ctx, session, ballot, ballot_id)
+            still_open = ballots.tally_open(ctx, session, ballot, ballot_id, actor=ACTOR)
             if still_open is not None:
                 return still_open
         if ballot.status == BallotStatus.CANCELLED:
@@ -209,48 +209,6 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
         **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")},
         "applied": applied,
     }
-
-
-def _tally_open(ctx: BoardCtx, session: Any, ballot: Ballot, ballot_id: int) -> dict[str, Any] | None:
-    """Tally an open ballot; close it in the ledger when decided (None), else its open figures."""
-    electorate = [f"person:{e.person_id}" for e in ballot.electors]
-    votes = {f"person:{v.voter_person_id}": v.choice.value for v in repo.current_votes(session, ballot)}
-    result = tally(
-        "endorsement",
-        electorate=electorate,
-        votes=votes,
-        subject=None,
-        opened_at=ballot.opens_at,
-        now=ctx.now,
-        charter=ctx.charter,
-    )
-    if not result.closed:
-        return {
-            "ballot": ballot_id,
-            "outcome": "open",
-            "yes": result.yes,
-            "no": result.no,
-            "abstain": result.abstain,
-            "reason": result.reason,
-        }
-    repo.close_ballot(
-        session,
-        ballot,
-        outcome=result.outcome,
-        ruling=result.ruling,
-        tally={
-            "yes": result.yes,
-            "no": result.no,
-            "abstain": result.abstain,
-            "electorate": result.electorate,
-            "needed": result.needed,
-            "decided_early": result.decided_early,
-            "reason": result.reason,
-        },
-        actor=ACTOR,
-        at=ctx.now,
-    )
-    return None
 
 
 def _close_on(space: Any, platform: str, ref: dict[str, Any], figures: dict[str, Any], line: str) -> None:

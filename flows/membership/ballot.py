@@ -324,7 +324,7 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     with ctx.ledger.transaction() as session:
         ballot = session.get(Ballot, ballot_id)
         if ballot.status == BallotStatus.OPEN:
-            still_open = _tally_open(ctx, session, ballot, ballot_id)
+            still_open = tally_open(ctx, session, ballot, ballot_id)
             if still_open is not None:
                 return still_open
         if ballot.status == BallotStatus.CANCELLED:
@@ -384,8 +384,9 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     }
 
 
-def _tally_open(ctx: Ctx, session: Any, ballot: Ballot, ballot_id: int) -> dict[str, Any] | None:
-    """Tally an open ballot; close it in the ledger when decided (None), else its open figures."""
+def tally_open(ctx: Ctx, session: Any, ballot: Ballot, ballot_id: int, *, actor: str = ACTOR) -> dict[str, Any] | None:
+    """Tally an open ballot of any kind; close it in the ledger when decided (None), else its
+    open figures. The endorsement ballot's settle uses it too."""
     electorate, votes = _state(session, ballot)
     result = tally(
         ballot.kind.value,
@@ -419,7 +420,7 @@ def _tally_open(ctx: Ctx, session: Any, ballot: Ballot, ballot_id: int) -> dict[
             "decided_early": result.decided_early,
             "reason": result.reason,
         },
-        actor=ACTOR,
+        actor=actor,
         at=ctx.now,
     )
     return None
