@@ -25,8 +25,8 @@ from flows import inbox_routing as inbox
 from gateway import form as forms
 from gateway.dispatch import Dispatcher, PrefectDispatcher, StoreOnlyDispatcher
 from gateway.metrics import Metrics
+from gateway.routers import coc_outcome, health, hooks, links, report
 from gateway.routers import form as form_routes
-from gateway.routers import health, hooks, links, report
 from gateway.settings import GatewaySettings
 
 # _payload: named by flows.membership.handlers as where the inbox's payload is built.
@@ -44,6 +44,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     links.router,
     health.router,
     report.router,  # the public report form (R-SAFE-1)
+    coc_outcome.router,  # the CoC Liaison's outcome page (R-SAFE-2)
 )
 
 

@@ -86,7 +86,7 @@ class Metrics:
         if path in KNOWN_PATHS:
             return path
         # A link page is labelled by its route, never by its token (a secret, and unbounded).
-        for prefix in ("/confirm/", "/optin/"):
+        for prefix in ("/confirm/", "/optin/", "/coc-outcome/"):
             if path.startswith(prefix) and "/" not in path[len(prefix) :]:
                 return prefix + "{token}"
         if path.startswith("/apply/status/") and "/" not in path[len("/apply/status/") :]:

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectors.base import Instanced, RoomWriter
 from connectors.errors import FatalError
+from connectors.registry import load_connector
 from flows.platforms import Platforms
 
 __all__ = ["Bridge", "CommonsSettings", "bridges", "parse_bridges", "room_writer", "use_room_connectors"]
@@ -130,8 +131,6 @@ def room_writer(platforms: Platforms, platform: str) -> tuple[RoomWriter, str] |
         return (writer, space.instance) if writer is not None else None
     with _bridge_only_lock:
         if platform not in _bridge_only:
-            from connectors.registry import load_connector
-
             try:
                 _bridge_only[platform] = load_connector(platform).from_env()
             except Exception as exc:  # noqa: BLE001 - a platform not configured is not bridged

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from flows.commons.poll import commons_poll
+
 POLL_SECONDS = 60  # two reads per polled room and thread a minute: far inside Discord's limits
 
 
 def deployments() -> list:
     """``commons-poll/every-minute``: the common room's polled rooms (R-COMMS)."""
-    from flows.commons.poll import commons_poll
-
     return [
         commons_poll.to_deployment(
             name="every-minute",

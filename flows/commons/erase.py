@@ -18,6 +18,7 @@ from flows.kit import Ctx, context
 from ledger import audit
 from ledger import commons as store
 from ledger.models import Identity
+from ledger.repo import get_person
 
 __all__ = ["commons_erase", "erase_bridged", "has_bridged"]
 
@@ -86,8 +87,6 @@ def commons_erase(person_id: int, now: datetime | None = None) -> dict[str, Any]
 def erase_before_ledger(ledger: Any, person: str) -> dict[str, Any] | None:
     """For ``charterflow person erase``: the bridged copies first (they are found through the
     person's accounts, which the ledger's erasure removes); ``None`` when the bridge holds none."""
-    from ledger.repo import get_person
-
     with ledger.read() as session:
         person_id = get_person(session, person).id
         if not has_bridged(session, person_id):

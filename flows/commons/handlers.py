@@ -18,6 +18,7 @@ from typing import Any
 from connectors.base import AuthorNames, Links, OperatorAccount, RoomMessage, UserRef
 from flows.commons.bridges import bridges, room_writer
 from flows.commons.relay import relay_delete, relay_edit, relay_new
+from flows.inbox_routing import register_handler
 from flows.kit import Ctx, context
 from ledger.models import InboxEvent
 
@@ -122,6 +123,4 @@ def _relay_neutral(ctx: Ctx, source: str, attrs: dict[str, str], *, event_id: in
 
 def register() -> None:
     """Register the ``commons`` route with ``flows.inbox.register_handler``."""
-    from flows import inbox
-
-    inbox.register_handler(ROUTE, handle_commons)
+    register_handler(ROUTE, handle_commons)

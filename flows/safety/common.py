@@ -8,6 +8,8 @@ Settings (environment, prefix ``CHARTERFLOW_SAFETY_``):
                  ``CHARTERFLOW_SMTP_*``); unset: the liaison's direct message only
 ``COC_LIAISON``  the CoC Liaison's handle in the ledger, used when the ledger names no holder of
                  the ``coc_liaison`` WG role (R-ROLE-COC)
+``COC_LINK_DAYS`` how long the liaison's outcome link (where there are no buttons) works after
+                 the referral (default 30 days)
 ================ ==============================================================================
 
 The charter's ``[safety]`` section holds the numbers (reminder hours, rate limit, text limit).
@@ -54,6 +56,9 @@ class SafetySettings(BaseSettings):
     )
     coc_liaison: str | None = Field(
         default=None, description=("The CoC Liaison's handle, when the ledger names no holder of the coc_liaison role.")
+    )
+    coc_link_days: int = Field(
+        default=30, ge=1, le=365, description="Days the liaison's outcome link works after the referral (R-SAFE-2)."
     )
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from flows.safety.flows import safety_figures, safety_platform_reports, safety_reminders
+
 
 def deployments() -> list:
     """``safety-reminders/hourly``, ``safety-platform-reports/every-5-minutes`` and
     ``safety-figures/weekly``."""
-    from flows.safety.flows import safety_figures, safety_platform_reports, safety_reminders
-
     return [
         safety_reminders.to_deployment(
             name="hourly",

@@ -12,6 +12,9 @@ from typing import Any
 from prefect import flow
 
 from flows.kit import context
+from flows.privacy import publish_artifact
+from flows.safety.poll import take_platform_reports
+from flows.safety.queue import remind_unclaimed
 from ledger import safety as queue_ledger
 from rules.safety import figures
 
@@ -46,8 +49,6 @@ def table_rows(found: dict[str, Any]) -> list[dict[str, Any]]:
 def safety_reminders(now: datetime | None = None) -> list[int]:
     """Remind the moderators' rooms of reports unclaimed for the charter's
     ``[safety] remind_unclaimed_hours`` (R-SAFE-1). Returns the report ids reminded."""
-    from flows.safety.queue import remind_unclaimed
-
     return remind_unclaimed(context(now))
 
 
@@ -55,16 +56,12 @@ def safety_reminders(now: datetime | None = None) -> list[int]:
 def safety_platform_reports(now: datetime | None = None) -> dict[str, list[str]]:
     """Take the reports made with a platform's own report button (Matrix's), each once
     (R-SAFE-1; ``flows.safety.poll``). Returns, per platform, what became of the new ones."""
-    from flows.safety.poll import take_platform_reports
-
     return take_platform_reports(context(now))
 
 
 @flow(name="safety-figures", flow_run_name="safety-figures")
 def safety_figures(now: datetime | None = None, days: int = FIGURES_DAYS) -> dict[str, Any]:
     """R-SAFE-3 figures of the last ``days`` days, as the ``safety-figures`` table artifact."""
-    from flows.privacy import publish_artifact
-
     ctx = context(now)
     found = figures_between(ctx.ledger, ctx.now - timedelta(days=days), ctx.now)
     try:

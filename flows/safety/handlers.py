@@ -20,11 +20,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connectors.base import Links, RoomWriter
+from connectors.errors import PolicyViolation
+from flows.inbox_routing import register_route
 from flows.kit import answer_interaction, context, done, is_moderator, once
+from flows.safety import links
 from flows.safety.common import ACTOR, BUTTON_PREFIX, COC_OUTCOMES, MESSAGE_COMMAND
 from flows.safety.queue import Incoming, claim, record_coc_outcome, refer, resolve, take_report
+from ledger import repo
+from ledger import safety as queue_ledger
 from ledger.errors import NotFound
-from ledger.models import InboxEvent
+from ledger.models import InboxEvent, Person
 
 log = logging.getLogger("charterflow.safety")
 ROUTE = "safety-report"
@@ -34,23 +40,27 @@ DISCORD_MESSAGE_URL = "https://discord.com/channels/{guild}/{channel}/{message}"
 
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
-    from flows import inbox
-
-    inbox.register_route(
+    register_route(
         ROUTE,
         handle_report_command,
         discord_command=MESSAGE_COMMAND,
         condition='the message command "Report to moderators" (R-SAFE-1)',
     )
-    inbox.register_route(
+    register_route(
         BUTTON_ROUTE,
         handle_safety_button,
         discord_component_prefix=BUTTON_PREFIX,
         condition="a report's Claim / Resolve / Refer button (custom_id cfs:…)",
     )
-    inbox.register_route(FORM_ROUTE, handle_form_report)
-    inbox.register_route(FLAG_ROUTE, handle_forum_flag)
-    inbox.register_route(COMMAND_ROUTE, handle_room_command)
+    register_route(FORM_ROUTE, handle_form_report)
+    register_route(
+        LINK_ROUTE,
+        handle_coc_link,
+        form_kind=links.FORM_KIND,
+        condition="the CoC Liaison's outcome page (POST /coc-outcome/<token>, R-SAFE-2)",
+    )
+    register_route(FLAG_ROUTE, handle_forum_flag)
+    register_route(COMMAND_ROUTE, handle_room_command)
 
 
 def _event(ctx: Any, event: InboxEvent) -> tuple[dict[str, Any], dict[str, str], str]:
@@ -175,8 +185,6 @@ def _remove_command(ctx: Any, event: InboxEvent, attrs: dict[str, str]) -> None:
     """Delete the reporter's command from its room (``report.command_room``,
     ``report.command_message_id``) where the connector is a ``RoomWriter``, once: the room, the
     reported person included, must not see who reported (R-SAFE-1)."""
-    from connectors.base import RoomWriter
-
     space = ctx.platforms.space(event.source)
     writer = space.capable(RoomWriter) if space is not None else None
     room, message = attrs.get("report.command_room"), attrs.get("report.command_message_id")
@@ -292,10 +300,43 @@ def coc_outcome_pressed(ctx: Any, report_id: int, outcome: str, *, platform: str
     return (result if result != "refused" else "refused:not-the-liaison"), text
 
 
-def _handle_of(ctx: Any, platform: str, account: str) -> str | None:
-    from ledger import repo
-    from ledger.models import Person
+LINK_ROUTE = "safety-coc-link"
 
+
+def handle_coc_link(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
+    """Inbox handler of the liaison's outcome page (``POST /coc-outcome/<token>``, R-SAFE-2): the
+    token is checked again (signature, expiry at the time the page stored the event, the report,
+    the liaison it was made for) and the event must be the link's one use (its dedupe key is the
+    token's). Then the outcome is recorded (ledger + audit); the rooms are not touched. Returns
+    ``coc-outcome:<id>`` or ``refused:<why>``; a handled event is not handled twice (the inbox)."""
+    ctx = context(now, ledger=ledger)
+    with ctx.ledger.read() as session:
+        row = session.get(InboxEvent, event.id)
+        data = dict((row.payload or {}).get("data") or {}) if row is not None else {}
+        key, received = (row.dedupe_key, row.received_at) if row is not None else ("", ctx.now)
+    token, outcome = str(data.get("token") or ""), str(data.get("outcome") or "")
+    try:
+        claims = links.read_link_token(token, secret=ctx.platforms.confirm_secret, now=received)
+    except (PolicyViolation, ValueError) as exc:
+        log.info("safety: a CoC outcome link was refused: %s", exc)
+        return "refused:invalid-link"
+    if key != links.dedupe_key(token):  # only the page's one event per token acts
+        return "refused:not-the-links-use"
+    if outcome not in COC_OUTCOMES:
+        return "refused:unknown-outcome"
+    with ctx.ledger.read() as session:
+        person = links.liaison_of(session)
+        handle = person.handle if person is not None and person.id == claims.person_id else None
+    if handle is None:
+        return "refused:not-the-liaison"
+    try:
+        result, _ = record_coc_outcome(ctx, claims.report_id, by_handle=handle, outcome=COC_OUTCOMES[outcome])
+    except NotFound:
+        return "refused:not-found"
+    return result if result != "refused" else "refused:not-referred"
+
+
+def _handle_of(ctx: Any, platform: str, account: str) -> str | None:
     if not account:
         return None
     with ctx.ledger.read() as session:
@@ -384,8 +425,6 @@ def incoming_from_flag(data: dict[str, Any], *, dedupe_key: str, topic_url: str 
 
 def handle_forum_flag(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler of a Forum flag (route ``safety-flag``): one report per delivery."""
-    from connectors.base import Links
-
     ctx = context(now, ledger=ledger)
     data, _, key = _event(ctx, event)
     flag = data.get("flag") if isinstance(data.get("flag"), dict) else {}
@@ -477,8 +516,6 @@ THREAD_LOOKBACK = 500
 
 
 def _report_of_thread(ctx: Any, platform: str, thread_id: str) -> int | None:
-    from ledger import safety as queue_ledger
-
     if not thread_id:
         return None
     with ctx.ledger.read() as session:

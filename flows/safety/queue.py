@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from connectors.base import ButtonMessenger, MessageRef
 from flows.kit import Ctx, done, once
+from flows.moderation.common import platform_name
 from flows.safety.common import ACTOR, BUTTON_PREFIX, COC_OUTCOMES, render, settings
-from flows.safety.room import has_buttons, rooms
+from flows.safety.links import PATH as LINK_PATH
+from flows.safety.links import liaison_of, make_link_token
+from flows.safety.room import SpaceRoom, button_rows, has_buttons, rooms
 from ledger import repo
 from ledger import safety as queue_ledger
-from ledger.models import Identity, Person, WgRole, WgRoleAssignment
+from ledger.models import Identity, Person
 from rules import safety as rules
 
 log = logging.getLogger("charterflow.safety")
@@ -154,8 +158,6 @@ def _cut(text: str | None) -> str | None:
 
 
 def _room_text(facts: dict[str, Any], *, buttons: bool) -> str:
-    from flows.moderation.common import platform_name
-
     facts = {**facts, "content": _cut(facts["content"]), "reason": _cut(facts["reason"])}
     return render(
         "room_report",
@@ -222,8 +224,6 @@ def _update_rooms(ctx: Ctx, report_id: int, *, step: str, text_for: Any, keep_bu
 
 
 def _edit(room: Any, ref: MessageRef, text: str, keep_buttons: bool) -> None:
-    from flows.safety.room import SpaceRoom
-
     if isinstance(room, SpaceRoom):
         room.edit(ref, text, keep_buttons=keep_buttons)
     else:
@@ -312,34 +312,61 @@ def refer(
 def liaison(ctx: Ctx) -> Person | None:
     """The CoC Liaison (R-ROLE-COC): the ledger's holder of the role, else ``COC_LIAISON``."""
     with ctx.ledger.read() as session:
-        pid = session.scalar(
-            select(WgRoleAssignment.person_id).where(
-                WgRoleAssignment.role == WgRole.COC_LIAISON, WgRoleAssignment.ends_at.is_(None)
-            )
+        return liaison_of(session)
+
+
+def outcome_link(ctx: Ctx, report_id: int, person: Person) -> tuple[str, datetime] | None:
+    """The liaison's signed link to record the CoC WG's outcome (``flows.safety.links``) and
+    when it expires: counted from the referral, so a re-run makes the same link. None without
+    a referral time or a secret."""
+    with ctx.ledger.read() as session:
+        referred_at = queue_ledger.get(session, report_id).referred_at
+    if referred_at is None:
+        return None
+    expires = referred_at.replace(tzinfo=referred_at.tzinfo or UTC) + timedelta(days=settings().coc_link_days)
+    try:
+        token = make_link_token(
+            secret=ctx.platforms.confirm_secret, report_id=report_id, person_id=person.id, expires_at=expires
         )
-        if pid is not None:
-            return session.get(Person, pid)
-        handle = settings().coc_liaison
-        return session.scalar(select(Person).where(Person.handle == handle)) if handle else None
+    except ValueError:  # no secret configured: the DM names the command instead
+        return None
+    return f"{ctx.platforms.gateway_url}{LINK_PATH}/{token}", expires
 
 
 def send_to_liaison(ctx: Ctx, report_id: int, facts: dict[str, Any]) -> list[str]:
     """The referral, privately: a direct message to the liaison on each served platform they
-    have an account on, and an e-mail to the CoC WG's address when configured."""
-    text = render("coc_referral", f=facts)
-    title, _, body = text.partition("\n")
+    have an account on, and an e-mail to the CoC WG's address when configured. Where there are
+    no buttons (and in the e-mail) it carries the liaison's outcome link."""
     person = liaison(ctx)
+    link = outcome_link(ctx, report_id, person) if person is not None else None
+    texts = {
+        linked: _split(
+            render(
+                "coc_referral",
+                f=facts,
+                link=link[0] if link and linked else None,
+                expires=link[1].strftime("%Y-%m-%d %H:%M UTC") if link else None,
+            )
+        )
+        for linked in (False, True)
+    }
     reached = []
     if person is not None:
-        reached += _message_liaison(ctx, report_id, person, title, body.strip())
+        reached += _message_liaison(ctx, report_id, person, texts)
     else:
         log.warning("safety: report %s referred, but no CoC Liaison is known (R-SAFE-2)", report_id)
-    if _email_coc_wg(ctx, report_id, title, body.strip()):
+    if _email_coc_wg(ctx, report_id, *texts[True]):
         reached.append("email")
     return reached
 
 
-def _message_liaison(ctx: Ctx, report_id: int, person: Person, title: str, body: str) -> list[str]:
+def _split(text: str) -> tuple[str, str]:
+    """A rendered message as (title, body): its first line is the title."""
+    title, _, body = text.partition("\n")
+    return title, body.strip()
+
+
+def _message_liaison(ctx: Ctx, report_id: int, person: Person, texts: dict[bool, tuple[str, str]]) -> list[str]:
     with ctx.ledger.read() as session:
         accounts = [
             (i.platform.value, i.username)
@@ -351,6 +378,8 @@ def _message_liaison(ctx: Ctx, report_id: int, person: Person, title: str, body:
         space = ctx.platforms.space(platform)
         if space is None or space.messenger is None:
             continue
+        buttons = space.capable(ButtonMessenger)
+        title, body = texts[buttons is None]  # no buttons: the outcome link instead
         key = f"safety:coc:{report_id}:{platform}"
         try:
             sent = once(
@@ -359,12 +388,13 @@ def _message_liaison(ctx: Ctx, report_id: int, person: Person, title: str, body:
                 platform=platform,
                 actor=ACTOR,
                 about=queue_ledger.subject(report_id),
-                act=lambda s=space, u=username, k=key: s.messenger.direct_message(
-                    recipients=[u], title=title, text=body, key=k
+                act=lambda m=space.messenger, u=username, k=key, t=title, b=body: m.direct_message(
+                    recipients=[u], title=t, text=b, key=k
                 ),
             )
             reached.append(platform)
-            _liaison_buttons(ctx, report_id, space, platform, (sent.get("ref") or {}).get("thread_id"))
+            if buttons is not None:
+                _liaison_buttons(ctx, report_id, buttons, platform, (sent.get("ref") or {}).get("thread_id"))
         except Exception as exc:  # noqa: BLE001 - DMs closed, platform down: logged
             log.warning(
                 "safety: referral %s not sent to the liaison on %s (%s)", report_id, platform, type(exc).__name__
@@ -397,13 +427,10 @@ def coc_buttons(report_id: int) -> list[tuple[str, str]]:
     return [(label, f"{BUTTON_PREFIX}coc:{report_id}:{o}") for o, label in COC_OUTCOMES.items()]
 
 
-def _liaison_buttons(ctx: Ctx, report_id: int, space: Any, platform: str, channel: str | None) -> None:
+def _liaison_buttons(ctx: Ctx, report_id: int, buttons: ButtonMessenger, platform: str, channel: str | None) -> None:
     """Where the platform has buttons, the outcome buttons follow the referral in the same
     private conversation (its channel is the direct message's thread)."""
-    from flows.safety.room import button_rows
-
-    buttons = space.capable(ButtonMessenger)
-    if buttons is None or not channel:
+    if not channel:
         return
     key = f"safety:coc:{report_id}:{platform}:buttons"
     text = render("coc_buttons", id=report_id)
@@ -477,8 +504,6 @@ def remind_unclaimed(ctx: Ctx) -> list[int]:
                 queue_ledger.mark_reminded(session, report.id, at=ctx.now, actor=ACTOR)
                 hours = int((ctx.now - report.created_at).total_seconds() // 3600)
                 due.append((report.id, report.platform, hours))
-    from flows.moderation.common import platform_name
-
     for report_id, platform_of, hours in due:
         announce(ctx, report_id)
         text = render("room_reminder", id=report_id, hours=hours, platform=platform_name(platform_of))

@@ -8,6 +8,7 @@ it is a private message to the moderators' group, and ``edit`` adds a reply in i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -69,8 +70,6 @@ def button_rows(buttons: Sequence[tuple[str, str]]) -> list[dict[str, object]]:
 
 
 def _digest(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
