@@ -13,7 +13,7 @@ from prefect import flow
 from sqlalchemy import select
 
 from connectors.errors import FatalError
-from flows.commons.relay import ACTOR, delete_copies
+from flows.commons.relay import ACTOR, delete_copies, row_of
 from flows.kit import Ctx, context
 from ledger import audit
 from ledger import commons as store
@@ -62,7 +62,7 @@ def erase_bridged(ctx: Ctx, person_id: int) -> dict[str, Any]:
             refused.append({"source": source_id, "platform": exc.platform, "status": exc.status})
     with ctx.ledger.transaction() as session:
         for source_id, _ in sources:
-            row = session.get(store.CommonsMessage, source_id)
+            row = row_of(session, source_id)
             row.author_username = None
             row.author_platform_id = None
             store.set_state(row, state="erased", at=ctx.now)

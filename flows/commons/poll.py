@@ -39,6 +39,8 @@ def poll_room(ctx: Ctx, bridge: Bridge, platform: str, thread: str | None = None
     """Relay what is new, edited or deleted in ``bridge``'s room on ``platform`` (or in one of
     its conversation threads). Returns counts."""
     space = ctx.platforms.space(platform)
+    if space is None:
+        raise LookupError(f"{platform}: not served")
     reader: RoomReader = space.capable(RoomReader)
     instance, room = space.instance, bridge.rooms[platform]
     where = thread or room

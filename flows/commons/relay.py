@@ -17,16 +17,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from connectors.base import RoomMessage, RoomWriter, instance_key
-from connectors.errors import FatalError
+from connectors.errors import FatalError, RetriableError
 from flows.commons.bridges import Bridge, room_writer
 from flows.kit import Ctx, once
 from flows.presentation import label as platform_label
 from ledger import audit
 from ledger import commons as store
+from ledger.models_commons import CommonsMessage
 from rules.commons import content_hash, conversation_title, fit, relay_decision, relay_text, targets
 
-__all__ = ["ACTOR", "relay_delete", "relay_edit", "relay_new"]
+__all__ = ["ACTOR", "relay_delete", "relay_edit", "relay_new", "row_of"]
 
 log = logging.getLogger("charterflow.commons")
 ACTOR = "flow:commons"
@@ -37,6 +40,14 @@ def _writer(ctx: Ctx, platform: str) -> tuple[RoomWriter, str]:
     if found is None:
         raise LookupError(f"{platform}: not served as a RoomWriter")
     return found
+
+
+def row_of(session: Session, row_id: int) -> CommonsMessage:
+    """The ledger's row ``row_id`` (it was read in this run: a missing one is a bug, not input)."""
+    row = session.get(CommonsMessage, row_id)
+    if row is None:
+        raise LookupError(f"commons-message:{row_id} is not in the ledger")
+    return row
 
 
 def _copy_text(msg: RoomMessage, platform: str, *, limit: int) -> str:
@@ -63,6 +74,7 @@ def relay_new(ctx: Ctx, bridge: Bridge, platform: str, msg: RoomMessage) -> str:
     title = conversation_title(
         title=msg.title, text=msg.text, author=msg.author.username, platform=platform_label(platform)
     )
+    source_thread: str | None
     if known is None:
         source_thread = msg.thread_id or writer.room_thread(room=room, message_id=msg.id, name=title)
         with ctx.ledger.transaction() as session:
@@ -94,6 +106,8 @@ def relay_new(ctx: Ctx, bridge: Bridge, platform: str, msg: RoomMessage) -> str:
             )
     with ctx.ledger.read() as session:
         source = store.find_message(session, platform, instance, msg.id)
+        if source is None or source.conversation_id is None:  # recorded above, with its conversation
+            raise LookupError(f"commons: {platform} message {msg.id} was not recorded")
         source_id, conv, source_thread = (
             source.id,
             source.conversation_id,
@@ -164,8 +178,11 @@ def _copy_to(
             reason=str(exc),
         )
         return f"{target} refused"
+    except RetriableError as exc:
+        _delayed(ctx, bridge, source_id=source_id, target=target, exc=exc)
+        raise
     with ctx.ledger.transaction() as session:
-        source = session.get(store.CommonsMessage, source_id)
+        source = row_of(session, source_id)
         store.record_copy(
             session,
             source=source,
@@ -189,6 +206,27 @@ def _copy_to(
     return f"{target} posted"
 
 
+def _delayed(ctx: Ctx, bridge: Bridge, *, source_id: int, target: str, exc: RetriableError) -> None:
+    """Note a copy ``target`` could not take just now (an outage, a rate limit beyond the
+    client's patience) before the error goes up to the caller's retry: never silent."""
+    with ctx.ledger.transaction() as session:
+        audit.append(
+            session,
+            actor=ACTOR,
+            action="commons.delayed",
+            subject=f"commons-message:{source_id}",
+            payload={
+                "ruling": "R-COMMS",
+                "bridge": bridge.name,
+                "target": target,
+                "status": exc.status,
+                "retry_after": f"{exc.retry_after:g}",
+            },
+            at=ctx.now,
+        )
+    log.warning("commons: %s did not take commons-message:%s yet; it is retried", target, source_id)
+
+
 def _refused(
     ctx: Ctx,
     bridge: Bridge,
@@ -203,7 +241,7 @@ def _refused(
 ) -> None:
     """Record a copy ``target`` will not take, and say so where the message was written."""
     with ctx.ledger.transaction() as session:
-        source = session.get(store.CommonsMessage, source_id)
+        source = row_of(session, source_id)
         store.record_copy(
             session,
             source=source,
@@ -282,7 +320,7 @@ def relay_edit(ctx: Ctx, bridge: Bridge, platform: str, msg: RoomMessage) -> str
             ),
         )
     with ctx.ledger.transaction() as session:
-        store.set_state(session.get(store.CommonsMessage, row.id), state="live", content_hash=digest, at=ctx.now)
+        store.set_state(row_of(session, row.id), state="live", content_hash=digest, at=ctx.now)
     return f"edited {len(copies)} cop{'y' if len(copies) == 1 else 'ies'}"
 
 
@@ -315,7 +353,7 @@ def delete_copies(ctx: Ctx, source_id: int, copies: list[tuple[int, str, str, st
             act=lambda w=writer, r=room, t=thread, m=message_id: w.room_delete(room=r, thread_id=t, message_id=m),
         )
         with ctx.ledger.transaction() as session:
-            store.set_state(session.get(store.CommonsMessage, copy_id), state=state, at=ctx.now)
+            store.set_state(row_of(session, copy_id), state=state, at=ctx.now)
     with ctx.ledger.transaction() as session:
-        store.set_state(session.get(store.CommonsMessage, source_id), state=state, at=ctx.now)
+        store.set_state(row_of(session, source_id), state=state, at=ctx.now)
     return f"deleted {len(copies)} cop{'y' if len(copies) == 1 else 'ies'}"

@@ -427,13 +427,12 @@ def handle_forum_flag(*, ledger: Any, event: InboxEvent, now: datetime | None = 
     """Inbox handler of a Forum flag (route ``safety-flag``): one report per delivery."""
     ctx = context(now, ledger=ledger)
     data, _, key = _event(ctx, event)
-    flag = data.get("flag") if isinstance(data.get("flag"), dict) else {}
-    post = flag.get("post") if isinstance(flag.get("post"), dict) else {}
+    post = _obj(_obj(data, "flag"), "post")
     space = ctx.platforms.space(event.source)
-    links = space.capable(Links) if space is not None else None
+    linker = space.capable(Links) if space is not None else None
     topic_url = (
-        links.thread_url(str(post["topic_id"]), slug=str(post.get("topic_slug") or ""))
-        if links is not None and post.get("topic_id") is not None
+        linker.thread_url(str(post["topic_id"]), slug=str(post.get("topic_slug") or ""))
+        if linker is not None and post.get("topic_id") is not None
         else None
     )
     taken = take_report(ctx, incoming_from_flag(data, dedupe_key=key, topic_url=topic_url))

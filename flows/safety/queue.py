@@ -26,6 +26,7 @@ from flows.safety.room import SpaceRoom, button_rows, has_buttons, rooms
 from ledger import repo
 from ledger import safety as queue_ledger
 from ledger.models import Identity, Person
+from ledger.models_safety import SafetyReport
 from rules import safety as rules
 
 log = logging.getLogger("charterflow.safety")
@@ -88,9 +89,7 @@ def take_report(ctx: Ctx, incoming: Incoming) -> Taken:
     if content and len(content) > safety.max_text_chars:  # what the platform gave, kept within bounds
         fields["content"] = content[: safety.max_text_chars - 1] + "…"
     with ctx.ledger.transaction() as session:
-        found = session.scalar(
-            select(queue_ledger.SafetyReport.id).where(queue_ledger.SafetyReport.source_key == incoming.source_key)
-        )
+        found = session.scalar(select(SafetyReport.id).where(SafetyReport.source_key == incoming.source_key))
         if found is not None:
             return Taken(status="duplicate", report_id=found, message=f"Your report #{found} was received.")
         recent = queue_ledger.recent_times(
@@ -454,7 +453,7 @@ def record_coc_outcome(ctx: Ctx, report_id: int, *, by_handle: str, outcome: str
         decision = rules.can_record_coc_outcome(
             state=report.state, is_liaison=person is not None and person.handle == by_handle
         )
-        if not decision.allowed:
+        if not decision.allowed or person is None:
             return "refused", f"Report #{report_id}: {decision.reason}."
         queue_ledger.record_coc_outcome(session, report_id, outcome=outcome, at=ctx.now, actor=f"person:{person.id}")
     return f"coc-outcome:{report_id}", f"Report #{report_id}: the CoC WG's outcome is recorded."
@@ -467,7 +466,8 @@ def tell_reporter(ctx: Ctx, report_id: int, *, referred: bool = False) -> bool:
         report = queue_ledger.get(session, report_id)
         via, username = report.via, report.reporter_username
     space = ctx.platforms.space(via)
-    if not username or space is None or space.messenger is None:
+    messenger = space.messenger if space is not None else None
+    if not username or messenger is None:
         return False
     text = render("reporter_handled", id=report_id, referred=referred)
     title, _, body = text.partition("\n")
@@ -479,7 +479,7 @@ def tell_reporter(ctx: Ctx, report_id: int, *, referred: bool = False) -> bool:
             platform=via,
             actor=ACTOR,
             about=queue_ledger.subject(report_id),
-            act=lambda: space.messenger.direct_message(recipients=[username], title=title, text=body.strip(), key=key),
+            act=lambda: messenger.direct_message(recipients=[username], title=title, text=body.strip(), key=key),
         )
         return True
     except Exception as exc:  # noqa: BLE001 - DMs closed: logged, the report stays handled

@@ -21,7 +21,8 @@ from flows.moderation.common import ModeratorSpace, moderator_spaces
 ROW = 5
 
 
-@dataclass(frozen=True, kw_only=True)
+# Not frozen: ModeratorsRoom declares ``platform`` a plain (settable) attribute.
+@dataclass(kw_only=True)
 class SpaceRoom:
     """A ``ModeratorsRoom`` over a moderation ``ModeratorSpace``."""
 

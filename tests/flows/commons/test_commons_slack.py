@@ -15,11 +15,13 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from connectors.errors import RetriableError
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 from connectors.slack.sandbox import SlackSandbox, default_seed
 from flows import inbox
 from flows.commons import commons_poll
 from flows.commons.bridges import use_room_connectors
+from ledger import audit
 from ledger.models import InboxEvent
 from tests.support.commons import discord_copies, forum_copies, say
 from tests.support.ideas import events, wait_for_event
@@ -208,3 +210,55 @@ def test_slack_events_are_verified_and_url_verification_is_answered(world: World
     assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200
     [row] = events(world, source="slack", route=inbox.Route.COMMONS)
     assert inbox.handle_event(world.ledger, row) == "skipped: room not bridged"
+
+
+def slack_faults(s: dict[str, Any], **faults: Any) -> None:
+    """Inject faults on the Slack sandbox (none: Slack is back)."""
+    httpx.post(f"{s['url']}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
+
+
+def test_the_bridge_survives_a_slack_outage_without_loss_or_duplicates(world: World, shared: dict[str, Any]) -> None:
+    """Slack down (every Web API call 503): a Discord message and a Forum topic written meanwhile
+    reach the Forum and Discord at once; their Slack copies fail, each failure is noted
+    (``commons.delayed``, audited) and retried (the poll's cursor stays, the inbox event stays
+    unprocessed); once Slack is back each reaches Slack once, and more runs add nothing."""
+    category = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
+    slack_faults(shared, error_rate=1.0, error_status=503)
+    try:
+        say(world, "avery_quill", "Discord note while Slack is down.")
+        with pytest.raises(RuntimeError, match="left for the next run"):
+            commons_poll()
+        httpx.post(
+            f"{world.discourse_url}/posts.json",
+            timeout=15,
+            headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "bram_tolliver"},
+            json={
+                "title": "Forum note while Slack is down",
+                "raw": "Forum note while Slack is down, details here.",
+                "category": category,
+            },
+        ).raise_for_status()
+        topic = wait_for_event(world, source="discourse", kind="post_created", route="commons")
+        with pytest.raises(RetriableError):
+            inbox.handle_event(world.ledger, topic)
+        with pytest.raises(RuntimeError, match="left for the next run"):
+            commons_poll()  # the next poll during the outage: still nothing lost
+    finally:
+        slack_faults(shared)
+    assert slack_messages(shared, "while Slack is down") == []
+    # The other rooms got theirs at once, once.
+    assert len(forum_copies(world, "Discord note while Slack is down")) == 1
+    assert len(discord_copies(world, "Forum note while Slack is down")) == 1
+    with world.ledger.read() as session:
+        delayed = [e for e in audit.iter_records(session) if e["action"] == "commons.delayed"]
+    assert {e["payload"]["target"] for e in delayed} == {"slack"} and len(delayed) >= 3
+    assert all(e["payload"]["ruling"] == "R-COMMS" for e in delayed)
+    # Slack is back: the poll and the inbox's retry copy each message once; more runs add nothing.
+    commons_poll()
+    assert inbox.handle_event(world.ledger, topic) == "relayed: discord already, slack posted"
+    commons_poll()
+    assert inbox.handle_event(world.ledger, topic) == "already-processed"
+    assert len(slack_messages(shared, "Discord note while Slack is down")) == 1
+    assert len(slack_messages(shared, "Forum note while Slack is down")) == 1
+    assert len(forum_copies(world, "Discord note while Slack is down")) == 1
+    assert len(discord_copies(world, "Forum note while Slack is down")) == 1
