@@ -50,16 +50,7 @@ def poll_room(ctx: Ctx, bridge: Bridge, platform: str, thread: str | None = None
         last = store.cursor(session, bridge=bridge.name, platform=platform, room=mark, instance=instance)
     if last is None and thread is None:
         newest = reader.room_messages(room=where, after=None, limit=1)
-        with ctx.ledger.transaction() as session:
-            store.set_cursor(
-                session,
-                bridge=bridge.name,
-                platform=platform,
-                room=mark,
-                instance=instance,
-                last_id=newest[-1].id if newest else "0",
-                at=ctx.now,
-            )
+        _move_cursor(ctx, bridge, platform, mark=mark, instance=instance, last_id=newest[-1].id if newest else "0")
         return counts
     last = last or thread
     while True:
@@ -68,16 +59,7 @@ def poll_room(ctx: Ctx, bridge: Bridge, platform: str, thread: str | None = None
             counts["read"] += 1
             outcome = relay_new(ctx, bridge, platform, replace(msg, thread_id=thread))
             counts["relayed"] += outcome.startswith("relayed")
-            with ctx.ledger.transaction() as session:
-                store.set_cursor(
-                    session,
-                    bridge=bridge.name,
-                    platform=platform,
-                    room=mark,
-                    instance=instance,
-                    last_id=msg.id,
-                    at=ctx.now,
-                )
+            _move_cursor(ctx, bridge, platform, mark=mark, instance=instance, last_id=msg.id)
             last = msg.id
         if len(page) < PAGE:
             break
@@ -95,6 +77,14 @@ def poll_room(ctx: Ctx, bridge: Bridge, platform: str, thread: str | None = None
         relay_delete(ctx, platform, gone)
         counts["deleted"] += 1
     return counts
+
+
+def _move_cursor(ctx: Ctx, bridge: Bridge, platform: str, *, mark: str, instance: str, last_id: str) -> None:
+    """Record that ``bridge``'s room (or thread) ``mark`` on ``platform`` is read up to ``last_id``."""
+    with ctx.ledger.transaction() as session:
+        store.set_cursor(
+            session, bridge=bridge.name, platform=platform, room=mark, instance=instance, last_id=last_id, at=ctx.now
+        )
 
 
 @flow(name="commons-poll", flow_run_name="commons-poll")

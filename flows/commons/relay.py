@@ -182,10 +182,9 @@ def _copy_to(
         _delayed(ctx, bridge, source_id=source_id, target=target, exc=exc)
         raise
     with ctx.ledger.transaction() as session:
-        source = row_of(session, source_id)
         store.record_copy(
             session,
-            source=source,
+            source=row_of(session, source_id),
             platform=target,
             instance=instance,
             message_id=str(ref["id"]),
@@ -241,10 +240,9 @@ def _refused(
 ) -> None:
     """Record a copy ``target`` will not take, and say so where the message was written."""
     with ctx.ledger.transaction() as session:
-        source = row_of(session, source_id)
         store.record_copy(
             session,
-            source=source,
+            source=row_of(session, source_id),
             platform=target,
             instance=target_instance,
             message_id=f"refused:{source_id}",

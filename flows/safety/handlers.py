@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connectors.base import Links, RoomWriter
+from connectors.base import Links, Messenger, RoomWriter
 from connectors.errors import PolicyViolation
 from flows.inbox_routing import register_route
 from flows.kit import answer_interaction, context, done, is_moderator, once
@@ -88,6 +89,31 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _reported(
+    platform: str,
+    *,
+    reporter: Any,
+    reporter_name: Any,
+    target_kind: str,
+    target: Any,
+    target_name: Any,
+    key: Any = None,
+) -> dict[str, Any]:
+    """The fields of an ``Incoming`` every platform's report fills alike: who reported (their
+    account groups them for the rate limit, ``key`` when the account may be absent) and whose
+    message or post it is about."""
+    return {
+        "via": platform,
+        "platform": platform,
+        "reporter_key": f"{platform}:{key or reporter or 'unknown'}",
+        "reporter_account": _opt(reporter),
+        "reporter_username": _opt(reporter_name),
+        "target_kind": target_kind,
+        "target_account": _opt(target),
+        "target_username": _opt(target_name),
+    }
+
+
 def _discord_link(guild: str, channel: str, message: str) -> str | None:
     return (
         DISCORD_MESSAGE_URL.format(guild=guild, channel=channel, message=message)
@@ -106,14 +132,14 @@ def incoming_from_message_command(data: dict[str, Any], attrs: dict[str, str], *
     channel = str(message.get("channel_id") or attrs.get("channel_id") or "")
     return Incoming(
         source_key=dedupe_key,
-        via="discord",
-        platform="discord",
-        reporter_key=f"discord:{attrs.get('user_id') or 'unknown'}",
-        reporter_account=_opt(attrs.get("user_id")),
-        reporter_username=_opt(attrs.get("username")),
-        target_kind="message",
-        target_account=_opt(author.get("id")),
-        target_username=_opt(author.get("username")),
+        **_reported(
+            "discord",
+            reporter=attrs.get("user_id"),
+            reporter_name=attrs.get("username"),
+            target_kind="message",
+            target=author.get("id"),
+            target_name=author.get("username"),
+        ),
         target_message_id=_opt(target),
         target_channel_id=_opt(channel),
         target_link=_discord_link(attrs.get("guild_id", ""), channel, target),
@@ -130,14 +156,14 @@ def incoming_from_attributes(attrs: dict[str, str], *, platform: str, dedupe_key
     and ``report.target_username``, its text ``report.content``; the words ``report.reason``."""
     return Incoming(
         source_key=dedupe_key,
-        via=platform,
-        platform=platform,
-        reporter_key=f"{platform}:{attrs.get('user_id') or 'unknown'}",
-        reporter_account=_opt(attrs.get("user_id")),
-        reporter_username=_opt(attrs.get("username")),
-        target_kind="message",
-        target_account=_opt(attrs.get("report.target_account")),
-        target_username=_opt(attrs.get("report.target_username")),
+        **_reported(
+            platform,
+            reporter=attrs.get("user_id"),
+            reporter_name=attrs.get("username"),
+            target_kind="message",
+            target=attrs.get("report.target_account"),
+            target_name=attrs.get("report.target_username"),
+        ),
         target_message_id=_opt(attrs.get("report.target_message_id")),
         target_channel_id=_opt(attrs.get("report.target_channel_id")),
         target_link=_opt(attrs.get("report.target_link")),
@@ -206,22 +232,30 @@ def _remove_command(ctx: Any, event: InboxEvent, attrs: dict[str, str]) -> None:
 def _tell_privately(ctx: Any, event: InboxEvent, attrs: dict[str, str], text: str) -> None:
     """A direct message to the sender of a plugin platform's command, once per delivery (the
     platform has no private answer to a message)."""
-    space = ctx.platforms.space(event.source)
     who = attrs.get("user_id")
-    if space is None or space.messenger is None or not who:
+    if who:
+        _answer_once(
+            ctx,
+            event,
+            lambda m, key: m.direct_message(recipients=[who], title="Your report", text=text, key=key),
+            failed="reporter not answered",
+        )
+
+
+def _answer_once(ctx: Any, event: InboxEvent, say: Callable[[Messenger, str], object], *, failed: str) -> None:
+    """Answer on the event's platform with ``say(messenger, key)``, once per delivery; a failure
+    is logged (``failed``): the report or step is recorded, the answer is a courtesy."""
+    space = ctx.platforms.space(event.source)
+    messenger = space.messenger if space is not None else None
+    if messenger is None:
         return
     key = f"safety:answer:inbox:{event.id}"
     try:
         once(
-            ctx,
-            key=key,
-            platform=event.source,
-            actor=ACTOR,
-            about=f"inbox:{event.id}",
-            act=lambda: space.messenger.direct_message(recipients=[who], title="Your report", text=text, key=key),
+            ctx, key=key, platform=event.source, actor=ACTOR, about=f"inbox:{event.id}", act=lambda: say(messenger, key)
         )
-    except Exception as exc:  # noqa: BLE001 - the report is recorded; the answer is a courtesy
-        log.warning("safety: reporter not answered on %s (%s)", event.source, type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - the report or step is recorded; the answer is a courtesy
+        log.warning("safety: %s on %s (%s)", failed, event.source, type(exc).__name__)
 
 
 def act_on_report(
@@ -406,14 +440,15 @@ def incoming_from_flag(data: dict[str, Any], *, dedupe_key: str, topic_url: str 
     by = _obj(flag, "created_by")
     return Incoming(
         source_key=dedupe_key,
-        via="discourse",
-        platform="discourse",
-        reporter_key=f"discourse:{by.get('id') or by.get('username') or 'unknown'}",
-        reporter_account=_opt(by.get("id")),
-        reporter_username=_opt(by.get("username")),
-        target_kind="post",
-        target_account=_opt(post.get("user_id")),
-        target_username=_opt(post.get("username")),
+        **_reported(
+            "discourse",
+            reporter=by.get("id"),
+            reporter_name=by.get("username"),
+            key=by.get("id") or by.get("username"),
+            target_kind="post",
+            target=post.get("user_id"),
+            target_name=post.get("username"),
+        ),
         target_message_id=_opt(post.get("id")),
         target_channel_id=_opt(post.get("topic_id")),
         target_link=_post_link(topic_url, post.get("post_number")),
@@ -561,18 +596,9 @@ def handle_room_command(*, ledger: Any, event: InboxEvent, now: datetime | None 
 
 
 def _answer_in_topic(ctx: Any, event: InboxEvent, topic: str, text: str) -> None:
-    space = ctx.platforms.space(event.source)
-    if space is None or space.messenger is None:
-        return
-    key = f"safety:answer:inbox:{event.id}"
-    try:
-        once(
-            ctx,
-            key=key,
-            platform=event.source,
-            actor=ACTOR,
-            about=f"inbox:{event.id}",
-            act=lambda: space.messenger.reply(thread_id=topic, text=text, key=key),
-        )
-    except Exception as exc:  # noqa: BLE001 - the step is recorded; the answer is a courtesy
-        log.warning("safety: no answer in topic %s (%s)", topic, type(exc).__name__)
+    _answer_once(
+        ctx,
+        event,
+        lambda m, key: m.reply(thread_id=topic, text=text, key=key),
+        failed=f"no answer in topic {topic}",
+    )

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from connectors.errors import PolicyViolation
 from flows.safety.common import COC_OUTCOMES, settings
+from flows.signing import signature
 from ledger import safety as queue_ledger
 from ledger.db import Ledger
 from ledger.errors import NotFound
@@ -61,10 +62,7 @@ class LinkClaims:
 
 
 def _mac(secret: SecretStr | str, body: str) -> str:
-    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    if not value:
-        raise ValueError("the token secret is empty")
-    return hmac.new(value.encode("utf-8"), (_DOMAIN + body).encode("ascii"), hashlib.sha256).hexdigest()[:32]
+    return signature(secret, _DOMAIN, body)
 
 
 def make_link_token(*, secret: SecretStr | str, report_id: int, person_id: int, expires_at: datetime) -> str:

@@ -184,19 +184,27 @@ def announce(ctx: Ctx, report_id: int) -> list[str]:
     for platform, room in rooms(ctx).items():
         key = f"safety:room:{report_id}:{platform}"
         text = _room_text(facts, buttons=has_buttons(room))
-        try:
-            once(
-                ctx,
-                key=key,
-                platform=platform,
-                actor=ACTOR,
-                about=queue_ledger.subject(report_id),
-                act=lambda r=room, t=text, k=key: r.post(t, buttons=report_buttons(report_id), key=k),
-            )
+        if _in_room(
+            ctx,
+            report_id,
+            platform,
+            key=key,
+            act=lambda r=room, t=text, k=key: r.post(t, buttons=report_buttons(report_id), key=k),
+            failed="report %s not shown on %s",
+        ):
             reached.append(platform)
-        except Exception as exc:  # noqa: BLE001 - one platform down must not stop the others
-            log.warning("safety: report %s not shown on %s (%s)", report_id, platform, type(exc).__name__)
     return reached
+
+
+def _in_room(ctx: Ctx, report_id: int, platform: str, *, key: str, act: Any, failed: str) -> bool:
+    """Do ``act`` in one platform's room once (``key``); a failure is logged (``failed``, with the
+    report and the platform) and does not stop the other rooms: the ledger holds the state."""
+    try:
+        once(ctx, key=key, platform=platform, actor=ACTOR, about=queue_ledger.subject(report_id), act=act)
+        return True
+    except Exception as exc:  # noqa: BLE001 - one platform down must not stop the others
+        log.warning(f"safety: {failed} (%s)", report_id, platform, type(exc).__name__)
+        return False
 
 
 def _update_rooms(ctx: Ctx, report_id: int, *, step: str, text_for: Any, keep_buttons: bool) -> None:
@@ -208,18 +216,14 @@ def _update_rooms(ctx: Ctx, report_id: int, *, step: str, text_for: Any, keep_bu
             continue
         message = MessageRef(platform=platform, id=str(ref["id"]), thread_id=str(ref.get("thread_id", "")))
         text = text_for(room)
-        key = f"safety:room:{report_id}:{platform}:{step}"
-        try:
-            once(
-                ctx,
-                key=key,
-                platform=platform,
-                actor=ACTOR,
-                about=queue_ledger.subject(report_id),
-                act=lambda r=room, m=message, t=text: _edit(r, m, t, keep_buttons),
-            )
-        except Exception as exc:  # noqa: BLE001 - the ledger holds the state; logged
-            log.warning("safety: report %s not updated on %s (%s)", report_id, platform, type(exc).__name__)
+        _in_room(
+            ctx,
+            report_id,
+            platform,
+            key=f"safety:room:{report_id}:{platform}:{step}",
+            act=lambda r=room, m=message, t=text: _edit(r, m, t, keep_buttons),
+            failed="report %s not updated on %s",
+        )
 
 
 def _edit(room: Any, ref: MessageRef, text: str, keep_buttons: bool) -> None:
@@ -292,17 +296,14 @@ def refer(
     _update_rooms(ctx, report_id, step="referred", keep_buttons=False, text_for=lambda room: referred)
     for platform, room in rooms(ctx).items():  # rooms that never showed it: the bare notice
         key = f"safety:room:{report_id}:{platform}"
-        try:
-            once(
-                ctx,
-                key=key,
-                platform=platform,
-                actor=ACTOR,
-                about=queue_ledger.subject(report_id),
-                act=lambda r=room, k=key: r.post(referred, key=k),
-            )
-        except Exception as exc:  # noqa: BLE001 - logged; the ledger holds the referral
-            log.warning("safety: referral %s not noted on %s (%s)", report_id, platform, type(exc).__name__)
+        _in_room(
+            ctx,
+            report_id,
+            platform,
+            key=key,
+            act=lambda r=room, k=key: r.post(referred, key=k),
+            failed="referral %s not noted on %s",
+        )
     tell_reporter(ctx, report_id, referred=True)
     where = ", ".join(reached) or "nobody yet: no CoC Liaison is known"
     return f"referred:{report_id}", f"Report #{report_id} was referred to the CoC WG ({where})."
@@ -509,15 +510,12 @@ def remind_unclaimed(ctx: Ctx) -> list[int]:
         text = render("room_reminder", id=report_id, hours=hours, platform=platform_name(platform_of))
         for platform, room in rooms(ctx).items():
             key = f"safety:remind:{report_id}:{platform}:{ctx.now.strftime('%Y%m%dT%H%M')}"
-            try:
-                once(
-                    ctx,
-                    key=key,
-                    platform=platform,
-                    actor=ACTOR,
-                    about=queue_ledger.subject(report_id),
-                    act=lambda r=room, k=key, t=text: r.post(t, key=k),
-                )
-            except Exception as exc:  # noqa: BLE001 - logged; the next run reminds again
-                log.warning("safety: reminder %s not posted on %s (%s)", report_id, platform, type(exc).__name__)
+            _in_room(
+                ctx,
+                report_id,
+                platform,
+                key=key,
+                act=lambda r=room, k=key, t=text: r.post(t, key=k),
+                failed="reminder %s not posted on %s",
+            )
     return [r for r, _, _ in due]

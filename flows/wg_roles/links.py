@@ -9,7 +9,6 @@ again and acts once (the appointment must still be pending).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from pydantic import SecretStr
 
 from connectors.errors import PolicyViolation
+from flows.signing import signature
 
 __all__ = ["FORM_KIND", "PATH", "LinkClaims", "make_link_token", "read_link_token"]
 
@@ -34,10 +34,7 @@ class LinkClaims:
 
 
 def _mac(secret: SecretStr | str, body: str) -> str:
-    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    if not value:
-        raise ValueError("the token secret is empty")
-    return hmac.new(value.encode("utf-8"), (_DOMAIN + body).encode("ascii"), hashlib.sha256).hexdigest()[:32]
+    return signature(secret, _DOMAIN, body)
 
 
 def make_link_token(*, secret: SecretStr | str, appointment_id: int, expires_at: datetime) -> str:
