@@ -15,7 +15,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from charterflow.inspector.app import create_app
+from charterflow.inspector.serve import Running
 from charterflow.seed import build
+from ledger import safety as queue_ledger
+from ledger.db import Ledger
+from ledger.migrate import upgrade
+from ledger.types import utcnow
+from tests.support.net import LoopbackServer
 from tests.test_up import running_up
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -166,3 +173,75 @@ def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
     for name in ("inspector.png", "prefect-ui.png"):
         shot = shots / name
         assert shot.exists() and 20_000 < shot.stat().st_size < 2_000_000
+
+
+def _seed_reports(ledger) -> tuple[int, int]:
+    """Two community reports in the ledger: one claimed by a moderator, one a Code of Conduct
+    matter referred to the CoC WG (R-SAFE-1, R-SAFE-2). Returns their ids."""
+    now = utcnow()
+    with ledger.transaction() as session:
+        claimed, _ = queue_ledger.create(
+            session,
+            source_key="browser:1",
+            at=now,
+            actor="test",
+            fields={
+                "via": "discord",
+                "platform": "discord",
+                "reporter_key": "discord:9001",
+                "reporter_username": "cleo_marsh",
+                "target_kind": "message",
+                "target_username": "rowan_vale",
+                "content": "an unkind remark about a newcomer",
+            },
+        )
+        queue_ledger.claim(session, claimed.id, by="bram_tolliver", at=now, actor="test")
+        coc, _ = queue_ledger.create(
+            session,
+            source_key="browser:2",
+            at=now,
+            actor="test",
+            fields={
+                "via": "form",
+                "platform": "discourse",
+                "reporter_key": "form:discourse:dario_fenwick",
+                "reporter_username": "dario_fenwick (unverified)",
+                "target_kind": "person",
+                "target_username": "esme_voss",
+                "reason": "a threat sent privately",
+                "coc": True,
+            },
+        )
+        queue_ledger.refer(session, coc.id, by="bram_tolliver", at=now, actor="test")
+        return claimed.id, coc.id
+
+
+def test_the_inspector_reports_page_lists_seeded_reports_without_names(browser, tmp_path):
+    """R-SAFE-1, R-SAFE-2: the inspector's Reports page, in Chromium, lists each report of the
+    ledger with its state; the CoC report shows only "referred to the CoC WG", and the page
+    names no reporter and quotes nothing reported."""
+    # lazy: optional: selenium may be absent (the module skips through importorskip)
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        upgrade(ledger)
+        claimed, coc = _seed_reports(ledger)
+        running = Running(urls={}, gateway_url="http://127.0.0.1:9", community=build(), ready=True)
+        app = create_app(running=running, ledger_url=str(ledger.engine.url))
+        with LoopbackServer(app) as server:
+            browser.get(f"{server.url}/reports")
+            WebDriverWait(browser, 30).until(seen.presence_of_element_located((By.ID, f"report{coc}")))
+            assert "Reports" in browser.title
+            row = browser.find_element(By.ID, f"report{claimed}").text
+            coc_row = browser.find_element(By.ID, f"report{coc}").text
+            page = browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        ledger.dispose()
+    assert "claimed" in row and "Discord" in row and "bram_tolliver" in row
+    assert "referred to the CoC WG" in coc_row and "Forum" in coc_row
+    assert "bram_tolliver" not in coc_row and "claimed" not in coc_row
+    for private in ("cleo_marsh", "rowan_vale", "unkind remark", "dario_fenwick", "esme_voss", "threat"):
+        assert private not in page, private

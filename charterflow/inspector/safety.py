@@ -15,9 +15,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from charterflow.inspector.state import InspectorDep
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models_commons import CommonsMessage
+from ledger.models_safety import SafetyReport
+from ledger.types import utcnow
 
 router = APIRouter()
 RELAYS_SHOWN = 20
@@ -70,11 +76,6 @@ def relay_row(copy: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reports(session: Any, now: datetime) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from ledger import repo
-    from ledger.models_safety import SafetyReport
-
     fields = ("id", "state", "platform", "target_kind", "created_at", "claimed_by", "outcome")
     rows = []
     for report in session.scalars(select(SafetyReport).order_by(SafetyReport.id.desc()).limit(100)):
@@ -88,10 +89,6 @@ def _reports(session: Any, now: datetime) -> list[dict[str, Any]]:
 
 
 def _relays(session: Any) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from ledger.models_commons import CommonsMessage
-
     keep = ("bridge", "platform", "thread_id", "room", "state", "author_username")
     relays = []
     for copy in session.scalars(
@@ -108,8 +105,6 @@ def _relays(session: Any) -> list[dict[str, Any]]:
 
 def read_ledger(url: str, now: datetime) -> dict[str, Any]:
     """The reports (newest first) and the common room's recent relays, from the ledger at ``url``."""
-    from ledger.db import Ledger
-
     ledger = Ledger(url)
     try:
         with ledger.read() as session:
@@ -120,8 +115,6 @@ def read_ledger(url: str, now: datetime) -> dict[str, Any]:
 
 @router.get("/reports", response_class=HTMLResponse)
 async def reports(request: Request, inspector: InspectorDep) -> HTMLResponse:
-    from ledger.types import utcnow
-
     if not inspector.ledger_url:
         return inspector.render(
             "off.html",

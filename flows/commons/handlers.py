@@ -18,7 +18,6 @@ from typing import Any
 from connectors.base import AuthorNames, Links, OperatorAccount, RoomMessage, UserRef
 from flows.commons.bridges import bridges, room_writer
 from flows.commons.relay import relay_delete, relay_edit, relay_new
-from flows.inbox_routing import register_handler
 from flows.kit import Ctx, context
 from ledger.models import InboxEvent
 
@@ -123,4 +122,6 @@ def _relay_neutral(ctx: Ctx, source: str, attrs: dict[str, str], *, event_id: in
 
 def register() -> None:
     """Register the ``commons`` route with ``flows.inbox.register_handler``."""
-    register_handler(ROUTE, handle_commons)
+    from flows import inbox  # lazy: cycle: flows.inbox imports this module to call register()
+
+    inbox.register_handler(ROUTE, handle_commons)

@@ -23,7 +23,6 @@ from typing import Any
 
 from connectors.base import Links, Messenger, RoomWriter
 from connectors.errors import PolicyViolation
-from flows.inbox_routing import register_route
 from flows.kit import answer_interaction, context, done, is_moderator, once
 from flows.safety import links
 from flows.safety.common import ACTOR, BUTTON_PREFIX, COC_OUTCOMES, MESSAGE_COMMAND
@@ -41,27 +40,29 @@ DISCORD_MESSAGE_URL = "https://discord.com/channels/{guild}/{channel}/{message}"
 
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
-    register_route(
+    from flows import inbox  # lazy: cycle: flows.inbox imports this module to call register()
+
+    inbox.register_route(
         ROUTE,
         handle_report_command,
         discord_command=MESSAGE_COMMAND,
         condition='the message command "Report to moderators" (R-SAFE-1)',
     )
-    register_route(
+    inbox.register_route(
         BUTTON_ROUTE,
         handle_safety_button,
         discord_component_prefix=BUTTON_PREFIX,
         condition="a report's Claim / Resolve / Refer button (custom_id cfs:…)",
     )
-    register_route(FORM_ROUTE, handle_form_report)
-    register_route(
+    inbox.register_route(FORM_ROUTE, handle_form_report)
+    inbox.register_route(
         LINK_ROUTE,
         handle_coc_link,
         form_kind=links.FORM_KIND,
         condition="the CoC Liaison's outcome page (POST /coc-outcome/<token>, R-SAFE-2)",
     )
-    register_route(FLAG_ROUTE, handle_forum_flag)
-    register_route(COMMAND_ROUTE, handle_room_command)
+    inbox.register_route(FLAG_ROUTE, handle_forum_flag)
+    inbox.register_route(COMMAND_ROUTE, handle_room_command)
 
 
 def _event(ctx: Any, event: InboxEvent) -> tuple[dict[str, Any], dict[str, str], str]:
