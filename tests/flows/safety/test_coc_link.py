@@ -98,7 +98,7 @@ def test_r_safe_2_the_liaison_records_the_outcome_through_the_signed_link(
     with httpx.Client(timeout=30) as liaison:
         page = liaison.get(url)
         assert page.status_code == 200 and f"report #{report.id}" in page.text
-        assert page.headers["cache-control"] == "no-store"
+        assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
         for outcome in ("no_violation", "warning", "suspension", "ban"):
             assert f'value="{outcome}"' in page.text
         for private in PRIVATE:
@@ -128,6 +128,9 @@ def test_r_safe_2_the_liaison_records_the_outcome_through_the_signed_link(
         assert again.status_code == 409 and "used" in again.text
         assert liaison.get(url).status_code == 409
         assert [e.id for e in link_events(world)] == [event.id]
+        # The token is a secret: the metrics label the page by its route, never by the token.
+        metrics = liaison.get(f"{gateway}/metrics").text
+        assert token not in metrics and 'route="/coc-outcome/{token}"' in metrics
     # The same token in another event (not the page's one use) changes nothing.
     with world.ledger.transaction() as session:
         row, _ = repo.inbox_put(
