@@ -9,6 +9,7 @@ SQLite ledger. Pushed events are handled with ``flows.inbox.handle_event``, as t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,11 @@ from connectors.base import Role
 from flows import inbox
 from flows.platforms import Platforms, use
 from flows.safety.flows import safety_platform_reports
-from ledger.models import InboxEvent
+from ledger import repo
+from ledger.models import InboxEvent, WgRole, WgRoleAssignment
 from ledger.models_safety import SafetyReport
 from tests.support.commons import discord_copies
-from tests.support.membership import CONFIRM_SECRET, World, serve_gateway
+from tests.support.membership import CONFIRM_SECRET, NOW, World, serve_gateway
 
 pytestmark = pytest.mark.timeout(600)
 PEOPLE = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"]
@@ -332,3 +334,48 @@ def test_the_parser_gives_neutral_report_and_command_attributes() -> None:
     assert command.attributes["command.thread_id"] == "!r:localhost/$root"
     # Outside a thread, `claim` is an ordinary message (bridged by the common room).
     assert _parsed({"msgtype": "m.text", "body": "claim"}).kind == "message"
+
+
+def test_r_safe_2_the_liaison_records_the_coc_outcome_from_matrix_through_the_signed_link(
+    world: World, reports: dict[str, Any]
+) -> None:
+    """R-SAFE-2 where there are no buttons: avery_quill, the CoC Liaison, gets a moderator's
+    referral in a Matrix direct message carrying the signed link; its page (the real gateway)
+    records the CoC WG's outcome once; the moderators' room still shows only the referral."""
+    b = reports
+    with world.ledger.transaction() as session:
+        person = repo.get_person(session, "avery_quill")
+        user = b["matrix"].find_user("avery_quill")
+        repo.add_identity(
+            session, person, platform="matrix", actor="operator", external_id=user.id, username=user.username, at=NOW
+        )
+        session.add(WgRoleAssignment(person_id=person.id, role=WgRole.COC_LIAISON, assigned_by="coc-wg", starts_at=NOW))
+    target = send_as(
+        b["users"], b["creds"].base_url, "dario_fenwick", b["general"], {"msgtype": "m.text", "body": "a veiled threat"}
+    )
+    handle(world, report_reply(b, "cleo_marsh", target, "a veiled threat", "this reads as a threat"), "safety-report")
+    report = only_report(world)
+    (post,) = [
+        e
+        for e in messages(b, b["moderators"])
+        if f"Report #{report.id}" in e["content"]["body"] and "m.relates_to" not in e["content"]
+    ]
+    referred = reply_command(b, "avery_quill", post["event_id"], "refer")
+    assert handle(world, referred, inbox.Route.SAFETY_COMMAND) == f"referred:{report.id}"
+    [dm] = [t for t in dm_texts(b, "avery_quill") if "CoC referral" in t]
+    token = re.search(r"/coc-outcome/(s\.\d+\.\d+\.\d+\.[0-9a-f]{32})", dm).group(1)
+    url = f"{b['gateway']}/coc-outcome/{token}"
+    before = [(e["event_id"], e["content"]) for e in messages(b, b["moderators"])]
+    with httpx.Client(timeout=30) as liaison:
+        page = liaison.get(url)
+        assert page.status_code == 200 and "veiled threat" not in page.text and "dario_fenwick" not in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        assert liaison.post(url, data={"csrf": csrf, "outcome": "suspension"}).status_code == 200
+        assert liaison.post(url, data={"csrf": csrf, "outcome": "ban"}).status_code == 409
+    with world.ledger.read() as session:
+        [event] = session.scalars(select(InboxEvent.id).where(InboxEvent.kind == "coc_outcome")).all()
+    assert inbox.handle_event(world.ledger, event) == f"coc-outcome:{report.id}"
+    assert only_report(world).coc_outcome == "A temporary suspension"
+    # Recording the outcome posts nothing: the room shows what it showed.
+    assert [(e["event_id"], e["content"]) for e in messages(b, b["moderators"])] == before
+    assert any(f"Report #{report.id}: referred to the CoC WG" in content.get("body", "") for _, content in before)
