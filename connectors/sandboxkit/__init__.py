@@ -131,6 +131,13 @@ class Call:
     user: dict[str, Any] | None = None
     base_url: str = ""
 
+    @property
+    def acting(self) -> dict[str, Any]:
+        """``user``, in a handler behind a sandbox's authentication (which always sets it)."""
+        if self.user is None:
+            raise LookupError(f"{self.method} {self.path}: the sandbox set no user")
+        return self.user
+
     def json(self) -> Any:
         """The JSON body (``None`` when empty); ``ValueError`` when malformed."""
         return json.loads(self.body) if self.body else None
@@ -158,6 +165,11 @@ class Call:
         return out
 
 
+def _payload_bytes(payload: object) -> bytes:
+    # a leaf part decodes to bytes; anything else (a nested multipart) carries no bytes of its own
+    return payload if isinstance(payload, bytes) else b""
+
+
 def multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, str, bytes]] | None:
     """The parts of a multipart/form-data body as (name, filename, content type, bytes); ``None``
     when it is not one."""
@@ -170,7 +182,7 @@ def multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, str
             str(part.get_param("name", header="content-disposition")),
             part.get_filename(),
             part.get_content_type(),
-            part.get_payload(decode=True) or b"",
+            _payload_bytes(part.get_payload(decode=True)),
         )
         for part in message.iter_parts()
     ]
