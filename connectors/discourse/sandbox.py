@@ -1150,13 +1150,13 @@ def _moderation(sb: DiscourseSandbox, req: Call, target: dict[str, Any], grant: 
     if target["moderator"] == grant:  # Guardian#can_grant_moderation? is false for a moderator
         return _invalid_access()
     target["moderator"] = grant
-    sb._record_role_change("grant_moderation" if grant else "revoke_moderation", target, req.acting["username"])
-    return Reply(200, sb._admin_user(target, req.acting))
+    sb._record_role_change("grant_moderation" if grant else "revoke_moderation", target, req.user["username"])
+    return Reply(200, sb._admin_user(target, req.user))
 
 
 @_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True, find=_target)
 def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
-    acting = req.acting
+    acting = req.user
     if target["admin"]:
         return _invalid_access()
     if acting["second_factor_enabled"]:
@@ -1179,11 +1179,11 @@ def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Rep
 
 @_route("PUT", "/admin/users/{id}/revoke_admin.json", access="admin", optional_json=True, find=_target)
 def _revoke_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
-    if not target["admin"] or target["id"] == req.acting["id"] or target["id"] < 0:
+    if not target["admin"] or target["id"] == req.user["id"] or target["id"] < 0:
         return _invalid_access()
     target["admin"] = False
-    sb._record_role_change("revoke_admin", target, req.acting["username"])
-    return Reply(200, sb._admin_user(target, req.acting))
+    sb._record_role_change("revoke_admin", target, req.user["username"])
+    return Reply(200, sb._admin_user(target, req.user))
 
 
 @_route("GET", "/admin/site_settings.json", access="admin")
@@ -1213,7 +1213,7 @@ def _get_group(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
         id=group["id"],
         name=group["name"],
         full_name=group["full_name"],
-        is_group_user=req.acting["id"] in group["members"],
+        is_group_user=req.user["id"] in group["members"],
     )
     return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
@@ -1265,7 +1265,7 @@ def _add_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Repl
         if user["id"] not in group["members"]:
             group["members"][user["id"]] = _iso(datetime.now(UTC))
             added.append(user["username"])
-            sb._record_role_change(f"group_add:{group['name']}", user, req.acting["username"])
+            sb._record_role_change(f"group_add:{group['name']}", user, req.user["username"])
     return Reply(200, {"success": "OK", "usernames": added, "emails": []})
 
 
@@ -1280,7 +1280,7 @@ def _remove_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> R
         if user["id"] in group["members"]:
             del group["members"][user["id"]]
             removed.append(user["username"])
-            sb._record_role_change(f"group_remove:{group['name']}", user, req.acting["username"])
+            sb._record_role_change(f"group_remove:{group['name']}", user, req.user["username"])
         else:
             skipped.append(user["username"])
     return Reply(200, {"success": "OK", "usernames": removed, "skipped_usernames": skipped})
@@ -1289,7 +1289,7 @@ def _remove_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> R
 @_route("GET", "/categories.json")
 def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
     cats = []
-    anonymous = bool(req.acting.get("anonymous"))
+    anonymous = bool(req.user.get("anonymous"))
     for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"])):
         if anonymous and cat["read_restricted"]:
             continue  # a visitor sees only the public categories
@@ -1418,7 +1418,7 @@ def _body_errors(sb: DiscourseSandbox, raw: str, min_body: int, acting: Mapping[
 
 @_route("POST", "/posts.json")
 def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
-    data, acting, settings = req.form(), req.acting, sb.settings
+    data, acting, settings = req.form(), req.user, sb.settings
     raw, is_pm, topic = str(data.get("raw") or ""), data.get("archetype") == "private_message", None
     if (topic_id := _int_param(data.get("topic_id"))) is not None:
         if (topic := sb.topics.get(topic_id)) is None:
@@ -1491,7 +1491,7 @@ _POST_UPDATED_KEYS = tuple(
 def _writable_post(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
     """The post of the path when the caller may change it (its author or staff)."""
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
-    acting = req.acting
+    acting = req.user
     if post is None or not _visible(sb, post, acting):
         return _not_found()
     if post["user_id"] != acting["id"] and not (acting["admin"] or acting["moderator"]):
@@ -1502,12 +1502,11 @@ def _writable_post(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
 @_route("PUT", "/posts/{id}.json", find=_writable_post)
 def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply:
     """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
-    acting = req.acting
+    acting = req.user
     data = req.form()
-    posted = data.get("post")
     fields: dict[str, Any] = (
-        posted
-        if isinstance(posted, dict)
+        data["post"]
+        if isinstance(data.get("post"), dict)
         else {"raw": data.get("post[raw]"), "edit_reason": data.get("post[edit_reason]")}
     )
     raw = str(fields.get("raw") or "")
@@ -1566,7 +1565,7 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
     """Flag a post (``PostActionsController#create``: ``id``, ``post_action_type_id``; only the
     flag types are emulated). Discourse opens a review and sends ``flag_created``
     (``WebHookFlagSerializer``); the same flag twice by one user is refused."""
-    data, acting = req.form(), req.acting
+    data, acting = req.form(), req.user
     try:
         post_id, kind = int(data["id"]), int(data["post_action_type_id"])
     except (KeyError, TypeError, ValueError):
@@ -1666,7 +1665,7 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
             "human_filesize": f"{max(1, round(len(content) / 1024))} KB",
             "dominant_color": None,
             "thumbnail": None,
-            "user_id": req.acting["id"] if req.acting else None,
+            "user_id": req.user["id"] if req.user else None,
             "content": content,
         }
         sb.uploads[uid] = found
@@ -1725,11 +1724,11 @@ def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[st
 @_route("GET", "/posts/{id}.json")
 def _get_post(sb: DiscourseSandbox, req: Call) -> Reply:
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
-    if post is not None and req.acting.get("anonymous") and not _visible(sb, post, req.acting):
+    if post is not None and req.user.get("anonymous") and not _visible(sb, post, req.user):
         return _invalid_access()  # Guardian#ensure_can_see! on a private post, for a visitor
-    if post is None or not _visible(sb, post, req.acting):
+    if post is None or not _visible(sb, post, req.user):
         return _not_found()
-    return Reply(200, _post_show(sb, post, req.acting))
+    return Reply(200, _post_show(sb, post, req.user))
 
 
 @_route("GET", "/posts/by_number/{topic_id}/{number}.json")
@@ -1739,9 +1738,9 @@ def _post_by_number(sb: DiscourseSandbox, req: Call) -> Reply:
     if topic is None or not 1 <= number <= len(topic["posts"]):
         return _not_found()
     post = sb.posts[topic["posts"][number - 1]]
-    if not _visible(sb, post, req.acting):
+    if not _visible(sb, post, req.user):
         return _not_found()
-    return Reply(200, _post_show(sb, post, req.acting))
+    return Reply(200, _post_show(sb, post, req.user))
 
 
 @_route("GET", "/posts.json")
@@ -1751,10 +1750,10 @@ def _latest_posts(sb: DiscourseSandbox, req: Call) -> Reply:
         p
         for p in sorted(sb.posts.values(), key=lambda p: p["id"], reverse=True)
         if sb.topics[p["topic_id"]]["archetype"] != "private_message"
-        and _visible(sb, p, req.acting)
+        and _visible(sb, p, req.user)
         and (before is None or p["id"] < before)
     ][:50]
-    return Reply(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.acting) for p in posts]})
+    return Reply(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.user) for p in posts]})
 
 
 @_route("GET", "/t/external_id/{external_id}.json")
@@ -1810,9 +1809,9 @@ def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapp
 
 def _topic_or_refusal(sb: DiscourseSandbox, req: Call, topic_id: int | None) -> dict[str, Any] | Reply:
     topic = sb.topics.get(topic_id or 0)
-    if topic is None or (topic["posts"] and not _visible(sb, sb.posts[topic["posts"][0]], req.acting)):
+    if topic is None or (topic["posts"] and not _visible(sb, sb.posts[topic["posts"][0]], req.user)):
         # Guardian#ensure_can_see!: a visitor is told to log in (403), a member sees "not found".
-        return _invalid_access() if topic is not None and req.acting.get("anonymous") else _not_found()
+        return _invalid_access() if topic is not None and req.user.get("anonymous") else _not_found()
     return topic
 
 
@@ -1825,7 +1824,7 @@ def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
     if isinstance(topic, Reply):
         return topic
     out = _topic_fields(sb, topic, _shapes.TOPIC_VIEW)
-    posts = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.acting) for pid in topic["posts"]]
+    posts = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in topic["posts"]]
     author, last = sb.users[topic["user_id"]], sb.users[sb.posts[topic["posts"][-1]]["user_id"]]
     out.update(
         post_stream={"posts": posts, "stream": list(topic["posts"])},
@@ -1834,21 +1833,21 @@ def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
         word_count=sum(len(sb.posts[pid]["raw"].split()) for pid in topic["posts"]),
     )
     out["details"].update(
-        created_by=_poster(sb, author), last_poster=_poster(sb, last), can_create_post=not req.acting.get("anonymous")
+        created_by=_poster(sb, author), last_poster=_poster(sb, last), can_create_post=not req.user.get("anonymous")
     )
     return Reply(200, out)
 
 
 @_route("GET", "/latest.json", bind={"category_id": None})
 def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Reply:
-    """A TopicListSerializer answer: the regular topics ``req.acting`` may see, last bumped first."""
+    """A TopicListSerializer answer: the regular topics ``req.user`` may see, last bumped first."""
     topics = [
         t
         for t in sb.topics.values()
         if t["archetype"] == "regular"
         and t["posts"]
         and (category_id is None or t["category_id"] == category_id)
-        and _visible(sb, sb.posts[t["posts"][0]], req.acting)
+        and _visible(sb, sb.posts[t["posts"][0]], req.user)
     ]
     topics.sort(key=lambda t: sb.posts[t["posts"][-1]]["id"], reverse=True)
     users = {t["user_id"] for t in topics} | {sb.posts[t["posts"][-1]]["user_id"] for t in topics}
@@ -1858,7 +1857,7 @@ def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Rep
             "users": [_poster(sb, sb.users[u]) for u in sorted(users)],
             "primary_groups": [],
             "topic_list": {
-                "can_create_topic": not req.acting.get("anonymous"),
+                "can_create_topic": not req.user.get("anonymous"),
                 "per_page": 30,
                 "topics": [_topic_fields(sb, t, _shapes.TOPIC_LIST_ITEM) for t in topics[:30]],
             },
@@ -1870,7 +1869,7 @@ def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Rep
 def _category_topics(sb: DiscourseSandbox, req: Call) -> Reply:
     category = sb.categories.get(_int_param(req.params["id"]) or 0)
     if category is None or (
-        category["read_restricted"] and not _visible(sb, {"topic_id": None}, req.acting, category=category)
+        category["read_restricted"] and not _visible(sb, {"topic_id": None}, req.user, category=category)
     ):
         return _not_found()  # a category one may not see does not exist for them
     return _topic_list(sb, req, category["id"])
@@ -1879,7 +1878,7 @@ def _category_topics(sb: DiscourseSandbox, req: Call) -> Reply:
 def _find_poll(sb: DiscourseSandbox, req: Call) -> tuple[dict, dict] | Reply:
     data = req.form()
     post = sb.posts.get(_int_param(data.get("post_id")) or 0)
-    if post is None or not _visible(sb, post, req.acting):
+    if post is None or not _visible(sb, post, req.user):
         return _invalid_parameters("post_id is invalid")
     for poll in post["polls"]:
         if poll["name"] == data.get("poll_name"):
@@ -1894,7 +1893,7 @@ def _vote(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
         return _error(422, "This poll is closed, you cannot vote on it.")
     if poll["groups"]:
         allowed = {g.lower() for g in poll["groups"].split(",")}
-        if not any(g["name"].lower() in allowed and req.acting["id"] in g["members"] for g in sb.groups.values()):
+        if not any(g["name"].lower() in allowed and req.user["id"] in g["members"] for g in sb.groups.values()):
             return _error(422, "You must be a member of a specific group to vote in this poll.")
     chosen = data.get("options") or data.get("options[]") or []
     if isinstance(chosen, str):
@@ -1904,8 +1903,8 @@ def _vote(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
         return _error(422, "Your vote is invalid.")
     if poll["type"] == "regular" and len(chosen) != 1:
         return _error(422, "Your vote is invalid.")
-    poll["votes"][req.acting["id"]] = list(chosen)
-    return Reply(200, {"poll": sb._poll_json(poll, post, req.acting), "vote": list(chosen)})
+    poll["votes"][req.user["id"]] = list(chosen)
+    return Reply(200, {"poll": sb._poll_json(poll, post, req.user), "vote": list(chosen)})
 
 
 @_route("GET", "/polls/voters.json", find=_find_poll)
@@ -1913,7 +1912,7 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     (post, poll), data = found, {k: v[0] for k, v in req.query.items()}
     # Poll#can_see_voters?: a public poll whose results this reader may see; nobody, staff
     # included, can list the voters of a secret poll. Discourse answers InvalidParameters.
-    if not (poll["public"] and _can_see_results(poll, post, req.acting)):
+    if not (poll["public"] and _can_see_results(poll, post, req.user)):
         return _invalid_parameters("You supplied invalid parameters to the request: poll_name")
     limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
     page = max(1, _int_param(data.get("page", "1")) or 1)
@@ -1928,7 +1927,7 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
 
 @_route("PUT", "/polls/toggle_status", find=_find_poll)
 def _toggle_status(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
-    (post, poll), user, data = found, req.acting, req.form()
+    (post, poll), user, data = found, req.user, req.form()
     if not (user["admin"] or user["moderator"] or user["id"] == post["user_id"]):
         return _invalid_access()
     status = data.get("status")

@@ -128,15 +128,8 @@ class Call:
     client_ip: str = "127.0.0.1"
     params: dict[str, str] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
-    user: dict[str, Any] | None = None
+    user: dict[str, Any] = field(default_factory=dict)  # who the sandbox authenticated (empty until then)
     base_url: str = ""
-
-    @property
-    def acting(self) -> dict[str, Any]:
-        """``user``, in a handler behind a sandbox's authentication (which always sets it)."""
-        if self.user is None:
-            raise LookupError(f"{self.method} {self.path}: the sandbox set no user")
-        return self.user
 
     def json(self) -> Any:
         """The JSON body (``None`` when empty); ``ValueError`` when malformed."""
@@ -165,11 +158,6 @@ class Call:
         return out
 
 
-def _payload_bytes(payload: object) -> bytes:
-    # a leaf part decodes to bytes; anything else (a nested multipart) carries no bytes of its own
-    return payload if isinstance(payload, bytes) else b""
-
-
 def multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, str, bytes]] | None:
     """The parts of a multipart/form-data body as (name, filename, content type, bytes); ``None``
     when it is not one."""
@@ -182,7 +170,8 @@ def multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, str
             str(part.get_param("name", header="content-disposition")),
             part.get_filename(),
             part.get_content_type(),
-            _payload_bytes(part.get_payload(decode=True)),
+            # a leaf part decodes to bytes; a nested multipart has no bytes of its own
+            payload if isinstance(payload := part.get_payload(decode=True), bytes) else b"",
         )
         for part in message.iter_parts()
     ]

@@ -128,7 +128,7 @@ def _channel_event(sb: SlackSandbox, channel: str, message: dict[str, Any]) -> d
 
 
 def _hidden_event(sb: SlackSandbox, subtype: str, channel: str, **fields: Any) -> dict[str, Any]:
-    """The hidden ``message`` event of an edit or a deletion in ``channel``."""
+    # the hidden ``message`` event of an edit or a deletion in ``channel``
     return {"type": "message", "subtype": subtype, "hidden": True, "channel": channel, "ts": sb._next_ts(), **fields}
 
 
