@@ -59,14 +59,14 @@ def read_json(body: bytes | str) -> tuple[Any, list[str]]:
     else:
         text = body
     notes: set[str] = set()
-    hooks = {
-        "parse_int": lambda s: _int(s, notes),
-        "parse_float": lambda s: _float(s, notes),
-        "parse_constant": lambda s: _constant(s, notes),
-    }
     if _depth(text) <= MAX_DEPTH:
         try:
-            value = json.loads(text, **hooks)
+            value = json.loads(
+                text,
+                parse_int=lambda s: _int(s, notes),
+                parse_float=lambda s: _float(s, notes),
+                parse_constant=lambda s: _constant(s, notes),
+            )
         except (ValueError, RecursionError) as exc:
             raise NotJson(f"the body is not JSON ({type(exc).__name__})") from None
     else:
@@ -192,6 +192,7 @@ class _Parser:
         if token not in "[{":
             raise ValueError(token)
         depth = len(self.stack) + 1
+        shell: list[Any] | dict[str, Any] | None
         shell = ([] if token == "[" else {}) if depth <= MAX_DEPTH else None
         if depth == MAX_DEPTH + 1:
             self.put(CUT)

@@ -6,11 +6,14 @@ plugins' hooks; see ``gateway/README.md``.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,14 @@ from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
+from charterflow.charter import load_configured_charter
+from charterflow.settings import get_settings
+from connectors.email import SmtpSettings
+
 # Routing and dispatch only: no Prefect and no flow in the gateway process.
 from flows import inbox_routing as inbox
+from flows.forking import forked
+from flows.platforms import Platforms
 from gateway import form as forms
 from gateway.dispatch import Dispatcher, PrefectDispatcher, StoreOnlyDispatcher
 from gateway.metrics import Metrics
@@ -105,16 +114,10 @@ def create_app(
     settings = settings or GatewaySettings()
     inbox.ensure_routes()
     if ledger is None:
-        from charterflow.settings import get_settings
-
         ledger = Ledger(get_settings().ledger_url())
     if charter is None:
-        from charterflow.charter import load_configured_charter
-
         charter = load_configured_charter()
     if email_outcomes is None:
-        from connectors.email import SmtpSettings
-
         email_outcomes = bool(SmtpSettings().host)
     state = build_state(
         settings=settings,
@@ -223,8 +226,6 @@ def gateway_hooks(group: str = HOOK_GROUP) -> list[tuple[str, Any]]:
     ``accept(event, raw)`` (async) stores one verified ``InboundEvent`` in the inbox exactly as
     the built-in hooks do: ``(route, inbox id, created)``, or a ``Response`` (503) when the
     ledger cannot store it. One that fails to import is logged and skipped."""
-    from importlib.metadata import entry_points
-
     found = []
     for ep in sorted(entry_points(group=group), key=lambda e: e.name):
         try:
@@ -245,11 +246,6 @@ def load_routes_apart() -> None:
     """Fill the inbox's route registry from a forked child that imports :mod:`flows.inbox` (so
     Prefect and every flow), so that this process never does: the served gateway stays about
     40 MiB smaller and starts 2-3 s sooner (bench/startup.py). Call it before any thread starts."""
-    import json
-    import os
-
-    from flows.forking import forked
-
     if inbox.routes_loaded():
         return
     # `charterflow up` names the snapshot it keeps while the code it came from is unchanged.
@@ -269,8 +265,6 @@ def configured_lookup() -> forms.UsernameLookup:
 
 
 def _configured_directories() -> dict[str, Any]:
-    from flows.platforms import Platforms
-
     platforms = Platforms.from_settings()
     return {name: space.directory for name, space in platforms.spaces.items() if space.directory is not None}
 

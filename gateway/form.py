@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from connectors.errors import ConnectorError
 from rules.applications import ApplicationForm, check_form
 
 log = logging.getLogger("charterflow.gateway")
@@ -288,8 +289,6 @@ class UsernameLookup:
 
     def errors(self, values: Mapping[str, str]) -> dict[str, str]:
         """A message per username field whose account does not exist on its platform."""
-        from connectors.errors import ConnectorError
-
         errors = {}
         for name, (platform, label) in _PLATFORM_OF.items():
             username = values.get(name, "")

@@ -8,16 +8,16 @@ import argparse
 import socket
 import sys
 
+import uvicorn
+
+from connectors.errors import CharterflowError
+from gateway.app import configured_lookup, create_app, load_routes_apart
+from gateway.settings import GatewaySettings
+
 
 def serve(host: str | None = None, port: int | None = None) -> int:
     """Serve until Ctrl-C and print the form's URL; the exit code (1: the port is taken, 2: the
     settings are wrong). ``host``/``port`` default to ``CHARTERFLOW_GATEWAY_HOST``/``_PORT``."""
-    import uvicorn
-
-    from connectors.errors import CharterflowError
-    from gateway.app import configured_lookup, create_app, load_routes_apart
-    from gateway.settings import GatewaySettings
-
     settings = GatewaySettings()
     host = host or settings.host
     port = settings.port if port is None else port

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends
 from jinja2 import Environment
 from pydantic import SecretStr
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -25,6 +26,7 @@ from connectors.base import InboundEvent
 
 # Routing and dispatch only: no Prefect and no flow in the gateway process.
 from flows import inbox_routing as inbox
+from flows.platforms import resolve_confirm_secret
 from gateway import form as forms
 from gateway.dispatch import Dispatcher
 from gateway.metrics import Metrics
@@ -32,6 +34,7 @@ from gateway.settings import GatewaySettings
 from gateway.verifiers import Verifiers
 from ledger import repo
 from ledger.db import Ledger
+from ledger.errors import LedgerUnavailable
 
 log = logging.getLogger("charterflow.gateway")
 GROUP_NAME = "Online Community Working Group"
@@ -168,11 +171,23 @@ class GatewayState:
             )
         return response
 
+    def csrf_fields(self, request: Request, bound_to: str) -> dict[str, Any]:
+        """:meth:`page`'s arguments for a form whose CSRF token is bound to ``bound_to``:
+        ``cookie`` (a new one when the browser sent none, or an oversized one), ``secure`` and
+        ``csrf``."""
+        cookie = request.cookies.get(forms.CSRF_COOKIE)
+        new_cookie = None
+        if not cookie or len(cookie) > 100:
+            cookie = new_cookie = forms.CsrfTokens.new_cookie()
+        return {
+            "cookie": new_cookie,
+            "secure": request.url.scheme == "https",
+            "csrf": self.csrf.issue(cookie, bound_to),
+        }
+
     def link_secret(self) -> SecretStr | str:
         """The membership tokens' secret, the worker's (read at the first link page)."""
         if self.confirm_secret is None:
-            from flows.platforms import resolve_confirm_secret
-
             self.confirm_secret = resolve_confirm_secret()
         return self.confirm_secret
 
@@ -244,10 +259,6 @@ def _text(value: Any, limit: int | None = None) -> str:
 def _ledger_outage(exc: BaseException) -> bool:
     """Whether a failed store means the ledger cannot be reached (the platform should retry),
     rather than an event it can never take (a DataError, or a bug of ours)."""
-    from sqlalchemy.exc import DataError, SQLAlchemyError
-
-    from ledger.errors import LedgerUnavailable
-
     if isinstance(exc, DataError):
         return False
     return isinstance(exc, (LedgerUnavailable, SQLAlchemyError, OSError, TimeoutError))

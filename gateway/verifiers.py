@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from connectors.base import Inbound
+from connectors.base import Inbound, url_instance
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger("charterflow.gateway")
@@ -63,7 +63,7 @@ def build_verifiers(settings: GatewaySettings) -> Verifiers:
             log.warning("gateway: %s", problems[name])
 
     def discourse() -> Inbound:
-        from connectors.base import url_instance
+        # lazy: optional: a connector module that does not import disables its route only
         from connectors.discourse.inbound import DiscourseWebhookVerifier
 
         # attempt() builds a verifier only when its secret is set
@@ -72,11 +72,13 @@ def build_verifiers(settings: GatewaySettings) -> Verifiers:
         )
 
     def discord() -> Inbound:
+        # lazy: optional: as above; start-up: PyNaCl loads only when Discord is configured
         from connectors.discord.interactions import InteractionVerifier
 
         return InteractionVerifier(public_key=settings.discord_public_key or "")
 
     def slack() -> Inbound:
+        # lazy: optional: as above; start-up: slack_sdk (~6% of importing gateway.app) only when Slack is set
         from connectors.slack.inbound import SlackRequestVerifier
 
         return SlackRequestVerifier(signing_secret=settings.slack_signing_secret or SecretStr(""))

@@ -23,6 +23,10 @@ from starlette.responses import HTMLResponse, Response
 
 from connectors.base import InboundEvent
 from connectors.errors import PolicyViolation
+from flows.platforms import resolve_confirm_secret
+
+# Not flows.wg_roles.coc: the served gateway holds no Prefect (tests/gateway/test_light_start.py).
+from flows.wg_roles.links import FORM_KIND, PATH, read_link_token
 from ledger.types import utcnow
 
 __all__ = ["router"]
@@ -32,8 +36,6 @@ _secret: dict[str, Any] = {}
 
 def _link_secret() -> Any:
     if "value" not in _secret:  # the worker's secret (CHARTERFLOW_MEMBERSHIP_CONFIRM_SECRET)
-        from flows.platforms import resolve_confirm_secret
-
         _secret["value"] = resolve_confirm_secret()
     return _secret["value"]
 
@@ -51,9 +53,6 @@ def _page(status: int, heading: str, text: str, *, button: str | None = None) ->
 
 def router(*, accept: Callable[..., Awaitable[Any]], settings: Any = None) -> APIRouter:
     """The page's routes; ``accept(event)`` stores an event as the gateway's hooks do."""
-    # Not flows.wg_roles.coc: the served gateway holds no Prefect (tests/gateway/test_light_start.py).
-    from flows.wg_roles.links import FORM_KIND, PATH, read_link_token
-
     routes = APIRouter()
 
     def claims(token: str) -> Any:

@@ -172,7 +172,8 @@ def _modal_fields(components: Any) -> dict[str, str]:
     for row in components:
         if not isinstance(row, dict):
             continue
-        inner = row.get("components") if isinstance(row.get("components"), list) else [row.get("component", row)]
+        listed = row.get("components")
+        inner = listed if isinstance(listed, list) else [row.get("component", row)]
         for comp in inner:
             if isinstance(comp, dict) and isinstance(comp.get("custom_id"), str) and isinstance(comp.get("value"), str):
                 out[f"field.{comp['custom_id']}"] = comp["value"]

@@ -28,7 +28,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
+from connectors.discord.connector import DiscordConnector
 from connectors.discord.interactions import sign_interaction
+from connectors.discord.settings import DiscordSettings
 from connectors.discord.snowflake import DISCORD_EPOCH_MS
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (
@@ -511,9 +513,6 @@ class DiscordSandbox(Sandbox):
         ``transport``, ``clock``, ``rng``, ``retry``, ``vote_store`` and ``now`` (connector
         arguments). Unless an interactions URL is set, the connector also becomes the endpoint the
         sandbox delivers interactions to (``handle_interaction``)."""
-        from connectors.discord.connector import DiscordConnector
-        from connectors.discord.settings import DiscordSettings
-
         extra = {k: options.pop(k) for k in ("transport", "clock", "rng", "retry", "vote_store", "now") if k in options}
         values: dict[str, Any] = {
             key.removeprefix("CHARTERFLOW_DISCORD_").lower(): value

@@ -23,7 +23,9 @@ import httpx
 from pydantic import Field
 
 from connectors.base import Ballot, ConformanceSamples, Role
+from connectors.discourse.connector import DiscourseConnector
 from connectors.discourse.inbound import sign_body
+from connectors.discourse.settings import DiscourseSettings
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (
     NOT_EMULATED_STATUS,
@@ -395,9 +397,6 @@ class DiscourseSandbox(Sandbox):
     def connect(self, base_url: str, **options: Any) -> Any:
         """A ``DiscourseConnector`` for this sandbox; ``options`` override settings fields,
         except ``transport``, ``clock``, ``rng`` and ``retry`` which go to the connector."""
-        from connectors.discourse.connector import DiscourseConnector
-        from connectors.discourse.settings import DiscourseSettings
-
         extra = {k: options.pop(k) for k in ("transport", "clock", "rng", "retry") if k in options}
         if not hasattr(self, "_instance"):
             self._instance = base_url.rstrip("/")  # the site URL its webhooks name
@@ -1325,7 +1324,7 @@ _POLL_RE = re.compile(r"\[poll([^\]]*)\](.*?)\[/poll\]", re.DOTALL)
 
 
 def _parse_polls(raw: str) -> list[dict[str, Any]] | str:
-    polls = []
+    polls: list[dict[str, Any]] = []
     for match in _POLL_RE.finditer(raw):
         attrs = dict(re.findall(r"(\w+)=(\"[^\"]*\"|\S+)", match.group(1)))
         attrs = {k: v.strip('"') for k, v in attrs.items()}
@@ -1505,8 +1504,8 @@ def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply
     """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
     acting = req.user
     data = req.form()
-    fields = (
-        data.get("post")
+    fields: dict[str, Any] = (
+        data["post"]
         if isinstance(data.get("post"), dict)
         else {"raw": data.get("post[raw]"), "edit_reason": data.get("post[edit_reason]")}
     )
@@ -1568,8 +1567,8 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
     (``WebHookFlagSerializer``); the same flag twice by one user is refused."""
     data, acting = req.form(), req.user
     try:
-        post_id, kind = int(data.get("id")), int(data.get("post_action_type_id"))
-    except (TypeError, ValueError):
+        post_id, kind = int(data["id"]), int(data["post_action_type_id"])
+    except (KeyError, TypeError, ValueError):
         return _invalid_parameters("id and post_action_type_id must be integers")
     if kind not in _FLAG_TYPES:  # a like, a bookmark…: loud, as every endpoint not emulated
         return _error(

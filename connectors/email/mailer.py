@@ -62,6 +62,7 @@ class SmtpMailer:
         if not settings.host:
             raise ValueError("SmtpMailer needs CHARTERFLOW_SMTP_HOST")
         self.settings = settings
+        self.host: str = settings.host
 
     def __repr__(self) -> str:
         s = self.settings
@@ -72,6 +73,12 @@ class SmtpMailer:
         """The Message-ID of the message sent under ``key``."""
         return f"<cf-{hashlib.sha256(key.encode()).hexdigest()[:32]}@charterflow>"
 
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.tls == "ssl":
+            return smtplib.SMTP_SSL(self.host, s.port, timeout=s.timeout, context=ssl.create_default_context())
+        return smtplib.SMTP(self.host, s.port, timeout=s.timeout)
+
     def send(self, *, to: str, subject: str, text: str, key: str) -> dict[str, str]:
         """Send one message; returns ``{"message_id": ...}`` for the caller's record."""
         s = self.settings
@@ -81,9 +88,7 @@ class SmtpMailer:
         message["Message-ID"] = self.message_id(key)
         message.set_content(text)
         try:
-            connect = smtplib.SMTP_SSL if s.tls == "ssl" else smtplib.SMTP
-            extra = {"context": ssl.create_default_context()} if s.tls == "ssl" else {}
-            with connect(s.host, s.port, timeout=s.timeout, **extra) as smtp:
+            with self._connect() as smtp:
                 if s.tls == "starttls":
                     smtp.starttls(context=ssl.create_default_context())
                 if s.username and s.password is not None:

@@ -5,6 +5,7 @@ listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -36,6 +37,7 @@ class SmtpSandbox:
     mailbox, oldest first."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        # lazy: start-up: aiosmtpd loads only when a sandbox is built (the gateway imports this package)
         from aiosmtpd.controller import Controller
 
         self.host = host
@@ -83,8 +85,6 @@ class SmtpSandbox:
 
 
 def _free_port(host: str) -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

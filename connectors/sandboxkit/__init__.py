@@ -128,7 +128,7 @@ class Call:
     client_ip: str = "127.0.0.1"
     params: dict[str, str] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
-    user: dict[str, Any] | None = None
+    user: dict[str, Any] = field(default_factory=dict)  # who the sandbox authenticated (empty until then)
     base_url: str = ""
 
     def json(self) -> Any:
@@ -170,7 +170,8 @@ def multipart(content_type: str, body: bytes) -> list[tuple[str, str | None, str
             str(part.get_param("name", header="content-disposition")),
             part.get_filename(),
             part.get_content_type(),
-            part.get_payload(decode=True) or b"",
+            # a leaf part decodes to bytes; a nested multipart has no bytes of its own
+            payload if isinstance(payload := part.get_payload(decode=True), bytes) else b"",
         )
         for part in message.iter_parts()
     ]

@@ -193,6 +193,14 @@ def _noted(event: InboundEvent, notes: list[str]) -> InboundEvent:
     return replace(event, notes=tuple(notes)) if notes else event
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _team_of(data: Mapping[str, Any]) -> str:
     team = data.get("team")
     team_id = team.get("id") if isinstance(team, dict) else None
@@ -208,10 +216,10 @@ def _parse_interaction(payload: dict[str, Any], body: bytes) -> InboundEvent:
     if not kind:
         raise _bad("interaction payload without a type", 400)
     team = _team_of(payload)
-    user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
-    channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
-    container = payload.get("container") if isinstance(payload.get("container"), dict) else {}
-    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+    user = _dict(payload.get("user"))
+    channel = _dict(payload.get("channel"))
+    container = _dict(payload.get("container"))
+    message = _dict(payload.get("message"))
     unique = _str(payload.get("trigger_id")) or _digest(body)
     attributes = {
         "team_id": team,
@@ -222,7 +230,7 @@ def _parse_interaction(payload: dict[str, Any], body: bytes) -> InboundEvent:
         "response_url": _str(payload.get("response_url")),
         "trigger_id": _str(payload.get("trigger_id")),
     }
-    actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
+    actions = _list(payload.get("actions"))
     first = actions[0] if actions and isinstance(actions[0], dict) else {}
     if first:
         attributes.update(
@@ -255,7 +263,7 @@ def _parse_event(envelope: dict[str, Any], body: bytes) -> InboundEvent:
             attributes={"challenge": challenge},
             data=envelope,
         )
-    event = envelope.get("event") if isinstance(envelope.get("event"), dict) else {}
+    event = _dict(envelope.get("event"))
     kind = _str(event.get("type")) or outer
     if not kind:
         raise _bad("event without a type", 400)
@@ -333,9 +341,9 @@ def parse_board_actions(event: InboundEvent) -> list[BoardAction]:
     if event.kind != "block_actions":
         return []
     data = event.data
-    user = data.get("user") if isinstance(data.get("user"), dict) else {}
+    user = _dict(data.get("user"))
     user_id = _str(user.get("id"))
-    actions = data.get("actions") if isinstance(data.get("actions"), list) else []
+    actions = _list(data.get("actions"))
     out: list[BoardAction] = []
     for action in actions:
         if not isinstance(action, dict):

@@ -37,7 +37,9 @@ from connectors.sandboxkit import (
     not_emulated,
     shaped,
 )
+from connectors.slack.connector import SlackConnector
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
+from connectors.slack.settings import SlackSettings
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 
@@ -373,9 +375,6 @@ class SlackSandbox(Sandbox):
         """A ``SlackConnector`` for this sandbox; ``options`` override settings fields, except
         ``sleep``, ``clock`` and ``rng`` which go to the connector. Unless ``sleep`` is given,
         the connector sleeps in the sandbox's time scale."""
-        from connectors.slack.connector import SlackConnector
-        from connectors.slack.settings import SlackSettings
-
         extra = {k: options.pop(k) for k in ("sleep", "clock", "rng") if k in options}
         if "sleep" not in extra and self.time_factor != 1.0:
             factor = self.time_factor

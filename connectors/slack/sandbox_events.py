@@ -127,6 +127,11 @@ def _channel_event(sb: SlackSandbox, channel: str, message: dict[str, Any]) -> d
     return {**_public(message, with_metadata=False), "channel": channel, "channel_type": kind}
 
 
+def _hidden_event(sb: SlackSandbox, subtype: str, channel: str, **fields: Any) -> dict[str, Any]:
+    # the hidden ``message`` event of an edit or a deletion in ``channel``
+    return {"type": "message", "subtype": subtype, "hidden": True, "channel": channel, "ts": sb._next_ts(), **fields}
+
+
 def _emitting(name: str, subtype: str | None) -> None:
     """Wrap the app's ``name`` method: a success sends the event Slack would send for it."""
     inner = _METHODS[name]
@@ -149,29 +154,17 @@ def _emitting(name: str, subtype: str | None) -> None:
             _deliver_later(sb, _channel_event(sb, channel, message or {}))
         elif subtype == "message_changed":
             message = sb._find_message(channel, str(reply.body["ts"])) or {}
-            _deliver_later(
-                sb,
-                {
-                    "type": "message",
-                    "subtype": subtype,
-                    "hidden": True,
-                    "channel": channel,
-                    "ts": sb._next_ts(),
-                    "message": _public(message, with_metadata=False),
-                },
-            )
+            _deliver_later(sb, _hidden_event(sb, subtype, channel, message=_public(message, with_metadata=False)))
         else:
             _deliver_later(
                 sb,
-                {
-                    "type": "message",
-                    "subtype": subtype,
-                    "hidden": True,
-                    "channel": channel,
-                    "ts": sb._next_ts(),
-                    "deleted_ts": str(args.get("ts")),
-                    "previous_message": _public(before or {}, with_metadata=False),
-                },
+                _hidden_event(
+                    sb,
+                    subtype,
+                    channel,
+                    deleted_ts=str(args.get("ts")),
+                    previous_message=_public(before or {}, with_metadata=False),
+                ),
             )
         return reply
 

@@ -14,10 +14,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from connectors.base import InboundEvent
+from flows.membership.status import describe_submission
 from gateway import form as forms
 from gateway.body import BadLength, BodyTimeout, BodyTooLarge, read_limited
 from gateway.state import GatewayDep, GatewayState, LedgerDep, MetricsDep, content_type
 from ledger.db import Ledger
+from ledger.models import InboxEvent
 from ledger.types import utcnow
 
 log = logging.getLogger("charterflow.gateway")
@@ -35,21 +37,15 @@ def form_page(
     submission: str | None = None,
 ) -> HTMLResponse:
     """The form, with what was typed and the errors; a CSRF cookie when the browser has none."""
-    cookie = request.cookies.get(forms.CSRF_COOKIE)
-    new_cookie = None
-    if not cookie or len(cookie) > 100:
-        cookie = new_cookie = forms.CsrfTokens.new_cookie()
     submission = submission or forms.CsrfTokens.new_submission()
     return gateway.page(
         "apply.html",
         status=status,
-        cookie=new_cookie,
-        secure=request.url.scheme == "https",
         values={name: "" for name in forms.FIELDS} | (values or {}),
         errors=errors or {},
         submission=submission,
-        csrf=gateway.csrf.issue(cookie, submission),
         honeypot=forms.HONEYPOT,
+        **gateway.csrf_fields(request, submission),
     )
 
 
@@ -164,8 +160,6 @@ async def apply_submit(request: Request, gateway: GatewayDep, metrics: MetricsDe
 
 def stored_data(ledger: Ledger, event_id: int | None) -> dict[str, Any]:
     """The answers stored under an inbox event (empty when it is gone)."""
-    from ledger.models import InboxEvent
-
     if event_id is None:
         return {}
     with ledger.read() as session:
@@ -234,8 +228,6 @@ async def store_application(gateway: GatewayState, client_ip: str, submission: s
 
 @router.get("/apply/status/{submission}")
 async def apply_status(submission: str, gateway: GatewayDep, ledger: LedgerDep) -> Response:
-    from flows.membership.status import describe_submission
-
     view = None
     if forms.valid_submission(submission):
         confirm_days = gateway.limits.confirm_within_days

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from connectors.base import InboundEvent
+from connectors.discord import payloads
 from connectors.errors import InvalidSignature
 from flows import inbox_routing as inbox
 from gateway.body import BadLength, BodyTimeout, BodyTooLarge, declared_length, read_limited
@@ -128,8 +129,6 @@ async def discord_hook(request: Request, gateway: GatewayDep) -> Response:
     if isinstance(received, Response):
         return received
     event = received[0]
-    from connectors.discord import payloads
-
     if event.kind == "ping":
         return json_response(200, payloads.pong())
     accepted = await gateway.accept(*received)

@@ -9,7 +9,7 @@ The handlers (flows.membership.handlers) check the token again when they act.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter
@@ -18,13 +18,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from connectors.base import InboundEvent
+from flows.membership.links import LinkView, describe_link
+from flows.membership.tokens import normalise_token
 from gateway import form as forms
 from gateway.body import BadLength, BodyTimeout, BodyTooLarge, read_limited
 from gateway.state import GatewayDep, GatewayState, content_type
 from ledger.types import utcnow
 
 router = APIRouter()
-LINK_PAGES = {
+Purpose = Literal["confirm", "optin"]
+LINK_PAGES: dict[Purpose, dict[str, str]] = {
     "confirm": {
         "heading": "Confirm your application",
         "button": "Confirm my application",
@@ -42,8 +45,6 @@ LINK_PAGES = {
 
 def link_token(raw: str) -> str:
     """The token as pasted, normalised (a trailing full stop is the same link)."""
-    from flows.membership.tokens import normalise_token
-
     return normalise_token(raw[:200])
 
 
@@ -53,15 +54,13 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()[:40]
 
 
-def describe(gateway: GatewayState, purpose: str, token: str) -> Any:
-    from flows.membership.links import describe_link
-
+def describe(gateway: GatewayState, purpose: Purpose, token: str) -> LinkView:
     return describe_link(
         ledger=gateway.ledger, purpose=purpose, token=token, secret=gateway.link_secret(), now=utcnow()
     )
 
 
-def link_refused(gateway: GatewayState, purpose: str, view: Any) -> HTMLResponse:
+def link_refused(gateway: GatewayState, purpose: Purpose, view: LinkView) -> HTMLResponse:
     if view.state == "invalid":
         heading, status = "This link cannot be used", 400
         text = (
@@ -80,34 +79,28 @@ def link_refused(gateway: GatewayState, purpose: str, view: Any) -> HTMLResponse
 def link_page(
     gateway: GatewayState,
     request: Request,
-    purpose: str,
+    purpose: Purpose,
     token: str,
-    view: Any,
+    view: LinkView,
     *,
     status: int = 200,
     error: str | None = None,
 ) -> HTMLResponse:
-    cookie = request.cookies.get(forms.CSRF_COOKIE)
-    new_cookie = None
-    if not cookie or len(cookie) > 100:
-        cookie = new_cookie = forms.CsrfTokens.new_cookie()
     texts = LINK_PAGES[purpose]
     return gateway.page(
         "link.html",
         status=status,
-        cookie=new_cookie,
         cookie_path=f"/{purpose}",
-        secure=request.url.scheme == "https",
         heading=texts["heading"],
         button=texts["button"],
         view=view,
         error=error,
         action=f"/{purpose}/{token}",
-        csrf=gateway.csrf.issue(cookie, token_digest(token)),
+        **gateway.csrf_fields(request, token_digest(token)),
     )
 
 
-def link_done(gateway: GatewayState, purpose: str, *, reference: str | None, note: str | None) -> HTMLResponse:
+def link_done(gateway: GatewayState, purpose: Purpose, *, reference: str | None, note: str | None) -> HTMLResponse:
     return gateway.page(
         "link_done.html",
         heading=LINK_PAGES[purpose]["done"]
@@ -119,7 +112,7 @@ def link_done(gateway: GatewayState, purpose: str, *, reference: str | None, not
     )
 
 
-def not_pressable(gateway: GatewayState, purpose: str, view: Any) -> HTMLResponse | None:
+def not_pressable(gateway: GatewayState, purpose: Purpose, view: LinkView) -> HTMLResponse | None:
     """The page for a link that has no button (refused, or nothing more to do), else None."""
     if view.state in ("invalid", "closed"):
         return link_refused(gateway, purpose, view)
@@ -128,7 +121,7 @@ def not_pressable(gateway: GatewayState, purpose: str, view: Any) -> HTMLRespons
     return None
 
 
-async def show_link(request: Request, gateway: GatewayState, purpose: str, token: str) -> Response:
+async def show_link(request: Request, gateway: GatewayState, purpose: Purpose, token: str) -> Response:
     token = link_token(token)
     view = await run_in_threadpool(describe, gateway, purpose, token)
     gateway.metrics.form.labels(outcome=f"{purpose}-page-{view.state}").inc()
@@ -148,7 +141,7 @@ async def posted_fields(request: Request, gateway: GatewayState) -> dict[str, st
         return {}
 
 
-async def press_link(request: Request, gateway: GatewayState, purpose: str, token: str) -> Response:
+async def press_link(request: Request, gateway: GatewayState, purpose: Purpose, token: str) -> Response:
     metrics = gateway.metrics
     # Normalised before anything (a link copied with a trailing full stop is the same
     # link), so the dedupe key below is one per token, however it was pasted.

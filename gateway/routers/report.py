@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway import form as forms
 from gateway.body import BadLength, BodyTimeout, BodyTooLarge, read_limited
 from gateway.state import GatewayDep, GatewayState
+from ledger import repo
 
 router = APIRouter()
 FORM_ROUTE = "safety-form"  # flows.safety.handlers.FORM_ROUTE; inbox_routing.route_for(source="form", kind="report")
@@ -92,23 +93,17 @@ def _form(
     status: int = 200,
     submission: str | None = None,
 ) -> HTMLResponse:
-    cookie = request.cookies.get(forms.CSRF_COOKIE)
-    new_cookie = None
-    if not cookie or len(cookie) > 100:
-        cookie = new_cookie = forms.CsrfTokens.new_cookie()
     submission = submission or forms.CsrfTokens.new_submission()
     return _page(
         gateway,
         "report.html",
         status=status,
-        cookie=new_cookie,
-        secure=request.url.scheme == "https",
         values=values or {},
         errors=errors or {},
         submission=submission,
         max_text=gateway.report_max_text,
-        csrf=gateway.csrf.issue(cookie, submission),
         honeypot=forms.HONEYPOT,
+        **gateway.csrf_fields(request, submission),
     )
 
 
@@ -205,8 +200,6 @@ async def report_submit(request: Request, gateway: GatewayDep) -> Response:
 
 
 def _store(gateway: GatewayState, submission: str, payload: dict[str, Any]) -> tuple[int, bool] | None:
-    from ledger import repo
-
     def work(session: Any) -> tuple[int, bool]:
         row, created = repo.inbox_put(
             session,

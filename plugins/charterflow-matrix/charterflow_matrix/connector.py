@@ -131,7 +131,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety):
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``MatrixSandbox``: a real Synapse on loopback (shared by the process) with a fresh
         community seeded in it, served through a pass-through (fault-injecting) proxy."""
-        from charterflow_matrix.sandbox import MatrixSandbox
+        from charterflow_matrix.sandbox import MatrixSandbox  # lazy: cycle: the sandbox imports this module
 
         return MatrixSandbox(seed=seed, **options)
 

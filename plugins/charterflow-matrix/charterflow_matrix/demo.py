@@ -16,12 +16,17 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from charterflow.demo import DemoFailed
 from charterflow_matrix.client import q
 from charterflow_matrix.payloads import txn_id
 from charterflow_matrix.sandbox import Users
 from charterflow_matrix.settings import MatrixSettings
 from connectors.errors import ConfigError
+from ledger import platforms as ledger_platforms
+from ledger import repo
+from ledger.models import InboxEvent
 
 __all__ = ["steps"]
 
@@ -38,26 +43,18 @@ def steps(demo: Any) -> list[tuple[str, Callable[[], Any]]]:
 
 
 def _trial(demo: Any) -> bool:
-    from ledger import platforms as ledger_platforms
-
     with demo.ledger.read() as session:
         rows = ledger_platforms.history(session, "matrix")
         return bool(rows) and rows[-1].state == "trial"
 
 
 def _processed(demo: Any, event_id: str) -> str | None:
-    from sqlalchemy import select
-
-    from ledger.models import InboxEvent
-
     with demo.ledger.read() as session:
         row = session.scalars(select(InboxEvent).where(InboxEvent.dedupe_key.endswith(event_id))).first()
         return row.result_ref if row is not None and row.processed_at is not None else None
 
 
 def _linked(demo: Any, user_id: str) -> bool:
-    from ledger import repo
-
     with demo.ledger.read() as session:
         return repo.find_person_by_identity(session, platform="matrix", external_id=user_id) is not None
 
@@ -127,7 +124,5 @@ def _link(demo: Any, settings: MatrixSettings) -> None:
 
 
 def demo_failed(step: str, reason: str) -> Exception:
-    """The demo's own failure (the core's ``DemoFailed``), imported when needed."""
-    from charterflow.demo import DemoFailed
-
+    """The demo's own failure (the core's ``DemoFailed``)."""
     return DemoFailed(step, reason)

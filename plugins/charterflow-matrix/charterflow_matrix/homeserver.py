@@ -11,6 +11,7 @@ Synapse docs: https://element-hooks.github.io/synapse/latest/usage/configuration
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import hmac
 import json
@@ -160,6 +161,7 @@ class Homeserver:
         _write_private(self.workdir / "appservice.yaml", json.dumps(registration, indent=2))
         key = self.workdir / "signing.key"
         if not key.exists():
+            # lazy: start-up: signedjson (Synapse's) only to write a new config; the gateway's hook imports this module
             from signedjson.key import generate_signing_key, write_signing_keys
 
             with key.open("w") as handle:
@@ -332,8 +334,6 @@ def _die_with_parent() -> None:
     """In the child: SIGTERM when the process that started it ends, even by SIGKILL (Linux's
     PR_SET_PDEATHSIG; elsewhere nothing), so a killed ``up`` or test run leaves no Synapse."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 

@@ -21,7 +21,9 @@ from starlette.responses import JSONResponse, Response
 
 from charterflow_matrix.homeserver import APPSERVICE_PATH
 from charterflow_matrix.inbound import AppserviceVerifier
+from charterflow_matrix.settings import MatrixSettings
 from connectors.errors import ConfigError, InvalidSignature
+from gateway.body import BodyTimeout, BodyTooLarge, read_limited
 
 __all__ = ["appservice_router", "verifier_from_env"]
 
@@ -39,8 +41,6 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 def verifier_from_env() -> AppserviceVerifier | None:
     """From ``CHARTERFLOW_MATRIX_*`` (hs_token, server name, bot); ``None`` when not configured."""
-    from charterflow_matrix.settings import MatrixSettings
-
     try:
         settings = MatrixSettings.load()
     except ConfigError:
@@ -52,8 +52,6 @@ def verifier_from_env() -> AppserviceVerifier | None:
 def appservice_router(*, accept: Any, settings: Any, verifier: AppserviceVerifier | None = None) -> APIRouter:
     """The routes, storing through the gateway's ``accept``; ``verifier`` defaults to the
     environment's (read at each request until configured, so the gateway may start first)."""
-    from gateway.body import BodyTimeout, BodyTooLarge, read_limited
-
     router = APIRouter(prefix=APPSERVICE_PATH)
     configured: list[AppserviceVerifier] = [verifier] if verifier is not None else []
 

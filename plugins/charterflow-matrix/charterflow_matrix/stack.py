@@ -64,6 +64,7 @@ def up_service(*, home: Path, gateway_url: str) -> MatrixService | None:
     """Start the loopback homeserver for ``up`` (see the module docstring)."""
     if os.environ.get("CHARTERFLOW_MATRIX_ACCESS_TOKEN") or os.environ.get("CHARTERFLOW_MATRIX_UP") == "0":
         return None
+    # lazy: start-up: the sandbox (connector, fault proxy) loads only when up starts the homeserver
     from charterflow_matrix.sandbox import DEFAULT_SEED, seed_community
 
     workdir = Path(home) / "matrix"
