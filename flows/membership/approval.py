@@ -26,12 +26,13 @@ from ledger.models import (
     WgRole,
 )
 from rules import closes_at, quorum, snapshot_electorate, voting_members
+from rules.ballots import BallotKind as RuleBallotKind
 from rules.ballots import approval_opened
 
 ACTOR = "flow:approval"
 
 
-def electorate_ids(session: Any, *, kind: str, subject_person_id: int | None, charter: Any) -> list[int]:
+def electorate_ids(session: Any, *, kind: RuleBallotKind, subject_person_id: int | None, charter: Any) -> list[int]:
     """The voting members now (R-ELECTORATE), as person ids; a removal leaves out its subject."""
     active = [f"person:{m.person_id}" for m in repo.active_memberships(session)]
     coc = repo.current_wg_roles(session).get(WgRole.COC_LIAISON)
@@ -72,7 +73,7 @@ def open_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
             repo.set_application_status(
                 session, app, ApplicationStatus.VOTING, actor=ACTOR, ballot_id=ballot.id, at=ctx.now
             )
-        ballot = session.get(Ballot, app.ballot_id)
+        ballot = session.get_one(Ballot, app.ballot_id)
         ballot_id, size = ballot.id, len(ballot.electors)
         eligibility = app.eligibility[-1]
         ruling, evidence = eligibility.ruling, dict(eligibility.evidence or {})
@@ -181,7 +182,7 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     with ctx.ledger.transaction() as session:
         ballot = session.get_one(Ballot, ballot_id)
         app_id = int(ballot.subject_ref.split(":")[1])
-        app = session.get(Application, app_id)
+        app = session.get_one(Application, app_id)
         if app.status == ApplicationStatus.VOTING:
             status = (
                 ApplicationStatus.APPROVED if ballot.outcome == BallotOutcome.PASSED else ApplicationStatus.REJECTED

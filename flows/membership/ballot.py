@@ -234,7 +234,7 @@ def cast(
             ballot_open=ballot.status == BallotStatus.OPEN,
         )
         ruling, reason, code = decision.ruling, decision.reason, decision.code
-        if decision.allowed:
+        if decision.allowed and voter is not None:  # allowed: a person of the electorate
             try:
                 repo.cast_vote(
                     session, ballot, voter, choice=VoteChoice(choice), source_platform=platform, actor=ACTOR, at=at
@@ -268,7 +268,7 @@ def sync_platform_votes(ctx: Ctx, *, ballot_id: int) -> int:
             continue  # a TallyDisplay's votes arrive as interactions (handler ``vote``)
         seen = space.ballots.read_votes(platform_ballot(platform, ref))
         with ctx.ledger.read() as session:
-            ballot = session.get(Ballot, ballot_id)
+            ballot = session.get_one(Ballot, ballot_id)
             if ballot.status != BallotStatus.OPEN:
                 return cast_count
             closes_at = ballot.closes_at
@@ -322,13 +322,15 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     """Tally; when decided (early or at the deadline) close it in the ledger, then on the
     platforms, announce the result and apply it. Safe to call again at any point."""
     with ctx.ledger.transaction() as session:
-        ballot = session.get(Ballot, ballot_id)
+        ballot = session.get_one(Ballot, ballot_id)
         if ballot.status == BallotStatus.OPEN:
             still_open = tally_open(ctx, session, ballot, ballot_id)
             if still_open is not None:
                 return still_open
         if ballot.status == BallotStatus.CANCELLED:
             return {"ballot": ballot_id, "outcome": "cancelled"}
+        if ballot.outcome is None or ballot.ruling is None or ballot.tally is None:
+            raise LookupError(f"ballot:{ballot_id} is closed without its tally")
         kind, outcome, ruling, figures = ballot.kind, ballot.outcome.value, ballot.ruling, dict(ballot.tally)
         per_platform = votes_by_platform(session, ballot)
     line = result_line(outcome=outcome, figures=figures, per_platform=per_platform)

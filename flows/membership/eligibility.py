@@ -174,7 +174,7 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         status == ApplicationStatus.VOTING and not last_yes
     ):
         return {"application": application_id, "status": status.value, "changed": False}
-    if not last_yes:
+    if last is None or not last_yes:
         decision = _evaluate(ctx, application_id)
         outcome = _OUTCOME[decision.evidence["status"]]
         check_id = _record(ctx, application_id, outcome, decision)

@@ -109,6 +109,7 @@ def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: s
     space = ctx.platforms.space(platform)
     if space is None or space.messenger is None or not username:
         return
+    messenger = space.messenger
     from flows.kit import render
 
     title, text = render(
@@ -122,7 +123,7 @@ def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: s
             platform=platform,
             actor=ACTOR,
             about=None,
-            act=lambda: space.messenger.direct_message(recipients=[username], title=title, text=text, key=told),
+            act=lambda: messenger.direct_message(recipients=[username], title=title, text=text, key=told),
         )
     except Exception as exc:  # noqa: BLE001 - e.g. DMs closed; the refusal stays recorded
         log.warning("membership: refusal not delivered on %s: %s", platform, type(exc).__name__)
@@ -172,7 +173,7 @@ def _receive(
 ) -> _Received:
     forum, discord = _username(forum_username) or None, _username(discord_username) or None
     others = {str(p): _username(u) for p, u in (accounts or {}).items() if p not in ("discourse", "discord")}
-    values = {
+    values: dict[str, Any] = {
         "forum": forum,
         "discord": discord,
         "motivation": motivation,
@@ -183,7 +184,8 @@ def _receive(
         values["accounts"] = others
     named = {"discourse": forum, "discord": discord, **{p: u or None for p, u in others.items()}}
     # The account the source proved is where a refusal is told (the form's page reads the record).
-    tell = (source, named[source]) if source in (proven or {}) and named.get(source) else None
+    told = named.get(source)
+    tell = (source, told) if source in (proven or {}) and told else None
     return _Received(
         key=_intake_key(source=source, source_ref=source_ref, values=values),
         named=named,
@@ -224,7 +226,8 @@ def _find_accounts(ctx: Ctx, got: _Received) -> dict[str, UserRef] | CodedDecisi
         )
         if not decision.allowed:
             return decision
-        found[platform] = user
+        if user is not None:  # always: check_account refuses an account not found (R-APP-1)
+            found[platform] = user
     return found
 
 
@@ -265,7 +268,8 @@ def _store(ctx: Ctx, got: _Received, accounts: dict[str, UserRef], person_id: in
                 home_platform=got.source if got.source in got.named else None,
                 at=ctx.now,
             )
-        identity_ids = [_identity(ctx, session, person, platform, user).id for platform, user in accounts.items()]
+        stored = {platform: _identity(ctx, session, person, platform, user) for platform, user in accounts.items()}
+        identity_ids = [identity.id for identity in stored.values()]
         if got.email:
             repo.add_identity(session, person, platform="email", actor=ACTOR, username=got.email, at=ctx.now)
         app = repo.submit_application(
@@ -279,8 +283,7 @@ def _store(ctx: Ctx, got: _Received, accounts: dict[str, UserRef], person_id: in
             at=ctx.now,
         )
         for platform in got.proven:
-            identity = repo.find_identity(session, platform=platform, external_id=accounts[platform].id)
-            repo.confirm_application(session, app, identity, actor=ACTOR, at=ctx.now)
+            repo.confirm_application(session, app, stored[platform], actor=ACTOR, at=ctx.now)
         repo.effect_record(
             session,
             key=f"application:{app.id}:identities",
@@ -402,11 +405,12 @@ def prompt_confirmations(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     if status == ApplicationStatus.OPEN:
         for identity in waiting:
             _prompt(ctx, application_id=application_id, identity=identity, expires=expires)
+    waiting_for = [i.platform.value for i in waiting]
     result = {
         "outcome": "received",
         "application": application_id,
         "status": status.value,
-        "waiting_for": [i.platform.value for i in waiting],
+        "waiting_for": waiting_for,
         "expires_at": expires.isoformat(),
     }
     artifact(
@@ -414,7 +418,7 @@ def prompt_confirmations(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         title=f"Application {application_id}",
         rows={
             "status": status.value,
-            "waiting for confirmation from": ", ".join(result["waiting_for"]) or "nobody",
+            "waiting for confirmation from": ", ".join(waiting_for) or "nobody",
             "expires at": expires.isoformat(),
             "ruling": "R-APP-2",
         },
@@ -481,7 +485,7 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
 def all_confirmed(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     """Every named account confirmed: status ``confirmed`` (recorded), then eligibility."""
     with ctx.ledger.transaction() as session:
-        app = session.get(Application, application_id)
+        app = session.get_one(Application, application_id)
         if app.status == ApplicationStatus.OPEN:
             repo.set_application_status(session, app, ApplicationStatus.CONFIRMED, actor=ACTOR, at=ctx.now)
     from flows.membership.eligibility import check_eligibility
@@ -512,16 +516,17 @@ def confirm_identity(
     with ctx.ledger.transaction() as session:
         app = session.get(Application, claims.subject)
         identity = session.get(Identity, claims.identity)
-        named = app is not None and identity is not None and identity.id in (named_identities_session(session, app.id))
+        named = app is not None and identity is not None and identity.id in named_identities_session(session, app.id)
         decision = check_confirmation(
             ConfirmationAttempt(
                 named=named,
-                account_id=identity.external_id if named else None,
+                account_id=identity.external_id if named and identity is not None else None,
                 pressed_by=pressed_by,
-                status=app.status.value if named else "open",
+                status=app.status.value if named and app is not None else "open",
             )
         )
-        if not decision.allowed:
+        # A link naming no application or account is never allowed (R-APP-2).
+        if not decision.allowed or app is None or identity is None:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
         if decision.code == "already":
             return f"application:{app.id}:already"
@@ -529,8 +534,8 @@ def confirm_identity(
         if identity.verified_at is None:
             identity.verified_at = ctx.now
         confirmed = {c.identity_id for c in app.confirmations} | {identity.id}
-        named = set(named_identities_session(session, app.id))
-    if named <= confirmed:
+        named_ids = set(named_identities_session(session, app.id))
+    if named_ids <= confirmed:
         all_confirmed(ctx, application_id=claims.subject)
         return f"application:{claims.subject}:confirmed"
     return f"application:{claims.subject}:waiting"

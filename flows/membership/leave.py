@@ -47,7 +47,7 @@ def end_membership(
     from flows.roles.revocations import announce_waiting, decide_end
 
     with ctx.ledger.read() as session:
-        membership = repo.open_membership(session, session.get(Person, person_id))
+        membership = repo.open_membership(session, session.get_one(Person, person_id))
         active = membership is not None and membership.status == MembershipStatus.ACTIVE
     end = decide_end(ctx, person_id=person_id) if active else None
     membership_id, waiting = _end_in_ledger(
@@ -109,15 +109,19 @@ def _end_in_ledger(
         )
         if not decision.allowed:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
+        # Allowed means there is one: the active membership (end) or one ended the same way.
+        ended = membership if decision.code == "end" else last
+        if ended is None:
+            raise LookupError(f"person:{person_id} has no membership to end")
         if decision.code == "end":
             repo.end_membership(
-                session, membership, status=status, actor=actor, at=ctx.now, ballot_id=ballot_id, keep=kept_roles(end)
+                session, ended, status=status, actor=actor, at=ctx.now, ballot_id=ballot_id, keep=kept_roles(end)
             )
-            record_end(session, end, person=person, membership_id=membership.id, actor=actor, at=ctx.now)
+            record_end(session, end, person=person, membership_id=ended.id, actor=actor, at=ctx.now)
             for ballot in repo.open_ballots(session):
                 if ballot.subject_person_id == person_id and ballot.status == BallotStatus.OPEN:
                     repo.cancel_ballot(session, ballot, actor=actor, reason_code=f"member-{status.value}", at=ctx.now)
-        membership_id = membership.id if decision.code == "end" else last.id
+        membership_id = ended.id
         return membership_id, [
             (r.id, r.platform)
             for r in roles_ledger.revocations(session)
@@ -152,7 +156,7 @@ def leave_step(ctx: Ctx, *, person_id: int, reason: str | None = None) -> dict[s
 
 def _handle(ctx: Ctx, person_id: int) -> str:
     with ctx.ledger.read() as session:
-        return session.get(Person, person_id).handle
+        return session.get_one(Person, person_id).handle
 
 
 def person_id_of(ctx: Ctx, handle: str) -> int:

@@ -64,6 +64,7 @@ def _tell(ctx: Ctx, *, source: str, attrs: dict[str, str], event_id: int, text: 
     thread = attrs.get("reply_to", "")
     if space is None or space.messenger is None or not thread:
         return
+    messenger = space.messenger
     try:
         once(
             ctx,
@@ -71,7 +72,7 @@ def _tell(ctx: Ctx, *, source: str, attrs: dict[str, str], event_id: int, text: 
             platform=source,
             actor=ACTOR,
             about=f"inbox:{event_id}",
-            act=lambda: space.messenger.reply(thread_id=thread, text=text, key=f"link-told-{event_id}"),
+            act=lambda: messenger.reply(thread_id=thread, text=text, key=f"link-told-{event_id}"),
         )
     except CharterflowError as exc:  # the answer is a courtesy; the decision is recorded
         log.warning("link: inbox:%s not answered on %s (%s)", event_id, source, type(exc).__name__)
@@ -114,6 +115,7 @@ def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: 
             f"To link this account, name your account on a platform you are known by: "
             f"!link <platform> <username> ({served}).",
         )
+    messenger = known.messenger
     with ctx.ledger.read() as session:
         owner = repo.find_person_by_identity(session, platform=source, external_id=external_id)
         person = repo.find_person_by_identity(session, platform=platform, username=named)
@@ -153,7 +155,7 @@ def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: 
         platform=platform,
         actor=ACTOR,
         about=f"person:{person_id}",
-        act=lambda: known.messenger.direct_message(
+        act=lambda: messenger.direct_message(
             recipients=[named],
             title=f"Link your {source} account",
             text=(
@@ -172,11 +174,11 @@ def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: 
 
 def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username: str, code: str) -> tuple[str, str]:
     # A code is good in its window and the next one: between one and two windows long.
-    found = [
+    read = [
         (w, done(ctx, _pending_key(source, instance, external_id, w)))
         for w in (_window(ctx.now), _window(ctx.now) - CODE_TTL)
     ]
-    found = [(w, p) for w, p in found if p is not None]
+    found = [(w, p) for w, p in read if p is not None]
     if not found:
         return (
             "refused:R-APP-2:no-request",
@@ -192,7 +194,7 @@ def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username:
     else:
         return "refused:R-APP-2:wrong-code", "That code is not the one we sent."
     with ctx.ledger.read() as session:
-        membership = repo.open_membership(session, session.get(Person, person_id))
+        membership = repo.open_membership(session, session.get_one(Person, person_id))
         if membership is None or membership.status != MembershipStatus.ACTIVE:
             return "refused:R-APP-2:not-a-member", "This membership is no longer active."
     space = ctx.platforms.space(source)

@@ -26,7 +26,7 @@ ACTOR = "flow:onboarding"
 def onboard_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     """Make the approved applicant a member with their roles, and welcome them."""
     with ctx.ledger.transaction() as session:
-        app = session.get(Application, application_id)
+        app = session.get_one(Application, application_id)
         if app.status != ApplicationStatus.APPROVED:
             return {"application": application_id, "onboarded": False, "status": app.status.value}
         ballot = session.get_one(Ballot, app.ballot_id)

@@ -104,6 +104,8 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     with ctx.ledger.read() as session:
         ballot = session.get_one(Ballot, ballot_id)
         subject_id, outcome = ballot.subject_person_id, ballot.outcome
+        if subject_id is None:
+            raise LookupError(f"ballot:{ballot_id} is not a removal ballot")
         handle = session.get_one(Person, subject_id).handle
     if ballot.status == BallotStatus.CLOSED and outcome == BallotOutcome.PASSED:
         try:

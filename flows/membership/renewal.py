@@ -140,7 +140,7 @@ def renewal_step(ctx: Ctx) -> dict[str, Any]:
         rows = []
         for m in repo.active_memberships(session):
             term = m.terms[-1]
-            rows.append((m.person_id, session.get(Person, m.person_id).handle, term.id, term.starts_at))
+            rows.append((m.person_id, session.get_one(Person, m.person_id).handle, term.id, term.starts_at))
     reminded: list[dict[str, Any]] = []
     lapsed: list[str] = []
     seen: Any = None
@@ -202,10 +202,12 @@ def opt_in_step(ctx: Ctx, *, person_id: int, source: str) -> dict[str, Any]:
     with ctx.ledger.transaction() as session:
         person = session.get_one(Person, person_id)
         membership = repo.open_membership(session, person)
-        active = membership is not None and membership.status == MembershipStatus.ACTIVE
-        latest = membership.terms[-1] if active else None
+        if membership is None or membership.status != MembershipStatus.ACTIVE:
+            membership = None
+        latest = membership.terms[-1] if membership is not None else None
         decision = decide_opt_in(latest.starts_at if latest is not None else None, at=ctx.now, charter=ctx.charter)
-        if not decision.allowed:
+        # Allowed means an active membership with a term (decide_opt_in refuses None).
+        if not decision.allowed or membership is None or latest is None:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
         if decision.code == "already":
             term, renewed = latest, False

@@ -102,11 +102,13 @@ def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
     Idempotent (``ballot:<id>:applied``)."""
     with ctx.ledger.read() as session:
         applied = repo.effect_get(session, key=f"ballot:{ballot_id}:applied")
-        ballot = session.get(Ballot, ballot_id)
+        ballot = session.get_one(Ballot, ballot_id)
         row = appointments.by_ballot(session, ballot_id)
+        if row is None:
+            raise LookupError(f"ballot:{ballot_id} is not an appointment ballot")
         passed = ballot.status == BallotStatus.CLOSED and ballot.outcome == BallotOutcome.PASSED
         appointment_id, role = row.id, row.role
-        nominee = session.get(Person, row.nominee_person_id).handle
+        nominee = session.get_one(Person, row.nominee_person_id).handle
     if applied is not None:
         return str(applied["ref"].get("result", "applied"))
     if passed:

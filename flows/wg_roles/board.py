@@ -121,7 +121,7 @@ def board_click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -
             ),
         )
         outcome = f"refused:not-on-board-list:wg-role:{appointment_id}"
-    elif status != "pending":
+    elif appointment_id is None or status != "pending":
         _answer(
             ctx,
             action,

@@ -15,7 +15,7 @@ from connectors.errors import PolicyViolation
 from flows.kit import Ctx, artifact, post_wg
 from ledger import appointments, repo
 from ledger.errors import NotFound
-from ledger.models import Person
+from ledger.models import Person, WgRole
 from ledger.models_appointments import WgAppointment
 from ledger.roster import stored_list
 from rules import Decision, WgRoles
@@ -151,7 +151,7 @@ def appoint(ctx: Ctx, *, appointment_id: int, decided_by: str, actor: str) -> di
         row = session.get_one(WgAppointment, appointment_id)
         nominee = session.get_one(Person, row.nominee_person_id).handle
         if row.status in appointments.OPEN:
-            holder = repo.current_wg_roles(session).get(row.role)
+            holder = repo.current_wg_roles(session).get(WgRole(row.role))
             # Asked again after it was recorded (a crash before the announcement): not a refusal.
             checked = check(ctx, session, role=row.role, nominee=nominee)
             if holder is not None and holder.person_id == row.nominee_person_id:
@@ -217,7 +217,7 @@ def status(ledger: Any) -> dict[str, Any]:
         held = repo.current_wg_roles(session)
         rows = []
         for role in APPOINTED_BY:
-            a = held.get(role)
+            a = held.get(WgRole(role))
             person = session.get(Person, a.person_id) if a else None
             rows.append(
                 {
