@@ -357,3 +357,56 @@ def check_expiry(submitted_at: datetime, *, now: datetime, charter: Charter) -> 
         reason=f"may be confirmed until {deadline.isoformat()}",
         evidence={"deadline": deadline},
     )
+
+
+# --- R-APP-4: what the applicant is told of their application's state -----------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplicationProgress:
+    """An application as its status page reads it: its ``status`` and, when eligibility was
+    checked, the last check's outcome (``yes``, ``no``, ``unknown``), ruling and reason."""
+
+    status: str
+    check_outcome: str | None = None
+    check_ruling: str | None = None
+    check_reason: str | None = None
+
+
+_NOT_MET = "the charter's eligibility rule is not met"
+
+
+def application_state(progress: ApplicationProgress) -> CodedDecision:
+    """R-APP-4: the state an applicant is told, with the ruling that put the application there.
+    ``code``: ``waiting`` (confirmations, R-APP-2), ``checking`` (R-ELIG-1), ``unknown`` (the
+    last check could not be made: its ruling and reason), ``voting``, ``approved``,
+    ``not-approved`` (R-VOTE-APPROVE), ``expired`` (R-APP-2), ``refused`` (not eligible: the last
+    check's ruling and reason) or ``other`` (e.g. withdrawn: R-APP-4). ``allowed`` is false for
+    an application that ended without approval."""
+    status = progress.status
+    if status == "confirmed" and progress.check_outcome == "unknown":
+        return CodedDecision(
+            allowed=True,
+            ruling=progress.check_ruling or "R-ELIG-1",
+            code="unknown",
+            reason=progress.check_reason or "the eligibility figures are not known yet",
+        )
+    if status == "refused":
+        return CodedDecision(
+            allowed=False,
+            ruling=progress.check_ruling or "R-ELIG-1",
+            code="refused",
+            reason=progress.check_reason or _NOT_MET,
+        )
+    known = {
+        "open": (True, "R-APP-2", "waiting", "waiting for a confirmation from each account named"),
+        "confirmed": (True, "R-ELIG-1", "checking", "confirmed; eligibility is being checked"),
+        "voting": (True, "R-VOTE-APPROVE", "voting", "eligible; the members are voting"),
+        "approved": (True, "R-VOTE-APPROVE", "approved", "the members approved it"),
+        "rejected": (False, "R-VOTE-APPROVE", "not-approved", "the members did not approve it"),
+        "expired": (False, "R-APP-2", "expired", "not confirmed from every account named in time"),
+    }
+    if status in known:
+        allowed, ruling, code, reason = known[status]
+        return CodedDecision(allowed=allowed, ruling=ruling, code=code, reason=reason)
+    return CodedDecision(allowed=False, ruling="R-APP-4", code="other", reason=f"the application is {status}")

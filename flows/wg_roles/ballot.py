@@ -24,7 +24,7 @@ from ledger import appointments, repo
 from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, Person
 from ledger.models_appointments import WgAppointment
 from rules import closes_at, quorum
-from rules.appointments import LABELS
+from rules.appointments import LABELS, check_ballot_proposer
 
 ACTOR = "flow:wg-roles-ballot"
 
@@ -34,11 +34,9 @@ def open_step(ctx: Any, *, role: str, nominee: str, proposed_by: str) -> dict[st
     with ctx.ledger.read() as session:
         proposer = nominee_of(session, proposed_by)
         voters = electorate_ids(session, kind="appointment", subject_person_id=None, charter=ctx.charter)
-        if proposer.id not in voters:
-            raise PolicyViolation(
-                f"{proposer.handle} is not a voting member: only a voting member may propose a Chair or Co-Chair",
-                ruling="R-ROLE-APPOINT",
-            )
+        decision = check_ballot_proposer(proposer.handle, voting=proposer.id in voters)
+        if not decision.allowed:
+            raise PolicyViolation(decision.reason, ruling=decision.ruling)
     row, checked, _ = request_or_refuse(
         ctx, role=role, nominee=nominee, via="ballot", requested_by=f"person:{proposer.id}", actor=ACTOR
     )
