@@ -30,10 +30,12 @@ from sqlalchemy import select
 from connectors.base import Ballot as PlatformBallot
 from connectors.base import BallotOption, MessageRef, TallyDisplay, instance_key
 from connectors.errors import PolicyViolation
+from flows.ballots import posted_ref, result_fields
 from flows.kit import Ctx, artifact, context, log, once, post_wg, render
+from flows.presentation import label
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
-from rules import check_vote, tally
+from rules import Decision, check_vote, tally
 from rules.ballots import decide_vote
 
 ACTOR = "flow:ballot"
@@ -94,14 +96,7 @@ def post(
                 text=t,
                 secret=secret,
             )
-            return {
-                "ballot_id": b.id,
-                "question": b.question,
-                "options": [{"id": o.id, "label": o.label} for o in b.options],
-                "message_id": b.message.id if b.message else None,
-                "thread_id": b.message.thread_id if b.message else None,
-                "url": b.message.url if b.message else None,
-            }
+            return posted_ref(b)
 
         try:
             posted[space.platform] = once(
@@ -360,22 +355,23 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     _announce(
         ctx, ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling, figures=figures, about=about, line=line
     )
-    from rules import Decision
-
     artifact(
         key=f"ballot-{ballot_id}-result",
         title=f"Ballot {ballot_id} {outcome}",
         decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
         rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed", "decided_early")},
     )
-    if kind == BallotKind.APPROVAL:
-        from flows.membership.approval import apply_outcome
-    elif kind == BallotKind.ENDORSEMENT:
-        from flows.board.endorsement import apply_outcome
-    elif kind == BallotKind.APPOINTMENT:
-        from flows.wg_roles.ballot import apply_outcome
-    else:
-        from flows.membership.removal import apply_outcome
+    # lazy: cycle: flows.membership.ballot and each kind's module (each posts and tallies its ballots here)
+    from flows.board.endorsement import apply_outcome as apply_endorsement
+    from flows.membership.approval import apply_outcome as apply_approval
+    from flows.membership.removal import apply_outcome as apply_removal
+    from flows.wg_roles.ballot import apply_outcome as apply_appointment
+
+    apply_outcome = {
+        BallotKind.APPROVAL: apply_approval,
+        BallotKind.ENDORSEMENT: apply_endorsement,
+        BallotKind.APPOINTMENT: apply_appointment,
+    }.get(kind, apply_removal)
     applied = apply_outcome(ctx, ballot_id=ballot_id)
     return {
         "ballot": ballot_id,
@@ -439,8 +435,6 @@ def votes_by_platform(session: Any, ballot: Ballot) -> dict[str, int]:
 def result_line(*, outcome: str, figures: dict[str, Any], per_platform: dict[str, int]) -> str:
     """The one merged tally every platform shows once a ballot closed, e.g. "Closed: passed,
     4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)". Counts only (R-VOTE-SECRET)."""
-    from flows.presentation import label
-
     where = ", ".join(f"{label(p)} {n}" for p, n in sorted(per_platform.items(), key=lambda item: label(item[0])) if n)
     return (
         f"Closed: {outcome}, {figures['yes']} yes, {figures['no']} no, "
@@ -462,20 +456,10 @@ def _announce(
     post_wg(
         ctx,
         template="ballot_result",
-        key=f"ballot:{ballot_id}:result",
         actor=ACTOR,
-        about=f"ballot:{ballot_id}",
-        threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
-        ballot_id=ballot_id,
-        outcome=outcome,
-        ruling=ruling,
-        reason=figures["reason"],
-        yes=figures["yes"],
-        no=figures["no"],
-        abstain=figures["abstain"],
-        electorate=figures["electorate"],
         subject_text=about,
         result_line=line,
+        **result_fields(ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling, figures=figures),
     )
 
 

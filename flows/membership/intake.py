@@ -27,7 +27,19 @@ from sqlalchemy import select
 
 from connectors.base import ButtonMessenger, UserRef
 from connectors.errors import FatalError, PolicyViolation
-from flows.kit import Ctx, artifact, context, identities_of, log, message_person, once, run_name, user_ref
+from flows.kit import (
+    Ctx,
+    artifact,
+    context,
+    identities_of,
+    log,
+    message_person,
+    once,
+    render,
+    run_name,
+    send_email,
+    user_ref,
+)
 from flows.membership.tokens import CONFIRM_PREFIX, make_token, read_token
 from flows.platforms import Platforms
 from flows.presentation import label
@@ -87,8 +99,6 @@ def _refuse(
     if tell is not None and code != "duplicate":
         _tell_refusal(ctx, key=key, platform=tell[0], username=tell[1], ruling=ruling, reason=reason, code=code)
     if email and code != "duplicate":
-        from flows.kit import send_email
-
         send_email(
             ctx,
             to=email,
@@ -110,8 +120,6 @@ def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: s
     if space is None or space.messenger is None or not username:
         return
     messenger = space.messenger
-    from flows.kit import render
-
     title, text = render(
         "refused", platform=platform, username=username, group=GROUP, reason=reason, ruling=ruling, code=code
     )
@@ -158,43 +166,47 @@ def _username(typed: str | None) -> str:
     return (typed or "").strip().lstrip("@")
 
 
-def _receive(
-    *,
-    forum_username: str | None,
-    discord_username: str | None,
-    motivation: str,
-    experience: str,
-    nominator: str | None,
-    email: str | None,
-    source: str,
-    source_ref: str | None,
-    proven: dict[str, str] | None,
-    accounts: Mapping[str, str] | None,
-) -> _Received:
-    forum, discord = _username(forum_username) or None, _username(discord_username) or None
-    others = {str(p): _username(u) for p, u in (accounts or {}).items() if p not in ("discourse", "discord")}
+@dataclass(frozen=True, kw_only=True)
+class _Submitted:
+    """The intake's input as :func:`submit` was given it."""
+
+    forum_username: str | None
+    discord_username: str | None
+    motivation: str
+    experience: str
+    nominator: str | None
+    email: str | None
+    source: str
+    source_ref: str | None
+    proven: dict[str, str] | None
+    accounts: Mapping[str, str] | None
+
+
+def _receive(given: _Submitted) -> _Received:
+    forum, discord = _username(given.forum_username) or None, _username(given.discord_username) or None
+    others = {str(p): _username(u) for p, u in (given.accounts or {}).items() if p not in ("discourse", "discord")}
     values: dict[str, Any] = {
         "forum": forum,
         "discord": discord,
-        "motivation": motivation,
-        "experience": experience,
-        "nominator": nominator,
+        "motivation": given.motivation,
+        "experience": given.experience,
+        "nominator": given.nominator,
     }
     if any(others.values()):
         values["accounts"] = others
     named = {"discourse": forum, "discord": discord, **{p: u or None for p, u in others.items()}}
     # The account the source proved is where a refusal is told (the form's page reads the record).
-    told = named.get(source)
-    tell = (source, told) if source in (proven or {}) and told else None
+    told = named.get(given.source)
+    tell = (given.source, told) if given.source in (given.proven or {}) and told else None
     return _Received(
-        key=_intake_key(source=source, source_ref=source_ref, values=values),
+        key=_intake_key(source=given.source, source_ref=given.source_ref, values=values),
         named=named,
-        motivation=motivation,
-        experience=experience,
-        nominator=nominator,
-        email=(email or "").strip() or None,
-        source=source,
-        proven=dict(proven or {}),
+        motivation=given.motivation,
+        experience=given.experience,
+        nominator=given.nominator,
+        email=(given.email or "").strip() or None,
+        source=given.source,
+        proven=dict(given.proven or {}),
         tell=tell,
     )
 
@@ -335,16 +347,18 @@ def submit(
     other platform served (platform → username). The rules decide (``rules.applications``:
     R-APP-1 form and accounts, R-APP-3 duplicates); a refusal is recorded as they returned it."""
     got = _receive(
-        forum_username=forum_username,
-        discord_username=discord_username,
-        motivation=motivation,
-        experience=experience,
-        nominator=nominator,
-        email=email,
-        source=source,
-        source_ref=source_ref,
-        proven=proven,
-        accounts=accounts,
+        _Submitted(
+            forum_username=forum_username,
+            discord_username=discord_username,
+            motivation=motivation,
+            experience=experience,
+            nominator=nominator,
+            email=email,
+            source=source,
+            source_ref=source_ref,
+            proven=proven,
+            accounts=accounts,
+        )
     )
     refuse = partial(_refuse, ctx, key=got.key, tell=got.tell, email=got.email)
     with ctx.ledger.read() as session:
@@ -444,8 +458,6 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
         channel="discord" if space.capable(ButtonMessenger) is not None else "web",
     )
     link = f"{ctx.platforms.gateway_url}/confirm/{token}"
-    from flows.kit import render
-
     title, text = render(
         "confirm_request",
         platform=space.platform,
@@ -488,6 +500,7 @@ def all_confirmed(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         app = session.get_one(Application, application_id)
         if app.status == ApplicationStatus.OPEN:
             repo.set_application_status(session, app, ApplicationStatus.CONFIRMED, actor=ACTOR, at=ctx.now)
+    # lazy: cycle: flows.membership.intake and flows.membership.eligibility (it reads the intake's records)
     from flows.membership.eligibility import check_eligibility
 
     return {"eligibility": check_eligibility(application_id=application_id, now=ctx.now)}

@@ -19,6 +19,7 @@ from connectors.errors import PolicyViolation
 from flows.kit import Ctx, artifact, context, message_person, person_run_name, post_wg
 from flows.membership.intake import GROUP
 from flows.reconcile import reconcile_person
+from flows.roles.revocations import announce_waiting, decide_end, kept_roles, record_end
 from ledger import repo
 from ledger import roles as roles_ledger
 from ledger.models import BallotStatus, Membership, MembershipStatus, Person
@@ -44,8 +45,6 @@ def end_membership(
     and other roles stay (R-MOD); an admin revocation that would leave a platform short of
     counted admins waits (recorded in the ledger) and the WG is told which platform needs a new
     admin. Run again after a crash, it only finishes the revocations and the notices."""
-    from flows.roles.revocations import announce_waiting, decide_end
-
     with ctx.ledger.read() as session:
         membership = repo.open_membership(session, session.get_one(Person, person_id))
         active = membership is not None and membership.status == MembershipStatus.ACTIVE
@@ -91,8 +90,6 @@ def _end_in_ledger(
 ) -> tuple[int, list[tuple[int, str]]]:
     """Record the ending the rules allowed (once; open ballots about the person cancelled);
     returns the membership's id and its waiting admin revocations (id, platform)."""
-    from flows.roles.revocations import kept_roles, record_end
-
     with ctx.ledger.transaction() as session:
         person = session.get_one(Person, person_id)
         membership = repo.open_membership(session, person)

@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from connectors.errors import CharterflowError
 from flows.kit import Ctx, context, done, log, once
+from flows.membership.handlers import _event
 from flows.platforms import Platforms
 from ledger import repo
 from ledger.db import Ledger
@@ -80,8 +81,6 @@ def _tell(ctx: Ctx, *, source: str, attrs: dict[str, str], event_id: int, text: 
 
 def handle_link(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
     """Route ``link``: start (``link.platform``/``link.username``) or finish (``link.code``)."""
-    from flows.membership.handlers import _event
-
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, _kind, _data, attrs, _actor = _event(ctx, event_id)
     external_id, username = attrs.get("user_id", ""), attrs.get("username", "")

@@ -16,6 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from connectors.errors import PolicyViolation
+from flows.inbox_routing import register_route
+from flows.kit import answer_interaction, context, done
+from flows.platforms import current_platforms, use
+from flows.wg_roles.ballot import open_step
+from flows.wg_roles.coc import ROUTE, handle_confirm
+from flows.wg_roles.links import FORM_KIND
 from ledger import repo
 from ledger.models import InboxEvent, Platform
 
@@ -26,10 +32,6 @@ ACTOR = "flow:wg-roles-command"
 def handle_appoint_command(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler of Discord ``/appoint``; idempotent (a replayed event returns the recorded
     result and sends nothing). Returns ``wg-appointment:<id>:<status>`` or ``refused:<ruling>``."""
-    from flows.kit import answer_interaction, context, done
-    from flows.platforms import current_platforms, use
-    from flows.wg_roles.ballot import open_step
-
     platforms = current_platforms()
     with use(ledger=ledger, platforms=platforms):
         ctx = context(now, ledger=ledger, platforms=platforms)
@@ -83,10 +85,6 @@ def handle_appoint_command(*, ledger: Any, event: InboxEvent, now: datetime | No
 
 
 def register() -> None:
-    from flows.inbox import register_route
-    from flows.wg_roles.coc import ROUTE, handle_confirm
-    from flows.wg_roles.links import FORM_KIND
-
     register_route(
         ROUTE,
         handle_confirm,
