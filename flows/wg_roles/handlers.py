@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from connectors.errors import PolicyViolation
-from flows.inbox_routing import register_route
 from flows.kit import answer_interaction, context, done
 from flows.platforms import current_platforms, use
 from flows.wg_roles.ballot import open_step
@@ -85,6 +84,9 @@ def handle_appoint_command(*, ledger: Any, event: InboxEvent, now: datetime | No
 
 
 def register() -> None:
+    # lazy: cycle: flows.inbox and flows.wg_roles.handlers (the inbox calls register() while it loads)
+    from flows.inbox import register_route
+
     register_route(
         ROUTE,
         handle_confirm,
