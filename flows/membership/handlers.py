@@ -21,7 +21,7 @@ from connectors.errors import PolicyViolation
 from flows.kit import Ctx, answer_interaction, context
 from flows.membership import ballot as ballots
 from flows.membership.forum import forum_application, forum_waiting
-from flows.membership.intake import confirm_identity, submit
+from flows.membership.intake import Submission, confirm_identity, submit
 from flows.membership.leave import leave
 from flows.membership.renewal import opt_in
 from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
@@ -120,7 +120,7 @@ def intake_inbox(event_id: int, now: datetime | None = None) -> dict[str, Any]:
     if found is None:
         return {"outcome": "refused", "ruling": "R-APP-1", "code": "unknown-source"}
     values, proven, source_ref = found
-    return submit(ctx, **values, source=source, source_ref=source_ref, proven=proven or None)
+    return submit(ctx, Submission(**values, source=source, source_ref=source_ref, proven=proven or None))
 
 
 def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:

@@ -27,19 +27,8 @@ from sqlalchemy import select
 
 from connectors.base import ButtonMessenger, UserRef
 from connectors.errors import FatalError, PolicyViolation
-from flows.kit import (
-    Ctx,
-    artifact,
-    context,
-    identities_of,
-    log,
-    message_person,
-    once,
-    render,
-    run_name,
-    send_email,
-    user_ref,
-)
+from flows import kit
+from flows.kit import Ctx, artifact, context, identities_of, log, message_person, once, run_name, user_ref
 from flows.membership.tokens import CONFIRM_PREFIX, make_token, read_token
 from flows.platforms import Platforms
 from flows.presentation import label
@@ -99,7 +88,7 @@ def _refuse(
     if tell is not None and code != "duplicate":
         _tell_refusal(ctx, key=key, platform=tell[0], username=tell[1], ruling=ruling, reason=reason, code=code)
     if email and code != "duplicate":
-        send_email(
+        kit.send_email(
             ctx,
             to=email,
             template="refused",
@@ -120,7 +109,7 @@ def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: s
     if space is None or space.messenger is None or not username:
         return
     messenger = space.messenger
-    title, text = render(
+    title, text = kit.render(
         "refused", platform=platform, username=username, group=GROUP, reason=reason, ruling=ruling, code=code
     )
     told = f"{key}:told:{platform}"
@@ -167,8 +156,11 @@ def _username(typed: str | None) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Submitted:
-    """The intake's input as :func:`submit` was given it."""
+class Submission:
+    """An application as a source gave it to :func:`submit`: the usernames, answers and e-mail
+    as typed, the ``source`` and its reference (``source_ref``, the intake's idempotency key),
+    ``proven`` (platform → the external id the source proved: confirmed at once) and
+    ``accounts`` (platform → username on any other platform served)."""
 
     forum_username: str | None
     discord_username: str | None
@@ -178,11 +170,11 @@ class _Submitted:
     email: str | None
     source: str
     source_ref: str | None
-    proven: dict[str, str] | None
-    accounts: Mapping[str, str] | None
+    proven: dict[str, str] | None = None
+    accounts: Mapping[str, str] | None = None
 
 
-def _receive(given: _Submitted) -> _Received:
+def _receive(given: Submission) -> _Received:
     forum, discord = _username(given.forum_username) or None, _username(given.discord_username) or None
     others = {str(p): _username(u) for p, u in (given.accounts or {}).items() if p not in ("discourse", "discord")}
     values: dict[str, Any] = {
@@ -327,39 +319,11 @@ def _identity(ctx: Ctx, session: Any, person: Person, platform: str, user: UserR
     return identity
 
 
-def submit(
-    ctx: Ctx,
-    *,
-    forum_username: str | None,
-    discord_username: str | None,
-    motivation: str,
-    experience: str,
-    nominator: str | None,
-    email: str | None,
-    source: str,
-    source_ref: str | None,
-    proven: dict[str, str] | None = None,
-    accounts: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+def submit(ctx: Ctx, given: Submission) -> dict[str, Any]:
     """Store an application and send the confirmation prompts (idempotent per source_ref, or per
-    input when there is none). ``proven`` maps a platform to the external id the source proved
-    (that account is confirmed at once); ``accounts`` names the applicant's accounts on any
-    other platform served (platform → username). The rules decide (``rules.applications``:
+    input when there is none; see :class:`Submission`). The rules decide (``rules.applications``:
     R-APP-1 form and accounts, R-APP-3 duplicates); a refusal is recorded as they returned it."""
-    got = _receive(
-        _Submitted(
-            forum_username=forum_username,
-            discord_username=discord_username,
-            motivation=motivation,
-            experience=experience,
-            nominator=nominator,
-            email=email,
-            source=source,
-            source_ref=source_ref,
-            proven=proven,
-            accounts=accounts,
-        )
-    )
+    got = _receive(given)
     refuse = partial(_refuse, ctx, key=got.key, tell=got.tell, email=got.email)
     with ctx.ledger.read() as session:
         previous = repo.effect_get(session, key=got.key)
@@ -369,9 +333,8 @@ def submit(
             return {"outcome": "refused", **previous["ref"], "repeat": True}
         return prompt_confirmations(ctx, application_id=int(about.split(":")[1]))
 
-    form = check_form(
-        ApplicationForm(usernames=got.named, why=motivation, experience=experience), limits=ctx.charter.application
-    ).decision
+    answers = ApplicationForm(usernames=got.named, why=got.motivation, experience=got.experience)
+    form = check_form(answers, limits=ctx.charter.application).decision
     if not form.allowed:
         return refuse(decision=form)
     found = _find_accounts(ctx, got)
@@ -458,7 +421,7 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
         channel="discord" if space.capable(ButtonMessenger) is not None else "web",
     )
     link = f"{ctx.platforms.gateway_url}/confirm/{token}"
-    title, text = render(
+    title, text = kit.render(
         "confirm_request",
         platform=space.platform,
         username=identity.username,
@@ -610,9 +573,7 @@ def intake(
     is set by the gateway's handler for an account the source itself proved (the Discord user
     who sent the modal, the Forum topic's author): it counts as confirmed at once. ``accounts``
     (platform → username) names accounts on any other platform served."""
-    ctx = context(now)
-    return submit(
-        ctx,
+    given = Submission(
         forum_username=forum_username,
         discord_username=discord_username,
         motivation=motivation,
@@ -624,6 +585,7 @@ def intake(
         proven=proven_accounts,
         accounts=accounts,
     )
+    return submit(context(now), given)
 
 
 @flow(name="membership-expire-applications", flow_run_name="expire-applications", log_prints=True)
