@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from connectors.base import Ballot as PlatformBallot
-from flows.kit import Ctx
+from flows.kit import Ctx, artifact
 from ledger import repo
 from ledger.models import Ballot, BallotKind, Person, WgRole
-from rules import closes_at, snapshot_electorate, voting_members
+from rules import Decision, closes_at, snapshot_electorate, voting_members
 from rules.ballots import BallotKind as RuleBallotKind
 from rules.charter import Charter
 
@@ -29,6 +29,8 @@ __all__ = [
     "record_applied",
     "result_fields",
     "rule_params",
+    "settled",
+    "show_result",
 ]
 
 
@@ -140,3 +142,24 @@ def record_applied(
             about=about or f"ballot:{ballot_id}",
             at=ctx.now,
         )
+
+
+def show_result(*, ballot_id: int, title: str, outcome: str, ruling: str, figures: Mapping[str, Any]) -> None:
+    """The closed ballot's run artifact (``ballot-<id>-result``): its outcome, ruling and tally."""
+    artifact(
+        key=f"ballot-{ballot_id}-result",
+        title=title,
+        decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
+        rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed", "decided_early")},
+    )
+
+
+def settled(*, ballot_id: int, outcome: str, ruling: str, figures: Mapping[str, Any], applied: str) -> dict[str, Any]:
+    """What a closer returns for a ballot it settled: outcome, ruling, counts, what applying gave."""
+    return {
+        "ballot": ballot_id,
+        "outcome": outcome,
+        "ruling": ruling,
+        **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")},
+        "applied": applied,
+    }

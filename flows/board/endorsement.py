@@ -19,13 +19,21 @@ from typing import Any
 
 from sqlalchemy import select
 
-from flows.ballots import applied_result, open_ledger_ballot, posted_ref, record_applied, result_fields
+from flows.ballots import (
+    applied_result,
+    open_ledger_ballot,
+    posted_ref,
+    record_applied,
+    result_fields,
+    settled,
+    show_result,
+)
 from flows.board.common import BoardCtx, post_wg, render, split_body
 from flows.kit import artifact, log, once
 from flows.membership import ballot as ballots
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, Person, Proposal, ProposalStatus
-from rules import Decision, quorum
+from rules import quorum
 from rules.board import endorsement_opened
 
 ACTOR = "flow:board-endorsement"
@@ -169,20 +177,15 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
         proposal_id=proposal_id,
         **result_fields(ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling, figures=figures),
     )
-    artifact(
-        key=f"ballot-{ballot_id}-result",
+    show_result(
+        ballot_id=ballot_id,
         title=f"Endorsement ballot {ballot_id} {outcome}",
-        decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
-        rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed", "decided_early")},
+        outcome=outcome,
+        ruling=ruling,
+        figures=figures,
     )
     applied = apply_outcome(ctx, ballot_id=ballot_id)
-    return {
-        "ballot": ballot_id,
-        "outcome": outcome,
-        "ruling": ruling,
-        **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")},
-        "applied": applied,
-    }
+    return settled(ballot_id=ballot_id, outcome=outcome, ruling=ruling, figures=figures, applied=applied)
 
 
 def _close_on(space: Any, platform: str, ref: dict[str, Any], figures: dict[str, Any], line: str) -> None:

@@ -30,12 +30,12 @@ from sqlalchemy import select
 from connectors.base import Ballot as PlatformBallot
 from connectors.base import BallotOption, MessageRef, TallyDisplay, instance_key
 from connectors.errors import PolicyViolation
-from flows.ballots import posted_ref, result_fields
-from flows.kit import Ctx, artifact, context, log, once, post_wg, render
+from flows.ballots import posted_ref, result_fields, settled, show_result
+from flows.kit import Ctx, context, log, once, post_wg, render
 from flows.presentation import label
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
-from rules import Decision, check_vote, tally
+from rules import check_vote, tally
 from rules.ballots import decide_vote
 
 ACTOR = "flow:ballot"
@@ -355,11 +355,8 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     _announce(
         ctx, ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling, figures=figures, about=about, line=line
     )
-    artifact(
-        key=f"ballot-{ballot_id}-result",
-        title=f"Ballot {ballot_id} {outcome}",
-        decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
-        rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed", "decided_early")},
+    show_result(
+        ballot_id=ballot_id, title=f"Ballot {ballot_id} {outcome}", outcome=outcome, ruling=ruling, figures=figures
     )
     # lazy: cycle: flows.membership.ballot and each kind's module (each posts and tallies its ballots here)
     from flows.board.endorsement import apply_outcome as apply_endorsement
@@ -373,13 +370,7 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
         BallotKind.APPOINTMENT: apply_appointment,
     }.get(kind, apply_removal)
     applied = apply_outcome(ctx, ballot_id=ballot_id)
-    return {
-        "ballot": ballot_id,
-        "outcome": outcome,
-        "ruling": ruling,
-        **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")},
-        "applied": applied,
-    }
+    return settled(ballot_id=ballot_id, outcome=outcome, ruling=ruling, figures=figures, applied=applied)
 
 
 def tally_open(ctx: Ctx, session: Any, ballot: Ballot, ballot_id: int, *, actor: str = ACTOR) -> dict[str, Any] | None:
