@@ -33,6 +33,8 @@ from ledger import repo
 from ledger.db import Ledger
 from ledger.errors import Conflict
 from ledger.models import MembershipStatus, Person
+from rules.applications import LinkCode, LinkRequest, check_link_code, check_link_request
+from rules.decision import CodedDecision
 
 __all__ = ["CODE_TTL", "handle_link", "link_code"]
 
@@ -53,6 +55,28 @@ def _window(at: datetime) -> datetime:
     needs deleting: a request in the next window makes a new code)."""
     seconds = CODE_TTL.total_seconds()
     return datetime.fromtimestamp(at.timestamp() // seconds * seconds, tz=at.tzinfo)
+
+
+# What the person is told of each refusal (``rules.applications`` decides which).
+_START = {
+    "bad-request": "To link this account, name your account on a platform you are known by: "
+    "!link <platform> <username> ({served}).",
+    "already-linked": "This account is already linked to a member of the working group.",
+    "not-a-member": "No active working group member is known as {named} on {platform}.",
+    "pending": "A link request for this account is waiting for its code; try again tomorrow.",
+}
+_FINISH = {
+    "no-request": "There is no open link request for this account (or it expired): "
+    "send !link <platform> <username> first.",
+    "wrong-code": "That code is not the one we sent.",
+    "not-a-member": "This membership is no longer active.",
+    "already-linked": "This account is already linked to another person.",
+}
+
+
+def _refused(decision: CodedDecision, texts: dict[str, str], **values: str) -> tuple[str, str]:
+    """The result reference and the text of a refusal the rules returned."""
+    return f"refused:{decision.ruling}:{decision.code}", texts[decision.code].format(**values)
 
 
 def _pending_key(platform: str, instance: str, external_id: str, issued: datetime) -> str:
@@ -107,13 +131,9 @@ def handle_link(*, event_id: int, ledger: Ledger, platforms: Platforms, now: dat
 
 def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: str, named: str) -> tuple[str, str]:
     known = ctx.platforms.space(platform) if platform != source else None
+    served = ", ".join(p for p in ctx.platforms.names() if p != source)
     if known is None or known.messenger is None or not named:
-        served = ", ".join(p for p in ctx.platforms.names() if p != source)
-        return (
-            "refused:R-APP-2:bad-request",
-            f"To link this account, name your account on a platform you are known by: "
-            f"!link <platform> <username> ({served}).",
-        )
+        return _refused(check_link_request(LinkRequest(named_served=False)), _START, served=served)
     messenger = known.messenger
     with ctx.ledger.read() as session:
         owner = repo.find_person_by_identity(session, platform=source, external_id=external_id)
@@ -121,18 +141,19 @@ def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: 
         membership = repo.open_membership(session, person) if person is not None else None
         active = membership is not None and membership.status == MembershipStatus.ACTIVE
         person_id = person.id if person is not None else None
-    if owner is not None:
-        return ("refused:R-APP-3:already-linked", "This account is already linked to a member of the working group.")
-    if person_id is None or not active:
-        return ("refused:R-APP-2:not-a-member", f"No active working group member is known as {named} on {platform}.")
     issued = _window(ctx.now)
     key = _pending_key(source, instance, external_id, issued)
     pending = done(ctx, key)
-    if pending is not None and pending["ref"].get("person") != person_id:
-        return (
-            "refused:R-APP-2:pending",
-            "A link request for this account is waiting for its code; try again tomorrow.",
+    decision = check_link_request(
+        LinkRequest(
+            named_served=True,
+            already_linked=owner is not None,
+            member=person_id is not None and active,
+            pending_other=pending is not None and pending["ref"].get("person") != person_id,
         )
+    )
+    if not decision.allowed or person_id is None:
+        return _refused(decision, _START, named=named, platform=platform, served=served)
     if pending is None:
         with ctx.ledger.transaction() as session:
             # Recorded before the code is sent: a retry sends the same code, never a second one.
@@ -178,24 +199,31 @@ def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username:
         for w in (_window(ctx.now), _window(ctx.now) - CODE_TTL)
     ]
     found = [(w, p) for w, p in read if p is not None]
-    if not found:
-        return (
-            "refused:R-APP-2:no-request",
-            "There is no open link request for this account (or it expired): send !link <platform> <username> first.",
-        )
-    for issued, pending in found:
-        person_id = int(pending["ref"]["person"])
-        expected = link_code(
-            ctx.platforms.confirm_secret, person_id=person_id, platform=source, external_id=external_id, issued=issued
-        )
-        if hmac.compare_digest(code, expected):
-            break
-    else:
-        return "refused:R-APP-2:wrong-code", "That code is not the one we sent."
-    with ctx.ledger.read() as session:
-        membership = repo.open_membership(session, session.get_one(Person, person_id))
-        if membership is None or membership.status != MembershipStatus.ACTIVE:
-            return "refused:R-APP-2:not-a-member", "This membership is no longer active."
+    person_id = next(
+        (
+            int(pending["ref"]["person"])
+            for issued, pending in found
+            if hmac.compare_digest(
+                code,
+                link_code(
+                    ctx.platforms.confirm_secret,
+                    person_id=int(pending["ref"]["person"]),
+                    platform=source,
+                    external_id=external_id,
+                    issued=issued,
+                ),
+            )
+        ),
+        None,
+    )
+    active = False
+    if person_id is not None:
+        with ctx.ledger.read() as session:
+            membership = repo.open_membership(session, session.get_one(Person, person_id))
+            active = membership is not None and membership.status == MembershipStatus.ACTIVE
+    decision = check_link_code(LinkCode(request_found=bool(found), code_matches=person_id is not None, member=active))
+    if not decision.allowed or person_id is None:
+        return _refused(decision, _FINISH)
     space = ctx.platforms.space(source)
     try:
         with ctx.ledger.transaction() as session:
@@ -223,5 +251,6 @@ def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username:
                     at=ctx.now,
                 )
     except Conflict:
-        return "refused:R-APP-3:already-linked", "This account is already linked to another person."
+        taken = LinkCode(request_found=True, code_matches=True, member=True, already_linked=True)
+        return _refused(check_link_code(taken), _FINISH)
     return f"identity:person:{person_id}:{source}", "Linked: this account is now part of your membership."
