@@ -24,6 +24,7 @@ __all__ = [
     "Vacancy",
     "check_appointment",
     "check_ballot_proposer",
+    "check_ballot_role",
     "check_nominee",
     "recheck_pending",
     "recorded_appointment",
@@ -230,3 +231,17 @@ def recorded_appointment(
         )
     found = tuple(Finding(ruling=r, subject=nominee, reason="recorded with the appointment") for r in warnings)
     return AppointmentCheck(allowed=True, ruling="R-ROLE-APPOINT", role=role, nominee=nominee, warnings=found)
+
+
+def check_ballot_role(role: str) -> CodedDecision:
+    """R-ROLE-APPOINT: a WG ballot fills only the roles ``APPOINTED_BY`` gives to it (the Chair
+    and the Co-Chair): ``not-by-ballot`` for any other."""
+    if APPOINTED_BY.get(role) != "ballot":
+        return CodedDecision(
+            allowed=False,
+            ruling="R-ROLE-APPOINT",
+            code="not-by-ballot",
+            reason="a WG ballot fills the Chair and the Co-Chair; the CoC and Board Liaisons are named "
+            "by the CoC WG and the Board",
+        )
+    return CodedDecision(allowed=True, ruling="R-ROLE-APPOINT", code="by-ballot", reason=f"a WG ballot fills {role}")

@@ -8,6 +8,7 @@ from rules import WgRoles, default_charter
 from rules.appointments import (
     check_appointment,
     check_ballot_proposer,
+    check_ballot_role,
     check_nominee,
     recheck_pending,
     recorded_appointment,
@@ -143,3 +144,19 @@ def test_r_role_appoint_vacancies_reported():
     decision = vacancies_reported(vacancies(WgRoles(chair="avery_quill")))
     assert (decision.allowed, decision.ruling) == (True, "R-ROLE-APPOINT")
     assert decision.reason == "4 role(s) vacant, reported to the WG"
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed", "code"),
+    [
+        ("chair", True, "by-ballot"),
+        ("co_chair", True, "by-ballot"),
+        ("coc_liaison", False, "not-by-ballot"),
+        ("board_liaison", False, "not-by-ballot"),
+        ("sc_liaison", False, "not-by-ballot"),
+        ("treasurer", False, "not-by-ballot"),
+    ],
+)
+def test_r_role_appoint_a_ballot_fills_the_chairs_only(role, allowed, code):
+    decision = check_ballot_role(role)
+    assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-ROLE-APPOINT", code)
