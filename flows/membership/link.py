@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -192,6 +193,20 @@ def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: 
     )
 
 
+def _code_owner(
+    ctx: Ctx, found: list[tuple[datetime, dict[str, Any]]], *, source: str, external_id: str, code: str
+) -> int | None:
+    """The person whose open request ``code`` answers (compared in constant time), if any."""
+    for issued, pending in found:
+        person_id = int(pending["ref"]["person"])
+        expected = link_code(
+            ctx.platforms.confirm_secret, person_id=person_id, platform=source, external_id=external_id, issued=issued
+        )
+        if hmac.compare_digest(code, expected):
+            return person_id
+    return None
+
+
 def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username: str, code: str) -> tuple[str, str]:
     # A code is good in its window and the next one: between one and two windows long.
     read = [
@@ -199,23 +214,7 @@ def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username:
         for w in (_window(ctx.now), _window(ctx.now) - CODE_TTL)
     ]
     found = [(w, p) for w, p in read if p is not None]
-    person_id = next(
-        (
-            int(pending["ref"]["person"])
-            for issued, pending in found
-            if hmac.compare_digest(
-                code,
-                link_code(
-                    ctx.platforms.confirm_secret,
-                    person_id=int(pending["ref"]["person"]),
-                    platform=source,
-                    external_id=external_id,
-                    issued=issued,
-                ),
-            )
-        ),
-        None,
-    )
+    person_id = _code_owner(ctx, found, source=source, external_id=external_id, code=code)
     active = False
     if person_id is not None:
         with ctx.ledger.read() as session:
