@@ -357,3 +357,127 @@ def check_expiry(submitted_at: datetime, *, now: datetime, charter: Charter) -> 
         reason=f"may be confirmed until {deadline.isoformat()}",
         evidence={"deadline": deadline},
     )
+
+
+# --- R-APP-4: what the applicant is told of their application's state -----------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplicationProgress:
+    """An application as its status page reads it: its ``status`` and, when eligibility was
+    checked, the last check's outcome (``yes``, ``no``, ``unknown``), ruling and reason."""
+
+    status: str
+    check_outcome: str | None = None
+    check_ruling: str | None = None
+    check_reason: str | None = None
+
+
+_NOT_MET = "the charter's eligibility rule is not met"
+
+
+def application_state(progress: ApplicationProgress) -> CodedDecision:
+    """R-APP-4: the state an applicant is told, with the ruling that put the application there.
+    ``code``: ``waiting`` (confirmations, R-APP-2), ``checking`` (R-ELIG-1), ``unknown`` (the
+    last check could not be made: its ruling and reason), ``voting``, ``approved``,
+    ``not-approved`` (R-VOTE-APPROVE), ``expired`` (R-APP-2), ``refused`` (not eligible: the last
+    check's ruling and reason) or ``other`` (e.g. withdrawn: R-APP-4). ``allowed`` is false for
+    an application that ended without approval."""
+    status = progress.status
+    if status == "confirmed" and progress.check_outcome == "unknown":
+        return CodedDecision(
+            allowed=True,
+            ruling=progress.check_ruling or "R-ELIG-1",
+            code="unknown",
+            reason=progress.check_reason or "the eligibility figures are not known yet",
+        )
+    if status == "refused":
+        return CodedDecision(
+            allowed=False,
+            ruling=progress.check_ruling or "R-ELIG-1",
+            code="refused",
+            reason=progress.check_reason or _NOT_MET,
+        )
+    known = {
+        "open": (True, "R-APP-2", "waiting", "waiting for a confirmation from each account named"),
+        "confirmed": (True, "R-ELIG-1", "checking", "confirmed; eligibility is being checked"),
+        "voting": (True, "R-VOTE-APPROVE", "voting", "eligible; the members are voting"),
+        "approved": (True, "R-VOTE-APPROVE", "approved", "the members approved it"),
+        "rejected": (False, "R-VOTE-APPROVE", "not-approved", "the members did not approve it"),
+        "expired": (False, "R-APP-2", "expired", "not confirmed from every account named in time"),
+    }
+    if status in known:
+        allowed, ruling, code, reason = known[status]
+        return CodedDecision(allowed=allowed, ruling=ruling, code=code, reason=reason)
+    return CodedDecision(allowed=False, ruling="R-APP-4", code="other", reason=f"the application is {status}")
+
+
+# --- R-APP-2, R-APP-3: a member links an account on another platform -----------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkRequest:
+    """A request, sent from a new account, to link it to the membership of an account named on
+    another platform. ``named_served``: the named account is on another served platform that
+    can receive a direct message; ``already_linked``: the new account is a person's already;
+    ``member``: the named account is an active member's; ``pending_other``: a request from the
+    new account waits for another person's code."""
+
+    named_served: bool
+    already_linked: bool = False
+    member: bool = False
+    pending_other: bool = False
+
+
+def check_link_request(request: LinkRequest) -> CodedDecision:
+    """R-APP-2 (the named account proves the person by receiving a code) and R-APP-3 (one
+    account, one person): ``send-code`` when allowed; else, in this order, ``bad-request``,
+    ``already-linked``, ``not-a-member`` or ``pending``."""
+    if not request.named_served:
+        return CodedDecision(
+            allowed=False, ruling="R-APP-2", code="bad-request", reason="no account on another served platform named"
+        )
+    if request.already_linked:
+        return CodedDecision(
+            allowed=False, ruling="R-APP-3", code="already-linked", reason="the account is a person's already"
+        )
+    if not request.member:
+        return CodedDecision(
+            allowed=False, ruling="R-APP-2", code="not-a-member", reason="the named account is no active member's"
+        )
+    if request.pending_other:
+        return CodedDecision(
+            allowed=False, ruling="R-APP-2", code="pending", reason="a request for this account waits for its code"
+        )
+    return CodedDecision(allowed=True, ruling="R-APP-2", code="send-code", reason="a code goes to the named account")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkCode:
+    """A code sent back from the new account. ``request_found``: a request from it is open (in
+    its window or the one before); ``code_matches``: the code is the one sent for it;
+    ``member``: that person is still an active member; ``already_linked``: the account became
+    another person's meanwhile (the ledger refused it)."""
+
+    request_found: bool
+    code_matches: bool = False
+    member: bool = False
+    already_linked: bool = False
+
+
+def check_link_code(code: LinkCode) -> CodedDecision:
+    """R-APP-2, R-APP-3: ``link`` when allowed; else, in this order, ``no-request``,
+    ``wrong-code``, ``not-a-member`` or ``already-linked``."""
+    if not code.request_found:
+        return CodedDecision(allowed=False, ruling="R-APP-2", code="no-request", reason="no open link request")
+    if not code.code_matches:
+        return CodedDecision(allowed=False, ruling="R-APP-2", code="wrong-code", reason="not the code sent")
+    if not code.member:
+        return CodedDecision(
+            allowed=False, ruling="R-APP-2", code="not-a-member", reason="the membership is no longer active"
+        )
+    if code.already_linked:
+        return CodedDecision(
+            allowed=False, ruling="R-APP-3", code="already-linked", reason="the account is another person's"
+        )
+    return CodedDecision(allowed=True, ruling="R-APP-2", code="link", reason="the account joins the membership")

@@ -7,16 +7,30 @@ it was asked for, and which roles are vacant. No I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from rules.charter import Charter
-from rules.decision import Finding
+from rules.decision import CodedDecision, Decision, Finding
 from rules.roles import WgRoles, check_roles
 
-__all__ = ["APPOINTED_BY", "LABELS", "OPTIONAL", "AppointmentCheck", "Vacancy", "check_appointment", "vacancies"]
+__all__ = [
+    "APPOINTED_BY",
+    "LABELS",
+    "OPTIONAL",
+    "AppointmentCheck",
+    "Vacancy",
+    "check_appointment",
+    "check_ballot_proposer",
+    "check_ballot_role",
+    "check_nominee",
+    "recheck_pending",
+    "recorded_appointment",
+    "vacancies",
+    "vacancies_reported",
+]
 
 # R-ROLE-APPOINT: how each role is filled. The SC Liaison's way is not given by the charter:
 # it is recorded as given, like the CoC WG's choice (R-ROLE-COC), and checked by R-ROLE-SC.
@@ -157,3 +171,77 @@ class Vacancy:
 def vacancies(current: WgRoles) -> tuple[Vacancy, ...]:
     """The vacant WG roles (R-ROLE-APPOINT reports them to the WG monthly until filled)."""
     return tuple(Vacancy(role=role, optional=role in OPTIONAL) for role in APPOINTED_BY if not getattr(current, role))
+
+
+def vacancies_reported(vacant: Sequence[Vacancy]) -> Decision:
+    """R-ROLE-APPOINT: the vacant roles are reported to the WG (the monthly report's record)."""
+    return Decision(allowed=True, ruling="R-ROLE-APPOINT", reason=f"{len(vacant)} role(s) vacant, reported to the WG")
+
+
+def check_nominee(key: str, *, known: bool) -> CodedDecision:
+    """R-ROLE-APPOINT: only a person the ledger knows (by handle or id) is appointed: ``unknown``
+    otherwise, with how to add them."""
+    if not known:
+        return CodedDecision(
+            allowed=False,
+            ruling="R-ROLE-APPOINT",
+            code="unknown",
+            reason=f"{key!r} is not a person in the ledger (import them with `charterflow roster import` first)",
+        )
+    return CodedDecision(allowed=True, ruling="R-ROLE-APPOINT", code="known", reason=f"{key!r} is in the ledger")
+
+
+def check_ballot_proposer(proposer: str, *, voting: bool) -> CodedDecision:
+    """R-ROLE-APPOINT ("by a WG ballot, as R-VOTE-APPROVE"): only a voting member proposes a
+    Chair or Co-Chair (``not-voting`` otherwise)."""
+    if not voting:
+        return CodedDecision(
+            allowed=False,
+            ruling="R-ROLE-APPOINT",
+            code="not-voting",
+            reason=f"{proposer} is not a voting member: only a voting member may propose a Chair or Co-Chair",
+        )
+    return CodedDecision(
+        allowed=True, ruling="R-ROLE-APPOINT", code="proposed", reason=f"{proposer} is a voting member"
+    )
+
+
+def recheck_pending(checked: AppointmentCheck, *, nominee_holds_role: bool) -> AppointmentCheck:
+    """An open request checked again when it is decided. When its nominee already holds the
+    role, this request was recorded before (a crash before the announcement): allowed as it
+    stands, not refused as "already holds"; otherwise ``checked`` as it is."""
+    if not nominee_holds_role:
+        return checked
+    return AppointmentCheck(allowed=True, ruling="R-ROLE-APPOINT", role=checked.role, nominee=checked.nominee)
+
+
+def recorded_appointment(
+    *, role: str, nominee: str, status: str, ruling: str | None, warnings: Sequence[str]
+) -> AppointmentCheck:
+    """The check of an appointment already decided, rebuilt from what the ledger recorded (the
+    rulings only: the reasons were shown at the time). ``refused`` cites its recorded ruling."""
+    if status == "refused":
+        cited = ruling or "R-ROLE-APPOINT"
+        return AppointmentCheck(
+            allowed=False,
+            ruling=cited,
+            role=role,
+            nominee=nominee,
+            violations=(Finding(ruling=cited, subject=nominee, reason="refused when it was decided"),),
+        )
+    found = tuple(Finding(ruling=r, subject=nominee, reason="recorded with the appointment") for r in warnings)
+    return AppointmentCheck(allowed=True, ruling="R-ROLE-APPOINT", role=role, nominee=nominee, warnings=found)
+
+
+def check_ballot_role(role: str) -> CodedDecision:
+    """R-ROLE-APPOINT: a WG ballot fills only the roles ``APPOINTED_BY`` gives to it (the Chair
+    and the Co-Chair): ``not-by-ballot`` for any other."""
+    if APPOINTED_BY.get(role) != "ballot":
+        return CodedDecision(
+            allowed=False,
+            ruling="R-ROLE-APPOINT",
+            code="not-by-ballot",
+            reason="a WG ballot fills the Chair and the Co-Chair; the CoC and Board Liaisons are named "
+            "by the CoC WG and the Board",
+        )
+    return CodedDecision(allowed=True, ruling="R-ROLE-APPOINT", code="by-ballot", reason=f"a WG ballot fills {role}")

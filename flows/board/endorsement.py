@@ -19,13 +19,21 @@ from typing import Any
 
 from sqlalchemy import select
 
+from flows.ballots import (
+    applied_result,
+    open_ledger_ballot,
+    posted_ref,
+    record_applied,
+    result_fields,
+    settled,
+    show_result,
+)
 from flows.board.common import BoardCtx, post_wg, render, split_body
 from flows.kit import artifact, log, once
 from flows.membership import ballot as ballots
-from flows.membership.approval import electorate_ids
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, Person, Proposal, ProposalStatus
-from rules import Decision, closes_at, quorum
+from rules import quorum
 from rules.board import endorsement_opened
 
 ACTOR = "flow:board-endorsement"
@@ -40,27 +48,17 @@ def amount_text(proposal: Proposal) -> str | None:
 
 def open_step(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
     """Open (once) the endorsement ballot of a proposal and show it on every WG platform."""
-    params = ctx.charter.ballots.endorsement
     with ctx.ledger.transaction() as session:
         proposal = session.get_one(Proposal, proposal_id)
         ballot = repo.endorsement_ballot_of(session, proposal)
         if ballot is None:
-            ids = electorate_ids(session, kind="endorsement", subject_person_id=None, charter=ctx.charter)
-            ballot = repo.open_ballot(
+            ballot = open_ledger_ballot(
+                ctx,
                 session,
-                kind=BallotKind.ENDORSEMENT,
+                kind="endorsement",
                 subject_ref=repo.ref(proposal),
-                electorate=ids,
-                opens_at=ctx.now,
-                closes_at=closes_at("endorsement", opened_at=ctx.now, charter=ctx.charter),
-                rule_params={
-                    "voting_days": params.voting_days,
-                    "quorum_fraction": str(params.quorum_fraction),
-                    "early_close": params.early_close,
-                    "proposal": proposal.id,
-                },
                 actor=ACTOR,
-                at=ctx.now,
+                params={"proposal": proposal.id},
             )
         if proposal.status == ProposalStatus.DRAFT:
             repo.mark_proposal_endorsing(session, proposal, ballot_id=ballot.id, actor=ACTOR, at=ctx.now)
@@ -123,13 +121,7 @@ def post_ballot(
                 closes_at=closes,
                 key=k,
             )
-            return {
-                "ballot_id": b.id,
-                "question": b.question,
-                "options": [{"id": o.id, "label": o.label} for o in b.options],
-                "message_id": b.message.id if b.message else None,
-                "thread_id": b.message.thread_id if b.message else None,
-            }
+            return posted_ref(b)
 
         try:
             posted[space.platform] = once(
@@ -181,34 +173,19 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
     post_wg(
         ctx,
         template="endorsement_result",
-        key=f"ballot:{ballot_id}:result",
         actor=ACTOR,
-        about=f"ballot:{ballot_id}",
-        threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
-        ballot_id=ballot_id,
         proposal_id=proposal_id,
+        **result_fields(ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling, figures=figures),
+    )
+    show_result(
+        ballot_id=ballot_id,
+        title=f"Endorsement ballot {ballot_id} {outcome}",
         outcome=outcome,
         ruling=ruling,
-        reason=figures["reason"],
-        yes=figures["yes"],
-        no=figures["no"],
-        abstain=figures["abstain"],
-        electorate=figures["electorate"],
-    )
-    artifact(
-        key=f"ballot-{ballot_id}-result",
-        title=f"Endorsement ballot {ballot_id} {outcome}",
-        decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
-        rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed", "decided_early")},
+        figures=figures,
     )
     applied = apply_outcome(ctx, ballot_id=ballot_id)
-    return {
-        "ballot": ballot_id,
-        "outcome": outcome,
-        "ruling": ruling,
-        **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")},
-        "applied": applied,
-    }
+    return settled(ballot_id=ballot_id, outcome=outcome, ruling=ruling, figures=figures, applied=applied)
 
 
 def _close_on(space: Any, platform: str, ref: dict[str, Any], figures: dict[str, Any], line: str) -> None:
@@ -236,9 +213,9 @@ def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
         proposal_id = proposal.id
         title, kind = proposal.title, proposal.kind
         reason = (ballot.tally or {}).get("reason", "the ballot was cancelled")
-        applied = repo.effect_get(session, key=f"ballot:{ballot_id}:applied")
+        applied = applied_result(session, ballot_id)
     if applied is not None:
-        return str(applied["ref"].get("result", "applied"))
+        return applied
     if outcome == BallotOutcome.PASSED:
         result = escalate(ctx, proposal_id=proposal_id)["status"]
     else:
@@ -260,16 +237,7 @@ def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
             reason=reason,
         )
         result = "not-endorsed"
-    with ctx.ledger.transaction() as session:
-        repo.effect_record(
-            session,
-            key=f"ballot:{ballot_id}:applied",
-            platform="ledger",
-            actor=ACTOR,
-            ref={"result": result},
-            about=f"ballot:{ballot_id}",
-            at=ctx.now,
-        )
+    record_applied(ctx, ballot_id=ballot_id, actor=ACTOR, result=result)
     return result
 
 

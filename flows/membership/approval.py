@@ -10,35 +10,25 @@ from typing import Any
 
 from prefect import flow
 
-from flows.kit import Ctx, artifact, context, message_person
+from flows.ballots import open_ledger_ballot, record_applied
+from flows.kit import Ctx, artifact, context, message_person, run_name
 from flows.membership import ballot as ballots
 from flows.membership.intake import GROUP, named_identities
+from flows.membership.onboarding import onboard
 from flows.presentation import label
 from ledger import repo
 from ledger.models import (
     Application,
     ApplicationStatus,
     Ballot,
-    BallotKind,
     BallotOutcome,
     EligibilityOutcome,
     Person,
-    WgRole,
 )
-from rules import closes_at, quorum, snapshot_electorate, voting_members
+from rules import quorum
 from rules.ballots import approval_opened
 
 ACTOR = "flow:approval"
-
-
-def electorate_ids(session: Any, *, kind: str, subject_person_id: int | None, charter: Any) -> list[int]:
-    """The voting members now (R-ELECTORATE), as person ids; a removal leaves out its subject."""
-    active = [f"person:{m.person_id}" for m in repo.active_memberships(session)]
-    coc = repo.current_wg_roles(session).get(WgRole.COC_LIAISON)
-    members = voting_members(active, coc_liaison=f"person:{coc.person_id}" if coc else None)
-    subject = f"person:{subject_person_id}" if subject_person_id else None
-    snap = snapshot_electorate(members, kind=kind, subject=subject, charter=charter)
-    return [int(m.split(":")[1]) for m in snap]
 
 
 def open_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
@@ -51,28 +41,13 @@ def open_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
             last = app.eligibility[-1] if app.eligibility else None
             if app.status != ApplicationStatus.CONFIRMED or last is None or last.outcome != EligibilityOutcome.YES:
                 return {"application": application_id, "ballot": None, "status": app.status.value}
-            ids = electorate_ids(session, kind="approval", subject_person_id=None, charter=ctx.charter)
-            params = ctx.charter.ballots.approval
-            ballot = repo.open_ballot(
-                session,
-                kind=BallotKind.APPROVAL,
-                subject_ref=f"application:{app.id}",
-                electorate=ids,
-                opens_at=ctx.now,
-                closes_at=closes_at("approval", opened_at=ctx.now, charter=ctx.charter),
-                rule_params={
-                    "voting_days": params.voting_days,
-                    "quorum_fraction": str(params.quorum_fraction),
-                    "early_close": params.early_close,
-                },
-                actor=ACTOR,
-                subject_person=person,
-                at=ctx.now,
+            ballot = open_ledger_ballot(
+                ctx, session, kind="approval", subject_ref=f"application:{app.id}", actor=ACTOR, subject_person=person
             )
             repo.set_application_status(
                 session, app, ApplicationStatus.VOTING, actor=ACTOR, ballot_id=ballot.id, at=ctx.now
             )
-        ballot = session.get(Ballot, app.ballot_id)
+        ballot = session.get_one(Ballot, app.ballot_id)
         ballot_id, size = ballot.id, len(ballot.electors)
         eligibility = app.eligibility[-1]
         ruling, evidence = eligibility.ruling, dict(eligibility.evidence or {})
@@ -181,7 +156,7 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     with ctx.ledger.transaction() as session:
         ballot = session.get_one(Ballot, ballot_id)
         app_id = int(ballot.subject_ref.split(":")[1])
-        app = session.get(Application, app_id)
+        app = session.get_one(Application, app_id)
         if app.status == ApplicationStatus.VOTING:
             status = (
                 ApplicationStatus.APPROVED if ballot.outcome == BallotOutcome.PASSED else ApplicationStatus.REJECTED
@@ -189,8 +164,6 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
             repo.set_application_status(session, app, status, actor=ACTOR, at=ctx.now)
         status, person_id, ruling = app.status, app.person_id, ballot.ruling
     if status == ApplicationStatus.APPROVED:
-        from flows.membership.onboarding import onboard
-
         onboard(application_id=app_id, now=ctx.now)
     elif status == ApplicationStatus.REJECTED:
         message_person(
@@ -206,26 +179,16 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
             application_id=app_id,
             ruling=ruling,
         )
-    with ctx.ledger.transaction() as session:
-        repo.effect_record(
-            session,
-            key=f"ballot:{ballot_id}:applied",
-            platform="ledger",
-            actor=ACTOR,
-            about=f"application:{app_id}",
-            at=ctx.now,
-        )
+    record_applied(ctx, ballot_id=ballot_id, actor=ACTOR, about=f"application:{app_id}")
     return status.value
 
 
-@flow(name="membership-approval-ballot", flow_run_name=lambda: _name(), log_prints=True)
+@flow(
+    name="membership-approval-ballot",
+    flow_run_name=run_name("approval-ballot-application", "application_id"),
+    log_prints=True,
+)
 def open_approval_ballot(application_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Open the approval ballot of an eligible application (R-VOTE-APPROVE) on every platform;
     running it again shows the same ballot, never a second one."""
     return open_step(context(now), application_id=application_id)
-
-
-def _name() -> str:
-    from prefect.runtime import flow_run
-
-    return f"approval-ballot-application-{(flow_run.parameters or {}).get('application_id')}"

@@ -30,7 +30,9 @@ from sqlalchemy import select
 from connectors.base import Ballot as PlatformBallot
 from connectors.base import BallotOption, MessageRef, TallyDisplay, instance_key
 from connectors.errors import PolicyViolation
-from flows.kit import Ctx, artifact, context, log, once, post_wg, render
+from flows.ballots import posted_ref, result_fields, settled, show_result
+from flows.kit import Ctx, context, log, once, post_wg, render
+from flows.presentation import label
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotStatus, Identity, Platform, VoteChoice
 from rules import check_vote, tally
@@ -94,14 +96,7 @@ def post(
                 text=t,
                 secret=secret,
             )
-            return {
-                "ballot_id": b.id,
-                "question": b.question,
-                "options": [{"id": o.id, "label": o.label} for o in b.options],
-                "message_id": b.message.id if b.message else None,
-                "thread_id": b.message.thread_id if b.message else None,
-                "url": b.message.url if b.message else None,
-            }
+            return posted_ref(b)
 
         try:
             posted[space.platform] = once(
@@ -234,7 +229,7 @@ def cast(
             ballot_open=ballot.status == BallotStatus.OPEN,
         )
         ruling, reason, code = decision.ruling, decision.reason, decision.code
-        if decision.allowed:
+        if decision.allowed and voter is not None:  # allowed: a person of the electorate
             try:
                 repo.cast_vote(
                     session, ballot, voter, choice=VoteChoice(choice), source_platform=platform, actor=ACTOR, at=at
@@ -268,7 +263,7 @@ def sync_platform_votes(ctx: Ctx, *, ballot_id: int) -> int:
             continue  # a TallyDisplay's votes arrive as interactions (handler ``vote``)
         seen = space.ballots.read_votes(platform_ballot(platform, ref))
         with ctx.ledger.read() as session:
-            ballot = session.get(Ballot, ballot_id)
+            ballot = session.get_one(Ballot, ballot_id)
             if ballot.status != BallotStatus.OPEN:
                 return cast_count
             closes_at = ballot.closes_at
@@ -322,13 +317,15 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     """Tally; when decided (early or at the deadline) close it in the ledger, then on the
     platforms, announce the result and apply it. Safe to call again at any point."""
     with ctx.ledger.transaction() as session:
-        ballot = session.get(Ballot, ballot_id)
+        ballot = session.get_one(Ballot, ballot_id)
         if ballot.status == BallotStatus.OPEN:
             still_open = tally_open(ctx, session, ballot, ballot_id)
             if still_open is not None:
                 return still_open
         if ballot.status == BallotStatus.CANCELLED:
             return {"ballot": ballot_id, "outcome": "cancelled"}
+        if ballot.outcome is None or ballot.ruling is None or ballot.tally is None:
+            raise LookupError(f"ballot:{ballot_id} is closed without its tally")
         kind, outcome, ruling, figures = ballot.kind, ballot.outcome.value, ballot.ruling, dict(ballot.tally)
         per_platform = votes_by_platform(session, ballot)
     line = result_line(outcome=outcome, figures=figures, per_platform=per_platform)
@@ -358,30 +355,22 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     _announce(
         ctx, ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling, figures=figures, about=about, line=line
     )
-    from rules import Decision
-
-    artifact(
-        key=f"ballot-{ballot_id}-result",
-        title=f"Ballot {ballot_id} {outcome}",
-        decision=Decision(allowed=outcome == "passed", ruling=ruling, reason=figures["reason"]),
-        rows={k: figures[k] for k in ("yes", "no", "abstain", "electorate", "needed", "decided_early")},
+    show_result(
+        ballot_id=ballot_id, title=f"Ballot {ballot_id} {outcome}", outcome=outcome, ruling=ruling, figures=figures
     )
-    if kind == BallotKind.APPROVAL:
-        from flows.membership.approval import apply_outcome
-    elif kind == BallotKind.ENDORSEMENT:
-        from flows.board.endorsement import apply_outcome
-    elif kind == BallotKind.APPOINTMENT:
-        from flows.wg_roles.ballot import apply_outcome
-    else:
-        from flows.membership.removal import apply_outcome
+    # lazy: cycle: flows.membership.ballot and each kind's module (each posts and tallies its ballots here)
+    from flows.board.endorsement import apply_outcome as apply_endorsement
+    from flows.membership.approval import apply_outcome as apply_approval
+    from flows.membership.removal import apply_outcome as apply_removal
+    from flows.wg_roles.ballot import apply_outcome as apply_appointment
+
+    apply_outcome = {
+        BallotKind.APPROVAL: apply_approval,
+        BallotKind.ENDORSEMENT: apply_endorsement,
+        BallotKind.APPOINTMENT: apply_appointment,
+    }.get(kind, apply_removal)
     applied = apply_outcome(ctx, ballot_id=ballot_id)
-    return {
-        "ballot": ballot_id,
-        "outcome": outcome,
-        "ruling": ruling,
-        **{k: figures[k] for k in ("yes", "no", "abstain", "electorate")},
-        "applied": applied,
-    }
+    return settled(ballot_id=ballot_id, outcome=outcome, ruling=ruling, figures=figures, applied=applied)
 
 
 def tally_open(ctx: Ctx, session: Any, ballot: Ballot, ballot_id: int, *, actor: str = ACTOR) -> dict[str, Any] | None:
@@ -437,8 +426,6 @@ def votes_by_platform(session: Any, ballot: Ballot) -> dict[str, int]:
 def result_line(*, outcome: str, figures: dict[str, Any], per_platform: dict[str, int]) -> str:
     """The one merged tally every platform shows once a ballot closed, e.g. "Closed: passed,
     4 yes, 1 no, 0 abstain of 7 (Discord 3, Forum 2)". Counts only (R-VOTE-SECRET)."""
-    from flows.presentation import label
-
     where = ", ".join(f"{label(p)} {n}" for p, n in sorted(per_platform.items(), key=lambda item: label(item[0])) if n)
     return (
         f"Closed: {outcome}, {figures['yes']} yes, {figures['no']} no, "
@@ -460,20 +447,10 @@ def _announce(
     post_wg(
         ctx,
         template="ballot_result",
-        key=f"ballot:{ballot_id}:result",
         actor=ACTOR,
-        about=f"ballot:{ballot_id}",
-        threads={p: r["thread_id"] for p, r in where.items() if r.get("thread_id")},
-        ballot_id=ballot_id,
-        outcome=outcome,
-        ruling=ruling,
-        reason=figures["reason"],
-        yes=figures["yes"],
-        no=figures["no"],
-        abstain=figures["abstain"],
-        electorate=figures["electorate"],
         subject_text=about,
         result_line=line,
+        **result_fields(ballot_id=ballot_id, where=where, outcome=outcome, ruling=ruling, figures=figures),
     )
 
 

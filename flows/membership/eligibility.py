@@ -15,7 +15,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import ConnectorError
-from flows.kit import Ctx, artifact, context, message_person, user_ref
+from flows.kit import Ctx, artifact, context, identities_of, message_person, run_name, user_ref
+from flows.membership.approval import open_approval_ballot
 from flows.membership.intake import GROUP, named_identities
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, EligibilityOutcome
@@ -32,8 +33,6 @@ _OUTCOME = {
 @task(name="collect-activity", cache_policy=NO_CACHE)
 def collect(ctx: Ctx, application_id: int) -> tuple[Applicant, dict[str, Any]]:
     """Read each named account's activity from its platform (R-ELIG-1)."""
-    from flows.kit import identities_of
-
     with ctx.ledger.read() as session:
         app = session.get_one(Application, application_id)
         person_id, nominator = app.person_id, app.nominator_handle
@@ -115,50 +114,39 @@ def _tell_not_met(
     ctx: Ctx, application_id: int, person_id: int, outcome: EligibilityOutcome, decision: Decision, check_id: int
 ) -> dict[str, Any] | None:
     """Tell the applicant a "no" or "unknown"; the flow's answer then, None for a "yes"."""
-    if outcome == EligibilityOutcome.NO:
-        message_person(
-            ctx,
-            person_id,
-            email=True,
-            template="not_eligible",
-            key=f"not-eligible:{application_id}",
-            actor=ACTOR,
-            about=f"application:{application_id}",
-            identity_ids=named_identities(ctx, application_id),
-            group=GROUP,
-            application_id=application_id,
-            ruling=decision.ruling,
-            reason=decision.reason,
-            min_age=ctx.charter.eligibility.account_min_age_days,
-        )
-        return {
-            "application": application_id,
-            "status": "refused",
-            "ruling": decision.ruling,
-            "reason": decision.reason,
+    if outcome not in (EligibilityOutcome.NO, EligibilityOutcome.UNKNOWN):
+        return None
+    refused = outcome == EligibilityOutcome.NO
+    # A "no" is told once; an "unknown" once per check (a later check may still not know).
+    told: dict[str, Any] = {
+        "template": "eligibility_unknown",
+        "key": f"eligibility-unknown:{application_id}:{check_id}",
+    }
+    if refused:
+        told = {
+            "template": "not_eligible",
+            "key": f"not-eligible:{application_id}",
+            "min_age": ctx.charter.eligibility.account_min_age_days,
         }
-    if outcome == EligibilityOutcome.UNKNOWN:
-        message_person(
-            ctx,
-            person_id,
-            email=True,
-            template="eligibility_unknown",
-            key=f"eligibility-unknown:{application_id}:{check_id}",
-            actor=ACTOR,
-            about=f"application:{application_id}",
-            identity_ids=named_identities(ctx, application_id),
-            group=GROUP,
-            application_id=application_id,
-            ruling=decision.ruling,
-            reason=decision.reason,
-        )
-        return {
-            "application": application_id,
-            "status": "unknown",
-            "ruling": decision.ruling,
-            "reason": decision.reason,
-        }
-    return None
+    message_person(
+        ctx,
+        person_id,
+        email=True,
+        actor=ACTOR,
+        about=f"application:{application_id}",
+        identity_ids=named_identities(ctx, application_id),
+        group=GROUP,
+        application_id=application_id,
+        ruling=decision.ruling,
+        reason=decision.reason,
+        **told,
+    )
+    return {
+        "application": application_id,
+        "status": "refused" if refused else "unknown",
+        "ruling": decision.ruling,
+        "reason": decision.reason,
+    }
 
 
 def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
@@ -174,7 +162,7 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         status == ApplicationStatus.VOTING and not last_yes
     ):
         return {"application": application_id, "status": status.value, "changed": False}
-    if not last_yes:
+    if last is None or not last_yes:
         decision = _evaluate(ctx, application_id)
         outcome = _OUTCOME[decision.evidence["status"]]
         check_id = _record(ctx, application_id, outcome, decision)
@@ -190,23 +178,17 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         result: dict[str, Any] = {"ruling": decision.ruling, "reason": decision.reason}
     else:
         result = {"ruling": last.ruling, "reason": last.reason}
-    from flows.membership.approval import open_approval_ballot
-
     ballot = open_approval_ballot(application_id=application_id, now=ctx.now)
     return {"application": application_id, "status": "eligible", **result, "ballot": ballot}
 
 
-@flow(name="membership-eligibility", flow_run_name=lambda: _name(), log_prints=True)
+@flow(
+    name="membership-eligibility", flow_run_name=run_name("eligibility-application", "application_id"), log_prints=True
+)
 def check_eligibility(application_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Decide R-ELIG-1..3 for a confirmed application, keep the evidence (R-ELIG-4), tell the
     applicant when it is not met, open the approval ballot when it is."""
     return decide(context(now), application_id=application_id)
-
-
-def _name() -> str:
-    from prefect.runtime import flow_run
-
-    return f"eligibility-application-{(flow_run.parameters or {}).get('application_id')}"
 
 
 __all__ = ["check_eligibility", "decide", "Decision"]

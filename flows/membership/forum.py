@@ -20,7 +20,8 @@ ACTOR = "flow:intake"
 
 def _post(data: dict[str, Any]) -> dict[str, Any]:
     # A signed webhook may still hold odd shapes (a list where a name belongs): text only.
-    post = data.get("post") if isinstance(data.get("post"), dict) else {}
+    found = data.get("post")
+    post: dict[str, Any] = found if isinstance(found, dict) else {}
     return {k: (v if isinstance(v, (str, int)) and not isinstance(v, bool) else None) for k, v in post.items()}
 
 
@@ -59,6 +60,7 @@ def _ask_for_answers(ctx: Ctx, *, topic_id: str, username: str, missing: tuple[s
     space = ctx.platforms.space("discourse")
     if space is None or space.messenger is None:
         return
+    messenger = space.messenger
     _, text = render("forum_missing_answers", username=username, missing=[QUESTIONS[name] for name in missing])
     key = f"forum-application:{topic_id}:missing-answers"
     try:
@@ -68,7 +70,7 @@ def _ask_for_answers(ctx: Ctx, *, topic_id: str, username: str, missing: tuple[s
             platform="discourse",
             actor=ACTOR,
             about=f"forum-topic:{topic_id}",
-            act=lambda: space.messenger.reply(thread_id=topic_id, text=text, key=key),
+            act=lambda: messenger.reply(thread_id=topic_id, text=text, key=key),
         )
     except Exception as exc:  # raised again: the event stays unprocessed, retried
         log.warning("membership: could not ask forum-topic:%s for its answers: %s", topic_id, type(exc).__name__)

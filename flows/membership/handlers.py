@@ -20,6 +20,10 @@ from prefect import flow
 from connectors.errors import PolicyViolation
 from flows.kit import Ctx, answer_interaction, context
 from flows.membership import ballot as ballots
+from flows.membership.forum import forum_application, forum_waiting
+from flows.membership.intake import Submission, confirm_identity, submit
+from flows.membership.leave import leave
+from flows.membership.renewal import opt_in
 from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX, read_token
 from flows.platforms import Platforms
 from ledger import repo
@@ -86,8 +90,6 @@ def _application(
         }
         proven["discord"] = attrs.get("user_id", "")
     elif source == "discourse":
-        from flows.membership.forum import forum_application
-
         values, proven, source_ref = forum_application(data)
     elif attrs.get("user_id") and attrs.get("username"):
         # A plugin platform's command: its verifier gives the neutral fields (flows/README.md,
@@ -112,15 +114,13 @@ def intake_inbox(event_id: int, now: datetime | None = None) -> dict[str, Any]:
     """R-APP-1 for an application the gateway stored: the membership intake, reading the answers
     from the ledger's inbox event, so that this run's name and parameters carry the event id
     only, never a handle, an e-mail or an answer (R-PRIVACY-3)."""
-    from flows.membership.intake import submit
-
     ctx = context(now)
     source, kind, data, attrs, actor = _event(ctx, event_id)
     found = _application(source, data, attrs, actor, event_id)
     if found is None:
         return {"outcome": "refused", "ruling": "R-APP-1", "code": "unknown-source"}
     values, proven, source_ref = found
-    return submit(ctx, **values, source=source, source_ref=source_ref, proven=proven or None)
+    return submit(ctx, Submission(**values, source=source, source_ref=source_ref, proven=proven or None))
 
 
 def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
@@ -133,8 +133,6 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
     if source == "discourse":
         if kind == "topic_created":
             return "forum-topic:answers-come-with-its-first-post"
-        from flows.membership.forum import forum_waiting
-
         waiting = forum_waiting(ctx, data=data)
         if waiting:
             return waiting  # not a first post, or answers missing: the edit brings it back
@@ -160,8 +158,6 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
 def handle_confirm(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
     """R-APP-2: a Discord **Confirm** button (``custom_id`` ``cfc:<token>``; the presser must be
     the named account) or the gateway's confirmation page POST (``data.token``)."""
-    from flows.membership.intake import confirm_identity
-
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, _ = _event(ctx, event_id)
     custom_id = attrs.get("custom_id", "")
@@ -188,8 +184,6 @@ def handle_confirm(*, event_id: int, ledger: Ledger, platforms: Platforms, now: 
 def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
     """R-TERM-2: Discord ``/optin`` (the caller's account), the reminder's **Opt in** button
     (``custom_id`` ``cfo:<token>``), or the gateway's opt-in page POST (``data.token``)."""
-    from flows.membership.renewal import opt_in
-
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, _ = _event(ctx, event_id)
     custom_id = attrs.get("custom_id", "")
@@ -226,8 +220,6 @@ def handle_optin(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
 
 def handle_leave(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
     """R-LEAVE: Discord ``/leave`` (optional ``reason`` option) by the member themself."""
-    from flows.membership.leave import leave
-
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, _ = _event(ctx, event_id)
     person_id = (

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from connectors.base import ButtonMessenger, UserRef
 from connectors.errors import FatalError, PolicyViolation
+from flows import kit
 from flows.kit import Ctx, artifact, context, identities_of, log, message_person, once, run_name, user_ref
 from flows.membership.tokens import CONFIRM_PREFIX, make_token, read_token
 from flows.platforms import Platforms
@@ -87,9 +88,7 @@ def _refuse(
     if tell is not None and code != "duplicate":
         _tell_refusal(ctx, key=key, platform=tell[0], username=tell[1], ruling=ruling, reason=reason, code=code)
     if email and code != "duplicate":
-        from flows.kit import send_email
-
-        send_email(
+        kit.send_email(
             ctx,
             to=email,
             template="refused",
@@ -109,9 +108,8 @@ def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: s
     space = ctx.platforms.space(platform)
     if space is None or space.messenger is None or not username:
         return
-    from flows.kit import render
-
-    title, text = render(
+    messenger = space.messenger
+    title, text = kit.render(
         "refused", platform=platform, username=username, group=GROUP, reason=reason, ruling=ruling, code=code
     )
     told = f"{key}:told:{platform}"
@@ -122,7 +120,7 @@ def _tell_refusal(ctx: Ctx, *, key: str, platform: str, username: str, ruling: s
             platform=platform,
             actor=ACTOR,
             about=None,
-            act=lambda: space.messenger.direct_message(recipients=[username], title=title, text=text, key=told),
+            act=lambda: messenger.direct_message(recipients=[username], title=title, text=text, key=told),
         )
     except Exception as exc:  # noqa: BLE001 - e.g. DMs closed; the refusal stays recorded
         log.warning("membership: refusal not delivered on %s: %s", platform, type(exc).__name__)
@@ -157,42 +155,50 @@ def _username(typed: str | None) -> str:
     return (typed or "").strip().lstrip("@")
 
 
-def _receive(
-    *,
-    forum_username: str | None,
-    discord_username: str | None,
-    motivation: str,
-    experience: str,
-    nominator: str | None,
-    email: str | None,
-    source: str,
-    source_ref: str | None,
-    proven: dict[str, str] | None,
-    accounts: Mapping[str, str] | None,
-) -> _Received:
-    forum, discord = _username(forum_username) or None, _username(discord_username) or None
-    others = {str(p): _username(u) for p, u in (accounts or {}).items() if p not in ("discourse", "discord")}
-    values = {
+@dataclass(frozen=True, kw_only=True)
+class Submission:
+    """An application as a source gave it to :func:`submit`: the usernames, answers and e-mail
+    as typed, the ``source`` and its reference (``source_ref``, the intake's idempotency key),
+    ``proven`` (platform → the external id the source proved: confirmed at once) and
+    ``accounts`` (platform → username on any other platform served)."""
+
+    forum_username: str | None
+    discord_username: str | None
+    motivation: str
+    experience: str
+    nominator: str | None
+    email: str | None
+    source: str
+    source_ref: str | None
+    proven: dict[str, str] | None = None
+    accounts: Mapping[str, str] | None = None
+
+
+def _receive(given: Submission) -> _Received:
+    forum, discord = _username(given.forum_username) or None, _username(given.discord_username) or None
+    others = {str(p): _username(u) for p, u in (given.accounts or {}).items() if p not in ("discourse", "discord")}
+    values: dict[str, Any] = {
         "forum": forum,
         "discord": discord,
-        "motivation": motivation,
-        "experience": experience,
-        "nominator": nominator,
+        "motivation": given.motivation,
+        "experience": given.experience,
+        "nominator": given.nominator,
     }
     if any(others.values()):
         values["accounts"] = others
     named = {"discourse": forum, "discord": discord, **{p: u or None for p, u in others.items()}}
     # The account the source proved is where a refusal is told (the form's page reads the record).
-    tell = (source, named[source]) if source in (proven or {}) and named.get(source) else None
+    told = named.get(given.source)
+    tell = (given.source, told) if given.source in (given.proven or {}) and told else None
     return _Received(
-        key=_intake_key(source=source, source_ref=source_ref, values=values),
+        key=_intake_key(source=given.source, source_ref=given.source_ref, values=values),
         named=named,
-        motivation=motivation,
-        experience=experience,
-        nominator=nominator,
-        email=(email or "").strip() or None,
-        source=source,
-        proven=dict(proven or {}),
+        motivation=given.motivation,
+        experience=given.experience,
+        nominator=given.nominator,
+        email=(given.email or "").strip() or None,
+        source=given.source,
+        proven=dict(given.proven or {}),
         tell=tell,
     )
 
@@ -224,7 +230,8 @@ def _find_accounts(ctx: Ctx, got: _Received) -> dict[str, UserRef] | CodedDecisi
         )
         if not decision.allowed:
             return decision
-        found[platform] = user
+        if user is not None:  # always: check_account refuses an account not found (R-APP-1)
+            found[platform] = user
     return found
 
 
@@ -265,7 +272,8 @@ def _store(ctx: Ctx, got: _Received, accounts: dict[str, UserRef], person_id: in
                 home_platform=got.source if got.source in got.named else None,
                 at=ctx.now,
             )
-        identity_ids = [_identity(ctx, session, person, platform, user).id for platform, user in accounts.items()]
+        stored = {platform: _identity(ctx, session, person, platform, user) for platform, user in accounts.items()}
+        identity_ids = [identity.id for identity in stored.values()]
         if got.email:
             repo.add_identity(session, person, platform="email", actor=ACTOR, username=got.email, at=ctx.now)
         app = repo.submit_application(
@@ -279,8 +287,7 @@ def _store(ctx: Ctx, got: _Received, accounts: dict[str, UserRef], person_id: in
             at=ctx.now,
         )
         for platform in got.proven:
-            identity = repo.find_identity(session, platform=platform, external_id=accounts[platform].id)
-            repo.confirm_application(session, app, identity, actor=ACTOR, at=ctx.now)
+            repo.confirm_application(session, app, stored[platform], actor=ACTOR, at=ctx.now)
         repo.effect_record(
             session,
             key=f"application:{app.id}:identities",
@@ -312,37 +319,11 @@ def _identity(ctx: Ctx, session: Any, person: Person, platform: str, user: UserR
     return identity
 
 
-def submit(
-    ctx: Ctx,
-    *,
-    forum_username: str | None,
-    discord_username: str | None,
-    motivation: str,
-    experience: str,
-    nominator: str | None,
-    email: str | None,
-    source: str,
-    source_ref: str | None,
-    proven: dict[str, str] | None = None,
-    accounts: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+def submit(ctx: Ctx, given: Submission) -> dict[str, Any]:
     """Store an application and send the confirmation prompts (idempotent per source_ref, or per
-    input when there is none). ``proven`` maps a platform to the external id the source proved
-    (that account is confirmed at once); ``accounts`` names the applicant's accounts on any
-    other platform served (platform → username). The rules decide (``rules.applications``:
+    input when there is none; see :class:`Submission`). The rules decide (``rules.applications``:
     R-APP-1 form and accounts, R-APP-3 duplicates); a refusal is recorded as they returned it."""
-    got = _receive(
-        forum_username=forum_username,
-        discord_username=discord_username,
-        motivation=motivation,
-        experience=experience,
-        nominator=nominator,
-        email=email,
-        source=source,
-        source_ref=source_ref,
-        proven=proven,
-        accounts=accounts,
-    )
+    got = _receive(given)
     refuse = partial(_refuse, ctx, key=got.key, tell=got.tell, email=got.email)
     with ctx.ledger.read() as session:
         previous = repo.effect_get(session, key=got.key)
@@ -352,9 +333,8 @@ def submit(
             return {"outcome": "refused", **previous["ref"], "repeat": True}
         return prompt_confirmations(ctx, application_id=int(about.split(":")[1]))
 
-    form = check_form(
-        ApplicationForm(usernames=got.named, why=motivation, experience=experience), limits=ctx.charter.application
-    ).decision
+    answers = ApplicationForm(usernames=got.named, why=got.motivation, experience=got.experience)
+    form = check_form(answers, limits=ctx.charter.application).decision
     if not form.allowed:
         return refuse(decision=form)
     found = _find_accounts(ctx, got)
@@ -402,11 +382,12 @@ def prompt_confirmations(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     if status == ApplicationStatus.OPEN:
         for identity in waiting:
             _prompt(ctx, application_id=application_id, identity=identity, expires=expires)
+    waiting_for = [i.platform.value for i in waiting]
     result = {
         "outcome": "received",
         "application": application_id,
         "status": status.value,
-        "waiting_for": [i.platform.value for i in waiting],
+        "waiting_for": waiting_for,
         "expires_at": expires.isoformat(),
     }
     artifact(
@@ -414,7 +395,7 @@ def prompt_confirmations(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         title=f"Application {application_id}",
         rows={
             "status": status.value,
-            "waiting for confirmation from": ", ".join(result["waiting_for"]) or "nobody",
+            "waiting for confirmation from": ", ".join(waiting_for) or "nobody",
             "expires at": expires.isoformat(),
             "ruling": "R-APP-2",
         },
@@ -440,9 +421,7 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
         channel="discord" if space.capable(ButtonMessenger) is not None else "web",
     )
     link = f"{ctx.platforms.gateway_url}/confirm/{token}"
-    from flows.kit import render
-
-    title, text = render(
+    title, text = kit.render(
         "confirm_request",
         platform=space.platform,
         username=identity.username,
@@ -481,9 +460,10 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
 def all_confirmed(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     """Every named account confirmed: status ``confirmed`` (recorded), then eligibility."""
     with ctx.ledger.transaction() as session:
-        app = session.get(Application, application_id)
+        app = session.get_one(Application, application_id)
         if app.status == ApplicationStatus.OPEN:
             repo.set_application_status(session, app, ApplicationStatus.CONFIRMED, actor=ACTOR, at=ctx.now)
+    # lazy: cycle: flows.membership.intake and flows.membership.eligibility (it reads the intake's records)
     from flows.membership.eligibility import check_eligibility
 
     return {"eligibility": check_eligibility(application_id=application_id, now=ctx.now)}
@@ -512,16 +492,17 @@ def confirm_identity(
     with ctx.ledger.transaction() as session:
         app = session.get(Application, claims.subject)
         identity = session.get(Identity, claims.identity)
-        named = app is not None and identity is not None and identity.id in (named_identities_session(session, app.id))
+        named = app is not None and identity is not None and identity.id in named_identities_session(session, app.id)
         decision = check_confirmation(
             ConfirmationAttempt(
                 named=named,
-                account_id=identity.external_id if named else None,
+                account_id=identity.external_id if named and identity is not None else None,
                 pressed_by=pressed_by,
-                status=app.status.value if named else "open",
+                status=app.status.value if named and app is not None else "open",
             )
         )
-        if not decision.allowed:
+        # A link naming no application or account is never allowed (R-APP-2).
+        if not decision.allowed or app is None or identity is None:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
         if decision.code == "already":
             return f"application:{app.id}:already"
@@ -529,8 +510,8 @@ def confirm_identity(
         if identity.verified_at is None:
             identity.verified_at = ctx.now
         confirmed = {c.identity_id for c in app.confirmations} | {identity.id}
-        named = set(named_identities_session(session, app.id))
-    if named <= confirmed:
+        named_ids = set(named_identities_session(session, app.id))
+    if named_ids <= confirmed:
         all_confirmed(ctx, application_id=claims.subject)
         return f"application:{claims.subject}:confirmed"
     return f"application:{claims.subject}:waiting"
@@ -592,9 +573,7 @@ def intake(
     is set by the gateway's handler for an account the source itself proved (the Discord user
     who sent the modal, the Forum topic's author): it counts as confirmed at once. ``accounts``
     (platform → username) names accounts on any other platform served."""
-    ctx = context(now)
-    return submit(
-        ctx,
+    given = Submission(
         forum_username=forum_username,
         discord_username=discord_username,
         motivation=motivation,
@@ -606,6 +585,7 @@ def intake(
         proven=proven_accounts,
         accounts=accounts,
     )
+    return submit(context(now), given)
 
 
 @flow(name="membership-expire-applications", flow_run_name="expire-applications", log_prints=True)

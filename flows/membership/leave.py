@@ -19,6 +19,7 @@ from connectors.errors import PolicyViolation
 from flows.kit import Ctx, artifact, context, message_person, person_run_name, post_wg
 from flows.membership.intake import GROUP
 from flows.reconcile import reconcile_person
+from flows.roles.revocations import announce_waiting, decide_end, kept_roles, record_end
 from ledger import repo
 from ledger import roles as roles_ledger
 from ledger.models import BallotStatus, Membership, MembershipStatus, Person
@@ -44,10 +45,8 @@ def end_membership(
     and other roles stay (R-MOD); an admin revocation that would leave a platform short of
     counted admins waits (recorded in the ledger) and the WG is told which platform needs a new
     admin. Run again after a crash, it only finishes the revocations and the notices."""
-    from flows.roles.revocations import announce_waiting, decide_end
-
     with ctx.ledger.read() as session:
-        membership = repo.open_membership(session, session.get(Person, person_id))
+        membership = repo.open_membership(session, session.get_one(Person, person_id))
         active = membership is not None and membership.status == MembershipStatus.ACTIVE
     end = decide_end(ctx, person_id=person_id) if active else None
     membership_id, waiting = _end_in_ledger(
@@ -91,8 +90,6 @@ def _end_in_ledger(
 ) -> tuple[int, list[tuple[int, str]]]:
     """Record the ending the rules allowed (once; open ballots about the person cancelled);
     returns the membership's id and its waiting admin revocations (id, platform)."""
-    from flows.roles.revocations import kept_roles, record_end
-
     with ctx.ledger.transaction() as session:
         person = session.get_one(Person, person_id)
         membership = repo.open_membership(session, person)
@@ -109,15 +106,19 @@ def _end_in_ledger(
         )
         if not decision.allowed:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
+        # Allowed means there is one: the active membership (end) or one ended the same way.
+        ended = membership if decision.code == "end" else last
+        if ended is None:
+            raise LookupError(f"person:{person_id} has no membership to end")
         if decision.code == "end":
             repo.end_membership(
-                session, membership, status=status, actor=actor, at=ctx.now, ballot_id=ballot_id, keep=kept_roles(end)
+                session, ended, status=status, actor=actor, at=ctx.now, ballot_id=ballot_id, keep=kept_roles(end)
             )
-            record_end(session, end, person=person, membership_id=membership.id, actor=actor, at=ctx.now)
+            record_end(session, end, person=person, membership_id=ended.id, actor=actor, at=ctx.now)
             for ballot in repo.open_ballots(session):
                 if ballot.subject_person_id == person_id and ballot.status == BallotStatus.OPEN:
                     repo.cancel_ballot(session, ballot, actor=actor, reason_code=f"member-{status.value}", at=ctx.now)
-        membership_id = membership.id if decision.code == "end" else last.id
+        membership_id = ended.id
         return membership_id, [
             (r.id, r.platform)
             for r in roles_ledger.revocations(session)
@@ -152,7 +153,7 @@ def leave_step(ctx: Ctx, *, person_id: int, reason: str | None = None) -> dict[s
 
 def _handle(ctx: Ctx, person_id: int) -> str:
     with ctx.ledger.read() as session:
-        return session.get(Person, person_id).handle
+        return session.get_one(Person, person_id).handle
 
 
 def person_id_of(ctx: Ctx, handle: str) -> int:

@@ -22,16 +22,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import SecretStr
 
 from connectors.errors import CharterflowError
 from flows.kit import Ctx, context, done, log, once
+from flows.membership.handlers import _event
 from flows.platforms import Platforms
 from ledger import repo
 from ledger.db import Ledger
 from ledger.errors import Conflict
 from ledger.models import MembershipStatus, Person
+from rules.applications import LinkCode, LinkRequest, check_link_code, check_link_request
+from rules.decision import CodedDecision
 
 __all__ = ["CODE_TTL", "handle_link", "link_code"]
 
@@ -54,6 +58,28 @@ def _window(at: datetime) -> datetime:
     return datetime.fromtimestamp(at.timestamp() // seconds * seconds, tz=at.tzinfo)
 
 
+# What the person is told of each refusal (``rules.applications`` decides which).
+_START = {
+    "bad-request": "To link this account, name your account on a platform you are known by: "
+    "!link <platform> <username> ({served}).",
+    "already-linked": "This account is already linked to a member of the working group.",
+    "not-a-member": "No active working group member is known as {named} on {platform}.",
+    "pending": "A link request for this account is waiting for its code; try again tomorrow.",
+}
+_FINISH = {
+    "no-request": "There is no open link request for this account (or it expired): "
+    "send !link <platform> <username> first.",
+    "wrong-code": "That code is not the one we sent.",
+    "not-a-member": "This membership is no longer active.",
+    "already-linked": "This account is already linked to another person.",
+}
+
+
+def _refused(decision: CodedDecision, texts: dict[str, str], **values: str) -> tuple[str, str]:
+    """The result reference and the text of a refusal the rules returned."""
+    return f"refused:{decision.ruling}:{decision.code}", texts[decision.code].format(**values)
+
+
 def _pending_key(platform: str, instance: str, external_id: str, issued: datetime) -> str:
     return f"link:pending:{platform}:{instance or '-'}:{external_id}:{issued:%Y%m%d%H%M}"
 
@@ -64,6 +90,7 @@ def _tell(ctx: Ctx, *, source: str, attrs: dict[str, str], event_id: int, text: 
     thread = attrs.get("reply_to", "")
     if space is None or space.messenger is None or not thread:
         return
+    messenger = space.messenger
     try:
         once(
             ctx,
@@ -71,7 +98,7 @@ def _tell(ctx: Ctx, *, source: str, attrs: dict[str, str], event_id: int, text: 
             platform=source,
             actor=ACTOR,
             about=f"inbox:{event_id}",
-            act=lambda: space.messenger.reply(thread_id=thread, text=text, key=f"link-told-{event_id}"),
+            act=lambda: messenger.reply(thread_id=thread, text=text, key=f"link-told-{event_id}"),
         )
     except CharterflowError as exc:  # the answer is a courtesy; the decision is recorded
         log.warning("link: inbox:%s not answered on %s (%s)", event_id, source, type(exc).__name__)
@@ -79,8 +106,6 @@ def _tell(ctx: Ctx, *, source: str, attrs: dict[str, str], event_id: int, text: 
 
 def handle_link(*, event_id: int, ledger: Ledger, platforms: Platforms, now: datetime) -> str:
     """Route ``link``: start (``link.platform``/``link.username``) or finish (``link.code``)."""
-    from flows.membership.handlers import _event
-
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, _kind, _data, attrs, _actor = _event(ctx, event_id)
     external_id, username = attrs.get("user_id", ""), attrs.get("username", "")
@@ -107,31 +132,29 @@ def handle_link(*, event_id: int, ledger: Ledger, platforms: Platforms, now: dat
 
 def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: str, named: str) -> tuple[str, str]:
     known = ctx.platforms.space(platform) if platform != source else None
+    served = ", ".join(p for p in ctx.platforms.names() if p != source)
     if known is None or known.messenger is None or not named:
-        served = ", ".join(p for p in ctx.platforms.names() if p != source)
-        return (
-            "refused:R-APP-2:bad-request",
-            f"To link this account, name your account on a platform you are known by: "
-            f"!link <platform> <username> ({served}).",
-        )
+        return _refused(check_link_request(LinkRequest(named_served=False)), _START, served=served)
+    messenger = known.messenger
     with ctx.ledger.read() as session:
         owner = repo.find_person_by_identity(session, platform=source, external_id=external_id)
         person = repo.find_person_by_identity(session, platform=platform, username=named)
         membership = repo.open_membership(session, person) if person is not None else None
         active = membership is not None and membership.status == MembershipStatus.ACTIVE
         person_id = person.id if person is not None else None
-    if owner is not None:
-        return ("refused:R-APP-3:already-linked", "This account is already linked to a member of the working group.")
-    if person_id is None or not active:
-        return ("refused:R-APP-2:not-a-member", f"No active working group member is known as {named} on {platform}.")
     issued = _window(ctx.now)
     key = _pending_key(source, instance, external_id, issued)
     pending = done(ctx, key)
-    if pending is not None and pending["ref"].get("person") != person_id:
-        return (
-            "refused:R-APP-2:pending",
-            "A link request for this account is waiting for its code; try again tomorrow.",
+    decision = check_link_request(
+        LinkRequest(
+            named_served=True,
+            already_linked=owner is not None,
+            member=person_id is not None and active,
+            pending_other=pending is not None and pending["ref"].get("person") != person_id,
         )
+    )
+    if not decision.allowed or person_id is None:
+        return _refused(decision, _START, named=named, platform=platform, served=served)
     if pending is None:
         with ctx.ledger.transaction() as session:
             # Recorded before the code is sent: a retry sends the same code, never a second one.
@@ -153,7 +176,7 @@ def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: 
         platform=platform,
         actor=ACTOR,
         about=f"person:{person_id}",
-        act=lambda: known.messenger.direct_message(
+        act=lambda: messenger.direct_message(
             recipients=[named],
             title=f"Link your {source} account",
             text=(
@@ -170,31 +193,36 @@ def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: 
     )
 
 
-def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username: str, code: str) -> tuple[str, str]:
-    # A code is good in its window and the next one: between one and two windows long.
-    found = [
-        (w, done(ctx, _pending_key(source, instance, external_id, w)))
-        for w in (_window(ctx.now), _window(ctx.now) - CODE_TTL)
-    ]
-    found = [(w, p) for w, p in found if p is not None]
-    if not found:
-        return (
-            "refused:R-APP-2:no-request",
-            "There is no open link request for this account (or it expired): send !link <platform> <username> first.",
-        )
+def _code_owner(
+    ctx: Ctx, found: list[tuple[datetime, dict[str, Any]]], *, source: str, external_id: str, code: str
+) -> int | None:
+    """The person whose open request ``code`` answers (compared in constant time), if any."""
     for issued, pending in found:
         person_id = int(pending["ref"]["person"])
         expected = link_code(
             ctx.platforms.confirm_secret, person_id=person_id, platform=source, external_id=external_id, issued=issued
         )
         if hmac.compare_digest(code, expected):
-            break
-    else:
-        return "refused:R-APP-2:wrong-code", "That code is not the one we sent."
-    with ctx.ledger.read() as session:
-        membership = repo.open_membership(session, session.get(Person, person_id))
-        if membership is None or membership.status != MembershipStatus.ACTIVE:
-            return "refused:R-APP-2:not-a-member", "This membership is no longer active."
+            return person_id
+    return None
+
+
+def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username: str, code: str) -> tuple[str, str]:
+    # A code is good in its window and the next one: between one and two windows long.
+    read = [
+        (w, done(ctx, _pending_key(source, instance, external_id, w)))
+        for w in (_window(ctx.now), _window(ctx.now) - CODE_TTL)
+    ]
+    found = [(w, p) for w, p in read if p is not None]
+    person_id = _code_owner(ctx, found, source=source, external_id=external_id, code=code)
+    active = False
+    if person_id is not None:
+        with ctx.ledger.read() as session:
+            membership = repo.open_membership(session, session.get_one(Person, person_id))
+            active = membership is not None and membership.status == MembershipStatus.ACTIVE
+    decision = check_link_code(LinkCode(request_found=bool(found), code_matches=person_id is not None, member=active))
+    if not decision.allowed or person_id is None:
+        return _refused(decision, _FINISH)
     space = ctx.platforms.space(source)
     try:
         with ctx.ledger.transaction() as session:
@@ -222,5 +250,6 @@ def _finish(ctx: Ctx, *, source: str, instance: str, external_id: str, username:
                     at=ctx.now,
                 )
     except Conflict:
-        return "refused:R-APP-3:already-linked", "This account is already linked to another person."
+        taken = LinkCode(request_found=True, code_matches=True, member=True, already_linked=True)
+        return _refused(check_link_code(taken), _FINISH)
     return f"identity:person:{person_id}:{source}", "Linked: this account is now part of your membership."

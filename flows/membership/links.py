@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
@@ -20,16 +20,14 @@ from flows.membership.tokens import read_token
 from flows.presentation import label
 from ledger import repo
 from ledger.db import Ledger
-from ledger.models import Application, ApplicationStatus, Identity, Membership, MembershipStatus, Person, Term
+from ledger.models import Application, Identity, Membership, Person, Term
+from rules.links import LINK_RULINGS, ConfirmLinkFacts, OptInLinkFacts, confirm_link_state, optin_link_state
 
 __all__ = ["LinkView", "describe_link"]
 
-_CLOSED = {
-    ApplicationStatus.EXPIRED: "it was not confirmed in time and has expired",
-    ApplicationStatus.WITHDRAWN: "it was withdrawn",
-    ApplicationStatus.REFUSED: "it was not accepted",
-    ApplicationStatus.REJECTED: "the members' vote on it has ended",
-}
+LinkState = Literal["ready", "done", "closed", "invalid"]
+# The page's states are the rules' codes (``rules.links``).
+_STATES: dict[str, LinkState] = {"ready": "ready", "done": "done", "closed": "closed", "invalid": "invalid"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +40,7 @@ class LinkView:
     """
 
     purpose: Literal["confirm", "optin"]
-    state: Literal["ready", "done", "closed", "invalid"]
+    state: LinkState
     reason: str
     ruling: str
     application_id: int | None = None
@@ -56,7 +54,7 @@ def describe_link(
     *, ledger: Ledger, purpose: Literal["confirm", "optin"], token: str, secret: SecretStr | str, now: datetime
 ) -> LinkView:
     """What ``token`` stands for now (see :class:`LinkView`); reads only."""
-    ruling = "R-APP-2" if purpose == "confirm" else "R-TERM-2"
+    ruling = LINK_RULINGS[purpose]
     try:
         claims = read_token(token, secret=secret, purpose=purpose, now=now, channel="web")
     except PolicyViolation as exc:
@@ -73,24 +71,27 @@ def _confirm_view(session: Session, application_id: int, identity_id: int, expir
     app = session.get(Application, application_id)
     identity = session.get(Identity, identity_id)
     named = repo.effect_get(session, key=f"application:{application_id}:identities")
-    if app is None or identity is None or named is None or identity_id not in named["ref"].get("identities", []):
-        return LinkView(
-            purpose="confirm", state="invalid", ruling="R-APP-2", reason="this link does not belong to an application"
+    named_ids = named["ref"].get("identities", []) if named is not None else []
+    if app is None or identity is None or identity_id not in named_ids:
+        state = confirm_link_state(ConfirmLinkFacts(belongs=False))
+        return LinkView(purpose="confirm", state="invalid", ruling=state.ruling, reason=state.reason)
+    state = confirm_link_state(
+        ConfirmLinkFacts(
+            belongs=True,
+            status=app.status.value,
+            confirmed=identity_id in {c.identity_id for c in app.confirmations},
         )
-    common: dict[str, Any] = dict(
+    )
+    return LinkView(
         purpose="confirm",
-        ruling="R-APP-2",
+        state=_STATES[state.code],
+        reason=state.reason,
+        ruling=state.ruling,
         application_id=app.id,
         platform_label=label(identity.platform.value),
         username=identity.username,
         expires_on=expires_on,
     )
-    if app.status in _CLOSED:
-        return LinkView(state="closed", reason=f"this application is closed: {_CLOSED[app.status]}", **common)
-    confirmed = {c.identity_id for c in app.confirmations}
-    if app.status != ApplicationStatus.OPEN or identity_id in confirmed:
-        return LinkView(state="done", reason="the application is already confirmed from this account", **common)
-    return LinkView(state="ready", reason="waiting for your confirmation", **common)
 
 
 def _optin_view(session: Session, term_id: int, person_id: int, expires_on: date) -> LinkView:
@@ -98,14 +99,20 @@ def _optin_view(session: Session, term_id: int, person_id: int, expires_on: date
     person = session.get(Person, person_id)
     membership = session.get(Membership, term.membership_id) if term is not None else None
     if term is None or person is None or membership is None or membership.person_id != person_id:
-        return LinkView(
-            purpose="optin", state="invalid", ruling="R-TERM-2", reason="this link does not belong to a membership"
+        state = optin_link_state(OptInLinkFacts(belongs=False))
+        return LinkView(purpose="optin", state="invalid", ruling=state.ruling, reason=state.reason)
+    state = optin_link_state(
+        OptInLinkFacts(
+            belongs=True,
+            membership_status=membership.status.value,
+            latest_term=not (membership.terms and membership.terms[-1].id != term_id),
         )
-    common: dict[str, Any] = dict(
-        purpose="optin", ruling="R-TERM-2", expires_on=expires_on, term_ends_on=term.ends_at.date()
     )
-    if membership.status != MembershipStatus.ACTIVE:
-        return LinkView(state="closed", reason=f"this membership has ended ({membership.status.value})", **common)
-    if membership.terms and membership.terms[-1].id != term_id:
-        return LinkView(state="done", reason="you have already opted in for the next term", **common)
-    return LinkView(state="ready", reason="waiting for your opt-in", **common)
+    return LinkView(
+        purpose="optin",
+        state=_STATES[state.code],
+        reason=state.reason,
+        ruling=state.ruling,
+        expires_on=expires_on,
+        term_ends_on=term.ends_at.date(),
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.kit import Ctx, artifact, context, identities_of, message_person, post_wg
+from flows.kit import Ctx, artifact, context, identities_of, message_person, post_wg, run_name
 from flows.membership.intake import GROUP
 from flows.platforms import role_text
 from flows.reconcile import reconcile_person
@@ -26,7 +26,7 @@ ACTOR = "flow:onboarding"
 def onboard_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     """Make the approved applicant a member with their roles, and welcome them."""
     with ctx.ledger.transaction() as session:
-        app = session.get(Application, application_id)
+        app = session.get_one(Application, application_id)
         if app.status != ApplicationStatus.APPROVED:
             return {"application": application_id, "onboarded": False, "status": app.status.value}
         ballot = session.get_one(Ballot, app.ballot_id)
@@ -97,14 +97,8 @@ def onboard_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     }
 
 
-@flow(name="membership-onboarding", flow_run_name=lambda: _name(), log_prints=True)
+@flow(name="membership-onboarding", flow_run_name=run_name("onboarding-application", "application_id"), log_prints=True)
 def onboard(application_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Onboard an approved applicant: membership + first term, WG roles on each platform,
     welcome. Safe to run again (an operator reruns it after a platform outage)."""
     return onboard_step(context(now), application_id=application_id)
-
-
-def _name() -> str:
-    from prefect.runtime import flow_run
-
-    return f"onboarding-application-{(flow_run.parameters or {}).get('application_id')}"

@@ -12,14 +12,14 @@ from typing import Any
 from prefect import flow
 
 from connectors.errors import PolicyViolation
+from flows.ballots import electorate_ids, open_ledger_ballot, record_applied
 from flows.kit import Ctx, artifact, context, message_person, person_run_name, post_wg
 from flows.membership import ballot as ballots
-from flows.membership.approval import electorate_ids
 from flows.membership.intake import GROUP
 from flows.membership.leave import end_membership, person_id_of
 from ledger import repo
 from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, MembershipStatus, Person
-from rules import closes_at, majority
+from rules import majority
 from rules.leaving import RemovalProposal, check_removal_proposal, removal_opened
 
 ACTOR = "flow:removal"
@@ -47,23 +47,14 @@ def open_step(ctx: Ctx, *, subject_id: int, proposer_id: int) -> dict[str, Any]:
         if existing:
             ballot = existing[0]
         else:
-            ids = electorate_ids(session, kind="removal", subject_person_id=subject_id, charter=ctx.charter)
-            params = ctx.charter.ballots.removal
-            ballot = repo.open_ballot(
+            ballot = open_ledger_ballot(
+                ctx,
                 session,
-                kind=BallotKind.REMOVAL,
+                kind="removal",
                 subject_ref=f"person:{subject_id}",
-                electorate=ids,
-                opens_at=ctx.now,
-                closes_at=closes_at("removal", opened_at=ctx.now, charter=ctx.charter),
-                rule_params={
-                    "voting_days": params.voting_days,
-                    "majority_fraction": str(params.majority_fraction),
-                    "proposed_by": f"person:{proposer.id}",
-                },
                 actor=ACTOR,
                 subject_person=subject,
-                at=ctx.now,
+                params={"proposed_by": f"person:{proposer.id}"},
             )
         ballot_id, size, handle, closes = ballot.id, len(ballot.electors), subject.handle, ballot.closes_at
     needed = majority(size, charter=ctx.charter)
@@ -104,6 +95,8 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     with ctx.ledger.read() as session:
         ballot = session.get_one(Ballot, ballot_id)
         subject_id, outcome = ballot.subject_person_id, ballot.outcome
+        if subject_id is None:
+            raise LookupError(f"ballot:{ballot_id} is not a removal ballot")
         handle = session.get_one(Person, subject_id).handle
     if ballot.status == BallotStatus.CLOSED and outcome == BallotOutcome.PASSED:
         try:
@@ -130,15 +123,7 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
         ballot_id=ballot_id,
         outcome=outcome.value if outcome else "cancelled",
     )
-    with ctx.ledger.transaction() as session:
-        repo.effect_record(
-            session,
-            key=f"ballot:{ballot_id}:applied",
-            platform="ledger",
-            actor=ACTOR,
-            about=f"ballot:{ballot_id}",
-            at=ctx.now,
-        )
+    record_applied(ctx, ballot_id=ballot_id, actor=ACTOR)
     return outcome.value if outcome else "cancelled"
 
 

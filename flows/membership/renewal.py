@@ -29,8 +29,9 @@ from flows.kit import (
     user_ref,
 )
 from flows.membership.intake import GROUP
-from flows.membership.leave import end_membership
+from flows.membership.leave import end_membership, person_id_of
 from flows.membership.tokens import OPTIN_PREFIX, make_token
+from flows.roles.plan import observe
 from ledger import repo
 from ledger.models import MembershipStatus, Person
 from rules import AdminCount, reminders_due, short_if_gone, term_status, term_window
@@ -125,8 +126,6 @@ def _remind(
 def _observe(ctx: Ctx) -> Any:
     """The platforms' roles for the advance warning; False when a platform cannot be read
     (the reminder goes out without the warning rather than not at all)."""
-    from flows.roles.plan import observe
-
     try:
         return observe(ctx)
     except Exception as exc:  # noqa: BLE001 - the reminder matters more than the warning
@@ -140,7 +139,7 @@ def renewal_step(ctx: Ctx) -> dict[str, Any]:
         rows = []
         for m in repo.active_memberships(session):
             term = m.terms[-1]
-            rows.append((m.person_id, session.get(Person, m.person_id).handle, term.id, term.starts_at))
+            rows.append((m.person_id, session.get_one(Person, m.person_id).handle, term.id, term.starts_at))
     reminded: list[dict[str, Any]] = []
     lapsed: list[str] = []
     seen: Any = None
@@ -202,10 +201,12 @@ def opt_in_step(ctx: Ctx, *, person_id: int, source: str) -> dict[str, Any]:
     with ctx.ledger.transaction() as session:
         person = session.get_one(Person, person_id)
         membership = repo.open_membership(session, person)
-        active = membership is not None and membership.status == MembershipStatus.ACTIVE
-        latest = membership.terms[-1] if active else None
+        if membership is None or membership.status != MembershipStatus.ACTIVE:
+            membership = None
+        latest = membership.terms[-1] if membership is not None else None
         decision = decide_opt_in(latest.starts_at if latest is not None else None, at=ctx.now, charter=ctx.charter)
-        if not decision.allowed:
+        # Allowed means an active membership with a term (decide_opt_in refuses None).
+        if not decision.allowed or membership is None or latest is None:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)
         if decision.code == "already":
             term, renewed = latest, False
@@ -256,7 +257,5 @@ def renewal(now: datetime | None = None) -> dict[str, Any]:
 @flow(name="membership-opt-in", flow_run_name=person_run_name("opt-in", "member"), log_prints=True)
 def opt_in(member: str, source: str = "operator", now: datetime | None = None) -> dict[str, Any]:
     """Record an opt-in for ``member`` (WG handle or id) made outside the platforms (R-TERM-2)."""
-    from flows.membership.leave import person_id_of
-
     ctx = context(now)
     return opt_in_step(ctx, person_id=person_id_of(ctx, member), source=source)

@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from ledger import repo
 from ledger.db import Ledger
-from ledger.models import Application, ApplicationStatus, EligibilityOutcome, InboxEvent
+from ledger.models import Application, InboxEvent
+from rules.applications import ApplicationProgress, application_state
 
 GROUP = "Online Community Working Group"
 
@@ -84,94 +85,70 @@ def describe_submission(ledger: Ledger, *, submission: str, confirm_days: int) -
         return _application_view(app, confirm_days=confirm_days)
 
 
-def _confirmed_view(app: Application, ref: str) -> StatusView:
-    """A confirmed application: being checked, or its check could not be made yet."""
-    last = app.eligibility[-1] if app.eligibility else None
-    if last is not None and last.outcome == EligibilityOutcome.UNKNOWN:
-        return StatusView(
-            state="checking",
-            heading="We could not check eligibility yet",
-            text=f"Confirmed, but {last.reason}. The working group will check again; you will hear from us.",
-            ruling=last.ruling,
-        )
-    return StatusView(
-        state="checking",
-        heading="Your application is confirmed",
-        text=f"Thank you. We are checking eligibility ({ref}).",
-        ruling="R-ELIG-1",
-    )
-
-
-def _refused_view(app: Application) -> StatusView:
-    """A refused application, with the last check's reason."""
-    last = app.eligibility[-1] if app.eligibility else None
-    reason = last.reason if last is not None else "the charter's eligibility rule is not met"
-    return StatusView(
-        state="refused",
-        heading="Not eligible yet",
-        text=f"We checked the charter's eligibility rule and it is not met yet: "
-        f"{reason}. This is not a judgement of you or your work; you are "
-        "welcome to apply again when that changes.",
-        ruling=last.ruling if last is not None else "R-ELIG-1",
-        final=True,
-    )
-
-
 def _application_view(app: Application, *, confirm_days: int) -> StatusView:
-    status = app.status
+    """The page for ``app``: the state and ruling ``rules.applications.application_state``
+    decides, worded for the applicant."""
+    last = app.eligibility[-1] if app.eligibility else None
+    state = application_state(
+        ApplicationProgress(
+            status=app.status.value,
+            check_outcome=last.outcome.value if last is not None else None,
+            check_ruling=last.ruling if last is not None else None,
+            check_reason=last.reason if last is not None else None,
+        )
+    )
     ref = f"application {app.id}"
-    if status == ApplicationStatus.OPEN:
-        expires = (app.submitted_at + timedelta(days=confirm_days)).date().isoformat()
-        return StatusView(
-            state="waiting",
-            heading="Please confirm your application",
-            text=f"We sent a message to each account you named ({ref}). Please "
+    expires = (app.submitted_at + timedelta(days=confirm_days)).date().isoformat()
+    words = {
+        "waiting": (
+            "waiting",
+            "Please confirm your application",
+            f"We sent a message to each account you named ({ref}). Please "
             f"confirm the application from each of them by {expires}; "
             "without that it expires.",
-            ruling="R-APP-2",
-        )
-    if status == ApplicationStatus.CONFIRMED:
-        return _confirmed_view(app, ref)
-    if status == ApplicationStatus.VOTING:
-        return StatusView(
-            state="voting",
-            heading="The working group is voting",
-            text=f"Your application is eligible and the members are voting on it "
+        ),
+        "unknown": (
+            "checking",
+            "We could not check eligibility yet",
+            f"Confirmed, but {state.reason}. The working group will check again; you will hear from us.",
+        ),
+        "checking": ("checking", "Your application is confirmed", f"Thank you. We are checking eligibility ({ref})."),
+        "voting": (
+            "voting",
+            "The working group is voting",
+            f"Your application is eligible and the members are voting on it "
             f"({ref}). You will hear the result here and on the platforms you "
             "named.",
-            ruling="R-VOTE-APPROVE",
-        )
-    if status == ApplicationStatus.APPROVED:
-        return StatusView(
-            state="approved",
-            heading="Welcome: your application is approved",
-            text=f"The members of the {GROUP} approved your application ({ref}). "
+        ),
+        "approved": (
+            "approved",
+            "Welcome: your application is approved",
+            f"The members of the {GROUP} approved your application ({ref}). "
             "A welcome message with the next steps is in your messages on "
             "the platforms you named.",
-            ruling="R-VOTE-APPROVE",
-            final=True,
-        )
-    if status == ApplicationStatus.REJECTED:
-        return StatusView(
-            state="not-approved",
-            heading="Your application was not approved",
-            text=f"The members voted on your application ({ref}) and it was not "
+        ),
+        "not-approved": (
+            "not-approved",
+            "Your application was not approved",
+            f"The members voted on your application ({ref}) and it was not "
             "approved this time. Thank you for offering your time; you are "
             "welcome to apply again later.",
-            ruling="R-VOTE-APPROVE",
-            final=True,
-        )
-    if status == ApplicationStatus.EXPIRED:
-        return StatusView(
-            state="expired",
-            heading="Your application has expired",
-            text=f"It was not confirmed from every account it named within "
-            f"{confirm_days} days ({ref}). You are welcome to apply again.",
-            ruling="R-APP-2",
-            final=True,
-        )
-    if status == ApplicationStatus.REFUSED:
-        return _refused_view(app)
-    return StatusView(
-        state=status.value, heading=f"Your application is {status.value}", text=f"{ref} is {status.value}.", final=True
-    )
+        ),
+        "expired": (
+            "expired",
+            "Your application has expired",
+            f"It was not confirmed from every account it named within {confirm_days} days ({ref}). "
+            "You are welcome to apply again.",
+        ),
+        "refused": (
+            "refused",
+            "Not eligible yet",
+            f"We checked the charter's eligibility rule and it is not met yet: "
+            f"{state.reason}. This is not a judgement of you or your work; you are "
+            "welcome to apply again when that changes.",
+        ),
+    }
+    status = app.status.value
+    shown, heading, text = words.get(state.code, (status, f"Your application is {status}", f"{ref} is {status}."))
+    final = state.code in ("approved", "not-approved", "expired", "refused", "other")
+    return StatusView(state=shown, heading=heading, text=text, ruling=state.ruling, final=final)

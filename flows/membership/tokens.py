@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pydantic import SecretStr
 
 from connectors.errors import PolicyViolation
+from rules.links import LinkPurpose, SignedLink, check_link
 
 __all__ = ["CHANNELS", "CONFIRM_PREFIX", "OPTIN_PREFIX", "TokenClaims", "make_token", "normalise_token", "read_token"]
 
@@ -38,11 +39,6 @@ OPTIN_PREFIX = "cfo:"  # Discord button custom_id prefix of an opt-in (R-TERM-2)
 _PURPOSES = {"confirm": "c", "optin": "o"}
 CHANNELS = {"web": "w", "discord": "d"}
 _CHANNEL_OF = {code: name for name, code in CHANNELS.items()}
-# Where a token works, said to the person who tried it elsewhere.
-WORKS_ON = {
-    "web": "the web page its link opens (from the Forum message or e-mail we sent)",
-    "discord": "the Confirm / Opt in button in the Discord direct message we sent",
-}
 _SHAPE = re.compile(r"([co])\.(?:([wd])\.)?(\d{1,12})\.(\d{1,12})\.(\d{1,12})\.([0-9a-f]{32})")
 _TRAILING = " \t\r\n.,;:!?)]}>'\""
 
@@ -90,21 +86,25 @@ def read_token(token: str, *, secret: SecretStr | str, purpose: str, now: dateti
     """The claims of a valid, unexpired token for ``purpose`` redeemed on ``channel`` (``web``
     or ``discord``); ``PolicyViolation`` otherwise (ruling R-APP-2 for confirmations, R-TERM-2
     for opt-ins), naming where the token works when it came through the wrong channel."""
-    ruling = "R-APP-2" if purpose == "confirm" else "R-TERM-2"
+    link_purpose: LinkPurpose = "confirm" if purpose == "confirm" else "optin"
     token = normalise_token(token)
     match = _SHAPE.fullmatch(token)
     if match is None or match.group(1) != _PURPOSES.get(purpose):
-        raise PolicyViolation("this link is not valid", ruling=ruling)
-    body = token.rsplit(".", 1)[0]
-    expected = hmac.new(_key(secret), body.encode("ascii"), hashlib.sha256).hexdigest()[:32]
-    if not hmac.compare_digest(expected, match.group(6)):
-        raise PolicyViolation("this link is not valid", ruling=ruling)
+        authentic = False
+    else:
+        expected = hmac.new(_key(secret), token.rsplit(".", 1)[0].encode("ascii"), hashlib.sha256).hexdigest()[:32]
+        authentic = hmac.compare_digest(expected, match.group(6))
+    if match is None or not authentic:
+        decision = check_link(SignedLink(purpose=link_purpose, authentic=False), now=now)
+        raise PolicyViolation(decision.reason, ruling=decision.ruling)
     made_for = _CHANNEL_OF.get(match.group(2) or "")
-    if made_for is not None and made_for != channel:
-        raise PolicyViolation(f"this code works only with {WORKS_ON[made_for]}", ruling=ruling)
     expires = datetime.fromtimestamp(int(match.group(5)), UTC)
-    if now > expires:
-        raise PolicyViolation("this link has expired", ruling=ruling)
+    decision = check_link(
+        SignedLink(purpose=link_purpose, authentic=True, expires_at=expires, made_for=made_for, used_on=channel),
+        now=now,
+    )
+    if not decision.allowed:
+        raise PolicyViolation(decision.reason, ruling=decision.ruling)
     return TokenClaims(
         purpose=purpose, subject=int(match.group(3)), identity=int(match.group(4)), expires_at=expires, channel=made_for
     )

@@ -16,15 +16,15 @@ from typing import Any, Literal
 from prefect import flow
 
 from connectors.errors import PolicyViolation
+from flows.ballots import applied_result, electorate_ids, open_ledger_ballot, record_applied
 from flows.kit import context, run_name
 from flows.membership import ballot as ballots
-from flows.membership.approval import electorate_ids
 from flows.wg_roles.common import appoint, nominee_of, post_wg, render, request_or_refuse, result, show
-from ledger import appointments, repo
-from ledger.models import Ballot, BallotKind, BallotOutcome, BallotStatus, Person
+from ledger import appointments
+from ledger.models import Ballot, BallotOutcome, BallotStatus, Person
 from ledger.models_appointments import WgAppointment
-from rules import closes_at, quorum
-from rules.appointments import LABELS
+from rules import quorum
+from rules.appointments import LABELS, check_ballot_proposer
 
 ACTOR = "flow:wg-roles-ballot"
 
@@ -34,38 +34,26 @@ def open_step(ctx: Any, *, role: str, nominee: str, proposed_by: str) -> dict[st
     with ctx.ledger.read() as session:
         proposer = nominee_of(session, proposed_by)
         voters = electorate_ids(session, kind="appointment", subject_person_id=None, charter=ctx.charter)
-        if proposer.id not in voters:
-            raise PolicyViolation(
-                f"{proposer.handle} is not a voting member: only a voting member may propose a Chair or Co-Chair",
-                ruling="R-ROLE-APPOINT",
-            )
+        decision = check_ballot_proposer(proposer.handle, voting=proposer.id in voters)
+        if not decision.allowed:
+            raise PolicyViolation(decision.reason, ruling=decision.ruling)
     row, checked, _ = request_or_refuse(
         ctx, role=role, nominee=nominee, via="ballot", requested_by=f"person:{proposer.id}", actor=ACTOR
     )
     if not checked.allowed:
         show(f"wg-appointment-{row.id}", checked, via="ballot", status="refused")
         return result(row, checked)
-    params = ctx.charter.ballots.approval
     with ctx.ledger.transaction() as session:
-        row = session.get(WgAppointment, row.id)
+        row = session.get_one(WgAppointment, row.id)
         if row.ballot_id is None:
-            ids = electorate_ids(session, kind="appointment", subject_person_id=None, charter=ctx.charter)
-            ballot = repo.open_ballot(
+            ballot = open_ledger_ballot(
+                ctx,
                 session,
-                kind=BallotKind.APPOINTMENT,
+                kind="appointment",
                 subject_ref=f"wg-appointment:{row.id}",
-                electorate=ids,
-                opens_at=ctx.now,
-                closes_at=closes_at("appointment", opened_at=ctx.now, charter=ctx.charter),
-                rule_params={
-                    "voting_days": params.voting_days,
-                    "quorum_fraction": str(params.quorum_fraction),
-                    "early_close": params.early_close,
-                    "role": row.role,
-                },
                 actor=ACTOR,
-                subject_person=session.get(Person, row.nominee_person_id),
-                at=ctx.now,
+                subject_person=session.get_one(Person, row.nominee_person_id),
+                params={"role": row.role},
             )
             appointments.mark_voting(session, row, ballot_id=ballot.id, actor=ACTOR, at=ctx.now)
         ballot = session.get(Ballot, row.ballot_id)
@@ -101,14 +89,16 @@ def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
     (checked again, recorded, announced); failed or cancelled → rejected, and the WG is told.
     Idempotent (``ballot:<id>:applied``)."""
     with ctx.ledger.read() as session:
-        applied = repo.effect_get(session, key=f"ballot:{ballot_id}:applied")
-        ballot = session.get(Ballot, ballot_id)
+        applied = applied_result(session, ballot_id)
+        ballot = session.get_one(Ballot, ballot_id)
         row = appointments.by_ballot(session, ballot_id)
+        if row is None:
+            raise LookupError(f"ballot:{ballot_id} is not an appointment ballot")
         passed = ballot.status == BallotStatus.CLOSED and ballot.outcome == BallotOutcome.PASSED
         appointment_id, role = row.id, row.role
-        nominee = session.get(Person, row.nominee_person_id).handle
+        nominee = session.get_one(Person, row.nominee_person_id).handle
     if applied is not None:
-        return str(applied["ref"].get("result", "applied"))
+        return applied
     if passed:
         outcome = appoint(ctx, appointment_id=appointment_id, decided_by=f"ballot:{ballot_id}", actor=ACTOR)["status"]
     else:
@@ -130,16 +120,7 @@ def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
             ballot_id=ballot_id,
         )
         outcome = "rejected"
-    with ctx.ledger.transaction() as session:
-        repo.effect_record(
-            session,
-            key=f"ballot:{ballot_id}:applied",
-            platform="ledger",
-            actor=ACTOR,
-            ref={"result": outcome},
-            about=f"ballot:{ballot_id}",
-            at=ctx.now,
-        )
+    record_applied(ctx, ballot_id=ballot_id, actor=ACTOR, result=outcome)
     return outcome
 
 

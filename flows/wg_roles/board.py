@@ -31,7 +31,7 @@ from connectors.slack.inbound import BoardAction, BoardCheck, check_board_member
 from flows.board.common import BoardCtx, board_context, board_list, person_of_slack
 from flows.kit import done, log, once
 from flows.wg_roles.common import appoint, post_wg, render, request_or_refuse, result, show
-from ledger import appointments, audit
+from ledger import appointments, audit, repo
 from ledger.models import Person
 from ledger.models_appointments import WgAppointment
 from rules.appointments import LABELS
@@ -121,7 +121,7 @@ def board_click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -
             ),
         )
         outcome = f"refused:not-on-board-list:wg-role:{appointment_id}"
-    elif status != "pending":
+    elif appointment_id is None or status != "pending":
         _answer(
             ctx,
             action,
@@ -137,8 +137,6 @@ def board_click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -
     else:
         outcome = _decide(ctx, action, key=key, appointment_id=appointment_id, nominee=nominee, message_ref=message_ref)
     with ctx.ledger.transaction() as session:
-        from ledger import repo
-
         repo.effect_record(
             session,
             key=key,

@@ -14,6 +14,7 @@ from prefect import flow
 
 from connectors.errors import ConfigError, PolicyViolation
 from flows.kit import context, log, once
+from flows.platforms import current_platforms, use
 from flows.wg_roles.common import appoint, render, request_or_refuse, result, show
 from flows.wg_roles.links import PATH, make_link_token, read_link_token
 from flows.wg_roles.settings import WgRolesSettings
@@ -71,8 +72,6 @@ def handle_confirm(*, ledger: Any, event: InboxEvent, now: datetime | None = Non
     """Inbox handler of ``wg-role-confirm`` (the page's button). A tampered or expired token is
     refused; a request no longer pending (the link used before) changes nothing. Returns
     ``wg-appointment:<id>:<status>`` or ``refused:<reason>``."""
-    from flows.platforms import current_platforms, use
-
     platforms = current_platforms()
     with use(ledger=ledger, platforms=platforms):
         ctx = context(now, ledger=ledger, platforms=platforms)

@@ -15,11 +15,21 @@ from connectors.errors import PolicyViolation
 from flows.kit import Ctx, artifact, post_wg
 from ledger import appointments, repo
 from ledger.errors import NotFound
-from ledger.models import Person
+from ledger.models import Person, WgRole
 from ledger.models_appointments import WgAppointment
 from ledger.roster import stored_list
 from rules import Decision, WgRoles
-from rules.appointments import LABELS, AppointmentCheck, check_appointment
+from rules.appointments import (
+    APPOINTED_BY,
+    LABELS,
+    OPTIONAL,
+    WHO_APPOINTS,
+    AppointmentCheck,
+    check_appointment,
+    check_nominee,
+    recheck_pending,
+    recorded_appointment,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 _env = Environment(
@@ -85,10 +95,8 @@ def nominee_of(session: Any, key: str) -> Person:
     try:
         return repo.get_person(session, key.strip())
     except NotFound:
-        raise PolicyViolation(
-            f"{key!r} is not a person in the ledger (import them with `charterflow roster import` first)",
-            ruling="R-ROLE-APPOINT",
-        ) from None
+        decision = check_nominee(key, known=False)
+        raise PolicyViolation(decision.reason, ruling=decision.ruling) from None
 
 
 def show(key: str, checked: AppointmentCheck, **rows: Any) -> None:
@@ -151,11 +159,11 @@ def appoint(ctx: Ctx, *, appointment_id: int, decided_by: str, actor: str) -> di
         row = session.get_one(WgAppointment, appointment_id)
         nominee = session.get_one(Person, row.nominee_person_id).handle
         if row.status in appointments.OPEN:
-            holder = repo.current_wg_roles(session).get(row.role)
-            # Asked again after it was recorded (a crash before the announcement): not a refusal.
-            checked = check(ctx, session, role=row.role, nominee=nominee)
-            if holder is not None and holder.person_id == row.nominee_person_id:
-                checked = AppointmentCheck(allowed=True, ruling="R-ROLE-APPOINT", role=row.role, nominee=nominee)
+            holder = repo.current_wg_roles(session).get(WgRole(row.role))
+            checked = recheck_pending(
+                check(ctx, session, role=row.role, nominee=nominee),
+                nominee_holds_role=holder is not None and holder.person_id == row.nominee_person_id,
+            )
             appointments.decide(
                 session,
                 row,
@@ -167,7 +175,13 @@ def appoint(ctx: Ctx, *, appointment_id: int, decided_by: str, actor: str) -> di
                 rulings=[f.ruling for f in checked.warnings],
             )
         else:
-            checked = _recorded(ctx, session, row, nominee)
+            checked = recorded_appointment(
+                role=row.role,
+                nominee=nominee,
+                status=row.status,
+                ruling=row.ruling,
+                warnings=(row.rulings or {}).get("warnings", []),
+            )
         session.expunge(row)
     if row.status == "appointed":
         post_wg(
@@ -187,37 +201,14 @@ def appoint(ctx: Ctx, *, appointment_id: int, decided_by: str, actor: str) -> di
     return result(row, checked)
 
 
-def _recorded(ctx: Ctx, session: Any, row: WgAppointment, nominee: str) -> AppointmentCheck:
-    """The check as it was recorded (the rulings only: the reasons were shown at the time)."""
-    from rules import Finding
-
-    warnings = tuple(
-        Finding(ruling=r, subject=nominee, reason="recorded with the appointment")
-        for r in (row.rulings or {}).get("warnings", [])
-    )
-    if row.status == "refused":
-        return AppointmentCheck(
-            allowed=False,
-            ruling=row.ruling or "R-ROLE-APPOINT",
-            role=row.role,
-            nominee=nominee,
-            violations=(
-                Finding(ruling=row.ruling or "R-ROLE-APPOINT", subject=nominee, reason="refused when it was decided"),
-            ),
-        )
-    return AppointmentCheck(allowed=True, ruling="R-ROLE-APPOINT", role=row.role, nominee=nominee, warnings=warnings)
-
-
 def status(ledger: Any) -> dict[str, Any]:
     """Who holds each WG role (since when, assigned by), what is vacant and who fills it, and
     the requests under way: what ``charterflow wg roles`` prints."""
-    from rules.appointments import APPOINTED_BY, OPTIONAL, WHO_APPOINTS
-
     with ledger.read() as session:
         held = repo.current_wg_roles(session)
         rows = []
         for role in APPOINTED_BY:
-            a = held.get(role)
+            a = held.get(WgRole(role))
             person = session.get(Person, a.person_id) if a else None
             rows.append(
                 {

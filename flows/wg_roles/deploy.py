@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from flows.wg_roles.ballot import appoint_by_ballot
+from flows.wg_roles.board import ask_board
+from flows.wg_roles.coc import name_coc_liaison
+from flows.wg_roles.vacancy import report_vacancies
+
 
 def deployments() -> list:
     """The monthly vacancy report and the operator deployments of the three ways a WG role is
     filled (R-ROLE-APPOINT)."""
-    from flows.wg_roles.ballot import appoint_by_ballot
-    from flows.wg_roles.board import ask_board
-    from flows.wg_roles.coc import name_coc_liaison
-    from flows.wg_roles.vacancy import report_vacancies
-
     tags = ["charterflow", "wg-roles"]
     return [
         report_vacancies.to_deployment(

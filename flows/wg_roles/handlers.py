@@ -16,20 +16,28 @@ from datetime import datetime
 from typing import Any
 
 from connectors.errors import PolicyViolation
+from flows.kit import answer_interaction, context, done
+from flows.platforms import current_platforms, use
+from flows.wg_roles.ballot import open_step
+from flows.wg_roles.coc import ROUTE, handle_confirm
+from flows.wg_roles.links import FORM_KIND
 from ledger import repo
 from ledger.models import InboxEvent, Platform
+from rules.appointments import check_ballot_proposer, check_ballot_role
 
 APPOINT_ROUTE = "wg-role-appoint"
+# The answer to a refused /appoint, by the rules' code.
+_REFUSED = {
+    "not-by-ballot": "/appoint proposes a Chair or Co-Chair "
+    "(the CoC and Board Liaisons are named by the CoC WG and the Board)",
+    "not-voting": "only a voting member of the working group may propose a Chair or Co-Chair",
+}
 ACTOR = "flow:wg-roles-command"
 
 
 def handle_appoint_command(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler of Discord ``/appoint``; idempotent (a replayed event returns the recorded
     result and sends nothing). Returns ``wg-appointment:<id>:<status>`` or ``refused:<ruling>``."""
-    from flows.kit import answer_interaction, context, done
-    from flows.platforms import current_platforms, use
-    from flows.wg_roles.ballot import open_step
-
     platforms = current_platforms()
     with use(ledger=ledger, platforms=platforms):
         ctx = context(now, ledger=ledger, platforms=platforms)
@@ -44,17 +52,12 @@ def handle_appoint_command(*, ledger: Any, event: InboxEvent, now: datetime | No
                 session, platform=Platform.DISCORD, external_id=attrs.get("user_id", "")
             )
         role, member = attrs.get("option.role", ""), attrs.get("option.member", "")
-        if role not in ("chair", "co_chair"):
-            text, result = (
-                "Refused by R-ROLE-APPOINT: /appoint proposes a Chair or Co-Chair "
-                "(the CoC and Board Liaisons are named by the CoC WG and the Board).",
-                "refused:R-ROLE-APPOINT",
-            )
-        elif person is None:
-            text, result = (
-                "Refused by R-ROLE-APPOINT: only a voting member of the working group may propose a Chair or Co-Chair.",
-                "refused:R-ROLE-APPOINT",
-            )
+        by_ballot = check_ballot_role(role)
+        # Not known by their Discord account: no voting member (open_step checks a known one).
+        proposer = check_ballot_proposer(attrs.get("user_id", ""), voting=person is not None)
+        refusal = by_ballot if not by_ballot.allowed else proposer
+        if not refusal.allowed or person is None:
+            text, result = f"Refused by {refusal.ruling}: {_REFUSED[refusal.code]}.", f"refused:{refusal.ruling}"
         else:
             try:
                 out = open_step(ctx, role=role, nominee=member, proposed_by=str(person.id))
@@ -83,9 +86,8 @@ def handle_appoint_command(*, ledger: Any, event: InboxEvent, now: datetime | No
 
 
 def register() -> None:
+    # lazy: cycle: flows.inbox and flows.wg_roles.handlers (the inbox calls register() while it loads)
     from flows.inbox import register_route
-    from flows.wg_roles.coc import ROUTE, handle_confirm
-    from flows.wg_roles.links import FORM_KIND
 
     register_route(
         ROUTE,

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from connectors.errors import PolicyViolation
 from flows.signing import signature
+from rules.links import SignedLink, check_link
 
 __all__ = ["FORM_KIND", "PATH", "LinkClaims", "make_link_token", "read_link_token"]
 
@@ -46,9 +47,9 @@ def read_link_token(token: str, *, secret: SecretStr | str, now: datetime) -> Li
     """The claims of a valid, unexpired token; ``PolicyViolation`` (R-ROLE-APPOINT) otherwise."""
     token = (token or "").strip().rstrip(" .,;:!?)]}>'\"")
     match = _SHAPE.fullmatch(token)
-    if match is None or not hmac.compare_digest(_mac(secret, token.rsplit(".", 1)[0]), match.group(3)):
-        raise PolicyViolation("this link is not valid", ruling="R-ROLE-APPOINT")
-    expires = datetime.fromtimestamp(int(match.group(2)), UTC)
-    if now > expires:
-        raise PolicyViolation("this link has expired", ruling="R-ROLE-APPOINT")
+    authentic = match is not None and hmac.compare_digest(_mac(secret, token.rsplit(".", 1)[0]), match.group(3))
+    expires = datetime.fromtimestamp(int(match.group(2)), UTC) if match is not None and authentic else None
+    decision = check_link(SignedLink(purpose="wg-role", authentic=authentic, expires_at=expires), now=now)
+    if match is None or expires is None or not decision.allowed:
+        raise PolicyViolation(decision.reason, ruling=decision.ruling)
     return LinkClaims(appointment_id=int(match.group(1)), expires_at=expires)

@@ -13,8 +13,7 @@ from flows.kit import Ctx, artifact, context
 from flows.wg_roles.common import post_wg, render, roles_now
 from ledger import appointments
 from ledger.models import Person
-from rules import Decision
-from rules.appointments import LABELS, vacancies
+from rules.appointments import LABELS, vacancies, vacancies_reported
 
 ACTOR = "flow:wg-roles-vacancies"
 
@@ -44,9 +43,7 @@ def report(ctx: Ctx) -> dict[str, Any]:
     artifact(
         key=f"wg-roles-vacant-{month}",
         title=f"Vacant WG roles, {month}",
-        decision=Decision(
-            allowed=True, ruling="R-ROLE-APPOINT", reason=f"{len(vacant)} role(s) vacant, reported to the WG"
-        ),
+        decision=vacancies_reported(vacant),
         rows={v.role: v.line for v in vacant},
     )
     return {"month": month, "vacant": [v.role for v in vacant], "posted": sorted(posted)}

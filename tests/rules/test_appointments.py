@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from rules import WgRoles, default_charter
-from rules.appointments import check_appointment, vacancies
+from rules.appointments import (
+    check_appointment,
+    check_ballot_proposer,
+    check_ballot_role,
+    check_nominee,
+    recheck_pending,
+    recorded_appointment,
+    vacancies,
+    vacancies_reported,
+)
 
 CHARTER = default_charter()
 MEMBERS = {"avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"}
@@ -75,3 +84,79 @@ def test_r_role_appoint_vacancies():
     assert [v.role for v in found] == ["co_chair", "board_liaison", "sc_liaison"]
     assert found[-1].optional and "optional" in found[-1].line
     assert "a WG ballot" in found[0].line
+
+
+@pytest.mark.parametrize(
+    ("known", "allowed", "code"),
+    [(True, True, "known"), (False, False, "unknown")],
+)
+def test_r_role_appoint_nominee_is_a_person_in_the_ledger(known, allowed, code):
+    decision = check_nominee("wren_halloway", known=known)
+    assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-ROLE-APPOINT", code)
+    if not allowed:
+        assert decision.reason.startswith("'wren_halloway' is not a person in the ledger")
+
+
+@pytest.mark.parametrize(
+    ("voting", "allowed", "code"),
+    [(True, True, "proposed"), (False, False, "not-voting")],
+)
+def test_r_role_appoint_only_a_voting_member_proposes(voting, allowed, code):
+    decision = check_ballot_proposer("bram_tolliver", voting=voting)
+    assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-ROLE-APPOINT", code)
+    if not allowed:
+        assert decision.reason == (
+            "bram_tolliver is not a voting member: only a voting member may propose a Chair or Co-Chair"
+        )
+
+
+def test_r_role_appoint_recheck_pending():
+    # Recorded before a crash: the nominee holds the role, so "already holds" is not a refusal.
+    held = _check("chair", "avery_quill")
+    assert not held.allowed
+    again = recheck_pending(held, nominee_holds_role=True)
+    assert (again.allowed, again.ruling, again.violations) == (True, "R-ROLE-APPOINT", ())
+    # Otherwise the check stands as it is.
+    assert recheck_pending(held, nominee_holds_role=False) is held
+    fresh = _check("co_chair", "cleo_marsh")
+    assert recheck_pending(fresh, nominee_holds_role=False) is fresh
+
+
+@pytest.mark.parametrize(
+    ("status", "ruling", "warnings", "allowed", "cited", "warned"),
+    [
+        ("refused", "R-ROLE-BOARD", [], False, "R-ROLE-BOARD", []),
+        ("refused", None, [], False, "R-ROLE-APPOINT", []),
+        ("appointed", None, ["R-ROLE-CHAIR"], True, "R-ROLE-APPOINT", ["R-ROLE-CHAIR"]),
+        ("rejected", None, [], True, "R-ROLE-APPOINT", []),
+    ],
+)
+def test_r_role_appoint_recorded_appointment(status, ruling, warnings, allowed, cited, warned):
+    checked = recorded_appointment(
+        role="co_chair", nominee="cleo_marsh", status=status, ruling=ruling, warnings=warnings
+    )
+    assert (checked.allowed, checked.ruling) == (allowed, cited)
+    assert [f.ruling for f in checked.warnings] == warned
+    assert [f.ruling for f in checked.violations] == ([] if allowed else [cited])
+
+
+def test_r_role_appoint_vacancies_reported():
+    decision = vacancies_reported(vacancies(WgRoles(chair="avery_quill")))
+    assert (decision.allowed, decision.ruling) == (True, "R-ROLE-APPOINT")
+    assert decision.reason == "4 role(s) vacant, reported to the WG"
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed", "code"),
+    [
+        ("chair", True, "by-ballot"),
+        ("co_chair", True, "by-ballot"),
+        ("coc_liaison", False, "not-by-ballot"),
+        ("board_liaison", False, "not-by-ballot"),
+        ("sc_liaison", False, "not-by-ballot"),
+        ("treasurer", False, "not-by-ballot"),
+    ],
+)
+def test_r_role_appoint_a_ballot_fills_the_chairs_only(role, allowed, code):
+    decision = check_ballot_role(role)
+    assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-ROLE-APPOINT", code)
