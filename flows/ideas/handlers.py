@@ -8,17 +8,15 @@
 
 from __future__ import annotations
 
+from flows.ideas.common import BUTTON_PREFIX
+from flows.ideas.intake import handle_idea
+from flows.ideas.status import handle_status
+from flows.inbox_routing import Route, register_route
+
 STATUS_ROUTE = "ideas-status"
 
 
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
-    from flows import inbox
-    from flows.ideas.common import BUTTON_PREFIX
-    from flows.ideas.intake import handle_idea
-    from flows.ideas.status import handle_status
-
-    inbox.register_route(inbox.Route.IDEA, handle_idea)
-    inbox.register_route(
-        STATUS_ROUTE, handle_status, discord_command="idea-status", discord_component_prefix=BUTTON_PREFIX
-    )
+    register_route(Route.IDEA, handle_idea)
+    register_route(STATUS_ROUTE, handle_status, discord_command="idea-status", discord_component_prefix=BUTTON_PREFIX)

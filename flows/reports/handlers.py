@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from flows.inbox_routing import register_route
+from flows.reports.quarterly import APPROVE_PREFIX, handle_report_approval
+
 ROUTE = "reports-approve"
 
 
 def register() -> None:
     """Route the report approval button (``custom_id`` ``cfr:<quarter>:<digest12>``) to
     :func:`flows.reports.quarterly.handle_report_approval`."""
-    from flows.inbox import register_route
-    from flows.reports.quarterly import APPROVE_PREFIX, handle_report_approval
-
     register_route(
         ROUTE,
         handle_report_approval,
