@@ -11,12 +11,16 @@ from __future__ import annotations
 from flows.ideas.common import BUTTON_PREFIX
 from flows.ideas.intake import handle_idea
 from flows.ideas.status import handle_status
-from flows.inbox_routing import Route, register_route
 
 STATUS_ROUTE = "ideas-status"
 
 
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
-    register_route(Route.IDEA, handle_idea)
-    register_route(STATUS_ROUTE, handle_status, discord_command="idea-status", discord_component_prefix=BUTTON_PREFIX)
+    # lazy: cycle: flows.inbox <-> flows.ideas.handlers (flows.inbox imports this to call register)
+    from flows import inbox
+
+    inbox.register_route(inbox.Route.IDEA, handle_idea)
+    inbox.register_route(
+        STATUS_ROUTE, handle_status, discord_command="idea-status", discord_component_prefix=BUTTON_PREFIX
+    )

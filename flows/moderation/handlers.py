@@ -16,7 +16,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from flows.inbox_routing import register_route
 from flows.kit import answer_interaction, context, is_moderator
 from flows.moderation.alerts import raise_alerts, show_acknowledged, show_link_decision
 from flows.moderation.common import ACTOR, BUTTON_PREFIX
@@ -30,7 +29,10 @@ ROUTE = "moderation-button"
 
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
-    register_route(
+    # lazy: cycle: flows.inbox <-> flows.moderation.handlers (flows.inbox imports this to call register)
+    from flows import inbox
+
+    inbox.register_route(
         ROUTE,
         handle_moderation_button,
         discord_component_prefix=BUTTON_PREFIX,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flows.inbox_routing import register_route
 from flows.reports.quarterly import APPROVE_PREFIX, handle_report_approval
 
 ROUTE = "reports-approve"
@@ -11,7 +10,10 @@ ROUTE = "reports-approve"
 def register() -> None:
     """Route the report approval button (``custom_id`` ``cfr:<quarter>:<digest12>``) to
     :func:`flows.reports.quarterly.handle_report_approval`."""
-    register_route(
+    # lazy: cycle: flows.inbox <-> flows.reports.handlers (flows.inbox imports this to call register)
+    from flows import inbox
+
+    inbox.register_route(
         ROUTE,
         handle_report_approval,
         discord_component_prefix=APPROVE_PREFIX,

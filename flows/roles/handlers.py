@@ -15,7 +15,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flows.inbox_routing import register_route
 from flows.kit import answer_interaction, context, done, once
 from flows.platforms import current_platforms, use
 from flows.roles.change import roles_change
@@ -129,8 +128,11 @@ def _ledger_id(ledger: Any, handle: str) -> str:
 
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
-    register_route(ROUTE, handle_role_command, discord_command="role", condition="slash command /role (R-MOD)")
-    register_route(
+    # lazy: cycle: flows.inbox <-> flows.roles.handlers (flows.inbox imports this to call register)
+    from flows import inbox
+
+    inbox.register_route(ROUTE, handle_role_command, discord_command="role", condition="slash command /role (R-MOD)")
+    inbox.register_route(
         TRAINING_ROUTE,
         handle_training_ack,
         discord_component_prefix=PREFIX,
