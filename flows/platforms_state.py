@@ -2,9 +2,9 @@
 platform proposal changes, the question at a trial's end, and a retirement that revokes roles
 first.
 
-* :func:`charter_in_force` is the charter the flows judge with (``Ctx.charter``): its platforms
-  are the ledger's approved ones plus each trial platform whose first admin was granted
-  (``rules.platforms.admin_platforms``), so R-ADMIN-1/2 follow the list.
+* :func:`charter_in_force` (``flows.kit``) is the charter the flows judge with (``Ctx.charter``):
+  its platforms are the ledger's approved ones plus each trial platform whose first admin was
+  granted (``rules.platforms.admin_platforms``), so R-ADMIN-1/2 follow the list.
 * :func:`record_board_outcome` runs once the Board's approval is recorded and before it is
   announced: the transitions ``rules.platforms.decide_proposal`` allows are appended to the
   ledger (``platform.state``) or the refusal is audited (``platform.refused``), once per proposal.

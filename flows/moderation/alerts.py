@@ -145,14 +145,8 @@ def _suggest(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, spaces: 
         other = None  # no account of that name there: nothing to suggest
     if other is None:
         with ctx.ledger.transaction() as session:
-            repo.effect_record(
-                session,
-                key=checked,
-                platform=space.platform,
-                actor=ACTOR,
-                ref={"found": False},
-                about=f"moderation-action:{action.id}",
-                at=ctx.now,
+            _looked_up(
+                ctx, session, key=checked, platform=space.platform, found=False, about=f"moderation-action:{action.id}"
             )
         return 0
     with ctx.ledger.transaction() as session:
@@ -169,19 +163,16 @@ def _suggest(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, spaces: 
             at=ctx.now,
         )
         link_id, status = link.id, link.status
-        repo.effect_record(
-            session,
-            key=checked,
-            platform=space.platform,
-            actor=ACTOR,
-            ref={"found": True},
-            about=f"moderation-link:{link_id}",
-            at=ctx.now,
-        )
+        _looked_up(ctx, session, key=checked, platform=space.platform, found=True, about=f"moderation-link:{link_id}")
     if status != "suggested":
         return 0
     post_suggestion(ctx, link_id, spaces)
     return 1
+
+
+def _looked_up(ctx: Ctx, session: Any, *, key: str, platform: str, found: bool, about: str) -> None:
+    """Record that the look-alike of an action was looked up on ``platform`` (once per key)."""
+    repo.effect_record(session, key=key, platform=platform, actor=ACTOR, ref={"found": found}, about=about, at=ctx.now)
 
 
 def link_facts(link: ModerationLink) -> dict[str, Any]:

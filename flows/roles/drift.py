@@ -123,30 +123,19 @@ def _post(ctx: Ctx, *, key: str, title: str, text: str, slack: Any, slack_channe
         out["slack"] = "not configured (CHARTERFLOW_SLACK_*)"
         return out
     try:
-        if slack_channel:
-            once(
-                ctx,
-                key=f"{key}:slack",
-                platform="slack",
-                actor=ACTOR,
-                about=None,
-                act=lambda: slack.post(channel=slack_channel, title=title, text=text, key=f"{key}:slack"),
-            )
-            out["slack"] = f"posted in {slack_channel}"
-        else:
-            admins = _admin_slack_ids(ctx)
-            if not admins:
-                out["slack"] = "no admin has a Slack identity; set CHARTERFLOW_ROLES_SLACK_CHANNEL"
-                return out
-            once(
-                ctx,
-                key=f"{key}:slack",
-                platform="slack",
-                actor=ACTOR,
-                about=None,
-                act=lambda: slack.direct_message(recipients=admins, title=title, text=text, key=f"{key}:slack"),
-            )
-            out["slack"] = f"group DM to {len(admins)} admin(s)"
+        admins = [] if slack_channel else _admin_slack_ids(ctx)
+        if not slack_channel and not admins:
+            out["slack"] = "no admin has a Slack identity; set CHARTERFLOW_ROLES_SLACK_CHANNEL"
+            return out
+
+        def act() -> Any:
+            # The configured channel, else a group DM to the admins with a Slack identity.
+            if slack_channel:
+                return slack.post(channel=slack_channel, title=title, text=text, key=f"{key}:slack")
+            return slack.direct_message(recipients=admins, title=title, text=text, key=f"{key}:slack")
+
+        once(ctx, key=f"{key}:slack", platform="slack", actor=ACTOR, about=None, act=act)
+        out["slack"] = f"posted in {slack_channel}" if slack_channel else f"group DM to {len(admins)} admin(s)"
     except Exception as exc:  # noqa: BLE001 - reported in the artifact
         out["slack"] = f"failed: {type(exc).__name__}"
     return out
