@@ -23,19 +23,34 @@ makes a dispatch one HTTP request.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+from prefect.context import SyncClientContext, TaskRunContext
+from prefect.events import emit_event
+from prefect.exceptions import ParameterTypeError
+
+import flows.inbox_routing as routing
+from charterflow.settings import get_settings
+from connectors.errors import CharterflowError
+from flows.board.decision import handle_board_decision
+from flows.board.escalation import handle_board_proposal
+from flows.commons import handlers as commons_handlers
+from flows.guides import handlers as guides_handlers
+from flows.ideas import handlers as ideas_handlers
 
 # Routing and dispatch live in flows.inbox_routing (no Prefect, no flow: the gateway imports only
 # that); they are this module's too, and the registry below fills theirs.
@@ -71,6 +86,14 @@ from flows.inbox_routing import (  # noqa: F401 - re-exported
     start_claimed,
     task_run_body,
 )
+from flows.membership import handlers as membership
+from flows.membership.link import handle_link
+from flows.moderation import handlers as moderation_handlers
+from flows.platforms import current_platforms, use
+from flows.reports import handlers as reports_handlers
+from flows.roles import handlers as roles_handlers
+from flows.safety import handlers as safety_handlers
+from flows.wg_roles import handlers as wg_roles_handlers
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import InboxEvent
@@ -104,10 +127,6 @@ def _membership_handler(handle: Callable[..., str]) -> Handler:
     """Adapt a ``flows.membership.handlers`` function to the inbox's handler signature."""
 
     def run(*, ledger: Ledger, event: InboxEvent) -> str:
-        from datetime import UTC
-
-        from flows.platforms import current_platforms, use
-
         platforms = current_platforms()
         # The flows the handler starts read the ledger through flows.platforms: make it this one.
         with use(ledger=ledger, platforms=platforms):
@@ -116,53 +135,32 @@ def _membership_handler(handle: Callable[..., str]) -> Handler:
     return run
 
 
-def _register_membership() -> None:
-    from flows.membership import handlers as membership
-    from flows.membership.link import handle_link
+for _route, _handle in (
+    (Route.LINK, handle_link),
+    (Route.INTAKE, membership.handle_intake),
+    (Route.CONFIRM, membership.handle_confirm),
+    (Route.OPT_IN, membership.handle_optin),
+    (Route.LEAVE, membership.handle_leave),
+    (Route.VOTE, membership.handle_vote),
+):
+    HANDLERS[_route] = _membership_handler(_handle)
 
-    for route, handle in (
-        (Route.LINK, handle_link),
-        (Route.INTAKE, membership.handle_intake),
-        (Route.CONFIRM, membership.handle_confirm),
-        (Route.OPT_IN, membership.handle_optin),
-        (Route.LEAVE, membership.handle_leave),
-        (Route.VOTE, membership.handle_vote),
-    ):
-        HANDLERS[route] = _membership_handler(handle)
+HANDLERS[Route.BOARD_DECISION] = handle_board_decision
+HANDLERS[Route.BOARD_PROPOSAL] = handle_board_proposal
 
-
-_register_membership()
-
-
-def _register_board() -> None:
-    from flows.board.decision import handle_board_decision
-    from flows.board.escalation import handle_board_proposal
-
-    HANDLERS[Route.BOARD_DECISION] = handle_board_decision
-    HANDLERS[Route.BOARD_PROPOSAL] = handle_board_proposal
-
-
-_register_board()
-
-
-def _register_capabilities() -> None:
-    # Each capability package owns its routes (flows/<package>/handlers.py: register()).
-    import importlib
-
-    for name in (
-        "flows.roles.handlers",
-        "flows.ideas.handlers",
-        "flows.reports.handlers",
-        "flows.moderation.handlers",
-        "flows.wg_roles.handlers",
-        "flows.guides.handlers",
-        "flows.commons.handlers",
-        "flows.safety.handlers",
-    ):
-        importlib.import_module(name).register()
-
-
-_register_capabilities()
+# Each capability package owns its routes (flows/<package>/handlers.py: register()), registered
+# in this order (a Discord button prefix registered first wins).
+for _package in (
+    roles_handlers,
+    ideas_handlers,
+    reports_handlers,
+    moderation_handlers,
+    wg_roles_handlers,
+    guides_handlers,
+    commons_handlers,
+    safety_handlers,
+):
+    _package.register()
 
 
 def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR) -> str:
@@ -208,10 +206,6 @@ def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR) -> str:
 def _refusable(event: InboxEvent, exc: Exception) -> bool:
     """Whether a handler's failure on ``event`` is about its unusual payload (refuse it), not a
     passing fault (raise: the event stays for the next attempt)."""
-    from prefect.exceptions import ParameterTypeError
-
-    from connectors.errors import CharterflowError
-
     if not (event.payload or {}).get("notes") or isinstance(exc, CharterflowError):
         return False
     return isinstance(exc, (TypeError, ValueError, KeyError, AttributeError, IndexError, ParameterTypeError))
@@ -224,8 +218,6 @@ _KEY = re.compile(r"^inbox-(\d+)-(\d+)$")
 
 
 def _ledger_from_settings() -> Ledger:
-    from charterflow.settings import get_settings
-
     global _worker_ledger
     with _worker_lock:  # the worker runs several events at once: one ledger (one pool) for all
         if _worker_ledger is None:
@@ -249,8 +241,6 @@ _worker_lock = threading.Lock()
 )
 def handle_inbox_event() -> str:
     """Handle the inbox event named by this run's dynamic key (``inbox-<id>-<attempt>``)."""
-    from prefect.context import TaskRunContext
-
     context = TaskRunContext.get()
     match = _KEY.match(context.task_run.dynamic_key if context else "")
     if match is None:
@@ -268,23 +258,18 @@ register_task_key(handle_inbox_event.task_key)  # the gateway creates its runs u
 def __getattr__(name: str) -> Any:
     # ROUTES is rebound (a tuple) whenever a route is registered: always the current one.
     if name == "ROUTES":
-        import flows.inbox_routing
-
-        return flows.inbox_routing.ROUTES
+        return routing.ROUTES
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m flows.inbox``: a task worker serving :data:`handle_inbox_event` until
     SIGTERM/SIGINT. ``--limit N`` caps concurrent runs (default 10)."""
-    from prefect.task_worker import serve
+    from prefect.task_worker import serve  # lazy: start-up: ~1 s and 100 modules only the worker uses
 
     args = list(sys.argv[1:] if argv is None else argv)
     limit = int(args[args.index("--limit") + 1]) if "--limit" in args else 10
     log.setLevel(logging.INFO)  # one line per event handled, beside Prefect's own
-    import faulthandler
-    import signal
-
     # `kill -USR1 <pid>` prints every thread's stack to the worker's log: what a stuck worker waits on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     # Open the ledger before the first run, not in the first runs' threads at once (when
@@ -296,8 +281,6 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("inbox worker: the ledger is not reachable yet (%s)", type(exc).__name__)
     # An event in Prefect's feed when a worker starts; it also starts Prefect's events client
     # here, once, instead of in the first runs' threads and the worker's loop at the same time.
-    from prefect.events import emit_event
-
     emit_event(
         event="charterflow.inbox-worker.started",
         resource={"prefect.resource.id": f"charterflow.inbox-worker.{os.getpid()}"},
@@ -308,8 +291,6 @@ def main(argv: list[str] | None = None) -> None:
     # task worker, and when it emits an event meanwhile it waits for the same lock: the worker
     # hung for good after "Received" of the first run of a route (bench/README.md, intake).
     # Made here, before serving, for every route a run can have.
-    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
-
     for route in sorted(HANDLERS):
         ConcurrencySlotAcquisitionWithLeaseService.instance(frozenset(f"tag:{t}" for t in run_tags(route)))
     # One Prefect client for every run. The worker runs each one in a copy of this context;
@@ -317,8 +298,6 @@ def main(argv: list[str] | None = None) -> None:
     # context (reading the CA bundle): a third of the worker's CPU at 20 events a second
     # (bench/README.md, intake). httpx clients are thread-safe; Prefect shares one between the
     # threads of a flow's task runner the same way.
-    from prefect.context import SyncClientContext
-
     try:
         with SyncClientContext():
             serve(handle_inbox_event, limit=limit)

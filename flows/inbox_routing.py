@@ -18,13 +18,18 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
+from connectors.slack.blocks import BOARD_ACTION_PREFIX
+from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import InboxEvent
@@ -74,15 +79,7 @@ class RoutingConfig:
     # casefolded: their posts come back by webhook and are recognised as the bot's own.
     discourse_own_usernames: frozenset[str] = frozenset({"system"})
     # Slack action ids of the Board decision buttons start with this (connectors.slack.blocks).
-    slack_board_action_prefix: str = field(default_factory=lambda: _slack_board_prefix())
-
-
-def _slack_board_prefix() -> str:
-    try:
-        from connectors.slack.blocks import BOARD_ACTION_PREFIX
-    except Exception:  # noqa: BLE001 - the Slack connector is optional here; its documented prefix
-        return "board_"
-    return str(BOARD_ACTION_PREFIX)
+    slack_board_action_prefix: str = BOARD_ACTION_PREFIX
 
 
 # The routing table, in one place: (source, kind, condition, route). `route_for` applies it;
@@ -196,8 +193,6 @@ def plugin_routes() -> dict[str, dict[str, str]]:
     global _plugin_tables, ROUTES
     if _plugin_tables is not None:
         return _plugin_tables
-    from importlib.metadata import entry_points
-
     known = {v for k, v in vars(Route).items() if not k.startswith("_") and isinstance(v, str)}
     tables: dict[str, dict[str, str]] = {}
     for ep in sorted(entry_points(group=ROUTES_GROUP), key=lambda e: e.name):
@@ -271,8 +266,6 @@ def _discourse_route(kind: str, attributes: Mapping[str, str], config: RoutingCo
 
 
 def _discord_component_route(custom_id: str) -> str:
-    from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX
-
     prefixes = {CONFIRM_PREFIX: Route.CONFIRM, OPTIN_PREFIX: Route.OPT_IN, **COMPONENT_ROUTES}
     return next((route for prefix, route in prefixes.items() if custom_id.startswith(prefix)), Route.UNKNOWN)
 
@@ -392,6 +385,7 @@ def routes_snapshot() -> dict[str, Any]:
 def full_routes_snapshot() -> dict[str, Any]:
     """:func:`routes_snapshot` once :mod:`flows.inbox` registered every capability's routes
     (run it in a child that may import Prefect and every flow)."""
+    # lazy: start-up: Prefect and every flow, which the gateway holding this module must not load
     import flows.inbox  # noqa: F401 - registers
 
     return routes_snapshot()
@@ -405,6 +399,7 @@ def routes_loaded() -> bool:
 def ensure_routes() -> None:
     """Complete the registry if it is not (by importing :mod:`flows.inbox`)."""
     if not routes_loaded():
+        # lazy: start-up: Prefect and every flow, which the gateway holding this module must not load
         import flows.inbox  # noqa: F401 - registers
 
 
@@ -494,10 +489,7 @@ def prefect_setting(name: str) -> str | None:
     ``prefect.toml`` and ``pyproject.toml`` (importing Prefect: 2-3 s and some 36 MiB)."""
     if not _prefect_files():
         return os.environ.get(name) or None
-    from operator import attrgetter
-
-    import prefect.settings
-    from pydantic import SecretStr
+    import prefect.settings  # lazy: start-up: Prefect, only when a settings file may set this
 
     # Prefect's settings module makes its PREFECT_* objects on attribute access (no vars()).
     value = attrgetter(name)(prefect.settings).value()

@@ -18,8 +18,11 @@ only then call :func:`once` to announce it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -34,10 +37,13 @@ from connectors.base import Directory, InteractionResponder, MessageRef, Role, R
 from connectors.errors import RetriableError
 from flows.platforms import Platforms, current_ledger, current_platforms
 from flows.presentation import templates as _env
+from flows.privacy import publish_artifact
+from ledger import platforms as ledger_platforms
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import Identity, Person, Platform
 from rules import Charter, Decision
+from rules.platforms import admin_platforms
 
 log = logging.getLogger("charterflow.membership")
 
@@ -62,17 +68,27 @@ class Ctx:
     @property
     def charter(self) -> Charter:
         """The charter in force: the charter file's, its approved platforms read from the
-        ledger (R-PLATFORM: ``flows.platforms_state.charter_in_force``), once per context."""
+        ledger (R-PLATFORM: :func:`charter_in_force`), once per context."""
         cached = self.__dict__.get("_charter")
         if cached is None or cached[0] is not self.platforms.charter:
-            from flows.platforms_state import charter_in_force
-
             cached = (
                 self.platforms.charter,
                 charter_in_force(self.platforms.charter, ledger=self.ledger, now=self.now),
             )
             object.__setattr__(self, "_charter", cached)
         return cached[1]
+
+
+def charter_in_force(charter: Charter, *, ledger: Ledger, now: datetime) -> Charter:
+    """``charter`` with its platforms replaced by those R-ADMIN-1/2 judge at ``now``: the
+    ledger's approved platforms and the trial platforms with an admin granted (R-PLATFORM;
+    ``flows.platforms_state`` changes that list)."""
+    with ledger.read() as session:
+        states = ledger_platforms.states(session, charter_platforms=charter.platforms)
+    names = list(admin_platforms(states, at=now))
+    if names == list(charter.platforms):
+        return charter
+    return charter.model_copy(update={"charter": charter.charter.model_copy(update={"platforms": names})})
 
 
 def context(now: datetime | None, *, ledger: Ledger | None = None, platforms: Platforms | None = None) -> Ctx:
@@ -375,8 +391,6 @@ def answer_interaction(
     if not token or not found:
         return
     where, responder = found[0]
-    import hashlib
-
     first = f"interaction-original:{hashlib.sha256(token.encode()).hexdigest()[:24]}"
 
     def act() -> None:
@@ -416,6 +430,7 @@ def artifact(
     run (a handler called directly) nothing is created. Never holds answers or secrets.
     ``keyed=False``: shown on its run only, ``key`` as its description (one request instead of
     two and no collection: for the artifact of every inbox event, bench/README.md)."""
+    # lazy: start-up: Prefect, which the CLI commands using the kit do not load
     from prefect.context import FlowRunContext, TaskRunContext
 
     if FlowRunContext.get() is None and TaskRunContext.get() is None:
@@ -435,12 +450,8 @@ def artifact(
         lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in rows.items()]
         lines.append("")
     if evidence:
-        import json
-
         lines += ["## Evidence", "", "```json", json.dumps(evidence, indent=2, default=str, sort_keys=True), "```"]
     try:
-        from flows.privacy import publish_artifact
-
         # The description is kept in Prefect's events, which an erasure cannot reach: the key
         # (ledger ids only) serves; the title stays in the body (R-PRIVACY-3).
         publish_artifact(
@@ -454,8 +465,6 @@ def artifact(
 
 
 def _artifact_key(key: str) -> str:
-    import re
-
     return re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")[:100] or "membership"
 
 
@@ -464,9 +473,8 @@ def person_run_name(prefix: str, parameter: str) -> Callable[[], str]:
     ledger id only, ``<prefix>-person-<id>`` (R-PRIVACY-3); just ``prefix`` when unknown."""
 
     def name() -> str:
+        # lazy: start-up: Prefect, which the CLI commands using the kit do not load
         from prefect.runtime import flow_run
-
-        from flows.platforms import current_ledger
 
         value = str((flow_run.parameters or {}).get(parameter) or "").strip().removeprefix("person:")
         if value.isdigit():
@@ -484,6 +492,7 @@ def run_name(prefix: str, *names: str) -> Callable[[], str]:
     """A ``flow_run_name`` callable: ``<prefix>-<first parameter among names that is set>``."""
 
     def name() -> str:
+        # lazy: start-up: Prefect, which the CLI commands using the kit do not load
         from prefect.runtime import flow_run
 
         params = flow_run.parameters or {}

@@ -42,8 +42,12 @@ the Forum and Discord first: one whose settings do not load is left out.
 from __future__ import annotations
 
 import csv
+import logging
+import os
 import secrets
+import tempfile
 import threading
+import time
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,6 +58,8 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from charterflow.charter import load_configured_charter
+from charterflow.settings import get_settings
 from connectors.base import (
     BallotBox,
     ButtonMessenger,
@@ -69,8 +75,14 @@ from connectors.base import (
     UserRef,
     WorkingGroupHome,
 )
+from connectors.email import SmtpMailer, SmtpSettings
+from connectors.registry import community_connectors, load_connector
+from ledger import platforms as ledger_platforms
 from ledger.db import Ledger
 from rules import Charter
+from rules.platforms import PlatformState
+
+log = logging.getLogger("charterflow.membership")
 
 __all__ = [
     "DEFAULT_PLATFORMS",
@@ -127,8 +139,6 @@ class MembershipSettings(BaseSettings):
     def space_setting(self, platform: str, what: str) -> str | None:
         """``CHARTERFLOW_MEMBERSHIP_<PLATFORM>_<WHAT>`` (``what``: ``channel`` or ``role``) for any
         platform, else the declared field (or its older alias), else ``None``."""
-        import os
-
         name = f"CHARTERFLOW_MEMBERSHIP_{platform.upper().replace('-', '_')}_{what.upper()}"
         value = os.environ.get(name, "").strip()
         if value:
@@ -157,8 +167,6 @@ def configured_platforms(settings: PlatformsSettings | None = None) -> tuple[str
     plugin is served once its own settings load."""
     raw = (settings or PlatformsSettings()).platforms
     if raw is None or not raw.strip():
-        from connectors.registry import community_connectors
-
         registered = community_connectors()
         names = [n for n in DEFAULT_PLATFORMS if n in registered] + sorted(
             n for n in registered if n not in DEFAULT_PLATFORMS
@@ -344,12 +352,6 @@ class Platforms:
         """From the environment: each platform of ``names`` (default ``CHARTERFLOW_PLATFORMS``)
         whose connector is registered and whose settings load (``from_env``) is served; one that
         is not is left out (reported in the flow logs)."""
-        import logging
-
-        from charterflow.charter import load_configured_charter
-        from charterflow.settings import get_settings
-        from connectors.registry import load_connector
-
         s = MembershipSettings()
         home = get_settings().home
         charter = load_configured_charter()
@@ -359,9 +361,7 @@ class Platforms:
             try:
                 built[name] = load_connector(name).from_env()
             except Exception as exc:  # noqa: BLE001 - a platform not configured is not served
-                logging.getLogger("charterflow.membership").warning(
-                    "membership: %s is not served (%s)", name, type(exc).__name__
-                )
+                log.warning("membership: %s is not served (%s)", name, type(exc).__name__)
         members_file = s.dsf_members_file or (home / charter.eligibility.dsf_members_file)
         secret = resolve_confirm_secret(settings=s)
         platforms = cls.build(
@@ -382,12 +382,6 @@ def served_by_ledger(names: Sequence[str], charter: Charter) -> list[str]:
     approved, trial or retiring platform is served (retiring: its roles are still to revoke), so
     an installed and configured connector is not used before the Board approves its platform.
     The list is read when the platforms are built (a process start)."""
-    import logging
-
-    from charterflow.settings import get_settings
-    from ledger import platforms as ledger_platforms
-    from rules.platforms import PlatformState
-
     ledger = _ledger or Ledger(get_settings().ledger_url())
     try:
         with ledger.read() as session:
@@ -395,7 +389,7 @@ def served_by_ledger(names: Sequence[str], charter: Charter) -> list[str]:
                 session, charter_platforms=charter.platforms
             )
     except Exception as exc:  # noqa: BLE001 - no ledger yet (a first start): the charter's list
-        logging.getLogger("charterflow.membership").warning(
+        log.warning(
             "membership: the ledger's platform list was not read (%s); serving the charter's", type(exc).__name__
         )
         states = {p: None for p in charter.platforms}
@@ -405,16 +399,12 @@ def served_by_ledger(names: Sequence[str], charter: Charter) -> list[str]:
     serve = {p for p, st in states.items() if st is None or st.state in ("approved", "trial", "retiring")}
     left = [n for n in names if n not in serve]
     if left:
-        logging.getLogger("charterflow.membership").info(
-            "membership: not served, not on the approved platforms' list: %s", ", ".join(left)
-        )
+        log.info("membership: not served, not on the approved platforms' list: %s", ", ".join(left))
     return [n for n in names if n in serve]
 
 
 def _mailer_from_settings() -> Any:
     """The SMTP mailer when ``CHARTERFLOW_SMTP_HOST`` is set, else None (no e-mail)."""
-    from connectors.email import SmtpMailer, SmtpSettings
-
     settings = SmtpSettings()
     return SmtpMailer(settings=settings) if settings.host else None
 
@@ -422,8 +412,6 @@ def _mailer_from_settings() -> Any:
 def _default_gateway_url() -> str:
     # Links must reach the gateway: its public URL, else this machine on the gateway's port
     # (read under the gateway's own variable names; flows do not import the gateway).
-    import os
-
     public = os.environ.get("CHARTERFLOW_GATEWAY_PUBLIC_URL", "").strip()
     if public:
         return public
@@ -439,8 +427,6 @@ def resolve_confirm_secret(*, settings: MembershipSettings | None = None) -> Sec
     s = settings or MembershipSettings()
     if s.confirm_secret is not None and s.confirm_secret.get_secret_value():
         return s.confirm_secret
-    from charterflow.settings import get_settings
-
     return SecretStr(_stored_secret(get_settings().home))
 
 
@@ -448,9 +434,6 @@ def _stored_secret(home: Path) -> str:
     # The gateway and the worker may start at the same moment: the secret is written to a
     # private temporary file and linked into place, so exactly one value wins and nobody reads
     # a half-written file.
-    import os
-    import tempfile
-
     path = Path(home) / "confirm-secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -508,8 +491,6 @@ def current_ledger() -> Ledger:
     global _ledger
     with _lock:
         if _ledger is None:
-            from charterflow.settings import get_settings
-
             _ledger = Ledger(get_settings().ledger_url())
         return _ledger
 
@@ -520,8 +501,6 @@ def current_platforms() -> Platforms:
     other platforms than at the last build (read at most every :data:`REFRESH_SECONDS`); the
     previous connectors are left to finish what they do (not closed)."""
     global _platforms, _latest, _checked_at
-    import time
-
     with _lock:
         if _platforms is None:
             _platforms = _latest = Platforms.from_settings()

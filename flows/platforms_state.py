@@ -2,9 +2,9 @@
 platform proposal changes, the question at a trial's end, and a retirement that revokes roles
 first.
 
-* :func:`charter_in_force` is the charter the flows judge with (``Ctx.charter``): its platforms
-  are the ledger's approved ones plus each trial platform whose first admin was granted
-  (``rules.platforms.admin_platforms``), so R-ADMIN-1/2 follow the list.
+* :func:`charter_in_force` (``flows.kit``) is the charter the flows judge with (``Ctx.charter``):
+  its platforms are the ledger's approved ones plus each trial platform whose first admin was
+  granted (``rules.platforms.admin_platforms``), so R-ADMIN-1/2 follow the list.
 * :func:`record_board_outcome` runs once the Board's approval is recorded and before it is
   announced: the transitions ``rules.platforms.decide_proposal`` allows are appended to the
   ledger (``platform.state``) or the refusal is audited (``platform.refused``), once per proposal.
@@ -23,20 +23,20 @@ from datetime import datetime
 from typing import Any
 
 from prefect import flow
-from sqlalchemy import select
 
-from flows.kit import Ctx, artifact, context, log, post_wg
+from flows.kit import Ctx, artifact, charter_in_force, context, log, post_wg
 from flows.presentation import templates as _env
+from flows.roles.plan import apply_plan, build_plan, role_rows
 from ledger import audit, repo
 from ledger import platforms as ledger_platforms
-from ledger.models import BoardDecision, Person, PlatformRoleAssignment, Proposal
+from ledger.models import BoardDecision, Person, Proposal
 from rules import Decision, plan_roles
 from rules.platforms import (
     PLATFORM_KINDS,
     RETIRING,
     RULING,
     PlatformState,
-    admin_platforms,
+    check_name,
     decide_proposal,
     may_retire,
     trials_ended,
@@ -73,17 +73,6 @@ def platform_states(ctx: Ctx) -> dict[str, PlatformState]:
     recorded)."""
     with ctx.ledger.read() as session:
         return ledger_platforms.states(session, charter_platforms=_file_charter(ctx).platforms)
-
-
-def charter_in_force(charter: Any, *, ledger: Any, now: datetime) -> Any:
-    """``charter`` with its platforms replaced by those R-ADMIN-1/2 judge at ``now``: the
-    ledger's approved platforms and the trial platforms with an admin granted."""
-    with ledger.read() as session:
-        states = ledger_platforms.states(session, charter_platforms=charter.platforms)
-    names = list(admin_platforms(states, at=now))
-    if names == list(charter.platforms):
-        return charter
-    return charter.model_copy(update={"charter": charter.charter.model_copy(update={"platforms": names})})
 
 
 def role_platforms(ctx: Ctx, *, grant: bool) -> list[str]:
@@ -274,24 +263,11 @@ def platform_of(ctx: Ctx, proposal_id: int) -> str:
 
 def _managed_rows(ctx: Ctx, platform: str) -> list[tuple[int, str, str, bool, bool | None]]:
     """(person id, handle, role, desired, observed) of every ledger role row on ``platform``."""
-    with ctx.ledger.read() as session:
-        rows = session.execute(
-            select(
-                PlatformRoleAssignment.person_id,
-                Person.handle,
-                PlatformRoleAssignment.platform,
-                PlatformRoleAssignment.role,
-                PlatformRoleAssignment.desired,
-                PlatformRoleAssignment.observed,
-            )
-            .join(Person, Person.id == PlatformRoleAssignment.person_id)
-            .order_by(PlatformRoleAssignment.id)
-        ).all()
     return [
-        (pid, handle, role, bool(desired), observed)
-        for pid, handle, plat, role, desired, observed in rows
-        if str(plat) == platform
-    ]  # Platform is a StrEnum
+        (pid, handle, role, desired, observed)
+        for pid, handle, plat, role, desired, observed in role_rows(ctx)
+        if plat == platform
+    ]
 
 
 def _unwant(ctx: Ctx, platform: str, *, decision_ref: str) -> int:
@@ -317,8 +293,6 @@ def _plan_on(ctx: Ctx, platform: str, *, override_reason: str) -> Any:
     """The roles plan (``flows.roles.plan.build_plan``) reduced to ``platform``: the other
     platforms stay as observed. The removal limit is lifted by a recorded override: the
     Board approved revoking every role there."""
-    from flows.roles.plan import build_plan
-
     shown = build_plan(ctx, tolerate_unreachable=True)
     desired = {a for a in shown.observed if a.platform != platform} | {
         a for a in shown.desired if a.platform == platform
@@ -348,8 +322,6 @@ class _Revoked:
 def _revoke_all(ctx: Ctx, platform: str, *, decision_ref: str) -> _Revoked:
     """Revoke every managed role on ``platform`` through the roles plan/apply, then read what
     is still held; a platform not reached here is read from the ledger instead."""
-    from flows.roles.plan import apply_plan
-
     space = ctx.platforms.space(platform)
     if space is not None and space.roles is not None:
         shown = _plan_on(
@@ -554,8 +526,6 @@ def platforms_retire(platform: str, now: datetime | None = None) -> dict[str, An
     """Continue the retirement of a ``retiring`` platform (one a migration replaced, or one
     whose roles could not all be revoked): revoke every role charterflow manages there, then
     mark it retired. A platform in any other state is refused (the Board decides that)."""
-    from rules.platforms import check_name
-
     ctx = context(now)
     name = check_name(platform)
     return retire(ctx, platform=name, decision_ref=f"platform-retire:{name}")

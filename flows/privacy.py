@@ -42,6 +42,7 @@ def publish_artifact(*, key: str | None, kind: str, content: Any, description: s
     and so no event: it is created with its content in one request (the inbox's per-event
     artifacts: one request less per event). ``description`` must carry ids only.
     """
+    # lazy: start-up: Prefect, which the CLI's redaction and the kit's CLI users do not load
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate
     from prefect.utilities.context import get_task_and_flow_run_ids

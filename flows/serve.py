@@ -7,27 +7,37 @@ to :func:`deployments`.
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 
 from prefect import serve
+
+from flows import platforms_state
+from flows.board.decision import record_decision
+from flows.board.escalation import board_escalation
+from flows.board.reminders import board_reminders
+from flows.commons import deploy as commons_deploy
+from flows.guides import deploy as guides_deploy
+from flows.ideas import deploy as ideas_deploy
+from flows.membership.approval import open_approval_ballot
+from flows.membership.ballot import close_due_ballots
+from flows.membership.eligibility import check_eligibility
+from flows.membership.intake import expire_applications, intake
+from flows.membership.leave import leave
+from flows.membership.onboarding import onboard
+from flows.membership.removal import open_removal_ballot
+from flows.membership.renewal import opt_in, renewal
+from flows.moderation import deploy as moderation_deploy
+from flows.reports import deploy as reports_deploy
+from flows.roles import deploy as roles_deploy
+from flows.roles.change import roles_change
+from flows.safety import deploy as safety_deploy
+from flows.wg_roles import deploy as wg_roles_deploy
+from flows.whatif import what_if
 
 
 def deployments() -> list:
     """Every deployment the runner serves, with its schedules. ``pause_on_shutdown=False``
     in :func:`main` keeps the schedules active while the runner restarts."""
-    from flows.board.decision import record_decision
-    from flows.board.escalation import board_escalation
-    from flows.board.reminders import board_reminders
-    from flows.membership.approval import open_approval_ballot
-    from flows.membership.ballot import close_due_ballots
-    from flows.membership.eligibility import check_eligibility
-    from flows.membership.intake import expire_applications, intake
-    from flows.membership.leave import leave
-    from flows.membership.onboarding import onboard
-    from flows.membership.removal import open_removal_ballot
-    from flows.membership.renewal import opt_in, renewal
-    from flows.roles.change import roles_change
-    from flows.whatif import what_if
-
     rules_tags, tags = ["charterflow", "rules"], ["charterflow", "membership"]
     board_tags, roles_tags = ["charterflow", "board"], ["charterflow", "roles"]
     return [
@@ -76,24 +86,23 @@ def deployments() -> list:
     ]
 
 
-CAPABILITIES = (
-    "flows.roles.deploy",
-    "flows.ideas.deploy",
-    "flows.reports.deploy",
-    "flows.moderation.deploy",
-    "flows.platforms_state",
-    "flows.wg_roles.deploy",
-    "flows.guides.deploy",
-    "flows.commons.deploy",
-    "flows.safety.deploy",
+# Each capability package declares its deployments in ``deploy.deployments()``.
+CAPABILITIES: tuple[ModuleType, ...] = (
+    roles_deploy,
+    ideas_deploy,
+    reports_deploy,
+    moderation_deploy,
+    platforms_state,
+    wg_roles_deploy,
+    guides_deploy,
+    commons_deploy,
+    safety_deploy,
 )
 
 
 def capability_deployments() -> list:
     """The deployments each capability package declares in its ``deploy.deployments()``."""
-    import importlib
-
-    return [d for name in CAPABILITIES for d in importlib.import_module(name).deployments()]
+    return [d for module in CAPABILITIES for d in module.deployments()]
 
 
 def main() -> None:

@@ -6,9 +6,11 @@ shown as a markdown artifact on the run.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.runtime import flow_run
 
 from charterflow.charter import load_configured_charter
 from flows.privacy import publish_artifact
@@ -18,8 +20,6 @@ from rules import CaseError, evaluate_case, parse_case
 @task(name="evaluate-case")
 def evaluate(case: dict[str, Any], charter_file: str | None) -> dict[str, Any]:
     """Decide the case with the rules layer (pure)."""
-    from pathlib import Path
-
     charter = load_configured_charter(Path(charter_file) if charter_file else None)
     return evaluate_case(case, charter=charter)
 
@@ -43,8 +43,6 @@ def answer_markdown(case: dict[str, Any], answer: dict[str, Any]) -> str:
 
 
 def _run_name() -> str:
-    from prefect.runtime import flow_run
-
     case = flow_run.parameters.get("case") or {}
     kind = case.get("case") if isinstance(case, dict) else None
     return f"what-if-{kind if isinstance(kind, str) else 'case'}"

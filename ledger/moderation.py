@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -172,7 +172,15 @@ def find_link(session: Session, p1: str, a1: str, p2: str, a2: str) -> Moderatio
     )
 
 
-def linked_accounts(session: Session, platform: str, account_id: str) -> list[dict[str, str | None]]:
+class LinkedAccount(TypedDict):
+    """An account on another platform with the same owner (:func:`linked_accounts`)."""
+
+    platform: str
+    account: str
+    username: str | None
+
+
+def linked_accounts(session: Session, platform: str, account_id: str) -> list[LinkedAccount]:
     """The accounts on other platforms that belong to the owner of ``platform``/``account_id``:
     the ledger person's identities, then moderator-confirmed links. Never a suggestion."""
     out: dict[tuple[str, str], str | None] = {}
@@ -194,7 +202,7 @@ def linked_accounts(session: Session, platform: str, account_id: str) -> list[di
             out.setdefault((link.platform_b, link.account_b), link.username_b)
         else:
             out.setdefault((link.platform_a, link.account_a), link.username_a)
-    return [{"platform": p, "account": a, "username": u} for (p, a), u in sorted(out.items())]
+    return [LinkedAccount(platform=p, account=a, username=u) for (p, a), u in sorted(out.items())]
 
 
 def suggest_link(

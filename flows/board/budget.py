@@ -66,7 +66,8 @@ def on_decision(
     if proposal.kind != store.KIND or decision != BoardDecision.APPROVED:
         return
     amount = approved_amount if approved_amount is not None else proposal.amount
-    store.set_approved_amount(session, proposal, amount=amount, actor=actor, at=at)
+    if amount is not None:  # a budget request always asks an amount (R-BUDGET)
+        store.set_approved_amount(session, proposal, amount=amount, actor=actor, at=at)
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from connectors.base import MessageRef
+from connectors.registry import load_connector
 from connectors.slack.blocks import BoardDecision as SlackDecision
 from connectors.slack.blocks import BoardEscalation, Endorsement, Link, SlackMessage, escape, slack_date, truncate
 from flows.kit import Ctx, context
@@ -104,8 +105,6 @@ def current_slack() -> Any:
     global _slack
     with _lock:
         if _slack is None:
-            from connectors.registry import load_connector
-
             _slack = load_connector("slack").from_env()
         return _slack
 
@@ -466,7 +465,7 @@ def wg_threads(ctx: Ctx, proposal_id: int) -> dict[str, str]:
 def thread_reply(ctx: BoardCtx, *, thread: str, text: str, key: str) -> MessageRef:
     """A reply in the Slack thread ``thread`` (``"C…:ts"``). ``text`` is Slack mrkdwn whose
     people-written parts the caller escaped (it may hold ``<@U…>`` mentions and dates)."""
-    from connectors.slack.connector import split_ref
+    from connectors.slack.connector import split_ref  # lazy: start-up: slack_sdk (~0.5 s), only for a Board reply
 
     channel, ts = split_ref(thread)
     block = {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, 3000)}}

@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from prefect import flow
+from prefect.runtime import flow_run
 from sqlalchemy import select
 
 from connectors.base import InboundEvent
@@ -64,6 +65,7 @@ from flows.kit import artifact, log, once
 # R-PLATFORM: an approved platform proposal changes the platform list (recorded before the
 # decision is announced), then the WG is told and a retiring platform's roles are revoked.
 from flows.platforms_state import follow_up, record_board_outcome
+from flows.wg_roles.board import board_click
 from ledger import repo
 from ledger.models import BoardDecision, InboxEvent, Person, Proposal
 from rules.board import BoardAttempt, board_decided, check_board_decision, not_on_board
@@ -159,7 +161,7 @@ def _attempt(
             event_ref=f"inbox:{event_id}",
             at=ctx.now,
         )
-        if allowed:
+        if allowed and proposal is not None:  # allowed: the proposal exists (R-BOARD)
             repo.record_board_decision(
                 session, proposal, decision=decision, decided_by=decided_by, source=source, actor=ACTOR, at=ctx.now
             )
@@ -177,8 +179,6 @@ def _attempt(
 def _click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -> str:
     """One Board button click: check, record, answer (see the module docstring)."""
     if action.proposal_id.startswith("wg-role:"):  # a Board Liaison question (R-ROLE-APPOINT)
-        from flows.wg_roles.board import board_click
-
         return board_click(ctx, event_id, index, action)
     key = f"board:attempt:{event_id}:{index}"
     proposal_id = proposal_id_from(action.proposal_id)
@@ -206,7 +206,7 @@ def _click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -> str
         outcome = dict(earlier["ref"])
     code = outcome["outcome"]
     base = f"board:decision:{event_id}:{index}"
-    if code == "allowed":
+    if code == "allowed" and proposal_id is not None:  # allowed: the proposal exists
         record_board_outcome(ctx, proposal_id=proposal_id)
         announce(
             ctx,
@@ -251,12 +251,12 @@ def _refusal_text(ctx: BoardCtx, *, code: str, proposal_id: int | None) -> str:
     if code == "already-decided":
         with ctx.ledger.read() as session:
             proposal = session.get_one(Proposal, proposal_id)
-            word = WORDS[proposal.decision]
-            return (
-                f"Thank you. This proposal was already decided: {word} by "
-                f"{who(proposal.decided_by or '')} on {when(proposal.decided_at)}. "
-                "Nothing was changed."
-            )
+            if proposal.decision is not None and proposal.decided_at is not None:
+                return (
+                    f"Thank you. This proposal was already decided: {WORDS[proposal.decision]} by "
+                    f"{who(proposal.decided_by or '')} on {when(proposal.decided_at)}. "
+                    "Nothing was changed."
+                )
     return (
         "This proposal is not waiting for a Board decision (it is not known, not sent to "
         "the Board yet, or withdrawn). Nothing was changed."
@@ -410,8 +410,6 @@ def _approved_amount(ctx: BoardCtx, proposal_id: int, decision: str, value: Any)
 
 
 def _decision_name() -> str:
-    from prefect.runtime import flow_run
-
     params = flow_run.parameters or {}
     return f"board-decision-proposal-{params.get('proposal_id')}"
 
@@ -438,14 +436,15 @@ def record_decision(
         raise ValueError("decided_by: say who decided for the Board (1-200 characters)")
     if note is not None and len(note) > 3000:
         raise ValueError("note: at most 3000 characters")
-    data = {
+    decision_value = BoardDecision(decision).value
+    data: dict[str, Any] = {
         "proposal_id": int(proposal_id),
-        "decision": BoardDecision(decision).value,
+        "decision": decision_value,
         "decided_by": decided_by,
         "note": note or None,
     }
     if approved_amount not in (None, ""):
-        data["approved_amount"] = str(_approved_amount(ctx, int(proposal_id), data["decision"], approved_amount))
+        data["approved_amount"] = str(_approved_amount(ctx, int(proposal_id), decision_value, approved_amount))
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:32]
     with ctx.ledger.transaction() as session:
         row, created = repo.inbox_put(
@@ -466,6 +465,6 @@ def record_decision(
         done = handle_board_decision(ledger=ctx.ledger, event=row, now=ctx.now)
         with ctx.ledger.transaction() as session:
             repo.inbox_mark_processed(
-                session, session.get(InboxEvent, event_id), actor=ACTOR, result_ref=done[:200], at=ctx.now
+                session, session.get_one(InboxEvent, event_id), actor=ACTOR, result_ref=done[:200], at=ctx.now
             )
     return {"proposal": int(proposal_id), "result": done, "inbox": event_id}

@@ -28,7 +28,7 @@ from flows.ballots import (
     settled,
     show_result,
 )
-from flows.board.common import BoardCtx, post_wg, render, split_body
+from flows.board.common import BoardCtx, current_slack, post_wg, render, split_body
 from flows.kit import artifact, log, once
 from flows.membership import ballot as ballots
 from ledger import repo
@@ -152,6 +152,8 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
                 return still_open
         if ballot.status == BallotStatus.CANCELLED:
             return {"ballot": ballot_id, "outcome": "cancelled"}
+        if ballot.outcome is None or ballot.ruling is None or ballot.tally is None:
+            raise LookupError(f"ballot:{ballot_id} is closed without its tally")
         outcome, ruling, figures = ballot.outcome.value, ballot.ruling, dict(ballot.tally)
         proposal_id = int(ballot.subject_ref.split(":")[1])
         line = ballots.result_line(
@@ -201,8 +203,7 @@ def apply_outcome(ctx: Any, *, ballot_id: int) -> str:
 
     ``ctx`` may be a membership ``Ctx`` (``flows.membership.ballot.settle`` calls this for
     endorsement ballots); the Slack connector is then the process's."""
-    from flows.board.common import BoardCtx, current_slack
-    from flows.board.escalation import escalate
+    from flows.board.escalation import escalate  # lazy: cycle: flows.board.endorsement <-> flows.board.escalation
 
     if not isinstance(ctx, BoardCtx):
         ctx = BoardCtx(ledger=ctx.ledger, platforms=ctx.platforms, now=ctx.now, slack=current_slack())

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from flows.board import budget, endorsement
 from flows.board.common import (
@@ -103,7 +104,7 @@ def escalate(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
     """Send the proposal to the Board: ledger, then Slack, then the WG. Idempotent; a decided
     proposal is only repaired (a missing post), never sent again."""
     with ctx.ledger.transaction() as session:
-        proposal = session.get(Proposal, proposal_id)
+        proposal = session.get_one(Proposal, proposal_id)
         if proposal.status == ProposalStatus.WITHDRAWN:
             return {"proposal": proposal_id, "status": "withdrawn"}
         if proposal.status in (ProposalStatus.DRAFT, ProposalStatus.ENDORSING):
@@ -130,7 +131,7 @@ def escalate(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
     slack_ref = str(posted["ref"]["id"])
     with ctx.ledger.transaction() as session:
         repo.set_escalation_ref(
-            session, session.get(Proposal, proposal_id), escalation_ref=slack_ref, actor=ACTOR, at=ctx.now
+            session, session.get_one(Proposal, proposal_id), escalation_ref=slack_ref, actor=ACTOR, at=ctx.now
         )
     endorsement_text = (
         message.endorsement.render().replace("*", "")
@@ -156,7 +157,7 @@ def escalate(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
         decision=escalated(kind),
         rows={
             "status": status,
-            "escalated": escalated_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "escalated": escalated_at.strftime("%Y-%m-%d %H:%M UTC") if escalated_at else "-",
             "slack message": slack_ref,
             "WG told on": ", ".join(sorted(told)) or "-",
             "endorsement": endorsement_text,
@@ -187,8 +188,13 @@ def continue_step(ctx: BoardCtx, *, proposal_id: int) -> dict[str, Any]:
         settled = endorsement.settle(ctx, ballot_id=ballot_id)
         if settled["outcome"] != "open":
             with ctx.ledger.read() as session:
-                status = session.get_one(Proposal, proposal_id).status.value
-            return {"proposal": proposal_id, "status": status, "ballot": ballot_id, "endorsement": settled["outcome"]}
+                now_status = session.get_one(Proposal, proposal_id).status.value
+            return {
+                "proposal": proposal_id,
+                "status": now_status,
+                "ballot": ballot_id,
+                "endorsement": settled["outcome"],
+            }
     return {
         "proposal": proposal_id,
         "status": "endorsing",
@@ -225,8 +231,6 @@ def _person_id(ctx: BoardCtx, handle: str | None) -> int | None:
 
 
 def _run_name() -> str:
-    from prefect.runtime import flow_run
-
     params = flow_run.parameters or {}
     if params.get("proposal_id"):
         return f"board-escalation-proposal-{params['proposal_id']}"

@@ -17,6 +17,7 @@ from flows.presentation import templates as _env
 from ledger import ideas as backlog
 from ledger.models import Idea, Person
 from rules import Charter
+from rules.triage import untriaged_too_long
 
 __all__ = [
     "BUTTON_PREFIX",
@@ -123,8 +124,6 @@ def backlog_rows(
     platform: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The backlog as rows (for the CLI and the Prefect table): one dict per item."""
-    from rules.triage import untriaged_too_long
-
     rows = []
     for idea in backlog.list_ideas(session, status=status, platform=platform):
         waiting = untriaged_too_long(status=idea.status.value, created_at=idea.created_at, now=now, charter=charter)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from charterflow.charter import load_configured_charter
+from flows.ideas.intake import ideas_file
+from flows.ideas.triage import ideas_triage
+
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -13,10 +17,6 @@ def weekly_cron(weekday: str, *, hour: int = 7) -> str:
 def deployments() -> list:
     """``ideas-file/operator``, ``ideas-triage/operator`` and ``ideas-triage/weekly`` (on the
     charter's ``ideas.digest_weekday``, 07:00 UTC)."""
-    from charterflow.charter import load_configured_charter
-    from flows.ideas.intake import ideas_file
-    from flows.ideas.triage import ideas_triage
-
     weekday = load_configured_charter().ideas.digest_weekday
     tags = ["charterflow", "ideas"]
     # R-BUDGET: the first triage of a new ledger files the charter's budget ideas (once each).

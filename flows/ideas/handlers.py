@@ -8,15 +8,17 @@
 
 from __future__ import annotations
 
+from flows.ideas.common import BUTTON_PREFIX
+from flows.ideas.intake import handle_idea
+from flows.ideas.status import handle_status
+
 STATUS_ROUTE = "ideas-status"
 
 
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
+    # lazy: cycle: flows.inbox <-> flows.ideas.handlers (flows.inbox imports this to call register)
     from flows import inbox
-    from flows.ideas.common import BUTTON_PREFIX
-    from flows.ideas.intake import handle_idea
-    from flows.ideas.status import handle_status
 
     inbox.register_route(inbox.Route.IDEA, handle_idea)
     inbox.register_route(

@@ -11,11 +11,13 @@ in the ledger.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from connectors.base import Links, instance_key
 from connectors.errors import FatalError
@@ -181,6 +183,7 @@ def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str], instance
             "ideas: idea:%s came from Forum %s, not the one served (%s); no reply", idea_id, instance, space.instance
         )
     elif space is not None and space.messenger is not None:
+        messenger = space.messenger
         text = render("filed", idea_id=idea_id, created=True)
         try:
             once(
@@ -189,7 +192,7 @@ def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str], instance
                 platform="discourse",
                 actor=ACTOR,
                 about=f"idea:{idea_id}",
-                act=lambda: space.messenger.reply(thread_id=topic_id, text=text, key=f"ideas-filed-{idea_id}"),
+                act=lambda: messenger.reply(thread_id=topic_id, text=text, key=f"ideas-filed-{idea_id}"),
             )
         except FatalError as exc:
             # The topic is gone (deleted, or never on this Forum): a retry cannot reply.
@@ -224,10 +227,6 @@ def check_url(url: str) -> str | None:
 
 
 def _file_run_name() -> str:
-    import re
-
-    from prefect.runtime import flow_run
-
     title = str((flow_run.parameters or {}).get("title") or "")
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:40].rstrip("-")
     return f"ideas-file-{slug}" if slug else "ideas-file"

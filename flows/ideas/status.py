@@ -24,7 +24,7 @@ from flows.ideas.digest import ideas_in, shown_after_change
 from flows.kit import Ctx, answer_interaction, artifact, context, once
 from ledger import ideas as backlog
 from ledger import repo
-from ledger.models import Idea, InboxEvent, Platform
+from ledger.models import Idea, InboxEvent, Person, Platform
 from rules.ideas import StatusRequest, decide_status_change
 
 log = logging.getLogger("charterflow.ideas")
@@ -91,20 +91,9 @@ def _decide(
                 "unknown-status": f"{status or '(none)'} is not a status; use one of {', '.join(statuses)}.",
             }.get(decision.code, f"Not changed: {decision.reason} (R-IDEA-1).")
             outcome = refuse(decision.code, text, ruling=decision.ruling)
-        elif decision.code == "unchanged":
-            outcome = {"outcome": "unchanged", "idea": idea.id, "text": f"Idea #{idea.id} is already {status}."}
         else:
-            before = idea.status.value
-            backlog.change_status(session, idea, status, actor=f"person:{person.id}", note=note, at=ctx.now)
-            outcome = {
-                "outcome": "changed",
-                "idea": idea.id,
-                "before": before,
-                "status": status,
-                "text": render(
-                    "status_changed", idea_id=idea.id, title=idea.title[:150], status=status, before=before, note=note
-                ),
-            }
+            assert idea is not None and person is not None  # allowed: a member changes an idea (R-IDEA-1)
+            outcome = _changed(session, ctx, idea, person, status=status, note=note, code=decision.code)
         outcome["source"] = source
         repo.effect_record(
             session,
@@ -116,6 +105,25 @@ def _decide(
             at=ctx.now,
         )
         return outcome
+
+
+def _changed(
+    session: Any, ctx: Ctx, idea: Idea, person: Person, *, status: str, note: str | None, code: str
+) -> dict[str, Any]:
+    """An allowed request's outcome: already so (``unchanged``), else the status changed."""
+    if code == "unchanged":
+        return {"outcome": "unchanged", "idea": idea.id, "text": f"Idea #{idea.id} is already {status}."}
+    before = idea.status.value
+    backlog.change_status(session, idea, status, actor=f"person:{person.id}", note=note, at=ctx.now)
+    return {
+        "outcome": "changed",
+        "idea": idea.id,
+        "before": before,
+        "status": status,
+        "text": render(
+            "status_changed", idea_id=idea.id, title=idea.title[:150], status=status, before=before, note=note
+        ),
+    }
 
 
 def handle_status(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:

@@ -22,11 +22,14 @@ from datetime import datetime
 from typing import Any
 
 from prefect import flow
+from prefect.context import FlowRunContext
+from prefect.runtime import flow_run
 
 from connectors.base import ButtonMessenger
 from flows.ideas.common import backlog_rows
 from flows.ideas.digest import digest_messages
 from flows.kit import Ctx, context, log, once
+from flows.privacy import publish_artifact
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.models import Idea, IdeaStatus
@@ -107,7 +110,7 @@ def digest_step(ctx: Ctx, rows: list[dict[str, Any]]) -> dict[str, Any]:
     key = f"ideas:digest:{week}"
     space = ctx.platforms.space("discord")
     poster = space.capable(ButtonMessenger) if space is not None else None
-    if poster is None:
+    if space is None or poster is None:
         return {"week": week, "posted": False, "reason": "Discord is not served"}
     waiting = [r for r in rows if r["status"] in ("new", "triaged")]
     counts = dict(sorted(Counter(r["status"] for r in rows).items()))
@@ -140,10 +143,6 @@ def digest_step(ctx: Ctx, rows: list[dict[str, Any]]) -> dict[str, Any]:
 def _artifacts(
     rows: list[dict[str, Any]], triaged: list[dict[str, Any]], flagged: list[int], digest: dict[str, Any] | None
 ) -> None:
-    from prefect.context import FlowRunContext
-
-    from flows.privacy import publish_artifact
-
     if FlowRunContext.get() is None:
         return
     table = [{**r, "title": r["title"][:120]} for r in rows]
@@ -184,8 +183,6 @@ def _artifacts(
 
 
 def _run_name() -> str:
-    from prefect.runtime import flow_run
-
     now = (flow_run.parameters or {}).get("now") or flow_run.scheduled_start_time
     try:
         if isinstance(now, str):

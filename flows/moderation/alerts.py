@@ -25,6 +25,7 @@ from flows.moderation.common import ACTOR, ModeratorSpace, moderator_spaces, pla
 from ledger import moderation as modlog
 from ledger import repo
 from ledger.models_moderation import ModerationAction, ModerationAlert, ModerationLink
+from ledger.moderation import LinkedAccount
 from rules.moderation import is_severe
 
 log = logging.getLogger("charterflow.moderation")
@@ -86,7 +87,7 @@ def raise_alerts(ctx: Ctx) -> dict[str, int]:
     return counts
 
 
-def _alert(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, account: dict[str, Any]) -> int:
+def _alert(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, account: LinkedAccount) -> int:
     with ctx.ledger.read() as session:
         if any(a.platform == space.platform and a.posted_at is not None for a in modlog.alerts_of(session, action.id)):
             return 0  # the usual case on later runs: nothing to write
@@ -129,9 +130,10 @@ def _alert(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, account: d
 
 
 def _suggest(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, spaces: dict[str, ModeratorSpace]) -> int:
-    username = action.target_username
-    directory = ctx.platforms.space(space.platform).directory if ctx.platforms.space(space.platform) else None
-    if not username or directory is None:
+    username, account = action.target_username, action.target_platform_id
+    there = ctx.platforms.space(space.platform)
+    directory = there.directory if there is not None else None
+    if not username or not account or directory is None:
         return 0
     # Looked up once per action and platform (recorded), not on every run of the look-back.
     checked = f"moderation:lookalike:{action.id}:{space.platform}"
@@ -143,21 +145,15 @@ def _suggest(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, spaces: 
         other = None  # no account of that name there: nothing to suggest
     if other is None:
         with ctx.ledger.transaction() as session:
-            repo.effect_record(
-                session,
-                key=checked,
-                platform=space.platform,
-                actor=ACTOR,
-                ref={"found": False},
-                about=f"moderation-action:{action.id}",
-                at=ctx.now,
+            _looked_up(
+                ctx, session, key=checked, platform=space.platform, found=False, about=f"moderation-action:{action.id}"
             )
         return 0
     with ctx.ledger.transaction() as session:
         link, _ = modlog.suggest_link(
             session,
             platform=action.platform,
-            account=action.target_platform_id,
+            account=account,
             username=username,
             other_platform=space.platform,
             other_account=other.id,
@@ -167,19 +163,16 @@ def _suggest(ctx: Ctx, action: ModerationAction, space: ModeratorSpace, spaces: 
             at=ctx.now,
         )
         link_id, status = link.id, link.status
-        repo.effect_record(
-            session,
-            key=checked,
-            platform=space.platform,
-            actor=ACTOR,
-            ref={"found": True},
-            about=f"moderation-link:{link_id}",
-            at=ctx.now,
-        )
+        _looked_up(ctx, session, key=checked, platform=space.platform, found=True, about=f"moderation-link:{link_id}")
     if status != "suggested":
         return 0
     post_suggestion(ctx, link_id, spaces)
     return 1
+
+
+def _looked_up(ctx: Ctx, session: Any, *, key: str, platform: str, found: bool, about: str) -> None:
+    """Record that the look-alike of an action was looked up on ``platform`` (once per key)."""
+    repo.effect_record(session, key=key, platform=platform, actor=ACTOR, ref={"found": found}, about=about, at=ctx.now)
 
 
 def link_facts(link: ModerationLink) -> dict[str, Any]:
@@ -232,10 +225,10 @@ def show_acknowledged(ctx: Ctx, alert_id: int) -> None:
         action = session.get_one(ModerationAction, alert.action_id)
         facts = describe(action)
         who, when = alert.acknowledged_by, alert.acknowledged_at
-        where = (alert.channel_id, alert.message_id)
+        channel_id, message_id = alert.channel_id, alert.message_id
         linked = alert.linked_username or alert.linked_account
     space = moderator_spaces(ctx).get(alert.platform)
-    if space is None or not all(where) or who is None:
+    if space is None or not channel_id or not message_id or who is None or when is None:
         return
     title, text = render(
         "alert",
@@ -254,7 +247,9 @@ def show_acknowledged(ctx: Ctx, alert_id: int) -> None:
         platform=alert.platform,
         actor=ACTOR,
         about=f"moderation-alert:{alert_id}",
-        act=lambda: space.update(channel_id=where[0], message_id=where[1], title=title, text=text, note=note, key=key),
+        act=lambda: space.update(
+            channel_id=channel_id, message_id=message_id, title=title, text=text, note=note, key=key
+        ),
     )
 
 

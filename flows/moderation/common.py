@@ -19,6 +19,7 @@ to a public channel (R-PRIVACY).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,6 @@ class ModerationSettings(BaseSettings):
 def space_setting(s: ModerationSettings, platform: str) -> str:
     """The moderators' channel or group on ``platform``: ``CHARTERFLOW_MODERATION_<PLATFORM>_SPACE``,
     else the declared setting of the Forum or Discord, else ``moderators``."""
-    import os
-
     value = os.environ.get(f"CHARTERFLOW_MODERATION_{platform.upper().replace('-', '_')}_SPACE", "").strip()
     known = {"discord": s.discord_channel, "discourse": s.discourse_group}
     return value or known.get(platform) or "moderators"

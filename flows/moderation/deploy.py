@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from charterflow.charter import load_configured_charter
+from flows.moderation.digest import moderation_digest
+from flows.moderation.sync import moderation_sync
+from rules import default_charter
+
 
 def deployments() -> list:
     """``moderation-sync/every-15-minutes`` and ``moderation-digest/daily`` (at the charter's
     ``[moderation] digest_hour_utc``)."""
-    from flows.moderation.digest import moderation_digest
-    from flows.moderation.sync import moderation_sync
-
     hour = _digest_hour()
     return [
         moderation_sync.to_deployment(
@@ -30,10 +32,6 @@ def deployments() -> list:
 
 def _digest_hour() -> int:
     try:
-        from charterflow.charter import load_configured_charter
-
         return load_configured_charter().moderation.digest_hour_utc
     except Exception:  # noqa: BLE001 - a bad charter is reported by `rules check`; serve at the default
-        from rules import default_charter
-
         return default_charter().moderation.digest_hour_utc

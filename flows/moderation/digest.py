@@ -15,6 +15,8 @@ from prefect import flow
 from flows.kit import Ctx, context, once
 from flows.moderation.common import ACTOR, moderator_spaces, platform_name, render
 from flows.moderation.figures import figures_between, table_rows
+from flows.moderation.sync import moderation_sync
+from flows.privacy import publish_artifact
 from ledger import moderation as modlog
 
 log = logging.getLogger("charterflow.moderation")
@@ -70,8 +72,6 @@ def post_digest(ctx: Ctx, day: date) -> dict[str, Any]:
 def consistency_artifact(ctx: Ctx) -> None:
     """The ``moderation-consistency`` table artifact of the last ``REPORT_DAYS`` days (no names:
     people appear as ledger references)."""
-    from flows.privacy import publish_artifact
-
     figures = figures_between(ctx.ledger, ctx.now - timedelta(days=REPORT_DAYS), ctx.now)
     try:
         publish_artifact(
@@ -90,8 +90,6 @@ def moderation_digest(day: date | None = None, now: datetime | None = None, sync
     so the day is complete."""
     ctx = context(now)
     if sync:
-        from flows.moderation.sync import moderation_sync
-
         try:
             moderation_sync(now=ctx.now)
         except Exception as exc:  # noqa: BLE001 - the digest shows what the ledger holds

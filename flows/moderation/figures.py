@@ -50,9 +50,10 @@ def figures_between(ledger: Ledger, start: datetime, end: datetime) -> dict[str,
     rows = []
     with ledger.read() as session:
         for a in modlog.actions_between(session, start, end):
-            subject = _subject(session, a.platform, a.target_platform_id, cache)
-            if subject is not None and subject not in accounts:
-                linked = modlog.linked_accounts(session, a.platform, a.target_platform_id)
+            account = a.target_platform_id
+            subject = _subject(session, a.platform, account, cache)
+            if subject is not None and account and subject not in accounts:
+                linked = modlog.linked_accounts(session, a.platform, account)
                 accounts[subject] = {a.platform} | {x["platform"] for x in linked}
             rows.append(
                 {

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from flows.kit import answer_interaction, context, is_moderator
+from flows.moderation.alerts import raise_alerts, show_acknowledged, show_link_decision
 from flows.moderation.common import ACTOR, BUTTON_PREFIX
 from ledger import moderation as modlog
 from ledger.errors import NotFound
@@ -28,6 +29,7 @@ ROUTE = "moderation-button"
 
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
+    # lazy: cycle: flows.inbox <-> flows.moderation.handlers (flows.inbox imports this to call register)
     from flows import inbox
 
     inbox.register_route(
@@ -46,8 +48,6 @@ def _is_moderator(ctx: Any, platform: str, attrs: dict[str, str]) -> bool:
 def handle_moderation_button(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler for the ``cfm:`` buttons. Returns ``ack:<alert>``, ``link:<id>:<status>``
     or ``refused:<why>``; idempotent (a redelivered press changes nothing twice)."""
-    from flows.moderation.alerts import raise_alerts, show_acknowledged, show_link_decision
-
     ctx = context(now, ledger=ledger)
     with ctx.ledger.read() as session:
         row = session.get_one(InboxEvent, event.id)

@@ -10,7 +10,7 @@ and skipped; the next run catches up from its cursor.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, task
@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from connectors.base import Instanced, ModerationEntry, ModerationLog
 from flows.kit import Ctx, context
+from flows.moderation.alerts import raise_alerts
 from flows.moderation.common import logs
 from ledger import moderation as modlog
 from rules.moderation import normalise, parse_time
@@ -97,8 +98,6 @@ def read_task(platform: str, now: datetime | None = None) -> dict[str, Any]:
 @flow(name="moderation-sync", log_prints=False)
 def moderation_sync(now: datetime | None = None) -> dict[str, Any]:
     """Read every platform's moderation log, then raise alerts and link suggestions."""
-    from flows.moderation.alerts import raise_alerts
-
     ctx = context(now)
     result: dict[str, Any] = {}
     for platform in sorted(logs(ctx)):
@@ -117,8 +116,6 @@ def moderation_sync(now: datetime | None = None) -> dict[str, Any]:
 
 def parse_since(text: str) -> datetime:
     """A ``--since``/``--until`` value: ``YYYY-MM-DD`` or an ISO time (UTC when no zone)."""
-    from datetime import UTC
-
     value = parse_time(text) or parse_time(f"{text}T00:00:00+00:00")
     if value is None:
         try:

@@ -37,13 +37,12 @@ def _past(months: list[str], now: datetime | None) -> list[str]:
 
 
 def _figure(title: str) -> tuple[Figure, Any]:
-    # Imported here, not at module level: every process that loads the flows (gateway, inbox
-    # worker, runner) would otherwise carry matplotlib, about 70 MiB and 2.5 s each
-    # (bench/startup.py), for charts drawn once a quarter.
-    import matplotlib
+    # Every process that loads the flows (gateway, inbox worker, runner) would otherwise carry
+    # matplotlib, about 70 MiB and 2.5 s each (bench/startup.py), for charts drawn once a quarter.
+    import matplotlib  # lazy: start-up: matplotlib (70 MiB, 2.5 s), for charts drawn once a quarter
 
     matplotlib.use("Agg")  # no display
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: start-up: matplotlib, as above
 
     fig = Figure(figsize=(7.0, 3.2), dpi=100, layout="constrained")
     ax = fig.subplots()

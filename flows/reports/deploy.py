@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from flows.reports.meetings import meetings_quarterly
+from flows.reports.quarterly import reports_approve, reports_quarterly
+
 
 def deployments() -> list:
     """The quarterly report and meeting deployments (R-REPORT, R-MEET)."""
-    from flows.reports.meetings import meetings_quarterly
-    from flows.reports.quarterly import reports_approve, reports_quarterly
-
     tags = ["charterflow", "reports"]
     return [
         reports_quarterly.to_deployment(

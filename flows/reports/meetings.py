@@ -23,6 +23,7 @@ from connectors.base import Calendar, Links
 from flows.kit import Ctx, artifact, context, once, post_wg
 from flows.reports.render import render_meeting_reminder
 from ledger import reports as store
+from ledger.models_reports import Meeting
 from rules.reports import MeetingDue, meeting_due
 
 __all__ = ["meetings_quarterly", "run_meetings"]
@@ -65,9 +66,7 @@ def _create_event(ctx: Ctx, calendar: Calendar, due: MeetingDue, *, start_key: s
     )
     event_id = str(made["ref"]["id"])
     with ctx.ledger.transaction() as session:
-        store.record_meeting_event(
-            session, store.get_meeting(session, due.starts_at), event_id=event_id, actor=ACTOR, at=ctx.now
-        )
+        store.record_meeting_event(session, _meeting(session, due), event_id=event_id, actor=ACTOR, at=ctx.now)
     return event_id
 
 
@@ -92,8 +91,16 @@ def _remind(
     )
     if reached:
         with ctx.ledger.transaction() as session:
-            store.record_meeting_reminder(session, store.get_meeting(session, due.starts_at), actor=ACTOR, at=ctx.now)
+            store.record_meeting_reminder(session, _meeting(session, due), actor=ACTOR, at=ctx.now)
     return reached
+
+
+def _meeting(session: Any, due: MeetingDue) -> Meeting:
+    """The row of the meeting due: :func:`run_meetings` records it before a step acts."""
+    meeting = store.get_meeting(session, due.starts_at)
+    if meeting is None:
+        raise LookupError(f"the meeting of {due.starts_at:%Y-%m-%d %H:%M} UTC is not recorded")
+    return meeting
 
 
 def run_meetings(ctx: Ctx) -> dict[str, Any]:

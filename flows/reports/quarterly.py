@@ -34,12 +34,17 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.runtime import flow_run
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import select
 
 from connectors.base import ButtonMessenger, ChannelText, Links, MessageEditor, Messenger, Uploader
 from connectors.errors import ConfigError, PolicyViolation
+from flows.board.common import current_slack
 from flows.kit import Ctx, answer_interaction, context, once, run_name
+from flows.privacy import publish_artifact
 from flows.reports.charts import data_uri, render_charts
 from flows.reports.render import CHARTS, ReportTexts, facts_digest, render_approval_request, render_report
 from ledger import audit, repo
@@ -106,8 +111,6 @@ def report_context(
     given (not configured: the Board report is skipped and the run says so)."""
     base = context(now, ledger=ledger, platforms=platforms)
     if slack is None:
-        from flows.board.common import current_slack
-
         try:
             slack = current_slack()
         except ConfigError as exc:
@@ -212,11 +215,8 @@ def _draft_markdown(d: Draft) -> str:
 
 
 def _artifact(key: str, markdown: str, description: str) -> None:
-    from prefect.context import FlowRunContext, TaskRunContext
-
     if FlowRunContext.get() is None and TaskRunContext.get() is None:
         return
-    from flows.privacy import publish_artifact
 
     try:
         publish_artifact(key=key, kind="markdown", content=markdown, description=description[:200])
@@ -246,10 +246,9 @@ def _refuse_privacy(d: Draft) -> None:
 def _ask_approval(ctx: ReportCtx, d: Draft, *, artifact_key: str) -> dict[str, Any] | None:
     space = ctx.platforms.space("discord")
     buttons = space.capable(ButtonMessenger) if space else None
-    if buttons is None:
+    if space is None or buttons is None:
         log.warning("reports: no Discord to ask for approval; use the reports-approve deployment")
         return None
-    from prefect.runtime import flow_run
 
     title, body = render_approval_request(
         q=d.quarter,
@@ -337,7 +336,7 @@ def approve(
                 same_draft=digest12 is None or row is None or row.digest.startswith(digest12),
             )
         )
-        if decision.code == "already":
+        if decision.code == "already" and row is not None:  # already: the row says by whom
             by = session.get(Person, row.approved_by_person_id) if row.approved_by_person_id else None
             return {"status": "already", "by": by.handle if by else "an operator", "report": row.status.value}
         if not decision.allowed:
@@ -346,6 +345,7 @@ def approve(
             )
     if not decision.allowed:
         raise ApprovalRefused(decision.reason, code=decision.code, ruling=decision.ruling)
+    assert person_id is not None  # allowed: an active member approves (R-REPORT)
     with ctx.ledger.transaction() as session:
         store.approve_report(
             session, quarter=quarter.label, person_id=int(person_id), source=source, actor=ACTOR, at=ctx.now
@@ -369,7 +369,7 @@ def _stored_facts(ctx: ReportCtx, q: str) -> tuple[dict[str, Any], str]:
     with ctx.ledger.read() as session:
         row = store.get_report(session, q)
         allowed = check_publish(q, status=row.status.value if row is not None else None)
-        if not allowed.allowed:
+        if row is None or not allowed.allowed:  # no row: refused as unknown (R-REPORT)
             raise PolicyViolation(allowed.reason, ruling=allowed.ruling)
         return dict(row.facts), row.digest
 
@@ -575,8 +575,6 @@ def reports_approve(quarter: str, approved_by: str, now: datetime | None = None)
     if not handle:
         raise ValueError("approved_by: the approving member's WG handle is required")
     with ctx.ledger.read() as session:
-        from sqlalchemy import select
-
         person_id = session.scalar(select(Person.id).where(Person.handle == handle))
     if person_id is None:
         raise ValueError(f"approved_by: no person with the handle {handle[:80]!r}")

@@ -26,9 +26,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
+from prefect.runtime import flow_run
 from sqlalchemy import select
 
 from connectors.base import UserRef
@@ -38,12 +39,15 @@ from flows.platforms import role_text
 from flows.platforms_state import role_platforms
 from flows.presentation import templates as _env
 from flows.reconcile import reconcile_person
+from flows.roles.confirm import await_admin_confirmation, forum_operator, in_flow_run
 from flows.roles.plan import build_plan, explain, lifted, state_of
+from flows.roles.training import start_training
 from ledger import audit, repo
 from ledger.models import Identity, InboxEvent, Platform, PlatformRoleAssignment
 from rules import Change
 
-ACTIONS = ("grant", "revoke")
+Action = Literal["grant", "revoke"]
+ACTIONS: dict[str, Action] = {"grant": "grant", "revoke": "revoke"}
 log = logging.getLogger("charterflow.roles")
 
 
@@ -62,18 +66,18 @@ def render(name: str, **values: Any) -> tuple[str, str]:
     return title.strip(), body.strip()
 
 
-def parse_change(ctx: Ctx, *, action: str, role: str, platform: str, person: str) -> tuple[str, str, str, int, str]:
+def parse_change(ctx: Ctx, *, action: str, role: str, platform: str, person: str) -> tuple[Action, str, str, int, str]:
     """Check the parts of a change; returns (action, role text, platform, person id, handle).
     ``role``: ``admin``, ``moderator``, ``wg`` (the platform's WG group/role) or
     ``group:<name>`` of a group the ledger already manages on that platform."""
-    action = action.strip().lower()
-    if action not in ACTIONS:
-        raise ChangeRefused("action", f"unknown action {action!r}: grant or revoke")
+    verb = ACTIONS.get(action.strip().lower())
+    if verb is None:
+        raise ChangeRefused("action", f"unknown action {action.strip().lower()!r}: grant or revoke")
     platform = platform.strip().lower()
     space = ctx.platforms.space(platform)
     # R-PLATFORM: roles are granted on approved and trial platforms (a trial's first admin
     # included, before it counts for R-ADMIN-1/2), revoked on any platform still in use.
-    if platform not in role_platforms(ctx, grant=action == "grant") or space is None or space.roles is None:
+    if platform not in role_platforms(ctx, grant=verb == "grant") or space is None or space.roles is None:
         served = ", ".join(sorted(ctx.platforms.spaces)) or "none"
         raise ChangeRefused("platform", f"unknown platform {platform!r} (served: {served})")
     text = role.strip()
@@ -105,14 +109,14 @@ def parse_change(ctx: Ctx, *, action: str, role: str, platform: str, person: str
             raise ChangeRefused(
                 "identity", f"{handle} has no {platform} identity with a platform id; link the account first"
             )
-    return action, text, platform, person_id, handle
+    return verb, text, platform, person_id, handle
 
 
 @dataclass(frozen=True, kw_only=True)
 class _Request:
     """One change as checked by :func:`parse_change`, with who asked and why."""
 
-    action: str
+    action: Action
     text: str
     platform: str
     person_id: int
@@ -365,8 +369,6 @@ def _maybe_train(ctx: Ctx, key: str, *, person_id: int, decision_ref: str, actor
     """Start moderator training for an applied ``grant:<platform>:<person>:moderator:…``."""
     action, platform, _person, role = key.removesuffix(f":{decision_ref}").split(":", 3)
     if action == "grant" and role == "moderator":
-        from flows.roles.training import start_training
-
         start_training(ctx, person_id=person_id, platform=platform, decision_ref=decision_ref, actor=actor)
 
 
@@ -422,16 +424,15 @@ def _confirm_discourse_admin(
     timeout: int | None,
 ) -> bool:
     """Pause for the e-mailed confirmation (inside a flow run), tell the proposer the outcome."""
-    from flows.roles.confirm import await_admin_confirmation, in_flow_run
-
     with ctx.ledger.read() as session:
         identity = session.scalar(
             select(Identity).where(Identity.person_id == person_id, Identity.platform == Platform.DISCOURSE)
         )
+        assert identity is not None  # parse_change refused a person without one
         user = UserRef(platform="discourse", id=str(identity.external_id), username=str(identity.username or handle))
     if not in_flow_run():
         return False
-    api_user = ctx.platforms.space("discourse").operator_name()
+    api_user = forum_operator(ctx)
     title, text = render(
         "admin_pending", person=handle, target_platform="discourse", api_user=api_user, run_name=_run_name()
     )
@@ -461,8 +462,6 @@ def _confirm_discourse_admin(
 
 def _run_name() -> str:
     try:
-        from prefect.runtime import flow_run
-
         return str(flow_run.name or "roles-change")
     except Exception:  # noqa: BLE001 - only a label in a message
         return "roles-change"

@@ -20,6 +20,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from prefect.context import FlowRunContext
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,9 +63,13 @@ class AdminConfirmation(RunInput):
 
 def in_flow_run() -> bool:
     """True inside a Prefect flow run (where a run can pause)."""
-    from prefect.context import FlowRunContext
-
     return FlowRunContext.get() is not None
+
+
+def forum_operator(ctx: Ctx) -> str:
+    """The account Discourse e-mails an admin grant's confirmation to (its API admin)."""
+    space = ctx.platforms.space("discourse")
+    return space.operator_name() if space is not None else "the API admin"
 
 
 def holds_admin(ctx: Ctx, user: UserRef) -> bool:
@@ -84,13 +91,10 @@ def await_admin_confirmation(
 ) -> dict[str, Any]:
     """Pause for the operator's answer, then re-read the flag; records the outcome. Returns
     ``{"granted": bool, "answer": "yes"|"no"|"timeout", "why": str}``."""
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import pause_flow_run
-
     settings = RolesSettings()
     timeout = timeout or settings.admin_confirm_timeout_seconds
     poll = poll or settings.admin_confirm_poll_seconds
-    api_user = ctx.platforms.space("discourse").operator_name()
+    api_user = forum_operator(ctx)
     form = AdminConfirmation.with_initial_data(
         description=(
             f"**Discourse admin grant for {user.username}** ({decision_ref}).\n\n"

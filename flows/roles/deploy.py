@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from flows.roles.drift import roles_drift_audit
+from flows.roles.revocations import roles_admin_revocations
+from flows.roles.training import roles_training_reminders
+
 
 def deployments() -> list:
     """The deployments of this package: the hourly drift audit (R-ADMIN-3: drift reported
     within the hour) the daily training reminders (R-TRAIN) and the daily pass over admin revocations that wait
     (R-ADMIN-4). (``roles-change/operator`` is
     declared in ``flows.serve``.)"""
-    from flows.roles.drift import roles_drift_audit
-    from flows.roles.revocations import roles_admin_revocations
-    from flows.roles.training import roles_training_reminders
-
     return [
         roles_drift_audit.to_deployment(
             name="hourly",

@@ -31,8 +31,10 @@ from typing import Any
 from prefect import flow
 from sqlalchemy import select
 
+from flows.board.common import current_slack
 from flows.kit import Ctx, artifact, context, once
 from flows.roles.change import render
+from flows.roles.confirm import RolesSettings
 from flows.roles.plan import RolesPlan, admin_lines, build_plan, format_plan
 from ledger import roles as roles_ledger
 from ledger.models import Identity, Person, Platform, PlatformRoleAssignment
@@ -102,6 +104,7 @@ def _post(ctx: Ctx, *, key: str, title: str, text: str, slack: Any, slack_channe
     out: dict[str, str] = {}
     space = ctx.platforms.space("discord")
     if space is not None and space.messenger is not None:
+        messenger = space.messenger
         try:
             once(
                 ctx,
@@ -109,9 +112,7 @@ def _post(ctx: Ctx, *, key: str, title: str, text: str, slack: Any, slack_channe
                 platform="discord",
                 actor=ACTOR,
                 about=None,
-                act=lambda: space.messenger.post(
-                    channel=space.wg_channel, title=title, text=text, key=f"{key}:discord"
-                ),
+                act=lambda: messenger.post(channel=space.wg_channel, title=title, text=text, key=f"{key}:discord"),
             )
             out["discord"] = "posted"
         except Exception as exc:  # noqa: BLE001 - the other channel may still work
@@ -122,38 +123,25 @@ def _post(ctx: Ctx, *, key: str, title: str, text: str, slack: Any, slack_channe
         out["slack"] = "not configured (CHARTERFLOW_SLACK_*)"
         return out
     try:
-        if slack_channel:
-            once(
-                ctx,
-                key=f"{key}:slack",
-                platform="slack",
-                actor=ACTOR,
-                about=None,
-                act=lambda: slack.post(channel=slack_channel, title=title, text=text, key=f"{key}:slack"),
-            )
-            out["slack"] = f"posted in {slack_channel}"
-        else:
-            admins = _admin_slack_ids(ctx)
-            if not admins:
-                out["slack"] = "no admin has a Slack identity; set CHARTERFLOW_ROLES_SLACK_CHANNEL"
-                return out
-            once(
-                ctx,
-                key=f"{key}:slack",
-                platform="slack",
-                actor=ACTOR,
-                about=None,
-                act=lambda: slack.direct_message(recipients=admins, title=title, text=text, key=f"{key}:slack"),
-            )
-            out["slack"] = f"group DM to {len(admins)} admin(s)"
+        admins = [] if slack_channel else _admin_slack_ids(ctx)
+        if not slack_channel and not admins:
+            out["slack"] = "no admin has a Slack identity; set CHARTERFLOW_ROLES_SLACK_CHANNEL"
+            return out
+
+        def act() -> Any:
+            # The configured channel, else a group DM to the admins with a Slack identity.
+            if slack_channel:
+                return slack.post(channel=slack_channel, title=title, text=text, key=f"{key}:slack")
+            return slack.direct_message(recipients=admins, title=title, text=text, key=f"{key}:slack")
+
+        once(ctx, key=f"{key}:slack", platform="slack", actor=ACTOR, about=None, act=act)
+        out["slack"] = f"posted in {slack_channel}" if slack_channel else f"group DM to {len(admins)} admin(s)"
     except Exception as exc:  # noqa: BLE001 - reported in the artifact
         out["slack"] = f"failed: {type(exc).__name__}"
     return out
 
 
 def _slack() -> Any:
-    from flows.board.common import current_slack
-
     try:
         return current_slack()
     except Exception as exc:  # noqa: BLE001 - Slack not configured: report on Discord only
@@ -270,7 +258,5 @@ def roles_drift_audit(now: datetime | None = None, slack_channel: str | None = N
     removed by hand, an admin invariant broken) to the WG's admins with a repair plan, once per
     distinct drift; nothing is repaired (R-ADMIN-3). ``slack_channel``: a Slack channel id
     (default ``CHARTERFLOW_ROLES_SLACK_CHANNEL``, else a group DM to the admins)."""
-    from flows.roles.confirm import RolesSettings
-
     channel = slack_channel or RolesSettings().slack_channel
     return audit_drift(context(now), slack_channel=channel)

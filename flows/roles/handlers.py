@@ -15,6 +15,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flows.kit import answer_interaction, context, done, once
+from flows.platforms import current_platforms, use
+from flows.roles.change import roles_change
+from flows.roles.training import PREFIX, handle_training_ack
+from flows.roles.training import ROUTE as TRAINING_ROUTE
 from ledger import repo
 from ledger.errors import NotFound
 from ledger.models import InboxEvent, Platform
@@ -56,10 +61,6 @@ def handle_role_command(*, ledger: Any, event: InboxEvent, now: datetime | None 
     """Inbox handler of Discord ``/role``; idempotent (a replayed event returns the recorded
     outcome and sends nothing). Returns ``roles-change:<status>`` or
     ``refused:R-MOD:not-a-member``."""
-    from flows.kit import answer_interaction, context, done, once
-    from flows.platforms import current_platforms, use
-    from flows.roles.change import roles_change
-
     platforms = current_platforms()
     with use(ledger=ledger, platforms=platforms):
         ctx = context(now, ledger=ledger, platforms=platforms)
@@ -127,9 +128,8 @@ def _ledger_id(ledger: Any, handle: str) -> str:
 
 def register() -> None:
     """Register this package's routes with ``flows.inbox.register_route``."""
+    # lazy: cycle: flows.inbox <-> flows.roles.handlers (flows.inbox imports this to call register)
     from flows import inbox
-    from flows.roles.training import PREFIX, handle_training_ack
-    from flows.roles.training import ROUTE as TRAINING_ROUTE
 
     inbox.register_route(ROUTE, handle_role_command, discord_command="role", condition="slash command /role (R-MOD)")
     inbox.register_route(

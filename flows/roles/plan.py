@@ -106,8 +106,8 @@ def state_of(assignments: Iterable[Assignment]) -> dict[str, dict[str, list[str]
     return {p: {r: sorted(v) for r, v in sorted(roles.items())} for p, roles in sorted(out.items())}
 
 
-def _ledger_rows(ctx: Ctx) -> list[tuple[int, str, str, str, bool]]:
-    """Every ledger platform-role row as (person id, handle, platform, role, desired)."""
+def role_rows(ctx: Ctx) -> list[tuple[int, str, str, str, bool, bool | None]]:
+    """Every ledger platform-role row as (person id, handle, platform, role, desired, observed)."""
     with ctx.ledger.read() as session:
         rows = session.execute(
             select(
@@ -116,11 +116,14 @@ def _ledger_rows(ctx: Ctx) -> list[tuple[int, str, str, str, bool]]:
                 PlatformRoleAssignment.platform,
                 PlatformRoleAssignment.role,
                 PlatformRoleAssignment.desired,
+                PlatformRoleAssignment.observed,
             )
             .join(Person, Person.id == PlatformRoleAssignment.person_id)
             .order_by(PlatformRoleAssignment.id)
         ).all()
-    return [(pid, handle, plat.value, role, bool(desired)) for pid, handle, plat, role, desired in rows]
+    return [
+        (pid, handle, plat.value, role, bool(desired), observed) for pid, handle, plat, role, desired, observed in rows
+    ]
 
 
 def roles_to_observe(ctx: Ctx, platform: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -199,7 +202,7 @@ def build_plan(
     verdict. ``extra`` adds (handle, platform, role, desired) wishes on top of the ledger's rows
     (a proposed change, checked on the state it would make). ``tolerate_unreachable``: a
     platform that does not answer is left out (its verdict unknown) instead of failing."""
-    rows = [(h, p, r, d) for _pid, h, p, r, d in _ledger_rows(ctx)]
+    rows = [(h, p, r, d) for _pid, h, p, r, d, _o in role_rows(ctx)]
     rows += list(extra)
     wanted_roles: dict[str, set[str]] = {}
     for _h, p, r, _d in rows:
@@ -317,6 +320,7 @@ def _start_trainings(
     ctx: Ctx, shown: RolesPlan, handle: str, applied: list[str], *, decision_ref: str, actor: str
 ) -> None:
     """A moderator grant just applied starts the new moderator's training."""
+    # lazy: start-up: Prefect (the training's flows), which `charterflow roles plan` does not load
     from flows.roles.training import start_training
 
     for c in shown.plan.changes:

@@ -35,6 +35,7 @@ from flows.roles.plan import Observation, observe
 from ledger import repo
 from ledger import roles as roles_ledger
 from ledger.models import Person, PlatformRoleAssignment
+from ledger.models_roles import AdminRevocation
 from rules import EndOfMembership, admin_revocation, end_of_membership
 from rules.admins import place
 from rules.plan import ADMIN, admins_of
@@ -122,7 +123,7 @@ def announce_waiting(ctx: Ctx, *, revocation_id: int, count_line: str, reminder:
     """Tell the WG (once per reminder number) that a platform needs a new admin."""
     with ctx.ledger.read() as session:
         row = _revocation(session, revocation_id)
-        person = session.get(Person, row.person_id)
+        person = session.get_one(Person, row.person_id)
         status = person.memberships[-1].status.value if person.memberships else "ended"
         handle, platform = person.handle, row.platform
     post_wg(
@@ -142,8 +143,6 @@ def announce_waiting(ctx: Ctx, *, revocation_id: int, count_line: str, reminder:
 
 
 def _revocation(session: Any, revocation_id: int) -> Any:
-    from ledger.models_roles import AdminRevocation
-
     return session.get(AdminRevocation, revocation_id)
 
 

@@ -129,7 +129,7 @@ def start_training(ctx: Ctx, *, person_id: int, platform: str, decision_ref: str
         log.warning("roles: training guide for person:%s not sent on %s: %s", person_id, via, type(exc).__name__)
         return {"training": training_id, "sent_via": None, "created": created, "error": type(exc).__name__}
     with ctx.ledger.transaction() as session:
-        row = session.get(RoleTraining, training_id)
+        row = session.get_one(RoleTraining, training_id)
         roles_ledger.record_training_sent(
             session, row, message_ref=str(ref["ref"].get("id", "")), actor=actor, at=ctx.now
         )
@@ -202,7 +202,7 @@ def send_reminders(ctx: Ctx, *, actor: str = ACTOR) -> dict[str, Any]:
         ]
     sent: list[str] = []
     for training_id, person_id, platform, sent_at, reminders in rows:
-        if (person_id, platform) not in moderators:
+        if (person_id, platform) not in moderators or sent_at is None:  # sent_at: never, by the query
             continue  # no longer a moderator there: nothing to acknowledge
         number = due_reminder(sent_at, reminders, now=ctx.now, every_days=every)
         if not number:
