@@ -40,7 +40,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, insert, text
+
 from bench.common import Row, clean_env, table, write_results
+from ledger.audit import GENESIS, canonical_json, entry_hash, format_time, verify
+from ledger.db import Ledger
+from ledger.migrate import upgrade
+from ledger.models import AuditEntry
+from rules.ballots import tally
+from rules.charter import default_charter
+from rules.eligibility import Applicant, DiscordEvidence, DiscourseEvidence, decide_eligibility
+from rules.plan import Assignment, plan_roles
 
 SIZES = {
     "eligibility": 50_000,
@@ -69,9 +79,6 @@ def _peak_mib() -> float:
 
 
 def case_eligibility(n: int) -> tuple[float, dict[str, Any]]:
-    from rules.charter import default_charter
-    from rules.eligibility import Applicant, DiscordEvidence, DiscourseEvidence, decide_eligibility
-
     charter = default_charter()
     dsf = frozenset(f"nominator_{i}" for i in range(500))
     people = []
@@ -102,9 +109,6 @@ def case_eligibility(n: int) -> tuple[float, dict[str, Any]]:
 
 
 def case_tally(n: int) -> tuple[float, dict[str, Any]]:
-    from rules.ballots import tally
-    from rules.charter import default_charter
-
     charter = default_charter()
     electorate = [f"member_{i}" for i in range(n)]
     votes = {m: ("yes", "no", "abstain", "yes")[i % 4] for i, m in enumerate(electorate)}
@@ -119,9 +123,6 @@ def case_tally(n: int) -> tuple[float, dict[str, Any]]:
 
 
 def case_roster_plan(n: int) -> tuple[float, dict[str, Any]]:
-    from rules.charter import default_charter
-    from rules.plan import Assignment, plan_roles
-
     charter = default_charter()
     charter = charter.model_copy(
         update={"admins": charter.admins.model_copy(update={"max_removals_per_run": n})}
@@ -149,9 +150,6 @@ def case_roster_plan(n: int) -> tuple[float, dict[str, Any]]:
 
 
 def case_audit_verify(url: str) -> tuple[float, dict[str, Any]]:
-    from ledger.audit import verify
-    from ledger.db import Ledger
-
     ledger = Ledger(url)
     try:
         started = time.perf_counter()
@@ -201,8 +199,6 @@ def run_case(case: str, n: int, url: str | None = None) -> dict[str, Any]:
 
 def _audit_rows(n: int, batch: int = 10_000) -> Iterator[list[dict[str, Any]]]:
     """``n`` chained entries in batches, as ``ledger.audit.append`` would have written them."""
-    from ledger.audit import GENESIS, canonical_json, entry_hash, format_time
-
     prev = GENESIS
     start = datetime(2025, 1, 1, tzinfo=UTC)
     actions = ("membership.started", "ballot.opened", "vote.cast", "role.granted", "inbox.received")
@@ -243,12 +239,6 @@ def _audit_rows(n: int, batch: int = 10_000) -> Iterator[list[dict[str, Any]]]:
 
 def generate_audit(urls: Sequence[str], n: int) -> float:
     """Migrate each ledger and fill its audit log with ``n`` entries (COPY on PostgreSQL)."""
-    from sqlalchemy import insert
-
-    from ledger.db import Ledger
-    from ledger.migrate import upgrade
-    from ledger.models import AuditEntry
-
     started = time.perf_counter()
     ledgers = []
     for url in urls:
@@ -370,8 +360,6 @@ def postgres() -> Iterator[str | None]:
 
 
 def _pg_database(admin_url: str, name: str) -> str:
-    from sqlalchemy import create_engine, text
-
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))

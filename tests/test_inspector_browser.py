@@ -16,46 +16,30 @@ import pytest
 from sqlalchemy import select
 
 from charterflow.seed import build
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import Proposal, Vote
+from tests.support.browser import By, WebDriverWait, chromium, seen
 from tests.test_up import running_up
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-webdriver = pytest.importorskip("selenium.webdriver")
 
 
 @pytest.fixture
 def browser(tmp_path):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: run `bash scripts/test-deps.sh` (make test does)")
-        pytest.skip("Chromium is not installed (scripts/test-deps.sh installs it)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1280,800",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    # The screenshots' size, whatever room the headless window keeps for itself.
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
-    )
-    yield driver
-    driver.quit()
+    with chromium(
+        tmp_path / "chromium-profile",
+        size="1280,800",
+        page_load_timeout=60,
+        extra=("--hide-scrollbars",),
+        skip_outside_ci=True,
+    ) as driver:
+        # The screenshots' size, whatever room the headless window keeps for itself.
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+        )
+        yield driver
 
 
 @pytest.fixture
@@ -77,13 +61,6 @@ def _wait(probe, timeout: float = 90.0):
 @pytest.mark.slow
 def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
     shots = DOCS_SCREENSHOTS if os.environ.get("CHARTERFLOW_UPDATE_SCREENSHOTS") else tmp_path / "shots"
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as seen
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    from ledger import repo
-    from ledger.db import Ledger
-    from ledger.models import Proposal, Vote
 
     community = build()
     chair = community.person(community.wg_roles["chair"])

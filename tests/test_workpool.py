@@ -31,6 +31,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
 
+from charterflow.deploy import deploy_to_pool
+from connectors.discord.connector import DiscordConnector
+from connectors.discourse.connector import DiscourseConnector
+from connectors.errors import ConfigError
+from flows.kit import context
+from flows.membership import ballot as ballots
+from flows.platforms import Platforms, use
+from flows.serve import deployments
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
@@ -164,9 +172,6 @@ def _seed_ledger(ledger: Ledger, forum: Any, discord: Any) -> None:
 
 @pytest.fixture
 def stack(tmp_path: Path, postgres_server: Any) -> Iterator[dict[str, Any]]:
-    from connectors.discord.connector import DiscordConnector
-    from connectors.discourse.connector import DiscourseConnector
-
     logs = tmp_path / "logs"
     logs.mkdir()
     home = tmp_path / "home"
@@ -305,7 +310,6 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
     discord_sb, discord_url = stack["discord_sb"], stack["discord_url"]
 
     # deploy registered every deployment to the pool, with its schedules, as module entrypoints.
-    from flows.serve import deployments
 
     expected = {f"{d.flow_name}/{d.name}": d for d in deployments()}
     listed = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
@@ -384,9 +388,6 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
     procs.alive()
 
     # 4. Two members vote yes with the ballot's buttons on Discord (gateway → task worker).
-    from flows.kit import context
-    from flows.membership import ballot as ballots
-    from flows.platforms import Platforms, use
 
     platforms = Platforms.build(
         charter=default_charter(),
@@ -464,9 +465,6 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
 
 def test_deploy_refuses_a_missing_pool_and_an_image_for_a_process_pool(prefect_server):
     """Against the session's Prefect server: nothing is registered when the pool is wrong."""
-    from charterflow.deploy import deploy_to_pool
-    from connectors.errors import ConfigError
-
     lines: list[str] = []
     with pytest.raises(ConfigError, match="work pool 'no-such-pool' does not exist: add --create-pool"):
         deploy_to_pool(work_pool="no-such-pool", echo=lines.append)

@@ -6,13 +6,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.exc import StatementError
 
+import flows.platforms as fp
+from connectors.base import ButtonMessenger, Messenger, TallyDisplay, Uploader
 from connectors.registry import community_connectors, load_connector
-from flows.platforms import MembershipSettings, Platforms, PlatformsSettings, configured_platforms
+from flows.platforms import (
+    MembershipSettings,
+    Platforms,
+    PlatformsSettings,
+    configured_platforms,
+    served_by_ledger,
+    use,
+)
+from ledger import platforms as ledger_platforms
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
@@ -74,8 +85,6 @@ def test_each_space_reads_generic_settings_then_older_names_then_the_connector(f
 
 
 def test_a_space_answers_only_for_the_protocols_its_connector_implements(forum):
-    from connectors.base import ButtonMessenger, Messenger, TallyDisplay, Uploader
-
     space = Platforms.build(charter=default_charter(), discourse=forum).space("discourse")
     assert space.capable(Messenger) is forum and space.capable(Uploader) is forum
     assert space.capable(ButtonMessenger) is None and space.capable(TallyDisplay) is None
@@ -110,11 +119,6 @@ def test_only_platforms_on_the_ledgers_list_are_served(tmp_path):
     """R-PLATFORM: a connector installed and configured is not served before the Board approves
     its platform; a trial or retiring one is (a retiring one's roles are still to revoke), a
     retired one is not."""
-    from datetime import UTC, datetime, timedelta
-
-    from flows.platforms import served_by_ledger, use
-    from ledger import platforms as ledger_platforms
-
     charter = default_charter()
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     upgrade(ledger)
@@ -162,9 +166,6 @@ def test_only_platforms_on_the_ledgers_list_are_served(tmp_path):
 def test_a_long_running_process_follows_the_ledgers_platform_list_without_a_restart(forum, tmp_path, monkeypatch):
     """The inbox worker builds its platforms once; when the Board's decision changes which the
     ledger serves (R-PLATFORM), the next use after ``REFRESH_SECONDS`` builds them again."""
-    import flows.platforms as fp
-    from ledger import platforms as ledger_platforms
-
     monkeypatch.setenv("CHARTERFLOW_HOME", str(tmp_path))
     monkeypatch.setenv("CHARTERFLOW_PLATFORMS", "discourse,discord")
     monkeypatch.setattr(fp, "REFRESH_SECONDS", 0.0)

@@ -5,6 +5,7 @@ front of them); helpers that act as members and the gateway do."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,8 +15,19 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from connectors.discord.connector import DiscordConnector
+from connectors.discord.sandbox import default_seed
+from connectors.discourse.connector import DiscourseConnector
+from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
+from flows.membership.handlers import handle_vote
+from flows.membership.intake import intake
 from flows.platforms import Platforms, use
+from gateway.app import create_app
+from gateway.dispatch import StoreOnlyDispatcher
+from gateway.form import UsernameLookup
+from gateway.settings import GatewaySettings
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
@@ -130,8 +142,6 @@ def discourse_seed() -> dict[str, Any]:
 
 def discord_seed() -> dict[str, Any]:
     """The same people on Discord (WG role ``wg-member``)."""
-    from connectors.discord.sandbox import default_seed
-
     seed = default_seed()
     seed["members"] = [
         {
@@ -259,10 +269,6 @@ def seed_members(
 @pytest.fixture
 def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
     """The seeded WG: seven active members (term started 100 days ago) on both platforms."""
-    from connectors.discord.connector import DiscordConnector
-    from connectors.discourse.connector import DiscourseConnector
-    from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
-
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     upgrade(ledger)
     dsb = DiscourseConnector.sandbox(seed=discourse_seed())
@@ -332,7 +338,6 @@ def discord_event(world: World, *, kind: str, payload: dict[str, Any], route: st
     """A signed Discord interaction from the sandbox, verified and stored as the gateway does."""
     headers, body = world.discord_sb.signed_request(kind=kind, payload=payload)
     event = world.platforms.space("discord").connector.verify(headers=headers, body=body)
-    import json
 
     data = json.loads(json.dumps(dict(event.data), default=str))
     with world.ledger.transaction() as session:
@@ -364,12 +369,6 @@ def serve_gateway(
     """The real gateway app (store-only dispatch: a test runs each stored event with
     ``flows.inbox.handle_event``, as the task worker does) on a loopback port; the Forum
     sandbox's webhooks and the Discord sandbox's interactions are sent to it."""
-    from pydantic import SecretStr
-
-    from gateway.app import create_app
-    from gateway.dispatch import StoreOnlyDispatcher
-    from gateway.settings import GatewaySettings
-
     category = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Applications")
     values = {
         **GatewaySettings().model_dump(),
@@ -383,7 +382,6 @@ def serve_gateway(
         "dispatch": False,
         **settings,
     }
-    from gateway.form import UsernameLookup
 
     lookup = UsernameLookup({name: space.directory for name, space in world.platforms.spaces.items()})
     app = create_app(
@@ -418,8 +416,6 @@ def apply_proven(
     """An application whose accounts the source proved (a Forum topic's author; with ``discord``
     also the same name's Discord account, as the /apply modal proves it): confirmed at once,
     so eligibility runs straight away."""
-    from flows.membership.intake import intake
-
     proven = {"discourse": world.platforms.space("discourse").directory.find_user(username).id}
     if discord:
         proven["discord"] = world.platforms.space("discord").directory.find_user(username).id
@@ -449,8 +445,6 @@ def discord_dms(world: World, username: str) -> list[dict[str, Any]]:
 def press_vote(world: World, ref: dict[str, Any], user: str, option: int, *, now: datetime) -> str:
     """``user`` presses ballot button ``option`` (0 yes, 1 no, 2 abstain) on Discord: a signed
     interaction from the sandbox, stored and handled as the gateway and worker do."""
-    from flows.membership.handlers import handle_vote
-
     event = discord_event(
         world,
         kind="ballot_vote",

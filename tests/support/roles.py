@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from ledger import repo
+from ledger.models import InboxEvent
 from tests.support.membership import NOW, World
 
 SEEDED_ADMINS = {"discourse": ["avery_quill", "bram_tolliver"], "discord": ["cleo_marsh", "dario_fenwick"]}
@@ -54,10 +56,6 @@ class SlackBox:
 def command(w: World, gateway: Any, *, user: str, **options: str) -> int:
     """``user`` runs Discord ``/role`` with ``options``: the sandbox signs it and sends it to the
     gateway, which defers it and stores it; returns the inbox event id."""
-    from sqlalchemy import select
-
-    from ledger.models import InboxEvent
-
     w.discord_sb.command(w.discord_url, user=user, name="role", options=options)
     with w.ledger.read() as session:
         return session.scalars(

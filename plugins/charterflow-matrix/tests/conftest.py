@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.net import LoopbackServer
+
 if importlib.util.find_spec("charterflow_matrix") is None:  # the plugin is not installed
     collect_ignore_glob = ["test_*.py"]
 
@@ -22,13 +24,10 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_prox
     os.environ.pop(_var, None)
 
 
-from matrix_served import Served  # noqa: E402 - after the proxy variables are cleared
-
-
 @pytest.fixture(scope="session")
 def homeserver() -> Any:
     """The real Synapse shared by this test process (started once, stopped at exit)."""
-    from charterflow_matrix.sandbox import shared_homeserver
+    from charterflow_matrix.sandbox import shared_homeserver  # lazy: optional: the plugin may be uninstalled
 
     return shared_homeserver()
 
@@ -36,10 +35,10 @@ def homeserver() -> Any:
 @pytest.fixture(scope="module")
 def community(homeserver: Any) -> Iterator[Any]:
     """A fresh community (space, rooms, members) served through the fault proxy."""
-    from charterflow_matrix.sandbox import MatrixSandbox
+    from charterflow_matrix.sandbox import MatrixSandbox  # lazy: optional: the plugin may be uninstalled
 
     sandbox = MatrixSandbox(homeserver=homeserver)
-    with Served(sandbox.app) as served:
+    with LoopbackServer(sandbox.app, lifespan="on", start_timeout=20) as served:
         sandbox.url = served.url
         yield sandbox
 

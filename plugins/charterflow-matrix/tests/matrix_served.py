@@ -1,22 +1,25 @@
-"""``Served``: an ASGI app on a free 127.0.0.1 port, for the plugin's tests (a module of its own:
-``conftest`` is not importable by name when the core's tests run beside these); ``send_as`` and
-``pushed``: a member writes in a room, and the inbox row Synapse's push stored for it."""
+"""Helpers of the plugin's tests (a module of its own: ``conftest`` is not importable by name when
+the core's tests run beside these): ``send_as`` and ``pushed``, a member writes in a room, and the
+inbox row Synapse's push stored for it; ``pushing_synapse``, a Synapse pushing to a gateway."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy import select
+
+from charterflow_matrix import payloads
+from charterflow_matrix.client import q
+from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
+from ledger.models import InboxEvent
 
 
 def send_as(
     users: Any, base_url: str, who: str, room_id: str, content: dict[str, Any], event_type: str = "m.room.message"
 ) -> str:
     """``who`` sends ``content`` in ``room_id`` with their own token; the event id."""
-    from charterflow_matrix import payloads
-    from charterflow_matrix.client import q
-
     with users.client(base_url, who) as client:
         return (
             client.put(
@@ -29,10 +32,6 @@ def send_as(
 
 def pushed(world: Any, event_id: str, *, timeout: float = 60) -> Any:
     """The inbox row Synapse's push stored for ``event_id`` (the gateway keys it by event id)."""
-    from sqlalchemy import select
-
-    from ledger.models import InboxEvent
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with world.ledger.read() as session:
@@ -44,40 +43,10 @@ def pushed(world: Any, event_id: str, *, timeout: float = 60) -> Any:
     raise AssertionError(f"Synapse did not push {event_id} within {timeout:g} s")
 
 
-class Served:
-    """An ASGI app on a free 127.0.0.1 port (uvicorn in a thread)."""
-
-    def __init__(self, app: Any, *, port: int = 0) -> None:
-        import uvicorn
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="critical", access_log=False, lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("loopback server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 def pushing_synapse(workdir: Any, gateway_url: str, monkeypatch: Any) -> Any:
     """A context: a Synapse in ``workdir`` whose appservice pushes to the gateway at
     ``gateway_url``, with the ``CHARTERFLOW_MATRIX_*`` settings the gateway's hook reads set;
     yields its credentials and stops it after."""
-    from contextlib import contextmanager
-
-    from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
 
     @contextmanager
     def running() -> Any:

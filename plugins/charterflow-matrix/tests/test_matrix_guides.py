@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from test_matrix_trial import pushed, say
 
 from charterflow_matrix.client import q
 from charterflow_matrix.connector import MatrixConnector
@@ -21,6 +22,11 @@ from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
 from charterflow_matrix.payloads import MAX_CONTENT_BYTES, content_size
 from charterflow_matrix.sandbox import seed_community
 from charterflow_matrix.settings import MatrixSettings
+from flows import inbox
+from flows.guides.handlers import HELP_ROUTE
+from flows.guides.publish import guides_publish
+from flows.platforms import Platforms, use
+from flows.presentation import label
 from tests.support.guides import CHANNELS, copy_guides
 from tests.support.membership import CONFIRM_SECRET, MEMBERS, NOW, serve_gateway
 
@@ -107,8 +113,6 @@ def test_a_guide_is_pinned_edited_in_place_and_a_stale_part_unpinned(matrix: Mat
 def pushing(world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """The seeded world's gateway, a Synapse whose appservice pushes to it, Matrix served beside
     the Forum and Discord, and the guides (one of them for Matrix too) in a folder of the test's."""
-    from flows.platforms import Platforms, use
-
     folder = copy_guides(tmp_path / "guides")
     path = folder / "reporting-a-problem.md"
     path.write_text(path.read_text().replace("platforms: discourse, discord", "platforms: discourse, discord, matrix"))
@@ -159,13 +163,6 @@ def pushing(world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 def test_r_guide_published_on_three_platforms_edited_in_place_and_help_answered_on_matrix(
     world: Any, pushing: dict[str, Any]
 ) -> None:
-    from test_matrix_trial import pushed, say
-
-    from flows import inbox
-    from flows.guides.handlers import HELP_ROUTE
-    from flows.guides.publish import guides_publish
-    from flows.presentation import label
-
     matrix = pushing["matrix"]
     out = guides_publish(channels=CHANNELS, now=NOW)
     assert out["errors"] == []

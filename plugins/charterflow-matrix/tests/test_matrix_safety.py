@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from charterflow_matrix.client import q
 from charterflow_matrix.connector import MatrixConnector
 from charterflow_matrix.homeserver import APPSERVICE_PATH
+from charterflow_matrix.inbound import AppserviceVerifier
 from charterflow_matrix.sandbox import seed_community
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import Role
@@ -289,8 +290,6 @@ def test_r_safe_1_a_report_made_with_the_homeservers_report_api_becomes_one_repo
 
 
 def _parsed(content: dict[str, Any]) -> Any:
-    from charterflow_matrix.inbound import AppserviceVerifier
-
     verifier = AppserviceVerifier(hs_token=SecretStr("t"), server_name="localhost")
     return verifier.parse_event(
         {

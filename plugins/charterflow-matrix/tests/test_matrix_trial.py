@@ -37,7 +37,7 @@ from charterflow_matrix.settings import MatrixSettings
 from connectors.base import Role
 from flows import inbox
 from flows.board.decision import record_decision
-from flows.board.escalation import handle_board_proposal
+from flows.board.escalation import board_escalation, handle_board_proposal
 from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
@@ -272,8 +272,6 @@ def _retirement_revokes_the_roles_first(board: Board, matrix: MatrixConnector) -
     world = board.world
     at = NOW + timedelta(minutes=40)
     with without_endorsement(world):
-        from flows.board.escalation import board_escalation
-
         filed = board_escalation(
             title="End the Matrix trial",
             summary="The WG stays on Discord.",

@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.discord import payloads
+from flows import inbox
+from flows.safety.common import MESSAGE_COMMAND
 
 
 @settings(max_examples=300, deadline=None)
@@ -143,9 +145,6 @@ def test_commands_are_valid_discord_command_definitions() -> None:
 
 def test_the_report_message_command_is_the_one_the_safety_flows_route() -> None:
     # R-SAFE-1: the registered name is what the interaction carries and the inbox routes.
-    from flows import inbox
-    from flows.safety.common import MESSAGE_COMMAND
-
     [report] = [c for c in payloads.COMMANDS if c["type"] == 3]
     assert report["name"] == MESSAGE_COMMAND
     assert inbox.COMMAND_ROUTES[MESSAGE_COMMAND] == "safety-report"

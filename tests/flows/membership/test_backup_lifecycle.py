@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from connectors.discord.connector import DiscordConnector
+from connectors.discourse.connector import DiscourseConnector
 from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
@@ -51,9 +53,6 @@ def _ledger_url(backend: str, request: pytest.FixtureRequest, path: Path) -> str
 @contextmanager
 def _world(ledger: Ledger) -> Iterator[World]:
     """The membership tests' seeded world (both sandboxes, seven members) on ``ledger``."""
-    from connectors.discord.connector import DiscordConnector
-    from connectors.discourse.connector import DiscourseConnector
-
     upgrade(ledger)
     dsb = DiscourseConnector.sandbox(seed=discourse_seed())
     csb = DiscordConnector.sandbox(seed=discord_seed())

@@ -8,13 +8,14 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
 from flows.membership.handlers import handle_confirm, handle_intake, handle_vote
 from flows.membership.intake import confirm_identity
 from flows.membership.onboarding import onboard
 from ledger import audit, repo
-from ledger.models import Application, ApplicationStatus, AuditEntry, Ballot, BallotOutcome, MembershipStatus
+from ledger.models import Application, ApplicationStatus, AuditEntry, Ballot, BallotOutcome, MembershipStatus, Person
 from tests.support.membership import NOW, discord_event, put_event
 
 
@@ -91,7 +92,6 @@ def test_apply_confirm_vote_onboard(world):
         assert app.eligibility[-1].outcome.value == "yes"
         ballot_id = app.ballot_id
         assert len(session.get(Ballot, ballot_id).electors) == 7
-    from flows.kit import context
 
     ctx = context(NOW)
     where = ballots.refs(ctx, ballot_id)
@@ -134,7 +134,6 @@ def test_apply_confirm_vote_onboard(world):
         assert ballot.outcome == BallotOutcome.PASSED and ballot.ruling == "R-VOTE-EARLY"
         app = session.get(Application, app_id)
         assert app.status == ApplicationStatus.APPROVED
-        from ledger.models import Person
 
         person = session.get(Person, app.person_id)
         membership = repo.open_membership(session, person)

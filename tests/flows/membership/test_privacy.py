@@ -9,18 +9,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from charterflow import ledger_cli
 from charterflow.settings import get_settings
+from flows.ideas.intake import ideas_file
+from flows.ideas.triage import ideas_triage
 from flows.inbox import prefect_http
 from flows.kit import context
 from flows.membership.ballot import refs
 from flows.membership.handlers import handle_confirm, handle_intake
 from flows.membership.intake import confirm_identity
 from flows.membership.leave import leave
+from flows.moderation.digest import moderation_digest
 from flows.privacy import find
-from ledger.models import Application, ApplicationStatus
+from ledger.models import Application, ApplicationStatus, Person
 from ledger.privacy import personal_values
 from tests.flows.membership.test_join import _dm_button, _form, _forum_token
 from tests.support.cli import cli_with
@@ -71,10 +75,6 @@ def _lifecycle(world) -> int:
 def _idea_and_moderation(world) -> None:
     """An idea filed for them by an operator (their handle typed as a parameter), the backlog
     published, and a Forum moderator's action about them synced into the moderation tables."""
-    from flows.ideas.intake import ideas_file
-    from flows.ideas.triage import ideas_triage
-    from flows.moderation.digest import moderation_digest
-
     ideas_file(
         title="A shared calendar of harbour events",
         body="One calendar for both platforms.",
@@ -111,14 +111,10 @@ def _erase(world, person_id: int, monkeypatch) -> str:
 
 
 def test_erased_person_leaves_no_trace_in_prefect(world, monkeypatch):
-    from prefect.settings import PREFECT_API_URL
-
     since = datetime.now(UTC)
     person_id = _lifecycle(world)
     _idea_and_moderation(world)
     with world.ledger.read() as session:
-        from ledger.models import Person
-
         values = set(personal_values(session, session.get(Person, person_id)))
     assert {WHO, EMAIL, WHY, EXPERIENCE} <= values
     values.add("Yara Penhale")  # the Forum's display name, wherever it may have been copied
