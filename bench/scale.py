@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
-import pwd
 import resource
 import shutil
 import socket
@@ -51,6 +49,7 @@ from rules.ballots import tally
 from rules.charter import default_charter
 from rules.eligibility import Applicant, DiscordEvidence, DiscourseEvidence, decide_eligibility
 from rules.plan import Assignment, plan_roles
+from tests.support.pgcluster import cluster_dir
 
 SIZES = {
     "eligibility": 50_000,
@@ -292,59 +291,16 @@ def postgres() -> Iterator[str | None]:
         )
         yield None
         return
-    as_root = os.geteuid() == 0
-    prefix: list[str] = []
-    workdir = Path(tempfile.mkdtemp(prefix="charterflow-bench-pg-", dir="/tmp" if as_root else None))
-    if as_root:  # PostgreSQL refuses to run as root
-        prefix = ["runuser", "-u", "postgres", "--"]
-        pw = pwd.getpwnam("postgres")
-        os.chown(workdir, pw.pw_uid, pw.pw_gid)
-    os.chmod(workdir, 0o700)
-    data = workdir / "data"
-    env = {**os.environ, "LC_ALL": "C"}
+    cluster = cluster_dir("charterflow-bench-pg-")
+    workdir, prefix, env, data = cluster.workdir, cluster.prefix, cluster.env, cluster.data
     try:
-        subprocess.run(
-            [
-                *prefix,
-                initdb,
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            check=True,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        cluster.initdb(initdb)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        opts = (
-            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off"
-        )
+        opts = cluster.options(port)
         subprocess.run(
-            [
-                *prefix,
-                pg_ctl,
-                "-D",
-                str(data),
-                "-o",
-                opts,
-                "-l",
-                str(workdir / "server.log"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
+            cluster.start_command(pg_ctl, opts),
             check=True,
             env=env,
             capture_output=True,

@@ -43,8 +43,8 @@ from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import Application, ApplicationStatus, InboxEvent, MembershipStatus, Person
-from rules import default_charter, term_window
-from tests.support.membership import MEMBERS, NOW, discord_seed, discourse_seed
+from rules import default_charter
+from tests.support.membership import NOW, discord_seed, discourse_seed, seed_members
 from tests.support.net import LoopbackServer, free_port
 
 BIN = Path(sys.executable).parent
@@ -134,40 +134,8 @@ def _processes_of(marker: str) -> list[int]:
 
 def _seed_ledger(ledger: Ledger, forum: Any, discord: Any) -> None:
     """The seven WG members, a term started 100 days ago, on both platforms (as ``world`` does)."""
-    charter, start = default_charter(), NOW - timedelta(days=100)
     with ledger.transaction() as session:
-        for name in MEMBERS:
-            person = repo.create_person(session, handle=name, actor="operator", at=start)
-            for platform, user in (("discourse", forum.find_user(name)), ("discord", discord.find_user(name))):
-                repo.add_identity(
-                    session,
-                    person,
-                    platform=platform,
-                    actor="operator",
-                    external_id=user.id,
-                    username=user.username,
-                    at=start,
-                )
-            repo.start_membership(
-                session,
-                person,
-                actor="operator",
-                starts_at=start,
-                ends_at=term_window(start, charter=charter).end,
-                origin="import",
-                at=start,
-            )
-            for platform, role in (("discourse", "group:working-group"), ("discord", "group:wg-member")):
-                repo.set_desired_platform_role(
-                    session,
-                    person,
-                    platform=platform,
-                    role=role,
-                    desired=True,
-                    actor="operator",
-                    decision_ref="roster",
-                    at=start,
-                )
+        seed_members(session, forum=forum, discord=discord, charter=default_charter(), start=NOW - timedelta(days=100))
 
 
 @pytest.fixture

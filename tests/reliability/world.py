@@ -178,15 +178,7 @@ def stack(tmp: Path, *, ledger_url: str | None = None) -> Iterator[Stack]:
             httpx.post(
                 f"{c_srv.url}/_sandbox/interactions_url", json={"url": f"{g_srv.url}/hooks/discord"}, timeout=10
             ).raise_for_status()
-            world = World(
-                ledger=ledger,
-                platforms=platforms,
-                discourse_sb=dsb,
-                discourse_url=d_srv.url,
-                discord_sb=csb,
-                discord_url=c_srv.url,
-                people=people,
-            )
+            world = World.served(ledger, platforms, people, forum=(dsb, d_srv.url), discord=(csb, c_srv.url))
             with use(ledger=ledger, platforms=platforms), use_slack(slack):
                 yield Stack(
                     world=world,

@@ -3,7 +3,6 @@ tests/flows/moderation/conftest.py, overrides the membership one)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from rules import default_charter
+from tests.support.membership import link_accounts, store_verified
 from tests.support.net import LoopbackServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -151,19 +151,9 @@ def press(world: World, *, user: str, message: dict[str, Any], custom_id: str) -
     route = inbox.route_for(
         source="discord", kind=event.kind, attributes=event.attributes, config=inbox.RoutingConfig()
     )
-    data = json.loads(json.dumps(dict(event.data), default=str))
-    with world.ledger.transaction() as session:
-        row, _ = repo.inbox_put(
-            session,
-            dedupe_key=event.dedupe_key,
-            source="discord",
-            kind=event.kind,
-            route=route,
-            payload={"data": data, "attributes": dict(event.attributes), "actor": event.actor},
-            received_at=NOW,
-        )
-        event_id = row.id
-    return inbox.handle_event(world.ledger, event_id)
+    return inbox.handle_event(
+        world.ledger, store_verified(world.ledger, event, source="discord", route=route, received_at=NOW)
+    )
 
 
 def buttons(message: dict[str, Any]) -> list[str]:
@@ -199,17 +189,7 @@ def moderation_world(
         with ledger.transaction() as session:
             for name in names:
                 person = repo.create_person(session, handle=name, actor="operator", at=NOW)
-                for platform, conn in (("discourse", forum), ("discord", discord)):
-                    user = conn.find_user(name)
-                    repo.add_identity(
-                        session,
-                        person,
-                        platform=platform,
-                        actor="operator",
-                        external_id=user.id,
-                        username=user.username,
-                        at=NOW,
-                    )
+                link_accounts(session, person, at=NOW, discourse=forum.find_user(name), discord=discord.find_user(name))
                 people[name] = person.id
             if extra is not None:
                 extra(session, people)

@@ -12,11 +12,26 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from connectors.base import Role
 from ledger import repo
-from ledger.models import InboxEvent
+from ledger.models import AuditEntry, InboxEvent
 from tests.support.membership import NOW, World
 
 SEEDED_ADMINS = {"discourse": ["avery_quill", "bram_tolliver"], "discord": ["cleo_marsh", "dario_fenwick"]}
+
+
+def holders(w: World, platform: str, role: Role) -> set[str]:
+    """Who holds ``role`` on ``platform`` now (read through the connector)."""
+    return {u.username for u in w.platforms.space(platform).roles.list_holders(role)}
+
+
+def audit_entries(w: World, action: str) -> list[dict[str, Any]]:
+    """The payloads of the audit entries of ``action``, oldest first."""
+    with w.ledger.read() as session:
+        rows = session.scalars(
+            select(AuditEntry.payload_json).where(AuditEntry.action == action).order_by(AuditEntry.seq)
+        ).all()
+    return [json.loads(r) for r in rows]
 
 
 def want(w: World, handle: str, platform: str, role: str, desired: bool = True) -> None:

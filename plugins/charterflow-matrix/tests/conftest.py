@@ -32,6 +32,16 @@ def homeserver() -> Any:
     return shared_homeserver()
 
 
+@pytest.fixture(scope="session")
+def pushing_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second Synapse shared by this test process, whose appservice pushes through a relay to
+    the gateway of the test that uses it (``matrix_served.pushing_synapse``)."""
+    from matrix_served import PushingHomeserver  # lazy: optional: the plugin may be uninstalled
+
+    with PushingHomeserver(tmp_path_factory.mktemp("synapse-pushing")) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def community(homeserver: Any) -> Iterator[Any]:
     """A fresh community (space, rooms, members) served through the fault proxy."""

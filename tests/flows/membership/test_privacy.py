@@ -28,7 +28,7 @@ from ledger.models import Application, ApplicationStatus, Person
 from ledger.privacy import personal_values
 from tests.flows.membership.test_join import _dm_button, _form, _forum_token
 from tests.support.cli import cli_with
-from tests.support.membership import NOW, discord_event, press_vote
+from tests.support.membership import NOW, press_button, press_vote
 
 WHO = "yara_penhale"
 EMAIL = "yara.penhale@example.org"
@@ -51,12 +51,7 @@ def _lifecycle(world) -> int:
     assert result.startswith("application:"), result
     app_id = int(result.split(":")[1])
     message, custom_id = _dm_button(world, WHO)
-    press = discord_event(
-        world,
-        kind="component",
-        route="confirm",
-        payload={"user": WHO, "custom_id": custom_id, "message_id": message["id"], "channel_id": message["channel_id"]},
-    )
+    press = press_button(world, WHO, message, custom_id)
     handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=5))
     confirm_identity(token=_forum_token(world), now=NOW + timedelta(minutes=10))
     with world.ledger.read() as session:
