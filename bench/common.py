@@ -10,6 +10,7 @@ serves it on a free 127.0.0.1 port and prints one JSON line (``url`` and ``clien
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import platform
@@ -25,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+
+from connectors.sandboxkit import read_body
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -178,7 +182,6 @@ class _Deliverer:
         if scope.get("type") != "http" or scope.get("path") != "/_bench/deliver":
             await self.box.app(scope, receive, send)
             return
-        from connectors.sandboxkit import read_body
 
         ask = json.loads(await read_body(receive))
         box = self.box
@@ -214,15 +217,14 @@ class _Deliverer:
 
 
 def _serve(kind: str, options: dict[str, Any]) -> None:
-    import logging
-
-    import uvicorn
-
     if kind == "discord":
+        # lazy: start-up: only the sandbox this process serves (the three take seconds to load)
         from connectors.discord.sandbox import DiscordSandbox as Box
     elif kind == "discourse":
+        # lazy: start-up: only the sandbox this process serves (the three take seconds to load)
         from connectors.discourse.sandbox import DiscourseSandbox as Box  # type: ignore[assignment]  # one name, three classes
     elif kind == "slack":
+        # lazy: start-up: only the sandbox this process serves (the three take seconds to load)
         from connectors.slack.sandbox import SlackSandbox as Box  # type: ignore[assignment]  # one name, three classes
     else:
         raise SystemExit(f"unknown sandbox kind {kind!r}")

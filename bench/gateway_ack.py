@@ -23,21 +23,21 @@ import time
 from pathlib import Path
 
 import httpx
+import uvicorn
+from pydantic import SecretStr
+
+from connectors.discourse.inbound import sign_body
+from gateway.app import create_app
+from gateway.dispatch import StoreOnlyDispatcher
+from gateway.settings import GatewaySettings
+from ledger.db import Ledger
+from ledger.migrate import upgrade
 
 SECRET = "bench-webhook-secret-0123456789"
 
 
 def serve(port: int, database: str) -> None:
     """The server side (a child process)."""
-    import uvicorn
-    from pydantic import SecretStr
-
-    from gateway.app import create_app
-    from gateway.dispatch import StoreOnlyDispatcher
-    from gateway.settings import GatewaySettings
-    from ledger.db import Ledger
-    from ledger.migrate import upgrade
-
     ledger = Ledger(database)
     upgrade(ledger)
     settings = GatewaySettings(
@@ -60,8 +60,6 @@ def main() -> None:
     if args.serve:
         serve(int(args.serve[0]), args.serve[1])
         return
-
-    from connectors.discourse.inbound import sign_body
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

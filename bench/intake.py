@@ -54,8 +54,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from bench.common import RESULTS, Row, ServedSandbox, clean_env, median, percentile, table, wait_until, write_results
+from bench.scale import _pg_database
+from bench.scale import postgres as cluster
+from ledger.db import Ledger
+from ledger.models import Idea, InboxEvent
 
 DISCORD_EPOCH_MS = 1420070400000
 FILED = re.compile(r"filed as \*\*#(\d+)\*\*")
@@ -170,11 +175,6 @@ def extra_workers(up: Up, count: int) -> list[subprocess.Popen]:
 
 def _inbox_times(url: str) -> dict[str, dict[str, float | None]]:
     """Inbox timestamps and idea ids of the Discord ``/idea`` events, by interaction id."""
-    from sqlalchemy import select
-
-    from ledger.db import Ledger
-    from ledger.models import Idea, InboxEvent
-
     ledger = Ledger(url)
     out: dict[str, dict[str, float | None]] = {}
     try:
@@ -300,9 +300,6 @@ def run(
     *, seconds: float, rate: float, postgres: bool = False, up_env: dict[str, str] | None = None, workers: int = 1
 ) -> dict[str, Any] | None:
     if postgres:
-        from bench.scale import _pg_database
-        from bench.scale import postgres as cluster
-
         with cluster() as admin_url:  # prints why when there are no PostgreSQL binaries
             if admin_url is None:
                 return None

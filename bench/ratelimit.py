@@ -40,6 +40,14 @@ from typing import Any
 import httpx
 
 from bench.common import Row, ServedSandbox, table, write_results
+from connectors.base import ChangeStatus, Role, UserRef
+from connectors.discord.connector import DiscordConnector, RoleRequest
+from connectors.discord.sandbox import default_seed
+from connectors.discord.settings import DiscordSettings
+from connectors.discourse.connector import DiscourseConnector
+from connectors.discourse.sandbox import SeedSettings
+from connectors.discourse.sandbox import default_seed as discourse_default_seed
+from connectors.discourse.settings import DiscourseSettings
 
 ROLE_BUCKET = "member.roles"
 LIST_BUCKET = "members.list"
@@ -92,8 +100,6 @@ def per_fixed_window(events: Sequence[dict[str, Any]], window: float) -> int:
 
 
 def discord_seed(changes: int) -> dict[str, Any]:
-    from connectors.discord.sandbox import default_seed
-
     seed = default_seed()
     seed["generated_members"] = changes
     seed["generated_member_roles"] = {"wg-member": changes // 2}
@@ -102,10 +108,6 @@ def discord_seed(changes: int) -> dict[str, Any]:
 
 def discord_ours(box: ServedSandbox) -> dict[str, Any]:
     """The reconcile through ``DiscordConnector`` (list members, decide per page, apply)."""
-    from connectors.base import ChangeStatus, Role
-    from connectors.discord.connector import DiscordConnector, RoleRequest
-    from connectors.discord.settings import DiscordSettings
-
     values = {k.removeprefix("CHARTERFLOW_DISCORD_").lower(): v for k, v in box.info["env"].items()}
     settings = DiscordSettings(_env_file=None, timeout=30.0, **values)
     wg = Role.group("wg-member")
@@ -245,9 +247,7 @@ def discord_figures(box: ServedSandbox, run: dict[str, Any], changes: int) -> di
 
 
 def discourse_seed(changes: int) -> dict[str, Any]:
-    from connectors.discourse.sandbox import default_seed
-
-    seed = default_seed()
+    seed = discourse_default_seed()
     names = [f"bench_user_{n:04d}" for n in range(changes)]
     seed["users"] += [{"id": 10_000 + n, "username": name, "trust_level": 1} for n, name in enumerate(names)]
     seed["groups"].append({"name": GROUP, "full_name": "Benchmark group", "members": names[: changes // 2]})
@@ -261,10 +261,6 @@ def _discourse_users(changes: int) -> list[tuple[int, str]]:
 
 def discourse_ours(box: ServedSandbox, changes: int) -> dict[str, Any]:
     """The reconcile through ``DiscourseConnector``: read the group, then grant/revoke each user."""
-    from connectors.base import ChangeStatus, Role, UserRef
-    from connectors.discourse.connector import DiscourseConnector
-    from connectors.discourse.settings import DiscourseSettings
-
     values = {k.removeprefix("CHARTERFLOW_DISCOURSE_").lower(): v for k, v in box.info["env"].items()}
     settings = DiscourseSettings(_env_file=None, timeout=30.0, **values)
     role = Role.group(GROUP)
@@ -382,8 +378,6 @@ def _both(jobs: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, dict[str, 
 def run(
     *, discord_changes: int, discourse_changes: int, discord_scale: float, discourse_scale: float
 ) -> dict[str, Any]:
-    from connectors.discourse.sandbox import SeedSettings
-
     discourse_window = SeedSettings().admin_api_window * discourse_scale
     results: dict[str, Any] = {
         "config": {

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
-import pwd
 import resource
 import shutil
 import socket
@@ -40,7 +38,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, insert, text
+
 from bench.common import Row, clean_env, table, write_results
+from ledger.audit import GENESIS, canonical_json, entry_hash, format_time, verify
+from ledger.db import Ledger
+from ledger.migrate import upgrade
+from ledger.models import AuditEntry
+from rules.ballots import tally
+from rules.charter import default_charter
+from rules.eligibility import Applicant, DiscordEvidence, DiscourseEvidence, decide_eligibility
+from rules.plan import Assignment, plan_roles
+from tests.support.pgcluster import cluster_dir
 
 SIZES = {
     "eligibility": 50_000,
@@ -69,9 +78,6 @@ def _peak_mib() -> float:
 
 
 def case_eligibility(n: int) -> tuple[float, dict[str, Any]]:
-    from rules.charter import default_charter
-    from rules.eligibility import Applicant, DiscordEvidence, DiscourseEvidence, decide_eligibility
-
     charter = default_charter()
     dsf = frozenset(f"nominator_{i}" for i in range(500))
     people = []
@@ -102,9 +108,6 @@ def case_eligibility(n: int) -> tuple[float, dict[str, Any]]:
 
 
 def case_tally(n: int) -> tuple[float, dict[str, Any]]:
-    from rules.ballots import tally
-    from rules.charter import default_charter
-
     charter = default_charter()
     electorate = [f"member_{i}" for i in range(n)]
     votes = {m: ("yes", "no", "abstain", "yes")[i % 4] for i, m in enumerate(electorate)}
@@ -119,9 +122,6 @@ def case_tally(n: int) -> tuple[float, dict[str, Any]]:
 
 
 def case_roster_plan(n: int) -> tuple[float, dict[str, Any]]:
-    from rules.charter import default_charter
-    from rules.plan import Assignment, plan_roles
-
     charter = default_charter()
     charter = charter.model_copy(
         update={"admins": charter.admins.model_copy(update={"max_removals_per_run": n})}
@@ -149,9 +149,6 @@ def case_roster_plan(n: int) -> tuple[float, dict[str, Any]]:
 
 
 def case_audit_verify(url: str) -> tuple[float, dict[str, Any]]:
-    from ledger.audit import verify
-    from ledger.db import Ledger
-
     ledger = Ledger(url)
     try:
         started = time.perf_counter()
@@ -201,8 +198,6 @@ def run_case(case: str, n: int, url: str | None = None) -> dict[str, Any]:
 
 def _audit_rows(n: int, batch: int = 10_000) -> Iterator[list[dict[str, Any]]]:
     """``n`` chained entries in batches, as ``ledger.audit.append`` would have written them."""
-    from ledger.audit import GENESIS, canonical_json, entry_hash, format_time
-
     prev = GENESIS
     start = datetime(2025, 1, 1, tzinfo=UTC)
     actions = ("membership.started", "ballot.opened", "vote.cast", "role.granted", "inbox.received")
@@ -243,12 +238,6 @@ def _audit_rows(n: int, batch: int = 10_000) -> Iterator[list[dict[str, Any]]]:
 
 def generate_audit(urls: Sequence[str], n: int) -> float:
     """Migrate each ledger and fill its audit log with ``n`` entries (COPY on PostgreSQL)."""
-    from sqlalchemy import insert
-
-    from ledger.db import Ledger
-    from ledger.migrate import upgrade
-    from ledger.models import AuditEntry
-
     started = time.perf_counter()
     ledgers = []
     for url in urls:
@@ -302,59 +291,16 @@ def postgres() -> Iterator[str | None]:
         )
         yield None
         return
-    as_root = os.geteuid() == 0
-    prefix: list[str] = []
-    workdir = Path(tempfile.mkdtemp(prefix="charterflow-bench-pg-", dir="/tmp" if as_root else None))
-    if as_root:  # PostgreSQL refuses to run as root
-        prefix = ["runuser", "-u", "postgres", "--"]
-        pw = pwd.getpwnam("postgres")
-        os.chown(workdir, pw.pw_uid, pw.pw_gid)
-    os.chmod(workdir, 0o700)
-    data = workdir / "data"
-    env = {**os.environ, "LC_ALL": "C"}
+    cluster = cluster_dir("charterflow-bench-pg-")
+    workdir, prefix, env, data = cluster.workdir, cluster.prefix, cluster.env, cluster.data
     try:
-        subprocess.run(
-            [
-                *prefix,
-                initdb,
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            check=True,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        cluster.initdb(initdb)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        opts = (
-            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off"
-        )
+        opts = cluster.options(port)
         subprocess.run(
-            [
-                *prefix,
-                pg_ctl,
-                "-D",
-                str(data),
-                "-o",
-                opts,
-                "-l",
-                str(workdir / "server.log"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
+            cluster.start_command(pg_ctl, opts),
             check=True,
             env=env,
             capture_output=True,
@@ -370,8 +316,6 @@ def postgres() -> Iterator[str | None]:
 
 
 def _pg_database(admin_url: str, name: str) -> str:
-    from sqlalchemy import create_engine, text
-
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))

@@ -15,6 +15,13 @@ import httpx
 import pytest
 
 from charterflow.seed import CATEGORIES, build
+from charterflow.settings import Settings
+from charterflow.up import sandbox_env, sandbox_spec, seed_ledger
+from ledger import audit, repo
+from ledger.db import Ledger
+from ledger.migrate import upgrade
+from ledger.models import Identity, WgRole
+from ledger.roster import stored_list
 from rules import check_admins, default_charter
 from tests.support.net import free_port
 
@@ -48,14 +55,6 @@ def test_the_community_is_deterministic_and_keeps_the_charter():
 
 
 def test_the_roster_imports_once_and_matches_the_sandboxes(tmp_path):
-    from charterflow.settings import Settings
-    from charterflow.up import seed_ledger
-    from ledger import audit, repo
-    from ledger.db import Ledger
-    from ledger.migrate import upgrade
-    from ledger.models import Identity, WgRole
-    from ledger.roster import stored_list
-
     settings = Settings(home=tmp_path, _env_file=None)
     ledger = Ledger(settings.ledger_url())
     upgrade(ledger)
@@ -81,9 +80,6 @@ def test_the_roster_imports_once_and_matches_the_sandboxes(tmp_path):
 @pytest.fixture
 def sandboxes(tmp_path):
     """The sandboxes process as `up` starts it, with a gateway URL nobody listens on."""
-    from charterflow.settings import Settings
-    from charterflow.up import sandbox_env, sandbox_spec
-
     settings = Settings(home=tmp_path, inspector_port=free_port(), _env_file=None)
     spec = sandbox_spec(
         settings,

@@ -6,6 +6,7 @@ line saying what to fix, and the exit code is 1. No secret ever appears in the o
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from charterflow.cli import app
 from connectors.discord.connector import DiscordConnector
+from connectors.discord.doctor import REQUIRED_PERMISSIONS, channel_permissions, guild_permissions
 from connectors.discord.sandbox import default_seed as discord_default
 from connectors.discourse.connector import DiscourseConnector
 from connectors.discourse.sandbox import default_seed as discourse_default
@@ -202,8 +204,6 @@ def test_doctor_sandboxes_option_checks_the_builtin_sandboxes():
 
 
 def test_channel_overwrites_are_applied_as_discord_does():
-    from connectors.discord.doctor import REQUIRED_PERMISSIONS, channel_permissions, guild_permissions
-
     view, send = REQUIRED_PERMISSIONS["View Channels"][0], REQUIRED_PERMISSIONS["Send Messages"][0]
     guild, bot, wg_role, bot_role = "10", "20", "30", "40"
     roles = {guild: {"permissions": str(view | send)}, bot_role: {"permissions": "0"}}
@@ -235,8 +235,6 @@ def test_channel_overwrites_are_applied_as_discord_does():
 
 
 def test_json_output_is_one_object_per_check():
-    import json
-
     code, out = _doctor({}, "--sandboxes", "--platform", "discourse", "--json")
     assert code == 0, out
     rows = [json.loads(line) for line in out.splitlines()]

@@ -18,51 +18,34 @@ from sqlalchemy import select
 from charterflow.inspector.app import create_app
 from charterflow.inspector.serve import Running
 from charterflow.seed import build
+from ledger import repo
 from ledger import safety as queue_ledger
 from ledger.db import Ledger
 from ledger.migrate import upgrade
+from ledger.models import Proposal, Vote
 from ledger.types import utcnow
+from tests.support.browser import By, WebDriverWait, chromium, seen
 from tests.support.net import LoopbackServer
 from tests.test_up import running_up
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
-webdriver = pytest.importorskip("selenium.webdriver")
 
 
 @pytest.fixture
 def browser(tmp_path):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: run `bash scripts/test-deps.sh` (make test does)")
-        pytest.skip("Chromium is not installed (scripts/test-deps.sh installs it)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1280,800",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    # The screenshots' size, whatever room the headless window keeps for itself.
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
-    )
-    yield driver
-    driver.quit()
+    with chromium(
+        tmp_path / "chromium-profile",
+        size="1280,800",
+        page_load_timeout=60,
+        extra=("--hide-scrollbars",),
+        skip_outside_ci=True,
+    ) as driver:
+        # The screenshots' size, whatever room the headless window keeps for itself.
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+        )
+        yield driver
 
 
 @pytest.fixture
@@ -84,13 +67,6 @@ def _wait(probe, timeout: float = 90.0):
 @pytest.mark.slow
 def test_press_a_ballot_button_in_the_inspector(stack, browser, tmp_path):
     shots = DOCS_SCREENSHOTS if os.environ.get("CHARTERFLOW_UPDATE_SCREENSHOTS") else tmp_path / "shots"
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as seen
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    from ledger import repo
-    from ledger.db import Ledger
-    from ledger.models import Proposal, Vote
 
     community = build()
     chair = community.person(community.wg_roles["chair"])
@@ -220,11 +196,6 @@ def test_the_inspector_reports_page_lists_seeded_reports_without_names(browser, 
     """R-SAFE-1, R-SAFE-2: the inspector's Reports page, in Chromium, lists each report of the
     ledger with its state; the CoC report shows only "referred to the CoC WG", and the page
     names no reporter and quotes nothing reported."""
-    # lazy: optional: selenium may be absent (the module skips through importorskip)
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as seen
-    from selenium.webdriver.support.ui import WebDriverWait
-
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     try:
         upgrade(ledger)

@@ -17,7 +17,7 @@ import httpx
 from charterflow.sandbox_state import SandboxStore
 from charterflow.status import render, running_status, write_status
 from charterflow.up import CRASH_LOOP_EXITS, ChildSpec, Supervisor
-from connectors.discord.sandbox import DiscordSandbox
+from connectors.discord.sandbox import DiscordSandbox, default_seed
 from connectors.discourse.sandbox import DiscourseSandbox
 from tests.procs import wait_for
 from tests.support.net import LoopbackServer
@@ -147,8 +147,6 @@ def test_a_restarted_sandbox_serves_its_state_again_and_keeps_no_secret_on_disk(
 
 
 def _discord_seed() -> dict:
-    from connectors.discord.sandbox import default_seed
-
     return default_seed()
 
 

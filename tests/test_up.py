@@ -18,9 +18,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from bench.startup import stack_processes
 from charterflow.seed import build
+from charterflow.up import PREFECT_SERVER_DEFAULTS
+from flows import inbox
+from flows.serve import deployments
+from ledger.db import Ledger
+from ledger.models import AuditEntry, InboxEvent
 from tests.support.net import free_port
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
@@ -92,9 +98,6 @@ def running_up(tmp_path: Path, **extra_env: str) -> Iterator[tuple[dict, Output]
 
 def ideas_installed() -> bool:
     """Whether this tree has the ideas capability the demo's last step needs."""
-    from flows import inbox
-    from flows.serve import deployments
-
     names = {f"{d.flow_name}/{d.name}" for d in deployments()}
     return inbox.HANDLERS.get(inbox.Route.IDEA) is not None and "ideas-triage/operator" in names
 
@@ -231,10 +234,6 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
 
         # The bot's own Forum posts (its replies, as `system`) came back by webhook and were
         # recognised: route "own", no inbox-unknown run.
-        from sqlalchemy import select
-
-        from ledger.db import Ledger
-        from ledger.models import InboxEvent
 
         ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
         try:
@@ -262,7 +261,6 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
 
         # The Prefect server got up's settings (its task run recorder writes in batches: see
         # bench/README.md, intake); the inbox worker logs one line per event and no warnings.
-        from charterflow.up import PREFECT_SERVER_DEFAULTS
 
         servers = []
         for pid in processes_of(tmp_path):
@@ -321,11 +319,6 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
     """The inbox task worker frozen (SIGSTOP: alive, working nothing): `up` notices that the
     event it was given waits while nothing is processed, restarts it, and the event gets a new
     run that the new worker handles, once."""
-    from sqlalchemy import select
-
-    from ledger.db import Ledger
-    from ledger.models import AuditEntry, InboxEvent
-
     with running_up(tmp_path, CHARTERFLOW_WORKER_STALL_SECONDS="10") as (lock, out):
 
         def worker_pids() -> list[int]:

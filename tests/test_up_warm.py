@@ -20,12 +20,18 @@ from charterflow.settings import Settings
 from charterflow.up import (
     MIGRATE_ON_START,
     PREFECT_SCHEMA_STAMP,
+    ROUTES_SOURCES,
+    ROUTES_VARIABLE,
+    keep_routes,
+    kept_routes,
     ledger_at_head,
     migration_head,
     prefect_schema_current,
     prefect_server,
     remember_prefect_schema,
 )
+from flows.forking import forked
+from flows.inbox_routing import full_routes_snapshot
 from ledger.db import Ledger
 from ledger.migrate import MIGRATIONS, downgrade, head_revision, upgrade
 
@@ -135,10 +141,6 @@ def test_the_server_is_told_to_skip_its_migrations_on_a_warm_start_only(tmp_path
 
 
 def test_the_gateways_routes_are_kept_until_a_module_they_came_from_changes(tmp_path):
-    from charterflow.up import ROUTES_SOURCES, ROUTES_VARIABLE, keep_routes, kept_routes
-    from flows.forking import forked
-    from flows.inbox_routing import full_routes_snapshot
-
     assert kept_routes(tmp_path) is None  # none kept yet
     forked(keep_routes, tmp_path).result(timeout=300)
     kept = kept_routes(tmp_path)

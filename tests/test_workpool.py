@@ -31,12 +31,20 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select, text
 
+from charterflow.deploy import deploy_to_pool
+from connectors.discord.connector import DiscordConnector
+from connectors.discourse.connector import DiscourseConnector
+from connectors.errors import ConfigError
+from flows.kit import context
+from flows.membership import ballot as ballots
+from flows.platforms import Platforms, use
+from flows.serve import deployments
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import Application, ApplicationStatus, InboxEvent, MembershipStatus, Person
-from rules import default_charter, term_window
-from tests.support.membership import MEMBERS, NOW, discord_seed, discourse_seed
+from rules import default_charter
+from tests.support.membership import NOW, discord_seed, discourse_seed, seed_members
 from tests.support.net import LoopbackServer, free_port
 
 BIN = Path(sys.executable).parent
@@ -126,47 +134,12 @@ def _processes_of(marker: str) -> list[int]:
 
 def _seed_ledger(ledger: Ledger, forum: Any, discord: Any) -> None:
     """The seven WG members, a term started 100 days ago, on both platforms (as ``world`` does)."""
-    charter, start = default_charter(), NOW - timedelta(days=100)
     with ledger.transaction() as session:
-        for name in MEMBERS:
-            person = repo.create_person(session, handle=name, actor="operator", at=start)
-            for platform, user in (("discourse", forum.find_user(name)), ("discord", discord.find_user(name))):
-                repo.add_identity(
-                    session,
-                    person,
-                    platform=platform,
-                    actor="operator",
-                    external_id=user.id,
-                    username=user.username,
-                    at=start,
-                )
-            repo.start_membership(
-                session,
-                person,
-                actor="operator",
-                starts_at=start,
-                ends_at=term_window(start, charter=charter).end,
-                origin="import",
-                at=start,
-            )
-            for platform, role in (("discourse", "group:working-group"), ("discord", "group:wg-member")):
-                repo.set_desired_platform_role(
-                    session,
-                    person,
-                    platform=platform,
-                    role=role,
-                    desired=True,
-                    actor="operator",
-                    decision_ref="roster",
-                    at=start,
-                )
+        seed_members(session, forum=forum, discord=discord, charter=default_charter(), start=NOW - timedelta(days=100))
 
 
 @pytest.fixture
 def stack(tmp_path: Path, postgres_server: Any) -> Iterator[dict[str, Any]]:
-    from connectors.discord.connector import DiscordConnector
-    from connectors.discourse.connector import DiscourseConnector
-
     logs = tmp_path / "logs"
     logs.mkdir()
     home = tmp_path / "home"
@@ -305,7 +278,6 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
     discord_sb, discord_url = stack["discord_sb"], stack["discord_url"]
 
     # deploy registered every deployment to the pool, with its schedules, as module entrypoints.
-    from flows.serve import deployments
 
     expected = {f"{d.flow_name}/{d.name}": d for d in deployments()}
     listed = httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()
@@ -384,9 +356,6 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
     procs.alive()
 
     # 4. Two members vote yes with the ballot's buttons on Discord (gateway → task worker).
-    from flows.kit import context
-    from flows.membership import ballot as ballots
-    from flows.platforms import Platforms, use
 
     platforms = Platforms.build(
         charter=default_charter(),
@@ -464,9 +433,6 @@ def test_an_application_reaches_onboarding_through_a_process_work_pool(stack):
 
 def test_deploy_refuses_a_missing_pool_and_an_image_for_a_process_pool(prefect_server):
     """Against the session's Prefect server: nothing is registered when the pool is wrong."""
-    from charterflow.deploy import deploy_to_pool
-    from connectors.errors import ConfigError
-
     lines: list[str] = []
     with pytest.raises(ConfigError, match="work pool 'no-such-pool' does not exist: add --create-pool"):
         deploy_to_pool(work_pool="no-such-pool", echo=lines.append)

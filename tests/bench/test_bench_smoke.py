@@ -4,12 +4,15 @@ never their timings), and the library changes the benchmarks led to."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import ratelimit, scale
+from bench.intake import _dispatch_metrics, cpu_seconds, main, prefect_busy, snowflake_time
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -67,8 +70,6 @@ def test_scale_bench_in_a_tiny_configuration(tmp_path: Path) -> None:
 
 
 def test_intake_reads_snowflake_times_and_the_gateways_dispatch_counters() -> None:
-    from bench.intake import _dispatch_metrics, snowflake_time
-
     # Discord's documented example: 175928847299117063 was made at 2016-04-30 11:18:25.796 UTC.
     assert abs(snowflake_time("175928847299117063") - 1462015105.796) < 1e-6
     text = "\n".join(
@@ -87,8 +88,6 @@ def test_intake_reads_snowflake_times_and_the_gateways_dispatch_counters() -> No
 
 
 def test_intake_counts_the_requests_prefect_answered_503_by_the_write_that_failed(tmp_path: Path) -> None:
-    from bench.intake import main, prefect_busy
-
     log = tmp_path / "prefect-server.log"
     busy = "\n".join(
         [
@@ -122,11 +121,6 @@ def test_intake_counts_the_requests_prefect_answered_503_by_the_write_that_faile
 
 
 def test_intake_counts_the_cpu_of_the_processes_of_one_up_by_part(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    from bench.intake import cpu_seconds
-
     home = tmp_path / "home"
     spin = (
         "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from charterflow import stack
+from charterflow.seed import build
 from charterflow.settings import Settings
 from charterflow.up import sandbox_env, sandbox_spec, seed_ideas, seed_ledger
 from ledger.db import Ledger
@@ -140,8 +141,6 @@ def test_other_commands_say_which_stack_and_commands_that_do_not_act_stay_quiet(
 
 
 def test_the_seeded_ideas_are_in_the_backlog(fake_up: FakeUp) -> None:
-    from charterflow.seed import build
-
     seeded = build().ideas
     assert fake_up.ideas_filed == len(seeded) == 3
     out = charterflow(fake_up.home, "ideas", "list", "--json")

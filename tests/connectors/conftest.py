@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connectors.discourse.sandbox import DiscourseSandbox
 from tests.support.net import LoopbackServer
 
 # Loopback only: never let a proxy setting send sandbox traffic elsewhere.
@@ -62,8 +63,6 @@ def serve() -> Iterator[Any]:
 @pytest.fixture
 def discourse(serve: Any) -> RunningSandbox:
     """The Discourse sandbox with its default seed, on 127.0.0.1."""
-    from connectors.discourse.sandbox import DiscourseSandbox
-
     return serve(DiscourseSandbox())
 
 

@@ -12,12 +12,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+import connectors.discourse.inbound as inbound
 from connectors.base import ChangeStatus, Role, UserRef
 from connectors.discourse.connector import DiscourseConnector
 from connectors.discourse.inbound import DiscourseWebhookVerifier, parse_event, sign_body
 from connectors.discourse.sandbox import DiscourseSandbox, default_seed
 from connectors.discourse.settings import DiscourseSettings
 from connectors.errors import ConfigError, FatalError, InvalidSignature
+from tests.support.net import LoopbackServer
 
 
 def test_unknown_user_group_and_category_are_fatal_and_named(discourse):
@@ -49,7 +51,6 @@ def test_wrong_api_username_names_that_setting(discourse):
     seed = default_seed()
     seed["api_keys"] = [{"key": "single-user-key-1234", "username": "system"}]
     box = DiscourseSandbox(seed=seed)
-    from tests.support.net import LoopbackServer
 
     with LoopbackServer(box.app) as server:
         c = box.connect(server.url, api_username="avery_quill")
@@ -361,7 +362,6 @@ def wait_for(predicate, timeout: float = 5.0) -> None:
 def test_webhooks_arrive_signed_and_parse(serve):
     verifier = DiscourseWebhookVerifier(secret=SecretStr("hook-secret-for-tests"))
     receiver = Receiver(verifier.verify)
-    from tests.support.net import LoopbackServer
 
     with LoopbackServer(receiver) as hook_server:
         box = serve(
@@ -394,7 +394,6 @@ def test_webhook_verification_rejects_tampering_and_uses_constant_time_compare(m
         "X-Discourse-Instance": "https://forum.example.org",
         "X-Discourse-Event-Signature": sign_body("s3cret-hook", body),
     }
-    import connectors.discourse.inbound as inbound
 
     compared = []
     real = inbound.hmac.compare_digest

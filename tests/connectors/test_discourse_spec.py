@@ -18,6 +18,7 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
 from connectors.base import Role
+from connectors.discourse.sandbox import DiscourseSandbox, default_seed
 
 # Kept in the repository by scripts/refresh-vendored.py.
 SPEC = Path(__file__).resolve().parents[1] / "data" / "discourse-openapi.json"
@@ -200,8 +201,6 @@ def validate_exchange(
 
 
 def test_every_sandbox_answer_the_connector_receives_validates(serve, spec_dict, report):
-    from connectors.discourse.sandbox import DiscourseSandbox, default_seed
-
     seed = default_seed()
     seed["api_keys"] = [{"key": "spec-test-key-000001"}]
     box = serve(DiscourseSandbox(seed=seed))

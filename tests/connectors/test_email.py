@@ -6,6 +6,11 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
+from charterflow.inspector.app import create_app
+from charterflow.inspector.serve import Running
+from charterflow.seed import build
+from charterflow.settings import Settings
+from charterflow.up import sandbox_env, sandbox_spec
 from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
 from connectors.errors import RetriableError
 from tests.support.net import free_port
@@ -41,10 +46,6 @@ def test_an_unreachable_server_is_retriable():
 
 
 def test_the_inspector_shows_the_mailbox():
-    from charterflow.inspector.app import create_app
-    from charterflow.inspector.serve import Running
-    from charterflow.seed import build
-
     with SmtpSandbox() as box:
         running = Running(urls={}, gateway_url="http://127.0.0.1:1", community=build(), mailbox=box)
         _mailer(box.port).send(
@@ -62,9 +63,6 @@ def test_the_inspector_shows_the_mailbox():
 
 
 def test_up_runs_an_smtp_sandbox_only_when_no_host_is_configured(monkeypatch, tmp_path):
-    from charterflow.settings import Settings
-    from charterflow.up import sandbox_env, sandbox_spec
-
     monkeypatch.chdir(tmp_path)  # no .env
     monkeypatch.delenv("CHARTERFLOW_SMTP_HOST", raising=False)
     settings = Settings(_env_file=None, home=tmp_path)

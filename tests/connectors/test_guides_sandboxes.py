@@ -7,10 +7,10 @@ from typing import Any
 
 import httpx
 
+from connectors.discord.connector import DiscordConnector
+
 
 def test_discord_welcome_screen_validates_like_discord(serve: Any) -> None:
-    from connectors.discord.connector import DiscordConnector
-
     box = serve(DiscordConnector.sandbox())
     sb = box.sandbox
     url = f"{box.url}/api/v10/guilds/{sb.seed.guild_id}/welcome-screen"

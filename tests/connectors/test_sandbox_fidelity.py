@@ -6,13 +6,19 @@ slack_sdk's WebClient. One test per difference, named after it.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from connectors.discord.sandbox import API_PREFIX, DiscordSandbox
 from connectors.slack.sandbox import SlackSandbox
+from tests.connectors.discord.test_spec import SPEC, response_validator
 
 
 @pytest.fixture
@@ -73,9 +79,6 @@ def test_discourse_unemulated_endpoint_answers_501_not_404(discourse: Any) -> No
 
 
 def test_slack_unemulated_method_answers_501_not_emulated(slack: Any) -> None:
-    from slack_sdk import WebClient
-    from slack_sdk.errors import SlackApiError
-
     answer = _slack(slack, "pins.list", channel="C0000000001")
     assert answer.status_code == 501
     assert answer.json()["ok"] is False and answer.json()["error"] == "not_emulated"
@@ -160,26 +163,18 @@ def _tuples_to_any_of(node: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def slack_spec() -> dict[str, Any]:
-    import json
-    from pathlib import Path
-
     path = Path(__file__).resolve().parents[1] / "data" / "slack-openapi.json"
     return _tuples_to_any_of(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _check_slack(spec: dict[str, Any], api_method: str, body: dict[str, Any]) -> None:
     """Validate ``body`` against the method's success (ok) or error (default) schema."""
-    import jsonschema
-
     responses = spec["paths"][f"/{api_method}"]["get"]["responses"]
     schema = dict(responses["200" if body["ok"] else "default"]["schema"], definitions=spec["definitions"])
     jsonschema.Draft4Validator(schema).validate(body)
 
 
 def test_slack_conversations_info_answers_like_slack(slack: Any, slack_spec: dict[str, Any]) -> None:
-    from slack_sdk import WebClient
-    from slack_sdk.errors import SlackApiError
-
     client = WebClient(token=slack.sandbox.bot_token, base_url=f"{slack.url}/api/")
     board = slack.sandbox.seed.board_channel
     answer = client.conversations_info(channel=board, include_num_members=True)
@@ -211,9 +206,6 @@ def test_slack_conversations_members_answers_like_slack(slack: Any, slack_spec: 
 
 
 def test_slack_users_info_answers_like_slack(slack: Any, slack_spec: dict[str, Any]) -> None:
-    from slack_sdk import WebClient
-    from slack_sdk.errors import SlackApiError
-
     client = WebClient(token=slack.sandbox.bot_token, base_url=f"{slack.url}/api/")
     seeded = slack.sandbox.seed.users[0]
     answer = client.users_info(user=seeded.id)
@@ -253,8 +245,6 @@ def test_discourse_malformed_json_answers_400_not_422(discourse: Any) -> None:
 
 
 def test_discord_me_endpoints_return_every_field_the_openapi_requires(discord: Any) -> None:
-    from tests.connectors.discord.test_spec import SPEC, response_validator
-
     for template in ("/users/@me", "/applications/@me"):
         answer = _discord(discord, "GET", template)
         assert answer.status_code == 200
@@ -267,8 +257,6 @@ def test_discord_me_endpoints_return_every_field_the_openapi_requires(discord: A
 
 
 def test_discord_multipart_message_create_is_accepted(discord: Any) -> None:
-    import json
-
     channel = next(cid for cid, c in discord.sandbox.channels.items() if c["type"] == 0)
     answer = _discord(
         discord,
@@ -281,7 +269,6 @@ def test_discord_multipart_message_create_is_accepted(discord: Any) -> None:
     message = answer.json()
     assert message["content"] == "minutes attached"
     assert [(a["filename"], a["size"]) for a in message["attachments"]] == [("minutes.txt", 16)]
-    from tests.connectors.discord.test_spec import response_validator
 
     response_validator("POST", "/channels/{channel_id}/messages", 200).validate(message)
 
@@ -341,11 +328,6 @@ def test_discourse_paths_without_json_are_served_when_the_client_accepts_json(di
 
 
 def test_discourse_anonymous_topic_and_listing_reads_answer_like_a_public_site(discourse: Any) -> None:
-    import json
-    from pathlib import Path
-
-    import jsonschema
-
     spec = json.loads((Path(__file__).resolve().parents[1] / "data" / "discourse-openapi.json").read_text("utf-8"))
 
     def check(template: str, body: Any) -> None:

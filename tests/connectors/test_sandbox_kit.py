@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import time
 import tokenize
 from pathlib import Path
@@ -188,8 +189,6 @@ def test_fault_middleware_drops_before_or_after_and_adds_latency_in_front_of_any
         seen.append(scope["path"])
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
-
-    import random
 
     app = FaultMiddleware(plain, faults=lambda: faults, rng=lambda: random.Random(0))
     with LoopbackServer(app) as server:

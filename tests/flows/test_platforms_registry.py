@@ -6,13 +6,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.exc import StatementError
 
+import flows.platforms as fp
+from connectors.base import ButtonMessenger, Messenger, TallyDisplay, Uploader
 from connectors.registry import community_connectors, load_connector
-from flows.platforms import MembershipSettings, Platforms, PlatformsSettings, configured_platforms
+from flows.platforms import (
+    MembershipSettings,
+    Platforms,
+    PlatformsSettings,
+    configured_platforms,
+    served_by_ledger,
+    use,
+)
+from ledger import platforms as ledger_platforms
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
@@ -74,8 +85,6 @@ def test_each_space_reads_generic_settings_then_older_names_then_the_connector(f
 
 
 def test_a_space_answers_only_for_the_protocols_its_connector_implements(forum):
-    from connectors.base import ButtonMessenger, Messenger, TallyDisplay, Uploader
-
     space = Platforms.build(charter=default_charter(), discourse=forum).space("discourse")
     assert space.capable(Messenger) is forum and space.capable(Uploader) is forum
     assert space.capable(ButtonMessenger) is None and space.capable(TallyDisplay) is None
@@ -106,15 +115,26 @@ def test_the_ledger_stores_any_connector_name_and_refuses_a_malformed_one(tmp_pa
         ledger.dispose()
 
 
+def set_state(
+    session, platform: str, state: str, charter_platforms, *, decided_by: str = "board:slack", **extra
+) -> None:
+    """The ledger's platform list: ``platform`` is now ``state`` (by the Board's Slack button unless
+    ``decided_by`` says otherwise)."""
+    ledger_platforms.record_state(
+        session,
+        platform=platform,
+        state=state,
+        actor="test",
+        decided_by=decided_by,
+        charter_platforms=charter_platforms,
+        **extra,
+    )
+
+
 def test_only_platforms_on_the_ledgers_list_are_served(tmp_path):
     """R-PLATFORM: a connector installed and configured is not served before the Board approves
     its platform; a trial or retiring one is (a retiring one's roles are still to revoke), a
     retired one is not."""
-    from datetime import UTC, datetime, timedelta
-
-    from flows.platforms import served_by_ledger, use
-    from ledger import platforms as ledger_platforms
-
     charter = default_charter()
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     upgrade(ledger)
@@ -124,36 +144,11 @@ def test_only_platforms_on_the_ledgers_list_are_served(tmp_path):
             assert served_by_ledger(asked, charter) == ["discourse", "discord"]  # the charter's seed
             now = datetime.now(UTC)
             with ledger.transaction() as session:
-                ledger_platforms.record_state(
-                    session,
-                    platform="matrix",
-                    state="trial",
-                    actor="test",
-                    decided_by="board:slack",
-                    charter_platforms=charter.platforms,
-                    at=now,
-                    trial_ends_at=now + timedelta(days=90),
-                )
-                ledger_platforms.record_state(
-                    session,
-                    platform="discord",
-                    state="retiring",
-                    actor="test",
-                    decided_by="board:slack",
-                    charter_platforms=charter.platforms,
-                    at=now,
-                )
+                set_state(session, "matrix", "trial", charter.platforms, at=now, trial_ends_at=now + timedelta(days=90))
+                set_state(session, "discord", "retiring", charter.platforms, at=now)
             assert served_by_ledger(asked, charter) == ["discourse", "discord", "matrix"]
             with ledger.transaction() as session:
-                ledger_platforms.record_state(
-                    session,
-                    platform="discord",
-                    state="retired",
-                    actor="test",
-                    decided_by="flow:retire",
-                    charter_platforms=charter.platforms,
-                    at=now,
-                )
+                set_state(session, "discord", "retired", charter.platforms, decided_by="flow:retire", at=now)
             assert served_by_ledger(asked, charter) == ["discourse", "matrix"]
     finally:
         ledger.dispose()
@@ -162,9 +157,6 @@ def test_only_platforms_on_the_ledgers_list_are_served(tmp_path):
 def test_a_long_running_process_follows_the_ledgers_platform_list_without_a_restart(forum, tmp_path, monkeypatch):
     """The inbox worker builds its platforms once; when the Board's decision changes which the
     ledger serves (R-PLATFORM), the next use after ``REFRESH_SECONDS`` builds them again."""
-    import flows.platforms as fp
-    from ledger import platforms as ledger_platforms
-
     monkeypatch.setenv("CHARTERFLOW_HOME", str(tmp_path))
     monkeypatch.setenv("CHARTERFLOW_PLATFORMS", "discourse,discord")
     monkeypatch.setattr(fp, "REFRESH_SECONDS", 0.0)
@@ -181,14 +173,7 @@ def test_a_long_running_process_follows_the_ledgers_platform_list_without_a_rest
         with fp.use(ledger=ledger, platforms=first):
             assert fp.current_platforms() is first  # the list did not change
             with ledger.transaction() as session:
-                ledger_platforms.record_state(
-                    session,
-                    platform="discord",
-                    state="retired",
-                    actor="test",
-                    decided_by="board:slack",
-                    charter_platforms=("discourse", "discord"),
-                )
+                set_state(session, "discord", "retired", ("discourse", "discord"))
             again = fp.current_platforms()
             assert again is not first and again.served_from == ("discourse",)
             with fp.use(ledger=ledger, platforms=first):  # another thread's block, begun before

@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from connectors.discord.connector import DiscordConnector
+from connectors.discourse.connector import DiscourseConnector
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
+from gateway.form import UsernameLookup
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from tests.support.gateway import gateway_settings
+from tests.support.net import LoopbackServer
 
 
 @pytest.fixture
@@ -37,10 +41,6 @@ def client(ledger: Ledger) -> Iterator[TestClient]:
 def directories() -> Iterator[dict[str, Any]]:
     """The Forum and Discord sandboxes (their default invented sites) on 127.0.0.1, connected:
     ``discourse`` and ``discord`` → the real connectors, used as the form's Directory."""
-    from connectors.discord.connector import DiscordConnector
-    from connectors.discourse.connector import DiscourseConnector
-    from tests.support.net import LoopbackServer
-
     forum_sb, discord_sb = DiscourseConnector.sandbox(), DiscordConnector.sandbox()
     with LoopbackServer(forum_sb.app) as f_srv, LoopbackServer(discord_sb.app) as d_srv:
         forum, discord = forum_sb.connect(f_srv.url), discord_sb.connect(d_srv.url)
@@ -52,8 +52,6 @@ def directories() -> Iterator[dict[str, Any]]:
 @pytest.fixture
 def looked_up(ledger: Ledger, directories: dict[str, Any]) -> Iterator[TestClient]:
     """The gateway whose form looks usernames up on the sandboxes."""
-    from gateway.form import UsernameLookup
-
     app = create_app(
         settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(), lookup=UsernameLookup(directories)
     )

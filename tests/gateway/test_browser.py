@@ -12,11 +12,9 @@ import pytest
 
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
+from tests.support.browser import By, Keys, WebDriverWait, chromium, seen
 from tests.support.gateway import gateway_settings, inbox_rows
 from tests.support.net import LoopbackServer
-
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-webdriver = pytest.importorskip("selenium.webdriver")
 
 
 @pytest.fixture
@@ -28,38 +26,12 @@ def served(ledger):
 
 @pytest.fixture
 def browser(tmp_path):
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail("Chromium is missing: run `bash scripts/test-deps.sh` (make test does)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=412,915",
-    ):
-        options.add_argument(flag)  # a phone-sized window
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    # A phone-sized window.
+    with chromium(tmp_path / "chromium-profile", size="412,915", page_load_timeout=30) as driver:
+        yield driver
 
 
 def test_fill_in_error_correct_confirm(served, browser, ledger, tmp_path):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as seen
-    from selenium.webdriver.support.ui import WebDriverWait
-
     shots = []
 
     def wait_for(element_id: str):

@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
+
+from ledger import repo
+from ledger.models import AuditEntry, InboxEvent
 
 SCRIPT = (
     "import typer; from charterflow.gateway_cli import app as group; app = typer.Typer(); "
@@ -56,11 +60,6 @@ def test_gateway_command_serves_and_stops(tmp_path):
 def test_inbox_list_and_retry(tmp_path, ledger):
     """`charterflow inbox list` shows what is not handled; `retry` gives an event a new attempt
     (a new run), refuses a processed or unknown one with one line, and is audited."""
-    from sqlalchemy import select
-
-    from ledger import repo
-    from ledger.models import AuditEntry, InboxEvent
-
     with ledger.transaction() as session:
         waiting, _ = repo.inbox_put(
             session,

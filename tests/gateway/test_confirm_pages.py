@@ -17,8 +17,10 @@ from flows.membership.tokens import make_token
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger import repo
-from ledger.models import ApplicationStatus
+from ledger.models import Application, ApplicationStatus, Identity
+from tests.support.browser import By, Keys, WebDriverWait, chromium, seen
 from tests.support.gateway import gateway_settings, inbox_rows
+from tests.support.net import LoopbackServer
 
 SECRET = "links-secret-invented-for-tests"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -207,8 +209,6 @@ def test_bad_tokens_get_a_clear_400_page_and_no_side_effect(site, ledger, seeded
 def test_a_closed_or_already_confirmed_application_shows_no_button(site, ledger, seeded):
     token = confirm_token(seeded)
     with ledger.transaction() as s:
-        from ledger.models import Application, Identity
-
         app = s.get(Application, seeded["application"])
         repo.confirm_application(s, app, s.get(Identity, seeded["forum"]), actor="test")
     done = site.get(f"/confirm/{token}")
@@ -259,58 +259,27 @@ def test_link_pages_are_labelled_without_their_token_in_metrics(site, seeded):
 def test_confirm_page_in_a_real_browser(ledger, seeded, tmp_path):
     """Headless Chromium (as tests/gateway/test_browser.py): open the link, reach the button with
     the keyboard, press it, read what happens next; one event stored."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as seen
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    from tests.gateway.test_browser import CHROMEDRIVER, CHROMIUM
-    from tests.support.net import LoopbackServer
-
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail("Chromium is missing: run `bash scripts/test-deps.sh` (make test does)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=412,915",
-    ):
-        options.add_argument(flag)
     app = create_app(
         settings=gateway_settings(), ledger=ledger, dispatcher=StoreOnlyDispatcher(), confirm_secret=SECRET
     )
     token = confirm_token(seeded)
-    with LoopbackServer(app) as server:
-        browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        try:
-            browser.set_page_load_timeout(30)
-            browser.get(f"{server.url}/confirm/{token}")
-            assert "Confirm your application" in browser.title
-            assert "tamsin_reed" in browser.find_element(By.TAG_NAME, "main").text
-            assert inbox_rows(ledger) == []
-            button = browser.find_element(By.ID, "submit")
-            assert button.text == "Confirm my application"
-            browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
-            assert browser.switch_to.active_element == button  # the only control, first in tab order
-            button.send_keys(Keys.ENTER)
-            heading = WebDriverWait(browser, 15).until(seen.presence_of_element_located((By.ID, "done")))
-            assert "your confirmation is received" in heading.text
-            assert "What happens next" in browser.find_element(By.TAG_NAME, "body").text
-            browser.save_screenshot(str(tmp_path / "confirm-done.png"))
-        finally:
-            browser.quit()
+    with (
+        LoopbackServer(app) as server,
+        chromium(tmp_path / "chromium-profile", size="412,915", page_load_timeout=30) as browser,
+    ):
+        browser.get(f"{server.url}/confirm/{token}")
+        assert "Confirm your application" in browser.title
+        assert "tamsin_reed" in browser.find_element(By.TAG_NAME, "main").text
+        assert inbox_rows(ledger) == []
+        button = browser.find_element(By.ID, "submit")
+        assert button.text == "Confirm my application"
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+        assert browser.switch_to.active_element == button  # the only control, first in tab order
+        button.send_keys(Keys.ENTER)
+        heading = WebDriverWait(browser, 15).until(seen.presence_of_element_located((By.ID, "done")))
+        assert "your confirmation is received" in heading.text
+        assert "What happens next" in browser.find_element(By.TAG_NAME, "body").text
+        browser.save_screenshot(str(tmp_path / "confirm-done.png"))
     rows = inbox_rows(ledger)
     assert len(rows) == 1 and rows[0].route == Route.CONFIRM
     assert (tmp_path / "confirm-done.png").stat().st_size > 1000

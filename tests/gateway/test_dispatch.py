@@ -8,6 +8,7 @@ them. The session's `prefect_server` harness is not used: it cannot be stopped a
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import subprocess
@@ -17,15 +18,18 @@ from datetime import datetime
 
 import httpx
 import pytest
+from prefect.settings import PREFECT_API_URL
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from flows import inbox
 from gateway.app import create_app
 from gateway.dispatch import PrefectDispatcher
+from ledger import repo
 from ledger.models import AuditEntry, InboxEvent
 from ledger.types import utcnow
 from tests.procs import start, stop, wait_for
+from tests.proxy import Proxy, serve
 from tests.support.gateway import discourse_request, gateway_settings, inbox_rows
 from tests.support.net import free_port
 
@@ -139,8 +143,6 @@ def test_prefect_down_fifty_events_then_up_each_runs_exactly_once(tmp_path, ledg
 
 
 def _store(ledger, n: int) -> int:
-    from ledger import repo
-
     with ledger.transaction() as session:
         event, created = repo.inbox_put(
             session,
@@ -155,8 +157,6 @@ def _store(ledger, n: int) -> int:
 
 
 def test_a_dispatch_is_one_deferred_background_run_and_a_lost_answer_finds_it_again(ledger, prefect_server):
-    from prefect.settings import PREFECT_API_URL
-
     event_id = _store(ledger, 1)
     with inbox.prefect_http(PREFECT_API_URL.value()) as http:
         result = inbox.dispatch_event(ledger, event_id, client=http)
@@ -179,10 +179,6 @@ def test_a_stale_claim_is_dispatched_again_up_to_the_limit_then_left_to_the_oper
     """No task worker here, so every run stays Scheduled: a lost run as far as the event is
     concerned. With ``stale_after=0`` every claim is stale at once, so one drain pass shows
     the whole life of such an event."""
-    from prefect.settings import PREFECT_API_URL
-
-    from ledger import repo
-
     event_id = _store(ledger, 2)
     dispatcher = PrefectDispatcher(ledger=ledger, api_url=PREFECT_API_URL.value(), stale_after=0)
     try:
@@ -219,8 +215,6 @@ def _answers(*statuses: int) -> tuple[httpx.Client, list[dict]]:
     pending = list(statuses)
 
     def respond(request: httpx.Request) -> httpx.Response:
-        import json
-
         seen.append(json.loads(request.content))
         status = pending.pop(0)
         body = (
@@ -258,13 +252,8 @@ def test_prefect_busy_for_seconds_or_refusing_raises_for_the_drain_loop():
 def test_events_are_dispatched_side_by_side_each_once_when_prefect_is_slow(ledger, prefect_server):
     """Each ``POST /task_runs/`` held 0.3 s (a busy Prefect): a dispatcher with a few threads
     starts runs side by side, not one after another, and still starts each event once."""
-    from prefect.settings import PREFECT_API_URL
-
-    from tests.proxy import Proxy, serve
-
     api = PREFECT_API_URL.value().rstrip("/")
     base, _, prefix = api.rpartition("/")
-    from ledger import repo
 
     # Run keys are inbox-<id>-<attempt>, and the session's server holds other tests' runs of
     # events 1, 2…: these events take ids none of them had.

@@ -8,6 +8,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
+from gateway.form import UsernameLookup
 from rules import default_charter
 from tests.support.gateway import gateway_settings, inbox_rows
 
@@ -193,8 +194,6 @@ def test_unknown_usernames_are_answered_on_the_page_through_the_platforms(looked
 
 
 def test_a_platform_that_cannot_answer_does_not_lose_the_application(ledger):
-    from gateway.form import UsernameLookup
-
     def broken() -> dict:
         raise ConnectionError("the platform is down")
 

@@ -12,6 +12,8 @@ from flows import inbox
 from flows.inbox import Route, RoutingConfig, route_for
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
+from ledger import repo
+from ledger.db import Ledger
 from tests.support.gateway import (
     IDEAS_CATEGORY,
     discord_command,
@@ -80,8 +82,6 @@ def _post_created(event_id: int, username: str) -> tuple[dict[str, str], bytes]:
 
 
 def test_the_bots_own_forum_posts_are_recognised_and_start_no_run(ledger):
-    from ledger import repo
-
     app = create_app(
         settings=gateway_settings(discourse_api_username="WG-Bot"), ledger=ledger, dispatcher=StoreOnlyDispatcher()
     )
@@ -243,8 +243,6 @@ def test_unconfigured_connector_answers_503_without_side_effect(ledger):
 
 
 def test_ledger_down_means_no_acknowledgement(tmp_path):
-    from ledger.db import Ledger
-
     broken = Ledger(f"sqlite:///{tmp_path / 'never-migrated.db'}")
     app = create_app(settings=gateway_settings(), ledger=broken, dispatcher=StoreOnlyDispatcher())
     with TestClient(app) as client:
@@ -282,8 +280,6 @@ def test_routing_table(source, kind, attributes, route):
 
 
 def test_handler_is_idempotent_and_unbuilt_routes_wait(ledger):
-    from ledger import repo
-
     with ledger.transaction() as s:
         ping, _ = repo.inbox_put(s, dedupe_key="k:1", source="discourse", kind="ping", payload={}, route=Route.PING)
         idea, _ = repo.inbox_put(s, dedupe_key="k:2", source="form", kind="idea", payload={}, route="not-built-yet")

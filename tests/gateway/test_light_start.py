@@ -10,6 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from prefect.client.schemas.actions import TaskRunCreate
+from prefect.client.schemas.objects import TaskRunPolicy
+from prefect.settings import PREFECT_API_URL
+from prefect.states import Scheduled, to_state_create
+
 from flows import inbox, inbox_routing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,10 +77,6 @@ def test_the_served_gateway_routes_as_flows_inbox_does_without_importing_prefect
 
 
 def test_task_run_body_is_what_prefect_builds_for_the_task():
-    from prefect.client.schemas.actions import TaskRunCreate
-    from prefect.client.schemas.objects import TaskRunPolicy
-    from prefect.states import Scheduled, to_state_create
-
     task = inbox.handle_inbox_event
     state = Scheduled()
     state.state_details.deferred = True
@@ -117,7 +118,6 @@ def test_prefect_settings_from_the_environment_unless_a_file_may_set_them(tmp_pa
         assert client.headers["Authorization"] == "Bearer pnu_invented_key_of_avery_quill"
     # A file Prefect reads could set one: then Prefect's settings answer (this process's, read
     # when Prefect was imported here).
-    from prefect.settings import PREFECT_API_URL
 
     (tmp_path / "prefect.toml").write_text('[api]\nurl = "http://127.0.0.1:4300/api"\n')
     assert inbox_routing._prefect_files()

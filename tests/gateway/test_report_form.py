@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from flows import inbox
+from flows.safety.handlers import FORM_ROUTE
 from gateway.routers import report as report_form
 from rules import default_charter
 from tests.support.gateway import inbox_rows
@@ -47,9 +49,6 @@ def test_r_safe_1_a_report_is_stored_once_for_the_safety_flow(client, ledger) ->
 
 
 def test_r_safe_1_the_form_routes_to_the_safety_handler() -> None:
-    from flows import inbox
-    from flows.safety.handlers import FORM_ROUTE
-
     assert FORM_ROUTE == report_form.FORM_ROUTE and FORM_ROUTE in inbox.HANDLERS
 
 
@@ -85,8 +84,6 @@ def test_r_safe_1_reports_are_rate_limited_per_ip(client, ledger) -> None:
 
 
 def test_r_safe_1_forum_flags_and_form_reports_have_their_routes() -> None:
-    from flows import inbox
-
     config = inbox.RoutingConfig()
     assert inbox.route_for(source="form", kind="report", attributes={}, config=config) == report_form.FORM_ROUTE
     assert (

@@ -6,7 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from charterflow import ledger_cli
+from charterflow.settings import get_settings
 from tests.support.ledger import create_database
 
 
@@ -22,12 +26,6 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """Run the ledger's commands (registered on a bare Typer app) against ``url``."""
-    import typer
-    from typer.testing import CliRunner
-
-    from charterflow import ledger_cli
-    from charterflow.settings import get_settings
-
     app = typer.Typer(pretty_exceptions_enable=False)
     app.add_typer(ledger_cli.app)
     runner = CliRunner()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger import Ledger, audit
+from ledger.repo import inbox_put
+
 
 def append_entries(url: str, tag: str, count: int, barrier: Any, results: Any) -> None:
     """Append ``count`` audit entries, each in its own transaction, after all workers start."""
     try:
-        from ledger import Ledger, audit
-
         lg = Ledger(url, lock_timeout=60)
         barrier.wait(timeout=60)
         for i in range(count):
@@ -27,9 +28,6 @@ def append_entries(url: str, tag: str, count: int, barrier: Any, results: Any) -
 def put_inbox(url: str, key: str, barrier: Any, results: Any) -> None:
     """Insert the same inbox key as the other workers, at the same moment."""
     try:
-        from ledger import Ledger
-        from ledger.repo import inbox_put
-
         lg = Ledger(url, lock_timeout=60)
         barrier.wait(timeout=60)
         event, created = lg.run(

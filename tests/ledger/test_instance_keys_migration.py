@@ -10,7 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import Ledger
+from ledger import moderation as modlog
 from ledger.migrate import downgrade, upgrade
+from ledger.models_moderation import ModerationAction
 from ledger.types import UTCDateTime
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
@@ -234,9 +236,6 @@ def test_0012_without_configuration_uses_the_rows_evidence_and_downgrade_refuses
 
 def test_moderation_entries_and_cursor_are_per_instance(ledger: Ledger) -> None:
     """Entry 17 of one Forum is not entry 17 of another; a cursor of another Forum is not ours."""
-    from ledger import moderation as modlog
-    from ledger.models_moderation import ModerationAction
-
     row = {"entry_id": "17", "action": "suspend", "platform_action": "suspend_user", "occurred_at": AT, "raw": {}}
     with ledger.transaction() as s:
         assert (

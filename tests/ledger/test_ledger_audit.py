@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import multiprocessing
 from datetime import timedelta
 from itertools import pairwise
@@ -35,8 +37,6 @@ def test_hash_is_sha256_over_prev_and_canonical_json(ledger: Ledger) -> None:
     append_n(ledger, 1)
     with ledger.read() as s:
         entry = s.scalars(select(AuditEntry)).one()
-    import hashlib
-    import json
 
     body = json.dumps(
         {

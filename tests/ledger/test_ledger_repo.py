@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import ledger_workers
 import pytest
@@ -335,8 +335,6 @@ def test_inbox_dedupes_across_processes(ledger_url: str) -> None:
 
 
 def test_timestamps_are_utc_aware(ledger: Ledger) -> None:
-    from datetime import datetime, timezone
-
     berlin = timezone(timedelta(hours=2))
     with ledger.transaction() as s:
         p = repo.create_person(s, handle="tz", actor="operator", at=datetime(2025, 6, 1, 14, 0, tzinfo=berlin))

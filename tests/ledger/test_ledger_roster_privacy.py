@@ -9,8 +9,12 @@ from ledger_helpers import NOW
 from sqlalchemy import func, select
 
 from ledger import Ledger, audit, repo
+from ledger import ideas as backlog
 from ledger.errors import ConfigError, PolicyViolation
+from ledger.migrate import upgrade
 from ledger.models import Application, AuditEntry, Identity, Membership, Person, WgRole
+from ledger.models_moderation import ModerationAction
+from ledger.models_roles import RoleDriftReport
 from ledger.privacy import erase_person, export_person
 from ledger.roster import export_roster, import_roster, load_roster, parse_roster
 from rules import default_charter
@@ -73,7 +77,6 @@ def test_export_imports_into_an_empty_ledger_identically(ledger: Ledger, db_url:
     _import(ledger, EXAMPLE.read_text())
     with ledger.read() as s:
         exported = export_roster(s)
-    from ledger.migrate import upgrade
 
     other = Ledger(db_url)
     upgrade(other)
@@ -258,8 +261,6 @@ def test_erasure_refused_for_an_active_member(ledger: Ledger) -> None:
 
 
 def test_erasure_drops_the_notes_a_person_wrote_on_ideas(ledger: Ledger) -> None:
-    from ledger import ideas as backlog
-
     pid = _applicant(ledger)
     with ledger.transaction() as s:
         idea, _ = backlog.file_idea(
@@ -280,8 +281,6 @@ def test_erasure_drops_the_notes_a_person_wrote_on_ideas(ledger: Ledger) -> None
 
 
 def test_erasure_clears_the_moderation_log_about_the_person(ledger: Ledger) -> None:
-    from ledger.models_moderation import ModerationAction
-
     pid = _applicant(ledger)  # Forum account 4815162342
     with ledger.transaction() as s:
         s.add(
@@ -308,8 +307,6 @@ def test_erasure_clears_the_moderation_log_about_the_person(ledger: Ledger) -> N
 
 
 def test_erasure_replaces_the_handle_in_drift_reports(ledger: Ledger) -> None:
-    from ledger.models_roles import RoleDriftReport
-
     pid = _applicant(ledger)
     with ledger.transaction() as s:
         s.add(

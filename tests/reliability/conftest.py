@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from prefect.settings import PREFECT_API_URL
 
 from tests.procs import start, stop, subprocess_env
 from tests.reliability.play import Played, play
@@ -54,6 +55,7 @@ def evidence() -> Evidence:
 def prefect_outage(tmp_path_factory: pytest.TempPathFactory, evidence: Evidence) -> Any:
     """The Prefect outage scenario (``test_prefect_outage.py``), started on a thread now: it
     mostly waits, so it overlaps the lifecycle runs."""
+    # lazy: cycle: tests/reliability/test_prefect_outage.py uses the mark this conftest registers
     from tests.reliability.test_prefect_outage import Outage
 
     outage = Outage(tmp_path_factory.mktemp("outage"), evidence).start()
@@ -67,8 +69,6 @@ def lifecycle_runs(
 ) -> Iterator[tuple[Played, Played]]:
     """The clean run (in a subprocess, against the same Prefect server) and the faulted run (in
     this process), played at the same time."""
-    from prefect.settings import PREFECT_API_URL
-
     tmp = tmp_path_factory.mktemp("lifecycle")
     out, log = tmp / "clean.json", tmp / "clean.log"
     env = subprocess_env(

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ledger import audit
+from ledger.models import AuditEntry
 from tests.reliability.scenario import Lifecycle, Run
 from tests.reliability.world import LogCapture, duplicates, ledger_snapshot, sandbox_snapshot, side_effects, stack
 
@@ -42,9 +44,6 @@ class Played:
 
 
 def play(tmp: Path, *, faults: bool) -> Played:
-    from ledger import audit
-    from ledger.models import AuditEntry
-
     capture = LogCapture()
     with capture.installed(), stack(tmp) as s:
         run = Lifecycle(s, faults=faults).play()

@@ -29,7 +29,7 @@ from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
 from flows.membership.removal import open_removal_ballot
 from flows.membership.renewal import opt_in, renewal
-from ledger.models import Application, Ballot, InboxEvent, Membership, Person
+from ledger.models import Application, Ballot, InboxEvent, Membership, Person, Proposal
 from tests.reliability.world import APPLICANTS, Stack
 from tests.support.board import BOARD_CHANNEL, WREN
 from tests.support.membership import END_OF_FIRST_TERM, NOW, apply_proven
@@ -199,8 +199,6 @@ class Lifecycle:
         ]
         # The Board approves the first in Slack (a signed click through the gateway).
         with self.world.ledger.read() as session:
-            from ledger.models import Proposal
-
             channel, ts = session.get(Proposal, first["proposal"]).escalation_ref.split(":")
         assert channel == BOARD_CHANNEL
         payload = self.stack.slack_sb.block_actions_payload(

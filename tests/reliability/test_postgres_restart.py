@@ -10,11 +10,8 @@ A throwaway cluster of its own, started as ``tests/support/ledger.py`` does (``i
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -40,6 +37,7 @@ from tests.reliability.scenario import Lifecycle
 from tests.reliability.world import APPLICANTS, duplicates, side_effects, stack
 from tests.support.ledger import pg_bin
 from tests.support.net import free_port
+from tests.support.pgcluster import cluster_dir
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -69,41 +67,12 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    as_root = os.geteuid() == 0
-    prefix: list[str] = ["runuser", "-u", "postgres", "--"] if as_root else []
-    workdir = Path(tempfile.mkdtemp(prefix="charterflow-pg-rel-", dir="/tmp" if as_root else None))
-    if as_root:
-        pw = pwd.getpwnam("postgres")
-        os.chown(workdir, pw.pw_uid, pw.pw_gid)
-    os.chmod(workdir, 0o700)
-    env = {**os.environ, "LC_ALL": "C"}
-    data = workdir / "data"
-    subprocess.run(
-        [
-            *prefix,
-            pg_bin("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    where = cluster_dir("charterflow-pg-rel-")
+    workdir = where.workdir
+    where.initdb(pg_bin("initdb"))
     port = free_port()
-    c = Cluster(port=port, data=data, log=workdir / "server.log", prefix=prefix, env=env)
-    opts = (
-        f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
-    )
+    c = Cluster(port=port, data=where.data, log=workdir / "server.log", prefix=where.prefix, env=where.env)
+    opts = where.options(port, "-c max_connections=60")
     started = c.ctl("-o", opts, "-w", "-t", "60", "start")
     assert started.returncode == 0, started.stderr + c.log.read_text(errors="replace")[-2000:]
     try:

@@ -21,10 +21,12 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from flows.kit import context
 from flows.membership import ballot as ballots
-from ledger.models import Application
+from ledger import audit
+from ledger.models import Application, AuditEntry
 from tests.procs import PrefectServer, start, stop, subprocess_env, wait_for
 from tests.reliability.serve_closer import DEPLOYMENT
 from tests.reliability.world import APPLICANTS, duplicates, stack
@@ -188,10 +190,6 @@ def _killed_then_restarted(api_url: str, tmp_path, evidence) -> str:
         states = s.states()
         assert duplicates(states) == []
         assert NAME in next(g for g in states["discourse"]["groups"] if g["name"] == "working-group")["members"]
-        from sqlalchemy import select
-
-        from ledger import audit
-        from ledger.models import AuditEntry
 
         with world.ledger.read() as session:
             assert session.get(Application, app_id).status.value == "approved"

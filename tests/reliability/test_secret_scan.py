@@ -10,9 +10,11 @@ scans the lifecycle runs' evidence only.
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
+from prefect.settings import PREFECT_API_URL
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -27,9 +29,6 @@ def _prefect_records(api: str, kind: str) -> list[dict]:
 
 
 def test_no_secret_in_logs_artifacts_audit_or_payloads(lifecycle_runs, evidence, prefect_server, request):
-    import time
-
-    from prefect.settings import PREFECT_API_URL
 
     # The suite's bound (10 minutes) is reported in the run's closing summary, not asserted: the
     # shared machine's noise would make a timed assertion flaky.

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from connectors.discord.connector import DiscordConnector
 from connectors.discourse.connector import DiscourseConnector
-from connectors.slack.sandbox import SlackSandbox
+from connectors.slack.sandbox import SlackSandbox, default_seed
 from flows.board.common import use_slack
 from flows.platforms import Platforms, use
 from gateway.app import create_app
@@ -88,8 +88,6 @@ def reliability_discord_seed() -> dict[str, Any]:
 
 def slack_seed() -> dict[str, Any]:
     """The Slack sandbox's default workspace with the Board channel the Board tests use."""
-    from connectors.slack.sandbox import default_seed
-
     seed = default_seed()
     assert seed["board_channel"] == BOARD_CHANNEL, seed["board_channel"]
     return seed
@@ -180,15 +178,7 @@ def stack(tmp: Path, *, ledger_url: str | None = None) -> Iterator[Stack]:
             httpx.post(
                 f"{c_srv.url}/_sandbox/interactions_url", json={"url": f"{g_srv.url}/hooks/discord"}, timeout=10
             ).raise_for_status()
-            world = World(
-                ledger=ledger,
-                platforms=platforms,
-                discourse_sb=dsb,
-                discourse_url=d_srv.url,
-                discord_sb=csb,
-                discord_url=c_srv.url,
-                people=people,
-            )
+            world = World.served(ledger, platforms, people, forum=(dsb, d_srv.url), discord=(csb, c_srv.url))
             with use(ledger=ledger, platforms=platforms), use_slack(slack):
                 yield Stack(
                     world=world,

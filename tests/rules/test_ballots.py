@@ -72,27 +72,22 @@ def test_R_VOTE_EARLY_approval(name, yes, no, abstain, outcome, charter):
 
 
 def test_R_VOTE_EARLY_no_vote_after_early_close(charter):
-    decision = check_vote(
-        "approval",
-        voter="elm",
-        electorate=MEMBERS7,
-        votes=votes(4),
-        subject=None,
-        opened_at=OPENED,
-        now=OPENED + timedelta(hours=1),
-        charter=charter,
-    )
+    def vote_an_hour_in(voter: str):
+        """``voter`` votes an hour after the ballot opened, four yes votes already in."""
+        return check_vote(
+            "approval",
+            voter=voter,
+            electorate=MEMBERS7,
+            votes=votes(4),
+            subject=None,
+            opened_at=OPENED,
+            now=OPENED + timedelta(hours=1),
+            charter=charter,
+        )
+
+    decision = vote_an_hour_in("elm")
     assert (decision.allowed, decision.ruling) == (False, "R-VOTE-EARLY")
-    changed = check_vote(
-        "approval",
-        voter="ash",
-        electorate=MEMBERS7,
-        votes=votes(4),
-        subject=None,
-        opened_at=OPENED,
-        now=OPENED + timedelta(hours=1),
-        charter=charter,
-    )
+    changed = vote_an_hour_in("ash")
     assert not changed.allowed  # a vote already cast cannot be changed either
 
 

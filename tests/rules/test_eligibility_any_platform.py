@@ -39,17 +39,22 @@ def test_r_elig_1_on_any_platform(name, evidence, answer, charter):
     assert check.reason
 
 
-def test_an_application_naming_only_another_platform_is_decided_on_it(charter):
-    applicant = Applicant(accounts={"parlor": "nell_bracken"})
-    decision = decide_eligibility(
+def decide_on_parlor(applicant: Applicant, charter, evidence: ActivityEvidence):
+    """R-ELIG-1 with the applicant's activity on ``parlor`` only (no Forum, Discord or DSF list)."""
+    return decide_eligibility(
         applicant,
         discourse=None,
         discord=None,
         dsf_members=(),
         now=NOW,
         charter=charter,
-        others={"parlor": parlor(400, posts=25)},
+        others={"parlor": evidence},
     )
+
+
+def test_an_application_naming_only_another_platform_is_decided_on_it(charter):
+    applicant = Applicant(accounts={"parlor": "nell_bracken"})
+    decision = decide_on_parlor(applicant, charter, parlor(400, posts=25))
     assert decision.allowed and decision.ruling == "R-ELIG-1" and "parlor" in decision.reason
     assert decision.evidence["platforms"]["parlor"]["post_count"] == 25
     unknown = decide_eligibility(
@@ -60,15 +65,7 @@ def test_an_application_naming_only_another_platform_is_decided_on_it(charter):
 
 def test_a_nominator_naming_their_own_account_on_another_platform_is_a_self_nomination(charter):
     applicant = Applicant(accounts={"parlor": "nell_bracken"}, nominator="Nell_Bracken")
-    decision = decide_eligibility(
-        applicant,
-        discourse=None,
-        discord=None,
-        dsf_members=(),
-        now=NOW,
-        charter=charter,
-        others={"parlor": parlor(400, posts=25)},
-    )
+    decision = decide_on_parlor(applicant, charter, parlor(400, posts=25))
     assert decision.allowed and decision.ruling == "R-ELIG-1"
     assert "nomination_valid" not in decision.evidence  # not checked against the DSF list
 

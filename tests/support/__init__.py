@@ -11,7 +11,10 @@ available to every test; a directory's ``conftest.py`` may override one by name,
 - ``board``, ``reports``: the Board's and the quarterly report's worlds built on ``world``.
 
 Helper modules (imported): ``net`` (the one ``free_port`` and ``LoopbackServer``), ``gateway``
-(requests signed as each platform signs them), ``cli`` (``cli_with``), and the constants and
-helpers of one directory's tests: ``ideas``, ``roles``, ``moderation``, ``rules``, ``slack``, ``commons``.
+(requests signed as each platform signs them), ``cli`` (``cli_with``), ``browser`` (the headless
+Chromium of the browser tests), ``pgcluster`` (a throwaway PostgreSQL cluster's folder and
+``initdb``; plain code, ``bench/scale.py`` uses it too), and the constants and helpers of one
+directory's tests: ``ideas``, ``roles``, ``moderation``, ``rules``, ``slack``, ``commons``,
+``discord``.
 Subprocess helpers stay in ``tests/procs.py`` (with ``subprocess_env``) and ``tests/proxy.py``.
 """

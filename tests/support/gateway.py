@@ -3,6 +3,8 @@ secrets (the gateway tests' helpers; used by the flow and reliability tests too)
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -11,6 +13,7 @@ from urllib.parse import urlencode
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from connectors.discourse.inbound import sign_body
 from gateway.settings import GatewaySettings
@@ -42,8 +45,6 @@ def gateway_settings(**overrides: Any) -> GatewaySettings:
 
 def inbox_rows(ledger: Ledger) -> list[InboxEvent]:
     """Every stored inbox event, oldest first."""
-    from sqlalchemy import select
-
     with ledger.read() as s:
         return list(s.scalars(select(InboxEvent).order_by(InboxEvent.id)))
 
@@ -112,9 +113,6 @@ def slack_request(
     secret: str = SLACK_SECRET,
 ) -> tuple[dict[str, str], bytes]:
     """A request signed with Slack's v0 scheme."""
-    import hashlib
-    import hmac
-
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     mac = hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
     return {"Content-Type": content_type, "X-Slack-Signature": f"v0={mac}", "X-Slack-Request-Timestamp": stamp}, body

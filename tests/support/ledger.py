@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import itertools
 import os
-import pwd
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from ledger import Ledger
 from ledger.backup import BackupError, find_pg_tool
 from ledger.migrate import upgrade
 from tests.support.net import free_port
+from tests.support.pgcluster import cluster_dir
 
 
 def pg_bin(name: str) -> str:
@@ -52,59 +51,15 @@ class PostgresServer:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
-    as_root = os.geteuid() == 0
-    prefix: list[str] = []
-    # Under /tmp: the postgres user must be able to reach it (a root TMPDIR may be closed).
-    workdir = Path(tempfile.mkdtemp(prefix="charterflow-pg-", dir="/tmp" if as_root else None))
-    if as_root:
-        prefix = ["runuser", "-u", "postgres", "--"]
-        pw = pwd.getpwnam("postgres")
-        os.chown(workdir, pw.pw_uid, pw.pw_gid)
-    os.chmod(workdir, 0o700)
-    data = workdir / "data"
-    env = {**os.environ, "LC_ALL": "C"}
+    cluster = cluster_dir("charterflow-pg-")
+    workdir, prefix, env, data = cluster.workdir, cluster.prefix, cluster.env, cluster.data
     try:
-        subprocess.run(
-            [
-                *prefix,
-                initdb,
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            check=True,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        cluster.initdb(initdb)
         for _attempt in range(3):
             port = free_port()
-            opts = (
-                f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
-            )
+            opts = cluster.options(port, "-c max_connections=60")
             proc = subprocess.run(
-                [
-                    *prefix,
-                    pg_ctl,
-                    "-D",
-                    str(data),
-                    "-o",
-                    opts,
-                    "-l",
-                    str(workdir / "server.log"),
-                    "-w",
-                    "-t",
-                    "60",
-                    "start",
-                ],
+                cluster.start_command(pg_ctl, opts),
                 env=env,
                 capture_output=True,
                 text=True,

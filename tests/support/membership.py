@@ -5,6 +5,7 @@ front of them); helpers that act as members and the gateway do."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,8 +15,19 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from connectors.discord.connector import DiscordConnector
+from connectors.discord.sandbox import default_seed
+from connectors.discourse.connector import DiscourseConnector
+from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
+from flows.membership.handlers import handle_vote
+from flows.membership.intake import intake
 from flows.platforms import Platforms, use
+from gateway.app import create_app
+from gateway.dispatch import StoreOnlyDispatcher
+from gateway.form import UsernameLookup
+from gateway.settings import GatewaySettings
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
@@ -130,8 +142,6 @@ def discourse_seed() -> dict[str, Any]:
 
 def discord_seed() -> dict[str, Any]:
     """The same people on Discord (WG role ``wg-member``)."""
-    from connectors.discord.sandbox import default_seed
-
     seed = default_seed()
     seed["members"] = [
         {
@@ -198,11 +208,48 @@ class World:
                     out[f"{name} {endpoint}"] = n
         return out
 
+    @classmethod
+    def served(
+        cls,
+        ledger: Ledger,
+        platforms: Platforms,
+        people: dict[str, int],
+        *,
+        forum: tuple[Any, str],
+        discord: tuple[Any, str],
+        mailbox: Any = None,
+    ) -> World:
+        """The world of ``forum`` and ``discord``, each (its sandbox, the URL it is served at)."""
+        return cls(
+            ledger=ledger,
+            platforms=platforms,
+            discourse_sb=forum[0],
+            discourse_url=forum[1],
+            discord_sb=discord[0],
+            discord_url=discord[1],
+            people=people,
+            mailbox=mailbox,
+        )
+
     def discourse_state(self) -> dict[str, Any]:
         return httpx.get(f"{self.discourse_url}/_sandbox/state", timeout=10).json()
 
     def discord_state(self) -> dict[str, Any]:
         return httpx.get(f"{self.discord_url}/_sandbox/state", timeout=10).json()
+
+
+def link_accounts(session: Any, person: Any, *, at: datetime, **users: Any) -> None:
+    """``person``'s platform accounts (``discourse=user, discord=user``) as identities, by the operator."""
+    for platform, user in users.items():
+        repo.add_identity(
+            session,
+            person,
+            platform=platform,
+            actor="operator",
+            external_id=user.id,
+            username=user.username,
+            at=at,
+        )
 
 
 def seed_members(
@@ -213,25 +260,7 @@ def seed_members(
     people = {}
     for name in names or MEMBERS:
         person = repo.create_person(session, handle=name, actor="operator", at=start)
-        f_user, d_user = forum.find_user(name), discord.find_user(name)
-        repo.add_identity(
-            session,
-            person,
-            platform="discourse",
-            actor="operator",
-            external_id=f_user.id,
-            username=f_user.username,
-            at=start,
-        )
-        repo.add_identity(
-            session,
-            person,
-            platform="discord",
-            actor="operator",
-            external_id=d_user.id,
-            username=d_user.username,
-            at=start,
-        )
+        link_accounts(session, person, at=start, discourse=forum.find_user(name), discord=discord.find_user(name))
         repo.start_membership(
             session,
             person,
@@ -256,23 +285,15 @@ def seed_members(
     return people
 
 
-@pytest.fixture
-def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
-    """The seeded WG: seven active members (term started 100 days ago) on both platforms."""
-    from connectors.discord.connector import DiscordConnector
-    from connectors.discourse.connector import DiscourseConnector
-    from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
-
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+@contextmanager
+def serve_world(ledger: Ledger, *, mailbox: Any = None, **build: Any) -> Iterator[World]:
+    """The seeded WG on ``ledger`` (migrated here): seven active members (term started 100 days
+    ago) on the Forum and Discord sandboxes served on loopback; ``build`` adds to
+    ``Platforms.build`` (``mailer``, ``dsf_members``). The flows use them while it is open."""
     upgrade(ledger)
     dsb = DiscourseConnector.sandbox(seed=discourse_seed())
     csb = DiscordConnector.sandbox(seed=discord_seed())
-    with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv, SmtpSandbox() as mailbox:
-        mailer = SmtpMailer(
-            settings=SmtpSettings(
-                _env_file=None, host=mailbox.host, port=mailbox.port, tls="none", sender="wg@example.org"
-            )
-        )
+    with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv:
         forum = dsb.connect(d_srv.url)
         discord = csb.connect(c_srv.url)
         charter = default_charter()
@@ -282,25 +303,31 @@ def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
             discord=discord,
             confirm_secret=CONFIRM_SECRET,
             gateway_url="http://gateway.test",
-            dsf_members={"ursula_finch"},
-            mailer=mailer,
+            **build,
         )
         start = NOW - timedelta(days=100)
         with ledger.transaction() as session:
             people = seed_members(session, forum=forum, discord=discord, charter=charter, start=start)
         with use(ledger=ledger, platforms=platforms):
-            yield World(
-                ledger=ledger,
-                platforms=platforms,
-                discourse_sb=dsb,
-                discourse_url=d_srv.url,
-                discord_sb=csb,
-                discord_url=c_srv.url,
-                people=people,
-                mailbox=mailbox,
+            yield World.served(
+                ledger, platforms, people, forum=(dsb, d_srv.url), discord=(csb, c_srv.url), mailbox=mailbox
             )
         forum.close()
         discord.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path, prefect_server: None) -> Iterator[World]:
+    """The seeded WG (``serve_world``), outcome e-mails to a loopback SMTP server."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    with SmtpSandbox() as mailbox:
+        mailer = SmtpMailer(
+            settings=SmtpSettings(
+                _env_file=None, host=mailbox.host, port=mailbox.port, tls="none", sender="wg@example.org"
+            )
+        )
+        with serve_world(ledger, mailbox=mailbox, dsf_members={"ursula_finch"}, mailer=mailer) as seeded:
+            yield seeded
     ledger.dispose()
 
 
@@ -328,24 +355,33 @@ def put_event(
         return event.id
 
 
+def store_verified(ledger: Ledger, event: Any, *, source: str, route: str, received_at: datetime = NOW) -> int:
+    """A verified inbound ``event`` stored in the inbox as the gateway does: the row's id."""
+    data = json.loads(json.dumps(dict(event.data), default=str))
+    with ledger.transaction() as session:
+        row, _ = repo.inbox_put(
+            session,
+            dedupe_key=event.dedupe_key,
+            source=source,
+            kind=event.kind,
+            route=route,
+            payload={"data": data, "attributes": dict(event.attributes), "actor": event.actor},
+            received_at=received_at,
+        )
+        return row.id
+
+
 def discord_event(world: World, *, kind: str, payload: dict[str, Any], route: str) -> int:
     """A signed Discord interaction from the sandbox, verified and stored as the gateway does."""
     headers, body = world.discord_sb.signed_request(kind=kind, payload=payload)
     event = world.platforms.space("discord").connector.verify(headers=headers, body=body)
-    import json
+    return store_verified(world.ledger, event, source="discord", route=route)
 
-    data = json.loads(json.dumps(dict(event.data), default=str))
-    with world.ledger.transaction() as session:
-        row, _ = repo.inbox_put(
-            session,
-            dedupe_key=event.dedupe_key,
-            source="discord",
-            kind=event.kind,
-            route=route,
-            payload={"data": data, "attributes": dict(event.attributes), "actor": event.actor},
-            received_at=NOW,
-        )
-        return row.id
+
+def press_button(world: World, user: str, message: dict[str, Any], custom_id: str, *, route: str = "confirm") -> int:
+    """``user`` presses the button ``custom_id`` of the Discord ``message``: the stored event's id."""
+    payload = {"user": user, "custom_id": custom_id, "message_id": message["id"], "channel_id": message["channel_id"]}
+    return discord_event(world, kind="component", route=route, payload=payload)
 
 
 @dataclass
@@ -364,12 +400,6 @@ def serve_gateway(
     """The real gateway app (store-only dispatch: a test runs each stored event with
     ``flows.inbox.handle_event``, as the task worker does) on a loopback port; the Forum
     sandbox's webhooks and the Discord sandbox's interactions are sent to it."""
-    from pydantic import SecretStr
-
-    from gateway.app import create_app
-    from gateway.dispatch import StoreOnlyDispatcher
-    from gateway.settings import GatewaySettings
-
     category = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Applications")
     values = {
         **GatewaySettings().model_dump(),
@@ -383,7 +413,6 @@ def serve_gateway(
         "dispatch": False,
         **settings,
     }
-    from gateway.form import UsernameLookup
 
     lookup = UsernameLookup({name: space.directory for name, space in world.platforms.spaces.items()})
     app = create_app(
@@ -418,8 +447,6 @@ def apply_proven(
     """An application whose accounts the source proved (a Forum topic's author; with ``discord``
     also the same name's Discord account, as the /apply modal proves it): confirmed at once,
     so eligibility runs straight away."""
-    from flows.membership.intake import intake
-
     proven = {"discourse": world.platforms.space("discourse").directory.find_user(username).id}
     if discord:
         proven["discord"] = world.platforms.space("discord").directory.find_user(username).id
@@ -449,8 +476,6 @@ def discord_dms(world: World, username: str) -> list[dict[str, Any]]:
 def press_vote(world: World, ref: dict[str, Any], user: str, option: int, *, now: datetime) -> str:
     """``user`` presses ballot button ``option`` (0 yes, 1 no, 2 abstain) on Discord: a signed
     interaction from the sandbox, stored and handled as the gateway and worker do."""
-    from flows.membership.handlers import handle_vote
-
     event = discord_event(
         world,
         kind="ballot_vote",

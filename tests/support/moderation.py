@@ -3,7 +3,6 @@ tests/flows/moderation/conftest.py, overrides the membership one)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,9 +12,18 @@ from typing import Any
 
 import httpx
 
-from flows.platforms import Platforms
+from connectors.discord.connector import DiscordConnector
+from connectors.discord.payloads import deferred
+from connectors.discord.sandbox import DEFAULT_BUCKETS, default_seed
+from connectors.discourse.connector import DiscourseConnector
+from flows import inbox
+from flows.platforms import Platforms, use
 from ledger import repo
 from ledger.db import Ledger
+from ledger.migrate import upgrade
+from rules import default_charter
+from tests.support.membership import link_accounts, store_verified
+from tests.support.net import LoopbackServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -47,8 +55,6 @@ def forum_seed() -> dict[str, Any]:
 
 def discord_seed() -> dict[str, Any]:
     """Discord: the same people, plus ``esme_voss``; limits out of the way."""
-    from connectors.discord.sandbox import DEFAULT_BUCKETS, default_seed
-
     seed = default_seed()
     seed["members"] = [
         {"username": "avery_quill", "roles": ["wg-member", "admin"]},
@@ -129,8 +135,6 @@ def press(world: World, *, user: str, message: dict[str, Any], custom_id: str) -
     """``user`` presses the button ``custom_id`` on a Discord message: a signed interaction from
     the sandbox, verified, routed and stored as the gateway does, then handled as the worker
     does (``flows.inbox.handle_event``), after the gateway's deferred answer."""
-    from flows import inbox
-
     headers, body = world.discord_sb.signed_request(
         kind="component",
         payload={
@@ -142,25 +146,14 @@ def press(world: World, *, user: str, message: dict[str, Any], custom_id: str) -
     )
     event = world.discord.verify(headers=headers, body=body)
     # The gateway's first answer: a deferred ephemeral "thinking…" (the handler follows up).
-    from connectors.discord.payloads import deferred
 
     world.discord.callback(event, deferred(ephemeral=True))
     route = inbox.route_for(
         source="discord", kind=event.kind, attributes=event.attributes, config=inbox.RoutingConfig()
     )
-    data = json.loads(json.dumps(dict(event.data), default=str))
-    with world.ledger.transaction() as session:
-        row, _ = repo.inbox_put(
-            session,
-            dedupe_key=event.dedupe_key,
-            source="discord",
-            kind=event.kind,
-            route=route,
-            payload={"data": data, "attributes": dict(event.attributes), "actor": event.actor},
-            received_at=NOW,
-        )
-        event_id = row.id
-    return inbox.handle_event(world.ledger, event_id)
+    return inbox.handle_event(
+        world.ledger, store_verified(world.ledger, event, source="discord", route=route, received_at=NOW)
+    )
 
 
 def buttons(message: dict[str, Any]) -> list[str]:
@@ -178,13 +171,6 @@ def moderation_world(
     """The seeded Forum and Discord sandboxes, served on loopback, and a ledger with ``names``
     linked to both (``extra(session, people)`` adds more in the same transaction); the flows of
     this process use its ledger and platforms while it is open."""
-    from connectors.discord.connector import DiscordConnector
-    from connectors.discourse.connector import DiscourseConnector
-    from flows.platforms import use
-    from ledger.migrate import upgrade
-    from rules import default_charter
-    from tests.support.net import LoopbackServer
-
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     upgrade(ledger)
     fsb = DiscourseConnector.sandbox(seed=forum_seed())
@@ -203,17 +189,7 @@ def moderation_world(
         with ledger.transaction() as session:
             for name in names:
                 person = repo.create_person(session, handle=name, actor="operator", at=NOW)
-                for platform, conn in (("discourse", forum), ("discord", discord)):
-                    user = conn.find_user(name)
-                    repo.add_identity(
-                        session,
-                        person,
-                        platform=platform,
-                        actor="operator",
-                        external_id=user.id,
-                        username=user.username,
-                        at=NOW,
-                    )
+                link_accounts(session, person, at=NOW, discourse=forum.find_user(name), discord=discord.find_user(name))
                 people[name] = person.id
             if extra is not None:
                 extra(session, people)

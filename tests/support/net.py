@@ -24,12 +24,16 @@ class LoopbackServer:
     """``with LoopbackServer(app) as server: server.url`` — a real uvicorn on a free port.
 
     ``port`` binds a given port instead (one chosen before the app existed); ``lifespan="on"``
-    runs the app's startup and shutdown (a proxy whose client lives in between).
+    runs the app's startup and shutdown (a proxy whose client lives in between), within
+    ``start_timeout`` seconds.
     """
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off") -> None:
+    def __init__(
+        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off", start_timeout: float = 10
+    ) -> None:
         self.app = app
         self.host = host
+        self.start_timeout = start_timeout
         # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto is TCP,
         # and without it every response waits ~40 ms for a delayed ACK.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -49,7 +53,7 @@ class LoopbackServer:
         # Dropped connections are injected on purpose; keep uvicorn's error log quiet about them.
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.start_timeout
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the loopback server did not start")

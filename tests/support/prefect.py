@@ -11,6 +11,7 @@ import pytest
 @pytest.fixture(scope="session")
 def prefect_server():
     """A real temporary Prefect server (``prefect_test_harness``), started once per session."""
+    # lazy: start-up: Prefect, for the test runs that never start its server (this module is a plugin)
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):

@@ -10,11 +10,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
+from connectors.base import Role
 from ledger import repo
+from ledger.models import AuditEntry, InboxEvent
 from tests.support.membership import NOW, World
 
 SEEDED_ADMINS = {"discourse": ["avery_quill", "bram_tolliver"], "discord": ["cleo_marsh", "dario_fenwick"]}
+
+
+def holders(w: World, platform: str, role: Role) -> set[str]:
+    """Who holds ``role`` on ``platform`` now (read through the connector)."""
+    return {u.username for u in w.platforms.space(platform).roles.list_holders(role)}
+
+
+def audit_entries(w: World, action: str) -> list[dict[str, Any]]:
+    """The payloads of the audit entries of ``action``, oldest first."""
+    with w.ledger.read() as session:
+        rows = session.scalars(
+            select(AuditEntry.payload_json).where(AuditEntry.action == action).order_by(AuditEntry.seq)
+        ).all()
+    return [json.loads(r) for r in rows]
 
 
 def want(w: World, handle: str, platform: str, role: str, desired: bool = True) -> None:
@@ -54,10 +71,6 @@ class SlackBox:
 def command(w: World, gateway: Any, *, user: str, **options: str) -> int:
     """``user`` runs Discord ``/role`` with ``options``: the sandbox signs it and sends it to the
     gateway, which defers it and stores it; returns the inbox event id."""
-    from sqlalchemy import select
-
-    from ledger.models import InboxEvent
-
     w.discord_sb.command(w.discord_url, user=user, name="role", options=options)
     with w.ledger.read() as session:
         return session.scalars(

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from typing import Any
+
+from connectors.errors import InvalidSignature
+from connectors.sandboxkit import read_body
+from connectors.slack.inbound import check_board_member
 
 # One sandbox "second" lasts 20 ms: the ~1 message/s per channel limit becomes 50/s, and
 # Retry-After: 1 is slept as 20 ms by connectors from ``sandbox.connect``.
@@ -30,11 +35,6 @@ class MiniGateway:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        from datetime import UTC, datetime
-
-        from connectors.errors import InvalidSignature
-        from connectors.sandboxkit import read_body
-        from connectors.slack.inbound import check_board_member
 
         body = await read_body(receive)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}

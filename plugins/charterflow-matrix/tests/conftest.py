@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.net import LoopbackServer
+
 if importlib.util.find_spec("charterflow_matrix") is None:  # the plugin is not installed
     collect_ignore_glob = ["test_*.py"]
 
@@ -22,24 +24,31 @@ for _var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_prox
     os.environ.pop(_var, None)
 
 
-from matrix_served import Served  # noqa: E402 - after the proxy variables are cleared
-
-
 @pytest.fixture(scope="session")
 def homeserver() -> Any:
     """The real Synapse shared by this test process (started once, stopped at exit)."""
-    from charterflow_matrix.sandbox import shared_homeserver
+    from charterflow_matrix.sandbox import shared_homeserver  # lazy: optional: the plugin may be uninstalled
 
     return shared_homeserver()
+
+
+@pytest.fixture(scope="session")
+def pushing_homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second Synapse shared by this test process, whose appservice pushes through a relay to
+    the gateway of the test that uses it (``matrix_served.pushing_synapse``)."""
+    from matrix_served import PushingHomeserver  # lazy: optional: the plugin may be uninstalled
+
+    with PushingHomeserver(tmp_path_factory.mktemp("synapse-pushing")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def community(homeserver: Any) -> Iterator[Any]:
     """A fresh community (space, rooms, members) served through the fault proxy."""
-    from charterflow_matrix.sandbox import MatrixSandbox
+    from charterflow_matrix.sandbox import MatrixSandbox  # lazy: optional: the plugin may be uninstalled
 
     sandbox = MatrixSandbox(homeserver=homeserver)
-    with Served(sandbox.app) as served:
+    with LoopbackServer(sandbox.app, lifespan="on", start_timeout=20) as served:
         sandbox.url = served.url
         yield sandbox
 

@@ -11,10 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from matrix_served import Served
+from pydantic import SecretStr
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from charterflow.cli import app
+from charterflow.inspector.pages import place_links
 from charterflow_matrix.client import q
+from charterflow_matrix.doctor import check
 from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver, free_port
 from charterflow_matrix.sandbox import MatrixSandbox
 from gateway.app import create_app
@@ -23,6 +27,7 @@ from gateway.settings import GatewaySettings
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import InboxEvent
+from tests.support.net import LoopbackServer
 
 TXN = APPSERVICE_PATH + "/_matrix/app/v1/transactions/"
 
@@ -47,7 +52,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             **{**GatewaySettings().model_dump(), "dispatch": False, "max_body_bytes": 256 * 1024}
         )
         app = create_app(settings=settings, ledger=ledger, dispatcher=StoreOnlyDispatcher())
-        with Served(app, port=port) as gateway:
+        with LoopbackServer(app, port=port, lifespan="on", start_timeout=20) as gateway:
             community = MatrixSandbox(homeserver=server)
             yield {"server": server, "creds": creds, "ledger": ledger, "gateway": gateway.url, "community": community}
     ledger.dispose()
@@ -170,10 +175,6 @@ def test_the_user_and_room_queries_need_the_token(world: dict[str, Any]) -> None
 
 
 def test_doctor_checks_the_homeserver_the_bot_the_rooms_and_the_appservice(world: dict[str, Any]) -> None:
-    from pydantic import SecretStr
-
-    from charterflow_matrix.doctor import check
-
     community, creds = world["community"], world["creds"]
     checks = check(community.settings(as_token=SecretStr(creds.as_token)))
     assert [(c.name, c.ok) for c in checks] == [
@@ -286,10 +287,6 @@ def test_pushed_events_are_routed_by_the_plugins_table_with_neutral_attributes(w
 def test_charterflow_doctor_runs_the_plugins_checks(
     world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from typer.testing import CliRunner
-
-    from charterflow.cli import app
-
     community, creds = world["community"], world["creds"]
     monkeypatch.chdir(tmp_path)  # no .env
     env = {
@@ -311,8 +308,6 @@ def test_charterflow_doctor_runs_the_plugins_checks(
 
 
 def test_the_inspector_links_the_matrix_space_and_rooms(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from charterflow.inspector.pages import place_links
-
     monkeypatch.setenv("CHARTERFLOW_MATRIX_ALIAS_PREFIX", world["community"].prefix)
     [(name, links)] = place_links()
     prefix = world["community"].prefix

@@ -10,26 +10,29 @@ ledger. Pushed events are handled with ``flows.inbox.handle_event``, as the task
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from matrix_served import pushed, send_as
-from pydantic import SecretStr
+from matrix_served import (
+    PushingHomeserver,
+    bot_connector,
+    platforms_with,
+    pushed,
+    pushing_synapse,
+    say_in,
+    seed,
+    send_as,
+)
 
 from charterflow_matrix.client import q
-from charterflow_matrix.connector import MatrixConnector
-from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
 from charterflow_matrix.proxy import FaultProxy
-from charterflow_matrix.sandbox import seed_community
-from charterflow_matrix.settings import MatrixSettings
 from connectors.http import RetryPolicy
 from flows import inbox
 from flows.commons import commons_poll
-from flows.platforms import Platforms, use
+from flows.platforms import use
 from tests.support.commons import discord_copies, forum_copies, say
-from tests.support.membership import CONFIRM_SECRET, World, serve_gateway
+from tests.support.membership import World, serve_gateway
 from tests.support.net import LoopbackServer
 
 pytestmark = pytest.mark.timeout(600)
@@ -38,62 +41,32 @@ FAST = RetryPolicy(max_retries=2, base_delay=0.05, max_delay=0.2)
 
 
 @pytest.fixture
-def bridged(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def bridged(
+    world: World, pushing_homeserver: PushingHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
     """Three rooms bridged; Synapse pushing to the gateway; the connector through the proxy."""
     monkeypatch.setenv(
         "CHARTERFLOW_COMMONS_BRIDGES", "moderators: discord=moderators, discourse=Moderators, matrix=moderators"
     )
     category = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
-    with serve_gateway(world, commons_categories=str(category)) as gw:
-        server = Homeserver(tmp_path / "synapse", appservice_url=gw.url + APPSERVICE_PATH, die_with_parent=True)
-        creds = server.start()
-        try:
-            for name, value in {
-                "HOMESERVER_URL": creds.base_url,
-                "SERVER_NAME": creds.server_name,
-                "ACCESS_TOKEN": creds.bot_token,
-                "HS_TOKEN": creds.hs_token,
-            }.items():
-                monkeypatch.setenv(f"CHARTERFLOW_MATRIX_{name}", value)  # the gateway's hook reads them
-            users = seed_community(
-                creds.base_url,
-                creds.bot_token,
-                creds.server_name,
-                prefix="",
-                seed={"members": PEOPLE, "rooms": {"moderators": PEOPLE}},
-            )
-            proxy = FaultProxy(creds.base_url)
-            with LoopbackServer(proxy, lifespan="on") as served:
-                matrix = MatrixConnector(
-                    settings=MatrixSettings(
-                        _env_file=None,
-                        homeserver_url=served.url,
-                        server_name=creds.server_name,
-                        access_token=SecretStr(creds.bot_token),
-                        hs_token=SecretStr(creds.hs_token),
-                    ),
-                    retry=FAST,
-                )
-                connectors = {n: world.platforms.space(n).connector for n in world.platforms.names()}
-                platforms = Platforms.build(
-                    charter=world.platforms.charter,
-                    confirm_secret=CONFIRM_SECRET,
-                    gateway_url=world.platforms.gateway_url,
-                    **connectors,
-                    matrix=matrix,
-                )
-                with use(ledger=world.ledger, platforms=platforms):
-                    commons_poll()  # Discord's cursor starts at its newest message
-                    yield {
-                        "creds": creds,
-                        "users": users,
-                        "matrix": matrix,
-                        "proxy": proxy,
-                        "room": matrix.room_id("moderators"),
-                    }
-                matrix.close()
-        finally:
-            server.stop()
+    with (
+        serve_gateway(world, commons_categories=str(category)) as gw,
+        pushing_synapse(pushing_homeserver, gw.url, monkeypatch) as creds,
+    ):
+        users = seed(creds, {"members": PEOPLE, "rooms": {"moderators": PEOPLE}})
+        proxy = FaultProxy(creds.base_url)
+        with LoopbackServer(proxy, lifespan="on") as served:
+            matrix = bot_connector(creds, homeserver_url=served.url, retry=FAST)
+            with use(ledger=world.ledger, platforms=platforms_with(world, matrix)):
+                commons_poll()  # Discord's cursor starts at its newest message
+                yield {
+                    "creds": creds,
+                    "users": users,
+                    "matrix": matrix,
+                    "proxy": proxy,
+                    "room": matrix.room_id("moderators"),
+                }
+            matrix.close()
 
 
 def matrix_events(b: dict[str, Any], containing: str) -> list[dict[str, Any]]:
@@ -117,7 +90,7 @@ def matrix_events(b: dict[str, Any], containing: str) -> list[dict[str, Any]]:
 
 
 def say_matrix(b: dict[str, Any], who: str, body: str, **content: Any) -> str:
-    return send_as(b["users"], b["creds"].base_url, who, b["room"], {"msgtype": "m.text", "body": body, **content})
+    return say_in(b, who, b["room"], body, **content)
 
 
 def handle_pushed(world: World, event_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -263,8 +264,6 @@ def test_moderation_log_holds_bans_kicks_redactions_and_reports(community: Any, 
 
 
 def test_the_core_never_imports_the_plugin() -> None:
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[3]
     found = [
         str(p.relative_to(root))

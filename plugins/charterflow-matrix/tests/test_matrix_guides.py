@@ -12,17 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from matrix_served import PushingHomeserver, bot_connector, platforms_with, pushed, pushing_synapse, seed
+from test_matrix_trial import say
 
 from charterflow_matrix.client import q
 from charterflow_matrix.connector import MatrixConnector
 from charterflow_matrix.guides import GUIDE_LIMIT, guide_content, guide_edit
-from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
 from charterflow_matrix.payloads import MAX_CONTENT_BYTES, content_size
-from charterflow_matrix.sandbox import seed_community
-from charterflow_matrix.settings import MatrixSettings
+from flows import inbox
+from flows.guides.handlers import HELP_ROUTE
+from flows.guides.publish import guides_publish
+from flows.platforms import use
+from flows.presentation import label
 from tests.support.guides import CHANNELS, copy_guides
-from tests.support.membership import CONFIRM_SECRET, MEMBERS, NOW, serve_gateway
+from tests.support.membership import MEMBERS, NOW, serve_gateway
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -104,68 +107,26 @@ def test_a_guide_is_pinned_edited_in_place_and_a_stale_part_unpinned(matrix: Mat
 
 
 @pytest.fixture
-def pushing(world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def pushing(
+    world: Any, tmp_path: Path, pushing_homeserver: PushingHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
     """The seeded world's gateway, a Synapse whose appservice pushes to it, Matrix served beside
     the Forum and Discord, and the guides (one of them for Matrix too) in a folder of the test's."""
-    from flows.platforms import Platforms, use
-
     folder = copy_guides(tmp_path / "guides")
     path = folder / "reporting-a-problem.md"
     path.write_text(path.read_text().replace("platforms: discourse, discord", "platforms: discourse, discord, matrix"))
     monkeypatch.setenv("CHARTERFLOW_GUIDES_DIR", str(folder))
-    with serve_gateway(world) as gateway:
-        server = Homeserver(tmp_path / "synapse", appservice_url=gateway.url + APPSERVICE_PATH, die_with_parent=True)
-        creds = server.start()
-        try:
-            for name, value in {
-                "HOMESERVER_URL": creds.base_url,
-                "SERVER_NAME": creds.server_name,
-                "ACCESS_TOKEN": creds.bot_token,
-                "HS_TOKEN": creds.hs_token,
-            }.items():
-                monkeypatch.setenv(f"CHARTERFLOW_MATRIX_{name}", value)  # the gateway's hook reads them
-            users = seed_community(
-                creds.base_url,
-                creds.bot_token,
-                creds.server_name,
-                prefix="",
-                seed={"members": list(MEMBERS), "rooms": {"general": list(MEMBERS)}},
-            )
-            matrix = MatrixConnector(
-                settings=MatrixSettings(
-                    _env_file=None,
-                    homeserver_url=creds.base_url,
-                    server_name=creds.server_name,
-                    access_token=SecretStr(creds.bot_token),
-                    hs_token=SecretStr(creds.hs_token),
-                )
-            )
-            connectors = {n: world.platforms.space(n).connector for n in world.platforms.names()}
-            platforms = Platforms.build(
-                charter=world.platforms.charter,
-                confirm_secret=CONFIRM_SECRET,
-                gateway_url=world.platforms.gateway_url,
-                mailer=world.platforms.mailer,
-                **connectors,
-                matrix=matrix,
-            )
-            with use(ledger=world.ledger, platforms=platforms):
-                yield {"creds": creds, "users": users, "matrix": matrix, "folder": folder}
-            matrix.close()
-        finally:
-            server.stop()
+    with serve_gateway(world) as gateway, pushing_synapse(pushing_homeserver, gateway.url, monkeypatch) as creds:
+        users = seed(creds, {"members": list(MEMBERS), "rooms": {"general": list(MEMBERS)}})
+        matrix = bot_connector(creds)
+        with use(ledger=world.ledger, platforms=platforms_with(world, matrix, mailer=world.platforms.mailer)):
+            yield {"creds": creds, "users": users, "matrix": matrix, "folder": folder}
+        matrix.close()
 
 
 def test_r_guide_published_on_three_platforms_edited_in_place_and_help_answered_on_matrix(
     world: Any, pushing: dict[str, Any]
 ) -> None:
-    from test_matrix_trial import pushed, say
-
-    from flows import inbox
-    from flows.guides.handlers import HELP_ROUTE
-    from flows.guides.publish import guides_publish
-    from flows.presentation import label
-
     matrix = pushing["matrix"]
     out = guides_publish(channels=CHANNELS, now=NOW)
     assert out["errors"] == []

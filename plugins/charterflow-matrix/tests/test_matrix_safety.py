@@ -11,65 +11,45 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from matrix_served import pushed, pushing_synapse, send_as
+from matrix_served import PushingHomeserver, bot_connector, platforms_with, pushed, pushing_synapse, say_in, seed
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from charterflow_matrix.client import q
-from charterflow_matrix.connector import MatrixConnector
 from charterflow_matrix.homeserver import APPSERVICE_PATH
-from charterflow_matrix.sandbox import seed_community
-from charterflow_matrix.settings import MatrixSettings
+from charterflow_matrix.inbound import AppserviceVerifier
 from connectors.base import Role
 from flows import inbox
-from flows.platforms import Platforms, use
+from flows.platforms import use
 from flows.safety.flows import safety_platform_reports
 from ledger import repo
 from ledger.models import InboxEvent, WgRole, WgRoleAssignment
 from ledger.models_safety import SafetyReport
 from tests.support.commons import discord_copies
-from tests.support.membership import CONFIRM_SECRET, NOW, World, serve_gateway
+from tests.support.membership import NOW, World, serve_gateway
 
 pytestmark = pytest.mark.timeout(600)
 PEOPLE = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick"]
 
 
 @pytest.fixture
-def reports(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def reports(
+    world: World, pushing_homeserver: PushingHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
     """Synapse pushing to the gateway; avery_quill a moderator of the Matrix space; the
     moderators' room holds avery_quill and bram_tolliver (not a moderator)."""
-    with serve_gateway(world) as gw, pushing_synapse(tmp_path / "synapse", gw.url, monkeypatch) as creds:
-        users = seed_community(
-            creds.base_url,
-            creds.bot_token,
-            creds.server_name,
-            prefix="",
-            seed={"members": PEOPLE, "rooms": {"general": PEOPLE, "moderators": ["avery_quill", "bram_tolliver"]}},
+    with serve_gateway(world) as gw, pushing_synapse(pushing_homeserver, gw.url, monkeypatch) as creds:
+        users = seed(
+            creds,
+            {"members": PEOPLE, "rooms": {"general": PEOPLE, "moderators": ["avery_quill", "bram_tolliver"]}},
         )
-        matrix = MatrixConnector(
-            settings=MatrixSettings(
-                _env_file=None,
-                homeserver_url=creds.base_url,
-                server_name=creds.server_name,
-                access_token=SecretStr(creds.bot_token),
-                hs_token=SecretStr(creds.hs_token),
-            )
-        )
+        matrix = bot_connector(creds)
         matrix.grant(matrix.find_user("avery_quill"), Role.moderator(), reason="test: a Matrix moderator")
-        connectors = {n: world.platforms.space(n).connector for n in world.platforms.names()}
-        platforms = Platforms.build(
-            charter=world.platforms.charter,
-            confirm_secret=CONFIRM_SECRET,
-            gateway_url=world.platforms.gateway_url,
-            **connectors,
-            matrix=matrix,
-        )
-        with use(ledger=world.ledger, platforms=platforms):
+        with use(ledger=world.ledger, platforms=platforms_with(world, matrix)):
             yield {
                 "creds": creds,
                 "users": users,
@@ -118,30 +98,15 @@ def handle(world: World, event_id: str, route: str) -> str:
 
 def reply_command(b: dict[str, Any], who: str, root: str, body: str) -> str:
     """``who`` answers in the thread of the report post ``root`` in the moderators' room."""
-    return send_as(
-        b["users"],
-        b["creds"].base_url,
-        who,
-        b["moderators"],
-        {"msgtype": "m.text", "body": body, "m.relates_to": {"rel_type": "m.thread", "event_id": root}},
-    )
+    return say_in(b, who, b["moderators"], body, **{"m.relates_to": {"rel_type": "m.thread", "event_id": root}})
 
 
 def report_reply(b: dict[str, Any], reporter: str, target: str, quoted: str, reason: str) -> str:
     """``reporter`` replies to ``target`` with ``!report`` (with the rich-reply fallback that
     clients still send)."""
     server = b["creds"].server_name
-    return send_as(
-        b["users"],
-        b["creds"].base_url,
-        reporter,
-        b["general"],
-        {
-            "msgtype": "m.text",
-            "body": f"> <@dario_fenwick:{server}> {quoted}\n\n!report {reason}",
-            "m.relates_to": {"m.in_reply_to": {"event_id": target}},
-        },
-    )
+    body = f"> <@dario_fenwick:{server}> {quoted}\n\n!report {reason}"
+    return say_in(b, reporter, b["general"], body, **{"m.relates_to": {"m.in_reply_to": {"event_id": target}}})
 
 
 def only_report(world: World) -> SafetyReport:
@@ -155,13 +120,7 @@ def test_r_safe_1_a_matrix_report_is_shown_claimed_and_resolved_from_matrix(
     world: World, reports: dict[str, Any]
 ) -> None:
     b = reports
-    target = send_as(
-        b["users"],
-        b["creds"].base_url,
-        "dario_fenwick",
-        b["general"],
-        {"msgtype": "m.text", "body": "newcomers should just read the docs and stop asking"},
-    )
+    target = say_in(b, "dario_fenwick", b["general"], "newcomers should just read the docs and stop asking")
     event_id = report_reply(
         b, "cleo_marsh", target, "newcomers should just read the docs and stop asking", "dismissive to a newcomer"
     )
@@ -238,22 +197,10 @@ def test_r_safe_1_a_command_outside_a_report_thread_and_a_report_replying_to_not
     world: World, reports: dict[str, Any]
 ) -> None:
     b = reports
-    root = send_as(
-        b["users"],
-        b["creds"].base_url,
-        "avery_quill",
-        b["moderators"],
-        {"msgtype": "m.text", "body": "Who takes the weekend shift?"},
-    )
+    root = say_in(b, "avery_quill", b["moderators"], "Who takes the weekend shift?")
     elsewhere = reply_command(b, "avery_quill", root, "claim")
     assert handle(world, elsewhere, inbox.Route.SAFETY_COMMAND) == "ignored:not-a-report-topic"
-    bare = send_as(
-        b["users"],
-        b["creds"].base_url,
-        "cleo_marsh",
-        b["general"],
-        {"msgtype": "m.text", "body": "!report someone was rude"},
-    )
+    bare = say_in(b, "cleo_marsh", b["general"], "!report someone was rude")
     assert handle(world, bare, inbox.Route.SAFETY_REPORT) == "refused:no-target"
     with world.ledger.read() as session:
         assert session.scalars(select(SafetyReport)).all() == []
@@ -264,13 +211,7 @@ def test_r_safe_1_a_report_made_with_the_homeservers_report_api_becomes_one_repo
     world: World, reports: dict[str, Any]
 ) -> None:
     b = reports
-    target = send_as(
-        b["users"],
-        b["creds"].base_url,
-        "dario_fenwick",
-        b["general"],
-        {"msgtype": "m.text", "body": "a link to a scam site, click it"},
-    )
+    target = say_in(b, "dario_fenwick", b["general"], "a link to a scam site, click it")
     # cleo_marsh uses her client's report button (the spec's report endpoint, with her token).
     with b["users"].client(b["creds"].base_url, "cleo_marsh") as client:
         client.post(
@@ -291,8 +232,6 @@ def test_r_safe_1_a_report_made_with_the_homeservers_report_api_becomes_one_repo
 
 
 def _parsed(content: dict[str, Any]) -> Any:
-    from charterflow_matrix.inbound import AppserviceVerifier
-
     verifier = AppserviceVerifier(hs_token=SecretStr("t"), server_name="localhost")
     return verifier.parse_event(
         {
@@ -350,9 +289,7 @@ def test_r_safe_2_the_liaison_records_the_coc_outcome_from_matrix_through_the_si
             session, person, platform="matrix", actor="operator", external_id=user.id, username=user.username, at=NOW
         )
         session.add(WgRoleAssignment(person_id=person.id, role=WgRole.COC_LIAISON, assigned_by="coc-wg", starts_at=NOW))
-    target = send_as(
-        b["users"], b["creds"].base_url, "dario_fenwick", b["general"], {"msgtype": "m.text", "body": "a veiled threat"}
-    )
+    target = say_in(b, "dario_fenwick", b["general"], "a veiled threat")
     handle(world, report_reply(b, "cleo_marsh", target, "a veiled threat", "this reads as a threat"), "safety-report")
     report = only_report(world)
     (post,) = [

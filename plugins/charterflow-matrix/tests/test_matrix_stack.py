@@ -14,6 +14,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from charterflow.settings import Settings
+from charterflow.up import Up, plan_stack
 from charterflow_matrix.connector import MatrixConnector
 from charterflow_matrix.settings import MatrixSettings
 from charterflow_matrix.stack import up_service
@@ -62,9 +64,6 @@ def test_charterflow_up_starts_it_gives_its_settings_to_the_children_and_stops_i
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``up``'s own hook (entry-point group ``charterflow.stack``), without the rest of the stack."""
-    from charterflow.settings import Settings
-    from charterflow.up import Up, plan_stack
-
     monkeypatch.delenv("CHARTERFLOW_MATRIX_ACCESS_TOKEN", raising=False)
     monkeypatch.delenv("CHARTERFLOW_MATRIX_UP", raising=False)
     settings = Settings(_env_file=None, home=tmp_path)

@@ -20,24 +20,19 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from matrix_served import pushed, send_as
-from pydantic import SecretStr
+from matrix_served import PushingHomeserver, bot_connector, pushed, pushing_synapse, say_in, seed
 from sqlalchemy import select
 
 from charterflow_matrix import payloads
 from charterflow_matrix.client import q
 from charterflow_matrix.connector import MatrixConnector
-from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver
-from charterflow_matrix.sandbox import seed_community
-from charterflow_matrix.settings import MatrixSettings
 from connectors.base import Role
 from flows import inbox
 from flows.board.decision import record_decision
-from flows.board.escalation import handle_board_proposal
+from flows.board.escalation import board_escalation, handle_board_proposal
 from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
@@ -58,37 +53,20 @@ SEED = {
 
 
 @pytest.fixture
-def trial(board: Board, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def trial(
+    board: Board, pushing_homeserver: PushingHomeserver, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
     """The Board's world plus a Synapse pushing to the board's gateway, and its connector."""
-    server = Homeserver(tmp_path / "synapse", appservice_url=board.gateway_url + APPSERVICE_PATH, die_with_parent=True)
-    creds = server.start()
-    try:
-        for name, value in {
-            "HOMESERVER_URL": creds.base_url,
-            "SERVER_NAME": creds.server_name,
-            "ACCESS_TOKEN": creds.bot_token,
-            "HS_TOKEN": creds.hs_token,
-        }.items():
-            monkeypatch.setenv(f"CHARTERFLOW_MATRIX_{name}", value)  # the gateway's hook reads them
-        users = seed_community(creds.base_url, creds.bot_token, creds.server_name, prefix="", seed=SEED)
-        matrix = MatrixConnector(
-            settings=MatrixSettings(
-                _env_file=None,
-                homeserver_url=creds.base_url,
-                server_name=creds.server_name,
-                access_token=SecretStr(creds.bot_token),
-                hs_token=SecretStr(creds.hs_token),
-            )
-        )
-        yield {"server": server, "creds": creds, "users": users, "matrix": matrix}
+    with pushing_synapse(pushing_homeserver, board.gateway_url, monkeypatch) as creds:
+        users = seed(creds, SEED)
+        matrix = bot_connector(creds)
+        yield {"creds": creds, "users": users, "matrix": matrix}
         matrix.close()
-    finally:
-        server.stop()
 
 
 def say(t: dict[str, Any], who: str, room: str, body: str) -> str:
     """``who`` sends ``body`` in ``room`` with their own token; the event id."""
-    return send_as(t["users"], t["creds"].base_url, who, t["matrix"].room_id(room), {"msgtype": "m.text", "body": body})
+    return say_in(t, who, t["matrix"].room_id(room), body)
 
 
 def test_a_matrix_trial_end_to_end(board: Board, trial: dict[str, Any]) -> None:
@@ -272,8 +250,6 @@ def _retirement_revokes_the_roles_first(board: Board, matrix: MatrixConnector) -
     world = board.world
     at = NOW + timedelta(minutes=40)
     with without_endorsement(world):
-        from flows.board.escalation import board_escalation
-
         filed = board_escalation(
             title="End the Matrix trial",
             summary="The WG stays on Discord.",

@@ -15,6 +15,7 @@ from connectors.discord.client import CannotDirectMessage, MissingPermissions
 from connectors.discord.connector import RoleRequest
 from connectors.discord.sandbox import DiscordSandbox, default_seed
 from connectors.errors import ConfigError, FatalError
+from tests.support.discord import COMMAND_NAMES
 
 
 def test_find_user_by_name_and_by_id_and_missing(discord: Any) -> None:
@@ -308,18 +309,7 @@ def test_scheduled_event_is_external_and_not_duplicated(discord: Any) -> None:
 def test_slash_commands_modal_and_followups_through_the_sandbox(discord: Any) -> None:
     c = discord.connect()
     sb = discord.sandbox
-    assert [r["name"] for r in c.register_commands()] == [
-        "apply",
-        "idea",
-        "optin",
-        "leave",
-        "propose",
-        "role",
-        "idea-status",
-        "appoint",
-        "help",
-        "Report to moderators",
-    ]
+    assert [r["name"] for r in c.register_commands()] == COMMAND_NAMES
     ping = sb._control_post(discord.url, {"type": "ping", "user": "cleo_marsh"})
     assert ping["response"] == {"type": 1} and not ping["failed"]
     apply = sb.command(discord.url, user="esme_voss", name="apply")

@@ -9,6 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.discord import payloads
+from flows import inbox
+from flows.safety.common import MESSAGE_COMMAND
+from tests.support.discord import COMMAND_NAMES
 
 
 @settings(max_examples=300, deadline=None)
@@ -122,18 +125,7 @@ def test_apply_modal_has_the_three_questions_of_r_app_1() -> None:
 
 def test_commands_are_valid_discord_command_definitions() -> None:
     names = [c["name"] for c in payloads.COMMANDS]
-    assert names == [
-        "apply",
-        "idea",
-        "optin",
-        "leave",
-        "propose",
-        "role",
-        "idea-status",
-        "appoint",
-        "help",
-        "Report to moderators",
-    ]
+    assert names == COMMAND_NAMES
     for command in payloads.COMMANDS:
         if command["type"] == 3:  # a message command: any case, spaces, no description
             assert 1 <= len(command["name"]) <= 32 and command["description"] == ""
@@ -143,9 +135,6 @@ def test_commands_are_valid_discord_command_definitions() -> None:
 
 def test_the_report_message_command_is_the_one_the_safety_flows_route() -> None:
     # R-SAFE-1: the registered name is what the interaction carries and the inbox routes.
-    from flows import inbox
-    from flows.safety.common import MESSAGE_COMMAND
-
     [report] = [c for c in payloads.COMMANDS if c["type"] == 3]
     assert report["name"] == MESSAGE_COMMAND
     assert inbox.COMMAND_ROUTES[MESSAGE_COMMAND] == "safety-report"

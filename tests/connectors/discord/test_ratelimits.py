@@ -13,6 +13,7 @@ import gc
 import math
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -120,7 +121,6 @@ def test_the_global_limit_paces_requests_across_buckets(serve: Any, report: Any)
     c = box.connect()
     cleo = c.find_user("cleo_marsh")
     started = time.monotonic()
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda _: c.get_member(cleo.id), range(300)))

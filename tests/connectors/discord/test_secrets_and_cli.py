@@ -18,6 +18,7 @@ from connectors.base import Role
 from connectors.discord.client import MissingPermissions
 from connectors.discord.settings import DiscordSettings
 from connectors.errors import ConfigError
+from tests.support.discord import COMMAND_NAMES
 
 
 def test_the_token_never_appears(discord: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -79,30 +80,8 @@ def test_register_commands_cli_against_the_sandbox(discord: Any, monkeypatch: py
     result = CliRunner().invoke(_app(), ["discord", "register-commands"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert [c["name"] for c in out["commands"]] == [
-        "apply",
-        "idea",
-        "optin",
-        "leave",
-        "propose",
-        "role",
-        "idea-status",
-        "appoint",
-        "help",
-        "Report to moderators",
-    ]
-    assert discord.state()["commands"][discord.sandbox.seed.guild_id] == [
-        "apply",
-        "idea",
-        "optin",
-        "leave",
-        "propose",
-        "role",
-        "idea-status",
-        "appoint",
-        "help",
-        "Report to moderators",
-    ]
+    assert [c["name"] for c in out["commands"]] == COMMAND_NAMES
+    assert discord.state()["commands"][discord.sandbox.seed.guild_id] == COMMAND_NAMES
     dry = CliRunner().invoke(_app(), ["discord", "register-commands", "--dry-run", "--scope", "global"])
     assert dry.exit_code == 0 and json.loads(dry.stdout)["scope"] == "global"
 

@@ -7,25 +7,27 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from flows import inbox
 from flows.board.common import InvalidProposal, validate_proposal
 from flows.board.decision import handle_board_decision, record_decision
-from flows.board.escalation import board_escalation
+from flows.board.escalation import board_escalation, handle_board_proposal
 from flows.board.reminders import board_reminders, due_number
 from flows.kit import context
 from flows.membership import ballot as ballots
 from ledger import audit, repo
-from ledger.models import AuditEntry, Ballot, BallotOutcome, BoardDecision, Proposal, ProposalStatus
+from ledger.models import AuditEntry, Ballot, BallotOutcome, BoardDecision, InboxEvent, Proposal, ProposalStatus
 from rules import default_charter
 from tests.support.board import BOARD_CHANNEL, OSSIAN, PELLA, TOBIN, WREN, Board, without_endorsement
-from tests.support.membership import NOW
+from tests.support.membership import NOW, discord_event
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -234,8 +236,6 @@ def test_budget_proposal_endorsed_escalated_and_decided_in_slack(board: Board):
     before = (board.slack_writes(), world.writes())
     assert inbox.handle_event(world.ledger, event) == "already-processed"
     with world.ledger.read() as session:
-        from ledger.models import InboxEvent
-
         row = session.get(InboxEvent, event)
     assert handle_board_decision(ledger=world.ledger, event=row) == f"proposal:{proposal_id}:approved"
     assert (board.slack_writes(), world.writes()) == before
@@ -346,10 +346,6 @@ def test_two_deciding_votes_at_once_escalate_once(board: Board):
     """The deciding vote's handler and another settling run (a second vote's handler on the
     inbox worker's other thread, the scheduled closer) settle the ballot side by side; one
     closes it, and the Board still gets one message, the WG one announcement."""
-    import threading
-
-    import httpx
-
     world = board.world
     result = board_escalation(
         kind="migrate-platform",
@@ -418,10 +414,6 @@ def _audit_verify_cli(world) -> None:
 
 
 def test_member_files_a_proposal_from_discord(board: Board):
-    from flows.board.escalation import handle_board_proposal
-    from ledger.models import InboxEvent
-    from tests.support.membership import discord_event
-
     world = board.world
 
     def propose(user: str, **options: str) -> str:

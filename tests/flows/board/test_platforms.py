@@ -14,12 +14,16 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from charterflow.platforms_cli import app as platforms_cli
+from connectors.registry import community_connectors
 from flows import inbox
 from flows.board.common import InvalidProposal, validate_proposal
-from flows.board.decision import record_decision
+from flows.board.decision import handle_board_decision, record_decision
 from flows.board.escalation import board_escalation, handle_board_proposal
 from flows.kit import context
 from flows.platforms_state import follow_up, platform_states, platforms_trial_ends
+from flows.roles.change import roles_change
+from flows.roles.plan import build_plan, format_plan
 from ledger import audit, repo
 from ledger import platforms as ledger_platforms
 from ledger.models import AuditEntry, InboxEvent, Proposal
@@ -141,14 +145,11 @@ def test_board_approves_a_matrix_trial_in_slack(board: Board):
     assert board.deliver(request) == event
     with world.ledger.read() as session:
         row = session.get(InboxEvent, event)
-    from flows.board.decision import handle_board_decision
 
     assert handle_board_decision(ledger=world.ledger, event=row) == f"proposal:{pid}:approved"
     assert (board.slack_writes(), world.writes(), actions(world, "platform.")) == before
 
     # `charterflow platforms`: matrix listed, and whether its connector (the plugin) is installed.
-    from charterflow.platforms_cli import app as platforms_cli
-    from connectors.registry import community_connectors
 
     out = CliRunner().invoke(cli_with(platforms_cli), ["platforms", "--history"])
     assert out.exit_code == 0, out.output
@@ -169,8 +170,6 @@ def test_a_trial_counts_for_the_admin_invariants_once_its_first_admin_is_granted
     """A trial platform the ledger lists but no connector serves here: once its first admin
     is granted it counts (R-ADMIN-1/2 over three platforms) and the roles plan reports it as
     not reached, never a crash."""
-    from flows.roles.plan import build_plan, format_plan
-
     world = board.world
     approve(board, file(board, kind="trial-platform", platform="matrix"))
     with world.ledger.transaction() as session:
@@ -416,8 +415,6 @@ def test_a_trial_gets_its_first_admin_and_counts_for_the_admin_invariants_from_t
     """Discord on trial (recorded directly): nobody is judged there until its first admin is
     granted, so a Forum admin may become its first admin; from then R-ADMIN-1 judges both, and
     making a second Forum admin Discord's admin too is refused (admin everywhere)."""
-    from flows.roles.change import roles_change
-
     world = board.world
     with world.ledger.transaction() as session:
         ledger_platforms.record_state(

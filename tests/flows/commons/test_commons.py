@@ -13,6 +13,7 @@ from sqlalchemy import select
 from connectors.errors import RetriableError
 from flows import inbox
 from flows.commons import commons_poll
+from flows.commons.erase import commons_erase, has_bridged
 from ledger import audit
 from ledger.models_commons import CommonsMessage
 from tests.support.commons import discord_copies, forum_copies, say
@@ -191,8 +192,6 @@ def test_a_copy_the_platform_refuses_is_noted_in_the_common_room_and_audited(wor
 def test_erasure_deletes_the_bridged_copies_of_a_persons_messages(world: World, room: Any) -> None:
     """R-PRIVACY-2: the copies the bridge made of avery's messages are deleted on the Forum; her
     own message stays on Discord (hers to delete); the ledger forgets who wrote it."""
-    from flows.commons.erase import commons_erase, has_bridged
-
     say(world, "avery_quill", "A note from avery that will be erased from the copies.")
     say(world, "bram_tolliver", "A note from bram that stays where it was copied.")
     commons_poll()

@@ -8,14 +8,15 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
+from charterflow.guides_cli import app
+from flows.guides.deploy import deployments
+from flows.serve import deployments as served
 from tests.support.cli import cli_with
 from tests.support.membership import NOW
 
 
 @pytest.fixture
 def cli(monkeypatch):
-    from charterflow.guides_cli import app
-
     monkeypatch.setenv("CHARTERFLOW_GUIDES_DISCOURSE_CHANNEL", "General")
     monkeypatch.setenv("CHARTERFLOW_GUIDES_DISCORD_CHANNEL", "general")
     return cli_with(app)
@@ -61,9 +62,6 @@ def test_guides_cli_check_publish_status_and_training(world, guides_folder, cli)
 
 
 def test_guides_deployments_are_served():
-    from flows.guides.deploy import deployments
-    from flows.serve import deployments as served
-
     found = {f"{d.flow_name}/{d.name}": d for d in deployments()}
     assert sorted(found) == [
         "guides-publish/daily",

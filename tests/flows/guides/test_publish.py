@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import httpx
 
+from flows.guides.library import load_guides
 from flows.guides.publish import guides_publish, status_rows
 from flows.kit import context
 from ledger import guides as shelf_ledger
@@ -60,8 +61,6 @@ def test_r_guide_published_once_per_platform_then_edited_in_place(world, guides_
 
 
 def out_guides(folder):
-    from flows.guides.library import load_guides
-
     return load_guides(folder, known_platforms=("discourse", "discord"))[0]
 
 

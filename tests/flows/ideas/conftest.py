@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import typer
 
+from charterflow.ideas_cli import app as ideas_cli
 from tests.support.cli import cli_with
 from tests.support.ideas import IdeasGateway
 from tests.support.membership import World, serve_gateway
@@ -25,6 +26,4 @@ def gateway(world: World) -> Iterator[IdeasGateway]:
 @pytest.fixture
 def cli() -> typer.Typer:
     """A Typer app with only the ``ideas`` group (what ``charterflow`` registers)."""
-    from charterflow.ideas_cli import app as ideas_cli
-
     return cli_with(ideas_cli)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from flows.ideas.deploy import deployments
 from flows.ideas.triage import ideas_triage
 from ledger.models import Idea
 from rules.budget import CHARTER_IDEAS
@@ -27,7 +28,5 @@ def test_r_budget_charter_ideas_enter_a_fresh_backlog_once(world):
 
 
 def test_r_budget_the_triage_deployments_file_the_charter_ideas():
-    from flows.ideas.deploy import deployments
-
     triage = [d for d in deployments() if d.flow_name == "ideas-triage"]
     assert len(triage) == 2 and all(d.parameters.get("charter_ideas") is True for d in triage)

@@ -4,18 +4,23 @@ one idea once, however often the event is replayed or handled."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from prefect.settings import PREFECT_API_URL
 from sqlalchemy import func, select
 
+from connectors.discourse.connector import DiscourseConnector
 from connectors.errors import RetriableError
 from flows import inbox
 from flows.ideas.intake import handle_idea, ideas_file
+from flows.platforms import Platforms, use
+from flows.privacy import find
 from ledger.models import AuditEntry, Idea, IdeaStatus, InboxEvent
 from tests.support.ideas import bot_messages, events, wait_for_event
-from tests.support.membership import NOW
+from tests.support.membership import CONFIRM_SECRET, NOW, discourse_seed
+from tests.support.net import LoopbackServer
 
 
 def _ideas(world) -> list[Idea]:
@@ -216,11 +221,6 @@ def _replies(url: str, topic_id: int) -> list[str]:
 def test_two_forums_with_the_same_topic_id_never_meet(world, gateway):
     """Issue 19: after the Forum is replaced (restored, or another site) its topic ids start
     again; each idea is filed apart and answered on its own Forum, never as someone else's."""
-    from connectors.discourse.connector import DiscourseConnector
-    from flows.platforms import Platforms, use
-    from tests.support.membership import CONFIRM_SECRET, discourse_seed
-    from tests.support.net import LoopbackServer
-
     forum_a = world.platforms.space("discourse")
     topic = _open_topic(
         world.discourse_url,
@@ -398,12 +398,6 @@ def test_a_topic_gone_from_the_forum_files_the_idea_without_a_reply(world, gatew
 def test_a_filed_idea_s_artifact_is_one_write_on_its_run_and_in_no_event(world):
     # The artifact of every filed idea has no key: created with its content in one request,
     # no collection, so no event copies its content (R-PRIVACY-3), and an erasure reaches it.
-    from datetime import UTC, datetime
-
-    from prefect.settings import PREFECT_API_URL
-
-    from flows.privacy import find
-
     since = datetime.now(UTC)
     filed = ideas_file(title="A lending shelf of harbour charts", author="wren_halloway", now=NOW)
     with inbox.prefect_http(str(PREFECT_API_URL.value()), timeout=30) as http:

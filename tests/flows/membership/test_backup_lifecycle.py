@@ -7,8 +7,6 @@ PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,28 +15,23 @@ import pytest
 from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.membership.handlers import handle_confirm, handle_intake, handle_vote
+from flows.membership.handlers import handle_confirm, handle_intake
 from flows.membership.intake import confirm_identity
-from flows.platforms import Platforms, use
+from flows.platforms import use
 from ledger import audit
 from ledger.backup import backup, restore
 from ledger.db import Ledger
-from ledger.migrate import upgrade
 from ledger.models import Application, ApplicationStatus, Ballot, BallotOutcome
-from rules import default_charter
 from tests.flows.membership.test_join import _dm_button, _forum_token
 from tests.support.ledger import create_database
 from tests.support.membership import (
-    CONFIRM_SECRET,
     NOW,
     World,
-    discord_event,
-    discord_seed,
-    discourse_seed,
+    press_button,
+    press_vote,
     put_event,
-    seed_members,
+    serve_world,
 )
-from tests.support.net import LoopbackServer
 
 
 def _ledger_url(backend: str, request: pytest.FixtureRequest, path: Path) -> str:
@@ -46,43 +39,6 @@ def _ledger_url(backend: str, request: pytest.FixtureRequest, path: Path) -> str
         return f"sqlite:///{path}"
     server = request.getfixturevalue("postgres_server")
     return server.url(create_database(server))
-
-
-@contextmanager
-def _world(ledger: Ledger) -> Iterator[World]:
-    """The membership tests' seeded world (both sandboxes, seven members) on ``ledger``."""
-    from connectors.discord.connector import DiscordConnector
-    from connectors.discourse.connector import DiscourseConnector
-
-    upgrade(ledger)
-    dsb = DiscourseConnector.sandbox(seed=discourse_seed())
-    csb = DiscordConnector.sandbox(seed=discord_seed())
-    with LoopbackServer(dsb.app) as d_srv, LoopbackServer(csb.app) as c_srv:
-        forum, discord = dsb.connect(d_srv.url), csb.connect(c_srv.url)
-        charter = default_charter()
-        platforms = Platforms.build(
-            charter=charter,
-            discourse=forum,
-            discord=discord,
-            confirm_secret=CONFIRM_SECRET,
-            gateway_url="http://gateway.test",
-        )
-        with ledger.transaction() as session:
-            people = seed_members(
-                session, forum=forum, discord=discord, charter=charter, start=NOW - timedelta(days=100)
-            )
-        with use(ledger=ledger, platforms=platforms):
-            yield World(
-                ledger=ledger,
-                platforms=platforms,
-                discourse_sb=dsb,
-                discourse_url=d_srv.url,
-                discord_sb=csb,
-                discord_url=c_srv.url,
-                people=people,
-            )
-        forum.close()
-        discord.close()
 
 
 def _filed_and_confirmed(world: World) -> tuple[int, int]:
@@ -103,17 +59,7 @@ def _filed_and_confirmed(world: World) -> tuple[int, int]:
     )
     app_id = int(handle_intake(event_id=event, ledger=world.ledger, platforms=world.platforms, now=NOW).split(":")[1])
     message, custom_id = _dm_button(world, "quinn_harbor")
-    press = discord_event(
-        world,
-        kind="component",
-        route="confirm",
-        payload={
-            "user": "quinn_harbor",
-            "custom_id": custom_id,
-            "message_id": message["id"],
-            "channel_id": message["channel_id"],
-        },
-    )
+    press = press_button(world, "quinn_harbor", message, custom_id)
     handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=5))
     assert (
         confirm_identity(token=_forum_token(world), now=NOW + timedelta(minutes=10))
@@ -132,7 +78,7 @@ def test_restored_backup_carries_the_lifecycle_on(
     original = Ledger(_ledger_url(backend, request, tmp_path / "ledger.db"))
     fresh = Ledger(_ledger_url(backend, request, tmp_path / "restored.db"))
     file = tmp_path / "mid-lifecycle.backup"
-    with _world(original) as world:
+    with serve_world(original) as world:
         app_id, ballot_id = _filed_and_confirmed(world)
         witnessed = backup(original, file)
         original.dispose()
@@ -146,21 +92,7 @@ def test_restored_backup_carries_the_lifecycle_on(
             where = ballots.refs(context(NOW), ballot_id)  # the ballot's messages, restored
             dref = where["discord"]
             for user in ("cleo_marsh", "dario_fenwick"):
-                ev = discord_event(
-                    world,
-                    kind="ballot_vote",
-                    route="vote",
-                    payload={
-                        "user": user,
-                        "custom_id": f"cfb:{dref['ballot_id']}:0",
-                        "message_id": dref["message_id"],
-                        "channel_id": dref["thread_id"],
-                    },
-                )
-                assert (
-                    handle_vote(event_id=ev, ledger=fresh, platforms=world.platforms, now=NOW + timedelta(hours=1))
-                    == f"ballot:{ballot_id}:vote"
-                )
+                assert press_vote(world, dref, user, 0, now=NOW + timedelta(hours=1)) == f"ballot:{ballot_id}:vote"
             poll = ballots.platform_ballot("discourse", where["discourse"])
             for voter in ("avery_quill", "bram_tolliver"):
                 world.discourse_sb.cast_vote(world.discourse_url, poll, voter=voter, option_index=0)

@@ -9,9 +9,11 @@ from datetime import datetime, timedelta
 
 from flows.kit import context
 from flows.membership import ballot as ballots
+from flows.membership.approval import evidence_line, nomination_line
 from flows.membership.ballot import close_due_ballots
 from flows.membership.intake import intake
 from ledger.models import Application, Ballot, BallotOutcome
+from rules import default_charter
 from tests.support.membership import NOW, apply_proven, press_vote
 
 
@@ -96,9 +98,6 @@ def test_long_answers_are_shortened_on_discord_with_a_link_to_the_forum_ballot(w
 
 
 def test_evidence_and_nomination_lines_say_what_is_known_and_what_is_not():
-    from flows.membership.approval import evidence_line, nomination_line
-    from rules import default_charter
-
     evidence = {
         "checked_at": "2026-12-05T00:00:00+00:00",
         "nominator": "nell_ashgrove",

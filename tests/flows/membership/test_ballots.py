@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
+import pytest
 from sqlalchemy import select
 
+from connectors.errors import RetriableError
 from flows.kit import context
 from flows.membership import ballot as ballots
+from flows.membership.approval import open_approval_ballot
 from flows.membership.ballot import close_due_ballots
 from flows.membership.removal import open_removal_ballot
 from ledger import repo
@@ -141,12 +145,6 @@ def test_removal_fails_one_short_and_passes_with_exactly_the_majority(world):
 def test_a_ballot_not_shown_on_one_platform_fails_its_run_and_the_rerun_shows_it_once(world):
     """Discord down while the ballot is posted: the Forum still shows it, the run fails (it does
     not pass with the ballot missing on Discord), and running it again posts it on Discord only."""
-    import httpx
-    import pytest
-
-    from connectors.errors import RetriableError
-    from flows.membership.approval import open_approval_ballot
-
     httpx.post(
         f"{world.discord_url}/_sandbox/faults", json={"error_rate": 1.0, "error_status": 503}, timeout=10
     ).raise_for_status()

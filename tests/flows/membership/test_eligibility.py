@@ -4,6 +4,7 @@ a nominator who is not on the DSF list makes the nomination invalid, with that r
 
 from __future__ import annotations
 
+from flows.membership.eligibility import check_eligibility
 from ledger.models import Application, ApplicationStatus, EligibilityOutcome
 from tests.support.membership import NOW, apply_proven, forum_pms
 
@@ -44,7 +45,6 @@ def test_not_eligible_nominated_and_invalid_nomination(world):
     assert "(R-ELIG-2)" in message and "mallory_quint is not on the list" in message
 
     # Re-running eligibility for the refused ones sends nothing new and decides nothing again.
-    from flows.membership.eligibility import check_eligibility
 
     before = world.writes()
     assert check_eligibility(application_id=refused["application"], now=NOW)["changed"] is False

@@ -20,9 +20,11 @@ import httpx
 import pytest
 
 from connectors.registry import discover, load_connector
+from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
 from flows.membership.intake import intake
+from flows.membership.onboarding import onboard
 from flows.platforms import Platforms, use
 from ledger import platforms as ledger_platforms
 from ledger import repo
@@ -224,7 +226,6 @@ def test_membership_lifecycle_on_a_fifth_platform(parlor_world):
         assert app.eligibility[-1].evidence["platforms"]["parlor"]["post_count"] == 25
         ballot_id = app.ballot_id
         assert len(session.get(Ballot, ballot_id).electors) == len(MEMBERS)
-    from flows.kit import context
 
     where = ballots.refs(context(NOW), ballot_id)
     assert set(where) == {"discourse", "discord", "parlor"}
@@ -257,7 +258,6 @@ def test_membership_lifecycle_on_a_fifth_platform(parlor_world):
     # Everything again: nothing new is written on Parlor.
     writes = {k: n for k, n in state["requests"].items() if not k.startswith("GET")}
     close_due_ballots(now=NOW + timedelta(hours=3))
-    from flows.membership.onboarding import onboard
 
     onboard(application_id=app_id, now=NOW + timedelta(hours=3))
     again = parlor_state(w)["requests"]

@@ -8,14 +8,16 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
-from flows.membership.handlers import handle_confirm, handle_intake, handle_vote
+from flows.membership.handlers import handle_confirm, handle_intake
 from flows.membership.intake import confirm_identity
 from flows.membership.onboarding import onboard
 from ledger import audit, repo
-from ledger.models import Application, ApplicationStatus, AuditEntry, Ballot, BallotOutcome, MembershipStatus
-from tests.support.membership import NOW, discord_event, put_event
+from ledger.models import Application, ApplicationStatus, AuditEntry, Ballot, BallotOutcome, MembershipStatus, Person
+from tests.support.membership import NOW, discord_event, press_button, put_event
+from tests.support.membership import press_vote as vote_on_discord
 
 
 def _form(world, key, **fields):
@@ -54,17 +56,7 @@ def test_apply_confirm_vote_onboard(world):
 
     # Discord: the applicant presses Confirm in the DM.
     message, custom_id = _dm_button(world, "quinn_harbor")
-    press = discord_event(
-        world,
-        kind="component",
-        route="confirm",
-        payload={
-            "user": "quinn_harbor",
-            "custom_id": custom_id,
-            "message_id": message["id"],
-            "channel_id": message["channel_id"],
-        },
-    )
+    press = press_button(world, "quinn_harbor", message, custom_id)
     assert (
         handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=5))
         == f"application:{app_id}:waiting"
@@ -91,7 +83,6 @@ def test_apply_confirm_vote_onboard(world):
         assert app.eligibility[-1].outcome.value == "yes"
         ballot_id = app.ballot_id
         assert len(session.get(Ballot, ballot_id).electors) == 7
-    from flows.kit import context
 
     ctx = context(NOW)
     where = ballots.refs(ctx, ballot_id)
@@ -101,18 +92,7 @@ def test_apply_confirm_vote_onboard(world):
     dref = where["discord"]
 
     def press_vote(user, option):
-        ev = discord_event(
-            world,
-            kind="ballot_vote",
-            route="vote",
-            payload={
-                "user": user,
-                "custom_id": f"cfb:{dref['ballot_id']}:{option}",
-                "message_id": dref["message_id"],
-                "channel_id": dref["thread_id"],
-            },
-        )
-        return handle_vote(event_id=ev, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(hours=1))
+        return vote_on_discord(world, dref, user, option, now=NOW + timedelta(hours=1))
 
     assert press_vote("ivo_stone", 0) == f"ballot:{ballot_id}:refused"
     # Two yes on Discord, one of them changed from no.
@@ -134,7 +114,6 @@ def test_apply_confirm_vote_onboard(world):
         assert ballot.outcome == BallotOutcome.PASSED and ballot.ruling == "R-VOTE-EARLY"
         app = session.get(Application, app_id)
         assert app.status == ApplicationStatus.APPROVED
-        from ledger.models import Person
 
         person = session.get(Person, app.person_id)
         membership = repo.open_membership(session, person)

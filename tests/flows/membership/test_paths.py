@@ -17,17 +17,21 @@ import time
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from connectors.base import Role
+from connectors.errors import PolicyViolation
 from flows import inbox
 from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.handlers import handle_intake, handle_optin
 from flows.membership.intake import confirm_identity, expire_applications
+from flows.membership.onboarding import onboard
 from flows.membership.renewal import renewal
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, Identity, InboxEvent, MembershipStatus, Person, Platform
+from rules.applications import TOPIC_TEMPLATE
 from tests.support.membership import END_OF_FIRST_TERM, NOW, apply_proven, discord_dms, forum_pms, press_vote, put_event
 
 
@@ -96,7 +100,6 @@ def test_discord_modal_and_forum_topic_through_the_gateway_end_in_applications(w
     # The Forum: ivo_stone opens a topic in the applications category, answering the template's
     # questions; the sandbox's webhook sender delivers topic_created and post_created to the
     # gateway, signed with the shared secret. The answers come with the first post.
-    from rules.applications import TOPIC_TEMPLATE
 
     raw = TOPIC_TEMPLATE.replace(
         "join the working group?\n", "join the working group?\nI have helped in the forum for two years.\n"
@@ -182,9 +185,6 @@ def test_unconfirmed_application_expires_after_seven_days(world, gateway):
     with httpx.Client(base_url=gateway.url, timeout=15) as browser:
         gone = browser.get(f"/confirm/{token}")
     assert gone.status_code == 410 and "expired" in gone.text
-    import pytest
-
-    from connectors.errors import PolicyViolation
 
     with pytest.raises(PolicyViolation) as refused:
         confirm_identity(token=token, now=NOW + timedelta(days=7, hours=1))
@@ -224,7 +224,6 @@ def test_a_grant_done_before_a_crash_is_not_sent_again(world):
         "yara_penhale" in next(g for g in world.discourse_state()["groups"] if g["name"] == "working-group")["members"]
     )
     # And once more, the whole onboarding: nothing is sent.
-    from flows.membership.onboarding import onboard
 
     before = world.writes()
     onboard(application_id=app_id, now=NOW + timedelta(hours=2))

@@ -9,22 +9,26 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from charterflow import ledger_cli
 from charterflow.settings import get_settings
+from flows.ideas.intake import ideas_file
+from flows.ideas.triage import ideas_triage
 from flows.inbox import prefect_http
 from flows.kit import context
 from flows.membership.ballot import refs
 from flows.membership.handlers import handle_confirm, handle_intake
 from flows.membership.intake import confirm_identity
 from flows.membership.leave import leave
+from flows.moderation.digest import moderation_digest
 from flows.privacy import find
-from ledger.models import Application, ApplicationStatus
+from ledger.models import Application, ApplicationStatus, Person
 from ledger.privacy import personal_values
 from tests.flows.membership.test_join import _dm_button, _form, _forum_token
 from tests.support.cli import cli_with
-from tests.support.membership import NOW, discord_event, press_vote
+from tests.support.membership import NOW, press_button, press_vote
 
 WHO = "yara_penhale"
 EMAIL = "yara.penhale@example.org"
@@ -47,12 +51,7 @@ def _lifecycle(world) -> int:
     assert result.startswith("application:"), result
     app_id = int(result.split(":")[1])
     message, custom_id = _dm_button(world, WHO)
-    press = discord_event(
-        world,
-        kind="component",
-        route="confirm",
-        payload={"user": WHO, "custom_id": custom_id, "message_id": message["id"], "channel_id": message["channel_id"]},
-    )
+    press = press_button(world, WHO, message, custom_id)
     handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=5))
     confirm_identity(token=_forum_token(world), now=NOW + timedelta(minutes=10))
     with world.ledger.read() as session:
@@ -71,10 +70,6 @@ def _lifecycle(world) -> int:
 def _idea_and_moderation(world) -> None:
     """An idea filed for them by an operator (their handle typed as a parameter), the backlog
     published, and a Forum moderator's action about them synced into the moderation tables."""
-    from flows.ideas.intake import ideas_file
-    from flows.ideas.triage import ideas_triage
-    from flows.moderation.digest import moderation_digest
-
     ideas_file(
         title="A shared calendar of harbour events",
         body="One calendar for both platforms.",
@@ -111,14 +106,10 @@ def _erase(world, person_id: int, monkeypatch) -> str:
 
 
 def test_erased_person_leaves_no_trace_in_prefect(world, monkeypatch):
-    from prefect.settings import PREFECT_API_URL
-
     since = datetime.now(UTC)
     person_id = _lifecycle(world)
     _idea_and_moderation(world)
     with world.ledger.read() as session:
-        from ledger.models import Person
-
         values = set(personal_values(session, session.get(Person, person_id)))
     assert {WHO, EMAIL, WHY, EXPERIENCE} <= values
     values.add("Yara Penhale")  # the Forum's display name, wherever it may have been copied

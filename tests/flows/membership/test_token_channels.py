@@ -12,7 +12,7 @@ from flows.membership.handlers import handle_confirm, handle_intake
 from flows.membership.intake import confirm_identity
 from ledger.models import Application, ApplicationStatus
 from tests.flows.membership.test_join import _dm_button, _form, _forum_token
-from tests.support.membership import NOW, discord_event
+from tests.support.membership import NOW, press_button
 
 
 def test_each_token_is_refused_on_the_other_channel(world):
@@ -28,17 +28,7 @@ def test_each_token_is_refused_on_the_other_channel(world):
         confirm_identity(token=dm_token, now=NOW + timedelta(minutes=1))
     assert "button in the Discord direct message" in refused.value.reason
     # The Forum link's token pressed as a Discord button by the named account: refused.
-    press = discord_event(
-        world,
-        kind="component",
-        route="confirm",
-        payload={
-            "user": "quinn_harbor",
-            "custom_id": "cfc:" + forum_token,
-            "message_id": message["id"],
-            "channel_id": message["channel_id"],
-        },
-    )
+    press = press_button(world, "quinn_harbor", message, "cfc:" + forum_token)
     assert (
         handle_confirm(event_id=press, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=2))
         == "refused:R-APP-2"
@@ -48,17 +38,7 @@ def test_each_token_is_refused_on_the_other_channel(world):
         assert app.status == ApplicationStatus.OPEN and len(app.confirmations) == 0
 
     # Each where it was sent: both accounts confirmed.
-    good = discord_event(
-        world,
-        kind="component",
-        route="confirm",
-        payload={
-            "user": "quinn_harbor",
-            "custom_id": custom_id,
-            "message_id": message["id"],
-            "channel_id": message["channel_id"],
-        },
-    )
+    good = press_button(world, "quinn_harbor", message, custom_id)
     assert (
         handle_confirm(event_id=good, ledger=world.ledger, platforms=world.platforms, now=NOW + timedelta(minutes=3))
         == f"application:{app_id}:waiting"

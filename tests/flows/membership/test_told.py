@@ -75,6 +75,16 @@ def _handle_forum_post(world, seen, kind="post_created"):
     return inbox.handle_event(world.ledger, event)
 
 
+def _edit_post(world, post, raw: str) -> httpx.Response:
+    """ivo_stone, the post's author, edits it on the Forum to ``raw``."""
+    return httpx.put(
+        f"{world.discourse_url}/posts/{post['id']}.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
+        json={"post": {"raw": raw}},
+    )
+
+
 def _topic_posts(world, topic_id):
     return [p for p in world.discourse_state()["posts"] if p["topic_id"] == topic_id]
 
@@ -101,30 +111,20 @@ def test_forum_topic_asks_the_three_questions_and_waits_for_the_edit(world, gate
         assert session.scalars(select(Application)).all() == []  # nothing goes on with it
 
     # An edit that still leaves the answer out: no second reply.
-    edit = httpx.put(
-        f"{world.discourse_url}/posts/{post['id']}.json",
-        timeout=15,
-        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
-        json={"post": {"raw": _answered(why="I want newcomers to feel at home here, truly.")}},
-    )
+    edit = _edit_post(world, post, _answered(why="I want newcomers to feel at home here, truly."))
     assert edit.status_code == 200, edit.text
     assert _handle_forum_post(world, seen, "post_edited").startswith("waiting:")
     assert len(_topic_posts(world, topic_id)) == 2
 
     # The author edits the first post and answers: the application is made from the answers.
-    edit = httpx.put(
-        f"{world.discourse_url}/posts/{post['id']}.json",
-        timeout=15,
-        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
-        json={
-            "post": {
-                "raw": _answered(
-                    why="I want newcomers to feel at home here.",
-                    experience="Two years moderating a regional meetup forum.",
-                    discord="ivo_stone",
-                )
-            }
-        },
+    edit = _edit_post(
+        world,
+        post,
+        _answered(
+            why="I want newcomers to feel at home here.",
+            experience="Two years moderating a regional meetup forum.",
+            discord="ivo_stone",
+        ),
     )
     assert edit.status_code == 200, edit.text
     result = _handle_forum_post(world, seen, "post_edited")
@@ -138,19 +138,14 @@ def test_forum_topic_asks_the_three_questions_and_waits_for_the_edit(world, gate
     assert any("cfc:" in str(m["components"]) for m in discord_dms(world, "ivo_stone"))
     # A later edit changes nothing: the same application, no new message.
     before = world.writes()
-    httpx.put(
-        f"{world.discourse_url}/posts/{post['id']}.json",
-        timeout=15,
-        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
-        json={
-            "post": {
-                "raw": _answered(
-                    why="Changed my mind about the wording.",
-                    experience="Two years moderating a regional meetup forum.",
-                    discord="ivo_stone",
-                )
-            }
-        },
+    _edit_post(
+        world,
+        post,
+        _answered(
+            why="Changed my mind about the wording.",
+            experience="Two years moderating a regional meetup forum.",
+            discord="ivo_stone",
+        ),
     ).raise_for_status()
     assert _handle_forum_post(world, seen, "post_edited") == result
     after = world.writes()

@@ -3,12 +3,15 @@ no buttons)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from charterflow.cli import app
 from flows.moderation.sync import moderation_sync
 from ledger.models_moderation import ModerationAlert
+from rules.reports import Quarter
 from tests.support.moderation import NOW, World
 
 
@@ -44,10 +47,6 @@ def test_links_and_acknowledgements_from_the_command_line(world: World) -> None:
 
 
 def test_the_report_covers_this_quarter_by_default_and_says_none(world: World) -> None:
-    from datetime import timedelta
-
-    from rules.reports import Quarter
-
     run = CliRunner().invoke
     world.suspend_on_forum("rowan_vale", reason="Spam")
     moderation_sync(now=NOW)

@@ -4,13 +4,18 @@ daily digest and the consistency view."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import httpx
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
+from charterflow.cli import app
 from flows.moderation.digest import moderation_digest
 from flows.moderation.sync import moderation_sync
 from flows.platforms import Platforms, use
@@ -262,10 +267,6 @@ def test_the_digest_is_posted_once_per_day_even_when_the_flow_runs_twice(world: 
 
 
 def test_the_consistency_report_and_artifact(world: World) -> None:
-    from typer.testing import CliRunner
-
-    from charterflow.cli import app
-
     world.suspend_on_forum("cleo_marsh", reason="Harassment.")
     world.discord_act(action_type=24, user="bram_tolliver", target="esme_voss", reason="harassment", timeout_minutes=60)
     world.forum_act(
@@ -299,19 +300,13 @@ def test_the_consistency_report_and_artifact(world: World) -> None:
     bad = CliRunner().invoke(app, ["moderation", "report", "--since", "last tuesday"])
     assert bad.exit_code == 2 and "--since" in bad.output
 
-    from prefect.client.orchestration import get_client
-
     moderation_digest(now=NOW + timedelta(days=1), sync=False)
 
     async def latest() -> list:
         async with get_client() as client:
-            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
             return await client.read_artifacts(
                 artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["moderation-consistency"]))
             )
-
-    import asyncio
 
     artifacts = asyncio.run(latest())
     assert artifacts and artifacts[-1].type == "table"

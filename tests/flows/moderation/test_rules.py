@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from rules import default_charter
+from flows import inbox
+from flows.moderation.common import render
+from flows.moderation.deploy import deployments
+from flows.moderation.digest import digest_rows
+from rules import CharterFileError, default_charter, parse_charter
 from rules.moderation import consistency_figures, group_reasons, is_severe, normalise
 
 AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -118,8 +123,6 @@ def test_consistency_figures() -> None:
 
 
 def test_the_deployments_and_their_schedules() -> None:
-    from flows.moderation.deploy import deployments
-
     found = {d.name: d for d in deployments()}
     assert set(found) == {"every-15-minutes", "daily"}
     assert found["every-15-minutes"].schedules[0].schedule.interval == timedelta(seconds=900)
@@ -128,8 +131,6 @@ def test_the_deployments_and_their_schedules() -> None:
 
 
 def test_the_moderators_buttons_are_routed() -> None:
-    from flows import inbox
-
     assert inbox.COMPONENT_ROUTES["cfm:"] == "moderation-button"
     assert (
         inbox.route_for(
@@ -140,11 +141,6 @@ def test_the_moderators_buttons_are_routed() -> None:
 
 
 def test_the_digest_lists_at_most_150_lines_per_platform() -> None:
-    from types import SimpleNamespace
-
-    from flows.moderation.common import render
-    from flows.moderation.digest import digest_rows
-
     actions = [
         SimpleNamespace(
             id=i,
@@ -168,8 +164,6 @@ def test_the_digest_lists_at_most_150_lines_per_platform() -> None:
 
 
 def test_a_misspelt_severe_action_is_refused_with_the_field_named() -> None:
-    from rules import CharterFileError, parse_charter
-
     text = (Path(__file__).resolve().parents[3] / "rules" / "charters" / "dsf-ocwg.toml").read_text()
     bad = text.replace('severe_actions = ["ban", "suspend"]', 'severe_actions = ["ban", "suspended"]')
     assert bad != text

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from connectors.errors import PolicyViolation
 from flows import inbox
 from flows.reports.handlers import ROUTE
-from flows.reports.quarterly import handle_report_approval, reports_approve, reports_quarterly
+from flows.reports.quarterly import approve, handle_report_approval, report_context, reports_approve, reports_quarterly
 from ledger import repo
 from ledger.models import AuditEntry, InboxEvent
 from ledger.models_moderation import ModerationAction
@@ -226,8 +226,6 @@ def test_operator_approval_and_a_replaced_draft(report_world: ReportWorld):
 
 
 def _approve_as_non_member(world) -> None:
-    from flows.reports.quarterly import approve, report_context
-
     with world.ledger.transaction() as s:
         outsider = repo.create_person(s, handle="outsider_quill", actor="operator", at=NOW)
         outsider_id = outsider.id

@@ -5,15 +5,20 @@ record), and the reminder sent once 1 day ahead."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
 from flows.kit import context
+from flows.reports.deploy import deployments
 from flows.reports.meetings import meetings_quarterly, run_meetings
+from flows.reports.quarterly import reports_approve, reports_quarterly
+from flows.serve import deployments as served
 from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models_reports import Meeting
+from rules import CharterFileError, default_charter, parse_charter
 from rules.reports import Quarter, add_months, meeting_due, meeting_starts
 from tests.support.reports import NOW, ReportWorld, at
 
@@ -118,10 +123,6 @@ def test_no_anchor_no_meeting(report_world: ReportWorld):
 
 
 def test_charter_meeting_settings_are_validated():
-    from importlib import resources
-
-    from rules import CharterFileError, default_charter, parse_charter
-
     text = resources.files("rules").joinpath("charters/dsf-ocwg.toml").read_text()
     assert default_charter().meetings.anchor == datetime(2027, 1, 14, 17, tzinfo=UTC)
     naive = text.replace("anchor = 2027-01-14T17:00:00Z", "anchor = 2027-01-14T17:00:00")
@@ -130,9 +131,6 @@ def test_charter_meeting_settings_are_validated():
 
 
 def test_deployments_and_their_schedules():
-    from flows.reports.deploy import deployments
-    from flows.serve import deployments as served
-
     found = {f"{d.flow_name}/{d.name}": d for d in deployments()}
     assert sorted(found) == [
         "meetings-quarterly/daily",
@@ -146,7 +144,6 @@ def test_deployments_and_their_schedules():
     assert crons["meetings-quarterly/daily"] == ["0 7 * * *"]
     assert crons["reports-quarterly/operator"] == [] and crons["reports-approve/operator"] == []
     assert set(found) <= {f"{d.flow_name}/{d.name}" for d in served()}
-    from flows.reports.quarterly import reports_approve, reports_quarterly
 
     assert reports_quarterly.parameters.properties["quarter"]["type"] == "string"
     assert set(reports_approve.parameters.required) == {"quarter", "approved_by"}

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from flows.reports.charts import PNG_MAGIC, render_charts
+from flows.reports.charts import PNG_MAGIC, chart_figures, render_charts
 from flows.reports.quarterly import chart_files, draft
 from flows.reports.render import render_report
-from ledger import audit
+from ledger import audit, repo
 from ledger import reports as store
 from ledger.db import Ledger
 from rules.reports import PrivateStrings, Quarter, check_privacy
@@ -134,8 +135,6 @@ def test_privacy_check_is_not_fooled_by_parts_of_words():
 
 
 def test_a_leak_through_an_idea_title_refuses_the_draft(seeded: Ledger):
-    from ledger import repo
-
     with seeded.transaction() as session:
         idea = repo.add_idea(
             session,
@@ -203,10 +202,6 @@ def _texts(fig) -> list[str]:
 
 
 def test_charts_of_a_quarter_not_over_plot_no_future_month(seeded: Ledger):
-    from datetime import UTC, datetime
-
-    from flows.reports.charts import chart_figures
-
     q = Quarter.parse(QUARTER)
     with seeded.read() as session:
         facts = store.gather_facts(session, q)
@@ -225,8 +220,6 @@ def test_charts_of_a_quarter_not_over_plot_no_future_month(seeded: Ledger):
 
 
 def test_an_empty_chart_says_so_in_the_picture(empty_ledger: Ledger, seeded: Ledger):
-    from flows.reports.charts import chart_figures
-
     with empty_ledger.read() as session:
         empty = chart_figures(store.gather_facts(session, Quarter.parse(QUARTER)))
     assert "No moderation actions this quarter" in _texts(empty["moderation"])

@@ -8,9 +8,13 @@ from collections.abc import Iterator
 import pytest
 import typer
 
+from charterflow.roles_cli import app as roles_cli
+from connectors.slack.sandbox import SlackSandbox
+from flows.board.common import use_slack
 from ledger import repo
 from tests.support.cli import cli_with
 from tests.support.membership import NOW, World
+from tests.support.net import LoopbackServer
 from tests.support.roles import SEEDED_ADMINS, SlackBox, want
 
 
@@ -26,8 +30,6 @@ def roles_world(world: World) -> Iterator[World]:
 @pytest.fixture
 def cli() -> typer.Typer:
     """A Typer app with only the ``roles`` group (what ``charterflow`` registers)."""
-    from charterflow.roles_cli import app as roles_cli
-
     return cli_with(roles_cli)
 
 
@@ -35,10 +37,6 @@ def cli() -> typer.Typer:
 def slack_box(roles_world: World) -> Iterator[SlackBox]:
     """The Slack sandbox, installed as the process's Slack connector; the Slack accounts of two
     admins (avery_quill, cleo_marsh) are in the ledger."""
-    from connectors.slack.sandbox import SlackSandbox
-    from flows.board.common import use_slack
-    from tests.support.net import LoopbackServer
-
     with roles_world.ledger.transaction() as session:
         for handle, slack_id in (("avery_quill", "U0JUNO005"), ("cleo_marsh", "U0OSSI004")):
             repo.add_identity(

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-from sqlalchemy import select
 
 from connectors.base import Role
 from flows.roles.change import roles_change
 from ledger import repo
-from ledger.models import AuditEntry
 from tests.support.membership import NOW
+from tests.support.roles import audit_entries, holders
 
 
-def holders(w, platform: str, role: Role) -> set[str]:
-    return {u.username for u in w.platforms.space(platform).roles.list_holders(role)}
-
-
-def audit_entries(w, action: str) -> list[dict]:
-    with w.ledger.read() as session:
-        rows = session.scalars(
-            select(AuditEntry.payload_json).where(AuditEntry.action == action).order_by(AuditEntry.seq)
-        ).all()
-    return [json.loads(r) for r in rows]
+def change(words: str, reason: str, **options):
+    """``roles_change`` of ``words`` (``<action> <role> <platform> <person>``) for ``reason``, at ``NOW``."""
+    action, role, platform, person = words.split()
+    return roles_change(action=action, role=role, platform=platform, person=person, reason=reason, now=NOW, **options)
 
 
 def role_writes(w) -> dict[str, int]:
@@ -47,14 +38,7 @@ def artifacts(state) -> list:
 
 
 def test_a_moderator_grant_is_recorded_applied_and_announced(roles_world):
-    result = roles_change(
-        action="grant",
-        role="moderator",
-        platform="discourse",
-        person="felix_oakes",
-        reason="covers the European evenings",
-        now=NOW,
-    )
+    result = change("grant moderator discourse felix_oakes", "covers the European evenings")
     assert result["status"] == "applied", result
     assert "felix_oakes" in holders(roles_world, "discourse", Role.moderator())
     decision = result["decision"]
@@ -70,28 +54,14 @@ def test_a_moderator_grant_is_recorded_applied_and_announced(roles_world):
     assert len(announced) == 2  # the WG's space on the Forum and on Discord
 
     writes = roles_world.writes()
-    again = roles_change(
-        action="grant",
-        role="moderator",
-        platform="discourse",
-        person="felix_oakes",
-        reason="covers the European evenings",
-        now=NOW,
-    )
+    again = change("grant moderator discourse felix_oakes", "covers the European evenings")
     assert again["status"] == "unchanged"
     assert roles_world.writes() == writes
 
 
 def test_a_discord_admin_grant_is_applied(roles_world):
     before = role_writes(roles_world)
-    result = roles_change(
-        action="grant",
-        role="admin",
-        platform="discord",
-        person="gale_morrow",
-        reason="third admin for the holidays",
-        now=NOW,
-    )
+    result = change("grant admin discord gale_morrow", "third admin for the holidays")
     assert result["status"] == "applied", result
     assert holders(roles_world, "discord", Role.admin()) == {"cleo_marsh", "dario_fenwick", "gale_morrow"}
     assert sum(role_writes(roles_world).values()) == sum(before.values()) + 1
@@ -129,24 +99,14 @@ def test_a_person_without_the_platform_identity_is_refused(roles_world):
         repo.add_identity(
             session, person, platform="discourse", actor="operator", external_id=None, username="zora_quint", at=NOW
         )
-    result = roles_change(
-        action="grant", role="moderator", platform="discord", person="zora_quint", reason="because", now=NOW
-    )
+    result = change("grant moderator discord zora_quint", "because")
     assert result["status"] == "refused" and result["part"] == "identity"
     assert "zora_quint has no discord identity" in result["reason"]
 
 
 def test_a_refused_change_names_the_ruling_and_the_resulting_state(roles_world):
     before = role_writes(roles_world)
-    state = roles_change(
-        action="revoke",
-        role="admin",
-        platform="discord",
-        person="cleo_marsh",
-        reason="steps down",
-        now=NOW,
-        return_state=True,
-    )
+    state = change("revoke admin discord cleo_marsh", "steps down", return_state=True)
     result = state.result()
     assert result["status"] == "refused" and result["ruling"] == "R-ADMIN-2"
     assert result["resulting_state"]["discord"]["admin"] == ["dario_fenwick"]
@@ -163,20 +123,10 @@ def test_a_refused_change_names_the_ruling_and_the_resulting_state(roles_world):
 
 
 def test_admin_everywhere_is_refused_and_an_override_recorded(roles_world):
-    refused = roles_change(
-        action="grant", role="admin", platform="discord", person="avery_quill", reason="cover", now=NOW
-    )
+    refused = change("grant admin discord avery_quill", "cover")
     assert refused["status"] == "refused" and refused["ruling"] == "R-ADMIN-1"
     reason = "one week only while the Discord admins travel"
-    result = roles_change(
-        action="grant",
-        role="admin",
-        platform="discord",
-        person="avery_quill",
-        reason="cover",
-        override_reason=reason,
-        now=NOW,
-    )
+    result = change("grant admin discord avery_quill", "cover", override_reason=reason)
     assert result["status"] == "applied", result
     assert "avery_quill" in holders(roles_world, "discord", Role.admin())
     (entry,) = audit_entries(roles_world, "roles.change")

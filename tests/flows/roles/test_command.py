@@ -16,17 +16,20 @@ from flows.roles.training import handle_training_ack, roles_training_reminders
 from ledger.models import AuditEntry, InboxEvent
 from ledger.models_roles import RoleTraining
 from tests.support.membership import NOW
-from tests.support.roles import command, followups
+from tests.support.roles import command, followups, holders
 
 runner = CliRunner()
 
 
+def slash_role(w, gateway, user: str, words: str, reason: str) -> int:
+    """``user`` runs ``/role <action> <role> <platform> <person>`` (``words``) with ``reason`` in
+    Discord; the stored event's id."""
+    action, role, platform, person = words.split()
+    return command(w, gateway, user=user, action=action, role=role, platform=platform, person=person, reason=reason)
+
+
 def run(w, event_id: int) -> str:
     return inbox.handle_event(w.ledger, event_id)
-
-
-def holders(w, platform: str, role: Role) -> set[str]:
-    return {u.username for u in w.platforms.space(platform).roles.list_holders(role)}
 
 
 def guide_dms(w, username: str) -> list[dict]:
@@ -44,16 +47,7 @@ def test_the_routes_are_registered():
 
 def test_a_member_grants_a_moderator_who_acknowledges_the_guide(roles_world, gateway, cli):
     w = roles_world
-    event = command(
-        w,
-        gateway,
-        user="cleo_marsh",
-        action="grant",
-        role="moderator",
-        platform="discourse",
-        person="felix_oakes",
-        reason="covers the evenings",
-    )
+    event = slash_role(w, gateway, "cleo_marsh", "grant moderator discourse felix_oakes", "covers the evenings")
     assert run(w, event) == "roles-change:applied"
     assert "felix_oakes" in holders(w, "discourse", Role.moderator())
     answers = followups(w)
@@ -103,50 +97,14 @@ def test_a_member_grants_a_moderator_who_acknowledges_the_guide(roles_world, gat
 def test_refusals_name_the_ruling_the_state_or_the_unknown_part(roles_world, gateway):
     w = roles_world
     before = w.writes()
-    outsider = command(
-        w,
-        gateway,
-        user="ivo_stone",
-        action="grant",
-        role="moderator",
-        platform="discord",
-        person="ivo_stone",
-        reason="I would like to help",
-    )
+    outsider = slash_role(w, gateway, "ivo_stone", "grant moderator discord ivo_stone", "I would like to help")
     assert run(w, outsider) == "refused:R-MOD:not-a-member"
 
-    last_but_one = command(
-        w,
-        gateway,
-        user="cleo_marsh",
-        action="revoke",
-        role="admin",
-        platform="discord",
-        person="dario_fenwick",
-        reason="steps down",
-    )
+    last_but_one = slash_role(w, gateway, "cleo_marsh", "revoke admin discord dario_fenwick", "steps down")
     assert run(w, last_but_one) == "roles-change:refused"
-    unknown = command(
-        w,
-        gateway,
-        user="cleo_marsh",
-        action="grant",
-        role="moderator",
-        platform="discord",
-        person="nobody_here",
-        reason="because",
-    )
+    unknown = slash_role(w, gateway, "cleo_marsh", "grant moderator discord nobody_here", "because")
     assert run(w, unknown) == "roles-change:refused"
-    slack = command(
-        w,
-        gateway,
-        user="cleo_marsh",
-        action="grant",
-        role="moderator",
-        platform="slack",
-        person="felix_oakes",
-        reason="because",
-    )
+    slack = slash_role(w, gateway, "cleo_marsh", "grant moderator slack felix_oakes", "because")
     assert run(w, slack) == "roles-change:refused"
 
     answers = followups(w)
@@ -162,16 +120,7 @@ def test_refusals_name_the_ruling_the_state_or_the_unknown_part(roles_world, gat
 
 def test_reminders_once_per_reminder_until_acknowledged(roles_world, gateway, cli):
     w = roles_world
-    event = command(
-        w,
-        gateway,
-        user="cleo_marsh",
-        action="grant",
-        role="moderator",
-        platform="discord",
-        person="gale_morrow",
-        reason="needs cover",
-    )
+    event = slash_role(w, gateway, "cleo_marsh", "grant moderator discord gale_morrow", "needs cover")
     assert run(w, event) == "roles-change:applied"
     assert len(guide_dms(w, "gale_morrow")) == 1
 

@@ -17,10 +17,12 @@ from prefect.flow_runs import resume_flow_run
 from sqlalchemy import select
 
 from connectors.base import Role
+from flows import inbox
 from flows.roles.change import roles_change
 from ledger import repo
 from ledger.models import AuditEntry
 from tests.support.membership import NOW
+from tests.support.roles import command, followups
 
 
 @pytest.fixture(autouse=True)
@@ -147,9 +149,6 @@ def test_a_timeout_records_not_applied(roles_world):
 
 
 def test_a_role_command_for_a_forum_admin_pauses_and_tells_the_member(roles_world, gateway):
-    from flows import inbox
-    from tests.support.roles import command, followups
-
     w = roles_world
     event = command(
         w,

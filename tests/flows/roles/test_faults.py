@@ -20,13 +20,9 @@ from flows.roles.change import roles_change
 from ledger import repo
 from ledger.models import AuditEntry
 from tests.support.membership import NOW
-from tests.support.roles import want
+from tests.support.roles import holders, want
 
 runner = CliRunner()
-
-
-def holders(w, platform: str, role: Role) -> set[str]:
-    return {u.username for u in w.platforms.space(platform).roles.list_holders(role)}
 
 
 def observed(w, handle: str) -> dict[tuple[str, str], bool | None]:

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
-from sqlalchemy import select
 from typer.testing import CliRunner
 
 from connectors.base import Role
 from flows.kit import context
 from flows.roles.plan import build_plan
-from ledger.models import AuditEntry
-from tests.support.roles import want
+from tests.support.roles import audit_entries, holders, want
 
 runner = CliRunner()
-
-
-def holders(w, platform: str, role: Role) -> set[str]:
-    """Who holds ``role`` on ``platform`` now (read through the connector)."""
-    return {u.username for u in w.platforms.space(platform).roles.list_holders(role)}
-
-
-def audit_entries(w, action: str) -> list[dict]:
-    with w.ledger.read() as session:
-        rows = session.scalars(
-            select(AuditEntry.payload_json).where(AuditEntry.action == action).order_by(AuditEntry.seq)
-        ).all()
-    return [json.loads(r) for r in rows]
 
 
 def total(writes: dict[str, int]) -> int:

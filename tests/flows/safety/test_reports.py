@@ -12,18 +12,36 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from typer.testing import CliRunner
 
+from charterflow import safety_cli
+from connectors.base import ModeratorsRoom
+from connectors.discord.payloads import deferred
+from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
 from flows import inbox
 from flows.kit import context
 from flows.safety import queue
 from flows.safety.common import MESSAGE_COMMAND
+from flows.safety.flows import safety_figures
+from flows.safety.room import has_buttons, rooms
 from ledger import repo
-from ledger.models import AuditEntry
+from ledger import safety as queue_ledger
+from ledger.models import AuditEntry, Person
 from ledger.models_safety import SafetyReport
 from ledger.privacy import erase_person, export_person
+from rules.safety import referral_facts
+from tests.support.cli import cli_with
 from tests.support.moderation import NOW, World, buttons, press
+from tests.support.net import LoopbackServer
 
 
 def _store(world: World, event: Any, route: str) -> int:
@@ -48,8 +66,6 @@ def report_message(
     Discord sends it (signed by the sandbox's application key), verified, routed, stored and
     handled as the gateway and the worker do. ``content`` None: the message was deleted
     meanwhile (Discord's resolved data no longer holds it)."""
-    from connectors.discord.payloads import deferred
-
     headers, body = world.discord_sb.signed_request(kind=MESSAGE_COMMAND, payload={"user": reporter, "options": {}})
     interaction = json.loads(body)
     user = world.discord.find_user(author)
@@ -283,8 +299,6 @@ def test_r_privacy_2_export_and_erasure_cover_reports(world: World) -> None:
     report_message(world, reporter="cleo_marsh", author="rowan_vale", content="rude words")
     report = only_report(world)
     with world.ledger.read() as session:
-        from ledger.models import Person
-
         about = export_person(session, session.get(Person, world.people["rowan_vale"]))["safety_reports"]
         made = export_person(session, session.get(Person, world.people["cleo_marsh"]))["safety_reports"]
     # The reported person's export never says who reported (R-SAFE-1).
@@ -292,8 +306,6 @@ def test_r_privacy_2_export_and_erasure_cover_reports(world: World) -> None:
     assert "reporter_username" not in about["about"][0] and "cleo_marsh" not in json.dumps(about)
     assert made["made"][0]["id"] == report.id
     with world.ledger.transaction() as session:
-        from ledger.models import Person
-
         erase_person(session, session.get(Person, world.people["rowan_vale"]), reason="asked", actor="operator")
         erase_person(session, session.get(Person, world.people["cleo_marsh"]), reason="asked", actor="operator")
     erased = only_report(world)
@@ -347,11 +359,6 @@ def forum_flag(world: World, *, flagger: str, author: str, raw: str | None, mess
 
 
 def test_r_safe_1_a_forum_flag_is_a_report_resolved_from_the_forum_side(world: World) -> None:
-    from typer.testing import CliRunner
-
-    from charterflow import safety_cli
-    from tests.support.cli import cli_with
-
     result, event_id = forum_flag(world, flagger="cleo_marsh", author="rowan_vale", raw="you people are idiots")
     report = only_report(world)
     assert result == f"taken:{report.id}" and report.via == "discourse" and report.target_kind == "post"
@@ -380,14 +387,9 @@ def test_r_safe_1_a_forum_flag_is_a_report_resolved_from_the_forum_side(world: W
     assert found["platforms"]["discourse"]["outcomes"]["removed_content"] == 1
     assert "bram_tolliver" not in out.output and "rowan_vale" not in out.output
     # The same figures as the safety-figures flow's table artifact.
-    from prefect.client.orchestration import get_client
-
-    from flows.safety.flows import safety_figures
 
     assert safety_figures()["platforms"]["discourse"]["reports"] == 1
     with get_client(sync_client=True) as client:
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
         # By key: the session's server holds every test's artifacts, more than one page.
         (artifact,) = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["safety-figures"])), limit=1
@@ -402,9 +404,6 @@ def test_r_safe_1_a_flag_on_a_deleted_post_keeps_what_the_webhook_gave(world: Wo
 
 
 def test_r_comms_each_platform_has_a_moderators_room(world: World) -> None:
-    from connectors.base import ModeratorsRoom
-    from flows.safety.room import has_buttons, rooms
-
     found = rooms(context(None))
     assert set(found) == {"discourse", "discord"}
     assert all(isinstance(r, ModeratorsRoom) for r in found.values())
@@ -414,8 +413,6 @@ def test_r_comms_each_platform_has_a_moderators_room(world: World) -> None:
 def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
-
     monkeypatch.setenv("CHARTERFLOW_SAFETY_COC_EMAIL", "coc-wg@example.org")
     with SmtpSandbox() as mailbox:
         world.platforms.mailer = SmtpMailer(
@@ -425,8 +422,6 @@ def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(
             _form_report(world, coc="yes", reason="a private threat, details inside")
             report = only_report(world)
             # Referred again (a retried run): nothing is sent twice.
-            from ledger import safety as queue_ledger
-            from rules.safety import referral_facts
 
             with world.ledger.read() as session:
                 facts = referral_facts(queue_ledger.facts(queue_ledger.get(session, report.id)))
@@ -442,13 +437,6 @@ def test_r_safe_2_the_coc_wg_address_gets_the_referral_by_real_smtp(
 def _receiver(answer: dict[str, Any] | None = None) -> Iterator[tuple[str, queues.Queue[tuple[dict[str, str], bytes]]]]:
     """A loopback endpoint standing for the gateway: (its URL, the requests it received as
     (headers, body)); it answers 200 with ``answer`` (JSON) or an empty body."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
-
-    from tests.support.net import LoopbackServer
-
     received: queues.Queue[tuple[dict[str, str], bytes]] = queues.Queue()
 
     async def endpoint(request: Request) -> Response:
@@ -473,7 +461,6 @@ def test_r_safe_1_a_flag_raised_on_the_forum_arrives_as_its_webhook_and_becomes_
     """A member flags a post through the Forum's own API (``POST /post_actions.json``); the Forum
     sends ``flag_created``, which is verified, routed and taken as one report; the same flag
     again is refused by the Forum."""
-    import httpx
 
     def as_user(user: str) -> dict[str, str]:
         return {"Api-Key": world.forum_sb.api_key, "Api-Username": user}
@@ -514,8 +501,6 @@ def test_r_safe_1_the_message_command_from_a_messages_apps_menu_becomes_one_repo
     """A member writes in a channel, another picks "Report to moderators" in that message's Apps
     menu: Discord sends a type-3 command naming the message, with the message resolved; it is
     verified, routed and taken as one report carrying what the message said."""
-    import httpx
-
     written = httpx.post(
         f"{world.discord_url}/_sandbox/messages",
         timeout=10,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from flows.safety.queue import _room_text
+
 
 def test_r_safe_1_a_room_message_fits_one_discord_message_with_its_commands() -> None:
-    from flows.safety.queue import _room_text
-
     facts = {
         "id": 9,
         "via": "form",

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from charterflow import wg_cli
 from flows import inbox
+from flows.kit import context
+from flows.membership import ballot as ballots
 from flows.membership.ballot import close_due_ballots
 from flows.wg_roles.ballot import appoint_by_ballot
 from flows.wg_roles.board import ask_board
@@ -25,6 +27,7 @@ from ledger.models_appointments import WgAppointment
 from tests.support.board import OSSIAN, PELLA, WREN, Board
 from tests.support.cli import cli_with
 from tests.support.membership import CONFIRM_SECRET, NOW, World, press_vote
+from tests.support.roles import followups
 
 COC_CONTACT = "coc-contact@example.org"
 
@@ -79,9 +82,6 @@ def test_co_chair_by_ballot_with_the_r_role_chair_warning(world: World):
     )
     assert again["ballot"] == out["ballot"] and world.writes() == before
     assert _holders(world) == {"chair": "avery_quill"}
-
-    from flows.kit import context
-    from flows.membership import ballot as ballots
 
     ref = ballots.refs(context(NOW), out["ballot"])["discord"]
     for name in ("avery_quill", "cleo_marsh", "dario_fenwick", "felix_oakes"):
@@ -246,8 +246,6 @@ def test_wg_roles_cli_shows_holders_vacancies_and_requests(world: World):
 def test_discord_appoint_answers_privately_with_the_explanation(world: World, gateway):
     """/appoint: the proposer hears the R-ROLE-* explanation in an ephemeral answer: a warning
     with the ballot, or the refusal with its rule (and then nothing is posted)."""
-    from tests.support.roles import followups
-
     _set_roles(world, homes={"avery_quill": "discord", "bram_tolliver": "discord"}, roles={"chair": "avery_quill"})
 
     def appoint(user: str, **options: str) -> str:

@@ -56,6 +56,7 @@ class ParlorConnector:
     @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``ParlorSandbox``."""
+        # lazy: cycle: charterflow_parlor.sandbox imports this module
         from charterflow_parlor.sandbox import ParlorSandbox
 
         return ParlorSandbox(seed=seed, **options)

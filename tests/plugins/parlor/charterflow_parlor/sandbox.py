@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from charterflow_parlor.connector import ParlorConnector
 from connectors.base import Ballot, ConformanceSamples, Role
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -202,8 +203,6 @@ class ParlorSandbox:
 
     def connect(self, base_url: str, **options: Any) -> Any:
         """A connector pointed at the sandbox."""
-        from charterflow_parlor.connector import ParlorConnector
-
         return ParlorConnector(url=base_url, token=self.token, **options)
 
     def cast_vote(self, base_url: str, ballot: Ballot, *, voter: str, option_index: int) -> None:
