@@ -157,9 +157,9 @@ class Supervisor:
         self._spawn(child)
         return child
 
-    def _spawn(self, child: Child) -> None:
+    def _spawn(self, child: Child) -> subprocess.Popen:
         with child.log.open("ab") as out:
-            child.process = subprocess.Popen(
+            process = child.process = subprocess.Popen(
                 child.spec.argv,
                 env=child.spec.env,
                 stdout=out,
@@ -169,6 +169,7 @@ class Supervisor:
             )
         child.state, child.restart_at = "running", None
         self.write_status()
+        return process
 
     def adopt(self, spec: ChildSpec, process: subprocess.Popen) -> Child:
         """Supervise ``process``, already started by a plugin (in its own session): when it
@@ -189,16 +190,17 @@ class Supervisor:
         """Notice exits, start again what is due; the crash-looping child, if one is."""
         now = time.monotonic()
         for child in self.children:
-            if child.state == "running" and child.process is not None and child.process.poll() is not None:
-                if self._exited(child, now):
+            process = child.process
+            if child.state == "running" and process is not None and process.poll() is not None:
+                if self._exited(child, process, now):
                     return child
             elif child.state == "restarting" and child.restart_at is not None and child.restart_at <= now:
                 self._respawn(child)
         return None
 
-    def _exited(self, child: Child, now: float) -> bool:
-        code = child.process.returncode
-        _stop_group(child.process)  # what it left behind (a flow run's process) goes too
+    def _exited(self, child: Child, process: subprocess.Popen, now: float) -> bool:
+        code = process.returncode
+        _stop_group(process)  # what it left behind (a flow run's process) goes too
         child.last_exit, child.last_exit_at = code, datetime.now(UTC)
         child.exits.append(now)
         policy = child.spec.restart
@@ -218,8 +220,8 @@ class Supervisor:
 
     def _respawn(self, child: Child) -> None:
         child.restarts += 1
-        self._spawn(child)
-        self.say(f"{child.name} restarted (pid {child.process.pid}, restart {child.restarts})")
+        process = self._spawn(child)
+        self.say(f"{child.name} restarted (pid {process.pid}, restart {child.restarts})")
         if child.spec.after_restart is not None and child.last_exit_at is not None:
             try:
                 child.spec.after_restart(child.last_exit_at)
@@ -230,15 +232,15 @@ class Supervisor:
         """Stop every child newest first (the runner before the server it talks to): SIGTERM,
         wait within the shared grace period, then SIGKILL what is left."""
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        alive = [c for c in self.children if c.process is not None]
-        for child in reversed(alive):
-            _signal_group(child.process, signal.SIGTERM)
+        alive = [(c, c.process) for c in self.children if c.process is not None]
+        for _, process in reversed(alive):
+            _signal_group(process, signal.SIGTERM)
             try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-        for child in alive:
-            _stop_group(child.process, grace=0)
+        for child, process in alive:
+            _stop_group(process, grace=0)
             child.state = "stopped"
 
     def status(self) -> dict[str, Any]:
@@ -681,7 +683,7 @@ def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str, 
         "discourse": settings.sandbox_discourse_port,
         "slack": settings.sandbox_slack_port,
     }
-    fresh = {
+    fresh: dict[str, Callable[[], dict[str, Any]]] = {
         "discord": lambda: {"token": f"sbx.{secrets.token_urlsafe(24)}", "private_key": secrets.token_hex(32)},
         "discourse": lambda: {
             "api_key": f"sbx_{secrets.token_hex(24)}",
@@ -1200,7 +1202,7 @@ class Up:
             del waiting[name]
             if name == "prefect-server" and plan.server is not None:
                 _remember_schema(self.home, plan.server.env)
-            if name == "sandboxes" and file_ideas:
+            if name == "sandboxes" and file_ideas and plan.sandboxes is not None:
                 spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
                 self._filing = forked(seed_ideas, self.settings, spec)
         return None
