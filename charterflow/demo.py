@@ -51,7 +51,7 @@ import httpx
 from sqlalchemy import func, select
 
 from charterflow.seed import Person, build
-from charterflow.up import process_alive
+from charterflow.stack import process_alive
 from connectors.slack.blocks import ACTION_IDS, BoardDecision
 from ledger import guides as shelf_ledger
 from ledger import repo
