@@ -180,6 +180,33 @@ class Demo:
             raise DemoFailed(step, f"the gateway did not accept the interaction: {outcome.get('error')}")
         return outcome
 
+    def write_on_discord(self, step: str, user: str, channel: str, content: str) -> dict[str, Any]:
+        """``user`` writes ``content`` in the Discord channel named ``channel``: the message."""
+        response = self.http.post(
+            f"{self.discord}/_sandbox/messages", json={"user": user, "channel": channel, "content": content}
+        )
+        if response.status_code != 200:
+            raise DemoFailed(step, f"the Discord sandbox refused the message: {response.text[:300]}")
+        return dict(response.json())
+
+    def approve_in_slack(self, step: str, member: Person, message_ref: str, action_id: str) -> None:
+        """``member`` presses the button ``action_id`` on the Board's Slack message
+        ``message_ref`` (``channel:ts``): a signed ``block_actions`` request to the gateway."""
+        channel, ts = message_ref.split(":", 1)
+        response = self.http.post(
+            f"{self.slack}/_sandbox/interact",
+            json={
+                "url": f"{self.gateway}/hooks/slack",
+                "user": member.slack_id,
+                "channel": channel,
+                "ts": ts,
+                "action_id": action_id,
+            },
+        )
+        if response.status_code != 200 or response.json().get("status") != 200:
+            raise DemoFailed(step, f"the Slack click was not accepted: {response.text[:300]}")
+        self.say(f"      {member.name} pressed Approve in Slack")
+
     def flow_runs_since(self, since: datetime) -> list[dict[str, Any]]:
         """Flow runs started at or after ``since``."""
         # Runs of this step; not the runs the schedules create ahead of time.
@@ -486,21 +513,9 @@ class Demo:
     def step_board(self, title: str) -> None:
         step = "Board decision"
         proposal = self.proposal(title)
-        channel, ts = proposal.escalation_ref.split(":", 1)
-        member = self.community.board[-1]
-        response = self.http.post(
-            f"{self.slack}/_sandbox/interact",
-            json={
-                "url": f"{self.gateway}/hooks/slack",
-                "user": member.slack_id,
-                "channel": channel,
-                "ts": ts,
-                "action_id": ACTION_IDS[BoardDecision.APPROVE],
-            },
+        self.approve_in_slack(
+            step, self.community.board[-1], proposal.escalation_ref, ACTION_IDS[BoardDecision.APPROVE]
         )
-        if response.status_code != 200 or response.json().get("status") != 200:
-            raise DemoFailed(step, f"the Slack click was not accepted: {response.text[:300]}")
-        self.say(f"      {member.name} pressed Approve in Slack")
         self.wait(
             step,
             "the Board's decision was not recorded",
@@ -525,20 +540,7 @@ class Demo:
 
         row = self.wait(step, "the Board was not asked in Slack", asked)
         self.say(f"      the Board was asked to name {nominee.handle} (R-ROLE-BOARD checked)")
-        channel, ts = row.message_ref.split(":", 1)
-        response = self.http.post(
-            f"{self.slack}/_sandbox/interact",
-            json={
-                "url": f"{self.gateway}/hooks/slack",
-                "user": member.slack_id,
-                "channel": channel,
-                "ts": ts,
-                "action_id": "board_approve",
-            },
-        )
-        if response.status_code != 200 or response.json().get("status") != 200:
-            raise DemoFailed(step, f"the Slack click was not accepted: {response.text[:300]}")
-        self.say(f"      {member.name} pressed Approve in Slack")
+        self.approve_in_slack(step, member, row.message_ref, "board_approve")
         self.wait(
             step,
             f"{nominee.handle} was not appointed",
@@ -588,23 +590,16 @@ class Demo:
         writer, reporter = (p.discord_member["username"] for p in self.community.applicants()[-2:])
         with self.ledger.read() as session:
             before = int(session.scalar(select(func.max(SafetyReport.id))) or 0)
-        written = self.http.post(
-            f"{self.discord}/_sandbox/messages",
-            json={
-                "user": writer,
-                "channel": "general",
-                "content": f"Nobody asked you, and nobody here wants your answers. ({stamp})",
-            },
+        written = self.write_on_discord(
+            step, writer, "general", f"Nobody asked you, and nobody here wants your answers. ({stamp})"
         )
-        if written.status_code != 200:
-            raise DemoFailed(step, f"the Discord sandbox refused the message: {written.text[:300]}")
         self.interact(
             step,
             {
                 "type": "message_command",
                 "user": reporter,
                 "name": "Report to moderators",
-                "message_id": written.json()["id"],
+                "message_id": written["id"],
             },
         )
         self.say(f"      {reporter} reported a message of {writer} (the message's Apps menu)")
@@ -627,23 +622,16 @@ class Demo:
         step = "relay the moderators' channel to the Forum"
         self.run_deployment(step, "commons-poll/every-minute", {})
         moderator = self.community.moderators("discord")[0].discord_member["username"]
-        written = self.http.post(
-            f"{self.discord}/_sandbox/messages",
-            json={
-                "user": moderator,
-                "channel": "moderators",
-                "content": f"I am looking at the new report; please leave it to me. ({stamp})",
-            },
+        written = self.write_on_discord(
+            step, moderator, "moderators", f"I am looking at the new report; please leave it to me. ({stamp})"
         )
-        if written.status_code != 200:
-            raise DemoFailed(step, f"the Discord sandbox refused the message: {written.text[:300]}")
         self.run_deployment(step, "commons-poll/every-minute", {})
 
         def relayed() -> str | None:
             with self.ledger.read() as session:
                 source = session.scalar(
                     select(CommonsMessage).where(
-                        CommonsMessage.platform == "discord", CommonsMessage.message_id == str(written.json()["id"])
+                        CommonsMessage.platform == "discord", CommonsMessage.message_id == str(written["id"])
                     )
                 )
                 copy = (
@@ -661,7 +649,7 @@ class Demo:
         inspector = self.lock.get("inspector_url")
         self.say(
             f"      {moderator} wrote in Discord's #moderators ({inspector}/discord?channel="
-            f"{written.json()['channel_id']}); relayed to the Forum's Moderators category "
+            f"{written['channel_id']}); relayed to the Forum's Moderators category "
             f"({inspector}/forum?topic={topic}); reports and relays: {inspector}/reports"
         )
 
