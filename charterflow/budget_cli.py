@@ -52,7 +52,7 @@ def _table(rows: list[dict[str, Any]], totals: dict[str, dict[str, str]]) -> str
 def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every budget request: state, amount asked, approved, spent, left, flagged records
     (spending over the approved amount), and the totals per currency."""
-    from flows.board.budget import list_requests
+    from flows.board.budget import list_requests  # lazy: start-up: Prefect and the flows
 
     with _errors():
         found = list_requests(_ledger())
@@ -79,7 +79,7 @@ def spend_command(
     ),
 ) -> None:
     """Record spending on an approved budget request (R-BUDGET)."""
-    from flows.board.budget import record_spending
+    from flows.board.budget import record_spending  # lazy: start-up: Prefect and the flows
 
     with _errors():
         out = record_spending(
@@ -105,7 +105,7 @@ def close_command(
     by: str = typer.Option(..., "--by", help="Your WG handle (an active member)."),
 ) -> None:
     """Close a decided budget request: no more spending is recorded on it."""
-    from flows.board.budget import close_request
+    from flows.board.budget import close_request  # lazy: start-up: Prefect and the flows
 
     with _errors():
         out = close_request(_ledger(), proposal_id=proposal, by=by, now=datetime.now(UTC))
@@ -120,7 +120,7 @@ def link_command(
     proposal: int = typer.Argument(..., help="The budget request it led to."),
 ) -> None:
     """Link an idea about money to its budget request."""
-    from flows.board.budget import link_idea
+    from flows.board.budget import link_idea  # lazy: start-up: Prefect and the flows
 
     with _errors():
         out = link_idea(_ledger(), idea_id=idea, proposal_id=proposal, now=datetime.now(UTC), actor="operator")
@@ -130,7 +130,7 @@ def link_command(
 
 def seed_command() -> None:
     """File the charter's own budget ideas in the backlog (source ``charter``), once."""
-    from flows.ideas.triage import seed_charter_ideas
+    from flows.ideas.triage import seed_charter_ideas  # lazy: start-up: Prefect and the flows
 
     with _errors():
         rows = seed_charter_ideas(_ledger(), now=datetime.now(UTC))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from importlib.metadata import version as dist_version
 from pathlib import Path
 
 import typer
@@ -27,7 +28,7 @@ from charterflow import (
     wg_cli,
 )
 from charterflow.cli_errors import fail
-from charterflow.stack import STACK_COMMANDS
+from charterflow.stack import STACK_COMMANDS, use_running
 
 app = typer.Typer(
     name="charterflow",
@@ -44,8 +45,7 @@ def main_options(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand not in STACK_COMMANDS:
         return
     # A command acting on the platforms or the ledger uses the running `up`'s (charterflow/stack.py).
-    from charterflow.settings import get_settings
-    from charterflow.stack import use_running
+    from charterflow.settings import get_settings  # lazy: start-up: pydantic-settings, for the stack commands only
 
     settings = get_settings()
     line = use_running(settings.home.resolve(), enabled=settings.use_up)
@@ -64,6 +64,7 @@ def what_if(
     charter: Path | None = typer.Option(None, "--charter", help="Charter TOML (default: settings)."),
 ) -> None:
     """Evaluate one case against the charter and print one JSON object."""
+    # lazy: start-up: the charter loader and rules (pydantic)
     from charterflow.charter import load_configured_charter
     from rules import CaseError, CharterFileError, evaluate_case
 
@@ -89,6 +90,7 @@ def check(
     charter: Path | None = typer.Argument(None, help="Charter TOML (default: settings)."),
 ) -> None:
     """Validate a charter file and print a summary of its numbers."""
+    # lazy: start-up: the charter loader and rules (pydantic)
     from charterflow.charter import load_configured_charter
     from rules import CharterFileError
 
@@ -102,7 +104,7 @@ def check(
 @app.command()
 def up() -> None:
     """Start the whole stack: Prefect server, the flows; stop with Ctrl-C."""
-    from charterflow.up import run_up
+    from charterflow.up import run_up  # lazy: start-up: the supervisor and its settings (pydantic)
 
     raise typer.Exit(run_up())
 
@@ -110,7 +112,7 @@ def up() -> None:
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="The status file as JSON.")) -> None:
     """Each child of the running `up`: state, pid, restarts, last exit (exit 1: up is not running)."""
-    from charterflow.status import status_command
+    from charterflow.status import status_command  # lazy: start-up: pydantic-settings
 
     raise typer.Exit(status_command(as_json=as_json))
 
@@ -118,7 +120,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="The status file a
 @app.command()
 def serve() -> None:
     """Serve every deployment (with its schedules) from one runner, against PREFECT_API_URL."""
-    from flows.serve import main as serve_main
+    from flows.serve import main as serve_main  # lazy: start-up: Prefect and every flow
 
     serve_main()
 
@@ -126,7 +128,7 @@ def serve() -> None:
 @app.command("settings")
 def settings_reference() -> None:
     """Print every setting (environment variable), its default and what it does, as Markdown."""
-    from charterflow.settings_reference import table
+    from charterflow.settings_reference import table  # lazy: start-up: every package's settings (pydantic)
 
     typer.echo(table())
 
@@ -134,8 +136,6 @@ def settings_reference() -> None:
 @app.command()
 def version() -> None:
     """Print charterflow's version."""
-    from importlib.metadata import version as dist_version
-
     typer.echo(dist_version("charterflow"))
 
 

@@ -9,6 +9,8 @@ from typing import Any, NoReturn
 
 import typer
 
+from connectors.errors import CharterflowError
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` to stderr and exit with ``code``."""
@@ -19,8 +21,10 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def scrub(message: str) -> str:
     """``message`` without the ledger database password (the ledger redacts already; this is
     belt and braces for messages that quote a URL some other way)."""
+    # lazy: start-up: SQLAlchemy and pydantic-settings, only once a command failed
     from sqlalchemy.engine import make_url
 
+    # lazy: start-up: as above
     from charterflow.settings import get_settings
 
     url = get_settings().database_url
@@ -38,8 +42,7 @@ def scrub(message: str) -> str:
 def one_line_errors() -> Iterator[None]:
     """Turn every expected failure (ours, a bad charter file, bad input, a file that cannot be
     read) into one ``error:`` line and exit code 2."""
-    from connectors.errors import CharterflowError
-    from rules import CharterFileError
+    from rules import CharterFileError  # lazy: start-up: rules (pydantic), for the commands that use it
 
     try:
         yield
@@ -53,6 +56,7 @@ def one_line_errors() -> Iterator[None]:
 def migrated_ledger() -> Any:
     """The ledger of this process (``flows.platforms.current_ledger``: from settings), checked
     to be at the current schema (``ledger.migrate.require_current``)."""
+    # lazy: start-up: Prefect and SQLAlchemy, for the commands that use the ledger
     from flows.platforms import current_ledger
     from ledger.migrate import require_current
 

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from charterflow.cli_errors import fail as _fail
+from connectors.errors import CharterflowError
 
 connectors_app = typer.Typer(help="The platform connectors: list them, inspect load errors.", no_args_is_help=True)
 
@@ -50,10 +51,9 @@ def sandbox(
     The line holds the base URL and the credentials, secrets and keys a client needs. Stop with
     Ctrl-C.
     """
-    import uvicorn
+    import uvicorn  # lazy: start-up: uvicorn
 
-    from connectors.errors import CharterflowError
-    from connectors.registry import load_connector
+    from connectors.registry import load_connector  # lazy: start-up: the connectors
 
     if not 0 <= port <= 65535:
         _fail(f"--port must be between 0 and 65535, not {port}")
@@ -80,7 +80,7 @@ def list_connectors(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per connector instead of a table."),
 ) -> None:
     """List the registered connectors: name, capabilities, docs URL, and load errors."""
-    from connectors.registry import discover
+    from connectors.registry import discover  # lazy: start-up: the connectors
 
     infos = discover()
     if as_json:

@@ -43,12 +43,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
-from charterflow.up import process_alive
+from charterflow.seed import Person, build
+from charterflow.stack import process_alive
+from connectors.slack.blocks import ACTION_IDS, BoardDecision
+from ledger import guides as shelf_ledger
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import (
+    Application,
+    Ballot,
+    BallotElector,
+    BallotStatus,
+    Identity,
+    InboxEvent,
+    Proposal,
+    ProposalStatus,
+)
+from ledger.models_appointments import WgAppointment
+from ledger.models_commons import CommonsMessage
+from ledger.models_safety import SafetyReport
 
 __all__ = ["DemoFailed", "Demo", "find_stack", "run_demo"]
 
@@ -99,9 +119,6 @@ class Demo:
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30.0))
 
     def __post_init__(self) -> None:
-        from charterflow.seed import build
-        from ledger.db import Ledger
-
         self.community = build()
         self.ledger = Ledger(self.ledger_url)
         self.api = self.lock["api_url"].rstrip("/")
@@ -162,6 +179,33 @@ class Demo:
         if outcome.get("failed"):
             raise DemoFailed(step, f"the gateway did not accept the interaction: {outcome.get('error')}")
         return outcome
+
+    def write_on_discord(self, step: str, user: str, channel: str, content: str) -> dict[str, Any]:
+        """``user`` writes ``content`` in the Discord channel named ``channel``: the message."""
+        response = self.http.post(
+            f"{self.discord}/_sandbox/messages", json={"user": user, "channel": channel, "content": content}
+        )
+        if response.status_code != 200:
+            raise DemoFailed(step, f"the Discord sandbox refused the message: {response.text[:300]}")
+        return dict(response.json())
+
+    def approve_in_slack(self, step: str, member: Person, message_ref: str, action_id: str) -> None:
+        """``member`` presses the button ``action_id`` on the Board's Slack message
+        ``message_ref`` (``channel:ts``): a signed ``block_actions`` request to the gateway."""
+        channel, ts = message_ref.split(":", 1)
+        response = self.http.post(
+            f"{self.slack}/_sandbox/interact",
+            json={
+                "url": f"{self.gateway}/hooks/slack",
+                "user": member.slack_id,
+                "channel": channel,
+                "ts": ts,
+                "action_id": action_id,
+            },
+        )
+        if response.status_code != 200 or response.json().get("status") != 200:
+            raise DemoFailed(step, f"the Slack click was not accepted: {response.text[:300]}")
+        self.say(f"      {member.name} pressed Approve in Slack")
 
     def flow_runs_since(self, since: datetime) -> list[dict[str, Any]]:
         """Flow runs started at or after ``since``."""
@@ -242,18 +286,12 @@ class Demo:
         return final
 
     def _effect(self, key: str) -> dict[str, Any] | None:
-        from ledger import repo
-
         with self.ledger.read() as session:
             found = repo.effect_get(session, key=key)
             return dict(found["ref"]) if found else None
 
     def electors(self, ballot_id: int) -> list[str]:
         """The Discord usernames of the ballot's electorate, in person order."""
-        from sqlalchemy import select
-
-        from ledger.models import BallotElector, Identity
-
         with self.ledger.read() as session:
             rows = session.execute(
                 select(Identity.username)
@@ -266,7 +304,7 @@ class Demo:
     def vote_yes(self, step: str, ballot_id: int) -> None:
         """Press Yes on the Discord ballot ``ballot_id`` as just enough electors to decide it
         (a majority of the whole electorate: R-VOTE-EARLY closes it then)."""
-        from flows.membership import ballot as ballots
+        from flows.membership import ballot as ballots  # lazy: start-up: Prefect, for the voting steps only
 
         electors = self.electors(ballot_id)
         voters = electors[: len(electors) // 2 + 1]
@@ -291,24 +329,21 @@ class Demo:
             self.say(f"      {voter} pressed Yes")
 
     def _ballot_closed(self, ballot_id: int) -> bool:
-        from ledger.models import Ballot, BallotStatus
-
         with self.ledger.read() as session:
-            return session.get(Ballot, ballot_id).status != BallotStatus.OPEN
+            ballot = session.get(Ballot, ballot_id)
+            return ballot is not None and ballot.status != BallotStatus.OPEN
 
     # ---- the steps ---------------------------------------------------------------------------
 
-    def applicant(self) -> Any:
+    def applicant(self) -> Person:
         """The first invented applicant the ledger does not know yet."""
-        from ledger import repo
-
         with self.ledger.read() as session:
             for person in self.community.applicants():
-                if repo.find_identity(session, platform="discord", username=person.discord["username"]) is None:
+                if repo.find_identity(session, platform="discord", username=person.discord_member["username"]) is None:
                     return person
         raise DemoFailed("apply", "every invented applicant has applied already; start from a fresh CHARTERFLOW_HOME")
 
-    def step_apply(self, person: Any) -> None:
+    def step_apply(self, person: Person) -> None:
         step = "apply"
         form = self.read("GET", f"{self.gateway}/apply")
         hidden = dict(re.findall(r'name="(submission|csrf)" value="([^"]*)"', form.text))
@@ -318,7 +353,7 @@ class Demo:
             f"{self.gateway}/apply",
             data={
                 **hidden,
-                "discord_username": person.discord["username"],
+                "discord_username": person.discord_member["username"],
                 "discourse_username": "",
                 "why": "I welcome newcomers in #general most evenings and would like to help the "
                 "working group keep the community friendly.",
@@ -330,11 +365,11 @@ class Demo:
         )
         if answer.status_code != 200:
             raise DemoFailed(step, f"the gateway answered HTTP {answer.status_code} to the form")
-        self.say(f"      {person.name} applied as {person.discord['username']} on Discord")
+        self.say(f"      {person.name} applied as {person.discord_member['username']} on Discord")
 
-    def confirm_dm(self, person: Any) -> dict[str, Any] | None:
+    def confirm_dm(self, person: Person) -> dict[str, Any] | None:
         state = self.state("discord")
-        dm = {c["id"] for c in state["channels"] if c.get("recipient_id") == person.discord["id"]}
+        dm = {c["id"] for c in state["channels"] if c.get("recipient_id") == person.discord_member["id"]}
         for message in reversed(state["messages"]):
             if message["channel_id"] in dm:
                 for row in message["components"]:
@@ -343,21 +378,16 @@ class Demo:
                             return {"message": message, "custom_id": button["custom_id"]}
         return None
 
-    def application(self, person: Any) -> Any:
-        from sqlalchemy import select
-
-        from ledger import repo
-        from ledger.models import Application
-
+    def application(self, person: Person) -> Any:
         with self.ledger.read() as session:
-            identity = repo.find_identity(session, platform="discord", username=person.discord["username"])
+            identity = repo.find_identity(session, platform="discord", username=person.discord_member["username"])
             if identity is None:
                 return None
             return session.scalars(
                 select(Application).where(Application.person_id == identity.person_id).order_by(Application.id.desc())
             ).first()
 
-    def step_confirm(self, person: Any) -> int:
+    def step_confirm(self, person: Person) -> int:
         step = "confirm"
         found = self.wait(
             step, "no confirmation DM with a Confirm button reached the applicant", lambda: self.confirm_dm(person)
@@ -367,13 +397,13 @@ class Demo:
             step,
             {
                 "type": "component",
-                "user": person.discord["username"],
+                "user": person.discord_member["username"],
                 "channel_id": message["channel_id"],
                 "message_id": message["id"],
                 "custom_id": found["custom_id"],
             },
         )
-        self.say(f"      {person.discord['username']} pressed Confirm in the DM")
+        self.say(f"      {person.discord_member['username']} pressed Confirm in the DM")
         app = self.wait(
             step,
             "the application did not reach its ballot (eligibility, R-ELIG-1)",
@@ -382,20 +412,20 @@ class Demo:
         self.say(f"      eligible; approval ballot {app.ballot_id} is open")
         return app.ballot_id
 
-    def step_vote(self, person: Any, ballot_id: int) -> None:
+    def step_vote(self, person: Person, ballot_id: int) -> None:
         step = "vote and onboard"
         self.vote_yes(step, ballot_id)
 
         def onboarded() -> bool:
             changes = self.state("discord")["role_changes"]
             return any(
-                c["action"] == "grant" and c["user_id"] == person.discord["id"] and c["role"] == "wg-member"
+                c["action"] == "grant" and c["user_id"] == person.discord_member["id"] and c["role"] == "wg-member"
                 for c in changes
             )
 
         self.wait(step, "the ballot did not close passed", lambda: self._ballot_closed(ballot_id))
-        self.wait(step, f"{person.discord['username']} was not given the wg-member role on Discord", onboarded)
-        self.say(f"      ballot {ballot_id} passed; {person.discord['username']} is onboarded (wg-member)")
+        self.wait(step, f"{person.discord_member['username']} was not given the wg-member role on Discord", onboarded)
+        self.say(f"      ballot {ballot_id} passed; {person.discord_member['username']} is onboarded (wg-member)")
 
     def step_moderator(self) -> None:
         step = "add a moderator"
@@ -424,31 +454,25 @@ class Demo:
 
         def granted() -> bool:
             return any(
-                c["action"] == "grant" and c["user_id"] == person.discord["id"] and c["role"] == "moderator"
+                c["action"] == "grant" and c["user_id"] == person.discord_member["id"] and c["role"] == "moderator"
                 for c in self.state("discord")["role_changes"]
             )
 
-        self.wait(step, f"{person.discord['username']} did not become a Discord moderator", granted)
+        self.wait(step, f"{person.discord_member['username']} did not become a Discord moderator", granted)
         self.say(f"      {person.handle} is a moderator on Discord (R-MOD)")
 
     def proposal(self, title: str) -> Any:
-        from sqlalchemy import select
-
-        from ledger.models import Proposal
-
         with self.ledger.read() as session:
             return session.scalars(select(Proposal).where(Proposal.title == title).order_by(Proposal.id.desc())).first()
 
     def step_propose(self, title: str) -> None:
-        from ledger.models import ProposalStatus
-
         step = "propose and escalate"
         chair = self.community.person(self.community.wg_roles["chair"])
         self.interact(
             step,
             {
                 "type": "command",
-                "user": chair.discord["username"],
+                "user": chair.discord_member["username"],
                 "name": "propose",
                 "options": {
                     "kind": "trial-platform",
@@ -459,7 +483,7 @@ class Demo:
                 },
             },
         )
-        self.say(f"      {chair.discord['username']} ran /propose (trial-platform)")
+        self.say(f"      {chair.discord_member['username']} ran /propose (trial-platform)")
         proposal = self.wait(
             step,
             "the proposal was not recorded with an endorsement ballot",
@@ -487,25 +511,11 @@ class Demo:
         self.say(f"      endorsed by the WG; escalated to Slack ({escalated.escalation_ref})")
 
     def step_board(self, title: str) -> None:
-        from connectors.slack.blocks import ACTION_IDS, BoardDecision
-
         step = "Board decision"
         proposal = self.proposal(title)
-        channel, ts = proposal.escalation_ref.split(":", 1)
-        member = self.community.board[-1]
-        response = self.http.post(
-            f"{self.slack}/_sandbox/interact",
-            json={
-                "url": f"{self.gateway}/hooks/slack",
-                "user": member.slack_id,
-                "channel": channel,
-                "ts": ts,
-                "action_id": ACTION_IDS[BoardDecision.APPROVE],
-            },
+        self.approve_in_slack(
+            step, self.community.board[-1], proposal.escalation_ref, ACTION_IDS[BoardDecision.APPROVE]
         )
-        if response.status_code != 200 or response.json().get("status") != 200:
-            raise DemoFailed(step, f"the Slack click was not accepted: {response.text[:300]}")
-        self.say(f"      {member.name} pressed Approve in Slack")
         self.wait(
             step,
             "the Board's decision was not recorded",
@@ -516,10 +526,6 @@ class Demo:
     def step_appoint(self) -> None:
         """R-ROLE-APPOINT: the WG asks the Board to name another Board member as Board Liaison
         (checked against R-ROLE-BOARD first); a Board member approves in Slack."""
-        from sqlalchemy import select
-
-        from ledger.models_appointments import WgAppointment
-
         step = "appoint the Board Liaison"
         holder = self.community.wg_roles["board_liaison"]
         nominee, member = [p for p in self.community.board if p.handle != holder][:2]
@@ -534,20 +540,7 @@ class Demo:
 
         row = self.wait(step, "the Board was not asked in Slack", asked)
         self.say(f"      the Board was asked to name {nominee.handle} (R-ROLE-BOARD checked)")
-        channel, ts = row.message_ref.split(":", 1)
-        response = self.http.post(
-            f"{self.slack}/_sandbox/interact",
-            json={
-                "url": f"{self.gateway}/hooks/slack",
-                "user": member.slack_id,
-                "channel": channel,
-                "ts": ts,
-                "action_id": "board_approve",
-            },
-        )
-        if response.status_code != 200 or response.json().get("status") != 200:
-            raise DemoFailed(step, f"the Slack click was not accepted: {response.text[:300]}")
-        self.say(f"      {member.name} pressed Approve in Slack")
+        self.approve_in_slack(step, member, row.message_ref, "board_approve")
         self.wait(
             step,
             f"{nominee.handle} was not appointed",
@@ -556,15 +549,11 @@ class Demo:
         self.say(f"      {nominee.handle} is the Board Liaison; the WG was told (R-ROLE-APPOINT)")
 
     def _last_inbox_id(self) -> int:
-        from sqlalchemy import func, select
-
-        from ledger.models import InboxEvent
-
         with self.ledger.read() as session:
             return int(session.scalar(select(func.max(InboxEvent.id))) or 0)
 
     def step_idea(self, text: str) -> None:
-        from flows import inbox
+        from flows import inbox  # lazy: start-up: Prefect and every flow, for this step only
 
         step = "file and triage an idea"
         if inbox.HANDLERS.get(inbox.Route.IDEA) is None:
@@ -577,15 +566,12 @@ class Demo:
         author = self.community.applicants()[-1]
         before = self._last_inbox_id()
         self.interact(
-            step, {"type": "command", "user": author.discord["username"], "name": "idea", "options": {"text": text}}
+            step,
+            {"type": "command", "user": author.discord_member["username"], "name": "idea", "options": {"text": text}},
         )
-        self.say(f"      {author.discord['username']} ran /idea")
+        self.say(f"      {author.discord_member['username']} ran /idea")
 
         def filed() -> str | None:
-            from sqlalchemy import select
-
-            from ledger.models import InboxEvent
-
             with self.ledger.read() as session:
                 event = session.scalars(
                     select(InboxEvent).where(InboxEvent.route == inbox.Route.IDEA, InboxEvent.id > before)
@@ -600,31 +586,20 @@ class Demo:
     def step_report(self, stamp: str) -> None:
         """R-SAFE-1: a member writes in #general; another picks "Report to moderators" in the
         message's Apps menu; the report is taken once and shown in the moderators' room."""
-        from sqlalchemy import func, select
-
-        from ledger.models_safety import SafetyReport
-
         step = "report a message to the moderators"
-        writer, reporter = (p.discord["username"] for p in self.community.applicants()[-2:])
+        writer, reporter = (p.discord_member["username"] for p in self.community.applicants()[-2:])
         with self.ledger.read() as session:
             before = int(session.scalar(select(func.max(SafetyReport.id))) or 0)
-        written = self.http.post(
-            f"{self.discord}/_sandbox/messages",
-            json={
-                "user": writer,
-                "channel": "general",
-                "content": f"Nobody asked you, and nobody here wants your answers. ({stamp})",
-            },
+        written = self.write_on_discord(
+            step, writer, "general", f"Nobody asked you, and nobody here wants your answers. ({stamp})"
         )
-        if written.status_code != 200:
-            raise DemoFailed(step, f"the Discord sandbox refused the message: {written.text[:300]}")
         self.interact(
             step,
             {
                 "type": "message_command",
                 "user": reporter,
                 "name": "Report to moderators",
-                "message_id": written.json()["id"],
+                "message_id": written["id"],
             },
         )
         self.say(f"      {reporter} reported a message of {writer} (the message's Apps menu)")
@@ -644,30 +619,19 @@ class Demo:
         """R-COMMS: a moderator writes in the Discord moderators' channel; the ``commons-poll``
         deployment relays it to the Forum's Moderators category (its first run of a room starts
         at the newest message, so it runs before the message and after it)."""
-        from sqlalchemy import select
-
-        from ledger.models_commons import CommonsMessage
-
         step = "relay the moderators' channel to the Forum"
         self.run_deployment(step, "commons-poll/every-minute", {})
-        moderator = self.community.moderators("discord")[0].discord["username"]
-        written = self.http.post(
-            f"{self.discord}/_sandbox/messages",
-            json={
-                "user": moderator,
-                "channel": "moderators",
-                "content": f"I am looking at the new report; please leave it to me. ({stamp})",
-            },
+        moderator = self.community.moderators("discord")[0].discord_member["username"]
+        written = self.write_on_discord(
+            step, moderator, "moderators", f"I am looking at the new report; please leave it to me. ({stamp})"
         )
-        if written.status_code != 200:
-            raise DemoFailed(step, f"the Discord sandbox refused the message: {written.text[:300]}")
         self.run_deployment(step, "commons-poll/every-minute", {})
 
         def relayed() -> str | None:
             with self.ledger.read() as session:
                 source = session.scalar(
                     select(CommonsMessage).where(
-                        CommonsMessage.platform == "discord", CommonsMessage.message_id == str(written.json()["id"])
+                        CommonsMessage.platform == "discord", CommonsMessage.message_id == str(written["id"])
                     )
                 )
                 copy = (
@@ -685,13 +649,11 @@ class Demo:
         inspector = self.lock.get("inspector_url")
         self.say(
             f"      {moderator} wrote in Discord's #moderators ({inspector}/discord?channel="
-            f"{written.json()['channel_id']}); relayed to the Forum's Moderators category "
+            f"{written['channel_id']}); relayed to the Forum's Moderators category "
             f"({inspector}/forum?topic={topic}); reports and relays: {inspector}/reports"
         )
 
     def step_guides(self) -> None:
-        from ledger import guides as shelf_ledger
-
         # The seeded sandboxes have no Guides category or resources channel: their general ones.
         self.run_deployment(
             "publish the guides",
@@ -708,8 +670,6 @@ def plugin_steps(demo: Demo, group: str = "charterflow.demo") -> list[tuple[str,
     ``steps(demo) -> [(label, act)]``, none when the plugin is not configured here; Matrix
     links a member's account once the Board approved its trial). One that fails to load is
     said and left out."""
-    from importlib.metadata import entry_points
-
     found: list[tuple[str, Callable[[], Any]]] = []
     for ep in sorted(entry_points(group=group), key=lambda e: e.name):
         try:

@@ -13,8 +13,9 @@ def demo(
     """Apply, confirm, vote and onboard; add a moderator; escalate a platform trial to the Board
     and approve it in Slack; file and triage an idea. Each step prints the Prefect UI links of
     its flow runs. Needs `charterflow up` running with the same CHARTERFLOW_HOME."""
-    import httpx
+    import httpx  # lazy: start-up: httpx
 
+    # lazy: start-up: the demo (SQLAlchemy and the ledger), pydantic-settings
     from charterflow.demo import DemoFailed, run_demo
     from charterflow.settings import get_settings
 

@@ -26,7 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.deployments.runner import EntrypointType
+from prefect.exceptions import ObjectNotFound
+from prefect.utilities.asyncutils import run_coro_as_sync
+from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
+
 from connectors.errors import ConfigError
+from flows.serve import deployments
 
 __all__ = ["Registered", "deploy_to_pool", "ensure_pool", "module_entrypoint"]
 
@@ -72,12 +80,6 @@ def _schedule_text(schedule: Any) -> str:
 def ensure_pool(name: str, *, create: bool, pool_type: str) -> str:
     """The pool's type; with ``create`` an absent pool is created with the default base job
     template of ``pool_type`` (as ``prefect work-pool create NAME --type TYPE`` does)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectNotFound
-    from prefect.utilities.asyncutils import run_coro_as_sync
-    from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
-
     with get_client(sync_client=True) as client:
         try:
             return client.read_work_pool(name).type
@@ -111,10 +113,6 @@ def deploy_to_pool(
 ) -> list[Registered]:
     """Register every deployment to ``work_pool`` (see the module docstring); one ``echo`` line
     per deployment. Raises ``ConfigError`` for a missing pool or an option the pool cannot take."""
-    from prefect.deployments.runner import EntrypointType
-
-    from flows.serve import deployments
-
     kind = ensure_pool(work_pool, create=create_pool, pool_type=pool_type)
     extra = dict(job_variables or {})
     if kind == "process":

@@ -7,6 +7,7 @@ import json
 import typer
 
 from charterflow.cli_errors import fail as _fail
+from connectors.errors import CharterflowError
 
 __all__ = ["app", "discord_app"]
 
@@ -23,15 +24,14 @@ def register_commands(
     Reads CHARTERFLOW_DISCORD_TOKEN, _APPLICATION_ID, _GUILD_ID and _PUBLIC_KEY (and .env).
     Prints one JSON line: the scope and the registered command names and ids.
     """
-    from connectors.discord import payloads
+    from connectors.discord import payloads  # lazy: start-up: the connectors
 
     if scope not in ("guild", "global"):
         _fail(f"--scope must be 'guild' or 'global', not {scope!r}")
     if dry_run:
         typer.echo(json.dumps({"scope": scope, "commands": list(payloads.COMMANDS)}, ensure_ascii=False))
         return
-    from connectors.discord.connector import DiscordConnector
-    from connectors.errors import CharterflowError
+    from connectors.discord.connector import DiscordConnector  # lazy: start-up: the connectors
 
     try:
         connector = DiscordConnector.from_env()

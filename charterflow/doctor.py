@@ -20,11 +20,26 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+from dotenv import dotenv_values
+
+from connectors.discord import doctor as discord_doctor
+from connectors.discord.connector import DiscordConnector
+from connectors.discord.settings import DiscordSettings
+from connectors.discourse import doctor as discourse_doctor
+from connectors.discourse.connector import DiscourseConnector
+from connectors.discourse.settings import DiscourseSettings
 from connectors.doctor import Check, failed, passed
 from connectors.errors import ConfigError
+from connectors.slack import doctor as slack_doctor
+from connectors.slack.connector import SlackConnector
+from connectors.slack.settings import SlackSettings
+from flows.platforms import MembershipSettings
+from gateway.settings import GatewaySettings
 
 __all__ = ["DOCTOR_GROUP", "PLATFORMS", "DoctorReport", "plugin_doctors", "run_doctor", "sandboxes"]
 
@@ -37,8 +52,6 @@ DOCTOR_GROUP = "charterflow.doctor"
 def plugin_doctors(group: str = DOCTOR_GROUP) -> dict[str, Any]:
     """The plugins' check functions by platform name (built-in names excluded); one that cannot
     be loaded maps to the exception, reported as a failed check, never fatal."""
-    from importlib.metadata import entry_points
-
     found: dict[str, Any] = {}
     for ep in sorted(entry_points(group=group), key=lambda e: e.name):
         if ep.name in PLATFORMS:
@@ -68,8 +81,6 @@ def _configured(platform: str, env_file: Path | None) -> bool:
     if any(k.upper().startswith(prefix) and v for k, v in os.environ.items()):
         return True
     if env_file is not None and env_file.is_file():
-        from dotenv import dotenv_values
-
         return any(str(k).upper().startswith(prefix) and v for k, v in dotenv_values(env_file).items())
     return False
 
@@ -82,9 +93,6 @@ def run_doctor(
 ) -> DoctorReport:
     """Run the checks of ``platforms`` (default: every configured one). ``overrides`` gives a
     platform's settings fields explicitly (``--sandboxes``); such a platform counts as configured."""
-    from flows.platforms import MembershipSettings
-    from gateway.settings import GatewaySettings
-
     overrides = overrides or {}
     report = DoctorReport()
     membership = MembershipSettings()
@@ -121,25 +129,18 @@ def run_doctor(
 
 def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, gateway: Any) -> list[Check]:
     if platform == "discord":
-        from connectors.discord.doctor import check
-        from connectors.discord.settings import DiscordSettings
-
-        settings = DiscordSettings.load(**given)
-        channel = membership.discord_channel or settings.wg_channel_id or "wg-private"
-        return check(settings, channels=[channel], wg_role=membership.discord_role)
+        discord = DiscordSettings.load(**given)
+        channel = membership.discord_channel or discord.wg_channel_id or "wg-private"
+        return discord_doctor.check(discord, channels=[channel], wg_role=membership.discord_role)
     if platform == "discourse":
-        from connectors.discourse.doctor import check
-        from connectors.discourse.settings import DiscourseSettings
-
-        settings = DiscourseSettings.load(**given)
         ids = sorted(gateway.applications_categories() | gateway.ideas_categories())
-        return check(
-            settings, category=membership.discourse_category, group=membership.discourse_group, category_ids=ids
+        return discourse_doctor.check(
+            DiscourseSettings.load(**given),
+            category=membership.discourse_category,
+            group=membership.discourse_group,
+            category_ids=ids,
         )
-    from connectors.slack.doctor import check
-    from connectors.slack.settings import SlackSettings
-
-    return check(SlackSettings.load(**given))
+    return slack_doctor.check(SlackSettings.load(**given))
 
 
 def _check_plugin(platform: str, run: Any, given: dict[str, Any]) -> list[Check]:
@@ -194,8 +195,6 @@ class _Served:
     """A sandbox's ASGI app served by uvicorn on 127.0.0.1 from a daemon thread."""
 
     def __init__(self, app: Any) -> None:
-        import uvicorn
-
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
@@ -218,10 +217,6 @@ class _Served:
 def sandboxes(seeds: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[dict[str, dict[str, Any]]]:
     """The three sandboxes (default seeds unless ``seeds`` names one) served on 127.0.0.1; yields
     each platform's settings fields pointing at its sandbox, for :func:`run_doctor`'s overrides."""
-    from connectors.discord.connector import DiscordConnector
-    from connectors.discourse.connector import DiscourseConnector
-    from connectors.slack.connector import SlackConnector
-
     seeds = seeds or {}
     served: list[_Served] = []
     try:

@@ -21,7 +21,7 @@ def inbox_list(limit: int = typer.Option(100, "--limit", min=1, max=10_000)) -> 
     """Every unprocessed event, oldest first: its route, attempts and state. An event noted
     dispatch-gave-up was dispatched five times without being handled (see its runs in
     the Prefect UI: task runs named inbox-<route>-<id>); `charterflow inbox retry ID`."""
-    from ledger import repo
+    from ledger import repo  # lazy: start-up: SQLAlchemy and the ledger
 
     with one_line_errors():
         with ledger().read() as session:
@@ -41,7 +41,7 @@ def inbox_list(limit: int = typer.Option(100, "--limit", min=1, max=10_000)) -> 
 def inbox_retry(event_id: int = typer.Argument(..., help="The event's id (inbox list).")) -> None:
     """Dispatch an unprocessed event again, as a new run (the gateway's drain loop starts
     it within seconds). The handlers are idempotent: nothing done already is done twice."""
-    from ledger import repo
+    from ledger import repo  # lazy: start-up: SQLAlchemy and the ledger
 
     with one_line_errors():
         with ledger().transaction() as session:
@@ -57,7 +57,7 @@ def gateway(
     ),
 ) -> None:
     """Serve the gateway until Ctrl-C; prints the form URL. Prefect: PREFECT_API_URL."""
-    from gateway.serve import serve
+    from gateway.serve import serve  # lazy: start-up: the gateway (FastAPI)
 
     code = serve(host, port)
     if code:

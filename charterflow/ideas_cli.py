@@ -78,6 +78,7 @@ def list_cmd(
 ) -> None:
     """Show the backlog: number, status, platform, Board or WG, likely duplicate, age,
     flag (waiting too long), author and title."""
+    # lazy: start-up: the charter loader (pydantic), Prefect and the flows
     from charterflow.charter import load_configured_charter
     from flows.ideas.common import backlog_rows
 
@@ -106,6 +107,7 @@ def add_cmd(
     ref: str = typer.Option("", "--ref", help="Your reference: the same one files nothing new."),
 ) -> None:
     """File an idea as an operator (source ``operator``); prints its number."""
+    # lazy: start-up: the charter loader (pydantic), Prefect and the flows, SQLAlchemy and the ledger
     from charterflow.charter import load_configured_charter
     from flows.ideas.common import validate_idea
     from flows.ideas.intake import check_url, operator_key

@@ -17,6 +17,7 @@ import typer
 
 from charterflow.cli_errors import fail as _fail
 from charterflow.cli_errors import one_line_errors as _errors
+from charterflow.stack import process_alive
 
 ACTOR_HELP = "Who acts, as an audit reference (operator, person:12, …)."
 
@@ -26,6 +27,7 @@ class _DryRun(Exception):
 
 
 def _ledger(*, current: bool = True) -> Any:
+    # lazy: start-up: pydantic-settings, SQLAlchemy and the ledger
     from charterflow.settings import get_settings
     from ledger import Ledger
     from ledger.migrate import require_current
@@ -47,7 +49,7 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 
 
 def _check_actor(actor: str) -> str:
-    from ledger.audit import _REF
+    from ledger.audit import _REF  # lazy: start-up: SQLAlchemy and the ledger
 
     if not _REF.match(actor):
         raise ValueError(f"--actor {actor!r}: use a reference such as operator or person:12")
@@ -56,7 +58,7 @@ def _check_actor(actor: str) -> str:
 
 def _instances(pairs: list[str]) -> dict[str, str]:
     """``--instance PLATFORM=INSTANCE`` options as a mapping (a Forum URL gives its host)."""
-    from connectors.base import url_instance
+    from connectors.base import url_instance  # lazy: start-up: the connectors
 
     found: dict[str, str] = {}
     for pair in pairs:
@@ -92,7 +94,7 @@ def db_upgrade(
     ),
 ) -> None:
     """Bring the ledger database to the current schema (safe to run again)."""
-    from ledger.migrate import upgrade
+    from ledger.migrate import upgrade  # lazy: start-up: SQLAlchemy and the ledger
 
     with _errors():
         instances = _instances(instance)
@@ -111,7 +113,7 @@ def db_backup(
 ) -> None:
     """Copy the ledger while the stack runs (SQLite online backup, PostgreSQL pg_dump) and
     print its audit head, also written to FILE.head: keep that apart from the backup."""
-    from ledger.backup import backup, head_file
+    from ledger.backup import backup, head_file  # lazy: start-up: SQLAlchemy and the ledger
 
     with _errors():
         ledger = _ledger()
@@ -129,6 +131,7 @@ def db_restore(
 ) -> None:
     """Fill an empty ledger database from a backup, then verify its audit chain (against
     FILE.head when present); exit 1 if the chain is broken or not the witnessed one."""
+    # lazy: start-up: SQLAlchemy and the ledger
     from ledger.backup import restore
     from ledger.migrate import current_revision, head_revision
 
@@ -157,7 +160,7 @@ def audit_verify(
     fmt: str = typer.Option("jsonl", "--format", help="Format of --file: jsonl or csv."),
 ) -> None:
     """Check the audit log link by link; exit 1 naming the first bad entry."""
-    from ledger import audit
+    from ledger import audit  # lazy: start-up: SQLAlchemy and the ledger
 
     with _errors():
         if file is not None:
@@ -181,7 +184,7 @@ def audit_export(
     output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Write the whole audit log out, oldest entry first."""
-    from ledger import audit
+    from ledger import audit  # lazy: start-up: SQLAlchemy and the ledger
 
     with _errors():
         if fmt not in ("jsonl", "csv"):
@@ -199,6 +202,7 @@ def roster_import(
     charter: Path | None = typer.Option(None, "--charter", help="Charter TOML."),
 ) -> None:
     """Import people, identities, terms and WG roles; refuses a file that breaks a rule."""
+    # lazy: start-up: the charter loader (pydantic), SQLAlchemy and the ledger
     from charterflow.charter import load_configured_charter
     from ledger.roster import import_roster, load_roster
 
@@ -238,7 +242,7 @@ def roster_export(
     output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Write people, identities, terms, WG roles and reference lists as roster TOML."""
-    from ledger.roster import export_roster
+    from ledger.roster import export_roster  # lazy: start-up: SQLAlchemy and the ledger
 
     _export(output, export_roster)
 
@@ -249,6 +253,7 @@ def person_export(
     output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """Everything the ledger holds about a person, as JSON."""
+    # lazy: start-up: SQLAlchemy and the ledger
     from ledger.privacy import export_person
     from ledger.repo import get_person
 
@@ -271,6 +276,7 @@ def person_erase(
 ) -> None:
     """Erase a person's personal data, keep the decisions, record the erasure; their names
     and answers are also redacted from Prefect's runs and artifacts (R-PRIVACY-3)."""
+    # lazy: start-up: SQLAlchemy and the ledger
     from ledger.privacy import erase_person, personal_values
     from ledger.repo import get_person
 
@@ -290,6 +296,7 @@ def person_erase(
     with _errors():
         _check_actor(actor)
         ledger = _ledger()
+        # lazy: start-up: Prefect and the flows
         from flows.commons.erase import erase_before_ledger  # R-COMMS: copies on the platforms
 
         bridged = erase_before_ledger(ledger, person)
@@ -315,9 +322,9 @@ def person_erase(
 
 def _prefect_api() -> str | None:
     """The Prefect API the erasure searches: ``PREFECT_API_URL``, else the running `up`'s."""
-    from prefect.settings import PREFECT_API_URL
+    from prefect.settings import PREFECT_API_URL  # lazy: start-up: Prefect
 
-    from charterflow.settings import get_settings
+    from charterflow.settings import get_settings  # lazy: start-up: pydantic-settings
 
     if PREFECT_API_URL.value():
         return str(PREFECT_API_URL.value()).rstrip("/")
@@ -325,8 +332,6 @@ def _prefect_api() -> str | None:
         lock = json.loads((get_settings().home / "up.json").read_text())
     except (OSError, ValueError):
         return None
-    from charterflow.up import process_alive
-
     pid = lock.get("pid")
     if not lock.get("api_url") or not isinstance(pid, int) or not process_alive(pid):
         return None
@@ -334,8 +339,9 @@ def _prefect_api() -> str | None:
 
 
 def _redact_prefect(api: str, values: list[str], *, replacement: str) -> dict[str, int]:
-    import httpx
+    import httpx  # lazy: start-up: httpx
 
+    # lazy: start-up: Prefect and the flows
     from flows.inbox import prefect_http
     from flows.privacy import redact
 

@@ -16,7 +16,7 @@ from charterflow.cli_errors import fail, one_line_errors
 
 
 def _when(value: str | None, option: str) -> datetime | None:
-    from flows.moderation.sync import parse_since
+    from flows.moderation.sync import parse_since  # lazy: start-up: Prefect and the flows
 
     if value is None:
         return None
@@ -78,6 +78,7 @@ def report(
 ) -> None:
     """Actions per platform and type, Forum flag-to-action time, people sanctioned on one
     platform only, moderators' reasons grouped. Without --since: this quarter so far."""
+    # lazy: start-up: Prefect and the flows, rules (pydantic)
     from flows.moderation.figures import figures_between
     from flows.platforms import current_ledger
     from rules.reports import Quarter
@@ -103,6 +104,7 @@ def ack(
     by: str = typer.Option(..., "--by", help="Who acknowledges (a moderator's name)."),
 ) -> None:
     """Acknowledge an alert (the Forum has no button; Discord's button does the same)."""
+    # lazy: start-up: Prefect and the flows, SQLAlchemy and the ledger
     from flows.kit import context
     from flows.moderation.alerts import show_acknowledged
     from ledger import moderation as modlog
@@ -119,6 +121,7 @@ def ack(
 
 
 def _decide(link_id: int, by: str, confirm: bool) -> None:
+    # lazy: start-up: Prefect and the flows, SQLAlchemy and the ledger
     from flows.kit import context
     from flows.moderation.alerts import raise_alerts, show_link_decision
     from ledger import moderation as modlog
@@ -141,6 +144,7 @@ def _decide(link_id: int, by: str, confirm: bool) -> None:
 @links.command("list")
 def list_links(status: str | None = typer.Option(None, "--status", help="suggested, confirmed or rejected.")) -> None:
     """The links (newest first)."""
+    # lazy: start-up: Prefect and the flows, SQLAlchemy and the ledger
     from flows.platforms import current_ledger
     from ledger import moderation as modlog
 
@@ -172,7 +176,7 @@ def reject(link_id: int = typer.Argument(...), by: str = typer.Option(..., "--by
 @group.command("sync")
 def sync() -> None:
     """Read every platform's moderation log once now (what the every-15-minutes deployment runs)."""
-    from flows.moderation.sync import moderation_sync
+    from flows.moderation.sync import moderation_sync  # lazy: start-up: Prefect and the flows
 
     with one_line_errors():
         typer.echo(json.dumps(moderation_sync(), default=str))
@@ -181,7 +185,7 @@ def sync() -> None:
 @group.command("digest")
 def digest(day: str | None = typer.Option(None, "--day", help="The day, YYYY-MM-DD (default: yesterday).")) -> None:
     """Post the digest of a day to every moderator space (once per day and platform)."""
-    from flows.moderation.digest import moderation_digest
+    from flows.moderation.digest import moderation_digest  # lazy: start-up: Prefect and the flows
 
     when = _when(day, "--day")
     with one_line_errors():

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import typer
@@ -28,8 +29,7 @@ def doctor(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per check instead of text lines."),
 ) -> None:
     """Check tokens, permissions, role positions, scopes, configured names and secrets."""
-    import logging
-
+    # lazy: start-up: the connectors, the flows' and the gateway's settings (doctor)
     from charterflow.doctor import run_doctor
     from charterflow.doctor import sandboxes as serve_sandboxes
 
@@ -93,10 +93,11 @@ def deploy(
     ),
 ) -> None:
     """Register every deployment, with its schedules, to a Prefect work pool (for workers)."""
+    # lazy: start-up: httpx, Prefect
     import httpx
     from prefect.settings import PREFECT_API_URL
 
-    from charterflow.deploy import deploy_to_pool
+    from charterflow.deploy import deploy_to_pool  # lazy: start-up: Prefect and every flow (deploy)
 
     if not work_pool.strip():
         fail("--work-pool needs a name")

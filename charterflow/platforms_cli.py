@@ -30,6 +30,7 @@ def _day(at: datetime | None) -> str:
 
 def rows(session: Any, *, charter: Any, now: datetime) -> list[dict[str, Any]]:
     """One dict per platform: name, state, since, trial end, counted, connector."""
+    # lazy: start-up: SQLAlchemy and the ledger, rules (pydantic)
     from ledger import platforms as ledger_platforms
     from rules.platforms import admin_platforms
 
@@ -52,7 +53,7 @@ def rows(session: Any, *, charter: Any, now: datetime) -> list[dict[str, Any]]:
 
 def history_rows(session: Any) -> list[dict[str, Any]]:
     """Every recorded step, oldest first."""
-    from ledger import platforms as ledger_platforms
+    from ledger import platforms as ledger_platforms  # lazy: start-up: SQLAlchemy and the ledger
 
     return [
         {
@@ -109,7 +110,7 @@ def list_cmd(
     """List the platforms: state, since, trial end, counted by R-ADMIN-1/2, connector."""
     if ctx.invoked_subcommand is not None:
         return
-    from charterflow.charter import load_configured_charter
+    from charterflow.charter import load_configured_charter  # lazy: start-up: the charter loader (pydantic)
 
     with _errors():
         charter = load_configured_charter()
@@ -130,6 +131,7 @@ def list_cmd(
 @platforms.command("retire")
 def retire_cmd(platform: str = typer.Argument(..., help="A retiring platform's name.")) -> None:
     """Continue a retiring platform's retirement: revoke its managed roles, then retire it."""
+    # lazy: start-up: Prefect and the flows, rules (pydantic)
     from flows.kit import context
     from flows.platforms_state import retire
     from rules.platforms import check_name

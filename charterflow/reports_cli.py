@@ -27,6 +27,7 @@ def draft_command(
     out: Path | None = typer.Option(None, "--out", "-o", help="Directory to write to (default ./report-<quarter>)."),
 ) -> None:
     """Render the quarterly report (three texts and three charts) without publishing it."""
+    # lazy: start-up: Prefect and the flows, rules (pydantic)
     from flows.reports.quarterly import chart_files, draft
     from rules.reports import Quarter
 

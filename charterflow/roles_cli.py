@@ -26,6 +26,7 @@ from typing import Any
 import typer
 
 from charterflow.cli_errors import one_line_errors as _errors
+from connectors.errors import ConnectorError
 
 OVERRIDE_HELP = (
     "Apply a plan the guardrails refuse; the reason is recorded in the audit log and the refusals become warnings."
@@ -33,7 +34,7 @@ OVERRIDE_HELP = (
 
 
 def _run(*, confirm: bool, override_reason: str | None, actor: str) -> None:
-    from connectors.errors import ConnectorError
+    # lazy: start-up: Prefect and the flows
     from flows.kit import context
     from flows.roles.plan import apply_plan, build_plan, decision_ref_for, explain, format_plan, record_refusal
 
@@ -123,6 +124,7 @@ def dump_cmd(
     out: Path | None = typer.Option(None, "--out", help="Write to FILE (default: stdout)."),
 ) -> None:
     """Write today's observed platform roles in the roster format (reads only)."""
+    # lazy: start-up: Prefect and the flows
     from flows.kit import context
     from flows.roles.dump import dump_roles
 
@@ -141,6 +143,7 @@ def import_cmd(
     actor: str = typer.Option("operator", "--actor", help="Who acts, as an audit reference."),
 ) -> None:
     """Record a dump's people, accounts and platform roles in the ledger (sends nothing)."""
+    # lazy: start-up: Prefect and the flows
     from flows.kit import context
     from flows.roles.dump import import_roles
 
@@ -163,6 +166,7 @@ def training_list(ctx: typer.Context) -> None:
     """List, per platform, who has and has not acknowledged the moderation guide, since when."""
     if ctx.invoked_subcommand is not None:
         return
+    # lazy: start-up: Prefect and the flows
     from flows.kit import context
     from flows.roles.training import training_status
 
@@ -194,6 +198,7 @@ def training_ack(
     actor: str = typer.Option("operator", "--actor", help="Who records it (audit reference)."),
 ) -> None:
     """Record an acknowledgement received another way (e.g. a Forum reply)."""
+    # lazy: start-up: Prefect and the flows
     from flows.kit import context
     from flows.roles.training import acknowledge_by_operator
 

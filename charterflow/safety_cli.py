@@ -47,6 +47,7 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Median and p90 time to first response and to resolution per platform, counts by outcome."""
+    # lazy: start-up: Prefect and the flows
     from flows.platforms import current_ledger
     from flows.safety.flows import figures_between
 
@@ -61,6 +62,7 @@ def list_reports(
     state: str | None = typer.Option(None, "--state", help="open, claimed, resolved or referred."),
 ) -> None:
     """The queue, oldest first (a referred report shows only that it was referred: R-SAFE-2)."""
+    # lazy: start-up: Prefect and the flows, SQLAlchemy and the ledger
     from flows.platforms import current_ledger
     from ledger import safety as queue_ledger
 
@@ -90,6 +92,7 @@ def _by(by: str) -> str:
 @safety_app.command("claim")
 def claim(report_id: int = typer.Argument(...), by: str = typer.Option(..., "--by", help="The moderator.")) -> None:
     """Claim a report (once; a second claim says who holds it)."""
+    # lazy: start-up: Prefect and the flows
     from flows.kit import context
     from flows.safety import queue
 
@@ -105,6 +108,7 @@ def resolve(
     by: str = typer.Option(..., "--by", help="The moderator."),
 ) -> None:
     """Resolve a report with an outcome; its reporter is told it was handled (never the outcome)."""
+    # lazy: start-up: Prefect and the flows
     from flows.kit import context
     from flows.safety import queue
 
@@ -120,6 +124,7 @@ def resolve(
 @safety_app.command("refer")
 def refer(report_id: int = typer.Argument(...), by: str = typer.Option(..., "--by", help="The moderator.")) -> None:
     """Mark a report as a Code of Conduct matter: it goes privately to the CoC Liaison (R-SAFE-2)."""
+    # lazy: start-up: Prefect and the flows
     from flows.kit import context
     from flows.safety import queue
 
@@ -137,6 +142,7 @@ def coc_outcome(
     text: str = typer.Option(..., "--text", help="The CoC WG's outcome, as the liaison records it."),
 ) -> None:
     """The CoC Liaison records the CoC WG's outcome of a referred report (R-SAFE-2)."""
+    # lazy: start-up: Prefect and the flows
     from flows.kit import context
     from flows.safety import queue
 
@@ -152,7 +158,7 @@ def coc_outcome(
 @safety_app.command("remind")
 def remind() -> None:
     """Remind the moderators' rooms of unclaimed reports now (what the hourly deployment runs)."""
-    from flows.safety.flows import safety_reminders
+    from flows.safety.flows import safety_reminders  # lazy: start-up: Prefect and the flows
 
     with one_line_errors():
         typer.echo(json.dumps(safety_reminders()))

@@ -143,6 +143,20 @@ class Person:
     steering_council: bool = False
     roles: dict[str, set[str]] = field(default_factory=dict)  # platform -> {"admin", "moderator"}
 
+    @property
+    def forum_user(self) -> dict[str, Any]:
+        """The Discourse user fields of someone known to be on the Forum (``ValueError`` if not)."""
+        if self.forum is None:
+            raise ValueError(f"{self.handle} has no Forum account")
+        return self.forum
+
+    @property
+    def discord_member(self) -> dict[str, Any]:
+        """The Discord member fields of someone known to be on Discord (``ValueError`` if not)."""
+        if self.discord is None:
+            raise ValueError(f"{self.handle} has no Discord account")
+        return self.discord
+
 
 @dataclass(kw_only=True)
 class Community:
@@ -419,7 +433,7 @@ def _iso(value: datetime) -> str:
 
 def _names(rng: random.Random, count: int) -> list[tuple[str, str]]:
     seen: set[str] = set()
-    out = []
+    out: list[tuple[str, str]] = []
     while len(out) < count:
         first = rng.choice(FIRST)
         last = rng.choice(SURNAME_HEAD) + rng.choice(SURNAME_TAIL)
@@ -475,14 +489,16 @@ def _person(rng: random.Random, i: int, first: str, last: str, today: date) -> P
 
 def _active(p: Person, today: date) -> None:
     """The WG and staff are long-standing, active people."""
-    p.forum.update(
+    # The first forty people are on both platforms (``_person``).
+    forum, discord = p.forum_user, p.discord_member
+    forum.update(
         created_at=_at(today - timedelta(days=700)),
         days_visited=300,
-        post_count=max(p.forum["post_count"], 150),
+        post_count=max(forum["post_count"], 150),
         trust_level=3,
         last_seen_at=_at(today - timedelta(days=1)),
     )
-    p.discord.update(joined_at=_at(today - timedelta(days=650)), recent_messages=max(p.discord["recent_messages"], 30))
+    discord.update(joined_at=_at(today - timedelta(days=650)), recent_messages=max(discord["recent_messages"], 30))
 
 
 def build(*, today: date | None = None, size: int = 200) -> Community:
@@ -498,7 +514,7 @@ def build(*, today: date | None = None, size: int = 200) -> Community:
     for p in staff:
         _active(p, today)
     for p in applicants:  # eligible on Discord (R-ELIG-1), not yet in the WG
-        p.discord.update(
+        p.discord_member.update(
             joined_at=_at(today - timedelta(days=rng.randint(200, 900))), recent_messages=rng.randint(9, 40)
         )
     chair, co_chair, coc, board_liaison, sc_liaison = wg[0], wg[1], wg[2], wg[3], wg[4]
@@ -528,9 +544,10 @@ def build(*, today: date | None = None, size: int = 200) -> Community:
         "board_liaison": board_liaison.handle,
         "sc_liaison": sc_liaison.handle,
     }
-    authors = [p for p in people[40:] if p.forum] or people
+    # Authors from the wider community; a community of forty or fewer has only its first people.
+    authors = [p.forum for p in people[40:] if p.forum] or [p.forum for p in people if p.forum]
     ideas = [
-        {"title": title, "body": body, "author": authors[n * 7 % len(authors)].forum["username"]}
+        {"title": title, "body": body, "author": authors[n * 7 % len(authors)]["username"]}
         for n, (title, body) in enumerate(IDEAS)
     ]
     return Community(today=today, people=people, wg_roles=wg_roles, ideas=ideas)

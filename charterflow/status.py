@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from charterflow.settings import get_settings
 from charterflow.stack import process_alive
 
 STATUS_FILE = "status.json"
@@ -95,8 +96,6 @@ def render(status: dict[str, Any], *, now: datetime | None = None) -> str:
 
 def status_command(*, as_json: bool = False) -> int:
     """`charterflow status`: 0 and the table while `up` runs for this home, else 1 and a line."""
-    from charterflow.settings import get_settings
-
     home = get_settings().home.resolve()
     status = running_status(home)
     if status is None:

@@ -21,31 +21,42 @@ child's state is in ``<home>/status.json`` (``charterflow status``).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import deque
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from http.client import HTTPException
+from importlib.metadata import distributions, entry_points, version
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from rich.console import Console
 
 from charterflow import stack as stack_files
 from charterflow.settings import Settings, get_settings
-from charterflow.stack import process_alive  # noqa: F401 - demo imports it from here
 from charterflow.status import write_status
+from connectors.email import SmtpSettings
+from connectors.errors import CharterflowError
 from flows.forking import forked
+from gateway.settings import GatewaySettings
 
 STOP_GRACE_SECONDS = 7.0
 READY_POLL_SECONDS = 0.1  # each look is a loopback request or a file read
@@ -157,9 +168,9 @@ class Supervisor:
         self._spawn(child)
         return child
 
-    def _spawn(self, child: Child) -> None:
+    def _spawn(self, child: Child) -> subprocess.Popen:
         with child.log.open("ab") as out:
-            child.process = subprocess.Popen(
+            process = child.process = subprocess.Popen(
                 child.spec.argv,
                 env=child.spec.env,
                 stdout=out,
@@ -169,6 +180,7 @@ class Supervisor:
             )
         child.state, child.restart_at = "running", None
         self.write_status()
+        return process
 
     def adopt(self, spec: ChildSpec, process: subprocess.Popen) -> Child:
         """Supervise ``process``, already started by a plugin (in its own session): when it
@@ -189,16 +201,17 @@ class Supervisor:
         """Notice exits, start again what is due; the crash-looping child, if one is."""
         now = time.monotonic()
         for child in self.children:
-            if child.state == "running" and child.process is not None and child.process.poll() is not None:
-                if self._exited(child, now):
+            process = child.process
+            if child.state == "running" and process is not None and process.poll() is not None:
+                if self._exited(child, process, now):
                     return child
             elif child.state == "restarting" and child.restart_at is not None and child.restart_at <= now:
                 self._respawn(child)
         return None
 
-    def _exited(self, child: Child, now: float) -> bool:
-        code = child.process.returncode
-        _stop_group(child.process)  # what it left behind (a flow run's process) goes too
+    def _exited(self, child: Child, process: subprocess.Popen, now: float) -> bool:
+        code = process.returncode
+        _stop_group(process)  # what it left behind (a flow run's process) goes too
         child.last_exit, child.last_exit_at = code, datetime.now(UTC)
         child.exits.append(now)
         policy = child.spec.restart
@@ -218,8 +231,8 @@ class Supervisor:
 
     def _respawn(self, child: Child) -> None:
         child.restarts += 1
-        self._spawn(child)
-        self.say(f"{child.name} restarted (pid {child.process.pid}, restart {child.restarts})")
+        process = self._spawn(child)
+        self.say(f"{child.name} restarted (pid {process.pid}, restart {child.restarts})")
         if child.spec.after_restart is not None and child.last_exit_at is not None:
             try:
                 child.spec.after_restart(child.last_exit_at)
@@ -230,15 +243,15 @@ class Supervisor:
         """Stop every child newest first (the runner before the server it talks to): SIGTERM,
         wait within the shared grace period, then SIGKILL what is left."""
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        alive = [c for c in self.children if c.process is not None]
-        for child in reversed(alive):
-            _signal_group(child.process, signal.SIGTERM)
+        alive = [(c, c.process) for c in self.children if c.process is not None]
+        for _, process in reversed(alive):
+            _signal_group(process, signal.SIGTERM)
             try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-        for child in alive:
-            _stop_group(child.process, grace=0)
+        for child, process in alive:
+            _stop_group(process, grace=0)
             child.state = "stopped"
 
     def status(self) -> dict[str, Any]:
@@ -273,6 +286,7 @@ class Supervisor:
 def with_ledger(url: str, work: Callable[[Any], Any]) -> Any:
     """``work(ledger)`` on a ledger opened for it (run :func:`forked`: `up` itself never imports
     SQLAlchemy and the models)."""
+    # lazy: start-up: SQLAlchemy and the ledger stay out of `up` itself (this runs forked)
     from ledger.db import Ledger
 
     ledger = Ledger(url)
@@ -283,6 +297,7 @@ def with_ledger(url: str, work: Callable[[Any], Any]) -> Any:
 
 
 def stalled_events(ledger: Any, stall: timedelta) -> list[int]:
+    # lazy: start-up: SQLAlchemy and the ledger stay out of `up` itself (this runs forked)
     from ledger import repo
     from ledger.types import utcnow
 
@@ -291,7 +306,7 @@ def stalled_events(ledger: Any, stall: timedelta) -> list[int]:
 
 
 def retry_events(ledger: Any, event_ids: list[int]) -> None:
-    from connectors.errors import CharterflowError
+    # lazy: start-up: SQLAlchemy and the ledger stay out of `up` itself (this runs forked)
     from ledger import repo
 
     with ledger.transaction() as session:
@@ -369,10 +384,6 @@ def _request(url: str, *, timeout: float, body: Any = None) -> tuple[int, Any]:
     JSON). The standard library's client: httpx would add some 25 MiB to `up`, which lives as
     long as the stack, and a new SSL context at each call. Raises ``OSError`` when nothing
     answers."""
-    import urllib.error
-    import urllib.request
-    from http.client import HTTPException
-
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
     try:
@@ -458,7 +469,7 @@ def _migrate_ledger(settings: Settings) -> str | None:
     """Bring the ledger to the current schema; its redacted URL, or None (reported) on failure."""
     if ledger_at_head(settings):
         return settings.ledger_url()  # a SQLite file: nothing to redact
-    from connectors.errors import CharterflowError
+    # lazy: start-up: alembic and SQLAlchemy, only when the ledger is not at head (runs forked)
     from ledger.db import Ledger
     from ledger.migrate import upgrade
 
@@ -481,8 +492,6 @@ MIGRATE_ON_START = "PREFECT_SERVER_DATABASE_MIGRATE_ON_START"
 
 def _sqlite_revision(path: Path) -> str | None:
     """The alembic revision of the SQLite file at ``path`` (None: no file, no table, unreadable)."""
-    import sqlite3
-
     if not path.is_file():
         return None
     try:
@@ -514,8 +523,6 @@ def migration_head(versions: Path) -> str | None:
 def ledger_at_head(settings: Settings) -> bool:
     """Whether the ledger is the default SQLite file and already at the newest revision the
     code has (another database: False, and the migration itself finds out)."""
-    from importlib.util import find_spec
-
     if settings.database_url is not None:
         return False
     spec = find_spec("ledger")  # where the migrations are, without importing the package
@@ -541,8 +548,6 @@ def _prefect_db(env: dict[str, str]) -> Path | None:
 
 
 def _prefect_version() -> str:
-    from importlib.metadata import version
-
     return version("prefect")
 
 
@@ -591,8 +596,6 @@ ROUTES_VARIABLE = "CHARTERFLOW_GATEWAY_ROUTES_FILE"  # read by gateway.app.load_
 
 def _plugins() -> list[str]:
     """charterflow's entry points: a plugin installed since adds routes no kept file has."""
-    from importlib.metadata import distributions
-
     return sorted(
         {
             f"{ep.group}:{ep.name}={ep.value}"
@@ -622,7 +625,7 @@ def kept_routes(home: Path) -> Path | None:
 def keep_routes(home: Path) -> None:
     """Take the inbox's routes as the gateway does and keep them for the next start (run it
     :func:`forked`: it imports Prefect and every flow)."""
-    from flows.inbox_routing import full_routes_snapshot
+    from flows.inbox_routing import full_routes_snapshot  # lazy: start-up: Prefect and every flow (runs forked)
 
     snapshot = full_routes_snapshot()
     files = {}
@@ -657,8 +660,6 @@ LABELS = {"discord": "Discord", "discourse": "Forum (Discourse)", "slack": "Slac
 
 def real_platforms() -> set[str]:
     """The platforms whose credentials are set in the environment or ``.env``."""
-    from dotenv import dotenv_values
-
     dotenv = {k: v for k, v in dotenv_values(".env").items() if v} if Path(".env").exists() else {}
     return {
         name for name, var in TOKEN_VARIABLES.items() if os.environ.get(var, "").strip() or dotenv.get(var, "").strip()
@@ -673,15 +674,12 @@ def _free_port(host: str = "127.0.0.1") -> int:
 
 def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str, prefect_ui: str) -> dict:
     """What the sandboxes process needs: ports and fresh secrets for this run."""
-    import secrets
-    from datetime import UTC, datetime
-
     ports = {
         "discord": settings.sandbox_discord_port,
         "discourse": settings.sandbox_discourse_port,
         "slack": settings.sandbox_slack_port,
     }
-    fresh = {
+    fresh: dict[str, Callable[[], dict[str, Any]]] = {
         "discord": lambda: {"token": f"sbx.{secrets.token_urlsafe(24)}", "private_key": secrets.token_hex(32)},
         "discourse": lambda: {
             "api_key": f"sbx_{secrets.token_hex(24)}",
@@ -708,14 +706,13 @@ def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str, 
 
 
 def _smtp_configured() -> bool:
-    from connectors.email import SmtpSettings
-
     return bool(SmtpSettings().host)
 
 
 def sandbox_env(spec: dict) -> dict[str, str]:
     """The ``CHARTERFLOW_*`` variables that point the connectors and the gateway at the sandboxes
     (each sandbox's own ``client_info``, so ids and keys match what it serves)."""
+    # lazy: start-up: the sandboxes and the invented community stay out of `up` (this runs forked)
     from charterflow.inspector.serve import build_sandboxes
     from charterflow.seed import CATEGORIES, build
 
@@ -745,8 +742,6 @@ def sandbox_env(spec: dict) -> dict[str, str]:
 def prepare_ledger(settings: Settings, seed: bool) -> tuple[str, str | None] | None:
     """Migrate (and ``seed``) the ledger: its redacted URL and what seeding did; None when it
     failed (said on the console)."""
-    from connectors.errors import CharterflowError
-
     ledger_url = _migrate_ledger(settings)
     if ledger_url is None or not seed:
         return None if ledger_url is None else (ledger_url, None)
@@ -760,6 +755,7 @@ def prepare_ledger(settings: Settings, seed: bool) -> tuple[str, str | None] | N
 def seed_ledger(settings: Settings) -> str:
     """Import the invented community's roster (the WG, the Board, admins and moderators) and the
     platform roles the WG wants held; idempotent. A short summary of what changed."""
+    # lazy: start-up: the charter, SQLAlchemy and the ledger stay out of `up` (this runs forked)
     from charterflow.charter import load_configured_charter
     from charterflow.seed import build
     from ledger import repo
@@ -807,8 +803,10 @@ def seed_ideas(settings: Settings, spec: dict) -> int:
     category) in the ledger's backlog, as the intake would have (``discourse:<host>:topic:<id>``, so a
     later webhook for the topic finds it filed), without replying on the Forum: they are the
     community's history. Read through the Forum's latest posts; idempotent. How many were new."""
+    # lazy: start-up: httpx, SQLAlchemy and the ledger stay out of `up` (this runs forked)
     import httpx
 
+    # lazy: start-up: as above
     from charterflow.seed import CATEGORIES, build
     from connectors.base import instance_key, url_instance
     from ledger import ideas as backlog
@@ -856,9 +854,10 @@ def redispatch_inflight(ledger: Any, *, before: datetime) -> int:
     Prefect server's in-memory queue of scheduled task runs, a gateway's claim whose run was
     never created). The handlers are idempotent, so a run that was not lost after all does no
     harm; the gateway's drain loop starts the new runs. How many events."""
+    # lazy: start-up: SQLAlchemy and the ledger's models stay out of `up` (this runs forked)
     from sqlalchemy import select
 
-    from connectors.errors import CharterflowError
+    # lazy: start-up: as above
     from ledger import repo
     from ledger.models import InboxEvent
 
@@ -1004,8 +1003,6 @@ def plan_stack(
 ) -> Plan:
     """The children `up` runs for these settings (``heal`` runs after a restart of a process
     that may have taken inbox runs with it; ``prefect``: :func:`prefect_server`'s answer)."""
-    from gateway.settings import GatewaySettings
-
     gw = GatewaySettings()
     env = _base_env(home)
     api_url, server = prefect or prefect_server(settings, home=home, heal=heal)
@@ -1105,7 +1102,6 @@ class Up:
                 # seeded (bench/README.md, start-up).
                 console.print(f"Starting the Prefect server on {prefect[0].removesuffix('/api')} …")
                 self.supervisor.start(prefect[1])
-            from gateway.settings import GatewaySettings
 
             real = real_platforms()
             sandboxed = [p for p in PLATFORMS if p not in real] if self.settings.sandboxes else []
@@ -1135,8 +1131,6 @@ class Up:
                 seeded += self._seeded_ideas_filed()
             self._banner(plan, served, real, sandboxed, ledger_url, seeded)
             if routes is None:  # for the next start; the gateway took its own meanwhile
-                import multiprocessing
-
                 # A process of its own (not `forked`'s pool): stopping `up` ends it at once.
                 self._keeping = multiprocessing.get_context("fork").Process(
                     target=keep_routes, args=(self.home,), name="keep-routes", daemon=True
@@ -1151,8 +1145,6 @@ class Up:
         each gets the home and the gateway's URL and returns ``None`` or an object with ``env``
         (added to every child's but the Prefect server's), ``links`` (for the banner) and
         ``stop()``. A failing one is reported and skipped: the stack runs without it."""
-        from importlib.metadata import entry_points
-
         for ep in sorted(entry_points(group="charterflow.stack"), key=lambda e: e.name):
             try:
                 service = ep.load()(home=self.home, gateway_url=plan.public_url)
@@ -1200,7 +1192,7 @@ class Up:
             del waiting[name]
             if name == "prefect-server" and plan.server is not None:
                 _remember_schema(self.home, plan.server.env)
-            if name == "sandboxes" and file_ideas:
+            if name == "sandboxes" and file_ideas and plan.sandboxes is not None:
                 spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
                 self._filing = forked(seed_ideas, self.settings, spec)
         return None

@@ -58,7 +58,7 @@ def table(found: dict[str, Any]) -> str:
 @wg_app.command("roles")
 def roles_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Who holds each WG role, what is vacant, and the appointments under way."""
-    from flows.wg_roles.common import status
+    from flows.wg_roles.common import status  # lazy: start-up: Prefect and the flows
 
     with _errors():
         found = status(_ledger())
@@ -91,18 +91,19 @@ def appoint_command(
 
 
 def _start(role: str, handle: str, by: str | None) -> dict[str, Any]:
-    from flows.kit import context
+    from flows.kit import context  # lazy: start-up: Prefect and the flows
 
     if role in ("chair", "co_chair"):
-        from flows.wg_roles.ballot import open_step
+        from flows.wg_roles.ballot import open_step  # lazy: start-up: Prefect and the flows
 
         if not by:
             fail("--by: a Chair or Co-Chair is proposed by a voting member (their handle)")
         return open_step(context(None), role=role, nominee=handle, proposed_by=by)
     if role == "coc_liaison":
-        from flows.wg_roles.coc import name_step
+        from flows.wg_roles.coc import name_step  # lazy: start-up: Prefect and the flows
 
         return name_step(context(None), nominee=handle)
+    # lazy: start-up: Prefect and the flows
     from flows.board.common import board_context
     from flows.wg_roles.board import ask_step
 

@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.request
 
 API_WAIT_SECONDS = 300.0
 DEPLOYMENTS_FILE = "flows-deployments.json"
@@ -30,11 +31,9 @@ def wait_for_api() -> None:
     """Until the Prefect server answers (the runner would fail at once without it). The
     standard library's client and `up`'s ``PREFECT_API_URL``: a process can wait before it
     imports Prefect."""
-    import urllib.request
-
     url = os.environ.get("PREFECT_API_URL", "").rstrip("/")
     if not url:  # not started by `up`: Prefect's own settings (a profile, say)
-        from prefect.settings import PREFECT_API_URL
+        from prefect.settings import PREFECT_API_URL  # lazy: start-up: Prefect, only without `up`
 
         url = str(PREFECT_API_URL.value() or "").rstrip("/")
     deadline = time.monotonic() + API_WAIT_SECONDS
@@ -50,6 +49,7 @@ def wait_for_api() -> None:
 
 def announce(names: list[str]) -> None:
     """Write the deployment names for `up`, atomically."""
+    # lazy: start-up: pydantic-settings stays out of the inbox worker until the server answers
     from charterflow.settings import get_settings
 
     home = get_settings().home
@@ -62,6 +62,7 @@ def announce(names: list[str]) -> None:
 
 def runner() -> None:
     """Serve every deployment until SIGTERM/SIGINT."""
+    # lazy: start-up: Prefect and every flow, in the runner only (the inbox worker waits first)
     from flows.serve import deployments
     from flows.serve import main as serve
 
@@ -80,7 +81,7 @@ def inbox() -> None:
     wait_for_api()
     # flows.inbox, not a second copy as __main__: the capability packages register their
     # handlers into flows.inbox.
-    from flows.inbox import main as serve
+    from flows.inbox import main as serve  # lazy: start-up: Prefect and every flow, once the server answers
 
     serve([])
 

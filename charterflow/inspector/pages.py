@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from charterflow.inspector.state import HERE, LABELS, PLATFORM_OF, InspectorDep, RunningDep
+from connectors.base import PlaceLinks
+from connectors.registry import community_connectors, load_connector
 
 router = APIRouter()
 STYLESHEET = HERE / "static" / "inspector.css"
@@ -21,9 +23,6 @@ def place_links() -> list[tuple[str, list[tuple[str, str]]]]:
     """The places (rooms, a space) of each installed platform plugin whose connector is a
     ``PlaceLinks`` and whose settings load here (a Matrix homeserver under `up`), by platform;
     the built-in platforms have their own pages. A plugin that fails is left out."""
-    from connectors.base import PlaceLinks
-    from connectors.registry import community_connectors, load_connector
-
     out = []
     for name in community_connectors():
         if name in PLATFORM_OF.values():

@@ -21,10 +21,20 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
+
+from charterflow.sandbox_state import SandboxStore
+from charterflow.seed import build
+from charterflow.settings import get_settings
+from connectors.discord.sandbox import DiscordSandbox
+from connectors.discourse.sandbox import DiscourseSandbox
+from connectors.email import SmtpSandbox
+from connectors.slack.sandbox import SlackSandbox
+from connectors.slack.sandbox_events import point_events
 
 SPEC_VARIABLE = "CHARTERFLOW_SANDBOX_SPEC"
 
@@ -61,14 +71,10 @@ def build_sandboxes(spec: dict[str, Any], community: Any) -> dict[str, Any]:
     boxes: dict[str, Any] = {}
     wanted = spec["platforms"]
     if "discord" in wanted:
-        from connectors.discord.sandbox import DiscordSandbox
-
         seed = community.discord_seed()
         seed.update(token=wanted["discord"]["token"], private_key=wanted["discord"]["private_key"])
         boxes["discord"] = DiscordSandbox(seed=seed)
     if "discourse" in wanted:
-        from connectors.discourse.sandbox import DiscourseSandbox
-
         seed = community.discourse_seed()
         conf = wanted["discourse"]
         seed.update(
@@ -82,8 +88,6 @@ def build_sandboxes(spec: dict[str, Any], community: Any) -> dict[str, Any]:
             seed["settings"] = {**seed.get("settings", {}), "webhook_retry_delays": conf["webhook_retry_delays"]}
         boxes["discourse"] = DiscourseSandbox(seed=seed)
     if "slack" in wanted:
-        from connectors.slack.sandbox import SlackSandbox
-
         seed = community.slack_seed()
         seed.update(bot_token=wanted["slack"]["bot_token"], signing_secret=wanted["slack"]["signing_secret"])
         boxes["slack"] = SlackSandbox(seed=seed)
@@ -120,8 +124,6 @@ def prepare(
             connector.close()
         boxes["discord"].interactions_url = f"{gateway}/hooks/discord"
     if "slack" in boxes:
-        from connectors.slack.sandbox_events import point_events
-
         # The Events API: a bridged Slack channel's messages reach the common room (R-COMMS).
         point_events(boxes["slack"], f"{gateway}/hooks/slack")
 
@@ -129,8 +131,6 @@ def prepare(
 def _allowed_hosts() -> list[str]:
     """``CHARTERFLOW_INSPECTOR_ALLOWED_HOSTS``: comma-separated names (``name`` or ``name:port``)
     the inspector answers to besides its bound address and ``localhost``."""
-    from charterflow.settings import get_settings
-
     return [h.strip() for h in get_settings().inspector_allowed_hosts.split(",") if h.strip()]
 
 
@@ -138,18 +138,12 @@ def _store(spec: dict[str, Any]) -> Any:
     """Where this run keeps the sandboxes' state (``state_dir``), so a restart serves it again."""
     if not spec.get("state_dir"):
         return None
-    from pathlib import Path
-
-    from charterflow.sandbox_state import SandboxStore
-
     secrets = [v for conf in spec["platforms"].values() for v in conf.values() if isinstance(v, str)]
     return SandboxStore(Path(spec["state_dir"]), secrets=secrets)
 
 
 def _ledger_url() -> str | None:
     # The same ledger as up's other processes (CHARTERFLOW_HOME / _DATABASE_URL in the environment).
-    from charterflow.settings import get_settings
-
     try:
         return get_settings().ledger_url()
     except Exception:  # noqa: BLE001 - settings that do not load: no reports page, the rest serves
@@ -157,8 +151,8 @@ def _ledger_url() -> str | None:
 
 
 async def _run(spec: dict[str, Any]) -> int:
+    # lazy: start-up: FastAPI and the templates stay out of `up`'s sandbox_env (build_sandboxes)
     from charterflow.inspector.app import create_app
-    from charterflow.seed import build
 
     host = spec.get("host", "127.0.0.1")
     community = build(today=date.fromisoformat(spec["today"]) if spec.get("today") else None)
@@ -201,8 +195,6 @@ def _running(
         discourse_api_key=(spec["platforms"].get("discourse") or {}).get("api_key"),
     )
     if spec.get("smtp"):
-        from connectors.email import SmtpSandbox
-
         running.mailbox = SmtpSandbox(host=host, port=int(spec["smtp"]["port"])).start()
     return running
 
