@@ -1,5 +1,6 @@
 """Signed links and what they stand for: an application's confirmation (R-APP-2), a member's
-opt-in (R-TERM-2) and the CoC WG contact's confirmation of a Liaison (R-ROLE-APPOINT).
+opt-in (R-TERM-2), the CoC WG contact's confirmation of a Liaison (R-ROLE-APPOINT) and the CoC
+Liaison's record of the CoC WG's outcome (R-SAFE-2).
 
 Pure: the flows check the signature (``flows.membership.tokens``, ``flows.wg_roles.links``) and
 read the ledger; these functions decide whether the link is good (:func:`check_link`) and what
@@ -27,9 +28,14 @@ __all__ = [
     "optin_link_state",
 ]
 
-LinkPurpose = Literal["confirm", "optin", "wg-role"]
+LinkPurpose = Literal["confirm", "optin", "wg-role", "coc-outcome"]
 # The ruling a link of each purpose answers under.
-LINK_RULINGS: dict[str, str] = {"confirm": "R-APP-2", "optin": "R-TERM-2", "wg-role": "R-ROLE-APPOINT"}
+LINK_RULINGS: dict[str, str] = {
+    "confirm": "R-APP-2",
+    "optin": "R-TERM-2",
+    "wg-role": "R-ROLE-APPOINT",
+    "coc-outcome": "R-SAFE-2",
+}
 # Where a link or button made for a channel works, said to the person who tried it elsewhere.
 WORKS_ON = {
     "web": "the web page its link opens (from the Forum message or e-mail we sent)",

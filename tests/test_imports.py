@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PRODUCT = (
-    "rules",
-    "ledger",
-    "connectors",
-    "flows",
-    "gateway",
-    "charterflow",
-    "plugins/charterflow-matrix/charterflow_matrix",
+FOLDERS = (
+    *(
+        "rules",
+        "ledger",
+        "connectors",
+        "flows",
+        "gateway",
+        "charterflow",
+        "plugins/charterflow-matrix/charterflow_matrix",
+    ),
+    *("tests", "bench", "plugins/charterflow-matrix/tests"),
 )
 MARK = "# lazy:"
 
@@ -50,7 +53,7 @@ def _files(folder: str) -> list[Path]:
     return sorted(p for p in (ROOT / folder).rglob("*.py") if "migrations" not in p.parts)
 
 
-@pytest.mark.parametrize("folder", PRODUCT)
+@pytest.mark.parametrize("folder", FOLDERS)
 def test_every_import_inside_a_function_says_why(folder: str) -> None:
     bad = [found for path in _files(folder) for found in unexplained(path)]
     assert bad == [], f"{len(bad)} function-level imports without '{MARK} <reason>': move them up or say why"

@@ -33,6 +33,7 @@ from ledger import safety as queue_ledger
 from ledger.db import Ledger
 from ledger.errors import NotFound
 from ledger.models import InboxEvent, Person, WgRole, WgRoleAssignment
+from rules.links import SignedLink, check_link
 
 __all__ = [
     "FORM_KIND",
@@ -80,11 +81,11 @@ def read_link_token(token: str, *, secret: SecretStr | str, now: datetime) -> Li
     """The claims of a valid, unexpired token; ``PolicyViolation`` (R-SAFE-2) otherwise."""
     token = normalise(token)
     match = _SHAPE.fullmatch(token)
-    if match is None or not hmac.compare_digest(_mac(secret, token.rsplit(".", 1)[0]), match.group(4)):
-        raise PolicyViolation("this link is not valid", ruling="R-SAFE-2")
-    expires = datetime.fromtimestamp(int(match.group(3)), UTC)
-    if now > expires:
-        raise PolicyViolation("this link has expired", ruling="R-SAFE-2")
+    authentic = match is not None and hmac.compare_digest(_mac(secret, token.rsplit(".", 1)[0]), match.group(4))
+    expires = datetime.fromtimestamp(int(match.group(3)), UTC) if match is not None and authentic else None
+    decision = check_link(SignedLink(purpose="coc-outcome", authentic=authentic, expires_at=expires), now=now)
+    if match is None or expires is None or not decision.allowed:
+        raise PolicyViolation(decision.reason, ruling=decision.ruling)
     return LinkClaims(report_id=int(match.group(1)), person_id=int(match.group(2)), expires_at=expires)
 
 

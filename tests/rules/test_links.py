@@ -56,6 +56,15 @@ LATER = NOW + timedelta(days=7)
             "expired",
             "this link has expired",
         ),
+        (SignedLink(purpose="coc-outcome", authentic=False), False, "R-SAFE-2", "invalid", "this link is not valid"),
+        (
+            SignedLink(purpose="coc-outcome", authentic=True, expires_at=NOW - timedelta(seconds=1)),
+            False,
+            "R-SAFE-2",
+            "expired",
+            "this link has expired",
+        ),
+        (SignedLink(purpose="coc-outcome", authentic=True, expires_at=NOW), True, "R-SAFE-2", "valid", None),
         # The expiry moment itself is still good; a link made before channels works anywhere.
         (SignedLink(purpose="wg-role", authentic=True, expires_at=NOW), True, "R-ROLE-APPOINT", "valid", None),
         (
