@@ -396,16 +396,16 @@ def add_term(
     """Append a term to a membership (imports; ``renew`` for an opt-in)."""
     at = _now(at)
     number = (session.scalar(select(func.max(Term.number)).where(Term.membership_id == membership.id)) or 0) + 1
-    term = Term(
-        membership_id=membership.id,
-        number=number,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        origin=origin,
-        opted_in_at=opted_in_at,
-        opt_in_source=opt_in_source,
-        created_at=at,
-    )
+    # The term's columns are also its audit entry's payload.
+    facts: dict[str, Any] = {
+        "number": number,
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "origin": origin,
+        "opted_in_at": opted_in_at,
+        "opt_in_source": opt_in_source,
+    }
+    term = Term(membership_id=membership.id, created_at=at, **facts)
     session.add(term)
     session.flush()
     _log(
@@ -416,12 +416,7 @@ def add_term(
         at=at,
         membership=membership.id,
         term=term.id,
-        number=number,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        origin=origin,
-        opted_in_at=opted_in_at,
-        opt_in_source=opt_in_source,
+        **facts,
     )
     return term
 
