@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 __all__ = [
     "ASGIApp",
@@ -70,6 +71,7 @@ __all__ = [
     "UserRef",
     "Vote",
     "CAPABILITY_PROTOCOLS",
+    "COMMUNITY_CAPABILITIES",
     "instance_key",
     "url_instance",
 ]
@@ -96,6 +98,12 @@ class Capability(str, enum.Enum):
     INTERACTIONS = "interactions"
     UPLOADER = "uploader"
 
+
+# What the WG's processes use on a community platform: eligibility (Directory), roles, its
+# threads and prompts (Messenger) and votes; a connector adds what else its platform offers.
+COMMUNITY_CAPABILITIES: frozenset[Capability] = frozenset(
+    {Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX}
+)
 
 # --------------------------------------------------------------------------------------------
 # Platform-neutral types
@@ -332,8 +340,6 @@ class ModerationEntry:
 def url_instance(url: str | None) -> str:
     """The instance a site's base URL names: its host (and port, when given), lower case;
     ``""`` for no URL. ``https://Forum.example.org/`` gives ``forum.example.org``."""
-    from urllib.parse import urlsplit
-
     text = (url or "").strip()
     if not text:
         return ""

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.base import (
+    COMMUNITY_CAPABILITIES,
     Activity,
     Ballot,
     BallotBox,
@@ -158,12 +159,8 @@ class DiscordConnector(BallotBox, Calendar, MessageEditor):
     """
 
     name: ClassVar[str] = "discord"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+    capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES | frozenset(
         {
-            Capability.DIRECTORY,
-            Capability.ROLE_MANAGER,
-            Capability.MESSENGER,
-            Capability.BALLOT_BOX,
             Capability.INBOUND,
             Capability.CALENDAR,
             Capability.CHANNEL_TEXT,
@@ -225,6 +222,7 @@ class DiscordConnector(BallotBox, Calendar, MessageEditor):
     @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``DiscordSandbox`` (a loopback emulator of the endpoints used here)."""
+        # lazy: start-up: the sandbox (Starlette, its seed data) loads only when one is asked for
         from connectors.discord.sandbox import DiscordSandbox
 
         return DiscordSandbox(seed=seed, **options)

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.base import (
+    COMMUNITY_CAPABILITIES,
     Activity,
     Ballot,
     BallotBox,
@@ -93,16 +94,7 @@ class DiscourseConnector(BallotBox):
     """
 
     name: ClassVar[str] = "discourse"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.DIRECTORY,
-            Capability.ROLE_MANAGER,
-            Capability.MESSENGER,
-            Capability.BALLOT_BOX,
-            Capability.INBOUND,
-            Capability.UPLOADER,
-        }
-    )
+    capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES | {Capability.INBOUND, Capability.UPLOADER}
     docs_url: ClassVar[str] = "https://docs.discourse.org/"
 
     def __init__(
@@ -115,19 +107,8 @@ class DiscourseConnector(BallotBox):
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.client = DiscourseClient(
-            base_url=settings.url,
-            api_key=settings.api_key,
-            api_username=settings.api_username,
-            admin_rate_limit=settings.admin_rate_limit,
-            admin_rate_window=settings.admin_rate_window,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            retry=retry,
-            transport=transport,
-            clock=clock,
-            rng=rng,
-            extra_secrets=(settings.webhook_secret,),
+        self.client = DiscourseClient.from_settings(
+            settings, max_retries=settings.max_retries, retry=retry, transport=transport, clock=clock, rng=rng
         )
         self._verifier = (
             DiscourseWebhookVerifier(secret=settings.webhook_secret, instance=self.instance)
@@ -180,6 +161,7 @@ class DiscourseConnector(BallotBox):
     @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``DiscourseSandbox`` (a loopback emulator of the endpoints used here)."""
+        # lazy: start-up: the sandbox (Starlette, its seed data) loads only when one is asked for
         from connectors.discourse.sandbox import DiscourseSandbox
 
         return DiscourseSandbox(seed=seed, **options)

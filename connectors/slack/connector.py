@@ -120,6 +120,7 @@ class SlackConnector(SlackRooms):
     @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``SlackSandbox`` (a loopback emulator of the Web API methods used here)."""
+        # lazy: start-up: the sandbox (Starlette, its seed data) loads only when one is asked for
         from connectors.slack.sandbox import SlackSandbox
 
         return SlackSandbox(seed=seed, **options)

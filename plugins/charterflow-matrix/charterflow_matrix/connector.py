@@ -28,6 +28,7 @@ from charterflow_matrix.rooms import MatrixRooms
 from charterflow_matrix.safety import MatrixSafety
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import (
+    COMMUNITY_CAPABILITIES,
     Activity,
     Ballot,
     BallotBox,
@@ -76,14 +77,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, BallotBox):
     # no body, so the conformance suite's "one changed byte is refused" cannot hold. The push
     # arrives through the plugin's gateway hook (``charterflow_matrix.hook``), which calls
     # ``verify_transaction``.
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.DIRECTORY,
-            Capability.ROLE_MANAGER,
-            Capability.MESSENGER,
-            Capability.BALLOT_BOX,
-        }
-    )
+    capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES
     docs_url: ClassVar[str] = "https://spec.matrix.org/latest/client-server-api/"
 
     def __init__(

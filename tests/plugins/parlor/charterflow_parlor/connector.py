@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.base import (
+    COMMUNITY_CAPABILITIES,
     Activity,
     Ballot,
     BallotBox,
@@ -35,9 +36,7 @@ class ParlorConnector(BallotBox):
     """Talks to one Parlor site with a bearer token."""
 
     name: ClassVar[str] = PLATFORM
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX}
-    )
+    capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES
     docs_url: ClassVar[str] = "https://parlor.example.invalid/docs/api"
 
     def __init__(self, *, url: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
