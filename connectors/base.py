@@ -15,7 +15,7 @@ import enum
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "MessageEdit",
     "ButtonMessenger",
     "ChannelText",
+    "Closing",
     "InteractionResponder",
     "Links",
     "MessageEditor",
@@ -104,6 +105,21 @@ class Capability(str, enum.Enum):
 COMMUNITY_CAPABILITIES: frozenset[Capability] = frozenset(
     {Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX}
 )
+
+
+class Closing:
+    """``with connector: ...`` closes the connector on the way out (every connector has
+    ``close()``, which releases its HTTP client)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 # --------------------------------------------------------------------------------------------
 # Platform-neutral types

@@ -32,6 +32,7 @@ from connectors.base import (
     Calendar,
     Capability,
     ChangeStatus,
+    Closing,
     EventRequest,
     InboundEvent,
     MessageEdit,
@@ -150,7 +151,7 @@ class VoteReceipt:
     response: dict[str, Any]
 
 
-class DiscordConnector(BallotBox, Calendar, MessageEditor):
+class DiscordConnector(Closing, BallotBox, Calendar, MessageEditor):
     """Talks to one Discord guild as one bot (REST v10).
 
     Build it with ``DiscordConnector.from_env()`` or ``DiscordConnector(settings=...)``;
@@ -207,12 +208,6 @@ class DiscordConnector(BallotBox, Calendar, MessageEditor):
 
     def __repr__(self) -> str:
         return f"DiscordConnector(api_url={self.settings.api_url!r}, guild_id={self.settings.guild_id!r})"
-
-    def __enter__(self) -> DiscordConnector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @classmethod
     def from_env(cls, **overrides: Any) -> DiscordConnector:

@@ -27,6 +27,7 @@ from connectors.base import (
     BallotRequest,
     Capability,
     ChangeStatus,
+    Closing,
     InboundEvent,
     MessageRef,
     ModerationEntry,
@@ -85,7 +86,7 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-class DiscourseConnector(BallotBox):
+class DiscourseConnector(Closing, BallotBox):
     """Talks to one Discourse site through its REST API with an admin API key.
 
     Build it with ``DiscourseConnector.from_env()`` or ``DiscourseConnector(settings=...)``;
@@ -146,12 +147,6 @@ class DiscourseConnector(BallotBox):
 
     def __repr__(self) -> str:
         return f"DiscourseConnector(url={self.settings.url!r}, api_username={self.settings.api_username!r})"
-
-    def __enter__(self) -> DiscourseConnector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @classmethod
     def from_env(cls, **overrides: Any) -> DiscourseConnector:

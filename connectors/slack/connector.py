@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from connectors.base import Capability, InboundEvent, MessageRef, UserRef
+from connectors.base import Capability, Closing, InboundEvent, MessageRef, UserRef
 from connectors.errors import ConfigError, FatalError, RetriableError
 from connectors.slack.blocks import (
     BoardDecision,
@@ -61,7 +61,7 @@ def _key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
-class SlackConnector(SlackRooms):
+class SlackConnector(SlackRooms, Closing):
     """Talks to one Slack workspace as the app's bot user.
 
     Build it with ``SlackConnector.from_env()`` or ``SlackConnector(settings=...)``; ``sleep``
@@ -105,12 +105,6 @@ class SlackConnector(SlackRooms):
 
     def __repr__(self) -> str:
         return f"SlackConnector(base_url={self.settings.base_url!r}, board_channel={self.settings.board_channel!r})"
-
-    def __enter__(self) -> SlackConnector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SlackConnector:

@@ -36,6 +36,7 @@ from connectors.base import (
     BallotRequest,
     Capability,
     ChangeStatus,
+    Closing,
     InboundEvent,
     MessageRef,
     ModerationEntry,
@@ -68,7 +69,7 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, BallotBox):
+class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, Closing, BallotBox):
     """Talks to one homeserver as its bot (a server admin). ``MatrixConnector.from_env()`` or
     ``MatrixConnector(settings=…)``; ``transport``, ``clock`` and ``retry`` are injectable."""
 
@@ -106,12 +107,6 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, BallotBox):
 
     def __repr__(self) -> str:
         return f"MatrixConnector({self.settings.homeserver_url!r}, server={self.settings.server_name!r})"
-
-    def __enter__(self) -> MatrixConnector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def instance(self) -> str:
