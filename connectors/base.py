@@ -15,7 +15,8 @@ import enum
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+from urllib.parse import urlsplit
 
 __all__ = [
     "ASGIApp",
@@ -23,8 +24,12 @@ __all__ = [
     "Ballot",
     "BallotBox",
     "BallotOption",
+    "BallotRequest",
+    "EventRequest",
+    "MessageEdit",
     "ButtonMessenger",
     "ChannelText",
+    "Closing",
     "InteractionResponder",
     "Links",
     "MessageEditor",
@@ -67,6 +72,7 @@ __all__ = [
     "UserRef",
     "Vote",
     "CAPABILITY_PROTOCOLS",
+    "COMMUNITY_CAPABILITIES",
     "instance_key",
     "url_instance",
 ]
@@ -92,6 +98,27 @@ class Capability(str, enum.Enum):
     MESSAGE_EDITOR = "message_editor"
     INTERACTIONS = "interactions"
     UPLOADER = "uploader"
+
+
+# What the WG's processes use on a community platform: eligibility (Directory), roles, its
+# threads and prompts (Messenger) and votes; a connector adds what else its platform offers.
+COMMUNITY_CAPABILITIES: frozenset[Capability] = frozenset(
+    {Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX}
+)
+
+
+class Closing:
+    """``with connector: ...`` closes the connector on the way out (every connector has
+    ``close()``, which releases its HTTP client)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +293,44 @@ class ScheduledEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BallotRequest:
+    """``BallotBox.open_ballot``'s keywords as one value: what a connector's ``open_ballot_for``
+    receives (the Protocol's ``open_ballot`` builds it, so the signature is written once)."""
+
+    channel: str
+    question: str
+    options: tuple[str, ...]
+    voters_group: str | None = None
+    closes_at: datetime | None = None
+    key: str | None = None
+    text: str = ""
+    secret: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRequest:
+    """``Calendar.schedule_event``'s keywords as one value, for ``schedule_event_for``."""
+
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    location: str | None = None
+    description: str = ""
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageEdit:
+    """``MessageEditor.edit_message``'s keywords as one value, for ``edit_message_for``."""
+
+    channel_id: str
+    message_id: str
+    text: str
+    keep_buttons: bool = False
+    components: tuple[Mapping[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModerationEntry:
     """One entry of a platform's moderation log (Discord guild audit log, Discourse staff action
     log), as the platform reported it. ``kind`` is the platform's own name for the action
@@ -291,8 +356,6 @@ class ModerationEntry:
 def url_instance(url: str | None) -> str:
     """The instance a site's base URL names: its host (and port, when given), lower case;
     ``""`` for no URL. ``https://Forum.example.org/`` gives ``forum.example.org``."""
-    from urllib.parse import urlsplit
-
     text = (url or "").strip()
     if not text:
         return ""
@@ -402,7 +465,24 @@ class BallotBox(Protocol):
         """Open a ballot in ``channel``, optionally restricted to a group. ``text`` is what
         voters read with the question (the case); a connector shortens it to the platform's
         limit with a visible note, never silently. ``secret`` (R-VOTE-SECRET): no member sees
-        who voted how, and counts only once it is closed; otherwise voters are public."""
+        who voted how, and counts only once it is closed; otherwise voters are public.
+
+        A connector subclasses ``BallotBox``, inherits this and implements ``open_ballot_for``."""
+        return self.open_ballot_for(
+            BallotRequest(
+                channel=channel,
+                question=question,
+                options=tuple(options),
+                voters_group=voters_group,
+                closes_at=closes_at,
+                key=key,
+                text=text,
+                secret=secret,
+            )
+        )
+
+    def open_ballot_for(self, request: BallotRequest) -> Ballot:
+        """``open_ballot`` with its arguments as one value (what a connector implements)."""
         ...
 
     def read_votes(self, ballot: Ballot) -> list[Vote]:
@@ -438,8 +518,24 @@ class Calendar(Protocol):
         ends_at: datetime,
         location: str | None = None,
         description: str = "",
+        reason: str | None = None,
     ) -> ScheduledEvent:
-        """Create an event on the platform's calendar."""
+        """Create an event on the platform's calendar; ``reason`` goes to the platform's audit
+        log where it keeps one. A connector subclasses ``Calendar`` and implements
+        ``schedule_event_for``."""
+        return self.schedule_event_for(
+            EventRequest(
+                title=title,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                location=location,
+                description=description,
+                reason=reason,
+            )
+        )
+
+    def schedule_event_for(self, request: EventRequest) -> ScheduledEvent:
+        """``schedule_event`` with its arguments as one value (what a connector implements)."""
         ...
 
     def list_events(self) -> list[ScheduledEvent]:
@@ -508,7 +604,20 @@ class MessageEditor(Protocol):
         keep_buttons: bool = False,
         components: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        """Replace the text; the buttons go unless ``keep_buttons`` or new ``components``."""
+        """Replace the text; the buttons go unless ``keep_buttons`` or new ``components``. A
+        connector subclasses ``MessageEditor`` and implements ``edit_message_for``."""
+        self.edit_message_for(
+            MessageEdit(
+                channel_id=channel_id,
+                message_id=message_id,
+                text=text,
+                keep_buttons=keep_buttons,
+                components=None if components is None else tuple(components),
+            )
+        )
+
+    def edit_message_for(self, edit: MessageEdit) -> None:
+        """``edit_message`` with its arguments as one value (what a connector implements)."""
         ...
 
 

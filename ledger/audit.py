@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -311,21 +311,28 @@ def _position_problem(rec: Mapping[str, Any], expected_seq: int, prev: str) -> t
     return None
 
 
+class _TextFields(TypedDict):
+    """The hashed text fields of an entry as verify reads them (whatever is stored, as text)."""
+
+    at: str
+    actor: str
+    action: str
+    subject: str
+
+
 def _content_hash(rec: Mapping[str, Any], seq: Any, prev: str) -> tuple[str, str | None]:
     """(hash, None) when the entry's hash matches its content, else ("", reason)."""
+    fields = _TextFields(
+        at=str(rec.get("at")),
+        actor=str(rec.get("actor")),
+        action=str(rec.get("action")),
+        subject=str(rec.get("subject")),
+    )
     raw = rec.get("_payload_json")
     if raw is not None and type(seq) is int:
         # Hashing the stored text as it is gives the same hash when it is canonical; any
         # other text (or content) gives another, and the checks below say which it was.
-        computed = _hash_of_text(
-            prev_hash=prev,
-            seq=seq,
-            at=str(rec.get("at")),
-            actor=str(rec.get("actor")),
-            action=str(rec.get("action")),
-            subject=str(rec.get("subject")),
-            payload_json=raw,
-        )
+        computed = _hash_of_text(prev_hash=prev, seq=seq, payload_json=raw, **fields)
         if computed == rec.get("hash"):
             return computed, None
     if "payload" in rec or raw is None:
@@ -338,15 +345,7 @@ def _content_hash(rec: Mapping[str, Any], seq: Any, prev: str) -> tuple[str, str
     if raw is not None and raw != canonical_json(payload):
         return "", "payload is not stored in canonical form: it was edited"
     try:
-        computed = entry_hash(
-            prev_hash=prev,
-            seq=seq,
-            at=str(rec.get("at")),
-            actor=str(rec.get("actor")),
-            action=str(rec.get("action")),
-            subject=str(rec.get("subject")),
-            payload=payload,
-        )
+        computed = entry_hash(prev_hash=prev, seq=seq, payload=payload, **fields)
     except (TypeError, ValueError):
         computed = ""
     if computed != rec.get("hash"):

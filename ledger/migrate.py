@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from ledger.db import Ledger
+from ledger.errors import LedgerUnavailable
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATE_LOCK = 0x6368_6172_7465_7202
@@ -86,8 +87,6 @@ def _migrate(ledger: Ledger, run: Callable[[Any], None]) -> tuple[str | None, st
 
 def require_current(ledger: Ledger) -> None:
     """Raise ``LedgerUnavailable`` unless the database is at the code's schema revision."""
-    from ledger.errors import LedgerUnavailable
-
     current, head = current_revision(ledger), head_revision()
     if current != head:
         state = "has no ledger schema" if current is None else f"is at schema {current}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -205,27 +205,40 @@ def linked_accounts(session: Session, platform: str, account_id: str) -> list[Li
     return [LinkedAccount(platform=p, account=a, username=u) for (p, a), u in sorted(out.items())]
 
 
+class LinkSides(TypedDict):
+    """The two accounts a link joins, as ``suggest_link`` and ``add_link`` take them."""
+
+    platform: str
+    account: str
+    username: str | None
+    other_platform: str
+    other_account: str
+    other_username: str | None
+
+
 def suggest_link(
     session: Session,
     *,
-    platform: str,
-    account: str,
-    username: str | None,
-    other_platform: str,
-    other_account: str,
-    other_username: str | None,
     basis: str,
     action_id: int | None,
     at: datetime,
     actor: str = "flow:moderation-sync",
+    **sides: Unpack[LinkSides],
 ) -> tuple[ModerationLink, bool]:
     """Store a suggested link (``basis``: ``username`` or ``email``) unless the pair has a row
     already; returns the row and whether it is new."""
-    found = find_link(session, platform, account, other_platform, other_account)
+    found = find_link(session, sides["platform"], sides["account"], sides["other_platform"], sides["other_account"])
     if found is not None:
         return found, False
     link = ModerationLink(
-        **_pair(platform, account, username, other_platform, other_account, other_username),
+        **_pair(
+            sides["platform"],
+            sides["account"],
+            sides["username"],
+            sides["other_platform"],
+            sides["other_account"],
+            sides["other_username"],
+        ),
         basis=basis,
         status="suggested",
         suggested_by_action_id=action_id,
@@ -268,35 +281,11 @@ def decide_link(
     return link, True
 
 
-def add_link(
-    session: Session,
-    *,
-    platform: str,
-    account: str,
-    username: str | None,
-    other_platform: str,
-    other_account: str,
-    other_username: str | None,
-    by: str,
-    at: datetime,
-    actor: str,
-) -> ModerationLink:
+def add_link(session: Session, *, by: str, at: datetime, actor: str, **sides: Unpack[LinkSides]) -> ModerationLink:
     """An operator or moderator links two accounts directly (confirmed at once)."""
-    if platform == other_platform:
+    if sides["platform"] == sides["other_platform"]:
         raise Conflict("a link joins accounts on two different platforms")
-    link, new = suggest_link(
-        session,
-        platform=platform,
-        account=account,
-        username=username,
-        other_platform=other_platform,
-        other_account=other_account,
-        other_username=other_username,
-        basis="moderator",
-        action_id=None,
-        at=at,
-        actor=actor,
-    )
+    link, new = suggest_link(session, basis="moderator", action_id=None, at=at, actor=actor, **sides)
     if link.status == "suggested":
         link, _ = decide_link(session, link.id, confirm=True, by=by, at=at, actor=actor)
     return link

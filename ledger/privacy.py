@@ -14,13 +14,14 @@ Someone who is still an active member, or holds a WG or platform role, must leav
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, inspect, or_, select
 from sqlalchemy.orm import Session
 
-from ledger import audit
+from ledger import audit, safety
 from ledger.errors import PolicyViolation
 from ledger.models import (
     Application,
@@ -47,6 +48,9 @@ from ledger.models import (
     WgRoleAssignment,
 )
 from ledger.models_budget import BudgetSpending
+from ledger.models_moderation import ModerationAction, ModerationAlert, ModerationLink
+from ledger.models_reports import Report
+from ledger.models_roles import RoleDriftReport, RoleTraining
 from ledger.repo import OPEN_APPLICATION, _log, _now, cancel_ballot, jsonable, set_application_status
 
 EXPORT_FORMAT = 1
@@ -162,8 +166,6 @@ def personal_values(session: Session, person: Person) -> list[str]:
     handle, display name, platform usernames and account ids, e-mail, application answers and
     the reasons of moderation actions about them. The orchestration layer's records are
     searched for these when the person is erased (R-PRIVACY-3); longest first."""
-    from ledger.models_moderation import ModerationAction
-
     pid = person.id
     found = {person.handle, person.display_name}
     for identity in session.scalars(select(Identity).where(Identity.person_id == pid)):
@@ -293,8 +295,6 @@ def _erase_idea_notes(session: Session, pid: int) -> int:
 def _erase_moderation(session: Session, pid: int) -> int:
     """Moderation log rows about the person's accounts (issue 13): the action and its platform
     entry id stay (a decision, and the dedupe key); names, reasons and raw entries go."""
-    from ledger.models_moderation import ModerationAction, ModerationAlert, ModerationLink
-
     accounts = {
         (i.platform.value if hasattr(i.platform, "value") else str(i.platform), i.external_id)
         for i in session.scalars(select(Identity).where(Identity.person_id == pid))
@@ -339,37 +339,25 @@ def _accounts_of(session: Session, pid: int) -> set[tuple[str, str]]:
 
 
 def _safety_export(session: Session, pid: int) -> dict[str, Any]:
-    from ledger import safety
-
     return safety.export_for(session, pid, _accounts_of(session, pid))
 
 
 def _erase_safety(session: Session, pid: int, at: datetime) -> int:
     """Community reports (issue 22): as reporter or reported, names, accounts and (as reported)
     the content go; the report's times and outcome stay for the figures (R-SAFE-3)."""
-    from ledger import safety
-
     return safety.erase_for(session, pid, _accounts_of(session, pid), at=at)
 
 
 def _reports_approved_by(pid: int) -> Any:
-    from ledger.models_reports import Report
-
     return select(Report).where(Report.approved_by_person_id == pid).order_by(Report.id)
 
 
 def _training_of(pid: int) -> Any:
-    from ledger.models_roles import RoleTraining
-
     return select(RoleTraining).where(RoleTraining.person_id == pid).order_by(RoleTraining.id)
 
 
 def _erase_drift_reports(session: Session, handle: str, pid: int) -> int:
     """Drift reports (issue 9) name people by handle in their summary: replace it."""
-    import json
-
-    from ledger.models_roles import RoleDriftReport
-
     changed = 0
     needle = json.dumps(handle)[1:-1]
     for report in session.scalars(select(RoleDriftReport)):

@@ -10,6 +10,7 @@ Refusals raise (``PolicyViolation`` with the ruling, ``NotFound``, ``Conflict``)
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ from ledger.models import (
     Application,
     ApplicationConfirmation,
     ApplicationStatus,
+    AuditEntry,
     Ballot,
     BallotElector,
     BallotKind,
@@ -396,16 +398,16 @@ def add_term(
     """Append a term to a membership (imports; ``renew`` for an opt-in)."""
     at = _now(at)
     number = (session.scalar(select(func.max(Term.number)).where(Term.membership_id == membership.id)) or 0) + 1
-    term = Term(
-        membership_id=membership.id,
-        number=number,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        origin=origin,
-        opted_in_at=opted_in_at,
-        opt_in_source=opt_in_source,
-        created_at=at,
-    )
+    # The term's columns are also its audit entry's payload.
+    facts: dict[str, Any] = {
+        "number": number,
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "origin": origin,
+        "opted_in_at": opted_in_at,
+        "opt_in_source": opt_in_source,
+    }
+    term = Term(membership_id=membership.id, created_at=at, **facts)
     session.add(term)
     session.flush()
     _log(
@@ -416,12 +418,7 @@ def add_term(
         at=at,
         membership=membership.id,
         term=term.id,
-        number=number,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        origin=origin,
-        opted_in_at=opted_in_at,
-        opt_in_source=opt_in_source,
+        **facts,
     )
     return term
 
@@ -1461,8 +1458,6 @@ def inbox_dispatchable(
     session: Session, *, stale_before: datetime | None = None, handled_routes: Iterable[str] = (), limit: int = 100
 ) -> list[int]:
     """Ids of events ``inbox_claim`` would claim, oldest first (the drain loop's query)."""
-    from sqlalchemy import ColumnElement, and_, or_
-
     conditions: list[ColumnElement[bool]] = [InboxEvent.dispatched_at.is_(None)]
     routes = sorted(set(handled_routes))
     if routes:
@@ -1500,17 +1495,11 @@ def inbox_counts(session: Session) -> dict[str, int]:
 
 
 def _effect_subject(key: str) -> str:
-    import hashlib
-
     return "effect:" + hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def effect_get(session: Session, *, key: str) -> dict[str, Any] | None:
     """The payload recorded for the side effect ``key`` (``{"platform", "ref"}``), or None."""
-    import json
-
-    from ledger.models import AuditEntry
-
     row = session.scalar(
         select(AuditEntry.payload_json)
         .where(AuditEntry.subject == _effect_subject(key), AuditEntry.action == "effect.done")

@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger import audit, budget
+from ledger import audit, budget, safety
 from ledger.errors import Conflict, NotFound
+from ledger.guides import training_between
 from ledger.models import (
     Application,
     AuditEntry,
@@ -41,6 +42,7 @@ from ledger.models_reports import Meeting, Report, ReportStatus
 from ledger.moderation import workload
 from ledger.repo import jsonable
 from rules.reports import PrivateStrings, Quarter, active_series, ideas_in_out, moderation_table, month_ends
+from rules.safety import figures, public_figures
 
 __all__ = [
     "approve_report",
@@ -204,8 +206,6 @@ def gather_facts(session: Session, quarter: Quarter) -> dict[str, Any]:
 def _training(session: Session, q: Quarter) -> dict[str, Any]:
     """R-GUIDE: the community training sessions held in the quarter (guide, title, day, the
     platforms it was on). No key when there is none (earlier reports keep their digest)."""
-    from ledger.guides import training_between
-
     rows = [
         {"guide": r.slug, "title": r.title, "on": _day(r.starts_at), "platforms": sorted(r.events or {})}
         for r in training_between(session, q.start, q.end)
@@ -217,9 +217,6 @@ def _safety(session: Session, q: Quarter) -> dict[str, Any]:
     """R-SAFE-3: the community reports made in the quarter, counts and response times per
     platform, never names (``public``: the counts the public report shows). No key at all when
     there is none (earlier reports keep their digest)."""
-    from ledger import safety
-    from rules.safety import figures, public_figures
-
     rows = safety.times(session, start=q.start, end=q.end)
     if not rows:
         return {}

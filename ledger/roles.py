@@ -129,18 +129,33 @@ def record_training_reminder(
     session: Session, row: RoleTraining, *, number: int, actor: str, at: datetime | None = None
 ) -> bool:
     """Record reminder ``number`` (1, 2, …) once; True when this call recorded it."""
+    return _remind(session, row, "training", number=number, actor=actor, at=at)
+
+
+def _remind(
+    session: Session,
+    row: RoleTraining | AdminRevocation,
+    kind: str,
+    *,
+    number: int,
+    actor: str,
+    at: datetime | None,
+) -> bool:
+    """Reminder ``number`` of a training (``kind`` ``training``) or an admin revocation
+    (``revocation``) recorded once, with its ``roles.<kind>-reminded`` audit entry."""
     at = _at(at)
     if row.reminders >= number:
         return False
     row.reminders, row.reminded_at = number, at
     session.flush()
+    action = "roles.training-reminded" if kind == "training" else "roles.admin-revocation-reminded"
     audit.append(
         session,
         actor=actor,
-        action="roles.training-reminded",
+        action=action,
         subject=f"person:{row.person_id}",
         at=at,
-        payload={"training": row.id, "platform": row.platform, "reminder": number},
+        payload={kind: row.id, "platform": row.platform, "reminder": number},
     )
     return True
 
@@ -245,20 +260,7 @@ def record_revocation_reminder(
     session: Session, row: AdminRevocation, *, number: int, actor: str, at: datetime | None = None
 ) -> bool:
     """Record reminder ``number`` (1, 2, …) to the WG once; True when this call recorded it."""
-    at = _at(at)
-    if row.reminders >= number:
-        return False
-    row.reminders, row.reminded_at = number, at
-    session.flush()
-    audit.append(
-        session,
-        actor=actor,
-        action="roles.admin-revocation-reminded",
-        subject=f"person:{row.person_id}",
-        at=at,
-        payload={"revocation": row.id, "platform": row.platform, "reminder": number},
-    )
-    return True
+    return _remind(session, row, "revocation", number=number, actor=actor, at=at)
 
 
 def resolve_revocation(

@@ -23,12 +23,20 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.base import (
+    COMMUNITY_CAPABILITIES,
     Activity,
     Ballot,
+    BallotBox,
     BallotOption,
+    BallotRequest,
+    Calendar,
     Capability,
     ChangeStatus,
+    Closing,
+    EventRequest,
     InboundEvent,
+    MessageEdit,
+    MessageEditor,
     MessageRef,
     ModerationEntry,
     Role,
@@ -143,7 +151,7 @@ class VoteReceipt:
     response: dict[str, Any]
 
 
-class DiscordConnector:
+class DiscordConnector(Closing, BallotBox, Calendar, MessageEditor):
     """Talks to one Discord guild as one bot (REST v10).
 
     Build it with ``DiscordConnector.from_env()`` or ``DiscordConnector(settings=...)``;
@@ -152,12 +160,8 @@ class DiscordConnector:
     """
 
     name: ClassVar[str] = "discord"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+    capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES | frozenset(
         {
-            Capability.DIRECTORY,
-            Capability.ROLE_MANAGER,
-            Capability.MESSENGER,
-            Capability.BALLOT_BOX,
             Capability.INBOUND,
             Capability.CALENDAR,
             Capability.CHANNEL_TEXT,
@@ -205,12 +209,6 @@ class DiscordConnector:
     def __repr__(self) -> str:
         return f"DiscordConnector(api_url={self.settings.api_url!r}, guild_id={self.settings.guild_id!r})"
 
-    def __enter__(self) -> DiscordConnector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @classmethod
     def from_env(cls, **overrides: Any) -> DiscordConnector:
         """Build from ``CHARTERFLOW_DISCORD_*`` (and ``.env``); ``ConfigError`` naming what is wrong."""
@@ -219,6 +217,7 @@ class DiscordConnector:
     @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``DiscordSandbox`` (a loopback emulator of the endpoints used here)."""
+        # lazy: start-up: the sandbox (Starlette, its seed data) loads only when one is asked for
         from connectors.discord.sandbox import DiscordSandbox
 
         return DiscordSandbox(seed=seed, **options)
@@ -764,18 +763,7 @@ class DiscordConnector:
     # ----------------------------------------------------------------------------------------
     # BallotBox
 
-    def open_ballot(
-        self,
-        *,
-        channel: str,
-        question: str,
-        options: Sequence[str],
-        voters_group: str | None = None,
-        closes_at: datetime | None = None,
-        key: str | None = None,
-        text: str = "",
-        secret: bool = False,
-    ) -> Ballot:
+    def open_ballot_for(self, request: BallotRequest) -> Ballot:
         """Post a ballot message (the question, ``text``, one button per option, ``custom_id`` =
         ``cfb:<ballot>:<option>``).
 
@@ -783,32 +771,34 @@ class DiscordConnector:
         vote. Every ballot here is ``secret`` already: a press is answered to the voter only
         (ephemeral) and the open message shows no counts, so the flag changes nothing.
         """
-        labels = [re.sub(r"\s+", " ", o).strip() for o in options]
+        labels = [re.sub(r"\s+", " ", o).strip() for o in request.options]
         if len(labels) < 2 or len(set(labels)) != len(labels) or any(not o for o in labels):
             raise ValueError("a ballot needs at least two distinct, non-empty options")
-        ballot_id = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16] if key else uuid.uuid4().hex[:16]
-        role_id = self.role_id(Role.group(voters_group)) if voters_group else None
-        cid = self.channel_id(channel)
-        note = f"Members of {voters_group} may vote." if voters_group else None
+        ballot_id = (
+            hashlib.sha256(request.key.encode("utf-8")).hexdigest()[:16] if request.key else uuid.uuid4().hex[:16]
+        )
+        role_id = self.role_id(Role.group(request.voters_group)) if request.voters_group else None
+        cid = self.channel_id(request.channel)
+        note = f"Members of {request.voters_group} may vote." if request.voters_group else None
         body = payloads.ballot_message(
             ballot_id=ballot_id,
-            question=question,
+            question=request.question,
             options=labels,
-            closes_at=closes_at,
+            closes_at=request.closes_at,
             voters_note=note,
-            nonce=_nonce(key or ballot_id) + ".b",
-            text=text,
+            nonce=_nonce(request.key or ballot_id) + ".b",
+            text=request.text,
         )
         msg = self._send(cid, body, what=f"ballot in channel {cid}")
         record = BallotRecord(
             id=ballot_id,
             channel_id=cid,
             message_id=str(msg["id"]),
-            question=question.strip(),
+            question=request.question.strip(),
             options=tuple(labels),
             voters_role_id=role_id,
-            voters_role_name=voters_group,
-            closes_at=closes_at,
+            voters_role_name=request.voters_group,
+            closes_at=request.closes_at,
         )
         self.votes.add_ballot(record)
         return self._ballot(record)
@@ -956,29 +946,20 @@ class DiscordConnector:
         )
         return [self._event(r) for r in rows]
 
-    def schedule_event(
-        self,
-        *,
-        title: str,
-        starts_at: datetime,
-        ends_at: datetime,
-        location: str | None = None,
-        description: str = "",
-        reason: str | None = None,
-    ) -> ScheduledEvent:
+    def schedule_event_for(self, request: EventRequest) -> ScheduledEvent:
         """Create an external event (entity type 3, guild only). An event with the same title and
         start already there is returned instead of a second one."""
-        name = re.sub(r"\s+", " ", title).strip()
+        name = re.sub(r"\s+", " ", request.title).strip()
         if not 1 <= len(name) <= 100:
             raise ValueError("an event title holds 1 to 100 characters")
-        if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        if request.starts_at.tzinfo is None or request.ends_at.tzinfo is None:
             raise ValueError("event times must be timezone-aware")
-        if ends_at <= starts_at:
+        if request.ends_at <= request.starts_at:
             raise ValueError("an event must end after it starts")
-        if len(description) > 1000:
+        if len(request.description) > 1000:
             raise ValueError("an event description holds at most 1000 characters")
-        where = (location or "To be announced").strip()[:100]
-        wanted_start = starts_at.astimezone(UTC).replace(microsecond=0)
+        where = (request.location or "To be announced").strip()[:100]
+        wanted_start = request.starts_at.astimezone(UTC).replace(microsecond=0)
         found: dict[str, ScheduledEvent] = {}
 
         def is_done() -> bool:
@@ -991,11 +972,11 @@ class DiscordConnector:
         def write() -> ScheduledEvent:
             body = {
                 "name": name,
-                "description": description or None,
+                "description": request.description or None,
                 "privacy_level": GUILD_ONLY,
                 "entity_type": EXTERNAL,
-                "scheduled_start_time": starts_at.astimezone(UTC).isoformat(),
-                "scheduled_end_time": ends_at.astimezone(UTC).isoformat(),
+                "scheduled_start_time": request.starts_at.astimezone(UTC).isoformat(),
+                "scheduled_end_time": request.ends_at.astimezone(UTC).isoformat(),
                 "entity_metadata": {"location": where},
             }
             what = f"scheduled event {name!r}"
@@ -1006,7 +987,7 @@ class DiscordConnector:
                         "/guilds/{guild_id}/scheduled-events",
                         path=self.guild,
                         json_body=body,
-                        reason=reason,
+                        reason=request.reason,
                         what=what,
                     ),
                     what=what,
@@ -1286,30 +1267,22 @@ class DiscordConnector:
         )
         return f"welcome screen of guild {self.settings.guild_id}"
 
-    def edit_message(
-        self,
-        *,
-        channel_id: str,
-        message_id: str,
-        text: str,
-        keep_buttons: bool = False,
-        components: Sequence[Mapping[str, Any]] | None = None,
-    ) -> None:
+    def edit_message_for(self, edit: MessageEdit) -> None:
         """Replace a bot message's text (cut to 2000 characters) and its buttons with
         ``components`` when given; else its buttons are removed unless ``keep_buttons``. Editing
         twice to the same text leaves the same message."""
-        content = text.strip()
+        content = edit.text.strip()
         if len(content) > payloads.MESSAGE_LIMIT:
             content = content[: payloads.MESSAGE_LIMIT - 1] + "…"
         body = payloads.message(content)
-        if components is not None or not keep_buttons:
-            body["components"] = [dict(c) for c in components or ()]
+        if edit.components is not None or not edit.keep_buttons:
+            body["components"] = [dict(c) for c in edit.components or ()]
         self.client.request(
             "PATCH",
             "/channels/{channel_id}/messages/{message_id}",
-            path={"channel_id": channel_id, "message_id": message_id},
+            path={"channel_id": edit.channel_id, "message_id": edit.message_id},
             json_body=body,
-            what=f"message {message_id}",
+            what=f"message {edit.message_id}",
             idempotent=True,
         )
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from connectors.discourse.settings import DiscourseSettings
 from connectors.errors import ConfigError, FatalError
 from connectors.http import Clock, HttpPolicy, RateLimiter, Redactor, RetryPolicy
 
@@ -98,6 +99,21 @@ class DiscourseClient:
                 "Accept": "application/json",
                 "User-Agent": "charterflow-discourse/0.1",
             },
+        )
+
+    @classmethod
+    def from_settings(cls, settings: DiscourseSettings, **options: Any) -> DiscourseClient:
+        """A client for the site and key of ``settings`` (the connector's and the doctor's);
+        ``options`` are the other ``__init__`` keywords (``max_retries``, ``transport``, ...)."""
+        return cls(
+            base_url=settings.url,
+            api_key=settings.api_key,
+            api_username=settings.api_username,
+            admin_rate_limit=settings.admin_rate_limit,
+            admin_rate_window=settings.admin_rate_window,
+            timeout=settings.timeout,
+            extra_secrets=(settings.webhook_secret,),
+            **options,
         )
 
     def __repr__(self) -> str:

@@ -19,11 +19,15 @@ from urllib.parse import quote
 import httpx
 
 from connectors.base import (
+    COMMUNITY_CAPABILITIES,
     Activity,
     Ballot,
+    BallotBox,
     BallotOption,
+    BallotRequest,
     Capability,
     ChangeStatus,
+    Closing,
     InboundEvent,
     MessageRef,
     ModerationEntry,
@@ -82,7 +86,7 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-class DiscourseConnector:
+class DiscourseConnector(Closing, BallotBox):
     """Talks to one Discourse site through its REST API with an admin API key.
 
     Build it with ``DiscourseConnector.from_env()`` or ``DiscourseConnector(settings=...)``;
@@ -91,16 +95,7 @@ class DiscourseConnector:
     """
 
     name: ClassVar[str] = "discourse"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.DIRECTORY,
-            Capability.ROLE_MANAGER,
-            Capability.MESSENGER,
-            Capability.BALLOT_BOX,
-            Capability.INBOUND,
-            Capability.UPLOADER,
-        }
-    )
+    capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES | {Capability.INBOUND, Capability.UPLOADER}
     docs_url: ClassVar[str] = "https://docs.discourse.org/"
 
     def __init__(
@@ -113,19 +108,8 @@ class DiscourseConnector:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.client = DiscourseClient(
-            base_url=settings.url,
-            api_key=settings.api_key,
-            api_username=settings.api_username,
-            admin_rate_limit=settings.admin_rate_limit,
-            admin_rate_window=settings.admin_rate_window,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            retry=retry,
-            transport=transport,
-            clock=clock,
-            rng=rng,
-            extra_secrets=(settings.webhook_secret,),
+        self.client = DiscourseClient.from_settings(
+            settings, max_retries=settings.max_retries, retry=retry, transport=transport, clock=clock, rng=rng
         )
         self._verifier = (
             DiscourseWebhookVerifier(secret=settings.webhook_secret, instance=self.instance)
@@ -164,12 +148,6 @@ class DiscourseConnector:
     def __repr__(self) -> str:
         return f"DiscourseConnector(url={self.settings.url!r}, api_username={self.settings.api_username!r})"
 
-    def __enter__(self) -> DiscourseConnector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @classmethod
     def from_env(cls, **overrides: Any) -> DiscourseConnector:
         """Build from ``CHARTERFLOW_DISCOURSE_*`` (and ``.env``); ``ConfigError`` naming what is wrong."""
@@ -178,6 +156,7 @@ class DiscourseConnector:
     @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``DiscourseSandbox`` (a loopback emulator of the endpoints used here)."""
+        # lazy: start-up: the sandbox (Starlette, its seed data) loads only when one is asked for
         from connectors.discourse.sandbox import DiscourseSandbox
 
         return DiscourseSandbox(seed=seed, **options)
@@ -626,44 +605,33 @@ class DiscourseConnector:
     # ----------------------------------------------------------------------------------------
     # BallotBox
 
-    def open_ballot(
-        self,
-        *,
-        channel: str,
-        question: str,
-        options: Sequence[str],
-        voters_group: str | None = None,
-        closes_at: datetime | None = None,
-        key: str | None = None,
-        text: str = "",
-        secret: bool = False,
-    ) -> Ballot:
+    def open_ballot_for(self, request: BallotRequest) -> Ballot:
         """Open a topic holding the poll: ``text`` above it, voters named (``public=true``,
         results always shown) or, when ``secret``, a poll whose voters no one can list
         (``public`` left out) and whose counts show once it is closed (``results=on_close``)."""
-        labels = [o.strip() for o in options]
+        labels = [o.strip() for o in request.options]
         if len(labels) < 2 or len(set(labels)) != len(labels) or any(not o or "\n" in o or "[" in o for o in labels):
             raise ValueError("a ballot needs at least two distinct one-line options without '['")
-        if "\n" in question.strip():
+        if "\n" in request.question.strip():
             raise ValueError("the ballot question must be one line (it is the topic title)")
         attrs = [f"name={POLL_NAME}", "type=regular"]
-        attrs += ["results=on_close"] if secret else ["results=always", "public=true"]
-        if voters_group:
-            attrs.append(f"groups={voters_group}")
-        if closes_at is not None:
-            attrs.append("close=" + closes_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+        attrs += ["results=on_close"] if request.secret else ["results=always", "public=true"]
+        if request.voters_group:
+            attrs.append(f"groups={request.voters_group}")
+        if request.closes_at is not None:
+            attrs.append("close=" + request.closes_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
         poll = "\n".join([f"[poll {' '.join(attrs)}]", *(f"* {o}" for o in labels), "[/poll]"])
-        head = question.strip()
+        head = request.question.strip()
         room = MAX_POST_LENGTH - len(head) - len(poll) - 4
         # A person's text (an applicant's answer) must not open or end a poll of its own: a
         # zero-width space after "[" keeps it readable but no longer BBCode.
-        text = text.replace("[poll", "[\u200bpoll").replace("[/poll", "[/\u200bpoll")
+        text = request.text.replace("[poll", "[\u200bpoll").replace("[/poll", "[/\u200bpoll")
         body = _shorten(text.strip(), room) if text.strip() else ""
         raw = "\n\n".join(part for part in (head, body, poll) if part)
         post = self._create_topic(
-            {"title": question.strip(), "raw": raw, "category": self._category_id(channel)},
-            key=key,
-            what=f"ballot {question.strip()!r} in category {channel!r}",
+            {"title": request.question.strip(), "raw": raw, "category": self._category_id(request.channel)},
+            key=request.key,
+            what=f"ballot {request.question.strip()!r} in category {request.channel!r}",
         )
         return self._read_ballot(str(post["id"]), message=self._message_ref(post))
 

@@ -40,17 +40,7 @@ def check(
     """Every check of the site and key described by ``settings``; ``category``/``group`` override
     the settings' names; ``category_ids`` are other categories that must exist (the gateway's
     applications and ideas categories)."""
-    client = DiscourseClient(
-        base_url=settings.url,
-        api_key=settings.api_key,
-        api_username=settings.api_username,
-        admin_rate_limit=settings.admin_rate_limit,
-        admin_rate_window=settings.admin_rate_window,
-        timeout=settings.timeout,
-        max_retries=1,
-        transport=transport,
-        extra_secrets=(settings.webhook_secret,),
-    )
+    client = DiscourseClient.from_settings(settings, max_retries=1, transport=transport)
     out: list[Check] = []
     try:
         _checks(

@@ -168,15 +168,11 @@ def retry_after_seconds(headers: Mapping[str, Any]) -> int | None:
     return None
 
 
-class _RateLimitHandler(RateLimitErrorRetryHandler):
-    """slack_sdk's 429 handler: sleep ``Retry-After`` (+ jitter) through an injectable ``sleep``,
-    give up (so the caller sees a ``RetriableError``) when Slack asks for more than ``max_wait``."""
+class _Handler(RetryHandler):
+    """slack_sdk's two retry hooks with their keyword signatures written once: a subclass says
+    whether to retry (``_retry``) and how long to wait first (``_wait``); the sleep is injectable."""
 
-    def __init__(self, *, max_retry_count: int, sleep: Sleep, rng: random.Random, max_wait: float) -> None:
-        super().__init__(max_retry_count=max_retry_count)
-        self._sleep = sleep
-        self._rng = rng
-        self._max_wait = max_wait
+    _sleep: Sleep
 
     def _can_retry(
         self,
@@ -186,48 +182,65 @@ class _RateLimitHandler(RateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
+        return self._retry(state, request, response, error)
+
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        state.next_attempt_requested = True
+        self._sleep(self._wait(state, response, error))
+        state.increment_current_attempt()
+
+    def _retry(
+        self, state: RetryState, request: HttpRequest, response: HttpResponse | None, error: Exception | None
+    ) -> bool:
+        """slack_sdk's own answer (the next class in the MRO)."""
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+    def _wait(self, state: RetryState, response: HttpResponse | None, error: Exception | None) -> float:
+        raise NotImplementedError
+
+
+class _RateLimitHandler(_Handler, RateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler: sleep ``Retry-After`` (+ jitter) through an injectable ``sleep``,
+    give up (so the caller sees a ``RetriableError``) when Slack asks for more than ``max_wait``."""
+
+    def __init__(self, *, max_retry_count: int, sleep: Sleep, rng: random.Random, max_wait: float) -> None:
+        RateLimitErrorRetryHandler.__init__(self, max_retry_count=max_retry_count)
+        self._sleep = sleep
+        self._rng = rng
+        self._max_wait = max_wait
+
+    def _retry(
+        self, state: RetryState, request: HttpRequest, response: HttpResponse | None, error: Exception | None
+    ) -> bool:
         if response is None or response.status_code != 429:
             return False
         wait = retry_after_seconds(response.headers)
         return wait is None or wait <= self._max_wait
 
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        state.next_attempt_requested = True
+    def _wait(self, state: RetryState, response: HttpResponse | None, error: Exception | None) -> float:
         wait = retry_after_seconds(response.headers) if response is not None else None
         # As slack_sdk does: the header's seconds plus up to one second of jitter.
         duration = (1 if wait is None else wait) + self._rng.random()
         log.info("slack: rate limited (HTTP 429), waiting %.2fs (attempt %d)", duration, state.current_attempt + 1)
-        self._sleep(duration)
-        state.increment_current_attempt()
+        return duration
 
 
-class _SleepingMixin(RetryHandler):
-    _sleep: Sleep
-
-    def prepare_for_next_attempt(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> None:
-        state.next_attempt_requested = True
+class _SleepingMixin(_Handler):
+    def _wait(self, state: RetryState, response: HttpResponse | None, error: Exception | None) -> float:
         duration = self.interval_calculator.calculate_sleep_duration(state.current_attempt)
         log.info(
             "slack: %s, retrying in %.2fs",
             type(error).__name__ if error else f"HTTP {response.status_code if response else '?'}",
             duration,
         )
-        self._sleep(duration)
-        state.increment_current_attempt()
+        return duration
 
 
 class _ServerErrorHandler(_SleepingMixin, ServerErrorRetryHandler):
@@ -261,17 +274,12 @@ class _ConnectionErrorHandler(_SleepingMixin, ConnectionErrorRetryHandler):
         self._sleep = sleep
         self._refused_only = refused_only
 
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
+    def _retry(
+        self, state: RetryState, request: HttpRequest, response: HttpResponse | None, error: Exception | None
     ) -> bool:
         if self._refused_only:
             return _never_sent(error)
-        return super()._can_retry(state=state, request=request, response=response, error=error)
+        return super()._retry(state, request, response, error)
 
 
 def _never_sent(error: BaseException | None) -> bool:

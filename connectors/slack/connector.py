@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from connectors.base import Capability, InboundEvent, MessageRef, UserRef
+from connectors.base import Capability, Closing, InboundEvent, MessageRef, UserRef
 from connectors.errors import ConfigError, FatalError, RetriableError
 from connectors.slack.blocks import (
     BoardDecision,
@@ -61,7 +61,7 @@ def _key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
-class SlackConnector(SlackRooms):
+class SlackConnector(SlackRooms, Closing):
     """Talks to one Slack workspace as the app's bot user.
 
     Build it with ``SlackConnector.from_env()`` or ``SlackConnector(settings=...)``; ``sleep``
@@ -106,12 +106,6 @@ class SlackConnector(SlackRooms):
     def __repr__(self) -> str:
         return f"SlackConnector(base_url={self.settings.base_url!r}, board_channel={self.settings.board_channel!r})"
 
-    def __enter__(self) -> SlackConnector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @classmethod
     def from_env(cls, **overrides: Any) -> SlackConnector:
         """Build from ``CHARTERFLOW_SLACK_*`` (and ``.env``); ``ConfigError`` naming what is wrong."""
@@ -120,6 +114,7 @@ class SlackConnector(SlackRooms):
     @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``SlackSandbox`` (a loopback emulator of the Web API methods used here)."""
+        # lazy: start-up: the sandbox (Starlette, its seed data) loads only when one is asked for
         from connectors.slack.sandbox import SlackSandbox
 
         return SlackSandbox(seed=seed, **options)

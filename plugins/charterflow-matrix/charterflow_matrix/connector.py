@@ -28,11 +28,15 @@ from charterflow_matrix.rooms import MatrixRooms
 from charterflow_matrix.safety import MatrixSafety
 from charterflow_matrix.settings import MatrixSettings
 from connectors.base import (
+    COMMUNITY_CAPABILITIES,
     Activity,
     Ballot,
+    BallotBox,
     BallotOption,
+    BallotRequest,
     Capability,
     ChangeStatus,
+    Closing,
     InboundEvent,
     MessageRef,
     ModerationEntry,
@@ -65,7 +69,7 @@ def _check_reason(reason: str) -> str:
     return reason
 
 
-class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety):
+class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, Closing, BallotBox):
     """Talks to one homeserver as its bot (a server admin). ``MatrixConnector.from_env()`` or
     ``MatrixConnector(settings=…)``; ``transport``, ``clock`` and ``retry`` are injectable."""
 
@@ -74,14 +78,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety):
     # no body, so the conformance suite's "one changed byte is refused" cannot hold. The push
     # arrives through the plugin's gateway hook (``charterflow_matrix.hook``), which calls
     # ``verify_transaction``.
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.DIRECTORY,
-            Capability.ROLE_MANAGER,
-            Capability.MESSENGER,
-            Capability.BALLOT_BOX,
-        }
-    )
+    capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES
     docs_url: ClassVar[str] = "https://spec.matrix.org/latest/client-server-api/"
 
     def __init__(
@@ -110,12 +107,6 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety):
 
     def __repr__(self) -> str:
         return f"MatrixConnector({self.settings.homeserver_url!r}, server={self.settings.server_name!r})"
-
-    def __enter__(self) -> MatrixConnector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def instance(self) -> str:
@@ -454,42 +445,35 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety):
     # ----------------------------------------------------------------------------------------
     # BallotBox
 
-    def open_ballot(
-        self,
-        *,
-        channel: str,
-        question: str,
-        options: Sequence[str],
-        voters_group: str | None = None,
-        closes_at: datetime | None = None,
-        key: str | None = None,
-        text: str = "",
-        secret: bool = False,
-    ) -> Ballot:
+    def open_ballot_for(self, request: BallotRequest) -> Ballot:
         """An ``m.poll.start`` in ``channel``; votes of members of ``voters_group``'s room only."""
-        if secret:
+        if request.secret:
             # Poll responses are room events every member can read (R-VOTE-SECRET cannot hold).
             raise FatalError(
                 "matrix: a poll shows each vote to the room's members; hold a secret ballot on another platform",
                 platform=PLATFORM,
                 status=None,
             )
-        room = self.room_id(channel)
-        if voters_group:
-            self.room_id(voters_group)  # an unknown group fails before the poll is posted
-        note = f"Voting closes {closes_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC." if closes_at else ""
+        room = self.room_id(request.channel)
+        if request.voters_group:
+            self.room_id(request.voters_group)  # an unknown group fails before the poll is posted
+        note = f"Voting closes {request.closes_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC." if request.closes_at else ""
         content = payloads.poll_start(
-            question=question, options=list(options), text=text, voters_group=voters_group, closes_note=note
+            question=request.question,
+            options=list(request.options),
+            text=request.text,
+            voters_group=request.voters_group,
+            closes_note=note,
         )
-        event_id = self.send(room, payloads.POLL_START, content, key=key)
+        event_id = self.send(room, payloads.POLL_START, content, key=request.key)
         return Ballot(
             platform=PLATFORM,
             id=f"{room}/{event_id}",
-            question=question,
-            options=tuple(BallotOption(id=f"a{i}", label=o) for i, o in enumerate(options, 1)),
+            question=request.question,
+            options=tuple(BallotOption(id=f"a{i}", label=o) for i, o in enumerate(request.options, 1)),
             is_open=True,
             message=self._ref_message(room, event_id),
-            closes_at=closes_at,
+            closes_at=request.closes_at,
         )
 
     def _relations(self, room: str, event_id: str) -> list[dict[str, Any]]:

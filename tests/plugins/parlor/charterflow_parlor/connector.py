@@ -11,9 +11,12 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.base import (
+    COMMUNITY_CAPABILITIES,
     Activity,
     Ballot,
+    BallotBox,
     BallotOption,
+    BallotRequest,
     Capability,
     ChangeStatus,
     MessageRef,
@@ -29,13 +32,11 @@ from connectors.errors import ConfigError, FatalError, RetriableError
 PLATFORM = "parlor"
 
 
-class ParlorConnector:
+class ParlorConnector(BallotBox):
     """Talks to one Parlor site with a bearer token."""
 
     name: ClassVar[str] = PLATFORM
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DIRECTORY, Capability.ROLE_MANAGER, Capability.MESSENGER, Capability.BALLOT_BOX}
-    )
+    capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES
     docs_url: ClassVar[str] = "https://parlor.example.invalid/docs/api"
 
     def __init__(self, *, url: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
@@ -176,32 +177,21 @@ class ParlorConnector:
             options=tuple(BallotOption(id=o["id"], label=o["label"]) for o in row["options"]),
         )
 
-    def open_ballot(
-        self,
-        *,
-        channel: str,
-        question: str,
-        options: Sequence[str],
-        voters_group: str | None = None,
-        closes_at: datetime | None = None,
-        key: str | None = None,
-        text: str = "",
-        secret: bool = False,
-    ) -> Ballot:
+    def open_ballot_for(self, request: BallotRequest) -> Ballot:
         """A poll (idempotent by ``key``)."""
         row = self._call(
             "POST",
             "/api/polls",
             what="poll",
             body={
-                "channel": channel,
-                "question": question,
-                "options": list(options),
-                "group": voters_group,
-                "key": key,
+                "channel": request.channel,
+                "question": request.question,
+                "options": list(request.options),
+                "group": request.voters_group,
+                "key": request.key,
             },
         )
-        return replace(self._ballot(row), closes_at=closes_at)
+        return replace(self._ballot(row), closes_at=request.closes_at)
 
     def read_votes(self, ballot: Ballot) -> list[Vote]:
         """Every vote, with the voter."""
