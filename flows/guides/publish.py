@@ -1,7 +1,9 @@
 """Publish the guides (R-GUIDE): each guide to each platform that takes it (a ``GuideShelf``),
 one post per guide per platform, edited in place when the text changes; then point newcomers at
 them (each ``NewcomerWelcome``). The guide files are read and checked first: a broken one is
-reported by name and line and not published (its earlier post, if any, stays as it was).
+reported by name and line and not published (its earlier post, if any, stays as it was). A
+platform a guide names with no connector installed (``matrix`` without its plugin) is skipped
+with one line in the report ("matrix: no connector installed").
 
 Order: platforms whose messages hold the most text come first, so a guide too long for another
 platform links to the whole guide there instead of being cut (``rules.guides.fit_guide``).
@@ -17,17 +19,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from prefect import flow
 
 from connectors.base import GuideShelf, MessageRef, NewcomerWelcome
-from flows.guides.library import load_guides
+from flows.guides.library import installed_platforms, load_guides
 from flows.kit import Ctx, context, once
+from flows.privacy import publish_artifact
 from ledger import guides as shelf_ledger
-from rules.guides import Guide, GuideError, fit_guide
+from rules.guides import Guide, GuideError, fit_guide, without_connector
 
 log = logging.getLogger("charterflow.guides")
 
@@ -38,13 +41,14 @@ WELCOME_SUMMARY = (
     "get help and how to report a problem."
 )
 NEWCOMER_AUDIENCES = ("newcomers", "everyone")
+NO_CONNECTOR = "no connector installed"
 
 __all__ = [
     "guides_channel",
     "guides_publish",
-    "known_platforms",
     "publish_step",
     "report_table",
+    "skipped_platforms",
     "status_rows",
     "welcome_step",
 ]
@@ -59,9 +63,14 @@ def guides_channel(platform: str, channels: Mapping[str, str] | None = None) -> 
     return os.environ.get(name, "").strip() or None
 
 
-def known_platforms(ctx: Ctx) -> tuple[str, ...]:
-    """The platforms a guide may name: the charter's and those served."""
-    return tuple(dict.fromkeys([*ctx.charter.platforms, *ctx.platforms.names()]))
+def skipped_platforms(guides: Sequence[Guide], installed: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One row per platform the guides name that has no connector installed (``installed``,
+    default the entry points): its guides are kept and published everywhere else."""
+    missing = without_connector(guides, installed_platforms() if installed is None else installed)
+    return [
+        {"platform": platform, "reason": NO_CONNECTOR, "guides": list(slugs), "line": f"{platform}: {NO_CONNECTOR}"}
+        for platform, slugs in missing.items()
+    ]
 
 
 def _shelves(ctx: Ctx) -> list[tuple[Any, GuideShelf]]:
@@ -244,9 +253,11 @@ def welcome_step(
     return out
 
 
-def status_rows(ctx: Ctx, guides: Sequence[Guide]) -> list[dict[str, Any]]:
+def status_rows(ctx: Ctx, guides: Sequence[Guide], installed: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """For each guide and each platform it is meant for: where it is published and whether the
-    text shown is the current one (``current``, ``outdated``, ``not published``)."""
+    text shown is the current one (``current``, ``outdated``, ``not published``, or ``no
+    connector installed`` for a platform without one, ``installed`` default the entry points)."""
+    have = set(installed_platforms() if installed is None else installed)
     with ctx.ledger.read() as session:
         posts = {(p.slug, p.platform): p for p in shelf_ledger.posts(session)}
         latest = {g.slug: shelf_ledger.latest_version(session, g.slug) for g in guides}
@@ -255,7 +266,9 @@ def status_rows(ctx: Ctx, guides: Sequence[Guide]) -> list[dict[str, Any]]:
         for platform in guide.platforms:
             post = posts.get((guide.slug, platform))
             newest = latest.get(guide.slug)
-            if post is None:
+            if platform not in have:
+                state = NO_CONNECTOR
+            elif post is None:
                 state = "not published"
             elif newest is not None and newest.digest == guide.digest and post.version == newest.version:
                 state = "current"
@@ -294,21 +307,23 @@ def guides_publish(
     (R-GUIDE). ``force``: re-send texts already shown. ``channels``: platform → the guides'
     channel (default the settings'). Returns what changed; the run's artifact shows it."""
     ctx = context(now)
-    guides, errors = load_guides(known_platforms=known_platforms(ctx))
+    guides, errors = load_guides()
     for error in errors:
         log.warning("guides: %s is not published (%s)", error.name, error)
+    skipped = skipped_platforms(guides)
+    for skip in skipped:
+        log.warning("guides: %s (skipped there: %s)", skip["line"], ", ".join(skip["guides"]))
     rows = publish_step(ctx, guides, errors, channels=channels, force=force)
     welcome = welcome_step(ctx, guides, channels=channels)
     try:
-        from flows.privacy import publish_artifact
-
         publish_artifact(
             key="guides-publish",
             kind="markdown",
             description="guides-publish",
             content="# Guides published (R-GUIDE)\n\n"
-            + report_table(rows, ("guide", "platform", "change", "version", "mode", "url", "reason")),
+            + report_table(rows, ("guide", "platform", "change", "version", "mode", "url", "reason"))
+            + "".join(f"\n\n{skip['line']}: skipped there ({', '.join(skip['guides'])})" for skip in skipped),
         )
     except Exception as exc:  # noqa: BLE001 - the report is a view; the ledger holds the record
         log.warning("guides: no artifact (%s)", type(exc).__name__)
-    return {"guides": rows, "welcome": welcome, "errors": [str(e) for e in errors]}
+    return {"guides": rows, "welcome": welcome, "skipped": skipped, "errors": [str(e) for e in errors]}
