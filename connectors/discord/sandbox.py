@@ -754,7 +754,8 @@ class DiscordSandbox(Sandbox):
         if not isinstance(answer, dict) or not isinstance(answer.get("type"), int):
             return "the response is not an interaction response"
         rtype = answer["type"]
-        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        given = answer.get("data")
+        data: dict[str, Any] = given if isinstance(given, dict) else {}
         if rtype not in {1: {1}, 2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}.get(record["type"], set()):
             return f"response type {rtype} is not allowed for interaction type {record['type']}"
         if rtype in (4, 7) and len(data.get("content") or "") > MESSAGE_LIMIT:

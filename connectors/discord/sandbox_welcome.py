@@ -17,7 +17,7 @@ from connectors.sandboxkit import Call, Reply
 
 DEFAULT_BUCKETS.setdefault("welcome", (5, 5.0))  # invented, as the sandbox's other buckets
 
-_EMPTY = {"description": None, "welcome_channels": []}
+_EMPTY: dict[str, Any] = {"description": None, "welcome_channels": []}
 
 
 def _screen(sb: Any) -> dict[str, Any]:
