@@ -353,6 +353,7 @@ class DiscordSandbox(Sandbox):
             self.nonces: dict[tuple[str, str], tuple[float, str]] = {}
             self.dm_channels: dict[str, str] = {}  # user id -> DM channel id
             self.events: dict[str, dict[str, Any]] = {}
+            self.screens: dict[str, dict[str, Any]] = {}  # the welcome screen, the onboarding
             self.commands: dict[str, list[dict[str, Any]]] = {}
             self.role_changes: list[dict[str, Any]] = []
             self.audit_log: list[dict[str, Any]] = []

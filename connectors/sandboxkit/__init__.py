@@ -368,8 +368,8 @@ def check_faults(
 
 class FaultMiddleware:
     """ASGI middleware injecting ``latency`` and dropped connections (``drop_rate``,
-    ``drop_phase``, ``drop_times``, ``methods``) from ``faults()``; paths under ``skip`` pass untouched. Usable in front of any
-    ASGI app (a proxy to a real server, too)."""
+    ``drop_phase``, ``drop_times``, ``methods``) from ``faults()``; paths under ``skip`` pass
+    untouched. Usable in front of any ASGI app (a proxy to a real server, too)."""
 
     def __init__(
         self,

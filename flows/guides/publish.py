@@ -1,6 +1,7 @@
 """Publish the guides (R-GUIDE): each guide to each platform that takes it (a ``GuideShelf``),
 one post per guide per platform, edited in place when the text changes; then point newcomers at
-them (each ``NewcomerWelcome``). The guide files are read and checked first: a broken one is
+them (each ``NewcomerWelcome``, and one prompt of each ``OnboardingPrompts``: Discord's server
+onboarding, whose other prompts are kept as they are). The guide files are read and checked first: a broken one is
 reported by name and line and not published (its earlier post, if any, stays as it was). A
 platform a guide names with no connector installed (``matrix`` without its plugin) is skipped
 with one line in the report ("matrix: no connector installed").
@@ -25,9 +26,10 @@ from typing import Any
 
 from prefect import flow
 
-from connectors.base import GuideShelf, MessageRef, NewcomerWelcome
+from connectors.base import GuideShelf, MessageRef, NewcomerWelcome, OnboardingPrompts
+from connectors.registry import loaded_connectors
 from flows.guides.library import installed_platforms, load_guides
-from flows.kit import Ctx, context, once
+from flows.kit import Ctx, context, done, once
 from flows.privacy import publish_artifact
 from ledger import guides as shelf_ledger
 from rules.guides import Guide, GuideError, fit_guide, without_connector
@@ -42,10 +44,14 @@ WELCOME_SUMMARY = (
 )
 NEWCOMER_AUDIENCES = ("newcomers", "everyone")
 NO_CONNECTOR = "no connector installed"
+# The onboarding prompt the flow owns (Discord asks new members it when they join).
+ONBOARDING_TITLE = "Community guides: where to start"
+ONBOARDING_DESCRIPTION_MAX = 100  # a prompt option's description (Discord)
 
 __all__ = [
     "guides_channel",
     "guides_publish",
+    "onboarding_step",
     "publish_step",
     "report_table",
     "skipped_platforms",
@@ -223,8 +229,7 @@ def welcome_step(
     summary and the links of the guides for newcomers and everyone published there. Sent again
     only when that content changes."""
     out = []
-    with ctx.ledger.read() as session:
-        posted = {(p.slug, p.platform, p.instance): p.url for p in shelf_ledger.posts(session)}
+    posted = _posted(ctx)
     for space in ctx.platforms.spaces.values():
         welcome = space.capable(NewcomerWelcome)
         if welcome is None:
@@ -253,10 +258,86 @@ def welcome_step(
     return out
 
 
+def _posted(ctx: Ctx) -> dict[tuple[str, str, str], str | None]:
+    with ctx.ledger.read() as session:
+        return {(p.slug, p.platform, p.instance): p.url for p in shelf_ledger.posts(session)}
+
+
+def _onboarding_plan(
+    guides: Sequence[Guide],
+    posted: Mapping[tuple[str, str, str], str | None],
+    platform: str,
+    instance: str,
+    channel: Any,
+) -> tuple[list[tuple[str, str]], str]:
+    """The prompt's options on that platform instance (each guide for newcomers published there,
+    its link as the description where it fits) and the key that records them shown."""
+    options = [
+        (g.title, url if len(url) <= ONBOARDING_DESCRIPTION_MAX else "")
+        for g in guides
+        if g.audience in NEWCOMER_AUDIENCES and (url := posted.get((g.slug, platform, instance)) or "")
+    ][:50]
+    digest = hashlib.sha256(repr((ONBOARDING_TITLE, options, channel)).encode()).hexdigest()[:16]
+    return options, f"guides:onboarding:{platform}:{instance}:{digest}"
+
+
+def onboarding_step(
+    ctx: Ctx, guides: Sequence[Guide], *, channels: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Keep the onboarding prompt ``ONBOARDING_TITLE`` of each platform that has
+    ``OnboardingPrompts`` in step with the guides published there (the connector keeps every
+    other prompt); sent again only when its options change (R-GUIDE)."""
+    out = []
+    posted = _posted(ctx)
+    for space in ctx.platforms.spaces.values():
+        prompts = space.capable(OnboardingPrompts)
+        if prompts is None:
+            continue
+        instance = space.instance or space.platform
+        channel = guides_channel(space.platform, channels)
+        options, key = _onboarding_plan(guides, posted, space.platform, instance, channel)
+        if not options:
+            continue
+
+        def keep(
+            p: OnboardingPrompts = prompts, o: list[tuple[str, str]] = options, c: Any = channel
+        ) -> dict[str, Any]:
+            shown = p.keep_onboarding_prompt(title=ONBOARDING_TITLE, options=o, channel=c)
+            return {"id": shown.id, "options": shown.options, "changed": shown.changed, "where": shown.where}
+
+        ref = once(ctx, key=key, platform=space.platform, actor=ACTOR, about="guides:onboarding", act=keep)["ref"]
+        out.append({"platform": space.platform, **ref})
+    return out
+
+
+def _onboarding_rows(ctx: Ctx, guides: Sequence[Guide], have: set[str]) -> list[dict[str, Any]]:
+    """``status_rows``' rows for the onboarding prompt on each installed platform that has one."""
+    posted = _posted(ctx)
+    rows = []
+    for platform, cls in sorted(loaded_connectors().items()):
+        if platform not in have or not issubclass(cls, OnboardingPrompts):
+            continue
+        for instance in sorted({i for _, p, i in posted if p == platform}):
+            options, key = _onboarding_plan(guides, posted, platform, instance, guides_channel(platform))
+            found = done(ctx, key)
+            rows.append(
+                {
+                    "guide": "(onboarding)",
+                    "platform": platform,
+                    "state": "current" if found else "not in step (run guides publish)",
+                    "version": None,
+                    "mode": f"prompt, {len(options)} option(s)",
+                    "url": (found or {}).get("ref", {}).get("where"),
+                }
+            )
+    return rows
+
+
 def status_rows(ctx: Ctx, guides: Sequence[Guide], installed: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """For each guide and each platform it is meant for: where it is published and whether the
     text shown is the current one (``current``, ``outdated``, ``not published``, or ``no
-    connector installed`` for a platform without one, ``installed`` default the entry points)."""
+    connector installed`` for a platform without one, ``installed`` default the entry points);
+    then one ``(onboarding)`` row per platform instance with an onboarding prompt."""
     have = set(installed_platforms() if installed is None else installed)
     with ctx.ledger.read() as session:
         posts = {(p.slug, p.platform): p for p in shelf_ledger.posts(session)}
@@ -284,7 +365,7 @@ def status_rows(ctx: Ctx, guides: Sequence[Guide], installed: Iterable[str] | No
                     "url": post.url if post else None,
                 }
             )
-    return rows
+    return rows + _onboarding_rows(ctx, guides, have)
 
 
 def report_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -315,6 +396,7 @@ def guides_publish(
         log.warning("guides: %s (skipped there: %s)", skip["line"], ", ".join(skip["guides"]))
     rows = publish_step(ctx, guides, errors, channels=channels, force=force)
     welcome = welcome_step(ctx, guides, channels=channels)
+    onboarding = onboarding_step(ctx, guides, channels=channels)
     try:
         publish_artifact(
             key="guides-publish",
@@ -326,4 +408,10 @@ def guides_publish(
         )
     except Exception as exc:  # noqa: BLE001 - the report is a view; the ledger holds the record
         log.warning("guides: no artifact (%s)", type(exc).__name__)
-    return {"guides": rows, "welcome": welcome, "skipped": skipped, "errors": [str(e) for e in errors]}
+    return {
+        "guides": rows,
+        "welcome": welcome,
+        "onboarding": onboarding,
+        "skipped": skipped,
+        "errors": [str(e) for e in errors],
+    }
