@@ -3,10 +3,12 @@ community guides and training sessions (R-GUIDE).
 
 ``check`` reads the guide files and prints each broken one by name and line (exit 1), and each
 platform a guide names that has no connector installed (kept; skipped at publish).
-``publish`` publishes every guide to every platform that takes it and points newcomers at them,
-printing what changed; a broken guide is printed as ``error: <file>:<line>: …`` and not published
-(exit 1 once the others are done). ``status`` shows where each guide is published and whether the
-text shown is current. ``training schedule`` creates a session's events and announcements once.
+``publish`` publishes every guide to every platform that takes it and points newcomers at them
+(welcome screens and messages, Discord's onboarding prompt), printing what changed; a broken
+guide is printed as ``error: <file>:<line>: …`` and not published (exit 1 once the others are
+done). ``status`` shows where each guide is published and whether the text shown is current,
+and whether each onboarding prompt is in step with the guides. ``training schedule`` creates a
+session's events and announcements once.
 Other errors print one line ``error: …`` and exit 2.
 """
 
@@ -65,7 +67,8 @@ def publish_cmd(
 ) -> None:
     """Publish every guide where it belongs (edited in place when changed) and point newcomers
     at them; print what changed."""
-    from flows.guides.publish import publish_step, skipped_platforms, welcome_step  # lazy: start-up: Prefect
+    # lazy: start-up: Prefect, for `charterflow --help`
+    from flows.guides.publish import onboarding_step, publish_step, skipped_platforms, welcome_step
 
     with _errors():
         ctx = _ctx()
@@ -73,8 +76,10 @@ def publish_cmd(
         skipped = skipped_platforms(guides)
         rows = publish_step(ctx, guides, errors, force=force)
         welcome = welcome_step(ctx, guides)
+        onboarding = onboarding_step(ctx, guides)
     if as_json:
-        typer.echo(json.dumps({"guides": rows, "welcome": welcome, "skipped": skipped}, indent=2, default=str))
+        out = {"guides": rows, "welcome": welcome, "onboarding": onboarding, "skipped": skipped}
+        typer.echo(json.dumps(out, indent=2, default=str))
     else:
         shown = [r for r in rows if r["change"] != "refused"]
         typer.echo(
@@ -82,6 +87,9 @@ def publish_cmd(
         )
         for w in welcome:
             typer.echo(f"newcomers on {w['platform']}: pointed at {w['guides']} guide(s) ({w['where']})")
+        for o in onboarding:
+            state = "changed" if o.get("changed") else "already in step"
+            typer.echo(f"onboarding on {o['platform']}: {o['options']} guide(s) in the {o['where']} ({state})")
         _echo_skipped(skipped)
     for error in errors:
         typer.echo(f"error: {error} (not published)", err=True)

@@ -18,14 +18,13 @@ https://discord.com/developers/docs/resources/guild#modify-guild-onboarding
 
 from __future__ import annotations
 
-from typing import Any
-
 import copy
+from typing import Any
 
 from connectors.discord.sandbox import _SNOWFLAKE, DEFAULT_BUCKETS, _error, _form_error, _route
 from connectors.sandboxkit import Call, Reply
 
-DEFAULT_BUCKETS.setdefault("welcome", (5, 5.0))  # invented, as the sandbox's other buckets (both screens)
+DEFAULT_BUCKETS.setdefault("welcome", (5, 5.0))  # invented as the others are; both screens
 
 _EMPTY: dict[str, Any] = {"description": None, "welcome_channels": []}
 
@@ -155,7 +154,9 @@ def _put_onboarding(sb: Any, req: Call) -> Reply:
     if errors:
         return _form_error(**errors)
     now = _onboarding(sb)
-    new = {k: now[k] if data.get(k) is None else data[k] for k in now} | ({"prompts": prompts} if prompts is not None else {})
+    new = {k: now[k] if data.get(k) is None else data[k] for k in now} | (
+        {"prompts": prompts} if prompts is not None else {}
+    )
     new["default_channel_ids"] = [str(c) for c in new["default_channel_ids"]]
     if new["enabled"] and len(new["default_channel_ids"]) < 7:  # the docs' constraint (mode aside)
         if now["enabled"]:

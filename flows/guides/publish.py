@@ -310,7 +310,9 @@ def onboarding_step(
     return out
 
 
-def _onboarding_rows(ctx: Ctx, guides: Sequence[Guide], have: set[str]) -> list[dict[str, Any]]:
+def _onboarding_rows(
+    ctx: Ctx, guides: Sequence[Guide], have: set[str], channels: Mapping[str, str] | None
+) -> list[dict[str, Any]]:
     """``status_rows``' rows for the onboarding prompt on each installed platform that has one."""
     posted = _posted(ctx)
     rows = []
@@ -318,7 +320,7 @@ def _onboarding_rows(ctx: Ctx, guides: Sequence[Guide], have: set[str]) -> list[
         if platform not in have or not issubclass(cls, OnboardingPrompts):
             continue
         for instance in sorted({i for _, p, i in posted if p == platform}):
-            options, key = _onboarding_plan(guides, posted, platform, instance, guides_channel(platform))
+            options, key = _onboarding_plan(guides, posted, platform, instance, guides_channel(platform, channels))
             found = done(ctx, key)
             rows.append(
                 {
@@ -333,11 +335,18 @@ def _onboarding_rows(ctx: Ctx, guides: Sequence[Guide], have: set[str]) -> list[
     return rows
 
 
-def status_rows(ctx: Ctx, guides: Sequence[Guide], installed: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def status_rows(
+    ctx: Ctx,
+    guides: Sequence[Guide],
+    installed: Iterable[str] | None = None,
+    *,
+    channels: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
     """For each guide and each platform it is meant for: where it is published and whether the
     text shown is the current one (``current``, ``outdated``, ``not published``, or ``no
     connector installed`` for a platform without one, ``installed`` default the entry points);
-    then one ``(onboarding)`` row per platform instance with an onboarding prompt."""
+    then one ``(onboarding)`` row per platform instance with an onboarding prompt, in step when
+    it shows the guides of the guides' channel (``channels`` as ``guides_publish``'s)."""
     have = set(installed_platforms() if installed is None else installed)
     with ctx.ledger.read() as session:
         posts = {(p.slug, p.platform): p for p in shelf_ledger.posts(session)}
@@ -365,7 +374,7 @@ def status_rows(ctx: Ctx, guides: Sequence[Guide], installed: Iterable[str] | No
                     "url": post.url if post else None,
                 }
             )
-    return rows + _onboarding_rows(ctx, guides, have)
+    return rows + _onboarding_rows(ctx, guides, have, channels)
 
 
 def report_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

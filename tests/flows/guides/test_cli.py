@@ -35,6 +35,7 @@ def test_guides_cli_check_publish_status_and_training(world, guides_folder, cli)
     assert published.exit_code == 0, published.output
     assert published.output.count("published") == 10
     assert "newcomers on discord: pointed at 5 guide(s)" in published.output
+    assert "onboarding on discord: 5 guide(s) in the onboarding of guild" in published.output
 
     (guides_folder / "welcome.md").write_text(
         (guides_folder / "welcome.md").read_text().replace("Welcome!", "Welcome, and thank you for coming!")
@@ -47,7 +48,7 @@ def test_guides_cli_check_publish_status_and_training(world, guides_folder, cli)
 
     status = runner.invoke(cli, ["guides", "status", "--json"])
     assert status.exit_code == 0
-    assert '"state": "outdated"' not in status.output and status.output.count('"current"') == 10
+    assert '"state": "outdated"' not in status.output and status.output.count('"current"') == 11
 
     at = (NOW + timedelta(days=5)).strftime("%Y-%m-%dT%H:%MZ")
     first = runner.invoke(cli, ["training", "schedule", "welcome", "--at", at, "--location", "Stage"])
