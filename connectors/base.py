@@ -651,12 +651,7 @@ class OnboardingPrompts(Protocol):
     where one prompt points them at the guides (R-GUIDE). Not a ``Capability`` member."""
 
     def keep_onboarding_prompt(
-        self,
-        *,
-        title: str,
-        options: Sequence[tuple[str, str]],
-        channel: str | None = None,
-        prompt_id: str | None = None,
+        self, *, title: str, options: Sequence[tuple[str, str]], channel: str | None = None, prompt_id: str = ""
     ) -> OnboardingPrompt:
         """Show one prompt ``title`` (or the prompt ``prompt_id``, when still there) whose
         options are ``options`` as ``(label, description)``, each opening ``channel`` (``None``:

@@ -1288,12 +1288,7 @@ class DiscordConnector:
         return f"welcome screen of guild {self.settings.guild_id}"
 
     def keep_onboarding_prompt(
-        self,
-        *,
-        title: str,
-        options: Sequence[tuple[str, str]],
-        channel: str | None = None,
-        prompt_id: str | None = None,
+        self, *, title: str, options: Sequence[tuple[str, str]], channel: str | None = None, prompt_id: str = ""
     ) -> OnboardingPrompt:
         """One prompt of the server's onboarding (``OnboardingPrompts``). A PUT replaces every
         prompt, so it reads the onboarding first, keeps every other prompt and setting

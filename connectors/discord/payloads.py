@@ -599,7 +599,7 @@ def onboarding_update(
     options: Sequence[tuple[str, str]],
     channel_id: str,
     new_id: str,
-    prompt_id: str | None = None,
+    prompt_id: str = "",
 ) -> tuple[dict[str, Any] | None, str]:
     """The ``PUT /guilds/{id}/onboarding`` body that keeps every prompt and setting of
     ``current`` (what GET answered: PUT replaces them all) and shows one prompt ``title`` (the

@@ -1816,21 +1816,6 @@ def _topic_or_refusal(sb: DiscourseSandbox, req: Call, topic_id: int | None) -> 
     return topic
 
 
-def _include_raw(req: Call) -> bool:
-    # Rails reads `!!params[:include_raw]`: any value given, even "false", turns it on.
-    return req.arg("include_raw") is not None
-
-
-def _topic_posts_json(sb: DiscourseSandbox, req: Call, ids: list[int]) -> list[dict[str, Any]]:
-    posts = []
-    for pid in ids:
-        post = sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user)
-        if _include_raw(req):
-            post["raw"] = sb.posts[pid]["raw"]
-        posts.append(post)
-    return posts
-
-
 # Registered before /t/{slug}/{id}.json, which would take "posts" for an id (Rails' routes list
 # `t/:topic_id/posts` first too).
 @_route("GET", "/t/{topic_id}/posts.json")
@@ -1840,10 +1825,13 @@ def _topic_posts(sb: DiscourseSandbox, req: Call) -> Reply:
     topic = _topic_or_refusal(sb, req, _int_param(req.params["topic_id"]))
     if isinstance(topic, Reply):
         return topic
-    asked = req.query.get("post_ids[]", []) + req.query.get("post_ids", [])
-    wanted = {_int_param(v) for v in asked}
-    ids = [pid for pid in topic["posts"] if pid in wanted] if asked else list(topic["posts"])[:20]
-    return Reply(200, {"post_stream": {"posts": _topic_posts_json(sb, req, ids)}, "id": topic["id"]})
+    asked = {_int_param(v) for v in req.query.get("post_ids[]", []) + req.query.get("post_ids", [])}
+    # `!!params[:include_raw]`: any value given, even "false", adds each post's raw.
+    raw = req.arg("include_raw") is not None
+    ids = [pid for pid in topic["posts"] if pid in asked] if asked else list(topic["posts"])[:20]
+    shown = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in ids]
+    posts = [{**post, "raw": sb.posts[pid]["raw"]} if raw else post for pid, post in zip(ids, shown, strict=True)]
+    return Reply(200, {"post_stream": {"posts": posts}, "id": topic["id"]})
 
 
 @_route("GET", "/t/{id}.json")
@@ -1855,7 +1843,7 @@ def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
     if isinstance(topic, Reply):
         return topic
     out = _topic_fields(sb, topic, _shapes.TOPIC_VIEW)
-    posts = _topic_posts_json(sb, req, list(topic["posts"]))
+    posts = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in topic["posts"]]
     author, last = sb.users[topic["user_id"]], sb.users[sb.posts[topic["posts"][-1]]["user_id"]]
     out.update(
         post_stream={"posts": posts, "stream": list(topic["posts"])},
