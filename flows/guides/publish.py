@@ -230,11 +230,7 @@ def welcome_step(
     only when that content changes."""
     out = []
     posted = _posted(ctx)
-    for space in ctx.platforms.spaces.values():
-        welcome = space.capable(NewcomerWelcome)
-        if welcome is None:
-            continue
-        instance = space.instance or space.platform
+    for space, welcome, instance in _spaces_with(ctx, NewcomerWelcome):
         links = [
             (g.title, posted[(g.slug, space.platform, instance)])
             for g in guides
@@ -256,6 +252,12 @@ def welcome_step(
         )
         out.append({"platform": space.platform, "where": done["ref"].get("where"), "guides": len(links)})
     return out
+
+
+def _spaces_with(ctx: Ctx, protocol: type) -> list[tuple[Any, Any, str]]:
+    """(space, its ``protocol`` side, instance) for each served space that has one."""
+    found = [(space, space.capable(protocol)) for space in ctx.platforms.spaces.values()]
+    return [(space, side, space.instance or space.platform) for space, side in found if side is not None]
 
 
 def _posted(ctx: Ctx) -> dict[tuple[str, str, str], str | None]:
@@ -289,11 +291,7 @@ def onboarding_step(
     other prompt); sent again only when its options change (R-GUIDE)."""
     out = []
     posted = _posted(ctx)
-    for space in ctx.platforms.spaces.values():
-        prompts = space.capable(OnboardingPrompts)
-        if prompts is None:
-            continue
-        instance = space.instance or space.platform
+    for space, prompts, instance in _spaces_with(ctx, OnboardingPrompts):
         channel = guides_channel(space.platform, channels)
         options, key = _onboarding_plan(guides, posted, space.platform, instance, channel)
         if not options:
