@@ -1,31 +1,35 @@
 """`charterflow guides check|publish|status` and `charterflow training schedule|list`: the
 community guides and training sessions (R-GUIDE).
 
-``check`` reads the guide files and prints each broken one by name and line (exit 1).
-``publish`` publishes every guide to every platform that takes it and points newcomers at them,
-printing what changed; a broken guide is printed as ``error: <file>:<line>: …`` and not published
-(exit 1 once the others are done). ``status`` shows where each guide is published and whether the
-text shown is current. ``training schedule`` creates a session's events and announcements once.
+``check`` reads the guide files and prints each broken one by name and line (exit 1), and each
+platform a guide names that has no connector installed (kept; skipped at publish).
+``publish`` publishes every guide to every platform that takes it and points newcomers at them
+(welcome screens and messages, Discord's onboarding prompt), printing what changed; a broken
+guide is printed as ``error: <file>:<line>: …`` and not published (exit 1 once the others are
+done). ``status`` shows where each guide is published and whether the text shown is current,
+and whether each onboarding prompt is in step with the guides. ``training schedule`` creates a
+session's events and announcements once.
 Other errors print one line ``error: …`` and exit 2.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
 
 from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors as _errors
+from flows.guides.library import guides_dir, load_guides
 
 guides_app = typer.Typer(help="The community guides (R-GUIDE).", no_args_is_help=True)
 training_app = typer.Typer(help="Community training sessions on the guides (R-GUIDE).", no_args_is_help=True)
 
 
 def _ctx() -> Any:
-    from flows.kit import context
+    from flows.kit import context  # lazy: start-up: Prefect, for `charterflow --help`
 
     return context(None, ledger=_ledger())
 
@@ -40,15 +44,15 @@ def _table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
 
 @guides_app.command("check")
 def check_cmd() -> None:
-    """Check every guide's front matter; print the broken ones by file and line."""
-    from charterflow.charter import load_configured_charter
-    from flows.guides.library import guides_dir, load_guides
+    """Check every guide's front matter; print the broken ones by file and line, and the
+    platforms named that have no connector installed."""
+    from flows.guides.publish import skipped_platforms  # lazy: start-up: Prefect, for `charterflow --help`
 
     with _errors():
-        charter = load_configured_charter()
-        guides, errors = load_guides(known_platforms=charter.platforms)
+        guides, errors = load_guides()
     for guide in guides:
         typer.echo(f"ok     {guide.slug}: {guide.title} ({', '.join(guide.platforms)}; {guide.audience})")
+    _echo_skipped(skipped_platforms(guides))
     for error in errors:
         typer.echo(f"error: {error}", err=True)
     typer.echo(f"{len(guides)} guide(s) in {guides_dir()}, {len(errors)} broken")
@@ -63,16 +67,19 @@ def publish_cmd(
 ) -> None:
     """Publish every guide where it belongs (edited in place when changed) and point newcomers
     at them; print what changed."""
-    from flows.guides.library import load_guides
-    from flows.guides.publish import known_platforms, publish_step, welcome_step
+    # lazy: start-up: Prefect, for `charterflow --help`
+    from flows.guides.publish import onboarding_step, publish_step, skipped_platforms, welcome_step
 
     with _errors():
         ctx = _ctx()
-        guides, errors = load_guides(known_platforms=known_platforms(ctx))
+        guides, errors = load_guides()
+        skipped = skipped_platforms(guides)
         rows = publish_step(ctx, guides, errors, force=force)
         welcome = welcome_step(ctx, guides)
+        onboarding = onboarding_step(ctx, guides)
     if as_json:
-        typer.echo(json.dumps({"guides": rows, "welcome": welcome}, indent=2, default=str))
+        out = {"guides": rows, "welcome": welcome, "onboarding": onboarding, "skipped": skipped}
+        typer.echo(json.dumps(out, indent=2, default=str))
     else:
         shown = [r for r in rows if r["change"] != "refused"]
         typer.echo(
@@ -80,6 +87,10 @@ def publish_cmd(
         )
         for w in welcome:
             typer.echo(f"newcomers on {w['platform']}: pointed at {w['guides']} guide(s) ({w['where']})")
+        for o in onboarding:
+            state = "changed" if o.get("changed") else "already in step"
+            typer.echo(f"onboarding on {o['platform']}: {o['options']} guide(s) in the {o['where']} ({state})")
+        _echo_skipped(skipped)
     for error in errors:
         typer.echo(f"error: {error} (not published)", err=True)
     if errors:
@@ -89,21 +100,25 @@ def publish_cmd(
 @guides_app.command("status")
 def status_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Where each guide is published and whether the text shown there is the current one."""
-    from charterflow.charter import load_configured_charter
-    from flows.guides.library import load_guides
-    from flows.guides.publish import status_rows
+    # lazy: start-up: Prefect, for `charterflow --help`
+    from flows.guides.publish import skipped_platforms, status_rows
     from flows.kit import Ctx
 
     with _errors():
-        charter = load_configured_charter()
-        guides, errors = load_guides(known_platforms=charter.platforms)
+        guides, errors = load_guides()
         rows = status_rows(Ctx(ledger=_ledger(), platforms=None, now=datetime.now(UTC)), guides)  # type: ignore[arg-type]  # reads the ledger only
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
     else:
         typer.echo(_table(rows, ("guide", "platform", "state", "version", "mode", "url")) if rows else "no guides")
+        _echo_skipped(skipped_platforms(guides))
     for error in errors:
         typer.echo(f"error: {error}", err=True)
+
+
+def _echo_skipped(skipped: list[dict[str, Any]]) -> None:
+    for skip in skipped:
+        typer.echo(f"{skip['line']} (guides kept, skipped there: {', '.join(skip['guides'])})")
 
 
 def _when(text: str) -> datetime:
@@ -123,7 +138,7 @@ def schedule_cmd(
 ) -> None:
     """Schedule a training session on a guide: an event and an announcement on each platform
     the guide is for; the same guide and start again sends nothing new."""
-    from flows.guides.training import find_guide, schedule_step
+    from flows.guides.training import find_guide, schedule_step  # lazy: start-up: Prefect
 
     with _errors():
         ctx = _ctx()
@@ -141,9 +156,7 @@ def schedule_cmd(
 @training_app.command("list")
 def list_cmd() -> None:
     """Training sessions from a year ago on."""
-    from datetime import timedelta
-
-    from ledger import guides as shelf_ledger
+    from ledger import guides as shelf_ledger  # lazy: start-up: SQLAlchemy, for `charterflow --help`
 
     with _errors():
         now = datetime.now(UTC)

@@ -55,6 +55,8 @@ __all__ = [
     "ModerationLog",
     "GuideShelf",
     "NewcomerWelcome",
+    "OnboardingPrompt",
+    "OnboardingPrompts",
     "ModeratorsRoom",
     "ModeratorsRoomHost",
     "PlatformReport",
@@ -741,6 +743,32 @@ class NewcomerWelcome(Protocol):
         ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class OnboardingPrompt:
+    """The prompt ``OnboardingPrompts.keep_onboarding_prompt`` keeps: its platform id, how many
+    options it shows, whether this call changed it, and where it is shown."""
+
+    id: str
+    options: int
+    changed: bool
+    where: str
+
+
+@runtime_checkable
+class OnboardingPrompts(Protocol):
+    """The questions a platform asks new members when they join (Discord's server onboarding),
+    where one prompt points them at the guides (R-GUIDE). Not a ``Capability`` member."""
+
+    def keep_onboarding_prompt(
+        self, *, title: str, options: Sequence[tuple[str, str]], channel: str | None = None, prompt_id: str = ""
+    ) -> OnboardingPrompt:
+        """Show one prompt ``title`` (or the prompt ``prompt_id``, when still there) whose
+        options are ``options`` as ``(label, description)``, each opening ``channel`` (``None``:
+        the connector's guides channel); every other prompt and setting is kept as it is. Reads
+        first and writes only what differs, so the same call twice writes once."""
+        ...
+
+
 CAPABILITY_PROTOCOLS: dict[Capability, type] = {
     Capability.DIRECTORY: Directory,
     Capability.ROLE_MANAGER: RoleManager,
@@ -768,6 +796,7 @@ PROTOCOLS: tuple[type, ...] = (
     TallyDisplay,
     GuideShelf,
     NewcomerWelcome,
+    OnboardingPrompts,
     PlaceLinks,
 )
 

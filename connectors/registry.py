@@ -22,6 +22,7 @@ __all__ = [
     "discover",
     "load_connector",
     "loaded_connectors",
+    "registered_names",
 ]
 
 ENTRY_POINT_GROUP = "charterflow.connectors"
@@ -137,6 +138,12 @@ def discover(group: str = ENTRY_POINT_GROUP) -> list[ConnectorInfo]:
             continue
         seen[ep.name] = _load(ep)
     return sorted([*seen.values(), *duplicates], key=lambda i: i.name)
+
+
+def registered_names(group: str = ENTRY_POINT_GROUP) -> frozenset[str]:
+    """The names registered in ``group``, without importing them: the platforms that have a
+    connector installed (a plugin's included once installed)."""
+    return frozenset(ep.name for ep in entry_points(group=group))
 
 
 def loaded_connectors(group: str = ENTRY_POINT_GROUP) -> dict[str, type]:

@@ -13,6 +13,9 @@ A guide is a Markdown file kept with the charter (``guides/`` beside the charter
 
 Pure functions only: the caller reads the files and passes their text. A guide whose front
 matter is broken raises :class:`GuideError` naming the file and the line, and is not published.
+A platform is named as its connector is (``discourse``, ``matrix``): a malformed name is such an
+error; a well-formed one with no connector installed is kept, so the shipped guides may name a
+plugin's platform; the caller skips it at publish (:func:`without_connector`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "match_guides",
     "parse_guide",
     "split_text",
+    "without_connector",
 ]
 
 RULING = "R-GUIDE"
@@ -44,6 +48,8 @@ AUDIENCES = ("everyone", "newcomers", "members", "moderators")
 MAX_TITLE = 100  # a Discord scheduled event's name and a thread name hold 100 characters
 MAX_BODY = 60_000
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# A connector's entry-point name (``charterflow.connectors``): lower case, then letters, digits, - _.
+_PLATFORM = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _WORD = re.compile(r"[a-z0-9]+")
 # Words that say nothing about a topic ("how do I ask a question" matches on "ask", "question").
 _STOP = frozenset(
@@ -137,13 +143,15 @@ def _title(name: str, field: tuple[int, str]) -> str:
     return title
 
 
-def _platforms(name: str, field: tuple[int, str], known: Sequence[str]) -> tuple[str, ...]:
+def _platforms(name: str, field: tuple[int, str]) -> tuple[str, ...]:
     line, value = field
     platforms = _list(value)
     if not platforms:
         raise GuideError(name, line, "no platform named")
-    if unknown := [p for p in platforms if p not in known]:
-        raise GuideError(name, line, f"unknown platform {unknown[0]!r} (known: {', '.join(known)})")
+    if bad := [p for p in platforms if not _PLATFORM.fullmatch(p)]:
+        raise GuideError(
+            name, line, f"malformed platform name {bad[0][:40]!r} (a connector's name: letters, digits, - or _)"
+        )
     return platforms
 
 
@@ -164,16 +172,16 @@ def _body(name: str, lines: Sequence[str], end: int) -> str:
     return body
 
 
-def parse_guide(name: str, text: str, *, known_platforms: Iterable[str]) -> Guide:
+def parse_guide(name: str, text: str) -> Guide:
     """The guide in ``text`` (file ``name``, e.g. ``asking-questions.md``); :class:`GuideError`
     with the line of the first problem: no front matter, an unknown or repeated field, a missing
-    required field, an empty title, an unknown platform or audience (R-GUIDE)."""
+    required field, an empty title, a malformed platform name, an unknown audience (R-GUIDE)."""
     slug = _slug_of(name)
     lines = text.splitlines()
     end = _front_matter_end(name, lines)
     fields = _fields(name, lines, end)
     title = _title(name, fields["title"])
-    platforms = _platforms(name, fields["platforms"], tuple(known_platforms))
+    platforms = _platforms(name, fields["platforms"])
     audience = _audience(name, fields["audience"])
     keywords = _list(fields["keywords"][1]) if "keywords" in fields else ()
     body = _body(name, lines, end)
@@ -188,17 +196,28 @@ def parse_guide(name: str, text: str, *, known_platforms: Iterable[str]) -> Guid
     )
 
 
-def check_guides(files: Mapping[str, str], *, known_platforms: Iterable[str]) -> tuple[list[Guide], list[GuideError]]:
+def check_guides(files: Mapping[str, str]) -> tuple[list[Guide], list[GuideError]]:
     """Every guide of ``files`` (name → text), sorted by name, and the broken ones' errors:
     a broken guide never stops the others (R-GUIDE)."""
-    known = tuple(known_platforms)
     guides, errors = [], []
     for name in sorted(files):
         try:
-            guides.append(parse_guide(name, files[name], known_platforms=known))
+            guides.append(parse_guide(name, files[name]))
         except GuideError as exc:
             errors.append(exc)
     return guides, errors
+
+
+def without_connector(guides: Iterable[Guide], installed: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The platforms the guides name that no installed connector serves, each with its guides'
+    slugs, in the order first named: skipped at publish and shown by ``guides status`` (R-GUIDE)."""
+    have = set(installed)
+    missing: dict[str, list[str]] = {}
+    for guide in guides:
+        for platform in guide.platforms:
+            if platform not in have:
+                missing.setdefault(platform, []).append(guide.slug)
+    return {platform: tuple(slugs) for platform, slugs in missing.items()}
 
 
 def _words(text: str) -> list[str]:

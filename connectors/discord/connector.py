@@ -39,6 +39,7 @@ from connectors.base import (
     MessageEditor,
     MessageRef,
     ModerationEntry,
+    OnboardingPrompt,
     Role,
     RoleChange,
     RoleKind,
@@ -1266,6 +1267,31 @@ class DiscordConnector(Closing, BallotBox, Calendar, MessageEditor):
             idempotent=True,
         )
         return f"welcome screen of guild {self.settings.guild_id}"
+
+    def keep_onboarding_prompt(
+        self, *, title: str, options: Sequence[tuple[str, str]], channel: str | None = None, prompt_id: str = ""
+    ) -> OnboardingPrompt:
+        """One prompt of the server's onboarding (``OnboardingPrompts``). A PUT replaces every
+        prompt, so it reads the onboarding first, keeps every other prompt and setting
+        (``payloads.onboarding_update``) and sends nothing when ours shows these options already.
+        Needs Manage Server and Manage Roles.
+        https://discord.com/developers/docs/resources/guild#modify-guild-onboarding"""
+        cid = self.channel_id(channel or self.GUIDES_CHANNEL)
+        what = "the server's onboarding"
+        current = self.client.json(
+            self.client.request("GET", "/guilds/{guild_id}/onboarding", path=self.guild, what=what), what=what
+        )
+        new_id = snowflake_at(datetime.now(UTC))  # a new prompt's id is the client's to choose
+        body, pid = payloads.onboarding_update(
+            current, title=title, options=options, channel_id=cid, new_id=new_id, prompt_id=prompt_id
+        )
+        if body is not None:
+            # PUT of a whole state: sending it again leaves the same onboarding.
+            self.client.request(
+                "PUT", "/guilds/{guild_id}/onboarding", path=self.guild, json_body=body, what=what, idempotent=True
+            )
+        where = f"onboarding of guild {self.settings.guild_id}, prompt {title!r}"
+        return OnboardingPrompt(id=pid, options=len(options), changed=body is not None, where=where)
 
     def edit_message_for(self, edit: MessageEdit) -> None:
         """Replace a bot message's text (cut to 2000 characters) and its buttons with

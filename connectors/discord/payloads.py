@@ -35,6 +35,7 @@ __all__ = [
     "ballot_custom_id",
     "ballot_message",
     "ballot_result_message",
+    "onboarding_update",
     "deferred",
     "deferred_update",
     "ephemeral",
@@ -552,3 +553,101 @@ def welcome_screen(description: str, channels: Sequence[tuple[str, str]]) -> dic
             raise ValueError(f"a welcome channel's label holds 1 to {WELCOME_CHANNEL_LABEL_MAX} characters")
         rows.append({"channel_id": str(channel_id), "description": label.strip(), "emoji_id": None, "emoji_name": None})
     return {"enabled": True, "description": text, "welcome_channels": rows}
+
+
+# Guild Onboarding (R-GUIDE: new members find the guides there); limits from the OpenAPI spec's
+# UpdateGuildOnboardingRequest: https://discord.com/developers/docs/resources/guild#modify-guild-onboarding
+ONBOARDING_PROMPTS_MAX = 15
+ONBOARDING_OPTIONS_MAX = 50
+ONBOARDING_OPTION_TITLE_MAX = 50
+ONBOARDING_OPTION_DESCRIPTION_MAX = 100
+
+
+def _label(text: str, limit: int) -> str:
+    # A label shortened visibly (an ellipsis), at a word where one is near.
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return (cut if len(cut) > limit // 2 else text[: limit - 1]) + "\u2026"
+
+
+def _option_as_sent(option: Mapping[str, Any]) -> dict[str, Any]:
+    # An option as GET answers it, in PUT's shape (emoji object -> emoji_* fields, as the docs say).
+    emoji = option.get("emoji") or {}
+    return {
+        "id": option.get("id"),
+        "title": option.get("title"),
+        "description": option.get("description") or None,
+        "emoji_id": option.get("emoji_id", emoji.get("id")),
+        "emoji_name": option.get("emoji_name", emoji.get("name")),
+        "emoji_animated": bool(option.get("emoji_animated", emoji.get("animated"))),
+        "role_ids": list(option.get("role_ids") or []),
+        "channel_ids": list(option.get("channel_ids") or []),
+    }
+
+
+def _prompt_as_sent(prompt: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("id", "title", "single_select", "required", "in_onboarding", "type")
+    return {**{k: prompt.get(k) for k in keys}, "options": [_option_as_sent(o) for o in prompt.get("options") or []]}
+
+
+def onboarding_update(
+    current: Mapping[str, Any],
+    *,
+    title: str,
+    options: Sequence[tuple[str, str]],
+    channel_id: str,
+    new_id: str,
+    prompt_id: str = "",
+) -> tuple[dict[str, Any] | None, str]:
+    """The ``PUT /guilds/{id}/onboarding`` body that keeps every prompt and setting of
+    ``current`` (what GET answered: PUT replaces them all) and shows one prompt ``title`` (the
+    prompt ``prompt_id`` when present, else the one so titled, else a new one with ``new_id``)
+    with ``options`` as ``(label, description)`` opening ``channel_id``; and that prompt's id.
+    ``None`` for the body when the prompt shows exactly that already. Labels longer than 50
+    characters are shortened with an ellipsis; ``ValueError`` for more than 50 options, a
+    description over 100 characters or a 16th prompt."""
+    if not 1 <= len(options) <= ONBOARDING_OPTIONS_MAX:
+        raise ValueError(f"an onboarding prompt holds 1 to {ONBOARDING_OPTIONS_MAX} options, not {len(options)}")
+    prompts = [_prompt_as_sent(p) for p in current.get("prompts") or []]
+    by_id = [i for i, p in enumerate(prompts) if prompt_id and p["id"] == prompt_id]
+    by_title = [i for i, p in enumerate(prompts) if str(p["title"]).casefold() == title.casefold()]
+    at: int | None = (by_id or by_title)[0] if by_id or by_title else None
+    old = prompts[at] if at is not None else None
+    old_ids = {o["title"]: o["id"] for o in (old or {}).get("options", [])}
+    rows = []
+    for label, description in options:
+        if len(description) > ONBOARDING_OPTION_DESCRIPTION_MAX:
+            raise ValueError(f"an onboarding option's description holds at most {ONBOARDING_OPTION_DESCRIPTION_MAX}")
+        name = _label(label, ONBOARDING_OPTION_TITLE_MAX)
+        rows.append(
+            {
+                **_option_as_sent({"title": name, "description": description, "channel_ids": [str(channel_id)]}),
+                "id": old_ids.get(name),
+            }
+        )
+    ours = {
+        "id": old["id"] if old else new_id,
+        "title": title,
+        "single_select": False,
+        "required": False,
+        "in_onboarding": True,
+        "type": 0,
+        "options": rows,
+    }
+    if old == ours:
+        return None, str(ours["id"])
+    if at is None:
+        if len(prompts) >= ONBOARDING_PROMPTS_MAX:
+            raise ValueError(f"the onboarding holds at most {ONBOARDING_PROMPTS_MAX} prompts; no room for {title!r}")
+        prompts.append(ours)
+    else:
+        prompts[at] = ours
+    body = {
+        "prompts": prompts,
+        "default_channel_ids": list(current.get("default_channel_ids") or []),
+        "enabled": bool(current.get("enabled")),
+        "mode": int(current.get("mode") or 0),
+    }
+    return body, str(ours["id"])

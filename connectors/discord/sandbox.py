@@ -355,6 +355,7 @@ class DiscordSandbox(Sandbox):
             self.nonces: dict[tuple[str, str], tuple[float, str]] = {}
             self.dm_channels: dict[str, str] = {}  # user id -> DM channel id
             self.events: dict[str, dict[str, Any]] = {}
+            self.screens: dict[str, dict[str, Any]] = {}  # the welcome screen, the onboarding
             self.commands: dict[str, list[dict[str, Any]]] = {}
             self.role_changes: list[dict[str, Any]] = []
             self.audit_log: list[dict[str, Any]] = []
@@ -753,7 +754,8 @@ class DiscordSandbox(Sandbox):
         if not isinstance(answer, dict) or not isinstance(answer.get("type"), int):
             return "the response is not an interaction response"
         rtype = answer["type"]
-        data = answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        given = answer.get("data")
+        data: dict[str, Any] = given if isinstance(given, dict) else {}
         if rtype not in {1: {1}, 2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}.get(record["type"], set()):
             return f"response type {rtype} is not allowed for interaction type {record['type']}"
         if rtype in (4, 7) and len(data.get("content") or "") > MESSAGE_LIMIT:

@@ -392,7 +392,10 @@ class DiscourseConnector(Closing, BallotBox):
     # Messenger
 
     def _message_ref(self, post: Mapping[str, Any]) -> MessageRef:
-        url = post.get("post_url")
+        # A topic's posts carry no post_url: built from the slug and number as Discourse does.
+        url = post.get("post_url") or (
+            f"/t/{post['topic_slug']}/{post['topic_id']}/{post['post_number']}" if post.get("topic_slug") else None
+        )
         return MessageRef(
             platform=PLATFORM,
             id=str(post["id"]),
@@ -445,12 +448,35 @@ class DiscourseConnector(Closing, BallotBox):
         )
         return self._message_ref(post)
 
+    REPLY_LOOKBACK = 20  # a retry comes seconds after its first try: the reply is among these
+
+    def _own_post_with(self, thread_id: str, marker: str) -> dict[str, Any] | None:
+        """Our post carrying ``marker`` among the latest posts of topic ``thread_id``, a public
+        topic or a private message we take part in: the topic's post ids (``GET /t/{id}.json``),
+        then the latest ones with their ``raw`` (``GET /t/{id}/posts.json?include_raw=true``;
+        ``/posts.json`` lists public topics only).
+        https://github.com/discourse/discourse/blob/main/app/controllers/topics_controller.rb"""
+        tid = quote(str(thread_id), safe="")
+        topic = self.client.get(f"/t/{tid}.json", what=f"topic {thread_id}")
+        stream = [int(i) for i in (topic.get("post_stream") or {}).get("stream", [])][-self.REPLY_LOOKBACK :]
+        if not stream:
+            return None
+        page = self.client.get(
+            f"/t/{tid}/posts.json",
+            what=f"latest posts of topic {thread_id}",
+            params=[("include_raw", "true"), *(("post_ids[]", str(i)) for i in stream)],
+        )
+        for post in (page.get("post_stream") or {}).get("posts", []):
+            if post.get("username") == self.settings.api_username and marker in str(post.get("raw", "")):
+                return dict(post)
+        return None
+
     def reply(self, *, thread_id: str, text: str, key: str | None = None) -> MessageRef:
-        """Reply in topic ``thread_id``.
+        """Reply in topic ``thread_id`` (a public topic or a private message).
 
         Replies have no ``external_id``; a marker comment (``<!-- cf:… -->``, invisible once
-        cooked) lets a retry find the reply among the latest posts (``GET /posts.json``) instead of
-        posting it twice. That listing covers public and category topics, not private messages.
+        cooked) lets a retry find our reply among the topic's latest posts instead of posting
+        it twice (``_own_post_with``).
         """
         marker = f"<!-- cf:{_external_id(key)} -->"
         raw = f"{text}\n\n{marker}"
@@ -458,12 +484,10 @@ class DiscourseConnector(Closing, BallotBox):
         found: dict[str, Any] = {}
 
         def is_done() -> bool:
-            latest = self.client.get("/posts.json", what="Discourse latest posts").get("latest_posts", [])
-            for post in latest:
-                if str(post.get("topic_id")) == str(thread_id) and marker in str(post.get("raw", "")):
-                    found["post"] = post
-                    return True
-            return False
+            post = self._own_post_with(thread_id, marker)
+            if post is not None:
+                found["post"] = post
+            return post is not None
 
         def write() -> dict[str, Any]:
             body = {"topic_id": int(thread_id), "raw": raw}

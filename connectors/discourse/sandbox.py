@@ -1815,6 +1815,24 @@ def _topic_or_refusal(sb: DiscourseSandbox, req: Call, topic_id: int | None) -> 
     return topic
 
 
+# Registered before /t/{slug}/{id}.json, which would take "posts" for an id (Rails' routes list
+# `t/:topic_id/posts` first too).
+@_route("GET", "/t/{topic_id}/posts.json")
+def _topic_posts(sb: DiscourseSandbox, req: Call) -> Reply:
+    """TopicsController#posts (TopicViewPostsSerializer): the posts ``post_ids[]`` of a topic the
+    reader may see, with ``raw`` when ``include_raw`` is given; none asked: the first chunk."""
+    topic = _topic_or_refusal(sb, req, _int_param(req.params["topic_id"]))
+    if isinstance(topic, Reply):
+        return topic
+    asked = {_int_param(v) for v in req.query.get("post_ids[]", []) + req.query.get("post_ids", [])}
+    # `!!params[:include_raw]`: any value given, even "false", adds each post's raw.
+    raw = req.arg("include_raw") is not None
+    ids = [pid for pid in topic["posts"] if pid in asked] if asked else list(topic["posts"])[:20]
+    shown = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in ids]
+    posts = [{**post, "raw": sb.posts[pid]["raw"]} if raw else post for pid, post in zip(ids, shown, strict=True)]
+    return Reply(200, {"post_stream": {"posts": posts}, "id": topic["id"]})
+
+
 @_route("GET", "/t/{id}.json")
 @_route("GET", "/t/{slug}/{id}.json")
 def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:

@@ -48,9 +48,8 @@ def _put_site_text(sb: Any, req: Call) -> Reply:
     if text_id not in TEXTS:
         return _not_found()
     data = req.form()
-    fields = (
-        data.get("site_text") if isinstance(data.get("site_text"), dict) else {"value": data.get("site_text[value]")}
-    )
+    given = data.get("site_text")
+    fields: dict[str, Any] = given if isinstance(given, dict) else {"value": data.get("site_text[value]")}
     value = fields.get("value")
     if not isinstance(value, str):
         return Reply(

@@ -314,7 +314,9 @@ class TokenBucket:
 
 # ---- faults ---------------------------------------------------------------------------------
 
-COMMON_FAULTS = frozenset({"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "storm", "seed"})
+COMMON_FAULTS = frozenset(
+    {"error_rate", "error_status", "latency", "drop_rate", "drop_phase", "drop_times", "storm", "seed"}
+)
 
 
 def check_faults(
@@ -322,7 +324,8 @@ def check_faults(
 ) -> dict[str, Any]:
     """The common fault settings of ``POST /_sandbox/faults``, checked: ``error_rate`` /
     ``error_status`` (that share of requests answered with that 5xx), ``drop_rate`` /
-    ``drop_phase`` (close that share of connections before or after the request was applied),
+    ``drop_phase`` (close that share of connections before or after the request was applied;
+    ``drop_times``: only the first N drawn, and with a sandbox's ``methods`` only those methods),
     ``latency`` (seconds added), ``seed`` (repeatable draws), ``storm`` (the next ``count``
     requests answered 429 with ``retry_after``, whole seconds unless ``whole_seconds`` is false,
     plus the platform's ``storm_keys``). The ``extra`` keys are left to the sandbox; ``ValueError``
@@ -341,6 +344,10 @@ def check_faults(
             out[name] = kind(data[name])
             if not low <= out[name] <= high:
                 raise ValueError(f"{name} must be {rule}")
+    if "drop_times" in data:
+        out["drop_times"] = int(data["drop_times"])
+        if out["drop_times"] < 0:
+            raise ValueError("drop_times must be 0 or more")
     if "drop_phase" in data:
         if data["drop_phase"] not in ("before", "after"):
             raise ValueError("drop_phase must be 'before' or 'after'")
@@ -362,8 +369,8 @@ def check_faults(
 
 class FaultMiddleware:
     """ASGI middleware injecting ``latency`` and dropped connections (``drop_rate``,
-    ``drop_phase``) from ``faults()``; paths under ``skip`` pass untouched. Usable in front of any
-    ASGI app (a proxy to a real server, too)."""
+    ``drop_phase``, ``drop_times``, ``methods``) from ``faults()``; paths under ``skip`` pass
+    untouched. Usable in front of any ASGI app (a proxy to a real server, too)."""
 
     def __init__(
         self,
@@ -378,10 +385,20 @@ class FaultMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.skip):
             return await self.app(scope, receive, send)
-        faults = dict(self.faults())
+        live = self.faults()
+        faults = dict(live)
         if faults.get("latency"):
             await asyncio.sleep(float(faults["latency"]))
-        drop = bool(faults.get("drop_rate")) and self.rng().random() < float(faults["drop_rate"])
+        methods = faults.get("methods")
+        drop = (
+            bool(faults.get("drop_rate"))
+            and (not methods or scope["method"] in methods)
+            and self.rng().random() < float(faults["drop_rate"])
+        )
+        if drop and "drop_times" in faults and isinstance(live, dict):
+            # One event loop serves the sandbox: counting down here needs no lock.
+            drop = live["drop_times"] > 0
+            live["drop_times"] -= drop
         if not drop:
             return await self.app(scope, receive, send)
         if faults.get("drop_phase", "after") == "after":

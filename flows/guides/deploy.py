@@ -4,12 +4,12 @@ operator schedules a session from the Prefect UI) and ``training-reminders/hourl
 
 from __future__ import annotations
 
+from flows.guides.publish import guides_publish
+from flows.guides.training import training_reminders, training_schedule
+
 
 def deployments() -> list:
     """The deployments above."""
-    from flows.guides.publish import guides_publish
-    from flows.guides.training import training_reminders, training_schedule
-
     tags = ["charterflow", "guides"]
     return [
         guides_publish.to_deployment(

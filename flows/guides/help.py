@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from flows.guides.library import load_guides
-from flows.guides.publish import known_platforms
 from flows.kit import Ctx, answer_interaction, context, log, once
 from flows.presentation import DISCORD_MESSAGE_LIMIT, label
 from ledger import guides as shelf_ledger
@@ -101,7 +100,7 @@ def handle_help(*, ledger: Any, event: InboxEvent, now: datetime | None = None) 
         payload = dict(row.payload or {})
         source = str(row.source)
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
-    guides, _ = load_guides(known_platforms=known_platforms(ctx))
+    guides, _ = load_guides()
     topic = help_topic(attrs)
     if attrs.get("interaction_token"):
         text = help_answer(ctx, topic, guides)

@@ -1,18 +1,19 @@
 """The guide files: ``guides/`` beside the charter file (``CHARTERFLOW_CHARTER_FILE``), or the
 shipped DSF OCWG guides (``rules/charters/guides``) when no charter file is set;
-``CHARTERFLOW_GUIDES_DIR`` overrides both. Reading is here; checking is ``rules.guides``."""
+``CHARTERFLOW_GUIDES_DIR`` overrides both. Reading is here; checking is ``rules.guides``; which
+platforms have a connector installed is :func:`installed_platforms`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.registry import registered_names
 from rules.guides import Guide, GuideError, check_guides
 
-__all__ = ["GuidesSettings", "guides_dir", "load_guides"]
+__all__ = ["GuidesSettings", "guides_dir", "installed_platforms", "load_guides"]
 
 SHIPPED = Path(__file__).resolve().parents[2] / "rules" / "charters" / "guides"
 
@@ -42,9 +43,13 @@ def guides_dir(settings: GuidesSettings | None = None) -> Path:
     return SHIPPED
 
 
-def load_guides(
-    directory: Path | None = None, *, known_platforms: Iterable[str]
-) -> tuple[list[Guide], list[GuideError]]:
+def installed_platforms() -> frozenset[str]:
+    """The platforms with a connector installed (the ``charterflow.connectors`` entry points):
+    a guide naming another is kept but not published there ("no connector installed")."""
+    return registered_names()
+
+
+def load_guides(directory: Path | None = None) -> tuple[list[Guide], list[GuideError]]:
     """Every ``*.md`` guide of ``directory`` (default :func:`guides_dir`), checked: the good
     ones and the errors of the broken ones (by file name and line). A missing directory has
     no guides; a file that is not UTF-8 is an error naming it."""
@@ -56,5 +61,5 @@ def load_guides(
             files[path.name] = path.read_text("utf-8")
         except UnicodeDecodeError as exc:
             errors.append(GuideError(path.name, 0, f"not UTF-8 text ({exc.reason})"))
-    guides, broken = check_guides(files, known_platforms=known_platforms)
+    guides, broken = check_guides(files)
     return guides, sorted(errors + broken, key=lambda e: e.name)

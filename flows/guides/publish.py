@@ -1,7 +1,10 @@
 """Publish the guides (R-GUIDE): each guide to each platform that takes it (a ``GuideShelf``),
 one post per guide per platform, edited in place when the text changes; then point newcomers at
-them (each ``NewcomerWelcome``). The guide files are read and checked first: a broken one is
-reported by name and line and not published (its earlier post, if any, stays as it was).
+them (each ``NewcomerWelcome``, and one prompt of each ``OnboardingPrompts``: Discord's server
+onboarding, whose other prompts are kept as they are). The guide files are read and checked first: a broken one is
+reported by name and line and not published (its earlier post, if any, stays as it was). A
+platform a guide names with no connector installed (``matrix`` without its plugin) is skipped
+with one line in the report ("matrix: no connector installed").
 
 Order: platforms whose messages hold the most text come first, so a guide too long for another
 platform links to the whole guide there instead of being cut (``rules.guides.fit_guide``).
@@ -17,17 +20,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from prefect import flow
 
-from connectors.base import GuideShelf, MessageRef, NewcomerWelcome
-from flows.guides.library import load_guides
-from flows.kit import Ctx, context, once
+from connectors.base import GuideShelf, MessageRef, NewcomerWelcome, OnboardingPrompts
+from connectors.registry import loaded_connectors
+from flows.guides.library import installed_platforms, load_guides
+from flows.kit import Ctx, context, done, once
+from flows.privacy import publish_artifact
 from ledger import guides as shelf_ledger
-from rules.guides import Guide, GuideError, fit_guide
+from rules.guides import Guide, GuideError, fit_guide, without_connector
 
 log = logging.getLogger("charterflow.guides")
 
@@ -38,13 +43,18 @@ WELCOME_SUMMARY = (
     "get help and how to report a problem."
 )
 NEWCOMER_AUDIENCES = ("newcomers", "everyone")
+NO_CONNECTOR = "no connector installed"
+# The onboarding prompt the flow owns (Discord asks new members it when they join).
+ONBOARDING_TITLE = "Community guides: where to start"
+ONBOARDING_DESCRIPTION_MAX = 100  # a prompt option's description (Discord)
 
 __all__ = [
     "guides_channel",
     "guides_publish",
-    "known_platforms",
+    "onboarding_step",
     "publish_step",
     "report_table",
+    "skipped_platforms",
     "status_rows",
     "welcome_step",
 ]
@@ -59,9 +69,14 @@ def guides_channel(platform: str, channels: Mapping[str, str] | None = None) -> 
     return os.environ.get(name, "").strip() or None
 
 
-def known_platforms(ctx: Ctx) -> tuple[str, ...]:
-    """The platforms a guide may name: the charter's and those served."""
-    return tuple(dict.fromkeys([*ctx.charter.platforms, *ctx.platforms.names()]))
+def skipped_platforms(guides: Sequence[Guide], installed: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One row per platform the guides name that has no connector installed (``installed``,
+    default the entry points): its guides are kept and published everywhere else."""
+    missing = without_connector(guides, installed_platforms() if installed is None else installed)
+    return [
+        {"platform": platform, "reason": NO_CONNECTOR, "guides": list(slugs), "line": f"{platform}: {NO_CONNECTOR}"}
+        for platform, slugs in missing.items()
+    ]
 
 
 def _shelves(ctx: Ctx) -> list[tuple[Any, GuideShelf]]:
@@ -214,13 +229,8 @@ def welcome_step(
     summary and the links of the guides for newcomers and everyone published there. Sent again
     only when that content changes."""
     out = []
-    with ctx.ledger.read() as session:
-        posted = {(p.slug, p.platform, p.instance): p.url for p in shelf_ledger.posts(session)}
-    for space in ctx.platforms.spaces.values():
-        welcome = space.capable(NewcomerWelcome)
-        if welcome is None:
-            continue
-        instance = space.instance or space.platform
+    posted = _posted(ctx)
+    for space, welcome, instance in _spaces_with(ctx, NewcomerWelcome):
         links = [
             (g.title, posted[(g.slug, space.platform, instance)])
             for g in guides
@@ -244,9 +254,98 @@ def welcome_step(
     return out
 
 
-def status_rows(ctx: Ctx, guides: Sequence[Guide]) -> list[dict[str, Any]]:
+def _spaces_with(ctx: Ctx, protocol: type) -> list[tuple[Any, Any, str]]:
+    """(space, its ``protocol`` side, instance) for each served space that has one."""
+    found = [(space, space.capable(protocol)) for space in ctx.platforms.spaces.values()]
+    return [(space, side, space.instance or space.platform) for space, side in found if side is not None]
+
+
+def _posted(ctx: Ctx) -> dict[tuple[str, str, str], str | None]:
+    with ctx.ledger.read() as session:
+        return {(p.slug, p.platform, p.instance): p.url for p in shelf_ledger.posts(session)}
+
+
+def _onboarding_plan(
+    guides: Sequence[Guide],
+    posted: Mapping[tuple[str, str, str], str | None],
+    platform: str,
+    instance: str,
+    channel: Any,
+) -> tuple[list[tuple[str, str]], str]:
+    """The prompt's options on that platform instance (each guide for newcomers published there,
+    its link as the description where it fits) and the key that records them shown."""
+    options = [
+        (g.title, url if len(url) <= ONBOARDING_DESCRIPTION_MAX else "")
+        for g in guides
+        if g.audience in NEWCOMER_AUDIENCES and (url := posted.get((g.slug, platform, instance)) or "")
+    ][:50]
+    digest = hashlib.sha256(repr((ONBOARDING_TITLE, options, channel)).encode()).hexdigest()[:16]
+    return options, f"guides:onboarding:{platform}:{instance}:{digest}"
+
+
+def onboarding_step(
+    ctx: Ctx, guides: Sequence[Guide], *, channels: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Keep the onboarding prompt ``ONBOARDING_TITLE`` of each platform that has
+    ``OnboardingPrompts`` in step with the guides published there (the connector keeps every
+    other prompt); sent again only when its options change (R-GUIDE)."""
+    out = []
+    posted = _posted(ctx)
+    for space, prompts, instance in _spaces_with(ctx, OnboardingPrompts):
+        channel = guides_channel(space.platform, channels)
+        options, key = _onboarding_plan(guides, posted, space.platform, instance, channel)
+        if not options:
+            continue
+
+        def keep(
+            p: OnboardingPrompts = prompts, o: list[tuple[str, str]] = options, c: Any = channel
+        ) -> dict[str, Any]:
+            shown = p.keep_onboarding_prompt(title=ONBOARDING_TITLE, options=o, channel=c)
+            return {"id": shown.id, "options": shown.options, "changed": shown.changed, "where": shown.where}
+
+        ref = once(ctx, key=key, platform=space.platform, actor=ACTOR, about="guides:onboarding", act=keep)["ref"]
+        out.append({"platform": space.platform, **ref})
+    return out
+
+
+def _onboarding_rows(
+    ctx: Ctx, guides: Sequence[Guide], have: set[str], channels: Mapping[str, str] | None
+) -> list[dict[str, Any]]:
+    """``status_rows``' rows for the onboarding prompt on each installed platform that has one."""
+    posted = _posted(ctx)
+    rows = []
+    for platform, cls in sorted(loaded_connectors().items()):
+        if platform not in have or not issubclass(cls, OnboardingPrompts):
+            continue
+        for instance in sorted({i for _, p, i in posted if p == platform}):
+            options, key = _onboarding_plan(guides, posted, platform, instance, guides_channel(platform, channels))
+            found = done(ctx, key)
+            rows.append(
+                {
+                    "guide": "(onboarding)",
+                    "platform": platform,
+                    "state": "current" if found else "not in step (run guides publish)",
+                    "version": None,
+                    "mode": f"prompt, {len(options)} option(s)",
+                    "url": (found or {}).get("ref", {}).get("where"),
+                }
+            )
+    return rows
+
+
+def status_rows(
+    ctx: Ctx,
+    guides: Sequence[Guide],
+    installed: Iterable[str] | None = None,
+    *,
+    channels: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
     """For each guide and each platform it is meant for: where it is published and whether the
-    text shown is the current one (``current``, ``outdated``, ``not published``)."""
+    text shown is the current one (``current``, ``outdated``, ``not published``, or ``no
+    connector installed`` for a platform without one, ``installed`` default the entry points);
+    then one ``(onboarding)`` row per platform instance with an onboarding prompt, in step when
+    it shows the guides of the guides' channel (``channels`` as ``guides_publish``'s)."""
+    have = set(installed_platforms() if installed is None else installed)
     with ctx.ledger.read() as session:
         posts = {(p.slug, p.platform): p for p in shelf_ledger.posts(session)}
         latest = {g.slug: shelf_ledger.latest_version(session, g.slug) for g in guides}
@@ -255,7 +354,9 @@ def status_rows(ctx: Ctx, guides: Sequence[Guide]) -> list[dict[str, Any]]:
         for platform in guide.platforms:
             post = posts.get((guide.slug, platform))
             newest = latest.get(guide.slug)
-            if post is None:
+            if platform not in have:
+                state = NO_CONNECTOR
+            elif post is None:
                 state = "not published"
             elif newest is not None and newest.digest == guide.digest and post.version == newest.version:
                 state = "current"
@@ -271,7 +372,7 @@ def status_rows(ctx: Ctx, guides: Sequence[Guide]) -> list[dict[str, Any]]:
                     "url": post.url if post else None,
                 }
             )
-    return rows
+    return rows + _onboarding_rows(ctx, guides, have, channels)
 
 
 def report_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -294,21 +395,30 @@ def guides_publish(
     (R-GUIDE). ``force``: re-send texts already shown. ``channels``: platform → the guides'
     channel (default the settings'). Returns what changed; the run's artifact shows it."""
     ctx = context(now)
-    guides, errors = load_guides(known_platforms=known_platforms(ctx))
+    guides, errors = load_guides()
     for error in errors:
         log.warning("guides: %s is not published (%s)", error.name, error)
+    skipped = skipped_platforms(guides)
+    for skip in skipped:
+        log.warning("guides: %s (skipped there: %s)", skip["line"], ", ".join(skip["guides"]))
     rows = publish_step(ctx, guides, errors, channels=channels, force=force)
     welcome = welcome_step(ctx, guides, channels=channels)
+    onboarding = onboarding_step(ctx, guides, channels=channels)
     try:
-        from flows.privacy import publish_artifact
-
         publish_artifact(
             key="guides-publish",
             kind="markdown",
             description="guides-publish",
             content="# Guides published (R-GUIDE)\n\n"
-            + report_table(rows, ("guide", "platform", "change", "version", "mode", "url", "reason")),
+            + report_table(rows, ("guide", "platform", "change", "version", "mode", "url", "reason"))
+            + "".join(f"\n\n{skip['line']}: skipped there ({', '.join(skip['guides'])})" for skip in skipped),
         )
     except Exception as exc:  # noqa: BLE001 - the report is a view; the ledger holds the record
         log.warning("guides: no artifact (%s)", type(exc).__name__)
-    return {"guides": rows, "welcome": welcome, "errors": [str(e) for e in errors]}
+    return {
+        "guides": rows,
+        "welcome": welcome,
+        "onboarding": onboarding,
+        "skipped": skipped,
+        "errors": [str(e) for e in errors],
+    }

@@ -17,7 +17,7 @@ from prefect import flow
 
 from connectors.base import Calendar, ChannelText, Links, Messenger
 from flows.guides.library import load_guides
-from flows.guides.publish import guides_channel, known_platforms
+from flows.guides.publish import guides_channel
 from flows.kit import Ctx, context, once
 from ledger import guides as shelf_ledger
 from rules.guides import Guide
@@ -222,7 +222,7 @@ def remind_step(ctx: Ctx) -> list[dict[str, Any]]:
 def find_guide(ctx: Ctx, slug: str) -> Guide:
     """The guide ``slug`` (its file name without ``.md``); ``TrainingError`` naming the known
     ones, or the guide's front matter error."""
-    guides, errors = load_guides(known_platforms=known_platforms(ctx))
+    guides, errors = load_guides()
     for guide in guides:
         if guide.slug == slug:
             return guide

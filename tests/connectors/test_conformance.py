@@ -28,6 +28,7 @@ from connectors.base import (
     ModeratorsRoom,
     ModeratorsRoomHost,
     NewcomerWelcome,
+    OnboardingPrompts,
     OperatorAccount,
     PlaceLinks,
     PlatformReport,
@@ -400,6 +401,20 @@ def check_newcomer_welcome(box: Any, connector: Any) -> None:
     )
 
 
+def check_onboarding_prompts(box: Any, connector: Any) -> None:
+    # R-GUIDE: one prompt kept in step, written only when it differs.
+    channel = box.sandbox.samples.channel
+    options = [("A conformance guide", "https://example.org/guides/1"), ("Another conformance guide", "")]
+    first = connector.keep_onboarding_prompt(title="Conformance guides", options=options, channel=channel)
+    assert first.id and first.options == 2 and first.changed and first.where
+    again = connector.keep_onboarding_prompt(title="Conformance guides", options=options, channel=channel)
+    assert (again.id, again.changed) == (first.id, False)
+    fewer = connector.keep_onboarding_prompt(
+        title="Conformance guides", options=options[:1], channel=channel, prompt_id=first.id
+    )
+    assert (fewer.id, fewer.options, fewer.changed) == (first.id, 1, True)
+
+
 def check_room_writer(box: Any, connector: Any) -> None:
     # R-COMMS: what the common room's bridge writes with.
     room = box.sandbox.samples.channel
@@ -500,6 +515,7 @@ EXTRA_CHECKS = {
     TallyDisplay: check_tally_display,
     GuideShelf: check_guide_shelf,
     NewcomerWelcome: check_newcomer_welcome,
+    OnboardingPrompts: check_onboarding_prompts,
     RoomReader: check_room_reader,
     RoomWriter: check_room_writer,
     AuthorNames: check_author_names,

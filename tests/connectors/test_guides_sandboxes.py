@@ -1,5 +1,6 @@
-"""R-GUIDE in the sandboxes: Discord's welcome screen and the Forum's welcome message (a site
-text) validate what they are sent as the platforms do, and refuse who may not change them."""
+"""R-GUIDE in the sandboxes: Discord's welcome screen and server onboarding and the Forum's
+welcome message (a site text) validate what they are sent as the platforms do, and refuse who
+may not change them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import httpx
 
 from connectors.discord.connector import DiscordConnector
+from connectors.discord.sandbox import DiscordSandbox
 
 
 def test_discord_welcome_screen_validates_like_discord(serve: Any) -> None:
@@ -31,6 +33,49 @@ def test_discord_welcome_screen_validates_like_discord(serve: Any) -> None:
     assert shown["description"] == "New here? Start with the guides."
     assert shown["welcome_channels"][0]["channel_id"] == general
     connector.close()
+
+
+def test_discord_onboarding_validates_like_discord_and_put_replaces_what_it_names(serve: Any) -> None:
+    box = serve(DiscordSandbox(time_scale=0.01))  # more requests than the route's bucket holds
+    sb = box.sandbox
+    url = f"{box.url}/api/v10/guilds/{sb.seed.guild_id}/onboarding"
+    headers = {"Authorization": f"Bot {sb.token}", "User-Agent": "DiscordBot (test, 1)"}
+    general = sb.channel_id("general")
+    empty = {"guild_id": sb.seed.guild_id, "prompts": [], "default_channel_ids": [], "enabled": False, "mode": 0}
+    assert httpx.get(url, headers=headers).json() == empty
+    option = {"title": "Python", "description": "Talk Python", "channel_ids": [general]}
+    prompt = {"id": "1200000000000000001", "title": "What brings you here?", "options": [option]}
+
+    def refused(body: Any, **more: Any) -> dict[str, Any]:
+        answer = httpx.put(
+            url, headers={**headers, **more}, **({"content": body} if isinstance(body, bytes) else {"json": body})
+        )
+        assert answer.status_code in (400, 401), answer.text
+        return {"status": answer.status_code, **answer.json()}
+
+    # Malformed, oversized, unknown ids, unauthorized: refused, nothing changed.
+    assert refused(b"{not json", **{"content-type": "application/json"})["code"] == 50109
+    assert refused([prompt])["code"] == 50035
+    assert "prompts" in refused({"prompts": [prompt] * 16})["errors"]
+    assert "prompts.0.id" in refused({"prompts": [{**prompt, "id": "first"}]})["errors"]
+    assert (
+        "prompts.0.options.0.title"
+        in refused({"prompts": [{**prompt, "options": [{**option, "title": "x" * 51}]}]})["errors"]
+    )
+    unknown = {**prompt, "options": [{**option, "channel_ids": ["42"]}]}
+    assert "prompts.0.options.0.channel_ids" in refused({"prompts": [unknown]})["errors"]
+    assert refused({"prompts": [prompt]}, authorization="Bot wrong")["status"] == 401
+    # Onboarding on needs 7 default channels (Discord's constraint).
+    assert refused({"enabled": True, "default_channel_ids": [general]})["code"] == 350000
+    assert httpx.get(url, headers=headers).json() == empty
+
+    shown = httpx.put(url, headers=headers, json={"prompts": [prompt], "default_channel_ids": [general]}).json()
+    [kept] = shown["prompts"]
+    assert kept["id"] == prompt["id"] and kept["options"][0]["id"]  # an option sent without an id gets one
+    assert kept["options"][0]["emoji"] == {"id": None, "name": None, "animated": False}
+    # A PUT naming only `mode` keeps the prompts and default channels.
+    again = httpx.put(url, headers=headers, json={"mode": 1}).json()
+    assert again["prompts"] == shown["prompts"] and again["default_channel_ids"] == [general] and again["mode"] == 1
 
 
 def test_forum_welcome_message_is_an_admin_site_text(discourse: Any) -> None:

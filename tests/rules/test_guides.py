@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from rules.guides import GuideError, check_guides, fit_guide, match_guides, parse_guide, split_text
+from rules.guides import (
+    GuideError,
+    check_guides,
+    fit_guide,
+    match_guides,
+    parse_guide,
+    split_text,
+    without_connector,
+)
 
-KNOWN = ("discourse", "discord")
 GOOD = """---
 title: How to ask a good question
 platforms: discourse, discord
@@ -21,7 +28,7 @@ Search first, then ask with the full error message.
 
 
 def test_r_guide_parses_front_matter():
-    guide = parse_guide("asking.md", GOOD, known_platforms=KNOWN)
+    guide = parse_guide("asking.md", GOOD)
     assert (guide.slug, guide.title, guide.platforms, guide.audience, guide.keywords) == (
         "asking",
         "How to ask a good question",
@@ -30,7 +37,7 @@ def test_r_guide_parses_front_matter():
         ("question", "ask"),
     )
     assert guide.body.startswith("Search first")
-    changed = parse_guide("asking.md", GOOD.replace("Search first", "Search the Forum first"), known_platforms=KNOWN)
+    changed = parse_guide("asking.md", GOOD.replace("Search first", "Search the Forum first"))
     assert changed.digest != guide.digest
 
 
@@ -52,9 +59,9 @@ def test_r_guide_parses_front_matter():
         ("---\ntitle: T\naudience: everyone\n---\nText\n", 4, "no 'platforms'"),
         ("---\ntitle:\nplatforms: discord\naudience: everyone\n---\nText\n", 2, "title is empty"),
         (
-            "---\ntitle: T\nplatforms: discord, myspace\naudience: everyone\n---\nText\n",
+            "---\ntitle: T\nplatforms: discord, my space!\naudience: everyone\n---\nText\n",
             3,
-            "unknown platform 'myspace'",
+            "malformed platform name 'my space!'",
         ),
         ("---\ntitle: T\nplatforms: discord\naudience: robots\n---\nText\n", 4, "unknown audience 'robots'"),
         ("---\ntitle T\nplatforms: discord\naudience: everyone\n---\nText\n", 2, "expected 'field: value'"),
@@ -63,27 +70,36 @@ def test_r_guide_parses_front_matter():
 )
 def test_r_guide_broken_front_matter_names_file_and_line(text, line, words):
     with pytest.raises(GuideError) as caught:
-        parse_guide("broken.md", text, known_platforms=KNOWN)
+        parse_guide("broken.md", text)
     assert caught.value.name == "broken.md" and caught.value.line == line
     assert words in str(caught.value) and str(caught.value).startswith(f"broken.md:{line}: ")
 
 
+def test_r_guide_a_platform_without_connector_is_kept_and_named():
+    text = GOOD.replace("platforms: discourse, discord", "platforms: discourse, matrix, mastodon")
+    guide = parse_guide("asking.md", text)
+    assert guide.platforms == ("discourse", "matrix", "mastodon")
+    other = parse_guide("other.md", GOOD.replace("platforms: discourse, discord", "platforms: mastodon"))
+    assert without_connector([guide, other], {"discourse", "discord", "matrix"}) == {"mastodon": ("asking", "other")}
+    assert without_connector([guide], {"discourse", "matrix", "mastodon"}) == {}
+
+
 def test_r_guide_one_broken_guide_does_not_stop_the_others():
-    guides, errors = check_guides({"a.md": GOOD, "b.md": "oops"}, known_platforms=KNOWN)
+    guides, errors = check_guides({"a.md": GOOD, "b.md": "oops"})
     assert [g.slug for g in guides] == ["a"] and [e.name for e in errors] == ["b.md"]
 
 
 def test_r_guide_shipped_guides_are_valid():
     folder = Path(__file__).resolve().parents[2] / "rules" / "charters" / "guides"
     files = {p.name: p.read_text() for p in folder.glob("*.md")}
-    guides, errors = check_guides(files, known_platforms=KNOWN)
+    guides, errors = check_guides(files)
     assert not errors and len(guides) >= 3
 
 
 def _guides():
     def g(slug, title, body, keywords="", audience="everyone"):
         text = f"---\ntitle: {title}\nplatforms: discord\naudience: {audience}\nkeywords: {keywords}\n---\n{body}\n"
-        return parse_guide(f"{slug}.md", text, known_platforms=KNOWN)
+        return parse_guide(f"{slug}.md", text)
 
     return [
         g("asking", "How to ask a good question", "Search first. Show the error.", "question"),
@@ -104,7 +120,7 @@ def test_r_guide_help_matches_best_first():
 def test_r_guide_fit_whole_split_or_linked_never_cut():
     guide = _guides()[0]
     assert fit_guide(guide, limit=2000, max_pieces=4).mode == "whole"
-    long = parse_guide("long.md", GOOD.replace("Search first", "\n\n".join(["word " * 60] * 12)), known_platforms=KNOWN)
+    long = parse_guide("long.md", GOOD.replace("Search first", "\n\n".join(["word " * 60] * 12)))
     split = fit_guide(long, limit=500, max_pieces=10, title_in_text=True)
     assert split.mode == "split" and len(split.pieces) > 1 and all(len(p) <= 500 for p in split.pieces)
     assert split.pieces[0].startswith(f"**{long.title}**")

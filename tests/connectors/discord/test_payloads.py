@@ -156,3 +156,52 @@ def test_welcome_screen_enforces_discords_limits_never_cuts() -> None:
         payloads.welcome_screen("ok", [("123", "y" * 51)])
     with pytest.raises(ValueError, match="at most 5"):
         payloads.welcome_screen("ok", [(str(i), "c") for i in range(6)])
+
+
+def test_onboarding_update_keeps_other_prompts_and_sends_nothing_when_in_step():
+    theirs = {
+        "id": "11",
+        "title": "What brings you here?",
+        "options": [
+            {
+                "id": "12",
+                "title": "Learning",
+                "description": "",
+                "emoji": {"id": None, "name": "\U0001f4da", "animated": False},
+                "role_ids": ["5"],
+                "channel_ids": [],
+            }
+        ],
+        "single_select": True,
+        "required": False,
+        "in_onboarding": True,
+        "type": 0,
+    }
+    current = {"guild_id": "1", "prompts": [theirs], "default_channel_ids": ["7"], "enabled": True, "mode": 1}
+    long_title = "How to ask a good question on the Forum, and where to ask it"
+    body, pid = payloads.onboarding_update(
+        current, title="Guides", options=[(long_title, "https://example.org/1")], channel_id="9", new_id="99"
+    )
+    assert pid == "99" and (body["default_channel_ids"], body["enabled"], body["mode"]) == (["7"], True, 1)
+    kept, ours = body["prompts"]
+    assert (
+        kept["id"] == "11"
+        and kept["options"][0]["emoji_name"] == "\U0001f4da"
+        and kept["options"][0]["role_ids"] == ["5"]
+    )
+    [option] = ours["options"]
+    assert len(option["title"]) <= 50 and option["title"].endswith("\u2026") and option["channel_ids"] == ["9"]
+    # What Discord answers after that PUT: the same prompt, the option with an id of its own.
+    shown = {**ours, "options": [{**option, "id": "100", "emoji": {"id": None, "name": None, "animated": False}}]}
+    after = {**current, "prompts": [theirs, shown]}
+    assert payloads.onboarding_update(
+        after, title="Guides", options=[(long_title, "https://example.org/1")], channel_id="9", new_id="98"
+    ) == (None, "99")
+    renamed, _ = payloads.onboarding_update(
+        after, title="Guides", options=[("Asking", "")], channel_id="9", new_id="98", prompt_id="99"
+    )
+    assert renamed["prompts"][1]["id"] == "99" and renamed["prompts"][1]["options"][0]["id"] is None
+    with pytest.raises(ValueError, match="1 to 50 options"):
+        payloads.onboarding_update(current, title="Guides", options=[("A", "")] * 51, channel_id="9", new_id="98")
+    with pytest.raises(ValueError, match="description"):
+        payloads.onboarding_update(current, title="Guides", options=[("A", "x" * 101)], channel_id="9", new_id="98")

@@ -107,6 +107,7 @@ def test_sandbox_answers_and_connector_requests_match_the_spec(traffic: Any) -> 
     c.schedule_event(title="Spec call", starts_at=start, ends_at=start + timedelta(hours=1), location="Online")
     c.register_commands()
     c.register_commands(scope="global")
+    c.keep_onboarding_prompt(title="Guides", options=[("Asking", "https://example.org/asking")], channel="general")
     box.faults(search_not_indexed=1)
     box.sandbox.settings.search_index_retry_after = 0
     c.message_count(cleo.id)
@@ -145,6 +146,8 @@ def test_sandbox_answers_and_connector_requests_match_the_spec(traffic: Any) -> 
         ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", 200),
         ("PUT", "/applications/{application_id}/commands", 200),
         ("GET", "/guilds/{guild_id}/channels", 200),
+        ("GET", "/guilds/{guild_id}/onboarding", 200),
+        ("PUT", "/guilds/{guild_id}/onboarding", 200),
     }
     assert expected <= checked, expected - checked
 

@@ -3,6 +3,7 @@ on the seeded working group's sandboxes."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -26,15 +27,16 @@ def test_guides_cli_check_publish_status_and_training(world, guides_folder, cli)
     runner = CliRunner()
     checked = runner.invoke(cli, ["guides", "check"])
     assert checked.exit_code == 0, checked.output
-    assert "4 guide(s)" in checked.output and "0 broken" in checked.output
+    assert "5 guide(s)" in checked.output and "0 broken" in checked.output
 
     before = runner.invoke(cli, ["guides", "status"])
     assert before.exit_code == 0 and "not published" in before.output
 
     published = runner.invoke(cli, ["guides", "publish"])
     assert published.exit_code == 0, published.output
-    assert published.output.count("published") == 8
-    assert "newcomers on discord: pointed at 4 guide(s)" in published.output
+    assert published.output.count("published") == 10
+    assert "newcomers on discord: pointed at 5 guide(s)" in published.output
+    assert "onboarding on discord: 5 guide(s) in the onboarding of guild" in published.output
 
     (guides_folder / "welcome.md").write_text(
         (guides_folder / "welcome.md").read_text().replace("Welcome!", "Welcome, and thank you for coming!")
@@ -42,12 +44,12 @@ def test_guides_cli_check_publish_status_and_training(world, guides_folder, cli)
     (guides_folder / "broken.md").write_text("---\ntitle: Broken\nplatforms: discord\n---\nText\n")
     again = runner.invoke(cli, ["guides", "publish"])
     assert again.exit_code == 1
-    assert again.output.count("edited") == 2 and again.output.count("unchanged") == 6
+    assert again.output.count("edited") == 2 and again.output.count("unchanged") == 8
     assert "error: broken.md:4: the front matter has no 'audience' (not published)" in again.output
 
     status = runner.invoke(cli, ["guides", "status", "--json"])
     assert status.exit_code == 0
-    assert '"state": "outdated"' not in status.output and status.output.count('"current"') == 8
+    assert '"state": "outdated"' not in status.output and status.output.count('"current"') == 11
 
     at = (NOW + timedelta(days=5)).strftime("%Y-%m-%dT%H:%MZ")
     first = runner.invoke(cli, ["training", "schedule", "welcome", "--at", at, "--location", "Stage"])
@@ -71,3 +73,40 @@ def test_guides_deployments_are_served():
     ]
     assert found["guides-publish/daily"].schedules[0].schedule.cron == "0 6 * * *"
     assert set(found) <= {f"{d.flow_name}/{d.name}" for d in served()}
+
+
+def test_guides_naming_a_platform_without_connector_are_kept_and_skipped_there(world, guides_folder, cli):
+    # A well-formed platform with no connector installed (as `matrix` without its plugin): kept,
+    # published elsewhere, one line in the publish report and in `guides status`.
+    (guides_folder / "fediverse.md").write_text(
+        "---\ntitle: Following the community on Mastodon\nplatforms: mastodon, discourse\n"
+        "audience: everyone\n---\nFollow the community's account for news.\n"
+    )
+    # A malformed name is still refused by name and line.
+    (guides_folder / "typo.md").write_text("---\ntitle: T\nplatforms: discord, disc ord!\naudience: everyone\n---\nT\n")
+    runner = CliRunner()
+    checked = runner.invoke(cli, ["guides", "check"])
+    assert checked.exit_code == 1 and "mastodon: no connector installed" in checked.output
+    assert "error: typo.md:3: malformed platform name 'disc ord!'" in checked.output
+
+    published = runner.invoke(cli, ["guides", "publish", "--json"])
+    assert published.exit_code == 1
+    out = json.loads(published.stdout[: published.stdout.rindex("}") + 1])
+    assert out["skipped"] == [
+        {
+            "platform": "mastodon",
+            "reason": "no connector installed",
+            "guides": ["fediverse"],
+            "line": "mastodon: no connector installed",
+        }
+    ]
+    rows = {(r["guide"], r["platform"]): r["change"] for r in out["guides"]}
+    assert rows[("fediverse", "discourse")] == "published" and ("fediverse", "mastodon") not in rows
+    assert rows[("typo.md", "-")] == "refused"
+    text = runner.invoke(cli, ["guides", "publish"])
+    assert "mastodon: no connector installed (guides kept, skipped there: fediverse)" in text.output
+
+    status = runner.invoke(cli, ["guides", "status"])
+    assert status.exit_code == 0 and "mastodon: no connector installed" in status.output
+    [line] = [ln for ln in status.output.splitlines() if ln.split()[:2] == ["fediverse", "mastodon"]]
+    assert "no connector installed" in line

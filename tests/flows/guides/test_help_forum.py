@@ -117,3 +117,31 @@ def test_r_guide_forum_help_forged_or_replayed_is_refused_or_stored_once(world, 
             )
         [row] = [r for r in inbox_rows(world.ledger) if r.route == HELP_ROUTE]
         assert row.kind == "post_created"
+
+
+def test_r_guide_forum_pm_help_reply_lost_in_transit_is_posted_once(world, guides_folder):
+    # The answer's POST is applied but its response never arrives (the connection drops after the
+    # sandbox produced it): the retry finds the reply among the PM's posts and does not post again.
+    guides_publish(channels=CHANNELS, now=NOW)
+    with serve_gateway(world):
+        pm = _post(
+            world,
+            "rowan_vale",
+            title="Where to begin",
+            archetype="private_message",
+            target_recipients="system",
+            raw="/help how do I report spam",
+        )["topic_id"]
+        event_id = wait_for_event(world, source="discourse", kind="post_created", route=HELP_ROUTE)
+        posted = world.discourse_state()["requests"].get("POST /posts.json", 0)
+        faults = {"drop_rate": 1.0, "drop_phase": "after", "drop_times": 1, "methods": ["POST"]}
+        httpx.post(f"{world.discourse_url}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
+        try:
+            assert inbox.handle_event(world.ledger, event_id) == "help:1"
+        finally:
+            left = httpx.post(f"{world.discourse_url}/_sandbox/faults", json={}, timeout=10).json()
+        assert left["faults"] == {}
+        assert len(_answers(world, pm)) == 1
+        # Sent once, its answer lost; the retry read the PM's posts and found it.
+        requests = world.discourse_state()["requests"]
+        assert requests["POST /posts.json"] == posted + 1 and requests["GET /t/{topic_id}/posts.json"] >= 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 
 from flows.guides.library import load_guides
-from flows.guides.publish import guides_publish, status_rows
+from flows.guides.publish import ONBOARDING_TITLE, guides_publish, status_rows
 from flows.kit import context
 from ledger import guides as shelf_ledger
 from tests.support.guides import CHANNELS
@@ -28,7 +28,7 @@ def test_r_guide_published_once_per_platform_then_edited_in_place(world, guides_
     out = guides_publish(channels=CHANNELS, now=NOW)
     assert out["errors"] == []
     rows = {(r["guide"], r["platform"]): r for r in out["guides"]}
-    assert len(rows) == 8 and {r["change"] for r in rows.values()} == {"published"}
+    assert len(rows) == 10 and {r["change"] for r in rows.values()} == {"published"}
     assert {r["mode"] for r in rows.values()} == {"whole"}
     title = "How to ask a good question on the Forum"
     [topic] = _topics(world, title)
@@ -47,7 +47,7 @@ def test_r_guide_published_once_per_platform_then_edited_in_place(world, guides_
     changed = guides_publish(channels=CHANNELS, now=NOW)
     by = {(r["guide"], r["platform"]): r["change"] for r in changed["guides"]}
     assert by[("asking-questions", "discourse")] == by[("asking-questions", "discord")] == "edited"
-    assert [c for k, c in by.items() if k[0] != "asking-questions"] == ["unchanged"] * 6
+    assert [c for k, c in by.items() if k[0] != "asking-questions"] == ["unchanged"] * 8
     assert len(_topics(world, title)) == 1
     [post] = [p for p in world.discourse_state()["posts"] if p["id"] == topic["post_ids"][0]]
     assert "Search the Forum and the docs first." in post["raw"]
@@ -56,12 +56,13 @@ def test_r_guide_published_once_per_platform_then_edited_in_place(world, guides_
     with world.ledger.read() as session:
         assert [v.version for v in shelf_ledger.versions(session, "asking-questions")] == [1, 2]
         assert {p.version for p in shelf_ledger.posts(session) if p.slug == "asking-questions"} == {2}
-    states = {(r["guide"], r["platform"]): r["state"] for r in status_rows(context(NOW), out_guides(guides_folder))}
+    rows_now = status_rows(context(NOW), out_guides(guides_folder), channels=CHANNELS)
+    states = {(r["guide"], r["platform"]): r["state"] for r in rows_now if r["platform"] in CHANNELS}
     assert set(states.values()) == {"current"}
 
 
 def out_guides(folder):
-    return load_guides(folder, known_platforms=("discourse", "discord"))[0]
+    return load_guides(folder)[0]
 
 
 def test_r_guide_broken_front_matter_is_reported_and_not_published(world, guides_folder):
@@ -73,7 +74,7 @@ def test_r_guide_broken_front_matter_is_reported_and_not_published(world, guides
     assert refused["guide"] == "events.md" and refused["reason"].startswith("line 4: unknown field 'audince'")
     assert out["errors"] == ["events.md:4: unknown field 'audince' (fields: title, platforms, audience, keywords)"]
     assert not _topics(world, "Community events") and not _discord_messages(world, "Community events")
-    assert len([r for r in out["guides"] if r["change"] == "published"]) == 8  # the others are
+    assert len([r for r in out["guides"] if r["change"] == "published"]) == 10  # the others are
 
 
 def test_r_guide_newcomers_pointed_at_the_guides(world, guides_folder):
@@ -130,3 +131,47 @@ def test_r_guide_too_long_is_split_or_linked_never_cut(world, guides_folder):
     now_shown = [m for m in world.discord_state()["messages"] if m["id"] in {n["id"] for n in notes}]
     assert sorted(m["content"].startswith("**Moderation notes**") for m in now_shown) == [False, True]
     assert any("is no longer used" in m["content"] for m in now_shown)
+
+
+def test_r_guide_discord_onboarding_prompt_kept_in_step_beside_the_moderators_prompts(world, guides_folder):
+    sb = world.discord_sb
+    url = f"{world.discord_url}/api/v10/guilds/{sb.seed.guild_id}/onboarding"
+    headers = {"Authorization": f"Bot {sb.token}", "User-Agent": "DiscordBot (test, 1)"}
+    general = sb.channel_id("general")
+    # The moderators' own prompt, set by hand in Discord: every publish keeps it as it is.
+    theirs = {
+        "id": "1200000000000000001",
+        "title": "What brings you here?",
+        "options": [{"title": "Learning Django", "description": "New to Django", "channel_ids": [general]}],
+    }
+    before = httpx.put(url, headers=headers, json={"prompts": [theirs], "default_channel_ids": [general]}).json()
+
+    def puts():
+        return world.discord_state()["requests"].get("PUT /guilds/{guild_id}/onboarding", 0)
+
+    sent = puts()
+    out = guides_publish(channels=CHANNELS, now=NOW)
+    [onboarding] = out["onboarding"]
+    assert onboarding["platform"] == "discord" and onboarding["changed"] and onboarding["options"] == 5
+    shown = httpx.get(url, headers=headers).json()
+    assert shown["prompts"][0] == before["prompts"][0] and shown["default_channel_ids"] == [general]
+    ours = shown["prompts"][1]
+    assert ours["id"] == onboarding["id"] and ours["title"] == ONBOARDING_TITLE
+    links = {r["url"] for r in out["guides"] if r["platform"] == "discord"}
+    assert {o["description"] for o in ours["options"]} <= links
+    assert {c for o in ours["options"] for c in o["channel_ids"]} == {general}
+    assert puts() == sent + 1
+    rows = status_rows(context(NOW), out_guides(guides_folder), channels=CHANNELS)
+    assert {r["state"] for r in rows if r["guide"] == "(onboarding)"} == {"current"}
+
+    # Nothing changed: no PUT. A guide renamed: one PUT, the moderators' prompt still first.
+    guides_publish(channels=CHANNELS, now=NOW)
+    assert puts() == sent + 1
+    path = guides_folder / "welcome.md"
+    path.write_text(path.read_text().replace("title: Welcome to the Django community", "title: Welcome, newcomer"))
+    changed = guides_publish(channels=CHANNELS, now=NOW)
+    assert changed["onboarding"][0]["changed"] and puts() == sent + 2
+    now_shown = httpx.get(url, headers=headers).json()
+    assert now_shown["prompts"][0] == before["prompts"][0] and now_shown["prompts"][1]["id"] == ours["id"]
+    assert "Welcome, newcomer" in {o["title"] for o in now_shown["prompts"][1]["options"]}
+    assert len(now_shown["prompts"][1]["options"]) == 5
