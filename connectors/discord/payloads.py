@@ -592,6 +592,27 @@ def _prompt_as_sent(prompt: Mapping[str, Any]) -> dict[str, Any]:
     return {**{k: prompt.get(k) for k in keys}, "options": [_option_as_sent(o) for o in prompt.get("options") or []]}
 
 
+def _prompt_at(prompts: Sequence[Mapping[str, Any]], *, prompt_id: str, title: str) -> int | None:
+    # Ours is the prompt with our id, else the one with our title (case aside).
+    by_id = [i for i, p in enumerate(prompts) if prompt_id and p["id"] == prompt_id]
+    by_title = [i for i, p in enumerate(prompts) if str(p["title"]).casefold() == title.casefold()]
+    return (by_id or by_title)[0] if by_id or by_title else None
+
+
+def _option_rows(
+    options: Sequence[tuple[str, str]], channel_id: str, old_ids: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    # Each option opens the guides' channel; an option keeps the id it had under the same label.
+    rows = []
+    for label, description in options:
+        if len(description) > ONBOARDING_OPTION_DESCRIPTION_MAX:
+            raise ValueError(f"an onboarding option's description holds at most {ONBOARDING_OPTION_DESCRIPTION_MAX}")
+        name = _label(label, ONBOARDING_OPTION_TITLE_MAX)
+        sent = _option_as_sent({"title": name, "description": description, "channel_ids": [str(channel_id)]})
+        rows.append({**sent, "id": old_ids.get(name)})
+    return rows
+
+
 def onboarding_update(
     current: Mapping[str, Any],
     *,
@@ -611,22 +632,9 @@ def onboarding_update(
     if not 1 <= len(options) <= ONBOARDING_OPTIONS_MAX:
         raise ValueError(f"an onboarding prompt holds 1 to {ONBOARDING_OPTIONS_MAX} options, not {len(options)}")
     prompts = [_prompt_as_sent(p) for p in current.get("prompts") or []]
-    by_id = [i for i, p in enumerate(prompts) if prompt_id and p["id"] == prompt_id]
-    by_title = [i for i, p in enumerate(prompts) if str(p["title"]).casefold() == title.casefold()]
-    at: int | None = (by_id or by_title)[0] if by_id or by_title else None
+    at = _prompt_at(prompts, prompt_id=prompt_id, title=title)
     old = prompts[at] if at is not None else None
-    old_ids = {o["title"]: o["id"] for o in (old or {}).get("options", [])}
-    rows = []
-    for label, description in options:
-        if len(description) > ONBOARDING_OPTION_DESCRIPTION_MAX:
-            raise ValueError(f"an onboarding option's description holds at most {ONBOARDING_OPTION_DESCRIPTION_MAX}")
-        name = _label(label, ONBOARDING_OPTION_TITLE_MAX)
-        rows.append(
-            {
-                **_option_as_sent({"title": name, "description": description, "channel_ids": [str(channel_id)]}),
-                "id": old_ids.get(name),
-            }
-        )
+    rows = _option_rows(options, channel_id, {o["title"]: o["id"] for o in (old or {}).get("options", [])})
     ours = {
         "id": old["id"] if old else new_id,
         "title": title,
