@@ -146,15 +146,10 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
         ballot = session.get(Ballot, ballot_id)
         if ballot is None or ballot.kind != BallotKind.ENDORSEMENT:
             raise LookupError(f"ballot:{ballot_id} is not an endorsement ballot")
-        if ballot.status == BallotStatus.OPEN:
-            still_open = ballots.tally_open(ctx, session, ballot, ballot_id, actor=ACTOR)
-            if still_open is not None:
-                return still_open
-        if ballot.status == BallotStatus.CANCELLED:
-            return {"ballot": ballot_id, "outcome": "cancelled"}
-        if ballot.outcome is None or ballot.ruling is None or ballot.tally is None:
-            raise LookupError(f"ballot:{ballot_id} is closed without its tally")
-        outcome, ruling, figures = ballot.outcome.value, ballot.ruling, dict(ballot.tally)
+        closed = ballots.closed_result(ctx, session, ballot, ballot_id, actor=ACTOR)
+        if isinstance(closed, dict):
+            return closed
+        outcome, ruling, figures = closed
         proposal_id = int(ballot.subject_ref.split(":")[1])
         line = ballots.result_line(
             outcome=outcome, figures=figures, per_platform=ballots.votes_by_platform(session, ballot)

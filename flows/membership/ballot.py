@@ -318,15 +318,10 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     platforms, announce the result and apply it. Safe to call again at any point."""
     with ctx.ledger.transaction() as session:
         ballot = session.get_one(Ballot, ballot_id)
-        if ballot.status == BallotStatus.OPEN:
-            still_open = tally_open(ctx, session, ballot, ballot_id)
-            if still_open is not None:
-                return still_open
-        if ballot.status == BallotStatus.CANCELLED:
-            return {"ballot": ballot_id, "outcome": "cancelled"}
-        if ballot.outcome is None or ballot.ruling is None or ballot.tally is None:
-            raise LookupError(f"ballot:{ballot_id} is closed without its tally")
-        kind, outcome, ruling, figures = ballot.kind, ballot.outcome.value, ballot.ruling, dict(ballot.tally)
+        closed = closed_result(ctx, session, ballot, ballot_id)
+        if isinstance(closed, dict):
+            return closed
+        kind, (outcome, ruling, figures) = ballot.kind, closed
         per_platform = votes_by_platform(session, ballot)
     line = result_line(outcome=outcome, figures=figures, per_platform=per_platform)
     where = refs(ctx, ballot_id)
@@ -371,6 +366,23 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     }.get(kind, apply_removal)
     applied = apply_outcome(ctx, ballot_id=ballot_id)
     return settled(ballot_id=ballot_id, outcome=outcome, ruling=ruling, figures=figures, applied=applied)
+
+
+def closed_result(
+    ctx: Ctx, session: Any, ballot: Ballot, ballot_id: int, *, actor: str = ACTOR
+) -> dict[str, Any] | tuple[str, str, dict[str, Any]]:
+    """A ballot's outcome, ruling and figures once it is closed (an open one is tallied first
+    and closed when decided); while it stays open, or once cancelled, the run's answer instead.
+    Every ballot kind's settle starts here."""
+    if ballot.status == BallotStatus.OPEN:
+        still_open = tally_open(ctx, session, ballot, ballot_id, actor=actor)
+        if still_open is not None:
+            return still_open
+    if ballot.status == BallotStatus.CANCELLED:
+        return {"ballot": ballot_id, "outcome": "cancelled"}
+    if ballot.outcome is None or ballot.ruling is None or ballot.tally is None:
+        raise LookupError(f"ballot:{ballot_id} is closed without its tally")
+    return ballot.outcome.value, ballot.ruling, dict(ballot.tally)
 
 
 def tally_open(ctx: Ctx, session: Any, ballot: Ballot, ballot_id: int, *, actor: str = ACTOR) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from prefect import flow
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connectors.base import UserRef
 from flows.kit import Ctx, answer_interaction, artifact, context, once
@@ -181,19 +182,22 @@ def due_reminder(sent_at: datetime, reminders: int, *, now: datetime, every_days
     return due if due > reminders else 0
 
 
+def _desired_moderators(session: Session) -> set[tuple[int, str]]:
+    # (person id, platform) of every moderator role the ledger wants held.
+    rows = session.execute(
+        select(PlatformRoleAssignment.person_id, PlatformRoleAssignment.platform).where(
+            PlatformRoleAssignment.role == "moderator", PlatformRoleAssignment.desired
+        )
+    )
+    return {(pid, plat.value) for pid, plat in rows}
+
+
 def send_reminders(ctx: Ctx, *, actor: str = ACTOR) -> dict[str, Any]:
     """Remind every moderator whose guide is unacknowledged and a reminder is due (once per
     reminder: recorded first, then sent under a key)."""
     every = ctx.charter.training.ack_reminder_after_days
     with ctx.ledger.read() as session:
-        moderators = {
-            (pid, plat.value)
-            for pid, plat in session.execute(
-                select(PlatformRoleAssignment.person_id, PlatformRoleAssignment.platform).where(
-                    PlatformRoleAssignment.role == "moderator", PlatformRoleAssignment.desired
-                )
-            )
-        }
+        moderators = _desired_moderators(session)
         rows = [
             (r.id, r.person_id, r.platform, r.sent_at, r.reminders)
             for r in session.scalars(
@@ -251,14 +255,7 @@ def training_status(ctx: Ctx) -> list[dict[str, Any]]:
     """Who has and has not acknowledged, per platform: handle, platform, sent, acknowledged,
     reminders, and whether they still should hold the moderator role."""
     with ctx.ledger.read() as session:
-        moderators = {
-            (pid, plat.value)
-            for pid, plat in session.execute(
-                select(PlatformRoleAssignment.person_id, PlatformRoleAssignment.platform).where(
-                    PlatformRoleAssignment.role == "moderator", PlatformRoleAssignment.desired
-                )
-            )
-        }
+        moderators = _desired_moderators(session)
         out = []
         for row, handle in roles_ledger.training_rows(session):
             out.append(

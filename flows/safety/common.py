@@ -17,22 +17,13 @@ The charter's ``[safety]`` section holds the numbers (reminder hours, rate limit
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-_env = Environment(
-    loader=FileSystemLoader(str(TEMPLATES)),
-    undefined=StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+from flows.presentation import templates
+
 ACTOR = "flow:safety"
 BUTTON_PREFIX = "cfs:"
 # The Discord message command (an application command of type 3, registered with the others).
@@ -69,4 +60,4 @@ def settings() -> SafetySettings:
 
 def render(name: str, **values: Any) -> str:
     """Render ``templates/safety/<name>.md.j2``: the first line is the title."""
-    return _env.get_template(f"safety/{name}.md.j2").render(**values).strip()
+    return templates.get_template(f"safety/{name}.md.j2").render(**values).strip()

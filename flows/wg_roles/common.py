@@ -5,14 +5,13 @@ entry, then announced to the WG)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
 from connectors.errors import PolicyViolation
 from flows.kit import Ctx, artifact, post_wg
+from flows.presentation import templates
 from ledger import appointments, repo
 from ledger.errors import NotFound
 from ledger.models import Person, WgRole
@@ -31,19 +30,10 @@ from rules.appointments import (
     recorded_appointment,
 )
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
-_env = Environment(
-    loader=FileSystemLoader(str(TEMPLATES)),
-    undefined=StrictUndefined,
-    autoescape=False,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
 
 def render(name: str, **values: Any) -> tuple[str, str]:
     """Render ``templates/wg_roles/<name>.md.j2``: first line the title, the rest the body."""
-    text = _env.get_template(f"wg_roles/{name}.md.j2").render(**values).strip()
+    text = templates.get_template(f"wg_roles/{name}.md.j2").render(**values).strip()
     title, _, body = text.partition("\n")
     return title.strip(), body.strip()
 
