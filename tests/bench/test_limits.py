@@ -23,27 +23,16 @@ def test_the_fast_path_hashes_exactly_what_entry_hash_hashes() -> None:
     for i, text in enumerate(TRICKY):
         payload = {"note": text, "n": i, "nested": {"z": [1, None, True], "a": text}}
         at = audit.format_time(datetime(2026, 1, 2, 3, 4, 5, 600000 + i, tzinfo=UTC))
-        expected = audit.entry_hash(
-            prev_hash=audit.GENESIS,
-            seq=i + 1,
-            at=at,
-            actor="flow:bench",
-            action="bench.checked",
-            subject=f"person:{i}",
-            payload=payload,
-        )
-        assert (
-            audit._hash_of_text(
-                prev_hash=audit.GENESIS,
-                seq=i + 1,
-                at=at,
-                actor="flow:bench",
-                action="bench.checked",
-                subject=f"person:{i}",
-                payload_json=audit.canonical_json(payload),
-            )
-            == expected
-        )
+        fields: dict[str, Any] = {
+            "prev_hash": audit.GENESIS,
+            "seq": i + 1,
+            "at": at,
+            "actor": "flow:bench",
+            "action": "bench.checked",
+            "subject": f"person:{i}",
+        }
+        expected = audit.entry_hash(payload=payload, **fields)
+        assert audit._hash_of_text(payload_json=audit.canonical_json(payload), **fields) == expected
 
 
 def _chain(n: int) -> list[dict[str, Any]]:

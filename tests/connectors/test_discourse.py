@@ -19,7 +19,7 @@ from connectors.discourse.inbound import DiscourseWebhookVerifier, parse_event, 
 from connectors.discourse.sandbox import DiscourseSandbox, default_seed
 from connectors.discourse.settings import DiscourseSettings
 from connectors.errors import ConfigError, FatalError, InvalidSignature
-from tests.support.net import LoopbackServer
+from tests.support.net import LoopbackServer, request_of
 
 
 def test_unknown_user_group_and_category_are_fatal_and_named(discourse):
@@ -333,13 +333,7 @@ class Receiver:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        headers, body = await request_of(scope, receive)
         try:
             self.events.append(self.verify(headers=headers, body=body))
             status = 200

@@ -273,26 +273,22 @@ def test_discord_multipart_message_create_is_accepted(discord: Any) -> None:
     response_validator("POST", "/channels/{channel_id}/messages", 200).validate(message)
 
 
+def _created(discourse: Any, **fields: Any) -> httpx.Response:
+    """A post created through the API as the connector's key; the test stops unless it was."""
+    response = _discourse(discourse, "POST", "/posts.json", json=fields)
+    assert response.status_code == 200, response.text
+    return response
+
+
 def test_discourse_unauthenticated_gets_answer_as_anonymous_on_a_public_site(discourse: Any) -> None:
-    public = _discourse(
+    public = _created(discourse, title="A public topic for visitors", raw="Everyone may read this post.")
+    private = _created(
         discourse,
-        "POST",
-        "/posts.json",
-        json={"title": "A public topic for visitors", "raw": "Everyone may read this post."},
+        title="A private message",
+        raw="Only the recipient reads this.",
+        archetype="private_message",
+        target_recipients="avery_quill",
     )
-    assert public.status_code == 200, public.text
-    private = _discourse(
-        discourse,
-        "POST",
-        "/posts.json",
-        json={
-            "title": "A private message",
-            "raw": "Only the recipient reads this.",
-            "archetype": "private_message",
-            "target_recipients": "avery_quill",
-        },
-    )
-    assert private.status_code == 200, private.text
     anonymous = httpx.Client(base_url=discourse.url, timeout=10, headers={"Accept": "application/json"})
     seen = anonymous.get(f"/posts/{public.json()['id']}.json")
     assert seen.status_code == 200 and seen.json()["raw"] == "Everyone may read this post."
@@ -336,24 +332,15 @@ def test_discourse_anonymous_topic_and_listing_reads_answer_like_a_public_site(d
 
     general = next(c for c in discourse.sandbox.categories.values() if not c["read_restricted"])
     restricted = next(c for c in discourse.sandbox.categories.values() if c["read_restricted"])
-    public = _discourse(
-        discourse,
-        "POST",
-        "/posts.json",
-        json={"title": "A public topic for visitors", "raw": "Everyone may read this post.", "category": general["id"]},
+    public = _created(
+        discourse, title="A public topic for visitors", raw="Everyone may read this post.", category=general["id"]
     )
-    assert public.status_code == 200, public.text
-    private = _discourse(
+    private = _created(
         discourse,
-        "POST",
-        "/posts.json",
-        json={
-            "title": "Working group business",
-            "raw": "Only the working group reads this topic.",
-            "category": restricted["id"],
-        },
+        title="Working group business",
+        raw="Only the working group reads this topic.",
+        category=restricted["id"],
     )
-    assert private.status_code == 200, private.text
     anonymous = httpx.Client(base_url=discourse.url, timeout=10)
     topic_id, slug = public.json()["topic_id"], public.json()["topic_slug"]
 

@@ -26,7 +26,7 @@ from connectors.discord.connector import DiscordConnector
 from connectors.discourse.connector import DiscourseConnector
 from connectors.slack.sandbox import SlackSandbox, default_seed
 from flows.board.common import use_slack
-from flows.platforms import Platforms, use
+from flows.platforms import use
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
 from ledger.db import Ledger
@@ -43,6 +43,7 @@ from tests.support.membership import (
     World,
     discord_seed,
     discourse_seed,
+    forum_and_discord,
     seed_members,
 )
 from tests.support.net import LoopbackServer
@@ -144,14 +145,7 @@ def stack(tmp: Path, *, ledger_url: str | None = None) -> Iterator[Stack]:
         forum = dsb.connect(d_srv.url)
         discord = csb.connect(c_srv.url)
         slack = ssb.connect(s_srv.url)
-        platforms = Platforms.build(
-            charter=charter,
-            discourse=forum,
-            discord=discord,
-            confirm_secret=CONFIRM_SECRET,
-            gateway_url="http://gateway.test",
-            dsf_members=set(),
-        )
+        platforms = forum_and_discord(forum, discord, charter=charter, dsf_members=set())
         start = NOW - timedelta(days=100)
         with ledger.transaction() as session:
             people = seed_members(session, forum=forum, discord=discord, charter=charter, start=start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -196,27 +197,17 @@ def test_R_ELECTORATE_snapshot_dedupes_and_excludes_removal_subject(charter):
 
 
 def test_R_ELECTORATE_later_vote_replaces_earlier_until_close(charter):
-    d = check_vote(
-        "approval",
-        voter="ash",
-        electorate=MEMBERS7,
-        votes={"ash": "no"},
-        subject=None,
-        opened_at=OPENED,
-        now=OPENED + timedelta(days=1),
-        charter=charter,
-    )
+    vote: dict[str, Any] = {
+        "voter": "ash",
+        "electorate": MEMBERS7,
+        "votes": {"ash": "no"},
+        "subject": None,
+        "opened_at": OPENED,
+        "charter": charter,
+    }
+    d = check_vote("approval", now=OPENED + timedelta(days=1), **vote)
     assert d.allowed and d.evidence["replaces"] == "no"
-    closed = check_vote(
-        "approval",
-        voter="ash",
-        electorate=MEMBERS7,
-        votes={"ash": "no"},
-        subject=None,
-        opened_at=OPENED,
-        now=DEADLINE,
-        charter=charter,
-    )
+    closed = check_vote("approval", now=DEADLINE, **vote)
     assert not closed.allowed and "closed" in closed.reason
 
 

@@ -44,6 +44,21 @@ END_OF_FIRST_TERM = NOW - timedelta(days=100) + timedelta(days=365)
 MEMBERS = ["avery_quill", "bram_tolliver", "cleo_marsh", "dario_fenwick", "felix_oakes", "gale_morrow", "hana_pike"]
 
 
+def forum_and_discord(
+    forum: Any, discord: Any, *, charter: Any = None, secret: str = CONFIRM_SECRET, **build: Any
+) -> Platforms:
+    """The two community platforms of the tests' world (the Forum and Discord, served by their
+    sandboxes), with the gateway at a name no test resolves."""
+    return Platforms.build(
+        charter=charter or default_charter(),
+        discourse=forum,
+        discord=discord,
+        confirm_secret=secret,
+        gateway_url="http://gateway.test",
+        **build,
+    )
+
+
 def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -297,14 +312,7 @@ def serve_world(ledger: Ledger, *, mailbox: Any = None, **build: Any) -> Iterato
         forum = dsb.connect(d_srv.url)
         discord = csb.connect(c_srv.url)
         charter = default_charter()
-        platforms = Platforms.build(
-            charter=charter,
-            discourse=forum,
-            discord=discord,
-            confirm_secret=CONFIRM_SECRET,
-            gateway_url="http://gateway.test",
-            **build,
-        )
+        platforms = forum_and_discord(forum, discord, charter=charter, **build)
         start = NOW - timedelta(days=100)
         with ledger.transaction() as session:
             people = seed_members(session, forum=forum, discord=discord, charter=charter, start=start)

@@ -21,8 +21,7 @@ from flows.platforms import Platforms, use
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
-from rules import default_charter
-from tests.support.membership import link_accounts, store_verified
+from tests.support.membership import forum_and_discord, link_accounts, store_verified
 from tests.support.net import LoopbackServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -178,13 +177,7 @@ def moderation_world(
     with LoopbackServer(fsb.app) as f_srv, LoopbackServer(dsb.app) as d_srv:
         forum = fsb.connect(f_srv.url, max_retries=1)
         discord = dsb.connect(d_srv.url, max_retries=1)
-        platforms = Platforms.build(
-            charter=default_charter(),
-            discourse=forum,
-            discord=discord,
-            confirm_secret="test-only-secret",
-            gateway_url="http://gateway.test",
-        )
+        platforms = forum_and_discord(forum, discord, secret="test-only-secret")
         people: dict[str, int] = {}
         with ledger.transaction() as session:
             for name in names:

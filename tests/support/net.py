@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import uvicorn
@@ -18,6 +19,17 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+async def request_of(scope: Mapping[str, Any], receive: Any) -> tuple[dict[str, str], bytes]:
+    """An ASGI request's headers (latin-1, as HTTP carries them) and its whole body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}, body
 
 
 class LoopbackServer:

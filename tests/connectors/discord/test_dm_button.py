@@ -15,22 +15,16 @@ from connectors.discord.client import CannotDirectMessage
 def test_dm_with_button_is_sent_once_per_key_and_its_press_comes_back(discord: Any) -> None:
     c = discord.connect()
     cleo = c.find_user("cleo_marsh")
-    ref = c.direct_message_with_button(
-        user=cleo,
-        title="Please confirm",
-        text="Press the button below.",
-        button_label="Confirm",
-        custom_id="cfc:c.1.2.3.abc",
-        key="confirm:1:2",
-    )
-    again = c.direct_message_with_button(
-        user=cleo,
-        title="Please confirm",
-        text="Press the button below.",
-        button_label="Confirm",
-        custom_id="cfc:c.1.2.3.abc",
-        key="confirm:1:2",
-    )
+    message_args: dict[str, Any] = {
+        "user": cleo,
+        "title": "Please confirm",
+        "text": "Press the button below.",
+        "button_label": "Confirm",
+        "custom_id": "cfc:c.1.2.3.abc",
+        "key": "confirm:1:2",
+    }
+    ref = c.direct_message_with_button(**message_args)
+    again = c.direct_message_with_button(**message_args)
     assert again.id == ref.id  # the nonce derived from the key returns the first message
     state = discord.state()
     assert state["requests"]["POST /channels/{channel_id}/messages"] == 2  # sent twice, stored once

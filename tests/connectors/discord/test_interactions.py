@@ -16,6 +16,7 @@ from connectors.discord import payloads
 from connectors.discord.interactions import InteractionVerifier, parse_interaction
 from connectors.discord.sandbox import DiscordSandbox
 from connectors.errors import ConfigError, InvalidSignature
+from tests.support.net import request_of
 
 SANDBOX = DiscordSandbox()
 VERIFIER = InteractionVerifier(public_key=SANDBOX.public_key)
@@ -120,13 +121,7 @@ class Endpoint:
         self.verifier = verifier
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers, body = await request_of(scope, receive)
         try:
             event = self.verifier.verify(headers=headers, body=body)
             status, answer = 200, (payloads.pong() if event.kind == "ping" else payloads.deferred())

@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 from charterflow.cli import app
 from flows.moderation.digest import moderation_digest
 from flows.moderation.sync import moderation_sync
-from flows.platforms import Platforms, use
+from flows.platforms import use
 from ledger.db import Ledger
 from ledger.models import AuditEntry
 from ledger.models_moderation import ModerationAction, ModerationAlert, ModerationCursor, ModerationLink
-from rules import default_charter
+from tests.support.membership import forum_and_discord
 from tests.support.moderation import NOW, World, buttons, press
 
 
@@ -189,13 +189,7 @@ def test_the_cursor_survives_a_restart(world: World, tmp_path: Path) -> None:
     ledger = Ledger(url)
     forum = world.forum_sb.connect(world.forum_url)
     discord = world.discord_sb.connect(world.discord_url)
-    platforms = Platforms.build(
-        charter=default_charter(),
-        discourse=forum,
-        discord=discord,
-        confirm_secret="test-only-secret",
-        gateway_url="http://gateway.test",
-    )
+    platforms = forum_and_discord(forum, discord, secret="test-only-secret")
     world.discord_act(action_type=20, user="bram_tolliver", target="rowan_vale")
     try:
         with use(ledger=ledger, platforms=platforms):
