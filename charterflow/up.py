@@ -631,9 +631,15 @@ def keep_routes(home: Path) -> None:
     files = {}
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
-        if path:
+        if not path:
+            continue
+        try:
             found = os.stat(path)
-            files[path] = [found.st_mtime_ns, found.st_size]
+        except FileNotFoundError:
+            # Removed since it was imported (an uninstalled plugin): the next start cannot load
+            # it either, and the plugins' list (`_plugins()`) already tells that change.
+            continue
+        files[path] = [found.st_mtime_ns, found.st_size]
     # The sources last: routes are only ever taken beside the sources they came from.
     (home / ROUTES_SOURCES).unlink(missing_ok=True)
     stack_files.write_private(home / ROUTES_FILE, json.dumps(snapshot))
