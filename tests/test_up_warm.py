@@ -181,3 +181,23 @@ def test_a_start_without_migrations_leaves_the_stamp_as_it_was(tmp_path, prefect
     stamp = (tmp_path / PREFECT_SCHEMA_STAMP).read_text()
     remember_prefect_schema(tmp_path, {**env, MIGRATE_ON_START: "false"})
     assert (tmp_path / PREFECT_SCHEMA_STAMP).read_text() == stamp
+
+
+def test_routes_are_kept_when_a_module_loaded_earlier_has_since_been_removed(tmp_path, monkeypatch):
+    # An uninstalled plugin stays in sys.modules of a process that imported it (a forked child
+    # inherits it): taking the routes skips its vanished file instead of failing.
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    (folder / "vanished_plugin_module.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(folder))
+    __import__("vanished_plugin_module")
+    (folder / "vanished_plugin_module.py").unlink()
+    home = tmp_path / "home"
+    home.mkdir()
+    try:
+        forked(keep_routes, home).result(timeout=300)
+    finally:
+        sys.modules.pop("vanished_plugin_module", None)
+    assert kept_routes(home) is not None
+    files = json.loads((home / ROUTES_SOURCES).read_text())["files"]
+    assert not any(path.endswith("vanished_plugin_module.py") for path in files)
