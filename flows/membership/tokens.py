@@ -21,26 +21,21 @@ token, so ``…abc.`` and ``…abc`` are one press.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 
 from pydantic import SecretStr
 
-from connectors.errors import PolicyViolation
-from rules.links import LinkPurpose, SignedLink, check_link
+from flows.signing import LinkFormat, normalise, read_link, sign_link
+from rules.links import LinkPurpose
 
 __all__ = ["CHANNELS", "CONFIRM_PREFIX", "OPTIN_PREFIX", "TokenClaims", "make_token", "normalise_token", "read_token"]
 
 CONFIRM_PREFIX = "cfc:"  # Discord button custom_id prefix of a confirmation (R-APP-2)
 OPTIN_PREFIX = "cfo:"  # Discord button custom_id prefix of an opt-in (R-TERM-2)
-_PURPOSES = {"confirm": "c", "optin": "o"}
 CHANNELS = {"web": "w", "discord": "d"}
-_CHANNEL_OF = {code: name for name, code in CHANNELS.items()}
-_SHAPE = re.compile(r"([co])\.(?:([wd])\.)?(\d{1,12})\.(\d{1,12})\.(\d{1,12})\.([0-9a-f]{32})")
-_TRAILING = " \t\r\n.,;:!?)]}>'\""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,11 +50,38 @@ class TokenClaims:
     channel: str | None = None  # None: a token made before channels
 
 
-def _key(secret: SecretStr | str) -> bytes:
-    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    if not value:
-        raise ValueError("the token secret is empty")
-    return value.encode("utf-8")
+def _claims(purpose: str, match: re.Match[str], expires_at: datetime, made_for: str | None) -> TokenClaims:
+    return TokenClaims(
+        purpose=purpose,
+        subject=int(match.group(2)),
+        identity=int(match.group(3)),
+        expires_at=expires_at,
+        channel=made_for,
+    )
+
+
+def _format(purpose: LinkPurpose, prefix: str) -> LinkFormat[TokenClaims]:
+    # No MAC domain: these tokens were signed before the other kinds (their domains keep them apart).
+    return LinkFormat(
+        purpose=purpose,
+        prefix=prefix,
+        domain="",
+        shape=re.compile(prefix + r"\.(?:([wd])\.)?(\d{1,12})\.(\d{1,12})\.(\d{1,12})\.([0-9a-f]{32})"),
+        channel_group=1,
+        expiry_group=4,
+        mac_group=5,
+        channels={code: name for name, code in CHANNELS.items()},
+        claims=partial(_claims, purpose),
+    )
+
+
+_FORMATS = {"confirm": _format("confirm", "c"), "optin": _format("optin", "o")}
+
+
+def _format_of(purpose: str) -> LinkFormat[TokenClaims]:
+    if purpose not in _FORMATS:
+        raise ValueError(f"purpose is one of {sorted(_FORMATS)}")
+    return _FORMATS[purpose]
 
 
 def make_token(
@@ -67,44 +89,21 @@ def make_token(
 ) -> str:
     """A signed token for ``purpose`` (``confirm`` or ``optin``) delivered on ``channel``
     (``web``: a link; ``discord``: a DM button)."""
-    if purpose not in _PURPOSES:
-        raise ValueError(f"purpose is one of {sorted(_PURPOSES)}")
+    fmt = _format_of(purpose)
     if channel not in CHANNELS:
         raise ValueError(f"channel is one of {sorted(CHANNELS)}")
-    body = f"{_PURPOSES[purpose]}.{CHANNELS[channel]}.{int(subject)}.{int(identity)}.{int(expires_at.timestamp())}"
-    mac = hmac.new(_key(secret), body.encode("ascii"), hashlib.sha256).hexdigest()[:32]
-    return f"{body}.{mac}"
+    return sign_link(fmt, secret=secret, fields=(CHANNELS[channel], int(subject), int(identity)), expires_at=expires_at)
 
 
 def normalise_token(raw: str) -> str:
     """``raw`` without surrounding whitespace and trailing punctuation (what copying a link out
     of a sentence adds); the result is a token or refused by :func:`read_token`."""
-    return (raw or "").strip().rstrip(_TRAILING)
+    return normalise(raw)
 
 
 def read_token(token: str, *, secret: SecretStr | str, purpose: str, now: datetime, channel: str) -> TokenClaims:
     """The claims of a valid, unexpired token for ``purpose`` redeemed on ``channel`` (``web``
     or ``discord``); ``PolicyViolation`` otherwise (ruling R-APP-2 for confirmations, R-TERM-2
-    for opt-ins), naming where the token works when it came through the wrong channel."""
-    link_purpose: LinkPurpose = "confirm" if purpose == "confirm" else "optin"
-    token = normalise_token(token)
-    match = _SHAPE.fullmatch(token)
-    if match is None or match.group(1) != _PURPOSES.get(purpose):
-        authentic = False
-    else:
-        expected = hmac.new(_key(secret), token.rsplit(".", 1)[0].encode("ascii"), hashlib.sha256).hexdigest()[:32]
-        authentic = hmac.compare_digest(expected, match.group(6))
-    if match is None or not authentic:
-        decision = check_link(SignedLink(purpose=link_purpose, authentic=False), now=now)
-        raise PolicyViolation(decision.reason, ruling=decision.ruling)
-    made_for = _CHANNEL_OF.get(match.group(2) or "")
-    expires = datetime.fromtimestamp(int(match.group(5)), UTC)
-    decision = check_link(
-        SignedLink(purpose=link_purpose, authentic=True, expires_at=expires, made_for=made_for, used_on=channel),
-        now=now,
-    )
-    if not decision.allowed:
-        raise PolicyViolation(decision.reason, ruling=decision.ruling)
-    return TokenClaims(
-        purpose=purpose, subject=int(match.group(3)), identity=int(match.group(4)), expires_at=expires, channel=made_for
-    )
+    for opt-ins), naming where the token works when it came through the wrong channel;
+    ``ValueError`` for a purpose that is neither."""
+    return read_link(_format_of(purpose), token, secret=secret, now=now, channel=channel)

@@ -16,10 +16,9 @@ outcome. No Prefect and no flow here: the served gateway imports this module.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import SecretStr
@@ -28,12 +27,12 @@ from sqlalchemy.orm import Session
 
 from connectors.errors import PolicyViolation
 from flows.safety.common import COC_OUTCOMES, settings
-from flows.signing import signature
+from flows.signing import LinkFormat, read_link, sign_link
+from flows.signing import normalise as normalise_link
 from ledger import safety as queue_ledger
 from ledger.db import Ledger
 from ledger.errors import NotFound
 from ledger.models import InboxEvent, Person, WgRole, WgRoleAssignment
-from rules.links import SignedLink, check_link
 
 __all__ = [
     "FORM_KIND",
@@ -50,9 +49,7 @@ __all__ = [
 
 PATH = "/coc-outcome"  # the gateway's page: <gateway>/coc-outcome/<token>
 FORM_KIND = "coc_outcome"  # the inbox event its button stores (source ``form``)
-_SHAPE = re.compile(r"s\.(\d{1,12})\.(\d{1,12})\.(\d{1,12})\.([0-9a-f]{32})")
-_DOMAIN = "charterflow:safety-coc-outcome:"
-_TRAILING = " \t\r\n.,;:!?)]}>'\""
+_CLIP = 200  # characters of a pasted token read at most
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,31 +59,33 @@ class LinkClaims:
     expires_at: datetime
 
 
-def _mac(secret: SecretStr | str, body: str) -> str:
-    return signature(secret, _DOMAIN, body)
+_FORMAT = LinkFormat(
+    purpose="coc-outcome",
+    prefix="s",
+    domain="charterflow:safety-coc-outcome:",
+    shape=re.compile(r"s\.(\d{1,12})\.(\d{1,12})\.(\d{1,12})\.([0-9a-f]{32})"),
+    expiry_group=3,
+    mac_group=4,
+    clip=_CLIP,
+    claims=lambda match, expires_at, _: LinkClaims(
+        report_id=int(match.group(1)), person_id=int(match.group(2)), expires_at=expires_at
+    ),
+)
 
 
 def make_link_token(*, secret: SecretStr | str, report_id: int, person_id: int, expires_at: datetime) -> str:
     """The token of ``report_id``'s link for the liaison ``person_id`` (pure)."""
-    body = f"s.{int(report_id)}.{int(person_id)}.{int(expires_at.timestamp())}"
-    return f"{body}.{_mac(secret, body)}"
+    return sign_link(_FORMAT, secret=secret, fields=(int(report_id), int(person_id)), expires_at=expires_at)
 
 
 def normalise(raw: str) -> str:
     """A token as pasted: without surrounding blanks and the sentence's trailing punctuation."""
-    return (raw or "")[:200].strip().rstrip(_TRAILING)
+    return normalise_link(raw, clip=_CLIP)
 
 
 def read_link_token(token: str, *, secret: SecretStr | str, now: datetime) -> LinkClaims:
     """The claims of a valid, unexpired token; ``PolicyViolation`` (R-SAFE-2) otherwise."""
-    token = normalise(token)
-    match = _SHAPE.fullmatch(token)
-    authentic = match is not None and hmac.compare_digest(_mac(secret, token.rsplit(".", 1)[0]), match.group(4))
-    expires = datetime.fromtimestamp(int(match.group(3)), UTC) if match is not None and authentic else None
-    decision = check_link(SignedLink(purpose="coc-outcome", authentic=authentic, expires_at=expires), now=now)
-    if match is None or expires is None or not decision.allowed:
-        raise PolicyViolation(decision.reason, ruling=decision.ruling)
-    return LinkClaims(report_id=int(match.group(1)), person_id=int(match.group(2)), expires_at=expires)
+    return read_link(_FORMAT, token, secret=secret, now=now)
 
 
 def dedupe_key(token: str) -> str:
