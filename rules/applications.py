@@ -205,6 +205,33 @@ def check_form(form: ApplicationForm, *, limits: FormLimits) -> FormCheck:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApplicationSource:
+    """Where a stored application came from. ``served``: the public form or a platform we
+    serve; ``readable``: its answers can be read there and, for a plugin platform's command,
+    the account that sent it (the verifier's ``user_id`` and ``username``)."""
+
+    served: bool
+    readable: bool = True
+
+
+def check_application_source(source: ApplicationSource) -> CodedDecision:
+    """R-APP-1: an application is read only from the form or a served platform, and only when
+    it says which account sent it. Codes: ``read``, or ``unknown-source`` (refused)."""
+    if not source.served:
+        return CodedDecision(
+            allowed=False, ruling="R-APP-1", code="unknown-source", reason="applications are not taken from there"
+        )
+    if not source.readable:
+        return CodedDecision(
+            allowed=False,
+            ruling="R-APP-1",
+            code="unknown-source",
+            reason="the application does not say which account sent it",
+        )
+    return CodedDecision(allowed=True, ruling="R-APP-1", code="read", reason="an application from a served source")
+
+
+@dataclass(frozen=True, kw_only=True)
 class AccountLookup:
     """What the flow found for one named account: whether its platform is served (a directory
     is connected), the account's id there (None: no such account), and the id the source itself

@@ -320,6 +320,16 @@ def decide_vote(vote: Decision, *, ballot_open: bool) -> CodedDecision:
     )
 
 
+def check_ballot_found(*, found: bool) -> CodedDecision:
+    """R-VOTE-EARLY: a vote names its ballot; one not among the open ballots (closed early, at
+    its deadline, or never ours) takes no vote: ``no-open-ballot``; else ``open``."""
+    if not found:
+        return CodedDecision(
+            allowed=False, ruling="R-VOTE-EARLY", code="no-open-ballot", reason="this ballot is closed or not known"
+        )
+    return CodedDecision(allowed=True, ruling="R-VOTE-EARLY", code="open", reason="the ballot is open")
+
+
 def approval_opened(application_id: int) -> Decision:
     """R-VOTE-APPROVE: what opening an application's approval ballot records."""
     return Decision(allowed=True, ruling="R-VOTE-APPROVE", reason=f"ballot opened for application {application_id}")

@@ -46,6 +46,20 @@ def check_ending(facts: MembershipFacts, *, ending: str) -> CodedDecision:
     )
 
 
+def check_leaver(*, person: str | None) -> CodedDecision:
+    """R-LEAVE: a request to leave names a member by the account it came from; an account the
+    ledger maps to nobody is refused (``not-a-member``); a person goes on to
+    :func:`check_ending` (``known``)."""
+    if person is None:
+        return CodedDecision(
+            allowed=False,
+            ruling="R-LEAVE",
+            code="not-a-member",
+            reason="this account is not a working group member's",
+        )
+    return CodedDecision(allowed=True, ruling="R-LEAVE", code="known", reason=f"{person} asks to leave")
+
+
 def ended(*, ending: str, waiting: Sequence[str] = ()) -> Decision:
     """What an ended membership records: its ending's ruling, or R-ADMIN-4 when an admin
     revocation waits on the platforms named in ``waiting`` (too few admins would be left)."""

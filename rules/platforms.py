@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rules.charter import Charter
-from rules.decision import Decision
+from rules.decision import CodedDecision, Decision
 
 APPROVED, TRIAL, RETIRING, RETIRED = "approved", "trial", "retiring", "retired"
 STATES = (APPROVED, TRIAL, RETIRING, RETIRED)
@@ -84,6 +84,18 @@ def admin_platforms(states: Mapping[str, PlatformState], *, at: datetime) -> tup
         for p, s in states.items()
         if s.state == APPROVED or (s.state == TRIAL and s.first_admin_at is not None and s.first_admin_at <= at)
     )
+
+
+def check_served(*, served: bool, sender_known: bool) -> CodedDecision:
+    """R-PLATFORM: a request acts only when it came from a platform we serve and says which
+    account sent it (the verifier's ``user_id``); else ``not-served``, otherwise ``served``."""
+    if not served:
+        return CodedDecision(allowed=False, ruling=RULING, code="not-served", reason="this platform is not served")
+    if not sender_known:
+        return CodedDecision(
+            allowed=False, ruling=RULING, code="not-served", reason="the request does not say which account sent it"
+        )
+    return CodedDecision(allowed=True, ruling=RULING, code="served", reason="a served platform's account")
 
 
 def _refused(reason: str, *, field: str = "platform", **evidence: object) -> Decision:

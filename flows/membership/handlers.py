@@ -4,7 +4,8 @@ stored inbox event, acts (idempotently: it may run again after a crash before th
 marked processed) and returns a result reference for ``inbox_mark_processed``. Refusals by the
 charter are answered to the person (Discord follow-up) and returned as ``refused:<ruling>``;
 they do not raise, so the event is processed once. The payload fields each expects are listed
-in flows/README.md ("Inbound events").
+in flows/README.md ("Inbound events"). What is refused before a flow runs (an unknown source,
+an account that is no member's, a ballot that is not open) is decided by ``rules`` too.
 
 The stored payload is ``{"data": <verified payload>, "attributes": {...}, "actor": ...}``
 (``gateway.app._payload``).
@@ -29,6 +30,9 @@ from flows.platforms import Platforms
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import InboxEvent
+from rules.applications import ApplicationSource, check_application_source
+from rules.ballots import check_ballot_found
+from rules.leaving import check_leaver
 from rules.terms import OptInRequest, check_opt_in_sender
 
 __all__ = ["handle_confirm", "handle_intake", "handle_leave", "handle_optin", "handle_vote", "intake_inbox"]
@@ -55,6 +59,11 @@ def _answer(ctx: Ctx, event_id: int, attributes: dict[str, str], text: str) -> N
     answer_interaction(
         ctx, key=f"answer:inbox:{event_id}", actor=ACTOR, about=f"inbox:{event_id}", attributes=attributes, text=text
     )
+
+
+def _sentence(reason: str) -> str:
+    """A rules reason (lower case, no full stop) as the sentence the person is told."""
+    return f"{reason[:1].upper()}{reason[1:]}."
 
 
 def _person_of(ctx: Ctx, platform: str, external_id: str) -> int | None:
@@ -117,8 +126,9 @@ def intake_inbox(event_id: int, now: datetime | None = None) -> dict[str, Any]:
     ctx = context(now)
     source, kind, data, attrs, actor = _event(ctx, event_id)
     found = _application(source, data, attrs, actor, event_id)
-    if found is None:
-        return {"outcome": "refused", "ruling": "R-APP-1", "code": "unknown-source"}
+    decision = check_application_source(ApplicationSource(served=True, readable=found is not None))
+    if found is None or not decision.allowed:
+        return {"outcome": "refused", "ruling": decision.ruling, "code": decision.code, "reason": decision.reason}
     values, proven, source_ref = found
     return submit(ctx, Submission(**values, source=source, source_ref=source_ref, proven=proven or None))
 
@@ -128,8 +138,10 @@ def handle_intake(*, event_id: int, ledger: Ledger, platforms: Platforms, now: d
     in the applications category; returns ``application:<id>`` or ``refused:<ruling>:<code>``."""
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, kind, data, attrs, actor = _event(ctx, event_id)
-    if source not in ("form", "discord", "discourse") and ctx.platforms.space(source) is None:
-        return "refused:unknown-source"
+    served = source in ("form", "discord", "discourse") or ctx.platforms.space(source) is not None
+    decision = check_application_source(ApplicationSource(served=served))
+    if not decision.allowed:
+        return f"refused:{decision.ruling}:{decision.code}"
     if source == "discourse":
         if kind == "topic_created":
             return "forum-topic:answers-come-with-its-first-post"
@@ -229,9 +241,10 @@ def handle_leave(*, event_id: int, ledger: Ledger, platforms: Platforms, now: da
     )
     if person_id is None and source == "discourse":
         person_id = _person_of(ctx, "discourse", str((data.get("post") or {}).get("user_id", "")))
-    if person_id is None:
-        _answer(ctx, event_id, attrs, "This account is not a working group member's.")
-        return "refused:R-LEAVE:not-a-member"
+    decision = check_leaver(person=None if person_id is None else f"person:{person_id}")
+    if person_id is None or not decision.allowed:
+        _answer(ctx, event_id, attrs, _sentence(decision.reason))
+        return f"refused:{decision.ruling}:{decision.code}"
     try:
         result = leave.with_options(flow_run_name=f"leave-person-{person_id}")(
             member=str(person_id), reason=attrs.get("option.reason") or None, now=ctx.now
@@ -260,9 +273,10 @@ def handle_vote(*, event_id: int, ledger: Ledger, platforms: Platforms, now: dat
         if ref and str(ref.get("ballot_id")) == attrs.get("ballot_id"):
             found = (ballot_id, ref)
             break
-    if found is None:
-        _answer(ctx, event_id, attrs, "This ballot is closed or not known.")
-        return "refused:R-VOTE-EARLY:no-open-ballot"
+    decision = check_ballot_found(found=found is not None)
+    if found is None or not decision.allowed:
+        _answer(ctx, event_id, attrs, _sentence(decision.reason))
+        return f"refused:{decision.ruling}:{decision.code}"
     ballot_id, ref = found
     choice = ballots.choice_of(ref, attrs.get("option_id", ""))
     if choice is None:

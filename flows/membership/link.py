@@ -36,6 +36,7 @@ from ledger.errors import Conflict
 from ledger.models import MembershipStatus, Person
 from rules.applications import LinkCode, LinkRequest, check_link_code, check_link_request
 from rules.decision import CodedDecision
+from rules.platforms import check_served
 
 __all__ = ["CODE_TTL", "handle_link", "link_code"]
 
@@ -109,8 +110,9 @@ def handle_link(*, event_id: int, ledger: Ledger, platforms: Platforms, now: dat
     ctx = context(now, ledger=ledger, platforms=platforms)
     source, _kind, _data, attrs, _actor = _event(ctx, event_id)
     external_id, username = attrs.get("user_id", ""), attrs.get("username", "")
-    if ctx.platforms.space(source) is None or not external_id:
-        return "refused:R-PLATFORM:not-served"
+    served = check_served(served=ctx.platforms.space(source) is not None, sender_known=bool(external_id))
+    if not served.allowed:
+        return f"refused:{served.ruling}:{served.code}"
     instance = ctx.platforms.instance_of(source, attrs.get("instance"))
     code = attrs.get("link.code", "").strip().lower()
     if code:

@@ -10,9 +10,11 @@ from rules.applications import (
     TOPIC_TEMPLATE,
     AccountLookup,
     ApplicationForm,
+    ApplicationSource,
     ConfirmationAttempt,
     PriorRecord,
     check_account,
+    check_application_source,
     check_confirmation,
     check_duplicates,
     check_expiry,
@@ -178,3 +180,30 @@ def test_R_APP_1_forum_topic_reads_missing_answers_like_the_form():
     )
     assert answers.missing == ("experience",) == missing_answers(why=answers.why, experience="")
     assert answers.why == "I run the local meetup."
+
+
+@pytest.mark.parametrize(
+    ("case", "source", "allowed", "code", "said"),
+    [
+        ("the form or a served platform", ApplicationSource(served=True), True, "read", "served source"),
+        ("a platform not served", ApplicationSource(served=False), False, "unknown-source", "not taken from there"),
+        (
+            "a plugin's command without its account",
+            ApplicationSource(served=True, readable=False),
+            False,
+            "unknown-source",
+            "which account",
+        ),
+        (
+            "not served is said first",
+            ApplicationSource(served=False, readable=False),
+            False,
+            "unknown-source",
+            "not taken from there",
+        ),
+    ],
+)
+def test_R_APP_1_check_application_source(case, source, allowed, code, said):
+    decision = check_application_source(source)
+    assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-APP-1", code), case
+    assert said in decision.reason, case

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rules import check_vote, majority, quorum, snapshot_electorate, tally, voting_members
-from rules.ballots import approval_opened, decide_vote
+from rules.ballots import approval_opened, check_ballot_found, decide_vote
 from tests.support.rules import NOW
 
 MEMBERS7 = ["ash", "birch", "cedar", "dogwood", "elm", "fir", "gorse"]
@@ -251,3 +251,16 @@ def test_R_VOTE_APPROVE_approval_opened():
         "R-VOTE-APPROVE",
         "ballot opened for application 12",
     )
+
+
+@pytest.mark.parametrize(
+    ("case", "found", "allowed", "code"),
+    [
+        ("a vote on an open ballot", True, True, "open"),
+        ("a vote on a ballot closed early, at its deadline, or never ours", False, False, "no-open-ballot"),
+    ],
+)
+def test_R_VOTE_EARLY_check_ballot_found(case, found, allowed, code):
+    decision = check_ballot_found(found=found)
+    assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-VOTE-EARLY", code), case
+    assert allowed or decision.reason == "this ballot is closed or not known"

@@ -12,6 +12,7 @@ from rules.leaving import (
     MembershipFacts,
     RemovalProposal,
     check_ending,
+    check_leaver,
     check_removal_proposal,
     ended,
     leave_reason,
@@ -190,3 +191,15 @@ def test_R_TERM_1_and_2_term_started():
     assert term_started(start=START, end=end, first=True).ruling == "R-TERM-1"
     renewed = term_started(start=START, end=end, first=False)
     assert (renewed.ruling, renewed.reason) == ("R-TERM-2", "new term 2025-03-01 to 2026-03-01")
+
+
+@pytest.mark.parametrize(
+    ("case", "person", "allowed", "code", "reason"),
+    [
+        ("an account mapped to a person", "person:3", True, "known", "person:3 asks to leave"),
+        ("an account mapped to nobody", None, False, "not-a-member", "this account is not a working group member's"),
+    ],
+)
+def test_R_LEAVE_check_leaver(case, person, allowed, code, reason):
+    decision = check_leaver(person=person)
+    assert (decision.allowed, decision.ruling, decision.code, decision.reason) == (allowed, "R-LEAVE", code, reason)

@@ -15,6 +15,7 @@ from rules.platforms import (
     Transition,
     admin_platforms,
     check_name,
+    check_served,
     decide_migration,
     decide_proposal,
     decide_retirement,
@@ -224,3 +225,18 @@ def test_R_PLATFORM_trial_end_asks_the_wg_once_per_end_date():
     assert trials_ended(extended, now=NOW) == []
     later = {t.platform: t for t in trials_ended(extended, now=NOW + timedelta(days=31))}
     assert set(later) == {"matrix", "zulip"} and later["matrix"].key != asked.key
+
+
+@pytest.mark.parametrize(
+    ("case", "served", "sender_known", "allowed", "code", "said"),
+    [
+        ("a served platform's account", True, True, True, "served", "served"),
+        ("a platform not served", False, True, False, "not-served", "not served"),
+        ("no account said", True, False, False, "not-served", "which account"),
+        ("not served is said first", False, False, False, "not-served", "not served"),
+    ],
+)
+def test_R_PLATFORM_check_served(case, served, sender_known, allowed, code, said):
+    decision = check_served(served=served, sender_known=sender_known)
+    assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-PLATFORM", code), case
+    assert said in decision.reason, case
