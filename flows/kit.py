@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from connectors.base import Directory, InteractionResponder, MessageRef, Role, RoleResolver, UserRef
 from connectors.errors import RetriableError
-from flows.platforms import Platforms, current_ledger, current_platforms
+from flows.platforms import Platforms, PlatformSpace, current_ledger, current_platforms
 from flows.presentation import templates as _env
 from flows.privacy import publish_artifact
 from ledger import platforms as ledger_platforms
@@ -254,6 +254,58 @@ def person_handle(ctx: Ctx, person_id: int) -> str:
         return person.handle if person else f"person-{person_id}"
 
 
+def direct_message_once(
+    ctx: Ctx, space: PlatformSpace, username: str, *, key: str, actor: str, about: str | None, title: str, text: str
+) -> None:
+    """A direct message to ``username`` on ``space`` (its ``Messenger``), once per ``key`` there."""
+    messenger = space.messenger
+    if messenger is None:
+        raise LookupError(f"{space.platform}: no Messenger to reach {username!r}")
+    once(
+        ctx,
+        key=f"{key}:{space.platform}",
+        platform=space.platform,
+        actor=actor,
+        about=about,
+        act=lambda: messenger.direct_message(
+            recipients=[username], title=title, text=text, key=f"{key}:{space.platform}"
+        ),
+    )
+
+
+def prompt_once(
+    ctx: Ctx,
+    space: PlatformSpace,
+    identity: Identity,
+    message: tuple[str, str],
+    button: tuple[str, str],
+    *,
+    key: str,
+    actor: str,
+    about: str,
+) -> None:
+    """A private message (``message``: title, text) asking ``identity`` to act
+    (``PlatformSpace.prompt``: a ``button`` (label, custom_id) where the platform has them),
+    once per ``key``."""
+    (title, text), (label, custom_id) = message, button
+    once(
+        ctx,
+        key=key,
+        platform=space.platform,
+        actor=actor,
+        about=about,
+        act=lambda: space.prompt(
+            user=user_ref(identity), title=title, text=text, button_label=label, custom_id=custom_id, key=key
+        ),
+    )
+
+
+def record(ctx: Ctx, *, key: str, actor: str, ref: dict[str, Any] | None, about: str | None) -> None:
+    """Record under ``key`` an effect that is the ledger's alone (a result, a request), at ``ctx.now``."""
+    with ctx.ledger.transaction() as session:
+        repo.effect_record(session, key=key, platform="ledger", actor=actor, ref=ref, about=about, at=ctx.now)
+
+
 def message_person(
     ctx: Ctx,
     person_id: int,
@@ -278,15 +330,8 @@ def message_person(
             continue
         title, text = render(template, platform=space.platform, username=identity.username, **values)
         try:
-            once(
-                ctx,
-                key=f"{key}:{space.platform}",
-                platform=space.platform,
-                actor=actor,
-                about=about,
-                act=lambda s=space, i=identity, t=title, b=text: s.messenger.direct_message(
-                    recipients=[i.username], title=t, text=b, key=f"{key}:{s.platform}"
-                ),
+            direct_message_once(
+                ctx, space, identity.username, key=key, actor=actor, about=about, title=title, text=text
             )
             reached.append(space.platform)
         except Exception as exc:  # noqa: BLE001 - e.g. Discord 50007 (DMs closed): reported

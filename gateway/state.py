@@ -171,6 +171,30 @@ class GatewayState:
             )
         return response
 
+    def form_page(
+        self,
+        name: str,
+        request: Request,
+        *,
+        values: dict[str, str],
+        errors: dict[str, str] | None = None,
+        submission: str | None = None,
+        **context: Any,
+    ) -> HTMLResponse:
+        """A form's template (:meth:`page`) with what was typed, its errors, the honeypot and a
+        CSRF token bound to ``submission`` (a new one when None); a CSRF cookie when the browser
+        has none."""
+        submission = submission or forms.CsrfTokens.new_submission()
+        return self.page(
+            name,
+            values=values,
+            errors=errors or {},
+            submission=submission,
+            honeypot=forms.HONEYPOT,
+            **context,
+            **self.csrf_fields(request, submission),
+        )
+
     def csrf_fields(self, request: Request, bound_to: str) -> dict[str, Any]:
         """:meth:`page`'s arguments for a form whose CSRF token is bound to ``bound_to``:
         ``cookie`` (a new one when the browser sent none, or an oversized one), ``secure`` and

@@ -285,19 +285,15 @@ def end_of_membership(
     revoke: list[tuple[str, str]] = []
     keep: list[tuple[str, str]] = []
     waiting: list[AdminCount] = []
+    revocation = partial(
+        admin_revocation, person, admins=admins, members=members, platform_accounts=platform_accounts, charter=charter
+    )
     for platform in sorted(holds):
         for role in sorted(set(holds[platform])):
             if role in set(membership_roles.get(platform, ())):
                 revoke.append((platform, role))
             elif role == ADMIN:
-                d = admin_revocation(
-                    person,
-                    platform=platform,
-                    admins=admins,
-                    members=members,
-                    platform_accounts=platform_accounts,
-                    charter=charter,
-                )
+                d = revocation(platform=platform)
                 (revoke.append((platform, role)) if d.allowed else waiting.append(d.evidence["count"]))
             else:
                 keep.append((platform, role))
@@ -331,16 +327,12 @@ def short_if_gone(
     membership ended (R-ADMIN-4's advance warning in the opt-in reminders): the count of the
     others on each."""
     out = []
+    revocation = partial(
+        admin_revocation, person, admins=admins, members=members, platform_accounts=platform_accounts, charter=charter
+    )
     for platform in sorted(admins):
         if person in set(admins[platform]):
-            d = admin_revocation(
-                person,
-                platform=platform,
-                admins=admins,
-                members=members,
-                platform_accounts=platform_accounts,
-                charter=charter,
-            )
+            d = revocation(platform=platform)
             if not d.allowed:
                 out.append(d.evidence["count"])
     return out

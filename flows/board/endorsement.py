@@ -154,19 +154,7 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
         line = ballots.result_line(
             outcome=outcome, figures=figures, per_platform=ballots.votes_by_platform(session, ballot)
         )
-    where = ballots.refs(ctx, ballot_id)
-    for platform, ref in where.items():
-        space = ctx.platforms.space(platform)
-        if space is None or space.ballots is None:
-            continue
-        once(
-            ctx,
-            key=f"ballot:{ballot_id}:closed:{platform}",
-            platform=platform,
-            actor=ACTOR,
-            about=f"ballot:{ballot_id}",
-            act=lambda s=space, p=platform, r=ref: _close_on(s, p, r, figures, line),
-        )
+    where = ballots.close_on_platforms(ctx, ballot_id=ballot_id, figures=figures, line=line, actor=ACTOR)
     post_wg(
         ctx,
         template="endorsement_result",
@@ -183,13 +171,6 @@ def settle(ctx: BoardCtx, *, ballot_id: int) -> dict[str, Any]:
     )
     applied = apply_outcome(ctx, ballot_id=ballot_id)
     return settled(ballot_id=ballot_id, outcome=outcome, ruling=ruling, figures=figures, applied=applied)
-
-
-def _close_on(space: Any, platform: str, ref: dict[str, Any], figures: dict[str, Any], line: str) -> None:
-    """Close the platform's ballot showing the ledger's one tally (votes merged across
-    platforms), as the membership closer does (R-APP-5's "one merged tally")."""
-    counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
-    space.close_ballot(ballots.platform_ballot(platform, ref), counts=counts, result=line)
 
 
 def apply_outcome(ctx: Any, *, ballot_id: int) -> str:

@@ -11,9 +11,9 @@ from typing import Any
 from prefect import flow
 
 from flows.ballots import open_ledger_ballot, record_applied
-from flows.kit import Ctx, artifact, context, message_person, run_name
+from flows.kit import Ctx, artifact, context, run_name
 from flows.membership import ballot as ballots
-from flows.membership.intake import GROUP, named_identities
+from flows.membership.intake import tell_applicant
 from flows.membership.onboarding import onboard
 from flows.presentation import label
 from ledger import repo
@@ -166,18 +166,8 @@ def apply_outcome(ctx: Ctx, *, ballot_id: int) -> str:
     if status == ApplicationStatus.APPROVED:
         onboard(application_id=app_id, now=ctx.now)
     elif status == ApplicationStatus.REJECTED:
-        message_person(
-            ctx,
-            person_id,
-            email=True,
-            template="rejected",
-            key=f"rejected:{app_id}",
-            actor=ACTOR,
-            about=f"application:{app_id}",
-            identity_ids=named_identities(ctx, app_id),
-            group=GROUP,
-            application_id=app_id,
-            ruling=ruling,
+        tell_applicant(
+            ctx, app_id, person_id, actor=ACTOR, template="rejected", key=f"rejected:{app_id}", ruling=ruling
         )
     record_applied(ctx, ballot_id=ballot_id, actor=ACTOR, about=f"application:{app_id}")
     return status.value

@@ -313,6 +313,32 @@ def _done(ctx: Ctx, key: str) -> bool:
         return repo.effect_get(session, key=key) is not None
 
 
+def close_on_platforms(
+    ctx: Any, *, ballot_id: int, figures: dict[str, Any], line: str, actor: str
+) -> dict[str, dict[str, Any]]:
+    """Close ``ballot_id`` on each platform it was posted on, once each, every platform showing
+    the ledger's one tally (votes merged across platforms, R-APP-5) and ``line``; returns where
+    it was posted (:func:`refs`)."""
+    where = refs(ctx, ballot_id)
+    for platform, ref in where.items():
+        space = ctx.platforms.space(platform)
+        if space is None or space.ballots is None:
+            continue
+        counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
+        once(
+            ctx,
+            key=f"ballot:{ballot_id}:closed:{platform}",
+            platform=platform,
+            actor=actor,
+            about=f"ballot:{ballot_id}",
+            act=lambda s=space, p=platform, r=ref, c=counts: (
+                s.close_ballot(platform_ballot(p, r), counts=c, result=line),
+                None,
+            )[1],
+        )
+    return where
+
+
 def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
     """Tally; when decided (early or at the deadline) close it in the ledger, then on the
     platforms, announce the result and apply it. Safe to call again at any point."""
@@ -324,24 +350,7 @@ def settle(ctx: Ctx, *, ballot_id: int) -> dict[str, Any]:
         kind, (outcome, ruling, figures) = ballot.kind, closed
         per_platform = votes_by_platform(session, ballot)
     line = result_line(outcome=outcome, figures=figures, per_platform=per_platform)
-    where = refs(ctx, ballot_id)
-    for platform, ref in where.items():
-        space = ctx.platforms.space(platform)
-        if space is None or space.ballots is None:
-            continue
-        # Every platform shows the ledger's one tally (votes merged across platforms).
-        counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
-        once(
-            ctx,
-            key=f"ballot:{ballot_id}:closed:{platform}",
-            platform=platform,
-            actor=ACTOR,
-            about=f"ballot:{ballot_id}",
-            act=lambda s=space, p=platform, r=ref, c=counts: (
-                s.close_ballot(platform_ballot(p, r), counts=c, result=line),
-                None,
-            )[1],
-        )
+    where = close_on_platforms(ctx, ballot_id=ballot_id, figures=figures, line=line, actor=ACTOR)
     about = {
         BallotKind.APPROVAL: "an application",
         BallotKind.ENDORSEMENT: "endorsing a proposal for the DSF Board",

@@ -15,9 +15,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import ConnectorError
-from flows.kit import Ctx, artifact, context, identities_of, message_person, run_name, user_ref
+from flows.kit import Ctx, artifact, context, identities_of, run_name, user_ref
 from flows.membership.approval import open_approval_ballot
-from flows.membership.intake import GROUP, named_identities
+from flows.membership.intake import named_identities, tell_applicant
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, EligibilityOutcome
 from rules import ActivityEvidence, Applicant, Decision, DiscordEvidence, DiscourseEvidence, decide_eligibility
@@ -128,19 +128,7 @@ def _tell_not_met(
             "key": f"not-eligible:{application_id}",
             "min_age": ctx.charter.eligibility.account_min_age_days,
         }
-    message_person(
-        ctx,
-        person_id,
-        email=True,
-        actor=ACTOR,
-        about=f"application:{application_id}",
-        identity_ids=named_identities(ctx, application_id),
-        group=GROUP,
-        application_id=application_id,
-        ruling=decision.ruling,
-        reason=decision.reason,
-        **told,
-    )
+    tell_applicant(ctx, application_id, person_id, actor=ACTOR, ruling=decision.ruling, reason=decision.reason, **told)
     return {
         "application": application_id,
         "status": "refused" if refused else "unknown",

@@ -19,7 +19,7 @@ from typing import Any
 from prefect import flow
 
 from connectors.errors import PolicyViolation
-from flows.kit import Ctx, answer_interaction, context
+from flows.kit import Ctx, answer_interaction, context, record
 from flows.membership import ballot as ballots
 from flows.membership.forum import forum_application, forum_waiting
 from flows.membership.intake import Submission, confirm_identity, submit
@@ -285,16 +285,7 @@ def handle_vote(*, event_id: int, ledger: Ledger, platforms: Platforms, now: dat
         ctx, ballot_id=ballot_id, platform=source, external_id=attrs.get("user_id", ""), choice=choice
     )
     result = f"ballot:{ballot_id}:{'vote' if accepted else 'refused'}"
-    with ctx.ledger.transaction() as session:
-        repo.effect_record(
-            session,
-            key=f"vote:inbox:{event_id}",
-            platform="ledger",
-            actor=ACTOR,
-            ref={"result": result},
-            about=f"ballot:{ballot_id}",
-            at=ctx.now,
-        )
+    record(ctx, key=f"vote:inbox:{event_id}", actor=ACTOR, ref={"result": result}, about=f"ballot:{ballot_id}")
     _answer(
         ctx,
         event_id,

@@ -28,7 +28,18 @@ from sqlalchemy import select
 from connectors.base import ButtonMessenger, UserRef
 from connectors.errors import FatalError, PolicyViolation
 from flows import kit
-from flows.kit import Ctx, artifact, context, identities_of, log, message_person, once, run_name, user_ref
+from flows.kit import (
+    Ctx,
+    artifact,
+    context,
+    identities_of,
+    log,
+    message_person,
+    once,
+    prompt_once,
+    record,
+    run_name,
+)
 from flows.membership.tokens import CONFIRM_PREFIX, make_token, read_token
 from flows.platforms import Platforms
 from flows.presentation import label
@@ -73,16 +84,13 @@ def _refuse(
     then tell the applicant on the account that applied (``tell`` = platform, username) and at
     the e-mail address they gave, once each (R-APP-4)."""
     ruling, reason, code = decision.ruling, decision.reason, decision.code
-    with ctx.ledger.transaction() as session:
-        repo.effect_record(
-            session,
-            key=key,
-            platform="ledger",
-            actor=ACTOR,
-            about=about,
-            ref={"outcome": "refused", "ruling": ruling, "code": code, "reason": reason},
-            at=ctx.now,
-        )
+    record(
+        ctx,
+        key=key,
+        actor=ACTOR,
+        about=about,
+        ref={"outcome": "refused", "ruling": ruling, "code": code, "reason": reason},
+    )
     artifact(key=f"intake-refused-{code}", title="Application refused", decision=decision)
     # A duplicate is told with the open application's reference (the ``duplicate`` message).
     if tell is not None and code != "duplicate":
@@ -362,6 +370,26 @@ def submit(ctx: Ctx, given: Submission) -> dict[str, Any]:
     return prompt_confirmations(ctx, application_id=_store(ctx, got, found, person_id))
 
 
+def tell_applicant(
+    ctx: Ctx, application_id: int, person_id: int, *, actor: str, template: str, key: str, **values: Any
+) -> list[str]:
+    """Tell the applicant about their application (``template``) on the accounts it named and
+    at the e-mail address they gave (R-APP-4), once per ``key``; the platforms reached."""
+    return message_person(
+        ctx,
+        person_id,
+        email=True,
+        template=template,
+        key=key,
+        actor=actor,
+        about=f"application:{application_id}",
+        identity_ids=named_identities(ctx, application_id),
+        group=GROUP,
+        application_id=application_id,
+        **values,
+    )
+
+
 def named_identities(ctx: Ctx, application_id: int) -> list[int]:
     """The identity ids the application named (recorded at intake)."""
     with ctx.ledger.read() as session:
@@ -432,21 +460,10 @@ def _prompt(ctx: Ctx, *, application_id: int, identity: Identity, expires: Any) 
         application_id=application_id,
     )
     key = f"confirm-prompt:{application_id}:{identity.id}"
+    about = f"application:{application_id}"
     try:
-        once(
-            ctx,
-            key=key,
-            platform=space.platform,
-            actor=ACTOR,
-            about=f"application:{application_id}",
-            act=lambda: space.prompt(
-                user=user_ref(identity),
-                title=title,
-                text=text,
-                button_label="Confirm",
-                custom_id=CONFIRM_PREFIX + token,
-                key=key,
-            ),
+        prompt_once(
+            ctx, space, identity, (title, text), ("Confirm", CONFIRM_PREFIX + token), key=key, actor=ACTOR, about=about
         )
     except Exception as exc:  # noqa: BLE001 - e.g. DMs closed: the application can still expire
         log.warning(
@@ -535,19 +552,7 @@ def expire(ctx: Ctx) -> list[int]:
                 repo.set_application_status(session, app, ApplicationStatus.EXPIRED, actor=ACTOR, at=ctx.now)
                 expired.append((app.id, app.person_id, decision))
     for app_id, person_id, decision in expired:
-        message_person(
-            ctx,
-            person_id,
-            email=True,
-            template="expired",
-            key=f"expired:{app_id}",
-            actor=ACTOR,
-            about=f"application:{app_id}",
-            identity_ids=named_identities(ctx, app_id),
-            group=GROUP,
-            application_id=app_id,
-            days=days,
-        )
+        tell_applicant(ctx, app_id, person_id, actor=ACTOR, template="expired", key=f"expired:{app_id}", days=days)
         artifact(key=f"application-{app_id}-expired", title=f"Application {app_id} expired", decision=decision)
     return [a for a, _p, _d in expired]
 

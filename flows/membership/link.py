@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from connectors.errors import CharterflowError
-from flows.kit import Ctx, context, done, log, once
+from flows.kit import Ctx, context, done, log, once, record
 from flows.membership.handlers import _event
 from flows.platforms import Platforms
 from ledger import repo
@@ -158,17 +158,9 @@ def _start(ctx: Ctx, *, source: str, instance: str, external_id: str, platform: 
     if not decision.allowed or person_id is None:
         return _refused(decision, _START, named=named, platform=platform, served=served)
     if pending is None:
-        with ctx.ledger.transaction() as session:
-            # Recorded before the code is sent: a retry sends the same code, never a second one.
-            repo.effect_record(
-                session,
-                key=key,
-                platform="ledger",
-                actor=ACTOR,
-                ref={"person": person_id, "issued": issued.isoformat(), "via": platform},
-                about=f"person:{person_id}",
-                at=ctx.now,
-            )
+        # Recorded before the code is sent: a retry sends the same code, never a second one.
+        ref = {"person": person_id, "issued": issued.isoformat(), "via": platform}
+        record(ctx, key=key, actor=ACTOR, ref=ref, about=f"person:{person_id}")
     code = link_code(
         ctx.platforms.confirm_secret, person_id=person_id, platform=source, external_id=external_id, issued=issued
     )

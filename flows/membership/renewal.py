@@ -22,11 +22,11 @@ from flows.kit import (
     identities_of,
     log,
     message_person,
-    once,
     person_run_name,
     post_wg,
+    prompt_once,
+    record,
     render,
-    user_ref,
 )
 from flows.membership.intake import GROUP
 from flows.membership.leave import end_membership, person_id_of
@@ -94,32 +94,17 @@ def _remind(
             short=short or [],
         )
         key = f"reminder:{term_id}:{days}:{space.platform}"
+        about = f"person:{person_id}"
         try:
-            once(
-                ctx,
-                key=key,
-                platform=space.platform,
-                actor=ACTOR,
-                about=f"person:{person_id}",
-                act=lambda s=space, i=identity, t=title, b=text, k=key, c=OPTIN_PREFIX + token: s.prompt(
-                    user=user_ref(i), title=t, text=b, button_label="Opt in", custom_id=c, key=k
-                ),
+            prompt_once(
+                ctx, space, identity, (title, text), ("Opt in", OPTIN_PREFIX + token), key=key, actor=ACTOR, about=about
             )
             reached.append(space.platform)
         except Exception as exc:  # noqa: BLE001 - one platform failing does not stop the other
             log.warning(
                 "membership: reminder to person:%s on %s failed: %s", person_id, space.platform, type(exc).__name__
             )
-    with ctx.ledger.transaction() as session:
-        repo.effect_record(
-            session,
-            key=f"reminder:{term_id}:{days}",
-            platform="ledger",
-            actor=ACTOR,
-            about=f"person:{person_id}",
-            ref={"platforms": reached},
-            at=ctx.now,
-        )
+    record(ctx, key=f"reminder:{term_id}:{days}", actor=ACTOR, about=f"person:{person_id}", ref={"platforms": reached})
     return reached
 
 

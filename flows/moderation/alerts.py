@@ -14,6 +14,7 @@ Once confirmed, the next sync (or the confirmation itself) raises the alert.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -187,6 +188,11 @@ def link_facts(link: ModerationLink) -> dict[str, Any]:
     }
 
 
+def _link_once(ctx: Ctx, link_id: int, platform: str, *, key: str, act: Callable[..., Any]) -> dict[str, Any]:
+    """A side effect about the moderation link ``link_id`` on ``platform``, once per ``key``."""
+    return once(ctx, key=key, platform=platform, actor=ACTOR, about=f"moderation-link:{link_id}", act=act)
+
+
 def post_suggestion(ctx: Ctx, link_id: int, spaces: dict[str, ModeratorSpace]) -> None:
     """Ask the moderators of both platforms of the link to confirm it (once per platform)."""
     with ctx.ledger.read() as session:
@@ -200,12 +206,11 @@ def post_suggestion(ctx: Ctx, link_id: int, spaces: dict[str, ModeratorSpace]) -
         title, text = render("link_suggestion", link=facts, buttons=space.buttons)
         key = f"moderation:link:{link_id}:{platform}"
         try:
-            once(
+            _link_once(
                 ctx,
+                link_id,
+                platform,
                 key=key,
-                platform=platform,
-                actor=ACTOR,
-                about=f"moderation-link:{link_id}",
                 act=lambda s=space, t=title, b=text, k=key: s.send(
                     title=t,
                     text=b,
@@ -267,12 +272,11 @@ def show_link_decision(ctx: Ctx, link_id: int) -> None:
         title, text = render("link_suggestion", link=facts, buttons=False)
         note = f"Decision: **{facts['status']}**" + (f" by {facts['by']}." if facts["by"] else ".")
         key = f"moderation:link:{link_id}:{platform}:decided"
-        once(
+        _link_once(
             ctx,
+            link_id,
+            platform,
             key=key,
-            platform=platform,
-            actor=ACTOR,
-            about=f"moderation-link:{link_id}",
             act=lambda s=space, r=ref, t=title, b=text, n=note, k=key: s.update(
                 channel_id=str(r.get("thread_id", "")), message_id=str(r["id"]), title=t, text=b, note=n, key=k
             ),

@@ -34,7 +34,16 @@ from sqlalchemy import select
 
 from connectors.base import UserRef
 from connectors.errors import FatalError
-from flows.kit import Ctx, answer_interaction, artifact, context, identities_of, once, person_run_name, post_wg
+from flows.kit import (
+    Ctx,
+    answer_interaction,
+    artifact,
+    context,
+    direct_message_once,
+    identities_of,
+    person_run_name,
+    post_wg,
+)
 from flows.platforms import role_text
 from flows.platforms_state import role_platforms
 from flows.presentation import templates as _env
@@ -294,27 +303,34 @@ def _announce(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class RoleChangeAsk:
+    """One change as asked (the ``roles-change`` flow's parameters), before :func:`parse_change`."""
+
+    action: str
+    role: str
+    platform: str
+    person: str
+    reason: str
+    actor: str = "operator"
+    override_reason: str | None = None
+
+
 def change_role(
     ctx: Ctx,
+    ask: RoleChangeAsk,
     *,
-    action: str,
-    role: str,
-    platform: str,
-    person: str,
-    reason: str,
-    actor: str = "operator",
-    override_reason: str | None = None,
     notify: Callable[[str, str], None] | None = None,
     confirm_timeout: int | None = None,
 ) -> dict[str, Any]:
     """Check, record, apply and announce one change; see the module docstring. Returns
     ``{"status": "applied"|"recorded"|"unchanged"|"refused"|"failed", ...}``. ``notify(text,
     stage)`` tells the proposer along the way (the ``/role`` follow-up)."""
-    if not reason or not reason.strip():
+    if not ask.reason or not ask.reason.strip():
         return _refused_part(ctx, "reason", "a change needs a reason")
     try:
         action, text, platform, person_id, handle = parse_change(
-            ctx, action=action, role=role, platform=platform, person=person
+            ctx, action=ask.action, role=ask.role, platform=ask.platform, person=ask.person
         )
     except ChangeRefused as exc:
         return _refused_part(ctx, exc.part, str(exc))
@@ -324,10 +340,11 @@ def change_role(
         platform=platform,
         person_id=person_id,
         handle=handle,
-        reason=reason,
-        actor=actor,
-        override_reason=override_reason,
+        reason=ask.reason,
+        actor=ask.actor,
+        override_reason=ask.override_reason,
     )
+    actor = req.actor
     shown = _plan(ctx, req)
     decision = shown.plan.decision
     if not decision.allowed:
@@ -479,15 +496,8 @@ def tell_proposer(ctx: Ctx, *, actor: str, key: str, title: str, text: str) -> b
         if space is None or space.messenger is None or not identity.username:
             continue
         try:
-            once(
-                ctx,
-                key=f"{key}:{space.platform}",
-                platform=space.platform,
-                actor=actor,
-                about=actor,
-                act=lambda s=space, u=identity.username: s.messenger.direct_message(
-                    recipients=[u], title=title, text=text, key=f"{key}:{s.platform}"
-                ),
+            direct_message_once(
+                ctx, space, identity.username, key=key, actor=actor, about=actor, title=title, text=text
             )
             return True
         except Exception as exc:  # noqa: BLE001 - try the next platform
@@ -523,8 +533,7 @@ def roles_change(
     applied."""
     ctx = context(now)
     notify = interaction_notifier(ctx, inbox_event) if inbox_event is not None else None
-    result = change_role(
-        ctx,
+    ask = RoleChangeAsk(
         action=action,
         role=role,
         platform=platform,
@@ -532,9 +541,8 @@ def roles_change(
         reason=reason,
         actor=actor,
         override_reason=override_reason,
-        notify=notify,
-        confirm_timeout=confirm_timeout_seconds,
     )
+    result = change_role(ctx, ask, notify=notify, confirm_timeout=confirm_timeout_seconds)
     if result["status"] == "failed":
         raise FatalError(f"role change {result['decision']} not fully applied: {result['outcome']}", platform=platform)
     return result

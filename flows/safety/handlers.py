@@ -186,16 +186,21 @@ def handle_report_command(*, ledger: Any, event: InboxEvent, now: datetime | Non
     if "report.reason" in attrs:
         return _neutral_report(ctx, event, attrs, key)
     taken = take_report(ctx, incoming_from_message_command(data, attrs, dedupe_key=key))
+    _answer(ctx, event, attrs, taken.message)
+    return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
+
+
+def _answer(ctx: Any, event: InboxEvent, attrs: dict[str, str], text: str) -> None:
+    """The private answer to the interaction of ``event`` (once per event)."""
     answer_interaction(
         ctx,
         key=f"safety:answer:inbox:{event.id}",
         actor=ACTOR,
         about=f"inbox:{event.id}",
         attributes=attrs,
-        text=taken.message,
+        text=text,
         platform=event.source,
     )
-    return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
 
 
 def _neutral_report(ctx: Any, event: InboxEvent, attrs: dict[str, str], key: str) -> str:
@@ -310,15 +315,7 @@ def handle_safety_button(*, ledger: Any, event: InboxEvent, now: datetime | None
         result, text = act_on_report(
             ctx, parsed[0], parsed[1], outcome=parsed[2], by=who, actor=actor, is_moderator=moderator
         )
-    answer_interaction(
-        ctx,
-        key=f"safety:answer:inbox:{event.id}",
-        actor=ACTOR,
-        about=f"inbox:{event.id}",
-        attributes=attrs,
-        text=text,
-        platform=event.source,
-    )
+    _answer(ctx, event, attrs, text)
     return result
 
 
@@ -508,40 +505,41 @@ class RoomCommand:
     username: str
 
 
-def room_command(data: dict[str, Any]) -> RoomCommand | None:
-    """The command a ``post_created`` payload carries, or None (pure)."""
-    post = _obj(data, "post")
-    command = parse_room_command(str(post.get("raw") or ""))
-    report_id = report_of_topic(str(post.get("topic_title") or ""))
-    topic = str(post.get("topic_id") or "")
+def _room_command(text: str, *, report_id: int | None, topic: str, account: str, username: str) -> RoomCommand | None:
+    command = parse_room_command(text)
     if command is None or report_id is None or not topic:
         return None
-    account = str(post.get("user_id") or "")
     return RoomCommand(
         verb=command[0],
         outcome=command[1],
         report_id=report_id,
         topic=topic,
         account=account,
-        username=str(post.get("username") or account),
+        username=username or account,
+    )
+
+
+def room_command(data: dict[str, Any]) -> RoomCommand | None:
+    """The command a ``post_created`` payload carries, or None (pure)."""
+    post = _obj(data, "post")
+    return _room_command(
+        str(post.get("raw") or ""),
+        report_id=report_of_topic(str(post.get("topic_title") or "")),
+        topic=str(post.get("topic_id") or ""),
+        account=str(post.get("user_id") or ""),
+        username=str(post.get("username") or ""),
     )
 
 
 def room_command_of_attributes(attrs: dict[str, str], report_id: int | None) -> RoomCommand | None:
     """The command a plugin platform's thread reply carries (neutral ``command.text``,
     ``command.thread_id``, ``user_id``, ``username``), or None (pure)."""
-    command = parse_room_command(attrs.get("command.text", ""))
-    topic = attrs.get("command.thread_id", "")
-    if command is None or report_id is None or not topic:
-        return None
-    account = attrs.get("user_id", "")
-    return RoomCommand(
-        verb=command[0],
-        outcome=command[1],
+    return _room_command(
+        attrs.get("command.text", ""),
         report_id=report_id,
-        topic=topic,
-        account=account,
-        username=attrs.get("username") or account,
+        topic=attrs.get("command.thread_id", ""),
+        account=attrs.get("user_id", ""),
+        username=attrs.get("username", ""),
     )
 
 

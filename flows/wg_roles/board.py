@@ -29,9 +29,9 @@ from connectors.slack.blocks import BoardDecision as SlackDecision
 from connectors.slack.blocks import BoardEscalation
 from connectors.slack.inbound import BoardAction, BoardCheck, check_board_member
 from flows.board.common import BoardCtx, board_context, board_list, person_of_slack
-from flows.kit import done, log, once
+from flows.kit import done, log, once, record
 from flows.wg_roles.common import appoint, post_wg, render, request_or_refuse, result, show
-from ledger import appointments, audit, repo
+from ledger import appointments, audit
 from ledger.models import Person
 from ledger.models_appointments import WgAppointment
 from rules.appointments import LABELS
@@ -136,16 +136,7 @@ def board_click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -
         outcome = f"wg-role:{appointment_id}:needs-info"
     else:
         outcome = _decide(ctx, action, key=key, appointment_id=appointment_id, nominee=nominee, message_ref=message_ref)
-    with ctx.ledger.transaction() as session:
-        repo.effect_record(
-            session,
-            key=key,
-            platform="ledger",
-            actor=ACTOR,
-            ref={"result": outcome},
-            about=f"inbox:{event_id}",
-            at=ctx.now,
-        )
+    record(ctx, key=key, actor=ACTOR, ref={"result": outcome}, about=f"inbox:{event_id}")
     return outcome
 
 

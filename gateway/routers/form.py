@@ -28,24 +28,12 @@ STYLESHEET = Path(__file__).resolve().parents[1] / "static" / "form.css"
 
 
 def form_page(
-    gateway: GatewayState,
-    request: Request,
-    *,
-    values: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-    submission: str | None = None,
+    gateway: GatewayState, request: Request, *, values: dict[str, str] | None = None, **shown: Any
 ) -> HTMLResponse:
-    """The form, with what was typed and the errors; a CSRF cookie when the browser has none."""
-    submission = submission or forms.CsrfTokens.new_submission()
-    return gateway.page(
-        "apply.html",
-        status=status,
-        values={name: "" for name in forms.FIELDS} | (values or {}),
-        errors=errors or {},
-        submission=submission,
-        honeypot=forms.HONEYPOT,
-        **gateway.csrf_fields(request, submission),
+    """The form, with what was typed and ``shown`` (``errors``, ``status``, ``submission``:
+    ``GatewayState.form_page``); a CSRF cookie when the browser has none."""
+    return gateway.form_page(
+        "apply.html", request, values={name: "" for name in forms.FIELDS} | (values or {}), **shown
     )
 
 

@@ -85,25 +85,18 @@ def _page(
 
 
 def _form(
-    gateway: GatewayState,
-    request: Request,
-    *,
-    values: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-    submission: str | None = None,
+    gateway: GatewayState, request: Request, *, values: dict[str, str] | None = None, **shown: Any
 ) -> HTMLResponse:
-    submission = submission or forms.CsrfTokens.new_submission()
-    return _page(
-        gateway,
+    """The report form with what was typed and ``shown`` (``errors``, ``status``, ``submission``)."""
+    return gateway.form_page(
         "report.html",
-        status=status,
+        request,
         values=values or {},
-        errors=errors or {},
-        submission=submission,
         max_text=gateway.report_max_text,
-        honeypot=forms.HONEYPOT,
-        **gateway.csrf_fields(request, submission),
+        cookie_path=PATH,
+        platforms=PLATFORMS,
+        kinds=TARGET_KINDS,
+        **shown,
     )
 
 
