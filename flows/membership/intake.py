@@ -34,7 +34,6 @@ from flows.kit import (
     context,
     identities_of,
     log,
-    message_person,
     once,
     prompt_once,
     record,
@@ -352,7 +351,7 @@ def submit(ctx: Ctx, given: Submission) -> dict[str, Any]:
     duplicates = check_duplicates(prior)
     if duplicates.code == "duplicate" and person_id is not None:
         # R-APP-3: point the person to the open application, once per intake.
-        message_person(
+        kit.message_person(
             ctx,
             person_id,
             email=True,
@@ -375,7 +374,7 @@ def tell_applicant(
 ) -> list[str]:
     """Tell the applicant about their application (``template``) on the accounts it named and
     at the e-mail address they gave (R-APP-4), once per ``key``; the platforms reached."""
-    return message_person(
+    return kit.message_person(
         ctx,
         person_id,
         email=True,
