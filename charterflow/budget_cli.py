@@ -13,6 +13,7 @@ import typer
 
 from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors as _errors
+from charterflow.cli_table import fixed_columns
 
 COLUMNS = (
     ("id", 5),
@@ -28,25 +29,26 @@ COLUMNS = (
 
 
 def _table(rows: list[dict[str, Any]], totals: dict[str, dict[str, str]]) -> str:
-    lines = ["  ".join(n.ljust(w) if w else n for n, w in COLUMNS).rstrip()]
-    for r in rows:
-        cells = {
-            "id": f"#{r['id']}",
-            "state": r["state"],
-            "cur": r["currency"] or "-",
-            "asked": r["asked"] or "-",
-            "approved": r["approved"] or "-",
-            "spent": r["spent"],
-            "left": r["left"] or "-",
-            "flag": f"!{len(r['flagged'])}" if r["flagged"] else "",
-            "title": r["title"][:70],
-        }
-        lines.append("  ".join(cells[n].ljust(w) if w else cells[n] for n, w in COLUMNS).rstrip())
+    lines = fixed_columns(COLUMNS, (_cells(r) for r in rows))
     for cur, t in totals.items():
         lines.append(
             f"total {cur}: asked {t['requested']}, approved {t['approved']}, spent {t['spent']}, left {t['left']}"
         )
     return "\n".join(lines)
+
+
+def _cells(r: dict[str, Any]) -> dict[str, str]:
+    return {
+        "id": f"#{r['id']}",
+        "state": r["state"],
+        "cur": r["currency"] or "-",
+        "asked": r["asked"] or "-",
+        "approved": r["approved"] or "-",
+        "spent": r["spent"],
+        "left": r["left"] or "-",
+        "flag": f"!{len(r['flagged'])}" if r["flagged"] else "",
+        "title": r["title"][:70],
+    }
 
 
 def list_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:

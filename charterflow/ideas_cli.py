@@ -15,6 +15,7 @@ import typer
 
 from charterflow.cli_errors import migrated_ledger as _ledger
 from charterflow.cli_errors import one_line_errors as _errors
+from charterflow.cli_table import fixed_columns
 
 PLATFORMS = ("discord", "discourse", "slack", "general")
 COLUMNS = (
@@ -38,23 +39,21 @@ def _check(values: list[str], *, known: tuple[str, ...] | list[str], option: str
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    lines = []
-    header = "  ".join(name.ljust(width) if width else name for name, width in COLUMNS)
-    lines.append(header.rstrip())
-    for r in rows:
-        cells = {
-            "id": f"#{r['id']}",
-            "status": r["status"],
-            "platform": r["platform"] or "-",
-            "board": r["board"] or "-",
-            "dup": f"#{r['duplicate_of']}" if r["duplicate_of"] else "-",
-            "age": f"{r['age_days']}d",
-            "flag": "!" if r["flagged"] else "",
-            "author": r["author"][:18],
-            "title": r["title"][:80],
-        }
-        lines.append("  ".join(cells[name].ljust(width) if width else cells[name] for name, width in COLUMNS).rstrip())
-    return "\n".join(lines)
+    return "\n".join(fixed_columns(COLUMNS, (_cells(r) for r in rows)))
+
+
+def _cells(r: dict[str, Any]) -> dict[str, str]:
+    return {
+        "id": f"#{r['id']}",
+        "status": r["status"],
+        "platform": r["platform"] or "-",
+        "board": r["board"] or "-",
+        "dup": f"#{r['duplicate_of']}" if r["duplicate_of"] else "-",
+        "age": f"{r['age_days']}d",
+        "flag": "!" if r["flagged"] else "",
+        "author": r["author"][:18],
+        "title": r["title"][:80],
+    }
 
 
 # The commands this module adds to `charterflow`: charterflow/cli.py does
