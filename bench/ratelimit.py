@@ -95,6 +95,26 @@ def per_fixed_window(events: Sequence[dict[str, Any]], window: float) -> int:
     return best
 
 
+def pace_figures(
+    run: dict[str, Any], changes: int, done: Counter[Any], *, minimum: float, sent: int, limit: int, window: float
+) -> dict[str, Any]:
+    """The figures both platforms' runs open with: the changes made (once each?), the time taken
+    against the least the limit allows, and the rate of ``sent`` requests against ``limit/window``."""
+    elapsed = run["elapsed"]
+    return {
+        "changes_planned": changes,
+        "changes_applied": len(done),
+        "failed_changes": changes - len(done),
+        "duplicate_changes": sum(n - 1 for n in done.values() if n > 1),
+        "errors": run["errors"],
+        "elapsed_s": round(elapsed, 3),
+        "least_time_s": round(minimum, 3),
+        "efficiency": round(minimum / elapsed, 4) if elapsed else None,
+        "achieved_rate_per_s": round(sent / elapsed, 2) if elapsed else None,
+        "allowed_rate_per_s": round(limit / window, 2),
+    }
+
+
 # ------------------------------------------------------------------------------------------------
 # Discord
 
@@ -214,19 +234,8 @@ def discord_figures(box: ServedSandbox, run: dict[str, Any], changes: int) -> di
         for b, es in by_bucket.items()
     }
     done = Counter((c["action"], c["username"]) for c in state["role_changes"] if c["username"].startswith("member_"))
-    duplicates = sum(n - 1 for n in done.values() if n > 1)
-    elapsed = run["elapsed"]
     return {
-        "changes_planned": changes,
-        "changes_applied": len(done),
-        "failed_changes": changes - len(done),
-        "duplicate_changes": duplicates,
-        "errors": run["errors"],
-        "elapsed_s": round(elapsed, 3),
-        "least_time_s": round(minimum, 3),
-        "efficiency": round(minimum / elapsed, 4) if elapsed else None,
-        "achieved_rate_per_s": round(role_requests / elapsed, 2) if elapsed else None,
-        "allowed_rate_per_s": round(role_limit / role_window, 2),
+        **pace_figures(run, changes, done, minimum=minimum, sent=role_requests, limit=role_limit, window=role_window),
         "requests": {"role_changes": role_requests, "member_list": list_requests, "total": total},
         "bucket": {
             ROLE_BUCKET: [role_limit, role_window],
@@ -342,18 +351,8 @@ def discourse_figures(box: ServedSandbox, run: dict[str, Any], changes: int) -> 
         for c in state["role_changes"]
         if str(c.get("username", "")).startswith("bench_user_")
     )
-    elapsed = run["elapsed"]
     return {
-        "changes_planned": changes,
-        "changes_applied": len(done),
-        "failed_changes": changes - len(done),
-        "duplicate_changes": sum(n - 1 for n in done.values() if n > 1),
-        "errors": run["errors"],
-        "elapsed_s": round(elapsed, 3),
-        "least_time_s": round(minimum, 3),
-        "efficiency": round(minimum / elapsed, 4) if elapsed else None,
-        "achieved_rate_per_s": round(total / elapsed, 2) if elapsed else None,
-        "allowed_rate_per_s": round(limit / window, 2),
+        **pace_figures(run, changes, done, minimum=minimum, sent=total, limit=limit, window=window),
         "requests": {"group_changes": writes, "total": total},
         "bucket": {"admin_api": [limit, window]},
         "windows_used": math.ceil(total / limit),

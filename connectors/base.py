@@ -15,7 +15,7 @@ import enum
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "MessageEdit",
     "ButtonMessenger",
     "ChannelText",
+    "ClientConnector",
     "Closing",
     "InteractionResponder",
     "Links",
@@ -75,6 +76,7 @@ __all__ = [
     "Vote",
     "CAPABILITY_PROTOCOLS",
     "COMMUNITY_CAPABILITIES",
+    "audit_reason",
     "instance_key",
     "url_instance",
 ]
@@ -121,6 +123,49 @@ class Closing:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _LoadsSettings(Protocol):
+    @classmethod
+    def load(cls, **overrides: Any) -> Any: ...
+
+
+class _ClosesClient(Protocol):
+    def close(self) -> None: ...
+
+
+_Client = TypeVar("_Client", bound=_ClosesClient)
+
+
+class ClientConnector(Closing, Generic[_Client]):
+    """A connector built from one settings class and holding one HTTP client: ``from_env`` and
+    ``close`` written once. A subclass names ``settings_class`` (whose ``load(**overrides)`` reads
+    ``CHARTERFLOW_<NAME>_*`` and raises ``ConfigError`` naming what is wrong), takes ``settings=``
+    in its keyword-only ``__init__`` and sets ``self.client`` (of the type it is parametrized
+    with: ``class DiscordConnector(ClientConnector[DiscordClient], ...)``)."""
+
+    settings_class: ClassVar[type[_LoadsSettings]]
+    client: _Client
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """Build from the connector's ``CHARTERFLOW_<NAME>_*`` variables (and ``.env``);
+        ``ConfigError`` naming what is wrong."""
+        build: Callable[..., Self] = cls  # the subclass's own __init__, which takes settings=
+        return build(settings=cls.settings_class.load(**overrides))
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()
+
+
+def audit_reason(reason: str) -> str:
+    """The audit reason of a role change, stripped; an empty one is a ``ValueError`` (every
+    ``grant``/``revoke`` carries one)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("a role change needs an audit reason")
+    return reason
 
 
 # --------------------------------------------------------------------------------------------

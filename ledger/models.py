@@ -44,6 +44,11 @@ NAMING = {
 }
 
 
+def _unique_where(name: str, *columns: str, where: str) -> Index:
+    # A partial unique index ("one open row per ..."): each dialect takes its own keyword.
+    return Index(name, *columns, unique=True, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class Base(DeclarativeBase):
     """Declarative base of every ledger model."""
 
@@ -259,13 +264,7 @@ class Membership(Base):
     __tablename__ = "memberships"
     __table_args__ = (
         # At most one membership per person that has not ended.
-        Index(
-            "uq_memberships_open_person",
-            "person_id",
-            unique=True,
-            sqlite_where=text("ended_at IS NULL"),
-            postgresql_where=text("ended_at IS NULL"),
-        ),
+        _unique_where("uq_memberships_open_person", "person_id", where="ended_at IS NULL"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -306,15 +305,7 @@ class WgRoleAssignment(Base):
     """Who held a WG role from when to when, and who assigned it (R-ROLE-COC: "who said so")."""
 
     __tablename__ = "wg_roles"
-    __table_args__ = (
-        Index(
-            "uq_wg_roles_open_role",
-            "role",
-            unique=True,
-            sqlite_where=text("ends_at IS NULL"),
-            postgresql_where=text("ends_at IS NULL"),
-        ),
-    )
+    __table_args__ = (_unique_where("uq_wg_roles_open_role", "role", where="ends_at IS NULL"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
@@ -450,16 +441,7 @@ class Vote(Base):
     """A vote; a later vote of the same voter replaces it (``replaced_by_id``) until closing."""
 
     __tablename__ = "votes"
-    __table_args__ = (
-        Index(
-            "uq_votes_current",
-            "ballot_id",
-            "voter_person_id",
-            unique=True,
-            sqlite_where=text("replaced_at IS NULL"),
-            postgresql_where=text("replaced_at IS NULL"),
-        ),
-    )
+    __table_args__ = (_unique_where("uq_votes_current", "ballot_id", "voter_person_id", where="replaced_at IS NULL"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ballot_id: Mapped[int] = mapped_column(ForeignKey("ballots.id"), index=True)

@@ -32,7 +32,7 @@ from connectors.base import (
     Calendar,
     Capability,
     ChangeStatus,
-    Closing,
+    ClientConnector,
     EventRequest,
     InboundEvent,
     MessageEdit,
@@ -47,6 +47,7 @@ from connectors.base import (
     ScheduledEvent,
     UserRef,
     Vote,
+    audit_reason,
 )
 from connectors.discord import payloads
 from connectors.discord.client import (
@@ -105,13 +106,6 @@ def _ts(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _check_reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValueError("a role change needs an audit reason")
-    return reason
-
-
 def _nonce(key: str | None) -> str:
     """A 21-character nonce base: derived from ``key`` (stable across retries and re-runs within
     Discord's nonce window) or random."""
@@ -152,7 +146,7 @@ class VoteReceipt:
     response: dict[str, Any]
 
 
-class DiscordConnector(Closing, BallotBox, Calendar, MessageEditor):
+class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, MessageEditor):
     """Talks to one Discord guild as one bot (REST v10).
 
     Build it with ``DiscordConnector.from_env()`` or ``DiscordConnector(settings=...)``;
@@ -172,6 +166,7 @@ class DiscordConnector(Closing, BallotBox, Calendar, MessageEditor):
         }
     )
     docs_url: ClassVar[str] = "https://discord.com/developers/docs/intro"
+    settings_class: ClassVar[type[DiscordSettings]] = DiscordSettings
 
     def __init__(
         self,
@@ -211,21 +206,12 @@ class DiscordConnector(Closing, BallotBox, Calendar, MessageEditor):
         return f"DiscordConnector(api_url={self.settings.api_url!r}, guild_id={self.settings.guild_id!r})"
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> DiscordConnector:
-        """Build from ``CHARTERFLOW_DISCORD_*`` (and ``.env``); ``ConfigError`` naming what is wrong."""
-        return cls(settings=DiscordSettings.load(**overrides))
-
-    @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``DiscordSandbox`` (a loopback emulator of the endpoints used here)."""
         # lazy: start-up: the sandbox (Starlette, its seed data) loads only when one is asked for
         from connectors.discord.sandbox import DiscordSandbox
 
         return DiscordSandbox(seed=seed, **options)
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.client.close()
 
     @property
     def guild(self) -> dict[str, str]:
@@ -457,7 +443,7 @@ class DiscordConnector(Closing, BallotBox, Calendar, MessageEditor):
     def _change(
         self, action: str, user: UserRef, role: Role, *, reason: str, observed: frozenset[str] | None
     ) -> RoleChange:
-        reason = _check_reason(reason)
+        reason = audit_reason(reason)
         if action not in ("grant", "revoke"):
             raise ValueError("action is 'grant' or 'revoke'")
         rid = self.role_id(role)

@@ -27,7 +27,7 @@ from connectors.base import (
     BallotRequest,
     Capability,
     ChangeStatus,
-    Closing,
+    ClientConnector,
     InboundEvent,
     MessageRef,
     ModerationEntry,
@@ -36,6 +36,7 @@ from connectors.base import (
     RoleKind,
     UserRef,
     Vote,
+    audit_reason,
     url_instance,
 )
 from connectors.discourse.client import PLATFORM, DiscourseClient, log
@@ -79,14 +80,7 @@ def _shorten(text: str, room: int) -> str:
     return text[:keep].rstrip() + note.format(n=len(text) - len(text[:keep].rstrip()))
 
 
-def _check_reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValueError("a role change needs an audit reason")
-    return reason
-
-
-class DiscourseConnector(Closing, BallotBox):
+class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
     """Talks to one Discourse site through its REST API with an admin API key.
 
     Build it with ``DiscourseConnector.from_env()`` or ``DiscourseConnector(settings=...)``;
@@ -97,6 +91,7 @@ class DiscourseConnector(Closing, BallotBox):
     name: ClassVar[str] = "discourse"
     capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES | {Capability.INBOUND, Capability.UPLOADER}
     docs_url: ClassVar[str] = "https://docs.discourse.org/"
+    settings_class: ClassVar[type[DiscourseSettings]] = DiscourseSettings
 
     def __init__(
         self,
@@ -149,21 +144,12 @@ class DiscourseConnector(Closing, BallotBox):
         return f"DiscourseConnector(url={self.settings.url!r}, api_username={self.settings.api_username!r})"
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> DiscourseConnector:
-        """Build from ``CHARTERFLOW_DISCOURSE_*`` (and ``.env``); ``ConfigError`` naming what is wrong."""
-        return cls(settings=DiscourseSettings.load(**overrides))
-
-    @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``DiscourseSandbox`` (a loopback emulator of the endpoints used here)."""
         # lazy: start-up: the sandbox (Starlette, its seed data) loads only when one is asked for
         from connectors.discourse.sandbox import DiscourseSandbox
 
         return DiscourseSandbox(seed=seed, **options)
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.client.close()
 
     # ----------------------------------------------------------------------------------------
     # helpers
@@ -300,7 +286,7 @@ class DiscourseConnector(Closing, BallotBox):
         returned ``RoleChange`` (for the ledger) and logged. ``grant_admin`` is completed by an
         e-mailed confirmation link, so it reports ``PENDING_CONFIRMATION``.
         """
-        reason = _check_reason(reason)
+        reason = audit_reason(reason)
         if role.kind is RoleKind.ADMIN:
             return self._grant_admin(user, role, reason)
         if role.kind is RoleKind.MODERATOR:
@@ -367,7 +353,7 @@ class DiscourseConnector(Closing, BallotBox):
 
     def revoke(self, user: UserRef, role: Role, *, reason: str) -> RoleChange:
         """Take ``role`` from ``user``, re-reading the user first (see ``grant``)."""
-        reason = _check_reason(reason)
+        reason = audit_reason(reason)
         if role.kind is RoleKind.MODERATOR:
             method, path, body, admin_route = "PUT", f"/admin/users/{int(user.id)}/revoke_moderation.json", None, True
         elif role.kind is RoleKind.ADMIN:

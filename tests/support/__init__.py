@@ -6,7 +6,10 @@ available to every test; a directory's ``conftest.py`` may override one by name,
 
 - ``prefect``: ``prefect_server`` (the session's one real Prefect server);
 - ``membership``: ``world`` (the seeded working group on the Forum and Discord sandboxes, a
-  ledger, the session's Prefect server) and ``gateway`` (the real gateway in front of it);
+  ledger, the session's Prefect server) and ``gateway`` (the real gateway in front of it); its
+  helpers ``want_role`` (the operator's desired platform role in the ledger) and
+  ``without_limits`` (a Discord seed with every bucket out of the way) serve the roles, reports
+  and moderation helpers too;
 - ``ledger``: ``postgres_server`` (a throwaway PostgreSQL) and the two-backend ``ledger``;
 - ``board``, ``reports``: the Board's and the quarterly report's worlds built on ``world``.
 

@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.discord.connector import DiscordConnector
-from connectors.discord.sandbox import default_seed
+from connectors.discord.sandbox import DEFAULT_BUCKETS, default_seed
 from connectors.discourse.connector import DiscourseConnector
 from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
 from flows.membership.handlers import handle_vote
@@ -155,6 +155,13 @@ def discourse_seed() -> dict[str, Any]:
     }
 
 
+def without_limits(seed: dict[str, Any]) -> dict[str, Any]:
+    """A Discord sandbox ``seed`` with every rate-limit bucket out of the way (the scenarios are
+    not about limits)."""
+    seed["settings"] = {"global_limit": 100000, "buckets": {k: [100000, 1.0] for k in DEFAULT_BUCKETS}}
+    return seed
+
+
 def discord_seed() -> dict[str, Any]:
     """The same people on Discord (WG role ``wg-member``)."""
     seed = default_seed()
@@ -172,28 +179,7 @@ def discord_seed() -> dict[str, Any]:
         {"username": "ivo_stone", "joined_at": "2023-01-01T00:00:00Z", "recent_messages": 30},
         {"username": "yara_penhale", "joined_at": "2024-06-01T00:00:00Z", "recent_messages": 12},
     ]
-    seed["settings"] = {
-        "global_limit": 100000,
-        "buckets": {
-            k: [100000, 1.0]
-            for k in (
-                "member.get",
-                "members.list",
-                "members.search",
-                "member.roles",
-                "roles",
-                "channels",
-                "messages.search",
-                "message.create",
-                "message.edit",
-                "dm",
-                "threads",
-                "webhook",
-                "callback",
-            )
-        },
-    }
-    return seed
+    return without_limits(seed)
 
 
 @dataclass
@@ -267,6 +253,29 @@ def link_accounts(session: Any, person: Any, *, at: datetime, **users: Any) -> N
         )
 
 
+def want_role(
+    session: Any,
+    person: Any,
+    platform: str,
+    role: str,
+    *,
+    desired: bool = True,
+    decision_ref: str = "test",
+    at: datetime = NOW,
+) -> None:
+    """Record the operator's decision that ``person`` should (not) hold ``role`` on ``platform``."""
+    repo.set_desired_platform_role(
+        session,
+        person,
+        platform=platform,
+        role=role,
+        desired=desired,
+        actor="operator",
+        decision_ref=decision_ref,
+        at=at,
+    )
+
+
 def seed_members(
     session: Any, *, forum: Any, discord: Any, charter: Any, start: datetime, names: tuple[str, ...] | list[str] = ()
 ) -> dict[str, int]:
@@ -286,16 +295,7 @@ def seed_members(
             at=start,
         )
         for platform, role in (("discourse", "group:working-group"), ("discord", "group:wg-member")):
-            repo.set_desired_platform_role(
-                session,
-                person,
-                platform=platform,
-                role=role,
-                desired=True,
-                actor="operator",
-                decision_ref="roster",
-                at=start,
-            )
+            want_role(session, person, platform, role, decision_ref="roster", at=start)
         people[name] = person.id
     return people
 

@@ -14,14 +14,14 @@ import httpx
 
 from connectors.discord.connector import DiscordConnector
 from connectors.discord.payloads import deferred
-from connectors.discord.sandbox import DEFAULT_BUCKETS, default_seed
+from connectors.discord.sandbox import default_seed
 from connectors.discourse.connector import DiscourseConnector
 from flows import inbox
 from flows.platforms import Platforms, use
 from ledger import repo
 from ledger.db import Ledger
 from ledger.migrate import upgrade
-from tests.support.membership import forum_and_discord, link_accounts, store_verified
+from tests.support.membership import forum_and_discord, link_accounts, store_verified, without_limits
 from tests.support.net import LoopbackServer
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -62,8 +62,7 @@ def discord_seed() -> dict[str, Any]:
         {"username": "rowan_vale", "roles": []},
         {"username": "esme_voss", "roles": []},
     ]
-    seed["settings"] = {"global_limit": 100000, "buckets": {k: [100000, 1.0] for k in DEFAULT_BUCKETS}}
-    return seed
+    return without_limits(seed)
 
 
 @dataclass

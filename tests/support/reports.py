@@ -27,7 +27,7 @@ from ledger.db import Ledger
 from ledger.migrate import upgrade
 from ledger.models import BallotKind, MembershipStatus, TermOrigin
 from ledger.models_moderation import ModerationAction
-from tests.support.membership import NOW, World
+from tests.support.membership import NOW, World, want_role
 from tests.support.net import LoopbackServer
 
 QUARTER = "2025Q2"
@@ -186,33 +186,16 @@ def seed_quarter(ledger: Ledger) -> dict[str, int]:
         repo.set_idea_status(s, c, "declined", actor="operator", at=at("2025-06-02"))
         repo.add_idea(s, title="Monthly office hours", source="discourse", actor="operator", at=at("2025-06-20"))
         # Role changes: a Discord moderator granted, a Forum admin revoked.
-        repo.set_desired_platform_role(
-            s,
-            people["mira_castellan"],
-            platform="discord",
-            role="moderator",
-            desired=True,
-            actor="operator",
-            decision_ref="roles-change:1",
-            at=at("2025-05-05"),
+        want_role(
+            s, people["mira_castellan"], "discord", "moderator", decision_ref="roles-change:1", at=at("2025-05-05")
         )
-        repo.set_desired_platform_role(
+        want_role(s, people["oskar_brandt"], "discourse", "admin", decision_ref="roster", at=at("2025-01-05"))
+        want_role(
             s,
             people["oskar_brandt"],
-            platform="discourse",
-            role="admin",
-            desired=True,
-            actor="operator",
-            decision_ref="roster",
-            at=at("2025-01-05"),
-        )
-        repo.set_desired_platform_role(
-            s,
-            people["oskar_brandt"],
-            platform="discourse",
-            role="admin",
+            "discourse",
+            "admin",
             desired=False,
-            actor="operator",
             decision_ref="roles-change:2",
             at=at("2025-06-15"),
         )

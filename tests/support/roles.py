@@ -15,7 +15,7 @@ from sqlalchemy import select
 from connectors.base import Role
 from ledger import repo
 from ledger.models import AuditEntry, InboxEvent
-from tests.support.membership import NOW, World
+from tests.support.membership import World, want_role
 
 SEEDED_ADMINS = {"discourse": ["avery_quill", "bram_tolliver"], "discord": ["cleo_marsh", "dario_fenwick"]}
 
@@ -37,17 +37,7 @@ def audit_entries(w: World, action: str) -> list[dict[str, Any]]:
 def want(w: World, handle: str, platform: str, role: str, desired: bool = True) -> None:
     """Record in the ledger that ``handle`` should (not) hold ``role`` on ``platform``."""
     with w.ledger.transaction() as session:
-        person = repo.get_person(session, handle)
-        repo.set_desired_platform_role(
-            session,
-            person,
-            platform=platform,
-            role=role,
-            desired=desired,
-            actor="operator",
-            decision_ref="test",
-            at=NOW,
-        )
+        want_role(session, repo.get_person(session, handle), platform, role, desired=desired)
 
 
 @dataclass

@@ -36,7 +36,7 @@ from connectors.base import (
     BallotRequest,
     Capability,
     ChangeStatus,
-    Closing,
+    ClientConnector,
     InboundEvent,
     MessageRef,
     ModerationEntry,
@@ -45,6 +45,7 @@ from connectors.base import (
     RoleKind,
     UserRef,
     Vote,
+    audit_reason,
 )
 from connectors.errors import FatalError
 from connectors.http import Clock, RetryPolicy, WriteOutcome
@@ -62,14 +63,7 @@ def _ms(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, tz=UTC) if isinstance(value, (int, float)) and value else None
 
 
-def _check_reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValueError("a role change needs an audit reason")
-    return reason
-
-
-class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, Closing, BallotBox):
+class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[MatrixClient], BallotBox):
     """Talks to one homeserver as its bot (a server admin). ``MatrixConnector.from_env()`` or
     ``MatrixConnector(settings=…)``; ``transport``, ``clock`` and ``retry`` are injectable."""
 
@@ -80,6 +74,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, Closing, BallotBo
     # ``verify_transaction``.
     capabilities: ClassVar[frozenset[Capability]] = COMMUNITY_CAPABILITIES
     docs_url: ClassVar[str] = "https://spec.matrix.org/latest/client-server-api/"
+    settings_class: ClassVar[type[MatrixSettings]] = MatrixSettings
 
     def __init__(
         self,
@@ -114,21 +109,12 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, Closing, BallotBo
         return self.settings.server_name
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> MatrixConnector:
-        """From ``CHARTERFLOW_MATRIX_*``; ``ConfigError`` naming what is missing."""
-        return cls(settings=MatrixSettings.load(**overrides))
-
-    @classmethod
     def sandbox(cls, *, seed: Mapping[str, Any] | None = None, **options: Any) -> Any:
         """A ``MatrixSandbox``: a real Synapse on loopback (shared by the process) with a fresh
         community seeded in it, served through a pass-through (fault-injecting) proxy."""
         from charterflow_matrix.sandbox import MatrixSandbox  # lazy: cycle: the sandbox imports this module
 
         return MatrixSandbox(seed=seed, **options)
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self.client.close()
 
     # ----------------------------------------------------------------------------------------
     # ids and rooms
@@ -318,7 +304,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, Closing, BallotBo
         )
 
     def _change(self, user: UserRef, role: Role, *, grant: bool, reason: str) -> RoleChange:
-        reason = _check_reason(reason)
+        reason = audit_reason(reason)
         action = "grant" if grant else "revoke"
         what = f"{action} {role} {'to' if grant else 'from'} {user.username}"
         if role.kind is RoleKind.GROUP and role.name == SERVER_ADMINS:
