@@ -1055,31 +1055,24 @@ def _admin_get_user(sb: DiscourseSandbox, req: Call, user: dict[str, Any]) -> Re
     return Reply(200, sb._admin_user(user, req.user or {}))
 
 
-@_route(
-    "PUT",
-    "/admin/users/{id}/grant_moderation.json",
-    access="admin",
-    optional_json=True,
-    bind={"grant": True},
-    find=_target,
-)
-@_route(
-    "PUT",
-    "/admin/users/{id}/revoke_moderation.json",
-    access="admin",
-    optional_json=True,
-    bind={"grant": False},
-    find=_target,
-)
-def _moderation(sb: DiscourseSandbox, req: Call, target: dict[str, Any], grant: bool) -> Reply:
-    if target["moderator"] == grant:  # Guardian#can_grant_moderation? is false for a moderator
+_ADMIN_ACTION: dict[str, Any] = {"access": "admin", "optional_json": True, "find": _target}
+
+
+# Guardian#can_grant_moderation? is false for a moderator; nobody may revoke their own admin or
+# the system user's (id below 0).
+@_route("PUT", "/admin/users/{id}/grant_moderation.json", **_ADMIN_ACTION, bind={"role": "moderator", "grant": True})
+@_route("PUT", "/admin/users/{id}/revoke_moderation.json", **_ADMIN_ACTION, bind={"role": "moderator", "grant": False})
+@_route("PUT", "/admin/users/{id}/revoke_admin.json", **_ADMIN_ACTION, bind={"role": "admin", "grant": False})
+def _set_role(sb: DiscourseSandbox, req: Call, target: dict[str, Any], role: str, grant: bool) -> Reply:
+    if target[role] == grant or (role == "admin" and (target["id"] == req.user["id"] or target["id"] < 0)):
         return _invalid_access()
-    target["moderator"] = grant
-    sb._record_role_change("grant_moderation" if grant else "revoke_moderation", target, req.user["username"])
+    target[role] = grant
+    action = f"{'grant' if grant else 'revoke'}_{'moderation' if role == 'moderator' else 'admin'}"
+    sb._record_role_change(action, target, req.user["username"])
     return Reply(200, sb._admin_user(target, req.user))
 
 
-@_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True, find=_target)
+@_route("PUT", "/admin/users/{id}/grant_admin.json", **_ADMIN_ACTION)
 def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
     acting = req.user
     if target["admin"]:
@@ -1103,15 +1096,6 @@ def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Rep
     )
     sb._record_role_change("grant_admin", target, acting["username"], "email_confirmation_required")
     return Reply(200, {"success": "OK", "email_confirmation_required": True})
-
-
-@_route("PUT", "/admin/users/{id}/revoke_admin.json", access="admin", optional_json=True, find=_target)
-def _revoke_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
-    if not target["admin"] or target["id"] == req.user["id"] or target["id"] < 0:
-        return _invalid_access()
-    target["admin"] = False
-    sb._record_role_change("revoke_admin", target, req.user["username"])
-    return Reply(200, sb._admin_user(target, req.user))
 
 
 @_route("GET", "/admin/site_settings.json", access="admin")
@@ -1148,8 +1132,7 @@ def _get_group(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
 
 @_route("GET", "/groups/{name}/members.json", find=_named_group)
 def _group_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
-    limit = _int_param(req.arg("limit", "50"))
-    offset = _int_param(req.arg("offset", "0"))
+    limit, offset = _int_param(req.arg("limit", "50")), _int_param(req.arg("offset", "0"))
     if limit is None or offset is None or limit < 1 or offset < 0:
         return _invalid_parameters("limit and offset must be non-negative integers")
     if limit > 1000:
@@ -1169,10 +1152,10 @@ def _membership(sb: DiscourseSandbox, req: Call) -> tuple[dict[str, Any], list[d
     """The group of the path, the known users the body names and the names unknown."""
     group = sb.groups.get(_int_param(req.params["id"]) or 0)
     names = [n.strip() for n in str(req.form().get("usernames") or "").split(",") if n.strip()]
-    if group is None or not names:
-        return (
-            _not_found() if group is None else _invalid_parameters("param is missing or the value is empty: usernames")
-        )
+    if group is None:
+        return _not_found()
+    if not names:
+        return _invalid_parameters("param is missing or the value is empty: usernames")
     return group, [u for n in names if (u := sb._user_by_name(n))], [n for n in names if sb._user_by_name(n) is None]
 
 
@@ -1288,6 +1271,11 @@ def _create_post_error(message: str) -> Reply:
     return Reply(422, {"action": "create_post", "errors": [message]})
 
 
+def _recipient(sb: DiscourseSandbox, name: str) -> tuple[str, int] | None:
+    user, group = sb._user_by_name(name), sb._group_by_name(name)
+    return ("user", user["id"]) if user else ("group", group["id"]) if group else None
+
+
 def _recipients(sb: DiscourseSandbox, data: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, int]]]:
     """A private message's errors and recipients (users or groups, by name)."""
     names = [
@@ -1295,17 +1283,7 @@ def _recipients(sb: DiscourseSandbox, data: Mapping[str, Any]) -> tuple[list[str
         for n in str(data.get("target_recipients") or data.get("target_usernames") or "").split(",")
         if n.strip()
     ]
-    found = [
-        (
-            name,
-            ("user", u["id"])
-            if (u := sb._user_by_name(name))
-            else ("group", g["id"])
-            if (g := sb._group_by_name(name))
-            else None,
-        )
-        for name in names
-    ]
+    found = [(name, _recipient(sb, name)) for name in names]
     errors = [] if names else ["You must choose a valid user."]
     errors += [f"Sorry, there is no user or group called {name}." for name, ref in found if ref is None]
     return errors, [ref for _, ref in found if ref is not None]
@@ -1563,7 +1541,7 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
             (int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")) if png else (0, 0)
         )
         short = _base62(int(sha1, 16))
-        found = {
+        found = sb.uploads[uid] = {
             "id": uid,
             "sha1": sha1,
             "url": f"/uploads/default/original/1X/{sha1}.{ext}",
@@ -1583,7 +1561,6 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
             "user_id": req.user["id"] if req.user else None,
             "content": content,
         }
-        sb.uploads[uid] = found
     return Reply(200, {k: v for k, v in found.items() if k not in ("sha1", "user_id", "content")})
 
 
@@ -1728,8 +1705,10 @@ def _topic_posts(sb: DiscourseSandbox, req: Call, topic: dict[str, Any]) -> Repl
     # `!!params[:include_raw]`: any value given, even "false", adds each post's raw.
     raw = req.arg("include_raw") is not None
     ids = [pid for pid in topic["posts"] if pid in asked] if asked else list(topic["posts"])[:20]
-    shown = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in ids]
-    posts = [{**post, "raw": sb.posts[pid]["raw"]} if raw else post for pid, post in zip(ids, shown, strict=True)]
+    posts = [
+        sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) | ({"raw": sb.posts[pid]["raw"]} if raw else {})
+        for pid in ids
+    ]
     return Reply(200, {"post_stream": {"posts": posts}, "id": topic["id"]})
 
 
