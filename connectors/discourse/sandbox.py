@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -175,11 +175,7 @@ def default_seed() -> dict[str, Any]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return (
-        None
-        if value is None
-        else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-    )
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _dated(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -218,18 +214,14 @@ def _invalid_access(message: str = INVALID_ACCESS) -> Reply:
 def _json_paths(req: Call) -> list[str]:
     """The paths a request may name a JSON route by: Rails takes the format from ``.json`` or
     from ``Accept: application/json``, and ``/users/{u}`` is the older alias of ``/u/{u}``."""
-    paths = [req.path]
-    if not req.path.endswith(".json") and "application/json" in req.headers.get("accept", ""):
-        paths.append(req.path.rstrip("/") + ".json")
-    paths += ["/u/" + p.removeprefix("/users/") for p in paths if p.startswith("/users/")]
-    return paths
+    json_asked = not req.path.endswith(".json") and "application/json" in req.headers.get("accept", "")
+    paths = [req.path, *([req.path.rstrip("/") + ".json"] if json_asked else [])]
+    return paths + ["/u/" + p.removeprefix("/users/") for p in paths if p.startswith("/users/")]
 
 
 def _malformed_json(req: Call) -> bool:
-    if not req.body.strip() or "json" not in req.headers.get("content-type", ""):
-        return False
     try:
-        json.loads(req.body)
+        _ = req.body.strip() and "json" in req.headers.get("content-type", "") and json.loads(req.body)
     except ValueError:
         return True
     return False
@@ -285,35 +277,29 @@ class DiscourseSandbox(Sandbox):
             self.settings = seed.settings.model_copy()
             keys = seed.api_keys or [SeedApiKey(key="sbx_" + secrets.token_hex(24), description="sandbox (all users)")]
             self.api_keys = {k.key: k for k in keys}
-            self.webhook = seed.webhook.model_copy()
-            if self.webhook.secret is None:
-                self.webhook.secret = "whsec_" + secrets.token_hex(16)
+            secret = "whsec_" + secrets.token_hex(16) if seed.webhook.secret is None else seed.webhook.secret
+            self.webhook = seed.webhook.model_copy(update={"secret": secret})
             self.users: dict[int, dict[str, Any]] = {}
-            next_id = 1
             for u in seed.users:
-                uid = u.id if u.id is not None else next_id
-                next_id = max(next_id, uid + 1)
+                uid = max([0, *self.users]) + 1 if u.id is None else u.id
                 if uid in self.users or self._user_by_name(u.username):
                     raise ConfigError(f"invalid sandbox seed: duplicate user {u.username!r}")
                 self.users[uid] = {**u.model_dump(), "id": uid}
-            if self._user_by_name(seed.api_username) is None:
-                raise ConfigError(f"invalid sandbox seed: api_username {seed.api_username!r} is not a user")
+            self._seeded_user(seed.api_username, "api_username")
             self.groups: dict[int, dict[str, Any]] = {}
             for i, g in enumerate(seed.groups, start=41):
-                if missing := [name for name in g.members if self._user_by_name(name) is None]:
-                    raise ConfigError(f"invalid sandbox seed: group {g.name!r} member {missing[0]!r} is not a user")
-                members = [self._user_by_name(name)["id"] for name in g.members]  # type: ignore[index]  # seeded names exist
-                gid = g.id if g.id is not None else i
+                gid = i if g.id is None else g.id
+                members = (self._seeded_user(name, f"group {g.name!r} member")["id"] for name in g.members)
                 self.groups[gid] = {
                     "id": gid,
                     "name": g.name,
                     "full_name": g.full_name,
-                    "members": {m: "2024-01-01T00:00:00.000Z" for m in members},
+                    "members": dict.fromkeys(members, "2024-01-01T00:00:00.000Z"),
                 }
             self.categories: dict[int, dict[str, Any]] = {}
             for i, c in enumerate(seed.categories, start=4):
-                cid = c.id if c.id is not None else i
-                self.categories[cid] = {**c.model_dump(), "id": cid, "slug": c.slug or _slug(c.name)}
+                cat = {**c.model_dump(), "id": i if c.id is None else c.id, "slug": c.slug or _slug(c.name)}
+                self.categories[cat["id"]] = cat
             self.topics: dict[int, dict[str, Any]] = {}
             self.posts: dict[int, dict[str, Any]] = {}
             self._next_topic, self._next_post = 100, 1000
@@ -327,13 +313,17 @@ class DiscourseSandbox(Sandbox):
             self.staff_actions: list[dict[str, Any]] = []
             self.flags: list[dict[str, Any]] = []  # {id, post_id, user_id, type, at}
             self._next_event = seed.first_event_id
-            limits = self.settings
-            self._admin_hits = SlidingWindow(limits.admin_api_limit, limits.admin_api_window)
+            self._admin_hits = SlidingWindow(self.settings.admin_api_limit, self.settings.admin_api_window)
             self._ip_hits: dict[str, SlidingWindow] = {}
             self._reset_stats()
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
         return next((u for u in self.users.values() if u["username"].lower() == username.lower()), None)
+
+    def _seeded_user(self, username: str, where: str) -> dict[str, Any]:
+        if (user := self._user_by_name(username)) is None:
+            raise ConfigError(f"invalid sandbox seed: {where} {username!r} is not a user")
+        return user
 
     def _group_by_name(self, name: str) -> dict[str, Any] | None:
         return next((g for g in self.groups.values() if g["name"].lower() == name.lower()), None)
@@ -426,10 +416,7 @@ class DiscourseSandbox(Sandbox):
 
     def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
         """A webhook delivery as this sandbox would send it (headers, raw body)."""
-        with self._lock:
-            event_id = self._next_event
-            self._next_event += 1
-        return self._webhook_request(kind, event_id, dict(payload))
+        return self._webhook_request(kind, dict(payload))
 
     # ---- state snapshot ----------------------------------------------------------------------
 
@@ -486,12 +473,10 @@ class DiscourseSandbox(Sandbox):
 
     def parse_faults(self, data: Mapping[str, Any]) -> dict[str, Any]:
         out = check_faults(data, extra=("methods",))
-        if "methods" in data:
-            methods = data["methods"]
-            if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
-                raise ValueError('methods must be a list of HTTP methods, e.g. ["PUT", "DELETE"]')
-            out["methods"] = sorted({m.upper() for m in methods})
-        return out
+        methods = data.get("methods", [])
+        if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
+            raise ValueError('methods must be a list of HTTP methods, e.g. ["PUT", "DELETE"]')
+        return out | ({"methods": sorted({m.upper() for m in methods})} if "methods" in data else {})
 
     def _note_host(self, req: Call) -> None:
         if not hasattr(self, "_instance") and "host" in req.headers:
@@ -500,11 +485,9 @@ class DiscourseSandbox(Sandbox):
     def handle(self, req: Call) -> Reply:
         self._note_host(req)
         if storm := self.take_storm():
-            self._note_limited("storm", req)
-            return self._rate_limit_response(int(storm.get("retry_after", 1)))
-        methods = self.faults.get("methods")
-        # errors injected only on these methods (e.g. writes, not reads)
-        if (not methods or req.method in methods) and (status := self.injected_status(503)):
+            return self._rate_limit_response(int(storm.get("retry_after", 1)), "storm", req)
+        # errors injected only on the fault's methods when it names some (e.g. writes, not reads)
+        if req.method in (self.faults.get("methods") or [req.method]) and (status := self.injected_status(503)):
             self.count(f"{req.method} {req.path}", status)
             return Reply(status, text=f"sandbox: injected HTTP {status}\n")
         route, params = _route.match(req.method, *_json_paths(req))
@@ -512,10 +495,8 @@ class DiscourseSandbox(Sandbox):
         self.count(f"{req.method} {route.template if route else req.path}", response.status)
         return response
 
-    def _note_limited(self, kind: str, req: Call) -> None:
+    def _rate_limit_response(self, wait_seconds: int, kind: str, req: Call) -> Reply:
         self.note_limited(kind=kind, request=f"{req.method} {req.path}")
-
-    def _rate_limit_response(self, wait_seconds: int) -> Reply:
         wait_seconds = max(1, int(wait_seconds))
         time_left = f"{wait_seconds} second" + ("s" if wait_seconds != 1 else "")
         return Reply(
@@ -531,27 +512,22 @@ class DiscourseSandbox(Sandbox):
     def _handle_locked(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
         now = time.monotonic()
         # 1. The per-IP middleware (RequestTracker) runs before anything else.
-        if self.settings.ip_limit is not None:
-            hits = self._ip_hits.setdefault(
-                req.client_ip, SlidingWindow(self.settings.ip_limit, self.settings.ip_window)
-            )
-            if (wait := hits.wait(now)) is not None:
-                wait = max(1, math.ceil(wait))
-                self._note_limited("ip", req)
-                return Reply(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
+        limit = self.settings.ip_limit
+        hits = self._ip_hits.setdefault(req.client_ip, SlidingWindow(limit or 1, self.settings.ip_window))
+        if limit is not None and (wait := hits.wait(now)) is not None:
+            self.note_limited(kind="ip", request=f"{req.method} {req.path}")
+            wait = max(1, math.ceil(wait))
+            return Reply(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
         # 2. API key authentication. No key at all: an anonymous visitor of a public site.
-        key = req.headers.get("api-key")
-        username = req.headers.get("api-username") or ""
+        key, username = req.headers.get("api-key"), req.headers.get("api-username") or ""
         if not key:
             return self._dispatch(req, route, params, dict(ANONYMOUS))
-        api_key = self.api_keys.get(key)
-        user = self._user_by_name(username) if username else None
+        api_key, user = self.api_keys.get(key), self._user_by_name(username) if username else None
         if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
             return _invalid_access(BAD_CREDENTIALS)
         # 3. The admin API limit, shared by every admin key of the site (a sliding window).
         if (wait := self._admin_hits.wait(now)) is not None:
-            self._note_limited("admin_api", req)
-            return self._rate_limit_response(math.ceil(wait))
+            return self._rate_limit_response(math.ceil(wait), "admin_api", req)
         return self._dispatch(req, route, params, user)
 
     def _dispatch(self, req: Call, route: Any, params: dict[str, str], user: dict[str, Any]) -> Reply:
@@ -601,11 +577,7 @@ class DiscourseSandbox(Sandbox):
             target = self._user_by_name(str(data["target_user"])) if data.get("target_user") else None
             if acting is None or (data.get("target_user") and target is None) or not data.get("action_name"):
                 return _invalid_parameters("action_name and a known acting_user (and target_user) are required")
-            extra = {
-                k: data[k]
-                for k in ("context", "post_id", "topic_id", "new_value", "previous_value", "flagged_at")
-                if data.get(k) is not None
-            }
+            extra = ("context", "post_id", "topic_id", "new_value", "previous_value", "flagged_at")
             return Reply(
                 200,
                 self.log_staff_action(
@@ -613,7 +585,7 @@ class DiscourseSandbox(Sandbox):
                     acting=acting,
                     target=target,
                     details=str(data.get("details") or ""),
-                    **extra,
+                    **{k: data[k] for k in extra if data.get(k) is not None},
                 ),
             )
 
@@ -629,26 +601,15 @@ class DiscourseSandbox(Sandbox):
         **extra: Any,
     ) -> dict[str, Any]:
         """Add a row to the staff action log (``UserHistorySerializer`` fields)."""
-
-        def basic(user: Mapping[str, Any] | None) -> dict[str, Any] | None:
-            if user is None:
-                return None
-            return {
-                "id": user["id"],
-                "username": user["username"],
-                "name": user["name"],
-                "avatar_template": self._avatar(user),
-            }
-
         entry = shaped(
             _shapes.STAFF_ACTION,
             id=len(self.staff_actions) + 1,
             action_name=action_name,
             details=details,
             action=_STAFF_ACTION_IDS.get(action_name, 0),
-            created_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            acting_user=basic(acting),
-            target_user=basic(target),
+            created_at=_iso(datetime.now(UTC)),
+            acting_user=self._basic_user(acting),
+            target_user=target and self._basic_user(target),
             **extra,
         )
         self.staff_actions.append(entry)
@@ -659,18 +620,27 @@ class DiscourseSandbox(Sandbox):
     def _avatar(self, user: Mapping[str, Any]) -> str:
         return AVATAR.format(letter=user["username"][0].lower())
 
-    def _basic_group(self, group: Mapping[str, Any]) -> dict[str, Any]:
-        return shaped(
-            _shapes.USER_GROUP,
-            id=group["id"],
-            name=group["name"],
-            display_name=group["name"],
-            full_name=group["full_name"],
-            user_count=len(group["members"]),
-        )
+    def _basic_user(self, user: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "id": user["id"],
+            "username": user["username"],
+            "name": user["name"],
+            "avatar_template": self._avatar(user),
+        }
 
     def _user_groups(self, user: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return [self._basic_group(g) for g in self.groups.values() if user["id"] in g["members"]]
+        return [
+            shaped(
+                _shapes.USER_GROUP,
+                id=g["id"],
+                name=g["name"],
+                display_name=g["name"],
+                full_name=g["full_name"],
+                user_count=len(g["members"]),
+            )
+            for g in self.groups.values()
+            if user["id"] in g["members"]
+        ]
 
     def _admin_user(self, user: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
         # Not in the spec's schema (which forbids extra fields), so not sent: last_posted_at.
@@ -748,9 +718,7 @@ class DiscourseSandbox(Sandbox):
     def _post_fields(
         self, post: Mapping[str, Any], template: Mapping[str, Any], acting: Mapping[str, Any]
     ) -> dict[str, Any]:
-        author = self.users[post["user_id"]]
-        topic = self.topics[post["topic_id"]]
-        out = copy.deepcopy(dict(template))
+        author, topic = self.users[post["user_id"]], self.topics[post["topic_id"]]
         values = dict(
             id=post["id"],
             name=author["name"],
@@ -778,20 +746,15 @@ class DiscourseSandbox(Sandbox):
             excerpt=html.escape(post["raw"][:100]),
             truncated=len(post["raw"]) > 100,
         )
-        for key, value in values.items():
-            if key in out:
-                out[key] = value
-        return out
+        return shaped(template, **{k: v for k, v in values.items() if k in template})
 
     def _poll_json(self, poll: Mapping[str, Any], post: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
         """A poll as ``user`` reads it (``PollSerializer``): ``public`` only on a public poll, each
         option's count only when ``user`` may see results (``Poll#can_see_results?``); the number
         of voters always."""
-        counts: Counter[str] = Counter()
-        for options in poll["votes"].values():
-            counts.update(options)
+        counts = Counter(option for options in poll["votes"].values() for option in options)
         see = _can_see_results(poll, post, user)
-        out = {
+        return {
             "name": poll["name"],
             "type": poll["type"],
             "status": poll["status"],
@@ -803,14 +766,9 @@ class DiscourseSandbox(Sandbox):
                 for o in poll["options"]
             ],
             "voters": len(poll["votes"]),
+            **({"public": True} if poll["public"] else {}),
+            **{key: poll[key] for key in ("groups", "close") if poll[key]},
         }
-        if poll["public"]:
-            out["public"] = True
-        if poll["groups"]:
-            out["groups"] = poll["groups"]
-        if poll["close"]:
-            out["close"] = poll["close"]
-        return out
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -833,12 +791,10 @@ class DiscourseSandbox(Sandbox):
         if not self.webhook.url or event not in self.webhook.events:
             return
         with self._lock:
-            event_id = self._next_event
-            self._next_event += 1
-            headers, body = self._webhook_request(event, event_id, payload)
+            headers, body = self._webhook_request(event, payload)
             self.webhook_pending.append(
                 {
-                    "event_id": str(event_id),
+                    "event_id": headers["X-Discourse-Event-Id"],
                     "event": event,
                     "url": self.webhook.url,
                     "body": body.decode("utf-8"),
@@ -861,47 +817,42 @@ class DiscourseSandbox(Sandbox):
                 self._webhook_thread.start()
         self._webhook_wake.set()
 
-    def _webhook_request(self, event: str, event_id: int, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
-        event_type = "ping" if event == "ping" else event.split("_", 1)[0]
+    def _webhook_request(self, event: str, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+        """The headers and body of the next webhook event (it takes the next event id)."""
+        with self._lock:
+            self._next_event += 1
+            event_id = self._next_event - 1
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        secret = self.webhook.secret
         headers = {
             "Content-Type": "application/json",
             "Host": "127.0.0.1",
             "User-Agent": "Discourse/3.5.0",
             "X-Discourse-Instance": self.instance,
             "X-Discourse-Event-Id": str(event_id),
-            "X-Discourse-Event-Type": event_type,
+            "X-Discourse-Event-Type": "ping" if event == "ping" else event.split("_", 1)[0],
             "X-Discourse-Event": event,
+            **({"X-Discourse-Event-Signature": sign_body(secret, body)} if secret else {}),
         }
-        if self.webhook.secret:
-            headers["X-Discourse-Event-Signature"] = sign_body(self.webhook.secret, body)
         return headers, body
 
-    def _next_delivery(self) -> tuple[dict[str, Any] | None, float | None]:
-        """The pending delivery due now, else (None, seconds until the next one or None)."""
-        with self._lock:
-            if self._webhook_closed or not self.webhook_pending:
-                return None, None
-            item = min(self.webhook_pending, key=lambda p: (p["due"], int(p["event_id"])))
-            wait = item["due"] - time.time()
-            return (item, None) if wait <= 0 else (None, wait)
-
     def _deliver_webhooks(self) -> None:
+        """Send the pending deliveries when due, earliest first; idle for 5 s: end."""
         idle_since = time.monotonic()
         with httpx.Client(timeout=20.0) as client:
             while not self._webhook_closed:
-                item, wait = self._next_delivery()
-                if item is None:
-                    if wait is None and time.monotonic() - idle_since > 5.0:
-                        with self._lock:  # nothing pending: end (the next _emit starts one)
-                            if not self.webhook_pending:
-                                self._webhook_thread = None
-                                return
-                    self._webhook_wake.wait(min(wait or 1.0, 1.0))
+                with self._lock:
+                    item = min(self.webhook_pending, key=lambda p: (p["due"], int(p["event_id"])), default=None)
+                    if item is None and time.monotonic() - idle_since > 5.0:
+                        self._webhook_thread = None  # the next _emit starts another
+                        return
+                wait = item["due"] - time.time() if item else 1.0
+                if item is None or wait > 0:
+                    self._webhook_wake.wait(min(wait, 1.0))
                     self._webhook_wake.clear()
-                    continue
-                idle_since = time.monotonic()
-                self._attempt(client, item)
+                else:
+                    idle_since = time.monotonic()
+                    self._attempt(client, item)
 
     def _attempt(self, client: httpx.Client, item: dict[str, Any]) -> None:
         record = {
@@ -911,11 +862,11 @@ class DiscourseSandbox(Sandbox):
             "attempt": item["attempts"] + 1,
         }
         try:
-            response = client.post(item["url"], content=item["body"].encode("utf-8"), headers=item["headers"])
-            record["status"] = response.status_code
+            record["status"] = client.post(
+                item["url"], content=item["body"].encode("utf-8"), headers=item["headers"]
+            ).status_code
         except httpx.HTTPError as exc:
-            record["status"] = None
-            record["error"] = type(exc).__name__
+            record.update(status=None, error=type(exc).__name__)
         with self._lock:
             delays = self.settings.webhook_retry_delays
             item["attempts"] += 1
@@ -953,12 +904,7 @@ class DiscourseSandbox(Sandbox):
                 "closed": False,
                 "archived": False,
                 "visible": True,
-                "created_by": {
-                    "id": author["id"],
-                    "username": author["username"],
-                    "name": author["name"],
-                    "avatar_template": self._avatar(author),
-                },
+                "created_by": self._basic_user(author),
             }
         }
 
@@ -1005,10 +951,6 @@ def _named_group(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
     return sb._group_by_name(req.params["name"]) or _not_found()
 
 
-def _group_at(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
-    return sb.groups.get(_int_param(req.params["id"]) or 0) or _not_found()
-
-
 # UserHistory.actions ids of the rows the sandbox writes (others: 0).
 _STAFF_ACTION_IDS = {
     "delete_user": 1,
@@ -1034,11 +976,10 @@ def _staff_action_logs(sb: DiscourseSandbox, req: Call) -> Reply:
         for r in reversed(sb.staff_actions)
         if not req.arg("action_name") or r["action_name"] == req.arg("action_name")
     ]
-    chunk = rows[page * limit : (page + 1) * limit]
     return Reply(
         200,
         {
-            "staff_action_logs": copy.deepcopy(chunk),
+            "staff_action_logs": copy.deepcopy(rows[page * limit : (page + 1) * limit]),
             "total_rows_staff_action_logs": len(rows),
             "load_more_staff_action_logs": f"/admin/logs/staff_action_logs.json?limit={limit}&page={page + 1}",
             "extras": {
@@ -1048,61 +989,42 @@ def _staff_action_logs(sb: DiscourseSandbox, req: Call) -> Reply:
     )
 
 
-@_route("PUT", "/admin/users/{id}/suspend.json", access="staff", bind={"kind": "suspend"}, find=_target)
-@_route("PUT", "/admin/users/{id}/silence.json", access="staff", bind={"kind": "silence"}, find=_target)
-def _restrict(sb: DiscourseSandbox, req: Call, target: dict[str, Any], kind: str) -> Reply:
-    # PUT /admin/users/{id}/suspend.json {suspend_until, reason} and silence.json {silenced_till, reason}.
+# PUT /admin/users/{id}/suspend.json {suspend_until, reason} and silence.json {silenced_till, reason}.
+@_route(
+    "PUT",
+    "/admin/users/{id}/suspend.json",
+    access="staff",
+    bind={"kind": "suspend", "past": "suspended", "field": "suspend_until"},
+    find=_target,
+)
+@_route(
+    "PUT",
+    "/admin/users/{id}/silence.json",
+    access="staff",
+    bind={"kind": "silence", "past": "silenced", "field": "silenced_till"},
+    find=_target,
+)
+def _restrict(sb: DiscourseSandbox, req: Call, target: dict[str, Any], kind: str, past: str, field: str) -> Reply:
     data = req.form()
-    until_field = "suspend_until" if kind == "suspend" else "silenced_till"
-    if not data.get(until_field) or not data.get("reason"):
-        missing = until_field if not data.get(until_field) else "reason"
+    if missing := next((name for name in (field, "reason") if not data.get(name)), None):
         return _invalid_parameters(f"param is missing or the value is empty: {missing}")
-    try:
-        until = datetime.fromisoformat(str(data[until_field]).replace("Z", "+00:00"))
-    except ValueError:
-        return _invalid_parameters(f"{until_field} is not a date")
-    until = until if until.tzinfo else until.replace(tzinfo=UTC)
+    if (until := _parse_ts(data[field])) is None:
+        return _invalid_parameters(f"{field} is not a date")
     if target["admin"]:
         return _invalid_access()
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    till = until.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    target["suspended_till" if kind == "suspend" else "silenced_till"] = till
-    acting = req.user or {}
+    till, reason = _iso(until), str(data["reason"])
+    target[f"{past}_till"] = till
     sb.log_staff_action(
-        f"{kind}_user",
-        acting=acting,
-        target=target,
-        details=str(data["reason"]),
-        new_value=till,
-        post_id=data.get("post_id"),
+        f"{kind}_user", acting=req.user, target=target, details=reason, new_value=till, post_id=data.get("post_id")
     )
-    by, reason = _poster(sb, acting), str(data["reason"])
-    if kind == "suspend":
-        return Reply(
-            200,
-            {
-                "suspension": {
-                    "suspend_reason": reason,
-                    "full_suspend_reason": reason,
-                    "suspended_till": till,
-                    "suspended_at": now,
-                    "suspended_by": by,
-                }
-            },
-        )
-    return Reply(
-        200,
-        {
-            "silence": {
-                "silenced": True,
-                "silence_reason": reason,
-                "full_silence_reason": reason,
-                "silenced_till": till,
-                "silenced_at": now,
-                "silenced_by": by,
-            }
-        },
-    )
+    answer = {
+        f"{kind}_reason": reason,
+        f"full_{kind}_reason": reason,
+        f"{past}_till": till,
+        f"{past}_at": _iso(datetime.now(UTC)),
+        f"{past}_by": _poster(sb, req.user),
+    }
+    return Reply(200, {"suspension": answer} if kind == "suspend" else {"silence": {"silenced": True, **answer}})
 
 
 @_route("GET", "/u/{username}.json", find=lambda sb, req: sb._user_by_name(req.params["username"]) or _not_found())
@@ -1110,17 +1032,20 @@ def _get_user(sb: DiscourseSandbox, req: Call, user: dict[str, Any]) -> Reply:
     return Reply(200, {"user_badges": [], "user": sb._user_show(user)})
 
 
+# The lists of /admin/users/list/{flag}.json; nobody is suspended, silenced ("blocked") or suspect here.
+_USER_LISTS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "staff": lambda u: u["admin"] or u["moderator"],
+    "active": lambda u: u["active"],
+    "new": lambda u: u["trust_level"] == 0,
+    **dict.fromkeys(("suspended", "blocked", "suspect"), lambda u: False),
+}
+
+
 @_route("GET", "/admin/users/list/{flag}.json", access="staff")
 def _list_users(sb: DiscourseSandbox, req: Call) -> Reply:
-    flag = req.params["flag"]
-    if flag not in ("active", "new", "staff", "suspended", "blocked", "suspect"):
+    if (keep := _USER_LISTS.get(req.params["flag"])) is None:
         return _not_found()
     page = max(_int_param(req.arg("page", "1")) or 1, 1)
-    keep = {
-        "staff": lambda u: u["admin"] or u["moderator"],
-        "active": lambda u: u["active"],
-        "new": lambda u: u["trust_level"] == 0,
-    }.get(flag, lambda u: False)
     users = [u for u in sorted(sb.users.values(), key=lambda u: u["id"]) if keep(u)]
     return Reply(200, [sb._list_item(u) for u in users[(page - 1) * 100 : page * 100]])
 
@@ -1130,31 +1055,24 @@ def _admin_get_user(sb: DiscourseSandbox, req: Call, user: dict[str, Any]) -> Re
     return Reply(200, sb._admin_user(user, req.user or {}))
 
 
-@_route(
-    "PUT",
-    "/admin/users/{id}/grant_moderation.json",
-    access="admin",
-    optional_json=True,
-    bind={"grant": True},
-    find=_target,
-)
-@_route(
-    "PUT",
-    "/admin/users/{id}/revoke_moderation.json",
-    access="admin",
-    optional_json=True,
-    bind={"grant": False},
-    find=_target,
-)
-def _moderation(sb: DiscourseSandbox, req: Call, target: dict[str, Any], grant: bool) -> Reply:
-    if target["moderator"] == grant:  # Guardian#can_grant_moderation? is false for a moderator
+_ADMIN_ACTION: dict[str, Any] = {"access": "admin", "optional_json": True, "find": _target}
+
+
+# Guardian#can_grant_moderation? is false for a moderator; nobody may revoke their own admin or
+# the system user's (id below 0).
+@_route("PUT", "/admin/users/{id}/grant_moderation.json", **_ADMIN_ACTION, bind={"role": "moderator", "grant": True})
+@_route("PUT", "/admin/users/{id}/revoke_moderation.json", **_ADMIN_ACTION, bind={"role": "moderator", "grant": False})
+@_route("PUT", "/admin/users/{id}/revoke_admin.json", **_ADMIN_ACTION, bind={"role": "admin", "grant": False})
+def _set_role(sb: DiscourseSandbox, req: Call, target: dict[str, Any], role: str, grant: bool) -> Reply:
+    if target[role] == grant or (role == "admin" and (target["id"] == req.user["id"] or target["id"] < 0)):
         return _invalid_access()
-    target["moderator"] = grant
-    sb._record_role_change("grant_moderation" if grant else "revoke_moderation", target, req.user["username"])
+    target[role] = grant
+    action = f"{'grant' if grant else 'revoke'}_{'moderation' if role == 'moderator' else 'admin'}"
+    sb._record_role_change(action, target, req.user["username"])
     return Reply(200, sb._admin_user(target, req.user))
 
 
-@_route("PUT", "/admin/users/{id}/grant_admin.json", access="admin", optional_json=True, find=_target)
+@_route("PUT", "/admin/users/{id}/grant_admin.json", **_ADMIN_ACTION)
 def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
     acting = req.user
     if target["admin"]:
@@ -1162,9 +1080,12 @@ def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Rep
     if acting["second_factor_enabled"]:
         # The second-factor challenge cannot be completed over the API.
         return Reply(403, {"second_factor_challenge_nonce": secrets.token_hex(16)})
-    token = secrets.token_hex(16)
-    expires = datetime.now(UTC) + timedelta(hours=sb.settings.grant_admin_confirmation_hours)
-    sb.pending_admin[token] = {"user_id": target["id"], "requested_by": acting["username"], "expires_at": _iso(expires)}
+    token, hours = secrets.token_hex(16), sb.settings.grant_admin_confirmation_hours
+    sb.pending_admin[token] = {
+        "user_id": target["id"],
+        "requested_by": acting["username"],
+        "expires_at": _iso(datetime.now(UTC) + timedelta(hours=hours)),
+    }
     sb.emails.append(
         {
             "to": acting["email"] or f"{acting['username']}@example.invalid",
@@ -1175,15 +1096,6 @@ def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Rep
     )
     sb._record_role_change("grant_admin", target, acting["username"], "email_confirmation_required")
     return Reply(200, {"success": "OK", "email_confirmation_required": True})
-
-
-@_route("PUT", "/admin/users/{id}/revoke_admin.json", access="admin", optional_json=True, find=_target)
-def _revoke_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
-    if not target["admin"] or target["id"] == req.user["id"] or target["id"] < 0:
-        return _invalid_access()
-    target["admin"] = False
-    sb._record_role_change("revoke_admin", target, req.user["username"])
-    return Reply(200, sb._admin_user(target, req.user))
 
 
 @_route("GET", "/admin/site_settings.json", access="admin")
@@ -1220,8 +1132,7 @@ def _get_group(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
 
 @_route("GET", "/groups/{name}/members.json", find=_named_group)
 def _group_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
-    limit = _int_param(req.arg("limit", "50"))
-    offset = _int_param(req.arg("offset", "0"))
+    limit, offset = _int_param(req.arg("limit", "50")), _int_param(req.arg("offset", "0"))
     if limit is None or offset is None or limit < 1 or offset < 0:
         return _invalid_parameters("limit and offset must be non-negative integers")
     if limit > 1000:
@@ -1237,29 +1148,29 @@ def _group_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Re
     )
 
 
-def _usernames(sb: DiscourseSandbox, req: Call) -> tuple[list[dict[str, Any]], list[str]] | Reply:
-    data = req.form()
-    names = [n.strip() for n in str(data.get("usernames") or "").split(",") if n.strip()]
+def _membership(sb: DiscourseSandbox, req: Call) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]] | Reply:
+    """The group of the path, the known users the body names and the names unknown."""
+    group = sb.groups.get(_int_param(req.params["id"]) or 0)
+    names = [n.strip() for n in str(req.form().get("usernames") or "").split(",") if n.strip()]
+    if group is None:
+        return _not_found()
     if not names:
         return _invalid_parameters("param is missing or the value is empty: usernames")
-    users = [u for u in (sb._user_by_name(n) for n in names) if u is not None]
-    missing = [n for n in names if sb._user_by_name(n) is None]
-    return users, missing
+    return group, [u for n in names if (u := sb._user_by_name(n))], [n for n in names if sb._user_by_name(n) is None]
 
 
-@_route("PUT", "/groups/{id}/members.json", find=_group_at)
-def _add_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
-    found = _usernames(sb, req)
-    if isinstance(found, Reply):
-        return found
-    users, missing = found
+@_route("PUT", "/groups/{id}/members.json", find=_membership)
+def _add_members(
+    sb: DiscourseSandbox, req: Call, found: tuple[dict[str, Any], list[dict[str, Any]], list[str]]
+) -> Reply:
+    group, users, missing = found
     if not users:
         return _invalid_parameters(f"Could not find user(s): {', '.join(missing)}")
-    already = [u["username"] for u in users if u["id"] in group["members"]]
-    if len(already) == len(users):
+    if all(u["id"] in group["members"] for u in users):
         # GroupsController#add_members: every named user is already in the group.
+        already = sorted(u["username"] for u in users)
         noun = "is already a member" if len(already) == 1 else "are already members"
-        return _error(422, f"{', '.join(sorted(already))} {noun} of this group.")
+        return _error(422, f"{', '.join(already)} {noun} of this group.")
     added = []
     for user in users:
         if user["id"] not in group["members"]:
@@ -1269,13 +1180,12 @@ def _add_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Repl
     return Reply(200, {"success": "OK", "usernames": added, "emails": []})
 
 
-@_route("DELETE", "/groups/{id}/members.json", find=_group_at)
-def _remove_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
-    found = _usernames(sb, req)
-    if isinstance(found, Reply):
-        return found
-    users, missing = found
-    removed, skipped = [], list(missing)
+@_route("DELETE", "/groups/{id}/members.json", find=_membership)
+def _remove_members(
+    sb: DiscourseSandbox, req: Call, found: tuple[dict[str, Any], list[dict[str, Any]], list[str]]
+) -> Reply:
+    group, users, skipped = found
+    removed = []
     for user in users:
         if user["id"] in group["members"]:
             del group["members"][user["id"]]
@@ -1326,20 +1236,16 @@ _POLL_RE = re.compile(r"\[poll([^\]]*)\](.*?)\[/poll\]", re.DOTALL)
 def _parse_polls(raw: str) -> list[dict[str, Any]] | str:
     polls: list[dict[str, Any]] = []
     for match in _POLL_RE.finditer(raw):
-        attrs = dict(re.findall(r"(\w+)=(\"[^\"]*\"|\S+)", match.group(1)))
-        attrs = {k: v.strip('"') for k, v in attrs.items()}
+        attrs = {k: v.strip('"') for k, v in re.findall(r"(\w+)=(\"[^\"]*\"|\S+)", match.group(1))}
         labels = [m.group(1).strip() for m in re.finditer(r"^\s*(?:[*\-]|\d+\.)\s+(.+)$", match.group(2), re.MULTILINE)]
+        name = attrs.get("name", "poll")
         if len(labels) < 2:
             return "Poll must have at least 2 options."
-        if len(set(labels)) != len(labels):
-            return "Poll options must be unique."
-        name = attrs.get("name", "poll")
-        if any(p["name"] == name for p in polls):
-            return "Poll names must be unique."
-        options = []
-        for label in labels:
-            option_html = html.escape(label)
-            options.append({"id": _option_digest(option_html), "html": option_html, "label": label})
+        if len(set(labels)) != len(labels) or any(p["name"] == name for p in polls):
+            return f"Poll {'options' if len(set(labels)) != len(labels) else 'names'} must be unique."
+        options = [
+            {"id": _option_digest(h), "html": h, "label": label} for label in labels for h in [html.escape(label)]
+        ]
         polls.append(
             {
                 "name": name,
@@ -1365,36 +1271,33 @@ def _create_post_error(message: str) -> Reply:
     return Reply(422, {"action": "create_post", "errors": [message]})
 
 
-def _recipients(sb: DiscourseSandbox, data: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, int]], None]:
-    """A private message's recipients (users or groups, by name), for ``_new_topic_errors``."""
+def _recipient(sb: DiscourseSandbox, name: str) -> tuple[str, int] | None:
+    user, group = sb._user_by_name(name), sb._group_by_name(name)
+    return ("user", user["id"]) if user else ("group", group["id"]) if group else None
+
+
+def _recipients(sb: DiscourseSandbox, data: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, int]]]:
+    """A private message's errors and recipients (users or groups, by name)."""
     names = [
         n.strip()
         for n in str(data.get("target_recipients") or data.get("target_usernames") or "").split(",")
         if n.strip()
     ]
-    errors, found = [] if names else ["You must choose a valid user."], []
-    for name in names:
-        if (user := sb._user_by_name(name)) is not None:
-            found.append(("user", user["id"]))
-        elif (group := sb._group_by_name(name)) is not None:
-            found.append(("group", group["id"]))
-        else:
-            errors.append(f"Sorry, there is no user or group called {name}.")
-    return errors, found, None
+    found = [(name, _recipient(sb, name)) for name in names]
+    errors = [] if names else ["You must choose a valid user."]
+    errors += [f"Sorry, there is no user or group called {name}." for name, ref in found if ref is None]
+    return errors, [ref for _, ref in found if ref is not None]
 
 
 def _new_topic_errors(
     sb: DiscourseSandbox, data: Mapping[str, Any], is_pm: bool
 ) -> tuple[list[str], list[tuple[str, int]], int | None]:
     """A new topic's errors, its PM recipients and its category."""
-    if is_pm:
-        errors, recipients, category_id = _recipients(sb, data)
-    else:
-        errors, recipients, category_id = [], [], _int_param(data.get("category"))
-        if category_id is not None and category_id not in sb.categories:
-            errors.append("Category can't be blank")
-    external_id = data.get("external_id")
-    if external_id and any(t["external_id"] == external_id for t in sb.topics.values()):
+    errors, recipients = _recipients(sb, data) if is_pm else ([], [])
+    category_id = None if is_pm else _int_param(data.get("category"))
+    if category_id is not None and category_id not in sb.categories:
+        errors.append("Category can't be blank")
+    if (external_id := data.get("external_id")) and any(t["external_id"] == external_id for t in sb.topics.values()):
         errors.append("External ID has already been taken")
     return errors, recipients, category_id
 
@@ -1407,9 +1310,10 @@ def _body_errors(sb: DiscourseSandbox, raw: str, min_body: int, acting: Mapping[
     elif len(raw.strip()) < min_body:
         errors.append(f"Body is too short (minimum is {min_body} characters)")
     # UniquePostValidator: the same raw from the same user within unique_posts_mins.
-    horizon = time.time() - settings.unique_posts_mins * 60
     if raw.strip() and any(
-        p["user_id"] == acting["id"] and p["raw"].strip() == raw.strip() and p["_ts"] > horizon
+        p["user_id"] == acting["id"]
+        and p["raw"].strip() == raw.strip()
+        and p["_ts"] > time.time() - settings.unique_posts_mins * 60
         for p in sb.posts.values()
     ):
         errors.append("Body is too similar to what you recently posted")
@@ -1490,20 +1394,16 @@ _POST_UPDATED_KEYS = tuple(
 
 def _writable_post(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
     """The post of the path when the caller may change it (its author or staff)."""
-    post = sb.posts.get(_int_param(req.params["id"]) or 0)
-    acting = req.user
+    post, acting = sb.posts.get(_int_param(req.params["id"]) or 0), req.user
     if post is None or not _visible(sb, post, acting):
         return _not_found()
-    if post["user_id"] != acting["id"] and not (acting["admin"] or acting["moderator"]):
-        return _invalid_access()
-    return post
+    return post if post["user_id"] == acting["id"] or acting["admin"] or acting["moderator"] else _invalid_access()
 
 
 @_route("PUT", "/posts/{id}.json", find=_writable_post)
 def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply:
     """Edit a post (its author or staff); Discourse sends ``post_edited`` to its webhooks."""
-    acting = req.user
-    data = req.form()
+    acting, data = req.user, req.form()
     fields: dict[str, Any] = (
         data["post"]
         if isinstance(data.get("post"), dict)
@@ -1513,8 +1413,7 @@ def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply
     minimum = sb.settings.min_first_post_length if post["post_number"] == 1 else sb.settings.min_post_length
     if len(raw.strip()) < minimum:
         return _create_post_error(f"Body is too short (minimum is {minimum} characters)")
-    polls = _parse_polls(raw)
-    if isinstance(polls, str):
+    if isinstance(polls := _parse_polls(raw), str):
         return _create_post_error(polls)
     post.update(
         raw=raw,
@@ -1525,8 +1424,7 @@ def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply
     )
     sb._emit("post_edited", sb._post_payload(post))
     shown = _post_show(sb, post, acting)
-    out = {key: shown.get(key) for key in _POST_UPDATED_KEYS}
-    out.update(
+    out = {key: shown.get(key) for key in _POST_UPDATED_KEYS} | dict(
         version=post["version"],
         edit_reason=post.get("edit_reason"),
         wiki=False,
@@ -1543,11 +1441,9 @@ def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply
 def _destroy_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply:
     """Delete a post (author or staff: ``PostsController#destroy``, 200); a first post takes its
     topic. Discourse sends ``post_destroyed`` with the post as ``post_created`` has it."""
-    payload = sb._post_payload(post)
-    payload["post"]["deleted_at"] = _iso(datetime.now(UTC))
+    payload = {"post": sb._post_payload(post)["post"] | {"deleted_at": _iso(datetime.now(UTC))}}
     topic = sb.topics[post["topic_id"]]
-    gone = list(topic["posts"]) if post["post_number"] == 1 else [post["id"]]
-    for pid in gone:
+    for pid in list(topic["posts"]) if post["post_number"] == 1 else [post["id"]]:
         sb.posts.pop(pid, None)
         topic["posts"].remove(pid)
     if post["post_number"] == 1:
@@ -1574,19 +1470,19 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
         return _error(
             501, f"not emulated by the sandbox: POST /post_actions.json with post_action_type_id {kind}", "not_emulated"
         )
-    post = sb.posts.get(post_id)
-    if post is None or not _visible(sb, post, acting):
+    if (post := sb.posts.get(post_id)) is None or not _visible(sb, post, acting):
         return _not_found()
     if any(f["post_id"] == post_id and f["user_id"] == acting["id"] and f["type"] == kind for f in sb.flags):
         return _invalid_access()
-    flag = {
-        "id": len(sb.flags) + 1,
-        "post_id": post_id,
-        "user_id": acting["id"],
-        "type": kind,
-        "at": _iso(datetime.now(UTC)),
-    }
-    sb.flags.append(flag)
+    sb.flags.append(
+        flag := {
+            "id": len(sb.flags) + 1,
+            "post_id": post_id,
+            "user_id": acting["id"],
+            "type": kind,
+            "at": _iso(datetime.now(UTC)),
+        }
+    )
     sb._emit(
         "flag_created",
         {
@@ -1594,12 +1490,7 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
                 "id": flag["id"],
                 "post": sb._post_payload(post)["post"],
                 "flag_type": _FLAG_TYPES[kind],
-                "created_by": {
-                    "id": acting["id"],
-                    "username": acting["username"],
-                    "name": acting["name"],
-                    "avatar_template": sb._avatar(acting),
-                },
+                "created_by": sb._basic_user(acting),
                 "created_at": flag["at"],
                 "resolved_at": None,
                 "resolved_by": None,
@@ -1622,6 +1513,11 @@ def _multipart(req: Call) -> dict[str, Any]:
 _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+def _base62(number: int) -> str:
+    """An upload's short name: its SHA1 in base 62 (Upload.base62_sha1)."""
+    return _base62(number // 62) + _BASE62[number % 62] if number else ""
+
+
 @_route("POST", "/uploads.json")
 def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
     # UploadsController#create: a multipart body with upload_type and file; the same content
@@ -1636,19 +1532,16 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
         return Reply(422, {"errors": ["You must provide a file to upload."]})
     content: bytes = file["content"]
     sha1 = hashlib.sha1(content).hexdigest()  # noqa: S324 - Discourse's content key
-    found = next((u for u in sb.uploads.values() if u["sha1"] == sha1), None)
-    if found is None:
-        uid = len(sb.uploads) + 1
-        filename = str(file["filename"] or "upload")
+    if (found := next((u for u in sb.uploads.values() if u["sha1"] == sha1), None)) is None:
+        uid, filename = len(sb.uploads) + 1, str(file["filename"] or "upload")
         ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
-        width = height = 0
-        if content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) >= 24:
-            width, height = int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")
-        number, short = int(sha1, 16), ""
-        while number:
-            number, r = divmod(number, 62)
-            short = _BASE62[r] + short
-        found = {
+        # A PNG's IHDR chunk: the width and height, big-endian, at bytes 16-24.
+        png = content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) >= 24
+        width, height = (
+            (int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")) if png else (0, 0)
+        )
+        short = _base62(int(sha1, 16))
+        found = sb.uploads[uid] = {
             "id": uid,
             "sha1": sha1,
             "url": f"/uploads/default/original/1X/{sha1}.{ext}",
@@ -1668,7 +1561,6 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
             "user_id": req.user["id"] if req.user else None,
             "content": content,
         }
-        sb.uploads[uid] = found
     return Reply(200, {k: v for k, v in found.items() if k not in ("sha1", "user_id", "content")})
 
 
@@ -1686,28 +1578,27 @@ def _visible(
                 for kind, ref in topic["allowed"]
             )
         category = sb.categories.get(topic["category_id"])
-    cat = category
-    if not (cat and cat["read_restricted"]):
-        return True
-    permitted = {name.lower() for name in cat["permissions"]}
-    return any(g["name"].lower() in permitted and user["id"] in g["members"] for g in sb.groups.values())
+    return not (category and category["read_restricted"]) or _member_of(sb, user, category["permissions"])
+
+
+def _member_of(sb: DiscourseSandbox, user: Mapping[str, Any], groups: Iterable[str]) -> bool:
+    """Whether ``user`` is in one of the groups named (any case)."""
+    names = {name.lower() for name in groups}
+    return any(g["name"].lower() in names and user["id"] in g["members"] for g in sb.groups.values())
 
 
 def _poll_closed(poll: Mapping[str, Any]) -> bool:
     # Poll#is_closed?: closed by hand or past its close time.
-    if poll["status"] == "closed":
-        return True
     close = _parse_ts(poll["close"]) if poll["close"] else None
-    return close is not None and close <= datetime.now(UTC)
+    return poll["status"] == "closed" or (close is not None and close <= datetime.now(UTC))
 
 
 def _can_see_results(poll: Mapping[str, Any], post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:
     """``Poll#can_see_results?`` (plugins/poll/app/models/poll.rb)."""
     if poll["results"] == "staff_only":
         return bool(user["admin"] or user["moderator"])
-    if poll["results"] == "on_vote" and (user["id"] == post["user_id"] or user["id"] in poll["votes"]):
-        return True
-    return poll["results"] == "always" or _poll_closed(poll)
+    voted = user["id"] == post["user_id"] or user["id"] in poll["votes"]
+    return poll["results"] == "always" or (poll["results"] == "on_vote" and voted) or _poll_closed(poll)
 
 
 def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
@@ -1715,8 +1606,7 @@ def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[st
     if post["polls"]:
         out["polls"] = [sb._poll_json(p, post, acting) for p in post["polls"]]
         # The reader's own votes only (the poll plugin's ``polls_votes`` on PostSerializer).
-        own = {p["name"]: list(p["votes"][acting["id"]]) for p in post["polls"] if acting["id"] in p["votes"]}
-        if own:
+        if own := {p["name"]: list(p["votes"][acting["id"]]) for p in post["polls"] if acting["id"] in p["votes"]}:
             out["polls_votes"] = own
     return out
 
@@ -1724,21 +1614,21 @@ def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[st
 @_route("GET", "/posts/{id}.json")
 def _get_post(sb: DiscourseSandbox, req: Call) -> Reply:
     post = sb.posts.get(_int_param(req.params["id"]) or 0)
-    if post is not None and req.user.get("anonymous") and not _visible(sb, post, req.user):
-        return _invalid_access()  # Guardian#ensure_can_see! on a private post, for a visitor
     if post is None or not _visible(sb, post, req.user):
-        return _not_found()
+        return _unseen(req, post is not None)
     return Reply(200, _post_show(sb, post, req.user))
+
+
+def _unseen(req: Call, exists: bool) -> Reply:
+    """Guardian#ensure_can_see!: a visitor is told to log in (403), a member sees "not found"."""
+    return _invalid_access() if exists and req.user.get("anonymous") else _not_found()
 
 
 @_route("GET", "/posts/by_number/{topic_id}/{number}.json")
 def _post_by_number(sb: DiscourseSandbox, req: Call) -> Reply:
-    topic = sb.topics.get(_int_param(req.params["topic_id"]) or 0)
-    number = _int_param(req.params["number"]) or 0
-    if topic is None or not 1 <= number <= len(topic["posts"]):
-        return _not_found()
-    post = sb.posts[topic["posts"][number - 1]]
-    if not _visible(sb, post, req.user):
+    topic, number = sb.topics.get(_int_param(req.params["topic_id"]) or 0), _int_param(req.params["number"]) or 0
+    post = sb.posts[topic["posts"][number - 1]] if topic and 1 <= number <= len(topic["posts"]) else None
+    if post is None or not _visible(sb, post, req.user):
         return _not_found()
     return Reply(200, _post_show(sb, post, req.user))
 
@@ -1758,25 +1648,17 @@ def _latest_posts(sb: DiscourseSandbox, req: Call) -> Reply:
 
 @_route("GET", "/t/external_id/{external_id}.json")
 def _topic_by_external_id(sb: DiscourseSandbox, req: Call) -> Reply:
-    for topic in sb.topics.values():
-        if topic["external_id"] == req.params["external_id"]:
-            return Reply(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
-    return _not_found()
+    topic = next((t for t in sb.topics.values() if t["external_id"] == req.params["external_id"]), None)
+    return _not_found() if topic is None else Reply(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
 
 
 def _poster(sb: DiscourseSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": user["id"],
-        "username": user["username"],
-        "name": user["name"] or "",
-        "avatar_template": sb._avatar(user),
-    }
+    return {**sb._basic_user(user), "name": user["name"] or ""}
 
 
 def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
     """``template`` (a shape) filled with what the sandbox knows of ``topic``."""
     last = sb.posts[topic["posts"][-1]] if topic["posts"] else None
-    out = copy.deepcopy(dict(template))
     values = dict(
         id=topic["id"],
         title=topic["title"],
@@ -1803,44 +1685,38 @@ def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapp
             }
         ],
     )
-    out.update({k: v for k, v in values.items() if k in out})
-    return out
+    return shaped(template, **{k: v for k, v in values.items() if k in template})
 
 
-def _topic_or_refusal(sb: DiscourseSandbox, req: Call, topic_id: int | None) -> dict[str, Any] | Reply:
-    topic = sb.topics.get(topic_id or 0)
+def _readable_topic(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
+    topic = sb.topics.get(_int_param(req.params["id"]) or 0)
     if topic is None or (topic["posts"] and not _visible(sb, sb.posts[topic["posts"][0]], req.user)):
-        # Guardian#ensure_can_see!: a visitor is told to log in (403), a member sees "not found".
-        return _invalid_access() if topic is not None and req.user.get("anonymous") else _not_found()
+        return _unseen(req, topic is not None)
     return topic
 
 
 # Registered before /t/{slug}/{id}.json, which would take "posts" for an id (Rails' routes list
 # `t/:topic_id/posts` first too).
-@_route("GET", "/t/{topic_id}/posts.json")
-def _topic_posts(sb: DiscourseSandbox, req: Call) -> Reply:
+@_route("GET", "/t/{id}/posts.json", find=_readable_topic)
+def _topic_posts(sb: DiscourseSandbox, req: Call, topic: dict[str, Any]) -> Reply:
     """TopicsController#posts (TopicViewPostsSerializer): the posts ``post_ids[]`` of a topic the
     reader may see, with ``raw`` when ``include_raw`` is given; none asked: the first chunk."""
-    topic = _topic_or_refusal(sb, req, _int_param(req.params["topic_id"]))
-    if isinstance(topic, Reply):
-        return topic
     asked = {_int_param(v) for v in req.query.get("post_ids[]", []) + req.query.get("post_ids", [])}
     # `!!params[:include_raw]`: any value given, even "false", adds each post's raw.
     raw = req.arg("include_raw") is not None
     ids = [pid for pid in topic["posts"] if pid in asked] if asked else list(topic["posts"])[:20]
-    shown = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in ids]
-    posts = [{**post, "raw": sb.posts[pid]["raw"]} if raw else post for pid, post in zip(ids, shown, strict=True)]
+    posts = [
+        sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) | ({"raw": sb.posts[pid]["raw"]} if raw else {})
+        for pid in ids
+    ]
     return Reply(200, {"post_stream": {"posts": posts}, "id": topic["id"]})
 
 
-@_route("GET", "/t/{id}.json")
-@_route("GET", "/t/{slug}/{id}.json")
-def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
+@_route("GET", "/t/{id}.json", find=_readable_topic)
+@_route("GET", "/t/{slug}/{id}.json", find=_readable_topic)
+def _topic_view(sb: DiscourseSandbox, req: Call, topic: dict[str, Any]) -> Reply:
     # TopicsController#show (TopicViewSerializer); the slug is not checked (Discourse redirects a
     # wrong one to the right one, the id decides).
-    topic = _topic_or_refusal(sb, req, _int_param(req.params["id"]))
-    if isinstance(topic, Reply):
-        return topic
     out = _topic_fields(sb, topic, _shapes.TOPIC_VIEW)
     posts = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in topic["posts"]]
     author, last = sb.users[topic["user_id"]], sb.users[sb.posts[topic["posts"][-1]]["user_id"]]
@@ -1856,15 +1732,22 @@ def _topic_view(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, out)
 
 
-@_route("GET", "/latest.json", bind={"category_id": None})
-def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Reply:
+def _readable_category(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
+    category = sb.categories.get(_int_param(req.params["id"]) or 0)
+    # A category one may not see does not exist for them.
+    return category if category and _visible(sb, {}, req.user, category=category) else _not_found()
+
+
+@_route("GET", "/latest.json", bind={"category": None})
+@_route("GET", "/c/{slug}/{id}.json", find=_readable_category)
+def _topic_list(sb: DiscourseSandbox, req: Call, category: dict[str, Any] | None) -> Reply:
     """A TopicListSerializer answer: the regular topics ``req.user`` may see, last bumped first."""
     topics = [
         t
         for t in sb.topics.values()
         if t["archetype"] == "regular"
         and t["posts"]
-        and (category_id is None or t["category_id"] == category_id)
+        and (category is None or t["category_id"] == category["id"])
         and _visible(sb, sb.posts[t["posts"][0]], req.user)
     ]
     topics.sort(key=lambda t: sb.posts[t["posts"][-1]]["id"], reverse=True)
@@ -1883,25 +1766,13 @@ def _topic_list(sb: DiscourseSandbox, req: Call, category_id: int | None) -> Rep
     )
 
 
-@_route("GET", "/c/{slug}/{id}.json")
-def _category_topics(sb: DiscourseSandbox, req: Call) -> Reply:
-    category = sb.categories.get(_int_param(req.params["id"]) or 0)
-    if category is None or (
-        category["read_restricted"] and not _visible(sb, {"topic_id": None}, req.user, category=category)
-    ):
-        return _not_found()  # a category one may not see does not exist for them
-    return _topic_list(sb, req, category["id"])
-
-
 def _find_poll(sb: DiscourseSandbox, req: Call) -> tuple[dict, dict] | Reply:
     data = req.form()
     post = sb.posts.get(_int_param(data.get("post_id")) or 0)
     if post is None or not _visible(sb, post, req.user):
         return _invalid_parameters("post_id is invalid")
-    for poll in post["polls"]:
-        if poll["name"] == data.get("poll_name"):
-            return post, poll
-    return _invalid_parameters("poll_name is invalid")
+    poll = next((p for p in post["polls"] if p["name"] == data.get("poll_name")), None)
+    return (post, poll) if poll else _invalid_parameters("poll_name is invalid")
 
 
 @_route("PUT", "/polls/vote", find=_find_poll)
@@ -1909,19 +1780,17 @@ def _vote(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     (post, poll), data = found, req.form()
     if poll["status"] != "open":
         return _error(422, "This poll is closed, you cannot vote on it.")
-    if poll["groups"]:
-        allowed = {g.lower() for g in poll["groups"].split(",")}
-        if not any(g["name"].lower() in allowed and req.user["id"] in g["members"] for g in sb.groups.values()):
-            return _error(422, "You must be a member of a specific group to vote in this poll.")
+    if poll["groups"] and not _member_of(sb, req.user, poll["groups"].split(",")):
+        return _error(422, "You must be a member of a specific group to vote in this poll.")
     chosen = data.get("options") or data.get("options[]") or []
-    if isinstance(chosen, str):
-        chosen = [chosen]
-    valid = {o["id"] for o in poll["options"]}
-    if not chosen or any(c not in valid for c in chosen):
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen)
+    if (
+        not chosen
+        or not {*chosen} <= {o["id"] for o in poll["options"]}
+        or (poll["type"] == "regular" and len(chosen) != 1)
+    ):
         return _error(422, "Your vote is invalid.")
-    if poll["type"] == "regular" and len(chosen) != 1:
-        return _error(422, "Your vote is invalid.")
-    poll["votes"][req.user["id"]] = list(chosen)
+    poll["votes"][req.user["id"]] = chosen
     return Reply(200, {"poll": sb._poll_json(poll, post, req.user), "vote": list(chosen)})
 
 
@@ -1935,21 +1804,19 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
     page = max(1, _int_param(data.get("page", "1")) or 1)
     option_ids = [data["option_id"]] if data.get("option_id") else [o["id"] for o in poll["options"]]
-    voters: dict[str, list[dict[str, Any]]] = {}
-    for option_id in option_ids:
-        ids = sorted(uid for uid, opts in poll["votes"].items() if option_id in opts)
-        chunk = ids[(page - 1) * limit : page * limit]
-        voters[option_id] = [{**_poster(sb, sb.users[i]), "name": sb.users[i]["name"], "title": None} for i in chunk]
-    return Reply(200, {"voters": voters})
+    voted = {option: sorted(uid for uid, opts in poll["votes"].items() if option in opts) for option in option_ids}
+    chunks = {option: ids[(page - 1) * limit : page * limit] for option, ids in voted.items()}
+    return Reply(
+        200, {"voters": {o: [{**sb._basic_user(sb.users[i]), "title": None} for i in ids] for o, ids in chunks.items()}}
+    )
 
 
 @_route("PUT", "/polls/toggle_status", find=_find_poll)
 def _toggle_status(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
-    (post, poll), user, data = found, req.user, req.form()
+    (post, poll), user = found, req.user
     if not (user["admin"] or user["moderator"] or user["id"] == post["user_id"]):
         return _invalid_access()
-    status = data.get("status")
-    if status not in ("open", "closed"):
+    if (status := req.form().get("status")) not in ("open", "closed"):
         return _invalid_parameters("status must be open or closed")
     poll["status"] = status
     return Reply(200, {"poll": sb._poll_json(poll, post, user)})
