@@ -135,6 +135,14 @@ class Call:
         """The JSON body (``None`` when empty); ``ValueError`` when malformed."""
         return json.loads(self.body) if self.body else None
 
+    def json_object(self) -> dict[str, Any] | None:
+        """The JSON body when it is an object, else ``None`` (malformed JSON too)."""
+        try:
+            data = self.json()
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
         return values[0] if values else default
@@ -150,11 +158,7 @@ class Call:
             grouped.setdefault(k, []).append(v)
         out: dict[str, Any] = {k: v if k.endswith("[]") or len(v) > 1 else v[0] for k, v in grouped.items()}
         if self.body and "json" in self.headers.get("content-type", ""):
-            try:
-                data = json.loads(self.body)
-            except ValueError:
-                data = None
-            out.update(data if isinstance(data, dict) else {})
+            out.update(self.json_object() or {})
         return out
 
 
