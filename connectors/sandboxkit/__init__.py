@@ -322,8 +322,7 @@ def check_faults(
     requests answered 429 with ``retry_after``, whole seconds unless ``whole_seconds`` is false,
     plus the platform's ``storm_keys``). The ``extra`` keys are left to the sandbox; ``ValueError``
     names a bad or unknown setting."""
-    unknown = set(data) - COMMON_FAULTS - set(extra)
-    if unknown:
+    if unknown := set(data) - COMMON_FAULTS - set(extra):
         raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
     out: dict[str, Any] = {}
     for name, kind, low, high, rule in (
@@ -390,12 +389,8 @@ class FaultMiddleware:
             live["drop_times"] -= drop
         if not drop:
             return await self.app(scope, receive, send)
-        if faults.get("drop_phase", "after") == "after":
-
-            async def swallow(message: Any) -> None:
-                return None
-
-            await self.app(scope, receive, swallow)
+        if faults.get("drop_phase", "after") == "after":  # apply the request, send its answer nowhere
+            await self.app(scope, receive, lambda message: asyncio.sleep(0))
         # Start a response and never finish it: the client sees the connection drop mid-response.
         await send(
             {

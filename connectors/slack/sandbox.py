@@ -399,7 +399,8 @@ class SlackSandbox(EventsApi):
 
         Interaction types (``block_actions``…) are form-encoded ``payload=<JSON>``;
         ``slash_command`` is a form of ``payload``'s fields; ``url_verification`` and every other
-        kind are Events API JSON (``event_callback`` wrapping ``{"type": kind, **payload}``).
+        kind are Events API JSON (the ``event_callback`` envelope of the sandbox's own deliveries,
+        wrapping ``{"type": kind, **payload}``).
         """
         form = kind in INTERACTION_TYPES or kind == "slash_command"
         content_type = "application/x-www-form-urlencoded" if form else "application/json"
@@ -418,19 +419,7 @@ class SlackSandbox(EventsApi):
         elif kind == "url_verification":
             body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **payload}).encode()
         else:
-            with self._lock:
-                self._seq += 1
-                seq = self._seq
-            body = json.dumps(
-                {
-                    "team_id": self.seed.team_id,
-                    "api_app_id": self.seed.app_id,
-                    "event": {"type": kind, "event_ts": self._next_ts(), **payload},
-                    "type": "event_callback",
-                    "event_id": f"Ev0SBX{seq:06d}",
-                    "event_time": int(time.time()),
-                }
-            ).encode("utf-8")
+            body = json.dumps(self._envelope({"type": kind, "event_ts": self._next_ts(), **payload})).encode("utf-8")
         return signed_headers(self.signing_secret, body, content_type), body
 
     def _trigger_id(self) -> str:
@@ -550,10 +539,8 @@ class SlackSandbox(EventsApi):
             return self._response_url(call)
         if not call.path.startswith("/api/"):
             return Reply(NOT_EMULATED_STATUS, text=not_emulated(call.method, call.path))
-        name = call.path.removeprefix("/api/")
-        self.requests[name] += 1
-        reply = self._call_method(name, call)
-        self.responses[name][str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")] += 1
+        reply = self._call_method(name := call.path.removeprefix("/api/"), call)
+        self.count(name, str(reply.status) if reply.status != 200 else reply.body.get("error", "ok"))
         return reply
 
     def _call_method(self, name: str, call: Call) -> Reply:
@@ -665,7 +652,7 @@ class SlackSandbox(EventsApi):
 
 def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
     text = args.get("text")
-    blocks = args.json_arg("blocks") if "blocks" in args else None
+    blocks = args.json_arg("blocks")
     if blocks is not None and (errors := validate_blocks(blocks)):
         return _fail(
             "invalid_blocks", errors=errors[:10], response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]}
@@ -702,12 +689,11 @@ def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
             return _fail("thread_not_found")
         thread_ts = parent.get("thread_ts") or parent["ts"]  # a reply's ts means its parent's thread
     now, limits = sb._now(), sb.seed.limits
-    if (
-        wait := sb._buckets.setdefault(conv["id"], TokenBucket(limits.per_second, limits.burst, now)).wait(now)
-    ) is not None:
+    bucket = sb._buckets.setdefault(conv["id"], TokenBucket(limits.per_second, limits.burst, now))
+    if (wait := bucket.wait(now)) is not None:
         sb.note_limited(at=round(now, 4), kind="channel", method="chat.postMessage", channel=conv["id"])
         return _limited(wait)
-    metadata = args.json_arg("metadata") if "metadata" in args else None
+    metadata = args.json_arg("metadata")
     message = sb._store(
         conv["id"],
         text=checked[0],
