@@ -377,8 +377,7 @@ class SlackSandbox(EventsApi):
         the connector sleeps in the sandbox's time scale."""
         extra = {k: options.pop(k) for k in ("sleep", "clock", "rng") if k in options}
         if "sleep" not in extra and self.time_factor != 1.0:
-            factor = self.time_factor
-            extra["sleep"] = lambda seconds: time.sleep(max(0.0, seconds) * factor)
+            extra["sleep"] = lambda seconds: time.sleep(max(0.0, seconds) * self.time_factor)
         values: dict[str, Any] = {
             "bot_token": self.bot_token,
             "signing_secret": self.signing_secret,
@@ -713,8 +712,12 @@ def _update(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
         return _fail("cant_update_message")
     if isinstance(checked := _text_and_blocks(args), Reply):
         return checked
-    message.update(text=checked[0], blocks=checked[1], edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()})
-    message["_edits"] = message.get("_edits", 0) + 1
+    message.update(
+        text=checked[0],
+        blocks=checked[1],
+        edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()},
+        _edits=message.get("_edits", 0) + 1,
+    )
     sb._emit(conv["id"], sb._hidden_event("message_changed", conv["id"], message=public(message)))
     return _ok(channel=conv["id"], ts=message["ts"], text=checked[0], message=public(message))
 
@@ -839,9 +842,10 @@ _channel_by_id = functools.partial(SlackSandbox._conversation, by_name=False)
 @_method("conversations.info", find=_channel_by_id)
 def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     created, bot = sb._epoch(), sb.seed.bot_user_id
-    if conv["is_im"]:
-        other = next(iter(sorted(conv["members"] - {bot})), bot)
-        return _ok(channel=shaped(_shapes.IM, id=conv["id"], created=created, user=other))
+    if conv["is_im"]:  # the other person of the DM
+        return _ok(
+            channel=shaped(_shapes.IM, id=conv["id"], created=created, user=min(conv["members"] - {bot}, default=bot))
+        )
     private, name = conv["is_private"], conv["name"]
     channel = shaped(
         _shapes.CHANNEL,
@@ -857,9 +861,8 @@ def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> R
         is_mpim=conv["is_mpim"],
         is_private=private,
         is_member=bot in conv["members"],
+        **({"num_members": len(conv["members"])} if args.flag("include_num_members") else {}),
     )
-    if args.flag("include_num_members"):
-        channel["num_members"] = len(conv["members"])
     return _ok(channel=channel)
 
 
