@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from email import policy as email_policy
 from email.parser import BytesParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qs, unquote
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
@@ -135,6 +136,14 @@ class Call:
         """The JSON body (``None`` when empty); ``ValueError`` when malformed."""
         return json.loads(self.body) if self.body else None
 
+    def json_object(self) -> dict[str, Any] | None:
+        """The JSON body when it is an object, else ``None`` (malformed JSON too)."""
+        try:
+            data = self.json()
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
         return values[0] if values else default
@@ -142,19 +151,12 @@ class Call:
     def form(self) -> dict[str, Any]:
         """Query, form-encoded and JSON-object parameters merged (a name ending ``[]`` or given
         twice is a list); malformed JSON counts as no body."""
-        pairs = [(k, v) for k, vs in self.query.items() for v in vs]
-        if self.body and "json" not in self.headers.get("content-type", ""):
-            pairs += parse_qsl(self.body.decode("utf-8", "replace"), keep_blank_values=True)
-        grouped: dict[str, list[str]] = {}
-        for k, v in pairs:
-            grouped.setdefault(k, []).append(v)
+        is_json = "json" in self.headers.get("content-type", "")
+        fields = parse_qs(self.body.decode("utf-8", "replace"), keep_blank_values=True) if not is_json else {}
+        grouped = {k: self.query.get(k, []) + fields.get(k, []) for k in {**self.query, **fields}}
         out: dict[str, Any] = {k: v if k.endswith("[]") or len(v) > 1 else v[0] for k, v in grouped.items()}
-        if self.body and "json" in self.headers.get("content-type", ""):
-            try:
-                data = json.loads(self.body)
-            except ValueError:
-                data = None
-            out.update(data if isinstance(data, dict) else {})
+        if is_json:
+            out.update(self.json_object() or {})
         return out
 
 
@@ -202,21 +204,6 @@ async def read_body(receive: Receive) -> bytes:
 # ---- routing --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Route:
-    method: str
-    template: str
-    regex: re.Pattern[str]
-    handler: Callable[..., Reply]
-    meta: dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:  # the sandbox's own route options (bucket, access…)
-        try:
-            return self.meta[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
 def after_find(handler: Callable[..., Reply], find: Callable[..., Any]) -> Callable[..., Reply]:
     """``handler`` run with what ``find(sandbox, call)`` found as its third argument, unless
     ``find`` refused (answered a ``Reply``): then that is the answer."""
@@ -234,10 +221,11 @@ class Routes:
     also matches the path without its ``.json``; ``bind`` gives the handler keyword arguments
     (one handler, several routes); ``find(sandbox, call)`` looks up what the path names before the
     handler runs: its refusal (a ``Reply``, the platform's 404…) is the answer, else the handler
-    gets the object as its third argument. ``defaults``: the options of a route not setting them."""
+    gets the object as its third argument. ``defaults``: the options of a route not setting them.
+    A route is a namespace: ``method``, ``template``, ``regex``, ``handler`` and its options."""
 
     def __init__(self, **defaults: Any) -> None:
-        self.routes: list[Route] = []
+        self.routes: list[SimpleNamespace] = []
         self.defaults = defaults
 
     def __call__(
@@ -258,13 +246,17 @@ class Routes:
             handler = functools.partial(fn, **bind) if bind else fn
             if find is not None:
                 handler = after_find(handler, find)
-            self.routes.append(Route(method, template, regex, handler, {**self.defaults, **meta}))
+            self.routes.append(
+                SimpleNamespace(
+                    method=method, template=template, regex=regex, handler=handler, **{**self.defaults, **meta}
+                )
+            )
             self.routes.sort(key=lambda r: r.template.count("{"))
             return fn
 
         return register
 
-    def match(self, method: str, *paths: str) -> tuple[Route | None, dict[str, str]]:
+    def match(self, method: str, *paths: str) -> tuple[SimpleNamespace | None, dict[str, str]]:
         """The route for ``method`` and the first of ``paths`` one matches, with its params."""
         for path in paths:
             for route in self.routes:
@@ -330,8 +322,7 @@ def check_faults(
     requests answered 429 with ``retry_after``, whole seconds unless ``whole_seconds`` is false,
     plus the platform's ``storm_keys``). The ``extra`` keys are left to the sandbox; ``ValueError``
     names a bad or unknown setting."""
-    unknown = set(data) - COMMON_FAULTS - set(extra)
-    if unknown:
+    if unknown := set(data) - COMMON_FAULTS - set(extra):
         raise ValueError(f"unknown fault settings: {', '.join(sorted(unknown))}")
     out: dict[str, Any] = {}
     for name, kind, low, high, rule in (
@@ -339,15 +330,12 @@ def check_faults(
         ("drop_rate", float, 0, 1, "between 0 and 1"),
         ("error_status", int, 500, 599, "a 5xx status"),
         ("latency", float, 0, 30, "between 0 and 30 seconds"),
+        ("drop_times", int, 0, math.inf, "0 or more"),
     ):
         if name in data:
             out[name] = kind(data[name])
             if not low <= out[name] <= high:
                 raise ValueError(f"{name} must be {rule}")
-    if "drop_times" in data:
-        out["drop_times"] = int(data["drop_times"])
-        if out["drop_times"] < 0:
-            raise ValueError("drop_times must be 0 or more")
     if "drop_phase" in data:
         if data["drop_phase"] not in ("before", "after"):
             raise ValueError("drop_phase must be 'before' or 'after'")
@@ -401,12 +389,8 @@ class FaultMiddleware:
             live["drop_times"] -= drop
         if not drop:
             return await self.app(scope, receive, send)
-        if faults.get("drop_phase", "after") == "after":
-
-            async def swallow(message: Any) -> None:
-                return None
-
-            await self.app(scope, receive, swallow)
+        if faults.get("drop_phase", "after") == "after":  # apply the request, send its answer nowhere
+            await self.app(scope, receive, lambda message: asyncio.sleep(0))
         # Start a response and never finish it: the client sees the connection drop mid-response.
         await send(
             {
@@ -540,9 +524,7 @@ class Sandbox:
         request = Request(scope, receive)
         body = await request.body()
         path = scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0] if self.raw_paths else ""
-        query: dict[str, list[str]] = {}
-        for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
-            query.setdefault(k, []).append(v)
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         host = request.headers.get("host", "127.0.0.1")
         call = Call(
             method=request.method.upper(),
@@ -583,13 +565,10 @@ class Sandbox:
     async def _control(self, call: Call) -> Reply:
         if call.method == "GET" and call.path == "/_sandbox/state":
             return Reply(200, self.state())
-        if self.control_forms:
-            data: Any = call.form()
-        else:
-            try:
-                data = call.json() or {}
-            except ValueError:
-                return self.error(400, "invalid_json")
+        try:
+            data = call.form() if self.control_forms else (call.json() or {})
+        except ValueError:
+            return self.error(400, "invalid_json")
         if not isinstance(data, dict):
             return self.error(400, "a JSON object is expected")
         if call.method == "POST" and call.path == "/_sandbox/faults":

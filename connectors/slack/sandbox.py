@@ -5,7 +5,8 @@ package README, "The sandbox"."""
 
 from __future__ import annotations
 
-import copy
+import asyncio
+import functools
 import json
 import random
 import re
@@ -26,7 +27,6 @@ from connectors.sandboxkit import (
     NOT_EMULATED_STATUS,
     Call,
     Reply,
-    Sandbox,
     SeedModel,
     TokenBucket,
     after_find,
@@ -38,7 +38,7 @@ from connectors.sandboxkit import (
     shaped,
 )
 from connectors.slack.connector import SlackConnector
-from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
+from connectors.slack.sandbox_events import EventsApi, public, signed_headers
 from connectors.slack.settings import SlackSettings
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
@@ -129,46 +129,54 @@ def default_seed() -> dict[str, Any]:
 # ---- Block Kit validation (the subset of https://api.slack.com/reference/block-kit/blocks we send)
 
 
+def _too_long(value: Any, limit: int, where: str) -> list[str]:
+    return [f"must be less than {limit + 1} characters [json-pointer:{where}]"] * (len(str(value)) > limit)
+
+
+def _duplicate(value: Any, seen: set[Any], where: str, name: str) -> list[str]:
+    """Slack's error for a second block or action with the id ``value`` (``seen`` remembers)."""
+    again = value is not None and value in seen
+    seen.add(value)
+    return [f"duplicate {name} [json-pointer:{where}/{name}]"] * again
+
+
 def _text(obj: Any, where: str, limit: int, plain_only: bool = False) -> list[str]:
     if not isinstance(obj, dict) or obj.get("type") not in ("plain_text", "mrkdwn"):
         return [f"must be a text object [json-pointer:{where}]"]
-    errors = (
-        [f"must be a plain_text object [json-pointer:{where}/type]"]
-        if (plain_only and obj.get("type") != "plain_text")
-        else []
-    )
+    errors = [f"must be a plain_text object [json-pointer:{where}/type]"] * (plain_only and obj["type"] != "plain_text")
     if not isinstance(text := obj.get("text"), str) or not text:
         return [*errors, f"must be more than 0 characters [json-pointer:{where}/text]"]
-    too_long = len(text) > limit
-    return errors + [f"must be less than {limit + 1} characters [json-pointer:{where}/text]"] * too_long
+    return errors + _too_long(text, limit, f"{where}/text")
 
 
 def _button(el: Any, where: str) -> list[str]:
     if not isinstance(el, dict) or el.get("type") != "button":
         return [f"unsupported element type [json-pointer:{where}]"]
-    errors = _text(el.get("text"), f"{where}/text", 75, True) + [
-        f"must be less than {limit + 1} characters [json-pointer:{where}/{name}]"
-        for name, limit in (("action_id", 255), ("value", 2000))
-        if len(str(el.get(name, ""))) > limit
+    confirm = el["confirm"] if isinstance(el.get("confirm"), dict) else {}
+    return [
+        *_text(el.get("text"), f"{where}/text", 75, True),
+        *_too_long(el.get("action_id", ""), 255, f"{where}/action_id"),
+        *_too_long(el.get("value", ""), 2000, f"{where}/value"),
+        *[f"must be one of primary, danger [json-pointer:{where}/style]"]
+        * (el.get("style", "primary") not in ("primary", "danger")),
+        *(
+            _text(confirm.get("title"), f"{where}/confirm/title", 100, True)
+            + _text(confirm.get("text"), f"{where}/confirm/text", 300)
+            if el.get("confirm") is not None
+            else []
+        ),
     ]
-    if "style" in el and el["style"] not in ("primary", "danger"):
-        errors.append(f"must be one of primary, danger [json-pointer:{where}/style]")
-    if el.get("confirm") is not None:
-        confirm = el["confirm"] if isinstance(el["confirm"], dict) else {}
-        errors += _text(confirm.get("title"), f"{where}/confirm/title", 100, True)
-        errors += _text(confirm.get("text"), f"{where}/confirm/text", 300)
-    return errors
 
 
 def _elements(block: dict[str, Any], where: str, most: int, check: Callable[[Any, str], list[str]]) -> list[str]:
     if not isinstance(els := block.get("elements"), list) or not 1 <= len(els) <= most:
         return [f"must have 1 to {most} items [json-pointer:{where}/elements]"]
-    errors, seen = [], set()
+    errors: list[str] = []
+    seen: set[Any] = set()
     for j, el in enumerate(els):
-        errors += check(el, f"{where}/elements/{j}")
-        if check is _button and (aid := el.get("action_id") if isinstance(el, dict) else None) is not None:
-            errors += [f"duplicate action_id [json-pointer:{where}/elements/{j}/action_id]"] if aid in seen else []
-            seen.add(aid)
+        errors += check(el, at := f"{where}/elements/{j}")
+        if check is _button and isinstance(el, dict):
+            errors += _duplicate(el.get("action_id"), seen, at, "action_id")
     return errors
 
 
@@ -194,19 +202,20 @@ def validate_blocks(blocks: Any) -> list[str]:
     """Slack's ``invalid_blocks`` messages for ``blocks`` (empty when valid)."""
     if not isinstance(blocks, list):
         return ["must be an array [json-pointer:/blocks]"]
-    errors = ["must be less than 51 items [json-pointer:/blocks]"] if len(blocks) > 50 else []
-    block_ids: set[str] = set()
+    errors = ["must be less than 51 items [json-pointer:/blocks]"] * (len(blocks) > 50)
+    seen: set[Any] = set()
     for i, block in enumerate(blocks):
-        where = f"/blocks/{i}"
         if not isinstance(block, dict):
-            errors.append(f"must be an object [json-pointer:{where}]")
+            errors.append(f"must be an object [json-pointer:/blocks/{i}]")
             continue
         if (bid := block.get("block_id")) is not None:
-            errors += [f"must be less than 256 characters [json-pointer:{where}/block_id]"] * (len(str(bid)) > 255)
-            errors += [f"duplicate block_id [json-pointer:{where}/block_id]"] * (bid in block_ids)
-            block_ids.add(bid)
+            errors += _too_long(bid, 255, f"/blocks/{i}/block_id") + _duplicate(bid, seen, f"/blocks/{i}", "block_id")
         check = _BLOCK_CHECKS.get(kind) if isinstance(kind := block.get("type"), str) else None
-        errors += check(block, where) if check else [f"unsupported type: {str(kind)[:40]} [json-pointer:{where}/type]"]
+        errors += (
+            check(block, f"/blocks/{i}")
+            if check
+            else [f"unsupported type: {str(kind)[:40]} [json-pointer:/blocks/{i}/type]"]
+        )
     return errors
 
 
@@ -240,7 +249,7 @@ class _Args(dict):
             return value
 
 
-_METHODS: dict[str, Callable[[SlackSandbox, _Args], Reply]] = {}
+_METHODS: dict[str, Callable[[SlackSandbox, _Args], Reply]] = {}  # Web API method name: its handler
 
 
 def _method(name: str, find: Callable[..., Any] | None = None) -> Callable[[Callable[..., Reply]], Any]:
@@ -248,11 +257,7 @@ def _method(name: str, find: Callable[..., Any] | None = None) -> Callable[[Call
     return lambda fn: _METHODS.setdefault(name, after_find(fn, find) if find else fn)
 
 
-def _channel_by_id(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
-    return sb._conversation(args, by_name=False)
-
-
-class SlackSandbox(Sandbox):
+class SlackSandbox(EventsApi):
     """A Slack workspace in memory, served as an ASGI app (``sandbox.app``).
 
     ``seed`` is a mapping in the ``SandboxSeed`` shape (``default_seed()`` when ``None``);
@@ -277,6 +282,7 @@ class SlackSandbox(Sandbox):
         self.bot_token = self.seed.bot_token or "xoxb-sandbox-" + secrets.token_hex(20)
         self.signing_secret = self.seed.signing_secret or secrets.token_hex(16)
         self._setup()
+        self._init_events()
         self._reset()
 
     def __repr__(self) -> str:
@@ -296,27 +302,28 @@ class SlackSandbox(Sandbox):
                 "tz": "UTC",
                 "is_bot": True,
             }
-            self.channels: dict[str, dict[str, Any]] = {}
-            for c in seed.channels:
-                if unknown := [m for m in c.members if m not in self.users]:
-                    raise ConfigError(f"invalid sandbox seed: channel {c.name!r} member {unknown[0]!r} is not a user")
-                self.channels[c.id] = {
-                    "id": c.id,
-                    "name": c.name,
-                    "is_private": c.is_private,
-                    "is_archived": c.is_archived,
+            if unknown := [(c.name, m) for c in seed.channels for m in c.members if m not in self.users]:
+                raise ConfigError(
+                    f"invalid sandbox seed: channel {unknown[0][0]!r} member {unknown[0][1]!r} is not a user"
+                )
+            self.channels = {
+                c.id: {
+                    **c.model_dump(exclude={"members", "bot_member"}),
                     "is_im": False,
                     "is_mpim": False,
                     "members": set(c.members) | ({bot} if c.bot_member else set()),
                 }
+                for c in seed.channels
+            }
             if seed.board_channel not in self.channels:
                 raise ConfigError("invalid sandbox seed: board_channel is not a channel")
-            self.messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            self.messages = defaultdict(list)
             self.dms: dict[frozenset[str], str] = {}
+            # What the Board's clicks did: ephemeral answers, response_url posts, the clicks.
             self.ephemeral: list[dict[str, Any]] = []
             self.response_posts: list[dict[str, Any]] = []
-            self.response_urls: dict[str, dict[str, Any]] = {}
             self.interactions: list[dict[str, Any]] = []
+            self.response_urls: dict[str, dict[str, Any]] = {}
             self._buckets: dict[str, TokenBucket] = {}
             self._reset_stats()
             self._last_ts, self._seq = 0.0, 0
@@ -324,13 +331,6 @@ class SlackSandbox(Sandbox):
     def _now(self) -> float:
         """Sandbox seconds since start (real seconds divided by ``time_factor``)."""
         return (time.monotonic() - self._started) / self.time_factor
-
-    def _next_ts(self) -> str:
-        now = self._last_ts = max(time.time(), self._last_ts + 0.000001)
-        return f"{int(now)}.{int(round((now - int(now)) * 1_000_000)) % 1_000_000:06d}"
-
-    def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
-        return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
 
     # ---- the framework's Sandbox protocol ----------------------------------------------------
 
@@ -377,8 +377,7 @@ class SlackSandbox(Sandbox):
         the connector sleeps in the sandbox's time scale."""
         extra = {k: options.pop(k) for k in ("sleep", "clock", "rng") if k in options}
         if "sleep" not in extra and self.time_factor != 1.0:
-            factor = self.time_factor
-            extra["sleep"] = lambda seconds: time.sleep(max(0.0, seconds) * factor)
+            extra["sleep"] = lambda seconds: time.sleep(max(0.0, seconds) * self.time_factor)
         values: dict[str, Any] = {
             "bot_token": self.bot_token,
             "signing_secret": self.signing_secret,
@@ -399,46 +398,28 @@ class SlackSandbox(Sandbox):
 
         Interaction types (``block_actions``…) are form-encoded ``payload=<JSON>``;
         ``slash_command`` is a form of ``payload``'s fields; ``url_verification`` and every other
-        kind are Events API JSON (``event_callback`` wrapping ``{"type": kind, **payload}``).
+        kind are Events API JSON (the ``event_callback`` envelope of the sandbox's own deliveries,
+        wrapping ``{"type": kind, **payload}``).
         """
-        data, content_type = dict(payload), "application/x-www-form-urlencoded"
+        form = kind in INTERACTION_TYPES or kind == "slash_command"
+        content_type = "application/x-www-form-urlencoded" if form else "application/json"
         if kind in INTERACTION_TYPES:
             data = {
                 "type": kind,
                 "team": {"id": self.seed.team_id, "domain": self.seed.team_domain},
                 "api_app_id": self.seed.app_id,
                 "trigger_id": self._trigger_id(),
-                **data,
+                **payload,
             }
             body = urlencode({"payload": json.dumps(data, separators=(",", ":"))}).encode("utf-8")
         elif kind == "slash_command":
-            data = {"team_id": self.seed.team_id, "trigger_id": self._trigger_id(), **data}
+            data = {"team_id": self.seed.team_id, "trigger_id": self._trigger_id(), **payload}
             body = urlencode({k: str(v) for k, v in data.items()}).encode("utf-8")
         elif kind == "url_verification":
-            body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **data}).encode()
-            content_type = "application/json"
+            body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **payload}).encode()
         else:
-            with self._lock:
-                self._seq += 1
-                seq = self._seq
-            body = json.dumps(
-                {
-                    "team_id": self.seed.team_id,
-                    "api_app_id": self.seed.app_id,
-                    "event": {"type": kind, "event_ts": self._next_ts(), **data},
-                    "type": "event_callback",
-                    "event_id": f"Ev0SBX{seq:06d}",
-                    "event_time": int(time.time()),
-                }
-            ).encode("utf-8")
-            content_type = "application/json"
-        timestamp = int(time.time())
-        return {
-            "Content-Type": content_type,
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign_request(self.signing_secret, timestamp=timestamp, body=body),
-            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-        }, body
+            body = json.dumps(self._envelope({"type": kind, "event_ts": self._next_ts(), **payload})).encode("utf-8")
+        return signed_headers(self.signing_secret, body, content_type), body
 
     def _trigger_id(self) -> str:
         return f"{random.randint(10**9, 10**10)}.{random.randint(10**9, 10**10)}.{secrets.token_hex(16)}"
@@ -465,19 +446,9 @@ class SlackSandbox(Sandbox):
             if not found:
                 raise ValueError(f"message {ts} has no button {action_id!r}")
             button, block_id = found[-1]
-            token = secrets.token_urlsafe(18)
+            token, team = secrets.token_urlsafe(18), self.seed.team_id
             self._seq += 1
             self.response_urls[token] = {"channel": channel, "ts": ts, "user": user, "issued": self._now(), "uses": 0}
-            action = {
-                "type": "button",
-                "action_id": action_id,
-                "block_id": block_id,
-                "text": button.get("text"),
-                "value": button.get("value"),
-                "action_ts": f"{time.time():.6f}",
-                **({"style": button["style"]} if "style" in button else {}),
-            }
-            team = self.seed.team_id
             return {
                 "type": "block_actions",
                 "api_app_id": self.seed.app_id,
@@ -488,10 +459,20 @@ class SlackSandbox(Sandbox):
                 "team": {"id": team, "domain": self.seed.team_domain},
                 "is_enterprise_install": False,
                 "channel": {"id": channel, "name": self.channels.get(channel, {}).get("name", "directmessage")},
-                "message": _public(message, with_metadata=False),
+                "message": public(message),
                 "state": {"values": {}},
                 "response_url": f"{base_url.rstrip('/')}/actions/{team}/{self._seq:010d}/{token}",
-                "actions": [action],
+                "actions": [
+                    {
+                        "type": "button",
+                        "action_id": action_id,
+                        "block_id": block_id,
+                        "text": button.get("text"),
+                        "value": button.get("value"),
+                        "action_ts": f"{time.time():.6f}",
+                        **({"style": button["style"]} if "style" in button else {}),
+                    }
+                ],
             }
 
     def click(
@@ -502,36 +483,21 @@ class SlackSandbox(Sandbox):
         payload = self.block_actions_payload(base_url, user=user, channel=channel, ts=ts, action_id=action_id)
         headers, body = self.signed_request(kind="block_actions", payload=payload)
         response = httpx.post(url, content=body, headers=headers, timeout=timeout)
-        self._note_interaction(url, payload, response.status_code)
-        return response
-
-    def _note_interaction(self, url: str, payload: Mapping[str, Any], status: int) -> None:
         with self._lock:
             self.interactions.append(
-                {
-                    "url": url,
-                    "user": payload["user"]["id"],
-                    "status": status,
-                    "action_id": payload["actions"][0]["action_id"],
-                    "message_ts": payload["container"]["message_ts"],
-                }
+                {"url": url, "user": user, "status": response.status_code, "action_id": action_id, "message_ts": ts}
             )
+        return response
 
     @control("interact")
     async def _interact(self, call: Call, data: dict[str, Any]) -> Reply:
+        fields: dict[str, Any] = {k: str(data.get(k)) for k in ("user", "channel", "ts", "action_id")}
         try:
-            payload = self.block_actions_payload(
-                call.base_url, **{k: str(data.get(k)) for k in ("user", "channel", "ts", "action_id")}
-            )
+            answer = await asyncio.to_thread(self.click, str(data.get("url")), base_url=call.base_url, **fields)
         except ValueError as exc:
             return self.error(400, str(exc))
-        headers, signed = self.signed_request(kind="block_actions", payload=payload)
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            try:
-                answer = await client.post(str(data.get("url")), content=signed, headers=headers)
-            except httpx.HTTPError as exc:
-                return self.error(502, type(exc).__name__)
-        self._note_interaction(str(data.get("url")), payload, answer.status_code)
+        except httpx.HTTPError as exc:
+            return self.error(502, type(exc).__name__)
         return Reply(200, {"ok": True, "status": answer.status_code, "body": answer.text[:2000]})
 
     def state(self) -> dict[str, Any]:
@@ -572,50 +538,34 @@ class SlackSandbox(Sandbox):
             return self._response_url(call)
         if not call.path.startswith("/api/"):
             return Reply(NOT_EMULATED_STATUS, text=not_emulated(call.method, call.path))
-        name, args = call.path.removeprefix("/api/"), _Args(call.form())
-        if "json" in call.headers.get("content-type", "") and call.body:
-            try:
-                body = json.loads(call.body)
-            except ValueError:
-                body = None
-            args["_invalid_json"] = not isinstance(body, dict)
-        auth = call.headers.get("authorization", "")
-        args["_token"] = auth[7:].strip() if auth.lower().startswith("bearer ") else str(args.pop("token", ""))
-        self.requests[name] += 1
-        if self.take_storm(
+        reply = self._call_method(name := call.path.removeprefix("/api/"), call)
+        self.count(name, str(reply.status) if reply.status != 200 else reply.body.get("error", "ok"))
+        return reply
+
+    def _call_method(self, name: str, call: Call) -> Reply:
+        args, auth = _Args(call.form()), call.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else str(args.pop("token", ""))
+        if storm := self.take_storm(
             lambda s: s.get("method") in (None, "", name) and s.get("channel") in (None, "", args.get("channel"))
         ):
-            self._note_limited("storm", name, args)
-            self.responses[name]["429"] += 1
-            return _limited(int(self.faults["storm"].get("retry_after", 1)))
+            self.note_limited(at=round(self._now(), 4), kind="storm", method=name, channel=args.get("channel"))
+            return _limited(storm["retry_after"])
         if status := self.injected_status(503):
-            self.responses[name][str(status)] += 1
             return Reply(status, text=f"sandbox: injected HTTP {status}\n")
-        if args.get("_invalid_json"):
-            reply = _fail("invalid_json")
-        elif name not in _METHODS:  # Slack's unknown_method is for names Slack lacks; this one may exist
-            reply = Reply(
+        if "json" in call.headers.get("content-type", "") and call.body and call.json_object() is None:
+            return _fail("invalid_json")
+        if name not in _METHODS:  # Slack's unknown_method is for names Slack lacks; this one may exist
+            return Reply(
                 NOT_EMULATED_STATUS,
                 {"ok": False, "error": "not_emulated", "detail": not_emulated(call.method, f"/api/{name}")},
             )
-        elif not args["_token"]:
-            reply = _fail("not_authed")
-        elif not secrets.compare_digest(args["_token"].encode(), self.bot_token.encode()):
-            reply = _fail("invalid_auth")
-        else:
-            reply = _METHODS[name](self, args)
-            reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
-        outcome = str(reply.status) if reply.status != 200 else reply.body.get("error", "ok")
-        self.responses[name][outcome] += 1
+        if not token:
+            return _fail("not_authed")
+        if not secrets.compare_digest(token.encode(), self.bot_token.encode()):
+            return _fail("invalid_auth")
+        reply = _METHODS[name](self, args)
+        reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
         return reply
-
-    def _note_limited(self, kind: str, api_method: str, args: Mapping[str, Any]) -> None:
-        self.note_limited(at=round(self._now(), 4), kind=kind, method=api_method, channel=args.get("channel"))
-
-    def _channel_limit(self, channel: str) -> int | None:
-        """Token bucket per channel; ``None`` when a message may be posted, else Retry-After."""
-        limits, now = self.seed.limits, self._now()
-        return self._buckets.setdefault(channel, TokenBucket(limits.per_second, limits.burst, now)).wait(now)
 
     def _response_url(self, call: Call) -> Reply:
         issued = self.response_urls.get(call.path.rstrip("/").rsplit("/", 1)[-1])
@@ -623,11 +573,7 @@ class SlackSandbox(Sandbox):
             return Reply(404, text="expired_url")
         if issued["uses"] >= RESPONSE_URL_USES:
             return Reply(404, text="used_url")
-        try:
-            data = json.loads(call.body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
+        if (data := call.json_object()) is None:
             return Reply(400, text="invalid_payload")
         if not data.get("text") and not data.get("blocks") and not data.get("delete_original"):
             return Reply(400, text="no_text")
@@ -675,13 +621,11 @@ class SlackSandbox(Sandbox):
             "team": seed.team_id,
             "text": text,
             "blocks": blocks,
+            **({"thread_ts": thread_ts} if thread_ts else {}),
+            **({"_metadata": metadata} if metadata else {}),
         }
-        if thread_ts:
-            message["thread_ts"] = thread_ts
-            if (parent := self._find_message(channel, thread_ts)) is not None:
-                parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1, latest_reply=ts)
-        if metadata:
-            message["_metadata"] = metadata
+        if thread_ts and (parent := self._find_message(channel, thread_ts)) is not None:
+            parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1, latest_reply=ts)
         self.messages[channel].append(message)
         return message
 
@@ -702,19 +646,12 @@ class SlackSandbox(Sandbox):
         return int(time.time() - time.monotonic() + self._started)
 
 
-def _public(message: Mapping[str, Any], *, with_metadata: bool) -> dict[str, Any]:
-    out = {k: copy.deepcopy(v) for k, v in message.items() if not k.startswith("_")}
-    if with_metadata and message.get("_metadata"):
-        out["metadata"] = copy.deepcopy(message["_metadata"])
-    return out
-
-
 # ---- methods
 
 
 def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
     text = args.get("text")
-    blocks = args.json_arg("blocks") if "blocks" in args else None
+    blocks = args.json_arg("blocks")
     if blocks is not None and (errors := validate_blocks(blocks)):
         return _fail(
             "invalid_blocks", errors=errors[:10], response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]}
@@ -750,10 +687,12 @@ def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
         if (parent := sb._find_message(conv["id"], str(thread_ts))) is None:
             return _fail("thread_not_found")
         thread_ts = parent.get("thread_ts") or parent["ts"]  # a reply's ts means its parent's thread
-    if (wait := sb._channel_limit(conv["id"])) is not None:
-        sb._note_limited("channel", "chat.postMessage", {"channel": conv["id"]})
+    now, limits = sb._now(), sb.seed.limits
+    bucket = sb._buckets.setdefault(conv["id"], TokenBucket(limits.per_second, limits.burst, now))
+    if (wait := bucket.wait(now)) is not None:
+        sb.note_limited(at=round(now, 4), kind="channel", method="chat.postMessage", channel=conv["id"])
         return _limited(wait)
-    metadata = args.json_arg("metadata") if "metadata" in args else None
+    metadata = args.json_arg("metadata")
     message = sb._store(
         conv["id"],
         text=checked[0],
@@ -761,7 +700,8 @@ def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
         thread_ts=str(thread_ts) if thread_ts else None,
         metadata=metadata if isinstance(metadata, dict) else None,
     )
-    return _ok(channel=conv["id"], ts=message["ts"], message=_public(message, with_metadata=False))
+    sb._emit(conv["id"], sb._channel_event(conv["id"], message))
+    return _ok(channel=conv["id"], ts=message["ts"], message=public(message))
 
 
 @_method("chat.update", find=SlackSandbox._conversation)
@@ -772,9 +712,28 @@ def _update(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
         return _fail("cant_update_message")
     if isinstance(checked := _text_and_blocks(args), Reply):
         return checked
-    message.update(text=checked[0], blocks=checked[1], edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()})
-    message["_edits"] = message.get("_edits", 0) + 1
-    return _ok(channel=conv["id"], ts=message["ts"], text=checked[0], message=_public(message, with_metadata=False))
+    message.update(
+        text=checked[0],
+        blocks=checked[1],
+        edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()},
+        _edits=message.get("_edits", 0) + 1,
+    )
+    sb._emit(conv["id"], sb._hidden_event("message_changed", conv["id"], message=public(message)))
+    return _ok(channel=conv["id"], ts=message["ts"], text=checked[0], message=public(message))
+
+
+@_method("chat.delete", find=SlackSandbox._conversation)
+def _delete(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
+    if (message := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
+        return _fail("message_not_found")
+    if message.get("user") != sb.seed.bot_user_id:
+        return _fail("cant_delete_message")  # a bot token deletes only the app's own messages
+    sb.messages[conv["id"]].remove(message)
+    sb._emit(
+        conv["id"],
+        sb._hidden_event("message_deleted", conv["id"], deleted_ts=message["ts"], previous_message=public(message)),
+    )
+    return _ok(channel=conv["id"], ts=message["ts"])
 
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
@@ -825,7 +784,7 @@ def _messages(sb: SlackSandbox, args: _Args, messages: list[dict[str, Any]]) -> 
     chunk, cursor = _page(messages, args)
     meta = args.flag("include_all_metadata")
     return _ok(
-        messages=[_public(m, with_metadata=meta) for m in chunk],
+        messages=[public(m, with_metadata=meta) for m in chunk],
         has_more=bool(cursor),
         response_metadata={"next_cursor": cursor},
     )
@@ -853,16 +812,10 @@ def _replies(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
 @_method("users.lookupByEmail")
 def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     email = str(args.get("email") or "").strip().lower()
-    for user in sb.users.values():
-        if user.get("email") and user["email"].lower() == email:
-            return _ok(
-                user=_user(
-                    sb,
-                    user,
-                    profile={"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]},
-                )
-            )
-    return _fail("users_not_found")
+    if (user := next((u for u in sb.users.values() if u.get("email") and u["email"].lower() == email), None)) is None:
+        return _fail("users_not_found")
+    profile = {"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]}
+    return _ok(user=_user(sb, user, profile=profile))
 
 
 def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, Any]:
@@ -882,12 +835,17 @@ def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, A
 # ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
 
 
+# conversations.info and .members take only a channel ID
+_channel_by_id = functools.partial(SlackSandbox._conversation, by_name=False)
+
+
 @_method("conversations.info", find=_channel_by_id)
 def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     created, bot = sb._epoch(), sb.seed.bot_user_id
-    if conv["is_im"]:
-        other = next(iter(sorted(conv["members"] - {bot})), bot)
-        return _ok(channel=shaped(_shapes.IM, id=conv["id"], created=created, user=other))
+    if conv["is_im"]:  # the other person of the DM
+        return _ok(
+            channel=shaped(_shapes.IM, id=conv["id"], created=created, user=min(conv["members"] - {bot}, default=bot))
+        )
     private, name = conv["is_private"], conv["name"]
     channel = shaped(
         _shapes.CHANNEL,
@@ -903,9 +861,8 @@ def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> R
         is_mpim=conv["is_mpim"],
         is_private=private,
         is_member=bot in conv["members"],
+        **({"num_members": len(conv["members"])} if args.flag("include_num_members") else {}),
     )
-    if args.flag("include_num_members"):
-        channel["num_members"] = len(conv["members"])
     return _ok(channel=channel)
 
 
@@ -934,6 +891,3 @@ def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
     return _ok(user=shaped(_shapes.USER, **_user(sb, user, updated=sb._epoch(), profile=profile)))
-
-
-from connectors.slack import sandbox_events as _events_api  # noqa: E402,F401 - registers chat.delete and the Events API
