@@ -394,11 +394,15 @@ def answer_interaction(
     first = f"interaction-original:{hashlib.sha256(token.encode()).hexdigest()[:24]}"
 
     def act() -> None:
-        if done(ctx, first) is None:
+        answered = done(ctx, first)
+        if answered is None:
             responder.edit_original(token, text[:2000])
+            # The first answer names its key, recorded with it at once: a run killed before
+            # `once` recorded `key` sent the answer again as a follow-up (two messages, issue 19).
             with ctx.ledger.transaction() as session:
-                repo.effect_record(session, key=first, platform=where, actor=actor, ref={}, about=about, at=ctx.now)
-        else:
+                for k, ref in ((first, {"key": key}), (key, {})):
+                    repo.effect_record(session, key=k, platform=where, actor=actor, ref=ref, about=about, at=ctx.now)
+        elif answered["ref"].get("key") != key:
             responder.followup(token, text[:1900])
 
     try:
