@@ -8,6 +8,7 @@ idea filed and the event unprocessed, as a worker killed after filing it does.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import httpx
@@ -21,6 +22,7 @@ from flows.kit import answer_interaction, context
 from ledger import repo
 from ledger.models import Idea, InboxEvent
 from tests.support.ideas import bot_messages, wait_for_event
+from tests.support.net import LoopbackServer, request_of
 
 
 def _filed_unanswered(world) -> tuple[int, int, str]:
@@ -92,3 +94,53 @@ def test_a_later_answer_to_the_same_interaction_is_a_follow_up(world, gateway):
     messages = _answers(world, idea_id)
     assert [bool(m["edited"]) for m in messages] == [True, False], messages
     assert messages[1]["content"] == f"About **#{idea_id}**."
+
+
+def _late_link(gateway_url: str, delay: float):
+    """A link to the gateway that carries its answer back ``delay`` seconds late (the
+    interaction reached the gateway; its "thinking…" reaches Discord after Discord gave up)."""
+
+    async def app(scope, receive, send):
+        headers, body = await request_of(scope, receive)
+        forwarded = {k: v for k, v in headers.items() if k.lower() not in ("host", "content-length")}
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(f"{gateway_url}/hooks/discord", content=body, headers=forwarded)
+        await asyncio.sleep(delay)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status_code,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.content})
+
+    return app
+
+
+def test_an_interaction_whose_deferral_came_late_is_answered_in_a_direct_message(world, gateway):
+    """The gateway's "thinking…" reached Discord after its 3 s: the member saw "This interaction
+    failed", but the event was stored and the idea is filed. A failed interaction cannot be
+    edited or followed up (Unknown Message), so the answer comes as a direct message, once (the
+    chaos test's idea without an answer under load, issue 19)."""
+    control = f"{world.discord_url}/_sandbox/interactions_url"
+    with LoopbackServer(_late_link(gateway.url, world.discord_sb.settings.interaction_timeout + 0.5)) as link:
+        httpx.post(control, json={"url": link.url}, timeout=10).raise_for_status()
+        try:
+            sent = world.discord_sb.command(
+                world.discord_url, user="quinn_harbor", name="idea", options={"text": "A glossary of our acronyms"}
+            )
+        finally:
+            httpx.post(control, json={"url": f"{gateway.url}/hooks/discord"}, timeout=10).raise_for_status()
+    assert sent["failed"] and "did not answer" in sent["error"], sent
+    event_id = wait_for_event(world, source="discord", kind="idea", route="idea")
+    result = inbox.handle_event(world.ledger, event_id)
+    with world.ledger.read() as session:
+        [idea_id] = [i.id for i in session.query(Idea)]
+    assert result == f"idea:{idea_id}"
+    [answer] = _answers(world, idea_id)
+    dm_channels = {c["id"] for c in world.discord_state()["channels"] if c.get("type") == 1}
+    assert answer["channel_id"] in dm_channels and not answer["edited"], answer
+    assert "filed" in answer["content"]
+    assert inbox.handle_event(world.ledger, event_id) == "already-processed"
+    assert len(_answers(world, idea_id)) == 1
