@@ -412,6 +412,7 @@ class _Report:
 
     def __init__(self, s: dict, sent: Sent, timeline: Timeline, home: Path) -> None:
         self.s, self.sent, self.timeline = s, sent, timeline
+        self.dm_channels = {c["id"] for c in s["discord"]["channels"] if c.get("type") == 1}
         self.logs = [
             line
             for path in sorted((home / "logs").glob("*.log"))
@@ -480,6 +481,7 @@ class _Report:
         for m in ours.values():
             kind = "follow-up" if m.get("content") else "@original, not edited"
             kind = "@original edit" if m.get("edited") else kind
+            kind = "direct message" if m.get("channel_id") in self.dm_channels else kind
             out.append(
                 f"    message {m['id']} ({kind}): {(m.get('content') or '')[:80]!r}"
                 f" sent {self.timeline.at_iso(m.get('timestamp'))}, edited {self.timeline.at_iso(m.get('edited_at'))}"
