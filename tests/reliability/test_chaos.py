@@ -430,9 +430,23 @@ class _Report:
         ideas = [i for i in self.s["ideas"] if re.search(rf"\b{token}\b", i.title)]
         if not ideas:
             out.append("  no idea in the ledger")
+            out += self.topic(token)
         for idea in ideas:
             out += self.idea(idea)
         return "\n".join(out)
+
+    def topic(self, token: str) -> list[str]:
+        """A Forum token without an idea: its topic on the Forum, and any inbox event naming it."""
+        topics = [t for t in self.s["forum"]["topics"] if re.search(rf"\b{token}\b", t.get("title") or "")]
+        out = [f"    Forum topic {t.get('id')} created {self.timeline.at_iso(t.get('created_at'))}" for t in topics]
+        ids = {str(t.get("id")) for t in topics}
+        for e in self.s["events"]:
+            topic = ((e.payload or {}).get("data") or {}).get("topic") or {}
+            if str(topic.get("id")) in ids:
+                out.append(f"    inbox event {e.id}: processed {e.processed_at}, result {e.result_ref}")
+        if topics and len(out) == len(topics):
+            out.append("    no inbox event names it (its webhook never reached the gateway)")
+        return out
 
     def idea(self, idea: Idea) -> list[str]:
         naming = [m for m in self.s["discord"]["messages"] if _names(m.get("content"), idea.id)]
