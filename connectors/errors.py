@@ -9,7 +9,9 @@
         ├── RetriableError           try again after ``retry_after`` seconds (429, 5xx, timeout);
         │                            ``ambiguous``: a write may have landed, re-read before resending
         └── FatalError               do not retry; a person must act (other 4xx, bad signature)
-            └── InvalidSignature     an inbound request failed verification: answer 401, drop it
+            ├── InvalidSignature     an inbound request failed verification: answer 401, drop it
+            └── AnswerElsewhere      the interaction cannot be answered in place: tell the person
+                                     another way (a direct message)
 
 Raise, never return False. Messages never contain a secret: connectors redact before raising.
 """
@@ -76,3 +78,9 @@ class InvalidSignature(FatalError):
 
     The gateway answers 401 and drops the request; nothing in it may be trusted or stored.
     """
+
+
+class AnswerElsewhere(FatalError):
+    """An interaction cannot be answered where it was made: the platform dropped it because our
+    first answer did not reach it in time (the person saw it fail). The work it asked for may be
+    done all the same: tell the person another way (a direct message); no retry helps."""

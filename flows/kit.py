@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import Directory, InteractionResponder, MessageRef, Role, RoleResolver, UserRef
-from connectors.errors import RetriableError
+from connectors.errors import AnswerElsewhere, RetriableError
 from flows.platforms import Platforms, PlatformSpace, current_ledger, current_platforms
 from flows.presentation import templates as _env
 from flows.privacy import publish_artifact
@@ -428,6 +428,8 @@ def answer_interaction(
     an edit is safe to retry, so a 5xx or a dropped connection does not lose it. A follow-up
     (``POST /webhooks/{app}/{token}``) cannot be retried blindly, so only later answers to the
     same interaction use one. https://discord.com/developers/docs/interactions/receiving-and-responding
+    An interaction the platform dropped (our deferral was late: ``AnswerElsewhere``) is answered
+    in a direct message to its ``username``.
     """
     token = attributes.get("interaction_token")
     spaces = [ctx.platforms.space(platform)] if platform else list(ctx.platforms.spaces.values())
@@ -437,14 +439,31 @@ def answer_interaction(
         return
     where, responder = found[0]
     first = f"interaction-original:{hashlib.sha256(token.encode()).hexdigest()[:24]}"
+    space = ctx.platforms.space(where)
 
-    def act() -> None:
-        if done(ctx, first) is None:
+    def act() -> MessageRef | None:
+        answered = done(ctx, first)
+        if answered is not None and answered["ref"].get("key") == key:
+            return None  # this key's answer is the first one: sent already
+        try:
+            if answered is not None:
+                responder.followup(token, text[:1900])
+                return None
             responder.edit_original(token, text[:2000])
-            with ctx.ledger.transaction() as session:
-                repo.effect_record(session, key=first, platform=where, actor=actor, ref={}, about=about, at=ctx.now)
-        else:
-            responder.followup(token, text[:1900])
+        except AnswerElsewhere:
+            # Our deferral came too late (the member saw "This interaction failed"), yet the
+            # work is done: say so in a direct message, once (its nonce comes from the key).
+            username = attributes.get("username")
+            if space is None or space.messenger is None or not username:
+                raise
+            log.info("interaction of %s failed on %s; answered in a direct message", about, where)
+            return space.messenger.direct_message(recipients=[username], title="", text=text, key=f"{key}:dm")
+        # The first answer names its key and is recorded with it at once: a run killed between
+        # two records sent the same answer again as a follow-up (two messages, issue 19).
+        with ctx.ledger.transaction() as session:
+            for k, ref in ((first, {"key": key}), (key, {})):
+                repo.effect_record(session, key=k, platform=where, actor=actor, ref=ref, about=about, at=ctx.now)
+        return None
 
     try:
         once(ctx, key=key, platform=where, actor=actor, about=about, act=act)

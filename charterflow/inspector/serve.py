@@ -113,8 +113,8 @@ def prepare(
             )
             if response.status_code != 200:
                 running.problems.append(f"idea not seeded: HTTP {response.status_code}")
+    _point_at_gateway(spec, boxes, frozenset({"discourse"}))
     if "discourse" in boxes:
-        boxes["discourse"].webhook.url = f"{gateway}/hooks/discourse"
         boxes["discourse"].resume_webhooks()  # those pending when the process stopped
     if "discord" in boxes:
         connector = boxes["discord"].connect(running.urls["discord"])
@@ -122,10 +122,29 @@ def prepare(
             connector.register_commands(scope="guild")
         finally:
             connector.close()
-        boxes["discord"].interactions_url = f"{gateway}/hooks/discord"
+        _point_at_gateway(spec, boxes, frozenset({"discord"}))
     if "slack" in boxes:
         # The Events API: a bridged Slack channel's messages reach the common room (R-COMMS).
         point_events(boxes["slack"], f"{gateway}/hooks/slack")
+
+
+def _point_at_gateway(spec: dict[str, Any], boxes: dict[str, Any], names: frozenset[str]) -> None:
+    """The Forum's webhook and Discord's interactions URL of ``names`` pointed at the gateway."""
+    gateway = spec["gateway_url"].rstrip("/")
+    if "discourse" in names and "discourse" in boxes:
+        boxes["discourse"].webhook.url = f"{gateway}/hooks/discourse"
+    if "discord" in names and "discord" in boxes:
+        boxes["discord"].interactions_url = f"{gateway}/hooks/discord"
+
+
+def restore(spec: dict[str, Any], boxes: dict[str, Any], store: Any) -> frozenset[str]:
+    """Put back each sandbox's saved state (this process was restarted); the restored ones point
+    at the gateway at once, before any server listens, as a platform keeps its webhook across its
+    own restarts: a topic created between the first request served and :func:`prepare` sent no
+    webhook, and was lost (issue 19, the chaos test)."""
+    restored = frozenset(name for name, box in boxes.items() if store and store.restore(name, box))
+    _point_at_gateway(spec, boxes, restored)
+    return restored
 
 
 def _allowed_hosts() -> list[str]:
@@ -158,7 +177,7 @@ async def _run(spec: dict[str, Any]) -> int:
     community = build(today=date.fromisoformat(spec["today"]) if spec.get("today") else None)
     boxes = build_sandboxes(spec, community)
     store = _store(spec)
-    restored = frozenset(name for name, box in boxes.items() if store and store.restore(name, box))
+    restored = restore(spec, boxes, store)
     if restored:
         print(f"sandboxes: state restored for {', '.join(sorted(restored))}", file=sys.stderr)
     sockets = {name: _bind(host, int(spec["platforms"][name]["port"])) for name in boxes}

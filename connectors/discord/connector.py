@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -67,7 +68,7 @@ from connectors.discord.interactions import InteractionVerifier
 from connectors.discord.settings import DiscordSettings
 from connectors.discord.snowflake import snowflake_at, time_of
 from connectors.discord.votes import BallotRecord, MemoryVoteStore, TallyVoteStore, VoteRecord, VoteStore
-from connectors.errors import ConfigError, FatalError, InvalidSignature
+from connectors.errors import AnswerElsewhere, ConfigError, FatalError, InvalidSignature
 from connectors.http import Clock, SystemClock, WriteOutcome
 
 __all__ = ["DiscordConnector", "Member", "RoleRequest", "VoteReceipt"]
@@ -112,6 +113,22 @@ def _nonce(key: str | None) -> str:
     if key is None:
         return "r" + uuid.uuid4().hex[:20]
     return "k" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+
+
+# Unknown Message / Unknown Webhook on an interaction's answer: the deferral never reached
+# Discord in its 3 s, so the interaction failed and its token answers nothing.
+# https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction
+_NOT_ANSWERABLE = frozenset({10008, 10015})
+
+
+@contextmanager
+def _answered_in_place() -> Iterator[None]:
+    try:
+        yield
+    except DiscordAPIError as exc:
+        if exc.status != 404 or exc.code not in _NOT_ANSWERABLE:
+            raise
+        raise AnswerElsewhere(str(exc), platform=PLATFORM, status=exc.status) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1045,31 +1062,32 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         characters; the interaction token is valid for 15 minutes."""
         refs = []
         for body in payloads.followup(text, ephemeral=ephemeral):
-            msg = self.client.json(
-                self.client.request(
+            with _answered_in_place():
+                response = self.client.request(
                     "POST",
                     "/webhooks/{application_id}/{interaction_token}",
                     path=self._webhook(event),
                     json_body=body,
                     auth=False,
                     what="interaction follow-up",
-                ),
-                what="interaction follow-up",
-            )
+                )
+            msg = self.client.json(response, what="interaction follow-up")
             refs.append(MessageRef(platform=PLATFORM, id=str(msg["id"]), thread_id=str(msg.get("channel_id", ""))))
         return refs
 
     def edit_original(self, event: InboundEvent | str, text: str) -> None:
-        """Replace the deferred "thinking…" answer with ``text`` (at most 2000 characters)."""
-        self.client.request(
-            "PATCH",
-            "/webhooks/{application_id}/{interaction_token}/messages/@original",
-            path=self._webhook(event),
-            json_body=payloads.message(text),
-            auth=False,
-            what="interaction answer edit",
-            idempotent=True,
-        )
+        """Replace the deferred "thinking…" answer with ``text`` (at most 2000 characters);
+        ``AnswerElsewhere`` when the deferral never reached Discord."""
+        with _answered_in_place():
+            self.client.request(
+                "PATCH",
+                "/webhooks/{application_id}/{interaction_token}/messages/@original",
+                path=self._webhook(event),
+                json_body=payloads.message(text),
+                auth=False,
+                what="interaction answer edit",
+                idempotent=True,
+            )
 
     def callback(self, event: InboundEvent, response: Mapping[str, Any]) -> None:
         """Send the initial answer out of band (``POST /interactions/{id}/{token}/callback``)."""

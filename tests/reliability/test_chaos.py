@@ -18,6 +18,7 @@ at most one idea, never two.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -33,8 +35,9 @@ import pytest
 from sqlalchemy import func, select
 
 from charterflow.seed import CATEGORIES, build
+from ledger import repo
 from ledger.db import Ledger
-from ledger.models import AuditEntry, Idea, InboxEvent
+from ledger.models import AuditEntry, EffectClaim, Idea, InboxEvent
 from tests.procs import start, stop, subprocess_env, wait_for
 from tests.support.net import free_port
 
@@ -53,6 +56,17 @@ class Sent:
     unsure: dict[str, int] = field(default_factory=dict)  # token -> attempts that may have landed
     refused: int = 0  # "This interaction failed" / the Forum unreachable: sent again
     kinds: dict[str, str] = field(default_factory=dict)  # token -> discord | forum
+    # token -> each try: (time it was sent, outcome, interaction id / topic id / error)
+    tries: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
+
+
+@dataclass
+class Kill:
+    """One child SIGKILLed: when, and when the stack was ready again (``time.time()``)."""
+
+    victim: str
+    killed: float
+    ready: float | None = None
 
 
 class Members:
@@ -82,7 +96,9 @@ class Members:
         for _ in range(20):
             if self.stop_event.is_set() and token not in self.sent.unsure:
                 return
+            at = time.time()
             outcome, ref = send(token)
+            self.sent.tries.setdefault(token, []).append((at, outcome, ref))
             if outcome == "acked":
                 self.sent.acked[token] = ref
                 return
@@ -113,8 +129,9 @@ class Members:
         if out.status_code == 200 and result.get("status") == 200 and not result.get("failed"):
             return "acked", str(result["interaction_id"])
         error = str(result.get("error") or "")
+        ref = f"{result.get('interaction_id', '')}: {error}"
         # Not answered in 3 s: the gateway may have stored it; the member saw it fail.
-        return ("unsure" if "did not answer" in error else "refused"), ""
+        return ("unsure" if "did not answer" in error else "refused"), ref
 
     def _forum_topic(self, token: str) -> tuple[str, str]:
         self.sent.kinds[token] = "forum"
@@ -189,12 +206,14 @@ def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property
         members = Members(lock, _forum_key(home), stop_event)
         stream = threading.Thread(target=members.run, daemon=True)
         stream.start()
-        recovery = {}
+        started = time.time()
+        recovery, kills = {}, []
         for victim in VICTIMS:
             time.sleep(4)
             before = _status(home)[victim]
             os.kill(before["pid"], signal.SIGKILL)
             killed = time.monotonic()
+            kills.append(Kill(victim, time.time()))
             assert wait_for(
                 lambda v=victim, b=before: (
                     _status(home)[v]["restarts"] == b["restarts"] + 1 and _status(home)[v]["state"] == "running"
@@ -204,11 +223,12 @@ def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property
             ), log.read_text(errors="replace")[-3000:]
             assert wait_for(lambda: _gateway_ready(gateway_port), 180), log.read_text(errors="replace")[-3000:]
             recovery[victim] = time.monotonic() - killed
+            kills[-1].ready = time.time()
         time.sleep(4)
         stop_event.set()
         stream.join(timeout=120)
         assert up.poll() is None, "up must not stop: " + log.read_text(errors="replace")[-3000:]
-        figures = _settled(home, lock, members.sent)
+        figures = _settled(home, lock, members.sent, Timeline(started, kills))
         statuses = _status(home)
         # Each was restarted; the runner may also stop (exit 1) while the Prefect server is down,
         # and is restarted too.
@@ -233,7 +253,34 @@ def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property
     )
 
 
-def _settled(home: Path, lock: dict, sent: Sent) -> dict:
+@dataclass
+class Timeline:
+    """The kills of a run, to tell what was down when something was sent."""
+
+    started: float
+    kills: list[Kill]
+
+    def at(self, t: float) -> str:
+        """``+52.3 s, while inbox-worker was down (killed +50.1 s)`` or ``… s after … was back``."""
+        where = "before the first kill"
+        for k in self.kills:
+            if t < k.killed:
+                break
+            killed = f"killed +{k.killed - self.started:.1f} s"
+            if k.ready is None or t <= k.ready:
+                where = f"while {k.victim} was down ({killed})"
+            else:
+                ready = f"ready +{k.ready - self.started:.1f} s"
+                where = f"{t - k.ready:.1f} s after {k.victim} was back ({killed}, {ready})"
+        return f"+{t - self.started:.1f} s, {where}"
+
+    def at_iso(self, stamp: str | None) -> str:
+        if not stamp:
+            return "-"
+        return self.at(datetime.fromisoformat(stamp).timestamp())
+
+
+def _settled(home: Path, lock: dict, sent: Sent, timeline: Timeline) -> dict:
     """Wait until every acknowledged idea is handled and answered, then count (and assert)."""
     ledger = Ledger(f"sqlite:///{home / 'ledger.db'}")
     try:
@@ -249,9 +296,19 @@ def _settled(home: Path, lock: dict, sent: Sent) -> dict:
                         .group_by(AuditEntry.subject)
                     ).all()
                 )
+                effects = {k: repo.effect_get(session, key=k) for k in _effect_keys(events)}
+                claims = {c.subject: c.holder for c in session.scalars(select(EffectClaim))}
             discord = httpx.get(f"{lock['sandboxes']['discord']}/_sandbox/state", timeout=30).json()
             forum = httpx.get(f"{lock['sandboxes']['discourse']}/_sandbox/state", timeout=30).json()
-            return {"ideas": ideas, "events": events, "processed": processed, "discord": discord, "forum": forum}
+            return {
+                "ideas": ideas,
+                "events": events,
+                "processed": processed,
+                "discord": discord,
+                "forum": forum,
+                "effects": effects,
+                "claims": claims,
+            }
 
         def done() -> bool:
             s = snapshot()
@@ -286,9 +343,14 @@ def _settled(home: Path, lock: dict, sent: Sent) -> dict:
     ]
     unhandled = [e.id for e in s["events"] if e.processed_at is None]
     twice = [subject for subject, n in s["processed"].items() if n != 1]
-    assert settled, f"not settled: lost {lost}, unanswered {unanswered}, unprocessed {unhandled}"
-    assert lost == [] and duplicated == [], (lost, duplicated)
-    assert unanswered == [], f"ideas whose answer/reply is not there exactly once: {unanswered}"
+    report = _Report(s, sent, timeline, home)
+    assert settled, f"not settled: lost {lost}, unanswered {unanswered}, unprocessed {unhandled}\n" + report.tokens(
+        sorted({*lost, *unanswered})
+    )
+    assert lost == [] and duplicated == [], f"{(lost, duplicated)}\n" + report.tokens([*lost, *duplicated])
+    assert unanswered == [], f"ideas whose answer/reply is not there exactly once: {unanswered}\n" + report.tokens(
+        unanswered
+    )
     assert unhandled == [] and twice == [], (unhandled, twice)
     assert len(s["events"]) >= len(sent.acked)
     return {
@@ -322,3 +384,123 @@ def _replies(s: dict) -> dict[int, int]:
         if match:
             found[int(match.group(1))] = found.get(int(match.group(1)), 0) + 1
     return found
+
+
+def _effect_keys(events: list[InboxEvent]) -> list[str]:
+    """The keys of the answer effects of each Discord event (flows.kit.answer_interaction)."""
+    keys = []
+    for e in events:
+        token = str(((e.payload or {}).get("attributes") or {}).get("interaction_token") or "")
+        if token:
+            keys += [f"ideas:answer:inbox:{e.id}", _first_key(token)]
+    return keys
+
+
+def _names(text: str | None, idea_id: int) -> bool:
+    match = FILED.search(text or "")
+    return match is not None and int(match.group(1)) == idea_id
+
+
+def _first_key(token: str) -> str:
+    return f"interaction-original:{hashlib.sha256(token.encode()).hexdigest()[:24]}"
+
+
+class _Report:
+    """Per token, what happened: each try and what was down then; per idea its event, the
+    answer's effects and claims, the interaction's delivery, every message of the interaction
+    or naming the idea (an @original edit or a follow-up, when it was sent) and the log lines."""
+
+    def __init__(self, s: dict, sent: Sent, timeline: Timeline, home: Path) -> None:
+        self.s, self.sent, self.timeline = s, sent, timeline
+        self.dm_channels = {c["id"] for c in s["discord"]["channels"] if c.get("type") == 1}
+        self.logs = [
+            line
+            for path in sorted((home / "logs").glob("*.log"))
+            for line in path.read_text(errors="replace").splitlines()
+            if "inbox" in line
+        ]
+
+    def tokens(self, tokens: list[str]) -> str:
+        return "\n".join(self.token(t) for t in dict.fromkeys(tokens))
+
+    def token(self, token: str) -> str:
+        out = [f"{token} ({self.sent.kinds.get(token)}):"]
+        for at, outcome, ref in self.sent.tries.get(token, []):
+            out.append(f"  try {outcome} {ref!r} at {self.timeline.at(at)}")
+        ideas = [i for i in self.s["ideas"] if re.search(rf"\b{token}\b", i.title)]
+        if not ideas:
+            out.append("  no idea in the ledger")
+            out += self.topic(token)
+        for idea in ideas:
+            out += self.idea(idea)
+        return "\n".join(out)
+
+    def topic(self, token: str) -> list[str]:
+        """A Forum token without an idea: its topic on the Forum, and any inbox event naming it."""
+        topics = [t for t in self.s["forum"]["topics"] if re.search(rf"\b{token}\b", t.get("title") or "")]
+        out = [f"    Forum topic {t.get('id')} created {self.timeline.at_iso(t.get('created_at'))}" for t in topics]
+        ids = {str(t.get("id")) for t in topics}
+        for e in self.s["events"]:
+            topic = ((e.payload or {}).get("data") or {}).get("topic") or {}
+            if str(topic.get("id")) in ids:
+                out.append(f"    inbox event {e.id}: processed {e.processed_at}, result {e.result_ref}")
+        if topics and len(out) == len(topics):
+            out.append("    no inbox event names it (its webhook never reached the gateway)")
+        return out
+
+    def idea(self, idea: Idea) -> list[str]:
+        naming = [m for m in self.s["discord"]["messages"] if _names(m.get("content"), idea.id)]
+        posts = [p for p in self.s["forum"]["posts"] if _names(p.get("raw"), idea.id)]
+        count = len(naming) if idea.source == "discord" else len(posts)
+        verdict = "missing (0)" if count == 0 else ("once" if count == 1 else f"doubled ({count})")
+        out = [f"  idea #{idea.id} source_key {idea.source_key}: answer {verdict}"]
+        event = next((e for e in self.s["events"] if e.result_ref == f"idea:{idea.id}"), None)
+        if event is None:
+            out.append("    no processed inbox event names it")
+        else:
+            received = self.timeline.at(event.received_at.replace(tzinfo=UTC).timestamp())
+            out.append(
+                f"    inbox event {event.id} received {received}, processed {event.processed_at}, "
+                f"dispatch attempts {event.dispatch_attempts}, result {event.result_ref}"
+            )
+        if idea.source == "forum":
+            out += [f"    reply post {p.get('id')}: {(p.get('raw') or '')[:80]!r}" for p in posts]
+            return out
+        iid = idea.source_key.rsplit(":", 1)[-1]
+        for d in self.s["discord"]["interactions"]:
+            if str(d.get("interaction_id")) == iid:
+                out.append(
+                    f"    interaction {iid} delivered: status {d.get('status')}, {d.get('elapsed')} s, "
+                    f"error {d.get('error')!r}"
+                )
+        token = str(((event.payload or {}).get("attributes") or {}).get("interaction_token") or "") if event else ""
+        if event is not None and token:
+            for key in (f"ideas:answer:inbox:{event.id}", _first_key(token)):
+                subject = "effect:" + hashlib.sha256(key.encode()).hexdigest()
+                effect, claim = self.s["effects"].get(key), self.s["claims"].get(subject)
+                out.append(f"    effect {key.split(':', 1)[0]}: {effect}, claim {claim}")
+        # The state does not name a message's interaction: a deferred "thinking…" message never
+        # edited is the member's (visible_to) empty one sent within 10 s of the event's receipt.
+        user = str(((event.payload or {}).get("attributes") or {}).get("user_id") or "") if event else ""
+        received = event.received_at.replace(tzinfo=UTC).timestamp() if event else 0.0
+        ours = {
+            m["id"]: m
+            for m in self.s["discord"]["messages"]
+            if user
+            and m.get("visible_to") == user
+            and not m.get("content")
+            and abs(datetime.fromisoformat(m["timestamp"]).timestamp() - received) < 10
+        }
+        ours.update({m["id"]: m for m in naming})
+        for m in ours.values():
+            kind = "follow-up" if m.get("content") else "@original, not edited"
+            kind = "@original edit" if m.get("edited") else kind
+            kind = "direct message" if m.get("channel_id") in self.dm_channels else kind
+            out.append(
+                f"    message {m['id']} ({kind}): {(m.get('content') or '')[:80]!r}"
+                f" sent {self.timeline.at_iso(m.get('timestamp'))}, edited {self.timeline.at_iso(m.get('edited_at'))}"
+            )
+        if event is not None:
+            marks = (f"inbox:{event.id} ", f"inbox:{event.id})", f"inbox event {event.id}:", f"inbox-idea-{event.id}")
+            out += [f"    log: {line[:300]}" for line in self.logs if any(k in line for k in marks)][:12]
+        return out
