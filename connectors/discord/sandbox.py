@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.connector import DiscordConnector
@@ -48,6 +48,7 @@ from connectors.sandboxkit import (
     not_emulated,
     shaped,
 )
+from connectors.sandboxkit.bodies import check_body
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 
@@ -146,41 +147,28 @@ def _snowflake_ms(ms: int, seq: int) -> str:
     return str(((ms - DISCORD_EPOCH_MS) << 22) | (seq & 0x3FFFFF))
 
 
+def _ms_up(seconds: float) -> float:
+    # Rounded up to the millisecond: a client waiting that long never comes back early.
+    return math.ceil(seconds * 1000) / 1000
+
+
 def _error(status: int, code: int, message: str, errors: Mapping[str, Any] | None = None) -> Reply:
     return Reply(status, {"message": message, "code": code, **({"errors": dict(errors)} if errors else {})})
 
 
-def _field_error(name: str, code: str, message: str) -> Reply:
-    return _error(400, 50035, "Invalid Form Body", {name: {"_errors": [{"code": code, "message": message}]}})
-
-
-def _form_error(**fields: str) -> Reply:
-    errors = {name: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": msg}]} for name, msg in fields.items()}
+def _form_error(_code: str = "BASE_TYPE_INVALID", **fields: str) -> Reply:
+    errors = {name: {"_errors": [{"code": _code, "message": msg}]} for name, msg in fields.items()}
     return _error(400, 50035, "Invalid Form Body", errors)
 
 
-def _too_long(data: Mapping[str, Any]) -> Reply | None:
-    if len(data.get("content") or "") > MESSAGE_LIMIT:
-        return _field_error("content", "BASE_TYPE_MAX_LENGTH", f"Must be {MESSAGE_LIMIT} or fewer in length.")
-    return None
+def _refused(model: type[BaseModel], data: Any, **context: Any) -> Reply | None:
+    """Discord's 400 50035 naming each field of ``data`` that ``model`` refuses."""
+    errors = check_body(model, data, **context)[1]
+    return _form_error(**errors) if errors else None
 
 
 def _unknown(what: str, code: int) -> Reply:
     return _error(404, code, f"Unknown {what}")
-
-
-def _invalid_path_or_reason(req: Call) -> Reply | None:
-    """Discord's 400 50035 for a path id that is not a snowflake (it never reaches the lookup that
-    would answer 10013 & co.) and for an ``X-Audit-Log-Reason`` over 512 characters."""
-    for name, value in req.params.items():
-        if name.endswith("_id") and not _SNOWFLAKE.match(value):
-            return _field_error(name, "NUMBER_TYPE_COERCE", f'Value "{value}" is not snowflake.')
-    reason = req.headers.get("x-audit-log-reason")
-    if reason is not None and len(unquote(reason)) > AUDIT_REASON_MAX:
-        return _field_error(
-            "audit_log_reason", "BASE_TYPE_MAX_LENGTH", f"Must be {AUDIT_REASON_MAX} or fewer in length."
-        )
-    return None
 
 
 def _read_multipart(req: Call) -> Reply | None:
@@ -200,10 +188,14 @@ def _read_multipart(req: Call) -> Reply | None:
 
 
 def _unreadable(req: Call, route: Any) -> Reply | None:
-    """Discord's 400 for a request it cannot read: a bad path id or reason, a bad multipart or
-    JSON body, a body that is not JSON."""
-    if (invalid := _invalid_path_or_reason(req)) is not None:
-        return invalid
+    """Discord's 400 for a request it cannot read: a path id that is not a snowflake (it never
+    reaches the lookup that would answer 10013 & co.), an ``X-Audit-Log-Reason`` over 512
+    characters, a bad multipart or JSON body, a body that is not JSON."""
+    for name, value in req.params.items():
+        if name.endswith("_id") and not _SNOWFLAKE.match(value):
+            return _form_error("NUMBER_TYPE_COERCE", **{name: f'Value "{value}" is not snowflake.'})
+    if len(unquote(req.headers.get("x-audit-log-reason", ""))) > AUDIT_REASON_MAX:
+        return _form_error("BASE_TYPE_MAX_LENGTH", audit_log_reason=f"Must be {AUDIT_REASON_MAX} or fewer in length.")
     if (
         route.template in _MULTIPART_ROUTES
         and req.headers.get("content-type", "").startswith("multipart/form-data")
@@ -256,6 +248,72 @@ def _rows(components: Any) -> list[dict[str, Any]]:
         }
         for r, row in enumerate(components or [])
     ]
+
+
+class _Button(BaseModel):
+    type: Literal[2]  # only buttons are emulated
+    custom_id: str = Field(min_length=1, max_length=100)
+    label: str = Field("", max_length=80)
+
+
+class _Row(BaseModel):
+    type: Literal[1]  # each top-level component is an action row
+    components: list[_Button] = Field(min_length=1, max_length=5)
+
+
+def _unique_ids(rows: list[_Row]) -> list[_Row]:
+    if len(ids := [b.custom_id for row in rows for b in row.components]) != len(set(ids)):
+        raise ValueError("custom_id must be unique")
+    return rows
+
+
+class _Content(BaseModel):
+    """What the interaction webhooks check of a message (follow-ups, edits of the original)."""
+
+    content: str | None = Field(None, max_length=MESSAGE_LIMIT)
+
+
+class _Message(_Content):
+    """A new or edited message: at most 5 action rows of 1-5 buttons, a nonce of 25 characters."""
+
+    components: Annotated[list[_Row], Field(max_length=5), AfterValidator(_unique_ids)] | None = None
+    nonce: Annotated[str, Field(max_length=25)] | Annotated[int, Field(lt=10**25)] | None = None
+
+
+class _Thread(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    auto_archive_duration: Literal[60, 1440, 4320, 10080] = 10080
+    type: Literal[11, 12] = 12
+
+
+class _Location(BaseModel):
+    location: str = Field(min_length=1, max_length=100)
+
+
+class _Event(BaseModel):
+    """A new EXTERNAL scheduled event (the only kind emulated)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(None, max_length=1000)
+    privacy_level: Literal[2]
+    entity_type: Literal[3]
+    entity_metadata: _Location
+    scheduled_start_time: AwareDatetime
+    scheduled_end_time: AwareDatetime
+
+    @field_validator("scheduled_start_time")
+    @classmethod
+    def _future(cls, start: datetime) -> datetime:
+        if start <= datetime.now(UTC):
+            raise ValueError("Cannot schedule event in the past.")
+        return start
+
+    @field_validator("scheduled_end_time")
+    @classmethod
+    def _after_start(cls, end: datetime, info: ValidationInfo) -> datetime:
+        if end <= info.data.get("scheduled_start_time", datetime.min.replace(tzinfo=UTC)):
+            raise ValueError("Must be after the start time.")
+        return end
 
 
 class DiscordSandbox(Sandbox):
@@ -863,50 +921,39 @@ class DiscordSandbox(Sandbox):
             return _error(400, 0, "Requests need User-Agent: DiscordBot ($url, $versionNumber)")
         if route.auth and req.headers.get("authorization") != f"Bot {self.token}":
             return _error(401, 0, "401: Unauthorized")
-        now = time.monotonic()
+        limit, window = self.buckets[route.bucket][0], self.buckets[route.bucket][1] * self.time_scale
+        state = self._bucket_states.setdefault((route.bucket, params.get(route.major, "")), _BucketState())
+        if limited := self._limited(route, state, limit, window):
+            return self._too_many(req, route, limit, state, *limited)
+        req.params = params
+        if status := self.injected_status(502):
+            response = Reply(status, {"message": f"sandbox: injected HTTP {status}", "code": 0})
+        elif (invalid := _unreadable(req, route)) is not None:
+            return invalid
+        else:  # every route under a guild answers 10004 for another guild's id
+            response = _guild(self, req) or route.handler(self, req)
+        reset_after = max(state.start + window - time.monotonic(), 0.0)
+        response.headers.update(self._limit_headers(route.bucket, limit, limit - state.count, reset_after, state))
+        return response
+
+    def _limited(self, route: Any, state: _BucketState, limit: int, window: float) -> tuple[float, str, str] | None:
+        """(seconds to wait, scope, kind) when a storm, the global limit or the route's bucket
+        refuses the request; else it counts."""
+        now, global_window = time.monotonic(), self.settings.global_window * self.time_scale
         if storm := self.take_storm():
-            return self._too_many(
-                req,
-                route,
-                params,
-                float(storm.get("retry_after", 1.0)) * self.time_scale,
-                scope=str(storm.get("scope", "user")),
-                kind="storm",
-            )
-        if route.auth:  # interaction callbacks and webhooks do not count against the global limit
-            window = self.settings.global_window * self.time_scale
-            self._global_hits[:] = [t for t in self._global_hits if t > now - window]
-            if len(self._global_hits) >= self.settings.global_limit:
-                return self._too_many(
-                    req, route, params, self._global_hits[0] + window - now, scope="global", kind="global"
-                )
-        limit, window = self.buckets[route.bucket]
-        window *= self.time_scale
-        state = self._bucket_states.setdefault(
-            (route.bucket, params.get(route.major, "") if route.major else ""), _BucketState()
-        )
+            return float(storm.get("retry_after", 1.0)) * self.time_scale, str(storm.get("scope", "user")), "storm"
+        self._global_hits[:] = [t for t in self._global_hits if t > now - global_window]
+        # Interaction callbacks and webhooks do not count against the global limit.
+        if route.auth and len(self._global_hits) >= self.settings.global_limit:
+            return self._global_hits[0] + global_window - now, "global", "global"
         if now >= state.start + window:
-            state.start, state.count = now, 0
-            state.reset_epoch = math.ceil((time.time() + window) * 1000) / 1000
+            state.start, state.count, state.reset_epoch = now, 0, _ms_up(time.time() + window)
         if state.count >= limit:
-            return self._too_many(req, route, params, state.start + window - now, scope="user", kind="bucket")
+            return state.start + window - now, "user", "bucket"
         state.count += 1
         if route.auth:
             self._global_hits.append(now)
-        if status := self.injected_status(502):
-            response = Reply(status, {"message": f"sandbox: injected HTTP {status}", "code": 0})
-        else:
-            req.params = params
-            if (invalid := _unreadable(req, route)) is not None:
-                return invalid
-            # Every route under a guild answers 10004 for another guild's id.
-            response = _guild(self, req) or route.handler(self, req)
-        response.headers.update(
-            self._limit_headers(
-                route.bucket, limit, limit - state.count, max(state.start + window - now, 0.0), state.reset_epoch
-            )
-        )
-        return response
+        return None
 
     def _unrouted(self, req: Call) -> Reply:
         """A known path with another method is Discord's 405; anything else is not emulated."""
@@ -915,36 +962,37 @@ class DiscordSandbox(Sandbox):
         return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
 
     def _limit_headers(
-        self, bucket: str, limit: int, remaining: int, reset_after: float, reset_epoch: float
+        self, bucket: str, limit: int, remaining: int, reset_after: float, state: _BucketState
     ) -> dict[str, str]:
-        bucket_id = hashlib.sha1(bucket.encode()).hexdigest()[:16]  # noqa: S324 - an opaque name
-        # Rounded up to the millisecond: a client waiting Reset-After never comes back early.
         return {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(max(remaining, 0)),
-            "X-RateLimit-Reset": f"{reset_epoch:.3f}",
-            "X-RateLimit-Reset-After": f"{math.ceil(reset_after * 1000) / 1000:.3f}",
-            "X-RateLimit-Bucket": bucket_id,
+            # One fixed value per window; a bucket not counted yet ends its window after the wait.
+            "X-RateLimit-Reset": f"{state.reset_epoch or _ms_up(time.time() + reset_after):.3f}",
+            "X-RateLimit-Reset-After": f"{_ms_up(reset_after):.3f}",
+            "X-RateLimit-Bucket": hashlib.sha1(bucket.encode()).hexdigest()[:16],  # noqa: S324 - an opaque name
         }
 
-    def _too_many(self, req: Call, route: Any, params: dict[str, str], wait: float, *, scope: str, kind: str) -> Reply:
+    def _too_many(
+        self, req: Call, route: Any, limit: int, state: _BucketState, wait: float, scope: str, kind: str
+    ) -> Reply:
         wait = max(wait, 0.0)
-        rounded = math.ceil(wait * 1000) / 1000
         self.note_limited(
-            kind=kind, scope=scope, bucket=route.bucket, request=f"{req.method} {route.template}", retry_after=rounded
+            kind=kind,
+            scope=scope,
+            bucket=route.bucket,
+            request=f"{req.method} {route.template}",
+            retry_after=_ms_up(wait),
         )
         # Docs-accurate 429: no "code" (the spec's RatelimitedResponse requires one; the docs'
         # examples have none: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
-        body = {"message": "You are being rate limited.", "retry_after": rounded, "global": scope == "global"}
+        body = {"message": "You are being rate limited.", "retry_after": _ms_up(wait), "global": scope == "global"}
         # Via: a 429 from the API itself passes Google's front end; a Cloudflare ban lacks it.
         headers = {"Retry-After": str(max(1, math.ceil(wait))), "X-RateLimit-Scope": scope, "Via": "1.1 google"}
         if scope == "global":
             headers["X-RateLimit-Global"] = "true"
         else:
-            limit, _ = self.buckets[route.bucket]
-            state = self._bucket_states.get((route.bucket, params.get(route.major, "") if route.major else ""))
-            epoch = state.reset_epoch if state else math.ceil((time.time() + wait) * 1000) / 1000
-            headers.update(self._limit_headers(route.bucket, limit, 0, wait, epoch))
+            headers.update(self._limit_headers(route.bucket, limit, 0, wait, state))
         return Reply(429, body, headers=headers)
 
     # ---- control routes --------------------------------------------------------------------
@@ -1394,53 +1442,16 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     )
 
 
-def _validate_components(components: Any) -> Reply | None:
-    def problem() -> str | None:
-        if components is None:
-            return None
-        if not isinstance(components, list) or len(components) > 5:
-            return "components: at most 5 action rows"
-        seen = set()
-        for row in components:
-            if not isinstance(row, dict) or row.get("type") != 1:
-                return "components: each top-level component is an action row (type 1)"
-            if not 1 <= len(buttons := row.get("components") or []) <= 5:
-                return "components: an action row holds 1 to 5 buttons"
-            for b in buttons:
-                if b.get("type") != 2:
-                    return "components: only buttons are emulated"
-                if not isinstance(cid := b.get("custom_id"), str) or not 1 <= len(cid) <= 100 or cid in seen:
-                    return "components: custom_id must be 1-100 characters and unique"
-                seen.add(cid)
-                if len(str(b.get("label", ""))) > 80:
-                    return "components: label must be 80 or fewer in length"
-        return None
-
-    found = problem()
-    return _form_error(components=found) if found else None
+def _find_channel(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
+    return sb.channels.get(req.params["channel_id"]) or _unknown("Channel", 10003)
 
 
-def _message_problem(data: Any, files: list[dict[str, Any]]) -> Reply | None:
-    """What Discord refuses in a new message's body, before the channel's own rules."""
-    if not isinstance(data, dict):
-        return _form_error(body="Must be an object.")
-    if (content := data.get("content")) is not None and not isinstance(content, str):
-        return _form_error(content="Must be a string.")
-    if (bad := _too_long(data)) is not None:
+@_route("POST", "/channels/{channel_id}/messages", bucket="message.create", find=_find_channel)
+def _create_message(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Reply:
+    if (bad := _refused(_Message, data := req.json() or {})) is not None:
         return bad
-    if not (content or data.get("components") or data.get("embeds") or data.get("poll") or files):
+    if not (data.get("content") or data.get("components") or data.get("embeds") or data.get("poll") or req.files):
         return _error(400, 50006, "Cannot send an empty message")
-    if (nonce := data.get("nonce")) is not None and (not isinstance(nonce, (str, int)) or len(str(nonce)) > 25):
-        return _validate_components(data.get("components")) or _form_error(nonce="Must be 25 or fewer in length.")
-    return _validate_components(data.get("components"))
-
-
-@_route("POST", "/channels/{channel_id}/messages", bucket="message.create")
-def _create_message(sb: DiscordSandbox, req: Call) -> Reply:
-    if (channel := sb.channels.get(cid := req.params["channel_id"])) is None:
-        return _unknown("Channel", 10003)
-    if (bad := _message_problem(data := req.json() or {}, req.files)) is not None:
-        return bad
     data, nonce = {**data, "_files": req.files} if req.files else data, data.get("nonce")
     if channel["type"] == 1 and not sb.users[channel["recipient_id"]]["accepts_dms"]:
         return _error(403, 50007, "Cannot send messages to this user")
@@ -1448,17 +1459,17 @@ def _create_message(sb: DiscordSandbox, req: Call) -> Reply:
     if nonce is not None and data.get("enforce_nonce") and (seen := sb.nonces.get(key)):
         if now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
             return Reply(200, sb._message_json(sb.messages[seen[1]]))
-    msg = sb._create_message(cid, sb.bot_id, data)
+    msg = sb._create_message(channel["id"], sb.bot_id, data)
     if nonce is not None:
         sb.nonces[key] = (now, msg["id"])
     return Reply(200, sb._message_json(msg))
 
 
 def _find_message(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
-    if req.params["channel_id"] not in sb.channels:
-        return _unknown("Channel", 10003)
+    if isinstance(channel := _find_channel(sb, req), Reply):
+        return channel
     msg = sb.messages.get(req.params["message_id"])
-    return _unknown("Message", 10008) if msg is None or msg["channel_id"] != req.params["channel_id"] else msg
+    return msg if msg is not None and msg["channel_id"] == channel["id"] else _unknown("Message", 10008)
 
 
 @_route("GET", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message)
@@ -1470,19 +1481,16 @@ def _get_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
 def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
     if msg["author_id"] != sb.bot_id:
         return _error(403, 50005, "Cannot edit a message authored by another user")
-    data = req.json() or {}
-    if (bad := _too_long(data) or _validate_components(data.get("components"))) is not None:
+    if (bad := _refused(_Message, data := req.json() or {})) is not None:
         return bad
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
 
 
-@_route("GET", "/channels/{channel_id}/messages", bucket="messages.list")
-def _list_messages(sb: DiscordSandbox, req: Call) -> Reply:
-    """Newest first; with ``after`` the ``limit`` messages right after it (still newest first)
-    (https://discord.com/developers/docs/resources/message#get-channel-messages)."""
-    if req.params["channel_id"] not in sb.channels:
-        return _unknown("Channel", 10003)
+@_route("GET", "/channels/{channel_id}/messages", bucket="messages.list", find=_find_channel)
+def _list_messages(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Reply:
+    # Newest first; with `after` the `limit` messages right after it (still newest first)
+    # (https://discord.com/developers/docs/resources/message#get-channel-messages).
     if isinstance(limit := _int_arg(req, "limit", 50, 1, 100), Reply):
         return limit
     if isinstance(bounds := _snowflake_args(req, "after", "before"), Reply):
@@ -1491,7 +1499,7 @@ def _list_messages(sb: DiscordSandbox, req: Call) -> Reply:
         (
             m
             for m in sb.messages.values()
-            if m["channel_id"] == req.params["channel_id"]
+            if m["channel_id"] == channel["id"]
             and not m.get("visible_to")
             and int(m["id"]) > bounds.get("after", -1)
             and ("before" not in bounds or int(m["id"]) < bounds["before"])
@@ -1591,17 +1599,9 @@ def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any]
     )
 
 
-def _thread_args(data: Mapping[str, Any]) -> Reply | None:
-    if not isinstance(name := data.get("name"), str) or not 1 <= len(name) <= 100:
-        return _form_error(thread="name: Must be between 1 and 100 in length.")
-    if data.get("auto_archive_duration", 10080) not in (60, 1440, 4320, 10080):
-        return _form_error(thread="auto_archive_duration: Value must be one of (60, 1440, 4320, 10080).")
-    return None
-
-
 @_route("POST", "/channels/{channel_id}/messages/{message_id}/threads", bucket="threads", find=_find_message)
 def _thread_from_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
-    if (bad := _thread_args(data := req.json() or {})) is not None:
+    if (bad := _refused(_Thread, data := req.json() or {})) is not None:
         return bad
     if msg.get("thread_id"):
         return _error(400, 160004, "A thread has already been created for this message")
@@ -1609,22 +1609,19 @@ def _thread_from_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> 
     return _new_thread(sb, req, msg["id"], data, type=11)
 
 
-@_route("POST", "/channels/{channel_id}/threads", bucket="threads")
-def _create_thread(sb: DiscordSandbox, req: Call) -> Reply:
-    parent = sb.channels.get(req.params["channel_id"])
-    if parent is None or parent["type"] not in (0, 5):
+@_route("POST", "/channels/{channel_id}/threads", bucket="threads", find=_find_channel)
+def _create_thread(sb: DiscordSandbox, req: Call, parent: dict[str, Any]) -> Reply:
+    if parent["type"] not in (0, 5):
         return _unknown("Channel", 10003)
-    if (bad := _thread_args(data := req.json() or {})) is not None:
+    if (bad := _refused(_Thread, data := req.json() or {})) is not None:
         return bad
-    if (ttype := data.get("type", 12)) not in (11, 12):
-        return _form_error(type="Value must be one of (11, 12).")
-    return _new_thread(sb, req, sb._id(), data, type=ttype, invitable=bool(data.get("invitable", True)))
+    ttype, invitable = data.get("type", 12), bool(data.get("invitable", True))
+    return _new_thread(sb, req, sb._id(), data, type=ttype, invitable=invitable)
 
 
-@_route("PUT", "/channels/{channel_id}/thread-members/{user_id}", bucket="thread.members")
-def _add_thread_member(sb: DiscordSandbox, req: Call) -> Reply:
-    thread = sb.channels.get(req.params["channel_id"])
-    if thread is None or not thread.get("thread"):
+@_route("PUT", "/channels/{channel_id}/thread-members/{user_id}", bucket="thread.members", find=_find_channel)
+def _add_thread_member(sb: DiscordSandbox, req: Call, thread: dict[str, Any]) -> Reply:
+    if not thread.get("thread"):
         return _unknown("Channel", 10003)
     if (uid := req.params["user_id"]) not in sb.members:
         return _unknown("Member", 10007)
@@ -1638,41 +1635,10 @@ def _list_events(sb: DiscordSandbox, req: Call) -> Reply:
     return Reply(200, [dict(e) for e in sb.events.values() if e["status"] in (1, 2)])
 
 
-def _event_problems(data: Mapping[str, Any]) -> dict[str, str]:
-    """The field errors of a new EXTERNAL scheduled event (the only kind emulated)."""
-    errors, location = {}, (data.get("entity_metadata") or {}).get("location")
-    if not isinstance(data.get("name"), str) or not 1 <= len(data["name"]) <= 100:
-        errors["name"] = "Must be between 1 and 100 in length."
-    if data.get("description") is not None and len(str(data["description"])) > 1000:
-        errors["description"] = "Must be 1000 or fewer in length."
-    if data.get("privacy_level") != 2:
-        errors["privacy_level"] = "Value must be one of (2,)."
-    if data.get("entity_type") != 3:
-        errors["entity_type"] = "Only EXTERNAL (3) events are emulated."
-    if not isinstance(location, str) or not 1 <= len(location) <= 100:
-        errors["entity_metadata.location"] = "Must be between 1 and 100 in length."
-    start, end = (_aware(data.get(f"scheduled_{edge}_time")) for edge in ("start", "end"))
-    if start is None or end is None:
-        errors["scheduled_start_time"] = "Both times are required ISO8601 timestamps for EXTERNAL events."
-    elif start <= datetime.now(UTC):
-        errors["scheduled_start_time"] = "Cannot schedule event in the past."
-    elif end <= start:
-        errors["scheduled_end_time"] = "Must be after the start time."
-    return errors
-
-
-def _aware(value: Any) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 @_route("POST", "/guilds/{guild_id}/scheduled-events", bucket="events")
 def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
-    if errors := _event_problems(data := req.json() or {}):
-        return _form_error(**errors)
+    if (bad := _refused(_Event, data := req.json() or {})) is not None:
+        return bad
     if sum(1 for e in sb.events.values() if e["status"] in (1, 2)) >= 100:
         return _error(400, 30038, "Maximum number of guild events reached (100)")
     eid = sb._id()
@@ -1812,8 +1778,7 @@ def _callback(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
 def _followup(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if not record["acknowledged"]:
         return _error(404, 10015, "Unknown Webhook")  # nothing to follow up before the first answer
-    data = req.json() or {}
-    if (bad := _too_long(data)) is not None:
+    if (bad := _refused(_Content, data := req.json() or {})) is not None:
         return bad
     if not data.get("content") and not data.get("components"):
         return _error(400, 50006, "Cannot send an empty message")
@@ -1830,9 +1795,8 @@ def _followup(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
 def _edit_original(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if (msg := sb.messages.get(record.get("original_id") or "")) is None:
         return _unknown("Message", 10008)
-    data = req.json() or {}
-    if len(data.get("content") or "") > MESSAGE_LIMIT:
-        return _form_error(content=f"Must be {MESSAGE_LIMIT} or fewer in length.")
+    if (bad := _refused(_Content, data := req.json() or {})) is not None:
+        return bad
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
 
