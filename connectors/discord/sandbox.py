@@ -25,7 +25,16 @@ from urllib.parse import unquote
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    Field,
+    RootModel,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.connector import DiscordConnector
@@ -314,6 +323,35 @@ class _Event(BaseModel):
         if end <= info.data.get("scheduled_start_time", datetime.min.replace(tzinfo=UTC)):
             raise ValueError("Must be after the start time.")
         return end
+
+
+class _Command(BaseModel):
+    name: str = Field(min_length=1, max_length=32)
+    description: str = Field("", max_length=100)
+    type: Literal[1, 2, 3] = 1
+    options: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _by_type(self) -> _Command:
+        # USER (2) and MESSAGE (3) commands: any case, spaces allowed, an empty description.
+        # https://discord.com/developers/docs/interactions/application-commands#application-command-object
+        if self.type != 1 and (self.description or self.options or not self.name.strip()):
+            raise ValueError("User and message commands have a name and no description and no options.")
+        if self.type == 1 and not (
+            _COMMAND_NAME.match(self.name) and self.name == self.name.lower() and self.description
+        ):
+            raise ValueError("A slash command has a lower-case name and a description.")
+        return self
+
+
+def _unique_names(commands: list[_Command]) -> list[_Command]:
+    if len({c.name for c in commands}) != len(commands):
+        raise ValueError("Application command names must be unique")
+    return commands
+
+
+class _Commands(RootModel[Annotated[list[_Command], Field(max_length=100), AfterValidator(_unique_names)]]):
+    """A bulk overwrite: at most 100 commands, each name once."""
 
 
 class DiscordSandbox(Sandbox):
@@ -1289,27 +1327,15 @@ def _guild(sb: DiscordSandbox, req: Call) -> Reply | None:
     return _error(404, 10004, "Unknown Guild") if other else None
 
 
-def _int_arg(req: Call, name: str, default: int, low: int, high: int) -> int | Reply:
-    raw = req.arg(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        return _form_error(**{name: "Value is not int."})
-    return value if low <= value <= high else _form_error(**{name: f"Must be between {low} and {high}."})
-
-
-def _snowflake_args(req: Call, *names: str) -> dict[str, int] | Reply:
-    out = {}
-    for name in names:
-        if (raw := req.arg(name)) is not None:
-            if not raw.isdigit():
-                return _form_error(
-                    **{name: "Value is not snowflake." if name != "action_type" else "Value is not int."}
-                )
-            out[name] = int(raw)
-    return out
+def _args(req: Call, default: int, most: int, *snowflakes: str) -> dict[str, int] | Reply:
+    """The ``limit`` (1 to ``most``) and the ``snowflakes`` given in the query, or Discord's 50035."""
+    args = {"limit": default}
+    for name in ("limit", *snowflakes):
+        if (raw := req.arg(name)) is not None and not raw.isdigit():
+            kind = "snowflake" if name not in ("limit", "action_type") else "int"
+            return _form_error(**{name: f"Value is not {kind}."})
+        args.update({name: int(raw)} if raw is not None else {})
+    return args if 1 <= args["limit"] <= most else _form_error(limit=f"Must be between 1 and {most}.")
 
 
 @_route("GET", "/guilds/{guild_id}/members/{user_id}", bucket="member.get")
@@ -1321,15 +1347,13 @@ def _get_member(sb: DiscordSandbox, req: Call) -> Reply:
 
 @_route("GET", "/guilds/{guild_id}/members", bucket="members.list")
 def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(limit := _int_arg(req, "limit", 1, 1, 1000), Reply):
-        return limit
-    if isinstance(after := _snowflake_args(req, "after"), Reply):
-        return after
+    if isinstance(args := _args(req, 1, 1000, "after"), Reply):
+        return args
     if sb._sorted_ids is None or len(sb._sorted_ids) != len(sb.members):
         sb._sorted_ids = sorted(int(u) for u in sb.members)
-    start = bisect.bisect_right(sb._sorted_ids, after.get("after", 0))
+    start = bisect.bisect_right(sb._sorted_ids, args.get("after", 0))
     chunk = []
-    for uid in map(str, sb._sorted_ids[start : start + limit]):
+    for uid in map(str, sb._sorted_ids[start : start + args["limit"]]):
         if (cached := sb._member_cache.get(uid)) is None:
             cached = sb._member_cache[uid] = json.dumps(sb._member_json(uid), separators=(",", ":")).encode()
         chunk.append(cached)
@@ -1341,15 +1365,15 @@ def _search_members(sb: DiscordSandbox, req: Call) -> Reply:
     query = (req.arg("query") or "").lower()
     if not 1 <= len(query) <= 100:
         return _form_error(query="This field is required" if not query else "Must be between 1 and 100 in length.")
-    if isinstance(limit := _int_arg(req, "limit", 1, 1, 1000), Reply):
-        return limit
+    if isinstance(args := _args(req, 1, 1000), Reply):
+        return args
     found = [
         uid
         for uid, u in sb.users.items()
         if uid in sb.members
         and (u["username"].startswith(query) or (sb.members[uid]["nick"] or "").lower().startswith(query))
     ]
-    return Reply(200, [sb._member_json(uid) for uid in found[:limit]])
+    return Reply(200, [sb._member_json(uid) for uid in found[: args["limit"]]])
 
 
 _ROLE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
@@ -1405,9 +1429,7 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
                 "retry_after": sb.settings.search_index_retry_after,
             },
         )
-    if isinstance(limit := _int_arg(req, "limit", 25, 1, 25), Reply):
-        return limit
-    if isinstance(bounds := _snowflake_args(req, "min_id", "max_id"), Reply):
+    if isinstance(bounds := _args(req, 25, 25, "min_id", "max_id"), Reply):
         return bounds
     authors = set(req.query.get("author_id", []))
     rows = [
@@ -1420,7 +1442,7 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     ]
     rows.sort(key=lambda m: int(m["id"]), reverse=req.arg("sort_order", "desc") != "asc")
     out = []
-    for row in rows[:limit]:
+    for row in rows[: bounds["limit"]]:
         full = sb.messages.get(row["id"]) or {
             **row,
             "content": "…",
@@ -1491,9 +1513,7 @@ def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
 def _list_messages(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Reply:
     # Newest first; with `after` the `limit` messages right after it (still newest first)
     # (https://discord.com/developers/docs/resources/message#get-channel-messages).
-    if isinstance(limit := _int_arg(req, "limit", 50, 1, 100), Reply):
-        return limit
-    if isinstance(bounds := _snowflake_args(req, "after", "before"), Reply):
+    if isinstance(bounds := _args(req, 50, 100, "after", "before"), Reply):
         return bounds
     rows = sorted(
         (
@@ -1506,7 +1526,7 @@ def _list_messages(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Re
         ),
         key=lambda m: int(m["id"]),
     )
-    rows = rows[:limit] if "after" in bounds else rows[-limit:]
+    rows = rows[: bounds["limit"]] if "after" in bounds else rows[-bounds["limit"] :]
     return Reply(200, [sb._message_json(m) for m in reversed(rows)])
 
 
@@ -1670,10 +1690,9 @@ _AUDIT_FILTERS: dict[str, Callable[[Mapping[str, Any], int], bool]] = {
 
 @_route("GET", "/guilds/{guild_id}/audit-logs", bucket="audit_log")
 def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(limit := _int_arg(req, "limit", 50, 1, 100), Reply):
-        return limit
-    if isinstance(bounds := _snowflake_args(req, *_AUDIT_FILTERS), Reply):
+    if isinstance(bounds := _args(req, 50, 100, *_AUDIT_FILTERS), Reply):
         return bounds
+    limit = bounds.pop("limit")
     entries = [e for e in sb.audit_log if all(_AUDIT_FILTERS[k](e, v) for k, v in bounds.items())]
     # Newest first, except with only `after`: then oldest first (the docs' "reversed" order).
     entries.sort(key=lambda e: int(e["id"]), reverse=not ("after" in bounds and "before" not in bounds))
@@ -1687,65 +1706,29 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
     )
 
 
-def _command_problem(cmd: Any) -> tuple[str, str] | None:
-    """(field, message) when ``cmd`` is not a command Discord takes."""
-    name, desc, kind = (
-        (cmd.get("name"), cmd.get("description", ""), cmd.get("type", 1))
-        if isinstance(cmd, dict)
-        else (None, None, None)
-    )
-    # USER (2) and MESSAGE (3) commands: any case, spaces allowed, an empty description.
-    # https://discord.com/developers/docs/interactions/application-commands#application-command-object
-    if kind in (2, 3):
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 32 or len(name) > 32:
-            return "name", "Command name is invalid"
-        return (
-            ("description", "User and message commands take no description and no options.")
-            if (desc != "" or cmd.get("options"))
-            else None
-        )
-    if kind != 1:
-        return "type", "Value must be one of {1, 2, 3}."
-    if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
-        return "name", "Command name is invalid"
-    return (
-        None
-        if isinstance(desc, str) and 1 <= len(desc) <= 100
-        else ("description", "Must be between 1 and 100 in length.")
-    )
-
-
 @_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands", scope="guild")
 @_route("PUT", "/applications/{application_id}/commands", bucket="commands", scope="global")
 def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
     scope = sb.seed.guild_id if scope == "guild" else scope
     if req.params["application_id"] != sb.seed.application_id:
         return _error(403, 50001, "Missing Access")
-    if not isinstance(data := req.json(), list) or len(data) > 100:
-        return _form_error(body="Must be a list of at most 100 commands.")
-    names: set[str] = set()
-    out = []
-    for i, cmd in enumerate(data):
-        if (problem := _command_problem(cmd)) is None and cmd["name"] in names:
-            problem = "name", "Application command names must be unique"
-        if problem:
-            return _form_error(**{f"{i}.{problem[0]}": problem[1]})
-        names.add(cmd["name"])
-        out.append(
-            shaped(
-                _shapes.COMMAND,
-                id=sb._id(),
-                application_id=sb.seed.application_id,
-                version=sb._id(),
-                type=cmd.get("type", 1),
-                name=cmd["name"],
-                description=cmd.get("description", ""),
-                **({"guild_id": scope} if scope != "global" else {}),
-                **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {}),
-            )
+    if (bad := _refused(_Commands, data := req.json())) is not None:
+        return bad
+    sb.commands[scope] = [
+        shaped(
+            _shapes.COMMAND,
+            id=sb._id(),
+            application_id=sb.seed.application_id,
+            version=sb._id(),
+            type=cmd.get("type", 1),
+            name=cmd["name"],
+            description=cmd.get("description", ""),
+            **({"guild_id": scope} if scope != "global" else {}),
+            **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {}),
         )
-    sb.commands[scope] = out
-    return Reply(200, out)
+        for cmd in data
+    ]
+    return Reply(200, sb.commands[scope])
 
 
 def _interaction_for(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
