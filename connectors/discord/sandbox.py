@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import copy
 import hashlib
 import json
@@ -240,6 +241,10 @@ def _route(
     return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind, find=find)
 
 
+# The ages of a seeded member's past messages in milliseconds: (recent, older).
+_AGES = ((1, 89 * 86_400_000), (91 * 86_400_000, 700 * 86_400_000))
+
+
 @dataclass
 class _BucketState:
     start: float = float("-inf")
@@ -407,32 +412,19 @@ class DiscordSandbox(Sandbox):
             self.settings = seed.settings.model_copy()
             self.buckets = {**DEFAULT_BUCKETS, **{k: tuple(v) for k, v in seed.settings.buckets.items()}}
             base_ms = DISCORD_EPOCH_MS + 10**11  # ids of seeded objects: a fixed moment in 2018
-            self.roles: dict[str, dict[str, Any]] = {
-                seed.guild_id: {
-                    "id": seed.guild_id,
-                    "name": "@everyone",
-                    "position": 0,
-                    "permissions": 0,
-                    "managed": False,
-                    "bot_role": False,
-                }
-            }
-            for i, r in enumerate(seed.roles):
-                rid = r.id or _snowflake_ms(base_ms + 1000 + i, i)
-                self.roles[rid] = {**r.model_dump(), "id": rid}
+            everyone = {"id": seed.guild_id, "name": "@everyone", "position": 0, "permissions": 0, "managed": False}
+            roles = [
+                {**r.model_dump(), "id": r.id or _snowflake_ms(base_ms + 1000 + i, i)} for i, r in enumerate(seed.roles)
+            ]
+            self.roles: dict[str, dict[str, Any]] = {r["id"]: r for r in [everyone | {"bot_role": False}, *roles]}
             by_name = {r["name"]: rid for rid, r in self.roles.items()}
-            self.channels: dict[str, dict[str, Any]] = {}
-            for i, c in enumerate(seed.channels):
-                cid = c.id or _snowflake_ms(base_ms + 2000 + i, i)
-                self.channels[cid] = {
-                    "id": cid,
-                    "name": c.name,
-                    "type": c.type,
-                    "position": i,
-                    "parent_id": None,
-                    "guild_id": seed.guild_id,
-                    "thread": None,
-                }
+            channels = [
+                {**c.model_dump(), "id": c.id or _snowflake_ms(base_ms + 2000 + i, i), "position": i}
+                for i, c in enumerate(seed.channels)
+            ]
+            self.channels: dict[str, dict[str, Any]] = {
+                c["id"]: {**c, "parent_id": None, "guild_id": seed.guild_id, "thread": None} for c in channels
+            }
             self.users: dict[str, dict[str, Any]] = {}
             self.members: dict[str, dict[str, Any]] = {}
             self._add_member(
@@ -484,16 +476,18 @@ class DiscordSandbox(Sandbox):
                 bot=m.bot,
                 accepts_dms=m.accepts_dms,
             )
-            for n in range(m.recent_messages + m.older_messages):
-                old = n - m.recent_messages  # from 0 on: an older message
-                span = (91 * 86_400_000, 700 * 86_400_000) if old >= 0 else (1, 89 * 86_400_000)
-                self.history.append(
-                    {
-                        "id": _snowflake_ms(now_ms - rng.randint(*span), old + 5000 if old >= 0 else n),
-                        "author_id": uid,
-                        "channel_id": general,
-                    }
-                )
+            # n - recent from 0 on: an older message, 91 to 700 days old (a recent one: 0 to 89).
+            self.history += [
+                {
+                    "id": _snowflake_ms(
+                        now_ms - rng.randint(*_AGES[n >= m.recent_messages]),
+                        n + 5000 - m.recent_messages if n >= m.recent_messages else n,
+                    ),
+                    "author_id": uid,
+                    "channel_id": general,
+                }
+                for n in range(m.recent_messages + m.older_messages)
+            ]
         if unknown := [name for name in seed.generated_member_roles if name not in by_name]:
             raise ConfigError(f"invalid sandbox seed: generated_member_roles names unknown role {unknown[0]!r}")
         for n in range(seed.generated_members):
@@ -531,13 +525,18 @@ class DiscordSandbox(Sandbox):
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
         return next((u for u in self.users.values() if u["username"] == username.lower()), None)
 
+    def _person(self, name_or_id: Any) -> dict[str, Any] | Reply:
+        """A member named by username or id (what the control routes take), or 10013."""
+        user = self._user_by_name(str(name_or_id)) or self.users.get(str(name_or_id))
+        return user if user is not None and user["id"] in self.members else _error(400, 10013, "Unknown User")
+
     @property
     def bot_id(self) -> str:
         """The bot user's id (the application id, as for applications made since 2020)."""
         return self.seed.application_id
 
-    def _role_id(self, name: str) -> str:
-        return next(rid for rid, r in self.roles.items() if r["name"] == name)
+    def _role_id(self, name: str) -> str | None:
+        return next((rid for rid, r in self.roles.items() if r["name"] == name), None)
 
     def channel_id(self, name: str) -> str:
         """The id of the seeded channel called ``name``."""
@@ -546,9 +545,6 @@ class DiscordSandbox(Sandbox):
     def channel_id_first(self) -> str:
         """The first seeded channel (where commands are run by default)."""
         return next(iter(self.channels))
-
-    def _invalidate(self, uid: str) -> None:
-        self._member_cache.pop(uid, None)
 
     # ---- the framework's Sandbox protocol ----------------------------------------------------
 
@@ -580,15 +576,19 @@ class DiscordSandbox(Sandbox):
             "CHARTERFLOW_DISCORD_GLOBAL_RATE_LIMIT": str(self.settings.global_limit),
             "CHARTERFLOW_DISCORD_GLOBAL_RATE_WINDOW": f"{self.settings.global_window * self.time_scale:g}",
         }
-        for setting, name in (
-            ("WG_MEMBER_ROLE_ID", "wg-member"),
-            ("MODERATOR_ROLE_ID", "moderator"),
-            ("ADMIN_ROLE_ID", "admin"),
-        ):
-            if any(r["name"] == name for r in self.roles.values()):
-                env[f"CHARTERFLOW_DISCORD_{setting}"] = self._role_id(name)
-        if any(c["name"] == "wg-private" for c in self.channels.values()):
-            env["CHARTERFLOW_DISCORD_WG_CHANNEL_ID"] = self.channel_id("wg-private")
+        # The roles and the WG channel of the seed that the settings name, where it has them.
+        env.update(
+            {
+                f"CHARTERFLOW_DISCORD_{setting}_ID": rid
+                for setting, rid in (
+                    ("WG_MEMBER_ROLE", self._role_id("wg-member")),
+                    ("MODERATOR_ROLE", self._role_id("moderator")),
+                    ("ADMIN_ROLE", self._role_id("admin")),
+                    ("WG_CHANNEL", next((c for c, v in self.channels.items() if v["name"] == "wg-private"), None)),
+                )
+                if rid is not None
+            }
+        )
         return {
             "connector": "discord",
             "base_url": base_url,
@@ -812,10 +812,8 @@ class DiscordSandbox(Sandbox):
                 async with httpx.AsyncClient(timeout=timeout) as client:
                     response = await client.post(self.interactions_url, content=body, headers=headers)
                 status = response.status_code
-                try:
+                with contextlib.suppress(ValueError):
                     answer = response.json()
-                except ValueError:
-                    answer = None
             elif self._sink is not None:
                 status, answer = await asyncio.wait_for(asyncio.to_thread(self._sink, headers, body), timeout)
             else:
@@ -824,7 +822,10 @@ class DiscordSandbox(Sandbox):
             error = f"the endpoint did not answer within {timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}"
+        if error is None and status != 200:
+            error = f"the endpoint answered HTTP {status}"
         with self._lock:
+            error = error or self._apply_callback(self.interactions[interaction["token"]], answer)
             outcome = {
                 "interaction_id": interaction["id"],
                 "type": interaction["type"],
@@ -832,14 +833,8 @@ class DiscordSandbox(Sandbox):
                 "response": answer,
                 "elapsed": round(time.monotonic() - started, 4),
                 "error": error,
+                "failed": error is not None,
             }
-            if error is None:
-                outcome["error"] = (
-                    self._apply_callback(self.interactions[interaction["token"]], answer)
-                    if status == 200
-                    else f"the endpoint answered HTTP {status}"
-                )
-            outcome["failed"] = outcome["error"] is not None
             self.interaction_log.append(outcome)
             return outcome
 
@@ -849,9 +844,7 @@ class DiscordSandbox(Sandbox):
             return "Interaction has already been acknowledged."
         if not isinstance(answer, dict) or not isinstance(answer.get("type"), int):
             return "the response is not an interaction response"
-        rtype = answer["type"]
-        given = answer.get("data")
-        data: dict[str, Any] = given if isinstance(given, dict) else {}
+        rtype, data = answer["type"], answer.get("data") if isinstance(answer.get("data"), dict) else {}
         if rtype not in {1: {1}, 2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}.get(record["type"], set()):
             return f"response type {rtype} is not allowed for interaction type {record['type']}"
         if rtype in (4, 7) and len(data.get("content") or "") > MESSAGE_LIMIT:
@@ -968,8 +961,10 @@ class DiscordSandbox(Sandbox):
             response = Reply(status, {"message": f"sandbox: injected HTTP {status}", "code": 0})
         elif (invalid := _unreadable(req, route)) is not None:
             return invalid
-        else:  # every route under a guild answers 10004 for another guild's id
-            response = _guild(self, req) or route.handler(self, req)
+        elif req.params.get("guild_id", self.seed.guild_id) != self.seed.guild_id:
+            response = _unknown("Guild", 10004)  # every route under a guild, for another guild's id
+        else:
+            response = route.handler(self, req)
         reset_after = max(state.start + window - time.monotonic(), 0.0)
         response.headers.update(self._limit_headers(route.bucket, limit, limit - state.count, reset_after, state))
         return response
@@ -1048,13 +1043,11 @@ class DiscordSandbox(Sandbox):
 
     @control("audit_log")
     def _inject_audit(self, call: Call, data: Mapping[str, Any]) -> Reply:
-        ids: list[str | None] = []
-        for name in ("user", "target"):
-            value = data.get(name)
-            user = None if value in (None, "") else self._user_by_name(str(value)) or self.users.get(str(value))
-            if value not in (None, "") and user is None:
-                return _error(400, 10013, f"Unknown User ({name})")
-            ids.append(str(user["id"]) if user else None)
+        # Who acted and on whom: any user (a member may have left since), by username or id.
+        given = {name: str(data[name]) for name in ("user", "target") if data.get(name) not in (None, "")}
+        ids = {name: (self._user_by_name(v) or self.users.get(v) or {}).get("id") for name, v in given.items()}
+        if unknown := [name for name, uid in ids.items() if uid is None]:
+            return _error(400, 10013, f"Unknown User ({unknown[0]})")
         try:
             action_type = int(data.get("action_type"))  # type: ignore[arg-type]  # None: the form error below
         except (TypeError, ValueError):
@@ -1068,8 +1061,8 @@ class DiscordSandbox(Sandbox):
                 200,
                 self.audit(
                     action_type,
-                    user_id=ids[0],
-                    target_id=ids[1],
+                    user_id=ids.get("user"),
+                    target_id=ids.get("target"),
                     reason=data.get("reason") or None,
                     changes=changes,
                     options=data.get("options"),
@@ -1079,16 +1072,15 @@ class DiscordSandbox(Sandbox):
     # A person writes, edits or deletes in a channel or thread (what a bridge polls for).
     @control("messages")
     def _person_message(self, call: Call, data: Mapping[str, Any]) -> Reply:
-        user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
-        if user is None or str(user["id"]) not in self.members:
-            return _error(400, 10013, "Unknown User")
+        if isinstance(user := self._person(data.get("user", "")), Reply):
+            return user
         channel = str(data.get("channel", "")).lstrip("#")
-        cid = (
-            channel
-            if channel in self.channels
-            else next((c["id"] for c in self.channels.values() if c["name"] == channel and c.get("guild_id")), None)
+        named = (
+            c["id"]
+            for c in self.channels.values()
+            if channel == c["id"] or (channel == c["name"] and c.get("guild_id"))
         )
-        if cid is None:
+        if (cid := next(named, None)) is None:
             return _unknown("Channel", 10003)
         files = [
             {"filename": str(a), "size": 1, "content_type": "application/octet-stream"}
@@ -1110,9 +1102,8 @@ class DiscordSandbox(Sandbox):
             return Reply(200, self._message_json(msg))
 
     def _build_interaction(self, data: Mapping[str, Any]) -> dict[str, Any] | Reply:
-        user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
-        if user is None or str(user["id"]) not in self.members:
-            return _error(400, 10013, "Unknown User")
+        if isinstance(user := self._person(data.get("user", "")), Reply):
+            return user
         build = {
             "command": self._command_interaction,
             "component": self._component_interaction,
@@ -1301,9 +1292,8 @@ class DiscordSandbox(Sandbox):
             "target_id": target_id,
             "reason": reason,
             "changes": list(changes or []),
+            **({"options": {str(k): str(v) for k, v in options.items()}} if options else {}),
         }
-        if options:
-            entry["options"] = {str(k): str(v) for k, v in options.items()}
         self.audit_log.append(entry)
         return entry
 
@@ -1311,20 +1301,11 @@ class DiscordSandbox(Sandbox):
         # The hierarchy: only roles strictly below the bot's highest role, never managed roles
         # (https://discord.com/developers/docs/topics/permissions#permission-hierarchy).
         mine = [self.roles[r] for r in self.members[self.bot_id]["roles"]]
-        perms = 0
-        for r in mine:
-            perms |= int(r["permissions"])
-        top = max((r["position"] for r in mine), default=0)
-        return bool(perms & (MANAGE_ROLES | ADMINISTRATOR)) and role["position"] < top and not role["managed"]
+        allowed = any(int(r["permissions"]) & (MANAGE_ROLES | ADMINISTRATOR) for r in mine)
+        return allowed and role["position"] < max((r["position"] for r in mine), default=0) and not role["managed"]
 
 
 # ---- endpoint handlers (paths below /api/v10) ------------------------------------------------
-
-
-def _guild(sb: DiscordSandbox, req: Call) -> Reply | None:
-    """Discord's 10004 for a path naming another guild (the dispatcher asks it of every route)."""
-    other = req.params.get("guild_id", sb.seed.guild_id) != sb.seed.guild_id
-    return _error(404, 10004, "Unknown Guild") if other else None
 
 
 def _args(req: Call, default: int, most: int, *snowflakes: str) -> dict[str, int] | Reply:
@@ -1352,11 +1333,12 @@ def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
     if sb._sorted_ids is None or len(sb._sorted_ids) != len(sb.members):
         sb._sorted_ids = sorted(int(u) for u in sb.members)
     start = bisect.bisect_right(sb._sorted_ids, args.get("after", 0))
-    chunk = []
-    for uid in map(str, sb._sorted_ids[start : start + args["limit"]]):
-        if (cached := sb._member_cache.get(uid)) is None:
-            cached = sb._member_cache[uid] = json.dumps(sb._member_json(uid), separators=(",", ":")).encode()
-        chunk.append(cached)
+    # Each member's JSON is kept until the member changes: 20,000 members are listed at once.
+    chunk = [
+        sb._member_cache.get(uid)
+        or sb._member_cache.setdefault(uid, json.dumps(sb._member_json(uid), separators=(",", ":")).encode())
+        for uid in map(str, sb._sorted_ids[start : start + args["limit"]])
+    ]
     return Reply(200, raw=b"[" + b",".join(chunk) + b"]")
 
 
@@ -1394,7 +1376,7 @@ def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
     if grant != (rid in roles):
         roles.append(rid) if grant else roles.remove(rid)
         sb._record_role_change("grant" if grant else "revoke", uid, rid, reason)
-    sb._invalidate(uid)
+    sb._member_cache.pop(uid, None)
     return Reply(204)
 
 
@@ -1441,17 +1423,11 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
         and not m.get("visible_to")
     ]
     rows.sort(key=lambda m: int(m["id"]), reverse=req.arg("sort_order", "desc") != "asc")
-    out = []
-    for row in rows[: bounds["limit"]]:
-        full = sb.messages.get(row["id"]) or {
-            **row,
-            "content": "…",
-            "components": [],
-            "flags": 0,
-            "edited": None,
-            "timestamp": datetime.fromtimestamp(((int(row["id"]) >> 22) + DISCORD_EPOCH_MS) / 1000, UTC).isoformat(),
-        }
-        out.append([{**sb._message_json(full), "hit": True}])
+    # A message of the past (the seed's history) has no text: only its author, channel and time.
+    out = [
+        [{**sb._message_json(sb.messages.get(row["id"]) or _past_message(row)), "hit": True}]
+        for row in rows[: bounds["limit"]]
+    ]
     return Reply(
         200,
         {
@@ -1462,6 +1438,18 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
             "members": [],
         },
     )
+
+
+def _past_message(row: Mapping[str, Any]) -> dict[str, Any]:
+    ms = (int(row["id"]) >> 22) + DISCORD_EPOCH_MS
+    return {
+        **row,
+        "content": "…",
+        "components": [],
+        "flags": 0,
+        "edited": None,
+        "timestamp": _iso(datetime.fromtimestamp(ms / 1000, UTC)),
+    }
 
 
 def _find_channel(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
@@ -1693,10 +1681,12 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
     if isinstance(bounds := _args(req, 50, 100, *_AUDIT_FILTERS), Reply):
         return bounds
     limit = bounds.pop("limit")
-    entries = [e for e in sb.audit_log if all(_AUDIT_FILTERS[k](e, v) for k, v in bounds.items())]
     # Newest first, except with only `after`: then oldest first (the docs' "reversed" order).
-    entries.sort(key=lambda e: int(e["id"]), reverse=not ("after" in bounds and "before" not in bounds))
-    page = entries[:limit]
+    page = sorted(
+        (e for e in sb.audit_log if all(_AUDIT_FILTERS[k](e, v) for k, v in bounds.items())),
+        key=lambda e: int(e["id"]),
+        reverse=not ("after" in bounds and "before" not in bounds),
+    )[:limit]
     ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.users}
     entries = [
         {k: copy.deepcopy(v) for k, v in e.items() if v is not None or k in ("user_id", "target_id")} for e in page
