@@ -393,8 +393,9 @@ class DiscordSandbox(Sandbox):
         # Called before an interaction is sent, so a keeper of the state (charterflow.sandbox_state)
         # has saved its token: the answer may arrive after this process was restarted.
         self.on_change: Callable[[], None] | None = None
-        key_hex = self.seed.private_key or secrets.token_hex(32)
-        self._private_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex))
+        self._private_key = Ed25519PrivateKey.from_private_bytes(
+            bytes.fromhex(self.seed.private_key or secrets.token_hex(32))
+        )
         self.public_key = self._private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
         self.token = self.seed.token or f"sbx.{secrets.token_urlsafe(24)}"
         self._reset()
@@ -541,10 +542,6 @@ class DiscordSandbox(Sandbox):
     def channel_id(self, name: str) -> str:
         """The id of the seeded channel called ``name``."""
         return next(cid for cid, c in self.channels.items() if c["name"] == name)
-
-    def channel_id_first(self) -> str:
-        """The first seeded channel (where commands are run by default)."""
-        return next(iter(self.channels))
 
     # ---- the framework's Sandbox protocol ----------------------------------------------------
 
@@ -725,7 +722,7 @@ class DiscordSandbox(Sandbox):
             application_id=self.seed.application_id,
             token=token,
             guild_id=self.seed.guild_id,
-            channel_id=payload.get("channel_id") or self.channel_id_first(),
+            channel_id=payload.get("channel_id") or next(iter(self.channels)),  # the first channel by default
             member={**self._member_json(user["id"]), "permissions": "0"},
             app_permissions=str(MANAGE_ROLES),
             authorizing_integration_owners={"0": self.seed.guild_id},
@@ -740,8 +737,7 @@ class DiscordSandbox(Sandbox):
                 "channel_id": None,
             }
         elif kind in ("ballot_vote", "component"):
-            message_id = payload.get("message_id")
-            message = self.messages.get(str(message_id)) if message_id else None
+            message = self.messages.get(str(message_id)) if (message_id := payload.get("message_id")) else None
             base.update(
                 type=3,
                 data={"custom_id": str(payload.get("custom_id", "")), "component_type": 2},
@@ -773,9 +769,12 @@ class DiscordSandbox(Sandbox):
                 },
             )
         else:
-            options = payload.get("options")
-            if options is None:
-                options = {"payload": json.dumps(dict(payload), sort_keys=True)}
+            # A command without options carries the payload as JSON in one option.
+            options = (
+                payload["options"]
+                if payload.get("options") is not None
+                else {"payload": json.dumps(dict(payload), sort_keys=True)}
+            )
             base.update(
                 type=2,
                 data={
@@ -1194,6 +1193,23 @@ class DiscordSandbox(Sandbox):
             **({"tags": {"bot_id": self.bot_id}} if role.get("bot_role") else {}),
         )
 
+    def _application_json(self) -> dict[str, Any]:
+        # What `charterflow doctor` reads (id, verify_key) and every other field the spec's
+        # PrivateApplicationResponse requires; the owner is the first seeded person (an application
+        # belongs to a human account, not to its bot).
+        owner = next((uid for uid, u in self.users.items() if not u["bot"]), self.bot_id)
+        return shaped(
+            _shapes.APPLICATION,
+            id=self.seed.application_id,
+            name=self.seed.bot_username,
+            verify_key=self.public_key,
+            flags=self.seed.application_flags,
+            flags_new=str(self.seed.application_flags),
+            interactions_endpoint_url=self.interactions_url,
+            owner=self._user_json(owner),
+            bot=self._user_json(self.bot_id),
+        )
+
     def _message_json(self, m: Mapping[str, Any]) -> dict[str, Any]:
         return shaped(
             _shapes.MESSAGE,
@@ -1380,23 +1396,6 @@ def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
     return Reply(204)
 
 
-@_route("GET", "/guilds/{guild_id}/roles", bucket="roles")
-def _list_roles(sb: DiscordSandbox, req: Call) -> Reply:
-    return Reply(200, [sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])])
-
-
-@_route("GET", "/guilds/{guild_id}/channels", bucket="channels")
-def _list_channels(sb: DiscordSandbox, req: Call) -> Reply:
-    return Reply(
-        200,
-        [
-            shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
-            for c in sb.channels.values()
-            if c["type"] in (0, 5, 15)
-        ],
-    )
-
-
 @_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search")
 def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     if pending := sb.faults.get("search_not_indexed", 0):
@@ -1466,9 +1465,9 @@ def _create_message(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> R
     if channel["type"] == 1 and not sb.users[channel["recipient_id"]]["accepts_dms"]:
         return _error(403, 50007, "Cannot send messages to this user")
     now, key = time.monotonic(), (sb.bot_id, str(nonce))
-    if nonce is not None and data.get("enforce_nonce") and (seen := sb.nonces.get(key)):
-        if now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
-            return Reply(200, sb._message_json(sb.messages[seen[1]]))
+    seen = sb.nonces.get(key) if nonce is not None and data.get("enforce_nonce") else None
+    if seen and now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
+        return Reply(200, sb._message_json(sb.messages[seen[1]]))
     msg = sb._create_message(channel["id"], sb.bot_id, data)
     if nonce is not None:
         sb.nonces[key] = (now, msg["id"])
@@ -1482,9 +1481,46 @@ def _find_message(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
     return msg if msg is not None and msg["channel_id"] == channel["id"] else _unknown("Message", 10008)
 
 
-@_route("GET", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message)
-def _get_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
-    return Reply(200, sb._message_json(msg))
+# The answers that only show the state (what the spec requires beyond it: shapes.json).
+@_route(
+    "GET",
+    "/guilds/{guild_id}/roles",
+    bucket="roles",
+    show=lambda sb: [sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])],
+)
+@_route(
+    "GET",
+    "/guilds/{guild_id}/channels",
+    bucket="channels",
+    show=lambda sb: [
+        shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
+        for c in sb.channels.values()
+        if c["type"] in (0, 5, 15)
+    ],
+)
+@_route(
+    "GET",
+    "/guilds/{guild_id}/scheduled-events",
+    bucket="events",
+    show=lambda sb: [dict(e) for e in sb.events.values() if e["status"] in (1, 2)],
+)
+@_route(
+    "GET",
+    "/channels/{channel_id}/messages/{message_id}",
+    bucket="message.edit",
+    find=_find_message,
+    show=lambda sb, msg: sb._message_json(msg),
+)
+# Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
+@_route(
+    "GET",
+    "/users/@me",
+    bucket="me",
+    show=lambda sb: {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"},
+)
+@_route("GET", "/applications/@me", bucket="me", show=lambda sb: sb._application_json())
+def _show(sb: DiscordSandbox, req: Call, *found: Any, show: Callable[..., Any]) -> Reply:
+    return Reply(200, show(sb, *found))
 
 
 @_route("PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message)
@@ -1522,34 +1558,6 @@ def _list_messages(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Re
 def _delete_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
     sb.messages.pop(msg["id"], None)
     return Reply(204)
-
-
-@_route("GET", "/users/@me", bucket="me")
-def _get_me(sb: DiscordSandbox, req: Call) -> Reply:
-    # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
-    return Reply(200, {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"})
-
-
-@_route("GET", "/applications/@me", bucket="me")
-def _get_application(sb: DiscordSandbox, req: Call) -> Reply:
-    # What `charterflow doctor` reads (id, verify_key) and every other field the spec's
-    # PrivateApplicationResponse requires; the owner is the first seeded person (an application
-    # belongs to a human account, not to its bot).
-    owner = next((uid for uid, u in sb.users.items() if not u["bot"]), sb.bot_id)
-    return Reply(
-        200,
-        shaped(
-            _shapes.APPLICATION,
-            id=sb.seed.application_id,
-            name=sb.seed.bot_username,
-            verify_key=sb.public_key,
-            flags=sb.seed.application_flags,
-            flags_new=str(sb.seed.application_flags),
-            interactions_endpoint_url=sb.interactions_url,
-            owner=sb._user_json(owner),
-            bot=sb._user_json(sb.bot_id),
-        ),
-    )
 
 
 @_route("POST", "/users/@me/channels", bucket="dm")
@@ -1636,11 +1644,6 @@ def _add_thread_member(sb: DiscordSandbox, req: Call, thread: dict[str, Any]) ->
     if uid not in thread["members"]:
         thread["members"].append(uid)
     return Reply(204)
-
-
-@_route("GET", "/guilds/{guild_id}/scheduled-events", bucket="events")
-def _list_events(sb: DiscordSandbox, req: Call) -> Reply:
-    return Reply(200, [dict(e) for e in sb.events.values() if e["status"] in (1, 2)])
 
 
 @_route("POST", "/guilds/{guild_id}/scheduled-events", bucket="events")
