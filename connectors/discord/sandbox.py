@@ -50,6 +50,7 @@ from connectors.sandboxkit import (
     Routes,
     Sandbox,
     SeedModel,
+    SlidingWindow,
     check_faults,
     control,
     data_file,
@@ -413,11 +414,18 @@ class DiscordSandbox(Sandbox):
             self.settings = seed.settings.model_copy()
             self.buckets = {**DEFAULT_BUCKETS, **{k: tuple(v) for k, v in seed.settings.buckets.items()}}
             base_ms = DISCORD_EPOCH_MS + 10**11  # ids of seeded objects: a fixed moment in 2018
-            everyone = {"id": seed.guild_id, "name": "@everyone", "position": 0, "permissions": 0, "managed": False}
+            everyone = {
+                "id": seed.guild_id,
+                "name": "@everyone",
+                "position": 0,
+                "permissions": 0,
+                "managed": False,
+                "bot_role": False,
+            }
             roles = [
                 {**r.model_dump(), "id": r.id or _snowflake_ms(base_ms + 1000 + i, i)} for i, r in enumerate(seed.roles)
             ]
-            self.roles: dict[str, dict[str, Any]] = {r["id"]: r for r in [everyone | {"bot_role": False}, *roles]}
+            self.roles: dict[str, dict[str, Any]] = {r["id"]: r for r in [everyone, *roles]}
             by_name = {r["name"]: rid for rid, r in self.roles.items()}
             channels = [
                 {**c.model_dump(), "id": c.id or _snowflake_ms(base_ms + 2000 + i, i), "position": i}
@@ -451,7 +459,8 @@ class DiscordSandbox(Sandbox):
             self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction record
             self.interaction_log: list[dict[str, Any]] = []
             self._bucket_states: dict[tuple[str, str], _BucketState] = {}
-            self._global_hits: list[float] = []
+            # Every request with the bot token counts, the refused ones too.
+            self._global = SlidingWindow(self.settings.global_limit, self.settings.global_window * self.time_scale)
             self._reset_stats()
             self._member_cache: dict[str, bytes] = {}
             self._sorted_ids: list[int] | None = None
@@ -492,14 +501,13 @@ class DiscordSandbox(Sandbox):
         if unknown := [name for name in seed.generated_member_roles if name not in by_name]:
             raise ConfigError(f"invalid sandbox seed: generated_member_roles names unknown role {unknown[0]!r}")
         for n in range(seed.generated_members):
-            roles = [by_name[name] for name, count in seed.generated_member_roles.items() if n < count]
             self._add_member(
                 _snowflake_ms(base_ms + 10_000 + n, n),
                 f"member_{n:06d}",
                 None,
                 None,
                 datetime(2024, 6, 1, tzinfo=UTC),
-                roles,
+                [by_name[name] for name, count in seed.generated_member_roles.items() if n < count],
             )
 
     def _add_member(
@@ -843,7 +851,7 @@ class DiscordSandbox(Sandbox):
             return "Interaction has already been acknowledged."
         if not isinstance(answer, dict) or not isinstance(answer.get("type"), int):
             return "the response is not an interaction response"
-        rtype, data = answer["type"], answer.get("data") if isinstance(answer.get("data"), dict) else {}
+        rtype, data = answer["type"], answer["data"] if isinstance(answer.get("data"), dict) else dict[str, Any]()
         if rtype not in {1: {1}, 2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}.get(record["type"], set()):
             return f"response type {rtype} is not allowed for interaction type {record['type']}"
         if rtype in (4, 7) and len(data.get("content") or "") > MESSAGE_LIMIT:
@@ -971,20 +979,17 @@ class DiscordSandbox(Sandbox):
     def _limited(self, route: Any, state: _BucketState, limit: int, window: float) -> tuple[float, str, str] | None:
         """(seconds to wait, scope, kind) when a storm, the global limit or the route's bucket
         refuses the request; else it counts."""
-        now, global_window = time.monotonic(), self.settings.global_window * self.time_scale
+        now = time.monotonic()
         if storm := self.take_storm():
             return float(storm.get("retry_after", 1.0)) * self.time_scale, str(storm.get("scope", "user")), "storm"
-        self._global_hits[:] = [t for t in self._global_hits if t > now - global_window]
         # Interaction callbacks and webhooks do not count against the global limit.
-        if route.auth and len(self._global_hits) >= self.settings.global_limit:
-            return self._global_hits[0] + global_window - now, "global", "global"
+        if route.auth and (wait := self._global.wait(now)) is not None:
+            return wait, "global", "global"
         if now >= state.start + window:
             state.start, state.count, state.reset_epoch = now, 0, _ms_up(time.time() + window)
         if state.count >= limit:
             return state.start + window - now, "user", "bucket"
         state.count += 1
-        if route.auth:
-            self._global_hits.append(now)
         return None
 
     def _unrouted(self, req: Call) -> Reply:

@@ -36,7 +36,7 @@ def _known(what: str) -> AfterValidator:
 
     def check(ids: Any, info: ValidationInfo) -> Any:
         listed = [str(i) for i in (ids if isinstance(ids, list) else [ids])]
-        if not set(listed) <= info.context[what].keys():
+        if not set(listed) <= (info.context or {})[what].keys():
             raise ValueError(f"Unknown {what}.")
         return listed if isinstance(ids, list) else listed[0]
 
