@@ -1025,11 +1025,16 @@ class DiscordSandbox(Sandbox):
         # examples have none: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
         body = {"message": "You are being rate limited.", "retry_after": _ms_up(wait), "global": scope == "global"}
         # Via: a 429 from the API itself passes Google's front end; a Cloudflare ban lacks it.
-        headers = {"Retry-After": str(max(1, math.ceil(wait))), "X-RateLimit-Scope": scope, "Via": "1.1 google"}
-        if scope == "global":
-            headers["X-RateLimit-Global"] = "true"
-        else:
-            headers.update(self._limit_headers(route.bucket, limit, 0, wait, state))
+        headers = {
+            "Retry-After": str(max(1, math.ceil(wait))),
+            "X-RateLimit-Scope": scope,
+            "Via": "1.1 google",
+            **(
+                {"X-RateLimit-Global": "true"}
+                if scope == "global"
+                else self._limit_headers(route.bucket, limit, 0, wait, state)
+            ),
+        }
         return Reply(429, body, headers=headers)
 
     # ---- control routes --------------------------------------------------------------------
@@ -1340,13 +1345,6 @@ def _args(req: Call, default: int, most: int, *snowflakes: str) -> dict[str, int
     return args if 1 <= args["limit"] <= most else _form_error(limit=f"Must be between 1 and {most}.")
 
 
-@_route("GET", "/guilds/{guild_id}/members/{user_id}", bucket="member.get")
-def _get_member(sb: DiscordSandbox, req: Call) -> Reply:
-    if (uid := req.params["user_id"]) not in sb.members:
-        return _unknown("Member", 10007) if uid in sb.users else _unknown("User", 10013)
-    return Reply(200, sb._member_json(uid))
-
-
 @_route("GET", "/guilds/{guild_id}/members", bucket="members.list")
 def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
     if isinstance(args := _args(req, 1, 1000, "after"), Reply):
@@ -1404,8 +1402,7 @@ def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
 @_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search")
 def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     if pending := sb.faults.get("search_not_indexed", 0):
-        if pending > 0:
-            sb.faults["search_not_indexed"] = pending - 1
+        sb.faults["search_not_indexed"] = pending - (pending > 0)  # a negative count: never indexed
         return Reply(
             202,
             {
@@ -1486,7 +1483,20 @@ def _find_message(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
     return msg if msg is not None and msg["channel_id"] == channel["id"] else _unknown("Message", 10008)
 
 
+def _find_member(sb: DiscordSandbox, req: Call) -> str | Reply:
+    if (uid := req.params["user_id"]) not in sb.members:
+        return _unknown("Member", 10007) if uid in sb.users else _unknown("User", 10013)
+    return uid
+
+
 # The answers that only show the state (what the spec requires beyond it: shapes.json).
+@_route(
+    "GET",
+    "/guilds/{guild_id}/members/{user_id}",
+    bucket="member.get",
+    find=_find_member,
+    show=lambda sb, uid: sb._member_json(uid),
+)
 @_route(
     "GET",
     "/guilds/{guild_id}/roles",
