@@ -1116,7 +1116,7 @@ class DiscordSandbox(Sandbox):
         build = {
             "command": self._command_interaction,
             "component": self._component_interaction,
-            "message_command": self._message_command_interaction,
+            "message_command": lambda u, d: self._command_interaction(u, d, menu=True),
             "modal_submit": lambda u, d: self._interaction_payload(
                 "modal_submit", u, {"custom_id": d.get("custom_id", ""), "fields": d.get("fields") or {}}
             ),
@@ -1126,13 +1126,24 @@ class DiscordSandbox(Sandbox):
             return _error(400, 50035, "type is command, message_command, component, modal_submit or ping")
         return build(user, data)
 
-    def _command_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
-        name = str(data.get("name", ""))
-        registered = {c["name"] for cmds in self.commands.values() for c in cmds}
-        if registered and name not in registered:
-            return _error(400, 10063, f"Unknown application command {name!r} (not registered)")
+    def _command_interaction(
+        self, user: Mapping[str, Any], data: Mapping[str, Any], *, menu: bool = False
+    ) -> dict[str, Any] | Reply:
+        # A slash command, or with `menu` a command from a message's Apps menu (type 3); once
+        # commands are registered, only those.
+        name, message = str(data.get("name", "")), self.messages.get(str(data.get("message_id")))
+        registered = {c["name"]: c.get("type", 1) for cmds in self.commands.values() for c in cmds}
+        if registered and registered.get(name, 0) not in ((3,) if menu else (1, 2, 3)):
+            kind = "message" if menu else "application"
+            return _error(400, 10063, f"Unknown {kind} command {name!r} (not registered)")
+        if not menu:
+            return self._interaction_payload(
+                name, user, {"options": data.get("options") or {}, "channel_id": data.get("channel_id")}
+            )
+        if message is None:
+            return _error(400, 10008, "Unknown Message")
         return self._interaction_payload(
-            name, user, {"options": data.get("options") or {}, "channel_id": data.get("channel_id")}
+            "message_command", user, {"name": name, "message": message, "channel_id": message["channel_id"]}
         )
 
     def _component_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
@@ -1156,18 +1167,6 @@ class DiscordSandbox(Sandbox):
             "component",
             user,
             {"custom_id": button["custom_id"], "message_id": message["id"], "channel_id": message["channel_id"]},
-        )
-
-    def _message_command_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
-        # A command from a message's Apps menu (type 3).
-        name, message = str(data.get("name", "")), self.messages.get(str(data.get("message_id")))
-        registered = {c["name"]: c.get("type", 1) for cmds in self.commands.values() for c in cmds}
-        if registered and registered.get(name) != 3:
-            return _error(400, 10063, f"Unknown message command {name!r} (not registered)")
-        if message is None:
-            return _error(400, 10008, "Unknown Message")
-        return self._interaction_payload(
-            "message_command", user, {"name": name, "message": message, "channel_id": message["channel_id"]}
         )
 
     # ---- serializers and writes -----------------------------------------------------------
