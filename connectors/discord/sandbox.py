@@ -32,8 +32,6 @@ from pydantic import (
     BaseModel,
     Field,
     RootModel,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 
@@ -315,20 +313,6 @@ class _Event(BaseModel):
     entity_metadata: _Location
     scheduled_start_time: AwareDatetime
     scheduled_end_time: AwareDatetime
-
-    @field_validator("scheduled_start_time")
-    @classmethod
-    def _future(cls, start: datetime) -> datetime:
-        if start <= datetime.now(UTC):
-            raise ValueError("Cannot schedule event in the past.")
-        return start
-
-    @field_validator("scheduled_end_time")
-    @classmethod
-    def _after_start(cls, end: datetime, info: ValidationInfo) -> datetime:
-        if end <= info.data.get("scheduled_start_time", datetime.min.replace(tzinfo=UTC)):
-            raise ValueError("Must be after the start time.")
-        return end
 
 
 class _Command(BaseModel):
@@ -1662,8 +1646,13 @@ def _add_thread_member(sb: DiscordSandbox, req: Call, thread: dict[str, Any]) ->
 
 @_route("POST", "/guilds/{guild_id}/scheduled-events", bucket="events")
 def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
-    if (bad := _refused(_Event, data := req.json() or {})) is not None:
-        return bad
+    event, errors = check_body(_Event, req.json() or {})
+    if event is None:
+        return _form_error(**errors)
+    if (start := event.scheduled_start_time) <= datetime.now(UTC):
+        return _form_error(scheduled_start_time="Cannot schedule event in the past.")
+    if event.scheduled_end_time <= start:
+        return _form_error(scheduled_end_time="Must be after the start time.")
     if sum(1 for e in sb.events.values() if e["status"] in (1, 2)) >= 100:
         return _error(400, 30038, "Maximum number of guild events reached (100)")
     eid = sb._id()
@@ -1671,13 +1660,13 @@ def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
         _shapes.EVENT,
         id=eid,
         guild_id=sb.seed.guild_id,
-        name=data["name"],
-        description=data.get("description"),
+        name=event.name,
+        description=event.description,
         creator_id=sb.bot_id,
         creator=sb._user_json(sb.bot_id),
-        entity_metadata={"location": data["entity_metadata"]["location"]},
-        scheduled_start_time=datetime.fromisoformat(data["scheduled_start_time"]).astimezone(UTC).isoformat(),
-        scheduled_end_time=datetime.fromisoformat(data["scheduled_end_time"]).astimezone(UTC).isoformat(),
+        entity_metadata={"location": event.entity_metadata.location},
+        scheduled_start_time=_iso(start),
+        scheduled_end_time=_iso(event.scheduled_end_time),
     )
     sb.audit(100, user_id=sb.bot_id, target_id=eid, reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
     return Reply(200, dict(sb.events[eid]))
