@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import copy
 import hashlib
 import json
@@ -19,13 +20,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    Field,
+    RootModel,
+    model_validator,
+)
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.connector import DiscordConnector
@@ -40,6 +48,7 @@ from connectors.sandboxkit import (
     Routes,
     Sandbox,
     SeedModel,
+    SlidingWindow,
     check_faults,
     control,
     data_file,
@@ -48,6 +57,7 @@ from connectors.sandboxkit import (
     not_emulated,
     shaped,
 )
+from connectors.sandboxkit.bodies import check_body
 
 __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 
@@ -146,41 +156,28 @@ def _snowflake_ms(ms: int, seq: int) -> str:
     return str(((ms - DISCORD_EPOCH_MS) << 22) | (seq & 0x3FFFFF))
 
 
+def _ms_up(seconds: float) -> float:
+    # Rounded up to the millisecond: a client waiting that long never comes back early.
+    return math.ceil(seconds * 1000) / 1000
+
+
 def _error(status: int, code: int, message: str, errors: Mapping[str, Any] | None = None) -> Reply:
     return Reply(status, {"message": message, "code": code, **({"errors": dict(errors)} if errors else {})})
 
 
-def _field_error(name: str, code: str, message: str) -> Reply:
-    return _error(400, 50035, "Invalid Form Body", {name: {"_errors": [{"code": code, "message": message}]}})
-
-
-def _form_error(**fields: str) -> Reply:
-    errors = {name: {"_errors": [{"code": "BASE_TYPE_INVALID", "message": msg}]} for name, msg in fields.items()}
+def _form_error(_code: str = "BASE_TYPE_INVALID", **fields: str) -> Reply:
+    errors = {name: {"_errors": [{"code": _code, "message": msg}]} for name, msg in fields.items()}
     return _error(400, 50035, "Invalid Form Body", errors)
 
 
-def _too_long(data: Mapping[str, Any]) -> Reply | None:
-    if len(data.get("content") or "") > MESSAGE_LIMIT:
-        return _field_error("content", "BASE_TYPE_MAX_LENGTH", f"Must be {MESSAGE_LIMIT} or fewer in length.")
-    return None
+def _refused(model: type[BaseModel], data: Any, **context: Any) -> Reply | None:
+    """Discord's 400 50035 naming each field of ``data`` that ``model`` refuses."""
+    errors = check_body(model, data, **context)[1]
+    return _form_error(**errors) if errors else None
 
 
 def _unknown(what: str, code: int) -> Reply:
     return _error(404, code, f"Unknown {what}")
-
-
-def _invalid_path_or_reason(req: Call) -> Reply | None:
-    """Discord's 400 50035 for a path id that is not a snowflake (it never reaches the lookup that
-    would answer 10013 & co.) and for an ``X-Audit-Log-Reason`` over 512 characters."""
-    for name, value in req.params.items():
-        if name.endswith("_id") and not _SNOWFLAKE.match(value):
-            return _field_error(name, "NUMBER_TYPE_COERCE", f'Value "{value}" is not snowflake.')
-    reason = req.headers.get("x-audit-log-reason")
-    if reason is not None and len(unquote(reason)) > AUDIT_REASON_MAX:
-        return _field_error(
-            "audit_log_reason", "BASE_TYPE_MAX_LENGTH", f"Must be {AUDIT_REASON_MAX} or fewer in length."
-        )
-    return None
 
 
 def _read_multipart(req: Call) -> Reply | None:
@@ -200,10 +197,14 @@ def _read_multipart(req: Call) -> Reply | None:
 
 
 def _unreadable(req: Call, route: Any) -> Reply | None:
-    """Discord's 400 for a request it cannot read: a bad path id or reason, a bad multipart or
-    JSON body, a body that is not JSON."""
-    if (invalid := _invalid_path_or_reason(req)) is not None:
-        return invalid
+    """Discord's 400 for a request it cannot read: a path id that is not a snowflake (it never
+    reaches the lookup that would answer 10013 & co.), an ``X-Audit-Log-Reason`` over 512
+    characters, a bad multipart or JSON body, a body that is not JSON."""
+    for name, value in req.params.items():
+        if name.endswith("_id") and not _SNOWFLAKE.match(value):
+            return _form_error("NUMBER_TYPE_COERCE", **{name: f'Value "{value}" is not snowflake.'})
+    if len(unquote(req.headers.get("x-audit-log-reason", ""))) > AUDIT_REASON_MAX:
+        return _form_error("BASE_TYPE_MAX_LENGTH", audit_log_reason=f"Must be {AUDIT_REASON_MAX} or fewer in length.")
     if (
         route.template in _MULTIPART_ROUTES
         and req.headers.get("content-type", "").startswith("multipart/form-data")
@@ -239,6 +240,10 @@ def _route(
     return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind, find=find)
 
 
+# The ages of a seeded member's past messages in milliseconds: (recent, older).
+_AGES = ((1, 89 * 86_400_000), (91 * 86_400_000, 700 * 86_400_000))
+
+
 @dataclass
 class _BucketState:
     start: float = float("-inf")
@@ -256,6 +261,87 @@ def _rows(components: Any) -> list[dict[str, Any]]:
         }
         for r, row in enumerate(components or [])
     ]
+
+
+class _Button(BaseModel):
+    type: Literal[2]  # only buttons are emulated
+    custom_id: str = Field(min_length=1, max_length=100)
+    label: str = Field("", max_length=80)
+
+
+class _Row(BaseModel):
+    type: Literal[1]  # each top-level component is an action row
+    components: list[_Button] = Field(min_length=1, max_length=5)
+
+
+def _unique_ids(rows: list[_Row]) -> list[_Row]:
+    if len(ids := [b.custom_id for row in rows for b in row.components]) != len(set(ids)):
+        raise ValueError("custom_id must be unique")
+    return rows
+
+
+class _Content(BaseModel):
+    """What the interaction webhooks check of a message (follow-ups, edits of the original)."""
+
+    content: str | None = Field(None, max_length=MESSAGE_LIMIT)
+
+
+class _Message(_Content):
+    """A new or edited message: at most 5 action rows of 1-5 buttons, a nonce of 25 characters."""
+
+    components: Annotated[list[_Row], Field(max_length=5), AfterValidator(_unique_ids)] | None = None
+    nonce: Annotated[str, Field(max_length=25)] | Annotated[int, Field(lt=10**25)] | None = None
+
+
+class _Thread(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    auto_archive_duration: Literal[60, 1440, 4320, 10080] = 10080
+    type: Literal[11, 12] = 12
+
+
+class _Location(BaseModel):
+    location: str = Field(min_length=1, max_length=100)
+
+
+class _Event(BaseModel):
+    """A new EXTERNAL scheduled event (the only kind emulated)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(None, max_length=1000)
+    privacy_level: Literal[2]
+    entity_type: Literal[3]
+    entity_metadata: _Location
+    scheduled_start_time: AwareDatetime
+    scheduled_end_time: AwareDatetime
+
+
+class _Command(BaseModel):
+    name: str = Field(min_length=1, max_length=32)
+    description: str = Field("", max_length=100)
+    type: Literal[1, 2, 3] = 1
+    options: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _by_type(self) -> _Command:
+        # USER (2) and MESSAGE (3) commands: any case, spaces allowed, an empty description.
+        # https://discord.com/developers/docs/interactions/application-commands#application-command-object
+        if self.type != 1 and (self.description or self.options or not self.name.strip()):
+            raise ValueError("User and message commands have a name and no description and no options.")
+        if self.type == 1 and not (
+            _COMMAND_NAME.match(self.name) and self.name == self.name.lower() and self.description
+        ):
+            raise ValueError("A slash command has a lower-case name and a description.")
+        return self
+
+
+def _unique_names(commands: list[_Command]) -> list[_Command]:
+    if len({c.name for c in commands}) != len(commands):
+        raise ValueError("Application command names must be unique")
+    return commands
+
+
+class _Commands(RootModel[Annotated[list[_Command], Field(max_length=100), AfterValidator(_unique_names)]]):
+    """A bulk overwrite: at most 100 commands, each name once."""
 
 
 class DiscordSandbox(Sandbox):
@@ -292,8 +378,9 @@ class DiscordSandbox(Sandbox):
         # Called before an interaction is sent, so a keeper of the state (charterflow.sandbox_state)
         # has saved its token: the answer may arrive after this process was restarted.
         self.on_change: Callable[[], None] | None = None
-        key_hex = self.seed.private_key or secrets.token_hex(32)
-        self._private_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex))
+        self._private_key = Ed25519PrivateKey.from_private_bytes(
+            bytes.fromhex(self.seed.private_key or secrets.token_hex(32))
+        )
         self.public_key = self._private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
         self.token = self.seed.token or f"sbx.{secrets.token_urlsafe(24)}"
         self._reset()
@@ -311,32 +398,26 @@ class DiscordSandbox(Sandbox):
             self.settings = seed.settings.model_copy()
             self.buckets = {**DEFAULT_BUCKETS, **{k: tuple(v) for k, v in seed.settings.buckets.items()}}
             base_ms = DISCORD_EPOCH_MS + 10**11  # ids of seeded objects: a fixed moment in 2018
-            self.roles: dict[str, dict[str, Any]] = {
-                seed.guild_id: {
-                    "id": seed.guild_id,
-                    "name": "@everyone",
-                    "position": 0,
-                    "permissions": 0,
-                    "managed": False,
-                    "bot_role": False,
-                }
+            everyone = {
+                "id": seed.guild_id,
+                "name": "@everyone",
+                "position": 0,
+                "permissions": 0,
+                "managed": False,
+                "bot_role": False,
             }
-            for i, r in enumerate(seed.roles):
-                rid = r.id or _snowflake_ms(base_ms + 1000 + i, i)
-                self.roles[rid] = {**r.model_dump(), "id": rid}
+            roles = [
+                {**r.model_dump(), "id": r.id or _snowflake_ms(base_ms + 1000 + i, i)} for i, r in enumerate(seed.roles)
+            ]
+            self.roles: dict[str, dict[str, Any]] = {r["id"]: r for r in [everyone, *roles]}
             by_name = {r["name"]: rid for rid, r in self.roles.items()}
-            self.channels: dict[str, dict[str, Any]] = {}
-            for i, c in enumerate(seed.channels):
-                cid = c.id or _snowflake_ms(base_ms + 2000 + i, i)
-                self.channels[cid] = {
-                    "id": cid,
-                    "name": c.name,
-                    "type": c.type,
-                    "position": i,
-                    "parent_id": None,
-                    "guild_id": seed.guild_id,
-                    "thread": None,
-                }
+            channels = [
+                {**c.model_dump(), "id": c.id or _snowflake_ms(base_ms + 2000 + i, i), "position": i}
+                for i, c in enumerate(seed.channels)
+            ]
+            self.channels: dict[str, dict[str, Any]] = {
+                c["id"]: {**c, "parent_id": None, "guild_id": seed.guild_id, "thread": None} for c in channels
+            }
             self.users: dict[str, dict[str, Any]] = {}
             self.members: dict[str, dict[str, Any]] = {}
             self._add_member(
@@ -362,7 +443,8 @@ class DiscordSandbox(Sandbox):
             self.interactions: dict[str, dict[str, Any]] = {}  # token -> interaction record
             self.interaction_log: list[dict[str, Any]] = []
             self._bucket_states: dict[tuple[str, str], _BucketState] = {}
-            self._global_hits: list[float] = []
+            # Every request with the bot token counts, the refused ones too.
+            self._global = SlidingWindow(self.settings.global_limit, self.settings.global_window * self.time_scale)
             self._reset_stats()
             self._member_cache: dict[str, bytes] = {}
             self._sorted_ids: list[int] | None = None
@@ -388,27 +470,28 @@ class DiscordSandbox(Sandbox):
                 bot=m.bot,
                 accepts_dms=m.accepts_dms,
             )
-            for n in range(m.recent_messages + m.older_messages):
-                old = n - m.recent_messages  # from 0 on: an older message
-                span = (91 * 86_400_000, 700 * 86_400_000) if old >= 0 else (1, 89 * 86_400_000)
-                self.history.append(
-                    {
-                        "id": _snowflake_ms(now_ms - rng.randint(*span), old + 5000 if old >= 0 else n),
-                        "author_id": uid,
-                        "channel_id": general,
-                    }
-                )
+            # n - recent from 0 on: an older message, 91 to 700 days old (a recent one: 0 to 89).
+            self.history += [
+                {
+                    "id": _snowflake_ms(
+                        now_ms - rng.randint(*_AGES[n >= m.recent_messages]),
+                        n + 5000 - m.recent_messages if n >= m.recent_messages else n,
+                    ),
+                    "author_id": uid,
+                    "channel_id": general,
+                }
+                for n in range(m.recent_messages + m.older_messages)
+            ]
         if unknown := [name for name in seed.generated_member_roles if name not in by_name]:
             raise ConfigError(f"invalid sandbox seed: generated_member_roles names unknown role {unknown[0]!r}")
         for n in range(seed.generated_members):
-            roles = [by_name[name] for name, count in seed.generated_member_roles.items() if n < count]
             self._add_member(
                 _snowflake_ms(base_ms + 10_000 + n, n),
                 f"member_{n:06d}",
                 None,
                 None,
                 datetime(2024, 6, 1, tzinfo=UTC),
-                roles,
+                [by_name[name] for name, count in seed.generated_member_roles.items() if n < count],
             )
 
     def _add_member(
@@ -435,24 +518,22 @@ class DiscordSandbox(Sandbox):
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
         return next((u for u in self.users.values() if u["username"] == username.lower()), None)
 
+    def _person(self, name_or_id: Any) -> dict[str, Any] | Reply:
+        """A member named by username or id (what the control routes take), or 10013."""
+        user = self._user_by_name(str(name_or_id)) or self.users.get(str(name_or_id))
+        return user if user is not None and user["id"] in self.members else _error(400, 10013, "Unknown User")
+
     @property
     def bot_id(self) -> str:
         """The bot user's id (the application id, as for applications made since 2020)."""
         return self.seed.application_id
 
-    def _role_id(self, name: str) -> str:
-        return next(rid for rid, r in self.roles.items() if r["name"] == name)
+    def _role_id(self, name: str) -> str | None:
+        return next((rid for rid, r in self.roles.items() if r["name"] == name), None)
 
     def channel_id(self, name: str) -> str:
         """The id of the seeded channel called ``name``."""
         return next(cid for cid, c in self.channels.items() if c["name"] == name)
-
-    def channel_id_first(self) -> str:
-        """The first seeded channel (where commands are run by default)."""
-        return next(iter(self.channels))
-
-    def _invalidate(self, uid: str) -> None:
-        self._member_cache.pop(uid, None)
 
     # ---- the framework's Sandbox protocol ----------------------------------------------------
 
@@ -484,15 +565,19 @@ class DiscordSandbox(Sandbox):
             "CHARTERFLOW_DISCORD_GLOBAL_RATE_LIMIT": str(self.settings.global_limit),
             "CHARTERFLOW_DISCORD_GLOBAL_RATE_WINDOW": f"{self.settings.global_window * self.time_scale:g}",
         }
-        for setting, name in (
-            ("WG_MEMBER_ROLE_ID", "wg-member"),
-            ("MODERATOR_ROLE_ID", "moderator"),
-            ("ADMIN_ROLE_ID", "admin"),
-        ):
-            if any(r["name"] == name for r in self.roles.values()):
-                env[f"CHARTERFLOW_DISCORD_{setting}"] = self._role_id(name)
-        if any(c["name"] == "wg-private" for c in self.channels.values()):
-            env["CHARTERFLOW_DISCORD_WG_CHANNEL_ID"] = self.channel_id("wg-private")
+        # The roles and the WG channel of the seed that the settings name, where it has them.
+        env.update(
+            {
+                f"CHARTERFLOW_DISCORD_{setting}_ID": rid
+                for setting, rid in (
+                    ("WG_MEMBER_ROLE", self._role_id("wg-member")),
+                    ("MODERATOR_ROLE", self._role_id("moderator")),
+                    ("ADMIN_ROLE", self._role_id("admin")),
+                    ("WG_CHANNEL", next((c for c, v in self.channels.items() if v["name"] == "wg-private"), None)),
+                )
+                if rid is not None
+            }
+        )
         return {
             "connector": "discord",
             "base_url": base_url,
@@ -629,7 +714,7 @@ class DiscordSandbox(Sandbox):
             application_id=self.seed.application_id,
             token=token,
             guild_id=self.seed.guild_id,
-            channel_id=payload.get("channel_id") or self.channel_id_first(),
+            channel_id=payload.get("channel_id") or next(iter(self.channels)),  # the first channel by default
             member={**self._member_json(user["id"]), "permissions": "0"},
             app_permissions=str(MANAGE_ROLES),
             authorizing_integration_owners={"0": self.seed.guild_id},
@@ -644,8 +729,7 @@ class DiscordSandbox(Sandbox):
                 "channel_id": None,
             }
         elif kind in ("ballot_vote", "component"):
-            message_id = payload.get("message_id")
-            message = self.messages.get(str(message_id)) if message_id else None
+            message = self.messages.get(str(message_id)) if (message_id := payload.get("message_id")) else None
             base.update(
                 type=3,
                 data={"custom_id": str(payload.get("custom_id", "")), "component_type": 2},
@@ -677,9 +761,12 @@ class DiscordSandbox(Sandbox):
                 },
             )
         else:
-            options = payload.get("options")
-            if options is None:
-                options = {"payload": json.dumps(dict(payload), sort_keys=True)}
+            # A command without options carries the payload as JSON in one option.
+            options = (
+                payload["options"]
+                if payload.get("options") is not None
+                else {"payload": json.dumps(dict(payload), sort_keys=True)}
+            )
             base.update(
                 type=2,
                 data={
@@ -716,10 +803,8 @@ class DiscordSandbox(Sandbox):
                 async with httpx.AsyncClient(timeout=timeout) as client:
                     response = await client.post(self.interactions_url, content=body, headers=headers)
                 status = response.status_code
-                try:
+                with contextlib.suppress(ValueError):
                     answer = response.json()
-                except ValueError:
-                    answer = None
             elif self._sink is not None:
                 status, answer = await asyncio.wait_for(asyncio.to_thread(self._sink, headers, body), timeout)
             else:
@@ -728,7 +813,10 @@ class DiscordSandbox(Sandbox):
             error = f"the endpoint did not answer within {timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}"
+        if error is None and status != 200:
+            error = f"the endpoint answered HTTP {status}"
         with self._lock:
+            error = error or self._apply_callback(self.interactions[interaction["token"]], answer)
             outcome = {
                 "interaction_id": interaction["id"],
                 "type": interaction["type"],
@@ -736,14 +824,8 @@ class DiscordSandbox(Sandbox):
                 "response": answer,
                 "elapsed": round(time.monotonic() - started, 4),
                 "error": error,
+                "failed": error is not None,
             }
-            if error is None:
-                outcome["error"] = (
-                    self._apply_callback(self.interactions[interaction["token"]], answer)
-                    if status == 200
-                    else f"the endpoint answered HTTP {status}"
-                )
-            outcome["failed"] = outcome["error"] is not None
             self.interaction_log.append(outcome)
             return outcome
 
@@ -753,9 +835,7 @@ class DiscordSandbox(Sandbox):
             return "Interaction has already been acknowledged."
         if not isinstance(answer, dict) or not isinstance(answer.get("type"), int):
             return "the response is not an interaction response"
-        rtype = answer["type"]
-        given = answer.get("data")
-        data: dict[str, Any] = given if isinstance(given, dict) else {}
+        rtype, data = answer["type"], answer["data"] if isinstance(answer.get("data"), dict) else dict[str, Any]()
         if rtype not in {1: {1}, 2: {4, 5, 9}, 3: {4, 5, 6, 7, 9}, 4: {8}, 5: {4, 5, 6, 7}}.get(record["type"], set()):
             return f"response type {rtype} is not allowed for interaction type {record['type']}"
         if rtype in (4, 7) and len(data.get("content") or "") > MESSAGE_LIMIT:
@@ -863,50 +943,38 @@ class DiscordSandbox(Sandbox):
             return _error(400, 0, "Requests need User-Agent: DiscordBot ($url, $versionNumber)")
         if route.auth and req.headers.get("authorization") != f"Bot {self.token}":
             return _error(401, 0, "401: Unauthorized")
-        now = time.monotonic()
-        if storm := self.take_storm():
-            return self._too_many(
-                req,
-                route,
-                params,
-                float(storm.get("retry_after", 1.0)) * self.time_scale,
-                scope=str(storm.get("scope", "user")),
-                kind="storm",
-            )
-        if route.auth:  # interaction callbacks and webhooks do not count against the global limit
-            window = self.settings.global_window * self.time_scale
-            self._global_hits[:] = [t for t in self._global_hits if t > now - window]
-            if len(self._global_hits) >= self.settings.global_limit:
-                return self._too_many(
-                    req, route, params, self._global_hits[0] + window - now, scope="global", kind="global"
-                )
-        limit, window = self.buckets[route.bucket]
-        window *= self.time_scale
-        state = self._bucket_states.setdefault(
-            (route.bucket, params.get(route.major, "") if route.major else ""), _BucketState()
-        )
-        if now >= state.start + window:
-            state.start, state.count = now, 0
-            state.reset_epoch = math.ceil((time.time() + window) * 1000) / 1000
-        if state.count >= limit:
-            return self._too_many(req, route, params, state.start + window - now, scope="user", kind="bucket")
-        state.count += 1
-        if route.auth:
-            self._global_hits.append(now)
+        limit, window = self.buckets[route.bucket][0], self.buckets[route.bucket][1] * self.time_scale
+        state = self._bucket_states.setdefault((route.bucket, params.get(route.major, "")), _BucketState())
+        if limited := self._limited(route, state, limit, window):
+            return self._too_many(req, route, limit, state, *limited)
+        req.params = params
         if status := self.injected_status(502):
             response = Reply(status, {"message": f"sandbox: injected HTTP {status}", "code": 0})
+        elif (invalid := _unreadable(req, route)) is not None:
+            return invalid
+        elif req.params.get("guild_id", self.seed.guild_id) != self.seed.guild_id:
+            response = _unknown("Guild", 10004)  # every route under a guild, for another guild's id
         else:
-            req.params = params
-            if (invalid := _unreadable(req, route)) is not None:
-                return invalid
-            # Every route under a guild answers 10004 for another guild's id.
-            response = _guild(self, req) or route.handler(self, req)
-        response.headers.update(
-            self._limit_headers(
-                route.bucket, limit, limit - state.count, max(state.start + window - now, 0.0), state.reset_epoch
-            )
-        )
+            response = route.handler(self, req)
+        reset_after = max(state.start + window - time.monotonic(), 0.0)
+        response.headers.update(self._limit_headers(route.bucket, limit, limit - state.count, reset_after, state))
         return response
+
+    def _limited(self, route: Any, state: _BucketState, limit: int, window: float) -> tuple[float, str, str] | None:
+        """(seconds to wait, scope, kind) when a storm, the global limit or the route's bucket
+        refuses the request; else it counts."""
+        now = time.monotonic()
+        if storm := self.take_storm():
+            return float(storm.get("retry_after", 1.0)) * self.time_scale, str(storm.get("scope", "user")), "storm"
+        # Interaction callbacks and webhooks do not count against the global limit.
+        if route.auth and (wait := self._global.wait(now)) is not None:
+            return wait, "global", "global"
+        if now >= state.start + window:
+            state.start, state.count, state.reset_epoch = now, 0, _ms_up(time.time() + window)
+        if state.count >= limit:
+            return state.start + window - now, "user", "bucket"
+        state.count += 1
+        return None
 
     def _unrouted(self, req: Call) -> Reply:
         """A known path with another method is Discord's 405; anything else is not emulated."""
@@ -915,36 +983,42 @@ class DiscordSandbox(Sandbox):
         return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
 
     def _limit_headers(
-        self, bucket: str, limit: int, remaining: int, reset_after: float, reset_epoch: float
+        self, bucket: str, limit: int, remaining: int, reset_after: float, state: _BucketState
     ) -> dict[str, str]:
-        bucket_id = hashlib.sha1(bucket.encode()).hexdigest()[:16]  # noqa: S324 - an opaque name
-        # Rounded up to the millisecond: a client waiting Reset-After never comes back early.
         return {
             "X-RateLimit-Limit": str(limit),
             "X-RateLimit-Remaining": str(max(remaining, 0)),
-            "X-RateLimit-Reset": f"{reset_epoch:.3f}",
-            "X-RateLimit-Reset-After": f"{math.ceil(reset_after * 1000) / 1000:.3f}",
-            "X-RateLimit-Bucket": bucket_id,
+            # One fixed value per window; a bucket not counted yet ends its window after the wait.
+            "X-RateLimit-Reset": f"{state.reset_epoch or _ms_up(time.time() + reset_after):.3f}",
+            "X-RateLimit-Reset-After": f"{_ms_up(reset_after):.3f}",
+            "X-RateLimit-Bucket": hashlib.sha1(bucket.encode()).hexdigest()[:16],  # noqa: S324 - an opaque name
         }
 
-    def _too_many(self, req: Call, route: Any, params: dict[str, str], wait: float, *, scope: str, kind: str) -> Reply:
+    def _too_many(
+        self, req: Call, route: Any, limit: int, state: _BucketState, wait: float, scope: str, kind: str
+    ) -> Reply:
         wait = max(wait, 0.0)
-        rounded = math.ceil(wait * 1000) / 1000
         self.note_limited(
-            kind=kind, scope=scope, bucket=route.bucket, request=f"{req.method} {route.template}", retry_after=rounded
+            kind=kind,
+            scope=scope,
+            bucket=route.bucket,
+            request=f"{req.method} {route.template}",
+            retry_after=_ms_up(wait),
         )
         # Docs-accurate 429: no "code" (the spec's RatelimitedResponse requires one; the docs'
         # examples have none: https://discord.com/developers/docs/topics/rate-limits#exceeding-a-rate-limit).
-        body = {"message": "You are being rate limited.", "retry_after": rounded, "global": scope == "global"}
+        body = {"message": "You are being rate limited.", "retry_after": _ms_up(wait), "global": scope == "global"}
         # Via: a 429 from the API itself passes Google's front end; a Cloudflare ban lacks it.
-        headers = {"Retry-After": str(max(1, math.ceil(wait))), "X-RateLimit-Scope": scope, "Via": "1.1 google"}
-        if scope == "global":
-            headers["X-RateLimit-Global"] = "true"
-        else:
-            limit, _ = self.buckets[route.bucket]
-            state = self._bucket_states.get((route.bucket, params.get(route.major, "") if route.major else ""))
-            epoch = state.reset_epoch if state else math.ceil((time.time() + wait) * 1000) / 1000
-            headers.update(self._limit_headers(route.bucket, limit, 0, wait, epoch))
+        headers = {
+            "Retry-After": str(max(1, math.ceil(wait))),
+            "X-RateLimit-Scope": scope,
+            "Via": "1.1 google",
+            **(
+                {"X-RateLimit-Global": "true"}
+                if scope == "global"
+                else self._limit_headers(route.bucket, limit, 0, wait, state)
+            ),
+        }
         return Reply(429, body, headers=headers)
 
     # ---- control routes --------------------------------------------------------------------
@@ -962,13 +1036,11 @@ class DiscordSandbox(Sandbox):
 
     @control("audit_log")
     def _inject_audit(self, call: Call, data: Mapping[str, Any]) -> Reply:
-        ids: list[str | None] = []
-        for name in ("user", "target"):
-            value = data.get(name)
-            user = None if value in (None, "") else self._user_by_name(str(value)) or self.users.get(str(value))
-            if value not in (None, "") and user is None:
-                return _error(400, 10013, f"Unknown User ({name})")
-            ids.append(str(user["id"]) if user else None)
+        # Who acted and on whom: any user (a member may have left since), by username or id.
+        given = {name: str(data[name]) for name in ("user", "target") if data.get(name) not in (None, "")}
+        ids = {name: (self._user_by_name(v) or self.users.get(v) or {}).get("id") for name, v in given.items()}
+        if unknown := [name for name, uid in ids.items() if uid is None]:
+            return _error(400, 10013, f"Unknown User ({unknown[0]})")
         try:
             action_type = int(data.get("action_type"))  # type: ignore[arg-type]  # None: the form error below
         except (TypeError, ValueError):
@@ -982,8 +1054,8 @@ class DiscordSandbox(Sandbox):
                 200,
                 self.audit(
                     action_type,
-                    user_id=ids[0],
-                    target_id=ids[1],
+                    user_id=ids.get("user"),
+                    target_id=ids.get("target"),
                     reason=data.get("reason") or None,
                     changes=changes,
                     options=data.get("options"),
@@ -993,16 +1065,15 @@ class DiscordSandbox(Sandbox):
     # A person writes, edits or deletes in a channel or thread (what a bridge polls for).
     @control("messages")
     def _person_message(self, call: Call, data: Mapping[str, Any]) -> Reply:
-        user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
-        if user is None or str(user["id"]) not in self.members:
-            return _error(400, 10013, "Unknown User")
+        if isinstance(user := self._person(data.get("user", "")), Reply):
+            return user
         channel = str(data.get("channel", "")).lstrip("#")
-        cid = (
-            channel
-            if channel in self.channels
-            else next((c["id"] for c in self.channels.values() if c["name"] == channel and c.get("guild_id")), None)
+        named = (
+            c["id"]
+            for c in self.channels.values()
+            if channel == c["id"] or (channel == c["name"] and c.get("guild_id"))
         )
-        if cid is None:
+        if (cid := next(named, None)) is None:
             return _unknown("Channel", 10003)
         files = [
             {"filename": str(a), "size": 1, "content_type": "application/octet-stream"}
@@ -1024,13 +1095,12 @@ class DiscordSandbox(Sandbox):
             return Reply(200, self._message_json(msg))
 
     def _build_interaction(self, data: Mapping[str, Any]) -> dict[str, Any] | Reply:
-        user = self._user_by_name(str(data.get("user", ""))) or self.users.get(str(data.get("user", "")))
-        if user is None or str(user["id"]) not in self.members:
-            return _error(400, 10013, "Unknown User")
+        if isinstance(user := self._person(data.get("user", "")), Reply):
+            return user
         build = {
             "command": self._command_interaction,
             "component": self._component_interaction,
-            "message_command": self._message_command_interaction,
+            "message_command": lambda u, d: self._command_interaction(u, d, menu=True),
             "modal_submit": lambda u, d: self._interaction_payload(
                 "modal_submit", u, {"custom_id": d.get("custom_id", ""), "fields": d.get("fields") or {}}
             ),
@@ -1040,13 +1110,24 @@ class DiscordSandbox(Sandbox):
             return _error(400, 50035, "type is command, message_command, component, modal_submit or ping")
         return build(user, data)
 
-    def _command_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
-        name = str(data.get("name", ""))
-        registered = {c["name"] for cmds in self.commands.values() for c in cmds}
-        if registered and name not in registered:
-            return _error(400, 10063, f"Unknown application command {name!r} (not registered)")
+    def _command_interaction(
+        self, user: Mapping[str, Any], data: Mapping[str, Any], *, menu: bool = False
+    ) -> dict[str, Any] | Reply:
+        # A slash command, or with `menu` a command from a message's Apps menu (type 3); once
+        # commands are registered, only those.
+        name, message = str(data.get("name", "")), self.messages.get(str(data.get("message_id")))
+        registered = {c["name"]: c.get("type", 1) for cmds in self.commands.values() for c in cmds}
+        if registered and registered.get(name, 0) not in ((3,) if menu else (1, 2, 3)):
+            kind = "message" if menu else "application"
+            return _error(400, 10063, f"Unknown {kind} command {name!r} (not registered)")
+        if not menu:
+            return self._interaction_payload(
+                name, user, {"options": data.get("options") or {}, "channel_id": data.get("channel_id")}
+            )
+        if message is None:
+            return _error(400, 10008, "Unknown Message")
         return self._interaction_payload(
-            name, user, {"options": data.get("options") or {}, "channel_id": data.get("channel_id")}
+            "message_command", user, {"name": name, "message": message, "channel_id": message["channel_id"]}
         )
 
     def _component_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
@@ -1070,18 +1151,6 @@ class DiscordSandbox(Sandbox):
             "component",
             user,
             {"custom_id": button["custom_id"], "message_id": message["id"], "channel_id": message["channel_id"]},
-        )
-
-    def _message_command_interaction(self, user: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | Reply:
-        # A command from a message's Apps menu (type 3).
-        name, message = str(data.get("name", "")), self.messages.get(str(data.get("message_id")))
-        registered = {c["name"]: c.get("type", 1) for cmds in self.commands.values() for c in cmds}
-        if registered and registered.get(name) != 3:
-            return _error(400, 10063, f"Unknown message command {name!r} (not registered)")
-        if message is None:
-            return _error(400, 10008, "Unknown Message")
-        return self._interaction_payload(
-            "message_command", user, {"name": name, "message": message, "channel_id": message["channel_id"]}
         )
 
     # ---- serializers and writes -----------------------------------------------------------
@@ -1115,6 +1184,23 @@ class DiscordSandbox(Sandbox):
             position=role["position"],
             managed=role["managed"],
             **({"tags": {"bot_id": self.bot_id}} if role.get("bot_role") else {}),
+        )
+
+    def _application_json(self) -> dict[str, Any]:
+        # What `charterflow doctor` reads (id, verify_key) and every other field the spec's
+        # PrivateApplicationResponse requires; the owner is the first seeded person (an application
+        # belongs to a human account, not to its bot).
+        owner = next((uid for uid, u in self.users.items() if not u["bot"]), self.bot_id)
+        return shaped(
+            _shapes.APPLICATION,
+            id=self.seed.application_id,
+            name=self.seed.bot_username,
+            verify_key=self.public_key,
+            flags=self.seed.application_flags,
+            flags_new=str(self.seed.application_flags),
+            interactions_endpoint_url=self.interactions_url,
+            owner=self._user_json(owner),
+            bot=self._user_json(self.bot_id),
         )
 
     def _message_json(self, m: Mapping[str, Any]) -> dict[str, Any]:
@@ -1215,9 +1301,8 @@ class DiscordSandbox(Sandbox):
             "target_id": target_id,
             "reason": reason,
             "changes": list(changes or []),
+            **({"options": {str(k): str(v) for k, v in options.items()}} if options else {}),
         }
-        if options:
-            entry["options"] = {str(k): str(v) for k, v in options.items()}
         self.audit_log.append(entry)
         return entry
 
@@ -1225,66 +1310,37 @@ class DiscordSandbox(Sandbox):
         # The hierarchy: only roles strictly below the bot's highest role, never managed roles
         # (https://discord.com/developers/docs/topics/permissions#permission-hierarchy).
         mine = [self.roles[r] for r in self.members[self.bot_id]["roles"]]
-        perms = 0
-        for r in mine:
-            perms |= int(r["permissions"])
-        top = max((r["position"] for r in mine), default=0)
-        return bool(perms & (MANAGE_ROLES | ADMINISTRATOR)) and role["position"] < top and not role["managed"]
+        allowed = any(int(r["permissions"]) & (MANAGE_ROLES | ADMINISTRATOR) for r in mine)
+        return allowed and role["position"] < max((r["position"] for r in mine), default=0) and not role["managed"]
 
 
 # ---- endpoint handlers (paths below /api/v10) ------------------------------------------------
 
 
-def _guild(sb: DiscordSandbox, req: Call) -> Reply | None:
-    """Discord's 10004 for a path naming another guild (the dispatcher asks it of every route)."""
-    other = req.params.get("guild_id", sb.seed.guild_id) != sb.seed.guild_id
-    return _error(404, 10004, "Unknown Guild") if other else None
-
-
-def _int_arg(req: Call, name: str, default: int, low: int, high: int) -> int | Reply:
-    raw = req.arg(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        return _form_error(**{name: "Value is not int."})
-    return value if low <= value <= high else _form_error(**{name: f"Must be between {low} and {high}."})
-
-
-def _snowflake_args(req: Call, *names: str) -> dict[str, int] | Reply:
-    out = {}
-    for name in names:
-        if (raw := req.arg(name)) is not None:
-            if not raw.isdigit():
-                return _form_error(
-                    **{name: "Value is not snowflake." if name != "action_type" else "Value is not int."}
-                )
-            out[name] = int(raw)
-    return out
-
-
-@_route("GET", "/guilds/{guild_id}/members/{user_id}", bucket="member.get")
-def _get_member(sb: DiscordSandbox, req: Call) -> Reply:
-    if (uid := req.params["user_id"]) not in sb.members:
-        return _unknown("Member", 10007) if uid in sb.users else _unknown("User", 10013)
-    return Reply(200, sb._member_json(uid))
+def _args(req: Call, default: int, most: int, *snowflakes: str) -> dict[str, int] | Reply:
+    """The ``limit`` (1 to ``most``) and the ``snowflakes`` given in the query, or Discord's 50035."""
+    args = {"limit": default}
+    for name in ("limit", *snowflakes):
+        if (raw := req.arg(name)) is not None and not raw.isdigit():
+            kind = "snowflake" if name not in ("limit", "action_type") else "int"
+            return _form_error(**{name: f"Value is not {kind}."})
+        args.update({name: int(raw)} if raw is not None else {})
+    return args if 1 <= args["limit"] <= most else _form_error(limit=f"Must be between 1 and {most}.")
 
 
 @_route("GET", "/guilds/{guild_id}/members", bucket="members.list")
 def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(limit := _int_arg(req, "limit", 1, 1, 1000), Reply):
-        return limit
-    if isinstance(after := _snowflake_args(req, "after"), Reply):
-        return after
+    if isinstance(args := _args(req, 1, 1000, "after"), Reply):
+        return args
     if sb._sorted_ids is None or len(sb._sorted_ids) != len(sb.members):
         sb._sorted_ids = sorted(int(u) for u in sb.members)
-    start = bisect.bisect_right(sb._sorted_ids, after.get("after", 0))
-    chunk = []
-    for uid in map(str, sb._sorted_ids[start : start + limit]):
-        if (cached := sb._member_cache.get(uid)) is None:
-            cached = sb._member_cache[uid] = json.dumps(sb._member_json(uid), separators=(",", ":")).encode()
-        chunk.append(cached)
+    start = bisect.bisect_right(sb._sorted_ids, args.get("after", 0))
+    # Each member's JSON is kept until the member changes: 20,000 members are listed at once.
+    chunk = [
+        sb._member_cache.get(uid)
+        or sb._member_cache.setdefault(uid, json.dumps(sb._member_json(uid), separators=(",", ":")).encode())
+        for uid in map(str, sb._sorted_ids[start : start + args["limit"]])
+    ]
     return Reply(200, raw=b"[" + b",".join(chunk) + b"]")
 
 
@@ -1293,15 +1349,15 @@ def _search_members(sb: DiscordSandbox, req: Call) -> Reply:
     query = (req.arg("query") or "").lower()
     if not 1 <= len(query) <= 100:
         return _form_error(query="This field is required" if not query else "Must be between 1 and 100 in length.")
-    if isinstance(limit := _int_arg(req, "limit", 1, 1, 1000), Reply):
-        return limit
+    if isinstance(args := _args(req, 1, 1000), Reply):
+        return args
     found = [
         uid
         for uid, u in sb.users.items()
         if uid in sb.members
         and (u["username"].startswith(query) or (sb.members[uid]["nick"] or "").lower().startswith(query))
     ]
-    return Reply(200, [sb._member_json(uid) for uid in found[:limit]])
+    return Reply(200, [sb._member_json(uid) for uid in found[: args["limit"]]])
 
 
 _ROLE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
@@ -1322,32 +1378,14 @@ def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
     if grant != (rid in roles):
         roles.append(rid) if grant else roles.remove(rid)
         sb._record_role_change("grant" if grant else "revoke", uid, rid, reason)
-    sb._invalidate(uid)
+    sb._member_cache.pop(uid, None)
     return Reply(204)
-
-
-@_route("GET", "/guilds/{guild_id}/roles", bucket="roles")
-def _list_roles(sb: DiscordSandbox, req: Call) -> Reply:
-    return Reply(200, [sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])])
-
-
-@_route("GET", "/guilds/{guild_id}/channels", bucket="channels")
-def _list_channels(sb: DiscordSandbox, req: Call) -> Reply:
-    return Reply(
-        200,
-        [
-            shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
-            for c in sb.channels.values()
-            if c["type"] in (0, 5, 15)
-        ],
-    )
 
 
 @_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search")
 def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     if pending := sb.faults.get("search_not_indexed", 0):
-        if pending > 0:
-            sb.faults["search_not_indexed"] = pending - 1
+        sb.faults["search_not_indexed"] = pending - (pending > 0)  # a negative count: never indexed
         return Reply(
             202,
             {
@@ -1357,9 +1395,7 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
                 "retry_after": sb.settings.search_index_retry_after,
             },
         )
-    if isinstance(limit := _int_arg(req, "limit", 25, 1, 25), Reply):
-        return limit
-    if isinstance(bounds := _snowflake_args(req, "min_id", "max_id"), Reply):
+    if isinstance(bounds := _args(req, 25, 25, "min_id", "max_id"), Reply):
         return bounds
     authors = set(req.query.get("author_id", []))
     rows = [
@@ -1371,17 +1407,11 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
         and not m.get("visible_to")
     ]
     rows.sort(key=lambda m: int(m["id"]), reverse=req.arg("sort_order", "desc") != "asc")
-    out = []
-    for row in rows[:limit]:
-        full = sb.messages.get(row["id"]) or {
-            **row,
-            "content": "…",
-            "components": [],
-            "flags": 0,
-            "edited": None,
-            "timestamp": datetime.fromtimestamp(((int(row["id"]) >> 22) + DISCORD_EPOCH_MS) / 1000, UTC).isoformat(),
-        }
-        out.append([{**sb._message_json(full), "hit": True}])
+    # A message of the past (the seed's history) has no text: only its author, channel and time.
+    out = [
+        [{**sb._message_json(sb.messages.get(row["id"]) or _past_message(row)), "hit": True}]
+        for row in rows[: bounds["limit"]]
+    ]
     return Reply(
         200,
         {
@@ -1394,111 +1424,131 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     )
 
 
-def _validate_components(components: Any) -> Reply | None:
-    def problem() -> str | None:
-        if components is None:
-            return None
-        if not isinstance(components, list) or len(components) > 5:
-            return "components: at most 5 action rows"
-        seen = set()
-        for row in components:
-            if not isinstance(row, dict) or row.get("type") != 1:
-                return "components: each top-level component is an action row (type 1)"
-            if not 1 <= len(buttons := row.get("components") or []) <= 5:
-                return "components: an action row holds 1 to 5 buttons"
-            for b in buttons:
-                if b.get("type") != 2:
-                    return "components: only buttons are emulated"
-                if not isinstance(cid := b.get("custom_id"), str) or not 1 <= len(cid) <= 100 or cid in seen:
-                    return "components: custom_id must be 1-100 characters and unique"
-                seen.add(cid)
-                if len(str(b.get("label", ""))) > 80:
-                    return "components: label must be 80 or fewer in length"
-        return None
-
-    found = problem()
-    return _form_error(components=found) if found else None
+def _past_message(row: Mapping[str, Any]) -> dict[str, Any]:
+    ms = (int(row["id"]) >> 22) + DISCORD_EPOCH_MS
+    return {
+        **row,
+        "content": "…",
+        "components": [],
+        "flags": 0,
+        "edited": None,
+        "timestamp": _iso(datetime.fromtimestamp(ms / 1000, UTC)),
+    }
 
 
-def _message_problem(data: Any, files: list[dict[str, Any]]) -> Reply | None:
-    """What Discord refuses in a new message's body, before the channel's own rules."""
-    if not isinstance(data, dict):
-        return _form_error(body="Must be an object.")
-    if (content := data.get("content")) is not None and not isinstance(content, str):
-        return _form_error(content="Must be a string.")
-    if (bad := _too_long(data)) is not None:
+def _find_channel(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
+    return sb.channels.get(req.params["channel_id"]) or _unknown("Channel", 10003)
+
+
+@_route("POST", "/channels/{channel_id}/messages", bucket="message.create", find=_find_channel)
+def _create_message(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Reply:
+    if (bad := _refused(_Message, data := req.json() or {})) is not None:
         return bad
-    if not (content or data.get("components") or data.get("embeds") or data.get("poll") or files):
+    if not (data.get("content") or data.get("components") or data.get("embeds") or data.get("poll") or req.files):
         return _error(400, 50006, "Cannot send an empty message")
-    if (nonce := data.get("nonce")) is not None and (not isinstance(nonce, (str, int)) or len(str(nonce)) > 25):
-        return _validate_components(data.get("components")) or _form_error(nonce="Must be 25 or fewer in length.")
-    return _validate_components(data.get("components"))
-
-
-@_route("POST", "/channels/{channel_id}/messages", bucket="message.create")
-def _create_message(sb: DiscordSandbox, req: Call) -> Reply:
-    if (channel := sb.channels.get(cid := req.params["channel_id"])) is None:
-        return _unknown("Channel", 10003)
-    if (bad := _message_problem(data := req.json() or {}, req.files)) is not None:
-        return bad
     data, nonce = {**data, "_files": req.files} if req.files else data, data.get("nonce")
     if channel["type"] == 1 and not sb.users[channel["recipient_id"]]["accepts_dms"]:
         return _error(403, 50007, "Cannot send messages to this user")
     now, key = time.monotonic(), (sb.bot_id, str(nonce))
-    if nonce is not None and data.get("enforce_nonce") and (seen := sb.nonces.get(key)):
-        if now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
-            return Reply(200, sb._message_json(sb.messages[seen[1]]))
-    msg = sb._create_message(cid, sb.bot_id, data)
+    seen = sb.nonces.get(key) if nonce is not None and data.get("enforce_nonce") else None
+    if seen and now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
+        return Reply(200, sb._message_json(sb.messages[seen[1]]))
+    msg = sb._create_message(channel["id"], sb.bot_id, data)
     if nonce is not None:
         sb.nonces[key] = (now, msg["id"])
     return Reply(200, sb._message_json(msg))
 
 
 def _find_message(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
-    if req.params["channel_id"] not in sb.channels:
-        return _unknown("Channel", 10003)
+    if isinstance(channel := _find_channel(sb, req), Reply):
+        return channel
     msg = sb.messages.get(req.params["message_id"])
-    return _unknown("Message", 10008) if msg is None or msg["channel_id"] != req.params["channel_id"] else msg
+    return msg if msg is not None and msg["channel_id"] == channel["id"] else _unknown("Message", 10008)
 
 
-@_route("GET", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message)
-def _get_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
-    return Reply(200, sb._message_json(msg))
+def _find_member(sb: DiscordSandbox, req: Call) -> str | Reply:
+    if (uid := req.params["user_id"]) not in sb.members:
+        return _unknown("Member", 10007) if uid in sb.users else _unknown("User", 10013)
+    return uid
+
+
+# The answers that only show the state (what the spec requires beyond it: shapes.json).
+@_route(
+    "GET",
+    "/guilds/{guild_id}/members/{user_id}",
+    bucket="member.get",
+    find=_find_member,
+    show=lambda sb, uid: sb._member_json(uid),
+)
+@_route(
+    "GET",
+    "/guilds/{guild_id}/roles",
+    bucket="roles",
+    show=lambda sb: [sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])],
+)
+@_route(
+    "GET",
+    "/guilds/{guild_id}/channels",
+    bucket="channels",
+    show=lambda sb: [
+        shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
+        for c in sb.channels.values()
+        if c["type"] in (0, 5, 15)
+    ],
+)
+@_route(
+    "GET",
+    "/guilds/{guild_id}/scheduled-events",
+    bucket="events",
+    show=lambda sb: [dict(e) for e in sb.events.values() if e["status"] in (1, 2)],
+)
+@_route(
+    "GET",
+    "/channels/{channel_id}/messages/{message_id}",
+    bucket="message.edit",
+    find=_find_message,
+    show=lambda sb, msg: sb._message_json(msg),
+)
+# Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
+@_route(
+    "GET",
+    "/users/@me",
+    bucket="me",
+    show=lambda sb: {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"},
+)
+@_route("GET", "/applications/@me", bucket="me", show=lambda sb: sb._application_json())
+def _show(sb: DiscordSandbox, req: Call, *found: Any, show: Callable[..., Any]) -> Reply:
+    return Reply(200, show(sb, *found))
 
 
 @_route("PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message)
 def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
     if msg["author_id"] != sb.bot_id:
         return _error(403, 50005, "Cannot edit a message authored by another user")
-    data = req.json() or {}
-    if (bad := _too_long(data) or _validate_components(data.get("components"))) is not None:
+    if (bad := _refused(_Message, data := req.json() or {})) is not None:
         return bad
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
 
 
-@_route("GET", "/channels/{channel_id}/messages", bucket="messages.list")
-def _list_messages(sb: DiscordSandbox, req: Call) -> Reply:
-    """Newest first; with ``after`` the ``limit`` messages right after it (still newest first)
-    (https://discord.com/developers/docs/resources/message#get-channel-messages)."""
-    if req.params["channel_id"] not in sb.channels:
-        return _unknown("Channel", 10003)
-    if isinstance(limit := _int_arg(req, "limit", 50, 1, 100), Reply):
-        return limit
-    if isinstance(bounds := _snowflake_args(req, "after", "before"), Reply):
+@_route("GET", "/channels/{channel_id}/messages", bucket="messages.list", find=_find_channel)
+def _list_messages(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Reply:
+    # Newest first; with `after` the `limit` messages right after it (still newest first)
+    # (https://discord.com/developers/docs/resources/message#get-channel-messages).
+    if isinstance(bounds := _args(req, 50, 100, "after", "before"), Reply):
         return bounds
     rows = sorted(
         (
             m
             for m in sb.messages.values()
-            if m["channel_id"] == req.params["channel_id"]
+            if m["channel_id"] == channel["id"]
             and not m.get("visible_to")
             and int(m["id"]) > bounds.get("after", -1)
             and ("before" not in bounds or int(m["id"]) < bounds["before"])
         ),
         key=lambda m: int(m["id"]),
     )
-    rows = rows[:limit] if "after" in bounds else rows[-limit:]
+    rows = rows[: bounds["limit"]] if "after" in bounds else rows[-bounds["limit"] :]
     return Reply(200, [sb._message_json(m) for m in reversed(rows)])
 
 
@@ -1506,34 +1556,6 @@ def _list_messages(sb: DiscordSandbox, req: Call) -> Reply:
 def _delete_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
     sb.messages.pop(msg["id"], None)
     return Reply(204)
-
-
-@_route("GET", "/users/@me", bucket="me")
-def _get_me(sb: DiscordSandbox, req: Call) -> Reply:
-    # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
-    return Reply(200, {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"})
-
-
-@_route("GET", "/applications/@me", bucket="me")
-def _get_application(sb: DiscordSandbox, req: Call) -> Reply:
-    # What `charterflow doctor` reads (id, verify_key) and every other field the spec's
-    # PrivateApplicationResponse requires; the owner is the first seeded person (an application
-    # belongs to a human account, not to its bot).
-    owner = next((uid for uid, u in sb.users.items() if not u["bot"]), sb.bot_id)
-    return Reply(
-        200,
-        shaped(
-            _shapes.APPLICATION,
-            id=sb.seed.application_id,
-            name=sb.seed.bot_username,
-            verify_key=sb.public_key,
-            flags=sb.seed.application_flags,
-            flags_new=str(sb.seed.application_flags),
-            interactions_endpoint_url=sb.interactions_url,
-            owner=sb._user_json(owner),
-            bot=sb._user_json(sb.bot_id),
-        ),
-    )
 
 
 @_route("POST", "/users/@me/channels", bucket="dm")
@@ -1591,17 +1613,9 @@ def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any]
     )
 
 
-def _thread_args(data: Mapping[str, Any]) -> Reply | None:
-    if not isinstance(name := data.get("name"), str) or not 1 <= len(name) <= 100:
-        return _form_error(thread="name: Must be between 1 and 100 in length.")
-    if data.get("auto_archive_duration", 10080) not in (60, 1440, 4320, 10080):
-        return _form_error(thread="auto_archive_duration: Value must be one of (60, 1440, 4320, 10080).")
-    return None
-
-
 @_route("POST", "/channels/{channel_id}/messages/{message_id}/threads", bucket="threads", find=_find_message)
 def _thread_from_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
-    if (bad := _thread_args(data := req.json() or {})) is not None:
+    if (bad := _refused(_Thread, data := req.json() or {})) is not None:
         return bad
     if msg.get("thread_id"):
         return _error(400, 160004, "A thread has already been created for this message")
@@ -1609,22 +1623,19 @@ def _thread_from_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> 
     return _new_thread(sb, req, msg["id"], data, type=11)
 
 
-@_route("POST", "/channels/{channel_id}/threads", bucket="threads")
-def _create_thread(sb: DiscordSandbox, req: Call) -> Reply:
-    parent = sb.channels.get(req.params["channel_id"])
-    if parent is None or parent["type"] not in (0, 5):
+@_route("POST", "/channels/{channel_id}/threads", bucket="threads", find=_find_channel)
+def _create_thread(sb: DiscordSandbox, req: Call, parent: dict[str, Any]) -> Reply:
+    if parent["type"] not in (0, 5):
         return _unknown("Channel", 10003)
-    if (bad := _thread_args(data := req.json() or {})) is not None:
+    if (bad := _refused(_Thread, data := req.json() or {})) is not None:
         return bad
-    if (ttype := data.get("type", 12)) not in (11, 12):
-        return _form_error(type="Value must be one of (11, 12).")
-    return _new_thread(sb, req, sb._id(), data, type=ttype, invitable=bool(data.get("invitable", True)))
+    ttype, invitable = data.get("type", 12), bool(data.get("invitable", True))
+    return _new_thread(sb, req, sb._id(), data, type=ttype, invitable=invitable)
 
 
-@_route("PUT", "/channels/{channel_id}/thread-members/{user_id}", bucket="thread.members")
-def _add_thread_member(sb: DiscordSandbox, req: Call) -> Reply:
-    thread = sb.channels.get(req.params["channel_id"])
-    if thread is None or not thread.get("thread"):
+@_route("PUT", "/channels/{channel_id}/thread-members/{user_id}", bucket="thread.members", find=_find_channel)
+def _add_thread_member(sb: DiscordSandbox, req: Call, thread: dict[str, Any]) -> Reply:
+    if not thread.get("thread"):
         return _unknown("Channel", 10003)
     if (uid := req.params["user_id"]) not in sb.members:
         return _unknown("Member", 10007)
@@ -1633,46 +1644,15 @@ def _add_thread_member(sb: DiscordSandbox, req: Call) -> Reply:
     return Reply(204)
 
 
-@_route("GET", "/guilds/{guild_id}/scheduled-events", bucket="events")
-def _list_events(sb: DiscordSandbox, req: Call) -> Reply:
-    return Reply(200, [dict(e) for e in sb.events.values() if e["status"] in (1, 2)])
-
-
-def _event_problems(data: Mapping[str, Any]) -> dict[str, str]:
-    """The field errors of a new EXTERNAL scheduled event (the only kind emulated)."""
-    errors, location = {}, (data.get("entity_metadata") or {}).get("location")
-    if not isinstance(data.get("name"), str) or not 1 <= len(data["name"]) <= 100:
-        errors["name"] = "Must be between 1 and 100 in length."
-    if data.get("description") is not None and len(str(data["description"])) > 1000:
-        errors["description"] = "Must be 1000 or fewer in length."
-    if data.get("privacy_level") != 2:
-        errors["privacy_level"] = "Value must be one of (2,)."
-    if data.get("entity_type") != 3:
-        errors["entity_type"] = "Only EXTERNAL (3) events are emulated."
-    if not isinstance(location, str) or not 1 <= len(location) <= 100:
-        errors["entity_metadata.location"] = "Must be between 1 and 100 in length."
-    start, end = (_aware(data.get(f"scheduled_{edge}_time")) for edge in ("start", "end"))
-    if start is None or end is None:
-        errors["scheduled_start_time"] = "Both times are required ISO8601 timestamps for EXTERNAL events."
-    elif start <= datetime.now(UTC):
-        errors["scheduled_start_time"] = "Cannot schedule event in the past."
-    elif end <= start:
-        errors["scheduled_end_time"] = "Must be after the start time."
-    return errors
-
-
-def _aware(value: Any) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 @_route("POST", "/guilds/{guild_id}/scheduled-events", bucket="events")
 def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
-    if errors := _event_problems(data := req.json() or {}):
+    event, errors = check_body(_Event, req.json() or {})
+    if event is None:
         return _form_error(**errors)
+    if (start := event.scheduled_start_time) <= datetime.now(UTC):
+        return _form_error(scheduled_start_time="Cannot schedule event in the past.")
+    if event.scheduled_end_time <= start:
+        return _form_error(scheduled_end_time="Must be after the start time.")
     if sum(1 for e in sb.events.values() if e["status"] in (1, 2)) >= 100:
         return _error(400, 30038, "Maximum number of guild events reached (100)")
     eid = sb._id()
@@ -1680,13 +1660,13 @@ def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
         _shapes.EVENT,
         id=eid,
         guild_id=sb.seed.guild_id,
-        name=data["name"],
-        description=data.get("description"),
+        name=event.name,
+        description=event.description,
         creator_id=sb.bot_id,
         creator=sb._user_json(sb.bot_id),
-        entity_metadata={"location": data["entity_metadata"]["location"]},
-        scheduled_start_time=datetime.fromisoformat(data["scheduled_start_time"]).astimezone(UTC).isoformat(),
-        scheduled_end_time=datetime.fromisoformat(data["scheduled_end_time"]).astimezone(UTC).isoformat(),
+        entity_metadata={"location": event.entity_metadata.location},
+        scheduled_start_time=_iso(start),
+        scheduled_end_time=_iso(event.scheduled_end_time),
     )
     sb.audit(100, user_id=sb.bot_id, target_id=eid, reason=unquote(req.headers.get("x-audit-log-reason", "")) or None)
     return Reply(200, dict(sb.events[eid]))
@@ -1704,14 +1684,15 @@ _AUDIT_FILTERS: dict[str, Callable[[Mapping[str, Any], int], bool]] = {
 
 @_route("GET", "/guilds/{guild_id}/audit-logs", bucket="audit_log")
 def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
-    if isinstance(limit := _int_arg(req, "limit", 50, 1, 100), Reply):
-        return limit
-    if isinstance(bounds := _snowflake_args(req, *_AUDIT_FILTERS), Reply):
+    if isinstance(bounds := _args(req, 50, 100, *_AUDIT_FILTERS), Reply):
         return bounds
-    entries = [e for e in sb.audit_log if all(_AUDIT_FILTERS[k](e, v) for k, v in bounds.items())]
+    limit = bounds.pop("limit")
     # Newest first, except with only `after`: then oldest first (the docs' "reversed" order).
-    entries.sort(key=lambda e: int(e["id"]), reverse=not ("after" in bounds and "before" not in bounds))
-    page = entries[:limit]
+    page = sorted(
+        (e for e in sb.audit_log if all(_AUDIT_FILTERS[k](e, v) for k, v in bounds.items())),
+        key=lambda e: int(e["id"]),
+        reverse=not ("after" in bounds and "before" not in bounds),
+    )[:limit]
     ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.users}
     entries = [
         {k: copy.deepcopy(v) for k, v in e.items() if v is not None or k in ("user_id", "target_id")} for e in page
@@ -1721,65 +1702,29 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
     )
 
 
-def _command_problem(cmd: Any) -> tuple[str, str] | None:
-    """(field, message) when ``cmd`` is not a command Discord takes."""
-    name, desc, kind = (
-        (cmd.get("name"), cmd.get("description", ""), cmd.get("type", 1))
-        if isinstance(cmd, dict)
-        else (None, None, None)
-    )
-    # USER (2) and MESSAGE (3) commands: any case, spaces allowed, an empty description.
-    # https://discord.com/developers/docs/interactions/application-commands#application-command-object
-    if kind in (2, 3):
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 32 or len(name) > 32:
-            return "name", "Command name is invalid"
-        return (
-            ("description", "User and message commands take no description and no options.")
-            if (desc != "" or cmd.get("options"))
-            else None
-        )
-    if kind != 1:
-        return "type", "Value must be one of {1, 2, 3}."
-    if not isinstance(name, str) or not _COMMAND_NAME.match(name) or name != name.lower():
-        return "name", "Command name is invalid"
-    return (
-        None
-        if isinstance(desc, str) and 1 <= len(desc) <= 100
-        else ("description", "Must be between 1 and 100 in length.")
-    )
-
-
 @_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands", scope="guild")
 @_route("PUT", "/applications/{application_id}/commands", bucket="commands", scope="global")
 def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
     scope = sb.seed.guild_id if scope == "guild" else scope
     if req.params["application_id"] != sb.seed.application_id:
         return _error(403, 50001, "Missing Access")
-    if not isinstance(data := req.json(), list) or len(data) > 100:
-        return _form_error(body="Must be a list of at most 100 commands.")
-    names: set[str] = set()
-    out = []
-    for i, cmd in enumerate(data):
-        if (problem := _command_problem(cmd)) is None and cmd["name"] in names:
-            problem = "name", "Application command names must be unique"
-        if problem:
-            return _form_error(**{f"{i}.{problem[0]}": problem[1]})
-        names.add(cmd["name"])
-        out.append(
-            shaped(
-                _shapes.COMMAND,
-                id=sb._id(),
-                application_id=sb.seed.application_id,
-                version=sb._id(),
-                type=cmd.get("type", 1),
-                name=cmd["name"],
-                description=cmd.get("description", ""),
-                **({"guild_id": scope} if scope != "global" else {}),
-                **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {}),
-            )
+    if (bad := _refused(_Commands, data := req.json())) is not None:
+        return bad
+    sb.commands[scope] = [
+        shaped(
+            _shapes.COMMAND,
+            id=sb._id(),
+            application_id=sb.seed.application_id,
+            version=sb._id(),
+            type=cmd.get("type", 1),
+            name=cmd["name"],
+            description=cmd.get("description", ""),
+            **({"guild_id": scope} if scope != "global" else {}),
+            **({"options": [dict(o) for o in cmd["options"]]} if cmd.get("options") else {}),
         )
-    sb.commands[scope] = out
-    return Reply(200, out)
+        for cmd in data
+    ]
+    return Reply(200, sb.commands[scope])
 
 
 def _interaction_for(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
@@ -1812,8 +1757,7 @@ def _callback(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
 def _followup(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if not record["acknowledged"]:
         return _error(404, 10015, "Unknown Webhook")  # nothing to follow up before the first answer
-    data = req.json() or {}
-    if (bad := _too_long(data)) is not None:
+    if (bad := _refused(_Content, data := req.json() or {})) is not None:
         return bad
     if not data.get("content") and not data.get("components"):
         return _error(400, 50006, "Cannot send an empty message")
@@ -1830,9 +1774,8 @@ def _followup(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
 def _edit_original(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if (msg := sb.messages.get(record.get("original_id") or "")) is None:
         return _unknown("Message", 10008)
-    data = req.json() or {}
-    if len(data.get("content") or "") > MESSAGE_LIMIT:
-        return _form_error(content=f"Must be {MESSAGE_LIMIT} or fewer in length.")
+    if (bad := _refused(_Content, data := req.json() or {})) is not None:
+        return bad
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
 
