@@ -1689,7 +1689,8 @@ def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapp
 
 
 def _readable_topic(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
-    topic = sb.topics.get(_int_param(req.params["id"]) or 0)
+    # Rails names it `:topic_id` on the posts route and `:id` on the topic's own.
+    topic = sb.topics.get(_int_param(req.params.get("topic_id") or req.params["id"]) or 0)
     if topic is None or (topic["posts"] and not _visible(sb, sb.posts[topic["posts"][0]], req.user)):
         return _unseen(req, topic is not None)
     return topic
@@ -1697,7 +1698,7 @@ def _readable_topic(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
 
 # Registered before /t/{slug}/{id}.json, which would take "posts" for an id (Rails' routes list
 # `t/:topic_id/posts` first too).
-@_route("GET", "/t/{id}/posts.json", find=_readable_topic)
+@_route("GET", "/t/{topic_id}/posts.json", find=_readable_topic)
 def _topic_posts(sb: DiscourseSandbox, req: Call, topic: dict[str, Any]) -> Reply:
     """TopicsController#posts (TopicViewPostsSerializer): the posts ``post_ids[]`` of a topic the
     reader may see, with ``raw`` when ``include_raw`` is given; none asked: the first chunk."""
