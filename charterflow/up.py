@@ -53,6 +53,7 @@ from rich.console import Console
 from charterflow import stack as stack_files
 from charterflow.settings import Settings, get_settings
 from charterflow.status import write_status
+from charterflow.workers import UP_STATE_VARIABLE
 from connectors.email import SmtpSettings
 from connectors.errors import CharterflowError
 from flows.forking import forked
@@ -986,7 +987,12 @@ def _service_children(
         name="inbox-worker",
         after_restart=heal,
         argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
-        env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env},
+        # It imports Prefect and the flows only once the banner shows (charterflow.workers).
+        env={
+            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+            **env,
+            UP_STATE_VARIABLE: str(home / stack_files.STATE_FILE),
+        },
     )
     gateway = ChildSpec(
         name="gateway",
@@ -998,6 +1004,11 @@ def _service_children(
     return runner, worker, gateway
 
 
+def public_url(gw: GatewaySettings) -> str:
+    """Where users reach the gateway."""
+    return (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
+
+
 def plan_stack(
     settings: Settings,
     *,
@@ -1006,9 +1017,11 @@ def plan_stack(
     sandboxed: list[str],
     heal: Callable[[datetime], None],
     prefect: tuple[str, ChildSpec | None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Plan:
     """The children `up` runs for these settings (``heal`` runs after a restart of a process
-    that may have taken inbox runs with it; ``prefect``: :func:`prefect_server`'s answer)."""
+    that may have taken inbox runs with it; ``prefect``: :func:`prefect_server`'s answer;
+    ``meanwhile``: run while a forked child makes the sandboxes' settings)."""
     gw = GatewaySettings()
     env = _base_env(home)
     api_url, server = prefect or prefect_server(settings, home=home, heal=heal)
@@ -1016,7 +1029,7 @@ def plan_stack(
     if not external:
         env["PREFECT_API_URL"] = api_url
     ui_url = api_url.removesuffix("/api")
-    public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
+    public = public_url(gw)
     lock = {
         "pid": os.getpid(),
         "ui_url": ui_url,
@@ -1032,7 +1045,10 @@ def plan_stack(
         # A restarted sandboxes process finds its platforms' state here (this run's only).
         spec["state_dir"] = str(home / "sandboxes")
         shutil.rmtree(spec["state_dir"], ignore_errors=True)
-        env.update(forked(sandbox_env, spec).result())
+        making = forked(sandbox_env, spec)
+        if meanwhile is not None:
+            meanwhile()
+        env.update(making.result())
         sandboxes = ChildSpec(
             name="sandboxes",
             argv=[sys.executable, "-m", "charterflow.inspector"],
@@ -1042,6 +1058,8 @@ def plan_stack(
         inspector_port = spec["inspector_port"]
         lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}" for name in sandboxed}
         lock["inspector_url"] = f"http://127.0.0.1:{inspector_port}"
+    elif meanwhile is not None:
+        meanwhile()
     runner, worker, gateway = _service_children(env, api_url=api_url, home=home, heal=heal, host=gw.host, port=gw.port)
     return Plan(
         api_url=api_url,
@@ -1115,13 +1133,23 @@ class Up:
             if busy:
                 console.print(busy)
                 return 1
-            plan = plan_stack(
-                self.settings, home=self.home, real=real, sandboxed=sandboxed, heal=self.heal, prefect=prefect
-            )
-            if self.settings.sandboxes:  # while the Prefect server boots
-                self._start_services(plan)
             # Only a stack without any real platform gets the invented people in its ledger.
-            prepared = forked(prepare_ledger, self.settings, bool(sandboxed and not real)).result()
+            # While the Prefect server boots, three things at once: the ledger migrated and
+            # seeded and the sandboxes' settings made (two forked children) and the plugins'
+            # services started (a homeserver answers in seconds, mostly waited for).
+            preparing = forked(prepare_ledger, self.settings, bool(sandboxed and not real))
+            services = partial(self._services_started, public_url(GatewaySettings()))
+            plan = plan_stack(
+                self.settings,
+                home=self.home,
+                real=real,
+                sandboxed=sandboxed,
+                heal=self.heal,
+                prefect=prefect,
+                meanwhile=services if self.settings.sandboxes else None,
+            )
+            self._services_env(plan)
+            prepared = preparing.result()
             if prepared is None:
                 return 1
             ledger_url, seeded = prepared
@@ -1136,6 +1164,9 @@ class Up:
             if file_ideas:
                 seeded += self._seeded_ideas_filed()
             self._banner(plan, served, real, sandboxed, ledger_url, seeded)
+            # The inbox worker waits for this before it imports Prefect (charterflow.workers).
+            plan.lock["up_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            stack_files.write_state(self.home, plan.lock)
             if routes is None:  # for the next start; the gateway took its own meanwhile
                 # A process of its own (not `forked`'s pool): stopping `up` ends it at once.
                 self._keeping = multiprocessing.get_context("fork").Process(
@@ -1151,23 +1182,32 @@ class Up:
         each gets the home and the gateway's URL and returns ``None`` or an object with ``env``
         (added to every child's but the Prefect server's), ``links`` (for the banner) and
         ``stop()``. A failing one is reported and skipped: the stack runs without it."""
+        self._services_started(plan.public_url)
+        self._services_env(plan)
+
+    def _services_started(self, gateway_url: str) -> None:
+        """Start the plugins' services (:meth:`_start_services`) and supervise their processes."""
         for ep in sorted(entry_points(group="charterflow.stack"), key=lambda e: e.name):
             try:
-                service = ep.load()(home=self.home, gateway_url=plan.public_url)
+                service = ep.load()(home=self.home, gateway_url=gateway_url)
             except Exception as exc:  # noqa: BLE001 - a plugin never stops the stack
                 console.print(f"warning: {ep.name} not started ({type(exc).__name__}: {exc})", soft_wrap=True)
                 continue
             if service is not None:
                 self.services.append(service)
-                for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):
-                    if spec is not None:
-                        spec.env.update(service.env)
                 # A service's own process (Synapse), restarted like ours if it dies.
                 run = getattr(service, "supervised", None)
                 if run and run.get("process") is not None:
                     self.supervisor.adopt(
                         ChildSpec(name=run["name"], argv=list(run["argv"]), env=dict(run["env"])), run["process"]
                     )
+
+    def _services_env(self, plan: Plan) -> None:
+        """The plugins' services' settings into every child's environment but the Prefect server's."""
+        for service in self.services:
+            for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):
+                if spec is not None:
+                    spec.env.update(service.env)
 
     def _seeded_ideas_filed(self) -> str:
         try:
