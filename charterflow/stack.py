@@ -91,16 +91,7 @@ def record(home: Path, state: Mapping, env: Mapping[str, str]) -> None:
     """Write ``up.json`` (``state``) and ``up-env.json`` (the shared part of ``env``)."""
     home.mkdir(parents=True, exist_ok=True)
     write_private(home / ENV_FILE, json.dumps(shared_env(env)))
-    write_state(home, state)
-
-
-def write_state(home: Path, state: Mapping) -> None:
-    """Replace ``up.json`` (renamed over it: a reader, such as the inbox worker waiting for the
-    banner's ``up_at``, never sees half of it)."""
-    path = home / STATE_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")  # the umask's mode, as before
-    tmp.write_text(json.dumps(dict(state)))
-    os.replace(tmp, path)
+    (home / STATE_FILE).write_text(json.dumps(dict(state)))
 
 
 def forget(home: Path, pid: int) -> None:

@@ -54,7 +54,6 @@ from rich.console import Console
 from charterflow import stack as stack_files
 from charterflow.settings import Settings, get_settings
 from charterflow.status import write_status
-from charterflow.workers import UP_STATE_VARIABLE
 from connectors.email import SmtpSettings
 from connectors.errors import CharterflowError
 from flows.forking import forked
@@ -1049,12 +1048,7 @@ def _service_children(
         name="inbox-worker",
         after_restart=heal,
         argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
-        # It imports Prefect and the flows only once the banner shows (charterflow.workers).
-        env={
-            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-            **env,
-            UP_STATE_VARIABLE: str(home / stack_files.STATE_FILE),
-        },
+        env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env},
     )
     gateway = ChildSpec(
         name="gateway",
@@ -1229,9 +1223,6 @@ class Up:
                 seeded += self._seeded_ideas_filed()
             self._ledger.close()
             self._banner(plan, served, real, sandboxed, ledger_url, seeded)
-            # The inbox worker waits for this before it imports Prefect (charterflow.workers).
-            plan.lock["up_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-            stack_files.write_state(self.home, plan.lock)
             if routes is None:  # for the next start; the gateway took its own meanwhile
                 # A process of its own (not `forked`'s pool): stopping `up` ends it at once.
                 self._keeping = multiprocessing.get_context("fork").Process(

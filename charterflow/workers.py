@@ -4,11 +4,10 @@ handles the gateway's inbox events).
 
 `up` starts them together with the Prefect server. The runner imports Prefect and every flow
 while the server starts, then waits for its ``/health`` (rather than failing and being
-restarted); the inbox worker waits for the server and for `up`'s banner, then imports, leaving
-the CPU to what the banner waits for. The runner writes the names of its deployments to
-``<home>/flows-deployments.json``, and `up` waits until the server has them (on a warm start,
-from the last run: the runner is then still registering them again when the banner shows, as
-it always was).
+restarted); the inbox worker waits first and imports after, leaving the CPU to what `up` waits
+for. The runner writes the names of its deployments to ``<home>/flows-deployments.json``, and
+`up` waits until the server has them (on a warm start, from the last run: the runner is then
+still registering them again when the banner shows, as it always was).
 
 (One process for both was tried: it holds Prefect and the flows once, about 170 MiB less, but
 after a restart of the Prefect server its task runs hung in Prefect's own service start-up, a
@@ -26,8 +25,6 @@ import urllib.request
 
 API_WAIT_SECONDS = 300.0
 DEPLOYMENTS_FILE = "flows-deployments.json"
-# Set by `up` for the inbox worker: its ``up.json``, which says when the banner showed.
-UP_STATE_VARIABLE = "CHARTERFLOW_UP_STATE_FILE"
 
 
 def wait_for_api() -> None:
@@ -46,24 +43,6 @@ def wait_for_api() -> None:
                 if response.status == 200:
                     return
         except (OSError, ValueError):  # refused, timed out, or an HTTP error status
-            pass
-        time.sleep(0.1)
-
-
-def wait_for_banner() -> None:
-    """Until `up`, this process's parent, has shown its banner (``up_at`` in the ``up.json``
-    named by ``CHARTERFLOW_UP_STATE_FILE``); at once when not started by `up` or once the
-    banner has shown (a restart); no longer when `up` is gone."""
-    path = os.environ.get(UP_STATE_VARIABLE)
-    parent = os.getppid()
-    deadline = time.monotonic() + API_WAIT_SECONDS
-    while path and os.getppid() == parent and time.monotonic() < deadline:
-        try:
-            with open(path, encoding="utf-8") as state_file:
-                state = json.load(state_file)
-            if state.get("pid") == parent and state.get("up_at"):
-                return
-        except (OSError, ValueError, AttributeError):  # not written yet, or a previous run's
             pass
         time.sleep(0.1)
 
@@ -95,13 +74,11 @@ def runner() -> None:
 
 def inbox() -> None:
     """Serve the inbox task until SIGTERM/SIGINT."""
-    # Prefect and every flow only once the server answers and `up` has shown its banner:
-    # meanwhile the two cores go to the server, the runner, the gateway and the sandboxes,
-    # which the banner waits for (3-5 s of CPU out of a warm start's way; bench/README.md).
-    # The banner does not wait for this worker: events that come before it serves wait as
-    # Prefect's scheduled task runs.
+    # Prefect and every flow only once the server answers: meanwhile the two cores go to the
+    # server, the runner, the gateway and the sandboxes, which the banner waits for (about
+    # 5 s of CPU out of a warm start's way; bench/README.md). Events that come before the
+    # worker serves wait as Prefect's scheduled task runs.
     wait_for_api()
-    wait_for_banner()
     # flows.inbox, not a second copy as __main__: the capability packages register their
     # handlers into flows.inbox.
     from flows.inbox import main as serve  # lazy: start-up: Prefect and every flow, once the server answers

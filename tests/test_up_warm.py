@@ -17,7 +17,6 @@ import pytest
 from pydantic import SecretStr
 
 from charterflow.settings import Settings
-from charterflow.stack import STATE_FILE, write_state
 from charterflow.up import (
     MIGRATE_ON_START,
     PREFECT_SCHEMA_STAMP,
@@ -31,7 +30,6 @@ from charterflow.up import (
     prefect_server,
     remember_prefect_schema,
 )
-from charterflow.workers import UP_STATE_VARIABLE
 from flows.forking import forked
 from flows.inbox_routing import full_routes_snapshot
 from ledger.db import Ledger
@@ -203,37 +201,3 @@ def test_routes_are_kept_when_a_module_loaded_earlier_has_since_been_removed(tmp
     assert kept_routes(home) is not None
     files = json.loads((home / ROUTES_SOURCES).read_text())["files"]
     assert not any(path.endswith("vanished_plugin_module.py") for path in files)
-
-
-def test_the_inbox_worker_imports_only_once_up_has_shown_its_banner(tmp_path):
-    """The worker's wait (charterflow.workers): a real child process of this test, its parent's
-    ``up.json`` written as `up` writes it. A previous run's file (another pid) does not count."""
-    state = tmp_path / STATE_FILE
-    state.write_text(json.dumps({"pid": 1, "up_at": "2026-12-05T17:00:00+00:00"}))  # a previous run's
-    child = subprocess.Popen(
-        [sys.executable, "-c", "from charterflow.workers import wait_for_banner; wait_for_banner(); print('serving')"],
-        env={**os.environ, UP_STATE_VARIABLE: str(state)},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        with pytest.raises(subprocess.TimeoutExpired):
-            child.wait(timeout=3)  # neither the previous run's banner nor this run's file without one
-        lock = {"pid": os.getpid(), "ui_url": "http://127.0.0.1:4200"}
-        write_state(tmp_path, lock)
-        with pytest.raises(subprocess.TimeoutExpired):
-            child.wait(timeout=1)
-        write_state(tmp_path, {**lock, "up_at": "2026-12-05T17:01:00+00:00"})
-        assert child.communicate(timeout=30)[0].strip() == "serving"
-    finally:
-        child.kill()
-        child.wait()
-    # Not started by `up` (no variable), or restarted after the banner: no wait at all.
-    alone = {k: v for k, v in os.environ.items() if k != UP_STATE_VARIABLE}
-    for env in (alone, {**os.environ, UP_STATE_VARIABLE: str(state)}):
-        done = subprocess.run(
-            [sys.executable, "-c", "from charterflow.workers import wait_for_banner; wait_for_banner()"],
-            env=env,
-            timeout=30,
-        )
-        assert done.returncode == 0
