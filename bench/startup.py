@@ -121,6 +121,7 @@ def describe(argv: list[bytes]) -> str:
     for needle, name in (
         ("prefect server start", "prefect-server"),
         ("charterflow.inspector", "sandboxes"),
+        ("synapse.app.homeserver", "synapse"),  # the Matrix plugin's homeserver
         ("workers runner", "runner"),
         ("workers inbox", "inbox-worker"),
         (" gateway ", "gateway"),

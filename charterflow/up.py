@@ -44,6 +44,7 @@ from functools import partial
 from http.client import HTTPException
 from importlib.metadata import distributions, entry_points, version
 from importlib.util import find_spec
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -379,13 +380,14 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-def _request(url: str, *, timeout: float, body: Any = None) -> tuple[int, Any]:
+def _request(url: str, *, timeout: float, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """GET (POST with a JSON ``body``) ``url``: the status and the JSON answer (None if not
     JSON). The standard library's client: httpx would add some 25 MiB to `up`, which lives as
     long as the stack, and a new SSL context at each call. Raises ``OSError`` when nothing
     answers."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    sent = {**(headers or {}), **({"Content-Type": "application/json"} if data else {})}
+    request = urllib.request.Request(url, data=data, headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, raw = response.status, response.read()
@@ -809,10 +811,7 @@ def seed_ideas(settings: Settings, spec: dict) -> int:
     category) in the ledger's backlog, as the intake would have (``discourse:<host>:topic:<id>``, so a
     later webhook for the topic finds it filed), without replying on the Forum: they are the
     community's history. Read through the Forum's latest posts; idempotent. How many were new."""
-    # lazy: start-up: httpx, SQLAlchemy and the ledger stay out of `up` (this runs forked)
-    import httpx
-
-    # lazy: start-up: as above
+    # lazy: start-up: SQLAlchemy and the ledger stay out of `up` (this runs forked)
     from charterflow.seed import CATEGORIES, build
     from connectors.base import instance_key, url_instance
     from ledger import ideas as backlog
@@ -821,14 +820,16 @@ def seed_ideas(settings: Settings, spec: dict) -> int:
 
     conf = spec["platforms"]["discourse"]
     url = f"http://{spec['host']}:{conf['port']}"
-    response = httpx.get(
+    # The standard library's client: importing httpx here cost some 0.2 s of CPU before the banner.
+    status, latest = _request(
         f"{url}/posts.json", timeout=10, headers={"Api-Key": conf["api_key"], "Api-Username": "system"}
     )
-    response.raise_for_status()
+    if status != 200 or not isinstance(latest, dict):
+        raise RuntimeError(f"the Forum sandbox answered {status} to GET /posts.json")
     titles = {idea["title"] for idea in build().ideas}
     topics = [
         p
-        for p in response.json().get("latest_posts", [])
+        for p in latest.get("latest_posts", [])
         if p.get("post_number") == 1 and p.get("category_id") == CATEGORIES["Ideas"] and p.get("topic_title") in titles
     ]
     ledger = Ledger(settings.ledger_url())
@@ -852,6 +853,67 @@ def seed_ideas(settings: Settings, spec: dict) -> int:
     finally:
         ledger.dispose()
     return filed
+
+
+def _ledger_helper(conn: Connection, settings: Settings, seed: bool, ups: Connection) -> None:
+    """A forked child of `up`: :func:`prepare_ledger`, its outcome sent; then, if `up` sends the
+    sandboxes' spec once they answer, :func:`seed_ideas` with the same imports (SQLAlchemy and
+    the ledger: about 1 s of CPU each time they are imported), its count (or the error) sent."""
+    ups.close()  # `up`'s end, copied by the fork: without it, no end of file if `up` dies
+    conn.send(prepare_ledger(settings, seed))
+    try:
+        spec = conn.recv()
+        if spec is not None:
+            try:
+                conn.send(seed_ideas(settings, spec))
+            except Exception as exc:  # noqa: BLE001 - told to `up`, which warns and goes on
+                conn.send(type(exc).__name__)
+    except (EOFError, OSError):  # `up` stopped meanwhile
+        pass
+
+
+class LedgerHelper:
+    """`up`'s side of :func:`_ledger_helper`: the ledger prepared while the rest starts, then
+    (optionally) the seeded ideas filed."""
+
+    def __init__(self, settings: Settings, seed: bool) -> None:
+        context = multiprocessing.get_context("fork")
+        self.conn, theirs = context.Pipe()
+        # A process of its own (not `forked`'s pool): stopping `up` ends it at once.
+        self.process = context.Process(
+            target=_ledger_helper, args=(theirs, settings, seed, self.conn), name="ledger", daemon=True
+        )
+        self.process.start()
+        theirs.close()
+
+    def prepared(self) -> tuple[str, str | None] | None:
+        """:func:`prepare_ledger`'s answer (None: it failed, and said why)."""
+        try:
+            return self.conn.recv()
+        except EOFError:  # the child died (its traceback is on the console)
+            console.print("error: preparing the ledger failed")
+            return None
+
+    def file_ideas(self, spec: dict | None) -> None:
+        """File the seeded ideas of these sandboxes (None: none to file; the child ends)."""
+        try:
+            self.conn.send(spec)
+        except OSError:
+            pass
+
+    def ideas_filed(self, timeout: float) -> int | str:
+        """How many seeded ideas were new, or the name of what went wrong."""
+        try:
+            return self.conn.recv() if self.conn.poll(timeout) else "TimeoutError"
+        except EOFError:
+            return "EOFError"
+
+    def close(self) -> None:
+        self.conn.close()
+        self.process.join(2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(2)
 
 
 def redispatch_inflight(ledger: Any, *, before: datetime) -> int:
@@ -998,6 +1060,11 @@ def _service_children(
     return runner, worker, gateway
 
 
+def public_url(gw: GatewaySettings) -> str:
+    """Where users reach the gateway."""
+    return (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
+
+
 def plan_stack(
     settings: Settings,
     *,
@@ -1006,9 +1073,11 @@ def plan_stack(
     sandboxed: list[str],
     heal: Callable[[datetime], None],
     prefect: tuple[str, ChildSpec | None] | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Plan:
     """The children `up` runs for these settings (``heal`` runs after a restart of a process
-    that may have taken inbox runs with it; ``prefect``: :func:`prefect_server`'s answer)."""
+    that may have taken inbox runs with it; ``prefect``: :func:`prefect_server`'s answer;
+    ``meanwhile``: run while a forked child makes the sandboxes' settings)."""
     gw = GatewaySettings()
     env = _base_env(home)
     api_url, server = prefect or prefect_server(settings, home=home, heal=heal)
@@ -1016,7 +1085,7 @@ def plan_stack(
     if not external:
         env["PREFECT_API_URL"] = api_url
     ui_url = api_url.removesuffix("/api")
-    public = (gw.public_url or f"http://127.0.0.1:{gw.port}").rstrip("/")
+    public = public_url(gw)
     lock = {
         "pid": os.getpid(),
         "ui_url": ui_url,
@@ -1032,7 +1101,10 @@ def plan_stack(
         # A restarted sandboxes process finds its platforms' state here (this run's only).
         spec["state_dir"] = str(home / "sandboxes")
         shutil.rmtree(spec["state_dir"], ignore_errors=True)
-        env.update(forked(sandbox_env, spec).result())
+        making = forked(sandbox_env, spec)
+        if meanwhile is not None:
+            meanwhile()
+        env.update(making.result())
         sandboxes = ChildSpec(
             name="sandboxes",
             argv=[sys.executable, "-m", "charterflow.inspector"],
@@ -1042,6 +1114,8 @@ def plan_stack(
         inspector_port = spec["inspector_port"]
         lock["sandboxes"] = {name: f"http://127.0.0.1:{spec['platforms'][name]['port']}" for name in sandboxed}
         lock["inspector_url"] = f"http://127.0.0.1:{inspector_port}"
+    elif meanwhile is not None:
+        meanwhile()
     runner, worker, gateway = _service_children(env, api_url=api_url, home=home, heal=heal, host=gw.host, port=gw.port)
     return Plan(
         api_url=api_url,
@@ -1070,7 +1144,7 @@ class Up:
         self.state_file = self.home / "up.json"
         self.stop_event = threading.Event()
         self.services: list[Any] = []
-        self._filing: Any = None  # the future of the seeded ideas being filed (seed_ideas)
+        self._ledger: LedgerHelper | None = None  # migrates, seeds, files the seeded ideas
         self._keeping: Any = None  # the process keeping the gateway's routes (keep_routes)
         self.supervisor = Supervisor(
             home=self.home, logs=self.logs, say=lambda text: console.print(text, soft_wrap=True)
@@ -1115,26 +1189,39 @@ class Up:
             if busy:
                 console.print(busy)
                 return 1
-            plan = plan_stack(
-                self.settings, home=self.home, real=real, sandboxed=sandboxed, heal=self.heal, prefect=prefect
-            )
-            if self.settings.sandboxes:  # while the Prefect server boots
-                self._start_services(plan)
             # Only a stack without any real platform gets the invented people in its ledger.
-            prepared = forked(prepare_ledger, self.settings, bool(sandboxed and not real)).result()
+            # While the Prefect server boots, three things at once: the ledger migrated and
+            # seeded and the sandboxes' settings made (two forked children) and the plugins'
+            # services started (a homeserver answers in seconds, mostly waited for).
+            self._ledger = LedgerHelper(self.settings, bool(sandboxed and not real))
+            services = partial(self._services_started, public_url(GatewaySettings()))
+            plan = plan_stack(
+                self.settings,
+                home=self.home,
+                real=real,
+                sandboxed=sandboxed,
+                heal=self.heal,
+                prefect=prefect,
+                meanwhile=services if self.settings.sandboxes else None,
+            )
+            self._services_env(plan)
+            prepared = self._ledger.prepared()
             if prepared is None:
                 return 1
             ledger_url, seeded = prepared
             plan.lock["ledger"] = ledger_url
             file_ideas = seeded is not None and plan.sandboxes is not None and "discourse" in sandboxed
+            if not file_ideas:
+                self._ledger.file_ideas(None)
             routes = kept_routes(self.home)
             if routes is not None:
                 plan.gateway.env[ROUTES_VARIABLE] = str(routes)
             served = self._start(plan, file_ideas=file_ideas)
             if isinstance(served, int):
                 return served
-            if file_ideas:
+            if file_ideas and seeded is not None:
                 seeded += self._seeded_ideas_filed()
+            self._ledger.close()
             self._banner(plan, served, real, sandboxed, ledger_url, seeded)
             if routes is None:  # for the next start; the gateway took its own meanwhile
                 # A process of its own (not `forked`'s pool): stopping `up` ends it at once.
@@ -1151,17 +1238,19 @@ class Up:
         each gets the home and the gateway's URL and returns ``None`` or an object with ``env``
         (added to every child's but the Prefect server's), ``links`` (for the banner) and
         ``stop()``. A failing one is reported and skipped: the stack runs without it."""
+        self._services_started(plan.public_url)
+        self._services_env(plan)
+
+    def _services_started(self, gateway_url: str) -> None:
+        """Start the plugins' services (:meth:`_start_services`) and supervise their processes."""
         for ep in sorted(entry_points(group="charterflow.stack"), key=lambda e: e.name):
             try:
-                service = ep.load()(home=self.home, gateway_url=plan.public_url)
+                service = ep.load()(home=self.home, gateway_url=gateway_url)
             except Exception as exc:  # noqa: BLE001 - a plugin never stops the stack
                 console.print(f"warning: {ep.name} not started ({type(exc).__name__}: {exc})", soft_wrap=True)
                 continue
             if service is not None:
                 self.services.append(service)
-                for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):
-                    if spec is not None:
-                        spec.env.update(service.env)
                 # A service's own process (Synapse), restarted like ours if it dies.
                 run = getattr(service, "supervised", None)
                 if run and run.get("process") is not None:
@@ -1169,11 +1258,17 @@ class Up:
                         ChildSpec(name=run["name"], argv=list(run["argv"]), env=dict(run["env"])), run["process"]
                     )
 
+    def _services_env(self, plan: Plan) -> None:
+        """The plugins' services' settings into every child's environment but the Prefect server's."""
+        for service in self.services:
+            for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):
+                if spec is not None:
+                    spec.env.update(service.env)
+
     def _seeded_ideas_filed(self) -> str:
-        try:
-            filed = self._filing.result(120)
-        except Exception as exc:  # noqa: BLE001 - the stack runs; the backlog is short
-            console.print(f"warning: the seeded ideas are not in the backlog ({type(exc).__name__})")
+        filed = self._ledger.ideas_filed(120) if self._ledger is not None else "EOFError"
+        if isinstance(filed, str):  # the stack runs; the backlog is short
+            console.print(f"warning: the seeded ideas are not in the backlog ({filed})")
             return ""
         return f"; {filed} seeded ideas filed in the backlog" if filed else ""
 
@@ -1198,9 +1293,8 @@ class Up:
             del waiting[name]
             if name == "prefect-server" and plan.server is not None:
                 _remember_schema(self.home, plan.server.env)
-            if name == "sandboxes" and file_ideas and plan.sandboxes is not None:
-                spec = json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"])
-                self._filing = forked(seed_ideas, self.settings, spec)
+            if name == "sandboxes" and file_ideas and plan.sandboxes is not None and self._ledger is not None:
+                self._ledger.file_ideas(json.loads(plan.sandboxes.env["CHARTERFLOW_SANDBOX_SPEC"]))
         return None
 
     def _start(self, plan: Plan, *, file_ideas: bool = False) -> int | list[str]:
@@ -1296,6 +1390,8 @@ class Up:
         # shared grace period, pushing to a gateway already gone, it could be killed instead.
         for service in self.services:
             service.stop()
+        if self._ledger is not None:
+            self._ledger.close()
         if self._keeping is not None and self._keeping.is_alive():
             self._keeping.kill()  # (it has `up`'s SIGTERM handler) the next start keeps them
             self._keeping.join(2)
