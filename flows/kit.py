@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import Directory, InteractionResponder, MessageRef, Role, RoleResolver, UserRef
-from connectors.errors import AnswerElsewhere, RetriableError
+from connectors.errors import AnswerElsewhere, FatalError, RetriableError
 from flows.platforms import Platforms, PlatformSpace, current_ledger, current_platforms
 from flows.presentation import templates as _env
 from flows.privacy import publish_artifact
@@ -472,7 +472,10 @@ def answer_interaction(
         # the token's 15 minutes; the work before the answer is keyed, so it is not done twice.
         log.warning("no answer for %s yet (%s); retrying", about, type(exc).__name__)
         raise
-    except Exception as exc:  # noqa: BLE001 - token expired or unknown: the work is done anyway
+    except FatalError as exc:
+        # Token expired or unknown, and no other way to reach the member: the work is done
+        # anyway. Anything else (the ledger down, a bug) fails the run, so the inbox retries it
+        # and the operator sees it, instead of an event marked processed without its answer.
         log.info("no answer for %s (%s)", about, type(exc).__name__)
 
 
