@@ -26,6 +26,7 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.discord.ratelimit import DiscordRateLimits
+from connectors.discord.settings import DiscordSettings
 from connectors.errors import ConfigError, FatalError
 from connectors.http import Clock, HttpPolicy, Redactor, RetryPolicy
 
@@ -153,6 +154,19 @@ class DiscordClient:
         self._forbidden: list[float] = []  # when recent 403s came (monotonic seconds)
         self._clock = self.policy.clock
         self._stopped: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: DiscordSettings, **options: Any) -> DiscordClient:
+        """A client for the bot of ``settings`` (the connector's and the doctor's); ``options`` are
+        the other ``__init__`` keywords (``transport``, ``retry``, ...) and override the settings'."""
+        configured = {
+            "global_rate_limit": settings.global_rate_limit,
+            "global_rate_window": settings.global_rate_window,
+            "timeout": settings.timeout,
+            "max_retries": settings.max_retries,
+            "max_forbidden": settings.max_forbidden,
+        }
+        return cls(api_url=settings.api_url, token=settings.token, **(configured | options))
 
     def __repr__(self) -> str:
         return f"DiscordClient(api_url={self.api_url!r})"

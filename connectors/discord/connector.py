@@ -197,19 +197,7 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         retry: Any = None,
     ) -> None:
         self.settings = settings
-        self.client = DiscordClient(
-            api_url=settings.api_url,
-            token=settings.token,
-            global_rate_limit=settings.global_rate_limit,
-            global_rate_window=settings.global_rate_window,
-            timeout=settings.timeout,
-            max_retries=settings.max_retries,
-            max_forbidden=settings.max_forbidden,
-            retry=retry,
-            transport=transport,
-            clock=clock,
-            rng=rng,
-        )
+        self.client = DiscordClient.from_settings(settings, retry=retry, transport=transport, clock=clock, rng=rng)
         self.verifier = InteractionVerifier(public_key=settings.public_key, max_age=settings.interaction_max_age)
         self.votes: VoteStore = vote_store if vote_store is not None else MemoryVoteStore()
         self._clock = clock or SystemClock()

@@ -120,14 +120,7 @@ def check(
     """Every check of the bot described by ``settings``. ``channels`` are the channels the flows
     post to (ids or names; default the WG channel setting, else ``wg-private``); ``wg_role`` is the
     WG role's name when ``CHARTERFLOW_DISCORD_WG_MEMBER_ROLE_ID`` is unset."""
-    client = DiscordClient(
-        api_url=settings.api_url,
-        token=settings.token,
-        timeout=settings.timeout,
-        max_retries=1,
-        max_forbidden=100,
-        transport=transport,
-    )
+    client = DiscordClient.from_settings(settings, max_retries=1, max_forbidden=100, transport=transport)
     out: list[Check] = []
     try:
         _checks(
