@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ from bench.common import Row, clean_env, table, write_results
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"cold": 90.0, "warm": 15.0, "memory_mib": 800.0}
 MIB = 1024 * 1024
+PLUGIN_SERVICES = {"synapse"}  # named by describe()
 
 
 def free_port() -> int:
@@ -72,6 +74,13 @@ def stack_processes(home: Path) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def _argv(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
 
 
 def memory_of(pid: int) -> dict[str, Any] | None:
@@ -127,6 +136,7 @@ def describe(argv: list[bytes]) -> str:
         (" gateway ", "gateway"),
         ("gateway.serve", "gateway"),
         ("charterflow up", "up"),
+        ("prefect.engine", "flow-run"),  # a deployment's run, in a process of its own (Prefect's runner)
         ("make", "make"),
     ):
         if needle in f" {text} ":
@@ -188,9 +198,16 @@ class Stack:
         if result.returncode != 0:
             print(f"warning: charterflow demo exited {result.returncode}: {result.stderr[-500:]}")
 
-    def memory(self) -> list[dict[str, Any]]:
-        """Each process of the stack; not `up`'s short-lived forked helpers (a ledger check
-        every 30 s), which are copies of `up` that end within a second or two."""
+    def memory(self, settle: float = 60.0) -> list[dict[str, Any]]:
+        """Each process of the stack at rest: once the demo's flow runs (each a process of its
+        own) have ended, or after ``settle`` seconds with them counted; not `up`'s short-lived
+        forked helpers (a ledger check every 30 s), which are copies of `up` that end within a
+        second or two."""
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline and any(
+            describe(_argv(pid)) == "flow-run" for pid in stack_processes(self.home)
+        ):
+            time.sleep(1)
         pids = stack_processes(self.home)
         found = [m for m in (memory_of(pid) for pid in pids) if m]
         ups = {m["pid"] for m in found if m["name"] == "up"}
@@ -258,7 +275,7 @@ def _group(pgid: int) -> list[int]:
     return pids
 
 
-def run(*, cold: bool = True) -> dict[str, Any]:
+def run(*, cold: bool = True, warm_runs: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cf-startup-") as tmp:
         work = Path(tmp)
         clone = work / "charterflow"
@@ -275,13 +292,25 @@ def run(*, cold: bool = True) -> dict[str, Any]:
             stack.demo()
             time.sleep(2)
             results["processes"] = stack.memory()
-            stack.stop()
-            results["warm_seconds"] = stack.up()
-            results["warm_cpu"] = stack.cpu
+            # Warm starts in rounds, each beside a bare Prefect server started just before it: on
+            # a shared machine one round says little, the median of the pairs more.
+            rounds: list[dict[str, Any]] = []
+            for _ in range(warm_runs):
+                stack.stop()
+                bare = bare_prefect(work) if rounds else baseline
+                rounds.append({"bare_seconds": bare["seconds"], "warm_seconds": stack.up(), "warm_cpu": stack.cpu})
+            results["rounds"] = rounds
+            results["warm_seconds"] = statistics.median(r["warm_seconds"] for r in rounds)
+            results["bare_warm_seconds"] = statistics.median(r["bare_seconds"] for r in rounds)
+            results["warm_cpu"] = rounds[len(rounds) // 2]["warm_cpu"]
         finally:
             stack.stop()
-    results["memory_mib"] = sum(p.get("rss", 0) for p in results["processes"]) / MIB
-    results["pss_mib"] = sum(p.get("pss", 0) for p in results["processes"]) / MIB
+    processes = results["processes"]
+    results["memory_mib"] = sum(p.get("rss", 0) for p in processes) / MIB
+    results["pss_mib"] = sum(p.get("pss", 0) for p in processes) / MIB
+    # The plugins' services (the Matrix homeserver) are third-party servers `up` runs beside the
+    # stack; shown apart so the core stack compares with the figures from before the plugin.
+    results["core_memory_mib"] = sum(p.get("rss", 0) for p in processes if p["name"] not in PLUGIN_SERVICES) / MIB
     return results
 
 
@@ -305,15 +334,18 @@ def rows(r: dict[str, Any]) -> list[Row]:
                 f"bare Prefect server {b['seconds']:.1f} s",
             )
         )
+    rounds = r.get("rounds") or [{"warm_seconds": r["warm_seconds"], "bare_seconds": b["seconds"]}]
     out.append(
         Row(
-            "warm: make up again",
+            f"warm: make up again, median of {len(rounds)}",
             f"{r['warm_seconds']:.1f} s",
             f"<= {TARGETS['warm']:.0f} s",
             r["warm_seconds"] <= TARGETS["warm"],
-            f"bare Prefect server {b['seconds']:.1f} s",
+            f"bare Prefect server {r.get('bare_warm_seconds', b['seconds']):.1f} s",
         )
     )
+    for i, one in enumerate(rounds, 1):
+        out.append(Row(f"  round {i}", f"{one['warm_seconds']:.1f} s", baseline=f"bare {one['bare_seconds']:.1f} s"))
     out.append(
         Row(
             f"memory after demo: RSS of {len(r['processes'])} processes",
@@ -324,6 +356,15 @@ def rows(r: dict[str, Any]) -> list[Row]:
         )
     )
     out.append(Row("  the same counted once per shared page (PSS)", f"{r['pss_mib']:.0f} MiB"))
+    if "core_memory_mib" in r:
+        out.append(
+            Row(
+                "  without the plugins' services (" + ", ".join(sorted(PLUGIN_SERVICES)) + ")",
+                f"{r['core_memory_mib']:.0f} MiB",
+                f"<= {TARGETS['memory_mib']:.0f} MiB",
+                r["core_memory_mib"] <= TARGETS["memory_mib"],
+            )
+        )
     for p in r["processes"]:
         out.append(Row(f"  {p['name']} (pid {p['pid']})", f"{p.get('rss', 0) / MIB:.0f} MiB"))
     cpu = r.get("warm_cpu") or {}
@@ -343,9 +384,10 @@ def rows(r: dict[str, Any]) -> list[Row]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-cold", action="store_true", help="install first (untimed) and time only warm starts")
+    parser.add_argument("--warm-runs", type=int, default=3, help="warm starts to time (the median is reported)")
     parser.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/startup.json)")
     args = parser.parse_args(argv)
-    results = run(cold=not args.skip_cold)
+    results = run(cold=not args.skip_cold, warm_runs=max(1, args.warm_runs))
     results["table"] = [row.as_dict() for row in rows(results)]
     path = write_results("startup", results, out=args.out)
     print(
