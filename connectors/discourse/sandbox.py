@@ -255,10 +255,9 @@ class DiscourseSandbox(Sandbox):
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ) -> None:
-        raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
+        raw = dict(seed if seed is not None else default_seed())
         hook = {k: v for k, v in (("url", webhook_url), ("secret", webhook_secret)) if v is not None}
-        if hook:
-            raw["webhook"] = {**dict(raw.get("webhook") or {}), **hook}
+        raw["webhook"] = {**dict(raw.get("webhook") or {}), **hook}
         self.seed = load_seed(SandboxSeed, raw, settings)
         self._setup()
         self._webhook_wake = threading.Event()
@@ -296,10 +295,11 @@ class DiscourseSandbox(Sandbox):
                     "full_name": g.full_name,
                     "members": dict.fromkeys(members, "2024-01-01T00:00:00.000Z"),
                 }
-            self.categories: dict[int, dict[str, Any]] = {}
-            for i, c in enumerate(seed.categories, start=4):
-                cat = {**c.model_dump(), "id": i if c.id is None else c.id, "slug": c.slug or _slug(c.name)}
-                self.categories[cat["id"]] = cat
+            categories = (
+                {**c.model_dump(), "id": i if c.id is None else c.id, "slug": c.slug or _slug(c.name)}
+                for i, c in enumerate(seed.categories, start=4)
+            )
+            self.categories = {cat["id"]: cat for cat in categories}
             self.topics: dict[int, dict[str, Any]] = {}
             self.posts: dict[int, dict[str, Any]] = {}
             self._next_topic, self._next_post = 100, 1000
@@ -1074,27 +1074,26 @@ def _set_role(sb: DiscourseSandbox, req: Call, target: dict[str, Any], role: str
 
 @_route("PUT", "/admin/users/{id}/grant_admin.json", **_ADMIN_ACTION)
 def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
-    acting = req.user
     if target["admin"]:
         return _invalid_access()
-    if acting["second_factor_enabled"]:
+    if req.user["second_factor_enabled"]:
         # The second-factor challenge cannot be completed over the API.
         return Reply(403, {"second_factor_challenge_nonce": secrets.token_hex(16)})
     token, hours = secrets.token_hex(16), sb.settings.grant_admin_confirmation_hours
     sb.pending_admin[token] = {
         "user_id": target["id"],
-        "requested_by": acting["username"],
+        "requested_by": req.user["username"],
         "expires_at": _iso(datetime.now(UTC) + timedelta(hours=hours)),
     }
     sb.emails.append(
         {
-            "to": acting["email"] or f"{acting['username']}@example.invalid",
+            "to": req.user["email"] or f"{req.user['username']}@example.invalid",
             "type": "admin_confirmation",
             "about": target["username"],
             "token": token,
         }
     )
-    sb._record_role_change("grant_admin", target, acting["username"], "email_confirmation_required")
+    sb._record_role_change("grant_admin", target, req.user["username"], "email_confirmation_required")
     return Reply(200, {"success": "OK", "email_confirmation_required": True})
 
 
@@ -1156,68 +1155,57 @@ def _membership(sb: DiscourseSandbox, req: Call) -> tuple[dict[str, Any], list[d
         return _not_found()
     if not names:
         return _invalid_parameters("param is missing or the value is empty: usernames")
-    return group, [u for n in names if (u := sb._user_by_name(n))], [n for n in names if sb._user_by_name(n) is None]
+    users = {u["id"]: u for n in names if (u := sb._user_by_name(n))}  # a name given twice counts once
+    return group, list(users.values()), [n for n in names if sb._user_by_name(n) is None]
 
 
-@_route("PUT", "/groups/{id}/members.json", find=_membership)
-def _add_members(
-    sb: DiscourseSandbox, req: Call, found: tuple[dict[str, Any], list[dict[str, Any]], list[str]]
+@_route("PUT", "/groups/{id}/members.json", find=_membership, bind={"add": True})
+@_route("DELETE", "/groups/{id}/members.json", find=_membership, bind={"add": False})
+def _change_members(
+    sb: DiscourseSandbox, req: Call, found: tuple[dict[str, Any], list[dict[str, Any]], list[str]], add: bool
 ) -> Reply:
+    # GroupsController#add_members and #remove_member: the users not yet in (still in) the group
+    # are added (removed); adding only members already in is a 422, removing others skips them.
     group, users, missing = found
-    if not users:
+    changed = [u for u in users if (u["id"] in group["members"]) != add]
+    if add and not users:
         return _invalid_parameters(f"Could not find user(s): {', '.join(missing)}")
-    if all(u["id"] in group["members"] for u in users):
-        # GroupsController#add_members: every named user is already in the group.
+    if add and not changed:
         already = sorted(u["username"] for u in users)
         noun = "is already a member" if len(already) == 1 else "are already members"
         return _error(422, f"{', '.join(already)} {noun} of this group.")
-    added = []
-    for user in users:
-        if user["id"] not in group["members"]:
+    for user in changed:
+        if add:
             group["members"][user["id"]] = _iso(datetime.now(UTC))
-            added.append(user["username"])
-            sb._record_role_change(f"group_add:{group['name']}", user, req.user["username"])
-    return Reply(200, {"success": "OK", "usernames": added, "emails": []})
-
-
-@_route("DELETE", "/groups/{id}/members.json", find=_membership)
-def _remove_members(
-    sb: DiscourseSandbox, req: Call, found: tuple[dict[str, Any], list[dict[str, Any]], list[str]]
-) -> Reply:
-    group, users, skipped = found
-    removed = []
-    for user in users:
-        if user["id"] in group["members"]:
-            del group["members"][user["id"]]
-            removed.append(user["username"])
-            sb._record_role_change(f"group_remove:{group['name']}", user, req.user["username"])
         else:
-            skipped.append(user["username"])
-    return Reply(200, {"success": "OK", "usernames": removed, "skipped_usernames": skipped})
+            del group["members"][user["id"]]
+        sb._record_role_change(f"group_{'add' if add else 'remove'}:{group['name']}", user, req.user["username"])
+    names = [u["username"] for u in changed]
+    if add:
+        return Reply(200, {"success": "OK", "usernames": names, "emails": []})
+    skipped = missing + [u["username"] for u in users if u not in changed]
+    return Reply(200, {"success": "OK", "usernames": names, "skipped_usernames": skipped})
 
 
 @_route("GET", "/categories.json")
 def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
-    cats = []
     anonymous = bool(req.user.get("anonymous"))
-    for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"])):
-        if anonymous and cat["read_restricted"]:
-            continue  # a visitor sees only the public categories
-        topics = [t for t in sb.topics.values() if t["category_id"] == cat["id"]]
-        cats.append(
-            shaped(
-                _shapes.CATEGORY,
-                id=cat["id"],
-                name=cat["name"],
-                color=cat["color"],
-                slug=cat["slug"],
-                topic_count=len(topics),
-                post_count=sum(len(t["posts"]) for t in topics),
-                position=position,
-                read_restricted=cat["read_restricted"],
-                topic_template=cat.get("topic_template"),
-            )
+    cats = [
+        shaped(
+            _shapes.CATEGORY,
+            id=cat["id"],
+            name=cat["name"],
+            color=cat["color"],
+            slug=cat["slug"],
+            topic_count=sum(1 for t in sb.topics.values() if t["category_id"] == cat["id"]),
+            post_count=sum(len(t["posts"]) for t in sb.topics.values() if t["category_id"] == cat["id"]),
+            position=position,
+            read_restricted=cat["read_restricted"],
+            topic_template=cat.get("topic_template"),
         )
+        for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"]))
+        if not (anonymous and cat["read_restricted"])  # a visitor sees only the public categories
+    ]
     return Reply(
         200,
         {
@@ -1343,7 +1331,6 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
         return Reply(422, {"action": "create_post", "errors": errors})
     now = datetime.now(UTC)
     if new_topic := topic is None:
-        title = str(data.get("title")).strip()
         topic = sb.topics[sb._next_topic] = {
             "id": sb._next_topic,
             "title": title,
@@ -1805,8 +1792,8 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
     page = max(1, _int_param(data.get("page", "1")) or 1)
     option_ids = [data["option_id"]] if data.get("option_id") else [o["id"] for o in poll["options"]]
-    voted = {option: sorted(uid for uid, opts in poll["votes"].items() if option in opts) for option in option_ids}
-    chunks = {option: ids[(page - 1) * limit : page * limit] for option, ids in voted.items()}
+    voted = {o: sorted(uid for uid, opts in poll["votes"].items() if o in opts) for o in option_ids}
+    chunks = {o: ids[(page - 1) * limit : page * limit] for o, ids in voted.items()}
     return Reply(
         200, {"voters": {o: [{**sb._basic_user(sb.users[i]), "title": None} for i in ids] for o, ids in chunks.items()}}
     )
