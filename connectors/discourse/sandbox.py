@@ -340,22 +340,18 @@ class DiscourseSandbox(Sandbox):
 
     # ---- the framework's Sandbox protocol ----------------------------------------------------
 
-    @property
-    def samples(self) -> ConformanceSamples:
-        """Names from the default seed the conformance suite exercises."""
-        return ConformanceSamples(
-            username="cleo_marsh",
-            missing_username="nobody_by_this_name",
-            grantable_role=Role.group("board"),
-            channel="Working Group",
-            recipients=("cleo_marsh", "working-group"),
-            voters=("cleo_marsh", "dario_fenwick"),
-            voters_group="working-group",
-            inbound_kind="post_created",
-            inbound_payload={
-                "post": {"id": 7, "topic_id": 3, "post_number": 2, "username": "cleo_marsh", "raw": "hello"}
-            },
-        )
+    # Names from the default seed the conformance suite exercises.
+    samples = ConformanceSamples(
+        username="cleo_marsh",
+        missing_username="nobody_by_this_name",
+        grantable_role=Role.group("board"),
+        channel="Working Group",
+        recipients=("cleo_marsh", "working-group"),
+        voters=("cleo_marsh", "dario_fenwick"),
+        voters_group="working-group",
+        inbound_kind="post_created",
+        inbound_payload={"post": {"id": 7, "topic_id": 3, "post_number": 2, "username": "cleo_marsh", "raw": "hello"}},
+    )
 
     def client_info(self, base_url: str) -> dict[str, Any]:
         """Base URL, credentials and the matching ``CHARTERFLOW_DISCOURSE_*`` variables."""
@@ -413,10 +409,6 @@ class DiscourseSandbox(Sandbox):
             json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[option_index].id]},
             timeout=10.0,
         ).raise_for_status()
-
-    def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
-        """A webhook delivery as this sandbox would send it (headers, raw body)."""
-        return self._webhook_request(kind, dict(payload))
 
     # ---- state snapshot ----------------------------------------------------------------------
 
@@ -791,7 +783,7 @@ class DiscourseSandbox(Sandbox):
         if not self.webhook.url or event not in self.webhook.events:
             return
         with self._lock:
-            headers, body = self._webhook_request(event, payload)
+            headers, body = self.signed_request(kind=event, payload=payload)
             self.webhook_pending.append(
                 {
                     "event_id": headers["X-Discourse-Event-Id"],
@@ -817,8 +809,9 @@ class DiscourseSandbox(Sandbox):
                 self._webhook_thread.start()
         self._webhook_wake.set()
 
-    def _webhook_request(self, event: str, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
-        """The headers and body of the next webhook event (it takes the next event id)."""
+    def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
+        """A webhook delivery as this sandbox sends it (headers, raw body); it takes the next
+        event id."""
         with self._lock:
             self._next_event += 1
             event_id = self._next_event - 1
@@ -830,8 +823,8 @@ class DiscourseSandbox(Sandbox):
             "User-Agent": "Discourse/3.5.0",
             "X-Discourse-Instance": self.instance,
             "X-Discourse-Event-Id": str(event_id),
-            "X-Discourse-Event-Type": "ping" if event == "ping" else event.split("_", 1)[0],
-            "X-Discourse-Event": event,
+            "X-Discourse-Event-Type": "ping" if kind == "ping" else kind.split("_", 1)[0],
+            "X-Discourse-Event": kind,
             **({"X-Discourse-Event-Signature": sign_body(secret, body)} if secret else {}),
         }
         return headers, body
@@ -846,13 +839,12 @@ class DiscourseSandbox(Sandbox):
                     if item is None and time.monotonic() - idle_since > 5.0:
                         self._webhook_thread = None  # the next _emit starts another
                         return
-                wait = item["due"] - time.time() if item else 1.0
-                if item is None or wait > 0:
-                    self._webhook_wake.wait(min(wait, 1.0))
-                    self._webhook_wake.clear()
-                else:
+                if item is not None and item["due"] <= time.time():
                     idle_since = time.monotonic()
                     self._attempt(client, item)
+                else:
+                    self._webhook_wake.wait(min(item["due"] - time.time(), 1.0) if item else 1.0)
+                    self._webhook_wake.clear()
 
     def _attempt(self, client: httpx.Client, item: dict[str, Any]) -> None:
         record = {
@@ -1487,16 +1479,6 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, _post_show(sb, post, acting))
 
 
-def _multipart(req: Call) -> dict[str, Any]:
-    """The fields of a multipart/form-data body: text fields as str, files as dicts."""
-    return {
-        name: {"filename": filename, "content": data, "content_type": ctype}
-        if filename is not None
-        else data.decode("utf-8", "replace")
-        for name, filename, ctype, data in multipart(req.headers.get("content-type", ""), req.body) or []
-    }
-
-
 _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -1511,7 +1493,13 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
     # (SHA1) uploaded again returns the existing upload (UploadCreator).
     if "multipart/form-data" not in req.headers.get("content-type", ""):
         return _invalid_parameters("file")
-    data = _multipart(req)
+    # text fields as str, files as dicts
+    data: dict[str, Any] = {
+        name: {"filename": filename, "content": content, "content_type": ctype}
+        if filename is not None
+        else content.decode("utf-8", "replace")
+        for name, filename, ctype, content in multipart(req.headers["content-type"], req.body) or []
+    }
     if not str(data.get("upload_type") or data.get("type") or "").strip():
         return _invalid_parameters("type")
     file = data.get("file")
