@@ -255,10 +255,9 @@ class DiscourseSandbox(Sandbox):
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
     ) -> None:
-        raw = dict(copy.deepcopy(seed) if seed is not None else default_seed())
+        raw = dict(seed if seed is not None else default_seed())
         hook = {k: v for k, v in (("url", webhook_url), ("secret", webhook_secret)) if v is not None}
-        if hook:
-            raw["webhook"] = {**dict(raw.get("webhook") or {}), **hook}
+        raw["webhook"] = {**dict(raw.get("webhook") or {}), **hook}
         self.seed = load_seed(SandboxSeed, raw, settings)
         self._setup()
         self._webhook_wake = threading.Event()
@@ -296,10 +295,11 @@ class DiscourseSandbox(Sandbox):
                     "full_name": g.full_name,
                     "members": dict.fromkeys(members, "2024-01-01T00:00:00.000Z"),
                 }
-            self.categories: dict[int, dict[str, Any]] = {}
-            for i, c in enumerate(seed.categories, start=4):
-                cat = {**c.model_dump(), "id": i if c.id is None else c.id, "slug": c.slug or _slug(c.name)}
-                self.categories[cat["id"]] = cat
+            categories = (
+                {**c.model_dump(), "id": i if c.id is None else c.id, "slug": c.slug or _slug(c.name)}
+                for i, c in enumerate(seed.categories, start=4)
+            )
+            self.categories = {cat["id"]: cat for cat in categories}
             self.topics: dict[int, dict[str, Any]] = {}
             self.posts: dict[int, dict[str, Any]] = {}
             self._next_topic, self._next_post = 100, 1000
@@ -340,22 +340,18 @@ class DiscourseSandbox(Sandbox):
 
     # ---- the framework's Sandbox protocol ----------------------------------------------------
 
-    @property
-    def samples(self) -> ConformanceSamples:
-        """Names from the default seed the conformance suite exercises."""
-        return ConformanceSamples(
-            username="cleo_marsh",
-            missing_username="nobody_by_this_name",
-            grantable_role=Role.group("board"),
-            channel="Working Group",
-            recipients=("cleo_marsh", "working-group"),
-            voters=("cleo_marsh", "dario_fenwick"),
-            voters_group="working-group",
-            inbound_kind="post_created",
-            inbound_payload={
-                "post": {"id": 7, "topic_id": 3, "post_number": 2, "username": "cleo_marsh", "raw": "hello"}
-            },
-        )
+    # Names from the default seed the conformance suite exercises.
+    samples = ConformanceSamples(
+        username="cleo_marsh",
+        missing_username="nobody_by_this_name",
+        grantable_role=Role.group("board"),
+        channel="Working Group",
+        recipients=("cleo_marsh", "working-group"),
+        voters=("cleo_marsh", "dario_fenwick"),
+        voters_group="working-group",
+        inbound_kind="post_created",
+        inbound_payload={"post": {"id": 7, "topic_id": 3, "post_number": 2, "username": "cleo_marsh", "raw": "hello"}},
+    )
 
     def client_info(self, base_url: str) -> dict[str, Any]:
         """Base URL, credentials and the matching ``CHARTERFLOW_DISCOURSE_*`` variables."""
@@ -413,10 +409,6 @@ class DiscourseSandbox(Sandbox):
             json={"post_id": int(ballot.id), "poll_name": "vote", "options": [ballot.options[option_index].id]},
             timeout=10.0,
         ).raise_for_status()
-
-    def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
-        """A webhook delivery as this sandbox would send it (headers, raw body)."""
-        return self._webhook_request(kind, dict(payload))
 
     # ---- state snapshot ----------------------------------------------------------------------
 
@@ -791,7 +783,7 @@ class DiscourseSandbox(Sandbox):
         if not self.webhook.url or event not in self.webhook.events:
             return
         with self._lock:
-            headers, body = self._webhook_request(event, payload)
+            headers, body = self.signed_request(kind=event, payload=payload)
             self.webhook_pending.append(
                 {
                     "event_id": headers["X-Discourse-Event-Id"],
@@ -817,8 +809,9 @@ class DiscourseSandbox(Sandbox):
                 self._webhook_thread.start()
         self._webhook_wake.set()
 
-    def _webhook_request(self, event: str, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
-        """The headers and body of the next webhook event (it takes the next event id)."""
+    def signed_request(self, *, kind: str, payload: Mapping[str, Any]) -> tuple[dict[str, str], bytes]:
+        """A webhook delivery as this sandbox sends it (headers, raw body); it takes the next
+        event id."""
         with self._lock:
             self._next_event += 1
             event_id = self._next_event - 1
@@ -830,8 +823,8 @@ class DiscourseSandbox(Sandbox):
             "User-Agent": "Discourse/3.5.0",
             "X-Discourse-Instance": self.instance,
             "X-Discourse-Event-Id": str(event_id),
-            "X-Discourse-Event-Type": "ping" if event == "ping" else event.split("_", 1)[0],
-            "X-Discourse-Event": event,
+            "X-Discourse-Event-Type": "ping" if kind == "ping" else kind.split("_", 1)[0],
+            "X-Discourse-Event": kind,
             **({"X-Discourse-Event-Signature": sign_body(secret, body)} if secret else {}),
         }
         return headers, body
@@ -846,13 +839,12 @@ class DiscourseSandbox(Sandbox):
                     if item is None and time.monotonic() - idle_since > 5.0:
                         self._webhook_thread = None  # the next _emit starts another
                         return
-                wait = item["due"] - time.time() if item else 1.0
-                if item is None or wait > 0:
-                    self._webhook_wake.wait(min(wait, 1.0))
-                    self._webhook_wake.clear()
-                else:
+                if item is not None and item["due"] <= time.time():
                     idle_since = time.monotonic()
                     self._attempt(client, item)
+                else:
+                    self._webhook_wake.wait(min(item["due"] - time.time(), 1.0) if item else 1.0)
+                    self._webhook_wake.clear()
 
     def _attempt(self, client: httpx.Client, item: dict[str, Any]) -> None:
         record = {
@@ -1074,27 +1066,26 @@ def _set_role(sb: DiscourseSandbox, req: Call, target: dict[str, Any], role: str
 
 @_route("PUT", "/admin/users/{id}/grant_admin.json", **_ADMIN_ACTION)
 def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
-    acting = req.user
     if target["admin"]:
         return _invalid_access()
-    if acting["second_factor_enabled"]:
+    if req.user["second_factor_enabled"]:
         # The second-factor challenge cannot be completed over the API.
         return Reply(403, {"second_factor_challenge_nonce": secrets.token_hex(16)})
     token, hours = secrets.token_hex(16), sb.settings.grant_admin_confirmation_hours
     sb.pending_admin[token] = {
         "user_id": target["id"],
-        "requested_by": acting["username"],
+        "requested_by": req.user["username"],
         "expires_at": _iso(datetime.now(UTC) + timedelta(hours=hours)),
     }
     sb.emails.append(
         {
-            "to": acting["email"] or f"{acting['username']}@example.invalid",
+            "to": req.user["email"] or f"{req.user['username']}@example.invalid",
             "type": "admin_confirmation",
             "about": target["username"],
             "token": token,
         }
     )
-    sb._record_role_change("grant_admin", target, acting["username"], "email_confirmation_required")
+    sb._record_role_change("grant_admin", target, req.user["username"], "email_confirmation_required")
     return Reply(200, {"success": "OK", "email_confirmation_required": True})
 
 
@@ -1156,68 +1147,57 @@ def _membership(sb: DiscourseSandbox, req: Call) -> tuple[dict[str, Any], list[d
         return _not_found()
     if not names:
         return _invalid_parameters("param is missing or the value is empty: usernames")
-    return group, [u for n in names if (u := sb._user_by_name(n))], [n for n in names if sb._user_by_name(n) is None]
+    users = {u["id"]: u for n in names if (u := sb._user_by_name(n))}  # a name given twice counts once
+    return group, list(users.values()), [n for n in names if sb._user_by_name(n) is None]
 
 
-@_route("PUT", "/groups/{id}/members.json", find=_membership)
-def _add_members(
-    sb: DiscourseSandbox, req: Call, found: tuple[dict[str, Any], list[dict[str, Any]], list[str]]
+@_route("PUT", "/groups/{id}/members.json", find=_membership, bind={"add": True})
+@_route("DELETE", "/groups/{id}/members.json", find=_membership, bind={"add": False})
+def _change_members(
+    sb: DiscourseSandbox, req: Call, found: tuple[dict[str, Any], list[dict[str, Any]], list[str]], add: bool
 ) -> Reply:
+    # GroupsController#add_members and #remove_member: the users not yet in (still in) the group
+    # are added (removed); adding only members already in is a 422, removing others skips them.
     group, users, missing = found
-    if not users:
+    changed = [u for u in users if (u["id"] in group["members"]) != add]
+    if add and not users:
         return _invalid_parameters(f"Could not find user(s): {', '.join(missing)}")
-    if all(u["id"] in group["members"] for u in users):
-        # GroupsController#add_members: every named user is already in the group.
+    if add and not changed:
         already = sorted(u["username"] for u in users)
         noun = "is already a member" if len(already) == 1 else "are already members"
         return _error(422, f"{', '.join(already)} {noun} of this group.")
-    added = []
-    for user in users:
-        if user["id"] not in group["members"]:
+    for user in changed:
+        if add:
             group["members"][user["id"]] = _iso(datetime.now(UTC))
-            added.append(user["username"])
-            sb._record_role_change(f"group_add:{group['name']}", user, req.user["username"])
-    return Reply(200, {"success": "OK", "usernames": added, "emails": []})
-
-
-@_route("DELETE", "/groups/{id}/members.json", find=_membership)
-def _remove_members(
-    sb: DiscourseSandbox, req: Call, found: tuple[dict[str, Any], list[dict[str, Any]], list[str]]
-) -> Reply:
-    group, users, skipped = found
-    removed = []
-    for user in users:
-        if user["id"] in group["members"]:
-            del group["members"][user["id"]]
-            removed.append(user["username"])
-            sb._record_role_change(f"group_remove:{group['name']}", user, req.user["username"])
         else:
-            skipped.append(user["username"])
-    return Reply(200, {"success": "OK", "usernames": removed, "skipped_usernames": skipped})
+            del group["members"][user["id"]]
+        sb._record_role_change(f"group_{'add' if add else 'remove'}:{group['name']}", user, req.user["username"])
+    names = [u["username"] for u in changed]
+    if add:
+        return Reply(200, {"success": "OK", "usernames": names, "emails": []})
+    skipped = missing + [u["username"] for u in users if u not in changed]
+    return Reply(200, {"success": "OK", "usernames": names, "skipped_usernames": skipped})
 
 
 @_route("GET", "/categories.json")
 def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
-    cats = []
     anonymous = bool(req.user.get("anonymous"))
-    for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"])):
-        if anonymous and cat["read_restricted"]:
-            continue  # a visitor sees only the public categories
-        topics = [t for t in sb.topics.values() if t["category_id"] == cat["id"]]
-        cats.append(
-            shaped(
-                _shapes.CATEGORY,
-                id=cat["id"],
-                name=cat["name"],
-                color=cat["color"],
-                slug=cat["slug"],
-                topic_count=len(topics),
-                post_count=sum(len(t["posts"]) for t in topics),
-                position=position,
-                read_restricted=cat["read_restricted"],
-                topic_template=cat.get("topic_template"),
-            )
+    cats = [
+        shaped(
+            _shapes.CATEGORY,
+            id=cat["id"],
+            name=cat["name"],
+            color=cat["color"],
+            slug=cat["slug"],
+            topic_count=sum(1 for t in sb.topics.values() if t["category_id"] == cat["id"]),
+            post_count=sum(len(t["posts"]) for t in sb.topics.values() if t["category_id"] == cat["id"]),
+            position=position,
+            read_restricted=cat["read_restricted"],
+            topic_template=cat.get("topic_template"),
         )
+        for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"]))
+        if not (anonymous and cat["read_restricted"])  # a visitor sees only the public categories
+    ]
     return Reply(
         200,
         {
@@ -1343,7 +1323,6 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
         return Reply(422, {"action": "create_post", "errors": errors})
     now = datetime.now(UTC)
     if new_topic := topic is None:
-        title = str(data.get("title")).strip()
         topic = sb.topics[sb._next_topic] = {
             "id": sb._next_topic,
             "title": title,
@@ -1500,16 +1479,6 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, _post_show(sb, post, acting))
 
 
-def _multipart(req: Call) -> dict[str, Any]:
-    """The fields of a multipart/form-data body: text fields as str, files as dicts."""
-    return {
-        name: {"filename": filename, "content": data, "content_type": ctype}
-        if filename is not None
-        else data.decode("utf-8", "replace")
-        for name, filename, ctype, data in multipart(req.headers.get("content-type", ""), req.body) or []
-    }
-
-
 _BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -1524,7 +1493,13 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
     # (SHA1) uploaded again returns the existing upload (UploadCreator).
     if "multipart/form-data" not in req.headers.get("content-type", ""):
         return _invalid_parameters("file")
-    data = _multipart(req)
+    # text fields as str, files as dicts
+    data: dict[str, Any] = {
+        name: {"filename": filename, "content": content, "content_type": ctype}
+        if filename is not None
+        else content.decode("utf-8", "replace")
+        for name, filename, ctype, content in multipart(req.headers["content-type"], req.body) or []
+    }
     if not str(data.get("upload_type") or data.get("type") or "").strip():
         return _invalid_parameters("type")
     file = data.get("file")
@@ -1805,8 +1780,8 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
     page = max(1, _int_param(data.get("page", "1")) or 1)
     option_ids = [data["option_id"]] if data.get("option_id") else [o["id"] for o in poll["options"]]
-    voted = {option: sorted(uid for uid, opts in poll["votes"].items() if option in opts) for option in option_ids}
-    chunks = {option: ids[(page - 1) * limit : page * limit] for option, ids in voted.items()}
+    voted = {o: sorted(uid for uid, opts in poll["votes"].items() if o in opts) for o in option_ids}
+    chunks = {o: ids[(page - 1) * limit : page * limit] for o, ids in voted.items()}
     return Reply(
         200, {"voters": {o: [{**sb._basic_user(sb.users[i]), "title": None} for i in ids] for o, ids in chunks.items()}}
     )
