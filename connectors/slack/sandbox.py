@@ -9,7 +9,6 @@ import asyncio
 import functools
 import json
 import random
-import re
 import secrets
 import time
 from collections import defaultdict
@@ -318,7 +317,6 @@ class SlackSandbox(EventsApi):
             if seed.board_channel not in self.channels:
                 raise ConfigError("invalid sandbox seed: board_channel is not a channel")
             self.messages = defaultdict(list)
-            self.dms: dict[frozenset[str], str] = {}
             # What the Board's clicks did: ephemeral answers, response_url posts, the clicks.
             self.ephemeral: list[dict[str, Any]] = []
             self.response_posts: list[dict[str, Any]] = []
@@ -326,7 +324,8 @@ class SlackSandbox(EventsApi):
             self.response_urls: dict[str, dict[str, Any]] = {}
             self._buckets: dict[str, TokenBucket] = {}
             self._reset_stats()
-            self._last_ts, self._seq = 0.0, 0
+            self._last_ts = 0.0
+            self.created = int(time.time())  # the workspace and its seeded channels, in Unix seconds
 
     def _now(self) -> float:
         """Sandbox seconds since start (real seconds divided by ``time_factor``)."""
@@ -397,12 +396,10 @@ class SlackSandbox(EventsApi):
         """Headers and raw body of a request Slack would send, signed with the signing secret.
 
         Interaction types (``block_actions``…) are form-encoded ``payload=<JSON>``;
-        ``slash_command`` is a form of ``payload``'s fields; ``url_verification`` and every other
-        kind are Events API JSON (the ``event_callback`` envelope of the sandbox's own deliveries,
-        wrapping ``{"type": kind, **payload}``).
+        ``url_verification`` and every other kind are Events API JSON (the ``event_callback``
+        envelope of the sandbox's own deliveries, wrapping ``{"type": kind, **payload}``).
         """
-        form = kind in INTERACTION_TYPES or kind == "slash_command"
-        content_type = "application/x-www-form-urlencoded" if form else "application/json"
+        content_type = "application/x-www-form-urlencoded" if kind in INTERACTION_TYPES else "application/json"
         if kind in INTERACTION_TYPES:
             data = {
                 "type": kind,
@@ -412,9 +409,6 @@ class SlackSandbox(EventsApi):
                 **payload,
             }
             body = urlencode({"payload": json.dumps(data, separators=(",", ":"))}).encode("utf-8")
-        elif kind == "slash_command":
-            data = {"team_id": self.seed.team_id, "trigger_id": self._trigger_id(), **payload}
-            body = urlencode({k: str(v) for k, v in data.items()}).encode("utf-8")
         elif kind == "url_verification":
             body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **payload}).encode()
         else:
@@ -447,7 +441,6 @@ class SlackSandbox(EventsApi):
                 raise ValueError(f"message {ts} has no button {action_id!r}")
             button, block_id = found[-1]
             token, team = secrets.token_urlsafe(18), self.seed.team_id
-            self._seq += 1
             self.response_urls[token] = {"channel": channel, "ts": ts, "user": user, "issued": self._now(), "uses": 0}
             return {
                 "type": "block_actions",
@@ -461,7 +454,7 @@ class SlackSandbox(EventsApi):
                 "channel": {"id": channel, "name": self.channels.get(channel, {}).get("name", "directmessage")},
                 "message": public(message),
                 "state": {"values": {}},
-                "response_url": f"{base_url.rstrip('/')}/actions/{team}/{self._seq:010d}/{token}",
+                "response_url": f"{base_url.rstrip('/')}/actions/{team}/{len(self.response_urls):010d}/{token}",
                 "actions": [
                     {
                         "type": "button",
@@ -641,10 +634,6 @@ class SlackSandbox(EventsApi):
             return _fail("channel_not_found")
         return conv
 
-    def _epoch(self) -> int:
-        """When the sandbox workspace (and all its seeded channels) was created, in Unix seconds."""
-        return int(time.time() - time.monotonic() + self._started)
-
 
 # ---- methods
 
@@ -716,7 +705,6 @@ def _update(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
         text=checked[0],
         blocks=checked[1],
         edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()},
-        _edits=message.get("_edits", 0) + 1,
     )
     sb._emit(conv["id"], sb._hidden_event("message_changed", conv["id"], message=public(message)))
     return _ok(channel=conv["id"], ts=message["ts"], text=checked[0], message=public(message))
@@ -736,9 +724,6 @@ def _delete(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     return _ok(channel=conv["id"], ts=message["ts"])
 
 
-_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
-
-
 @_method("conversations.open")
 def _open(sb: SlackSandbox, args: _Args) -> Reply:
     raw = args.get("users")
@@ -748,26 +733,24 @@ def _open(sb: SlackSandbox, args: _Args) -> Reply:
     if len(users) > 8:
         return _fail("too_many_users")
     for uid in users:
-        if (person := sb.users.get(uid)) is None or not _USER_ID.match(uid):
+        if (person := sb.users.get(uid)) is None:
             return _fail("user_not_found")
         if person.get("deleted"):
             return _fail("user_disabled")
-    key = frozenset(users)
-    if (existing := sb.dms.get(key)) is not None:
-        return _ok(channel={"id": existing}, no_op=True, already_open=True)
-    is_mpim = len(key) > 1
-    sb._seq += 1
-    cid = f"{'G' if is_mpim else 'D'}0SBX{sb._seq:05d}"
+    members = {*users, sb.seed.bot_user_id}
+    if existing := [c for c in sb.channels.values() if (c["is_im"] or c["is_mpim"]) and c["members"] == members]:
+        return _ok(channel={"id": existing[0]["id"]}, no_op=True, already_open=True)
+    is_mpim = len(set(users)) > 1
+    cid = f"{'G' if is_mpim else 'D'}0SBX{len(sb.channels):05d}"
     sb.channels[cid] = {
         "id": cid,
-        "name": "mpdm-" + "--".join(sorted(key)) if is_mpim else cid,
+        "name": "mpdm-" + "--".join(sorted(set(users))) if is_mpim else cid,
         "is_private": True,
         "is_archived": False,
         "is_im": not is_mpim,
         "is_mpim": is_mpim,
-        "members": set(key) | {sb.seed.bot_user_id},
+        "members": members,
     }
-    sb.dms[key] = cid
     return _ok(channel={"id": cid})
 
 
@@ -814,22 +797,7 @@ def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     email = str(args.get("email") or "").strip().lower()
     if (user := next((u for u in sb.users.values() if u.get("email") and u["email"].lower() == email), None)) is None:
         return _fail("users_not_found")
-    profile = {"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]}
-    return _ok(user=_user(sb, user, profile=profile))
-
-
-def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, Any]:
-    return {
-        "id": user["id"],
-        "team_id": sb.seed.team_id,
-        "name": user["name"],
-        "deleted": user["deleted"],
-        "real_name": user["real_name"],
-        "tz": user["tz"],
-        "is_admin": user["is_admin"],
-        "is_bot": bool(user.get("is_bot")),
-        **more,
-    }
+    return _ok(user=_user(sb, user))
 
 
 # ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
@@ -841,7 +809,7 @@ _channel_by_id = functools.partial(SlackSandbox._conversation, by_name=False)
 
 @_method("conversations.info", find=_channel_by_id)
 def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
-    created, bot = sb._epoch(), sb.seed.bot_user_id
+    created, bot = sb.created, sb.seed.bot_user_id
     if conv["is_im"]:  # the other person of the DM
         return _ok(
             channel=shaped(_shapes.IM, id=conv["id"], created=created, user=min(conv["members"] - {bot}, default=bot))
@@ -881,6 +849,11 @@ def _conversation_members(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -
 def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     if (user := sb.users.get(str(args.get("user") or ""))) is None:
         return _fail("user_not_found")
+    return _ok(user=_user(sb, user))
+
+
+def _user(sb: SlackSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
+    """A user object (users.info, users.lookupByEmail)."""
     profile = shaped(
         _shapes.PROFILE,
         real_name=user["real_name"],
@@ -890,4 +863,16 @@ def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     )
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
-    return _ok(user=shaped(_shapes.USER, **_user(sb, user, updated=sb._epoch(), profile=profile)))
+    return shaped(
+        _shapes.USER,
+        id=user["id"],
+        team_id=sb.seed.team_id,
+        name=user["name"],
+        deleted=user["deleted"],
+        real_name=user["real_name"],
+        tz=user["tz"],
+        is_admin=user["is_admin"],
+        is_bot=bool(user.get("is_bot")),
+        updated=sb.created,
+        profile=profile,
+    )

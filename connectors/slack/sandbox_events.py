@@ -30,7 +30,7 @@ import httpx
 from connectors.sandboxkit import Call, Reply, Sandbox, control
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
-__all__ = ["RETRY_DELAYS", "EventsApi", "point_events", "public", "signed_headers"]
+__all__ = ["RETRY_DELAYS", "EventsApi", "public", "signed_headers"]
 
 RETRY_DELAYS = (0.0, 60.0, 300.0)  # Slack's three retries, in sandbox seconds
 
@@ -52,11 +52,6 @@ def signed_headers(secret: str, body: bytes, content_type: str = "application/js
         SIGNATURE_HEADER: sign_request(secret, timestamp=stamp, body=body),
         "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
     }
-
-
-def point_events(sb: EventsApi, url: str | None) -> None:
-    """Where the Events API callbacks go (the app's Request URL); ``None``: nowhere."""
-    sb.events_url = url or None
 
 
 class EventsApi(Sandbox):
@@ -112,33 +107,35 @@ class EventsApi(Sandbox):
         }
         return envelope
 
-    def _post_event(self, url: str, envelope: dict[str, Any], retry: int, reason: str | None) -> int | str:
+    def deliver(
+        self, envelope: dict[str, Any], *, first: int = 0, reason: str | None = None, retries: int = len(RETRY_DELAYS)
+    ) -> list[int | str]:
+        """Send ``envelope`` to the events URL as attempt ``first``, then retry as Slack does
+        (``retries`` more at most); each attempt's status."""
         body = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
-        headers = signed_headers(self.signing_secret, body)
-        if retry:
-            headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": reason or "http_error"})
-        try:
-            status: int | str = httpx.post(url, content=body, headers=headers, timeout=3.0).status_code
-        except httpx.TimeoutException:
-            status = "http_timeout"
-        except httpx.HTTPError:
-            status = "connection_failed"
-        with self._lock:
-            self.deliveries.append(
-                {
-                    "event_id": envelope["event_id"],
-                    "retry": retry,
-                    "status": status,
-                    "subtype": envelope["event"].get("subtype"),
-                }
-            )
-        return status
-
-    def deliver(self, envelope: dict[str, Any]) -> list[int | str]:
-        """Send ``envelope`` to the events URL, retrying as Slack does; each attempt's status."""
-        url, statuses, reason = self.events_url, list[int | str](), None
-        for retry, delay in enumerate((*RETRY_DELAYS, None) if url else ()):
-            statuses.append(status := self._post_event(str(url), envelope, retry, reason))
+        statuses: list[int | str] = []
+        for retry, delay in enumerate([*RETRY_DELAYS[:retries], None] if self.events_url else [], first):
+            headers = signed_headers(self.signing_secret, body)
+            if retry:
+                headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": reason or "http_error"})
+            try:
+                status: int | str = httpx.post(
+                    str(self.events_url), content=body, headers=headers, timeout=3.0
+                ).status_code
+            except httpx.TimeoutException:
+                status = "http_timeout"
+            except httpx.HTTPError:
+                status = "connection_failed"
+            statuses.append(status)
+            with self._lock:
+                self.deliveries.append(
+                    {
+                        "event_id": envelope["event_id"],
+                        "retry": retry,
+                        "status": status,
+                        "subtype": envelope["event"].get("subtype"),
+                    }
+                )
             if (isinstance(status, int) and 200 <= status < 300) or delay is None:
                 break
             reason = status if isinstance(status, str) else "http_error"
@@ -247,7 +244,7 @@ class EventsApi(Sandbox):
 
     @control("events_url")
     async def _events_url(self, call: Call, data: dict[str, Any]) -> Reply:
-        point_events(self, str(data.get("url") or ""))
+        self.events_url = str(data.get("url") or "") or None
         return Reply(200, {"ok": True, "url": self.events_url})
 
     @control("events/redeliver")
@@ -256,12 +253,7 @@ class EventsApi(Sandbox):
         if envelope is None or not self.events_url:
             return self.error(400, "no such event delivered, or no events URL")
         retry = 1 + max((d["retry"] for d in self.deliveries if d["event_id"] == envelope["event_id"]), default=0)
-        status = await asyncio.to_thread(
-            self._post_event, self.events_url, envelope, retry, str(data.get("reason") or "http_timeout")
+        [status] = await asyncio.to_thread(
+            self.deliver, envelope, first=retry, reason=str(data.get("reason") or "http_timeout"), retries=0
         )
         return Reply(200, {"ok": True, "status": status, "retry": retry})
-
-    @control("events", method="GET")
-    async def _events_deliveries(self, call: Call, data: dict[str, Any]) -> Reply:
-        with self._lock:
-            return Reply(200, {"ok": True, "url": self.events_url, "deliveries": list(self.deliveries)})
