@@ -13,7 +13,6 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,7 +42,7 @@ from connectors.slack.settings import SlackSettings
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 
 # The fixed fields of the answers (Slack's Web API spec: objs_conversation, objs_user): data.
-_shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
+_shapes = data_file(__file__, "shapes.json")
 
 INTERACTION_TYPES = frozenset(
     {
@@ -603,22 +602,21 @@ class SlackSandbox(EventsApi):
     def _store(
         self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None, metadata: dict[str, Any] | None
     ) -> dict[str, Any]:
-        ts, seed = self._next_ts(), self.seed
         message: dict[str, Any] = {
             "type": "message",
             "subtype": "bot_message",
-            "ts": ts,
-            "user": seed.bot_user_id,
-            "bot_id": seed.bot_id,
-            "app_id": seed.app_id,
-            "team": seed.team_id,
+            "ts": self._next_ts(),
+            "user": self.seed.bot_user_id,
+            "bot_id": self.seed.bot_id,
+            "app_id": self.seed.app_id,
+            "team": self.seed.team_id,
             "text": text,
             "blocks": blocks,
             **({"thread_ts": thread_ts} if thread_ts else {}),
             **({"_metadata": metadata} if metadata else {}),
         }
         if thread_ts and (parent := self._find_message(channel, thread_ts)) is not None:
-            parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1, latest_reply=ts)
+            parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1, latest_reply=message["ts"])
         self.messages[channel].append(message)
         return message
 
@@ -652,14 +650,13 @@ def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
 
 @_method("auth.test")
 def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
-    seed = sb.seed
     return _ok(
-        url=f"https://{seed.team_domain}.slack.com/",
-        team=seed.team_name,
-        user=seed.bot_name,
-        team_id=seed.team_id,
-        user_id=seed.bot_user_id,
-        bot_id=seed.bot_id,
+        url=f"https://{sb.seed.team_domain}.slack.com/",
+        team=sb.seed.team_name,
+        user=sb.seed.bot_name,
+        team_id=sb.seed.team_id,
+        user_id=sb.seed.bot_user_id,
+        bot_id=sb.seed.bot_id,
         is_enterprise_install=False,
     )
 
@@ -810,28 +807,28 @@ _channel_by_id = functools.partial(SlackSandbox._conversation, by_name=False)
 @_method("conversations.info", find=_channel_by_id)
 def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     created, bot = sb.created, sb.seed.bot_user_id
-    if conv["is_im"]:  # the other person of the DM
-        return _ok(
-            channel=shaped(_shapes.IM, id=conv["id"], created=created, user=min(conv["members"] - {bot}, default=bot))
-        )
+    if conv["is_im"]:
+        other = min(conv["members"] - {bot}, default=bot)  # the other person of the DM
+        return _ok(channel=shaped(_shapes["IM"], id=conv["id"], created=created, user=other))
     private, name = conv["is_private"], conv["name"]
-    channel = shaped(
-        _shapes.CHANNEL,
-        id=conv["id"],
-        name=name,
-        name_normalized=name,
-        created=created,
-        creator=bot,
-        is_archived=conv["is_archived"],
-        is_channel=not private,
-        is_group=private and not conv["is_mpim"],
-        is_general=name == "general",
-        is_mpim=conv["is_mpim"],
-        is_private=private,
-        is_member=bot in conv["members"],
-        **({"num_members": len(conv["members"])} if args.flag("include_num_members") else {}),
+    return _ok(
+        channel=shaped(
+            _shapes["CHANNEL"],
+            id=conv["id"],
+            name=name,
+            name_normalized=name,
+            created=created,
+            creator=bot,
+            is_archived=conv["is_archived"],
+            is_channel=not private,
+            is_group=private and not conv["is_mpim"],
+            is_general=name == "general",
+            is_mpim=conv["is_mpim"],
+            is_private=private,
+            is_member=bot in conv["members"],
+            **({"num_members": len(conv["members"])} if args.flag("include_num_members") else {}),
+        )
     )
-    return _ok(channel=channel)
 
 
 @_method("conversations.members", find=_channel_by_id)
@@ -855,7 +852,7 @@ def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
 def _user(sb: SlackSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
     """A user object (users.info, users.lookupByEmail)."""
     profile = shaped(
-        _shapes.PROFILE,
+        _shapes["PROFILE"],
         real_name=user["real_name"],
         real_name_normalized=user["real_name"],
         display_name=user["name"],
@@ -864,7 +861,7 @@ def _user(sb: SlackSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
     return shaped(
-        _shapes.USER,
+        _shapes["USER"],
         id=user["id"],
         team_id=sb.seed.team_id,
         name=user["name"],

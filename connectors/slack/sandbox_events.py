@@ -71,7 +71,6 @@ class EventsApi(Sandbox):
         self.events_url: str | None = None
         self.events_sent: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
-        self._event_seq = 0
 
     def _next_ts(self) -> str:
         now = self._last_ts = max(time.time(), self._last_ts + 0.000001)
@@ -81,30 +80,28 @@ class EventsApi(Sandbox):
         return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
 
     def _envelope(self, event: dict[str, Any]) -> dict[str, Any]:
-        seed = self.seed
-        with self._lock:
-            self._event_seq += 1
-            event_id = f"Ev0SBXM{self._event_seq:06d}"
-        # https://api.slack.com/apis/events-api#callback-field
-        envelope = self.events_sent[event_id] = {
-            "token": "sandbox-legacy-verification-token",
-            "team_id": seed.team_id,
-            "api_app_id": seed.app_id,
-            "event": {**event, "event_ts": event.get("event_ts") or event.get("ts") or self._next_ts()},
-            "type": "event_callback",
-            "event_id": event_id,
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": seed.team_id,
-                    "user_id": seed.bot_user_id,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-        }
+        with self._lock:  # numbered in order of sending
+            event_id = f"Ev0SBXM{len(self.events_sent) + 1:06d}"
+            # https://api.slack.com/apis/events-api#callback-field
+            envelope = self.events_sent[event_id] = {
+                "token": "sandbox-legacy-verification-token",
+                "team_id": self.seed.team_id,
+                "api_app_id": self.seed.app_id,
+                "event": {**event, "event_ts": event.get("event_ts") or event.get("ts") or self._next_ts()},
+                "type": "event_callback",
+                "event_id": event_id,
+                "event_time": int(time.time()),
+                "authorizations": [
+                    {
+                        "enterprise_id": None,
+                        "team_id": self.seed.team_id,
+                        "user_id": self.seed.bot_user_id,
+                        "is_bot": True,
+                        "is_enterprise_install": False,
+                    }
+                ],
+                "is_ext_shared_channel": False,
+            }
         return envelope
 
     def deliver(
