@@ -131,11 +131,15 @@ def _too_long(value: Any, limit: int, where: str) -> list[str]:
     return [f"must be less than {limit + 1} characters [json-pointer:{where}]"] * (len(str(value)) > limit)
 
 
-def _duplicate(value: Any, seen: set[Any], where: str, name: str) -> list[str]:
-    """Slack's error for a second block or action with the id ``value`` (``seen`` remembers)."""
-    again = value is not None and value in seen
-    seen.add(value)
-    return [f"duplicate {name} [json-pointer:{where}/{name}]"] * again
+def _duplicates(items: list[Any], where: str, name: str) -> list[str]:
+    """Slack's error for each of ``items`` (blocks, actions) with the ``name`` id of an earlier
+    one; ``where``: the path of item ``{}``."""
+    ids = [item.get(name) if isinstance(item, dict) else None for item in items]
+    return [
+        f"duplicate {name} [json-pointer:{where.format(i)}/{name}]"
+        for i, v in enumerate(ids)
+        if v is not None and v in ids[:i]
+    ]
 
 
 def _text(obj: Any, where: str, limit: int, plain_only: bool = False) -> list[str]:
@@ -169,13 +173,8 @@ def _button(el: Any, where: str) -> list[str]:
 def _elements(block: dict[str, Any], where: str, most: int, check: Callable[[Any, str], list[str]]) -> list[str]:
     if not isinstance(els := block.get("elements"), list) or not 1 <= len(els) <= most:
         return [f"must have 1 to {most} items [json-pointer:{where}/elements]"]
-    errors: list[str] = []
-    seen: set[Any] = set()
-    for j, el in enumerate(els):
-        errors += check(el, at := f"{where}/elements/{j}")
-        if check is _button and isinstance(el, dict):
-            errors += _duplicate(el.get("action_id"), seen, at, "action_id")
-    return errors
+    errors = [e for j, el in enumerate(els) for e in check(el, f"{where}/elements/{j}")]
+    return errors + _duplicates(els, f"{where}/elements/{{}}", "action_id")
 
 
 def _section(block: dict[str, Any], where: str) -> list[str]:
@@ -201,20 +200,18 @@ def validate_blocks(blocks: Any) -> list[str]:
     if not isinstance(blocks, list):
         return ["must be an array [json-pointer:/blocks]"]
     errors = ["must be less than 51 items [json-pointer:/blocks]"] * (len(blocks) > 50)
-    seen: set[Any] = set()
     for i, block in enumerate(blocks):
         if not isinstance(block, dict):
             errors.append(f"must be an object [json-pointer:/blocks/{i}]")
             continue
-        if (bid := block.get("block_id")) is not None:
-            errors += _too_long(bid, 255, f"/blocks/{i}/block_id") + _duplicate(bid, seen, f"/blocks/{i}", "block_id")
+        errors += _too_long(block.get("block_id", ""), 255, f"/blocks/{i}/block_id")
         check = _BLOCK_CHECKS.get(kind) if isinstance(kind := block.get("type"), str) else None
         errors += (
             check(block, f"/blocks/{i}")
             if check
             else [f"unsupported type: {str(kind)[:40]} [json-pointer:/blocks/{i}/type]"]
         )
-    return errors
+    return errors + _duplicates(blocks, "/blocks/{}", "block_id")
 
 
 # ---- answers and arguments
@@ -600,8 +597,9 @@ class SlackSandbox(EventsApi):
         return Reply(200, {"ok": True})
 
     def _store(
-        self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None, metadata: dict[str, Any] | None
+        self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None, metadata: Any
     ) -> dict[str, Any]:
+        """The app's message, stored (``metadata``: Slack's message metadata, kept when an object)."""
         message: dict[str, Any] = {
             "type": "message",
             "subtype": "bot_message",
@@ -613,7 +611,7 @@ class SlackSandbox(EventsApi):
             "text": text,
             "blocks": blocks,
             **({"thread_ts": thread_ts} if thread_ts else {}),
-            **({"_metadata": metadata} if metadata else {}),
+            **({"_metadata": metadata} if isinstance(metadata, dict) and metadata else {}),
         }
         if thread_ts and (parent := self._find_message(channel, thread_ts)) is not None:
             parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1, latest_reply=message["ts"])
@@ -678,13 +676,12 @@ def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (wait := bucket.wait(now)) is not None:
         sb.note_limited(at=round(now, 4), kind="channel", method="chat.postMessage", channel=conv["id"])
         return _limited(wait)
-    metadata = args.json_arg("metadata")
     message = sb._store(
         conv["id"],
         text=checked[0],
         blocks=checked[1],
         thread_ts=str(thread_ts) if thread_ts else None,
-        metadata=metadata if isinstance(metadata, dict) else None,
+        metadata=args.json_arg("metadata"),
     )
     sb._emit(conv["id"], sb._channel_event(conv["id"], message))
     return _ok(channel=conv["id"], ts=message["ts"], message=public(message))

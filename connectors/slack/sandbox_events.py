@@ -11,7 +11,7 @@
 - Control routes (not Slack): ``POST /_sandbox/messages`` {user, channel, text, thread_ts?,
   files?} a person writes; ``/_sandbox/messages/edit`` {channel, ts, text}; ``/_sandbox/messages/
   delete`` {channel, ts}; ``/_sandbox/events/redeliver`` {event_id, reason?} sends a delivered
-  event again as Slack's retry does; ``GET /_sandbox/events`` the deliveries.
+  event again as Slack's retry does.
 """
 
 from __future__ import annotations
