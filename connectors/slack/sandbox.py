@@ -342,11 +342,6 @@ class SlackSandbox(EventsApi):
             inbound_payload={"text": "hello"},
         )  # an Events API callback
 
-    @property
-    def board(self) -> tuple[str, ...]:
-        """The members of the Board channel (the seed's Board list), without the bot."""
-        return tuple(sorted(self.channels[self.seed.board_channel]["members"] - {self.seed.bot_user_id}))
-
     def client_info(self, base_url: str) -> dict[str, Any]:
         """Base URL, credentials and the matching ``CHARTERFLOW_SLACK_*`` variables."""
         base_url = base_url.rstrip("/")
@@ -361,7 +356,8 @@ class SlackSandbox(EventsApi):
                 "CHARTERFLOW_SLACK_SIGNING_SECRET": self.signing_secret,
                 "CHARTERFLOW_SLACK_BOARD_CHANNEL": self.seed.board_channel,
             },
-            "board": list(self.board),
+            # the members of the Board channel (the seed's Board list), without the bot
+            "board": sorted(self.channels[self.seed.board_channel]["members"] - {self.seed.bot_user_id}),
             "time_factor": self.time_factor,
             "control": {name: f"{base_url}/_sandbox/{name}" for name in ("state", "faults", "interact")},
         }

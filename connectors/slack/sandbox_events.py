@@ -162,9 +162,7 @@ class EventsApi(Sandbox):
 
     # ---- control routes: a person writes, edits, deletes; events are delivered before the answer
 
-    async def _send_now(self, event: dict[str, Any] | Reply) -> Reply:
-        if isinstance(event, Reply):
-            return event
+    async def _send_now(self, event: dict[str, Any]) -> Reply:
         envelope = self._envelope(event)
         statuses = await asyncio.to_thread(self.deliver, envelope)
         return Reply(
@@ -178,42 +176,39 @@ class EventsApi(Sandbox):
             },
         )
 
-    def _person_message(self, data: dict[str, Any]) -> dict[str, Any] | Reply:
-        user, channel = str(data.get("user") or ""), str(data.get("channel") or "")
-        if user not in self.users or channel not in self.channels or user not in self.channels[channel]["members"]:
-            return self.error(400, "user or channel unknown, or the user is not a member of the channel")
-        message: dict[str, Any] = {
-            "type": "message",
-            "user": user,
-            "text": str(data.get("text") or ""),
-            "ts": self._next_ts(),
-            "team": self.seed.team_id,
-            "client_msg_id": str(uuid.uuid4()),
-        }
-        if thread := data.get("thread_ts"):
-            if (parent := self._find_message(channel, str(thread))) is None:
-                return self.error(400, "no such thread")
-            message["thread_ts"] = parent.get("thread_ts") or parent["ts"]
-            parent.update(thread_ts=message["thread_ts"], reply_count=parent.get("reply_count", 0) + 1)
-        if files := data.get("files"):
-            message.update(
-                subtype="file_share",
-                files=[
-                    {
-                        "id": f"F0SBX{i:04d}",
-                        "name": str(name),
-                        "permalink": f"https://{self.seed.team_domain}.slack.com/files/{user}/F0SBX{i:04d}/{name}",
-                    }
-                    for i, name in enumerate(files, 1)
-                ],
-            )
-        self.messages[channel].append(message)
-        return self._channel_event(channel, message)
-
     @control("messages")
     async def _events_messages(self, call: Call, data: dict[str, Any]) -> Reply:
+        user, channel = str(data.get("user") or ""), str(data.get("channel") or "")
         with self._lock:
-            event = self._person_message(data)
+            if user not in self.users or channel not in self.channels or user not in self.channels[channel]["members"]:
+                return self.error(400, "user or channel unknown, or the user is not a member of the channel")
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": user,
+                "text": str(data.get("text") or ""),
+                "ts": self._next_ts(),
+                "team": self.seed.team_id,
+                "client_msg_id": str(uuid.uuid4()),
+            }
+            if thread := data.get("thread_ts"):
+                if (parent := self._find_message(channel, str(thread))) is None:
+                    return self.error(400, "no such thread")
+                message["thread_ts"] = parent.get("thread_ts") or parent["ts"]
+                parent.update(thread_ts=message["thread_ts"], reply_count=parent.get("reply_count", 0) + 1)
+            if files := data.get("files"):
+                message.update(
+                    subtype="file_share",
+                    files=[
+                        {
+                            "id": f"F0SBX{i:04d}",
+                            "name": str(name),
+                            "permalink": f"https://{self.seed.team_domain}.slack.com/files/{user}/F0SBX{i:04d}/{name}",
+                        }
+                        for i, name in enumerate(files, 1)
+                    ],
+                )
+            self.messages[channel].append(message)
+            event = self._channel_event(channel, message)
         return await self._send_now(event)
 
     @control("messages/edit")
