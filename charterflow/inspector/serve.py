@@ -34,7 +34,6 @@ from connectors.discord.sandbox import DiscordSandbox
 from connectors.discourse.sandbox import DiscourseSandbox
 from connectors.email import SmtpSandbox
 from connectors.slack.sandbox import SlackSandbox
-from connectors.slack.sandbox_events import point_events
 
 SPEC_VARIABLE = "CHARTERFLOW_SANDBOX_SPEC"
 
@@ -125,7 +124,7 @@ def prepare(
         _point_at_gateway(spec, boxes, frozenset({"discord"}))
     if "slack" in boxes:
         # The Events API: a bridged Slack channel's messages reach the common room (R-COMMS).
-        point_events(boxes["slack"], f"{gateway}/hooks/slack")
+        boxes["slack"].events_url = f"{gateway}/hooks/slack"
 
 
 def _point_at_gateway(spec: dict[str, Any], boxes: dict[str, Any], names: frozenset[str]) -> None:

@@ -193,12 +193,7 @@ async def lifespan(receive: Receive, send: Send, *, on_shutdown: Callable[[], No
 
 async def read_body(receive: Receive) -> bytes:
     """The whole body of an HTTP request, however many messages it came in."""
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            return body
+    return await Request({"type": "http"}, receive).body()
 
 
 # ---- routing --------------------------------------------------------------------------------
@@ -373,8 +368,7 @@ class FaultMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.skip):
             return await self.app(scope, receive, send)
-        live = self.faults()
-        faults = dict(live)
+        faults = self.faults()
         if faults.get("latency"):
             await asyncio.sleep(float(faults["latency"]))
         methods = faults.get("methods")
@@ -383,10 +377,10 @@ class FaultMiddleware:
             and (not methods or scope["method"] in methods)
             and self.rng().random() < float(faults["drop_rate"])
         )
-        if drop and "drop_times" in faults and isinstance(live, dict):
+        if drop and "drop_times" in faults and isinstance(faults, dict):
             # One event loop serves the sandbox: counting down here needs no lock.
-            drop = live["drop_times"] > 0
-            live["drop_times"] -= drop
+            drop = faults["drop_times"] > 0
+            faults["drop_times"] -= drop
         if not drop:
             return await self.app(scope, receive, send)
         if faults.get("drop_phase", "after") == "after":  # apply the request, send its answer nowhere
@@ -525,7 +519,6 @@ class Sandbox:
         body = await request.body()
         path = scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0] if self.raw_paths else ""
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        host = request.headers.get("host", "127.0.0.1")
         call = Call(
             method=request.method.upper(),
             path=path or scope["path"],
@@ -533,7 +526,7 @@ class Sandbox:
             body=body,
             headers={k.lower(): v for k, v in request.headers.items()},
             client_ip=(scope.get("client") or ("127.0.0.1", 0))[0],
-            base_url=f"{scope.get('scheme', 'http')}://{host}",
+            base_url=f"{scope.get('scheme', 'http')}://{request.headers.get('host', '127.0.0.1')}",
         )
         if scope["path"].startswith("/_sandbox/"):
             reply = await self._control(call)

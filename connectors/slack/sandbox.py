@@ -9,12 +9,10 @@ import asyncio
 import functools
 import json
 import random
-import re
 import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -44,7 +42,7 @@ from connectors.slack.settings import SlackSettings
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
 
 # The fixed fields of the answers (Slack's Web API spec: objs_conversation, objs_user): data.
-_shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
+_shapes = data_file(__file__, "shapes.json")
 
 INTERACTION_TYPES = frozenset(
     {
@@ -133,11 +131,15 @@ def _too_long(value: Any, limit: int, where: str) -> list[str]:
     return [f"must be less than {limit + 1} characters [json-pointer:{where}]"] * (len(str(value)) > limit)
 
 
-def _duplicate(value: Any, seen: set[Any], where: str, name: str) -> list[str]:
-    """Slack's error for a second block or action with the id ``value`` (``seen`` remembers)."""
-    again = value is not None and value in seen
-    seen.add(value)
-    return [f"duplicate {name} [json-pointer:{where}/{name}]"] * again
+def _duplicates(items: list[Any], where: str, name: str) -> list[str]:
+    """Slack's error for each of ``items`` (blocks, actions) with the ``name`` id of an earlier
+    one; ``where``: the path of item ``{}``."""
+    ids = [item.get(name) if isinstance(item, dict) else None for item in items]
+    return [
+        f"duplicate {name} [json-pointer:{where.format(i)}/{name}]"
+        for i, v in enumerate(ids)
+        if v is not None and v in ids[:i]
+    ]
 
 
 def _text(obj: Any, where: str, limit: int, plain_only: bool = False) -> list[str]:
@@ -171,13 +173,8 @@ def _button(el: Any, where: str) -> list[str]:
 def _elements(block: dict[str, Any], where: str, most: int, check: Callable[[Any, str], list[str]]) -> list[str]:
     if not isinstance(els := block.get("elements"), list) or not 1 <= len(els) <= most:
         return [f"must have 1 to {most} items [json-pointer:{where}/elements]"]
-    errors: list[str] = []
-    seen: set[Any] = set()
-    for j, el in enumerate(els):
-        errors += check(el, at := f"{where}/elements/{j}")
-        if check is _button and isinstance(el, dict):
-            errors += _duplicate(el.get("action_id"), seen, at, "action_id")
-    return errors
+    errors = [e for j, el in enumerate(els) for e in check(el, f"{where}/elements/{j}")]
+    return errors + _duplicates(els, f"{where}/elements/{{}}", "action_id")
 
 
 def _section(block: dict[str, Any], where: str) -> list[str]:
@@ -203,20 +200,18 @@ def validate_blocks(blocks: Any) -> list[str]:
     if not isinstance(blocks, list):
         return ["must be an array [json-pointer:/blocks]"]
     errors = ["must be less than 51 items [json-pointer:/blocks]"] * (len(blocks) > 50)
-    seen: set[Any] = set()
     for i, block in enumerate(blocks):
         if not isinstance(block, dict):
             errors.append(f"must be an object [json-pointer:/blocks/{i}]")
             continue
-        if (bid := block.get("block_id")) is not None:
-            errors += _too_long(bid, 255, f"/blocks/{i}/block_id") + _duplicate(bid, seen, f"/blocks/{i}", "block_id")
+        errors += _too_long(block.get("block_id", ""), 255, f"/blocks/{i}/block_id")
         check = _BLOCK_CHECKS.get(kind) if isinstance(kind := block.get("type"), str) else None
         errors += (
             check(block, f"/blocks/{i}")
             if check
             else [f"unsupported type: {str(kind)[:40]} [json-pointer:/blocks/{i}/type]"]
         )
-    return errors
+    return errors + _duplicates(blocks, "/blocks/{}", "block_id")
 
 
 # ---- answers and arguments
@@ -318,7 +313,6 @@ class SlackSandbox(EventsApi):
             if seed.board_channel not in self.channels:
                 raise ConfigError("invalid sandbox seed: board_channel is not a channel")
             self.messages = defaultdict(list)
-            self.dms: dict[frozenset[str], str] = {}
             # What the Board's clicks did: ephemeral answers, response_url posts, the clicks.
             self.ephemeral: list[dict[str, Any]] = []
             self.response_posts: list[dict[str, Any]] = []
@@ -326,7 +320,8 @@ class SlackSandbox(EventsApi):
             self.response_urls: dict[str, dict[str, Any]] = {}
             self._buckets: dict[str, TokenBucket] = {}
             self._reset_stats()
-            self._last_ts, self._seq = 0.0, 0
+            self._last_ts = 0.0
+            self.created = int(time.time())  # the workspace and its seeded channels, in Unix seconds
 
     def _now(self) -> float:
         """Sandbox seconds since start (real seconds divided by ``time_factor``)."""
@@ -347,11 +342,6 @@ class SlackSandbox(EventsApi):
             inbound_payload={"text": "hello"},
         )  # an Events API callback
 
-    @property
-    def board(self) -> tuple[str, ...]:
-        """The members of the Board channel (the seed's Board list), without the bot."""
-        return tuple(sorted(self.channels[self.seed.board_channel]["members"] - {self.seed.bot_user_id}))
-
     def client_info(self, base_url: str) -> dict[str, Any]:
         """Base URL, credentials and the matching ``CHARTERFLOW_SLACK_*`` variables."""
         base_url = base_url.rstrip("/")
@@ -366,7 +356,8 @@ class SlackSandbox(EventsApi):
                 "CHARTERFLOW_SLACK_SIGNING_SECRET": self.signing_secret,
                 "CHARTERFLOW_SLACK_BOARD_CHANNEL": self.seed.board_channel,
             },
-            "board": list(self.board),
+            # the members of the Board channel (the seed's Board list), without the bot
+            "board": sorted(self.channels[self.seed.board_channel]["members"] - {self.seed.bot_user_id}),
             "time_factor": self.time_factor,
             "control": {name: f"{base_url}/_sandbox/{name}" for name in ("state", "faults", "interact")},
         }
@@ -397,12 +388,10 @@ class SlackSandbox(EventsApi):
         """Headers and raw body of a request Slack would send, signed with the signing secret.
 
         Interaction types (``block_actions``…) are form-encoded ``payload=<JSON>``;
-        ``slash_command`` is a form of ``payload``'s fields; ``url_verification`` and every other
-        kind are Events API JSON (the ``event_callback`` envelope of the sandbox's own deliveries,
-        wrapping ``{"type": kind, **payload}``).
+        ``url_verification`` and every other kind are Events API JSON (the ``event_callback``
+        envelope of the sandbox's own deliveries, wrapping ``{"type": kind, **payload}``).
         """
-        form = kind in INTERACTION_TYPES or kind == "slash_command"
-        content_type = "application/x-www-form-urlencoded" if form else "application/json"
+        content_type = "application/x-www-form-urlencoded" if kind in INTERACTION_TYPES else "application/json"
         if kind in INTERACTION_TYPES:
             data = {
                 "type": kind,
@@ -412,9 +401,6 @@ class SlackSandbox(EventsApi):
                 **payload,
             }
             body = urlencode({"payload": json.dumps(data, separators=(",", ":"))}).encode("utf-8")
-        elif kind == "slash_command":
-            data = {"team_id": self.seed.team_id, "trigger_id": self._trigger_id(), **payload}
-            body = urlencode({k: str(v) for k, v in data.items()}).encode("utf-8")
         elif kind == "url_verification":
             body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **payload}).encode()
         else:
@@ -447,7 +433,6 @@ class SlackSandbox(EventsApi):
                 raise ValueError(f"message {ts} has no button {action_id!r}")
             button, block_id = found[-1]
             token, team = secrets.token_urlsafe(18), self.seed.team_id
-            self._seq += 1
             self.response_urls[token] = {"channel": channel, "ts": ts, "user": user, "issued": self._now(), "uses": 0}
             return {
                 "type": "block_actions",
@@ -461,7 +446,7 @@ class SlackSandbox(EventsApi):
                 "channel": {"id": channel, "name": self.channels.get(channel, {}).get("name", "directmessage")},
                 "message": public(message),
                 "state": {"values": {}},
-                "response_url": f"{base_url.rstrip('/')}/actions/{team}/{self._seq:010d}/{token}",
+                "response_url": f"{base_url.rstrip('/')}/actions/{team}/{len(self.response_urls):010d}/{token}",
                 "actions": [
                     {
                         "type": "button",
@@ -608,24 +593,24 @@ class SlackSandbox(EventsApi):
         return Reply(200, {"ok": True})
 
     def _store(
-        self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None, metadata: dict[str, Any] | None
+        self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None, metadata: Any
     ) -> dict[str, Any]:
-        ts, seed = self._next_ts(), self.seed
+        """The app's message, stored (``metadata``: Slack's message metadata, kept when an object)."""
         message: dict[str, Any] = {
             "type": "message",
             "subtype": "bot_message",
-            "ts": ts,
-            "user": seed.bot_user_id,
-            "bot_id": seed.bot_id,
-            "app_id": seed.app_id,
-            "team": seed.team_id,
+            "ts": self._next_ts(),
+            "user": self.seed.bot_user_id,
+            "bot_id": self.seed.bot_id,
+            "app_id": self.seed.app_id,
+            "team": self.seed.team_id,
             "text": text,
             "blocks": blocks,
             **({"thread_ts": thread_ts} if thread_ts else {}),
-            **({"_metadata": metadata} if metadata else {}),
+            **({"_metadata": metadata} if isinstance(metadata, dict) and metadata else {}),
         }
         if thread_ts and (parent := self._find_message(channel, thread_ts)) is not None:
-            parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1, latest_reply=ts)
+            parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1, latest_reply=message["ts"])
         self.messages[channel].append(message)
         return message
 
@@ -640,10 +625,6 @@ class SlackSandbox(EventsApi):
         if conv is None or (conv["is_private"] and self.seed.bot_user_id not in conv["members"]):
             return _fail("channel_not_found")
         return conv
-
-    def _epoch(self) -> int:
-        """When the sandbox workspace (and all its seeded channels) was created, in Unix seconds."""
-        return int(time.time() - time.monotonic() + self._started)
 
 
 # ---- methods
@@ -663,14 +644,13 @@ def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
 
 @_method("auth.test")
 def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
-    seed = sb.seed
     return _ok(
-        url=f"https://{seed.team_domain}.slack.com/",
-        team=seed.team_name,
-        user=seed.bot_name,
-        team_id=seed.team_id,
-        user_id=seed.bot_user_id,
-        bot_id=seed.bot_id,
+        url=f"https://{sb.seed.team_domain}.slack.com/",
+        team=sb.seed.team_name,
+        user=sb.seed.bot_name,
+        team_id=sb.seed.team_id,
+        user_id=sb.seed.bot_user_id,
+        bot_id=sb.seed.bot_id,
         is_enterprise_install=False,
     )
 
@@ -692,13 +672,12 @@ def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (wait := bucket.wait(now)) is not None:
         sb.note_limited(at=round(now, 4), kind="channel", method="chat.postMessage", channel=conv["id"])
         return _limited(wait)
-    metadata = args.json_arg("metadata")
     message = sb._store(
         conv["id"],
         text=checked[0],
         blocks=checked[1],
         thread_ts=str(thread_ts) if thread_ts else None,
-        metadata=metadata if isinstance(metadata, dict) else None,
+        metadata=args.json_arg("metadata"),
     )
     sb._emit(conv["id"], sb._channel_event(conv["id"], message))
     return _ok(channel=conv["id"], ts=message["ts"], message=public(message))
@@ -716,7 +695,6 @@ def _update(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
         text=checked[0],
         blocks=checked[1],
         edited={"user": sb.seed.bot_user_id, "ts": sb._next_ts()},
-        _edits=message.get("_edits", 0) + 1,
     )
     sb._emit(conv["id"], sb._hidden_event("message_changed", conv["id"], message=public(message)))
     return _ok(channel=conv["id"], ts=message["ts"], text=checked[0], message=public(message))
@@ -736,9 +714,6 @@ def _delete(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     return _ok(channel=conv["id"], ts=message["ts"])
 
 
-_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
-
-
 @_method("conversations.open")
 def _open(sb: SlackSandbox, args: _Args) -> Reply:
     raw = args.get("users")
@@ -748,26 +723,24 @@ def _open(sb: SlackSandbox, args: _Args) -> Reply:
     if len(users) > 8:
         return _fail("too_many_users")
     for uid in users:
-        if (person := sb.users.get(uid)) is None or not _USER_ID.match(uid):
+        if (person := sb.users.get(uid)) is None:
             return _fail("user_not_found")
         if person.get("deleted"):
             return _fail("user_disabled")
-    key = frozenset(users)
-    if (existing := sb.dms.get(key)) is not None:
-        return _ok(channel={"id": existing}, no_op=True, already_open=True)
-    is_mpim = len(key) > 1
-    sb._seq += 1
-    cid = f"{'G' if is_mpim else 'D'}0SBX{sb._seq:05d}"
+    members = {*users, sb.seed.bot_user_id}
+    if existing := [c for c in sb.channels.values() if (c["is_im"] or c["is_mpim"]) and c["members"] == members]:
+        return _ok(channel={"id": existing[0]["id"]}, no_op=True, already_open=True)
+    is_mpim = len(set(users)) > 1
+    cid = f"{'G' if is_mpim else 'D'}0SBX{len(sb.channels):05d}"
     sb.channels[cid] = {
         "id": cid,
-        "name": "mpdm-" + "--".join(sorted(key)) if is_mpim else cid,
+        "name": "mpdm-" + "--".join(sorted(set(users))) if is_mpim else cid,
         "is_private": True,
         "is_archived": False,
         "is_im": not is_mpim,
         "is_mpim": is_mpim,
-        "members": set(key) | {sb.seed.bot_user_id},
+        "members": members,
     }
-    sb.dms[key] = cid
     return _ok(channel={"id": cid})
 
 
@@ -814,22 +787,7 @@ def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
     email = str(args.get("email") or "").strip().lower()
     if (user := next((u for u in sb.users.values() if u.get("email") and u["email"].lower() == email), None)) is None:
         return _fail("users_not_found")
-    profile = {"email": user["email"], "real_name": user["real_name"], "display_name": user["name"]}
-    return _ok(user=_user(sb, user, profile=profile))
-
-
-def _user(sb: SlackSandbox, user: Mapping[str, Any], **more: Any) -> dict[str, Any]:
-    return {
-        "id": user["id"],
-        "team_id": sb.seed.team_id,
-        "name": user["name"],
-        "deleted": user["deleted"],
-        "real_name": user["real_name"],
-        "tz": user["tz"],
-        "is_admin": user["is_admin"],
-        "is_bot": bool(user.get("is_bot")),
-        **more,
-    }
+    return _ok(user=_user(sb, user))
 
 
 # ---- read-only lookups (shapes from Slack's Web API spec: objs_conversation, objs_user)
@@ -841,29 +799,29 @@ _channel_by_id = functools.partial(SlackSandbox._conversation, by_name=False)
 
 @_method("conversations.info", find=_channel_by_id)
 def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
-    created, bot = sb._epoch(), sb.seed.bot_user_id
-    if conv["is_im"]:  # the other person of the DM
-        return _ok(
-            channel=shaped(_shapes.IM, id=conv["id"], created=created, user=min(conv["members"] - {bot}, default=bot))
-        )
+    created, bot = sb.created, sb.seed.bot_user_id
+    if conv["is_im"]:
+        other = min(conv["members"] - {bot}, default=bot)  # the other person of the DM
+        return _ok(channel=shaped(_shapes["IM"], id=conv["id"], created=created, user=other))
     private, name = conv["is_private"], conv["name"]
-    channel = shaped(
-        _shapes.CHANNEL,
-        id=conv["id"],
-        name=name,
-        name_normalized=name,
-        created=created,
-        creator=bot,
-        is_archived=conv["is_archived"],
-        is_channel=not private,
-        is_group=private and not conv["is_mpim"],
-        is_general=name == "general",
-        is_mpim=conv["is_mpim"],
-        is_private=private,
-        is_member=bot in conv["members"],
-        **({"num_members": len(conv["members"])} if args.flag("include_num_members") else {}),
+    return _ok(
+        channel=shaped(
+            _shapes["CHANNEL"],
+            id=conv["id"],
+            name=name,
+            name_normalized=name,
+            created=created,
+            creator=bot,
+            is_archived=conv["is_archived"],
+            is_channel=not private,
+            is_group=private and not conv["is_mpim"],
+            is_general=name == "general",
+            is_mpim=conv["is_mpim"],
+            is_private=private,
+            is_member=bot in conv["members"],
+            **({"num_members": len(conv["members"])} if args.flag("include_num_members") else {}),
+        )
     )
-    return _ok(channel=channel)
 
 
 @_method("conversations.members", find=_channel_by_id)
@@ -881,8 +839,13 @@ def _conversation_members(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -
 def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     if (user := sb.users.get(str(args.get("user") or ""))) is None:
         return _fail("user_not_found")
+    return _ok(user=_user(sb, user))
+
+
+def _user(sb: SlackSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
+    """A user object (users.info, users.lookupByEmail)."""
     profile = shaped(
-        _shapes.PROFILE,
+        _shapes["PROFILE"],
         real_name=user["real_name"],
         real_name_normalized=user["real_name"],
         display_name=user["name"],
@@ -890,4 +853,16 @@ def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     )
     if "users:read.email" in sb.seed.bot_scopes and user.get("email"):
         profile["email"] = user["email"]  # only with that scope, as on Slack
-    return _ok(user=shaped(_shapes.USER, **_user(sb, user, updated=sb._epoch(), profile=profile)))
+    return shaped(
+        _shapes["USER"],
+        id=user["id"],
+        team_id=sb.seed.team_id,
+        name=user["name"],
+        deleted=user["deleted"],
+        real_name=user["real_name"],
+        tz=user["tz"],
+        is_admin=user["is_admin"],
+        is_bot=bool(user.get("is_bot")),
+        updated=sb.created,
+        profile=profile,
+    )

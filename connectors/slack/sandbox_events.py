@@ -11,7 +11,7 @@
 - Control routes (not Slack): ``POST /_sandbox/messages`` {user, channel, text, thread_ts?,
   files?} a person writes; ``/_sandbox/messages/edit`` {channel, ts, text}; ``/_sandbox/messages/
   delete`` {channel, ts}; ``/_sandbox/events/redeliver`` {event_id, reason?} sends a delivered
-  event again as Slack's retry does; ``GET /_sandbox/events`` the deliveries.
+  event again as Slack's retry does.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import httpx
 from connectors.sandboxkit import Call, Reply, Sandbox, control
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
-__all__ = ["RETRY_DELAYS", "EventsApi", "point_events", "public", "signed_headers"]
+__all__ = ["RETRY_DELAYS", "EventsApi", "public", "signed_headers"]
 
 RETRY_DELAYS = (0.0, 60.0, 300.0)  # Slack's three retries, in sandbox seconds
 
@@ -54,11 +54,6 @@ def signed_headers(secret: str, body: bytes, content_type: str = "application/js
     }
 
 
-def point_events(sb: EventsApi, url: str | None) -> None:
-    """Where the Events API callbacks go (the app's Request URL); ``None``: nowhere."""
-    sb.events_url = url or None
-
-
 class EventsApi(Sandbox):
     """The Events API part of ``SlackSandbox``: its message store's events and their delivery."""
 
@@ -76,7 +71,6 @@ class EventsApi(Sandbox):
         self.events_url: str | None = None
         self.events_sent: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
-        self._event_seq = 0
 
     def _next_ts(self) -> str:
         now = self._last_ts = max(time.time(), self._last_ts + 0.000001)
@@ -86,59 +80,59 @@ class EventsApi(Sandbox):
         return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
 
     def _envelope(self, event: dict[str, Any]) -> dict[str, Any]:
-        seed = self.seed
-        with self._lock:
-            self._event_seq += 1
-            event_id = f"Ev0SBXM{self._event_seq:06d}"
-        # https://api.slack.com/apis/events-api#callback-field
-        envelope = self.events_sent[event_id] = {
-            "token": "sandbox-legacy-verification-token",
-            "team_id": seed.team_id,
-            "api_app_id": seed.app_id,
-            "event": {**event, "event_ts": event.get("event_ts") or event.get("ts") or self._next_ts()},
-            "type": "event_callback",
-            "event_id": event_id,
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": seed.team_id,
-                    "user_id": seed.bot_user_id,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-        }
+        with self._lock:  # numbered in order of sending
+            event_id = f"Ev0SBXM{len(self.events_sent) + 1:06d}"
+            # https://api.slack.com/apis/events-api#callback-field
+            envelope = self.events_sent[event_id] = {
+                "token": "sandbox-legacy-verification-token",
+                "team_id": self.seed.team_id,
+                "api_app_id": self.seed.app_id,
+                "event": {**event, "event_ts": event.get("event_ts") or event.get("ts") or self._next_ts()},
+                "type": "event_callback",
+                "event_id": event_id,
+                "event_time": int(time.time()),
+                "authorizations": [
+                    {
+                        "enterprise_id": None,
+                        "team_id": self.seed.team_id,
+                        "user_id": self.seed.bot_user_id,
+                        "is_bot": True,
+                        "is_enterprise_install": False,
+                    }
+                ],
+                "is_ext_shared_channel": False,
+            }
         return envelope
 
-    def _post_event(self, url: str, envelope: dict[str, Any], retry: int, reason: str | None) -> int | str:
+    def deliver(
+        self, envelope: dict[str, Any], *, first: int = 0, reason: str | None = None, retries: int = len(RETRY_DELAYS)
+    ) -> list[int | str]:
+        """Send ``envelope`` to the events URL as attempt ``first``, then retry as Slack does
+        (``retries`` more at most); each attempt's status."""
         body = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
-        headers = signed_headers(self.signing_secret, body)
-        if retry:
-            headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": reason or "http_error"})
-        try:
-            status: int | str = httpx.post(url, content=body, headers=headers, timeout=3.0).status_code
-        except httpx.TimeoutException:
-            status = "http_timeout"
-        except httpx.HTTPError:
-            status = "connection_failed"
-        with self._lock:
-            self.deliveries.append(
-                {
-                    "event_id": envelope["event_id"],
-                    "retry": retry,
-                    "status": status,
-                    "subtype": envelope["event"].get("subtype"),
-                }
-            )
-        return status
-
-    def deliver(self, envelope: dict[str, Any]) -> list[int | str]:
-        """Send ``envelope`` to the events URL, retrying as Slack does; each attempt's status."""
-        url, statuses, reason = self.events_url, list[int | str](), None
-        for retry, delay in enumerate((*RETRY_DELAYS, None) if url else ()):
-            statuses.append(status := self._post_event(str(url), envelope, retry, reason))
+        statuses: list[int | str] = []
+        for retry, delay in enumerate([*RETRY_DELAYS[:retries], None] if self.events_url else [], first):
+            headers = signed_headers(self.signing_secret, body)
+            if retry:
+                headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": reason or "http_error"})
+            try:
+                status: int | str = httpx.post(
+                    str(self.events_url), content=body, headers=headers, timeout=3.0
+                ).status_code
+            except httpx.TimeoutException:
+                status = "http_timeout"
+            except httpx.HTTPError:
+                status = "connection_failed"
+            statuses.append(status)
+            with self._lock:
+                self.deliveries.append(
+                    {
+                        "event_id": envelope["event_id"],
+                        "retry": retry,
+                        "status": status,
+                        "subtype": envelope["event"].get("subtype"),
+                    }
+                )
             if (isinstance(status, int) and 200 <= status < 300) or delay is None:
                 break
             reason = status if isinstance(status, str) else "http_error"
@@ -168,9 +162,7 @@ class EventsApi(Sandbox):
 
     # ---- control routes: a person writes, edits, deletes; events are delivered before the answer
 
-    async def _send_now(self, event: dict[str, Any] | Reply) -> Reply:
-        if isinstance(event, Reply):
-            return event
+    async def _send_now(self, event: dict[str, Any]) -> Reply:
         envelope = self._envelope(event)
         statuses = await asyncio.to_thread(self.deliver, envelope)
         return Reply(
@@ -184,42 +176,39 @@ class EventsApi(Sandbox):
             },
         )
 
-    def _person_message(self, data: dict[str, Any]) -> dict[str, Any] | Reply:
-        user, channel = str(data.get("user") or ""), str(data.get("channel") or "")
-        if user not in self.users or channel not in self.channels or user not in self.channels[channel]["members"]:
-            return self.error(400, "user or channel unknown, or the user is not a member of the channel")
-        message: dict[str, Any] = {
-            "type": "message",
-            "user": user,
-            "text": str(data.get("text") or ""),
-            "ts": self._next_ts(),
-            "team": self.seed.team_id,
-            "client_msg_id": str(uuid.uuid4()),
-        }
-        if thread := data.get("thread_ts"):
-            if (parent := self._find_message(channel, str(thread))) is None:
-                return self.error(400, "no such thread")
-            message["thread_ts"] = parent.get("thread_ts") or parent["ts"]
-            parent.update(thread_ts=message["thread_ts"], reply_count=parent.get("reply_count", 0) + 1)
-        if files := data.get("files"):
-            message.update(
-                subtype="file_share",
-                files=[
-                    {
-                        "id": f"F0SBX{i:04d}",
-                        "name": str(name),
-                        "permalink": f"https://{self.seed.team_domain}.slack.com/files/{user}/F0SBX{i:04d}/{name}",
-                    }
-                    for i, name in enumerate(files, 1)
-                ],
-            )
-        self.messages[channel].append(message)
-        return self._channel_event(channel, message)
-
     @control("messages")
     async def _events_messages(self, call: Call, data: dict[str, Any]) -> Reply:
+        user, channel = str(data.get("user") or ""), str(data.get("channel") or "")
         with self._lock:
-            event = self._person_message(data)
+            if user not in self.users or channel not in self.channels or user not in self.channels[channel]["members"]:
+                return self.error(400, "user or channel unknown, or the user is not a member of the channel")
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": user,
+                "text": str(data.get("text") or ""),
+                "ts": self._next_ts(),
+                "team": self.seed.team_id,
+                "client_msg_id": str(uuid.uuid4()),
+            }
+            if thread := data.get("thread_ts"):
+                if (parent := self._find_message(channel, str(thread))) is None:
+                    return self.error(400, "no such thread")
+                message["thread_ts"] = parent.get("thread_ts") or parent["ts"]
+                parent.update(thread_ts=message["thread_ts"], reply_count=parent.get("reply_count", 0) + 1)
+            if files := data.get("files"):
+                message.update(
+                    subtype="file_share",
+                    files=[
+                        {
+                            "id": f"F0SBX{i:04d}",
+                            "name": str(name),
+                            "permalink": f"https://{self.seed.team_domain}.slack.com/files/{user}/F0SBX{i:04d}/{name}",
+                        }
+                        for i, name in enumerate(files, 1)
+                    ],
+                )
+            self.messages[channel].append(message)
+            event = self._channel_event(channel, message)
         return await self._send_now(event)
 
     @control("messages/edit")
@@ -247,7 +236,7 @@ class EventsApi(Sandbox):
 
     @control("events_url")
     async def _events_url(self, call: Call, data: dict[str, Any]) -> Reply:
-        point_events(self, str(data.get("url") or ""))
+        self.events_url = str(data.get("url") or "") or None
         return Reply(200, {"ok": True, "url": self.events_url})
 
     @control("events/redeliver")
@@ -256,12 +245,7 @@ class EventsApi(Sandbox):
         if envelope is None or not self.events_url:
             return self.error(400, "no such event delivered, or no events URL")
         retry = 1 + max((d["retry"] for d in self.deliveries if d["event_id"] == envelope["event_id"]), default=0)
-        status = await asyncio.to_thread(
-            self._post_event, self.events_url, envelope, retry, str(data.get("reason") or "http_timeout")
+        [status] = await asyncio.to_thread(
+            self.deliver, envelope, first=retry, reason=str(data.get("reason") or "http_timeout"), retries=0
         )
         return Reply(200, {"ok": True, "status": status, "retry": retry})
-
-    @control("events", method="GET")
-    async def _events_deliveries(self, call: Call, data: dict[str, Any]) -> Reply:
-        with self._lock:
-            return Reply(200, {"ok": True, "url": self.events_url, "deliveries": list(self.deliveries)})
