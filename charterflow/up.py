@@ -133,6 +133,7 @@ class Child:
     last_exit: int | None = None
     last_exit_at: datetime | None = None
     restart_at: float | None = None
+    spawned: float = field(default_factory=time.monotonic)  # when its process was last started
 
     @property
     def name(self) -> str:
@@ -179,7 +180,7 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        child.state, child.restart_at = "running", None
+        child.state, child.restart_at, child.spawned = "running", None, time.monotonic()
         self.write_status()
         return process
 
@@ -1363,17 +1364,23 @@ class Up:
                 )
                 return 1
             if watch.due():
-                stuck = watch.stuck()
-                worker = self.supervisor.child("workers")
-                if stuck and worker.state == "running":
-                    console.print(
-                        f"warning: the inbox worker handled nothing for "
-                        f"{self.settings.worker_stall_seconds} s while {len(stuck)} event(s) "
-                        f"waited; restarting it and dispatching them again"
-                    )
-                    self.supervisor.restart(worker, "stalled")
-                    watch.retry(stuck)
+                self._restart_if_stalled(watch)
         return 0
+
+    def _restart_if_stalled(self, watch: WorkerWatch) -> None:
+        worker, stall = self.supervisor.child("workers"), self.settings.worker_stall_seconds
+        # Started within the stall window: still starting (the workers import every flow and
+        # register the deployments first; 10-20 s on a loaded machine), not stuck.
+        if worker.state != "running" or time.monotonic() - worker.spawned < stall:
+            return
+        stuck = watch.stuck()
+        if stuck:
+            console.print(
+                f"warning: the inbox worker handled nothing for {stall} s while {len(stuck)} event(s) "
+                f"waited; restarting it and dispatching them again"
+            )
+            self.supervisor.restart(worker, "stalled")
+            watch.retry(stuck)
 
     def _shutdown(self, previous: dict) -> None:
         if self.supervisor.children:

@@ -77,15 +77,14 @@ class Serving:
             self.code = 1
 
     async def _serve(self) -> int:
-        runner = Runner(pause_on_shutdown=False) if self.deployments else None
         parts: list[asyncio.Task[Any]] = []
-        if runner is not None:
-            for deployment in self.deployments:
-                await runner.add_deployment(deployment)
-            parts.append(asyncio.create_task(runner.start(), name="runner"))
+        # The task worker first: inbox events need not wait for the deployments' registration.
         if self.tasks:
             worker = TaskWorker(*self.tasks, limit=self.limit)
             parts.append(asyncio.create_task(worker.astart(), name="task-worker"))
+        runner = Runner(pause_on_shutdown=False) if self.deployments else None
+        if runner is not None:
+            parts.append(asyncio.create_task(self._run(runner), name="runner"))
         asked = asyncio.create_task(self._asked(), name="asked")
         done, _ = await asyncio.wait([*parts, asked], return_when=asyncio.FIRST_COMPLETED)
         if runner is not None and runner.started:
@@ -102,6 +101,11 @@ class Serving:
             if part in done:
                 log.error("%s ended by itself (%r); stopping the process", part.get_name(), outcome)
         return 1
+
+    async def _run(self, runner: Runner) -> None:
+        for deployment in self.deployments:
+            await runner.add_deployment(deployment)
+        await runner.start()
 
     async def _asked(self) -> None:
         while not self.asked.is_set():
