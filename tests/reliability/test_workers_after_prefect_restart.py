@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -47,6 +48,18 @@ def _deployment_id(api: httpx.Client) -> str:
     return api.get(f"/deployments/name/{flow}/{name}").json()["id"]
 
 
+def _create_run(api: httpx.Client, deployment_id: str) -> dict:
+    """A flow run of :data:`DEPLOYMENT`, asked again while the server just started answers 503
+    (as Prefect's own client does)."""
+    deadline = time.monotonic() + 60
+    while True:
+        created = api.post(f"/deployments/{deployment_id}/create_flow_run", json={})
+        if created.status_code < 500 or time.monotonic() > deadline:
+            assert created.status_code == 201, created.text
+            return created.json()
+        time.sleep(0.5)
+
+
 def _processed(ledger: Ledger) -> int:
     with ledger.read() as session:
         return session.scalar(
@@ -63,7 +76,7 @@ def test_after_prefect_restarts_the_workers_still_handle_inbox_events_and_flow_r
         api = httpx.Client(base_url=lock["api_url"], timeout=10)
         ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
         authors = [p.discord["username"] for p in build().applicants()[:EVENTS_PER_ROUND]]
-        sent = 0
+        sent, deployment_id = 0, _deployment_id(api)
         try:
             for n in range(ROUNDS):
                 server = _status(tmp_path)["prefect-server"]
@@ -73,7 +86,7 @@ def test_after_prefect_restarts_the_workers_still_handle_inbox_events_and_flow_r
                 ), out.text[-3000:]
                 assert wait_for(lambda: _api_answers(api), 180, step=0.2), out.text[-3000:]
                 # At once, while the workers reconnect and Prefect's services start again.
-                run = api.post(f"/deployments/{_deployment_id(api)}/create_flow_run", json={}).json()
+                run = _create_run(api, deployment_id)
                 for i, author in enumerate(authors):
                     answer = httpx.post(
                         f"{lock['sandboxes']['discord']}/_sandbox/interactions",
