@@ -104,7 +104,7 @@ class Serving:
 
     async def _run(self, runner: Runner) -> None:
         for deployment in self.deployments:
-            await runner.add_deployment(deployment)
+            await runner.aadd_deployment(deployment)
         await runner.start()
 
     async def _asked(self) -> None:
