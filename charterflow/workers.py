@@ -11,7 +11,7 @@ to ``<home>/flows-deployments.json``, and `up` waits until the server has them (
 from the last run: the runner is then still registering them again when the banner shows, as it
 always was).
 
-One process holds Prefect and the flows once: about 150 MiB less than two (bench/README.md,
+One process holds Prefect and the flows once: 137 MiB less than two after the demo (bench/README.md,
 start-up). A first attempt hung after a restart of the Prefect server: its task worker ran on
 Prefect's global loop thread, which a run's thread waited for while holding the lock Prefect's
 services share; :mod:`flows.serving` keeps our loop off that thread.
