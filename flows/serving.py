@@ -99,7 +99,8 @@ class Serving:
             return 0
         for part, outcome in zip(parts, ended, strict=True):
             if part in done:
-                log.error("%s ended by itself (%r); stopping the process", part.get_name(), outcome)
+                failed = outcome if isinstance(outcome, BaseException) else None
+                log.error("%s ended by itself; stopping the process", part.get_name(), exc_info=failed)
         return 1
 
     async def _run(self, runner: Runner) -> None:
