@@ -135,8 +135,9 @@ class Up:
                 self.process.wait(timeout=10)
 
 
-# How `up` starts its inbox worker (`charterflow.workers`), and how this bench starts more.
-WORKER_ARGVS = (b"charterflow.workers\0inbox", b"from flows.inbox import main")
+# How `up` starts its inbox worker (`charterflow.workers`: beside the runner, or alone), and how
+# this bench starts more.
+WORKER_ARGVS = (b"charterflow.workers\0both", b"charterflow.workers\0inbox", b"from flows.inbox import main")
 
 
 def extra_workers(up: Up, count: int) -> list[subprocess.Popen]:
@@ -246,6 +247,7 @@ PART_NAMES = (
     ("from flows.inbox import main", "inbox-worker"),
     ("charterflow.workers inbox", "inbox-worker"),
     ("charterflow.workers runner", "runner"),
+    ("charterflow.workers both", "workers"),
     ("gateway", "gateway"),
     ("charterflow.inspector", "sandboxes"),
     ("charterflow up", "up"),
@@ -254,7 +256,8 @@ PART_NAMES = (
     ("prefect.engine", "flow-runs"),
 )
 
-INTAKE_PARTS = ("prefect-server", "inbox-worker", "gateway", "postgresql")
+# "workers": `up`'s inbox worker, in one process with the runner (idle but for its polls).
+INTAKE_PARTS = ("prefect-server", "inbox-worker", "workers", "gateway", "postgresql")
 
 
 def _stat(pid: str) -> tuple[list[str], str] | None:

@@ -131,6 +131,7 @@ def describe(argv: list[bytes]) -> str:
         ("prefect server start", "prefect-server"),
         ("charterflow.inspector", "sandboxes"),
         ("synapse.app.homeserver", "synapse"),  # the Matrix plugin's homeserver
+        ("workers both", "workers"),  # the runner and the inbox worker, one process
         ("workers runner", "runner"),
         ("workers inbox", "inbox-worker"),
         (" gateway ", "gateway"),

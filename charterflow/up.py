@@ -4,15 +4,15 @@ The Prefect server (embedded SQLite, bound to 127.0.0.1; skipped when ``PREFECT_
 set) starts first, the slowest to answer and needing nothing else; meanwhile the ledger is
 migrated; then the sandboxes of the platforms without credentials with the sandbox inspector
 (``python -m charterflow.inspector``, seeded with the invented community of
-:mod:`charterflow.seed`; the ledger gets the same working group), a runner serving every
-deployment and the task worker that handles inbox events (:mod:`charterflow.workers`), and the
-gateway (``python -m gateway.serve``, the one public port), all at once, then waits until each
-answers. Ctrl-C or SIGTERM stops all of them within seconds, newest first.
+:mod:`charterflow.seed`; the ledger gets the same working group), the workers (one process:
+a runner serving every deployment and the task worker that handles inbox events,
+:mod:`charterflow.workers`), and the gateway (``python -m gateway.serve``, the one public
+port), all at once, then waits until each answers. Ctrl-C or SIGTERM stops all of them within seconds, newest first.
 
 Supervision (:class:`Supervisor`): a child that exits is started again after 0.5 s, doubling per
 exit up to 30 s, while the others keep running; 5 exits of one child within 2 minutes stop
-everything with one line naming it and its log. After a restart of the gateway, the inbox worker
-or the Prefect server, the inbox events that were in flight at the exit are dispatched again
+everything with one line naming it and its log. After a restart of the gateway, the workers or
+the Prefect server, the inbox events that were in flight at the exit are dispatched again
 (:func:`redispatch_inflight`). The sandboxes process keeps each platform's state in
 ``<home>/sandboxes`` (:mod:`charterflow.sandbox_state`) and restores it when restarted. Each
 child's state is in ``<home>/status.json`` (``charterflow status``).
@@ -133,6 +133,7 @@ class Child:
     last_exit: int | None = None
     last_exit_at: datetime | None = None
     restart_at: float | None = None
+    spawned: float = field(default_factory=time.monotonic)  # when its process was last started
 
     @property
     def name(self) -> str:
@@ -179,7 +180,7 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        child.state, child.restart_at = "running", None
+        child.state, child.restart_at, child.spawned = "running", None, time.monotonic()
         self.write_status()
         return process
 
@@ -241,7 +242,7 @@ class Supervisor:
                 self.say(f"warning: after restarting {child.name}: {type(exc).__name__}: {exc}")
 
     def stop(self) -> None:
-        """Stop every child newest first (the runner before the server it talks to): SIGTERM,
+        """Stop every child newest first (the workers before the server they talk to): SIGTERM,
         wait within the shared grace period, then SIGKILL what is left."""
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         alive = [(c, c.process) for c in self.children if c.process is not None]
@@ -960,8 +961,7 @@ class Plan:
     external_prefect: bool
     server: ChildSpec | None
     sandboxes: ChildSpec | None
-    runner: ChildSpec
-    worker: ChildSpec
+    workers: ChildSpec
     gateway: ChildSpec
     gateway_port: int
     inspector_port: int | None
@@ -969,9 +969,7 @@ class Plan:
 
     def children(self) -> list[ChildSpec]:
         """Every child `up` starts, the Prefect server (when it runs one) first."""
-        return [
-            spec for spec in (self.server, self.sandboxes, self.runner, self.worker, self.gateway) if spec is not None
-        ]
+        return [spec for spec in (self.server, self.sandboxes, self.workers, self.gateway) if spec is not None]
 
 
 def _base_env(home: Path) -> dict[str, str]:
@@ -1033,22 +1031,18 @@ def prefect_server(settings: Settings, *, home: Path, heal: Callable[[datetime],
 
 def _service_children(
     env: dict[str, str], *, api_url: str, home: Path, heal: Callable[[datetime], None], host: str, port: int
-) -> tuple[ChildSpec, ChildSpec, ChildSpec]:
-    """The runner, inbox worker and gateway children, all sharing ``env``."""
-    # charterflow.workers: each waits for the Prefect server, so all start at once. A background
+) -> tuple[ChildSpec, ChildSpec]:
+    """The workers (the runner and the inbox task worker, one process) and gateway children,
+    both sharing ``env``."""
+    # charterflow.workers: it waits for the Prefect server, so all start at once. A background
     # task run has no flow run, so Prefect never sends its logs to the API; by default it warns
-    # about that once per run, in the worker's log.
-    runner = ChildSpec(
-        name="runner",
-        argv=[sys.executable, "-m", "charterflow.workers", "runner"],
-        env=env,
-        ready=Deployments(api_url=api_url, file=home / DEPLOYMENTS_FILE),
-    )
-    worker = ChildSpec(
-        name="inbox-worker",
+    # about that once per run, in the workers' log.
+    workers = ChildSpec(
+        name="workers",
         after_restart=heal,
-        argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
+        argv=[sys.executable, "-m", "charterflow.workers", "both"],
         env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env},
+        ready=Deployments(api_url=api_url, file=home / DEPLOYMENTS_FILE),
     )
     gateway = ChildSpec(
         name="gateway",
@@ -1057,7 +1051,7 @@ def _service_children(
         ready=partial(gateway_answers, port),
         argv=[sys.executable, "-m", "gateway.serve", "--host", host, "--port", str(port)],
     )
-    return runner, worker, gateway
+    return workers, gateway
 
 
 def public_url(gw: GatewaySettings) -> str:
@@ -1116,7 +1110,7 @@ def plan_stack(
         lock["inspector_url"] = f"http://127.0.0.1:{inspector_port}"
     elif meanwhile is not None:
         meanwhile()
-    runner, worker, gateway = _service_children(env, api_url=api_url, home=home, heal=heal, host=gw.host, port=gw.port)
+    workers, gateway = _service_children(env, api_url=api_url, home=home, heal=heal, host=gw.host, port=gw.port)
     return Plan(
         api_url=api_url,
         ui_url=ui_url,
@@ -1124,8 +1118,7 @@ def plan_stack(
         external_prefect=external,
         server=server,
         sandboxes=sandboxes,
-        runner=runner,
-        worker=worker,
+        workers=workers,
         gateway=gateway,
         gateway_port=gw.port,
         inspector_port=inspector_port,
@@ -1261,7 +1254,7 @@ class Up:
     def _services_env(self, plan: Plan) -> None:
         """The plugins' services' settings into every child's environment but the Prefect server's."""
         for service in self.services:
-            for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):
+            for spec in (plan.sandboxes, plan.workers, plan.gateway):
                 if spec is not None:
                     spec.env.update(service.env)
 
@@ -1286,7 +1279,7 @@ class Up:
         exit code when the sandboxes fail to start."""
         for name, check in list(waiting.items()):
             try:
-                if (name == "runner" and "prefect-server" in waiting) or not check():
+                if (name == "workers" and "prefect-server" in waiting) or not check():
                     continue
             except RuntimeError as exc:
                 return self._failed(f"the sandboxes did not start ({exc})", self.supervisor.child(name))
@@ -1298,13 +1291,13 @@ class Up:
         return None
 
     def _start(self, plan: Plan, *, file_ideas: bool = False) -> int | list[str]:
-        """Start every child at once (their imports overlap; the runner and the inbox worker wait
-        for the Prefect server by themselves) and wait until each answers; the deployments served, or the
+        """Start every child at once (their imports overlap; the workers wait for the
+        Prefect server by themselves) and wait until each answers; the deployments served, or the
         exit code. A child that stops meanwhile is restarted as later on. ``file_ideas``: once
         the sandboxes answer, file the seeded ideas (:func:`seed_ideas`) while the rest starts."""
         sup = self.supervisor
         (self.home / DEPLOYMENTS_FILE).unlink(missing_ok=True)
-        for spec in (plan.sandboxes, plan.runner, plan.worker, plan.gateway):  # the server runs
+        for spec in (plan.sandboxes, plan.workers, plan.gateway):  # the server runs
             if spec is not None:
                 sup.start(spec)
         # up.json, and (0600) the settings its processes got: CLI commands use the same stack.
@@ -1330,7 +1323,7 @@ class Up:
                 names = ", ".join(waiting)
                 late = next((c for c in sup.children if c.name in waiting), None)
                 return self._failed(f"{names} did not answer within {START_TIMEOUT:.0f} s", late)
-        return plan.runner.ready.served if isinstance(plan.runner.ready, Deployments) else []
+        return plan.workers.ready.served if isinstance(plan.workers.ready, Deployments) else []
 
     def _banner(
         self, plan: Plan, served: list[str], real: set[str], sandboxed: list[str], ledger_url: str, seeded: str | None
@@ -1371,17 +1364,23 @@ class Up:
                 )
                 return 1
             if watch.due():
-                stuck = watch.stuck()
-                worker = self.supervisor.child("inbox-worker")
-                if stuck and worker.state == "running":
-                    console.print(
-                        f"warning: the inbox worker handled nothing for "
-                        f"{self.settings.worker_stall_seconds} s while {len(stuck)} event(s) "
-                        f"waited; restarting it and dispatching them again"
-                    )
-                    self.supervisor.restart(worker, "stalled")
-                    watch.retry(stuck)
+                self._restart_if_stalled(watch)
         return 0
+
+    def _restart_if_stalled(self, watch: WorkerWatch) -> None:
+        worker, stall = self.supervisor.child("workers"), self.settings.worker_stall_seconds
+        # Started within the stall window: still starting (the workers import every flow and
+        # register the deployments first; 10-20 s on a loaded machine), not stuck.
+        if worker.state != "running" or time.monotonic() - worker.spawned < stall:
+            return
+        stuck = watch.stuck()
+        if stuck:
+            console.print(
+                f"warning: the inbox worker handled nothing for {stall} s while {len(stuck)} event(s) "
+                f"waited; restarting it and dispatching them again"
+            )
+            self.supervisor.restart(worker, "stalled")
+            watch.retry(stuck)
 
     def _shutdown(self, previous: dict) -> None:
         if self.supervisor.children:

@@ -1,17 +1,20 @@
-"""The Prefect-side processes of `charterflow up`: ``python -m charterflow.workers runner`` (every
-deployment, with its schedules) and ``python -m charterflow.workers inbox`` (the task worker that
-handles the gateway's inbox events).
+"""The Prefect-side processes of `charterflow up`. `up` runs one, ``python -m charterflow.workers
+both``: every deployment, with its schedules (Prefect's runner), and the task worker that handles
+the gateway's inbox events, on one event loop (:mod:`flows.serving`). For operators who want them
+apart, ``python -m charterflow.workers runner`` and ``python -m charterflow.workers inbox`` run
+one each.
 
-`up` starts them together with the Prefect server. The runner imports Prefect and every flow
-while the server starts, then waits for its ``/health`` (rather than failing and being
-restarted); the inbox worker waits first and imports after, leaving the CPU to what `up` waits
-for. The runner writes the names of its deployments to ``<home>/flows-deployments.json``, and
-`up` waits until the server has them (on a warm start, from the last run: the runner is then
-still registering them again when the banner shows, as it always was).
+The runner side imports Prefect and every flow while the server starts, then waits for its
+``/health`` (rather than failing and being restarted); ``inbox`` alone waits first and imports
+after, leaving the CPU to what `up` waits for. The runner writes the names of its deployments
+to ``<home>/flows-deployments.json``, and `up` waits until the server has them (on a warm start,
+from the last run: the runner is then still registering them again when the banner shows, as it
+always was).
 
-(One process for both was tried: it holds Prefect and the flows once, about 170 MiB less, but
-after a restart of the Prefect server its task runs hung in Prefect's own service start-up, a
-deadlock between the task worker's loop and the runner's threads; two processes do not.)
+One process holds Prefect and the flows once: 137 MiB less than two after the demo (bench/README.md,
+start-up). A first attempt hung after a restart of the Prefect server: its task worker ran on
+Prefect's global loop thread, which a run's thread waited for while holding the lock Prefect's
+services share; :mod:`flows.serving` keeps our loop off that thread.
 """
 
 from __future__ import annotations
@@ -86,14 +89,31 @@ def inbox() -> None:
     serve([])
 
 
+def both() -> None:
+    """Serve every deployment and the inbox task, in one process, until SIGTERM/SIGINT."""
+    # lazy: start-up: Prefect and every flow, imported while the server starts (as the runner)
+    from flows.inbox import handle_inbox_event, prepare
+    from flows.serve import deployments
+    from flows.serving import serve
+
+    served = deployments()
+    names = sorted(f"{d.flow_name}/{d.name}" for d in served)
+    wait_for_api()
+    announce(names)
+    prepare()
+    sys.exit(serve(served, [handle_inbox_event]))
+
+
 def main(argv: list[str] | None = None) -> None:
     role = (sys.argv[1:] if argv is None else argv)[:1]
-    if role == ["runner"]:
+    if role == ["both"]:
+        both()
+    elif role == ["runner"]:
         runner()
     elif role == ["inbox"]:
         inbox()
     else:
-        print("usage: python -m charterflow.workers runner|inbox (started by `charterflow up`)", file=sys.stderr)
+        print("usage: python -m charterflow.workers both|runner|inbox (started by `charterflow up`)", file=sys.stderr)
         sys.exit(2)
 
 

@@ -39,7 +39,7 @@ from typing import Any
 
 from prefect import task
 from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
-from prefect.context import SyncClientContext, TaskRunContext
+from prefect.context import TaskRunContext
 from prefect.events import emit_event
 from prefect.exceptions import ParameterTypeError
 
@@ -262,13 +262,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m flows.inbox``: a task worker serving :data:`handle_inbox_event` until
-    SIGTERM/SIGINT. ``--limit N`` caps concurrent runs (default 10)."""
-    from prefect.task_worker import serve  # lazy: start-up: ~1 s and 100 modules only the worker uses
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    limit = int(args[args.index("--limit") + 1]) if "--limit" in args else 10
+def prepare() -> None:
+    """What a process serving :data:`handle_inbox_event` does before it serves (here, or
+    beside the runner: ``python -m charterflow.workers both``)."""
     log.setLevel(logging.INFO)  # one line per event handled, beside Prefect's own
     # `kill -USR1 <pid>` prints every thread's stack to the worker's log: what a stuck worker waits on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -286,23 +282,27 @@ def main(argv: list[str] | None = None) -> None:
         resource={"prefect.resource.id": f"charterflow.inbox-worker.{os.getpid()}"},
     )
     # A run's tags are checked for concurrency limits through a Prefect service made once per
-    # set of tags, by the first run with that set, in the run's thread: it holds a lock all of
-    # Prefect's services share while Prefect's loop thread starts it. That thread also runs the
-    # task worker, and when it emits an event meanwhile it waits for the same lock: the worker
-    # hung for good after "Received" of the first run of a route (bench/README.md, intake).
-    # Made here, before serving, for every route a run can have.
+    # set of tags, by the first run with that set, in the run's thread, under a lock all of
+    # Prefect's services share (flows/serving.py says how that hung a worker whose loop was
+    # Prefect's). Made here, before serving, for every route a run can have: no run waits.
     for route in sorted(HANDLERS):
         ConcurrencySlotAcquisitionWithLeaseService.instance(frozenset(f"tag:{t}" for t in run_tags(route)))
-    # One Prefect client for every run. The worker runs each one in a copy of this context;
-    # without a client in it, each run made its own, and a new httpx client builds an SSL
-    # context (reading the CA bundle): a third of the worker's CPU at 20 events a second
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m flows.inbox``: a task worker serving :data:`handle_inbox_event` until
+    SIGTERM/SIGINT. ``--limit N`` caps concurrent runs (default 10)."""
+    from flows.serving import serve  # lazy: start-up: ~1 s and 100 modules only the worker uses
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    limit = int(args[args.index("--limit") + 1]) if "--limit" in args else 10
+    prepare()
+    # The worker runs each run in a copy of its loop's context, which holds one Prefect client
+    # (flows/serving.py): without one, each run made its own, and a new httpx client builds an
+    # SSL context (reading the CA bundle): a third of the worker's CPU at 20 events a second
     # (bench/README.md, intake). httpx clients are thread-safe; Prefect shares one between the
     # threads of a flow's task runner the same way.
-    try:
-        with SyncClientContext():
-            serve(handle_inbox_event, limit=limit)
-    except KeyboardInterrupt:
-        pass
+    sys.exit(serve([], [handle_inbox_event], limit=limit))
 
 
 if __name__ == "__main__":

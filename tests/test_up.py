@@ -1,4 +1,4 @@
-"""`charterflow up` as a user runs it: a real Prefect server, runner, task worker, gateway and the
+"""`charterflow up` as a user runs it: a real Prefect server, runner and task worker, gateway and the
 seeded sandboxes; `charterflow demo` driven against it; stopped with Ctrl-C, nothing left behind."""
 
 from __future__ import annotations
@@ -260,7 +260,8 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert len(json.loads(listed.stdout)) >= 4  # the three seeded ideas and the demo's
 
         # The Prefect server got up's settings (its task run recorder writes in batches: see
-        # bench/README.md, intake); the inbox worker logs one line per event and no warnings.
+        # bench/README.md, intake); the inbox worker (the workers process) logs one line per event
+        # and no warnings.
 
         servers = []
         for pid in processes_of(tmp_path):
@@ -274,7 +275,7 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
         assert servers, "the Prefect server should be among the stack's processes"
         for name, value in PREFECT_SERVER_DEFAULTS.items():
             assert all(f"{name}={value}".encode() in environ for environ in servers), name
-        worker_log = (tmp_path / "logs" / "inbox-worker.log").read_text(errors="replace")
+        worker_log = (tmp_path / "logs" / "workers.log").read_text(errors="replace")
         assert re.search(r"charterflow\.inbox - inbox event \d+: \S+ in \d+ ms", worker_log), worker_log[-2000:]
         assert "UserWarning" not in worker_log
         # The worker said it started, in Prefect's event feed.
@@ -325,7 +326,7 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
             found = []
             for pid in processes_of(tmp_path):
                 try:
-                    if b"charterflow.workers\0inbox" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    if b"charterflow.workers\0both" in Path(f"/proc/{pid}/cmdline").read_bytes():
                         found.append(pid)
                 except OSError:
                     continue
@@ -361,7 +362,7 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
             while handled() is None and time.monotonic() < deadline:
                 time.sleep(0.5)
             event = handled()
-            assert event is not None, (tmp_path / "logs" / "inbox-worker.log").read_text()[-3000:]
+            assert event is not None, (tmp_path / "logs" / "workers.log").read_text()[-3000:]
             assert event.dispatch_attempts == 2 and event.result_ref.startswith("idea:"), event.result_ref
             with ledger.read() as session:
                 retries = list(

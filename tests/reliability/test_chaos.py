@@ -1,8 +1,8 @@
 """Chaos: `charterflow up` on its sandboxes while members keep filing ideas (Discord ``/idea``
 interactions, signed by the Discord sandbox; new Forum topics in the Ideas category, whose
 ``topic_created`` webhooks the Forum sandbox signs and sends), and each child of `up` is
-SIGKILLed in turn: the gateway, the inbox worker, the runner, the sandboxes (with the
-inspector), the Prefect server.
+SIGKILLed in turn: the gateway, the workers (the inbox task worker and the runner, one
+process), the sandboxes (with the inspector), the Prefect server.
 
 `up` restarts each (it never stops), and at the end every acknowledged event was handled once
 and each of its effects on the platforms happened once: one idea per interaction or topic, one
@@ -44,7 +44,7 @@ from tests.support.net import free_port
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 CHARTERFLOW = str(Path(sys.executable).with_name("charterflow"))
-VICTIMS = ("gateway", "inbox-worker", "runner", "sandboxes", "prefect-server")
+VICTIMS = ("gateway", "workers", "sandboxes", "prefect-server")
 FILED = re.compile(r"filed as \*\*#(\d+)\*\*")
 
 
@@ -230,8 +230,8 @@ def test_every_child_killed_in_turn_while_ideas_arrive(tmp_path, record_property
         assert up.poll() is None, "up must not stop: " + log.read_text(errors="replace")[-3000:]
         figures = _settled(home, lock, members.sent, Timeline(started, kills))
         statuses = _status(home)
-        # Each was restarted; the runner may also stop (exit 1) while the Prefect server is down,
-        # and is restarted too.
+        # Each was restarted; the workers may also stop (exit 1) while the Prefect server is down,
+        # and are restarted too.
         assert all(statuses[v]["restarts"] >= 1 and statuses[v]["state"] == "running" for v in VICTIMS), statuses
         restarts = sum(c["restarts"] for c in statuses.values())
         out = log.read_text(errors="replace")
@@ -261,7 +261,7 @@ class Timeline:
     kills: list[Kill]
 
     def at(self, t: float) -> str:
-        """``+52.3 s, while inbox-worker was down (killed +50.1 s)`` or ``… s after … was back``."""
+        """``+52.3 s, while workers was down (killed +50.1 s)`` or ``… s after … was back``."""
         where = "before the first kill"
         for k in self.kills:
             if t < k.killed:

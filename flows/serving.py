@@ -1,0 +1,119 @@
+"""Prefect's runner (deployments, with their schedules) and task worker (the inbox task) served
+from one event loop of ours, in a thread of ours: ``python -m charterflow.workers both`` runs
+both in one process; ``python -m flows.inbox`` the task worker alone.
+
+Why not Prefect's ``serve`` functions. ``prefect.task_worker.serve`` runs the task worker on
+Prefect's *global loop thread*, the thread that also starts every Prefect service (events,
+API logs, concurrency slots). A service is made under one lock all services share
+(``_QueueServiceBase._instance_lock``), held while the global loop starts it. A run's thread
+making a service (an events worker again after the Prefect server came back, say) holds that
+lock and waits for the global loop; when the global loop, running the task worker, emits an
+event meanwhile it waits for the same lock: both wait for good. That is the hang of the first
+attempt at one process (after a restart of the Prefect server) and the inbox worker's hang
+after "Received" (bench/README.md). Here nothing of ours runs on the global loop: it only
+starts and runs services, never waits for that lock, so whoever holds it gets its service
+started and lets it go. The runner and the task worker share our loop as Prefect's own
+``aserve`` functions run them; their runs go to threads (inbox) and processes (flow runs).
+
+Why a thread and not the main thread: the runner and the task worker each install their own
+SIGTERM handler when started on the main thread (the task worker's raises out of the handler).
+Off it they install none; the main thread's handlers stop both, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from prefect.context import SyncClientContext
+from prefect.runner import Runner
+from prefect.task_worker import TaskWorker
+
+log = logging.getLogger("charterflow.workers")
+
+STOP_GRACE_SECONDS = 5.0  # `up` kills what is left after 7 s
+STOP_POLL_SECONDS = 0.2
+
+
+class Serving:
+    """One event loop, in its own thread, serving ``deployments`` and ``tasks``."""
+
+    def __init__(self, deployments: Sequence[Any], tasks: Sequence[Any], *, limit: int | None) -> None:
+        self.deployments, self.tasks, self.limit = list(deployments), list(tasks), limit
+        self.asked = threading.Event()  # a stop was asked (SIGTERM/SIGINT)
+        self.code = 1  # until the loop ends as asked
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (0) or until either side ends by itself (1: `up` starts the
+        process again)."""
+        previous = {sig: signal.signal(sig, self._ask) for sig in (signal.SIGTERM, signal.SIGINT)}
+        thread = threading.Thread(target=self._thread, name="charterflow-workers", daemon=True)
+        try:
+            thread.start()
+            while thread.is_alive() and not self.asked.wait(STOP_POLL_SECONDS):
+                pass
+            thread.join(STOP_GRACE_SECONDS)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.code
+
+    def _ask(self, signum: int, frame: object) -> None:
+        self.asked.set()
+
+    def _thread(self) -> None:
+        try:
+            # One Prefect client for every inbox run: each runs in a copy of this context
+            # (flows/inbox.py main says why).
+            with SyncClientContext():
+                self.code = asyncio.run(self._serve())
+        except BaseException:
+            log.exception("the workers' loop failed")
+            self.code = 1
+
+    async def _serve(self) -> int:
+        parts: list[asyncio.Task[Any]] = []
+        # The task worker first: inbox events need not wait for the deployments' registration.
+        if self.tasks:
+            worker = TaskWorker(*self.tasks, limit=self.limit)
+            parts.append(asyncio.create_task(worker.astart(), name="task-worker"))
+        runner = Runner(pause_on_shutdown=False) if self.deployments else None
+        if runner is not None:
+            parts.append(asyncio.create_task(self._run(runner), name="runner"))
+        asked = asyncio.create_task(self._asked(), name="asked")
+        done, _ = await asyncio.wait([*parts, asked], return_when=asyncio.FIRST_COMPLETED)
+        if runner is not None and runner.started:
+            # As Prefect's own SIGTERM handler: in-flight flow runs cancelled (bounded: the
+            # server may be down).
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(runner.astop(), STOP_GRACE_SECONDS / 2)
+        for part in [*parts, asked]:
+            part.cancel()
+        ended = await asyncio.gather(*parts, return_exceptions=True)
+        if asked in done:
+            return 0
+        for part, outcome in zip(parts, ended, strict=True):
+            if part in done:
+                failed = outcome if isinstance(outcome, BaseException) else None
+                log.error("%s ended by itself; stopping the process", part.get_name(), exc_info=failed)
+        return 1
+
+    async def _run(self, runner: Runner) -> None:
+        for deployment in self.deployments:
+            await runner.aadd_deployment(deployment)
+        await runner.start()
+
+    async def _asked(self) -> None:
+        while not self.asked.is_set():
+            await asyncio.sleep(STOP_POLL_SECONDS)
+
+
+def serve(deployments: Sequence[Any], tasks: Sequence[Any], *, limit: int | None = 10) -> int:
+    """Serve ``deployments`` (a runner) and ``tasks`` (a task worker, at most ``limit`` runs at
+    once) until SIGTERM/SIGINT; the exit code."""
+    return Serving(deployments, tasks, limit=limit).run()
