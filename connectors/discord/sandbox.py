@@ -206,7 +206,7 @@ def _unreadable(req: Call, route: Any) -> Reply | None:
     if len(unquote(req.headers.get("x-audit-log-reason", ""))) > AUDIT_REASON_MAX:
         return _form_error("BASE_TYPE_MAX_LENGTH", audit_log_reason=f"Must be {AUDIT_REASON_MAX} or fewer in length.")
     if (
-        route.template in _MULTIPART_ROUTES
+        route.multipart
         and req.headers.get("content-type", "").startswith("multipart/form-data")
         and (invalid := _read_multipart(req)) is not None
     ):
@@ -221,11 +221,17 @@ def _unreadable(req: Call, route: Any) -> Reply | None:
 
 
 _routes = Routes()
-_MULTIPART_ROUTES = frozenset({"/channels/{channel_id}/messages"})
 
 
 def _route(
-    method: str, template: str, *, bucket: str, auth: bool = True, find: Callable[..., Any] | None = None, **bind: Any
+    method: str,
+    template: str,
+    *,
+    bucket: str,
+    auth: bool = True,
+    find: Callable[..., Any] | None = None,
+    multipart: bool = False,  # the route also takes Discord's "Uploading Files" bodies
+    **bind: Any,
 ) -> Callable[[Callable], Callable]:
     # Interaction follow-ups are limited per interaction (their webhook_id is the application
     # id): https://github.com/discord/discord-api-docs/issues/2701
@@ -237,7 +243,7 @@ def _route(
         ),
         None,
     )
-    return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind, find=find)
+    return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind, find=find, multipart=multipart)
 
 
 # The ages of a seeded member's past messages in milliseconds: (recent, older).
@@ -433,7 +439,12 @@ class DiscordSandbox(Sandbox):
             self.messages: dict[str, dict[str, Any]] = {}
             self.nonces: dict[tuple[str, str], tuple[float, str]] = {}
             self.events: dict[str, dict[str, Any]] = {}
-            self.screens: dict[str, dict[str, Any]] = {}  # the welcome screen, the onboarding
+            # The welcome screen and the onboarding (sandbox_welcome.py): a guild starts with no
+            # welcome screen, onboarding off and no prompt.
+            self.screens: dict[str, dict[str, Any]] = {
+                "welcome": {"description": None, "welcome_channels": [], "enabled": False},
+                "onboarding": {"prompts": [], "default_channel_ids": [], "enabled": False, "mode": 0},
+            }
             self.commands: dict[str, list[dict[str, Any]]] = {}
             self.role_changes: list[dict[str, Any]] = []
             self.audit_log: list[dict[str, Any]] = []
@@ -1412,7 +1423,7 @@ def _find_channel(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
     return sb.channels.get(req.params["channel_id"]) or _unknown("Channel", 10003)
 
 
-@_route("POST", "/channels/{channel_id}/messages", bucket="message.create", find=_find_channel)
+@_route("POST", "/channels/{channel_id}/messages", bucket="message.create", find=_find_channel, multipart=True)
 def _create_message(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Reply:
     if (bad := _refused(_Message, data := req.json() or {})) is not None:
         return bad
@@ -1439,9 +1450,7 @@ def _find_message(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
 
 
 def _find_member(sb: DiscordSandbox, req: Call) -> str | Reply:
-    if (uid := req.params["user_id"]) not in sb.members:
-        return _unknown("User", 10013)
-    return uid
+    return req.params["user_id"] if req.params["user_id"] in sb.members else _unknown("User", 10013)
 
 
 def _show(sb: DiscordSandbox, req: Call, *found: Any, show: Callable[..., Any]) -> Reply:
