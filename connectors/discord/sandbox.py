@@ -1497,11 +1497,29 @@ for _template, _bucket, _find, _shows in _SHOWN:
     _route("GET", _template, bucket=_bucket, find=_find, show=_shows)(_show)
 
 
-@_route("PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message)
-def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
+def _find_original(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
+    # Its first answer, or the message whose button was pressed (see _apply_callback).
+    if isinstance(record := _interaction_for(sb, req), Reply):
+        return record
+    return sb.messages.get(record.get("original_id") or "") or _unknown("Message", 10008)
+
+
+# An interaction's original answer is the bot's message too; its webhook checks less (_Content).
+@_route(
+    "PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message, body=_Message
+)
+@_route(
+    "PATCH",
+    "/webhooks/{webhook_id}/{interaction_token}/messages/@original",
+    bucket="webhook",
+    auth=False,
+    find=_find_original,
+    body=_Content,
+)
+def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any], body: type[BaseModel]) -> Reply:
     if msg["author_id"] != sb.bot_id:
         return _error(403, 50005, "Cannot edit a message authored by another user")
-    if (bad := _refused(_Message, data := req.json() or {})) is not None:
+    if (bad := _refused(body, data := req.json() or {})) is not None:
         return bad
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
@@ -1739,22 +1757,6 @@ def _followup(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if not data.get("content") and not data.get("components"):
         return _error(400, 50006, "Cannot send an empty message")
     return Reply(200, sb._message_json(sb._create_message(record["channel_id"], sb.bot_id, data, interaction=record)))
-
-
-@_route(
-    "PATCH",
-    "/webhooks/{webhook_id}/{interaction_token}/messages/@original",
-    bucket="webhook",
-    auth=False,
-    find=_interaction_for,
-)
-def _edit_original(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
-    if (msg := sb.messages.get(record.get("original_id") or "")) is None:
-        return _unknown("Message", 10008)
-    if (bad := _refused(_Content, data := req.json() or {})) is not None:
-        return bad
-    sb._edit_message(msg, data)
-    return Reply(200, sb._message_json(msg))
 
 
 from connectors.discord import sandbox_welcome as _welcome  # noqa: E402,F401 - registers its routes
