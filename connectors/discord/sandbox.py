@@ -493,8 +493,7 @@ class DiscordSandbox(Sandbox):
             )
 
     def _add_member(self, uid: str, roles: list[str], **fields: Any) -> None:
-        """A member and its user (``username``, ``joined_at``; ``global_name``, ``nick``, ``bot``,
-        ``accepts_dms`` have defaults)."""
+        # fields: username and joined_at, and where they are not the defaults the others.
         defaults = {"global_name": None, "nick": None, "bot": False, "accepts_dms": True}
         self.members[uid] = {**defaults, **fields, "id": uid, "roles": list(roles)}
 
