@@ -1556,10 +1556,11 @@ def _create_dm(sb: DiscordSandbox, req: Call) -> Reply:
     rid = str((req.json() or {}).get("recipient_id", ""))
     if rid not in sb.members or rid == sb.bot_id:
         return _unknown("User", 10013)
-    dms = {c["recipient_id"]: cid for cid, c in sb.channels.items() if c["type"] == 1}
-    if (cid := dms.get(rid)) is None:
-        cid = sb._id()
-        sb.channels[cid] = {
+    # One DM channel per user: the one opened before, else a new one.
+    cid = next((c["id"] for c in sb.channels.values() if c.get("recipient_id") == rid), None) or sb._id()
+    sb.channels.setdefault(
+        cid,
+        {
             "id": cid,
             "name": "",
             "type": 1,
@@ -1568,7 +1569,8 @@ def _create_dm(sb: DiscordSandbox, req: Call) -> Reply:
             "guild_id": None,
             "recipient_id": rid,
             "thread": None,
-        }
+        },
+    )
     return Reply(200, {"id": cid, "type": 1, "last_message_id": None, "flags": 0, "recipients": [sb._user_json(rid)]})
 
 
