@@ -493,7 +493,7 @@ class DiscordSandbox(Sandbox):
             )
 
     def _add_member(self, uid: str, roles: list[str], **fields: Any) -> None:
-        # fields: username and joined_at, and where they are not the defaults the others.
+        # fields: username, joined_at and any of the defaults' keys.
         defaults = {"global_name": None, "nick": None, "bot": False, "accepts_dms": True}
         self.members[uid] = {**defaults, **fields, "id": uid, "roles": list(roles)}
 
@@ -501,8 +501,7 @@ class DiscordSandbox(Sandbox):
         return next((u for u in self.members.values() if u["username"] == username.lower()), None)
 
     def _person(self, name_or_id: Any) -> dict[str, Any] | Reply:
-        """A member named by username or id (what the control routes and ``signed_request``
-        take), or 10013."""
+        """A member named by username or id (what the control routes take), or 10013."""
         user = self._user_by_name(str(name_or_id)) or self.members.get(str(name_or_id))
         return user if user is not None else _error(400, 10013, "Unknown User")
 
