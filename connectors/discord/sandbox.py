@@ -206,7 +206,7 @@ def _unreadable(req: Call, route: Any) -> Reply | None:
     if len(unquote(req.headers.get("x-audit-log-reason", ""))) > AUDIT_REASON_MAX:
         return _form_error("BASE_TYPE_MAX_LENGTH", audit_log_reason=f"Must be {AUDIT_REASON_MAX} or fewer in length.")
     if (
-        route.template in _MULTIPART_ROUTES
+        route.multipart
         and req.headers.get("content-type", "").startswith("multipart/form-data")
         and (invalid := _read_multipart(req)) is not None
     ):
@@ -221,11 +221,17 @@ def _unreadable(req: Call, route: Any) -> Reply | None:
 
 
 _routes = Routes()
-_MULTIPART_ROUTES = frozenset({"/channels/{channel_id}/messages"})
 
 
 def _route(
-    method: str, template: str, *, bucket: str, auth: bool = True, find: Callable[..., Any] | None = None, **bind: Any
+    method: str,
+    template: str,
+    *,
+    bucket: str,
+    auth: bool = True,
+    find: Callable[..., Any] | None = None,
+    multipart: bool = False,  # the route also takes Discord's "Uploading Files" bodies
+    **bind: Any,
 ) -> Callable[[Callable], Callable]:
     # Interaction follow-ups are limited per interaction (their webhook_id is the application
     # id): https://github.com/discord/discord-api-docs/issues/2701
@@ -237,7 +243,7 @@ def _route(
         ),
         None,
     )
-    return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind, find=find)
+    return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind, find=find, multipart=multipart)
 
 
 # The ages of a seeded member's past messages in milliseconds: (recent, older).
@@ -418,15 +424,13 @@ class DiscordSandbox(Sandbox):
             self.channels: dict[str, dict[str, Any]] = {
                 c["id"]: {**c, "parent_id": None, "guild_id": seed.guild_id, "thread": None} for c in channels
             }
-            self.users: dict[str, dict[str, Any]] = {}
+            # Every user the sandbox knows is a member of its one guild.
             self.members: dict[str, dict[str, Any]] = {}
             self._add_member(
                 seed.application_id,
-                seed.bot_username,
-                None,
-                None,
-                datetime(2022, 1, 1, tzinfo=UTC),
                 [rid for rid, r in self.roles.items() if r.get("bot_role")],
+                username=seed.bot_username,
+                joined_at=datetime(2022, 1, 1, tzinfo=UTC),
                 bot=True,
                 accepts_dms=False,
             )
@@ -434,9 +438,13 @@ class DiscordSandbox(Sandbox):
             self._seed_members(base_ms, by_name)
             self.messages: dict[str, dict[str, Any]] = {}
             self.nonces: dict[tuple[str, str], tuple[float, str]] = {}
-            self.dm_channels: dict[str, str] = {}  # user id -> DM channel id
             self.events: dict[str, dict[str, Any]] = {}
-            self.screens: dict[str, dict[str, Any]] = {}  # the welcome screen, the onboarding
+            # The welcome screen and the onboarding (sandbox_welcome.py): a guild starts with no
+            # welcome screen, onboarding off and no prompt.
+            self.screens: dict[str, dict[str, Any]] = {
+                "welcome": {"description": None, "welcome_channels": [], "enabled": False},
+                "onboarding": {"prompts": [], "default_channel_ids": [], "enabled": False, "mode": 0},
+            }
             self.commands: dict[str, list[dict[str, Any]]] = {}
             self.role_changes: list[dict[str, Any]] = []
             self.audit_log: list[dict[str, Any]] = []
@@ -458,18 +466,10 @@ class DiscordSandbox(Sandbox):
             uid = m.id or _snowflake_ms(base_ms + 3000 + i, i)
             if missing := [r for r in m.roles if r not in by_name]:
                 raise ConfigError(f"invalid sandbox seed: member {m.username!r} has unknown roles {missing}")
-            if uid in self.members or any(u["username"] == m.username for u in self.users.values()):
+            if uid in self.members or self._user_by_name(m.username):
                 raise ConfigError(f"invalid sandbox seed: duplicate member {m.username!r}")
-            self._add_member(
-                uid,
-                m.username,
-                m.global_name,
-                m.nick,
-                m.joined_at,
-                [by_name[r] for r in m.roles],
-                bot=m.bot,
-                accepts_dms=m.accepts_dms,
-            )
+            fields = m.model_dump(exclude={"id", "roles", "recent_messages", "older_messages"})
+            self._add_member(uid, [by_name[r] for r in m.roles], **fields)
             # n - recent from 0 on: an older message, 91 to 700 days old (a recent one: 0 to 89).
             self.history += [
                 {
@@ -487,41 +487,23 @@ class DiscordSandbox(Sandbox):
         for n in range(seed.generated_members):
             self._add_member(
                 _snowflake_ms(base_ms + 10_000 + n, n),
-                f"member_{n:06d}",
-                None,
-                None,
-                datetime(2024, 6, 1, tzinfo=UTC),
                 [by_name[name] for name, count in seed.generated_member_roles.items() if n < count],
+                username=f"member_{n:06d}",
+                joined_at=datetime(2024, 6, 1, tzinfo=UTC),
             )
 
-    def _add_member(
-        self,
-        uid: str,
-        username: str,
-        global_name: str | None,
-        nick: str | None,
-        joined_at: datetime | None,
-        roles: list[str],
-        *,
-        bot: bool = False,
-        accepts_dms: bool = True,
-    ) -> None:
-        self.users[uid] = {
-            "id": uid,
-            "username": username,
-            "global_name": global_name,
-            "bot": bot,
-            "accepts_dms": accepts_dms,
-        }
-        self.members[uid] = {"user_id": uid, "nick": nick, "joined_at": joined_at, "roles": list(roles)}
+    def _add_member(self, uid: str, roles: list[str], **fields: Any) -> None:
+        # fields: username, joined_at and any of the defaults' keys.
+        defaults = {"global_name": None, "nick": None, "bot": False, "accepts_dms": True}
+        self.members[uid] = {**defaults, **fields, "id": uid, "roles": list(roles)}
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
-        return next((u for u in self.users.values() if u["username"] == username.lower()), None)
+        return next((u for u in self.members.values() if u["username"] == username.lower()), None)
 
     def _person(self, name_or_id: Any) -> dict[str, Any] | Reply:
         """A member named by username or id (what the control routes take), or 10013."""
-        user = self._user_by_name(str(name_or_id)) or self.users.get(str(name_or_id))
-        return user if user is not None and user["id"] in self.members else _error(400, 10013, "Unknown User")
+        user = self._user_by_name(str(name_or_id)) or self.members.get(str(name_or_id))
+        return user if user is not None else _error(400, 10013, "Unknown User")
 
     @property
     def bot_id(self) -> str:
@@ -693,7 +675,7 @@ class DiscordSandbox(Sandbox):
         sent as a slash command of that name whose ``payload`` option holds ``payload`` as JSON.
         """
         user = self._user_by_name(str(payload.get("user", "cleo_marsh"))) or next(
-            u for u in self.users.values() if not u["bot"]
+            u for u in self.members.values() if not u["bot"]
         )
         with self._lock:
             interaction = self._interaction_payload(kind, user, payload)
@@ -859,7 +841,6 @@ class DiscordSandbox(Sandbox):
     def state(self) -> dict[str, Any]:
         """Everything inspectable, JSON-ready (``GET /_sandbox/state``). The bot token is not in it."""
         with self._lock:
-            named = [uid for uid, u in self.users.items() if not u["username"].startswith("member_")]
             return {
                 "guild": {
                     "id": self.seed.guild_id,
@@ -871,12 +852,13 @@ class DiscordSandbox(Sandbox):
                 "channels": list(self.channels.values()),
                 "members": [
                     {
-                        "id": uid,
-                        "username": self.users[uid]["username"],
-                        "roles": sorted(self.roles[r]["name"] for r in self.members[uid]["roles"]),
-                        "joined_at": _iso(self.members[uid]["joined_at"]),
+                        "id": m["id"],
+                        "username": m["username"],
+                        "roles": sorted(self.roles[r]["name"] for r in m["roles"]),
+                        "joined_at": _iso(m["joined_at"]),
                     }
-                    for uid in named
+                    for m in self.members.values()
+                    if not m["username"].startswith("member_")
                 ],
                 "member_count": len(self.members),
                 "messages": [
@@ -1038,7 +1020,7 @@ class DiscordSandbox(Sandbox):
     def _inject_audit(self, call: Call, data: Mapping[str, Any]) -> Reply:
         # Who acted and on whom: any user (a member may have left since), by username or id.
         given = {name: str(data[name]) for name in ("user", "target") if data.get(name) not in (None, "")}
-        ids = {name: (self._user_by_name(v) or self.users.get(v) or {}).get("id") for name, v in given.items()}
+        ids = {name: (self._user_by_name(v) or self.members.get(v) or {}).get("id") for name, v in given.items()}
         if unknown := [name for name, uid in ids.items() if uid is None]:
             return _error(400, 10013, f"Unknown User ({unknown[0]})")
         try:
@@ -1166,7 +1148,7 @@ class DiscordSandbox(Sandbox):
         )
 
     def _user_json(self, uid: str) -> dict[str, Any]:
-        user = self.users[uid]
+        user = self.members[uid]
         return shaped(
             _shapes.USER,
             id=uid,
@@ -1190,7 +1172,7 @@ class DiscordSandbox(Sandbox):
         # What `charterflow doctor` reads (id, verify_key) and every other field the spec's
         # PrivateApplicationResponse requires; the owner is the first seeded person (an application
         # belongs to a human account, not to its bot).
-        owner = next((uid for uid, u in self.users.items() if not u["bot"]), self.bot_id)
+        owner = next((uid for uid, u in self.members.items() if not u["bot"]), self.bot_id)
         return shaped(
             _shapes.APPLICATION,
             id=self.seed.application_id,
@@ -1265,7 +1247,7 @@ class DiscordSandbox(Sandbox):
                 "at": datetime.now(UTC).isoformat(),
                 "action": action,
                 "user_id": uid,
-                "username": self.users[uid]["username"],
+                "username": self.members[uid]["username"],
                 "role": self.roles[rid]["name"],
                 "reason": reason,
             }
@@ -1353,9 +1335,8 @@ def _search_members(sb: DiscordSandbox, req: Call) -> Reply:
         return args
     found = [
         uid
-        for uid, u in sb.users.items()
-        if uid in sb.members
-        and (u["username"].startswith(query) or (sb.members[uid]["nick"] or "").lower().startswith(query))
+        for uid, u in sb.members.items()
+        if u["username"].startswith(query) or (u["nick"] or "").lower().startswith(query)
     ]
     return Reply(200, [sb._member_json(uid) for uid in found[: args["limit"]]])
 
@@ -1440,14 +1421,14 @@ def _find_channel(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
     return sb.channels.get(req.params["channel_id"]) or _unknown("Channel", 10003)
 
 
-@_route("POST", "/channels/{channel_id}/messages", bucket="message.create", find=_find_channel)
+@_route("POST", "/channels/{channel_id}/messages", bucket="message.create", find=_find_channel, multipart=True)
 def _create_message(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Reply:
     if (bad := _refused(_Message, data := req.json() or {})) is not None:
         return bad
     if not (data.get("content") or data.get("components") or data.get("embeds") or data.get("poll") or req.files):
         return _error(400, 50006, "Cannot send an empty message")
     data, nonce = {**data, "_files": req.files} if req.files else data, data.get("nonce")
-    if channel["type"] == 1 and not sb.users[channel["recipient_id"]]["accepts_dms"]:
+    if channel["type"] == 1 and not sb.members[channel["recipient_id"]]["accepts_dms"]:
         return _error(403, 50007, "Cannot send messages to this user")
     now, key = time.monotonic(), (sb.bot_id, str(nonce))
     seen = sb.nonces.get(key) if nonce is not None and data.get("enforce_nonce") else None
@@ -1467,65 +1448,76 @@ def _find_message(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
 
 
 def _find_member(sb: DiscordSandbox, req: Call) -> str | Reply:
-    if (uid := req.params["user_id"]) not in sb.members:
-        return _unknown("Member", 10007) if uid in sb.users else _unknown("User", 10013)
-    return uid
+    return req.params["user_id"] if req.params["user_id"] in sb.members else _unknown("User", 10013)
 
 
-# The answers that only show the state (what the spec requires beyond it: shapes.json).
-@_route(
-    "GET",
-    "/guilds/{guild_id}/members/{user_id}",
-    bucket="member.get",
-    find=_find_member,
-    show=lambda sb, uid: sb._member_json(uid),
-)
-@_route(
-    "GET",
-    "/guilds/{guild_id}/roles",
-    bucket="roles",
-    show=lambda sb: [sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])],
-)
-@_route(
-    "GET",
-    "/guilds/{guild_id}/channels",
-    bucket="channels",
-    show=lambda sb: [
-        shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
-        for c in sb.channels.values()
-        if c["type"] in (0, 5, 15)
-    ],
-)
-@_route(
-    "GET",
-    "/guilds/{guild_id}/scheduled-events",
-    bucket="events",
-    show=lambda sb: [dict(e) for e in sb.events.values() if e["status"] in (1, 2)],
-)
-@_route(
-    "GET",
-    "/channels/{channel_id}/messages/{message_id}",
-    bucket="message.edit",
-    find=_find_message,
-    show=lambda sb, msg: sb._message_json(msg),
-)
-# Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
-@_route(
-    "GET",
-    "/users/@me",
-    bucket="me",
-    show=lambda sb: {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"},
-)
-@_route("GET", "/applications/@me", bucket="me", show=lambda sb: sb._application_json())
 def _show(sb: DiscordSandbox, req: Call, *found: Any, show: Callable[..., Any]) -> Reply:
     return Reply(200, show(sb, *found))
 
 
-@_route("PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message)
-def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
+# The answers that only show the state (what the spec requires beyond it: shapes.json):
+# (template, bucket, find, what the answer shows of the state and of what find found).
+_SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ...] = (
+    ("/guilds/{guild_id}/members/{user_id}", "member.get", _find_member, lambda sb, uid: sb._member_json(uid)),
+    (
+        "/guilds/{guild_id}/roles",
+        "roles",
+        None,
+        lambda sb: [sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])],
+    ),
+    (
+        "/guilds/{guild_id}/channels",
+        "channels",
+        None,
+        lambda sb: [
+            shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
+            for c in sb.channels.values()
+            if c["type"] in (0, 5, 15)
+        ],
+    ),
+    (
+        "/guilds/{guild_id}/scheduled-events",
+        "events",
+        None,
+        lambda sb: [dict(e) for e in sb.events.values() if e["status"] in (1, 2)],
+    ),
+    (
+        "/channels/{channel_id}/messages/{message_id}",
+        "message.edit",
+        _find_message,
+        lambda sb, msg: sb._message_json(msg),
+    ),
+    # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
+    ("/users/@me", "me", None, lambda sb: {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"}),
+    ("/applications/@me", "me", None, lambda sb: sb._application_json()),
+)
+for _template, _bucket, _find, _shows in _SHOWN:
+    _route("GET", _template, bucket=_bucket, find=_find, show=_shows)(_show)
+
+
+def _find_original(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
+    # Its first answer, or the message whose button was pressed (see _apply_callback).
+    if isinstance(record := _interaction_for(sb, req), Reply):
+        return record
+    return sb.messages.get(record.get("original_id") or "") or _unknown("Message", 10008)
+
+
+# An interaction's original answer is the bot's message too; its webhook checks less (_Content).
+@_route(
+    "PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message, body=_Message
+)
+@_route(
+    "PATCH",
+    "/webhooks/{webhook_id}/{interaction_token}/messages/@original",
+    bucket="webhook",
+    auth=False,
+    find=_find_original,
+    body=_Content,
+)
+def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any], body: type[BaseModel]) -> Reply:
     if msg["author_id"] != sb.bot_id:
         return _error(403, 50005, "Cannot edit a message authored by another user")
-    if (bad := _refused(_Message, data := req.json() or {})) is not None:
+    if (bad := _refused(body, data := req.json() or {})) is not None:
         return bad
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
@@ -1561,11 +1553,13 @@ def _delete_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply
 @_route("POST", "/users/@me/channels", bucket="dm")
 def _create_dm(sb: DiscordSandbox, req: Call) -> Reply:
     rid = str((req.json() or {}).get("recipient_id", ""))
-    if rid not in sb.users or rid == sb.bot_id:
+    if rid not in sb.members or rid == sb.bot_id:
         return _unknown("User", 10013)
-    if (cid := sb.dm_channels.get(rid)) is None:
-        cid = sb.dm_channels[rid] = sb._id()
-        sb.channels[cid] = {
+    # One DM channel per user: the one opened before, else a new one.
+    cid = next((c["id"] for c in sb.channels.values() if c.get("recipient_id") == rid), None) or sb._id()
+    sb.channels.setdefault(
+        cid,
+        {
             "id": cid,
             "name": "",
             "type": 1,
@@ -1574,7 +1568,8 @@ def _create_dm(sb: DiscordSandbox, req: Call) -> Reply:
             "guild_id": None,
             "recipient_id": rid,
             "thread": None,
-        }
+        },
+    )
     return Reply(200, {"id": cid, "type": 1, "last_message_id": None, "flags": 0, "recipients": [sb._user_json(rid)]})
 
 
@@ -1693,7 +1688,7 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
         key=lambda e: int(e["id"]),
         reverse=not ("after" in bounds and "before" not in bounds),
     )[:limit]
-    ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.users}
+    ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.members}
     entries = [
         {k: copy.deepcopy(v) for k, v in e.items() if v is not None or k in ("user_id", "target_id")} for e in page
     ]
@@ -1762,22 +1757,6 @@ def _followup(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
     if not data.get("content") and not data.get("components"):
         return _error(400, 50006, "Cannot send an empty message")
     return Reply(200, sb._message_json(sb._create_message(record["channel_id"], sb.bot_id, data, interaction=record)))
-
-
-@_route(
-    "PATCH",
-    "/webhooks/{webhook_id}/{interaction_token}/messages/@original",
-    bucket="webhook",
-    auth=False,
-    find=_interaction_for,
-)
-def _edit_original(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
-    if (msg := sb.messages.get(record.get("original_id") or "")) is None:
-        return _unknown("Message", 10008)
-    if (bad := _refused(_Content, data := req.json() or {})) is not None:
-        return bad
-    sb._edit_message(msg, data)
-    return Reply(200, sb._message_json(msg))
 
 
 from connectors.discord import sandbox_welcome as _welcome  # noqa: E402,F401 - registers its routes

@@ -24,11 +24,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, ValidationInfo
 
-from connectors.discord.sandbox import _SNOWFLAKE, DEFAULT_BUCKETS, _error, _form_error, _route
+from connectors.discord.sandbox import _SNOWFLAKE, _error, _form_error, _route
 from connectors.sandboxkit import Call, Reply
 from connectors.sandboxkit.bodies import check_body
-
-DEFAULT_BUCKETS.setdefault("welcome", (5, 5.0))  # invented as the others are; both screens
 
 
 def _known(what: str) -> AfterValidator:
@@ -108,14 +106,9 @@ class _Onboarding(BaseModel):
     mode: Literal[0, 1] | None = None
 
 
-def _screen(sb: Any) -> dict[str, Any]:
-    # A guild starts with no welcome screen.
-    return sb.screens.setdefault("welcome", {"description": None, "welcome_channels": [], "enabled": False})
-
-
 @_route("GET", "/guilds/{guild_id}/welcome-screen", bucket="welcome")
 def _get_welcome(sb: Any, req: Call) -> Reply:
-    screen = _screen(sb)
+    screen = sb.screens["welcome"]
     return Reply(200, {"description": screen["description"], "welcome_channels": list(screen["welcome_channels"])})
 
 
@@ -126,18 +119,13 @@ def _patch_welcome(sb: Any, req: Call) -> Reply:
         return _form_error(**errors)
     # A description sent as null clears it; the other fields sent as null change nothing.
     sent = body.model_dump(exclude_unset=True)
-    _screen(sb).update({k: v for k, v in sent.items() if v is not None or k == "description"})
+    sb.screens["welcome"].update({k: v for k, v in sent.items() if v is not None or k == "description"})
     return _get_welcome(sb, req)
-
-
-def _onboarding(sb: Any) -> dict[str, Any]:
-    # A guild starts with onboarding off and no prompt.
-    return sb.screens.setdefault("onboarding", {"prompts": [], "default_channel_ids": [], "enabled": False, "mode": 0})
 
 
 @_route("GET", "/guilds/{guild_id}/onboarding", bucket="welcome")
 def _get_onboarding(sb: Any, req: Call) -> Reply:
-    return Reply(200, {"guild_id": sb.seed.guild_id, **copy.deepcopy(_onboarding(sb))})
+    return Reply(200, {"guild_id": sb.seed.guild_id, **copy.deepcopy(sb.screens["onboarding"])})
 
 
 @_route("PUT", "/guilds/{guild_id}/onboarding", bucket="welcome")
@@ -145,7 +133,7 @@ def _put_onboarding(sb: Any, req: Call) -> Reply:
     body, errors = check_body(_Onboarding, req.json(), channels=sb.channels, roles=sb.roles)
     if body is None:
         return _form_error(**errors)
-    now = _onboarding(sb)
+    now = sb.screens["onboarding"]
     new = {**now, **body.model_dump(exclude_none=True, exclude={"prompts"})}
     if body.prompts is not None:
         new["prompts"] = [p.shown(sb._id) for p in body.prompts]
