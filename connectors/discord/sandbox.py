@@ -493,7 +493,8 @@ class DiscordSandbox(Sandbox):
             )
 
     def _add_member(self, uid: str, roles: list[str], **fields: Any) -> None:
-        # fields: username, joined_at and any of the defaults' keys.
+        """A member and its user: ``fields`` are ``username``, ``joined_at`` and any of the
+        defaults' keys."""
         defaults = {"global_name": None, "nick": None, "bot": False, "accepts_dms": True}
         self.members[uid] = {**defaults, **fields, "id": uid, "roles": list(roles)}
 
