@@ -232,7 +232,8 @@ def welcome_step(
 ) -> list[dict[str, Any]]:
     """Point newcomers at the guides on each platform that has a ``NewcomerWelcome``: the
     summary and the links of the guides for newcomers and everyone published there. Sent again
-    only when that content changes."""
+    only when that content changes. A platform that refuses (``FatalError``: a permission
+    missing) gets a ``refused`` row instead (``_refused``) and the others go on."""
     out = []
     posted = _posted(ctx)
     for space, welcome, instance in _spaces_with(ctx, NewcomerWelcome):
@@ -313,7 +314,8 @@ def onboarding_step(
 ) -> list[dict[str, Any]]:
     """Keep the onboarding prompt ``ONBOARDING_TITLE`` of each platform that has
     ``OnboardingPrompts`` in step with the guides published there (the connector keeps every
-    other prompt); sent again only when its options change (R-GUIDE)."""
+    other prompt); sent again only when its options change (R-GUIDE). A platform that refuses
+    gets a ``refused`` row, as in ``welcome_step``."""
     out = []
     posted = _posted(ctx)
     for space, prompts, instance in _spaces_with(ctx, OnboardingPrompts):
