@@ -40,17 +40,6 @@ from connectors.sandboxkit import Call, Reply
 from connectors.sandboxkit.bodies import check_body
 
 DEFAULT_BUCKETS.setdefault("welcome", (5, 5.0))  # invented as the others are; both screens
-MANAGE_GUILD = 1 << 5  # "Manage Server"
-
-
-def _bot_lacks(sb: Any, needed: int) -> Reply | None:
-    """Discord's 403 50013 when the bot's guild permissions do not hold every bit of ``needed``."""
-    held = 0
-    for rid in [sb.seed.guild_id, *sb.members[sb.bot_id]["roles"]]:
-        held |= int(sb.roles[rid]["permissions"])
-    if held & ADMINISTRATOR or held & needed == needed:
-        return None
-    return _error(403, 50013, "Missing Permissions")
 
 
 def _known(what: str) -> AfterValidator:
@@ -69,6 +58,19 @@ def _snowflake(value: str | int) -> str:
     if not _SNOWFLAKE.match(str(value)):
         raise ValueError("Value is not snowflake.")
     return str(value)
+
+
+MANAGE_GUILD = 1 << 5  # "Manage Server"
+
+
+def _bot_lacks(sb: Any, needed: int) -> Reply | None:
+    """Discord's 403 50013 when the bot's guild permissions do not hold every bit of ``needed``."""
+    held = 0
+    for rid in [sb.seed.guild_id, *sb.members[sb.bot_id]["roles"]]:
+        held |= int(sb.roles[rid]["permissions"])
+    if held & ADMINISTRATOR or held & needed == needed:
+        return None
+    return _error(403, 50013, "Missing Permissions")
 
 
 ChannelIds = Annotated[list[str | int], Field(max_length=50), _known("channels")]
