@@ -5,9 +5,10 @@ community guides and training sessions (R-GUIDE).
 platform a guide names that has no connector installed (kept; skipped at publish).
 ``publish`` publishes every guide to every platform that takes it and points newcomers at them
 (welcome screens and messages, Discord's onboarding prompt), printing what changed; a broken
-guide is printed as ``error: <file>:<line>: …`` and not published (exit 1 once the others are
-done). ``status`` shows where each guide is published and whether the text shown is current,
-and whether each onboarding prompt is in step with the guides. ``training schedule`` creates a
+guide is printed as ``error: <file>:<line>: …`` and not published, a platform refusing the
+welcome or onboarding step as one ``error:`` line naming it (exit 1 once the others are done).
+``status`` shows where each guide is published and whether the text shown is current, and
+whether each onboarding prompt is in step with the guides. ``training schedule`` creates a
 session's events and announcements once.
 Other errors print one line ``error: …`` and exit 2.
 """
@@ -68,7 +69,14 @@ def publish_cmd(
     """Publish every guide where it belongs (edited in place when changed) and point newcomers
     at them; print what changed."""
     # lazy: start-up: Prefect, for `charterflow --help`
-    from flows.guides.publish import onboarding_step, publish_step, skipped_platforms, welcome_step
+    from flows.guides.publish import (
+        onboarding_step,
+        publish_step,
+        refusals,
+        refused_line,
+        skipped_platforms,
+        welcome_step,
+    )
 
     with _errors():
         ctx = _ctx()
@@ -86,14 +94,19 @@ def publish_cmd(
             _table(shown, ("guide", "platform", "change", "version", "mode", "url")) if shown else "no guide published"
         )
         for w in welcome:
-            typer.echo(f"newcomers on {w['platform']}: pointed at {w['guides']} guide(s) ({w['where']})")
+            if not w.get("refused"):
+                typer.echo(f"newcomers on {w['platform']}: pointed at {w['guides']} guide(s) ({w['where']})")
         for o in onboarding:
+            if o.get("refused"):
+                continue
             state = "changed" if o.get("changed") else "already in step"
             typer.echo(f"onboarding on {o['platform']}: {o['options']} guide(s) in the {o['where']} ({state})")
         _echo_skipped(skipped)
     for error in errors:
         typer.echo(f"error: {error} (not published)", err=True)
-    if errors:
+    if refused := refusals(welcome, onboarding):
+        typer.echo(f"error: {refused_line(refused)}", err=True)
+    if errors or refused:
         raise typer.Exit(1)
 
 

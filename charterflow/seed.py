@@ -235,7 +235,14 @@ class Community:
                 {"name": "wg-member", "position": 1},
                 {"name": "moderator", "position": 2, "permissions": 1 << 13},
                 {"name": "admin", "position": 3, "permissions": 1 << 3},
-                {"name": "charterflow", "position": 4, "permissions": 1 << 28, "managed": True, "bot_role": True},
+                # Manage Roles; Manage Server for the guides' welcome screen and onboarding prompt.
+                {
+                    "name": "charterflow",
+                    "position": 4,
+                    "permissions": (1 << 28) | (1 << 5),
+                    "managed": True,
+                    "bot_role": True,
+                },
             ],
             # "moderators": the moderators' room (reports, R-SAFE-1; the common room, R-COMMS).
             "channels": [

@@ -1,8 +1,8 @@
 """`charterflow doctor` against the three sandboxes served on 127.0.0.1: set up right, every line is
-``ok`` and the exit code 0; set up wrong on purpose (a permission missing, the bot's role below a
-role it manages, an unknown channel, a Slack scope missing, the bot outside the Board channel, a
-Forum key without admin rights, webhook secrets unset, bad tokens), each problem is one ``FAIL``
-line saying what to fix, and the exit code is 1. No secret ever appears in the output."""
+``ok`` and the exit code 0; set up wrong on purpose (a permission missing, Manage Server too, the
+bot's role below a role it manages, an unknown channel, a Slack scope missing, the bot outside the
+Board channel, a Forum key without admin rights, webhook secrets unset, bad tokens), each problem
+is one ``FAIL`` line saying what to fix, and the exit code is 1. No secret ever appears in the output."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -26,6 +27,7 @@ from connectors.slack.sandbox import default_seed as slack_default
 from tests.support.net import LoopbackServer
 
 CREATE_PRIVATE_THREADS = 1 << 36
+MANAGE_SERVER = 1 << 5
 
 
 @pytest.fixture(autouse=True)
@@ -165,6 +167,32 @@ def test_each_problem_of_a_wrong_setup_is_reported_with_its_fix():
 
     assert out.rstrip().splitlines()[-1].endswith("failed")
     assert not any(secret in out for secret in secrets + ["forum-key-invented-0451"])
+
+
+def test_a_bot_without_manage_server_is_told_what_needs_it():
+    discord = discord_default()
+    for role in discord["roles"]:
+        if role.get("bot_role"):
+            role["permissions"] &= ~MANAGE_SERVER
+    for env, secrets in _serve({"discord": discord}):  # noqa: B007 - read after the loop
+        code, out = _doctor(env)
+        # The server owner gives @everyone Manage Server: the bot holds it through that role.
+        granted = httpx.post(
+            f"{env['CHARTERFLOW_DISCORD_API_URL'].removesuffix('/api/v10')}/_sandbox/roles",
+            json={"role": "@everyone", "permissions": MANAGE_SERVER},
+            timeout=10,
+        )
+        assert granted.status_code == 200, granted.text
+        again, after = _doctor(env)
+    assert code == 1, out
+    permissions = _line(out, "discord", "permissions")
+    detail, fix = permissions.split("fix:")
+    assert detail.startswith("FAIL")
+    assert "Manage Server (for the guides' welcome screen and onboarding prompt)" in detail
+    assert "Manage Roles" not in detail  # only what is missing
+    assert "Server Settings → Roles → 'charterflow' → Permissions: turn on Manage Server" in fix
+    assert again == 0, after
+    assert "Manage Server" in _line(after, "discord", "permissions") and not any(s in out + after for s in secrets)
 
 
 def test_bad_credentials_stop_each_platform_at_its_first_check():

@@ -131,6 +131,20 @@ def _answered_in_place() -> Iterator[None]:
         raise AnswerElsewhere(str(exc), platform=PLATFORM, status=exc.status) from None
 
 
+@contextmanager
+def _needing(what: str, permissions: str) -> Iterator[None]:
+    """A 403 50013 on ``what`` said as the permissions the bot's role lacks and where to grant them."""
+    try:
+        yield
+    except MissingPermissions as exc:
+        raise MissingPermissions(
+            f"{what}: Discord refused (403, code 50013 Missing Permissions): the bot needs {permissions} "
+            "(Server Settings → Roles → the bot's role → Permissions)",
+            status=403,
+            code=exc.code,
+        ) from None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Member:
     """A guild member: who, since when (``joined_at`` of the current join), which role ids."""
@@ -1246,18 +1260,19 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
 
     def set_welcome(self, *, summary: str, guides: Sequence[tuple[str, str]], channel: str | None = None) -> str:
         """The server's welcome screen (``PATCH /guilds/{id}/welcome-screen``): ``summary`` and
-        the guides channel; re-sending the same body leaves the same screen.
+        the guides channel; re-sending the same body leaves the same screen. Needs Manage Server.
         https://discord.com/developers/docs/resources/guild#modify-guild-welcome-screen"""
         cid = self.channel_id(channel or self.GUIDES_CHANNEL)
         body = payloads.welcome_screen(summary, [(cid, "Community guides: start here")])
-        self.client.request(
-            "PATCH",
-            "/guilds/{guild_id}/welcome-screen",
-            path=self.guild,
-            json_body=body,
-            what="the welcome screen",
-            idempotent=True,
-        )
+        with _needing("the welcome screen", "Manage Server"):
+            self.client.request(
+                "PATCH",
+                "/guilds/{guild_id}/welcome-screen",
+                path=self.guild,
+                json_body=body,
+                what="the welcome screen",
+                idempotent=True,
+            )
         return f"welcome screen of guild {self.settings.guild_id}"
 
     def keep_onboarding_prompt(
@@ -1279,9 +1294,10 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         )
         if body is not None:
             # PUT of a whole state: sending it again leaves the same onboarding.
-            self.client.request(
-                "PUT", "/guilds/{guild_id}/onboarding", path=self.guild, json_body=body, what=what, idempotent=True
-            )
+            with _needing(what, "Manage Server and Manage Roles"):
+                self.client.request(
+                    "PUT", "/guilds/{guild_id}/onboarding", path=self.guild, json_body=body, what=what, idempotent=True
+                )
         where = f"onboarding of guild {self.settings.guild_id}, prompt {title!r}"
         return OnboardingPrompt(id=pid, options=len(options), changed=body is not None, where=where)
 

@@ -29,6 +29,7 @@ from connectors.errors import CharterflowError, ConfigError
 __all__ = [
     "CHANNEL_PERMISSIONS",
     "INTENTS",
+    "PERMISSION_USES",
     "REQUIRED_PERMISSIONS",
     "check",
     "channel_permissions",
@@ -44,11 +45,25 @@ REQUIRED_PERMISSIONS: dict[str, tuple[int, ...]] = {
     "View Channels": (1 << 10,),  # everything in a channel
     "Send Messages": (1 << 11,),  # post, ballots, send_text
     "Read Message History": (1 << 16,),  # message search (activity), reading messages back
-    "Manage Roles": (1 << 28,),  # grant / revoke
+    "Manage Roles": (1 << 28,),  # grant / revoke; keep_onboarding_prompt
+    "Manage Server": (1 << 5,),  # set_welcome, keep_onboarding_prompt
     "Create Events": (1 << 44, 1 << 33),  # schedule_event (Create Events, or the older Manage Events)
     "Create Public Threads": (1 << 35,),  # post(): a thread on each message for replies
     "Create Private Threads": (1 << 36,),  # private_thread
     "Send Messages in Threads": (1 << 38,),  # reply
+}
+# What an operator loses without each one (the doctor says it).
+PERMISSION_USES = {
+    "View Audit Log": "reading the moderation log",
+    "View Channels": "every channel the flows use",
+    "Send Messages": "posts, ballots and notices",
+    "Read Message History": "activity counts",
+    "Manage Roles": "granting and revoking roles, the guides' onboarding prompt",
+    "Manage Server": "the guides' welcome screen and onboarding prompt",
+    "Create Events": "meeting and training events",
+    "Create Public Threads": "a thread for replies on each post",
+    "Create Private Threads": "private threads",
+    "Send Messages in Threads": "replies in threads",
 }
 # Privileged intents, as application flags (full or "limited" bit), and why the connector needs them
 # (https://discord.com/developers/docs/resources/application#application-object-application-flags).
@@ -282,7 +297,7 @@ def _permissions_check(perms: int, *, top_name: str) -> Check:
         return failed(
             P,
             "permissions",
-            "the bot lacks " + ", ".join(missing),
+            "the bot lacks " + "; ".join(f"{n} (for {PERMISSION_USES[n]})" for n in missing),
             f"{_ROLES_PAGE} → {top_name!r} → Permissions: turn on " + ", ".join(missing),
         )
     return passed(P, "permissions", "Administrator" if perms == -1 else "has " + ", ".join(REQUIRED_PERMISSIONS))

@@ -1077,6 +1077,18 @@ class DiscordSandbox(Sandbox):
             self._edit_message(msg, {"content": str(data["content"])})
             return Reply(200, self._message_json(msg))
 
+    # The server owner edits a role's permissions (Server Settings → Roles), the bot's own too.
+    @control("roles")
+    def _edit_role(self, call: Call, data: Mapping[str, Any]) -> Reply:
+        with self._lock:
+            rid = self._role_id(str(data.get("role", ""))) or str(data.get("role", ""))
+            if rid not in self.roles:
+                return _unknown("Role", 10011)
+            if not isinstance(permissions := data.get("permissions"), int) or permissions < 0:
+                return _form_error(permissions="Value is not int.")
+            self.roles[rid]["permissions"] = permissions
+            return Reply(200, self._role_json(self.roles[rid]))
+
     def _build_interaction(self, data: Mapping[str, Any]) -> dict[str, Any] | Reply:
         if isinstance(user := self._person(data.get("user", "")), Reply):
             return user

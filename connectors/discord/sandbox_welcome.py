@@ -14,6 +14,9 @@ option's title 1-50, description at most 100, channels and roles that exist), 40
 enabling it with fewer than 7 default channels is 400 350000 (350001 when it was enabled).
 Options sent without an id get one; the answer is ``GuildOnboardingResponse``.
 https://discord.com/developers/docs/resources/guild#modify-guild-onboarding
+
+Both writes need the bot's guild permissions (``@everyone``'s OR its roles'; Administrator holds
+every one) to include Manage Server, and the onboarding's Manage Roles too: 403 50013 else.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, ValidationInfo
 
-from connectors.discord.sandbox import _SNOWFLAKE, _error, _form_error, _route
+from connectors.discord.sandbox import _SNOWFLAKE, ADMINISTRATOR, MANAGE_ROLES, _error, _form_error, _route
 from connectors.sandboxkit import Call, Reply
 from connectors.sandboxkit.bodies import check_body
 
@@ -45,6 +48,19 @@ def _snowflake(value: str | int) -> str:
     if not _SNOWFLAKE.match(str(value)):
         raise ValueError("Value is not snowflake.")
     return str(value)
+
+
+MANAGE_GUILD = 1 << 5  # "Manage Server"
+
+
+def _bot_lacks(sb: Any, needed: int) -> Reply | None:
+    """Discord's 403 50013 when the bot's guild permissions do not hold every bit of ``needed``."""
+    held = 0
+    for rid in [sb.seed.guild_id, *sb.members[sb.bot_id]["roles"]]:
+        held |= int(sb.roles[rid]["permissions"])
+    if held & ADMINISTRATOR or held & needed == needed:
+        return None
+    return _error(403, 50013, "Missing Permissions")
 
 
 ChannelIds = Annotated[list[str | int], Field(max_length=50), _known("channels")]
@@ -114,6 +130,8 @@ def _get_welcome(sb: Any, req: Call) -> Reply:
 
 @_route("PATCH", "/guilds/{guild_id}/welcome-screen", bucket="welcome")
 def _patch_welcome(sb: Any, req: Call) -> Reply:
+    if refused := _bot_lacks(sb, MANAGE_GUILD):
+        return refused
     body, errors = check_body(_WelcomePatch, req.json(), channels=sb.channels)
     if body is None:
         return _form_error(**errors)
@@ -130,6 +148,8 @@ def _get_onboarding(sb: Any, req: Call) -> Reply:
 
 @_route("PUT", "/guilds/{guild_id}/onboarding", bucket="welcome")
 def _put_onboarding(sb: Any, req: Call) -> Reply:
+    if refused := _bot_lacks(sb, MANAGE_GUILD | MANAGE_ROLES):
+        return refused
     body, errors = check_body(_Onboarding, req.json(), channels=sb.channels, roles=sb.roles)
     if body is None:
         return _form_error(**errors)

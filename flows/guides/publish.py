@@ -9,7 +9,9 @@ with one line in the report ("matrix: no connector installed").
 Order: platforms whose messages hold the most text come first, so a guide too long for another
 platform links to the whole guide there instead of being cut (``rules.guides.fit_guide``).
 Every platform write is a keyed effect (``once``), recorded with the guide's version before the
-run reports it; a re-run with the same text sends nothing.
+run reports it; a re-run with the same text sends nothing. A platform refusing its welcome or
+onboarding step (Discord without Manage Server) is logged, shown in the run's artifact and fails
+the run once the rest is done; nothing is recorded for it, so a re-run sets it.
 
 Channels: ``CHARTERFLOW_GUIDES_<PLATFORM>_CHANNEL`` (the Forum category or Discord channel the
 guides live in); unset, the connector's own default (``Guides``, ``resources``).
@@ -27,6 +29,7 @@ from typing import Any
 from prefect import flow
 
 from connectors.base import GuideShelf, MessageRef, NewcomerWelcome, OnboardingPrompts
+from connectors.errors import FatalError
 from connectors.registry import loaded_connectors
 from flows.guides.library import installed_platforms, load_guides
 from flows.kit import Ctx, context, done, once
@@ -53,6 +56,8 @@ __all__ = [
     "guides_publish",
     "onboarding_step",
     "publish_step",
+    "refusals",
+    "refused_line",
     "report_table",
     "skipped_platforms",
     "status_rows",
@@ -227,7 +232,8 @@ def welcome_step(
 ) -> list[dict[str, Any]]:
     """Point newcomers at the guides on each platform that has a ``NewcomerWelcome``: the
     summary and the links of the guides for newcomers and everyone published there. Sent again
-    only when that content changes."""
+    only when that content changes. A platform that refuses (``FatalError``: a permission
+    missing) gets a ``refused`` row instead (``_refused``) and the others go on."""
     out = []
     posted = _posted(ctx)
     for space, welcome, instance in _spaces_with(ctx, NewcomerWelcome):
@@ -240,18 +246,38 @@ def welcome_step(
             continue
         channel = guides_channel(space.platform, channels)
         digest = hashlib.sha256(repr((WELCOME_SUMMARY, links, channel)).encode()).hexdigest()[:16]
-        done = once(
-            ctx,
-            key=f"guides:welcome:{space.platform}:{instance}:{digest}",
-            platform=space.platform,
-            actor=ACTOR,
-            about="guides:welcome",
-            act=lambda w=welcome, c=channel, g=links: {
-                "where": w.set_welcome(summary=WELCOME_SUMMARY, guides=g, channel=c)
-            },
-        )
+        try:
+            done = once(
+                ctx,
+                key=f"guides:welcome:{space.platform}:{instance}:{digest}",
+                platform=space.platform,
+                actor=ACTOR,
+                about="guides:welcome",
+                act=lambda w=welcome, c=channel, g=links: {
+                    "where": w.set_welcome(summary=WELCOME_SUMMARY, guides=g, channel=c)
+                },
+            )
+        except FatalError as exc:  # the platform refuses (a permission): the others go on
+            out.append(_refused(space.platform, "welcome", exc))
+            continue
         out.append({"platform": space.platform, "where": done["ref"].get("where"), "guides": len(links)})
     return out
+
+
+def _refused(platform: str, step: str, exc: FatalError) -> dict[str, Any]:
+    """The row of a step ``platform`` refused; not recorded as done, so the next run tries again."""
+    log.warning("guides: %s refused the %s step: %s", platform, step, exc)
+    return {"platform": platform, "step": step, "refused": str(exc)}
+
+
+def refusals(*steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The refused rows of ``welcome_step`` and ``onboarding_step``."""
+    return [row for rows in steps for row in rows if row.get("refused")]
+
+
+def refused_line(refused: Sequence[Mapping[str, Any]]) -> str:
+    """One line for the operator: each platform and step refused, and why (the permission)."""
+    return "guides-publish: " + "; ".join(f"{r['platform']} {r['step']} refused: {r['refused']}" for r in refused)
 
 
 def _spaces_with(ctx: Ctx, protocol: type) -> list[tuple[Any, Any, str]]:
@@ -288,7 +314,8 @@ def onboarding_step(
 ) -> list[dict[str, Any]]:
     """Keep the onboarding prompt ``ONBOARDING_TITLE`` of each platform that has
     ``OnboardingPrompts`` in step with the guides published there (the connector keeps every
-    other prompt); sent again only when its options change (R-GUIDE)."""
+    other prompt); sent again only when its options change (R-GUIDE). A platform that refuses
+    gets a ``refused`` row, as in ``welcome_step``."""
     out = []
     posted = _posted(ctx)
     for space, prompts, instance in _spaces_with(ctx, OnboardingPrompts):
@@ -303,7 +330,11 @@ def onboarding_step(
             shown = p.keep_onboarding_prompt(title=ONBOARDING_TITLE, options=o, channel=c)
             return {"id": shown.id, "options": shown.options, "changed": shown.changed, "where": shown.where}
 
-        ref = once(ctx, key=key, platform=space.platform, actor=ACTOR, about="guides:onboarding", act=keep)["ref"]
+        try:
+            ref = once(ctx, key=key, platform=space.platform, actor=ACTOR, about="guides:onboarding", act=keep)["ref"]
+        except FatalError as exc:  # the platform refuses (a permission): the others go on
+            out.append(_refused(space.platform, "onboarding", exc))
+            continue
         out.append({"platform": space.platform, **ref})
     return out
 
@@ -393,7 +424,9 @@ def guides_publish(
 ) -> dict[str, Any]:
     """Publish every guide to every platform that takes it and point newcomers at them
     (R-GUIDE). ``force``: re-send texts already shown. ``channels``: platform → the guides'
-    channel (default the settings'). Returns what changed; the run's artifact shows it."""
+    channel (default the settings'). Returns what changed; the run's artifact shows it. A
+    platform refusing the welcome or onboarding step (a permission missing) does not stop the
+    other steps and platforms; the run then fails with one line naming each refusal."""
     ctx = context(now)
     guides, errors = load_guides()
     for error in errors:
@@ -404,6 +437,7 @@ def guides_publish(
     rows = publish_step(ctx, guides, errors, channels=channels, force=force)
     welcome = welcome_step(ctx, guides, channels=channels)
     onboarding = onboarding_step(ctx, guides, channels=channels)
+    refused = refusals(welcome, onboarding)
     try:
         publish_artifact(
             key="guides-publish",
@@ -411,10 +445,13 @@ def guides_publish(
             description="guides-publish",
             content="# Guides published (R-GUIDE)\n\n"
             + report_table(rows, ("guide", "platform", "change", "version", "mode", "url", "reason"))
-            + "".join(f"\n\n{skip['line']}: skipped there ({', '.join(skip['guides'])})" for skip in skipped),
+            + "".join(f"\n\n{skip['line']}: skipped there ({', '.join(skip['guides'])})" for skip in skipped)
+            + ("\n\n## Refused\n\n" + report_table(refused, ("platform", "step", "refused")) if refused else ""),
         )
     except Exception as exc:  # noqa: BLE001 - the report is a view; the ledger holds the record
         log.warning("guides: no artifact (%s)", type(exc).__name__)
+    if refused:  # fails the run after the rest is done, so the operator sees it in the Prefect UI
+        raise FatalError(refused_line(refused), platform=str(refused[0]["platform"]))
     return {
         "guides": rows,
         "welcome": welcome,

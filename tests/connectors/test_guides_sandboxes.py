@@ -1,15 +1,18 @@
 """R-GUIDE in the sandboxes: Discord's welcome screen and server onboarding and the Forum's
 welcome message (a site text) validate what they are sent as the platforms do, and refuse who
-may not change them."""
+may not change them (Discord: a bot without Manage Server, or Manage Roles for the onboarding)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import httpx
+import pytest
 
+from connectors.discord.client import MissingPermissions
 from connectors.discord.connector import DiscordConnector
-from connectors.discord.sandbox import DiscordSandbox
+from connectors.discord.sandbox import ADMINISTRATOR, DiscordSandbox, default_seed
+from connectors.discord.sandbox_welcome import MANAGE_GUILD
 
 
 def test_discord_welcome_screen_validates_like_discord(serve: Any) -> None:
@@ -76,6 +79,49 @@ def test_discord_onboarding_validates_like_discord_and_put_replaces_what_it_name
     # A PUT naming only `mode` keeps the prompts and default channels.
     again = httpx.put(url, headers=headers, json={"mode": 1}).json()
     assert again["prompts"] == shown["prompts"] and again["default_channel_ids"] == [general] and again["mode"] == 1
+
+
+def test_discord_welcome_and_onboarding_need_manage_server(serve: Any) -> None:
+    seed = default_seed()
+    bot_role = next(r for r in seed["roles"] if r.get("bot_role"))
+    bot_role["permissions"] &= ~MANAGE_GUILD  # installed without Manage Server
+    box = serve(DiscordSandbox(seed=seed, time_scale=0.01))  # more requests than the bucket holds
+    sb = box.sandbox
+    api = f"{box.url}/api/v10/guilds/{sb.seed.guild_id}"
+    headers = {"Authorization": f"Bot {sb.token}", "User-Agent": "DiscordBot (test, 1)"}
+    screen = {"description": "New here?", "welcome_channels": [], "enabled": True}
+    onboarding = {"default_channel_ids": [sb.channel_id("general")]}
+
+    def answers() -> tuple[int, int]:
+        welcome = httpx.patch(f"{api}/welcome-screen", headers=headers, json=screen)
+        prompts = httpx.put(f"{api}/onboarding", headers=headers, json=onboarding)
+        for refused in (r for r in (welcome, prompts) if r.status_code == 403):
+            assert refused.json() == {"message": "Missing Permissions", "code": 50013}
+        return welcome.status_code, prompts.status_code
+
+    def owner_sets(role: str, permissions: Any) -> httpx.Response:
+        return httpx.post(f"{box.url}/_sandbox/roles", json={"role": role, "permissions": permissions}, timeout=10)
+
+    assert answers() == (403, 403)
+    assert httpx.get(f"{api}/welcome-screen", headers=headers).json()["description"] is None  # nothing changed
+    assert httpx.get(f"{api}/onboarding", headers=headers).json()["default_channel_ids"] == []
+    connector = box.connect()
+    with pytest.raises(MissingPermissions, match=r"the welcome screen: .*50013.*the bot needs Manage Server \("):
+        connector.set_welcome(summary="New here?", guides=[], channel="general")
+    with pytest.raises(MissingPermissions, match="the bot needs Manage Server and Manage Roles"):
+        connector.keep_onboarding_prompt(title="Guides", options=[("Asking", "")], channel="general")
+    connector.close()
+
+    # @everyone's permissions count; the onboarding needs Manage Roles too; Administrator holds all.
+    assert owner_sets("@everyone", MANAGE_GUILD).json()["permissions"] == str(MANAGE_GUILD)
+    assert answers() == (200, 200)
+    owner_sets("@everyone", 0)
+    owner_sets(bot_role["name"], MANAGE_GUILD)
+    assert answers() == (200, 403)
+    owner_sets(bot_role["name"], ADMINISTRATOR)
+    assert answers() == (200, 200)
+    assert owner_sets("no-such-role", 0).json()["code"] == 10011
+    assert owner_sets(bot_role["name"], "all").status_code == 400
 
 
 def test_forum_welcome_message_is_an_admin_site_text(discourse: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -110,3 +111,18 @@ def test_guides_naming_a_platform_without_connector_are_kept_and_skipped_there(w
     assert status.exit_code == 0 and "mastodon: no connector installed" in status.output
     [line] = [ln for ln in status.output.splitlines() if ln.split()[:2] == ["fediverse", "mastodon"]]
     assert "no connector installed" in line
+
+
+def test_guides_publish_names_a_refused_step_and_exits_1_once_the_rest_is_done(world, guides_folder, cli):
+    [bot_role] = [r for r in world.discord_state()["roles"] if r.get("bot_role")]
+    httpx.post(
+        f"{world.discord_url}/_sandbox/roles",
+        json={"role": bot_role["name"], "permissions": int(bot_role["permissions"]) & ~(1 << 5)},  # no Manage Server
+    ).raise_for_status()
+    published = CliRunner().invoke(cli, ["guides", "publish"])
+    assert published.exit_code == 1
+    assert published.output.count("published") == 10
+    assert "newcomers on discourse: pointed at" in published.output and "newcomers on discord" not in published.output
+    [line] = [ln for ln in published.output.splitlines() if ln.startswith("error: ")]
+    assert line.startswith("error: guides-publish: discord welcome refused: ") and "Manage Server" in line
+    assert "discord onboarding refused: " in line

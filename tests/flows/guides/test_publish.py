@@ -2,14 +2,19 @@
 topic, a Discord message), nothing sent again when nothing changed, edited in place (same post,
 same message) when its text changes with the version history in the ledger; a broken guide
 reported by name and line and not published; newcomers pointed at the guides (Discord's welcome
-screen, the Forum's welcome message)."""
+screen, the Forum's welcome message); Discord refusing those (no Manage Server) stops nothing else,
+fails the run naming it, and the next run once it is granted sets them."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
+from connectors.errors import FatalError
 from flows.guides.library import load_guides
-from flows.guides.publish import ONBOARDING_TITLE, guides_publish, status_rows
+from flows.guides.publish import ONBOARDING_TITLE, guides_publish, refusals, status_rows
 from flows.kit import context
 from ledger import guides as shelf_ledger
 from tests.support.guides import CHANNELS
@@ -175,3 +180,74 @@ def test_r_guide_discord_onboarding_prompt_kept_in_step_beside_the_moderators_pr
     assert now_shown["prompts"][0] == before["prompts"][0] and now_shown["prompts"][1]["id"] == ours["id"]
     assert "Welcome, newcomer" in {o["title"] for o in now_shown["prompts"][1]["options"]}
     assert len(now_shown["prompts"][1]["options"]) == 5
+
+
+MANAGE_SERVER = 1 << 5
+
+
+def _reports(state):
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    return [a.data for a in found if a.key == "guides-publish"]
+
+
+def test_r_guide_discord_without_manage_server_does_the_rest_then_fails_naming_it(world, guides_folder, caplog):
+    [bot_role] = [r for r in world.discord_state()["roles"] if r.get("bot_role")]
+
+    def owner_sets(permissions):
+        answer = httpx.post(
+            f"{world.discord_url}/_sandbox/roles", json={"role": bot_role["name"], "permissions": permissions}
+        )
+        assert answer.status_code == 200, answer.text
+
+    owner_sets(int(bot_role["permissions"]) & ~MANAGE_SERVER)  # installed without Manage Server
+    state = guides_publish(channels=CHANNELS, now=NOW, return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(FatalError) as failed:
+        state.result()
+    line = str(failed.value)
+    assert "\n" not in line and line.startswith("guides-publish: discord welcome refused: ")
+    assert "discord onboarding refused: " in line and line.count("the bot needs Manage Server") == 2
+    # The guides are posted on both platforms, the Forum's welcome is set.
+    with world.ledger.read() as session:
+        assert sorted({(p.platform, p.slug) for p in shelf_ledger.posts(session)}) == sorted(
+            (platform, guide.slug) for guide in out_guides(guides_folder) for platform in ("discourse", "discord")
+        )
+    forum = world.platforms.space("discourse").connector
+    text = forum.client.get(f"/admin/customize/site_texts/{forum.WELCOME_TEXT}.json", what="welcome")
+    assert "[Welcome to the Django community](" in text["site_text"]["value"]
+    # The artifact lists every guide and the refusals; the log names the platform and the reason.
+    [report] = _reports(state)
+    assert report.count("| published |") == 10 and "## Refused" in report
+    assert "| discord | welcome | the welcome screen: Discord refused (403, code 50013" in report
+    assert "| discord | onboarding | the server's onboarding: Discord refused" in report
+    warnings = [r.getMessage() for r in caplog.records if r.name == "charterflow.guides"]
+    assert any(w.startswith("guides: discord refused the welcome step: ") and "Manage Server" in w for w in warnings)
+    assert not any(world.discord_sb.token in w for w in warnings)
+    sb = world.discord_sb
+    headers = {"Authorization": f"Bot {sb.token}", "User-Agent": "DiscordBot (test, 1)"}
+    screen = f"{world.discord_url}/api/v10/guilds/{sb.seed.guild_id}/welcome-screen"
+    assert httpx.get(screen, headers=headers).json()["description"] is None
+
+    # The permission granted: a re-run sets the welcome screen and the onboarding prompt, and
+    # sends nothing else (no guide posted twice, the Forum's welcome not sent again).
+    owner_sets(int(bot_role["permissions"]))
+    writes = world.writes()
+    again = guides_publish(channels=CHANNELS, now=NOW)
+    assert {r["change"] for r in again["guides"]} == {"unchanged"}
+    assert {w["platform"] for w in again["welcome"]} == {"discourse", "discord"}
+    assert not refusals(again["welcome"], again["onboarding"])
+    [onboarding] = again["onboarding"]
+    assert onboarding["changed"] and onboarding["options"] == 5
+    assert httpx.get(screen, headers=headers).json()["description"].startswith("New here?")
+    sent = {k: n - writes.get(k, 0) for k, n in world.writes().items() if n != writes.get(k, 0)}
+    assert sent == {
+        "discord PATCH /guilds/{guild_id}/welcome-screen": 1,
+        "discord PUT /guilds/{guild_id}/onboarding": 1,
+    }
+    writes = world.writes()
+    guides_publish(channels=CHANNELS, now=NOW)
+    assert world.writes() == writes  # and once only
