@@ -5,14 +5,17 @@ and a temporary ``CHARTERFLOW_HOME``:
 
 1. **cold**: ``make up`` with no ``.venv`` (the Makefile creates it and installs with uv; whether
    uv's cache already held the packages is reported), timed to the "charterflow is up" line;
-2. ``charterflow demo`` against it, then the resident memory (RSS, and PSS, which counts shared
-   pages once) of every process of the stack, summed; then Ctrl-C;
-3. **warm**: ``make up`` again (the venv is there), timed the same way; Ctrl-C.
+2. ``charterflow demo`` against it, then, once the demo's flow runs have ended, the resident
+   memory (RSS, and PSS, which counts shared pages once) of every process of the stack, summed,
+   and summed again without the plugins' services (Synapse); then Ctrl-C;
+3. **warm**: ``make up`` again (the venv is there), timed the same way, then Ctrl-C, in
+   ``--warm-runs`` rounds (the median is the figure).
 
 The baseline, measured in the same run: a bare ``prefect server start`` (the stack's largest
-part, which `up` cannot start faster than): seconds to healthy, and its RSS.
+part, which `up` cannot start faster than): seconds to healthy, and its RSS; started again
+before each warm round after the first.
 
-    .venv/bin/python -m bench.startup [--skip-cold] [--out FILE]
+    .venv/bin/python -m bench.startup [--skip-cold] [--warm-runs N] [--out FILE]
 
 prints the table and writes ``bench/results/startup.json``.
 """
