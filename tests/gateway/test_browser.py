@@ -12,7 +12,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
-from tests.support.browser import By, Keys, WebDriverWait, chromium, seen
+from tests.support.browser import By, Keys, WebDriverWait, chromium, replaced, seen
 from tests.support.gateway import gateway_settings, inbox_rows
 from tests.support.net import LoopbackServer
 
@@ -64,7 +64,7 @@ def test_fill_in_error_correct_confirm(served, browser, ledger, tmp_path):
     field = browser.find_element(By.ID, "discord_username")
     field.send_keys("b")
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, 15).until(seen.staleness_of(summary))  # the next page, not this one
+    WebDriverWait(browser, 15).until(replaced(summary))  # the next page, not this one
     summary = wait_for("error-summary")
     assert "A Discord username has at least 2 characters; 'b' has 1." in summary.text
     assert browser.find_element(By.ID, "discord_username").get_attribute("aria-invalid") == "true"

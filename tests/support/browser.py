@@ -5,22 +5,45 @@ and ``WebDriverWait`` are what the tests drive it with."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
-__all__ = ["CHROMEDRIVER", "CHROMIUM", "By", "Keys", "WebDriverWait", "chromium", "seen"]
+__all__ = ["CHROMEDRIVER", "CHROMIUM", "By", "Keys", "WebDriverWait", "chromium", "replaced", "seen"]
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+# What Chromium answers, instead of a stale-element error, when asked about a node of a page it is
+# leaving for the next one at that moment.
+DETACHED = "does not belong to the document"
+
+
+def replaced(element: WebElement) -> Callable[[webdriver.Chrome], bool]:
+    """A wait condition: ``element``'s page has been replaced by the next one (Selenium's
+    ``staleness_of``, also when Chromium answers mid-navigation that the node left the page)."""
+
+    def gone(_driver: webdriver.Chrome) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if DETACHED in str(exc.msg):
+                return True
+            raise
+        return False
+
+    return gone
 
 
 @contextmanager

@@ -73,7 +73,7 @@ def test_charterflow_up_starts_it_gives_its_settings_to_the_children_and_stops_i
     try:
         [service] = up.services
         assert service.homeserver.alive()
-        for spec in (plan.runner, plan.worker, plan.gateway):
+        for spec in (plan.workers, plan.gateway):
             assert spec.env["CHARTERFLOW_MATRIX_HOMESERVER_URL"] == service.env["CHARTERFLOW_MATRIX_HOMESERVER_URL"]
         assert "CHARTERFLOW_MATRIX_ACCESS_TOKEN" not in (plan.server.env if plan.server else {})
         registration = (tmp_path / "matrix" / "appservice.yaml").read_text()
