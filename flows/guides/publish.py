@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -233,8 +233,8 @@ def welcome_step(
     """Point newcomers at the guides on each platform that has a ``NewcomerWelcome``: the
     summary and the links of the guides for newcomers and everyone published there. Sent again
     only when that content changes. A platform that refuses (``FatalError``: a permission
-    missing) gets a ``refused`` row instead (``_refused``) and the others go on."""
-    out = []
+    missing) gets a ``refused`` row instead (``_once_or_refused``) and the others go on."""
+    out: list[dict[str, Any]] = []
     posted = _posted(ctx)
     for space, welcome, instance in _spaces_with(ctx, NewcomerWelcome):
         links = [
@@ -246,28 +246,33 @@ def welcome_step(
             continue
         channel = guides_channel(space.platform, channels)
         digest = hashlib.sha256(repr((WELCOME_SUMMARY, links, channel)).encode()).hexdigest()[:16]
-        try:
-            done = once(
-                ctx,
-                key=f"guides:welcome:{space.platform}:{instance}:{digest}",
-                platform=space.platform,
-                actor=ACTOR,
-                about="guides:welcome",
-                act=lambda w=welcome, c=channel, g=links: {
-                    "where": w.set_welcome(summary=WELCOME_SUMMARY, guides=g, channel=c)
-                },
-            )
-        except FatalError as exc:  # the platform refuses (a permission): the others go on
-            out.append(_refused(space.platform, "welcome", exc))
-            continue
-        out.append({"platform": space.platform, "where": done["ref"].get("where"), "guides": len(links)})
+        ref = _once_or_refused(
+            ctx,
+            out,
+            "welcome",
+            space.platform,
+            key=f"guides:welcome:{space.platform}:{instance}:{digest}",
+            act=lambda w=welcome, c=channel, g=links: {
+                "where": w.set_welcome(summary=WELCOME_SUMMARY, guides=g, channel=c)
+            },
+        )
+        if ref is not None:
+            out.append({"platform": space.platform, "where": ref.get("where"), "guides": len(links)})
     return out
 
 
-def _refused(platform: str, step: str, exc: FatalError) -> dict[str, Any]:
-    """The row of a step ``platform`` refused; not recorded as done, so the next run tries again."""
-    log.warning("guides: %s refused the %s step: %s", platform, step, exc)
-    return {"platform": platform, "step": step, "refused": str(exc)}
+def _once_or_refused(
+    ctx: Ctx, out: list[dict[str, Any]], step: str, platform: str, *, key: str, act: Callable[..., Any]
+) -> dict[str, Any] | None:
+    """``once`` of a newcomer step on ``platform``: its record's ref, or ``None`` with a
+    ``refused`` row in ``out`` when the platform refuses (``FatalError``: a permission missing).
+    A refusal is not recorded as done, so the next run tries again; the other platforms go on."""
+    try:
+        return once(ctx, key=key, platform=platform, actor=ACTOR, about=f"guides:{step}", act=act)["ref"]
+    except FatalError as exc:
+        log.warning("guides: %s refused the %s step: %s", platform, step, exc)
+        out.append({"platform": platform, "step": step, "refused": str(exc)})
+        return None
 
 
 def refusals(*steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -316,7 +321,7 @@ def onboarding_step(
     ``OnboardingPrompts`` in step with the guides published there (the connector keeps every
     other prompt); sent again only when its options change (R-GUIDE). A platform that refuses
     gets a ``refused`` row, as in ``welcome_step``."""
-    out = []
+    out: list[dict[str, Any]] = []
     posted = _posted(ctx)
     for space, prompts, instance in _spaces_with(ctx, OnboardingPrompts):
         channel = guides_channel(space.platform, channels)
@@ -330,12 +335,9 @@ def onboarding_step(
             shown = p.keep_onboarding_prompt(title=ONBOARDING_TITLE, options=o, channel=c)
             return {"id": shown.id, "options": shown.options, "changed": shown.changed, "where": shown.where}
 
-        try:
-            ref = once(ctx, key=key, platform=space.platform, actor=ACTOR, about="guides:onboarding", act=keep)["ref"]
-        except FatalError as exc:  # the platform refuses (a permission): the others go on
-            out.append(_refused(space.platform, "onboarding", exc))
-            continue
-        out.append({"platform": space.platform, **ref})
+        ref = _once_or_refused(ctx, out, "onboarding", space.platform, key=key, act=keep)
+        if ref is not None:
+            out.append({"platform": space.platform, **ref})
     return out
 
 
