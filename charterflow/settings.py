@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +75,13 @@ class Settings(BaseSettings):
         description=(
             "Port of the loopback SMTP sandbox `up` runs when CHARTERFLOW_SMTP_HOST is unset (0: any free port)."
         ),
+    )
+    inbox_dispatch: Literal["pull", "push"] = Field(
+        default="pull",
+        description="How stored inbox events reach their handler. `pull`: the workers claim them "
+        "from the ledger and run each as a task run of an `inbox` flow run (flows/inbox_pump.py). "
+        "`push`: the gateway creates a background task run per event through the Prefect API and "
+        "a task worker serves them (about 16 ms more CPU per event).",
     )
     worker_stall_seconds: int = Field(
         default=300,

@@ -298,13 +298,13 @@ def with_ledger(url: str, work: Callable[[Any], Any]) -> Any:
         ledger.dispose()
 
 
-def stalled_events(ledger: Any, stall: timedelta) -> list[int]:
+def stalled_events(ledger: Any, stall: timedelta, pulled: bool = False) -> list[int]:
     # lazy: start-up: SQLAlchemy and the ledger stay out of `up` itself (this runs forked)
     from ledger import repo
     from ledger.types import utcnow
 
     with ledger.read() as session:
-        return repo.inbox_stalled(session, now=utcnow(), after=stall)
+        return repo.inbox_stalled(session, now=utcnow(), after=stall, pulled=pulled)
 
 
 def retry_events(ledger: Any, event_ids: list[int]) -> None:
@@ -323,8 +323,8 @@ class WorkerWatch:
     """Notices an inbox task worker that is alive but no longer works its runs
     (``ledger.repo.inbox_stalled``); ``up`` then restarts it and the events get new runs."""
 
-    def __init__(self, ledger_url: str, *, stall: int) -> None:
-        self.ledger_url, self.stall = ledger_url, timedelta(seconds=stall)
+    def __init__(self, ledger_url: str, *, stall: int, pulled: bool = False) -> None:
+        self.ledger_url, self.stall, self.pulled = ledger_url, timedelta(seconds=stall), pulled
         self.next_check = time.monotonic() + min(30.0, stall / 2)
 
     def due(self) -> bool:
@@ -335,7 +335,9 @@ class WorkerWatch:
 
     def stuck(self) -> list[int]:
         try:
-            return forked(with_ledger, self.ledger_url, partial(stalled_events, stall=self.stall)).result(120)
+            return forked(
+                with_ledger, self.ledger_url, partial(stalled_events, stall=self.stall, pulled=self.pulled)
+            ).result(120)
         except Exception as exc:  # noqa: BLE001 - a ledger hiccup: look again next time
             console.print(f"warning: the worker watch could not read the ledger ({type(exc).__name__})")
             return []
@@ -1351,7 +1353,11 @@ class Up:
 
     def _supervise(self) -> int:
         """Until Ctrl-C/SIGTERM (0) or a crash loop (1)."""
-        watch = WorkerWatch(self.settings.ledger_url(), stall=self.settings.worker_stall_seconds)
+        watch = WorkerWatch(
+            self.settings.ledger_url(),
+            stall=self.settings.worker_stall_seconds,
+            pulled=self.settings.inbox_dispatch == "pull",
+        )
         while not self.stop_event.wait(0.25):
             looping = self.supervisor.check()
             if looping is not None:

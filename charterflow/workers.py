@@ -92,7 +92,7 @@ def inbox() -> None:
 def both() -> None:
     """Serve every deployment and the inbox task, in one process, until SIGTERM/SIGINT."""
     # lazy: start-up: Prefect and every flow, imported while the server starts (as the runner)
-    from flows.inbox import handle_inbox_event, prepare
+    from flows.inbox import inbox_serving, prepare
     from flows.serve import deployments
     from flows.serving import serve
 
@@ -101,7 +101,8 @@ def both() -> None:
     wait_for_api()
     announce(names)
     prepare()
-    sys.exit(serve(served, [handle_inbox_event]))
+    tasks, pump = inbox_serving(limit=10)
+    sys.exit(serve(served, tasks, pump=pump))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -231,24 +231,38 @@ _worker_lock = threading.Lock()
 
 # persist_result=False: the result is the event's own record in the ledger. A result storage
 # that is a path (never written) saves every run a request for the server's default storage.
-@task(
-    name=TASK_NAME,
-    retries=TASK_RETRIES,
-    retry_delay_seconds=list(TASK_RETRY_DELAYS),
-    log_prints=False,
-    persist_result=False,
-    result_storage=Path(tempfile.gettempdir()),
-)
+TASK_OPTIONS: dict[str, Any] = {
+    "name": TASK_NAME,
+    "retries": TASK_RETRIES,
+    "retry_delay_seconds": list(TASK_RETRY_DELAYS),
+    "log_prints": False,
+    "persist_result": False,
+    "result_storage": Path(tempfile.gettempdir()),
+}
+
+
+@task(**TASK_OPTIONS)
 def handle_inbox_event() -> str:
-    """Handle the inbox event named by this run's dynamic key (``inbox-<id>-<attempt>``)."""
+    """Handle the inbox event named by this run's dynamic key (``inbox-<id>-<attempt>``): the
+    gateway's background runs (``push`` mode)."""
     context = TaskRunContext.get()
     match = _KEY.match(context.task_run.dynamic_key if context else "")
     if match is None:
         raise ValueError("inbox-dispatch runs are started by the gateway (dynamic key inbox-<id>-<n>)")
+    return _handle_timed(int(match.group(1)))
+
+
+@task(**TASK_OPTIONS)
+def handle_pulled_event(event_id: int) -> str:
+    """Handle inbox event ``event_id``: the pump's runs (``pull`` mode, ``flows.inbox_pump``)."""
+    return _handle_timed(event_id)
+
+
+def _handle_timed(event_id: int) -> str:
     started = time.perf_counter()
-    result = handle_event(_ledger_from_settings(), int(match.group(1)))
+    result = handle_event(_ledger_from_settings(), event_id)
     # In the worker's log: how long the handler took, apart from Prefect's part of the run.
-    log.info("inbox event %s: %s in %.0f ms", match.group(1), result[:80], (time.perf_counter() - started) * 1000)
+    log.info("inbox event %s: %s in %.0f ms", event_id, result[:80], (time.perf_counter() - started) * 1000)
     return result
 
 
@@ -289,9 +303,20 @@ def prepare() -> None:
         ConcurrencySlotAcquisitionWithLeaseService.instance(frozenset(f"tag:{t}" for t in run_tags(route)))
 
 
+def inbox_serving(*, limit: int) -> tuple[list[Any], Any]:
+    """What serves the inbox in this process, as ``flows.serving.serve`` takes it: the task of a
+    task worker (``push`` mode: the gateway creates the runs), or an inbox pump (``pull``, the
+    default: ``flows.inbox_pump``)."""
+    if get_settings().inbox_dispatch == "push":
+        return [handle_inbox_event], None
+    from flows.inbox_pump import InboxPump  # lazy: start-up: only the process that serves the inbox
+
+    return [], InboxPump(ledger=_ledger_from_settings, task=handle_pulled_event, limit=limit)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m flows.inbox``: a task worker serving :data:`handle_inbox_event` until
-    SIGTERM/SIGINT. ``--limit N`` caps concurrent runs (default 10)."""
+    """``python -m flows.inbox``: serve the inbox (:func:`inbox_serving`) until SIGTERM/SIGINT.
+    ``--limit N`` caps concurrent runs (default 10)."""
     from flows.serving import serve  # lazy: start-up: ~1 s and 100 modules only the worker uses
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -302,7 +327,8 @@ def main(argv: list[str] | None = None) -> None:
     # SSL context (reading the CA bundle): a third of the worker's CPU at 20 events a second
     # (bench/README.md, intake). httpx clients are thread-safe; Prefect shares one between the
     # threads of a flow's task runner the same way.
-    sys.exit(serve([], [handle_inbox_event], limit=limit))
+    tasks, pump = inbox_serving(limit=limit)
+    sys.exit(serve([], tasks, limit=limit, pump=pump))
 
 
 if __name__ == "__main__":

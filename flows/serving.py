@@ -43,8 +43,10 @@ STOP_POLL_SECONDS = 0.2
 class Serving:
     """One event loop, in its own thread, serving ``deployments`` and ``tasks``."""
 
-    def __init__(self, deployments: Sequence[Any], tasks: Sequence[Any], *, limit: int | None) -> None:
-        self.deployments, self.tasks, self.limit = list(deployments), list(tasks), limit
+    def __init__(
+        self, deployments: Sequence[Any], tasks: Sequence[Any], *, limit: int | None, pump: Any = None
+    ) -> None:
+        self.deployments, self.tasks, self.limit, self.pump = list(deployments), list(tasks), limit, pump
         self.asked = threading.Event()  # a stop was asked (SIGTERM/SIGINT)
         self.code = 1  # until the loop ends as asked
 
@@ -82,6 +84,10 @@ class Serving:
         if self.tasks:
             worker = TaskWorker(*self.tasks, limit=self.limit)
             parts.append(asyncio.create_task(worker.astart(), name="task-worker"))
+        pumping = None
+        if self.pump is not None:  # its own thread: it waits on the ledger and on its runs
+            pumping = asyncio.create_task(asyncio.to_thread(self.pump.run), name="inbox-pump")
+            parts.append(pumping)
         runner = Runner(pause_on_shutdown=False) if self.deployments else None
         if runner is not None:
             parts.append(asyncio.create_task(self._run(runner), name="runner"))
@@ -92,6 +98,11 @@ class Serving:
             # server may be down).
             with contextlib.suppress(Exception, TimeoutError):
                 await asyncio.wait_for(runner.astop(), STOP_GRACE_SECONDS / 2)
+        if pumping is not None:
+            # Its runs in flight end (the ledger keeps the rest for the next pump).
+            self.pump.stop.set()
+            with contextlib.suppress(Exception, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(pumping), STOP_GRACE_SECONDS / 2)
         for part in [*parts, asked]:
             part.cancel()
         ended = await asyncio.gather(*parts, return_exceptions=True)
@@ -113,7 +124,8 @@ class Serving:
             await asyncio.sleep(STOP_POLL_SECONDS)
 
 
-def serve(deployments: Sequence[Any], tasks: Sequence[Any], *, limit: int | None = 10) -> int:
-    """Serve ``deployments`` (a runner) and ``tasks`` (a task worker, at most ``limit`` runs at
-    once) until SIGTERM/SIGINT; the exit code."""
-    return Serving(deployments, tasks, limit=limit).run()
+def serve(deployments: Sequence[Any], tasks: Sequence[Any], *, limit: int | None = 10, pump: Any = None) -> int:
+    """Serve ``deployments`` (a runner), ``tasks`` (a task worker, at most ``limit`` runs at
+    once) and ``pump`` (a :class:`flows.inbox_pump.InboxPump`, in a thread) until
+    SIGTERM/SIGINT; the exit code."""
+    return Serving(deployments, tasks, limit=limit, pump=pump).run()

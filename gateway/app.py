@@ -179,7 +179,9 @@ def build_state(
     )
     metrics = Metrics(inbox_counts=partial(inbox_counts, ledger))
     if dispatcher is None:
-        if settings.dispatch:
+        if settings.dispatch and get_settings().inbox_dispatch == "pull":
+            dispatcher = StoreOnlyDispatcher(detail="the workers take stored events from the ledger (pull)")
+        elif settings.dispatch:
             if prefect_api_url is None:
                 prefect_api_url = inbox.prefect_setting("PREFECT_API_URL")
             dispatcher = PrefectDispatcher(

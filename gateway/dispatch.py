@@ -55,8 +55,12 @@ class Dispatcher(Protocol):
 
 
 class StoreOnlyDispatcher:
-    """Dispatch disabled (``CHARTERFLOW_GATEWAY_DISPATCH=false``, tests, benchmarks): events stay
-    in the inbox for a gateway that dispatches."""
+    """The gateway only stores: the workers pull the events (``CHARTERFLOW_INBOX_DISPATCH=pull``,
+    the default), or dispatch is off (``CHARTERFLOW_GATEWAY_DISPATCH=false``, tests, benchmarks)
+    and events wait for a gateway that dispatches."""
+
+    def __init__(self, *, detail: str = "dispatch disabled") -> None:
+        self.detail = detail
 
     def notify(self, event_id: int) -> None:
         """Nothing: the event waits in the inbox."""
@@ -68,8 +72,8 @@ class StoreOnlyDispatcher:
         """Nothing to stop."""
 
     def status(self) -> dict[str, Any]:
-        """Dispatch is off; Prefect is not consulted."""
-        return {"prefect_reachable": None, "detail": "dispatch disabled"}
+        """This gateway does not consult Prefect."""
+        return {"prefect_reachable": None, "detail": self.detail}
 
 
 class PrefectDispatcher:

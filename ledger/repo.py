@@ -1386,18 +1386,22 @@ def inbox_retry(session: Session, event_id: int, *, actor: str, at: datetime | N
     return event
 
 
-def inbox_stalled(session: Session, *, now: datetime, after: timedelta) -> list[int]:
+def inbox_stalled(session: Session, *, now: datetime, after: timedelta, pulled: bool = False) -> list[int]:
     """Ids of events handed to a run more than ``after`` ago and still unprocessed, when no
     event at all was processed in that time: the runs are not being worked (the task worker is
-    stuck, or the runs were lost). Empty otherwise."""
+    stuck, or the runs were lost). Empty otherwise. ``pulled`` (the workers claim events
+    themselves): events stored that long ago and never claimed count too (the pump is stuck)."""
     since = now - after
+    handed = InboxEvent.dispatched_at < since
+    if pulled:
+        handed = or_(handed, and_(InboxEvent.dispatched_at.is_(None), InboxEvent.received_at < since))
     waiting = list(
         session.scalars(
             select(InboxEvent.id)
             .where(
                 InboxEvent.processed_at.is_(None),
                 InboxEvent.dispatch_note.is_(None),
-                InboxEvent.dispatched_at < since,
+                handed,
                 InboxEvent.dispatch_attempts < MAX_DISPATCH_ATTEMPTS,
             )
             .order_by(InboxEvent.id)

@@ -66,6 +66,7 @@ def test_prefect_down_fifty_events_then_up_each_runs_exactly_once(tmp_path, ledg
         CHARTERFLOW_HOME=str(tmp_path),
         CHARTERFLOW_DATABASE_URL=str(ledger.engine.url),
         PYTHONUNBUFFERED="1",
+        CHARTERFLOW_INBOX_DISPATCH="push",  # the gateway creates the runs, the task worker serves them
     )
     processes: list[subprocess.Popen] = []
     try:

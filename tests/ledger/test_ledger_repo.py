@@ -311,6 +311,20 @@ def test_inbox_dedupes(ledger: Ledger) -> None:
     assert _actions(ledger) == ["inbox.received", "inbox.processed"]
 
 
+def test_inbox_stalled_counts_unclaimed_events_only_when_the_workers_pull(ledger: Ledger) -> None:
+    """The stall watch of `up`: an event waiting ``after`` while nothing was processed. A pump
+    that pulls (`up`'s default) may be stuck before it claims, so then unclaimed events count."""
+    with ledger.transaction() as s:
+        event, _ = repo.inbox_put(
+            s, dedupe_key="discord:interaction:stall", source="discord", kind="interaction", payload={}, received_at=NOW
+        )
+    later = NOW + timedelta(minutes=10)
+    with ledger.read() as s:
+        assert repo.inbox_stalled(s, now=later, after=timedelta(minutes=5)) == []
+        assert repo.inbox_stalled(s, now=later, after=timedelta(minutes=5), pulled=True) == [event.id]
+        assert repo.inbox_stalled(s, now=NOW + timedelta(minutes=1), after=timedelta(minutes=5), pulled=True) == []
+
+
 def test_inbox_dedupes_across_processes(ledger_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     workers = 4

@@ -179,7 +179,8 @@ def _gateway_ready(port: int) -> bool:
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
     except (httpx.HTTPError, ValueError):
         return False
-    return bool((health.get("prefect") or {}).get("prefect_reachable"))
+    # The gateway stores and answers; in pull mode (`up`'s) it does not consult Prefect at all.
+    return health.get("status") == "ok" and (health.get("prefect") or {}).get("prefect_reachable") is not False
 
 
 @pytest.mark.timeout(900)

@@ -1,4 +1,5 @@
-"""Prefect's server stops for 60 s while 50 webhooks arrive: the gateway accepts every one (200),
+"""Push mode (``CHARTERFLOW_INBOX_DISPATCH=push``). Prefect's server stops for 60 s while 50
+webhooks arrive: the gateway accepts every one (200),
 and after the server is back its drain loop dispatches each exactly once, which the task worker
 runs once. A Prefect server subprocess of its own (the session's harness cannot be stopped),
 restarted on the same port with the same database, as an operator would.
@@ -86,7 +87,13 @@ def test_prefect_down_for_a_minute_while_fifty_webhooks_arrive(prefect_outage, r
 
 
 def outage_scenario(tmp_path: Path, ledger: Ledger, evidence: Any) -> str:
-    env = subprocess_env(CHARTERFLOW_HOME=str(tmp_path), CHARTERFLOW_DATABASE_URL=str(ledger.engine.url))
+    # Push mode: the gateway dispatches and its drain loop catches up (`up` pulls: the chaos test
+    # kills its Prefect server).
+    env = subprocess_env(
+        CHARTERFLOW_HOME=str(tmp_path),
+        CHARTERFLOW_DATABASE_URL=str(ledger.engine.url),
+        CHARTERFLOW_INBOX_DISPATCH="push",
+    )
     server = PrefectServer(tmp_path, env)
     evidence.secrets["gateway discourse webhook secret"] = DISCOURSE_SECRET
     worker = None

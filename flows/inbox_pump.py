@@ -1,0 +1,221 @@
+"""The inbox pump: the workers take stored events from the ledger and run each as a task run of
+an ``inbox`` flow run (``CHARTERFLOW_INBOX_DISPATCH=pull``, what `up` runs).
+
+How an event travels here: the gateway verifies and stores it and acknowledges (it does not
+call Prefect); the pump finds it in the ledger (``repo.inbox_dispatchable``, polled every
+:data:`POLL_SECONDS` while idle, at once again after a pass that found some), claims it
+(``inbox_claim``: one claimer wins, so several pumps never run one event twice) and submits
+:func:`flows.inbox.handle_pulled_event` with the event's id, named ``inbox-<route>-<id>``.
+
+Why a flow run and not a background task run per event (the ``push`` mode): a task run inside
+a flow run is created and moved through its states by the client's events, which the server
+records in batches; a background task run costs a ``POST /task_runs/``, the server's
+orchestration rules, its push to a subscribed task worker and a concurrency lease: about 16 ms
+of CPU per event more on two cores (bench/README.md, intake, fifth pass). Every event is still a
+run in the Prefect UI: a task run of the ``inbox`` flow run of its moment.
+
+A flow run lasts while events keep coming: it ends after :data:`IDLE_END_SECONDS` without one,
+or after :data:`EVENTS_PER_RUN` events (the UI draws every task run of a flow run), and the
+next event starts a new one. Crash safety is the ledger's, as in ``push`` mode: a claimed event
+that a killed worker did not finish is claimed again after ``up``'s restart (``heal``) or once
+its claim is stale; the handlers are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import wait as wait_any
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow
+from prefect.client.schemas.objects import State
+from prefect.context import FlowRunContext, SyncClientContext
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows import inbox_routing as routing
+from ledger import repo
+from ledger.db import Ledger
+from ledger.types import utcnow
+
+log = logging.getLogger("charterflow.inbox")
+
+POLL_SECONDS = 0.1  # an idle pump reads the ledger this often: the latency it adds, at most
+IDLE_END_SECONDS = 30.0
+EVENTS_PER_RUN = 1_000
+STALE_AFTER_SECONDS = 600.0  # a claim this old and unprocessed is claimed again (as the gateway's drain)
+FLOW_TAGS = ("charterflow", "inbox")
+ACTOR = "workers"
+
+
+class InboxPump:
+    """Claims stored events and runs them, at most ``limit`` at once, until ``stop`` is set."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Callable[[], Ledger],
+        task: Any,
+        limit: int = 10,
+        poll: float = POLL_SECONDS,
+        idle_end: float = IDLE_END_SECONDS,
+        per_run: int = EVENTS_PER_RUN,
+        stale_after: float = STALE_AFTER_SECONDS,
+    ) -> None:
+        self.ledger, self.task, self.limit = ledger, task, max(1, limit)
+        self.poll, self.idle_end, self.per_run, self.stale_after = poll, idle_end, per_run, stale_after
+        self.stop = threading.Event()
+        self.flow_runs = 0
+        self.handled = 0
+        runner: Any = ThreadPoolTaskRunner(max_workers=self.limit)  # Prefect's hint wants its base future type
+        self._flow = inbox_flow.with_options(task_runner=runner)
+
+    def run(self) -> None:
+        """Wait for events; run a flow run while they come; again, until :attr:`stop`."""
+        # Each run's "Finished in state Completed()" would be a log line to the console and the
+        # Prefect API per event; the run's state says it. Warnings and failures are still logged.
+        logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+        with SyncClientContext():  # one Prefect client for the pump and all its task runs
+            while not self.stop.is_set():
+                try:
+                    waiting = self._pending(1)
+                except Exception as exc:  # noqa: BLE001 - the ledger may be down: wait, then look again
+                    log.warning("inbox pump: reading the ledger failed (%s)", type(exc).__name__)
+                    self.stop.wait(min(5.0, self.poll * 20))
+                    continue
+                if not waiting:
+                    self.stop.wait(self.poll)
+                    continue
+                self.flow_runs += 1
+                try:
+                    _serving.pump = self
+                    self._flow()
+                except Exception:
+                    log.exception("inbox pump: the inbox flow run failed")
+                    self.stop.wait(1.0)
+
+    def _pending(self, limit: int) -> list[int]:
+        stale_before = utcnow() - timedelta(seconds=self.stale_after)
+        with self.ledger().read() as session:
+            return repo.inbox_dispatchable(
+                session, stale_before=stale_before, handled_routes=routing.HANDLERS.keys(), limit=limit
+            )
+
+    def claim(self, room: int, *, busy: bool) -> list[routing.Claim]:
+        """Claim up to ``room`` dispatchable events. ``busy`` (the last claim found some): straight
+        to one write transaction; else a read first, so an idle pump never takes the writers' lock."""
+        if not busy and not self._pending(1):
+            return []
+        stale_before = utcnow() - timedelta(seconds=self.stale_after)
+        claims = []
+        with self.ledger().transaction() as session:
+            ids = repo.inbox_dispatchable(
+                session, stale_before=stale_before, handled_routes=routing.HANDLERS.keys(), limit=room
+            )
+            for event_id in ids:
+                event = repo.inbox_claim(
+                    session, event_id, actor=ACTOR, stale_before=stale_before, handled_routes=routing.HANDLERS.keys()
+                )
+                if event is not None:
+                    claims.append(
+                        routing.Claim(
+                            event_id=event_id,
+                            attempt=event.dispatch_attempts,
+                            route=event.route or routing.Route.UNKNOWN,
+                            received_at=event.received_at,
+                        )
+                    )
+        return claims
+
+    def serve_run(self) -> int:
+        """The body of one ``inbox`` flow run: how many events it ran."""
+        running: dict[Any, routing.Claim] = {}
+        started, last_event, last_claim, busy = 0, time.monotonic(), 0.0, True
+        while not self.stop.is_set() and started < self.per_run:
+            room = min(self.limit - len(running), self.per_run - started)
+            # While runs are in flight, claim at most once a poll interval: a batch per write
+            # transaction, not one transaction per event.
+            due = not running or time.monotonic() - last_claim >= self.poll
+            claims = self.claim(room, busy=busy) if room > 0 and due else []
+            if due:
+                last_claim, busy = time.monotonic(), bool(claims)
+            for claim in claims:
+                name = f"inbox-{claim.route}-{claim.event_id}"
+                running[self.task.with_options(task_run_name=name).submit(event_id=claim.event_id)] = claim
+            started += len(claims)
+            if claims:
+                last_event = time.monotonic()
+            elif not running and time.monotonic() - last_event > self.idle_end:
+                break
+            if not running:
+                self.stop.wait(0 if claims else self.poll)
+                continue
+            waits = {future.wrapped_future: future for future in running}
+            timeout = max(0.0, last_claim + self.poll - time.monotonic())
+            done, _ = wait_any(waits, timeout=timeout, return_when=FIRST_COMPLETED)
+            for wrapped in done:
+                future = waits[wrapped]
+                self._finished(future, running.pop(future))
+        for future, claim in running.items():  # stopping: let the runs in flight end
+            future.wrapped_future.result()
+            self._finished(future, claim)
+        return started
+
+    def _finished(self, future: Any, claim: routing.Claim) -> None:
+        # The run's final state, as the task runner's thread returned it: ``future.state`` would
+        # ask the Prefect API for it (a request per event).
+        state = future.wrapped_future.result()
+        self.handled += 1
+        if not (isinstance(state, State) and state.is_completed()):
+            # The event stays claimed and unprocessed: claimed again once stale (its attempts
+            # are counted; MAX_DISPATCH_ATTEMPTS then gives up), as a failed background run.
+            log.warning("inbox event %s: run ended %s", claim.event_id, getattr(state, "name", state))
+
+
+def _tag_flow_run() -> None:
+    """Tag the ``inbox`` flow run (the UI filters runs by tag). Not its task runs: a tagged task
+    run asks the server for a concurrency lease, for each event."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    try:
+        context.client.update_flow_run(
+            context.flow_run.id, tags=[*FLOW_TAGS, f"host:{socket.gethostname()}-{os.getpid()}"]
+        )
+    except Exception as exc:  # noqa: BLE001 - a missing tag costs nothing but a filter
+        log.warning("inbox pump: tagging the flow run failed (%s)", type(exc).__name__)
+
+
+def _run_name() -> str:
+    return f"inbox-{utcnow():%Y-%m-%d-%H%M%S}"
+
+
+@flow(
+    name="inbox",
+    flow_run_name=_run_name,
+    persist_result=False,
+    log_prints=False,
+    validate_parameters=False,
+    description="Runs the stored inbox events as they come, one task run each (flows/inbox_pump.py).",
+)
+def inbox_flow() -> int:
+    """The events of one busy spell, one task run each; how many."""
+    pump = _serving.pump
+    if pump is None:
+        raise RuntimeError("the inbox flow runs inside a pump (InboxPump.run)")
+    _tag_flow_run()
+    return pump.serve_run()
+
+
+class _Serving(threading.local):
+    pump: InboxPump | None = None
+
+
+# The pump whose thread runs the flow: a flow's parameters are stored in Prefect, a pump is not data.
+_serving = _Serving()

@@ -1,0 +1,174 @@
+"""The inbox pump (``pull`` mode, what `up` runs): stored events claimed from the ledger and run
+as task runs of an ``inbox`` flow run, against the session's real Prefect server, on SQLite and
+PostgreSQL. The stack-level proofs (a killed worker, a restarted Prefect server, 20 events a
+second) are tests/reliability and bench/intake.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from prefect import task
+from prefect.settings import PREFECT_API_URL
+from sqlalchemy import func, select
+
+from flows import inbox
+from flows.inbox_pump import FLOW_TAGS, InboxPump
+from ledger import repo
+from ledger.db import Ledger
+from ledger.models import AuditEntry, InboxEvent
+from tests.procs import wait_for
+
+
+def _store(ledger: Ledger, tag: str, n: int) -> list[int]:
+    ids = []
+    with ledger.transaction() as session:
+        for i in range(n):
+            event, created = repo.inbox_put(
+                session,
+                dedupe_key=f"discourse:pump-{tag}:{i}",
+                source="discourse",
+                kind="ping",
+                payload={"data": {}},
+                route=inbox.Route.PING,
+            )
+            assert created
+            ids.append(event.id)
+    return ids
+
+
+def _handler(ledger: Ledger, *, fail: bool = False) -> Any:
+    """The pump's task, on this test's ledger (the workers' task, ``handle_pulled_event``, reads
+    the ledger from the settings)."""
+
+    @task(name=inbox.TASK_NAME, persist_result=False)
+    def handle(event_id: int) -> str:
+        if fail:
+            raise RuntimeError("the handler failed")
+        return inbox.handle_event(ledger, event_id)
+
+    return handle
+
+
+@contextmanager
+def pumping(
+    ledger: Ledger, task_: Any, *, source: Callable[[], Ledger] | None = None, **options: Any
+) -> Iterator[InboxPump]:
+    pump = InboxPump(ledger=source or (lambda: ledger), task=task_, **{"poll": 0.05, "idle_end": 0.5, **options})
+    thread = threading.Thread(target=pump.run, daemon=True)
+    thread.start()
+    try:
+        yield pump
+    finally:
+        pump.stop.set()
+        thread.join(30)
+        assert not thread.is_alive()
+
+
+def _processed(ledger: Ledger, ids: list[int]) -> Callable[[], bool]:
+    def check() -> bool:
+        with ledger.read() as session:
+            return all(session.get(InboxEvent, i, populate_existing=True).processed_at for i in ids)
+
+    return check
+
+
+def _audit_count(ledger: Ledger, action: str, ids: list[int]) -> int:
+    with ledger.read() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == action, AuditEntry.subject.in_([f"inbox:{i}" for i in ids]))
+        )
+
+
+def _runs(kind: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    response = httpx.post(f"{PREFECT_API_URL.value()}/{kind}/filter", json={**body, "limit": 200}, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_each_stored_event_runs_once_as_a_task_run_of_an_inbox_flow_run(ledger, prefect_server):
+    ids = _store(ledger, "once", 12)
+    since = datetime.now(UTC).isoformat()  # the session's server holds the other backend's runs too
+    with pumping(ledger, _handler(ledger), limit=4) as pump:
+        assert wait_for(_processed(ledger, ids), 60)
+    assert pump.handled == 12
+    assert _audit_count(ledger, "inbox.processed", ids) == 12
+    with ledger.read() as session:
+        assert {session.get(InboxEvent, i).dispatch_attempts for i in ids} == {1}
+    names = [f"inbox-ping-{i}" for i in ids]
+
+    def recorded() -> list[dict[str, Any]]:  # the server records task runs from the client's events
+        return _runs("task_runs", {"task_runs": {"name": {"any_": names}, "start_time": {"after_": since}}})
+
+    assert wait_for(lambda: len(recorded()) == 12, 30)
+    runs = recorded()
+    assert Counter(r["name"] for r in runs) == Counter(names)
+    assert all(r["tags"] == [] for r in runs)  # a tagged task run asks for a concurrency lease
+    flow_run_ids = {r["flow_run_id"] for r in runs}
+    assert None not in flow_run_ids
+    flow_runs = _runs("flow_runs", {"flow_runs": {"id": {"any_": sorted(flow_run_ids)}}})
+    assert flow_runs and all(f["name"].startswith("inbox-") for f in flow_runs)
+    assert all(set(FLOW_TAGS) <= set(f["tags"]) for f in flow_runs)
+
+
+def test_two_pumps_on_one_ledger_never_run_an_event_twice(ledger, prefect_server):
+    ids = _store(ledger, "two", 30)
+    handle = _handler(ledger)
+    with pumping(ledger, handle, limit=3) as first, pumping(ledger, handle, limit=3) as second:
+        assert wait_for(_processed(ledger, ids), 90)
+    assert first.handled + second.handled == 30
+    assert _audit_count(ledger, "inbox.dispatched", ids) == 30  # one claim each
+    assert _audit_count(ledger, "inbox.processed", ids) == 30
+
+
+def test_an_idle_pump_ends_its_flow_run_and_the_next_event_starts_another(ledger, prefect_server):
+    with pumping(ledger, _handler(ledger), idle_end=0.2) as pump:
+        first = _store(ledger, "idle-1", 1)
+        assert wait_for(_processed(ledger, first), 30)
+        assert wait_for(lambda: pump.flow_runs == 1 and pump.handled == 1, 10)
+        time.sleep(1.0)  # past idle_end: the flow run has ended, the pump waits outside one
+        second = _store(ledger, "idle-2", 1)
+        assert wait_for(_processed(ledger, second), 30)
+        assert pump.flow_runs == 2
+
+
+def test_a_failing_run_leaves_its_event_to_a_later_attempt_until_the_pump_gives_up(ledger, prefect_server):
+    """Every claim is stale at once (``stale_after=0``): the whole life of an event whose runs
+    fail, as a crashed worker's would, in seconds."""
+    ids = _store(ledger, "fail", 1)
+    with pumping(ledger, _handler(ledger, fail=True), stale_after=0) as pump:
+
+        def gave_up() -> bool:
+            with ledger.read() as session:
+                return session.get(InboxEvent, ids[0], populate_existing=True).dispatch_note == repo.GAVE_UP
+
+        assert wait_for(gave_up, 60)
+    assert pump.handled == repo.MAX_DISPATCH_ATTEMPTS
+    assert _audit_count(ledger, "inbox.dispatched", ids) == repo.MAX_DISPATCH_ATTEMPTS
+    assert _audit_count(ledger, "inbox.processed", ids) == 0
+
+
+def test_a_pump_with_the_ledger_down_waits_and_then_runs_what_was_stored(ledger, prefect_server, tmp_path):
+    """A ledger the pump cannot read at first: it logs, waits and reads again; nothing is lost."""
+    ids = _store(ledger, "down", 3)
+    reachable = threading.Event()
+    broken = Ledger(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")  # no schema: every read fails
+
+    def which() -> Ledger:
+        return ledger if reachable.is_set() else broken
+
+    with pumping(ledger, _handler(ledger), source=which):
+        time.sleep(0.5)
+        with ledger.read() as session:
+            assert all(session.get(InboxEvent, i).dispatched_at is None for i in ids)
+        reachable.set()
+        assert wait_for(_processed(ledger, ids), 30)
+    broken.dispose()
