@@ -175,7 +175,9 @@ class InboxPump:
         if not (isinstance(state, State) and state.is_completed()):
             # The event stays claimed and unprocessed: claimed again once stale (its attempts
             # are counted; MAX_DISPATCH_ATTEMPTS then gives up), as a failed background run.
-            log.warning("inbox event %s: run ended %s", claim.event_id, getattr(state, "name", state))
+            log.warning(
+                "inbox event %s: run ended %s", claim.event_id, state.name if isinstance(state, State) else state
+            )
 
 
 def _tag_flow_run() -> None:
