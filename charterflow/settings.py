@@ -86,8 +86,8 @@ class Settings(BaseSettings):
     worker_stall_seconds: int = Field(
         default=300,
         ge=10,
-        description="`up` restarts the inbox task worker when events it was given wait this long "
-        "and it handled nothing meanwhile; those events are dispatched again.",
+        description="`up` restarts the workers when inbox events wait this long "
+        "and nothing was handled meanwhile; those events are dispatched again.",
     )
 
     def ledger_url(self) -> str:

@@ -5,7 +5,7 @@ set) starts first, the slowest to answer and needing nothing else; meanwhile the
 migrated; then the sandboxes of the platforms without credentials with the sandbox inspector
 (``python -m charterflow.inspector``, seeded with the invented community of
 :mod:`charterflow.seed`; the ledger gets the same working group), the workers (one process:
-a runner serving every deployment and the task worker that handles inbox events,
+a runner serving every deployment and the inbox pump that handles inbox events,
 :mod:`charterflow.workers`), and the gateway (``python -m gateway.serve``, the one public
 port), all at once, then waits until each answers. Ctrl-C or SIGTERM stops all of them within seconds, newest first.
 
@@ -320,7 +320,7 @@ def retry_events(ledger: Any, event_ids: list[int]) -> None:
 
 
 class WorkerWatch:
-    """Notices an inbox task worker that is alive but no longer works its runs
+    """Notices inbox workers that are alive but no longer work the events
     (``ledger.repo.inbox_stalled``); ``up`` then restarts it and the events get new runs."""
 
     def __init__(self, ledger_url: str, *, stall: int, pulled: bool = False) -> None:
@@ -1034,7 +1034,7 @@ def prefect_server(settings: Settings, *, home: Path, heal: Callable[[datetime],
 def _service_children(
     env: dict[str, str], *, api_url: str, home: Path, heal: Callable[[datetime], None], host: str, port: int
 ) -> tuple[ChildSpec, ChildSpec]:
-    """The workers (the runner and the inbox task worker, one process) and gateway children,
+    """The workers (the runner and the inbox pump, one process) and gateway children,
     both sharing ``env``."""
     # charterflow.workers: it waits for the Prefect server, so all start at once. A background
     # task run has no flow run, so Prefect never sends its logs to the API; by default it warns

@@ -1,5 +1,5 @@
 """The Prefect-side processes of `charterflow up`. `up` runs one, ``python -m charterflow.workers
-both``: every deployment, with its schedules (Prefect's runner), and the task worker that handles
+both``: every deployment, with its schedules (Prefect's runner), and the inbox pump that handles
 the gateway's inbox events, on one event loop (:mod:`flows.serving`). For operators who want them
 apart, ``python -m charterflow.workers runner`` and ``python -m charterflow.workers inbox`` run
 one each.
