@@ -24,23 +24,11 @@ from ledger import repo
 from ledger.db import Ledger
 from ledger.models import AuditEntry, InboxEvent
 from tests.procs import wait_for
+from tests.support.gateway import store_pings
 
 
 def _store(ledger: Ledger, tag: str, n: int) -> list[int]:
-    ids = []
-    with ledger.transaction() as session:
-        for i in range(n):
-            event, created = repo.inbox_put(
-                session,
-                dedupe_key=f"discourse:pump-{tag}:{i}",
-                source="discourse",
-                kind="ping",
-                payload={"data": {}},
-                route=inbox.Route.PING,
-            )
-            assert created
-            ids.append(event.id)
-    return ids
+    return store_pings(ledger, [f"discourse:pump-{tag}:{i}" for i in range(n)])
 
 
 def _handler(ledger: Ledger, *, fail: bool = False) -> Any:

@@ -30,7 +30,7 @@ from ledger.models import AuditEntry, InboxEvent
 from ledger.types import utcnow
 from tests.procs import start, stop, wait_for
 from tests.proxy import Proxy, serve
-from tests.support.gateway import discourse_request, gateway_settings, inbox_rows
+from tests.support.gateway import discourse_request, gateway_settings, inbox_rows, store_pings
 from tests.support.net import free_port
 
 OTHER_CATEGORY = "77"
@@ -147,17 +147,7 @@ def test_prefect_down_fifty_events_then_up_each_runs_exactly_once(tmp_path, ledg
 
 
 def _store(ledger, n: int) -> int:
-    with ledger.transaction() as session:
-        event, created = repo.inbox_put(
-            session,
-            dedupe_key=f"discourse:test:{n}",
-            source="discourse",
-            kind="ping",
-            payload={"data": {}},
-            route=inbox.Route.PING,
-        )
-        assert created
-        return event.id
+    return store_pings(ledger, [f"discourse:test:{n}"])[0]
 
 
 def test_a_dispatch_is_one_deferred_background_run_and_a_lost_answer_finds_it_again(ledger, prefect_server):

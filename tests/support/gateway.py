@@ -16,7 +16,9 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from connectors.discourse.inbound import sign_body
+from flows.inbox_routing import Route
 from gateway.settings import GatewaySettings
+from ledger import repo
 from ledger.db import Ledger
 from ledger.models import InboxEvent
 
@@ -138,3 +140,17 @@ def slack_board_click(decision: str = "approve", proposal: str = "12", trigger: 
         ],
     }
     return urlencode({"payload": json.dumps(payload)}).encode()
+
+
+def store_pings(ledger: Ledger, keys: list[str]) -> list[int]:
+    """Store a Forum ping event under each dedupe key (as the gateway would), in one transaction;
+    their ids."""
+    ids = []
+    with ledger.transaction() as session:
+        for key in keys:
+            event, created = repo.inbox_put(
+                session, dedupe_key=key, source="discourse", kind="ping", payload={"data": {}}, route=Route.PING
+            )
+            assert created, key
+            ids.append(event.id)
+    return ids
