@@ -141,8 +141,9 @@ WORKER_ARGVS = (b"charterflow.workers\0both", b"charterflow.workers\0inbox", b"f
 
 
 def extra_workers(up: Up, count: int) -> list[subprocess.Popen]:
-    """``count`` more inbox task workers beside the one ``up`` runs, with that one's environment
-    (read from /proc: up's child, on loopback sandboxes). The caller stops them."""
+    """``count`` more inbox workers (pumps; task workers in push mode) beside the one ``up`` runs,
+    with that one's environment (read from /proc: up's child, on loopback sandboxes). The caller
+    stops them."""
     if count <= 0:
         return []
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -615,7 +616,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "--postgres", action="store_true", help="the ledger and Prefect's database on a throwaway PostgreSQL cluster"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="inbox task workers (up runs one; the bench starts the others)"
+        "--workers", type=int, default=1, help="inbox workers (up runs one; the bench starts the others)"
     )
     parser.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/intake.json)")
     parser.add_argument(
