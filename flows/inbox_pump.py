@@ -113,25 +113,11 @@ class InboxPump:
         if not busy and not self._pending(1):
             return []
         stale_before = utcnow() - timedelta(seconds=self.stale_after)
-        claims = []
         with self.ledger().transaction() as session:
             ids = repo.inbox_dispatchable(
                 session, stale_before=stale_before, handled_routes=routing.HANDLERS.keys(), limit=room
             )
-            for event_id in ids:
-                event = repo.inbox_claim(
-                    session, event_id, actor=ACTOR, stale_before=stale_before, handled_routes=routing.HANDLERS.keys()
-                )
-                if event is not None:
-                    claims.append(
-                        routing.Claim(
-                            event_id=event_id,
-                            attempt=event.dispatch_attempts,
-                            route=event.route or routing.Route.UNKNOWN,
-                            received_at=event.received_at,
-                        )
-                    )
-        return claims
+            return routing.claim_in(session, ids, stale_before=stale_before, actor=ACTOR)
 
     def serve_run(self) -> int:
         """The body of one ``inbox`` flow run: how many events it ran."""

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 
 from connectors.slack.blocks import BOARD_ACTION_PREFIX
 from flows.membership.tokens import CONFIRM_PREFIX, OPTIN_PREFIX
@@ -590,21 +591,26 @@ def claim_events(
             wanted.append(event_id)
     if not wanted:
         return []
-    claims = []
     with ledger.transaction() as session:
-        for event_id in wanted:
-            event = repo.inbox_claim(
-                session, event_id, actor=actor, stale_before=stale_before, handled_routes=HANDLERS.keys()
-            )
-            if event is not None:
-                claims.append(
-                    Claim(
-                        event_id=event_id,
-                        attempt=event.dispatch_attempts,
-                        route=event.route or Route.UNKNOWN,
-                        received_at=event.received_at,
-                    )
+        return claim_in(session, wanted, stale_before=stale_before, actor=actor)
+
+
+def claim_in(session: Session, event_ids: list[int], *, stale_before: datetime | None, actor: str) -> list[Claim]:
+    """Claim ``event_ids`` inside the caller's write transaction; the claims that were taken."""
+    claims = []
+    for event_id in event_ids:
+        event = repo.inbox_claim(
+            session, event_id, actor=actor, stale_before=stale_before, handled_routes=HANDLERS.keys()
+        )
+        if event is not None:
+            claims.append(
+                Claim(
+                    event_id=event_id,
+                    attempt=event.dispatch_attempts,
+                    route=event.route or Route.UNKNOWN,
+                    received_at=event.received_at,
                 )
+            )
     return claims
 
 
