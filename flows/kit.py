@@ -108,6 +108,14 @@ def render(name: str, **values: Any) -> tuple[str, str]:
 # Side effects once
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What an ``act`` of :func:`once` returns when it recorded ``key`` itself (in one
+    transaction with another record): ``once`` then writes nothing more."""
+
+    record: dict[str, Any]
+
+
 def done(ctx: Ctx, key: str) -> dict[str, Any] | None:
     """The record of side effect ``key``, if it happened."""
     with ctx.ledger.read() as session:
@@ -134,6 +142,8 @@ def once(
     except BaseException:
         _unclaim(ctx, key=key, holder=holder)
         raise
+    if isinstance(result, Recorded):
+        return result.record
     if isinstance(result, MessageRef):
         ref: Mapping[str, Any] = {"id": result.id, "thread_id": result.thread_id}
     elif isinstance(result, Mapping):
@@ -156,7 +166,9 @@ def _claim(ctx: Ctx, *, key: str, holder: str) -> dict[str, Any] | None:
     take_from, pause = None, 0.02
     while True:
         at = datetime.now(UTC)
-        with ctx.ledger.transaction() as session:
+        # Row locks suffice (repo.effect_claim): one write transaction fewer that waits for
+        # the writers' lock, in every effect.
+        with ctx.ledger.transaction(lock=False) as session:
             state, value = repo.effect_claim(
                 session, key=key, holder=holder, until=at + CLAIM_LEASE, at=at, take_from=take_from
             )
@@ -441,7 +453,7 @@ def answer_interaction(
     first = f"interaction-original:{hashlib.sha256(token.encode()).hexdigest()[:24]}"
     space = ctx.platforms.space(where)
 
-    def act() -> MessageRef | None:
+    def act() -> MessageRef | Recorded | None:
         answered = done(ctx, first)
         if answered is not None and answered["ref"].get("key") == key:
             return None  # this key's answer is the first one: sent already
@@ -461,9 +473,11 @@ def answer_interaction(
         # The first answer names its key and is recorded with it at once: a run killed between
         # two records sent the same answer again as a follow-up (two messages, issue 19).
         with ctx.ledger.transaction() as session:
-            for k, ref in ((first, {"key": key}), (key, {})):
+            records = [
                 repo.effect_record(session, key=k, platform=where, actor=actor, ref=ref, about=about, at=ctx.now)
-        return None
+                for k, ref in ((first, {"key": key}), (key, {}))
+            ]
+        return Recorded(records[1])
 
     try:
         once(ctx, key=key, platform=where, actor=actor, about=about, act=act)

@@ -101,6 +101,7 @@ class GatewayState:
                 payload=_payload(event),
                 route=route,
                 raw=raw,
+                record_receipt=False,
             )
             if created and route == inbox.Route.APPLY_MODAL:
                 repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discord:modal-shown")
@@ -108,7 +109,9 @@ class GatewayState:
                 repo.inbox_mark_processed(session, row, actor="gateway", result_ref="discourse:own-post")
             return row.id, created, row.processed_at is not None
 
-        return self.ledger.run(work)
+        # Without the writers' lock: the acknowledgement never waits for the handlers' writes;
+        # the receipt's audit entry comes with the event's claim (repo.note_receipt).
+        return self.ledger.run(work, lock=False)
 
     async def accept(self, event: InboundEvent, raw: bytes | None = None) -> tuple[str, int | None, bool] | Response:
         """Route and store one verified event, then tell the dispatcher: ``(route, inbox id,

@@ -101,11 +101,18 @@ class Ledger:
     # -- sessions -------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One write transaction: commits when the block ends, rolls back on an exception."""
+    def transaction(self, *, lock: bool = True) -> Iterator[Session]:
+        """One write transaction: commits when the block ends, rolls back on an exception.
+
+        ``lock=False`` does not take the writers' lock first, on PostgreSQL: for a write that is
+        safe beside concurrent writers by itself (``INSERT … ON CONFLICT DO NOTHING``, rows
+        locked ``FOR UPDATE``); an audit entry appended in it takes the lock then. SQLite has one
+        writer at a time anyway: there every write transaction begins ``IMMEDIATE`` (a deferred
+        one that read first could not wait for the lock, it would fail at once)."""
         committing = False
+        engine = self._write_engine if lock or self.dialect == "sqlite" else self.engine
         try:
-            with Session(self._write_engine, expire_on_commit=False) as session:
+            with Session(engine, expire_on_commit=False) as session:
                 with session.begin():
                     yield session
                     committing = True
@@ -123,8 +130,9 @@ class Ledger:
         except DBAPIError as exc:
             raise self.translate(exc, committing=False) from exc
 
-    def run(self, work: Callable[[Session], T], *, attempts: int = 3, backoff: float = 0.25) -> T:
-        """``work(session)`` in one transaction, rerun when that is safe.
+    def run(self, work: Callable[[Session], T], *, attempts: int = 3, backoff: float = 0.25, lock: bool = True) -> T:
+        """``work(session)`` in one transaction (``lock`` as in :meth:`transaction`), rerun
+        when that is safe.
 
         Safe means the database refused before commit (locked, busy, unreachable, serialization
         failure): nothing of the attempt was stored. A failure during commit is never rerun,
@@ -132,7 +140,7 @@ class Ledger:
         """
         for attempt in range(1, attempts + 1):
             try:
-                with self.transaction() as session:
+                with self.transaction(lock=lock) as session:
                     return work(session)
             except LedgerUnavailable as exc:
                 if not exc.retry_safe or attempt == attempts:

@@ -1212,11 +1212,17 @@ def inbox_put(
     actor: str = "gateway",
     route: str | None = None,
     raw: bytes | None = None,
+    record_receipt: bool = True,
 ) -> tuple[InboxEvent, bool]:
     """Store an inbound event once: returns (event, created). An existing key returns the
     stored row untouched, also when another process inserts the same key at the same time.
     ``route`` names the flow that will handle it (the gateway's routing table); ``raw`` is the
-    request body as received (kept as is, beside the payload's parsed view)."""
+    request body as received (kept as is, beside the payload's parsed view).
+
+    ``record_receipt=False`` leaves the ``inbox.received`` audit entry to whoever first takes
+    the event (its claim, its processing or an operator's retry: :func:`note_receipt`), so the
+    store needs no place in the audit chain: the gateway acknowledges without waiting for the
+    writers' lock (issue 19)."""
     at = _now(received_at)
     values = {
         "dedupe_key": dedupe_key,
@@ -1242,26 +1248,41 @@ def inbox_put(
         select(InboxEvent).where(InboxEvent.dedupe_key == dedupe_key).execution_options(populate_existing=True)
     )
     assert event is not None
-    if new_id is not None:
-        extra: dict[str, Any] = {}
-        if event.raw is not None:
-            extra["raw"] = hashlib.sha256(event.raw).hexdigest()
-        if event.payload.get("notes"):  # what the parsed view changed (an unusual body)
-            extra["notes"] = list(event.payload["notes"])
-        _log(
-            session,
-            actor=actor,
-            action="inbox.received",
-            subject=ref(event),
-            at=at,
-            source=source,
-            kind=kind,
-            route=route,
-            key=_digest(None, dedupe_key),
-            payload=_digest(None, event.payload),
-            **extra,
-        )
+    if new_id is not None and record_receipt:
+        _log_receipt(session, event, actor=actor, at=at)
     return event, new_id is not None
+
+
+def _log_receipt(session: Session, event: InboxEvent, *, actor: str, at: datetime) -> None:
+    extra: dict[str, Any] = {}
+    if event.raw is not None:
+        extra["raw"] = hashlib.sha256(event.raw).hexdigest()
+    if event.payload.get("notes"):  # what the parsed view changed (an unusual body)
+        extra["notes"] = list(event.payload["notes"])
+    _log(
+        session,
+        actor=actor,
+        action="inbox.received",
+        subject=ref(event),
+        at=at,
+        source=event.source,
+        kind=event.kind,
+        route=event.route,
+        key=_digest(None, event.dedupe_key),
+        payload=_digest(None, event.payload),
+        **extra,
+    )
+
+
+def note_receipt(session: Session, event: InboxEvent) -> None:
+    """Append the ``inbox.received`` entry of an event stored with ``record_receipt=False``,
+    once: a no-op for an event claimed, retried or processed before (its entry is written) or
+    whose entry exists. The entry's actor is the gateway and its time the receipt's."""
+    if event.dispatch_attempts or event.dispatched_at is not None or event.processed_at is not None:
+        return
+    logged = select(AuditEntry.seq).where(AuditEntry.subject == ref(event), AuditEntry.action == "inbox.received")
+    if session.scalar(logged.limit(1)) is None:
+        _log_receipt(session, event, actor="gateway", at=event.received_at)
 
 
 def inbox_mark_processed(
@@ -1277,6 +1298,7 @@ def inbox_mark_processed(
     at = _now(at)
     if event.processed_at is not None:
         return event
+    note_receipt(session, event)
     event.processed_at, event.result_ref = at, result_ref
     if person is not None:
         event.person_id = person.id
@@ -1356,6 +1378,7 @@ def inbox_claim(
         attempt = event.dispatch_attempts + 1
     else:
         return None
+    note_receipt(session, event)
     event.dispatch_attempts, event.dispatched_at, event.dispatch_note = attempt, at, None
     session.flush()
     _log(session, actor=actor, action="inbox.dispatched", subject=ref(event), at=at, route=event.route, attempt=attempt)
@@ -1371,6 +1394,7 @@ def inbox_retry(session: Session, event_id: int, *, actor: str, at: datetime | N
         raise NotFound(f"inbox:{event_id} does not exist")
     if event.processed_at is not None:
         raise Conflict(f"inbox:{event_id} is already processed ({event.result_ref})")
+    note_receipt(session, event)
     event.dispatch_attempts += 1
     event.dispatched_at, event.dispatch_note = None, None
     session.flush()
@@ -1543,19 +1567,39 @@ def effect_claim(
     clock). Returns ``("done", payload)`` when it is recorded already, ``("claimed", None)``
     when the caller may act now, or ``("held", holder)`` while another holder's claim runs.
     A claim of the same holder, of ``take_from`` (known dead) or expired at ``at`` is taken
-    over. Writers serialize (ledger.db), so two callers never both get "claimed"."""
-    found = effect_get(session, key=key)
-    if found is not None:
-        return "done", found
+    over. Two callers never both get "claimed", also in a transaction without the writers'
+    lock (``Ledger.transaction(lock=False)``): the claim row is inserted with ``ON CONFLICT
+    DO NOTHING`` and an existing one is locked (``FOR UPDATE``) before it is read, and the record
+    is looked for again after the insert (a recorder commits its entry and drops its claim at
+    once)."""
     subject = _effect_subject(key)
-    claim = session.get(EffectClaim, subject)
-    if claim is None:
-        session.add(EffectClaim(subject=subject, holder=holder, claimed_at=at, expires_at=until))
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    while True:
+        found = effect_get(session, key=key)
+        if found is not None:
+            return "done", found
+        new = {"subject": subject, "holder": holder, "claimed_at": at, "expires_at": until}
+        if session.execute(
+            insert(EffectClaim).values(**new).on_conflict_do_nothing().returning(EffectClaim.subject)
+        ).first():
+            found = effect_get(session, key=key)  # recorded and unclaimed since the first look
+            if found is not None:
+                effect_unclaim(session, key=key, holder=holder)
+                return "done", found
+            return "claimed", None
+        claim = session.scalar(
+            select(EffectClaim)
+            .where(EffectClaim.subject == subject)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if claim is None:
+            continue  # its holder recorded (or gave up) since our insert: look again
+        if claim.holder not in (holder, take_from) and claim.expires_at > at:
+            return "held", claim.holder
+        claim.holder, claim.claimed_at, claim.expires_at = holder, at, until
+        session.flush()
         return "claimed", None
-    if claim.holder not in (holder, take_from) and claim.expires_at > at:
-        return "held", claim.holder
-    claim.holder, claim.claimed_at, claim.expires_at = holder, at, until
-    return "claimed", None
 
 
 def effect_unclaim(session: Session, *, key: str, holder: str | None = None) -> None:

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from bench import ratelimit, scale
-from bench.intake import _dispatch_metrics, cpu_seconds, main, prefect_busy, snowflake_time
+from bench.intake import (
+    _dispatch_metrics,
+    bucket_percentile,
+    cpu_seconds,
+    gateway_ack_buckets,
+    main,
+    prefect_busy,
+    snowflake_time,
+)
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -85,6 +93,23 @@ def test_intake_reads_snowflake_times_and_the_gateways_dispatch_counters() -> No
         'charterflow_gateway_dispatches_total{outcome="started"}': 12.0,
         "charterflow_gateway_dispatch_latency_seconds_sum": 0.5,
     }
+
+
+def test_intake_reads_the_gateways_own_ack_histogram_for_the_discord_hook() -> None:
+    text = "\n".join(
+        [
+            'charterflow_gateway_ack_seconds_bucket{le="0.005",route="/hooks/discord"} 50.0',
+            'charterflow_gateway_ack_seconds_bucket{le="0.025",route="/hooks/discord"} 98.0',
+            'charterflow_gateway_ack_seconds_bucket{le="0.05",route="/hooks/discord"} 99.0',
+            'charterflow_gateway_ack_seconds_bucket{le="+Inf",route="/hooks/discord"} 100.0',
+            'charterflow_gateway_ack_seconds_bucket{le="0.005",route="/healthz"} 7.0',
+            'charterflow_gateway_ack_seconds_count{route="/hooks/discord"} 100.0',
+        ]
+    )
+    buckets = gateway_ack_buckets(text)
+    assert buckets == {0.005: 50.0, 0.025: 98.0, 0.05: 99.0, float("inf"): 100.0}
+    assert bucket_percentile(buckets, 50) == 0.005 and bucket_percentile(buckets, 99) == 0.05
+    assert bucket_percentile(buckets, 99.5) == float("inf") and bucket_percentile({}, 99) is None
 
 
 def test_intake_counts_the_requests_prefect_answered_503_by_the_write_that_failed(tmp_path: Path) -> None:

@@ -153,3 +153,34 @@ def test_a_live_holder_that_records_is_not_repeated(ledger: Ledger) -> None:
     )
     recorder.join()
     assert calls == [] and record["ref"] == {"id": "5"}
+
+
+def test_claims_without_the_writers_lock_act_once_per_key_under_racing_recorders(ledger: Ledger) -> None:
+    """``once`` claims in a transaction without the writers' lock (row locks only, on
+    PostgreSQL): 40 keys, each raced by 4 threads that claim, act at once and record (the
+    recorder drops its claim as others arrive): each key is acted on once, recorded once."""
+    acted: dict[str, int] = {}
+    lock = threading.Lock()
+    keys = [f"race:{n}" for n in range(40)]
+    start = threading.Barrier(4)
+
+    def act(key: str) -> dict[str, str]:
+        with lock:
+            acted[key] = acted.get(key, 0) + 1
+        return {"id": key}
+
+    def run() -> None:
+        start.wait()
+        for key in keys:
+            record = once(_ctx(ledger), key=key, platform="slack", actor="test", about=None, act=lambda k=key: act(k))
+            assert record["ref"] == {"id": key}
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert acted == dict.fromkeys(keys, 1)
+    assert _claims(ledger) == []
+    with ledger.read() as session:
+        assert all(repo.effect_get(session, key=key)["ref"] == {"id": key} for key in keys)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import ledger_workers
@@ -309,6 +312,71 @@ def test_inbox_dedupes(ledger: Ledger) -> None:
         repo.inbox_mark_processed(s, again, actor="flow:intake", result_ref="application:1")
         assert repo.inbox_pending(s) == []
     assert _actions(ledger) == ["inbox.received", "inbox.processed"]
+
+
+def test_a_receipt_stored_without_its_entry_is_logged_once_by_whoever_takes_the_event(ledger: Ledger) -> None:
+    """The gateway stores with ``record_receipt=False`` (no place in the audit chain, so no
+    writers' lock); the first claim, processing or retry appends ``inbox.received``, once, as
+    the gateway's at the receipt's time; an event stored with its entry never gets a second."""
+    events = {}
+    for name, record in (("claimed", False), ("processed", False), ("retried", False), ("logged", True)):
+        with ledger.transaction(lock=False) as s:
+            row, _ = repo.inbox_put(
+                s,
+                dedupe_key=f"discord:interaction:{name}",
+                source="discord",
+                kind="interaction",
+                payload={"n": name},
+                received_at=NOW,
+                raw=b'{"n":1}',
+                record_receipt=record,
+            )
+            events[name] = row.id
+    assert _actions(ledger) == ["inbox.received"]  # only the one stored with its entry
+    later = NOW + timedelta(seconds=5)
+    with ledger.transaction() as s:
+        for name in ("claimed", "logged"):
+            assert repo.inbox_claim(s, events[name], actor="workers", at=later) is not None
+            assert repo.inbox_claim(s, events[name], actor="workers", stale_before=later + timedelta(1), at=later)
+        repo.inbox_mark_processed(
+            s, s.get(InboxEvent, events["processed"]), actor="flow:intake", result_ref="x", at=later
+        )
+        repo.inbox_retry(s, events["retried"], actor="operator", at=later)
+        repo.inbox_retry(s, events["retried"], actor="operator", at=later)
+    with ledger.read() as s:
+        received = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "inbox.received")))
+    assert sorted(e.subject for e in received) == sorted(f"inbox:{i}" for i in events.values())
+    late = [e for e in received if e.subject != f"inbox:{events['logged']}"]
+    assert {(e.actor, e.at) for e in late} == {("gateway", NOW)}
+    assert all(json.loads(e.payload_json)["raw"] == hashlib.sha256(b'{"n":1}').hexdigest() for e in late)
+    with ledger.read() as s:
+        assert audit.verify(s).ok
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_store_without_the_lock_does_not_wait_for_a_writer(ledger: Ledger) -> None:
+    """While a writer holds the writers' lock (a handler's transaction), the gateway's store
+    goes through: its acknowledgement never queues behind the handlers (issue 19)."""
+    with ledger.transaction() as held:
+        held.execute(select(1))  # the transaction begins: the advisory lock is taken
+        with ThreadPoolExecutor(1) as pool:
+            stored = pool.submit(
+                ledger.run,
+                lambda s: (
+                    repo.inbox_put(
+                        s,
+                        dedupe_key="discord:interaction:l",
+                        source="discord",
+                        kind="i",
+                        payload={},
+                        record_receipt=False,
+                    )[0].id
+                ),
+                lock=False,
+            )
+            event_id = stored.result(timeout=15)  # with the lock it would wait for this block
+        with ledger.read() as s:
+            assert s.get(InboxEvent, event_id) is not None
 
 
 def test_inbox_stalled_counts_unclaimed_events_only_when_the_workers_pull(ledger: Ledger) -> None:
