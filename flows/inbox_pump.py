@@ -18,7 +18,8 @@ A flow run lasts while events keep coming: it ends after :data:`IDLE_END_SECONDS
 or after :data:`EVENTS_PER_RUN` events (the UI draws every task run of a flow run), and the
 next event starts a new one. Crash safety is the ledger's, as in ``push`` mode: a claimed event
 that a killed worker did not finish is claimed again after ``up``'s restart (``heal``) or once
-its claim is stale; the handlers are idempotent.
+its claim is stale; the handlers are idempotent. The killed worker's flow run, left
+``Running``, is marked ``Crashed`` by the next pump of the host (:meth:`InboxPump._end_orphans`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,17 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import flow
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import State, StateType
 from prefect.context import FlowRunContext, SyncClientContext
+from prefect.states import Crashed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import inbox_routing as routing
@@ -81,7 +91,8 @@ class InboxPump:
         # Each run's "Finished in state Completed()" would be a log line to the console and the
         # Prefect API per event; the run's state says it. Warnings and failures are still logged.
         logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
-        with SyncClientContext():  # one Prefect client for the pump and all its task runs
+        with SyncClientContext() as prefect:  # one Prefect client for the pump and all its task runs
+            self._end_orphans(prefect.client)
             while not self.stop.is_set():
                 try:
                     waiting = self._pending(1)
@@ -99,6 +110,30 @@ class InboxPump:
                 except Exception:
                     log.exception("inbox pump: the inbox flow run failed")
                     self.stop.wait(1.0)
+
+    def _end_orphans(self, client: Any) -> None:
+        """Mark ``Crashed`` the ``inbox`` flow runs still ``Running`` whose pump was a process of
+        this host that no longer runs (killed: `up` started this one in its place), so the UI
+        does not show them running for ever. Their unfinished events are the ledger's to run
+        again (claimed once stale, or at `up`'s heal). A failure here costs only the display."""
+        host = socket.gethostname()
+        try:
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[inbox_flow.name])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+                    tags=FlowRunFilterTags(all_=list(FLOW_TAGS)),
+                ),
+                limit=200,
+            )
+            for run in runs:
+                pid = _dead_pump(run.tags, host)
+                if pid is not None:
+                    message = f"its workers process ({host}, pid {pid}) ended while it ran"
+                    client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+                    log.info("inbox pump: flow run %s marked crashed: %s", run.name, message)
+        except Exception as exc:  # noqa: BLE001 - the Prefect API down: the runs stay as shown
+            log.warning("inbox pump: could not look for orphaned inbox flow runs (%s)", type(exc).__name__)
 
     def _pending(self, limit: int) -> list[int]:
         stale_before = utcnow() - timedelta(seconds=self.stale_after)
@@ -164,6 +199,24 @@ class InboxPump:
             log.warning(
                 "inbox event %s: run ended %s", claim.event_id, state.name if isinstance(state, State) else state
             )
+
+
+def _dead_pump(tags: list[str], host: str) -> int | None:
+    """The pid of a ``host:<host>-<pid>`` tag when that process no longer runs, else None (another
+    host's, this process's, or alive)."""
+    prefix = f"host:{host}-"
+    for tag in tags:
+        pid = tag[len(prefix) :] if tag.startswith(prefix) else ""
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return int(pid)
+        except PermissionError:  # alive, another user's
+            return None
+        return None
+    return None
 
 
 def _tag_flow_run() -> None:

@@ -5,6 +5,10 @@ second) are tests/reliability and bench/intake.py."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -15,11 +19,14 @@ from typing import Any
 
 import httpx
 from prefect import task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL
+from prefect.states import Running
 from sqlalchemy import func, select
 
 from flows import inbox
-from flows.inbox_pump import FLOW_TAGS, InboxPump
+from flows.inbox_pump import FLOW_TAGS, InboxPump, inbox_flow
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import AuditEntry, InboxEvent
@@ -160,3 +167,30 @@ def test_a_pump_with_the_ledger_down_waits_and_then_runs_what_was_stored(ledger,
         reachable.set()
         assert wait_for(_processed(ledger, ids), 30)
     broken.dispose()
+
+
+def test_a_starting_pump_marks_crashed_the_inbox_flow_runs_of_a_killed_pump_only(ledger, prefect_server):
+    """A killed workers process leaves its ``inbox`` flow run ``Running`` (nothing ends it); the
+    pump `up` starts in its place marks it ``Crashed``. A live process's run, or another host's,
+    is left as it is."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    tags = {
+        "dead": f"host:{host}-{gone.stdout.strip()}",
+        "alive": f"host:{host}-{os.getppid()}",
+        "elsewhere": f"host:{host}-elsewhere-{gone.stdout.strip()}",
+    }
+    with get_client(sync_client=True) as client:
+        runs = {
+            name: client.create_flow_run(
+                inbox_flow, name=f"inbox-orphan-{name}", tags=[*FLOW_TAGS, tag], state=Running()
+            )
+            for name, tag in tags.items()
+        }
+    with pumping(ledger, _handler(ledger)):
+        ids = _store(ledger, "orphans", 1)
+        assert wait_for(_processed(ledger, ids), 30)
+    with get_client(sync_client=True) as client:
+        states = {name: client.read_flow_run(run.id).state for name, run in runs.items()}
+    assert states["dead"].type == StateType.CRASHED and gone.stdout.strip() in states["dead"].message
+    assert states["alive"].type == StateType.RUNNING and states["elsewhere"].type == StateType.RUNNING
