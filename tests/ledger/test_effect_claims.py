@@ -10,8 +10,10 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from flows.kit import Ctx, once
 from ledger import repo
@@ -93,6 +95,24 @@ def test_concurrent_callers_act_once_and_share_the_record(ledger: Ledger) -> Non
     assert _claims(ledger) == []
     with ledger.read() as session:
         assert repo.effect_get(session, key="board:escalation:1")["ref"] == {"id": "m-1"}
+
+
+def test_an_effect_costs_two_transactions_and_a_done_one_costs_one(ledger: Ledger, record_property: Any) -> None:
+    # The ledger's transactions are the intake's cost at 20 events a second (issue 19 point 7):
+    # ``once`` does not look for the record apart from its claim, which looks first.
+    begun: list[str] = []
+    listen = lambda conn: begun.append("begin")  # noqa: E731 - the listener of this test
+    event.listen(ledger.engine, "begin", listen)
+    try:
+        first = once(_ctx(ledger), key="k:tx", platform="slack", actor="test", about=None, act=lambda: {"id": "1"})
+        new = len(begun)
+        again = once(_ctx(ledger), key="k:tx", platform="slack", actor="test", about=None, act=lambda: {"id": "2"})
+    finally:
+        event.remove(ledger.engine, "begin", listen)
+    done_one = len(begun) - new
+    record_property("measure:once", f"once on {ledger.dialect}: a new effect {new} transactions, a done one {done_one}")
+    assert (new, done_one) == (2, 1)
+    assert first["ref"] == again["ref"] == {"id": "1"}
 
 
 def test_a_failed_act_gives_its_claim_up(ledger: Ledger) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import sqlalchemy
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import func, select
 
@@ -145,6 +146,31 @@ def test_discord_idea_files_once_and_the_member_is_told_its_number(world, gatewa
         event = session.get(InboxEvent, event_id)
     assert handle_idea(ledger=world.ledger, event=event) == f"idea:{idea_id}"
     assert len(_ideas(world)) == 1 and len(bot_messages(world, f"**#{idea_id}**")) == 1
+
+
+def test_a_discord_idea_costs_its_transactions_and_no_more(world, gateway, record_property):
+    # The ledger's transactions per event are the intake's cost at 20 a second (issue 19 point 7;
+    # bench/README.md): the inbox's read, the person, the idea, the answer's claim, whether it is
+    # the interaction's first answer, its records, the processed mark. The test world builds its
+    # platforms per run, which reads the platform list once more (a worker does it at its start).
+    world.discord_sb.command(world.discord_url, user="quinn_harbor", name="idea", options={"text": "A reading circle"})
+    event_id = wait_for_event(world, source="discord", kind="idea", route="idea")
+    begun: list[str] = []
+    statements: list[str] = []
+    on_begin = lambda conn: begun.append("begin")  # noqa: E731 - the listeners of this test
+    on_statement = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+    sqlalchemy.event.listen(world.ledger.engine, "begin", on_begin)
+    sqlalchemy.event.listen(world.ledger.engine, "before_cursor_execute", on_statement)
+    try:
+        assert inbox.handle_event(world.ledger, event_id).startswith("idea:")
+    finally:
+        sqlalchemy.event.remove(world.ledger.engine, "begin", on_begin)
+        sqlalchemy.event.remove(world.ledger.engine, "before_cursor_execute", on_statement)
+    record_property(
+        "measure:idea-transactions",
+        f"a Discord /idea on {world.ledger.dialect}: {len(begun)} transactions, {len(statements)} statements",
+    )
+    assert len(begun) <= 8, statements
 
 
 def test_discord_idea_from_a_member_links_the_person_and_empty_text_is_refused(world, gateway):
