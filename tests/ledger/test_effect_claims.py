@@ -101,7 +101,10 @@ def test_an_effect_costs_two_transactions_and_a_done_one_costs_one(ledger: Ledge
     # The ledger's transactions are the intake's cost at 20 events a second (issue 19 point 7):
     # ``once`` does not look for the record apart from its claim, which looks first.
     begun: list[str] = []
-    listen = lambda conn: begun.append("begin")  # noqa: E731 - the listener of this test
+
+    def listen(conn: Any) -> None:
+        begun.append("begin")
+
     event.listen(ledger.engine, "begin", listen)
     try:
         first = once(_ctx(ledger), key="k:tx", platform="slack", actor="test", about=None, act=lambda: {"id": "1"})

@@ -157,8 +157,13 @@ def test_a_discord_idea_costs_its_transactions_and_no_more(world, gateway, recor
     event_id = wait_for_event(world, source="discord", kind="idea", route="idea")
     begun: list[str] = []
     statements: list[str] = []
-    on_begin = lambda conn: begun.append("begin")  # noqa: E731 - the listeners of this test
-    on_statement = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+
+    def on_begin(conn):
+        begun.append("begin")
+
+    def on_statement(conn, cursor, statement, *rest):
+        statements.append(statement)
+
     sqlalchemy.event.listen(world.ledger.engine, "begin", on_begin)
     sqlalchemy.event.listen(world.ledger.engine, "before_cursor_execute", on_statement)
     try:
