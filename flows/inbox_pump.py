@@ -50,6 +50,7 @@ from prefect.states import Crashed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import inbox_routing as routing
+from flows.kit import process_gone
 from ledger import repo
 from ledger.db import Ledger
 from ledger.types import utcnow
@@ -206,16 +207,9 @@ def _dead_pump(tags: list[str], host: str) -> int | None:
     host's, this process's, or alive)."""
     prefix = f"host:{host}-"
     for tag in tags:
-        pid = tag[len(prefix) :] if tag.startswith(prefix) else ""
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        pid = tag.removeprefix(prefix) if tag.startswith(prefix) else ""
+        if pid.isdigit() and process_gone(int(pid)):
             return int(pid)
-        except PermissionError:  # alive, another user's
-            return None
-        return None
     return None
 
 

@@ -186,10 +186,16 @@ def _holder_gone(holder: str) -> bool:
     claiming and recording): its claim need not wait for the lease."""
     host, _, rest = holder.partition(":")
     pid = rest.partition(":")[0]
-    if host != _HOST or not pid.isdigit() or int(pid) == os.getpid():
+    return host == _HOST and pid.isdigit() and process_gone(int(pid))
+
+
+def process_gone(pid: int) -> bool:
+    """True when no process of this host has id ``pid`` (it was killed); this process and
+    another user's count as running."""
+    if pid == os.getpid():
         return False
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return True
     except OSError:

@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from flows.kit import Ctx, once
 from ledger import repo
 from ledger.db import Ledger
 from ledger.models import EffectClaim
+from tests.support.ledger import counted
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HOST = socket.gethostname()
@@ -100,19 +100,11 @@ def test_concurrent_callers_act_once_and_share_the_record(ledger: Ledger) -> Non
 def test_an_effect_costs_two_transactions_and_a_done_one_costs_one(ledger: Ledger, record_property: Any) -> None:
     # The ledger's transactions are the intake's cost at 20 events a second (issue 19 point 7):
     # ``once`` does not look for the record apart from its claim, which looks first.
-    begun: list[str] = []
-
-    def listen(conn: Any) -> None:
-        begun.append("begin")
-
-    event.listen(ledger.engine, "begin", listen)
-    try:
+    with counted(ledger) as seen:
         first = once(_ctx(ledger), key="k:tx", platform="slack", actor="test", about=None, act=lambda: {"id": "1"})
-        new = len(begun)
+        new = seen.transactions
         again = once(_ctx(ledger), key="k:tx", platform="slack", actor="test", about=None, act=lambda: {"id": "2"})
-    finally:
-        event.remove(ledger.engine, "begin", listen)
-    done_one = len(begun) - new
+    done_one = seen.transactions - new
     record_property("measure:once", f"once on {ledger.dialect}: a new effect {new} transactions, a done one {done_one}")
     assert (new, done_one) == (2, 1)
     assert first["ref"] == again["ref"] == {"id": "1"}

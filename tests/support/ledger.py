@@ -15,11 +15,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from ledger import Ledger
 from ledger.backup import BackupError, find_pg_tool
@@ -131,3 +132,32 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
     lg = Ledger(ledger_url, lock_timeout=20)
     yield lg
     lg.dispose()
+
+
+@dataclass
+class Counted:
+    """What ran on a ledger inside ``counted``: its transactions, and its statements in order."""
+
+    transactions: int = 0
+    statements: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def counted(ledger: Ledger) -> Iterator[Counted]:
+    """Count the transactions and statements ``ledger`` runs inside the block (its cost per
+    event, issue 19 point 7); readable during the block too."""
+    seen = Counted()
+
+    def on_begin(conn: object) -> None:
+        seen.transactions += 1
+
+    def on_statement(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        seen.statements.append(statement)
+
+    event.listen(ledger.engine, "begin", on_begin)
+    event.listen(ledger.engine, "before_cursor_execute", on_statement)
+    try:
+        yield seen
+    finally:
+        event.remove(ledger.engine, "begin", on_begin)
+        event.remove(ledger.engine, "before_cursor_execute", on_statement)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import sqlalchemy
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import func, select
 
@@ -20,6 +19,7 @@ from flows.platforms import Platforms, use
 from flows.privacy import find
 from ledger.models import AuditEntry, Idea, IdeaStatus, InboxEvent
 from tests.support.ideas import bot_messages, events, wait_for_event
+from tests.support.ledger import counted
 from tests.support.membership import CONFIRM_SECRET, NOW, discourse_seed
 from tests.support.net import LoopbackServer
 
@@ -155,27 +155,14 @@ def test_a_discord_idea_costs_its_transactions_and_no_more(world, gateway, recor
     # platforms per run, which reads the platform list once more (a worker does it at its start).
     world.discord_sb.command(world.discord_url, user="quinn_harbor", name="idea", options={"text": "A reading circle"})
     event_id = wait_for_event(world, source="discord", kind="idea", route="idea")
-    begun: list[str] = []
-    statements: list[str] = []
-
-    def on_begin(conn):
-        begun.append("begin")
-
-    def on_statement(conn, cursor, statement, *rest):
-        statements.append(statement)
-
-    sqlalchemy.event.listen(world.ledger.engine, "begin", on_begin)
-    sqlalchemy.event.listen(world.ledger.engine, "before_cursor_execute", on_statement)
-    try:
+    with counted(world.ledger) as seen:
         assert inbox.handle_event(world.ledger, event_id).startswith("idea:")
-    finally:
-        sqlalchemy.event.remove(world.ledger.engine, "begin", on_begin)
-        sqlalchemy.event.remove(world.ledger.engine, "before_cursor_execute", on_statement)
     record_property(
         "measure:idea-transactions",
-        f"a Discord /idea on {world.ledger.dialect}: {len(begun)} transactions, {len(statements)} statements",
+        f"a Discord /idea on {world.ledger.dialect}: {seen.transactions} transactions, "
+        f"{len(seen.statements)} statements",
     )
-    assert len(begun) <= 8, statements
+    assert seen.transactions <= 8, seen.statements
 
 
 def test_discord_idea_from_a_member_links_the_person_and_empty_text_is_refused(world, gateway):
