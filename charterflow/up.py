@@ -50,6 +50,7 @@ from typing import Any
 
 from dotenv import dotenv_values
 from rich.console import Console
+from rich.markup import escape
 
 from charterflow import stack as stack_files
 from charterflow.settings import Settings, get_settings
@@ -1347,9 +1348,9 @@ class Up:
             ("Stop", "Ctrl-C"),
         ]
         # Plain aligned lines rather than a box: long URLs stay on one line and copyable.
-        console.print("charterflow is up", style="bold")
-        for name, value in rows:
-            console.print(f"  {name:<12} {value}", soft_wrap=True)
+        # One write: a reader never sees the heading without its rows.
+        lines = "\n".join(f"  {name:<12} {value}" for name, value in rows)
+        console.print(f"[bold]charterflow is up[/bold]\n{escape(lines)}", soft_wrap=True)
 
     def _supervise(self) -> int:
         """Until Ctrl-C/SIGTERM (0) or a crash loop (1)."""

@@ -48,6 +48,10 @@ def stack_env(home: Path, port: int, gateway_port: int | None = None) -> dict[st
 processes_of = stack_processes
 
 
+# The banner's last row: the pipe is read line by line, so the heading alone is not the banner.
+UP_BANNER_END = "  Stop         Ctrl-C\n"
+
+
 class Output:
     """Collects a process's output on a thread so the pipe never fills."""
 
@@ -59,6 +63,10 @@ class Output:
     def _read(self, process: subprocess.Popen) -> None:
         for line in process.stdout:
             self.lines.append(line)
+
+    def wait_up(self, timeout: float = 150) -> bool:
+        """Whether `up`'s banner came whole: its last row is read after the heading."""
+        return self.wait_for(UP_BANNER_END, timeout)
 
     def wait_for(self, text: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -82,7 +90,7 @@ def running_up(tmp_path: Path, **extra_env: str) -> Iterator[tuple[dict, Output]
     up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = Output(up)
     try:
-        assert out.wait_for("charterflow is up", 150), out.text
+        assert out.wait_up(), out.text
         yield json.loads((tmp_path / "up.json").read_text()), out
     finally:
         up.send_signal(signal.SIGINT)
@@ -119,7 +127,7 @@ def test_up_runs_the_stack_with_sandboxes_the_demo_and_stops_cleanly_on_ctrl_c(t
     up = subprocess.Popen([CHARTERFLOW, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = Output(up)
     try:
-        assert out.wait_for("charterflow is up", 150), out.text
+        assert out.wait_up(), out.text
         base = f"http://127.0.0.1:{port}"
         inspector = f"http://127.0.0.1:{inspector_port}"
         assert f"Prefect UI   {base}\n" in out.text
