@@ -172,18 +172,52 @@ class _Deliverer:
     """The Discord sandbox plus ``POST /_bench/deliver`` {url, kind, user, options}: build and sign
     an interaction as the sandbox does, POST it to ``url`` over one kept-alive connection (as
     Discord's edge would; the sandbox's own delivery opens a new client each time, whose set-up
-    would be timed too), apply the answer like Discord, and say how long the answer took."""
+    would be timed too), apply the answer like Discord, and say how long the answer took. Or, so
+    that the timed request leaves this process's event loop (which also answers the workers' API
+    calls) out of the figure, ``POST /_bench/prepare`` and ``POST /_bench/answer`` around a send
+    made elsewhere."""
 
     def __init__(self, box: Any) -> None:
         self.box = box
         self.client: httpx.AsyncClient | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope.get("type") != "http" or scope.get("path") != "/_bench/deliver":
+        path = scope.get("path") if scope.get("type") == "http" else None
+        if path not in {"/_bench/deliver", "/_bench/prepare", "/_bench/answer"}:
             await self.box.app(scope, receive, send)
             return
 
         ask = json.loads(await read_body(receive))
+        if path == "/_bench/prepare":
+            out = json.dumps(self.prepare(ask))
+        elif path == "/_bench/answer":
+            with self.box._lock:
+                out = json.dumps(
+                    {"error": self.box._apply_callback(self.box.interactions[ask["token"]], ask["answer"])}
+                )
+        else:
+            out = await self.deliver(ask)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": out.encode()})
+
+    def prepare(self, ask: dict[str, Any]) -> dict[str, Any]:
+        """``POST /_bench/prepare``: an interaction built and signed for another process to send
+        (``bench.intake.GatewaySender``) and answer through ``POST /_bench/answer`` {token, answer}."""
+        box = self.box
+        with box._lock:
+            interaction = box._interaction_payload(
+                ask["kind"], box._user_by_name(ask["user"]), {"options": ask.get("options")}
+            )
+        raw = json.dumps(interaction, separators=(",", ":"))
+        return {
+            "interaction_id": interaction["id"],
+            "token": interaction["token"],
+            "body": raw,
+            "headers": {**box.sign(raw.encode()), "Content-Type": "application/json"},
+        }
+
+    async def deliver(self, ask: dict[str, Any]) -> str:
+        """``POST /_bench/deliver``: build, sign, send and time it here, in the sandbox's loop."""
         box = self.box
         user = box._user_by_name(ask["user"])
         with box._lock:
@@ -202,7 +236,7 @@ class _Deliverer:
                 error = box._apply_callback(box.interactions[interaction["token"]], answer)
         except (httpx.HTTPError, ValueError) as exc:
             elapsed, status, answer, error = time.perf_counter() - started, 0, None, type(exc).__name__
-        out = json.dumps(
+        return json.dumps(
             {
                 "interaction_id": interaction["id"],
                 "status": status,
@@ -212,8 +246,6 @@ class _Deliverer:
                 "failed": error is not None or status != 200,
             }
         )
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": out.encode()})
 
 
 def _serve(kind: str, options: dict[str, Any]) -> None:

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from bench import ratelimit, scale
+from bench.common import ServedSandbox
 from bench.intake import (
+    GatewaySender,
     _dispatch_metrics,
     bucket_percentile,
     cpu_seconds,
@@ -21,6 +23,10 @@ from bench.intake import (
     prefect_busy,
     snowflake_time,
 )
+from connectors.discord.interactions import InteractionVerifier
+from connectors.errors import InvalidSignature
+from connectors.sandboxkit import read_body
+from tests.support.net import LoopbackServer
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -93,6 +99,45 @@ def test_intake_reads_snowflake_times_and_the_gateways_dispatch_counters() -> No
         'charterflow_gateway_dispatches_total{outcome="started"}': 12.0,
         "charterflow_gateway_dispatch_latency_seconds_sum": 0.5,
     }
+
+
+def test_intake_sends_what_the_sandbox_signed_from_its_own_thread_and_hands_the_answer_back() -> None:
+    # A stand-in for the gateway: verifies as the gateway does and defers each command.
+    received: list[str] = []
+
+    async def gateway(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = await read_body(receive)
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        try:
+            event = verifier.verify(headers=headers, body=body)
+            status, answer = 200, {"type": 1} if event.kind == "ping" else {"type": 5}
+        except InvalidSignature as exc:
+            status, answer = exc.status, {"error": str(exc)}
+        received.append(scope["path"])
+        start = {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        await send(start)
+        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+
+    with ServedSandbox("discord", bench_deliver=True) as discord, LoopbackServer(gateway) as server:
+        verifier = InteractionVerifier(public_key=discord.info["env"]["CHARTERFLOW_DISCORD_PUBLIC_KEY"])
+        sender = GatewaySender(server.url + "/hooks/discord")
+        ask = {"kind": "idea", "user": "cleo_marsh", "options": {"text": "a reading group"}}
+        ready = discord.http.post("/_bench/prepare", json=ask).json()
+        status, raw, elapsed = sender.post(ready["body"].encode(), ready["headers"])
+        assert (status, json.loads(raw)) == (200, {"type": 5}) and 0 < elapsed < 10
+        connection = sender._local.conn
+        # Signed by the sandbox, so a body changed on the way is refused; same kept-alive connection.
+        status, raw, _ = sender.post(ready["body"].replace("reading", "writing").encode(), ready["headers"])
+        assert status == 401 and sender._local.conn is connection and received == ["/hooks/discord"] * 2
+        # The answer goes back to the sandbox, which applies it once, as Discord does.
+        answer = {"token": ready["token"], "answer": {"type": 5}}
+        before = discord.state()["messages"]
+        assert discord.http.post("/_bench/answer", json=answer).json() == {"error": None}
+        assert discord.http.post("/_bench/answer", json=answer).json() == {
+            "error": "Interaction has already been acknowledged."
+        }
+        after = discord.state()["messages"]  # the "thinking…" message, once
+        assert len(after) == len(before) + 1 and after[-1]["content"] == ""
 
 
 def test_intake_reads_the_gateways_own_ack_histogram_for_the_discord_hook() -> None:
