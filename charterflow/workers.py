@@ -92,6 +92,7 @@ def inbox() -> None:
 def both() -> None:
     """Serve every deployment and the inbox task, in one process, until SIGTERM/SIGINT."""
     # lazy: start-up: Prefect and every flow, imported while the server starts (as the runner)
+    from charterflow.settings import get_settings
     from flows.inbox import inbox_serving, prepare
     from flows.serve import deployments
     from flows.serving import serve
@@ -101,7 +102,7 @@ def both() -> None:
     wait_for_api()
     announce(names)
     prepare()
-    tasks, pump = inbox_serving(limit=10)
+    tasks, pump = inbox_serving(limit=get_settings().inbox_concurrency)
     sys.exit(serve(served, tasks, pump=pump))
 
 

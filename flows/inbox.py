@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     from flows.serving import serve  # lazy: start-up: ~1 s and 100 modules only the worker uses
 
     args = list(sys.argv[1:] if argv is None else argv)
-    limit = int(args[args.index("--limit") + 1]) if "--limit" in args else 10
+    limit = int(args[args.index("--limit") + 1]) if "--limit" in args else get_settings().inbox_concurrency
     prepare()
     # The worker runs each run in a copy of its loop's context, which holds one Prefect client
     # (flows/serving.py): without one, each run made its own, and a new httpx client builds an

@@ -5,7 +5,9 @@ How an event travels here: the gateway verifies and stores it and acknowledges (
 call Prefect); the pump finds it in the ledger (``repo.inbox_dispatchable``, polled every
 :data:`POLL_SECONDS` while idle, at once again after a pass that found some), claims it
 (``inbox_claim``: one claimer wins, so several pumps never run one event twice) and submits
-:func:`flows.inbox.handle_pulled_event` with the event's id, named ``inbox-<route>-<id>``.
+:func:`flows.inbox.handle_pulled_event` with the event's id, named ``inbox-<route>-<id>``. It
+runs at most ``limit`` at once (``CHARTERFLOW_INBOX_CONCURRENCY``) and holds up to ``limit``
+more claimed ahead, so that a run that ends is followed at once; those are released when it stops.
 
 Why a flow run and not a background task run per event (the ``push`` mode): a task run inside
 a flow run is created and moved through its states by the client's events, which the server
@@ -29,6 +31,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as wait_any
@@ -53,6 +56,7 @@ from flows import inbox_routing as routing
 from flows.kit import process_gone
 from ledger import repo
 from ledger.db import Ledger
+from ledger.models import InboxEvent
 from ledger.types import utcnow
 
 log = logging.getLogger("charterflow.inbox")
@@ -158,19 +162,24 @@ class InboxPump:
     def serve_run(self) -> int:
         """The body of one ``inbox`` flow run: how many events it ran."""
         running: dict[Any, routing.Claim] = {}
+        # Claimed ahead, up to ``limit``: a run that ends starts the next at once, instead of its
+        # slot waiting for the next claim (the claims stay one write transaction per poll).
+        ready: deque[routing.Claim] = deque()
         started, last_event, last_claim, busy = 0, time.monotonic(), 0.0, True
         while not self.stop.is_set() and started < self.per_run:
-            room = min(self.limit - len(running), self.per_run - started)
-            # While runs are in flight, claim at most once a poll interval: a batch per write
-            # transaction, not one transaction per event.
-            due = not running or time.monotonic() - last_claim >= self.poll
+            room = min(2 * self.limit - len(running) - len(ready), self.per_run - started - len(ready))
+            # While runs are in flight or waiting, claim at most once a poll interval: a batch per
+            # write transaction, not one transaction per event.
+            due = not (running or ready) or time.monotonic() - last_claim >= self.poll
             claims = self.claim(room, busy=busy) if room > 0 and due else []
             if due:
                 last_claim, busy = time.monotonic(), bool(claims)
-            for claim in claims:
+            ready.extend(claims)
+            while ready and len(running) < self.limit:
+                claim = ready.popleft()
                 name = f"inbox-{claim.route}-{claim.event_id}"
                 running[self.task.with_options(task_run_name=name).submit(event_id=claim.event_id)] = claim
-            started += len(claims)
+                started += 1
             if claims:
                 last_event = time.monotonic()
             elif not running and time.monotonic() - last_event > self.idle_end:
@@ -184,10 +193,25 @@ class InboxPump:
             for wrapped in done:
                 future = waits[wrapped]
                 self._finished(future, running.pop(future))
-        for future, claim in running.items():  # stopping: let the runs in flight end
+        self._release(list(ready))  # stopping: what was claimed ahead goes back to the ledger
+        for future, claim in running.items():  # and the runs in flight end
             future.wrapped_future.result()
             self._finished(future, claim)
         return started
+
+    def _release(self, claims: list[routing.Claim]) -> None:
+        """Undo claims not started (the pump is stopping): the next pump takes them at once. A
+        failure leaves them to the stale-claim rule or `up`'s heal, as after a crash."""
+        if not claims:
+            return
+        try:
+            with self.ledger().transaction() as session:
+                for claim in claims:
+                    event = session.get(InboxEvent, claim.event_id, populate_existing=True)
+                    if event is not None:
+                        repo.inbox_release(session, event, actor=ACTOR, reason="pump-stopped")
+        except Exception as exc:  # noqa: BLE001 - stopping: the ledger may be gone; claims heal later
+            log.warning("inbox pump: %d claims not released (%s)", len(claims), type(exc).__name__)
 
     def _finished(self, future: Any, claim: routing.Claim) -> None:
         # The run's final state, as the task runner's thread returned it: ``future.state`` would

@@ -124,6 +124,42 @@ def test_two_pumps_on_one_ledger_never_run_an_event_twice(ledger, prefect_server
     assert _audit_count(ledger, "inbox.processed", ids) == 30
 
 
+def test_a_pump_runs_at_most_its_limit_holds_as_many_claimed_ahead_and_releases_them_when_it_stops(
+    ledger, prefect_server
+):
+    ids = _store(ledger, "ahead", 10)
+    gate, lock = threading.Event(), threading.Lock()
+    now, most = [0], [0]
+
+    @task(name=inbox.TASK_NAME, persist_result=False)
+    def slow(event_id: int) -> str:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        gate.wait(30)
+        with lock:
+            now[0] -= 1
+        return inbox.handle_event(ledger, event_id)
+
+    def claimed() -> list[int]:
+        with ledger.read() as session:
+            return [i for i in ids if session.get(InboxEvent, i, populate_existing=True).dispatched_at is not None]
+
+    with pumping(ledger, slow, limit=2) as pump:
+        assert wait_for(lambda: now[0] == 2 and len(claimed()) == 4, 30)  # 2 running, 2 ahead
+        time.sleep(0.3)  # several poll intervals: no more is claimed while the slots are full
+        assert claimed() == ids[:4]
+        pump.stop.set()
+        time.sleep(0.3)
+        gate.set()  # the runs in flight end; what was claimed ahead went back
+    assert most[0] == 2 and pump.handled == 2
+    assert claimed() == ids[:2] and _processed(ledger, ids[:2])()
+    assert _audit_count(ledger, "inbox.dispatch_deferred", ids[2:4]) == 2
+    with pumping(ledger, _handler(ledger), limit=2):
+        assert wait_for(_processed(ledger, ids), 60)
+    assert _audit_count(ledger, "inbox.processed", ids) == 10
+
+
 def test_an_idle_pump_ends_its_flow_run_and_the_next_event_starts_another(ledger, prefect_server):
     with pumping(ledger, _handler(ledger), idle_end=0.2) as pump:
         first = _store(ledger, "idle-1", 1)
