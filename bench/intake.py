@@ -337,7 +337,7 @@ def cpu_seconds(home: Path, pg_port: int | None) -> dict[str, float]:
         if found is None:
             continue
         fields, cmdline = found
-        used = (int(fields[11]) + int(fields[12])) / TICK
+        used = _cpu(fields)
         try:
             ours = marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
@@ -354,10 +354,14 @@ def cpu_seconds(home: Path, pg_port: int | None) -> dict[str, float]:
     return out
 
 
+def _cpu(fields: list[str]) -> float:
+    """User + system seconds from a process's ``stat`` fields (as :func:`_stat` splits them)."""
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def process_cpu(pids: list[int]) -> float:
     """CPU time (user + system) used so far by these processes (all their threads)."""
-    fields = [found[0] for found in map(_stat, map(str, pids)) if found is not None]
-    return sum((int(f[11]) + int(f[12])) / TICK for f in fields)
+    return sum(_cpu(found[0]) for found in map(_stat, map(str, pids)) if found is not None)
 
 
 def run(

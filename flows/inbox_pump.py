@@ -56,7 +56,6 @@ from flows import inbox_routing as routing
 from flows.kit import process_gone
 from ledger import repo
 from ledger.db import Ledger
-from ledger.models import InboxEvent
 from ledger.types import utcnow
 
 log = logging.getLogger("charterflow.inbox")
@@ -205,11 +204,7 @@ class InboxPump:
         if not claims:
             return
         try:
-            with self.ledger().transaction() as session:
-                for claim in claims:
-                    event = session.get(InboxEvent, claim.event_id, populate_existing=True)
-                    if event is not None:
-                        repo.inbox_release(session, event, actor=ACTOR, reason="pump-stopped")
+            routing.release_claims(self.ledger(), claims, actor=ACTOR, reason="pump-stopped")
         except Exception as exc:  # noqa: BLE001 - stopping: the ledger may be gone; claims heal later
             log.warning("inbox pump: %d claims not released (%s)", len(claims), type(exc).__name__)
 

@@ -614,6 +614,16 @@ def claim_in(session: Session, event_ids: list[int], *, stale_before: datetime |
     return claims
 
 
+def release_claims(ledger: Ledger, claims: list[Claim], *, actor: str, reason: str) -> None:
+    """Undo ``claims`` whose runs were not started, in one write transaction: the next claimer
+    takes them at once (``repo.inbox_release``)."""
+    with ledger.transaction() as session:
+        for claim in claims:
+            event = session.get(InboxEvent, claim.event_id, populate_existing=True)
+            if event is not None:
+                repo.inbox_release(session, event, actor=actor, reason=reason)
+
+
 def start_claimed(ledger: Ledger, claim: Claim, *, client: httpx.Client, actor: str = "gateway") -> DispatchResult:
     """Start the run of a claimed event; Prefect unreachable: release the claim (``deferred``)."""
     try:
@@ -621,10 +631,7 @@ def start_claimed(ledger: Ledger, claim: Claim, *, client: httpx.Client, actor: 
             client, task_run_body(event_id=claim.event_id, attempt=claim.attempt, route=claim.route)
         )
     except Exception as exc:  # noqa: BLE001 - any failure to reach Prefect defers the event
-        with ledger.transaction() as session:
-            event = session.get(InboxEvent, claim.event_id, populate_existing=True)
-            if event is not None:
-                repo.inbox_release(session, event, actor=actor, reason="prefect-unreachable")
+        release_claims(ledger, [claim], actor=actor, reason="prefect-unreachable")
         return DispatchResult(outcome="deferred", event_id=claim.event_id, error=type(exc).__name__)
     return DispatchResult(outcome="started", event_id=claim.event_id, task_run_id=run_id, received_at=claim.received_at)
 
