@@ -345,6 +345,8 @@ def cpu_seconds(home: Path, pg_port: int | None) -> dict[str, float]:
         if ours:
             name = next((n for marker, n in PART_NAMES if marker in cmdline), "other")
             out[name] = out.get(name, 0.0) + used
+            if name in ("workers", "runner"):  # the flow run processes the runner started and reaped
+                out["flow-runs"] = out.get("flow-runs", 0.0) + (int(fields[13]) + int(fields[14])) / TICK
         elif pg_port is not None and f"-p {pg_port} " in cmdline:
             postmaster = (pid, used + (int(fields[13]) + int(fields[14])) / TICK)
         elif cmdline.startswith("postgres:"):

@@ -92,6 +92,15 @@ class Settings(BaseSettings):
         "order. More helps when handlers wait on slow platforms; on two busy cores 3 kept the "
         "acknowledgement p99 at 28-34 ms at 20 events/s, 10 at 46-60 ms (bench/README.md, intake).",
     )
+    inline_max_interval: int = Field(
+        default=900,
+        ge=0,
+        le=86_400,
+        description="Seconds: a deployment scheduled at least this often (an interval schedule) runs "
+        "in the workers' process, a thread per run, instead of a process per run (about 4 s of CPU "
+        "and 120 MiB each: `commons-poll` every minute, the 5- and 15-minute ones). 0 runs every "
+        "flow run in a process of its own (flows/inline_runs.py).",
+    )
     worker_stall_seconds: int = Field(
         default=300,
         ge=10,

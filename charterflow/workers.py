@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import timedelta
 
 API_WAIT_SECONDS = 300.0
 DEPLOYMENTS_FILE = "flows-deployments.json"
@@ -102,8 +103,9 @@ def both() -> None:
     wait_for_api()
     announce(names)
     prepare()
-    tasks, pump = inbox_serving(limit=get_settings().inbox_concurrency)
-    sys.exit(serve(served, tasks, pump=pump))
+    settings = get_settings()
+    tasks, pump = inbox_serving(limit=settings.inbox_concurrency)
+    sys.exit(serve(served, tasks, pump=pump, inline_max=timedelta(seconds=settings.inline_max_interval)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,14 +21,12 @@ or after :data:`EVENTS_PER_RUN` events (the UI draws every task run of a flow ru
 next event starts a new one. Crash safety is the ledger's, as in ``push`` mode: a claimed event
 that a killed worker did not finish is claimed again after ``up``'s restart (``heal``) or once
 its claim is stale; the handlers are idempotent. The killed worker's flow run, left
-``Running``, is marked ``Crashed`` by the next pump of the host (:meth:`InboxPump._end_orphans`).
+``Running``, is marked ``Crashed`` by the next pump of the host (:func:`flows.inline_runs.end_orphans`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections import deque
@@ -42,18 +40,13 @@ from prefect import flow
 from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-    FlowRunFilterTags,
 )
-from prefect.client.schemas.objects import State, StateType
+from prefect.client.schemas.objects import State
 from prefect.context import FlowRunContext, SyncClientContext
-from prefect.states import Crashed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import inbox_routing as routing
-from flows.kit import process_gone
+from flows.inline_runs import end_orphans, host_tag
 from ledger import repo
 from ledger.db import Ledger
 from ledger.types import utcnow
@@ -96,7 +89,13 @@ class InboxPump:
         # Prefect API per event; the run's state says it. Warnings and failures are still logged.
         logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
         with SyncClientContext() as prefect:  # one Prefect client for the pump and all its task runs
-            self._end_orphans(prefect.client)
+            # Left ``Running`` by a killed workers process: `up` started this one in its place.
+            end_orphans(
+                prefect.client,
+                what="inbox pump",
+                flows=FlowFilter(name=FlowFilterName(any_=[inbox_flow.name])),
+                tags=FLOW_TAGS,
+            )
             while not self.stop.is_set():
                 try:
                     waiting = self._pending(1)
@@ -114,30 +113,6 @@ class InboxPump:
                 except Exception:
                     log.exception("inbox pump: the inbox flow run failed")
                     self.stop.wait(1.0)
-
-    def _end_orphans(self, client: Any) -> None:
-        """Mark ``Crashed`` the ``inbox`` flow runs still ``Running`` whose pump was a process of
-        this host that no longer runs (killed: `up` started this one in its place), so the UI
-        does not show them running for ever. Their unfinished events are the ledger's to run
-        again (claimed once stale, or at `up`'s heal). A failure here costs only the display."""
-        host = socket.gethostname()
-        try:
-            runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=[inbox_flow.name])),
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
-                    tags=FlowRunFilterTags(all_=list(FLOW_TAGS)),
-                ),
-                limit=200,
-            )
-            for run in runs:
-                pid = _dead_pump(run.tags, host)
-                if pid is not None:
-                    message = f"its workers process ({host}, pid {pid}) ended while it ran"
-                    client.set_flow_run_state(run.id, Crashed(message=message), force=True)
-                    log.info("inbox pump: flow run %s marked crashed: %s", run.name, message)
-        except Exception as exc:  # noqa: BLE001 - the Prefect API down: the runs stay as shown
-            log.warning("inbox pump: could not look for orphaned inbox flow runs (%s)", type(exc).__name__)
 
     def _pending(self, limit: int) -> list[int]:
         stale_before = utcnow() - timedelta(seconds=self.stale_after)
@@ -221,17 +196,6 @@ class InboxPump:
             )
 
 
-def _dead_pump(tags: list[str], host: str) -> int | None:
-    """The pid of a ``host:<host>-<pid>`` tag when that process no longer runs, else None (another
-    host's, this process's, or alive)."""
-    prefix = f"host:{host}-"
-    for tag in tags:
-        pid = tag.removeprefix(prefix) if tag.startswith(prefix) else ""
-        if pid.isdigit() and process_gone(int(pid)):
-            return int(pid)
-    return None
-
-
 def _tag_flow_run() -> None:
     """Tag the ``inbox`` flow run (the UI filters runs by tag). Not its task runs: a tagged task
     run asks the server for a concurrency lease, for each event."""
@@ -239,9 +203,7 @@ def _tag_flow_run() -> None:
     if context is None or context.flow_run is None:
         return
     try:
-        context.client.update_flow_run(
-            context.flow_run.id, tags=[*FLOW_TAGS, f"host:{socket.gethostname()}-{os.getpid()}"]
-        )
+        context.client.update_flow_run(context.flow_run.id, tags=[*FLOW_TAGS, host_tag()])
     except Exception as exc:  # noqa: BLE001 - a missing tag costs nothing but a filter
         log.warning("inbox pump: tagging the flow run failed (%s)", type(exc).__name__)
 

@@ -13,7 +13,8 @@ attempt at one process (after a restart of the Prefect server) and the inbox wor
 after "Received" (bench/README.md). Here nothing of ours runs on the global loop: it only
 starts and runs services, never waits for that lock, so whoever holds it gets its service
 started and lets it go. The runner and the task worker share our loop as Prefect's own
-``aserve`` functions run them; their runs go to threads (inbox) and processes (flow runs).
+``aserve`` functions run them; their runs go to threads (inbox), processes (flow runs) and, for
+the frequent scheduled deployments, threads too (:mod:`flows.inline_runs` says why).
 
 Why a thread and not the main thread: the runner and the task worker each install their own
 SIGTERM handler when started on the main thread (the task worker's raises out of the handler).
@@ -28,11 +29,14 @@ import logging
 import signal
 import threading
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from prefect.context import SyncClientContext
 from prefect.runner import Runner
 from prefect.task_worker import TaskWorker
+
+from flows import inline_runs
 
 log = logging.getLogger("charterflow.workers")
 
@@ -44,9 +48,16 @@ class Serving:
     """One event loop, in its own thread, serving ``deployments`` and ``tasks``."""
 
     def __init__(
-        self, deployments: Sequence[Any], tasks: Sequence[Any], *, limit: int | None, pump: Any = None
+        self,
+        deployments: Sequence[Any],
+        tasks: Sequence[Any],
+        *,
+        limit: int | None,
+        pump: Any = None,
+        inline_max: timedelta = inline_runs.INLINE_MAX_INTERVAL,
     ) -> None:
         self.deployments, self.tasks, self.limit, self.pump = list(deployments), list(tasks), limit, pump
+        self.inline_max = inline_max
         self.asked = threading.Event()  # a stop was asked (SIGTERM/SIGINT)
         self.code = 1  # until the loop ends as asked
 
@@ -88,9 +99,14 @@ class Serving:
         if self.pump is not None:  # its own thread: it waits on the ledger and on its runs
             pumping = asyncio.create_task(asyncio.to_thread(self.pump.run), name="inbox-pump")
             parts.append(pumping)
-        runner = Runner(pause_on_shutdown=False) if self.deployments else None
+        # The frequent scheduled deployments run here, a thread each; the others a process each.
+        inline = [d for d in self.deployments if inline_runs.inline(d, self.inline_max)]
+        if inline:
+            parts.append(asyncio.create_task(inline_runs.InlineRuns(inline).serve(), name="inline-runs"))
+        others = [d for d in self.deployments if not inline_runs.inline(d, self.inline_max)]
+        runner = Runner(pause_on_shutdown=False) if others else None
         if runner is not None:
-            parts.append(asyncio.create_task(self._run(runner), name="runner"))
+            parts.append(asyncio.create_task(self._run(runner, others), name="runner"))
         asked = asyncio.create_task(self._asked(), name="asked")
         done, _ = await asyncio.wait([*parts, asked], return_when=asyncio.FIRST_COMPLETED)
         if runner is not None and runner.started:
@@ -114,8 +130,8 @@ class Serving:
                 log.error("%s ended by itself; stopping the process", part.get_name(), exc_info=failed)
         return 1
 
-    async def _run(self, runner: Runner) -> None:
-        for deployment in self.deployments:
+    async def _run(self, runner: Runner, deployments: Sequence[Any]) -> None:
+        for deployment in deployments:
             await runner.aadd_deployment(deployment)
         await runner.start()
 
@@ -124,8 +140,15 @@ class Serving:
             await asyncio.sleep(STOP_POLL_SECONDS)
 
 
-def serve(deployments: Sequence[Any], tasks: Sequence[Any], *, limit: int | None = 10, pump: Any = None) -> int:
-    """Serve ``deployments`` (a runner), ``tasks`` (a task worker, at most ``limit`` runs at
-    once) and ``pump`` (a :class:`flows.inbox_pump.InboxPump`, in a thread) until
-    SIGTERM/SIGINT; the exit code."""
-    return Serving(deployments, tasks, limit=limit, pump=pump).run()
+def serve(
+    deployments: Sequence[Any],
+    tasks: Sequence[Any],
+    *,
+    limit: int | None = 10,
+    pump: Any = None,
+    inline_max: timedelta = inline_runs.INLINE_MAX_INTERVAL,
+) -> int:
+    """Serve ``deployments`` (the frequent ones inline, the others with a runner), ``tasks`` (a
+    task worker, at most ``limit`` runs at once) and ``pump`` (a
+    :class:`flows.inbox_pump.InboxPump`, in a thread) until SIGTERM/SIGINT; the exit code."""
+    return Serving(deployments, tasks, limit=limit, pump=pump, inline_max=inline_max).run()

@@ -1,0 +1,189 @@
+"""The frequent scheduled runs (``commons-poll`` every minute, the every-5-minutes and
+every-15-minutes deployments), run in the workers' process, a thread each, instead of a process
+each.
+
+Why: Prefect's runner starts a Python process for every flow run, which imports Prefect and our
+flows again: about 4 s of CPU and 120 MiB for a poll that itself takes well under a second. Every
+minute that is 7% of a core while the stack is idle, and under load each start is a burst the
+inbox falls behind on (bench/README.md, intake, a ninth pass). Deployments whose shortest
+schedule is an interval of at most ``CHARTERFLOW_INLINE_MAX_INTERVAL`` (15 minutes) are served
+here; the rest (daily, hourly and the operators' deployments) keep a process each, with its
+isolation.
+
+What this does as Prefect's runner does: registers the deployments with their schedules, polls
+the server for their scheduled runs (which also marks them ready in the UI), proposes
+``Pending`` before starting one (so two servers of the same deployment never both run it) and
+runs it with Prefect's flow engine, which records its states and logs as usual. What differs: a
+run in a thread cannot be killed, so cancelling one in the UI takes effect when it ends; a run
+left ``Running`` by a killed workers process is marked ``Crashed`` when the process starts again
+(its runs carry a ``host:<host>-<pid>`` tag, as the inbox's flow runs do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowFilter,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.schedules import IntervalSchedule
+from prefect.exceptions import Abort
+from prefect.flow_engine import run_flow
+from prefect.states import Crashed, Pending
+from prefect.utilities.engine import propose_state
+from prefect.utilities.importtools import import_object
+
+from flows.kit import process_gone
+
+log = logging.getLogger("charterflow.workers")
+
+INLINE_MAX_INTERVAL = timedelta(minutes=15)
+POLL_SECONDS = 5.0  # how often the server is asked for due runs (Prefect's runner: 10 s)
+RETRY_SECONDS = 5.0  # after a failed poll (the server restarting, say)
+
+
+def inline(deployment: Any, most: timedelta = INLINE_MAX_INTERVAL) -> bool:
+    """Whether ``deployment`` (a ``RunnerDeployment``) runs in the workers' process: its shortest
+    interval schedule is at most ``most`` (``CHARTERFLOW_INLINE_MAX_INTERVAL``; 0: never)."""
+    intervals = [s.schedule.interval for s in deployment.schedules or () if isinstance(s.schedule, IntervalSchedule)]
+    return bool(intervals) and min(intervals) <= most
+
+
+def host_tag() -> str:
+    """The tag that names this process on this host (``host:<host>-<pid>``)."""
+    return f"host:{socket.gethostname()}-{os.getpid()}"
+
+
+def dead_process(tags: Sequence[str], host: str) -> int | None:
+    """The pid of a ``host:<host>-<pid>`` tag when that process no longer runs, else None
+    (another host's, this process's, or alive)."""
+    prefix = f"host:{host}-"
+    for tag in tags:
+        pid = tag.removeprefix(prefix) if tag.startswith(prefix) else ""
+        if pid.isdigit() and process_gone(int(pid)):
+            return int(pid)
+    return None
+
+
+def end_orphans(
+    client: Any,
+    *,
+    what: str,
+    flows: FlowFilter | None = None,
+    deployments: list[UUID] | None = None,
+    tags: Sequence[str] = (),
+) -> int:
+    """Mark ``Crashed`` the flow runs still ``Running`` (of ``flows``, or of ``deployments``,
+    with ``tags``) whose process on this host no longer runs (killed: `up` started this one in
+    its place), so the UI does not show them running for ever; how many. ``client`` is a sync
+    Prefect client; a failure costs only the display."""
+    host = socket.gethostname()
+    try:
+        runs = client.read_flow_runs(
+            flow_filter=flows,
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployments)) if deployments else None,
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+                tags=FlowRunFilterTags(all_=list(tags)) if tags else None,
+            ),
+            limit=200,
+        )
+        ended = 0
+        for run in runs:
+            pid = dead_process(run.tags, host)
+            if pid is not None:
+                message = f"its workers process ({host}, pid {pid}) ended while it ran"
+                client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+                log.info("%s: flow run %s marked crashed: %s", what, run.name, message)
+                ended += 1
+        return ended
+    except Exception as exc:  # noqa: BLE001 - the Prefect API down: the runs stay as shown
+        log.warning("%s: could not look for orphaned flow runs (%s)", what, type(exc).__name__)
+        return 0
+
+
+class InlineRuns:
+    """Serves ``deployments`` (each an :func:`inline` one) from this process until cancelled."""
+
+    def __init__(self, deployments: Sequence[Any], *, poll: float = POLL_SECONDS) -> None:
+        self.deployments, self.poll = list(deployments), poll
+        self.flows: dict[UUID, Any] = {}  # deployment id -> its flow object
+        self.started = 0  # runs started, for the log and the tests
+        self._taken: set[UUID] = set()  # flow runs started or waiting for their time
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> int:
+        """Flow runs started or waiting for their time, not yet ended."""
+        return len(self._tasks)
+
+    async def serve(self) -> None:
+        for deployment in self.deployments:
+            deployment_id = await deployment.aapply()
+            # The module is imported already (flows.serve imported it): the same flow object, not
+            # a second copy of its module as a path entrypoint would load.
+            module, name = deployment.entrypoint.split(":")
+            self.flows[deployment_id] = import_object(f"{module.removesuffix('.py').replace('/', '.')}:{name}")
+        with get_client(sync_client=True) as sync_client:
+            await asyncio.to_thread(end_orphans, sync_client, what="inline runs", deployments=list(self.flows))
+        async with get_client() as client:
+            while True:
+                try:
+                    await self._poll_once(client)
+                except Exception as exc:  # noqa: BLE001 - the server may be restarting: ask again
+                    log.warning("inline runs: polling the Prefect API failed (%s)", type(exc).__name__)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    continue
+                await asyncio.sleep(self.poll)
+
+    async def _poll_once(self, client: Any) -> None:
+        due = await client.get_scheduled_flow_runs_for_deployments(
+            deployment_ids=list(self.flows), scheduled_before=datetime.now(UTC) + timedelta(seconds=self.poll)
+        )
+        for flow_run in due:
+            if flow_run.id not in self._taken:
+                self._taken.add(flow_run.id)
+                task = asyncio.create_task(self._start(client, flow_run), name=f"inline-{flow_run.name}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _start(self, client: Any, flow_run: Any) -> None:
+        try:
+            start = flow_run.next_scheduled_start_time or flow_run.expected_start_time
+            if start is not None:
+                await asyncio.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()))
+            try:
+                state = await propose_state(client, Pending(), flow_run_id=flow_run.id)
+            except Abort:  # another server of this deployment took it, or it was cancelled
+                return
+            if not state.is_pending():
+                return
+            await client.update_flow_run(flow_run.id, tags=[*flow_run.tags, host_tag()])
+            self.started += 1
+            await asyncio.to_thread(_run, self.flows[flow_run.deployment_id], flow_run)
+        except Exception:
+            log.exception("inline runs: flow run %s could not be started", flow_run.name)
+        finally:
+            self._taken.discard(flow_run.id)
+
+
+def _run(flow: Any, flow_run: Any) -> None:
+    """One flow run, in this thread, through Prefect's engine (its states, logs and result)."""
+    outcome = run_flow(flow, flow_run=flow_run, return_type="state")
+    if asyncio.iscoroutine(outcome):  # an async flow: its own loop, in this thread
+        asyncio.run(outcome)
