@@ -119,10 +119,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="The status file a
 
 @app.command()
 def serve() -> None:
-    """Serve every deployment (with its schedules) from one runner, against PREFECT_API_URL."""
-    from flows.serve import main as serve_main  # lazy: start-up: Prefect and every flow
+    """Serve every deployment (with its schedules) from one process, against PREFECT_API_URL."""
+    from charterflow.workers import serve_deployments  # lazy: start-up: Prefect and every flow
 
-    serve_main()
+    raise typer.Exit(serve_deployments())
 
 
 @app.command("settings")

@@ -64,16 +64,25 @@ def announce(names: list[str]) -> None:
     os.replace(tmp, home / DEPLOYMENTS_FILE)
 
 
-def runner() -> None:
-    """Serve every deployment until SIGTERM/SIGINT."""
+def serve_deployments() -> int:
+    """Serve every deployment until SIGTERM/SIGINT (the frequent ones in this process, the
+    others a process per run; ``CHARTERFLOW_INLINE_MAX_INTERVAL``); the exit code. Also
+    `charterflow serve`."""
     # lazy: start-up: Prefect and every flow, in the runner only (the inbox worker waits first)
+    from charterflow.settings import get_settings
     from flows.serve import deployments
-    from flows.serve import main as serve
+    from flows.serving import serve
 
-    names = sorted(f"{d.flow_name}/{d.name}" for d in deployments())
+    served = deployments()
+    names = sorted(f"{d.flow_name}/{d.name}" for d in served)
     wait_for_api()
     announce(names)
-    serve()
+    return serve(served, [], limit=None, inline_max=timedelta(seconds=get_settings().inline_max_interval))
+
+
+def runner() -> None:
+    """Serve every deployment until SIGTERM/SIGINT."""
+    sys.exit(serve_deployments())
 
 
 def inbox() -> None:

@@ -25,8 +25,10 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -46,7 +48,6 @@ from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
 from prefect.states import Crashed, Pending
 from prefect.utilities.engine import propose_state
-from prefect.utilities.importtools import import_object
 
 from flows.kit import process_gone
 
@@ -62,6 +63,19 @@ def inline(deployment: Any, most: timedelta = INLINE_MAX_INTERVAL) -> bool:
     interval schedule is at most ``most`` (``CHARTERFLOW_INLINE_MAX_INTERVAL``; 0: never)."""
     intervals = [s.schedule.interval for s in deployment.schedules or () if isinstance(s.schedule, IntervalSchedule)]
     return bool(intervals) and min(intervals) <= most
+
+
+def loaded_flow(entrypoint: str) -> Any:
+    """The flow object of ``entrypoint`` (``path/to/module.py:name``, the path absolute or from
+    the current folder) from its module as imported already (``flows.serve`` imports them all):
+    loading the path again would run a second copy of the module."""
+    path, _, name = entrypoint.rpartition(":")
+    target = Path(path).resolve()
+    for module in list(sys.modules.values()):
+        found = vars(module).get("__file__") if module is not None else None
+        if found and Path(found).resolve() == target and name in vars(module):
+            return vars(module)[name]
+    raise LookupError(f"the flow {entrypoint} is not imported in this process")
 
 
 def host_tag() -> str:
@@ -124,6 +138,7 @@ class InlineRuns:
         self.deployments, self.poll = list(deployments), poll
         self.flows: dict[UUID, Any] = {}  # deployment id -> its flow object
         self.started = 0  # runs started, for the log and the tests
+        self.ready = False  # registered, and the orphans ended: polling
         self._taken: set[UUID] = set()  # flow runs started or waiting for their time
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -134,13 +149,10 @@ class InlineRuns:
 
     async def serve(self) -> None:
         for deployment in self.deployments:
-            deployment_id = await deployment.aapply()
-            # The module is imported already (flows.serve imported it): the same flow object, not
-            # a second copy of its module as a path entrypoint would load.
-            module, name = deployment.entrypoint.split(":")
-            self.flows[deployment_id] = import_object(f"{module.removesuffix('.py').replace('/', '.')}:{name}")
+            self.flows[await deployment.aapply()] = loaded_flow(deployment.entrypoint)
         with get_client(sync_client=True) as sync_client:
             await asyncio.to_thread(end_orphans, sync_client, what="inline runs", deployments=list(self.flows))
+        self.ready = True
         async with get_client() as client:
             while True:
                 try:

@@ -1,15 +1,10 @@
-"""Serve every deployment of charterflow from one runner process (``python -m flows.serve``).
-
-`charterflow up` starts this next to the Prefect server. Later issues add their deployments
-to :func:`deployments`.
-"""
+"""Every deployment of charterflow, with its schedules (:func:`deployments`). `charterflow up`'s
+workers process and `charterflow serve` serve them (``charterflow.workers.serve_deployments``,
+:mod:`flows.serving`); `charterflow deploy` puts them in a work pool."""
 
 from __future__ import annotations
 
-import sys
 from types import ModuleType
-
-from prefect import serve
 
 from flows import platforms_state
 from flows.board.decision import record_decision
@@ -36,8 +31,8 @@ from flows.whatif import what_if
 
 
 def deployments() -> list:
-    """Every deployment the runner serves, with its schedules. ``pause_on_shutdown=False``
-    in :func:`main` keeps the schedules active while the runner restarts."""
+    """Every deployment, with its schedules. The runner is made with ``pause_on_shutdown=False``
+    (flows/serving.py): the schedules stay active while it restarts."""
     rules_tags, tags = ["charterflow", "rules"], ["charterflow", "membership"]
     board_tags, roles_tags = ["charterflow", "board"], ["charterflow", "roles"]
     return [
@@ -103,16 +98,3 @@ CAPABILITIES: tuple[ModuleType, ...] = (
 def capability_deployments() -> list:
     """The deployments each capability package declares in its ``deploy.deployments()``."""
     return [d for module in CAPABILITIES for d in module.deployments()]
-
-
-def main() -> None:
-    """Serve until SIGTERM or SIGINT (Prefect's runner shuts down gracefully on both)."""
-    try:
-        serve(*deployments(), print_starting_message=False, pause_on_shutdown=False)
-    except KeyboardInterrupt:
-        pass
-    sys.exit(0)
-
-
-if __name__ == "__main__":
-    main()

@@ -52,7 +52,7 @@ def serving(*servers: inline_runs.InlineRuns) -> Iterator[None]:
     thread.start()
     futures = [asyncio.run_coroutine_threadsafe(server.serve(), loop) for server in servers]
     try:
-        assert wait_for(lambda: all(server.flows for server in servers) or any(f.done() for f in futures), 60)
+        assert wait_for(lambda: all(server.ready for server in servers) or any(f.done() for f in futures), 60)
         for future in futures:
             if future.done():
                 future.result()  # raises what ended it
