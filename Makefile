@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python -m bench.intake
 	$(BIN)/python -m bench.intake --postgres --out bench/results/intake-postgres.json
 	$(BIN)/python -m bench.startup
+	$(BIN)/python -m bench.idle
 
 # Rewrites the pins from a clean resolve, so a fresh install is reproducible.
 lock:

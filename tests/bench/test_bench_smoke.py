@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench import ratelimit, scale
+from bench import idle, ratelimit, scale
 from bench.common import ServedSandbox
 from bench.intake import (
     GatewaySender,
@@ -213,3 +213,40 @@ def test_intake_counts_the_cpu_of_the_processes_of_one_up_by_part(tmp_path: Path
             process.wait()
     assert set(used) == {"gateway"}
     assert 0.25 <= used["gateway"] < 0.55  # the one process that spun 0.3 s, not both
+
+
+def test_intake_counts_the_flow_run_processes_the_workers_started_and_reaped_apart(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    spin = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+    # A workers process (by its command line) whose child, a flow run's process, spun and ended.
+    workers = (
+        f"import subprocess, sys, time\nsubprocess.run([sys.executable, '-c', {spin!r}], check=True)\n"
+        "print('reaped', flush=True)\ntime.sleep(60)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", workers, "charterflow.workers both"],
+        stdout=subprocess.PIPE,
+        env={"CHARTERFLOW_HOME": str(home)},
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"reaped\n"
+        used = cpu_seconds(home, None)
+    finally:
+        process.kill()
+        process.wait()
+    assert set(used) == {"workers", "flow-runs"}
+    assert 0.25 <= used["flow-runs"] < 0.55 and used["workers"] < 0.25  # the child's, not the parent's
+
+
+def test_idle_bench_table_compares_the_inline_runs_with_a_process_per_run() -> None:
+    variants = {
+        label: {"cpu_s_per_minute": {"workers": w, "flow-runs": f}, "total": w + f, "runs": runs, "seconds": 240.0}
+        for (label, _), w, f, runs in zip(
+            idle.VARIANTS, (1.5, 0.6), (0.0, 4.2), ({"commons-poll": 4}, {"commons-poll": 4}), strict=True
+        )
+    }
+    rows = {row.figure: row for row in idle.rows({"variants": variants})}
+    total = rows["idle stack: CPU s per minute"]
+    assert (total.value, total.baseline) == ("1.50 s", "a process per run: 4.80 s")
+    assert rows["  of it: flow run processes"].baseline == "4.20 s"
+    assert rows["flow runs ended, a process per run"].value == "commons-poll 4"
