@@ -185,7 +185,10 @@ class InlineRuns:
                 return
             if not state.is_pending():
                 return
-            await client.update_flow_run(flow_run.id, tags=[*flow_run.tags, host_tag()])
+            try:
+                await client.update_flow_run(flow_run.id, tags=[*flow_run.tags, host_tag()])
+            except Exception as exc:  # noqa: BLE001 - the tag only helps end an orphan: run it anyway
+                log.warning("inline runs: tagging flow run %s failed (%s)", flow_run.name, type(exc).__name__)
             self.started += 1
             await asyncio.to_thread(_run, self.flows[flow_run.deployment_id], flow_run)
         except Exception:
