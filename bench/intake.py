@@ -346,9 +346,9 @@ def cpu_seconds(home: Path, pg_port: int | None) -> dict[str, float]:
             name = next((n for marker, n in PART_NAMES if marker in cmdline), "other")
             out[name] = out.get(name, 0.0) + used
             if name in ("workers", "runner"):  # the flow run processes the runner started and reaped
-                out["flow-runs"] = out.get("flow-runs", 0.0) + (int(fields[13]) + int(fields[14])) / TICK
+                out["flow-runs"] = out.get("flow-runs", 0.0) + _reaped_cpu(fields)
         elif pg_port is not None and f"-p {pg_port} " in cmdline:
-            postmaster = (pid, used + (int(fields[13]) + int(fields[14])) / TICK)
+            postmaster = (pid, used + _reaped_cpu(fields))
         elif cmdline.startswith("postgres:"):
             children.append((fields[1], used))
     if postmaster is not None:
@@ -359,6 +359,11 @@ def cpu_seconds(home: Path, pg_port: int | None) -> dict[str, float]:
 def _cpu(fields: list[str]) -> float:
     """User + system seconds from a process's ``stat`` fields (as :func:`_stat` splits them)."""
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _reaped_cpu(fields: list[str]) -> float:
+    """User + system seconds of the process's children that ended and were waited for."""
+    return (int(fields[13]) + int(fields[14])) / TICK
 
 
 def process_cpu(pids: list[int]) -> float:

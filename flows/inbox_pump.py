@@ -21,7 +21,7 @@ or after :data:`EVENTS_PER_RUN` events (the UI draws every task run of a flow ru
 next event starts a new one. Crash safety is the ledger's, as in ``push`` mode: a claimed event
 that a killed worker did not finish is claimed again after ``up``'s restart (``heal``) or once
 its claim is stale; the handlers are idempotent. The killed worker's flow run, left
-``Running``, is marked ``Crashed`` by the next pump of the host (:func:`flows.inline_runs.end_orphans`).
+``Running``, is marked ``Crashed`` by the next pump of the host (:func:`flows.orphans.end_orphans`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from prefect.context import FlowRunContext, SyncClientContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import inbox_routing as routing
-from flows.inline_runs import end_orphans, host_tag
+from flows.orphans import end_orphans, host_tag
 from ledger import repo
 from ledger.db import Ledger
 from ledger.types import utcnow

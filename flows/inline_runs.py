@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -33,23 +31,13 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    DeploymentFilter,
-    DeploymentFilterId,
-    FlowFilter,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-    FlowRunFilterTags,
-)
-from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
-from prefect.states import Crashed, Pending
+from prefect.states import Pending
 from prefect.utilities.engine import propose_state
 
-from flows.kit import process_gone
+from flows.orphans import end_orphans, host_tag
 
 log = logging.getLogger("charterflow.workers")
 
@@ -76,59 +64,6 @@ def loaded_flow(entrypoint: str) -> Any:
         if found and Path(found).resolve() == target and name in vars(module):
             return vars(module)[name]
     raise LookupError(f"the flow {entrypoint} is not imported in this process")
-
-
-def host_tag() -> str:
-    """The tag that names this process on this host (``host:<host>-<pid>``)."""
-    return f"host:{socket.gethostname()}-{os.getpid()}"
-
-
-def dead_process(tags: Sequence[str], host: str) -> int | None:
-    """The pid of a ``host:<host>-<pid>`` tag when that process no longer runs, else None
-    (another host's, this process's, or alive)."""
-    prefix = f"host:{host}-"
-    for tag in tags:
-        pid = tag.removeprefix(prefix) if tag.startswith(prefix) else ""
-        if pid.isdigit() and process_gone(int(pid)):
-            return int(pid)
-    return None
-
-
-def end_orphans(
-    client: Any,
-    *,
-    what: str,
-    flows: FlowFilter | None = None,
-    deployments: list[UUID] | None = None,
-    tags: Sequence[str] = (),
-) -> int:
-    """Mark ``Crashed`` the flow runs still ``Running`` (of ``flows``, or of ``deployments``,
-    with ``tags``) whose process on this host no longer runs (killed: `up` started this one in
-    its place), so the UI does not show them running for ever; how many. ``client`` is a sync
-    Prefect client; a failure costs only the display."""
-    host = socket.gethostname()
-    try:
-        runs = client.read_flow_runs(
-            flow_filter=flows,
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployments)) if deployments else None,
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
-                tags=FlowRunFilterTags(all_=list(tags)) if tags else None,
-            ),
-            limit=200,
-        )
-        ended = 0
-        for run in runs:
-            pid = dead_process(run.tags, host)
-            if pid is not None:
-                message = f"its workers process ({host}, pid {pid}) ended while it ran"
-                client.set_flow_run_state(run.id, Crashed(message=message), force=True)
-                log.info("%s: flow run %s marked crashed: %s", what, run.name, message)
-                ended += 1
-        return ended
-    except Exception as exc:  # noqa: BLE001 - the Prefect API down: the runs stay as shown
-        log.warning("%s: could not look for orphaned flow runs (%s)", what, type(exc).__name__)
-        return 0
 
 
 class InlineRuns:

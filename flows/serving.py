@@ -100,10 +100,12 @@ class Serving:
             pumping = asyncio.create_task(asyncio.to_thread(self.pump.run), name="inbox-pump")
             parts.append(pumping)
         # The frequent scheduled deployments run here, a thread each; the others a process each.
-        inline = [d for d in self.deployments if inline_runs.inline(d, self.inline_max)]
+        inline: list[Any] = []
+        others: list[Any] = []
+        for deployment in self.deployments:
+            (inline if inline_runs.inline(deployment, self.inline_max) else others).append(deployment)
         if inline:
             parts.append(asyncio.create_task(inline_runs.InlineRuns(inline).serve(), name="inline-runs"))
-        others = [d for d in self.deployments if not inline_runs.inline(d, self.inline_max)]
         runner = Runner(pause_on_shutdown=False) if others else None
         if runner is not None:
             parts.append(asyncio.create_task(self._run(runner, others), name="runner"))

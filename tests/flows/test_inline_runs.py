@@ -23,7 +23,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.logging.handlers import APILogWorker
 from prefect.states import Running
 
-from flows import inline_runs
+from flows import inline_runs, orphans
 from flows.serve import deployments
 from tests.procs import wait_for
 
@@ -115,7 +115,7 @@ def test_a_due_run_runs_once_in_this_process_with_its_states_tagged_with_the_pro
     assert len(lines) == 3, lines  # each run once, though both servers saw each
     assert {line.split()[0] for line in lines} == {str(os.getpid())}  # in this process: no new one
     assert first.started + second.started == 3
-    assert all(inline_runs.host_tag() in run.tags and "inline-test" in run.tags for run in finished)
+    assert all(orphans.host_tag() in run.tags and "inline-test" in run.tags for run in finished)
 
 
 def test_a_failing_run_fails_alone_and_the_next_one_runs(prefect_server, tmp_path):
