@@ -18,20 +18,27 @@ run in the Prefect UI: a task run of the ``inbox`` flow run of its moment.
 
 A flow run lasts while events keep coming: it ends after :data:`IDLE_END_SECONDS` without one,
 or after :data:`EVENTS_PER_RUN` events (the UI draws every task run of a flow run), and the
-next event starts a new one. Crash safety is the ledger's, as in ``push`` mode: a claimed event
-that a killed worker did not finish is claimed again after ``up``'s restart (``heal``) or once
-its claim is stale; the handlers are idempotent. The killed worker's flow run, left
-``Running``, is marked ``Crashed`` by the next pump of the host (:func:`flows.orphans.end_orphans`).
+next event starts a new one. A run nearing its count (:data:`HANDOVER_AT` of it) hands over: the
+next flow run starts, in a thread of its own, and takes events as soon as it is up, while the
+last one runs to its count and ends, so a busy inbox never waits for a flow run to end and the
+next to begin (a one-second stall every 1,000 events at 20 a second: bench/README.md, intake, a
+tenth pass). The limit, and the claims ahead, are the pump's, across both.
+
+Crash safety is the ledger's, as in ``push`` mode: a claimed event that a killed worker did not
+finish is claimed again after ``up``'s restart (``heal``) or once its claim is stale; the
+handlers are idempotent. The killed worker's flow run, left ``Running``, is marked ``Crashed``
+by the next pump of the host (:func:`flows.orphans.end_orphans`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import FIRST_COMPLETED, as_completed
 from concurrent.futures import wait as wait_any
 from datetime import timedelta
 from typing import Any
@@ -59,6 +66,8 @@ EVENTS_PER_RUN = 1_000
 STALE_AFTER_SECONDS = 600.0  # a claim this old and unprocessed is claimed again (as the gateway's drain)
 FLOW_TAGS = ("charterflow", "inbox")
 ACTOR = "workers"
+HANDOVER_AT = 0.9  # of EVENTS_PER_RUN: the next flow run is made while this one still has events
+HANDOVER_WAIT = 0.01  # a new flow run's wait for a slot the last one's runs still hold
 
 
 class InboxPump:
@@ -74,20 +83,23 @@ class InboxPump:
         idle_end: float = IDLE_END_SECONDS,
         per_run: int = EVENTS_PER_RUN,
         stale_after: float = STALE_AFTER_SECONDS,
+        handover_at: int | None = None,
     ) -> None:
         self.ledger, self.task, self.limit = ledger, task, max(1, limit)
         self.poll, self.idle_end, self.per_run, self.stale_after = poll, idle_end, per_run, stale_after
+        self.handover_at = round(per_run * HANDOVER_AT) if handover_at is None else handover_at
         self.stop = threading.Event()
         self.flow_runs = 0
         self.handled = 0
-        runner: Any = ThreadPoolTaskRunner(max_workers=self.limit)  # Prefect's hint wants its base future type
-        self._flow = inbox_flow.with_options(task_runner=runner)
+        self._lock = threading.Lock()
+        self._in_flight = 0  # runs started and not finished, of every flow run of this pump
 
     def run(self) -> None:
         """Wait for events; run a flow run while they come; again, until :attr:`stop`."""
         # Each run's "Finished in state Completed()" would be a log line to the console and the
         # Prefect API per event; the run's state says it. Warnings and failures are still logged.
         logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+        threads: list[threading.Thread] = []
         with SyncClientContext() as prefect:  # one Prefect client for the pump and all its task runs
             # Left ``Running`` by a killed workers process: `up` started this one in its place.
             end_orphans(
@@ -107,12 +119,31 @@ class InboxPump:
                     self.stop.wait(self.poll)
                     continue
                 self.flow_runs += 1
-                try:
-                    _serving.pump = self
-                    self._flow()
-                except Exception:
-                    log.exception("inbox pump: the inbox flow run failed")
-                    self.stop.wait(1.0)
+                handover = threading.Event()
+                # In a copy of this context: the flow run and its task runs use the pump's client.
+                thread = threading.Thread(
+                    target=contextvars.copy_context().run,
+                    args=(self._flow_run, handover),
+                    name=f"inbox-flow-run-{self.flow_runs}",
+                    daemon=True,
+                )
+                thread.start()
+                threads = [t for t in threads if t.is_alive()] + [thread]
+                handover.wait()  # the run reached its count (its last runs still in flight), or ended
+            for thread in threads:  # before the client closes
+                thread.join()
+
+    def _flow_run(self, handover: threading.Event) -> None:
+        _serving.pump, _serving.handover = self, handover
+        # A task runner per flow run: two flow runs overlap at a handover.
+        runner: Any = ThreadPoolTaskRunner(max_workers=self.limit)  # Prefect's hint wants its base future type
+        try:
+            inbox_flow.with_options(task_runner=runner)()
+        except Exception:
+            log.exception("inbox pump: the inbox flow run failed")
+            self.stop.wait(1.0)
+        finally:
+            handover.set()
 
     def _pending(self, limit: int) -> list[int]:
         stale_before = utcnow() - timedelta(seconds=self.stale_after)
@@ -141,7 +172,7 @@ class InboxPump:
         ready: deque[routing.Claim] = deque()
         started, last_event, last_claim, busy = 0, time.monotonic(), 0.0, True
         while not self.stop.is_set() and started < self.per_run:
-            room = min(2 * self.limit - len(running) - len(ready), self.per_run - started - len(ready))
+            room = min(2 * self.limit - self._in_flight - len(ready), self.per_run - started - len(ready))
             # While runs are in flight or waiting, claim at most once a poll interval: a batch per
             # write transaction, not one transaction per event.
             due = not (running or ready) or time.monotonic() - last_claim >= self.poll
@@ -149,17 +180,19 @@ class InboxPump:
             if due:
                 last_claim, busy = time.monotonic(), bool(claims)
             ready.extend(claims)
-            while ready and len(running) < self.limit:
+            while ready and self._take_slot():
                 claim = ready.popleft()
                 name = f"inbox-{claim.route}-{claim.event_id}"
                 running[self.task.with_options(task_run_name=name).submit(event_id=claim.event_id)] = claim
                 started += 1
+                if started >= self.handover_at:
+                    _serving.handover.set()  # the next flow run is made while this one ends
             if claims:
                 last_event = time.monotonic()
-            elif not running and time.monotonic() - last_event > self.idle_end:
+            elif not running and not ready and time.monotonic() - last_event > self.idle_end:
                 break
-            if not running:
-                self.stop.wait(0 if claims else self.poll)
+            if not running:  # nothing of this run's in flight: claiming, or the last run's hold the slots
+                self.stop.wait(HANDOVER_WAIT if ready else 0 if claims else self.poll)
                 continue
             waits = {future.wrapped_future: future for future in running}
             timeout = max(0.0, last_claim + self.poll - time.monotonic())
@@ -168,10 +201,18 @@ class InboxPump:
                 future = waits[wrapped]
                 self._finished(future, running.pop(future))
         self._release(list(ready))  # stopping: what was claimed ahead goes back to the ledger
-        for future, claim in running.items():  # and the runs in flight end
-            future.wrapped_future.result()
-            self._finished(future, claim)
+        waits = {future.wrapped_future: future for future in running}
+        for wrapped in as_completed(waits):  # and the runs in flight end, each slot freed as it does
+            future = waits[wrapped]
+            self._finished(future, running.pop(future))
         return started
+
+    def _take_slot(self) -> bool:
+        with self._lock:
+            if self._in_flight >= self.limit:
+                return False
+            self._in_flight += 1
+            return True
 
     def _release(self, claims: list[routing.Claim]) -> None:
         """Undo claims not started (the pump is stopping): the next pump takes them at once. A
@@ -187,7 +228,9 @@ class InboxPump:
         # The run's final state, as the task runner's thread returned it: ``future.state`` would
         # ask the Prefect API for it (a request per event).
         state = future.wrapped_future.result()
-        self.handled += 1
+        with self._lock:
+            self._in_flight -= 1
+            self.handled += 1
         if not (isinstance(state, State) and state.is_completed()):
             # The event stays claimed and unprocessed: claimed again once stale (its attempts
             # are counted; MAX_DISPATCH_ATTEMPTS then gives up), as a failed background run.
@@ -231,6 +274,7 @@ def inbox_flow() -> int:
 
 class _Serving(threading.local):
     pump: InboxPump | None = None
+    handover: threading.Event = threading.Event()  # set by a flow run that reached its count
 
 
 # The pump whose thread runs the flow: a flow's parameters are stored in Prefect, a pump is not data.

@@ -5,6 +5,7 @@ second) are tests/reliability and bench/intake.py."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import httpx
 from prefect import task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
+from prefect.context import TaskRunContext
 from prefect.settings import PREFECT_API_URL
 from prefect.states import Running
 from sqlalchemy import func, select
@@ -158,6 +160,44 @@ def test_a_pump_runs_at_most_its_limit_holds_as_many_claimed_ahead_and_releases_
     with pumping(ledger, _handler(ledger), limit=2):
         assert wait_for(_processed(ledger, ids), 60)
     assert _audit_count(ledger, "inbox.processed", ids) == 10
+
+
+def test_a_flow_run_near_its_count_hands_over_to_the_next_while_its_last_runs_end(ledger, prefect_server):
+    """Near its count of events a flow run hands over: the next flow run is made and takes events
+    while the last one's are still running (a busy inbox never stalls on a flow run ending and
+    the next beginning); no flow run takes more than its count, and the pump's limit holds
+    across the two."""
+    ids = _store(ledger, "handover", 12)
+    lock, now, most = threading.Lock(), [0], [0]
+    spans: dict[str, list[tuple[float, float]]] = {}
+
+    @task(name=inbox.TASK_NAME, persist_result=False)
+    def timed(event_id: int) -> str:
+        context = TaskRunContext.get()
+        assert context is not None
+        began = time.monotonic()
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(1.0)
+        with lock:
+            now[0] -= 1
+            spans.setdefault(str(context.task_run.flow_run_id), []).append((began, time.monotonic()))
+        return inbox.handle_event(ledger, event_id)
+
+    with pumping(ledger, timed, limit=2, per_run=6, handover_at=2) as pump:
+        assert wait_for(_processed(ledger, ids), 90)
+    assert pump.handled == 12 and _audit_count(ledger, "inbox.processed", ids) == 12
+    assert most[0] == 2  # two at once, never more, across the flow runs
+    runs = sorted(spans.values(), key=lambda s: min(b for b, _ in s))
+    assert len(runs) >= 2 and all(len(r) <= 6 for r in runs) and sum(map(len, runs)) == 12
+    # No slot waits for a flow run to be made: the next flow run's first event began as soon as
+    # a slot freed after the last one's last event started (made after the last one ended, it
+    # would wait for its creation, 0.3 s or more).
+    for before, after in itertools.pairwise(runs):
+        last_start = max(b for b, _ in before)
+        freed = min(e for b, e in before if e > last_start)
+        assert min(b for b, _ in after) - freed < 0.3
 
 
 def test_an_idle_pump_ends_its_flow_run_and_the_next_event_starts_another(ledger, prefect_server):
