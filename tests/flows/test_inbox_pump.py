@@ -167,7 +167,7 @@ def test_a_flow_run_near_its_count_hands_over_to_the_next_while_its_last_runs_en
     while the last one's are still running (a busy inbox never stalls on a flow run ending and
     the next beginning); no flow run takes more than its count, and the pump's limit holds
     across the two."""
-    ids = _store(ledger, "handover", 12)
+    ids = _store(ledger, "handover", 16)
     lock, now, most = threading.Lock(), [0], [0]
     spans: dict[str, list[tuple[float, float]]] = {}
 
@@ -179,25 +179,25 @@ def test_a_flow_run_near_its_count_hands_over_to_the_next_while_its_last_runs_en
         with lock:
             now[0] += 1
             most[0] = max(most[0], now[0])
-        time.sleep(1.0)
+        time.sleep(1.0 + 0.37 * (event_id % 3))  # unequal: the two slots seldom free at one moment
         with lock:
             now[0] -= 1
             spans.setdefault(str(context.task_run.flow_run_id), []).append((began, time.monotonic()))
         return inbox.handle_event(ledger, event_id)
 
-    with pumping(ledger, timed, limit=2, per_run=6, handover_at=2) as pump:
+    with pumping(ledger, timed, limit=2, per_run=8, handover_at=2) as pump:
         assert wait_for(_processed(ledger, ids), 90)
-    assert pump.handled == 12 and _audit_count(ledger, "inbox.processed", ids) == 12
+    assert pump.handled == 16 and _audit_count(ledger, "inbox.processed", ids) == 16
     assert most[0] == 2  # two at once, never more, across the flow runs
     runs = sorted(spans.values(), key=lambda s: min(b for b, _ in s))
-    assert len(runs) >= 2 and all(len(r) <= 6 for r in runs) and sum(map(len, runs)) == 12
-    # No slot waits for a flow run to be made: the next flow run's first event began as soon as
-    # a slot freed after the last one's last event started (made after the last one ended, it
-    # would wait for its creation, 0.3 s or more).
-    for before, after in itertools.pairwise(runs):
-        last_start = max(b for b, _ in before)
-        freed = min(e for b, e in before if e > last_start)
-        assert min(b for b, _ in after) - freed < 0.3
+    assert len(runs) >= 2 and all(len(r) <= 8 for r in runs) and sum(map(len, runs)) == 16
+    # The next flow run's first event began while the last one's last event still ran (or as it
+    # ended, the two slots freeing together): made only once the last flow run had ended (before
+    # the handover), it could not have.
+    since = runs[0][0][0]
+    assert all(
+        min(b for b, _ in after) < max(e for _, e in before) + 0.05 for before, after in itertools.pairwise(runs)
+    ), [[(round(b - since, 2), round(e - since, 2)) for b, e in r] for r in runs]
 
 
 def test_an_idle_pump_ends_its_flow_run_and_the_next_event_starts_another(ledger, prefect_server):
