@@ -129,7 +129,7 @@ class InboxPump:
                 )
                 thread.start()
                 threads = [t for t in threads if t.is_alive()] + [thread]
-                handover.wait()  # the run reached its count (its last runs still in flight), or ended
+                handover.wait()  # the run neared its count (it goes on to it while the next starts), or ended
             for thread in threads:  # before the client closes
                 thread.join()
 
