@@ -180,13 +180,7 @@ class InboxPump:
             if due:
                 last_claim, busy = time.monotonic(), bool(claims)
             ready.extend(claims)
-            while ready and self._take_slot():
-                claim = ready.popleft()
-                name = f"inbox-{claim.route}-{claim.event_id}"
-                running[self.task.with_options(task_run_name=name).submit(event_id=claim.event_id)] = claim
-                started += 1
-                if started >= self.handover_at:
-                    _serving.handover.set()  # the next flow run is made while this one ends
+            started += self._start(ready, running, started)
             if claims:
                 last_event = time.monotonic()
             elif not running and not ready and time.monotonic() - last_event > self.idle_end:
@@ -194,18 +188,33 @@ class InboxPump:
             if not running:  # nothing of this run's in flight: claiming, or the last run's hold the slots
                 self.stop.wait(HANDOVER_WAIT if ready else 0 if claims else self.poll)
                 continue
-            waits = {future.wrapped_future: future for future in running}
-            timeout = max(0.0, last_claim + self.poll - time.monotonic())
-            done, _ = wait_any(waits, timeout=timeout, return_when=FIRST_COMPLETED)
-            for wrapped in done:
-                future = waits[wrapped]
-                self._finished(future, running.pop(future))
+            self._reap(running, timeout=max(0.0, last_claim + self.poll - time.monotonic()))
         self._release(list(ready))  # stopping: what was claimed ahead goes back to the ledger
         waits = {future.wrapped_future: future for future in running}
         for wrapped in as_completed(waits):  # and the runs in flight end, each slot freed as it does
             future = waits[wrapped]
             self._finished(future, running.pop(future))
         return started
+
+    def _start(self, ready: deque[routing.Claim], running: dict[Any, routing.Claim], started: int) -> int:
+        """Submit what is ready while the pump has a free slot; how many."""
+        count = 0
+        while ready and self._take_slot():
+            claim = ready.popleft()
+            name = f"inbox-{claim.route}-{claim.event_id}"
+            running[self.task.with_options(task_run_name=name).submit(event_id=claim.event_id)] = claim
+            count += 1
+            if started + count >= self.handover_at:
+                _serving.handover.set()  # the next flow run is made while this one ends
+        return count
+
+    def _reap(self, running: dict[Any, routing.Claim], *, timeout: float) -> None:
+        """Wait up to ``timeout`` for a run of ``running`` to end; record those that did."""
+        waits = {future.wrapped_future: future for future in running}
+        done, _ = wait_any(waits, timeout=timeout, return_when=FIRST_COMPLETED)
+        for wrapped in done:
+            future = waits[wrapped]
+            self._finished(future, running.pop(future))
 
     def _take_slot(self) -> bool:
         with self._lock:
