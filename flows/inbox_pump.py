@@ -38,7 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, as_completed
+from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as wait_any
 from datetime import timedelta
 from typing import Any
@@ -190,10 +190,8 @@ class InboxPump:
                 continue
             self._reap(running, timeout=max(0.0, last_claim + self.poll - time.monotonic()))
         self._release(list(ready))  # stopping: what was claimed ahead goes back to the ledger
-        waits = {future.wrapped_future: future for future in running}
-        for wrapped in as_completed(waits):  # and the runs in flight end, each slot freed as it does
-            future = waits[wrapped]
-            self._finished(future, running.pop(future))
+        while running:  # and the runs in flight end, each slot freed as it does
+            self._reap(running, timeout=None)
         return started
 
     def _start(self, ready: deque[routing.Claim], running: dict[Any, routing.Claim], started: int) -> int:
@@ -208,8 +206,9 @@ class InboxPump:
                 _serving.handover.set()  # the next flow run is made while this one ends
         return count
 
-    def _reap(self, running: dict[Any, routing.Claim], *, timeout: float) -> None:
-        """Wait up to ``timeout`` for a run of ``running`` to end; record those that did."""
+    def _reap(self, running: dict[Any, routing.Claim], *, timeout: float | None) -> None:
+        """Wait up to ``timeout`` (None: as long as it takes) for a run of ``running`` to end;
+        record those that did."""
         waits = {future.wrapped_future: future for future in running}
         done, _ = wait_any(waits, timeout=timeout, return_when=FIRST_COMPLETED)
         for wrapped in done:
