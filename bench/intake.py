@@ -168,46 +168,6 @@ class Up:
                 self.process.wait(timeout=10)
 
 
-# How `up` starts its inbox worker (`charterflow.workers`: beside the runner, or alone), and how
-# this bench starts more.
-WORKER_ARGVS = (b"charterflow.workers\0both", b"charterflow.workers\0inbox", b"from flows.inbox import main")
-
-
-def extra_workers(up: Up, count: int) -> list[subprocess.Popen]:
-    """``count`` more inbox workers (pumps; task workers in push mode) beside the one ``up`` runs,
-    with that one's environment (read from /proc: up's child, on loopback sandboxes). The caller
-    stops them."""
-    if count <= 0:
-        return []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if not any(marker in cmdline for marker in WORKER_ARGVS):
-                continue
-            raw = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        if f"CHARTERFLOW_HOME={up.home}".encode() not in raw.split(b"\0"):
-            continue  # another engineer's or test's worker
-        env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
-        argv = [sys.executable, "-c", "from flows.inbox import main; main()"]
-        workers = []
-        for n in range(count):
-            with (up.home / "logs" / f"inbox-worker-extra-{n + 1}.log").open("ab") as out:
-                workers.append(
-                    subprocess.Popen(
-                        argv,
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        start_new_session=True,
-                    )
-                )
-        return workers
-    raise SystemExit("the inbox worker of `up` was not found: cannot start more")
-
-
 def _inbox_times(url: str) -> dict[str, dict[str, float | None]]:
     """Inbox timestamps and idea ids of the Discord ``/idea`` events, by interaction id."""
     ledger = Ledger(url)
@@ -299,7 +259,6 @@ def _dispatch_metrics(text: str) -> dict[str, float]:
 TICK = os.sysconf("SC_CLK_TCK")
 PART_NAMES = (
     ("prefect server start", "prefect-server"),
-    ("from flows.inbox import main", "inbox-worker"),
     ("charterflow.workers inbox", "inbox-worker"),
     ("charterflow.workers runner", "runner"),
     ("charterflow.workers both", "workers"),
@@ -326,7 +285,7 @@ def _stat(pid: str) -> tuple[list[str], str] | None:
 
 def cpu_seconds(home: Path, pg_port: int | None) -> dict[str, float]:
     """CPU time (user + system) used so far by the processes of the ``up`` whose
-    ``CHARTERFLOW_HOME`` is ``home`` (the extra workers too), by part, and by the PostgreSQL
+    ``CHARTERFLOW_HOME`` is ``home`` (its inbox pumps too), by part, and by the PostgreSQL
     cluster on ``pg_port`` (its server processes, and the connections already closed: the
     postmaster's reaped children)."""
     marker = f"CHARTERFLOW_HOME={home}".encode()
@@ -372,7 +331,7 @@ def process_cpu(pids: list[int]) -> float:
 
 
 def run(
-    *, seconds: float, rate: float, postgres: bool = False, up_env: dict[str, str] | None = None, workers: int = 1
+    *, seconds: float, rate: float, postgres: bool = False, up_env: dict[str, str] | None = None
 ) -> dict[str, Any] | None:
     if postgres:
         with cluster() as admin_url:  # prints why when there are no PostgreSQL binaries
@@ -385,9 +344,8 @@ def run(
                 database_url=_pg_database(admin_url, "intake"),
                 prefect_database_url=prefect_db,
                 up_env=up_env,
-                workers=workers,
             )
-    return _run(seconds=seconds, rate=rate, database_url=None, up_env=up_env, workers=workers)
+    return _run(seconds=seconds, rate=rate, database_url=None, up_env=up_env)
 
 
 def _run(
@@ -397,7 +355,6 @@ def _run(
     database_url: str | None,
     prefect_database_url: str | None = None,
     up_env: dict[str, str] | None = None,
-    workers: int = 1,
 ) -> dict[str, Any]:
     # Discord is this bench's own sandbox (so it can sign and time deliveries over one kept-alive
     # connection); `up` takes it as the real Discord and serves sandboxes for the others.
@@ -416,11 +373,9 @@ def _run(
         env["PREFECT_SERVER_LOG_RETRYABLE_ERRORS"] = "true"
         env.update(up_env or {})
         up = Up(Path(tmp), extra_env=env)
-        extra: list[subprocess.Popen] = []
         try:
             info = up.wait_ready()
             startup = time.monotonic() - up.started
-            extra = extra_workers(up, workers - 1)
             pg_port = int(re.search(r":(\d+)/", database_url).group(1)) if database_url else None
             hook = info["gateway_url"].rstrip("/") + "/hooks/discord"
             user = "cleo_marsh"  # an invented member of the sandbox's default guild
@@ -539,9 +494,6 @@ def _run(
             at_gateway = gateway_ack_buckets(exposition)
             http.close()
         finally:
-            for worker in extra:
-                os.killpg(worker.pid, signal.SIGTERM)
-                worker.wait(timeout=30)
             up.stop()
             # up's logs, for looking into a slow run (bench/results/ is not in git)
             shutil.rmtree(RESULTS / "intake-logs", ignore_errors=True)
@@ -578,7 +530,7 @@ def _run(
             "ledger": "postgresql" if database_url else "sqlite",
             "prefect_database": "postgresql" if prefect_database_url else "sqlite",
             "up_env": dict(up_env or {}),
-            "inbox_workers": workers,
+            "inbox_workers": (up_env or {}).get("CHARTERFLOW_INBOX_WORKERS", "up's default"),
         },
         "load_average": os.getloadavg(),
         "startup_s": round(startup, 1),
@@ -757,7 +709,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "--postgres", action="store_true", help="the ledger and Prefect's database on a throwaway PostgreSQL cluster"
     )
     parser.add_argument(
-        "--workers", type=int, default=1, help="inbox workers (up runs one; the bench starts the others)"
+        "--workers",
+        type=int,
+        default=None,
+        help="inbox workers `up` runs (CHARTERFLOW_INBOX_WORKERS; default: up's, 2 on PostgreSQL, 1 on SQLite)",
     )
     parser.add_argument("--out", type=Path, default=None, help="the JSON file (default bench/results/intake.json)")
     parser.add_argument(
@@ -775,7 +730,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         if not sep or not name:
             parser.error(f"--env {item!r}: expected NAME=VALUE")
         up_env[name] = value
-    results = run(seconds=args.seconds, rate=args.rate, postgres=args.postgres, up_env=up_env, workers=args.workers)
+    if args.workers is not None:
+        up_env["CHARTERFLOW_INBOX_WORKERS"] = str(args.workers)
+    results = run(seconds=args.seconds, rate=args.rate, postgres=args.postgres, up_env=up_env)
     if results is None:
         return None
     results["table"] = [r.as_dict() for r in rows(results)]
@@ -793,7 +750,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         )
     )
     print(
-        f"inbox workers: {args.workers}; load average at the end (1/5/15 min): "
+        f"inbox workers: {results['config']['inbox_workers']}; load average at the end (1/5/15 min): "
         + " / ".join(f"{v:.1f}" for v in results["load_average"])
     )
     print(f"previous (before issue 19): {previous(results)}")

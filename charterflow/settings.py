@@ -92,6 +92,16 @@ class Settings(BaseSettings):
         "order. More helps when handlers wait on slow platforms; on two busy cores 3 kept the "
         "acknowledgement p99 at 28-34 ms at 20 events/s, 10 at 46-60 ms (bench/README.md, intake).",
     )
+    inbox_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=8,
+        description="Processes that handle inbox events: `up`'s `workers` and `inbox-2`, `inbox-3`, "
+        "... beside it, each with its own pump (CHARTERFLOW_INBOX_CONCURRENCY at once). Unset: 2 on "
+        "PostgreSQL, where one process's interpreter lock capped the intake near 20 events/s on "
+        "two cores, and 1 on SQLite, which writes one transaction at a time anyway and where each "
+        "process costs about 140 MiB (bench/README.md, intake).",
+    )
     inline_max_interval: int = Field(
         default=900,
         ge=0,
@@ -107,6 +117,12 @@ class Settings(BaseSettings):
         description="`up` restarts the workers when inbox events wait this long "
         "and nothing was handled meanwhile; those events are dispatched again.",
     )
+
+    def inbox_worker_count(self) -> int:
+        """How many processes handle inbox events (:attr:`inbox_workers`, or its default)."""
+        if self.inbox_workers is not None:
+            return self.inbox_workers
+        return 2 if self.ledger_url().startswith("postgresql") else 1
 
     def ledger_url(self) -> str:
         """The ledger's SQLAlchemy URL (a secret: do not log it unredacted)."""

@@ -967,12 +967,18 @@ class Plan:
     workers: ChildSpec
     gateway: ChildSpec
     gateway_port: int
+    # More inbox pumps beside the workers' own (CHARTERFLOW_INBOX_WORKERS): inbox-2, inbox-3, …
+    pumps: list[ChildSpec] = field(default_factory=list)
     inspector_port: int | None
     lock: dict[str, Any]
 
     def children(self) -> list[ChildSpec]:
         """Every child `up` starts, the Prefect server (when it runs one) first."""
-        return [spec for spec in (self.server, self.sandboxes, self.workers, self.gateway) if spec is not None]
+        return [s for s in (self.server, self.sandboxes, self.workers, *self.pumps, self.gateway) if s is not None]
+
+    def started(self) -> list[ChildSpec]:
+        """The children `up` starts once the Prefect server runs (or is external)."""
+        return [s for s in (self.sandboxes, self.workers, *self.pumps, self.gateway) if s is not None]
 
 
 def _base_env(home: Path) -> dict[str, str]:
@@ -1036,7 +1042,7 @@ def _service_children(
     env: dict[str, str], *, api_url: str, home: Path, heal: Callable[[datetime], None], host: str, port: int
 ) -> tuple[ChildSpec, ChildSpec]:
     """The workers (the runner and the inbox pump, one process) and gateway children,
-    both sharing ``env``."""
+    both sharing ``env``; :func:`_pumps` the inbox pumps beside them."""
     # charterflow.workers: it waits for the Prefect server, so all start at once. A background
     # task run has no flow run, so Prefect never sends its logs to the API; by default it warns
     # about that once per run, in the workers' log.
@@ -1055,6 +1061,22 @@ def _service_children(
         argv=[sys.executable, "-m", "gateway.serve", "--host", host, "--port", str(port)],
     )
     return workers, gateway
+
+
+def _pumps(workers: ChildSpec, count: int) -> list[ChildSpec]:
+    """``count`` - 1 more inbox pumps (``python -m charterflow.workers inbox``) beside the
+    workers' own, with their environment. Not waited for: the workers' pump serves from the
+    start, these join it within seconds (each imports Prefect and the flows once the server
+    answers). Pumps on one ledger never run an event twice (tests/flows/test_inbox_pump.py)."""
+    return [
+        ChildSpec(
+            name=f"inbox-{n}",
+            after_restart=workers.after_restart,
+            argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
+            env=dict(workers.env),
+        )
+        for n in range(2, count + 1)
+    ]
 
 
 def public_url(gw: GatewaySettings) -> str:
@@ -1124,6 +1146,7 @@ def plan_stack(
         workers=workers,
         gateway=gateway,
         gateway_port=gw.port,
+        pumps=_pumps(workers, settings.inbox_worker_count()),
         inspector_port=inspector_port,
         lock=lock,
     )
@@ -1257,9 +1280,8 @@ class Up:
     def _services_env(self, plan: Plan) -> None:
         """The plugins' services' settings into every child's environment but the Prefect server's."""
         for service in self.services:
-            for spec in (plan.sandboxes, plan.workers, plan.gateway):
-                if spec is not None:
-                    spec.env.update(service.env)
+            for spec in plan.started():
+                spec.env.update(service.env)
 
     def _seeded_ideas_filed(self) -> str:
         filed = self._ledger.ideas_filed(120) if self._ledger is not None else "EOFError"
@@ -1300,9 +1322,8 @@ class Up:
         the sandboxes answer, file the seeded ideas (:func:`seed_ideas`) while the rest starts."""
         sup = self.supervisor
         (self.home / DEPLOYMENTS_FILE).unlink(missing_ok=True)
-        for spec in (plan.sandboxes, plan.workers, plan.gateway):  # the server runs
-            if spec is not None:
-                sup.start(spec)
+        for spec in plan.started():  # the server runs
+            sup.start(spec)
         # up.json, and (0600) the settings its processes got: CLI commands use the same stack.
         stack_files.record(self.home, plan.lock, plan.gateway.env)
         # Each child's own readiness check; an external Prefect server is waited for too.
@@ -1386,7 +1407,11 @@ class Up:
                 f"warning: the inbox worker handled nothing for {stall} s while {len(stuck)} event(s) "
                 f"waited; restarting it and dispatching them again"
             )
-            self.supervisor.restart(worker, "stalled")
+            # Nothing was handled at all, so every pump is stuck (one that works takes a stuck
+            # one's claims once they are stale).
+            for child in self.supervisor.children:
+                if child.name == "workers" or child.name.startswith("inbox-"):
+                    self.supervisor.restart(child, "stalled")
             watch.retry(stuck)
 
     def _shutdown(self, previous: dict) -> None:

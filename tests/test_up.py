@@ -390,3 +390,70 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
             ledger.dispose()
         assert not set(frozen) & set(worker_pids()), "the frozen worker should be gone"
         assert worker_pids(), "a new worker should be running"
+
+
+@pytest.mark.slow
+def test_a_second_inbox_worker_handles_events_and_is_restarted_like_the_others(tmp_path):
+    """CHARTERFLOW_INBOX_WORKERS=2 (PostgreSQL's default; set here on SQLite): `up` runs an
+    `inbox-2` pump beside the workers, which handles events alone while the workers are frozen,
+    and is restarted when killed, as every child is (issue 19 point 7: one process's interpreter
+    lock was the intake's ceiling)."""
+    with running_up(tmp_path, CHARTERFLOW_INBOX_WORKERS="2") as (lock, out):
+
+        def pids(role: bytes) -> list[int]:
+            found = []
+            for pid in processes_of(tmp_path):
+                try:
+                    if b"charterflow.workers\0" + role in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        found.append(pid)
+                except OSError:
+                    continue
+            return found
+
+        def status() -> dict[str, dict]:
+            return {c["name"]: c for c in json.loads((tmp_path / "status.json").read_text())["children"]}
+
+        assert status()["inbox-2"]["state"] == "running" and pids(b"inbox")
+        ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        author = build().applicants()[-1]
+
+        def idea_handled(text: str, timeout: float = 120) -> InboxEvent | None:
+            sent = httpx.post(
+                f"{lock['sandboxes']['discord']}/_sandbox/interactions",
+                timeout=30,
+                json={"type": "command", "user": author.discord["username"], "name": "idea", "options": {"text": text}},
+            ).json()
+            assert sent["status"] == 200, sent
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                with ledger.read() as session:
+                    found = [
+                        e
+                        for e in session.scalars(select(InboxEvent).where(InboxEvent.route == "idea"))
+                        if text in json.dumps(e.payload) and e.processed_at is not None
+                    ]
+                if found:
+                    return found[0]
+                time.sleep(0.5)
+            return None
+
+        frozen = pids(b"both")
+        try:
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            # Its imports done once the server answered, the second pump takes the event alone.
+            event = idea_handled("A glossary of the working group's terms for newcomers")
+            assert event is not None, (tmp_path / "logs" / "inbox-2.log").read_text()[-3000:]
+            assert event.dispatch_attempts == 1 and event.result_ref.startswith("idea:")
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        [second] = pids(b"inbox")
+        os.kill(second, signal.SIGKILL)
+        assert out.wait_for("inbox-2 restarted (pid", 60), out.text[-3000:]
+        assert second not in pids(b"inbox") and status()["inbox-2"]["restarts"] == 1
+        assert status()["workers"]["restarts"] == 0
+        try:
+            assert idea_handled("A monthly digest of the Forum's best answers") is not None
+        finally:
+            ledger.dispose()
