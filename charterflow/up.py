@@ -55,6 +55,7 @@ from rich.markup import escape
 from charterflow import stack as stack_files
 from charterflow.settings import Settings, get_settings
 from charterflow.status import write_status
+from charterflow.workers import READY_FILE_ENV
 from connectors.email import SmtpSettings
 from connectors.errors import CharterflowError
 from flows.forking import forked
@@ -1063,20 +1064,25 @@ def _service_children(
     return workers, gateway
 
 
-def _pumps(workers: ChildSpec, count: int) -> list[ChildSpec]:
+def _pumps(workers: ChildSpec, count: int, home: Path) -> list[ChildSpec]:
     """``count`` - 1 more inbox pumps (``python -m charterflow.workers inbox``) beside the
-    workers' own, with their environment. Not waited for: the workers' pump serves from the
-    start, these join it within seconds (each imports Prefect and the flows once the server
-    answers). Pumps on one ledger never run an event twice (tests/flows/test_inbox_pump.py)."""
-    return [
-        ChildSpec(
-            name=f"inbox-{n}",
-            after_restart=workers.after_restart,
-            argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
-            env=dict(workers.env),
+    workers' own, with their environment; each is ready once it serves (it writes
+    ``<home>/pumps/<name>.ready``: events sent right after the banner found the second pump
+    still importing Prefect). Pumps on one ledger never run an event twice
+    (tests/flows/test_inbox_pump.py)."""
+    pumps = []
+    for n in range(2, count + 1):
+        ready = home / "pumps" / f"inbox-{n}.ready"
+        pumps.append(
+            ChildSpec(
+                name=f"inbox-{n}",
+                after_restart=workers.after_restart,
+                argv=[sys.executable, "-m", "charterflow.workers", "inbox"],
+                env={**workers.env, READY_FILE_ENV: str(ready)},
+                ready=ready.exists,
+            )
         )
-        for n in range(2, count + 1)
-    ]
+    return pumps
 
 
 def public_url(gw: GatewaySettings) -> str:
@@ -1146,7 +1152,7 @@ def plan_stack(
         workers=workers,
         gateway=gateway,
         gateway_port=gw.port,
-        pumps=_pumps(workers, settings.inbox_worker_count()),
+        pumps=_pumps(workers, settings.inbox_worker_count(), home),
         inspector_port=inspector_port,
         lock=lock,
     )
@@ -1322,6 +1328,7 @@ class Up:
         the sandboxes answer, file the seeded ideas (:func:`seed_ideas`) while the rest starts."""
         sup = self.supervisor
         (self.home / DEPLOYMENTS_FILE).unlink(missing_ok=True)
+        shutil.rmtree(self.home / "pumps", ignore_errors=True)  # the last run's readiness
         for spec in plan.started():  # the server runs
             sup.start(spec)
         # up.json, and (0600) the settings its processes got: CLI commands use the same stack.

@@ -26,9 +26,11 @@ import tempfile
 import time
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 API_WAIT_SECONDS = 300.0
 DEPLOYMENTS_FILE = "flows-deployments.json"
+READY_FILE_ENV = "CHARTERFLOW_READY_FILE"  # set by `up` for an inbox pump it waits for
 
 
 def wait_for_api() -> None:
@@ -92,11 +94,19 @@ def inbox() -> None:
     # 5 s of CPU out of a warm start's way; bench/README.md). Events that come before the
     # worker serves wait as Prefect's scheduled task runs.
     wait_for_api()
-    # flows.inbox, not a second copy as __main__: the capability packages register their
-    # handlers into flows.inbox.
-    from flows.inbox import main as serve  # lazy: start-up: Prefect and every flow, once the server answers
+    # lazy: start-up: Prefect and every flow, once the server answers
+    from charterflow.settings import get_settings
+    from flows.inbox import inbox_serving, prepare
+    from flows.serving import serve
 
-    serve([])
+    limit = get_settings().inbox_concurrency
+    prepare()
+    tasks, pump = inbox_serving(limit=limit)
+    ready = os.environ.get(READY_FILE_ENV)
+    if ready:  # `up` waits for this pump before its banner (charterflow.up._pumps)
+        Path(ready).parent.mkdir(parents=True, exist_ok=True)
+        Path(ready).write_text(str(os.getpid()))
+    sys.exit(serve([], tasks, limit=limit, pump=pump))
 
 
 def both() -> None:

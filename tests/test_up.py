@@ -413,7 +413,9 @@ def test_a_second_inbox_worker_handles_events_and_is_restarted_like_the_others(t
         def status() -> dict[str, dict]:
             return {c["name"]: c for c in json.loads((tmp_path / "status.json").read_text())["children"]}
 
+        # The banner waited for it: it serves (it wrote its readiness after its imports).
         assert status()["inbox-2"]["state"] == "running" and pids(b"inbox")
+        assert (tmp_path / "pumps" / "inbox-2.ready").read_text() == str(pids(b"inbox")[0])
         ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
         author = build().applicants()[-1]
 
