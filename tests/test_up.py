@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from bench.startup import stack_processes
 from charterflow.seed import build
+from charterflow.settings import Settings
 from charterflow.up import PREFECT_SERVER_DEFAULTS
 from flows import inbox
 from flows.serve import deployments
@@ -390,6 +391,17 @@ def test_a_stuck_inbox_worker_is_restarted_and_its_event_dispatched_again(tmp_pa
             ledger.dispose()
         assert not set(frozen) & set(worker_pids()), "the frozen worker should be gone"
         assert worker_pids(), "a new worker should be running"
+
+
+def test_the_inbox_workers_default_to_two_on_postgresql_and_one_on_sqlite(tmp_path):
+    pg = "postgresql+psycopg://charter:flow@127.0.0.1:5432/ledger"
+    sqlite = Settings(home=tmp_path, database_url=None, inbox_workers=None)
+    assert sqlite.inbox_worker_count() == 1
+    assert Settings(home=tmp_path, database_url=pg, inbox_workers=None).inbox_worker_count() == 2
+    assert Settings(home=tmp_path, database_url=pg, inbox_workers=1).inbox_worker_count() == 1
+    assert Settings(home=tmp_path, database_url=None, inbox_workers=3).inbox_worker_count() == 3
+    with pytest.raises(ValueError, match="inbox_workers"):
+        Settings(home=tmp_path, inbox_workers=0)
 
 
 @pytest.mark.slow
