@@ -94,19 +94,19 @@ def inbox() -> None:
     # 5 s of CPU out of a warm start's way; bench/README.md). Events that come before the
     # worker serves wait as Prefect's scheduled task runs.
     wait_for_api()
-    # lazy: start-up: Prefect and every flow, once the server answers
-    from charterflow.settings import get_settings
-    from flows.inbox import inbox_serving, prepare
-    from flows.serving import serve
+    # flows.inbox, not a second copy as __main__: the capability packages register their
+    # handlers into flows.inbox.
+    from flows.inbox import main as serve  # lazy: start-up: Prefect and every flow, once the server answers
 
-    limit = get_settings().inbox_concurrency
-    prepare()
-    tasks, pump = inbox_serving(limit=limit)
+    serve([], serving=_ready)
+
+
+def _ready() -> None:
+    """Say this pump serves, where `up` waits for it before its banner (charterflow.up._pumps)."""
     ready = os.environ.get(READY_FILE_ENV)
-    if ready:  # `up` waits for this pump before its banner (charterflow.up._pumps)
+    if ready:
         Path(ready).parent.mkdir(parents=True, exist_ok=True)
         Path(ready).write_text(str(os.getpid()))
-    sys.exit(serve([], tasks, limit=limit, pump=pump))
 
 
 def both() -> None:

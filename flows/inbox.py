@@ -314,9 +314,10 @@ def inbox_serving(*, limit: int) -> tuple[list[Any], Any]:
     return [], InboxPump(ledger=_ledger_from_settings, task=handle_pulled_event, limit=limit)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, *, serving: Callable[[], None] | None = None) -> None:
     """``python -m flows.inbox``: serve the inbox (:func:`inbox_serving`) until SIGTERM/SIGINT.
-    ``--limit N`` caps concurrent runs (default 10)."""
+    ``--limit N`` caps concurrent runs (default ``CHARTERFLOW_INBOX_CONCURRENCY``). ``serving``
+    is called once the pump is made, just before it serves."""
     from flows.serving import serve  # lazy: start-up: ~1 s and 100 modules only the worker uses
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -328,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
     # (bench/README.md, intake). httpx clients are thread-safe; Prefect shares one between the
     # threads of a flow's task runner the same way.
     tasks, pump = inbox_serving(limit=limit)
+    if serving is not None:
+        serving()
     sys.exit(serve([], tasks, limit=limit, pump=pump))
 
 

@@ -451,6 +451,14 @@ def test_a_second_inbox_worker_handles_events_and_is_restarted_like_the_others(t
                 time.sleep(0.5)
             return None
 
+        # Frozen mid-write, the workers would hold SQLite's write lock: freeze them idle, once
+        # the seeded ideas' events are handled.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with ledger.read() as session:
+                if not session.scalars(select(InboxEvent.id).where(InboxEvent.processed_at.is_(None))).first():
+                    break
+            time.sleep(0.5)
         frozen = pids(b"both")
         try:
             for pid in frozen:
