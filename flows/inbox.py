@@ -163,16 +163,19 @@ for _package in (
     _package.register()
 
 
-def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR) -> str:
+def handle_event(ledger: Ledger, event_id: int, *, actor: str = ACTOR, claimed: InboxEvent | None = None) -> str:
     """Handle one inbox event, at most once in effect: ``already-processed``,
-    ``awaiting-handler``, ``missing`` or the handler's result reference."""
-    with ledger.read() as session:  # a read: the ledger's writers need not wait for it
-        event = session.get(InboxEvent, event_id)
-        if event is None:
-            return "missing"
-        if event.processed_at is not None:
-            return "already-processed"
-        handler = HANDLERS.get(event.route or Route.UNKNOWN)
+    ``awaiting-handler``, ``missing`` or the handler's result reference. ``claimed``: the event
+    as this process claimed it a moment ago (not read again)."""
+    event = claimed
+    if event is None:
+        with ledger.read() as session:  # a read: the ledger's writers need not wait for it
+            event = session.get(InboxEvent, event_id)
+    if event is None:
+        return "missing"
+    if event.processed_at is not None:
+        return "already-processed"
+    handler = HANDLERS.get(event.route or Route.UNKNOWN)
     if handler is None:
         with ledger.transaction() as session:
             event = session.get(InboxEvent, event_id, populate_existing=True)
@@ -255,12 +258,13 @@ def handle_inbox_event() -> str:
 @task(**TASK_OPTIONS)
 def handle_pulled_event(event_id: int) -> str:
     """Handle inbox event ``event_id``: the pump's runs (``pull`` mode, ``flows.inbox_pump``)."""
-    return _handle_timed(event_id)
+    # The event as the pump claimed it; a retry of the run reads it again.
+    return _handle_timed(event_id, routing.HANDED.pop(event_id, None))
 
 
-def _handle_timed(event_id: int) -> str:
+def _handle_timed(event_id: int, claimed: InboxEvent | None = None) -> str:
     started = time.perf_counter()
-    result = handle_event(_ledger_from_settings(), event_id)
+    result = handle_event(_ledger_from_settings(), event_id, claimed=claimed)
     # In the worker's log: how long the handler took, apart from Prefect's part of the run.
     log.info("inbox event %s: %s in %.0f ms", event_id, result[:80], (time.perf_counter() - started) * 1000)
     return result

@@ -200,6 +200,8 @@ class InboxPump:
         while ready and self._take_slot():
             claim = ready.popleft()
             name = f"inbox-{claim.route}-{claim.event_id}"
+            if claim.event is not None:
+                routing.HANDED[claim.event_id] = claim.event
             running[self.task.with_options(task_run_name=name).submit(event_id=claim.event_id)] = claim
             count += 1
             if started + count >= self.handover_at:
@@ -236,6 +238,7 @@ class InboxPump:
         # The run's final state, as the task runner's thread returned it: ``future.state`` would
         # ask the Prefect API for it (a request per event).
         state = future.wrapped_future.result()
+        routing.HANDED.pop(claim.event_id, None)  # a run that never began leaves its event here
         with self._lock:
             self._in_flight -= 1
             self.handled += 1

@@ -125,19 +125,27 @@ def done(ctx: Ctx, key: str) -> dict[str, Any] | None:
 # `act` is called with no arguments; `...` because callers bind loop values as lambda defaults,
 # which mypy cannot match to `Callable[[], Any]`.
 def once(
-    ctx: Ctx, *, key: str, platform: str, actor: str, about: str | None, act: Callable[..., Any]
+    ctx: Ctx,
+    *,
+    key: str,
+    platform: str,
+    actor: str,
+    about: str | None,
+    act: Callable[..., Any],
+    peek: str | None = None,
 ) -> dict[str, Any]:
     """Do ``act`` unless ``key`` is recorded, then record it. ``act`` returns a ``MessageRef``,
     a mapping of platform ids, or None. A caller that finds the key claimed by a run doing it
-    right now waits for that run's record instead of acting too."""
+    right now waits for that run's record instead of acting too. ``peek``: another effect's
+    key whose record (or None) ``act`` is given, read in the claim's transaction."""
     # No separate look for the record first: the claim looks for it in its own transaction (a
-    # transaction fewer per effect, issue 19 point 7).
+    # transaction fewer per effect, issue 19 point 7); so does the peek.
     holder = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-    found = _claim(ctx, key=key, holder=holder)
+    found, peeked = _claim(ctx, key=key, holder=holder, peek=peek)
     if found is not None:
         return found
     try:
-        result = act()
+        result = act() if peek is None else act(peeked)
     except BaseException:
         _unclaim(ctx, key=key, holder=holder)
         raise
@@ -159,9 +167,12 @@ CLAIM_LEASE = timedelta(seconds=120)
 _HOST = socket.gethostname()
 
 
-def _claim(ctx: Ctx, *, key: str, holder: str) -> dict[str, Any] | None:
+def _claim(
+    ctx: Ctx, *, key: str, holder: str, peek: str | None = None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Claim ``key`` (None: the caller acts now) or, while another run holds it, wait for its
-    record and return that. The lease is on the real clock (``ctx.now`` may be a test's)."""
+    record and return that; with the record of ``peek`` when claimed. The lease is on the real
+    clock (``ctx.now`` may be a test's)."""
     take_from, pause = None, 0.02
     while True:
         at = datetime.now(UTC)
@@ -171,10 +182,11 @@ def _claim(ctx: Ctx, *, key: str, holder: str) -> dict[str, Any] | None:
             state, value = repo.effect_claim(
                 session, key=key, holder=holder, until=at + CLAIM_LEASE, at=at, take_from=take_from
             )
+            peeked = repo.effect_get(session, key=peek) if state == "claimed" and peek else None
         if state == "done":
-            return value
+            return value, None
         if state == "claimed":
-            return None
+            return None, peeked
         take_from = value if _holder_gone(value) else None
         if take_from is None:
             time.sleep(pause)
@@ -458,8 +470,7 @@ def answer_interaction(
     first = f"interaction-original:{hashlib.sha256(token.encode()).hexdigest()[:24]}"
     space = ctx.platforms.space(where)
 
-    def act() -> MessageRef | Recorded | None:
-        answered = done(ctx, first)
+    def act(answered: dict[str, Any] | None) -> MessageRef | Recorded | None:
         if answered is not None and answered["ref"].get("key") == key:
             return None  # this key's answer is the first one: sent already
         try:
@@ -485,7 +496,7 @@ def answer_interaction(
         return Recorded(records[1])
 
     try:
-        once(ctx, key=key, platform=where, actor=actor, about=about, act=act)
+        once(ctx, key=key, platform=where, actor=actor, about=about, act=act, peek=first)
     except RetriableError as exc:
         # The platform is down for a moment: failing the run makes the inbox try again within
         # the token's 15 minutes; the work before the answer is keyed, so it is not done twice.
@@ -548,6 +559,22 @@ def artifact(
         )
     except Exception as exc:  # noqa: BLE001 - an artifact is a view, never a reason to fail
         log.warning("membership: artifact %s not created: %s", key, type(exc).__name__)
+
+
+def run_note(message: str, *args: Any) -> None:
+    """A line in the current run's log, shown on the run in Prefect's UI (its run logger sends
+    lines in batches: a request every few seconds, where an artifact is one per call, about 8 ms
+    of the Prefect server's CPU each: bench/README.md, intake, a twelfth pass). Ids and outcomes
+    only: Prefect cannot change a log line afterwards (R-PRIVACY-3). Outside a run, this
+    module's log."""
+    # lazy: start-up: Prefect, which the CLI commands using the kit do not load
+    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.logging import get_run_logger
+
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        log.info(message, *args)
+        return
+    get_run_logger().info(message, *args)
 
 
 def _artifact_key(key: str) -> str:

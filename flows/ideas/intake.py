@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 from connectors.base import Links, instance_key
 from connectors.errors import FatalError
 from flows.ideas.common import IdeaInput, InvalidIdea, render, validate_idea
-from flows.kit import Ctx, answer_interaction, artifact, context, log, once
+from flows.kit import Ctx, answer_interaction, artifact, context, log, once, run_note
 from ledger import ideas as backlog
 from ledger import repo
 from ledger.errors import NotFound
@@ -41,14 +41,20 @@ def file_step(
     source_url: str | None,
     author_id: int | None,
     author_handle: str | None,
+    identity: tuple[Platform, str] | None = None,
 ) -> tuple[int, bool]:
-    """Record the idea once per ``source_key``: (idea id, filed now)."""
-    if source not in ctx.charter.ideas.sources:
-        raise InvalidIdea(
-            "source", f"{source!r} is not one of the charter's sources ({', '.join(ctx.charter.ideas.sources)})"
-        )
+    """Record the idea once per ``source_key``: (idea id, filed now). ``identity`` (platform,
+    account id): the author is the person linked to it, looked up in the filing's own
+    transaction (a read fewer per idea, issue 19 point 7); ``author_handle`` when none is."""
+    # The charter file's sources: the platforms in force (R-PLATFORM) do not change them, and
+    # reading those costs a transaction.
+    sources = ctx.platforms.charter.ideas.sources
+    if source not in sources:
+        raise InvalidIdea("source", f"{source!r} is not one of the charter's sources ({', '.join(sources)})")
     with ctx.ledger.transaction() as session:
         author = session.get(Person, author_id) if author_id else None
+        if author is None and identity is not None and identity[1]:
+            author = repo.find_person_by_identity(session, platform=identity[0], external_id=identity[1])
         row, created = backlog.file_idea(
             session,
             title=idea.title,
@@ -57,7 +63,7 @@ def file_step(
             source_key=source_key,
             source_url=source_url,
             author=author,
-            author_handle=author_handle,
+            author_handle=None if author is not None else author_handle,
             actor=ACTOR,
             at=ctx.now,
         )
@@ -65,25 +71,25 @@ def file_step(
 
 
 def _show(idea_id: int, created: bool, *, source: str, idea: IdeaInput) -> None:
+    """An operator's filing: an artifact on its run (one request, no collection)."""
     artifact(
         key=f"idea-{idea_id}-filed",
         title=f"Idea {idea_id} {'filed' if created else 'already filed'}",
         rows={"source": source, "title": idea.title, "status": "new"},
         note="Triage (flow `ideas-triage`) classifies it; members decide its status (R-IDEA-1).",
         keyed=False,
-    )  # one per event: on its run, not a collection per idea
+    )
+
+
+def _note(idea_id: int, created: bool, *, source: str) -> None:
+    """An idea from the inbox: a line in its run's log, not an artifact (one per event: the
+    Prefect server's largest cost per event). Ids only; the idea is in the ledger
+    (``charterflow ideas show``)."""
+    run_note("idea:%s %s (source %s)", idea_id, "filed, status new" if created else "already filed", source)
 
 
 # --------------------------------------------------------------------------------------------
 # The gateway's ``idea`` route
-
-
-def _person_by(ctx: Ctx, platform: Platform, external_id: str) -> int | None:
-    if not external_id:
-        return None
-    with ctx.ledger.read() as session:
-        person = repo.find_person_by_identity(session, platform=platform, external_id=external_id)
-        return person.id if person else None
 
 
 def _forum_url(ctx: Ctx, topic: dict[str, Any]) -> str | None:
@@ -132,7 +138,6 @@ def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str], instance: str)
         answer(f"Your idea was not filed: {exc}.")
         return f"refused:invalid:{exc.field}"
     user_id = attrs.get("user_id", "")
-    person_id = _person_by(ctx, Platform.DISCORD, user_id)
     handle = f"discord:{attrs.get('username') or user_id}"[:120]
     guild, channel = attrs.get("guild_id", ""), attrs.get("channel_id", "")
     url = f"https://discord.com/channels/{guild}/{channel}" if guild and channel else None
@@ -143,10 +148,11 @@ def _from_discord(ctx: Ctx, event_id: int, attrs: dict[str, str], instance: str)
         source="discord",
         source_key=key,
         source_url=url,
-        author_id=person_id,
-        author_handle=None if person_id else handle,
+        author_id=None,
+        author_handle=handle,
+        identity=(Platform.DISCORD, user_id),
     )
-    _show(idea_id, created, source="discord", idea=idea)
+    _note(idea_id, created, source="discord")
     answer(render("filed", idea_id=idea_id, created=True))
     return f"idea:{idea_id}"
 
@@ -159,7 +165,6 @@ def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str], instance
     except InvalidIdea as exc:
         return f"refused:invalid:{exc.field}"
     author = dict(topic.get("created_by") or {})
-    person_id = _person_by(ctx, Platform.DISCOURSE, str(author.get("id", "")))
     handle = f"discourse:{author.get('username') or 'unknown'}"[:120]
     topic_id = str(topic.get("id") or attrs.get("topic_id") or "")
     if not topic_id:
@@ -170,10 +175,11 @@ def _from_forum(ctx: Ctx, topic: dict[str, Any], attrs: dict[str, str], instance
         source="forum",
         source_key=instance_key("discourse", instance, "topic", topic_id),
         source_url=_forum_url(ctx, topic),
-        author_id=person_id,
-        author_handle=None if person_id else handle,
+        author_id=None,
+        author_handle=handle,
+        identity=(Platform.DISCOURSE, str(author.get("id", ""))),
     )
-    _show(idea_id, created, source="forum", idea=idea)
+    _note(idea_id, created, source="forum")
     space = ctx.platforms.space("discourse")
     if space is not None and space.messenger is not None and space.instance != instance:
         # Topic ids are per Forum: replying on the Forum we talk to would answer someone else.
