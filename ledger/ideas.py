@@ -61,11 +61,17 @@ def file_idea(
     if found is not None:
         return found, False
     idea = repo.add_idea(
-        session, title=title, source=source, actor=actor, body=body, source_url=source_url, author=author, at=at
+        session,
+        title=title,
+        source=source,
+        actor=actor,
+        body=body,
+        source_url=source_url,
+        author=author,
+        at=at,
+        source_key=source_key,  # with the row, not an UPDATE after it
+        author_handle=None if author is not None else author_handle,
     )
-    idea.source_key = source_key
-    idea.author_handle = None if author is not None else author_handle
-    session.flush()
     return idea, True
 
 

@@ -1125,8 +1125,10 @@ def add_idea(
     author: Person | None = None,
     platform: str | None = None,
     at: datetime | None = None,
+    **columns: Any,
 ) -> Idea:
-    """A new backlog item (R-IDEA-1), status ``new``."""
+    """A new backlog item (R-IDEA-1), status ``new``; ``columns``: more of its columns
+    (``source_key``, ``author_handle``), written with it."""
     at = _now(at)
     idea = Idea(
         title=title,
@@ -1135,6 +1137,7 @@ def add_idea(
         source_url=source_url,
         author_person_id=author.id if author else None,
         status=IdeaStatus.NEW,
+        **columns,
         platform=platform,
         created_at=at,
         updated_at=at,
