@@ -122,8 +122,8 @@ def done(ctx: Ctx, key: str) -> dict[str, Any] | None:
         return repo.effect_get(session, key=key)
 
 
-# `act` is called with no arguments; `...` because callers bind loop values as lambda defaults,
-# which mypy cannot match to `Callable[[], Any]`.
+# `act` is called with no arguments (with ``peek``: the peeked record); `...` because callers
+# bind loop values as lambda defaults, which mypy cannot match to `Callable[[], Any]`.
 def once(
     ctx: Ctx,
     *,
