@@ -105,7 +105,11 @@ def test_triage_finds_duplicates_classifies_flags_and_posts_one_digest(world):
     assert next(r for r in data if r["id"] == ids[3])["board"] == "Board (budget)"
 
     # Run again in the same week: nothing new to triage, nothing flagged twice, no digest.
-    again = ideas_triage(now=NOW + timedelta(hours=2))
+    # NOW is the real clock: two hours on from a Sunday evening is the next ISO week.
+    monday = (NOW - timedelta(days=NOW.weekday())).replace(hour=0, minute=0, second=0)
+    later = min(NOW + timedelta(hours=2), monday + timedelta(days=7, seconds=-1))
+    assert iso_week(later) == iso_week(NOW)
+    again = ideas_triage(now=later)
     assert again["triaged"] == [] and again["flagged"] == []
     assert again["digest"]["posted"] is False
     assert len(digest_messages(world)) == 2
