@@ -23,7 +23,7 @@ from sqlalchemy import select
 from bench.startup import stack_processes
 from charterflow.seed import build
 from charterflow.settings import Settings
-from charterflow.up import PREFECT_SERVER_DEFAULTS
+from charterflow.up import PREFECT_SERVER_DEFAULTS, START_TIMEOUT
 from flows import inbox
 from flows.serve import deployments
 from ledger.db import Ledger
@@ -65,8 +65,9 @@ class Output:
         for line in process.stdout:
             self.lines.append(line)
 
-    def wait_up(self, timeout: float = 150) -> bool:
-        """Whether `up`'s banner came whole: its last row is read after the heading."""
+    def wait_up(self, timeout: float = START_TIMEOUT + 10) -> bool:
+        """Whether `up`'s banner came whole: its last row is read after the heading. As long as
+        `up` itself waits for its parts: a cold start beside the chaos tests once took over 150 s."""
         return self.wait_for(UP_BANNER_END, timeout)
 
     def wait_for(self, text: str, timeout: float) -> bool:
