@@ -98,6 +98,10 @@ def _check_payload(value: Any, path: str = "payload") -> None:
     raise ValueError(f"{path}: {type(value).__name__} is not a JSON value")
 
 
+_TAIL = select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+_INSERT = insert(AuditEntry)  # run on the connection: a Core insert
+
+
 def append(
     session: Session,
     *,
@@ -141,14 +145,10 @@ def append(
             prev_hash=prev, seq=seq, at=format_time(when), actor=actor, action=action, subject=subject, payload=body
         ),
     }
-    # A Core insert, not the ORM's unit of work: a third of an append's CPU, and an event
-    # appends five (issue 19 point 7). The entry returned is not in the session.
+    # A Core insert, not the ORM's unit of work: a third of an append's CPU, and an `/idea`
+    # appends six (issue 19 point 7). The entry returned is not in the session.
     connection.execute(_INSERT, row)
     return AuditEntry(**row)
-
-
-_TAIL = select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-_INSERT = insert(AuditEntry)  # run on the connection: a Core insert
 
 
 # --- reading, verifying, exporting -----------------------------------------------------------
