@@ -34,6 +34,7 @@ from typing import Any
 
 from prefect.context import SyncClientContext
 from prefect.runner import Runner
+from prefect.settings import temporary_settings
 from prefect.task_worker import TaskWorker
 
 from flows import inline_runs
@@ -42,6 +43,19 @@ log = logging.getLogger("charterflow.workers")
 
 STOP_GRACE_SECONDS = 5.0  # `up` kills what is left after 7 s
 STOP_POLL_SECONDS = 0.2
+
+
+def without_flow_heartbeats() -> contextlib.AbstractContextManager[Any]:
+    """Prefect's flow-run heartbeats off for the flow runs started in this context (and the
+    threads and tasks that copy it). Prefect 3.9 sends them (every 180 s by default) from a thread
+    that sleeps a second at a time, and a flow run ends only once that thread has noticed: up to
+    a second more for every flow and subflow run (an application's intake, three runs: 3.2 s,
+    0.8 s without; bench/README.md). They feed only Prefect's zombie-run automation
+    (https://docs.prefect.io/v3/advanced/detect-zombie-flows), which charterflow does not set
+    up: a killed process's runs are marked Crashed by :mod:`flows.orphans`. A flow run that the
+    runner starts in a process of its own reads Prefect's settings afresh and keeps them (an
+    environment variable cannot say "off")."""
+    return temporary_settings(updates={"flows.heartbeat_frequency": None})
 
 
 class Serving:
@@ -83,7 +97,7 @@ class Serving:
         try:
             # One Prefect client for every inbox run: each runs in a copy of this context
             # (flows/inbox.py main says why).
-            with SyncClientContext():
+            with SyncClientContext(), without_flow_heartbeats():
                 self.code = asyncio.run(self._serve())
         except BaseException:
             log.exception("the workers' loop failed")

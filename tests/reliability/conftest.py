@@ -91,6 +91,7 @@ def lifecycle_runs(
             evidence.add_text(f"{name} {origin}", text)
         print(
             f"\n{name}: {played.run.seconds:.1f} s, phases {played.run.phases}, "
+            f"seconds by kind of step {played.run.timings}, "
             f"steps run again: {played.run.reruns or 'none'}",
             flush=True,
         )

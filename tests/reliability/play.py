@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from flows.serving import without_flow_heartbeats
 from ledger import audit
 from ledger.models import AuditEntry
 from tests.reliability.scenario import Lifecycle, Run
@@ -73,7 +74,8 @@ def play(tmp: Path, *, faults: bool) -> Played:
 
 def main() -> None:
     out = Path(sys.argv[1])
-    played = play(Path(tempfile.mkdtemp(prefix="reliability-play-")), faults="--faults" in sys.argv)
+    with without_flow_heartbeats():  # as the suite's own process plays (tests/support/prefect.py)
+        played = play(Path(tempfile.mkdtemp(prefix="reliability-play-")), faults="--faults" in sys.argv)
     out.write_text(played.to_json())
 
 

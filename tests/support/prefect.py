@@ -14,7 +14,10 @@ def prefect_server():
     # lazy: start-up: Prefect, for the test runs that never start its server (this module is a plugin)
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    from flows.serving import without_flow_heartbeats
+
+    # As the workers run flows (the harness takes the settings it starts with for every thread).
+    with without_flow_heartbeats(), prefect_test_harness(server_startup_timeout=120):
         yield
     # The harness's server logs its own shutdown (cancelled tasks) at ERROR; silence what is
     # left of it so the test output stays clean.
