@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python -m bench.intake --postgres --out bench/results/intake-postgres.json
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.idle
+	$(BIN)/python -m bench.flow_runs
 
 # Rewrites the pins from a clean resolve, so a fresh install is reproducible.
 lock:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench import idle, ratelimit, scale
+from bench import flow_runs, idle, ratelimit, scale
 from bench.common import ServedSandbox
 from bench.intake import (
     GatewaySender,
@@ -66,6 +66,14 @@ def test_ratelimit_bench_in_a_tiny_configuration(tmp_path: Path, capsys: pytest.
     assert data["ours"]["discourse"]["requests"]["group_changes"] == 10
     printed = capsys.readouterr().out
     assert "efficiency" in printed and "baseline" in printed
+
+
+def test_flow_runs_bench_in_a_tiny_configuration(prefect_server) -> None:
+    seconds = flow_runs.measure(1)
+    assert {kind: len(runs) for kind, runs in seconds.items()} == {"default": 1, "off": 1}
+    assert all(s > 0 for runs in seconds.values() for s in runs)
+    [row] = flow_runs.rows(seconds)
+    assert row.value.endswith(" s") and "Prefect's default heartbeats" in row.baseline
 
 
 def test_scale_bench_in_a_tiny_configuration(tmp_path: Path) -> None:
