@@ -14,7 +14,7 @@ def prefect_server():
     # lazy: start-up: Prefect, for the test runs that never start its server (this module is a plugin)
     from prefect.testing.utilities import prefect_test_harness
 
-    from flows.serving import without_flow_heartbeats
+    from flows.serving import without_flow_heartbeats  # lazy: start-up: Prefect's runner, as above
 
     # As the workers run flows (the harness takes the settings it starts with for every thread).
     with without_flow_heartbeats(), prefect_test_harness(server_startup_timeout=120):
