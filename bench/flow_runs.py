@@ -57,7 +57,9 @@ def rows(seconds: dict[str, list[float]]) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10, help=f"intakes of each kind (at most {len(APPLICANTS) // 2 - 1})")
+    parser.add_argument(
+        "--runs", type=int, default=10, help=f"intakes of each kind (at most {len(APPLICANTS) // 2 - 1})"
+    )
     args = parser.parse_args(argv)
     # lazy: only the script starts a server of its own (the smoke test has the session's)
     from prefect.testing.utilities import prefect_test_harness
