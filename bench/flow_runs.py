@@ -13,12 +13,10 @@ results go to ``bench/results/flow-runs.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from prefect.settings import Settings, temporary_settings
 
@@ -36,8 +34,12 @@ def measure(runs: int) -> dict[str, list[float]]:
         apply_proven(s.world, APPLICANTS[0], discord=True, now=NOW)  # imports and connections warm
         for n in range(runs * 2):
             kind = ("default", "off")[n % 2]
-            quiet: Any = without_flow_heartbeats() if kind == "off" else contextlib.nullcontext()
-            with temporary_settings(updates={"flows.heartbeat_frequency": default}), quiet:
+            chosen = (
+                without_flow_heartbeats()
+                if kind == "off"
+                else temporary_settings(updates={"flows.heartbeat_frequency": default})
+            )
+            with chosen:
                 began = time.perf_counter()
                 apply_proven(s.world, APPLICANTS[1 + n], discord=True, now=NOW + timedelta(hours=1))
                 seconds[kind].append(time.perf_counter() - began)
