@@ -58,6 +58,7 @@ from charterflow.status import write_status
 from charterflow.workers import READY_FILE_ENV
 from connectors.email import SmtpSettings
 from connectors.errors import CharterflowError
+from connectors.ports import unused_port
 from flows.forking import forked
 from gateway.settings import GatewaySettings
 
@@ -679,12 +680,6 @@ def real_platforms() -> set[str]:
     }
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str, prefect_ui: str) -> dict:
     """What the sandboxes process needs: ports and fresh secrets for this run."""
     ports = {
@@ -709,12 +704,12 @@ def sandbox_spec(settings: Settings, platforms: list[str], *, gateway_url: str, 
     return {
         "host": "127.0.0.1",
         "today": datetime.now(UTC).date().isoformat(),
-        "platforms": {name: {"port": ports[name] or _free_port(), **fresh[name]()} for name in platforms},
-        "inspector_port": settings.inspector_port or _free_port(),
+        "platforms": {name: {"port": ports[name] or unused_port(), **fresh[name]()} for name in platforms},
+        "inspector_port": settings.inspector_port or unused_port(),
         "gateway_url": gateway_url,
         "prefect_ui": prefect_ui,
         # No SMTP server configured: outcome e-mails go to a loopback one (the inspector's Mail).
-        "smtp": None if _smtp_configured() else {"port": settings.sandbox_smtp_port or _free_port()},
+        "smtp": None if _smtp_configured() else {"port": settings.sandbox_smtp_port or unused_port()},
     }
 
 

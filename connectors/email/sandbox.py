@@ -5,11 +5,12 @@ listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from typing import Any
+
+from connectors.ports import unused_port
 
 
 class _Keeper:
@@ -43,7 +44,7 @@ class SmtpSandbox:
         self.host = host
         self._messages: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._controller = Controller(_Keeper(self), hostname=host, port=port or _free_port(host))
+        self._controller = Controller(_Keeper(self), hostname=host, port=port or unused_port(host))
 
     @property
     def port(self) -> int:
@@ -82,9 +83,3 @@ class SmtpSandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])

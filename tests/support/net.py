@@ -12,13 +12,15 @@ from typing import Any
 
 import uvicorn
 
+from connectors.ports import unused_port
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (for a process that binds it itself; a server of
-    this process binds port 0 instead: ``LoopbackServer``)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port nothing is bound to right now, for a process that binds it itself (a server of
+    this process binds port 0 instead: ``LoopbackServer``). Below the kernel's ephemeral range,
+    so the other test process's outgoing connections cannot take it before it is bound
+    (``connectors.ports``)."""
+    return unused_port(host)
 
 
 async def request_of(scope: Mapping[str, Any], receive: Any) -> tuple[dict[str, str], bytes]:

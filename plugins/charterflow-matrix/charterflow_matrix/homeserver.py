@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from connectors.ports import unused_port
+
 __all__ = ["Credentials", "Homeserver", "RateLimits", "free_port"]
 
 SERVER_NAME = "localhost"
@@ -35,10 +36,9 @@ APPSERVICE_PATH = "/hooks/matrix"  # the gateway hook's prefix (charterflow_matr
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now, for Synapse to bind (below the ephemeral range:
+    ``connectors.ports``)."""
+    return unused_port()
 
 
 @dataclass(frozen=True, kw_only=True)
