@@ -39,7 +39,7 @@ from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discord.connector import DiscordConnector
 from connectors.discord.interactions import sign_interaction
 from connectors.discord.settings import DiscordSettings
-from connectors.discord.snowflake import DISCORD_EPOCH_MS
+from connectors.discord.snowflake import DISCORD_EPOCH_MS, time_of
 from connectors.errors import ConfigError
 from connectors.sandboxkit import (
     NOT_EMULATED_STATUS,
@@ -64,6 +64,8 @@ __all__ = ["DEFAULT_BUCKETS", "DiscordSandbox", "SandboxSeed", "default_seed"]
 # The fixed fields of the answers (every field the OpenAPI document requires that the sandbox has
 # no value of its own for): data, beside this module.
 _shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
+# The methods Discord itself serves on each path the sandbox routes (its OpenAPI document's).
+_METHODS: dict[str, str] = data_file(__file__, "methods.json")
 
 Sink = Callable[[Mapping[str, str], bytes], tuple[int, Any]]
 
@@ -960,8 +962,10 @@ class DiscordSandbox(Sandbox):
         return None
 
     def _unrouted(self, req: Call) -> Reply:
-        """A known path with another method is Discord's 405; anything else is not emulated."""
-        if req.path.startswith(API_PREFIX + "/") and _routes.knows(req.path.removeprefix(API_PREFIX)):
+        """A method Discord does not serve on a known path is its 405; any other request, a
+        method Discord serves there too, is not emulated."""
+        template = _routes.template_at(req.path.removeprefix(API_PREFIX)) if req.path.startswith(API_PREFIX) else None
+        if template is not None and req.method not in _METHODS[template].split():
             return _error(405, 0, "405: Method Not Allowed")
         return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
 
@@ -1170,6 +1174,50 @@ class DiscordSandbox(Sandbox):
             **({"bot": True} if user["bot"] else {}),
         )
 
+    @property
+    def _owner_id(self) -> str:
+        """The guild's and the application's owner: the first seeded person (an application
+        belongs to a human account, not to its bot)."""
+        return next((uid for uid, u in self.members.items() if not u["bot"]), self.bot_id)
+
+    def _guild_json(self) -> dict[str, Any]:
+        roles = sorted(self.roles.values(), key=lambda r: r["position"])
+        return shaped(
+            _shapes.GUILD,
+            id=self.seed.guild_id,
+            name=self.seed.guild_name,
+            owner_id=self._owner_id,
+            roles=[self._role_json(r) for r in roles],
+            approximate_member_count=len(self.members),
+        )
+
+    def _channel_json(self, channel: Mapping[str, Any]) -> dict[str, Any]:
+        """A guild channel, a thread (with its parent) or a DM (with its recipient)."""
+        if channel["type"] == 1:
+            return {
+                "id": channel["id"],
+                "type": 1,
+                "last_message_id": None,
+                "flags": 0,
+                "recipients": [self._user_json(channel["recipient_id"])],
+            }
+        if not channel.get("thread"):
+            return shaped(_shapes.CHANNEL, **{k: channel[k] for k in ("id", "type", "guild_id", "name", "position")})
+        return shaped(
+            _shapes.THREAD,
+            **{k: channel[k] for k in ("id", "type", "guild_id", "name", "parent_id")},
+            owner_id=self.bot_id,
+            member_count=len(channel["members"]),
+            thread_metadata={
+                "archived": False,
+                "archive_timestamp": None,
+                "locked": False,
+                "auto_archive_duration": channel["auto_archive_duration"],
+                "invitable": channel.get("invitable", True),
+                "create_timestamp": _iso(time_of(channel["id"])),  # a snowflake holds its moment
+            },
+        )
+
     def _role_json(self, role: Mapping[str, Any]) -> dict[str, Any]:
         return shaped(
             _shapes.ROLE,
@@ -1183,9 +1231,7 @@ class DiscordSandbox(Sandbox):
 
     def _application_json(self) -> dict[str, Any]:
         # What `charterflow doctor` reads (id, verify_key) and every other field the spec's
-        # PrivateApplicationResponse requires; the owner is the first seeded person (an application
-        # belongs to a human account, not to its bot).
-        owner = next((uid for uid, u in self.members.items() if not u["bot"]), self.bot_id)
+        # PrivateApplicationResponse requires.
         return shaped(
             _shapes.APPLICATION,
             id=self.seed.application_id,
@@ -1194,7 +1240,7 @@ class DiscordSandbox(Sandbox):
             flags=self.seed.application_flags,
             flags_new=str(self.seed.application_flags),
             interactions_endpoint_url=self.interactions_url,
-            owner=self._user_json(owner),
+            owner=self._user_json(self._owner_id),
             bot=self._user_json(self.bot_id),
         )
 
@@ -1482,11 +1528,7 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
         "/guilds/{guild_id}/channels",
         "channels",
         None,
-        lambda sb: [
-            shaped(_shapes.CHANNEL, **{k: c[k] for k in ("id", "type", "guild_id", "name", "position")})
-            for c in sb.channels.values()
-            if c["type"] in (0, 5, 15)
-        ],
+        lambda sb: [sb._channel_json(c) for c in sb.channels.values() if c["type"] in (0, 5, 15)],
     ),
     (
         "/guilds/{guild_id}/scheduled-events",
@@ -1500,6 +1542,10 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
         _find_message,
         lambda sb, msg: sb._message_json(msg),
     ),
+    # What a bot's library fetches by id (discord.py's fetch_guild, fetch_channel, fetch_user).
+    ("/guilds/{guild_id}", "channels", None, lambda sb: sb._guild_json()),
+    ("/channels/{channel_id}", "channels", _find_channel, lambda sb, channel: sb._channel_json(channel)),
+    ("/users/{user_id}", "member.get", _find_member, lambda sb, uid: sb._user_json(uid)),
     # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
     ("/users/@me", "me", None, lambda sb: {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"}),
     ("/applications/@me", "me", None, lambda sb: sb._application_json()),
@@ -1583,11 +1629,11 @@ def _create_dm(sb: DiscordSandbox, req: Call) -> Reply:
             "thread": None,
         },
     )
-    return Reply(200, {"id": cid, "type": 1, "last_message_id": None, "flags": 0, "recipients": [sb._user_json(rid)]})
+    return Reply(200, sb._channel_json(sb.channels[cid]))
 
 
 def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any], **fields: Any) -> Reply:
-    channel = sb.channels[tid] = {
+    sb.channels[tid] = {
         "id": tid,
         "name": data["name"],
         "position": 0,
@@ -1598,27 +1644,7 @@ def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any]
         "auto_archive_duration": data.get("auto_archive_duration", 10080),
         **fields,
     }
-    return Reply(
-        201,
-        shaped(
-            _shapes.THREAD,
-            id=tid,
-            type=channel["type"],
-            guild_id=sb.seed.guild_id,
-            name=channel["name"],
-            parent_id=channel["parent_id"],
-            owner_id=sb.bot_id,
-            member_count=len(channel["members"]),
-            thread_metadata={
-                "archived": False,
-                "archive_timestamp": None,
-                "locked": False,
-                "auto_archive_duration": channel["auto_archive_duration"],
-                "invitable": channel.get("invitable", True),
-                "create_timestamp": datetime.now(UTC).isoformat(),
-            },
-        ),
-    )
+    return Reply(201, sb._channel_json(sb.channels[tid]))
 
 
 @_route("POST", "/channels/{channel_id}/messages/{message_id}/threads", bucket="threads", find=_find_message)
@@ -1641,11 +1667,13 @@ def _create_thread(sb: DiscordSandbox, req: Call, parent: dict[str, Any]) -> Rep
     return _new_thread(sb, req, sb._id(), data, type=ttype, invitable=invitable)
 
 
+@_route("PUT", "/channels/{channel_id}/thread-members/@me", bucket="thread.members", find=_find_channel)
 @_route("PUT", "/channels/{channel_id}/thread-members/{user_id}", bucket="thread.members", find=_find_channel)
 def _add_thread_member(sb: DiscordSandbox, req: Call, thread: dict[str, Any]) -> Reply:
+    """Add a member to a thread; ``@me``: the bot joins it (Join Thread)."""
     if not thread.get("thread"):
         return _unknown("Channel", 10003)
-    if (uid := req.params["user_id"]) not in sb.members:
+    if (uid := req.params.get("user_id", sb.bot_id)) not in sb.members:
         return _unknown("Member", 10007)
     if uid not in thread["members"]:
         thread["members"].append(uid)

@@ -1035,10 +1035,19 @@ _USER_LISTS: dict[str, Callable[[dict[str, Any]], bool]] = {
 
 @_route("GET", "/admin/users/list/{flag}.json", access="staff")
 def _list_users(sb: DiscourseSandbox, req: Call) -> Reply:
-    if (keep := _USER_LISTS.get(req.params["flag"])) is None:
-        return _not_found()
+    """``AdminUsersController#index``: a list it does not know is every user (``all``, as
+    pydiscourse's ``user_by_email`` asks), narrowed by ``email`` (exact) or ``filter`` (a
+    username or e-mail holding it)."""
+    keep = _USER_LISTS.get(req.params["flag"], lambda u: True)
+    email, part = (req.arg("email") or "").lower(), (req.arg("filter") or "").strip().lower()
     page = max(_int_param(req.arg("page", "1")) or 1, 1)
-    users = [u for u in sorted(sb.users.values(), key=lambda u: u["id"]) if keep(u)]
+    users = [
+        u
+        for u in sorted(sb.users.values(), key=lambda u: u["id"])
+        if keep(u)
+        and (not email or (u["email"] or "").lower() == email)
+        and (not part or part in u["username"].lower() or part in (u["email"] or "").lower())
+    ]
     return Reply(200, [sb._list_item(u) for u in users[(page - 1) * 100 : page * 100]])
 
 
@@ -1121,6 +1130,22 @@ def _get_group(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
     return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
 
+@_route("GET", "/groups/search.json")
+def _search_groups(sb: DiscourseSandbox, req: Call) -> Reply:
+    """``GroupsController#search``: the first 20 groups by name whose name or full name holds
+    ``term`` (the sandbox's groups are all visible and none automatic)."""
+    term = (req.arg("term") or "").lower()
+    found = [g for g in sb.groups.values() if term in g["name"].lower() or term in (g["full_name"] or "").lower()]
+    return Reply(
+        200,
+        [
+            shaped(_shapes.GROUP_SHOW, id=g["id"], name=g["name"], full_name=g["full_name"])
+            | {"display_name": g["name"], "user_count": len(g["members"])}
+            for g in sorted(found, key=lambda g: g["name"])[:20]
+        ],
+    )
+
+
 @_route("GET", "/groups/{name}/members.json", find=_named_group)
 def _group_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
     limit, offset = _int_param(req.arg("limit", "50")), _int_param(req.arg("offset", "0"))
@@ -1179,23 +1204,27 @@ def _change_members(
     return Reply(200, {"success": "OK", "usernames": names, "skipped_usernames": skipped})
 
 
+def _category_json(sb: DiscourseSandbox, cat: Mapping[str, Any]) -> dict[str, Any]:
+    return shaped(
+        _shapes.CATEGORY,
+        id=cat["id"],
+        name=cat["name"],
+        color=cat["color"],
+        slug=cat["slug"],
+        topic_count=sum(1 for t in sb.topics.values() if t["category_id"] == cat["id"]),
+        post_count=sum(len(t["posts"]) for t in sb.topics.values() if t["category_id"] == cat["id"]),
+        position=sorted(sb.categories).index(cat["id"]),
+        read_restricted=cat["read_restricted"],
+        topic_template=cat.get("topic_template"),
+    )
+
+
 @_route("GET", "/categories.json")
 def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
     anonymous = bool(req.user.get("anonymous"))
     cats = [
-        shaped(
-            _shapes.CATEGORY,
-            id=cat["id"],
-            name=cat["name"],
-            color=cat["color"],
-            slug=cat["slug"],
-            topic_count=sum(1 for t in sb.topics.values() if t["category_id"] == cat["id"]),
-            post_count=sum(len(t["posts"]) for t in sb.topics.values() if t["category_id"] == cat["id"]),
-            position=position,
-            read_restricted=cat["read_restricted"],
-            topic_template=cat.get("topic_template"),
-        )
-        for position, cat in enumerate(sorted(sb.categories.values(), key=lambda c: c["id"]))
+        _category_json(sb, cat)
+        for cat in sorted(sb.categories.values(), key=lambda c: c["id"])
         if not (anonymous and cat["read_restricted"])  # a visitor sees only the public categories
     ]
     return Reply(
@@ -1712,6 +1741,22 @@ def _readable_category(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Repl
     category = sb.categories.get(_int_param(req.params["id"]) or 0)
     # A category one may not see does not exist for them.
     return category if category and _visible(sb, {}, req.user, category=category) else _not_found()
+
+
+@_route("GET", "/c/{id}/show.json", find=_readable_category)
+def _show_category(sb: DiscourseSandbox, req: Call, category: dict[str, Any]) -> Reply:
+    """``CategoriesController#show`` (pydiscourse's ``category(id)``): the list's fields and the
+    settings only its page has; everyone may see a public category, as on Discourse."""
+    allowed = category["permissions"] or ({} if category["read_restricted"] else {"everyone": 1})
+    # "everyone" is Discourse's automatic group 0; the sandbox's groups are all named ones.
+    ids = {"everyone": 0} | {g["name"]: g["id"] for g in sb.groups.values()}
+    permissions = [{"permission_type": kind, "group_name": g, "group_id": ids[g]} for g, kind in allowed.items()]
+    listed = {k: v for k, v in _category_json(sb, category).items() if k not in _LIST_ONLY}
+    return Reply(200, {"category": listed | shaped(_shapes.CATEGORY_SHOW, group_permissions=permissions)})
+
+
+# What the category list shows and a category's page does not (CategoryDetailedSerializer).
+_LIST_ONLY = ("topics_day", "topics_week", "topics_month", "topics_year", "topics_all_time", "subcategory_ids")
 
 
 @_route("GET", "/latest.json", bind={"category": None})

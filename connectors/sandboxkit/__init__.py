@@ -260,9 +260,10 @@ class Routes:
                     return route, {k: unquote(v) for k, v in m.groupdict().items()}
         return None, {}
 
-    def knows(self, path: str) -> bool:
-        """Whether any method is routed at ``path`` (a wrong method is then the platform's 405)."""
-        return any(r.regex.match(path) for r in self.routes)
+    def template_at(self, path: str) -> str | None:
+        """The template of a route at ``path`` for any method, or None: a sandbox asks it whether
+        a method it does not route there is the platform's 405 or one it does not emulate."""
+        return next((r.template for r in self.routes if r.regex.match(path)), None)
 
 
 # ---- rate-limit windows ---------------------------------------------------------------------

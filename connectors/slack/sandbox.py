@@ -544,6 +544,8 @@ class SlackSandbox(EventsApi):
                 NOT_EMULATED_STATUS,
                 {"ok": False, "error": "not_emulated", "detail": not_emulated(call.method, f"/api/{name}")},
             )
+        if name == "api.test":  # the one method that takes no token
+            return _METHODS[name](self, args)
         if not token:
             return _fail("not_authed")
         if not secrets.compare_digest(token.encode(), self.bot_token.encode()):
@@ -799,38 +801,76 @@ _channel_by_id = functools.partial(SlackSandbox._conversation, by_name=False)
 
 @_method("conversations.info", find=_channel_by_id)
 def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
+    return _ok(channel=_conversation_json(sb, conv, num_members=args.flag("include_num_members")))
+
+
+def _conversation_json(sb: SlackSandbox, conv: Mapping[str, Any], *, num_members: bool) -> dict[str, Any]:
+    """A conversation object (conversations.info, conversations.list)."""
     created, bot = sb.created, sb.seed.bot_user_id
     if conv["is_im"]:
         other = min(conv["members"] - {bot}, default=bot)  # the other person of the DM
-        return _ok(channel=shaped(_shapes["IM"], id=conv["id"], created=created, user=other))
+        return shaped(_shapes["IM"], id=conv["id"], created=created, user=other)
     private, name = conv["is_private"], conv["name"]
-    return _ok(
-        channel=shaped(
-            _shapes["CHANNEL"],
-            id=conv["id"],
-            name=name,
-            name_normalized=name,
-            created=created,
-            creator=bot,
-            is_archived=conv["is_archived"],
-            is_channel=not private,
-            is_group=private and not conv["is_mpim"],
-            is_general=name == "general",
-            is_mpim=conv["is_mpim"],
-            is_private=private,
-            is_member=bot in conv["members"],
-            **({"num_members": len(conv["members"])} if args.flag("include_num_members") else {}),
-        )
+    return shaped(
+        _shapes["CHANNEL"],
+        id=conv["id"],
+        name=name,
+        name_normalized=name,
+        created=created,
+        creator=bot,
+        is_archived=conv["is_archived"],
+        is_channel=not private,
+        is_group=private and not conv["is_mpim"],
+        is_general=name == "general",
+        is_mpim=conv["is_mpim"],
+        is_private=private,
+        is_member=bot in conv["members"],
+        **({"num_members": len(conv["members"])} if num_members else {}),
     )
 
 
-@_method("conversations.members", find=_channel_by_id)
-def _conversation_members(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
+def _kind_of(conv: Mapping[str, Any]) -> str:
+    if conv["is_im"] or conv["is_mpim"]:
+        return "im" if conv["is_im"] else "mpim"
+    return "private_channel" if conv["is_private"] else "public_channel"
+
+
+@_method("conversations.list")
+def _conversation_list(sb: SlackSandbox, args: _Args) -> Reply:
+    """The conversations of the ``types`` asked (public channels by default); a bot sees the
+    private ones, DMs and group DMs it is in."""
+    types = {k.strip() for k in str(args.get("types") or "public_channel").split(",")}
+    if not types <= {"public_channel", "private_channel", "mpim", "im"}:
+        return _fail("invalid_types")
+    if failed := _bad_page(args):
+        return failed
+    found = [
+        c
+        for c in sorted(sb.channels.values(), key=lambda c: c["id"])
+        if _kind_of(c) in types
+        and (_kind_of(c) == "public_channel" or sb.seed.bot_user_id in c["members"])
+        and not (c["is_archived"] and args.flag("exclude_archived"))
+    ]
+    chunk, cursor = _page(found, args)
+    return _ok(
+        channels=[_conversation_json(sb, c, num_members=True) for c in chunk], response_metadata={"next_cursor": cursor}
+    )
+
+
+def _bad_page(args: _Args) -> Reply | None:
+    """Slack's refusal of a ``limit`` outside 1-1000 or a cursor it did not hand out."""
     limit = str(args.get("limit") or "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return _fail("invalid_limit")
     if (cursor := str(args.get("cursor") or "")) and not cursor.isdigit():
         return _fail("invalid_cursor")
+    return None
+
+
+@_method("conversations.members", find=_channel_by_id)
+def _conversation_members(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
+    if failed := _bad_page(args):
+        return failed
     chunk, next_cursor = _page(sorted(conv["members"]), args)
     return _ok(members=chunk, response_metadata={"next_cursor": next_cursor})
 
@@ -842,8 +882,27 @@ def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
     return _ok(user=_user(sb, user))
 
 
+@_method("users.list")
+def _user_list(sb: SlackSandbox, args: _Args) -> Reply:
+    if failed := _bad_page(args):
+        return failed
+    chunk, cursor = _page(sorted(sb.users.values(), key=lambda u: u["id"]), args)
+    return _ok(
+        members=[_user(sb, u) for u in chunk], cache_ts=int(time.time()), response_metadata={"next_cursor": cursor}
+    )
+
+
+@_method("api.test")
+def _api_test(sb: SlackSandbox, args: _Args) -> Reply:
+    """Slack's echo: the arguments back (``error`` asks for that error)."""
+    echoed = {k: str(v) for k, v in args.items() if k != "token"}
+    if "error" in echoed:
+        return _fail(echoed["error"], args=echoed)
+    return _ok(**({"args": echoed} if echoed else {}))
+
+
 def _user(sb: SlackSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
-    """A user object (users.info, users.lookupByEmail)."""
+    """A user object (users.info, users.lookupByEmail, users.list)."""
     profile = shaped(
         _shapes["PROFILE"],
         real_name=user["real_name"],

@@ -16,7 +16,9 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from connectors.discord.sandbox import API_PREFIX, DiscordSandbox
+from connectors.discord.sandbox import _METHODS, API_PREFIX, DiscordSandbox, _routes
+from connectors.discourse.sandbox import DiscourseSandbox
+from connectors.discourse.sandbox import default_seed as default_discourse_seed
 from connectors.slack.sandbox import SlackSandbox
 from tests.connectors.discord.test_spec import SPEC, response_validator
 
@@ -98,6 +100,48 @@ def test_discord_wrong_method_on_known_path_answers_405(discord: Any) -> None:
     answer = _discord(discord, "DELETE", f"/guilds/{guild}/roles")
     assert answer.status_code == 405
     assert answer.json() == {"message": "405: Method Not Allowed", "code": 0}
+
+
+def test_discord_methods_table_is_the_openapi_documents() -> None:
+    # The sandbox's data of what Discord serves on each path it routes (methods.json).
+    def verbs(item: dict[str, Any]) -> str:
+        return " ".join(sorted(m.upper() for m in item if m in ("get", "put", "post", "patch", "delete")))
+
+    spec_paths = {_shape_of(path): verbs(item) for path, item in SPEC["paths"].items()}
+    assert {route.template for route in _routes.routes} == set(_METHODS)
+    assert {template: spec_paths[_shape_of(template)] for template in _METHODS} == _METHODS
+
+
+def _shape_of(template: str) -> str:
+    return "/".join("{}" if part.startswith("{") else part for part in template.split("/"))
+
+
+def test_discord_method_it_serves_but_the_sandbox_does_not_answers_501_not_405(discord: Any) -> None:
+    # Discord lists a guild's commands and edits a member: the sandbox emulates neither, and says
+    # so instead of claiming Discord refuses the method.
+    app, guild = discord.sandbox.seed.application_id, discord.sandbox.seed.guild_id
+    for method, path in (
+        ("GET", f"/applications/{app}/guilds/{guild}/commands"),
+        ("PATCH", f"/guilds/{guild}/members/{app}"),
+    ):
+        answer = _discord(discord, method, path)
+        assert answer.status_code == 501, (method, path)
+        assert answer.json()["message"] == f"not emulated by the sandbox: {method} {API_PREFIX}{path}"
+
+
+def test_discord_join_thread_as_me_adds_the_bot(discord: Any) -> None:
+    box = discord.sandbox
+    made = _discord(
+        discord,
+        "POST",
+        f"/channels/{box.channel_id('wg-private')}/threads",
+        json={"name": "a thread", "type": 12, "invitable": False},
+    )
+    thread = made.json()["id"]
+    assert _discord(discord, "PUT", f"/channels/{thread}/thread-members/@me").status_code == 204
+    assert box.channels[thread]["members"].count(box.bot_id) == 1
+    assert _discord(discord, "PUT", f"/channels/{thread}/thread-members/@me").status_code == 204  # idempotent
+    assert box.channels[thread]["members"].count(box.bot_id) == 1
 
 
 def test_discord_non_snowflake_path_id_answers_400_invalid_form_body(discord: Any) -> None:
@@ -379,3 +423,111 @@ def test_discourse_anonymous_topic_and_listing_reads_answer_like_a_public_site(d
     assert [t["id"] for t in listed.json()["topic_list"]["topics"]] == [topic_id]
     assert anonymous.get(f"/c/{restricted['slug']}/{restricted['id']}.json").status_code == 404
     assert anonymous.get("/c/nowhere/999.json").status_code == 404
+
+
+def test_discourse_group_search_is_its_own_route_not_a_group_called_search(discourse: Any) -> None:
+    # pydiscourse's groups() reads /groups/search.json; it once matched /groups/{name}.json and
+    # answered 404, as if the Forum had no such page.
+    every = _discourse(discourse, "GET", "/groups/search.json")
+    assert every.status_code == 200
+    assert [g["name"] for g in every.json()] == ["board", "moderators", "working-group"]
+    assert every.json()[0]["user_count"] == len(discourse.sandbox._group_by_name("board")["members"])
+    found = _discourse(discourse, "GET", "/groups/search.json", params={"term": "WORK"})
+    assert [g["name"] for g in found.json()] == ["working-group"]
+    assert _discourse(discourse, "GET", "/groups/search.json", params={"term": "nobody"}).json() == []
+    assert _discourse(discourse, "GET", "/groups/working-group.json").json()["group"]["name"] == "working-group"
+
+
+def test_discord_objects_fetched_by_id_answer_as_the_openapi_says(discord: Any) -> None:
+    # What a bot's library fetches by id (discord.py's fetch_guild, fetch_channel, fetch_user).
+    box = discord.sandbox
+    member = box._user_by_name("cleo_marsh")["id"]
+    thread = _discord(
+        discord, "POST", f"/channels/{box.channel_id('wg-private')}/threads", json={"name": "a thread", "type": 12}
+    ).json()
+    dm = _discord(discord, "POST", "/users/@me/channels", json={"recipient_id": member}).json()
+    for template, path, check in (
+        ("/guilds/{guild_id}", f"/guilds/{box.seed.guild_id}", {"name": box.seed.guild_name}),
+        ("/channels/{channel_id}", f"/channels/{box.channel_id('wg-private')}", {"name": "wg-private", "type": 0}),
+        ("/channels/{channel_id}", f"/channels/{thread['id']}", {"parent_id": box.channel_id("wg-private")}),
+        ("/channels/{channel_id}", f"/channels/{dm['id']}", {"type": 1}),
+        ("/users/{user_id}", f"/users/{member}", {"username": "cleo_marsh"}),
+    ):
+        answer = _discord(discord, "GET", path)
+        assert answer.status_code == 200, (path, answer.text)
+        response_validator("GET", template, 200).validate(answer.json())
+        assert check.items() <= answer.json().items(), path
+    assert _discord(discord, "GET", f"/channels/{thread['id']}").json()["thread_metadata"] == thread["thread_metadata"]
+    assert _discord(discord, "GET", "/channels/1").json() == {"message": "Unknown Channel", "code": 10003}
+    assert _discord(discord, "GET", "/users/1").json() == {"message": "Unknown User", "code": 10013}
+
+
+def test_slack_conversations_and_users_lists_answer_like_slack(slack: Any, slack_spec: dict[str, Any]) -> None:
+    # The lists every Slack bot reads first (slack_sdk's conversations_list, users_list), paged.
+    box = slack.sandbox
+    client = WebClient(token=box.bot_token, base_url=f"{slack.url}/api/")
+    public = client.conversations_list()
+    _check_slack(slack_spec, "conversations.list", public.data)
+    assert public["channels"] and all(not c["is_private"] for c in public["channels"])
+    both = client.conversations_list(types="public_channel,private_channel", limit=1)
+    names = [both["channels"][0]["name"]]
+    while cursor := both["response_metadata"]["next_cursor"]:
+        both = client.conversations_list(types="public_channel,private_channel", limit=1, cursor=cursor)
+        names.append(both["channels"][0]["name"])
+    visible = [
+        c["name"]
+        for c in sorted(box.channels.values(), key=lambda c: c["id"])
+        if not c["is_im"] and (not c["is_private"] or box.seed.bot_user_id in c["members"])
+    ]
+    assert names == visible and box.channels[box.seed.board_channel]["name"] in names
+    users = client.users_list(limit=2)
+    _check_slack(slack_spec, "users.list", users.data)
+    ids = [u["id"] for u in users["members"]]
+    ids += [u["id"] for u in client.users_list(cursor=users["response_metadata"]["next_cursor"])["members"]]
+    assert ids == sorted(box.users)
+    # Slack's method docs list invalid_types; the spec's error enum predates it.
+    assert _slack(slack, "conversations.list", types="everything").json() == {"ok": False, "error": "invalid_types"}
+    assert _slack(slack, "users.list", cursor="not-one-we-gave").json()["error"] == "invalid_cursor"
+
+
+def test_slack_api_test_echoes_without_a_token(slack: Any, slack_spec: dict[str, Any]) -> None:
+    echoed = httpx.post(f"{slack.url}/api/api.test", data={"foo": "bar"}, timeout=10).json()
+    _check_slack(slack_spec, "api.test", echoed)
+    assert echoed == {"ok": True, "args": {"foo": "bar"}}
+    failed = httpx.post(f"{slack.url}/api/api.test", data={"error": "my_error"}, timeout=10).json()
+    assert failed == {"ok": False, "error": "my_error", "args": {"error": "my_error"}}
+
+
+def test_discourse_category_page_is_its_own_route_not_a_category_called_show(discourse: Any) -> None:
+    # pydiscourse's category(id) reads /c/{id}/show.json; /c/{slug}/{id}.json took it for a topic
+    # list of a category with the id "show" and answered 404.
+    spec = json.loads((Path(__file__).resolve().parents[1] / "data" / "discourse-openapi.json").read_text("utf-8"))
+    schema = spec["paths"]["/c/{id}/show.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    box = discourse.sandbox
+    private = next(c for c in box.categories.values() if c["read_restricted"])
+    public = next(c for c in box.categories.values() if not c["read_restricted"])
+    for category in (public, private):
+        shown = _discourse(discourse, "GET", f"/c/{category['id']}/show.json")
+        assert shown.status_code == 200, shown.text
+        jsonschema.Draft202012Validator(schema).validate(shown.json())
+        assert shown.json()["category"]["slug"] == category["slug"]
+    private_page = _discourse(discourse, "GET", f"/c/{private['id']}/show.json").json()["category"]
+    assert [p["group_name"] for p in private_page["group_permissions"]] == list(private["permissions"])
+    assert httpx.get(f"{discourse.url}/c/{private['id']}/show.json", timeout=10).status_code == 404  # a visitor
+    assert httpx.get(f"{discourse.url}/c/{public['id']}/show.json", timeout=10).status_code == 200
+    assert _discourse(discourse, "GET", "/c/999/show.json").status_code == 404
+
+
+def test_discourse_admin_user_lists_it_does_not_name_are_every_user(serve: Any) -> None:
+    # AdminUserIndexQuery filters only the lists it knows: "all" (pydiscourse's user_by_email) is
+    # every user, narrowed by email (exact, any case) or filter (part of a username or e-mail).
+    seed = default_discourse_seed()
+    seed["users"][3]["email"] = "cleo@example.org"
+    box = serve(DiscourseSandbox(seed=seed))
+    everyone = _discourse(box, "GET", "/admin/users/list/all.json").json()
+    assert len(everyone) == len(box.sandbox.users)
+    by_email = _discourse(box, "GET", "/admin/users/list/all.json", params={"email": "CLEO@example.org"}).json()
+    assert [u["username"] for u in by_email] == [seed["users"][3]["username"]]
+    by_part = _discourse(box, "GET", "/admin/users/list/active.json", params={"filter": "quill"}).json()
+    assert [u["username"] for u in by_part] == ["avery_quill"]
+    assert _discourse(box, "GET", "/admin/users/list/all.json", params={"email": "nobody@example.org"}).json() == []
