@@ -967,7 +967,7 @@ class DiscordSandbox(Sandbox):
         template = _routes.template_at(req.path.removeprefix(API_PREFIX)) if req.path.startswith(API_PREFIX) else None
         if template is not None and req.method not in _METHODS[template].split():
             return _error(405, 0, "405: Method Not Allowed")
-        return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
+        return _unemulated(self, req)
 
     def _limit_headers(
         self, bucket: str, limit: int, remaining: int, reset_after: float, state: _BucketState
@@ -1580,6 +1580,13 @@ def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any], body: type
         return bad
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
+
+
+# Discord's own paths a placeholder route would take for an id ("pins" is no snowflake: a false
+# 400): routed here to say they are not emulated.
+@_route("GET", "/channels/{channel_id}/messages/pins", bucket="messages.list")
+def _unemulated(sb: DiscordSandbox, req: Call) -> Reply:
+    return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
 
 
 @_route("GET", "/channels/{channel_id}/messages", bucket="messages.list", find=_find_channel)

@@ -7,6 +7,7 @@ slack_sdk's WebClient. One test per difference, named after it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from connectors.discord.sandbox import _METHODS, API_PREFIX, DiscordSandbox, _routes
 from connectors.discourse.sandbox import DiscourseSandbox
+from connectors.discourse.sandbox import _route as DISCOURSE_ROUTES
 from connectors.discourse.sandbox import default_seed as default_discourse_seed
 from connectors.slack.sandbox import SlackSandbox
 from tests.connectors.discord.test_spec import SPEC, response_validator
@@ -114,6 +116,27 @@ def test_discord_methods_table_is_the_openapi_documents() -> None:
 
 def _shape_of(template: str) -> str:
     return "/".join("{}" if part.startswith("{") else part for part in template.split("/"))
+
+
+@pytest.mark.parametrize("platform", ["discord", "discourse"])
+def test_no_documented_path_is_taken_by_a_route_of_another_shape(platform: str) -> None:
+    # A placeholder route must not catch a literal path of the platform (/messages/{id} took
+    # /messages/pins and answered a false 400): each documented path reaches the route of its own
+    # shape, or none (then 501, or 405).
+    routes = {"discord": _routes, "discourse": DISCOURSE_ROUTES}[platform]
+    doc = json.loads((Path(__file__).resolve().parents[1] / "data" / f"{platform}-openapi.json").read_text("utf-8"))
+    taken = []
+    for path, item in doc["paths"].items():
+        for method in set(item) & {"get", "put", "post", "patch", "delete"}:
+            route, _ = routes.match(method.upper(), re.sub(r"\{[^}]+\}", "123", path))
+            if route is not None and _shape_of(route.template) != _shape_of(path):
+                taken.append(f"{method.upper()} {path} -> {route.template}")
+    assert taken == []
+
+
+def test_discord_pins_list_is_not_emulated_not_a_bad_message_id(discord: Any) -> None:
+    answer = _discord(discord, "GET", f"/channels/{discord.sandbox.channel_id('wg-private')}/messages/pins")
+    assert answer.status_code == 501 and "not emulated by the sandbox" in answer.json()["message"]
 
 
 def test_discord_method_it_serves_but_the_sandbox_does_not_answers_501_not_405(discord: Any) -> None:
