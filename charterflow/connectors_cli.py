@@ -54,6 +54,7 @@ def sandbox(
     import uvicorn  # lazy: start-up: uvicorn
 
     from connectors.registry import load_connector  # lazy: start-up: the connectors
+    from connectors.sandboxkit import KEEP_ALIVE_SECONDS  # lazy: start-up: the sandbox kit (Starlette)
 
     if not 0 <= port <= 65535:
         _fail(f"--port must be between 0 and 65535, not {port}")
@@ -66,7 +67,11 @@ def sandbox(
     sock = _bind(port)
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     typer.echo(json.dumps(box.client_info(base_url), ensure_ascii=False), nl=True)
-    server = uvicorn.Server(uvicorn.Config(box.app, log_level="warning", access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            box.app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_SECONDS
+        )
+    )
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:

@@ -33,6 +33,7 @@ from charterflow.settings import get_settings
 from connectors.discord.sandbox import DiscordSandbox
 from connectors.discourse.sandbox import DiscourseSandbox
 from connectors.email import SmtpSandbox
+from connectors.sandboxkit import KEEP_ALIVE_SECONDS
 from connectors.slack.sandbox import SlackSandbox
 
 SPEC_VARIABLE = "CHARTERFLOW_SANDBOX_SPEC"
@@ -192,7 +193,14 @@ async def _run(spec: dict[str, Any]) -> int:
     )
     servers = {
         name: _Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=3)
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=3,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            )
         )
         for name, app in apps.items()
     }

@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from connectors.errors import ConfigError
 
 __all__ = [
+    "KEEP_ALIVE_SECONDS",
     "NOT_EMULATED_STATUS",
     "Call",
     "FaultMiddleware",
@@ -63,6 +64,12 @@ __all__ = [
 # calling a new endpoint would pass its tests for the wrong reason. A known route with an unknown
 # id keeps the platform's real 404.
 NOT_EMULATED_STATUS = 501
+# How long a server of a sandbox keeps an idle connection open (uvicorn's ``timeout_keep_alive``,
+# 5 s by default). Longer than clients keep one in their pools (aiohttp 15 s, httpx 5 s), as the
+# platforms' edges are: a client that waited out a rate limit (discord.py sleeps about 5 s for
+# a message bucket) must not send on a connection the server is closing under it, which it
+# reports as "Server disconnected".
+KEEP_ALIVE_SECONDS = 75
 
 
 def not_emulated(method: str, path: str) -> str:

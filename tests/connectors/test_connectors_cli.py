@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -176,6 +177,18 @@ def test_sandbox_serves_prints_one_json_line_and_stops_cleanly_on_ctrl_c(tmp_pat
                 time.sleep(0.05)
         assert response.status_code == 200 and response.json()["user"]["username"] == "gale_ember"
         assert httpx.get(info["control"]["state"]).json()["groups"][0]["name"] == "stewards"
+        # A connection left idle past uvicorn's default keep-alive (5 s) still answers: a client
+        # that waited out a rate limit reuses its pooled connection (KEEP_ALIVE_SECONDS).
+        connection = http.client.HTTPConnection(info["base_url"].removeprefix("http://"), timeout=10)
+        answers = []
+        for pause in (0, 6):
+            time.sleep(pause)
+            connection.request("GET", "/u/gale_ember.json", headers=info["headers"])
+            answers.append((connection.getresponse(), connection.sock))
+            answers[-1][0].read()
+        connection.close()
+        assert [a.status for a, _ in answers] == [200, 200]
+        assert answers[0][1] is answers[1][1], "the second request went on the same connection"
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)

@@ -6,6 +6,7 @@ call must work as against the platform, and what a sandbox does not emulate must
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import discord
@@ -141,6 +142,25 @@ def test_discord_py_sees_unemulated_calls_fail_as_server_errors_and_platform_ref
         assert "not emulated by the sandbox" in exc.text
     assert isinstance(unknown_member, discord.NotFound) and unknown_member.code == 10013
     assert empty_message.status == 400 and empty_message.code == 50006
+
+
+def test_discord_py_waits_out_a_message_bucket_and_every_message_arrives(discord_py: Any) -> None:
+    # Eight messages at once in one channel: a bucket of 5 per 5 s, so discord.py, reading
+    # X-RateLimit-Remaining, sleeps until the reset and sends the rest on its pooled connections,
+    # which the sandbox must not have closed under it (it once did after 5 idle seconds: "Server
+    # disconnected"; KEEP_ALIVE_SECONDS).
+    box = discord_py.sandbox
+    channel = int(box.channel_id("wg-private"))
+
+    async def steps(client: Any) -> list[Any]:
+        sends = [client.send_message(channel, params=_message(f"Burst {n}")) for n in range(8)]
+        return await asyncio.gather(*sends, return_exceptions=True)
+
+    started = time.monotonic()
+    sent = _run(discord_py, steps)
+    assert [type(s).__name__ for s in sent if not isinstance(s, dict)] == []
+    assert sorted(m["content"] for m in box.messages.values()) == sorted(f"Burst {n}" for n in range(8))
+    assert time.monotonic() - started > 4, "the client waited for the bucket's reset"
 
 
 # ---- pydiscourse ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from connectors.ports import unused_port
+from connectors.sandboxkit import KEEP_ALIVE_SECONDS
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,7 +55,9 @@ class LoopbackServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan=lifespan)
+        config = uvicorn.Config(
+            app, log_level="critical", access_log=False, lifespan=lifespan, timeout_keep_alive=KEEP_ALIVE_SECONDS
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
