@@ -847,8 +847,8 @@ def _conversation_list(sb: SlackSandbox, args: _Args) -> Reply:
     found = [
         c
         for c in sorted(sb.channels.values(), key=lambda c: c["id"])
-        if _kind_of(c) in types
-        and (_kind_of(c) == "public_channel" or sb.seed.bot_user_id in c["members"])
+        if (kind := _kind_of(c)) in types
+        and (kind == "public_channel" or sb.seed.bot_user_id in c["members"])
         and not (c["is_archived"] and args.flag("exclude_archived"))
     ]
     chunk, cursor = _page(found, args)

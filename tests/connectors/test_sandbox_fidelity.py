@@ -6,6 +6,7 @@ slack_sdk's WebClient. One test per difference, named after it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -33,6 +34,12 @@ def discord(serve: Any) -> Any:
 @pytest.fixture
 def slack(serve: Any) -> Any:
     return serve(SlackSandbox())
+
+
+@functools.cache
+def _vendored(platform: str) -> dict[str, Any]:
+    """The platform's official OpenAPI document, as ``tests/data`` keeps it (read once)."""
+    return json.loads((Path(__file__).resolve().parents[1] / "data" / f"{platform}-openapi.json").read_text("utf-8"))
 
 
 def _discord(box: Any, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -124,7 +131,7 @@ def test_no_documented_path_is_taken_by_a_route_of_another_shape(platform: str) 
     # /messages/pins and answered a false 400): each documented path reaches the route of its own
     # shape, or none (then 501, or 405).
     routes = {"discord": _routes, "discourse": DISCOURSE_ROUTES}[platform]
-    doc = json.loads((Path(__file__).resolve().parents[1] / "data" / f"{platform}-openapi.json").read_text("utf-8"))
+    doc = _vendored(platform)
     taken = []
     for path, item in doc["paths"].items():
         for method in set(item) & {"get", "put", "post", "patch", "delete"}:
@@ -230,8 +237,7 @@ def _tuples_to_any_of(node: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def slack_spec() -> dict[str, Any]:
-    path = Path(__file__).resolve().parents[1] / "data" / "slack-openapi.json"
-    return _tuples_to_any_of(json.loads(path.read_text(encoding="utf-8")))
+    return _tuples_to_any_of(_vendored("slack"))
 
 
 def _check_slack(spec: dict[str, Any], api_method: str, body: dict[str, Any]) -> None:
@@ -391,7 +397,7 @@ def test_discourse_paths_without_json_are_served_when_the_client_accepts_json(di
 
 
 def test_discourse_anonymous_topic_and_listing_reads_answer_like_a_public_site(discourse: Any) -> None:
-    spec = json.loads((Path(__file__).resolve().parents[1] / "data" / "discourse-openapi.json").read_text("utf-8"))
+    spec = _vendored("discourse")
 
     def check(template: str, body: Any) -> None:
         schema = spec["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
@@ -524,7 +530,7 @@ def test_slack_api_test_echoes_without_a_token(slack: Any, slack_spec: dict[str,
 def test_discourse_category_page_is_its_own_route_not_a_category_called_show(discourse: Any) -> None:
     # pydiscourse's category(id) reads /c/{id}/show.json; /c/{slug}/{id}.json took it for a topic
     # list of a category with the id "show" and answered 404.
-    spec = json.loads((Path(__file__).resolve().parents[1] / "data" / "discourse-openapi.json").read_text("utf-8"))
+    spec = _vendored("discourse")
     schema = spec["paths"]["/c/{id}/show.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     box = discourse.sandbox
     private = next(c for c in box.categories.values() if c["read_restricted"])
