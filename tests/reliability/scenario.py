@@ -228,10 +228,16 @@ class Lifecycle:
     def applications(self) -> None:
         at = NOW + timedelta(hours=1)
         ballot_of: dict[str, int] = {}
-        for name in self.applicants:
-            result = self.step(f"apply {name}", lambda n=name: apply_proven(self.world, n, discord=True, now=at))
+
+        def filed(name: str) -> int:
+            # The ballot is read inside the step: a fault (a database restarting) may outlast the
+            # intake itself, and then the read is run again with it, as a client would.
+            result = apply_proven(self.world, name, discord=True, now=at)
             with self.world.ledger.read() as session:
-                ballot_of[name] = session.get(Application, result["application"]).ballot_id
+                return session.get(Application, result["application"]).ballot_id
+
+        for name in self.applicants:
+            ballot_of[name] = self.step(f"apply {name}", lambda n=name: filed(n))
         # Every applicant but the last gets 4 yes (2 on Discord, 2 on the Forum), the last 4 no.
         for name in self.applicants:
             option = 1 if name == self.applicants[-1] else 0
