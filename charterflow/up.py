@@ -91,6 +91,7 @@ RESTART_FIRST_DELAY = 0.5  # seconds before the first restart of a child; double
 RESTART_MAX_DELAY = 30.0
 CRASH_LOOP_EXITS = 5  # this many exits of one child within the window stop `up`
 CRASH_LOOP_WINDOW = 120.0
+PUMP_START_SECONDS = 120.0  # how long the stall watch waits for a restarted pump to serve
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,12 +196,17 @@ class Supervisor:
         self.write_status()
         return child
 
-    def restart(self, child: Child, reason: str) -> None:
-        """Stop ``child`` now (it is stuck, say) and start it again at once."""
-        self.say(f"restarting {child.name}: {reason}")
-        _stop_group(child.process)
-        child.restarts += 1
-        self._spawn(child)
+    def restart(self, children: list[Child], reason: str, *, meanwhile: Callable[[], None] | None = None) -> None:
+        """Stop ``children`` now (they are stuck, say), call ``meanwhile`` while none of them
+        runs, and start them again at once."""
+        for child in children:
+            self.say(f"restarting {child.name}: {reason}")
+            _stop_group(child.process)
+        if meanwhile is not None:
+            meanwhile()
+        for child in children:
+            child.restarts += 1
+            self._spawn(child)
 
     def check(self) -> Child | None:
         """Notice exits, start again what is due; the crash-looping child, if one is."""
@@ -350,6 +356,24 @@ class WorkerWatch:
             forked(with_ledger, self.ledger_url, partial(retry_events, event_ids=event_ids)).result(120)
         except Exception as exc:  # noqa: BLE001 - the stale-claim pass dispatches them later anyway
             console.print(f"warning: could not dispatch the waiting events again ({type(exc).__name__})")
+
+
+def _starting(child: Child, stall: int) -> bool:
+    """Whether an inbox pump is too new to be called stuck: started within ``stall`` s, or not
+    serving yet (its ready file not written: it imports every flow and registers the deployments
+    first, 10-20 s on a loaded machine; at most :data:`PUMP_START_SECONDS` more), or serving
+    for less than ``stall`` s."""
+    since_spawn = time.monotonic() - child.spawned
+    ready = child.spec.env.get(READY_FILE_ENV)
+    if since_spawn < stall:
+        return True
+    if not ready:
+        return False
+    try:
+        serving_for = time.time() - Path(ready).stat().st_mtime
+    except OSError:  # not serving yet
+        return since_spawn < stall + PUMP_START_SECONDS
+    return serving_for < stall
 
 
 def _stop_group(process: subprocess.Popen | None, *, grace: float = 2.0) -> None:
@@ -1046,7 +1070,12 @@ def _service_children(
         name="workers",
         after_restart=heal,
         argv=[sys.executable, "-m", "charterflow.workers", "both"],
-        env={"PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore", **env},
+        # The ready file: when its pump serves (the stall watch waits for it after a restart).
+        env={
+            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+            **env,
+            READY_FILE_ENV: str(home / "pumps" / "workers.ready"),
+        },
         ready=Deployments(api_url=api_url, file=home / DEPLOYMENTS_FILE),
     )
     gateway = ChildSpec(
@@ -1398,10 +1427,11 @@ class Up:
         return 0
 
     def _restart_if_stalled(self, watch: WorkerWatch) -> None:
-        worker, stall = self.supervisor.child("workers"), self.settings.worker_stall_seconds
-        # Started within the stall window: still starting (the workers import every flow and
-        # register the deployments first; 10-20 s on a loaded machine), not stuck.
-        if worker.state != "running" or time.monotonic() - worker.spawned < stall:
+        stall = self.settings.worker_stall_seconds
+        # Nothing handled at all means every pump is stuck (one that works takes a stuck one's
+        # claims once they are stale).
+        pumps = [c for c in self.supervisor.children if c.name == "workers" or c.name.startswith("inbox-")]
+        if any(c.state != "running" or _starting(c, stall) for c in pumps):
             return
         stuck = watch.stuck()
         if stuck:
@@ -1409,12 +1439,15 @@ class Up:
                 f"warning: the inbox worker handled nothing for {stall} s while {len(stuck)} event(s) "
                 f"waited; restarting it and dispatching them again"
             )
-            # Nothing was handled at all, so every pump is stuck (one that works takes a stuck
-            # one's claims once they are stale).
-            for child in self.supervisor.children:
-                if child.name == "workers" or child.name.startswith("inbox-"):
-                    self.supervisor.restart(child, "stalled")
-            watch.retry(stuck)
+
+            def release() -> None:
+                # With the stuck pumps gone and the new ones not started: a new pump that had
+                # claimed an event before the retry would run it as a second attempt.
+                for child in pumps:
+                    Path(child.spec.env.get(READY_FILE_ENV, "")).unlink(missing_ok=True)
+                watch.retry(stuck)
+
+            self.supervisor.restart(pumps, "stalled", meanwhile=release)
 
     def _shutdown(self, previous: dict) -> None:
         if self.supervisor.children:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 API_WAIT_SECONDS = 300.0
 DEPLOYMENTS_FILE = "flows-deployments.json"
-READY_FILE_ENV = "CHARTERFLOW_READY_FILE"  # set by `up` for an inbox pump it waits for
+READY_FILE_ENV = "CHARTERFLOW_READY_FILE"  # set by `up` for an inbox pump it watches
 
 
 def wait_for_api() -> None:
@@ -102,7 +102,8 @@ def inbox() -> None:
 
 
 def _ready() -> None:
-    """Say this pump serves, where `up` waits for it before its banner (charterflow.up._pumps)."""
+    """Say this pump serves, where `up` looks (charterflow.up: the banner waits for a second
+    pump; the stall watch gives a restarted one time to start)."""
     ready = os.environ.get(READY_FILE_ENV)
     if ready:
         Path(ready).parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +125,7 @@ def both() -> None:
     prepare()
     settings = get_settings()
     tasks, pump = inbox_serving(limit=settings.inbox_concurrency)
+    _ready()
     sys.exit(serve(served, tasks, pump=pump, inline_max=timedelta(seconds=settings.inline_max_interval)))
 
 

@@ -16,7 +16,8 @@ import httpx
 
 from charterflow.sandbox_state import SandboxStore
 from charterflow.status import render, running_status, write_status
-from charterflow.up import CRASH_LOOP_EXITS, ChildSpec, Supervisor
+from charterflow.up import CRASH_LOOP_EXITS, PUMP_START_SECONDS, Child, ChildSpec, Supervisor, _starting
+from charterflow.workers import READY_FILE_ENV
 from connectors.discord.sandbox import DiscordSandbox, default_seed
 from connectors.discourse.sandbox import DiscourseSandbox
 from tests.procs import wait_for
@@ -62,6 +63,44 @@ def test_a_child_that_exits_is_restarted_and_the_others_keep_running(tmp_path):
     finally:
         sup.stop()
     assert sleeper.process.poll() is not None and victim.process.poll() is not None
+
+
+def test_stuck_children_are_all_stopped_before_meanwhile_runs_and_started_after(tmp_path):
+    """The stall watch's restart: the stuck pumps stopped (SIGSTOPped ones too), then the
+    waiting events released while no pump runs, then new pumps (a new pump that claimed an event
+    before its release would run it as a second attempt)."""
+    said: list[str] = []
+    sup = _supervisor(tmp_path, said)
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    pumps = [sup.start(ChildSpec(name=n, argv=argv, env=dict(os.environ))) for n in ("workers", "inbox-2")]
+    old = [c.process for c in pumps]
+    seen: list[list[int | None]] = []
+    try:
+        os.kill(old[0].pid, 19)  # SIGSTOP: alive, working nothing
+        sup.restart(pumps, "stalled", meanwhile=lambda: seen.append([p.poll() for p in old]))
+        assert len(seen) == 1 and None not in seen[0], "meanwhile ran while a stuck pump was alive"
+        assert all(c.process not in old and c.process.poll() is None and c.restarts == 1 for c in pumps)
+        assert said == ["restarting workers: stalled", "restarting inbox-2: stalled"]
+    finally:
+        sup.stop()
+
+
+def test_a_restarted_pump_is_given_the_stall_window_once_it_serves(tmp_path):
+    stall, ready = 10, tmp_path / "workers.ready"
+    pump = Child(spec=ChildSpec(name="workers", argv=[], env={READY_FILE_ENV: str(ready)}), log=tmp_path / "w.log")
+    pump.spawned = time.monotonic() - 5
+    assert _starting(pump, stall)  # within the window of its start
+    pump.spawned = time.monotonic() - 60
+    assert _starting(pump, stall)  # importing for a minute: not serving yet, not stuck
+    pump.spawned = time.monotonic() - stall - PUMP_START_SECONDS - 1
+    assert not _starting(pump, stall)  # never came to serve: stuck starting
+    ready.write_text("1")
+    assert _starting(pump, stall)  # serves since a moment
+    os.utime(ready, (time.time() - stall - 1,) * 2)
+    assert not _starting(pump, stall)  # served the whole window
+    bare = Child(spec=ChildSpec(name="inbox-2", argv=[], env={}), log=tmp_path / "p.log")
+    bare.spawned = time.monotonic() - stall - 1
+    assert not _starting(bare, stall)  # no ready file to look at: its start's window only
 
 
 def test_a_crash_loop_is_reported_with_the_childs_name_and_log(tmp_path):
