@@ -168,21 +168,31 @@ def test_a_flow_run_near_its_count_hands_over_to_the_next_while_its_last_runs_en
     the next beginning); no flow run takes more than its count, and the pump's limit holds
     across the two."""
     ids = _store(ledger, "handover", 16)
-    lock, now, most = threading.Lock(), [0], [0]
+    changed, now, most = threading.Condition(), [0], [0]
     spans: dict[str, list[tuple[float, float]]] = {}
+    began_in: dict[str, int] = {}  # flow run -> its events begun, in the order the runs began
 
     @task(name=inbox.TASK_NAME, persist_result=False)
     def timed(event_id: int) -> str:
         context = TaskRunContext.get()
         assert context is not None
-        began = time.monotonic()
-        with lock:
+        began, run = time.monotonic(), str(context.task_run.flow_run_id)
+        with changed:
             now[0] += 1
             most[0] = max(most[0], now[0])
+            began_in[run] = began_in.get(run, 0) + 1
+            changed.notify_all()
+            # A flow run's last event waits for the next flow run to begin one (or for every event
+            # to have begun): the next run was made at the handover, but on a loaded machine
+            # Prefect took up to 7 s to start it, longer than the last events run. Made only
+            # once this run had ended, it would never begin one: the wait ends at 30 s, and
+            # the overlap asserted below fails.
+            if began_in[run] == 8:
+                changed.wait_for(lambda: list(began_in)[-1] != run or sum(began_in.values()) == 16, 30)
         time.sleep(1.0 + 0.37 * (event_id % 3))  # unequal: the two slots seldom free at one moment
-        with lock:
+        with changed:
             now[0] -= 1
-            spans.setdefault(str(context.task_run.flow_run_id), []).append((began, time.monotonic()))
+            spans.setdefault(run, []).append((began, time.monotonic()))
         return inbox.handle_event(ledger, event_id)
 
     with pumping(ledger, timed, limit=2, per_run=8, handover_at=2) as pump:
