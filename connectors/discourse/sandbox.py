@@ -51,8 +51,6 @@ __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 _shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
 
 
-NOT_FOUND = "The requested URL or resource could not be found."
-INVALID_ACCESS = "You are not permitted to view the requested resource."
 # Who an unauthenticated request acts as: sees what an anonymous visitor of a public site sees.
 ANONYMOUS: dict[str, Any] = {
     "id": None,
@@ -64,13 +62,6 @@ ANONYMOUS: dict[str, Any] = {
     "trust_level": 0,
     "anonymous": True,
 }
-BAD_CREDENTIALS = "You are not permitted to view the requested resource. The API username or key is invalid."
-RATE_LIMIT_TEXT = "You’ve performed this action too many times. Please wait {time_left} before trying again."
-IP_LIMIT_TEXT = (
-    "Slow down, too many requests from this IP address. Please retry again in {n} seconds. "
-    "Error code: ip_10_secs_limit."
-)
-AVATAR = "/letter_avatar_proxy/v4/letter/{letter}/8e7dd6/{{size}}.png"
 
 
 class SeedUser(SeedModel):
@@ -178,10 +169,6 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _dated(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
-
-
 def _parse_ts(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -194,20 +181,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "topic"
 
 
-def _option_digest(option_html: str) -> str:
-    # The poll plugin names an option by an MD5 digest of its cooked HTML.
-    return hashlib.md5(json.dumps([option_html]).encode("utf-8")).hexdigest()  # noqa: S324 - not security
-
-
 def _error(status: int, message: str, error_type: str | None = None, **extra: Any) -> Reply:
     return Reply(status, {"errors": [message], **({"error_type": error_type} if error_type else {}), **extra})
 
 
 def _not_found() -> Reply:
-    return _error(404, NOT_FOUND, "not_found")
+    return _error(404, "The requested URL or resource could not be found.", "not_found")
 
 
-def _invalid_access(message: str = INVALID_ACCESS) -> Reply:
+def _invalid_access(message: str = "You are not permitted to view the requested resource.") -> Reply:
     return _error(403, message, "invalid_access")
 
 
@@ -217,14 +199,6 @@ def _json_paths(req: Call) -> list[str]:
     json_asked = not req.path.endswith(".json") and "application/json" in req.headers.get("accept", "")
     paths = [req.path, *([req.path.rstrip("/") + ".json"] if json_asked else [])]
     return paths + ["/u/" + p.removeprefix("/users/") for p in paths if p.startswith("/users/")]
-
-
-def _malformed_json(req: Call) -> bool:
-    try:
-        _ = req.body.strip() and "json" in req.headers.get("content-type", "") and json.loads(req.body)
-    except ValueError:
-        return True
-    return False
 
 
 def _invalid_parameters(message: str) -> Reply:
@@ -285,16 +259,19 @@ class DiscourseSandbox(Sandbox):
                     raise ConfigError(f"invalid sandbox seed: duplicate user {u.username!r}")
                 self.users[uid] = {**u.model_dump(), "id": uid}
             self._seeded_user(seed.api_username, "api_username")
-            self.groups: dict[int, dict[str, Any]] = {}
-            for i, g in enumerate(seed.groups, start=41):
-                gid = i if g.id is None else g.id
-                members = (self._seeded_user(name, f"group {g.name!r} member")["id"] for name in g.members)
-                self.groups[gid] = {
-                    "id": gid,
+            groups = (
+                {
+                    "id": i if g.id is None else g.id,
                     "name": g.name,
                     "full_name": g.full_name,
-                    "members": dict.fromkeys(members, "2024-01-01T00:00:00.000Z"),
+                    "members": dict.fromkeys(
+                        (self._seeded_user(name, f"group {g.name!r} member")["id"] for name in g.members),
+                        "2024-01-01T00:00:00.000Z",
+                    ),
                 }
+                for i, g in enumerate(seed.groups, start=41)
+            )
+            self.groups = {g["id"]: g for g in groups}
             categories = (
                 {**c.model_dump(), "id": i if c.id is None else c.id, "slug": c.slug or _slug(c.name)}
                 for i, c in enumerate(seed.categories, start=4)
@@ -384,13 +361,10 @@ class DiscourseSandbox(Sandbox):
         """A ``DiscourseConnector`` for this sandbox; ``options`` override settings fields,
         except ``transport``, ``clock``, ``rng`` and ``retry`` which go to the connector."""
         extra = {k: options.pop(k) for k in ("transport", "clock", "rng", "retry") if k in options}
-        if not hasattr(self, "_instance"):
-            self._instance = base_url.rstrip("/")  # the site URL its webhooks name
+        vars(self).setdefault("_instance", base_url.rstrip("/"))  # the site URL its webhooks name
         values: dict[str, Any] = {
             "url": base_url,
-            "api_key": self.api_key,
-            "api_username": self.seed.api_username,
-            "webhook_secret": self.webhook.secret,
+            **self.client_info(base_url)["credentials"],
             "category": "Working Group",
             "group": "working-group",
             "admin_rate_limit": self.settings.admin_api_limit,
@@ -416,7 +390,10 @@ class DiscourseSandbox(Sandbox):
         """Everything inspectable, JSON-ready (``GET /_sandbox/state``)."""
         with self._lock:
             return {
-                "users": [_dated(u) for u in sorted(self.users.values(), key=lambda u: u["id"])],
+                "users": [
+                    {k: _iso(v) if isinstance(v, datetime) else v for k, v in u.items()}
+                    for u in sorted(self.users.values(), key=lambda u: u["id"])
+                ],
                 "groups": [
                     {
                         "id": g["id"],
@@ -432,7 +409,16 @@ class DiscourseSandbox(Sandbox):
                     for t in self.topics.values()
                 ],
                 "posts": [{k: v for k, v in p.items() if k != "polls"} for p in self.posts.values()],
-                "polls": [self._poll_state(p["id"], poll) for p in self.posts.values() for poll in p["polls"]],
+                "polls": [
+                    {
+                        "post_id": p["id"],
+                        **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
+                        "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
+                        "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()},
+                    }
+                    for p in self.posts.values()
+                    for poll in p["polls"]
+                ],
                 "role_changes": list(self.role_changes),
                 "staff_actions": copy.deepcopy(self.staff_actions),
                 "flags": copy.deepcopy(self.flags),
@@ -449,14 +435,6 @@ class DiscourseSandbox(Sandbox):
                 "settings": self.settings.model_dump(),
                 **self.stats(),
             }
-
-    def _poll_state(self, post_id: int, poll: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "post_id": post_id,
-            **{k: poll[k] for k in ("name", "status", "public", "results", "groups")},
-            "options": [{"id": o["id"], "label": o["label"]} for o in poll["options"]],
-            "votes": {self.users[uid]["username"]: opts for uid, opts in poll["votes"].items()},
-        }
 
     # ---- the platform ------------------------------------------------------------------------
 
@@ -494,7 +472,9 @@ class DiscourseSandbox(Sandbox):
         return Reply(
             429,
             {
-                "errors": [RATE_LIMIT_TEXT.format(time_left=time_left)],
+                "errors": [
+                    f"You’ve performed this action too many times. Please wait {time_left} before trying again."
+                ],
                 "error_type": "rate_limit",
                 "extras": {"wait_seconds": wait_seconds, "time_left": time_left},
             },
@@ -502,6 +482,9 @@ class DiscourseSandbox(Sandbox):
         )
 
     def _handle_locked(self, req: Call, route: Any, params: dict[str, str]) -> Reply:
+        """The IP limit, authentication, the admin limit, then routing: the admin/staff route
+        constraints answer 404 when they fail; a visitor (no credentials, as on a public site) gets
+        GETs only, anything else needs a login (403)."""
         now = time.monotonic()
         # 1. The per-IP middleware (RequestTracker) runs before anything else.
         limit = self.settings.ip_limit
@@ -509,22 +492,26 @@ class DiscourseSandbox(Sandbox):
         if limit is not None and (wait := hits.wait(now)) is not None:
             self.note_limited(kind="ip", request=f"{req.method} {req.path}")
             wait = max(1, math.ceil(wait))
-            return Reply(429, text=IP_LIMIT_TEXT.format(n=wait), headers={"Retry-After": str(wait)})
+            return Reply(
+                429,
+                text=f"Slow down, too many requests from this IP address. Please retry again in {wait} seconds. "
+                "Error code: ip_10_secs_limit.",
+                headers={"Retry-After": str(wait)},
+            )
         # 2. API key authentication. No key at all: an anonymous visitor of a public site.
         key, username = req.headers.get("api-key"), req.headers.get("api-username") or ""
-        if not key:
-            return self._dispatch(req, route, params, dict(ANONYMOUS))
-        api_key, user = self.api_keys.get(key), self._user_by_name(username) if username else None
-        if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
-            return _invalid_access(BAD_CREDENTIALS)
-        # 3. The admin API limit, shared by every admin key of the site (a sliding window).
-        if (wait := self._admin_hits.wait(now)) is not None:
-            return self._rate_limit_response(math.ceil(wait), "admin_api", req)
-        return self._dispatch(req, route, params, user)
-
-    def _dispatch(self, req: Call, route: Any, params: dict[str, str], user: dict[str, Any]) -> Reply:
-        """Routing, with the admin/staff route constraints answering 404 when they fail; a visitor
-        (no credentials, as on a public site) gets GETs only, anything else needs a login (403)."""
+        if key:
+            api_key, user = self.api_keys.get(key), self._user_by_name(username) if username else None
+            if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
+                return _invalid_access(
+                    "You are not permitted to view the requested resource. The API username or key is invalid."
+                )
+            # 3. The admin API limit, shared by every admin key of the site (a sliding window).
+            if (wait := self._admin_hits.wait(now)) is not None:
+                return self._rate_limit_response(math.ceil(wait), "admin_api", req)
+        else:
+            user = dict(ANONYMOUS)
+        # 4. Routing.
         if route is None:
             return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
         if (route.access == "admin" and not user["admin"]) or (
@@ -533,9 +520,12 @@ class DiscourseSandbox(Sandbox):
             return _not_found()
         if user.get("anonymous") and req.method != "GET":
             return _invalid_access()
-        if _malformed_json(req):
-            # Rails fails to parse the params (ActionDispatch ParseError) before any validation.
-            return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
+        if req.body.strip() and "json" in req.headers.get("content-type", ""):
+            try:
+                json.loads(req.body)
+            except ValueError:
+                # Rails fails to parse the params (ActionDispatch ParseError) before any validation.
+                return _invalid_parameters("You supplied invalid parameters to the request: the body is not valid JSON")
         req.params, req.user = params, user
         return route.handler(self, req)
 
@@ -569,7 +559,6 @@ class DiscourseSandbox(Sandbox):
             target = self._user_by_name(str(data["target_user"])) if data.get("target_user") else None
             if acting is None or (data.get("target_user") and target is None) or not data.get("action_name"):
                 return _invalid_parameters("action_name and a known acting_user (and target_user) are required")
-            extra = ("context", "post_id", "topic_id", "new_value", "previous_value", "flagged_at")
             return Reply(
                 200,
                 self.log_staff_action(
@@ -577,7 +566,11 @@ class DiscourseSandbox(Sandbox):
                     acting=acting,
                     target=target,
                     details=str(data.get("details") or ""),
-                    **{k: data[k] for k in extra if data.get(k) is not None},
+                    **{
+                        k: data[k]
+                        for k in ("context", "post_id", "topic_id", "new_value", "previous_value", "flagged_at")
+                        if data.get(k) is not None
+                    },
                 ),
             )
 
@@ -610,7 +603,7 @@ class DiscourseSandbox(Sandbox):
     # ---- serializers -------------------------------------------------------------------------
 
     def _avatar(self, user: Mapping[str, Any]) -> str:
-        return AVATAR.format(letter=user["username"][0].lower())
+        return f"/letter_avatar_proxy/v4/letter/{user['username'][0].lower()}/8e7dd6/{{size}}.png"
 
     def _basic_user(self, user: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -672,7 +665,7 @@ class DiscourseSandbox(Sandbox):
 
     def _user_show(self, user: Mapping[str, Any]) -> dict[str, Any]:
         groups = self._user_groups(user)
-        out = shaped(
+        return shaped(
             _shapes.USER_SHOW,
             id=user["id"],
             username=user["username"],
@@ -690,9 +683,8 @@ class DiscourseSandbox(Sandbox):
             groups=groups,
             group_users=[{"group_id": g["id"], "user_id": user["id"], "notification_level": 3} for g in groups],
             system_avatar_template=self._avatar(user),
+            user_option=shaped(_shapes.USER_SHOW["user_option"], user_id=user["id"]),
         )
-        out["user_option"]["user_id"] = user["id"]
-        return out
 
     def _group_member(self, user: Mapping[str, Any], added_at: str) -> dict[str, Any]:
         fallback = _iso(user["created_at"]) or added_at
@@ -813,8 +805,7 @@ class DiscourseSandbox(Sandbox):
         """A webhook delivery as this sandbox sends it (headers, raw body); it takes the next
         event id."""
         with self._lock:
-            self._next_event += 1
-            event_id = self._next_event - 1
+            event_id, self._next_event = self._next_event, self._next_event + 1
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         secret = self.webhook.secret
         headers = {
@@ -901,8 +892,7 @@ class DiscourseSandbox(Sandbox):
         }
 
     def _post_payload(self, post: Mapping[str, Any]) -> dict[str, Any]:
-        author = self.users[post["user_id"]]
-        topic = self.topics[post["topic_id"]]
+        author, topic = self.users[post["user_id"]], self.topics[post["topic_id"]]
         return {
             "post": {
                 "id": post["id"],
@@ -958,8 +948,7 @@ _STAFF_ACTION_IDS = {
 
 @_route("GET", "/admin/logs/staff_action_logs.json", access="staff")
 def _staff_action_logs(sb: DiscourseSandbox, req: Call) -> Reply:
-    page = _int_param(req.arg("page", "0"))
-    limit = _int_param(req.arg("limit", "200"))
+    page, limit = _int_param(req.arg("page", "0")), _int_param(req.arg("limit", "200"))
     if page is None or page < 0 or limit is None:
         return _invalid_parameters("page and limit must be integers")
     limit = min(max(limit, 1), 200)
@@ -1120,14 +1109,19 @@ def _site_settings(sb: DiscourseSandbox, req: Call) -> Reply:
 
 @_route("GET", "/groups/{name}.json", find=_named_group)
 def _get_group(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
-    out = shaped(
-        _shapes.GROUP_SHOW,
-        id=group["id"],
-        name=group["name"],
-        full_name=group["full_name"],
-        is_group_user=req.user["id"] in group["members"],
+    return Reply(
+        200,
+        {
+            "group": shaped(
+                _shapes.GROUP_SHOW,
+                id=group["id"],
+                name=group["name"],
+                full_name=group["full_name"],
+                is_group_user=req.user["id"] in group["members"],
+            ),
+            "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())},
+        },
     )
-    return Reply(200, {"group": out, "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())}})
 
 
 @_route("GET", "/groups/search.json")
@@ -1197,11 +1191,10 @@ def _change_members(
         else:
             del group["members"][user["id"]]
         sb._record_role_change(f"group_{'add' if add else 'remove'}:{group['name']}", user, req.user["username"])
-    names = [u["username"] for u in changed]
-    if add:
-        return Reply(200, {"success": "OK", "usernames": names, "emails": []})
+    # add_members also lists the e-mails it invited (none here); remove_member the names it skipped.
     skipped = missing + [u["username"] for u in users if u not in changed]
-    return Reply(200, {"success": "OK", "usernames": names, "skipped_usernames": skipped})
+    more = {"emails": []} if add else {"skipped_usernames": skipped}
+    return Reply(200, {"success": "OK", "usernames": [u["username"] for u in changed], **more})
 
 
 def _category_json(sb: DiscourseSandbox, cat: Mapping[str, Any]) -> dict[str, Any]:
@@ -1252,8 +1245,11 @@ def _parse_polls(raw: str) -> list[dict[str, Any]] | str:
             return "Poll must have at least 2 options."
         if len(set(labels)) != len(labels) or any(p["name"] == name for p in polls):
             return f"Poll {'options' if len(set(labels)) != len(labels) else 'names'} must be unique."
+        # The poll plugin names an option by an MD5 digest of its cooked HTML.
         options = [
-            {"id": _option_digest(h), "html": h, "label": label} for label in labels for h in [html.escape(label)]
+            {"id": hashlib.md5(json.dumps([h]).encode("utf-8")).hexdigest(), "html": h, "label": label}  # noqa: S324
+            for label in labels
+            for h in [html.escape(label)]
         ]
         polls.append(
             {
@@ -1274,10 +1270,6 @@ def _parse_polls(raw: str) -> list[dict[str, Any]] | str:
 def _cook(raw: str) -> str:
     text = re.sub(r"<!--.*?-->", "", _POLL_RE.sub("", raw), flags=re.DOTALL).strip()
     return "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n") if p.strip())
-
-
-def _create_post_error(message: str) -> Reply:
-    return Reply(422, {"action": "create_post", "errors": [message]})
 
 
 def _recipient(sb: DiscourseSandbox, name: str) -> tuple[str, int] | None:
@@ -1420,9 +1412,9 @@ def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply
     raw = str(fields.get("raw") or "")
     minimum = sb.settings.min_first_post_length if post["post_number"] == 1 else sb.settings.min_post_length
     if len(raw.strip()) < minimum:
-        return _create_post_error(f"Body is too short (minimum is {minimum} characters)")
+        return Reply(422, {"action": "create_post", "errors": [f"Body is too short (minimum is {minimum} characters)"]})
     if isinstance(polls := _parse_polls(raw), str):
-        return _create_post_error(polls)
+        return Reply(422, {"action": "create_post", "errors": [polls]})
     post.update(
         raw=raw,
         cooked=_cook(raw),
@@ -1660,8 +1652,10 @@ def _poster(sb: DiscourseSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
     return {**sb._basic_user(user), "name": user["name"] or ""}
 
 
-def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
-    """``template`` (a shape) filled with what the sandbox knows of ``topic``."""
+def _topic_fields(
+    sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapping[str, Any], **more: Any
+) -> dict[str, Any]:
+    """``template`` (a shape) filled with what the sandbox knows of ``topic``, and ``more``."""
     last = sb.posts[topic["posts"][-1]] if topic["posts"] else None
     values = dict(
         id=topic["id"],
@@ -1689,7 +1683,7 @@ def _topic_fields(sb: DiscourseSandbox, topic: Mapping[str, Any], template: Mapp
             }
         ],
     )
-    return shaped(template, **{k: v for k, v in values.items() if k in template})
+    return shaped(template, **{k: v for k, v in values.items() if k in template} | more)
 
 
 def _readable_topic(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
@@ -1722,19 +1716,26 @@ def _topic_posts(sb: DiscourseSandbox, req: Call, topic: dict[str, Any]) -> Repl
 def _topic_view(sb: DiscourseSandbox, req: Call, topic: dict[str, Any]) -> Reply:
     # TopicsController#show (TopicViewSerializer); the slug is not checked (Discourse redirects a
     # wrong one to the right one, the id decides).
-    out = _topic_fields(sb, topic, _shapes.TOPIC_VIEW)
     posts = [sb._post_fields(sb.posts[pid], _shapes.TOPIC_POST, req.user) for pid in topic["posts"]]
-    author, last = sb.users[topic["user_id"]], sb.users[sb.posts[topic["posts"][-1]]["user_id"]]
-    out.update(
-        post_stream={"posts": posts, "stream": list(topic["posts"])},
-        chunk_size=20,
-        participant_count=len({sb.posts[pid]["user_id"] for pid in topic["posts"]}),
-        word_count=sum(len(sb.posts[pid]["raw"].split()) for pid in topic["posts"]),
+    details = shaped(
+        _shapes.TOPIC_VIEW["details"],
+        created_by=_poster(sb, sb.users[topic["user_id"]]),
+        last_poster=_poster(sb, sb.users[sb.posts[topic["posts"][-1]]["user_id"]]),
+        can_create_post=not req.user.get("anonymous"),
     )
-    out["details"].update(
-        created_by=_poster(sb, author), last_poster=_poster(sb, last), can_create_post=not req.user.get("anonymous")
+    return Reply(
+        200,
+        _topic_fields(
+            sb,
+            topic,
+            _shapes.TOPIC_VIEW,
+            post_stream={"posts": posts, "stream": list(topic["posts"])},
+            chunk_size=20,
+            participant_count=len({sb.posts[pid]["user_id"] for pid in topic["posts"]}),
+            word_count=sum(len(sb.posts[pid]["raw"].split()) for pid in topic["posts"]),
+            details=details,
+        ),
     )
-    return Reply(200, out)
 
 
 def _readable_category(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
@@ -1825,8 +1826,10 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
     page = max(1, _int_param(data.get("page", "1")) or 1)
     option_ids = [data["option_id"]] if data.get("option_id") else [o["id"] for o in poll["options"]]
-    voted = {o: sorted(uid for uid, opts in poll["votes"].items() if o in opts) for o in option_ids}
-    chunks = {o: ids[(page - 1) * limit : page * limit] for o, ids in voted.items()}
+    chunks = {
+        o: sorted(uid for uid, opts in poll["votes"].items() if o in opts)[(page - 1) * limit : page * limit]
+        for o in option_ids
+    }
     return Reply(
         200, {"voters": {o: [{**sb._basic_user(sb.users[i]), "title": None} for i in ids] for o, ids in chunks.items()}}
     )
