@@ -182,22 +182,6 @@ def _unknown(what: str, code: int) -> Reply:
     return _error(404, code, f"Unknown {what}")
 
 
-def _read_multipart(req: Call) -> Reply | None:
-    """Turn a multipart body (Discord's "Uploading Files": ``payload_json`` + ``files[n]``) into
-    its ``payload_json`` as the request's JSON body, and its files."""
-    parts = multipart(req.headers["content-type"], req.body)
-    if parts is None:
-        return _form_error(body="Invalid multipart/form-data body")
-    req.body = next((data for name, _, _, data in parts if name == "payload_json"), b"")
-    req.files += [
-        {"field": name, "filename": filename, "size": len(data), "content_type": ctype}
-        for name, filename, ctype, data in parts
-        if name != "payload_json" and filename
-    ]
-    req.headers["content-type"] = "application/json"
-    return None
-
-
 def _unreadable(req: Call, route: Any) -> Reply | None:
     """Discord's 400 for a request it cannot read: a path id that is not a snowflake (it never
     reaches the lookup that would answer 10013 & co.), an ``X-Audit-Log-Reason`` over 512
@@ -207,12 +191,17 @@ def _unreadable(req: Call, route: Any) -> Reply | None:
             return _form_error("NUMBER_TYPE_COERCE", **{name: f'Value "{value}" is not snowflake.'})
     if len(unquote(req.headers.get("x-audit-log-reason", ""))) > AUDIT_REASON_MAX:
         return _form_error("BASE_TYPE_MAX_LENGTH", audit_log_reason=f"Must be {AUDIT_REASON_MAX} or fewer in length.")
-    if (
-        route.multipart
-        and req.headers.get("content-type", "").startswith("multipart/form-data")
-        and (invalid := _read_multipart(req)) is not None
-    ):
-        return invalid
+    if route.multipart and req.headers.get("content-type", "").startswith("multipart/form-data"):
+        # Discord's "Uploading Files": the ``payload_json`` part is the JSON body, then the files.
+        if (parts := multipart(req.headers["content-type"], req.body)) is None:
+            return _form_error(body="Invalid multipart/form-data body")
+        req.body = next((data for name, _, _, data in parts if name == "payload_json"), b"")
+        req.files += [
+            {"field": name, "filename": filename, "size": len(data), "content_type": ctype}
+            for name, filename, ctype, data in parts
+            if name != "payload_json" and filename
+        ]
+        req.headers["content-type"] = "application/json"
     try:
         body = req.json()
     except (ValueError, UnicodeDecodeError):
@@ -497,8 +486,15 @@ class DiscordSandbox(Sandbox):
     def _add_member(self, uid: str, roles: list[str], **fields: Any) -> None:
         """A member and its user: ``fields`` are ``username``, ``joined_at`` and any of the
         defaults' keys."""
-        defaults = {"global_name": None, "nick": None, "bot": False, "accepts_dms": True}
-        self.members[uid] = {**defaults, **fields, "id": uid, "roles": list(roles)}
+        self.members[uid] = {
+            "global_name": None,
+            "nick": None,
+            "bot": False,
+            "accepts_dms": True,
+            **fields,
+            "id": uid,
+            "roles": list(roles),
+        }
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
         return next((u for u in self.members.values() if u["username"] == username.lower()), None)
@@ -549,10 +545,8 @@ class DiscordSandbox(Sandbox):
             "CHARTERFLOW_DISCORD_GUILD_ID": self.seed.guild_id,
             "CHARTERFLOW_DISCORD_GLOBAL_RATE_LIMIT": str(self.settings.global_limit),
             "CHARTERFLOW_DISCORD_GLOBAL_RATE_WINDOW": f"{self.settings.global_window * self.time_scale:g}",
-        }
-        # The roles and the WG channel of the seed that the settings name, where it has them.
-        env.update(
-            {
+            # The roles and the WG channel of the seed that the settings name, where it has them.
+            **{
                 f"CHARTERFLOW_DISCORD_{setting}_ID": rid
                 for setting, rid in (
                     ("WG_MEMBER_ROLE", self._role_id("wg-member")),
@@ -561,8 +555,8 @@ class DiscordSandbox(Sandbox):
                     ("WG_CHANNEL", next((c for c, v in self.channels.items() if v["name"] == "wg-private"), None)),
                 )
                 if rid is not None
-            }
-        )
+            },
+        }
         return {
             "connector": "discord",
             "base_url": base_url,
@@ -586,10 +580,15 @@ class DiscordSandbox(Sandbox):
         sandbox delivers interactions to (``handle_interaction``)."""
         extra = {k: options.pop(k) for k in ("transport", "clock", "rng", "retry", "vote_store", "now") if k in options}
         values: dict[str, Any] = {
-            key.removeprefix("CHARTERFLOW_DISCORD_").lower(): value
-            for key, value in self.client_info(base_url)["env"].items()
+            **{
+                key.removeprefix("CHARTERFLOW_DISCORD_").lower(): v
+                for key, v in self.client_info(base_url)["env"].items()
+            },
+            "timeout": 10.0,
+            "max_retries": 4,
+            "search_index_max_wait": 10.0 * self.time_scale,
+            **options,
         }
-        values.update({"timeout": 10.0, "max_retries": 4, "search_index_max_wait": 10.0 * self.time_scale}, **options)
         connector = DiscordConnector(settings=DiscordSettings(_env_file=None, **values), **extra)
         if self.interactions_url is None:
             self.set_interaction_sink(lambda headers, body: connector.handle_interaction(headers=headers, body=body))
@@ -1018,7 +1017,20 @@ class DiscordSandbox(Sandbox):
     @control("interactions")
     async def _interactions_control(self, call: Call, data: dict[str, Any]) -> Reply:
         with self._lock:
-            built = self._build_interaction(data)
+            if isinstance(user := self._person(data.get("user", "")), Reply):
+                return user
+            build = {
+                "command": self._command_interaction,
+                "component": self._component_interaction,
+                "message_command": lambda u, d: self._command_interaction(u, d, menu=True),
+                "modal_submit": lambda u, d: self._interaction_payload(
+                    "modal_submit", u, {"custom_id": d.get("custom_id", ""), "fields": d.get("fields") or {}}
+                ),
+                "ping": lambda u, d: self._interaction_payload("ping", u, {}),
+            }.get(str(data.get("type")))
+            if build is None:
+                return _error(400, 50035, "type is command, message_command, component, modal_submit or ping")
+            built = build(user, data)
         return built if isinstance(built, Reply) else Reply(200, await self._deliver(built))
 
     @control("audit_log")
@@ -1093,22 +1105,6 @@ class DiscordSandbox(Sandbox):
             self.roles[rid]["permissions"] = permissions
             return Reply(200, self._role_json(self.roles[rid]))
 
-    def _build_interaction(self, data: Mapping[str, Any]) -> dict[str, Any] | Reply:
-        if isinstance(user := self._person(data.get("user", "")), Reply):
-            return user
-        build = {
-            "command": self._command_interaction,
-            "component": self._component_interaction,
-            "message_command": lambda u, d: self._command_interaction(u, d, menu=True),
-            "modal_submit": lambda u, d: self._interaction_payload(
-                "modal_submit", u, {"custom_id": d.get("custom_id", ""), "fields": d.get("fields") or {}}
-            ),
-            "ping": lambda u, d: self._interaction_payload("ping", u, {}),
-        }.get(str(data.get("type")))
-        if build is None:
-            return _error(400, 50035, "type is command, message_command, component, modal_submit or ping")
-        return build(user, data)
-
     def _command_interaction(
         self, user: Mapping[str, Any], data: Mapping[str, Any], *, menu: bool = False
     ) -> dict[str, Any] | Reply:
@@ -1117,8 +1113,9 @@ class DiscordSandbox(Sandbox):
         name, message = str(data.get("name", "")), self.messages.get(str(data.get("message_id")))
         registered = {c["name"]: c.get("type", 1) for cmds in self.commands.values() for c in cmds}
         if registered and registered.get(name, 0) not in ((3,) if menu else (1, 2, 3)):
-            kind = "message" if menu else "application"
-            return _error(400, 10063, f"Unknown {kind} command {name!r} (not registered)")
+            return _error(
+                400, 10063, f"Unknown {'message' if menu else 'application'} command {name!r} (not registered)"
+            )
         if not menu:
             return self._interaction_payload(
                 name, user, {"options": data.get("options") or {}, "channel_id": data.get("channel_id")}
@@ -1179,17 +1176,6 @@ class DiscordSandbox(Sandbox):
         """The guild's and the application's owner: the first seeded person (an application
         belongs to a human account, not to its bot)."""
         return next((uid for uid, u in self.members.items() if not u["bot"]), self.bot_id)
-
-    def _guild_json(self) -> dict[str, Any]:
-        roles = sorted(self.roles.values(), key=lambda r: r["position"])
-        return shaped(
-            _shapes.GUILD,
-            id=self.seed.guild_id,
-            name=self.seed.guild_name,
-            owner_id=self._owner_id,
-            roles=[self._role_json(r) for r in roles],
-            approximate_member_count=len(self.members),
-        )
 
     def _channel_json(self, channel: Mapping[str, Any]) -> dict[str, Any]:
         """A guild channel, a thread (with its parent) or a DM (with its recipient)."""
@@ -1300,30 +1286,6 @@ class DiscordSandbox(Sandbox):
             msg["components"] = _rows(data.get("components"))
         msg["edited"] = datetime.now(UTC).isoformat()
 
-    def _record_role_change(self, action: str, uid: str, rid: str, reason: str | None) -> None:
-        self.role_changes.append(
-            {
-                "at": datetime.now(UTC).isoformat(),
-                "action": action,
-                "user_id": uid,
-                "username": self.members[uid]["username"],
-                "role": self.roles[rid]["name"],
-                "reason": reason,
-            }
-        )
-        self.audit(
-            25,
-            user_id=self.bot_id,
-            target_id=uid,
-            reason=reason,
-            changes=[
-                {
-                    "key": "$add" if action == "grant" else "$remove",
-                    "new_value": [{"id": rid, "name": self.roles[rid]["name"]}],
-                }
-            ],
-        )
-
     def audit(
         self,
         action_type: int,
@@ -1417,7 +1379,18 @@ def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
     reason = unquote(req.headers["x-audit-log-reason"]) if "x-audit-log-reason" in req.headers else None
     if grant != (rid in roles):
         roles.append(rid) if grant else roles.remove(rid)
-        sb._record_role_change("grant" if grant else "revoke", uid, rid, reason)
+        sb.role_changes.append(
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "action": "grant" if grant else "revoke",
+                "user_id": uid,
+                "username": sb.members[uid]["username"],
+                "role": role["name"],
+                "reason": reason,
+            }
+        )
+        change = [{"key": "$add" if grant else "$remove", "new_value": [{"id": rid, "name": role["name"]}]}]
+        sb.audit(25, user_id=sb.bot_id, target_id=uid, reason=reason, changes=change)
     sb._member_cache.pop(uid, None)
     return Reply(204)
 
@@ -1448,14 +1421,13 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     ]
     rows.sort(key=lambda m: int(m["id"]), reverse=req.arg("sort_order", "desc") != "asc")
     # A message of the past (the seed's history) has no text: only its author, channel and time.
-    out = [
-        [{**sb._message_json(sb.messages.get(row["id"]) or _past_message(row)), "hit": True}]
-        for row in rows[: bounds["limit"]]
-    ]
     return Reply(
         200,
         {
-            "messages": out,
+            "messages": [
+                [{**sb._message_json(sb.messages.get(row["id"]) or _past_message(row)), "hit": True}]
+                for row in rows[: bounds["limit"]]
+            ],
             "doing_deep_historical_index": False,
             "total_results": len(rows),
             "threads": [],
@@ -1465,15 +1437,7 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
 
 
 def _past_message(row: Mapping[str, Any]) -> dict[str, Any]:
-    ms = (int(row["id"]) >> 22) + DISCORD_EPOCH_MS
-    return {
-        **row,
-        "content": "…",
-        "components": [],
-        "flags": 0,
-        "edited": None,
-        "timestamp": _iso(datetime.fromtimestamp(ms / 1000, UTC)),
-    }
+    return {**row, "content": "…", "components": [], "flags": 0, "edited": None, "timestamp": _iso(time_of(row["id"]))}
 
 
 def _find_channel(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
@@ -1543,7 +1507,19 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
         lambda sb, msg: sb._message_json(msg),
     ),
     # What a bot's library fetches by id (discord.py's fetch_guild, fetch_channel, fetch_user).
-    ("/guilds/{guild_id}", "channels", None, lambda sb: sb._guild_json()),
+    (
+        "/guilds/{guild_id}",
+        "channels",
+        None,
+        lambda sb: shaped(
+            _shapes.GUILD,
+            id=sb.seed.guild_id,
+            name=sb.seed.guild_name,
+            owner_id=sb._owner_id,
+            roles=[sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])],
+            approximate_member_count=len(sb.members),
+        ),
+    ),
     ("/channels/{channel_id}", "channels", _find_channel, lambda sb, channel: sb._channel_json(channel)),
     ("/users/{user_id}", "member.get", _find_member, lambda sb, uid: sb._user_json(uid)),
     # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
@@ -1639,7 +1615,20 @@ def _create_dm(sb: DiscordSandbox, req: Call) -> Reply:
     return Reply(200, sb._channel_json(sb.channels[cid]))
 
 
-def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any], **fields: Any) -> Reply:
+@_route("POST", "/channels/{channel_id}/messages/{message_id}/threads", bucket="threads", find=_find_message)
+@_route("POST", "/channels/{channel_id}/threads", bucket="threads", find=_find_channel)
+def _create_thread(sb: DiscordSandbox, req: Call, found: dict[str, Any]) -> Reply:
+    """A thread from a message (``found`` is the message) or a thread of its own in a channel."""
+    msg = found if "message_id" in req.params else None
+    if msg is None and found["type"] not in (0, 5):
+        return _unknown("Channel", 10003)
+    if (bad := _refused(_Thread, data := req.json() or {})) is not None:
+        return bad
+    if msg is not None:
+        if msg.get("thread_id"):
+            return _error(400, 160004, "A thread has already been created for this message")
+        msg["thread_id"] = msg["id"]  # a thread started from a message has the message's id
+    tid = msg["id"] if msg is not None else sb._id()
     sb.channels[tid] = {
         "id": tid,
         "name": data["name"],
@@ -1649,29 +1638,9 @@ def _new_thread(sb: DiscordSandbox, req: Call, tid: str, data: Mapping[str, Any]
         "thread": True,
         "members": [sb.bot_id],
         "auto_archive_duration": data.get("auto_archive_duration", 10080),
-        **fields,
+        **({"type": 11} if msg else {"type": data.get("type", 12), "invitable": bool(data.get("invitable", True))}),
     }
     return Reply(201, sb._channel_json(sb.channels[tid]))
-
-
-@_route("POST", "/channels/{channel_id}/messages/{message_id}/threads", bucket="threads", find=_find_message)
-def _thread_from_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
-    if (bad := _refused(_Thread, data := req.json() or {})) is not None:
-        return bad
-    if msg.get("thread_id"):
-        return _error(400, 160004, "A thread has already been created for this message")
-    msg["thread_id"] = msg["id"]  # a thread started from a message has the message's id
-    return _new_thread(sb, req, msg["id"], data, type=11)
-
-
-@_route("POST", "/channels/{channel_id}/threads", bucket="threads", find=_find_channel)
-def _create_thread(sb: DiscordSandbox, req: Call, parent: dict[str, Any]) -> Reply:
-    if parent["type"] not in (0, 5):
-        return _unknown("Channel", 10003)
-    if (bad := _refused(_Thread, data := req.json() or {})) is not None:
-        return bad
-    ttype, invitable = data.get("type", 12), bool(data.get("invitable", True))
-    return _new_thread(sb, req, sb._id(), data, type=ttype, invitable=invitable)
 
 
 @_route("PUT", "/channels/{channel_id}/thread-members/@me", bucket="thread.members", find=_find_channel)

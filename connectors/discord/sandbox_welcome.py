@@ -58,13 +58,7 @@ def _bot_lacks(sb: Any, needed: int) -> Reply | None:
     held = 0
     for rid in [sb.seed.guild_id, *sb.members[sb.bot_id]["roles"]]:
         held |= int(sb.roles[rid]["permissions"])
-    if held & ADMINISTRATOR or held & needed == needed:
-        return None
-    return _error(403, 50013, "Missing Permissions")
-
-
-ChannelIds = Annotated[list[str | int], Field(max_length=50), _known("channels")]
-RoleIds = Annotated[list[str | int], Field(max_length=50), _known("roles")]
+    return None if held & ADMINISTRATOR or held & needed == needed else _error(403, 50013, "Missing Permissions")
 
 
 class _WelcomeChannel(BaseModel):
@@ -87,8 +81,8 @@ class _Option(BaseModel):
     emoji_id: Any = None
     emoji_name: Any = None
     emoji_animated: Any = None
-    channel_ids: ChannelIds | None = None
-    role_ids: RoleIds | None = None
+    channel_ids: Annotated[list[str | int], Field(max_length=50), _known("channels")] | None = None
+    role_ids: Annotated[list[str | int], Field(max_length=50), _known("roles")] | None = None
 
     def shown(self, new_id: Callable[[], str]) -> dict[str, Any]:
         return {
@@ -136,8 +130,9 @@ def _patch_welcome(sb: Any, req: Call) -> Reply:
     if body is None:
         return _form_error(**errors)
     # A description sent as null clears it; the other fields sent as null change nothing.
-    sent = body.model_dump(exclude_unset=True)
-    sb.screens["welcome"].update({k: v for k, v in sent.items() if v is not None or k == "description"})
+    sb.screens["welcome"].update(
+        {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k == "description"}
+    )
     return _get_welcome(sb, req)
 
 
