@@ -249,7 +249,12 @@ _METHODS: dict[str, Callable[[SlackSandbox, _Args], Reply]] = {}  # Web API meth
 
 def _method(name: str, find: Callable[..., Any] | None = None) -> Callable[[Callable[..., Reply]], Any]:
     """Register a Web API method; ``find``: the lookup its arguments name (``after_find``)."""
-    return lambda fn: _METHODS.setdefault(name, after_find(fn, find) if find else fn)
+
+    def register(fn: Callable[..., Reply]) -> Callable[..., Reply]:
+        _METHODS[name] = after_find(fn, find) if find else fn
+        return fn  # undecorated: one handler can serve several methods
+
+    return register
 
 
 class SlackSandbox(EventsApi):
@@ -784,11 +789,15 @@ def _replies(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     )
 
 
-@_method("users.lookupByEmail")
-def _lookup(sb: SlackSandbox, args: _Args) -> Reply:
+def _by_email(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
     email = str(args.get("email") or "").strip().lower()
-    if (user := next((u for u in sb.users.values() if u.get("email") and u["email"].lower() == email), None)) is None:
-        return _fail("users_not_found")
+    found = (u for u in sb.users.values() if u.get("email") and u["email"].lower() == email)
+    return next(found, _fail("users_not_found"))
+
+
+@_method("users.info", find=lambda sb, args: sb.users.get(str(args.get("user") or "")) or _fail("user_not_found"))
+@_method("users.lookupByEmail", find=_by_email)
+def _user_answer(sb: SlackSandbox, args: _Args, user: dict[str, Any]) -> Reply:
     return _ok(user=_user(sb, user))
 
 
@@ -842,8 +851,6 @@ def _conversation_list(sb: SlackSandbox, args: _Args) -> Reply:
     types = {k.strip() for k in str(args.get("types") or "public_channel").split(",")}
     if not types <= {"public_channel", "private_channel", "mpim", "im"}:
         return _fail("invalid_types")
-    if failed := _bad_page(args):
-        return failed
     found = [
         c
         for c in sorted(sb.channels.values(), key=lambda c: c["id"])
@@ -851,45 +858,30 @@ def _conversation_list(sb: SlackSandbox, args: _Args) -> Reply:
         and (kind == "public_channel" or sb.seed.bot_user_id in c["members"])
         and not (c["is_archived"] and args.flag("exclude_archived"))
     ]
-    chunk, cursor = _page(found, args)
-    return _ok(
-        channels=[_conversation_json(sb, c, num_members=True) for c in chunk], response_metadata={"next_cursor": cursor}
-    )
+    return _listing(args, found, "channels", lambda c: _conversation_json(sb, c, num_members=True))
 
 
-def _bad_page(args: _Args) -> Reply | None:
-    """Slack's refusal of a ``limit`` outside 1-1000 or a cursor it did not hand out."""
+def _listing(args: _Args, items: list[Any], key: str, show: Callable[[Any], Any], **fields: Any) -> Reply:
+    """A page of ``items`` (shown by ``show``) as ``key``, after Slack's refusal of a ``limit``
+    outside 1-1000 or a cursor it did not hand out (conversations.list/members, users.list)."""
     limit = str(args.get("limit") or "100")
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         return _fail("invalid_limit")
     if (cursor := str(args.get("cursor") or "")) and not cursor.isdigit():
         return _fail("invalid_cursor")
-    return None
+    chunk, next_cursor = _page(items, args)
+    return _ok(**{key: [show(item) for item in chunk]}, **fields, response_metadata={"next_cursor": next_cursor})
 
 
 @_method("conversations.members", find=_channel_by_id)
 def _conversation_members(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
-    if failed := _bad_page(args):
-        return failed
-    chunk, next_cursor = _page(sorted(conv["members"]), args)
-    return _ok(members=chunk, response_metadata={"next_cursor": next_cursor})
-
-
-@_method("users.info")
-def _user_info(sb: SlackSandbox, args: _Args) -> Reply:
-    if (user := sb.users.get(str(args.get("user") or ""))) is None:
-        return _fail("user_not_found")
-    return _ok(user=_user(sb, user))
+    return _listing(args, sorted(conv["members"]), "members", str)
 
 
 @_method("users.list")
 def _user_list(sb: SlackSandbox, args: _Args) -> Reply:
-    if failed := _bad_page(args):
-        return failed
-    chunk, cursor = _page(sorted(sb.users.values(), key=lambda u: u["id"]), args)
-    return _ok(
-        members=[_user(sb, u) for u in chunk], cache_ts=int(time.time()), response_metadata={"next_cursor": cursor}
-    )
+    users = sorted(sb.users.values(), key=lambda u: u["id"])
+    return _listing(args, users, "members", lambda u: _user(sb, u), cache_ts=int(time.time()))
 
 
 @_method("api.test")
