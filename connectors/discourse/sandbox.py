@@ -193,14 +193,6 @@ def _invalid_access(message: str = "You are not permitted to view the requested 
     return _error(403, message, "invalid_access")
 
 
-def _json_paths(req: Call) -> list[str]:
-    """The paths a request may name a JSON route by: Rails takes the format from ``.json`` or
-    from ``Accept: application/json``, and ``/users/{u}`` is the older alias of ``/u/{u}``."""
-    json_asked = not req.path.endswith(".json") and "application/json" in req.headers.get("accept", "")
-    paths = [req.path, *([req.path.rstrip("/") + ".json"] if json_asked else [])]
-    return paths + ["/u/" + p.removeprefix("/users/") for p in paths if p.startswith("/users/")]
-
-
 def _invalid_parameters(message: str) -> Reply:
     return _error(400, message, "invalid_parameters")
 
@@ -230,8 +222,10 @@ class DiscourseSandbox(Sandbox):
         webhook_secret: str | None = None,
     ) -> None:
         raw = dict(seed if seed is not None else default_seed())
-        hook = {k: v for k, v in (("url", webhook_url), ("secret", webhook_secret)) if v is not None}
-        raw["webhook"] = {**dict(raw.get("webhook") or {}), **hook}
+        raw["webhook"] = {
+            **dict(raw.get("webhook") or {}),
+            **{k: v for k, v in (("url", webhook_url), ("secret", webhook_secret)) if v is not None},
+        }
         self.seed = load_seed(SandboxSeed, raw, settings)
         self._setup()
         self._webhook_wake = threading.Event()
@@ -460,7 +454,12 @@ class DiscourseSandbox(Sandbox):
         if req.method in (self.faults.get("methods") or [req.method]) and (status := self.injected_status(503)):
             self.count(f"{req.method} {req.path}", status)
             return Reply(status, text=f"sandbox: injected HTTP {status}\n")
-        route, params = _route.match(req.method, *_json_paths(req))
+        # The paths a request may name a JSON route by: Rails takes the format from ``.json`` or
+        # from ``Accept: application/json``, and ``/users/{u}`` is the older alias of ``/u/{u}``.
+        json_asked = not req.path.endswith(".json") and "application/json" in req.headers.get("accept", "")
+        paths = [req.path, *([req.path.rstrip("/") + ".json"] if json_asked else [])]
+        aliases = ["/u/" + p.removeprefix("/users/") for p in paths if p.startswith("/users/")]
+        route, params = _route.match(req.method, *paths, *aliases)
         response = self._handle_locked(req, route, params)
         self.count(f"{req.method} {route.template if route else req.path}", response.status)
         return response
@@ -540,8 +539,7 @@ class DiscourseSandbox(Sandbox):
         with self._lock:
             for token, pending in list(self.pending_admin.items()):
                 if str(pending["user_id"]) == str(data.get("user_id")) or token == data.get("token"):
-                    del self.pending_admin[token]
-                    target = self.users[pending["user_id"]]
+                    target = self.users[self.pending_admin.pop(token)["user_id"]]
                     target["admin"] = True
                     self._record_role_change("grant_admin", target, pending["requested_by"], "confirmed")
                     return Reply(200, {"success": "OK", "user_id": target["id"]})
@@ -684,19 +682,6 @@ class DiscourseSandbox(Sandbox):
             group_users=[{"group_id": g["id"], "user_id": user["id"], "notification_level": 3} for g in groups],
             system_avatar_template=self._avatar(user),
             user_option=shaped(_shapes.USER_SHOW["user_option"], user_id=user["id"]),
-        )
-
-    def _group_member(self, user: Mapping[str, Any], added_at: str) -> dict[str, Any]:
-        fallback = _iso(user["created_at"]) or added_at
-        return shaped(
-            _shapes.GROUP_MEMBER,
-            id=user["id"],
-            username=user["username"],
-            name=user["name"],
-            avatar_template=self._avatar(user),
-            last_posted_at=_iso(user["last_posted_at"]) or fallback,
-            last_seen_at=_iso(user["last_seen_at"]) or fallback,
-            added_at=added_at,
         )
 
     def _post_fields(
@@ -870,27 +855,6 @@ class DiscourseSandbox(Sandbox):
         self._webhook_closed = True
         self._webhook_wake.set()
 
-    def _topic_payload(self, topic: Mapping[str, Any]) -> dict[str, Any]:
-        author = self.users[topic["user_id"]]
-        return {
-            "topic": {
-                "id": topic["id"],
-                "title": topic["title"],
-                "fancy_title": html.escape(topic["title"]),
-                "slug": topic["slug"],
-                "posts_count": len(topic["posts"]),
-                "created_at": topic["created_at"],
-                "archetype": topic["archetype"],
-                "category_id": topic["category_id"],
-                "user_id": author["id"],
-                "external_id": topic["external_id"],
-                "closed": False,
-                "archived": False,
-                "visible": True,
-                "created_by": self._basic_user(author),
-            }
-        }
-
     def _post_payload(self, post: Mapping[str, Any]) -> dict[str, Any]:
         author, topic = self.users[post["user_id"]], self.topics[post["topic_id"]]
         return {
@@ -1057,8 +1021,11 @@ def _set_role(sb: DiscourseSandbox, req: Call, target: dict[str, Any], role: str
     if target[role] == grant or (role == "admin" and (target["id"] == req.user["id"] or target["id"] < 0)):
         return _invalid_access()
     target[role] = grant
-    action = f"{'grant' if grant else 'revoke'}_{'moderation' if role == 'moderator' else 'admin'}"
-    sb._record_role_change(action, target, req.user["username"])
+    sb._record_role_change(
+        f"{'grant' if grant else 'revoke'}_{'moderation' if role == 'moderator' else 'admin'}",
+        target,
+        req.user["username"],
+    )
     return Reply(200, sb._admin_user(target, req.user))
 
 
@@ -1147,11 +1114,26 @@ def _group_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Re
         return _invalid_parameters("limit and offset must be non-negative integers")
     if limit > 1000:
         return _invalid_parameters("limit must be at most 1000")
-    members = sorted(group["members"].items(), key=lambda kv: sb.users[kv[0]]["username"])
+    members = sorted(
+        ((sb.users[uid], added) for uid, added in group["members"].items()), key=lambda m: m[0]["username"]
+    )
     return Reply(
         200,
         {
-            "members": [sb._group_member(sb.users[uid], added) for uid, added in members[offset : offset + limit]],
+            # Never posted or seen: the account's creation stands in (else the day it joined).
+            "members": [
+                shaped(
+                    _shapes.GROUP_MEMBER,
+                    id=user["id"],
+                    username=user["username"],
+                    name=user["name"],
+                    avatar_template=sb._avatar(user),
+                    last_posted_at=_iso(user["last_posted_at"]) or _iso(user["created_at"]) or added,
+                    last_seen_at=_iso(user["last_seen_at"]) or _iso(user["created_at"]) or added,
+                    added_at=added,
+                )
+                for user, added in members[offset : offset + limit]
+            ],
             "owners": [],
             "meta": {"total": len(members), "limit": limit, "offset": offset},
         },
@@ -1215,18 +1197,17 @@ def _category_json(sb: DiscourseSandbox, cat: Mapping[str, Any]) -> dict[str, An
 @_route("GET", "/categories.json")
 def _categories(sb: DiscourseSandbox, req: Call) -> Reply:
     anonymous = bool(req.user.get("anonymous"))
-    cats = [
-        _category_json(sb, cat)
-        for cat in sorted(sb.categories.values(), key=lambda c: c["id"])
-        if not (anonymous and cat["read_restricted"])  # a visitor sees only the public categories
-    ]
     return Reply(
         200,
         {
             "category_list": {
                 "can_create_category": not anonymous,
                 "can_create_topic": not anonymous,
-                "categories": cats,
+                "categories": [
+                    _category_json(sb, cat)
+                    for cat in sorted(sb.categories.values(), key=lambda c: c["id"])
+                    if not (anonymous and cat["read_restricted"])  # a visitor sees only the public categories
+                ],
             }
         },
     )
@@ -1245,12 +1226,6 @@ def _parse_polls(raw: str) -> list[dict[str, Any]] | str:
             return "Poll must have at least 2 options."
         if len(set(labels)) != len(labels) or any(p["name"] == name for p in polls):
             return f"Poll {'options' if len(set(labels)) != len(labels) else 'names'} must be unique."
-        # The poll plugin names an option by an MD5 digest of its cooked HTML.
-        options = [
-            {"id": hashlib.md5(json.dumps([h]).encode("utf-8")).hexdigest(), "html": h, "label": label}  # noqa: S324
-            for label in labels
-            for h in [html.escape(label)]
-        ]
         polls.append(
             {
                 "name": name,
@@ -1260,7 +1235,12 @@ def _parse_polls(raw: str) -> list[dict[str, Any]] | str:
                 "results": attrs.get("results", "always"),
                 "groups": attrs.get("groups") or None,
                 "close": attrs.get("close") or None,
-                "options": options,
+                # The poll plugin names an option by an MD5 digest of its cooked HTML.
+                "options": [
+                    {"id": hashlib.md5(json.dumps([h]).encode("utf-8")).hexdigest(), "html": h, "label": label}  # noqa: S324 - not security
+                    for label in labels
+                    for h in [html.escape(label)]
+                ],
                 "votes": {},
             }
         )
@@ -1285,8 +1265,8 @@ def _recipients(sb: DiscourseSandbox, data: Mapping[str, Any]) -> tuple[list[str
         if n.strip()
     ]
     found = [(name, _recipient(sb, name)) for name in names]
-    errors = [] if names else ["You must choose a valid user."]
-    errors += [f"Sorry, there is no user or group called {name}." for name, ref in found if ref is None]
+    unknown = [f"Sorry, there is no user or group called {name}." for name, ref in found if ref is None]
+    errors = unknown if names else ["You must choose a valid user."]
     return errors, [ref for _, ref in found if ref is not None]
 
 
@@ -1371,10 +1351,25 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
     }
     sb._next_post += 1
     topic["posts"].append(post["id"])
-    acting["post_count"] += 1
-    acting["last_posted_at"] = now
+    acting.update(post_count=acting["post_count"] + 1, last_posted_at=now)
     if new_topic:
-        sb._emit("topic_created", sb._topic_payload(topic))
+        topic_json = {
+            "id": topic["id"],
+            "title": topic["title"],
+            "fancy_title": html.escape(topic["title"]),
+            "slug": topic["slug"],
+            "posts_count": len(topic["posts"]),
+            "created_at": topic["created_at"],
+            "archetype": topic["archetype"],
+            "category_id": topic["category_id"],
+            "user_id": acting["id"],
+            "external_id": topic["external_id"],
+            "closed": False,
+            "archived": False,
+            "visible": True,
+            "created_by": sb._basic_user(acting),
+        }
+        sb._emit("topic_created", {"topic": topic_json})
     sb._emit("post_created", sb._post_payload(post))
     return Reply(200, sb._post_fields(post, _shapes.POST_CREATED, acting))
 
@@ -1424,17 +1419,22 @@ def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply
     )
     sb._emit("post_edited", sb._post_payload(post))
     shown = _post_show(sb, post, acting)
-    out = {key: shown.get(key) for key in _POST_UPDATED_KEYS} | dict(
-        version=post["version"],
-        edit_reason=post.get("edit_reason"),
-        wiki=False,
-        hidden=False,
-        user_deleted=False,
-        draft_sequence=0,
-        reviewable_score_count=0,
-        reviewable_score_pending_count=0,
+    return Reply(
+        200,
+        {
+            "post": {key: shown.get(key) for key in _POST_UPDATED_KEYS}
+            | dict(
+                version=post["version"],
+                edit_reason=post.get("edit_reason"),
+                wiki=False,
+                hidden=False,
+                user_deleted=False,
+                draft_sequence=0,
+                reviewable_score_count=0,
+                reviewable_score_pending_count=0,
+            )
+        },
     )
-    return Reply(200, {"post": out})
 
 
 @_route("DELETE", "/posts/{id}.json", find=_writable_post)
@@ -1532,9 +1532,10 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
         uid, filename = len(sb.uploads) + 1, str(file["filename"] or "upload")
         ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
         # A PNG's IHDR chunk: the width and height, big-endian, at bytes 16-24.
-        png = content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) >= 24
         width, height = (
-            (int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big")) if png else (0, 0)
+            (int.from_bytes(content[16:20], "big"), int.from_bytes(content[20:24], "big"))
+            if content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) >= 24
+            else (0, 0)
         )
         short = _base62(int(sha1, 16))
         found = sb.uploads[uid] = {
@@ -1583,18 +1584,15 @@ def _member_of(sb: DiscourseSandbox, user: Mapping[str, Any], groups: Iterable[s
     return any(g["name"].lower() in names and user["id"] in g["members"] for g in sb.groups.values())
 
 
-def _poll_closed(poll: Mapping[str, Any]) -> bool:
-    # Poll#is_closed?: closed by hand or past its close time.
-    close = _parse_ts(poll["close"]) if poll["close"] else None
-    return poll["status"] == "closed" or (close is not None and close <= datetime.now(UTC))
-
-
 def _can_see_results(poll: Mapping[str, Any], post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:
     """``Poll#can_see_results?`` (plugins/poll/app/models/poll.rb)."""
     if poll["results"] == "staff_only":
         return bool(user["admin"] or user["moderator"])
     voted = user["id"] == post["user_id"] or user["id"] in poll["votes"]
-    return poll["results"] == "always" or (poll["results"] == "on_vote" and voted) or _poll_closed(poll)
+    # Poll#is_closed?: closed by hand or past its close time.
+    close = _parse_ts(poll["close"]) if poll["close"] else None
+    closed = poll["status"] == "closed" or (close is not None and close <= datetime.now(UTC))
+    return poll["results"] == "always" or (poll["results"] == "on_vote" and voted) or closed
 
 
 def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
@@ -1642,10 +1640,15 @@ def _latest_posts(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.user) for p in posts]})
 
 
-@_route("GET", "/t/external_id/{external_id}.json")
-def _topic_by_external_id(sb: DiscourseSandbox, req: Call) -> Reply:
-    topic = next((t for t in sb.topics.values() if t["external_id"] == req.params["external_id"]), None)
-    return _not_found() if topic is None else Reply(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
+@_route(
+    "GET",
+    "/t/external_id/{external_id}.json",
+    find=lambda sb, req: (
+        next((t for t in sb.topics.values() if t["external_id"] == req.params["external_id"]), None) or _not_found()
+    ),
+)
+def _topic_by_external_id(sb: DiscourseSandbox, req: Call, topic: dict[str, Any]) -> Reply:
+    return Reply(301, headers={"Location": f"/t/{topic['slug']}/{topic['id']}.json"})
 
 
 def _poster(sb: DiscourseSandbox, user: Mapping[str, Any]) -> dict[str, Any]:
@@ -1764,15 +1767,18 @@ _LIST_ONLY = ("topics_day", "topics_week", "topics_month", "topics_year", "topic
 @_route("GET", "/c/{slug}/{id}.json", find=_readable_category)
 def _topic_list(sb: DiscourseSandbox, req: Call, category: dict[str, Any] | None) -> Reply:
     """A TopicListSerializer answer: the regular topics ``req.user`` may see, last bumped first."""
-    topics = [
-        t
-        for t in sb.topics.values()
-        if t["archetype"] == "regular"
-        and t["posts"]
-        and (category is None or t["category_id"] == category["id"])
-        and _visible(sb, sb.posts[t["posts"][0]], req.user)
-    ]
-    topics.sort(key=lambda t: sb.posts[t["posts"][-1]]["id"], reverse=True)
+    topics = sorted(
+        (
+            t
+            for t in sb.topics.values()
+            if t["archetype"] == "regular"
+            and t["posts"]
+            and (category is None or t["category_id"] == category["id"])
+            and _visible(sb, sb.posts[t["posts"][0]], req.user)
+        ),
+        key=lambda t: sb.posts[t["posts"][-1]]["id"],
+        reverse=True,
+    )
     users = {t["user_id"] for t in topics} | {sb.posts[t["posts"][-1]]["user_id"] for t in topics}
     return Reply(
         200,

@@ -9,23 +9,24 @@ unknown id is a 404. Only the texts below are emulated.
 
 from __future__ import annotations
 
-from typing import Any
-
-from connectors.discourse.sandbox import _invalid_parameters, _not_found, _route
+from connectors.discourse.sandbox import DiscourseSandbox, _invalid_parameters, _not_found, _route
 from connectors.sandboxkit import Call, Reply
 
 # The default welcome PM body, shortened (Discourse ships a longer one in server.en.yml).
-WELCOME = "system_messages.welcome_user.text_body_template"
-TEXTS = {WELCOME: "Thanks for joining %{site_name}, and welcome!\n\n%{new_user_tips}"}
+TEXTS = {
+    "system_messages.welcome_user.text_body_template": (
+        "Thanks for joining %{site_name}, and welcome!\n\n%{new_user_tips}"
+    )
+}
 
 
-def _text_id(sb: Any, req: Call) -> str | Reply:
+def _text_id(sb: DiscourseSandbox, req: Call) -> str | Reply:
     return req.params["id"] if req.params["id"] in TEXTS else _not_found()
 
 
 @_route("GET", "/admin/customize/site_texts/{id}.json", access="admin", find=_text_id)
 @_route("PUT", "/admin/customize/site_texts/{id}.json", access="admin", find=_text_id)
-def _site_text(sb: Any, req: Call, text_id: str) -> Reply:
+def _site_text(sb: DiscourseSandbox, req: Call, text_id: str) -> Reply:
     texts: dict[str, str] = sb.__dict__.setdefault("site_texts", {})
     if req.method == "PUT":
         data = req.form()
