@@ -244,8 +244,11 @@ class DiscourseSandbox(Sandbox):
             self.settings = seed.settings.model_copy()
             keys = seed.api_keys or [SeedApiKey(key="sbx_" + secrets.token_hex(24), description="sandbox (all users)")]
             self.api_keys = {k.key: k for k in keys}
-            secret = "whsec_" + secrets.token_hex(16) if seed.webhook.secret is None else seed.webhook.secret
-            self.webhook = seed.webhook.model_copy(update={"secret": secret})
+            self.webhook = seed.webhook.model_copy(
+                update={
+                    "secret": "whsec_" + secrets.token_hex(16) if seed.webhook.secret is None else seed.webhook.secret
+                }
+            )
             self.users: dict[int, dict[str, Any]] = {}
             for u in seed.users:
                 uid = max([0, *self.users]) + 1 if u.id is None else u.id
@@ -792,7 +795,6 @@ class DiscourseSandbox(Sandbox):
         with self._lock:
             event_id, self._next_event = self._next_event, self._next_event + 1
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        secret = self.webhook.secret
         headers = {
             "Content-Type": "application/json",
             "Host": "127.0.0.1",
@@ -801,7 +803,7 @@ class DiscourseSandbox(Sandbox):
             "X-Discourse-Event-Id": str(event_id),
             "X-Discourse-Event-Type": "ping" if kind == "ping" else kind.split("_", 1)[0],
             "X-Discourse-Event": kind,
-            **({"X-Discourse-Event-Signature": sign_body(secret, body)} if secret else {}),
+            **({"X-Discourse-Event-Signature": sign_body(self.webhook.secret, body)} if self.webhook.secret else {}),
         }
         return headers, body
 
@@ -1374,19 +1376,6 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, sb._post_fields(post, _shapes.POST_CREATED, acting))
 
 
-# updatePost's answer: the post fields the spec lists for it (POST_SHOW has them, and a few more).
-_POST_UPDATED_KEYS = tuple(
-    (
-        "id username avatar_template created_at cooked post_number post_type posts_count updated_at reply_count "
-        "reply_to_post_number quote_count incoming_link_count reads readers_count score yours topic_id topic_slug "
-        "primary_group_name flair_name flair_url flair_bg_color flair_color version can_edit can_delete can_recover "
-        "can_wiki user_title bookmarked raw actions_summary moderator admin staff user_id draft_sequence hidden "
-        "trust_level deleted_at user_deleted edit_reason can_view_edit_history wiki reviewable_id "
-        "reviewable_score_count reviewable_score_pending_count post_url name display_username"
-    ).split()
-)
-
-
 def _writable_post(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
     """The post of the path when the caller may change it (its author or staff)."""
     post, acting = sb.posts.get(_int_param(req.params["id"]) or 0), req.user
@@ -1418,20 +1407,13 @@ def _update_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Reply
         edit_reason=fields.get("edit_reason"),
     )
     sb._emit("post_edited", sb._post_payload(post))
-    shown = _post_show(sb, post, acting)
+    # updatePost's answer: the post fields the spec lists for it (the post as shown has most of them).
+    shown = {k: v for k, v in _post_show(sb, post, acting).items() if k in _shapes.POST_UPDATED}
     return Reply(
         200,
         {
-            "post": {key: shown.get(key) for key in _POST_UPDATED_KEYS}
-            | dict(
-                version=post["version"],
-                edit_reason=post.get("edit_reason"),
-                wiki=False,
-                hidden=False,
-                user_deleted=False,
-                draft_sequence=0,
-                reviewable_score_count=0,
-                reviewable_score_pending_count=0,
+            "post": shaped(
+                _shapes.POST_UPDATED, **shown | {"version": post["version"], "edit_reason": post.get("edit_reason")}
             )
         },
     )
