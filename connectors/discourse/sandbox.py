@@ -13,7 +13,6 @@ import re
 import secrets
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -461,8 +460,9 @@ class DiscourseSandbox(Sandbox):
         # from ``Accept: application/json``, and ``/users/{u}`` is the older alias of ``/u/{u}``.
         json_asked = not req.path.endswith(".json") and "application/json" in req.headers.get("accept", "")
         paths = [req.path, *([req.path.rstrip("/") + ".json"] if json_asked else [])]
-        aliases = ["/u/" + p.removeprefix("/users/") for p in paths if p.startswith("/users/")]
-        route, params = _route.match(req.method, *paths, *aliases)
+        route, params = _route.match(
+            req.method, *paths, *["/u/" + p.removeprefix("/users/") for p in paths if p.startswith("/users/")]
+        )
         response = self._handle_locked(req, route, params)
         self.count(f"{req.method} {route.template if route else req.path}", response.status)
         return response
@@ -724,7 +724,6 @@ class DiscourseSandbox(Sandbox):
         """A poll as ``user`` reads it (``PollSerializer``): ``public`` only on a public poll, each
         option's count only when ``user`` may see results (``Poll#can_see_results?``); the number
         of voters always."""
-        counts = Counter(option for options in poll["votes"].values() for option in options)
         see = _can_see_results(poll, post, user)
         return {
             "name": poll["name"],
@@ -734,7 +733,11 @@ class DiscourseSandbox(Sandbox):
             "chart_type": "bar",
             "title": None,
             "options": [
-                {"id": o["id"], "html": o["html"], **({"votes": counts[o["id"]]} if see else {})}
+                {
+                    "id": o["id"],
+                    "html": o["html"],
+                    **({"votes": sum(chosen.count(o["id"]) for chosen in poll["votes"].values())} if see else {}),
+                }
                 for o in poll["options"]
             ],
             "voters": len(poll["votes"]),
