@@ -489,17 +489,18 @@ class DiscourseSandbox(Sandbox):
         GETs only, anything else needs a login (403)."""
         now = time.monotonic()
         # 1. The per-IP middleware (RequestTracker) runs before anything else.
-        limit = self.settings.ip_limit
-        hits = self._ip_hits.setdefault(req.client_ip, SlidingWindow(limit or 1, self.settings.ip_window))
-        if limit is not None and (wait := hits.wait(now)) is not None:
-            self.note_limited(kind="ip", request=f"{req.method} {req.path}")
-            wait = max(1, math.ceil(wait))
-            return Reply(
-                429,
-                text=f"Slow down, too many requests from this IP address. Please retry again in {wait} seconds. "
-                "Error code: ip_10_secs_limit.",
-                headers={"Retry-After": str(wait)},
-            )
+        # A window per client only while the limit is on (a reset clears them when it changes).
+        if (limit := self.settings.ip_limit) is not None:
+            hits = self._ip_hits.setdefault(req.client_ip, SlidingWindow(limit, self.settings.ip_window))
+            if (wait := hits.wait(now)) is not None:
+                self.note_limited(kind="ip", request=f"{req.method} {req.path}")
+                wait = max(1, math.ceil(wait))
+                return Reply(
+                    429,
+                    text=f"Slow down, too many requests from this IP address. Please retry again in {wait} seconds. "
+                    "Error code: ip_10_secs_limit.",
+                    headers={"Retry-After": str(wait)},
+                )
         # 2. API key authentication. No key at all: an anonymous visitor of a public site.
         key, username = req.headers.get("api-key"), req.headers.get("api-username") or ""
         if key:
