@@ -407,7 +407,14 @@ class SlackSandbox(EventsApi):
             }
             body = urlencode({"payload": json.dumps(data, separators=(",", ":"))}).encode("utf-8")
         elif kind == "url_verification":
-            body = json.dumps({"type": "url_verification", "challenge": secrets.token_urlsafe(24), **payload}).encode()
+            body = json.dumps(
+                {
+                    "token": "sandbox-legacy-verification-token",
+                    "challenge": secrets.token_urlsafe(24),
+                    "type": kind,
+                    **payload,
+                }
+            ).encode()
         else:
             body = json.dumps(self._envelope({"type": kind, "event_ts": self._next_ts(), **payload})).encode("utf-8")
         return signed_headers(self.signing_secret, body, content_type), body
@@ -466,12 +473,16 @@ class SlackSandbox(EventsApi):
             }
 
     def click(
-        self, url: str, *, base_url: str, user: str, channel: str, ts: str, action_id: str, timeout: float = 10.0
+        self, url: str, *, base_url: str, user: str, channel: str, ts: str, action_id: str, timeout: float = 3.0
     ) -> httpx.Response:
         """Click a button as ``user``: POST the signed ``block_actions`` request to ``url`` (the
-        app's interactivity URL, e.g. the gateway's ``/hooks/slack``) and return its answer."""
-        payload = self.block_actions_payload(base_url, user=user, channel=channel, ts=ts, action_id=action_id)
-        headers, body = self.signed_request(kind="block_actions", payload=payload)
+        app's interactivity URL, e.g. the gateway's ``/hooks/slack``) and return its answer; an
+        answer later than Slack's 3 s raises ``httpx.TimeoutException``, as the click fails on
+        Slack (https://api.slack.com/interactivity/handling#acknowledgment_response)."""
+        headers, body = self.signed_request(
+            kind="block_actions",
+            payload=self.block_actions_payload(base_url, user=user, channel=channel, ts=ts, action_id=action_id),
+        )
         response = httpx.post(url, content=body, headers=headers, timeout=timeout)
         with self._lock:
             self.interactions.append(
@@ -839,9 +850,8 @@ def _conversation_json(sb: SlackSandbox, conv: Mapping[str, Any], *, num_members
 
 
 def _kind_of(conv: Mapping[str, Any]) -> str:
-    if conv["is_im"] or conv["is_mpim"]:
-        return "im" if conv["is_im"] else "mpim"
-    return "private_channel" if conv["is_private"] else "public_channel"
+    private = "private_channel" if conv["is_private"] else "public_channel"
+    return "im" if conv["is_im"] else "mpim" if conv["is_mpim"] else private
 
 
 @_method("conversations.list")

@@ -1,7 +1,8 @@
 """The Slack sandbox's Events API (the common room, R-COMMS): ``EventsApi``, a part of
 ``SlackSandbox`` kept in its own module.
 
-- Once an events URL is set (``POST /_sandbox/events_url`` {url}), every ``message`` in a channel
+- Once an events URL is set (``POST /_sandbox/events_url`` {url}: kept only when it answers a signed
+  ``url_verification`` with its challenge, as on Slack), every ``message`` in a channel
   (a person's, through the control routes below, and the app's own posts, edits and deletions,
   as Slack sends them) is POSTed there as an ``event_callback``, signed as Slack signs
   (``X-Slack-Signature`` v0, ``X-Slack-Request-Timestamp``). An answer other than 2xx (or none)
@@ -22,7 +23,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -65,6 +66,7 @@ class EventsApi(Sandbox):
     channels: dict[str, dict[str, Any]]
     messages: dict[str, list[dict[str, Any]]]
     _last_ts: float
+    signed_request: Callable[..., tuple[dict[str, str], bytes]]
 
     def _init_events(self) -> None:
         # Not in ``_reset``: the app's Request URL and the events sent outlive a workspace reset.
@@ -112,9 +114,10 @@ class EventsApi(Sandbox):
         body = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
         statuses: list[int | str] = []
         for retry, delay in enumerate([*RETRY_DELAYS[:retries], None] if self.events_url else [], first):
-            headers = signed_headers(self.signing_secret, body)
-            if retry:
-                headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": reason or "http_error"})
+            headers = {
+                **signed_headers(self.signing_secret, body),
+                **({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": reason or "http_error"} if retry else {}),
+            }
             try:
                 status: int | str = httpx.post(
                     str(self.events_url), content=body, headers=headers, timeout=3.0
@@ -236,7 +239,21 @@ class EventsApi(Sandbox):
 
     @control("events_url")
     async def _events_url(self, call: Call, data: dict[str, Any]) -> Reply:
-        self.events_url = str(data.get("url") or "") or None
+        # Slack keeps a Request URL once it answers a signed challenge with it, in plain text, a
+        # form or JSON (https://api.slack.com/apis/events-api#handshake)
+        if url := str(data.get("url") or ""):
+            headers, body = self.signed_request(kind="url_verification", payload={})
+            try:
+                answer = await asyncio.to_thread(httpx.post, url, content=body, headers=headers, timeout=3.0)
+            except httpx.HTTPError as exc:
+                return self.error(400, f"the URL did not answer the challenge: {type(exc).__name__}")
+            echo = Call("POST", url, {}, {"content-type": answer.headers.get("content-type", "")}, answer.content)
+            if answer.status_code != 200 or json.loads(body)["challenge"] not in (
+                answer.text,
+                echo.form().get("challenge"),
+            ):
+                return self.error(400, "Your URL didn't respond with the value of the challenge parameter.")
+        self.events_url = url or None
         return Reply(200, {"ok": True, "url": self.events_url})
 
     @control("events/redeliver")
