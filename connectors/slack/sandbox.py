@@ -483,11 +483,16 @@ class SlackSandbox(EventsApi):
             kind="block_actions",
             payload=self.block_actions_payload(base_url, user=user, channel=channel, ts=ts, action_id=action_id),
         )
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout)
-        with self._lock:
-            self.interactions.append(
-                {"url": url, "user": user, "status": response.status_code, "action_id": action_id, "message_ts": ts}
-            )
+        record: dict[str, Any] = {"url": url, "user": user, "status": None, "action_id": action_id, "message_ts": ts}
+        try:
+            response = httpx.post(url, content=body, headers=headers, timeout=timeout)
+            record["status"] = response.status_code
+        except httpx.HTTPError as exc:
+            record["error"] = type(exc).__name__  # a click that failed is on record too (the inspector)
+            raise
+        finally:
+            with self._lock:
+                self.interactions.append(record)
         return response
 
     @control("interact")

@@ -118,10 +118,12 @@ class EventsApi(Sandbox):
                 **signed_headers(self.signing_secret, body),
                 **({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": reason or "http_error"} if retry else {}),
             }
+            # The app's `X-Slack-No-Retry: 1` asks Slack not to send this event again.
+            status: int | str
+            stop = False
             try:
-                status: int | str = httpx.post(
-                    str(self.events_url), content=body, headers=headers, timeout=3.0
-                ).status_code
+                answer = httpx.post(str(self.events_url), content=body, headers=headers, timeout=3.0)
+                status, stop = answer.status_code, answer.headers.get("x-slack-no-retry") == "1"
             except httpx.TimeoutException:
                 status = "http_timeout"
             except httpx.HTTPError:
@@ -136,7 +138,7 @@ class EventsApi(Sandbox):
                         "subtype": envelope["event"].get("subtype"),
                     }
                 )
-            if (isinstance(status, int) and 200 <= status < 300) or delay is None:
+            if (isinstance(status, int) and 200 <= status < 300) or delay is None or stop:
                 break
             reason = status if isinstance(status, str) else "http_error"
             time.sleep(delay * self.time_factor)

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_bolt.adapter.starlette import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
@@ -216,6 +216,9 @@ def test_a_click_bolt_acknowledges_after_slacks_3_seconds_fails(
     )
     assert late.status_code == 502 and late.json()["error"] == "ReadTimeout"
     assert time.monotonic() - started > 2.9  # Slack's 3 s, not less
+    # The failed click is on record (the inspector shows it), with no status: nothing answered in time.
+    [click] = slack.sandbox.state()["interactions"]
+    assert (click["status"], click["error"], click["action_id"]) == (None, "ReadTimeout", "board_approve")
 
 
 # ---- the Events API ------------------------------------------------------------------------------
@@ -297,6 +300,23 @@ def test_slack_retries_an_event_bolt_fails_or_answers_late_with_its_retry_header
     assert said["deliveries"] == [500, "http_timeout", 200]
     event_id = said["event_id"]
     assert attempts == [(None, None, event_id), ("1", "http_error", event_id), ("2", "http_timeout", event_id)]
+
+
+def test_an_app_answering_x_slack_no_retry_is_not_sent_the_event_again(
+    bolt: Callable[..., tuple[App, str]], slack: Any
+) -> None:
+    # https://api.slack.com/apis/events-api#retries: "X-Slack-No-Retry: 1" on a failed answer.
+    app, url = bolt()
+    attempts: list[str] = []
+
+    @app.middleware
+    def refuse(body: Any, next: Callable[[], Any]) -> BoltResponse:
+        attempts.append(body["event_id"])
+        return BoltResponse(status=503, body="", headers={"X-Slack-No-Retry": "1"})
+
+    _set_events_url(slack, url).raise_for_status()  # the handshake is Bolt's own, before middleware
+    said = _say(slack, user=WREN, channel=BOARD, text="Is the budget ready?")
+    assert said["deliveries"] == [503] and attempts == [said["event_id"]]
 
 
 # ---- signatures ----------------------------------------------------------------------------------
