@@ -692,13 +692,16 @@ class DiscordSandbox(Sandbox):
 
     def _interaction_payload(self, kind: str, user: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
         iid, token = self._id(), "itok_" + secrets.token_urlsafe(32)
+        cid = payload.get("channel_id") or next(iter(self.channels))  # the first channel by default
         base = shaped(
             _shapes.INTERACTION,
             id=iid,
             application_id=self.seed.application_id,
             token=token,
             guild_id=self.seed.guild_id,
-            channel_id=payload.get("channel_id") or next(iter(self.channels)),  # the first channel by default
+            channel_id=cid,
+            # The channel it was sent from, besides its id (the docs' interaction object).
+            **({"channel": self._channel_json(self.channels[cid])} if cid in self.channels else {}),
             member={**self._member_json(user["id"]), "permissions": "0"},
             app_permissions=str(MANAGE_ROLES),
             authorizing_integration_owners={"0": self.seed.guild_id},
@@ -755,7 +758,7 @@ class DiscordSandbox(Sandbox):
                 type=2,
                 data={
                     "id": self._id(),
-                    "name": kind,
+                    "name": payload["name"] if kind == "slash_command" else kind,
                     "type": 1,
                     "guild_id": self.seed.guild_id,
                     "options": [{"name": str(k), "type": 3, "value": v} for k, v in dict(options).items()],
@@ -1117,8 +1120,11 @@ class DiscordSandbox(Sandbox):
                 400, 10063, f"Unknown {'message' if menu else 'application'} command {name!r} (not registered)"
             )
         if not menu:
+            # By name: a /ping command is no PING, nor is /component a button press.
             return self._interaction_payload(
-                name, user, {"options": data.get("options") or {}, "channel_id": data.get("channel_id")}
+                "slash_command",
+                user,
+                {"name": name, "options": data.get("options") or {}, "channel_id": data.get("channel_id")},
             )
         if message is None:
             return _error(400, 10008, "Unknown Message")
@@ -1196,11 +1202,13 @@ class DiscordSandbox(Sandbox):
             member_count=len(channel["members"]),
             thread_metadata={
                 "archived": False,
-                "archive_timestamp": None,
+                # Never null: a thread never (un)archived has its creation moment, which its
+                # snowflake holds (https://discord.com/developers/docs/resources/channel#thread-metadata-object).
+                "archive_timestamp": _iso(time_of(channel["id"])),
                 "locked": False,
                 "auto_archive_duration": channel["auto_archive_duration"],
                 "invitable": channel.get("invitable", True),
-                "create_timestamp": _iso(time_of(channel["id"])),  # a snowflake holds its moment
+                "create_timestamp": _iso(time_of(channel["id"])),
             },
         )
 
@@ -1525,6 +1533,8 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
     # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
     ("/users/@me", "me", None, lambda sb: {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"}),
     ("/applications/@me", "me", None, lambda sb: sb._application_json()),
+    # Get Current Bot Application Information, the OAuth2 path of the same (hikari's fetch_application).
+    ("/oauth2/applications/@me", "me", None, lambda sb: sb._application_json()),
 )
 for _template, _bucket, _find, _shows in _SHOWN:
     _route("GET", _template, bucket=_bucket, find=_find, show=_shows)(_show)
@@ -1761,8 +1771,25 @@ def _callback(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
         return _error(404, 10062, "Unknown interaction")
     if record["acknowledged"]:
         return _error(400, 40060, "Interaction has already been acknowledged.")
-    problem = sb._apply_callback(record, req.json())
-    return _form_error(body=problem) if problem else Reply(204)
+    if problem := sb._apply_callback(record, answer := req.json()):
+        return _form_error(body=problem)
+    if (req.arg("with_response") or "").lower() != "true":
+        return Reply(204)
+    # with_response: the interaction callback response object instead of a 204
+    # (https://discord.com/developers/docs/interactions/receiving-and-responding#create-interaction-response).
+    msg = sb.messages.get(record.get("original_id") or "")
+    shown = {"response_message_id": msg["id"], "response_message_loading": answer["type"] == 5} if msg else {}
+    return Reply(
+        200,
+        {
+            "interaction": {"id": record["id"], "type": record["type"], **shown},
+            **(
+                {"resource": {"type": answer["type"], "message": sb._message_json(msg)}}
+                if msg and answer["type"] in (4, 7)
+                else {}
+            ),
+        },
+    )
 
 
 @_route("POST", "/webhooks/{webhook_id}/{interaction_token}", bucket="webhook", auth=False, find=_interaction_for)
