@@ -1482,6 +1482,13 @@ def _find_member(sb: DiscordSandbox, req: Call) -> str | Reply:
     return req.params["user_id"] if req.params["user_id"] in sb.members else _unknown("User", 10013)
 
 
+def _command_scope(sb: DiscordSandbox, req: Call) -> str | Reply:
+    """The scope of the path's commands (the guild's id, or "global"): of this application only."""
+    if req.params["application_id"] != sb.seed.application_id:
+        return _error(403, 50001, "Missing Access")
+    return req.params.get("guild_id", "global")
+
+
 def _show(sb: DiscordSandbox, req: Call, *found: Any, show: Callable[..., Any]) -> Reply:
     return Reply(200, show(sb, *found))
 
@@ -1535,6 +1542,14 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
     ("/applications/@me", "me", None, lambda sb: sb._application_json()),
     # Get Current Bot Application Information, the OAuth2 path of the same (hikari's fetch_application).
     ("/oauth2/applications/@me", "me", None, lambda sb: sb._application_json()),
+    # The commands as registered (discord.py's tree.fetch_commands, hikari's fetch_application_commands).
+    *(
+        (template, "commands", _command_scope, lambda sb, scope: sb.commands.get(scope, []))
+        for template in (
+            "/applications/{application_id}/commands",
+            "/applications/{application_id}/guilds/{guild_id}/commands",
+        )
+    ),
 )
 for _template, _bucket, _find, _shows in _SHOWN:
     _route("GET", _template, bucket=_bucket, find=_find, show=_shows)(_show)
@@ -1545,6 +1560,17 @@ def _find_original(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
     if isinstance(record := _interaction_for(sb, req), Reply):
         return record
     return sb.messages.get(record.get("original_id") or "") or _unknown("Message", 10008)
+
+
+# discord.py's interaction.original_response(), hikari's fetch_initial_response.
+_route(
+    "GET",
+    "/webhooks/{webhook_id}/{interaction_token}/messages/@original",
+    bucket="webhook",
+    auth=False,
+    find=_find_original,
+    show=lambda sb, msg: sb._message_json(msg),
+)(_show)
 
 
 # An interaction's original answer is the bot's message too; its webhook checks less (_Content).
@@ -1724,12 +1750,9 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
     )
 
 
-@_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands", scope="guild")
-@_route("PUT", "/applications/{application_id}/commands", bucket="commands", scope="global")
+@_route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", bucket="commands", find=_command_scope)
+@_route("PUT", "/applications/{application_id}/commands", bucket="commands", find=_command_scope)
 def _put_commands(sb: DiscordSandbox, req: Call, scope: str) -> Reply:
-    scope = sb.seed.guild_id if scope == "guild" else scope
-    if req.params["application_id"] != sb.seed.application_id:
-        return _error(403, 50001, "Missing Access")
     if (bad := _refused(_Commands, data := req.json())) is not None:
         return bad
     sb.commands[scope] = [

@@ -147,11 +147,11 @@ def test_discord_pins_list_is_not_emulated_not_a_bad_message_id(discord: Any) ->
 
 
 def test_discord_method_it_serves_but_the_sandbox_does_not_answers_501_not_405(discord: Any) -> None:
-    # Discord lists a guild's commands and edits a member: the sandbox emulates neither, and says
-    # so instead of claiming Discord refuses the method.
+    # Discord creates one guild command and edits a member: the sandbox emulates neither (it lists
+    # and overwrites the commands), and says so instead of claiming Discord refuses the method.
     app, guild = discord.sandbox.seed.application_id, discord.sandbox.seed.guild_id
     for method, path in (
-        ("GET", f"/applications/{app}/guilds/{guild}/commands"),
+        ("POST", f"/applications/{app}/guilds/{guild}/commands"),
         ("PATCH", f"/guilds/{guild}/members/{app}"),
     ):
         answer = _discord(discord, method, path)

@@ -86,8 +86,11 @@ def test_the_kit_and_the_three_sandboxes_are_smaller_than_before(report: Any) ->
     # by id, joining a thread as @me, Discord's own methods per path, the Forum's group search,
     # category page and "all" user list, Slack's conversations.list, users.list and api.test
     # (+77); 2,672 (84.1%) after a pass of merged near-twin handlers and inlined single-use
-    # helpers (-93). Lower it as the sandboxes shrink.
-    assert total < BEFORE_THE_KIT * 0.845
+    # helpers (-93); 2,697 (84.9%) with what hikari and Slack's Bolt found (+25: Discord's thread
+    # archive time, OAuth2 application path, interaction channel, callback answer, command list,
+    # original answer; Slack's events URL handshake, 3 s clicks, X-Slack-No-Retry). Lower it as
+    # the sandboxes shrink.
+    assert total < BEFORE_THE_KIT * 0.85
 
 
 class Echo(Sandbox):

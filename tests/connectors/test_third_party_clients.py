@@ -129,7 +129,11 @@ def test_discord_py_sees_unemulated_calls_fail_as_server_errors_and_platform_ref
     async def steps(client: Any) -> list[discord.HTTPException]:
         return [
             # Discord serves these; the sandbox does not emulate them: 501, loudly.
-            await attempt(client.get_guild_commands(int(box.seed.application_id), guild)),
+            await attempt(
+                client.upsert_guild_command(
+                    int(box.seed.application_id), guild, {"name": "idea", "description": "An idea"}
+                )
+            ),
             await attempt(client.edit_member(guild, int(box._user_by_name("cleo_marsh")["id"]), nick="Cleo")),
             # Discord's own refusals, as discord.py knows them.
             await attempt(client.get_member(guild, 1)),  # no such user at all: 10013, not 10007
