@@ -619,13 +619,21 @@ class SlackSandbox(EventsApi):
         self, channel: str, *, text: str, blocks: list[Any], thread_ts: str | None, metadata: Any
     ) -> dict[str, Any]:
         """The app's message, stored (``metadata``: Slack's message metadata, kept when an object)."""
+        # An app's bot user posts as a user with its bot_id and bot_profile, and no subtype:
+        # "bot_message" is the legacy integrations' (https://api.slack.com/events/message/bot_message).
         message: dict[str, Any] = {
             "type": "message",
-            "subtype": "bot_message",
             "ts": self._next_ts(),
             "user": self.seed.bot_user_id,
             "bot_id": self.seed.bot_id,
             "app_id": self.seed.app_id,
+            "bot_profile": {
+                "id": self.seed.bot_id,
+                "app_id": self.seed.app_id,
+                "name": self.seed.bot_name,
+                "deleted": False,
+                "team_id": self.seed.team_id,
+            },
             "team": self.seed.team_id,
             "text": text,
             "blocks": blocks,

@@ -136,6 +136,7 @@ class EventsApi(Sandbox):
                         "retry": retry,
                         "status": status,
                         "subtype": envelope["event"].get("subtype"),
+                        "user": envelope["event"].get("user"),
                     }
                 )
             if (isinstance(status, int) and 200 <= status < 300) or delay is None or stop:

@@ -272,8 +272,9 @@ def test_bolt_receives_peoples_message_events_and_acknowledges_its_own(
     # it 200 without running the listener.
     [reply] = [m for m in slack.sandbox.messages[BOARD] if m.get("thread_ts") == said["ts"]]
     assert reply["text"] == "Noted for the agenda." and reply["bot_id"] == slack.sandbox.seed.bot_id
-    assert _wait(lambda: any(d["subtype"] == "bot_message" for d in slack.sandbox.deliveries))
-    assert [d["status"] for d in slack.sandbox.deliveries if d["subtype"] == "bot_message"] == [200]
+    bot = slack.sandbox.seed.bot_user_id
+    assert _wait(lambda: any(d["user"] == bot for d in slack.sandbox.deliveries))
+    assert [d["status"] for d in slack.sandbox.deliveries if d["user"] == bot] == [200]
     time.sleep(0.2)  # time for a listener Bolt would have run after its answer
     assert len(seen) == 3
 
