@@ -919,6 +919,10 @@ class DiscordSandbox(Sandbox):
         return out
 
     def handle(self, req: Call) -> Reply:
+        # discord.js sends "@me" and "@original" percent-encoded ("%40me": discord-api-types' Routes
+        # escape every argument, https://github.com/discordjs/discord-api-types/blob/main/rest/v10/index.ts);
+        # Discord serves both spellings.
+        req.path = req.path.replace("%40", "@")
         route, params = _routes.match(req.method, req.path.removeprefix(API_PREFIX))
         response = self._route(req, route, params) if route else self._unrouted(req)
         self.count(f"{req.method} {route.template if route else req.path}", response.status)

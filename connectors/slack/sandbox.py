@@ -560,11 +560,11 @@ class SlackSandbox(EventsApi):
             return Reply(status, text=f"sandbox: injected HTTP {status}\n")
         if "json" in call.headers.get("content-type", "") and call.body and call.json_object() is None:
             return _fail("invalid_json")
-        if name not in _METHODS:  # Slack's unknown_method is for names Slack lacks; this one may exist
-            return Reply(
-                NOT_EMULATED_STATUS,
-                {"ok": False, "error": "not_emulated", "detail": not_emulated(call.method, f"/api/{name}")},
-            )
+        # Slack's unknown_method is for names Slack lacks; this one may exist. HTTP 200 as every
+        # method's failure on Slack: Slack's Node SDK retries any other status for ~30 minutes
+        # (https://docs.slack.dev/tools/node-slack-sdk/reference/web-api/variables/retryPolicies).
+        if name not in _METHODS:
+            return _fail("not_emulated", detail=not_emulated(call.method, f"/api/{name}"))
         if name == "api.test":  # the one method that takes no token
             return _METHODS[name](self, args)
         if not token:

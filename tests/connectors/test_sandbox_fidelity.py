@@ -89,15 +89,17 @@ def test_discourse_unemulated_endpoint_answers_501_not_404(discourse: Any) -> No
     assert unknown.status_code == 404 and unknown.json()["error_type"] == "not_found"
 
 
-def test_slack_unemulated_method_answers_501_not_emulated(slack: Any) -> None:
+def test_slack_unemulated_method_answers_not_emulated_at_http_200(slack: Any) -> None:
+    # HTTP 200 as every failure of Slack's Web API: Slack's Node SDK retries any other status
+    # (but 429) for about 30 minutes (tests/connectors/test_third_party_js.py).
     answer = _slack(slack, "pins.list", channel="C0000000001")
-    assert answer.status_code == 501
+    assert answer.status_code == 200
     assert answer.json()["ok"] is False and answer.json()["error"] == "not_emulated"
     assert "not emulated by the sandbox: POST /api/pins.list" in answer.json()["detail"]
     client = WebClient(token=slack.sandbox.bot_token, base_url=f"{slack.url}/api/")
     with pytest.raises(SlackApiError) as caught:
         client.api_call("bookmarks.list", params={"channel_id": "C0000000001"})
-    assert caught.value.response.status_code == 501
+    assert caught.value.response.status_code == 200
     assert caught.value.response["error"] == "not_emulated"
 
 
@@ -157,6 +159,17 @@ def test_discord_method_it_serves_but_the_sandbox_does_not_answers_501_not_405(d
         answer = _discord(discord, method, path)
         assert answer.status_code == 501, (method, path)
         assert answer.json()["message"] == f"not emulated by the sandbox: {method} {API_PREFIX}{path}"
+
+
+def test_discord_percent_encoded_at_me_is_at_me(discord: Any) -> None:
+    # discord.js's routes (discord-api-types) percent-encode "@me" as "%40me"; Discord serves both.
+    for path, what in (
+        ("/users/%40me", discord.sandbox.bot_id),
+        ("/applications/%40me", discord.sandbox.seed.application_id),
+    ):
+        answer = _discord(discord, "GET", path)
+        assert (answer.status_code, answer.json()["id"]) == (200, what), path
+    assert _discord(discord, "GET", "/users/%40you").json()["code"] == 50035  # not snowflake, as before
 
 
 def test_discord_join_thread_as_me_adds_the_bot(discord: Any) -> None:
