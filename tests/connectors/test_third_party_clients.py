@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import discord
@@ -16,6 +17,7 @@ from pydiscourse import DiscourseClient
 from pydiscourse.exceptions import DiscourseClientError, DiscourseServerError
 
 from connectors.discord.sandbox import DiscordSandbox
+from tests.support.clients import raised
 
 # ---- discord.py -------------------------------------------------------------------------------
 
@@ -119,12 +121,8 @@ def test_discord_py_sees_unemulated_calls_fail_as_server_errors_and_platform_ref
     box = discord_py.sandbox
     guild = int(box.seed.guild_id)
 
-    async def attempt(call: Any) -> discord.HTTPException:
-        try:
-            await call
-        except discord.HTTPException as exc:
-            return exc
-        raise AssertionError("the call succeeded")
+    def attempt(call: Any) -> Awaitable[discord.HTTPException]:
+        return raised(call, discord.HTTPException)
 
     async def steps(client: Any) -> list[discord.HTTPException]:
         return [

@@ -28,6 +28,7 @@ import pytest
 from hikari.impl.interaction_server import InteractionServer
 
 from connectors.discord.sandbox import DiscordSandbox
+from tests.support.clients import raised
 
 Steps = Callable[[Any], Awaitable[Any]]
 
@@ -154,12 +155,8 @@ def test_hikari_sees_unemulated_calls_fail_as_server_errors_and_platform_refusal
     guild, channel = int(sb.seed.guild_id), int(sb.channel_id("wg-private"))
     member, owners = int(sb._user_by_name("cleo_marsh")["id"]), int(sb._role_id("owners"))
 
-    async def attempt(call: Awaitable[Any]) -> hikari.HTTPResponseError:
-        try:
-            await call
-        except hikari.HTTPResponseError as exc:
-            return exc
-        raise AssertionError("the call succeeded")
+    def attempt(call: Awaitable[Any]) -> Awaitable[hikari.HTTPResponseError]:
+        return raised(call, hikari.HTTPResponseError)
 
     async def steps(rest: Any) -> list[hikari.HTTPResponseError]:
         return [

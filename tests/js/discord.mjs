@@ -13,6 +13,7 @@ import {
   GuildScheduledEventPrivacyLevel,
   Routes,
 } from "discord-api-types/v10";
+import { attempt as tryCall, run } from "./judge.mjs";
 
 const env = process.env;
 const rest = new REST({ version: "10", api: env.DISCORD_API }).setToken(env.DISCORD_TOKEN);
@@ -41,13 +42,7 @@ function caught(error) {
   return { kind: error?.constructor?.name ?? typeof error, message: String(error?.message ?? error) };
 }
 
-async function attempt(call) {
-  try {
-    return { result: await call };
-  } catch (error) {
-    return { error: caught(error) };
-  }
-}
+const attempt = (call) => tryCall(call, caught);
 
 async function calls() {
   const seen = { me: await rest.get(Routes.user("@me")) };
@@ -141,16 +136,4 @@ async function burst() {
   return { others, sent, rateLimited, seconds: (Date.now() - started) / 1000 };
 }
 
-const scenarios = { calls, refusals, burst };
-const scenario = scenarios[process.argv[2]];
-if (!scenario) {
-  console.error(`usage: node discord.mjs ${Object.keys(scenarios).join("|")}`);
-  process.exit(2);
-}
-try {
-  process.stdout.write(`${JSON.stringify({ ok: true, ...(await scenario()) })}\n`);
-} catch (error) {
-  process.stdout.write(`${JSON.stringify({ ok: false, error: caught(error), stack: error?.stack })}\n`);
-}
-// The REST manager keeps sweep timers; the answer is out.
-process.exit(0);
+await run("discord.mjs", { calls, refusals, burst }, caught);

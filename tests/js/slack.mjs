@@ -5,6 +5,7 @@
 // Environment: SLACK_API_URL (the sandbox's Web API base, ending in /api/), SLACK_TOKEN (the bot
 // token), SLACK_CHANNEL (a channel with the app in it), SLACK_USER and SLACK_EMAIL (a person).
 import { LogLevel, WebClient, WebClientEvent } from "@slack/web-api";
+import { attempt as tryCall, run } from "./judge.mjs";
 
 const env = process.env;
 // The library's defaults otherwise (retries, rejectRateLimitedCalls false): as an app runs it.
@@ -26,13 +27,7 @@ function caught(error) {
   };
 }
 
-async function attempt(call) {
-  try {
-    return { result: await call };
-  } catch (error) {
-    return { error: caught(error) };
-  }
-}
+const attempt = (call) => tryCall(call, caught);
 
 function decision(text) {
   return [
@@ -95,15 +90,4 @@ async function ratelimit() {
   return { sent, rateLimited, seconds: (Date.now() - started) / 1000 };
 }
 
-const scenarios = { calls, refusals, ratelimit };
-const scenario = scenarios[process.argv[2]];
-if (!scenario) {
-  console.error(`usage: node slack.mjs ${Object.keys(scenarios).join("|")}`);
-  process.exit(2);
-}
-try {
-  process.stdout.write(`${JSON.stringify({ ok: true, ...(await scenario()) })}\n`);
-} catch (error) {
-  process.stdout.write(`${JSON.stringify({ ok: false, error: caught(error), stack: error?.stack })}\n`);
-}
-process.exit(0);
+await run("slack.mjs", { calls, refusals, ratelimit }, caught);
