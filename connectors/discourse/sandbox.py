@@ -715,6 +715,7 @@ class DiscourseSandbox(Sandbox):
             raw=post["raw"],
             topic_title=topic["title"],
             topic_html_title=html.escape(topic["title"]),
+            topic_title_headline=html.escape(topic["title"]),
             category_id=topic["category_id"],
             excerpt=html.escape(post["raw"][:100]),
             truncated=len(post["raw"]) > 100,
@@ -978,17 +979,32 @@ def _restrict(sb: DiscourseSandbox, req: Call, target: dict[str, Any], kind: str
     return Reply(200, {"suspension": answer} if kind == "suspend" else {"silence": {"silenced": True, **answer}})
 
 
+@_route("PUT", "/admin/users/{id}/unsuspend.json", access="staff", find=_target)
+def _unsuspend(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply:
+    # Admin::UsersController#unsuspend: clears the suspension, logs unsuspend_user.
+    target.pop("suspended_till", None)
+    sb.log_staff_action("unsuspend_user", acting=req.user, target=target)
+    return Reply(200, {"suspension": {"suspended_till": None, "suspended_at": None}})
+
+
 @_route("GET", "/u/{username}.json", find=lambda sb, req: sb._user_by_name(req.params["username"]) or _not_found())
 def _get_user(sb: DiscourseSandbox, req: Call, user: dict[str, Any]) -> Reply:
     return Reply(200, {"user_badges": [], "user": sb._user_show(user)})
 
 
-# The lists of /admin/users/list/{flag}.json; nobody is suspended, silenced ("blocked") or suspect here.
+def _until_later(till: str | None) -> bool:
+    return bool(till) and str(till) > str(_iso(datetime.now(UTC)))
+
+
+# The lists of /admin/users/list/{flag}.json (AdminUserIndexQuery): suspended and silenced
+# ("blocked" of old) while their *_till is ahead; nobody is suspect here.
 _USER_LISTS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "staff": lambda u: u["admin"] or u["moderator"],
     "active": lambda u: u["active"],
     "new": lambda u: u["trust_level"] == 0,
-    **dict.fromkeys(("suspended", "blocked", "suspect"), lambda u: False),
+    "suspended": lambda u: _until_later(u.get("suspended_till")),
+    **dict.fromkeys(("silenced", "blocked"), lambda u: _until_later(u.get("silenced_till"))),
+    "suspect": lambda u: False,
 }
 
 
@@ -1095,6 +1111,30 @@ def _get_group(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
             "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())},
         },
     )
+
+
+@_route("POST", "/admin/groups.json", access="admin")
+def _create_group(sb: DiscourseSandbox, req: Call) -> Reply:
+    """``Admin::GroupsController#create`` (``{"group": {name, full_name, usernames, ...}}``): a
+    name taken by a group or a user is refused as Group's validation does; the listed users join."""
+    data = req.form().get("group")
+    if not isinstance(data, dict):
+        return _invalid_parameters("param is missing or the value is empty: group")
+    name = str(data.get("name") or "")
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{2,60}", name):
+        return _error(422, "Name must only include numbers, letters, dashes, dots, and underscores")
+    if sb._group_by_name(name) or sb._user_by_name(name):
+        return _error(422, "Name has already been taken")
+    users = [u for n in str(data.get("usernames") or "").split(",") if (u := sb._user_by_name(n.strip()))]
+    gid = max([40, *sb.groups]) + 1
+    group = sb.groups[gid] = {
+        "id": gid,
+        "name": name,
+        "full_name": data.get("full_name") or None,
+        "members": {u["id"]: _iso(datetime.now(UTC)) for u in users},
+    }
+    basic = shaped(_shapes.BASIC_GROUP, id=gid, name=name, full_name=group["full_name"], user_count=len(users))
+    return Reply(200, {"basic_group": basic | {"title": data.get("title") or None}})
 
 
 @_route("GET", "/groups/search.json")
@@ -1499,6 +1539,9 @@ def _create_upload(sb: DiscourseSandbox, req: Call) -> Reply:
     # UploadsController#create: a multipart body with upload_type and file; the same content
     # (SHA1) uploaded again returns the existing upload (UploadCreator).
     if "multipart/form-data" not in req.headers.get("content-type", ""):
+        # Discourse downloads an upload given by `url` (pydiscourse's update_avatar): not here.
+        if req.form().get("url"):
+            return _error(NOT_EMULATED_STATUS, not_emulated("POST", "/uploads.json with a url"), "not_emulated")
         return _invalid_parameters("file")
     # text fields as str, files as dicts
     data: dict[str, Any] = {
@@ -1626,6 +1669,54 @@ def _latest_posts(sb: DiscourseSandbox, req: Call) -> Reply:
     return Reply(200, {"latest_posts": [sb._post_fields(p, _shapes.LATEST_POST, req.user) for p in posts]})
 
 
+@_route("GET", "/search.json")
+def _search(sb: DiscourseSandbox, req: Call) -> Reply:
+    """``SearchController#show``: the posts of regular topics ``req.user`` may read whose raw or
+    topic title holds every word of ``q``, newest first, and the users and categories it names;
+    Discourse's filters (``@user``, ``#category``, ``in:``, ``order:``…) are not emulated."""
+    term = (req.arg("q") or req.arg("term") or "").strip()
+    words = term.lower().split()
+    if any(w[0] in "@#" or ":" in w for w in words):
+        return _error(NOT_EMULATED_STATUS, not_emulated("GET", f"/search.json with q={term}"), "not_emulated")
+    # min_search_term_length (3): a shorter term finds nothing and says why.
+    short = len(term) < 3
+    posts = [
+        p
+        for p in sorted(sb.posts.values(), key=lambda p: p["id"], reverse=True)
+        if not short
+        and sb.topics[p["topic_id"]]["archetype"] == "regular"
+        and all(w in f"{p['raw']} {sb.topics[p['topic_id']]['title']}".lower() for w in words)
+        and _visible(sb, p, req.user)
+    ][:50]
+    users = [u for u in sb.users.values() if not short and term.lower() in u["username"].lower() and u["id"] > 0]
+    categories = [
+        c
+        for c in sb.categories.values()
+        if not short and term.lower() in c["name"].lower() and _visible(sb, {}, req.user, category=c)
+    ]
+    found = [sb._post_fields(p, _shapes.SEARCH_POST, req.user) | {"blurb": html.escape(p["raw"][:200])} for p in posts]
+    grouped = shaped(
+        _shapes.GROUPED_SEARCH_RESULT,
+        term=term,
+        can_create_topic=not req.user.get("anonymous"),
+        error="Your search term is too short." if short else None,
+        post_ids=[p["id"] for p in posts],
+        user_ids=[u["id"] for u in users],
+        category_ids=[c["id"] for c in categories],
+    )
+    return Reply(
+        200,
+        {
+            "posts": found,
+            "users": [sb._basic_user(u) for u in users],
+            "categories": [_category_json(sb, c) for c in categories],
+            "tags": [],
+            "groups": [],
+            "grouped_search_result": grouped,
+        },
+    )
+
+
 @_route(
     "GET",
     "/t/external_id/{external_id}.json",
@@ -1676,8 +1767,11 @@ def _topic_fields(
 
 
 def _readable_topic(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
-    # Rails names it `:topic_id` on the posts route and `:id` on the topic's own.
-    topic = sb.topics.get(_int_param(req.params.get("topic_id") or req.params["id"]) or 0)
+    # Rails names it `:topic_id` on the posts route and `:id` on the topic's own; two numbers are
+    # `t/:topic_id/:post_number`, routed before `t/:slug/:topic_id` (Discourse's config/routes.rb).
+    p = req.params
+    numbered = p.get("slug", "").isdigit() and p["id"].isdigit()
+    topic = sb.topics.get(_int_param(p["slug"] if numbered else p.get("topic_id") or p["id"]) or 0)
     if topic is None or (topic["posts"] and not _visible(sb, sb.posts[topic["posts"][0]], req.user)):
         return _unseen(req, topic is not None)
     return topic
@@ -1728,7 +1822,9 @@ def _topic_view(sb: DiscourseSandbox, req: Call, topic: dict[str, Any]) -> Reply
 
 
 def _readable_category(sb: DiscourseSandbox, req: Call) -> dict[str, Any] | Reply:
-    category = sb.categories.get(_int_param(req.params["id"]) or 0)
+    # Category.find_by_slug_path_with_id: a trailing number is the id, else the slug.
+    ref, cats = req.params["id"], sb.categories
+    category = cats.get(_int_param(ref) or 0) or next((c for c in cats.values() if c["slug"] == ref), None)
     # A category one may not see does not exist for them.
     return category if category and _visible(sb, {}, req.user, category=category) else _not_found()
 
@@ -1749,19 +1845,41 @@ def _show_category(sb: DiscourseSandbox, req: Call, category: dict[str, Any]) ->
 _LIST_ONLY = ("topics_day", "topics_week", "topics_month", "topics_year", "topics_all_time", "subcategory_ids")
 
 
+# /c/{id}.json and /c/{slug}/l/latest.json: ListController#category_default and #category_latest.
 @_route("GET", "/latest.json", bind={"category": None})
 @_route("GET", "/c/{slug}/{id}.json", find=_readable_category)
+@_route("GET", "/c/{id}.json", find=_readable_category)
+@_route("GET", "/c/{id}/l/latest.json", find=_readable_category)
 def _topic_list(sb: DiscourseSandbox, req: Call, category: dict[str, Any] | None) -> Reply:
     """A TopicListSerializer answer: the regular topics ``req.user`` may see, last bumped first."""
-    topics = sorted(
-        (
-            t
-            for t in sb.topics.values()
-            if t["archetype"] == "regular"
-            and t["posts"]
-            and (category is None or t["category_id"] == category["id"])
-            and _visible(sb, sb.posts[t["posts"][0]], req.user)
+    return _listed(
+        sb, req, lambda t: t["archetype"] == "regular" and (category is None or t["category_id"] == category["id"])
+    )
+
+
+@_route(
+    "GET",
+    "/topics/private-messages/{username}.json",
+    find=lambda sb, req: sb._user_by_name(req.params["username"]) or _not_found(),
+)
+def _private_messages(sb: DiscourseSandbox, req: Call, user: dict[str, Any]) -> Reply:
+    # ListController#private_messages: Guardian#can_see_private_messages? (admin or oneself); the
+    # messages the user started or was sent by name (group messages have their own list).
+    if not (req.user["admin"] or req.user["id"] == user["id"]):
+        return _invalid_access()
+    return _listed(
+        sb,
+        req,
+        lambda t: (
+            t["archetype"] == "private_message"
+            and (t["user_id"] == user["id"] or any(kind == "user" and ref == user["id"] for kind, ref in t["allowed"]))
         ),
+    )
+
+
+def _listed(sb: DiscourseSandbox, req: Call, keep: Callable[[dict[str, Any]], bool]) -> Reply:
+    topics = sorted(
+        (t for t in sb.topics.values() if keep(t) and t["posts"] and _visible(sb, sb.posts[t["posts"][0]], req.user)),
         key=lambda t: sb.posts[t["posts"][-1]]["id"],
         reverse=True,
     )

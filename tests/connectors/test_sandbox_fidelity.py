@@ -573,3 +573,47 @@ def test_discourse_admin_user_lists_it_does_not_name_are_every_user(serve: Any) 
     by_part = _discourse(box, "GET", "/admin/users/list/active.json", params={"filter": "quill"}).json()
     assert [u["username"] for u in by_part] == ["avery_quill"]
     assert _discourse(box, "GET", "/admin/users/list/all.json", params={"email": "nobody@example.org"}).json() == []
+
+
+def test_discourse_topic_at_a_post_number_is_the_topic_not_a_slug(discourse: Any) -> None:
+    # pydiscourse's post(topic_id, post_number) reads /t/{topic_id}/{post_number}.json, which
+    # Discourse routes before /t/{slug}/{id}: it took the topic id for a slug and answered 404.
+    created = _created(discourse, title="A topic read at a post", raw="The first post of the topic.")
+    topic_id = created.json()["topic_id"]
+    _discourse(discourse, "POST", "/posts.json", json={"topic_id": topic_id, "raw": "The second post, long enough."})
+    shown = _discourse(discourse, "GET", f"/t/{topic_id}/2.json")
+    assert shown.status_code == 200, shown.text
+    schema = _vendored("discourse")["paths"]["/t/{id}.json"]["get"]["responses"]["200"]["content"]
+    jsonschema.Draft202012Validator(schema["application/json"]["schema"]).validate(shown.json())
+    assert shown.json()["id"] == topic_id and shown.json()["posts_count"] == 2
+    assert _discourse(discourse, "GET", f"/t/{topic_id}/abc.json").status_code == 404
+
+
+def test_discourse_upload_by_url_is_not_emulated_not_a_missing_file(discourse: Any) -> None:
+    # pydiscourse's update_avatar uploads by `url` (Discourse downloads it): it was a false 400 "file".
+    answer = _discourse(discourse, "POST", "/uploads.json", data={"type": "avatar", "url": "http://127.0.0.1:9/a.png"})
+    assert answer.status_code == 501 and answer.json()["error_type"] == "not_emulated"
+    assert discourse.sandbox.uploads == {}
+    assert _discourse(discourse, "POST", "/uploads.json", data={"type": "avatar"}).status_code == 400
+
+
+def test_discourse_suspended_and_silenced_users_are_listed_as_such(discourse: Any) -> None:
+    # /admin/users/list/suspended.json was always empty, even after a suspension the sandbox applied.
+    cleo, dario = (discourse.sandbox._user_by_name(n)["id"] for n in ("cleo_marsh", "dario_fenwick"))
+    for user, kind, field in ((cleo, "suspend", "suspend_until"), (dario, "silence", "silenced_till")):
+        put = _discourse(
+            discourse, "PUT", f"/admin/users/{user}/{kind}.json", json={field: "2099-01-01", "reason": "x"}
+        )
+        assert put.status_code == 200, put.text
+    _discourse(
+        discourse, "PUT", f"/admin/users/{cleo}/suspend.json", json={"suspend_until": "2000-01-01", "reason": "x"}
+    )
+
+    def listed(flag: str) -> list[str]:
+        return [u["username"] for u in _discourse(discourse, "GET", f"/admin/users/list/{flag}.json").json()]
+
+    assert listed("suspended") == [] and listed("silenced") == listed("blocked") == ["dario_fenwick"]
+    _discourse(
+        discourse, "PUT", f"/admin/users/{cleo}/suspend.json", json={"suspend_until": "2099-01-01", "reason": "x"}
+    )
+    assert listed("suspended") == ["cleo_marsh"]
