@@ -4,13 +4,13 @@ from ``sandbox.py`` and registered on its routes when that module loads.
 ``GET``/``PUT /admin/customize/site_texts/{id}.json`` as Discourse's
 ``Admin::SiteTextsController`` answers them: admins only (others get the 404 of an admin
 route), ``{"site_text": {"value": ...}}`` in, ``{"site_text": {id, value, ...}}`` out; an
-unknown id is a 404. Only the texts below are emulated.
+id that is no I18n key (undotted) is a 404, any other id but those below is not emulated (501).
 """
 
 from __future__ import annotations
 
-from connectors.discourse.sandbox import DiscourseSandbox, _invalid_parameters, _not_found, _route
-from connectors.sandboxkit import Call, Reply
+from connectors.discourse.sandbox import DiscourseSandbox, _error, _invalid_parameters, _not_found, _route
+from connectors.sandboxkit import NOT_EMULATED_STATUS, Call, Reply, not_emulated
 
 # The default welcome PM body, shortened (Discourse ships a longer one in server.en.yml).
 TEXTS = {
@@ -21,7 +21,13 @@ TEXTS = {
 
 
 def _text_id(sb: DiscourseSandbox, req: Call) -> str | Reply:
-    return req.params["id"] if req.params["id"] in TEXTS else _not_found()
+    # Discourse's text ids are dotted I18n keys ("js.topic.create"): one the sandbox lacks may be
+    # Discourse's, so it is not emulated, not "not found"; an undotted id is no key at all.
+    if (text_id := req.params["id"]) in TEXTS:
+        return text_id
+    if "." not in text_id:
+        return _not_found()
+    return _error(NOT_EMULATED_STATUS, not_emulated(req.method, req.path), "not_emulated")
 
 
 @_route("GET", "/admin/customize/site_texts/{id}.json", access="admin", find=_text_id)

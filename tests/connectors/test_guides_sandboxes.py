@@ -137,6 +137,9 @@ def test_forum_welcome_message_is_an_admin_site_text(discourse: Any) -> None:
 
     assert put(f"/admin/customize/site_texts/{text_id}.json", {}).status_code == 400
     assert put("/admin/customize/site_texts/nope.json", {"site_text": {"value": "x"}}).status_code == 404
+    # A dotted id may be one of Discourse's texts: not emulated, never "not found".
+    other = put("/admin/customize/site_texts/js.topic.create.json", {"site_text": {"value": "x"}})
+    assert other.status_code == 501 and other.json()["error_type"] == "not_emulated"
     member = sb.samples.username  # not an admin: the admin route does not exist for them
     assert put(f"/admin/customize/site_texts/{text_id}.json", {"site_text": {"value": "x"}}, member).status_code == 404
     assert connector.client.get(f"/admin/customize/site_texts/{text_id}.json", what="t")["site_text"][
