@@ -273,6 +273,8 @@ def test_bolt_receives_peoples_message_events_and_acknowledges_its_own(
     # it 200 without running the listener.
     [reply] = [m for m in slack.sandbox.messages[BOARD] if m.get("thread_ts") == said["ts"]]
     assert reply["text"] == "Noted for the agenda." and reply["bot_id"] == slack.sandbox.seed.bot_id
+    # An app's bot user posts as a user, no legacy "bot_message" subtype (Bolt knows it by bot_id).
+    assert "subtype" not in reply and reply["bot_profile"]["app_id"] == slack.sandbox.seed.app_id
     bot = slack.sandbox.seed.bot_user_id
     assert _wait(lambda: any(d["user"] == bot for d in slack.sandbox.deliveries))
     assert [d["status"] for d in slack.sandbox.deliveries if d["user"] == bot] == [200]
