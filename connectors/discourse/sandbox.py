@@ -63,11 +63,15 @@ ANONYMOUS: dict[str, Any] = {
 }
 
 
+# A username's and a group name's characters and length (User/Group validations).
+_NAME = r"[A-Za-z0-9_.\-]{2,60}"
+
+
 class SeedUser(SeedModel):
     """A user of the sandbox site (invented people only)."""
 
     id: int | None = None
-    username: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
+    username: str = Field(pattern=f"^{_NAME}$")
     name: str | None = None
     email: str | None = None
     admin: bool = False
@@ -88,7 +92,7 @@ class SeedGroup(SeedModel):
     """A group and its members (by username)."""
 
     id: int | None = None
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{2,60}$")
+    name: str = Field(pattern=f"^{_NAME}$")
     full_name: str | None = None
     members: list[str] = []
 
@@ -1121,7 +1125,7 @@ def _create_group(sb: DiscourseSandbox, req: Call) -> Reply:
     if not isinstance(data, dict):
         return _invalid_parameters("param is missing or the value is empty: group")
     name = str(data.get("name") or "")
-    if not re.fullmatch(r"[A-Za-z0-9_.\-]{2,60}", name):
+    if not re.fullmatch(_NAME, name):
         return _error(422, "Name must only include numbers, letters, dashes, dots, and underscores")
     if sb._group_by_name(name) or sb._user_by_name(name):
         return _error(422, "Name has already been taken")

@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
+from tests.procs import wait_for
 from tests.support.net import LoopbackServer
 
 BOARD = "C0BOARD01"
@@ -95,13 +96,6 @@ def _say(slack: Any, **message: Any) -> dict[str, Any]:
     answer = httpx.post(f"{slack.url}/_sandbox/{path}", json=message, timeout=30)
     answer.raise_for_status()
     return dict(answer.json())
-
-
-def _wait(condition: Callable[[], bool], seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return condition()
 
 
 # ---- start-up ------------------------------------------------------------------------------------
@@ -255,10 +249,10 @@ def test_bolt_receives_peoples_message_events_and_acknowledges_its_own(
     _set_events_url(slack, url).raise_for_status()
     said = _say(slack, user=WREN, channel=BOARD, text="Shall we meet on Thursday?")
     edited = _say(slack, path="messages/edit", channel=BOARD, ts=said["ts"], text="Shall we meet on Friday?")
-    assert _wait(lambda: any(m.get("thread_ts") == said["ts"] for m in slack.sandbox.messages[BOARD]))
+    assert wait_for(lambda: any(m.get("thread_ts") == said["ts"] for m in slack.sandbox.messages[BOARD]), 10, step=0.02)
     deleted = _say(slack, path="messages/delete", channel=BOARD, ts=said["ts"])
     assert [said["deliveries"], edited["deliveries"], deleted["deliveries"]] == [[200], [200], [200]]
-    assert _wait(lambda: len(seen) == 3)
+    assert wait_for(lambda: len(seen) == 3, 10, step=0.02)
     (message, channel, user), (changed, _, _), (gone, _, _) = seen
     assert (message["text"], message["user"], message["channel_type"], channel, user) == (
         "Shall we meet on Thursday?",
@@ -276,7 +270,7 @@ def test_bolt_receives_peoples_message_events_and_acknowledges_its_own(
     # An app's bot user posts as a user, no legacy "bot_message" subtype (Bolt knows it by bot_id).
     assert "subtype" not in reply and reply["bot_profile"]["app_id"] == slack.sandbox.seed.app_id
     bot = slack.sandbox.seed.bot_user_id
-    assert _wait(lambda: any(d["user"] == bot for d in slack.sandbox.deliveries))
+    assert wait_for(lambda: any(d["user"] == bot for d in slack.sandbox.deliveries), 10, step=0.02)
     assert [d["status"] for d in slack.sandbox.deliveries if d["user"] == bot] == [200]
     time.sleep(0.2)  # time for a listener Bolt would have run after its answer
     assert len(seen) == 3
@@ -355,7 +349,7 @@ def test_bolt_refuses_a_sandbox_signed_request_tampered_with_or_signed_too_long_
         assert httpx.post(url, content=forged_body, headers=forged_headers, timeout=10).status_code == 401
     assert clicks == []
     assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 200
-    assert _wait(lambda: clicks == [TOBIN])
+    assert wait_for(lambda: clicks == [TOBIN], 10, step=0.02)
     # An Events API request too: the envelope the sandbox signs, its event changed.
     headers, body = slack.sandbox.signed_request(
         kind="message", payload={"user": TOBIN, "text": "hello", "channel": BOARD}
