@@ -36,7 +36,7 @@ from connectors.sandboxkit import (
     shaped,
 )
 from connectors.slack.connector import SlackConnector
-from connectors.slack.sandbox_events import EventsApi, public, signed_headers
+from connectors.slack.sandbox_events import BotEvent, EventsApi, public, signed_headers
 from connectors.slack.settings import SlackSettings
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
@@ -117,6 +117,9 @@ class SandboxSeed(SeedModel):
         "im:history",
         "mpim:history",
     ]
+    # The bot events the app subscribes to (its Event Subscriptions page; charterflow's are
+    # these two): the Events API sends only these, and only from conversations the bot is in.
+    bot_events: list[BotEvent] = ["message.channels", "message.groups"]
 
 
 def default_seed() -> dict[str, Any]:

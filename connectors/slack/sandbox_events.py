@@ -1,17 +1,21 @@
 """The Slack sandbox's Events API (the common room, R-COMMS): ``EventsApi``, a part of
 ``SlackSandbox`` kept in its own module.
 
-- Once an events URL is set (``POST /_sandbox/events_url`` {url}: kept only when it answers a signed
-  ``url_verification`` with its challenge, as on Slack), every ``message`` in a channel
-  (a person's, through the control routes below, and the app's own posts, edits and deletions,
-  as Slack sends them) is POSTed there as an ``event_callback``, signed as Slack signs
+- Once an events URL is set (``POST /_sandbox/events_url`` {url, bot_events?}: kept only when it
+  answers a signed ``url_verification`` with its challenge, as on Slack), every ``message`` in a
+  conversation the bot is in, of a kind the app subscribes to (``bot_events``: ``message.channels``,
+  ``message.groups``, ``message.im``, ``message.mpim``; the seed's by default), is POSTed there as
+  an ``event_callback`` (a person's, through the control routes below, and the app's own posts,
+  edits and deletions, as Slack sends them), and an ``app_mention`` too for a person's message
+  naming the bot (``<@U…>``) outside a DM when the app subscribes to it; signed as Slack signs
   (``X-Slack-Signature`` v0, ``X-Slack-Request-Timestamp``). An answer other than 2xx (or none)
   is retried three times, "nearly immediately, then after 1 minute, then after 5 minutes" (in
   the sandbox's time scale), with ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason``
   (https://api.slack.com/apis/events-api#retries).
 - Control routes (not Slack): ``POST /_sandbox/messages`` {user, channel, text, thread_ts?,
-  files?} a person writes; ``/_sandbox/messages/edit`` {channel, ts, text}; ``/_sandbox/messages/
-  delete`` {channel, ts}; ``/_sandbox/events/redeliver`` {event_id, reason?} sends a delivered
+  files?} a person writes (the answer lists each event sent: none where the bot is not a
+  member); ``/_sandbox/messages/edit`` {channel, ts, text}; ``/_sandbox/messages/delete``
+  {channel, ts}; ``/_sandbox/events/redeliver`` {event_id, reason?} sends a delivered
   event again as Slack's retry does.
 """
 
@@ -24,16 +28,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 import httpx
 
 from connectors.sandboxkit import Call, Reply, Sandbox, control
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
-__all__ = ["RETRY_DELAYS", "EventsApi", "public", "signed_headers"]
+__all__ = ["RETRY_DELAYS", "BotEvent", "EventsApi", "public", "signed_headers"]
 
 RETRY_DELAYS = (0.0, 60.0, 300.0)  # Slack's three retries, in sandbox seconds
+# The bot events an app may subscribe to here (https://api.slack.com/events/message.channels & co.).
+BotEvent = Literal["message.channels", "message.groups", "message.im", "message.mpim", "app_mention"]
+_SUBSCRIPTION = {"channel": "message.channels", "group": "message.groups", "im": "message.im", "mpim": "message.mpim"}
 
 
 def public(message: Mapping[str, Any], *, with_metadata: bool = False) -> dict[str, Any]:
@@ -71,6 +78,7 @@ class EventsApi(Sandbox):
     def _init_events(self) -> None:
         # Not in ``_reset``: the app's Request URL and the events sent outlive a workspace reset.
         self.events_url: str | None = None
+        self.bot_events: list[str] = list(self.seed.bot_events)
         self.events_sent: dict[str, dict[str, Any]] = {}
         self.deliveries: list[dict[str, Any]] = []
 
@@ -145,15 +153,29 @@ class EventsApi(Sandbox):
             time.sleep(delay * self.time_factor)
         return statuses
 
+    def _sends(self, event: Mapping[str, Any]) -> bool:
+        """Whether Slack sends ``event`` to the app: only from a conversation its bot is in, only
+        an event it subscribes to (a message's by the conversation's kind), and never an
+        ``app_mention`` from a DM (https://api.slack.com/events/app_mention)."""
+        conv = self.channels[event["channel"]]
+        if event["type"] == "app_mention":
+            name = None if conv["is_im"] else "app_mention"
+        else:
+            name = _SUBSCRIPTION[self._kind(conv)]
+        return bool(self.events_url) and name in self.bot_events and self.seed.bot_user_id in conv["members"]
+
+    @staticmethod
+    def _kind(conv: Mapping[str, Any]) -> str:
+        # an event's ``channel_type``
+        return "im" if conv["is_im"] else "mpim" if conv["is_mpim"] else "group" if conv["is_private"] else "channel"
+
     def _emit(self, channel: str, event: dict[str, Any]) -> None:
-        """Send, in the background, the event Slack sends for the app's own change in
-        ``channel`` (none in a DM)."""
-        if self.events_url and not self.channels[channel]["is_im"]:
+        """Send, in the background, the event Slack sends for the app's own change in ``channel``."""
+        if self._sends(event):
             threading.Thread(target=self.deliver, args=(self._envelope(event),), daemon=True).start()
 
     def _channel_event(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
-        kind = "group" if self.channels[channel]["is_private"] else "channel"
-        return {**public(message), "channel": channel, "channel_type": kind}
+        return {**public(message), "channel": channel, "channel_type": self._kind(self.channels[channel])}
 
     def _hidden_event(self, subtype: str, channel: str, **fields: Any) -> dict[str, Any]:
         # the hidden ``message`` event of an edit or a deletion in ``channel``
@@ -168,17 +190,24 @@ class EventsApi(Sandbox):
 
     # ---- control routes: a person writes, edits, deletes; events are delivered before the answer
 
-    async def _send_now(self, event: dict[str, Any]) -> Reply:
-        envelope = self._envelope(event)
-        statuses = await asyncio.to_thread(self.deliver, envelope)
+    async def _send_now(self, *events: dict[str, Any]) -> Reply:
+        """Deliver, in order, those of ``events`` Slack sends the app; the answer names each
+        (``event_id`` and ``deliveries``: the first's, or none)."""
+        sent = []
+        for event in filter(self._sends, events):
+            envelope = self._envelope(event)
+            statuses = await asyncio.to_thread(self.deliver, envelope)
+            sent.append({"event_id": envelope["event_id"], "type": event["type"], "deliveries": statuses})
+        first = sent[0] if sent else {"event_id": None, "deliveries": []}
         return Reply(
             200,
             {
                 "ok": True,
-                "event_id": envelope["event_id"],
-                "deliveries": statuses,
-                "ts": event.get("ts"),
-                "channel": event.get("channel"),
+                "event_id": first["event_id"],
+                "deliveries": first["deliveries"],
+                "events": sent,
+                "ts": events[0].get("ts"),
+                "channel": events[0].get("channel"),
             },
         )
 
@@ -215,7 +244,9 @@ class EventsApi(Sandbox):
                 )
             self.messages[channel].append(message)
             event = self._channel_event(channel, message)
-        return await self._send_now(event)
+            # An app_mention carries the message's own fields (https://api.slack.com/events/app_mention).
+            mention = {k: v for k, v in event.items() if k != "channel_type"} | {"type": "app_mention"}
+        return await self._send_now(event, *([mention] if f"<@{self.seed.bot_user_id}>" in message["text"] else []))
 
     @control("messages/edit")
     async def _events_edit(self, call: Call, data: dict[str, Any]) -> Reply:
@@ -244,6 +275,9 @@ class EventsApi(Sandbox):
     async def _events_url(self, call: Call, data: dict[str, Any]) -> Reply:
         # Slack keeps a Request URL once it answers a signed challenge with it, in plain text, a
         # form or JSON (https://api.slack.com/apis/events-api#handshake)
+        events = data.get("bot_events", self.bot_events)
+        if not isinstance(events, list) or not set(events) <= set(get_args(BotEvent)):
+            return self.error(400, f"bot_events must be a list of {', '.join(get_args(BotEvent))}")
         if url := str(data.get("url") or ""):
             headers, body = self.signed_request(kind="url_verification", payload={})
             try:
@@ -256,8 +290,8 @@ class EventsApi(Sandbox):
                 echo.form().get("challenge"),
             ):
                 return self.error(400, "Your URL didn't respond with the value of the challenge parameter.")
-        self.events_url = url or None
-        return Reply(200, {"ok": True, "url": self.events_url})
+        self.events_url, self.bot_events = url or None, [str(e) for e in events]
+        return Reply(200, {"ok": True, "url": self.events_url, "bot_events": self.bot_events})
 
     @control("events/redeliver")
     async def _events_redeliver(self, call: Call, data: dict[str, Any]) -> Reply:

@@ -12,6 +12,7 @@ from tests.support.slack import TIME_FACTOR
 
 
 @pytest.fixture
-def slack(serve: Any) -> Any:
-    """The Slack sandbox (default seed, scaled time) served on 127.0.0.1."""
-    return serve(SlackSandbox(time_factor=TIME_FACTOR))
+def slack(serve: Any, request: pytest.FixtureRequest) -> Any:
+    """The Slack sandbox (scaled time) served on 127.0.0.1: the default seed, or the one a test
+    names with ``@pytest.mark.parametrize("slack", [seed], indirect=True)``."""
+    return serve(SlackSandbox(seed=getattr(request, "param", None), time_factor=TIME_FACTOR))

@@ -39,10 +39,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
+from connectors.slack.sandbox import default_seed
 from tests.procs import wait_for
 from tests.support.net import LoopbackServer
 
-BOARD = "C0BOARD01"
+BOARD, GENERAL, AGENDA = "C0BOARD01", "C0GENERAL", "C0AGENDA1"
 WREN, TOBIN, OSSIAN = "U0WREN001", "U0TOBI002", "U0OSSI004"
 
 
@@ -85,8 +86,8 @@ def _buttons(text: str, *action_ids: str) -> list[dict[str, Any]]:
     ]
 
 
-def _set_events_url(slack: Any, url: str) -> httpx.Response:
-    return httpx.post(f"{slack.url}/_sandbox/events_url", json={"url": url}, timeout=10)
+def _set_events_url(slack: Any, url: str, **subscriptions: Any) -> httpx.Response:
+    return httpx.post(f"{slack.url}/_sandbox/events_url", json={"url": url, **subscriptions}, timeout=10)
 
 
 def _say(slack: Any, **message: Any) -> dict[str, Any]:
@@ -230,7 +231,8 @@ def test_the_events_url_is_kept_once_bolt_answers_the_signed_challenge(
         refused = _set_events_url(slack, wrong)
         assert refused.status_code == 400 and "challenge" in refused.json()["error"]
         assert slack.sandbox.events_url is None
-    assert _set_events_url(slack, url).json() == {"ok": True, "url": url}
+    kept = {"ok": True, "url": url, "bot_events": ["message.channels", "message.groups"]}  # charterflow's
+    assert _set_events_url(slack, url).json() == kept
     assert slack.sandbox.events_url == url
 
 
@@ -315,6 +317,91 @@ def test_an_app_answering_x_slack_no_retry_is_not_sent_the_event_again(
     _set_events_url(slack, url).raise_for_status()  # the handshake is Bolt's own, before middleware
     said = _say(slack, user=WREN, channel=BOARD, text="Is the budget ready?")
     assert said["deliveries"] == [503] and attempts == [said["event_id"]]
+
+
+def _with_agenda() -> dict[str, Any]:
+    """The default workspace and a public channel the bot is in (it is not in #general)."""
+    seed = default_seed()
+    seed["channels"] = [*seed["channels"], {"id": AGENDA, "name": "agenda", "members": [WREN, TOBIN]}]
+    return seed
+
+
+@pytest.mark.parametrize("slack", [_with_agenda()], indirect=True)
+def test_bolt_hears_only_the_conversations_its_bot_is_in_and_the_kinds_it_subscribes_to(
+    bolt: Callable[..., tuple[App, str]], slack: Any
+) -> None:
+    # https://api.slack.com/events/message.channels, /events/message.groups: a bot's message
+    # events come from the conversations it is in, each kind by its own subscription.
+    app, url = bolt()
+    heard: list[tuple[str, str]] = []
+    app.event("message")(lambda event: heard.append((event["channel"], event["channel_type"])))
+    _set_events_url(slack, url).raise_for_status()
+    outside = _say(slack, user=WREN, channel=GENERAL, text="The bot is not in #general")
+    assert (outside["event_id"], outside["deliveries"], outside["events"]) == (None, [], [])
+    assert outside["ts"] in [m["ts"] for m in slack.sandbox.messages[GENERAL]]  # written all the same
+    public = _say(slack, user=WREN, channel=AGENDA, text="A public channel the bot is in")
+    private = _say(slack, user=WREN, channel=BOARD, text="A private one")
+    assert [e["deliveries"] for e in public["events"] + private["events"]] == [[200], [200]]
+    assert wait_for(lambda: len(heard) == 2, 10, step=0.02)
+    assert heard == [(AGENDA, "channel"), (BOARD, "group")]
+
+    # The app unsubscribes from private channels' messages (message.groups): those stop coming.
+    kept = _set_events_url(slack, url, bot_events=["message.channels"]).json()
+    assert kept["bot_events"] == slack.sandbox.bot_events == ["message.channels"]
+    assert _say(slack, user=WREN, channel=BOARD, text="Not sent")["events"] == []
+    assert [e["deliveries"] for e in _say(slack, user=TOBIN, channel=AGENDA, text="Sent")["events"]] == [[200]]
+    assert wait_for(lambda: len(heard) == 3, 10, step=0.02) and heard[2] == (AGENDA, "channel")
+
+
+def test_bolt_hears_a_mention_of_its_bot_as_app_mention_when_it_subscribes(
+    bolt: Callable[..., tuple[App, str]], slack: Any
+) -> None:
+    # https://api.slack.com/events/app_mention: sent besides the message event when the app
+    # subscribes to it; never from a DM (message.im carries those).
+    app, url = bolt()
+    mentions: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+
+    @app.event("app_mention")
+    def on_mention(event: Any, say: Any) -> None:
+        mentions.append(event)
+        say(text="Added to the agenda.", thread_ts=event["ts"])
+
+    app.event("message")(lambda event: messages.append(event))
+    bot = slack.sandbox.seed.bot_user_id
+    _set_events_url(slack, url, bot_events=["message.groups", "message.im", "app_mention"]).raise_for_status()
+    said = _say(slack, user=WREN, channel=BOARD, text=f"<@{bot}> please add the budget")
+    assert [(e["type"], e["deliveries"]) for e in said["events"]] == [("message", [200]), ("app_mention", [200])]
+    assert said["event_id"] == said["events"][0]["event_id"]
+    assert wait_for(
+        lambda: mentions and any(m.get("thread_ts") == said["ts"] for m in slack.sandbox.messages[BOARD]), 10, step=0.02
+    )
+    [mention] = mentions
+    assert (mention["type"], mention["user"], mention["channel"]) == ("app_mention", WREN, BOARD)
+    assert mention["ts"] == said["ts"]
+    assert mention["text"] == f"<@{bot}> please add the budget" and "channel_type" not in mention
+
+    # In a DM the bot is mentioned as a message only; without the subscription, as a message too.
+    dm = app.client.conversations_open(users=WREN)["channel"]["id"]
+    in_dm = _say(slack, user=WREN, channel=dm, text=f"<@{bot}> a word in private")
+    assert [e["type"] for e in in_dm["events"]] == ["message"]
+    _set_events_url(slack, url, bot_events=["message.groups"]).raise_for_status()
+    unsubscribed = _say(slack, user=TOBIN, channel=BOARD, text=f"<@{bot}> and the minutes")
+    assert [e["type"] for e in unsubscribed["events"]] == ["message"]
+    time.sleep(0.2)  # time for a listener Bolt would have run
+    assert len(mentions) == 1 and [m["channel_type"] for m in messages] == ["group", "im", "group"]
+
+
+@pytest.mark.parametrize(
+    "bot_events", [["reaction_added"], "app_mention", [1]], ids=["unknown-event", "not-a-list", "not-a-name"]
+)
+def test_an_events_subscription_the_sandbox_does_not_know_is_refused_and_changes_nothing(
+    slack: Any, bot_events: Any
+) -> None:
+    refused = _set_events_url(slack, "http://127.0.0.1:9/never-called", bot_events=bot_events)
+    assert refused.status_code == 400 and "bot_events must be a list of" in refused.json()["error"]
+    assert "app_mention" in refused.json()["error"]
+    assert (slack.sandbox.events_url, slack.sandbox.bot_events) == (None, ["message.channels", "message.groups"])
 
 
 # ---- signatures ----------------------------------------------------------------------------------
