@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import math
+import mimetypes
 import random
 import re
 import secrets
@@ -182,6 +183,27 @@ def _unknown(what: str, code: int) -> Reply:
     return _error(404, code, f"Unknown {what}")
 
 
+_MEDIA_TYPES = mimetypes.MimeTypes()  # Python's own table only: the same answer on every machine
+
+
+def _media_type(filename: str, declared: str | None = None, data: bytes = b"") -> str | None:
+    """An attachment's ``content_type`` as Discord shows it: guessed from the file, not taken from
+    the upload (discord.py declares every file ``application/octet-stream``); text that decodes as
+    UTF-8 with that charset (https://github.com/discord/discord-api-docs/issues/2763); none when
+    neither the name nor the upload tells (the field is optional). A part without a type reads as
+    ``text/plain`` (RFC 2046), so that one tells nothing either."""
+    guessed = _MEDIA_TYPES.guess_type(filename)[0]
+    if guessed is None:
+        return declared if declared not in (None, "application/octet-stream", "text/plain") else None
+    if not guessed.startswith("text/"):
+        return guessed
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return guessed
+    return f"{guessed}; charset=utf-8"
+
+
 def _unreadable(req: Call, route: Any) -> Reply | None:
     """Discord's 400 for a request it cannot read: a path id that is not a snowflake (it never
     reaches the lookup that would answer 10013 & co.), an ``X-Audit-Log-Reason`` over 512
@@ -197,7 +219,7 @@ def _unreadable(req: Call, route: Any) -> Reply | None:
             return _form_error(body="Invalid multipart/form-data body")
         req.body = next((data for name, _, _, data in parts if name == "payload_json"), b"")
         req.files += [
-            {"field": name, "filename": filename, "size": len(data), "content_type": ctype}
+            {"field": name, "filename": filename, "size": len(data), "content_type": _media_type(filename, ctype, data)}
             for name, filename, ctype, data in parts
             if name != "payload_json" and filename
         ]
@@ -1082,8 +1104,7 @@ class DiscordSandbox(Sandbox):
         if (cid := next(named, None)) is None:
             return _unknown("Channel", 10003)
         files = [
-            {"filename": str(a), "size": 1, "content_type": "application/octet-stream"}
-            for a in data.get("attachments") or []
+            {"filename": str(a), "size": 1, "content_type": _media_type(str(a))} for a in data.get("attachments") or []
         ]
         with self._lock:
             msg = self._create_message(cid, str(user["id"]), {"content": data.get("content") or "", "_files": files})
@@ -1282,7 +1303,7 @@ class DiscordSandbox(Sandbox):
                     "id": self._id(),
                     "filename": f["filename"],
                     "size": f["size"],
-                    "content_type": f["content_type"],
+                    **({"content_type": f["content_type"]} if f["content_type"] else {}),
                     "url": f"https://cdn.discordapp.com/{cdn}/{f['filename']}",
                     "proxy_url": f"https://media.discordapp.net/{cdn}/{f['filename']}",
                 }

@@ -6,6 +6,7 @@ call must work as against the platform, and what a sandbox does not emulate must
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import Awaitable
@@ -69,6 +70,13 @@ def test_discord_py_runs_a_bots_rest_calls(discord_py: Any) -> None:
         await client.edit_message(channel, int(sent["id"]), params=_message("Hello, edited"))
         seen["message"] = await client.get_message(channel, int(sent["id"]))
         seen["history"] = await client.logs_from(channel, 10)
+        files = [
+            discord.File(io.BytesIO("Minutes: café at six.".encode()), filename="minutes.txt"),
+            discord.File(io.BytesIO(b"\x89PNG\r\n\x1a\n"), filename="chart.png"),
+            discord.File(io.BytesIO(b"\x00\x01"), filename="README"),
+        ]
+        with discord_http.handle_message_parameters(content="Files", files=files) as params:
+            seen["files"] = await client.send_message(channel, params=params)
         thread = await client.start_thread_with_message(
             channel, int(sent["id"]), name="A thread", auto_archive_duration=1440
         )
@@ -108,6 +116,14 @@ def test_discord_py_runs_a_bots_rest_calls(discord_py: Any) -> None:
     assert seen["member"]["user"]["username"] == "cleo_marsh"
     assert seen["message"]["content"] == "Hello, edited"
     assert seen["history"][0]["id"] == seen["message"]["id"]
+    # discord.py declares every file application/octet-stream; Discord shows the file's own type
+    # (text with its charset) and none for a name that tells nothing.
+    assert [(a["filename"], a.get("content_type")) for a in seen["files"]["attachments"]] == [
+        ("minutes.txt", "text/plain; charset=utf-8"),
+        ("chart.png", "image/png"),
+        ("README", None),
+    ]
+    assert seen["files"]["attachments"][0]["size"] == len("Minutes: café at six.".encode())
     assert set(box.channels[seen["thread"]["id"]]["members"]) >= {box.bot_id, str(member)}
     assert str(moderator) in seen["granted"]["roles"]
     assert str(moderator) not in box.members[str(member)]["roles"]

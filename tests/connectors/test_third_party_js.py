@@ -127,6 +127,9 @@ def test_discordjs_rest_runs_a_bots_calls(serve: Any, node: str, discord_env: An
     # The file went as multipart/form-data (payload_json + files[0]).
     (attachment,) = seen["file"]["attachments"]
     assert (attachment["filename"], attachment["size"]) == ("minutes.txt", len(b"The minutes."))
+    # discord.js declares a text file application/octet-stream (its type sniffer knows no text);
+    # Discord shows the file's own type.
+    assert attachment["content_type"] == "text/plain; charset=utf-8"
     assert seen["file"]["content"] == "Minutes attached" and seen["file"]["id"] not in stored
     assert [m["id"] for m in seen["history"]] == [seen["file"]["id"], seen["sent"]["id"]]
 
