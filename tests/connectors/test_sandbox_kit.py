@@ -92,8 +92,11 @@ def test_the_kit_and_the_three_sandboxes_are_smaller_than_before(report: Any) ->
     # with what discord.js and pydiscourse's every method found (+56: "%40me", the Forum's
     # topic-at-a-post-number route, its suspended and silenced lists, 501 for an upload by URL and
     # for site texts it lacks; search, category topic lists, private messages, unsuspend and group
-    # creation emulated). Lower it as the sandboxes shrink.
-    assert total < BEFORE_THE_KIT * 0.87
+    # creation emulated); 2,791 (87.8%) with what Bolt's listeners and discord.py's uploads found
+    # (+37: Slack's events only from conversations the bot is in and of the kinds the app
+    # subscribes to, app_mention; Discord's attachment type guessed from the file). Lower it as
+    # the sandboxes shrink.
+    assert total < BEFORE_THE_KIT * 0.88
 
 
 class Echo(Sandbox):
