@@ -528,6 +528,7 @@ class SlackSandbox(EventsApi):
                 "ephemeral": list(self.ephemeral),
                 "response_posts": list(self.response_posts),
                 "interactions": list(self.interactions),
+                "events": {"url": self.events_url, "bot_events": self.bot_events, "deliveries": list(self.deliveries)},
                 **(stats := self.stats()),
                 "outcomes": stats["responses"],
                 "limits": self.seed.limits.model_dump(),

@@ -351,6 +351,9 @@ def test_bolt_hears_only_the_conversations_its_bot_is_in_and_the_kinds_it_subscr
     assert _say(slack, user=WREN, channel=BOARD, text="Not sent")["events"] == []
     assert [e["deliveries"] for e in _say(slack, user=TOBIN, channel=AGENDA, text="Sent")["events"]] == [[200]]
     assert wait_for(lambda: len(heard) == 3, 10, step=0.02) and heard[2] == (AGENDA, "channel")
+    events = httpx.get(f"{slack.url}/_sandbox/state", timeout=10).json()["events"]  # what the inspector shows
+    assert (events["url"], events["bot_events"]) == (url, ["message.channels"])
+    assert [d["status"] for d in events["deliveries"]] == [200, 200, 200]
 
 
 def test_bolt_hears_a_mention_of_its_bot_as_app_mention_when_it_subscribes(
