@@ -116,6 +116,8 @@ class SandboxSeed(SeedModel):
         "groups:history",
         "im:history",
         "mpim:history",
+        "channels:read",  # conversations.info: the common room's channel (R-COMMS)
+        "groups:read",
     ]
     # The bot events the app subscribes to (its Event Subscriptions page; charterflow's are
     # these two): the Events API sends only these, and only from conversations the bot is in.
@@ -250,11 +252,27 @@ class _Args(dict):
 _METHODS: dict[str, Callable[[SlackSandbox, _Args], Reply]] = {}  # Web API method name: its handler
 
 
-def _method(name: str, find: Callable[..., Any] | None = None) -> Callable[[Callable[..., Reply]], Any]:
-    """Register a Web API method; ``find``: the lookup its arguments name (``after_find``)."""
+def _method(
+    name: str, find: Callable[..., Any] | None = None, scope: str | None = None
+) -> Callable[[Callable[..., Reply]], Any]:
+    """Register a Web API method; ``find``: the lookup its arguments name (``after_find``);
+    ``scope``: the bot scope it needs, refused ``missing_scope`` before anything else, or, with
+    ``{kind}``, the one of the conversation found (Slack asks ``groups:history`` for a private
+    channel's history, ``channels:history`` for a public one's)."""
 
     def register(fn: Callable[..., Reply]) -> Callable[..., Reply]:
-        _METHODS[name] = after_find(fn, find) if find else fn
+        handler = after_find(fn, find) if find else fn
+        if scope is None:
+            _METHODS[name] = handler
+        elif "{kind}" in scope and find:
+            _METHODS[name] = after_find(
+                lambda sb, args, conv: (
+                    sb._missing(scope.format(kind=_SCOPE_KINDS[_kind_of(conv)])) or fn(sb, args, conv)
+                ),
+                find,
+            )
+        else:
+            _METHODS[name] = lambda sb, args: sb._missing(scope) or handler(sb, args)
         return fn  # undecorated: one handler can serve several methods
 
     return register
@@ -661,6 +679,11 @@ class SlackSandbox(EventsApi):
             return _fail("channel_not_found")
         return conv
 
+    def _missing(self, scope: str) -> Reply | None:
+        """Slack's refusal of a call whose token lacks ``scope``, naming it and those granted."""
+        granted = self.seed.bot_scopes
+        return None if scope in granted else _fail("missing_scope", needed=scope, provided=",".join(granted))
+
 
 # ---- methods
 
@@ -690,7 +713,7 @@ def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
     )
 
 
-@_method("chat.postMessage", find=SlackSandbox._conversation)
+@_method("chat.postMessage", find=SlackSandbox._conversation, scope="chat:write")
 def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if conv["is_archived"]:
         return _fail("is_archived")
@@ -718,7 +741,7 @@ def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     return _ok(channel=conv["id"], ts=message["ts"], message=public(message))
 
 
-@_method("chat.update", find=SlackSandbox._conversation)
+@_method("chat.update", find=SlackSandbox._conversation, scope="chat:write")
 def _update(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (message := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("message_not_found")
@@ -735,7 +758,7 @@ def _update(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     return _ok(channel=conv["id"], ts=message["ts"], text=checked[0], message=public(message))
 
 
-@_method("chat.delete", find=SlackSandbox._conversation)
+@_method("chat.delete", find=SlackSandbox._conversation, scope="chat:write")
 def _delete(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (message := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("message_not_found")
@@ -762,6 +785,8 @@ def _open(sb: SlackSandbox, args: _Args) -> Reply:
             return _fail("user_not_found")
         if person.get("deleted"):
             return _fail("user_disabled")
+    if refused := sb._missing("mpim:write" if len(set(users)) > 1 else "im:write"):
+        return refused
     members = {*users, sb.seed.bot_user_id}
     if existing := [c for c in sb.channels.values() if (c["is_im"] or c["is_mpim"]) and c["members"] == members]:
         return _ok(channel={"id": existing[0]["id"]}, no_op=True, already_open=True)
@@ -798,7 +823,7 @@ def _messages(sb: SlackSandbox, args: _Args, messages: list[dict[str, Any]]) -> 
     )
 
 
-@_method("conversations.history", find=SlackSandbox._conversation)
+@_method("conversations.history", find=SlackSandbox._conversation, scope="{kind}:history")
 def _history(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if sb.seed.bot_user_id not in conv["members"]:
         return _fail("not_in_channel")
@@ -807,7 +832,7 @@ def _history(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     )
 
 
-@_method("conversations.replies", find=SlackSandbox._conversation)
+@_method("conversations.replies", find=SlackSandbox._conversation, scope="{kind}:history")
 def _replies(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if (parent := sb._find_message(conv["id"], str(args.get("ts") or ""))) is None:
         return _fail("thread_not_found")
@@ -823,8 +848,12 @@ def _by_email(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
     return next(found, _fail("users_not_found"))
 
 
-@_method("users.info", find=lambda sb, args: sb.users.get(str(args.get("user") or "")) or _fail("user_not_found"))
-@_method("users.lookupByEmail", find=_by_email)
+@_method(
+    "users.info",
+    find=lambda sb, args: sb.users.get(str(args.get("user") or "")) or _fail("user_not_found"),
+    scope="users:read",
+)
+@_method("users.lookupByEmail", find=_by_email, scope="users:read.email")
 def _user_answer(sb: SlackSandbox, args: _Args, user: dict[str, Any]) -> Reply:
     return _ok(user=_user(sb, user))
 
@@ -836,7 +865,7 @@ def _user_answer(sb: SlackSandbox, args: _Args, user: dict[str, Any]) -> Reply:
 _channel_by_id = functools.partial(SlackSandbox._conversation, by_name=False)
 
 
-@_method("conversations.info", find=_channel_by_id)
+@_method("conversations.info", find=_channel_by_id, scope="{kind}:read")
 def _conversation_info(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     return _ok(channel=_conversation_json(sb, conv, num_members=args.flag("include_num_members")))
 
@@ -866,6 +895,10 @@ def _conversation_json(sb: SlackSandbox, conv: Mapping[str, Any], *, num_members
     )
 
 
+# a conversation kind's scopes: channels:read, groups:history, im:read…
+_SCOPE_KINDS = {"public_channel": "channels", "private_channel": "groups", "im": "im", "mpim": "mpim"}
+
+
 def _kind_of(conv: Mapping[str, Any]) -> str:
     private = "private_channel" if conv["is_private"] else "public_channel"
     return "im" if conv["is_im"] else "mpim" if conv["is_mpim"] else private
@@ -876,8 +909,11 @@ def _conversation_list(sb: SlackSandbox, args: _Args) -> Reply:
     """The conversations of the ``types`` asked (public channels by default); a bot sees the
     private ones, DMs and group DMs it is in."""
     types = {k.strip() for k in str(args.get("types") or "public_channel").split(",")}
-    if not types <= {"public_channel", "private_channel", "mpim", "im"}:
+    if not types <= set(_SCOPE_KINDS):
         return _fail("invalid_types")
+    for kind in (k for k in _SCOPE_KINDS if k in types):
+        if refused := sb._missing(f"{_SCOPE_KINDS[kind]}:read"):
+            return refused
     found = [
         c
         for c in sorted(sb.channels.values(), key=lambda c: c["id"])
@@ -900,12 +936,12 @@ def _listing(args: _Args, items: list[Any], key: str, show: Callable[[Any], Any]
     return _ok(**{key: [show(item) for item in chunk]}, **fields, response_metadata={"next_cursor": next_cursor})
 
 
-@_method("conversations.members", find=_channel_by_id)
+@_method("conversations.members", find=_channel_by_id, scope="{kind}:read")
 def _conversation_members(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     return _listing(args, sorted(conv["members"]), "members", str)
 
 
-@_method("users.list")
+@_method("users.list", scope="users:read")
 def _user_list(sb: SlackSandbox, args: _Args) -> Reply:
     users = sorted(sb.users.values(), key=lambda u: u["id"])
     return _listing(args, users, "members", lambda u: _user(sb, u), cache_ts=int(time.time()))

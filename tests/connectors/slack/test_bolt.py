@@ -486,3 +486,53 @@ def test_bolts_client_sees_unemulated_methods_fail_loudly_and_slacks_refusals_as
     with pytest.raises(SlackApiError) as missing:
         client.conversations_info(channel="C0NOSUCH99")
     assert (missing.value.response.status_code, missing.value.response["error"]) == (200, "channel_not_found")
+
+
+def _granted(*scopes: str) -> dict[str, Any]:
+    """The default workspace, its app's token holding only ``scopes``."""
+    return {**default_seed(), "bot_scopes": list(scopes)}
+
+
+@pytest.mark.parametrize("slack", [_granted("chat:write", "channels:history", "channels:read")], indirect=True)
+def test_bolts_client_is_refused_what_its_tokens_scopes_do_not_cover_as_slack_refuses_it(
+    bolt: Callable[..., tuple[App, str]], slack: Any
+) -> None:
+    # Slack's missing_scope names the scope needed and those granted; for a conversation, the
+    # one of its kind (https://api.slack.com/scopes). The sandbox had served every call.
+    client = bolt()[0].client
+    provided = "chat:write,channels:history,channels:read"
+    for call, needed in (
+        (lambda: client.conversations_history(channel=BOARD, limit=1), "groups:history"),  # private
+        (lambda: client.conversations_info(channel=BOARD), "groups:read"),
+        (lambda: client.conversations_members(channel=BOARD), "groups:read"),
+        (lambda: client.conversations_list(types="public_channel,private_channel"), "groups:read"),
+        (lambda: client.conversations_list(types="im"), "im:read"),
+        (lambda: client.conversations_open(users=WREN), "im:write"),
+        (lambda: client.conversations_open(users=[WREN, TOBIN]), "mpim:write"),
+        (lambda: client.users_info(user=WREN), "users:read"),
+        (lambda: client.users_lookupByEmail(email="wren.halloway@example.org"), "users:read.email"),
+        (lambda: client.users_list(limit=10), "users:read"),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            call()
+        answer = refused.value.response
+        assert (answer.status_code, answer["error"], answer["needed"], answer["provided"]) == (
+            200,
+            "missing_scope",
+            needed,
+            provided,
+        )
+    # What the scopes cover is served: a public channel's details, the public list, posting; a
+    # public channel's history is refused for the bot's membership, no longer for a scope.
+    assert client.conversations_info(channel=GENERAL)["channel"]["is_member"] is False
+    assert "general" in {c["name"] for c in client.conversations_list()["channels"]}
+    assert client.chat_postMessage(channel=BOARD, text="Posting needs chat:write only")["ok"] is True
+    # A method's own scope is asked before its lookup; a conversation kind's, once it is found.
+    for call, error in (
+        (lambda: client.conversations_history(channel=GENERAL, limit=1), "not_in_channel"),
+        (lambda: client.users_info(user="U0NOSUCH99"), "missing_scope"),
+        (lambda: client.conversations_info(channel="C0NOSUCH99"), "channel_not_found"),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            call()
+        assert refused.value.response["error"] == error

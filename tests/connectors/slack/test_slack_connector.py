@@ -440,3 +440,18 @@ def test_threads_share_one_connector_safely(slack):
     for t in threads:
         t.join()
     assert not errors and len(messages(slack)) == 6
+
+
+def test_a_token_without_a_scope_the_call_needs_is_a_config_error_naming_the_scope(serve):
+    # The common room's channel check (conversations.info on a private channel) with a token
+    # lacking groups:read, as an app configured without the common room's scopes is refused.
+    seed = SlackSandbox().seed.model_dump()
+    seed["bot_scopes"] = [s for s in seed["bot_scopes"] if s != "groups:read"]
+    box = serve(SlackSandbox(seed=seed, time_factor=TIME_FACTOR))
+    connector = box.connect()
+    with pytest.raises(ConfigError) as refused:
+        connector.room_key(BOARD)
+    message = str(refused.value)
+    assert "missing_scope (needs groups:read; the token has chat:write," in message
+    assert "reinstall" in message and box.sandbox.bot_token not in message
+    assert connector.room_key("C0GENERAL") == "C0GENERAL"  # a public channel needs channels:read only
