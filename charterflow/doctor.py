@@ -38,6 +38,7 @@ from connectors.errors import ConfigError
 from connectors.slack import doctor as slack_doctor
 from connectors.slack.connector import SlackConnector
 from connectors.slack.settings import SlackSettings
+from flows.commons.bridges import CommonsSettings, parse_bridges
 from flows.platforms import MembershipSettings
 from gateway.settings import GatewaySettings
 
@@ -140,7 +141,19 @@ def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, ga
             group=membership.discourse_group,
             category_ids=ids,
         )
-    return slack_doctor.check(SlackSettings.load(**given))
+    try:
+        rooms = _slack_rooms(CommonsSettings())
+    except ValueError as exc:
+        return [failed(platform, "common room", str(exc), "correct CHARTERFLOW_COMMONS_BRIDGES")]
+    return slack_doctor.check(SlackSettings.load(**given), rooms=rooms)
+
+
+def _slack_rooms(commons: CommonsSettings) -> list[str]:
+    """The Slack channels the common room's bridges name (Slack takes part only when named)."""
+    raw = (commons.bridges or "").strip()
+    if not raw or raw.lower() == "none":
+        return []
+    return list(dict.fromkeys(b.rooms["slack"] for b in parse_bridges(raw) if "slack" in b.rooms))
 
 
 def _check_plugin(platform: str, run: Any, given: dict[str, Any]) -> list[Check]:

@@ -132,6 +132,7 @@ def test_each_problem_of_a_wrong_setup_is_reported_with_its_fix():
         env["CHARTERFLOW_DISCORD_WG_CHANNEL_ID"] = "1100000000000009999"  # no such channel
         del env["CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET"]
         del env["CHARTERFLOW_SLACK_SIGNING_SECRET"]
+        env["CHARTERFLOW_COMMONS_BRIDGES"] = "moderators: discord=moderators, slack=C0BOARD01"
         code, out = _doctor(env)
     assert code == 1, out
 
@@ -161,6 +162,9 @@ def test_each_problem_of_a_wrong_setup_is_reported_with_its_fix():
     scopes = _line(out, "slack", "scopes")
     assert scopes.startswith("FAIL") and "groups:history" in scopes and "reinstall the app" in scopes
     assert "chat:write" not in scopes.split("fix:")[0]
+    assert "channels:read" in scopes and "groups:read" in scopes  # the common room's, as a room is bridged
+    room = _line(out, "slack", "common room C0BOARD01")
+    assert room.startswith("FAIL") and "missing_scope" in room and "add channels:read and groups:read" in room
     board = _line(out, "slack", "board channel")
     assert board.startswith("FAIL") and "not_in_channel" in board and "/invite @<app name>" in board
     assert _line(out, "slack", "signing secret").startswith("FAIL")
@@ -229,6 +233,33 @@ def test_doctor_sandboxes_option_checks_the_builtin_sandboxes():
     code, out = _doctor({}, "--sandboxes", "--platform", "slack")
     assert code == 0, out
     assert _line(out, "slack", "scopes").startswith("ok") and "discord" not in out
+
+
+def test_the_common_rooms_slack_channels_are_checked_for_the_bot_and_the_scopes_they_need():
+    # Slack sends an app events only from conversations its bot is in (R-COMMS's shared channel).
+    bridges = (
+        "moderators: discord=moderators, slack=C0GENERAL; wg: discord=wg-private, slack=C0BOARD01; "
+        "spare: discord=moderators, slack=C0NOSUCH99"
+    )
+    code, out = _doctor({"CHARTERFLOW_COMMONS_BRIDGES": bridges}, "--sandboxes", "--platform", "slack")
+    assert code == 1, out
+    scopes = _line(out, "slack", "scopes")
+    assert scopes.startswith("ok") and "channels:read" in scopes and "groups:read" in scopes
+    outside = _line(out, "slack", "common room C0GENERAL")
+    assert outside.startswith("FAIL") and "not a member of #general" in outside and "/invite" in outside
+    inside = _line(out, "slack", "common room C0BOARD01")
+    assert inside.startswith("ok") and "message.groups" in inside and "Event Subscriptions" in inside
+    unknown = _line(out, "slack", "common room C0NOSUCH99")
+    assert unknown.startswith("FAIL") and "channel_not_found" in unknown and "CHARTERFLOW_COMMONS_BRIDGES" in unknown
+    # Without a Slack bridge no room is checked, nor its scopes asked for.
+    code, out = _doctor({"CHARTERFLOW_COMMONS_BRIDGES": "none"}, "--sandboxes", "--platform", "slack")
+    assert code == 0 and "common room" not in out and "channels:read" not in _line(out, "slack", "scopes")
+
+
+def test_common_room_bridges_that_do_not_parse_are_one_failed_check():
+    code, out = _doctor({"CHARTERFLOW_COMMONS_BRIDGES": "moderators discord"}, "--sandboxes", "--platform", "slack")
+    line = _line(out, "slack", "common room")
+    assert code == 1 and line.startswith("FAIL") and "expected 'name: platform=room" in line
 
 
 def test_channel_overwrites_are_applied_as_discord_does():

@@ -6,7 +6,11 @@
   methods need;
 - the bot is a member of the Board channel: ``conversations.history`` (``limit=1``) answers
   ``not_in_channel`` (public) or ``channel_not_found`` (private, or a wrong id) otherwise;
-- the signing secret is set (its value is never shown).
+- the signing secret is set (its value is never shown);
+- each channel the common room bridges (R-COMMS; ``rooms``): ``conversations.info`` finds it (the
+  ``channels:read``/``groups:read`` scopes it needs join the required ones) and the bot is a member,
+  as Slack sends an app events only from conversations its bot is in. The Events API subscription
+  itself (``message.channels``/``message.groups``) no Web API method reads: the detail says so.
 
 The connector's client returns answer bodies only, so this module asks through slack_sdk's
 ``WebClient`` itself to read the header.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.error import URLError
 
@@ -25,7 +30,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from connectors.doctor import Check, failed, passed
 from connectors.slack.settings import SlackSettings
 
-__all__ = ["REQUIRED_SCOPES", "check"]
+__all__ = ["REQUIRED_SCOPES", "ROOM_SCOPES", "check"]
 
 P = "slack"
 # Scope → the connector methods that need it (see connectors/slack/README.md).
@@ -40,6 +45,11 @@ REQUIRED_SCOPES: dict[str, str] = {
     "im:history": "conversations.history in DMs",
     "mpim:history": "conversations.history in group DMs",
 }
+# What the common room's channel check needs besides (connectors/slack/rooms.py).
+ROOM_SCOPES: dict[str, str] = {
+    "channels:read": "conversations.info on a public common-room channel",
+    "groups:read": "conversations.info on a private common-room channel",
+}
 _APP_PAGE = "api.slack.com/apps → your app"
 
 
@@ -48,8 +58,9 @@ def _code(exc: SlackApiError) -> str:
     return str(data.get("error") or f"http_{getattr(exc.response, 'status_code', '?')}")[:60]
 
 
-def check(settings: SlackSettings) -> list[Check]:
-    """Every check of the Slack app described by ``settings``."""
+def check(settings: SlackSettings, rooms: Sequence[str] = ()) -> list[Check]:
+    """Every check of the Slack app described by ``settings``; ``rooms``: the channel IDs the
+    common room bridges."""
     web = WebClient(
         token=settings.bot_token.get_secret_value(),
         base_url=settings.base_url,
@@ -91,14 +102,15 @@ def check(settings: SlackSettings) -> list[Check]:
         )
     )
 
-    out.append(_scopes(answer.headers))
+    out.append(_scopes(answer.headers, {**REQUIRED_SCOPES, **(ROOM_SCOPES if rooms else {})}))
     out.append(_board_channel(web, settings.board_channel))
+    out.extend(_room(web, room) for room in rooms)
     out.append(_signing(settings))
     return out
 
 
-def _scopes(headers: Any) -> Check:
-    """The token's scopes, read from the ``x-oauth-scopes`` header."""
+def _scopes(headers: Any, required: Mapping[str, str]) -> Check:
+    """The token's scopes, read from the ``x-oauth-scopes`` header, against ``required``."""
     header = next((v for k, v in (headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
     if isinstance(header, list):
         header = ",".join(header)
@@ -107,19 +119,19 @@ def _scopes(headers: Any) -> Check:
             P,
             "scopes",
             "Slack sent no x-oauth-scopes header, so the scopes cannot be read",
-            f"check {_APP_PAGE} → OAuth & Permissions → Bot Token Scopes by hand: " + ", ".join(REQUIRED_SCOPES),
+            f"check {_APP_PAGE} → OAuth & Permissions → Bot Token Scopes by hand: " + ", ".join(required),
         )
     granted = {s.strip() for s in str(header).split(",") if s.strip()}
-    missing = [s for s in REQUIRED_SCOPES if s not in granted]
+    missing = [s for s in required if s not in granted]
     if missing:
         return failed(
             P,
             "scopes",
-            "the token lacks " + ", ".join(f"{s} ({REQUIRED_SCOPES[s]})" for s in missing),
+            "the token lacks " + ", ".join(f"{s} ({required[s]})" for s in missing),
             f"{_APP_PAGE} → OAuth & Permissions → Bot Token Scopes: add {', '.join(missing)}, then "
             "reinstall the app and set the new token",
         )
-    return passed(P, "scopes", "has " + ", ".join(REQUIRED_SCOPES))
+    return passed(P, "scopes", "has " + ", ".join(required))
 
 
 def _board_channel(web: WebClient, channel: str) -> Check:
@@ -138,6 +150,37 @@ def _board_channel(web: WebClient, channel: str) -> Check:
         return failed(P, "board channel", f"conversations.history on {channel} answered {code}", fix)
     except (URLError, OSError, http.client.HTTPException, SlackClientError) as exc:
         return failed(P, "board channel", f"no answer: {type(exc).__name__}", "check the network")
+
+
+def _room(web: WebClient, channel: str) -> Check:
+    """Whether the common room's ``channel`` exists for the app and its bot is in it."""
+    name = f"common room {channel}"
+    try:
+        found = web.api_call("conversations.info", params={"channel": channel})["channel"]
+    except SlackApiError as exc:
+        code = _code(exc)
+        fix = {
+            "channel_not_found": "check the Slack channel ID in CHARTERFLOW_COMMONS_BRIDGES (channel details → About "
+            "→ Channel ID); for a private channel, invite the app first (/invite @<app name>)",
+            "missing_scope": "add channels:read and groups:read (see the scopes line) and reinstall the app",
+        }.get(code, "see Slack's error code")
+        return failed(P, name, f"conversations.info answered {code}", fix)
+    except (URLError, OSError, http.client.HTTPException, SlackClientError) as exc:
+        return failed(P, name, f"no answer: {type(exc).__name__}", "check the network")
+    if not found.get("is_member"):
+        return failed(
+            P,
+            name,
+            f"the bot is not a member of #{found.get('name')}: Slack sends the app no message from it",
+            f"invite the app: /invite @<app name> in #{found.get('name')}",
+        )
+    event = "message.groups" if found.get("is_private") else "message.channels"
+    return passed(
+        P,
+        name,
+        f"the bot is a member of #{found.get('name')}; its messages reach the gateway once the app subscribes "
+        f"to the bot event {event} ({_APP_PAGE} → Event Subscriptions; no API reads it)",
+    )
 
 
 def _signing(settings: SlackSettings) -> Check:
