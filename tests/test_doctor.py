@@ -235,6 +235,32 @@ def test_doctor_sandboxes_option_checks_the_builtin_sandboxes():
     assert _line(out, "slack", "scopes").startswith("ok") and "discord" not in out
 
 
+def test_a_wg_channel_whose_overwrites_keep_the_bot_out_is_reported_and_the_sandbox_agrees():
+    # The default wg-private is closed to @everyone and open to the bot's role; here its role is
+    # also denied Send Messages there: the doctor says so, and the sandbox refuses the bot's post.
+    discord = discord_default()
+    [wg] = [c for c in discord["channels"] if c["name"] == "wg-private"]
+    [bot] = [o for o in wg["permission_overwrites"] if o.get("role") == "charterflow"]
+    bot["deny"] = 1 << 11  # Send Messages
+    for env, secrets in _serve({"discord": discord}):  # noqa: B007 - read after the loop
+        code, out = _doctor(env)
+        api = env["CHARTERFLOW_DISCORD_API_URL"]
+        state = httpx.get(f"{api.removesuffix('/api/v10')}/_sandbox/state", timeout=10).json()
+        [channel] = [c for c in state["channels"] if c["name"] == "wg-private"]
+        posted = httpx.post(
+            f"{api}/channels/{channel['id']}/messages",
+            headers={"Authorization": f"Bot {env['CHARTERFLOW_DISCORD_TOKEN']}", "User-Agent": "DiscordBot (tests, 1)"},
+            json={"content": "Agenda"},
+            timeout=10,
+        )
+    assert code == 1, out
+    [line] = [ln for ln in out.splitlines() if "#wg-private" in ln]
+    assert line.startswith("FAIL") and "the bot lacks Send Messages" in line and "Edit Channel → Permissions" in line
+    assert "View Channels" not in line.split("fix:")[0]  # its role's overwrite lets it see the channel
+    assert (posted.status_code, posted.json()["code"]) == (403, 50013)
+    assert not any(s in out for s in secrets)
+
+
 def test_the_common_rooms_slack_channels_are_checked_for_the_bot_and_the_scopes_they_need():
     # Slack sends an app events only from conversations its bot is in (R-COMMS's shared channel).
     bridges = (

@@ -72,6 +72,11 @@ Sink = Callable[[Mapping[str, str], bytes], tuple[int, Any]]
 
 API_PREFIX = "/api/v10"
 MANAGE_ROLES, ADMINISTRATOR, EPHEMERAL = 1 << 28, 1 << 3, 1 << 6
+# Permission bits (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags).
+VIEW_AUDIT_LOG, VIEW_CHANNEL, SEND_MESSAGES, MANAGE_MESSAGES = 1 << 7, 1 << 10, 1 << 11, 1 << 13
+ATTACH_FILES, READ_HISTORY, MANAGE_EVENTS, CREATE_EVENTS = 1 << 15, 1 << 16, 1 << 33, 1 << 44
+PUBLIC_THREADS, PRIVATE_THREADS, SEND_IN_THREADS = 1 << 35, 1 << 36, 1 << 38
+EVERY_PERMISSION = (1 << 53) - 1  # what Administrator holds
 MESSAGE_LIMIT = 2000  # docs; the spec says 4000 (see the module docstring)
 AUDIT_REASON_MAX = 512
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
@@ -92,12 +97,29 @@ class SeedRole(SeedModel):
     bot_role: bool = False  # the bot's own managed role
 
 
+class SeedOverwrite(SeedModel):
+    """A channel's permission overwrite of a ``role`` (by name; ``@everyone`` the guild's) or of a
+    ``member`` (by username)."""
+
+    role: str | None = None
+    member: str | None = None
+    allow: int = Field(default=0, ge=0)
+    deny: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SeedOverwrite:
+        if (self.role is None) == (self.member is None):
+            raise ValueError("an overwrite names a role or a member")
+        return self
+
+
 class SeedChannel(SeedModel):
-    """A text channel of the guild (``type`` 0)."""
+    """A text channel of the guild (``type`` 0) and its permission overwrites."""
 
     id: str | None = None
     name: str = Field(pattern=r"^[a-z0-9_\-]{1,100}$")
     type: int = 0
+    permission_overwrites: list[SeedOverwrite] = []
 
 
 class SeedMember(SeedModel):
@@ -449,6 +471,13 @@ class DiscordSandbox(Sandbox):
             )
             self.history: list[dict[str, Any]] = []  # messages of the past (for search only)
             self._seed_members(base_ms, by_name)
+            for channel, seeded in zip(self.channels.values(), seed.channels, strict=True):
+                overwrites = [self._overwrite(o, by_name) for o in seeded.permission_overwrites]
+                if len({o["id"] for o in overwrites}) < len(overwrites):  # one per role or member, as on Discord
+                    raise ConfigError(
+                        f"invalid sandbox seed: channel {channel['name']!r} has two overwrites of one target"
+                    )
+                channel["permission_overwrites"] = overwrites
             self.messages: dict[str, dict[str, Any]] = {}
             self.nonces: dict[tuple[str, str], tuple[float, str]] = {}
             self.events: dict[str, dict[str, Any]] = {}
@@ -517,6 +546,45 @@ class DiscordSandbox(Sandbox):
             "id": uid,
             "roles": list(roles),
         }
+
+    def _overwrite(self, seeded: SeedOverwrite, roles: Mapping[str, str]) -> dict[str, Any]:
+        """A seeded overwrite as Discord keeps it: the role's or member's id and ``type`` 0 or 1."""
+        target = roles.get(seeded.role) if seeded.role is not None else self._user_by_name(str(seeded.member))
+        if target is None:
+            raise ConfigError(f"invalid sandbox seed: an overwrite names an unknown {seeded.role or seeded.member!r}")
+        found = (target, 0) if isinstance(target, str) else (target["id"], 1)
+        return {"id": found[0], "type": found[1], "allow": seeded.allow, "deny": seeded.deny}
+
+    def _permissions(self, uid: str, channel: Mapping[str, Any] | None = None) -> int:
+        """``uid``'s permissions in the guild (``@everyone``'s OR its roles'), or in ``channel``
+        after its overwrites (a thread: its parent's): ``@everyone``'s, then its roles' (denies,
+        then allows), then its own; Administrator holds every one
+        (https://discord.com/developers/docs/topics/permissions#permission-overwrites)."""
+        held = 0
+        for rid in [self.seed.guild_id, *self.members[uid]["roles"]]:
+            held |= int(self.roles[rid]["permissions"])
+        if held & ADMINISTRATOR:
+            return EVERY_PERMISSION
+        if channel is not None and channel.get("thread"):
+            channel = self.channels[channel["parent_id"]]
+        overwrites = {o["id"]: o for o in (channel or {}).get("permission_overwrites", [])}
+        for ids in ([self.seed.guild_id], self.members[uid]["roles"], [uid]):
+            found = [overwrites[i] for i in ids if i in overwrites]
+            deny = allow = 0
+            for o in found:
+                deny, allow = deny | o["deny"], allow | o["allow"]
+            held = (held & ~deny) | allow
+        return held
+
+    def _bot_lacks(self, needed: int, channel: Mapping[str, Any] | None = None) -> Reply | None:
+        """Discord's refusal of the bot lacking ``needed`` in the guild or in ``channel``: in a
+        channel it cannot view, 403 50001; else 403 50013. A DM needs none."""
+        if channel is not None and channel["type"] == 1:
+            return None
+        held = self._permissions(self.bot_id, channel)
+        if channel is not None and not held & VIEW_CHANNEL:
+            return _error(403, 50001, "Missing Access")
+        return None if held & needed == needed else _error(403, 50013, "Missing Permissions")
 
     def _user_by_name(self, username: str) -> dict[str, Any] | None:
         return next((u for u in self.members.values() if u["username"] == username.lower()), None)
@@ -1219,7 +1287,14 @@ class DiscordSandbox(Sandbox):
                 "recipients": [self._user_json(channel["recipient_id"])],
             }
         if not channel.get("thread"):
-            return shaped(_shapes.CHANNEL, **{k: channel[k] for k in ("id", "type", "guild_id", "name", "position")})
+            overwrites = [
+                {**o, "allow": str(o["allow"]), "deny": str(o["deny"])} for o in channel["permission_overwrites"]
+            ]
+            return shaped(
+                _shapes.CHANNEL,
+                **{k: channel[k] for k in ("id", "type", "guild_id", "name", "position")},
+                permission_overwrites=overwrites,
+            )
         return shaped(
             _shapes.THREAD,
             **{k: channel[k] for k in ("id", "type", "guild_id", "name", "parent_id")},
@@ -1444,10 +1519,13 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     if isinstance(bounds := _args(req, 25, 25, "min_id", "max_id"), Reply):
         return bounds
     authors = set(req.query.get("author_id", []))
+    # Only messages of the channels the bot may read (DMs: not the guild's).
+    readable = {cid for cid, c in sb.channels.items() if c["type"] != 1 and not sb._bot_lacks(READ_HISTORY, c)}
     rows = [
         {"id": m["id"], "author_id": m["author_id"], "channel_id": m["channel_id"]}
         for m in [*sb.history, *sb.messages.values()]
         if (not authors or m["author_id"] in authors)
+        and m["channel_id"] in readable
         and int(m["id"]) > bounds.get("min_id", -1)
         and ("max_id" not in bounds or int(m["id"]) < bounds["max_id"])
         and not m.get("visible_to")
@@ -1483,6 +1561,9 @@ def _create_message(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> R
         return bad
     if not (data.get("content") or data.get("components") or data.get("embeds") or data.get("poll") or req.files):
         return _error(400, 50006, "Cannot send an empty message")
+    needed = (SEND_IN_THREADS if channel.get("thread") else SEND_MESSAGES) | (ATTACH_FILES if req.files else 0)
+    if refused := sb._bot_lacks(needed, channel):
+        return refused
     data, nonce = {**data, "_files": req.files} if req.files else data, data.get("nonce")
     if channel["type"] == 1 and not sb.members[channel["recipient_id"]]["accepts_dms"]:
         return _error(403, 50007, "Cannot send messages to this user")
@@ -1501,6 +1582,17 @@ def _find_message(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
         return channel
     msg = sb.messages.get(req.params["message_id"])
     return msg if msg is not None and msg["channel_id"] == channel["id"] else _unknown("Message", 10008)
+
+
+def _visible(find: Callable[..., Any], needed: int = 0) -> Callable[..., Any]:
+    """``find``, then the bot's permissions where it found: View Channel and ``needed``."""
+
+    def found(sb: DiscordSandbox, req: Call) -> Any:
+        if isinstance(what := find(sb, req), Reply):
+            return what
+        return sb._bot_lacks(needed, sb.channels[req.params["channel_id"]]) or what
+
+    return found
 
 
 def _find_member(sb: DiscordSandbox, req: Call) -> str | Reply:
@@ -1543,7 +1635,7 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
     (
         "/channels/{channel_id}/messages/{message_id}",
         "message.edit",
-        _find_message,
+        _visible(_find_message, READ_HISTORY),
         lambda sb, msg: sb._message_json(msg),
     ),
     # What a bot's library fetches by id (discord.py's fetch_guild, fetch_channel, fetch_user).
@@ -1560,7 +1652,7 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
             approximate_member_count=len(sb.members),
         ),
     ),
-    ("/channels/{channel_id}", "channels", _find_channel, lambda sb, channel: sb._channel_json(channel)),
+    ("/channels/{channel_id}", "channels", _visible(_find_channel), lambda sb, channel: sb._channel_json(channel)),
     ("/users/{user_id}", "member.get", _find_member, lambda sb, uid: sb._user_json(uid)),
     # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
     ("/users/@me", "me", None, lambda sb: {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"}),
@@ -1600,7 +1692,11 @@ _route(
 
 # An interaction's original answer is the bot's message too; its webhook checks less (_Content).
 @_route(
-    "PATCH", "/channels/{channel_id}/messages/{message_id}", bucket="message.edit", find=_find_message, body=_Message
+    "PATCH",
+    "/channels/{channel_id}/messages/{message_id}",
+    bucket="message.edit",
+    find=_visible(_find_message),
+    body=_Message,
 )
 @_route(
     "PATCH",
@@ -1626,12 +1722,14 @@ def _unemulated(sb: DiscordSandbox, req: Call) -> Reply:
     return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
 
 
-@_route("GET", "/channels/{channel_id}/messages", bucket="messages.list", find=_find_channel)
+@_route("GET", "/channels/{channel_id}/messages", bucket="messages.list", find=_visible(_find_channel))
 def _list_messages(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Reply:
-    # Newest first; with `after` the `limit` messages right after it (still newest first)
-    # (https://discord.com/developers/docs/resources/message#get-channel-messages).
+    # Newest first; with `after` the `limit` messages right after it (still newest first); none
+    # without Read Message History (https://discord.com/developers/docs/resources/message#get-channel-messages).
     if isinstance(bounds := _args(req, 50, 100, "after", "before"), Reply):
         return bounds
+    if sb._bot_lacks(READ_HISTORY, channel):
+        return Reply(200, [])
     rows = sorted(
         (
             m
@@ -1649,6 +1747,10 @@ def _list_messages(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Re
 
 @_route("DELETE", "/channels/{channel_id}/messages/{message_id}", bucket="message.delete", find=_find_message)
 def _delete_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply:
+    # Another's message needs Manage Messages.
+    needed = 0 if msg["author_id"] == sb.bot_id else MANAGE_MESSAGES
+    if refused := sb._bot_lacks(needed, sb.channels[msg["channel_id"]]):
+        return refused
     sb.messages.pop(msg["id"], None)
     return Reply(204)
 
@@ -1685,6 +1787,9 @@ def _create_thread(sb: DiscordSandbox, req: Call, found: dict[str, Any]) -> Repl
         return _unknown("Channel", 10003)
     if (bad := _refused(_Thread, data := req.json() or {})) is not None:
         return bad
+    private = msg is None and data.get("type", 12) == 12
+    if refused := sb._bot_lacks(PRIVATE_THREADS if private else PUBLIC_THREADS, sb.channels[req.params["channel_id"]]):
+        return refused
     if msg is not None:
         if msg.get("thread_id"):
             return _error(400, 160004, "A thread has already been created for this message")
@@ -1712,6 +1817,9 @@ def _add_thread_member(sb: DiscordSandbox, req: Call, thread: dict[str, Any]) ->
         return _unknown("Channel", 10003)
     if (uid := req.params.get("user_id", sb.bot_id)) not in sb.members:
         return _unknown("Member", 10007)
+    # Adding another needs the right to send messages in the thread.
+    if refused := sb._bot_lacks(0 if uid == sb.bot_id else SEND_IN_THREADS, thread):
+        return refused
     if uid not in thread["members"]:
         thread["members"].append(uid)
     return Reply(204)
@@ -1719,6 +1827,9 @@ def _add_thread_member(sb: DiscordSandbox, req: Call, thread: dict[str, Any]) ->
 
 @_route("POST", "/guilds/{guild_id}/scheduled-events", bucket="events")
 def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
+    # Create Events, or the older Manage Events, either one (an external event needs no channel's).
+    if not sb._permissions(sb.bot_id) & (CREATE_EVENTS | MANAGE_EVENTS):
+        return _error(403, 50013, "Missing Permissions")
     event, errors = check_body(_Event, req.json() or {})
     if event is None:
         return _form_error(**errors)
@@ -1757,6 +1868,8 @@ _AUDIT_FILTERS: dict[str, Callable[[Mapping[str, Any], int], bool]] = {
 
 @_route("GET", "/guilds/{guild_id}/audit-logs", bucket="audit_log")
 def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
+    if refused := sb._bot_lacks(VIEW_AUDIT_LOG):
+        return refused
     if isinstance(bounds := _args(req, 50, 100, *_AUDIT_FILTERS), Reply):
         return bounds
     limit = bounds.pop("limit")

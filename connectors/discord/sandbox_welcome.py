@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StrictBool, ValidationInfo
 
-from connectors.discord.sandbox import _SNOWFLAKE, ADMINISTRATOR, MANAGE_ROLES, _error, _form_error, _route
+from connectors.discord.sandbox import _SNOWFLAKE, MANAGE_ROLES, _error, _form_error, _route
 from connectors.sandboxkit import Call, Reply
 from connectors.sandboxkit.bodies import check_body
 
@@ -51,14 +51,6 @@ def _snowflake(value: str | int) -> str:
 
 
 MANAGE_GUILD = 1 << 5  # "Manage Server"
-
-
-def _bot_lacks(sb: Any, needed: int) -> Reply | None:
-    """Discord's 403 50013 when the bot's guild permissions do not hold every bit of ``needed``."""
-    held = 0
-    for rid in [sb.seed.guild_id, *sb.members[sb.bot_id]["roles"]]:
-        held |= int(sb.roles[rid]["permissions"])
-    return None if held & ADMINISTRATOR or held & needed == needed else _error(403, 50013, "Missing Permissions")
 
 
 class _WelcomeChannel(BaseModel):
@@ -124,7 +116,7 @@ def _get_welcome(sb: Any, req: Call) -> Reply:
 
 @_route("PATCH", "/guilds/{guild_id}/welcome-screen", bucket="welcome")
 def _patch_welcome(sb: Any, req: Call) -> Reply:
-    if refused := _bot_lacks(sb, MANAGE_GUILD):
+    if refused := sb._bot_lacks(MANAGE_GUILD):
         return refused
     body, errors = check_body(_WelcomePatch, req.json(), channels=sb.channels)
     if body is None:
@@ -143,7 +135,7 @@ def _get_onboarding(sb: Any, req: Call) -> Reply:
 
 @_route("PUT", "/guilds/{guild_id}/onboarding", bucket="welcome")
 def _put_onboarding(sb: Any, req: Call) -> Reply:
-    if refused := _bot_lacks(sb, MANAGE_GUILD | MANAGE_ROLES):
+    if refused := sb._bot_lacks(MANAGE_GUILD | MANAGE_ROLES):
         return refused
     body, errors = check_body(_Onboarding, req.json(), channels=sb.channels, roles=sb.roles)
     if body is None:

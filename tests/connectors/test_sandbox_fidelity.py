@@ -18,12 +18,28 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from connectors.discord.sandbox import _METHODS, API_PREFIX, DiscordSandbox, _routes
+from connectors.discord.sandbox import (
+    _METHODS,
+    API_PREFIX,
+    ATTACH_FILES,
+    MANAGE_MESSAGES,
+    PRIVATE_THREADS,
+    READ_HISTORY,
+    SEND_IN_THREADS,
+    SEND_MESSAGES,
+    VIEW_AUDIT_LOG,
+    VIEW_CHANNEL,
+    DiscordSandbox,
+    _routes,
+)
+from connectors.discord.sandbox import default_seed as default_discord_seed
 from connectors.discourse.sandbox import DiscourseSandbox
 from connectors.discourse.sandbox import _route as DISCOURSE_ROUTES
 from connectors.discourse.sandbox import default_seed as default_discourse_seed
+from connectors.errors import ConfigError
 from connectors.slack.sandbox import SlackSandbox
 from tests.connectors.discord.test_spec import SPEC, response_validator
+from tests.support.clients import grant_the_bot
 
 
 @pytest.fixture
@@ -344,6 +360,11 @@ def test_discord_me_endpoints_return_every_field_the_openapi_requires(discord: A
 
 def test_discord_multipart_message_create_is_accepted(discord: Any) -> None:
     channel = next(cid for cid, c in discord.sandbox.channels.items() if c["type"] == 0)
+    upload = {"files[0]": ("minutes.txt", b"agenda and notes", "text/plain")}
+    body = {"payload_json": json.dumps({"content": "minutes attached"})}
+    refused = _discord(discord, "POST", f"/channels/{channel}/messages", data=body, files=upload)
+    assert (refused.status_code, refused.json()["code"]) == (403, 50013)  # no Attach Files: charterflow uploads none
+    grant_the_bot(discord, ATTACH_FILES)
     answer = _discord(
         discord,
         "POST",
@@ -357,6 +378,111 @@ def test_discord_multipart_message_create_is_accepted(discord: Any) -> None:
     assert [(a["filename"], a["size"]) for a in message["attachments"]] == [("minutes.txt", 16)]
 
     response_validator("POST", "/channels/{channel_id}/messages", 200).validate(message)
+
+
+def _guild_with_overwrites() -> dict[str, Any]:
+    """The default guild and three channels whose overwrites keep the bot from something."""
+    seed = default_discord_seed()
+    seed["channels"] += [
+        {"name": "vault", "permission_overwrites": [{"role": "@everyone", "deny": VIEW_CHANNEL}]},
+        {
+            "name": "read-only",
+            "permission_overwrites": [
+                {"role": "@everyone", "deny": SEND_MESSAGES},
+                {"role": "charterflow", "deny": SEND_MESSAGES},
+            ],
+        },
+        {"name": "no-history", "permission_overwrites": [{"role": "charterflow", "deny": READ_HISTORY}]},
+    ]
+    return seed
+
+
+def test_discord_channel_overwrites_decide_what_the_bot_may_do(serve: Any) -> None:
+    # https://discord.com/developers/docs/topics/permissions#permission-overwrites: @everyone's,
+    # then the roles', then the member's own; no View Channel is 50001, the rest 50013. The sandbox
+    # had let the bot do everything everywhere.
+    box = serve(DiscordSandbox(seed=_guild_with_overwrites()))
+    sb = box.sandbox
+    vault, read_only, no_history = (sb.channel_id(n) for n in ("vault", "read-only", "no-history"))
+
+    def code(answer: httpx.Response) -> tuple[int, int | None]:
+        return answer.status_code, answer.json().get("code") if answer.status_code >= 400 else None
+
+    post = {"json": {"content": "From the bot"}}
+    assert code(_discord(box, "POST", f"/channels/{vault}/messages", **post)) == (403, 50001)
+    assert code(_discord(box, "GET", f"/channels/{vault}")) == (403, 50001)
+    assert code(_discord(box, "GET", f"/channels/{vault}/messages")) == (403, 50001)
+    assert code(_discord(box, "POST", f"/channels/{read_only}/messages", **post)) == (403, 50013)
+    assert _discord(box, "GET", f"/channels/{read_only}/messages").json() == []
+    # Without Read Message History the list is empty and a message by id refused.
+    sent = _discord(box, "POST", f"/channels/{no_history}/messages", **post).json()
+    assert _discord(box, "GET", f"/channels/{no_history}/messages").json() == []
+    assert code(_discord(box, "GET", f"/channels/{no_history}/messages/{sent['id']}")) == (403, 50013)
+    # The member's own overwrite comes last: the bot's user allowed to send wins over its role's deny.
+    sb.channels[read_only]["permission_overwrites"].append(
+        {"id": sb.bot_id, "type": 1, "allow": SEND_MESSAGES, "deny": 0}
+    )
+    assert code(_discord(box, "POST", f"/channels/{read_only}/messages", **post)) == (200, None)
+    # The channel shows its overwrites as Discord does (ids, types, allow and deny as strings).
+    shown = _discord(box, "GET", f"/guilds/{sb.seed.guild_id}/channels").json()
+    [vault_shown] = [c for c in shown if c["id"] == vault]
+    assert vault_shown["permission_overwrites"] == [
+        {"id": sb.seed.guild_id, "type": 0, "allow": "0", "deny": str(VIEW_CHANNEL)}
+    ]
+    response_validator("GET", "/channels/{channel_id}", 200).validate(vault_shown)
+    # The search finds no message of a channel the bot cannot read.
+    found = _discord(box, "GET", f"/guilds/{sb.seed.guild_id}/messages/search").json()["messages"]
+    assert found and not {m[0]["channel_id"] for m in found} & {vault, no_history}
+
+
+def test_discord_guild_permissions_the_bot_lacks_are_refused_and_administrator_holds_them_all(serve: Any) -> None:
+    box = serve(DiscordSandbox())
+    sb = box.sandbox
+    general, guild = sb.channel_id("general"), sb.seed.guild_id
+    person = sb._user_by_name("cleo_marsh")["id"]
+    theirs = httpx.post(
+        f"{box.url}/_sandbox/messages", json={"user": "cleo_marsh", "channel": "general", "content": "Hi"}, timeout=10
+    ).json()
+    mine = _discord(box, "POST", f"/channels/{general}/messages", json={"content": "Mine"}).json()
+    thread = _discord(box, "POST", f"/channels/{general}/threads", json={"name": "Open", "type": 11}).json()
+    role = next(r for r in sb.roles.values() if r.get("bot_role"))
+    held = int(role["permissions"])
+    cuts = {
+        "DELETE another's message": (MANAGE_MESSAGES, "DELETE", f"/channels/{general}/messages/{theirs['id']}", {}),
+        "a private thread": (PRIVATE_THREADS, "POST", f"/channels/{general}/threads", {"name": "Closed", "type": 12}),
+        "another into a thread": (SEND_IN_THREADS, "PUT", f"/channels/{thread['id']}/thread-members/{person}", None),
+        "the audit log": (VIEW_AUDIT_LOG, "GET", f"/guilds/{guild}/audit-logs", None),
+    }
+    for what, (bit, method, path, body) in cuts.items():
+        httpx.post(
+            f"{box.url}/_sandbox/roles", json={"role": role["id"], "permissions": held & ~bit}, timeout=10
+        ).raise_for_status()
+        answer = _discord(box, method, path, **({"json": body} if body else {}))
+        assert (answer.status_code, answer.json()["code"]) == (403, 50013), what
+    # Deleting its own message needs nothing more; Administrator (8) holds every permission.
+    assert _discord(box, "DELETE", f"/channels/{general}/messages/{mine['id']}").status_code == 204
+    httpx.post(f"{box.url}/_sandbox/roles", json={"role": role["id"], "permissions": 8}, timeout=10)
+    for what, (_, method, path, body) in cuts.items():
+        assert _discord(box, method, path, **({"json": body} if body else {})).status_code < 300, what
+
+
+@pytest.mark.parametrize(
+    "overwrite",
+    [
+        {"role": "no-such-role", "deny": 1024},
+        {"member": "nobody_here", "allow": 1024},
+        {"role": "wg-member", "member": "cleo_marsh"},
+        {},
+        {"role": "wg-member", "allow": 1024, "twice": True},
+    ],
+    ids=["unknown-role", "unknown-member", "both", "neither", "twice"],
+)
+def test_a_discord_seed_overwrite_naming_nothing_or_two_things_is_refused(overwrite: dict[str, Any]) -> None:
+    seed = default_discord_seed()
+    twice = overwrite.pop("twice", False)
+    seed["channels"][0]["permission_overwrites"] = [overwrite, *([dict(overwrite, allow=2048)] if twice else [])]
+    with pytest.raises(ConfigError, match="overwrite"):
+        DiscordSandbox(seed=seed)
 
 
 def _created(discourse: Any, **fields: Any) -> httpx.Response:

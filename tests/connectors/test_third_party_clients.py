@@ -20,8 +20,8 @@ from discord import http as discord_http
 from pydiscourse import DiscourseClient
 from pydiscourse.exceptions import DiscourseClientError, DiscourseServerError
 
-from connectors.discord.sandbox import DiscordSandbox
-from tests.support.clients import raised
+from connectors.discord.sandbox import ATTACH_FILES, DiscordSandbox
+from tests.support.clients import grant_the_bot, raised
 
 # ---- discord.py -------------------------------------------------------------------------------
 
@@ -70,6 +70,12 @@ def test_discord_py_runs_a_bots_rest_calls(discord_py: Any) -> None:
         await client.edit_message(channel, int(sent["id"]), params=_message("Hello, edited"))
         seen["message"] = await client.get_message(channel, int(sent["id"]))
         seen["history"] = await client.logs_from(channel, 10)
+        # A bot without Attach Files is refused a file (403 50013), as on Discord; granted, served.
+        with discord_http.handle_message_parameters(
+            content="Files", file=discord.File(io.BytesIO(b"Minutes."), filename="minutes.txt")
+        ) as params:
+            seen["no_files"] = await raised(client.send_message(channel, params=params), discord.Forbidden)
+        grant_the_bot(discord_py, ATTACH_FILES)
         files = [
             discord.File(io.BytesIO("Minutes: café at six.".encode()), filename="minutes.txt"),
             discord.File(io.BytesIO(b"\x89PNG\r\n\x1a\n"), filename="chart.png"),
@@ -116,6 +122,7 @@ def test_discord_py_runs_a_bots_rest_calls(discord_py: Any) -> None:
     assert seen["member"]["user"]["username"] == "cleo_marsh"
     assert seen["message"]["content"] == "Hello, edited"
     assert seen["history"][0]["id"] == seen["message"]["id"]
+    assert (seen["no_files"].status, seen["no_files"].code) == (403, 50013)
     # discord.py declares every file application/octet-stream; Discord shows the file's own type
     # (text with its charset) and none for a name that tells nothing.
     assert [(a["filename"], a.get("content_type")) for a in seen["files"]["attachments"]] == [

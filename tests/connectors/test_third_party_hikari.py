@@ -27,8 +27,8 @@ import nacl.signing
 import pytest
 from hikari.impl.interaction_server import InteractionServer
 
-from connectors.discord.sandbox import DiscordSandbox
-from tests.support.clients import raised
+from connectors.discord.sandbox import ATTACH_FILES, DiscordSandbox
+from tests.support.clients import grant_the_bot, raised
 
 Steps = Callable[[Any], Awaitable[Any]]
 
@@ -81,6 +81,7 @@ def test_hikari_runs_a_bots_rest_calls(box: Any) -> None:
         row.add_interactive_button(hikari.ButtonStyle.PRIMARY, "agree", label="Agree")
         row.add_interactive_button(hikari.ButtonStyle.SECONDARY, "later", label="Later")
         sent = await rest.create_message(channel, "Hello from hikari", component=row)
+        grant_the_bot(box, ATTACH_FILES)  # a bot uploading files needs Attach Files, as on Discord
         seen["file"] = await rest.create_message(
             channel, "Minutes attached", attachment=hikari.Bytes(b"The minutes.", "minutes.txt")
         )

@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from connectors.discord.sandbox import DiscordSandbox
+from connectors.discord.sandbox import ATTACH_FILES, DiscordSandbox
 from connectors.slack.sandbox import SlackSandbox
+from tests.support.clients import grant_the_bot
 
 JS = Path(__file__).resolve().parents[1] / "js"
 NODE_AT_LEAST = (18, 17)  # undici 6, under @discordjs/rest 2 (Debian 12's nodejs is 18.19)
@@ -100,6 +101,7 @@ def discord_env() -> Any:
 def test_discordjs_rest_runs_a_bots_calls(serve: Any, node: str, discord_env: Any) -> None:
     box = serve(DiscordSandbox())
     sb = box.sandbox
+    grant_the_bot(box, ATTACH_FILES)  # the script uploads a file: a bot needs Attach Files, as on Discord
     seen = _judge(node, "discord.mjs", "calls", discord_env(box))
     state = box.state()
     # "@me" reaches the sandbox percent-encoded ("%40me"), as discord-api-types' Routes send it.
