@@ -5,6 +5,7 @@ its own origin, and answers a malformed number with 400."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -115,3 +116,16 @@ def test_bad_numbers_are_400(inspector):
 )
 def test_allowed_host(host, ok):
     assert allowed_host(host, port=8090, names=("named.example", "exact.example:9999")) is ok
+
+
+def test_the_discord_page_marks_the_private_channels(inspector):
+    # wg-private and moderators deny @everyone View Channel (the sandbox's default overwrites).
+    url, port, _ = inspector
+    page = httpx.get(f"{url}/discord", headers={"Host": f"127.0.0.1:{port}"}, timeout=30).text
+    links = {m.group(1): m.group(2) for m in re.finditer(r'># ([a-z-]+)( <span class="tag">private</span>)?</a>', page)}
+    assert links == {
+        "general": None,
+        "wg-private": ' <span class="tag">private</span>',
+        "announcements": None,
+        "moderators": ' <span class="tag">private</span>',
+    }

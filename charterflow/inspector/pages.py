@@ -116,7 +116,14 @@ def discord_channels(s: dict[str, Any], names: dict[str, str]) -> dict[str, Any]
         for c in s["channels"]
         if c["type"] == 1
     ]
-    return {"channels": [c for c in s["channels"] if c["type"] == 0], "threads": threads, "dms": dms}
+    # Private as Discord shows it: @everyone (the guild's id) denied View Channel (1 << 10).
+    guild = s["guild"]["id"]
+    text = [
+        {**c, "private": any(o["id"] == guild and int(o["deny"]) & 1 << 10 for o in c.get("permission_overwrites", []))}
+        for c in s["channels"]
+        if c["type"] == 0
+    ]
+    return {"channels": text, "threads": threads, "dms": dms}
 
 
 def discord_heading(s: dict[str, Any], names: dict[str, str], current: str) -> str:
