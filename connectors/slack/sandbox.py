@@ -717,7 +717,9 @@ def _auth_test(sb: SlackSandbox, args: _Args) -> Reply:
 def _post_message(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
     if conv["is_archived"]:
         return _fail("is_archived")
-    if sb.seed.bot_user_id not in conv["members"]:
+    # chat:write.public lets the app post in a public channel it is not in (https://api.slack.com/scopes/chat:write.public).
+    anywhere = not conv["is_private"] and "chat:write.public" in sb.seed.bot_scopes
+    if sb.seed.bot_user_id not in conv["members"] and not anywhere:
         return _fail("not_in_channel")
     if isinstance(checked := _text_and_blocks(args), Reply):
         return checked

@@ -522,6 +522,10 @@ def test_bolts_client_is_refused_what_its_tokens_scopes_do_not_cover_as_slack_re
             needed,
             provided,
         )
+    # Not in #general, the bot may not post there without chat:write.public.
+    with pytest.raises(SlackApiError) as outside:
+        client.chat_postMessage(channel=GENERAL, text="Hello #general")
+    assert outside.value.response["error"] == "not_in_channel"
     # What the scopes cover is served: a public channel's details, the public list, posting; a
     # public channel's history is refused for the bot's membership, no longer for a scope.
     assert client.conversations_info(channel=GENERAL)["channel"]["is_member"] is False
@@ -536,3 +540,12 @@ def test_bolts_client_is_refused_what_its_tokens_scopes_do_not_cover_as_slack_re
         with pytest.raises(SlackApiError) as refused:
             call()
         assert refused.value.response["error"] == error
+
+
+@pytest.mark.parametrize("slack", [_granted("chat:write", "chat:write.public")], indirect=True)
+def test_chat_write_public_lets_the_app_post_in_a_public_channel_it_is_not_in(
+    bolt: Callable[..., tuple[App, str]], slack: Any
+) -> None:
+    client = bolt()[0].client
+    assert client.chat_postMessage(channel=GENERAL, text="Hello #general")["ok"] is True
+    assert slack.sandbox.seed.bot_user_id not in slack.sandbox.channels[GENERAL]["members"]
