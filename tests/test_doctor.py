@@ -261,6 +261,18 @@ def test_a_wg_channel_whose_overwrites_keep_the_bot_out_is_reported_and_the_sand
     assert not any(s in out for s in secrets)
 
 
+def test_a_wg_channel_the_bot_cannot_view_is_not_found_as_on_discord_since_obfuscation():
+    # Since 2026-11-16 Discord leaves out of the guild's channel list those the bot cannot view.
+    discord = discord_default()
+    [wg] = [c for c in discord["channels"] if c["name"] == "wg-private"]
+    wg["permission_overwrites"] = [o for o in wg["permission_overwrites"] if o.get("role") != "charterflow"]
+    for env, secrets in _serve({"discord": discord}):  # noqa: B007 - read after the loop
+        code, out = _doctor(env)
+    [line] = [ln for ln in out.splitlines() if "discord   channel" in ln]
+    assert code == 1 and line.startswith("FAIL") and "(or the bot cannot see it)" in line, out
+    assert "give the bot View Channel there" in line and not any(s in out for s in secrets)
+
+
 def test_the_common_rooms_slack_channels_are_checked_for_the_bot_and_the_scopes_they_need():
     # Slack sends an app events only from conversations its bot is in (R-COMMS's shared channel).
     bridges = (

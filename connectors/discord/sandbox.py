@@ -1624,7 +1624,11 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
         "/guilds/{guild_id}/channels",
         "channels",
         None,
-        lambda sb: [sb._channel_json(c) for c in sb.channels.values() if c["type"] in (0, 5, 15)],
+        # Not those the bot cannot view, since 2026-11-16 ("Obfuscated Channels":
+        # https://discord.com/developers/docs/resources/channel#obfuscated-channels).
+        lambda sb: [
+            sb._channel_json(c) for c in sb.channels.values() if c["type"] in (0, 5, 15) and not sb._bot_lacks(0, c)
+        ],
     ),
     (
         "/guilds/{guild_id}/scheduled-events",

@@ -393,6 +393,13 @@ def _guild_with_overwrites() -> dict[str, Any]:
             ],
         },
         {"name": "no-history", "permission_overwrites": [{"role": "charterflow", "deny": READ_HISTORY}]},
+        {
+            "name": "bot-excepted",
+            "permission_overwrites": [
+                {"role": "charterflow", "deny": SEND_MESSAGES},
+                {"member": "charterflow", "allow": SEND_MESSAGES},  # the bot's user
+            ],
+        },
     ]
     return seed
 
@@ -419,17 +426,18 @@ def test_discord_channel_overwrites_decide_what_the_bot_may_do(serve: Any) -> No
     assert _discord(box, "GET", f"/channels/{no_history}/messages").json() == []
     assert code(_discord(box, "GET", f"/channels/{no_history}/messages/{sent['id']}")) == (403, 50013)
     # The member's own overwrite comes last: the bot's user allowed to send wins over its role's deny.
-    sb.channels[read_only]["permission_overwrites"].append(
-        {"id": sb.bot_id, "type": 1, "allow": SEND_MESSAGES, "deny": 0}
-    )
-    assert code(_discord(box, "POST", f"/channels/{read_only}/messages", **post)) == (200, None)
-    # The channel shows its overwrites as Discord does (ids, types, allow and deny as strings).
-    shown = _discord(box, "GET", f"/guilds/{sb.seed.guild_id}/channels").json()
-    [vault_shown] = [c for c in shown if c["id"] == vault]
-    assert vault_shown["permission_overwrites"] == [
-        {"id": sb.seed.guild_id, "type": 0, "allow": "0", "deny": str(VIEW_CHANNEL)}
+    excepted = sb.channel_id("bot-excepted")
+    assert code(_discord(box, "POST", f"/channels/{excepted}/messages", **post)) == (200, None)
+    # A channel shows its overwrites as Discord does (ids, types, allow and deny as strings); the
+    # guild's list leaves out a channel the bot cannot view (Discord's channel obfuscation, in
+    # force since 2026-11-16).
+    shown = {c["id"]: c for c in _discord(box, "GET", f"/guilds/{sb.seed.guild_id}/channels").json()}
+    assert vault not in shown and {read_only, no_history, sb.channel_id("wg-private")} <= set(shown)
+    bot_role = next(rid for rid, r in sb.roles.items() if r.get("bot_role"))
+    assert shown[no_history]["permission_overwrites"] == [
+        {"id": bot_role, "type": 0, "allow": "0", "deny": str(READ_HISTORY)}
     ]
-    response_validator("GET", "/channels/{channel_id}", 200).validate(vault_shown)
+    response_validator("GET", "/channels/{channel_id}", 200).validate(shown[no_history])
     # The search finds no message of a channel the bot cannot read.
     found = _discord(box, "GET", f"/guilds/{sb.seed.guild_id}/messages/search").json()["messages"]
     assert found and not {m[0]["channel_id"] for m in found} & {vault, no_history}
