@@ -56,6 +56,15 @@ INTERACTION_TYPES = frozenset(
     }
 )
 RESPONSE_URL_USES, RESPONSE_URL_TTL = 5, 30 * 60  # "up to 5 times within 30 minutes"
+# Each method's tier, in requests a minute per workspace (Tier 2: 20, 3: 50, 4: 100;
+# https://api.slack.com/apis/rate-limits): a minute's worth may go at once ("sporadic bursts
+# are welcome"), then the tier's pace. chat.postMessage has its own limit (SeedLimits).
+_TIERS = {
+    **dict.fromkeys(("conversations.list", "users.list"), 20),
+    **dict.fromkeys(("chat.update", "chat.delete", "conversations.open", "conversations.info"), 50),
+    **dict.fromkeys(("conversations.history", "conversations.replies", "users.lookupByEmail"), 50),
+    **dict.fromkeys(("conversations.members", "users.info"), 100),
+}
 
 
 class SeedUser(SeedModel):
@@ -344,7 +353,7 @@ class SlackSandbox(EventsApi):
             self.response_posts: list[dict[str, Any]] = []
             self.interactions: list[dict[str, Any]] = []
             self.response_urls: dict[str, dict[str, Any]] = {}
-            self._buckets: dict[str, TokenBucket] = {}
+            self._buckets: dict[str, TokenBucket] = {}  # per channel (chat.postMessage), per method ("tier:…")
             self._reset_stats()
             self._last_ts = 0.0
             self.created = int(time.time())  # the workspace and its seeded channels, in Unix seconds
@@ -593,6 +602,12 @@ class SlackSandbox(EventsApi):
             return _fail("not_authed")
         if not secrets.compare_digest(token.encode(), self.bot_token.encode()):
             return _fail("invalid_auth")
+        if per_minute := _TIERS.get(name):
+            now = self._now()
+            tier = self._buckets.setdefault(f"tier:{name}", TokenBucket(per_minute / 60, per_minute, now))
+            if (wait := tier.wait(now)) is not None:
+                self.note_limited(at=round(now, 4), kind="tier", method=name)
+                return _limited(wait)
         reply = _METHODS[name](self, args)
         reply.headers["x-oauth-scopes"] = ",".join(self.seed.bot_scopes)
         return reply

@@ -33,13 +33,14 @@ from slack_bolt.adapter.starlette import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
-from connectors.slack.sandbox import default_seed
+from connectors.slack.sandbox import SlackSandbox, default_seed
 from tests.procs import wait_for
 from tests.support.net import LoopbackServer
 
@@ -549,3 +550,27 @@ def test_chat_write_public_lets_the_app_post_in_a_public_channel_it_is_not_in(
     client = bolt()[0].client
     assert client.chat_postMessage(channel=GENERAL, text="Hello #general")["ok"] is True
     assert slack.sandbox.seed.bot_user_id not in slack.sandbox.channels[GENERAL]["members"]
+
+
+def test_a_methods_tier_lets_a_minutes_burst_through_then_paces_it_as_slack_does(serve: Any) -> None:
+    # users.list is Tier 2, 20 a minute (https://api.slack.com/apis/rate-limits): 20 at once, then
+    # 429 with Retry-After until the tier's pace frees one; another method is counted apart. Real
+    # time here (a sandbox second is a second), so the burst cannot earn a token back meanwhile.
+    box = serve(SlackSandbox())
+    client = WebClient(token=box.sandbox.bot_token, base_url=f"{box.url}/api/")  # no retry handler
+    started = time.monotonic()
+    for _ in range(20):
+        client.users_list(limit=1)
+    with pytest.raises(SlackApiError) as limited:
+        client.users_list(limit=1)
+    answer = limited.value.response
+    assert (answer.status_code, answer["error"]) == (429, "ratelimited")
+    if time.monotonic() - started < 1:  # a token every 3 s: none earned back yet
+        assert answer.headers["retry-after"] == "3"
+    assert client.users_info(user=WREN)["ok"] is True  # Tier 4, its own count
+    assert [e["method"] for e in box.sandbox.state()["rate_limited"] if e["kind"] == "tier"] == ["users.list"]
+    # slack_sdk's rate-limit retry handler waits Retry-After and goes on.
+    patient = WebClient(
+        token=box.sandbox.bot_token, base_url=f"{box.url}/api/", retry_handlers=[RateLimitErrorRetryHandler()]
+    )
+    assert patient.users_list(limit=1)["ok"] is True
