@@ -69,7 +69,10 @@ PERMISSION_USES = {
 # (https://discord.com/developers/docs/resources/application#application-object-application-flags).
 INTENTS = {
     "Server Members Intent": ((1 << 14) | (1 << 15), "listing members (GET /guilds/{id}/members)"),
-    "Message Content Intent": ((1 << 18) | (1 << 19), "message search for activity counts"),
+    "Message Content Intent": (
+        (1 << 18) | (1 << 19),
+        "reading people's messages: the common room's copies, message search for activity counts",
+    ),
 }
 CHANNEL_PERMISSIONS = (
     "View Channels",

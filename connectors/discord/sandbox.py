@@ -77,6 +77,8 @@ VIEW_AUDIT_LOG, VIEW_CHANNEL, SEND_MESSAGES, MANAGE_MESSAGES = 1 << 7, 1 << 10, 
 ATTACH_FILES, READ_HISTORY, MANAGE_EVENTS, CREATE_EVENTS = 1 << 15, 1 << 16, 1 << 33, 1 << 44
 PUBLIC_THREADS, PRIVATE_THREADS, SEND_IN_THREADS = 1 << 35, 1 << 36, 1 << 38
 EVERY_PERMISSION = (1 << 53) - 1  # what Administrator holds
+# The privileged intents, as application flags (the full bit or the "limited" one).
+MEMBERS_INTENT, CONTENT_INTENT = (1 << 14) | (1 << 15), (1 << 18) | (1 << 19)
 MESSAGE_LIMIT = 2000  # docs; the spec says 4000 (see the module docstring)
 AUDIT_REASON_MAX = 512
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
@@ -1338,16 +1340,25 @@ class DiscordSandbox(Sandbox):
             bot=self._user_json(self.bot_id),
         )
 
-    def _message_json(self, m: Mapping[str, Any]) -> dict[str, Any]:
+    def _message_json(self, m: Mapping[str, Any], *, read: bool = False) -> dict[str, Any]:
+        """A message; ``read``: as the bot reads it, empty of what Discord keeps from an app without
+        the Message Content intent (another's message in a guild channel that does not mention the
+        bot: https://discord.com/developers/docs/events/gateway#message-content-intent)."""
+        hidden = read and not (
+            self.seed.application_flags & CONTENT_INTENT
+            or m["author_id"] == self.bot_id
+            or self.channels.get(m["channel_id"], {}).get("type") == 1
+            or f"<@{self.bot_id}>" in m["content"]
+        )
         return shaped(
             _shapes.MESSAGE,
             type=0 if not m.get("interaction") else 20,
-            content=m["content"],
-            attachments=copy.deepcopy(m.get("attachments") or []),
+            content="" if hidden else m["content"],
+            attachments=[] if hidden else copy.deepcopy(m.get("attachments") or []),
             timestamp=m["timestamp"],
             edited_timestamp=m["edited"],
             flags=m["flags"],
-            components=copy.deepcopy(m["components"]),
+            components=[] if hidden else copy.deepcopy(m["components"]),
             id=m["id"],
             channel_id=m["channel_id"],
             author=self._user_json(m["author_id"]),
@@ -1441,6 +1452,8 @@ def _args(req: Call, default: int, most: int, *snowflakes: str) -> dict[str, int
 
 @_route("GET", "/guilds/{guild_id}/members", bucket="members.list")
 def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
+    if not sb.seed.application_flags & MEMBERS_INTENT:  # a privileged intent's endpoint
+        return _error(403, 50001, "Missing Access")
     if isinstance(args := _args(req, 1, 1000, "after"), Reply):
         return args
     if sb._sorted_ids is None or len(sb._sorted_ids) != len(sb.members):
@@ -1536,7 +1549,7 @@ def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
         200,
         {
             "messages": [
-                [{**sb._message_json(sb.messages.get(row["id"]) or _past_message(row)), "hit": True}]
+                [{**sb._message_json(sb.messages.get(row["id"]) or _past_message(row), read=True), "hit": True}]
                 for row in rows[: bounds["limit"]]
             ],
             "doing_deep_historical_index": False,
@@ -1640,7 +1653,7 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
         "/channels/{channel_id}/messages/{message_id}",
         "message.edit",
         _visible(_find_message, READ_HISTORY),
-        lambda sb, msg: sb._message_json(msg),
+        lambda sb, msg: sb._message_json(msg, read=True),
     ),
     # What a bot's library fetches by id (discord.py's fetch_guild, fetch_channel, fetch_user).
     (
@@ -1746,7 +1759,7 @@ def _list_messages(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> Re
         key=lambda m: int(m["id"]),
     )
     rows = rows[: bounds["limit"]] if "after" in bounds else rows[-bounds["limit"] :]
-    return Reply(200, [sb._message_json(m) for m in reversed(rows)])
+    return Reply(200, [sb._message_json(m, read=True) for m in reversed(rows)])
 
 
 @_route("DELETE", "/channels/{channel_id}/messages/{message_id}", bucket="message.delete", find=_find_message)

