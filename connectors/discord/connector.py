@@ -98,6 +98,8 @@ AUDIT_ACTION_NAMES = {
 }
 _USER_TARGETS = {20, 22, 23, 24, 25, 26, 27, 72, 145}  # types whose target_id is a user
 GUILD_ONLY, EXTERNAL = 2, 3  # scheduled-event privacy level and entity type
+# What a message can carry; one that comes with none of them was withheld (room_messages).
+_MESSAGE_PARTS = ("content", "attachments", "embeds", "components", "sticker_items", "poll")
 
 
 def _ts(value: Any) -> datetime | None:
@@ -1369,6 +1371,14 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
             if int(row.get("type") or 0) not in (0, 19):  # DEFAULT and REPLY carry people's text
                 continue
             author = row.get("author") or {}
+            if str(author.get("id", "")) != me and not any(row.get(k) for k in _MESSAGE_PARTS):
+                # Nothing at all: Discord withholds a person's message from an app without the
+                # Message Content intent (https://discord.com/developers/docs/events/gateway#message-content-intent).
+                raise FatalError(
+                    f"Discord sent the messages of channel {cid} without their text: turn on the Message Content "
+                    "Intent (Developer Portal → your application → Bot); `charterflow doctor` checks it",
+                    platform=PLATFORM,
+                )
             out.append(
                 RoomMessage(
                     platform=PLATFORM,

@@ -21,7 +21,7 @@ from typing import Any
 from prefect import flow
 
 from connectors.base import RoomReader
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, FatalError
 from flows.commons.bridges import Bridge, CommonsSettings, bridges
 from flows.commons.relay import relay_delete, relay_edit, relay_new
 from flows.kit import Ctx, context
@@ -110,7 +110,9 @@ def commons_poll(now: datetime | None = None) -> dict[str, Any]:
                 try:
                     result[name] = poll_room(ctx, bridge, platform, thread)
                 except ConnectorError as exc:
-                    log.warning("commons-poll: %s not read to the end (%s)", name, type(exc).__name__)
+                    # A refusal for good says what to change (connector messages hold no secret).
+                    why = str(exc) if isinstance(exc, FatalError) else type(exc).__name__
+                    log.warning("commons-poll: %s not read to the end (%s)", name, why)
                     failed.append(name)
     if failed:
         raise RuntimeError(f"commons-poll: {len(failed)} room(s) left for the next run: {', '.join(failed)}")

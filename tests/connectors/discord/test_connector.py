@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -354,3 +355,20 @@ def test_answers_reach_discord_within_3_seconds_or_the_interaction_fails(serve: 
     box.sandbox.set_interaction_sink(lambda h, b: (500, {"oops": True}))
     broken = box.sandbox.command(box.url, user="cleo_marsh", name="optin")
     assert broken["failed"] and "HTTP 500" in broken["error"]
+
+
+def test_a_rooms_messages_withheld_for_want_of_the_message_content_intent_are_a_fatal_error_naming_it(serve):
+    # Without the intent Discord sends another's message with nothing in it; copying it would
+    # post empty messages into the common room, so the connector says what to turn on instead.
+    seed = default_seed()
+    seed["application_flags"] = 1 << 15  # Server Members only
+    box = serve(DiscordSandbox(seed=seed))
+    connector = box.connect()
+    said = {"user": "cleo_marsh", "channel": "moderators", "content": "Raid in #general"}
+    httpx.post(f"{box.url}/_sandbox/messages", json=said, timeout=10).raise_for_status()
+    with pytest.raises(FatalError, match="turn on the Message Content Intent"):
+        connector.room_messages(room="moderators", after=None, limit=10)
+    # The bot's own messages still come whole: only others' are withheld.
+    alone = serve(DiscordSandbox(seed=seed)).connect()
+    alone.room_post(room="moderators", text="From the WG")
+    assert [m.text for m in alone.room_messages(room="moderators", after=None)] == ["From the WG"]
