@@ -14,11 +14,14 @@ imported by `up` with ``ledger.roster``). Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
+import operator
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from connectors.discord.doctor import REQUIRED_PERMISSIONS
 from rules.applications import TOPIC_TEMPLATE
 
 __all__ = ["Community", "Person", "build", "SEED", "GUILD_ID", "APPLICATION_ID", "BOARD_CHANNEL"]
@@ -26,6 +29,21 @@ __all__ = ["Community", "Person", "build", "SEED", "GUILD_ID", "APPLICATION_ID",
 SEED = 20261124
 GUILD_ID = "1100000000000000001"
 APPLICATION_ID = "1100000000000000002"
+# The bot's role holds what `charterflow doctor` requires, no more (the sandbox refuses the rest,
+# as Discord does); View Channel is what a private channel's overwrites take away and give back.
+BOT_PERMISSIONS = functools.reduce(operator.or_, (bits[0] for bits in REQUIRED_PERMISSIONS.values()))
+VIEW_CHANNEL = REQUIRED_PERMISSIONS["View Channels"][0]
+
+
+def _private(role: str) -> list[dict[str, Any]]:
+    """A private channel's overwrites: ``@everyone`` may not view it, ``role`` and the bot may."""
+    return [
+        {"role": "@everyone", "deny": VIEW_CHANNEL},
+        {"role": role, "allow": VIEW_CHANNEL},
+        {"role": "charterflow", "allow": VIEW_CHANNEL},
+    ]
+
+
 BOARD_CHANNEL = "C0BOARD01"
 CATEGORIES = {"General": 4, "Working Group": 5, "Applications": 6, "Ideas": 7, "Moderators": 8}
 
@@ -235,22 +253,22 @@ class Community:
                 {"name": "wg-member", "position": 1},
                 {"name": "moderator", "position": 2, "permissions": 1 << 13},
                 {"name": "admin", "position": 3, "permissions": 1 << 3},
-                # Manage Roles; Manage Server for the guides' welcome screen and onboarding prompt.
                 {
                     "name": "charterflow",
                     "position": 4,
-                    "permissions": (1 << 28) | (1 << 5),
+                    "permissions": BOT_PERMISSIONS,
                     "managed": True,
                     "bot_role": True,
                 },
             ],
             # "moderators": the moderators' room (reports, R-SAFE-1; the common room, R-COMMS).
+            # It and wg-private are private: @everyone may not view them, their role and the bot may.
             "channels": [
                 {"name": "general"},
-                {"name": "wg-private"},
+                {"name": "wg-private", "permission_overwrites": _private("wg-member")},
                 {"name": "announcements"},
                 {"name": "ideas"},
-                {"name": "moderators"},
+                {"name": "moderators", "permission_overwrites": _private("moderator")},
             ],
             "members": members,
             # A demo runs several steps in a few seconds: generous, Discord-shaped limits.
