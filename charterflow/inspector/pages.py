@@ -281,4 +281,7 @@ async def slack(request: Request, inspector: InspectorDep, channel: str | None =
         users=[u for u in s["users"] if not u.get("is_bot")],
         board={p.slack_id for p in running.community.board},
         acting=request.query_params.get("as") or running.community.board[-1].slack_id,
+        events=s["events"],
+        deliveries=list(reversed(s["events"]["deliveries"][-5:])),  # the newest first
+        bot_in=any(c["id"] == current and s["bot_user_id"] in c["members"] for c in s["channels"]),
     )
