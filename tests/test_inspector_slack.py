@@ -15,7 +15,7 @@ from charterflow.inspector.app import create_app
 from charterflow.inspector.serve import Running
 from charterflow.seed import build
 from connectors.slack.sandbox import SlackSandbox
-from tests.support.net import LoopbackServer
+from tests.support.net import LoopbackServer, request_of
 
 
 @pytest.fixture
@@ -57,12 +57,7 @@ def test_the_slack_page_shows_where_events_go_and_where_none_come_from(inspector
 
 async def _refusing_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """An app of the workspace that answers Slack's challenge and refuses every event (503)."""
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    _, body = await request_of(scope, receive)
     challenge = json.loads(body).get("challenge")
     status, text = (200, str(challenge).encode()) if challenge else (503, b"")
     await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
