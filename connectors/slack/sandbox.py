@@ -36,7 +36,7 @@ from connectors.sandboxkit import (
     shaped,
 )
 from connectors.slack.connector import SlackConnector
-from connectors.slack.sandbox_events import BotEvent, EventsApi, public, signed_headers
+from connectors.slack.sandbox_events import KINDS, SCOPE_PREFIX, BotEvent, EventsApi, kind_of, public, signed_headers
 from connectors.slack.settings import SlackSettings
 
 __all__ = ["SlackSandbox", "SandboxSeed", "default_seed", "INTERACTION_TYPES"]
@@ -276,7 +276,7 @@ def _method(
         elif "{kind}" in scope and find:
             _METHODS[name] = after_find(
                 lambda sb, args, conv: (
-                    sb._missing(scope.format(kind=_SCOPE_KINDS[_kind_of(conv)])) or fn(sb, args, conv)
+                    sb._missing(scope.format(kind=SCOPE_PREFIX[kind_of(conv)])) or fn(sb, args, conv)
                 ),
                 find,
             )
@@ -912,29 +912,20 @@ def _conversation_json(sb: SlackSandbox, conv: Mapping[str, Any], *, num_members
     )
 
 
-# a conversation kind's scopes: channels:read, groups:history, im:read…
-_SCOPE_KINDS = {"public_channel": "channels", "private_channel": "groups", "im": "im", "mpim": "mpim"}
-
-
-def _kind_of(conv: Mapping[str, Any]) -> str:
-    private = "private_channel" if conv["is_private"] else "public_channel"
-    return "im" if conv["is_im"] else "mpim" if conv["is_mpim"] else private
-
-
 @_method("conversations.list")
 def _conversation_list(sb: SlackSandbox, args: _Args) -> Reply:
     """The conversations of the ``types`` asked (public channels by default); a bot sees the
     private ones, DMs and group DMs it is in."""
     types = {k.strip() for k in str(args.get("types") or "public_channel").split(",")}
-    if not types <= set(_SCOPE_KINDS):
+    if not types <= set(KINDS):
         return _fail("invalid_types")
-    for kind in (k for k in _SCOPE_KINDS if k in types):
-        if refused := sb._missing(f"{_SCOPE_KINDS[kind]}:read"):
+    for kind in (k for k in KINDS if k in types):
+        if refused := sb._missing(f"{SCOPE_PREFIX[kind]}:read"):
             return refused
     found = [
         c
         for c in sorted(sb.channels.values(), key=lambda c: c["id"])
-        if (kind := _kind_of(c)) in types
+        if (kind := kind_of(c)) in types
         and (kind == "public_channel" or sb.seed.bot_user_id in c["members"])
         and not (c["is_archived"] and args.flag("exclude_archived"))
     ]

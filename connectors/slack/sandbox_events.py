@@ -35,12 +35,22 @@ import httpx
 from connectors.sandboxkit import Call, Reply, Sandbox, control
 from connectors.slack.inbound import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_request
 
-__all__ = ["RETRY_DELAYS", "BotEvent", "EventsApi", "public", "signed_headers"]
+__all__ = ["KINDS", "RETRY_DELAYS", "SCOPE_PREFIX", "BotEvent", "EventsApi", "kind_of", "public", "signed_headers"]
 
 RETRY_DELAYS = (0.0, 60.0, 300.0)  # Slack's three retries, in sandbox seconds
 # The bot events an app may subscribe to here (https://api.slack.com/events/message.channels & co.).
 BotEvent = Literal["message.channels", "message.groups", "message.im", "message.mpim", "app_mention"]
-_SUBSCRIPTION = {"channel": "message.channels", "group": "message.groups", "im": "message.im", "mpim": "message.mpim"}
+# A conversation's kind (conversations.list's ``types``), and what each kind is called in an
+# event's ``channel_type``, in the message event the app subscribes to, and in its scopes.
+KINDS = ("public_channel", "private_channel", "im", "mpim")
+_CHANNEL_TYPE = {"public_channel": "channel", "private_channel": "group", "im": "im", "mpim": "mpim"}
+SCOPE_PREFIX = {"public_channel": "channels", "private_channel": "groups", "im": "im", "mpim": "mpim"}
+
+
+def kind_of(conv: Mapping[str, Any]) -> str:
+    """A conversation's kind: ``public_channel``, ``private_channel``, ``mpim`` or ``im``."""
+    private = "private_channel" if conv["is_private"] else "public_channel"
+    return "im" if conv["is_im"] else "mpim" if conv["is_mpim"] else private
 
 
 def public(message: Mapping[str, Any], *, with_metadata: bool = False) -> dict[str, Any]:
@@ -161,13 +171,8 @@ class EventsApi(Sandbox):
         if event["type"] == "app_mention":
             name = None if conv["is_im"] else "app_mention"
         else:
-            name = _SUBSCRIPTION[self._kind(conv)]
+            name = f"message.{SCOPE_PREFIX[kind_of(conv)]}"
         return bool(self.events_url) and name in self.bot_events and self.seed.bot_user_id in conv["members"]
-
-    @staticmethod
-    def _kind(conv: Mapping[str, Any]) -> str:
-        # an event's ``channel_type``
-        return "im" if conv["is_im"] else "mpim" if conv["is_mpim"] else "group" if conv["is_private"] else "channel"
 
     def _emit(self, channel: str, event: dict[str, Any]) -> None:
         """Send, in the background, the event Slack sends for the app's own change in ``channel``."""
@@ -175,7 +180,7 @@ class EventsApi(Sandbox):
             threading.Thread(target=self.deliver, args=(self._envelope(event),), daemon=True).start()
 
     def _channel_event(self, channel: str, message: dict[str, Any]) -> dict[str, Any]:
-        return {**public(message), "channel": channel, "channel_type": self._kind(self.channels[channel])}
+        return {**public(message), "channel": channel, "channel_type": _CHANNEL_TYPE[kind_of(self.channels[channel])]}
 
     def _hidden_event(self, subtype: str, channel: str, **fields: Any) -> dict[str, Any]:
         # the hidden ``message`` event of an edit or a deletion in ``channel``
