@@ -90,7 +90,14 @@ def test_sandboxes_set_up_right_are_all_ok():
         "intents",
     ):
         assert _line(out, "discord", name).startswith("ok")
-    for name in ("api key", "admin scope", "category Working Group", "group working-group", "webhook secret"):
+    for name in (
+        "key scope",
+        "api key",
+        "admin scope",
+        "category Working Group",
+        "group working-group",
+        "webhook secret",
+    ):
         assert _line(out, "discourse", name).startswith("ok")
     for name in ("token", "scopes", "board channel", "signing secret"):
         assert _line(out, "slack", name).startswith("ok")
@@ -197,6 +204,22 @@ def test_a_bot_without_manage_server_is_told_what_needs_it():
     assert "Server Settings → Roles → 'charterflow' → Permissions: turn on Manage Server" in fix
     assert again == 0, after
     assert "Manage Server" in _line(after, "discord", "permissions") and not any(s in out + after for s in secrets)
+
+
+def test_a_granular_forum_key_is_named_as_such_and_stops_the_forum_checks():
+    # Discourse refuses a granular key's calls outside its scopes as it refuses a wrong key; the
+    # doctor asks the key's scopes first so it does not blame the key or its user.
+    discourse = discourse_default()
+    discourse["api_keys"] = [{"key": "forum-granular-invented-0452", "scopes": ["topics:write", "posts:edit"]}]
+    for env, secrets in _serve({"discourse": discourse}):  # noqa: B007 - read after the loop
+        code, out = _doctor(env)
+    assert code == 1, out
+    scope = _line(out, "discourse", "key scope")
+    detail, fix = scope.split("fix:")
+    assert detail.startswith("FAIL") and "a granular key (topics:write, posts:edit)" in detail
+    assert "grant_moderation" in detail and "Scope Global" in fix
+    assert not any(f"discourse {n}:" in out for n in ("api key", "admin scope"))  # nothing misleading after it
+    assert not any(s in out for s in [*secrets, "forum-granular-invented-0452"])
 
 
 def test_bad_credentials_stop_each_platform_at_its_first_check():

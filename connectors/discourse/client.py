@@ -194,7 +194,8 @@ class DiscourseClient:
         if status in (401, 403) and (_INVALID_CREDENTIALS in detail.lower() or status == 401):
             return ConfigError(
                 "Discourse rejected the API credentials (HTTP "
-                f"{status}: {detail}). Fix CHARTERFLOW_DISCOURSE_API_KEY, or "
+                f"{status}: {detail}). Fix CHARTERFLOW_DISCOURSE_API_KEY (a key with Scope Global: "
+                "Discourse refuses a granular key this way on every call its scopes do not cover), or "
                 f"CHARTERFLOW_DISCOURSE_API_USERNAME (now {self.api_username!r}) if the key is a "
                 "single-user key for another account."
             )

@@ -1,5 +1,8 @@
 """`charterflow doctor` for Discourse: read-only checks of the API key and the configured names.
 
+- the key is Global (``GET /session/scopes.json``, which Discourse answers to any key, lists a
+  granular key's scopes): a granular key is refused every call its scopes do not cover with the
+  same 403 as a wrong key, and none covers what charterflow needs;
 - the key and ``Api-Username`` are accepted (``GET /u/{username}.json``) and that account is an
   admin (``user.admin``);
 - the key reaches admin-only routes: ``GET /admin/site_settings.json`` sits behind Discourse's
@@ -78,6 +81,8 @@ def _checks(
     category_ids: list[str],
 ) -> None:
     who = s.api_username
+    if not _key_is_global(client, out):
+        return
     user = _api_user(client, s, out)
     if user is None:
         return
@@ -101,6 +106,30 @@ def _checks(
     else:
         out.extend(_category_checks(cats, who=who, category=category, group=group, category_ids=category_ids))
     out.append(_group_check(client, group))
+
+
+def _key_is_global(client: DiscourseClient, out: list[Check]) -> bool:
+    """False (and why) for a granular key; True also when the site does not answer the question
+    (a wrong key, an old site): the checks after it say what is wrong."""
+    try:
+        scopes = client.get("/session/scopes.json", what="the API key's scopes").get("scopes") or []
+    except CharterflowError:
+        return True
+    if not scopes:
+        out.append(passed(P, "key scope", "Global"))
+        return True
+    names = ", ".join(f"{s.get('resource')}:{s.get('key')}" for s in scopes)
+    out.append(
+        failed(
+            P,
+            "key scope",
+            f"a granular key ({names}): Discourse refuses it, as a wrong key, every call its scopes do "
+            "not cover, and none covers grant_moderation, polls or the admin user view",
+            f"{_KEYS_PAGE}: create a key with Scope Global for an admin account and set it in "
+            "CHARTERFLOW_DISCOURSE_API_KEY",
+        )
+    )
+    return False
 
 
 def _api_user(client: DiscourseClient, s: DiscourseSettings, out: list[Check]) -> Any:

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discourse.connector import DiscourseConnector
@@ -48,6 +48,8 @@ __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 # Every field the OpenAPI document requires of each answer, with a neutral default (it forbids
 # additional properties on most): a handler copies one and fills in what it knows.
 _shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
+# Discourse's granular API key scopes (ApiKeyScope.default_mappings) and the routes here each covers.
+_SCOPES: dict[str, dict[str, list[str]]] = data_file(__file__, "scopes.json")
 
 
 # Who an unauthenticated request acts as: sees what an anonymous visitor of a public site sees.
@@ -111,11 +113,20 @@ class SeedCategory(SeedModel):
 
 
 class SeedApiKey(SeedModel):
-    """An admin API key; ``username`` null means "All users" (any Api-Username)."""
+    """An admin API key; ``username`` null means "All users" (any Api-Username); ``scopes`` empty
+    means Scope Global, else a granular key's ``resource:action`` scopes (``scopes.json``)."""
 
     key: str = Field(min_length=8)
     username: str | None = None
     description: str = ""
+    scopes: list[str] = []
+
+    @field_validator("scopes")
+    @classmethod
+    def _known(cls, scopes: list[str]) -> list[str]:
+        if unknown := sorted(set(scopes) - set(_SCOPES)):
+            raise ValueError(f"not Discourse scopes: {unknown}; its scopes: {sorted(_SCOPES)}")
+        return scopes
 
 
 class SeedSettings(SeedModel):
@@ -194,6 +205,15 @@ def _not_found() -> Reply:
 
 def _invalid_access(message: str = "You are not permitted to view the requested resource.") -> Reply:
     return _error(403, message, "invalid_access")
+
+
+def _key_allows(key: SeedApiKey, method: str, route: Any) -> bool:
+    """``ApiKey#request_allowed?``: a Global key (no scopes) may call anything, a granular one what
+    one of its scopes covers, and ``session#scopes``; Discourse refuses the rest as it refuses a
+    wrong key (the route the sandbox lacks still answers 501)."""
+    covered = {r for s in key.scopes for r in _SCOPES[s]["routes"]}
+    asked = {f"{method} *", f"{method} {route.template}"} if route else set()
+    return not key.scopes or not asked or route.template == "/session/scopes.json" or bool(covered & asked)
 
 
 def _invalid_parameters(message: str) -> Reply:
@@ -509,7 +529,12 @@ class DiscourseSandbox(Sandbox):
         key, username = req.headers.get("api-key"), req.headers.get("api-username") or ""
         if key:
             api_key, user = self.api_keys.get(key), self._user_by_name(username) if username else None
-            if api_key is None or user is None or (api_key.username and api_key.username.lower() != username.lower()):
+            if (
+                api_key is None
+                or user is None
+                or (api_key.username and api_key.username.lower() != username.lower())
+                or not _key_allows(api_key, req.method, route)
+            ):
                 return _invalid_access(
                     "You are not permitted to view the requested resource. The API username or key is invalid."
                 )
@@ -989,6 +1014,31 @@ def _unsuspend(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Reply
     target.pop("suspended_till", None)
     sb.log_staff_action("unsuspend_user", acting=req.user, target=target)
     return Reply(200, {"suspension": {"suspended_till": None, "suspended_at": None}})
+
+
+@_route("GET", "/session/scopes.json")
+def _key_scopes(sb: DiscourseSandbox, req: Call) -> Reply:
+    # SessionController#scopes (ApiKeyScopeSerializer): a Global key has none; 404 without a key.
+    if (key := sb.api_keys.get(req.headers.get("api-key") or "")) is None:
+        return _not_found()
+    return Reply(
+        200,
+        {
+            "scopes": [
+                {
+                    "resource": scope.split(":")[0],
+                    "action": scope.split(":")[1].replace("_", " "),
+                    "key": scope.split(":")[1],
+                    "parameters": _SCOPES[scope]["parameters"],
+                    "urls": [
+                        f"{r.split()[1].removesuffix('.json')} ({r.split()[0]})" for r in _SCOPES[scope]["routes"]
+                    ],
+                    "allowed_parameters": {},
+                }
+                for scope in key.scopes
+            ]
+        },
+    )
 
 
 @_route("GET", "/u/{username}.json", find=lambda sb, req: sb._user_by_name(req.params["username"]) or _not_found())

@@ -58,6 +58,89 @@ def test_wrong_api_username_names_that_setting(discourse):
             c.find_user("cleo_marsh")
 
 
+GRANULAR = "granular-key-invented-0007"
+REFUSED = "You are not permitted to view the requested resource. The API username or key is invalid."
+
+
+def _granular(serve: Any, *scopes: str) -> Any:
+    seed = default_seed()
+    seed["api_keys"] = [{"key": "global-key-invented-0001"}, {"key": GRANULAR, "scopes": list(scopes)}]
+    return serve(DiscourseSandbox(seed=seed))
+
+
+def test_a_granular_key_reaches_only_what_its_scopes_cover(serve):
+    box = _granular(serve, "topics:write", "topics:read", "categories:list")
+    as_system = {"Api-Key": GRANULAR, "Api-Username": "system"}
+    category = next(
+        c["id"]
+        for c in httpx.get(f"{box.url}/categories.json", headers=as_system, timeout=10).json()["category_list"][
+            "categories"
+        ]
+        if c["name"] == "Working Group"
+    )
+    made = httpx.post(
+        f"{box.url}/posts.json",
+        headers=as_system,
+        timeout=10,
+        json={"title": "A topic by a granular key", "raw": "Posted with a key scoped to topics.", "category": category},
+    )
+    assert made.status_code == 200 and made.json()["username"] == "system"  # served as the key's user
+    assert httpx.get(f"{box.url}/t/{made.json()['topic_id']}.json", headers=as_system, timeout=10).status_code == 200
+    cleo = box.sandbox._user_by_name("cleo_marsh")
+    posts_before = len(box.sandbox.posts)
+    for method, path, body in (
+        ("PUT", f"/admin/users/{cleo['id']}/grant_moderation.json", None),  # no scope covers it
+        ("GET", "/u/cleo_marsh.json", None),  # users:show not granted
+        ("PUT", f"/posts/{made.json()['id']}.json", {"post": {"raw": "Edited without posts:edit."}}),
+    ):
+        refused = httpx.request(method, f"{box.url}{path}", headers=as_system, json=body, timeout=10)
+        # ApiKey#request_allowed? fails: the same 403 as a wrong key, not the route's own answer.
+        assert (refused.status_code, refused.json()) == (403, {"errors": [REFUSED], "error_type": "invalid_access"})
+    assert not cleo["moderator"] and len(box.sandbox.posts) == posts_before
+    assert box.sandbox.posts[made.json()["id"]]["raw"] == "Posted with a key scoped to topics."
+    # A route the sandbox lacks is still its loud 501, whatever the key.
+    assert httpx.get(f"{box.url}/badges.json", headers=as_system, timeout=10).status_code == 501
+
+
+def test_a_key_can_read_its_own_scopes_and_a_read_key_only_gets(serve):
+    box = _granular(serve, "global:read", "users:show")
+    as_system = {"Api-Key": GRANULAR, "Api-Username": "system"}
+    scopes = httpx.get(f"{box.url}/session/scopes.json", headers=as_system, timeout=10).json()["scopes"]
+    assert [(s["resource"], s["action"], s["key"]) for s in scopes] == [
+        ("global", "read", "read"),
+        ("users", "show", "show"),
+    ]
+    assert scopes[1]["urls"] == ["/u/{username} (GET)"] and scopes[1]["parameters"] == [
+        "username",
+        "external_id",
+        "external_provider",
+    ]
+    glob = {"Api-Key": "global-key-invented-0001", "Api-Username": "system"}
+    assert httpx.get(f"{box.url}/session/scopes.json", headers=glob, timeout=10).json() == {"scopes": []}
+    assert httpx.get(f"{box.url}/session/scopes.json", timeout=10).status_code == 404  # no key
+    # global:read: any GET, the admin ones too; nothing else.
+    assert httpx.get(f"{box.url}/admin/site_settings.json", headers=as_system, timeout=10).status_code == 200
+    wrote = httpx.post(
+        f"{box.url}/posts.json", headers=as_system, timeout=10, json={"raw": "A reply nobody may post.", "topic_id": 1}
+    )
+    assert wrote.status_code == 403 and wrote.json()["errors"] == [REFUSED]
+
+
+def test_a_seeded_scope_discourse_lacks_is_a_config_error_naming_it():
+    seed = default_seed()
+    seed["api_keys"] = [{"key": GRANULAR, "scopes": ["topics:write", "polls:vote"]}]
+    with pytest.raises(ConfigError, match=r"polls:vote"):
+        DiscourseSandbox(seed=seed)
+
+
+def test_the_connector_with_a_granular_key_says_to_use_a_global_one(serve):
+    box = _granular(serve, "topics:write")
+    c = box.connect(api_key=SecretStr(GRANULAR))
+    with pytest.raises(ConfigError) as err:
+        c.find_user("cleo_marsh")
+    assert "Scope Global" in str(err.value) and GRANULAR not in str(err.value)
+
+
 def test_admin_routes_answer_404_to_a_non_admin_and_the_error_says_so(discourse):
     c = discourse.connect(api_username="cleo_marsh")
     cleo = c.find_user("cleo_marsh")
