@@ -121,7 +121,18 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("form", "application", "the public /apply form", Route.INTAKE),
     ("form", "confirm", "the confirmation page's button (POST /confirm/<token>)", Route.CONFIRM),
     ("form", "optin", "the opt-in page's button (POST /optin/<token>)", Route.OPT_IN),
-    ("discourse", "flag_created", "a Forum flag: a community report (R-SAFE-1)", "safety-flag"),
+    (
+        "discourse",
+        "reviewable_created",
+        "a Forum flag: a flagged post's review opened (R-SAFE-1)",
+        "safety-flag",
+    ),
+    (
+        "discourse",
+        "reviewable_score_updated",
+        "a Forum flag: another flag on a post under review (R-SAFE-1)",
+        "safety-flag",
+    ),
     (
         "discourse",
         "post_created",
@@ -240,6 +251,10 @@ def _discourse_category_route(kind: str, attributes: Mapping[str, str], config: 
     return None
 
 
+# Discourse sends flags as a post's review opening and growing (it has no flag webhook).
+FLAG_EVENTS = ("reviewable_created", "reviewable_score_updated")
+
+
 def _first_word(text: object) -> str:
     return (str(text)[:40].split(None, 1) or [""])[0].casefold()
 
@@ -254,7 +269,7 @@ def _discourse_route(kind: str, attributes: Mapping[str, str], config: RoutingCo
         return by_category
     if kind == "post_created" and _first_word(attributes.get("raw", "")) == "/help":
         return Route.HELP  # a member asks for the guides (flows.guides.help, R-GUIDE)
-    if kind == "flag_created":
+    if kind in FLAG_EVENTS and attributes.get("reviewable_type") == "ReviewableFlaggedPost":
         return "safety-flag"  # a Forum flag is a community report (flows.safety, R-SAFE-1)
     if (
         kind == "post_created"

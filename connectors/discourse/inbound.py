@@ -82,9 +82,9 @@ def event_instance(headers: Mapping[str, str], configured: str = "") -> str:
 
 def parse_event(*, headers: Mapping[str, str], body: bytes, instance: str = "") -> InboundEvent:
     """Parse an already verified delivery (``topic_created``, ``post_created``, ``post_edited``,
-    ``post_destroyed``, ``ping``, others).
+    ``post_destroyed``, ``ping``, the Reviewable events, others).
 
-    Events other than those five are returned with their raw payload and no attributes.
+    Other events are returned with their raw payload and no attributes but their type.
     ``instance``: the site's host when the caller knows it (see ``event_instance``).
     """
     event_id = _header(headers, "X-Discourse-Event-Id")
@@ -125,6 +125,11 @@ def parse_event(*, headers: Mapping[str, str], body: bytes, instance: str = "") 
                 user_id="user_id",
                 name="name",
             )
+        )
+    elif event_type == "reviewable":  # a flag opens or adds to a post's review (no flag webhook)
+        reviewable = _object(payload.get("reviewable"))
+        attributes.update(
+            _pick(reviewable, reviewable_id="id", reviewable_type="type", post_id="target_id", topic_id="topic_id")
         )
     # Event ids are per site; the instance keeps two sites' ids apart.
     return InboundEvent(

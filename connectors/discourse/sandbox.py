@@ -48,6 +48,7 @@ __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 # Every field the OpenAPI document requires of each answer, with a neutral default (it forbids
 # additional properties on most): a handler copies one and fills in what it knows.
 _shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
+_EVENT_TYPES = {"reviewable_score_updated": "reviewable_updated", "reviewable_transitioned_to": "reviewable_updated"}
 # Discourse's granular API key scopes (ApiKeyScope.default_mappings) and the routes here each covers.
 _SCOPES: dict[str, dict[str, list[str]]] = data_file(__file__, "scopes.json")
 
@@ -155,7 +156,15 @@ class SeedWebhook(SeedModel):
 
     url: str | None = None
     secret: str | None = None
-    events: list[str] = ["topic_created", "post_created", "post_edited", "post_destroyed", "flag_created", "ping"]
+    events: list[str] = [
+        "topic_created",
+        "post_created",
+        "post_edited",
+        "post_destroyed",
+        "reviewable_created",
+        "reviewable_updated",
+        "ping",
+    ]
 
 
 class SandboxSeed(SeedModel):
@@ -794,7 +803,8 @@ class DiscourseSandbox(Sandbox):
         )
 
     def _emit(self, event: str, payload: dict[str, Any]) -> None:
-        if not self.webhook.url or event not in self.webhook.events:
+        # WebHook::EVENT_NAME_TO_EVENT_TYPE_MAP: the event type a webhook subscribes to.
+        if not self.webhook.url or _EVENT_TYPES.get(event, event) not in self.webhook.events:
             return
         with self._lock:
             headers, body = self.signed_request(kind=event, payload=payload)
@@ -890,6 +900,56 @@ class DiscourseSandbox(Sandbox):
         """Stop the webhook sender (pending deliveries stay in the state, unsent)."""
         self._webhook_closed = True
         self._webhook_wake.set()
+
+    def _reviewable(self, post: Mapping[str, Any], flags: list[dict[str, Any]]) -> dict[str, Any]:
+        """A flagged post's review as Reviewable webhooks carry it (ReviewableFlaggedPostSerializer)."""
+        topic = self.topics[post["topic_id"]]
+        url = f"{self.instance}/t/{topic['slug']}/{topic['id']}"
+        return shaped(
+            _shapes.REVIEWABLE_FLAGGED_POST,
+            id=flags[0]["id"],
+            topic_id=topic["id"],
+            topic_url=url,
+            target_id=post["id"],
+            post_id=post["id"],
+            target_url=f"{url}/{post['post_number']}",
+            target_created_at=post["created_at"],
+            post_updated_at=post["created_at"],
+            category_id=topic["category_id"],
+            created_at=flags[0]["at"],
+            score=float(len(flags)),
+            created_by=self._basic_user(self.users[flags[0]["user_id"]]),
+            target_created_by=self._basic_user(self.users[post["user_id"]]),
+            raw=post["raw"],
+            cooked=post["cooked"],
+            reviewable_scores=[
+                shaped(
+                    _shapes.REVIEWABLE_SCORE,
+                    id=f["id"],
+                    created_at=f["at"],
+                    user=self._basic_user(self.users[f["user_id"]]),
+                    # The message opens a conversation with the moderators (ReviewableConversationSerializer).
+                    reviewable_conversation=f["message"]
+                    and {
+                        "id": f["id"],
+                        "permalink": f"{url}/{post['post_number']}",
+                        "has_more": False,
+                        "conversation_posts": [
+                            {"id": f["id"], "excerpt": f["message"], "user": self._basic_user(self.users[f["user_id"]])}
+                        ],
+                    }
+                    or None,
+                    score_type={
+                        "id": f["type"],
+                        "title": _FLAG_TYPES[f["type"]][1],
+                        "reviewable_priority": 0,
+                        "icon": "flag",
+                        "type": _FLAG_TYPES[f["type"]][0],
+                    },
+                )
+                for f in flags
+            ],
+        )
 
     def _post_payload(self, post: Mapping[str, Any]) -> dict[str, Any]:
         author, topic = self.users[post["user_id"]], self.topics[post["topic_id"]]
@@ -1533,14 +1593,19 @@ def _destroy_post(sb: DiscourseSandbox, req: Call, post: dict[str, Any]) -> Repl
 
 
 # Post action types that are flags (PostActionType.flag_types): each opens a review.
-_FLAG_TYPES = {3: "off_topic", 4: "inappropriate", 7: "notify_moderators", 8: "spam"}
+_FLAG_TYPES = {
+    3: ("off_topic", "Off-Topic"),
+    4: ("inappropriate", "Inappropriate"),
+    7: ("notify_moderators", "Something Else"),
+    8: ("spam", "Spam"),
+}
 
 
 @_route("POST", "/post_actions.json")
 def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
-    """Flag a post (``PostActionsController#create``: ``id``, ``post_action_type_id``; only the
-    flag types are emulated). Discourse opens a review and sends ``flag_created``
-    (``WebHookFlagSerializer``); the same flag twice by one user is refused."""
+    """Flag a post (``PostActionsController#create``: ``id``, ``post_action_type_id``, ``message``; only the
+    flag types are emulated). Discourse opens a review (``ReviewableFlaggedPostSerializer``) or
+    adds the flag to the post's open one; the same flag twice by one user is refused."""
     data, acting = req.form(), req.user
     try:
         post_id, kind = int(data["id"]), int(data["post_action_type_id"])
@@ -1555,28 +1620,22 @@ def _flag_post(sb: DiscourseSandbox, req: Call) -> Reply:
     if any(f["post_id"] == post_id and f["user_id"] == acting["id"] and f["type"] == kind for f in sb.flags):
         return _invalid_access()
     sb.flags.append(
-        flag := {
+        {
             "id": len(sb.flags) + 1,
             "post_id": post_id,
             "user_id": acting["id"],
             "type": kind,
             "at": _iso(datetime.now(UTC)),
+            "message": str(data.get("message") or "") if kind == 7 else "",  # "Something Else" says why
         }
     )
-    sb._emit(
-        "flag_created",
-        {
-            "flag": {
-                "id": flag["id"],
-                "post": sb._post_payload(post)["post"],
-                "flag_type": _FLAG_TYPES[kind],
-                "created_by": sb._basic_user(acting),
-                "created_at": flag["at"],
-                "resolved_at": None,
-                "resolved_by": None,
-            }
-        },
-    )
+    # One review per post (its first flag's id), each flag a score. Discourse sends no flag
+    # webhook: the review's creation, then each score added, as Reviewable events.
+    flags = [f for f in sb.flags if f["post_id"] == post_id]
+    payload = {"reviewable": sb._reviewable(post, flags)}
+    if len(flags) == 1:
+        sb._emit("reviewable_created", payload)
+    sb._emit("reviewable_score_updated", payload)
     return Reply(200, _post_show(sb, post, acting))
 
 

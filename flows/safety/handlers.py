@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connectors.base import Links, Messenger, RoomWriter
+from connectors.base import Messenger, RoomWriter
 from connectors.errors import PolicyViolation
 from flows.kit import answer_interaction, context, done, is_moderator, once
 from flows.safety import links
@@ -415,27 +415,21 @@ def handle_form_report(*, ledger: Any, event: InboxEvent, now: datetime | None =
 FLAG_ROUTE = "safety-flag"
 
 
-def _post_gone(post: dict[str, Any]) -> bool:
-    return not post or bool(post.get("deleted_at")) or bool(post.get("user_deleted"))
+def _flag_message(score: dict[str, Any]) -> str | None:
+    """What the flagger wrote ("Something Else"), the first post of the flag's conversation."""
+    posts = _obj(score, "reviewable_conversation").get("conversation_posts")
+    first = posts[0] if isinstance(posts, list) and posts else None
+    return _text(first.get("excerpt")) if isinstance(first, dict) else None
 
 
-def _post_link(topic_url: str | None, number: Any) -> str | None:
-    return f"{topic_url}/{number}" if topic_url and number else topic_url
-
-
-def _flag_reason(flag: dict[str, Any]) -> str:
-    message = _text(flag.get("message"))
-    return f"Forum flag: {flag.get('flag_type') or 'flag'}" + (f". {message}" if message else "")
-
-
-def incoming_from_flag(data: dict[str, Any], *, dedupe_key: str, topic_url: str | None = None) -> Incoming:
-    """The report a Forum flag makes (pure), from the ``flag_created`` webhook's payload
-    (``{"flag": {id, post, flag_type, created_by, created_at, ...}}``, Discourse's
-    ``WebHookFlagSerializer``). A post deleted meanwhile (no post, or ``deleted_at`` set) keeps
-    what the payload still holds. https://meta.discourse.org/t/configure-webhooks-that-trigger-on-discourse-events/49045"""
-    flag = _obj(data, "flag")
-    post = _obj(flag, "post")
-    by = _obj(flag, "created_by")
+def incoming_from_flag(reviewable: dict[str, Any], score: dict[str, Any], *, dedupe_key: str) -> Incoming:
+    """The report one flag makes (pure): ``score``, one of the flagged post's review's
+    ``reviewable_scores``, as Discourse's Reviewable webhooks carry it
+    (``ReviewableFlaggedPostSerializer``: ``target_id``, ``topic_id``, ``target_url``, ``raw``,
+    ``target_created_by``; a score's ``user`` and ``score_type``). A post deleted meanwhile
+    (``blank_post``, ``target_deleted_at``, or no ``raw``) keeps what the payload still holds."""
+    by, author, kind = _obj(score, "user"), _obj(reviewable, "target_created_by"), _obj(score, "score_type")
+    message = _flag_message(score)
     return Incoming(
         source_key=dedupe_key,
         **_reported(
@@ -444,32 +438,39 @@ def incoming_from_flag(data: dict[str, Any], *, dedupe_key: str, topic_url: str 
             reporter_name=by.get("username"),
             key=by.get("id") or by.get("username"),
             target_kind="post",
-            target=post.get("user_id"),
-            target_name=post.get("username"),
+            target=author.get("id"),
+            target_name=author.get("username"),
         ),
-        target_message_id=_opt(post.get("id")),
-        target_channel_id=_opt(post.get("topic_id")),
-        target_link=_post_link(topic_url, post.get("post_number")),
-        content=_text(post.get("raw")),
-        content_gone=_post_gone(post),
-        reason=_flag_reason(flag),
+        target_message_id=_opt(reviewable.get("target_id")),
+        target_channel_id=_opt(reviewable.get("topic_id")),
+        target_link=_text(reviewable.get("target_url")),
+        content=_text(reviewable.get("raw")),
+        content_gone=bool(
+            reviewable.get("blank_post") or reviewable.get("target_deleted_at") or not reviewable.get("raw")
+        ),
+        reason=f"Forum flag: {kind.get('type') or kind.get('title') or 'flag'}" + (f". {message}" if message else ""),
     )
 
 
 def handle_forum_flag(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
-    """Inbox handler of a Forum flag (route ``safety-flag``): one report per delivery."""
+    """Inbox handler of a flagged post's review (route ``safety-flag``: ``reviewable_created``,
+    ``reviewable_score_updated``; Discourse sends no flag webhook). Each flag is a score of the
+    post's review and one report; a delivery carries every score so far, and a score already
+    taken from an earlier delivery is a duplicate (its key: the review and the score).
+    https://meta.discourse.org/t/configure-webhooks-that-trigger-on-discourse-events/49045"""
     ctx = context(now, ledger=ledger)
     data, _, key = _event(ctx, event)
-    post = _obj(_obj(data, "flag"), "post")
-    space = ctx.platforms.space(event.source)
-    linker = space.capable(Links) if space is not None else None
-    topic_url = (
-        linker.thread_url(str(post["topic_id"]), slug=str(post.get("topic_slug") or ""))
-        if linker is not None and post.get("topic_id") is not None
-        else None
-    )
-    taken = take_report(ctx, incoming_from_flag(data, dedupe_key=key, topic_url=topic_url))
-    return f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status
+    reviewable = _obj(data, "reviewable")
+    site = key.rsplit(":", 1)[0]  # "discourse:<instance>" of the delivery's key
+    scores = [s for s in reviewable.get("reviewable_scores") or [] if isinstance(s, dict) and s.get("id") is not None]
+    results = []
+    for score in sorted(scores, key=lambda s: (len(str(s["id"])), str(s["id"]))):  # oldest first
+        incoming = incoming_from_flag(
+            reviewable, score, dedupe_key=f"{site}:review:{reviewable.get('id')}:{score['id']}"
+        )
+        taken = take_report(ctx, incoming)
+        results.append(f"{taken.status}:{taken.report_id}" if taken.report_id else taken.status)
+    return " ".join(results) or "no-flag"
 
 
 COMMAND_ROUTE = "safety-command"  # flows.inbox_routing routes a Forum reply starting with a command here

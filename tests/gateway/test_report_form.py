@@ -86,7 +86,7 @@ def test_r_safe_1_reports_are_rate_limited_per_ip(client, ledger) -> None:
 def test_r_safe_1_forum_flags_and_form_reports_have_their_routes() -> None:
     config = inbox.RoutingConfig()
     assert inbox.route_for(source="form", kind="report", attributes={}, config=config) == report_form.FORM_ROUTE
-    assert (
-        inbox.route_for(source="discourse", kind="flag_created", attributes={}, config=config, actor="cleo_marsh")
-        == "safety-flag"
-    )
+    flagged = {"event_type": "reviewable", "reviewable_type": "ReviewableFlaggedPost"}
+    for kind in ("reviewable_created", "reviewable_score_updated"):  # Discourse has no flag webhook
+        assert inbox.route_for(source="discourse", kind=kind, attributes=flagged, config=config) == "safety-flag"
+    assert inbox.route_for(source="discourse", kind="flag_created", attributes={}, config=config) != "safety-flag"

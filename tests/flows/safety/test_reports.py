@@ -314,38 +314,42 @@ def test_r_privacy_2_export_and_erasure_cover_reports(world: World) -> None:
     assert erased.created_at == report.created_at and erased.state == "open"  # kept for the figures
 
 
-def forum_flag(world: World, *, flagger: str, author: str, raw: str | None, message: str = "") -> tuple[str, int]:
-    """``flagger`` flags a post of ``author`` on the Forum: the ``flag_created`` webhook as
-    Discourse sends it (``{"flag": {...}}``, WebHookFlagSerializer), signed by the Forum
-    sandbox, verified, routed and handled. ``raw`` None: the post was deleted meanwhile."""
+def forum_flag(
+    world: World, *, flagger: str, author: str, raw: str | None, message: str = "", kind: str = "reviewable_created"
+) -> tuple[str, int]:
+    """``flagger`` flags a post of ``author`` on the Forum: the Reviewable webhook as Discourse
+    sends it (``{"reviewable": {...}}``, ReviewableFlaggedPostSerializer; Discourse has no flag
+    webhook), signed by the Forum sandbox, verified, routed and handled. ``raw`` None: the post
+    was deleted meanwhile (``blank_post``)."""
     by, to = world.forum.find_user(flagger), world.forum.find_user(author)
-    post = (
-        {}
-        if raw is None
-        else {
-            "id": 4321,
-            "topic_id": 77,
-            "topic_slug": "welcome",
-            "post_number": 3,
-            "user_id": int(to.id),
-            "username": to.username,
-            "raw": raw,
-            "cooked": f"<p>{raw}</p>",
-            "deleted_at": None,
-        }
-    )
+    flagger_json = {"id": int(by.id), "username": by.username, "name": None, "avatar_template": ""}
+    post = {"raw": raw, "cooked": f"<p>{raw}</p>"} if raw is not None else {"blank_post": True}
+    conversation = {"id": 9, "has_more": False, "conversation_posts": [{"id": 12, "excerpt": message}]}
     headers, body = world.forum_sb.signed_request(
-        kind="flag_created",
+        kind=kind,
         payload={
-            "flag": {
+            "reviewable": {
                 "id": 55,
-                "post": post,
-                "flag_type": "inappropriate",
-                "message": message,
-                "created_by": {"id": int(by.id), "username": by.username, "name": None, "avatar_template": ""},
-                "created_at": NOW.isoformat(),
-                "resolved_at": None,
-                "resolved_by": None,
+                "type": "ReviewableFlaggedPost",
+                "target_type": "Post",
+                "target_id": 4321,
+                "post_id": 4321,
+                "topic_id": 77,
+                "topic_url": "https://forum.example.org/t/welcome/77",
+                "target_url": "https://forum.example.org/t/welcome/77/3",
+                "status": 0,
+                "created_by": flagger_json,
+                "target_created_by": {"id": int(to.id), "username": to.username},
+                **post,
+                "reviewable_scores": [
+                    {
+                        "id": 91,
+                        "user": flagger_json,
+                        "score_type": {"id": 4, "title": "Inappropriate", "type": "inappropriate"},
+                        "created_at": NOW.isoformat(),
+                        "reviewable_conversation": conversation if message else None,
+                    }
+                ],
             }
         },
     )
@@ -403,6 +407,27 @@ def test_r_safe_1_a_flag_on_a_deleted_post_keeps_what_the_webhook_gave(world: Wo
     assert result.startswith("taken:") and report.content_gone and report.reason.endswith("it was a threat")
 
 
+def test_r_safe_1_the_same_flag_in_the_reviews_next_delivery_is_one_report(world: World) -> None:
+    # Discourse sends a review's creation and each score added, every delivery with all scores.
+    first, _ = forum_flag(world, flagger="cleo_marsh", author="rowan_vale", raw="you people are idiots")
+    again, _ = forum_flag(
+        world, flagger="cleo_marsh", author="rowan_vale", raw="you people are idiots", kind="reviewable_score_updated"
+    )
+    report = only_report(world)
+    assert (first, again) == (f"taken:{report.id}", f"duplicate:{report.id}")
+    assert len(room(world)) == 1
+
+
+def test_r_safe_1_a_review_that_is_no_flag_is_not_a_report() -> None:
+    # A queued post or a user awaiting approval is a review too, and not a community report.
+    config = inbox.RoutingConfig()
+    queued = {"reviewable_type": "ReviewableQueuedPost", "event_type": "reviewable"}
+    assert (
+        inbox.route_for(source="discourse", kind="reviewable_created", attributes=queued, config=config)
+        != "safety-flag"
+    )
+
+
 def test_r_comms_each_platform_has_a_moderators_room(world: World) -> None:
     found = rooms(context(None))
     assert set(found) == {"discourse", "discord"}
@@ -457,10 +482,12 @@ def _take(world: World, platform: Any, *, source: str, headers: dict[str, str], 
     return inbox.handle_event(world.ledger, _store(world, event, route))
 
 
-def test_r_safe_1_a_flag_raised_on_the_forum_arrives_as_its_webhook_and_becomes_one_report(world: World) -> None:
-    """A member flags a post through the Forum's own API (``POST /post_actions.json``); the Forum
-    sends ``flag_created``, which is verified, routed and taken as one report; the same flag
-    again is refused by the Forum."""
+def test_r_safe_1_flags_raised_on_the_forum_arrive_as_its_review_and_each_becomes_one_report(world: World) -> None:
+    """Two members flag a post through the Forum's own API (``POST /post_actions.json``). The
+    Forum has no flag webhook: it sends the post's review opening (``reviewable_created``) and
+    each flag added (``reviewable_score_updated``, every delivery with all the flags so far);
+    verified, routed and taken, they make one report per flag, whatever the deliveries' order or
+    repeats. The same flag again is refused by the Forum."""
 
     def as_user(user: str) -> dict[str, str]:
         return {"Api-Key": world.forum_sb.api_key, "Api-Username": user}
@@ -479,22 +506,40 @@ def test_r_safe_1_a_flag_raised_on_the_forum_arrives_as_its_webhook_and_becomes_
         )
         assert posted.status_code == 200, posted.text
         post_id = posted.json()["id"]
-        flag = {"id": post_id, "post_action_type_id": 4}
-        flagged = httpx.post(
-            f"{world.forum_url}/post_actions.json", headers=as_user("cleo_marsh"), json=flag, timeout=10
+        for flagger, kind in (("cleo_marsh", 4), ("avery_quill", 8)):
+            flag = {"id": post_id, "post_action_type_id": kind}
+            flagged = httpx.post(
+                f"{world.forum_url}/post_actions.json", headers=as_user(flagger), json=flag, timeout=10
+            )
+            assert flagged.status_code == 200, flagged.text
+        again = httpx.post(
+            f"{world.forum_url}/post_actions.json",
+            headers=as_user("cleo_marsh"),
+            json={"id": post_id, "post_action_type_id": 4},
+            timeout=10,
         )
-        assert flagged.status_code == 200, flagged.text
-        again = httpx.post(f"{world.forum_url}/post_actions.json", headers=as_user("cleo_marsh"), json=flag, timeout=10)
         assert again.status_code == 403
-        while True:  # topic_created and post_created come first
+        deliveries = []
+        while len(deliveries) < 3:  # topic_created and post_created come first
             headers, body = received.get(timeout=10)
-            if headers.get("x-discourse-event") == "flag_created":
-                break
-    result = _take(world, world.forum, source="discourse", headers=headers, body=body, route="safety-flag")
-    report = only_report(world)
-    assert result == f"taken:{report.id}" and report.via == "discourse" and report.target_kind == "post"
-    assert any("Forum flag: inappropriate" in m["content"] for m in room(world))
-    assert [f["type"] for f in world.forum_sb.state()["flags"]] == [4]
+            if headers.get("x-discourse-event-type") == "reviewable":
+                deliveries.append((headers, body))
+    assert [h["x-discourse-event"] for h, _ in deliveries] == [
+        "reviewable_created",
+        "reviewable_score_updated",
+        "reviewable_score_updated",
+    ]
+    results = [
+        _take(world, world.forum, source="discourse", headers=h, body=b, route="safety-flag") for h, b in deliveries
+    ]
+    with world.ledger.read() as session:
+        first, second = session.scalars(select(SafetyReport).order_by(SafetyReport.id)).all()
+    assert results == [f"taken:{first.id}", f"duplicate:{first.id}", f"duplicate:{first.id} taken:{second.id}"]
+    assert (first.reporter_username, second.reporter_username) == ("cleo_marsh", "avery_quill")
+    assert first.via == "discourse" and first.target_kind == "post" and first.target_username == "rowan_vale"
+    assert first.target_link and first.target_link.endswith(f"/{first.target_channel_id}/1")
+    assert "Forum flag: inappropriate" in first.reason and "Forum flag: spam" in second.reason
+    assert [f["type"] for f in world.forum_sb.state()["flags"]] == [4, 8]
 
 
 def test_r_safe_1_the_message_command_from_a_messages_apps_menu_becomes_one_report(world: World) -> None:
