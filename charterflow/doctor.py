@@ -140,6 +140,7 @@ def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, ga
             category=membership.discourse_category,
             group=membership.discourse_group,
             category_ids=ids,
+            webhook_url=f"{gateway.public_url.rstrip('/')}{discourse_doctor.HOOK_PATH}" if gateway.public_url else None,
         )
     try:
         rooms = _slack_rooms(CommonsSettings())
@@ -235,7 +236,10 @@ def sandboxes(seeds: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[
     try:
         fields: dict[str, dict[str, Any]] = {}
         for name, cls in (("discord", DiscordConnector), ("discourse", DiscourseConnector), ("slack", SlackConnector)):
-            box = cls.sandbox(seed=seeds.get(name))
+            # As a live site is set up: the Forum's webhook sends to a gateway (the checks only
+            # read, so nothing is sent).
+            hook = {"webhook_url": f"http://127.0.0.1:8080{discourse_doctor.HOOK_PATH}"} if name == "discourse" else {}
+            box = cls.sandbox(seed=seeds.get(name), **hook)
             server = _Served(box.app)
             served.append(server)
             prefix = f"CHARTERFLOW_{name.upper()}_"

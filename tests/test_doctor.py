@@ -26,6 +26,7 @@ from connectors.slack.connector import SlackConnector
 from connectors.slack.sandbox import default_seed as slack_default
 from tests.support.net import LoopbackServer
 
+LIVE_HOOK = "http://127.0.0.1:8080/hooks/discourse"
 CREATE_PRIVATE_THREADS = 1 << 36
 MANAGE_SERVER = 1 << 5
 
@@ -48,7 +49,10 @@ def _serve(seeds: dict[str, dict[str, Any] | None]) -> Iterator[tuple[dict[str, 
         for name, cls in (("discord", DiscordConnector), ("discourse", DiscourseConnector), ("slack", SlackConnector)):
             if name not in seeds:
                 continue
-            box = cls.sandbox(seed=seeds[name])
+            # The Forum's webhook sends to a gateway, as on a live site, unless the seed says.
+            seed = seeds[name]
+            hook = {"webhook_url": LIVE_HOOK} if name == "discourse" and "webhook" not in (seed or {}) else {}
+            box = cls.sandbox(seed=seed, **hook)
             server = stack.enter_context(LoopbackServer(box.app))
             info = box.client_info(server.url)
             env.update(info["env"])
@@ -220,6 +224,49 @@ def test_a_granular_forum_key_is_named_as_such_and_stops_the_forum_checks():
     assert "grant_moderation" in detail and "Scope Global" in fix
     assert not any(f"discourse {n}:" in out for n in ("api key", "admin scope"))  # nothing misleading after it
     assert not any(s in out for s in [*secrets, "forum-granular-invented-0452"])
+
+
+def test_a_forum_webhook_that_does_not_reach_the_gateway_is_reported_with_its_setup():
+    discourse = discourse_default()
+    # Active no more, without the review events (flags), sending to the gateway's route.
+    discourse["webhook"] = {"url": LIVE_HOOK, "active": False, "events": ["topic_created", "post_created"]}
+    for env, secrets in _serve({"discourse": discourse}):  # noqa: B007 - read after the loop
+        code, out = _doctor({**env, "CHARTERFLOW_GATEWAY_PUBLIC_URL": "https://wg.example.org"})
+        env["CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET"] = "another-secret-invented-0453"
+        again, unknown_url = _doctor(env)
+    assert code == 1 and again == 1
+    hook = _line(out, "discourse", "webhook")
+    assert hook.startswith("FAIL") and "no webhook sends to https://wg.example.org/hooks/discourse" in hook
+    assert "Payload URL https://wg.example.org/hooks/discourse" in hook.split("fix:")[1]
+    # Without the gateway's public URL, any webhook to its route is the one; its problems, each named.
+    detail, fix = _line(unknown_url, "discourse", "webhook").split("fix:")
+    assert detail.startswith("FAIL") and f"the webhook to {LIVE_HOOK}" in detail
+    assert "it is not active" in detail and "does not send post_edited, post_destroyed, reviewable_created" in detail
+    assert "its secret is not CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET" in detail
+    assert "Reviewable (created, updated)" in fix
+    assert not any(s in out + unknown_url for s in [*secrets, "another-secret-invented-0453"])
+
+
+def test_the_webhook_check_reads_discourses_answer() -> None:
+    # Pure: AdminWebHookSerializer objects as Discourse lists them; what the sandbox cannot show.
+    from pydantic import SecretStr
+
+    from connectors.discourse.doctor import WEBHOOK_EVENTS, webhook_check
+
+    events = [{"id": n, "name": e, "group": e.split("_")[0]} for n, e in enumerate(WEBHOOK_EVENTS)]
+    good = {"payload_url": LIVE_HOOK, "active": True, "content_type": 1, "secret": "s3", "last_delivery_status": 3}
+    secret = SecretStr("s3")
+    assert webhook_check([{**good, "web_hook_event_types": events}], url=None, secret=secret).ok
+    assert webhook_check([{**good, "wildcard_web_hook": True}], url=LIVE_HOOK, secret=secret).ok  # every event
+    form = webhook_check([{**good, "wildcard_web_hook": True, "content_type": 2}], url=None, secret=secret)
+    assert not form.ok and "not application/json" in form.detail
+    failing = webhook_check([{**good, "wildcard_web_hook": True, "last_delivery_status": 2}], url=None, secret=secret)
+    assert not failing.ok and "last delivery failed" in failing.detail
+    unset = webhook_check([{**good, "wildcard_web_hook": True}], url=None, secret=None)
+    assert not unset.ok and "secret" in unset.detail and "s3" not in unset.detail
+    elsewhere = webhook_check([{**good, "payload_url": "https://chat.example.org/hook"}], url=None, secret=secret)
+    assert not elsewhere.ok and "no webhook sends to a gateway" in elsewhere.detail
+    assert webhook_check(["not a hook", {}], url=None, secret=secret).ok is False
 
 
 def test_bad_credentials_stop_each_platform_at_its_first_check():

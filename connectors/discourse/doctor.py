@@ -10,11 +10,17 @@
   not cover it is refused (403). The connector needs such routes (``grant_moderation``…);
 - the WG category exists and is private (``read_restricted``), any extra category ids exist
   (``GET /categories.json``), the WG group exists (``GET /groups/{name}.json``);
+- a webhook sends to the gateway (``GET /admin/api/web_hooks.json``): to
+  ``<CHARTERFLOW_GATEWAY_PUBLIC_URL>/hooks/discourse`` when that is set, else to some
+  ``…/hooks/discourse``; active, as JSON, with the events charterflow acts on
+  (``WEBHOOK_EVENTS``), signed with CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET (compared, never shown),
+  its last delivery not failed;
 - the webhook secret is set (its value is never shown).
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -26,10 +32,22 @@ from connectors.discourse.settings import DiscourseSettings
 from connectors.doctor import Check, failed, passed
 from connectors.errors import CharterflowError, ConfigError, FatalError
 
-__all__ = ["check"]
+__all__ = ["HOOK_PATH", "WEBHOOK_EVENTS", "check", "webhook_check"]
 
 P = "discourse"
 _KEYS_PAGE = "Admin → Advanced → API keys"
+_HOOKS_PAGE = "Admin → Advanced → API → Webhooks"
+# What charterflow acts on (flows.inbox_routing): applications and ideas (topics), the common
+# room, /help and moderators' commands (posts), community reports (a flag is a post's review).
+WEBHOOK_EVENTS = (
+    "topic_created",
+    "post_created",
+    "post_edited",
+    "post_destroyed",
+    "reviewable_created",
+    "reviewable_updated",
+)
+HOOK_PATH = "/hooks/discourse"  # the gateway's route (gateway/routers/hooks.py)
 
 
 def check(
@@ -38,11 +56,13 @@ def check(
     category: str | None = None,
     group: str | None = None,
     category_ids: Sequence[str] = (),
+    webhook_url: str | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> list[Check]:
     """Every check of the site and key described by ``settings``; ``category``/``group`` override
     the settings' names; ``category_ids`` are other categories that must exist (the gateway's
-    applications and ideas categories)."""
+    applications and ideas categories); ``webhook_url`` is where the webhook must send (the
+    gateway's public URL and route), ``None`` when unknown."""
     client = DiscourseClient.from_settings(settings, max_retries=1, transport=transport)
     out: list[Check] = []
     try:
@@ -54,6 +74,8 @@ def check(
             group=group or settings.group,
             category_ids=[c for c in category_ids if c],
         )
+        if out and all(c.ok for c in out if c.name in ("key scope", "api key")):
+            out.append(_webhook_check(client, settings, webhook_url))
     finally:
         client.close()
     if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value():
@@ -258,3 +280,56 @@ def _group_check(client: DiscourseClient, group: str) -> Check:
     except CharterflowError as exc:
         return failed(P, f"group {group}", str(exc), "see the error")
     return passed(P, f"group {group}", "exists")
+
+
+def _webhook_check(client: DiscourseClient, s: DiscourseSettings, url: str | None) -> Check:
+    try:
+        listed: Any = client.get("/admin/api/web_hooks.json", what="the webhooks", admin_route=True)
+    except CharterflowError as exc:
+        return failed(P, "webhook", f"cannot list the webhooks: {exc}", "see the error")
+    hooks = listed.get("web_hooks") if isinstance(listed, dict) else None
+    return webhook_check(hooks if isinstance(hooks, list) else [], url=url, secret=s.webhook_secret)
+
+
+def webhook_check(hooks: Sequence[Any], *, url: str | None, secret: Any) -> Check:
+    """Whether one of the site's webhooks (``AdminWebHookSerializer`` objects) sends charterflow
+    what it needs (pure); ``url``: the exact payload URL wanted, else any ending in the route."""
+    mine = [
+        h
+        for h in hooks
+        if isinstance(h, dict)
+        and (
+            str(h.get("payload_url") or "").rstrip("/") == url
+            if url
+            else str(h.get("payload_url") or "").rstrip("/").endswith(HOOK_PATH)
+        )
+    ]
+    setup = (
+        f"{_HOOKS_PAGE}: a webhook with Payload URL {url or '<the gateway>' + HOOK_PATH}, Content Type "
+        "application/json, Secret = CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET, Active, and the Topic, Post "
+        "and Reviewable (created, updated) events"
+    )
+    if not mine:
+        where = url or f"a gateway (…{HOOK_PATH})"
+        return failed(P, "webhook", f"no webhook sends to {where}: the Forum's events never reach charterflow", setup)
+    hook = next((h for h in mine if h.get("active")), mine[0])
+    names = {str(e.get("name")) for e in hook.get("web_hook_event_types") or [] if isinstance(e, dict)}
+    missing = [] if hook.get("wildcard_web_hook") else [e for e in WEBHOOK_EVENTS if e not in names]
+    wanted = secret.get_secret_value() if secret is not None else ""
+    problems = [
+        text
+        for bad, text in (
+            (not hook.get("active"), "it is not active"),
+            (hook.get("content_type") != 1, "its content type is not application/json"),
+            (bool(missing), "it does not send " + ", ".join(missing)),
+            (
+                not wanted or not hmac.compare_digest(str(hook.get("secret") or "").encode(), wanted.encode()),
+                "its secret is not CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET",
+            ),
+            (hook.get("last_delivery_status") == 2, "its last delivery failed (the webhook's Events tab says why)"),
+        )
+        if bad
+    ]
+    if problems:
+        return failed(P, "webhook", f"the webhook to {hook.get('payload_url')}: " + "; ".join(problems), setup)
+    return passed(P, "webhook", f"sends topics, posts and flags (reviews) to {hook.get('payload_url')}")

@@ -152,10 +152,12 @@ class SeedSettings(SeedModel):
 
 
 class SeedWebhook(SeedModel):
-    """Where the sandbox sends webhooks (``url`` null: nowhere) and the secret it signs with."""
+    """Where the sandbox sends webhooks (``url`` null: nowhere), the secret it signs with, whether
+    it is active and the event types it sends (Discourse's names; ``ping`` is always sent)."""
 
     url: str | None = None
     secret: str | None = None
+    active: bool = True
     events: list[str] = [
         "topic_created",
         "post_created",
@@ -165,6 +167,13 @@ class SeedWebhook(SeedModel):
         "reviewable_updated",
         "ping",
     ]
+
+    @field_validator("events")
+    @classmethod
+    def _known(cls, events: list[str]) -> list[str]:
+        if unknown := sorted(set(events) - {"ping", *_shapes.WEB_HOOK_EVENT_TYPES}):
+            raise ValueError(f"not Discourse event types: {unknown}; its types: {sorted(_shapes.WEB_HOOK_EVENT_TYPES)}")
+        return events
 
 
 class SandboxSeed(SeedModel):
@@ -804,7 +813,7 @@ class DiscourseSandbox(Sandbox):
 
     def _emit(self, event: str, payload: dict[str, Any]) -> None:
         # WebHook::EVENT_NAME_TO_EVENT_TYPE_MAP: the event type a webhook subscribes to.
-        if not self.webhook.url or _EVENT_TYPES.get(event, event) not in self.webhook.events:
+        if not (self.webhook.url and self.webhook.active) or _EVENT_TYPES.get(event, event) not in self.webhook.events:
             return
         with self._lock:
             headers, body = self.signed_request(kind=event, payload=payload)
@@ -1188,6 +1197,41 @@ def _grant_admin(sb: DiscourseSandbox, req: Call, target: dict[str, Any]) -> Rep
     )
     sb._record_role_change("grant_admin", target, req.user["username"], "email_confirmation_required")
     return Reply(200, {"success": "OK", "email_confirmation_required": True})
+
+
+@_route("GET", "/admin/api/web_hooks.json", access="admin")
+def _web_hooks(sb: DiscourseSandbox, req: Call) -> Reply:
+    # Admin::WebHooksController#index (AdminWebHookSerializer): the sandbox's one webhook, if it
+    # has a URL; its last delivery's status (1 none yet, 2 failed, 3 succeeded; 4 inactive).
+    hook, last = sb.webhook, (sb.webhook_deliveries or [{}])[-1].get("status")
+    status = 4 if not hook.active else 1 if not sb.webhook_deliveries else 3 if last and 200 <= last < 300 else 2
+    hooks = (
+        [
+            shaped(
+                _shapes.WEB_HOOK,
+                payload_url=hook.url,
+                secret=hook.secret,
+                active=hook.active,
+                last_delivery_status=status,
+                web_hook_event_types=[
+                    {"id": _shapes.WEB_HOOK_EVENT_TYPES[e][0], "name": e, "group": _shapes.WEB_HOOK_EVENT_TYPES[e][1]}
+                    for e in hook.events
+                    if e != "ping"
+                ],
+            )
+        ]
+        if hook.url
+        else []
+    )
+    return Reply(
+        200,
+        {
+            "web_hooks": hooks,
+            "extras": _shapes.WEB_HOOK_EXTRAS,
+            "total_rows_web_hooks": len(hooks),
+            "load_more_web_hooks": "/admin/api/web_hooks.json?limit=50&offset=50",
+        },
+    )
 
 
 @_route("GET", "/admin/site_settings.json", access="admin")

@@ -461,6 +461,47 @@ def test_webhooks_arrive_signed_and_parse(serve):
         assert receiver.rejected == 0
 
 
+def _listed_hooks(box: Any) -> list[dict[str, Any]]:
+    headers = {"Api-Key": box.sandbox.api_key, "Api-Username": "system"}
+    listed = httpx.get(f"{box.url}/admin/api/web_hooks.json", headers=headers, timeout=10)
+    assert listed.status_code == 200 and listed.json()["total_rows_web_hooks"] == len(listed.json()["web_hooks"])
+    return listed.json()["web_hooks"]
+
+
+def test_the_sites_webhook_is_listed_as_discourse_lists_it_with_its_last_delivery(serve):
+    # Admin::WebHooksController#index: what `charterflow doctor` reads. A delivery to a port
+    # nobody listens on fails (status 2); an inactive webhook sends nothing (status 4).
+    with LoopbackServer(Receiver(lambda **_: None)) as gone:
+        dead = f"{gone.url}/hooks/discourse"
+    seed = default_seed()
+    seed["settings"] = {"webhook_retry_delays": []}
+    seed["webhook"] = {"url": dead, "secret": "hook-secret-for-tests"}
+    box = serve(DiscourseSandbox(seed=seed))
+    (hook,) = _listed_hooks(box)
+    assert (hook["payload_url"], hook["content_type"], hook["active"], hook["last_delivery_status"]) == (
+        dead,
+        1,
+        True,
+        1,
+    )
+    assert {e["name"]: e["id"] for e in hook["web_hook_event_types"]}["reviewable_created"] == 901
+    httpx.post(f"{box.url}/_sandbox/webhooks/ping").raise_for_status()
+    wait_for(lambda: len(box.state()["webhook_deliveries"]) == 1)
+    assert _listed_hooks(box)[0]["last_delivery_status"] == 2
+    box.sandbox.webhook.active = False
+    httpx.post(f"{box.url}/_sandbox/webhooks/ping").raise_for_status()
+    assert _listed_hooks(box)[0]["last_delivery_status"] == 4 and len(box.state()["webhook_deliveries"]) == 1
+    box.sandbox.webhook.url = None  # no webhook at all
+    assert _listed_hooks(box) == []
+
+
+def test_a_seeded_webhook_event_discourse_lacks_is_a_config_error_naming_it():
+    seed = default_seed()
+    seed["webhook"] = {"events": ["post_created", "flag_created"]}  # Discourse has no flag webhook
+    with pytest.raises(ConfigError, match="flag_created"):
+        DiscourseSandbox(seed=seed)
+
+
 def test_webhook_verification_rejects_tampering_and_uses_constant_time_compare(monkeypatch):
     verifier = DiscourseWebhookVerifier(secret=SecretStr("s3cret-hook"))
     body = b'{"topic":{"id":5,"title":"A topic","created_by":{"username":"cleo_marsh"}}}'
