@@ -132,7 +132,9 @@ def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, ga
     if platform == "discord":
         discord = DiscordSettings.load(**given)
         channel = membership.discord_channel or discord.wg_channel_id or "wg-private"
-        return discord_doctor.check(discord, channels=[channel], wg_role=membership.discord_role)
+        return discord_doctor.check(
+            discord, channels=[channel], wg_role=membership.discord_role, interactions_url=_public(gateway, "discord")
+        )
     if platform == "discourse":
         ids = sorted(gateway.applications_categories() | gateway.ideas_categories())
         return discourse_doctor.check(
@@ -140,13 +142,18 @@ def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, ga
             category=membership.discourse_category,
             group=membership.discourse_group,
             category_ids=ids,
-            webhook_url=f"{gateway.public_url.rstrip('/')}{discourse_doctor.HOOK_PATH}" if gateway.public_url else None,
+            webhook_url=_public(gateway, "discourse"),
         )
     try:
         rooms = _slack_rooms(CommonsSettings())
     except ValueError as exc:
         return [failed(platform, "common room", str(exc), "correct CHARTERFLOW_COMMONS_BRIDGES")]
     return slack_doctor.check(SlackSettings.load(**given), rooms=rooms)
+
+
+def _public(gateway: Any, platform: str) -> str | None:
+    """The gateway's public URL of a platform's hook route (``/hooks/<platform>``), if known."""
+    return f"{gateway.public_url.rstrip('/')}/hooks/{platform}" if gateway.public_url else None
 
 
 def _slack_rooms(commons: CommonsSettings) -> list[str]:
@@ -236,10 +243,11 @@ def sandboxes(seeds: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[
     try:
         fields: dict[str, dict[str, Any]] = {}
         for name, cls in (("discord", DiscordConnector), ("discourse", DiscourseConnector), ("slack", SlackConnector)):
-            # As a live site is set up: the Forum's webhook sends to a gateway (the checks only
-            # read, so nothing is sent).
-            hook = {"webhook_url": f"http://127.0.0.1:8080{discourse_doctor.HOOK_PATH}"} if name == "discourse" else {}
-            box = cls.sandbox(seed=seeds.get(name), **hook)
+            # As a live setup is: the Forum's webhook and Discord's interactions go to a gateway
+            # (the checks only read, so nothing is sent).
+            hook = {"discourse": {"webhook_url": f"http://127.0.0.1:8080{discourse_doctor.HOOK_PATH}"}}
+            hook["discord"] = {"interactions_url": f"http://127.0.0.1:8080{discord_doctor.HOOK_PATH}"}
+            box = cls.sandbox(seed=seeds.get(name), **hook.get(name, {}))
             server = _Served(box.app)
             served.append(server)
             prefix = f"CHARTERFLOW_{name.upper()}_"

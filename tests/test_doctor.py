@@ -27,6 +27,7 @@ from connectors.slack.sandbox import default_seed as slack_default
 from tests.support.net import LoopbackServer
 
 LIVE_HOOK = "http://127.0.0.1:8080/hooks/discourse"
+LIVE_ENDPOINT = "http://127.0.0.1:8080/hooks/discord"
 CREATE_PRIVATE_THREADS = 1 << 36
 MANAGE_SERVER = 1 << 5
 
@@ -49,9 +50,11 @@ def _serve(seeds: dict[str, dict[str, Any] | None]) -> Iterator[tuple[dict[str, 
         for name, cls in (("discord", DiscordConnector), ("discourse", DiscourseConnector), ("slack", SlackConnector)):
             if name not in seeds:
                 continue
-            # The Forum's webhook sends to a gateway, as on a live site, unless the seed says.
+            # The Forum's webhook and Discord's interactions go to a gateway, as on a live setup
+            # (unless the Forum's seed says otherwise).
             seed = seeds[name]
             hook = {"webhook_url": LIVE_HOOK} if name == "discourse" and "webhook" not in (seed or {}) else {}
+            hook = {"interactions_url": LIVE_ENDPOINT} if name == "discord" else hook
             box = cls.sandbox(seed=seed, **hook)
             server = stack.enter_context(LoopbackServer(box.app))
             info = box.client_info(server.url)
@@ -91,6 +94,7 @@ def test_sandboxes_set_up_right_are_all_ok():
         "role moderator",
         "role admin",
         "interactions key",
+        "interactions URL",
         "intents",
     ):
         assert _line(out, "discord", name).startswith("ok")
@@ -245,6 +249,22 @@ def test_a_forum_webhook_that_does_not_reach_the_gateway_is_reported_with_its_se
     assert "its secret is not CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET" in detail
     assert "Reviewable (created, updated)" in fix
     assert not any(s in out + unknown_url for s in [*secrets, "another-secret-invented-0453"])
+
+
+def test_discord_interactions_sent_elsewhere_or_nowhere_are_reported() -> None:
+    # Without an Interactions Endpoint URL Discord sends interactions over the Gateway.
+    for env, secrets in _serve({"discord": None}):  # noqa: B007 - read after the loop
+        code, out = _doctor({**env, "CHARTERFLOW_GATEWAY_PUBLIC_URL": "https://wg.example.org"})
+        api = env["CHARTERFLOW_DISCORD_API_URL"].removesuffix("/api/v10")
+        httpx.post(f"{api}/_sandbox/interactions_url", json={"url": None}, timeout=10).raise_for_status()
+        unset_code, unset = _doctor(env)
+    assert code == 1 and unset_code == 1
+    elsewhere = _line(out, "discord", "interactions URL")
+    assert elsewhere.startswith("FAIL") and f"sends interactions to {LIVE_ENDPOINT}, not to the gateway" in elsewhere
+    assert "Interactions Endpoint URL: https://wg.example.org/hooks/discord" in elsewhere
+    nowhere = _line(unset, "discord", "interactions URL")
+    assert nowhere.startswith("FAIL") and "over the Gateway" in nowhere and "<the gateway>/hooks/discord" in nowhere
+    assert not any(s in out + unset for s in secrets)
 
 
 def test_the_webhook_check_reads_discourses_answer() -> None:

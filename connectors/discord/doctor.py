@@ -2,8 +2,10 @@
 
 What is checked (all ``GET``, nothing is changed):
 
-- the token (``GET /users/@me``), the application id, the interactions public key and the
-  privileged intents (``GET /applications/@me``: ``id``, ``verify_key``, ``flags``);
+- the token (``GET /users/@me``), the application id, the interactions public key, the
+  privileged intents and the Interactions Endpoint URL (``GET /applications/@me``: ``id``,
+  ``verify_key``, ``flags``, ``interactions_endpoint_url``: without one Discord sends buttons and
+  commands over the Gateway, which charterflow does not read);
 - the bot is in the configured guild (``GET /guilds/{id}/members/{bot}``);
 - the bot's guild permissions, computed as Discord does from ``@everyone`` and its roles
   (https://discord.com/developers/docs/topics/permissions#permission-overwrites), against
@@ -31,12 +33,14 @@ __all__ = [
     "INTENTS",
     "PERMISSION_USES",
     "REQUIRED_PERMISSIONS",
+    "HOOK_PATH",
     "check",
     "channel_permissions",
     "guild_permissions",
 ]
 
 P = "discord"
+HOOK_PATH = "/hooks/discord"  # the gateway's route (gateway/routers/hooks.py)
 ADMINISTRATOR = 1 << 3
 # Permission bits (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags)
 # and the connector call that needs each one.
@@ -133,16 +137,24 @@ def check(
     *,
     channels: Sequence[str] = (),
     wg_role: str = "wg-member",
+    interactions_url: str | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> list[Check]:
     """Every check of the bot described by ``settings``. ``channels`` are the channels the flows
     post to (ids or names; default the WG channel setting, else ``wg-private``); ``wg_role`` is the
-    WG role's name when ``CHARTERFLOW_DISCORD_WG_MEMBER_ROLE_ID`` is unset."""
+    WG role's name when ``CHARTERFLOW_DISCORD_WG_MEMBER_ROLE_ID`` is unset; ``interactions_url``
+    is where Discord must send interactions (the gateway's public URL and route), ``None`` when
+    unknown (then any URL ending in the route)."""
     client = DiscordClient.from_settings(settings, max_retries=1, max_forbidden=100, transport=transport)
     out: list[Check] = []
     try:
         _checks(
-            client, settings, out, channels=list(channels) or [settings.wg_channel_id or "wg-private"], wg_role=wg_role
+            client,
+            settings,
+            out,
+            channels=list(channels) or [settings.wg_channel_id or "wg-private"],
+            wg_role=wg_role,
+            endpoint=interactions_url,
         )
     finally:
         client.close()
@@ -153,7 +165,15 @@ def _get(client: DiscordClient, template: str, *, what: str, path: Mapping[str, 
     return client.json(client.request("GET", template, path=path, what=what), what=what)
 
 
-def _checks(client: DiscordClient, s: DiscordSettings, out: list[Check], *, channels: list[str], wg_role: str) -> None:
+def _checks(
+    client: DiscordClient,
+    s: DiscordSettings,
+    out: list[Check],
+    *,
+    channels: list[str],
+    wg_role: str,
+    endpoint: str | None,
+) -> None:
     me = _token_check(client, s, out)
     if me is None:
         return
@@ -171,6 +191,7 @@ def _checks(client: DiscordClient, s: DiscordSettings, out: list[Check], *, chan
         )
     else:
         out.extend(_application_checks(app, s))
+        out.append(endpoint_check(app, endpoint))
     member = _guild_member(client, s, out, bot_id=bot_id)
     if member is None:
         return
@@ -219,6 +240,25 @@ def _token_check(client: DiscordClient, s: DiscordSettings, out: list[Check]) ->
         return None
     out.append(passed(P, "token", f"valid, bot user {str(me.get('username'))!r} ({me.get('id')})"))
     return me
+
+
+def endpoint_check(app: Mapping[str, Any], url: str | None) -> Check:
+    """Whether Discord sends interactions to the gateway (pure): the application's Interactions
+    Endpoint URL is ``url``, or when that is unknown, some URL ending in the gateway's route."""
+    found = str(app.get("interactions_endpoint_url") or "").rstrip("/")
+    fix = "Developer Portal → your application → General Information → Interactions Endpoint URL: " + (
+        url or "<the gateway>" + HOOK_PATH
+    )
+    if not found:
+        return failed(
+            P,
+            "interactions URL",
+            "unset: Discord sends buttons, commands and forms over the Gateway, which charterflow does not read",
+            fix,
+        )
+    if (url and found != url.rstrip("/")) or not found.endswith(HOOK_PATH):
+        return failed(P, "interactions URL", f"Discord sends interactions to {found}, not to the gateway", fix)
+    return passed(P, "interactions URL", f"Discord sends interactions to {found}")
 
 
 def _application_checks(app: Mapping[str, Any], s: DiscordSettings) -> list[Check]:
