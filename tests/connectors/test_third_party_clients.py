@@ -438,3 +438,24 @@ def test_pydiscourse_sees_unemulated_calls_fail_as_server_errors_and_refusals_as
         client.create_post("A body long enough for the Forum.", title="Short", category_id=4)
     with pytest.raises(DiscourseClientError, match="could not be found"):
         client.user("nobody_by_this_name")
+
+
+def test_pydiscourse_with_a_granular_key_works_inside_its_scopes_only(serve: Any) -> None:
+    # A key scoped to writing and reading topics: pydiscourse posts and reads the topic; outside
+    # the scopes the Forum refuses it as it refuses a wrong key (403), and changes nothing.
+    from connectors.discourse.sandbox import DiscourseSandbox, default_seed
+
+    seed = default_seed()
+    seed["api_keys"] = [{"key": "granular-library-key-0008", "scopes": ["topics:write", "topics:read"]}]
+    box = serve(DiscourseSandbox(seed=seed))
+    client = DiscourseClient(box.url, api_username="system", api_key="granular-library-key-0008")
+    topic = client.create_post(
+        "Posted by a library with a granular key.", title="A topic from a scoped key", category_id=4
+    )
+    assert client.topic(topic["topic_slug"], topic["topic_id"])["id"] == topic["topic_id"]
+    with pytest.raises(DiscourseClientError, match="The API username or key is invalid") as refused:
+        client.suspend(box.sandbox._user_by_name("cleo_marsh")["id"], 1, "a reason long enough")
+    assert refused.value.response.status_code == 403
+    assert not box.sandbox._user_by_name("cleo_marsh").get("suspended_till")
+    with pytest.raises(DiscourseClientError, match="The API username or key is invalid"):
+        client.user("cleo_marsh")  # users:show not granted
