@@ -75,7 +75,7 @@ MANAGE_ROLES, ADMINISTRATOR, EPHEMERAL = 1 << 28, 1 << 3, 1 << 6
 # Permission bits (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags).
 VIEW_AUDIT_LOG, VIEW_CHANNEL, SEND_MESSAGES, MANAGE_MESSAGES = 1 << 7, 1 << 10, 1 << 11, 1 << 13
 ATTACH_FILES, READ_HISTORY, MANAGE_EVENTS, CREATE_EVENTS = 1 << 15, 1 << 16, 1 << 33, 1 << 44
-PUBLIC_THREADS, PRIVATE_THREADS, SEND_IN_THREADS = 1 << 35, 1 << 36, 1 << 38
+PUBLIC_THREADS, PRIVATE_THREADS, SEND_IN_THREADS, USE_COMMANDS = 1 << 35, 1 << 36, 1 << 38, 1 << 31
 EVERY_PERMISSION = (1 << 53) - 1  # what Administrator holds
 # The privileged intents, as application flags (the full bit or the "limited" one).
 MEMBERS_INTENT, CONTENT_INTENT = (1 << 14) | (1 << 15), (1 << 18) | (1 << 19)
@@ -160,6 +160,11 @@ class SandboxSeed(SeedModel):
     # Application flags: the Server Members and Message Content intents switched on (the
     # "limited" bits of a bot in fewer than 100 servers), as `charterflow doctor` expects.
     application_flags: int = (1 << 15) | (1 << 19)
+    # @everyone's guild permissions: what a member needs to read, write and run commands anywhere
+    # (Discord's default for a new server holds more; the bot's role holds what it needs itself).
+    everyone_permissions: int = Field(
+        default=VIEW_CHANNEL | SEND_MESSAGES | SEND_IN_THREADS | READ_HISTORY | USE_COMMANDS, ge=0
+    )
     token: str | None = None
     private_key: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     roles: list[SeedRole]
@@ -445,7 +450,7 @@ class DiscordSandbox(Sandbox):
                 "id": seed.guild_id,
                 "name": "@everyone",
                 "position": 0,
-                "permissions": 0,
+                "permissions": seed.everyone_permissions,
                 "managed": False,
                 "bot_role": False,
             }
@@ -579,11 +584,15 @@ class DiscordSandbox(Sandbox):
         return held
 
     def _bot_lacks(self, needed: int, channel: Mapping[str, Any] | None = None) -> Reply | None:
-        """Discord's refusal of the bot lacking ``needed`` in the guild or in ``channel``: in a
-        channel it cannot view, 403 50001; else 403 50013. A DM needs none."""
+        return self._lacks(self.bot_id, needed, channel)
+
+    def _lacks(self, uid: str, needed: int, channel: Mapping[str, Any] | None = None) -> Reply | None:
+        """Discord's refusal of ``uid`` (the bot, or a person acting through the control routes)
+        lacking ``needed`` in the guild or in ``channel``: in a channel it cannot view, 403 50001;
+        else 403 50013. A DM needs none."""
         if channel is not None and channel["type"] == 1:
             return None
-        held = self._permissions(self.bot_id, channel)
+        held = self._permissions(uid, channel)
         if channel is not None and not held & VIEW_CHANNEL:
             return _error(403, 50001, "Missing Access")
         return None if held & needed == needed else _error(403, 50013, "Missing Permissions")
@@ -1130,6 +1139,15 @@ class DiscordSandbox(Sandbox):
             if build is None:
                 return _error(400, 50035, "type is command, message_command, component, modal_submit or ping")
             built = build(user, data)
+            # A person acts only in a channel they can view, a command (type 2) only with Use
+            # Application Commands there; a refused interaction is never sent, so none is kept.
+            if isinstance(built, dict) and (
+                refused := self._lacks(
+                    user["id"], USE_COMMANDS if built["type"] == 2 else 0, self.channels.get(built["channel_id"])
+                )
+            ):
+                del self.interactions[built["token"]]
+                built = refused
         return built if isinstance(built, Reply) else Reply(200, await self._deliver(built))
 
     @control("audit_log")
@@ -1165,19 +1183,19 @@ class DiscordSandbox(Sandbox):
     def _person_message(self, call: Call, data: Mapping[str, Any]) -> Reply:
         if isinstance(user := self._person(data.get("user", "")), Reply):
             return user
-        channel = str(data.get("channel", "")).lstrip("#")
-        named = (
-            c["id"]
-            for c in self.channels.values()
-            if channel == c["id"] or (channel == c["name"] and c.get("guild_id"))
-        )
-        if (cid := next(named, None)) is None:
+        wanted = str(data.get("channel", "")).lstrip("#")
+        named = (c for c in self.channels.values() if wanted == c["id"] or (wanted == c["name"] and c.get("guild_id")))
+        if (channel := next(named, None)) is None:
             return _unknown("Channel", 10003)
         files = [
             {"filename": str(a), "size": 1, "content_type": _media_type(str(a))} for a in data.get("attachments") or []
         ]
         with self._lock:
-            msg = self._create_message(cid, str(user["id"]), {"content": data.get("content") or "", "_files": files})
+            if refused := self._lacks(user["id"], SEND_IN_THREADS if channel.get("thread") else SEND_MESSAGES, channel):
+                return refused
+            msg = self._create_message(
+                channel["id"], str(user["id"]), {"content": data.get("content") or "", "_files": files}
+            )
             return Reply(200, self._message_json(msg))
 
     @control("messages/edit")
@@ -1185,6 +1203,8 @@ class DiscordSandbox(Sandbox):
         with self._lock:
             if (msg := self.messages.get(str(data.get("message_id")))) is None:
                 return _unknown("Message", 10008)
+            if refused := self._lacks(msg["author_id"], 0, self.channels[msg["channel_id"]]):
+                return refused  # its author no longer sees the channel
             if data.get("content") is None:  # the person deletes it
                 del self.messages[msg["id"]]
                 return Reply(204)

@@ -27,6 +27,7 @@ from connectors.discord.sandbox import (
     READ_HISTORY,
     SEND_IN_THREADS,
     SEND_MESSAGES,
+    USE_COMMANDS,
     VIEW_AUDIT_LOG,
     VIEW_CHANNEL,
     DiscordSandbox,
@@ -443,8 +444,66 @@ def test_discord_channel_overwrites_decide_what_the_bot_may_do(serve: Any) -> No
     assert found and not {m[0]["channel_id"] for m in found} & {vault, no_history}
 
 
+def test_discord_a_person_acts_only_where_their_own_permissions_allow(serve: Any) -> None:
+    # A member cannot post, edit, press a button or run a command in a channel they cannot view
+    # (50001), nor post where they may not send or run a command without Use Application Commands
+    # (50013); the sandbox's control routes had let anyone act anywhere.
+    seed = _guild_with_overwrites()
+    seed["channels"].append(
+        {"name": "no-commands", "permission_overwrites": [{"role": "@everyone", "deny": USE_COMMANDS}]}
+    )
+    box = serve(DiscordSandbox(seed=seed))
+    sb = box.sandbox
+    moderators, read_only, no_commands = (sb.channel_id(n) for n in ("moderators", "read-only", "no-commands"))
+
+    def act(route: str, body: dict[str, Any]) -> tuple[int, int | None]:
+        answer = httpx.post(f"{box.url}/_sandbox/{route}", json=body, timeout=10)
+        return answer.status_code, answer.json().get("code") if answer.status_code >= 400 else None
+
+    def said(channel: str) -> list[str]:  # the channel's messages, as the bot reads them
+        return [m["id"] for m in _discord(box, "GET", f"/channels/{channel}/messages").json()]
+
+    buttons = [{"type": 1, "components": [{"type": 2, "style": 1, "label": "Claim", "custom_id": "claim"}]}]
+    claim = _discord(
+        box, "POST", f"/channels/{moderators}/messages", json={"content": "A report", "components": buttons}
+    )
+    before, kept = said(moderators), dict(sb.interactions)
+    # cleo_marsh is in wg-member, not moderator: #moderators is hidden from her.
+    press = {"type": "component", "user": "cleo_marsh", "message_id": claim.json()["id"], "custom_id": "claim"}
+    command = {"type": "command", "user": "cleo_marsh", "name": "idea", "channel_id": moderators}
+    assert act("messages", {"user": "cleo_marsh", "channel": "moderators", "content": "Hi"}) == (403, 50001)
+    assert act("interactions", press) == (403, 50001)
+    assert act("interactions", command) == (403, 50001)
+    assert said(moderators) == before and sb.interactions == kept  # nothing stored, nothing sent
+    # She sees read-only but may not send there; no-commands but may not run a command there.
+    assert act("messages", {"user": "cleo_marsh", "channel": "read-only", "content": "Hi"}) == (403, 50013)
+    assert said(read_only) == []
+    assert act("interactions", {**command, "channel_id": no_commands}) == (403, 50013)
+    # Where she may, she does; a moderator presses the button she could not.
+    assert act("messages", {"user": "cleo_marsh", "channel": "wg-private", "content": "Hi"}) == (200, None)
+    assert act("messages", {"user": "cleo_marsh", "channel": "no-commands", "content": "Hi"}) == (200, None)
+    assert act("interactions", {**press, "user": "bram_tolliver"}) == (200, None)
+    # A DM has no guild: nothing refuses her there.
+    dm = _discord(box, "POST", "/users/@me/channels", json={"recipient_id": sb._user_by_name("cleo_marsh")["id"]})
+    assert act("messages", {"user": "cleo_marsh", "channel": dm.json()["id"], "content": "Hi"}) == (200, None)
+    assert act("interactions", {**command, "channel_id": dm.json()["id"]}) == (200, None)
+    # Her message in wg-private, once she has left wg-member, is out of her reach.
+    mine = httpx.post(
+        f"{box.url}/_sandbox/messages",
+        json={"user": "cleo_marsh", "channel": "wg-private", "content": "Hi"},
+        timeout=10,
+    ).json()
+    wg = next(rid for rid, r in sb.roles.items() if r["name"] == "wg-member")
+    _discord(box, "DELETE", f"/guilds/{sb.seed.guild_id}/members/{mine['author']['id']}/roles/{wg}").raise_for_status()
+    assert act("messages/edit", {"message_id": mine["id"], "content": "Edited"}) == (403, 50001)
+    assert sb.messages[mine["id"]]["content"] == "Hi"
+
+
 def test_discord_guild_permissions_the_bot_lacks_are_refused_and_administrator_holds_them_all(serve: Any) -> None:
-    box = serve(DiscordSandbox())
+    # @everyone without Send Messages in Threads: the bot holds it through its own role only.
+    seed = default_discord_seed()
+    seed["everyone_permissions"] = VIEW_CHANNEL | SEND_MESSAGES | READ_HISTORY
+    box = serve(DiscordSandbox(seed=seed))
     sb = box.sandbox
     general, guild = sb.channel_id("general"), sb.seed.guild_id
     person = sb._user_by_name("cleo_marsh")["id"]

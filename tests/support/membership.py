@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.discord.connector import DiscordConnector
-from connectors.discord.sandbox import DEFAULT_BUCKETS, default_seed
+from connectors.discord.sandbox import DEFAULT_BUCKETS, VIEW_CHANNEL, default_seed
 from connectors.discourse.connector import DiscourseConnector
 from connectors.email import SmtpMailer, SmtpSandbox, SmtpSettings
 from flows.membership.handlers import handle_vote
@@ -179,6 +179,12 @@ def discord_seed() -> dict[str, Any]:
         {"username": "ivo_stone", "joined_at": "2023-01-01T00:00:00Z", "recent_messages": 30},
         {"username": "yara_penhale", "joined_at": "2024-06-01T00:00:00Z", "recent_messages": 12},
     ]
+    # Only who can view a channel acts in it (as on Discord): the WG's members are in the
+    # moderators' room (the common room's tests write there), and ivo_stone, no WG member, reads
+    # wg-private as a guest (the outsider whose press there the flows refuse).
+    rooms = {c["name"]: c for c in seed["channels"]}
+    rooms["moderators"]["permission_overwrites"].append({"role": "wg-member", "allow": VIEW_CHANNEL})
+    rooms["wg-private"]["permission_overwrites"].append({"member": "ivo_stone", "allow": VIEW_CHANNEL})
     return without_limits(seed)
 
 

@@ -242,8 +242,14 @@ def test_ballot_votes_change_until_close_and_result_is_shown(discord: Any) -> No
         option_index=1,
     )
     assert "changed to **No**" in changed["response"]["data"]["content"]
+    # The outsider sees wg-private (an owner: Administrator) but is not in wg-member; one who
+    # cannot see it cannot press at all (403 50001, as on Discord).
     outsider = sb.press(
-        discord.url, user="esme_voss", channel_id=ballot.message.thread_id, message_id=ballot.message.id, option_index=0
+        discord.url,
+        user="felix_oakes",
+        channel_id=ballot.message.thread_id,
+        message_id=ballot.message.id,
+        option_index=0,
     )
     assert "only members of wg-member" in outsider["response"]["data"]["content"]
     sb.cast_vote(discord.url, ballot, voter="dario_fenwick", option_index=1)
@@ -364,7 +370,7 @@ def test_a_rooms_messages_withheld_for_want_of_the_message_content_intent_are_a_
     seed["application_flags"] = 1 << 15  # Server Members only
     box = serve(DiscordSandbox(seed=seed))
     connector = box.connect()
-    said = {"user": "cleo_marsh", "channel": "moderators", "content": "Raid in #general"}
+    said = {"user": "bram_tolliver", "channel": "moderators", "content": "Raid in #general"}  # a moderator
     httpx.post(f"{box.url}/_sandbox/messages", json=said, timeout=10).raise_for_status()
     with pytest.raises(FatalError, match="turn on the Message Content Intent"):
         connector.room_messages(room="moderators", after=None, limit=10)

@@ -150,9 +150,10 @@ def test_members_change_status_others_are_refused_and_everything_is_audited(worl
     assert f"cfi:{first + 1}:declined" in buttons
     edited = shown["edited_at"]
     assert edited is not None
-    # Someone on Discord who is not a WG member is refused; the refusal is audited.
+    # Someone on Discord who is not a WG member (a guest who reads wg-private) is refused; the
+    # refusal is audited.
     assert (
-        _press(world, gateway, user="quinn_harbor", custom_id=f"cfi:{first + 1}:declined", count=2)
+        _press(world, gateway, user="ivo_stone", custom_id=f"cfi:{first + 1}:declined", count=2)
         == "refused:not-a-member"
     )
     assert bot_messages(world, "Only active members of the working group")
@@ -205,7 +206,7 @@ def test_members_change_status_others_are_refused_and_everything_is_audited(worl
         ).all()
         assert len(changes) == 3  # triaged, accepted, in-progress
         # Nothing in the audit log names a platform account or the note.
-        assert "quinn_harbor" not in " ".join(r.payload_json for r in refused)
+        assert "ivo_stone" not in " ".join(r.payload_json for r in refused)
         assert "December" not in " ".join(c.payload_json for c in changes)
 
     # The same status event handled again changes nothing and answers nothing twice.
