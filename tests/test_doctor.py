@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from charterflow.cli import app
@@ -21,6 +22,7 @@ from connectors.discord.connector import DiscordConnector
 from connectors.discord.doctor import REQUIRED_PERMISSIONS, channel_permissions, guild_permissions
 from connectors.discord.sandbox import default_seed as discord_default
 from connectors.discourse.connector import DiscourseConnector
+from connectors.discourse.doctor import WEBHOOK_EVENTS, webhook_check
 from connectors.discourse.sandbox import default_seed as discourse_default
 from connectors.slack.connector import SlackConnector
 from connectors.slack.sandbox import default_seed as slack_default
@@ -269,10 +271,6 @@ def test_discord_interactions_sent_elsewhere_or_nowhere_are_reported() -> None:
 
 def test_the_webhook_check_reads_discourses_answer() -> None:
     # Pure: AdminWebHookSerializer objects as Discourse lists them; what the sandbox cannot show.
-    from pydantic import SecretStr
-
-    from connectors.discourse.doctor import WEBHOOK_EVENTS, webhook_check
-
     events = [{"id": n, "name": e, "group": e.split("_")[0]} for n, e in enumerate(WEBHOOK_EVENTS)]
     good = {"payload_url": LIVE_HOOK, "active": True, "content_type": 1, "secret": "s3", "last_delivery_status": 3}
     secret = SecretStr("s3")

@@ -1118,9 +1118,38 @@ class DiscordSandbox(Sandbox):
     # ---- control routes --------------------------------------------------------------------
 
     @control("interactions_url")
-    def _set_interactions_url(self, call: Call, data: dict[str, Any]) -> Reply:
-        self.interactions_url = data.get("url") or None
+    async def _set_interactions_url(self, call: Call, data: dict[str, Any]) -> Reply:
+        """The Developer Portal's save: a URL is kept only once it refused a PING signed with
+        another key and answered a signed one with a PONG (the constructor and the attribute skip
+        the check). https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint"""
+        url = data.get("url") or None
+        if url and (problem := await self._endpoint_problem(url)):
+            message = f"The specified interactions endpoint url could not be verified. ({problem})"
+            return _form_error("APPLICATION_INTERACTIONS_ENDPOINT_URL_INVALID", interactions_endpoint_url=message)
+        self.interactions_url = url
         return Reply(200, {"url": self.interactions_url})
+
+    async def _endpoint_problem(self, url: str) -> str | None:
+        def ping() -> bytes:
+            ids = {"id": self._id(), "application_id": self.seed.application_id, "token": secrets.token_urlsafe(32)}
+            return json.dumps({**ids, "type": 1, "version": 1}, separators=(",", ":")).encode()
+
+        forged, signed = ping(), ping()
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.interaction_timeout) as client:
+                refused = await client.post(
+                    url, content=forged, headers=sign_interaction(Ed25519PrivateKey.generate(), forged)
+                )
+                pong = await client.post(url, content=signed, headers=self.sign(signed))
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__} from {url}"
+        # Discord's docs asked for a 400 at first, a 401 since.
+        if refused.status_code not in (400, 401):
+            return f"a PING with a wrong signature was answered HTTP {refused.status_code}, not refused (401)"
+        with contextlib.suppress(ValueError):
+            if pong.status_code == 200 and isinstance(answer := pong.json(), dict) and answer.get("type") == 1:
+                return None
+        return f'the signed PING was answered HTTP {pong.status_code}, not with a PONG ({{"type": 1}})'
 
     @control("interactions")
     async def _interactions_control(self, call: Call, data: dict[str, Any]) -> Reply:

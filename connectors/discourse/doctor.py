@@ -294,16 +294,7 @@ def _webhook_check(client: DiscourseClient, s: DiscourseSettings, url: str | Non
 def webhook_check(hooks: Sequence[Any], *, url: str | None, secret: Any) -> Check:
     """Whether one of the site's webhooks (``AdminWebHookSerializer`` objects) sends charterflow
     what it needs (pure); ``url``: the exact payload URL wanted, else any ending in the route."""
-    mine = [
-        h
-        for h in hooks
-        if isinstance(h, dict)
-        and (
-            str(h.get("payload_url") or "").rstrip("/") == url
-            if url
-            else str(h.get("payload_url") or "").rstrip("/").endswith(HOOK_PATH)
-        )
-    ]
+    mine = [h for h in hooks if isinstance(h, dict) and _sends_to(h, url)]
     setup = (
         f"{_HOOKS_PAGE}: a webhook with Payload URL {url or '<the gateway>' + HOOK_PATH}, Content Type "
         "application/json, Secret = CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET, Active, and the Topic, Post "
@@ -313,23 +304,26 @@ def webhook_check(hooks: Sequence[Any], *, url: str | None, secret: Any) -> Chec
         where = url or f"a gateway (…{HOOK_PATH})"
         return failed(P, "webhook", f"no webhook sends to {where}: the Forum's events never reach charterflow", setup)
     hook = next((h for h in mine if h.get("active")), mine[0])
-    names = {str(e.get("name")) for e in hook.get("web_hook_event_types") or [] if isinstance(e, dict)}
-    missing = [] if hook.get("wildcard_web_hook") else [e for e in WEBHOOK_EVENTS if e not in names]
-    wanted = secret.get_secret_value() if secret is not None else ""
-    problems = [
-        text
-        for bad, text in (
-            (not hook.get("active"), "it is not active"),
-            (hook.get("content_type") != 1, "its content type is not application/json"),
-            (bool(missing), "it does not send " + ", ".join(missing)),
-            (
-                not wanted or not hmac.compare_digest(str(hook.get("secret") or "").encode(), wanted.encode()),
-                "its secret is not CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET",
-            ),
-            (hook.get("last_delivery_status") == 2, "its last delivery failed (the webhook's Events tab says why)"),
-        )
-        if bad
-    ]
-    if problems:
+    if problems := _hook_problems(hook, secret.get_secret_value() if secret is not None else ""):
         return failed(P, "webhook", f"the webhook to {hook.get('payload_url')}: " + "; ".join(problems), setup)
     return passed(P, "webhook", f"sends topics, posts and flags (reviews) to {hook.get('payload_url')}")
+
+
+def _sends_to(hook: dict[str, Any], url: str | None) -> bool:
+    found = str(hook.get("payload_url") or "").rstrip("/")
+    return found == url if url else found.endswith(HOOK_PATH)
+
+
+def _hook_problems(hook: dict[str, Any], secret: str) -> list[str]:
+    """What keeps ``hook`` from sending charterflow its events (the secret compared, never shown)."""
+    names = {str(e.get("name")) for e in hook.get("web_hook_event_types") or [] if isinstance(e, dict)}
+    missing = [] if hook.get("wildcard_web_hook") else [e for e in WEBHOOK_EVENTS if e not in names]
+    same_secret = bool(secret) and hmac.compare_digest(str(hook.get("secret") or "").encode(), secret.encode())
+    checks = (
+        (not hook.get("active"), "it is not active"),
+        (hook.get("content_type") != 1, "its content type is not application/json"),
+        (bool(missing), "it does not send " + ", ".join(missing)),
+        (not same_secret, "its secret is not CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET"),
+        (hook.get("last_delivery_status") == 2, "its last delivery failed (the webhook's Events tab says why)"),
+    )
+    return [text for bad, text in checks if bad]

@@ -18,6 +18,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from connectors.discord.interactions import InteractionVerifier
 from connectors.discord.sandbox import (
     _METHODS,
     API_PREFIX,
@@ -37,10 +38,11 @@ from connectors.discord.sandbox import default_seed as default_discord_seed
 from connectors.discourse.sandbox import DiscourseSandbox
 from connectors.discourse.sandbox import _route as DISCOURSE_ROUTES
 from connectors.discourse.sandbox import default_seed as default_discourse_seed
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, InvalidSignature
 from connectors.slack.sandbox import SlackSandbox
 from tests.connectors.discord.test_spec import SPEC, response_validator
 from tests.support.clients import grant_the_bot
+from tests.support.net import LoopbackServer, request_of
 
 
 @pytest.fixture
@@ -847,3 +849,48 @@ def test_discourse_suspended_and_silenced_users_are_listed_as_such(discourse: An
         discourse, "PUT", f"/admin/users/{cleo}/suspend.json", json={"suspend_until": "2099-01-01", "reason": "x"}
     )
     assert listed("suspended") == ["cleo_marsh"]
+
+
+def _endpoint(public_key: str, *, verifies: bool = True, pong: bool = True) -> Any:
+    """An interactions endpoint: it refuses what its key did not sign (401) unless ``verifies``
+    is off, and answers a PING with a PONG unless ``pong`` is off."""
+    verifier = InteractionVerifier(public_key=public_key)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers, body = await request_of(scope, receive)
+        status, answer = 200, {"type": 1} if pong else {"type": 4, "data": {"content": "hello"}}
+        if verifies:
+            try:
+                verifier.check(headers=headers, body=body)
+            except InvalidSignature:
+                status, answer = 401, {"error": "invalid request signature"}
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
+        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+
+    return app
+
+
+def test_discord_an_interactions_url_is_saved_only_once_it_refuses_forged_pings_and_pongs(discord: Any) -> None:
+    # The Developer Portal sends a PING signed with another key (to be refused) and a signed
+    # PING (to be answered with a PONG) before it saves an Interactions Endpoint URL.
+    control, key = f"{discord.url}/_sandbox/interactions_url", discord.sandbox.public_key
+    for app, why in (
+        (_endpoint(key, verifies=False), "a PING with a wrong signature was answered HTTP 200, not refused (401)"),
+        (_endpoint(key, pong=False), "the signed PING was answered HTTP 200, not with a PONG"),
+    ):
+        with LoopbackServer(app) as endpoint:
+            refused = httpx.post(control, json={"url": endpoint.url}, timeout=10)
+        assert (refused.status_code, refused.json()["code"]) == (400, 50035)
+        (error,) = refused.json()["errors"]["interactions_endpoint_url"]["_errors"]
+        assert error["code"] == "APPLICATION_INTERACTIONS_ENDPOINT_URL_INVALID" and why in error["message"]
+        assert discord.sandbox.interactions_url is None  # not saved
+    gone = httpx.post(control, json={"url": endpoint.url}, timeout=10)  # nobody listens there now
+    assert gone.status_code == 400 and "ConnectError" in gone.text
+    with LoopbackServer(_endpoint(key)) as endpoint:
+        saved = httpx.post(control, json={"url": endpoint.url}, timeout=10)
+        assert saved.status_code == 200 and discord.sandbox.interactions_url == endpoint.url
+        app = _discord(discord, "GET", "/applications/@me").json()
+        assert app["interactions_endpoint_url"] == endpoint.url
+    assert httpx.post(control, json={"url": None}, timeout=10).json() == {"url": None}  # clearing checks nothing

@@ -21,6 +21,7 @@ from pydiscourse import DiscourseClient
 from pydiscourse.exceptions import DiscourseClientError, DiscourseServerError
 
 from connectors.discord.sandbox import ATTACH_FILES, DiscordSandbox
+from connectors.discourse.sandbox import DiscourseSandbox, default_seed
 from tests.support.clients import grant_the_bot, raised
 
 # ---- discord.py -------------------------------------------------------------------------------
@@ -443,8 +444,6 @@ def test_pydiscourse_sees_unemulated_calls_fail_as_server_errors_and_refusals_as
 def test_pydiscourse_with_a_granular_key_works_inside_its_scopes_only(serve: Any) -> None:
     # A key scoped to writing and reading topics: pydiscourse posts and reads the topic; outside
     # the scopes the Forum refuses it as it refuses a wrong key (403), and changes nothing.
-    from connectors.discourse.sandbox import DiscourseSandbox, default_seed
-
     seed = default_seed()
     seed["api_keys"] = [{"key": "granular-library-key-0008", "scopes": ["topics:write", "topics:read"]}]
     box = serve(DiscourseSandbox(seed=seed))
