@@ -23,6 +23,7 @@ from pydantic import Field, field_validator
 
 from connectors.base import Ballot, ConformanceSamples, Role
 from connectors.discourse.connector import DiscourseConnector
+from connectors.discourse.doctor import WEBHOOK_EVENTS
 from connectors.discourse.inbound import sign_body
 from connectors.discourse.settings import DiscourseSettings
 from connectors.errors import ConfigError
@@ -158,15 +159,7 @@ class SeedWebhook(SeedModel):
     url: str | None = None
     secret: str | None = None
     active: bool = True
-    events: list[str] = [
-        "topic_created",
-        "post_created",
-        "post_edited",
-        "post_destroyed",
-        "reviewable_created",
-        "reviewable_updated",
-        "ping",
-    ]
+    events: list[str] = [*WEBHOOK_EVENTS, "ping"]  # charterflow's webhook, as the doctor wants it
 
     @field_validator("events")
     @classmethod
