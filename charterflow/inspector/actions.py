@@ -17,7 +17,11 @@ router = APIRouter(prefix="/act")
 
 
 class BadNumber(ValueError):
-    """A form field that must be a number is not one."""
+    """A form field that must be a number (or one of a few names) is not one."""
+
+
+# The Forum's flag types a person picks from a post's flag menu (PostActionType ids).
+FLAG_TYPES = {"off_topic": 3, "inappropriate": 4, "spam": 8, "notify_moderators": 7}
 
 
 @router.post("/discord/press")
@@ -63,6 +67,27 @@ async def forum_vote(request: Request, inspector: InspectorDep) -> Response:
         f"{form.get('user')} voted"
         if answer.status_code == 200
         else f"The Forum refused the vote (HTTP {answer.status_code}): {answer.text[:200]}"
+    )
+    return back(request, note)
+
+
+@router.post("/forum/flag")
+async def forum_flag(request: Request, inspector: InspectorDep) -> Response:
+    """Flag a post as a person would; the Forum sends its review to the gateway (R-SAFE-1)."""
+    form = await _form(request)
+    if (kind := FLAG_TYPES.get(str(form.get("flag_type")))) is None:
+        raise BadNumber(f"flag_type must be one of {', '.join(FLAG_TYPES)}")
+    message = str(form.get("message") or "").strip()
+    running = inspector.running
+    answer = await inspector.client.post(
+        f"{running.urls['discourse']}/post_actions.json",
+        headers={"Api-Key": running.discourse_api_key or "", "Api-Username": str(form.get("user"))},
+        json={"id": _number(form, "post_id"), "post_action_type_id": kind, **({"message": message} if message else {})},
+    )
+    note = (
+        f"{form.get('user')} flagged the post: the Forum sends its review to the gateway, which takes it as a report"
+        if answer.status_code == 200
+        else f"The Forum refused the flag (HTTP {answer.status_code}): {answer.text[:200]}"
     )
     return back(request, note)
 

@@ -192,6 +192,14 @@ def forum_polls(s: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
     return polls
 
 
+def forum_flaggers(s: dict[str, Any], names: dict[int, str]) -> dict[int, list[str]]:
+    """Who flagged each post (the Forum sandbox's flags)."""
+    out: dict[int, set[str]] = defaultdict(set)
+    for f in s.get("flags", []):
+        out[f["post_id"]].add(names.get(f["user_id"], str(f["user_id"])))
+    return {post: sorted(who) for post, who in out.items()}
+
+
 def forum_recipients(s: dict[str, Any], chosen: dict[str, Any] | None, names: dict[int, str]) -> list[str]:
     """Who a personal message is for (users by name, groups as ``group <name>``)."""
     if not chosen or chosen["archetype"] != "private_message":
@@ -220,6 +228,7 @@ def forum_view(s: dict[str, Any], *, topic: int | None) -> dict[str, Any]:
         topic=chosen,
         posts=posts,
         polls=forum_polls(s),
+        flagged=forum_flaggers(s, names),
         names=names,
         recipients=forum_recipients(s, chosen, names),
         users=sorted(u["username"] for u in s["users"] if u["id"] > 0),
