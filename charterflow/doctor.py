@@ -133,7 +133,10 @@ def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, ga
         discord = DiscordSettings.load(**given)
         channel = membership.discord_channel or discord.wg_channel_id or "wg-private"
         return discord_doctor.check(
-            discord, channels=[channel], wg_role=membership.discord_role, interactions_url=_public(gateway, "discord")
+            discord,
+            channels=[channel],
+            wg_role=membership.discord_role,
+            interactions_url=_public(gateway, discord_doctor.HOOK_PATH),
         )
     if platform == "discourse":
         ids = sorted(gateway.applications_categories() | gateway.ideas_categories())
@@ -142,7 +145,7 @@ def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, ga
             category=membership.discourse_category,
             group=membership.discourse_group,
             category_ids=ids,
-            webhook_url=_public(gateway, "discourse"),
+            webhook_url=_public(gateway, discourse_doctor.HOOK_PATH),
         )
     try:
         rooms = _slack_rooms(CommonsSettings())
@@ -151,9 +154,9 @@ def _check_platform(platform: str, given: dict[str, Any], *, membership: Any, ga
     return slack_doctor.check(SlackSettings.load(**given), rooms=rooms)
 
 
-def _public(gateway: Any, platform: str) -> str | None:
-    """The gateway's public URL of a platform's hook route (``/hooks/<platform>``), if known."""
-    return f"{gateway.public_url.rstrip('/')}/hooks/{platform}" if gateway.public_url else None
+def _public(gateway: Any, route: str) -> str | None:
+    """The gateway's public URL of a platform's hook ``route``, if known."""
+    return f"{gateway.public_url.rstrip('/')}{route}" if gateway.public_url else None
 
 
 def _slack_rooms(commons: CommonsSettings) -> list[str]:
@@ -242,12 +245,14 @@ def sandboxes(seeds: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[
     served: list[_Served] = []
     try:
         fields: dict[str, dict[str, Any]] = {}
+        # As a live setup is: the Forum's webhook and Discord's interactions go to a gateway (the
+        # checks only read, so nothing is sent).
+        hooks = {
+            "discourse": {"webhook_url": f"http://127.0.0.1:8080{discourse_doctor.HOOK_PATH}"},
+            "discord": {"interactions_url": f"http://127.0.0.1:8080{discord_doctor.HOOK_PATH}"},
+        }
         for name, cls in (("discord", DiscordConnector), ("discourse", DiscourseConnector), ("slack", SlackConnector)):
-            # As a live setup is: the Forum's webhook and Discord's interactions go to a gateway
-            # (the checks only read, so nothing is sent).
-            hook = {"discourse": {"webhook_url": f"http://127.0.0.1:8080{discourse_doctor.HOOK_PATH}"}}
-            hook["discord"] = {"interactions_url": f"http://127.0.0.1:8080{discord_doctor.HOOK_PATH}"}
-            box = cls.sandbox(seed=seeds.get(name), **hook.get(name, {}))
+            box = cls.sandbox(seed=seeds.get(name), **hooks.get(name, {}))
             server = _Served(box.app)
             served.append(server)
             prefix = f"CHARTERFLOW_{name.upper()}_"

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Check", "all_ok", "failed", "passed"]
+__all__ = ["Check", "all_ok", "failed", "passed", "reaches"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,3 +52,10 @@ def failed(platform: str, name: str, detail: str, fix: str) -> Check:
 def all_ok(checks: Iterable[Check]) -> bool:
     """True when no check failed."""
     return all(c.ok for c in checks)
+
+
+def reaches(found: str, url: str | None, route: str) -> bool:
+    """Whether a platform sends to the gateway: ``found`` (the URL it delivers to) is ``url`` (the
+    gateway's public URL and route) when that is known, else any URL ending in ``route``."""
+    found = found.rstrip("/")
+    return found == url.rstrip("/") if url else found.endswith(route)

@@ -25,7 +25,7 @@ import httpx
 
 from connectors.discord.client import DiscordAPIError, DiscordClient
 from connectors.discord.settings import DiscordSettings
-from connectors.doctor import Check, failed, passed
+from connectors.doctor import Check, failed, passed, reaches
 from connectors.errors import CharterflowError, ConfigError
 
 __all__ = [
@@ -256,7 +256,7 @@ def endpoint_check(app: Mapping[str, Any], url: str | None) -> Check:
             "unset: Discord sends buttons, commands and forms over the Gateway, which charterflow does not read",
             fix,
         )
-    if (url and found != url.rstrip("/")) or not found.endswith(HOOK_PATH):
+    if not reaches(found, url, HOOK_PATH):
         return failed(P, "interactions URL", f"Discord sends interactions to {found}, not to the gateway", fix)
     return passed(P, "interactions URL", f"Discord sends interactions to {found}")
 

@@ -1130,17 +1130,13 @@ class DiscordSandbox(Sandbox):
         return Reply(200, {"url": self.interactions_url})
 
     async def _endpoint_problem(self, url: str) -> str | None:
-        def ping() -> bytes:
-            ids = {"id": self._id(), "application_id": self.seed.application_id, "token": secrets.token_urlsafe(32)}
-            return json.dumps({**ids, "type": 1, "version": 1}, separators=(",", ":")).encode()
-
-        forged, signed = ping(), ping()
+        (_, forged), (headers, signed) = (self.signed_request(kind="ping", payload={}) for _ in range(2))
         try:
             async with httpx.AsyncClient(timeout=self.settings.interaction_timeout) as client:
                 refused = await client.post(
                     url, content=forged, headers=sign_interaction(Ed25519PrivateKey.generate(), forged)
                 )
-                pong = await client.post(url, content=signed, headers=self.sign(signed))
+                pong = await client.post(url, content=signed, headers=headers)
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__} from {url}"
         # Discord's docs asked for a 400 at first, a 401 since.

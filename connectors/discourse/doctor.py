@@ -29,7 +29,7 @@ import httpx
 
 from connectors.discourse.client import DiscourseClient
 from connectors.discourse.settings import DiscourseSettings
-from connectors.doctor import Check, failed, passed
+from connectors.doctor import Check, failed, passed, reaches
 from connectors.errors import CharterflowError, ConfigError, FatalError
 
 __all__ = ["HOOK_PATH", "WEBHOOK_EVENTS", "check", "webhook_check"]
@@ -294,7 +294,7 @@ def _webhook_check(client: DiscourseClient, s: DiscourseSettings, url: str | Non
 def webhook_check(hooks: Sequence[Any], *, url: str | None, secret: Any) -> Check:
     """Whether one of the site's webhooks (``AdminWebHookSerializer`` objects) sends charterflow
     what it needs (pure); ``url``: the exact payload URL wanted, else any ending in the route."""
-    mine = [h for h in hooks if isinstance(h, dict) and _sends_to(h, url)]
+    mine = [h for h in hooks if isinstance(h, dict) and reaches(str(h.get("payload_url") or ""), url, HOOK_PATH)]
     setup = (
         f"{_HOOKS_PAGE}: a webhook with Payload URL {url or '<the gateway>' + HOOK_PATH}, Content Type "
         "application/json, Secret = CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET, Active, and the Topic, Post "
@@ -307,11 +307,6 @@ def webhook_check(hooks: Sequence[Any], *, url: str | None, secret: Any) -> Chec
     if problems := _hook_problems(hook, secret.get_secret_value() if secret is not None else ""):
         return failed(P, "webhook", f"the webhook to {hook.get('payload_url')}: " + "; ".join(problems), setup)
     return passed(P, "webhook", f"sends topics, posts and flags (reviews) to {hook.get('payload_url')}")
-
-
-def _sends_to(hook: dict[str, Any], url: str | None) -> bool:
-    found = str(hook.get("payload_url") or "").rstrip("/")
-    return found == url if url else found.endswith(HOOK_PATH)
 
 
 def _hook_problems(hook: dict[str, Any], secret: str) -> list[str]:

@@ -49,7 +49,7 @@ __all__ = ["DiscourseSandbox", "SandboxSeed", "default_seed"]
 # Every field the OpenAPI document requires of each answer, with a neutral default (it forbids
 # additional properties on most): a handler copies one and fills in what it knows.
 _shapes = SimpleNamespace(**data_file(__file__, "shapes.json"))
-_EVENT_TYPES = {"reviewable_score_updated": "reviewable_updated", "reviewable_transitioned_to": "reviewable_updated"}
+_EVENT_TYPES = {"reviewable_score_updated": "reviewable_updated"}  # the type a webhook subscribes to
 # Discourse's granular API key scopes (ApiKeyScope.default_mappings) and the routes here each covers.
 _SCOPES: dict[str, dict[str, list[str]]] = data_file(__file__, "scopes.json")
 
