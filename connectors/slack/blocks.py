@@ -4,8 +4,9 @@ No I/O and no clock here: every builder returns a ``SlackMessage`` (fallback ``t
 ``blocks``) that the connector sends. Slack's limits are enforced by truncating, never by failing
 (https://api.slack.com/reference/block-kit/blocks):
 
-- at most 50 blocks per message: the middle of a long message is replaced by one section saying
-  how much was left out, with a link to the full text; the decision buttons are always kept;
+- at most 50 blocks per message, and at most ``MAX_BLOCKS_TEXT`` characters of text in all its
+  blocks: the end of a long message's body is replaced by one section saying how much was left
+  out, with a link to the full text; the decision buttons are always kept;
 - at most 3000 characters per section text (2000 per field, 150 per header): longer text is cut
   at a word boundary, never inside a ``<link|label>`` or an ``&amp;`` entity, and ends with
   "… <url|Read the full text>" (or "… (truncated)" when there is no URL).
@@ -34,12 +35,14 @@ __all__ = [
     "Endorsement",
     "Link",
     "MAX_BLOCKS",
+    "MAX_BLOCKS_TEXT",
     "MAX_FIELD_TEXT",
     "MAX_HEADER_TEXT",
     "MAX_SECTION_TEXT",
     "MAX_TEXT",
     "ReportSection",
     "SlackMessage",
+    "blocks_text_length",
     "board_escalation",
     "decision_update",
     "escape",
@@ -53,6 +56,10 @@ __all__ = [
 ]
 
 MAX_BLOCKS = 50
+# Slack refuses a message whose blocks hold too much text in all with ``msg_blocks_too_long``,
+# each block within its limits or not: about 12,000 characters, undocumented but for markdown
+# blocks (https://github.com/slackapi/bolt-js/issues/2509, refused at 11,341 in #2867). Kept well below.
+MAX_BLOCKS_TEXT = 10_000
 MAX_SECTION_TEXT = 3000
 MAX_FIELD_TEXT = 2000
 MAX_FIELDS = 10
@@ -152,6 +159,17 @@ def slack_date(moment: datetime, *, fmt: str = "{date_short_pretty} at {time}") 
 # Block helpers
 
 
+def blocks_text_length(blocks: Iterable[Any]) -> int:
+    """The characters of every ``text`` string in ``blocks`` (what ``MAX_BLOCKS_TEXT`` bounds)."""
+
+    def count(node: Any) -> int:
+        if isinstance(node, Mapping):
+            return sum(len(v) if k == "text" and isinstance(v, str) else count(v) for k, v in node.items())
+        return sum(count(v) for v in node) if isinstance(node, (list, tuple)) else 0
+
+    return count(list(blocks))
+
+
 def _text_obj(text: str, *, mrkdwn: bool = True) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text} if mrkdwn else {"type": "plain_text", "text": text, "emoji": True}
 
@@ -200,19 +218,26 @@ def fit_blocks(
     more_url: str | None = None,
     noun: str = "blocks",
 ) -> tuple[Mapping[str, Any], ...]:
-    """``head + body + tail`` within 50 blocks: when too many, the end of ``body`` is replaced by
-    one section saying how many were left out (with a link to the full text); ``head`` and
-    ``tail`` (the decision buttons) are always kept."""
+    """``head + body + tail`` within 50 blocks and ``MAX_BLOCKS_TEXT`` characters of text: when
+    too much, the end of ``body`` is replaced by one section saying how many were left out (with a
+    link to the full text); ``head`` and ``tail`` (the decision buttons) are always kept."""
     head, body, tail = list(head), list(body), list(tail)
     if len(head) + len(tail) + 1 > MAX_BLOCKS:
         raise ValueError("head and tail alone exceed Slack's 50 blocks")  # a builder bug
-    if len(head) + len(body) + len(tail) <= MAX_BLOCKS:
+    if len(head) + len(body) + len(tail) <= MAX_BLOCKS and blocks_text_length(head + body + tail) <= MAX_BLOCKS_TEXT:
         return tuple(head + body + tail)
-    room = MAX_BLOCKS - len(head) - len(tail) - 1
-    left_out = len(body) - room
     where = f" {link(more_url, 'Read the full text')}" if more_url else ""
-    notice = _section(f"{ELLIPSIS} {left_out} more {noun} not shown here.{where}", more_url=None)
-    return tuple(head + body[:room] + [notice] + tail)
+    room = MAX_BLOCKS - len(head) - len(tail) - 1
+    # the notice's own text is at most ~60 characters besides the link
+    left = MAX_BLOCKS_TEXT - blocks_text_length(head + tail) - len(where) - 60
+    kept: list[Mapping[str, Any]] = []
+    for block in body[:room]:
+        left -= blocks_text_length([block])
+        if left < 0:
+            break
+        kept.append(block)
+    notice = _section(f"{ELLIPSIS} {len(body) - len(kept)} more {noun} not shown here.{where}", more_url=None)
+    return tuple(head + kept + [notice] + tail)
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,11 +515,12 @@ def quarterly_report(
 
 def plain_message(*, title: str, text: str, more_url: str | None = None) -> SlackMessage:
     """A titled post (what ``Messenger.post``/``direct_message`` send): a header, then the text
-    in up to four sections split at paragraph or line breaks, then truncated."""
+    in up to three sections (``MAX_BLOCKS_TEXT``) split at paragraph or line breaks, then truncated."""
     chunks: list[str] = []
     rest = escape(text).strip()
-    while rest and len(chunks) < 4:
-        if len(rest) <= MAX_SECTION_TEXT or len(chunks) == 3:
+    most = MAX_BLOCKS_TEXT // MAX_SECTION_TEXT
+    while rest and len(chunks) < most:
+        if len(rest) <= MAX_SECTION_TEXT or len(chunks) == most - 1:
             chunks.append(truncate(rest, MAX_SECTION_TEXT, more_url=more_url))
             break
         window = rest[:MAX_SECTION_TEXT]

@@ -98,6 +98,7 @@ _HINTS = {
     "user_not_found": "no such user id in the workspace",
     "invalid_blocks": "the Block Kit payload was refused (a builder bug: please report it)",
     "msg_too_long": "the message text is too long",
+    "msg_blocks_too_long": "the blocks hold too much text in all (a builder bug: please report it)",
     "cant_update_message": "only messages posted by this app can be updated",
     "message_not_found": "the message to update no longer exists",
 }

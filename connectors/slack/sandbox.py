@@ -703,6 +703,16 @@ class SlackSandbox(EventsApi):
 # ---- methods
 
 
+def _chars(node: Any) -> int:
+    return (
+        sum(len(v) if k == "text" and isinstance(v, str) else _chars(v) for k, v in node.items())
+        if isinstance(node, dict)
+        else sum(map(_chars, node))
+        if isinstance(node, list)
+        else 0
+    )
+
+
 def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
     text = args.get("text")
     blocks = args.json_arg("blocks")
@@ -710,6 +720,10 @@ def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
         return _fail(
             "invalid_blocks", errors=errors[:10], response_metadata={"messages": [f"[ERROR] {e}" for e in errors[:10]]}
         )
+    # Slack's cap on all the blocks' text together, each block within its limits or not
+    # (https://github.com/slackapi/bolt-js/issues/2509: "12,000 text characters").
+    if blocks is not None and _chars(blocks) > 12_000:
+        return _fail("msg_blocks_too_long")
     if not text and not blocks:
         return _fail("no_text")
     return (str(text or ""), list(blocks or [])) if len(str(text or "")) <= 40000 else _fail("msg_too_long")
@@ -861,7 +875,8 @@ def _replies(sb: SlackSandbox, args: _Args, conv: dict[str, Any]) -> Reply:
 
 def _by_email(sb: SlackSandbox, args: _Args) -> dict[str, Any] | Reply:
     email = str(args.get("email") or "").strip().lower()
-    found = (u for u in sb.users.values() if u.get("email") and u["email"].lower() == email)
+    # A deactivated account is not found (https://api.slack.com/methods/users.lookupByEmail).
+    found = (u for u in sb.users.values() if u.get("email") and u["email"].lower() == email and not u["deleted"])
     return next(found, _fail("users_not_found"))
 
 

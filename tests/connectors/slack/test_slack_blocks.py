@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 from connectors.slack.blocks import (
     ACTION_IDS,
     MAX_BLOCKS,
+    MAX_BLOCKS_TEXT,
     MAX_SECTION_TEXT,
     BoardDecision,
     BoardEscalation,
     Endorsement,
     Link,
     ReportSection,
+    blocks_text_length,
     board_escalation,
     decision_update,
     escape,
@@ -68,6 +70,7 @@ def assert_within_limits(message):
     payload = message.payload()
     assert len(payload["blocks"]) <= MAX_BLOCKS
     assert validate_blocks(payload["blocks"]) == []
+    assert blocks_text_length(payload["blocks"]) <= MAX_BLOCKS_TEXT  # else Slack's msg_blocks_too_long
     for text, limit in texts(payload["blocks"]):
         assert 0 < len(text) <= limit
     assert 0 < len(payload["text"]) <= 3000
@@ -145,8 +148,18 @@ def test_any_escalation_stays_within_slack_limits(summary, title, kind, link_cou
         )
 
 
-def test_report_with_many_sections_keeps_50_blocks_and_links_to_the_full_report():
+def test_report_with_many_long_sections_keeps_to_the_text_cap_and_links_to_the_full_report():
     sections = [ReportSection(title=f"Platform {i}", body="Activity notes. " * 50) for i in range(80)]
+    message = quarterly_report(quarter="2026-Q3", summary="A busy quarter.", sections=sections, full_text_url=FULL)
+    assert_within_limits(message)
+    assert len(message.blocks) < MAX_BLOCKS  # the text ran out first: 80 sections of 800 characters
+    assert blocks_text_length(message.blocks) > MAX_BLOCKS_TEXT - 1000  # filled, not emptied
+    notice = message.blocks[-1]["text"]["text"]
+    assert "more report blocks not shown" in notice and FULL in notice
+
+
+def test_report_with_many_sections_keeps_50_blocks_and_links_to_the_full_report():
+    sections = [ReportSection(title=f"Platform {i}", body="Activity notes.") for i in range(80)]
     message = quarterly_report(
         quarter="2026-Q3",
         summary="A calm quarter.",
