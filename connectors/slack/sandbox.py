@@ -484,6 +484,7 @@ class SlackSandbox(EventsApi):
                 "trigger_id": self._trigger_id(),
                 "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
                 "team": {"id": team, "domain": self.seed.team_domain},
+                "enterprise": None,  # not an Enterprise Grid workspace
                 "is_enterprise_install": False,
                 "channel": {"id": channel, "name": self.channels.get(channel, {}).get("name", "directmessage")},
                 "message": public(message),

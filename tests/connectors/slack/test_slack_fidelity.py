@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.errors import FatalError
-from connectors.slack.blocks import ReportSection, SlackMessage, quarterly_report
+from connectors.slack.blocks import BoardDecision, BoardEscalation, ReportSection, SlackMessage, quarterly_report
 from connectors.slack.client import SlackFatalError
 from connectors.slack.connector import split_ref
 
@@ -55,3 +55,25 @@ def test_a_deactivated_accounts_email_is_not_found_as_on_slack(slack):
     assert connector.resolve_board(["former.member@example.org", "tobin.ashgrove@example.org"]) == {
         "tobin.ashgrove@example.org": "U0TOBI002"
     }
+
+
+def test_a_board_click_carries_the_fields_slack_documents(slack):
+    # https://api.slack.com/reference/interaction-payloads/block-actions: a button in a message
+    connector = slack.connect()
+    escalation = BoardEscalation(
+        proposal_id="prop-2026-077", kind="budget", title="Mirror hosting", summary="A mirror.", endorsement="endorsed"
+    )
+    channel, ts = split_ref(connector.escalate(escalation))
+    payload = slack.sandbox.block_actions_payload(
+        slack.url, user="U0PELL003", channel=channel, ts=ts, action_id="board_reject"
+    )
+    assert set(payload) == {
+        *("type", "user", "api_app_id", "token", "container", "trigger_id", "team", "enterprise"),
+        *("is_enterprise_install", "channel", "message", "state", "response_url", "actions"),
+    }
+    assert set(payload["user"]) == {"id", "username", "name", "team_id"} and payload["enterprise"] is None
+    assert set(payload["actions"][0]) >= {"action_id", "block_id", "text", "value", "type", "action_ts"}
+    headers, body = slack.sandbox.signed_request(kind="block_actions", payload=payload)
+    [action] = connector.board_actions(headers=headers, body=body)
+    assert (action.user_id, action.decision, action.proposal_id) == ("U0PELL003", BoardDecision.REJECT, "prop-2026-077")
+    assert (action.channel_id, action.message_ts, action.team_id) == (channel, ts, "T0SANDBOX")
