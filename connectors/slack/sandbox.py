@@ -35,6 +35,7 @@ from connectors.sandboxkit import (
     not_emulated,
     shaped,
 )
+from connectors.slack.blocks import blocks_text_length
 from connectors.slack.connector import SlackConnector
 from connectors.slack.sandbox_events import KINDS, SCOPE_PREFIX, BotEvent, EventsApi, kind_of, public, signed_headers
 from connectors.slack.settings import SlackSettings
@@ -704,16 +705,6 @@ class SlackSandbox(EventsApi):
 # ---- methods
 
 
-def _chars(node: Any) -> int:
-    return (
-        sum(len(v) if k == "text" and isinstance(v, str) else _chars(v) for k, v in node.items())
-        if isinstance(node, dict)
-        else sum(map(_chars, node))
-        if isinstance(node, list)
-        else 0
-    )
-
-
 def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
     text = args.get("text")
     blocks = args.json_arg("blocks")
@@ -723,7 +714,7 @@ def _text_and_blocks(args: _Args) -> tuple[str, list[Any]] | Reply:
         )
     # Slack's cap on all the blocks' text together, each block within its limits or not
     # (https://github.com/slackapi/bolt-js/issues/2509: "12,000 text characters").
-    if blocks is not None and _chars(blocks) > 12_000:
+    if blocks is not None and blocks_text_length(blocks) > 12_000:
         return _fail("msg_blocks_too_long")
     if not text and not blocks:
         return _fail("no_text")
