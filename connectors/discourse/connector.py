@@ -407,7 +407,22 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
         )
 
     def _create_topic(self, body: dict[str, Any], *, key: str | None, what: str) -> dict[str, Any]:
-        """POST a new topic or PM at most once, using ``external_id`` to find it again."""
+        """POST a new topic or PM at most once, using ``external_id`` to find it again.
+
+        A topic title is used once on a site (any case; private messages aside): Topic's
+        ``unique_among`` validation refuses a second "Welcome … to the working group" with 422
+        "Title has already been used" unless ``allow_duplicate_topic_titles`` is on
+        (https://github.com/discourse/discourse/blob/main/app/models/topic.rb). Such a topic is
+        sent once more with the day added to its title."""
+        try:
+            return self._create_topic_once(body, key=key, what=what)
+        except FatalError as exc:
+            if exc.status != 422 or "already been used" not in str(exc) or "archetype" in body:
+                raise
+        title = f"{str(body['title'])[:240].rstrip()} ({datetime.now(UTC):%Y-%m-%d})"
+        return self._create_topic_once({**body, "title": title}, key=key, what=what)
+
+    def _create_topic_once(self, body: dict[str, Any], *, key: str | None, what: str) -> dict[str, Any]:
         external_id = _external_id(key)
         body = {**body, "external_id": external_id}
         found: dict[str, Any] = {}
@@ -677,7 +692,7 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
         _, poll = self._poll(ballot.id)
         if not poll.get("public"):
             return self._secret_votes(ballot, poll)
-        votes: list[Vote] = []
+        votes: dict[tuple[str, str], Vote] = {}
         for option in ballot.options:
             page = 1
             while True:
@@ -692,12 +707,17 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
                         "limit": _VOTERS_PAGE,
                     },
                 )
-                batch = (data.get("voters") or {}).get(option.id, [])
-                votes.extend(Vote(voter=self._user_ref(v), option_id=option.id) for v in batch)
+                batch = (data.get("voters") or {}).get(option.id) or []
+                # Pages overlap: Discourse picks rows `BETWEEN offset AND offset + limit` of
+                # 1-based row numbers, so each page after the first repeats the last voter of the
+                # one before (preload_serialized_voters!, plugins/poll/lib/poll.rb). One vote per
+                # voter and option, however often listed.
+                for v in batch:
+                    votes.setdefault((str(v["id"]), option.id), Vote(voter=self._user_ref(v), option_id=option.id))
                 if len(batch) < _VOTERS_PAGE:
                     break
                 page += 1
-        return votes
+        return list(votes.values())
 
     def _secret_votes(self, ballot: Ballot, poll: Mapping[str, Any]) -> list[Vote]:
         if not int(poll.get("voters") or 0):
@@ -729,6 +749,14 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
             except FatalError as exc:
                 if exc.status == 404:
                     continue  # this member cannot see the ballot's topic, so did not vote
+                if exc.status == 403:
+                    # Discourse lets no key act as a suspended or deactivated user (403,
+                    # lib/auth/default_current_user_provider.rb): their choice cannot be read, and
+                    # one such member must not stop the count of everyone else's.
+                    log.warning(
+                        "discourse: the vote of %s on ballot %s cannot be read: %s", user.username, ballot.id, exc
+                    )
+                    continue
                 raise
             for option_id in (post.get("polls_votes") or {}).get(POLL_NAME, []):
                 votes.append(Vote(voter=user, option_id=str(option_id)))

@@ -10,6 +10,9 @@
   not cover it is refused (403). The connector needs such routes (``grant_moderation``…);
 - the WG category exists and is private (``read_restricted``), any extra category ids exist
   (``GET /categories.json``), the WG group exists (``GET /groups/{name}.json``);
+- the WG group may reply in the WG category (``GET /c/{id}/show.json``, its
+  ``group_permissions``): the poll plugin takes a vote only from someone who may post in the
+  ballot's topic, so a group that may only see the category cannot vote there;
 - a webhook sends to the gateway (``GET /admin/api/web_hooks.json``): to
   ``<CHARTERFLOW_GATEWAY_PUBLIC_URL>/hooks/discourse`` when that is set, else to some
   ``…/hooks/discourse``; active, as JSON, with the events charterflow acts on
@@ -127,7 +130,36 @@ def _checks(
         out.append(failed(P, f"category {category}", f"cannot list categories: {exc}", "see the error"))
     else:
         out.extend(_category_checks(cats, who=who, category=category, group=group, category_ids=category_ids))
+        found = next((c for c in cats if str(c.get("name", "")).lower() == category.lower()), None)
+        if found is not None:
+            out.append(_vote_check(client, found, category=category, group=group))
     out.append(_group_check(client, group))
+
+
+def _vote_check(client: DiscourseClient, found: dict[str, Any], *, category: str, group: str) -> Check:
+    """The WG group may post in the WG category: ``DiscoursePoll::Poll.change_vote`` refuses a
+    vote from whoever ``Guardian#can_create_post?`` refuses in the ballot's topic ("You can't vote
+    because you can't post in this topic", plugins/poll/lib/poll.rb). Permission types: 1 Create,
+    2 Reply, 3 See."""
+    name = f"votes in {category}"
+    try:
+        shown: Any = client.get(f"/c/{int(found['id'])}/show.json", what=f"category {category!r}")
+    except CharterflowError as exc:
+        return failed(P, name, f"cannot read the category's permissions: {exc}", "see the error")
+    kinds = {
+        str(p.get("group_name", "")).lower(): p.get("permission_type")
+        for p in (shown.get("category") or {}).get("group_permissions") or []
+        if isinstance(p, dict)
+    }
+    if any(kinds.get(g) in (1, 2) for g in (group.lower(), "everyone")):
+        return passed(P, name, f"the {group!r} group may reply in {category!r}, so its members can vote")
+    return failed(
+        P,
+        name,
+        f"the {group!r} group may not reply in {category!r}: Discourse refuses its members' votes "
+        "there (\"You can't vote because you can't post in this topic\")",
+        f"Category settings → Security: give {group!r} Create or Reply (not only See)",
+    )
 
 
 def _key_is_global(client: DiscourseClient, out: list[Check]) -> bool:

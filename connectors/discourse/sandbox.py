@@ -549,6 +549,10 @@ class DiscourseSandbox(Sandbox):
                 return _invalid_access(
                     "You are not permitted to view the requested resource. The API username or key is invalid."
                 )
+            # A key may not act as a suspended or deactivated user: Discourse's plain InvalidAccess
+            # (lib/auth/default_current_user_provider.rb), not the bad-credentials message.
+            if not user["active"] or _until_later(user.get("suspended_till")):
+                return _invalid_access()
             # 3. The admin API limit, shared by every admin key of the site (a sliding window).
             if (wait := self._admin_hits.wait(now)) is not None:
                 return self._rate_limit_response(math.ceil(wait), "admin_api", req)
@@ -1477,6 +1481,13 @@ def _new_topic_errors(
         errors.append("Category can't be blank")
     if (external_id := data.get("external_id")) and any(t["external_id"] == external_id for t in sb.topics.values()):
         errors.append("External ID has already been taken")
+    # Topic's `unique_among` validation (app/models/topic.rb): a title is used once among the
+    # site's topics, any case, PMs aside (the site setting allow_duplicate_topic_titles is off).
+    if not is_pm and any(
+        t["archetype"] == "regular" and t["title"].lower() == str(data.get("title") or "").strip().lower()
+        for t in sb.topics.values()
+    ):
+        errors.append("Title has already been used")
     return errors, recipients, category_id
 
 
@@ -1763,15 +1774,18 @@ def _member_of(sb: DiscourseSandbox, user: Mapping[str, Any], groups: Iterable[s
     return any(g["name"].lower() in names and user["id"] in g["members"] for g in sb.groups.values())
 
 
+# Poll#is_closed? (plugins/poll/app/models/poll.rb): closed by hand or past its close time.
+def _is_closed(poll: Mapping[str, Any]) -> bool:
+    close = _parse_ts(poll["close"] or "") or datetime.max.replace(tzinfo=UTC)
+    return poll["status"] == "closed" or close <= datetime.now(UTC)
+
+
 def _can_see_results(poll: Mapping[str, Any], post: Mapping[str, Any], user: Mapping[str, Any]) -> bool:
     """``Poll#can_see_results?`` (plugins/poll/app/models/poll.rb)."""
     if poll["results"] == "staff_only":
         return bool(user["admin"] or user["moderator"])
     voted = user["id"] == post["user_id"] or user["id"] in poll["votes"]
-    # Poll#is_closed?: closed by hand or past its close time.
-    close = _parse_ts(poll["close"]) if poll["close"] else None
-    closed = poll["status"] == "closed" or (close is not None and close <= datetime.now(UTC))
-    return poll["results"] == "always" or (poll["results"] == "on_vote" and voted) or closed
+    return poll["results"] == "always" or (poll["results"] == "on_vote" and voted) or _is_closed(poll)
 
 
 def _post_show(sb: DiscourseSandbox, post: Mapping[str, Any], acting: Mapping[str, Any]) -> dict[str, Any]:
@@ -2059,11 +2073,22 @@ def _find_poll(sb: DiscourseSandbox, req: Call) -> tuple[dict, dict] | Reply:
 
 @_route("PUT", "/polls/vote", find=_find_poll)
 def _vote(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
+    # DiscoursePoll::Poll.change_vote (plugins/poll/lib/poll.rb): the voter may post in the topic
+    # (Guardian#can_create_post?: the category's Create or Reply permission, not silenced), the
+    # poll is open and not past its close time, the voter is in one of its groups.
     (post, poll), data = found, req.form()
-    if poll["status"] != "open":
-        return _error(422, "This poll is closed, you cannot vote on it.")
+    perms = (sb.categories.get(sb.topics[post["topic_id"]]["category_id"]) or {}).get("permissions") or {}
+    if _until_later(req.user.get("silenced_till")) or not (
+        req.user["admin"]
+        or not perms
+        or perms.get("everyone", 3) < 3
+        or _member_of(sb, req.user, [g for g, p in perms.items() if p < 3])
+    ):
+        return _error(422, "You can't vote because you can't post in this topic.")
+    if _is_closed(poll):
+        return _error(422, "Poll must be open to vote.")
     if poll["groups"] and not _member_of(sb, req.user, poll["groups"].split(",")):
-        return _error(422, "You must be a member of a specific group to vote in this poll.")
+        return _error(422, f"You need to be a member of {poll['groups']} to vote in this poll.")
     chosen = data.get("options") or data.get("options[]") or []
     chosen = [chosen] if isinstance(chosen, str) else list(chosen)
     if (
@@ -2086,8 +2111,12 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
     page = max(1, _int_param(data.get("page", "1")) or 1)
     option_ids = [data["option_id"]] if data.get("option_id") else [o["id"] for o in poll["options"]]
+    # Rows `BETWEEN offset AND offset + limit` of 1-based row numbers (preload_serialized_voters!
+    # in plugins/poll/lib/poll.rb): after the first page, each page repeats the last of the one before.
     chunks = {
-        o: sorted(uid for uid, opts in poll["votes"].items() if o in opts)[(page - 1) * limit : page * limit]
+        o: sorted(uid for uid, opts in poll["votes"].items() if o in opts)[
+            max(0, (page - 1) * limit - 1) : page * limit
+        ]
         for o in option_ids
     }
     return Reply(
@@ -2099,7 +2128,7 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
 def _toggle_status(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     (post, poll), user = found, req.user
     if not (user["admin"] or user["moderator"] or user["id"] == post["user_id"]):
-        return _invalid_access()
+        return _error(422, "Only a staff member or the original poster can toggle a poll status.")
     if (status := req.form().get("status")) not in ("open", "closed"):
         return _invalid_parameters("status must be open or closed")
     poll["status"] = status
