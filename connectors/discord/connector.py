@@ -53,6 +53,7 @@ from connectors.base import (
 from connectors.discord import payloads
 from connectors.discord.client import (
     INDEX_NOT_READY,
+    MISSING_ACCESS,
     PLATFORM,
     THREAD_ALREADY_CREATED,
     UNKNOWN_MEMBER,
@@ -121,6 +122,9 @@ def _nonce(key: str | None) -> str:
 # Discord in its 3 s, so the interaction failed and its token answers nothing.
 # https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction
 _NOT_ANSWERABLE = frozenset({10008, 10015})
+# How long a message search refused for want of the Message Content intent is not asked again:
+# Discord's invalid-request window (https://discord.com/developers/docs/topics/rate-limits#invalid-request-limit).
+_SEARCH_REFUSED_FOR = 600.0
 
 
 @contextmanager
@@ -222,6 +226,7 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         self._me_id: str | None = None  # the bot's user id, read once (the common room's "own")
         self._roles: dict[str, dict[str, Any]] | None = None
         self._channels: dict[str, str] | None = None
+        self._search_refused: tuple[float, str] | None = None  # (when, why): message search's 403 50001
 
     def __repr__(self) -> str:
         return f"DiscordConnector(api_url={self.settings.api_url!r}, guild_id={self.settings.guild_id!r})"
@@ -353,14 +358,7 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         }
         waited = 0.0
         for attempt in range(1, self.settings.search_index_attempts + 1):
-            response = self.client.request(
-                "GET",
-                "/guilds/{guild_id}/messages/search",
-                path=self.guild,
-                params=params,
-                ok=(200, 202),
-                what=f"Discord message search for {user_id}",
-            )
+            response = self._search(params, what=f"Discord message search for {user_id}")
             body = self.client.json(response, what="Discord message search")
             if response.status_code == 200:
                 total = body.get("total_results")
@@ -385,6 +383,31 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
             waited += wait
             self._clock.sleep(wait)
         return None, None
+
+    def _search(self, params: Mapping[str, Any], *, what: str) -> httpx.Response:
+        """``GET /guilds/{guild}/messages/search``. Discord restricts it by the Message Content
+        intent (https://discord.com/developers/docs/resources/message#search-guild-messages): its
+        403 50001 is a ``FatalError`` naming the intent, and for 10 minutes no search is sent again,
+        so counting many members' activity cannot spend the invalid-request budget nor stop the
+        client (403s) for the connector's other work."""
+        refused = self._search_refused
+        if refused is not None and self._clock.monotonic() - refused[0] < _SEARCH_REFUSED_FOR:
+            raise FatalError(refused[1], platform=PLATFORM, status=403)
+        try:
+            return self.client.request(
+                "GET", "/guilds/{guild_id}/messages/search", path=self.guild, params=params, ok=(200, 202), what=what
+            )
+        except DiscordAPIError as exc:
+            if (exc.status, exc.code) != (403, MISSING_ACCESS):
+                raise
+            why = (
+                "Discord refused the message search (403, code 50001 Missing Access): turn on the Message Content "
+                "Intent (Developer Portal → your application → Bot) and give the bot Read Message History; "
+                "`charterflow doctor` checks both. Discord activity counts are unknown until then"
+            )
+            log.warning("discord: %s", why)
+            self._search_refused = (self._clock.monotonic(), why)
+            raise FatalError(why, platform=PLATFORM, status=403) from None
 
     def activity(self, user: UserRef) -> Activity:
         """Member since ``joined_at`` (the current join) and messages in the last 90 days.

@@ -273,6 +273,7 @@ def _route(
     auth: bool = True,
     find: Callable[..., Any] | None = None,
     multipart: bool = False,  # the route also takes Discord's "Uploading Files" bodies
+    intent: int = 0,  # the privileged intent (application flags) without which it is 403 50001
     **bind: Any,
 ) -> Callable[[Callable], Callable]:
     # Interaction follow-ups are limited per interaction (their webhook_id is the application
@@ -285,7 +286,17 @@ def _route(
         ),
         None,
     )
-    return _routes(method, template, bucket=bucket, auth=auth, major=major, bind=bind, find=find, multipart=multipart)
+    return _routes(
+        method,
+        template,
+        bucket=bucket,
+        auth=auth,
+        major=major,
+        bind=bind,
+        find=find,
+        multipart=multipart,
+        intent=intent,
+    )
 
 
 # The ages of a seeded member's past messages in milliseconds: (recent, older).
@@ -794,18 +805,27 @@ class DiscordSandbox(Sandbox):
     def _interaction_payload(self, kind: str, user: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
         iid, token = self._id(), "itok_" + secrets.token_urlsafe(32)
         cid = payload.get("channel_id") or next(iter(self.channels))  # the first channel by default
+        # In a DM with the bot: `user`, no guild, context 1 (BOT_DM), the guild install's owner "0".
+        # https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-object
+        where = (
+            {"user": self._user_json(user["id"]), "context": 1, "authorizing_integration_owners": {"0": "0"}}
+            if self.channels.get(cid, {}).get("type") == 1
+            else {
+                "guild_id": self.seed.guild_id,
+                "member": {**self._member_json(user["id"]), "permissions": "0"},
+                "authorizing_integration_owners": {"0": self.seed.guild_id},
+            }
+        )
         base = shaped(
             _shapes.INTERACTION,
             id=iid,
             application_id=self.seed.application_id,
             token=token,
-            guild_id=self.seed.guild_id,
             channel_id=cid,
             # The channel it was sent from, besides its id (the docs' interaction object).
             **({"channel": self._channel_json(self.channels[cid])} if cid in self.channels else {}),
-            member={**self._member_json(user["id"]), "permissions": "0"},
             app_permissions=str(MANAGE_ROLES),
-            authorizing_integration_owners={"0": self.seed.guild_id},
+            **where,
         )
         if kind == "ping":
             base = {
@@ -1046,6 +1066,8 @@ class DiscordSandbox(Sandbox):
             return invalid
         elif req.params.get("guild_id", self.seed.guild_id) != self.seed.guild_id:
             response = _unknown("Guild", 10004)  # every route under a guild, for another guild's id
+        elif route.intent and not self.seed.application_flags & route.intent:
+            response = _error(403, 50001, "Missing Access")  # "restricted according to" a privileged intent
         else:
             response = route.handler(self, req)
         reset_after = max(state.start + window - time.monotonic(), 0.0)
@@ -1495,10 +1517,9 @@ def _args(req: Call, default: int, most: int, *snowflakes: str) -> dict[str, int
     return args if 1 <= args["limit"] <= most else _form_error(limit=f"Must be between 1 and {most}.")
 
 
-@_route("GET", "/guilds/{guild_id}/members", bucket="members.list")
+# https://discord.com/developers/docs/resources/guild#list-guild-members
+@_route("GET", "/guilds/{guild_id}/members", bucket="members.list", intent=MEMBERS_INTENT)
 def _list_members(sb: DiscordSandbox, req: Call) -> Reply:
-    if not sb.seed.application_flags & MEMBERS_INTENT:  # a privileged intent's endpoint
-        return _error(403, 50001, "Missing Access")
     if isinstance(args := _args(req, 1, 1000, "after"), Reply):
         return args
     if sb._sorted_ids is None or len(sb._sorted_ids) != len(sb.members):
@@ -1561,7 +1582,9 @@ def _role_change(sb: DiscordSandbox, req: Call, grant: bool) -> Reply:
     return Reply(204)
 
 
-@_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search")
+# Restricted by the Message Content intent, as List Guild Members by Server Members:
+# https://discord.com/developers/docs/resources/message#search-guild-messages
+@_route("GET", "/guilds/{guild_id}/messages/search", bucket="messages.search", intent=CONTENT_INTENT)
 def _search_messages(sb: DiscordSandbox, req: Call) -> Reply:
     if pending := sb.faults.get("search_not_indexed", 0):
         sb.faults["search_not_indexed"] = pending - (pending > 0)  # a negative count: never indexed
@@ -1990,7 +2013,11 @@ def _interaction_for(sb: DiscordSandbox, req: Call) -> dict[str, Any] | Reply:
     find=_interaction_for,
 )
 def _callback(sb: DiscordSandbox, req: Call, record: dict[str, Any]) -> Reply:
-    if record["id"] != req.params["interaction_id"]:
+    # An interaction not answered within its 3 s is gone: a late first answer is 10062 too.
+    # https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction
+    if record["id"] != req.params["interaction_id"] or (
+        not record["acknowledged"] and time.monotonic() - record["created"] > sb.settings.interaction_timeout
+    ):
         return _error(404, 10062, "Unknown interaction")
     if record["acknowledged"]:
         return _error(400, 40060, "Interaction has already been acknowledged.")
