@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from connectors.discord.client import DiscordAPIError
-from connectors.discord.payloads import deferred
+from connectors.discord.payloads import apply_modal, deferred
 from connectors.discord.sandbox import DiscordSandbox, default_seed
 from connectors.errors import AnswerElsewhere, FatalError
 
@@ -94,3 +94,18 @@ def test_a_first_answer_after_the_3_seconds_is_unknown_interaction(serve: Any) -
     # Nothing answers it afterwards either: the person saw "This interaction failed".
     with pytest.raises(AnswerElsewhere):
         c.edit_original(late, "Done.")
+
+
+def test_the_apply_modal_keeps_discords_modal_limits() -> None:
+    # The sandbox checks only that a modal has a custom_id, a title and rows; Discord refuses the
+    # whole answer past these (https://discord.com/developers/docs/components/reference#text-input:
+    # a text input's label at most 45 characters, max_length 1 to 4000; a modal's title at most 45,
+    # custom_ids at most 100, at most 5 rows), and /apply would then fail for every applicant.
+    modal = apply_modal()["data"]
+    inputs = [c for row in modal["components"] for c in row["components"]]
+    assert 1 <= len(modal["title"]) <= 45 and 1 <= len(modal["custom_id"]) <= 100
+    assert 1 <= len(modal["components"]) <= 5 and all(len(row["components"]) == 1 for row in modal["components"])
+    for text_input in inputs:
+        assert text_input["type"] == 4 and 1 <= len(text_input["label"]) <= 45
+        assert 1 <= len(text_input["custom_id"]) <= 100 and 1 <= text_input["max_length"] <= 4000
+    assert len({t["custom_id"] for t in inputs}) == len(inputs)
