@@ -386,10 +386,14 @@ class _Command(BaseModel):
         # https://discord.com/developers/docs/interactions/application-commands#application-command-object
         if self.type != 1 and (self.description or self.options or not self.name.strip()):
             raise ValueError("User and message commands have a name and no description and no options.")
+        # Required options before optional ones (the docs' application command option structure).
         if self.type == 1 and not (
-            _COMMAND_NAME.match(self.name) and self.name == self.name.lower() and self.description
+            _COMMAND_NAME.match(self.name)
+            and self.name == self.name.lower()
+            and self.description
+            and (needed := [bool(o.get("required")) for o in self.options or []]) == sorted(needed, reverse=True)
         ):
-            raise ValueError("A slash command has a lower-case name and a description.")
+            raise ValueError("A slash command has a lower-case name, a description and its required options first.")
         return self
 
 

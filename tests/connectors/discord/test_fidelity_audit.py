@@ -109,3 +109,23 @@ def test_the_apply_modal_keeps_discords_modal_limits() -> None:
         assert text_input["type"] == 4 and 1 <= len(text_input["label"]) <= 45
         assert 1 <= len(text_input["custom_id"]) <= 100 and 1 <= text_input["max_length"] <= 4000
     assert len({t["custom_id"] for t in inputs}) == len(inputs)
+
+
+def test_a_slash_command_with_an_optional_option_before_a_required_one_is_refused(discord: Any) -> None:
+    # "Required options must be listed before optional options": Discord refuses the whole bulk
+    # overwrite (https://discord.com/developers/docs/interactions/application-commands#application-command-object-application-command-option-structure),
+    # so `charterflow discord register-commands` would register nothing.
+    sb = discord.sandbox
+    option = {"type": 3, "name": "note", "description": "Why"}
+    bad = {"name": "idea-status", "type": 1, "description": "Change an idea's status"}
+    bad["options"] = [{**option, "required": False}, {**option, "name": "status", "required": True}]
+    refused = httpx.put(
+        f"{discord.url}/api/v10/applications/{sb.seed.application_id}/commands",
+        json=[bad],
+        headers={"Authorization": f"Bot {sb.token}", "User-Agent": "DiscordBot (https://example.invalid, 1)"},
+        timeout=10,
+    )
+    assert (refused.status_code, refused.json()["code"]) == (400, 50035)
+    assert "required options first" in json.dumps(refused.json()["errors"])
+    # Ours keep the order: every command registers.
+    assert {c["name"] for c in discord.connect().register_commands(scope="global")} >= {"propose", "idea-status"}
