@@ -45,7 +45,9 @@ def _next_event(world, seen, **where):
     raise AssertionError(f"no new inbox event {where}")
 
 
-def _topic(world, gateway, author, raw, title="Application to join the working group"):
+def _topic(world, gateway, author, raw):
+    # Each applicant's own title: the Forum takes a topic title once per site.
+    title = f"Application to join the working group from {author}"
     created = httpx.post(
         f"{world.discourse_url}/posts.json",
         timeout=15,
