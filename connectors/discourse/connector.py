@@ -708,10 +708,10 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
                     },
                 )
                 batch = (data.get("voters") or {}).get(option.id) or []
-                # Pages overlap: Discourse picks rows `BETWEEN offset AND offset + limit` of
-                # 1-based row numbers, so each page after the first repeats the last voter of the
-                # one before (preload_serialized_voters!, plugins/poll/lib/poll.rb). One vote per
-                # voter and option, however often listed.
+                # One vote per voter and option, however often listed: one option's pages do not
+                # overlap, but all options' do (rows `BETWEEN offset AND offset + limit`,
+                # serialized_voters in plugins/poll/lib/poll.rb), and a page read while votes
+                # change can repeat a voter.
                 for v in batch:
                     votes.setdefault((str(v["id"]), option.id), Vote(voter=self._user_ref(v), option_id=option.id))
                 if len(batch) < _VOTERS_PAGE:

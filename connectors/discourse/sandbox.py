@@ -2111,14 +2111,11 @@ def _voters(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) -> Reply:
     limit = max(1, min(50, _int_param(data.get("limit", "25")) or 25))
     page = max(1, _int_param(data.get("page", "1")) or 1)
     option_ids = [data["option_id"]] if data.get("option_id") else [o["id"] for o in poll["options"]]
-    # Rows `BETWEEN offset AND offset + limit` of 1-based row numbers (preload_serialized_voters!
-    # in plugins/poll/lib/poll.rb): after the first page, each page repeats the last of the one before.
-    chunks = {
-        o: sorted(uid for uid, opts in poll["votes"].items() if o in opts)[
-            max(0, (page - 1) * limit - 1) : page * limit
-        ]
-        for o in option_ids
-    }
+    # serialized_voters (plugins/poll/lib/poll.rb): one option's voters by OFFSET and LIMIT; all
+    # options' by rows `BETWEEN offset AND offset + limit` of 1-based row numbers, so there each
+    # page after the first repeats the last voter of the one before.
+    start = max(0, (page - 1) * limit - (not data.get("option_id")))
+    chunks = {o: sorted(u for u, opts in poll["votes"].items() if o in opts)[start : page * limit] for o in option_ids}
     return Reply(
         200, {"voters": {o: [{**sb._basic_user(sb.users[i]), "title": None} for i in ids] for o, ids in chunks.items()}}
     )

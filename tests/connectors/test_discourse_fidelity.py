@@ -31,9 +31,10 @@ def _ballot(c: Any, **kw: Any) -> Any:
     )
 
 
-def test_voter_pages_overlap_as_discourse_s_and_each_vote_counts_once(serve):
-    # plugins/poll/lib/poll.rb (preload_serialized_voters!): `row BETWEEN offset AND offset +
-    # limit` over 1-based row numbers, so page 2 starts with the last voter of page 1.
+def test_voter_pages_of_all_options_overlap_as_discourse_s_and_each_vote_counts_once(serve):
+    # serialized_voters (plugins/poll/lib/poll.rb): one option's voters by OFFSET/LIMIT; all
+    # options' by `row BETWEEN offset AND offset + limit` over 1-based row numbers, so there page
+    # 2 starts with the last voter of page 1.
     seed = default_seed()
     voters = [f"voter_{i:02d}" for i in range(51)]
     seed["users"] += [{"username": v, "name": v.title()} for v in voters]
@@ -44,17 +45,18 @@ def test_voter_pages_overlap_as_discourse_s_and_each_vote_counts_once(serve):
     for voter in voters:
         box.sandbox.cast_vote(box.url, ballot, voter=voter, option_index=0)
     yes = ballot.options[0].id
-    pages = [
-        _as(
-            box,
-            "system",
-            "GET",
-            "/polls/voters.json",
-            params={"post_id": ballot.id, "poll_name": "vote", "option_id": yes, "limit": 50, "page": page},
-        ).json()["voters"][yes]
-        for page in (1, 2)
-    ]
-    assert [len(p) for p in pages] == [50, 2] and pages[1][0] == pages[0][-1]
+
+    def pages(**option: str) -> list[list[dict]]:
+        query = {"post_id": ballot.id, "poll_name": "vote", "limit": 50, **option}
+        return [
+            _as(box, "system", "GET", "/polls/voters.json", params={**query, "page": page}).json()["voters"][yes]
+            for page in (1, 2)
+        ]
+
+    one = pages(option_id=yes)
+    assert [len(p) for p in one] == [50, 1] and one[1][0] not in one[0]
+    every = pages()
+    assert [len(p) for p in every] == [50, 2] and every[1][0] == every[0][-1]
     votes = c.read_votes(ballot)
     assert sorted(v.voter.username for v in votes) == voters  # 51 votes, none twice
     assert {v.option_id for v in votes} == {yes}
