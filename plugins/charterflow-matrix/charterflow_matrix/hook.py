@@ -1,10 +1,13 @@
 """The gateway hook: Synapse's appservice push, mounted by the gateway through the entry-point
 group ``charterflow.gateway_hooks`` (the core never imports this module).
 
-``PUT /hooks/matrix/_matrix/app/v1/transactions/{txnId}`` checks the ``hs_token``, reads at most
-the gateway's ``max_body_bytes``, and stores every event of the transaction in the inbox under
-its event id (a replayed transaction stores nothing twice); the bot's own events are not stored.
-It answers ``{}`` only once every event is stored, so Synapse resends after a ledger outage.
+``PUT /hooks/matrix/_matrix/app/v1/transactions/{txnId}`` checks the ``hs_token``, then reads
+a transaction as large as Synapse makes one (``TRANSACTION_MAX_BYTES``, or the gateway's
+``max_body_bytes`` when larger), and stores every event of the transaction in the inbox under
+its event id (a replayed transaction stores nothing twice); the bot's own events are not stored,
+what is not an event is kept as ``malformed``. It answers ``{}`` only once every event is
+stored, so Synapse resends after a ledger outage. Synapse resends a refused transaction forever
+and sends none after it, so an authenticated push is never refused for its content.
 The user and room queries answer ``M_NOT_FOUND`` (we claim no namespace); ``ping`` answers ``{}``
 (``doctor`` asks Synapse to ping us). https://spec.matrix.org/v1.11/application-service-api/
 """
@@ -25,9 +28,14 @@ from charterflow_matrix.settings import MatrixSettings
 from connectors.errors import ConfigError, InvalidSignature
 from gateway.body import BodyTimeout, BodyTooLarge, read_limited
 
-__all__ = ["appservice_router", "verifier_from_env"]
+__all__ = ["TRANSACTION_MAX_BYTES", "appservice_router", "verifier_from_env"]
 
 log = logging.getLogger("charterflow.gateway.matrix")
+# Synapse puts up to 100 events in a transaction (MAX_PERSISTENT_EVENTS_PER_TRANSACTION), each up
+# to 64 KiB (MAX_PDU_SIZE) and serialized with its unsigned data (prev_content, an invite's
+# stripped room state): past 1 MiB in a busy room. A 413 would be resent forever
+# (synapse/appservice/scheduler.py), so the bound is what Synapse can send, not the gateway's cap.
+TRANSACTION_MAX_BYTES = 32 * 1024 * 1024
 _ERRCODES = {400: "M_BAD_JSON", 401: "M_UNAUTHORIZED", 403: "M_FORBIDDEN", 404: "M_NOT_FOUND", 413: "M_TOO_LARGE"}
 
 
@@ -79,7 +87,8 @@ def appservice_router(*, accept: Any, settings: Any, verifier: AppserviceVerifie
         if isinstance(checker, Response):
             return checker
         try:
-            body = await read_limited(request, settings.max_body_bytes, timeout=settings.body_timeout)
+            limit = max(settings.max_body_bytes, TRANSACTION_MAX_BYTES)  # only once authenticated
+            body = await read_limited(request, limit, timeout=settings.body_timeout)
         except BodyTooLarge:
             return _error(413, "body too large")
         except BodyTimeout:

@@ -9,9 +9,11 @@ keyed by its event id, so a replayed transaction, or one event in two transactio
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +21,7 @@ from pydantic import SecretStr
 
 from connectors.base import InboundEvent, instance_key
 from connectors.errors import InvalidSignature
+from connectors.jsonbody import NotJson, read_json
 
 __all__ = ["COMMANDS", "PLATFORM", "ROUTES", "AppserviceVerifier", "parse_command", "room_attributes"]
 
@@ -143,17 +146,39 @@ class AppserviceVerifier:
             raise InvalidSignature("matrix: push with a wrong homeserver token", platform=PLATFORM, status=403)
 
     def verify_transaction(self, *, headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
-        """Authenticate, then parse every event; ``InvalidSignature`` with status 400 for a body
-        that is not a transaction (and nothing of it is kept)."""
+        """Authenticate, then parse every event. What is not a transaction, or not an event, is
+        kept as one ``malformed`` event (keyed by its digest), never refused: Synapse resends a
+        refused transaction with backoff forever and sends nothing after it
+        (synapse/appservice/scheduler.py, ``_Recoverer``), so a 400 would stall every later event."""
         self.authenticate(headers)
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidSignature("matrix: push body is not JSON", platform=PLATFORM, status=400) from None
+            data, notes = read_json(body)
+        except NotJson:
+            return [self.malformed(body)]
         events = data.get("events") if isinstance(data, dict) else None
         if not isinstance(events, list) or len(events) > MAX_EVENTS:
-            raise InvalidSignature("matrix: push body has no events list", platform=PLATFORM, status=400)
-        return [self.parse_event(e) for e in events]
+            return [self.malformed(body)]
+        out = []
+        for item in events:
+            try:
+                event = self.parse_event(item)
+            except InvalidSignature:
+                event = self.malformed(json.dumps(item, sort_keys=True).encode())
+            out.append(replace(event, notes=tuple(notes)) if notes else event)
+        return out
+
+    def malformed(self, raw: bytes) -> InboundEvent:
+        """What an authenticated push held that is not an event: kept for the working group to
+        look at (no route takes it), once per content."""
+        digest = hashlib.sha256(raw).hexdigest()[:32]
+        return InboundEvent(
+            platform=PLATFORM,
+            instance=self.instance,
+            dedupe_key=instance_key(PLATFORM, self.instance, "malformed", digest),
+            kind="malformed",
+            attributes={"sha256": digest},
+            data={"malformed": raw[:65_536].decode("utf-8", "replace")},
+        )
 
     def verify(self, *, headers: Mapping[str, str], body: bytes) -> InboundEvent:
         """The first event of a transaction."""
