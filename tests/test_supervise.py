@@ -195,15 +195,17 @@ def _first_text_channel(box: DiscordSandbox) -> str:
 
 def test_the_forum_sandbox_sends_a_webhook_again_until_it_is_taken(tmp_path):
     answers = [503, 200]
-    received: list[str] = []
+    received: list[tuple[str, bytes]] = []
 
     async def hook(scope, receive, send):
         if scope["type"] != "http":
             return
-        while (await receive()).get("more_body"):
-            pass
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
         status = answers.pop(0) if answers else 200
-        received.append(dict(scope["headers"]).get(b"x-discourse-event-id", b"").decode())
+        received.append((dict(scope["headers"]).get(b"x-discourse-event-id", b"").decode(), body))
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -222,4 +224,7 @@ def test_the_forum_sandbox_sends_a_webhook_again_until_it_is_taken(tmp_path):
     deliveries = box.state()["webhook_deliveries"]
     assert [(d["attempt"], d["status"]) for d in deliveries] == [(1, 503), (2, 200)]
     assert deliveries[0]["retry_in"] == 0.3
-    assert received[0] == received[1], "the same event (id) is sent again"
+    # Discourse's retry is a new emit job: a new WebHookEvent, so a new X-Discourse-Event-Id over
+    # the same body (app/jobs/regular/emit_web_hook_event.rb, retry_web_hook).
+    assert received[0][1] == received[1][1], "the same event is sent again"
+    assert int(received[1][0]) > int(received[0][0]), "under a new event id, as Discourse does"

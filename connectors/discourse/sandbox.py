@@ -146,9 +146,11 @@ class SeedSettings(SeedModel):
     max_post_length: int = Field(default=32000, ge=1)
     unique_posts_mins: float = 5.0
     grant_admin_confirmation_hours: float = 3.0
-    # A delivery answered other than 2xx (or not at all) is sent again after these delays, as
-    # Discourse's retry_web_hook_events does (1, 5, 25, 125 min; specs/API-NOTES.md section 2);
-    # then dropped. [] sends each once.
+    # A delivery answered other than 2xx is sent again after these delays, as Discourse's
+    # retry_web_hook_events does (1, 5, 25, 125 min), under a new X-Discourse-Event-Id; then
+    # dropped. [] sends each once. Unlike Discourse (app/jobs/regular/emit_web_hook_event.rb):
+    # that setting is off by default, and a delivery not answered at all (gateway down) is never
+    # sent again; the sandbox sends it again under the same id, as an admin's Redeliver does.
     webhook_retry_delays: list[float] = Field(default=[60.0, 300.0, 1500.0, 7500.0])
 
 
@@ -895,9 +897,13 @@ class DiscourseSandbox(Sandbox):
             elif item["attempts"] > len(delays):
                 self.webhook_pending.remove(item)
                 record["gave_up"] = True
-            else:
-                item["due"] = time.time() + delays[item["attempts"] - 1]
+            else:  # Discourse's retry is a new emit job: a new WebHookEvent, so a new event id
                 record["retry_in"] = delays[item["attempts"] - 1]
+                item.update(
+                    due=time.time() + record["retry_in"],
+                    event_id=str(self._next_event) if record["status"] is not None else item["event_id"],
+                )
+                item["headers"]["X-Discourse-Event-Id"], self._next_event = item["event_id"], self._next_event + 1
             self.webhook_deliveries.append(record)
         if self.on_change is not None:
             self.on_change()
