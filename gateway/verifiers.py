@@ -25,9 +25,11 @@ SIGNATURE_HEADERS = {
     "slack": ("x-slack-signature", "x-slack-request-timestamp"),
 }
 # Content types each platform sends (https://meta.discourse.org/t/49045, Discord interactions,
-# Slack interactivity = form-encoded, Slack Events API = JSON).
+# Slack interactivity = form-encoded, Slack Events API = JSON). A Discourse webhook set to
+# content type 2 is labelled form-encoded but its body is the same signed JSON
+# (app/jobs/regular/emit_web_hook_event.rb, build_webhook_body), so it is taken too.
 CONTENT_TYPES = {
-    "discourse": ("application/json",),
+    "discourse": ("application/json", "application/x-www-form-urlencoded"),
     "discord": ("application/json",),
     "slack": ("application/x-www-form-urlencoded", "application/json"),
 }
