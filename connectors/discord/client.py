@@ -80,7 +80,8 @@ class MissingPermissions(DiscordAPIError):
 class CannotDirectMessage(DiscordAPIError):
     """403 with code 50007: a member does not accept DMs from the bot.
 
-    ``user_ids`` are the members who could not be reached; ``delivered`` holds the ``MessageRef``s of
+    ``user_ids`` are the members who could not be reached (a recipient no longer in the server: as
+    the caller named them); ``delivered`` holds the ``MessageRef``s of
     the DMs that did go out, so the caller can fall back to a mention in the WG channel for the rest.
     """
 

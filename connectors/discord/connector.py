@@ -95,9 +95,13 @@ AUDIT_ACTION_NAMES = {
     72: "MESSAGE_DELETE",
     73: "MESSAGE_BULK_DELETE",
     143: "AUTO_MODERATION_BLOCK_MESSAGE",
+    144: "AUTO_MODERATION_FLAG_TO_CHANNEL",
     145: "AUTO_MODERATION_USER_COMM_DISABLED",
+    146: "AUTO_MODERATION_QUARANTINE_USER",
 }
-_USER_TARGETS = {20, 22, 23, 24, 25, 26, 27, 72, 145}  # types whose target_id is a user
+# Types whose target_id is a user; Auto Moderation's (143-146): the author it acted on, as
+# discord.py reads them (https://discordpy.readthedocs.io/en/stable/api.html#discord.AuditLogAction.automod_block_message).
+_USER_TARGETS = {20, 22, 23, 24, 25, 26, 27, 72, 143, 144, 145, 146}
 GUILD_ONLY, EXTERNAL = 2, 3  # scheduled-event privacy level and entity type
 # What a message can carry; one that comes with none of them was withheld (room_messages).
 _MESSAGE_PARTS = ("content", "attachments", "embeds", "components", "sticker_items", "poll")
@@ -495,7 +499,12 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         known = [observed]  # the first check may use roles already read (apply_role_changes)
 
         def is_done() -> bool:
-            roles = known[0] if known[0] is not None else self.get_member(user.id).roles
+            try:
+                roles = known[0] if known[0] is not None else self.get_member(user.id).roles
+            except DiscordAPIError as exc:
+                if exc.code not in (UNKNOWN_MEMBER, UNKNOWN_USER):
+                    raise
+                return self._not_a_member(action, user, what)
             known[0] = None
             return (rid in roles) == (action == "grant")
 
@@ -512,6 +521,9 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
             except MissingPermissions as exc:
                 raise self._explain_50013(exc, rid, what) from None
             except DiscordAPIError as exc:
+                if exc.code == UNKNOWN_MEMBER:  # left between the read and the write
+                    self._not_a_member(action, user, what)
+                    return
                 if exc.code == UNKNOWN_ROLE:
                     raise FatalError(
                         f"{what}: Discord has no role {rid} (10011); check the role id settings",
@@ -524,6 +536,20 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         status = ChangeStatus.APPLIED if outcome is WriteOutcome.APPLIED else ChangeStatus.UNCHANGED
         log.info("discord: %s %s %s: %s (reason: %s)", action, role, user.username, status.value, reason)
         return RoleChange(user=user, role=role, action=action, status=status, reason=reason)
+
+    def _not_a_member(self, action: str, user: UserRef, what: str) -> bool:
+        """``user`` is not in the server (left, was kicked, or never joined: Discord's 10007 Unknown
+        Member, https://discord.com/developers/docs/topics/opcodes-and-status-codes#json): a
+        revocation is done (a member's roles leave with the membership), a grant cannot be."""
+        if action == "revoke":
+            log.info("discord: %s: not a member of the server, so holds no role", what)
+            return True
+        raise FatalError(
+            f"{what}: {user.username or user.id} is not a member of guild {self.settings.guild_id} "
+            "(Discord 10007 Unknown Member: they left or never joined); a role is granted only to a member",
+            platform=PLATFORM,
+            status=404,
+        )
 
     def _explain_50013(self, exc: MissingPermissions, role_id: str, what: str) -> MissingPermissions:
         """Say which role is in the way and what to change in the server settings."""
@@ -682,7 +708,13 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         delivered: list[MessageRef] = []
         refused: list[str] = []
         for name in names:
-            user = self.find_user(name)
+            try:
+                user = self.find_user(name)
+            except FatalError as exc:
+                if isinstance(exc, DiscordAPIError) or exc.status != 404:
+                    raise
+                refused.append(name)  # not in the server (any more): the others still get theirs
+                continue
             cid = self._dm_channel(user.id)
             try:
                 bodies = payloads.messages(text, title=title, nonce=_nonce(None if key is None else f"{key}:{user.id}"))
@@ -699,9 +731,9 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
                 log.info("discord: %s does not accept DMs from the bot", user.username)
         if refused:
             raise CannotDirectMessage(
-                f"Discord: cannot DM {len(refused)} of {len(names)} recipient(s) (code 50007: they do not accept "
-                f"DMs from this server's members or blocked the bot): {', '.join(refused)}; mention them in the "
-                "working group channel instead",
+                f"Discord: cannot DM {len(refused)} of {len(names)} recipient(s) (not in the server, or code 50007: "
+                f"they do not accept DMs from this server's members or blocked the bot): {', '.join(refused)}; "
+                "mention them in the working group channel instead",
                 user_ids=tuple(refused),
                 delivered=tuple(delivered),
             )

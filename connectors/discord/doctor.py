@@ -13,7 +13,10 @@ What is checked (all ``GET``, nothing is changed):
 - each role it manages (``wg-member``, moderator, admin: by configured id or by name) exists,
   is not a managed (integration) role, and sits below the bot's highest role (a bot changes only
   roles below it: https://discord.com/developers/docs/topics/permissions#permission-hierarchy);
-- each configured channel exists and, after its permission overwrites, lets the bot post there.
+- each configured channel exists and, after its permission overwrites, lets the bot post there;
+- the server is a Community server (``GET /guilds/{id}``: ``features`` holds ``COMMUNITY``), which
+  the guides' welcome screen and onboarding prompt need
+  (https://discord.com/developers/docs/resources/guild#guild-object-guild-features).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "REQUIRED_PERMISSIONS",
     "HOOK_PATH",
     "check",
+    "community_check",
     "channel_permissions",
     "guild_permissions",
 ]
@@ -51,7 +55,9 @@ REQUIRED_PERMISSIONS: dict[str, tuple[int, ...]] = {
     "Read Message History": (1 << 16,),  # message search (activity), reading messages back
     "Manage Roles": (1 << 28,),  # grant / revoke; keep_onboarding_prompt
     "Manage Server": (1 << 5,),  # set_welcome, keep_onboarding_prompt
-    "Create Events": (1 << 44, 1 << 33),  # schedule_event (Create Events, or the older Manage Events)
+    # schedule_event; Manage Events alone no longer creates one since 2026-02-23 (Discord's change
+    # log of 2025-11-20: https://github.com/discord/discord-api-docs/pull/7991)
+    "Create Events": (1 << 44,),
     "Create Public Threads": (1 << 35,),  # post(): a thread on each message for replies
     "Create Private Threads": (1 << 36,),  # private_thread
     "Send Messages in Threads": (1 << 38,),  # reply
@@ -211,6 +217,21 @@ def _checks(
     rows = _get(client, "/guilds/{guild_id}/channels", path=guild, what="the channels")
     for ref in dict.fromkeys(c for c in channels if c):
         out.append(_channel_check(ref, rows, s, base=perms, bot_id=bot_id, bot_roles=bot_roles))
+    out.append(community_check(_get(client, "/guilds/{guild_id}", path=guild, what="the guild")))
+
+
+def community_check(guild: Mapping[str, Any]) -> Check:
+    """Whether the server is a Community server (pure): only one can have a welcome screen and
+    onboarding (the ``COMMUNITY`` guild feature), where ``guides-publish`` points newcomers."""
+    if "COMMUNITY" in (guild.get("features") or ()):
+        return passed(P, "community", "a Community server: the welcome screen and onboarding are available")
+    return failed(
+        P,
+        "community",
+        f"{guild.get('name')!r} is not a Community server: Discord gives it no welcome screen or onboarding, "
+        "where the guides point newcomers",
+        "Server Settings → Enable Community (it asks for a rules channel and verification settings)",
+    )
 
 
 def _token_check(client: DiscordClient, s: DiscordSettings, out: list[Check]) -> Any:

@@ -74,7 +74,7 @@ API_PREFIX = "/api/v10"
 MANAGE_ROLES, ADMINISTRATOR, EPHEMERAL = 1 << 28, 1 << 3, 1 << 6
 # Permission bits (https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags).
 VIEW_AUDIT_LOG, VIEW_CHANNEL, SEND_MESSAGES, MANAGE_MESSAGES = 1 << 7, 1 << 10, 1 << 11, 1 << 13
-ATTACH_FILES, READ_HISTORY, MANAGE_EVENTS, CREATE_EVENTS = 1 << 15, 1 << 16, 1 << 33, 1 << 44
+ATTACH_FILES, READ_HISTORY, CREATE_EVENTS = 1 << 15, 1 << 16, 1 << 44
 PUBLIC_THREADS, PRIVATE_THREADS, SEND_IN_THREADS, USE_COMMANDS = 1 << 35, 1 << 36, 1 << 38, 1 << 31
 EVERY_PERMISSION = (1 << 53) - 1  # what Administrator holds
 # The privileged intents, as application flags (the full bit or the "limited" one).
@@ -173,6 +173,9 @@ class SandboxSeed(SeedModel):
     generated_members: int = Field(default=0, ge=0, le=200_000)
     generated_member_roles: dict[str, int] = {}  # role name -> how many of the first generated members hold it
     settings: SeedSettings = SeedSettings()
+    # Guild features (https://discord.com/developers/docs/resources/guild#guild-object-guild-features):
+    # COMMUNITY is what lets a server have a welcome screen and onboarding.
+    features: list[str] = ["COMMUNITY"]
 
 
 def default_seed() -> dict[str, Any]:
@@ -481,8 +484,9 @@ class DiscordSandbox(Sandbox):
             self.channels: dict[str, dict[str, Any]] = {
                 c["id"]: {**c, "parent_id": None, "guild_id": seed.guild_id, "thread": None} for c in channels
             }
-            # Every user the sandbox knows is a member of its one guild.
+            # Every user the sandbox knows is a member of its one guild, or was (left: `departed`).
             self.members: dict[str, dict[str, Any]] = {}
+            self.departed: dict[str, dict[str, Any]] = {}
             self._add_member(
                 seed.application_id,
                 [rid for rid, r in self.roles.items() if r.get("bot_role")],
@@ -1205,7 +1209,10 @@ class DiscordSandbox(Sandbox):
     def _inject_audit(self, call: Call, data: Mapping[str, Any]) -> Reply:
         # Who acted and on whom: any user (a member may have left since), by username or id.
         given = {name: str(data[name]) for name in ("user", "target") if data.get(name) not in (None, "")}
-        ids = {name: (self._user_by_name(v) or self.members.get(v) or {}).get("id") for name, v in given.items()}
+        ids = {
+            name: (self._user_by_name(v) or self.members.get(v) or self.departed.get(v) or {}).get("id")
+            for name, v in given.items()
+        }
         if unknown := [name for name, uid in ids.items() if uid is None]:
             return _error(400, 10013, f"Unknown User ({unknown[0]})")
         try:
@@ -1261,6 +1268,15 @@ class DiscordSandbox(Sandbox):
                 return Reply(204)
             self._edit_message(msg, {"content": str(data["content"])})
             return Reply(200, self._message_json(msg))
+
+    # A member leaves the server (or is kicked): their roles go with the membership, the user stays.
+    @control("leave")
+    def _leave(self, call: Call, data: Mapping[str, Any]) -> Reply:
+        with self._lock:
+            if isinstance(user := self._person(data.get("user", "")), Reply):
+                return user
+            self.departed[user["id"]] = {**self.members.pop(user["id"]), "roles": []}
+            return Reply(204)
 
     # The server owner edits a role's permissions (Server Settings → Roles), the bot's own too.
     @control("roles")
@@ -1334,7 +1350,7 @@ class DiscordSandbox(Sandbox):
         )
 
     def _user_json(self, uid: str) -> dict[str, Any]:
-        user = self.members[uid]
+        user = self.members.get(uid) or self.departed[uid]
         return shaped(
             _shapes.USER,
             id=uid,
@@ -1650,7 +1666,8 @@ def _create_message(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> R
     if refused := sb._bot_lacks(needed, channel):
         return refused
     data, nonce = {**data, "_files": req.files} if req.files else data, data.get("nonce")
-    if channel["type"] == 1 and not sb.members[channel["recipient_id"]]["accepts_dms"]:
+    # A user who closed DMs, or who shares no server with the bot any more (left), 50007.
+    if channel["type"] == 1 and not sb.members.get(channel["recipient_id"], {}).get("accepts_dms"):
         return _error(403, 50007, "Cannot send messages to this user")
     now, key = time.monotonic(), (sb.bot_id, str(nonce))
     seen = sb.nonces.get(key) if nonce is not None and data.get("enforce_nonce") else None
@@ -1680,10 +1697,6 @@ def _visible(find: Callable[..., Any], needed: int = 0) -> Callable[..., Any]:
     return found
 
 
-def _find_member(sb: DiscordSandbox, req: Call) -> str | Reply:
-    return req.params["user_id"] if req.params["user_id"] in sb.members else _unknown("User", 10013)
-
-
 def _command_scope(sb: DiscordSandbox, req: Call) -> str | Reply:
     """The scope of the path's commands (the guild's id, or "global"): of this application only."""
     if req.params["application_id"] != sb.seed.application_id:
@@ -1698,7 +1711,19 @@ def _show(sb: DiscordSandbox, req: Call, *found: Any, show: Callable[..., Any]) 
 # The answers that only show the state (what the spec requires beyond it: shapes.json):
 # (template, bucket, find, what the answer shows of the state and of what find found).
 _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ...] = (
-    ("/guilds/{guild_id}/members/{user_id}", "member.get", _find_member, lambda sb, uid: sb._member_json(uid)),
+    # A user who left: 10007 Unknown Member; no such user at all: 10013 Unknown User.
+    (
+        "/guilds/{guild_id}/members/{user_id}",
+        "member.get",
+        lambda sb, req: (
+            uid
+            if (uid := req.params["user_id"]) in sb.members
+            else _unknown("Member", 10007)
+            if uid in sb.departed
+            else _unknown("User", 10013)
+        ),
+        lambda sb, uid: sb._member_json(uid),
+    ),
     (
         "/guilds/{guild_id}/roles",
         "roles",
@@ -1736,13 +1761,24 @@ _SHOWN: tuple[tuple[str, str, Callable[..., Any] | None, Callable[..., Any]], ..
             _shapes.GUILD,
             id=sb.seed.guild_id,
             name=sb.seed.guild_name,
+            features=list(sb.seed.features),
             owner_id=sb._owner_id,
             roles=[sb._role_json(r) for r in sorted(sb.roles.values(), key=lambda r: r["position"])],
             approximate_member_count=len(sb.members),
         ),
     ),
     ("/channels/{channel_id}", "channels", _visible(_find_channel), lambda sb, channel: sb._channel_json(channel)),
-    ("/users/{user_id}", "member.get", _find_member, lambda sb, uid: sb._user_json(uid)),
+    # Any user, one who left the guild too.
+    (
+        "/users/{user_id}",
+        "member.get",
+        lambda sb, req: (
+            req.params["user_id"]
+            if req.params["user_id"] in sb.members or req.params["user_id"] in sb.departed
+            else _unknown("User", 10013)
+        ),
+        lambda sb, uid: sb._user_json(uid),
+    ),
     # Every field the spec's UserPIIResponse requires (a bot account: no MFA, en-US).
     ("/users/@me", "me", None, lambda sb: {**sb._user_json(sb.bot_id), "mfa_enabled": False, "locale": "en-US"}),
     ("/applications/@me", "me", None, lambda sb: sb._application_json()),
@@ -1847,7 +1883,7 @@ def _delete_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any]) -> Reply
 @_route("POST", "/users/@me/channels", bucket="dm")
 def _create_dm(sb: DiscordSandbox, req: Call) -> Reply:
     rid = str((req.json() or {}).get("recipient_id", ""))
-    if rid not in sb.members or rid == sb.bot_id:
+    if not (rid in sb.members or rid in sb.departed) or rid == sb.bot_id:
         return _unknown("User", 10013)
     # One DM channel per user: the one opened before, else a new one.
     cid = next((c["id"] for c in sb.channels.values() if c.get("recipient_id") == rid), None) or sb._id()
@@ -1916,8 +1952,9 @@ def _add_thread_member(sb: DiscordSandbox, req: Call, thread: dict[str, Any]) ->
 
 @_route("POST", "/guilds/{guild_id}/scheduled-events", bucket="events")
 def _create_event(sb: DiscordSandbox, req: Call) -> Reply:
-    # Create Events, or the older Manage Events, either one (an external event needs no channel's).
-    if not sb._permissions(sb.bot_id) & (CREATE_EVENTS | MANAGE_EVENTS):
+    # Create Events (an external event needs no channel's); Manage Events alone no longer creates
+    # one since 2026-02-23 (change log of 2025-11-20: https://github.com/discord/discord-api-docs/pull/7991).
+    if not sb._permissions(sb.bot_id) & CREATE_EVENTS:
         return _error(403, 50013, "Missing Permissions")
     event, errors = check_body(_Event, req.json() or {})
     if event is None:
@@ -1968,7 +2005,7 @@ def _audit_logs(sb: DiscordSandbox, req: Call) -> Reply:
         key=lambda e: int(e["id"]),
         reverse=not ("after" in bounds and "before" not in bounds),
     )[:limit]
-    ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and x in sb.members}
+    ids = {x for e in page for x in (e["user_id"], e["target_id"]) if x and (x in sb.members or x in sb.departed)}
     entries = [
         {k: copy.deepcopy(v) for k, v in e.items() if v is not None or k in ("user_id", "target_id")} for e in page
     ]
