@@ -71,6 +71,41 @@ def _external_id(key: str | None) -> str:
     return "cf-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
+# Discourse's defaults for a body's least length: min_post_length and min_first_post_length 20,
+# min_personal_message_post_length 10 (config/site_settings.yml).
+MIN_POST_LENGTH = 20
+# TopicTitleLengthValidator's highest max_topic_title_length, and TextSentinel's longest word in a
+# title (title_max_word_length, 30 letters or digits in a row).
+MAX_TITLE_LENGTH = 255
+_TITLE_WORD = 30
+
+
+def _visible_length(raw: str) -> int:
+    """How long Discourse finds ``raw`` against its minimum: StrippedLengthValidator's
+    get_sanitized_value drops HTML comments (one line each), counts an emoji code and a run of
+    dots or commas as one character, and strips the ends
+    (https://github.com/discourse/discourse/blob/main/lib/validators/stripped_length_validator.rb)."""
+    return len(re.sub(r"\.{2,}|,{2,}|:\w+(:\w+)?:", "X", re.sub(r"<!--.*?-->", "", raw)).strip())
+
+
+def _filled(text: str, minimum: int = MIN_POST_LENGTH) -> str:
+    """``text`` made as long as Discourse's minimum with zero-width spaces when its visible part is
+    shorter (a relayed "ok" from chat, our reply marker not counting). Discourse keeps them
+    (TextCleaner.normalize_whitespaces leaves U+200B, Ruby's strip does not remove it) and a
+    reader sees nothing."""
+    return text + "\u200b" * max(0, minimum - _visible_length(text))
+
+
+def _fit_title(title: str) -> str:
+    """``title`` as a topic title Discourse takes: at most 255 characters, no run of more than 30
+    letters or digits ("Title seems unclear", TextSentinel#seems_unpretentious?,
+    https://github.com/discourse/discourse/blob/main/lib/text_sentinel.rb): a long run is broken
+    by a hyphen."""
+    long_word, piece = rf"[^\W_]{{{_TITLE_WORD + 1},}}", rf".{{1,{_TITLE_WORD}}}"
+    title = re.sub(long_word, lambda m: "-".join(re.findall(piece, m[0])), title)
+    return title if len(title) <= MAX_TITLE_LENGTH else title[: MAX_TITLE_LENGTH - 1].rstrip() + "…"
+
+
 def _shorten(text: str, room: int) -> str:
     """``text`` cut to ``room`` characters with a visible note saying how much was left out."""
     if len(text) <= room:
@@ -176,6 +211,13 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
             if name in self._group_ids:
                 return self._group_ids[name]
         data = self.client.get(f"/groups/{quote(name, safe='')}.json", what=f"Discourse group {name!r}")
+        if data["group"].get("automatic"):
+            # Guardian#can_edit_group? is false for an automatic group (moderators, staff,
+            # trust_level_N): Discourse sets its members itself and refuses any change with 403.
+            raise ConfigError(
+                f"Discourse group {name!r} is automatic: its members cannot be added or removed; "
+                "name a group of your own for this role (Admin → Groups → New group)"
+            )
         group_id = int(data["group"]["id"])
         with self._lock:
             self._group_ids[name] = group_id
@@ -271,8 +313,12 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
             if not batch or offset >= int(data.get("meta", {}).get("total", 0)):
                 return members
 
-    def _holds(self, user: UserRef, role: Role) -> bool:
+    def _holds(self, user: UserRef, role: Role, members_body: dict[str, Any] | None = None) -> bool:
         data = self._admin_user(user)
+        if members_body is not None:
+            # A group change names the account as it is called now (read by its id): a member who
+            # renamed is still found, and never whoever took their old name since.
+            members_body["usernames"] = str(data.get("username") or user.username)
         if role.kind is RoleKind.MODERATOR:
             return bool(data.get("moderator"))
         if role.kind is RoleKind.ADMIN:
@@ -297,7 +343,7 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
             method, admin_route = "PUT", False
         what = f"grant {role} to {user.username!r}"
         outcome = self._ensure(
-            is_done=lambda: self._holds(user, role),
+            is_done=lambda: self._holds(user, role, body),
             write=lambda: self.client.request(method, path, what=what, json_body=body, admin_route=admin_route),
             what=what,
         )
@@ -363,7 +409,7 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
             body, admin_route = {"usernames": user.username}, False
         what = f"revoke {role} from {user.username!r}"
         outcome = self._ensure(
-            is_done=lambda: not self._holds(user, role),
+            is_done=lambda: not self._holds(user, role, body),
             write=lambda: self.client.request(method, path, what=what, json_body=body, admin_route=admin_route),
             what=what,
         )
@@ -414,6 +460,8 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
         "Title has already been used" unless ``allow_duplicate_topic_titles`` is on
         (https://github.com/discourse/discourse/blob/main/app/models/topic.rb). Such a topic is
         sent once more with the day added to its title."""
+        minimum = MIN_POST_LENGTH // 2 if "archetype" in body else MIN_POST_LENGTH
+        body = {**body, "title": _fit_title(str(body["title"])), "raw": _filled(str(body["raw"]), minimum)}
         try:
             return self._create_topic_once(body, key=key, what=what)
         except FatalError as exc:
@@ -480,7 +528,7 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
         it twice (``_own_post_with``).
         """
         marker = f"<!-- cf:{_external_id(key)} -->"
-        raw = f"{text}\n\n{marker}"
+        raw = f"{_filled(text)}\n\n{marker}"  # the marker does not count towards the minimum
         what = f"reply in topic {thread_id}"
         found: dict[str, Any] = {}
 
@@ -530,7 +578,7 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
             "PUT",
             f"/posts/{quote(str(post_id), safe='')}.json",
             what=f"post {post_id}",
-            json_body={"post": {"raw": raw, "edit_reason": reason}},
+            json_body={"post": {"raw": _filled(raw), "edit_reason": reason}},
         )
 
     def shelve_guide(

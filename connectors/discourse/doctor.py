@@ -9,7 +9,8 @@
   ``AdminConstraint``, which answers **404** (not 403) to a non-admin, and a scoped key that does
   not cover it is refused (403). The connector needs such routes (``grant_moderation``…);
 - the WG category exists and is private (``read_restricted``), any extra category ids exist
-  (``GET /categories.json``), the WG group exists (``GET /groups/{name}.json``);
+  (``GET /categories.json``), the WG group exists (``GET /groups/{name}.json``) and is not one of
+  Discourse's automatic groups (whose members it sets itself);
 - the WG group may reply in the WG category (``GET /c/{id}/show.json``, its
   ``group_permissions``): the poll plugin takes a vote only from someone who may post in the
   ballot's topic, so a group that may only see the category cannot vote there;
@@ -330,7 +331,7 @@ def _category_checks(cats: list[Any], *, who: str, category: str, group: str, ca
 
 def _group_check(client: DiscourseClient, group: str) -> Check:
     try:
-        client.get(f"/groups/{quote(group, safe='')}.json", what=f"group {group!r}")
+        shown: Any = client.get(f"/groups/{quote(group, safe='')}.json", what=f"group {group!r}")
     except FatalError as exc:
         if exc.status == 404:
             return failed(
@@ -342,6 +343,15 @@ def _group_check(client: DiscourseClient, group: str) -> Check:
         return failed(P, f"group {group}", str(exc), "see the error")
     except CharterflowError as exc:
         return failed(P, f"group {group}", str(exc), "see the error")
+    if (shown.get("group") or {}).get("automatic"):
+        # Guardian#can_edit_group? is false for an automatic group: Discourse refuses (403) every
+        # change of its members (lib/guardian/group_guardian.rb).
+        return failed(
+            P,
+            f"group {group}",
+            f"{group!r} is one of Discourse's automatic groups: members cannot be added to it or removed",
+            "create a group of your own (Admin → Groups) and set CHARTERFLOW_DISCOURSE_GROUP to its name",
+        )
     return passed(P, f"group {group}", "exists")
 
 

@@ -1268,6 +1268,7 @@ def _get_group(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Reply:
                 name=group["name"],
                 full_name=group["full_name"],
                 is_group_user=req.user["id"] in group["members"],
+                automatic=group["name"] in _shapes.AUTO_GROUPS,
             ),
             "extras": {"visible_group_names": sorted(g["name"] for g in sb.groups.values())},
         },
@@ -1348,11 +1349,13 @@ def _group_members(sb: DiscourseSandbox, req: Call, group: dict[str, Any]) -> Re
 
 
 def _membership(sb: DiscourseSandbox, req: Call) -> tuple[dict[str, Any], list[dict[str, Any]], list[str]] | Reply:
-    """The group of the path, the known users the body names and the names unknown."""
+    """The group of the path, the known users the body names and the names unknown. An automatic
+    group (moderators, trust_level_N…) is refused: Guardian#can_edit_group? is false for it
+    (lib/guardian/group_guardian.rb)."""
     group = sb.groups.get(_int_param(req.params["id"]) or 0)
     names = [n.strip() for n in str(req.form().get("usernames") or "").split(",") if n.strip()]
-    if group is None:
-        return _not_found()
+    if group is None or group["name"] in _shapes.AUTO_GROUPS:
+        return _invalid_access() if group else _not_found()
     if not names:
         return _invalid_parameters("param is missing or the value is empty: usernames")
     users = {u["id"]: u for n in names if (u := sb._user_by_name(n))}  # a name given twice counts once
@@ -1502,14 +1505,22 @@ def _body_errors(sb: DiscourseSandbox, raw: str, min_body: int, acting: Mapping[
     if len(raw) > settings.max_post_length:
         # StrippedLengthValidator: the unstripped length, checked before the minimum.
         errors.append(f"Body is limited to {settings.max_post_length} characters; you entered {len(raw)}.")
-    elif len(raw.strip()) < min_body:
+    # StrippedLengthValidator.get_sanitized_value: HTML comments (one line each, Ruby's `.`) do
+    # not count, an emoji code counts one, dots and commas once
+    # (lib/validators/stripped_length_validator.rb).
+    elif len(re.sub(r"\.{2,}|,{2,}|:\w+(:\w+)?:", "X", re.sub(r"<!--.*?-->", "", raw)).strip()) < min_body:
         errors.append(f"Body is too short (minimum is {min_body} characters)")
-    # UniquePostValidator: the same raw from the same user within unique_posts_mins.
-    if raw.strip() and any(
-        p["user_id"] == acting["id"]
-        and p["raw"].strip() == raw.strip()
-        and p["_ts"] > time.time() - settings.unique_posts_mins * 60
-        for p in sb.posts.values()
+    # PostValidator#unique_post_validator: the same raw from the same user within
+    # unique_posts_mins, staff exempt (lib/validators/post_validator.rb).
+    if (
+        raw.strip()
+        and not (acting["admin"] or acting["moderator"])
+        and any(
+            p["user_id"] == acting["id"]
+            and p["raw"].strip() == raw.strip()
+            and p["_ts"] > time.time() - settings.unique_posts_mins * 60
+            for p in sb.posts.values()
+        )
     ):
         errors.append("Body is too similar to what you recently posted")
     return errors
@@ -1528,7 +1539,27 @@ def _create_post(sb: DiscourseSandbox, req: Call) -> Reply:
         title = str(data.get("title") or "").strip()
         min_title = settings.min_personal_message_title_length if is_pm else settings.min_topic_title_length
         min_body = settings.min_personal_message_post_length if is_pm else settings.min_first_post_length
-        errors = [f"Title is too short (minimum is {min_title} characters)"] if len(title) < min_title else []
+        # TopicTitleLengthValidator (max_topic_title_length: 255, its highest value), and on a
+        # topic QualityTitleValidator's TextSentinel.title_sentinel (lib/text_sentinel.rb): 10
+        # distinct bytes, a letter or digit, no word over title_max_word_length (30). An all-caps
+        # title is not refused: title_prettify lowers it first (lib/text_cleaner.rb).
+        errors = [
+            message
+            for message, wrong in (
+                (f"Title is too short (minimum is {min_title} characters)", len(title) < min_title),
+                ("Title is too long (maximum is 255 characters)", len(title) > 255),
+                (
+                    "Title seems unclear, is it a complete sentence?",
+                    not is_pm
+                    and (
+                        len(set(title.encode())) < (10 if min_title > 10 else int(min_title * 0.7))
+                        or not re.search(r"[^\W_]", title)
+                        or re.search(r"[^\W_]{31,}", title)
+                    ),
+                ),
+            )
+            if wrong
+        ]
     errors += _body_errors(sb, raw, min_body, acting)
     if isinstance(polls := _parse_polls(raw), str):
         errors.append(polls)
