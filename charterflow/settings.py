@@ -64,9 +64,11 @@ class Settings(BaseSettings):
         "CHARTERFLOW_HOME, and say so (false: your own settings only).",
     )
     sandbox_webhook_retry: str = Field(
-        default="60,300,1500,7500",
-        description="Seconds after which the Forum sandbox sends a webhook the gateway did not take "
-        "again (comma-separated; Discourse's own schedule by default; empty: never).",
+        default="",
+        description="Seconds after which the Forum sandbox sends again a webhook the gateway answered "
+        "other than 2xx, as Discourse does with retry_web_hook_events on (comma-separated, e.g. "
+        "60,300,1500,7500; empty, Discourse's default: never). One that got no answer is never sent "
+        "again; hooks-redeliver asks for it.",
     )
     sandbox_smtp_port: int = Field(
         default=0,

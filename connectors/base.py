@@ -62,6 +62,7 @@ __all__ = [
     "ModeratorsRoomHost",
     "PlatformReport",
     "PlatformReports",
+    "Redelivery",
     "Role",
     "AuthorNames",
     "RoomMessage",
@@ -1067,4 +1068,16 @@ class PlatformReports(Protocol):
         ...
 
 
-PROTOCOLS = (*PROTOCOLS, ModeratorsRoomHost, PlatformReports)
+@runtime_checkable
+class Redelivery(Protocol):
+    """A platform that keeps what it failed to push to charterflow's gateway and pushes it again
+    on request (the Forum: Discourse sends a webhook once, and never again when the gateway did
+    not answer). The gateway takes a push it has seen once, by its event id."""
+
+    def redeliver_failed(self, *, since: datetime) -> list[str]:
+        """Ask the platform to push again each push to the gateway that failed since ``since``
+        and was not delivered since; the event ids asked for."""
+        ...
+
+
+PROTOCOLS = (*PROTOCOLS, ModeratorsRoomHost, PlatformReports, Redelivery)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from flows import platforms_state
+from flows import platforms_state, redelivery
 from flows.board.decision import record_decision
 from flows.board.escalation import board_escalation
 from flows.board.reminders import board_reminders
@@ -92,6 +92,7 @@ CAPABILITIES: tuple[ModuleType, ...] = (
     guides_deploy,
     commons_deploy,
     safety_deploy,
+    redelivery,
 )
 
 

@@ -22,7 +22,7 @@ from connectors.discord.connector import DiscordConnector
 from connectors.discord.doctor import REQUIRED_PERMISSIONS, channel_permissions, guild_permissions
 from connectors.discord.sandbox import default_seed as discord_default
 from connectors.discourse.connector import DiscourseConnector
-from connectors.discourse.doctor import WEBHOOK_EVENTS, retries_check, webhook_check
+from connectors.discourse.doctor import WEBHOOK_EVENTS, webhook_check
 from connectors.discourse.sandbox import default_seed as discourse_default
 from connectors.slack.connector import SlackConnector
 from connectors.slack.sandbox import default_seed as slack_default
@@ -285,20 +285,6 @@ def test_the_webhook_check_reads_discourses_answer() -> None:
     elsewhere = webhook_check([{**good, "payload_url": "https://chat.example.org/hook"}], url=None, secret=secret)
     assert not elsewhere.ok and "no webhook sends to a gateway" in elsewhere.detail
     assert webhook_check(["not a hook", {}], url=None, secret=secret).ok is False
-
-
-def test_the_webhook_retries_check_reads_the_site_setting() -> None:
-    # Pure: /admin/site_settings.json as Discourse answers it (the sandbox lists the title only).
-    # retry_web_hook_events is off by default: a delivery the gateway refused is never sent again.
-    def listed(value: object) -> dict[str, object]:
-        title = {"setting": "title", "value": "Forum"}
-        return {"site_settings": [title, {"setting": "retry_web_hook_events", "value": value, "type": "bool"}]}
-
-    off = retries_check(listed("false"))
-    assert off is not None and not off.ok and "never sent again" in off.detail and "retry web hook events" in off.fix
-    assert [getattr(retries_check(listed(v)), "ok", None) for v in ("true", True)] == [True, True]
-    assert retries_check({"site_settings": [{"setting": "title", "value": "Forum"}]}) is None
-    assert retries_check("not json") is None
 
 
 def test_bad_credentials_stop_each_platform_at_its_first_check():

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -31,6 +31,7 @@ from connectors.base import (
     InboundEvent,
     MessageRef,
     ModerationEntry,
+    Redelivery,
     Role,
     RoleChange,
     RoleKind,
@@ -40,6 +41,7 @@ from connectors.base import (
     url_instance,
 )
 from connectors.discourse.client import PLATFORM, DiscourseClient, log
+from connectors.discourse.doctor import HOOK_PATH
 from connectors.discourse.inbound import DiscourseWebhookVerifier
 from connectors.discourse.settings import DiscourseSettings
 from connectors.errors import ConfigError, FatalError, RetriableError
@@ -54,6 +56,8 @@ _VOTERS_PAGE = 50  # /polls/voters.json allows limit 1..50
 # The site setting max_post_length (default 32000 characters): longer raw is refused with 422.
 MAX_POST_LENGTH = 32000
 _STAFF_LOG_PAGE = 200  # /admin/logs/staff_action_logs.json pages hold up to 200 rows, newest first
+_HOOK_EVENT_PAGE = 50  # /admin/api/web_hook_events/{id}.json pages hold 50, newest first
+_HOOK_EVENT_MAX_PAGES = 20  # a redelivery pass reads at most 1,000 deliveries back
 _STAFF_LOG_MAX_PAGES = 50  # a first read (no cursor) imports at most this many pages of history
 
 
@@ -115,7 +119,7 @@ def _shorten(text: str, room: int) -> str:
     return text[:keep].rstrip() + note.format(n=len(text) - len(text[:keep].rstrip()))
 
 
-class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
+class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox, Redelivery):
     """Talks to one Discourse site through its REST API with an admin API key.
 
     Build it with ``DiscourseConnector.from_env()`` or ``DiscourseConnector(settings=...)``;
@@ -830,6 +834,62 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox):
 
     # ----------------------------------------------------------------------------------------
     # Inbound
+
+    # ----------------------------------------------------------------------------------------
+    # Redelivery (the webhooks that failed; Admin::WebHooksController)
+
+    def redeliver_failed(self, *, since: datetime) -> list[str]:
+        """Ask the Forum to send again each delivery of charterflow's webhook (its Payload URL
+        ends with the gateway's ``/hooks/discourse``) that failed since ``since``.
+
+        Discourse sends a webhook once: again only with the site setting
+        ``retry_web_hook_events`` (off by default), under a new event id, and never when the
+        gateway did not answer at all (app/jobs/regular/emit_web_hook_event.rb). A redelivery
+        sends the stored body and headers, its event id too, so the gateway takes it once. A
+        failed delivery whose body was delivered later (a retry) is not asked for; of a body
+        that failed more than once, only the newest."""
+        asked: list[str] = []
+        hooks = self.client.get("/admin/api/web_hooks.json", what="Discourse webhooks", admin_route=True)
+        for hook in hooks.get("web_hooks") or []:
+            if urlsplit(str(hook.get("payload_url") or "")).path.rstrip("/").endswith(HOOK_PATH):
+                for event_id in self._failed_deliveries(int(hook["id"]), since):
+                    self.client.request(
+                        "POST",
+                        f"/admin/api/web_hooks/{int(hook['id'])}/events/{event_id}/redeliver",
+                        what=f"Discourse webhook event {event_id}",
+                        admin_route=True,
+                    )
+                    asked.append(event_id)
+        if asked:
+            log.warning("discourse: asked the Forum to send %d failed webhook deliveries again", len(asked))
+        return asked
+
+    def _failed_deliveries(self, hook_id: int, since: datetime) -> list[str]:
+        """The ids of the deliveries to send again, newest first (pages of 50, newest first)."""
+        events: list[dict[str, Any]] = []
+        for page in range(_HOOK_EVENT_MAX_PAGES):
+            batch = (
+                self.client.get(
+                    f"/admin/api/web_hook_events/{hook_id}.json",
+                    what="Discourse webhook events",
+                    params={"offset": page * _HOOK_EVENT_PAGE},
+                    admin_route=True,
+                ).get("web_hook_events")
+                or []
+            )
+            recent = [e for e in batch if (_ts(e.get("created_at")) or since) >= since]
+            events.extend(recent)
+            if len(batch) < _HOOK_EVENT_PAGE or len(recent) < len(batch):
+                break
+        delivered = {e.get("payload") for e in events if 200 <= int(e.get("status") or 0) < 300}
+        wanted: dict[Any, str] = {}
+        for e in sorted(events, key=lambda e: int(e["id"]), reverse=True):
+            # No answer (-1), a timeout, a burst or the gateway's 5xx may pass another time; its
+            # 4xx (a bad signature, a malformed body) would only fail again.
+            transient = int(e.get("status") or -1) in (-1, 408, 429) or int(e.get("status") or 0) >= 500
+            if transient and e.get("payload") not in delivered and not e.get("redelivering"):
+                wanted.setdefault(e.get("payload"), str(e["id"]))
+        return list(wanted.values())
 
     # ----------------------------------------------------------------------------------------
     # ModerationLog (the staff action log; needs a staff API user)

@@ -19,8 +19,6 @@
   ``…/hooks/discourse``; active, as JSON, with the events charterflow acts on
   (``WEBHOOK_EVENTS``), signed with CHARTERFLOW_DISCOURSE_WEBHOOK_SECRET (compared, never shown),
   its last delivery not failed;
-- ``retry_web_hook_events`` is on, when the site lists it (off by default: a delivery the gateway
-  refuses is never sent again);
 - the webhook secret is set (its value is never shown).
 """
 
@@ -38,7 +36,7 @@ from connectors.discourse.settings import DiscourseSettings
 from connectors.doctor import Check, failed, passed, reaches
 from connectors.errors import CharterflowError, ConfigError, FatalError
 
-__all__ = ["HOOK_PATH", "WEBHOOK_EVENTS", "check", "retries_check", "webhook_check"]
+__all__ = ["HOOK_PATH", "WEBHOOK_EVENTS", "check", "webhook_check"]
 
 P = "discourse"
 _KEYS_PAGE = "Admin → Advanced → API keys"
@@ -125,7 +123,7 @@ def _checks(
                 f"Admin → Users → {who} → Grant Admin, or act as an admin account",
             )
         )
-    out.extend(_admin_scope_checks(client))
+    out.append(_admin_scope_check(client))
     try:
         data: Any = client.get("/categories.json", what="the categories")
         cats = (data.get("category_list") or {}).get("categories") or []
@@ -232,59 +230,30 @@ def _api_user(client: DiscourseClient, s: DiscourseSettings, out: list[Check]) -
     return user
 
 
-def _admin_scope_checks(client: DiscourseClient) -> list[Check]:
+def _admin_scope_check(client: DiscourseClient) -> Check:
     try:
-        answer = client.request(
+        client.request(
             "GET",
             "/admin/site_settings.json",
             what="an admin-only route",
             admin_route=True,
-            params=[("filter_names[]", "title"), ("filter_names[]", "retry_web_hook_events")],
+            params={"filter_names[]": "title"},
         )
     except FatalError as exc:
         if exc.status == 404:
             detail = "admin-only routes answer 404 to this key (its user is not an admin)"
         else:
             detail = f"admin-only routes are refused (HTTP {exc.status}): the key's scope does not cover them"
-        return [
-            failed(
-                P,
-                "admin scope",
-                detail,
-                f"{_KEYS_PAGE}: create a key with Scope Global for an admin "
-                "account (granular scopes lack grant_moderation, polls and the admin user view)",
-            )
-        ]
+        return failed(
+            P,
+            "admin scope",
+            detail,
+            f"{_KEYS_PAGE}: create a key with Scope Global for an admin "
+            "account (granular scopes lack grant_moderation, polls and the admin user view)",
+        )
     except CharterflowError as exc:
-        return [failed(P, "admin scope", str(exc), "see the error")]
-    try:
-        listed: Any = answer.json()
-    except ValueError:
-        listed = None
-    retries = retries_check(listed)
-    return [passed(P, "admin scope", "the key reaches admin-only routes"), *([retries] if retries else [])]
-
-
-def retries_check(answer: Any) -> Check | None:
-    """Whether the site sends a webhook the gateway refused again (pure; ``answer``: the
-    ``/admin/site_settings.json`` body); ``None`` when it does not list ``retry_web_hook_events``.
-    Off (Discourse's default), a delivery answered 503 while the ledger is unreachable is lost;
-    on, it is sent again 4 times (1, 5, 25, 125 min), and a delivery that got no answer at all
-    is still never sent again (app/jobs/regular/emit_web_hook_event.rb)."""
-    rows = answer.get("site_settings") if isinstance(answer, dict) else None
-    found = next((r for r in rows or [] if isinstance(r, dict) and r.get("setting") == "retry_web_hook_events"), None)
-    if found is None:
-        return None
-    if str(found.get("value")).lower() in ("true", "t"):
-        return passed(P, "webhook retries", "retry_web_hook_events is on: a refused delivery is sent again")
-    return failed(
-        P,
-        "webhook retries",
-        "retry_web_hook_events is off (Discourse's default): a delivery the gateway refuses "
-        "(503 while its ledger is unreachable) is never sent again, and that Forum event is lost",
-        "Admin → All site settings → retry web hook events: on. A delivery that got no answer "
-        f"(the gateway down) is not retried even then: redeliver it from {_HOOKS_PAGE} → Events",
-    )
+        return failed(P, "admin scope", str(exc), "see the error")
+    return passed(P, "admin scope", "the key reaches admin-only routes")
 
 
 def _category_checks(cats: list[Any], *, who: str, category: str, group: str, category_ids: list[str]) -> list[Check]:

@@ -147,11 +147,10 @@ class SeedSettings(SeedModel):
     unique_posts_mins: float = 5.0
     grant_admin_confirmation_hours: float = 3.0
     # A delivery answered other than 2xx is sent again after these delays, as Discourse's
-    # retry_web_hook_events does (1, 5, 25, 125 min), under a new X-Discourse-Event-Id; then
-    # dropped. [] sends each once. Unlike Discourse (app/jobs/regular/emit_web_hook_event.rb):
-    # that setting is off by default, and a delivery not answered at all (gateway down) is never
-    # sent again; the sandbox sends it again under the same id, as an admin's Redeliver does.
-    webhook_retry_delays: list[float] = Field(default=[60.0, 300.0, 1500.0, 7500.0])
+    # retry_web_hook_events does (on: 1, 5, 25, 125 min), under a new X-Discourse-Event-Id; then
+    # dropped. [] (that setting's default, off) sends each once. A delivery not answered at all
+    # (the gateway down) is never sent again (app/jobs/regular/emit_web_hook_event.rb).
+    webhook_retry_delays: list[float] = []
 
 
 class SeedWebhook(SeedModel):
@@ -319,6 +318,7 @@ class DiscourseSandbox(Sandbox):
             self.webhook_deliveries: list[dict[str, Any]] = []
             # Deliveries not answered 2xx yet: {event_id, event, url, body, headers, attempts, due}.
             self.webhook_pending: list[dict[str, Any]] = []
+            self.hook_events: dict[str, dict[str, Any]] = {}  # WebHookEvent rows by id (sandbox_hooks.py)
             self.uploads: dict[int, dict[str, Any]] = {}
             self.staff_actions: list[dict[str, Any]] = []
             self.flags: list[dict[str, Any]] = []  # {id, post_id, user_id, type, at}
@@ -892,18 +892,23 @@ class DiscourseSandbox(Sandbox):
         with self._lock:
             delays = self.settings.webhook_retry_delays
             item["attempts"] += 1
+            self.hook_events[item["event_id"]] = {
+                "id": int(item["event_id"]),
+                "payload": item["body"],
+                "headers": json.dumps(item["headers"]),
+                "status": record["status"] or -1,  # Discourse's -1: no answer
+                "created_at": self.hook_events.get(item["event_id"], {}).get("created_at", _iso(datetime.now(UTC))),
+            }
             if record["status"] is not None and 200 <= record["status"] < 300:
                 self.webhook_pending.remove(item)
-            elif item["attempts"] > len(delays):
+            elif record["status"] is None or item["attempts"] > len(delays):
                 self.webhook_pending.remove(item)
                 record["gave_up"] = True
             else:  # Discourse's retry is a new emit job: a new WebHookEvent, so a new event id
                 record["retry_in"] = delays[item["attempts"] - 1]
-                item.update(
-                    due=time.time() + record["retry_in"],
-                    event_id=str(self._next_event) if record["status"] is not None else item["event_id"],
-                )
-                item["headers"]["X-Discourse-Event-Id"], self._next_event = item["event_id"], self._next_event + 1
+                item.update(due=time.time() + record["retry_in"], event_id=str(self._next_event))
+                item["headers"] = {**item["headers"], "X-Discourse-Event-Id": item["event_id"]}
+                self._next_event += 1
             self.webhook_deliveries.append(record)
         if self.on_change is not None:
             self.on_change()
@@ -2169,4 +2174,5 @@ def _toggle_status(sb: DiscourseSandbox, req: Call, found: tuple[dict, dict]) ->
     return Reply(200, {"poll": sb._poll_json(poll, post, user)})
 
 
+from connectors.discourse import sandbox_hooks as _hooks  # noqa: E402,F401 - registers its routes
 from connectors.discourse import sandbox_welcome as _welcome  # noqa: E402,F401 - registers its routes

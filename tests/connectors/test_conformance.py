@@ -33,6 +33,7 @@ from connectors.base import (
     PlaceLinks,
     PlatformReport,
     PlatformReports,
+    Redelivery,
     Role,
     RoleChange,
     RoleResolver,
@@ -491,6 +492,14 @@ def check_platform_reports(box: Any, connector: Any) -> None:
     assert len({r.id for r in found}) == len(found)
 
 
+def check_redelivery(box: Any, connector: Any) -> None:
+    # What failed to reach the gateway, asked for again by event id (test_discourse_redelivery.py
+    # sends and fails real deliveries); nothing failed after now, so nothing is asked for.
+    asked = connector.redeliver_failed(since=datetime.now(UTC) - timedelta(days=2))
+    assert isinstance(asked, list) and all(isinstance(i, str) for i in asked)
+    assert connector.redeliver_failed(since=datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
 CHECKS = {
     Capability.DIRECTORY: check_directory,
     Capability.ROLE_MANAGER: check_role_manager,
@@ -522,4 +531,5 @@ EXTRA_CHECKS = {
     PlaceLinks: check_place_links,
     ModeratorsRoomHost: check_moderators_room_host,
     PlatformReports: check_platform_reports,
+    Redelivery: check_redelivery,
 }

@@ -94,6 +94,7 @@ def test_the_deployments_scheduled_every_15_minutes_or_more_often_run_inline_the
     served = {f"{d.flow_name}/{d.name}" for d in deployments() if inline_runs.inline(d)}
     assert served == {
         "commons-poll/every-minute",
+        "hooks-redeliver/every-2-minutes",
         "membership-close-due-ballots/every-5-minutes",
         "safety-platform-reports/every-5-minutes",
         "moderation-sync/every-15-minutes",

@@ -10,8 +10,10 @@ private answer per interaction, one reply per topic; 0 lost, 0 duplicated.
 
 What a platform does when the gateway is down is modelled, not skipped: Discord sends an
 interaction once (the member's client shows "This interaction failed", the member runs the
-command again: a new interaction); the Forum sandbox sends a webhook again on Discourse's retry
-schedule (shortened here with ``CHARTERFLOW_SANDBOX_WEBHOOK_RETRY``). A request that was cut
+command again: a new interaction); the Forum sandbox sends a webhook refused with a 5xx again on
+Discourse's retry schedule (shortened here with ``CHARTERFLOW_SANDBOX_WEBHOOK_RETRY``), never one
+that got no answer (the gateway killed): ``hooks-redeliver`` asks the Forum for it within 2
+minutes, under its first event id. A request that was cut
 while the sandbox itself was killed is "unsure" (it may or may not have been taken): it may add
 at most one idea, never two.
 """
