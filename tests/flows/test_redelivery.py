@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import time
 
-import httpx
 from sqlalchemy import select
 
 from flows.redelivery import hooks_redeliver
 from ledger.models import InboxEvent
+from tests.support.membership import open_forum_topic
 from tests.support.net import free_port
 
 
@@ -22,17 +22,13 @@ def _forum_events(world) -> list[InboxEvent]:
 def test_a_topic_opened_while_the_gateway_was_down_reaches_the_inbox_once(world, gateway):
     up = world.discourse_sb.webhook.url
     world.discourse_sb.webhook.url = f"http://127.0.0.1:{free_port()}/hooks/discourse"  # the gateway down
-    made = httpx.post(
-        f"{world.discourse_url}/posts.json",
-        timeout=15,
-        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
-        json={
-            "title": "Application to join the working group from ivo_stone",
-            "category": int(gateway.applications_category),
-            "raw": "I would like to help welcome newcomers on the Forum.",
-        },
+    open_forum_topic(
+        world,
+        "ivo_stone",
+        title="Application to join the working group from ivo_stone",
+        category=gateway.applications_category,
+        raw="I would like to help welcome newcomers on the Forum.",
     )
-    assert made.status_code == 200, made.text
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and (world.discourse_state()["webhook_pending"] or not _delivered(world)):
         time.sleep(0.1)

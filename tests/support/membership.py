@@ -448,6 +448,18 @@ def serve_gateway(
             world.discourse_sb.webhook.url = None
 
 
+def open_forum_topic(world: World, author: str, *, title: str, category: int | str, raw: str) -> dict[str, Any]:
+    """``author`` opens a topic in ``category`` on the Forum, as a person does: the first post."""
+    created = httpx.post(
+        f"{world.discourse_url}/posts.json",
+        timeout=15,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": author},
+        json={"title": title, "category": int(category), "raw": raw},
+    )
+    assert created.status_code == 200, created.text
+    return created.json()
+
+
 @pytest.fixture
 def gateway(world: World) -> Iterator[Gateway]:
     """The gateway of :func:`serve_gateway`, for one test."""

@@ -24,7 +24,7 @@ from ledger.db import Ledger
 from ledger.models import AuditEntry, Idea, IdeaStatus, InboxEvent
 from tests.support.ideas import bot_messages, events, wait_for_event
 from tests.support.ledger import counted
-from tests.support.membership import CONFIRM_SECRET, NOW, discourse_seed
+from tests.support.membership import CONFIRM_SECRET, NOW, discourse_seed, open_forum_topic
 from tests.support.net import LoopbackServer
 
 
@@ -50,18 +50,13 @@ def test_the_idea_route_has_the_real_handler():
 
 def test_forum_topic_in_the_ideas_category_files_one_idea_even_when_replayed(world, gateway):
     # A member opens a topic in the ideas category; the sandbox's webhook reaches the gateway.
-    created = httpx.post(
-        f"{world.discourse_url}/posts.json",
-        timeout=15,
-        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"},
-        json={
-            "title": "Office hours for newcomers every Friday",
-            "category": gateway.ideas_category,
-            "raw": "A voice call where newcomers can ask the moderators anything.",
-        },
-    )
-    assert created.status_code == 200, created.text
-    topic_id = created.json()["topic_id"]
+    topic_id = open_forum_topic(
+        world,
+        "felix_oakes",
+        title="Office hours for newcomers every Friday",
+        category=gateway.ideas_category,
+        raw="A voice call where newcomers can ask the moderators anything.",
+    )["topic_id"]
     event_id = wait_for_event(world, source="discourse", kind="topic_created", route="idea")
     result = inbox.handle_event(world.ledger, event_id)
     assert result.startswith("idea:")
@@ -102,17 +97,13 @@ def test_forum_topic_in_the_ideas_category_files_one_idea_even_when_replayed(wor
 
 
 def test_a_topic_outside_the_ideas_category_is_not_an_idea(world, gateway):
-    created = httpx.post(
-        f"{world.discourse_url}/posts.json",
-        timeout=15,
-        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"},
-        json={
-            "title": "Hello from a newcomer to the working group",
-            "raw": "Just saying hello to all of you.",
-            "category": next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Working Group"),
-        },
+    open_forum_topic(
+        world,
+        "felix_oakes",
+        title="Hello from a newcomer to the working group",
+        raw="Just saying hello to all of you.",
+        category=next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Working Group"),
     )
-    assert created.status_code == 200, created.text
     wait_for_event(world, source="discourse", kind="topic_created")
     assert events(world, route="idea") == [] and _ideas(world) == []
 

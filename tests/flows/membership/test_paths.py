@@ -32,7 +32,16 @@ from flows.membership.renewal import renewal
 from ledger import repo
 from ledger.models import Application, ApplicationStatus, Identity, InboxEvent, MembershipStatus, Person, Platform
 from rules.applications import TOPIC_TEMPLATE
-from tests.support.membership import END_OF_FIRST_TERM, NOW, apply_proven, discord_dms, forum_pms, press_vote, put_event
+from tests.support.membership import (
+    END_OF_FIRST_TERM,
+    NOW,
+    apply_proven,
+    discord_dms,
+    forum_pms,
+    open_forum_topic,
+    press_vote,
+    put_event,
+)
 
 
 def _events(world, **where):
@@ -104,17 +113,8 @@ def test_discord_modal_and_forum_topic_through_the_gateway_end_in_applications(w
     raw = TOPIC_TEMPLATE.replace(
         "join the working group?\n", "join the working group?\nI have helped in the forum for two years.\n"
     ).replace("do you bring?\n", "do you bring?\nI moderate a meetup.\n")
-    created = httpx.post(
-        f"{world.discourse_url}/posts.json",
-        timeout=15,
-        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "ivo_stone"},
-        json={
-            "title": "Application to join the working group",
-            "category": int(gateway.applications_category),
-            "raw": raw,
-        },
-    )
-    assert created.status_code == 200, created.text
+    title = "Application to join the working group"
+    open_forum_topic(world, "ivo_stone", title=title, category=gateway.applications_category, raw=raw)
     topic_event = _wait_for_event(world, source="discourse", kind="topic_created", route=inbox.Route.INTAKE)
     assert inbox.handle_event(world.ledger, topic_event) == "forum-topic:answers-come-with-its-first-post"
     post_event = _wait_for_event(world, source="discourse", kind="post_created", route=inbox.Route.INTAKE)

@@ -24,7 +24,7 @@ from flows.membership import ballot as ballots
 from flows.membership.intake import confirm_identity, expire_applications
 from ledger.models import Application, ApplicationStatus, InboxEvent
 from rules.applications import TOPIC_TEMPLATE
-from tests.support.membership import NOW, discord_dms, forum_pms, press_vote
+from tests.support.membership import NOW, discord_dms, forum_pms, open_forum_topic, press_vote
 
 
 def _events(world, **where):
@@ -48,14 +48,7 @@ def _next_event(world, seen, **where):
 def _topic(world, gateway, author, raw):
     # Each applicant's own title: the Forum takes a topic title once per site.
     title = f"Application to join the working group from {author}"
-    created = httpx.post(
-        f"{world.discourse_url}/posts.json",
-        timeout=15,
-        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": author},
-        json={"title": title, "category": int(gateway.applications_category), "raw": raw},
-    )
-    assert created.status_code == 200, created.text
-    return created.json()
+    return open_forum_topic(world, author, title=title, category=gateway.applications_category, raw=raw)
 
 
 def _answered(why="", experience="", discord="", nominator=""):
