@@ -11,7 +11,9 @@ conversation is a thread: its id is ``<channel>:<thread_ts>``, a message's id ``
 People's messages reach the gateway's ``POST /hooks/slack`` as Events API callbacks
 (``message``, with subtypes ``message_changed`` and ``message_deleted``; the
 ``message.channels``/``message.groups`` subscriptions): :func:`room_attributes` reads them. The
-app's own messages come back too, and are marked ``own`` (never relayed).
+app's own messages come back too, and are marked ``own`` (never relayed). Text goes out escaped
+and comes in as plain text (:func:`slack_plain`); a thread's first message deleted comes as a
+``message_changed`` to a tombstone, and is a deletion here.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from typing import Any
 
 from connectors.base import MessageRef
 from connectors.errors import FatalError
-from connectors.slack.blocks import SlackMessage
+from connectors.slack.blocks import SlackMessage, escape
 from connectors.slack.client import SlackFatalError
 from connectors.slack.settings import CHANNEL_ID
 
-__all__ = ["ROOM_TEXT_LIMIT", "SlackRooms", "room_attributes", "slack_markdown"]
+__all__ = ["ROOM_TEXT_LIMIT", "SlackRooms", "room_attributes", "slack_markdown", "slack_plain"]
 
 ROOM_TEXT_LIMIT = 4_000
 TEXT_MAX = 40_000  # Slack truncates longer messages
@@ -39,6 +41,38 @@ def slack_markdown(text: str) -> str:
     """Slack's mrkdwn bolds with one asterisk: ``**name**`` becomes ``*name*``
     (https://api.slack.com/reference/surfaces/formatting#basic-formatting)."""
     return re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
+
+
+def _room_text(text: str) -> str:
+    """A copy's text as Slack must get it: ``&``, ``<`` and ``>`` escaped, or Slack parses
+    another platform's ``<!channel>`` as a ping and ``<https://x|y>`` as a disguised link
+    (https://api.slack.com/reference/surfaces/formatting#escaping); cut first, so no entity is
+    split and the escaped text stays under Slack's 40,000 characters."""
+    return escape(slack_markdown(text[: TEXT_MAX // 5]))
+
+
+# Slack's control sequences in a message it sends us: <@U…|name>, <#C…|name>, <!here>,
+# <!subteam^S…|@team>, <!date^…|fallback>, <url|label>
+# (https://api.slack.com/reference/surfaces/formatting#retrieving-messages).
+_SEQUENCE = re.compile(r"<([@#!]?)([^<>|]*)(?:\|([^<>]*))?>")
+
+
+def _plain_sequence(match: re.Match[str]) -> str:
+    sigil, target, label = match.group(1), match.group(2), match.group(3)
+    if sigil in ("@", "#"):
+        return f"{sigil}{label or target}" if not (label or "").startswith(sigil) else label
+    if sigil == "!":
+        return label or f"@{target.split('^')[0]}"
+    shown = re.sub(r"^(mailto:|https?://)", "", target)
+    return label if label in (target, shown) else target if not label else f"{label} ({target})"
+
+
+def slack_plain(text: str) -> str:
+    """A person's Slack message as plain text for the other platforms: mentions, channels and
+    links as people read them (``@U…`` for a user Slack names by ID only), ``&amp;``, ``&lt;``
+    and ``&gt;`` back to ``&``, ``<`` and ``>`` (Slack escapes what people type)."""
+    plain = _SEQUENCE.sub(_plain_sequence, text)
+    return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _split(ref: str) -> tuple[str, str]:
@@ -87,12 +121,12 @@ class SlackRooms:
     ) -> MessageRef:
         """A reply in thread ``thread_id``, else a message in channel ``room`` (``title`` in bold
         first) whose thread takes the replies; at most once per ``key`` (message metadata)."""
-        body = slack_markdown(text)[:TEXT_MAX]
+        body = _room_text(text)
         if thread_id:
             channel, ts = _split(thread_id)
             return self.send(channel=channel, message=SlackMessage(text=body), key=key, thread_ts=ts)
         if title:
-            body = f"*{title}*\n{body}"[:TEXT_MAX]
+            body = f"*{escape(title)}*\n{body}"[:TEXT_MAX]
         return self.send(channel=self._check_channel(room), message=SlackMessage(text=body), key=key)
 
     def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
@@ -101,7 +135,7 @@ class SlackRooms:
         self.client.call(
             "chat.update",
             what=f"message {ts} in {channel}",
-            json={"channel": channel, "ts": ts, "text": slack_markdown(text)[:TEXT_MAX], "blocks": []},
+            json={"channel": channel, "ts": ts, "text": _room_text(text), "blocks": []},
         )
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
@@ -162,6 +196,10 @@ def room_attributes(envelope: Mapping[str, Any]) -> dict[str, str]:
         return {"own": "true"}  # the app's own post, edit or deletion coming back
     if subtype == "message_deleted":
         return {"room.key": channel, "room.change": "delete", "room.message_id": f"{channel}:{event.get('deleted_ts')}"}
+    if subtype == "message_changed" and _dict(inner).get("subtype") == "tombstone":
+        # A thread's first message deleted stays as a "tombstone" and comes as an edit by
+        # USLACKBOT (https://github.com/42wim/matterbridge/issues/600, slack-edge/slack-edge#10).
+        return {"room.key": channel, "room.change": "delete", "room.message_id": f"{channel}:{_dict(inner).get('ts')}"}
     if subtype == "message_changed":
         return _message_attributes(channel, _dict(event.get("message")), "edit")
     if subtype in _NEW:
@@ -178,7 +216,7 @@ def _message_attributes(channel: str, message: Mapping[str, Any], change: str) -
         "room.key": channel,
         "room.change": change,
         "room.message_id": f"{channel}:{ts}",
-        "room.text": str(message.get("text") or "")[:TEXT_MAX],
+        "room.text": slack_plain(str(message.get("text") or ""))[:TEXT_MAX],
         "user_id": user,
         "username": user,
     }

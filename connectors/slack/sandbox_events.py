@@ -15,7 +15,8 @@
 - Control routes (not Slack): ``POST /_sandbox/messages`` {user, channel, text, thread_ts?,
   files?} a person writes (the answer lists each event sent: none where the bot is not a
   member); ``/_sandbox/messages/edit`` {channel, ts, text}; ``/_sandbox/messages/delete``
-  {channel, ts}; ``/_sandbox/events/redeliver`` {event_id, reason?} sends a delivered
+  {channel, ts} (a thread's first message becomes a ``tombstone``, as on Slack);
+  ``/_sandbox/events/redeliver`` {event_id, reason?} sends a delivered
   event again as Slack's retry does.
 """
 
@@ -270,9 +271,18 @@ class EventsApi(Sandbox):
         with self._lock:
             if (message := self._find_message(channel, str(data.get("ts") or ""))) is None:
                 return self.error(400, "no such message")
-            self.messages[channel].remove(message)
-            event = self._hidden_event(
-                "message_deleted", channel, deleted_ts=message["ts"], previous_message=public(message)
+            # A thread's first message stays as a tombstone, sent as an edit by USLACKBOT
+            # (https://github.com/42wim/matterbridge/issues/600, slack-edge/slack-edge#10).
+            if message.get("reply_count"):
+                message.update(subtype="tombstone", text="This message was deleted.", user="USLACKBOT", hidden=True)
+            else:
+                self.messages[channel].remove(message)
+            event = (
+                self._hidden_event("message_changed", channel, message=public(message))
+                if message.get("subtype") == "tombstone"
+                else self._hidden_event(
+                    "message_deleted", channel, deleted_ts=message["ts"], previous_message=public(message)
+                )
             )
         return await self._send_now(event)
 
