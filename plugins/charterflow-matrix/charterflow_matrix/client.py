@@ -117,6 +117,13 @@ class MatrixClient:
             return {}
         if response.status_code == 401 or code in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
             raise ConfigError(f"{message}; check CHARTERFLOW_MATRIX_ACCESS_TOKEN")
+        if response.status_code == 403 and code == "M_FORBIDDEN" and path.startswith("/_synapse/admin/"):
+            # Synapse's admin API answers 403 to anyone but a server admin
+            # (synapse/rest/admin/_base.py, assert_requester_is_admin): a setup fault, not "no such user".
+            raise ConfigError(
+                f"{message}; the bot (CHARTERFLOW_MATRIX_ACCESS_TOKEN's user) must be a server admin:"
+                ' PUT /_synapse/admin/v1/users/<bot>/admin {"admin": true}'
+            )
         raise FatalError(message, platform=PLATFORM, status=response.status_code)
 
     def get(self, path: str, *, what: str, params: Mapping[str, Any] | None = None, missing_ok: bool = False) -> Any:

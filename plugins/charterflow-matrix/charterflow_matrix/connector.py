@@ -153,14 +153,27 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
             self._rooms[channel] = str(data["room_id"])
         return self._rooms[channel]
 
-    def community_rooms(self) -> list[str]:
-        """The space and its child rooms (``m.space.child`` state), space first."""
+    def space_children(self) -> list[str]:
+        """Every child room of the space (``m.space.child`` state with a ``via``: one without is
+        no child, https://spec.matrix.org/v1.11/client-server-api/#mspacechild), joined or not."""
         space = self.room_id(self.settings.space)
         state = self.client.get(f"/_matrix/client/v3/rooms/{q(space)}/state", what="the space's state")
-        children = sorted(
+        return sorted(
             e["state_key"] for e in state if e.get("type") == "m.space.child" and e.get("content", {}).get("via")
         )
-        return [space, *children]
+
+    def community_rooms(self) -> list[str]:
+        """The space and the child rooms the bot is in, space first. A space someone else runs
+        may hold rooms the bot never joined (on this server or another): their state answers 403
+        to a non-member, so they are left out (``doctor`` names them) instead of failing every
+        role change."""
+        space = self.room_id(self.settings.space)
+        joined = set(self.client.get("/_matrix/client/v3/joined_rooms", what="the bot's rooms").get("joined_rooms", []))
+        children = self.space_children()
+        outside = [c for c in children if c not in joined]
+        if outside:
+            log.warning("matrix: the bot is not in %d rooms of the space (%s…): left out", len(outside), outside[0])
+        return [space, *(c for c in children if c in joined)]
 
     def place_links(self) -> list[tuple[str, str]]:
         """``PlaceLinks``: the space, the WG's room and the moderators' room as matrix.to links,
@@ -194,9 +207,25 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
             raise FatalError(f"matrix: no user {user_id!r} on {self.instance}", platform=PLATFORM, status=404)
         return data
 
+    def _local(self, user_id: str) -> bool:
+        return user_id.endswith(f":{self.settings.server_name}")
+
+    def _remote_user(self, user_id: str) -> UserRef:
+        """A member from another server: Synapse's admin API knows only local users ("Can only
+        look up local users", synapse/rest/admin/users.py), so its profile is read over
+        federation (https://spec.matrix.org/v1.11/client-server-api/#get_matrixclientv3profileuserid)."""
+        path = f"/_matrix/client/v3/profile/{q(user_id)}"
+        data = self.client.get(path, what=f"profile of {user_id}", missing_ok=True)
+        if not data:
+            raise FatalError(f"matrix: no user {user_id!r} (its server knows none)", platform=PLATFORM, status=404)
+        return self._ref(user_id, data.get("displayname"))
+
     def find_user(self, username: str) -> UserRef:
-        """The account ``username`` (localpart or ``@user:server``); ``FatalError`` naming it."""
+        """The account ``username`` (localpart or ``@user:server``, on this server or another);
+        ``FatalError`` naming it."""
         user_id = self.user_id(username)
+        if not self._local(user_id):
+            return self._remote_user(user_id)
         try:
             data = self._admin_user(user_id)
         except FatalError as exc:
@@ -210,6 +239,13 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
     def activity(self, user: UserRef) -> Activity:
         """Account creation and last seen from the admin API; the last message from the
         community rooms (the admin room-messages API, filtered by sender)."""
+        if not self._local(user.id):
+            raise FatalError(
+                f"matrix: {user.id} is on another server; only its own server knows when it was"
+                " created and last seen (Synapse's admin API reads local users only)",
+                platform=PLATFORM,
+                status=400,
+            )
         data = self._admin_user(user.id)
         created = datetime.fromtimestamp(int(data["creation_ts"]), tz=UTC)  # seconds, unlike the rest
         last_posted = None
@@ -220,7 +256,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
                 params={
                     "dir": "b",
                     "limit": 1,
-                    "filter": event_filter(senders=[user.id], types=["m.room.message", payloads.POLL_START]),
+                    "filter": event_filter(senders=[user.id], types=["m.room.message", *payloads.POLL_START_TYPES]),
                 },
             )
             for event in page.get("chunk", []):
@@ -284,7 +320,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
     def _holds(self, user: UserRef, role: Role, rooms: Sequence[str]) -> bool:
         if role.kind is RoleKind.GROUP:
             if role.name == SERVER_ADMINS:
-                return bool(self._admin_user(user.id).get("admin"))
+                return self._local(user.id) and bool(self._admin_user(user.id).get("admin"))
             return user.id in self._members(rooms[0])
         return all(self._level_holds(self._levels(room).get(user.id, 0), role) for room in rooms)
 
@@ -395,7 +431,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
         if not users:
             raise ValueError("a direct message needs recipients")
         for uid in users:
-            self._admin_user(uid)  # FatalError naming an unknown recipient before anything is created
+            self.find_user(uid)  # FatalError naming an unknown recipient before anything is created
         room = self._dm_room(users)
         event_id = self.send(room, "m.room.message", payloads.message(title=title, text=text), key=key)
         return self._ref_message(room, event_id)
@@ -495,7 +531,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
         """Each voter's latest answer sent before the poll ended (MSC3381's counting rule)."""
         room, event_id = self._split(ballot)
         start = self.client.get(f"/_matrix/client/v3/rooms/{q(room)}/event/{q(event_id)}", what="the poll")
-        answers = {a.get("m.id") for a in start.get("content", {}).get("m.poll", {}).get("answers", [])}
+        answers = payloads.poll_answer_ids(start.get("content", {}))
         group = start.get("content", {}).get(payloads.VOTERS_GROUP_KEY)
         allowed = set(self._members(self.room_id(group))) if group else None
         relations = self._relations(room, event_id)
@@ -507,8 +543,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
             ts, sender = int(event.get("origin_server_ts", 0)), str(event.get("sender"))
             if ended is not None and ts > ended:
                 continue
-            content = event.get("content", {})
-            chosen = content.get("m.selections") or content.get("org.matrix.msc3381.poll.response", {}).get("answers")
+            chosen = payloads.poll_selections(event.get("content", {}))
             if not isinstance(chosen, list) or not chosen or chosen[0] not in answers:
                 continue  # a spoilt vote (MSC3381: it does not count)
             if allowed is not None and sender not in allowed:
@@ -621,14 +656,43 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
             start = int(page["next_token"])
         return out
 
+    def user_reports(self) -> list[dict[str, Any]]:
+        """Synapse's reports of a person (Element's "Report user",
+        ``POST /_matrix/client/v3/users/{userId}/report``, spec v1.14), kept apart from event
+        reports (``GET /_synapse/admin/v1/user_reports``, synapse/rest/admin/user_reports.py),
+        oldest first; each with ``sender`` set to the reported person, as an event report's."""
+        out: list[dict[str, Any]] = []
+        start = 0
+        for _ in range(_MAX_PAGES):
+            page = self.client.get(
+                "/_synapse/admin/v1/user_reports",
+                what="reports of people",
+                params={"dir": "f", "limit": _PAGE, "from": start},
+            )
+            out.extend(
+                {**r, "sender": r.get("target_user_id")}
+                for r in page.get("user_reports", [])
+                if isinstance(r, dict) and "id" in r
+            )
+            if page.get("next_token") is None:
+                break
+            start = int(page["next_token"])
+        return out
+
     def _report_entries(self) -> list[ModerationEntry]:
         out: list[ModerationEntry] = []
-        for report in self.event_reports():
+        reports = [("", r) for r in self.event_reports()] + [("user-", r) for r in self.user_reports()]
+        for prefix, report in reports:
             at = int(report.get("received_ts", 0))
+            link = (
+                f"https://matrix.to/#/{q(str(report.get('room_id')))}/{q(str(report.get('event_id')))}"
+                if report.get("event_id")
+                else f"https://matrix.to/#/{q(str(report.get('sender')))}"
+            )
             out.append(
                 ModerationEntry(
                     platform=PLATFORM,
-                    id=f"{at:013d}:report-{report['id']}",
+                    id=f"{at:013d}:report-{prefix}{report['id']}",
                     kind="content_report",
                     occurred_at=_ms(at) or datetime.now(UTC),
                     target=self._ref(report["sender"]) if report.get("sender") else None,
@@ -639,7 +703,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
                         "event_id": report.get("event_id"),
                         "score": report.get("score"),
                     },
-                    link=f"https://matrix.to/#/{q(str(report.get('room_id')))}/{q(str(report.get('event_id')))}",
+                    link=link,
                     raw=dict(report),
                 )
             )

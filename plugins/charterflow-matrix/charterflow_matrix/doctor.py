@@ -3,6 +3,7 @@ read-only calls, one ``Check`` each, never a secret in a detail.
 
 - ``homeserver``: ``/_matrix/client/versions`` answers;
 - ``token``: the access token is the bot's, and the bot is a server admin (the admin API needs it);
+- ``ratelimit``: the bot is exempt from Synapse's rate limits (an override only an admin sets);
 - ``rooms``: the space, the WG room and the moderators' room exist;
 - ``power``: the bot outranks the admins in every community room (it created the room, in room
   version 12, or holds more than 100), or it could not demote an admin;
@@ -74,11 +75,30 @@ def check(settings: MatrixSettings, *, transport: httpx.BaseTransport | None = N
                 'make it one: PUT /_synapse/admin/v1/users/<bot>/admin {"admin": true}',
             )
         )
+        if admin:
+            checks.append(_ratelimit(connector, me))
         checks.extend(_rooms_and_power(connector, me))
         checks.append(_appservice(settings, transport))
     finally:
         connector.close()
     return checks
+
+
+def _ratelimit(connector: MatrixConnector, me: str) -> Check:
+    # Synapse's defaults throttle the bot as a person: rc_message 0.2/s, and rc_invites.per_user
+    # 5 invites to one member then one per 333 s (synapse/config/ratelimiting.py). Only a
+    # per-user override of 0 lifts every limiter for it (synapse/api/ratelimiting.py,
+    # can_do_action); an operator sets it by hand.
+    override = connector.client.get(f"/_synapse/admin/v1/users/{q(me)}/override_ratelimit", what="the bot's rate limit")
+    if override and not override.get("messages_per_second"):
+        return passed(PLATFORM, "ratelimit", f"bot {me} is exempt from Synapse's rate limits")
+    return failed(
+        PLATFORM,
+        "ratelimit",
+        f"bot {me} is rate limited as a person (Synapse's defaults: 0.2 messages/s; 5 invites to"
+        " one member, then one per 333 s)",
+        f'POST /_synapse/admin/v1/users/{me}/override_ratelimit {{"messages_per_second": 0, "burst_count": 0}}',
+    )
 
 
 def _rooms_and_power(connector: MatrixConnector, me: str) -> list[Check]:
@@ -98,6 +118,16 @@ def _rooms_and_power(connector: MatrixConnector, me: str) -> list[Check]:
             )
         ]
     out = [passed(PLATFORM, "rooms", f"space and {len(rooms) - 1} rooms")]
+    outside = [room for room in connector.space_children() if room not in rooms]
+    if outside:
+        out.append(
+            failed(
+                PLATFORM,
+                "space rooms",
+                f"the bot is not in {len(outside)} rooms of the space ({outside[0]}…): roles are not set there",
+                "invite the bot to those rooms and give it a power level above 100, or remove them from the space",
+            )
+        )
     weak = []
     for room in rooms:
         state = connector.client.get(f"/_matrix/client/v3/rooms/{q(room)}/state", what="room state")

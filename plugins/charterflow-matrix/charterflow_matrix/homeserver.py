@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -152,11 +153,17 @@ class Homeserver:
             "as_token": values["as_token"],
             "hs_token": values["hs_token"],
             "sender_localpart": f"{self.bot_localpart}-appservice",
-            # Not exclusive: we only listen. A room regex makes Synapse push every event of
-            # every room on this server (commands, polls, moderation) to the gateway; room
-            # version 12 ids carry no server name (MSC4291), so the regex names none.
-            "namespaces": {"users": [], "aliases": [], "rooms": [{"exclusive": False, "regex": "!.*"}]},
-            "rate_limited": False,
+            # The bot, not exclusive (it is an ordinary account): Synapse pushes every event of
+            # each room where a user of the namespace is joined (synapse/appservice/__init__.py,
+            # _matches_user_in_member_list), so the community's rooms and the bot's DMs, never
+            # other people's rooms (a room regex "!.*" would push every private room on the
+            # server, and commands from rooms the bot cannot answer in). rate_limited is left
+            # at its default: the plugin makes no request with the as_token but doctor's ping.
+            "namespaces": {
+                "users": [{"exclusive": False, "regex": re.escape(f"@{self.bot_localpart}:{SERVER_NAME}")}],
+                "aliases": [],
+                "rooms": [],
+            },
         }
         _write_private(self.workdir / "appservice.yaml", json.dumps(registration, indent=2))
         key = self.workdir / "signing.key"

@@ -278,9 +278,10 @@ def _poll_answer(event: dict[str, Any], content: dict[str, Any]) -> dict[str, st
     option: the handler refuses it)."""
     ballot = f"{event['room_id']}/{_relates(content).get('event_id', '')}"
     chosen = content.get("m.selections")
-    if not isinstance(chosen, list):  # Element's unstable form
-        unstable = content.get("org.matrix.msc3381.poll.response")
-        chosen = unstable.get("answers") if isinstance(unstable, dict) else None
+    for key in ("org.matrix.msc3381.poll.response", "m.poll.response"):  # Element's, an older stable
+        block = content.get(key)
+        if not isinstance(chosen, list) and isinstance(block, dict):
+            chosen = block.get("answers")
     option = str(chosen[0])[:80] if isinstance(chosen, list) and chosen and isinstance(chosen[0], str) else ""
     return {"ballot": ballot, "ballot_id": ballot, "option_id": option}
 

@@ -23,6 +23,7 @@ __all__ = [
     "POLL_END",
     "POLL_RESPONSE_TYPES",
     "POLL_START",
+    "POLL_START_TYPES",
     "content_size",
     "message",
     "poll_end",
@@ -32,8 +33,16 @@ __all__ = [
 ]
 
 MAX_CONTENT_BYTES = 48_000
-POLL_START, POLL_END = "m.poll.start", "m.poll.end"
-POLL_END_TYPES = (POLL_END, "org.matrix.msc3381.poll.end")
+# MSC3381 (polls) is not in the spec. Clients send and parse its first unstable form: type and
+# content key "org.matrix.msc3381.poll.start", text as "org.matrix.msc1767.text" (matrix-events-sdk
+# as used by element-web, test/test-utils/poll.ts; famedly/matrix-dart-sdk
+# lib/msc_extensions/msc_3381_polls). The MSC's current "m.poll" block is ruma's
+# "org.matrix.msc3381.v2.poll.start" only, so an "m.poll.start" holding just "m.poll" is shown by
+# almost no one. We send the first form's type with both blocks; we read either.
+POLL_START, POLL_END = "org.matrix.msc3381.poll.start", "org.matrix.msc3381.poll.end"
+POLL_START_TYPES = (POLL_START, "m.poll.start")
+POLL_END_TYPES = (POLL_END, "m.poll.end")
+TEXT_V1 = "org.matrix.msc1767.text"
 VOTERS_GROUP_KEY = "org.charterflow.voters_group"
 
 
@@ -109,6 +118,14 @@ def poll_start(
         lines = [question, *(f"{i}. {label}" for i, label in enumerate(options, 1))]
         fallback = "\n".join([*([body] if body else []), *lines, *([closes_note] if closes_note else [])])
         content: dict[str, Any] = {
+            POLL_START: {
+                "question": {TEXT_V1: question, "body": question, "msgtype": "m.text"},
+                "kind": "org.matrix.msc3381.poll.disclosed",
+                "max_selections": 1,
+                "answers": [{"id": f"a{i}", TEXT_V1: label} for i, label in enumerate(options, 1)],
+            },
+            TEXT_V1: fallback,
+            "body": fallback,
             "m.poll": {
                 "kind": "m.disclosed",
                 "max_selections": 1,
@@ -132,4 +149,34 @@ def poll_response(*, start_event: str, answer: str) -> dict[str, Any]:
 def poll_end(*, start_event: str, result: str | None) -> dict[str, Any]:
     """``m.poll.end``: the poll takes no more votes; ``result`` shown as its text."""
     body = "The poll has ended." + (f" {result}" if result else "")
-    return {"m.relates_to": {"rel_type": "m.reference", "event_id": start_event}, "m.text": [{"body": body}]}
+    return {
+        "m.relates_to": {"rel_type": "m.reference", "event_id": start_event},
+        POLL_END: {},
+        TEXT_V1: body,
+        "body": body,
+        "m.text": [{"body": body}],
+    }
+
+
+def poll_answer_ids(content: Mapping[str, Any]) -> set[str]:
+    """The answer ids of a poll start, in either shape (ours carry both, with the same ids)."""
+    unstable = content.get(POLL_START)
+    if isinstance(unstable, dict):
+        return {str(a.get("id")) for a in unstable.get("answers", []) if isinstance(a, dict)}
+    stable = content.get("m.poll")
+    if isinstance(stable, dict):
+        return {str(a.get("m.id")) for a in stable.get("answers", []) if isinstance(a, dict)}
+    return set()
+
+
+def poll_selections(content: Mapping[str, Any]) -> list[Any] | None:
+    """A poll answer's chosen ids: ``m.selections`` (MSC3381 now), Element's
+    ``org.matrix.msc3381.poll.response.answers`` or an older ``m.poll.response.answers``."""
+    chosen = content.get("m.selections")
+    if isinstance(chosen, list):
+        return chosen
+    for key in ("org.matrix.msc3381.poll.response", "m.poll.response"):
+        block = content.get(key)
+        if isinstance(block, dict) and isinstance(block.get("answers"), list):
+            return list(block["answers"])
+    return None

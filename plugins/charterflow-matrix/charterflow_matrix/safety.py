@@ -55,6 +55,7 @@ class MatrixSafety:
 
     settings: Any
     event_reports: Any
+    user_reports: Any
     _ref: Any
 
     def moderators_room(self) -> MatrixModeratorsRoom:
@@ -63,8 +64,9 @@ class MatrixSafety:
 
     def platform_reports(self) -> list[PlatformReport]:
         """``PlatformReports``: Synapse's event reports (a client's report button,
-        ``POST /_matrix/client/v3/rooms/{roomId}/report/{eventId}``) read with the admin API;
-        ``id`` is Synapse's report id."""
+        ``POST /_matrix/client/v3/rooms/{roomId}/report/{eventId}``; ``id`` is Synapse's report
+        id) and its reports of a person (``POST /_matrix/client/v3/users/{userId}/report``; ``id``
+        ``user-<id>``, no message), read with the admin API, oldest first."""
         out = []
         for report in self.event_reports():
             room, event = str(report.get("room_id") or ""), str(report.get("event_id") or "")
@@ -84,4 +86,18 @@ class MatrixSafety:
                     reason=str(report["reason"]) if report.get("reason") else None,
                 )
             )
-        return out
+        for report in self.user_reports():
+            at = report.get("received_ts")
+            out.append(
+                PlatformReport(
+                    platform=PLATFORM,
+                    id=f"user-{report['id']}",  # its own id sequence: never an event report's id
+                    reported_at=datetime.fromtimestamp(at / 1000, tz=UTC)
+                    if isinstance(at, (int, float))
+                    else datetime.now(UTC),
+                    reporter=self._ref(str(report["user_id"])) if report.get("user_id") else None,
+                    target=self._ref(str(report["sender"])) if report.get("sender") else None,
+                    reason=str(report["reason"]) if report.get("reason") else None,
+                )
+            )
+        return sorted(out, key=lambda r: r.reported_at)

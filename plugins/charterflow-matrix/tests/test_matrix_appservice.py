@@ -203,6 +203,7 @@ def test_doctor_checks_the_homeserver_the_bot_the_rooms_and_the_appservice(world
     assert [(c.name, c.ok) for c in checks] == [
         ("homeserver", True),
         ("token", True),
+        ("ratelimit", True),
         ("rooms", True),
         ("power", True),
         ("appservice", True),
@@ -211,7 +212,7 @@ def test_doctor_checks_the_homeserver_the_bot_the_rooms_and_the_appservice(world
     wrong = check(community.settings(as_token=SecretStr("not-the-as-token-0123")))
     assert wrong[-1].name == "appservice" and not wrong[-1].ok
     missing = check(community.settings(wg_room="no-such-room"))
-    assert [(c.name, c.ok) for c in missing][2] == ("rooms", False)
+    assert [(c.name, c.ok) for c in missing][3] == ("rooms", False)
 
 
 def test_pushed_events_are_routed_by_the_plugins_table_with_neutral_attributes(world: dict[str, Any]) -> None:
@@ -320,7 +321,8 @@ def test_charterflow_doctor_runs_the_plugins_checks(
     result = CliRunner().invoke(app, ["doctor", "--platform", "matrix"], env=env)
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.output.splitlines() if ln[6:].startswith("matrix")]
-    assert [ln.split()[2].rstrip(":") for ln in lines] == ["homeserver", "token", "rooms", "power", "appservice"]
+    names = ["homeserver", "token", "ratelimit", "rooms", "power", "appservice"]
+    assert [ln.split()[2].rstrip(":") for ln in lines] == names
     assert all(ln.startswith("ok") for ln in lines)
     assert creds.bot_token not in result.output and creds.as_token not in result.output
     # Misconfigured: one FAIL line naming what to fix, exit 1.
