@@ -262,3 +262,24 @@ def test_the_bridge_survives_a_slack_outage_without_loss_or_duplicates(world: Wo
     assert len(slack_messages(shared, "Forum note while Slack is down")) == 1
     assert len(forum_copies(world, "Discord note while Slack is down")) == 1
     assert len(discord_copies(world, "Forum note while Slack is down")) == 1
+
+
+def test_slack_text_arrives_as_people_read_it_and_a_deleted_thread_parent_takes_its_copies(
+    world: World, shared: dict[str, Any]
+) -> None:
+    """Slack sends what people typed escaped and mentions as ``<…>`` sequences; deleting a message
+    that has replies sends a ``message_changed`` to a tombstone (matterbridge#600), which is a
+    deletion here, never an edit to "This message was deleted." by slackbot."""
+    said = slack_say(shared, JUNO, "Ask <@U0WREN001>: is a &lt; b &amp; c? See <https://wg.example.org/coc|the CoC>")
+    assert inbox.handle_event(world.ledger, stored(world, said["event_id"]).id).startswith("relayed")
+    [on_discord] = discord_copies(world, "is a < b & c?")
+    assert "Ask @U0WREN001: is a < b & c? See the CoC (https://wg.example.org/coc)" in on_discord["content"]
+    assert len(forum_copies(world, "is a < b & c?")) == 1
+    reply = slack_say(shared, WREN, "Yes, on Thursday.", thread_ts=said["ts"])
+    assert inbox.handle_event(world.ledger, stored(world, reply["event_id"]).id).startswith("relayed")
+    gone = httpx.post(
+        f"{shared['url']}/_sandbox/messages/delete", timeout=30, json={"channel": CHANNEL, "ts": said["ts"]}
+    ).json()
+    assert inbox.handle_event(world.ledger, stored(world, gone["event_id"]).id) == "deleted 2 copies"
+    assert discord_copies(world, "is a < b & c?") == [] and forum_copies(world, "is a < b & c?") == []
+    assert discord_copies(world, "This message was deleted") == []
