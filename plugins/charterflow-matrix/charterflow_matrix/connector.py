@@ -22,7 +22,7 @@ import httpx
 
 from charterflow_matrix import payloads
 from charterflow_matrix.client import PLATFORM, MatrixClient, event_filter, log, q
-from charterflow_matrix.guides import MatrixGuides
+from charterflow_matrix.guides import BOT_POWER, MatrixGuides
 from charterflow_matrix.inbound import AppserviceVerifier
 from charterflow_matrix.rooms import MatrixRooms
 from charterflow_matrix.safety import MatrixSafety
@@ -52,7 +52,7 @@ from connectors.http import Clock, RetryPolicy, WriteOutcome
 
 __all__ = ["ADMIN_LEVEL", "BOT_LEVEL", "MODERATOR_LEVEL", "SERVER_ADMINS", "MatrixConnector"]
 
-ADMIN_LEVEL, MODERATOR_LEVEL, BOT_LEVEL = 100, 50, 150
+ADMIN_LEVEL, MODERATOR_LEVEL, BOT_LEVEL = 100, 50, BOT_POWER
 SERVER_ADMINS = "server-admins"  # Role.group(SERVER_ADMINS): Synapse's server admin flag
 REASON_KEY = "org.charterflow.reason"  # the audit reason, kept in the power-levels event itself
 _PAGE = 100

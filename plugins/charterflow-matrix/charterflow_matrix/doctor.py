@@ -5,6 +5,7 @@ read-only calls, one ``Check`` each, never a secret in a detail.
 - ``token``: the access token is the bot's, and the bot is a server admin (the admin API needs it);
 - ``ratelimit``: the bot is exempt from Synapse's rate limits (an override only an admin sets);
 - ``rooms``: the space, the WG room and the moderators' room exist;
+- ``space rooms``: the bot is in every child room of the space (roles are set only there);
 - ``power``: the bot outranks the admins in every community room (it created the room, in room
   version 12, or holds more than 100), or it could not demote an admin;
 - ``appservice``: Synapse pings the registered appservice (the gateway's hook) and it answers

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GUIDE_LIMIT", "MatrixGuides", "guide_content", "guide_edit", "welcome_topic"]
 
+BOT_POWER = 150  # the connector's BOT_LEVEL: above the admins' 100
 GUIDE_LIMIT = 8000  # characters a part; 4 bytes each, plain only, still fits (see the docstring)
 GUIDE_MAX_PIECES = 4  # more parts than this and the guide links to its whole text elsewhere
 PINNED = "m.room.pinned_events"
@@ -109,6 +110,9 @@ class MatrixGuides:
         client: MatrixClient
         settings: MatrixSettings
 
+        @property
+        def me(self) -> str: ...
+
         def room_id(self, channel: str) -> str: ...
         def alias(self, channel: str) -> str: ...
         def send(self, room: str, event_type: str, content: Mapping[str, Any], *, key: str | None) -> str: ...
@@ -135,6 +139,11 @@ class MatrixGuides:
                     raise
             space = self.room_id(self.settings.space)
             prefix = self.settings.alias_prefix
+            levels: dict[str, Any] = {"events_default": 50}
+            if self._creator_is_outranked():
+                # Before room version 12 the creator is an ordinary 100, as the admins are, and
+                # nobody may lower a level equal to their own (spec, m.room.power_levels).
+                levels["users"] = {self.me: BOT_POWER}
             try:
                 created = self.client.request(
                     "POST",
@@ -145,7 +154,7 @@ class MatrixGuides:
                         "name": "Community guides",
                         "topic": "The community's guides (pinned).",
                         "preset": "public_chat",
-                        "power_level_content_override": {"events_default": 50},
+                        "power_level_content_override": levels,
                     },
                 )
             except FatalError as exc:  # another process created it meanwhile (M_ROOM_IN_USE)
@@ -160,6 +169,14 @@ class MatrixGuides:
                 json_body={"via": [self.settings.server_name]},
             )
             return room
+
+    def _creator_is_outranked(self) -> bool:
+        """True when the server's default room version is before 12, whose creators do not
+        outrank every power level (MSC4289); production servers may pin an older default
+        (``default_room_version``). https://spec.matrix.org/v1.11/client-server-api/#get_matrixclientv3capabilities"""
+        caps = self.client.get("/_matrix/client/v3/capabilities", what="the server's capabilities")
+        version = str(caps.get("capabilities", {}).get("m.room_versions", {}).get("default", ""))
+        return version.isdigit() and int(version) < 12
 
     def _pinned(self, room: str) -> list[str]:
         state = self.client.get(

@@ -106,6 +106,7 @@ class Homeserver:
         rate_limits: RateLimits | None = None,
         python: str | None = None,
         die_with_parent: bool = False,
+        extra_config: dict[str, Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
@@ -117,6 +118,8 @@ class Homeserver:
         self.rate_limits = rate_limits or RateLimits()
         self.python = python or sys.executable
         self.die_with_parent = die_with_parent
+        # Settings a production server may have that ours does not (``default_room_version``).
+        self.extra_config = dict(extra_config or {})
         self.process: subprocess.Popen[bytes] | None = None
         self.credentials: Credentials | None = None
         self.started_in: float | None = None
@@ -217,6 +220,7 @@ class Homeserver:
             "presence": {"enabled": False},
             "url_preview_enabled": False,
             **self.rate_limits.config(),
+            **self.extra_config,
         }
         # JSON is YAML: no YAML writer needed.
         _write_private(self.config_path, json.dumps(config, indent=2))

@@ -5,14 +5,19 @@ Element sends and shows them, and a member from another server. Each against the
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from charterflow_matrix import doctor, payloads
 from charterflow_matrix.client import q
-from charterflow_matrix.homeserver import register_user
+from charterflow_matrix.connector import MatrixConnector
+from charterflow_matrix.homeserver import Homeserver, register_user
+from charterflow_matrix.sandbox import seed_community
+from charterflow_matrix.settings import MatrixSettings
 from connectors.base import ChangeStatus, Role
 from connectors.errors import ConfigError, FatalError
 
@@ -146,3 +151,34 @@ def test_a_room_of_the_space_the_bot_is_not_in_is_left_out_and_named_by_doctor(c
             matrix.revoke(user, Role.moderator(), reason="R-MOD-1: trial over")
         finally:
             admin.put(child, json={}).raise_for_status()  # no via: no longer a child
+
+
+def test_on_a_server_pinned_to_room_version_10_the_guides_room_gives_the_bot_150(tmp_path: Path) -> None:
+    # Synapse's own default is 12 (creators outrank every level, MSC4289); many production servers
+    # pin an older one, where the creator is an ordinary 100 and cannot demote an admin.
+    with Homeserver(tmp_path / "v10", extra_config={"default_room_version": "10"}, die_with_parent=True) as server:
+        creds = server.credentials
+        assert creds is not None
+        rooms = {"rooms": {"working-group": [], "moderators": []}}
+        users = seed_community(creds.base_url, creds.bot_token, creds.server_name, prefix="", seed=rooms)
+        users.ensure("ines_okafor")
+        settings = MatrixSettings(
+            _env_file=None,
+            homeserver_url=creds.base_url,
+            server_name=creds.server_name,
+            access_token=SecretStr(creds.bot_token),
+        )
+        connector = MatrixConnector(settings=settings)
+        try:
+            guides = connector.guides_room()
+            levels = connector._power_levels(guides)
+            assert levels["users"][creds.bot_user_id] == 150
+            ines = connector.find_user("ines_okafor")
+            connector._set_level(guides, ines, 100, "R-ADMIN-1: elected")
+            connector._set_level(guides, ines, None, "R-ADMIN-3: term ended")  # refused at 100
+            assert ines.id not in connector._levels(guides)
+            power = {c.name: c for c in doctor.check(settings)}["power"]
+            # The space and the two rooms the seed made at 100 are named; the guides room is not.
+            assert not power.ok and "in 3 rooms" in power.detail, power
+        finally:
+            connector.close()
