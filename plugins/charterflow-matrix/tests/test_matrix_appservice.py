@@ -118,6 +118,31 @@ def test_a_command_sent_in_a_room_is_pushed_by_synapse_and_stored(world: dict[st
     assert not any(r.payload.get("actor") == "@charterflow:localhost" for r in rows(world["ledger"]))
 
 
+def test_a_room_the_bot_is_not_in_is_never_pushed(world: dict[str, Any]) -> None:
+    # The registration's namespace is the bot: Synapse pushes the rooms it is joined to only
+    # (synapse/appservice/__init__.py, _matches_user_in_member_list), never members' own rooms.
+    community, base = world["community"], world["creds"].base_url
+    with community.as_member(base, "cleo_marsh") as cleo:
+        theirs = cleo.post("/_matrix/client/v3/createRoom", json={"preset": "private_chat", "name": "Just us"}).json()[
+            "room_id"
+        ]
+        private = cleo.put(
+            f"/_matrix/client/v3/rooms/{q(theirs)}/send/m.room.message/private-1",
+            json={"msgtype": "m.text", "body": "!idea between the two of us"},
+        ).json()["event_id"]
+        public = cleo.put(
+            f"/_matrix/client/v3/rooms/{q(community.room('general'))}/send/m.room.message/after-private-1",
+            json={"msgtype": "m.text", "body": "!idea in the open"},
+        ).json()["event_id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(r.dedupe_key.endswith(public) for r in rows(world["ledger"])):
+        time.sleep(0.5)
+    stored = rows(world["ledger"])
+    # Synapse pushes in stream order: once the later event is here, the earlier was passed over.
+    assert any(r.dedupe_key.endswith(public) for r in stored), "Synapse did not push the room's message"
+    assert not any(r.dedupe_key.endswith(private) or theirs in json.dumps(r.payload) for r in stored)
+
+
 def test_synapse_pings_the_registered_appservice(world: dict[str, Any]) -> None:
     creds = world["creds"]
     answer = httpx.post(
