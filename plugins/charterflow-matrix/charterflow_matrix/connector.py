@@ -295,6 +295,13 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
     def _levels(self, room: str) -> dict[str, int]:
         return {uid: int(level) for uid, level in self._power_levels(room).get("users", {}).items()}
 
+    def _level_of(self, room: str, user_id: str) -> int:
+        """A user's level: ``users`` when listed, else the room's ``users_default`` (0 when unset,
+        https://spec.matrix.org/v1.11/client-server-api/#mroompower_levels); someone else's room
+        may set it to 50."""
+        content = self._power_levels(room)
+        return int(content.get("users", {}).get(user_id, content.get("users_default", 0)))
+
     def _members(self, room: str) -> list[str]:
         data = self.client.get(f"/_matrix/client/v3/rooms/{q(room)}/joined_members", what="room members")
         invited = self.client.get(
@@ -322,13 +329,15 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
             if role.name == SERVER_ADMINS:
                 return self._local(user.id) and bool(self._admin_user(user.id).get("admin"))
             return user.id in self._members(rooms[0])
-        return all(self._level_holds(self._levels(room).get(user.id, 0), role) for room in rooms)
+        return all(self._level_holds(self._level_of(room, user.id), role) for room in rooms)
 
     def _set_level(self, room: str, user: UserRef, level: int | None, reason: str) -> None:
         content = self._power_levels(room)
         users = dict(content.get("users", {}))
         if level is None:
             users.pop(user.id, None)
+            if int(content.get("users_default", 0)) >= MODERATOR_LEVEL:
+                users[user.id] = 0  # the room's default would still make them a moderator
         else:
             users[user.id] = level
         content = {**content, "users": users, REASON_KEY: reason}
@@ -370,7 +379,7 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
             else:
                 level = (ADMIN_LEVEL if role.kind is RoleKind.ADMIN else MODERATOR_LEVEL) if grant else None
                 for room in rooms:
-                    if self._level_holds(self._levels(room).get(user.id, 0), role) != grant:
+                    if self._level_holds(self._level_of(room, user.id), role) != grant:
                         self._set_level(room, user, level, reason)
 
         outcome, _ = self.client.policy.ensure(is_done=is_done, write=write, what=what)

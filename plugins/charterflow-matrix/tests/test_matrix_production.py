@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from charterflow_matrix import doctor, payloads
 from charterflow_matrix.client import q
-from charterflow_matrix.connector import MatrixConnector
+from charterflow_matrix.connector import MODERATOR_LEVEL, MatrixConnector
 from charterflow_matrix.homeserver import Homeserver, register_user
 from charterflow_matrix.sandbox import seed_community
 from charterflow_matrix.settings import MatrixSettings
@@ -182,3 +182,27 @@ def test_on_a_server_pinned_to_room_version_10_the_guides_room_gives_the_bot_150
             assert not power.ok and "in 3 rooms" in power.detail, power
         finally:
             connector.close()
+
+
+def test_a_room_whose_users_default_is_50_keeps_no_revoked_moderator(community: Any, matrix: Any) -> None:
+    url, bot = community.credentials.base_url, community.credentials.bot_token
+    space = matrix.community_rooms()[0]
+    with httpx.Client(base_url=url, timeout=30, trust_env=False, headers={"Authorization": f"Bearer {bot}"}) as admin:
+        lenient = (
+            admin.post(
+                "/_matrix/client/v3/createRoom",
+                json={"name": "Everyone moderates", "power_level_content_override": {"users_default": 50}},
+            )
+            .raise_for_status()
+            .json()["room_id"]
+        )
+        child = f"/_matrix/client/v3/rooms/{q(space)}/state/m.space.child/{q(lenient)}"
+        admin.put(child, json={"via": ["localhost"]}).raise_for_status()
+        try:
+            user = matrix.find_user("wren_halloway")
+            matrix.grant(user, Role.moderator(), reason="R-MOD-1: trial")
+            assert matrix.revoke(user, Role.moderator(), reason="R-MOD-1: over").status is ChangeStatus.APPLIED
+            # Removing them from ``users`` alone would leave them at the room's default, 50.
+            assert matrix._level_of(lenient, user.id) < MODERATOR_LEVEL
+        finally:
+            admin.put(child, json={}).raise_for_status()
