@@ -651,38 +651,27 @@ class MatrixConnector(MatrixRooms, MatrixGuides, MatrixSafety, ClientConnector[M
     def event_reports(self) -> list[dict[str, Any]]:
         """Synapse's event reports (the report button of Matrix clients), oldest first
         (https://element-hq.github.io/synapse/latest/admin_api/event_reports.html)."""
-        out: list[dict[str, Any]] = []
-        start = 0
-        for _ in range(_MAX_PAGES):
-            page = self.client.get(
-                "/_synapse/admin/v1/event_reports",
-                what="content reports",
-                params={"dir": "f", "limit": _PAGE, "from": start},
-            )
-            out.extend(r for r in page.get("event_reports", []) if isinstance(r, dict) and "id" in r)
-            if page.get("next_token") is None:
-                break
-            start = int(page["next_token"])
-        return out
+        return self._admin_pages("event_reports", what="content reports")
 
     def user_reports(self) -> list[dict[str, Any]]:
         """Synapse's reports of a person (Element's "Report user",
         ``POST /_matrix/client/v3/users/{userId}/report``, spec v1.14), kept apart from event
         reports (``GET /_synapse/admin/v1/user_reports``, synapse/rest/admin/user_reports.py),
         oldest first; each with ``sender`` set to the reported person, as an event report's."""
+        return [
+            {**r, "sender": r.get("target_user_id")}
+            for r in self._admin_pages("user_reports", what="reports of people")
+        ]
+
+    def _admin_pages(self, name: str, *, what: str) -> list[dict[str, Any]]:
+        """Every row of ``/_synapse/admin/v1/{name}``, oldest first, page by page (``next_token``)."""
         out: list[dict[str, Any]] = []
         start = 0
         for _ in range(_MAX_PAGES):
             page = self.client.get(
-                "/_synapse/admin/v1/user_reports",
-                what="reports of people",
-                params={"dir": "f", "limit": _PAGE, "from": start},
+                f"/_synapse/admin/v1/{name}", what=what, params={"dir": "f", "limit": _PAGE, "from": start}
             )
-            out.extend(
-                {**r, "sender": r.get("target_user_id")}
-                for r in page.get("user_reports", [])
-                if isinstance(r, dict) and "id" in r
-            )
+            out.extend(r for r in page.get(name, []) if isinstance(r, dict) and "id" in r)
             if page.get("next_token") is None:
                 break
             start = int(page["next_token"])
