@@ -402,13 +402,17 @@ class ModerationEntry:
 
 
 def url_instance(url: str | None) -> str:
-    """The instance a site's base URL names: its host (and port, when given), lower case;
-    ``""`` for no URL. ``https://Forum.example.org/`` gives ``forum.example.org``."""
+    """The instance a site's base URL names: its host (and port, when given and not the
+    scheme's default), lower case; ``""`` for no URL. ``https://Forum.example.org:443/`` gives
+    ``forum.example.org``, as Discourse names itself (``Discourse.base_url`` omits a default
+    port, so its webhooks' ``X-Discourse-Instance`` does)."""
     text = (url or "").strip()
     if not text:
         return ""
-    netloc = urlsplit(text if "//" in text else f"//{text}").netloc
-    return netloc.rpartition("@")[2].lower()
+    parts = urlsplit(text if "//" in text else f"//{text}")
+    netloc = parts.netloc.rpartition("@")[2].lower()
+    default = {"https": ":443", "http": ":80"}.get(parts.scheme.lower())
+    return netloc.removesuffix(default) if default else netloc
 
 
 def instance_key(platform: str, instance: str, *parts: object) -> str:

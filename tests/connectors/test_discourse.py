@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 import connectors.discourse.inbound as inbound
-from connectors.base import ChangeStatus, Role, UserRef
+from connectors.base import ChangeStatus, Role, UserRef, url_instance
 from connectors.discourse.connector import DiscourseConnector
 from connectors.discourse.inbound import DiscourseWebhookVerifier, parse_event, sign_body
 from connectors.discourse.sandbox import DiscourseSandbox, default_seed
@@ -671,3 +671,10 @@ def test_webhook_instance_is_the_sites_host_and_a_known_site_refuses_another():
     assert info.value.status == 400
     with pytest.raises(InvalidSignature, match="X-Discourse-Instance"):
         free.verify(headers=without, body=body)
+    # A site configured with its default port: Discourse's header omits it (Discourse.base_url).
+    configured = DiscourseWebhookVerifier(
+        secret=SecretStr("s3cret-hook"), instance=url_instance("https://forum.example.org:443/")
+    )
+    assert configured.verify(headers=headers, body=body).dedupe_key == "discourse:forum.example.org:41"
+    assert url_instance("http://forum.example.org:80") == "forum.example.org"
+    assert url_instance("https://forum.example.org:8443") == "forum.example.org:8443"
