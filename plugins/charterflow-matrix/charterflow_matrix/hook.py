@@ -7,7 +7,8 @@ a transaction as large as Synapse makes one (``TRANSACTION_MAX_BYTES``, or the g
 its event id (a replayed transaction stores nothing twice); the bot's own events are not stored,
 what is not an event is kept as ``malformed``. It answers ``{}`` only once every event is
 stored, so Synapse resends after a ledger outage. Synapse resends a refused transaction forever
-and sends none after it, so an authenticated push is never refused for its content.
+and sends none after it, so an authenticated push is never refused for its content: an event
+the ledger can never take is kept as ``malformed`` (or, failing that, logged and dropped).
 The user and room queries answer ``M_NOT_FOUND`` (we claim no namespace); ``ping`` answers ``{}``
 (``doctor`` asks Synapse to ping us). https://spec.matrix.org/v1.11/application-service-api/
 """
@@ -103,8 +104,16 @@ def appservice_router(*, accept: Any, settings: Any, verifier: AppserviceVerifie
                 continue
             raw = json.dumps(event.data, separators=(",", ":")).encode()
             accepted = await accept(event, raw)
+            if isinstance(accepted, Response) and accepted.status_code == 400:
+                # Never storable as it is (the gateway's 400): refusing it would stall every
+                # later event behind it, so its text is kept as ``malformed``, or else dropped.
+                log.error("gateway: matrix event %s cannot be stored; kept as malformed", event.dedupe_key[-80:])
+                accepted = await accept(checker.malformed(raw), None)
+                if isinstance(accepted, Response) and accepted.status_code == 400:
+                    log.error("gateway: matrix event %s dropped: not storable as malformed", event.dedupe_key[-80:])
+                    continue
             if isinstance(accepted, Response):
-                return accepted  # not stored: Synapse resends the transaction
+                return accepted  # not stored (the ledger is out): Synapse resends the transaction
             stored += bool(accepted[2])
         log.info("gateway: matrix transaction %s: %d events, %d new", txn_id[:64], len(events), stored)
         return JSONResponse({}, headers={"Cache-Control": "no-store"})

@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import select
+from starlette.responses import Response
 from typer.testing import CliRunner
 
 from charterflow.cli import app
@@ -21,6 +23,8 @@ from charterflow.inspector.pages import place_links
 from charterflow_matrix.client import q
 from charterflow_matrix.doctor import check
 from charterflow_matrix.homeserver import APPSERVICE_PATH, Homeserver, free_port
+from charterflow_matrix.hook import appservice_router
+from charterflow_matrix.inbound import AppserviceVerifier
 from charterflow_matrix.sandbox import MatrixSandbox
 from gateway.app import create_app
 from gateway.dispatch import StoreOnlyDispatcher
@@ -366,3 +370,36 @@ def test_the_inspector_links_the_matrix_space_and_rooms(world: dict[str, Any], m
         f"#{prefix}{room}:localhost" for room in ("community", "working-group", "moderators")
     ]
     assert all(url.startswith("https://matrix.to/#/%23") for _, url in links)
+
+
+def test_an_event_the_ledger_cannot_take_is_kept_as_malformed_and_the_queue_moves_on() -> None:
+    """The gateway answers 400 for an event its ledger can never store (a DataError). Synapse
+    would resend that transaction forever, and nothing after it: the hook keeps the event's
+    text as ``malformed`` instead, answers ``{}``, and still lets a ledger outage (503) through."""
+    kept: list[tuple[str, str]] = []
+    refuse = {"$unstorable": 400, "$unstorable-twice": 400, "$outage": 503}
+
+    async def accept(event: Any, raw: bytes | None) -> Any:
+        status = refuse.get(event.attributes.get("event_id", ""))
+        if event.kind == "malformed" and "unstorable-twice" in event.data["malformed"]:
+            status = 400
+        if status:
+            return Response(status_code=status)
+        kept.append((event.kind, event.dedupe_key))
+        return ("route", len(kept), True)
+
+    verifier = AppserviceVerifier(hs_token=SecretStr("hs-secret"), server_name="localhost")
+    app = FastAPI()
+    app.include_router(appservice_router(accept=accept, settings=GatewaySettings(), verifier=verifier))
+    auth = {"Authorization": "Bearer hs-secret"}
+    with LoopbackServer(app) as gateway:
+
+        def send(txn: str, *ids: str) -> httpx.Response:
+            events = [{**event(n), "event_id": eid} for n, eid in enumerate(ids)]
+            return httpx.put(gateway.url + TXN + txn, json={"events": events}, headers=auth, timeout=10)
+
+        answer = send("t1", "$unstorable", "$after-it", "$unstorable-twice", "$last")
+        assert answer.status_code == 200 and answer.json() == {}
+        assert [kind for kind, _ in kept] == ["malformed", "idea", "idea"]
+        assert kept[1][1].endswith("$after-it") and kept[2][1].endswith("$last")
+        assert send("t2", "$outage").status_code == 503  # the ledger is out: Synapse resends
