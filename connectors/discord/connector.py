@@ -122,10 +122,11 @@ def _nonce(key: str | None) -> str:
     return "k" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
 
 
-# Unknown Message / Unknown Webhook on an interaction's answer: the deferral never reached
-# Discord in its 3 s, so the interaction failed and its token answers nothing.
+# An interaction's answer Discord will not take, by (status, code): Unknown Message / Unknown
+# Webhook (404), the deferral never reached Discord in its 3 s, so the interaction failed; Invalid
+# Webhook Token (401), its token's 15 minutes are over (the answer came after an outage).
 # https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction
-_NOT_ANSWERABLE = frozenset({10008, 10015})
+_NOT_ANSWERABLE = frozenset({(404, 10008), (404, 10015), (401, 50027)})
 # How long a message search refused for want of the Message Content intent is not asked again:
 # Discord's invalid-request window (https://discord.com/developers/docs/topics/rate-limits#invalid-request-limit).
 _SEARCH_REFUSED_FOR = 600.0
@@ -136,7 +137,7 @@ def _answered_in_place() -> Iterator[None]:
     try:
         yield
     except DiscordAPIError as exc:
-        if exc.status != 404 or exc.code not in _NOT_ANSWERABLE:
+        if (exc.status, exc.code) not in _NOT_ANSWERABLE:
             raise
         raise AnswerElsewhere(str(exc), platform=PLATFORM, status=exc.status) from None
 
@@ -1136,7 +1137,7 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
 
     def edit_original(self, event: InboundEvent | str, text: str) -> None:
         """Replace the deferred "thinking…" answer with ``text`` (at most 2000 characters);
-        ``AnswerElsewhere`` when the deferral never reached Discord."""
+        ``AnswerElsewhere`` when the deferral never reached Discord or the token expired."""
         with _answered_in_place():
             self.client.request(
                 "PATCH",

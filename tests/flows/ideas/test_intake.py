@@ -386,9 +386,10 @@ def test_discord_down_fails_the_run_and_the_retry_answers_once(world, gateway, c
     assert len(_ideas(world)) == 1 and len(bot_messages(world, f"**#{idea.id}**")) == 1
 
 
-def test_an_expired_interaction_token_files_the_idea_without_an_answer(world, gateway):
-    """A token Discord no longer knows (401 Invalid Webhook Token: past its 15 minutes) cannot
-    be answered by any retry: the run ends with the idea filed, and a replay does nothing."""
+def test_an_expired_interaction_token_files_the_idea_and_answers_in_a_direct_message(world, gateway):
+    """A token Discord no longer knows (401 Invalid Webhook Token: past its 15 minutes, the
+    flows were down) cannot be answered by any retry: the idea is filed and the member is told
+    in a direct message, once; a replay does nothing."""
     world.discord_sb.command(
         world.discord_url, user="quinn_harbor", name="idea", options={"text": "A glossary of the forum's tags"}
     )
@@ -401,8 +402,12 @@ def test_an_expired_interaction_token_files_the_idea_without_an_answer(world, ga
         }
     result = inbox.handle_event(world.ledger, event_id)
     [idea] = _ideas(world)
-    assert result == f"idea:{idea.id}" and not bot_messages(world, f"**#{idea.id}**")
+    assert result == f"idea:{idea.id}"
+    [answer] = bot_messages(world, f"**#{idea.id}**")
+    dm_channels = {c["id"] for c in world.discord_state()["channels"] if c.get("type") == 1}
+    assert answer["channel_id"] in dm_channels and "filed" in answer["content"]
     assert inbox.handle_event(world.ledger, event_id) == "already-processed"
+    assert len(bot_messages(world, f"**#{idea.id}**")) == 1
 
 
 def test_a_topic_gone_from_the_forum_files_the_idea_without_a_reply(world, gateway):
