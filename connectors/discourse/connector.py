@@ -100,6 +100,18 @@ def _filled(text: str, minimum: int = MIN_POST_LENGTH) -> str:
     return text + "\u200b" * max(0, minimum - _visible_length(text))
 
 
+# "@name" where Discourse's markdown reads a mention (a user, a group, or "@here", which pings
+# the topic's posters): at a word boundary, so not in an e-mail address. Relayed from another
+# platform, the name is not the Forum's person's: nobody here is pinged.
+_MENTION = re.compile(r"(?<![\w`])@(?=[\w.-])")
+
+
+def _unmentioned(text: str) -> str:
+    """``text`` with every mention broken by a zero-width space after the ``@``: read the same,
+    pings nobody (as relayed text on Discord, ``allowed_mentions``, and on Slack, escaped)."""
+    return _MENTION.sub("@\u200b", text)
+
+
 def _fit_title(title: str) -> str:
     """``title`` as a topic title Discourse takes: at most 255 characters, no run of more than 30
     letters or digits ("Title seems unclear", TextSentinel#seems_unpretentious?,
@@ -640,14 +652,16 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox, Redelivery
     def room_post(
         self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None, key: str | None = None
     ) -> MessageRef:
-        """A reply in topic ``thread_id``, else a new topic titled ``title`` in category ``room``."""
+        """A reply in topic ``thread_id``, else a new topic titled ``title`` in category ``room``;
+        a mention in ``text`` (another platform's) pings nobody here."""
+        text = _unmentioned(text)
         if thread_id:
             return self.reply(thread_id=thread_id, text=text, key=key)
         return self.post(channel=room, title=title or text.splitlines()[0][:200], text=text, key=key)
 
     def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
         """``PUT /posts/{id}.json`` (Discourse sends ``post_edited``, which comes back as our own)."""
-        self._edit_post(str(int(message_id)), text, reason="edited where it was written")
+        self._edit_post(str(int(message_id)), _unmentioned(text), reason="edited where it was written")
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
         """``DELETE /posts/{id}.json`` (a first post takes its topic along); gone already is fine."""

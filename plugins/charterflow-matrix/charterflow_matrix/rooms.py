@@ -28,11 +28,14 @@ __all__ = ["ROOM_TEXT_LIMIT", "MatrixRooms", "edit_content"]
 ROOM_TEXT_LIMIT = 16_000
 
 
-def bold(content: dict[str, Any]) -> dict[str, Any]:
-    """The bridge's ``**name**`` shown bold in the HTML body clients display (the plain body keeps
-    the asterisks; ``html.escape`` left them alone, so no markup can be injected)."""
+def relayed(content: dict[str, Any]) -> dict[str, Any]:
+    """A copy as the bridge sends it: the ``**name**`` shown bold in the HTML body clients display
+    (the plain body keeps the asterisks; ``html.escape`` left them alone, so no markup can be
+    injected), and an empty ``m.mentions``, so the legacy push rules never read the body: another
+    platform's "@room" or a name in it pings nobody, though the bot may notify the whole room
+    (https://spec.matrix.org/v1.11/client-server-api/#user-and-room-mentions)."""
     rich = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", str(content.get("formatted_body", "")))
-    return {**content, "formatted_body": rich}
+    return {**content, "formatted_body": rich, "m.mentions": {}}
 
 
 def edit_content(*, event_id: str, text: str) -> dict[str, Any]:
@@ -41,7 +44,7 @@ def edit_content(*, event_id: str, text: str) -> dict[str, Any]:
     (https://spec.matrix.org/v1.11/client-server-api/#event-replacements). Kept within
     ``payloads.MAX_CONTENT_BYTES`` by shortening the text with a visible note."""
     while True:
-        new = bold(payloads.message(title=None, text=text))
+        new = relayed(payloads.message(title=None, text=text))
         content = {
             **new,
             "body": f"* {new['body']}",
@@ -95,10 +98,10 @@ class MatrixRooms:
         ``room`` with ``title`` in bold first; its ``thread_id`` roots the replies."""
         if thread_id:
             room_id, root = _split_thread(thread_id)
-            content = bold(payloads.message(title=None, text=text, thread_root=root))
+            content = relayed(payloads.message(title=None, text=text, thread_root=root))
             return self._ref_message(room_id, self.send(room_id, "m.room.message", content, key=key), thread_root=root)
         room_id = str(self.room_id(room))
-        content = bold(payloads.message(title=title or None, text=text))
+        content = relayed(payloads.message(title=title or None, text=text))
         return self._ref_message(room_id, self.send(room_id, "m.room.message", content, key=key))
 
     def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:

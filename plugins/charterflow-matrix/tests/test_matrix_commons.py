@@ -102,7 +102,7 @@ def handle_pushed(world: World, event_id: str) -> str:
 def test_a_discord_message_appears_once_on_the_forum_and_in_matrix_and_an_edit_follows(
     world: World, bridged: dict[str, Any]
 ) -> None:
-    sent = say(world, "avery_quill", "Raid in #general, slow mode on for an hour.")
+    sent = say(world, "avery_quill", "Raid in #general, slow mode on for an hour. @room heads up, cleo_marsh.")
     commons_poll()
     commons_poll()
     [forum] = forum_copies(world, "Raid in #general")
@@ -110,6 +110,12 @@ def test_a_discord_message_appears_once_on_the_forum_and_in_matrix_and_an_edit_f
     assert copy["content"]["body"].startswith("Raid in #general")  # the conversation's title first
     assert "**avery_quill** (Discord): Raid in #general" in copy["content"]["body"]
     assert copy["sender"] == bridged["matrix"].me
+    # Another platform's "@room" pings nobody here, though the bot (power level 100) could.
+    with bridged["users"].client(bridged["creds"].base_url, "cleo_marsh") as client:
+        notified = client.get("/_matrix/client/v3/notifications").raise_for_status().json()["notifications"]
+    [seen] = [n for n in notified if n["event"]["event_id"] == copy["event_id"]]
+    highlight = [a.get("value", True) for a in seen["actions"] if isinstance(a, dict) and a["set_tweak"] == "highlight"]
+    assert not any(highlight), seen["actions"]
     httpx.post(
         f"{world.discord_url}/_sandbox/messages/edit",
         timeout=10,
