@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "ASGIApp",
+    "AccountNames",
     "Activity",
     "Ballot",
     "BallotBox",
@@ -1084,4 +1085,16 @@ class Redelivery(Protocol):
         ...
 
 
-PROTOCOLS = (*PROTOCOLS, ModeratorsRoomHost, PlatformReports, Redelivery)
+@runtime_checkable
+class AccountNames(Protocol):
+    """A platform whose people may change their username, and whose old name another may then
+    take (Discord, the Forum): a private message goes to the name the account has now, read by
+    its id, never to the name stored when it was linked."""
+
+    def current_username(self, user: UserRef) -> str:
+        """The username of the account ``user.id`` now; ``FatalError`` (status 404) when the
+        platform no longer has it."""
+        ...
+
+
+PROTOCOLS = (*PROTOCOLS, ModeratorsRoomHost, PlatformReports, Redelivery, AccountNames)

@@ -284,21 +284,19 @@ def person_handle(ctx: Ctx, person_id: int) -> str:
 
 
 def direct_message_once(
-    ctx: Ctx, space: PlatformSpace, username: str, *, key: str, actor: str, about: str | None, title: str, text: str
+    ctx: Ctx, space: PlatformSpace, to: UserRef | str, *, key: str, actor: str, about: str | None, title: str, text: str
 ) -> None:
-    """A direct message to ``username`` on ``space`` (its ``Messenger``), once per ``key`` there."""
-    messenger = space.messenger
-    if messenger is None:
-        raise LookupError(f"{space.platform}: no Messenger to reach {username!r}")
+    """A direct message to ``to`` on ``space`` (``PlatformSpace.direct_message``: an account by its
+    id where the platform lets names change), once per ``key`` there."""
+    if space.messenger is None:
+        raise LookupError(f"{space.platform}: no Messenger to reach {to!r}")
     once(
         ctx,
         key=f"{key}:{space.platform}",
         platform=space.platform,
         actor=actor,
         about=about,
-        act=lambda: messenger.direct_message(
-            recipients=[username], title=title, text=text, key=f"{key}:{space.platform}"
-        ),
+        act=lambda: space.direct_message(to, title=title, text=text, key=f"{key}:{space.platform}"),
     )
 
 
@@ -357,11 +355,15 @@ def message_person(
         space = ctx.platforms.space(identity.platform.value)
         if space is None or space.messenger is None or not identity.username:
             continue
-        title, text = render(template, platform=space.platform, username=identity.username, **values)
         try:
-            direct_message_once(
-                ctx, space, identity.username, key=key, actor=actor, about=about, title=title, text=text
-            )
+            # Greeted and reached under the name the account has now (a member may have renamed).
+            name = space.current(user_ref(identity)).username
+        except Exception as exc:  # noqa: BLE001 - the account is gone, the platform is down: reported
+            log.warning("membership: person:%s not found on %s: %s", person_id, space.platform, type(exc).__name__)
+            continue
+        title, text = render(template, platform=space.platform, username=name, **values)
+        try:
+            direct_message_once(ctx, space, name, key=key, actor=actor, about=about, title=title, text=text)
             reached.append(space.platform)
         except Exception as exc:  # noqa: BLE001 - e.g. Discord 50007 (DMs closed): reported
             log.warning(

@@ -51,7 +51,7 @@ import time
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from charterflow.charter import load_configured_charter
 from charterflow.settings import get_settings
 from connectors.base import (
+    AccountNames,
     BallotBox,
     ButtonMessenger,
     Directory,
@@ -243,10 +244,24 @@ class PlatformSpace:
             return buttons.direct_message_with_button(
                 user=user, title=title, text=text, button_label=button_label, custom_id=custom_id, key=key
             )
+        return self.direct_message(user, title=title, text=text, key=key)
+
+    def current(self, user: UserRef) -> UserRef:
+        """``user`` under the name its account has now, read by its id where the connector is an
+        ``AccountNames`` (people rename there, and another may take the old name); else as given."""
+        names = self.capable(AccountNames)
+        if not user.id or names is None:
+            return user
+        return replace(user, username=names.current_username(user))
+
+    def direct_message(self, to: UserRef | str, *, title: str, text: str, key: str | None = None) -> MessageRef:
+        """A private message to one person: an account (``UserRef``) under its ``current`` name,
+        so a member who renamed is still reached, and never whoever took their old name."""
         messenger = self.messenger
         if messenger is None:
-            raise LookupError(f"{self.platform}: no Messenger to reach {user.username!r}")
-        return messenger.direct_message(recipients=[user.username], title=title, text=text, key=key)
+            raise LookupError(f"{self.platform}: no Messenger to reach {to!r}")
+        name = self.current(to).username if isinstance(to, UserRef) else to
+        return messenger.direct_message(recipients=[name], title=title, text=text, key=key)
 
     def close_ballot(self, ballot: Any, *, counts: Sequence[int] | None = None, result: str | None = None) -> Any:
         """Close ``ballot`` on this platform; ``result`` (one line, the ledger's tally merged

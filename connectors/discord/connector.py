@@ -343,6 +343,13 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
             f"Discord member {username!r} not found in guild {self.settings.guild_id}", platform=PLATFORM, status=404
         )
 
+    def current_username(self, user: UserRef) -> str:
+        """The member's username now, read by their id: anyone may change theirs, and the old
+        one is free for someone else to take. ``FatalError`` 404 when no longer in the server."""
+        if not _SNOWFLAKE.match(user.id or ""):
+            raise FatalError(f"not a Discord user id: {user.id!r}", platform=PLATFORM, status=404)
+        return self.find_user(user.id).username
+
     def message_count(self, user_id: str, *, days: int | None = None) -> tuple[int | None, datetime | None]:
         """How many messages ``user_id`` posted in the last ``days`` days (settings: 90), and the
         newest one's time, from ``GET /guilds/{guild}/messages/search``.

@@ -222,6 +222,13 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox, Redelivery
             admin_route=True,
         )
 
+    def current_username(self, user: UserRef) -> str:
+        """The account's username now (``GET /admin/users/{id}.json``): a member may rename, and
+        the old name is free for someone else to take. ``FatalError`` 404 when it is gone."""
+        if not str(user.id).isdigit():
+            raise FatalError(f"not a Forum user id: {user.id!r}", platform=PLATFORM, status=404)
+        return str(self._admin_user(user)["username"])
+
     def _group_id(self, name: str) -> int:
         with self._lock:
             if name in self._group_ids:

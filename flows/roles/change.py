@@ -43,6 +43,7 @@ from flows.kit import (
     identities_of,
     person_run_name,
     post_wg,
+    user_ref,
 )
 from flows.platforms import role_text
 from flows.platforms_state import role_platforms
@@ -497,7 +498,7 @@ def tell_proposer(ctx: Ctx, *, actor: str, key: str, title: str, text: str) -> b
             continue
         try:
             direct_message_once(
-                ctx, space, identity.username, key=key, actor=actor, about=actor, title=title, text=text
+                ctx, space, user_ref(identity), key=key, actor=actor, about=actor, title=title, text=text
             )
             return True
         except Exception as exc:  # noqa: BLE001 - try the next platform

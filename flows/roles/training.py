@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import UserRef
-from flows.kit import Ctx, answer_interaction, artifact, context, once
+from flows.kit import Ctx, answer_interaction, artifact, context, once, user_ref
 from flows.presentation import TEMPLATES
 from flows.presentation import templates as _env
 from ledger import repo
@@ -229,6 +229,7 @@ def send_reminders(ctx: Ctx, *, actor: str = ACTOR) -> dict[str, Any]:
             button=via == "discord",
         )
         key = f"roles-training-reminder:{training_id}:{number}"
+        account = user_ref(target)
         try:
             once(
                 ctx,
@@ -236,9 +237,7 @@ def send_reminders(ctx: Ctx, *, actor: str = ACTOR) -> dict[str, Any]:
                 platform=via,
                 actor=actor,
                 about=f"person:{person_id}",
-                act=lambda s=space, u=target.username, t=title, b=text, k=key: s.messenger.direct_message(
-                    recipients=[u], title=t, text=b, key=k
-                ),
+                act=lambda s=space, u=account, t=title, b=text, k=key: s.direct_message(u, title=t, text=b, key=k),
             )
             sent.append(key)
         except Exception as exc:  # noqa: BLE001 - reported; the record says it was due

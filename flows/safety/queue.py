@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connectors.base import ButtonMessenger, MessageRef
-from flows.kit import Ctx, done, once
+from connectors.base import ButtonMessenger, MessageRef, UserRef
+from flows.kit import Ctx, done, once, user_ref
 from flows.moderation.common import platform_name
 from flows.safety.common import ACTOR, BUTTON_PREFIX, COC_OUTCOMES, render, settings
 from flows.safety.links import PATH as LINK_PATH
@@ -369,12 +369,12 @@ def _split(text: str) -> tuple[str, str]:
 def _message_liaison(ctx: Ctx, report_id: int, person: Person, texts: dict[bool, tuple[str, str]]) -> list[str]:
     with ctx.ledger.read() as session:
         accounts = [
-            (i.platform.value, i.username)
+            (i.platform.value, user_ref(i))
             for i in session.scalars(select(Identity).where(Identity.person_id == person.id))
             if i.username
         ]
     reached = []
-    for platform, username in accounts:
+    for platform, account in accounts:
         space = ctx.platforms.space(platform)
         if space is None or space.messenger is None:
             continue
@@ -388,9 +388,7 @@ def _message_liaison(ctx: Ctx, report_id: int, person: Person, texts: dict[bool,
                 platform=platform,
                 actor=ACTOR,
                 about=queue_ledger.subject(report_id),
-                act=lambda m=space.messenger, u=username, k=key, t=title, b=body: m.direct_message(
-                    recipients=[u], title=t, text=b, key=k
-                ),
+                act=lambda s=space, u=account, k=key, t=title, b=body: s.direct_message(u, title=t, text=b, key=k),
             )
             reached.append(platform)
             if buttons is not None:
@@ -466,9 +464,9 @@ def tell_reporter(ctx: Ctx, report_id: int, *, referred: bool = False) -> bool:
     with ctx.ledger.read() as session:
         report = queue_ledger.get(session, report_id)
         via, username = report.via, report.reporter_username
+        reporter = UserRef(platform=via, id=report.reporter_account or "", username=username or "")
     space = ctx.platforms.space(via)
-    messenger = space.messenger if space is not None else None
-    if not username or messenger is None:
+    if not username or space is None or space.messenger is None:
         return False
     text = render("reporter_handled", id=report_id, referred=referred)
     title, _, body = text.partition("\n")
@@ -480,7 +478,7 @@ def tell_reporter(ctx: Ctx, report_id: int, *, referred: bool = False) -> bool:
             platform=via,
             actor=ACTOR,
             about=queue_ledger.subject(report_id),
-            act=lambda: messenger.direct_message(recipients=[username], title=title, text=body.strip(), key=key),
+            act=lambda: space.direct_message(reporter, title=title, text=body.strip(), key=key),
         )
         return True
     except Exception as exc:  # noqa: BLE001 - DMs closed: logged, the report stays handled

@@ -3,6 +3,7 @@ against its own sandbox served on 127.0.0.1 (real HTTP)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from connectors.base import (
     CAPABILITY_PROTOCOLS,
     PROTOCOLS,
+    AccountNames,
     Activity,
     AuthorNames,
     Ballot,
@@ -357,6 +359,15 @@ def check_operator_account(box: Any, connector: Any) -> None:
     assert connector.operator_name().strip()
 
 
+def check_account_names(box: Any, connector: Any) -> None:
+    # A member linked as one name and renamed since: found by id, under the name they have now.
+    found = connector.find_user(box.sandbox.samples.username)
+    assert connector.current_username(replace(found, username="a-name-given-up")) == found.username
+    with pytest.raises(FatalError) as gone:
+        connector.current_username(replace(found, id="999999999"))
+    assert gone.value.status == 404
+
+
 def check_tally_display(box: Any, connector: Any) -> None:
     samples = box.sandbox.samples
     ballot = connector.open_ballot(
@@ -532,4 +543,5 @@ EXTRA_CHECKS = {
     ModeratorsRoomHost: check_moderators_room_host,
     PlatformReports: check_platform_reports,
     Redelivery: check_redelivery,
+    AccountNames: check_account_names,
 }

@@ -8,7 +8,8 @@ from datetime import timedelta
 from flows.membership.leave import leave
 from flows.membership.renewal import opt_in, renewal
 from ledger.models import MembershipStatus, Person
-from tests.support.membership import NOW
+from ledger.repo import update_identity
+from tests.support.membership import NOW, discord_dms, forum_pms
 
 START = NOW - timedelta(days=100)
 END = START + timedelta(days=365)
@@ -52,3 +53,22 @@ def test_leave(world):
     before = world.writes()
     leave(member="gale_morrow", reason="moving on", now=NOW)
     assert world.writes() == before
+
+
+def test_a_renamed_member_is_reached_by_id_never_whoever_took_their_old_name(world):
+    """cleo_marsh was linked when her name was quinn_harbor; quinn_harbor is someone else's name
+    now, on both platforms. Her opt-in's confirmation reaches her account, read by its id and
+    greeted by the name it has now: nothing goes to the other person."""
+    with world.ledger.transaction() as session:
+        for identity in session.get(Person, world.people["cleo_marsh"]).identities:
+            update_identity(session, identity, actor="operator", username="quinn_harbor")
+    at = END - timedelta(days=30) + timedelta(hours=1)
+    assert opt_in(member="cleo_marsh", now=at)["renewed"]
+    cleo = {p: world.platforms.space(p).directory.find_user("cleo_marsh").id for p in ("discourse", "discord")}
+    [pm] = [t for t in world.discourse_state()["topics"] if t["archetype"] == "private_message"]
+    assert pm["allowed"] == [["user", int(cleo["discourse"])]]
+    assert forum_pms(world, "cleo_marsh") and not forum_pms(world, "quinn_harbor")
+    [dm] = discord_dms(world, "cleo_marsh")
+    dm_channel = next(c for c in world.discord_state()["channels"] if c["id"] == dm["channel_id"])
+    assert dm_channel["recipient_id"] == cleo["discord"]
+    assert not discord_dms(world, "quinn_harbor")
