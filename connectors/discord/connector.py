@@ -231,6 +231,7 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         self._me_id: str | None = None  # the bot's user id, read once (the common room's "own")
         self._roles: dict[str, dict[str, Any]] | None = None
         self._channels: dict[str, str] | None = None
+        self._channel_rows: dict[str, str] | None = None
         self._search_refused: tuple[float, str] | None = None  # (when, why): message search's 403 50001
 
     def __repr__(self) -> str:
@@ -631,13 +632,7 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
             cached = None if self._channels is None else self._channels.get(channel.lower())
         if cached:
             return cached
-        rows = self.client.json(
-            self.client.request("GET", "/guilds/{guild_id}/channels", path=self.guild, what="Discord channels"),
-            what="Discord channels",
-        )
-        names = {str(r.get("name", "")).lower(): str(r["id"]) for r in rows if r.get("type") in (0, 5, 15)}
-        with self._lock:
-            self._channels = names
+        names = {name.lower(): cid for cid, name in self._channel_names(refresh=True).items()}
         if channel.lower() not in names:
             raise FatalError(
                 f"Discord channel {channel!r} not found in guild {self.settings.guild_id}",
@@ -645,6 +640,21 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
                 status=404,
             )
         return names[channel.lower()]
+
+    def _channel_names(self, *, refresh: bool = False) -> dict[str, str]:
+        """The guild's text channels' names by id (``GET /guilds/{guild}/channels``, cached)."""
+        with self._lock:
+            if self._channel_rows is not None and not refresh:
+                return self._channel_rows
+        rows = self.client.json(
+            self.client.request("GET", "/guilds/{guild_id}/channels", path=self.guild, what="Discord channels"),
+            what="Discord channels",
+        )
+        found = {str(r["id"]): str(r.get("name", "")) for r in rows if r.get("type") in (0, 5, 15)}
+        with self._lock:
+            self._channel_rows = found
+            self._channels = {name.lower(): cid for cid, name in found.items()}
+        return found
 
     def _url(self, channel_id: str, message_id: str | None = None) -> str:
         tail = f"/{message_id}" if message_id else ""
@@ -1453,7 +1463,7 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
                         username=str(author.get("username", "")),
                         display_name=author.get("global_name") or None,
                     ),
-                    text=str(row.get("content") or ""),
+                    text=self._plain(row),
                     created_at=_ts(row.get("timestamp")) or datetime.now(UTC),
                     edited_at=_ts(row.get("edited_timestamp")),
                     attachments=tuple(str(a["url"]) for a in row.get("attachments") or [] if a.get("url")),
@@ -1462,6 +1472,15 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
                 )
             )
         return sorted(out, key=lambda m: int(m.id))
+
+    def _plain(self, row: Mapping[str, Any]) -> str:
+        """A read message's text as people see it in Discord: mentions by name (the message's
+        ``mentions``), roles and channels by name (read only when the text names one)."""
+        content = str(row.get("content") or "")
+        users = {str(u.get("id")): str(u.get("username", "")) for u in row.get("mentions") or [] if u.get("id")}
+        roles = {rid: str(r.get("name", "")) for rid, r in self.guild_roles().items()} if "<@&" in content else {}
+        channels = self._channel_names() if "<#" in content else {}
+        return payloads.plain_text(content, users=users, roles=roles, channels=channels)
 
     def room_post(
         self, *, room: str, text: str, thread_id: str | None = None, title: str | None = None, key: str | None = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "message",
     "messages",
     "parse_ballot_custom_id",
+    "plain_text",
     "pong",
     "shorten",
     "split_text",
@@ -357,6 +358,45 @@ def messages(text: str, *, title: str | None = None, nonce: str | None = None) -
     if not pieces:
         raise ValueError("nothing to send: the text is empty")
     return [message(piece, nonce=None if nonce is None else f"{nonce[:21]}.{i}"[:25]) for i, piece in enumerate(pieces)]
+
+
+# Discord's markup for mentions, channels, roles, commands, custom emoji and timestamps
+# (https://discord.com/developers/docs/reference#message-formatting): <@id>, <@!id>, <#id>,
+# <@&id>, </name:id>, <:name:id>, <a:name:id>, <t:seconds>, <t:seconds:style>.
+_MARKUP = re.compile(r"<(@&|@!?|#|/|a?:|t:)([^<>\s:]+(?: [^<>:]+)*)(?::([\w~-]+))?>")
+
+
+def plain_text(
+    content: str,
+    *,
+    users: Mapping[str, str],
+    roles: Mapping[str, str] = {},
+    channels: Mapping[str, str] = {},
+) -> str:
+    """A message's ``content`` as people read it in Discord, for another platform: ``<@id>`` is
+    ``@name`` (``users``: the message's ``mentions``), ``<@&id>`` ``@role``, ``<#id>``
+    ``#channel``, ``</name:id>`` ``/name``, ``<:name:id>`` ``:name:``, ``<t:…>`` a UTC time;
+    an id Discord's client cannot name either reads as it shows it (``@unknown-user``)."""
+
+    def plain(match: re.Match[str]) -> str:
+        kind, first, second = match.group(1), match.group(2), match.group(3)
+        if kind in ("@", "@!", "@&", "#") and not first.isdigit():
+            return match.group(0)
+        if kind in ("@", "@!"):
+            return f"@{users.get(first, 'unknown-user')}"
+        if kind == "@&":
+            return f"@{roles.get(first, 'deleted-role')}"
+        if kind == "#":
+            return f"#{channels.get(first, 'unknown')}"
+        if kind == "/" and second:
+            return f"/{first}"
+        if kind in (":", "a:") and second:
+            return f":{first}:"
+        if kind == "t:" and first.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(first), UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return match.group(0)
+
+    return _MARKUP.sub(plain, content)
 
 
 def _one_line(text: str | None) -> str:

@@ -1449,6 +1449,10 @@ class DiscordSandbox(Sandbox):
             id=m["id"],
             channel_id=m["channel_id"],
             author=self._user_json(m["author_id"]),
+            # The people its content mentions (https://discord.com/developers/docs/resources/message#message-object).
+            mentions=[
+                self._user_json(u) for u in dict.fromkeys(re.findall(r"<@!?(\d+)>", m["content"])) if u in self.members
+            ],
             **({"nonce": m["nonce"]} if m.get("nonce") is not None else {}),
         )
 

@@ -205,3 +205,18 @@ def test_onboarding_update_keeps_other_prompts_and_sends_nothing_when_in_step():
         payloads.onboarding_update(current, title="Guides", options=[("A", "")] * 51, channel_id="9", new_id="98")
     with pytest.raises(ValueError, match="description"):
         payloads.onboarding_update(current, title="Guides", options=[("A", "x" * 101)], channel_id="9", new_id="98")
+
+
+def test_plain_text_reads_discord_markup_as_the_client_shows_it() -> None:
+    """https://discord.com/developers/docs/reference#message-formatting: ids become names, custom
+    emoji their name, a timestamp a UTC time; what Discord cannot name reads as it shows it, and
+    text that only looks like markup stays."""
+    text = (
+        "<@1> <@!2> <@&3> <#4> </role add:5> <:party:6> <a:wave:7> <t:1618953630:R> <@&99> <#98> "
+        "<@someone> <https://example.org> a <b> c"
+    )
+    plain = payloads.plain_text(text, users={"1": "avery_quill"}, roles={"3": "moderator"}, channels={"4": "general"})
+    assert plain == (
+        "@avery_quill @unknown-user @moderator #general /role add :party: :wave: 2021-04-20 21:20 UTC "
+        "@deleted-role #unknown <@someone> <https://example.org> a <b> c"
+    )

@@ -265,3 +265,18 @@ def test_forum_pushes_are_verified_deduplicated_and_a_replay_copies_nothing_twic
     assert httpx.post(url, content=body3, headers=headers3, timeout=10).status_code == 200
     empty = wait_for_event(world, source="discourse", kind="post_destroyed", route="commons")
     assert inbox.handle_event(world.ledger, empty) == "refused:not-a-room-message"
+
+
+def test_a_discord_mention_reaches_the_forum_as_people_read_it(world: World, room: Any) -> None:
+    """Discord sends mentions, channels and roles as ids (``<@id>``, ``<#id>``, ``<@&id>``) with
+    the mentioned people in the message's ``mentions``; the copy names them as Discord shows them
+    (and a name still pings nobody on the Forum)."""
+    state = world.discord_state()
+    cleo = next(u for u in state["members"] if u["username"] == "cleo_marsh")
+    general = next(c for c in state["channels"] if c["name"] == "general")
+    moderators = next(r for r in state["roles"] if r["name"] == "moderator")
+    say(world, "avery_quill", f"Raid in <#{general['id']}>: <@{cleo['id']}> and <@&{moderators['id']}> please look")
+    commons_poll()
+    [copy] = forum_copies(world, "please look")
+    assert f"Raid in #general: @\u200bcleo_marsh and @\u200b{moderators['name']} please look" in copy["raw"]
+    assert "<@" not in copy["raw"] and "<#" not in copy["raw"]
