@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,6 +114,8 @@ def parse_event(*, headers: Mapping[str, str], body: bytes, instance: str = "") 
     elif event in ("post_created", "post_edited", "post_destroyed"):
         post = _object(payload.get("post"))
         actor = _text(post.get("username"))
+        if isinstance(raw := post.get("raw"), str):
+            attributes["text"] = readable_raw(raw, _header(headers, "X-Discourse-Instance") or "")
         attributes.update(
             _pick(
                 post,
@@ -142,6 +145,20 @@ def parse_event(*, headers: Mapping[str, str], body: bytes, instance: str = "") 
         data=payload,
         notes=tuple(notes),
     )
+
+
+# An upload in a post's raw is Discourse's short URL, upload://<base62 SHA1>.<ext>, which only
+# the Forum's own composer resolves; the site's /uploads/short-url/<base62>.<ext> answers with
+# the file (Upload#short_url and .short_path,
+# https://github.com/discourse/discourse/blob/main/app/models/upload.rb).
+_UPLOAD = re.compile(r"upload://([A-Za-z0-9]+(?:\.\w+)?)")
+
+
+def readable_raw(raw: str, site: str) -> str:
+    """A post's ``raw`` as a link elsewhere must read it: each ``upload://`` short URL of a file
+    as the site's ``/uploads/short-url/`` link (``site``: the Forum's base URL)."""
+    base = site.rstrip("/")
+    return _UPLOAD.sub(lambda m: f"{base}/uploads/short-url/{m[1]}", raw) if base else raw
 
 
 def _object(value: Any) -> dict[str, Any]:

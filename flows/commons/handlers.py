@@ -78,7 +78,7 @@ def handle_commons(*, ledger: Any, event: InboxEvent, now: datetime | None = Non
         author=UserRef(
             platform=source, id=attrs.get("user_id", ""), username=author, display_name=attrs.get("name") or None
         ),
-        text=attrs.get("raw", ""),
+        text=attrs.get("text", attrs.get("raw", "")),
         created_at=ctx.now,
         thread_id=attrs.get("topic_id") or None,
         title=attrs.get("topic_title") if first else None,

@@ -280,3 +280,30 @@ def test_a_discord_mention_reaches_the_forum_as_people_read_it(world: World, roo
     [copy] = forum_copies(world, "please look")
     assert f"Raid in #general: @\u200bcleo_marsh and @\u200b{moderators['name']} please look" in copy["raw"]
     assert "<@" not in copy["raw"] and "<#" not in copy["raw"]
+
+
+def test_a_forum_upload_reaches_discord_as_a_link_that_opens_it(world: World, room: Any) -> None:
+    """A file in a Forum post is ``upload://<base62>.<ext>`` in its raw, which only the Forum's
+    composer resolves; the copy links the site's ``/uploads/short-url/`` path, as the upload's
+    own ``short_path`` names it."""
+    moderators = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
+    upload = httpx.post(
+        f"{world.discourse_url}/uploads.json",
+        timeout=10,
+        data={"upload_type": "composer", "synchronous": "true"},
+        files={"file": ("raid.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 32, "image/png")},
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"},
+    )
+    assert upload.status_code == 200, upload.text
+    shot = upload.json()
+    forum_post(
+        world,
+        "felix_oakes",
+        title="Screenshot of the raid in the help channel",
+        category=moderators,
+        raw=f"This is what they posted:\n\n![raid|690x388]({shot['short_url']})",
+    )
+    handle_new_events(world, "post_created")
+    [copy] = discord_copies(world, "This is what they posted")
+    assert f"![raid|690x388]({world.discourse_url}{shot['short_path']})" in copy["content"]
+    assert "upload://" not in copy["content"]
