@@ -104,6 +104,7 @@ AUDIT_ACTION_NAMES = {
 _USER_TARGETS = {20, 22, 23, 24, 25, 26, 27, 72, 143, 144, 145, 146}
 GUILD_ONLY, EXTERNAL = 2, 3  # scheduled-event privacy level and entity type
 # What a message can carry; one that comes with none of them was withheld (room_messages).
+_ROOM_TITLE = 100  # a thread name's limit: a common room copy's title line is cut to it
 _MESSAGE_PARTS = ("content", "attachments", "embeds", "components", "sticker_items", "poll")
 
 
@@ -1411,8 +1412,10 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         return self._me_id
 
     def room_text_limit(self) -> int:
-        """Discord's 2000 characters per message."""
-        return payloads.MESSAGE_LIMIT
+        """Discord's 2000 characters per message, less the room a conversation's title takes above
+        the text in the same message (``**title**`` and a line break; a title is cut to a thread
+        name's 100 characters): a copy is one message, which its edit and deletion know."""
+        return payloads.MESSAGE_LIMIT - _ROOM_TITLE - 5
 
     def room_key(self, room: str) -> str:
         """The channel's id."""
@@ -1490,7 +1493,9 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         if thread_id:
             return self.reply(thread_id=thread_id, text=text, key=key)
         if title:
-            return self.post(channel=room, title=title, text=text, key=key)
+            name = re.sub(r"\s+", " ", title).strip()
+            name = name if len(name) <= _ROOM_TITLE else name[: _ROOM_TITLE - 1].rstrip() + "…"
+            return self.post(channel=room, title=name, text=text, key=key)
         first = self.send_text(channel=room, text=text, key=key)[0]
         return self.post_thread_on(first, name=text)
 

@@ -307,3 +307,26 @@ def test_a_forum_upload_reaches_discord_as_a_link_that_opens_it(world: World, ro
     [copy] = discord_copies(world, "This is what they posted")
     assert f"![raid|690x388]({world.discourse_url}{shot['short_path']})" in copy["content"]
     assert "upload://" not in copy["content"]
+
+
+def test_a_long_forum_topic_is_one_discord_message_and_its_deletion_leaves_nothing(world: World, room: Any) -> None:
+    """A topic's copy carries its title above the text in one Discord message of at most 2,000
+    characters: shortened with the link to the original, never split into a second message that
+    the edit, the deletion and an erasure would not know of."""
+    moderators = next(c["id"] for c in world.discourse_state()["categories"] if c["name"] == "Moderators")
+    words = " ".join(f"incident{i:04d}" for i in range(220))  # 2,639 characters
+    first = forum_post(
+        world, "felix_oakes", title="A long report about the weekend spam wave", category=moderators, raw=words
+    )
+    handle_new_events(world, "post_created")
+    copies = discord_copies(world, "incident0")
+    assert len(copies) == 1 and len(copies[0]["content"]) <= 2000
+    assert copies[0]["content"].startswith("**A long report about the weekend spam wave**\n**felix_oakes** (Forum)")
+    assert "read it all at" in copies[0]["content"] and len(discord_copies(world, "read it all at")) == 1
+    httpx.delete(
+        f"{world.discourse_url}/posts/{first['id']}.json",
+        timeout=10,
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "felix_oakes"},
+    ).raise_for_status()
+    handle_new_events(world, "post_destroyed")
+    assert discord_copies(world, "incident0") == [] and discord_copies(world, "read it all at") == []
