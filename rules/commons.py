@@ -95,8 +95,11 @@ def conversation_title(*, title: str | None, text: str, author: str, platform: s
 
 
 def content_hash(text: str, attachments: Sequence[str] = ()) -> str:
-    """What an edit changes: a short digest of the text and the attachments."""
-    raw = "\x1f".join([text, *attachments]).encode("utf-8")
+    """What an edit changes: a short digest of the text and the attachments. An attachment is
+    its link without the query: a signature in it is issued again while the file stays (Discord's
+    CDN links, ``ex``/``is``/``hm``, valid a day:
+    https://discord.com/developers/docs/reference#signed-attachment-cdn-urls)."""
+    raw = "\x1f".join([text, *(a.split("?", 1)[0] for a in attachments)]).encode("utf-8")
     return hashlib.sha256(raw).hexdigest()[:24]
 
 

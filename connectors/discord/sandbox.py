@@ -148,6 +148,7 @@ class SeedSettings(SeedModel):
     nonce_window: float = Field(default=300.0, gt=0)
     interaction_timeout: float = Field(default=3.0, gt=0)
     search_index_retry_after: int = Field(default=2, ge=0)
+    cdn_url_lifetime: int = Field(default=86_400, ge=1)  # a signed attachment URL's life (ex - is)
 
 
 class SandboxSeed(SeedModel):
@@ -1441,7 +1442,7 @@ class DiscordSandbox(Sandbox):
             _shapes.MESSAGE,
             type=0 if not m.get("interaction") else 20,
             content="" if hidden else m["content"],
-            attachments=[] if hidden else copy.deepcopy(m.get("attachments") or []),
+            attachments=[] if hidden else [{**a, "url": self._signed(a["url"])} for a in m.get("attachments") or []],
             timestamp=m["timestamp"],
             edited_timestamp=m["edited"],
             flags=m["flags"],
@@ -1455,6 +1456,12 @@ class DiscordSandbox(Sandbox):
             ],
             **({"nonce": m["nonce"]} if m.get("nonce") is not None else {}),
         )
+
+    def _signed(self, url: str) -> str:
+        # An attachment's CDN URL as Discord gives it: signed (ex, is, hm) and issued again once it
+        # expired (https://discord.com/developers/docs/reference#signed-attachment-cdn-urls).
+        issued = int(time.time()) // (life := self.settings.cdn_url_lifetime) * life
+        return f"{url}?ex={issued + life:x}&is={issued:x}&hm={hashlib.sha256(f'{url}{issued}'.encode()).hexdigest()}&"
 
     def _create_message(
         self, channel_id: str, author_id: str, data: Mapping[str, Any], *, interaction: Mapping[str, Any] | None = None

@@ -95,3 +95,10 @@ def test_r_comms_edits_are_seen_by_their_digest():
 )
 def test_r_comms_deletions_follow_only_within_what_was_listed(known, window, complete, gone):
     assert deleted_ids(known, window, complete=complete) == gone
+
+
+def test_an_attachment_signed_again_is_the_same_content() -> None:
+    """Discord's CDN signs an attachment's link and issues it again (a new query, the same file)."""
+    old = "https://cdn.discordapp.com/attachments/1/2/raid.png?ex=65d903de&is=65c68ede&hm=24&"
+    new = "https://cdn.discordapp.com/attachments/1/2/raid.png?ex=65da555e&is=65d903de&hm=9f&"
+    assert content_hash("t", (old,)) == content_hash("t", (new,)) != content_hash("t", ("https://x/other.png",))

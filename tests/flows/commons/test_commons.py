@@ -3,6 +3,7 @@ Moderators category bridged through the real gateway, Prefect and the sandboxes 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -330,3 +331,16 @@ def test_a_long_forum_topic_is_one_discord_message_and_its_deletion_leaves_nothi
     ).raise_for_status()
     handle_new_events(world, "post_destroyed")
     assert discord_copies(world, "incident0") == [] and discord_copies(world, "read it all at") == []
+
+
+def test_a_discord_attachment_signed_again_is_no_edit(world: World, room: Any) -> None:
+    """Discord signs an attachment's CDN URL (``ex``, ``is``, ``hm``) and gives a new signature
+    once it expired: the same file under a new signature is not an edit to relay to every copy."""
+    world.discord_sb.settings.cdn_url_lifetime = 1
+    say(world, "avery_quill", "The raid's screenshot is attached here.", attachments=["raid.png"])
+    commons_poll()
+    [copy] = forum_copies(world, "screenshot is attached")
+    assert "/raid.png?ex=" in copy["raw"] and "&hm=" in copy["raw"]
+    time.sleep(1.2)
+    assert commons_poll()["moderators:discord:room"]["edited"] == 0
+    assert forum_copies(world, "screenshot is attached") == [copy]
