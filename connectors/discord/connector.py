@@ -104,6 +104,7 @@ AUDIT_ACTION_NAMES = {
 _USER_TARGETS = {20, 22, 23, 24, 25, 26, 27, 72, 143, 144, 145, 146}
 GUILD_ONLY, EXTERNAL = 2, 3  # scheduled-event privacy level and entity type
 # What a message can carry; one that comes with none of them was withheld (room_messages).
+THREAD_ARCHIVED = 50083  # "Operation cannot be performed on an archived thread"
 _ROOM_TITLE = 100  # a thread name's limit: a common room copy's title line is cut to it
 _MESSAGE_PARTS = ("content", "attachments", "embeds", "components", "sticker_items", "poll")
 
@@ -1523,13 +1524,25 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         return thread_id if thread_id and thread_id != message_id else self.channel_id(room)
 
     def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
-        """Replace a bridged message's text (``PATCH``, idempotent)."""
-        self.edit_message(
-            channel_id=self._room_channel(room, thread_id, message_id),
-            message_id=message_id,
-            text=text,
-            keep_buttons=True,
-        )
+        """Replace a bridged message's text (``PATCH``, idempotent). Discord archives a thread once
+        idle and refuses edits in it (50083: only deletions happen there); the thread is
+        unarchived first, as a person editing there would
+        (https://discord.com/developers/docs/topics/threads#active--archived-threads)."""
+        channel = self._room_channel(room, thread_id, message_id)
+        try:
+            self.edit_message(channel_id=channel, message_id=message_id, text=text, keep_buttons=True)
+        except DiscordAPIError as exc:
+            if exc.code != THREAD_ARCHIVED:
+                raise
+            self.client.request(
+                "PATCH",
+                "/channels/{channel_id}",
+                path={"channel_id": channel},
+                json_body={"archived": False},
+                what=f"thread {channel}",
+                idempotent=True,
+            )
+            self.edit_message(channel_id=channel, message_id=message_id, text=text, keep_buttons=True)
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
         """``DELETE /channels/{id}/messages/{id}``; a message already gone (404) is fine."""

@@ -1391,7 +1391,7 @@ class DiscordSandbox(Sandbox):
             owner_id=self.bot_id,
             member_count=len(channel["members"]),
             thread_metadata={
-                "archived": False,
+                "archived": bool(channel.get("archived")),
                 # Never null: a thread never (un)archived has its creation moment, which its
                 # snowflake holds (https://discord.com/developers/docs/resources/channel#thread-metadata-object).
                 "archive_timestamp": _iso(time_of(channel["id"])),
@@ -1684,7 +1684,7 @@ def _create_message(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> R
     seen = sb.nonces.get(key) if nonce is not None and data.get("enforce_nonce") else None
     if seen and now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
         return Reply(200, sb._message_json(sb.messages[seen[1]]))
-    msg = sb._create_message(channel["id"], sb.bot_id, data)
+    msg, channel["archived"] = sb._create_message(channel["id"], sb.bot_id, data), False
     if nonce is not None:
         sb.nonces[key] = (now, msg["id"])
     return Reply(200, sb._message_json(msg))
@@ -1847,8 +1847,20 @@ def _edit_message(sb: DiscordSandbox, req: Call, msg: dict[str, Any], body: type
         return _error(403, 50005, "Cannot edit a message authored by another user")
     if (bad := _refused(body, data := req.json() or {})) is not None:
         return bad
+    if sb.channels.get(msg["channel_id"], {}).get("archived"):  # only deletions in an archived thread
+        return _error(400, 50083, "Thread is archived")
     sb._edit_message(msg, data)
     return Reply(200, sb._message_json(msg))
+
+
+# A thread archived (by a moderator, or by Discord once idle) or unarchived; a message sent in it
+# unarchives it (https://discord.com/developers/docs/topics/threads#active--archived-threads).
+@_route("PATCH", "/channels/{channel_id}", bucket="channels", find=_visible(_find_channel))
+def _edit_thread(sb: DiscordSandbox, req: Call, thread: dict[str, Any]) -> Reply:
+    if not thread.get("thread"):
+        return _error(NOT_EMULATED_STATUS, 0, not_emulated(req.method, req.path))
+    thread["archived"] = bool((req.json() or {}).get("archived"))
+    return Reply(200, sb._channel_json(thread))
 
 
 # Discord's own paths a placeholder route would take for an id ("pins" is no snowflake: a false

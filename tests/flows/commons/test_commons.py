@@ -344,3 +344,27 @@ def test_a_discord_attachment_signed_again_is_no_edit(world: World, room: Any) -
     time.sleep(1.2)
     assert commons_poll()["moderators:discord:room"]["edited"] == 0
     assert forum_copies(world, "screenshot is attached") == [copy]
+
+
+def test_an_edit_reaches_a_copy_in_an_archived_discord_thread(world: World, room: Any) -> None:
+    """Discord archives a thread once idle (7 days here) and then refuses to edit its messages
+    (400, 50083; only deletions happen there): the copy's edit unarchives the thread first."""
+    sent = say(world, "cleo_marsh", "Who reviews the appeal queue this month?")
+    commons_poll()
+    [topic] = forum_copies(world, "Who reviews the appeal queue")
+    answer = forum_post(world, "bram_tolliver", topic_id=topic["topic_id"], raw="I will take the appeals this month.")
+    handle_new_events(world, "post_created")
+    [copy] = discord_copies(world, "I will take the appeals")
+    headers = world.discord_sb.client_info(world.discord_url)["headers"]
+    httpx.patch(
+        f"{world.discord_url}/api/v10/channels/{sent['id']}", json={"archived": True}, headers=headers, timeout=10
+    ).raise_for_status()
+    httpx.put(
+        f"{world.discourse_url}/posts/{answer['id']}.json",
+        json={"post": {"raw": "I will take the appeals this month and the next."}},
+        headers={"Api-Key": world.discourse_sb.api_key, "Api-Username": "bram_tolliver"},
+        timeout=10,
+    ).raise_for_status()
+    assert handle_new_events(world, "post_edited")[0] == "edited 1 copy"
+    [edited] = discord_copies(world, "I will take the appeals")
+    assert edited["id"] == copy["id"] and "and the next" in edited["content"]
