@@ -12,7 +12,6 @@ from typing import Any
 from prefect import flow
 from sqlalchemy import select
 
-from connectors.errors import FatalError
 from flows.commons.relay import ACTOR, delete_copies, row_of
 from flows.kit import Ctx, context
 from ledger import audit
@@ -55,11 +54,9 @@ def erase_bridged(ctx: Ctx, person_id: int) -> dict[str, Any]:
         ]
     deleted, refused = 0, []
     for source_id, copies in sources:
-        try:
-            delete_copies(ctx, source_id, copies, state="erased")
-            deleted += len(copies)
-        except FatalError as exc:  # the platform will not delete it: say so, go on
-            refused.append({"source": source_id, "platform": exc.platform, "status": exc.status})
+        not_deleted = delete_copies(ctx, source_id, copies, state="erased")  # refusals audited, the rest go on
+        deleted += len(copies) - len(not_deleted)
+        refused += not_deleted
     with ctx.ledger.transaction() as session:
         for source_id, _ in sources:
             row = row_of(session, source_id)

@@ -307,16 +307,21 @@ def relay_edit(ctx: Ctx, bridge: Bridge, platform: str, msg: RoomMessage) -> str
     for copy_id, target, room, thread, message_id in copies:
         writer, _ = _writer(ctx, target)
         text = _copy_text(msg, platform, limit=writer.room_text_limit())
-        once(
-            ctx,
-            key=f"commons:edit:{copy_id}:{digest}",
-            platform=target,
-            actor=ACTOR,
-            about=f"commons-message:{row.id}",
-            act=lambda w=writer, r=room, t=thread, m=message_id, x=text: w.room_edit(
-                room=r, thread_id=t, message_id=m, text=x
-            ),
-        )
+        try:
+            once(
+                ctx,
+                key=f"commons:edit:{copy_id}:{digest}",
+                platform=target,
+                actor=ACTOR,
+                about=f"commons-message:{row.id}",
+                act=lambda w=writer, r=room, t=thread, m=message_id, x=text: w.room_edit(
+                    room=r, thread_id=t, message_id=m, text=x
+                ),
+            )
+        except FatalError as exc:
+            # Refused for good (the copy was deleted there by hand, a permission is missing): a
+            # retry would be refused the same way for ever; the other copies still follow.
+            _not_followed(ctx, row.id, copy_id, target, "edit", exc)
     with ctx.ledger.transaction() as session:
         store.set_state(row_of(session, row.id), state="live", content_hash=digest, at=ctx.now)
     return f"edited {len(copies)} cop{'y' if len(copies) == 1 else 'ies'}"
@@ -335,23 +340,58 @@ def relay_delete(ctx: Ctx, platform: str, message_id: str, *, state: str = "dele
             for c in store.copies_of(session, row.id)
             if c.state == "live"
         ]
-    return delete_copies(ctx, source_id, copies, state=state)
+    refused = delete_copies(ctx, source_id, copies, state=state)
+    done = len(copies) - len(refused)
+    return f"deleted {done} cop{'y' if done == 1 else 'ies'}" + (f", {len(refused)} refused" if refused else "")
 
 
-def delete_copies(ctx: Ctx, source_id: int, copies: list[tuple[int, str, str, str | None, str]], *, state: str) -> str:
-    """Delete each live copy of a source on its platform, then mark source and copies ``state``."""
+def delete_copies(
+    ctx: Ctx, source_id: int, copies: list[tuple[int, str, str, str | None, str]], *, state: str
+) -> list[dict[str, Any]]:
+    """Delete each live copy of a source on its platform, then mark source and copies ``state``.
+    A copy its platform refuses to delete (a ``FatalError``; one gone already is no refusal)
+    stays ``live`` with the reason noted and audited, for the operator to remove by hand, and
+    the others go on: a retry would be refused the same way for ever. The refusals are returned."""
+    refused = []
     for copy_id, target, room, thread, message_id in copies:
         writer, _ = _writer(ctx, target)
-        once(
-            ctx,
-            key=f"commons:delete:{copy_id}",
-            platform=target,
-            actor=ACTOR,
-            about=f"commons-message:{source_id}",
-            act=lambda w=writer, r=room, t=thread, m=message_id: w.room_delete(room=r, thread_id=t, message_id=m),
-        )
+        try:
+            once(
+                ctx,
+                key=f"commons:delete:{copy_id}",
+                platform=target,
+                actor=ACTOR,
+                about=f"commons-message:{source_id}",
+                act=lambda w=writer, r=room, t=thread, m=message_id: w.room_delete(room=r, thread_id=t, message_id=m),
+            )
+        except FatalError as exc:
+            _not_followed(ctx, source_id, copy_id, target, "delete", exc)
+            refused.append({"source": source_id, "platform": target, "status": exc.status})
+            continue
         with ctx.ledger.transaction() as session:
             store.set_state(row_of(session, copy_id), state=state, at=ctx.now)
     with ctx.ledger.transaction() as session:
         store.set_state(row_of(session, source_id), state=state, at=ctx.now)
-    return f"deleted {len(copies)} cop{'y' if len(copies) == 1 else 'ies'}"
+    return refused
+
+
+def _not_followed(ctx: Ctx, source_id: int, copy_id: int, target: str, change: str, exc: FatalError) -> None:
+    """Audit a copy ``target`` refused to ``change`` (edit, delete) for good, and note it on the
+    copy; one it no longer has (404) is marked ``deleted``: a moderator removed it there."""
+    gone = change == "edit" and exc.status == 404
+    with ctx.ledger.transaction() as session:
+        store.set_state(
+            row_of(session, copy_id),
+            state="deleted" if gone else "live",
+            at=ctx.now,
+            note=f"{change} refused on {target}: {exc}"[:500],
+        )
+        audit.append(
+            session,
+            actor=ACTOR,
+            action=f"commons.{change}_refused",
+            subject=f"commons-message:{source_id}",
+            payload={"ruling": "R-COMMS", "target": target, "status": exc.status, "reason": str(exc)[:500]},
+            at=ctx.now,
+        )
+    log.warning("commons: %s refused to %s a copy of commons-message:%s", target, change, source_id)

@@ -200,6 +200,38 @@ def test_a_copy_the_platform_refuses_is_noted_in_the_common_room_and_audited(wor
     assert entries[0]["payload"]["ruling"] == "R-COMMS"
 
 
+def test_an_edit_a_platform_refuses_for_good_is_audited_once_and_the_next_one_follows(world: World, room: Any) -> None:
+    """An edit the Forum refuses (422: here shorter than its minimum) would be refused on every
+    retry: the poll records it (audit, the copy's note) and goes on, instead of failing for ever;
+    the copy stays, and a later edit the Forum takes follows to it."""
+
+    def edit(message_id: str, content: str) -> None:
+        httpx.post(
+            f"{world.discord_url}/_sandbox/messages/edit",
+            timeout=10,
+            json={"message_id": message_id, "content": content},
+        ).raise_for_status()
+
+    sent = say(world, "avery_quill", "Slow mode is on in #help until the raid is over.")
+    commons_poll()
+    [copy] = forum_copies(world, "Slow mode is on in #help")
+    world.discourse_sb.settings.min_first_post_length = 5000  # the copy opened a topic
+    edit(sent["id"], "Slow mode is on in #help: lifted at noon.")
+    commons_poll()  # refused, recorded: the run completes
+    commons_poll()  # and is not asked again
+    world.discourse_sb.settings.min_first_post_length = 20
+    with world.ledger.read() as session:
+        entries = [e for e in audit.iter_records(session) if e["action"] == "commons.edit_refused"]
+        note = session.scalars(select(CommonsMessage).where(CommonsMessage.message_id == str(copy["id"]))).one()
+    assert len(entries) == 1 and entries[0]["payload"]["target"] == "discourse"
+    assert note.state == "live" and "edit refused on discourse" in note.note
+    assert "lifted at noon" not in forum_copies(world, "Slow mode is on in #help")[0]["raw"]
+    edit(sent["id"], "Slow mode is off in #help again, thanks everyone.")
+    commons_poll()
+    [followed] = forum_copies(world, "Slow mode is off in #help")
+    assert followed["id"] == copy["id"]
+
+
 def test_erasure_deletes_the_bridged_copies_of_a_persons_messages(world: World, room: Any) -> None:
     """R-PRIVACY-2: the copies the bridge made of avery's messages are deleted on the Forum; her
     own message stays on Discord (hers to delete); the ledger forgets who wrote it."""
