@@ -108,8 +108,15 @@ _MENTION = re.compile(r"(?<![\w`])@(?=[\w.-])")
 
 def _unmentioned(text: str) -> str:
     """``text`` with every mention broken by a zero-width space after the ``@``: read the same,
-    pings nobody (as relayed text on Discord, ``allowed_mentions``, and on Slack, escaped)."""
-    return _MENTION.sub("@\u200b", text)
+    pings nobody (as relayed text on Discord, ``allowed_mentions``, and on Slack, escaped); and
+    its ``[poll]`` markup broken too, or the copy would be a poll anyone in the room could vote in.
+    Still within ``max_post_length`` with the characters added."""
+    return _shorten(_inert_polls(_MENTION.sub("@\u200b", text)), MAX_POST_LENGTH)
+
+
+def _inert_polls(text: str) -> str:
+    """``[poll]``…``[/poll]`` shown as written: Discourse makes a poll of it."""
+    return text.replace("[poll", "[\u200bpoll").replace("[/poll", "[/\u200bpoll")
 
 
 def _fit_title(title: str) -> str:
@@ -723,7 +730,7 @@ class DiscourseConnector(ClientConnector[DiscourseClient], BallotBox, Redelivery
         room = MAX_POST_LENGTH - len(head) - len(poll) - 4
         # A person's text (an applicant's answer) must not open or end a poll of its own: a
         # zero-width space after "[" keeps it readable but no longer BBCode.
-        text = request.text.replace("[poll", "[\u200bpoll").replace("[/poll", "[/\u200bpoll")
+        text = _inert_polls(request.text)
         body = _shorten(text.strip(), room) if text.strip() else ""
         raw = "\n\n".join(part for part in (head, body, poll) if part)
         post = self._create_topic(

@@ -125,3 +125,15 @@ def test_a_renamed_member_is_changed_by_id_never_whoever_took_their_name(serve):
     c.revoke(cleo, Role.group("board"), reason="R-BOARD-2")
     board = next(g for g in box.state()["groups"] if g["name"] == "board")
     assert "cleo_renamed" not in board["members"]
+
+
+def test_a_relayed_text_at_the_post_limit_stays_within_it_with_its_mentions_broken(discourse):
+    # A copy is fitted to max_post_length (32,000) before the zero-width spaces that break its
+    # mentions are added: a text full of "@name" went past it and Discourse refused it (422).
+    c = discourse.connect()
+    text = "@ab " * 8000
+    assert len(text) == c.room_text_limit()
+    ref = c.room_post(room="Working Group", text=text, title="A copy full of mentions")
+    raw = _raw(discourse, ref.id)
+    assert len(raw) <= c.room_text_limit() and raw.startswith("@\u200bab @\u200bab")
+    assert raw.endswith("characters left out]")

@@ -81,12 +81,19 @@ def test_a_discord_message_appears_once_on_the_forum_and_its_edit_follows(world:
 
 def test_a_relayed_mention_pings_nobody_on_the_forum(world: World, room: Any) -> None:
     """A Discord name is not the Forum's person of that name, and "@here" would ping everyone in
-    the topic: each mention is broken by a zero-width space, read the same; an e-mail is kept."""
-    say(world, "avery_quill", "@here the raid again; @cleo_marsh, @moderators see mods@example.org")
+    the topic: each mention is broken by a zero-width space, read the same; an e-mail is kept.
+    So is a poll's markup: the copy is no poll anyone in the room could vote in."""
+    say(
+        world,
+        "avery_quill",
+        "@here the raid again; @cleo_marsh, @moderators see mods@example.org\n[poll]\n* ban\n* warn\n[/poll]",
+    )
     commons_poll()
     [copy] = forum_copies(world, "the raid again")
     assert "@\u200bhere the raid again; @\u200bcleo_marsh, @\u200bmoderators" in copy["raw"]
     assert "mods@example.org" in copy["raw"]
+    assert "[\u200bpoll]" in copy["raw"] and "[/\u200bpoll]" in copy["raw"]
+    assert not [p for p in world.discourse_state()["polls"] if p["post_id"] == copy["id"]]
 
 
 def test_a_forum_reply_appears_in_the_discord_thread_and_back_nothing_loops(world: World, room: Any) -> None:
