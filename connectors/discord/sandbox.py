@@ -1684,7 +1684,8 @@ def _create_message(sb: DiscordSandbox, req: Call, channel: dict[str, Any]) -> R
     seen = sb.nonces.get(key) if nonce is not None and data.get("enforce_nonce") else None
     if seen and now - seen[0] <= sb.settings.nonce_window and seen[1] in sb.messages:
         return Reply(200, sb._message_json(sb.messages[seen[1]]))
-    msg, channel["archived"] = sb._create_message(channel["id"], sb.bot_id, data), False
+    msg = sb._create_message(channel["id"], sb.bot_id, data)
+    channel["archived"] = False  # a message sent unarchives its thread
     if nonce is not None:
         sb.nonces[key] = (now, msg["id"])
     return Reply(200, sb._message_json(msg))
