@@ -41,6 +41,7 @@ from flows.privacy import publish_artifact
 from ledger import platforms as ledger_platforms
 from ledger import repo
 from ledger.db import Ledger
+from ledger.errors import Conflict
 from ledger.models import Identity, Person, Platform
 from rules import Charter, Decision
 from rules.platforms import admin_platforms
@@ -361,6 +362,8 @@ def message_person(
         except Exception as exc:  # noqa: BLE001 - the account is gone, the platform is down: reported
             log.warning("membership: person:%s not found on %s: %s", person_id, space.platform, type(exc).__name__)
             continue
+        if name != identity.username:
+            _renamed(ctx, identity.id, name)
         title, text = render(template, platform=space.platform, username=name, **values)
         try:
             direct_message_once(ctx, space, name, key=key, actor=actor, about=about, title=title, text=text)
@@ -370,6 +373,16 @@ def message_person(
                 "membership: could not message person:%s on %s: %s", person_id, space.platform, type(exc).__name__
             )
     return reached
+
+
+def _renamed(ctx: Ctx, identity_id: int, name: str) -> None:
+    """Record the name an account has now (audited by ``repo.update_identity``); left as it was
+    when another person's identity holds that name (their rename is not known yet)."""
+    try:
+        with ctx.ledger.transaction() as session:
+            repo.update_identity(session, session.get_one(Identity, identity_id), actor="connector", username=name)
+    except Conflict:
+        log.warning("membership: identity:%s renamed to a name another identity still holds: not recorded", identity_id)
 
 
 def email_person(

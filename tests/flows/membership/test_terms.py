@@ -72,3 +72,5 @@ def test_a_renamed_member_is_reached_by_id_never_whoever_took_their_old_name(wor
     dm_channel = next(c for c in world.discord_state()["channels"] if c["id"] == dm["channel_id"])
     assert dm_channel["recipient_id"] == cleo["discord"]
     assert not discord_dms(world, "quinn_harbor")
+    with world.ledger.read() as session:  # the rename is recorded
+        assert {i.username for i in session.get(Person, world.people["cleo_marsh"]).identities} == {"cleo_marsh"}
