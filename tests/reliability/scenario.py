@@ -18,7 +18,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 
 from flows import inbox
@@ -120,7 +119,7 @@ class Lifecycle:
         """``user`` presses ballot button ``option`` on Discord: the sandbox POSTs the signed
         interaction to the gateway, which stores it; the inbox handler then runs it."""
         before = self.last_event(inbox.Route.VOTE)
-        answer = httpx.post(
+        answer = self.stack.http.post(
             f"{self.world.discord_url}/_sandbox/interactions",
             timeout=60,
             json={
@@ -205,7 +204,7 @@ class Lifecycle:
             self.stack.slack_url, user=WREN, channel=BOARD_CHANNEL, ts=ts, action_id="board_approve"
         )
         headers, body = self.stack.slack_sb.signed_request(kind="block_actions", payload=payload)
-        answer = httpx.post(f"{self.stack.gateway_url}/hooks/slack", content=body, headers=headers, timeout=30)
+        answer = self.stack.http.post(f"{self.stack.gateway_url}/hooks/slack", content=body, headers=headers)
         assert answer.status_code == 200, answer.text
         event = self.last_event(inbox.Route.BOARD_DECISION)
         decided = self.step("board click", lambda: inbox.handle_event(self.world.ledger, event), spike=True)
@@ -273,7 +272,7 @@ class Lifecycle:
                     }
                 },
             )
-            answer = httpx.post(f"{self.stack.gateway_url}/hooks/discourse", content=body, headers=headers, timeout=30)
+            answer = self.stack.http.post(f"{self.stack.gateway_url}/hooks/discourse", content=body, headers=headers)
             assert answer.status_code == 200, answer.text
             stored.append(self.last_event(inbox.Route.IDEA))
         handled = None
