@@ -4,7 +4,10 @@ workers process and `charterflow serve` serve them (``charterflow.workers.serve_
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from types import ModuleType
+
+from prefect.client.schemas.schedules import IntervalSchedule
 
 from flows import platforms_state, redelivery
 from flows.board.decision import record_decision
@@ -29,13 +32,32 @@ from flows.safety import deploy as safety_deploy
 from flows.wg_roles import deploy as wg_roles_deploy
 from flows.whatif import what_if
 
+# Interval schedules count from one fixed moment. Prefect anchors an interval at the time the
+# deployment object is made, and serving it again replaces the schedule: each restart of the
+# workers put every interval run off by up to a whole interval (hooks-redeliver ran 2 minutes
+# after the last restart, not at its next slot), and a process restarted more often than an
+# interval would never run that deployment. Every interval here divides a day: runs fall on round
+# clock times (every 5 minutes at :00, :05, ...), whenever the process started.
+INTERVAL_ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def anchored(served: list) -> list:
+    """``served`` with each interval schedule anchored at :data:`INTERVAL_ANCHOR`."""
+    for deployment in served:
+        for entry in deployment.schedules or ():
+            if isinstance(entry.schedule, IntervalSchedule):
+                entry.schedule = IntervalSchedule(
+                    interval=entry.schedule.interval, anchor_date=INTERVAL_ANCHOR, timezone=entry.schedule.timezone
+                )
+    return served
+
 
 def deployments() -> list:
-    """Every deployment, with its schedules. The runner is made with ``pause_on_shutdown=False``
-    (flows/serving.py): the schedules stay active while it restarts."""
+    """Every deployment, with its schedules (intervals :func:`anchored`). The runner is made with
+    ``pause_on_shutdown=False`` (flows/serving.py): the schedules stay active while it restarts."""
     rules_tags, tags = ["charterflow", "rules"], ["charterflow", "membership"]
     board_tags, roles_tags = ["charterflow", "board"], ["charterflow", "roles"]
-    return [
+    served = [
         what_if.to_deployment(
             name="operator", tags=rules_tags, description="Ask the charter a what-if question (see rules/README.md)."
         ),
@@ -79,6 +101,7 @@ def deployments() -> list:
         ),
         *capability_deployments(),
     ]
+    return anchored(served)
 
 
 # Each capability package declares its deployments in ``deploy.deployments()``.
