@@ -55,6 +55,8 @@ def _room_text(text: str) -> str:
 # <!subteam^S…|@team>, <!date^…|fallback>, <url|label>
 # (https://api.slack.com/reference/surfaces/formatting#retrieving-messages).
 _SEQUENCE = re.compile(r"<([@#!]?)([^<>|]*)(?:\|([^<>]*))?>")
+# A mention Slack sends by ID alone (its events carry no name): <@U…>.
+_BARE_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 
 
 def _plain_sequence(match: re.Match[str]) -> str:
@@ -211,15 +213,17 @@ def _message_attributes(channel: str, message: Mapping[str, Any], change: str) -
     """A person's message (new or edited): its id, text, author, thread and attachments."""
     ts, thread = str(message.get("ts") or ""), str(message.get("thread_ts") or "")
     files = [str(f.get("permalink")) for f in message.get("files") or [] if isinstance(f, dict) and f.get("permalink")]
-    user = str(message.get("user") or "")
+    user, text = str(message.get("user") or ""), str(message.get("text") or "")
     out = {
         "room.key": channel,
         "room.change": change,
         "room.message_id": f"{channel}:{ts}",
-        "room.text": slack_plain(str(message.get("text") or ""))[:TEXT_MAX],
+        "room.text": slack_plain(text)[:TEXT_MAX],
         "user_id": user,
         "username": user,
     }
+    if mentioned := sorted(set(_BARE_MENTION.findall(text))):
+        out["room.mentions"] = " ".join(mentioned)  # shown "@U…" in the text: named by AuthorNames
     if thread and thread != ts:
         out["room.thread_id"] = f"{channel}:{thread}"
     if files:

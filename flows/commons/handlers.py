@@ -12,6 +12,7 @@ room's messages by push (a Matrix application service transaction, say) builds a
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
@@ -94,22 +95,19 @@ def _relay_neutral(ctx: Ctx, source: str, attrs: dict[str, str], *, event_id: in
     if change not in ("new", "edit", "delete") or not message_id or not room_key:
         log.info("commons: inbox event %s (%s) is not a room message; kept", event_id, source)
         return "refused:not-a-room-message"
-    user_id, username = attrs.get("user_id", ""), attrs.get("username", "")
+    user_id, username, text = attrs.get("user_id", ""), attrs.get("username", ""), attrs.get("room.text", "")
     found = room_writer(ctx.platforms, source)
-    if (
-        found is not None
-        and isinstance(found[0], AuthorNames)
-        and user_id
-        and username in ("", user_id)
-        and change != "delete"
-    ):
-        username = found[0].author_name(user_id) or username
+    names = found[0] if found is not None and isinstance(found[0], AuthorNames) and change != "delete" else None
+    if names is not None and user_id and username in ("", user_id):
+        username = names.author_name(user_id) or username
+    if names is not None:
+        text = _named(names, text, attrs.get("room.mentions", "").split())
     message = RoomMessage(
         platform=source,
         id=message_id,
         room=room_key,
         author=UserRef(platform=source, id=user_id, username=username, display_name=attrs.get("display_name") or None),
-        text=attrs.get("room.text", ""),
+        text=text,
         created_at=ctx.now,
         thread_id=attrs.get("room.thread_id") or None,
         title=attrs.get("room.title") or None,
@@ -118,6 +116,16 @@ def _relay_neutral(ctx: Ctx, source: str, attrs: dict[str, str], *, event_id: in
         attachments=tuple(a for a in attrs.get("room.attachments", "").split() if a),
     )
     return relay_pushed(ctx, platform=source, room_key=room_key, change=change, message=message)
+
+
+def _named(names: AuthorNames, text: str, mentioned: list[str]) -> str:
+    """``text`` with each person it names by ID only ("@U0…", ``room.mentions``) shown by name,
+    as people read it where it was written."""
+    for user_id in mentioned:
+        name = names.author_name(user_id)
+        if name:
+            text = re.sub(rf"@{re.escape(user_id)}\b", "@" + name.replace("\\", "\\\\"), text)
+    return text
 
 
 def register() -> None:

@@ -273,7 +273,8 @@ def test_slack_text_arrives_as_people_read_it_and_a_deleted_thread_parent_takes_
     said = slack_say(shared, JUNO, "Ask <@U0WREN001>: is a &lt; b &amp; c? See <https://wg.example.org/coc|the CoC>")
     assert inbox.handle_event(world.ledger, stored(world, said["event_id"]).id).startswith("relayed")
     [on_discord] = discord_copies(world, "is a < b & c?")
-    assert "Ask @U0WREN001: is a < b & c? See the CoC (https://wg.example.org/coc)" in on_discord["content"]
+    # Named as Slack shows the person (its events give the ID alone: users.info, cached).
+    assert "Ask @wren.halloway: is a < b & c? See the CoC (https://wg.example.org/coc)" in on_discord["content"]
     assert len(forum_copies(world, "is a < b & c?")) == 1
     reply = slack_say(shared, WREN, "Yes, on Thursday.", thread_ts=said["ts"])
     assert inbox.handle_event(world.ledger, stored(world, reply["event_id"]).id).startswith("relayed")
