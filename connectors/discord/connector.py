@@ -446,16 +446,19 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
     # ----------------------------------------------------------------------------------------
     # RoleManager
 
+    def _guild_get(self, what: str) -> Any:
+        """``GET /guilds/{guild}/<what>`` (roles, channels, onboarding) as JSON."""
+        about = f"Discord {what}"
+        return self.client.json(
+            self.client.request("GET", f"/guilds/{{guild_id}}/{what}", path=self.guild, what=about), what=about
+        )
+
     def guild_roles(self, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
         """The guild's roles by id (``GET /guilds/{guild}/roles``, cached)."""
         with self._lock:
             if self._roles is not None and not refresh:
                 return self._roles
-        rows = self.client.json(
-            self.client.request("GET", "/guilds/{guild_id}/roles", path=self.guild, what="Discord roles"),
-            what="Discord roles",
-        )
-        roles = {str(r["id"]): r for r in rows}
+        roles = {str(r["id"]): r for r in self._guild_get("roles")}
         with self._lock:
             self._roles = roles
         return roles
@@ -648,11 +651,9 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         with self._lock:
             if self._channel_rows is not None and not refresh:
                 return self._channel_rows
-        rows = self.client.json(
-            self.client.request("GET", "/guilds/{guild_id}/channels", path=self.guild, what="Discord channels"),
-            what="Discord channels",
-        )
-        found = {str(r["id"]): str(r.get("name", "")) for r in rows if r.get("type") in (0, 5, 15)}
+        found = {
+            str(r["id"]): str(r.get("name", "")) for r in self._guild_get("channels") if r.get("type") in (0, 5, 15)
+        }
         with self._lock:
             self._channel_rows = found
             self._channels = {name.lower(): cid for cid, name in found.items()}
