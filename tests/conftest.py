@@ -35,21 +35,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     stay on one worker (its module fixtures are set up once), and the reliability suite is one
     group (its tests share session fixtures; its secret scan reads what the others produced),
     listed first because it is the longest, so it starts at once on one worker while the other
-    worker runs the rest. Then the modules that start real processes (``slow``: a minute or more
-    each, `up` several times), then the quick ones: the last groups handed out are short, so
-    neither worker is left alone with a long module at the end."""
-    slow: set[str] = set()
+    worker runs the rest."""
     for item in items:
         path = item.nodeid.split("::", 1)[0]
         item.add_marker(pytest.mark.xdist_group("reliability" if path.startswith("tests/reliability/") else path))
-        if item.get_closest_marker("slow") is not None:
-            slow.add(path)
-
-    def rank(item: pytest.Item) -> int:
-        path = item.nodeid.split("::", 1)[0]
-        return 0 if path.startswith("tests/reliability/") else 1 if path in slow else 2
-
-    items.sort(key=rank)
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/reliability/"))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
