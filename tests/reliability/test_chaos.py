@@ -319,7 +319,10 @@ def _settled(home: Path, lock: dict, sent: Sent, timeline: Timeline) -> dict:
             }
 
         def done() -> bool:
-            s = snapshot()
+            try:
+                s = snapshot()
+            except httpx.TransportError:
+                return False  # the sandboxes, restarted last but one, may not listen yet
             titles = " ".join(i.title for i in s["ideas"])
             return (
                 all(token in titles for token in sent.acked)
