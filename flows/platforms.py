@@ -303,6 +303,11 @@ class Platforms:
         """The platforms served, in configured order (the seam for the ledger's platform list)."""
         return tuple(self.spaces)
 
+    def capable(self, protocol: type) -> list[tuple[PlatformSpace, Any]]:
+        """Each served space whose connector is a ``protocol``, with that connector (in order)."""
+        found = [(space, space.capable(protocol)) for space in self.spaces.values()]
+        return [(space, side) for space, side in found if side is not None]
+
     def instance_of(self, platform: str, stored: Any = None) -> str:
         """The instance an inbound event came from: the one its verifier stored with it
         (``InboundEvent.instance``), else (events stored before instances were kept) the one

@@ -30,14 +30,11 @@ def hooks_redeliver(now: datetime | None = None) -> dict[str, list[str]]:
     is logged and left for the next run; the others go on."""
     ctx = context(now)
     out: dict[str, list[str]] = {}
-    for name, space in ctx.platforms.spaces.items():
-        source = space.capable(Redelivery)
-        if source is None:
-            continue
+    for space, source in ctx.platforms.capable(Redelivery):
         try:
-            out[name] = source.redeliver_failed(since=ctx.now - LOOKBACK)
+            out[space.platform] = source.redeliver_failed(since=ctx.now - LOOKBACK)
         except Exception as exc:  # noqa: BLE001 - one platform down must not stop the others
-            log.warning("redelivery: %s not asked (%s: %s)", name, type(exc).__name__, exc)
+            log.warning("redelivery: %s not asked (%s: %s)", space.platform, type(exc).__name__, exc)
     return out
 
 

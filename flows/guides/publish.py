@@ -85,9 +85,7 @@ def skipped_platforms(guides: Sequence[Guide], installed: Iterable[str] | None =
 
 
 def _shelves(ctx: Ctx) -> list[tuple[Any, GuideShelf]]:
-    found = [(space, space.capable(GuideShelf)) for space in ctx.platforms.spaces.values()]
-    found = [(space, shelf) for space, shelf in found if shelf is not None]
-    return sorted(found, key=lambda pair: -pair[1].guide_format()[0])
+    return sorted(ctx.platforms.capable(GuideShelf), key=lambda pair: -pair[1].guide_format()[0])
 
 
 def _refs(items: Sequence[Mapping[str, Any]]) -> list[MessageRef]:
@@ -287,8 +285,7 @@ def refused_line(refused: Sequence[Mapping[str, Any]]) -> str:
 
 def _spaces_with(ctx: Ctx, protocol: type) -> list[tuple[Any, Any, str]]:
     """(space, its ``protocol`` side, instance) for each served space that has one."""
-    found = [(space, space.capable(protocol)) for space in ctx.platforms.spaces.values()]
-    return [(space, side, space.instance or space.platform) for space, side in found if side is not None]
+    return [(space, side, space.instance or space.platform) for space, side in ctx.platforms.capable(protocol)]
 
 
 def _posted(ctx: Ctx) -> dict[tuple[str, str, str], str | None]:

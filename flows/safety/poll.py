@@ -40,10 +40,8 @@ def take_platform_reports(ctx: Ctx) -> dict[str, list[str]]:
     (``taken:<id>``, ``refused``…). A platform that cannot be read is logged and left for the
     next poll."""
     out: dict[str, list[str]] = {}
-    for name, space in ctx.platforms.spaces.items():
-        source = space.capable(PlatformReports)
-        if source is None:
-            continue
+    for space, source in ctx.platforms.capable(PlatformReports):
+        name = space.platform
         try:
             found = source.platform_reports()
         except Exception as exc:  # noqa: BLE001 - one platform down must not stop the others
