@@ -16,6 +16,7 @@ is then flagged (shown in the Board's quarterly report).
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 MAX_AMOUNT = Decimal("1e10")
+# A comma only groups thousands ("1,200.50"): "12,50" is a decimal comma, not 1250.
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
 
 # The charter's "Budget ideas" (charter section "Budget"), filed in the backlog once with
 # source "charter" (R-BUDGET: "the charter's own budget ideas start in the backlog").
@@ -144,9 +147,15 @@ def parse_amount(value: Any, *, field: str = "amount") -> Decimal:
     ``ValueError`` naming ``field`` otherwise (never a float: a float is refused as imprecise)."""
     if isinstance(value, float):
         raise ValueError(f"{field}: give money as text or Decimal, not a float")
-    text = str(value if value is not None else "").replace(",", "").strip()
+    text = str(value if value is not None else "").strip()
     if not text:
         raise ValueError(f"{field}: is required")
+    if "," in text:
+        if not _GROUPED.fullmatch(text):
+            raise ValueError(
+                f"{field}: {text[:40]!r}: a comma only separates thousands (1,200.50); decimals take a point"
+            )
+        text = text.replace(",", "")
     try:
         amount = Decimal(text)
     except InvalidOperation:

@@ -106,6 +106,18 @@ def test_bad_amounts_name_the_field(value, problem):
         parse_amount(value)
 
 
+@pytest.mark.parametrize("value", ["12,50", "1,5", "1,2,3", "1,00.50", "1000,00", ",500"])
+def test_r_budget_a_decimal_comma_is_refused_not_read_as_thousands(value):
+    # "12,50" was read as 1250: a request asked the Board for a hundred times its amount.
+    with pytest.raises(ValueError, match="amount: .*comma only separates thousands"):
+        parse_amount(value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1,000", Decimal("1000")), ("12,345,678.90", Decimal("12345678.90"))])
+def test_r_budget_thousands_separators_still_read(value, expected):
+    assert parse_amount(value) == expected
+
+
 D = Decimal
 SPEND = {
     "state": S.APPROVED,
