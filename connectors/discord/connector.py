@@ -106,6 +106,9 @@ GUILD_ONLY, EXTERNAL = 2, 3  # scheduled-event privacy level and entity type
 # What a message can carry; one that comes with none of them was withheld (room_messages).
 THREAD_ARCHIVED = 50083  # "Operation cannot be performed on an archived thread"
 _ROOM_TITLE = 100  # a thread name's limit: a common room copy's title line is cut to it
+# A copy's title line: bold and nothing else (a title holds no "*": rules.commons), unlike the
+# "**author** (Platform): …" line a copy's text starts with.
+_TITLE_LINE = re.compile(r"\*\*[^*\n]+\*\*")
 _MESSAGE_PARTS = ("content", "attachments", "embeds", "components", "sticker_items", "poll")
 
 
@@ -1530,6 +1533,8 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
         unarchived first, as a person editing there would
         (https://discord.com/developers/docs/topics/threads#active--archived-threads)."""
         channel = self._room_channel(room, thread_id, message_id)
+        if thread_id == message_id:  # a conversation's first copy: its title line stays
+            text = f"{self._title_line(channel, message_id)}{text}"
         try:
             self.edit_message(channel_id=channel, message_id=message_id, text=text, keep_buttons=True)
         except DiscordAPIError as exc:
@@ -1544,6 +1549,22 @@ class DiscordConnector(ClientConnector[DiscordClient], BallotBox, Calendar, Mess
                 idempotent=True,
             )
             self.edit_message(channel_id=channel, message_id=message_id, text=text, keep_buttons=True)
+
+    def _title_line(self, channel: str, message_id: str) -> str:
+        """The bold title line ``room_post`` put above a conversation's first copy (and its line
+        break), read back from the message; ``""`` when it has none."""
+        what = f"message {message_id}"
+        row = self.client.json(
+            self.client.request(
+                "GET",
+                "/channels/{channel_id}/messages/{message_id}",
+                path={"channel_id": channel, "message_id": message_id},
+                what=what,
+            ),
+            what=what,
+        )
+        first = str(row.get("content") or "").split("\n", 1)[0]
+        return f"{first}\n" if _TITLE_LINE.fullmatch(first) else ""
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
         """``DELETE /channels/{id}/messages/{id}``; a message already gone (404) is fine."""

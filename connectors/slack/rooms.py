@@ -35,6 +35,9 @@ ROOM_TEXT_LIMIT = 4_000
 TEXT_MAX = 40_000  # Slack truncates longer messages
 _NEW = ("", "thread_broadcast", "file_share", "me_message")  # subtypes that are a person's message
 _GONE = ("message_not_found", "cant_delete_message")
+# A copy's title line: bold and nothing else (a title holds no "*": rules.commons), unlike the
+# "*author* (Platform): …" line a copy's text starts with.
+_TITLE_LINE = re.compile(r"\*[^*\n]+\*")
 
 
 def slack_markdown(text: str) -> str:
@@ -132,13 +135,28 @@ class SlackRooms:
         return self.send(channel=self._check_channel(room), message=SlackMessage(text=body), key=key)
 
     def room_edit(self, *, room: str, thread_id: str | None, message_id: str, text: str) -> None:
-        """``chat.update`` of the app's message (the same text again changes nothing)."""
+        """``chat.update`` of the app's message (the same text again changes nothing); a
+        conversation's first copy keeps the title line ``room_post`` put above it."""
         channel, ts = _split(message_id)
+        body = _room_text(text)
+        if thread_id == message_id:
+            body = f"{self._title_line(channel, ts)}{body}"[:TEXT_MAX]
         self.client.call(
             "chat.update",
             what=f"message {ts} in {channel}",
-            json={"channel": channel, "ts": ts, "text": _room_text(text), "blocks": []},
+            json={"channel": channel, "ts": ts, "text": body, "blocks": []},
         )
+
+    def _title_line(self, channel: str, ts: str) -> str:
+        """The title line of the thread's first message (``conversations.replies`` answers the
+        parent first: https://api.slack.com/methods/conversations.replies) and its line break;
+        ``""`` when it has none."""
+        data = self.client.call(
+            "conversations.replies", what=f"thread {ts} in {channel}", params={"channel": channel, "ts": ts, "limit": 1}
+        )
+        first: dict[str, Any] = next(iter(data.get("messages") or []), {})
+        line = str(first.get("text") or "").split("\n", 1)[0] if first.get("ts") == ts else ""
+        return f"{line}\n" if _TITLE_LINE.fullmatch(line) else ""
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
         """``chat.delete`` of the app's message; one already gone is fine."""

@@ -13,6 +13,7 @@ never (the hook does not store them).
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from typing import Any
 
@@ -26,6 +27,8 @@ __all__ = ["ROOM_TEXT_LIMIT", "MatrixRooms", "edit_content"]
 # text twice, plain and HTML) inside ``payloads.MAX_CONTENT_BYTES`` for ordinary text; longer
 # text is shortened by rules.commons with a link to the original.
 ROOM_TEXT_LIMIT = 16_000
+# The bold title ``payloads.message`` puts first in a conversation's first copy.
+_TITLE = re.compile(r"<strong>([^<]*)</strong><br><br>")
 
 
 def relayed(content: dict[str, Any]) -> dict[str, Any]:
@@ -38,13 +41,13 @@ def relayed(content: dict[str, Any]) -> dict[str, Any]:
     return {**content, "formatted_body": rich, "m.mentions": {}}
 
 
-def edit_content(*, event_id: str, text: str) -> dict[str, Any]:
+def edit_content(*, event_id: str, text: str, title: str | None = None) -> dict[str, Any]:
     """An ``m.replace`` edit of ``event_id`` with ``text``: ``m.new_content`` holds the new
     message, the outer body a ``* `` fallback for clients without edits
     (https://spec.matrix.org/v1.11/client-server-api/#event-replacements). Kept within
     ``payloads.MAX_CONTENT_BYTES`` by shortening the text with a visible note."""
     while True:
-        new = relayed(payloads.message(title=None, text=text))
+        new = relayed(payloads.message(title=title, text=text))
         content = {
             **new,
             "body": f"* {new['body']}",
@@ -108,12 +111,23 @@ class MatrixRooms:
         """An ``m.replace`` of the bot's message; the same text again is the same transaction."""
         room_id = self._room_of(room, thread_id)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        title = self._title(room_id, message_id) if thread_id == f"{room_id}/{message_id}" else None
         self.send(
             room_id,
             "m.room.message",
-            edit_content(event_id=message_id, text=text),
+            edit_content(event_id=message_id, text=text, title=title),
             key=f"commons-edit:{room_id}:{message_id}:{digest}",
         )
+
+    def _title(self, room_id: str, event_id: str) -> str | None:
+        """The bold title ``room_post`` put above a conversation's first copy, read from the
+        original event (``/event`` answers it without its edits applied:
+        https://spec.matrix.org/v1.11/client-server-api/#applying-mnew_content)."""
+        event = self.client.request(
+            "GET", f"/_matrix/client/v3/rooms/{q(room_id)}/event/{q(event_id)}", what=f"event {event_id}"
+        )
+        found = _TITLE.match(str((event.get("content") or {}).get("formatted_body") or ""))
+        return html.unescape(found.group(1)) if found else None
 
     def room_delete(self, *, room: str, thread_id: str | None, message_id: str) -> None:
         """A redaction of the bot's message (``PUT /rooms/{room}/redact/{event}/{txnId}``);

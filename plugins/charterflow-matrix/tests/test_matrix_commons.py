@@ -126,6 +126,9 @@ def test_a_discord_message_appears_once_on_the_forum_and_in_matrix_and_an_edit_f
     [edit] = [e for e in matrix_events(bridged, "slow mode lifted") if "m.new_content" in e["content"]]
     assert edit["content"]["m.relates_to"] == {"rel_type": "m.replace", "event_id": copy["event_id"]}
     assert "slow mode lifted" in edit["content"]["m.new_content"]["body"]
+    # The copy still opens its thread under the conversation's title.
+    assert edit["content"]["m.new_content"]["body"].startswith("Raid in #general, slow mode on for an hour.")
+    assert edit["content"]["m.new_content"]["formatted_body"].startswith("<strong>Raid in #general, slow mode on")
     [edited] = forum_copies(world, "Raid in #general")
     assert edited["id"] == forum["id"] and "slow mode lifted" in edited["raw"]
     # The bridge's own Matrix events were pushed too, and never stored nor relayed back.

@@ -90,7 +90,21 @@ def test_a_discord_message_reaches_slack_and_a_slack_reply_its_discord_thread_on
     commons_poll()
     [copy] = slack_messages(shared, "went to the CoC committee")
     assert "*avery_quill* (Discord): Heads up" in copy["text"] and "**" not in copy["text"]
+    title = "*Heads up: a report about #general went to the CoC committee.*\n"
+    assert copy["text"].startswith(title)
     assert len(forum_copies(world, "went to the CoC committee")) == 1
+    # avery edits: the copy opens its thread still, under its title.
+    httpx.post(
+        f"{world.discord_url}/_sandbox/messages/edit",
+        timeout=10,
+        json={
+            "message_id": sent["id"],
+            "content": "Heads up: a report about **#general** went to the CoC committee today.",
+        },
+    ).raise_for_status()
+    commons_poll()
+    [copy] = slack_messages(shared, "went to the CoC committee today")
+    assert copy["text"].startswith(f"{title}*avery_quill* (Discord): Heads up"), copy["text"]
     # The app's own post came back as an event: stored as the bot's own, never relayed.
     deadline = time.monotonic() + 10
     while not events(world, source="slack", route=inbox.Route.OWN) and time.monotonic() < deadline:
@@ -150,7 +164,12 @@ def test_a_slack_message_opens_conversations_and_its_edit_and_deletion_follow(
         },
     )
     assert inbox.handle_event(world.ledger, stored(world, edit.json()["event_id"]).id) == "edited 2 copies"
-    assert "private, please" in discord_copies(world, "keep the appeal thread")[0]["content"]
+    [edited] = discord_copies(world, "keep the appeal thread")
+    assert "private, please" in edited["content"]
+    # It still opens the Discord thread under the conversation's title (the first text's line).
+    assert edited["content"].startswith(
+        "**CoC committee note: please keep the appeal thread private.**\n**juno.castellan** (Slack)"
+    ), edited["content"]
     gone = httpx.post(
         f"{shared['url']}/_sandbox/messages/delete", timeout=30, json={"channel": CHANNEL, "ts": said["ts"]}
     )
