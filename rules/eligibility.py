@@ -36,8 +36,9 @@ class DiscourseEvidence:
     """Figures from the Forum (``GET /admin/users/{id}.json``) and when they were fetched."""
 
     created_at: datetime
-    days_visited: int
-    post_count: int
+    # None: the Forum did not report the figure (unknown, never zero: R-ELIG-1).
+    days_visited: int | None
+    post_count: int | None
     last_seen_at: datetime | None = None
     fetched_at: datetime | None = None
 
@@ -90,11 +91,15 @@ def check_discourse(ev: DiscourseEvidence | None, *, now: datetime, charter: Cha
             reason=f"Forum account is {age.days} days old; {rule.account_min_age_days} needed",
         )
     d = rule.discourse
-    if ev.days_visited < d.min_days_visited and ev.post_count < d.min_post_count:
+    visits, posts = _figure(ev.days_visited), _figure(ev.post_count)
+    active = (ev.days_visited or 0) >= d.min_days_visited or (ev.post_count or 0) >= d.min_post_count
+    # R-ELIG-1: a figure the Forum did not report may still meet its threshold: unknown, not "no".
+    unreported = ev.days_visited is None or ev.post_count is None
+    if not active and not unreported:
         return PlatformCheck(
             platform="discourse",
             answer="no",
-            reason=f"Forum activity is {ev.days_visited} days visited and {ev.post_count} posts; "
+            reason=f"Forum activity is {visits} days visited and {posts} posts; "
             f"{d.min_days_visited} days visited or {d.min_post_count} posts needed",
         )
     if ev.last_seen_at is not None and now - ev.last_seen_at > timedelta(days=d.seen_within_days):
@@ -104,12 +109,22 @@ def check_discourse(ev: DiscourseEvidence | None, *, now: datetime, charter: Cha
             reason=f"last seen on the Forum {(now - ev.last_seen_at).days} days ago; "
             f"within {d.seen_within_days} days needed",
         )
+    if not active:
+        return PlatformCheck(
+            platform="discourse",
+            answer="unknown",
+            reason=f"the Forum did not report all activity figures ({visits} days visited, {posts} posts)",
+        )
     return PlatformCheck(
         platform="discourse",
         answer="yes",
-        reason=f"Forum account {age.days} days old with {ev.days_visited} days visited and "
-        f"{ev.post_count} post{'' if ev.post_count == 1 else 's'}",
+        reason=f"Forum account {age.days} days old with {visits} days visited and "
+        f"{posts} post{'' if ev.post_count == 1 else 's'}",
     )
+
+
+def _figure(value: int | None) -> str:
+    return "unknown" if value is None else str(value)
 
 
 def check_discord(ev: DiscordEvidence | None, *, now: datetime, charter: Charter) -> PlatformCheck:

@@ -85,6 +85,15 @@ def _days(since: str | None, until: str | None) -> int | None:
         return None
 
 
+def _forum_line(forum: dict[str, Any], checked: Any) -> str:
+    """The Forum's figures in short; one the Forum did not report is "unknown" (R-ELIG-1)."""
+    if "created_at" not in forum:
+        return "Forum: figures not fetched"
+    age = _days(forum.get("created_at"), checked)
+    visited, posts = ("unknown" if forum.get(k) is None else forum[k] for k in ("days_visited", "post_count"))
+    return f"Forum: {visited} days visited, {posts} posts" + (f", account {age} days" if age is not None else "")
+
+
 def evidence_line(evidence: dict[str, Any], *, charter: Any) -> str:
     """The eligibility evidence in short, per platform (R-APP-5), e.g. "Forum: 14 days visited,
     6 posts, account 400 days; Discord: member 200 days, 9 messages/90 days". Ages are as of the
@@ -94,14 +103,7 @@ def evidence_line(evidence: dict[str, Any], *, charter: Any) -> str:
     parts = []
     forum = platforms.get("discourse")
     if forum:
-        if forum.get("days_visited") is None:
-            parts.append("Forum: figures not fetched")
-        else:
-            age = _days(forum.get("created_at"), checked)
-            parts.append(
-                f"Forum: {forum['days_visited']} days visited, {forum.get('post_count', 0)} "
-                f"posts" + (f", account {age} days" if age is not None else "")
-            )
+        parts.append(_forum_line(forum, checked))
     discord = platforms.get("discord")
     if discord:
         age = _days(discord.get("joined_at"), checked)

@@ -53,8 +53,9 @@ def collect(ctx: Ctx, application_id: int) -> tuple[Applicant, dict[str, Any]]:
         if platform == "discourse":
             evidence[platform] = DiscourseEvidence(
                 created_at=activity.created_at,
-                days_visited=activity.days_visited or 0,
-                post_count=activity.post_count or 0,
+                # None is not reported, never zero: unknown, not "no" (R-ELIG-1).
+                days_visited=activity.days_visited,
+                post_count=activity.post_count,
                 last_seen_at=activity.last_seen_at,
                 fetched_at=ctx.now,
             )

@@ -8,7 +8,7 @@ from rules import Applicant, DiscordEvidence, DiscourseEvidence, decide_eligibil
 from tests.support.rules import NOW, days_ago
 
 
-def forum(age_days: float, *, visited: int = 20, posts: int = 0, seen_days: float | None = None):
+def forum(age_days: float, *, visited: int | None = 20, posts: int | None = 0, seen_days: float | None = None):
     return DiscourseEvidence(
         created_at=days_ago(age_days),
         days_visited=visited,
@@ -40,6 +40,13 @@ R_ELIG_1_FORUM = [
     ("seen-90-days-ago-ok", forum(200, seen_days=90), True, "eligible"),
     ("seen-91-days-ago-inactive", forum(200, seen_days=91), False, "not-eligible"),
     ("not-fetched-is-unknown", None, False, "unknown"),
+    # A figure the Forum did not report (None) is unknown, never zero (R-ELIG-1).
+    ("visits-unreported-few-posts-is-unknown", forum(200, visited=None, posts=2), False, "unknown"),
+    ("posts-unreported-few-visits-is-unknown", forum(200, visited=3, posts=None), False, "unknown"),
+    ("both-unreported-is-unknown", forum(200, visited=None, posts=None), False, "unknown"),
+    ("visits-unreported-5-posts-is-active", forum(200, visited=None, posts=5), True, "eligible"),
+    ("unreported-but-too-young-is-no", forum(30, visited=None, posts=None), False, "not-eligible"),
+    ("unreported-but-not-seen-is-no", forum(200, visited=None, posts=2, seen_days=120), False, "not-eligible"),
 ]
 
 

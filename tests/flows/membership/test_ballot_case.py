@@ -129,3 +129,8 @@ def test_evidence_and_nomination_lines_say_what_is_known_and_what_is_not():
     unfetched = {"platforms": {"discord": {"answer": "unknown", "reason": "not fetched"}}}
     assert evidence_line(unfetched, charter=default_charter()) == "Discord: figures not fetched"
     assert evidence_line({}, charter=default_charter()) == "no platform figures (eligible by nomination)"
+    # A figure the Forum did not report is shown as unknown, the others as they were read.
+    forum = {**evidence["platforms"]["discourse"], "days_visited": None, "post_count": 7}
+    assert evidence_line(
+        {"checked_at": evidence["checked_at"], "platforms": {"discourse": forum}}, charter=default_charter()
+    ) == ("Forum: unknown days visited, 7 posts, account 370 days")
