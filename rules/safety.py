@@ -33,6 +33,7 @@ __all__ = [
     "can_resolve",
     "figures",
     "intake_allowed",
+    "liaison_receives",
     "percentile",
     "referral_facts",
     "reminder_due",
@@ -84,15 +85,23 @@ def intake_allowed(*, recent: Sequence[datetime], now: datetime, safety: Safety)
     )
 
 
-def _moderator_refusal(is_moderator: bool) -> Decision | None:
-    if is_moderator:
-        return None
-    return Decision(allowed=False, ruling="R-SAFE-1", reason="only moderators handle reports")
+def _moderator_refusal(is_moderator: bool, is_subject: bool = False) -> Decision | None:
+    if not is_moderator:
+        return Decision(allowed=False, ruling="R-SAFE-1", reason="only moderators handle reports")
+    if is_subject:  # R-SAFE-1: a moderator who is the reported person does not judge their own case
+        return Decision(
+            allowed=False,
+            ruling="R-SAFE-1",
+            reason="you are the reported person; another moderator handles it",
+            evidence={"subject": True},
+        )
+    return None
 
 
-def can_claim(*, state: str, is_moderator: bool) -> Decision:
-    """R-SAFE-1: a moderator claims an open report; a second claim changes nothing."""
-    refused = _moderator_refusal(is_moderator)
+def can_claim(*, state: str, is_moderator: bool, is_subject: bool = False) -> Decision:
+    """R-SAFE-1: a moderator claims an open report; a second claim changes nothing. The reported
+    person (``is_subject``), moderator or not, never handles their own report."""
+    refused = _moderator_refusal(is_moderator, is_subject)
     if refused:
         return refused
     if state != "open":
@@ -102,10 +111,10 @@ def can_claim(*, state: str, is_moderator: bool) -> Decision:
     return Decision(allowed=True, ruling="R-SAFE-1", reason="claimed", evidence={"state": state})
 
 
-def can_resolve(*, state: str, outcome: str, is_moderator: bool) -> Decision:
+def can_resolve(*, state: str, outcome: str, is_moderator: bool, is_subject: bool = False) -> Decision:
     """R-SAFE-1: a moderator resolves an open or claimed report with one of :data:`OUTCOMES`
-    (``referred`` goes through :func:`can_refer`)."""
-    refused = _moderator_refusal(is_moderator)
+    (``referred`` goes through :func:`can_refer`); never the reported person (``is_subject``)."""
+    refused = _moderator_refusal(is_moderator, is_subject)
     if refused:
         return refused
     if outcome not in OUTCOMES or outcome == "referred":
@@ -119,11 +128,12 @@ def can_resolve(*, state: str, outcome: str, is_moderator: bool) -> Decision:
     )
 
 
-def can_refer(*, state: str, is_moderator: bool, by_reporter: bool = False) -> Decision:
+def can_refer(*, state: str, is_moderator: bool, by_reporter: bool = False, is_subject: bool = False) -> Decision:
     """R-SAFE-2: a report marked CoC (by its reporter at intake, or a moderator later) while it
-    is not yet resolved goes to the CoC WG."""
+    is not yet resolved goes to the CoC WG; a moderator who is the reported person does not
+    move it (R-SAFE-1)."""
     if not by_reporter:
-        refused = _moderator_refusal(is_moderator)
+        refused = _moderator_refusal(is_moderator, is_subject)
         if refused:
             return refused
     if state not in ("open", "claimed"):
@@ -133,13 +143,37 @@ def can_refer(*, state: str, is_moderator: bool, by_reporter: bool = False) -> D
     return Decision(allowed=True, ruling="R-SAFE-2", reason="referred to the CoC WG", evidence={"state": state})
 
 
-def can_record_coc_outcome(*, state: str, is_liaison: bool) -> Decision:
-    """R-SAFE-2: only the CoC Liaison records the CoC WG's outcome of a referred report."""
+def can_record_coc_outcome(*, state: str, is_liaison: bool, is_subject: bool = False) -> Decision:
+    """R-SAFE-2: only the CoC Liaison records the CoC WG's outcome of a referred report, and not
+    of a report about themselves (``is_subject``)."""
     if not is_liaison:
         return Decision(allowed=False, ruling="R-SAFE-2", reason="only the CoC Liaison records the CoC WG's outcome")
+    if is_subject:
+        return Decision(
+            allowed=False,
+            ruling="R-SAFE-2",
+            reason="the CoC Liaison is the reported person; the CoC WG records its outcome otherwise",
+            evidence={"subject": True},
+        )
     if state != "referred":
         return Decision(allowed=False, ruling="R-SAFE-2", reason=f"the report is {state}, not referred")
     return Decision(allowed=True, ruling="R-SAFE-2", reason="CoC WG outcome recorded")
+
+
+def liaison_receives(*, liaison_known: bool, liaison_is_subject: bool) -> Decision:
+    """R-SAFE-2: whether a CoC referral goes to the CoC Liaison. Not when the liaison is the
+    reported person: the referral names the reporter and quotes the report (R-SAFE-1: the
+    reported person never learns who reported); it goes to the CoC WG's own address only."""
+    if not liaison_known:
+        return Decision(allowed=False, ruling="R-SAFE-2", reason="no CoC Liaison is known")
+    if liaison_is_subject:
+        return Decision(
+            allowed=False,
+            ruling="R-SAFE-2",
+            reason="the CoC Liaison is the reported person",
+            evidence={"subject": True},
+        )
+    return Decision(allowed=True, ruling="R-SAFE-2", reason="to the CoC Liaison")
 
 
 def reminder_due(

@@ -140,6 +140,48 @@ def _person_of(session: Any, platform: str, account: str | None) -> int | None:
     return identity.person_id if identity is not None else None
 
 
+def _same_name(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and str(a).lstrip("@").casefold() == str(b).lstrip("@").casefold()
+
+
+def is_subject(
+    session: Any, report: SafetyReport, *, person_id: int | None = None, username: str | None = None
+) -> bool:
+    """R-SAFE-1: whether ``person_id`` (a ledger person) or ``username`` (a name on the reported
+    platform) is the report's reported person: the same person, one of their accounts, or (a
+    web-form report names only a username) their username there."""
+    if person_id is not None:
+        if person_id == report.target_person_id:
+            return True
+        for identity in session.scalars(select(Identity).where(Identity.person_id == person_id)):
+            if str(identity.platform) != report.platform:  # a StrEnum: its value
+                continue
+            if report.target_account and identity.external_id == report.target_account:
+                return True
+            if _same_name(identity.username, report.target_username):
+                return True
+    return _same_name(username, report.target_username)
+
+
+def _handler_is_subject(session: Any, report: SafetyReport, *, by: str, actor: str) -> bool:
+    """R-SAFE-1: whether the moderator acting (``actor`` ``<platform>:<account>`` from a button
+    or a reply; an operator's ``--by`` handle) is the reported person."""
+    platform, _, account = actor.partition(":")
+    if account and platform == report.platform and account == report.target_account:
+        return True
+    person_id = _person_of(session, platform, account) if account else None
+    if person_id is None:
+        person_id = session.scalar(select(Person.id).where(Person.handle == by))
+    return is_subject(session, report, person_id=person_id, username=by if platform in ("", report.platform) else None)
+
+
+def _refused(report: SafetyReport, decision: Any, *, is_moderator: bool) -> str:
+    """The result code of a refused step: who may not act, else the report's state."""
+    if not is_moderator:
+        return "refused:not-a-moderator"
+    return "refused:subject" if decision.evidence.get("subject") else f"refused:{report.state}"
+
+
 def _facts(ctx: Ctx, report_id: int) -> dict[str, Any]:
     with ctx.ledger.read() as session:
         return queue_ledger.facts(queue_ledger.get(session, report_id))
@@ -237,10 +279,14 @@ def claim(ctx: Ctx, report_id: int, *, by: str, actor: str, is_moderator: bool) 
     """A moderator claims a report (once). Returns ``(result, answer)``."""
     with ctx.ledger.transaction() as session:
         report = queue_ledger.get(session, report_id)
-        decision = rules.can_claim(state=report.state, is_moderator=is_moderator)
+        decision = rules.can_claim(
+            state=report.state,
+            is_moderator=is_moderator,
+            is_subject=_handler_is_subject(session, report, by=by, actor=actor),
+        )
         if not decision.allowed:
-            holder = report.claimed_by
-            return f"refused:{report.state if is_moderator else 'not-a-moderator'}", (
+            holder = None if decision.evidence.get("subject") else report.claimed_by
+            return _refused(report, decision, is_moderator=is_moderator), (
                 f"Report #{report_id}: {decision.reason}" + (f" (by {holder})." if holder else ".")
             )
         queue_ledger.claim(session, report_id, by=by, at=ctx.now, actor=actor)
@@ -258,12 +304,14 @@ def resolve(ctx: Ctx, report_id: int, *, outcome: str, by: str, actor: str, is_m
     """A moderator resolves a report with ``outcome`` (once); the reporter is told it was handled."""
     with ctx.ledger.transaction() as session:
         report = queue_ledger.get(session, report_id)
-        decision = rules.can_resolve(state=report.state, outcome=outcome, is_moderator=is_moderator)
+        decision = rules.can_resolve(
+            state=report.state,
+            outcome=outcome,
+            is_moderator=is_moderator,
+            is_subject=_handler_is_subject(session, report, by=by, actor=actor),
+        )
         if not decision.allowed:
-            return (
-                f"refused:{report.state if is_moderator else 'not-a-moderator'}",
-                f"Report #{report_id}: {decision.reason}.",
-            )
+            return _refused(report, decision, is_moderator=is_moderator), f"Report #{report_id}: {decision.reason}."
         queue_ledger.resolve(session, report_id, outcome=outcome, by=by, at=ctx.now, actor=actor)
     _update_rooms(
         ctx,
@@ -283,10 +331,15 @@ def refer(
     liaison (and the CoC WG's address), and the rooms show only that it was referred."""
     with ctx.ledger.transaction() as session:
         report = queue_ledger.get(session, report_id)
-        decision = rules.can_refer(state=report.state, is_moderator=is_moderator, by_reporter=by_reporter)
+        decision = rules.can_refer(
+            state=report.state,
+            is_moderator=is_moderator,
+            by_reporter=by_reporter,
+            is_subject=not by_reporter and _handler_is_subject(session, report, by=by, actor=actor),
+        )
         if not decision.allowed:
             return (
-                f"refused:{report.state if is_moderator or by_reporter else 'not-a-moderator'}",
+                _refused(report, decision, is_moderator=is_moderator or by_reporter),
                 f"Report #{report_id}: {decision.reason}.",
             )
         queue_ledger.refer(session, report_id, by=by, at=ctx.now, actor=actor)
@@ -305,7 +358,7 @@ def refer(
             failed="referral %s not noted on %s",
         )
     tell_reporter(ctx, report_id, referred=True)
-    where = ", ".join(reached) or "nobody yet: no CoC Liaison is known"
+    where = ", ".join(reached) or "nobody yet: no CoC Liaison who may see it, and no CoC WG address"
     return f"referred:{report_id}", f"Report #{report_id} was referred to the CoC WG ({where})."
 
 
@@ -337,8 +390,14 @@ def send_to_liaison(ctx: Ctx, report_id: int, facts: dict[str, Any]) -> list[str
     """The referral, privately: a direct message to the liaison on each served platform they
     have an account on, and an e-mail to the CoC WG's address when configured. Where there are
     no buttons (and in the e-mail) it carries the liaison's outcome link."""
-    person = liaison(ctx)
-    link = outcome_link(ctx, report_id, person) if person is not None else None
+    with ctx.ledger.read() as session:
+        person = liaison_of(session)
+        liaison_is_subject = person is not None and is_subject(
+            session, queue_ledger.get(session, report_id), person_id=person.id
+        )
+    to_liaison = rules.liaison_receives(liaison_known=person is not None, liaison_is_subject=liaison_is_subject)
+    # R-SAFE-2: no outcome link for a liaison who is the reported person (not even in the e-mail).
+    link = outcome_link(ctx, report_id, person) if person is not None and to_liaison.allowed else None
     texts = {
         linked: _split(
             render(
@@ -351,10 +410,10 @@ def send_to_liaison(ctx: Ctx, report_id: int, facts: dict[str, Any]) -> list[str
         for linked in (False, True)
     }
     reached = []
-    if person is not None:
+    if person is not None and to_liaison.allowed:
         reached += _message_liaison(ctx, report_id, person, texts)
     else:
-        log.warning("safety: report %s referred, but no CoC Liaison is known (R-SAFE-2)", report_id)
+        log.warning("safety: report %s not sent to the CoC Liaison: %s (R-SAFE-2)", report_id, to_liaison.reason)
     if _email_coc_wg(ctx, report_id, *texts[True]):
         reached.append("email")
     return reached
@@ -450,7 +509,9 @@ def record_coc_outcome(ctx: Ctx, report_id: int, *, by_handle: str, outcome: str
     with ctx.ledger.transaction() as session:
         report = queue_ledger.get(session, report_id)
         decision = rules.can_record_coc_outcome(
-            state=report.state, is_liaison=person is not None and person.handle == by_handle
+            state=report.state,
+            is_liaison=person is not None and person.handle == by_handle,
+            is_subject=person is not None and is_subject(session, report, person_id=person.id),
         )
         if not decision.allowed or person is None:
             return "refused", f"Report #{report_id}: {decision.reason}."

@@ -16,6 +16,7 @@ from rules.safety import (
     can_resolve,
     figures,
     intake_allowed,
+    liaison_receives,
     percentile,
     public_figures,
     referral_facts,
@@ -98,6 +99,25 @@ def test_r_safe_2_only_the_liaison_records_the_coc_outcome() -> None:
     assert can_record_coc_outcome(state="referred", is_liaison=True).allowed
     assert not can_record_coc_outcome(state="referred", is_liaison=False).allowed
     assert not can_record_coc_outcome(state="claimed", is_liaison=True).allowed
+
+
+def test_r_safe_1_the_reported_moderator_does_not_handle_their_own_report() -> None:
+    for decision in (
+        can_claim(state="open", is_moderator=True, is_subject=True),
+        can_resolve(state="claimed", outcome="no_action", is_moderator=True, is_subject=True),
+        can_refer(state="open", is_moderator=True, is_subject=True),
+    ):
+        assert not decision.allowed and decision.ruling == "R-SAFE-1" and decision.evidence["subject"]
+    # The reporter's own CoC mark at intake is not a handling step.
+    assert can_refer(state="open", is_moderator=False, by_reporter=True, is_subject=False).allowed
+
+
+def test_r_safe_2_a_liaison_who_is_the_reported_person_gets_no_referral_and_records_no_outcome() -> None:
+    assert liaison_receives(liaison_known=True, liaison_is_subject=False).allowed
+    assert not liaison_receives(liaison_known=True, liaison_is_subject=True).allowed
+    assert not liaison_receives(liaison_known=False, liaison_is_subject=False).allowed
+    refused = can_record_coc_outcome(state="referred", is_liaison=True, is_subject=True)
+    assert not refused.allowed and refused.ruling == "R-SAFE-2"
 
 
 def test_r_safe_2_a_referral_carries_the_least_data() -> None:

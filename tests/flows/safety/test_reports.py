@@ -285,6 +285,32 @@ def test_r_safe_2_a_moderator_refers_a_report_from_discord(world: World) -> None
     assert only_report(world).outcome == "referred"
 
 
+def test_r_safe_1_and_2_the_reported_moderator_or_liaison_never_handles_nor_receives_their_report(
+    world: World,
+) -> None:
+    # A moderator (bram_tolliver, not in the ledger: matched by account) is reported.
+    report_message(world, reporter="cleo_marsh", author="bram_tolliver", content="a sneer", message_id="13" + "0" * 17)
+    (message,) = room(world)
+    report_id = int(buttons(message)[0].rsplit(":", 1)[1])
+    for custom_id in (f"cfs:claim:{report_id}", f"cfs:resolve:{report_id}:no_action", f"cfs:refer:{report_id}"):
+        assert press(world, user="bram_tolliver", message=message, custom_id=custom_id) == "refused:subject"
+    # The CoC Liaison (avery_quill, a Discord admin) is reported: they cannot claim it, and a
+    # referral does not reach them (it names the reporter and quotes the report).
+    report_message(world, reporter="cleo_marsh", author="avery_quill", content="a jeer", message_id="13" + "1" * 17)
+    message = room(world)[-1]
+    liaison_report = int(buttons(message)[0].rsplit(":", 1)[1])
+    assert press(world, user="avery_quill", message=message, custom_id=f"cfs:claim:{liaison_report}") == (
+        "refused:subject"
+    )
+    assert press(world, user="bram_tolliver", message=message, custom_id=f"cfs:refer:{liaison_report}") == (
+        f"referred:{liaison_report}"
+    )
+    assert not any("a jeer" in t or "cleo_marsh" in t for t in dms_to(world, "avery_quill"))
+    assert not any("a jeer" in p or "cleo_marsh" in p for p in forum_pms_to(world, "avery_quill"))
+    ctx = context(None)
+    assert queue.record_coc_outcome(ctx, liaison_report, by_handle="avery_quill", outcome="none")[0] == "refused"
+
+
 def test_r_safe_1_an_unclaimed_report_is_reminded_once_per_period(world: World) -> None:
     report_message(world, reporter="cleo_marsh", author="rowan_vale", content="rude")
     report = only_report(world)
