@@ -236,8 +236,9 @@ def admin_revocation(
 ) -> Decision:
     """May ``person``'s admin on ``platform`` be revoked now that they are (or are about to be)
     no longer a member? Allowed when the platform keeps at least the minimum of counted admins
-    without them; otherwise refused under R-ADMIN-4 ("the revocation waits"), with the count
-    (``AdminCount`` of the others) in ``evidence["count"]``."""
+    without them, or when ``platform`` is not one R-ADMIN-2 judges (``charter.platforms``: a
+    retiring platform is not); otherwise refused under R-ADMIN-4 ("the revocation waits"), with
+    the count (``AdminCount`` of the others) in ``evidence["count"]``."""
     others = {p: set(v) - {person} for p, v in admins.items()}
     count = count_admins(
         others,
@@ -247,6 +248,16 @@ def admin_revocation(
         charter=charter,
     )[platform]
     minimum = charter.admins.min_admins_per_platform
+    if platform not in charter.platforms:
+        # R-PLATFORM: R-ADMIN-2 judges the approved platforms (and trials from their first
+        # admin) only; a retiring platform's roles are being revoked, nobody is to be appointed.
+        return Decision(
+            allowed=True,
+            ruling="R-ADMIN-4",
+            reason=f"{place(platform)} is not an approved platform (R-PLATFORM): R-ADMIN-2 does not "
+            f"apply there; {person}'s admin role is revoked",
+            evidence={"count": count},
+        )
     if count.count >= minimum:
         return Decision(
             allowed=True,

@@ -259,3 +259,22 @@ def test_R_ADMIN_4_advance_warning_names_the_short_platform(charter):
     assert [c.platform for c in short] == ["discourse"] and short[0].counted == ("ash",)
     assert short_if_gone("elm", admins=THREE, members=MEMBERS, platform_accounts=[SYSTEM], charter=charter) == []
     assert short_if_gone("oak", admins=TWO, members=MEMBERS, charter=charter) == []
+
+
+def test_R_ADMIN_4_a_retiring_platform_needs_no_new_admin(charter):
+    # R-PLATFORM: Discord is retiring (a migration), so R-ADMIN-2 judges the Forum only: a
+    # lapsing admin's Discord admin is revoked, not kept waiting for an appointment there.
+    in_force = charter.model_copy(update={"charter": charter.charter.model_copy(update={"platforms": ["discourse"]})})
+    admins = {"discourse": ["ash", "birch", "elm"], "discord": ["elm", "cedar"]}
+    end = end_of_membership(
+        "elm",
+        holds={"discord": ["admin"], "discourse": ["admin"]},
+        membership_roles={},
+        admins=admins,
+        members=MEMBERS,
+        charter=in_force,
+    )
+    assert sorted(end.revoke) == [("discord", "admin"), ("discourse", "admin")] and end.waiting == ()
+    assert short_if_gone("cedar", admins=admins, members=MEMBERS, charter=in_force) == []
+    # On an approved platform the revocation still waits.
+    assert [c.platform for c in short_if_gone("cedar", admins=admins, members=MEMBERS, charter=charter)] == ["discord"]
