@@ -202,9 +202,21 @@ def check_activity(platform: str, ev: ActivityEvidence | None, *, now: datetime,
     )
 
 
+def _handle(text: str) -> str:
+    """A handle as compared (R-ELIG-2): without blanks around it or a leading ``@`` (how
+    people write a handle on Discord and the Forum), case-insensitive."""
+    return text.strip().removeprefix("@").strip().casefold()
+
+
+def _nominator(applicant: Applicant) -> str | None:
+    """The nominator named, or None when the field is empty (only blanks)."""
+    return applicant.nominator if applicant.nominator and _handle(applicant.nominator) else None
+
+
 def _is_self(applicant: Applicant) -> bool:
-    own = {h.casefold() for h in applicant.usernames().values()}
-    return applicant.nominator is None or applicant.nominator.casefold() in own
+    own = {_handle(h) for h in applicant.usernames().values()}
+    nominator = _nominator(applicant)
+    return nominator is None or _handle(nominator) in own
 
 
 def _platform_checks(
@@ -306,21 +318,20 @@ def decide_eligibility(
         "nominator": applicant.nominator,
     }
     self_nominated = _is_self(applicant)
+    nominator = _nominator(applicant)
     nomination_note = ""
     if not self_nominated:
-        assert applicant.nominator is not None  # _is_self: no nominator is a self-nomination
-        valid = applicant.nominator.casefold() in {m.casefold() for m in dsf_members}
+        assert nominator is not None  # _is_self: no nominator is a self-nomination
+        valid = _handle(nominator) in {_handle(m) for m in dsf_members}
         evidence["nomination_valid"] = valid
         if valid:
             return Decision(
                 allowed=True,
                 ruling="R-ELIG-2",
-                reason=f"nominated by {applicant.nominator}, a DSF Individual Member",
+                reason=f"nominated by {nominator}, a DSF Individual Member",
                 evidence={**evidence, "status": "eligible"},
             )
-        nomination_note = (
-            f"the nomination is invalid: {applicant.nominator} is not on the list of DSF Individual Members"
-        )
+        nomination_note = f"the nomination is invalid: {nominator} is not on the list of DSF Individual Members"
     elif not charter.eligibility.self_nomination:
         return Decision(
             allowed=False,
@@ -328,7 +339,7 @@ def decide_eligibility(
             reason="this charter does not allow self-nomination; a DSF Individual Member must nominate the applicant",
             evidence={**evidence, "status": "not-eligible"},
         )
-    ruling = "R-ELIG-3" if applicant.nominator is not None and self_nominated else "R-ELIG-1"
+    ruling = "R-ELIG-3" if nominator is not None and self_nominated else "R-ELIG-1"
     return _by_activity(checks, ruling=ruling, nomination_note=nomination_note, evidence=evidence)
 
 

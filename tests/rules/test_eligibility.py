@@ -101,6 +101,26 @@ def test_R_ELIG_2_valid_nomination_needs_no_activity(charter):
     assert d.evidence["nomination_valid"] is True
 
 
+@pytest.mark.parametrize("nominator", ["@marlow", " Marlow ", "@ Marlow"])
+def test_R_ELIG_2_nominator_written_as_a_handle_is_the_member(nominator, charter):
+    # "@marlow" (as handles are written on Discord and the Forum) names marlow of the DSF list.
+    d = decide(Applicant(forum="quill", nominator=nominator), discourse=forum(3), members=["marlow"], charter=charter)
+    assert (d.allowed, d.ruling, d.evidence["nomination_valid"]) == (True, "R-ELIG-2", True)
+
+
+@pytest.mark.parametrize("nominator", ["", "   "])
+def test_R_ELIG_3_blank_nominator_is_no_nomination(nominator, charter):
+    # An empty nominator field names nobody: a self-nomination, not an invalid nomination.
+    d = decide(Applicant(forum="quill", nominator=nominator), discourse=forum(300), members=["marlow"], charter=charter)
+    assert (d.allowed, d.ruling) == (True, "R-ELIG-1") and "nomination" not in d.reason
+    assert "nomination_valid" not in d.evidence
+
+
+def test_R_ELIG_3_own_handle_with_at_is_self_nomination(charter):
+    d = decide(Applicant(forum="quill", nominator="@Quill"), discourse=forum(5), members=["quill"], charter=charter)
+    assert (d.allowed, d.ruling) == (False, "R-ELIG-3")
+
+
 def test_R_ELIG_2_invalid_nominator_is_shown_and_refused(charter):
     d = decide(Applicant(forum="quill", nominator="ghost"), discourse=forum(3), members=["marlow"], charter=charter)
     assert (d.allowed, d.ruling) == (False, "R-ELIG-2")
