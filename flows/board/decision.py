@@ -170,6 +170,8 @@ def _attempt(
                 session, proposal, decision=decision, approved_amount=approved_amount, actor=ACTOR, at=ctx.now
             )
         outcome = {"outcome": code, "decision": decision.value, "proposal": proposal_id, "at": ctx.now.isoformat()}
+        if allowed and person_id is not None:  # R-BOARD: the WG is told by whom (a ledger id)
+            outcome["person"] = person_id
         repo.effect_record(
             session, key=key, platform="ledger", actor=ACTOR, ref=outcome, about=f"inbox:{event_id}", at=ctx.now
         )
@@ -217,7 +219,9 @@ def _click(ctx: BoardCtx, event_id: int, index: int, action: BoardAction) -> str
             decided_at=datetime.fromisoformat(outcome["at"]),
             note=None,
             source="Slack",
-            person_id=person_of_slack(ctx, action.user_id),
+            # The decider as matched on the Board list (a member known by e-mail has no Slack
+            # identity in the ledger): the WG is told by whom (R-BOARD).
+            person_id=outcome.get("person") or person_of_slack(ctx, action.user_id),
         )
         follow_up(ctx, proposal_id=proposal_id)
         return f"proposal:{proposal_id}:{decision.value}"

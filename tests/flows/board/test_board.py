@@ -213,6 +213,8 @@ def test_budget_proposal_endorsed_escalated_and_decided_in_slack(board: Board):
     [message] = board.board_messages()
     assert any(b["type"] == "actions" for b in message["blocks"])
     assert "More information requested" in json.dumps(message["blocks"])
+    # R-BOARD: the WG is told by whom, also for a Board member known by e-mail only.
+    assert _wg_mentions(board, "Tobin Ashgrove") == {"discord": True, "discourse": True}
 
     # Wren approves; the same delivery arrives twice (Slack retries).
     request = board.click(user=WREN, ts=ts, action="approve")
