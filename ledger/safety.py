@@ -7,14 +7,16 @@ references, states and outcomes only, never a name, a reason or the reported con
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from ledger import audit
 from ledger.errors import NotFound
+from ledger.models import Identity, InboxEvent, Person
 from ledger.models_safety import SafetyReport
 from rules.safety import ReportTimes
 
@@ -254,28 +256,72 @@ def facts(report: SafetyReport) -> dict[str, Any]:
 # --- privacy (R-PRIVACY-2) ------------------------------------------------------------------
 
 
-def _about(pid: int, accounts: set[tuple[str, str]]) -> Any:
-    ids = {a for _, a in accounts}
-    return or_(
-        SafetyReport.reporter_person_id == pid,
-        SafetyReport.target_person_id == pid,
-        SafetyReport.reporter_account.in_(ids),
-        SafetyReport.target_account.in_(ids),
-    )
+@dataclass(frozen=True)
+class _Who:
+    """How a person appears in reports: their ledger id, accounts ``(platform, id)``, usernames
+    ``(platform, casefolded name)`` (a web-form report names people only by a typed username,
+    R-PRIVACY-2) and every name they may have handled a report under (usernames and handle)."""
+
+    pid: int
+    accounts: set[tuple[str, str]]
+    usernames: set[tuple[str, str]]
+    names: set[str]
+
+    def form_keys(self) -> set[str]:
+        # incoming_from_form's reporter_key: form:<platform>:<typed name, casefolded>
+        return {f"form:{p}:{at}{n}" for p, n in self.usernames for at in ("", "@")}
+
+    def reported(self, r: SafetyReport) -> bool:
+        return (
+            r.reporter_person_id == self.pid
+            or (r.via, r.reporter_account) in self.accounts
+            or (r.platform, r.reporter_account) in self.accounts
+            or r.reporter_key in self.form_keys()
+        )
+
+    def is_target(self, r: SafetyReport) -> bool:
+        return (
+            r.target_person_id == self.pid
+            or (r.platform, r.target_account) in self.accounts
+            or (r.platform, (r.target_username or "").casefold()) in self.usernames
+        )
+
+    def query(self) -> Any:
+        ids = {a for _, a in self.accounts}
+        names = {n for _, n in self.usernames}
+        return or_(
+            SafetyReport.reporter_person_id == self.pid,
+            SafetyReport.target_person_id == self.pid,
+            SafetyReport.reporter_account.in_(ids),
+            SafetyReport.target_account.in_(ids),
+            SafetyReport.reporter_key.in_(self.form_keys()),
+            func.lower(SafetyReport.target_username).in_(names),
+            *(func.lower(c).in_(self.names) for c in _HANDLERS),
+        )
+
+
+_HANDLERS = (SafetyReport.claimed_by, SafetyReport.resolved_by, SafetyReport.referred_by)
+
+
+def _who(session: Session, pid: int, accounts: set[tuple[str, str]]) -> _Who:
+    usernames = {
+        (str(i.platform), i.username.casefold())
+        for i in session.scalars(select(Identity).where(Identity.person_id == pid))
+        if i.username
+    }
+    handle = session.scalar(select(Person.handle).where(Person.id == pid))
+    names = {n for _, n in usernames} | ({handle.casefold()} if handle else set())
+    return _Who(pid=pid, accounts=accounts, usernames=usernames, names=names)
 
 
 def export_for(session: Session, pid: int, accounts: set[tuple[str, str]]) -> dict[str, list[dict[str, Any]]]:
     """The reports a person made (in full) and those about them (without who reported: R-SAFE-1)."""
+    who = _who(session, pid, accounts)
     made, about = [], []
-    for r in session.scalars(select(SafetyReport).where(_about(pid, accounts)).order_by(SafetyReport.id)):
-        mine = (
-            r.reporter_person_id == pid
-            or (r.platform, r.reporter_account) in accounts
-            or (r.via, r.reporter_account) in accounts
-        )
-        if mine:
+    for r in session.scalars(select(SafetyReport).where(who.query()).order_by(SafetyReport.id)):
+        if who.reported(r):
             made.append({**facts(r), "reporter_username": r.reporter_username})
-        if r.target_person_id == pid or (r.platform, r.target_account) in accounts:
+        if who.is_target(r):
             shown = facts(r)
             shown.pop("reporter_username", None)
             shown.pop("claimed_by", None)
@@ -284,26 +330,51 @@ def export_for(session: Session, pid: int, accounts: set[tuple[str, str]]) -> di
     return {"made": made, "about": about}
 
 
+def _erase_inbox_copies(session: Session, r: SafetyReport) -> None:
+    """The inbound event a report was read from holds the same names and words: it goes too.
+    A Forum flag's delivery (route ``safety-flag``) carries its review, keyed by its id."""
+    for event in session.scalars(select(InboxEvent).where(InboxEvent.dedupe_key == r.source_key)):
+        event.payload, event.raw = {"erased": True}, None
+    _, sep, rest = r.source_key.partition(":review:")
+    review = rest.split(":", 1)[0] if sep else ""
+    if not review:
+        return
+    for event in session.scalars(select(InboxEvent).where(InboxEvent.route == "safety-flag")):
+        data = (event.payload or {}).get("data") or {}
+        if str((data.get("reviewable") or {}).get("id")) == review:
+            event.payload, event.raw = {"erased": True}, None
+
+
 def erase_for(session: Session, pid: int, accounts: set[tuple[str, str]], *, at: datetime) -> int:
-    """Erase a person from the reports: as reporter their name and account go (the report stays,
-    with its times and outcome, for the figures); as reported, their name, account, the content
-    and the reason go. Returns how many rows changed."""
+    """Erase a person from the reports (R-PRIVACY-2): as reporter their name, account and words
+    go (the report stays, with its times and outcome, for the figures); as reported, their name,
+    account, the content and the reason go; as the moderator who handled it, their name becomes
+    ``erased-<id>``; and the inbound event the report was read from is erased with it. Returns
+    how many rows changed."""
+    who = _who(session, pid, accounts)
     changed = 0
-    for r in session.scalars(select(SafetyReport).where(_about(pid, accounts))):
-        if (
-            r.reporter_person_id == pid
-            or (r.via, r.reporter_account) in accounts
-            or (r.platform, r.reporter_account) in accounts
-        ):
+    for r in session.scalars(select(SafetyReport).where(who.query())):
+        touched = False
+        if who.reported(r):
             r.reporter_person_id = None
-            r.reporter_account = r.reporter_username = None
+            r.reporter_account = r.reporter_username = r.reason = None  # R-PRIVACY-2: their free text
             r.reporter_key = f"erased-{pid}"
-        if r.target_person_id == pid or (r.platform, r.target_account) in accounts:
+            touched = True
+        if who.is_target(r):
             r.target_person_id = None
             r.target_account = r.target_username = r.target_link = None
             r.content = r.reason = None
-        r.updated_at = at
-        changed += 1
+            touched = True
+        if touched:
+            _erase_inbox_copies(session, r)
+        for column in ("claimed_by", "resolved_by", "referred_by"):
+            value = getattr(r, column)
+            if value and value.casefold() in who.names:
+                setattr(r, column, f"erased-{pid}")
+                touched = True
+        if touched:
+            r.updated_at = at
+            changed += 1
     return changed
 
 

@@ -35,7 +35,7 @@ from flows.safety.flows import safety_figures
 from flows.safety.room import has_buttons, rooms
 from ledger import repo
 from ledger import safety as queue_ledger
-from ledger.models import AuditEntry, Person
+from ledger.models import AuditEntry, InboxEvent, Person
 from ledger.models_safety import SafetyReport
 from ledger.privacy import erase_person, export_person
 from rules.safety import referral_facts
@@ -338,6 +338,31 @@ def test_r_privacy_2_export_and_erasure_cover_reports(world: World) -> None:
     assert erased.content is None and erased.target_username is None and erased.target_account is None
     assert erased.reporter_username is None and erased.reporter_account is None and erased.reporter_person_id is None
     assert erased.created_at == report.created_at and erased.state == "open"  # kept for the figures
+
+
+def test_r_privacy_2_erasure_reaches_form_reports_the_reporters_words_handlers_and_inbox_copies(
+    world: World,
+) -> None:
+    _, event_id = report_message(world, reporter="cleo_marsh", author="rowan_vale", content="rude words")
+    # A web-form report names people only by what was typed (cleo as reporter, rowan as target).
+    _form_report(world, reporter="Cleo_Marsh", target="@rowan_vale", reason="he mocked my accent in voice chat")
+    with world.ledger.read() as session:
+        first, form = session.scalars(select(SafetyReport).order_by(SafetyReport.id)).all()
+        form_event = session.scalar(select(InboxEvent.id).where(InboxEvent.dedupe_key == form.source_key))
+    # cleo_marsh handled the form report by an operator's hand (their handle as --by).
+    assert queue.claim(context(None), form.id, by="cleo_marsh", actor="operator", is_moderator=True)[0] == (
+        f"claimed:{form.id}"
+    )
+    with world.ledger.transaction() as session:
+        erase_person(session, session.get(Person, world.people["cleo_marsh"]), reason="asked", actor="operator")
+        erase_person(session, session.get(Person, world.people["rowan_vale"]), reason="asked", actor="operator")
+    with world.ledger.read() as session:
+        first, form = session.scalars(select(SafetyReport).order_by(SafetyReport.id)).all()
+        events = [session.get(InboxEvent, e).payload for e in (event_id, form_event)]
+    assert form.reporter_username is None and "cleo" not in form.reporter_key.casefold()
+    assert form.reason is None and form.target_username is None
+    assert form.claimed_by == f"erased-{world.people['cleo_marsh']}" and first.content is None
+    assert events == [{"erased": True}, {"erased": True}]
 
 
 def forum_flag(
