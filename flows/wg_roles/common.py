@@ -143,7 +143,7 @@ def request_or_refuse(
 def appoint(ctx: Ctx, *, appointment_id: int, decided_by: str, actor: str) -> dict[str, Any]:
     """Check R-ROLE-* again (the roles or the lists may have changed since the request), then in
     one transaction record the appointment (the role assigned, both audited) or its refusal;
-    then, only when appointed, announce it to the WG with its warnings. Idempotent: a decided
+    then announce it to the WG with its warnings, or the refusal with its rule. Idempotent: a decided
     request returns its recorded outcome and announces what is missing."""
     with ctx.ledger.transaction() as session:
         row = session.get_one(WgAppointment, appointment_id)
@@ -186,6 +186,23 @@ def appoint(ctx: Ctx, *, appointment_id: int, decided_by: str, actor: str) -> di
             via=row.via,
             decided_by=decided_by,
             warnings=[f"{f.ruling}: {f.reason}" for f in checked.warnings],
+        )
+    elif row.status == "refused":
+        # The request was voted on or asked for, so the WG hears that a hard rule stopped it
+        # when it was decided (R-ROLE-APPOINT: every change is checked against R-ROLE-*).
+        post_wg(
+            ctx,
+            template="refused_wg",
+            key=f"wg-role:refused:{row.id}",
+            actor=actor,
+            about=f"wg-appointment:{row.id}",
+            renderer=render,
+            label=LABELS[row.role],
+            nominee=nominee,
+            via=row.via,
+            decided_by=row.decided_by or decided_by,
+            ruling=checked.ruling,
+            violations=[f"{f.ruling}: {f.reason}" for f in checked.violations],
         )
     show(f"wg-appointment-{row.id}", checked, via=row.via, status=row.status)
     return result(row, checked)

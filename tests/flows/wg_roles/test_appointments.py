@@ -106,6 +106,27 @@ def test_co_chair_by_ballot_with_the_r_role_chair_warning(world: World):
     assert world.writes() == before
 
 
+def test_a_passed_ballot_refused_on_the_recheck_is_told_to_the_wg(world: World):
+    """R-ROLE-APPOINT: the nominee became Chair while the Co-Chair ballot was open; the passed
+    ballot is refused by R-ROLE-CHAIR when it is decided, and the WG, who saw it pass, is told."""
+    _set_roles(world, homes={}, roles={"chair": "avery_quill"})
+    out = appoint_by_ballot(role="co_chair", nominee="bram_tolliver", proposed_by="cleo_marsh", now=NOW)
+    _set_roles(world, homes={}, roles={"chair": "bram_tolliver"})
+    ref = ballots.refs(context(NOW), out["ballot"])["discord"]
+    for name in ("avery_quill", "cleo_marsh", "dario_fenwick", "felix_oakes"):
+        press_vote(world, ref, name, 0, now=NOW + timedelta(minutes=5))
+    close_due_ballots(now=NOW + timedelta(minutes=10))
+    with world.ledger.read() as session:
+        assert session.get_one(WgAppointment, out["appointment"]).status == "refused"
+    assert _holders(world) == {"chair": "bram_tolliver"}
+    text = _wg_text(world)
+    assert "bram_tolliver was not appointed Co-Chair: refused by R-ROLE-CHAIR" in text
+    assert "cannot be both Chair and Co-Chair" in text
+    before = world.writes()
+    close_due_ballots(now=NOW + timedelta(minutes=20))
+    assert world.writes() == before, "told once"
+
+
 def test_a_hard_rule_is_refused_before_any_ballot_or_announcement(world: World):
     """R-ROLE-CHAIR (hard part): the Chair cannot also be Co-Chair; refused with the rule,
     recorded, nothing posted anywhere."""
