@@ -8,14 +8,14 @@ operator may run this flow again later.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from connectors.errors import ConnectorError
-from flows.kit import Ctx, artifact, context, identities_of, run_name, user_ref
+from flows.kit import Ctx, artifact, context, identities_of, log, run_name, user_ref
 from flows.membership.approval import open_approval_ballot
 from flows.membership.intake import named_identities, tell_applicant
 from ledger import repo
@@ -23,6 +23,8 @@ from ledger.models import Application, ApplicationStatus, EligibilityOutcome
 from rules import ActivityEvidence, Applicant, Decision, DiscordEvidence, DiscourseEvidence, decide_eligibility
 
 ACTOR = "flow:eligibility"
+# An "unknown" eligibility is checked again this long after the last check (R-ELIG-1).
+RECHECK_AFTER = timedelta(days=1)
 _OUTCOME = {
     "eligible": EligibilityOutcome.YES,
     "not-eligible": EligibilityOutcome.NO,
@@ -118,11 +120,9 @@ def _tell_not_met(
     if outcome not in (EligibilityOutcome.NO, EligibilityOutcome.UNKNOWN):
         return None
     refused = outcome == EligibilityOutcome.NO
-    # A "no" is told once; an "unknown" once per check (a later check may still not know).
-    told: dict[str, Any] = {
-        "template": "eligibility_unknown",
-        "key": f"eligibility-unknown:{application_id}:{check_id}",
-    }
+    # A "no" is told once, and so is an "unknown": the check is made again every day
+    # (recheck_unknown) and a check that still does not know has nothing new to tell.
+    told: dict[str, Any] = {"template": "eligibility_unknown", "key": f"eligibility-unknown:{application_id}"}
     if refused:
         told = {
             "template": "not_eligible",
@@ -171,6 +171,29 @@ def decide(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
     return {"application": application_id, "status": "eligible", **result, "ballot": ballot}
 
 
+def recheck_unknown(ctx: Ctx) -> list[int]:
+    """R-ELIG-1: check again every confirmed application whose last check answered "unknown"
+    (a figure the platform could not give yet) :data:`RECHECK_AFTER` after it, so it is decided
+    once the figures are known instead of waiting for an operator (the applicant was told the
+    check is repeated). Returns the applications checked."""
+    with ctx.ledger.read() as session:
+        due = [
+            app.id
+            for app in repo.applications_with_status(session, ApplicationStatus.CONFIRMED)
+            if app.eligibility
+            and app.eligibility[-1].outcome == EligibilityOutcome.UNKNOWN
+            and ctx.now - app.eligibility[-1].checked_at >= RECHECK_AFTER
+        ]
+    for application_id in due:
+        try:
+            decide(ctx, application_id=application_id)
+        except Exception as exc:  # noqa: BLE001 - the others are checked; this one again next run
+            log.warning(
+                "membership: eligibility of application:%s not checked again: %s", application_id, type(exc).__name__
+            )
+    return due
+
+
 @flow(
     name="membership-eligibility", flow_run_name=run_name("eligibility-application", "application_id"), log_prints=True
 )
@@ -180,4 +203,4 @@ def check_eligibility(application_id: int, now: datetime | None = None) -> dict[
     return decide(context(now), application_id=application_id)
 
 
-__all__ = ["check_eligibility", "decide", "Decision"]
+__all__ = ["check_eligibility", "decide", "Decision", "recheck_unknown"]

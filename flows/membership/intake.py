@@ -594,5 +594,13 @@ def intake(
 
 @flow(name="membership-expire-applications", flow_run_name="expire-applications", log_prints=True)
 def expire_applications(now: datetime | None = None) -> list[int]:
-    """Expire applications not confirmed within the charter's period (R-APP-2); scheduled hourly."""
-    return expire(context(now))
+    """Expire applications not confirmed within the charter's period (R-APP-2), and check again
+    the eligibility that was unknown a day ago (R-ELIG-1); scheduled hourly. Returns the ids
+    expired."""
+    ctx = context(now)
+    expired = expire(ctx)
+    # lazy: cycle: flows.membership.eligibility imports this module (it reads the intake's records)
+    from flows.membership.eligibility import recheck_unknown
+
+    recheck_unknown(ctx)
+    return expired

@@ -4,9 +4,14 @@ a nominator who is not on the DSF list makes the nomination invalid, with that r
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import httpx
+
 from flows.membership.eligibility import check_eligibility
+from flows.membership.intake import expire_applications, intake
 from ledger.models import Application, ApplicationStatus, EligibilityOutcome
-from tests.support.membership import NOW, apply_proven, forum_pms
+from tests.support.membership import NOW, apply_proven, discord_dms, forum_pms
 
 
 def _app(world, app_id):
@@ -49,3 +54,40 @@ def test_not_eligible_nominated_and_invalid_nomination(world):
     before = world.writes()
     assert check_eligibility(application_id=refused["application"], now=NOW)["changed"] is False
     assert world.writes() == before and len(forum_pms(world, "rowan_vale")) == 1
+
+
+def test_unknown_eligibility_is_checked_again_a_day_later(world):
+    # Discord's message search is not indexed yet: a Discord-only applicant's activity is
+    # unknown (R-ELIG-1), the application waits confirmed and the applicant is told once.
+    httpx.post(f"{world.discord_url}/_sandbox/faults", json={"search_not_indexed": -1}, timeout=10).raise_for_status()
+    user = world.platforms.space("discord").directory.find_user("yara_penhale")
+    first = intake(
+        discord_username="yara_penhale",
+        motivation="I welcome newcomers in the help channels.",
+        experience="Moderation of a regional user group.",
+        source="discord",
+        source_ref="test:yara-unknown",
+        proven_accounts={"discord": user.id},
+        now=NOW,
+    )
+    app_id = first["application"]
+    assert first["eligibility"]["status"] == "unknown"
+
+    def state():
+        with world.ledger.read() as session:
+            app = session.get(Application, app_id)
+            return app.status, [c.outcome for c in app.eligibility]
+
+    def told():
+        return [m for m in discord_dms(world, "yara_penhale") if "could not yet tell" in m["content"]]
+
+    assert state() == (ApplicationStatus.CONFIRMED, [EligibilityOutcome.UNKNOWN]) and len(told()) == 1
+    # The hourly run an hour later leaves it; a day later it checks again (still unknown: not
+    # told again); once the figures are known it is decided and the ballot opens.
+    expire_applications(now=NOW + timedelta(hours=1))
+    assert state() == (ApplicationStatus.CONFIRMED, [EligibilityOutcome.UNKNOWN])
+    expire_applications(now=NOW + timedelta(days=1))
+    assert state() == (ApplicationStatus.CONFIRMED, [EligibilityOutcome.UNKNOWN] * 2) and len(told()) == 1
+    httpx.post(f"{world.discord_url}/_sandbox/faults", json={}, timeout=10).raise_for_status()
+    expire_applications(now=NOW + timedelta(days=2, hours=1))
+    assert state() == (ApplicationStatus.VOTING, [EligibilityOutcome.UNKNOWN] * 2 + [EligibilityOutcome.YES])
