@@ -342,16 +342,21 @@ def meeting_due(
     reminder_days_ahead: int,
     now: datetime,
 ) -> MeetingDue | None:
-    """The next meeting after ``now`` (None without an anchor): its event is due from
-    ``create_days_ahead`` days before it (a missed day is caught up by the next run), its
-    reminder from ``reminder_days_ahead`` days before it; neither once it has started."""
+    """The next meeting after ``now`` (None without an anchor), its start in UTC: its event is
+    due from the start of the UTC day ``create_days_ahead`` days before the meeting's day (a
+    missed day is caught up by the next run), its reminder from the start of the day
+    ``reminder_days_ahead`` days before it; neither once it has started."""
     if anchor is None:
         return None
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    start = next(s for s in meeting_starts(anchor, every_months, around=now) if s > now)
-    create_from = start - timedelta(days=create_days_ahead)
-    remind_from = start - timedelta(days=reminder_days_ahead)
+    # In UTC: the texts and effect keys print it as UTC (an anchor may carry another offset).
+    start = next(s for s in meeting_starts(anchor, every_months, around=now) if s > now).astimezone(UTC)
+    # R-MEET "1 day ahead" is a calendar day: the daily run the day before sends it, not the
+    # run on the meeting's own day (24 hours before 17:00 is after a 07:00 run).
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    create_from = day - timedelta(days=create_days_ahead)
+    remind_from = day - timedelta(days=reminder_days_ahead)
     return MeetingDue(
         starts_at=start,
         ends_at=start + timedelta(minutes=duration_minutes),

@@ -1,6 +1,6 @@
 """The quarterly meeting (R-MEET): a Discord external scheduled event created
-``create_days_ahead`` (21) days before each meeting, and a reminder to the members
-``reminder_days_ahead`` (1) day before it.
+``create_days_ahead`` (21) days before each meeting's day, and a reminder to the members
+``reminder_days_ahead`` (1) day before it (calendar days, UTC: the daily run of that day).
 
 Discord cannot repeat an event quarterly, so ``meetings-quarterly`` runs daily: the charter's
 ``[meetings]`` ``anchor`` and ``every_months`` give the meeting dates (``rules.reports.
@@ -14,7 +14,7 @@ A day the flow did not run is caught up by the next run; after the start nothing
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow
@@ -41,8 +41,10 @@ def _event_url(connector: Any, event_id: str | None) -> str | None:
 
 
 def _when(starts_at: datetime, now: datetime) -> str:
-    hours = (starts_at - now).total_seconds() / 3600
-    return "tomorrow" if hours <= 36 else f"on {starts_at:%A %d %B}"
+    """When the meeting is, by UTC calendar day (the reminder shows its time in UTC): a
+    catch-up run on the meeting's own day says "today", not "tomorrow"."""
+    days = (starts_at.astimezone(UTC).date() - now.astimezone(UTC).date()).days
+    return "today" if days <= 0 else "tomorrow" if days == 1 else f"on {starts_at:%A %d %B}"
 
 
 def _create_event(ctx: Ctx, calendar: Calendar, due: MeetingDue, *, start_key: str, meeting_id: int) -> str:

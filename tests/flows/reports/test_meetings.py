@@ -4,7 +4,7 @@ record), and the reminder sent once 1 day ahead."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import pytest
 
 from flows.kit import context
 from flows.reports.deploy import deployments
-from flows.reports.meetings import meetings_quarterly, run_meetings
+from flows.reports.meetings import _when, meetings_quarterly, run_meetings
 from flows.reports.quarterly import reports_approve, reports_quarterly
 from flows.serve import deployments as served
 from ledger.db import Ledger
@@ -47,6 +47,27 @@ def test_meeting_dates_repeat_every_three_months_from_the_anchor():
     after = due(at("2027-01-14 17:00"))  # started: the next one is due next
     assert after.starts_at == at("2027-04-14 17:00") and not after.create
     assert due(at("2026-12-01"), anchor=None) is None
+
+
+def test_r_meet_one_day_ahead_is_the_daily_run_of_the_day_before():
+    # The daily run is at 07:00 UTC; the shipped anchor's meetings start at 17:00 UTC. 24 hours
+    # before the start fell after the run of the day before: the reminder went out on the
+    # meeting's own day, 10 hours ahead, saying "tomorrow".
+    day_before = due(at("2027-01-13 07:00"))
+    assert (day_before.create, day_before.remind) == (True, True)
+    assert day_before.remind_from == at("2027-01-13 00:00")
+    assert not due(at("2027-01-12 23:59")).remind
+    assert not due(at("2026-12-23 07:00")).create and due(at("2026-12-24 07:00")).create  # 21 days
+    assert _when(ANCHOR, at("2027-01-13 07:00")) == "tomorrow"
+    assert _when(ANCHOR, at("2027-01-14 07:00")) == "today"  # a catch-up run on the day itself
+    assert _when(ANCHOR, at("2027-01-11 07:00")) == "on Thursday 14 January"
+
+
+def test_r_meet_an_anchor_with_another_offset_is_shown_in_utc():
+    # 09:00 at UTC-8 is 17:00 UTC: the texts say "UTC", so the start is in UTC.
+    start = due(at("2027-01-13 07:00"), anchor=datetime.fromisoformat("2027-01-14T09:00:00-08:00")).starts_at
+    assert start == ANCHOR and start.utcoffset() == timedelta(0)
+    assert "2027-01-14 17:00 UTC" in due(at("2027-01-13 07:00"), anchor=start).decision.reason
 
 
 def test_quarters():
@@ -97,8 +118,9 @@ def test_event_created_once_and_reminder_sent_once(report_world: ReportWorld, tm
     assert again["event"] == events[0]["id"] and len(world.discord_state()["events"]) == 1
     other.dispose()
 
-    # One day ahead: the reminder, once per platform, also when run twice.
-    before = start - timedelta(hours=12)
+    # One day ahead: the daily 07:00 run of the day before sends the reminder, once per
+    # platform, also when run twice (R-MEET).
+    before = datetime.combine(start.date() - timedelta(days=1), time(7), tzinfo=UTC)
     for _ in range(2):
         result = meetings_quarterly(now=before)
         assert result["event"] == events[0]["id"]
