@@ -306,8 +306,10 @@ def fit_guide(
     marker_room = len("\n\n(part 99 of 99)")
     parts = split_text(text, limit - marker_room)
     if len(parts) > max_pieces and link:
-        intro = split_text(head + guide.body.split("\n\n", 1)[0], max(20, limit - 200))[0]
-        summary = f"{intro}\n\nThis guide is too long to post here in full. Read the whole guide: {link}"
+        tail = f"\n\nThis guide is too long to post here in full. Read the whole guide: {link}"
+        # The summary holds the platform's limit whatever the link's length (R-GUIDE: never cut).
+        intro = split_text(head + guide.body.split("\n\n", 1)[0], max(20, limit - len(tail)))[0]
+        summary = f"{intro}{tail}"
         return Pieces(
             mode="linked",
             pieces=(summary,),

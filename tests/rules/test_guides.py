@@ -135,6 +135,16 @@ def test_r_guide_fit_whole_split_or_linked_never_cut():
     assert unlinked.mode == "split" and len(unlinked.pieces) > 2
 
 
+def test_r_guide_a_linked_summary_fits_the_limit_whatever_the_links_length():
+    # One long first paragraph and a Forum link of a long title.
+    body = "word " * 1000 + "\n\nMore."
+    long = parse_guide("long.md", GOOD.replace("Search first, then ask with the full error message.", body))
+    link = "https://forum.example.org/t/" + "how-to-ask-a-good-question-" * 4 + "and-get-an-answer/12345"
+    linked = fit_guide(long, limit=2000, max_pieces=1, link=link, title_in_text=True)
+    assert linked.mode == "linked" and linked.pieces[0].endswith(link)
+    assert len(linked.pieces[0]) <= 2000  # a Discord message refuses 2001 characters
+
+
 def test_split_text_cuts_between_paragraphs():
     assert split_text("a" * 30 + "\n\n" + "b" * 30, 40) == ["a" * 30, "b" * 30]
     with pytest.raises(ValueError):
