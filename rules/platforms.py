@@ -118,7 +118,8 @@ def decide_trial(
 ) -> Decision:
     """A Board-approved trial of ``platform`` until ``ends_at`` (default: the charter's
     ``trials.default_days`` from ``now``). A platform already on trial keeps trialling: the end
-    date moves later (default: ``default_days`` after the current end). Refused for a platform
+    date moves later (default: ``default_days`` after the current end, or after now when the
+    trial has already ended). Refused for a platform
     approved or retiring, an end date not after now (or the current end), or further than
     ``trials.max_days``. ``evidence["changes"]``: the transitions."""
     current = states.get(platform)
@@ -128,7 +129,9 @@ def decide_trial(
             f"{platform} is {state}: only a platform not in use can start a trial", platform=platform, state=state
         )
     on_trial = current.trial_ends_at if current and state == TRIAL else None
-    start = on_trial or now
+    # Keep trialling adds to the current end, or to now when that end has passed (the Board
+    # may decide long after the trial ended): an approved extension never ends in the past.
+    start = max(on_trial, now) if on_trial else now
     end = ends_at or start + timedelta(days=charter.trials.default_days)
     if end <= now or (on_trial and end <= on_trial):
         after = "its current end" if state == TRIAL else "now"

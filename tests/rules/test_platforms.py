@@ -111,6 +111,14 @@ def test_R_PLATFORM_keep_trialling_extends_the_end_date(charter):
     assert not earlier.allowed and "current end" in earlier.reason
 
 
+def test_R_PLATFORM_keep_trialling_after_a_long_ended_trial_is_not_refused(charter):
+    # The trial ended 100 days ago (the Board decided late): 90 days after the old end is in
+    # the past, so the Board-approved extension runs 90 days from now instead of being refused.
+    world = {**TODAY, **states(matrix=(TRIAL, NOW - timedelta(days=100), NOW - timedelta(days=150)))}
+    d = decide_trial(world, platform="matrix", now=NOW, charter=charter)
+    assert d.allowed and d.evidence["changes"][0].trial_ends_at == NOW + timedelta(days=90)
+
+
 # --- migration and retirement ----------------------------------------------------------------
 
 
