@@ -23,6 +23,7 @@ from rules.charter import Charter
 
 __all__ = [
     "applied_result",
+    "ballot_charter",
     "electorate_ids",
     "open_ledger_ballot",
     "posted_ref",
@@ -58,6 +59,22 @@ def rule_params(kind: RuleBallotKind, charter: Charter) -> dict[str, Any]:
         "quorum_fraction": str(params.quorum_fraction),
         "early_close": params.early_close,
     }
+
+
+def ballot_charter(charter: Charter, ballot: Ballot) -> Charter:
+    """``charter`` with the numbers ``ballot`` opened with (its ``rule_params``, recorded by
+    :func:`open_ledger_ballot`) for its kind: a charter file changed while a ballot is open
+    changes neither the deadline the platforms show nor the threshold it was opened with
+    (R-ELECTORATE snapshots the ballot when it opens; R-REMOVE's E and majority are those of
+    its opening). Numbers a ballot did not record stay the charter's."""
+    # An appointment runs on the approval numbers ("as R-VOTE-APPROVE").
+    section = {"removal": "removal", "endorsement": "endorsement"}.get(ballot.kind.value, "approval")
+    params = getattr(charter.ballots, section)
+    recorded = {k: v for k, v in (ballot.rule_params or {}).items() if k in type(params).model_fields}
+    if not recorded:
+        return charter
+    opened_with = type(params).model_validate({**params.model_dump(), **recorded})
+    return charter.model_copy(update={"ballots": charter.ballots.model_copy(update={section: opened_with})})
 
 
 def open_ledger_ballot(

@@ -10,7 +10,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.ballots import open_ledger_ballot, record_applied
+from flows.ballots import ballot_charter, open_ledger_ballot, record_applied
 from flows.kit import Ctx, artifact, context, run_name
 from flows.membership import ballot as ballots
 from flows.membership.intake import tell_applicant
@@ -49,6 +49,7 @@ def open_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
             )
         ballot = session.get_one(Ballot, app.ballot_id)
         ballot_id, size = ballot.id, len(ballot.electors)
+        needed = quorum(size, kind="approval", charter=ballot_charter(ctx.charter, ballot))
         eligibility = app.eligibility[-1]
         ruling, evidence = eligibility.ruling, dict(eligibility.evidence or {})
         why, experience, nominator = app.motivation, app.experience, app.nominator_handle
@@ -67,7 +68,7 @@ def open_step(ctx: Ctx, *, application_id: int) -> dict[str, Any]:
         evidence_line=evidence_line(evidence, charter=ctx.charter),
         nomination_line=nomination_line(nominator, evidence, handle=handle),
         electorate=size,
-        quorum=quorum(size, kind="approval", charter=ctx.charter),
+        quorum=needed,
     )
     artifact(
         key=f"application-{application_id}-ballot",

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from connectors.base import Ballot as PlatformBallot
 from connectors.base import BallotOption, MessageRef, TallyDisplay, instance_key
 from connectors.errors import PolicyViolation
-from flows.ballots import posted_ref, result_fields, settled, show_result
+from flows.ballots import ballot_charter, posted_ref, result_fields, settled, show_result
 from flows.kit import Ctx, context, log, once, post_wg, render
 from flows.presentation import label
 from ledger import repo
@@ -224,7 +224,7 @@ def cast(
                 subject=_subject(ballot),
                 opened_at=ballot.opens_at,
                 now=at,
-                charter=ctx.charter,
+                charter=ballot_charter(ctx.charter, ballot),
             ),
             ballot_open=ballot.status == BallotStatus.OPEN,
         )
@@ -405,7 +405,7 @@ def tally_open(ctx: Ctx, session: Any, ballot: Ballot, ballot_id: int, *, actor:
         subject=_subject(ballot),
         opened_at=ballot.opens_at,
         now=ctx.now,
-        charter=ctx.charter,
+        charter=ballot_charter(ctx.charter, ballot),
     )
     if not result.closed:
         return {

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow
 
 from connectors.errors import PolicyViolation
-from flows.ballots import electorate_ids, open_ledger_ballot, record_applied
+from flows.ballots import ballot_charter, electorate_ids, open_ledger_ballot, record_applied
 from flows.kit import Ctx, artifact, context, message_person, person_run_name, post_wg
 from flows.membership import ballot as ballots
 from flows.membership.intake import GROUP
@@ -57,7 +57,7 @@ def open_step(ctx: Ctx, *, subject_id: int, proposer_id: int) -> dict[str, Any]:
                 params={"proposed_by": f"person:{proposer.id}"},
             )
         ballot_id, size, handle, closes = ballot.id, len(ballot.electors), subject.handle, ballot.closes_at
-    needed = majority(size, charter=ctx.charter)
+        needed = majority(size, charter=ballot_charter(ctx.charter, ballot))
     # R-VOTE-SECRET: no platform shows who voted how; counts only once closed.
     posted = ballots.post(
         ctx,

@@ -167,3 +167,28 @@ def test_a_ballot_not_shown_on_one_platform_fails_its_run_and_the_rerun_shows_it
     shown = [m for m in world.discord_state()["messages"] if m["id"] == where["discord"]["message_id"]]
     assert len(shown) == 1
     assert len(world.discourse_state()["polls"]) == polls  # the Forum's poll not posted twice
+
+
+def test_a_charter_edited_while_a_ballot_is_open_changes_neither_its_deadline_nor_its_threshold(world):
+    # Opened under the charter file: 14 days, floor(6/2)+1 = 4 yes of the six others (R-REMOVE).
+    opened = open_removal_ballot(member="hana_pike", proposed_by="avery_quill", now=NOW)
+    ballot_id = opened["ballot"]
+    where = ballots.refs(context(NOW), ballot_id)
+    # Then the operators edit the file: 7 days and a majority fraction of 0 (1 yes would do).
+    charter = world.platforms.charter
+    removal = charter.ballots.removal.model_copy(update={"voting_days": 7, "majority_fraction": 0.0})
+    world.platforms.charter = charter.model_copy(
+        update={"ballots": charter.ballots.model_copy(update={"removal": removal})}
+    )
+    # One yes does not remove the member, and on day 8 the ballot (shown as closing on day 14)
+    # is still open; it is tallied with its own numbers at its own deadline.
+    soon = NOW + timedelta(hours=2)
+    assert press_vote(world, where["discord"], "cleo_marsh", 0, now=soon) == f"ballot:{ballot_id}:vote"
+    [tallied] = close_due_ballots(now=NOW + timedelta(days=8))
+    assert tallied["outcome"] == "open"
+    [closed] = close_due_ballots(now=NOW + timedelta(days=14, minutes=5))
+    assert (closed["outcome"], closed["yes"], closed["electorate"]) == ("failed", 1, 6)
+    with world.ledger.read() as session:
+        assert session.get(Ballot, ballot_id).tally["needed"] == 4
+        person = session.get(Person, world.people["hana_pike"])
+        assert repo.open_membership(session, person).status == MembershipStatus.ACTIVE
