@@ -67,9 +67,11 @@ def ballot_charter(charter: Charter, ballot: Ballot) -> Charter:
     changes neither the deadline the platforms show nor the threshold it was opened with
     (R-ELECTORATE snapshots the ballot when it opens; R-REMOVE's E and majority are those of
     its opening). Numbers a ballot did not record stay the charter's."""
+    kinds = charter.ballots
+    sections: dict[str, Any] = {"approval": kinds.approval, "removal": kinds.removal, "endorsement": kinds.endorsement}
     # An appointment runs on the approval numbers ("as R-VOTE-APPROVE").
-    section = {"removal": "removal", "endorsement": "endorsement"}.get(ballot.kind.value, "approval")
-    params = getattr(charter.ballots, section)
+    section = ballot.kind.value if ballot.kind.value in sections else "approval"
+    params = sections[section]
     recorded = {k: v for k, v in (ballot.rule_params or {}).items() if k in type(params).model_fields}
     if not recorded:
         return charter
