@@ -10,7 +10,7 @@ same schedule again, or the reminders every hour, sends nothing twice.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow
@@ -113,6 +113,8 @@ def schedule_step(
     ``TrainingError`` before anything is recorded when the time is not in the future or the
     length is not 15 minutes to 8 hours."""
     _check_session(starts_at, minutes, now=ctx.now)
+    # The texts say "UTC": a start given with another offset (the Prefect UI's) is read in UTC.
+    starts_at = starts_at.astimezone(UTC)
     ends_at = starts_at + timedelta(minutes=minutes)
     title = _event_title(guide)
     with ctx.ledger.transaction() as session:

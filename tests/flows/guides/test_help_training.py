@@ -4,7 +4,7 @@ sessions scheduled as platform events with announcements and reminders, once (re
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -122,3 +122,18 @@ def test_r_guide_training_refuses_bad_input_before_recording(world, guides_folde
         training_schedule(guide="welcome", starts_at=NOW - timedelta(days=1), now=NOW)
     with world.ledger.read() as session:
         assert shelf_ledger.training_between(session, NOW - timedelta(days=9), NOW + timedelta(days=9)) == []
+
+
+def test_r_guide_a_session_given_in_another_time_zone_is_announced_in_utc(world, guides_folder):
+    # The Prefect UI's date picker sends the operator's own offset: 20:00+02:00 is 18:00 UTC.
+    utc = (NOW + timedelta(days=3)).replace(hour=18, minute=0, second=0, microsecond=0)
+    out = training_schedule(
+        guide="asking-questions",
+        starts_at=utc.astimezone(timezone(timedelta(hours=2))),
+        minutes=60,
+        channels=CHANNELS,
+        now=NOW,
+    )
+    assert out["starts_at"] == utc.isoformat()
+    [announced] = bot_messages(world, "A community training session on \u201cHow to ask a good question")
+    assert f"{utc:%A %d %B %Y}, 18:00 UTC" in announced["content"]
