@@ -29,6 +29,7 @@ MAX_REFERENCE = 500
 MAX_REASON = 2000
 __all__ = [
     "approved_amount_of",
+    "approved_text",
     "close_request",
     "link_idea",
     "link_idea_in",
@@ -68,6 +69,18 @@ def on_decision(
     amount = approved_amount if approved_amount is not None else proposal.amount
     if amount is not None:  # a budget request always asks an amount (R-BUDGET)
         store.set_approved_amount(session, proposal, amount=amount, actor=actor, at=at)
+
+
+def approved_text(proposal: Proposal) -> str | None:
+    """``300 USD (asked 500 USD)``: the amount the Board approved, for the WG's message."""
+    approved = proposal.approved_amount if proposal.approved_amount is not None else proposal.amount
+    if approved is None:
+        return None
+    cur = f" {proposal.currency}" if proposal.currency else ""
+    text = f"{Decimal(approved):,.2f}{cur}"
+    if proposal.amount is not None and Decimal(proposal.amount) != Decimal(approved):
+        text += f" (asked {Decimal(proposal.amount):,.2f}{cur})"
+    return text
 
 
 # --------------------------------------------------------------------------------------------

@@ -296,6 +296,10 @@ def announce(
     with ctx.ledger.read() as session:
         proposal = session.get_one(Proposal, proposal_id)
         slack_ref, title, kind = proposal.escalation_ref, proposal.title, proposal.kind
+        # R-BUDGET: an approved request tells the WG the amount approved (it may not be the one asked).
+        approved_text = (
+            budget.approved_text(proposal) if decision == BoardDecision.APPROVED and kind == "budget" else None
+        )
         name = decided_by
         if person_id is not None:
             person = session.get(Person, person_id)
@@ -342,6 +346,7 @@ def announce(
         kind=kind,
         word=WORDS[decision],
         final=decision != BoardDecision.NEEDS_INFO,
+        approved_text=approved_text,
         decided_by=name,
         decided_at=decided_at.strftime("%Y-%m-%d %H:%M UTC"),
         source=source,

@@ -262,6 +262,9 @@ def test_operator_approves_another_amount_then_a_member_closes(board: Board):
         assert out["result"] == f"proposal:{proposal_id}:approved"
         row = _request(board, proposal_id)
         assert (row["asked"], row["approved"], row["left"]) == ("500.00", "300.00", "300.00")
+        # The WG is told the amount approved, not only that it was approved (R-BOARD, R-BUDGET).
+        told = "Amount approved: 300.00 USD (asked 500.00 USD)"
+        assert told in json.dumps(world.discord_state()) and told in json.dumps(world.discourse_state())
 
         # Spending exactly the approved amount is within it; then the request is closed.
         at = NOW + timedelta(hours=1)
