@@ -9,7 +9,8 @@ with an Acknowledge button; the press recorded; reminders; who has and has not a
   ``charterflow roles training ack``).
 * :func:`handle_training_ack` is the inbox handler of the button (route ``roles-training-ack``):
   only the moderator themself can acknowledge; the first press is recorded (who, when).
-* The ``roles-training-reminders`` flow (daily) reminds a moderator every
+* The ``roles-training-reminders`` flow (daily) sends again a guide whose sending failed, and
+  reminds a moderator every
   ``charter.training.ack_reminder_after_days`` (14) days, at most :data:`MAX_REMINDERS` times,
   while they have not acknowledged and still should hold the moderator role.
 """
@@ -192,12 +193,34 @@ def _desired_moderators(session: Session) -> set[tuple[int, str]]:
     return {(pid, plat.value) for pid, plat in rows}
 
 
+def _resend_unsent(ctx: Ctx, moderators: set[tuple[int, str]], *, actor: str) -> list[str]:
+    """R-TRAIN: a guide whose sending failed (a platform error, DMs closed then) is sent again,
+    once it can be, to each moderator still wanted there; returns the training ids sent."""
+    with ctx.ledger.read() as session:
+        unsent = [
+            (r.id, r.person_id, r.platform, r.decision_ref)
+            for r in session.scalars(
+                select(RoleTraining).where(RoleTraining.acknowledged_at.is_(None), RoleTraining.sent_at.is_(None))
+            )
+        ]
+    sent = []
+    for training_id, person_id, platform, ref in unsent:
+        if (person_id, platform) in moderators:
+            started = start_training(ctx, person_id=person_id, platform=platform, decision_ref=ref, actor=actor)
+            if started["sent_via"]:
+                sent.append(f"roles-training:{training_id}")
+    return sent
+
+
 def send_reminders(ctx: Ctx, *, actor: str = ACTOR) -> dict[str, Any]:
-    """Remind every moderator whose guide is unacknowledged and a reminder is due (once per
-    reminder: recorded first, then sent under a key)."""
+    """Send again a guide that could not be sent, and remind every moderator whose guide is
+    unacknowledged and a reminder is due (once per reminder: recorded first, then sent under a
+    key)."""
     every = ctx.charter.training.ack_reminder_after_days
     with ctx.ledger.read() as session:
         moderators = _desired_moderators(session)
+    resent = _resend_unsent(ctx, moderators, actor=actor)
+    with ctx.ledger.read() as session:
         rows = [
             (r.id, r.person_id, r.platform, r.sent_at, r.reminders)
             for r in session.scalars(
@@ -245,9 +268,14 @@ def send_reminders(ctx: Ctx, *, actor: str = ACTOR) -> dict[str, Any]:
     artifact(
         key="roles-training-reminders",
         title="Moderator training reminders",
-        rows={"reminders sent": len(sent), "every (days)": every, "at most": MAX_REMINDERS},
+        rows={
+            "guides sent again": len(resent),
+            "reminders sent": len(sent),
+            "every (days)": every,
+            "at most": MAX_REMINDERS,
+        },
     )
-    return {"sent": sent}
+    return {"sent": sent, "resent": resent}
 
 
 def training_status(ctx: Ctx) -> list[dict[str, Any]]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from connectors.base import Role
 from flows.roles.change import roles_change
+from flows.roles.training import roles_training_reminders
 from ledger import repo
 from tests.support.membership import NOW
 from tests.support.roles import audit_entries, holders
@@ -132,3 +135,23 @@ def test_admin_everywhere_is_refused_and_an_override_recorded(roles_world):
     (entry,) = audit_entries(roles_world, "roles.change")
     assert entry["override_reason"] == reason
     assert any(f"Guardrails overridden by the operator: {reason}" in t for t in wg_texts(roles_world))
+
+
+def test_a_guide_that_could_not_be_sent_is_sent_again_by_the_daily_pass(roles_world):
+    """R-TRAIN: the new moderator's Discord DMs were closed when the role was granted; the
+    daily pass sends the guide once they can receive it, and only once."""
+    w = roles_world
+    member = next(m for m in w.discord_sb.members.values() if m.get("username") == "gale_morrow")
+
+    def guides() -> list[str]:
+        texts = [m["content"] or "" for m in w.discord_state()["messages"]]
+        return [t for t in texts if "Hello gale_morrow, you are now a moderator" in t]
+
+    member["accepts_dms"] = False
+    assert change("grant moderator discord gale_morrow", "needs cover")["status"] == "applied"
+    assert guides() == []
+    member["accepts_dms"] = True
+    roles_training_reminders(now=NOW + timedelta(days=1))
+    assert len(guides()) == 1
+    roles_training_reminders(now=NOW + timedelta(days=2))
+    assert len(guides()) == 1
