@@ -218,7 +218,8 @@ def _quotes(answer: str, text_runs: set[tuple[str, ...]], flat: str) -> bool:
 
 
 def _has_name(text: str, name: str) -> bool:
-    name = name.strip().casefold()
+    # Normalised like the text (R-PRIVACY): a display name "Jo  Smith" is found as "Jo Smith".
+    name = _norm(name)
     if len(name) < 2:
         return False
     # A handle counts as a whole word: "ivo" does not match "ivory".

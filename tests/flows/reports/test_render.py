@@ -134,6 +134,13 @@ def test_privacy_check_is_not_fooled_by_parts_of_words():
     assert decision.allowed
 
 
+@pytest.mark.parametrize("name", ["Jo  Smith", "Jo\tSmith", "Jo\nSmith"])
+def test_privacy_check_finds_a_name_whatever_its_spaces(name: str):
+    # The text's spaces were collapsed, the name's not: "Jo  Smith" never matched "Jo Smith".
+    decision = check_privacy({"forum": "Thanks to Jo Smith for the bot."}, PrivateStrings(moderation_targets=(name,)))
+    assert not decision.allowed and decision.ruling == "R-PRIVACY"
+
+
 def test_a_leak_through_an_idea_title_refuses_the_draft(seeded: Ledger):
     with seeded.transaction() as session:
         idea = repo.add_idea(
