@@ -212,10 +212,14 @@ def check_opt_in_sender(request: OptInRequest) -> CodedDecision:
     )
 
 
-def decide_opt_in(latest_start: datetime | None, *, at: datetime, charter: Charter) -> CodedDecision:
+def decide_opt_in(
+    latest_start: datetime | None, *, at: datetime, charter: Charter, renewed: bool = False
+) -> CodedDecision:
     """R-TERM-2 for a member whose latest term started at ``latest_start`` (None: no active
-    membership): ``renew`` in the window (``check_opt_in``), ``already`` when the latest term
-    is the coming one (opted in before), refused otherwise."""
+    membership; ``renewed``: that term was started by an opt-in): ``renew`` in the window
+    (``check_opt_in``), ``already`` when the latest term is the one an opt-in in this window
+    started (the coming term, or the new one an opt-in during the grace period started at the
+    old end), refused otherwise."""
     if latest_start is None:
         return CodedDecision(
             allowed=False,
@@ -223,7 +227,9 @@ def decide_opt_in(latest_start: datetime | None, *, at: datetime, charter: Chart
             code="not-a-member",
             reason="only an active member can opt in; apply again to rejoin",
         )
-    if latest_start > at:
+    # The previous term's opt-in window lasts until the end of its grace period.
+    in_previous_window = renewed and at <= latest_start + timedelta(days=charter.terms.grace_days)
+    if latest_start > at or in_previous_window:
         return CodedDecision(
             allowed=True, ruling="R-TERM-2", code="already", reason="opted in already for the coming term"
         )

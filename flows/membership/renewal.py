@@ -33,7 +33,7 @@ from flows.membership.leave import end_membership, person_id_of
 from flows.membership.tokens import OPTIN_PREFIX, make_token
 from flows.roles.plan import observe
 from ledger import repo
-from ledger.models import MembershipStatus, Person
+from ledger.models import MembershipStatus, Person, TermOrigin
 from rules import AdminCount, reminders_due, short_if_gone, term_status, term_window
 from rules.admins import place
 from rules.plan import admins_of
@@ -189,7 +189,12 @@ def opt_in_step(ctx: Ctx, *, person_id: int, source: str) -> dict[str, Any]:
         if membership is None or membership.status != MembershipStatus.ACTIVE:
             membership = None
         latest = membership.terms[-1] if membership is not None else None
-        decision = decide_opt_in(latest.starts_at if latest is not None else None, at=ctx.now, charter=ctx.charter)
+        decision = decide_opt_in(
+            latest.starts_at if latest is not None else None,
+            at=ctx.now,
+            charter=ctx.charter,
+            renewed=latest is not None and latest.origin == TermOrigin.OPT_IN,
+        )
         # Allowed means an active membership with a term (decide_opt_in refuses None).
         if not decision.allowed or membership is None or latest is None:
             raise PolicyViolation(decision.reason, ruling=decision.ruling)

@@ -21,6 +21,7 @@ from rules.leaving import (
 from rules.terms import OptInRequest, check_opt_in_sender, decide_opt_in, term_started
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
+END = START + timedelta(days=365)  # the end of the term that started at START
 
 
 @pytest.mark.parametrize(
@@ -183,6 +184,23 @@ def test_R_TERM_2_check_opt_in_sender(case, request_, allowed, person):
 )
 def test_R_TERM_2_decide_opt_in(charter, case, start, at, allowed, code):
     decision = decide_opt_in(start, at=at, charter=charter)
+    assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-TERM-2", code), case
+
+
+@pytest.mark.parametrize(
+    ("case", "renewed", "at", "allowed", "code"),
+    [
+        # An opt-in during the grace period started the new term at the old end (in the past):
+        # opting in again in that grace period is "already", not "opt-in opens in a year".
+        ("again in the grace period", True, END + timedelta(days=5), True, "already"),
+        ("again on the grace period's last day", True, END + timedelta(days=7), True, "already"),
+        ("a week after the grace period", True, END + timedelta(days=14), False, "closed"),
+        # A first term (approval) started at END: not an opt-in, nothing was renewed.
+        ("a term started by approval", False, END + timedelta(days=5), False, "closed"),
+    ],
+)
+def test_R_TERM_2_opt_in_again_after_renewing_in_the_grace_period(charter, case, renewed, at, allowed, code):
+    decision = decide_opt_in(END, at=at, charter=charter, renewed=renewed)
     assert (decision.allowed, decision.ruling, decision.code) == (allowed, "R-TERM-2", code), case
 
 
