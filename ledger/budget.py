@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ledger import audit, repo
 from ledger.errors import Conflict, NotFound
-from ledger.models import Ballot, BallotOutcome, BallotStatus, Idea, Person, Proposal
+from ledger.models import AuditEntry, Ballot, BallotOutcome, BallotStatus, Idea, Person, Proposal, ProposalStatus
 from ledger.models_budget import BudgetSpending
 from rules.budget import BudgetState, state_of, totals
 
@@ -37,6 +37,7 @@ __all__ = [
     "state",
     "summary",
     "reference_key",
+    "withdrawn_at",
 ]
 
 KIND = "budget"
@@ -83,6 +84,19 @@ def _endorsed(session: Session, proposal: Proposal, until: datetime | None) -> b
     )
 
 
+def withdrawn_at(session: Session, proposal: Proposal) -> datetime | None:
+    """When a withdrawn request was withdrawn (its audit entry; the proposal has no column for
+    it), else None."""
+    if proposal.status != ProposalStatus.WITHDRAWN:
+        return None
+    return session.scalar(
+        select(AuditEntry.at)
+        .where(AuditEntry.action == "proposal.withdrawn", AuditEntry.subject == repo.ref(proposal))
+        .order_by(AuditEntry.seq.desc())
+        .limit(1)
+    )
+
+
 def state(session: Session, proposal: Proposal, *, until: datetime | None = None) -> BudgetState:
     """The request's state now, or as it was just before ``until`` (from the times recorded)."""
 
@@ -90,7 +104,9 @@ def state(session: Session, proposal: Proposal, *, until: datetime | None = None
         return at is not None and (until is None or at < until)
 
     status = proposal.status.value
-    if until is not None and status != "withdrawn":
+    # A request withdrawn after ``until`` was still waiting for its endorsement then (R-BUDGET).
+    withdrawn = status == "withdrawn" and before(withdrawn_at(session, proposal) or proposal.created_at)
+    if until is not None and not withdrawn:
         status = (
             "decided"
             if before(proposal.decided_at) and status == "decided"
@@ -321,10 +337,11 @@ def request_rows(
         if until is not None and proposal.created_at >= until:
             continue
         row = request_row(session, proposal, until=until)
-        ended = {"closed": proposal.closed_at, "withdrawn": proposal.created_at, "rejected": proposal.decided_at}.get(
-            row["state"]
-        )
-        if since is not None and ended is not None and ended < since:
+        # R-BUDGET: a request withdrawn during the quarter shows in it (not only in the one it was filed in).
+        withdrawn = (withdrawn_at(session, proposal) or proposal.created_at) if row["state"] == "withdrawn" else None
+        ended = {"closed": proposal.closed_at, "withdrawn": withdrawn, "rejected": proposal.decided_at}
+        end = ended.get(row["state"])
+        if since is not None and end is not None and end < since:
             continue
         out.append(row)
     return out

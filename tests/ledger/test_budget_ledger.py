@@ -143,3 +143,19 @@ def test_states_and_figures_as_they_stood(ledger: Ledger):
         assert not any("INV-" in e.payload_json for e in entries)
         assert json.loads(entries[1].payload_json)["reference"].startswith("sha256:")
         assert audit.verify(s).ok
+
+
+def test_a_request_withdrawn_in_a_later_quarter_shows_in_it(ledger: Ledger):
+    # Filed on T0, not endorsed and withdrawn 5 days later (R-BUDGET: each request's status).
+    with ledger.transaction() as s:
+        proposal = repo.create_proposal(
+            s, kind="budget", title="Bot hosting", actor="operator", amount=Decimal("40"), currency="EUR", at=T0
+        )
+        repo.withdraw_proposal(s, proposal, reason_code="not-endorsed", actor="operator", at=T0 + timedelta(days=5))
+    with ledger.read() as s:
+        # As it stood before the withdrawal: still requested, not withdrawn.
+        assert [r["state"] for r in store.request_rows(s, until=T0 + timedelta(days=2))] == ["requested"]
+        # A quarter that began after it was filed and saw it withdrawn shows it.
+        during = store.request_rows(s, since=T0 + timedelta(days=3), until=T0 + timedelta(days=30))
+        assert [(r["title"], r["state"]) for r in during] == [("Bot hosting", "withdrawn")]
+        assert store.request_rows(s, since=T0 + timedelta(days=6), until=T0 + timedelta(days=30)) == []
