@@ -28,9 +28,11 @@ from connectors.base import ChangeStatus, UserRef
 from connectors.errors import CharterflowError
 from flows.kit import Ctx, artifact, identities_of, user_ref
 from flows.platforms import parse_role
+from ledger import platforms as ledger_platforms
 from ledger import repo
 from ledger.models import Identity, Person
 from rules import Assignment, Change, plan_roles
+from rules.platforms import RETIRED, RETIRING
 
 
 def identities_by_external_id(ctx: Ctx) -> dict[tuple[str, str], tuple[int, str]]:
@@ -99,11 +101,21 @@ def _person_rows(ctx: Ctx, person_id: int) -> tuple[str, list[tuple[str, str, bo
     return handle, rows
 
 
+def closed_platforms(ctx: Ctx) -> frozenset[str]:
+    """The platforms retiring or retired in the ledger's list: nothing is granted there any
+    more (R-PLATFORM: a retiring platform's roles are revoked, then it is retired), even while
+    this process still serves it."""
+    with ctx.ledger.read() as session:
+        states = ledger_platforms.states(session, charter_platforms=ctx.platforms.charter.platforms)
+    return frozenset(p for p, s in states.items() if s.state in (RETIRING, RETIRED))
+
+
 def _view(ctx: Ctx, person_id: int) -> _View:
     """Read what every served platform shows for the person's ledger rows."""
     handle, rows = _person_rows(ctx, person_id)
     identities = {i.platform.value: i for i in identities_of(ctx, person_id)}
     known = identities_by_external_id(ctx)  # other holders by ledger handle (R-ADMIN-2 counts)
+    closed = closed_platforms(ctx)
     view = _View(handle=handle)
     for platform, role_text, want in rows:
         space = ctx.platforms.space(platform)
@@ -112,9 +124,11 @@ def _view(ctx: Ctx, person_id: int) -> _View:
             continue
         me = user_ref(identity)
         view.users[platform] = me
-        if want:
-            view.desired.add(Assignment(platform=platform, role=role_text, person=handle))
         holders = list(space.roles.list_holders(parse_role(role_text)))
+        # R-PLATFORM: no new grant on a retiring or retired platform; a role held there stays
+        # for the retirement to revoke.
+        if want and (platform not in closed or any(h.id == me.id for h in holders)):
+            view.desired.add(Assignment(platform=platform, role=role_text, person=handle))
         view.add_holders(platform, role_text, holders, me=me, known=known)
     return view
 

@@ -9,11 +9,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from connectors.base import Role
+from flows.kit import context
+from flows.reconcile import reconcile_person
 from flows.roles.change import roles_change
 from flows.roles.training import roles_training_reminders
 from ledger import repo
+from ledger.platforms import record_state
 from tests.support.membership import NOW
-from tests.support.roles import audit_entries, holders
+from tests.support.roles import audit_entries, holders, want
 
 
 def change(words: str, reason: str, **options):
@@ -155,3 +158,25 @@ def test_a_guide_that_could_not_be_sent_is_sent_again_by_the_daily_pass(roles_wo
     assert len(guides()) == 1
     roles_training_reminders(now=NOW + timedelta(days=2))
     assert len(guides()) == 1
+
+
+def test_nothing_is_granted_on_a_retiring_platform(roles_world):
+    """R-PLATFORM: Discord is retiring (its roles are being revoked); a wish recorded for it
+    afterwards (a new member's WG role, a moderator) grants nothing there, and a role held
+    there stays for the retirement to revoke."""
+    w = roles_world
+    with w.ledger.transaction() as session:
+        record_state(
+            session,
+            platform="discord",
+            state="retiring",
+            actor="test",
+            decided_by="board:operator",
+            charter_platforms=w.platforms.charter.platforms,
+            at=NOW,
+        )
+    want(w, "felix_oakes", "discord", "moderator")
+    result = reconcile_person(context(NOW), w.people["felix_oakes"], decision_ref="test", actor="test")
+    assert result["applied"] == [] and "felix_oakes" not in holders(w, "discord", Role.moderator())
+    held = reconcile_person(context(NOW), w.people["cleo_marsh"], decision_ref="test", actor="test")
+    assert held["applied"] == [] and "cleo_marsh" in holders(w, "discord", Role.admin())
