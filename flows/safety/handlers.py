@@ -26,7 +26,16 @@ from connectors.errors import PolicyViolation
 from flows.kit import answer_interaction, context, done, is_moderator, once
 from flows.safety import links
 from flows.safety.common import ACTOR, BUTTON_PREFIX, COC_OUTCOMES, MESSAGE_COMMAND
-from flows.safety.queue import Incoming, claim, record_coc_outcome, refer, resolve, take_report
+from flows.safety.queue import (
+    Account,
+    Incoming,
+    actor_of,
+    claim,
+    record_coc_outcome,
+    refer,
+    resolve,
+    take_report,
+)
 from ledger import repo
 from ledger import safety as queue_ledger
 from ledger.errors import NotFound
@@ -265,18 +274,21 @@ def _answer_once(ctx: Any, event: InboxEvent, say: Callable[[Messenger, str], ob
 
 
 def act_on_report(
-    ctx: Any, verb: str, report_id: int, *, outcome: str | None, by: str, actor: str, is_moderator: bool
+    ctx: Any, verb: str, report_id: int, *, outcome: str | None, by: str, account: Account, is_moderator: bool
 ) -> tuple[str, str]:
     """One moderator's step on a report, from a button or a Forum reply: ``claim``, ``resolve``
-    (with ``outcome``) or ``refer``. Returns ``(result, answer)``; an unknown step or report is
-    refused."""
+    (with ``outcome``) or ``refer``, by ``account`` (``(platform, account id)``). Returns
+    ``(result, answer)``; an unknown step or report is refused."""
+    actor = actor_of(ctx, *account)  # R-PRIVACY-2: the audit log gets a person id, never the account
     try:
         if verb == "claim":
-            return claim(ctx, report_id, by=by, actor=actor, is_moderator=is_moderator)
+            return claim(ctx, report_id, by=by, actor=actor, is_moderator=is_moderator, account=account)
         if verb == "resolve" and outcome:
-            return resolve(ctx, report_id, outcome=outcome, by=by, actor=actor, is_moderator=is_moderator)
+            return resolve(
+                ctx, report_id, outcome=outcome, by=by, actor=actor, is_moderator=is_moderator, account=account
+            )
         if verb == "refer":
-            return refer(ctx, report_id, by=by, actor=actor, is_moderator=is_moderator)
+            return refer(ctx, report_id, by=by, actor=actor, is_moderator=is_moderator, account=account)
     except NotFound as exc:
         return "refused:not-found", f"Nothing to do: {exc}."
     return "refused:unknown-command", (
@@ -302,7 +314,6 @@ def handle_safety_button(*, ledger: Any, event: InboxEvent, now: datetime | None
     ctx = context(now, ledger=ledger)
     _, attrs, _ = _event(ctx, event)
     who = attrs.get("username") or attrs.get("user_id") or "unknown"
-    actor = f"{event.source}:{attrs.get('user_id') or 'unknown'}"
     parsed = parse_button(attrs.get("custom_id", ""))
     if parsed is None:
         result, text = "refused:unknown-button", "This button is not understood (unknown custom_id)."
@@ -313,7 +324,13 @@ def handle_safety_button(*, ledger: Any, event: InboxEvent, now: datetime | None
     else:
         moderator = is_moderator(ctx, event.source, role_ids=attrs.get("member_roles", "").split(","))
         result, text = act_on_report(
-            ctx, parsed[0], parsed[1], outcome=parsed[2], by=who, actor=actor, is_moderator=moderator
+            ctx,
+            parsed[0],
+            parsed[1],
+            outcome=parsed[2],
+            by=who,
+            account=(event.source, attrs.get("user_id", "")),
+            is_moderator=moderator,
         )
     _answer(ctx, event, attrs, text)
     return result
@@ -588,7 +605,7 @@ def handle_room_command(*, ledger: Any, event: InboxEvent, now: datetime | None 
         command.report_id,
         outcome=command.outcome,
         by=command.username,
-        actor=f"{event.source}:{command.account}",
+        account=(event.source, command.account),
         is_moderator=moderator,
     )
     _answer_in_topic(ctx, event, command.topic, text)

@@ -30,6 +30,7 @@ from ledger.models_safety import SafetyReport
 from rules import safety as rules
 
 log = logging.getLogger("charterflow.safety")
+Account = tuple[str, str]  # (platform, the platform's account id) of whoever acts
 OUTCOME_BUTTONS = (
     ("No action", "no_action"),
     ("Warned", "warned"),
@@ -163,16 +164,25 @@ def is_subject(
     return _same_name(username, report.target_username)
 
 
-def _handler_is_subject(session: Any, report: SafetyReport, *, by: str, actor: str) -> bool:
-    """R-SAFE-1: whether the moderator acting (``actor`` ``<platform>:<account>`` from a button
-    or a reply; an operator's ``--by`` handle) is the reported person."""
-    platform, _, account = actor.partition(":")
-    if account and platform == report.platform and account == report.target_account:
+def _handler_is_subject(session: Any, report: SafetyReport, *, by: str, account: Account | None) -> bool:
+    """R-SAFE-1: whether the moderator acting (``account``, ``(platform, account id)``, from a
+    button or a reply; an operator's ``--by`` handle) is the reported person."""
+    platform, acct = account or ("", "")
+    if acct and platform == report.platform and acct == report.target_account:
         return True
-    person_id = _person_of(session, platform, account) if account else None
+    person_id = _person_of(session, platform, acct) if acct else None
     if person_id is None:
         person_id = session.scalar(select(Person.id).where(Person.handle == by))
     return is_subject(session, report, person_id=person_id, username=by if platform in ("", report.platform) else None)
+
+
+def actor_of(ctx: Ctx, platform: str, account: str | None) -> str:
+    """The audit log's reference of whoever pressed or replied: ``person:<id>`` when the ledger
+    knows the account, else ``<platform>:unlinked``. Never the platform's account id: the audit
+    log is never erased and holds ids of ours only (R-PRIVACY-2); the report's row names who."""
+    with ctx.ledger.read() as session:
+        person_id = _person_of(session, platform, account)
+    return f"person:{person_id}" if person_id is not None else f"{platform}:unlinked"
 
 
 def _refused(report: SafetyReport, decision: Any, *, is_moderator: bool) -> str:
@@ -275,14 +285,16 @@ def _edit(room: Any, ref: MessageRef, text: str, keep_buttons: bool) -> None:
         room.edit(ref, text)
 
 
-def claim(ctx: Ctx, report_id: int, *, by: str, actor: str, is_moderator: bool) -> tuple[str, str]:
+def claim(
+    ctx: Ctx, report_id: int, *, by: str, actor: str, is_moderator: bool, account: Account | None = None
+) -> tuple[str, str]:
     """A moderator claims a report (once). Returns ``(result, answer)``."""
     with ctx.ledger.transaction() as session:
         report = queue_ledger.get(session, report_id)
         decision = rules.can_claim(
             state=report.state,
             is_moderator=is_moderator,
-            is_subject=_handler_is_subject(session, report, by=by, actor=actor),
+            is_subject=_handler_is_subject(session, report, by=by, account=account),
         )
         if not decision.allowed:
             holder = None if decision.evidence.get("subject") else report.claimed_by
@@ -300,7 +312,16 @@ def claim(ctx: Ctx, report_id: int, *, by: str, actor: str, is_moderator: bool) 
     return f"claimed:{report_id}", f"Report #{report_id} is yours."
 
 
-def resolve(ctx: Ctx, report_id: int, *, outcome: str, by: str, actor: str, is_moderator: bool) -> tuple[str, str]:
+def resolve(
+    ctx: Ctx,
+    report_id: int,
+    *,
+    outcome: str,
+    by: str,
+    actor: str,
+    is_moderator: bool,
+    account: Account | None = None,
+) -> tuple[str, str]:
     """A moderator resolves a report with ``outcome`` (once); the reporter is told it was handled."""
     with ctx.ledger.transaction() as session:
         report = queue_ledger.get(session, report_id)
@@ -308,7 +329,7 @@ def resolve(ctx: Ctx, report_id: int, *, outcome: str, by: str, actor: str, is_m
             state=report.state,
             outcome=outcome,
             is_moderator=is_moderator,
-            is_subject=_handler_is_subject(session, report, by=by, actor=actor),
+            is_subject=_handler_is_subject(session, report, by=by, account=account),
         )
         if not decision.allowed:
             return _refused(report, decision, is_moderator=is_moderator), f"Report #{report_id}: {decision.reason}."
@@ -325,7 +346,14 @@ def resolve(ctx: Ctx, report_id: int, *, outcome: str, by: str, actor: str, is_m
 
 
 def refer(
-    ctx: Ctx, report_id: int, *, by: str, is_moderator: bool, by_reporter: bool = False, actor: str = ACTOR
+    ctx: Ctx,
+    report_id: int,
+    *,
+    by: str,
+    is_moderator: bool,
+    by_reporter: bool = False,
+    actor: str = ACTOR,
+    account: Account | None = None,
 ) -> tuple[str, str]:
     """Refer a CoC report to the CoC WG through its liaison (R-SAFE-2): recorded, sent to the
     liaison (and the CoC WG's address), and the rooms show only that it was referred."""
@@ -335,7 +363,7 @@ def refer(
             state=report.state,
             is_moderator=is_moderator,
             by_reporter=by_reporter,
-            is_subject=not by_reporter and _handler_is_subject(session, report, by=by, actor=actor),
+            is_subject=not by_reporter and _handler_is_subject(session, report, by=by, account=account),
         )
         if not decision.allowed:
             return (

@@ -311,6 +311,25 @@ def test_r_safe_1_and_2_the_reported_moderator_or_liaison_never_handles_nor_rece
     assert queue.record_coc_outcome(ctx, liaison_report, by_handle="avery_quill", outcome="none")[0] == "refused"
 
 
+def test_r_privacy_2_the_audit_log_names_who_handled_a_report_by_person_id_never_by_account(world: World) -> None:
+    report_message(world, reporter="cleo_marsh", author="rowan_vale", content="a taunt")
+    report = only_report(world)
+    (message,) = room(world)
+    assert press(world, user="bram_tolliver", message=message, custom_id=f"cfs:claim:{report.id}").startswith("claimed")
+    assert press(world, user="avery_quill", message=message, custom_id=f"cfs:resolve:{report.id}:warned") == (
+        f"resolved:{report.id}:warned"
+    )
+    with world.ledger.read() as session:
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.subject == f"safety-report:{report.id}")).all()
+        actors = {e.action: e.actor for e in entries}
+        logged = json.dumps([(e.actor, e.payload_json) for e in entries])
+    # The audit log is never erased (R-PRIVACY-2): a ledger person's id, or the platform only.
+    assert actors["safety.claimed"] == "discord:unlinked"
+    assert actors["safety.resolved"] == f"person:{world.people['avery_quill']}"
+    for name in ("bram_tolliver", "avery_quill"):
+        assert world.discord.find_user(name).id not in logged
+
+
 def test_r_safe_1_an_unclaimed_report_is_reminded_once_per_period(world: World) -> None:
     report_message(world, reporter="cleo_marsh", author="rowan_vale", content="rude")
     report = only_report(world)
