@@ -67,7 +67,7 @@ def _remind(
     ctx: Ctx, *, person_id: int, term_id: int, start: datetime, days: int, short: list[dict[str, str]] | None = None
 ) -> list[str]:
     window = term_window(start, charter=ctx.charter)
-    reached = []
+    reached, failed = [], False
     for identity in identities_of(ctx, person_id):
         space = ctx.platforms.space(identity.platform.value)
         if space is None or not identity.external_id:
@@ -101,10 +101,16 @@ def _remind(
             )
             reached.append(space.platform)
         except Exception as exc:  # noqa: BLE001 - one platform failing does not stop the other
+            failed = True
             log.warning(
                 "membership: reminder to person:%s on %s failed: %s", person_id, space.platform, type(exc).__name__
             )
-    record(ctx, key=f"reminder:{term_id}:{days}", actor=ACTOR, about=f"person:{person_id}", ref={"platforms": reached})
+    # R-TERM-2: a reminder a platform did not take is not recorded as sent, so the next daily run
+    # sends it there (each platform's prompt is keyed: nobody gets it twice).
+    if not failed:
+        record(
+            ctx, key=f"reminder:{term_id}:{days}", actor=ACTOR, about=f"person:{person_id}", ref={"platforms": reached}
+        )
     return reached
 
 

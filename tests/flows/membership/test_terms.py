@@ -43,6 +43,21 @@ def test_reminders_opt_in_and_lapse(world):
     assert world.writes() == before
 
 
+def test_a_reminder_a_platform_did_not_take_is_sent_there_the_next_day(world):
+    # avery_quill's Discord DMs are closed on the day of the 30-day reminder: the Forum's reaches
+    # her, Discord's does not (R-TERM-2: reminders on the member's platforms).
+    member = next(m for m in world.discord_sb.members.values() if m.get("username") == "avery_quill")
+    member["accepts_dms"] = False
+    at30 = END - timedelta(days=30) + timedelta(hours=1)
+    assert len(renewal(now=at30)["reminded"]) == 7
+    assert len(forum_pms(world, "avery_quill")) == 1 and not discord_dms(world, "avery_quill")
+    # Open again the next day: the daily run sends it on Discord, and nothing twice.
+    member["accepts_dms"] = True
+    assert [r["member"] for r in renewal(now=at30 + timedelta(days=1))["reminded"]] == ["avery_quill"]
+    assert len(forum_pms(world, "avery_quill")) == 1 and len(discord_dms(world, "avery_quill")) == 1
+    assert renewal(now=at30 + timedelta(days=2))["reminded"] == []
+
+
 def test_leave(world):
     result = leave(member="gale_morrow", reason="moving on", now=NOW)
     assert result["status"] == "left"
