@@ -356,8 +356,10 @@ def meeting_due(
     # R-MEET "1 day ahead" is a calendar day: the daily run the day before sends it, not the
     # run on the meeting's own day (24 hours before 17:00 is after a 07:00 run).
     day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    create_from = day - timedelta(days=create_days_ahead)
     remind_from = day - timedelta(days=reminder_days_ahead)
+    # The event comes with the reminder at the latest (its link is in it; the flow reminds
+    # only once the event is due): a charter reminding earlier than it creates still reminds.
+    create_from = min(day - timedelta(days=create_days_ahead), remind_from)
     return MeetingDue(
         starts_at=start,
         ends_at=start + timedelta(minutes=duration_minutes),

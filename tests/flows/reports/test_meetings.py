@@ -63,6 +63,20 @@ def test_r_meet_one_day_ahead_is_the_daily_run_of_the_day_before():
     assert _when(ANCHOR, at("2027-01-11 07:00")) == "on Thursday 14 January"
 
 
+def test_r_meet_a_reminder_earlier_than_the_event_still_comes():
+    # A charter creating the event on the day (0) but reminding a day ahead (1): the flow acts
+    # only once the event is due, so the reminder was never sent.
+    early = meeting_due(
+        anchor=ANCHOR,
+        every_months=3,
+        duration_minutes=60,
+        create_days_ahead=0,
+        reminder_days_ahead=1,
+        now=at("2027-01-13 07:00"),
+    )
+    assert (early.create, early.remind) == (True, True)
+
+
 def test_r_meet_an_anchor_with_another_offset_is_shown_in_utc():
     # 09:00 at UTC-8 is 17:00 UTC: the texts say "UTC", so the start is in UTC.
     start = due(at("2027-01-13 07:00"), anchor=datetime.fromisoformat("2027-01-14T09:00:00-08:00")).starts_at
