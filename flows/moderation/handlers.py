@@ -20,6 +20,7 @@ from flows.kit import answer_interaction, context, is_moderator
 from flows.moderation.alerts import raise_alerts, show_acknowledged, show_link_decision
 from flows.moderation.common import ACTOR, BUTTON_PREFIX
 from ledger import moderation as modlog
+from ledger import repo
 from ledger.errors import NotFound
 from ledger.models import InboxEvent
 
@@ -45,6 +46,18 @@ def _is_moderator(ctx: Any, platform: str, attrs: dict[str, str]) -> bool:
     return is_moderator(ctx, platform, role_ids=attrs.get("member_roles", "").split(","))
 
 
+def _actor(ctx: Any, platform: str, account: str) -> str:
+    """The audit log's reference of who pressed: ``person:<id>`` when the ledger knows the
+    account, else ``<platform>:unlinked``; never the account id (R-PRIVACY-2: the log is never
+    erased, it holds ids of ours only; the alert or link row names who, by username)."""
+    with ctx.ledger.read() as session:
+        try:
+            identity = repo.find_identity(session, platform=platform, external_id=account) if account else None
+        except ValueError:  # not a platform the ledger knows
+            identity = None
+        return f"person:{identity.person_id}" if identity is not None else f"{platform}:unlinked"
+
+
 def handle_moderation_button(*, ledger: Any, event: InboxEvent, now: datetime | None = None) -> str:
     """Inbox handler for the ``cfm:`` buttons. Returns ``ack:<alert>``, ``link:<id>:<status>``
     or ``refused:<why>``; idempotent (a redelivered press changes nothing twice)."""
@@ -54,7 +67,7 @@ def handle_moderation_button(*, ledger: Any, event: InboxEvent, now: datetime | 
         payload = dict(row.payload or {})
     attrs = {str(k): str(v) for k, v in (payload.get("attributes") or {}).items()}
     who = attrs.get("username") or attrs.get("user_id") or "unknown"
-    actor = f"discord:{attrs.get('user_id') or 'unknown'}"
+    actor = _actor(ctx, event.source, attrs.get("user_id", ""))
     parts = attrs.get("custom_id", "").split(":")
 
     def answer(text: str) -> None:

@@ -110,6 +110,12 @@ def test_a_forum_suspension_of_a_linked_person_alerts_discord_once_and_is_acknow
     assert press(world, user="bram_tolliver", message=message, custom_id=f"cfm:ack:{alert.id}") == f"ack:{alert.id}"
     [alert] = _alerts(world)
     assert alert.acknowledged_by == "bram_tolliver" and alert.acknowledged_at is not None
+    # The audit log (never erased) holds no platform account id (R-PRIVACY-2).
+    with world.ledger.read() as session:
+        [actor] = session.scalars(
+            select(AuditEntry.actor).where(AuditEntry.action == "moderation.alert_acknowledged")
+        ).all()
+    assert actor == "discord:unlinked" and world.discord.find_user("bram_tolliver").id not in actor
     [edited] = [m for m in world.moderators_channel() if m["id"] == message["id"]]
     assert "Acknowledged by **bram_tolliver**" in edited["content"] and edited["components"] == []
     followups = [m for m in world.discord_state()["messages"] if "Acknowledged. Thank you." in m["content"]]
