@@ -212,8 +212,11 @@ def _show(
 
 
 def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None, actor: str = ACTOR) -> dict[str, Any]:
-    """Compare, decide whether to report (fingerprint), record the report, then send it."""
-    shown = build_plan(ctx)
+    """Compare, decide whether to report (fingerprint), record the report, then send it. A
+    platform that does not answer is left out (its verdict unknown, said in the plan): the
+    drift of the others is still reported within the hour (R-ADMIN-3), and drift is not called
+    resolved while a platform could not be read."""
+    shown = build_plan(ctx, tolerate_unreachable=True)
     findings = find_drift(shown, charter=ctx.charter)
     count = sum(len(v) for v in findings.values())
     print_ = format_plan(shown)
@@ -223,10 +226,13 @@ def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None
         last_at = last.reported_at if last else None
     mark = fingerprint(findings)
     status = report_status(findings=count, mark=mark, last_status=last_status, last_print=last_print)
+    down = sorted(p for p, why in shown.unreached.items() if why.startswith("not answering"))
+    if down and status == "resolved":
+        status = "already-reported"  # unknown there: not resolved until it answers again
     counts = admin_lines(shown, charter=ctx.charter)
     _show(status, findings, mark=mark, last_status=last_status, admins=counts, plan_text=print_)
     if status in ("clean", "already-reported"):
-        return {"status": status, "findings": findings, "fingerprint": mark, "admins": counts}
+        return {"status": status, "findings": findings, "fingerprint": mark, "admins": counts, "unreached": down}
     summary = {"findings": findings, "plan": print_}
     with ctx.ledger.transaction() as session:
         row = roles_ledger.record_drift_report(
@@ -249,6 +255,7 @@ def audit_drift(ctx: Ctx, *, slack: Any = None, slack_channel: str | None = None
         "report": report_id,
         "sent": sent,
         "admins": counts,
+        "unreached": down,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 from sqlalchemy import select
 
 from connectors.base import Role
@@ -64,6 +65,25 @@ def test_a_grant_made_by_hand_is_reported_once_then_resolved_once(roles_world, s
         actions = [a for a in session.scalars(select(AuditEntry.action).where(AuditEntry.action.like("roles.drift-%")))]
     assert statuses == ["drift", "resolved"]
     assert actions == ["roles.drift-drift", "roles.drift-resolved"]
+
+
+def test_drift_is_reported_while_another_platform_does_not_answer(roles_world):
+    """R-ADMIN-3: the Forum answers 503 to every read; Discord's drift is still reported within
+    the hour (the Forum's verdict unknown), and not called resolved while the Forum is unread."""
+    w = roles_world
+    by_hand(w, "discord", "hana_pike", Role.admin())
+    faults = f"{w.discourse_url}/_sandbox/faults"
+    httpx.post(faults, json={"error_rate": 1.0, "error_status": 503, "methods": ["GET"]}, timeout=10)
+    try:
+        found = roles_drift_audit(now=NOW)
+        assert found["status"] == "drift" and found["unreached"] == ["discourse"]
+        assert "discord: hana_pike holds admin without a ledger decision" in found["findings"]["unrecorded"]
+        assert len(discord_reports(w)) == 1
+        by_hand(w, "discord", "hana_pike", Role.admin(), grant=False)
+        assert roles_drift_audit(now=NOW + timedelta(hours=1))["status"] == "already-reported"
+    finally:
+        httpx.post(faults, json={}, timeout=10).raise_for_status()
+    assert roles_drift_audit(now=NOW + timedelta(hours=2))["status"] == "resolved"
 
 
 def test_a_changed_drift_is_reported_again_with_the_repair_plan(roles_world, slack_box):
