@@ -163,7 +163,8 @@ def moderation_table(rows: Iterable[Mapping[str, Any]], months: Sequence[str]) -
 
 def is_empty(facts: Mapping[str, Any]) -> bool:
     """True when the quarter has nothing to report: no idea done, no role change, nobody joined,
-    renewed or left, no moderation action, no open escalation and no community report (R-SAFE-3)."""
+    renewed or left, no moderation action, no open escalation, no community report (R-SAFE-3)
+    and no budget request to show (R-BUDGET)."""
     membership = facts.get("membership") or {}
     moved = any(int(membership.get(k, 0)) for k in ("joined", "renewed", "lapsed", "left", "removed"))
     return not (
@@ -173,6 +174,8 @@ def is_empty(facts: Mapping[str, Any]) -> bool:
         or facts.get("moderation")
         or facts.get("escalations")
         or facts.get("safety")
+        # A request approved, spent on or rejected in the quarter is not "nothing this quarter".
+        or facts.get("budgets")
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules.reports import ReportApproval, check_publish, check_report_approval
+from rules.reports import ReportApproval, check_publish, check_report_approval, is_empty
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,12 @@ def test_R_REPORT_check_publish(status, allowed):
     assert decision.allowed is allowed and decision.ruling == "R-REPORT"
     if not allowed:
         assert decision.reason == "report 2026-Q1 is not approved"
+
+
+def test_R_BUDGET_a_quarter_with_a_budget_request_is_not_empty():
+    # The Board's report opened with "Nothing this quarter ... no proposal is waiting for the
+    # Board" above a Budgets section showing a request approved and spent on in the quarter.
+    quiet = {"membership": {"joined": 0}, "ideas_done": [], "moderation": [], "escalations": []}
+    assert is_empty(quiet)
+    budgets = {"requests": [{"id": 3, "state": "approved", "spent": "120.00"}], "totals": {}}
+    assert not is_empty({**quiet, "budgets": budgets})
