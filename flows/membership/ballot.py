@@ -314,17 +314,19 @@ def _done(ctx: Ctx, key: str) -> bool:
 
 
 def close_on_platforms(
-    ctx: Any, *, ballot_id: int, figures: dict[str, Any], line: str, actor: str
+    ctx: Any, *, ballot_id: int, figures: dict[str, Any] | None, line: str, actor: str
 ) -> dict[str, dict[str, Any]]:
     """Close ``ballot_id`` on each platform it was posted on, once each, every platform showing
-    the ledger's one tally (votes merged across platforms, R-APP-5) and ``line``; returns where
-    it was posted (:func:`refs`)."""
+    the ledger's one tally (votes merged across platforms, R-APP-5; ``figures`` None: a
+    cancelled ballot, no tally) and ``line``; returns where it was posted (:func:`refs`)."""
     where = refs(ctx, ballot_id)
     for platform, ref in where.items():
         space = ctx.platforms.space(platform)
         if space is None or space.ballots is None:
             continue
-        counts = [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
+        counts = (
+            None if figures is None else [int(figures.get(str(o["label"]).strip().lower(), 0)) for o in ref["options"]]
+        )
         once(
             ctx,
             key=f"ballot:{ballot_id}:closed:{platform}",
@@ -498,7 +500,32 @@ def close_due(ctx: Ctx) -> list[dict[str, Any]]:
     for ballot_id in recent:
         if not _done(ctx, f"ballot:{ballot_id}:applied"):
             out.append(settle(ctx, ballot_id=ballot_id))
+    close_cancelled(ctx)
     return out
+
+
+def close_cancelled(ctx: Ctx) -> list[int]:
+    """Close on the platforms the ballots cancelled in the ledger in the last 30 days (a removal
+    whose subject left or lapsed meanwhile, ``flows.membership.leave``), once each, so that no
+    platform keeps showing a ballot nobody can vote on any more as open; returns their ids."""
+    with ctx.ledger.read() as session:
+        cancelled = [
+            (b.id, b.kind)
+            for b in session.scalars(
+                select(Ballot).where(
+                    Ballot.status == BallotStatus.CANCELLED, Ballot.closed_at >= ctx.now - timedelta(days=30)
+                )
+            )
+        ]
+    for ballot_id, kind in cancelled:
+        why = "the membership under vote ended" if kind == BallotKind.REMOVAL else "it no longer applies"
+        try:
+            close_on_platforms(
+                ctx, ballot_id=ballot_id, figures=None, line=f"Cancelled before it was decided: {why}.", actor=ACTOR
+            )
+        except Exception as exc:  # noqa: BLE001 - a platform down: the next run closes it there
+            log.warning("membership: cancelled ballot:%s not closed everywhere: %s", ballot_id, type(exc).__name__)
+    return [ballot_id for ballot_id, _kind in cancelled]
 
 
 @flow(name="membership-close-due-ballots", flow_run_name="close-due-ballots", log_prints=True)

@@ -16,6 +16,7 @@ from flows.kit import context
 from flows.membership import ballot as ballots
 from flows.membership.approval import open_approval_ballot
 from flows.membership.ballot import close_due_ballots
+from flows.membership.leave import leave
 from flows.membership.removal import open_removal_ballot
 from ledger import repo
 from ledger.models import (
@@ -192,3 +193,24 @@ def test_a_charter_edited_while_a_ballot_is_open_changes_neither_its_deadline_no
         assert session.get(Ballot, ballot_id).tally["needed"] == 4
         person = session.get(Person, world.people["hana_pike"])
         assert repo.open_membership(session, person).status == MembershipStatus.ACTIVE
+
+
+def test_a_removal_ballot_cancelled_because_its_subject_left_is_closed_on_the_platforms(world):
+    opened = open_removal_ballot(member="hana_pike", proposed_by="avery_quill", now=NOW)
+    where = ballots.refs(context(NOW), opened["ballot"])
+    soon = NOW + timedelta(hours=1)
+    press_vote(world, where["discord"], "cleo_marsh", 0, now=soon)
+    # The subject leaves (R-LEAVE): the ballot is cancelled in the ledger; the next closer run
+    # closes it on both platforms, saying why, so nobody is left voting on a ballot that is gone.
+    leave(member="hana_pike", reason="moving on", now=soon)
+    with world.ledger.read() as session:
+        assert session.get(Ballot, opened["ballot"]).status == BallotStatus.CANCELLED
+    close_due_ballots(now=soon + timedelta(minutes=5))
+    message = _discord_message(world, where["discord"]["message_id"])
+    assert "Cancelled before it was decided: the membership under vote ended." in message["content"]
+    assert not message.get("components")
+    [poll] = [p for p in world.discourse_state()["polls"] if str(p["post_id"]) == str(where["discourse"]["message_id"])]
+    assert poll["status"] == "closed"
+    before = world.writes()
+    close_due_ballots(now=soon + timedelta(minutes=10))
+    assert world.writes() == before
