@@ -103,15 +103,28 @@ def recent_times(session: Session, reporter_key: str, *, since: datetime) -> lis
     )
 
 
-def note_refused(session: Session, *, reporter_key: str, via: str, why: str, at: datetime, actor: str) -> None:
+def note_refused(
+    session: Session,
+    *,
+    reporter_key: str,
+    via: str,
+    why: str,
+    at: datetime,
+    actor: str,
+    reporter_person_id: int | None = None,
+) -> None:
     """Note a refused report (a burst, R-SAFE-1): an audit entry with a digest of the reporter's
-    key (never the key: it may hold an account id), so moderators see a burst happened."""
+    key (never the key: it may hold an account id), so moderators see a burst happened. A
+    reporter the ledger knows gets it salted with their salt, which an erasure drops: their
+    public account id can then no longer be confirmed against it (R-PRIVACY-2)."""
+    person = session.get(Person, reporter_person_id) if reporter_person_id is not None else None
+    salt = person.salt if person is not None else None
     audit.append(
         session,
         actor=actor,
         action="safety.report_refused",
         subject="safety-report",
-        payload={"via": via, "why": why, "reporter": audit.content_digest(reporter_key)},
+        payload={"via": via, "why": why, "reporter": audit.content_digest(reporter_key, salt=salt)},
         at=at,
     )
 

@@ -97,14 +97,20 @@ def take_report(ctx: Ctx, incoming: Incoming) -> Taken:
             session, incoming.reporter_key, since=queue_ledger.window(ctx.now, safety.window_minutes)
         )
         decision = rules.intake_allowed(recent=recent, now=ctx.now, safety=safety)
+        fields["reporter_person_id"] = _person_of(session, incoming.via, incoming.reporter_account)
         if not decision.allowed:
             queue_ledger.note_refused(
-                session, reporter_key=incoming.reporter_key, via=incoming.via, why="rate-limit", at=ctx.now, actor=ACTOR
+                session,
+                reporter_key=incoming.reporter_key,
+                via=incoming.via,
+                why="rate-limit",
+                at=ctx.now,
+                actor=ACTOR,
+                reporter_person_id=fields["reporter_person_id"],
             )
             refused = True
         else:
             refused = False
-            fields["reporter_person_id"] = _person_of(session, incoming.via, incoming.reporter_account)
             fields["target_person_id"] = _person_of(session, incoming.platform, incoming.target_account)
             report, _ = queue_ledger.create(
                 session, source_key=incoming.source_key, at=ctx.now, actor=ACTOR, fields=fields

@@ -33,7 +33,7 @@ from flows.safety import queue
 from flows.safety.common import MESSAGE_COMMAND
 from flows.safety.flows import safety_figures
 from flows.safety.room import has_buttons, rooms
-from ledger import repo
+from ledger import audit, repo
 from ledger import safety as queue_ledger
 from ledger.models import AuditEntry, InboxEvent, Person
 from ledger.models_safety import SafetyReport
@@ -218,6 +218,10 @@ def test_r_safe_1_a_burst_from_one_account_is_refused_and_noted(world: World) ->
         assert len(session.scalars(select(SafetyReport)).all()) == 5
         noted = session.scalars(select(AuditEntry).where(AuditEntry.action == "safety.report_refused")).all()
     assert len(noted) == 2 and "cleo_marsh" not in noted[0].payload_json
+    # cleo is in the ledger: the digest is salted with her salt, which her erasure drops, so her
+    # public account id cannot be confirmed against the (never erased) log (R-PRIVACY-2).
+    unsalted = audit.content_digest(f"discord:{world.discord.find_user('cleo_marsh').id}")
+    assert unsalted not in noted[0].payload_json
     assert len(room(world)) == 5
 
 
