@@ -284,8 +284,12 @@ def sync_platform_votes(ctx: Ctx, *, ballot_id: int) -> int:
             if person_id is not None and last_here.get(person_id) == choice:
                 continue  # read before: nothing new from this platform
             voter_key = instance_key(platform, space.instance or "-", "user", vote.voter.id)
-            refused_key = f"refused:{ballot_id}:{voter_key}:{choice}"
-            if person_id is None and _done(ctx, refused_key):
+            # A refused choice is refused (and audited, R-ELECTORATE) once, not at every read: a
+            # person's by person (outside the electorate, or the ballot decided, for good); an
+            # unknown account's by account, so it counts once it is linked to a voter.
+            who = f"person:{person_id}" if person_id is not None else voter_key
+            refused_key = f"refused:{ballot_id}:{who}:{choice}"
+            if _done(ctx, refused_key):
                 continue
             accepted, _ = cast(
                 ctx, ballot_id=ballot_id, platform=platform, external_id=vote.voter.id, choice=choice, at=at

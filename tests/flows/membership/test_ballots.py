@@ -214,3 +214,25 @@ def test_a_removal_ballot_cancelled_because_its_subject_left_is_closed_on_the_pl
     before = world.writes()
     close_due_ballots(now=soon + timedelta(minutes=10))
     assert world.writes() == before
+
+
+def test_a_refused_forum_vote_is_refused_and_audited_once_not_at_every_read(world):
+    # The member under vote is in the WG group, so the Forum lets her vote in the poll; her vote
+    # is refused (R-REMOVE) and kept in the audit log once (R-ELECTORATE), not every 5 minutes.
+    opened = open_removal_ballot(member="hana_pike", proposed_by="avery_quill", now=NOW)
+    where = ballots.refs(context(NOW), opened["ballot"])
+    poll = ballots.platform_ballot("discourse", where["discourse"])
+    world.discourse_sb.cast_vote(world.discourse_url, poll, voter="hana_pike", option_index=1)
+    for minutes in (5, 10, 15):
+        close_due_ballots(now=NOW + timedelta(minutes=minutes))
+
+    def refused():
+        with world.ledger.read() as session:
+            return len(list(session.scalars(select(AuditEntry).where(AuditEntry.action == "vote.refused"))))
+
+    assert refused() == 1
+    # A changed choice is a new vote: refused and audited once more.
+    world.discourse_sb.cast_vote(world.discourse_url, poll, voter="hana_pike", option_index=0)
+    close_due_ballots(now=NOW + timedelta(minutes=20))
+    close_due_ballots(now=NOW + timedelta(minutes=25))
+    assert refused() == 2
