@@ -33,7 +33,13 @@ from sqlalchemy import select
 from connectors.errors import RetriableError
 from flows.kit import Ctx
 from flows.platforms import parse_role, role_text
-from flows.reconcile import identities_by_external_id, is_platform_account, member_handles, reconcile_person
+from flows.reconcile import (
+    closed_platforms,
+    identities_by_external_id,
+    is_platform_account,
+    member_handles,
+    reconcile_person,
+)
 from ledger import audit
 from ledger.models import Person, PlatformRoleAssignment
 from rules import Assignment, Plan, count_admins, plan_roles
@@ -211,6 +217,7 @@ def build_plan(
     unreached = dict(seen.unreached)
     desired = set(seen.assignments)
     skipped: list[str] = []
+    closed = closed_platforms(ctx)
     for handle, platform, role, want in rows:
         if platform not in seen.roles:
             why = unreached.setdefault(platform, "not configured here")
@@ -220,6 +227,11 @@ def build_plan(
             skipped.append(f"{handle}: {role} on {platform} (no {platform} identity with a platform id)")
             continue
         a = Assignment(platform=platform, role=role, person=handle)
+        if want and platform in closed and a not in seen.assignments:
+            # R-PLATFORM: as the applier (flows.reconcile), nothing is granted on a retiring
+            # or retired platform.
+            skipped.append(f"{handle}: {role} on {platform} ({platform} is retiring or retired: no new grant)")
+            continue
         (desired.add if want else desired.discard)(a)
     plan = plan_roles(
         desired,

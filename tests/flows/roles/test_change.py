@@ -12,6 +12,7 @@ from connectors.base import Role
 from flows.kit import context
 from flows.reconcile import reconcile_person
 from flows.roles.change import roles_change
+from flows.roles.plan import build_plan
 from flows.roles.training import roles_training_reminders
 from ledger import repo
 from ledger.platforms import record_state
@@ -176,6 +177,8 @@ def test_nothing_is_granted_on_a_retiring_platform(roles_world):
             at=NOW,
         )
     want(w, "felix_oakes", "discord", "moderator")
+    shown = build_plan(context(NOW))
+    assert shown.plan.changes == () and any("felix_oakes: moderator on discord" in s for s in shown.skipped)
     result = reconcile_person(context(NOW), w.people["felix_oakes"], decision_ref="test", actor="test")
     assert result["applied"] == [] and "felix_oakes" not in holders(w, "discord", Role.moderator())
     held = reconcile_person(context(NOW), w.people["cleo_marsh"], decision_ref="test", actor="test")
