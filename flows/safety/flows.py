@@ -14,7 +14,7 @@ from prefect import flow
 from flows.kit import context
 from flows.privacy import publish_artifact
 from flows.safety.poll import take_platform_reports
-from flows.safety.queue import remind_unclaimed
+from flows.safety.queue import remind_unclaimed, resend_unreached_referrals
 from ledger import safety as queue_ledger
 from rules.safety import figures
 
@@ -48,8 +48,11 @@ def table_rows(found: dict[str, Any]) -> list[dict[str, Any]]:
 @flow(name="safety-reminders", flow_run_name="safety-reminders")
 def safety_reminders(now: datetime | None = None) -> list[int]:
     """Remind the moderators' rooms of reports unclaimed for the charter's
-    ``[safety] remind_unclaimed_hours`` (R-SAFE-1). Returns the report ids reminded."""
-    return remind_unclaimed(context(now))
+    ``[safety] remind_unclaimed_hours`` (R-SAFE-1), and send again each referral that reached
+    nobody yet (R-SAFE-2). Returns the report ids reminded."""
+    ctx = context(now)
+    resend_unreached_referrals(ctx)
+    return remind_unclaimed(ctx)
 
 
 @flow(name="safety-platform-reports", flow_run_name="safety-platform-reports")

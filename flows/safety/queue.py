@@ -612,3 +612,26 @@ def remind_unclaimed(ctx: Ctx) -> list[int]:
                 failed="reminder %s not posted on %s",
             )
     return [r for r, _, _ in due]
+
+
+def resend_unreached_referrals(ctx: Ctx) -> list[int]:
+    """R-SAFE-2: a referral that reached nobody (no CoC Liaison known, or only one who is the
+    reported person, and no CoC WG address) is sent again on each reminder run until someone
+    has it: a liaison named later, or an address configured later. Each send is once per key,
+    so one that arrived is not sent twice. Returns the reports sent now."""
+    with ctx.ledger.read() as session:
+        waiting = [
+            (r.id, rules.referral_facts(queue_ledger.facts(r)))
+            for r in queue_ledger.queue(session, states=("referred",))
+            if r.coc_outcome is None
+        ]
+    where = [*ctx.platforms.names(), "email"]
+    sent = []
+    for report_id, facts in waiting:
+        if any(done(ctx, f"safety:coc:{report_id}:{p}") for p in where):
+            continue
+        if send_to_liaison(ctx, report_id, facts):
+            sent.append(report_id)
+        else:
+            log.warning("safety: referral %s has still reached nobody (R-SAFE-2)", report_id)
+    return sent

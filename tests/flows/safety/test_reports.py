@@ -35,7 +35,7 @@ from flows.safety.flows import safety_figures
 from flows.safety.room import has_buttons, rooms
 from ledger import audit, repo
 from ledger import safety as queue_ledger
-from ledger.models import AuditEntry, InboxEvent, Person
+from ledger.models import AuditEntry, InboxEvent, Person, WgRole, WgRoleAssignment
 from ledger.models_safety import SafetyReport
 from ledger.privacy import erase_person, export_person
 from rules.safety import referral_facts
@@ -332,6 +332,27 @@ def test_r_privacy_2_the_audit_log_names_who_handled_a_report_by_person_id_never
     assert actors["safety.resolved"] == f"person:{world.people['avery_quill']}"
     for name in ("bram_tolliver", "avery_quill"):
         assert world.discord.find_user(name).id not in logged
+
+
+def test_r_safe_2_a_referral_that_reached_nobody_is_sent_when_a_liaison_is_named(world: World) -> None:
+    # A CoC report about the liaison herself, and no CoC WG address: nobody may receive it yet.
+    result = _form_report(world, coc="yes", target="avery_quill", reason="the liaison insulted me in a thread")
+    report = only_report(world)
+    assert result == f"taken:{report.id}" and report.state == "referred"
+    assert not any("insulted" in t for t in dms_to(world, "avery_quill"))
+    assert queue.resend_unreached_referrals(context(None)) == []  # still nobody: not lost, waiting
+    # The CoC WG names another liaison: the next reminder run sends it to them, once.
+    with world.ledger.transaction() as session:
+        for held in session.scalars(select(WgRoleAssignment).where(WgRoleAssignment.role == WgRole.COC_LIAISON)):
+            held.ends_at = NOW
+        session.add(
+            WgRoleAssignment(
+                person_id=world.people["cleo_marsh"], role=WgRole.COC_LIAISON, assigned_by="coc-wg", starts_at=NOW
+            )
+        )
+    assert queue.resend_unreached_referrals(context(None)) == [report.id]
+    assert queue.resend_unreached_referrals(context(None)) == []
+    assert len([t for t in dms_to(world, "cleo_marsh") if "insulted" in t]) == 1
 
 
 def test_r_safe_1_an_unclaimed_report_is_reminded_once_per_period(world: World) -> None:
