@@ -18,7 +18,7 @@ import json
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, inspect, or_, select
+from sqlalchemy import CursorResult, delete, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from ledger import audit, safety
@@ -326,6 +326,24 @@ def _erase_moderation(session: Session, pid: int) -> int:
         changed += 1
     for alert in session.scalars(select(ModerationAlert).where(ModerationAlert.linked_account.in_(ids))):
         alert.linked_account, alert.linked_username = f"erased-{pid}", None
+        changed += 1
+    return changed + _erase_moderator_names(session, pid)
+
+
+def _erase_moderator_names(session: Session, pid: int) -> int:
+    """A moderator's username on the alerts they acknowledged and the links they decided becomes
+    ``erased-<id>``: the decision stays, the name goes (R-PRIVACY-2)."""
+    names = {
+        i.username.casefold() for i in session.scalars(select(Identity).where(Identity.person_id == pid)) if i.username
+    }
+    person = session.get(Person, pid)
+    names |= {person.handle.casefold()} if person is not None and person.handle else set()
+    changed = 0
+    for alert in session.scalars(select(ModerationAlert).where(func.lower(ModerationAlert.acknowledged_by).in_(names))):
+        alert.acknowledged_by = f"erased-{pid}"
+        changed += 1
+    for link in session.scalars(select(ModerationLink).where(func.lower(ModerationLink.decided_by).in_(names))):
+        link.decided_by = f"erased-{pid}"
         changed += 1
     return changed
 

@@ -20,8 +20,9 @@ from flows.moderation.digest import moderation_digest
 from flows.moderation.sync import moderation_sync
 from flows.platforms import use
 from ledger.db import Ledger
-from ledger.models import AuditEntry
+from ledger.models import AuditEntry, Person
 from ledger.models_moderation import ModerationAction, ModerationAlert, ModerationCursor, ModerationLink
+from ledger.privacy import erase_person
 from tests.support.membership import forum_and_discord
 from tests.support.moderation import NOW, World, buttons, press
 
@@ -122,6 +123,19 @@ def test_a_forum_suspension_of_a_linked_person_alerts_discord_once_and_is_acknow
     assert len(followups) == 1
     # The Forum (where it happened) got no alert about its own action.
     assert world.forum_moderator_pms() == []
+
+
+def test_r_privacy_2_erasing_a_moderator_erases_their_name_on_what_they_acknowledged(world: World) -> None:
+    world.suspend_on_forum("cleo_marsh", reason="Spam links")
+    moderation_sync(now=NOW)
+    [message] = [m for m in world.moderators_channel() if "Moderation alert" in m["content"]]
+    [alert] = _alerts(world)
+    # avery_quill (a Discord admin, in the ledger) acknowledges, then asks to be erased.
+    assert press(world, user="avery_quill", message=message, custom_id=f"cfm:ack:{alert.id}") == f"ack:{alert.id}"
+    with world.ledger.transaction() as session:
+        erase_person(session, session.get(Person, world.people["avery_quill"]), reason="asked", actor="operator")
+    [alert] = _alerts(world)
+    assert alert.acknowledged_by == f"erased-{world.people['avery_quill']}" and alert.acknowledged_at is not None
 
 
 def test_a_discord_ban_of_a_linked_person_alerts_the_forum_moderators(world: World) -> None:
