@@ -173,35 +173,22 @@ def appoint(ctx: Ctx, *, appointment_id: int, decided_by: str, actor: str) -> di
                 warnings=(row.rulings or {}).get("warnings", []),
             )
         session.expunge(row)
-    if row.status == "appointed":
+    if row.status in ("appointed", "refused"):
+        # A refusal too: the request was voted on or asked for, so the WG hears that a hard rule
+        # stopped it when it was decided (R-ROLE-APPOINT: every change is checked against R-ROLE-*).
         post_wg(
             ctx,
-            template="appointed_wg",
-            key=f"wg-role:appointed:{row.id}",
+            template=f"{row.status}_wg",
+            key=f"wg-role:{row.status}:{row.id}",
             actor=actor,
             about=f"wg-appointment:{row.id}",
             renderer=render,
             label=LABELS[row.role],
             nominee=nominee,
             via=row.via,
-            decided_by=decided_by,
-            warnings=[f"{f.ruling}: {f.reason}" for f in checked.warnings],
-        )
-    elif row.status == "refused":
-        # The request was voted on or asked for, so the WG hears that a hard rule stopped it
-        # when it was decided (R-ROLE-APPOINT: every change is checked against R-ROLE-*).
-        post_wg(
-            ctx,
-            template="refused_wg",
-            key=f"wg-role:refused:{row.id}",
-            actor=actor,
-            about=f"wg-appointment:{row.id}",
-            renderer=render,
-            label=LABELS[row.role],
-            nominee=nominee,
-            via=row.via,
-            decided_by=row.decided_by or decided_by,
+            decided_by=decided_by if row.status == "appointed" else row.decided_by or decided_by,
             ruling=checked.ruling,
+            warnings=[f"{f.ruling}: {f.reason}" for f in checked.warnings],
             violations=[f"{f.ruling}: {f.reason}" for f in checked.violations],
         )
     show(f"wg-appointment-{row.id}", checked, via=row.via, status=row.status)
