@@ -82,6 +82,9 @@ def test_unknown_eligibility_is_checked_again_a_day_later(world):
         return [m for m in discord_dms(world, "yara_penhale") if "could not yet tell" in m["content"]]
 
     assert state() == (ApplicationStatus.CONFIRMED, [EligibilityOutcome.UNKNOWN]) and len(told()) == 1
+    # It promises only what happens: an open application cannot take a nomination later (R-APP-3
+    # refuses a second one), so the message does not offer one.
+    assert "once a day" in told()[0]["content"] and "nomination" not in told()[0]["content"]
     # The hourly run an hour later leaves it; a day later it checks again (still unknown: not
     # told again); once the figures are known it is decided and the ballot opens.
     expire_applications(now=NOW + timedelta(hours=1))
