@@ -11,6 +11,7 @@ from typing import Any, Literal
 from rules.applications import NO_USERNAME, names_an_account
 from rules.charter import Charter
 from rules.decision import Decision
+from rules.handles import handle_key
 
 Answer = Literal["yes", "no", "unknown"]
 
@@ -202,21 +203,15 @@ def check_activity(platform: str, ev: ActivityEvidence | None, *, now: datetime,
     )
 
 
-def _handle(text: str) -> str:
-    """A handle as compared (R-ELIG-2): without blanks around it or a leading ``@`` (how
-    people write a handle on Discord and the Forum), case-insensitive."""
-    return text.strip().removeprefix("@").strip().casefold()
-
-
 def _nominator(applicant: Applicant) -> str | None:
     """The nominator named, or None when the field is empty (only blanks)."""
-    return applicant.nominator if applicant.nominator and _handle(applicant.nominator) else None
+    return applicant.nominator if applicant.nominator and handle_key(applicant.nominator) else None
 
 
 def _is_self(applicant: Applicant) -> bool:
-    own = {_handle(h) for h in applicant.usernames().values()}
+    own = {handle_key(h) for h in applicant.usernames().values()}
     nominator = _nominator(applicant)
-    return nominator is None or _handle(nominator) in own
+    return nominator is None or handle_key(nominator) in own
 
 
 def _platform_checks(
@@ -322,7 +317,7 @@ def decide_eligibility(
     nomination_note = ""
     if not self_nominated:
         assert nominator is not None  # _is_self: no nominator is a self-nomination
-        valid = _handle(nominator) in {_handle(m) for m in dsf_members}
+        valid = handle_key(nominator) in {handle_key(m) for m in dsf_members}
         evidence["nomination_valid"] = valid
         if valid:
             return Decision(

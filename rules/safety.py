@@ -89,13 +89,13 @@ def _moderator_refusal(is_moderator: bool, is_subject: bool = False) -> Decision
     if not is_moderator:
         return Decision(allowed=False, ruling="R-SAFE-1", reason="only moderators handle reports")
     if is_subject:  # R-SAFE-1: a moderator who is the reported person does not judge their own case
-        return Decision(
-            allowed=False,
-            ruling="R-SAFE-1",
-            reason="you are the reported person; another moderator handles it",
-            evidence={"subject": True},
-        )
+        return _subject_refusal("R-SAFE-1", "you are the reported person; another moderator handles it")
     return None
+
+
+def _subject_refusal(ruling: str, reason: str) -> Decision:
+    """Refused because who would act or receive is the reported person (R-SAFE-1)."""
+    return Decision(allowed=False, ruling=ruling, reason=reason, evidence={"subject": True})
 
 
 def can_claim(*, state: str, is_moderator: bool, is_subject: bool = False) -> Decision:
@@ -149,11 +149,8 @@ def can_record_coc_outcome(*, state: str, is_liaison: bool, is_subject: bool = F
     if not is_liaison:
         return Decision(allowed=False, ruling="R-SAFE-2", reason="only the CoC Liaison records the CoC WG's outcome")
     if is_subject:
-        return Decision(
-            allowed=False,
-            ruling="R-SAFE-2",
-            reason="the CoC Liaison is the reported person; the CoC WG records its outcome otherwise",
-            evidence={"subject": True},
+        return _subject_refusal(
+            "R-SAFE-2", "the CoC Liaison is the reported person; the CoC WG records its outcome otherwise"
         )
     if state != "referred":
         return Decision(allowed=False, ruling="R-SAFE-2", reason=f"the report is {state}, not referred")
@@ -167,12 +164,7 @@ def liaison_receives(*, liaison_known: bool, liaison_is_subject: bool) -> Decisi
     if not liaison_known:
         return Decision(allowed=False, ruling="R-SAFE-2", reason="no CoC Liaison is known")
     if liaison_is_subject:
-        return Decision(
-            allowed=False,
-            ruling="R-SAFE-2",
-            reason="the CoC Liaison is the reported person",
-            evidence={"subject": True},
-        )
+        return _subject_refusal("R-SAFE-2", "the CoC Liaison is the reported person")
     return Decision(allowed=True, ruling="R-SAFE-2", reason="to the CoC Liaison")
 
 

@@ -28,6 +28,7 @@ from ledger import safety as queue_ledger
 from ledger.models import Identity, Person
 from ledger.models_safety import SafetyReport
 from rules import safety as rules
+from rules.handles import same_handle
 
 log = logging.getLogger("charterflow.safety")
 Account = tuple[str, str]  # (platform, the platform's account id) of whoever acts
@@ -147,10 +148,6 @@ def _person_of(session: Any, platform: str, account: str | None) -> int | None:
     return identity.person_id if identity is not None else None
 
 
-def _same_name(a: str | None, b: str | None) -> bool:
-    return bool(a and b) and str(a).lstrip("@").casefold() == str(b).lstrip("@").casefold()
-
-
 def is_subject(
     session: Any, report: SafetyReport, *, person_id: int | None = None, username: str | None = None
 ) -> bool:
@@ -165,9 +162,9 @@ def is_subject(
                 continue
             if report.target_account and identity.external_id == report.target_account:
                 return True
-            if _same_name(identity.username, report.target_username):
+            if same_handle(identity.username, report.target_username):
                 return True
-    return _same_name(username, report.target_username)
+    return same_handle(username, report.target_username)
 
 
 def _handler_is_subject(session: Any, report: SafetyReport, *, by: str, account: Account | None) -> bool:
